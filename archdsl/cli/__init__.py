@@ -1,0 +1,96 @@
+"""The `archdsl` command: build, check, summary, run, ops. Exit 0 ok, 1 diagnostic, 2 usage."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from .commands import COMMANDS
+
+__all__ = ["main", "make_parser"]
+
+_EPILOG = """examples:
+  archdsl build specs/resnet.arch -D depth=50 -o r50.onnx
+  archdsl check specs/mlp.arch
+  archdsl summary specs/resnet.arch -D depth=18 --json
+  archdsl run specs/lenet5.arch --batch 4
+
+exit status: 0 success, 1 a diagnostic about the input, 2 a usage error."""
+
+
+def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
+    p.add_argument("file", help="the .arch spec to compile")
+    p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a file-level param (repeatable); a bare word is a string: -D size=small")
+    p.add_argument("-I", dest="include", action="append", default=[], metavar="DIR",
+                   help="add DIR to the import search path (also $ARCHDSL_PATH)")
+    if model:
+        p.add_argument("--model", metavar="NAME", help="which model of the file (needed when it has several)")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="archdsl", description="Compile .arch architecture specs to ONNX.",
+                                 epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"archdsl {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+
+    b = sub.add_parser("build", help="compile a spec to an .onnx file",
+                       description="Compile FILE.arch to ONNX (or print its IR with --emit ir). "
+                                   "The output is written atomically: on any error an existing file is untouched.")
+    _common(b)
+    b.add_argument("-o", "--output", metavar="OUT.onnx", help="output path (default: FILE with .onnx, or MODEL.onnx)")
+    b.add_argument("--opset", type=int, metavar="N", help="ONNX opset (default: the newest the installed onnxruntime runs; at least 17)")
+    b.add_argument("--seed", type=int, default=0, metavar="S", help="seed for the PyTorch-style initialization (default 0)")
+    b.add_argument("--weights", metavar="W.npz", help="load parameters by name from .npz or .safetensors")
+    b.add_argument("--emit", choices=("onnx", "ir"), default="onnx", help="onnx (default) writes a model; ir prints the checked IR")
+    b.add_argument("--external-data", action="store_true", default=None,
+                   help="store weights beside the model in OUT.onnx.data (automatic past 2 GiB)")
+
+    c = sub.add_parser("check", help="parse, elaborate and shape-check; print each model's signature",
+                       description="Parse, elaborate and shape-check every model (or --model); print inputs, "
+                                   "outputs and parameter counts. Writes nothing.")
+    _common(c)
+
+    s = sub.add_parser("summary", help="a table of layers: op, output shape, params, FLOPs",
+                       description="Per-layer table with totals. Parameter counts follow torch's parameters() "
+                                   "(BatchNorm running stats are buffers). Never materializes weights.")
+    _common(s)
+    s.add_argument("--json", action="store_true", help="print a JSON object (params, buffers, flops, layers, ...)")
+
+    r = sub.add_parser("run", help="run a spec or an .onnx file on onnxruntime",
+                       description="Run FILE.arch (compiled in memory) or FILE.onnx on onnxruntime with the given "
+                                   "or random inputs; print each output's shape and stats and the median latency.")
+    _common(r)
+    r.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy", help="feed an input from a .npy file")
+    r.add_argument("--batch", type=int, default=1, metavar="N", help="batch size for a symbolic first dim (default 1)")
+    r.add_argument("--dim", action="append", default=[], metavar="SYM=N", help="size of another symbolic dim (default 8)")
+    r.add_argument("--repeat", type=int, default=10, metavar="N", help="timed runs for the median latency (default 10)")
+    r.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="execution provider (auto: CUDA when present)")
+    r.add_argument("--threads", type=int, metavar="N", help="intra-op threads")
+    r.add_argument("--seed", type=int, default=0, metavar="S", help="seed for weights and random inputs")
+    r.add_argument("--weights", metavar="W.npz", help="load parameters by name from .npz or .safetensors")
+
+    o = sub.add_parser("ops", help="list the ops of the registry with their signatures",
+                       description="List every op: its signature and what it does.")
+    o.add_argument("--markdown", action="store_true", help="print the language reference's op table")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = make_parser()
+    args = ap.parse_args(argv)
+    if args.command is None:
+        ap.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

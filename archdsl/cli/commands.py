@@ -1,0 +1,172 @@
+"""One function per subcommand. Diagnostics are rendered here, and only here."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .. import driver
+from ..diagnostics import ArchError, SourceMap, render
+from ..ir import print_graph
+from ..summary import summarize
+from .table import print_table
+
+__all__ = ["COMMANDS"]
+
+
+def _diagnostics(fn):
+    """ArchError -> rendered diagnostic, exit 1. Anything else is our bug: one line, exit 70, no traceback."""
+    @functools.wraps(fn)
+    def wrapper(args):
+        sources = SourceMap()
+        try:
+            return fn(args, sources)
+        except ArchError as e:
+            print(render(e, sources), file=sys.stderr)
+            return 1
+        except RecursionError:
+            print("error: input nested too deeply", file=sys.stderr)
+            return 1
+        except MemoryError:
+            print("error: out of memory", file=sys.stderr)
+            return 1
+        except (KeyboardInterrupt, BrokenPipeError):
+            raise
+        except Exception as e:  # noqa: BLE001 - the promise is: never a traceback
+            print(f"archdsl: internal error: {type(e).__name__}: {e} (please report this with the input)",
+                  file=sys.stderr)
+            return 70
+    return wrapper
+
+
+def _load(args, sources):
+    return driver.load(args.file, defines=args.defines, search_path=args.include, sources=sources)
+
+
+@_diagnostics
+def cmd_build(args, sources) -> int:
+    if args.opset is not None and args.opset < 17:
+        print(f"archdsl build: error: --opset {args.opset} is not supported (17 or newer)", file=sys.stderr)
+        return 2
+    mod = _load(args, sources)
+    if args.emit == "ir":
+        from ..elaborate import elaborate_model
+        for name in driver.select_models(mod, args.model):
+            sys.stdout.write(print_graph(elaborate_model(mod, name)))
+        return 0
+    opts = driver.CompileOptions(opset=args.opset, seed=args.seed, weights=args.weights, search_path=tuple(args.include))
+    compiled = driver.build(mod, args.model, opts, sources)
+    out = Path(args.output) if args.output else Path(args.file).with_suffix(".onnx") if len(mod.models) == 1 \
+        else Path(args.file).with_name(f"{compiled.graph.name}.onnx")
+    written = driver.write_model(compiled.model, out, args.external_data)
+    g = compiled.graph
+    print(f"wrote {out} ({g.name}: {g.param_count():,} params, {len(compiled.model.graph.node)} nodes, "
+          f"opset {compiled.model.opset_import[0].version})" + (f" + {written[1]}" if len(written) > 1 else ""))
+    return 0
+
+
+def _signature(g) -> str:
+    ins = ", ".join(f"{v.name}: {v.type}" for v in g.inputs)
+    outs = ", ".join(f"{k}: {v.type}" for k, v in g.outputs)
+    return f"{g.name}({ins}) -> ({outs})"
+
+
+@_diagnostics
+def cmd_check(args, sources) -> int:
+    from ..elaborate import elaborate_model
+    mod = _load(args, sources)
+    for name in driver.select_models(mod, args.model):
+        g = elaborate_model(mod, name)
+        print(f"{_signature(g)}\n  params: {g.param_count():,}  buffers: {g.buffer_count():,}  nodes: {len(g.nodes)}")
+    return 0
+
+
+def _fmt(n: int) -> str:
+    for unit, k in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= k:
+            return f"{n / k:.2f}{unit}"
+    return str(n)
+
+
+@_diagnostics
+def cmd_summary(args, sources) -> int:
+    from ..elaborate import elaborate_model
+    mod = _load(args, sources)
+    names = driver.select_models(mod, args.model)
+    reports = [summarize(elaborate_model(mod, n)) for n in names]
+    if args.json:
+        print(json.dumps(reports[0] if len(reports) == 1 else {"models": reports}, indent=2))
+        return 0
+    for rep in reports:
+        rows = [(r["name"], r["op"], " ".join("[" + ", ".join(map(str, s)) + "]" for s in r["shape"]),
+                 f"{r['params']:,}" if r["params"] else "", _fmt(r["flops"]) if r["flops"] else "")
+                for r in rep["layers"]]
+        print_table(f"{rep['model']}", ("layer", "op", "output shape", "params", "FLOPs"), rows,
+                    footer=("total", "", "", f"{rep['params']:,}", _fmt(rep["flops"])))
+        print(f"params: {rep['params']:,}   buffers: {rep['buffers']:,}   FLOPs (batch 1): {rep['flops']:,}")
+    return 0
+
+
+@_diagnostics
+def cmd_run(args, sources) -> int:
+    from .. import runtime
+    if args.batch < 1 or args.repeat < 1:
+        print("archdsl run: error: --batch and --repeat must be at least 1", file=sys.stderr)
+        return 2
+    path = Path(args.file)
+    if path.suffix == ".onnx":
+        if not path.is_file():
+            raise ArchError(f"no such file: {path}")
+        model = path
+        name = path.stem
+    else:
+        mod = _load(args, sources)
+        compiled = driver.build(mod, args.model, driver.CompileOptions(seed=args.seed, weights=args.weights,
+                                                                        search_path=tuple(args.include)), sources)
+        model = compiled.model
+        name = compiled.graph.name
+    sess = runtime.session(model, args.provider, args.threads)
+    dims = {}
+    for d in args.dim:
+        k, _, v = d.partition("=")
+        if not v.isdigit():
+            print(f"archdsl run: error: --dim expects SYM=N, got '{d}'", file=sys.stderr)
+            return 2
+        dims[k] = int(v)
+    feeds = runtime.random_feeds(sess, args.batch, dims, args.seed)
+    for item in args.input:
+        k, _, f = item.partition("=")
+        if k not in feeds:
+            raise ArchError(f"--input: the model has no input '{k}' (inputs: {', '.join(feeds)})")
+        try:
+            feeds[k] = np.load(f, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise ArchError(f"--input {k}: cannot read {f}: {e}") from None
+    outs, ms = runtime.run_timed(sess, feeds, args.repeat)
+    print(f"{name} on {sess.get_providers()[0]}")
+    for meta, arr in zip(sess.get_outputs(), outs):
+        a = np.asarray(arr, dtype=np.float64)
+        stats = f"mean {a.mean():.4g}  std {a.std():.4g}  min {a.min():.4g}  max {a.max():.4g}" if a.size else "empty"
+        print(f"  {meta.name}: {list(arr.shape)} {arr.dtype}  {stats}")
+    print(f"median latency: {ms:.3f} ms over {args.repeat} runs")
+    return 0
+
+
+def cmd_ops(args) -> int:
+    from ..ops import all_ops
+    if args.markdown:
+        print("| op | signature | what it does |\n|---|---|---|")
+        for op in all_ops():
+            alias = f" (also {', '.join(op.aliases)})" if op.aliases else ""
+            print(f"| `{op.name}`{alias} | `{op.signature()}` | {op.doc} |")
+        return 0
+    for op in all_ops():
+        print(f"{op.signature():<70} {op.doc}")
+    return 0
+
+
+COMMANDS = {"build": cmd_build, "check": cmd_check, "summary": cmd_summary, "run": cmd_run, "ops": cmd_ops}

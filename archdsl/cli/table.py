@@ -1,0 +1,28 @@
+"""Tables on the terminal: rich when it is installed, plain aligned text otherwise."""
+
+from __future__ import annotations
+
+__all__ = ["print_table"]
+
+
+def print_table(title: str, header, rows, footer=None) -> None:
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # pragma: no cover - rich is a dependency, this is only a fallback
+        _plain(title, header, rows, footer)
+        return
+    t = Table(title=title, show_footer=footer is not None)
+    for i, h in enumerate(header):
+        t.add_column(h, footer=footer[i] if footer else "", justify="right" if i >= 3 else "left")
+    for r in rows:
+        t.add_row(*r)
+    Console(width=160).print(t)
+
+
+def _plain(title, header, rows, footer) -> None:
+    allrows = [tuple(header)] + [tuple(r) for r in rows] + ([tuple(footer)] if footer else [])
+    w = [max(len(str(r[i])) for r in allrows) for i in range(len(header))]
+    print(title)
+    for r in allrows:
+        print("  ".join(str(c).ljust(w[i]) for i, c in enumerate(r)))

@@ -1,0 +1,135 @@
+"""One error hierarchy from parse to lowering. The library raises; the CLI renders."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "Span", "ArchError", "ArchSyntaxError", "UnknownNameError", "ArchTypeError",
+    "ShapeError", "ImportCycleError", "ImportNotFoundError", "DefineError", "LimitError", "EvalError",
+    "render", "did_you_mean", "SourceMap",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of a source file, 1-based lines and columns, end exclusive."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+    @property
+    def short(self) -> str:
+        return f"{Path(self.file).name}:{self.line}"
+
+
+class ArchError(Exception):
+    """A user mistake, reported at a source span. `kind` names the diagnostic family."""
+
+    kind = "error"
+
+    def __init__(self, message: str, span: Span | None = None, notes: list[tuple[str, Span | None]] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.notes = list(notes or [])
+
+    def with_span(self, span: Span | None) -> "ArchError":
+        if self.span is None and span is not None:
+            self.span = span
+        return self
+
+
+class ArchSyntaxError(ArchError):
+    kind = "syntax"
+
+
+class UnknownNameError(ArchError):
+    kind = "name"
+
+
+class ArchTypeError(ArchError):
+    kind = "type"
+
+
+class ShapeError(ArchError):
+    kind = "shape"
+
+
+class ImportCycleError(ArchError):
+    kind = "import"
+
+
+class ImportNotFoundError(ArchError):
+    kind = "import"
+
+
+class DefineError(ArchError):
+    kind = "define"
+
+
+class LimitError(ArchError):
+    kind = "limit"
+
+
+class EvalError(ArchError):
+    kind = "eval"
+
+
+def did_you_mean(name: str, candidates) -> str:
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+class SourceMap:
+    """Texts of the files a compile has read, so diagnostics can show the line."""
+
+    def __init__(self) -> None:
+        self._texts: dict[str, str] = {}
+
+    def add(self, file: str, text: str) -> None:
+        self._texts[file] = text
+
+    def line(self, file: str, line: int) -> str | None:
+        text = self._texts.get(file)
+        if text is None:
+            try:
+                text = Path(file).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                return None
+            self._texts[file] = text
+        lines = text.splitlines()
+        return lines[line - 1] if 0 < line <= len(lines) else None
+
+
+def _excerpt(span: Span, sources: SourceMap) -> list[str]:
+    src = sources.line(span.file, span.line)
+    if src is None:
+        return []
+    src = src.expandtabs(4) if "\t" not in src[: span.col] else src.replace("\t", " ")
+    width = (span.end_col - span.col) if span.end_line == span.line else len(src) - span.col + 1
+    width = max(1, min(width, max(1, len(src) - span.col + 1)))
+    gutter = f"{span.line:>4} | "
+    return [gutter + src, " " * (len(gutter) + span.col - 1) + "^" * width]
+
+
+def render(err: ArchError, sources: SourceMap | None = None) -> str:
+    """`file:line:col: error: message`, the source line, a caret under the span, then notes."""
+    sources = sources or SourceMap()
+    where = f"{err.span}: " if err.span else ""
+    out = [f"{where}error: {err.message}"]
+    if err.span:
+        out += _excerpt(err.span, sources)
+    for msg, span in err.notes:
+        out.append(f"{span}: note: {msg}" if span else f"note: {msg}")
+        if span:
+            out += _excerpt(span, sources)
+    return "\n".join(out)

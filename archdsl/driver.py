@@ -1,0 +1,173 @@
+"""The one place the stages run in order. The CLI and the Python API are thin faces over it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+
+from . import __version__
+from .diagnostics import ArchError, SourceMap
+from .elaborate import Module, elaborate_model, load_file, load_source, parse_define
+from .ir import Graph
+from .lower import MIN_OPSET, load_weights, lower_graph
+
+__all__ = ["CompileOptions", "Compiled", "compile_file", "compile_source", "check_file", "check_source",
+           "load", "select_models", "build", "write_model", "parse_defines", "EXTERNAL_DATA_THRESHOLD"]
+
+EXTERNAL_DATA_THRESHOLD = 2 * 1024**3 - 64 * 1024**2  # protobuf's 2 GiB limit, with room for the graph
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    opset: int | None = None
+    seed: int = 0
+    weights: str | None = None
+    search_path: tuple[str, ...] = ()
+    with_weights: bool = True
+
+
+@dataclass
+class Compiled:
+    graph: Graph
+    model: onnx.ModelProto | None
+    module: Module
+    sources: SourceMap = field(default_factory=SourceMap)
+
+
+def parse_defines(items, sources: SourceMap) -> dict:
+    """`-D` strings (`depth=50`) or a dict of Python values, to name -> (value, span)."""
+    if items is None:
+        return {}
+    if isinstance(items, dict):
+        return {k: (v, None) for k, v in items.items()}
+    out = {}
+    for i, text in enumerate(items):
+        name, val = parse_define(text, sources, i)
+        out[name] = val
+    return out
+
+
+def load(path: str | Path | None = None, *, text: str | None = None, file: str = "<string>", defines=None,
+         search_path=(), sources: SourceMap | None = None) -> Module:
+    sources = sources if sources is not None else SourceMap()
+    defs = parse_defines(defines, sources)
+    env_path = [p for p in os.environ.get("ARCHDSL_PATH", "").split(os.pathsep) if p]
+    search = list(search_path) + env_path
+    if text is not None:
+        return load_source(text, file, defs, sources, search)
+    return load_file(path, defs, sources, search)
+
+
+def select_models(mod: Module, model: str | None) -> list[str]:
+    from .diagnostics import UnknownNameError, did_you_mean
+    names = list(mod.models)
+    if not names:
+        raise ArchError(f"{mod.path} defines no model", mod.ast.span)
+    if model is None:
+        return names
+    if model not in mod.models:
+        raise UnknownNameError(f"no model '{model}' in {mod.path}{did_you_mean(model, names)} "
+                               f"(models: {', '.join(names)})")
+    return [model]
+
+
+def _one_model(mod: Module, model: str | None) -> str:
+    names = select_models(mod, model)
+    if len(names) > 1:
+        raise ArchError(f"{mod.path} defines several models ({', '.join(names)}); pick one with --model / model=")
+    return names[0]
+
+
+def build(mod: Module, model: str | None, options: CompileOptions, sources: SourceMap | None = None) -> Compiled:
+    from .runtime import newest_opset
+    name = _one_model(mod, model)
+    graph = elaborate_model(mod, name)
+    opset = options.opset or newest_opset()
+    weights = load_weights(options.weights) if options.weights else None
+    if weights is not None:
+        unknown = sorted(set(weights) - set(graph.params))
+        if unknown:
+            from .diagnostics import did_you_mean
+            raise ArchError(f"weights file has {len(unknown)} names the model does not: '{unknown[0]}'"
+                            f"{did_you_mean(unknown[0], graph.params)}")
+    meta = {"archdsl.params": _jsonable(mod.params), "archdsl.source": Path(mod.path).name,
+            "archdsl.model": name, "archdsl.seed": str(options.seed)}
+    res = lower_graph(graph, opset=opset, seed=options.seed, weights=weights, metadata=meta,
+                      with_weights=options.with_weights, doc=f"{name} from {Path(mod.path).name} (archdsl {__version__})")
+    return Compiled(graph, res.model, mod, sources or SourceMap())
+
+
+def _jsonable(params: dict) -> dict:
+    from .types import Sym
+
+    def conv(v):
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        if isinstance(v, dict):
+            return {str(k): conv(x) for k, x in v.items()}
+        if isinstance(v, Sym):
+            return str(v)
+        return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
+    return {k: conv(v) for k, v in params.items()}
+
+
+def compile_file(path, defines=None, model: str | None = None, **options) -> onnx.ModelProto:
+    """Compile a `.arch` file to an ONNX model (in memory). Raises ArchError on bad input."""
+    sources = SourceMap()
+    mod = load(path, defines=defines, search_path=options.get("search_path", ()), sources=sources)
+    return build(mod, model, CompileOptions(**options), sources).model
+
+
+def compile_source(text: str, defines=None, model: str | None = None, file: str = "<string>",
+                   **options) -> onnx.ModelProto:
+    sources = SourceMap()
+    mod = load(text=text, file=file, defines=defines, search_path=options.get("search_path", ()), sources=sources)
+    return build(mod, model, CompileOptions(**options), sources).model
+
+
+def check_file(path, defines=None, model: str | None = None, search_path=()) -> Graph:
+    """The checked IR of one model, for inspection (`archdsl.ir.print_graph(g)`)."""
+    mod = load(path, defines=defines, search_path=search_path)
+    return elaborate_model(mod, _one_model(mod, model))
+
+
+def check_source(text: str, defines=None, model: str | None = None, file: str = "<string>") -> Graph:
+    mod = load(text=text, file=file, defines=defines)
+    return elaborate_model(mod, _one_model(mod, model))
+
+
+def write_model(model: onnx.ModelProto, out: str | Path, external_data: bool | None = None) -> list[Path]:
+    """Write atomically: into a temp dir beside the target, then rename. External data past 2 GiB."""
+    out = Path(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    if external_data is None:
+        external_data = model.ByteSize() > EXTERNAL_DATA_THRESHOLD if _small_enough(model) else True
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    try:
+        written = [out]
+        if external_data:
+            data_name = out.name + ".data"
+            onnx.save_model(model, tmp / out.name, save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=data_name, size_threshold=1024, convert_attribute=False)
+            os.replace(tmp / data_name, parent / data_name)
+            written.append(parent / data_name)
+        else:
+            (tmp / out.name).write_bytes(model.SerializeToString(deterministic=True))
+        os.replace(tmp / out.name, out)
+        return written
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _small_enough(model: onnx.ModelProto) -> bool:
+    total = sum(len(t.raw_data) for t in model.graph.initializer)
+    return total < EXTERNAL_DATA_THRESHOLD
+
+
+_ = MIN_OPSET

@@ -1,0 +1,156 @@
+"""Pure compile-time functions (`ceil`, `range`, `channels(x)`, ...). Math ones also take tensors,
+in which case they become the op of the same name."""
+
+from __future__ import annotations
+
+import math
+
+from ..diagnostics import ArchTypeError, LimitError
+from ..types import Sym
+from .values import Builtin, Tensor, describe
+
+__all__ = ["BUILTINS", "MAX_LIST"]
+
+MAX_LIST = 1_000_000
+
+
+def _num(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ArchTypeError(f"{name}() expects a number, got {describe(v)}")
+    return v
+
+
+def _tensor(name, v) -> Tensor:
+    if not isinstance(v, Tensor):
+        raise ArchTypeError(f"{name}() expects a tensor, got {describe(v)}")
+    return v
+
+
+def _range(*a):
+    if not 1 <= len(a) <= 3 or any(isinstance(x, bool) or not isinstance(x, int) for x in a):
+        raise ArchTypeError("range() expects one to three integers")
+    r = range(*a)
+    if len(r) > MAX_LIST:
+        raise LimitError(f"range of {len(r)} items is over the limit of {MAX_LIST}")
+    return list(r)
+
+
+def _len(v):
+    if isinstance(v, Tensor):
+        return v.shape[0]
+    if not isinstance(v, (list, tuple, dict, str)):
+        raise ArchTypeError(f"len() expects a list, tuple, dict or string, got {describe(v)}")
+    return len(v)
+
+
+def _seq(name, v):
+    if not isinstance(v, (list, tuple)):
+        raise ArchTypeError(f"{name}() expects a list, got {describe(v)}")
+    return v
+
+
+def _minmax(name, f):
+    def g(*a):
+        items = a[0] if len(a) == 1 and isinstance(a[0], (list, tuple)) else a
+        if not items:
+            raise ArchTypeError(f"{name}() of nothing")
+        return f(_num(name, x) for x in items)
+    return g
+
+
+def _int(v):
+    if isinstance(v, str):
+        try:
+            return int(v)
+        except ValueError:
+            raise ArchTypeError(f'int() cannot read "{v}" as an integer') from None
+    return int(_num("int", v))
+
+
+def _float(v):
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            raise ArchTypeError(f'float() cannot read "{v}" as a number') from None
+    return float(_num("float", v))
+
+
+def _str(v):
+    if isinstance(v, (Tensor,)):
+        raise ArchTypeError("str() of a tensor")
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _shape(x):
+    return tuple(_tensor("shape", x).shape)
+
+
+def _channels(x):
+    t = _tensor("channels", x)
+    if t.type.rank < 2:
+        raise ArchTypeError(f"channels() needs a tensor of rank 2 or more, got {t.type}")
+    return t.shape[1]
+
+
+def _math(name, f, op=None):
+    """A scalar function; with a tensor argument it emits the op `op` (handled by the evaluator)."""
+    def g(v):
+        x = _num(name, v)
+        try:
+            return f(x)
+        except (ValueError, OverflowError) as e:
+            raise ArchTypeError(f"{name}({x}): {e}") from None
+    return Builtin(name, g, doc=f"{name} of a number" + (f", or the {op} op on a tensor" if op else ""))
+
+
+def _enumerate(v, start=0):
+    return [(i + start, x) for i, x in enumerate(_seq("enumerate", v))]
+
+
+def _zip(*vs):
+    return [tuple(t) for t in zip(*(_seq("zip", v) for v in vs))]
+
+
+def _sum(v, start=0):
+    total = start
+    for x in _seq("sum", v):
+        total = total + _num("sum", x)
+    return total
+
+
+def _isinstance_sym(v):
+    return isinstance(v, Sym)
+
+
+BUILTINS = {b.name: b for b in [
+    Builtin("range", _range, "range(stop) / range(start, stop[, step]) as a list"),
+    Builtin("len", _len, "length of a list, tuple, dict or string; dim 0 of a tensor"),
+    Builtin("min", _minmax("min", min), "smallest of numbers or of a list"),
+    Builtin("max", _minmax("max", max), "largest of numbers or of a list"),
+    Builtin("sum", _sum, "sum of a list of numbers"),
+    Builtin("int", _int, "truncate to an integer"),
+    Builtin("float", _float, "convert to a float"),
+    Builtin("str", _str, "convert to a string"),
+    Builtin("bool", lambda v: bool(v), "truthiness"),
+    Builtin("list", lambda v: list(_seq("list", v)), "a list from a tuple or list"),
+    Builtin("enumerate", _enumerate, "[(index, item), ...]"),
+    Builtin("zip", _zip, "[(a0, b0), (a1, b1), ...]"),
+    Builtin("ceil", lambda v: math.ceil(_num("ceil", v)), "round up to an integer"),
+    Builtin("floor", lambda v: math.floor(_num("floor", v)), "round down to an integer"),
+    Builtin("round", lambda v, n=None: round(_num("round", v)) if n is None else round(_num("round", v), n),
+            "round half to even, as Python"),
+    _math("sqrt", math.sqrt, "sqrt"),
+    _math("exp", math.exp, "exp"),
+    _math("log", math.log, "log"),
+    _math("abs", abs, "abs"),
+    Builtin("shape", _shape, "the shape of a tensor as a tuple of ints and symbols"),
+    Builtin("channels", _channels, "dim 1 of a tensor (channels in NC... layout)"),
+    Builtin("rank", lambda x: _tensor("rank", x).type.rank, "number of dims of a tensor"),
+    Builtin("dtype", lambda x: str(_tensor("dtype", x).type.dtype), "element type of a tensor, as a string"),
+    Builtin("is_symbolic", _isinstance_sym, "true when a dim is a symbol such as B"),
+]}
+
+TENSOR_MATH = {"sqrt", "exp", "log", "abs"}

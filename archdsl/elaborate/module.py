@@ -1,0 +1,235 @@
+"""Files: parse, follow imports, evaluate params (with -D overrides), lets and blocks; then
+elaborate one model into a checked IR graph."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..diagnostics import (ArchError, ArchTypeError, DefineError, ImportCycleError, ImportNotFoundError, LimitError,
+                           SourceMap, Span, UnknownNameError, did_you_mean)
+from ..ir import Graph, check
+from ..syntax import ast as A
+from ..syntax import parse, parse_expr
+from ..types import DTYPES, Sym, TensorType
+from .evaluator import Evaluator, Limits, _Return
+from .values import BlockFn, Env, Namespace, Tensor, describe
+
+__all__ = ["Module", "load_file", "load_source", "parse_define", "elaborate_model", "MAX_IMPORT_DEPTH"]
+
+MAX_IMPORT_DEPTH = 32
+DEFINE_FILE = "<-D>"
+
+
+@dataclass
+class Module:
+    path: str
+    ast: A.Module
+    env: Env
+    models: dict[str, A.ModelDef] = field(default_factory=dict)
+    params: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class _Loader:
+    sources: SourceMap
+    search_path: list[Path]
+    cache: dict[str, Module] = field(default_factory=dict)
+    stack: list[str] = field(default_factory=list)
+
+    def resolve(self, rel: str, importer: str, span: Span) -> Path:
+        base = Path(importer).parent if not importer.startswith("<") else Path.cwd()
+        tried = [base / rel] + [Path(p) / rel for p in self.search_path]
+        for cand in tried:
+            if cand.is_file():
+                return cand.resolve()
+        raise ImportNotFoundError(f'cannot find "{rel}" (looked in {", ".join(str(t.parent) for t in tried)})', span)
+
+    def load_path(self, path: Path, span: Span | None, defines=None) -> Module:
+        key = str(path)
+        if key in self.stack:
+            cycle = " -> ".join(Path(p).name for p in self.stack[self.stack.index(key):] + [key])
+            raise ImportCycleError(f"import cycle: {cycle}", span)
+        if key in self.cache:
+            return self.cache[key]
+        if len(self.stack) >= MAX_IMPORT_DEPTH:
+            raise LimitError(f"imports nested deeper than {MAX_IMPORT_DEPTH}", span)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ImportNotFoundError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}", span) from None
+        return self.load_text(text, _display(path), defines, key)
+
+    def load_text(self, text: str, file: str, defines=None, key: str | None = None) -> Module:
+        self.sources.add(file, text)
+        key = key or file
+        self.stack.append(key)
+        try:
+            mod = _evaluate_items(parse(text, file), self, defines or {})
+        finally:
+            self.stack.pop()
+        self.cache[key] = mod
+        return mod
+
+
+def _display(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def _evaluate_items(tree: A.Module, loader: _Loader, defines: dict) -> Module:
+    env = Env({}, None)
+    mod = Module(tree.file, tree, env)
+    ev = Evaluator(None)
+    for item in tree.items:  # blocks are visible to every let and model in the file
+        if isinstance(item, A.BlockDef):
+            _define(env, item.name, BlockFn(item, env), item.span)
+    unused = dict(defines)
+    for item in tree.items:
+        if isinstance(item, A.Import):
+            target = loader.load_path(loader.resolve(item.path, tree.file, item.span), item.span)
+            if item.alias:
+                _define(env, item.alias, Namespace(item.alias, target.env), item.span)
+            else:
+                for k, v in target.env.vars.items():
+                    env.vars.setdefault(k, v)
+        elif isinstance(item, A.ParamDecl):
+            value = ev.eval(item.value, env)
+            if item.name in defines:
+                value = _override(item, value, defines[item.name])
+                unused.pop(item.name)
+            _define(env, item.name, value, item.span)
+            mod.params[item.name] = value
+        elif isinstance(item, A.Let):
+            _define(env, item.name, ev.eval(item.value, env), item.span)
+        elif isinstance(item, A.ModelDef):
+            if item.name in mod.models:
+                raise ArchError(f"model '{item.name}' is defined twice", item.span,
+                                [("first defined here", mod.models[item.name].span)])
+            mod.models[item.name] = item
+        elif isinstance(item, A.Assert):
+            ev.exec_stmt(item, env)
+    for name, (value, span, *rest) in unused.items():
+        span = rest[0] if rest else span
+        raise DefineError(f"-D {name}: {Path(tree.file).name} has no param '{name}'"
+                          f"{did_you_mean(name, mod.params)}" + ("" if mod.params else " (it declares no params)"),
+                          span)
+    return mod
+
+
+def _define(env: Env, name: str, value, span: Span) -> None:
+    if name in env.vars and not isinstance(env.vars[name], BlockFn) or (
+            name in env.vars and isinstance(value, BlockFn) and env.vars[name] is not value and
+            isinstance(env.vars[name], BlockFn) and env.vars[name].defn is not value.defn):
+        raise ArchError(f"'{name}' is defined twice in this file", span)
+    env.vars[name] = value
+
+
+def _override(item: A.ParamDecl, default, given):
+    value, span = given[0], given[1]
+    if default is None or type(value) is type(default):
+        return value
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise DefineError(f"-D {item.name}: expected {_kind(default)} like the default ({describe(default)}), "
+                      f"got {describe(value)}", span, [(f"param '{item.name}' is declared here", item.span)])
+
+
+def _kind(v) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+            list: "a list", tuple: "a tuple", dict: "a dict"}.get(type(v), type(v).__name__)
+
+
+def parse_define(text: str, sources: SourceMap, index: int = 0) -> tuple[str, tuple]:
+    """`name=value` from the command line. A bare word is a string (`-D size=small`)."""
+    file = DEFINE_FILE if index == 0 else f"<-D #{index + 1}>"
+    sources.add(file, text)
+    name, eq, raw = text.partition("=")
+    whole = Span(file, 1, 1, 1, len(text) + 1)
+    if not eq or not name.strip().isidentifier():
+        raise DefineError(f"-D expects NAME=VALUE, got '{text}'", whole)
+    name = name.strip()
+    col = len(text) - len(raw.lstrip()) + 1
+    vspan = Span(file, 1, col, 1, len(text) + 1)
+    if not raw.strip():
+        raise DefineError(f"-D {name}: missing value after '='", vspan)
+    node = parse_expr(raw.strip(), vspan)
+    nspan = Span(file, 1, 1, 1, len(text.partition("=")[0]) + 1)
+    if isinstance(node, A.Name):
+        return name, (node.id, vspan, nspan)
+    try:
+        value = Evaluator(None).eval(node, Env({}, None))
+    except ArchError as e:
+        raise DefineError(f"-D {name}: {e.message}", e.span or vspan) from None
+    return name, (value, vspan, nspan)
+
+
+def load_file(path: str | Path, defines: dict, sources: SourceMap, search_path=()) -> Module:
+    loader = _Loader(sources, [Path(p) for p in search_path])
+    p = Path(path)
+    if not p.is_file():
+        raise ImportNotFoundError(f"no such file: {path}")
+    return loader.load_path(p.resolve(), None, defines)
+
+
+def load_source(text: str, file: str, defines: dict, sources: SourceMap, search_path=()) -> Module:
+    loader = _Loader(sources, [Path(p) for p in search_path])
+    return loader.load_text(text, file, defines)
+
+
+def elaborate_model(mod: Module, name: str) -> Graph:
+    """Run one model's body: tensors become IR nodes; the result is shape-checked."""
+    md = mod.models[name]
+    g = Graph(name, md.span)
+    ev = Evaluator(g)
+    env = Env({}, mod.env)
+    for inp in md.inputs:
+        if inp.name in env.vars:
+            raise ArchError(f"input '{inp.name}' is declared twice", inp.span)
+        dt = DTYPES.get(inp.dtype)
+        if dt is None:
+            raise UnknownNameError(f"unknown dtype '{inp.dtype}'{did_you_mean(inp.dtype, DTYPES)} "
+                                   f"(one of {', '.join(DTYPES)})", inp.dtype_span)
+        dims = tuple(_eval_dim(ev, d, env) for d in inp.dims)
+        env.vars[inp.name] = Tensor(g.add_input(inp.name, TensorType(dt, dims), inp.span))
+    returned = None
+    try:
+        ev.exec_body(md.body, env)
+    except _Return as r:
+        returned = r.value
+    if returned is not None:
+        vals = list(returned) if isinstance(returned, tuple) and len(md.outputs) > 1 else [returned]
+        if len(vals) != len(md.outputs):
+            raise ArchTypeError(f"model {name} returns {len(vals)} values but declares {len(md.outputs)} outputs",
+                                md.span)
+        outs = dict(zip(md.outputs, vals))
+    else:
+        outs = {}
+        for o in md.outputs:
+            if o not in env.vars:
+                raise UnknownNameError(f"model {name} never assigns its output '{o}'", md.span)
+            outs[o] = env.vars[o]
+    for o, v in outs.items():
+        if not isinstance(v, Tensor):
+            raise ArchTypeError(f"output '{o}' of model {name} must be a tensor, got {describe(v)}", md.span)
+        g.set_output(o, v.value)
+    g.meta = {k: v for k, v in mod.params.items()}
+    return check(g)
+
+
+def _eval_dim(ev: Evaluator, d, env: Env):
+    if isinstance(d, A.Name) and not env.has(d.id):
+        sym = Sym.of(d.id)
+        env.vars[d.id] = sym
+        return sym
+    v = ev.eval(d, env)
+    if isinstance(v, Sym):
+        return v
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise ArchTypeError(f"a dim must be a positive integer or a symbol, got {describe(v)}", d.span)
+    if v > Limits.dim:
+        raise LimitError(f"dim {v} is over the limit of {Limits.dim}", d.span)
+    return v

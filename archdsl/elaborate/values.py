@@ -1,0 +1,113 @@
+"""Compile-time values the elaborator works with, beside plain ints, floats, strings and lists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..diagnostics import UnknownNameError, did_you_mean
+from ..ir import Value
+from ..ops import OpDef
+from ..syntax import ast as A
+from ..types import Sym
+
+__all__ = ["Tensor", "OpFn", "BlockFn", "Builtin", "Namespace", "Env", "describe"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Tensor:
+    """A tensor value under construction: a handle on an IR value."""
+
+    value: Value
+
+    @property
+    def shape(self):
+        return self.value.type.shape
+
+    @property
+    def type(self):
+        return self.value.type
+
+    kind_name = "tensor"
+
+
+@dataclass(frozen=True, slots=True)
+class OpFn:
+    op: OpDef
+    kind_name = "op"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BlockFn:
+    defn: A.BlockDef
+    env: "Env"
+    kind_name = "block"
+
+
+@dataclass(frozen=True, slots=True)
+class Builtin:
+    name: str
+    fn: object
+    doc: str = ""
+    kind_name = "builtin function"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Namespace:
+    name: str
+    env: "Env"
+    kind_name = "imported module"
+
+
+@dataclass(eq=False)
+class Env:
+    """Names in one scope; lookups fall back to the parent (the file, then builtins)."""
+
+    vars: dict = field(default_factory=dict)
+    parent: "Env | None" = None
+
+    def lookup(self, name: str):
+        env = self
+        while env is not None:
+            if name in env.vars:
+                return env.vars[name]
+            env = env.parent
+        raise KeyError(name)
+
+    def has(self, name: str) -> bool:
+        try:
+            self.lookup(name)
+            return True
+        except KeyError:
+            return False
+
+    def visible(self) -> set[str]:
+        names: set[str] = set()
+        env = self
+        while env is not None:
+            names.update(env.vars)
+            env = env.parent
+        return names
+
+    def missing(self, name: str, span, extra=()) -> UnknownNameError:
+        return UnknownNameError(f"unknown name '{name}'{did_you_mean(name, list(self.visible()) + list(extra))}", span)
+
+
+def describe(v) -> str:
+    """A value in words, for diagnostics."""
+    if isinstance(v, Tensor):
+        return f"tensor {v.type}"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "none"
+    if isinstance(v, Sym):
+        return f"symbolic dim {v}"
+    if isinstance(v, (int, float)):
+        return f"{type(v).__name__} {v}"
+    if isinstance(v, str):
+        return f'string "{v}"'
+    if isinstance(v, (list, tuple)):
+        return f"{'list' if isinstance(v, list) else 'tuple'} of {len(v)}"
+    if isinstance(v, dict):
+        return "dict"
+    return getattr(v, "kind_name", type(v).__name__)

@@ -1,0 +1,170 @@
+"""Typed SSA dataflow graph with explicit use-def links.
+
+Values know their producer and their uses; node inputs change only through
+`Graph.set_input` and `Graph.replace_all_uses_with`, so use lists never drift."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+from .. import ops
+from ..diagnostics import ArchError, ShapeError, Span
+from ..ops import OpDef, ParamSpec
+from ..types import DType, TensorType
+
+__all__ = ["Value", "Node", "Graph"]
+
+
+class Value:
+    """An SSA value: a graph input, a parameter or buffer, a constant, or a node output."""
+
+    __slots__ = ("type", "kind", "name", "producer", "index", "uses", "spec", "data", "span")
+
+    def __init__(self, type: TensorType, kind: str, name: str | None = None, producer: "Node | None" = None,
+                 index: int = 0, spec: ParamSpec | None = None, data: np.ndarray | None = None,
+                 span: Span | None = None):
+        self.type = type
+        self.kind = kind  # input | param | buffer | const | node
+        self.name = name
+        self.producer = producer
+        self.index = index
+        self.uses: list[Node] = []
+        self.spec = spec
+        self.data = data
+        self.span = span
+
+    @property
+    def is_param(self) -> bool:
+        return self.kind in ("param", "buffer")
+
+    def __repr__(self) -> str:
+        return f"Value({self.name or self.kind}: {self.type})"
+
+
+class Node:
+    __slots__ = ("op", "inputs", "outputs", "attrs", "name", "span")
+
+    def __init__(self, op: str, inputs: list[Value], attrs: dict, name: str, span: Span | None):
+        self.op = op
+        self.inputs = inputs
+        self.outputs: list[Value] = []
+        self.attrs = attrs
+        self.name = name
+        self.span = span
+
+    @property
+    def opdef(self) -> OpDef:
+        return ops.get(self.op)
+
+    def __repr__(self) -> str:
+        return f"Node({self.op} {self.name})"
+
+
+class Graph:
+    def __init__(self, name: str, span: Span | None = None):
+        self.name = name
+        self.span = span
+        self.inputs: list[Value] = []
+        self.params: dict[str, Value] = {}
+        self.consts: list[Value] = []
+        self.nodes: list[Node] = []
+        self.outputs: list[tuple[str, Value]] = []
+        self.meta: dict[str, str] = {}
+
+    # ---- construction ----
+    def add_input(self, name: str, type: TensorType, span: Span | None = None) -> Value:
+        v = Value(type, "input", name=name, span=span)
+        self.inputs.append(v)
+        return v
+
+    def add_param(self, name: str, spec: ParamSpec, dtype: DType, span: Span | None = None) -> Value:
+        if name in self.params:
+            prev = self.params[name]
+            raise ArchError(f"parameter '{name}' is defined twice; name the layers apart with 'as'", span,
+                            [("first defined here", prev.span)] if prev.span else [])
+        v = Value(TensorType(dtype, tuple(spec.shape)), "param" if spec.trainable else "buffer", name=name,
+                  spec=spec, span=span)
+        self.params[name] = v
+        return v
+
+    def add_const(self, data: np.ndarray, span: Span | None = None) -> Value:
+        dt = next(d for d in DType if d.np is not None and np.dtype(d.np) == data.dtype)
+        v = Value(TensorType(dt, tuple(int(s) for s in data.shape)), "const", data=data, span=span)
+        self.consts.append(v)
+        return v
+
+    def make_node(self, op: str, inputs: list[Value], attrs: dict, name: str, span: Span | None,
+                  out_types: list[TensorType] | None = None) -> Node:
+        """A node whose output types come from the op's shape rule (unless given); not yet placed."""
+        node = Node(op, list(inputs), dict(attrs), name, span)
+        if out_types is None:
+            out_types = infer_node(node)
+        node.outputs = [Value(t, "node", producer=node, index=i, span=span) for i, t in enumerate(out_types)]
+        for v in node.inputs:
+            v.uses.append(node)
+        return node
+
+    def add_node(self, op: str, inputs: list[Value], attrs: dict, name: str, span: Span | None = None) -> Node:
+        node = self.make_node(op, inputs, attrs, name, span)
+        self.nodes.append(node)
+        return node
+
+    def set_output(self, name: str, value: Value) -> None:
+        self.outputs.append((name, value))
+
+    # ---- mutation helpers: the only way inputs change ----
+    def set_input(self, node: Node, i: int, value: Value) -> None:
+        old = node.inputs[i]
+        old.uses.remove(node)
+        node.inputs[i] = value
+        value.uses.append(node)
+
+    def replace_all_uses_with(self, old: Value, new: Value) -> None:
+        for node in list(old.uses):
+            for i, v in enumerate(node.inputs):
+                if v is old:
+                    self.set_input(node, i, new)
+        self.outputs = [(n, new if v is old else v) for n, v in self.outputs]
+
+    def remove_node(self, node: Node) -> None:
+        for v in node.outputs:
+            if v.uses or any(o is v for _, o in self.outputs):
+                raise ValueError(f"removing {node} whose output is still used")
+        for v in node.inputs:
+            v.uses.remove(node)
+        self.nodes.remove(node)
+
+    # ---- queries ----
+    def values(self) -> Iterable[Value]:
+        yield from self.inputs
+        yield from self.params.values()
+        yield from self.consts
+        for n in self.nodes:
+            yield from n.outputs
+
+    def trainable(self) -> list[Value]:
+        return [v for v in self.params.values() if v.kind == "param"]
+
+    def buffers(self) -> list[Value]:
+        return [v for v in self.params.values() if v.kind == "buffer"]
+
+    def param_count(self) -> int:
+        return sum(int(np.prod(v.type.shape, dtype=np.int64)) for v in self.trainable())
+
+    def buffer_count(self) -> int:
+        return sum(int(np.prod(v.type.shape, dtype=np.int64)) for v in self.buffers())
+
+    def prune_params(self) -> None:
+        """Drop parameters and constants no node reads (after passes, or an unused layer)."""
+        out_ids = {id(v) for _, v in self.outputs}
+        self.params = {k: v for k, v in self.params.items() if v.uses or id(v) in out_ids}
+        self.consts = [v for v in self.consts if v.uses or id(v) in out_ids]
+
+
+def infer_node(node: Node) -> list[TensorType]:
+    try:
+        return list(node.opdef.infer([v.type for v in node.inputs], node.attrs))
+    except ShapeError as e:
+        raise e.with_span(node.span) from None

@@ -1,0 +1,49 @@
+"""What an op's lowering rule writes into: ONNX nodes and constants, named deterministically."""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper, numpy_helper
+
+__all__ = ["Emitter"]
+
+
+class Emitter:
+    def __init__(self, opset: int):
+        self.opset = opset
+        self.nodes: list = []
+        self.initializers: list = []
+        self.prefix = ""
+        self.doc = ""
+        self._count = 0
+        self._const_cache: dict[tuple, str] = {}
+
+    def at(self, prefix: str, doc: str) -> None:
+        """Name what follows after one IR node (its layer name and source location)."""
+        self.prefix = prefix
+        self.doc = doc
+
+    def _fresh(self, stem: str) -> str:
+        self._count += 1
+        return f"{self.prefix}/{stem}_{self._count}"
+
+    def op(self, op_type: str, inputs, outputs=None, n_out: int = 1, domain: str = "", **attrs):
+        name = self._fresh(op_type)
+        if outputs is None:
+            outputs = [f"{name}:{i}" for i in range(n_out)]
+        node = helper.make_node(op_type, list(inputs), list(outputs), name=f"{name}@{self.doc}" if self.doc else name,
+                                doc_string=self.doc, domain=domain or None,
+                                **{k: v for k, v in attrs.items() if v is not None})
+        self.nodes.append(node)
+        return outputs[0] if len(outputs) == 1 else list(outputs)
+
+    def const(self, array: np.ndarray, stem: str = "const") -> str:
+        """A constant as an initializer; equal constants are shared."""
+        array = np.asarray(array)
+        key = (array.dtype.str, array.shape, array.tobytes())
+        if key in self._const_cache:
+            return self._const_cache[key]
+        name = self._fresh(stem)
+        self.initializers.append(numpy_helper.from_array(array, name))
+        self._const_cache[key] = name
+        return name

@@ -1,0 +1,115 @@
+"""IR graph to onnx.ModelProto: inputs with dim_params, initializers, one lowering per node."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ..diagnostics import ArchError, ShapeError
+from ..ir import Graph, Value
+from ..ops import OpCall
+from ..types import TensorType
+from .emitter import Emitter
+from .weights import cast, materialize
+
+__all__ = ["lower_graph", "value_info", "LowerResult", "MIN_OPSET"]
+
+MIN_OPSET = 17
+
+
+class LowerResult:
+    def __init__(self, model: onnx.ModelProto, names: dict[int, str]):
+        self.model = model
+        self.names = names  # id(IR value) -> ONNX value name
+
+
+def value_info(name: str, t: TensorType):
+    dims = [d if isinstance(d, int) else str(d) for d in t.shape]
+    return helper.make_tensor_value_info(name, t.dtype.onnx, dims)
+
+
+def _param_array(v: Value, seed: int, weights: dict | None) -> np.ndarray:
+    if weights is not None and v.name in weights:
+        arr = np.asarray(weights[v.name])
+        if tuple(arr.shape) != tuple(v.type.shape):
+            raise ArchError(f"weights: '{v.name}' has shape {list(arr.shape)} in the file, "
+                            f"the model needs {list(v.type.shape)}", v.span)
+        return cast(arr.astype(np.float32) if arr.dtype != v.type.dtype.np else arr, v.type.dtype)
+    return materialize(v.name, v.spec, v.type.dtype, seed)
+
+
+def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = None, metadata: dict | None = None,
+                with_weights: bool = True, doc: str = "") -> LowerResult:
+    """Build the ModelProto. `with_weights=False` leaves initializers out (for counting/checking)."""
+    if opset < MIN_OPSET:
+        raise ArchError(f"opset {opset} is not supported; archdsl lowers to opset {MIN_OPSET} or newer")
+    e = Emitter(opset)
+    names: dict[int, str] = {}
+    for v in g.inputs:
+        names[id(v)] = v.name
+    initializers = []
+    for name, v in g.params.items():
+        names[id(v)] = name
+        if with_weights:
+            initializers.append(numpy_helper.from_array(_param_array(v, seed, weights), name))
+    for i, v in enumerate(g.consts):
+        names[id(v)] = f"const_{i}"
+        initializers.append(numpy_helper.from_array(v.data, f"const_{i}"))
+
+    out_names = {}
+    taken = set(names.values())
+    for oname, v in g.outputs:
+        if v.kind == "node" and id(v) not in out_names and oname not in taken:
+            out_names[id(v)] = oname
+            taken.add(oname)
+
+    for node in g.nodes:
+        loc = f"{Path(node.span.file).name}:{node.span.line}" if node.span else ""
+        e.at(node.name, loc)
+        outs = []
+        for i, o in enumerate(node.outputs):
+            n = out_names.get(id(o)) or (node.name if len(node.outputs) == 1 else f"{node.name}:{i}")
+            if n in taken and out_names.get(id(o)) != n:
+                n = f"{node.name}:{i}#{len(taken)}"
+            taken.add(n)
+            names[id(o)] = n
+            outs.append(n)
+        call = OpCall(tuple(v.type for v in node.inputs), tuple(o.type for o in node.outputs), node.attrs)
+        before = len(e.nodes)
+        try:
+            node.opdef.lower(e, [names[id(v)] for v in node.inputs], outs, call)
+        except ShapeError as err:
+            raise err.with_span(node.span) from None
+        produced = {o for n in e.nodes[before:] for o in n.output}
+        missing = [o for o in outs if o not in produced]
+        if missing:
+            raise ArchError(f"internal: lowering of {node.op} did not produce {missing}", node.span)
+
+    outputs = []
+    for oname, v in g.outputs:
+        src = names[id(v)]
+        if src != oname:
+            e.at(oname, "")
+            e.op("Identity", [src], outputs=[oname])
+        outputs.append(value_info(oname, v.type))
+
+    graph = helper.make_graph(
+        e.nodes, g.name, [value_info(v.name, v.type) for v in g.inputs], outputs,
+        initializer=initializers + e.initializers, doc_string=doc)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="archdsl")
+    model.ir_version = min(helper.find_min_ir_version_for([helper.make_opsetid("", opset)]), onnx.IR_VERSION)
+    from .. import __version__
+    model.producer_version = __version__
+    meta = {"archdsl.version": __version__}
+    meta.update(metadata or {})
+    for k in sorted(meta):
+        p = model.metadata_props.add()
+        p.key, p.value = k, meta[k] if isinstance(meta[k], str) else json.dumps(meta[k], sort_keys=True)
+    return LowerResult(model, names)
+
+
+_ = TensorProto

@@ -1,0 +1,16 @@
+"""The op registry. Every module in this package registers its ops on import."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from .registry import (REQUIRED, Attr, Init, OpCall, OpDef, ParamSpec, all_names, all_ops, coerce_attr, fail, get,
+                       lookup, register)
+
+__all__ = ["REQUIRED", "Attr", "Init", "OpCall", "OpDef", "ParamSpec", "all_names", "all_ops", "coerce_attr", "fail",
+           "get", "lookup", "register"]
+
+for _m in pkgutil.iter_modules(__path__):
+    if _m.name not in ("registry", "shapes") and not _m.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_m.name}")

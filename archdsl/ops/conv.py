@@ -1,0 +1,90 @@
+"""conv1d/2d/3d: torch's nn.ConvNd layout ([out, in/groups, *kernel] weight), "same" padding included."""
+
+from __future__ import annotations
+
+import math
+
+from ..types import numel
+from ._common import float_input, kaiming_uniform, shape_str
+from .registry import Attr, OpDef, ParamSpec, fail, register
+from .shapes import expand, window_out
+
+
+def _pads(a, n, k, d):
+    """Per-dim (begin, end) padding; "same" splits the total as torch does (extra at the end)."""
+    p = a["padding"]
+    if p == "valid":
+        return [(0, 0)] * n
+    if p == "same":
+        if any(s != 1 for s in expand(a["stride"], n, "stride")):
+            fail('padding="same" needs stride 1 (as in PyTorch)')
+        total = [di * (ki - 1) for ki, di in zip(k, d)]
+        return [(t // 2, t - t // 2) for t in total]
+    return [(q, q) for q in expand(p, n, "padding")]
+
+
+def _geom(x, a, n):
+    k = expand(a["kernel_size"], n, "kernel_size")
+    s = expand(a["stride"], n, "stride")
+    d = expand(a["dilation"], n, "dilation")
+    if any(v <= 0 for v in k + s + d):
+        fail("kernel_size, stride and dilation must be positive")
+    return k, s, d, _pads(a, n, k, d)
+
+
+def _make(n: int):
+    name = f"conv{n}d"
+
+    def params(ins, a):
+        x = ins[0]
+        if x.rank != n + 2:
+            fail(f"{name}: expected a rank-{n + 2} input [N, C, {'spatial, ' * n}...], got {shape_str(x)}")
+        cin = x.shape[1]
+        if not isinstance(cin, int):
+            fail(f"{name}: the channel dim must be a known size, got {cin}")
+        g = a["groups"]
+        if g <= 0 or cin % g or a["out_channels"] % g:
+            fail(f"{name}: groups={g} must divide both in_channels={cin} and out_channels={a['out_channels']}")
+        k = expand(a["kernel_size"], n, "kernel_size")
+        fan_in = cin // g * math.prod(k)
+        specs = [ParamSpec("weight", (a["out_channels"], cin // g, *k), kaiming_uniform(fan_in))]
+        if a["bias"]:
+            specs.append(ParamSpec("bias", (a["out_channels"],), kaiming_uniform(fan_in)))
+        return specs
+
+    def infer(ins, a):
+        x, w = ins[0], ins[1]
+        float_input(name, x)
+        if x.rank != n + 2:
+            fail(f"{name}: expected a rank-{n + 2} input, got {shape_str(x)}")
+        g = a["groups"]
+        if w.rank != n + 2 or w.shape[1] * g != x.shape[1]:
+            fail(f"{name}: expected {w.shape[1] * g} input channels, got {x.shape[1]} (input {shape_str(x)})")
+        k, s, d, pads = _geom(x, a, n)
+        if tuple(w.shape[2:]) != tuple(k):
+            fail(f"{name}: weight kernel {list(w.shape[2:])} does not match kernel_size {list(k)}")
+        spatial = tuple(window_out(x.shape[2 + i], k[i], s[i], sum(pads[i]), d[i]) for i in range(n))
+        return [x.with_shape((x.shape[0], w.shape[0]) + spatial)]
+
+    def lower(e, ins, outs, c):
+        a = c.attrs
+        k, s, d, pads = _geom(c.in_types[0], a, n)
+        e.op("Conv", ins, outputs=outs, kernel_shape=list(k), strides=list(s), dilations=list(d),
+             pads=[p[0] for p in pads] + [p[1] for p in pads], group=a["groups"])
+
+    def cost(c):
+        w = c.in_types[1]
+        return 2 * numel(c.out_types[0].shape) * math.prod(w.shape[1:])
+
+    register(OpDef(
+        name=name, inputs=("x",), category="layer",
+        attrs=(Attr("out_channels", "int"), Attr("kernel_size", "ints"), Attr("stride", "ints", 1),
+               Attr("padding", "padding", 0), Attr("dilation", "ints", 1), Attr("groups", "int", 1),
+               Attr("bias", "bool", True)),
+        params=params, infer=infer, lower=lower, cost=cost,
+        doc=f"{n}-D convolution (torch.nn.Conv{n}d); groups=channels gives a depthwise conv.",
+    ))
+
+
+for _n in (1, 2, 3):
+    _make(_n)

@@ -1,0 +1,25 @@
+"""embedding: a lookup table indexed by integer ids (torch.nn.Embedding)."""
+
+from __future__ import annotations
+
+from ..types import DType
+from ._common import shape_str
+from .registry import Attr, Init, OpDef, ParamSpec, fail, register
+
+
+def _infer(ins, a):
+    ids, w = ins
+    if ids.dtype not in (DType.int64, DType.int32):
+        fail(f"embedding: ids must be int64 or int32, got {ids.dtype} {shape_str(ids)}")
+    if w.rank != 2:
+        fail(f"embedding: table must be 2-D, got {shape_str(w)}")
+    return [w.with_shape(ids.shape + (w.shape[1],))]
+
+
+register(OpDef(
+    name="embedding", inputs=("ids",), category="layer",
+    attrs=(Attr("num_embeddings", "int"), Attr("embedding_dim", "int")),
+    params=lambda ins, a: [ParamSpec("weight", (a["num_embeddings"], a["embedding_dim"]), Init("normal", 0.0, 1.0))],
+    infer=_infer, lower=lambda e, ins, outs, c: e.op("Gather", [ins[1], ins[0]], outputs=outs, axis=0),
+    cost=lambda c: 0, doc="Rows of a [num_embeddings, embedding_dim] table, N(0, 1) init.",
+))

@@ -1,0 +1,55 @@
+"""linear: y = x W^T + b, torch's nn.Linear layout ([out, in] weight)."""
+
+from __future__ import annotations
+
+from ..types import numel
+from ._common import float_input, kaiming_uniform, shape_str
+from .registry import Attr, OpDef, ParamSpec, fail, register
+
+
+def _params(ins, a):
+    fan_in = ins[0].shape[-1] if ins[0].rank else None
+    if not isinstance(fan_in, int):
+        fail(f"linear: the input's last dim must be a known size, got {shape_str(ins[0])}")
+    specs = [ParamSpec("weight", (a["out_features"], fan_in), kaiming_uniform(fan_in))]
+    if a["bias"]:
+        specs.append(ParamSpec("bias", (a["out_features"],), kaiming_uniform(fan_in)))
+    return specs
+
+
+def _infer(ins, a):
+    x, w = ins[0], ins[1]
+    float_input("linear", x)
+    if x.rank < 1:
+        fail("linear: input must have at least one dim")
+    if w.rank != 2 or w.shape[1] != x.shape[-1]:
+        fail(f"linear: expected {w.shape[1] if w.rank == 2 else '?'} input features, got {x.shape[-1]} "
+             f"(input {shape_str(x)}, weight {shape_str(w)})")
+    if len(ins) > 2 and ins[2].shape != (w.shape[0],):
+        fail(f"linear: bias shape {shape_str(ins[2])} does not match {w.shape[0]} output features")
+    return [x.with_shape(x.shape[:-1] + (w.shape[0],))]
+
+
+def _lower(e, ins, outs, c):
+    x_t = c.in_types[0]
+    if x_t.rank == 2:
+        e.op("Gemm", ins, outputs=outs, transB=1)
+        return
+    wt = e.op("Transpose", [ins[1]], perm=[1, 0])
+    if len(ins) > 2:
+        y = e.op("MatMul", [ins[0], wt])
+        e.op("Add", [y, ins[2]], outputs=outs)
+    else:
+        e.op("MatMul", [ins[0], wt], outputs=outs)
+
+
+def _cost(c):
+    return 2 * numel(c.out_types[0].shape) * c.in_types[1].shape[1]
+
+
+register(OpDef(
+    name="linear", inputs=("x",), category="layer",
+    attrs=(Attr("out_features", "int"), Attr("bias", "bool", True)),
+    params=_params, infer=_infer, lower=_lower, cost=_cost,
+    doc="Fully connected layer over the last dim (torch.nn.Linear).",
+))

@@ -1,0 +1,120 @@
+"""batchnorm (inference: running stats) and layernorm, torch layouts."""
+
+from __future__ import annotations
+
+import math
+
+from ..types import numel
+from ._common import elementwise_cost, float_input, shape_str
+from .registry import Attr, Init, OpDef, ParamSpec, fail, register
+
+
+def _bn_params(ins, a):
+    x = ins[0]
+    if x.rank < 2 or not isinstance(x.shape[1], int):
+        fail(f"batchnorm: expected an input [N, C, ...] with a known C, got {shape_str(x)}")
+    c = x.shape[1]
+    specs = []
+    if a["affine"]:
+        specs += [ParamSpec("weight", (c,), Init("ones")), ParamSpec("bias", (c,), Init("zeros"))]
+    specs += [ParamSpec("running_mean", (c,), Init("zeros"), trainable=False),
+              ParamSpec("running_var", (c,), Init("ones"), trainable=False)]
+    return specs
+
+
+def _bn_infer(ins, a):
+    x = ins[0]
+    float_input("batchnorm", x)
+    for p in ins[1:]:
+        if p.shape != (x.shape[1],):
+            fail(f"batchnorm: expected {p.shape[0]} channels, got {x.shape[1]} (input {shape_str(x)})")
+    return [x]
+
+
+def _bn_lower(e, ins, outs, c):
+    x, *rest = ins
+    if c.attrs["affine"]:
+        scale, bias, mean, var = rest
+    else:
+        ch = c.in_types[0].shape[1]
+        import numpy as np
+        scale = e.const(np.ones(ch, dtype=c.in_types[0].dtype.np))
+        bias = e.const(np.zeros(ch, dtype=c.in_types[0].dtype.np))
+        mean, var = rest
+    e.op("BatchNormalization", [x, scale, bias, mean, var], outputs=outs, epsilon=c.attrs["eps"])
+
+
+register(OpDef(
+    name="batchnorm", inputs=("x",), category="layer", aliases=("batchnorm1d", "batchnorm2d", "batchnorm3d"),
+    attrs=(Attr("eps", "float", 1e-5), Attr("momentum", "float", 0.1), Attr("affine", "bool", True)),
+    params=_bn_params, infer=_bn_infer, lower=_bn_lower, cost=lambda c: 2 * elementwise_cost(c),
+    doc="Batch normalization over dim 1 (torch.nn.BatchNorm1d/2d/3d); inference uses running statistics.",
+))
+
+
+def _norm_dims(x, a):
+    ns = a["normalized_shape"]
+    if ns is None:
+        ns = (x.shape[-1],)
+    if len(ns) > x.rank or tuple(x.shape[x.rank - len(ns):]) != tuple(ns):
+        fail(f"layernorm: normalized_shape {list(ns)} does not match the trailing dims of {shape_str(x)}")
+    return tuple(ns)
+
+
+def _ln_params(ins, a):
+    ns = _norm_dims(ins[0], a)
+    if not all(isinstance(d, int) for d in ns):
+        fail(f"layernorm: normalized dims must be known sizes, got {list(ns)}")
+    if not a["elementwise_affine"]:
+        return []
+    specs = [ParamSpec("weight", ns, Init("ones"))]
+    if a["bias"]:
+        specs.append(ParamSpec("bias", ns, Init("zeros")))
+    return specs
+
+
+def _ln_infer(ins, a):
+    x = ins[0]
+    float_input("layernorm", x)
+    ns = _norm_dims(x, a)
+    for p in ins[1:]:
+        if tuple(p.shape) != ns:
+            fail(f"layernorm: parameter shape {shape_str(p)} does not match normalized shape {list(ns)}")
+    return [x]
+
+
+def _ln_lower(e, ins, outs, c):
+    import numpy as np
+    x_t = c.in_types[0]
+    ns = _norm_dims(x_t, c.attrs)
+    ins = list(ins)
+    if len(ins) == 1:
+        ins.append(e.const(np.ones(ns, dtype=x_t.dtype.np)))
+    e.op("LayerNormalization", ins, outputs=outs, axis=-len(ns), epsilon=c.attrs["eps"])
+
+
+register(OpDef(
+    name="layernorm", inputs=("x",), category="layer",
+    attrs=(Attr("normalized_shape", "ints?", None), Attr("eps", "float", 1e-5),
+           Attr("elementwise_affine", "bool", True), Attr("bias", "bool", True)),
+    params=_ln_params, infer=_ln_infer, lower=_ln_lower,
+    cost=lambda c: 5 * numel(c.out_types[0].shape),
+    doc="Layer normalization over the trailing dims (torch.nn.LayerNorm); default: the last dim.",
+))
+
+
+def _dropout_infer(ins, a):
+    if not 0.0 <= a["p"] < 1.0:
+        fail(f"dropout: p must be in [0, 1), got {a['p']}")
+    return [ins[0]]
+
+
+register(OpDef(
+    name="dropout", inputs=("x",), category="layer",
+    attrs=(Attr("p", "float", 0.5),),
+    infer=_dropout_infer, lower=lambda e, ins, outs, c: e.op("Identity", ins, outputs=outs),
+    cost=lambda c: 0,
+    doc="Dropout (torch.nn.Dropout); the identity in an inference model.",
+))
+
+_ = math

@@ -1,0 +1,88 @@
+"""Max/average pools (1-D, 2-D, 3-D, torch semantics) and global pools."""
+
+from __future__ import annotations
+
+import math
+
+from ..types import numel
+from ._common import float_input, shape_str
+from .registry import Attr, OpDef, fail, register
+from .shapes import expand, window_out
+
+
+def _geom(x, a, n, name):
+    if x.rank != n + 2:
+        fail(f"{name}: expected a rank-{n + 2} input, got {shape_str(x)}")
+    k = expand(a["kernel_size"], n, "kernel_size")
+    s = expand(a["stride"] if a["stride"] is not None else a["kernel_size"], n, "stride")
+    p = expand(a["padding"], n, "padding")
+    if any(2 * pi > ki for pi, ki in zip(p, k)):
+        fail(f"{name}: padding {list(p)} must be at most half the kernel {list(k)}")
+    return k, s, p
+
+
+def _make(kind: str, n: int):
+    name = f"{kind}pool{n}d"
+    onnx_op = "MaxPool" if kind == "max" else "AveragePool"
+
+    def infer(ins, a):
+        x = ins[0]
+        float_input(name, x)
+        k, s, p = _geom(x, a, n, name)
+        spatial = tuple(window_out(x.shape[2 + i], k[i], s[i], 2 * p[i], 1, a["ceil_mode"]) for i in range(n))
+        return [x.with_shape(x.shape[:2] + spatial)]
+
+    def lower(e, ins, outs, c):
+        k, s, p = _geom(c.in_types[0], c.attrs, n, name)
+        extra = {"count_include_pad": int(c.attrs["count_include_pad"])} if kind == "avg" else {}
+        e.op(onnx_op, ins, outputs=outs, kernel_shape=list(k), strides=list(s), pads=list(p) * 2,
+             ceil_mode=int(c.attrs["ceil_mode"]), **extra)
+
+    attrs = [Attr("kernel_size", "ints"), Attr("stride", "ints?", None), Attr("padding", "ints", 0),
+             Attr("ceil_mode", "bool", False)]
+    if kind == "avg":
+        attrs.append(Attr("count_include_pad", "bool", True))
+    register(OpDef(
+        name=name, inputs=("x",), category="pool", attrs=tuple(attrs), infer=infer, lower=lower,
+        cost=lambda c: numel(c.out_types[0].shape) * math.prod(expand(c.attrs["kernel_size"], n, "kernel_size")),
+        doc=f"{'Max' if kind == 'max' else 'Average'} pooling over {n} spatial dims (torch.nn.{kind.capitalize()}Pool{n}d); stride defaults to the kernel.",
+    ))
+
+
+for _k in ("max", "avg"):
+    for _n in (1, 2, 3):
+        _make(_k, _n)
+
+
+def _global(kind):
+    name = f"global_{kind}pool"
+    onnx_op = "GlobalMaxPool" if kind == "max" else "GlobalAveragePool"
+
+    def infer(ins, a):
+        x = ins[0]
+        float_input(name, x)
+        if x.rank < 3:
+            fail(f"{name}: expected an input [N, C, spatial...], got {shape_str(x)}")
+        if a["keepdims"]:
+            return [x.with_shape(x.shape[:2] + (1,) * (x.rank - 2))]
+        return [x.with_shape(x.shape[:2])]
+
+    def lower(e, ins, outs, c):
+        if c.attrs["keepdims"]:
+            e.op(onnx_op, ins, outputs=outs)
+        else:
+            import numpy as np
+            g = e.op(onnx_op, ins)
+            axes = e.const(np.arange(2, c.in_types[0].rank, dtype=np.int64))
+            e.op("Squeeze", [g, axes], outputs=outs)
+
+    register(OpDef(
+        name=name, inputs=("x",), category="pool", attrs=(Attr("keepdims", "bool", True),),
+        infer=infer, lower=lower, cost=lambda c: numel(c.in_types[0].shape),
+        doc=f"{'Max' if kind == 'max' else 'Mean'} over all spatial dims: [N, C, ...] -> [N, C, 1, ...] "
+            "(like AdaptiveAvgPool(1)); keepdims=false gives [N, C].",
+    ))
+
+
+_global("avg")
+_global("max")

@@ -1,0 +1,192 @@
+"""The op registry: each op is one OpDef holding its signature, parameters, shape rule,
+lowering, cost and (later) gradient rule. Stages consult it; none of them special-cases an op."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..diagnostics import ArchTypeError, ShapeError
+from ..types import Sym, TensorType
+
+__all__ = ["REQUIRED", "Attr", "Init", "ParamSpec", "OpDef", "register", "get", "lookup", "all_ops",
+           "coerce_attr", "fail", "OpCall"]
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED = _Required()
+
+
+@dataclass(frozen=True, slots=True)
+class Attr:
+    """A compile-time argument. kind: int, float, bool, str, ints, dims, padding, any; `?` allows none."""
+
+    name: str
+    kind: str
+    default: object = REQUIRED
+    choices: tuple | None = None
+    doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Init:
+    """How a parameter starts: uniform(a, b), normal(mean=a, std=b), zeros, ones, or a constant a."""
+
+    kind: str
+    a: float = 0.0
+    b: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSpec:
+    name: str
+    shape: tuple[int, ...]
+    init: Init
+    trainable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class OpCall:
+    """What a lowering, cost or gradient rule sees of one node."""
+
+    in_types: tuple[TensorType, ...]
+    out_types: tuple[TensorType, ...]
+    attrs: dict
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    inputs: tuple[str, ...]
+    infer: Callable[[list[TensorType], dict], list[TensorType]]
+    lower: Callable
+    attrs: tuple[Attr, ...] = ()
+    params: Callable[[list[TensorType], dict], list[ParamSpec]] | None = None
+    cost: Callable[[OpCall], int] | None = None
+    grad: Callable | None = None
+    doc: str = ""
+    category: str = "tensor"
+    aliases: tuple[str, ...] = ()
+    attr_index: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.attr_index.update({a.name: a for a in self.attrs})
+
+    @property
+    def data_inputs(self) -> tuple[str, ...]:
+        return self.inputs
+
+    def signature(self) -> str:
+        parts = [i.lstrip("*").rstrip("?") + ("..." if i.startswith("*") else "") + ("?" if i.endswith("?") else "")
+                 for i in self.inputs]
+        for a in self.attrs:
+            parts.append(a.name if a.default is REQUIRED else f"{a.name}={_show(a.default)}")
+        return f"{self.name}({', '.join(parts)})"
+
+    def defaults(self) -> dict:
+        return {a.name: a.default for a in self.attrs if a.default is not REQUIRED}
+
+
+def _show(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "none"
+    if isinstance(v, str):
+        return f'"{v}"'
+    return str(v)
+
+
+_REGISTRY: dict[str, OpDef] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register(op: OpDef) -> OpDef:
+    if op.name in _REGISTRY or op.name in _ALIASES:
+        raise ValueError(f"op {op.name!r} registered twice")
+    _REGISTRY[op.name] = op
+    for a in op.aliases:
+        _ALIASES[a] = op.name
+    return op
+
+
+def get(name: str) -> OpDef:
+    return _REGISTRY[_ALIASES.get(name, name)]
+
+
+def lookup(name: str) -> OpDef | None:
+    return _REGISTRY.get(_ALIASES.get(name, name))
+
+
+def all_ops() -> list[OpDef]:
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def all_names() -> list[str]:
+    return sorted(list(_REGISTRY) + list(_ALIASES))
+
+
+def fail(msg: str):
+    """Raise a shape error from inside a shape rule; the checker adds the span."""
+    raise ShapeError(msg)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def coerce_attr(op: OpDef, attr: Attr, value):
+    """Check a user-given value against the attribute's kind; raise ArchTypeError if it does not fit."""
+    kind = attr.kind
+    if kind.endswith("?"):
+        if value is None:
+            return None
+        kind = kind[:-1]
+    where = f"{op.name}: argument '{attr.name}'"
+    if kind == "int" and _is_int(value):
+        pass
+    elif kind == "float" and (_is_int(value) or isinstance(value, float)):
+        value = float(value)
+        if not math.isfinite(value):
+            raise ArchTypeError(f"{where} must be finite, got {value}")
+    elif kind == "bool" and isinstance(value, bool):
+        pass
+    elif kind == "str" and isinstance(value, str):
+        pass
+    elif kind == "ints" and (_is_int(value) or (isinstance(value, (list, tuple)) and value and all(_is_int(v) for v in value))):
+        value = (value,) if _is_int(value) else tuple(value)
+    elif kind == "dims" and isinstance(value, (list, tuple)) and all(_is_int(v) or isinstance(v, Sym) for v in value):
+        value = tuple(value)
+    elif kind == "padding" and (_is_int(value) or value in ("same", "valid") or
+                                (isinstance(value, (list, tuple)) and value and all(_is_int(v) for v in value))):
+        value = (value,) if _is_int(value) else (tuple(value) if isinstance(value, (list, tuple)) else value)
+    elif kind == "any":
+        pass
+    else:
+        raise ArchTypeError(f"{where} expects {_KIND_WORDS.get(kind, kind)}, got {_describe(value)}")
+    if attr.choices is not None and value not in attr.choices:
+        raise ArchTypeError(f"{where} must be one of {', '.join(map(_show, attr.choices))}, got {_show(value)}")
+    if kind in ("int", "ints") and attr.name not in ("axis", "dim", "dim0", "dim1", "start_dim", "end_dim", "dims") and \
+            any(v < 0 for v in (value if isinstance(value, tuple) else (value,))):
+        raise ArchTypeError(f"{where} must not be negative, got {value if _is_int(value) else list(value)}")
+    return value
+
+
+_KIND_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+               "ints": "an integer or a list of integers", "dims": "a list of dims",
+               "padding": 'an integer, a list of integers, "same" or "valid"'}
+
+
+def _describe(v) -> str:
+    if isinstance(v, bool):
+        return f"bool {_show(v)}"
+    if isinstance(v, (int, float, str)):
+        return f"{type(v).__name__} {_show(v)}"
+    if v is None:
+        return "none"
+    return getattr(v, "kind_name", type(v).__name__)

@@ -1,0 +1,199 @@
+"""Layout ops: flatten, reshape, transpose, permute, concat, split; torch semantics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..types import Sym, numel
+from ._common import shape_str
+from .registry import Attr, OpDef, fail, register
+from .shapes import norm_axis, prod
+
+
+def _flatten_infer(ins, a):
+    x = ins[0]
+    if x.rank == 0:
+        return [x.with_shape((1,))]
+    s = norm_axis(a["start_dim"], x.rank, "start_dim")
+    e = norm_axis(a["end_dim"], x.rank, "end_dim")
+    if e < s:
+        fail(f"flatten: end_dim {a['end_dim']} comes before start_dim {a['start_dim']}")
+    return [x.with_shape(x.shape[:s] + (prod(x.shape[s:e + 1]),) + x.shape[e + 1:])]
+
+
+def _flatten_lower(e, ins, outs, c):
+    x = c.in_types[0]
+    s = norm_axis(c.attrs["start_dim"], x.rank)
+    end = norm_axis(c.attrs["end_dim"], x.rank)
+    tail = x.shape[end + 1:]
+    if not all(isinstance(d, int) for d in tail):
+        fail("flatten: dims after end_dim must be known sizes")
+    target = [0] * s + [-1] + list(tail)
+    e.op("Reshape", [ins[0], e.const(np.array(target, dtype=np.int64))], outputs=outs)
+
+
+register(OpDef(
+    name="flatten", inputs=("x",), category="shape",
+    attrs=(Attr("start_dim", "int", 1), Attr("end_dim", "int", -1)),
+    infer=_flatten_infer, lower=_flatten_lower, cost=lambda c: 0,
+    doc="Merge dims start_dim..end_dim into one (torch.flatten); default keeps the batch dim.",
+))
+
+
+def _reshape_target(x, shape):
+    """Resolve -1 against the input's element count where it is known."""
+    shape = list(shape)
+    if sum(1 for d in shape if d == -1) > 1:
+        fail("reshape: at most one dim may be -1")
+    if any(isinstance(d, int) and d < -1 for d in shape):
+        fail(f"reshape: invalid dim in {shape}")
+    known = prod([d for d in shape if d != -1])
+    total = prod(x.shape)
+    if -1 in shape:
+        if isinstance(known, int) and known == 0:
+            fail("reshape: cannot infer -1 with a zero-size dim")
+        from ..types import dim_floordiv
+        q = dim_floordiv(total, known)
+        if isinstance(total, int) and isinstance(known, int) and total % known:
+            fail(f"reshape: cannot reshape {shape_str(x)} ({total} elements) into {shape}")
+        shape[shape.index(-1)] = q
+    elif isinstance(total, int) and isinstance(known, int) and total != known:
+        fail(f"reshape: cannot reshape {shape_str(x)} ({total} elements) into {shape} ({known} elements)")
+    elif total != known and not (isinstance(total, int) and isinstance(known, int)):
+        if isinstance(total, Sym) and isinstance(known, Sym) and "(" not in str(total) + str(known):
+            fail(f"reshape: cannot reshape {shape_str(x)} ({total} elements) into {shape} ({known} elements)")
+    return tuple(shape)
+
+
+def _reshape_infer(ins, a):
+    return [ins[0].with_shape(_reshape_target(ins[0], a["shape"]))]
+
+
+def _reshape_lower(e, ins, outs, c):
+    x = c.in_types[0]
+    target = list(c.attrs["shape"])
+    spec: list = []
+    unresolved = []
+    for i, d in enumerate(target):
+        if isinstance(d, int):
+            spec.append(d)
+        elif i < x.rank and x.shape[i] == d:
+            spec.append(0)
+        elif d in x.shape:
+            spec.append(("dim", x.shape.index(d)))
+        else:
+            unresolved.append(i)
+            spec.append(-1)
+    if len(unresolved) + spec.count(-1) - len(unresolved) > 1 or (unresolved and -1 in target):
+        fail(f"reshape: cannot lower target {target}; give at most one dim that is not an int or an input dim")
+    if all(not isinstance(v, tuple) for v in spec):
+        e.op("Reshape", [ins[0], e.const(np.array(spec, dtype=np.int64))], outputs=outs)
+        return
+    shape = e.op("Shape", [ins[0]])
+    parts = []
+    for v in spec:
+        if isinstance(v, tuple):
+            parts.append(e.op("Gather", [shape, e.const(np.array([v[1]], dtype=np.int64))], axis=0))
+        else:
+            parts.append(e.const(np.array([v], dtype=np.int64)))
+    e.op("Reshape", [ins[0], e.op("Concat", parts, axis=0)], outputs=outs)
+
+
+register(OpDef(
+    name="reshape", inputs=("x",), category="shape", attrs=(Attr("shape", "dims"),),
+    infer=_reshape_infer, lower=_reshape_lower, cost=lambda c: 0,
+    doc="View with a new shape: ints, symbolic dims of the input, and at most one -1 (torch.reshape).",
+))
+
+
+def _perm_infer(ins, a):
+    x = ins[0]
+    dims = [norm_axis(d, x.rank, "permute dim") for d in a["dims"]]
+    if sorted(dims) != list(range(x.rank)):
+        fail(f"permute: {list(a['dims'])} is not a permutation of the {x.rank} dims of {shape_str(x)}")
+    return [x.with_shape(tuple(x.shape[d] for d in dims))]
+
+
+register(OpDef(
+    name="permute", inputs=("x",), category="shape", attrs=(Attr("dims", "ints"),),
+    infer=_perm_infer, cost=lambda c: 0,
+    lower=lambda e, ins, outs, c: e.op("Transpose", ins, outputs=outs,
+                                       perm=[d % c.in_types[0].rank for d in c.attrs["dims"]]),
+    doc="Reorder dims (torch.permute).",
+))
+
+
+def _swap(x, a):
+    d0 = norm_axis(a["dim0"], x.rank, "dim0")
+    d1 = norm_axis(a["dim1"], x.rank, "dim1")
+    perm = list(range(x.rank))
+    perm[d0], perm[d1] = perm[d1], perm[d0]
+    return perm
+
+
+register(OpDef(
+    name="transpose", inputs=("x",), category="shape",
+    attrs=(Attr("dim0", "int", -2), Attr("dim1", "int", -1)),
+    infer=lambda ins, a: [ins[0].with_shape(tuple(ins[0].shape[p] for p in _swap(ins[0], a)))],
+    lower=lambda e, ins, outs, c: e.op("Transpose", ins, outputs=outs, perm=_swap(c.in_types[0], c.attrs)),
+    cost=lambda c: 0, doc="Swap two dims (torch.transpose); default the last two, as x.T.",
+))
+
+
+def _concat_infer(ins, a):
+    if not ins:
+        fail("concat: needs at least one tensor")
+    first = ins[0]
+    ax = norm_axis(a["axis"], first.rank)
+    total = 0
+    for t in ins:
+        if t.rank != first.rank or t.dtype != first.dtype or any(
+                t.shape[i] != first.shape[i] for i in range(first.rank) if i != ax):
+            fail(f"concat: shapes {', '.join(shape_str(u) for u in ins)} differ outside axis {a['axis']}")
+        total = total + t.shape[ax] if isinstance(total, int) and isinstance(t.shape[ax], int) else \
+            Sym.opaque("+".join(str(u.shape[ax]) for u in ins))
+    return [first.with_shape(first.shape[:ax] + (total,) + first.shape[ax + 1:])]
+
+
+register(OpDef(
+    name="concat", inputs=("*xs",), category="shape", aliases=("cat",), attrs=(Attr("axis", "int", 1),),
+    infer=_concat_infer, cost=lambda c: 0,
+    lower=lambda e, ins, outs, c: e.op("Concat", ins, outputs=outs, axis=c.attrs["axis"]),
+    doc="Join a list of tensors along axis (torch.cat).",
+))
+
+
+def _split_sizes(x, a):
+    ax = norm_axis(a["axis"], x.rank)
+    n = x.shape[ax]
+    sizes = a["sizes"]
+    if len(sizes) == 1:
+        if not isinstance(n, int):
+            fail(f"split: the split dim must be a known size, got {n}")
+        step = sizes[0]
+        if step <= 0:
+            fail("split: size must be positive")
+        sizes = tuple(min(step, n - i) for i in range(0, n, step))
+    if isinstance(n, int) and sum(sizes) != n:
+        fail(f"split: sizes {list(sizes)} add up to {sum(sizes)}, not {n} (dim {a['axis']} of {shape_str(x)})")
+    return ax, sizes
+
+
+def _split_infer(ins, a):
+    x = ins[0]
+    ax, sizes = _split_sizes(x, a)
+    return [x.with_shape(x.shape[:ax] + (s,) + x.shape[ax + 1:]) for s in sizes]
+
+
+def _split_lower(e, ins, outs, c):
+    ax, sizes = _split_sizes(c.in_types[0], c.attrs)
+    e.op("Split", [ins[0], e.const(np.array(sizes, dtype=np.int64))], outputs=outs, axis=ax)
+
+
+register(OpDef(
+    name="split", inputs=("x",), category="shape", attrs=(Attr("sizes", "ints"), Attr("axis", "int", 1)),
+    infer=_split_infer, lower=_split_lower, cost=lambda c: 0,
+    doc="Split along axis into chunks of one size, or into the given sizes (torch.split); returns a tuple.",
+))
+
+_ = numel

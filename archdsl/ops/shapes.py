@@ -1,0 +1,68 @@
+"""Shape arithmetic shared by the shape rules: broadcasting, axes, conv/pool windows."""
+
+from __future__ import annotations
+
+from ..types import Dim, Sym, dim_add, dim_floordiv, dim_mul
+from .registry import fail
+
+__all__ = ["broadcast", "norm_axis", "window_out", "expand", "prod", "same_dim"]
+
+
+def same_dim(a: Dim, b: Dim) -> bool:
+    return a == b
+
+
+def broadcast(a: tuple[Dim, ...], b: tuple[Dim, ...], what: str = "operands") -> tuple[Dim, ...]:
+    """numpy broadcasting over ints and symbols; different symbols are a mismatch."""
+    out = []
+    for i in range(max(len(a), len(b))):
+        x = a[len(a) - 1 - i] if i < len(a) else 1
+        y = b[len(b) - 1 - i] if i < len(b) else 1
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        else:
+            fail(f"cannot broadcast {what}: shapes [{', '.join(map(str, a))}] and [{', '.join(map(str, b))}] "
+                 f"differ at dim {max(len(a), len(b)) - 1 - i} ({x} vs {y})")
+    return tuple(reversed(out))
+
+
+def norm_axis(axis: int, rank: int, what: str = "axis") -> int:
+    if not -rank <= axis < rank:
+        fail(f"{what} {axis} is out of range for a tensor of rank {rank}")
+    return axis % rank
+
+
+def expand(v: tuple, n: int, what: str) -> tuple:
+    """An attribute given once (`3`) or per spatial dim (`[3, 5]`)."""
+    if len(v) == 1:
+        return v * n
+    if len(v) != n:
+        fail(f"{what} has {len(v)} values but the input has {n} spatial dims")
+    return tuple(v)
+
+
+def window_out(size: Dim, k: int, s: int, pad: int, d: int = 1, ceil: bool = False) -> Dim:
+    """Output length of a conv/pool window: floor((L + pad - d*(k-1) - 1) / s) + 1."""
+    eff = d * (k - 1) + 1
+    if isinstance(size, int):
+        span = size + pad - eff
+        if span < 0:
+            fail(f"window of {eff} (kernel {k}, dilation {d}) is larger than the padded input of {size + pad}")
+        q = -(-span // s) if ceil else span // s
+        if ceil and q * s >= size + pad // 2:
+            q -= 1
+        return q + 1
+    if s == 1:
+        return dim_add(size, pad - eff + 1)
+    if pad - eff + s == 0:
+        return dim_floordiv(size, s)
+    return Sym.opaque(f"({size}+{pad - eff})//{s}+1")
+
+
+def prod(dims) -> Dim:
+    out: Dim = 1
+    for d in dims:
+        out = dim_mul(out, d)
+    return out

@@ -1,0 +1,106 @@
+"""onnxruntime sessions: the newest opset it runs, provider choice (CUDA when present), timed runs."""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import time
+
+import numpy as np
+import onnx
+from onnx import helper
+
+__all__ = ["newest_opset", "providers", "session", "random_feeds", "run_timed", "input_specs"]
+
+
+@functools.lru_cache(maxsize=1)
+def newest_opset() -> int:
+    """Probe, once per process, the newest default-domain opset this onnxruntime loads."""
+    import onnxruntime as ort
+    top = onnx.defs.onnx_opset_version()
+    for opset in range(top, 16, -1):
+        ops = [helper.make_opsetid("", opset)]
+        g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe",
+                              [helper.make_tensor_value_info("x", 1, [1])], [helper.make_tensor_value_info("y", 1, [1])])
+        m = helper.make_model(g, opset_imports=ops)
+        m.ir_version = helper.find_min_ir_version_for(ops)
+        try:
+            ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+            return opset
+        except Exception:
+            continue
+    return 17
+
+
+def providers(choice: str = "auto") -> list[str]:
+    import onnxruntime as ort
+    avail = ort.get_available_providers()
+    if choice == "cpu":
+        return ["CPUExecutionProvider"]
+    if choice == "cuda":
+        if "CUDAExecutionProvider" not in avail:
+            raise RuntimeError("CUDAExecutionProvider is not available in this onnxruntime build")
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return (["CUDAExecutionProvider"] if "CUDAExecutionProvider" in avail else []) + ["CPUExecutionProvider"]
+
+
+def session(model, provider: str = "auto", threads: int | None = None):
+    """An InferenceSession from a ModelProto, bytes or a path."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+    src = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model) if not isinstance(model, bytes) else model
+    return ort.InferenceSession(src, sess_options=so, providers=providers(provider))
+
+
+_NP = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+       "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
+
+
+def input_specs(sess, batch: int = 1, dims: dict | None = None) -> list[tuple[str, tuple[int, ...], type]]:
+    """Concrete shapes for every input: a symbolic first dim is the batch, others come from `dims` (default 8)."""
+    dims = dict(dims or {})
+    out = []
+    for inp in sess.get_inputs():
+        shape = []
+        for i, d in enumerate(inp.shape):
+            if isinstance(d, int):
+                shape.append(d)
+            elif d in dims:
+                shape.append(int(dims[d]))
+            elif i == 0:
+                shape.append(batch)
+            else:
+                shape.append(8)
+        out.append((inp.name, tuple(shape), _NP.get(inp.type, np.float32)))
+    return out
+
+
+def random_feeds(sess, batch: int = 1, dims: dict | None = None, seed: int = 0, high: dict | None = None) -> dict:
+    """Random data per input: N(0, 1) floats; integers in [0, high) where `high` says, else [0, 2)."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for name, shape, dt in input_specs(sess, batch, dims):
+        if np.issubdtype(dt, np.floating):
+            feeds[name] = rng.standard_normal(shape).astype(dt)
+        elif dt is np.bool_:
+            feeds[name] = rng.integers(0, 2, shape).astype(bool)
+        else:
+            feeds[name] = rng.integers(0, (high or {}).get(name, 2), shape).astype(dt)
+    return feeds
+
+
+def run_timed(sess, feeds: dict, repeat: int = 10, warmup: int = 1):
+    """Outputs of the last run and the median latency in milliseconds."""
+    outs = None
+    for _ in range(warmup):
+        outs = sess.run(None, feeds)
+    times = []
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        outs = sess.run(None, feeds)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return outs, statistics.median(times)

@@ -1,0 +1,56 @@
+"""Front end: text to AST."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from lark.exceptions import VisitError
+
+from ..diagnostics import ArchError, Span
+from . import ast
+from .parser import grammar_path, parse_tree
+from .transform import ToAst
+
+__all__ = ["parse", "parse_expr", "ast", "grammar_path"]
+
+
+def _shift(node, span: Span):
+    """Move the spans of an expression parsed from a fragment onto its place in the file."""
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        changes = {}
+        for f in dataclasses.fields(node):
+            v = getattr(node, f.name)
+            if isinstance(v, Span):
+                changes[f.name] = Span(span.file, span.line + v.line - 1,
+                                       (span.col + v.col - 1) if v.line == 1 else v.col,
+                                       span.line + v.end_line - 1,
+                                       (span.col + v.end_col - 1) if v.end_line == 1 else v.end_col)
+            elif dataclasses.is_dataclass(v) or isinstance(v, tuple):
+                changes[f.name] = _shift(v, span)
+        return dataclasses.replace(node, **changes)
+    if isinstance(node, tuple):
+        return tuple(_shift(x, span) for x in node)
+    return node
+
+
+def parse_expr(text: str, span: Span):
+    """An expression fragment (a `{...}` hole, a `-D` value) with spans placed at `span`."""
+    tree = parse_tree(text, span.file, start="expr")
+    try:
+        node = ToAst(span.file, parse_expr).transform(tree)
+    except VisitError as e:
+        if isinstance(e.orig_exc, ArchError):
+            raise e.orig_exc from None
+        raise
+    return _shift(node, span)
+
+
+def parse(text: str, file: str) -> ast.Module:
+    """Source text to a Module; raises ArchSyntaxError (with a span) on bad input."""
+    tree = parse_tree(text, file)
+    try:
+        return ToAst(file, parse_expr).transform(tree)
+    except VisitError as e:
+        if isinstance(e.orig_exc, ArchError):
+            raise e.orig_exc from None
+        raise

@@ -1,0 +1,153 @@
+"""Cached LALR parser with positions; Lark's errors become our diagnostics at this boundary."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from lark import Lark, Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from ..diagnostics import ArchError, ArchSyntaxError, LimitError, Span
+
+__all__ = ["grammar_path", "parse_tree", "MAX_SOURCE_BYTES", "MAX_NESTING"]
+
+MAX_SOURCE_BYTES = 4 * 1024 * 1024
+MAX_NESTING = 100
+
+# A line break after one of these does not end the statement.
+_CONTINUES = {"->", ",", "=", "(", "[", "{", ".", ":", "+", "-", "*", "/", "//", "%", "@", "**",
+              "==", "!=", "<", "<=", ">", ">=", "and", "or", "not", "in", "as"}
+# A `{` after one of these opens a dict literal, not a block body.
+_DICT_AFTER = {"=", "(", "[", ",", ":", "return", "in", "->", "+", "{"}
+
+_PLAIN = {
+    "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a string",
+    "_NL": "end of line", "$END": "end of file", "SEMICOLON": "';'",
+}
+
+
+def grammar_path() -> Path:
+    """The grammar ships inside the package when installed; in a checkout it is grammar/."""
+    here = Path(__file__).resolve().parent.parent
+    for cand in (here / "grammar" / "archdsl.lark", here.parent / "grammar" / "archdsl.lark"):
+        if cand.is_file():
+            return cand
+    raise FileNotFoundError("archdsl.lark not found next to the package")
+
+
+class _PostLex:
+    """Makes newlines significant only where they end a statement."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream):
+        stack: list[str] = []
+        prev: Token | None = None
+        pending: Token | None = None
+        for tok in stream:
+            if tok.type == "_NL":
+                inside = bool(stack) and stack[-1] != "block"
+                if prev is None or inside or str(prev) in _CONTINUES and prev.type not in ("NAME", "STRING"):
+                    continue
+                pending = tok
+                continue
+            if pending is not None:
+                if tok != "->":
+                    yield pending
+                pending = None
+            v = tok.value if tok.type not in ("NAME", "STRING", "INT", "FLOAT") else None
+            if v in ("(", "["):
+                stack.append(v)
+                if len(stack) > MAX_NESTING:
+                    raise LimitError(f"brackets nested deeper than {MAX_NESTING}", _tok_span("<input>", tok))
+            elif v == "{":
+                stack.append("dict" if prev is not None and str(prev) in _DICT_AFTER and prev.type != "STRING" else "block")
+                if len(stack) > MAX_NESTING:
+                    raise LimitError(f"braces nested deeper than {MAX_NESTING}", _tok_span("<input>", tok))
+            elif v in (")", "]", "}") and stack:
+                stack.pop()
+            yield tok
+            prev = tok
+        if pending is not None:
+            yield pending
+
+
+@functools.lru_cache(maxsize=1)
+def _lark() -> Lark:
+    return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr", propagate_positions=True,
+                start=["start", "expr"], postlex=_PostLex(), maybe_placeholders=True, lexer="basic")
+
+
+def _tok_span(file: str, tok) -> Span:
+    line = getattr(tok, "line", None) or 1
+    col = getattr(tok, "column", None) or 1
+    end_line = getattr(tok, "end_line", None) or line
+    end_col = getattr(tok, "end_column", None) or col + max(1, len(str(tok)))
+    return Span(file, line, col, end_line, end_col)
+
+
+def _describe(term: str) -> str:
+    if term in _PLAIN:
+        return _PLAIN[term]
+    pattern = _term_text(term)
+    return f"'{pattern}'" if pattern else term.lower()
+
+
+@functools.lru_cache(maxsize=None)
+def _term_text(term: str) -> str | None:
+    for t in _lark().terminals:
+        if t.name == term and t.pattern.type == "str":
+            return t.pattern.value
+    return None
+
+
+def _expected(exp) -> str:
+    words = sorted({_describe(t) for t in exp if not t.startswith("__IGNORE")})
+    if len(words) > 8:
+        words = words[:8] + ["..."]
+    return ", ".join(words)
+
+
+def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
+    if isinstance(err, UnexpectedCharacters):
+        ch = text[err.pos_in_stream] if 0 <= err.pos_in_stream < len(text) else "?"
+        span = Span(file, err.line, err.column, err.line, err.column + 1)
+        return ArchSyntaxError(f"unexpected character {ch!r}", span)
+    if isinstance(err, UnexpectedToken):
+        tok = err.token
+        if tok.type == "$END":
+            lines = text.splitlines() or [""]
+            span = Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
+            return ArchSyntaxError(f"unexpected end of file; expected {_expected(err.expected)}", span)
+        shown = "end of line" if tok.type == "_NL" else repr(str(tok))
+        span = _tok_span(file, tok)
+        if tok.type == "_NL":
+            span = Span(file, tok.line, tok.column, tok.line, tok.column + 1)
+        hint = ""
+        if str(tok) == "=" and "__ANON_1" in err.expected:
+            hint = " (use '==' to compare)"
+        return ArchSyntaxError(f"unexpected {shown}; expected {_expected(err.expected)}{hint}", span)
+    if isinstance(err, UnexpectedEOF):
+        lines = text.splitlines() or [""]
+        span = Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
+        return ArchSyntaxError(f"unexpected end of file; expected {_expected(err.expected)}", span)
+    return ArchSyntaxError(str(err).splitlines()[0], None)
+
+
+def parse_tree(text: str, file: str, start: str = "start"):
+    """Source text to a Lark tree; any syntax problem raises ArchSyntaxError with a span."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_SOURCE_BYTES:
+        raise LimitError(f"source file is larger than {MAX_SOURCE_BYTES // (1024 * 1024)} MiB", Span(file, 1, 1, 1, 2))
+    try:
+        return _lark().parse(text, start=start)
+    except UnexpectedInput as e:
+        raise _translate(e, file, text) from None
+    except LimitError as e:
+        if e.span is not None:
+            e.span = Span(file, e.span.line, e.span.col, e.span.end_line, e.span.end_col)
+        raise
+    except VisitError as e:  # pragma: no cover - no callbacks run during parse
+        if isinstance(e.orig_exc, ArchError):
+            raise e.orig_exc from None
+        raise

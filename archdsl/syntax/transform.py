@@ -1,0 +1,263 @@
+"""Parse tree to AST: one method per rule, no meaning-checking."""
+
+from __future__ import annotations
+
+import ast as _pyast
+import re
+
+from lark import Token, Transformer, v_args
+
+from ..diagnostics import ArchSyntaxError, Span
+from . import ast as A
+
+__all__ = ["ToAst"]
+
+_BINOPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%", "matmul": "@",
+           "pow": "**", "eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=",
+           "in_op": "in", "notin_op": "not in"}
+
+
+def _binop(op):
+    def rule(self, meta, children):
+        return A.BinOp(op, children[0], children[1], self._span(meta))
+    return rule
+
+
+@v_args(meta=True)
+class ToAst(Transformer):
+    def __init__(self, file: str, parse_expr):
+        super().__init__()
+        self.file = file
+        self._parse_expr = parse_expr
+
+    def _span(self, meta) -> Span:
+        if getattr(meta, "empty", False):
+            return Span(self.file, 1, 1, 1, 2)
+        return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _tspan(self, tok: Token) -> Span:
+        return Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column)
+
+    # ---- module items ----
+    def start(self, meta, children):
+        return A.Module(self.file, tuple(children), self._span(meta))
+
+    def import_stmt(self, meta, c):
+        return A.Import(_unquote(c[0], self._tspan(c[0])), str(c[1]) if c[1] is not None else None, self._span(meta))
+
+    def param_decl(self, meta, c):
+        return A.ParamDecl(str(c[0]), c[1], self._span(meta))
+
+    def let_decl(self, meta, c):
+        return A.Let(str(c[0]), c[1], self._span(meta))
+
+    def block_def(self, meta, c):
+        return A.BlockDef(str(c[0]), c[1] or (), c[2], self._span(meta))
+
+    def formals(self, meta, c):
+        return tuple(c)
+
+    def formal(self, meta, c):
+        return A.Formal(str(c[0]), c[1], self._span(meta))
+
+    def model_def(self, meta, c):
+        return A.ModelDef(str(c[0]), c[1] or (), c[2], c[3], self._span(meta))
+
+    def model_inputs(self, meta, c):
+        return tuple(c)
+
+    def model_input(self, meta, c):
+        return A.ModelInput(str(c[0]), str(c[1]), c[2] or (), self._span(meta), self._tspan(c[1]))
+
+    def dims(self, meta, c):
+        return tuple(c)
+
+    def single_output(self, meta, c):
+        return (str(c[0]),)
+
+    def output_list(self, meta, c):
+        return tuple(str(x) for x in c)
+
+    def body(self, meta, c):
+        return tuple(c)
+
+    # ---- statements ----
+    def assign(self, meta, c):
+        return A.Assign(tuple(str(x) for x in c[:-1]), c[-1], self._span(meta))
+
+    def for_stmt(self, meta, c):
+        return A.For(c[0], c[1], c[2], self._span(meta))
+
+    def loop_target(self, meta, c):
+        return tuple(str(x) for x in c)
+
+    def if_stmt(self, meta, c):
+        branches = [(c[0], c[1])]
+        orelse = ()
+        for extra in c[2:]:
+            if extra[0] == "elif":
+                branches.append(extra[1:])
+            else:
+                orelse = extra[1]
+        return A.If(tuple(branches), orelse, self._span(meta))
+
+    def elif_clause(self, meta, c):
+        return ("elif", c[0], c[1])
+
+    def else_clause(self, meta, c):
+        return ("else", c[0])
+
+    def repeat_stmt(self, meta, c):
+        return A.Repeat(c[0], str(c[1]) if c[1] is not None else None, c[2], self._span(meta))
+
+    def return_stmt(self, meta, c):
+        return A.Return(tuple(c), self._span(meta))
+
+    def assert_stmt(self, meta, c):
+        return A.Assert(c[0], c[1], self._span(meta))
+
+    # ---- expressions ----
+    def ifexp(self, meta, c):
+        return A.IfExp(c[1], c[0], c[2], self._span(meta))
+
+    def or_op(self, meta, c):
+        return A.BoolOp("or", c[0], c[1], self._span(meta))
+
+    def and_op(self, meta, c):
+        return A.BoolOp("and", c[0], c[1], self._span(meta))
+
+    def not_op(self, meta, c):
+        return A.UnaryOp("not", c[0], self._span(meta))
+
+    def pipe(self, meta, c):
+        return A.Pipe(c[0], c[1], self._span(meta))
+
+    for _rule, _op in _BINOPS.items():
+        locals()[_rule] = _binop(_op)
+    del _rule, _op
+
+    def neg(self, meta, c):
+        return A.UnaryOp("-", c[0], self._span(meta))
+
+    def pos(self, meta, c):
+        return A.UnaryOp("+", c[0], self._span(meta))
+
+    def labelled(self, meta, c):
+        return A.Labelled(c[0], c[1], self._span(meta))
+
+    def label_name(self, meta, c):
+        return A.Const(str(c[0]), self._tspan(c[0]))
+
+    def label_int(self, meta, c):
+        return A.Const(int(str(c[0]).replace("_", ""), 0), self._tspan(c[0]))
+
+    def label_str(self, meta, c):
+        return self.str_lit(meta, c)
+
+    def call(self, meta, c):
+        args, kwargs = [], []
+        for a in (c[1] or ()):
+            if isinstance(a, tuple):
+                kwargs.append(a)
+            else:
+                if kwargs:
+                    raise ArchSyntaxError("positional argument after a keyword argument", _expr_span(a))
+                args.append(a)
+        return A.Call(c[0], tuple(args), tuple(kwargs), self._span(meta))
+
+    def args(self, meta, c):
+        return tuple(c)
+
+    def pos_arg(self, meta, c):
+        return c[0]
+
+    def kw_arg(self, meta, c):
+        return (str(c[0]), c[1])
+
+    def subscript(self, meta, c):
+        return A.Subscript(c[0], c[1], self._span(meta))
+
+    def subscripts(self, meta, c):
+        return tuple(c)
+
+    def slice(self, meta, c):
+        return A.Slice(c[0], c[1], c[2], self._span(meta))
+
+    def attr(self, meta, c):
+        return A.Attr(c[0], str(c[1]), self._span(meta))
+
+    def name(self, meta, c):
+        return A.Name(str(c[0]), self._tspan(c[0]))
+
+    def int_lit(self, meta, c):
+        return A.Const(int(str(c[0]).replace("_", ""), 0), self._tspan(c[0]))
+
+    def float_lit(self, meta, c):
+        return A.Const(float(str(c[0]).replace("_", "")), self._tspan(c[0]))
+
+    def str_lit(self, meta, c):
+        tok = c[0]
+        span = self._tspan(tok)
+        text = _unquote(tok, span)
+        if "{" not in text:
+            return A.Const(text, span)
+        return A.Interp(tuple(self._interp(text, tok)), span)
+
+    def true_lit(self, meta, c):
+        return A.Const(True, self._span(meta))
+
+    def false_lit(self, meta, c):
+        return A.Const(False, self._span(meta))
+
+    def none_lit(self, meta, c):
+        return A.Const(None, self._span(meta))
+
+    def tuple_lit(self, meta, c):
+        return A.TupleLit(tuple(x for x in c if x is not None), self._span(meta))
+
+    def list_lit(self, meta, c):
+        return A.ListLit(tuple(x for x in c if x is not None), self._span(meta))
+
+    def list_comp(self, meta, c):
+        return A.ListComp(c[0], c[1], c[2], c[3], self._span(meta))
+
+    def dict_lit(self, meta, c):
+        return A.DictLit(tuple(x for x in c if x is not None), self._span(meta))
+
+    def entry(self, meta, c):
+        key = c[0]
+        if key.type == "INT":
+            k = int(str(key).replace("_", ""), 0)
+        elif key.type == "STRING":
+            k = _unquote(key, self._tspan(key))
+        else:
+            k = str(key)
+        return (k, c[1])
+
+    def _interp(self, text: str, tok: Token):
+        """Split `"layer{i+1}"` into literal parts and parsed expressions."""
+        parts: list = []
+        pos = 0
+        for m in re.finditer(r"\{([^{}]*)\}", text):
+            if m.start() > pos:
+                parts.append(text[pos:m.start()])
+            col = tok.column + 1 + m.start(1)
+            span = Span(self.file, tok.line, col, tok.line, col + len(m.group(1)))
+            if not m.group(1).strip():
+                raise ArchSyntaxError("empty {} in string", span)
+            parts.append(self._parse_expr(m.group(1), span))
+            pos = m.end()
+        if pos < len(text):
+            parts.append(text[pos:])
+        return parts
+
+
+def _unquote(tok: Token, span: Span) -> str:
+    try:
+        return _pyast.literal_eval(str(tok))
+    except (ValueError, SyntaxError):
+        raise ArchSyntaxError("malformed string literal", span) from None
+
+
+def _expr_span(e) -> Span | None:
+    return getattr(e, "span", None)

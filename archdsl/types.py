@@ -1,0 +1,134 @@
+"""Element types, dims (ints or symbols) and tensor types: plain data shared by every stage."""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+
+__all__ = ["DType", "Sym", "Dim", "TensorType", "dim_str", "is_static", "numel", "DTYPES"]
+
+
+class DType(enum.Enum):
+    float32 = ("float32", 1, np.float32)
+    float16 = ("float16", 10, np.float16)
+    bfloat16 = ("bfloat16", 16, None)
+    float64 = ("float64", 11, np.float64)
+    int64 = ("int64", 7, np.int64)
+    int32 = ("int32", 6, np.int32)
+    bool = ("bool", 9, np.bool_)
+
+    def __init__(self, label: str, onnx_code: int, np_type) -> None:
+        self.label = label
+        self.onnx = onnx_code
+        self.np = np_type
+
+    @property
+    def is_float(self) -> bool:
+        return self.label.startswith(("float", "bfloat"))
+
+    def __str__(self) -> str:
+        return self.label
+
+
+DTYPES = {d.label: d for d in DType}
+
+
+@dataclass(frozen=True, slots=True)
+class Sym:
+    """A symbolic dim: `coef * prod(factors)`, or an opaque formula when not a monomial."""
+
+    factors: tuple[str, ...]
+    coef: int = 1
+
+    @staticmethod
+    def of(name: str) -> "Sym":
+        return Sym((name,))
+
+    @staticmethod
+    def opaque(text: str) -> "Sym":
+        return Sym((f"({text})",))
+
+    def __str__(self) -> str:
+        body = "*".join(self.factors)
+        return body if self.coef == 1 else f"{self.coef}*{body}"
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+Dim = Union[int, Sym]
+
+
+def dim_mul(a: Dim, b: Dim) -> Dim:
+    if isinstance(a, int) and isinstance(b, int):
+        return a * b
+    if isinstance(a, int):
+        a, b = b, a
+    assert isinstance(a, Sym)
+    if isinstance(b, int):
+        return 0 if b == 0 else Sym(a.factors, a.coef * b)
+    return Sym(tuple(sorted(a.factors + b.factors)), a.coef * b.coef)
+
+
+def dim_floordiv(a: Dim, b: Dim) -> Dim:
+    if isinstance(a, int) and isinstance(b, int):
+        return a // b
+    if isinstance(a, Sym) and isinstance(b, int) and b != 0 and a.coef % b == 0:
+        coef = a.coef // b
+        return Sym(a.factors, coef)
+    if isinstance(a, Sym) and isinstance(b, Sym):
+        fa = list(a.factors)
+        for f in b.factors:
+            if f not in fa:
+                break
+            fa.remove(f)
+        else:
+            if a.coef % b.coef == 0:
+                coef = a.coef // b.coef
+                return coef if not fa else Sym(tuple(fa), coef)
+    return Sym.opaque(f"{a}//{b}")
+
+
+def dim_add(a: Dim, b: Dim) -> Dim:
+    if isinstance(a, int) and isinstance(b, int):
+        return a + b
+    if b == 0:
+        return a
+    if a == 0:
+        return b
+    if isinstance(a, Sym) and isinstance(b, Sym) and a.factors == b.factors:
+        return Sym(a.factors, a.coef + b.coef)
+    return Sym.opaque(f"{a}+{b}")
+
+
+def dim_str(d: Dim) -> str:
+    return str(d)
+
+
+def is_static(shape: tuple[Dim, ...]) -> bool:
+    return all(isinstance(d, int) for d in shape)
+
+
+def numel(shape: tuple[Dim, ...]) -> int:
+    """Element count of a static shape (symbols count as 1, as for a batch of one)."""
+    return math.prod(d if isinstance(d, int) else 1 for d in shape)
+
+
+@dataclass(frozen=True, slots=True)
+class TensorType:
+    dtype: DType
+    shape: tuple[Dim, ...]
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def with_shape(self, shape) -> "TensorType":
+        return TensorType(self.dtype, tuple(shape))
+
+    def __str__(self) -> str:
+        return f"{self.dtype}[{', '.join(map(str, self.shape))}]"
