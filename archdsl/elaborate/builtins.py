@@ -150,6 +150,8 @@ BUILTINS = {b.name: b for b in [
     Builtin("channels", _channels, "dim 1 of a tensor (channels in NC... layout)"),
     Builtin("rank", lambda x: _tensor("rank", x).type.rank, "number of dims of a tensor"),
     Builtin("dtype", lambda x: str(_tensor("dtype", x).type.dtype), "element type of a tensor, as a string"),
+    Builtin("parameter", None, "parameter(shape, init=\"zeros\"|\"normal\"|..., std=0.02) as NAME: a learned tensor"),
+    Builtin("ref", None, "ref(\"layer.weight\"): an existing parameter by full name (weight tying)"),
     Builtin("is_symbolic", _isinstance_sym, "true when a dim is a symbol such as B"),
 ]}
 

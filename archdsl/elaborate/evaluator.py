@@ -9,11 +9,11 @@ import operator
 import numpy as np
 
 from .. import ops
-from ..diagnostics import ArchError, ArchTypeError, EvalError, LimitError, ShapeError, Span, did_you_mean
+from ..diagnostics import ArchError, ArchTypeError, EvalError, LimitError, ShapeError, Span, UnknownNameError, did_you_mean
 from ..ir import Graph
 from ..ops import REQUIRED, coerce_attr
 from ..syntax import ast as A
-from ..types import Sym, dim_add, dim_floordiv, dim_mul
+from ..types import DType, Sym, dim_add, dim_floordiv, dim_mul
 from .builtins import BUILTINS, MAX_LIST, TENSOR_MATH
 from .values import BlockFn, Builtin, Env, Namespace, OpFn, Tensor, describe
 
@@ -260,6 +260,12 @@ class Evaluator:
             return self.call_op(fn.op, args, kwargs, label, span)
         if isinstance(fn, BlockFn):
             return self.call_block(fn, args, kwargs, label, span)
+        if isinstance(fn, Builtin) and fn.name == "parameter":
+            return self.make_parameter(*args, label=label, span=span, **kwargs)
+        if isinstance(fn, Builtin) and fn.name == "ref":
+            if label is not None or kwargs or len(args) != 1:
+                raise ArchTypeError('ref() takes one parameter name: ref("wte.weight")', span)
+            return self.ref_parameter(args[0], span)
         if isinstance(fn, Builtin):
             if label is not None:
                 raise ArchTypeError(f"{fn.name}() creates no layer and cannot be named", span)
@@ -275,7 +281,7 @@ class Evaluator:
             raise ArchTypeError(f"'{op.name}' makes a tensor; only inside a model or block", span)
         tensors, attrs = self.bind_op_args(op, args, kwargs, span)
         name = self.layer_name(label, op.name)
-        dtype = tensors[0].type.dtype if tensors else None
+        dtype = next((t.type.dtype for t in tensors if t.type.dtype.is_float), DType.float32)
         inputs = [t.value for t in tensors]
         if op.params is not None:
             try:
@@ -486,7 +492,52 @@ class Evaluator:
         raise ArchTypeError(f"cannot index {describe(v)}", span)
 
     def tensor_index(self, v, index, env, span):
-        raise ArchTypeError("indexing a tensor is not supported; use split or reshape", span)
+        """`x[:, 0]`, `x[..., :d]`: integer and slice bounds known at compile time."""
+        entries = []
+        for ix in index:
+            if isinstance(ix, A.Slice):
+                parts = [None if p is None else self.eval(p, env) for p in (ix.lo, ix.hi, ix.step)]
+                if any(p is not None and not _is_int(p) for p in parts):
+                    raise ArchTypeError("tensor slice bounds must be integers known at compile time", ix.span)
+                entries.append(("s", *parts))
+            elif isinstance(ix, A.Const) and ix.value is Ellipsis:
+                entries.append(("e",))
+            else:
+                k = self.eval(ix, env)
+                if not _is_int(k):
+                    raise ArchTypeError(f"a tensor index must be an integer or a slice, got {describe(k)}", ix.span)
+                entries.append(("i", k))
+        return self.call_op("getitem", [v], {"index": tuple(entries)}, None, span)
+
+    # ---------------- free parameters ----------------
+    def make_parameter(self, shape, label, span, init="zeros", std=0.02, low=0.0, high=1.0, value=0.0,
+                       dtype="float32", trainable=True):
+        """`parameter([1, 1, 768], init="zeros") as class_token`: a learned tensor used directly."""
+        from ..ops import Init, ParamSpec
+        from ..types import DTYPES
+        if self.graph is None:
+            raise ArchTypeError("parameter() is only allowed inside a model or block", span)
+        if not isinstance(shape, (list, tuple)) or not all(_is_int(d) and 0 < d <= Limits.dim for d in shape):
+            raise ArchTypeError(f"parameter() needs a list of positive integer dims, got {describe(shape)}", span)
+        inits = {"zeros": Init("zeros"), "ones": Init("ones"), "normal": Init("normal", 0.0, float(std)),
+                 "trunc_normal": Init("trunc_normal", 0.0, float(std)), "uniform": Init("uniform", float(low), float(high)),
+                 "constant": Init("constant", float(value))}
+        if init not in inits:
+            raise ArchTypeError(f"parameter(): init must be one of {', '.join(inits)}, got {describe(init)}", span)
+        if dtype not in DTYPES:
+            raise ArchTypeError(f"parameter(): unknown dtype {describe(dtype)}", span)
+        name = self.layer_name(label, "param")
+        spec = ParamSpec("", tuple(shape), inits[init], trainable=bool(trainable))
+        return Tensor(self.graph.add_param(name, spec, DTYPES[dtype], span))
+
+    def ref_parameter(self, name, span):
+        """`ref("wte.weight")`: the parameter of that full name, for weight tying."""
+        if self.graph is None:
+            raise ArchTypeError("ref() is only allowed inside a model or block", span)
+        if not isinstance(name, str) or name not in self.graph.params:
+            raise UnknownNameError(f"no parameter named {describe(name)} (yet){did_you_mean(str(name), self.graph.params)}",
+                                   span)
+        return Tensor(self.graph.params[name])
 
 
 def _callable(fn) -> bool:

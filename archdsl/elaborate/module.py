@@ -75,9 +75,10 @@ class _Loader:
 
 def _display(path: Path) -> str:
     try:
-        return os.path.relpath(path)
+        rel = os.path.relpath(path)
     except ValueError:
         return str(path)
+    return str(path) if rel.startswith("..") else rel
 
 
 def _evaluate_items(tree: A.Module, loader: _Loader, defines: dict) -> Module:

@@ -183,6 +183,9 @@ class ToAst(Transformer):
     def slice(self, meta, c):
         return A.Slice(c[0], c[1], c[2], self._span(meta))
 
+    def ellipsis(self, meta, c):
+        return A.Const(Ellipsis, self._span(meta))
+
     def attr(self, meta, c):
         return A.Attr(c[0], str(c[1]), self._span(meta))
 

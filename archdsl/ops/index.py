@@ -1,0 +1,108 @@
+"""getitem: `x[:, 0]`, `x[..., 1:3]`, `x[:, :, ::2]` with static bounds (Slice, then Squeeze for ints)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..types import Dim
+from ._common import shape_str
+from .registry import Attr, OpDef, fail, register
+
+# attr `index`: a tuple of entries, each ("i", k) for an integer, ("s", lo, hi, step) for a slice,
+# or ("e",) for `...`.
+
+
+def _expand(x, index):
+    n_ell = sum(1 for e in index if e[0] == "e")
+    if n_ell > 1:
+        fail("an index may contain at most one '...'")
+    used = sum(1 for e in index if e[0] != "e")
+    if used > x.rank:
+        fail(f"too many indices ({used}) for {shape_str(x)}")
+    out = []
+    for e in index:
+        if e[0] == "e":
+            out += [("s", None, None, None)] * (x.rank - used)
+        else:
+            out.append(e)
+    out += [("s", None, None, None)] * (x.rank - len(out))
+    return out
+
+
+def _resolve(x, index):
+    """Per axis: (start, end, step, squeeze) with python semantics clamped to the dim, or None for no-op."""
+    plan = []
+    for ax, e in enumerate(_expand(x, index)):
+        d: Dim = x.shape[ax]
+        if e[0] == "i":
+            k = e[1]
+            if isinstance(d, int):
+                if not -d <= k < d:
+                    fail(f"index {k} is out of range for dim {ax} of size {d}")
+                k %= d
+            elif k < 0:
+                fail(f"negative index {k} needs a known size, dim {ax} is {d}")
+            plan.append((k, k + 1, 1, True))
+            continue
+        lo, hi, step = e[1], e[2], e[3] if e[3] is not None else 1
+        if step == 0:
+            fail("slice step cannot be zero")
+        if lo is None and hi is None and step == 1:
+            plan.append(None)
+            continue
+        if not isinstance(d, int):
+            if step != 1 or (lo is not None and lo < 0) or (hi is not None and hi < 0):
+                fail(f"slicing symbolic dim {d} needs non-negative bounds and step 1")
+            plan.append((lo or 0, hi, 1, False))
+            continue
+        s = slice(lo, hi, step).indices(d)
+        plan.append((s[0], s[1], s[2], False))
+    return plan
+
+
+def _size(d, p):
+    if p is None:
+        return d
+    start, end, step, squeeze = p
+    if squeeze:
+        return None
+    if isinstance(d, int):
+        return len(range(start, end, step))
+    if end is None:
+        from ..types import dim_add
+        return dim_add(d, -start)
+    return end - start
+
+
+def _infer(ins, a):
+    x = ins[0]
+    plan = _resolve(x, a["index"])
+    shape = tuple(s for s in (_size(d, p) for d, p in zip(x.shape, plan)) if s is not None)
+    return [x.with_shape(shape)]
+
+
+def _lower(e, ins, outs, c):
+    x = c.in_types[0]
+    plan = _resolve(x, c.attrs["index"])
+    axes = [i for i, p in enumerate(plan) if p is not None]
+    squeeze = [i for i, p in enumerate(plan) if p is not None and p[3]]
+    if not axes:
+        e.op("Identity", ins, outputs=outs)
+        return
+    big = np.iinfo(np.int64).max
+    starts = [plan[i][0] for i in axes]
+    ends = [plan[i][1] if plan[i][1] is not None else big for i in axes]
+    ends = [(-big if (end == -1 and plan[i][2] < 0) else end) for i, end in zip(axes, ends)]
+    steps = [plan[i][2] for i in axes]
+    i64 = lambda v: e.const(np.array(v, dtype=np.int64))  # noqa: E731
+    sliced_out = None if squeeze else outs
+    y = e.op("Slice", [ins[0], i64(starts), i64(ends), i64(axes), i64(steps)], outputs=sliced_out)
+    if squeeze:
+        e.op("Squeeze", [y, i64(squeeze)], outputs=outs)
+
+
+register(OpDef(
+    name="getitem", inputs=("x",), category="shape", attrs=(Attr("index", "any"),),
+    infer=_infer, lower=_lower, cost=lambda c: 0,
+    doc="x[...] with integer indices, slices and '...' (static bounds); written with brackets, not called.",
+))
