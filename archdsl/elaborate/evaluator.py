@@ -308,10 +308,11 @@ class Evaluator:
         slots = [i.lstrip("*").rstrip("?") for i in op.inputs]
         given: dict = {}
         names = slots + [a.name for a in op.attrs]
-        if len(args) > len(names):
-            raise ArchTypeError(f"{op.name}() takes at most {len(names)} arguments, got {len(args)}: {op.signature()}",
-                                span)
-        for n, v in zip(names, args):
+        positional = [i.lstrip("*") for i in op.inputs if not i.endswith("?")] + [a.name for a in op.attrs]
+        if len(args) > len(positional):
+            raise ArchTypeError(f"{op.name}() takes at most {len(positional)} positional arguments, got {len(args)}: "
+                                f"{op.signature()}", span)
+        for n, v in zip(positional, args):  # optional tensor inputs are keyword-only
             given[n] = v
         for k, v in kwargs.items():
             if k not in names:

@@ -1,0 +1,230 @@
+"""Generic tensor ops: unsqueeze/squeeze/expand, reductions, where/masked_fill, causal masks, cast, positions."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..types import DTYPES, DType, Sym, TensorType, numel
+from ._common import elementwise_cost, shape_str
+from .registry import Attr, OpDef, fail, register
+from .shapes import broadcast, norm_axis
+
+
+def _i64(e, v):
+    return e.const(np.array(v, dtype=np.int64))
+
+
+def _unsqueeze_infer(ins, a):
+    x = ins[0]
+    ax = norm_axis(a["dim"], x.rank + 1, "dim")
+    return [x.with_shape(x.shape[:ax] + (1,) + x.shape[ax:])]
+
+
+register(OpDef(
+    name="unsqueeze", inputs=("x",), category="shape", attrs=(Attr("dim", "int"),),
+    infer=_unsqueeze_infer, cost=lambda c: 0,
+    lower=lambda e, ins, outs, c: e.op("Unsqueeze", [ins[0], _i64(e, [norm_axis(c.attrs["dim"], c.in_types[0].rank + 1)])],
+                                       outputs=outs),
+    doc="Insert a size-1 dim at dim (torch.unsqueeze).",
+))
+
+
+def _squeeze_axes(x, a):
+    dims = a["dim"]
+    if dims is None:
+        return [i for i, d in enumerate(x.shape) if d == 1]
+    axes = [norm_axis(d, x.rank, "dim") for d in dims]
+    for ax in axes:
+        if x.shape[ax] != 1:
+            fail(f"squeeze: dim {ax} of {shape_str(x)} is not 1")
+    return sorted(set(axes))
+
+
+register(OpDef(
+    name="squeeze", inputs=("x",), category="shape", attrs=(Attr("dim", "ints?", None),),
+    infer=lambda ins, a: [ins[0].with_shape(tuple(d for i, d in enumerate(ins[0].shape)
+                                                   if i not in _squeeze_axes(ins[0], a)))],
+    lower=lambda e, ins, outs, c: e.op("Squeeze", [ins[0], _i64(e, _squeeze_axes(c.in_types[0], c.attrs))], outputs=outs),
+    cost=lambda c: 0, doc="Drop size-1 dims (all of them, or those listed).",
+))
+
+
+def _expand_target(x, a):
+    shape = list(a["shape"])
+    if len(shape) < x.rank:
+        fail(f"expand: target {shape} has fewer dims than {shape_str(x)}")
+    lead = len(shape) - x.rank
+    out = []
+    for i, d in enumerate(shape):
+        src = x.shape[i - lead] if i >= lead else 1
+        if d == -1:
+            if i < lead:
+                fail("expand: -1 is only allowed for existing dims")
+            out.append(src)
+        elif src == 1 or src == d:
+            out.append(d)
+        else:
+            fail(f"expand: cannot expand dim {i} of size {src} to {d}")
+    return tuple(out)
+
+
+def _expand_lower(e, ins, outs, c):
+    x = c.in_types[0]
+    target = _expand_target(x, c.attrs)
+    ref = c.in_types[1:] and ins[1]
+    parts = []
+    for i, d in enumerate(target):
+        if isinstance(d, int):
+            parts.append(_i64(e, [d]))
+        elif ref and d in c.in_types[1].shape:
+            shp = e.op("Shape", [ref])
+            parts.append(e.op("Gather", [shp, _i64(e, [c.in_types[1].shape.index(d)])], axis=0))
+        else:
+            parts.append(_i64(e, [1]))  # Expand broadcasts 1 against the existing dim
+    shape = e.op("Concat", parts, axis=0) if len(parts) > 1 else parts[0]
+    e.op("Expand", [ins[0], shape], outputs=outs)
+
+
+register(OpDef(
+    name="expand", inputs=("x", "like?"), category="shape", attrs=(Attr("shape", "dims"),),
+    infer=lambda ins, a: [ins[0].with_shape(_expand_target(ins[0], a))],
+    lower=_expand_lower, cost=lambda c: 0,
+    doc="Broadcast size-1 dims to `shape` (torch.expand; -1 keeps a dim). Symbolic dims are read from `like`: "
+        "expand(cls, [B, 1, 768], like=x).",
+))
+
+
+def _reduce(name, onnx_op, doc):
+    def infer(ins, a):
+        x = ins[0]
+        axes = sorted({norm_axis(d, x.rank, "dim") for d in a["dim"]}) if a["dim"] is not None else list(range(x.rank))
+        if a["keepdim"]:
+            return [x.with_shape(tuple(1 if i in axes else d for i, d in enumerate(x.shape)))]
+        return [x.with_shape(tuple(d for i, d in enumerate(x.shape) if i not in axes))]
+
+    def lower(e, ins, outs, c):
+        x = c.in_types[0]
+        axes = sorted({norm_axis(d, x.rank) for d in c.attrs["dim"]}) if c.attrs["dim"] is not None else list(range(x.rank))
+        e.op(onnx_op, [ins[0], _i64(e, axes)], outputs=outs, keepdims=int(c.attrs["keepdim"]))
+
+    register(OpDef(name=name, inputs=("x",), category="math",
+                   attrs=(Attr("dim", "ints?", None), Attr("keepdim", "bool", False)),
+                   infer=infer, lower=lower, cost=lambda c: numel(c.in_types[0].shape), doc=doc))
+
+
+_reduce("mean", "ReduceMean", "Mean over dims (all when none), torch.mean.")
+_reduce("sum", "ReduceSum", "Sum over dims (all when none), torch.sum.")
+_reduce("amax", "ReduceMax", "Max over dims (all when none), torch.amax.")
+
+
+def _where_infer(ins, a):
+    cond, x, y = ins
+    if cond.dtype is not DType.bool:
+        fail(f"where: condition must be bool, got {cond.dtype}")
+    if x.dtype != y.dtype:
+        fail(f"where: branches differ in dtype ({x.dtype} vs {y.dtype})")
+    return [x.with_shape(broadcast(broadcast(cond.shape, x.shape, "where operands"), y.shape, "where operands"))]
+
+
+register(OpDef(
+    name="where", inputs=("cond", "a", "b"), category="math", infer=_where_infer,
+    lower=lambda e, ins, outs, c: e.op("Where", ins, outputs=outs), cost=elementwise_cost,
+    doc="a where cond else b, with broadcasting (torch.where).",
+))
+
+
+def _fill_value(e, c):
+    v = c.attrs["value"]
+    v = {"-inf": -np.inf, "inf": np.inf}.get(v, v) if isinstance(v, str) else v
+    return e.const(np.array(v, dtype=c.in_types[0].dtype.np))
+
+
+def _masked_fill_infer(ins, a):
+    x, m = ins
+    if m.dtype is not DType.bool:
+        fail(f"masked_fill: mask must be bool, got {m.dtype}")
+    return [x.with_shape(broadcast(x.shape, m.shape, "masked_fill operands"))]
+
+
+register(OpDef(
+    name="masked_fill", inputs=("x", "mask"), category="math",
+    attrs=(Attr("value", "any", "-inf"),), infer=_masked_fill_infer, cost=elementwise_cost,
+    lower=lambda e, ins, outs, c: e.op("Where", [ins[1], _fill_value(e, c), ins[0]], outputs=outs),
+    doc='x with `value` where mask is true (torch.masked_fill); value a number or "-inf".',
+))
+
+
+def _causal_lower(e, ins, outs, c):
+    """Keep j <= i + (S - T) of the last two dims: a lower-triangular mask built from the runtime shape."""
+    x = c.in_types[0]
+    shape = e.op("Shape", [ins[0]], start=x.rank - 2)
+    ones = e.op("ConstantOfShape", [shape], value=_bool_tensor())
+    offset = None
+    t, s = x.shape[-2], x.shape[-1]
+    if t != s:
+        ts = e.op("Cast", [shape], to=7)
+        st = e.op("Split", [ts, _i64(e, [1, 1])], n_out=2, axis=0)
+        offset = e.op("Squeeze", [e.op("Sub", [st[1], st[0]])])
+    ones_f = e.op("Cast", [ones], to=1)
+    tri = e.op("Trilu", [ones_f] + ([offset] if offset is not None else []), upper=0)
+    keep = e.op("Cast", [tri], to=9)
+    e.op("Where", [keep, ins[0], _fill_value(e, c)], outputs=outs)
+
+
+def _bool_tensor():
+    from onnx import numpy_helper
+    return numpy_helper.from_array(np.array([1], dtype=np.bool_))
+
+
+def _causal_infer(ins, a):
+    x = ins[0]
+    if x.rank < 2:
+        fail(f"causal_mask: needs [..., T, S], got {shape_str(x)}")
+    return [x]
+
+
+register(OpDef(
+    name="causal_mask", inputs=("x",), category="math", attrs=(Attr("value", "any", "-inf"),),
+    infer=_causal_infer, lower=_causal_lower, cost=elementwise_cost,
+    doc="Attention scores [..., T, S] with future positions (j > i + S - T) set to value (default -inf).",
+))
+
+
+def _cast_infer(ins, a):
+    if a["dtype"] not in DTYPES:
+        fail(f"cast: unknown dtype '{a['dtype']}' (one of {', '.join(DTYPES)})")
+    return [TensorType(DTYPES[a["dtype"]], ins[0].shape)]
+
+
+register(OpDef(
+    name="cast", inputs=("x",), category="math", attrs=(Attr("dtype", "str"),), infer=_cast_infer,
+    lower=lambda e, ins, outs, c: e.op("Cast", ins, outputs=outs, to=DTYPES[c.attrs["dtype"]].onnx),
+    cost=lambda c: 0, doc="Convert to another dtype.",
+))
+
+
+def _positions_infer(ins, a):
+    x = ins[0]
+    ax = norm_axis(a["dim"], x.rank, "dim")
+    return [TensorType(DType.int64, (x.shape[ax],))]
+
+
+def _positions_lower(e, ins, outs, c):
+    x = c.in_types[0]
+    ax = norm_axis(c.attrs["dim"], x.rank)
+    n = x.shape[ax]
+    if isinstance(n, int):
+        e.op("Identity", [e.const(np.arange(n, dtype=np.int64) + c.attrs["start"])], outputs=outs)
+        return
+    size = e.op("Squeeze", [e.op("Shape", [ins[0]], start=ax, end=ax + 1)])
+    start = e.const(np.array(c.attrs["start"], dtype=np.int64))
+    e.op("Range", [start, e.op("Add", [size, start]), e.const(np.array(1, dtype=np.int64))], outputs=outs)
+
+
+register(OpDef(
+    name="positions", inputs=("x",), category="math", attrs=(Attr("dim", "int", 1), Attr("start", "int", 0)),
+    infer=_positions_infer, lower=_positions_lower, cost=lambda c: 0,
+    doc="int64 [start, start+1, ...] as long as dim `dim` of x: position ids for a learned position embedding.",
+))
+
+_ = Sym
