@@ -249,8 +249,9 @@ class Evaluator:
         fn = self.eval(e, env)
         if piped or label is not None:
             if not _callable(fn):
-                what = "the right side of '->'" if piped else "only a layer call"
-                raise ArchTypeError(f"{what} must be a layer, block or function, got {describe(fn)}", e.span)
+                what = ("the right side of '->' must be a layer, block or function" if piped else
+                        "only a layer or block call can be named with 'as'")
+                raise ArchTypeError(f"{what}, got {describe(fn)}", e.span)
             return self.call(fn, list(piped), {}, label, e.span)
         return fn
 
