@@ -6,20 +6,36 @@ import math
 
 from .ir import Graph
 from .ops import OpCall
+from .types import Sym, TensorType
 
-__all__ = ["summarize"]
+__all__ = ["summarize", "bind_dims"]
 
 
 def _numel(shape) -> int:
     return math.prod(d if isinstance(d, int) else 1 for d in shape)
 
 
-def summarize(g: Graph) -> dict:
-    """params count trainable tensors once each (tied weights once), as torch's parameters() does."""
+def bind_dims(t: TensorType, dims: dict) -> TensorType:
+    """Give symbolic dims sizes (`T=128`) for counting; unknown symbols count as 1, as a batch of one."""
+    if not dims:
+        return t
+    out = []
+    for d in t.shape:
+        if isinstance(d, Sym) and all(f in dims for f in d.factors):
+            d = d.coef * math.prod(int(dims[f]) for f in d.factors)
+        out.append(d)
+    return t.with_shape(out)
+
+
+def summarize(g: Graph, dims: dict | None = None) -> dict:
+    """params count trainable tensors once each (tied weights once), as torch's parameters() does.
+    FLOPs are 2 x multiply-accumulates at batch 1, with `dims` sizing other symbolic dims."""
+    dims = dict(dims or {})
     layers = []
     total_flops = 0
     for n in g.nodes:
-        call = OpCall(tuple(v.type for v in n.inputs), tuple(o.type for o in n.outputs), n.attrs)
+        call = OpCall(tuple(bind_dims(v.type, dims) for v in n.inputs),
+                      tuple(bind_dims(o.type, dims) for o in n.outputs), n.attrs)
         cost = n.opdef.cost
         flops = int(cost(call)) if cost else 0
         total_flops += flops

@@ -74,6 +74,12 @@ def make_parser() -> argparse.ArgumentParser:
     o = sub.add_parser("ops", help="list the ops of the registry with their signatures",
                        description="List every op: its signature and what it does.")
     o.add_argument("--markdown", action="store_true", help="print the language reference's op table")
+
+    d = sub.add_parser("docs", help="regenerate the op table of grammar/REFERENCE.md and specs/README.md",
+                       description="Rewrite the generated parts of the docs from the op registry and the specs; "
+                                   "--check only reports (exit 1) when they are stale.")
+    d.add_argument("--check", action="store_true", help="report stale docs instead of writing them")
+    d.add_argument("--root", metavar="DIR", help="repository root (default: the checkout this package runs from)")
     return ap
 
 
@@ -84,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.print_help()
         return 2
     try:
+        if args.command == "docs":
+            from pathlib import Path
+
+            from .docs import run_docs
+            return run_docs(args.check, Path(args.root) if args.root else None)
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

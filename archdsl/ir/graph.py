@@ -167,4 +167,21 @@ def infer_node(node: Node) -> list[TensorType]:
     try:
         return list(node.opdef.infer([v.type for v in node.inputs], node.attrs))
     except ShapeError as e:
-        raise e.with_span(node.span) from None
+        e.with_span(node.span)
+        if not e.notes:
+            e.notes = _provenance(node)
+        raise e from None
+
+
+def _provenance(node: Node) -> list:
+    """Where each data input of a failing node was made, when that is elsewhere in the source."""
+    notes = []
+    for v in node.inputs:
+        if v.kind in ("param", "buffer", "const"):
+            continue
+        span = v.producer.span if v.producer is not None else v.span
+        if span is None or (node.span and (span.line, span.col) == (node.span.line, node.span.col)):
+            continue
+        what = f"'{v.name}'" if v.kind == "input" else f"the {v.producer.op} '{v.producer.name}'"
+        notes.append((f"{v.type} comes from {what}", span))
+    return notes[:3]
