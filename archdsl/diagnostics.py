@@ -117,8 +117,17 @@ def _excerpt(span: Span, sources: SourceMap) -> list[str]:
     src = src.expandtabs(4) if "\t" not in src[: span.col] else src.replace("\t", " ")
     width = (span.end_col - span.col) if span.end_line == span.line else len(src) - span.col + 1
     width = max(1, min(width, max(1, len(src) - span.col + 1)))
+    col = span.col
+    if len(src) > _MAX_SHOWN:  # show a window around the caret, not a whole generated line
+        start = max(0, min(col - 1 - _MAX_SHOWN // 3, len(src) - _MAX_SHOWN))
+        src = ("..." if start else "") + src[start:start + _MAX_SHOWN] + ("..." if start + _MAX_SHOWN < len(src) else "")
+        col = col - start + (3 if start else 0)
+        width = min(width, _MAX_SHOWN - (col - 1) + 3)
     gutter = f"{span.line:>4} | "
-    return [gutter + src, " " * (len(gutter) + span.col - 1) + "^" * width]
+    return [gutter + src, " " * (len(gutter) + col - 1) + "^" * max(1, width)]
+
+
+_MAX_SHOWN = 120
 
 
 def render(err: ArchError, sources: SourceMap | None = None) -> str:

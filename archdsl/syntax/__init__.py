@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 from lark.exceptions import VisitError
 
-from ..diagnostics import ArchError, Span
+from ..diagnostics import ArchError, LimitError, Span
 from . import ast
 from .parser import grammar_path, parse_tree
 from .transform import ToAst
@@ -47,10 +48,21 @@ def parse_expr(text: str, span: Span):
 
 def parse(text: str, file: str) -> ast.Module:
     """Source text to a Module; raises ArchSyntaxError (with a span) on bad input."""
+    _deep_enough()
     tree = parse_tree(text, file)
     try:
         return ToAst(file, parse_expr).transform(tree)
     except VisitError as e:
         if isinstance(e.orig_exc, ArchError):
             raise e.orig_exc from None
+        if isinstance(e.orig_exc, RecursionError):
+            raise LimitError("expressions nested too deeply", Span(file, 1, 1, 1, 2)) from None
         raise
+    except RecursionError:
+        raise LimitError("expressions nested too deeply", Span(file, 1, 1, 1, 2)) from None
+
+
+def _deep_enough() -> None:
+    """Long generated chains (`x -> relu -> ...` thousands deep) are legitimate: allow deep recursion."""
+    if sys.getrecursionlimit() < 30_000:
+        sys.setrecursionlimit(30_000)
