@@ -1,0 +1,69 @@
+"""group_norm: torch.nn.GroupNorm (statistics per sample and group of channels, per-channel affine).
+
+ONNX GroupNormalization matches torch only from opset 21 (per-channel scale and bias; opset 18's
+version scaled per group), so it is used there; older opsets get a decomposition:
+reshape to [N, G, -1], InstanceNormalization (per N, G), reshape back, per-channel affine."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..types import numel
+from ._common import float_input, shape_str
+from .registry import Attr, Init, OpDef, ParamSpec, fail, register
+
+__all__: list[str] = []
+
+
+def _channels(x, a) -> int:
+    if x.rank < 2 or not isinstance(x.shape[1], int):
+        fail(f"group_norm: expected an input [N, C, ...] with a known C, got {shape_str(x)}")
+    c, g = x.shape[1], a["num_groups"]
+    if g <= 0 or c % g:
+        fail(f"group_norm: num_groups={g} must divide the {c} channels of {shape_str(x)}")
+    return c
+
+
+def _params(ins, a):
+    c = _channels(ins[0], a)
+    if not a["affine"]:
+        return []
+    return [ParamSpec("weight", (c,), Init("ones")), ParamSpec("bias", (c,), Init("zeros"))]
+
+
+def _infer(ins, a):
+    x = ins[0]
+    float_input("group_norm", x)
+    c = _channels(x, a)
+    for p in ins[1:]:
+        if p.shape != (c,):
+            fail(f"group_norm: parameter shape {shape_str(p)} does not match {c} channels")
+    return [x]
+
+
+def _lower(e, ins, outs, c):
+    x_t = c.in_types[0]
+    ch, g, eps = x_t.shape[1], c.attrs["num_groups"], c.attrs["eps"]
+    dt = x_t.dtype.np
+    if c.attrs["affine"]:
+        scale, bias = ins[1], ins[2]
+    else:
+        scale, bias = e.const(np.ones(ch, dtype=dt)), e.const(np.zeros(ch, dtype=dt))
+    if e.opset >= 21:
+        e.op("GroupNormalization", [ins[0], scale, bias], outputs=outs, num_groups=g, epsilon=eps)
+        return
+    grouped = e.op("Reshape", [ins[0], e.const(np.array([0, g, -1], dtype=np.int64))])
+    normed = e.op("InstanceNormalization", [grouped, e.const(np.ones(g, dtype=dt)), e.const(np.zeros(g, dtype=dt))],
+                  epsilon=eps)
+    y = e.op("Reshape", [normed, e.op("Shape", [ins[0]])])
+    per_channel = e.const(np.array([ch] + [1] * (x_t.rank - 2), dtype=np.int64))
+    y = e.op("Mul", [y, e.op("Reshape", [scale, per_channel])])
+    e.op("Add", [y, e.op("Reshape", [bias, per_channel])], outputs=outs)
+
+
+register(OpDef(
+    name="group_norm", inputs=("x",), category="layer", aliases=("groupnorm",),
+    attrs=(Attr("num_groups", "int"), Attr("eps", "float", 1e-5), Attr("affine", "bool", True)),
+    params=_params, infer=_infer, lower=_lower, cost=lambda c: 5 * numel(c.out_types[0].shape),
+    doc="Group normalization over groups of channels (torch.nn.GroupNorm); GroupNormalization at opset 21+.",
+))

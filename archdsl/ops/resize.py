@@ -1,0 +1,98 @@
+"""upsample: torch.nn.Upsample / F.interpolate over the spatial dims, lowered to ONNX Resize.
+
+Coordinate mappings as torch computes them: nearest = floor(dst / scale) ("asymmetric" + "floor"),
+nearest-exact = floor((dst + 0.5) / scale), linear modes = "half_pixel" or "align_corners"."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..types import Dim, Sym, dim_mul, numel
+from ._common import float_input, shape_str
+from .registry import Attr, OpDef, fail, register
+
+__all__: list[str] = []
+
+_LINEAR_RANK = {"linear": 3, "bilinear": 4, "trilinear": 5}
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _plan(x, a) -> tuple[list | None, list | None]:
+    """Per spatial dim: (scales, sizes), exactly one of them given."""
+    if x.rank < 3:
+        fail(f"upsample: expected an input [N, C, spatial...], got {shape_str(x)}")
+    n = x.rank - 2
+    mode = a["mode"]
+    if mode in _LINEAR_RANK and x.rank != _LINEAR_RANK[mode]:
+        fail(f'upsample: mode "{mode}" needs a rank-{_LINEAR_RANK[mode]} input, got {shape_str(x)}')
+    if a["align_corners"] and mode not in _LINEAR_RANK:
+        fail(f'upsample: align_corners needs a linear mode (linear, bilinear, trilinear), not "{mode}"')
+    sf, size = a["scale_factor"], a["size"]
+    if (sf is None) == (size is None):
+        fail("upsample: give exactly one of scale_factor and size")
+    if size is not None:
+        sizes = list(size) * n if len(size) == 1 else list(size)
+        if len(sizes) != n or any(s <= 0 for s in sizes):
+            fail(f"upsample: size {list(size)} needs {n} positive values for {shape_str(x)}")
+        return None, sizes
+    scales = [sf] * n if _is_num(sf) else list(sf) if isinstance(sf, (list, tuple)) else None
+    if scales is None or len(scales) != n or not all(_is_num(s) and s > 0 for s in scales):
+        fail(f"upsample: scale_factor must be a positive number or {n} of them, got {sf}")
+    return [float(s) for s in scales], None
+
+
+def _out(d: Dim, scale: float) -> Dim:
+    if isinstance(d, int):
+        return math.floor(d * scale)
+    if float(scale).is_integer():
+        return dim_mul(d, int(scale))
+    return Sym.opaque(f"floor({d}*{scale:g})")
+
+
+def _infer(ins, a):
+    x = ins[0]
+    float_input("upsample", x)
+    scales, sizes = _plan(x, a)
+    spatial = sizes if sizes is not None else [_out(d, s) for d, s in zip(x.shape[2:], scales)]
+    if any(isinstance(d, int) and d <= 0 for d in spatial):
+        fail(f"upsample: output size {spatial} is empty")
+    return [x.with_shape(x.shape[:2] + tuple(spatial))]
+
+
+def _lower(e, ins, outs, c):
+    mode, align = c.attrs["mode"], c.attrs["align_corners"]
+    scales, sizes = _plan(c.in_types[0], c.attrs)
+    if mode in _LINEAR_RANK:
+        kw = {"mode": "linear", "coordinate_transformation_mode": "align_corners" if align else "half_pixel"}
+    elif mode == "nearest":
+        kw = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
+    else:  # nearest-exact
+        kw = {"mode": "nearest", "coordinate_transformation_mode": "half_pixel", "nearest_mode": "round_prefer_ceil"}
+    if scales is not None:
+        sc = e.const(np.array([1.0, 1.0] + scales, dtype=np.float32))
+        e.op("Resize", [ins[0], "", sc], outputs=outs, **kw)
+        return
+    lead = e.op("Shape", [ins[0]], start=0, end=2)
+    full = e.op("Concat", [lead, e.const(np.array(sizes, dtype=np.int64))], axis=0)
+    e.op("Resize", [ins[0], "", "", full], outputs=outs, **kw)
+
+
+def _cost(c):
+    per = 4 if c.attrs["mode"] in _LINEAR_RANK else 1
+    return per * numel(c.out_types[0].shape)
+
+
+register(OpDef(
+    name="upsample", inputs=("x",), category="layer", aliases=("interpolate",),
+    attrs=(Attr("scale_factor", "any", None), Attr("mode", "str", "nearest",
+                                                   choices=("nearest", "nearest-exact", "linear", "bilinear", "trilinear")),
+           Attr("align_corners", "bool", False), Attr("size", "ints?", None)),
+    infer=_infer, lower=_lower, cost=_cost,
+    doc="Resize the spatial dims by scale_factor or to size (torch.nn.Upsample); nearest, nearest-exact, "
+        "(bi/tri)linear with align_corners.",
+))

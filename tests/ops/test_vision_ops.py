@@ -1,0 +1,299 @@
+"""The vision/generative ops, run in onnxruntime against torch (or a numpy reference) on tiny shapes:
+conv_transpose, group_norm, upsample, sinusoidal_embedding, multihead_attention, heaviside, pad."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from onnx import numpy_helper
+
+import archdsl
+from archdsl import runtime
+from archdsl.diagnostics import ArchError
+from archdsl.ops.sinusoidal import reference as sinusoidal_reference
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+def run(src: str, feeds: dict, opset: int | None = None, override: dict | None = None):
+    """Compile, fully check (ONNX shape inference must agree with ours), run; outputs and the weights.
+    `override` replaces parameters by name before running."""
+    model = archdsl.compile_source(src, file="op.arch", opset=opset)
+    for init in model.graph.initializer:
+        if override and init.name in override:
+            init.CopyFrom(numpy_helper.from_array(override[init.name], init.name))
+    onnx.checker.check_model(model, full_check=True)
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    ours = {o.name: [d.dim_value or d.dim_param for d in o.type.tensor_type.shape.dim] for o in model.graph.output}
+    for vi in inferred.graph.output:
+        assert [d.dim_value or d.dim_param for d in vi.type.tensor_type.shape.dim] == ours[vi.name]
+    sess = runtime.session(model, provider="cpu")
+    outs = sess.run(None, feeds)
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    return outs, weights
+
+
+def t(a):
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def rand(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+# ---------------------------------------------------------------- conv_transpose
+
+@settings(max_examples=10, deadline=None)
+@given(k=st.integers(1, 4), stride=st.integers(1, 3), padding=st.integers(0, 2), dilation=st.integers(1, 2),
+       groups=st.sampled_from([1, 2]), bias=st.booleans(), op_seed=st.integers(0, 10))
+@example(k=3, stride=1, padding=0, dilation=2, groups=1, bias=True, op_seed=1)   # output_padding >= stride:
+@example(k=3, stride=1, padding=2, dilation=2, groups=2, bias=False, op_seed=1)  # onnxruntime's ConvTranspose refuses
+def test_conv_transpose2d_matches_torch(k, stride, padding, dilation, groups, bias, op_seed):
+    out_pad = op_seed % max(stride, dilation)  # must be below stride or dilation
+    if (5 - 1) * stride - 2 * padding + dilation * (k - 1) + out_pad + 1 <= 0:
+        return
+    src = f"""model m(x: float32[B, 4, 5, 6]) -> y {{
+        y = x -> conv_transpose2d(6, {k}, stride={stride}, padding={padding}, output_padding={out_pad},
+                                  groups={groups}, bias={'true' if bias else 'false'}, dilation={dilation}) as up
+    }}"""
+    x = rand(2, 4, 5, 6)
+    (y,), w = run(src, {"x": x})
+    ref = F.conv_transpose2d(t(x), t(w["up.weight"]), t(w["up.bias"]) if bias else None, stride=stride,
+                             padding=padding, output_padding=out_pad, groups=groups, dilation=dilation)
+    assert y.shape == tuple(ref.shape)
+    np.testing.assert_allclose(y, ref.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_conv_transpose1d_params_and_init_bounds():
+    src = "model m(x: float32[B, 3, T]) -> y { y = x -> conv_transpose1d(8, 4, stride=2, padding=1) as up }"
+    g = archdsl.check_source(src)
+    assert g.params["up.weight"].type.shape == (3, 8, 4)           # torch layout [in, out/groups, k]
+    assert g.outputs[0][1].type.shape[1] == 8
+    m = torch.nn.ConvTranspose1d(3, 8, 4, stride=2, padding=1)
+    assert g.param_count() == sum(p.numel() for p in m.parameters())
+    x = rand(2, 3, 7)
+    (y,), w = run(src, {"x": x})
+    bound = 1 / math.sqrt(8 * 4)                                    # torch: fan_in from weight dim 1
+    assert np.abs(w["up.weight"]).max() <= bound
+    ref = F.conv_transpose1d(t(x), t(w["up.weight"]), t(w["up.bias"]), stride=2, padding=1)
+    np.testing.assert_allclose(y, ref.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_conv_transpose_rejects_bad_output_padding():
+    with pytest.raises(ArchError, match="output_padding"):
+        archdsl.check_source("model m(x: float32[B, 3, 8, 8]) -> y { y = x -> conv_transpose2d(4, 3, output_padding=1) }")
+
+
+# ---------------------------------------------------------------- group_norm
+
+@pytest.mark.parametrize("opset", [17, 21, None])
+@settings(max_examples=5, deadline=None)
+@given(groups=st.sampled_from([1, 2, 3, 6]), affine=st.booleans(), rank=st.sampled_from([3, 4]))
+def test_group_norm_matches_torch(opset, groups, affine, rank):
+    shape = [2, 6, 5, 4][:rank]
+    dims = ", ".join(["B"] + [str(d) for d in shape[1:]])
+    src = f"""model m(x: float32[{dims}]) -> y {{
+        y = x -> group_norm({groups}, eps=1e-6, affine={'true' if affine else 'false'}) as gn
+    }}"""
+    x = rand(*shape) * 3 + 1
+    affine_params = {"gn.weight": rand(6, seed=1), "gn.bias": rand(6, seed=2)} if affine else {}
+    (y,), _ = run(src, {"x": x}, opset=opset, override=affine_params)
+    gw, gb = (t(affine_params["gn.weight"]), t(affine_params["gn.bias"])) if affine else (None, None)
+    ref = F.group_norm(t(x), groups, gw, gb, eps=1e-6)
+    np.testing.assert_allclose(y, ref.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_group_norm_rejects_indivisible_groups():
+    with pytest.raises(ArchError, match="num_groups=4 must divide the 6 channels"):
+        archdsl.check_source("model m(x: float32[B, 6, 4, 4]) -> y { y = x -> group_norm(4) }")
+
+
+# ---------------------------------------------------------------- upsample
+
+@settings(max_examples=10, deadline=None)
+@given(mode=st.sampled_from(["nearest", "nearest-exact", "bilinear"]), scale=st.sampled_from([2, 3, 1.5, [2, 3]]),
+       align=st.booleans(), by_size=st.booleans())
+def test_upsample2d_matches_torch(mode, scale, align, by_size):
+    align = align and mode == "bilinear"
+    x = rand(2, 3, 5, 4)
+    if by_size:
+        arg, kw = "size=[7, 9]", {"size": (7, 9)}
+    else:
+        arg = f"{scale}" if not isinstance(scale, list) else f"[{scale[0]}, {scale[1]}]"
+        kw = {"scale_factor": tuple(scale) if isinstance(scale, list) else scale}
+    src = f"""model m(x: float32[B, 3, 5, 4]) -> y {{
+        y = x -> upsample({arg}, mode="{mode}", align_corners={'true' if align else 'false'})
+    }}"""
+    (y,), _ = run(src, {"x": x})
+    ref = F.interpolate(t(x), mode=mode, align_corners=align if mode == "bilinear" else None, **kw)
+    assert y.shape == tuple(ref.shape)
+    np.testing.assert_allclose(y, ref.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_upsample_linear_1d_and_symbolic_dims():
+    src = 'model m(x: float32[B, 2, T]) -> y { y = x -> upsample(2, mode="linear") }'
+    g = archdsl.check_source(src)
+    assert str(g.outputs[0][1].type.shape[2]) == "2*T"
+    x = rand(2, 2, 6)
+    (y,), _ = run(src, {"x": x})
+    np.testing.assert_allclose(y, F.interpolate(t(x), scale_factor=2, mode="linear").numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_upsample_diagnostics():
+    with pytest.raises(ArchError, match="needs a rank-4 input"):
+        archdsl.check_source('model m(x: float32[B, 2, 8]) -> y { y = x -> upsample(2, mode="bilinear") }')
+    with pytest.raises(ArchError, match="exactly one of scale_factor and size"):
+        archdsl.check_source("model m(x: float32[B, 2, 8, 8]) -> y { y = x -> upsample() }")
+
+
+# ---------------------------------------------------------------- sinusoidal_embedding
+
+def _ddpm_embedding(t, dim):
+    """DDPM's get_timestep_embedding, written from the paper's code description."""
+    half = dim // 2
+    freqs = torch.exp(torch.arange(half, dtype=torch.float32) * -(math.log(10000) / (half - 1)))
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+    return F.pad(emb, (0, 1)) if dim % 2 else emb
+
+
+def _transformer_pe(n, d):
+    pos = torch.arange(n, dtype=torch.float32)[:, None]
+    div = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
+    pe = torch.zeros(n, d)
+    pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * div), torch.cos(pos * div)
+    return pe
+
+
+@pytest.mark.parametrize("dim", [8, 33, 128])
+def test_sinusoidal_ddpm_timesteps(dim):
+    steps = np.array([0, 1, 17, 999], dtype=np.int64)
+    (y,), _ = run(f"model m(t: int64[B]) -> y {{ y = t -> sinusoidal_embedding({dim}) }}", {"t": steps})
+    assert y.shape == (4, dim) and y.dtype == np.float32
+    np.testing.assert_allclose(y, _ddpm_embedding(t(steps), dim).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_sinusoidal_transformer_positions():
+    src = """model m(x: float32[B, T, 16]) -> y {
+        y = positions(x) -> sinusoidal_embedding(16, interleave=true, freq_shift=0)
+    }"""
+    (y,), _ = run(src, {"x": rand(2, 50, 16)})
+    np.testing.assert_allclose(y, _transformer_pe(50, 16).numpy(), rtol=1e-4, atol=1e-4)
+
+
+@settings(max_examples=10, deadline=None)
+@given(dim=st.integers(4, 40), shift=st.sampled_from([0.0, 1.0]), flip=st.booleans(), inter=st.booleans(),
+       period=st.sampled_from([100.0, 10000.0]))
+def test_sinusoidal_matches_numpy_reference(dim, shift, flip, inter, period):
+    tv = np.array([[0.0, 0.5], [3.0, 250.0]], dtype=np.float32)
+    src = f"""model m(t: float32[B, 2]) -> y {{
+        y = t -> sinusoidal_embedding({dim}, max_period={period}, freq_shift={shift},
+                                      flip_sin_to_cos={'true' if flip else 'false'}, interleave={'true' if inter else 'false'})
+    }}"""
+    (y,), _ = run(src, {"t": tv})
+    ref = sinusoidal_reference(tv, dim, period, shift, flip, inter)
+    assert y.shape == (2, 2, dim)
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------- multihead_attention
+
+def _torch_mha(w, prefix, e, h, bias=True):
+    m = torch.nn.MultiheadAttention(e, h, bias=bias, batch_first=True)
+    state = {k: t(w[f"{prefix}.{k}"]) for k in m.state_dict()}
+    m.load_state_dict(state)
+    return m.eval()
+
+
+@settings(max_examples=10, deadline=None)
+@given(heads=st.sampled_from([1, 2, 4]), causal=st.booleans(), bias=st.booleans(), masked=st.booleans(),
+       cross=st.booleans())
+def test_multihead_attention_matches_torch(heads, causal, bias, masked, cross):
+    e, tq, s = 8, 5, (7 if cross else 5)
+    if causal and cross:
+        s = tq  # torch's is_causal needs a square mask through nn.MultiheadAttention
+    ins = ["q: float32[B, T, 8]"] + (["kv: float32[B, S, 8]"] if cross else []) + \
+          ([f"kpm: bool[B, {'S' if cross else 'T'}]"] if masked else [])
+    kw = (", key=kv, value=kv" if cross else "") + (", key_padding_mask=kpm" if masked else "")
+    src = f"""model m({', '.join(ins)}) -> y {{
+        y = q -> multihead_attention(8, {heads}, bias={'true' if bias else 'false'},
+                                     causal={'true' if causal else 'false'}{kw}) as attn
+    }}"""
+    q, kv = rand(2, tq, e), rand(2, s, e, seed=1)
+    kpm = np.zeros((2, s), dtype=bool)
+    kpm[0, -2:] = True
+    kpm[1, 1] = True
+    feeds = {"q": q} | ({"kv": kv} if cross else {}) | ({"kpm": kpm} if masked else {})
+    (y,), w = run(src, feeds)
+    m = _torch_mha(w, "attn", e, heads, bias)
+    key = t(kv) if cross else t(q)
+    mask = torch.triu(torch.ones(tq, s, dtype=torch.bool), 1) if causal else None
+    with torch.no_grad():
+        ref, _ = m(t(q), key, key, key_padding_mask=t(kpm) if masked else None, attn_mask=mask, need_weights=False)
+    assert y.shape == (2, tq, e)
+    np.testing.assert_allclose(y, ref.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_multihead_attention_param_layout_is_torchs():
+    g = archdsl.check_source("model m(x: float32[B, T, 12]) -> y { y = x -> multihead_attention(12, 3) as self_attention }")
+    shapes = {k: v.type.shape for k, v in g.params.items()}
+    m = torch.nn.MultiheadAttention(12, 3, batch_first=True)
+    assert shapes == {f"self_attention.{k}": tuple(v.shape) for k, v in m.state_dict().items()}
+
+
+def test_multihead_attention_symbolic_causal_runs_at_two_lengths():
+    src = "model m(x: float32[B, T, 8]) -> y { y = x -> multihead_attention(8, 2, causal=true) as attn }"
+    model = archdsl.compile_source(src)
+    sess = runtime.session(model, provider="cpu")
+    w = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    m = _torch_mha(w, "attn", 8, 2)
+    for n in (3, 6):
+        x = rand(1, n, 8)
+        with torch.no_grad():
+            ref, _ = m(t(x), t(x), t(x), attn_mask=torch.triu(torch.ones(n, n, dtype=torch.bool), 1), need_weights=False)
+        np.testing.assert_allclose(sess.run(None, {"x": x})[0], ref.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_multihead_attention_diagnostics():
+    with pytest.raises(ArchError, match="divisible by num_heads"):
+        archdsl.check_source("model m(x: float32[B, T, 10]) -> y { y = x -> multihead_attention(10, 3) }")
+    with pytest.raises(ArchError, match=r"must be \[B, L, 16\]"):
+        archdsl.check_source("model m(x: float32[B, T, 8]) -> y { y = x -> multihead_attention(16, 2) }")
+    with pytest.raises(ArchError, match="both key= and value="):
+        archdsl.check_source("model m(x: float32[B, T, 8], k: float32[B, S, 8]) -> y "
+                             "{ y = x -> multihead_attention(8, 2, key=k) }")
+
+
+# ---------------------------------------------------------------- heaviside and pad
+
+@pytest.mark.parametrize("v0", [0.0, 0.5])
+def test_heaviside_matches_torch(v0):
+    x = np.array([[-2.0, -0.0, 0.0, 1e-7, 3.0]], dtype=np.float32)
+    (y,), _ = run(f"model m(x: float32[B, 5]) -> y {{ y = x -> heaviside(value_at_zero={v0}) }}", {"x": x})
+    np.testing.assert_array_equal(y, torch.heaviside(t(x), torch.tensor(v0)).numpy())
+
+
+@settings(max_examples=10, deadline=None)
+@given(pads=st.lists(st.integers(0, 3), min_size=4, max_size=4), short=st.booleans(),
+       mode=st.sampled_from(["constant", "reflect", "replicate", "circular"]))
+def test_pad_matches_torch(pads, short, mode):
+    if short and mode == "constant":  # torch takes a pair for the last dim only in constant mode on 4-D input
+        pads = pads[:2]
+    x = rand(2, 3, 4, 5)
+    src = f"""model m(x: float32[B, 3, 4, 5]) -> y {{
+        y = x -> pad({pads}, mode="{mode}", value=1.5)
+    }}"""
+    (y,), _ = run(src, {"x": x})
+    ref = F.pad(t(x), pads, mode=mode, value=1.5) if mode == "constant" else F.pad(t(x), pads, mode=mode)
+    np.testing.assert_array_equal(y, ref.numpy())
+
+
+def test_pad_keeps_symbolic_length():
+    g = archdsl.check_source("model m(x: float32[B, 4, T]) -> y { y = x -> pad([2, 0]) }")
+    assert str(g.outputs[0][1].type.shape[2]) == "(T+2)"
