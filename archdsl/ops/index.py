@@ -40,9 +40,8 @@ def _resolve(x, index):
                 if not -d <= k < d:
                     fail(f"index {k} is out of range for dim {ax} of size {d}")
                 k %= d
-            elif k < 0:
-                fail(f"negative index {k} needs a known size, dim {ax} is {d}")
-            plan.append((k, k + 1, 1, True))
+            # a negative index into a symbolic dim counts from the end at run time (x[:, -1]: the last step)
+            plan.append((k, k + 1 if k != -1 else None, 1, True))
             continue
         lo, hi, step = e[1], e[2], e[3] if e[3] is not None else 1
         if step == 0:

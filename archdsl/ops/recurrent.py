@@ -1,0 +1,196 @@
+"""lstm and gru: torch.nn.LSTM/GRU parameter layout, lowered to ONNX's own LSTM/GRU ops (one per layer).
+
+Parameters are named as in a torch state_dict (`weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`,
+`..._reverse` for the backward direction) and keep torch's gate order; the lowering reorders the gate blocks at
+run time (a Gather over rows, which onnxruntime folds into the constant initializer): torch LSTM rows are
+i, f, g, o and ONNX wants i, o, f, c; torch GRU rows are r, z, n and ONNX wants z, r, h with
+linear_before_reset=1 (torch applies the reset gate after the hidden-state matmul)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..types import TensorType, numel
+from ._common import float_input, shape_str
+from .registry import Attr, Init, OpDef, ParamSpec, fail, register
+
+__all__ = ["GATES", "torch_to_onnx_rows"]
+
+# per cell: number of gate blocks, the ONNX op, and which torch block goes to each ONNX block position
+GATES = {"lstm": (4, "LSTM", (0, 3, 1, 2)), "gru": (3, "GRU", (1, 0, 2))}
+
+
+def torch_to_onnx_rows(cell: str, hidden: int) -> np.ndarray:
+    """Row indices that turn a torch-ordered [G*H, ...] gate matrix into ONNX order."""
+    _, _, order = GATES[cell]
+    return np.concatenate([np.arange(b * hidden, (b + 1) * hidden) for b in order]).astype(np.int64)
+
+
+def _dirs(a) -> int:
+    return 2 if a["bidirectional"] else 1
+
+
+def _param_names(a) -> list[str]:
+    names = []
+    for layer in range(a["num_layers"]):
+        for d in range(_dirs(a)):
+            sfx = f"_l{layer}" + ("_reverse" if d else "")
+            names += [f"weight_ih{sfx}", f"weight_hh{sfx}"]
+            if a["bias"]:
+                names += [f"bias_ih{sfx}", f"bias_hh{sfx}"]
+    return names
+
+
+def _check_attrs(cell, a):
+    if a["hidden_size"] <= 0 or a["num_layers"] <= 0:
+        fail(f"{cell}: hidden_size and num_layers must be positive")
+    if not 0.0 <= a["dropout"] < 1.0:
+        fail(f"{cell}: dropout must be in [0, 1), got {a['dropout']}")
+
+
+def _make_params(cell):
+    gates = GATES[cell][0]
+
+    def params(ins, a):
+        _check_attrs(cell, a)
+        x = ins[0]
+        if x.rank != 3 or not isinstance(x.shape[-1], int):
+            fail(f"{cell}: expected an input [B, T, features] with known features, got {shape_str(x)}")
+        h, dirs = a["hidden_size"], _dirs(a)
+        init = Init("uniform", -1.0 / math.sqrt(h), 1.0 / math.sqrt(h))  # torch's reset_parameters
+        specs = []
+        names = iter(_param_names(a))
+        for layer in range(a["num_layers"]):
+            fan_in = x.shape[-1] if layer == 0 else h * dirs
+            for _ in range(dirs):
+                specs += [ParamSpec(next(names), (gates * h, fan_in), init),
+                          ParamSpec(next(names), (gates * h, h), init)]
+                if a["bias"]:
+                    specs += [ParamSpec(next(names), (gates * h,), init), ParamSpec(next(names), (gates * h,), init)]
+        return specs
+    return params
+
+
+def _split_inputs(ins, a):
+    """(data inputs, params): params follow the data inputs and their number follows from the attrs."""
+    n = len(_param_names(a))
+    return list(ins[:len(ins) - n]), list(ins[len(ins) - n:])
+
+
+def _make_infer(cell):
+    gates = GATES[cell][0]
+    n_states = 2 if cell == "lstm" else 1
+
+    def infer(ins, a):
+        _check_attrs(cell, a)
+        data, params = _split_inputs(ins, a)
+        x = data[0]
+        float_input(cell, x)
+        if x.rank != 3:
+            fail(f"{cell}: expected an input [B, T, features], got {shape_str(x)}")
+        h, dirs, layers = a["hidden_size"], _dirs(a), a["num_layers"]
+        b, t = (x.shape[0], x.shape[1]) if a["batch_first"] else (x.shape[1], x.shape[0])
+        for p, name in zip(params, _param_names(a)):
+            if p.shape[0] != gates * h:
+                fail(f"{cell}: parameter '{name}' has shape {shape_str(p)}, expected {gates * h} rows")
+        if params[0].shape[1] != x.shape[-1]:
+            fail(f"{cell}: expected {params[0].shape[1]} input features, got {x.shape[-1]} (input {shape_str(x)})")
+        states = data[1:]
+        if states and len(states) != n_states:
+            fail(f"{cell}: give {'h0 and c0 together' if cell == 'lstm' else 'h0'} as initial state")
+        state_t = TensorType(x.dtype, (layers * dirs, b, h))
+        for s in states:
+            if s.dtype != x.dtype or tuple(s.shape) != state_t.shape:
+                fail(f"{cell}: initial state must be {state_t}, got {s}")
+        seq = x.with_shape((b, t, dirs * h) if a["batch_first"] else (t, b, dirs * h))
+        return [seq] + ([state_t] * n_states if a["return_state"] else [])
+    return infer
+
+
+def _i64(e, v):
+    return e.const(np.asarray(v, dtype=np.int64))
+
+
+def _make_lower(cell):
+    _, onnx_op, _ = GATES[cell]
+    n_states = 2 if cell == "lstm" else 1
+
+    def lower(e, ins, outs, c):
+        a = c.attrs
+        data, params = _split_inputs(ins, a)
+        h, dirs, layers = a["hidden_size"], _dirs(a), a["num_layers"]
+        rows = _i64(e, torch_to_onnx_rows(cell, h))
+        per = 4 if a["bias"] else 2
+        seq = e.op("Transpose", [data[0]], perm=[1, 0, 2]) if a["batch_first"] else data[0]  # [T, B, F]
+        finals: list[list[str]] = [[] for _ in range(n_states)]
+        extra = {"linear_before_reset": 1} if cell == "gru" else {}
+        for layer in range(layers):
+            w, r, bias = [], [], []
+            for d in range(dirs):
+                p = params[(layer * dirs + d) * per:(layer * dirs + d + 1) * per]
+                reorder = [e.op("Gather", [q, rows], axis=0) for q in p]
+                w.append(reorder[0])
+                r.append(reorder[1])
+                if a["bias"]:
+                    bias.append(e.op("Concat", reorder[2:], axis=0))
+            stack = (lambda vs: e.op("Unsqueeze", [vs[0], _i64(e, [0])]) if len(vs) == 1 else
+                     e.op("Concat", [e.op("Unsqueeze", [v, _i64(e, [0])]) for v in vs], axis=0))
+            initial = [e.op("Slice", [s, _i64(e, [layer * dirs]), _i64(e, [(layer + 1) * dirs]), _i64(e, [0])])
+                       for s in data[1:]]
+            inputs = [seq, stack(w), stack(r), stack(bias) if bias else "", ""] + initial
+            while inputs[-1] == "":
+                inputs.pop()
+            y, *states = e.op(onnx_op, inputs, n_out=1 + n_states, hidden_size=h,
+                              direction="bidirectional" if dirs == 2 else "forward", **extra)
+            for k, s in enumerate(states):
+                finals[k].append(s)
+            # Y is [T, dirs, B, H]; the next layer (and the caller) read [T, B, dirs * H]
+            if dirs == 1:
+                seq = e.op("Squeeze", [y, _i64(e, [1])])
+            else:
+                seq = e.op("Reshape", [e.op("Transpose", [y], perm=[0, 2, 1, 3]), _i64(e, [0, 0, -1])])
+        e.op("Transpose", [seq], perm=[1, 0, 2], outputs=[outs[0]]) if a["batch_first"] else \
+            e.op("Identity", [seq], outputs=[outs[0]])
+        if a["return_state"]:
+            for k in range(n_states):
+                parts = finals[k]
+                if len(parts) == 1:
+                    e.op("Identity", parts, outputs=[outs[1 + k]])
+                else:
+                    e.op("Concat", parts, axis=0, outputs=[outs[1 + k]])
+    return lower
+
+
+def _make_cost(cell):
+    gates = GATES[cell][0]
+
+    def cost(c):
+        a = c.attrs
+        x = c.in_types[0]
+        steps = numel(x.shape[:2])
+        h, dirs = a["hidden_size"], _dirs(a)
+        total = 0
+        for layer in range(a["num_layers"]):
+            fan_in = x.shape[-1] if layer == 0 else h * dirs
+            total += dirs * steps * (2 * gates * h * (fan_in + h) + 8 * gates * h)
+        return total
+    return cost
+
+
+def _register(cell: str, torch_name: str, states: str):
+    register(OpDef(
+        name=cell, inputs=("x",) + tuple(f"{s}?" for s in states.split()), category="layer",
+        attrs=(Attr("hidden_size", "int"), Attr("num_layers", "int", 1), Attr("bias", "bool", True),
+               Attr("batch_first", "bool", True), Attr("dropout", "float", 0.0), Attr("bidirectional", "bool", False),
+               Attr("return_state", "bool", False)),
+        params=_make_params(cell), infer=_make_infer(cell), lower=_make_lower(cell), cost=_make_cost(cell),
+        doc=f"{torch_name} (torch layout and gate order), batch_first by default: [B, T, F] -> [B, T, D*H]; "
+            f"return_state=true also gives the final {', '.join(states.split()).replace('0', '_n')} [layers*D, B, H]. "
+            f"ONNX {GATES[cell][1]}, one per layer; dropout is the identity at inference.",
+    ))
+
+
+_register("lstm", "torch.nn.LSTM", "h0 c0")
+_register("gru", "torch.nn.GRU", "h0")

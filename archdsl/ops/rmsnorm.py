@@ -1,0 +1,86 @@
+"""rms_norm: root-mean-square layer normalization (torch.nn.RMSNorm), as used by T5 and LLaMA.
+
+y = x / sqrt(mean(x^2 over the normalized dims) + eps) * weight. ONNX RMSNormalization at opset 23+
+(onnxruntime runs it as one kernel), a ReduceMean/Sqrt decomposition below that."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..types import DType, numel
+from ._common import float_input, shape_str
+from .registry import Attr, Init, OpDef, ParamSpec, fail, register
+
+__all__ = ["default_eps"]
+
+
+def default_eps(dtype: DType) -> float:
+    """torch.nn.RMSNorm's eps=None: the machine epsilon of the input's dtype."""
+    if dtype is DType.bfloat16:
+        return 2.0 ** -7
+    return float(np.finfo(dtype.np).eps)
+
+
+def _np_dtype(dtype: DType):
+    if dtype is DType.bfloat16:
+        import ml_dtypes
+        return ml_dtypes.bfloat16
+    return dtype.np
+
+
+def _norm_dims(x, a):
+    ns = a["normalized_shape"]
+    if ns is None:
+        ns = (x.shape[-1],) if x.rank else ()
+    if not ns or len(ns) > x.rank or tuple(x.shape[x.rank - len(ns):]) != tuple(ns):
+        fail(f"rms_norm: normalized_shape {list(ns)} does not match the trailing dims of {shape_str(x)}")
+    return tuple(ns)
+
+
+def _params(ins, a):
+    ns = _norm_dims(ins[0], a)
+    if not all(isinstance(d, int) for d in ns):
+        fail(f"rms_norm: normalized dims must be known sizes, got {list(ns)}")
+    return [ParamSpec("weight", ns, Init("ones"))] if a["elementwise_affine"] else []
+
+
+def _infer(ins, a):
+    x = ins[0]
+    float_input("rms_norm", x)
+    ns = _norm_dims(x, a)
+    if a["eps"] is not None and a["eps"] < 0:
+        fail(f"rms_norm: eps must not be negative, got {a['eps']}")
+    for p in ins[1:]:
+        if tuple(p.shape) != ns:
+            fail(f"rms_norm: weight shape {shape_str(p)} does not match normalized shape {list(ns)}")
+    return [x]
+
+
+def _lower(e, ins, outs, c):
+    x_t = c.in_types[0]
+    ns = _norm_dims(x_t, c.attrs)
+    eps = c.attrs["eps"] if c.attrs["eps"] is not None else default_eps(x_t.dtype)
+    np_dt = _np_dtype(x_t.dtype)
+    scale = ins[1] if len(ins) > 1 else None
+    if e.opset >= 23:
+        if scale is None:
+            scale = e.const(np.ones(ns, dtype=np_dt))
+        e.op("RMSNormalization", [ins[0], scale], outputs=outs, axis=-len(ns), epsilon=float(eps))
+        return
+    axes = e.const(np.arange(x_t.rank - len(ns), x_t.rank, dtype=np.int64))
+    ms = e.op("ReduceMean", [e.op("Mul", [ins[0], ins[0]]), axes], keepdims=1)
+    inv = e.op("Reciprocal", [e.op("Sqrt", [e.op("Add", [ms, e.const(np.array(eps, dtype=np_dt))])])])
+    if scale is None:
+        e.op("Mul", [ins[0], inv], outputs=outs)
+    else:
+        e.op("Mul", [e.op("Mul", [ins[0], inv]), scale], outputs=outs)
+
+
+register(OpDef(
+    name="rms_norm", inputs=("x",), category="layer", aliases=("rmsnorm",),
+    attrs=(Attr("normalized_shape", "ints?", None), Attr("eps", "float?", None),
+           Attr("elementwise_affine", "bool", True)),
+    params=_params, infer=_infer, lower=_lower, cost=lambda c: 4 * numel(c.out_types[0].shape),
+    doc="RMS normalization over the trailing dims (torch.nn.RMSNorm; eps=none is the dtype's epsilon); "
+        "default: the last dim. ONNX RMSNormalization at opset 23+.",
+))
