@@ -54,8 +54,6 @@ def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = N
     initializers = []
     for name, v in g.params.items():
         names[id(v)] = name
-        if with_weights:
-            initializers.append(numpy_helper.from_array(_param_array(v, seed, weights), name))
     for i, v in enumerate(g.consts):
         names[id(v)] = f"const_{i}"
         initializers.append(numpy_helper.from_array(v.data, f"const_{i}"))
@@ -98,9 +96,14 @@ def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = N
         outputs.append(value_info(oname, v.type))
 
     graph = helper.make_graph(
-        e.nodes, g.name, [value_info(v.name, v.type) for v in g.inputs], outputs,
-        initializer=initializers + e.initializers, doc_string=doc)
+        e.nodes, g.name, [value_info(v.name, v.type) for v in g.inputs], outputs, doc_string=doc)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="archdsl")
+    # weights go straight into the model, one tensor at a time: make_graph/make_model copy every initializer
+    # (three copies of a multi-GiB model at once)
+    if with_weights:
+        for name, v in g.params.items():
+            model.graph.initializer.append(numpy_helper.from_array(_param_array(v, seed, weights), name))
+    model.graph.initializer.extend(initializers + e.initializers)
     model.ir_version = min(helper.find_min_ir_version_for([helper.make_opsetid("", opset)]), onnx.IR_VERSION)
     from .. import __version__
     model.producer_version = __version__
