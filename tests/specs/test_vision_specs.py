@@ -1,0 +1,412 @@
+"""The vision/generative specs: exact parameter counts (counted, never materialized), and each spec
+compiled, fully ONNX-checked and run in onnxruntime at batch 2 (small variants of the big ones);
+DCGAN, the DDPM UNet and the TCN also against a PyTorch reference with the same weights."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+import archdsl
+from archdsl import runtime
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+
+# spec, -D defines, model, trainable params (published / torchvision / reference-code figures)
+COUNTS = [
+    ("perceptron", {}, None, 3),
+    ("perceptron", {"features": 784}, None, 785),
+    ("dcgan", {}, "generator", 3_576_704),
+    ("dcgan", {}, "discriminator", 2_765_568),
+    ("efficientnet", {"variant": "b0"}, None, 5_288_548),
+    ("efficientnet", {"variant": "b1"}, None, 7_794_184),
+    ("efficientnet", {"variant": "b2"}, None, 9_109_994),
+    ("efficientnet", {"variant": "b3"}, None, 12_233_232),
+    ("efficientnet", {"variant": "b4"}, None, 19_341_616),
+    ("efficientnet", {"variant": "b5"}, None, 30_389_784),
+    ("efficientnet", {"variant": "b6"}, None, 43_040_704),
+    ("efficientnet", {"variant": "b7"}, None, 66_347_960),
+    ("vit", {}, None, 86_567_656),                                                     # ViT-B/16
+    ("vit", {"layers": 24, "heads": 16, "hidden": 1024, "mlp_dim": 4096}, None, 304_326_632),  # ViT-L/16
+    ("ddpm_unet", {}, None, 35_746_307),
+    ("tcn", {}, None, 66_510),
+    ("hybrid", {}, None, 2_266_624),
+]
+
+
+def _id(case):
+    spec, defines, model, _ = case
+    return "-".join([spec] + [f"{k}={v}" for k, v in defines.items()] + ([model] if model else []))
+
+
+@pytest.mark.parametrize("case", COUNTS, ids=[_id(c) for c in COUNTS])
+def test_param_count(case):
+    spec, defines, model, expected = case
+    g = archdsl.check_file(SPECS / f"{spec}.arch", defines=defines, model=model)
+    assert g.param_count() == expected
+
+
+@pytest.mark.parametrize("variant,resolution", list(zip([f"b{i}" for i in range(8)],
+                                                        [224, 240, 260, 300, 380, 456, 528, 600])))
+def test_efficientnet_default_resolution_and_shapes(variant, resolution):
+    g = archdsl.check_file(SPECS / "efficientnet.arch", defines={"variant": variant})
+    assert [str(d) for d in g.inputs[0].type.shape] == ["B", "3", str(resolution), str(resolution)]
+    assert [str(d) for d in g.outputs[0][1].type.shape] == ["B", "1000"]
+    eps = {n.attrs["eps"] for n in g.nodes if n.op == "batchnorm"}
+    assert eps == ({1e-3} if variant in ("b5", "b6", "b7") else {1e-5})   # as torchvision's norm_layer
+
+
+def test_efficientnet_names_are_torchvisions():
+    g = archdsl.check_file(SPECS / "efficientnet.arch")
+    shapes = {k: v.type.shape for k, v in g.params.items()}
+    assert shapes["features.0.0.weight"] == (32, 3, 3, 3)
+    assert shapes["features.1.0.block.0.0.weight"] == (32, 1, 3, 3)          # depthwise, no expansion in stage 1
+    assert shapes["features.1.0.block.1.fc1.weight"] == (8, 32, 1, 1)        # squeeze-excitation
+    assert shapes["features.2.0.block.0.0.weight"] == (96, 16, 1, 1)         # expansion 6
+    assert shapes["features.2.0.block.3.0.weight"] == (24, 96, 1, 1)         # projection
+    assert shapes["features.8.0.weight"] == (1280, 320, 1, 1)
+    assert shapes["classifier.1.weight"] == (1000, 1280)
+
+
+def test_vit_names_are_torchvisions():
+    g = archdsl.check_file(SPECS / "vit.arch", defines={"layers": 1})
+    layer = "encoder.layers.encoder_layer_0."
+    expected = ["conv_proj.weight", "conv_proj.bias", "class_token", "encoder.pos_embedding"] + \
+        [layer + k for k in ("ln_1.weight", "ln_1.bias", "self_attention.in_proj_weight", "self_attention.in_proj_bias",
+                             "self_attention.out_proj.weight", "self_attention.out_proj.bias", "ln_2.weight", "ln_2.bias",
+                             "mlp.0.weight", "mlp.0.bias", "mlp.3.weight", "mlp.3.bias")] + \
+        ["encoder.ln.weight", "encoder.ln.bias", "heads.head.weight", "heads.head.bias"]
+    assert sorted(g.params) == sorted(expected)
+    assert g.params["encoder.pos_embedding"].type.shape == (1, 197, 768)
+    assert g.params["class_token"].type.shape == (1, 1, 768)
+
+
+# ---------------------------------------------------------------- compiled and run
+
+TINY_VIT = {"image": 32, "patch": 8, "layers": 2, "hidden": 32, "heads": 4, "mlp_dim": 64, "classes": 10}
+SMALL_DDPM = {"ch": 32, "groups": 8, "resolution": 16, "ch_mult": [1, 2], "attn_resolutions": [8]}
+SMALL_HYBRID = {"image": 32, "stem": [8, 16], "hidden": 32, "heads": 2, "layers": 2, "mlp_dim": 64, "classes": 10}
+
+# spec, defines, model, {output: shape at batch 2}
+RUNS = [
+    ("perceptron", {}, None, {"y": (2, 1)}),
+    ("dcgan", {}, "generator", {"image": (2, 3, 64, 64)}),
+    ("dcgan", {}, "discriminator", {"p": (2, 1)}),
+    ("efficientnet", {"variant": "b0", "resolution": 64, "classes": 10}, None, {"logits": (2, 10)}),
+    ("vit", TINY_VIT, None, {"logits": (2, 10)}),
+    ("ddpm_unet", SMALL_DDPM, None, {"noise": (2, 3, 16, 16)}),
+    ("tcn", {"seq_len": 64}, None, {"logits": (2, 10)}),
+    ("hybrid", SMALL_HYBRID, None, {"logits": (2, 10)}),
+]
+
+
+def compile_run(spec, defines, model, feeds=None, seed=0):
+    m = archdsl.compile_file(SPECS / f"{spec}.arch", defines=defines, model=model, seed=seed)
+    onnx.checker.check_model(m, full_check=True)
+    sess = runtime.session(m, provider="cpu")
+    feeds = feeds or runtime.random_feeds(sess, batch=2, high={"t": 1000})
+    outs = sess.run(None, feeds)
+    params = archdsl.check_file(SPECS / f"{spec}.arch", defines=defines, model=model).params
+    weights = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer if i.name in params}
+    return dict(zip([o.name for o in sess.get_outputs()], outs)), weights, feeds
+
+
+@pytest.mark.parametrize("case", RUNS, ids=[_id(c[:3] + (0,)) for c in RUNS])
+def test_spec_compiles_checks_and_runs(case):
+    spec, defines, model, shapes = case
+    outs, _, _ = compile_run(spec, defines, model)
+    assert {k: v.shape for k, v in outs.items()} == shapes
+    for v in outs.values():
+        assert np.isfinite(v).all()
+
+
+def test_perceptron_is_a_threshold_unit():
+    outs, w, feeds = compile_run("perceptron", {}, None)
+    expected = (feeds["x"] @ w["unit.weight"].T + w["unit.bias"] > 0).astype(np.float32)
+    np.testing.assert_array_equal(outs["y"], expected)
+
+
+def test_ddpm_unet_default_graph_shapes():
+    g = archdsl.check_file(SPECS / "ddpm_unet.arch")
+    assert [str(d) for d in g.outputs[0][1].type.shape] == ["B", "3", "32", "32"]
+    assert [str(v.type) for v in g.inputs] == ["float32[B, 3, 32, 32]", "int64[B]"]
+    assert sum(1 for k in g.params if k.endswith(".q.weight")) == 2 + 1 + 3      # 16x16 down, mid, 16x16 up
+
+
+# ---------------------------------------------------------------- against PyTorch
+
+def _load(module, weights):
+    torch = pytest.importorskip("torch")
+    state = {k: torch.from_numpy(v.copy()) for k, v in weights.items()}
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)
+    return module.eval()
+
+
+def _randomize_bn(weights):
+    """Non-trivial running statistics, so BatchNorm is really checked."""
+    rng = np.random.default_rng(1)
+    for k in weights:
+        if k.endswith("running_mean"):
+            weights[k] = rng.standard_normal(weights[k].shape).astype(np.float32) * 0.1
+        elif k.endswith("running_var"):
+            weights[k] = rng.uniform(0.5, 1.5, weights[k].shape).astype(np.float32)
+    return weights
+
+
+def test_dcgan_matches_the_pytorch_tutorial_networks(tmp_path):
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    gen = nn.Sequential(
+        nn.ConvTranspose2d(100, 512, 4, 1, 0, bias=False), nn.BatchNorm2d(512), nn.ReLU(True),
+        nn.ConvTranspose2d(512, 256, 4, 2, 1, bias=False), nn.BatchNorm2d(256), nn.ReLU(True),
+        nn.ConvTranspose2d(256, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(True),
+        nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(True),
+        nn.ConvTranspose2d(64, 3, 4, 2, 1, bias=False), nn.Tanh())
+    disc = nn.Sequential(
+        nn.Conv2d(3, 64, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(64, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128), nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(128, 256, 4, 2, 1, bias=False), nn.BatchNorm2d(256), nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(256, 512, 4, 2, 1, bias=False), nn.BatchNorm2d(512), nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(512, 1, 4, 1, 0, bias=False), nn.Sigmoid())
+    for name, main, out in (("generator", gen, "image"), ("discriminator", disc, "p")):
+        ref = nn.Module()
+        ref.main = main                      # the tutorial's modules hold their layers as self.main
+        g = archdsl.check_file(SPECS / "dcgan.arch", model=name)
+        weights = _randomize_bn(compile_run("dcgan", {}, name)[1])
+        np.savez(tmp_path / f"{name}.npz", **weights)
+        m = archdsl.compile_file(SPECS / "dcgan.arch", model=name, weights=str(tmp_path / f"{name}.npz"))
+        sess = runtime.session(m, provider="cpu")
+        feeds = runtime.random_feeds(sess, batch=2)
+        ours = sess.run(None, feeds)[0]
+        _load(ref, weights)
+        assert g.param_count() == sum(p.numel() for p in ref.parameters())
+        with torch.no_grad():
+            expected = main(torch.from_numpy(next(iter(feeds.values())))).reshape(2, -1).numpy()
+        np.testing.assert_allclose(ours.reshape(2, -1), expected, rtol=1e-4, atol=1e-5)
+        assert ours.shape[1:] == {"image": (3, 64, 64), "p": (1,)}[out]
+
+
+def _torch_efficientnet_b0(classes):
+    """EfficientNet-B0 written directly in torch with torchvision's module structure (features.N.M.block.K)."""
+    torch = pytest.importorskip("torch")
+    nn, F = torch.nn, torch.nn.functional
+
+    def cna(cin, cout, k, stride=1, groups=1, act=True):
+        layers = [nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+        return nn.Sequential(*layers, *([nn.SiLU()] if act else []))
+
+    class SqueezeExcitation(nn.Module):
+        def __init__(self, c, squeeze):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Conv2d(c, squeeze, 1), nn.Conv2d(squeeze, c, 1)
+
+        def forward(self, x):
+            return x * torch.sigmoid(self.fc2(F.silu(self.fc1(F.adaptive_avg_pool2d(x, 1)))))
+
+    class MBConv(nn.Module):
+        def __init__(self, cin, expand, k, stride, cout):
+            super().__init__()
+            hidden = cin * expand                   # B0's channels are already multiples of 8
+            layers = [cna(cin, hidden, 1)] if hidden != cin else []
+            layers += [cna(hidden, hidden, k, stride, hidden), SqueezeExcitation(hidden, max(1, cin // 4)),
+                       cna(hidden, cout, 1, act=False)]
+            self.block, self.residual = nn.Sequential(*layers), stride == 1 and cin == cout
+
+        def forward(self, x):
+            return self.block(x) + x if self.residual else self.block(x)
+
+    stages = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
+              (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
+    features, cin = [cna(3, 32, 3, 2)], 32
+    for expand, k, stride, cout, n in stages:
+        blocks = []
+        for j in range(n):
+            blocks.append(MBConv(cin, expand, k, stride if j == 0 else 1, cout))
+            cin = cout
+        features.append(nn.Sequential(*blocks))
+    features.append(cna(cin, 4 * cin, 1))
+
+    class EfficientNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(*features)
+            self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(4 * cin, classes))
+
+        def forward(self, x):
+            return self.classifier(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+    return EfficientNet()
+
+
+def test_efficientnet_b0_matches_a_pytorch_reference():
+    torch = pytest.importorskip("torch")
+    assert sum(p.numel() for p in _torch_efficientnet_b0(1000).parameters()) == 5_288_548
+    ref = _torch_efficientnet_b0(10)
+    defines = {"variant": "b0", "resolution": 64, "classes": 10}
+    m = archdsl.compile_file(SPECS / "efficientnet.arch", defines=defines)
+    params = archdsl.check_file(SPECS / "efficientnet.arch", defines=defines).params
+    weights = _randomize_bn({i.name: numpy_helper.to_array(i) for i in m.graph.initializer if i.name in params})
+    for init in m.graph.initializer:
+        if init.name in weights:
+            init.CopyFrom(numpy_helper.from_array(weights[init.name], init.name))
+    sess = runtime.session(m, provider="cpu")
+    x = runtime.random_feeds(sess, batch=2)["x"]
+    _load(ref, weights)
+    with torch.no_grad():
+        expected = ref(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], expected, rtol=1e-4, atol=1e-5)
+
+
+def _torch_ddpm(ch, ch_mult, num_res_blocks, attn_resolutions, resolution, groups):
+    """The DDPM UNet written directly in torch, from the paper's description (names as the spec's)."""
+    torch = pytest.importorskip("torch")
+    nn, F = torch.nn, torch.nn.functional
+
+    def gn(c):
+        return nn.GroupNorm(groups, c, eps=1e-6)
+
+    class Res(nn.Module):
+        def __init__(self, cin, cout):
+            super().__init__()
+            self.norm1, self.conv1 = gn(cin), nn.Conv2d(cin, cout, 3, padding=1)
+            self.temb_proj = nn.Linear(4 * ch, cout)
+            self.norm2, self.conv2 = gn(cout), nn.Conv2d(cout, cout, 3, padding=1)
+            if cin != cout:
+                self.nin_shortcut = nn.Conv2d(cin, cout, 1)
+
+        def forward(self, x, temb):
+            h = self.conv1(F.silu(self.norm1(x))) + self.temb_proj(F.silu(temb))[:, :, None, None]
+            h = self.conv2(F.silu(self.norm2(h)))
+            return (self.nin_shortcut(x) if hasattr(self, "nin_shortcut") else x) + h
+
+    class Attn(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.norm = gn(c)
+            self.q, self.k, self.v, self.proj_out = (nn.Conv2d(c, c, 1) for _ in range(4))
+
+        def forward(self, x):
+            b, c, hh, ww = x.shape
+            h = self.norm(x)
+            q = self.q(h).reshape(b, c, hh * ww).permute(0, 2, 1)
+            k, v = self.k(h).reshape(b, c, hh * ww), self.v(h).reshape(b, c, hh * ww)
+            w = torch.softmax(torch.bmm(q, k) * c ** -0.5, dim=2)
+            return x + self.proj_out(torch.bmm(v, w.permute(0, 2, 1)).reshape(b, c, hh, ww))
+
+    class UNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.temb = nn.Module()
+            self.temb.dense = nn.ModuleList([nn.Linear(ch, 4 * ch), nn.Linear(4 * ch, 4 * ch)])
+            self.conv_in = nn.Conv2d(3, ch, 3, padding=1)
+            self.down, skips, cur, res = nn.ModuleList(), [ch], ch, resolution
+            for i, m in enumerate(ch_mult):
+                d = nn.Module()
+                d.block, d.attn = nn.ModuleList(), nn.ModuleList()
+                for _ in range(num_res_blocks):
+                    d.block.append(Res(cur, ch * m))
+                    cur = ch * m
+                    if res in attn_resolutions:
+                        d.attn.append(Attn(cur))
+                    skips.append(cur)
+                if i != len(ch_mult) - 1:
+                    d.downsample = nn.Module()
+                    d.downsample.conv = nn.Conv2d(cur, cur, 3, stride=2)
+                    skips.append(cur)
+                    res //= 2
+                self.down.append(d)
+            self.mid = nn.Module()
+            self.mid.block_1, self.mid.attn_1, self.mid.block_2 = Res(cur, cur), Attn(cur), Res(cur, cur)
+            ups = []
+            for i in reversed(range(len(ch_mult))):
+                u = nn.Module()
+                u.block, u.attn = nn.ModuleList(), nn.ModuleList()
+                for _ in range(num_res_blocks + 1):
+                    u.block.append(Res(cur + skips.pop(), ch * ch_mult[i]))
+                    cur = ch * ch_mult[i]
+                    if res in attn_resolutions:
+                        u.attn.append(Attn(cur))
+                if i != 0:
+                    u.upsample = nn.Module()
+                    u.upsample.conv = nn.Conv2d(cur, cur, 3, padding=1)
+                    res *= 2
+                ups.insert(0, u)
+            self.up = nn.ModuleList(ups)
+            self.norm_out, self.conv_out = gn(cur), nn.Conv2d(cur, 3, 3, padding=1)
+
+        def forward(self, x, t):
+            half = ch // 2
+            freqs = torch.exp(torch.arange(half, dtype=torch.float32) * -(math.log(10000) / (half - 1)))
+            args = t.float()[:, None] * freqs[None]
+            temb = torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+            temb = self.temb.dense[1](F.silu(self.temb.dense[0](temb)))
+            hs = [self.conv_in(x)]
+            for i, d in enumerate(self.down):
+                for j, blk in enumerate(d.block):
+                    h = blk(hs[-1], temb)
+                    hs.append(d.attn[j](h) if len(d.attn) else h)
+                if hasattr(d, "downsample"):
+                    hs.append(d.downsample.conv(F.pad(hs[-1], (0, 1, 0, 1))))
+            h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(hs[-1], temb)), temb)
+            for i in reversed(range(len(ch_mult))):
+                u = self.up[i]
+                for j, blk in enumerate(u.block):
+                    h = blk(torch.cat([h, hs.pop()], dim=1), temb)
+                    h = u.attn[j](h) if len(u.attn) else h
+                if hasattr(u, "upsample"):
+                    h = u.upsample.conv(F.interpolate(h, scale_factor=2.0, mode="nearest"))
+            return self.conv_out(F.silu(self.norm_out(h)))
+
+    return UNet()
+
+
+def test_ddpm_unet_matches_a_pytorch_reference():
+    torch = pytest.importorskip("torch")
+    ref = _torch_ddpm(32, [1, 2], 2, [8], 16, 8)
+    assert archdsl.check_file(SPECS / "ddpm_unet.arch", defines=SMALL_DDPM).param_count() == \
+        sum(p.numel() for p in ref.parameters())
+    full = _torch_ddpm(128, [1, 2, 2, 2], 2, [16], 32, 32)   # counted only: the same layout at full size
+    assert sum(p.numel() for p in full.parameters()) == 35_746_307
+    outs, w, feeds = compile_run("ddpm_unet", SMALL_DDPM, None)
+    _load(ref, w)
+    with torch.no_grad():
+        expected = ref(torch.from_numpy(feeds["x"]), torch.from_numpy(feeds["t"])).numpy()
+    np.testing.assert_allclose(outs["noise"], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_tcn_matches_a_pytorch_reference_and_is_causal():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    outs, w, feeds = compile_run("tcn", {"seq_len": 64, "levels": 3}, None)
+
+    def forward(x):
+        for i in range(3):
+            d, pad = 2 ** i, 6 * 2 ** i
+            h = F.relu(F.conv1d(F.pad(x, (pad, 0)), _t(w, f"network.{i}.conv1.weight"), _t(w, f"network.{i}.conv1.bias"),
+                                dilation=d))
+            h = F.relu(F.conv1d(F.pad(h, (pad, 0)), _t(w, f"network.{i}.conv2.weight"), _t(w, f"network.{i}.conv2.bias"),
+                                dilation=d))
+            res = F.conv1d(x, _t(w, f"network.{i}.downsample.weight"), _t(w, f"network.{i}.downsample.bias")) \
+                if f"network.{i}.downsample.weight" in w else x
+            x = F.relu(h + res)
+        return x
+
+    x = torch.from_numpy(feeds["x"])
+    with torch.no_grad():
+        seq = forward(x)
+        expected = F.linear(seq[:, :, -1], _t(w, "linear.weight"), _t(w, "linear.bias")).numpy()
+        later = x.clone()
+        later[:, :, 40:] += 1.0                     # the future does not reach earlier outputs
+        assert torch.equal(forward(later)[:, :, :40], seq[:, :, :40])
+    np.testing.assert_allclose(outs["logits"], expected, rtol=1e-4, atol=1e-5)
+
+
+def _t(w, name):
+    import torch
+    return torch.from_numpy(w[name].copy())
