@@ -400,6 +400,8 @@ class Evaluator:
     # ---------------- operators ----------------
     def binop(self, op: str, a, b, span: Span):
         if isinstance(a, Tensor) or isinstance(b, Tensor):
+            if op in ("==", "!=") and (a is None or b is None):  # an optional tensor argument: `if mask != none`
+                return (a is b) == (op == "==")
             if op not in _TENSOR_OPS:
                 raise ArchTypeError(f"operator '{op}' is not defined on tensors", span)
             return self.tensor_binop(_TENSOR_OPS[op], a, b, span)

@@ -201,3 +201,57 @@ def test_negative_index_into_a_symbolic_dim_counts_from_the_end(k):
     x = np.arange(2 * 5 * 3, dtype=np.float32).reshape(2, 5, 3)
     (y,) = runtime.session(m).run(None, {"x": x})
     np.testing.assert_array_equal(y, x[:, k])
+
+
+# ---------------------------------------------------------------- eq, take, optional tensor arguments
+
+def test_eq_makes_a_padding_mask():
+    m = _compile("model m(ids: int64[B, T]) -> (pad, y) { pad = eq(ids, 0); y = masked_fill(cast(ids, \"float32\"), "
+                 "pad, -1.0) }")
+    ids = np.array([[3, 0, 2], [0, 0, 1]], np.int64)
+    pad, y = runtime.session(m).run(None, {"ids": ids})
+    np.testing.assert_array_equal(pad, ids == 0)
+    np.testing.assert_array_equal(y, np.where(ids == 0, -1.0, ids).astype(np.float32))
+
+
+def test_take_looks_up_rows_of_an_existing_table():
+    m = _compile("model m(ids: int64[B, T]) -> (a, b) { a = ids -> embedding(10, 4) as emb; "
+                 "b = take(ref(\"emb.weight\"), ids) }")
+    assert sum(1 for i in m.graph.initializer if i.name == "emb.weight") == 1
+    a, b = runtime.session(m).run(None, {"ids": np.array([[1, 9], [0, 3]], np.int64)})
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("src, msg", [
+    ("model m(a: int64[B], b: float32[B]) -> y { y = eq(a, b) }", "dtypes differ"),
+    ("model m(a: float32[4, 3], i: float32[2]) -> y { y = take(a, i) }", "indices must be"),
+])
+def test_eq_take_errors(src, msg):
+    with pytest.raises(ArchError, match=msg):
+        archdsl.check_source(src)
+
+
+def test_take_along_another_axis():
+    m = _compile("model m(x: float32[2, 5, 3], i: int64[4]) -> y { y = take(x, i, axis=1) }")
+    x = np.arange(30, dtype=np.float32).reshape(2, 5, 3)
+    i = np.array([4, 0, 0, 2], np.int64)
+    (y,) = runtime.session(m).run(None, {"x": x, "i": i})
+    np.testing.assert_array_equal(y, np.take(x, i, axis=1))
+
+
+def test_a_tensor_compares_unequal_to_none():
+    src = """
+block maybe_masked(x, mask=none) {
+    if mask != none {
+        return masked_fill(x, mask, 0.0)
+    }
+    return x
+}
+model m(x: float32[B, 3], k: bool[B, 3]) -> (a, b) {
+    a = maybe_masked(x)
+    b = maybe_masked(x, k)
+    assert not (x == none)
+}
+"""
+    g = archdsl.check_source(src)
+    assert [n.op for n in g.nodes] == ["masked_fill"]

@@ -24,6 +24,8 @@ from archdsl.summary import summarize
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 
 TINY_GPT = {"n_layer": 2, "n_head": 2, "n_embd": 64, "vocab": 97, "n_positions": 32}
+SMALL_TRANSFORMER = {"d_model": 32, "nhead": 4, "num_encoder_layers": 2, "num_decoder_layers": 2,
+                     "dim_feedforward": 64, "src_vocab": 53, "tgt_vocab": 53}
 TINY_BERT = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128,
              "vocab_size": 97, "max_position_embeddings": 32}
 
@@ -42,6 +44,10 @@ PUBLISHED = [
     ("gpt2.arch", {"size": "xl"}, None, 1_557_611_200),
     ("bert.arch", {"size": "base"}, None, 109_482_240),
     ("bert.arch", {"size": "large"}, None, 335_141_888),
+    ("transformer.arch", {}, "transformer", 44_140_544),
+    ("transformer.arch", {}, "transformer_masked", 44_140_544),
+    ("transformer.arch", {}, "translator", 44_140_544 + 37_000 * 512),
+    ("transformer.arch", {"share_embeddings": False, "tie_output": False}, "translator", 44_140_544 + 3 * 37_000 * 512),
     ("lstm.arch", {"cell": "lstm"}, None, _lstm_count("lstm")),
     ("lstm.arch", {"cell": "gru"}, None, _lstm_count("gru")),
 ]
@@ -148,6 +154,83 @@ def test_bert_uses_hugging_face_names():
               "encoder.layer.1.output.LayerNorm.weight", "pooler.dense.weight"):
         assert n in names, n
     assert tuple(g.params["encoder.layer.0.intermediate.dense.weight"].type.shape) == (128, 64)  # [out, in]
+
+
+# ---------------------------------------------------------------- Transformer
+
+def _transformer_feeds(rng, masked: bool) -> dict:
+    feeds = {"src": rng.standard_normal((2, 7, 32)).astype(np.float32),
+             "tgt": rng.standard_normal((2, 5, 32)).astype(np.float32)}
+    if masked:
+        sp, tp = np.zeros((2, 7), bool), np.zeros((2, 5), bool)
+        sp[1, 4:] = True
+        tp[0, 3:] = True
+        feeds.update(src_key_padding_mask=sp, tgt_key_padding_mask=tp)
+    return feeds
+
+
+def test_small_transformer_runs_and_is_causal_in_its_target():
+    model = archdsl.compile_file(SPECS / "transformer.arch", defines=SMALL_TRANSFORMER, model="transformer")
+    feeds = _transformer_feeds(np.random.default_rng(5), masked=False)
+    (out,) = _run(model, feeds)
+    assert out.shape == (2, 5, 32)
+    later = dict(feeds, tgt=feeds["tgt"].copy())
+    later["tgt"][:, 3:] += 1.0
+    (out2,) = _run(model, later)
+    np.testing.assert_allclose(out2[:, :3], out[:, :3], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(out2[:, 3:], out[:, 3:])
+
+
+@pytest.mark.parametrize("model", ["transformer", "transformer_masked"])
+def test_transformer_matches_torch_nn_transformer(model):
+    torch = pytest.importorskip("torch")
+    onnx_model = archdsl.compile_file(SPECS / "transformer.arch", defines=SMALL_TRANSFORMER, model=model)
+    g = archdsl.check_file(SPECS / "transformer.arch", defines=SMALL_TRANSFORMER, model=model)
+    ref = torch.nn.Transformer(32, 4, 2, 2, 64, dropout=0.0, batch_first=True).eval()
+    weights = {i.name: torch.from_numpy(onnx.numpy_helper.to_array(i).copy())
+               for i in onnx_model.graph.initializer if i.name in g.params}
+    ref.load_state_dict(weights, strict=True)  # same names, same shapes: the torch state_dict layout
+    feeds = _transformer_feeds(np.random.default_rng(6), masked=model == "transformer_masked")
+    (got,) = _run(onnx_model, feeds)
+    kw = {}
+    if model == "transformer_masked":
+        kw = {"src_key_padding_mask": torch.from_numpy(feeds["src_key_padding_mask"]),
+              "tgt_key_padding_mask": torch.from_numpy(feeds["tgt_key_padding_mask"]),
+              "memory_key_padding_mask": torch.from_numpy(feeds["src_key_padding_mask"])}
+    with torch.no_grad():
+        want = ref(torch.from_numpy(feeds["src"]), torch.from_numpy(feeds["tgt"]),
+                   tgt_mask=ref.generate_square_subsequent_mask(5), tgt_is_causal=True, **kw)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_translator_ties_embeddings_and_ignores_source_padding():
+    model = archdsl.compile_file(SPECS / "transformer.arch", defines=SMALL_TRANSFORMER, model="translator")
+    tables = [i.name for i in model.graph.initializer if tuple(i.dims) == (53, 32)]
+    assert tables == ["src_embed.weight"]  # shared by source, target and the output projection
+    rng = np.random.default_rng(7)
+    src, tgt = rng.integers(1, 53, (2, 6)), rng.integers(1, 53, (2, 4))
+    (logits,) = _run(model, {"src_ids": src, "tgt_ids": tgt})
+    assert logits.shape == (2, 4, 53)
+    padded = np.concatenate([src, np.zeros((2, 3), np.int64)], axis=1)  # pad_id 0
+    (logits2,) = _run(model, {"src_ids": padded, "tgt_ids": tgt})
+    np.testing.assert_allclose(logits2, logits, rtol=1e-4, atol=1e-4)
+    (all_pad,) = _run(model, {"src_ids": np.zeros((2, 3), np.int64), "tgt_ids": np.zeros((2, 2), np.int64)})
+    assert np.isfinite(all_pad).all()
+
+
+def test_translator_untied_has_its_own_tables():
+    g = archdsl.check_file(SPECS / "transformer.arch", model="translator",
+                           defines=dict(SMALL_TRANSFORMER, share_embeddings=False, tie_output=False, tgt_vocab=41))
+    shapes = {k: tuple(v.type.shape) for k, v in g.params.items() if "embed" in k or "generator" in k}
+    assert shapes == {"src_embed.weight": (53, 32), "tgt_embed.weight": (41, 32), "generator.weight": (41, 32)}
+    assert tuple(g.outputs[0][1].type.shape)[-1] == 41
+
+
+def test_transformer_checks_its_config():
+    with pytest.raises(ArchError, match="multiple of nhead"):
+        archdsl.check_file(SPECS / "transformer.arch", model="transformer", defines={"nhead": 7})
+    with pytest.raises(ArchError, match="share_embeddings"):
+        archdsl.check_file(SPECS / "transformer.arch", model="translator", defines={"tgt_vocab": 100})
 
 
 # ---------------------------------------------------------------- recurrent classifier
