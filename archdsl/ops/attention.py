@@ -28,6 +28,8 @@ def _split(ins, a):
     """(query, key or None, value or None, key_padding_mask or None) from the data inputs given."""
     q, rest = ins[0], list(ins[1:])
     mask = rest.pop() if rest and rest[-1].dtype is DType.bool else None
+    if rest and rest[-1].rank == 2:
+        fail(f"multihead_attention: key_padding_mask must be bool (true = ignore), got {rest[-1].dtype}")
     if len(rest) == 1:
         fail("multihead_attention: give both key= and value= (or neither, for self-attention)")
     k, v = (rest[0], rest[1]) if rest else (None, None)

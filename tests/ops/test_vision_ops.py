@@ -265,6 +265,9 @@ def test_multihead_attention_diagnostics():
         archdsl.check_source("model m(x: float32[B, T, 10]) -> y { y = x -> multihead_attention(10, 3) }")
     with pytest.raises(ArchError, match=r"must be \[B, L, 16\]"):
         archdsl.check_source("model m(x: float32[B, T, 8]) -> y { y = x -> multihead_attention(16, 2) }")
+    with pytest.raises(ArchError, match="key_padding_mask must be bool"):
+        archdsl.check_source("model m(x: float32[B, T, 8], k: float32[B, T]) -> y "
+                             "{ y = x -> multihead_attention(8, 2, key_padding_mask=k) }")
     with pytest.raises(ArchError, match="both key= and value="):
         archdsl.check_source("model m(x: float32[B, T, 8], k: float32[B, S, 8]) -> y "
                              "{ y = x -> multihead_attention(8, 2, key=k) }")
