@@ -29,6 +29,8 @@ class CompileOptions:
     weights: str | None = None
     search_path: tuple[str, ...] = ()
     with_weights: bool = True
+    opt_level: int = 2                      # -O0 none, -O1 safe cleanups, -O2 everything (archdsl/passes)
+    disabled_passes: tuple[str, ...] = ()   # --disable-pass NAME
 
 
 @dataclass
@@ -37,6 +39,8 @@ class Compiled:
     model: onnx.ModelProto | None
     module: Module
     sources: SourceMap = field(default_factory=SourceMap)
+    pass_stats: list = field(default_factory=list)   # passes.PassStat per pass run (--report)
+    declared_params: int | None = None               # trainable params as written, before optimization
 
 
 def parse_defines(items, sources: SourceMap) -> dict:
@@ -95,11 +99,20 @@ def build(mod: Module, model: str | None, options: CompileOptions, sources: Sour
             from .diagnostics import did_you_mean
             raise ArchError(f"weights file has {len(unknown)} names the model does not: '{unknown[0]}'"
                             f"{did_you_mean(unknown[0], graph.params)}")
+    declared = graph.param_count()
+    stats = _optimize(graph, options, opset)
     meta = {"archdsl.params": _jsonable(mod.params), "archdsl.source": Path(mod.path).name,
             "archdsl.model": name, "archdsl.seed": str(options.seed)}
     res = lower_graph(graph, opset=opset, seed=options.seed, weights=weights, metadata=meta,
                       with_weights=options.with_weights, doc=f"{name} from {Path(mod.path).name} (archdsl {__version__})")
-    return Compiled(graph, res.model, mod, sources or SourceMap())
+    return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared)
+
+
+def _optimize(graph: Graph, options: CompileOptions, opset: int) -> list:
+    """The pass pipeline between elaboration and lowering (archdsl/passes)."""
+    from .passes import PassContext, optimize
+    ctx = PassContext(opset=opset, inference=not getattr(options, "train", False))
+    return optimize(graph, options.opt_level, tuple(options.disabled_passes), ctx)
 
 
 def _jsonable(params: dict) -> dict:

@@ -33,6 +33,9 @@ def value_info(name: str, t: TensorType):
 
 
 def _param_array(v: Value, seed: int, weights: dict | None) -> np.ndarray:
+    derive = getattr(v.spec, "derive", None)
+    if derive is not None:  # a parameter an optimization pass computes from others (passes/derived.py)
+        return cast(derive(lambda src: _param_array(src, seed, weights)), v.type.dtype)
     if weights is not None and v.name in weights:
         arr = np.asarray(weights[v.name])
         if tuple(arr.shape) != tuple(v.type.shape):

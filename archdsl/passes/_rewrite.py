@@ -1,0 +1,75 @@
+"""Batched edits of `graph.nodes` so that every pass stays linear in the graph size.
+
+`Graph.remove_node` drops a node from the list in O(n); a pass that erases many nodes would be
+quadratic. A `Rewriter` unlinks a node's uses at once (use-def lists stay exact at every moment)
+but rebuilds the node list only once, in `commit()`, placing new nodes before their anchors."""
+
+from __future__ import annotations
+
+from ..ir import Graph, Node, Value
+
+__all__ = ["Rewriter", "single_use", "is_output"]
+
+
+class Rewriter:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self._dead: set[int] = set()
+        self._before: dict[int, list[Node]] = {}
+        self._outputs = {id(v) for _, v in graph.outputs}
+        self.changed = False
+
+    def is_output(self, v: Value) -> bool:
+        return id(v) in self._outputs
+
+    def replace(self, old: Value, new: Value) -> None:
+        """Every use of `old` (graph outputs included) reads `new`."""
+        if old is new:
+            return
+        if id(old) in self._outputs:
+            self._outputs.discard(id(old))
+            self._outputs.add(id(new))
+        self.graph.replace_all_uses_with(old, new)
+        self.changed = True
+
+    def erase(self, node: Node) -> None:
+        """Unlink a node whose outputs nobody reads; it leaves the node list at commit()."""
+        for v in node.outputs:
+            if v.uses or id(v) in self._outputs:
+                raise ValueError(f"erasing {node} whose output is still used")
+        for v in node.inputs:
+            v.uses.remove(node)
+        node.inputs = []
+        self._dead.add(id(node))
+        self.changed = True
+
+    def insert_before(self, anchor: Node, node: Node) -> None:
+        """Place a node made with `Graph.make_node` just before `anchor` (its inputs must be defined by then)."""
+        self._before.setdefault(id(anchor), []).append(node)
+        self.changed = True
+
+    def is_dead(self, node: Node) -> bool:
+        return id(node) in self._dead
+
+    def commit(self) -> bool:
+        if self._dead or self._before:
+            out: list[Node] = []
+            for n in self.graph.nodes:
+                extra = self._before.get(id(n))
+                if extra:
+                    out.extend(m for m in extra if id(m) not in self._dead)
+                if id(n) not in self._dead:
+                    out.append(n)
+            self.graph.nodes = out
+            self._dead.clear()
+            self._before.clear()
+        return self.changed
+
+
+def single_use(v: Value, rw: Rewriter | None = None) -> bool:
+    """Read by exactly one node (once) and not a graph output."""
+    return len(v.uses) == 1 and (rw is None or not rw.is_output(v))
+
+
+def is_output(g: Graph, v: Value) -> bool:
+    return any(o is v for _, o in g.outputs)

@@ -1,0 +1,67 @@
+"""compose_layout: a chain of two layout ops becomes one.
+
+Rules: 1. permute/transpose after permute/transpose: one permute with the composed order
+(out[i] = x[p1[p2[i]]]); an identity result is then dropped by remove_noops.
+2. reshape/flatten/squeeze/unsqueeze after reshape/flatten/squeeze/unsqueeze: one reshape of the first
+input to the last output's shape, when that shape can be lowered from it (every symbolic dim but at most
+one is a dim of the input).
+The first node stays while something else reads it (dead_code removes it otherwise)."""
+
+from __future__ import annotations
+
+from ..diagnostics import ShapeError
+from ..ir import Graph, Node
+from ..types import Sym
+from ._rewrite import Rewriter
+from .manager import PassContext, register_pass
+
+_RESHAPES = {"reshape", "flatten", "squeeze", "unsqueeze"}
+_PERMUTES = {"permute", "transpose"}
+
+
+def perm_of(node: Node) -> list[int]:
+    r = node.inputs[0].type.rank
+    if node.op == "permute":
+        return [d % r for d in node.attrs["dims"]]
+    p = list(range(r))
+    a, b = node.attrs["dim0"] % r, node.attrs["dim1"] % r
+    p[a], p[b] = p[b], p[a]
+    return p
+
+
+def lowerable_reshape(src_shape: tuple, target: tuple) -> bool:
+    return sum(1 for d in target if isinstance(d, Sym) and d not in src_shape) <= 1
+
+
+@register_pass("compose_layout", level=1, doc="merge chains of transposes/permutes and of reshapes")
+def compose_layout(g: Graph, ctx: PassContext) -> bool:
+    rw = Rewriter(g)
+    for node in g.nodes:
+        if node.op not in _RESHAPES and node.op not in _PERMUTES:
+            continue
+        x = node.inputs[0]
+        inner = x.producer
+        if inner is None or rw.is_dead(inner) or len(inner.outputs) != 1:
+            continue
+        out = node.outputs[0]
+        if node.op in _PERMUTES and inner.op in _PERMUTES:
+            p1, p2 = perm_of(inner), perm_of(node)
+            new = g.make_node("permute", [inner.inputs[0]], {"dims": tuple(p1[i] for i in p2)}, node.name, node.span)
+        elif node.op in _RESHAPES and inner.op in _RESHAPES:
+            src = inner.inputs[0]
+            if not lowerable_reshape(src.type.shape, out.type.shape):
+                continue
+            try:
+                new = g.make_node("reshape", [src], {"shape": tuple(out.type.shape)}, node.name, node.span)
+            except ShapeError:
+                continue
+        else:
+            continue
+        if new.outputs[0].type != out.type:
+            for v in new.inputs:
+                v.uses.remove(new)
+            continue
+        rw.insert_before(node, new)
+        rw.replace(out, new.outputs[0])
+        rw.erase(node)
+    return rw.commit()

@@ -1,0 +1,102 @@
+"""fold_batchnorm: an inference BatchNorm right after a conv or linear layer becomes part of that layer.
+
+Rule: y = bn(conv(x, W, b)) with s = gamma / sqrt(var + eps) is conv(x, W * s[:, None, ...], (b - mean) * s + beta)
+(b = 0 when the conv has no bias). Applies when the conv/linear output is read only by the BatchNorm, its
+weight (and bias) only by it, and the BatchNorm's parameters are parameters (not computed); for linear, only
+on a [N, C] output, where BatchNorm1d's channel dim is the feature dim. The folded weight and bias are
+derived parameters (`derived.DerivedSpec`): computed from the originals at lowering time, when weights
+exist, so counting and checking never materialize anything. Inference graphs only."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Graph, Node, Value
+from ..types import TensorType
+from ._rewrite import Rewriter, single_use
+from .derived import derived_param, fresh_param_name, swap_params
+from .manager import PassContext, register_pass
+
+_LAYERS = {"conv1d", "conv2d", "conv3d", "linear"}
+
+
+def _fold_weight(eps: float, affine: bool):
+    def fn(w, *bn):
+        gamma, _, _, var = _bn_arrays(bn, affine)
+        s = gamma / np.sqrt(var + np.float32(eps))
+        return w * s.reshape((-1,) + (1,) * (w.ndim - 1))
+    return fn
+
+
+def _fold_bias(eps: float, affine: bool, has_bias: bool):
+    def fn(*arrays):
+        b = arrays[0] if has_bias else None
+        gamma, beta, mean, var = _bn_arrays(arrays[1:] if has_bias else arrays, affine)
+        s = gamma / np.sqrt(var + np.float32(eps))
+        return ((b if b is not None else 0.0) - mean) * s + beta
+    return fn
+
+
+def _bn_arrays(bn, affine):
+    if affine:
+        return bn
+    mean, var = bn
+    return np.ones_like(mean), np.zeros_like(mean), mean, var
+
+
+def _foldable(bn: Node, rw: Rewriter) -> Node | None:
+    x = bn.inputs[0]
+    layer = x.producer
+    if layer is None or layer.op not in _LAYERS or rw.is_dead(layer) or not single_use(x, rw):
+        return None
+    if any(not p.is_param for p in bn.inputs[1:]) or any(not p.is_param or not single_use(p, rw) for p in layer.inputs[1:]):
+        return None
+    if layer.op == "linear" and x.type.rank != 2:
+        return None
+    if x.type.dtype.np is None or len(layer.inputs) < 2:
+        return None
+    return layer
+
+
+@register_pass("fold_batchnorm", level=2, inference_only=True,
+               doc="fold inference BatchNorm into the preceding conv/linear (derived weights)")
+def fold_batchnorm(g: Graph, ctx: PassContext) -> bool:
+    if not ctx.inference:
+        return False
+    rw = Rewriter(g)
+    swaps: dict[str, list[Value]] = {}
+    taken: set[str] = set()
+    for bn in g.nodes:
+        if bn.op != "batchnorm":
+            continue
+        layer = _foldable(bn, rw)
+        if layer is None:
+            continue
+        eps, affine = float(bn.attrs["eps"]), bool(bn.attrs["affine"])
+        w, bias = layer.inputs[1], (layer.inputs[2] if len(layer.inputs) > 2 else None)
+        bn_params = list(bn.inputs[1:])
+        new_w = derived_param(w.name, w.type, [w] + bn_params, _fold_weight(eps, affine), w.kind == "param")
+        b_name = bias.name if bias is not None else fresh_param_name(g, w.name.rsplit(".", 1)[0] + ".bias"
+                                                                      if "." in w.name else w.name + ".bias", taken)
+        taken.add(b_name)
+        c = w.type.shape[0]
+        new_b = derived_param(b_name, TensorType(w.type.dtype, (c,)), ([bias] if bias is not None else []) + bn_params,
+                              _fold_bias(eps, affine, bias is not None), w.kind == "param")
+        attrs = dict(layer.attrs, bias=True)
+        new = g.make_node(layer.op, [layer.inputs[0], new_w, new_b], attrs, layer.name, layer.span)
+        if new.outputs[0].type != bn.outputs[0].type:
+            for v in new.inputs:
+                v.uses.remove(new)
+            continue
+        swaps[w.name] = [new_w] + ([] if bias is not None else [new_b])
+        if bias is not None:
+            swaps[bias.name] = [new_b]
+        rw.insert_before(layer, new)
+        rw.replace(bn.outputs[0], new.outputs[0])
+        rw.erase(bn)
+        rw.erase(layer)
+    if not rw.commit():
+        return False
+    swap_params(g, swaps)
+    g.prune_params()
+    return True

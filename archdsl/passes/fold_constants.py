@@ -1,0 +1,75 @@
+"""fold_constants: compute at compile time what depends only on constants (or only on static shapes).
+
+Rules: 1. a node whose inputs are all constants (or folded values) is folded.
+2. a node of a shape-only op (`positions`) folds when the inputs it reads the shape of have static shapes.
+3. only values read by unfolded nodes (or graph outputs) become constants; a result much bigger than the
+constants it comes from (an expand to a large shape) is left to run time, keeping the model small.
+One forward walk picks the nodes; one onnxruntime session evaluates them all (their own lowerings)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..ir import Graph, Value
+from ..types import is_static
+from ._evaluate import evaluate
+from ._rewrite import Rewriter
+from .manager import PassContext, register_pass
+
+SHAPE_ONLY = {"positions": (0,)}   # op -> input positions whose values are never read, only their shapes
+MAX_GROWTH = 1 << 16               # a folded value may exceed its inputs' size by at most this many elements
+
+
+def _size(v: Value) -> int:
+    return math.prod(v.type.shape)
+
+
+@register_pass("fold_constants", level=1, doc="evaluate nodes whose inputs are constants (or only static shapes)")
+def fold_constants(g: Graph, ctx: PassContext) -> bool:
+    known: set[int] = {id(c) for c in g.consts}
+    budget: dict[int, int] = {id(c): c.data.size for c in g.consts}  # elements of constants a value came from
+    picked = []
+    for node in g.nodes:
+        if not node.outputs or not all(is_static(o.type.shape) and o.type.dtype.np is not None for o in node.outputs):
+            continue
+        shape_only = SHAPE_ONLY.get(node.op, ())
+        ok, src = True, 0
+        for i, v in enumerate(node.inputs):
+            if i in shape_only and is_static(v.type.shape) and v.type.dtype.np is not None:
+                continue
+            if id(v) not in known:
+                ok = False
+                break
+            src += budget[id(v)]
+        if not ok or any(_size(o) > src + MAX_GROWTH for o in node.outputs):
+            continue
+        picked.append(node)
+        for o in node.outputs:
+            known.add(id(o))
+            budget[id(o)] = max(src, _size(o))
+    if not picked:
+        return False
+    rw = Rewriter(g)
+    wanted = []
+    in_pick = {id(n) for n in picked}
+    for node in picked:
+        for o in node.outputs:
+            if rw.is_output(o) or any(id(u) not in in_pick for u in o.uses):
+                wanted.append(o)
+    produced = {id(o) for n in picked for o in n.outputs}
+    feeds: dict[int, np.ndarray] = {}
+    for n in picked:
+        for v in n.inputs:
+            if id(v) not in produced and id(v) not in feeds:
+                feeds[id(v)] = v.data if v.kind == "const" else np.zeros(v.type.shape, dtype=v.type.dtype.np)
+    arrays = evaluate(picked, wanted, feeds, ctx.opset) if wanted else []
+    for v, arr in zip(wanted, arrays):
+        c = g.add_const(np.asarray(arr, dtype=v.type.dtype.np).reshape(v.type.shape), v.span)
+        rw.replace(v, c)
+    for node in reversed(picked):
+        rw.erase(node)
+    rw.commit()
+    g.prune_params()
+    return True

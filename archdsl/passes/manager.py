@@ -1,0 +1,110 @@
+"""The pass manager: named passes, optimization levels as lists of names, repetition to a fixpoint.
+
+Every pass has one contract: `fn(graph, ctx) -> bool` (did it change anything). A level is the list of
+passes at or below it; `-O0` runs none, `-O1` the safe cleanups, `-O2` (the default) everything that pays
+off on onnxruntime. A failure names the pass that failed."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from ..diagnostics import ArchError, did_you_mean
+from ..ir import Graph
+
+__all__ = ["Pass", "PassContext", "PassStat", "PassError", "register_pass", "all_passes", "passes_for",
+           "optimize", "DEFAULT_LEVEL", "MAX_ROUNDS"]
+
+DEFAULT_LEVEL = 2
+MAX_ROUNDS = 8
+
+
+class PassError(RuntimeError):
+    """An optimization pass broke (a bug in archdsl, not in the input); names the pass."""
+
+
+@dataclass(frozen=True)
+class PassContext:
+    opset: int = 17
+    inference: bool = True  # a training graph keeps dropout and BatchNorm as written
+
+
+@dataclass(frozen=True)
+class Pass:
+    name: str
+    fn: Callable[[Graph, PassContext], bool]
+    level: int
+    doc: str
+    inference_only: bool = False
+
+
+@dataclass
+class PassStat:
+    name: str
+    round: int
+    changed: bool
+    nodes_before: int
+    nodes_after: int
+    params_before: int
+    params_after: int
+    seconds: float = 0.0
+
+
+_PASSES: dict[str, Pass] = {}
+
+
+def register_pass(name: str, level: int, doc: str, inference_only: bool = False):
+    def deco(fn):
+        _PASSES[name] = Pass(name, fn, level, doc, inference_only)
+        return fn
+    return deco
+
+
+def all_passes() -> list[Pass]:
+    """In pipeline order (registration order)."""
+    return list(_PASSES.values())
+
+
+def passes_for(level: int, disabled=(), inference: bool = True) -> list[Pass]:
+    known = {p.name for p in all_passes()}
+    for name in disabled:
+        if name not in known:
+            raise ArchError(f"unknown pass '{name}'{did_you_mean(name, known)} (passes: {', '.join(sorted(known))})")
+    return [p for p in all_passes() if p.level <= level and p.name not in disabled
+            and (inference or not p.inference_only)]
+
+
+def _param_elems(g: Graph) -> int:
+    return g.param_count() + g.buffer_count()
+
+
+def optimize(g: Graph, level: int = DEFAULT_LEVEL, disabled=(), ctx: PassContext | None = None,
+             verify: bool = False) -> list[PassStat]:
+    """Run the passes of `level` in order, round after round, until none changes the graph.
+    `verify` runs the checker after every pass that changed something (tests do)."""
+    ctx = ctx or PassContext()
+    pipeline = passes_for(level, disabled, ctx.inference)
+    stats: list[PassStat] = []
+    if not pipeline:
+        return stats
+    from ..ir import check
+    for rnd in range(1, MAX_ROUNDS + 1):
+        any_change = False
+        for p in pipeline:
+            n0, p0 = len(g.nodes), _param_elems(g)
+            t0 = time.perf_counter()
+            try:
+                changed = bool(p.fn(g, ctx))
+                if changed and verify:
+                    check(g)
+            except ArchError as e:
+                raise PassError(f"optimization pass '{p.name}' failed: {e.message if hasattr(e, 'message') else e}") from e
+            except Exception as e:  # noqa: BLE001 - re-raised with the pass's name
+                raise PassError(f"optimization pass '{p.name}' failed: {type(e).__name__}: {e}") from e
+            stats.append(PassStat(p.name, rnd, changed, n0, len(g.nodes), p0, _param_elems(g),
+                                  time.perf_counter() - t0))
+            any_change |= changed
+        if not any_change:
+            break
+    return stats
