@@ -29,6 +29,16 @@ def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
         p.add_argument("--model", metavar="NAME", help="which model of the file (needed when it has several)")
 
 
+def _optimize_flags(p: argparse.ArgumentParser) -> None:
+    """-O0/-O1/-O2, --disable-pass, --report (archdsl/passes)."""
+    p.add_argument("-O", dest="opt_level", type=int, choices=(0, 1, 2), default=None, metavar="LEVEL",
+                   help="optimization level: -O0 none, -O1 safe cleanups, -O2 everything (default; "
+                        "--emit ir prints the unoptimized IR unless -O is given)")
+    p.add_argument("--disable-pass", dest="disabled_passes", action="append", default=[], metavar="NAME",
+                   help="skip one optimization pass (repeatable); `archdsl passes` lists them")
+    p.add_argument("--report", action="store_true", help="print nodes and params before/after each pass")
+
+
 def make_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="archdsl", description="Compile .arch architecture specs to ONNX.",
                                  epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,6 +56,7 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--emit", choices=("onnx", "ir"), default="onnx", help="onnx (default) writes a model; ir prints the checked IR")
     b.add_argument("--external-data", action="store_true", default=None,
                    help="store weights beside the model in OUT.onnx.data (automatic past 2 GiB)")
+    _optimize_flags(b)
 
     c = sub.add_parser("check", help="parse, elaborate and shape-check; print each model's signature",
                        description="Parse, elaborate and shape-check every model (or --model); print inputs, "
@@ -57,6 +68,7 @@ def make_parser() -> argparse.ArgumentParser:
                                    "(BatchNorm running stats are buffers). Never materializes weights.")
     _common(s)
     s.add_argument("--json", action="store_true", help="print a JSON object (params, buffers, flops, layers, ...)")
+    _optimize_flags(s)
 
     r = sub.add_parser("run", help="run a spec or an .onnx file on onnxruntime",
                        description="Run FILE.arch (compiled in memory) or FILE.onnx on onnxruntime with the given "
@@ -70,10 +82,18 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=int, metavar="N", help="intra-op threads")
     r.add_argument("--seed", type=int, default=0, metavar="S", help="seed for weights and random inputs")
     r.add_argument("--weights", metavar="W.npz", help="load parameters by name from .npz or .safetensors")
+    _optimize_flags(r)
 
     o = sub.add_parser("ops", help="list the ops of the registry with their signatures",
                        description="List every op: its signature and what it does.")
     o.add_argument("--markdown", action="store_true", help="print the language reference's op table")
+
+    sub.add_parser("passes", help="list the optimization passes with their levels",
+                   description="List every optimization pass: name, level (-O1/-O2) and what it rewrites.")
+    bn = sub.add_parser("bench", help="benchmark compile time, node counts and latency against torch.onnx.export",
+                        description="Same as python -m archdsl.bench; `archdsl bench --help` lists its options.",
+                        add_help=False)
+    bn.add_argument("bench_args", nargs=argparse.REMAINDER)
 
     d = sub.add_parser("docs", help="regenerate the op table of grammar/REFERENCE.md and specs/README.md",
                        description="Rewrite the generated parts of the docs from the op registry and the specs; "
@@ -90,6 +110,14 @@ def main(argv: list[str] | None = None) -> int:
         ap.print_help()
         return 2
     try:
+        if args.command == "passes":
+            from ..passes import all_passes
+            for p in all_passes():
+                print(f"{p.name:<18} -O{p.level}{' (inference)' if p.inference_only else '':<13} {p.doc}")
+            return 0
+        if args.command == "bench":
+            from ..bench import main as bench_main
+            return bench_main(args.bench_args)
         if args.command == "docs":
             from pathlib import Path
 

@@ -56,17 +56,50 @@ def cmd_build(args, sources) -> int:
     if args.emit == "ir":
         from ..elaborate import elaborate_model
         for name in driver.select_models(mod, args.model):
-            sys.stdout.write(print_graph(elaborate_model(mod, name)))
+            g = elaborate_model(mod, name)
+            if args.opt_level:  # --emit ir prints the checked IR; with -O1/-O2 the optimized IR
+                _report(args, _optimize_ir(g, args))
+            sys.stdout.write(print_graph(g))
         return 0
-    opts = driver.CompileOptions(opset=args.opset, seed=args.seed, weights=args.weights, search_path=tuple(args.include))
+    opts = driver.CompileOptions(opset=args.opset, seed=args.seed, weights=args.weights, search_path=tuple(args.include),
+                                 **_opt_options(args))
     compiled = driver.build(mod, args.model, opts, sources)
+    _report(args, compiled.pass_stats)
     out = Path(args.output) if args.output else Path(args.file).with_suffix(".onnx") if len(mod.models) == 1 \
         else Path(args.file).with_name(f"{compiled.graph.name}.onnx")
     written = driver.write_model(compiled.model, out, args.external_data)
     g = compiled.graph
-    print(f"wrote {out} ({g.name}: {g.param_count():,} params, {len(compiled.model.graph.node)} nodes, "
+    print(f"wrote {out} ({g.name}: {compiled.declared_params:,} params, {len(compiled.model.graph.node)} nodes, "
           f"opset {compiled.model.opset_import[0].version})" + (f" + {written[1]}" if len(written) > 1 else ""))
     return 0
+
+
+def _opt_options(args) -> dict:
+    """CompileOptions fields from -O/--disable-pass (archdsl/passes); -O defaults to 2."""
+    level = getattr(args, "opt_level", None)
+    return {"opt_level": 2 if level is None else level, "disabled_passes": tuple(getattr(args, "disabled_passes", ()))}
+
+
+def _optimize_ir(g, args, opset: int | None = None) -> list:
+    from ..passes import PassContext, optimize
+    from ..runtime import newest_opset
+    o = _opt_options(args)
+    return optimize(g, o["opt_level"], o["disabled_passes"], PassContext(opset=opset or newest_opset()))
+
+
+def _report(args, stats) -> None:
+    """--report: nodes and params before/after each pass (on stderr when stdout carries IR or JSON)."""
+    if not getattr(args, "report", False):
+        return
+    from ..passes.report import report_rows
+    rows = report_rows(stats)
+    if stats:
+        rows.append(("", "total", f"{stats[0].nodes_before:,}", f"{stats[-1].nodes_after:,}",
+                     f"{stats[0].params_before:,}", f"{stats[-1].params_after:,}",
+                     f"{sum(s.seconds for s in stats) * 1e3:.1f}"))
+    to_err = getattr(args, "emit", None) == "ir" or getattr(args, "json", False)
+    print_table("optimization passes", ("round", "pass", "nodes before", "nodes after", "params before",
+                                        "params after", "ms"), rows, file=sys.stderr if to_err else None)
 
 
 def _signature(g) -> str:
@@ -97,7 +130,10 @@ def cmd_summary(args, sources) -> int:
     from ..elaborate import elaborate_model
     mod = _load(args, sources)
     names = driver.select_models(mod, args.model)
-    reports = [summarize(elaborate_model(mod, n)) for n in names]
+    reports = [summarize(elaborate_model(mod, n)) for n in names]  # as written: passes never change the counts
+    if getattr(args, "report", False):
+        for n in names:
+            _report(args, _optimize_ir(elaborate_model(mod, n), args))
     if args.json:
         print(json.dumps(reports[0] if len(reports) == 1 else {"models": reports}, indent=2))
         return 0
@@ -126,7 +162,9 @@ def cmd_run(args, sources) -> int:
     else:
         mod = _load(args, sources)
         compiled = driver.build(mod, args.model, driver.CompileOptions(seed=args.seed, weights=args.weights,
-                                                                        search_path=tuple(args.include)), sources)
+                                                                        search_path=tuple(args.include),
+                                                                        **_opt_options(args)), sources)
+        _report(args, compiled.pass_stats)
         model = compiled.model
         name = compiled.graph.name
     sess = runtime.session(model, args.provider, args.threads)

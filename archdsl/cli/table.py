@@ -5,24 +5,24 @@ from __future__ import annotations
 __all__ = ["print_table"]
 
 
-def print_table(title: str, header, rows, footer=None) -> None:
+def print_table(title: str, header, rows, footer=None, file=None) -> None:
     try:
         from rich.console import Console
         from rich.table import Table
     except ImportError:  # pragma: no cover - rich is a dependency, this is only a fallback
-        _plain(title, header, rows, footer)
+        _plain(title, header, rows, footer, file)
         return
     t = Table(title=title, show_footer=footer is not None)
     for i, h in enumerate(header):
         t.add_column(h, footer=footer[i] if footer else "", justify="right" if i >= 3 else "left")
     for r in rows:
         t.add_row(*r)
-    Console(width=160).print(t)
+    Console(width=160, file=file).print(t)
 
 
-def _plain(title, header, rows, footer) -> None:
+def _plain(title, header, rows, footer, file=None) -> None:
     allrows = [tuple(header)] + [tuple(r) for r in rows] + ([tuple(footer)] if footer else [])
     w = [max(len(str(r[i])) for r in allrows) for i in range(len(header))]
-    print(title)
+    print(title, file=file)
     for r in allrows:
-        print("  ".join(str(c).ljust(w[i]) for i, c in enumerate(r)))
+        print("  ".join(str(c).ljust(w[i]) for i, c in enumerate(r)), file=file)
