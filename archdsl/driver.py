@@ -155,7 +155,8 @@ def check_source(text: str, defines=None, model: str | None = None, file: str = 
 
 
 def write_model(model: onnx.ModelProto, out: str | Path, external_data: bool | None = None) -> list[Path]:
-    """Write atomically: into a temp dir beside the target, then rename. External data past 2 GiB."""
+    """Write atomically: into a temp dir beside the target, then rename. External data past 2 GiB
+    (onnx then moves the weights out of `model` itself: reload the file to use them again)."""
     out = Path(out)
     parent = out.parent if str(out.parent) else Path(".")
     parent.mkdir(parents=True, exist_ok=True)
@@ -168,6 +169,9 @@ def write_model(model: onnx.ModelProto, out: str | Path, external_data: bool | N
             data_name = out.name + ".data"
             onnx.save_model(model, tmp / out.name, save_as_external_data=True, all_tensors_to_one_file=True,
                             location=data_name, size_threshold=1024, convert_attribute=False)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp / data_name, 0o666 & ~umask)  # onnx creates it 0600; match the .onnx beside it
             os.replace(tmp / data_name, parent / data_name)
             written.append(parent / data_name)
         else:

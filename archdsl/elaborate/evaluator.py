@@ -336,7 +336,8 @@ class Evaluator:
                 picked.extend((n, t) for t in v)
             else:
                 picked.append((n, v))
-        ref = next((v for _, v in picked if isinstance(v, Tensor)), None)
+        tensors_given = [v for _, v in picked if isinstance(v, Tensor)]  # numbers take a non-bool neighbour's dtype
+        ref = next((v for v in tensors_given if v.type.dtype is not DType.bool), tensors_given[0] if tensors_given else None)
         tensors = [self.as_tensor(v, ref, op.name, n, span) for n, v in picked]
         attrs = {}
         for a in op.attrs:
