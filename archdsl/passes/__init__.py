@@ -3,14 +3,23 @@
 
 from __future__ import annotations
 
-from .manager import (DEFAULT_LEVEL, Pass, PassContext, PassError, PassStat, all_passes, optimize, passes_for,
-                      register_pass)
+from .manager import (
+                      DEFAULT_LEVEL,
+                      Pass,
+                      PassContext,
+                      PassError,
+                      PassStat,
+                      all_passes,
+                      optimize,
+                      passes_for,
+                      register_pass,
+)
 
 # pipeline order = import order
-from . import dead_code, fold_constants, cse, remove_noops, compose_layout  # noqa: E402,F401  isort: skip
-from . import fold_batchnorm  # noqa: E402,F401  isort: skip
-from .derived import DerivedSpec  # noqa: E402
-from .report import format_report  # noqa: E402
+from . import dead_code, fold_constants, cse, remove_noops, compose_layout  # noqa: F401  isort: skip
+from . import fold_batchnorm, pretranspose_linear, fuse_attention  # noqa: F401  isort: skip
+from .derived import DerivedSpec
+from .report import format_report
 
 __all__ = ["DEFAULT_LEVEL", "DerivedSpec", "Pass", "PassContext", "PassError", "PassStat", "all_passes",
            "format_report", "optimize", "passes_for", "register_pass"]

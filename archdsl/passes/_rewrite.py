@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..ir import Graph, Node, Value
 
-__all__ = ["Rewriter", "single_use", "is_output"]
+__all__ = ["Rewriter", "is_output", "single_use"]
 
 
 class Rewriter:
@@ -55,11 +55,16 @@ class Rewriter:
         if self._dead or self._before:
             out: list[Node] = []
             for n in self.graph.nodes:
-                extra = self._before.get(id(n))
-                if extra:
-                    out.extend(m for m in extra if id(m) not in self._dead)
-                if id(n) not in self._dead:
-                    out.append(n)
+                # a new node may itself be the anchor of newer ones (a fold of a fold): expand depth-first
+                stack = [(n, False)]
+                while stack:
+                    m, placed = stack.pop()
+                    if placed:
+                        if id(m) not in self._dead:
+                            out.append(m)
+                        continue
+                    stack.append((m, True))
+                    stack.extend((x, False) for x in reversed(self._before.get(id(m), ())))
             self.graph.nodes = out
             self._dead.clear()
             self._before.clear()

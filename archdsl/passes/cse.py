@@ -7,6 +7,8 @@ outputs, and the later node goes. One forward walk with a hash table: linear tim
 
 from __future__ import annotations
 
+import math
+
 from ..ir import Graph
 from ..types import Sym
 from ._rewrite import Rewriter
@@ -21,7 +23,7 @@ def freeze(v):
         return (type(v).__name__,) + tuple(freeze(x) for x in v)
     if isinstance(v, dict):
         return ("dict",) + tuple(sorted((k, freeze(x)) for k, x in v.items()))
-    if isinstance(v, float) and v != v:
+    if isinstance(v, float) and math.isnan(v):
         return ("nan",)
     if isinstance(v, Sym):
         return ("sym", str(v))

@@ -8,8 +8,8 @@ each source, recursively, so derived parameters of derived parameters work too."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from ..ir import Graph, Value
 from ..ops import Init, ParamSpec
 from ..types import TensorType
 
-__all__ = ["DerivedSpec", "derived_param", "fresh_param_name", "swap_params"]
+__all__ = ["DerivedSpec", "ParamEdits", "derived_param"]
 
 
 @dataclass(frozen=True)
@@ -42,22 +42,45 @@ def derived_param(name: str, type: TensorType, sources: list[Value], fn: Callabl
                  span=sources[0].span if sources else None)
 
 
-def fresh_param_name(g: Graph, want: str, taken: set[str]) -> str:
-    """`want` if free, else `want#1`, `want#2`, ..."""
-    name, k = want, 0
-    while name in g.params or name in taken:
-        k += 1
-        name = f"{want}#{k}"
-    return name
+class ParamEdits:
+    """Parameters a pass adds or replaces (by name), applied to `g.params` once, keeping its order:
+    a replacement takes the old one's place, a new one follows the parameter it was made from.
+    Later edits of the same name win, so a fold of a fold needs no special case."""
 
+    def __init__(self, g: Graph):
+        self.g = g
+        self.values: dict[str, Value] = {}
+        self.after: dict[str, str] = {}
 
-def swap_params(g: Graph, swaps: dict[str, list[Value]]) -> None:
-    """Rebuild `g.params` once: each name in `swaps` is replaced, in place, by the listed Values
-    (which may include the old one, to keep it and add new ones right after it)."""
-    if not swaps:
-        return
-    out: dict[str, Value] = {}
-    for k, v in g.params.items():
-        for nv in swaps.get(k, [v]):
-            out[nv.name] = nv
-    g.params = out
+    def fresh(self, want: str) -> str:
+        """`want` if free, else `want#1`, `want#2`, ..."""
+        name, k = want, 0
+        while name in self.g.params or name in self.values:
+            k += 1
+            name = f"{want}#{k}"
+        return name
+
+    def set(self, v: Value, after: str | None = None) -> None:
+        if v.name not in self.g.params and v.name not in self.after and after is not None:
+            self.after[v.name] = after
+        self.values[v.name] = v
+
+    def apply(self) -> None:
+        if not self.values:
+            return
+        followers: dict[str, list[str]] = {}
+        for name, a in self.after.items():
+            followers.setdefault(a, []).append(name)
+        out: dict[str, Value] = {}
+
+        def put(name: str, v: Value) -> None:
+            out[name] = v
+            for f in followers.get(name, ()):
+                put(f, self.values[f])
+        for k, v in self.g.params.items():
+            put(k, self.values.get(k, v))
+        for name, v in self.values.items():  # anchors that were never in the graph (defensive)
+            out.setdefault(name, v)
+        self.g.params = out
+        self.values.clear()
+        self.after.clear()

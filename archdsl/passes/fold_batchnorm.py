@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Graph, Node, Value
+from ..ir import Graph, Node
 from ..types import TensorType
 from ._rewrite import Rewriter, single_use
-from .derived import derived_param, fresh_param_name, swap_params
+from .derived import ParamEdits, derived_param
 from .manager import PassContext, register_pass
 
 _LAYERS = {"conv1d", "conv2d", "conv3d", "linear"}
@@ -64,8 +64,7 @@ def fold_batchnorm(g: Graph, ctx: PassContext) -> bool:
     if not ctx.inference:
         return False
     rw = Rewriter(g)
-    swaps: dict[str, list[Value]] = {}
-    taken: set[str] = set()
+    edits = ParamEdits(g)
     for bn in g.nodes:
         if bn.op != "batchnorm":
             continue
@@ -76,9 +75,8 @@ def fold_batchnorm(g: Graph, ctx: PassContext) -> bool:
         w, bias = layer.inputs[1], (layer.inputs[2] if len(layer.inputs) > 2 else None)
         bn_params = list(bn.inputs[1:])
         new_w = derived_param(w.name, w.type, [w] + bn_params, _fold_weight(eps, affine), w.kind == "param")
-        b_name = bias.name if bias is not None else fresh_param_name(g, w.name.rsplit(".", 1)[0] + ".bias"
-                                                                      if "." in w.name else w.name + ".bias", taken)
-        taken.add(b_name)
+        b_name = bias.name if bias is not None else edits.fresh(w.name.rsplit(".", 1)[0] + ".bias"
+                                                                 if "." in w.name else w.name + ".bias")
         c = w.type.shape[0]
         new_b = derived_param(b_name, TensorType(w.type.dtype, (c,)), ([bias] if bias is not None else []) + bn_params,
                               _fold_bias(eps, affine, bias is not None), w.kind == "param")
@@ -88,15 +86,14 @@ def fold_batchnorm(g: Graph, ctx: PassContext) -> bool:
             for v in new.inputs:
                 v.uses.remove(new)
             continue
-        swaps[w.name] = [new_w] + ([] if bias is not None else [new_b])
-        if bias is not None:
-            swaps[bias.name] = [new_b]
+        edits.set(new_w)
+        edits.set(new_b, after=w.name)
         rw.insert_before(layer, new)
         rw.replace(bn.outputs[0], new.outputs[0])
         rw.erase(bn)
         rw.erase(layer)
     if not rw.commit():
         return False
-    swap_params(g, swaps)
+    edits.apply()
     g.prune_params()
     return True

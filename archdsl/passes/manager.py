@@ -7,14 +7,24 @@ off on onnxruntime. A failure names the pass that failed."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..diagnostics import ArchError, did_you_mean
 from ..ir import Graph
 
-__all__ = ["Pass", "PassContext", "PassStat", "PassError", "register_pass", "all_passes", "passes_for",
-           "optimize", "DEFAULT_LEVEL", "MAX_ROUNDS"]
+__all__ = [
+    "DEFAULT_LEVEL",
+    "MAX_ROUNDS",
+    "Pass",
+    "PassContext",
+    "PassError",
+    "PassStat",
+    "all_passes",
+    "optimize",
+    "passes_for",
+    "register_pass",
+]
 
 DEFAULT_LEVEL = 2
 MAX_ROUNDS = 8
@@ -100,7 +110,7 @@ def optimize(g: Graph, level: int = DEFAULT_LEVEL, disabled=(), ctx: PassContext
                     check(g)
             except ArchError as e:
                 raise PassError(f"optimization pass '{p.name}' failed: {e.message if hasattr(e, 'message') else e}") from e
-            except Exception as e:  # noqa: BLE001 - re-raised with the pass's name
+            except Exception as e:
                 raise PassError(f"optimization pass '{p.name}' failed: {type(e).__name__}: {e}") from e
             stats.append(PassStat(p.name, rnd, changed, n0, len(g.nodes), p0, _param_elems(g),
                                   time.perf_counter() - t0))

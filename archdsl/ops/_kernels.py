@@ -1,0 +1,48 @@
+"""Does the installed onnxruntime run an ONNX op as its own kernel at a given opset?
+
+Some newer ONNX ops are functions: a runtime without a kernel for that op version expands the function
+body instead, often slower than archdsl's own decomposition. Measured with onnxruntime 1.32 on CPU:
+Attention has a kernel at opsets 23-24 (300 us for [1, 12, 128, 64], causal) but at 25+ runs as its
+71-node function body (600-900 us), slower than MatMul/Softmax/MatMul (about 450 us). Lowerings ask here
+before emitting such an op; the answer is probed once per (op, opset) and cached."""
+
+from __future__ import annotations
+
+import functools
+
+__all__ = ["runs_natively"]
+
+
+@functools.cache
+def runs_natively(op_type: str, opset: int, n_inputs: int = 3, rank: int = 4, **attrs) -> bool:
+    """True when onnxruntime's CPU provider keeps `op_type` as one node (or when onnxruntime is absent)."""
+    try:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+    except ImportError:  # pragma: no cover - onnxruntime is a dependency
+        return True
+    import os
+    import tempfile
+    shape = [1, 2, 4, 8][-rank:]
+    ins = [f"i{k}" for k in range(n_inputs)]
+    node = helper.make_node(op_type, ins, ["o"], **attrs)
+    g = helper.make_graph([node], "probe", [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in ins],
+                          [helper.make_tensor_value_info("o", TensorProto.FLOAT, None)])
+    ops = [helper.make_opsetid("", opset)]
+    m = helper.make_model(g, opset_imports=ops)
+    m.ir_version = helper.find_min_ir_version_for(ops)
+    so = ort.SessionOptions()
+    so.log_severity_level = 4
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    fd, path = tempfile.mkstemp(suffix=".onnx")
+    os.close(fd)
+    try:
+        so.optimized_model_filepath = path
+        ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        import onnx
+        nodes = onnx.load(path).graph.node
+        return len(nodes) == 1 and nodes[0].op_type == op_type
+    except Exception:  # noqa: BLE001 - not loadable at this opset: no kernel
+        return False
+    finally:
+        os.unlink(path)

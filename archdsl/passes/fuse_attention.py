@@ -1,0 +1,134 @@
+"""fuse_attention: softmax(q @ k^T * scale [+ mask | causal]) @ v written from primitives becomes one
+scaled_dot_product_attention node, which lowers to ONNX Attention (opset 23+; faster on onnxruntime, see
+ops/sdpa.py). Runs only when the opset has Attention and onnxruntime runs it as a kernel (not as its
+function body, which is slower than the primitives: ops/_kernels.py); otherwise nothing would be gained.
+
+Rules (every intermediate value read only by the next node; inference graphs, where dropout is gone):
+1. scores = q @ kT where kT is k with its last two dims swapped; when kT is not literally a transpose, a
+   permute swapping them back is added (compose_layout then merges it into kT's own layout ops).
+2. scale: `scores / c` or `scores * c` with a one-element constant c (q * c before the matmul too); else 1.
+3. mask: `causal_mask(scores)` with value -inf on a square [T, T] → causal=true; `scores + m` with m
+   broadcasting to the scores and not growing them → mask=m (additive).
+4. softmax over the last dim, then `@ v` → scaled_dot_product_attention(q, k, v[, m], causal, scale).
+Only rank-4 [B, H, T, D] attention is fused (ONNX Attention's layout)."""
+
+from __future__ import annotations
+
+import math
+
+from ..diagnostics import ShapeError
+from ..ir import Graph, Node, Value
+from ..ops._kernels import runs_natively
+from ..types import DType
+from ._rewrite import Rewriter, single_use
+from .compose_layout import perm_of
+from .manager import PassContext, register_pass
+
+
+def _scalar(v: Value) -> float | None:
+    if v.kind == "const" and v.data.size == 1 and v.type.dtype.is_float:
+        return float(v.data.reshape(-1)[0])
+    return None
+
+
+def _prod(v: Value, rw: Rewriter, *ops: str) -> Node | None:
+    """The node making v, if it has one of `ops`, is alive and v is read only once."""
+    n = v.producer
+    if n is None or n.op not in ops or rw.is_dead(n) or not single_use(v, rw):
+        return None
+    return n
+
+
+def _match(sm: Node, rw: Rewriter):
+    """(q, kT, v, mask, causal, scale, out, matched nodes) or None."""
+    x = sm.inputs[0]
+    if x.type.rank != 4 or sm.attrs["axis"] % 4 != 3 or not x.type.dtype.is_float:
+        return None
+    if len(sm.outputs[0].uses) != 1 or rw.is_output(sm.outputs[0]):
+        return None
+    pv = sm.outputs[0].uses[0]
+    if pv.op != "matmul" or pv.inputs[0] is not sm.outputs[0] or pv.inputs[1] is sm.outputs[0]:
+        return None
+    nodes = [sm, pv]
+    mask, causal, scale = None, False, 1.0
+    s = x
+    cm = _prod(s, rw, "causal_mask", "add")
+    if cm is not None and cm.op == "causal_mask":
+        t = cm.inputs[0].type.shape
+        if cm.attrs["value"] != "-inf" or t[-1] != t[-2]:
+            return None
+        causal, s = True, cm.inputs[0]
+        nodes.append(cm)
+    elif cm is not None:
+        a, b = cm.inputs
+        for data, m in ((a, b), (b, a)):
+            if data.type == cm.outputs[0].type and m.type.dtype == data.type.dtype and m.type.rank <= 4:
+                mask, s = m, data
+                nodes.append(cm)
+                break
+    sc = _prod(s, rw, "div", "mul")
+    if sc is not None:
+        c = _scalar(sc.inputs[1])
+        if c is not None and c != 0.0 and sc.inputs[0].type == sc.outputs[0].type:
+            scale = 1.0 / c if sc.op == "div" else c
+            s = sc.inputs[0]
+            nodes.append(sc)
+    mm = _prod(s, rw, "matmul")
+    if mm is None:
+        return None
+    nodes.append(mm)
+    q, kt = mm.inputs
+    qs = _prod(q, rw, "mul")
+    if qs is not None and _scalar(qs.inputs[1]) is not None and qs.inputs[0].type == q.type:
+        scale *= _scalar(qs.inputs[1])
+        q = qs.inputs[0]
+        nodes.append(qs)
+    v = pv.inputs[1]
+    if not (q.type.rank == kt.type.rank == v.type.rank == 4):
+        return None
+    if q.type.shape[:2] != kt.type.shape[:2] or v.type.shape[:2] != q.type.shape[:2]:
+        return None
+    return q, kt, v, mask, causal, scale, pv.outputs[0], nodes
+
+
+@register_pass("fuse_attention", level=2, inference_only=True,
+               doc="softmax(q k^T * s + mask) v -> scaled_dot_product_attention (ONNX Attention, opset 23+)")
+def fuse_attention(g: Graph, ctx: PassContext) -> bool:
+    if ctx.opset < 23 or not ctx.inference or not runs_natively("Attention", ctx.opset):
+        return False
+    rw = Rewriter(g)
+    for sm in g.nodes:
+        if sm.op != "softmax" or rw.is_dead(sm):
+            continue
+        m = _match(sm, rw)
+        if m is None:
+            continue
+        q, kt, v, mask, causal, scale, out, nodes = m
+        if q.type.dtype not in (DType.float32, DType.float16):
+            continue
+        anchor = nodes[-1]
+        kp = kt.producer
+        if kp is not None and kp.op in ("transpose", "permute") and perm_of(kp) == [0, 1, 3, 2]:
+            k = kp.inputs[0]
+        else:
+            swap = g.make_node("permute", [kt], {"dims": (0, 1, 3, 2)}, f"{anchor.name}.key", anchor.span)
+            rw.insert_before(anchor, swap)
+            k = swap.outputs[0]
+        d = q.type.shape[-1]
+        default = isinstance(d, int) and math.isclose(scale, 1.0 / math.sqrt(d), rel_tol=1e-6)
+        attrs = {"causal": causal, "scale": None if default else float(scale)}
+        ins = [q, k, v] + ([mask] if mask is not None else [])
+        try:
+            new = g.make_node("scaled_dot_product_attention", ins, attrs, nodes[0].name.rsplit(".", 1)[0] + ".sdpa"
+                              if "." in nodes[0].name else "sdpa", nodes[0].span)
+        except ShapeError:  # a shape the fused op does not take: leave the primitives
+            continue
+        if new.outputs[0].type != out.type:
+            for x in new.inputs:
+                x.uses.remove(new)
+            continue
+        rw.insert_before(nodes[1], new)   # the softmax @ v matmul: every input is defined by then
+        rw.replace(out, new.outputs[0])
+        for n in nodes[1:2] + nodes[:1] + nodes[2:]:
+            rw.erase(n)
+    return rw.commit()

@@ -1,0 +1,94 @@
+"""Random valid graphs for the pass property tests: chains of steps over an image tensor [2, 4, 4, 4]
+that give every pass something to do (BatchNorm after conv/linear, reshapes and transposes that cancel,
+x*1 and x+0, dropout, duplicated subexpressions, constant subgraphs, attention from primitives)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+from .helpers import Builder
+
+N, C, H = 2, 4, 4
+
+STEPS = ("conv_bn", "conv_nobias_bn", "bn", "relu", "mul1", "one_mul", "add0", "sub0", "div1", "dropout", "dup",
+         "perm2", "transpose_self", "reshape2", "constfold", "scale", "attention", "attention_mask", "linear3d",
+         "expand_same", "cast_same", "getitem_full", "branch")
+
+
+def f32(v) -> np.ndarray:
+    return np.asarray(v, dtype=np.float32)
+
+
+def apply(b: Builder, h, step: str):
+    op = b.op
+    if step == "conv_bn":
+        return op("batchnorm", op("conv2d", h, out_channels=C, kernel_size=(3,), padding=(1,)))
+    if step == "conv_nobias_bn":
+        return op("batchnorm", op("conv2d", h, out_channels=C, kernel_size=(1,), bias=False), eps=1e-3)
+    if step == "bn":
+        return op("batchnorm", h)
+    if step == "relu":
+        return op("relu", h)
+    if step == "mul1":
+        return op("mul", h, b.const(f32(1.0)))
+    if step == "one_mul":
+        return op("mul", b.const(f32(np.ones((C, 1, 1)))), h)
+    if step == "add0":
+        return op("add", h, b.const(f32(0.0)))
+    if step == "sub0":
+        return op("sub", h, b.const(f32(np.zeros((1, H)))))
+    if step == "div1":
+        return op("div", h, b.const(f32(1.0)))
+    if step == "dropout":
+        return op("dropout", h, p=0.3)
+    if step == "dup":
+        return op("add", op("tanh", h), op("tanh", h))
+    if step == "perm2":
+        return op("permute", op("permute", h, dims=(0, 2, 3, 1)), dims=(0, 3, 1, 2))
+    if step == "transpose_self":
+        return op("transpose", op("transpose", h, dim0=2, dim1=3), dim0=-1, dim1=-2)
+    if step == "reshape2":
+        return op("reshape", op("flatten", h, start_dim=2), shape=(N, C, H, H))
+    if step == "constfold":
+        k = op("mul", b.const(f32(np.arange(H) / H)), b.const(f32(2.0)))
+        return op("add", h, op("reshape", k, shape=(1, 1, 1, H)))
+    if step == "scale":
+        return op("mul", h, b.const(f32(0.5)))
+    if step == "attention":
+        s = op("div", op("matmul", h, op("transpose", h)), b.const(f32(2.0)))
+        return op("matmul", op("dropout", op("softmax", s, axis=-1), p=0.1), h)
+    if step == "attention_mask":
+        m = b.const(f32(np.where(np.tril(np.ones((H, H))) > 0, 0.0, -1e4).reshape(1, 1, H, H)))
+        s = op("add", op("mul", op("matmul", h, op("permute", h, dims=(0, 1, 3, 2))), b.const(f32(0.5))), m)
+        return op("matmul", op("softmax", s, axis=-1), op("relu", h))
+    if step == "linear3d":
+        y = op("linear", op("reshape", h, shape=(N, C, H * H)), out_features=H * H)
+        return op("reshape", y, shape=(N, C, H, H))
+    if step == "expand_same":
+        return op("expand", h, shape=(N, C, H, H))
+    if step == "cast_same":
+        return op("cast", h, dtype="float32")
+    if step == "getitem_full":
+        return op("getitem", h, index=(("s", None, None, None), ("e",)))
+    if step == "branch":   # a second output reads an intermediate value
+        b.output(f"side{b.k}", op("sigmoid", h))
+        return h
+    raise AssertionError(step)
+
+
+def build(steps: list[str], head: bool) -> Builder:
+    b = Builder()
+    h = b.input("x", (N, C, H, H))
+    for s in steps:
+        h = apply(b, h, s)
+    if head:
+        y = b.op("flatten", b.op("global_avgpool", h))
+        y = b.op("batchnorm", b.op("linear", y, out_features=3))
+        b.output("y", y)
+    else:
+        b.output("y", h)
+    return b
+
+
+recipes = st.tuples(st.lists(st.sampled_from(STEPS), min_size=1, max_size=7), st.booleans())

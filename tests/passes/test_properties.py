@@ -1,0 +1,60 @@
+"""Property tests: on random valid graphs every pass keeps the outputs (onnxruntime, random weights
+including BatchNorm statistics), keeps the graph valid for the checker, and is idempotent."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from archdsl.ir import check
+from archdsl.passes import PassContext, all_passes, optimize
+from archdsl.passes.remove_noops import _identity_of
+
+from .helpers import OPSET, assert_close, feeds_for, random_weights, run
+from .random_graphs import build, recipes
+
+CTX = PassContext(opset=OPSET)
+SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.mark.parametrize("name", [p.name for p in all_passes()])
+@SETTINGS
+@given(recipe=recipes)
+def test_pass_keeps_outputs_and_is_idempotent(name, recipe):
+    p = next(p for p in all_passes() if p.name == name)
+    g = build(*recipe).g
+    weights, feeds = random_weights(g), feeds_for(g)
+    before = run(g, feeds, weights)
+    p.fn(g, CTX)
+    check(g)
+    assert_close(before, run(g, feeds, weights))
+    assert not p.fn(g, CTX), f"{name} changed the graph on a second run"
+
+
+@SETTINGS
+@given(recipe=recipes)
+def test_pipeline_keeps_outputs_and_reaches_a_fixpoint(recipe):
+    g = build(*recipe).g
+    weights, feeds = random_weights(g), feeds_for(g)
+    before = run(g, feeds, weights)
+    n0 = len(g.nodes)
+    optimize(g, 2, ctx=CTX, verify=True)
+    assert len(g.nodes) <= n0 + 2 * sum(n.op == "linear" for n in g.nodes)
+    assert_close(before, run(g, feeds, weights))
+    assert not any(s.changed for s in optimize(g, 2, ctx=CTX))
+
+
+@SETTINGS
+@given(recipe=recipes)
+def test_o2_removes_every_planted_noop(recipe):
+    """What the generator plants (dropout, x*1, x+0, cancelling layouts, BatchNorm after conv) is gone."""
+    g = build(*recipe).g
+    optimize(g, 2, ctx=CTX)
+    ops = [n.op for n in g.nodes]
+    assert "dropout" not in ops
+    assert not any(n.op == "batchnorm" and n.inputs[0].producer is not None
+                   and n.inputs[0].producer.op in ("conv2d", "linear") for n in g.nodes)
+    assert not any(_identity_of(n, CTX) is not None for n in g.nodes)
+    consts = {id(c) for c in g.consts}
+    assert not any(all(id(v) in consts for v in n.inputs) for n in g.nodes), "a constant subgraph was left"

@@ -1,0 +1,68 @@
+"""Every spec in specs/ computes the same outputs at -O0 and -O2 (inference, same seed, same inputs).
+
+Large specs run with small -D overrides (same architecture, fewer/narrower layers). A spec without
+overrides that takes more than a few seconds to compile is skipped with its name (add it to SMALL)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from archdsl import driver
+from archdsl.runtime import random_feeds, session
+
+from .helpers import assert_close
+
+ROOT = Path(__file__).resolve().parents[2]
+SPECS = sorted((ROOT / "specs").glob("*.arch"))
+SLOW_SECONDS = 5.0
+
+SMALL = {
+    "bert": {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128,
+             "vocab_size": 100},
+    "gpt2": {"n_layer": 2, "n_head": 2, "n_embd": 64, "vocab": 100, "n_positions": 32},
+    "resnet": {"depth": 50, "resolution": 32, "classes": 10},
+    "efficientnet": {"resolution": 64, "classes": 10},
+    "vit": {"image": 32, "patch": 8, "layers": 2, "heads": 2, "hidden": 64, "mlp_dim": 128, "classes": 10},
+    "hybrid": {"image": 64, "hidden": 48, "layers": 1, "heads": 2, "mlp_dim": 96, "classes": 10},
+    "ddpm_unet": {"resolution": 16, "ch": 32, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [8],
+                  "groups": 8},
+    "dcgan": {"nz": 16, "ngf": 8, "ndf": 8},
+    "transformer": {"d_model": 32, "nhead": 2, "num_encoder_layers": 1, "num_decoder_layers": 1,
+                    "dim_feedforward": 64, "src_vocab": 50, "tgt_vocab": 50},
+    "lstm": {"vocab": 50, "embed_dim": 16, "hidden": 16},
+    "tcn": {"seq_len": 64, "levels": 2, "hidden": 8},
+}
+DIMS = {"T": 8, "S": 8}
+
+
+def _build(path: Path, model: str, level: int):
+    mod = driver.load(path, defines=SMALL.get(path.stem))
+    return driver.build(mod, model, driver.CompileOptions(opt_level=level, seed=0))
+
+
+def _models(path: Path) -> list[str]:
+    return driver.select_models(driver.load(path, defines=SMALL.get(path.stem)), None)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_o0_and_o2_agree(path):
+    for model in _models(path):
+        t0 = time.perf_counter()
+        base = _build(path, model, 0)
+        if path.stem not in SMALL and time.perf_counter() - t0 > SLOW_SECONDS:
+            pytest.skip(f"{path.name} takes {time.perf_counter() - t0:.1f}s to compile; give it small -D overrides "
+                        "in tests/passes/test_specs.py SMALL")
+        opt = _build(path, model, 2)
+        assert opt.declared_params == base.declared_params
+        s0, s2 = session(base.model, "cpu", 1), session(opt.model, "cpu", 1)
+        feeds = random_feeds(s0, 2, DIMS, seed=3)
+        out0 = s0.run(None, feeds)
+        out2 = s2.run(None, feeds)
+        assert [o.name for o in s0.get_outputs()] == [o.name for o in s2.get_outputs()]
+        assert all(np.isfinite(o).all() for o in out0 if o.dtype.kind == "f")
+        assert_close(out0, out2, tol=2e-4)
+        assert len(opt.model.graph.node) <= len(base.model.graph.node), f"{model}: -O2 made the model bigger"
