@@ -1,0 +1,112 @@
+"""Pass manager, levels, --disable-pass, --report, derived parameters through the driver, and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from archdsl import check_source, driver
+from archdsl.cli import main
+from archdsl.diagnostics import ArchError
+from archdsl.passes import PassContext, PassError, all_passes, manager, optimize, passes_for
+from archdsl.passes.derived import DerivedSpec
+from archdsl.runtime import session
+
+CONV_BN = """
+model m(x: float32[B, 3, 8, 8]) -> y {
+    y = x -> conv2d(4, 3, padding=1) as conv -> batchnorm as bn -> relu -> dropout(0.2)
+}"""
+
+
+def test_levels_are_lists_of_passes():
+    assert passes_for(0) == []
+    o1, o2 = passes_for(1), passes_for(2)
+    assert o1 and all(p.level == 1 for p in o1)
+    assert set(o1) < set(o2)
+    assert "fold_batchnorm" not in {p.name for p in passes_for(2, inference=False)}
+    assert "fold_batchnorm" not in {p.name for p in passes_for(2, disabled=("fold_batchnorm",))}
+
+
+def test_unknown_pass_is_a_diagnostic_with_a_suggestion():
+    with pytest.raises(ArchError, match="did you mean 'fold_batchnorm'"):
+        passes_for(2, disabled=("fold_batchnom",))
+
+
+def test_a_failing_pass_is_named(monkeypatch):
+    def boom(g, ctx):
+        raise KeyError("oops")
+    p = manager._PASSES["cse"]
+    monkeypatch.setitem(manager._PASSES, "cse", manager.Pass("cse", boom, p.level, p.doc))
+    with pytest.raises(PassError, match="pass 'cse' failed: KeyError"):
+        optimize(check_source(CONV_BN), 2)
+
+
+def test_training_graph_keeps_dropout_and_batchnorm():
+    g = check_source(CONV_BN)
+    optimize(g, 2, ctx=PassContext(inference=False))
+    assert [n.op for n in g.nodes] == ["conv2d", "batchnorm", "relu", "dropout"]
+    g = check_source(CONV_BN)
+    stats = optimize(g, 2)
+    assert [n.op for n in g.nodes] == ["conv2d", "relu"]
+    assert stats[-1].nodes_after == 2 and not any(s.changed for s in stats if s.round == stats[-1].round)
+
+
+def test_folded_batchnorm_uses_loaded_weights(tmp_path):
+    rng = np.random.default_rng(0)
+    g = check_source(CONV_BN)
+    w = {k: rng.uniform(0.5, 1.5, v.type.shape).astype(np.float32) for k, v in g.params.items()}
+    path = tmp_path / "w.npz"
+    np.savez(path, **w)
+    x = {"x": rng.standard_normal((2, 3, 8, 8)).astype(np.float32)}
+    outs = []
+    for level in (0, 2):
+        m = driver.compile_source(CONV_BN, weights=str(path), opt_level=level)
+        onnx.checker.check_model(m, full_check=True)
+        outs.append(session(m, "cpu", 1).run(None, x)[0])
+        ops = [n.op_type for n in m.graph.node]
+        assert ("BatchNormalization" in ops) == (level == 0)
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-4, atol=1e-4)
+    ref = np.maximum(outs[0], 0)
+    assert np.array_equal(ref, outs[0])
+
+
+def test_counting_never_materializes_derived_weights(monkeypatch):
+    def no(self, resolve):
+        raise AssertionError("materialized")
+    monkeypatch.setattr(DerivedSpec, "derive", no)
+    c = driver.build(driver.load(text=CONV_BN), None, driver.CompileOptions(with_weights=False))
+    assert c.declared_params == 3 * 4 * 9 + 4 + 4 + 4
+    assert not c.model.graph.initializer or all("conv" not in i.name for i in c.model.graph.initializer)
+
+
+def test_cli_levels_report_and_disable(tmp_path, capsys):
+    spec = tmp_path / "m.arch"
+    spec.write_text(CONV_BN)
+    out = tmp_path / "m.onnx"
+    assert main(["build", str(spec), "-o", str(out), "-O0"]) == 0
+    assert any(n.op_type == "BatchNormalization" for n in onnx.load(out).graph.node)
+    assert main(["build", str(spec), "-o", str(out), "--report"]) == 0
+    text = capsys.readouterr().out
+    assert "fold_batchnorm" in text and "nodes before" in text
+    assert not any(n.op_type == "BatchNormalization" for n in onnx.load(out).graph.node)
+    assert main(["build", str(spec), "-o", str(out), "--disable-pass", "fold_batchnorm"]) == 0
+    assert any(n.op_type == "BatchNormalization" for n in onnx.load(out).graph.node)
+    assert main(["build", str(spec), "--disable-pass", "nope"]) == 1
+    assert "unknown pass 'nope'" in capsys.readouterr().err
+    assert main(["build", str(spec), "--emit", "ir", "-O2"]) == 0
+    assert "batchnorm" not in capsys.readouterr().out
+    assert main(["passes"]) == 0
+    listing = capsys.readouterr().out
+    assert all(p.name in listing for p in all_passes())
+
+
+def test_summary_counts_the_model_as_written(capsys):
+    from pathlib import Path
+    spec = Path(__file__).resolve().parents[2] / "specs" / "resnet.arch"
+    assert main(["summary", str(spec), "--json", "-O2", "--report"]) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["params"] == 25_557_032
+    assert "fold_batchnorm" in cap.err
