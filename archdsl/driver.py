@@ -17,7 +17,8 @@ from .ir import Graph
 from .lower import MIN_OPSET, load_weights, lower_graph
 
 __all__ = ["CompileOptions", "Compiled", "compile_file", "compile_source", "check_file", "check_source",
-           "load", "select_models", "build", "write_model", "parse_defines", "EXTERNAL_DATA_THRESHOLD"]
+           "load", "select_models", "build", "write_model", "parse_defines", "EXTERNAL_DATA_THRESHOLD",
+           "CompiledTrain", "build_train", "compile_train_file"]
 
 EXTERNAL_DATA_THRESHOLD = 2 * 1024**3 - 64 * 1024**2  # protobuf's 2 GiB limit, with room for the graph
 
@@ -127,6 +128,51 @@ def _jsonable(params: dict) -> dict:
             return str(v)
         return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
     return {k: conv(v) for k, v in params.items()}
+
+
+@dataclass
+class CompiledTrain:
+    """A train-step model, its eval model (the inference graph with every parameter and buffer an
+    overridable input) and what the step reads and writes (autodiff.TrainStep)."""
+
+    step_model: onnx.ModelProto
+    eval_model: onnx.ModelProto
+    info: object
+    graph: Graph
+
+
+def build_train(mod: Module, model: str | None, options: CompileOptions, train,
+                sources: SourceMap | None = None) -> CompiledTrain:
+    """`train` is an autodiff.TrainConfig. Only the -O1 cleanups run: passes that derive new parameters
+    (BatchNorm folding, pre-transposed weights) would hide the parameters the step updates by name."""
+    from .passes import PassContext, optimize
+    from .runtime import newest_opset
+    from .training.export import expose_initializers, lower_train_step
+    name = _one_model(mod, model)
+    opset = options.opset or newest_opset()
+    weights = load_weights(options.weights) if options.weights else None
+    meta = {"archdsl.params": _jsonable(mod.params), "archdsl.source": Path(mod.path).name,
+            "archdsl.model": name, "archdsl.seed": str(options.seed)}
+    level = min(options.opt_level, 1)
+    ev = elaborate_model(mod, name)
+    optimize(ev, level, tuple(options.disabled_passes), PassContext(opset=opset, inference=True))
+    ev_weights = {k: v for k, v in weights.items() if k in ev.params} if weights else None
+    eval_model = lower_graph(ev, opset=opset, seed=options.seed, weights=ev_weights, metadata=meta,
+                             doc=f"{name} (eval) from {Path(mod.path).name} (archdsl {__version__})").model
+    expose_initializers(eval_model, list(ev.params))
+    graph = elaborate_model(mod, name)
+    step_model, info = lower_train_step(
+        graph, train, opset=opset, seed=options.seed, weights=weights, metadata=meta,
+        optimize=lambda g: optimize(g, level, tuple(options.disabled_passes), PassContext(opset=opset, inference=False)),
+        doc=f"{name} train step from {Path(mod.path).name} (archdsl {__version__})")
+    return CompiledTrain(step_model, eval_model, info, graph)
+
+
+def compile_train_file(path, train, defines=None, model: str | None = None, **options) -> CompiledTrain:
+    """The train step and eval model of a `.arch` file (in memory); `train` is an autodiff.TrainConfig."""
+    sources = SourceMap()
+    mod = load(path, defines=defines, search_path=options.get("search_path", ()), sources=sources)
+    return build_train(mod, model, CompileOptions(**options), train, sources)
 
 
 def compile_file(path, defines=None, model: str | None = None, **options) -> onnx.ModelProto:

@@ -76,12 +76,27 @@ def _make(n: int):
         w = c.in_types[1]
         return 2 * numel(c.out_types[0].shape) * math.prod(w.shape[1:])
 
+    def grad(b, c, ins, outs, gouts):
+        """gx: the transposed conv of g; gw: x correlated with g; gb: g summed over batch and space."""
+        g, a, x_t = gouts[0], c.attrs, c.in_types[0]
+        k, s, d, pads = _geom(x_t, a, n)
+        geom = {"stride": s, "dilation": d, "pads": tuple(p[0] for p in pads) + tuple(p[1] for p in pads),
+                "groups": a["groups"]}
+        res = [None] * len(ins)
+        if b.needs(0):
+            res[0] = b.op("autodiff.conv_input_grad", g, ins[1], input_shape=tuple(x_t.shape[2:]), **geom)
+        if b.needs(1):
+            res[1] = b.op("autodiff.conv_weight_grad", ins[0], g, kernel=tuple(k), **geom)
+        if len(ins) > 2 and b.needs(2):
+            res[2] = b.op("sum", g, dim=(0,) + tuple(range(2, n + 2)))
+        return res
+
     register(OpDef(
         name=name, inputs=("x",), category="layer",
         attrs=(Attr("out_channels", "int"), Attr("kernel_size", "ints"), Attr("stride", "ints", 1),
                Attr("padding", "padding", 0), Attr("dilation", "ints", 1), Attr("groups", "int", 1),
                Attr("bias", "bool", True)),
-        params=params, infer=infer, lower=lower, cost=cost,
+        params=params, infer=infer, lower=lower, cost=cost, grad=grad,
         doc=f"{n}-D convolution (torch.nn.Conv{n}d); groups=channels gives a depthwise conv.",
     ))
 

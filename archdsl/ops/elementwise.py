@@ -10,6 +10,35 @@ from .shapes import broadcast
 _BINARY = {"add": ("Add", "+"), "sub": ("Sub", "-"), "mul": ("Mul", "*"), "div": ("Div", "/"), "pow": ("Pow", "**")}
 
 
+def _pow_grad(b, c, ins, outs, gouts):
+    """d(a^e)/da = e a^(e-1); d(a^e)/de = a^e log a."""
+    g, (x, y), t = gouts[0], ins, c.in_types
+    e = y if t[1].dtype == t[0].dtype else b.op("cast", y, dtype=t[0].dtype.label)
+    ga = b.sum_to(b.op("mul", g, b.op("mul", e, b.op("pow", x, b.op("sub", e, b.const(1, like=e))))),
+                  t[0].shape) if b.needs(0) else None
+    gb = b.sum_to(b.op("mul", g, b.op("mul", outs[0], b.op("log", x))), t[1].shape) if b.needs(1) else None
+    return [ga, gb]
+
+
+def _div_grad(b, c, ins, outs, gouts):
+    ga = b.op("div", gouts[0], ins[1])
+    gb = b.sum_to(b.op("neg", b.op("mul", ga, outs[0])), c.in_types[1].shape) if b.needs(1) else None
+    return [b.sum_to(ga, c.in_types[0].shape) if b.needs(0) else None, gb]
+
+
+_BINARY_GRAD = {
+    "add": lambda b, c, ins, outs, gouts: [b.sum_to(gouts[0], c.in_types[0].shape),
+                                           b.sum_to(gouts[0], c.in_types[1].shape)],
+    "sub": lambda b, c, ins, outs, gouts: [b.sum_to(gouts[0], c.in_types[0].shape),
+                                           b.sum_to(b.op("neg", gouts[0]), c.in_types[1].shape)
+                                           if b.needs(1) else None],
+    "mul": lambda b, c, ins, outs, gouts: [
+        b.sum_to(b.op("mul", gouts[0], ins[1]), c.in_types[0].shape) if b.needs(0) else None,
+        b.sum_to(b.op("mul", gouts[0], ins[0]), c.in_types[1].shape) if b.needs(1) else None],
+    "div": _div_grad, "pow": _pow_grad,
+}
+
+
 def _binary(name, onnx_op, sym):
     def infer(ins, a):
         x, y = ins
@@ -20,7 +49,7 @@ def _binary(name, onnx_op, sym):
     register(OpDef(
         name=name, inputs=("a", "b"), category="math", infer=infer,
         lower=lambda e, ins, outs, c: e.op(onnx_op, ins, outputs=outs),
-        cost=elementwise_cost, doc=f"a {sym} b with broadcasting",
+        cost=elementwise_cost, doc=f"a {sym} b with broadcasting", grad=_BINARY_GRAD[name],
     ))
 
 
@@ -54,14 +83,44 @@ def _matmul_cost(c):
     return 2 * numel(c.out_types[0].shape) * k
 
 
+def _matmul_grad(b, c, ins, outs, gouts):
+    """ga = g b^T, gb = a^T g (summed over broadcast batch dims); a 1-D operand is a row / column."""
+    g, (x, y), (xt, yt) = gouts[0], ins, c.in_types
+    if xt.rank == 1 and yt.rank == 1:
+        return [b.op("mul", g, y) if b.needs(0) else None, b.op("mul", g, x) if b.needs(1) else None]
+    x2 = b.op("unsqueeze", x, dim=0) if xt.rank == 1 else x
+    y2 = b.op("unsqueeze", y, dim=1) if yt.rank == 1 else y
+    g2 = b.op("unsqueeze", g, dim=-2) if xt.rank == 1 else b.op("unsqueeze", g, dim=-1) if yt.rank == 1 else g
+    res = [None, None]
+    if b.needs(0):
+        ga = b.sum_to(b.op("matmul", g2, b.op("transpose", y2)), x2.type.shape)
+        res[0] = b.op("squeeze", ga, dim=(0,)) if xt.rank == 1 else ga
+    if b.needs(1):
+        gb = b.sum_to(b.op("matmul", b.op("transpose", x2), g2), y2.type.shape)
+        res[1] = b.op("squeeze", gb, dim=(-1,)) if yt.rank == 1 else gb
+    return res
+
+
 register(OpDef(
-    name="matmul", inputs=("a", "b"), category="math", infer=_matmul_infer,
+    name="matmul", inputs=("a", "b"), category="math", infer=_matmul_infer, grad=_matmul_grad,
     lower=lambda e, ins, outs, c: e.op("MatMul", ins, outputs=outs), cost=_matmul_cost,
     doc="Matrix product with batch broadcasting (a @ b)",
 ))
 
 _UNARY = {"neg": ("Neg", "-x"), "exp": ("Exp", "e^x"), "log": ("Log", "natural log"), "sqrt": ("Sqrt", "square root"),
           "abs": ("Abs", "|x|"), "erf": ("Erf", "error function"), "reciprocal": ("Reciprocal", "1 / x")}
+
+
+_UNARY_GRAD = {
+    "neg": lambda b, x, y, g: b.op("neg", g),
+    "exp": lambda b, x, y, g: b.op("mul", g, y),
+    "log": lambda b, x, y, g: b.op("div", g, x),
+    "sqrt": lambda b, x, y, g: b.op("div", g, b.op("mul", y, b.const(2.0, like=y))),
+    "abs": lambda b, x, y, g: b.op("mul", g, b.op("autodiff.sign", x)),
+    "erf": lambda b, x, y, g: b.op("mul", g, b.op("mul", b.op("exp", b.op("neg", b.op("mul", x, x))),
+                                                  b.const(1.1283791670955126, like=x))),
+    "reciprocal": lambda b, x, y, g: b.op("neg", b.op("mul", g, b.op("mul", y, y))),
+}
 
 
 def _unary(name, onnx_op, doc):
@@ -71,7 +130,8 @@ def _unary(name, onnx_op, doc):
         return [ins[0]]
 
     register(OpDef(name=name, inputs=("x",), category="math", infer=infer,
-                   lower=lambda e, ins, outs, c: e.op(onnx_op, ins, outputs=outs), cost=elementwise_cost, doc=doc))
+                   lower=lambda e, ins, outs, c: e.op(onnx_op, ins, outputs=outs), cost=elementwise_cost, doc=doc,
+                   grad=lambda b, c, ins, outs, gouts: [_UNARY_GRAD[name](b, ins[0], outs[0], gouts[0])]))
 
 
 for _n, (_op, _d) in _UNARY.items():

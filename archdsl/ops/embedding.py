@@ -21,5 +21,7 @@ register(OpDef(
     attrs=(Attr("num_embeddings", "int"), Attr("embedding_dim", "int")),
     params=lambda ins, a: [ParamSpec("weight", (a["num_embeddings"], a["embedding_dim"]), Init("normal", 0.0, 1.0))],
     infer=_infer, lower=lambda e, ins, outs, c: e.op("Gather", [ins[1], ins[0]], outputs=outs, axis=0),
+    grad=lambda b, c, ins, outs, gouts: [None, b.op("autodiff.embedding_grad", ins[0], gouts[0],
+                                                    num_embeddings=c.in_types[1].shape[0])],
     cost=lambda c: 0, doc="Rows of a [num_embeddings, embedding_dim] table, N(0, 1) init.",
 ))

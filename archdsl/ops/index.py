@@ -103,5 +103,6 @@ def _lower(e, ins, outs, c):
 register(OpDef(
     name="getitem", inputs=("x",), category="shape", attrs=(Attr("index", "any"),),
     infer=_infer, lower=_lower, cost=lambda c: 0,
+    grad=lambda b, c, ins, outs, gouts: [b.op("autodiff.getitem_grad", gouts[0], ins[0], index=c.attrs["index"])],
     doc="x[...] with integer indices, slices and '...' (static bounds); written with brackets, not called.",
 ))

@@ -43,6 +43,22 @@ def _lower(e, ins, outs, c):
         e.op("MatMul", [ins[0], wt], outputs=outs)
 
 
+def _grad(b, c, ins, outs, gouts):
+    """gx = g W; gW = g^T x over all leading dims; gb = g summed over them."""
+    g = gouts[0]
+    x_t, w_t = c.in_types[0], c.in_types[1]
+    res = [None] * len(ins)
+    if b.needs(0):
+        res[0] = b.op("matmul", g, ins[1])
+    if b.needs(1):
+        g2 = g if x_t.rank == 2 else b.op("reshape", g, shape=(-1, w_t.shape[0]))
+        x2 = ins[0] if x_t.rank == 2 else b.op("reshape", ins[0], shape=(-1, w_t.shape[1]))
+        res[1] = b.op("matmul", b.op("transpose", g2), x2)
+    if len(ins) > 2 and b.needs(2):
+        res[2] = b.op("sum", g, dim=tuple(range(x_t.rank - 1))) if x_t.rank > 1 else g
+    return res
+
+
 def _cost(c):
     return 2 * numel(c.out_types[0].shape) * c.in_types[1].shape[1]
 
@@ -50,6 +66,6 @@ def _cost(c):
 register(OpDef(
     name="linear", inputs=("x",), category="layer",
     attrs=(Attr("out_features", "int"), Attr("bias", "bool", True)),
-    params=_params, infer=_infer, lower=_lower, cost=_cost,
+    params=_params, infer=_infer, lower=_lower, cost=_cost, grad=_grad,
     doc="Fully connected layer over the last dim (torch.nn.Linear).",
 ))

@@ -44,8 +44,40 @@ def _bn_lower(e, ins, outs, c):
     e.op("BatchNormalization", [x, scale, bias, mean, var], outputs=outs, epsilon=c.attrs["eps"])
 
 
+def _normalize_grad(b, g, xhat, rstd, axes, gamma=None):
+    """Through xhat = (x - mean) * rstd with mean and rstd over `axes`:
+    gx = rstd * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat)), gxhat = g * gamma."""
+    gxhat = b.op("mul", g, gamma) if gamma is not None else g
+    m1 = b.op("mean", gxhat, dim=axes, keepdim=True)
+    m2 = b.op("mean", b.op("mul", gxhat, xhat), dim=axes, keepdim=True)
+    return b.op("mul", rstd, b.op("sub", b.op("sub", gxhat, m1), b.op("mul", xhat, m2)))
+
+
+def _bn_grad(b, c, ins, outs, gouts):
+    """Inference form (running statistics are constants here): an affine map per channel."""
+    g, x = gouts[0], ins[0]
+    rank = c.in_types[0].rank
+    cshape = (1, c.in_types[0].shape[1]) + (1,) * (rank - 2)
+    affine = c.attrs["affine"]
+    rm, rv = ins[-2], ins[-1]
+    rstd = b.op("reshape", b.op("reciprocal", b.op("sqrt", b.op("add", rv, b.const(c.attrs["eps"], like=rv)))),
+                shape=cshape)
+    axes = (0,) + tuple(range(2, rank))
+    res = [None] * len(ins)
+    if b.needs(0):
+        scale = b.op("mul", rstd, b.op("reshape", ins[1], shape=cshape)) if affine else rstd
+        res[0] = b.op("mul", g, scale)
+    if affine and b.needs(1):
+        xhat = b.op("mul", b.op("sub", x, b.op("reshape", rm, shape=cshape)), rstd)
+        res[1] = b.op("sum", b.op("mul", g, xhat), dim=axes)
+    if affine and b.needs(2):
+        res[2] = b.op("sum", g, dim=axes)
+    return res
+
+
 register(OpDef(
     name="batchnorm", inputs=("x",), category="layer", aliases=("batchnorm1d", "batchnorm2d", "batchnorm3d"),
+    grad=_bn_grad,
     attrs=(Attr("eps", "float", 1e-5), Attr("momentum", "float", 0.1), Attr("affine", "bool", True)),
     params=_bn_params, infer=_bn_infer, lower=_bn_lower, cost=lambda c: 2 * elementwise_cost(c),
     doc="Batch normalization over dim 1 (torch.nn.BatchNorm1d/2d/3d); inference uses running statistics.",
@@ -93,8 +125,28 @@ def _ln_lower(e, ins, outs, c):
     e.op("LayerNormalization", ins, outputs=outs, axis=-len(ns), epsilon=c.attrs["eps"])
 
 
+def _ln_grad(b, c, ins, outs, gouts):
+    g, x = gouts[0], ins[0]
+    x_t = c.in_types[0]
+    k = len(_norm_dims(x_t, c.attrs))
+    axes = tuple(range(x_t.rank - k, x_t.rank))
+    lead = tuple(range(x_t.rank - k))
+    d = b.op("sub", x, b.op("mean", x, dim=axes, keepdim=True))
+    var = b.op("mean", b.op("mul", d, d), dim=axes, keepdim=True)
+    rstd = b.op("reciprocal", b.op("sqrt", b.op("add", var, b.const(c.attrs["eps"], like=x))))
+    xhat = b.op("mul", d, rstd)
+    res = [None] * len(ins)
+    if b.needs(0):
+        res[0] = _normalize_grad(b, g, xhat, rstd, axes, ins[1] if len(ins) > 1 else None)
+    if len(ins) > 1 and b.needs(1):
+        res[1] = b.op("sum", b.op("mul", g, xhat), dim=lead) if lead else b.op("mul", g, xhat)
+    if len(ins) > 2 and b.needs(2):
+        res[2] = b.op("sum", g, dim=lead) if lead else g
+    return res
+
+
 register(OpDef(
-    name="layernorm", inputs=("x",), category="layer",
+    name="layernorm", inputs=("x",), category="layer", grad=_ln_grad,
     attrs=(Attr("normalized_shape", "ints?", None), Attr("eps", "float", 1e-5),
            Attr("elementwise_affine", "bool", True), Attr("bias", "bool", True)),
     params=_ln_params, infer=_ln_infer, lower=_ln_lower,
@@ -113,6 +165,7 @@ register(OpDef(
     name="dropout", inputs=("x",), category="layer",
     attrs=(Attr("p", "float", 0.5),),
     infer=_dropout_infer, lower=lambda e, ins, outs, c: e.op("Identity", ins, outputs=outs),
+    grad=lambda b, c, ins, outs, gouts: [gouts[0]],
     cost=lambda c: 0,
     doc="Dropout (torch.nn.Dropout); the identity in an inference model.",
 ))

@@ -38,12 +38,20 @@ def _make(kind: str, n: int):
         e.op(onnx_op, ins, outputs=outs, kernel_shape=list(k), strides=list(s), pads=list(p) * 2,
              ceil_mode=int(c.attrs["ceil_mode"]), **extra)
 
+    def grad(b, c, ins, outs, gouts):
+        k, s, p = _geom(c.in_types[0], c.attrs, n, name)
+        geom = {"kernel": tuple(k), "stride": tuple(s), "pads": tuple(p) * 2}
+        if kind == "max":
+            return [b.op("autodiff.maxpool_grad", ins[0], gouts[0], ceil_mode=c.attrs["ceil_mode"], **geom)]
+        return [b.op("autodiff.avgpool_grad", gouts[0], ins[0], count_include_pad=c.attrs["count_include_pad"],
+                     **geom)]
+
     attrs = [Attr("kernel_size", "ints"), Attr("stride", "ints?", None), Attr("padding", "ints", 0),
              Attr("ceil_mode", "bool", False)]
     if kind == "avg":
         attrs.append(Attr("count_include_pad", "bool", True))
     register(OpDef(
-        name=name, inputs=("x",), category="pool", attrs=tuple(attrs), infer=infer, lower=lower,
+        name=name, inputs=("x",), category="pool", attrs=tuple(attrs), infer=infer, lower=lower, grad=grad,
         cost=lambda c: numel(c.out_types[0].shape) * math.prod(expand(c.attrs["kernel_size"], n, "kernel_size")),
         doc=f"{'Max' if kind == 'max' else 'Average'} pooling over {n} spatial dims (torch.nn.{kind.capitalize()}Pool{n}d); stride defaults to the kernel.",
     ))
@@ -76,8 +84,19 @@ def _global(kind):
             axes = e.const(np.arange(2, c.in_types[0].rank, dtype=np.int64))
             e.op("Squeeze", [g, axes], outputs=outs)
 
+    def grad(b, c, ins, outs, gouts):
+        """avg: g / (spatial size) spread over the window; max: g to the maximum (shared among ties)."""
+        x, g = ins[0], gouts[0]
+        dims = tuple(range(2, c.in_types[0].rank))
+        if kind == "max":
+            return [b.op("autodiff.max_grad", g, x, outs[0], dims=dims, keepdim=c.attrs["keepdims"])]
+        if not c.attrs["keepdims"]:
+            for d in dims:
+                g = b.op("unsqueeze", g, dim=d)
+        return [b.broadcast_to(b.op("div", g, b.count(x, dims)), x)]
+
     register(OpDef(
-        name=name, inputs=("x",), category="pool", attrs=(Attr("keepdims", "bool", True),),
+        name=name, inputs=("x",), category="pool", attrs=(Attr("keepdims", "bool", True),), grad=grad,
         infer=infer, lower=lower, cost=lambda c: numel(c.in_types[0].shape),
         doc=f"{'Max' if kind == 'max' else 'Mean'} over all spatial dims: [N, C, ...] -> [N, C, 1, ...] "
             "(like AdaptiveAvgPool(1)); keepdims=false gives [N, C].",

@@ -124,11 +124,12 @@ def lookup(name: str) -> OpDef | None:
 
 
 def all_ops() -> list[OpDef]:
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+    """The ops a spec can call; category "internal" (autodiff's helper ops) is left out."""
+    return [_REGISTRY[k] for k in sorted(_REGISTRY) if _REGISTRY[k].category != "internal"]
 
 
 def all_names() -> list[str]:
-    return sorted(list(_REGISTRY) + list(_ALIASES))
+    return sorted([k for k in _REGISTRY if _REGISTRY[k].category != "internal"] + list(_ALIASES))
 
 
 def fail(msg: str):

@@ -32,8 +32,13 @@ def _flatten_lower(e, ins, outs, c):
     e.op("Reshape", [ins[0], e.const(np.array(target, dtype=np.int64))], outputs=outs)
 
 
+def _view_grad(b, c, ins, outs, gouts):
+    """A view's gradient is g viewed back in the input's shape."""
+    return [b.reshape_like(gouts[0], ins[0])]
+
+
 register(OpDef(
-    name="flatten", inputs=("x",), category="shape",
+    name="flatten", inputs=("x",), category="shape", grad=_view_grad,
     attrs=(Attr("start_dim", "int", 1), Attr("end_dim", "int", -1)),
     infer=_flatten_infer, lower=_flatten_lower, cost=lambda c: 0,
     doc="Merge dims start_dim..end_dim into one (torch.flatten); default keeps the batch dim.",
@@ -101,7 +106,7 @@ def _reshape_lower(e, ins, outs, c):
 
 register(OpDef(
     name="reshape", inputs=("x",), category="shape", attrs=(Attr("shape", "dims"),),
-    infer=_reshape_infer, lower=_reshape_lower, cost=lambda c: 0,
+    infer=_reshape_infer, lower=_reshape_lower, cost=lambda c: 0, grad=_view_grad,
     doc="View with a new shape: ints, symbolic dims of the input, and at most one -1 (torch.reshape).",
 ))
 
@@ -114,9 +119,15 @@ def _perm_infer(ins, a):
     return [x.with_shape(tuple(x.shape[d] for d in dims))]
 
 
+def _perm_grad(b, c, ins, outs, gouts):
+    r = c.in_types[0].rank
+    perm = [d % r for d in c.attrs["dims"]]
+    return [b.op("permute", gouts[0], dims=tuple(perm.index(i) for i in range(r)))]
+
+
 register(OpDef(
     name="permute", inputs=("x",), category="shape", attrs=(Attr("dims", "ints"),),
-    infer=_perm_infer, cost=lambda c: 0,
+    infer=_perm_infer, cost=lambda c: 0, grad=_perm_grad,
     lower=lambda e, ins, outs, c: e.op("Transpose", ins, outputs=outs,
                                        perm=[d % c.in_types[0].rank for d in c.attrs["dims"]]),
     doc="Reorder dims (torch.permute).",
@@ -137,6 +148,7 @@ register(OpDef(
     infer=lambda ins, a: [ins[0].with_shape(tuple(ins[0].shape[p] for p in _swap(ins[0], a)))],
     lower=lambda e, ins, outs, c: e.op("Transpose", ins, outputs=outs, perm=_swap(c.in_types[0], c.attrs)),
     cost=lambda c: 0, doc="Swap two dims (torch.transpose); default the last two, as x.T.",
+    grad=lambda b, c, ins, outs, gouts: [b.op("transpose", gouts[0], dim0=c.attrs["dim0"], dim1=c.attrs["dim1"])],
 ))
 
 
@@ -158,6 +170,8 @@ def _concat_infer(ins, a):
 register(OpDef(
     name="concat", inputs=("*xs",), category="shape", aliases=("cat",), attrs=(Attr("axis", "int", 1),),
     infer=_concat_infer, cost=lambda c: 0,
+    grad=lambda b, c, ins, outs, gouts: list(b.op("autodiff.concat_grad", gouts[0], *ins, axis=c.attrs["axis"]))
+    if len(ins) > 1 else [gouts[0]],
     lower=lambda e, ins, outs, c: e.op("Concat", ins, outputs=outs, axis=c.attrs["axis"]),
     doc="Join a list of tensors along axis (torch.cat).",
 ))
@@ -190,9 +204,15 @@ def _split_lower(e, ins, outs, c):
     e.op("Split", [ins[0], e.const(np.array(sizes, dtype=np.int64))], outputs=outs, axis=ax)
 
 
+def _split_grad(b, c, ins, outs, gouts):
+    """The pieces' gradients joined again; a piece nobody differentiated contributes zeros."""
+    parts = [g if g is not None else b.zeros_like(o) for g, o in zip(gouts, outs)]
+    return [b.op("concat", *parts, axis=c.attrs["axis"]) if len(parts) > 1 else parts[0]]
+
+
 register(OpDef(
     name="split", inputs=("x",), category="shape", attrs=(Attr("sizes", "ints"), Attr("axis", "int", 1)),
-    infer=_split_infer, lower=_split_lower, cost=lambda c: 0,
+    infer=_split_infer, lower=_split_lower, cost=lambda c: 0, grad=_split_grad,
     doc="Split along axis into chunks of one size, or into the given sizes (torch.split); returns a tuple.",
 ))
 

@@ -14,6 +14,10 @@ def _i64(e, v):
     return e.const(np.array(v, dtype=np.int64))
 
 
+def _view_grad(b, c, ins, outs, gouts):
+    return [b.reshape_like(gouts[0], ins[0])]
+
+
 def _unsqueeze_infer(ins, a):
     x = ins[0]
     ax = norm_axis(a["dim"], x.rank + 1, "dim")
@@ -22,7 +26,7 @@ def _unsqueeze_infer(ins, a):
 
 register(OpDef(
     name="unsqueeze", inputs=("x",), category="shape", attrs=(Attr("dim", "int"),),
-    infer=_unsqueeze_infer, cost=lambda c: 0,
+    infer=_unsqueeze_infer, cost=lambda c: 0, grad=_view_grad,
     lower=lambda e, ins, outs, c: e.op("Unsqueeze", [ins[0], _i64(e, [norm_axis(c.attrs["dim"], c.in_types[0].rank + 1)])],
                                        outputs=outs),
     doc="Insert a size-1 dim at dim (torch.unsqueeze).",
@@ -45,7 +49,7 @@ register(OpDef(
     infer=lambda ins, a: [ins[0].with_shape(tuple(d for i, d in enumerate(ins[0].shape)
                                                    if i not in _squeeze_axes(ins[0], a)))],
     lower=lambda e, ins, outs, c: e.op("Squeeze", [ins[0], _i64(e, _squeeze_axes(c.in_types[0], c.attrs))], outputs=outs),
-    cost=lambda c: 0, doc="Drop size-1 dims (all of them, or those listed).",
+    cost=lambda c: 0, doc="Drop size-1 dims (all of them, or those listed).", grad=_view_grad,
 ))
 
 
@@ -89,6 +93,7 @@ register(OpDef(
     name="expand", inputs=("x", "like?"), category="shape", attrs=(Attr("shape", "dims"),),
     infer=lambda ins, a: [ins[0].with_shape(_expand_target(ins[0], a))],
     lower=_expand_lower, cost=lambda c: 0,
+    grad=lambda b, c, ins, outs, gouts: [b.sum_to(gouts[0], c.in_types[0].shape)] + [None] * (len(ins) - 1),
     doc="Broadcast size-1 dims to `shape` (torch.expand; -1 keeps a dim). Symbolic dims are read from `like`: "
         "expand(cls, [B, 1, 768], like=x).",
 ))
@@ -107,9 +112,23 @@ def _reduce(name, onnx_op, doc):
         axes = sorted({norm_axis(d, x.rank) for d in c.attrs["dim"]}) if c.attrs["dim"] is not None else list(range(x.rank))
         e.op(onnx_op, [ins[0], _i64(e, axes)], outputs=outs, keepdims=int(c.attrs["keepdim"]))
 
+    def grad(b, c, ins, outs, gouts):
+        """sum: g spread over the reduced dims; mean: also / count; amax: g to the maxima (shared by ties)."""
+        x, g = ins[0], gouts[0]
+        r = c.in_types[0].rank
+        axes = sorted({norm_axis(d, r) for d in c.attrs["dim"]}) if c.attrs["dim"] is not None else list(range(r))
+        if name == "amax":
+            return [b.op("autodiff.max_grad", g, x, outs[0], dims=tuple(axes), keepdim=c.attrs["keepdim"])]
+        if not c.attrs["keepdim"]:
+            for ax in axes:
+                g = b.op("unsqueeze", g, dim=ax)
+        if name == "mean":
+            g = b.op("div", g, b.count(x, tuple(axes)))
+        return [b.broadcast_to(g, x)]
+
     register(OpDef(name=name, inputs=("x",), category="math",
                    attrs=(Attr("dim", "ints?", None), Attr("keepdim", "bool", False)),
-                   infer=infer, lower=lower, cost=lambda c: numel(c.in_types[0].shape), doc=doc))
+                   infer=infer, lower=lower, cost=lambda c: numel(c.in_types[0].shape), doc=doc, grad=grad))
 
 
 _reduce("mean", "ReduceMean", "Mean over dims (all when none), torch.mean.")
@@ -126,8 +145,16 @@ def _where_infer(ins, a):
     return [x.with_shape(broadcast(broadcast(cond.shape, x.shape, "where operands"), y.shape, "where operands"))]
 
 
+def _where_grad(b, c, ins, outs, gouts):
+    g, cond = gouts[0], ins[0]
+    zero = b.const(0, like=g)
+    return [None,
+            b.sum_to(b.op("where", cond, g, zero), c.in_types[1].shape) if b.needs(1) else None,
+            b.sum_to(b.op("where", cond, zero, g), c.in_types[2].shape) if b.needs(2) else None]
+
+
 register(OpDef(
-    name="where", inputs=("cond", "a", "b"), category="math", infer=_where_infer,
+    name="where", inputs=("cond", "a", "b"), category="math", infer=_where_infer, grad=_where_grad,
     lower=lambda e, ins, outs, c: e.op("Where", ins, outputs=outs), cost=elementwise_cost,
     doc="a where cond else b, with broadcasting (torch.where).",
 ))
@@ -149,6 +176,8 @@ def _masked_fill_infer(ins, a):
 register(OpDef(
     name="masked_fill", inputs=("x", "mask"), category="math",
     attrs=(Attr("value", "any", "-inf"),), infer=_masked_fill_infer, cost=elementwise_cost,
+    grad=lambda b, c, ins, outs, gouts: [
+        b.sum_to(b.op("where", ins[1], b.const(0, like=gouts[0]), gouts[0]), c.in_types[0].shape), None],
     lower=lambda e, ins, outs, c: e.op("Where", [ins[1], _fill_value(e, c), ins[0]], outputs=outs),
     doc='x with `value` where mask is true (torch.masked_fill); value a number or "-inf".',
 ))
@@ -186,6 +215,7 @@ def _causal_infer(ins, a):
 register(OpDef(
     name="causal_mask", inputs=("x",), category="math", attrs=(Attr("value", "any", "-inf"),),
     infer=_causal_infer, lower=_causal_lower, cost=elementwise_cost,
+    grad=lambda b, c, ins, outs, gouts: [b.op("causal_mask", gouts[0], value=0.0)],
     doc="Attention scores [..., T, S] with future positions (j > i + S - T) set to value (default -inf).",
 ))
 
@@ -198,6 +228,7 @@ def _cast_infer(ins, a):
 
 register(OpDef(
     name="cast", inputs=("x",), category="math", attrs=(Attr("dtype", "str"),), infer=_cast_infer,
+    grad=lambda b, c, ins, outs, gouts: [b.op("cast", gouts[0], dtype=c.in_types[0].dtype.label)],
     lower=lambda e, ins, outs, c: e.op("Cast", ins, outputs=outs, to=DTYPES[c.attrs["dtype"]].onnx),
     cost=lambda c: 0, doc="Convert to another dtype.",
 ))
@@ -224,6 +255,7 @@ def _positions_lower(e, ins, outs, c):
 register(OpDef(
     name="positions", inputs=("x",), category="math", attrs=(Attr("dim", "int", 1), Attr("start", "int", 0)),
     infer=_positions_infer, lower=_positions_lower, cost=lambda c: 0,
+    grad=lambda b, c, ins, outs, gouts: [None],
     doc="int64 [start, start+1, ...] as long as dim `dim` of x: position ids for a learned position embedding.",
 ))
 

@@ -1,0 +1,90 @@
+"""Reverse-mode differentiation on the IR: one backward walk over the nodes, each op's gradient rule
+(from the registry) emitting IR through a GradBuilder. Gradients of a value used several times are summed."""
+
+from __future__ import annotations
+
+from ..diagnostics import ArchError
+from ..ir import Graph, Node, Value
+from ..ops import OpCall
+from .builder import GradBuilder
+
+__all__ = ["gradients", "prune_dead"]
+
+
+def _needs_grad(graph: Graph, wrt: list[Value], target: Value) -> tuple[set[int], set[int]]:
+    """Values that depend on `wrt` (forward) and values `target` depends on (backward)."""
+    depends = {id(v) for v in wrt}
+    for n in graph.nodes:
+        if any(id(v) in depends for v in n.inputs):
+            depends.update(id(o) for o in n.outputs if o.type.dtype.is_float)
+    reaches = {id(target)}
+    for n in reversed(graph.nodes):
+        if any(id(o) in reaches for o in n.outputs):
+            reaches.update(id(v) for v in n.inputs)
+    return depends, reaches
+
+
+def gradients(graph: Graph, target: Value, wrt: list[Value], seed: Value | None = None) -> list[Value | None]:
+    """d target / d w for each w in `wrt` (None where target does not depend on w), appended to `graph`.
+
+    `target` is a scalar unless `seed` (the incoming gradient, target's shape) is given."""
+    depends, reaches = _needs_grad(graph, wrt, target)
+    forward = list(graph.nodes)
+    grads: dict[int, Value] = {}
+    if seed is None:
+        if target.type.shape:
+            raise ArchError(f"internal: differentiating a non-scalar {target.type} needs a seed gradient")
+        seed = GradBuilder(graph, None).const(1.0, like=target)
+    grads[id(target)] = seed
+    for node in reversed(forward):
+        gouts = [grads.get(id(o)) for o in node.outputs]
+        if all(g is None for g in gouts):
+            continue
+        needs = [id(v) in depends and id(v) in reaches and v.type.dtype.is_float for v in node.inputs]
+        if not any(needs):
+            continue
+        rule = node.opdef.grad
+        if rule is None:
+            raise _no_rule(node, wrt, depends)
+        b = GradBuilder(graph, node, needs)
+        call = OpCall(tuple(v.type for v in node.inputs), tuple(o.type for o in node.outputs), node.attrs)
+        res = list(rule(b, call, list(node.inputs), list(node.outputs), gouts))
+        if len(res) != len(node.inputs):
+            raise ArchError(f"internal: the gradient rule of {node.op} returned {len(res)} gradients for "
+                            f"{len(node.inputs)} inputs", node.span)
+        for v, need, gv in zip(node.inputs, needs, res):
+            if not need or gv is None:
+                continue
+            if gv.type != v.type:
+                raise ArchError(f"internal: the gradient rule of {node.op} '{node.name}' made {gv.type} for an "
+                                f"input of type {v.type}", node.span)
+            prev = grads.get(id(v))
+            grads[id(v)] = gv if prev is None else b.op("add", prev, gv)
+    return [grads.get(id(w)) for w in wrt]
+
+
+def _no_rule(node: Node, wrt: list[Value], depends: set[int]) -> ArchError:
+    """Name the op and the parameters behind it, so the user sees why the loss cannot reach them."""
+    names = [w.name for w in wrt if w.name]
+    shown = ", ".join(f"'{n}'" for n in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return ArchError(f"cannot train through {node.op} '{node.name}': the op has no gradient rule, and it lies "
+                     f"on the path from {shown or 'the parameters'} to the loss", node.span,
+                     [("make the layer's inputs constant, or drop it from the trained path", None)])
+
+
+def prune_dead(graph: Graph) -> int:
+    """Drop nodes whose outputs nobody reads (gradient work a rule did but no one needs). Returns the count."""
+    live = {id(v) for _, v in graph.outputs}
+    kept: list[Node] = []
+    removed = 0
+    for node in reversed(graph.nodes):
+        if any(id(o) in live for o in node.outputs):
+            live.update(id(v) for v in node.inputs)
+            kept.append(node)
+        else:
+            for v in node.inputs:
+                v.uses.remove(node)
+            removed += 1
+    graph.nodes = list(reversed(kept))
+    graph.consts = [c for c in graph.consts if c.uses or id(c) in live]
+    return removed

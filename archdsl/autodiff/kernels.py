@@ -1,0 +1,298 @@
+"""Helper ops that gradient rules emit but a spec never writes (category "internal", names `autodiff.*`).
+
+Each is a registry op like any other: a shape rule and a lowering to standard ONNX. They exist where a
+gradient needs an ONNX op the language does not expose (ConvTranspose, ScatterElements, MaxPool indices...)."""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import numpy_helper
+
+from ..ops import Attr, OpCall, OpDef, fail, get, register
+from ..types import DTYPES, DType, TensorType, is_static
+
+__all__ = ["numel_tensor", "shape_tensor", "zeros_of"]
+
+
+def _i64(e, v):
+    return e.const(np.array(v, dtype=np.int64))
+
+
+def shape_tensor(e, name: str, t: TensorType) -> str:
+    """The shape of `name` as an int64 tensor: a constant when static."""
+    return _i64(e, list(t.shape)) if is_static(t.shape) else e.op("Shape", [name])
+
+
+def numel_tensor(e, name: str, t: TensorType) -> str:
+    """Element count as a 1-element int64 tensor."""
+    if is_static(t.shape):
+        return _i64(e, [int(np.prod(t.shape, dtype=np.int64))])
+    return e.op("ReduceProd", [e.op("Shape", [name])], keepdims=1)
+
+
+def dims_tensor(e, parts: list) -> str:
+    """A shape from parts: ints, or (name, type, axis) for a dim read at run time when it is symbolic."""
+    if all(isinstance(p, int) or isinstance(p[1].shape[p[2]], int) for p in parts):
+        return _i64(e, [p if isinstance(p, int) else p[1].shape[p[2]] for p in parts])
+    pieces = []
+    for p in parts:
+        if isinstance(p, int) or isinstance(p[1].shape[p[2]], int):
+            pieces.append(_i64(e, [p if isinstance(p, int) else p[1].shape[p[2]]]))
+        else:
+            pieces.append(e.op("Shape", [p[0]], start=p[2], end=p[2] + 1))
+    return e.op("Concat", pieces, axis=0)
+
+
+def zeros_of(e, shape: str, dtype: DType) -> str:
+    return e.op("ConstantOfShape", [shape], value=numpy_helper.from_array(np.zeros(1, dtype=dtype.np)))
+
+
+def _internal(name, inputs, infer, lower, attrs=(), doc="", grad=None):
+    register(OpDef(name=f"autodiff.{name}", inputs=inputs, attrs=tuple(attrs), infer=infer, lower=lower,
+                   cost=lambda c: 0, category="internal", doc=doc, grad=grad))
+
+
+def _same(ins, a):
+    return [ins[0]]
+
+
+# ---- shapes and counts ----
+_internal("zeros_like", ("x",), _same, doc="zeros shaped like x",
+          lower=lambda e, ins, outs, c: e.op("ConstantOfShape", [shape_tensor(e, ins[0], c.in_types[0])],
+                                             outputs=outs, value=numpy_helper.from_array(
+                                                 np.zeros(1, dtype=c.in_types[0].dtype.np))),
+          grad=lambda b, c, ins, outs, gouts: [None])
+
+_internal("reshape_like", ("g", "x"), lambda ins, a: [ins[0].with_shape(ins[1].shape)],
+          lower=lambda e, ins, outs, c: e.op("Reshape", [ins[0], shape_tensor(e, ins[1], c.in_types[1])],
+                                             outputs=outs),
+          grad=lambda b, c, ins, outs, gouts: [b.reshape_like(gouts[0], ins[0]), None],
+          doc="g viewed with x's shape")
+
+
+def _count_lower(e, ins, outs, c):
+    shape = e.op("Shape", [ins[0]])
+    if c.attrs["dims"] is not None:
+        shape = e.op("Gather", [shape, _i64(e, list(c.attrs["dims"]))], axis=0)
+    n = e.op("ReduceProd", [shape], keepdims=0)
+    e.op("Cast", [n], outputs=outs, to=DTYPES[c.attrs["dtype"]].onnx)
+
+
+_internal("count", ("x",), lambda ins, a: [TensorType(DTYPES[a["dtype"]], ())], lower=_count_lower,
+          attrs=(Attr("dims", "any", None), Attr("dtype", "str", "float32")),
+          grad=lambda b, c, ins, outs, gouts: [None], doc="element count of x over dims, as a float scalar")
+
+
+# ---- pointwise masks ----
+def _zero(e, c, i=0):
+    return e.const(np.array(0, dtype=c.in_types[i].dtype.np))
+
+
+_internal("relu_grad", ("g", "y"), _same, doc="g where y > 0",
+          lower=lambda e, ins, outs, c: e.op("Where", [e.op("Greater", [ins[1], _zero(e, c, 1)]), ins[0],
+                                                       _zero(e, c)], outputs=outs))
+
+
+def _leaky_lower(e, ins, outs, c):
+    slope = e.const(np.array(c.attrs["slope"], dtype=c.in_types[0].dtype.np))
+    e.op("Where", [e.op("Greater", [ins[1], _zero(e, c, 1)]), ins[0], e.op("Mul", [ins[0], slope])], outputs=outs)
+
+
+_internal("leaky_relu_grad", ("g", "x"), _same, lower=_leaky_lower, attrs=(Attr("slope", "float"),),
+          doc="g where x > 0, else slope * g")
+_internal("sign", ("x",), _same, lower=lambda e, ins, outs, c: e.op("Sign", ins, outputs=outs),
+          grad=lambda b, c, ins, outs, gouts: [None], doc="-1, 0 or 1")
+
+
+def _max_grad_lower(e, ins, outs, c):
+    """Share g equally among the elements equal to the max (torch's amax rule)."""
+    g, x, y = ins
+    axes = list(c.attrs["dims"])
+    if not c.attrs["keepdim"]:
+        g = e.op("Unsqueeze", [g, _i64(e, axes)])
+        y = e.op("Unsqueeze", [y, _i64(e, axes)])
+    m = e.op("Cast", [e.op("Equal", [x, y])], to=c.in_types[1].dtype.onnx)
+    cnt = e.op("ReduceSum", [m, _i64(e, axes)], keepdims=1)
+    e.op("Mul", [e.op("Div", [g, cnt]), m], outputs=outs)
+
+
+_internal("max_grad", ("g", "x", "y"), lambda ins, a: [ins[1]], lower=_max_grad_lower,
+          attrs=(Attr("dims", "any"), Attr("keepdim", "bool")), doc="gradient of a max reduction")
+
+
+# ---- convolution ----
+def _conv_in_infer(ins, a):
+    g, w = ins
+    return [g.with_shape((g.shape[0], w.shape[1] * a["groups"]) + tuple(a["input_shape"]))]
+
+
+def _conv_in_lower(e, ins, outs, c):
+    a = c.attrs
+    g_t, w_t = c.in_types
+    n = len(a["input_shape"])
+    k = w_t.shape[2:]
+    out_pad = []
+    for i in range(n):
+        size, so = a["input_shape"][i], g_t.shape[2 + i]
+        s, d = a["stride"][i], a["dilation"][i]
+        if isinstance(size, int) and isinstance(so, int):
+            out_pad.append(size + a["pads"][i] + a["pads"][n + i] - ((so - 1) * s + d * (k[i] - 1) + 1))
+        elif s == 1:
+            out_pad.append(0)
+        else:
+            fail(f"conv gradient: a strided conv over the symbolic dim {size} cannot be differentiated")
+    e.op("ConvTranspose", ins, outputs=outs, strides=list(a["stride"]), dilations=list(a["dilation"]),
+         pads=list(a["pads"]), group=a["groups"], output_padding=out_pad if any(out_pad) else None)
+
+
+_internal("conv_input_grad", ("g", "w"), _conv_in_infer, _conv_in_lower,
+          attrs=(Attr("input_shape", "any"), Attr("stride", "any"), Attr("dilation", "any"), Attr("pads", "any"),
+                 Attr("groups", "int")), doc="gradient of a conv wrt its input (ConvTranspose)")
+
+
+def _conv_w_infer(ins, a):
+    x, g = ins
+    return [x.with_shape((g.shape[1], x.shape[1] // a["groups"]) + tuple(a["kernel"]))]
+
+
+def _conv_w_lower(e, ins, outs, c):
+    """Conv of x (batch as channels) with g (batch as channels): stride and dilation trade places."""
+    a = c.attrs
+    x, g = ins
+    x_t, g_t = c.in_types
+    n = x_t.rank - 2
+    G = a["groups"]
+    cin, cout = x_t.shape[1], g_t.shape[1]
+    sp = list(range(2, n + 2))
+    if G == 1:
+        xt = e.op("Transpose", [x], perm=[1, 0] + sp)
+        gt = e.op("Transpose", [g], perm=[1, 0] + sp)
+    else:
+        cig, cog = cin // G, cout // G
+        xs = e.op("Reshape", [x, dims_tensor(e, [(x, x_t, 0), G, cig] + [(x, x_t, i) for i in sp])])
+        xs = e.op("Transpose", [xs], perm=[2, 1, 0] + [i + 1 for i in sp])
+        xt = e.op("Reshape", [xs, dims_tensor(e, [cig, -1] + [(x, x_t, i) for i in sp])])
+        gs = e.op("Reshape", [g, dims_tensor(e, [(g, g_t, 0), G, cog] + [(g, g_t, i) for i in sp])])
+        gs = e.op("Transpose", [gs], perm=[1, 2, 0] + [i + 1 for i in sp])
+        gt = e.op("Reshape", [gs, dims_tensor(e, [cout, -1] + [(g, g_t, i) for i in sp])])
+    y = e.op("Conv", [xt, gt], strides=list(a["dilation"]), dilations=list(a["stride"]), pads=list(a["pads"]),
+             group=G)
+    k = list(a["kernel"])
+    y = e.op("Slice", [y, _i64(e, [0] * n), _i64(e, k), _i64(e, sp)])
+    e.op("Transpose", [y], outputs=outs, perm=[1, 0] + sp)
+
+
+_internal("conv_weight_grad", ("x", "g"), _conv_w_infer, _conv_w_lower,
+          attrs=(Attr("kernel", "any"), Attr("stride", "any"), Attr("dilation", "any"), Attr("pads", "any"),
+                 Attr("groups", "int")), doc="gradient of a conv wrt its weight")
+
+
+# ---- pools ----
+def _maxpool_lower(e, ins, outs, c):
+    a = c.attrs
+    x, g = ins
+    x_t = c.in_types[0]
+    _, idx = e.op("MaxPool", [x], n_out=2, kernel_shape=list(a["kernel"]), strides=list(a["stride"]),
+                  pads=list(a["pads"]), ceil_mode=int(a["ceil_mode"]))
+    flat = e.op("Reshape", [g, _i64(e, [-1])])
+    zeros = zeros_of(e, numel_tensor(e, x, x_t), x_t.dtype)
+    out = e.op("ScatterElements", [zeros, e.op("Reshape", [idx, _i64(e, [-1])]), flat], axis=0, reduction="add")
+    e.op("Reshape", [out, shape_tensor(e, x, x_t)], outputs=outs)
+
+
+_internal("maxpool_grad", ("x", "g"), lambda ins, a: [ins[0]], _maxpool_lower,
+          attrs=(Attr("kernel", "any"), Attr("stride", "any"), Attr("pads", "any"), Attr("ceil_mode", "bool")),
+          doc="gradient of a max pool: g scattered to the argmax of each window")
+
+
+def _divisors(size: int, out: int, k: int, s: int, p: int, include_pad: bool) -> np.ndarray:
+    """torch's avg_pool divisor per output position along one dim."""
+    start = np.arange(out) * s - p
+    end = np.minimum(start + k, size + p)
+    if include_pad:
+        return (end - start).astype(np.float64)
+    return (np.minimum(end, size) - np.maximum(start, 0)).astype(np.float64)
+
+
+def _avgpool_lower(e, ins, outs, c):
+    a = c.attrs
+    g, _x = ins
+    g_t, x_t = c.in_types
+    n = x_t.rank - 2
+    spatial, osp = x_t.shape[2:], g_t.shape[2:]
+    if not all(isinstance(d, int) for d in tuple(spatial) + tuple(osp) + (x_t.shape[1],)):
+        fail("avgpool gradient: channels and spatial dims must be known sizes")
+    k, s, p = a["kernel"], a["stride"], a["pads"]
+    inv = np.ones((), np.float64)
+    for i in range(n):
+        d = _divisors(spatial[i], osp[i], k[i], s[i], p[i], a["count_include_pad"])
+        inv = np.multiply.outer(inv, 1.0 / d)
+    scaled = e.op("Mul", [g, e.const(inv.astype(x_t.dtype.np))])
+    ch = x_t.shape[1]
+    ones = e.const(np.ones((ch, 1) + tuple(k), dtype=x_t.dtype.np))
+    pb, pe, op = [], [], []
+    for i in range(n):
+        over = s[i] * (osp[i] - 1) + k[i] - p[i] - spatial[i]
+        pb.append(p[i])
+        pe.append(max(over, 0))
+        op.append(max(-over, 0))
+    e.op("ConvTranspose", [scaled, ones], outputs=outs, strides=list(s), pads=pb + pe, group=ch,
+         output_padding=op if any(op) else None)
+
+
+_internal("avgpool_grad", ("g", "x"), lambda ins, a: [ins[1]], _avgpool_lower,
+          attrs=(Attr("kernel", "any"), Attr("stride", "any"), Attr("pads", "any"),
+                 Attr("count_include_pad", "bool")),
+          doc="gradient of an average pool: g over each window's divisor, spread back over the window")
+
+
+# ---- gathers and slices ----
+def _embedding_lower(e, ins, outs, c):
+    ids, g = ins
+    ids_t, g_t = c.in_types
+    dim = g_t.shape[-1]
+    zeros = zeros_of(e, _i64(e, [c.attrs["num_embeddings"], dim]), g_t.dtype)
+    idx = ids if ids_t.dtype is DType.int64 else e.op("Cast", [ids], to=DType.int64.onnx)
+    idx = e.op("Reshape", [idx, _i64(e, [-1, 1])])
+    upd = e.op("Reshape", [g, _i64(e, [-1, dim])])
+    e.op("ScatterND", [zeros, idx, upd], outputs=outs, reduction="add")
+
+
+_internal("embedding_grad", ("ids", "g"),
+          lambda ins, a: [ins[1].with_shape((a["num_embeddings"], ins[1].shape[-1]))], _embedding_lower,
+          attrs=(Attr("num_embeddings", "int"),), doc="rows of g summed into a zero table at ids")
+
+
+def _getitem_lower(e, ins, outs, c):
+    """Slice a tensor of flat positions the same way, then scatter g back to those positions."""
+    g, x = ins
+    g_t, x_t = c.in_types
+    n = numel_tensor(e, x, x_t)
+    flat_pos = e.op("Range", [e.const(np.array(0, np.int64)), e.op("Squeeze", [n]), e.const(np.array(1, np.int64))])
+    pos = e.op("Reshape", [flat_pos, shape_tensor(e, x, x_t)])
+    sel = f"{outs[0]}/positions"
+    call = OpCall((TensorType(DType.int64, x_t.shape),), (TensorType(DType.int64, g_t.shape),),
+                  {"index": c.attrs["index"]})
+    get("getitem").lower(e, [pos], [sel], call)
+    zeros = zeros_of(e, n, x_t.dtype)
+    out = e.op("ScatterElements", [zeros, e.op("Reshape", [sel, _i64(e, [-1])]),
+                                   e.op("Reshape", [g, _i64(e, [-1])])], axis=0)
+    e.op("Reshape", [out, shape_tensor(e, x, x_t)], outputs=outs)
+
+
+_internal("getitem_grad", ("g", "x"), lambda ins, a: [ins[1]], _getitem_lower, attrs=(Attr("index", "any"),),
+          doc="gradient of x[...]: g placed back where it was read, zeros elsewhere")
+
+
+def _concat_grad_lower(e, ins, outs, c):
+    g, *xs = ins
+    ax = c.attrs["axis"] % c.in_types[0].rank
+    sizes = dims_tensor(e, [(x, t, ax) for x, t in zip(xs, c.in_types[1:])])
+    if len(xs) == 1:
+        e.op("Identity", [g], outputs=outs)
+        return
+    e.op("Split", [g, sizes], outputs=outs, axis=ax)
+
+
+_internal("concat_grad", ("g", "*xs"), lambda ins, a: [ins[0].with_shape(x.shape) for x in ins[1:]],
+          _concat_grad_lower, attrs=(Attr("axis", "int"),), doc="g split back into the concatenated pieces")

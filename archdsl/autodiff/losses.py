@@ -1,0 +1,45 @@
+"""Losses, as IR: cross-entropy on logits with class indices (optional label smoothing), MSE, and
+binary cross-entropy with logits. Each reduces by the mean, as torch's default does."""
+
+from __future__ import annotations
+
+from ..diagnostics import ArchError
+from ..ir import Value
+from ..types import DType, TensorType
+from .builder import GradBuilder
+
+__all__ = ["LOSSES", "class_axis", "labels_type", "make_loss"]
+
+LOSSES = ("cross_entropy", "mse", "bce_with_logits")
+
+
+def class_axis(pred: TensorType) -> int:
+    """Classes sit on the last dim ([B, C] or a language model's [B, T, V]); labels drop that dim."""
+    return pred.rank - 1
+
+
+def labels_type(loss: str, pred: TensorType, output: str) -> TensorType:
+    if loss == "cross_entropy":
+        if pred.rank < 1 or not pred.dtype.is_float:
+            raise ArchError(f"cross_entropy needs float logits with a class dim; output '{output}' is {pred}")
+        ax = class_axis(pred)
+        return TensorType(DType.int64, pred.shape[:ax] + pred.shape[ax + 1:])
+    if loss in ("mse", "bce_with_logits"):
+        if not pred.dtype.is_float:
+            raise ArchError(f"{loss} needs a float output; output '{output}' is {pred}")
+        return pred
+    raise ArchError(f"unknown loss '{loss}' (one of {', '.join(LOSSES)})")
+
+
+def make_loss(b: GradBuilder, loss: str, pred: Value, labels: Value, label_smoothing: float = 0.0) -> Value:
+    if label_smoothing and loss != "cross_entropy":
+        raise ArchError("label smoothing applies to the cross_entropy loss only")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ArchError(f"label smoothing must be in [0, 1], got {label_smoothing}")
+    if loss == "cross_entropy":
+        return b.op("autodiff.cross_entropy", pred, labels, axis=class_axis(pred.type),
+                    label_smoothing=float(label_smoothing))
+    if loss == "mse":
+        d = b.op("sub", pred, labels)
+        return b.op("mean", b.op("mul", d, d))
+    return b.op("autodiff.bce_with_logits", pred, labels)

@@ -1,0 +1,92 @@
+"""Optimizers as IR update rules, with torch.optim's formulas: SGD (momentum, Nesterov, weight decay),
+Adam (L2 weight decay added to the gradient) and AdamW (decoupled weight decay).
+
+State tensors start at zero, so step 1 matches torch (whose SGD momentum buffer starts as the first
+gradient: momentum * 0 + g is the same thing; dampening is not offered for that reason)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..diagnostics import ArchError
+from ..ir import Value
+from .builder import GradBuilder
+
+__all__ = ["OPTIMIZERS", "OptimConfig", "StateSlot", "update"]
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: str = "sgd"
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float | None = None  # None: the optimizer's torch default (0, or 0.01 for adamw)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+    @property
+    def decay(self) -> float:
+        if self.weight_decay is not None:
+            return self.weight_decay
+        return 0.01 if self.name == "adamw" else 0.0
+
+    def validate(self) -> None:
+        if self.name not in OPTIMIZERS:
+            raise ArchError(f"unknown optimizer '{self.name}' (one of {', '.join(OPTIMIZERS)})")
+        if self.nesterov and (self.name != "sgd" or self.momentum <= 0):
+            raise ArchError("nesterov needs the sgd optimizer with a momentum > 0")
+        if self.momentum and self.name != "sgd":
+            raise ArchError(f"momentum is an sgd setting; {self.name} uses betas")
+        if self.momentum < 0 or self.decay < 0 or self.eps <= 0:
+            raise ArchError("momentum and weight decay must be >= 0, eps > 0")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ArchError(f"betas must be in [0, 1), got {list(self.betas)}")
+
+    def state_names(self) -> tuple[str, ...]:
+        """Per-parameter state, named as in torch.optim's state_dict."""
+        if self.name == "sgd":
+            return ("momentum_buffer",) if self.momentum else ()
+        return ("exp_avg", "exp_avg_sq")
+
+
+@dataclass
+class StateSlot:
+    """One optimizer state tensor: the value read this step and the one written for the next."""
+
+    name: str
+    old: Value
+    new: Value | None = None
+
+
+def update(b: GradBuilder, cfg: OptimConfig, p: Value, g: Value, state: list[StateSlot], lr: Value,
+           t: Value, cache: dict) -> Value:
+    """The parameter after one step; fills each slot's `new`. `t` is the 1-based step as a float scalar;
+    `cache` keeps the scalars every parameter shares (bias corrections) computed once."""
+    c = lambda v: b.const(v, like=p)
+    wd = cfg.decay
+    if cfg.name == "sgd":
+        if wd:
+            g = b.op("add", g, b.op("mul", p, c(wd)))
+        if cfg.momentum:
+            buf = b.op("add", b.op("mul", state[0].old, c(cfg.momentum)), g)
+            state[0].new = buf
+            g = b.op("add", g, b.op("mul", buf, c(cfg.momentum))) if cfg.nesterov else buf
+        return b.op("sub", p, b.op("mul", g, lr))
+    b1, b2 = cfg.betas
+    if cfg.name == "adamw" and wd:
+        p = b.op("mul", p, b.op("sub", c(1.0), b.op("mul", lr, c(wd))))
+    elif wd:
+        g = b.op("add", g, b.op("mul", p, c(wd)))
+    m = b.op("add", b.op("mul", state[0].old, c(b1)), b.op("mul", g, c(1.0 - b1)))
+    v = b.op("add", b.op("mul", state[1].old, c(b2)), b.op("mul", b.op("mul", g, g), c(1.0 - b2)))
+    state[0].new, state[1].new = m, v
+    if "step_size" not in cache:
+        bc1 = b.op("sub", c(1.0), b.op("pow", c(b1), t))
+        bc2 = b.op("sub", c(1.0), b.op("pow", c(b2), t))
+        cache["sqrt_bc2"] = b.op("sqrt", bc2)
+        cache["step_size"] = b.op("div", lr, bc1)
+    denom = b.op("add", b.op("div", b.op("sqrt", v), cache["sqrt_bc2"]), c(cfg.eps))
+    step_size = cache["step_size"]
+    return b.op("sub", p, b.op("mul", b.op("div", m, denom), step_size))

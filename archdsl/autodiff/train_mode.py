@@ -1,0 +1,73 @@
+"""The forward graph in training mode: batchnorm on batch statistics (its running stats updated as torch
+does), dropout active. A table keyed by op name says which ops behave differently when training."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..ir import Graph, Node, Value
+from .builder import GradBuilder
+from .train_ops import stream_id
+
+__all__ = ["TRAIN_FORMS", "TrainInputs", "to_training"]
+
+
+class TrainInputs:
+    """The step's scalar inputs a training form may read (the dropout seed is made on first use)."""
+
+    def __init__(self, make_seed: Callable[[], Value], step: Value):
+        self._make_seed = make_seed
+        self._seed: Value | None = None
+        self.step = step
+
+    @property
+    def seed(self) -> Value:
+        if self._seed is None:
+            self._seed = self._make_seed()
+        return self._seed
+
+
+def _batchnorm(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[str, Value]]:
+    x, *rest = node.inputs
+    if node.attrs["affine"]:
+        w, bias, rm, rv = rest
+    else:
+        ch = x.type.shape[1]
+        w, bias = b.const(np.ones(ch), like=x), b.const(np.zeros(ch), like=x)
+        rm, rv = rest
+    y, new_rm, new_rv, _, _ = b.op("autodiff.batchnorm_train", x, w, bias, rm, rv, eps=node.attrs["eps"],
+                                   momentum=node.attrs["momentum"])
+    return y, {rm.name: new_rm, rv.name: new_rv}
+
+
+def _dropout(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[str, Value]]:
+    x = node.inputs[0]
+    p = node.attrs["p"]
+    if p == 0.0:
+        return x, {}
+    mask = b.op("autodiff.dropout_mask", x, extra.seed, extra.step, p=p, stream=stream_id(node.name))
+    return b.op("mul", x, mask), {}
+
+
+TRAIN_FORMS: dict[str, Callable] = {"batchnorm": _batchnorm, "dropout": _dropout}
+
+
+def to_training(graph: Graph, extra: TrainInputs) -> dict[str, Value]:
+    """Rewrite, in place, every op with a training form; returns buffer name -> its value after the step."""
+    updates: dict[str, Value] = {}
+    nodes: list[Node] = []
+    for node in graph.nodes:
+        form = TRAIN_FORMS.get(node.op)
+        if form is None:
+            nodes.append(node)
+            continue
+        b = GradBuilder(graph, node, tag="train", sink=nodes)
+        new, ups = form(b, node, extra)
+        graph.replace_all_uses_with(node.outputs[0], new)
+        for v in node.inputs:
+            v.uses.remove(node)
+        updates.update(ups)
+    graph.nodes = nodes
+    return updates

@@ -1,0 +1,234 @@
+"""Ops that exist only in a train step: batchnorm on batch statistics, the dropout mask, the losses.
+
+Internal registry ops (category "internal"), each with its lowering to standard ONNX and its gradient rule.
+
+Dropout draws from inputs, not from ONNX's random ops: their seed is an attribute, fixed when the model is
+built. The mask is a counter-based hash (splitmix64's mixer, in uint64 Mul/Add/BitShift/BitwiseXor) of
+(seed, step, layer, element index), so a step is reproducible from its inputs and every step, layer and
+element draws a different number."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from ..ops import Attr, OpDef, fail, register
+from ..types import DType, TensorType, is_static
+from .kernels import numel_tensor, shape_tensor
+
+__all__ = ["stream_id"]
+
+
+def _i64(e, v):
+    return e.const(np.array(v, dtype=np.int64))
+
+
+def _scalar(e, v, t: TensorType):
+    return e.const(np.array(v, dtype=t.dtype.np))
+
+
+def _internal(name, inputs, infer, lower, attrs=(), doc="", grad=None):
+    register(OpDef(name=f"autodiff.{name}", inputs=inputs, attrs=tuple(attrs), infer=infer, lower=lower,
+                   cost=lambda c: 0, category="internal", doc=doc, grad=grad))
+
+
+# ---- batchnorm on batch statistics ----
+def _bn_axes(rank: int) -> list[int]:
+    return [0] + list(range(2, rank))
+
+
+def _bn_infer(ins, a):
+    x = ins[0]
+    c = x.shape[1]
+    stat = x.with_shape((1, c) + (1,) * (x.rank - 2))
+    return [x, ins[3], ins[4], x, stat]
+
+
+def _bn_lower(e, ins, outs, c):
+    x, w, b, rm, rv = ins
+    x_t = c.in_types[0]
+    ch = x_t.shape[1]
+    axes = _i64(e, _bn_axes(x_t.rank))
+    y_out, rm_out, rv_out, xhat_out, rstd_out = outs
+    mean = e.op("ReduceMean", [x, axes], keepdims=1)
+    d = e.op("Sub", [x, mean])
+    var = e.op("ReduceMean", [e.op("Mul", [d, d]), axes], keepdims=1)
+    e.op("Reciprocal", [e.op("Sqrt", [e.op("Add", [var, _scalar(e, c.attrs["eps"], x_t)])])], outputs=[rstd_out])
+    e.op("Mul", [d, rstd_out], outputs=[xhat_out])
+    cshape = _i64(e, [1, ch] + [1] * (x_t.rank - 2))
+    e.op("Add", [e.op("Mul", [xhat_out, e.op("Reshape", [w, cshape])]), e.op("Reshape", [b, cshape])],
+         outputs=[y_out])
+    m = c.attrs["momentum"]
+    flat = _i64(e, [ch])
+    if is_static(x_t.shape):
+        n = float(np.prod(x_t.shape, dtype=np.int64) // ch)
+        unbias = _scalar(e, n / max(n - 1.0, 1.0), x_t)
+    else:
+        n = e.op("Cast", [e.op("Div", [numel_tensor(e, x, x_t), _i64(e, [ch])])], to=x_t.dtype.onnx)
+        unbias = e.op("Div", [n, e.op("Max", [e.op("Sub", [n, _scalar(e, 1.0, x_t)]), _scalar(e, 1.0, x_t)])])
+    keep = _scalar(e, 1.0 - m, x_t)
+    mom = _scalar(e, m, x_t)
+    e.op("Add", [e.op("Mul", [rm, keep]), e.op("Mul", [e.op("Reshape", [mean, flat]), mom])], outputs=[rm_out])
+    var_u = e.op("Mul", [e.op("Reshape", [var, flat]), unbias])
+    e.op("Add", [e.op("Mul", [rv, keep]), e.op("Mul", [var_u, mom])], outputs=[rv_out])
+
+
+def _bn_grad(b, c, ins, outs, gouts):
+    """gx = rstd * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat)), gxhat = g * weight."""
+    g = gouts[0]
+    if g is None:
+        return [None] * 5
+    x_t = c.in_types[0]
+    axes = tuple(_bn_axes(x_t.rank))
+    xhat, rstd = outs[3], outs[4]
+    cshape = (1, x_t.shape[1]) + (1,) * (x_t.rank - 2)
+    res = [None] * 5
+    if b.needs(0):
+        gxhat = b.op("mul", g, b.op("reshape", ins[1], shape=cshape))
+        m1 = b.op("mean", gxhat, dim=axes, keepdim=True)
+        m2 = b.op("mean", b.op("mul", gxhat, xhat), dim=axes, keepdim=True)
+        res[0] = b.op("mul", rstd, b.op("sub", b.op("sub", gxhat, m1), b.op("mul", xhat, m2)))
+    if b.needs(1):
+        res[1] = b.op("sum", b.op("mul", g, xhat), dim=axes)
+    if b.needs(2):
+        res[2] = b.op("sum", g, dim=axes)
+    return res
+
+
+_internal("batchnorm_train", ("x", "weight", "bias", "running_mean", "running_var"), _bn_infer, _bn_lower,
+          attrs=(Attr("eps", "float"), Attr("momentum", "float")), grad=_bn_grad,
+          doc="batchnorm on batch statistics: y, new running mean/var (torch momentum, unbiased var), xhat, rstd")
+
+
+# ---- dropout mask ----
+_GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def stream_id(name: str) -> int:
+    """Each dropout layer draws from its own stream, fixed by its name."""
+    return zlib.crc32(name.encode())
+
+
+def _u64(e, v):
+    return e.const(np.array(v, dtype=np.uint64))
+
+
+def _mix(e, z, shift):
+    s = e.op("BitShift", [z, _u64(e, shift)], direction="RIGHT")
+    return e.op("BitwiseXor", [z, s]) if e.opset >= 18 else e.op("Add", [z, s])
+
+
+def _dropout_lower(e, ins, outs, c):
+    x, seed, step = ins
+    x_t = c.in_types[0]
+    p = c.attrs["p"]
+    n = numel_tensor(e, x, x_t)
+    idx = e.op("Range", [_i64(e, 0), e.op("Squeeze", [n]), _i64(e, 1)])
+    idx = e.op("Cast", [idx], to=13)  # uint64
+    key = e.op("Add", [e.op("Mul", [e.op("Cast", [seed], to=13), _u64(e, _MIX1)]),
+                       e.op("Mul", [e.op("Cast", [step], to=13), _u64(e, _MIX2)])])
+    key = e.op("Add", [key, _u64(e, (c.attrs["stream"] * _GOLDEN) % 2**64)])
+    z = e.op("Add", [e.op("Mul", [idx, _u64(e, _GOLDEN)]), key])
+    z = e.op("Mul", [_mix(e, z, 30), _u64(e, _MIX1)])
+    z = e.op("Mul", [_mix(e, z, 27), _u64(e, _MIX2)])
+    z = _mix(e, z, 31)
+    u = e.op("Cast", [e.op("BitShift", [z, _u64(e, 40)], direction="RIGHT")], to=1)  # 24 random bits as float
+    keep = e.op("GreaterOrEqual", [u, e.const(np.array(p * 2.0**24, dtype=np.float32))])
+    mask = e.op("Mul", [e.op("Cast", [keep], to=x_t.dtype.onnx), _scalar(e, 1.0 / (1.0 - p), x_t)])
+    e.op("Reshape", [mask, shape_tensor(e, x, x_t)], outputs=outs)
+
+
+def _dropout_infer(ins, a):
+    x, seed, step = ins
+    if seed.dtype is not DType.int64 or step.dtype is not DType.int64 or seed.shape or step.shape:
+        fail("dropout mask: seed and step must be int64 scalars")
+    return [x]
+
+
+_internal("dropout_mask", ("x", "seed", "step"), _dropout_infer, _dropout_lower,
+          attrs=(Attr("p", "float"), Attr("stream", "int")), grad=lambda b, c, ins, outs, gouts: [None] * 3,
+          doc="0 or 1/(1-p) per element of x, hashed from (seed, step, stream, index)")
+
+
+# ---- losses ----
+def _ce_check(ins, a):
+    logits, labels = ins[0], ins[1]
+    ax = a["axis"] % logits.rank
+    want = logits.shape[:ax] + logits.shape[ax + 1:]
+    if tuple(labels.shape) != tuple(want) or labels.dtype not in (DType.int64, DType.int32):
+        fail(f"cross_entropy: labels must be int64 class indices shaped {list(want)}, got {labels}")
+    return [TensorType(logits.dtype, ())]
+
+
+def _labels64(e, lab, t: TensorType):
+    return lab if t.dtype is DType.int64 else e.op("Cast", [lab], to=DType.int64.onnx)
+
+
+def _ce_lower(e, ins, outs, c):
+    logits, labels = ins
+    lt = c.in_types[0]
+    ax = c.attrs["axis"] % lt.rank
+    eps = c.attrs["label_smoothing"]
+    lsm = e.op("LogSoftmax", [logits], axis=ax)
+    lab = e.op("Unsqueeze", [_labels64(e, labels, c.in_types[1]), _i64(e, [ax])])
+    picked = e.op("GatherElements", [lsm, lab], axis=ax)
+    nll = e.op("Neg", [e.op("ReduceMean", [picked], keepdims=0)])
+    if not eps:
+        e.op("Identity", [nll], outputs=outs)
+        return
+    smooth = e.op("Neg", [e.op("ReduceMean", [lsm], keepdims=0)])
+    e.op("Add", [e.op("Mul", [nll, _scalar(e, 1.0 - eps, lt)]), e.op("Mul", [smooth, _scalar(e, eps, lt)])],
+         outputs=outs)
+
+
+def _ce_grad_lower(e, ins, outs, c):
+    """(softmax - smoothed one-hot) * g / rows."""
+    logits, labels, g = ins
+    lt, lab_t = c.in_types[0], c.in_types[1]
+    ax = c.attrs["axis"] % lt.rank
+    eps = c.attrs["label_smoothing"]
+    classes = lt.shape[ax]
+    if not isinstance(classes, int):
+        fail("cross_entropy: the class dim must be a known size")
+    sm = e.op("Softmax", [logits], axis=ax)
+    values = e.const(np.array([eps / classes, 1.0 - eps + eps / classes], dtype=lt.dtype.np))
+    target = e.op("OneHot", [_labels64(e, labels, lab_t), _i64(e, classes), values], axis=ax)
+    rows = e.op("Cast", [numel_tensor(e, labels, lab_t)], to=lt.dtype.onnx)
+    e.op("Mul", [e.op("Sub", [sm, target]), e.op("Div", [g, rows])], outputs=outs)
+
+
+_internal("cross_entropy_grad", ("logits", "labels", "g"), lambda ins, a: [ins[0]], _ce_grad_lower,
+          attrs=(Attr("axis", "int"), Attr("label_smoothing", "float")), doc="gradient of cross_entropy")
+_internal("cross_entropy", ("logits", "labels"), _ce_check, _ce_lower,
+          attrs=(Attr("axis", "int"), Attr("label_smoothing", "float")),
+          grad=lambda b, c, ins, outs, gouts: [
+              b.op("autodiff.cross_entropy_grad", ins[0], ins[1], gouts[0], axis=c.attrs["axis"],
+                   label_smoothing=c.attrs["label_smoothing"]), None],
+          doc="mean cross-entropy of logits against class indices (torch.nn.functional.cross_entropy)")
+
+
+def _bce_infer(ins, a):
+    x, t = ins
+    if x.shape != t.shape or x.dtype != t.dtype:
+        fail(f"bce_with_logits: labels must match the output {x}, got {t}")
+    return [TensorType(x.dtype, ())]
+
+
+def _bce_lower(e, ins, outs, c):
+    x, t = ins
+    softplus = e.op("Softplus", [e.op("Neg", [e.op("Abs", [x])])])
+    per = e.op("Add", [e.op("Sub", [e.op("Relu", [x]), e.op("Mul", [x, t])]), softplus])
+    e.op("ReduceMean", [per], outputs=outs, keepdims=0)
+
+
+def _bce_grad_lower(e, ins, outs, c):
+    x, t, g = ins
+    n = e.op("Cast", [numel_tensor(e, x, c.in_types[0])], to=c.in_types[0].dtype.onnx)
+    e.op("Mul", [e.op("Sub", [e.op("Sigmoid", [x]), t]), e.op("Div", [g, n])], outputs=outs)
+
+
+_internal("bce_grad", ("x", "t", "g"), lambda ins, a: [ins[0]], _bce_grad_lower, doc="gradient of bce_with_logits")
+_internal("bce_with_logits", ("x", "t"), _bce_infer, _bce_lower,
+          grad=lambda b, c, ins, outs, gouts: [b.op("autodiff.bce_grad", ins[0], ins[1], gouts[0]), None],
+          doc="mean binary cross-entropy on logits (torch.nn.functional.binary_cross_entropy_with_logits)")

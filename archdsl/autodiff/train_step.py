@@ -1,0 +1,138 @@
+"""The train step as one IR graph: forward in training mode, loss, gradients, optimizer update.
+
+Inputs: the model's inputs, `labels`, then state: every trainable parameter, every buffer, the optimizer
+state, `lr`, `step` (and `seed` when dropout is active). Outputs: `loss`, then the new value of each state
+input (named `<input>.new`), then the model's own outputs. `state` maps each state output to its input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..diagnostics import ArchError
+from ..ir import Graph, Value, check
+from ..ops import Init, ParamSpec
+from ..types import DType
+from .builder import GradBuilder
+from .engine import gradients, prune_dead
+from .losses import labels_type, make_loss
+from .optimizers import OptimConfig, StateSlot, update
+from .train_mode import TrainInputs, to_training
+
+__all__ = ["NEW", "TrainConfig", "TrainStep", "build_train_step"]
+
+NEW = ".new"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    loss: str = "cross_entropy"
+    optimizer: OptimConfig = field(default_factory=OptimConfig)
+    lr: float = 1e-3
+    label_smoothing: float = 0.0
+    output: str | None = None  # the model output the loss reads (default: the first)
+
+    def describe(self) -> dict:
+        o = self.optimizer
+        d = {"loss": self.loss, "optimizer": o.name, "lr": self.lr, "weight_decay": o.decay}
+        if self.label_smoothing:
+            d["label_smoothing"] = self.label_smoothing
+        if o.name == "sgd":
+            d.update(momentum=o.momentum, nesterov=o.nesterov)
+        else:
+            d.update(betas=list(o.betas), eps=o.eps)
+        return d
+
+
+@dataclass
+class TrainStep:
+    graph: Graph
+    data_inputs: list[str]
+    state_inputs: list[str]
+    state: dict[str, str]  # state output -> the input it replaces
+    output: str  # the model output the loss reads
+    params: list[str]  # trainable parameters
+    buffers: list[str]
+    config: TrainConfig
+
+
+def _scalar_input(g: Graph, name: str, dtype: DType, init: Init) -> Value:
+    if name in g.params:
+        raise ArchError(f"the train step needs an input named '{name}', but the model has a parameter of that name")
+    return g.add_param(name, ParamSpec(name, (), init, trainable=False), dtype)
+
+
+def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
+    """Turn a checked forward graph into the train step (in place) and check the result."""
+    cfg.optimizer.validate()
+    if not cfg.lr > 0:
+        raise ArchError(f"the learning rate must be positive, got {cfg.lr}")
+    outputs = dict(graph.outputs)
+    out_name = cfg.output or graph.outputs[0][0]
+    if out_name not in outputs:
+        raise ArchError(f"model {graph.name} has no output '{out_name}' (outputs: {', '.join(outputs)})")
+    data_inputs = [v.name for v in graph.inputs]
+    if "labels" in data_inputs:
+        raise ArchError("a model input is named 'labels'; the train step feeds the targets under that name")
+    params = [v for v in graph.trainable()]
+    buffers = [v for v in graph.buffers()]
+    if not params:
+        raise ArchError(f"model {graph.name} has no trainable parameters")
+
+    lr = _scalar_input(graph, "lr", DType.float32, Init("constant", cfg.lr))
+    step = _scalar_input(graph, "step", DType.int64, Init("zeros"))
+    extra = TrainInputs(lambda: _scalar_input(graph, "seed", DType.int64, Init("zeros")), step)
+    buffer_updates = to_training(graph, extra)
+    check(graph)  # the training forms are shape-checked like the rest
+
+    pred = dict(graph.outputs)[out_name]
+    labels = graph.add_input("labels", labels_type(cfg.loss, pred.type, out_name))
+    b = GradBuilder(graph, None, tag="loss")
+    loss = make_loss(b, cfg.loss, pred, labels, cfg.label_smoothing)
+    grads = gradients(graph, loss, params)
+
+    ob = GradBuilder(graph, None, tag="optim")
+    one = ob.const(1, dtype=DType.int64.np)
+    next_step = ob.op("add", step, one)
+    cache: dict = {}
+    new_outputs: list[tuple[str, Value]] = []
+    state_slots: list[StateSlot] = []
+    for p, g in zip(params, grads):
+        if g is None:  # the loss does not depend on p: torch leaves it (and its state) untouched
+            new_outputs.append((p.name + NEW, p))
+            for s in cfg.optimizer.state_names():
+                slot = StateSlot(f"{p.name}.{s}", _state(graph, p, s))
+                slot.new = slot.old
+                state_slots.append(slot)
+            continue
+        slots = [StateSlot(f"{p.name}.{s}", _state(graph, p, s)) for s in cfg.optimizer.state_names()]
+        t = cache.get("t") or cache.setdefault("t", ob.op("cast", next_step, dtype=p.type.dtype.label))
+        lr_p = lr if p.type.dtype is DType.float32 else ob.op("cast", lr, dtype=p.type.dtype.label)
+        new_outputs.append((p.name + NEW, update(ob, cfg.optimizer, p, g, slots, lr_p, t, cache)))
+        state_slots += slots
+    for v in buffers:
+        new_outputs.append((v.name + NEW, buffer_updates.get(v.name, v)))
+    for s in state_slots:
+        new_outputs.append((s.name + NEW, s.new))
+    new_outputs.append(("step" + NEW, next_step))
+
+    state_inputs = [v.name for v in params + buffers] + [s.name for s in state_slots] + ["lr", "step"]
+    if extra._seed is not None:
+        state_inputs.append("seed")
+    model_outs = [(k, v) for k, v in graph.outputs if k not in ("loss",)]
+    graph.outputs = [("loss", loss)] + new_outputs + model_outs
+    taken = set(data_inputs) | {"labels"} | set(state_inputs)
+    clash = [k for k, _ in graph.outputs if k in taken]
+    if clash:
+        raise ArchError(f"the train step's output '{clash[0]}' would have the name of an input; rename the "
+                        "model output or parameter")
+    prune_dead(graph)
+    check(graph)
+    return TrainStep(graph, data_inputs, state_inputs, {k: k[: -len(NEW)] for k, _ in new_outputs}, out_name,
+                     [v.name for v in params], [v.name for v in buffers], cfg)
+
+
+def _state(g: Graph, p: Value, what: str) -> Value:
+    name = f"{p.name}.{what}"
+    if name in g.params:
+        raise ArchError(f"optimizer state '{name}' has the name of a model parameter")
+    return g.add_param(name, ParamSpec(name, tuple(p.type.shape), Init("zeros"), trainable=False), p.type.dtype)

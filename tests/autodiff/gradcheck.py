@@ -1,0 +1,161 @@
+"""Check one op's gradient rule against central finite differences, in float64.
+
+The op runs in a one-node graph; the objective is L = sum_k <out_k, R_k> for fixed random R_k, so its
+gradient is exactly what the rule computes from an incoming gradient R. The gradient graph is lowered like
+any model and run on onnxruntime (onnx's reference evaluator where onnxruntime has no float64 kernel:
+Conv, ConvTranspose, AveragePool, Erf, LeakyRelu); the directional derivative <grad, v> is compared with
+(L(x + eps v) - L(x - eps v)) / 2 eps for a few random directions v. The same gradient graph in float32 on
+onnxruntime must agree with the float64 one (catching kernels that behave differently)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+import archdsl.autodiff  # noqa: F401  (registers the internal ops)
+from archdsl import ops
+from archdsl.autodiff import gradients
+from archdsl.ir import Graph, check
+from archdsl.lower import lower_graph
+from archdsl.types import DType, TensorType
+
+__all__ = ["check_grad", "run_model"]
+
+OPSET64 = 19  # float64 runs: Gelu is then written with Erf, which the reference evaluator has in float64
+OPSET32 = 21
+
+
+def _sessions():
+    import onnxruntime as ort
+    return ort
+
+
+def run_model(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
+    ort = _sessions()
+    try:
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        if "NOT_IMPLEMENTED" not in str(e) and "Could not find an implementation" not in str(e):
+            raise
+        from onnx.reference import ReferenceEvaluator
+        ref = ReferenceEvaluator(model, new_ops=[_grouped_conv_transpose(), _erf64(), *_global_pools()])
+        return [np.asarray(o) for o in ref.run(None, feeds)]
+    return sess.run(None, feeds)
+
+
+def _grouped_conv_transpose():
+    """onnx's reference ConvTranspose slices W by output channels when group > 1 (W is [C_in, C_out/group,
+    ...]); this runs each group through its group-1 path instead."""
+    from onnx.reference.ops.op_conv_transpose import ConvTranspose
+
+    class GroupedConvTranspose(ConvTranspose):
+        op_domain = ""
+
+        def _run(self, X, W, B=None, group=None, **kw):
+            if not group or group == 1:
+                return super()._run(X, W, B, group=1, **kw)
+            cin, cog = X.shape[1] // group, W.shape[1]
+            outs = [super(GroupedConvTranspose, self)._run(
+                X[:, i * cin:(i + 1) * cin], W[i * cin:(i + 1) * cin],
+                None if B is None else B[i * cog:(i + 1) * cog], group=1, **kw)[0] for i in range(group)]
+            return (np.concatenate(outs, axis=1),)
+
+    GroupedConvTranspose.__name__ = "ConvTranspose"
+    return GroupedConvTranspose
+
+
+def _erf64():
+    """onnx's reference Erf rounds through float32; finite differences need the float64 value."""
+    from math import erf
+
+    from onnx.reference.op_run import OpRun
+
+    class Erf(OpRun):
+        op_domain = ""
+
+        def _run(self, x):
+            return (np.vectorize(erf, otypes=[x.dtype])(x),)
+
+    return Erf
+
+
+def _global_pools():
+    """onnx's reference GlobalMax/AveragePool assume two spatial dims."""
+    from onnx.reference.op_run import OpRun
+
+    def make(name, fn):
+        cls = type(name, (OpRun,), {"op_domain": "", "_run": lambda self, x: (fn(x, axis=tuple(range(2, x.ndim)),
+                                                                               keepdims=True),)})
+        return cls
+
+    return [make("GlobalMaxPool", np.max), make("GlobalAveragePool", np.mean)]
+
+
+def _build(op: str, types: list[TensorType], attrs: dict, dtype: DType, rs: list[np.ndarray], wrt: list[int],
+           opset: int = OPSET64):
+    opdef = ops.get(op)
+    full = opdef.defaults()
+    for k, v in attrs.items():
+        full[k] = ops.coerce_attr(opdef, opdef.attr_index[k], v)
+    g = Graph("gradcheck")
+    ins = []
+    for i, t in enumerate(types):
+        tt = TensorType(dtype, t.shape) if t.dtype.is_float else t
+        ins.append(g.add_input(f"in{i}", tt))
+    node = g.add_node(op, ins, full, op)
+    loss = None
+    for o, r in zip(node.outputs, rs):
+        if r is None:
+            continue
+        term = g.add_node("sum", [g.add_node("mul", [o, g.add_const(r.astype(o.type.dtype.np))], {}, "w").outputs[0]],
+                          {"dim": None, "keepdim": False}, "s").outputs[0]
+        loss = term if loss is None else g.add_node("add", [loss, term], {}, "acc").outputs[0]
+    grads = gradients(g, loss, [ins[i] for i in wrt])
+    g.set_output("loss", loss)
+    for i, gv in zip(wrt, grads):
+        g.set_output(f"grad{i}", gv if gv is not None else ins[i])
+    check(g)
+    return lower_graph(g, opset=opset).model, [gv is None for gv in grads]
+
+
+def check_grad(op: str, arrays: list[np.ndarray], attrs: dict | None = None, *, wrt: list[int] | None = None,
+               eps: float = 1e-6, rtol: float = 1e-5, seed: int = 0, directions: int = 3) -> None:
+    """Assert the rule of `op` matches finite differences at `arrays` (float arrays are differentiated)."""
+    attrs = attrs or {}
+    rng = np.random.default_rng(seed)
+    types = [TensorType(_dtype(a), tuple(a.shape)) for a in arrays]
+    if wrt is None:
+        wrt = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
+    probe = ops.get(op).infer([t for t in types], {**ops.get(op).defaults(), **{
+        k: ops.coerce_attr(ops.get(op), ops.get(op).attr_index[k], v) for k, v in attrs.items()}})
+    rs = [np.asarray(rng.standard_normal(tuple(int(d) for d in t.shape))) if t.dtype.is_float else None for t in probe]
+    model, none = _build(op, types, attrs, DType.float64, rs, wrt)
+    onnx.checker.check_model(model, full_check=True)
+    feeds = {f"in{i}": np.asarray(a.astype(np.float64) if a.dtype.kind == "f" else a) for i, a in enumerate(arrays)}
+    _loss, *grads = run_model(model, feeds)
+    grads = [np.zeros_like(feeds[f"in{i}"]) if n else g for i, g, n in zip(wrt, grads, none)]
+    fwd_model, _ = _build(op, types, attrs, DType.float64, rs, [])
+    for _ in range(directions):
+        vs = {i: np.asarray(rng.standard_normal(feeds[f"in{i}"].shape)) for i in wrt}
+        plus = {k: np.asarray(v + eps * vs[int(k[2:])] if int(k[2:]) in vs else v) for k, v in feeds.items()}
+        minus = {k: np.asarray(v - eps * vs[int(k[2:])] if int(k[2:]) in vs else v) for k, v in feeds.items()}
+        fd = (float(run_model(fwd_model, plus)[0]) - float(run_model(fwd_model, minus)[0])) / (2 * eps)
+        an = sum(float(np.sum(g * vs[i])) for i, g in zip(wrt, grads))
+        scale = max(abs(fd), abs(an), 1e-3)
+        assert abs(fd - an) <= rtol * scale + 1e-7, f"{op}: finite differences {fd:.8g}, gradient {an:.8g}"
+    # the same gradient graph in float32 on onnxruntime agrees
+    m32, _ = _build(op, types, attrs, DType.float32, rs, wrt, OPSET32)
+    f32 = {k: (v.astype(np.float32) if v.dtype == np.float64 else v) for k, v in feeds.items()}
+    _, *g32 = run_model(m32, f32)
+    for i, a, b, n in zip(wrt, g32, grads, none):
+        if not n:
+            tol = 1e-3 * max(1.0, float(np.abs(b).max()))
+            assert np.allclose(a, b, rtol=1e-3, atol=tol), f"{op}: float32 gradient {i} differs from float64"
+
+
+def _dtype(a: np.ndarray) -> DType:
+    return {np.dtype(np.float64): DType.float64, np.dtype(np.float32): DType.float64,
+            np.dtype(np.int64): DType.int64, np.dtype(np.int32): DType.int32,
+            np.dtype(np.bool_): DType.bool}[a.dtype]

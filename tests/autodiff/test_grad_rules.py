@@ -1,0 +1,265 @@
+"""Every gradient rule against central finite differences in float64 (see gradcheck.py), over shapes and
+attributes drawn by hypothesis. Inputs are random normal, so kinks (relu at 0, max ties) are never hit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from archdsl import ops
+from archdsl.diagnostics import ShapeError
+from archdsl.types import DType, TensorType
+
+from .gradcheck import check_grad
+
+FAST = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+dims = st.integers(1, 4)
+shapes = st.lists(dims, min_size=1, max_size=3).map(tuple)
+
+
+def normal(seed, *shape):
+    return np.asarray(np.random.default_rng(seed).standard_normal(shape))
+
+
+def positive(seed, *shape):
+    return np.abs(normal(seed, *shape)) + 0.5
+
+
+def _valid(op, arrays, attrs) -> bool:
+    """Whether the op's own shape rule accepts these inputs (hypothesis draws some it rejects)."""
+    d = ops.get(op)
+    a = {**d.defaults(), **{k: ops.coerce_attr(d, d.attr_index[k], v) for k, v in attrs.items()}}
+    ts = [TensorType(DType.float64 if x.dtype.kind == "f" else DType.int64, x.shape) for x in arrays]
+    try:
+        if d.params is not None:
+            specs = d.params(ts, a)
+            ts = ts + [TensorType(DType.float64, s.shape) for s in specs]
+            arrays += [normal(7 + i, *s.shape) for i, s in enumerate(specs)]
+        d.infer(ts, a)
+        return True
+    except ShapeError:
+        return False
+
+
+def check_layer(op, x, attrs, seed=0):
+    arrays = [x]
+    if not _valid(op, arrays, attrs):
+        return
+    check_grad(op, arrays, attrs, seed=seed)
+
+
+@pytest.mark.parametrize("op", ["relu", "sigmoid", "tanh", "silu", "neg", "exp", "erf", "abs"])
+@FAST
+@given(shape=shapes, seed=st.integers(0, 99))
+def test_pointwise(op, shape, seed):
+    check_grad(op, [normal(seed, *shape)], seed=seed)
+
+
+@pytest.mark.parametrize("op", ["log", "sqrt", "reciprocal"])
+@FAST
+@given(shape=shapes, seed=st.integers(0, 99))
+def test_pointwise_positive(op, shape, seed):
+    check_grad(op, [positive(seed, *shape)], seed=seed)
+
+
+@FAST
+@given(shape=shapes, slope=st.floats(0.01, 0.5), approx=st.sampled_from(["none", "tanh"]), seed=st.integers(0, 9))
+def test_leaky_relu_gelu(shape, slope, approx, seed):
+    check_grad("leaky_relu", [normal(seed, *shape)], {"negative_slope": slope}, seed=seed)
+    check_grad("gelu", [normal(seed, *shape)], {"approximate": approx}, seed=seed)
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@FAST
+@given(shape=shapes, axis=st.integers(-1, 0), seed=st.integers(0, 99))
+def test_softmax(op, shape, axis, seed):
+    check_grad(op, [normal(seed, *shape)], {"axis": axis}, seed=seed)
+
+
+def _broadcast_pair(draw):
+    out = draw(st.lists(dims, min_size=1, max_size=3))
+    a = [d if draw(st.booleans()) else 1 for d in out]
+    b = [d if draw(st.booleans()) else 1 for d in out][draw(st.integers(0, len(out))):]
+    return tuple(a), tuple(b)
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div", "pow"])
+@FAST
+@given(data=st.data(), seed=st.integers(0, 99))
+def test_binary_broadcast(op, data, seed):
+    sa, sb = _broadcast_pair(data.draw)
+    a = positive(seed, *sa) if op == "pow" else normal(seed, *sa)
+    b = positive(seed + 1, *sb) if op == "div" else normal(seed + 1, *sb)
+    check_grad(op, [a, b], seed=seed)
+
+
+@FAST
+@given(batch=st.lists(st.integers(1, 3), max_size=2), m=dims, k=dims, n=dims, ra=st.integers(1, 3),
+       rb=st.integers(1, 3), seed=st.integers(0, 99))
+def test_matmul(batch, m, k, n, ra, rb, seed):
+    sa = (k,) if ra == 1 else tuple(batch[:ra - 2]) + (m, k)
+    sb = (k,) if rb == 1 else tuple(batch[len(batch) - max(rb - 2, 0):]) + (k, n)
+    check_grad("matmul", [normal(seed, *sa), normal(seed + 1, *sb)], seed=seed)
+
+
+@FAST
+@given(lead=st.lists(dims, max_size=2), fin=dims, fout=dims, bias=st.booleans(), seed=st.integers(0, 99))
+def test_linear(lead, fin, fout, bias, seed):
+    arrays = [normal(seed, *lead, fin), normal(seed + 1, fout, fin)] + ([normal(seed + 2, fout)] if bias else [])
+    check_grad("linear", arrays, {"out_features": fout, "bias": bias}, seed=seed)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 3), g=st.integers(1, 2), cin=st.integers(1, 2), cout=st.integers(1, 2),
+       k=st.integers(1, 3), s=st.integers(1, 2), d=st.integers(1, 2), pad=st.sampled_from([0, 1, "same"]),
+       bias=st.booleans(), seed=st.integers(0, 99))
+def test_conv(n, g, cin, cout, k, s, d, pad, bias, seed):
+    if pad == "same":
+        s = 1
+    size = (6, 5, 4)[:n] if n < 3 else (4, 3, 4)
+    x = normal(seed, 2, cin * g, *size)
+    w = normal(seed + 1, cout * g, cin, *([k] * n))
+    attrs = {"out_channels": cout * g, "kernel_size": k, "stride": s, "padding": pad, "dilation": d, "groups": g,
+             "bias": bias}
+    arrays = [x, w] + ([normal(seed + 2, cout * g)] if bias else [])
+    if _valid(f"conv{n}d", [x], attrs):
+        check_grad(f"conv{n}d", arrays, attrs, seed=seed)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(["max", "avg"]), n=st.integers(1, 3), k=st.integers(1, 3), s=st.integers(1, 3),
+       p=st.integers(0, 1), ceil=st.booleans(), include=st.booleans(), seed=st.integers(0, 99))
+def test_pool(kind, n, k, s, p, ceil, include, seed):
+    attrs = {"kernel_size": k, "stride": s, "padding": p, "ceil_mode": ceil}
+    size = (7, 6, 5)[:n]
+    if ceil and any(-(-(d + 2 * p - k) // s) * s >= d + p for d in size):
+        return  # torch drops a last window that starts in the padding; ONNX's shape inference keeps it
+    if kind == "avg":
+        attrs["count_include_pad"] = include
+    check_layer(f"{kind}pool{n}d", normal(seed, 2, 2, *(7, 6, 5)[:n]), attrs, seed)
+
+
+@pytest.mark.parametrize("op", ["global_avgpool", "global_maxpool"])
+@FAST
+@given(keep=st.booleans(), rank=st.integers(3, 4), seed=st.integers(0, 99))
+def test_global_pool(op, keep, rank, seed):
+    check_grad(op, [normal(seed, 2, 3, *(4, 3)[:rank - 2])], {"keepdims": keep}, seed=seed)
+
+
+@FAST
+@given(shape=st.lists(dims, min_size=2, max_size=4), affine=st.booleans(), seed=st.integers(0, 99))
+def test_batchnorm_inference_form(shape, affine, seed):
+    c = shape[1]
+    arrays = [normal(seed, *shape)] + ([positive(seed + 1, c), normal(seed + 2, c)] if affine else []) + \
+        [normal(seed + 3, c), positive(seed + 4, c)]
+    check_grad("batchnorm", arrays, {"affine": affine}, wrt=[0, 1, 2] if affine else [0], seed=seed)
+
+
+@FAST
+@given(lead=st.lists(dims, min_size=1, max_size=2), norm=st.lists(st.integers(2, 4), min_size=1, max_size=2),
+       affine=st.booleans(), bias=st.booleans(), seed=st.integers(0, 99))
+def test_layernorm(lead, norm, affine, bias, seed):
+    arrays = [normal(seed, *lead, *norm)]
+    if affine:
+        arrays.append(positive(seed + 1, *norm))
+        if bias:
+            arrays.append(normal(seed + 2, *norm))
+    check_grad("layernorm", arrays, {"normalized_shape": norm, "elementwise_affine": affine, "bias": bias},
+               seed=seed)
+
+
+@FAST
+@given(shape=st.lists(dims, min_size=2, max_size=4), data=st.data(), seed=st.integers(0, 99))
+def test_layout_ops(shape, data, seed):
+    x = normal(seed, *shape)
+    r = len(shape)
+    perm = data.draw(st.permutations(range(r)))
+    check_grad("permute", [x], {"dims": list(perm)}, seed=seed)
+    check_grad("transpose", [x], {"dim0": data.draw(st.integers(-r, r - 1)), "dim1": data.draw(st.integers(-r, r - 1))},
+               seed=seed)
+    start = data.draw(st.integers(0, r - 1))
+    check_grad("flatten", [x], {"start_dim": start, "end_dim": data.draw(st.integers(start, r - 1))}, seed=seed)
+    check_grad("reshape", [x], {"shape": [-1]}, seed=seed)
+    check_grad("unsqueeze", [x], {"dim": data.draw(st.integers(-r - 1, r))}, seed=seed)
+    check_grad("squeeze", [normal(seed, 1, *shape, 1)], {"dim": [0, -1]}, seed=seed)
+    check_grad("expand", [normal(seed, 1, *shape[1:])], {"shape": [2, 3, *shape[1:]]}, seed=seed)
+
+
+@FAST
+@given(sizes=st.lists(st.integers(1, 3), min_size=1, max_size=3), axis=st.integers(0, 1), seed=st.integers(0, 99))
+def test_concat_split(sizes, axis, seed):
+    xs = [normal(seed + i, *((s, 2) if axis == 0 else (2, s))) for i, s in enumerate(sizes)]
+    check_grad("concat", xs, {"axis": axis}, seed=seed)
+    check_grad("split", [normal(seed, *((sum(sizes), 2) if axis == 0 else (2, sum(sizes))))],
+               {"sizes": sizes, "axis": axis}, seed=seed)
+
+
+@pytest.mark.parametrize("op", ["sum", "mean", "amax"])
+@FAST
+@given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), keep=st.booleans(), seed=st.integers(0, 99))
+def test_reductions(op, shape, data, keep, seed):
+    r = len(shape)
+    dim = data.draw(st.none() | st.lists(st.integers(-r, r - 1), min_size=1, max_size=r, unique_by=lambda d: d % r))
+    check_grad(op, [normal(seed, *shape)], {"dim": dim, "keepdim": keep}, seed=seed)
+
+
+@FAST
+@given(data=st.data(), seed=st.integers(0, 99))
+def test_getitem(data, seed):
+    shape = data.draw(st.lists(st.integers(2, 5), min_size=1, max_size=3))
+    index = []
+    for d in shape:
+        kind = data.draw(st.sampled_from(["i", "s", "full"]))
+        if kind == "i":
+            index.append(("i", data.draw(st.integers(-d, d - 1))))
+        elif kind == "s":
+            lo = data.draw(st.none() | st.integers(-d, d - 1))
+            hi = data.draw(st.none() | st.integers(-d, d))
+            index.append(("s", lo, hi, data.draw(st.sampled_from([None, 1, 2, -1]))))
+        else:
+            index.append(("s", None, None, None))
+    x = normal(seed, *shape)
+    if x[tuple(e[1] if e[0] == "i" else slice(*e[1:]) for e in index)].size == 0:
+        return
+    check_grad("getitem", [x], {"index": tuple(index)}, seed=seed)
+
+
+@FAST
+@given(ids=st.lists(dims, min_size=1, max_size=2), vocab=st.integers(2, 6), dim=dims, seed=st.integers(0, 99))
+def test_embedding(ids, vocab, dim, seed):
+    idx = np.random.default_rng(seed).integers(0, vocab, ids)  # repeats: rows are summed
+    check_grad("embedding", [idx, normal(seed, vocab, dim)], {"num_embeddings": vocab, "embedding_dim": dim},
+               seed=seed)
+
+
+@FAST
+@given(shape=st.lists(dims, min_size=2, max_size=3), seed=st.integers(0, 99))
+def test_masks(shape, seed):
+    rng = np.random.default_rng(seed)
+    x, y = normal(seed, *shape), normal(seed + 1, *shape[1:])
+    cond = rng.random(shape) > 0.5
+    check_grad("where", [cond, x, y], seed=seed)
+    check_grad("masked_fill", [x, cond[0]], {"value": 0.5}, seed=seed)
+    check_grad("causal_mask", [x], {"value": -1e4}, seed=seed)
+
+
+def test_cast_and_positions():
+    check_grad("cast", [normal(0, 3, 4)], {"dtype": "float64"})
+    check_grad("dropout", [normal(0, 3, 4)], {"p": 0.3})  # the inference form: identity
+
+
+@pytest.mark.parametrize("op", sorted(o.name for o in ops.all_ops()))
+def test_every_op_has_a_gradient_rule_or_is_listed(op):
+    """New ops get a rule (or a reason here); a missing one is a diagnostic at training time (test_train_step)."""
+    without = {"heaviside"}  # a step function: zero gradient almost everywhere, listed so it stays a decision
+    d = ops.get(op)
+    assert d.grad is not None or op in without or op in PENDING, f"{op} has no gradient rule"
+
+
+# ops added by others while the training work was under way; their rules are to come
+PENDING = {"conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "eq", "group_norm", "gru", "lstm",
+           "multihead_attention", "pad", "rms_norm", "scaled_dot_product_attention", "sinusoidal_embedding", "take",
+           "upsample"}

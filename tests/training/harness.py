@@ -1,0 +1,96 @@
+"""Run N train steps of a spec on onnxruntime (the exported step, state fed back) and in torch eager
+(autograd + torch.optim on the same graph, same initial values, same batches)."""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import numpy_helper
+
+from archdsl import driver, runtime
+from archdsl.autodiff import OptimConfig, TrainConfig
+
+__all__ = ["batches", "compile_step", "config", "initial", "ort_steps", "rel", "torch_steps"]
+
+
+def config(loss="cross_entropy", opt="sgd", lr=0.1, **kw) -> TrainConfig:
+    smooth = kw.pop("label_smoothing", 0.0)
+    return TrainConfig(loss=loss, optimizer=OptimConfig(opt, **kw), lr=lr, label_smoothing=smooth)
+
+
+def compile_step(spec: str, cfg: TrainConfig, defines=None, text: str | None = None):
+    if text is not None:
+        mod = driver.load(text=text, file="t.arch", defines=defines)
+    else:
+        mod = driver.load(spec, defines=defines)
+    ct = driver.build_train(mod, None, driver.CompileOptions(), cfg)
+    fwd = driver.elaborate_model(mod, ct.eval_model.graph.name)
+    return ct, fwd
+
+
+def batches(ct, n: int, batch: int, classes: int, seed: int = 0, dims=None) -> list[dict]:
+    """Random data for every data input, and labels (class indices, or floats for mse/bce)."""
+    rng = np.random.default_rng(seed)
+    sess = runtime.session(ct.eval_model, "cpu")
+    out = []
+    for _ in range(n):
+        feeds = {}
+        for name, shape, dt in runtime.input_specs(sess, batch, dims):
+            if name not in ct.info.data_inputs:
+                continue
+            feeds[name] = (rng.standard_normal(shape).astype(dt) if np.issubdtype(dt, np.floating)
+                           else rng.integers(0, classes, shape).astype(dt))
+        lab = next(i for i in ct.step_model.graph.input if i.name == "labels")
+        shape = [d.dim_value if d.dim_value else batch if i == 0 else (dims or {}).get(d.dim_param, 8)
+                 for i, d in enumerate(lab.type.tensor_type.shape.dim)]
+        if lab.type.tensor_type.elem_type == 7:
+            feeds["labels"] = rng.integers(0, classes, shape).astype(np.int64)
+        else:
+            feeds["labels"] = rng.random(shape).astype(np.float32)
+        out.append(feeds)
+    return out
+
+
+def initial(ct) -> dict[str, np.ndarray]:
+    return {t.name: numpy_helper.to_array(t) for t in ct.step_model.graph.initializer}
+
+
+def ort_steps(ct, data: list[dict], provider: str = "cpu"):
+    sess = runtime.session(ct.step_model, provider)
+    names = [o.name for o in sess.get_outputs()]
+    state: dict = {}
+    losses = []
+    for feeds in data:
+        res = dict(zip(names, sess.run(None, {**feeds, **state})))
+        losses.append(float(res["loss"]))
+        state = {inp: res[out] for out, inp in ct.info.state.items()}
+    return losses, state
+
+
+def torch_steps(ct, fwd, data: list[dict], dtype=np.float32):
+    """`dtype=np.float64` gives a reference free of float32 rounding (for ill-conditioned nets)."""
+    import torch
+
+    from .torch_ref import TorchGraph, torch_loss, torch_optimizer
+    cfg = ct.info.config
+    o = cfg.optimizer
+    cast = lambda d: {k: v.astype(dtype) if v.dtype == np.float32 else v for k, v in d.items()}
+    data = [cast(f) for f in data]
+    tg = TorchGraph(fwd, cast(initial(ct)))
+    opt = torch_optimizer(o.name, list(tg.params.values()), cfg.lr, o.momentum, o.nesterov, o.weight_decay,
+                          o.betas, o.eps)
+    losses = []
+    for feeds in data:
+        opt.zero_grad()
+        pred = tg.forward(feeds)[ct.info.output]
+        loss = torch_loss(cfg.loss, pred, feeds["labels"], cfg.label_smoothing)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    with torch.no_grad():
+        state = {k: v.detach().numpy().copy() for k, v in {**tg.params, **tg.buffers}.items()}
+    return losses, state
+
+
+def rel(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12))

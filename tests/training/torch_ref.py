@@ -1,0 +1,181 @@
+"""The same forward graph run eagerly in PyTorch: each IR op mapped to its torch function, parameters as
+leaf tensors. The train-step tests and the benchmark compare onnxruntime's step with torch autograd/optim
+on exactly the graph archdsl compiled."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from archdsl.ir import Graph
+from archdsl.types import Sym
+
+__all__ = ["TorchGraph", "torch_loss", "torch_optimizer"]
+
+
+def _dim(d, env):
+    if isinstance(d, int):
+        return d
+    assert isinstance(d, Sym) and all(f in env for f in d.factors), f"cannot size {d}"
+    return d.coef * math.prod(env[f] for f in d.factors)
+
+
+def _pads(node, n):
+    from archdsl.ops.conv import _geom  # the same padding rule the lowering uses
+    _k, s, d, pads = _geom(node.inputs[0].type, node.attrs, n)
+    return s, d, pads
+
+
+def _conv(n):
+    fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[n]
+
+    def run(node, x, w, b=None):
+        s, d, pads = _pads(node, n)
+        flat = [p for pair in reversed(pads) for p in pair]
+        if any(p[0] != p[1] for p in pads):
+            x, pad = F.pad(x, flat), 0
+        else:
+            pad = [p[0] for p in pads]
+        return fn(x, w, b, stride=s, padding=pad, dilation=d, groups=node.attrs["groups"])
+    return run
+
+
+def _pool(kind, n):
+    def run(node, x):
+        a = node.attrs
+        st = a["stride"] if a["stride"] is not None else a["kernel_size"]
+        if kind == "max":
+            fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[n]
+            return fn(x, a["kernel_size"], st, a["padding"], ceil_mode=a["ceil_mode"])
+        fn = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[n]
+        return fn(x, a["kernel_size"], st, a["padding"], ceil_mode=a["ceil_mode"],
+                  count_include_pad=a["count_include_pad"])
+    return run
+
+
+def _getitem(node, x):
+    idx = []
+    for e in node.attrs["index"]:
+        idx.append(Ellipsis if e[0] == "e" else e[1] if e[0] == "i" else slice(e[1], e[2], e[3]))
+    return x[tuple(idx)]
+
+
+def _reduce(fn):
+    def run(node, x):
+        dims = node.attrs["dim"]
+        dims = tuple(dims) if dims is not None else tuple(range(x.dim()))
+        return fn(x, dims, node.attrs["keepdim"])
+    return run
+
+
+def _causal(node, x):
+    t, s = x.shape[-2], x.shape[-1]
+    keep = torch.ones(t, s, dtype=torch.bool).tril(s - t)
+    v = node.attrs["value"]
+    v = {"-inf": -math.inf, "inf": math.inf}.get(v, v) if isinstance(v, str) else v
+    return x.masked_fill(~keep, v)
+
+
+def _fill(node, x, m):
+    v = node.attrs["value"]
+    v = {"-inf": -math.inf, "inf": math.inf}.get(v, v) if isinstance(v, str) else v
+    return x.masked_fill(m, v)
+
+
+_OPS = {
+    "linear": lambda n, x, w, b=None: F.linear(x, w, b),
+    "batchnorm": lambda n, x, *p: F.batch_norm(
+        x, p[-2], p[-1], p[0] if n.attrs["affine"] else None, p[1] if n.attrs["affine"] else None,
+        training=True, momentum=n.attrs["momentum"], eps=n.attrs["eps"]),
+    "layernorm": lambda n, x, *p: F.layer_norm(x, tuple(n.attrs["normalized_shape"] or (x.shape[-1],)),
+                                               *p, eps=n.attrs["eps"]),
+    "dropout": lambda n, x: F.dropout(x, n.attrs["p"], training=n.attrs["p"] > 0),
+    "relu": lambda n, x: F.relu(x), "sigmoid": lambda n, x: torch.sigmoid(x), "tanh": lambda n, x: torch.tanh(x),
+    "leaky_relu": lambda n, x: F.leaky_relu(x, n.attrs["negative_slope"]), "silu": lambda n, x: F.silu(x),
+    "gelu": lambda n, x: F.gelu(x, approximate=n.attrs["approximate"]),
+    "softmax": lambda n, x: torch.softmax(x, n.attrs["axis"]),
+    "log_softmax": lambda n, x: torch.log_softmax(x, n.attrs["axis"]),
+    "add": lambda n, a, b: a + b, "sub": lambda n, a, b: a - b, "mul": lambda n, a, b: a * b,
+    "div": lambda n, a, b: a / b, "pow": lambda n, a, b: a ** b, "matmul": lambda n, a, b: a @ b,
+    "neg": lambda n, x: -x, "exp": lambda n, x: x.exp(), "log": lambda n, x: x.log(), "sqrt": lambda n, x: x.sqrt(),
+    "abs": lambda n, x: x.abs(), "erf": lambda n, x: torch.erf(x), "reciprocal": lambda n, x: 1 / x,
+    "global_avgpool": lambda n, x: x.mean(tuple(range(2, x.dim())), keepdim=n.attrs["keepdims"]),
+    "global_maxpool": lambda n, x: x.amax(tuple(range(2, x.dim())), keepdim=n.attrs["keepdims"]),
+    "flatten": lambda n, x: torch.flatten(x, n.attrs["start_dim"], n.attrs["end_dim"]),
+    "permute": lambda n, x: x.permute(*n.attrs["dims"]),
+    "transpose": lambda n, x: x.transpose(n.attrs["dim0"], n.attrs["dim1"]),
+    "concat": lambda n, *xs: torch.cat(xs, n.attrs["axis"]),
+    "getitem": _getitem, "embedding": lambda n, ids, w: F.embedding(ids, w),
+    "unsqueeze": lambda n, x: x.unsqueeze(n.attrs["dim"]),
+    "squeeze": lambda n, x: x.squeeze(tuple(n.attrs["dim"])) if n.attrs["dim"] is not None else x.squeeze(),
+    "mean": _reduce(torch.mean), "sum": _reduce(torch.sum), "amax": _reduce(torch.amax),
+    "where": lambda n, c, a, b: torch.where(c, a, b), "masked_fill": _fill, "causal_mask": _causal,
+    "positions": lambda n, x: torch.arange(n.attrs["start"], n.attrs["start"] + x.shape[n.attrs["dim"]]),
+}
+for _n in (1, 2, 3):
+    _OPS[f"conv{_n}d"] = _conv(_n)
+    _OPS[f"maxpool{_n}d"] = _pool("max", _n)
+    _OPS[f"avgpool{_n}d"] = _pool("avg", _n)
+
+
+class TorchGraph:
+    """Parameters (leaf tensors, requires_grad) and buffers initialized from numpy arrays by name."""
+
+    def __init__(self, graph: Graph, values: dict[str, np.ndarray]):
+        self.graph = graph
+        self.params = {v.name: torch.tensor(values[v.name], requires_grad=True) for v in graph.trainable()}
+        self.buffers = {v.name: torch.tensor(values[v.name]) for v in graph.buffers()}
+
+    def forward(self, feeds: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        g = self.graph
+        env: dict[str, int] = {}
+        vals: dict[int, torch.Tensor] = {}
+        for v in g.inputs:
+            t = torch.from_numpy(np.asarray(feeds[v.name]))
+            for d, size in zip(v.type.shape, t.shape):
+                if isinstance(d, Sym) and len(d.factors) == 1 and d.coef == 1:
+                    env[d.factors[0]] = int(size)
+            vals[id(v)] = t
+        for k, v in g.params.items():
+            vals[id(v)] = self.params[k] if k in self.params else self.buffers[k]
+        for c in g.consts:
+            vals[id(c)] = torch.from_numpy(np.array(c.data))
+        for node in g.nodes:
+            args = [vals[id(v)] for v in node.inputs]
+            if node.op == "reshape":
+                out = args[0].reshape([_dim(d, env) for d in node.attrs["shape"]])
+            elif node.op == "expand":
+                out = args[0].expand([_dim(d, env) for d in node.attrs["shape"]])
+            elif node.op == "split":
+                sizes = node.attrs["sizes"]
+                out = torch.split(args[0], sizes[0] if len(sizes) == 1 else list(sizes), node.attrs["axis"])
+            elif node.op == "cast":
+                out = args[0].to(getattr(torch, node.attrs["dtype"]))
+            else:
+                out = _OPS[node.op](node, *args)
+            outs = out if isinstance(out, (tuple, list)) else (out,)
+            for o, t in zip(node.outputs, outs):
+                vals[id(o)] = t
+        return {k: vals[id(v)] for k, v in g.outputs}
+
+
+def torch_loss(kind: str, pred: torch.Tensor, labels: np.ndarray, label_smoothing: float = 0.0) -> torch.Tensor:
+    lab = torch.from_numpy(labels)
+    if kind == "cross_entropy":
+        return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), lab.reshape(-1), label_smoothing=label_smoothing)
+    if kind == "mse":
+        return F.mse_loss(pred, lab)
+    return F.binary_cross_entropy_with_logits(pred, lab)
+
+
+def torch_optimizer(name: str, params, lr: float, momentum: float = 0.0, nesterov: bool = False,
+                    weight_decay: float | None = None, betas=(0.9, 0.999), eps: float = 1e-8):
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay or 0.0)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay or 0.0)
+    return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps,
+                             weight_decay=0.01 if weight_decay is None else weight_decay)
