@@ -11,7 +11,7 @@ from ..diagnostics import ArchError
 from ..ops import ParamSpec
 from ..types import DType
 
-__all__ = ["materialize", "load_weights", "save_weights"]
+__all__ = ["materialize", "initial_weights", "load_weights", "save_weights"]
 
 
 def materialize(name: str, spec: ParamSpec, dtype: DType, seed: int) -> np.ndarray:
@@ -66,3 +66,9 @@ def save_weights(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     else:
         with open(p, "wb") as f:
             np.savez(f, **arrays)
+
+
+def initial_weights(graph, seed: int = 0) -> dict[str, np.ndarray]:
+    """The values a build with this seed gives each parameter and buffer of an (unoptimized) IR graph, by name,
+    before any pass derives new ones (BatchNorm folding): what a torch state_dict would hold."""
+    return {name: materialize(name, v.spec, v.type.dtype, seed) for name, v in graph.params.items()}

@@ -16,6 +16,7 @@ import onnx
 import pytest
 
 import archdsl
+from archdsl.lower import initial_weights
 from archdsl import runtime
 from archdsl.cli import main as cli_main
 from archdsl.diagnostics import ArchError
@@ -187,8 +188,7 @@ def test_transformer_matches_torch_nn_transformer(model):
     onnx_model = archdsl.compile_file(SPECS / "transformer.arch", defines=SMALL_TRANSFORMER, model=model)
     g = archdsl.check_file(SPECS / "transformer.arch", defines=SMALL_TRANSFORMER, model=model)
     ref = torch.nn.Transformer(32, 4, 2, 2, 64, dropout=0.0, batch_first=True).eval()
-    weights = {i.name: torch.from_numpy(onnx.numpy_helper.to_array(i).copy())
-               for i in onnx_model.graph.initializer if i.name in g.params}
+    weights = {k: torch.from_numpy(v) for k, v in initial_weights(g).items()}
     ref.load_state_dict(weights, strict=True)  # same names, same shapes: the torch state_dict layout
     feeds = _transformer_feeds(np.random.default_rng(6), masked=model == "transformer_masked")
     (got,) = _run(onnx_model, feeds)
