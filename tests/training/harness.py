@@ -58,12 +58,13 @@ def ort_steps(ct, data: list[dict], provider: str = "cpu"):
     sess = runtime.session(ct.step_model, provider)
     names = [o.name for o in sess.get_outputs()]
     state: dict = {}
-    losses = []
+    losses, states = [], []
     for feeds in data:
         res = dict(zip(names, sess.run(None, {**feeds, **state})))
         losses.append(float(res["loss"]))
         state = {inp: res[out] for out, inp in ct.info.state.items()}
-    return losses, state
+        states.append(state)
+    return losses, states
 
 
 def torch_steps(ct, fwd, data: list[dict], dtype=np.float32):
@@ -78,7 +79,7 @@ def torch_steps(ct, fwd, data: list[dict], dtype=np.float32):
     tg = TorchGraph(fwd, cast(initial(ct)))
     opt = torch_optimizer(o.name, list(tg.params.values()), cfg.lr, o.momentum, o.nesterov, o.weight_decay,
                           o.betas, o.eps)
-    losses = []
+    losses, states = [], []
     for feeds in data:
         opt.zero_grad()
         pred = tg.forward(feeds)[ct.info.output]
@@ -86,9 +87,9 @@ def torch_steps(ct, fwd, data: list[dict], dtype=np.float32):
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
-    with torch.no_grad():
-        state = {k: v.detach().numpy().copy() for k, v in {**tg.params, **tg.buffers}.items()}
-    return losses, state
+        with torch.no_grad():
+            states.append({k: v.detach().numpy().copy() for k, v in {**tg.params, **tg.buffers}.items()})
+    return losses, states
 
 
 def rel(a, b) -> float:

@@ -1,0 +1,64 @@
+"""End to end against PyTorch: one and five train steps on onnxruntime (the exported step, its outputs fed
+back as the next step's inputs) against torch autograd + torch.optim on the same graph, initial values and
+batches. MLP, LeNet-5, a narrow ResNet-18 with BatchNorm in train mode, and a 2-layer GPT; SGD and AdamW.
+
+The reference is torch in float64, so it carries no rounding of its own. Loss and every updated parameter
+and buffer must be within 1e-4 relative of it (norm of the difference over the norm), or within twice the
+distance torch's own float32 run has from it, where float32 itself cannot do better (Adam's first steps
+divide gradients of ~1e-9 by their own magnitude; BatchNorm over few values is ill-conditioned). The
+update (new - initial) is checked too, so a wrong gradient cannot hide behind a small learning rate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .harness import batches, compile_step, config, initial, ort_steps, rel, torch_steps
+
+pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parents[2]
+RESNET = str(Path(__file__).parent / "specs" / "resnet18_narrow.arch")
+GPT = ["n_layer=2", "n_head=2", "n_embd=32", "vocab=16", "n_positions=16", "pdrop=0.0"]
+
+CASES = {
+    "mlp-sgd": (str(ROOT / "specs/mlp.arch"), None, 4, config(opt="sgd", lr=0.1, momentum=0.9, nesterov=True,
+                                                             weight_decay=1e-3)),
+    "mlp-adamw": (str(ROOT / "specs/mlp.arch"), None, 4, config(opt="adamw", lr=1e-3)),
+    "lenet5-sgd": (str(ROOT / "specs/lenet5.arch"), None, 4, config(opt="sgd", lr=0.1, momentum=0.9)),
+    "lenet5-adamw": (str(ROOT / "specs/lenet5.arch"), None, 4, config(opt="adamw", lr=1e-3)),
+    "resnet18-sgd": (RESNET, ["resolution=64"], 8, config(opt="sgd", lr=0.01, momentum=0.9)),
+    "resnet18-adamw": (RESNET, ["resolution=64"], 8, config(opt="adamw", lr=1e-3)),
+    "mlp-adam-l2-smoothing": (str(ROOT / "specs/mlp.arch"), None, 4,
+                              config(opt="adam", lr=1e-3, weight_decay=1e-2, label_smoothing=0.1)),
+    "mlp-mse": (str(ROOT / "specs/mlp.arch"), None, 4, config(loss="mse", opt="sgd", lr=0.1)),
+    "mlp-bce": (str(ROOT / "specs/mlp.arch"), None, 4, config(loss="bce_with_logits", opt="sgd", lr=0.1,
+                                                             momentum=0.5)),
+    "gpt2-sgd": (str(ROOT / "specs/gpt2.arch"), GPT, 4, config(opt="sgd", lr=0.1)),
+    "gpt2-adamw": (str(ROOT / "specs/gpt2.arch"), GPT, 4, config(opt="adamw", lr=1e-3)),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_steps_match_torch(case):
+    spec, defines, batch, cfg = CASES[case]
+    ct, fwd = compile_step(spec, cfg, defines)
+    classes = 16 if "gpt2" in case else 10
+    data = batches(ct, 5, batch, classes, seed=1)
+    init = initial(ct)
+    lo, so = ort_steps(ct, data)
+    lt, st = torch_steps(ct, fwd, data)
+    l64, s64 = torch_steps(ct, fwd, data, np.float64)
+    for step in (0, 4):  # after one step and after five
+        assert rel(lo[step], l64[step]) <= max(1e-4, 2 * rel(lt[step], l64[step])), (case, step, lo, l64)
+        assert set(so[step]) >= set(s64[step])
+        for name, ref in s64[step].items():
+            ours, t32, start = so[step][name], st[step][name], init[name]
+            bound = max(1e-4, 2 * rel(t32, ref))
+            assert rel(ours, ref) <= bound, f"{case} step {step + 1}: {name} off by {rel(ours, ref):.2e}"
+            if np.any(ref != start):
+                dbound = max(1e-3, 2 * rel(t32 - start, ref - start))
+                d = rel(ours - start, ref - start)
+                assert d <= dbound, f"{case} step {step + 1}: update of {name} off by {d:.2e}"
