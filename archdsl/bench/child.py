@@ -1,0 +1,123 @@
+"""One compile in a fresh process, so its time and peak memory are its own.
+
+    python -m archdsl.bench.child archdsl MODEL_KEY LEVEL OUT.onnx
+    python -m archdsl.bench.child torch MODEL_KEY dynamo|legacy OUT.onnx
+    python -m archdsl.bench.child mlp N_LAYERS WIDTH OUT.onnx
+
+Imports, probing onnxruntime's newest opset and (for torch) building the module happen before the clock
+starts; the timed part is what a user waits for: `archdsl build` (parse, elaborate, optimize, lower with weights, write the file) or
+`torch.onnx.export` to a file. Prints one JSON line: seconds, peak_mb (peak RSS growth), nodes."""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+import warnings
+
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _rss_mb() -> float:
+    """Current RSS, after resetting the peak (VmHWM) so that start-up peaks do not count."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    return _status_mb("VmRSS")
+
+
+def _peak_mb() -> float:
+    hwm = _status_mb("VmHWM")
+    return hwm if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def mlp_source(layers: int, width: int) -> str:
+    return (f"model deep_mlp(x: float32[B, {width}]) -> y {{\n    h = x\n"
+            f"    repeat {layers} as i {{ h = h -> linear({width}) as \"fc{{i}}\" -> relu }}\n    y = h\n}}\n")
+
+
+def _warm() -> None:
+    """Once-per-process start-up outside the clock, like imports: probing onnxruntime's newest opset."""
+    from ..ops._kernels import runs_natively
+    from ..runtime import newest_opset
+    runs_natively("Attention", newest_opset())
+
+
+def _archdsl(key: str, level: int, out: str) -> dict:
+    from .. import driver
+    _warm()
+    from .models import by_key
+    m = by_key(key) if key != "-" else None
+    before = _rss_mb()
+    t0 = time.perf_counter()
+    mod = driver.load(m.path, defines=m.defines)
+    c = driver.build(mod, None, driver.CompileOptions(opt_level=level))
+    driver.write_model(c.model, out)
+    return {"seconds": time.perf_counter() - t0, "peak_mb": max(0.0, _peak_mb() - before),
+            "nodes": len(c.model.graph.node)}
+
+
+def _mlp(layers: int, width: int, out: str) -> dict:
+    from .. import driver
+    _warm()
+    src = mlp_source(layers, width)
+    before = _rss_mb()
+    t0 = time.perf_counter()
+    c = driver.build(driver.load(text=src, file="deep_mlp.arch"), None, driver.CompileOptions())
+    driver.write_model(c.model, out)
+    return {"seconds": time.perf_counter() - t0, "peak_mb": max(0.0, _peak_mb() - before),
+            "nodes": len(c.model.graph.node), "ir_nodes": len(c.graph.nodes)}
+
+
+def _torch(key: str, exporter: str, out: str) -> dict:
+    import torch
+
+    from .models import by_key, example_inputs, torch_module
+    m = by_key(key)
+    module = torch_module(m)
+    ins = example_inputs(m)
+    args = tuple(torch.ones(s, dtype=torch.int64) if dt == "int64" else torch.randn(s) for _, s, dt in ins)
+    names = [n for n, _, _ in ins]
+    before = _rss_mb()
+    t0 = time.perf_counter()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            torch.onnx.export(module, args, out, dynamo=True, input_names=names, verbose=False)
+        else:
+            torch.onnx.export(module, args, out, dynamo=False, input_names=names)
+    seconds = time.perf_counter() - t0
+    import onnx
+    nodes = len(onnx.load(out, load_external_data=False).graph.node)
+    return {"seconds": seconds, "peak_mb": max(0.0, _peak_mb() - before), "nodes": nodes}
+
+
+def main(argv: list[str]) -> int:
+    kind = argv[0]
+    try:
+        if kind == "archdsl":
+            res = _archdsl(argv[1], int(argv[2]), argv[3])
+        elif kind == "torch":
+            res = _torch(argv[1], argv[2], argv[3])
+        elif kind == "mlp":
+            res = _mlp(int(argv[1]), int(argv[2]), argv[3])
+        else:
+            raise SystemExit(f"unknown kind {kind}")
+    except Exception as e:  # noqa: BLE001 - reported in the table, not a crash of the benchmark
+        res = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
+    sys.stdout.flush()
+    print("BENCH-RESULT " + json.dumps(res), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

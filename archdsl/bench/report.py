@@ -1,0 +1,105 @@
+"""The benchmark's tables: rich on a terminal, markdown for the README."""
+
+from __future__ import annotations
+
+__all__ = ["render"]
+
+_SHORT = {"dynamo": "dyn", "legacy": "leg"}
+
+
+def _num(r: dict | None, key: str, fmt: str) -> str:
+    if not r:
+        return "-"
+    if "error" in r:
+        return "error"
+    return format(r[key], fmt) if key in r else "-"
+
+
+def _model_rows(results: dict, exporters: list[str]) -> tuple[list[str], list[list[str]], list[str]]:
+    head = ["model", "archdsl build s"] + [f"torch {e} s" for e in exporters] + \
+        (["speedup (" + "/".join(_SHORT[e] for e in exporters) + ")"] if exporters else []) + \
+        ["nodes O0/O2" + "".join(f"/{_SHORT[e]}" for e in exporters), "ORT ms O0/O2",
+         ] + ([f"ORT ms {'/'.join(_SHORT[e] for e in exporters)}", "latency O2/torch"] if exporters else []) + \
+        ["peak MB archdsl" + ("/" + "/".join(_SHORT[e] for e in exporters) if exporters else "")] + \
+        (["max |Δ| vs torch"] if exporters else [])
+    rows, notes = [], []
+    for row in results["models"]:
+        a0, a2 = row.get("archdsl_O0"), row.get("archdsl_O2")
+        tr = [row.get(f"torch_{e}") for e in exporters]
+        for label, r in [("archdsl -O0", a0), ("archdsl -O2", a2)] + [(f"torch {e}", t) for e, t in zip(exporters, tr)]:
+            if r and "error" in r:
+                notes.append(f"{row['model']}, {label}: {r['error']}")
+        cells = [row["model"], _num(a2, "seconds", ".2f")] + [_num(t, "seconds", ".2f") for t in tr]
+        if exporters:
+            sp = []
+            for t in tr:
+                ok = a2 and t and "seconds" in a2 and "seconds" in t
+                sp.append(f"{t['seconds'] / a2['seconds']:.0f}x" if ok else "-")
+            cells.append(" / ".join(sp))
+        cells.append("/".join([_num(a0, "nodes", "d"), _num(a2, "nodes", "d")] + [_num(t, "nodes", "d") for t in tr]))
+        lat = row.get("latency_ms", {})
+        cells.append(f"{lat.get('O0', float('nan')):.1f} / {lat.get('O2', float('nan')):.1f}" if lat else "-")
+        if exporters:
+            cells.append(" / ".join(f"{lat[e]:.1f}" if e in lat else "-" for e in exporters))
+            ratio = row.get("ratio", {})
+            cells.append(" / ".join(f"{ratio[e]:.2f}" if e in ratio else "-" for e in exporters))
+        cells.append("/".join([_num(a2, "peak_mb", ".0f")] + [_num(t, "peak_mb", ".0f") for t in tr]))
+        if exporters:
+            cells.append(str(row.get("max_abs_diff", "-")))
+        rows.append(cells)
+        if row.get("cuda_ms"):
+            notes.append(f"{row['model']} CUDA ms: " + ", ".join(f"{k} {v:.2f}" for k, v in row["cuda_ms"].items()))
+    return head, rows, notes
+
+
+def _scaling_rows(results: dict):
+    head = ["MLP layers", "IR nodes", "ONNX nodes", "compile s", "µs per node", "peak MB"]
+    rows = []
+    for r in results["scaling"]:
+        if "error" in r:
+            rows.append([str(r["layers"]), "-", "-", "error", r["error"][:60], "-"])
+            continue
+        rows.append([f"{r['layers']:,}", f"{r['ir_nodes']:,}", f"{r['nodes']:,}", f"{r['seconds']:.2f}",
+                     f"{r['seconds'] / r['nodes'] * 1e6:.0f}", f"{r['peak_mb']:.0f}"])
+    return head, rows
+
+
+def _machine_line(results: dict) -> str:
+    m = results["machine"]
+    return (f"{m['cpu']}, {m['cores']} cores, {m['memory']}; python {m['python']}, onnx {m['onnx']}, "
+            f"onnxruntime {m['onnxruntime']} ({m['providers']}), torch {m['torch']}; latency: batch 1, "
+            f"{results['threads']} intra-op threads, {results['rounds']} alternated rounds")
+
+
+def render(results: dict, exporters: list[str], markdown: bool = False) -> None:
+    head, rows, notes = _model_rows(results, exporters)
+    shead, srows = _scaling_rows(results)
+    title = "archdsl vs torch.onnx.export" if exporters else "archdsl"
+    if not exporters:
+        notes.insert(0, f"no torch comparison: {results['torch']}")
+    if markdown:
+        print(f"Machine: {_machine_line(results)}\n")
+        for h, rs in ((head, rows), (shead, srows)):
+            if rs:
+                print("| " + " | ".join(h) + " |\n|" + "---|" * len(h))
+                for r in rs:
+                    print("| " + " | ".join(r) + " |")
+                print()
+        for n in notes:
+            print(f"- {n}")
+        return
+    from rich.console import Console
+    from rich.table import Table
+    con = Console(width=220)
+    con.print(_machine_line(results))
+    for t_title, h, rs in ((title, head, rows), ("compile time vs graph size (deep MLP, width 16)", shead, srows)):
+        if not rs:
+            continue
+        t = Table(title=t_title)
+        for i, c in enumerate(h):
+            t.add_column(c, justify="left" if i == 0 else "right")
+        for r in rs:
+            t.add_row(*r)
+        con.print(t)
+    for n in notes:
+        con.print(f"note: {n}")

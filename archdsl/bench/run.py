@@ -1,0 +1,203 @@
+"""`archdsl bench` / `python -m archdsl.bench`: compile time, node counts, onnxruntime latency and compile
+memory of archdsl against torch.onnx.export (both exporters) on five architectures, and compile time
+against graph size on a generated deep MLP. Without torch it reports archdsl's own figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .latency import alternate, feeds_for, make_session, median_ratio
+from .models import MODELS, BenchModel, example_inputs, torch_module
+
+__all__ = ["main"]
+
+EXPORTERS = ("dynamo", "legacy")
+
+
+def _child(args: list[str], timeout: float = 1800) -> dict:
+    cmd = [sys.executable, "-m", "archdsl.bench.child", *args]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f}s"}
+    for line in reversed(p.stdout.splitlines()):
+        if line.startswith("BENCH-RESULT "):
+            return json.loads(line[len("BENCH-RESULT "):])
+    tail = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["no output"]
+    return {"error": f"exit {p.returncode}: {tail[0][:200]}"}
+
+
+def _have_torch() -> str | None:
+    """None when torch and the reference modules are importable, else why not."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return "torch is not installed"
+    try:
+        from . import torch_models  # noqa: F401
+    except ImportError as e:
+        return f"archdsl/bench/torch_models.py is not importable ({e})"
+    return None
+
+
+def machine() -> dict:
+    import onnx
+    import onnxruntime as ort
+    cpu = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            mem = f"{int(f.readline().split()[1]) / 1024 ** 2:.0f} GiB"
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "memory": mem, "python": platform.python_version(),
+            "onnx": onnx.__version__, "onnxruntime": ort.__version__,
+            "providers": ",".join(ort.get_available_providers())}
+    try:
+        import torch
+        info["torch"] = torch.__version__
+    except ImportError:
+        info["torch"] = "not installed"
+    return info
+
+
+def _agreement(m: BenchModel, path_o2_weights: Path) -> str:
+    """max |archdsl - torch eager| with torch's weights loaded by name into archdsl (a wrong reference or a
+    wrong compile both show here)."""
+    import numpy as np
+    import torch
+
+    from .. import driver
+    module = torch_module(m)
+    g = driver.check_file(m.path, defines=m.defines)
+    sd = {k: v.detach().numpy() for k, v in module.state_dict().items()}
+    weights = {}
+    for name, v in g.params.items():
+        if name not in sd:
+            return f"n/a ({name} not in state_dict)"
+        a = sd[name]
+        if tuple(a.shape) != tuple(v.type.shape) and a.ndim == 2 and tuple(a.shape[::-1]) == tuple(v.type.shape):
+            a = a.T
+        weights[name] = np.ascontiguousarray(a)
+    np.savez(path_o2_weights, **weights)
+    model = driver.compile_file(m.path, defines=m.defines, weights=str(path_o2_weights))
+    sess = make_session(model.SerializeToString(), 2)
+    ins = example_inputs(m)
+    feeds = feeds_for(sess, ins, m.int_high, seed=7)
+    ours = sess.run(None, feeds)
+    with torch.no_grad():
+        ref = module(*[torch.from_numpy(feeds[x.name]) for x in sess.get_inputs()])
+    ref = ref if isinstance(ref, (tuple, list)) else (ref,)
+    diffs = [float(np.abs(o - r.numpy()).max()) for o, r in zip(ours, ref)]
+    return f"{max(diffs):.1e}"
+
+
+def bench_model(m: BenchModel, work: Path, opts, torch_reason: str | None) -> dict:
+    row: dict = {"model": m.title}
+    files = {}
+    for level in (0, 2):
+        out = work / f"{m.key}_O{level}.onnx"
+        r = _child(["archdsl", m.key, str(level), str(out)])
+        row[f"archdsl_O{level}"] = r
+        if "error" not in r:
+            files[f"O{level}"] = out
+    exporters = [] if torch_reason else opts.exporters
+    for ex in exporters:
+        out = work / f"{m.key}_torch_{ex}.onnx"
+        r = _child(["torch", m.key, ex, str(out)])
+        row[f"torch_{ex}"] = r
+        if "error" not in r:
+            files[ex] = out
+    if files and opts.rounds > 0:
+        ins = example_inputs(m)
+        runs = {}
+        for label, path in files.items():
+            sess = make_session(str(path), opts.threads)
+            runs[label] = (sess, feeds_for(sess, ins, m.int_high))
+        times = alternate(runs, opts.rounds)
+        row["latency_ms"] = {k: statistics.median(v) for k, v in times.items()}
+        if "O2" in times:
+            row["ratio"] = {k: median_ratio(times["O2"], times[k]) for k in times if k != "O2"}
+        if opts.cuda:
+            cuda_runs = {k: (make_session(str(p), opts.threads, "cuda"), runs[k][1]) for k, p in files.items()
+                         if k != "O0"}
+            ct = alternate(cuda_runs, opts.rounds)
+            row["cuda_ms"] = {k: statistics.median(v) for k, v in ct.items()}
+    if not torch_reason and opts.check_outputs:
+        try:
+            row["max_abs_diff"] = _agreement(m, work / f"{m.key}_weights.npz")
+        except Exception as e:  # noqa: BLE001 - a missing reference is reported, not fatal
+            row["max_abs_diff"] = f"n/a ({type(e).__name__})"
+    for f in work.glob(f"{m.key}_*"):
+        f.unlink()
+    return row
+
+
+def bench_scaling(sizes: list[int], work: Path) -> list[dict]:
+    rows = []
+    for nodes in sizes:
+        layers = max(1, nodes // 2)
+        r = _child(["mlp", str(layers), "16", str(work / "mlp.onnx")])
+        r["layers"] = layers
+        rows.append(r)
+        (work / "mlp.onnx").unlink(missing_ok=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="archdsl bench", description=__doc__)
+    ap.add_argument("--models", default="all", metavar="KEYS",
+                    help=f"comma-separated subset of: {', '.join(m.key for m in MODELS)} (default all)")
+    ap.add_argument("--quick", action="store_true", help="fewer latency rounds, scaling only to 10k nodes")
+    ap.add_argument("--rounds", type=int, metavar="N", help="latency rounds per model (default 30, quick 8)")
+    ap.add_argument("--threads", type=int, default=2, metavar="N", help="onnxruntime intra-op threads (default 2)")
+    ap.add_argument("--exporters", default=",".join(EXPORTERS), help="torch exporters: dynamo,legacy")
+    ap.add_argument("--no-torch", action="store_true", help="archdsl's own figures only")
+    ap.add_argument("--no-check", dest="check_outputs", action="store_false",
+                    help="skip comparing archdsl's outputs with torch eager (same weights)")
+    ap.add_argument("--scaling", metavar="SIZES", help="deep-MLP node counts (default 1000,10000,100000; quick 1000,10000; 0 = skip)")
+    ap.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
+    ap.add_argument("--markdown", action="store_true", help="print markdown tables (for the README)")
+    opts = ap.parse_args(argv)
+    opts.rounds = opts.rounds if opts.rounds is not None else (8 if opts.quick else 30)
+    opts.exporters = [e for e in opts.exporters.split(",") if e]
+    keys = [m.key for m in MODELS] if opts.models == "all" else opts.models.split(",")
+    unknown = [k for k in keys if k not in {m.key for m in MODELS}]
+    if unknown:
+        print(f"archdsl bench: error: unknown model {unknown[0]} (models: {', '.join(m.key for m in MODELS)})",
+              file=sys.stderr)
+        return 2
+    sizes = [int(s) for s in (opts.scaling or ("1000,10000" if opts.quick else "1000,10000,100000")).split(",")
+             if int(s) > 0]
+    import onnxruntime as ort
+    opts.cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    torch_reason = "--no-torch" if opts.no_torch else _have_torch()
+    from .report import render
+    results = {"machine": machine(), "threads": opts.threads, "rounds": opts.rounds, "torch": torch_reason or "yes",
+               "models": [], "scaling": []}
+    with tempfile.TemporaryDirectory(prefix="archdsl-bench-") as tmp:
+        work = Path(tmp)
+        for m in MODELS:
+            if m.key in keys:
+                print(f"... {m.title}", file=sys.stderr, flush=True)
+                results["models"].append(bench_model(m, work, opts, torch_reason))
+        if sizes:
+            print("... deep MLP scaling", file=sys.stderr, flush=True)
+            results["scaling"] = bench_scaling(sizes, work)
+    if opts.json:
+        Path(opts.json).write_text(json.dumps(results, indent=2))
+    render(results, opts.exporters if not torch_reason else [], markdown=opts.markdown)
+    return 0

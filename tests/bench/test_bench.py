@@ -1,0 +1,81 @@
+"""The benchmark command: its parts on small inputs, and one run without torch (archdsl's own figures)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from archdsl.bench import main
+from archdsl.bench.child import mlp_source
+from archdsl.bench.latency import alternate, median_ratio
+from archdsl.bench.models import MODELS, example_inputs
+from archdsl.bench.report import render
+from archdsl.bench.run import bench_scaling
+
+
+def test_models_have_specs_and_inputs():
+    for m in MODELS:
+        assert m.path.is_file(), m.spec
+    bert = next(m for m in MODELS if m.key == "bert_base")
+    assert [(n, s) for n, s, _ in example_inputs(bert)] == [("input_ids", (1, 128)), ("token_type_ids", (1, 128)),
+                                                             ("attention_mask", (1, 128))]
+
+
+def test_deep_mlp_source_compiles_to_two_nodes_per_layer():
+    from archdsl import check_source
+    assert len(check_source(mlp_source(7, 4)).nodes) == 14
+
+
+class _Fake:
+    def __init__(self):
+        self.calls = 0
+
+    def run(self, outputs, feeds):
+        self.calls += 1
+
+
+def test_alternate_runs_every_session_every_round():
+    a, b = _Fake(), _Fake()
+    times = alternate({"a": (a, {}), "b": (b, {})}, rounds=5, warmup=1)
+    assert a.calls == b.calls == 6 and len(times["a"]) == len(times["b"]) == 5
+    assert median_ratio([2.0, 4.0, 6.0], [1.0, 1.0, 2.0]) == 3.0
+
+
+def test_render_with_and_without_torch(capsys):
+    res = {"machine": {"cpu": "cpu", "cores": 2, "memory": "1 GiB", "python": "3", "onnx": "1", "onnxruntime": "1",
+                       "providers": "CPU", "torch": "2"}, "threads": 2, "rounds": 3, "torch": "yes",
+           "models": [{"model": "M", "archdsl_O0": {"seconds": 1.0, "peak_mb": 10.0, "nodes": 12},
+                       "archdsl_O2": {"seconds": 0.5, "peak_mb": 9.0, "nodes": 8},
+                       "torch_dynamo": {"seconds": 25.0, "peak_mb": 900.0, "nodes": 20},
+                       "torch_legacy": {"error": "boom"},
+                       "latency_ms": {"O0": 2.0, "O2": 1.0, "dynamo": 1.1}, "ratio": {"O0": 0.5, "dynamo": 0.9},
+                       "max_abs_diff": "1.0e-06"}],
+           "scaling": [{"layers": 500, "ir_nodes": 1000, "nodes": 1000, "seconds": 0.3, "peak_mb": 5.0}]}
+    render(res, ["dynamo", "legacy"], markdown=True)
+    out = capsys.readouterr().out
+    assert "| M | 0.50 | 25.00 | error | 50x / - | 12/8/20/error |" in out
+    assert "0.90 / -" in out and "boom" in out and "| 500 | 1,000 | 1,000 | 0.30 | 300 |" in out
+    render(res, [], markdown=False)
+    assert "archdsl" in capsys.readouterr().out
+
+
+def test_scaling_child_reports_nodes_and_time(tmp_path):
+    (row,) = bench_scaling([100], tmp_path)
+    assert row["ir_nodes"] == 100 and row["nodes"] == 100 and row["seconds"] > 0
+
+
+@pytest.mark.slow
+def test_bench_runs_without_torch(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["--models", "resnet50", "--rounds", "2", "--no-torch", "--scaling", "0", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    (row,) = res["models"]
+    assert row["archdsl_O2"]["nodes"] < row["archdsl_O0"]["nodes"]
+    assert set(row["latency_ms"]) == {"O0", "O2"}
+    assert "ResNet-50" in capsys.readouterr().out
+
+
+def test_unknown_model_is_a_usage_error(capsys):
+    assert main(["--models", "alexnet"]) == 2
+    assert "unknown model alexnet" in capsys.readouterr().err
