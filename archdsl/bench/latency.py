@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-__all__ = ["make_session", "feeds_for", "alternate"]
+__all__ = ["alternate", "feeds_for", "make_session"]
 
 
 def make_session(path: str, threads: int = 2, provider: str = "cpu"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["BenchModel", "MODELS", "SPECS_DIR", "torch_module", "example_inputs"]
+__all__ = ["MODELS", "SPECS_DIR", "BenchModel", "example_inputs", "torch_module"]
 
 SPECS_DIR = Path(__file__).resolve().parents[2] / "specs"
 SEQ = 128

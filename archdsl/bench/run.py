@@ -25,7 +25,7 @@ EXPORTERS = ("dynamo", "legacy")
 def _child(args: list[str], timeout: float = 1800) -> dict:
     cmd = [sys.executable, "-m", "archdsl.bench.child", *args]
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f}s"}
     for line in reversed(p.stdout.splitlines()):
