@@ -7,6 +7,7 @@ import sys
 
 from .. import __version__
 from .commands import COMMANDS
+from .train import add_train_flags, add_train_parser
 
 __all__ = ["main", "make_parser"]
 
@@ -15,6 +16,8 @@ _EPILOG = """examples:
   archdsl check specs/mlp.arch
   archdsl summary specs/resnet.arch -D depth=18 --json
   archdsl run specs/lenet5.arch --batch 4
+  archdsl build specs/mlp.arch --train --optimizer adamw --lr 1e-3 -o step.onnx
+  archdsl train examples/digits/digits.arch --data train.npz --val val.npz --epochs 20 -o digits.npz
 
 exit status: 0 success, 1 a diagnostic about the input, 2 a usage error."""
 
@@ -57,6 +60,7 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--external-data", action="store_true", default=None,
                    help="store weights beside the model in OUT.onnx.data (automatic past 2 GiB)")
     _optimize_flags(b)
+    add_train_flags(b, building=True)
 
     c = sub.add_parser("check", help="parse, elaborate and shape-check; print each model's signature",
                        description="Parse, elaborate and shape-check every model (or --model); print inputs, "
@@ -87,6 +91,8 @@ def make_parser() -> argparse.ArgumentParser:
     o = sub.add_parser("ops", help="list the ops of the registry with their signatures",
                        description="List every op: its signature and what it does.")
     o.add_argument("--markdown", action="store_true", help="print the language reference's op table")
+
+    add_train_parser(sub)
 
     sub.add_parser("passes", help="list the optimization passes with their levels",
                    description="List every optimization pass: name, level (-O1/-O2) and what it rewrites.")

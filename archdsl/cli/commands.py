@@ -61,6 +61,9 @@ def cmd_build(args, sources) -> int:
                 _report(args, _optimize_ir(g, args))
             sys.stdout.write(print_graph(g))
         return 0
+    if getattr(args, "train", False):
+        from .train import build_train
+        return build_train(args, sources, mod)
     opts = driver.CompileOptions(opset=args.opset, seed=args.seed, weights=args.weights, search_path=tuple(args.include),
                                  **_opt_options(args))
     compiled = driver.build(mod, args.model, opts, sources)
@@ -207,4 +210,10 @@ def cmd_ops(args) -> int:
     return 0
 
 
-COMMANDS = {"build": cmd_build, "check": cmd_check, "summary": cmd_summary, "run": cmd_run, "ops": cmd_ops}
+def _cmd_train(args, sources) -> int:
+    from .train import cmd_train
+    return cmd_train(args, sources)
+
+
+COMMANDS = {"build": cmd_build, "check": cmd_check, "summary": cmd_summary, "run": cmd_run, "ops": cmd_ops,
+            "train": _diagnostics(_cmd_train)}

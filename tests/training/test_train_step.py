@@ -50,7 +50,7 @@ def test_step_model_is_standard_onnx_and_runs_from_data_alone(name):
         assert outputs[out].type == inputs[inp].type
     assert set(state.values()) >= set(ct.info.params) | set(ct.info.buffers) | {"step"} and "lr" in inits
     assert [i.name for i in m.graph.input][:len(ct.info.data_inputs) + 1] == ct.info.data_inputs + ["labels"]
-    assert [o.name for o in m.graph.output][0] == "loss"
+    assert next(o.name for o in m.graph.output) == "loss"
     if name == "gpt2":
         assert "seed" in inputs, "dropout is active and reads a seed"
     feeds = batches(ct, 1, 2, 10)[0]
@@ -141,10 +141,10 @@ def test_op_without_gradient_rule_off_the_path_is_fine():
 
 
 @pytest.mark.parametrize("bad,words", [
-    (dict(opt="adam", lr=0.1, nesterov=True), "nesterov"),
-    (dict(opt="sgd", lr=-1.0), "learning rate"),
-    (dict(loss="mse", label_smoothing=0.1), "label smoothing"),
-    (dict(loss="hinge"), "unknown loss"),
+    ({"opt": "adam", "lr": 0.1, "nesterov": True}, "nesterov"),
+    ({"opt": "sgd", "lr": -1.0}, "learning rate"),
+    ({"loss": "mse", "label_smoothing": 0.1}, "label smoothing"),
+    ({"loss": "hinge"}, "unknown loss"),
 ])
 def test_bad_settings_are_diagnostics(bad, words):
     with pytest.raises(ArchError, match=words):

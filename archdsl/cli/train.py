@@ -1,0 +1,117 @@
+"""`archdsl build --train` (write a train-step model and its eval model) and `archdsl train` (run the loop)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .. import driver
+
+__all__ = ["add_train_flags", "add_train_parser", "build_train", "cmd_train", "train_config"]
+
+
+def add_train_flags(p: argparse.ArgumentParser, building: bool) -> None:
+    """Loss and optimizer flags, shared by `build --train` and `train`."""
+    g = p.add_argument_group("training" if building else "loss and optimizer")
+    if building:
+        g.add_argument("--train", action="store_true",
+                       help="write a train-step model (forward, loss, gradients, optimizer update) and, beside "
+                            "it, OUT.eval.onnx")
+    g.add_argument("--loss", choices=("cross_entropy", "mse", "bce_with_logits"), default="cross_entropy",
+                   help="loss on the model's output (default cross_entropy: logits [..., classes], int64 labels)")
+    g.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="adamw",
+                   help="torch.optim's update rule (default adamw)")
+    g.add_argument("--lr", type=float, default=1e-3, metavar="LR", help="learning rate (default 1e-3)")
+    g.add_argument("--momentum", type=float, default=0.0, metavar="M", help="sgd momentum (default 0)")
+    g.add_argument("--nesterov", action="store_true", help="sgd with Nesterov momentum")
+    g.add_argument("--weight-decay", type=float, default=None, metavar="WD",
+                   help="weight decay (default 0; 0.01 for adamw, decoupled as in torch.optim.AdamW)")
+    g.add_argument("--betas", type=float, nargs=2, default=(0.9, 0.999), metavar=("B1", "B2"),
+                   help="adam/adamw betas (default 0.9 0.999)")
+    g.add_argument("--eps", type=float, default=1e-8, help="adam/adamw epsilon (default 1e-8)")
+    g.add_argument("--label-smoothing", type=float, default=0.0, metavar="E", help="cross_entropy label smoothing")
+    g.add_argument("--output-name", metavar="NAME", help="the model output the loss reads (default: the first)")
+
+
+def train_config(args):
+    from ..autodiff import OptimConfig, TrainConfig
+    opt = OptimConfig(args.optimizer, momentum=args.momentum, nesterov=args.nesterov,
+                      weight_decay=args.weight_decay, betas=tuple(args.betas), eps=args.eps)
+    return TrainConfig(loss=args.loss, optimizer=opt, lr=args.lr, label_smoothing=args.label_smoothing,
+                       output=args.output_name)
+
+
+def _options(args) -> driver.CompileOptions:
+    level = getattr(args, "opt_level", None)
+    return driver.CompileOptions(opset=getattr(args, "opset", None), seed=args.seed,
+                                 weights=getattr(args, "weights", None), search_path=tuple(args.include),
+                                 opt_level=2 if level is None else level,
+                                 disabled_passes=tuple(getattr(args, "disabled_passes", ())))
+
+
+def build_train(args, sources, mod) -> int:
+    """The body of `archdsl build --train`: OUT.onnx (the step) and OUT.eval.onnx."""
+    ct = driver.build_train(mod, args.model, _options(args), train_config(args), sources)
+    out = Path(args.output) if args.output else Path(args.file).with_name(f"{ct.eval_model.graph.name}.train.onnx")
+    eval_out = out.with_name(out.name[: -len(".onnx")] + ".eval.onnx" if out.name.endswith(".onnx")
+                             else out.name + ".eval.onnx")
+    driver.write_model(ct.step_model, out, args.external_data)
+    driver.write_model(ct.eval_model, eval_out, args.external_data)
+    info = ct.info
+    n = sum(int(_numel(t)) for t in ct.step_model.graph.initializer if t.name in info.params)
+    print(f"wrote {out} (train step: {len(info.params)} parameters, {n:,} values, {len(info.state)} state tensors, "
+          f"{len(ct.step_model.graph.node)} nodes, {info.config.loss} + {info.config.optimizer.name}) and {eval_out}")
+    return 0
+
+
+def _numel(t) -> int:
+    n = 1
+    for d in t.dims:
+        n *= d
+    return n
+
+
+def add_train_parser(sub) -> None:
+    t = sub.add_parser(
+        "train", help="train a spec on onnxruntime from .npz data",
+        description="Build the train step of FILE.arch and run it on onnxruntime (CUDA when available): "
+                    "DATA.npz holds one array per model input (by name) and `labels`. Prints per-epoch "
+                    "loss/accuracy, writes a checkpoint after every epoch and the trained weights (-o) as "
+                    ".npz or .safetensors; `archdsl build FILE --weights OUT` then gives the trained model.")
+    t.add_argument("file", help="the .arch spec to train")
+    t.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a file-level param (repeatable)")
+    t.add_argument("-I", dest="include", action="append", default=[], metavar="DIR", help="import search path")
+    t.add_argument("--model", metavar="NAME", help="which model of the file")
+    t.add_argument("--data", required=True, metavar="TRAIN.npz", help="training data: model inputs and labels")
+    t.add_argument("--val", metavar="VAL.npz", help="held-out data, evaluated after every epoch")
+    t.add_argument("--epochs", type=int, default=10, metavar="N", help="passes over the data (default 10)")
+    t.add_argument("--batch-size", type=int, default=32, metavar="B", help="examples per step (default 32)")
+    t.add_argument("-o", "--output", default="weights.npz", metavar="W.npz",
+                   help="trained parameters and buffers, .npz or .safetensors (default weights.npz)")
+    t.add_argument("--checkpoint", metavar="CKPT.npz",
+                   help="training state written after every epoch (default: OUTPUT with .ckpt.npz)")
+    t.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    t.add_argument("--weights", metavar="W.npz", help="start from these parameters instead of the initialization")
+    t.add_argument("--seed", type=int, default=0, metavar="S", help="seed for the initialization, shuffling, dropout")
+    t.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="execution provider")
+    t.add_argument("--threads", type=int, metavar="N", help="intra-op threads")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_train_flags(t, building=False)
+
+
+def cmd_train(args, sources) -> int:
+    from ..training.loop import LoopOptions, run_training
+    if args.epochs < 1 or args.batch_size < 1:
+        print("archdsl train: error: --epochs and --batch-size must be at least 1", file=sys.stderr)
+        return 2
+    mod = driver.load(args.file, defines=args.defines, search_path=args.include, sources=sources)
+    ct = driver.build_train(mod, args.model, _options(args), train_config(args), sources)
+    out = Path(args.output)
+    ckpt = Path(args.checkpoint) if args.checkpoint else out.with_name(out.name.split(".")[0] + ".ckpt.npz")
+    opts = LoopOptions(data=args.data, val=args.val, epochs=args.epochs, batch_size=args.batch_size, output=out,
+                       checkpoint=ckpt, resume=args.resume, provider=args.provider, threads=args.threads,
+                       seed=args.seed, quiet=args.quiet)
+    run_training(ct, opts)
+    return 0

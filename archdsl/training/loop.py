@@ -1,0 +1,270 @@
+"""`archdsl train`: the loop around an exported train step, on plain onnxruntime.
+
+Each step binds the batch and the current state, runs the step, and binds the state outputs as the next
+step's inputs (I/O binding, so on CUDA the state never leaves the device). After every epoch: the loss and
+accuracy of the epoch, the held-out set through the eval model, and a checkpoint (every state tensor, the
+epoch) written atomically; `--resume` continues from it."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from onnx import numpy_helper
+
+from ..diagnostics import ArchError
+from ..lower import save_weights
+from .export import TRAIN_CONFIG_KEY
+from .metrics import batch_metrics
+
+__all__ = ["LoopOptions", "Trainer", "load_data", "run_training"]
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    data: str
+    val: str | None = None
+    epochs: int = 10
+    batch_size: int = 32
+    output: Path = Path("weights.npz")
+    checkpoint: Path | None = None
+    resume: bool = False
+    provider: str = "auto"
+    threads: int | None = None
+    seed: int = 0
+    quiet: bool = False
+
+
+_NP = {1: np.float32, 11: np.float64, 10: np.float16, 7: np.int64, 6: np.int32, 9: np.bool_}
+
+
+def load_data(path: str, model, names: list[str]) -> dict[str, np.ndarray]:
+    """The arrays a model reads, by input name, checked against its declared dtypes and static dims."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise ArchError(f"data file not found: {path}") from None
+    except Exception as e:  # noqa: BLE001 - a corrupt or foreign file
+        raise ArchError(f"cannot read data from {path}: {e}") from None
+    inputs = {i.name: i for i in model.graph.input}
+    out, n = {}, None
+    for name in names:
+        if name not in arrays:
+            raise ArchError(f"{path} has no array '{name}' (it has: {', '.join(sorted(arrays)) or 'nothing'}); "
+                            f"the model reads {', '.join(names)}")
+        vi = inputs[name].type.tensor_type
+        a = np.asarray(arrays[name])
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in vi.shape.dim]
+        if a.ndim != len(dims) or any(d is not None and d != s for d, s in zip(dims[1:], a.shape[1:])):
+            shown = [d if d is not None else "?" for d in dims]
+            raise ArchError(f"{path}: '{name}' has shape {list(a.shape)}, the model takes {shown}")
+        want = _NP[vi.elem_type]
+        if a.dtype != want:
+            if np.issubdtype(want, np.integer) and not np.issubdtype(a.dtype, np.integer):
+                raise ArchError(f"{path}: '{name}' must hold integers ({np.dtype(want).name}), got {a.dtype}")
+            a = a.astype(want)
+        if n is not None and len(a) != n:
+            raise ArchError(f"{path}: '{name}' has {len(a)} examples, '{names[0]}' has {n}")
+        n = len(a)
+        out[name] = a
+    return out
+
+
+class Trainer:
+    """A train-step session and an eval session sharing one state (name -> OrtValue)."""
+
+    def __init__(self, compiled, provider: str = "auto", threads: int | None = None, seed: int = 0):
+        import onnxruntime as ort
+
+        from .. import runtime
+        self.ct = compiled
+        self.info = compiled.info
+        self.step = runtime.session(compiled.step_model, provider, threads)
+        self.eval = runtime.session(compiled.eval_model, provider, threads)
+        self.device = "cuda" if self.step.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        self.ort = ort
+        self.out_names = [o.name for o in self.step.get_outputs()]
+        self.eval_inputs = {i.name for i in compiled.eval_model.graph.input}
+        self.state: dict = {}
+        for t in compiled.step_model.graph.initializer:
+            if t.name in self.info.state_inputs:
+                self.set(t.name, numpy_helper.to_array(t))
+        if "seed" in self.info.state_inputs:
+            self.set("seed", np.array(seed, dtype=np.int64))
+        self.config = json.loads(next(p.value for p in compiled.step_model.metadata_props if p.key == TRAIN_CONFIG_KEY))
+
+    def set(self, name: str, value: np.ndarray) -> None:
+        self.state[name] = self.ort.OrtValue.ortvalue_from_numpy(np.asarray(value, order="C"), self.device, 0)
+
+    def get(self, name: str) -> np.ndarray:
+        return self.state[name].numpy()
+
+    def train_step(self, batch: dict[str, np.ndarray]) -> tuple[float, np.ndarray]:
+        """One step; returns the loss and the model output the loss read (for accuracy)."""
+        b = self.step.io_binding()
+        for k, v in batch.items():
+            b.bind_cpu_input(k, v)
+        for k, v in self.state.items():
+            b.bind_ortvalue_input(k, v)
+        for k in self.out_names:
+            b.bind_output(k, self.device)
+        self.step.run_with_iobinding(b)
+        outs = dict(zip(self.out_names, b.get_outputs()))
+        for out, inp in self.info.state.items():
+            self.state[inp] = outs[out]
+        return float(outs["loss"].numpy()), outs[self.info.output].numpy()
+
+    def predict(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        feeds = {k: v for k, v in batch.items() if k != "labels"}
+        feeds.update({k: self.get(k) for k in self.state if k in self.eval_inputs})
+        names = [o.name for o in self.eval.get_outputs()]
+        return self.eval.run([self.info.output if self.info.output in names else names[0]], feeds)[0]
+
+    # ---- files ----
+    def weights(self) -> dict[str, np.ndarray]:
+        return {k: self.get(k) for k in self.info.params + self.info.buffers}
+
+    def save_checkpoint(self, path: Path, epoch: int) -> None:
+        arrays = {k: self.get(k) for k in self.info.state_inputs}
+        arrays["__epoch__"] = np.array(epoch)
+        arrays["__config__"] = np.array(json.dumps(_fingerprint(self.config)))
+        _atomic(path, lambda p: np.savez(p, **arrays))
+
+    def load_checkpoint(self, path: Path) -> int:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except FileNotFoundError:
+            raise ArchError(f"--resume: no checkpoint at {path}") from None
+        saved = json.loads(str(arrays.pop("__config__", "{}")))
+        now = _fingerprint(self.config)
+        if saved and saved != now:
+            diff = sorted(k for k in now if saved.get(k) != now.get(k))
+            raise ArchError(f"--resume: {path} was made with other settings ({', '.join(diff)}); resume with the "
+                            "same loss, optimizer and model")
+        epoch = int(arrays.pop("__epoch__"))
+        for k, v in arrays.items():
+            if k in self.state:
+                self.set(k, v)
+        return epoch
+
+
+def _fingerprint(cfg: dict) -> dict:
+    """What must not change between a checkpoint and its resumption (lr and epochs may)."""
+    return {k: v for k, v in cfg.items() if k not in ("lr",)}
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _batches(n: int, size: int, rng: np.random.Generator | None, drop_single: bool):
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    for i in range(0, n, size):
+        idx = order[i:i + size]
+        if drop_single and len(idx) < 2 and n >= 2:
+            continue  # batch statistics of one example are undefined (torch raises)
+        yield idx
+
+
+def run_training(ct, opts: LoopOptions, console=None) -> dict:
+    """The whole loop; returns the last epoch's metrics."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    console = console or Console(stderr=True)
+    trainer = Trainer(ct, opts.provider, opts.threads, opts.seed)
+    names = ct.info.data_inputs + ["labels"]
+    train = load_data(opts.data, ct.step_model, names)
+    val = load_data(opts.val, ct.step_model, names) if opts.val else None
+    n = len(train["labels"])
+    start = 0
+    if opts.resume:
+        start = trainer.load_checkpoint(opts.checkpoint)
+        console.print(f"resumed from {opts.checkpoint} after epoch {start}")
+    loss_kind = ct.info.config.loss
+    has_bn = bool(ct.info.buffers)
+    metrics: dict = {}
+    console.print(f"training {ct.eval_model.graph.name} on {trainer.step.get_providers()[0]}: {n} examples, "
+                  f"batch {opts.batch_size}, {ct.info.config.optimizer.name} lr {ct.info.config.lr}")
+    for epoch in range(start + 1, opts.epochs + 1):
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([opts.seed, epoch])
+        total, seen, correct, counted = 0.0, 0, 0.0, 0
+        steps = -(-n // opts.batch_size)
+        with Progress(TextColumn(f"epoch {epoch}/{opts.epochs}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), console=console,
+                      transient=True, disable=opts.quiet or not console.is_terminal) as bar:
+            task = bar.add_task("train", total=steps, loss=float("nan"))
+            for idx in _batches(n, opts.batch_size, rng, has_bn):
+                batch = {k: v[idx] for k, v in train.items()}
+                loss, pred = trainer.train_step(batch)
+                if not np.isfinite(loss):
+                    raise ArchError(f"the loss is {loss} at epoch {epoch}; lower the learning rate (--lr)")
+                total += loss * len(idx)
+                seen += len(idx)
+                c, k = batch_metrics(loss_kind, pred, batch["labels"])
+                correct, counted = correct + c, counted + k
+                bar.update(task, advance=1, loss=total / seen)
+        metrics = {"epoch": epoch, "loss": total / max(seen, 1), "seconds": time.perf_counter() - t0}
+        if counted:
+            metrics["accuracy"] = correct / counted
+        if val is not None:
+            metrics.update(evaluate(trainer, val, opts.batch_size, loss_kind))
+        console.print(_line(metrics, opts.epochs))
+        if opts.checkpoint is not None:
+            trainer.save_checkpoint(opts.checkpoint, epoch)
+    _atomic_weights(opts.output, trainer.weights())
+    console.print(f"wrote {opts.output} ({len(ct.info.params)} parameters, {len(ct.info.buffers)} buffers)")
+    return metrics
+
+
+def evaluate(trainer: Trainer, data: dict, batch_size: int, loss_kind: str) -> dict:
+    from .metrics import loss_value
+    n = len(data["labels"])
+    total, correct, counted = 0.0, 0.0, 0
+    for i in range(0, n, max(batch_size, 256)):
+        batch = {k: v[i:i + max(batch_size, 256)] for k, v in data.items()}
+        pred = trainer.predict(batch)
+        total += loss_value(loss_kind, pred, batch["labels"]) * len(batch["labels"])
+        c, k = batch_metrics(loss_kind, pred, batch["labels"])
+        correct, counted = correct + c, counted + k
+    out = {"val_loss": total / max(n, 1)}
+    if counted:
+        out["val_accuracy"] = correct / counted
+    return out
+
+
+def _line(m: dict, epochs: int) -> str:
+    parts = [f"epoch {m['epoch']}/{epochs}", f"loss {m['loss']:.4f}"]
+    if "accuracy" in m:
+        parts.append(f"acc {100 * m['accuracy']:.2f}%")
+    if "val_loss" in m:
+        parts.append(f"val_loss {m['val_loss']:.4f}")
+    if "val_accuracy" in m:
+        parts.append(f"val_acc {100 * m['val_accuracy']:.2f}%")
+    parts.append(f"{m['seconds']:.2f}s")
+    return "  ".join(parts)
+
+
+def _atomic_weights(path: Path, arrays: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp{os.getpid()}.{path.name}")
+    try:
+        save_weights(tmp, arrays)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,101 @@
+"""`archdsl train` and `archdsl build --train` from the command line: weights, checkpoints, --resume, the
+trained inference model, and data mistakes reported as diagnostics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from archdsl import runtime
+from archdsl.cli import main
+from archdsl.lower import load_weights
+
+ROOT = Path(__file__).resolve().parents[2]
+DIGITS = str(ROOT / "examples/digits/digits.arch")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    sklearn = pytest.importorskip("sklearn.datasets")
+    d = sklearn.load_digits()
+    x = (d.images / 16.0).astype(np.float32)[:, None]
+    y = d.target.astype(np.int64)
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(len(y))
+    out = tmp_path_factory.mktemp("digits")
+    np.savez(out / "train.npz", x=x[idx[:600]], labels=y[idx[:600]])
+    np.savez(out / "val.npz", x=x[idx[1500:]], labels=y[idx[1500:]])
+    return out
+
+
+def test_train_resume_and_build_with_weights(data, tmp_path, capsys):
+    w = tmp_path / "w.npz"
+    args = ["train", DIGITS, "--data", str(data / "train.npz"), "--val", str(data / "val.npz"), "--batch-size", "32",
+            "--lr", "5e-3", "-o", str(w), "--quiet", "-D", "width=16"]
+    assert main(args + ["--epochs", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "epoch 2/2" in err and "val_acc" in err
+    ckpt = tmp_path / "w.ckpt.npz"
+    with np.load(ckpt) as z:
+        assert int(z["__epoch__"]) == 2 and int(z["step"]) == 2 * 19
+    assert main(args + ["--epochs", "4", "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "resumed" in err and "epoch 3/4" in err and "epoch 1/4" not in err
+    last = float(err.split("val_acc ")[-1].split("%")[0])
+    assert last > 80.0
+    with np.load(ckpt) as z:
+        assert int(z["__epoch__"]) == 4 and int(z["step"]) == 4 * 19
+    weights = load_weights(w)
+    assert {"conv1.weight", "bn1.running_mean", "bn1.running_var", "fc.weight", "fc.bias"} <= set(weights)
+    assert not any("exp_avg" in k for k in weights), "only parameters and buffers"
+    onnx_out = tmp_path / "d.onnx"
+    assert main(["build", DIGITS, "-D", "width=16", "--weights", str(w), "-o", str(onnx_out)]) == 0
+    with np.load(data / "val.npz") as z:
+        x, y = z["x"], z["labels"]
+    logits = runtime.session(onnx_out, "cpu").run(None, {"x": x})[0]
+    assert abs(100 * float((logits.argmax(-1) == y).mean()) - last) < 0.01, "same accuracy as the loop measured"
+
+
+def test_safetensors_and_build_train(data, tmp_path, capsys):
+    pytest.importorskip("safetensors")
+    w = tmp_path / "w.safetensors"
+    assert main(["train", DIGITS, "-D", "width=4", "--data", str(data / "train.npz"), "--epochs", "1",
+                 "--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.05", "-o", str(w), "--quiet"]) == 0
+    assert "fc.weight" in load_weights(w)
+    step = tmp_path / "step.onnx"
+    assert main(["build", DIGITS, "-D", "width=4", "--train", "--optimizer", "sgd", "--momentum", "0.9",
+                 "--weights", str(w), "-o", str(step)]) == 0
+    onnx.checker.check_model(onnx.load(step), full_check=True)
+    onnx.checker.check_model(onnx.load(tmp_path / "step.eval.onnx"), full_check=True)
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("arrays,words", [
+    ({"x": np.zeros((4, 1, 8, 8), np.float32)}, "no array 'labels'"),
+    ({"x": np.zeros((4, 1, 7, 8), np.float32), "labels": np.zeros(4, np.int64)}, "shape"),
+    ({"x": np.zeros((4, 1, 8, 8), np.float32), "labels": np.zeros(4, np.float32)}, "integers"),
+    ({"x": np.zeros((4, 1, 8, 8), np.float32), "labels": np.zeros(3, np.int64)}, "examples"),
+])
+def test_data_mistakes_are_diagnostics(tmp_path, capsys, arrays, words):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    assert main(["train", DIGITS, "--data", str(tmp_path / "bad.npz"), "-o", str(tmp_path / "w.npz"),
+                 "--quiet"]) == 1
+    assert words in capsys.readouterr().err
+
+
+def test_resume_without_checkpoint(data, tmp_path, capsys):
+    assert main(["train", DIGITS, "--data", str(data / "train.npz"), "-o", str(tmp_path / "w.npz"), "--resume",
+                 "--quiet"]) == 1
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_digits_example_reaches_97_percent(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("digits_train", ROOT / "examples/digits/train.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(tmp_path) >= 0.97
