@@ -311,14 +311,14 @@ class Evaluator:
         names = slots + [a.name for a in op.attrs]
         positional = [i.lstrip("*") for i in op.inputs if not i.endswith("?")] + [a.name for a in op.attrs]
         if len(args) > len(positional):
-            raise ArchTypeError(f"{op.name}() takes at most {len(positional)} positional arguments, got {len(args)}: "
-                                f"{op.signature()}", span)
+            raise ArchTypeError(f"{op.name}() takes {len(positional)} positional argument{'s' if len(positional) != 1 else ''}"
+                                f" at most, got {len(args)} (signature: {op.signature()})", span)
         for n, v in zip(positional, args):  # optional tensor inputs are keyword-only
             given[n] = v
         for k, v in kwargs.items():
             if k not in names:
-                raise ArchTypeError(f"{op.name}() has no argument '{k}'{did_you_mean(k, names)}; "
-                                    f"signature: {op.signature()}", span)
+                raise ArchTypeError(f"{op.name}() has no argument '{k}'{did_you_mean(k, names)} "
+                                    f"(signature: {op.signature()})", span)
             if k in given:
                 raise ArchTypeError(f"{op.name}(): argument '{k}' given twice", span)
             given[k] = v

@@ -21,6 +21,7 @@ _CONTINUES = {"->", ",", "=", "(", "[", "{", ".", ":", "+", "-", "*", "/", "//",
 # A `{` after one of these opens a dict literal, not a block body.
 _DICT_AFTER = {"=", "(", "[", ",", ":", "return", "in", "->", "+", "{"}
 
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
 _PLAIN = {
     "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a string",
     "_NL": "end of line", "$END": "end of file", "SEMICOLON": "';'",
@@ -41,8 +42,12 @@ class _PostLex:
 
     always_accept = ("_NL",)
 
+    def __init__(self) -> None:
+        self.open: list = []  # brackets still open when lexing stopped, for "never closed" hints
+
     def process(self, stream):
         stack: list[str] = []
+        self.open = opened = []
         prev: Token | None = None
         pending: Token | None = None
         for tok in stream:
@@ -57,6 +62,10 @@ class _PostLex:
                     yield pending
                 pending = None
             v = tok.value if tok.type not in ("NAME", "STRING", "INT", "FLOAT") else None
+            if v in ("(", "[", "{"):
+                opened.append(tok)
+            elif v in (")", "]", "}") and opened and _PAIRS[str(opened[-1])] == v:
+                opened.pop()
             if v in ("(", "["):
                 stack.append(v)
                 if len(stack) > MAX_NESTING:
@@ -75,8 +84,10 @@ class _PostLex:
 
 @functools.lru_cache(maxsize=1)
 def _lark() -> Lark:
+    # cache=True: lark keeps the LALR tables in the temp dir keyed by the grammar's hash (0.2-0.5 s per
+    # process otherwise, half of `archdsl build resnet.arch`)
     return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr", propagate_positions=True,
-                start=["start", "expr"], postlex=_PostLex(), maybe_placeholders=True, lexer="basic")
+                start=["start", "expr"], postlex=_PostLex(), maybe_placeholders=True, lexer="basic", cache=True)
 
 
 def _tok_span(file: str, tok) -> Span:
@@ -135,6 +146,16 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
     return ArchSyntaxError(str(err).splitlines()[0], None)
 
 
+def _unclosed_note(err: ArchSyntaxError, file: str) -> ArchSyntaxError:
+    """When the parse fails inside brackets, say where the innermost one was opened."""
+    opened = getattr(_lark().options.postlex, "open", [])
+    if opened and err.span is not None:
+        tok = opened[-1]
+        if (tok.line, tok.column) < (err.span.line, err.span.col) and tok.line < err.span.line:
+            err.notes.append((f"'{tok}' opened here is never closed", _tok_span(file, tok)))
+    return err
+
+
 def parse_tree(text: str, file: str, start: str = "start"):
     """Source text to a Lark tree; any syntax problem raises ArchSyntaxError with a span."""
     if len(text.encode("utf-8", errors="replace")) > MAX_SOURCE_BYTES:
@@ -142,7 +163,7 @@ def parse_tree(text: str, file: str, start: str = "start"):
     try:
         return _lark().parse(text, start=start)
     except UnexpectedInput as e:
-        raise _translate(e, file, text) from None
+        raise _unclosed_note(_translate(e, file, text), file) from None
     except LimitError as e:
         if e.span is not None:
             e.span = Span(file, e.span.line, e.span.col, e.span.end_line, e.span.end_col)
