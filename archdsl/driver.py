@@ -76,8 +76,9 @@ def select_models(mod: Module, model: str | None) -> list[str]:
     if model is None:
         return names
     if model not in mod.models:
-        raise UnknownNameError(f"no model '{model}' in {mod.path}{did_you_mean(model, names)} "
-                               f"(models: {', '.join(names)})")
+        first = mod.models[names[0]]
+        raise UnknownNameError(f"--model {model}: no model '{model}' in {Path(mod.path).name}"
+                               f"{did_you_mean(model, names)} (models: {', '.join(names)})", first.span)
     return [model]
 
 
