@@ -1,0 +1,139 @@
+"""The command line end to end: every subcommand, its --help, exit codes 0 / 1 / 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from archdsl import __version__
+from archdsl.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+MLP = str(ROOT / "specs" / "mlp.arch")
+LENET = str(ROOT / "specs" / "lenet5.arch")
+
+
+def test_build_writes_a_checked_model(tmp_path, capsys):
+    out = tmp_path / "mlp.onnx"
+    assert main(["build", MLP, "-o", str(out)]) == 0
+    assert "203,530 params" in capsys.readouterr().out
+    onnx.checker.check_model(onnx.load(str(out)), full_check=True)
+
+
+def test_build_default_output_name(tmp_path, monkeypatch):
+    spec = tmp_path / "tiny.arch"
+    spec.write_text("model tiny(x: float32[B, 4]) -> y {\n    y = x -> linear(2)\n}\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", "tiny.arch"]) == 0
+    assert (tmp_path / "tiny.onnx").is_file()
+
+
+def test_build_emit_ir(capsys):
+    assert main(["build", MLP, "--emit", "ir"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("model mlp(x: float32[B, 784]) -> (logits)")
+    assert "linear(x, fc1.weight, fc1.bias)" in out
+
+
+def test_define_changes_the_model(capsys):
+    assert main(["check", MLP, "-D", "hidden=32"]) == 0
+    assert "params: 25,450" in capsys.readouterr().out  # 784*32+32 + 32*10+10
+
+
+def test_check_prints_signature_and_params(capsys):
+    assert main(["check", LENET]) == 0
+    out = capsys.readouterr().out
+    assert "lenet5(x: float32[B, 1, 32, 32]) -> (logits: float32[B, 10])" in out
+    assert "params: 61,706" in out
+
+
+def test_summary_json(capsys):
+    assert main(["summary", str(ROOT / "specs" / "resnet.arch"), "-D", "depth=18", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["params"] == 11_689_512
+    assert rep["buffers"] == 2 * 4800  # running mean and var of every BatchNorm channel
+    assert rep["flops"] > 3e9 and len(rep["layers"]) > 50
+    assert {"name", "op", "shape", "params", "flops"} <= set(rep["layers"][0])
+
+
+def test_summary_table(capsys):
+    assert main(["summary", MLP]) == 0
+    out = capsys.readouterr().out
+    assert "fc1" in out and "200,960" in out and "203,530" in out
+
+
+def test_run_arch_and_onnx(tmp_path, capsys):
+    assert main(["run", LENET, "--batch", "3", "--repeat", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "logits: [3, 10] float32" in out and "median latency" in out
+    model = tmp_path / "m.onnx"
+    assert main(["build", MLP, "-o", str(model)]) == 0
+    x = tmp_path / "x.npy"
+    np.save(x, np.ones((5, 784), np.float32))
+    assert main(["run", str(model), "--input", f"x={x}", "--repeat", "1"]) == 0
+    assert "logits: [5, 10]" in capsys.readouterr().out
+
+
+def test_run_unknown_input_is_a_diagnostic(tmp_path, capsys):
+    x = tmp_path / "x.npy"
+    np.save(x, np.ones((1, 784), np.float32))
+    assert main(["run", MLP, "--input", f"nope={x}"]) == 1
+    assert "no input 'nope'" in capsys.readouterr().err
+
+
+def test_ops_lists_the_registry(capsys):
+    assert main(["ops"]) == 0
+    out = capsys.readouterr().out
+    assert "conv2d(x, out_channels, kernel_size" in out and "linear(" in out
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["build", "--help"], ["check", "--help"], ["summary", "--help"],
+                                  ["run", "--help"], ["ops", "--help"], ["docs", "--help"]])
+def test_help(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 0
+    assert "usage: archdsl" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and __version__ in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["build"], ["frobnicate"], ["build", MLP, "--opset", "x"],
+                                  ["build", MLP, "--emit", "pdf"], ["build", MLP, "--opset", "12"], []])
+def test_usage_errors_exit_2(argv, capsys):
+    try:
+        rc = main(argv)
+    except SystemExit as e:
+        rc = e.code
+    assert rc == 2
+
+
+def test_missing_file_is_a_diagnostic(capsys):
+    assert main(["check", "does/not/exist.arch"]) == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_script_and_module_entry_points(tmp_path):
+    """The installed `archdsl` script and `python -m archdsl` behave the same, and a diagnostic has no traceback."""
+    bad = tmp_path / "bad.arch"
+    bad.write_text("model m(x: float32[B, 4]) -> y {\n    y = x -> lineer(3)\n}\n")
+    exe = Path(sys.executable).parent / "archdsl"
+    runs = [[sys.executable, "-m", "archdsl"]] + ([[str(exe)]] if exe.exists() else [])
+    for cmd in runs:
+        ok = subprocess.run(cmd + ["check", MLP], capture_output=True, text=True, env=dict(os.environ))
+        assert ok.returncode == 0 and "params: 203,530" in ok.stdout
+        r = subprocess.run(cmd + ["build", str(bad), "-o", str(tmp_path / "bad.onnx")], capture_output=True, text=True)
+        assert r.returncode == 1
+        assert "bad.arch:2:14: error: unknown name 'lineer'; did you mean 'linear'?" in r.stderr
+        assert "Traceback" not in r.stderr and not (tmp_path / "bad.onnx").exists()

@@ -1,0 +1,174 @@
+"""The output contract of DESIGN.md: full ONNX check, ONNX's shape inference agrees with ours, dim_params,
+opsets, determinism, atomic writes, metadata and source locations, weights by name."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import archdsl
+from archdsl import driver, runtime
+from archdsl.cli import main
+from archdsl.diagnostics import ArchError
+from archdsl.lower import initial_weights, lower_graph, save_weights
+from archdsl.types import Sym
+
+ROOT = Path(__file__).resolve().parents[2]
+SPECS = ROOT / "specs"
+CASES = [("mlp.arch", {}), ("lenet5.arch", {}), ("resnet.arch", {"depth": 18, "resolution": 64}),
+         ("resnet.arch", {"depth": 50, "resolution": 64}),
+         ("gpt2.arch", {"n_layer": 2, "n_head": 2, "n_embd": 32, "vocab": 50, "n_positions": 16})]
+IDS = [f"{s}{'-' + '-'.join(f'{k}{v}' for k, v in d.items()) if d else ''}" for s, d in CASES]
+
+
+@pytest.mark.parametrize("spec,defines", CASES, ids=IDS)
+def test_onnx_shape_inference_agrees_with_ours(spec, defines):
+    g = archdsl.check_file(SPECS / spec, defines=defines)
+    res = lower_graph(g, opset=runtime.newest_opset())
+    onnx.checker.check_model(res.model, full_check=True)
+    inferred = onnx.shape_inference.infer_shapes(res.model, strict_mode=True)
+    shapes = {vi.name: vi.type.tensor_type.shape for vi in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    compared = 0
+    for node in g.nodes:
+        for v in node.outputs:
+            name = res.names[id(v)]
+            assert name in shapes, f"ONNX inferred nothing for {name}"
+            dims = shapes[name].dim
+            assert len(dims) == v.type.rank, (name, v.type, dims)
+            for ours, theirs in zip(v.type.shape, dims):
+                if isinstance(ours, int) and theirs.HasField("dim_value"):
+                    assert theirs.dim_value == ours, (name, v.type, dims)
+                    compared += 1
+                elif isinstance(ours, int):
+                    pytest.fail(f"{name}: we know dim {ours}, ONNX inferred {theirs}")
+    assert compared > 0
+
+
+@pytest.mark.parametrize("opset", [17, 20, None])
+def test_symbolic_batch_runs_at_any_size(opset):
+    m = archdsl.compile_file(SPECS / "lenet5.arch", opset=opset)
+    onnx.checker.check_model(m, full_check=True)
+    assert m.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "B"
+    assert m.opset_import[0].version == (opset or runtime.newest_opset())
+    sess = runtime.session(m)
+    for batch in (1, 3):
+        (y,) = sess.run(None, runtime.random_feeds(sess, batch=batch))
+        assert y.shape == (batch, 10) and np.isfinite(y).all()
+
+
+def test_gelu_decomposed_below_opset_20_and_native_above():
+    src = "model m(x: float32[B, 8]) -> y {\n    y = x -> gelu\n}\n"
+    old = archdsl.compile_source(src, opset=17)
+    new = archdsl.compile_source(src, opset=20)
+    assert "Gelu" not in {n.op_type for n in old.graph.node} and "Erf" in {n.op_type for n in old.graph.node}
+    assert "Gelu" in {n.op_type for n in new.graph.node}
+    x = np.linspace(-4, 4, 16, dtype=np.float32).reshape(2, 8)
+    a = runtime.session(old).run(None, {"x": x})[0]
+    b = runtime.session(new).run(None, {"x": x})[0]
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_opset_below_17_is_refused():
+    with pytest.raises(ArchError):
+        archdsl.compile_file(SPECS / "mlp.arch", opset=16)
+
+
+def test_same_input_gives_identical_bytes(tmp_path):
+    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    args = [str(SPECS / "resnet.arch"), "-D", "depth=18", "-D", "resolution=64"]
+    assert main(["build", *args, "-o", str(a)]) == 0
+    assert main(["build", *args, "-o", str(b)]) == 0
+    assert a.read_bytes() == b.read_bytes()
+    m1 = archdsl.compile_file(SPECS / "lenet5.arch", seed=3).SerializeToString()
+    m2 = archdsl.compile_file(SPECS / "lenet5.arch", seed=3).SerializeToString()
+    m3 = archdsl.compile_file(SPECS / "lenet5.arch", seed=4).SerializeToString()
+    assert m1 == m2 and m1 != m3
+
+
+def test_failed_build_leaves_previous_output_untouched(tmp_path):
+    out = tmp_path / "model.onnx"
+    assert main(["build", str(SPECS / "mlp.arch"), "-o", str(out)]) == 0
+    before = out.read_bytes()
+    bad = tmp_path / "bad.arch"
+    bad.write_text("model mlp(x: float32[B, 784]) -> logits {\n    logits = x -> linear(10) -> softmax(axis=3)\n}\n")
+    assert main(["build", str(bad), "-o", str(out)]) == 1
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.arch", "model.onnx"]  # no temp files left
+
+
+def test_metadata_and_source_locations():
+    m = archdsl.compile_file(SPECS / "resnet.arch", defines={"depth": 18, "resolution": 64})
+    meta = {p.key: p.value for p in m.metadata_props}
+    assert meta["archdsl.version"] == archdsl.__version__
+    assert '"depth": 18' in meta["archdsl.params"] and meta["archdsl.source"] == "resnet.arch"
+    convs = [n for n in m.graph.node if n.op_type == "Conv"]
+    assert convs and all("resnet.arch:" in n.doc_string and "@resnet.arch:" in n.name for n in convs)
+    assert any(n.name.startswith("layer1.0.conv1/") for n in convs)
+
+
+def test_initializers_are_pytorch_style_and_seeded():
+    g = archdsl.check_file(SPECS / "mlp.arch")
+    w = initial_weights(g, seed=0)
+    bound = 1 / np.sqrt(784)
+    assert w["fc1.weight"].shape == (256, 784) and np.abs(w["fc1.weight"]).max() <= bound
+    assert abs(w["fc1.weight"].std() - bound / np.sqrt(3)) < 1e-3  # U(-b, b)
+    assert not np.array_equal(w["fc1.weight"], initial_weights(g, seed=1)["fc1.weight"])
+    g2 = archdsl.check_file(SPECS / "mlp.arch", defines={"hidden": 300})
+    assert np.array_equal(initial_weights(g2)["fc2.bias"].shape, (10,))
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_weights_load_by_name(tmp_path, suffix):
+    g = archdsl.check_file(SPECS / "mlp.arch")
+    rng = np.random.default_rng(0)
+    weights = {k: rng.standard_normal(v.type.shape).astype(np.float32) for k, v in g.params.items()}
+    path = tmp_path / f"w{suffix}"
+    save_weights(path, weights)
+    m = archdsl.compile_file(SPECS / "mlp.arch", weights=str(path))
+    x = rng.standard_normal((2, 784)).astype(np.float32)
+    (y,) = runtime.session(m).run(None, {"x": x})
+    ref = np.maximum(x @ weights["fc1.weight"].T + weights["fc1.bias"], 0) @ weights["fc2.weight"].T + weights["fc2.bias"]
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_weights_with_wrong_shape_or_name_are_diagnostics(tmp_path):
+    g = archdsl.check_file(SPECS / "mlp.arch")
+    weights = {k: np.zeros(v.type.shape, np.float32) for k, v in g.params.items()}
+    save_weights(tmp_path / "bad_shape.npz", dict(weights, **{"fc1.bias": np.zeros(3, np.float32)}))
+    save_weights(tmp_path / "bad_name.npz", dict(weights, **{"fc3.weight": np.zeros(3, np.float32)}))
+    with pytest.raises(ArchError, match="fc1.bias"):
+        archdsl.compile_file(SPECS / "mlp.arch", weights=str(tmp_path / "bad_shape.npz"))
+    with pytest.raises(ArchError, match="fc3.weight"):
+        archdsl.compile_file(SPECS / "mlp.arch", weights=str(tmp_path / "bad_name.npz"))
+    assert main(["build", str(SPECS / "mlp.arch"), "--weights", str(tmp_path / "bad_name.npz"),
+                 "-o", str(tmp_path / "m.onnx")]) == 1
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_external_data_when_asked(tmp_path):
+    out = tmp_path / "m.onnx"
+    assert main(["build", str(SPECS / "mlp.arch"), "-o", str(out), "--external-data"]) == 0
+    assert (tmp_path / "m.onnx.data").stat().st_size >= 784 * 256 * 4  # tensors under 1 KiB stay inline
+    sess = runtime.session(out)
+    (y,) = sess.run(None, runtime.random_feeds(sess, batch=2))
+    assert y.shape == (2, 10)
+    assert oct(os.stat(tmp_path / "m.onnx.data").st_mode & 0o777) == oct(os.stat(out).st_mode & 0o777)
+
+
+def test_symbolic_dims_become_dim_params():
+    m = archdsl.compile_file(SPECS / "gpt2.arch", defines=dict(CASES[-1][1]))
+    dims = [d.dim_param for d in m.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["B", "T"]
+    assert isinstance(archdsl.check_file(SPECS / "gpt2.arch", defines=dict(CASES[-1][1])).inputs[0].type.shape[1], Sym)
+
+
+def test_api_compile_source_and_check_source():
+    src = "param n = 3\nmodel m(x: float32[B, 4]) -> y {\n    y = x -> linear(n) as head\n}\n"
+    g = archdsl.check_source(src, defines={"n": 5})
+    assert g.param_count() == 4 * 5 + 5 and list(g.params) == ["head.weight", "head.bias"]
+    assert isinstance(archdsl.compile_source(src), onnx.ModelProto)
+    assert driver.select_models(driver.load(text=src), None) == ["m"]
