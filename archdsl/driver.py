@@ -207,8 +207,8 @@ def write_model(model: onnx.ModelProto, out: str | Path, external_data: bool | N
     out = Path(out)
     parent = out.parent if str(out.parent) else Path(".")
     parent.mkdir(parents=True, exist_ok=True)
-    if external_data is None:
-        external_data = model.ByteSize() > EXTERNAL_DATA_THRESHOLD if _small_enough(model) else True
+    if external_data is None:  # the threshold keeps 64 MiB for the graph: no ByteSize() walk over the weights
+        external_data = not _small_enough(model)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
     try:
         written = [out]
@@ -230,7 +230,14 @@ def write_model(model: onnx.ModelProto, out: str | Path, external_data: bool | N
 
 
 def _small_enough(model: onnx.ModelProto) -> bool:
-    total = sum(len(t.raw_data) for t in model.graph.initializer)
+    """From dims and dtypes: reading `raw_data` would copy every tensor, ByteSize() would serialize the model."""
+    import math
+
+    from onnx import helper
+    total = 0
+    for t in model.graph.initializer:
+        size = helper.tensor_dtype_to_np_dtype(t.data_type).itemsize if t.data_type else 4
+        total += math.prod(t.dims) * size
     return total < EXTERNAL_DATA_THRESHOLD
 
 

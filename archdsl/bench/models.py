@@ -44,9 +44,16 @@ def by_key(key: str) -> BenchModel:
     raise KeyError(key)
 
 
+def reference_module():
+    """archdsl/bench/torch_models.py, or the module named by $ARCHDSL_TORCH_MODELS (your own references)."""
+    import importlib
+    import os
+    return importlib.import_module(os.environ.get("ARCHDSL_TORCH_MODELS") or "archdsl.bench.torch_models")
+
+
 def torch_module(m: BenchModel):
     """The plain-PyTorch reference (eval mode), or raise ImportError/LookupError when there is none."""
-    from . import torch_models as tm
+    tm = reference_module()
     for attr in ("build", "make", "get_model", "create"):
         fn = getattr(tm, attr, None)
         if callable(fn):

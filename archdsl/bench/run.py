@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from .latency import alternate, feeds_for, make_session, median_ratio
-from .models import MODELS, BenchModel, example_inputs, torch_module
+from .models import MODELS, BenchModel, example_inputs, reference_module, torch_module
 
 __all__ = ["main"]
 
@@ -42,9 +42,9 @@ def _have_torch() -> str | None:
     except ImportError:
         return "torch is not installed"
     try:
-        from . import torch_models  # noqa: F401
+        reference_module()
     except ImportError as e:
-        return f"archdsl/bench/torch_models.py is not importable ({e})"
+        return f"the torch reference modules are not importable ({e})"
     return None
 
 

@@ -45,6 +45,50 @@ def _param_array(v: Value, seed: int, weights: dict | None) -> np.ndarray:
     return materialize(v.name, v.spec, v.type.dtype, seed)
 
 
+def _param_arrays(g: Graph, seed: int, weights: dict | None):
+    """(name, array) in parameter order, generated on a few threads (numpy's generators release the GIL)
+    with a bounded window, so at most a handful of arrays wait beside the model being built."""
+    import os
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+    items = iter(list(g.params.items()))
+    workers = min(4, os.cpu_count() or 1)
+    if workers < 2:
+        yield from ((name, _param_array(v, seed, weights)) for name, v in items)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        window: deque = deque()
+
+        def submit() -> None:
+            nxt = next(items, None)
+            if nxt is not None:
+                window.append((nxt[0], pool.submit(_param_array, nxt[1], seed, weights)))
+        for _ in range(2 * workers):
+            submit()
+        while window:
+            name, fut = window.popleft()
+            submit()
+            yield name, fut.result()
+
+
+_RAW_DTYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float16): TensorProto.FLOAT16,
+               np.dtype(np.float64): TensorProto.DOUBLE, np.dtype(np.int64): TensorProto.INT64,
+               np.dtype(np.int32): TensorProto.INT32}
+
+
+def _add_initializer(graph, arr: np.ndarray, name: str) -> None:
+    """Fill the initializer in place: numpy_helper.from_array + append would copy the bytes once more."""
+    code = _RAW_DTYPES.get(arr.dtype)
+    if code is None or arr.dtype.byteorder == ">":
+        graph.initializer.append(numpy_helper.from_array(arr, name))
+        return
+    t = graph.initializer.add()
+    t.name = name
+    t.data_type = code
+    t.dims.extend(arr.shape)
+    t.raw_data = np.ascontiguousarray(arr).tobytes()
+
+
 def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = None, metadata: dict | None = None,
                 with_weights: bool = True, doc: str = "") -> LowerResult:
     """Build the ModelProto. `with_weights=False` leaves initializers out (for counting/checking)."""
@@ -104,8 +148,8 @@ def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = N
     # weights go straight into the model, one tensor at a time: make_graph/make_model copy every initializer
     # (three copies of a multi-GiB model at once)
     if with_weights:
-        for name, v in g.params.items():
-            model.graph.initializer.append(numpy_helper.from_array(_param_array(v, seed, weights), name))
+        for name, arr in _param_arrays(g, seed, weights):
+            _add_initializer(model.graph, arr, name)
     model.graph.initializer.extend(initializers + e.initializers)
     model.ir_version = min(helper.find_min_ir_version_for([helper.make_opsetid("", opset)]), onnx.IR_VERSION)
     from .. import __version__
