@@ -63,7 +63,7 @@ def _calibrate_batchnorm(module, shape: tuple[int, ...], seed: int = 0) -> None:
 
 
 def _equivalent(tmp_path: Path, spec: str, defines: dict, inputs: list[np.ndarray], *, suffix: str = ".npz",
-                seed: int = 0, opt_level: int = 2) -> list[np.ndarray]:
+                seed: int = 0, opt_level: int = 2, opset: int | None = None) -> list[np.ndarray]:
     """Build both sides with the same weights, run them, assert agreement; return the onnxruntime outputs."""
     torch.manual_seed(seed)                            # torch's own init draws from the global generator
     module = randomize_(build(spec, **defines), seed).eval()
@@ -73,7 +73,8 @@ def _equivalent(tmp_path: Path, spec: str, defines: dict, inputs: list[np.ndarra
     expected = set(archdsl.check_file(SPECS / f"{spec}.arch", defines=defines).params)
     assert set(weights) == expected, (sorted(set(weights) - expected)[:3], sorted(expected - set(weights))[:3])
     path = _save(weights, tmp_path / f"{spec}{suffix}")
-    model = archdsl.compile_file(SPECS / f"{spec}.arch", defines=defines, weights=str(path), opt_level=opt_level)
+    model = archdsl.compile_file(SPECS / f"{spec}.arch", defines=defines, weights=str(path), opt_level=opt_level,
+                                 opset=opset)
     sess = session(model, provider="cpu", threads=1)
     got = sess.run(None, {i.name: x for i, x in zip(sess.get_inputs(), inputs)})
     with torch.no_grad():
@@ -121,9 +122,15 @@ def test_resnet50_bottleneck_low_resolution(tmp_path):
     _equivalent(tmp_path, "resnet", {"depth": 50, "classes": 10, "resolution": 64}, [_randn(2, 3, 64, 64)])
 
 
-def test_gpt2_two_layers(tmp_path):
+# the newest opset (fused LayerNormalization/Gelu/Attention where -O2 picks them), no passes, and opset 17's
+# decompositions
+LOWERINGS = pytest.mark.parametrize("opset,opt_level", [(None, 2), (None, 0), (17, 2)], ids=["O2", "O0", "opset17"])
+
+
+@LOWERINGS
+def test_gpt2_two_layers(tmp_path, opset, opt_level):
     d = {"n_layer": 2, "n_head": 2, "n_embd": 64, "vocab": 100, "n_positions": 32}
-    _equivalent(tmp_path, "gpt2", d, [_ids(100, 2, 16)])
+    _equivalent(tmp_path, "gpt2", d, [_ids(100, 2, 16)], opset=opset, opt_level=opt_level)
 
 
 def test_gpt2_is_causal_on_both_sides(tmp_path):
@@ -137,17 +144,20 @@ def test_gpt2_is_causal_on_both_sides(tmp_path):
     assert not np.allclose(ya[:, -1], yb[:, -1])
 
 
-def test_vit_two_layers(tmp_path):
+@LOWERINGS
+def test_vit_two_layers(tmp_path, opset, opt_level):
     d = {"image": 32, "patch": 8, "layers": 2, "hidden": 32, "heads": 4, "mlp_dim": 64, "classes": 10}
-    _equivalent(tmp_path, "vit", d, [_randn(2, 3, 32, 32)])
+    _equivalent(tmp_path, "vit", d, [_randn(2, 3, 32, 32)], opset=opset, opt_level=opt_level)
 
 
-def test_bert_small_with_padding(tmp_path):
+@LOWERINGS
+def test_bert_small_with_padding(tmp_path, opset, opt_level):
     d = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128,
          "vocab_size": 100}
     mask = np.ones((2, 12), np.int64)
     mask[1, 7:] = 0                                   # the second sequence is padded
-    _equivalent(tmp_path, "bert", d, [_ids(100, 2, 12), _ids(2, 2, 12, seed=3), mask])
+    _equivalent(tmp_path, "bert", d, [_ids(100, 2, 12), _ids(2, 2, 12, seed=3), mask], opset=opset,
+                opt_level=opt_level)
 
 
 def test_efficientnet_b0_low_resolution(tmp_path):
