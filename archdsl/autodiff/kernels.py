@@ -10,6 +10,7 @@ from onnx import numpy_helper
 
 from ..ops import Attr, OpCall, OpDef, fail, get, register
 from ..types import DTYPES, DType, TensorType, is_static
+from .conv_grad import im2col_weight_grad
 
 __all__ = ["numel_tensor", "shape_tensor", "zeros_of"]
 
@@ -156,7 +157,10 @@ def _conv_w_infer(ins, a):
 
 
 def _conv_w_lower(e, ins, outs, c):
-    """Conv of x (batch as channels) with g (batch as channels): stride and dilation trade places."""
+    """One MatMul over the windows of x (conv_grad.py) where that fits; else a Conv of x (batch as channels)
+    with g (batch as channels), where stride and dilation trade places."""
+    if im2col_weight_grad(e, ins, outs, c):
+        return
     a = c.attrs
     x, g = ins
     x_t, g_t = c.in_types

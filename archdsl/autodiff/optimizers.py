@@ -75,18 +75,20 @@ def update(b: GradBuilder, cfg: OptimConfig, p: Value, g: Value, state: list[Sta
             g = b.op("add", g, b.op("mul", buf, c(cfg.momentum))) if cfg.nesterov else buf
         return b.op("sub", p, b.op("mul", g, lr))
     b1, b2 = cfg.betas
+    if "decay" not in cache:  # the scalars every parameter shares, computed once per step
+        bc1 = b.op("sub", c(1.0), b.op("pow", c(b1), t))
+        bc2 = b.op("sub", c(1.0), b.op("pow", c(b2), t))
+        step_size = b.op("div", lr, bc1)
+        # p - step_size * m / (sqrt(v) / sqrt(bc2) + eps)  ==  p - m / (sqrt(v) * k + eps / step_size)
+        cache["k"] = b.op("reciprocal", b.op("mul", b.op("sqrt", bc2), step_size))
+        cache["eps"] = b.op("div", c(cfg.eps), step_size)
+        cache["decay"] = b.op("sub", c(1.0), b.op("mul", lr, c(wd))) if wd and cfg.name == "adamw" else None
     if cfg.name == "adamw" and wd:
-        p = b.op("mul", p, b.op("sub", c(1.0), b.op("mul", lr, c(wd))))
+        p = b.op("mul", p, cache["decay"])
     elif wd:
         g = b.op("add", g, b.op("mul", p, c(wd)))
     m = b.op("add", b.op("mul", state[0].old, c(b1)), b.op("mul", g, c(1.0 - b1)))
     v = b.op("add", b.op("mul", state[1].old, c(b2)), b.op("mul", b.op("mul", g, g), c(1.0 - b2)))
     state[0].new, state[1].new = m, v
-    if "step_size" not in cache:
-        bc1 = b.op("sub", c(1.0), b.op("pow", c(b1), t))
-        bc2 = b.op("sub", c(1.0), b.op("pow", c(b2), t))
-        cache["sqrt_bc2"] = b.op("sqrt", bc2)
-        cache["step_size"] = b.op("div", lr, bc1)
-    denom = b.op("add", b.op("div", b.op("sqrt", v), cache["sqrt_bc2"]), c(cfg.eps))
-    step_size = cache["step_size"]
-    return b.op("sub", p, b.op("mul", b.op("div", m, denom), step_size))
+    denom = b.op("add", b.op("mul", b.op("sqrt", v), cache["k"]), cache["eps"])
+    return b.op("sub", p, b.op("div", m, denom))

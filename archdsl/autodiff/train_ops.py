@@ -40,27 +40,31 @@ def _bn_axes(rank: int) -> list[int]:
 
 def _bn_infer(ins, a):
     x = ins[0]
-    c = x.shape[1]
-    stat = x.with_shape((1, c) + (1,) * (x.rank - 2))
-    return [x, ins[3], ins[4], x, stat]
+    stat = x.with_shape((x.shape[1],))
+    return [x, ins[3], ins[4], stat, stat]
 
 
 def _bn_lower(e, ins, outs, c):
+    """Two-pass batch statistics, then one scale-and-shift pass. (onnxruntime's BatchNormalization in
+    training mode, whose running outputs with momentum 0 would be the batch statistics, was tried: from the
+    second step on its gradients drifted from torch's, so the statistics are computed here.)"""
     x, w, b, rm, rv = ins
     x_t = c.in_types[0]
     ch = x_t.shape[1]
+    y_out, rm_out, rv_out, mean_out, rstd_out = outs
     axes = _i64(e, _bn_axes(x_t.rank))
-    y_out, rm_out, rv_out, xhat_out, rstd_out = outs
-    mean = e.op("ReduceMean", [x, axes], keepdims=1)
-    d = e.op("Sub", [x, mean])
-    var = e.op("ReduceMean", [e.op("Mul", [d, d]), axes], keepdims=1)
-    e.op("Reciprocal", [e.op("Sqrt", [e.op("Add", [var, _scalar(e, c.attrs["eps"], x_t)])])], outputs=[rstd_out])
-    e.op("Mul", [d, rstd_out], outputs=[xhat_out])
     cshape = _i64(e, [1, ch] + [1] * (x_t.rank - 2))
-    e.op("Add", [e.op("Mul", [xhat_out, e.op("Reshape", [w, cshape])]), e.op("Reshape", [b, cshape])],
-         outputs=[y_out])
-    m = c.attrs["momentum"]
     flat = _i64(e, [ch])
+    mean_k = e.op("ReduceMean", [x, axes], keepdims=1)
+    d = e.op("Sub", [x, mean_k])
+    var_k = e.op("ReduceMean", [e.op("Mul", [d, d]), axes], keepdims=1)
+    rstd_k = e.op("Reciprocal", [e.op("Sqrt", [e.op("Add", [var_k, _scalar(e, c.attrs["eps"], x_t)])])])
+    scale = e.op("Mul", [rstd_k, e.op("Reshape", [w, cshape])])
+    e.op("Add", [e.op("Mul", [d, scale]), e.op("Reshape", [b, cshape])], outputs=[y_out])
+    mean = e.op("Reshape", [mean_k, flat], outputs=[mean_out])
+    var = e.op("Reshape", [var_k, flat])
+    e.op("Reshape", [rstd_k, flat], outputs=[rstd_out])
+    m = c.attrs["momentum"]
     if is_static(x_t.shape):
         n = float(np.prod(x_t.shape, dtype=np.int64) // ch)
         unbias = _scalar(e, n / max(n - 1.0, 1.0), x_t)
@@ -69,36 +73,54 @@ def _bn_lower(e, ins, outs, c):
         unbias = e.op("Div", [n, e.op("Max", [e.op("Sub", [n, _scalar(e, 1.0, x_t)]), _scalar(e, 1.0, x_t)])])
     keep = _scalar(e, 1.0 - m, x_t)
     mom = _scalar(e, m, x_t)
-    e.op("Add", [e.op("Mul", [rm, keep]), e.op("Mul", [e.op("Reshape", [mean, flat]), mom])], outputs=[rm_out])
-    var_u = e.op("Mul", [e.op("Reshape", [var, flat]), unbias])
-    e.op("Add", [e.op("Mul", [rv, keep]), e.op("Mul", [var_u, mom])], outputs=[rv_out])
+    e.op("Add", [e.op("Mul", [rm, keep]), e.op("Mul", [mean, mom])], outputs=[rm_out])
+    e.op("Add", [e.op("Mul", [rv, keep]), e.op("Mul", [e.op("Mul", [var, unbias]), mom])], outputs=[rv_out])
 
 
 def _bn_grad(b, c, ins, outs, gouts):
-    """gx = rstd * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat)), gxhat = g * weight."""
     g = gouts[0]
     if g is None:
         return [None] * 5
-    x_t = c.in_types[0]
-    axes = tuple(_bn_axes(x_t.rank))
-    xhat, rstd = outs[3], outs[4]
-    cshape = (1, x_t.shape[1]) + (1,) * (x_t.rank - 2)
-    res = [None] * 5
-    if b.needs(0):
-        gxhat = b.op("mul", g, b.op("reshape", ins[1], shape=cshape))
-        m1 = b.op("mean", gxhat, dim=axes, keepdim=True)
-        m2 = b.op("mean", b.op("mul", gxhat, xhat), dim=axes, keepdim=True)
-        res[0] = b.op("mul", rstd, b.op("sub", b.op("sub", gxhat, m1), b.op("mul", xhat, m2)))
-    if b.needs(1):
-        res[1] = b.op("sum", b.op("mul", g, xhat), dim=axes)
-    if b.needs(2):
-        res[2] = b.op("sum", g, dim=axes)
-    return res
+    gx, gw, gb = b.op("autodiff.batchnorm_train_grad", g, ins[0], ins[1], outs[3], outs[4])
+    return [gx, gw, gb, None, None]
 
 
 _internal("batchnorm_train", ("x", "weight", "bias", "running_mean", "running_var"), _bn_infer, _bn_lower,
           attrs=(Attr("eps", "float"), Attr("momentum", "float")), grad=_bn_grad,
-          doc="batchnorm on batch statistics: y, new running mean/var (torch momentum, unbiased var), xhat, rstd")
+          doc="batchnorm on batch statistics: y, new running mean/var (torch momentum, unbiased var), the batch "
+              "mean and 1/std")
+
+
+def _bn_grad_lower(e, ins, outs, c):
+    """With d = x - mean, r = 1/std, n values per channel, sg = sum g, sgd = sum g d:
+    gx = w r g - w r^3 sgd / n * d - w r sg / n;  gw = r sgd;  gb = sg (per-channel factors, 8 passes)."""
+    g, x, w, mean, rstd = ins
+    x_t = c.in_types[1]
+    ch = x_t.shape[1]
+    axes = _i64(e, _bn_axes(x_t.rank))
+    cshape = _i64(e, [1, ch] + [1] * (x_t.rank - 2))
+    gx_out, gw_out, gb_out = outs
+    if is_static(x_t.shape):
+        inv_n = _scalar(e, 1.0 / (np.prod(x_t.shape, dtype=np.int64) // ch), x_t)
+    else:
+        n = e.op("Cast", [e.op("Div", [numel_tensor(e, x, x_t), _i64(e, [ch])])], to=x_t.dtype.onnx)
+        inv_n = e.op("Reciprocal", [n])
+    r = e.op("Reshape", [rstd, cshape])
+    d = e.op("Sub", [x, e.op("Reshape", [mean, cshape])])
+    sg = e.op("ReduceSum", [g, axes], keepdims=1)
+    sgd = e.op("ReduceSum", [e.op("Mul", [g, d]), axes], keepdims=1)
+    a = e.op("Mul", [e.op("Reshape", [w, cshape]), r])
+    bcoef = e.op("Neg", [e.op("Mul", [e.op("Mul", [a, e.op("Mul", [r, r])]), e.op("Mul", [sgd, inv_n])])])
+    c0 = e.op("Neg", [e.op("Mul", [a, e.op("Mul", [sg, inv_n])])])
+    e.op("Add", [e.op("Add", [e.op("Mul", [g, a]), e.op("Mul", [d, bcoef])]), c0], outputs=[gx_out])
+    flat = _i64(e, [ch])
+    e.op("Reshape", [e.op("Mul", [sgd, r]), flat], outputs=[gw_out])
+    e.op("Reshape", [sg, flat], outputs=[gb_out])
+
+
+_internal("batchnorm_train_grad", ("g", "x", "weight", "mean", "rstd"),
+          lambda ins, a: [ins[1], ins[2], ins[2]], _bn_grad_lower,
+          doc="gradient of batchnorm_train wrt x, weight and bias")
 
 
 # ---- dropout mask ----

@@ -1,6 +1,6 @@
 """The same forward graph run eagerly in PyTorch: each IR op mapped to its torch function, parameters as
 leaf tensors. The train-step tests and the benchmark compare onnxruntime's step with torch autograd/optim
-on exactly the graph archdsl compiled."""
+on exactly the graph archdsl compiled. Needs torch; only the tests and the benchmark import it."""
 
 from __future__ import annotations
 

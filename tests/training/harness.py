@@ -71,7 +71,7 @@ def torch_steps(ct, fwd, data: list[dict], dtype=np.float32):
     """`dtype=np.float64` gives a reference free of float32 rounding (for ill-conditioned nets)."""
     import torch
 
-    from .torch_ref import TorchGraph, torch_loss, torch_optimizer
+    from archdsl.training.torch_ref import TorchGraph, torch_loss, torch_optimizer
     cfg = ct.info.config
     o = cfg.optimizer
     cast = lambda d: {k: v.astype(dtype) if v.dtype == np.float32 else v for k, v in d.items()}
