@@ -71,6 +71,23 @@ def _param_arrays(g: Graph, seed: int, weights: dict | None):
             yield name, fut.result()
 
 
+def _intermediate_types(g: Graph, names: dict[int, str]) -> list:
+    """The type of every IR value the graph computes, with its symbolic dims: ONNX's own inference loses a
+    symbol at the first Shape/Range (positions, a reshape read from a shape) and onnxruntime then skips the
+    fusions that compare shapes (Add + LayerNormalization -> SkipLayerNormalization on BERT). Dims that are
+    not a plain symbol or an int (`2*T`, `(S+T)`) are left unnamed rather than guessed."""
+    outs = {id(v) for _, v in g.outputs}
+    infos = []
+    for node in g.nodes:
+        for o in node.outputs:
+            if id(o) in outs or id(o) not in names:
+                continue
+            dims = [d if isinstance(d, int) else (str(d) if len(d.factors) == 1 and d.coef == 1
+                                                  and "(" not in str(d) else None) for d in o.type.shape]
+            infos.append(helper.make_tensor_value_info(names[id(o)], o.type.dtype.onnx, dims))
+    return infos
+
+
 _RAW_DTYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float16): TensorProto.FLOAT16,
                np.dtype(np.float64): TensorProto.DOUBLE, np.dtype(np.int64): TensorProto.INT64,
                np.dtype(np.int32): TensorProto.INT32}
@@ -143,7 +160,8 @@ def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = N
         outputs.append(value_info(oname, v.type))
 
     graph = helper.make_graph(
-        e.nodes, g.name, [value_info(v.name, v.type) for v in g.inputs], outputs, doc_string=doc)
+        e.nodes, g.name, [value_info(v.name, v.type) for v in g.inputs], outputs, doc_string=doc,
+        value_info=_intermediate_types(g, names))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="archdsl")
     # weights go straight into the model, one tensor at a time: make_graph/make_model copy every initializer
     # (three copies of a multi-GiB model at once)
