@@ -91,6 +91,7 @@ class Trainer:
         self.out_names = [o.name for o in self.step.get_outputs()]
         self.eval_inputs = {i.name for i in compiled.eval_model.graph.input}
         self.state: dict = {}
+        self._binding = None
         for t in compiled.step_model.graph.initializer:
             if t.name in self.info.state_inputs:
                 self.set(t.name, numpy_helper.to_array(t))
@@ -100,24 +101,30 @@ class Trainer:
 
     def set(self, name: str, value: np.ndarray) -> None:
         self.state[name] = self.ort.OrtValue.ortvalue_from_numpy(np.asarray(value, order="C"), self.device, 0)
+        self._binding = None  # rebind everything on the next step
 
     def get(self, name: str) -> np.ndarray:
         return self.state[name].numpy()
 
-    def train_step(self, batch: dict[str, np.ndarray]) -> tuple[float, np.ndarray]:
-        """One step; returns the loss and the model output the loss read (for accuracy)."""
-        b = self.step.io_binding()
+    def train_step(self, batch: dict[str, np.ndarray], want_pred: bool = True) -> tuple[float, np.ndarray | None]:
+        """One step; returns the loss and the model output the loss read (for accuracy). One binding is kept;
+        the state inputs are re-pointed at the last step's outputs."""
+        b = self._binding
+        if b is None:
+            b = self._binding = self.step.io_binding()
+            for k, v in self.state.items():
+                b.bind_ortvalue_input(k, v)
         for k, v in batch.items():
             b.bind_cpu_input(k, v)
-        for k, v in self.state.items():
-            b.bind_ortvalue_input(k, v)
-        for k in self.out_names:
+        for k in self.out_names:  # fresh buffers: last step's outputs are this step's inputs
             b.bind_output(k, self.device)
         self.step.run_with_iobinding(b)
         outs = dict(zip(self.out_names, b.get_outputs()))
         for out, inp in self.info.state.items():
-            self.state[inp] = outs[out]
-        return float(outs["loss"].numpy()), outs[self.info.output].numpy()
+            v = outs[out]
+            self.state[inp] = v
+            b.bind_ortvalue_input(inp, v)
+        return float(outs["loss"].numpy()), outs[self.info.output].numpy() if want_pred else None
 
     def predict(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         feeds = {k: v for k, v in batch.items() if k != "labels"}

@@ -99,3 +99,19 @@ def test_digits_example_reaches_97_percent(tmp_path):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert mod.main(tmp_path) >= 0.97
+
+
+def test_trainer_binding_matches_plain_runs():
+    """The loop's I/O binding (state kept as OrtValues, re-pointed each step) computes what plain runs do."""
+    from archdsl.training.loop import Trainer
+
+    from .harness import batches, compile_step, config, ort_steps
+    ct, _ = compile_step(str(ROOT / "specs/lenet5.arch"), config(opt="adamw", lr=1e-2))
+    data = batches(ct, 3, 5, 10) + batches(ct, 1, 3, 10, seed=1)  # a last, smaller batch
+    losses, states = ort_steps(ct, data)
+    tr = Trainer(ct, "cpu")
+    for want, feeds in zip(losses, data):
+        loss, pred = tr.train_step(feeds)
+        assert loss == want and pred.shape[0] == len(feeds["labels"])
+    for k, v in states[-1].items():
+        np.testing.assert_array_equal(tr.get(k), v)
