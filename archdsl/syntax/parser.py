@@ -146,12 +146,34 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
     return ArchSyntaxError(str(err).splitlines()[0], None)
 
 
-def _unclosed_note(err: ArchSyntaxError, file: str) -> ArchSyntaxError:
+def _unmatched(text: str) -> set | None:
+    """(line, col) of every bracket in the whole text that no closer matches (a bracket the parse stopped
+    inside may well be closed further on; then the note would be false)."""
+    stack: list = []
+    bad: set = set()
+    try:
+        for tok in _lark().lex(text):
+            v = tok.value if tok.type not in ("NAME", "STRING", "INT", "FLOAT") else None
+            if v in _PAIRS:
+                stack.append(tok)
+            elif v in (")", "]", "}") and any(_PAIRS[str(t)] == v for t in stack):
+                while _PAIRS[str(stack[-1])] != v:
+                    t = stack.pop()
+                    bad.add((t.line, t.column))
+                stack.pop()
+    except (UnexpectedInput, ArchError):
+        return None  # the text does not even lex: keep the note
+    return bad | {(t.line, t.column) for t in stack}
+
+
+def _unclosed_note(err: ArchSyntaxError, file: str, text: str) -> ArchSyntaxError:
     """When the parse fails inside brackets, say where the innermost one was opened."""
     opened = getattr(_lark().options.postlex, "open", [])
     if opened and err.span is not None:
         tok = opened[-1]
-        if (tok.line, tok.column) < (err.span.line, err.span.col) and tok.line < err.span.line:
+        unmatched = _unmatched(text)
+        if (tok.line, tok.column) < (err.span.line, err.span.col) and tok.line < err.span.line \
+                and (unmatched is None or (tok.line, tok.column) in unmatched):
             err.notes.append((f"'{tok}' opened here is never closed", _tok_span(file, tok)))
     return err
 
@@ -163,7 +185,7 @@ def parse_tree(text: str, file: str, start: str = "start"):
     try:
         return _lark().parse(text, start=start)
     except UnexpectedInput as e:
-        raise _unclosed_note(_translate(e, file, text), file) from None
+        raise _unclosed_note(_translate(e, file, text), file, text) from None
     except LimitError as e:
         if e.span is not None:
             e.span = Span(file, e.span.line, e.span.col, e.span.end_line, e.span.end_col)
