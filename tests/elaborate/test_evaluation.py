@@ -1,0 +1,242 @@
+"""Elaboration: compile-time values, builtins, -D overrides, names of layers, blocks, imports and limits."""
+
+from __future__ import annotations
+
+import pytest
+
+import archdsl
+from archdsl import driver
+from archdsl.diagnostics import ArchError, DefineError, ImportCycleError, LimitError, SourceMap
+from archdsl.types import Sym
+
+_MODEL = "model m(x: float32[2, 4]) -> y { y = x }\n"
+
+
+def value(expr: str, defines=None):
+    """The compile-time value of an expression, read back through a file-level param."""
+    g = archdsl.check_source(f"param v = {expr}\n" + _MODEL, defines=defines)
+    return g.meta["v"]
+
+
+def body(stmts: str, inputs: str = "x: float32[2, 4]", **kw):
+    return archdsl.check_source(f"model m({inputs}) -> y {{\n{stmts}\n}}\n", **kw)
+
+
+def out_shape(g) -> tuple:
+    return tuple(g.outputs[0][1].type.shape)
+
+
+@pytest.mark.parametrize("expr, want", [
+    ("7 // 2", 3), ("-7 // 2", -4), ("7 % 3", 1), ("-7 % 3", 2), ("2 ** 10", 1024), ("2 ** -1", 0.5),
+    ("7 / 2", 3.5), ("1 + 2 * 3", 7), ("(1 + 2) * 3", 9), ("-2 ** 2", -4), ("10 - 3 - 2", 5),
+    ("3 < 4", True), ("3 >= 4", False), ("2 == 2.0", True), ("1 != 2", True), ("2 in [1, 2]", True),
+    ("3 not in [1, 2]", True), ("'a' in {a: 1}", True),
+    ("true and false", False), ("false or 3", 3), ("not 0", True), ("1 if 2 > 1 else 0", 1),
+    ("'x' if false else 'y'", "y"), ("[1, 2] + [3]", [1, 2, 3]), ("[0] * 3", [0, 0, 0]),
+    ("'ab' + 'c'", "abc"),
+])
+def test_arithmetic_and_logic(expr, want):
+    got = value(expr)
+    assert got == want and type(got) is type(want)
+
+
+def test_short_circuit_skips_the_bad_operand():
+    assert value("false and 1 // 0 == 0") is False
+    assert value("true or undefined_name") is True
+    assert value("1 if true else 1 // 0") == 1
+    with pytest.raises(ArchError):
+        value("true and 1 // 0 == 0")
+
+
+@pytest.mark.parametrize("expr, want", [
+    ("range(3)", [0, 1, 2]), ("range(1, 7, 2)", [1, 3, 5]), ("len([1, 2, 3])", 3), ("len('abcd')", 4),
+    ("min(3, 1, 2)", 1), ("max([4, 9, 2])", 9), ("sum([1, 2, 3])", 6), ("int(3.9)", 3), ("int('42')", 42),
+    ("float(2)", 2.0), ("str(12)", "12"), ("ceil(2.1)", 3), ("floor(2.9)", 2), ("round(2.4)", 2),
+    ("round(3.7)", 4), ("sqrt(16)", 4.0), ("enumerate(['a', 'b'])", [(0, "a"), (1, "b")]),
+    ("zip([1, 2], ['a', 'b'])", [(1, "a"), (2, "b")]), ("abs(-3)", 3),
+])
+def test_builtins(expr, want):
+    got = value(expr)
+    assert list(got) == want if isinstance(want, list) else got == want
+
+
+def test_string_interpolation_and_collections():
+    assert value('"layer{1 + 1}.{2 * 3}"') == "layer2.6"
+    assert value("{a: 1, b: [2, 3]}['b'][1]") == 3
+    assert value("{18: 'x', 34: 'y'}[34]") == "y"
+    assert value("(1, 2, 3)[-1]") == 3
+    assert value("[i * i for i in range(6) if i % 2 == 1]") == [1, 9, 25]
+    assert value("[a + b for a, b in zip([1, 2], [10, 20])]") == [11, 22]
+    assert value("[1, 2, 3, 4][1:3]") == [2, 3]
+
+
+def test_record_access_by_attribute():
+    g = archdsl.check_source("let cfg = {width: 8, act: 'relu'}\n"
+                             "model m(x: float32[2, 4]) -> y { y = x -> linear(cfg.width) }\n")
+    assert out_shape(g) == (2, 8)
+
+
+def test_defines_dict_and_strings_override_params():
+    src = "param width = 3\nparam size = 'small'\nparam rate = 0.5\n" \
+          "model m(x: float32[2, 4]) -> y { y = x -> linear(width * 2) }\n"
+    assert out_shape(archdsl.check_source(src)) == (2, 6)
+    assert out_shape(archdsl.check_source(src, defines={"width": 5})) == (2, 10)
+    g = archdsl.check_source(src, defines=["width=4", "size=large", "rate=1"])
+    assert out_shape(g) == (2, 8)
+    assert g.meta["size"] == "large" and g.meta["rate"] == 1.0 and isinstance(g.meta["rate"], float)
+    parsed = driver.parse_defines(["depth=2 + 3", "name=tiny", "xs=[1, 2]"], SourceMap())
+    assert {k: v[0] for k, v in parsed.items()} == {"depth": 5, "name": "tiny", "xs": [1, 2]}
+    with pytest.raises(DefineError, match="no param 'widht'.*width"):
+        archdsl.check_source(src, defines={"widht": 5})
+    with pytest.raises(DefineError, match="expected an integer"):
+        archdsl.check_source(src, defines=["width=big"])
+    with pytest.raises(DefineError, match="NAME=VALUE"):
+        driver.parse_defines(["=3"], SourceMap())
+
+
+_RES = """
+block basic(x, planes) {
+    out = x -> conv2d(planes, 3, padding=1, bias=false) as conv1 -> batchnorm as bn1 -> relu
+    return relu(out + x)
+}
+block helper(x) { return x -> linear(4) }
+model m(x: float32[B, 4, 8, 8]) -> y {
+    h = x
+    for i in range(2) {
+        repeat 2 as j { h = h -> basic(4) as "layer{i + 1}.{j}" }
+    }
+    y = h -> flatten -> helper -> linear(3) -> helper
+}
+"""
+
+
+def test_hierarchical_names_scopes_and_auto_names():
+    g = archdsl.check_source(_RES)
+    names = set(g.params)
+    for i in (1, 2):
+        for j in (0, 1):
+            assert f"layer{i}.{j}.conv1.weight" in names
+            assert f"layer{i}.{j}.bn1.running_mean" in names
+    assert not any(n.startswith("layer3") for n in names)
+    # unlabelled blocks join the caller's scope; auto names count per op and scope
+    assert {"linear_0.weight", "linear_1.weight", "linear_2.weight"} <= names
+    assert sum(1 for n in g.nodes if n.op == "conv2d") == 4
+    assert g.param_count() == 4 * (4 * 4 * 9 + 2 * 4) + (256 * 4 + 4) + (4 * 3 + 3) + (3 * 4 + 4)
+
+
+def test_unlabelled_block_layers_clash_with_explicit_names():
+    src = ("block one(x) { return x -> linear(4) as fc }\n"
+           "model m(x: float32[2, 4]) -> y { y = x -> one -> one }\n")
+    with pytest.raises(ArchError, match="'fc.weight' is defined twice"):
+        archdsl.check_source(src)
+    ok = src.replace("x -> one -> one", "x -> one as a -> one as b")
+    assert {"a.fc.weight", "b.fc.bias"} <= set(archdsl.check_source(ok).params)
+
+
+def test_duplicate_layer_name_is_an_error():
+    with pytest.raises(ArchError, match="defined twice"):
+        body("    y = x -> linear(4) as fc -> linear(4) as fc")
+
+
+def test_symbolic_dims_and_shape_introspection():
+    g = body("    assert is_symbolic(B) and is_symbolic(channels(x)) and not is_symbolic(x.shape[2])\n"
+             "    y = x -> linear(x.shape[2] * 2 + x.shape[-1])", inputs="x: float32[B, T, 3]")
+    (b, t, f) = out_shape(g)
+    assert isinstance(b, Sym) and isinstance(t, Sym) and f == 9
+    g3 = body("    y = x -> linear(channels(x) + 1)", inputs="x: float32[B, 5, 7]")
+    assert out_shape(g3) == (out_shape(g3)[0], 5, 6)
+    assert [str(b), str(t)] == ["B", "T"]
+    g2 = body("    y = x -> linear(rank(x) + len(shape(x)))", inputs="x: float32[B, 5]")
+    assert out_shape(g2)[1] == 4
+
+
+def test_parameter_and_ref_tie_weights():
+    src = ("model m(ids: int64[B, T]) -> y {\n"
+           "    h = ids -> embedding(10, 6) as wte\n"
+           "    tok = parameter([1, 1, 6], init='zeros') as class_token\n"
+           "    y = (h + tok) @ ref('wte.weight').T\n}\n")
+    g = archdsl.check_source(src)
+    assert set(g.params) == {"wte.weight", "class_token"}
+    assert g.param_count() == 10 * 6 + 6
+    assert out_shape(g)[2] == 10
+    with pytest.raises(ArchError, match="nope"):
+        archdsl.check_source(src.replace("ref('wte.weight')", "ref('nope.weight')"))
+
+
+def test_blocks_return_plain_values_and_several_values():
+    src = ("block widths(base) { return [base * k for k in range(1, 4)] }\n"
+           "block pair(x) { return x -> relu, 3 }\n"
+           "block width_of(x) { return channels(x) * 2 }\n"
+           "model m(x: float32[2, 4]) -> y {\n    ws = widths(2)\n    a, k = pair(x)\n"
+           "    y = a -> linear(ws[-1] + k + width_of(x))\n}\n")
+    assert out_shape(archdsl.check_source(src)) == (2, 6 + 3 + 8)
+
+
+def test_block_defaults_and_keywords():
+    src = ("block lin(x, n=3, scale=2) { return x -> linear(n * scale) }\n"
+           "model m(x: float32[2, 4]) -> y { y = x -> lin -> lin(scale=1) -> lin(5) }\n")
+    assert out_shape(archdsl.check_source(src)) == (2, 10)
+
+
+def test_repeat_and_for_unroll_counts():
+    g = body("    h = x\n    repeat 5 { h = h -> relu }\n    for k in [1, 2, 3] { h = h + k }\n    y = h")
+    ops = [n.op for n in g.nodes]
+    assert ops.count("relu") == 5 and ops.count("add") == 3
+    g0 = body("    h = x\n    repeat 0 { h = h -> relu }\n    y = h")
+    assert not any(n.op == "relu" for n in g0.nodes)
+
+
+def test_if_elif_else_picks_one_branch():
+    for depth, op in ((1, "relu"), (2, "sigmoid"), (3, "tanh")):
+        src = (f"param d = {depth}\nmodel m(x: float32[2, 4]) -> y {{\n"
+               "    if d == 1 { y = relu(x) } elif d == 2 { y = sigmoid(x) } else { y = tanh(x) }\n}\n")
+        assert [n.op for n in archdsl.check_source(src).nodes] == [op]
+
+
+def test_assert_message_reaches_the_user():
+    with pytest.raises(ArchError, match="depth must be 18 or 34"):
+        archdsl.check_source("param depth = 50\nassert depth in [18, 34], \"depth must be 18 or 34\"\n" + _MODEL)
+
+
+def _files(tmp_path, **files):
+    for name, text in files.items():
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+
+
+def test_imports_relative_alias_and_search_path(tmp_path):
+    _files(tmp_path, **{
+        "lib/blocks.arch": "let width = 6\nblock mlp(x, n) { return x -> linear(n) -> relu }\n",
+        "lib/more.arch": 'import "blocks.arch"\nblock wide(x) { return x -> mlp(width * 2) }\n',
+        "pkgs/shared.arch": "let extra = 5\n",
+        "main.arch": ('import "lib/more.arch"\nimport "lib/blocks.arch" as b\nimport "shared.arch"\n'
+                      "model m(x: float32[2, 4]) -> y { y = x -> wide -> b.mlp(b.width + extra) }\n"),
+    })
+    g = archdsl.check_file(tmp_path / "main.arch", search_path=[str(tmp_path / "pkgs")])
+    assert out_shape(g) == (2, 11)
+    with pytest.raises(ArchError, match="cannot find \"shared.arch\""):
+        archdsl.check_file(tmp_path / "main.arch")
+
+
+def test_import_cycle_is_reported(tmp_path):
+    _files(tmp_path, **{"a.arch": 'import "b.arch"\n' + _MODEL, "b.arch": 'import "a.arch"\nlet k = 1\n'})
+    with pytest.raises(ImportCycleError, match=r"a\.arch -> b\.arch -> a\.arch"):
+        archdsl.check_file(tmp_path / "a.arch")
+
+
+@pytest.mark.parametrize("expr", ["len(range(100000000))", "[0] * 100000000", "2 ** 100000000"])
+def test_compile_time_limits(expr):
+    with pytest.raises(LimitError):
+        value(expr)
+
+
+def test_unbounded_recursion_is_a_limit_error():
+    src = "block f(x) { return f(x) }\nmodel m(x: float32[2, 4]) -> y { y = f(x) }\n"
+    with pytest.raises(LimitError):
+        archdsl.check_source(src)
+
+
+def test_unknown_name_suggests_the_close_one():
+    with pytest.raises(ArchError, match="unknown name 'lenght'.*len"):
+        value("lenght([1])")
