@@ -60,8 +60,7 @@ def _archdsl(key: str, level: int, out: str) -> dict:
     before = _rss_mb()
     t0 = time.perf_counter()
     mod = driver.load(m.path, defines=m.defines)
-    c = driver.build(mod, None, driver.CompileOptions(opt_level=level))
-    driver.write_model(c.model, out)
+    c, _ = driver.build_file(mod, None, driver.CompileOptions(opt_level=level), out)   # what `archdsl build` does
     return {"seconds": time.perf_counter() - t0, "peak_mb": max(0.0, _peak_mb() - before),
             "nodes": len(c.model.graph.node)}
 
@@ -72,8 +71,7 @@ def _mlp(layers: int, width: int, out: str) -> dict:
     src = mlp_source(layers, width)
     before = _rss_mb()
     t0 = time.perf_counter()
-    c = driver.build(driver.load(text=src, file="deep_mlp.arch"), None, driver.CompileOptions())
-    driver.write_model(c.model, out)
+    c, _ = driver.build_file(driver.load(text=src, file="deep_mlp.arch"), None, driver.CompileOptions(), out)
     return {"seconds": time.perf_counter() - t0, "peak_mb": max(0.0, _peak_mb() - before),
             "nodes": len(c.model.graph.node), "ir_nodes": len(c.graph.nodes)}
 

@@ -66,11 +66,11 @@ def cmd_build(args, sources) -> int:
         return build_train(args, sources, mod)
     opts = driver.CompileOptions(opset=args.opset, seed=args.seed, weights=args.weights, search_path=tuple(args.include),
                                  **_opt_options(args))
-    compiled = driver.build(mod, args.model, opts, sources)
-    _report(args, compiled.pass_stats)
+    name = driver.select_models(mod, args.model)[0]
     out = Path(args.output) if args.output else Path(args.file).with_suffix(".onnx") if len(mod.models) == 1 \
-        else Path(args.file).with_name(f"{compiled.graph.name}.onnx")
-    written = driver.write_model(compiled.model, out, args.external_data)
+        else Path(args.file).with_name(f"{name}.onnx")
+    compiled, written = driver.build_file(mod, args.model, opts, out, args.external_data, sources)
+    _report(args, compiled.pass_stats)
     g = compiled.graph
     print(f"wrote {out} ({g.name}: {compiled.declared_params:,} params, {len(compiled.model.graph.node)} nodes, "
           f"opset {compiled.model.opset_import[0].version})" + (f" + {written[1]}" if len(written) > 1 else ""))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from ..types import TensorType
 from .emitter import Emitter
 from .weights import cast, materialize
 
-__all__ = ["lower_graph", "value_info", "LowerResult", "MIN_OPSET"]
+__all__ = ["lower_graph", "value_info", "LowerResult", "MIN_OPSET", "param_arrays", "RAW_DTYPES"]
 
 MIN_OPSET = 17
 
@@ -45,30 +46,43 @@ def _param_array(v: Value, seed: int, weights: dict | None) -> np.ndarray:
     return materialize(v.name, v.spec, v.type.dtype, seed)
 
 
-def _param_arrays(g: Graph, seed: int, weights: dict | None):
+def param_arrays(g: Graph, seed: int, weights: dict | None):
     """(name, array) in parameter order, generated on a few threads (numpy's generators release the GIL)
     with a bounded window, so at most a handful of arrays wait beside the model being built."""
     import os
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
-    items = iter(list(g.params.items()))
     workers = min(4, os.cpu_count() or 1)
     if workers < 2:
-        yield from ((name, _param_array(v, seed, weights)) for name, v in items)
+        yield from ((name, _param_array(v, seed, weights)) for name, v in g.params.items())
         return
+    # one task per group of about 1M elements: a future per tiny parameter costs more than the parameter
+    groups, group, size = [], [], 0
+    for name, v in g.params.items():
+        group.append((name, v))
+        size += math.prod(d if isinstance(d, int) else 1 for d in v.type.shape)
+        if size >= 1 << 20:
+            groups.append(group)
+            group, size = [], 0
+    if group:
+        groups.append(group)
+    items = iter(groups)
+
+    def run(group):
+        return [(name, _param_array(v, seed, weights)) for name, v in group]
     with ThreadPoolExecutor(workers) as pool:
         window: deque = deque()
 
         def submit() -> None:
             nxt = next(items, None)
             if nxt is not None:
-                window.append((nxt[0], pool.submit(_param_array, nxt[1], seed, weights)))
+                window.append(pool.submit(run, nxt))
         for _ in range(2 * workers):
             submit()
         while window:
-            name, fut = window.popleft()
+            fut = window.popleft()
             submit()
-            yield name, fut.result()
+            yield from fut.result()
 
 
 def _intermediate_types(g: Graph, names: dict[int, str]) -> list:
@@ -88,14 +102,14 @@ def _intermediate_types(g: Graph, names: dict[int, str]) -> list:
     return infos
 
 
-_RAW_DTYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float16): TensorProto.FLOAT16,
+RAW_DTYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float16): TensorProto.FLOAT16,
                np.dtype(np.float64): TensorProto.DOUBLE, np.dtype(np.int64): TensorProto.INT64,
                np.dtype(np.int32): TensorProto.INT32}
 
 
 def _add_initializer(graph, arr: np.ndarray, name: str) -> None:
     """Fill the initializer in place: numpy_helper.from_array + append would copy the bytes once more."""
-    code = _RAW_DTYPES.get(arr.dtype)
+    code = RAW_DTYPES.get(arr.dtype)
     if code is None or arr.dtype.byteorder == ">":
         graph.initializer.append(numpy_helper.from_array(arr, name))
         return
@@ -166,7 +180,7 @@ def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = N
     # weights go straight into the model, one tensor at a time: make_graph/make_model copy every initializer
     # (three copies of a multi-GiB model at once)
     if with_weights:
-        for name, arr in _param_arrays(g, seed, weights):
+        for name, arr in param_arrays(g, seed, weights):
             _add_initializer(model.graph, arr, name)
     model.graph.initializer.extend(initializers + e.initializers)
     model.ir_version = min(helper.find_min_ir_version_for([helper.make_opsetid("", opset)]), onnx.IR_VERSION)

@@ -1,0 +1,65 @@
+"""`archdsl build` streams weights into the file (lower/stream.py): the file must read back as exactly the
+model compile_file builds in memory, with and without external data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from archdsl import driver
+from archdsl.lower.stream import INLINE_LIMIT
+from archdsl.runtime import random_feeds, session
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+CASES = [("resnet.arch", {"depth": 18, "resolution": 32, "classes": 10}),
+         ("gpt2.arch", {"n_layer": 1, "n_head": 2, "n_embd": 32, "vocab": 50, "n_positions": 16})]
+
+
+def _inits(m: onnx.ModelProto) -> dict[str, np.ndarray]:
+    return {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+
+
+@pytest.mark.parametrize("external", [False, True])
+@pytest.mark.parametrize("spec,defines", CASES, ids=[c[0] for c in CASES])
+def test_streamed_file_equals_the_in_memory_model(tmp_path, spec, defines, external):
+    out = tmp_path / "m.onnx"
+    compiled, written = driver.build_file(driver.load(SPECS / spec, defines=defines), None,
+                                          driver.CompileOptions(seed=5), out, external_data=external)
+    assert written == ([out, tmp_path / "m.onnx.data"] if external else [out])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written)  # no temp dir left
+    onnx.checker.check_model(str(out), full_check=True)
+    ref = driver.compile_file(SPECS / spec, defines=defines, seed=5)
+    got = onnx.load(str(out))
+    a, b = _inits(got), _inits(ref)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert [n.op_type for n in got.graph.node] == [n.op_type for n in ref.graph.node]
+    if external:
+        raw = onnx.load(str(out), load_external_data=False)
+        for t in raw.graph.initializer:
+            want = t.name in compiled.graph.params and a[t.name].nbytes >= INLINE_LIMIT
+            assert (t.data_location == onnx.TensorProto.EXTERNAL) == want, t.name
+    s1, s2 = session(out, "cpu", 1), session(ref, "cpu", 1)
+    feeds = random_feeds(s1, 2, {"T": 4})
+    for x, y in zip(s1.run(None, feeds), s2.run(None, feeds)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_same_build_gives_identical_bytes(tmp_path):
+    spec, defines = CASES[0]
+    for name in ("a.onnx", "b.onnx"):
+        driver.build_file(driver.load(SPECS / spec, defines=defines), None, driver.CompileOptions(), tmp_path / name)
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+
+
+def test_bad_weights_leave_no_file(tmp_path):
+    np.savez(tmp_path / "w.npz", **{"fc1.weight": np.zeros((3, 3), np.float32)})
+    out = tmp_path / "m.onnx"
+    from archdsl.diagnostics import ArchError
+    with pytest.raises(ArchError, match="fc1.weight"):
+        driver.build_file(driver.load(SPECS / "mlp.arch"), None, driver.CompileOptions(weights=str(tmp_path / "w.npz")),
+                          out)
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["w.npz"]
