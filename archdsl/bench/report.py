@@ -64,6 +64,16 @@ def _scaling_rows(results: dict):
     return head, rows
 
 
+def _choice_rows(results: dict):
+    head = ["lowering choice (onnxruntime CPU)", "shape", "opset", "fused op ms", "decomposed ms", "ratio",
+            "archdsl emits"]
+    rows = []
+    for r in results.get("choices", []):
+        rows.append([r["choice"], r["shape"], str(r["opset"]), f"{r['fused_ms']:.3f}", f"{r['decomposed_ms']:.3f}",
+                     f"{r['ratio']:.2f}", r["emits"]])
+    return head, rows
+
+
 def _machine_line(results: dict) -> str:
     m = results["machine"]
     return (f"{m['cpu']}, {m['cores']} cores, {m['memory']}; python {m['python']}, onnx {m['onnx']}, "
@@ -74,12 +84,13 @@ def _machine_line(results: dict) -> str:
 def render(results: dict, exporters: list[str], markdown: bool = False) -> None:
     head, rows, notes = _model_rows(results, exporters)
     shead, srows = _scaling_rows(results)
+    chead, crows = _choice_rows(results)
     title = "archdsl vs torch.onnx.export" if exporters else "archdsl"
     if not exporters:
         notes.insert(0, f"no torch comparison: {results['torch']}")
     if markdown:
         print(f"Machine: {_machine_line(results)}\n")
-        for h, rs in ((head, rows), (shead, srows)):
+        for h, rs in ((head, rows), (shead, srows), (chead, crows)):
             if rs:
                 print("| " + " | ".join(h) + " |\n|" + "---|" * len(h))
                 for r in rs:
@@ -92,7 +103,8 @@ def render(results: dict, exporters: list[str], markdown: bool = False) -> None:
     from rich.table import Table
     con = Console(width=220)
     con.print(_machine_line(results))
-    for t_title, h, rs in ((title, head, rows), ("compile time vs graph size (deep MLP, width 16)", shead, srows)):
+    for t_title, h, rs in ((title, head, rows), ("compile time vs graph size (deep MLP, width 16)", shead, srows),
+                           ("lowering choices: fused ONNX op vs decomposition", chead, crows)):
         if not rs:
             continue
         t = Table(title=t_title)

@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-check", dest="check_outputs", action="store_false",
                     help="skip comparing archdsl's outputs with torch eager (same weights)")
     ap.add_argument("--scaling", metavar="SIZES", help="deep-MLP node counts (default 1000,10000,100000; quick 1000,10000; 0 = skip)")
+    ap.add_argument("--no-choices", dest="choices", action="store_false",
+                    help="skip the micro-benchmarks behind the lowering choices (fused op vs decomposition)")
     ap.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     ap.add_argument("--markdown", action="store_true", help="print markdown tables (for the README)")
     opts = ap.parse_args(argv)
@@ -197,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         if sizes:
             print("... deep MLP scaling", file=sys.stderr, flush=True)
             results["scaling"] = bench_scaling(sizes, work)
+    if opts.choices:
+        print("... lowering choices", file=sys.stderr, flush=True)
+        from ..runtime import newest_opset
+        from .choices import measure_choices
+        results["choices"] = measure_choices(newest_opset(), opts.threads, max(10, opts.rounds * 3))
     if opts.json:
         Path(opts.json).write_text(json.dumps(results, indent=2))
     render(results, opts.exporters if not torch_reason else [], markdown=opts.markdown)

@@ -110,6 +110,10 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # its own argument parser (python -m archdsl.bench); argparse would eat its flags
+        from ..bench import main as bench_main
+        return bench_main(argv[1:])
     ap = make_parser()
     args = ap.parse_args(argv)
     if args.command is None:
@@ -121,9 +125,6 @@ def main(argv: list[str] | None = None) -> int:
             for p in all_passes():
                 print(f"{p.name:<18} -O{p.level}{' (inference)' if p.inference_only else '':<13} {p.doc}")
             return 0
-        if args.command == "bench":
-            from ..bench import main as bench_main
-            return bench_main(args.bench_args)
         if args.command == "docs":
             from pathlib import Path
 

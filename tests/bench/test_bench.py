@@ -68,7 +68,8 @@ def test_scaling_child_reports_nodes_and_time(tmp_path):
 @pytest.mark.slow
 def test_bench_runs_without_torch(tmp_path, capsys):
     out = tmp_path / "r.json"
-    assert main(["--models", "resnet50", "--rounds", "2", "--no-torch", "--scaling", "0", "--json", str(out)]) == 0
+    assert main(["--models", "resnet50", "--rounds", "2", "--no-torch", "--scaling", "0", "--no-choices",
+                 "--json", str(out)]) == 0
     res = json.loads(out.read_text())
     (row,) = res["models"]
     assert row["archdsl_O2"]["nodes"] < row["archdsl_O0"]["nodes"]
@@ -79,3 +80,14 @@ def test_bench_runs_without_torch(tmp_path, capsys):
 def test_unknown_model_is_a_usage_error(capsys):
     assert main(["--models", "alexnet"]) == 2
     assert "unknown model alexnet" in capsys.readouterr().err
+
+
+def test_lowering_choice_microbenchmarks_run(capsys):
+    from archdsl.bench.choices import measure_choices
+    rows = measure_choices(24, threads=1, rounds=1)
+    assert {r["choice"].split(" vs ")[0] for r in rows} >= {"Gelu(tanh)", "LayerNormalization", "Attention"}
+    assert all(r["fused_ms"] > 0 and r["decomposed_ms"] > 0 for r in rows)
+    render({"machine": {k: "?" for k in ("cpu", "cores", "memory", "python", "onnx", "onnxruntime", "providers",
+                                          "torch")}, "threads": 1, "rounds": 1, "torch": "no", "models": [],
+            "scaling": [], "choices": rows}, [], markdown=True)
+    assert "| Attention vs MatMul/Softmax (opset 24) |" in capsys.readouterr().out

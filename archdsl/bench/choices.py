@@ -1,0 +1,127 @@
+"""Micro-benchmarks behind archdsl's lowering choices, on onnxruntime CPU: each fused ONNX op against
+the decomposition archdsl would emit otherwise, alternated round by round (median ratio). The bench
+prints them so the choices can be re-checked on another machine or onnxruntime version."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from .latency import alternate
+
+__all__ = ["measure_choices"]
+
+
+def _session(nodes, inputs, outputs, inits, opset: int, threads: int):
+    import onnxruntime as ort
+    ops = [helper.make_opsetid("", opset)]
+    g = helper.make_graph(nodes, "choice", inputs, outputs, initializer=inits)
+    m = helper.make_model(g, opset_imports=ops)
+    m.ir_version = helper.find_min_ir_version_for(ops)
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def _vi(name, shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def _c(name, v):
+    return numpy_helper.from_array(np.asarray(v, dtype=np.float32), name)
+
+
+def _gelu(approx: str, opset: int):
+    x = [_vi("x", ["B", "T", 3072])]
+    y = [_vi("y", ["B", "T", 3072])]
+    fused = ([helper.make_node("Gelu", ["x"], ["y"], approximate=approx)], [])
+    if approx == "tanh":
+        dec = [helper.make_node("Mul", ["x", "x"], ["x2"]), helper.make_node("Mul", ["x2", "x"], ["x3"]),
+               helper.make_node("Mul", ["x3", "k"], ["a"]), helper.make_node("Add", ["x", "a"], ["b"]),
+               helper.make_node("Mul", ["b", "s"], ["c"]), helper.make_node("Tanh", ["c"], ["t"]),
+               helper.make_node("Add", ["t", "one"], ["t1"]), helper.make_node("Mul", ["x", "t1"], ["m"]),
+               helper.make_node("Mul", ["m", "half"], ["y"])]
+        inits = [_c("k", 0.044715), _c("s", math.sqrt(2 / math.pi)), _c("one", 1.0), _c("half", 0.5)]
+    else:
+        dec = [helper.make_node("Div", ["x", "r2"], ["d"]), helper.make_node("Erf", ["d"], ["e"]),
+               helper.make_node("Add", ["e", "one"], ["t1"]), helper.make_node("Mul", ["x", "t1"], ["m"]),
+               helper.make_node("Mul", ["m", "half"], ["y"])]
+        inits = [_c("r2", math.sqrt(2)), _c("one", 1.0), _c("half", 0.5)]
+    return x, y, fused, (dec, inits), {"x": np.random.default_rng(0).standard_normal((1, 128, 3072), np.float32)}
+
+
+def _linear(opset: int):
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((768, 3072)) * 0.02).astype(np.float32)
+    b = np.zeros(3072, np.float32)
+    x, y = [_vi("x", ["B", "T", 768])], [_vi("y", ["B", "T", 3072])]
+    mm = ([helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Add", ["m", "b"], ["y"])],
+          [_c("w", w), _c("b", b)])
+    gemm = ([helper.make_node("Reshape", ["x", "s1"], ["x2"]), helper.make_node("Gemm", ["x2", "w", "b"], ["g"]),
+             helper.make_node("Shape", ["x"], ["sh"], end=2), helper.make_node("Concat", ["sh", "n"], ["s2"], axis=0),
+             helper.make_node("Reshape", ["g", "s2"], ["y"])],
+            [_c("w", w), _c("b", b), numpy_helper.from_array(np.array([-1, 768]), "s1"),
+             numpy_helper.from_array(np.array([3072]), "n")])
+    return x, y, mm, gemm, {"x": rng.standard_normal((1, 128, 768), np.float32)}
+
+
+def _layernorm(opset: int):
+    x, y = [_vi("x", ["B", "T", 768])], [_vi("y", ["B", "T", 768])]
+    g, b = _c("g", np.ones(768)), _c("b", np.zeros(768))
+    fused = ([helper.make_node("LayerNormalization", ["x", "g", "b"], ["y"], axis=-1, epsilon=1e-5)], [g, b])
+    ax = numpy_helper.from_array(np.array([-1]), "ax")
+    dec = ([helper.make_node("ReduceMean", ["x", "ax"], ["mu"]), helper.make_node("Sub", ["x", "mu"], ["d"]),
+            helper.make_node("Mul", ["d", "d"], ["d2"]), helper.make_node("ReduceMean", ["d2", "ax"], ["var"]),
+            helper.make_node("Add", ["var", "eps"], ["ve"]), helper.make_node("Sqrt", ["ve"], ["sd"]),
+            helper.make_node("Div", ["d", "sd"], ["n"]), helper.make_node("Mul", ["n", "g"], ["ng"]),
+            helper.make_node("Add", ["ng", "b"], ["y"])], [g, b, ax, _c("eps", 1e-5)])
+    return x, y, fused, dec, {"x": np.random.default_rng(0).standard_normal((1, 128, 768), np.float32)}
+
+
+def _attention(opset: int):
+    shp = ["B", 12, "T", 64]
+    x = [_vi(n, shp) for n in "qkv"]
+    y = [_vi("y", shp)]
+    fused = ([helper.make_node("Attention", ["q", "k", "v"], ["y"], is_causal=1)], [])
+    t = 128
+    dec = ([helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
+            helper.make_node("MatMul", ["q", "kt"], ["s0"]), helper.make_node("Mul", ["s0", "sc"], ["s"]),
+            helper.make_node("Where", ["keep", "s", "ninf"], ["sm"]), helper.make_node("Softmax", ["sm"], ["p"], axis=-1),
+            helper.make_node("MatMul", ["p", "v"], ["y"])],
+           [_c("sc", 1 / 8.0), numpy_helper.from_array(np.tril(np.ones((t, t), bool)), "keep"), _c("ninf", -np.inf)])
+    rng = np.random.default_rng(0)
+    return x, y, fused, dec, {n: rng.standard_normal((1, 12, t, 64), np.float32) for n in "qkv"}
+
+
+def measure_choices(opset: int, threads: int = 2, rounds: int = 30) -> list[dict]:
+    """One row per choice: fused-op ms, decomposition ms, median ratio fused/decomposed, at `opset` (and
+    Attention also at 24, the newest opset onnxruntime 1.32 has an Attention kernel for)."""
+    from ..ops._kernels import runs_natively
+    cases = [("Gelu(tanh) vs Tanh decomposition", "[1, 128, 3072]", lambda o: _gelu("tanh", o), opset,
+              "Gelu (opset 20+)"),
+             ("Gelu(erf) vs Erf decomposition", "[1, 128, 3072]", lambda o: _gelu("none", o), opset, "Gelu (opset 20+)"),
+             ("LayerNormalization vs ReduceMean decomposition", "[1, 128, 768]", _layernorm, opset,
+              "LayerNormalization"),
+             ("Reshape+Gemm+Reshape vs MatMul+Add (3-D linear)", "[1, 128, 768] x [768, 3072]", _linear, opset,
+              "MatMul+Add (fewer nodes)")]
+    cases += [(f"Attention vs MatMul/Softmax (opset {o})", "[1, 12, 128, 64] causal", _attention, o,
+               "Attention" if runs_natively("Attention", o) else "MatMul/Softmax (no Attention kernel)")
+              for o in sorted({min(24, opset), opset}) if o >= 23]
+    rows = []
+    for title, shape, make, o, emits in cases:
+        if title.startswith("Gelu") and o < 20:
+            continue
+        x, y, fused, dec, feeds = make(o)
+        a = _session(fused[0], x, y, fused[1], o, threads)
+        b = _session(dec[0], x, y, dec[1], o, threads)
+        times = alternate({"fused": (a, feeds), "dec": (b, feeds)}, rounds)
+        rows.append({"choice": title, "shape": shape, "opset": o, "fused_ms": statistics.median(times["fused"]),
+                     "decomposed_ms": statistics.median(times["dec"]),
+                     "ratio": statistics.median(p / q for p, q in zip(times["fused"], times["dec"])),
+                     "emits": emits})
+    return rows
