@@ -130,7 +130,7 @@ BUILTINS = {b.name: b for b in [
     Builtin("len", _len, "length of a list, tuple, dict or string; dim 0 of a tensor"),
     Builtin("min", _minmax("min", min), "smallest of numbers or of a list"),
     Builtin("max", _minmax("max", max), "largest of numbers or of a list"),
-    Builtin("sum", _sum, "sum of a list of numbers"),
+    Builtin("sum", _sum, "sum of a list of numbers, or the sum op on a tensor"),
     Builtin("int", _int, "truncate to an integer"),
     Builtin("float", _float, "convert to a float"),
     Builtin("str", _str, "convert to a string"),
@@ -155,4 +155,4 @@ BUILTINS = {b.name: b for b in [
     Builtin("is_symbolic", _isinstance_sym, "true when a dim is a symbol such as B"),
 ]}
 
-TENSOR_MATH = {"sqrt", "exp", "log", "abs"}
+TENSOR_MATH = {"sqrt", "exp", "log", "abs", "sum"}  # on a tensor these are the op of that name
