@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import kernels, train_ops  # noqa: F401  (register the internal ops)
+from . import kernels, movement, train_ops  # noqa: F401  (register the internal ops)
 from .builder import GradBuilder
 from .engine import gradients, prune_dead
 from .losses import LOSSES

@@ -103,6 +103,16 @@ class GradBuilder:
         return self.op("autodiff.count", x, dims=tuple(axes) if dims is not None else None,
                        dtype=(dt.label if dt else "float32"))
 
+    def vjp(self, fn, inputs: list[Value], gouts: list[Value | None]) -> list[Value | None]:
+        """Gradients of `inputs` through a composite: `fn(b, *inputs)` recomputes the op from simpler registry
+        ops (returning its outputs), and those are differentiated by their own rules. For ops whose gradient
+        is easiest to state as "the gradient of this decomposition" (norms, attention, interpolation)."""
+        from .engine import vjp
+        start = len(self._sink)
+        outs = fn(GradBuilder(self._g, self._node, tag="recompute", sink=self._sink), *inputs)
+        outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+        return vjp(self._g, self._sink[start:], outs, gouts, inputs)
+
     def scalar(self, value: float, like: Value) -> Value:
         return self.const(value, like=like)
 

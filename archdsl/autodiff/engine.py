@@ -8,47 +8,52 @@ from ..ir import Graph, Node, Value
 from ..ops import OpCall
 from .builder import GradBuilder
 
-__all__ = ["gradients", "prune_dead"]
-
-
-def _needs_grad(graph: Graph, wrt: list[Value], target: Value) -> tuple[set[int], set[int]]:
-    """Values that depend on `wrt` (forward) and values `target` depends on (backward)."""
-    depends = {id(v) for v in wrt}
-    for n in graph.nodes:
-        if any(id(v) in depends for v in n.inputs):
-            depends.update(id(o) for o in n.outputs if o.type.dtype.is_float)
-    reaches = {id(target)}
-    for n in reversed(graph.nodes):
-        if any(id(o) in reaches for o in n.outputs):
-            reaches.update(id(v) for v in n.inputs)
-    return depends, reaches
+__all__ = ["gradients", "prune_dead", "vjp"]
 
 
 def gradients(graph: Graph, target: Value, wrt: list[Value], seed: Value | None = None) -> list[Value | None]:
     """d target / d w for each w in `wrt` (None where target does not depend on w), appended to `graph`.
 
     `target` is a scalar unless `seed` (the incoming gradient, target's shape) is given."""
-    depends, reaches = _needs_grad(graph, wrt, target)
-    forward = list(graph.nodes)
-    grads: dict[int, Value] = {}
     if seed is None:
         if target.type.shape:
             raise ArchError(f"internal: differentiating a non-scalar {target.type} needs a seed gradient")
         seed = GradBuilder(graph, None).const(1.0, like=target)
-    grads[id(target)] = seed
-    for node in reversed(forward):
-        gouts = [grads.get(id(o)) for o in node.outputs]
-        if all(g is None for g in gouts):
+    return vjp(graph, list(graph.nodes), [target], [seed], wrt)
+
+
+def vjp(graph: Graph, nodes: list[Node], outputs: list[Value], gouts: list[Value | None],
+        wrt: list[Value]) -> list[Value | None]:
+    """The vector-Jacobian product through `nodes` (in order): given gradients `gouts` of `outputs`, the
+    gradients of `wrt`. New nodes are appended to graph.nodes."""
+    depends = {id(v) for v in wrt}
+    for n in nodes:
+        if any(id(v) in depends for v in n.inputs):
+            depends.update(id(o) for o in n.outputs if o.type.dtype.is_float)
+    reaches = {id(o) for o, g in zip(outputs, gouts) if g is not None}
+    for n in reversed(nodes):
+        if any(id(o) in reaches for o in n.outputs):
+            reaches.update(id(v) for v in n.inputs)
+    grads: dict[int, Value] = {}
+    for o, g in zip(outputs, gouts):
+        if g is not None:
+            grads[id(o)] = g if id(o) not in grads else GradBuilder(graph, None).op("add", grads[id(o)], g)
+    for node in reversed(nodes):
+        gs = [grads.get(id(o)) for o in node.outputs]
+        if all(g is None for g in gs):
             continue
         needs = [id(v) in depends and id(v) in reaches and v.type.dtype.is_float for v in node.inputs]
         if not any(needs):
             continue
         rule = node.opdef.grad
         if rule is None:
-            raise _no_rule(node, wrt, depends)
+            raise _no_rule(node, wrt)
         b = GradBuilder(graph, node, needs)
         call = OpCall(tuple(v.type for v in node.inputs), tuple(o.type for o in node.outputs), node.attrs)
-        res = list(rule(b, call, list(node.inputs), list(node.outputs), gouts))
+        try:
+            res = list(rule(b, call, list(node.inputs), list(node.outputs), gs))
+        except ArchError as err:  # a rule that cannot differentiate this use says why, at the node
+            raise err.with_span(node.span) from None
         if len(res) != len(node.inputs):
             raise ArchError(f"internal: the gradient rule of {node.op} returned {len(res)} gradients for "
                             f"{len(node.inputs)} inputs", node.span)
@@ -63,7 +68,7 @@ def gradients(graph: Graph, target: Value, wrt: list[Value], seed: Value | None 
     return [grads.get(id(w)) for w in wrt]
 
 
-def _no_rule(node: Node, wrt: list[Value], depends: set[int]) -> ArchError:
+def _no_rule(node: Node, wrt: list[Value]) -> ArchError:
     """Name the op and the parameters behind it, so the user sees why the loss cannot reach them."""
     names = [w.name for w in wrt if w.name]
     shown = ", ".join(f"'{n}'" for n in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

@@ -44,6 +44,12 @@ def _bn_infer(ins, a):
     return [x, ins[3], ins[4], stat, stat]
 
 
+def _reduce_mean(e, x, axes: list[int]):
+    if e.opset >= 18:
+        return e.op("ReduceMean", [x, _i64(e, axes)], keepdims=1)
+    return e.op("ReduceMean", [x], axes=axes, keepdims=1)  # an attribute before opset 18
+
+
 def _bn_lower(e, ins, outs, c):
     """Two-pass batch statistics, then one scale-and-shift pass. (onnxruntime's BatchNormalization in
     training mode, whose running outputs with momentum 0 would be the batch statistics, was tried: from the
@@ -52,12 +58,11 @@ def _bn_lower(e, ins, outs, c):
     x_t = c.in_types[0]
     ch = x_t.shape[1]
     y_out, rm_out, rv_out, mean_out, rstd_out = outs
-    axes = _i64(e, _bn_axes(x_t.rank))
     cshape = _i64(e, [1, ch] + [1] * (x_t.rank - 2))
     flat = _i64(e, [ch])
-    mean_k = e.op("ReduceMean", [x, axes], keepdims=1)
+    mean_k = _reduce_mean(e, x, _bn_axes(x_t.rank))
     d = e.op("Sub", [x, mean_k])
-    var_k = e.op("ReduceMean", [e.op("Mul", [d, d]), axes], keepdims=1)
+    var_k = _reduce_mean(e, e.op("Mul", [d, d]), _bn_axes(x_t.rank))
     rstd_k = e.op("Reciprocal", [e.op("Sqrt", [e.op("Add", [var_k, _scalar(e, c.attrs["eps"], x_t)])])])
     scale = e.op("Mul", [rstd_k, e.op("Reshape", [w, cshape])])
     e.op("Add", [e.op("Mul", [d, scale]), e.op("Reshape", [b, cshape])], outputs=[y_out])

@@ -123,6 +123,48 @@ def _lower(e, ins, outs, c):
         e.op("Add", [y, ob], outputs=outs)
 
 
+def _grad(b, c, ins, outs, gouts):
+    """Through the decomposition the lowering uses, written in registry ops."""
+    from .sdpa import _attend
+    a = c.attrs
+    n = _n_params(a)
+    q_t, k_t, _, mask_t = _check(c.in_types[:-n], a)
+    emb, h = a["embed_dim"], a["num_heads"]
+    if a["dropout"]:
+        fail("multihead_attention: training with attention dropout is not supported; give dropout=0 and "
+             "a dropout layer after the attention")
+
+    def forward(r, *vals):
+        data, params = list(vals[:-n]), list(vals[-n:])
+        w, bias, ow, ob = params if a["bias"] else (params[0], None, params[1], None)
+        mask = data.pop() if mask_t is not None else None
+
+        def proj(x, wi, bi):
+            y = r.op("matmul", x, r.op("transpose", wi))
+            return r.op("add", y, bi) if bi is not None else y
+
+        if k_t is None:
+            q, k, v = r.op("split", proj(data[0], w, bias), sizes=(emb,), axis=-1)
+        else:
+            ws = r.op("split", w, sizes=(emb,), axis=0)
+            bs = r.op("split", bias, sizes=(emb,), axis=0) if bias is not None else (None, None, None)
+            q, k, v = (proj(x, wi, bi) for x, wi, bi in zip(data, ws, bs))
+
+        def heads(t):
+            return r.op("permute", r.op("reshape", t, shape=(t.type.shape[0], t.type.shape[1], h, emb // h)),
+                        dims=(0, 2, 1, 3))
+
+        m = None
+        if mask is not None:  # true = ignore: attend where it is false
+            m = r.op("where", r.op("unsqueeze", r.op("unsqueeze", mask, dim=1), dim=1), r.const(-np.inf, like=q),
+                     r.const(0.0, like=q))
+        ctx = _attend(r, heads(q), heads(k), heads(v), m, a["causal"], 1.0 / math.sqrt(emb // h))
+        ctx = r.op("reshape", r.op("permute", ctx, dims=(0, 2, 1, 3)), shape=(q_t.shape[0], q_t.shape[1], emb))
+        return proj(ctx, ow, ob)
+
+    return b.vjp(forward, list(ins), gouts)
+
+
 def _causal_keep(e, scores, q_t, k_t):
     """bool [T, S], true where key j <= query i (tril of ones, as torch's is_causal)."""
     t = q_t.shape[1]
@@ -147,7 +189,7 @@ register(OpDef(
     name="multihead_attention", inputs=("query", "key?", "value?", "key_padding_mask?"), category="layer",
     attrs=(Attr("embed_dim", "int"), Attr("num_heads", "int"), Attr("bias", "bool", True),
            Attr("causal", "bool", False), Attr("dropout", "float", 0.0)),
-    params=_params, infer=_infer, lower=_lower, cost=_cost,
+    params=_params, infer=_infer, lower=_lower, cost=_cost, grad=_grad,
     doc="Multi-head attention, torch.nn.MultiheadAttention(batch_first=True) layout: self or cross (key=, value=), "
         "causal mask, key_padding_mask (bool [B, S], true = ignore).",
 ))

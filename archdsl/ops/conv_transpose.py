@@ -105,6 +105,22 @@ def _make(n: int) -> None:
             return
         _lower_wide_output_padding(e, ins, outs, c, p, op, geo)
 
+    def grad(b, c, ins, outs, gouts):
+        """A transposed conv is the adjoint of a conv with the same weight: gx = conv(g, W),
+        gW = the conv weight gradient with g as the conv's input and x as its output gradient."""
+        g, a = gouts[0], c.attrs
+        k, s, p, op, d = _geom(a, n)
+        res = [None] * len(ins)
+        if b.needs(0):
+            res[0] = b.op(f"conv{n}d", g, ins[1], out_channels=c.in_types[0].shape[1], kernel_size=k, stride=s,
+                          padding=p, dilation=d, groups=a["groups"], bias=False)
+        if b.needs(1):
+            res[1] = b.op("autodiff.conv_weight_grad", g, ins[0], kernel=tuple(k), stride=tuple(s), dilation=tuple(d),
+                          pads=tuple(p) * 2, groups=a["groups"])
+        if len(ins) > 2 and b.needs(2):
+            res[2] = b.op("sum", g, dim=(0,) + tuple(range(2, n + 2)))
+        return res
+
     def cost(c):
         # each input element scatters into out/groups * prod(kernel) outputs
         w = c.in_types[1]
@@ -115,7 +131,7 @@ def _make(n: int) -> None:
         attrs=(Attr("out_channels", "int"), Attr("kernel_size", "ints"), Attr("stride", "ints", 1),
                Attr("padding", "ints", 0), Attr("output_padding", "ints", 0), Attr("groups", "int", 1),
                Attr("bias", "bool", True), Attr("dilation", "ints", 1)),
-        params=params, infer=infer, lower=lower, cost=cost,
+        params=params, infer=infer, lower=lower, cost=cost, grad=grad,
         doc=f"{n}-D transposed convolution (torch.nn.ConvTranspose{n}d), weight [in, out/groups, *kernel].",
     ))
 

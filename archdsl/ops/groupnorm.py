@@ -61,8 +61,25 @@ def _lower(e, ins, outs, c):
     e.op("Add", [y, e.op("Reshape", [bias, per_channel])], outputs=outs)
 
 
+def _grad(b, c, ins, outs, gouts):
+    """Through the decomposition: normalize [N, G, -1], reshape back, per-channel affine."""
+    x_t = c.in_types[0]
+    g_, eps = c.attrs["num_groups"], c.attrs["eps"]
+
+    def forward(r, x, *wb):
+        grouped = r.op("reshape", x, shape=(x_t.shape[0], g_, -1))
+        d = r.op("sub", grouped, r.op("mean", grouped, dim=(2,), keepdim=True))
+        var = r.op("mean", r.op("mul", d, d), dim=(2,), keepdim=True)
+        y = r.reshape_like(r.op("mul", d, r.op("reciprocal", r.op("sqrt", r.op("add", var, r.const(eps, like=x))))), x)
+        if wb:
+            per = (x_t.shape[1],) + (1,) * (x_t.rank - 2)
+            y = r.op("add", r.op("mul", y, r.op("reshape", wb[0], shape=per)), r.op("reshape", wb[1], shape=per))
+        return y
+    return b.vjp(forward, list(ins), gouts)
+
+
 register(OpDef(
-    name="group_norm", inputs=("x",), category="layer", aliases=("groupnorm",),
+    name="group_norm", grad=_grad, inputs=("x",), category="layer", aliases=("groupnorm",),
     attrs=(Attr("num_groups", "int"), Attr("eps", "float", 1e-5), Attr("affine", "bool", True)),
     params=_params, infer=_infer, lower=_lower, cost=lambda c: 5 * numel(c.out_types[0].shape),
     doc="Group normalization over groups of channels (torch.nn.GroupNorm); GroupNormalization at opset 21+.",

@@ -82,6 +82,45 @@ def _lower(e, ins, outs, c):
     e.op("Resize", [ins[0], "", "", full], outputs=outs, **kw)
 
 
+def _linear_weights(size: int, out: int, align_corners: bool, scale: float | None) -> np.ndarray:
+    """The [out, size] matrix of torch's linear interpolation along one dim (half_pixel or align_corners),
+    so that y = W x: upsampling is linear, and its gradient is W^T g."""
+    w = np.zeros((out, size))
+    for i in range(out):
+        if align_corners:
+            src = i * (size - 1) / (out - 1) if out > 1 else 0.0
+        else:
+            step = 1.0 / scale if scale is not None else size / out
+            src = max((i + 0.5) * step - 0.5, 0.0)
+        lo = min(int(np.floor(src)), size - 1)
+        hi = min(lo + 1, size - 1)
+        frac = src - lo
+        w[i, lo] += 1.0 - frac
+        w[i, hi] += frac
+    return w
+
+
+def _grad(b, c, ins, outs, gouts):
+    """nearest modes move elements (scatter g back); linear modes are y = W x along each dim, so g x W."""
+    x_t, g = c.in_types[0], gouts[0]
+    if c.attrs["mode"] not in _LINEAR_RANK:
+        return [b.op("autodiff.movement_grad", g, ins[0], op="upsample", attrs=dict(c.attrs), positions="int32")]
+    scales, _ = _plan(x_t, c.attrs)
+    n = x_t.rank - 2
+    out_sp = c.out_types[0].shape[2:]
+    if not all(isinstance(d, int) for d in tuple(x_t.shape[2:]) + tuple(out_sp)):
+        fail("upsample: a linear mode's gradient needs known spatial sizes")
+    for i in range(n):
+        ax = 2 + i
+        w = _linear_weights(x_t.shape[ax], out_sp[i], c.attrs["align_corners"], scales[i] if scales else None)
+        if ax != x_t.rank - 1:
+            g = b.op("transpose", g, dim0=ax, dim1=-1)
+        g = b.op("matmul", g, b.const(w, like=g))  # [..., out] @ [out, in]
+        if ax != x_t.rank - 1:
+            g = b.op("transpose", g, dim0=ax, dim1=-1)
+    return [g]
+
+
 def _cost(c):
     per = 4 if c.attrs["mode"] in _LINEAR_RANK else 1
     return per * numel(c.out_types[0].shape)
@@ -92,7 +131,7 @@ register(OpDef(
     attrs=(Attr("scale_factor", "any", None), Attr("mode", "str", "nearest",
                                                    choices=("nearest", "nearest-exact", "linear", "bilinear", "trilinear")),
            Attr("align_corners", "bool", False), Attr("size", "ints?", None)),
-    infer=_infer, lower=_lower, cost=_cost,
+    infer=_infer, lower=_lower, cost=_cost, grad=_grad,
     doc="Resize the spatial dims by scale_factor or to size (torch.nn.Upsample); nearest, nearest-exact, "
         "(bi/tri)linear with align_corners.",
 ))

@@ -67,8 +67,10 @@ def _lower(e, ins, outs, c):
             scale = e.const(np.ones(ns, dtype=np_dt))
         e.op("RMSNormalization", [ins[0], scale], outputs=outs, axis=-len(ns), epsilon=float(eps))
         return
-    axes = e.const(np.arange(x_t.rank - len(ns), x_t.rank, dtype=np.int64))
-    ms = e.op("ReduceMean", [e.op("Mul", [ins[0], ins[0]]), axes], keepdims=1)
+    axes = list(range(x_t.rank - len(ns), x_t.rank))
+    sq = e.op("Mul", [ins[0], ins[0]])
+    ms = e.op("ReduceMean", [sq, e.const(np.array(axes, dtype=np.int64))], keepdims=1) if e.opset >= 18 else \
+        e.op("ReduceMean", [sq], axes=axes, keepdims=1)  # axes is an attribute before opset 18
     inv = e.op("Reciprocal", [e.op("Sqrt", [e.op("Add", [ms, e.const(np.array(eps, dtype=np_dt))])])])
     if scale is None:
         e.op("Mul", [ins[0], inv], outputs=outs)
@@ -76,8 +78,22 @@ def _lower(e, ins, outs, c):
         e.op("Mul", [e.op("Mul", [ins[0], inv]), scale], outputs=outs)
 
 
+def _grad(b, c, ins, outs, gouts):
+    """Through the decomposition x / sqrt(mean(x^2) + eps) * weight."""
+    x_t = c.in_types[0]
+    ns = _norm_dims(x_t, c.attrs)
+    eps = c.attrs["eps"] if c.attrs["eps"] is not None else default_eps(x_t.dtype)
+    dims = tuple(range(x_t.rank - len(ns), x_t.rank))
+
+    def forward(r, x, *w):
+        ms = r.op("mean", r.op("mul", x, x), dim=dims, keepdim=True)
+        y = r.op("mul", x, r.op("reciprocal", r.op("sqrt", r.op("add", ms, r.const(eps, like=x)))))
+        return r.op("mul", y, w[0]) if w else y
+    return b.vjp(forward, list(ins), gouts)
+
+
 register(OpDef(
-    name="rms_norm", inputs=("x",), category="layer", aliases=("rmsnorm",),
+    name="rms_norm", grad=_grad, inputs=("x",), category="layer", aliases=("rmsnorm",),
     attrs=(Attr("normalized_shape", "ints?", None), Attr("eps", "float?", None),
            Attr("elementwise_affine", "bool", True)),
     params=_params, infer=_infer, lower=_lower, cost=lambda c: 4 * numel(c.out_types[0].shape),

@@ -77,6 +77,31 @@ def _lower(e, ins, outs, c):
     e.op("MatMul", [e.op("Softmax", [s], axis=-1), ins[2]], outputs=outs)
 
 
+def _attend(r, q, k, v, mask, causal: bool, scale: float):
+    """softmax(q k^T * scale (+ mask)) v in registry ops, for gradients (see _grad and attention.py)."""
+    s = r.op("mul", r.op("matmul", q, r.op("transpose", k)), r.const(scale, like=q))
+    t, n = q.type.shape[-2], k.type.shape[-2]
+    if causal:
+        if isinstance(t, int) and isinstance(n, int):
+            s = r.op("masked_fill", s, r.const(~np.tril(np.ones((t, n), dtype=np.bool_)), dtype=np.bool_),
+                     value="-inf")
+        elif t == n:
+            s = r.op("causal_mask", s)
+        else:
+            fail("attention gradient: causal with different symbolic query and key lengths")
+    if mask is not None:
+        if mask.type.dtype is DType.bool:
+            s = r.op("where", mask, s, r.const(-np.inf, like=s))
+        else:
+            s = r.op("add", s, mask)
+    return r.op("matmul", r.op("softmax", s), v)
+
+
+def _grad(b, c, ins, outs, gouts):
+    causal, scale = c.attrs["causal"], _scale(c)
+    return b.vjp(lambda r, q, k, v, *m: _attend(r, q, k, v, m[0] if m else None, causal, scale), list(ins), gouts)
+
+
 def _cost(c):
     q, k, v = c.in_types[:3]
     return 2 * numel(q.shape) * k.shape[-2] + 2 * numel(c.out_types[0].shape) * v.shape[-2] \
@@ -86,7 +111,7 @@ def _cost(c):
 register(OpDef(
     name="scaled_dot_product_attention", inputs=("query", "key", "value", "mask?"), category="layer",
     aliases=("sdpa",), attrs=(Attr("causal", "bool", False), Attr("scale", "float?", None)),
-    infer=_infer, lower=_lower, cost=_cost,
+    infer=_infer, lower=_lower, cost=_cost, grad=_grad,
     doc="softmax(q k^T * scale + mask) v (torch's F.scaled_dot_product_attention); scale defaults to "
         "1/sqrt(head size); ONNX Attention at opset 23+.",
 ))

@@ -36,6 +36,8 @@ def _take_infer(ins, a):
 register(OpDef(
     name="take", inputs=("x", "index"), category="shape", attrs=(Attr("axis", "int", 0),),
     infer=_take_infer, cost=lambda c: 0,
+    grad=lambda b, c, ins, outs, gouts: [b.op("autodiff.movement_grad", gouts[0], ins[0], ins[1], op="take",
+                                              attrs=dict(c.attrs)), None],
     lower=lambda e, ins, outs, c: e.op("Gather", ins, outputs=outs, axis=c.attrs["axis"]),
     doc="Slices of x at integer indices along axis (numpy.take, ONNX Gather): take(ref(\"embed.weight\"), ids) "
         "looks ids up in an existing table.",

@@ -110,6 +110,9 @@ def _reduce(name, onnx_op, doc):
     def lower(e, ins, outs, c):
         x = c.in_types[0]
         axes = sorted({norm_axis(d, x.rank) for d in c.attrs["dim"]}) if c.attrs["dim"] is not None else list(range(x.rank))
+        if onnx_op != "ReduceSum" and e.opset < 18:  # axes became an input at opset 18 (ReduceSum: 13)
+            e.op(onnx_op, [ins[0]], outputs=outs, axes=axes, keepdims=int(c.attrs["keepdim"]))
+            return
         e.op(onnx_op, [ins[0], _i64(e, axes)], outputs=outs, keepdims=int(c.attrs["keepdim"]))
 
     def grad(b, c, ins, outs, gouts):

@@ -50,6 +50,8 @@ def _lower(e, ins, outs, c):
 
 register(OpDef(
     name="pad", inputs=("x",), category="shape",
+    grad=lambda b, c, ins, outs, gouts: [b.op("autodiff.movement_grad", gouts[0], ins[0], op="pad",
+                                              attrs={**c.attrs, "value": 0.0})],
     attrs=(Attr("pad", "ints"), Attr("mode", "str", "constant", choices=tuple(_MODES)), Attr("value", "float", 0.0)),
     infer=_infer, lower=_lower, cost=lambda c: numel(c.out_types[0].shape) if c.attrs["mode"] != "constant" else 0,
     doc="Pad trailing dims, pairs (begin, end) from the last dim backwards (torch.nn.functional.pad); "

@@ -154,3 +154,29 @@ def test_bad_settings_are_diagnostics(bad, words):
 def test_labels_name_is_reserved():
     with pytest.raises(ArchError, match="labels"):
         compile_step(None, config(), text="model m(labels: float32[B, 4]) -> y { y = labels -> linear(2) }")
+
+
+@pytest.mark.parametrize("name", ["lenet5", "gpt2"])
+def test_oldest_opset(name):
+    """Opset 17: no BitwiseXor for the dropout hash, LayerNormalization but no Gelu; still standard ONNX."""
+    spec, defines = SPECS[name]
+    mod = driver.load(spec, defines=defines)
+    ct = driver.build_train(mod, None, driver.CompileOptions(opset=17), config(opt="sgd", lr=0.1, momentum=0.9))
+    assert ct.step_model.opset_import[0].version == 17
+    onnx.checker.check_model(ct.step_model, full_check=True)
+    feeds = batches(ct, 1, 2, 10)[0]
+    out = runtime.session(ct.step_model, "cpu").run(["loss"], feeds)[0]
+    assert np.isfinite(out)
+
+
+ATTENTION_DROPOUT = """
+model m(x: float32[B, T, 8]) -> y {
+    y = x -> multihead_attention(8, 2, dropout=0.1) as attn -> linear(3) as out
+}
+"""
+
+
+def test_untrainable_use_of_an_op_is_a_diagnostic():
+    with pytest.raises(ArchError, match="attention dropout") as e:
+        compile_step(None, config(loss="mse"), text=ATTENTION_DROPOUT)
+    assert e.value.span is not None and e.value.span.line == 3
