@@ -1,0 +1,129 @@
+"""Hostile and random input: `archdsl check` answers 0 or 1 with a diagnostic, never a traceback or an
+internal error (70); random valid programs compile, pass the ONNX checker and run to finite outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import archdsl
+from archdsl.cli import main
+from archdsl.runtime import random_feeds, session
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+SEEDS = {name: (SPECS / name).read_text() for name in ("mlp.arch", "lenet5.arch", "resnet.arch")}
+
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+
+_WORDS = ["param", "let", "block", "model", "import", "as", "for", "in", "if", "elif", "else", "repeat", "return",
+          "assert", "and", "or", "not", "true", "false", "none", "x", "y", "B", "T", "relu", "linear", "conv2d",
+          "float32", "int64", "range", "len", "channels", "parameter", "ref", "flatten", "batchnorm", "depth"]
+_PUNCT = ["(", ")", "[", "]", "{", "}", ",", ":", ";", "=", "==", "->", "+", "-", "*", "/", "//", "%", "**", "@",
+          ".", "...", "<", ">=", "!=", "\n", "\n    ", "#c\n", '"a{i}"', "'s'", "\\\n"]
+_TOKENS = st.one_of(st.sampled_from(_WORDS), st.sampled_from(_PUNCT),
+                    st.integers(-3, 10**12).map(str), st.sampled_from(["0.5", "1e3", "0x1f", "1_0", ".5"]))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("fuzz")
+
+
+def check_cli(path: Path, text: str) -> int:
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["check", str(path)])
+    both = out.getvalue() + err.getvalue()
+    assert rc in (0, 1), f"exit {rc} for:\n{text}\n---\n{both}"
+    assert "Traceback" not in both and "internal error" not in both, f"for:\n{text}\n---\n{both}"
+    if rc == 1:
+        assert "error" in err.getvalue()
+    return rc
+
+
+def test_the_seed_specs_check_cleanly(workdir):
+    for name, text in SEEDS.items():
+        assert check_cli(workdir / name, text) == 0
+
+
+@FUZZ
+@given(tokens=st.lists(_TOKENS, max_size=40), wrap=st.booleans())
+def test_token_soup_never_crashes(workdir, tokens, wrap):
+    text = " ".join(tokens)
+    if wrap:
+        text = "model m(x: float32[B, 4]) -> y {\n    y = " + text + "\n}\n"
+    check_cli(workdir / "soup.arch", text)
+
+
+@st.composite
+def mutated(draw):
+    name = draw(st.sampled_from(sorted(SEEDS)))
+    chars = list(SEEDS[name])
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(chars) - 1))
+        kind = draw(st.sampled_from(["delete", "insert", "swap", "dup"]))
+        if kind == "delete":
+            del chars[i]
+        elif kind == "insert":
+            chars.insert(i, draw(st.sampled_from(list("()[]{},:;=-+*/.\n\"'#0 9a_\\@<>!") + ["\x00", "é"])))
+        elif kind == "swap" and i + 1 < len(chars):
+            chars[i], chars[i + 1] = chars[i + 1], chars[i]
+        else:
+            chars.insert(i, chars[i])
+    return name, "".join(chars)
+
+
+@FUZZ
+@given(case=mutated())
+def test_mutated_specs_never_crash(workdir, case):
+    name, text = case
+    check_cli(workdir / name, text)
+
+
+# ---- random valid programs ----
+
+_UNARY = ["relu", "sigmoid", "tanh", "gelu", "silu", "leaky_relu(negative_slope=0.1)", "softmax",
+          'gelu(approximate="tanh")']
+
+
+@st.composite
+def valid_program(draw):
+    feats = draw(st.integers(1, 6))
+    lines, n = [], feats
+    for k in range(draw(st.integers(1, 8))):
+        kind = draw(st.sampled_from(["unary", "linear", "norm", "scalar", "residual", "labelled"]))
+        if kind == "unary":
+            lines.append(f"h = h -> {draw(st.sampled_from(_UNARY))}")
+        elif kind in ("linear", "labelled"):
+            n = draw(st.integers(1, 6))
+            label = f' as "fc{k}"' if kind == "labelled" else ""
+            lines.append(f"h = h -> linear({n}, bias={draw(st.sampled_from(['true', 'false']))}){label}")
+        elif kind == "norm":
+            lines.append("h = h -> layernorm")
+        elif kind == "scalar":
+            op = draw(st.sampled_from(["+", "-", "*", "/"]))
+            lines.append(f"h = h {op} {draw(st.sampled_from(['0.5', '2', '1.5']))}")
+        else:
+            lines.append(f"h = relu(h -> linear({n})) + h")
+    body = "\n    ".join(["h = x"] + lines + ["y = h"])
+    return f"model rnd(x: float32[B, {feats}]) -> y {{\n    {body}\n}}\n"
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(text=valid_program())
+def test_random_valid_programs_compile_check_and_run(text):
+    model = archdsl.compile_source(text, file="rnd.arch")
+    onnx.checker.check_model(model, full_check=True)
+    sess = session(model, provider="cpu", threads=1)
+    for batch in (1, 3):
+        (y,) = sess.run(None, random_feeds(sess, batch=batch))
+        assert y.shape[0] == batch
+        assert np.isfinite(y).all(), text
