@@ -7,7 +7,7 @@ import re
 
 from lark import Token, Transformer, v_args
 
-from ..diagnostics import ArchSyntaxError, Span
+from ..diagnostics import ArchSyntaxError, LimitError, Span
 from . import ast as A
 
 __all__ = ["ToAst"]
@@ -149,7 +149,7 @@ class ToAst(Transformer):
         return A.Const(str(c[0]), self._tspan(c[0]))
 
     def label_int(self, meta, c):
-        return A.Const(int(str(c[0]).replace("_", ""), 0), self._tspan(c[0]))
+        return A.Const(_int(c[0], self.file), self._tspan(c[0]))
 
     def label_str(self, meta, c):
         return self.str_lit(meta, c)
@@ -193,7 +193,7 @@ class ToAst(Transformer):
         return A.Name(str(c[0]), self._tspan(c[0]))
 
     def int_lit(self, meta, c):
-        return A.Const(int(str(c[0]).replace("_", ""), 0), self._tspan(c[0]))
+        return A.Const(_int(c[0], self.file), self._tspan(c[0]))
 
     def float_lit(self, meta, c):
         return A.Const(float(str(c[0]).replace("_", "")), self._tspan(c[0]))
@@ -230,7 +230,7 @@ class ToAst(Transformer):
     def entry(self, meta, c):
         key = c[0]
         if key.type == "INT":
-            k = int(str(key).replace("_", ""), 0)
+            k = _int(key, self.file)
         elif key.type == "STRING":
             k = _unquote(key, self._tspan(key))
         else:
@@ -253,6 +253,15 @@ class ToAst(Transformer):
         if pos < len(text):
             parts.append(text[pos:])
         return parts
+
+
+def _int(tok: Token, file: str) -> int:
+    """INT token text: hex with 0x, else decimal (leading zeros allowed: `007` is 7; Python's base 0 refuses it)."""
+    s = str(tok).replace("_", "")
+    if len(s) > 1000:
+        raise LimitError(f"integer literal of {len(s)} digits is too long",
+                         Span(file, tok.line, tok.column, tok.end_line, tok.end_column))
+    return int(s, 16) if s[:2] in ("0x", "0X") else int(s, 10)
 
 
 def _unquote(tok: Token, span: Span) -> str:

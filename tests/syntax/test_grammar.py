@@ -304,3 +304,17 @@ def test_expected_words_are_plain():
     e = _err("param x 3\n")
     assert "expected '='" in e.message
     assert "__ANON" not in e.message and "_NL" not in e.message
+
+
+def test_int_literals_with_leading_zeros_are_decimal():
+    assert expr("007") == C(7)
+    assert expr("{01: 'a'}") == A.DictLit(((1, C("a")),), _)
+    assert expr("x as 02") == A.Labelled(N("x"), C(2), _)
+    assert expr("0_10") == C(10)
+
+
+def test_huge_int_literal_is_a_limit_error_not_a_crash():
+    from archdsl.diagnostics import LimitError
+    with pytest.raises(LimitError, match="too long") as info:
+        parse("let a = " + "1" * 5000 + "\n", "t.arch")
+    assert (info.value.span.line, info.value.span.col) == (1, 9)
