@@ -13,7 +13,7 @@ N, C, H = 2, 4, 4
 
 STEPS = ("conv_bn", "conv_nobias_bn", "bn", "relu", "mul1", "one_mul", "add0", "sub0", "div1", "dropout", "dup",
          "perm2", "transpose_self", "reshape2", "constfold", "scale", "attention", "attention_mask", "linear3d",
-         "expand_same", "cast_same", "getitem_full", "branch")
+         "expand_same", "cast_same", "getitem_full", "branch", "matmul_bias")
 
 
 def f32(v) -> np.ndarray:
@@ -71,6 +71,10 @@ def apply(b: Builder, h, step: str):
         return op("cast", h, dtype="float32")
     if step == "getitem_full":
         return op("getitem", h, index=(("s", None, None, None), ("e",)))
+    if step == "matmul_bias":  # a 2-D matmul + bias (fuse_gemm), on the image seen as [N*C*H, H]
+        flat = op("reshape", h, shape=(N * C * H, H))
+        y = op("add", b.const(f32(np.linspace(-1, 1, H))), op("matmul", flat, b.const(f32(np.eye(H)[::-1]))))
+        return op("reshape", y, shape=(N, C, H, H))
     if step == "branch":   # a second output reads an intermediate value
         b.output(f"side{b.k}", op("sigmoid", h))
         return h

@@ -50,6 +50,12 @@ model m(x: float32[B, 3, 8, 8]) -> y {
 model m(x: float32[B, T, 8]) -> y {
     y = x -> linear(4) as proj -> linear(2, bias=false) as out
 }""",
+    "fuse_gemm": """
+model m(x: float32[B, 8]) -> y {
+    w = parameter([8, 4], init="normal", std=0.1) as w
+    b = parameter([4], init="zeros") as b
+    y = x @ w + b -> relu
+}""",
     "fuse_attention": """
 model m(q: float32[B, 2, T, 8], k: float32[B, 2, T, 8], v: float32[B, 2, T, 8]) -> y {
     att = q @ k.T / sqrt(8) -> causal_mask -> softmax -> dropout(0.1)
