@@ -77,15 +77,10 @@ def bench_one(name: str, threads: int, repeat: int, provider: str, optimizer: st
     torch.set_num_threads(threads)
     from onnx import numpy_helper
     init = {t.name: numpy_helper.to_array(t) for t in ct.step_model.graph.initializer}
-    tg = TorchGraph(driver.elaborate_model(mod, ct.eval_model.graph.name), init)
+    dev = "cuda" if provider == "cuda" else "cpu"
+    tg = TorchGraph(driver.elaborate_model(mod, ct.eval_model.graph.name), init, dev)
     o = cfg.optimizer
     opt = torch_optimizer(o.name, list(tg.params.values()), cfg.lr, o.momentum, o.nesterov, o.weight_decay)
-    dev = "cuda" if provider == "cuda" else "cpu"
-    if dev == "cuda":
-        for d in (tg.params, tg.buffers):
-            for k in d:
-                d[k] = d[k].detach().to(dev).requires_grad_(d is tg.params)
-        opt = torch_optimizer(o.name, list(tg.params.values()), cfg.lr, o.momentum, o.nesterov, o.weight_decay)
 
     def torch_step():
         opt.zero_grad()

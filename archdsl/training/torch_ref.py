@@ -113,7 +113,8 @@ _OPS = {
     "squeeze": lambda n, x: x.squeeze(tuple(n.attrs["dim"])) if n.attrs["dim"] is not None else x.squeeze(),
     "mean": _reduce(torch.mean), "sum": _reduce(torch.sum), "amax": _reduce(torch.amax),
     "where": lambda n, c, a, b: torch.where(c, a, b), "masked_fill": _fill, "causal_mask": _causal,
-    "positions": lambda n, x: torch.arange(n.attrs["start"], n.attrs["start"] + x.shape[n.attrs["dim"]]),
+    "positions": lambda n, x: torch.arange(n.attrs["start"], n.attrs["start"] + x.shape[n.attrs["dim"]],
+                                           device=x.device),
 }
 for _n in (1, 2, 3):
     _OPS[f"conv{_n}d"] = _conv(_n)
@@ -124,17 +125,19 @@ for _n in (1, 2, 3):
 class TorchGraph:
     """Parameters (leaf tensors, requires_grad) and buffers initialized from numpy arrays by name."""
 
-    def __init__(self, graph: Graph, values: dict[str, np.ndarray]):
+    def __init__(self, graph: Graph, values: dict[str, np.ndarray], device: str = "cpu"):
         self.graph = graph
-        self.params = {v.name: torch.tensor(values[v.name], requires_grad=True) for v in graph.trainable()}
-        self.buffers = {v.name: torch.tensor(values[v.name]) for v in graph.buffers()}
+        self.device = device
+        self.params = {v.name: torch.tensor(values[v.name], device=device, requires_grad=True)
+                       for v in graph.trainable()}
+        self.buffers = {v.name: torch.tensor(values[v.name], device=device) for v in graph.buffers()}
 
     def forward(self, feeds: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         g = self.graph
         env: dict[str, int] = {}
         vals: dict[int, torch.Tensor] = {}
         for v in g.inputs:
-            t = torch.from_numpy(np.asarray(feeds[v.name]))
+            t = torch.from_numpy(np.asarray(feeds[v.name])).to(self.device)
             for d, size in zip(v.type.shape, t.shape):
                 if isinstance(d, Sym) and len(d.factors) == 1 and d.coef == 1:
                     env[d.factors[0]] = int(size)
@@ -142,7 +145,7 @@ class TorchGraph:
         for k, v in g.params.items():
             vals[id(v)] = self.params[k] if k in self.params else self.buffers[k]
         for c in g.consts:
-            vals[id(c)] = torch.from_numpy(np.array(c.data))
+            vals[id(c)] = torch.from_numpy(np.array(c.data)).to(self.device)
         for node in g.nodes:
             args = [vals[id(v)] for v in node.inputs]
             if node.op == "reshape":
@@ -163,7 +166,7 @@ class TorchGraph:
 
 
 def torch_loss(kind: str, pred: torch.Tensor, labels: np.ndarray, label_smoothing: float = 0.0) -> torch.Tensor:
-    lab = torch.from_numpy(labels)
+    lab = torch.from_numpy(labels).to(pred.device)
     if kind == "cross_entropy":
         return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), lab.reshape(-1), label_smoothing=label_smoothing)
     if kind == "mse":
