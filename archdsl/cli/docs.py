@@ -26,7 +26,7 @@ def ops_table() -> str:
     lines = ["| op | signature | what it does |", "|---|---|---|"]
     for op in all_ops():
         alias = f" (also {', '.join(op.aliases)})" if op.aliases else ""
-        lines.append(f"| `{op.name}`{alias} | `{op.signature()}` | {op.doc} |")
+        lines.append(f"| `{op.name}`{alias} | `{op.signature()}` | {op.doc.replace('|', '&#124;')} |")
     return "\n".join(lines)
 
 

@@ -129,7 +129,7 @@ BUILTINS = {b.name: b for b in [
     Builtin("range", _range, "range(stop) / range(start, stop[, step]) as a list"),
     Builtin("len", _len, "length of a list, tuple, dict or string; dim 0 of a tensor"),
     Builtin("min", _minmax("min", min), "smallest of numbers or of a list"),
-    Builtin("max", _minmax("max", max), "largest of numbers or of a list"),
+    Builtin("max", _minmax("max", max), "largest of numbers or of a list (on a tensor: amax)"),
     Builtin("sum", _sum, "sum of a list of numbers, or the sum op on a tensor"),
     Builtin("int", _int, "truncate to an integer"),
     Builtin("float", _float, "convert to a float"),

@@ -272,7 +272,11 @@ class Evaluator:
                 raise ArchTypeError(f"{fn.name}() creates no layer and cannot be named", span)
             if fn.name in TENSOR_MATH and args and isinstance(args[0], Tensor):
                 return self.call_op(fn.name, args, kwargs, label, span)
-            return fn.fn(*args, **kwargs)
+            try:
+                return fn.fn(*args, **kwargs)
+            except TypeError:
+                given = ", ".join([describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kwargs.items()])
+                raise ArchTypeError(f"{fn.name}() does not take ({given}): {fn.doc}", span) from None
         raise ArchTypeError(f"{describe(fn)} is not callable", span)
 
     def call_op(self, op, args: list, kwargs: dict, label, span: Span):
