@@ -1,6 +1,7 @@
 """One compile in a fresh process, so its time and peak memory are its own.
 
     python -m archdsl.bench.child archdsl MODEL_KEY LEVEL OUT.onnx
+    python -m archdsl.bench.child archdsl-graph MODEL_KEY LEVEL OUT.onnx    (no weights: the compiler alone)
     python -m archdsl.bench.child torch MODEL_KEY dynamo|legacy OUT.onnx
     python -m archdsl.bench.child mlp N_LAYERS WIDTH OUT.onnx
 
@@ -52,15 +53,19 @@ def _warm() -> None:
     runs_natively("Attention", newest_opset())
 
 
-def _archdsl(key: str, level: int, out: str) -> dict:
+def _archdsl(key: str, level: int, out: str, weights: bool = True) -> dict:
     from .. import driver
-    _warm()
     from .models import by_key
-    m = by_key(key) if key != "-" else None
+    _warm()
+    m = by_key(key)
     before = _rss_mb()
     t0 = time.perf_counter()
     mod = driver.load(m.path, defines=m.defines)
-    c, _ = driver.build_file(mod, None, driver.CompileOptions(opt_level=level), out)   # what `archdsl build` does
+    if weights:
+        c, _ = driver.build_file(mod, None, driver.CompileOptions(opt_level=level), out)  # what `archdsl build` does
+    else:  # the compiler alone: parse, elaborate, optimize, lower, write a model without initializers
+        c = driver.build(mod, None, driver.CompileOptions(opt_level=level, with_weights=False))
+        driver.write_model(c.model, out)
     return {"seconds": time.perf_counter() - t0, "peak_mb": max(0.0, _peak_mb() - before),
             "nodes": len(c.model.graph.node)}
 
@@ -102,8 +107,8 @@ def _torch(key: str, exporter: str, out: str) -> dict:
 def main(argv: list[str]) -> int:
     kind = argv[0]
     try:
-        if kind == "archdsl":
-            res = _archdsl(argv[1], int(argv[2]), argv[3])
+        if kind in ("archdsl", "archdsl-graph"):
+            res = _archdsl(argv[1], int(argv[2]), argv[3], weights=kind == "archdsl")
         elif kind == "torch":
             res = _torch(argv[1], argv[2], argv[3])
         elif kind == "mlp":

@@ -114,6 +114,7 @@ def bench_model(m: BenchModel, work: Path, opts, torch_reason: str | None) -> di
         row[f"archdsl_O{level}"] = r
         if "error" not in r:
             files[f"O{level}"] = out
+    row["archdsl_graph"] = _child(["archdsl-graph", m.key, "2", str(work / f"{m.key}_graph.onnx")])
     exporters = [] if torch_reason else opts.exporters
     for ex in exporters:
         out = work / f"{m.key}_torch_{ex}.onnx"

@@ -54,7 +54,7 @@ def test_render_with_and_without_torch(capsys):
            "scaling": [{"layers": 500, "ir_nodes": 1000, "nodes": 1000, "seconds": 0.3, "peak_mb": 5.0}]}
     render(res, ["dynamo", "legacy"], markdown=True)
     out = capsys.readouterr().out
-    assert "| M | 0.50 | 25.00 | error | 50x / - | 12/8/20/error |" in out
+    assert "| M | 0.50 | - | 25.00 | error | 50x / - | 12/8/20/error |" in out
     assert "0.90 / -" in out and "boom" in out and "| 500 | 1,000 | 1,000 | 0.30 | 300 |" in out
     render(res, [], markdown=False)
     assert "archdsl" in capsys.readouterr().out
