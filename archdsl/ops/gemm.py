@@ -28,8 +28,18 @@ def _infer(ins, a):
     return [x.with_shape(out)]
 
 
+def _grad(b, c, ins, outs, gouts):
+    """ga = g b^T, gb = a^T g, gc = g summed to c's shape."""
+    g = gouts[0]
+    res = [b.op("matmul", g, b.op("transpose", ins[1])) if b.needs(0) else None,
+           b.op("matmul", b.op("transpose", ins[0]), g) if b.needs(1) else None]
+    if len(ins) > 2:
+        res.append(b.sum_to(g, c.in_types[2].shape) if b.needs(2) else None)
+    return res
+
+
 register(OpDef(
-    name="gemm", inputs=("a", "b", "c?"), category="math", infer=_infer,
+    name="gemm", inputs=("a", "b", "c?"), category="math", infer=_infer, grad=_grad,
     lower=lambda e, ins, outs, c: e.op("Gemm", ins, outputs=outs),
     cost=lambda c: 2 * c.in_types[0].shape[0] * c.in_types[0].shape[1] * c.in_types[1].shape[1]
     if all(isinstance(d, int) for d in c.in_types[0].shape + c.in_types[1].shape) else 0,

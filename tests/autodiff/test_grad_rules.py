@@ -386,3 +386,12 @@ def test_multihead_attention(cross, causal, padded, bias, seed):
         [normal(seed + 5, e, e) * 0.5] + ([normal(seed + 6, e)] if bias else [])
     check_grad("multihead_attention", data + params, {"embed_dim": e, "num_heads": h, "causal": causal, "bias": bias},
                seed=seed)
+
+
+@FAST
+@given(m=dims, k=dims, n=dims, bias=st.sampled_from([None, "row", "full", "scalar"]), seed=st.integers(0, 99))
+def test_gemm(m, k, n, bias, seed):
+    arrays = [normal(seed, m, k), normal(seed + 1, k, n)]
+    if bias:
+        arrays.append(normal(seed + 2, *{"row": (n,), "full": (m, n), "scalar": ()}[bias]))
+    check_grad("gemm", arrays, seed=seed)
