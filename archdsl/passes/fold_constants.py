@@ -1,7 +1,8 @@
 """fold_constants: compute at compile time what depends only on constants (or only on static shapes).
 
 Rules: 1. a node whose inputs are all constants (or folded values) is folded.
-2. a node of a shape-only op (`positions`) folds when the inputs it reads the shape of have static shapes.
+2. an input that only lends its shape (`positions(x)`, `expand(c, like=x)`) counts as constant when that
+shape is static: position ids of a fixed-length input become a constant.
 3. only values read by unfolded nodes (or graph outputs) become constants; a result much bigger than the
 constants it comes from (an expand to a large shape) is left to run time, keeping the model small.
 One forward walk picks the nodes; one onnxruntime session evaluates them all (their own lowerings)."""
@@ -18,7 +19,7 @@ from ._evaluate import evaluate
 from ._rewrite import Rewriter
 from .manager import PassContext, register_pass
 
-SHAPE_ONLY = {"positions": (0,)}   # op -> input positions whose values are never read, only their shapes
+SHAPE_ONLY = {"positions": (0,), "expand": (1,)}  # op -> inputs whose values are never read, only their shapes
 MAX_GROWTH = 1 << 16               # a folded value may exceed its inputs' size by at most this many elements
 
 

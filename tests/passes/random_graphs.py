@@ -13,7 +13,7 @@ N, C, H = 2, 4, 4
 
 STEPS = ("conv_bn", "conv_nobias_bn", "bn", "relu", "mul1", "one_mul", "add0", "sub0", "div1", "dropout", "dup",
          "perm2", "transpose_self", "reshape2", "constfold", "scale", "attention", "attention_mask", "linear3d",
-         "expand_same", "cast_same", "getitem_full", "branch", "matmul_bias")
+         "expand_same", "cast_same", "getitem_full", "branch", "matmul_bias", "expand_like")
 
 
 def f32(v) -> np.ndarray:
@@ -75,6 +75,9 @@ def apply(b: Builder, h, step: str):
         flat = op("reshape", h, shape=(N * C * H, H))
         y = op("add", b.const(f32(np.linspace(-1, 1, H))), op("matmul", flat, b.const(f32(np.eye(H)[::-1]))))
         return op("reshape", y, shape=(N, C, H, H))
+    if step == "expand_like":  # a constant broadcast to x's (static) shape: folds, x's values are never read
+        k = op("expand", b.const(f32(np.arange(C).reshape(1, C, 1, 1) / C)), h, shape=(N, C, H, H))
+        return op("add", h, k)
     if step == "branch":   # a second output reads an intermediate value
         b.output(f"side{b.k}", op("sigmoid", h))
         return h
