@@ -21,7 +21,7 @@ def _model_rows(results: dict, exporters: list[str]) -> tuple[list[str], list[li
         ["nodes O0/O2" + "".join(f"/{_SHORT[e]}" for e in exporters), "ORT ms O0/O2",
          ] + ([f"ORT ms {'/'.join(_SHORT[e] for e in exporters)}", "latency O2/torch"] if exporters else []) + \
         ["peak MB archdsl" + ("/" + "/".join(_SHORT[e] for e in exporters) if exporters else "")] + \
-        (["max |Δ| vs torch"] if exporters else [])
+        (["max abs diff vs torch"] if exporters else [])
     rows, notes = [], []
     for row in results["models"]:
         a0, a2 = row.get("archdsl_O0"), row.get("archdsl_O2")
