@@ -1,7 +1,7 @@
-"""fold_batchnorm: an inference BatchNorm right after a conv or linear layer becomes part of that layer.
+"""fold_batchnorm: an inference BatchNorm right after a conv, transposed conv or linear layer becomes part of it.
 
 Rule: y = bn(conv(x, W, b)) with s = gamma / sqrt(var + eps) is conv(x, W * s[:, None, ...], (b - mean) * s + beta)
-(b = 0 when the conv has no bias). Applies when the conv/linear output is read only by the BatchNorm, its
+(b = 0 when the conv has no bias; a transposed conv's weight [in, out, ...] is scaled along dim 1, groups=1 only). Applies when the conv/linear output is read only by the BatchNorm, its
 weight (and bias) only by it, and the BatchNorm's parameters are parameters (not computed); for linear, only
 on a [N, C] output, where BatchNorm1d's channel dim is the feature dim. The folded weight and bias are
 derived parameters (`derived.DerivedSpec`): computed from the originals at lowering time, when weights
@@ -17,14 +17,16 @@ from ._rewrite import Rewriter, single_use
 from .derived import ParamEdits, derived_param
 from .manager import PassContext, register_pass
 
-_LAYERS = {"conv1d", "conv2d", "conv3d", "linear"}
+_LAYERS = {"conv1d", "conv2d", "conv3d", "linear", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"}
 
 
-def _fold_weight(eps: float, affine: bool):
+def _fold_weight(eps: float, affine: bool, out_axis: int):
     def fn(w, *bn):
         gamma, _, _, var = _bn_arrays(bn, affine)
         s = gamma / np.sqrt(var + np.float32(eps))
-        return w * s.reshape((-1,) + (1,) * (w.ndim - 1))
+        shape = [1] * w.ndim
+        shape[out_axis] = -1
+        return w * s.reshape(shape)
     return fn
 
 
@@ -53,6 +55,8 @@ def _foldable(bn: Node, rw: Rewriter) -> Node | None:
         return None
     if layer.op == "linear" and x.type.rank != 2:
         return None
+    if layer.op.startswith("conv_transpose") and layer.attrs["groups"] != 1:
+        return None  # weight [in, out/groups, ...]: output channels are not one axis
     if x.type.dtype.np is None or len(layer.inputs) < 2:
         return None
     return layer
@@ -74,10 +78,11 @@ def fold_batchnorm(g: Graph, ctx: PassContext) -> bool:
         eps, affine = float(bn.attrs["eps"]), bool(bn.attrs["affine"])
         w, bias = layer.inputs[1], (layer.inputs[2] if len(layer.inputs) > 2 else None)
         bn_params = list(bn.inputs[1:])
-        new_w = derived_param(w.name, w.type, [w] + bn_params, _fold_weight(eps, affine), w.kind == "param")
+        out_axis = 1 if layer.op.startswith("conv_transpose") else 0   # [in, out, *k] vs [out, in, *k]
+        new_w = derived_param(w.name, w.type, [w] + bn_params, _fold_weight(eps, affine, out_axis), w.kind == "param")
         b_name = bias.name if bias is not None else edits.fresh(w.name.rsplit(".", 1)[0] + ".bias"
                                                                  if "." in w.name else w.name + ".bias")
-        c = w.type.shape[0]
+        c = w.type.shape[out_axis]
         new_b = derived_param(b_name, TensorType(w.type.dtype, (c,)), ([bias] if bias is not None else []) + bn_params,
                               _fold_bias(eps, affine, bias is not None), w.kind == "param")
         attrs = dict(layer.attrs, bias=True)

@@ -13,7 +13,7 @@ N, C, H = 2, 4, 4
 
 STEPS = ("conv_bn", "conv_nobias_bn", "bn", "relu", "mul1", "one_mul", "add0", "sub0", "div1", "dropout", "dup",
          "perm2", "transpose_self", "reshape2", "constfold", "scale", "attention", "attention_mask", "linear3d",
-         "expand_same", "cast_same", "getitem_full", "branch", "matmul_bias", "expand_like")
+         "expand_same", "cast_same", "getitem_full", "branch", "matmul_bias", "expand_like", "deconv_bn")
 
 
 def f32(v) -> np.ndarray:
@@ -26,6 +26,9 @@ def apply(b: Builder, h, step: str):
         return op("batchnorm", op("conv2d", h, out_channels=C, kernel_size=(3,), padding=(1,)))
     if step == "conv_nobias_bn":
         return op("batchnorm", op("conv2d", h, out_channels=C, kernel_size=(1,), bias=False), eps=1e-3)
+    if step == "deconv_bn":
+        y = op("conv_transpose2d", h, out_channels=C, kernel_size=(3,), padding=(1,), bias=False)
+        return op("batchnorm", y)
     if step == "bn":
         return op("batchnorm", h)
     if step == "relu":

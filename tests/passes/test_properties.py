@@ -54,7 +54,7 @@ def test_o2_removes_every_planted_noop(recipe):
     ops = [n.op for n in g.nodes]
     assert "dropout" not in ops
     assert not any(n.op == "batchnorm" and n.inputs[0].producer is not None
-                   and n.inputs[0].producer.op in ("conv2d", "linear") for n in g.nodes)
+                   and n.inputs[0].producer.op in ("conv2d", "linear", "conv_transpose2d") for n in g.nodes)
     assert not any(_identity_of(n, CTX) is not None for n in g.nodes)
     consts = {id(c) for c in g.consts}
     assert not any(all(id(v) in consts for v in n.inputs) for n in g.nodes), "a constant subgraph was left"
