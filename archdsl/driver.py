@@ -185,9 +185,10 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
                              doc=f"{name} (eval) from {Path(mod.path).name} (archdsl {__version__})").model
     expose_initializers(eval_model, list(ev.params))
     graph = elaborate_model(mod, name)
+    train_ctx = PassContext(opset=opset, inference=False)
     step_model, info = lower_train_step(
         graph, train, opset=opset, seed=options.seed, weights=weights, metadata=meta,
-        optimize=lambda g: optimize(g, level, tuple(options.disabled_passes), PassContext(opset=opset, inference=False)),
+        optimize=lambda g: optimize(g, level, tuple(options.disabled_passes), train_ctx),
         doc=f"{name} train step from {Path(mod.path).name} (archdsl {__version__})")
     return CompiledTrain(step_model, eval_model, info, graph)
 
