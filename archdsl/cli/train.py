@@ -87,6 +87,8 @@ def add_train_parser(sub) -> None:
     t.add_argument("--data", required=True, metavar="TRAIN.npz", help="training data: model inputs and labels")
     t.add_argument("--val", metavar="VAL.npz", help="held-out data, evaluated after every epoch")
     t.add_argument("--epochs", type=int, default=10, metavar="N", help="passes over the data (default 10)")
+    t.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                   help="learning-rate schedule over the epochs (cosine: from --lr down to 0; default constant)")
     t.add_argument("--batch-size", type=int, default=32, metavar="B", help="examples per step (default 32)")
     t.add_argument("-o", "--output", default="weights.npz", metavar="W.npz",
                    help="trained parameters and buffers, .npz or .safetensors (default weights.npz)")
@@ -112,6 +114,6 @@ def cmd_train(args, sources) -> int:
     ckpt = Path(args.checkpoint) if args.checkpoint else out.with_name(out.name.split(".")[0] + ".ckpt.npz")
     opts = LoopOptions(data=args.data, val=args.val, epochs=args.epochs, batch_size=args.batch_size, output=out,
                        checkpoint=ckpt, resume=args.resume, provider=args.provider, threads=args.threads,
-                       seed=args.seed, quiet=args.quiet)
+                       seed=args.seed, quiet=args.quiet, schedule=args.schedule)
     run_training(ct, opts)
     return 0

@@ -8,6 +8,7 @@ epoch) written atomically; `--resume` continues from it."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ class LoopOptions:
     threads: int | None = None
     seed: int = 0
     quiet: bool = False
+    schedule: str = "constant"  # or "cosine": lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2, set per epoch
 
 
 _NP = {1: np.float32, 11: np.float64, 10: np.float16, 7: np.int64, 6: np.int32, 9: np.bool_}
@@ -206,8 +208,11 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     metrics: dict = {}
     console.print(f"training {ct.eval_model.graph.name} on {trainer.step.get_providers()[0]}: {n} examples, "
                   f"batch {opts.batch_size}, {ct.info.config.optimizer.name} lr {ct.info.config.lr}")
+    base_lr = float(ct.info.config.lr)
     for epoch in range(start + 1, opts.epochs + 1):
         t0 = time.perf_counter()
+        if opts.schedule == "cosine" and "lr" in trainer.state:  # lr is a step input: a schedule just feeds it
+            trainer.set("lr", np.array(base_lr * (1 + math.cos(math.pi * (epoch - 1) / opts.epochs)) / 2, np.float32))
         rng = np.random.default_rng([opts.seed, epoch])
         total, seen, correct, counted = 0.0, 0, 0.0, 0
         steps = -(-n // opts.batch_size)
