@@ -271,9 +271,11 @@ def test_recurrent_classifier_matches_torch(cell):
 
 # ---------------------------------------------------------------- over 2 GiB: external data
 
-@pytest.mark.slow
 def test_gpt2_large_builds_with_external_data_and_loads(tmp_path):
-    """Needs about 3.5 GB of RAM for the build, as much again for the session, and 3.1 GB of disk."""
+    """Needs about 3.5 GB of RAM for the build, as much again for the session, and 3.1 GB of disk (~15 s)."""
+    import shutil
+    if shutil.disk_usage(tmp_path).free < 8 * 1024**3:
+        pytest.skip("needs 8 GB of free disk for a 3.1 GB external-data file")
     out = tmp_path / "gpt2-large.onnx"
     subprocess.run([sys.executable, "-m", "archdsl", "build", str(SPECS / "gpt2.arch"), "-D", "size=large",
                     "-o", str(out)], check=True)
