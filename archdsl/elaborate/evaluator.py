@@ -9,7 +9,16 @@ import operator
 import numpy as np
 
 from .. import ops
-from ..diagnostics import ArchError, ArchTypeError, EvalError, LimitError, ShapeError, Span, UnknownNameError, did_you_mean
+from ..diagnostics import (
+    ArchError,
+    ArchTypeError,
+    EvalError,
+    LimitError,
+    ShapeError,
+    Span,
+    UnknownNameError,
+    did_you_mean,
+)
 from ..ir import Graph
 from ..ops import REQUIRED, coerce_attr
 from ..syntax import ast as A

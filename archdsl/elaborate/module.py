@@ -7,8 +7,18 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..diagnostics import (ArchError, ArchTypeError, DefineError, ImportCycleError, ImportNotFoundError, LimitError,
-                           SourceMap, Span, UnknownNameError, did_you_mean)
+from ..diagnostics import (
+    ArchError,
+    ArchTypeError,
+    DefineError,
+    ImportCycleError,
+    ImportNotFoundError,
+    LimitError,
+    SourceMap,
+    Span,
+    UnknownNameError,
+    did_you_mean,
+)
 from ..ir import Graph, check
 from ..syntax import ast as A
 from ..syntax import parse, parse_expr

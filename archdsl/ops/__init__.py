@@ -5,8 +5,21 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from .registry import (REQUIRED, Attr, Init, OpCall, OpDef, ParamSpec, all_names, all_ops, coerce_attr, fail, get,
-                       lookup, register)
+from .registry import (
+    REQUIRED,
+    Attr,
+    Init,
+    OpCall,
+    OpDef,
+    ParamSpec,
+    all_names,
+    all_ops,
+    coerce_attr,
+    fail,
+    get,
+    lookup,
+    register,
+)
 
 __all__ = ["REQUIRED", "Attr", "Init", "OpCall", "OpDef", "ParamSpec", "all_names", "all_ops", "coerce_attr", "fail",
            "get", "lookup", "register"]

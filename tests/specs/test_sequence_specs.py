@@ -16,10 +16,10 @@ import onnx
 import pytest
 
 import archdsl
-from archdsl.lower import initial_weights
 from archdsl import runtime
 from archdsl.cli import main as cli_main
 from archdsl.diagnostics import ArchError
+from archdsl.lower import initial_weights
 from archdsl.summary import summarize
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"

@@ -11,8 +11,8 @@ import onnx
 import pytest
 
 import archdsl
-from archdsl.lower import initial_weights
 from archdsl import runtime
+from archdsl.lower import initial_weights
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 
