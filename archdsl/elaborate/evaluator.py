@@ -178,7 +178,7 @@ class Evaluator:
             if e.op == "not":
                 return not self.truth(v, e.operand.span)
             if isinstance(v, Tensor):
-                return v if e.op == "+" else self.op_call("neg", [v], {}, None, e.span)
+                return v if e.op == "+" else self.call_op("neg", [v], {}, None, e.span)
             if isinstance(v, Sym) and e.op == "-":
                 return dim_mul(v, -1)
             if not _is_num(v):

@@ -240,3 +240,8 @@ def test_unbounded_recursion_is_a_limit_error():
 def test_unknown_name_suggests_the_close_one():
     with pytest.raises(ArchError, match="unknown name 'lenght'.*len"):
         value("lenght([1])")
+
+
+def test_unary_minus_on_a_tensor_is_the_neg_op():
+    g = archdsl.check_source("model m(x: float32[B, 4]) -> y {\n    y = -x\n}\n")
+    assert [n.op for n in g.nodes] == ["neg"]
