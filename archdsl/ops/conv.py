@@ -38,7 +38,7 @@ def _make(n: int):
     def params(ins, a):
         x = ins[0]
         if x.rank != n + 2:
-            fail(f"{name}: expected a rank-{n + 2} input [N, C, {'spatial, ' * n}...], got {shape_str(x)}")
+            fail(f"{name}: expected a rank-{n + 2} input [N, C, {', '.join(['spatial'] * n)}], got {shape_str(x)}")
         cin = x.shape[1]
         if not isinstance(cin, int):
             fail(f"{name}: the channel dim must be a known size, got {cin}")

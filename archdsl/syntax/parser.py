@@ -113,11 +113,25 @@ def _term_text(term: str) -> str | None:
     return None
 
 
-def _expected(exp) -> str:
-    words = sorted({_describe(t) for t in exp if not t.startswith("__IGNORE")})
+def _expected(exp, inner: str | None = None) -> str:
+    """Plain words for the terminals the parser wanted. LALR merges lookaheads, so its set may name a
+    closer that cannot come here: keep only the one that closes the innermost open bracket (`inner`), and
+    no line end or ';' inside parentheses or square brackets, where a line break is not a separator."""
+    words = {_describe(t) for t in exp if not t.startswith("__IGNORE")}
+    words -= {f"'{c}'" for c in _PAIRS.values() if inner is None or c != _PAIRS[inner]}
+    if inner in ("(", "["):
+        words -= {"end of line", "';'"}
+    words = sorted(words, key=lambda w: (w.strip("'") not in _PAIRS.values(), w))  # the closer first
     if len(words) > 8:
         words = words[:8] + ["..."]
     return ", ".join(words)
+
+
+def _innermost(tok=None) -> str | None:
+    """The innermost bracket still open where the parse stopped (not counting the offending token)."""
+    opened = [t for t in getattr(_lark().options.postlex, "open", [])
+              if tok is None or (t.line, t.column) != (getattr(tok, "line", None), getattr(tok, "column", None))]
+    return str(opened[-1]) if opened else None
 
 
 def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
@@ -130,7 +144,7 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         if tok.type == "$END":
             lines = text.splitlines() or [""]
             span = Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
-            return ArchSyntaxError(f"unexpected end of file; expected {_expected(err.expected)}", span)
+            return ArchSyntaxError(f"unexpected end of file; expected {_expected(err.expected, _innermost())}", span)
         shown = "end of line" if tok.type == "_NL" else repr(str(tok))
         span = _tok_span(file, tok)
         if tok.type == "_NL":
@@ -138,11 +152,11 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         hint = ""
         if str(tok) == "=" and "__ANON_1" in err.expected:
             hint = " (use '==' to compare)"
-        return ArchSyntaxError(f"unexpected {shown}; expected {_expected(err.expected)}{hint}", span)
+        return ArchSyntaxError(f"unexpected {shown}; expected {_expected(err.expected, _innermost(tok))}{hint}", span)
     if isinstance(err, UnexpectedEOF):
         lines = text.splitlines() or [""]
         span = Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
-        return ArchSyntaxError(f"unexpected end of file; expected {_expected(err.expected)}", span)
+        return ArchSyntaxError(f"unexpected end of file; expected {_expected(err.expected, _innermost())}", span)
     return ArchSyntaxError(str(err).splitlines()[0], None)
 
 

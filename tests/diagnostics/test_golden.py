@@ -1,6 +1,8 @@
-"""Golden diagnostics: each tests/diagnostics/golden/NAME.arch (with NAME.args, if present, for extra CLI
-arguments) gives exactly NAME.expected on stderr from `archdsl build`, exit code 1, no traceback, and no output
-file. ARCHDSL_UPDATE_GOLDEN=1 rewrites the .expected files."""
+"""Golden diagnostics: each tests/diagnostics/cases/NAME.arch (with NAME.args, if present, for extra CLI
+arguments such as `-D depth=19`) gives exactly NAME.expected on stderr from `archdsl check`, run from the
+cases folder so paths read relative; exit code 1 and never a traceback. `archdsl build -o` prints the same
+and writes nothing. Files named _*.arch are helpers (imported by a case). ARCHDSL_UPDATE_GOLDEN=1 rewrites
+the .expected files."""
 
 from __future__ import annotations
 
@@ -13,30 +15,40 @@ import pytest
 
 from archdsl.cli import main
 
-GOLDEN = Path(__file__).parent / "golden"
-CASES = sorted(p.stem for p in GOLDEN.glob("*.arch") if not p.name.startswith("_"))
+CASES_DIR = Path(__file__).parent / "cases"
+CASES = sorted(p.stem for p in CASES_DIR.glob("*.arch") if not p.name.startswith("_"))
+
+
+def _run(argv: list[str], capsys) -> tuple[int, str]:
+    rc = main(argv)
+    return rc, capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_golden_diagnostic(name, capsys, monkeypatch, tmp_path):
-    monkeypatch.chdir(GOLDEN)
-    args_file = GOLDEN / f"{name}.args"
+    monkeypatch.chdir(CASES_DIR)
+    args_file = CASES_DIR / f"{name}.args"
     extra = shlex.split(args_file.read_text()) if args_file.exists() else []
-    out = tmp_path / "out.onnx"
-    rc = main(["build", f"{name}.arch", "-o", str(out), *extra])
-    err = capsys.readouterr().err
+    rc, err = _run(["check", f"{name}.arch", *extra], capsys)
     assert rc == 1, err
-    assert "Traceback" not in err
-    assert not out.exists() and not list(tmp_path.iterdir()), "nothing may be written on error"
+    assert "Traceback" not in err and "internal error" not in err
     first = err.splitlines()[0]
     assert re.match(r"^\S+:\d+:\d+: error: ", first), first
-    assert "^" in err  # the caret under the span
-    expected = GOLDEN / f"{name}.expected"
+    assert re.search(r"^ +\d+ \| ", err, re.M), "the source line is shown"
+    assert re.search(r"^ +\^+$", err, re.M), "a caret under the span"
+    expected = CASES_DIR / f"{name}.expected"
     if os.environ.get("ARCHDSL_UPDATE_GOLDEN"):
         expected.write_text(err)
     assert err == expected.read_text()
+    out = tmp_path / "out.onnx"
+    rc, build_err = _run(["build", f"{name}.arch", "-o", str(out), *extra], capsys)
+    assert rc == 1 and build_err == err
+    assert not list(tmp_path.iterdir()), "nothing may be written on error"
 
 
 def test_every_case_has_a_golden():
-    missing = [c for c in CASES if not (GOLDEN / f"{c}.expected").exists()]
+    assert len(CASES) >= 25
+    missing = [c for c in CASES if not (CASES_DIR / f"{c}.expected").exists()]
     assert not missing
+    stale = [p.name for p in CASES_DIR.glob("*.expected") if p.stem not in CASES]
+    assert not stale

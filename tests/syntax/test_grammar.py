@@ -318,3 +318,14 @@ def test_huge_int_literal_is_a_limit_error_not_a_crash():
     with pytest.raises(LimitError, match="too long") as info:
         parse("let a = " + "1" * 5000 + "\n", "t.arch")
     assert (info.value.span.line, info.value.span.col) == (1, 9)
+
+
+def test_expected_words_name_only_the_closer_of_the_open_bracket():
+    """LALR merges lookaheads; the message must not offer ')' inside '[...]', nor a line end inside it."""
+    e = _err("let widths = [64, 128,\n    256, 512\n")
+    assert e.message == "unexpected end of file; expected ']', ','"
+    assert any("'[' opened here is never closed" in note for note, _sp in e.notes)
+    e = _err("let a = f(1, [2, 3)\n")
+    assert e.message.startswith("unexpected ')'; expected ']'") and "'}'" not in e.message
+    e = _err("let a = 1 +\n")
+    assert not any(c in e.message for c in ("')'", "']'", "'}'"))
