@@ -20,7 +20,7 @@ from archdsl.runtime import random_feeds, session
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 SEEDS = {name: (SPECS / name).read_text() for name in ("mlp.arch", "lenet5.arch", "resnet.arch")}
 
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 
 _WORDS = ["param", "let", "block", "model", "import", "as", "for", "in", "if", "elif", "else", "repeat", "return",
           "assert", "and", "or", "not", "true", "false", "none", "x", "y", "B", "T", "relu", "linear", "conv2d",
@@ -117,13 +117,69 @@ def valid_program(draw):
     return f"model rnd(x: float32[B, {feats}]) -> y {{\n    {body}\n}}\n"
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
-@given(text=valid_program())
-def test_random_valid_programs_compile_check_and_run(text):
+@st.composite
+def valid_conv_program(draw):
+    """A CNN: conv / batchnorm / activation / pools / residual blocks with the spatial size tracked so every
+    window fits, then a head (global pool or flatten) and a linear classifier."""
+    c, h, w = draw(st.integers(1, 3)), draw(st.integers(4, 9)), draw(st.integers(4, 9))
+    sig = f"x: float32[B, {c}, {h}, {w}]"
+    lines = ["h = x"]
+    for k in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(["conv", "depthwise", "bn", "act", "maxpool", "avgpool", "residual", "concat"]))
+        if kind == "conv":
+            out, ks = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+            pad = draw(st.integers(0, ks // 2)) if draw(st.booleans()) else '"same"'
+            stride = 1 if pad == '"same"' else draw(st.integers(1, 2))
+            p = (ks - 1) // 2 if pad == '"same"' else pad
+            if min(h, w) + 2 * p < ks:
+                continue
+            lines.append(f"h = h -> conv2d({out}, {ks}, stride={stride}, padding={pad}) as \"c{k}\"")
+            if pad != '"same"':
+                h, w = (h + 2 * p - ks) // stride + 1, (w + 2 * p - ks) // stride + 1
+            c = out
+        elif kind == "depthwise":
+            lines.append(f"h = h -> conv2d({c}, 3, padding=1, groups={c}, bias=false)")
+        elif kind == "bn":
+            lines.append("h = h -> batchnorm")
+        elif kind == "act":
+            lines.append(f"h = h -> {draw(st.sampled_from(_UNARY[:5]))}")
+        elif kind in ("maxpool", "avgpool") and min(h, w) >= 2:
+            ceil = draw(st.booleans())
+            lines.append(f"h = h -> {kind}2d(2, ceil_mode={'true' if ceil else 'false'})")
+            h, w = (-(-h // 2), -(-w // 2)) if ceil else (h // 2, w // 2)
+        elif kind == "residual":
+            lines.append(f"h = relu(h + (h -> conv2d({c}, 3, padding=1, bias=false) -> batchnorm))")
+        elif kind == "concat":
+            lines.append("h = concat([h, h -> relu], axis=1)")
+            c *= 2
+    classes = draw(st.integers(1, 5))
+    if draw(st.booleans()):
+        lines.append(f"y = h -> global_avgpool -> flatten -> linear({classes})")
+    else:
+        lines.append(f"y = h -> flatten -> linear({classes}) -> softmax")
+    body = "\n    ".join(lines)
+    return f"model cnn({sig}) -> y {{\n    {body}\n}}\n", classes
+
+
+def _compile_check_run(text: str, want_tail: tuple) -> None:
     model = archdsl.compile_source(text, file="rnd.arch")
     onnx.checker.check_model(model, full_check=True)
     sess = session(model, provider="cpu", threads=1)
     for batch in (1, 3):
         (y,) = sess.run(None, random_feeds(sess, batch=batch))
-        assert y.shape[0] == batch
+        assert y.shape == (batch, *want_tail), text
         assert np.isfinite(y).all(), text
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(text=valid_program())
+def test_random_valid_programs_compile_check_and_run(text):
+    g = archdsl.check_source(text, file="rnd.arch")
+    _compile_check_run(text, tuple(g.outputs[0][1].type.shape[1:]))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(case=valid_conv_program())
+def test_random_valid_cnns_compile_check_and_run(case):
+    text, classes = case
+    _compile_check_run(text, (classes,))
