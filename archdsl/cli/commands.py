@@ -150,6 +150,22 @@ def cmd_summary(args, sources) -> int:
     return 0
 
 
+def _ort_message(e: Exception) -> str:
+    return " ".join(str(e).replace("[ONNXRuntimeError] :", "").split())
+
+
+def _check_input(sess, name: str, arr: np.ndarray, path: str) -> None:
+    """A --input array against the model's input: dtype, rank and every fixed dim."""
+    from ..runtime import input_specs
+    meta = next(i for i in sess.get_inputs() if i.name == name)
+    (_, _, want_dt), = [s for s in input_specs(sess) if s[0] == name]
+    dims = ", ".join(str(d) for d in meta.shape)
+    if arr.dtype != np.dtype(want_dt) or arr.ndim != len(meta.shape) or any(
+            isinstance(d, int) and d != n for d, n in zip(meta.shape, arr.shape)):
+        raise ArchError(f"--input {name}: the model takes {np.dtype(want_dt).name}[{dims}], "
+                        f"{path} holds {arr.dtype.name}{list(arr.shape)}")
+
+
 @_diagnostics
 def cmd_run(args, sources) -> int:
     from .. import runtime
@@ -170,7 +186,10 @@ def cmd_run(args, sources) -> int:
         _report(args, compiled.pass_stats)
         model = compiled.model
         name = compiled.graph.name
-    sess = runtime.session(model, args.provider, args.threads)
+    try:
+        sess = runtime.session(model, args.provider, args.threads)
+    except Exception as e:  # noqa: BLE001 - e.g. no kernel for a dtype on this provider
+        raise ArchError(f"onnxruntime cannot load the model: {_ort_message(e)}") from None
     dims = {}
     for d in args.dim:
         k, _, v = d.partition("=")
@@ -187,7 +206,11 @@ def cmd_run(args, sources) -> int:
             feeds[k] = np.load(f, allow_pickle=False)
         except (OSError, ValueError) as e:
             raise ArchError(f"--input {k}: cannot read {f}: {e}") from None
-    outs, ms = runtime.run_timed(sess, feeds, args.repeat)
+        _check_input(sess, k, feeds[k], f)
+    try:
+        outs, ms = runtime.run_timed(sess, feeds, args.repeat)
+    except Exception as e:  # noqa: BLE001 - e.g. inputs whose symbolic dims disagree
+        raise ArchError(f"onnxruntime could not run the model: {_ort_message(e)}") from None
     print(f"{name} on {sess.get_providers()[0]}")
     for meta, arr in zip(sess.get_outputs(), outs):
         a = np.asarray(arr, dtype=np.float64)

@@ -370,7 +370,14 @@ class Evaluator:
         if isinstance(v, Tensor):
             return v
         if _is_num(v) and ref is not None:
-            return Tensor(self.graph.add_const(np.array(v, dtype=ref.type.dtype.np), span))
+            dt = ref.type.dtype
+            if not dt.is_float and isinstance(v, float) and not v.is_integer():  # x * 0.5 would be x * 0
+                raise ArchTypeError(f"{opname}(): the number {v} does not fit the {dt} tensor beside it; "
+                                    f"cast(x, \"float32\") first", span)
+            if dt.np is None:  # bfloat16: numpy has no such dtype, ml_dtypes does
+                import ml_dtypes
+                return Tensor(self.graph.add_const(np.array(v, dtype=ml_dtypes.bfloat16), span))
+            return Tensor(self.graph.add_const(np.array(v, dtype=dt.np), span))
         raise ArchTypeError(f"{opname}(): '{slot}' must be a tensor, got {describe(v)}", span)
 
     def call_block(self, fn: BlockFn, args, kwargs, label, span):

@@ -90,7 +90,11 @@ class Graph:
         return v
 
     def add_const(self, data: np.ndarray, span: Span | None = None) -> Value:
-        dt = next(d for d in DType if d.np is not None and np.dtype(d.np) == data.dtype)
+        dt = next((d for d in DType if d.np is not None and np.dtype(d.np) == data.dtype), None)
+        if dt is None and data.dtype.name == "bfloat16":  # ml_dtypes' bfloat16 (DType.bfloat16 has no numpy type)
+            dt = DType.bfloat16
+        if dt is None:
+            raise ValueError(f"a constant of dtype {data.dtype} has no archdsl dtype")
         v = Value(TensorType(dt, tuple(int(s) for s in data.shape)), "const", data=data, span=span)
         self.consts.append(v)
         return v
@@ -183,5 +187,7 @@ def _provenance(node: Node) -> list:
         if span is None or (node.span and (span.line, span.col) == (node.span.line, node.span.col)):
             continue
         what = f"'{v.name}'" if v.kind == "input" else f"the {v.producer.op} '{v.producer.name}'"
-        notes.append((f"{v.type} comes from {what}", span))
+        note = (f"{v.type} comes from {what}", span)
+        if note not in notes:  # `keep + keep`: one note
+            notes.append(note)
     return notes[:3]

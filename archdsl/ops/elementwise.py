@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..types import numel
+from ..types import DType, numel
 from ._common import elementwise_cost, float_input, shape_str
 from .registry import OpDef, fail, register
 from .shapes import broadcast
@@ -39,9 +39,16 @@ _BINARY_GRAD = {
 }
 
 
+def _no_bool(what: str, *types) -> None:
+    """ONNX has no arithmetic on bool tensors: a model using it would fail the checker."""
+    if any(t.dtype is DType.bool for t in types):
+        fail(f"{what}: no arithmetic on bool tensors; cast(x, \"float32\") first")
+
+
 def _binary(name, onnx_op, sym):
     def infer(ins, a):
         x, y = ins
+        _no_bool(f"'{sym}'", x, y)
         if x.dtype != y.dtype and name != "pow":
             fail(f"'{sym}': dtypes differ ({x.dtype} vs {y.dtype})")
         return [x.with_shape(broadcast(x.shape, y.shape, f"'{sym}' operands"))]
@@ -59,6 +66,7 @@ for _n, (_op, _s) in _BINARY.items():
 
 def _matmul_infer(ins, a):
     x, y = ins
+    _no_bool("'@'", x, y)
     if x.dtype != y.dtype:
         fail(f"'@': dtypes differ ({x.dtype} vs {y.dtype})")
     if x.rank < 1 or y.rank < 1:
@@ -127,6 +135,7 @@ def _unary(name, onnx_op, doc):
     def infer(ins, a):
         if name != "neg" and name != "abs":
             float_input(name, ins[0])
+        _no_bool(name, ins[0])
         return [ins[0]]
 
     register(OpDef(name=name, inputs=("x",), category="math", infer=infer,

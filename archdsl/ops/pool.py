@@ -16,6 +16,8 @@ def _geom(x, a, n, name):
     k = expand(a["kernel_size"], n, "kernel_size")
     s = expand(a["stride"] if a["stride"] is not None else a["kernel_size"], n, "stride")
     p = expand(a["padding"], n, "padding")
+    if any(v <= 0 for v in k + s):
+        fail(f"{name}: kernel_size and stride must be positive, got {list(k)} and {list(s)}")
     if any(2 * pi > ki for pi, ki in zip(p, k)):
         fail(f"{name}: padding {list(p)} must be at most half the kernel {list(k)}")
     return k, s, p

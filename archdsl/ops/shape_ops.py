@@ -50,8 +50,8 @@ def _reshape_target(x, shape):
     shape = list(shape)
     if sum(1 for d in shape if d == -1) > 1:
         fail("reshape: at most one dim may be -1")
-    if any(isinstance(d, int) and d < -1 for d in shape):
-        fail(f"reshape: invalid dim in {shape}")
+    if any(isinstance(d, int) and (d < -1 or d == 0) for d in shape):  # ONNX would read a 0 as "copy the dim"
+        fail(f"reshape: dims must be positive or -1, got {shape}")
     known = prod([d for d in shape if d != -1])
     total = prod(x.shape)
     if -1 in shape:

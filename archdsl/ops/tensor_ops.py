@@ -102,6 +102,8 @@ register(OpDef(
 def _reduce(name, onnx_op, doc):
     def infer(ins, a):
         x = ins[0]
+        if x.dtype is DType.bool and name != "amax":  # ONNX's ReduceSum/ReduceMean take no bool
+            fail(f"{name}: cannot reduce a bool tensor; cast(x, \"float32\") first")
         axes = sorted({norm_axis(d, x.rank, "dim") for d in a["dim"]}) if a["dim"] is not None else list(range(x.rank))
         if a["keepdim"]:
             return [x.with_shape(tuple(1 if i in axes else d for i, d in enumerate(x.shape)))]
@@ -166,13 +168,26 @@ register(OpDef(
 def _fill_value(e, c):
     v = c.attrs["value"]
     v = {"-inf": -np.inf, "inf": np.inf}.get(v, v) if isinstance(v, str) else v
-    return e.const(np.array(v, dtype=c.in_types[0].dtype.np))
+    dt = c.in_types[0].dtype.np
+    if dt is None:  # bfloat16: numpy has no such dtype, ml_dtypes does
+        import ml_dtypes
+        dt = ml_dtypes.bfloat16
+    return e.const(np.array(v, dtype=dt))
+
+
+def _check_fill(name: str, x, v) -> None:
+    """The fill value: a number, or "-inf"/"inf" for a float tensor; a fraction only for a float tensor."""
+    if isinstance(v, str) and v not in ("-inf", "inf") or isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        fail(f'{name}: value must be a number, "-inf" or "inf", got {v!r}')
+    if not x.dtype.is_float and (isinstance(v, str) or isinstance(v, float) and not v.is_integer()):
+        fail(f"{name}: value {v} does not fit the {x.dtype} tensor")
 
 
 def _masked_fill_infer(ins, a):
     x, m = ins
     if m.dtype is not DType.bool:
         fail(f"masked_fill: mask must be bool, got {m.dtype}")
+    _check_fill("masked_fill", x, a["value"])
     return [x.with_shape(broadcast(x.shape, m.shape, "masked_fill operands"))]
 
 
@@ -212,6 +227,7 @@ def _causal_infer(ins, a):
     x = ins[0]
     if x.rank < 2:
         fail(f"causal_mask: needs [..., T, S], got {shape_str(x)}")
+    _check_fill("causal_mask", x, a["value"])
     return [x]
 
 

@@ -15,6 +15,12 @@ from .transform import ToAst
 __all__ = ["parse", "parse_expr", "ast", "grammar_path"]
 
 
+def _shift_span(v: Span, span: Span) -> Span:
+    """A span inside a fragment, moved to where the fragment sits in the file."""
+    return Span(span.file, span.line + v.line - 1, (span.col + v.col - 1) if v.line == 1 else v.col,
+                span.line + v.end_line - 1, (span.col + v.end_col - 1) if v.end_line == 1 else v.end_col)
+
+
 def _shift(node, span: Span):
     """Move the spans of an expression parsed from a fragment onto its place in the file."""
     if dataclasses.is_dataclass(node) and not isinstance(node, type):
@@ -22,10 +28,7 @@ def _shift(node, span: Span):
         for f in dataclasses.fields(node):
             v = getattr(node, f.name)
             if isinstance(v, Span):
-                changes[f.name] = Span(span.file, span.line + v.line - 1,
-                                       (span.col + v.col - 1) if v.line == 1 else v.col,
-                                       span.line + v.end_line - 1,
-                                       (span.col + v.end_col - 1) if v.end_line == 1 else v.end_col)
+                changes[f.name] = _shift_span(v, span)
             elif dataclasses.is_dataclass(v) or isinstance(v, tuple):
                 changes[f.name] = _shift(v, span)
         return dataclasses.replace(node, **changes)
@@ -36,7 +39,12 @@ def _shift(node, span: Span):
 
 def parse_expr(text: str, span: Span):
     """An expression fragment (a `{...}` hole, a `-D` value) with spans placed at `span`."""
-    tree = parse_tree(text, span.file, start="expr")
+    try:
+        tree = parse_tree(text, span.file, start="expr")
+    except ArchError as e:  # a syntax error inside a `{...}` hole or a -D value: point into the file
+        e.span = _shift_span(e.span, span) if e.span is not None else span
+        e.notes = [(note, _shift_span(s, span) if s is not None else s) for note, s in e.notes]
+        raise
     try:
         node = ToAst(span.file, parse_expr).transform(tree)
     except VisitError as e:

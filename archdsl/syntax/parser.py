@@ -124,7 +124,7 @@ def _expected(exp, inner: str | None = None) -> str:
     words = sorted(words, key=lambda w: (w.strip("'") not in _PAIRS.values(), w))  # the closer first
     if len(words) > 8:
         words = words[:8] + ["..."]
-    return ", ".join(words)
+    return f"; expected {', '.join(words)}" if words else ""
 
 
 def _innermost(tok=None) -> str | None:
@@ -144,7 +144,7 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         if tok.type == "$END":
             lines = text.splitlines() or [""]
             span = Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
-            return ArchSyntaxError(f"unexpected end of file; expected {_expected(err.expected, _innermost())}", span)
+            return ArchSyntaxError(f"unexpected end of file{_expected(err.expected, _innermost())}", span)
         shown = "end of line" if tok.type == "_NL" else repr(str(tok))
         span = _tok_span(file, tok)
         if tok.type == "_NL":
@@ -152,11 +152,11 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         hint = ""
         if str(tok) == "=" and "__ANON_1" in err.expected:
             hint = " (use '==' to compare)"
-        return ArchSyntaxError(f"unexpected {shown}; expected {_expected(err.expected, _innermost(tok))}{hint}", span)
+        return ArchSyntaxError(f"unexpected {shown}{_expected(err.expected, _innermost(tok))}{hint}", span)
     if isinstance(err, UnexpectedEOF):
         lines = text.splitlines() or [""]
         span = Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
-        return ArchSyntaxError(f"unexpected end of file; expected {_expected(err.expected, _innermost())}", span)
+        return ArchSyntaxError(f"unexpected end of file{_expected(err.expected, _innermost())}", span)
     return ArchSyntaxError(str(err).splitlines()[0], None)
 
 

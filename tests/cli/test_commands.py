@@ -81,6 +81,26 @@ def test_run_arch_and_onnx(tmp_path, capsys):
     assert "logits: [5, 10]" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("arr, what", [(np.ones((2, 5), np.float32), "float32[2, 5]"),
+                                       (np.ones((2, 784), np.float64), "float64[2, 784]"),
+                                       (np.ones(784, np.float32), "float32[784]")])
+def test_run_input_of_the_wrong_shape_or_dtype_is_a_diagnostic(tmp_path, capsys, arr, what):
+    x = tmp_path / "x.npy"
+    np.save(x, arr)
+    assert main(["run", MLP, "--input", f"x={x}"]) == 1
+    err = capsys.readouterr().err
+    assert f"--input x: the model takes float32[B, 784], {x} holds {what}" in err
+    assert "internal error" not in err
+
+
+def test_run_a_model_onnxruntime_cannot_load_is_a_diagnostic(tmp_path, capsys):
+    spec = tmp_path / "bf16.arch"   # valid ONNX; onnxruntime's CPU provider has no bfloat16 Gemm
+    spec.write_text("model m(x: bfloat16[B, 4]) -> y {\n    y = x -> linear(3)\n}\n")
+    assert main(["run", str(spec), "--provider", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: onnxruntime cannot load the model:") and "internal error" not in err
+
+
 def test_run_unknown_input_is_a_diagnostic(tmp_path, capsys):
     x = tmp_path / "x.npy"
     np.save(x, np.ones((1, 784), np.float32))
@@ -94,13 +114,30 @@ def test_ops_lists_the_registry(capsys):
     assert "conv2d(x, out_channels, kernel_size" in out and "linear(" in out
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["build", "--help"], ["check", "--help"], ["summary", "--help"],
-                                  ["run", "--help"], ["ops", "--help"], ["docs", "--help"]])
-def test_help(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    assert e.value.code == 0
-    assert "usage: archdsl" in capsys.readouterr().out
+def _subcommands() -> list[str]:
+    import argparse
+
+    from archdsl.cli import make_parser
+    sub = next(a for a in make_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return list(sub.choices)
+
+
+def test_every_subcommand_has_help(capsys):
+    names = _subcommands()
+    assert {"build", "check", "summary", "run", "ops"} <= set(names)
+    for argv in [["--help"]] + [[n, "--help"] for n in names]:
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        out = capsys.readouterr().out
+        assert e.value.code == 0, argv
+        assert out.startswith(f"usage: archdsl {argv[0] if len(argv) > 1 else ''}".rstrip()), argv
+        if len(argv) > 1:
+            assert "-h, --help" in out and len(out.splitlines()) > 3, argv
+    with pytest.raises(SystemExit):
+        main(["build", "--help"])
+    out = capsys.readouterr().out
+    for flag in ("-o", "-D", "--model", "--opset", "--seed", "--emit"):
+        assert flag in out
 
 
 def test_version(capsys):

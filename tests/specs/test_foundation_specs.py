@@ -4,6 +4,7 @@ checked and run at two batch sizes. Includes the issue's done-when check on ResN
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -24,16 +25,22 @@ COUNTS = [("mlp.arch", {}, 203_530), ("lenet5.arch", {}, 61_706),
 
 
 @pytest.mark.parametrize("spec,defines,params", COUNTS, ids=[f"{s}{d}" for s, d, _ in COUNTS])
-def test_published_parameter_counts(spec, defines, params, monkeypatch):
+def test_published_parameter_counts(spec, defines, params, monkeypatch, capsys):
+    """`archdsl summary --json` counts as torch's parameters() does, without generating a single weight."""
+    import archdsl.lower.onnx_model as onnx_model
     import archdsl.lower.weights as weights
 
     def refuse(*a, **k):
         raise AssertionError("counting must not materialize weights")
     monkeypatch.setattr(weights, "materialize", refuse)
+    monkeypatch.setattr(onnx_model, "materialize", refuse)
+    argv = ["summary", str(SPECS / spec), "--json"] + [a for k, v in defines.items() for a in ("-D", f"{k}={v}")]
     t = time.perf_counter()
-    g = archdsl.check_file(SPECS / spec, defines=defines)
-    assert g.param_count() == params
-    assert time.perf_counter() - t < 2.0  # counting ResNet-152 takes a few hundredths of a second
+    assert main(argv) == 0
+    took = time.perf_counter() - t
+    assert json.loads(capsys.readouterr().out)["params"] == params
+    assert took < 1.0, f"summary took {took:.2f} s"  # ResNet-152: about 0.1 s on a busy core
+    assert archdsl.check_file(SPECS / spec, defines=defines).param_count() == params
 
 
 @pytest.mark.parametrize("spec,defines,out", [("mlp.arch", {}, (10,)), ("lenet5.arch", {}, (10,)),
@@ -76,3 +83,37 @@ def test_resnet_parameter_names_read_like_torchvision():
                  "layer4.2.bn3.bias", "fc.weight", "fc.bias"):
         assert name in names
     assert "layer1.1.downsample.0.weight" not in names
+
+
+# ---- the issue's done-when mistakes, made in a copy of the real spec ----
+
+_MISTAKES = {
+    "misspelled op": ("-> batchnorm as bn3", "-> batchnrom as bn3",
+                      r"unknown name 'batchnrom'; did you mean 'batchnorm'\?"),
+    "residual channel mismatch": ("out + shortcut(x, planes * 4, stride)", "out + shortcut(x, planes * 2, stride)",
+                                  r"cannot broadcast '\+' operands: shapes \[B, 256, 56, 56\] and \[B, 128, 56, 56\]"),
+    "syntax error": ("conv2d(64, 7, stride=2", "conv2d(64 7, stride=2", r"unexpected '7'; expected '\)'"),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(_MISTAKES))
+def test_a_mistake_in_resnet_is_a_diagnostic_and_writes_nothing(mistake, tmp_path, capsys, monkeypatch):
+    old, new, message = _MISTAKES[mistake]
+    text = (SPECS / "resnet.arch").read_text()
+    assert text.count(old) == 1
+    text = text.replace(old, new)
+    (tmp_path / "resnet.arch").write_text(text)
+    line_no = next(i for i, line in enumerate(text.splitlines(), 1) if new in line)
+    out = tmp_path / "out" / "r50.onnx"
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", "resnet.arch", "-D", "depth=50", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    m = re.match(r"resnet\.arch:(\d+):(\d+): error: (.*)", err)
+    assert m, err
+    assert int(m.group(1)) == line_no and re.search(message, m.group(3)), err
+    lines = err.splitlines()
+    assert lines[1] == f"{line_no:>4} | {text.splitlines()[line_no - 1]}"   # the source line
+    caret = lines[2]
+    assert set(caret.strip()) == {"^"} and caret.index("^") == len(f"{line_no:>4} | ") + int(m.group(2)) - 1
+    assert not out.exists() and not out.parent.exists() or not list(out.parent.iterdir())

@@ -329,3 +329,11 @@ def test_expected_words_name_only_the_closer_of_the_open_bracket():
     assert e.message.startswith("unexpected ')'; expected ']'") and "'}'" not in e.message
     e = _err("let a = 1 +\n")
     assert not any(c in e.message for c in ("')'", "']'", "'}'"))
+
+
+def test_syntax_error_inside_an_interpolation_points_into_the_string():
+    e = _err(_M + '    y = x -> linear(4) as "a{ {1: 2}[1] }"\n}\n')
+    assert e.message == "unexpected ':'"   # no empty "expected" list
+    assert (e.span.file, e.span.line, e.span.col) == ("t.arch", 2, 33)
+    e = _err(_M + '    y = "layer{i +}"\n}\n')
+    assert e.message.startswith("unexpected end of file; expected '('") and (e.span.line, e.span.col) == (2, 19)
