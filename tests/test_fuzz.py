@@ -183,3 +183,17 @@ def test_random_valid_programs_compile_check_and_run(text):
 def test_random_valid_cnns_compile_check_and_run(case):
     text, classes = case
     _compile_check_run(text, (classes,))
+
+
+@FUZZ
+@given(name=st.sampled_from(["hidden", "classes", "nope", "", "hidden hidden"]),
+       value=st.lists(_TOKENS, max_size=8).map(" ".join), eq=st.booleans())
+def test_random_defines_never_crash(workdir, name, value, eq):
+    """-D NAME=VALUE with any value: a diagnostic (or a model), never a traceback."""
+    spec = workdir / "mlp.arch"
+    spec.write_text(SEEDS["mlp.arch"])
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["check", str(spec), "-D", f"{name}={value}" if eq else name])
+    assert rc in (0, 1), (name, value, err.getvalue())
+    assert "Traceback" not in err.getvalue() and "internal error" not in err.getvalue()

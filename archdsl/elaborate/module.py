@@ -206,6 +206,9 @@ def elaborate_model(mod: Module, name: str) -> Graph:
                                    f"(one of {', '.join(DTYPES)})", inp.dtype_span)
         dims = tuple(_eval_dim(ev, d, env) for d in inp.dims)
         env.vars[inp.name] = Tensor(g.add_input(inp.name, TensorType(dt, dims), inp.span))
+    dup = next((o for i, o in enumerate(md.outputs) if o in md.outputs[:i]), None)
+    if dup is not None:
+        raise ArchError(f"model {name} declares output '{dup}' twice", md.span)
     returned = None
     try:
         ev.exec_body(md.body, env)
@@ -226,6 +229,11 @@ def elaborate_model(mod: Module, name: str) -> Graph:
     for o, v in outs.items():
         if not isinstance(v, Tensor):
             raise ArchTypeError(f"output '{o}' of model {name} must be a tensor, got {describe(v)}", md.span)
+        same = next((w for w in [*g.inputs, g.params.get(o)] if w is not None and w.name == o), None)
+        if same is not None and same is not v.value:  # one ONNX name for two values
+            what = "an input" if same.kind == "input" else "a parameter"
+            raise ArchError(f"output '{o}' of model {name} has the name of {what} but another value; name it apart",
+                            md.span)
         g.set_output(o, v.value)
     g.meta = {k: v for k, v in mod.params.items()}
     return check(g)

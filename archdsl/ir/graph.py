@@ -80,6 +80,10 @@ class Graph:
         return v
 
     def add_param(self, name: str, spec: ParamSpec, dtype: DType, span: Span | None = None) -> Value:
+        clash = next((v for v in self.inputs if v.name == name), None)
+        if clash is not None:  # in ONNX an initializer named like an input is that input's default
+            raise ArchError(f"parameter '{name}' has the name of a model input; name it apart with 'as'", span,
+                            [(f"input '{name}' is declared here", clash.span)] if clash.span else [])
         if name in self.params:
             prev = self.params[name]
             raise ArchError(f"parameter '{name}' is defined twice; name the layers apart with 'as'", span,

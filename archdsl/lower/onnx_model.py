@@ -132,9 +132,13 @@ def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = N
     initializers = []
     for name, v in g.params.items():
         names[id(v)] = name
+    used = set(names.values())
     for i, v in enumerate(g.consts):
-        names[id(v)] = f"const_{i}"
-        initializers.append(numpy_helper.from_array(v.data, f"const_{i}"))
+        cname = f"const_{i}"
+        while cname in used:  # an input or a free parameter may be called const_0
+            cname = "_" + cname
+        names[id(v)] = cname
+        initializers.append(numpy_helper.from_array(v.data, cname))
 
     out_names = {}
     taken = set(names.values())

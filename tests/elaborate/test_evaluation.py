@@ -245,3 +245,56 @@ def test_unknown_name_suggests_the_close_one():
 def test_unary_minus_on_a_tensor_is_the_neg_op():
     g = archdsl.check_source("model m(x: float32[B, 4]) -> y {\n    y = -x\n}\n")
     assert [n.op for n in g.nodes] == ["neg"]
+
+
+def test_tied_weight_is_one_initializer_counted_once():
+    """ref() reuses the embedding table as the output projection: one ONNX initializer, counted once."""
+    import numpy as np
+    import onnx
+
+    from archdsl import runtime
+    src = ("model lm(ids: int64[B, T]) -> logits {\n"
+           "    h = ids -> embedding(11, 6) as wte -> layernorm as ln\n"
+           "    logits = h @ ref('wte.weight').T\n}\n")
+    g = archdsl.check_source(src)
+    assert g.param_count() == 11 * 6 + 2 * 6
+    m = archdsl.compile_source(src)
+    onnx.checker.check_model(m, full_check=True)
+    names = [t.name for t in m.graph.initializer]
+    assert names.count("wte.weight") == 1 and "ln.weight" in names
+    table = next(onnx.numpy_helper.to_array(t) for t in m.graph.initializer if t.name == "wte.weight")
+    ids = np.array([[1, 4, 10]], dtype=np.int64)
+    (y,) = runtime.session(m).run(None, {"ids": ids})
+    h = table[ids]
+    h = (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(y, h @ table.T, rtol=1e-4, atol=1e-4)
+
+
+def test_labelled_blocks_open_a_scope_and_nest(tmp_path):
+    src = ("block inner(x) { return x -> linear(4) as fc }\n"
+           "block outer(x) { return x -> inner as a -> inner as \"b.0\" -> inner }\n"
+           "model m(x: float32[2, 4]) -> y { y = x -> outer as enc -> outer as 7 }\n")
+    names = set(archdsl.check_source(src).params)
+    assert {"enc.a.fc.weight", "enc.b.0.fc.bias", "enc.fc.weight", "7.a.fc.weight", "7.fc.bias"} <= names
+    assert len(names) == 12
+
+
+def test_search_path_from_the_command_line(tmp_path, capsys):
+    from archdsl.cli import main
+    _files(tmp_path, **{"lib/blocks.arch": "block head(x, n) { return x -> linear(n) as head }\n",
+                        "app/main.arch": 'import "blocks.arch" as lib\n'
+                                         "model m(x: float32[B, 4]) -> y { y = x -> lib.head(3) }\n"})
+    assert main(["check", str(tmp_path / "app/main.arch")]) == 1
+    assert 'cannot find "blocks.arch"' in capsys.readouterr().err
+    assert main(["check", str(tmp_path / "app/main.arch"), "-I", str(tmp_path / "lib")]) == 0
+    assert "params: 15" in capsys.readouterr().out
+
+
+def test_define_values_keep_their_types():
+    src = ("param n = 2\nparam rate = 0.5\nparam act = 'relu'\nparam deep = false\nparam dims = [4, 4]\n"
+           "model m(x: float32[2, 4]) -> y { y = x }\n")
+    g = archdsl.check_source(src, defines=["n=3", "rate=2", "act=gelu", "deep=true", "dims=[8, 2]"])
+    assert g.meta == {"n": 3, "rate": 2.0, "act": "gelu", "deep": True, "dims": [8, 2]}
+    for bad in ("n=2.5", "deep=1", "act=3", "dims=4"):
+        with pytest.raises(DefineError):
+            archdsl.check_source(src, defines=[bad])

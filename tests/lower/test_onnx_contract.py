@@ -162,3 +162,18 @@ def test_api_compile_source_and_check_source():
     assert g.param_count() == 4 * 5 + 5 and list(g.params) == ["head.weight", "head.bias"]
     assert isinstance(archdsl.compile_source(src), onnx.ModelProto)
     assert driver.select_models(driver.load(text=src), None) == ["m"]
+
+
+@pytest.mark.parametrize("src", [
+    "model m(x: float32[B, 4]) -> y {\n    p = parameter([4], init='ones') as const_0\n    y = x * 2 + p\n}\n",
+    "model m(const_0: float32[B, 4]) -> y {\n    y = const_0 * 2 + 1\n}\n",
+    "model m(x: float32[B, 4]) -> relu_0 {\n    relu_0 = x -> relu -> relu\n}\n",
+])
+def test_onnx_names_never_collide(src):
+    """Constants, layer outputs, inputs, parameters and outputs share one ONNX namespace."""
+    m = archdsl.compile_source(src, opt_level=0)
+    onnx.checker.check_model(m, full_check=True)
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    (y,) = runtime.session(m).run(None, {m.graph.input[0].name: x})
+    want = np.maximum(x, 0) if "relu" in src else x * 2 + 1
+    np.testing.assert_allclose(y, want)
