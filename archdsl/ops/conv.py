@@ -68,6 +68,8 @@ def _make(n: int):
 
     def lower(e, ins, outs, c):
         a = c.attrs
+        if c.in_types[0].dtype.label == "bfloat16" and e.opset < 22:
+            fail(f"{name}: ONNX Conv takes bfloat16 from opset 22; this build targets opset {e.opset}")
         k, s, d, pads = _geom(c.in_types[0], a, n)
         e.op("Conv", ins, outputs=outs, kernel_shape=list(k), strides=list(s), dilations=list(d),
              pads=[p[0] for p in pads] + [p[1] for p in pads], group=a["groups"])

@@ -23,6 +23,11 @@ def _geom(x, a, n, name):
     return k, s, p
 
 
+def _bf16_opset(e, c, name: str) -> None:
+    if c.in_types[0].dtype.label == "bfloat16" and e.opset < 22:
+        fail(f"{name}: ONNX pools take bfloat16 from opset 22; this build targets opset {e.opset}")
+
+
 def _make(kind: str, n: int):
     name = f"{kind}pool{n}d"
     onnx_op = "MaxPool" if kind == "max" else "AveragePool"
@@ -35,6 +40,7 @@ def _make(kind: str, n: int):
         return [x.with_shape(x.shape[:2] + spatial)]
 
     def lower(e, ins, outs, c):
+        _bf16_opset(e, c, name)
         k, s, p = _geom(c.in_types[0], c.attrs, n, name)
         extra = {"count_include_pad": int(c.attrs["count_include_pad"])} if kind == "avg" else {}
         e.op(onnx_op, ins, outputs=outs, kernel_shape=list(k), strides=list(s), pads=list(p) * 2,
@@ -78,6 +84,7 @@ def _global(kind):
         return [x.with_shape(x.shape[:2])]
 
     def lower(e, ins, outs, c):
+        _bf16_opset(e, c, name)
         if c.attrs["keepdims"]:
             e.op(onnx_op, ins, outputs=outs)
         else:

@@ -112,6 +112,8 @@ def _reduce(name, onnx_op, doc):
     def lower(e, ins, outs, c):
         x = c.in_types[0]
         axes = sorted({norm_axis(d, x.rank) for d in c.attrs["dim"]}) if c.attrs["dim"] is not None else list(range(x.rank))
+        if x.dtype is DType.bool and e.opset < 20:
+            fail(f"{name}: ONNX ReduceMax takes bool from opset 20; this build targets opset {e.opset}")
         if onnx_op != "ReduceSum" and e.opset < 18:  # axes became an input at opset 18 (ReduceSum: 13)
             e.op(onnx_op, [ins[0]], outputs=outs, axes=axes, keepdims=int(c.attrs["keepdim"]))
             return

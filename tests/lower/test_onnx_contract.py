@@ -177,3 +177,15 @@ def test_onnx_names_never_collide(src):
     (y,) = runtime.session(m).run(None, {m.graph.input[0].name: x})
     want = np.maximum(x, 0) if "relu" in src else x * 2 + 1
     np.testing.assert_allclose(y, want)
+
+
+def test_an_op_the_opset_cannot_express_is_a_diagnostic_at_build(tmp_path, capsys):
+    spec = tmp_path / "bf16.arch"
+    spec.write_text("model m(x: bfloat16[B, 3, 8, 8]) -> y {\n    y = x -> conv2d(4, 3) as c\n}\n")
+    out = tmp_path / "m.onnx"
+    assert main(["build", str(spec), "--opset", "17", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "bf16.arch:2:14: error: conv2d: ONNX Conv takes bfloat16 from opset 22" in err and "^" in err
+    assert not out.exists()
+    assert main(["build", str(spec), "--opset", "22", "-o", str(out)]) == 0
+    onnx.checker.check_model(str(out), full_check=True)
