@@ -49,6 +49,8 @@ def _binary(name, onnx_op, sym):
     def infer(ins, a):
         x, y = ins
         _no_bool(f"'{sym}'", x, y)
+        if name == "div" and not x.dtype.is_float:  # ONNX truncates where torch's `/` gives a float
+            fail(f"'/': dividing {x.dtype} tensors would truncate (torch gives floats); cast(x, \"float32\") first")
         if x.dtype != y.dtype and name != "pow":
             fail(f"'{sym}': dtypes differ ({x.dtype} vs {y.dtype})")
         return [x.with_shape(broadcast(x.shape, y.shape, f"'{sym}' operands"))]
