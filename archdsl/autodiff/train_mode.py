@@ -8,6 +8,8 @@ from collections.abc import Callable
 import numpy as np
 
 from ..ir import Graph, Node, Value
+from ..ops import OpCall
+from ..ops.attention import decompose
 from .builder import GradBuilder
 from .train_ops import stream_id
 
@@ -51,7 +53,21 @@ def _dropout(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dic
     return b.op("mul", x, mask), {}
 
 
-TRAIN_FORMS: dict[str, Callable] = {"batchnorm": _batchnorm, "dropout": _dropout}
+def _attention(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[str, Value]] | None:
+    """Attention dropout acts on the softmax weights, inside the op: train on its decomposition."""
+    p = node.attrs["dropout"]
+    if p == 0.0:
+        return None
+    stream = stream_id(node.name)
+
+    def drop(r, probs):
+        return r.op("mul", probs, r.op("autodiff.dropout_mask", probs, extra.seed, extra.step, p=p, stream=stream))
+
+    call = OpCall(tuple(v.type for v in node.inputs), tuple(o.type for o in node.outputs), node.attrs)
+    return decompose(b, call, list(node.inputs), drop), {}
+
+
+TRAIN_FORMS: dict[str, Callable] = {"batchnorm": _batchnorm, "dropout": _dropout, "multihead_attention": _attention}
 
 
 def to_training(graph: Graph, extra: TrainInputs) -> dict[str, Value]:
@@ -64,7 +80,11 @@ def to_training(graph: Graph, extra: TrainInputs) -> dict[str, Value]:
             nodes.append(node)
             continue
         b = GradBuilder(graph, node, tag="train", sink=nodes)
-        new, ups = form(b, node, extra)
+        made = form(b, node, extra)
+        if made is None:  # this use behaves as at inference
+            nodes.append(node)
+            continue
+        new, ups = made
         graph.replace_all_uses_with(node.outputs[0], new)
         for v in node.inputs:
             v.uses.remove(node)

@@ -17,7 +17,7 @@ from ..types import DType, numel
 from ._common import float_input, kaiming_uniform, shape_str
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
-__all__: list[str] = []
+__all__ = ["decompose"]
 
 
 def _n_params(a) -> int:
@@ -53,7 +53,8 @@ def _check(ins, a):
         fail(f"multihead_attention: key {shape_str(k)} and value {shape_str(v)} differ in length")
     src = k if k is not None else q
     if mask is not None and tuple(mask.shape) != (src.shape[0], src.shape[1]):
-        fail(f"multihead_attention: key_padding_mask must be bool [{src.shape[0]}, {src.shape[1]}], got {shape_str(mask)}")
+        fail(f"multihead_attention: key_padding_mask must be bool [{src.shape[0]}, {src.shape[1]}], "
+             f"got {shape_str(mask)}")
     if not 0.0 <= a["dropout"] < 1.0:
         fail(f"multihead_attention: dropout must be in [0, 1), got {a['dropout']}")
     return q, k, v, mask
@@ -123,46 +124,46 @@ def _lower(e, ins, outs, c):
         e.op("Add", [y, ob], outputs=outs)
 
 
-def _grad(b, c, ins, outs, gouts):
-    """Through the decomposition the lowering uses, written in registry ops."""
+def decompose(r, c, vals, dropout=None):
+    """The op in registry ops, as the lowering computes it: for its gradient, and for training, where
+    `dropout(r, probs)` (when given) drops attention weights after the softmax as torch does."""
     from .sdpa import _attend
     a = c.attrs
     n = _n_params(a)
     q_t, k_t, _, mask_t = _check(c.in_types[:-n], a)
     emb, h = a["embed_dim"], a["num_heads"]
-    if a["dropout"]:
-        fail("multihead_attention: training with attention dropout is not supported; give dropout=0 and "
-             "a dropout layer after the attention")
+    data, params = list(vals[:-n]), list(vals[-n:])
+    w, bias, ow, ob = params if a["bias"] else (params[0], None, params[1], None)
+    mask = data.pop() if mask_t is not None else None
 
-    def forward(r, *vals):
-        data, params = list(vals[:-n]), list(vals[-n:])
-        w, bias, ow, ob = params if a["bias"] else (params[0], None, params[1], None)
-        mask = data.pop() if mask_t is not None else None
+    def proj(x, wi, bi):
+        y = r.op("matmul", x, r.op("transpose", wi))
+        return r.op("add", y, bi) if bi is not None else y
 
-        def proj(x, wi, bi):
-            y = r.op("matmul", x, r.op("transpose", wi))
-            return r.op("add", y, bi) if bi is not None else y
+    if k_t is None:
+        q, k, v = r.op("split", proj(data[0], w, bias), sizes=(emb,), axis=-1)
+    else:
+        ws = r.op("split", w, sizes=(emb,), axis=0)
+        bs = r.op("split", bias, sizes=(emb,), axis=0) if bias is not None else (None, None, None)
+        q, k, v = (proj(x, wi, bi) for x, wi, bi in zip(data, ws, bs))
 
-        if k_t is None:
-            q, k, v = r.op("split", proj(data[0], w, bias), sizes=(emb,), axis=-1)
-        else:
-            ws = r.op("split", w, sizes=(emb,), axis=0)
-            bs = r.op("split", bias, sizes=(emb,), axis=0) if bias is not None else (None, None, None)
-            q, k, v = (proj(x, wi, bi) for x, wi, bi in zip(data, ws, bs))
+    def heads(t):
+        return r.op("permute", r.op("reshape", t, shape=(t.type.shape[0], t.type.shape[1], h, emb // h)),
+                    dims=(0, 2, 1, 3))
 
-        def heads(t):
-            return r.op("permute", r.op("reshape", t, shape=(t.type.shape[0], t.type.shape[1], h, emb // h)),
-                        dims=(0, 2, 1, 3))
+    m = None
+    if mask is not None:  # true = ignore: attend where it is false
+        m = r.op("where", r.op("unsqueeze", r.op("unsqueeze", mask, dim=1), dim=1), r.const(-np.inf, like=q),
+                 r.const(0.0, like=q))
+    ctx = _attend(r, heads(q), heads(k), heads(v), m, a["causal"], 1.0 / math.sqrt(emb // h), dropout)
+    ctx = r.op("reshape", r.op("permute", ctx, dims=(0, 2, 1, 3)), shape=(q_t.shape[0], q_t.shape[1], emb))
+    return proj(ctx, ow, ob)
 
-        m = None
-        if mask is not None:  # true = ignore: attend where it is false
-            m = r.op("where", r.op("unsqueeze", r.op("unsqueeze", mask, dim=1), dim=1), r.const(-np.inf, like=q),
-                     r.const(0.0, like=q))
-        ctx = _attend(r, heads(q), heads(k), heads(v), m, a["causal"], 1.0 / math.sqrt(emb // h))
-        ctx = r.op("reshape", r.op("permute", ctx, dims=(0, 2, 1, 3)), shape=(q_t.shape[0], q_t.shape[1], emb))
-        return proj(ctx, ow, ob)
 
-    return b.vjp(forward, list(ins), gouts)
+def _grad(b, c, ins, outs, gouts):
+    """Through the decomposition the lowering uses. Attention dropout is the identity here (inference);
+    a train step first rewrites the layer into decompose(..., dropout) (autodiff/train_mode.py)."""
+    return b.vjp(lambda r, *vals: decompose(r, c, vals), list(ins), gouts)
 
 
 def _causal_keep(e, scores, q_t, k_t):

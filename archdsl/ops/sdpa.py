@@ -77,8 +77,9 @@ def _lower(e, ins, outs, c):
     e.op("MatMul", [e.op("Softmax", [s], axis=-1), ins[2]], outputs=outs)
 
 
-def _attend(r, q, k, v, mask, causal: bool, scale: float):
-    """softmax(q k^T * scale (+ mask)) v in registry ops, for gradients (see _grad and attention.py)."""
+def _attend(r, q, k, v, mask, causal: bool, scale: float, dropout=None):
+    """softmax(q k^T * scale (+ mask)) v in registry ops, for gradients (see _grad and attention.py);
+    `dropout(r, probs)` drops attention weights in training."""
     s = r.op("mul", r.op("matmul", q, r.op("transpose", k)), r.const(scale, like=q))
     t, n = q.type.shape[-2], k.type.shape[-2]
     if causal:
@@ -94,7 +95,10 @@ def _attend(r, q, k, v, mask, causal: bool, scale: float):
             s = r.op("where", mask, s, r.const(-np.inf, like=s))
         else:
             s = r.op("add", s, mask)
-    return r.op("matmul", r.op("softmax", s), v)
+    probs = r.op("softmax", s)
+    if dropout is not None:
+        probs = dropout(r, probs)
+    return r.op("matmul", probs, v)
 
 
 def _grad(b, c, ins, outs, gouts):

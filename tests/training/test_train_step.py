@@ -15,7 +15,7 @@ from archdsl import driver, runtime
 from archdsl.diagnostics import ArchError
 from archdsl.training import TRAIN_STATE_KEY
 
-from .harness import batches, compile_step, config
+from .harness import batches, compile_step, config, initial
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = {
@@ -170,13 +170,38 @@ def test_oldest_opset(name):
 
 
 ATTENTION_DROPOUT = """
-model m(x: float32[B, T, 8]) -> y {
-    y = x -> multihead_attention(8, 2, dropout=0.1) as attn -> linear(3) as out
+model m(x: float64[2, 5, 8]) -> y {
+    y = x -> multihead_attention(8, 2, dropout=0.5, causal=true) as attn -> linear(3) as out
 }
 """
 
 
-def test_untrainable_use_of_an_op_is_a_diagnostic():
-    with pytest.raises(ArchError, match="attention dropout") as e:
-        compile_step(None, config(loss="mse"), text=ATTENTION_DROPOUT)
-    assert e.value.span is not None and e.value.span.line == 3
+def test_attention_dropout_trains_and_its_gradient_matches_finite_differences():
+    """Attention dropout drops softmax weights (torch's place for it), drawn from seed and step; the step's
+    gradient (SGD, lr 1: grad = old - new) is the derivative of the very loss the step computes."""
+    ct, _ = compile_step(None, config(loss="mse", opt="sgd", lr=1.0), text=ATTENTION_DROPOUT)
+    onnx.checker.check_model(ct.step_model, full_check=True)
+    assert "seed" in {i.name for i in ct.step_model.graph.input}
+    sess = runtime.session(ct.step_model, "cpu")
+    names = [o.name for o in sess.get_outputs()]
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((2, 5, 8)), "labels": rng.standard_normal((2, 5, 3)),
+             "seed": np.array(3, np.int64), "step": np.array(0, np.int64)}
+
+    def run(**over):
+        return dict(zip(names, sess.run(None, {**feeds, **over})))
+
+    base = run()
+    assert run(seed=np.array(4, np.int64))["loss"] != base["loss"], "the mask comes from the seed"
+    w0 = initial(ct)["attn.in_proj_weight"]
+    out_name = next(o for o, i in ct.info.state.items() if i == "attn.in_proj_weight")
+    grad = w0 - base[out_name]
+    v = rng.standard_normal(w0.shape)
+    eps = 1e-5
+    fd = (run(**{"attn.in_proj_weight": w0 + eps * v})["loss"] - run(**{"attn.in_proj_weight": w0 - eps * v})["loss"])
+    assert np.isclose(float(np.sum(grad * v)), float(fd) / (2 * eps), rtol=1e-6, atol=1e-9)
+    no_drop = compile_step(None, config(loss="mse", opt="sgd", lr=1.0),
+                           text=ATTENTION_DROPOUT.replace("dropout=0.5", "dropout=0.0"))[0]
+    plain = dict(zip(names, runtime.session(no_drop.step_model, "cpu").run(
+        None, {k: v for k, v in feeds.items() if k != "seed"})))
+    assert not np.isclose(plain["loss"], base["loss"]), "dropout is active in training"
