@@ -7,7 +7,8 @@ import math
 from ..types import TensorType, numel
 from .registry import Init, OpCall, fail
 
-__all__ = ["kaiming_uniform", "bias_uniform", "float_input", "elementwise_cost", "same_type", "shape_str"]
+__all__ = ["kaiming_uniform", "bias_uniform", "float_input", "elementwise_cost", "same_type", "shape_str",
+           "conv_channels", "normalized_dims"]
 
 
 def kaiming_uniform(fan_in: int) -> Init:
@@ -26,6 +27,34 @@ def shape_str(t: TensorType) -> str:
 def float_input(op: str, t: TensorType, what: str = "input") -> None:
     if not t.dtype.is_float:
         fail(f"{op}: {what} must be a float tensor, got {t.dtype}")
+
+
+def conv_channels(name: str, x: TensorType, n: int, groups: int, out_channels: int) -> int:
+    """The input channels of an n-d (transposed) conv, after the checks both kinds make before they can
+    create their weights: rank, a known channel dim, groups dividing both channel counts."""
+    if x.rank != n + 2:
+        fail(f"{name}: expected a rank-{n + 2} input [N, C, {', '.join(['spatial'] * n)}], got {shape_str(x)}")
+    cin = x.shape[1]
+    if not isinstance(cin, int):
+        fail(f"{name}: the channel dim must be a known size, got {cin}")
+    if groups <= 0 or cin % groups or out_channels % groups:
+        fail(f"{name}: groups={groups} must divide both in_channels={cin} and out_channels={out_channels}")
+    return cin
+
+
+def normalized_dims(name: str, x: TensorType, ns, params: list[TensorType] = (), known: bool = False):
+    """The trailing dims a layer/RMS norm normalizes (the last one by default), checked against x, against
+    its affine parameters, and (`known`, before creating them) for being known sizes."""
+    if ns is None:
+        ns = (x.shape[-1],) if x.rank else ()
+    if not ns or len(ns) > x.rank or tuple(x.shape[x.rank - len(ns):]) != tuple(ns):
+        fail(f"{name}: normalized_shape {list(ns)} does not match the trailing dims of {shape_str(x)}")
+    if known and not all(isinstance(d, int) for d in ns):
+        fail(f"{name}: normalized dims must be known sizes, got {list(ns)}")
+    for p in params:
+        if tuple(p.shape) != tuple(ns):
+            fail(f"{name}: parameter shape {shape_str(p)} does not match normalized shape {list(ns)}")
+    return tuple(ns)
 
 
 def elementwise_cost(c: OpCall) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..types import numel
-from ._common import float_input, kaiming_uniform, shape_str
+from ._common import conv_channels, float_input, kaiming_uniform, shape_str
 from .registry import Attr, OpDef, ParamSpec, fail, register
 from .shapes import expand, window_out
 
@@ -36,15 +36,8 @@ def _make(n: int):
     name = f"conv{n}d"
 
     def params(ins, a):
-        x = ins[0]
-        if x.rank != n + 2:
-            fail(f"{name}: expected a rank-{n + 2} input [N, C, {', '.join(['spatial'] * n)}], got {shape_str(x)}")
-        cin = x.shape[1]
-        if not isinstance(cin, int):
-            fail(f"{name}: the channel dim must be a known size, got {cin}")
         g = a["groups"]
-        if g <= 0 or cin % g or a["out_channels"] % g:
-            fail(f"{name}: groups={g} must divide both in_channels={cin} and out_channels={a['out_channels']}")
+        cin = conv_channels(name, ins[0], n, g, a["out_channels"])
         k = expand(a["kernel_size"], n, "kernel_size")
         fan_in = cin // g * math.prod(k)
         specs = [ParamSpec("weight", (a["out_channels"], cin // g, *k), kaiming_uniform(fan_in))]

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from ..types import Dim, dim_add, dim_mul, numel
-from ._common import float_input, kaiming_uniform, shape_str
+from ._common import conv_channels, float_input, kaiming_uniform, shape_str
 from .registry import Attr, OpDef, ParamSpec, fail, register
 from .shapes import expand
 
@@ -65,15 +65,8 @@ def _make(n: int) -> None:
     name = f"conv_transpose{n}d"
 
     def params(ins, a):
-        x = ins[0]
-        if x.rank != n + 2:
-            fail(f"{name}: expected a rank-{n + 2} input [N, C, {'spatial, ' * n}...], got {shape_str(x)}")
-        cin = x.shape[1]
-        if not isinstance(cin, int):
-            fail(f"{name}: the channel dim must be a known size, got {cin}")
         g, cout = a["groups"], a["out_channels"]
-        if g <= 0 or cin % g or cout % g:
-            fail(f"{name}: groups={g} must divide both in_channels={cin} and out_channels={cout}")
+        cin = conv_channels(name, ins[0], n, g, cout)
         k = expand(a["kernel_size"], n, "kernel_size")
         fan_in = cout // g * math.prod(k)  # torch computes fan_in from weight dim 1
         specs = [ParamSpec("weight", (cin, cout // g, *k), kaiming_uniform(fan_in))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..types import numel
-from ._common import elementwise_cost, float_input, shape_str
+from ._common import elementwise_cost, float_input, normalized_dims, shape_str
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
 
@@ -84,19 +84,12 @@ register(OpDef(
 ))
 
 
-def _norm_dims(x, a):
-    ns = a["normalized_shape"]
-    if ns is None:
-        ns = (x.shape[-1],)
-    if len(ns) > x.rank or tuple(x.shape[x.rank - len(ns):]) != tuple(ns):
-        fail(f"layernorm: normalized_shape {list(ns)} does not match the trailing dims of {shape_str(x)}")
-    return tuple(ns)
+def _norm_dims(x, a, params=(), known=False):
+    return normalized_dims("layernorm", x, a["normalized_shape"], params, known)
 
 
 def _ln_params(ins, a):
-    ns = _norm_dims(ins[0], a)
-    if not all(isinstance(d, int) for d in ns):
-        fail(f"layernorm: normalized dims must be known sizes, got {list(ns)}")
+    ns = _norm_dims(ins[0], a, known=True)
     if not a["elementwise_affine"]:
         return []
     specs = [ParamSpec("weight", ns, Init("ones"))]
@@ -108,10 +101,7 @@ def _ln_params(ins, a):
 def _ln_infer(ins, a):
     x = ins[0]
     float_input("layernorm", x)
-    ns = _norm_dims(x, a)
-    for p in ins[1:]:
-        if tuple(p.shape) != ns:
-            fail(f"layernorm: parameter shape {shape_str(p)} does not match normalized shape {list(ns)}")
+    _norm_dims(x, a, ins[1:])
     return [x]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, numel
-from ._common import float_input, shape_str
+from ._common import float_input, normalized_dims
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
 __all__ = ["default_eps"]
@@ -28,31 +28,21 @@ def _np_dtype(dtype: DType):
     return dtype.np
 
 
-def _norm_dims(x, a):
-    ns = a["normalized_shape"]
-    if ns is None:
-        ns = (x.shape[-1],) if x.rank else ()
-    if not ns or len(ns) > x.rank or tuple(x.shape[x.rank - len(ns):]) != tuple(ns):
-        fail(f"rms_norm: normalized_shape {list(ns)} does not match the trailing dims of {shape_str(x)}")
-    return tuple(ns)
+def _norm_dims(x, a, params=(), known=False):
+    return normalized_dims("rms_norm", x, a["normalized_shape"], params, known)
 
 
 def _params(ins, a):
-    ns = _norm_dims(ins[0], a)
-    if not all(isinstance(d, int) for d in ns):
-        fail(f"rms_norm: normalized dims must be known sizes, got {list(ns)}")
+    ns = _norm_dims(ins[0], a, known=True)
     return [ParamSpec("weight", ns, Init("ones"))] if a["elementwise_affine"] else []
 
 
 def _infer(ins, a):
     x = ins[0]
     float_input("rms_norm", x)
-    ns = _norm_dims(x, a)
     if a["eps"] is not None and a["eps"] < 0:
         fail(f"rms_norm: eps must not be negative, got {a['eps']}")
-    for p in ins[1:]:
-        if tuple(p.shape) != ns:
-            fail(f"rms_norm: weight shape {shape_str(p)} does not match normalized shape {list(ns)}")
+    _norm_dims(x, a, ins[1:])
     return [x]
 
 
