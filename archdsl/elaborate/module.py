@@ -23,7 +23,8 @@ from ..ir import Graph, check
 from ..syntax import ast as A
 from ..syntax import parse, parse_expr
 from ..types import DTYPES, Sym, TensorType
-from .evaluator import Evaluator, Limits, _Return
+from .evaluator import Evaluator
+from .scalars import Limits, ReturnValue
 from .values import BlockFn, Env, Namespace, Tensor, describe
 
 __all__ = ["Module", "load_file", "load_source", "parse_define", "elaborate_model", "MAX_IMPORT_DEPTH"]
@@ -212,7 +213,7 @@ def elaborate_model(mod: Module, name: str) -> Graph:
     returned = None
     try:
         ev.exec_body(md.body, env)
-    except _Return as r:
+    except ReturnValue as r:
         returned = r.value
     if returned is not None:
         vals = list(returned) if isinstance(returned, tuple) and len(md.outputs) > 1 else [returned]

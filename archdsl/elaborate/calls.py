@@ -1,0 +1,214 @@
+"""Calls during elaboration: ops (arguments bound to attributes and tensor slots, one IR node each),
+blocks (a new scope and layer-name prefix), builtins, and free parameters / ref()."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ops
+from ..diagnostics import (
+    ArchError,
+    ArchTypeError,
+    LimitError,
+    ShapeError,
+    Span,
+    UnknownNameError,
+    did_you_mean,
+)
+from ..ops import REQUIRED, coerce_attr
+from ..types import DType
+from .builtins import TENSOR_MATH
+from .scalars import Limits, ReturnValue, is_int, is_num
+from .values import BlockFn, Builtin, Env, OpFn, Tensor, describe
+
+__all__ = ["Calls"]
+
+
+class Calls:
+    """The Evaluator's call handling (a mixin: it uses the evaluator's graph, scopes and eval)."""
+
+    def call(self, fn, args: list, kwargs: dict, label, span: Span):
+        if isinstance(fn, OpFn):
+            return self.call_op(fn.op, args, kwargs, label, span)
+        if isinstance(fn, BlockFn):
+            return self.call_block(fn, args, kwargs, label, span)
+        if isinstance(fn, Builtin) and fn.name == "parameter":
+            return self.make_parameter(*args, label=label, span=span, **kwargs)
+        if isinstance(fn, Builtin) and fn.name == "ref":
+            if label is not None or kwargs or len(args) != 1:
+                raise ArchTypeError('ref() takes one parameter name: ref("wte.weight")', span)
+            return self.ref_parameter(args[0], span)
+        if isinstance(fn, Builtin):
+            if label is not None:
+                raise ArchTypeError(f"{fn.name}() creates no layer and cannot be named", span)
+            if fn.name in TENSOR_MATH and args and isinstance(args[0], Tensor):
+                return self.call_op(fn.name, args, kwargs, label, span)
+            try:
+                return fn.fn(*args, **kwargs)
+            except TypeError:
+                given = ", ".join([describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kwargs.items()])
+                raise ArchTypeError(f"{fn.name}() does not take ({given}): {fn.doc}", span) from None
+        raise ArchTypeError(f"{describe(fn)} is not callable", span)
+
+    def call_op(self, op, args: list, kwargs: dict, label, span: Span):
+        if isinstance(op, str):
+            op = ops.get(op)
+        if self.graph is None:
+            raise ArchTypeError(f"'{op.name}' makes a tensor; only inside a model or block", span)
+        tensors, attrs = self.bind_op_args(op, args, kwargs, span)
+        name = self.layer_name(label, op.name)
+        dtype = next((t.type.dtype for t in tensors if t.type.dtype.is_float), DType.float32)
+        inputs = [t.value for t in tensors]
+        if op.params is not None:
+            try:
+                specs = op.params([t.type for t in tensors], attrs)
+            except ShapeError as err:
+                raise err.with_span(span) from None
+            for spec in specs:
+                for d in spec.shape:
+                    if d <= 0 or d > Limits.dim:
+                        raise LimitError(f"{op.name}: parameter '{spec.name}' has a dim of {d}", span)
+                inputs.append(self.graph.add_param(f"{name}.{spec.name}", spec, dtype, span))
+        if len(self.graph.nodes) >= Limits.nodes:
+            raise LimitError(f"model has more than {Limits.nodes} nodes", span)
+        node = self.graph.add_node(op.name, inputs, attrs, name, span)
+        for o in node.outputs:
+            for d in o.type.shape:
+                if isinstance(d, int) and not 0 <= d <= Limits.dim:
+                    raise LimitError(f"{op.name} makes a dim of {d}", span)
+        outs = tuple(Tensor(o) for o in node.outputs)
+        return outs[0] if len(outs) == 1 and op.name != "split" else outs
+
+    def bind_op_args(self, op, args, kwargs, span):
+        """Positional arguments fill the tensor inputs, then the attributes, in order."""
+        slots = [i.lstrip("*").rstrip("?") for i in op.inputs]
+        given: dict = {}
+        names = slots + [a.name for a in op.attrs]
+        positional = [i.lstrip("*") for i in op.inputs if not i.endswith("?")] + [a.name for a in op.attrs]
+        if len(args) > len(positional):
+            plural = "s" if len(positional) != 1 else ""
+            raise ArchTypeError(f"{op.name}() takes {len(positional)} positional argument{plural}"
+                                f" at most, got {len(args)} (signature: {op.signature()})", span)
+        for n, v in zip(positional, args):  # optional tensor inputs are keyword-only
+            given[n] = v
+        for k, v in kwargs.items():
+            if k not in names:
+                raise ArchTypeError(f"{op.name}() has no argument '{k}'{did_you_mean(k, names)} "
+                                    f"(signature: {op.signature()})", span)
+            if k in given:
+                raise ArchTypeError(f"{op.name}(): argument '{k}' given twice", span)
+            given[k] = v
+        picked = []
+        for raw, n in zip(op.inputs, slots):
+            if n not in given or (given[n] is None and raw.endswith("?")):
+                if raw.endswith("?"):
+                    continue
+                raise ArchTypeError(f"{op.name}() is missing its tensor input '{n}': {op.signature()}", span)
+            v = given[n]
+            if raw.startswith("*"):
+                v = [v] if isinstance(v, Tensor) else v
+                if not isinstance(v, (list, tuple)) or not all(isinstance(t, Tensor) for t in v):
+                    raise ArchTypeError(f"{op.name}(): '{n}' must be a list of tensors, got {describe(v)}", span)
+                picked.extend((n, t) for t in v)
+            else:
+                picked.append((n, v))
+        tensors_given = [v for _, v in picked if isinstance(v, Tensor)]  # numbers take a non-bool neighbour's dtype
+        ref = next((v for v in tensors_given if v.type.dtype is not DType.bool),
+                   tensors_given[0] if tensors_given else None)
+        tensors = [self.as_tensor(v, ref, op.name, n, span) for n, v in picked]
+        attrs = {}
+        for a in op.attrs:
+            if a.name in given:
+                try:
+                    attrs[a.name] = coerce_attr(op, a, given[a.name])
+                except ArchError as err:
+                    raise err.with_span(span) from None
+            elif a.default is REQUIRED:
+                raise ArchTypeError(f"{op.name}() is missing argument '{a.name}': {op.signature()}", span)
+            else:
+                attrs[a.name] = coerce_attr(op, a, a.default)
+        return tensors, attrs
+
+    def as_tensor(self, v, ref: Tensor | None, opname, slot, span) -> Tensor:
+        """Numbers next to a tensor become constants of its dtype (`x * 0.5`)."""
+        if isinstance(v, Tensor):
+            return v
+        if is_num(v) and ref is not None:
+            dt = ref.type.dtype
+            if not dt.is_float and isinstance(v, float) and not v.is_integer():  # x * 0.5 would be x * 0
+                raise ArchTypeError(f"{opname}(): the number {v} does not fit the {dt} tensor beside it; "
+                                    f"cast(x, \"float32\") first", span)
+            if dt.np is None:  # bfloat16: numpy has no such dtype, ml_dtypes does
+                import ml_dtypes
+                return Tensor(self.graph.add_const(np.array(v, dtype=ml_dtypes.bfloat16), span))
+            return Tensor(self.graph.add_const(np.array(v, dtype=dt.np), span))
+        raise ArchTypeError(f"{opname}(): '{slot}' must be a tensor, got {describe(v)}", span)
+
+    def call_block(self, fn: BlockFn, args, kwargs, label, span):
+        d = fn.defn
+        formals = [f.name for f in d.formals]
+        if len(args) > len(formals):
+            raise ArchTypeError(f"block {d.name}() takes {len(formals)} arguments, got {len(args)}", span,
+                                [(f"{d.name} is defined here", d.span)])
+        local = Env({}, fn.env)
+        for f, v in zip(formals, args):
+            local.vars[f] = v
+        for k, v in kwargs.items():
+            if k not in formals:
+                raise ArchTypeError(f"block {d.name}() has no argument '{k}'{did_you_mean(k, formals)}", span,
+                                    [(f"{d.name} is defined here", d.span)])
+            if k in local.vars:
+                raise ArchTypeError(f"block {d.name}(): argument '{k}' given twice", span)
+            local.vars[k] = v
+        for f in d.formals:
+            if f.name not in local.vars:
+                if f.default is None:
+                    raise ArchTypeError(f"block {d.name}() is missing argument '{f.name}'", span,
+                                        [(f"{d.name} is defined here", d.span)])
+                local.vars[f.name] = self.eval(f.default, local)
+        self.depth += 1
+        if self.depth > Limits.call_depth:
+            raise LimitError(f"blocks call each other more than {Limits.call_depth} deep (recursion?)", span)
+        saved = self.scope
+        if label is not None:  # `as` opens a name scope; unlabelled, the block's layers join the caller's
+            self.scope = self.layer_name(label, d.name).split(".")
+        try:
+            self.exec_body(d.body, local)
+            result = None
+        except ReturnValue as r:
+            result = r.value
+        finally:
+            self.scope = saved
+            self.depth -= 1
+        return result
+
+    # ---------------- operators ----------------
+    def make_parameter(self, shape, label, span, init="zeros", std=0.02, low=0.0, high=1.0, value=0.0,
+                       dtype="float32", trainable=True):
+        """`parameter([1, 1, 768], init="zeros") as class_token`: a learned tensor used directly."""
+        from ..ops import Init, ParamSpec
+        from ..types import DTYPES
+        if self.graph is None:
+            raise ArchTypeError("parameter() is only allowed inside a model or block", span)
+        if not isinstance(shape, (list, tuple)) or not all(is_int(d) and 0 < d <= Limits.dim for d in shape):
+            raise ArchTypeError(f"parameter() needs a list of positive integer dims, got {describe(shape)}", span)
+        inits = {"zeros": Init("zeros"), "ones": Init("ones"), "normal": Init("normal", 0.0, float(std)),
+                 "trunc_normal": Init("trunc_normal", 0.0, float(std)),
+                 "uniform": Init("uniform", float(low), float(high)),
+                 "constant": Init("constant", float(value))}
+        if init not in inits:
+            raise ArchTypeError(f"parameter(): init must be one of {', '.join(inits)}, got {describe(init)}", span)
+        if dtype not in DTYPES:
+            raise ArchTypeError(f"parameter(): unknown dtype {describe(dtype)}", span)
+        name = self.layer_name(label, "param")
+        spec = ParamSpec("", tuple(shape), inits[init], trainable=bool(trainable))
+        return Tensor(self.graph.add_param(name, spec, DTYPES[dtype], span))
+
+    def ref_parameter(self, name, span):
+        """`ref("wte.weight")`: the parameter of that full name, for weight tying."""
+        if self.graph is None:
+            raise ArchTypeError("ref() is only allowed inside a model or block", span)
+        if not isinstance(name, str) or name not in self.graph.params:
+            hint = did_you_mean(str(name), self.graph.params)
+            raise UnknownNameError(f"no parameter named {describe(name)} (yet){hint}", span)
+        return Tensor(self.graph.params[name])

@@ -1,0 +1,143 @@
+"""Operators during elaboration: arithmetic and comparison on compile-time values and symbolic dims,
+tensor arithmetic as IR nodes, attribute access (x.shape, .T) and subscripts (lists, dicts, tensor slices)."""
+
+from __future__ import annotations
+
+from .. import ops
+from ..diagnostics import (
+    ArchTypeError,
+    EvalError,
+    LimitError,
+    Span,
+    did_you_mean,
+)
+from ..syntax import ast as A
+from ..types import Sym
+from .builtins import MAX_LIST
+from .scalars import ARITH, COMPARE, TENSOR_OPS, Limits, is_int, is_num, sym_arith, to_str
+from .values import Namespace, Tensor, describe
+
+__all__ = ["Operators"]
+
+
+class Operators:
+    """The Evaluator's operators (a mixin: it uses the evaluator's graph and calls)."""
+
+    def binop(self, op: str, a, b, span: Span):
+        if isinstance(a, Tensor) or isinstance(b, Tensor):
+            if op in ("==", "!=") and (a is None or b is None):  # an optional tensor argument: `if mask != none`
+                return (a is b) == (op == "==")
+            if op not in TENSOR_OPS:
+                raise ArchTypeError(f"operator '{op}' is not defined on tensors", span)
+            return self.tensor_binop(TENSOR_OPS[op], a, b, span)
+        if op == "@":
+            raise ArchTypeError(f"'@' needs tensors, got {describe(a)} and {describe(b)}", span)
+        if op in ("in", "not in"):
+            if not isinstance(b, (list, tuple, dict, str)):
+                raise ArchTypeError(f"'in' needs a list, tuple, dict or string on the right, got {describe(b)}", span)
+            r = a in b
+            return r if op == "in" else not r
+        if op in COMPARE:
+            if op in ("==", "!="):
+                return COMPARE[op](a, b)
+            if not ((is_num(a) and is_num(b)) or (type(a) is type(b) and isinstance(a, (str, list, tuple)))):
+                raise ArchTypeError(f"cannot compare {describe(a)} {op} {describe(b)}", span)
+            return COMPARE[op](a, b)
+        if isinstance(a, Sym) or isinstance(b, Sym):
+            return sym_arith(op, a, b, span)
+        if op == "+" and type(a) is type(b) and isinstance(a, (str, list, tuple)):
+            out = a + b
+        elif op == "*" and (isinstance(a, (list, tuple, str)) and is_int(b)
+                            or isinstance(b, (list, tuple, str)) and is_int(a)):
+            n = b if is_int(b) else a
+            seq = a if is_int(b) else b
+            if n * len(seq) > MAX_LIST:
+                raise LimitError(f"sequence of {n * len(seq)} items is over the limit of {MAX_LIST}", span)
+            out = seq * n
+        elif is_num(a) and is_num(b):
+            if (op == "**" and is_int(a) and is_int(b) and b > 0 and abs(a) > 1
+                    and b * abs(a).bit_length() > Limits.int_bits):
+                raise LimitError(f"{a} ** {b} is too large", span)
+            out = ARITH[op](a, b)
+        else:
+            raise ArchTypeError(f"cannot apply '{op}' to {describe(a)} and {describe(b)}", span)
+        if is_int(out) and out.bit_length() > Limits.int_bits:
+            raise LimitError("integer too large", span)
+        return out
+
+    def tensor_binop(self, opname, a, b, span):
+        op = ops.get(opname)
+        return self.call_op(op, [a, b], {}, None, span)
+
+    # ---------------- attributes and indexing ----------------
+    def attr(self, v, name: str, span: Span):
+        if isinstance(v, Tensor):
+            if name == "shape":
+                return tuple(v.shape)
+            if name == "T":
+                if v.type.rank < 2:
+                    raise ArchTypeError(f".T needs a tensor of rank 2 or more, got {v.type}", span)
+                return self.call_op("transpose", [v], {}, None, span)
+            if name == "rank":
+                return v.type.rank
+            if name == "dtype":
+                return str(v.type.dtype)
+            raise ArchTypeError(f"a tensor has no attribute '{name}' (it has shape, T, rank, dtype)", span)
+        if isinstance(v, Namespace):
+            try:
+                return v.env.vars[name]
+            except KeyError:
+                raise v.env.missing(f"{v.name}.{name}", span) from None
+        if isinstance(v, dict):
+            if name in v:
+                return v[name]
+            raise EvalError(f"no key '{name}' in the dict{did_you_mean(name, [k for k in v if isinstance(k, str)])}",
+                            span)
+        raise ArchTypeError(f"{describe(v)} has no attribute '{name}'", span)
+
+    def subscript(self, v, index, env, span):
+        if isinstance(v, Tensor):
+            return self.tensor_index(v, index, env, span)
+        if len(index) != 1:
+            raise ArchTypeError(f"{describe(v)} takes one index", span)
+        ix = index[0]
+        if isinstance(ix, A.Slice):
+            if not isinstance(v, (list, tuple, str)):
+                raise ArchTypeError(f"cannot slice {describe(v)}", span)
+            parts = [None if p is None else self.eval(p, env) for p in (ix.lo, ix.hi, ix.step)]
+            if any(p is not None and not is_int(p) for p in parts) or parts[2] == 0:
+                raise ArchTypeError("slice bounds must be integers (and the step non-zero)", span)
+            return v[slice(*parts)]
+        k = self.eval(ix, env)
+        if isinstance(v, dict):
+            if k not in v:
+                keys = ", ".join(map(to_str, v))
+                raise EvalError(f"key {to_str(k)} is not in the dict (keys: {keys})", span)
+            return v[k]
+        if isinstance(v, (list, tuple, str)):
+            if not is_int(k):
+                raise ArchTypeError(f"index must be an integer, got {describe(k)}", span)
+            if not -len(v) <= k < len(v):
+                raise EvalError(f"index {k} is out of range for {describe(v)}", span)
+            return v[k]
+        raise ArchTypeError(f"cannot index {describe(v)}", span)
+
+    def tensor_index(self, v, index, env, span):
+        """`x[:, 0]`, `x[..., :d]`: integer and slice bounds known at compile time."""
+        entries = []
+        for ix in index:
+            if isinstance(ix, A.Slice):
+                parts = [None if p is None else self.eval(p, env) for p in (ix.lo, ix.hi, ix.step)]
+                if any(p is not None and not is_int(p) for p in parts):
+                    raise ArchTypeError("tensor slice bounds must be integers known at compile time", ix.span)
+                entries.append(("s", *parts))
+            elif isinstance(ix, A.Const) and ix.value is Ellipsis:
+                entries.append(("e",))
+            else:
+                k = self.eval(ix, env)
+                if not is_int(k):
+                    raise ArchTypeError(f"a tensor index must be an integer or a slice, got {describe(k)}", ix.span)
+                entries.append(("i", k))
+        return self.call_op("getitem", [v], {"index": tuple(entries)}, None, span)
+
+    # ---------------- free parameters ----------------

@@ -1,0 +1,77 @@
+"""What the evaluator's parts share: the limits it enforces, Python's operators on compile-time values,
+symbolic-dim arithmetic, and how a Python error reads in a diagnostic."""
+
+from __future__ import annotations
+
+import operator
+
+from ..diagnostics import ArchTypeError
+from ..types import Sym, dim_add, dim_floordiv, dim_mul
+from .values import BlockFn, Builtin, OpFn, Tensor, describe
+
+__all__ = ["ARITH", "COMPARE", "TENSOR_OPS", "Limits", "ReturnValue", "is_callable", "is_int", "is_num", "py_error",
+           "sym_arith", "to_str"]
+
+
+class Limits:
+    steps = 5_000_000
+    call_depth = 64
+    dim = 2**31 - 1
+    nodes = 2_000_000
+    int_bits = 128
+
+
+class ReturnValue(Exception):
+    """A block's `return`, unwinding to its call."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+          "//": operator.floordiv, "%": operator.mod, "**": operator.pow}
+COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+            ">": operator.gt, ">=": operator.ge}
+TENSOR_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow", "@": "matmul"}
+
+
+def is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def is_callable(fn) -> bool:
+    return isinstance(fn, (OpFn, BlockFn, Builtin))
+
+
+def is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def to_str(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, Tensor):
+        raise ArchTypeError("cannot put a tensor into a string")
+    return str(v)
+
+
+def sym_arith(op, a, b, span):
+    if op == "*" and isinstance(a, (int, Sym)) and isinstance(b, (int, Sym)):
+        return dim_mul(a, b)
+    if op == "//" and isinstance(a, (int, Sym)) and isinstance(b, (int, Sym)):
+        return dim_floordiv(a, b)
+    if op == "+" and isinstance(a, (int, Sym)) and isinstance(b, (int, Sym)):
+        return dim_add(a, b)
+    if op == "-" and isinstance(a, (int, Sym)) and isinstance(b, (int, Sym)):
+        return dim_add(a, dim_mul(b, -1) if isinstance(b, Sym) else -b)
+    raise ArchTypeError(f"cannot apply '{op}' to {describe(a)} and {describe(b)}", span)
+
+
+def py_error(err: Exception) -> str:
+    if isinstance(err, ZeroDivisionError):
+        return "division by zero"
+    if isinstance(err, KeyError):
+        return f"key {err.args[0]!r} not found"
+    if isinstance(err, MemoryError):
+        return "out of memory while evaluating"
+    return str(err) or type(err).__name__
