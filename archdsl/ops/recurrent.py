@@ -4,7 +4,10 @@ Parameters are named as in a torch state_dict (`weight_ih_l0`, `weight_hh_l0`, `
 `..._reverse` for the backward direction) and keep torch's gate order; the lowering reorders the gate blocks at
 run time (a Gather over rows, which onnxruntime folds into the constant initializer): torch LSTM rows are
 i, f, g, o and ONNX wants i, o, f, c; torch GRU rows are r, z, n and ONNX wants z, r, h with
-linear_before_reset=1 (torch applies the reset gate after the hidden-state matmul)."""
+linear_before_reset=1 (torch applies the reset gate after the hidden-state matmul).
+
+The gradient is that of `decompose`: the recurrence unrolled over a fixed number of time steps in registry
+ops (torch's equations), so training needs a sequence length known at compile time."""
 
 from __future__ import annotations
 
@@ -12,11 +15,12 @@ import math
 
 import numpy as np
 
+from ..diagnostics import ArchError
 from ..types import TensorType, numel
 from ._common import float_input, shape_str
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
-__all__ = ["GATES", "torch_to_onnx_rows"]
+__all__ = ["GATES", "decompose", "torch_to_onnx_rows"]
 
 # per cell: number of gate blocks, the ONNX op, and which torch block goes to each ONNX block position
 GATES = {"lstm": (4, "LSTM", (0, 3, 1, 2)), "gru": (3, "GRU", (1, 0, 2))}
@@ -179,6 +183,128 @@ def _make_cost(cell):
     return cost
 
 
+def _pieces(r, x, size: int, axis: int) -> list:
+    """split(x, size) along axis, always as a list."""
+    out = r.op("split", x, sizes=(size,), axis=axis)
+    return list(out) if isinstance(out, tuple) else [out]
+
+
+def _stack(r, xs: list, axis: int):
+    """torch.stack: unsqueeze each at `axis`, then concat."""
+    xs = [r.op("unsqueeze", v, dim=axis) for v in xs]
+    return r.op("concat", *xs, axis=axis) if len(xs) > 1 else xs[0]
+
+
+def _unstack(r, x, axis: int) -> list:
+    """torch.unbind: the size-1 slices of x along axis, that axis dropped."""
+    return [r.op("squeeze", v, dim=(axis,)) for v in _pieces(r, x, 1, axis)]
+
+
+def _lstm_step(r, xp, h, c, whh_t, hidden):
+    """One torch LSTM step: gates = x W_ih^T + b_ih + b_hh (precomputed in xp) + h W_hh^T, rows i, f, g, o.
+    h and c are None at the first step without an initial state (zeros)."""
+    gates = xp if h is None else r.op("add", xp, r.op("matmul", h, whh_t))
+    i, f, g, o = _pieces(r, gates, hidden, -1)
+    i, f, g, o = r.op("sigmoid", i), r.op("sigmoid", f), r.op("tanh", g), r.op("sigmoid", o)
+    c_new = r.op("mul", i, g)
+    if c is not None:
+        c_new = r.op("add", r.op("mul", f, c), c_new)
+    return r.op("mul", o, r.op("tanh", c_new)), c_new
+
+
+def _gru_step(r, xp, h, whh_t, hidden, b_hh):
+    """One torch GRU step, rows r, z, n: r = sigmoid(x_r + h_r), z = sigmoid(x_z + h_z),
+    n = tanh(x_n + r * (h W_hn^T + b_hn)), h' = (1 - z) * n + z * h (xp holds x W_ih^T + b_ih)."""
+    xr, xz, xn = _pieces(r, xp, hidden, -1)
+    if h is None:  # zero initial state: the hidden projection is just b_hh
+        hr, hz, hn = _pieces(r, b_hh, hidden, -1) if b_hh is not None else (None, None, None)
+    else:
+        hp = r.op("matmul", h, whh_t)
+        hr, hz, hn = _pieces(r, r.op("add", hp, b_hh) if b_hh is not None else hp, hidden, -1)
+    rg = r.op("sigmoid", r.op("add", xr, hr) if hr is not None else xr)
+    z = r.op("sigmoid", r.op("add", xz, hz) if hz is not None else xz)
+    n = r.op("tanh", r.op("add", xn, r.op("mul", rg, hn)) if hn is not None else xn)
+    if h is None:
+        return r.op("mul", r.op("sub", r.const(1.0, like=z), z), n), None
+    return r.op("add", n, r.op("mul", z, r.op("sub", h, n))), None  # torch: n + z * (h - n)
+
+
+def decompose(r, cell: str, c, vals):
+    """The op in registry ops, as torch computes it: each layer and direction projects the whole input
+    sequence with one matmul, then steps through time with the hidden-state matmul. The reverse direction
+    walks the steps backwards and its outputs are put back in time order. Needs an int sequence length."""
+    a = c.attrs
+    data, params = _split_inputs(list(vals), a)
+    x_t = c.in_types[0]
+    h, dirs, layers = a["hidden_size"], _dirs(a), a["num_layers"]
+    tax = 1 if a["batch_first"] else 0
+    steps = x_t.shape[tax]
+    if not isinstance(steps, int):
+        fail(f"{cell}: the sequence length {steps} must be a known number here")
+    per = 4 if a["bias"] else 2
+    n_states = 2 if cell == "lstm" else 1
+    initial = [_unstack(r, s, 0) if layers * dirs > 1 else [r.op("squeeze", s, dim=(0,))] for s in data[1:]]
+    finals: list[list] = [[] for _ in range(n_states)]
+    seq = data[0]
+    for layer in range(layers):
+        outs = []
+        for d in range(dirs):
+            k = layer * dirs + d
+            w_ih, w_hh, *bias = params[k * per:(k + 1) * per]
+            xp = r.op("matmul", seq, r.op("transpose", w_ih))           # [B, T, G*H] (or [T, B, G*H])
+            b_hh = None
+            if bias:
+                if cell == "lstm":
+                    xp = r.op("add", xp, r.op("add", bias[0], bias[1]))
+                else:
+                    xp, b_hh = r.op("add", xp, bias[0]), bias[1]
+            xs = _unstack(r, xp, tax) if steps > 1 else [r.op("squeeze", xp, dim=(tax,))]
+            whh_t = r.op("transpose", w_hh)
+            state = [s[k] for s in initial] if initial else [None, None]
+            hs: list = [None] * steps
+            for t in (range(steps) if d == 0 else reversed(range(steps))):
+                if cell == "lstm":
+                    state = list(_lstm_step(r, xs[t], state[0], state[1], whh_t, h))
+                else:
+                    state = list(_gru_step(r, xs[t], state[0], whh_t, h, b_hh))
+                hs[t] = state[0]
+            outs.append(_stack(r, hs, tax))
+            for i in range(n_states):
+                finals[i].append(state[i])
+        seq = r.op("concat", *outs, axis=-1) if dirs == 2 else outs[0]
+    res = [seq]
+    if a["return_state"]:
+        res += [_stack(r, f, 0) for f in finals]
+    return res
+
+
+def _make_grad(cell):
+    def grad(b, c, ins, outs, gouts):
+        """The gradient of `decompose`: the recurrence unrolled over the (fixed) time steps."""
+        a = c.attrs
+        x_t = c.in_types[0]
+        t = x_t.shape[1] if a["batch_first"] else x_t.shape[0]
+        if not isinstance(t, int):
+            b_dim = x_t.shape[0] if a["batch_first"] else x_t.shape[1]
+            fixed, sym = ((f"[{b_dim}, 16, ...]", f"[{b_dim}, {t}, ...]") if a["batch_first"] else
+                          (f"[16, {b_dim}, ...]", f"[{t}, {b_dim}, ...]"))
+            name = str(t) if str(t).isidentifier() else "T"
+            raise ArchError(
+                f"{cell}: training needs a fixed sequence length, but the input {shape_str(x_t)} has length "
+                f"{t} (the gradient unrolls the recurrence over the time steps)",
+                notes=[(f"declare the sequence dim of the model's inputs as a number ({fixed} rather than {sym}), "
+                        f"or as a file-level param (param {name} = 16) that -D {name}=... overrides", None)])
+        if a["dropout"] > 0 and a["num_layers"] > 1:
+            raise ArchError(
+                f"{cell}: training with dropout between layers (dropout={a['dropout']}, "
+                f"num_layers={a['num_layers']}) is not supported yet",
+                notes=[(f"stack single-layer {cell} calls with a dropout layer between them, "
+                        f"e.g. x -> {cell}(H) -> dropout({a['dropout']}) -> {cell}(H) (what torch computes), "
+                        f"or set dropout=0", None)])
+        return b.vjp(lambda r, *vals: decompose(r, cell, c, vals), list(ins), gouts)
+    return grad
+
+
 def _register(cell: str, torch_name: str, states: str):
     register(OpDef(
         name=cell, inputs=("x",) + tuple(f"{s}?" for s in states.split()), category="layer",
@@ -186,6 +312,7 @@ def _register(cell: str, torch_name: str, states: str):
                Attr("batch_first", "bool", True), Attr("dropout", "float", 0.0), Attr("bidirectional", "bool", False),
                Attr("return_state", "bool", False)),
         params=_make_params(cell), infer=_make_infer(cell), lower=_make_lower(cell), cost=_make_cost(cell),
+        grad=_make_grad(cell),
         doc=f"{torch_name} (torch layout and gate order), batch_first by default: [B, T, F] -> [B, T, D*H]; "
             f"return_state=true also gives the final {', '.join(states.split()).replace('0', '_n')} [layers*D, B, H]. "
             f"ONNX {GATES[cell][1]}, one per layer; dropout is the identity at inference.",
