@@ -85,6 +85,31 @@ def _fill(node, x, m):
     return x.masked_fill(m, v)
 
 
+_RNN_MODULES: dict = {}
+
+
+def _rnn(cell):
+    """torch.nn.LSTM/GRU with the graph's parameter tensors (torch.func.functional_call), in train mode as
+    torch trains it (dropout between layers active)."""
+    def run(node, x, *rest):
+        from archdsl.ops.recurrent import _param_names
+        a = node.attrs
+        names = _param_names(a)
+        states, params = rest[:len(rest) - len(names)], rest[len(rest) - len(names):]
+        key = (cell, x.shape[-1], tuple(sorted(a.items())), x.dtype, x.device)
+        if key not in _RNN_MODULES:
+            cls = torch.nn.LSTM if cell == "lstm" else torch.nn.GRU
+            _RNN_MODULES[key] = cls(x.shape[-1], a["hidden_size"], a["num_layers"], bias=a["bias"],
+                                    batch_first=a["batch_first"], dropout=a["dropout"],
+                                    bidirectional=a["bidirectional"], dtype=x.dtype, device=x.device)
+        hx = (tuple(states) if cell == "lstm" else states[0]) if states else None
+        y, final = torch.func.functional_call(_RNN_MODULES[key], dict(zip(names, params)), (x, hx))
+        if not a["return_state"]:
+            return y
+        return (y, *final) if cell == "lstm" else (y, final)
+    return run
+
+
 _OPS = {
     "linear": lambda n, x, w, b=None: F.linear(x, w, b),
     "batchnorm": lambda n, x, *p: F.batch_norm(
@@ -116,6 +141,7 @@ _OPS = {
     "positions": lambda n, x: torch.arange(n.attrs["start"], n.attrs["start"] + x.shape[n.attrs["dim"]],
                                            device=x.device),
 }
+_OPS["lstm"], _OPS["gru"] = _rnn("lstm"), _rnn("gru")
 for _n in (1, 2, 3):
     _OPS[f"conv{_n}d"] = _conv(_n)
     _OPS[f"maxpool{_n}d"] = _pool("max", _n)
