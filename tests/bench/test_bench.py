@@ -85,7 +85,7 @@ def test_unknown_model_is_a_usage_error(capsys):
 def test_lowering_choice_microbenchmarks_run(capsys):
     from archdsl.bench.choices import measure_choices
     rows = measure_choices(24, threads=1, rounds=1)
-    assert {r["choice"].split(" vs ")[0] for r in rows} >= {"Gelu(tanh)", "LayerNormalization", "Attention"}
+    assert {r["choice"].split(" vs ")[0] for r in rows} >= {"Bias + Gelu(tanh)", "LayerNormalization", "Attention"}
     assert all(r["fused_ms"] > 0 and r["decomposed_ms"] > 0 for r in rows)
     render({"machine": {k: "?" for k in ("cpu", "cores", "memory", "python", "onnx", "onnxruntime", "providers",
                                           "torch")}, "threads": 1, "rounds": 1, "torch": "no", "models": [],
