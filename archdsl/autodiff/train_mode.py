@@ -3,6 +3,7 @@ does), dropout active. A table keyed by op name says which ops behave differentl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -10,7 +11,9 @@ import numpy as np
 from ..ir import Graph, Node, Value
 from ..ops import OpCall
 from ..ops.attention import decompose
+from ..ops.conv import _geom as conv_geom
 from .builder import GradBuilder
+from .conv_train import conv_gemm_fits
 from .train_ops import stream_id
 
 __all__ = ["TRAIN_FORMS", "TrainInputs", "to_training"]
@@ -67,7 +70,23 @@ def _attention(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, d
     return decompose(b, call, list(node.inputs), drop), {}
 
 
-TRAIN_FORMS: dict[str, Callable] = {"batchnorm": _batchnorm, "dropout": _dropout, "multihead_attention": _attention}
+def _conv(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[str, Value]] | None:
+    """A conv trains as GEMMs in channels-last layout (conv_train.py: onnxruntime's Conv/ConvTranspose with a
+    weight that is a graph input measured 2-4x slower); grouped convs and few channels keep the Conv form."""
+    x, w = node.inputs[0], node.inputs[1]
+    if not conv_gemm_fits(x.type, w.type.shape, node.attrs["groups"]):
+        return None
+    k, s, d, pads = conv_geom(x.type, node.attrs, x.type.rank - 2)
+    rows = node.outputs[0].type.shape[0] if isinstance(node.outputs[0].type.shape[0], int) else 32
+    rows *= math.prod(node.outputs[0].type.shape[2:])
+    y = b.op("autodiff.conv_gemm", *node.inputs, kernel=tuple(k), stride=tuple(s), dilation=tuple(d),
+             pads=tuple(p[0] for p in pads) + tuple(p[1] for p in pads),
+             order="ck" if w.type.shape[0] > rows else "kc")  # transpose the smaller of weight and col
+    return y[0], {}
+
+
+TRAIN_FORMS: dict[str, Callable] = {"batchnorm": _batchnorm, "dropout": _dropout, "multihead_attention": _attention,
+                                    "conv1d": _conv, "conv2d": _conv, "conv3d": _conv}
 
 
 def to_training(graph: Graph, extra: TrainInputs) -> dict[str, Value]:

@@ -4,7 +4,8 @@
 
 The onnxruntime side runs the exported step as `archdsl train` does (state bound as OrtValues, fed back);
 the torch side runs the same graph eagerly (archdsl.training.torch_ref), loss.backward() and the
-torch.optim step. Both use the same thread count; the median of --repeat steps after warm-up is shown.
+torch.optim step. Both use the same thread count; the median of --repeat steps after warm-up is shown,
+the two sides timed alternately (step by step) so that a busy machine slows both alike.
 ratio = onnxruntime / torch (below 1: the exported step is faster)."""
 
 from __future__ import annotations
@@ -43,18 +44,21 @@ def _data(ct, batch: int, dims: dict, classes: int, seed: int = 0) -> dict:
     return feeds
 
 
-def _time(fn, repeat: int, clock: str, warmup: int = 2) -> float:
-    """Median ms; clock "cpu" counts this process's CPU time (steady on a shared machine, and with one
-    thread the work itself), "wall" elapsed time."""
+def _time_pair(fa, fb, repeat: int, clock: str, warmup: int = 2) -> tuple[float, float]:
+    """Median ms of fa and of fb. clock "cpu" counts this process's CPU time (steady on a shared machine, and
+    with one thread the work itself), "wall" elapsed time. Timed alternately (a, b, a, b, ...) so that load
+    from other processes on a shared machine falls on both sides alike."""
     now = time.process_time if clock == "cpu" else time.perf_counter
     for _ in range(warmup):
-        fn()
-    times = []
+        fa()
+        fb()
+    ta, tb = [], []
     for _ in range(repeat):
-        t0 = now()
-        fn()
-        times.append((now() - t0) * 1e3)
-    return statistics.median(times)
+        for f, ts in ((fa, ta), (fb, tb)):
+            t0 = now()
+            f()
+            ts.append((now() - t0) * 1e3)
+    return statistics.median(ta), statistics.median(tb)
 
 
 def bench_one(name: str, threads: int, repeat: int, provider: str, optimizer: str, clock: str = "wall") -> dict:
@@ -72,7 +76,6 @@ def bench_one(name: str, threads: int, repeat: int, provider: str, optimizer: st
     compile_s = time.perf_counter() - t0
     feeds = _data(ct, batch, dims, 10)
     trainer = Trainer(ct, provider, threads)
-    ort_ms = _time(lambda: trainer.train_step(feeds, want_pred=False), repeat, clock)
 
     torch.set_num_threads(threads)
     from onnx import numpy_helper
@@ -91,7 +94,7 @@ def bench_one(name: str, threads: int, repeat: int, provider: str, optimizer: st
         if dev == "cuda":
             torch.cuda.synchronize()
 
-    torch_ms = _time(torch_step, repeat, clock)
+    ort_ms, torch_ms = _time_pair(lambda: trainer.train_step(feeds, want_pred=False), torch_step, repeat, clock)
     params = sum(int(np.prod(init[p].shape)) for p in ct.info.params)
     return {"model": name, "params": params, "batch": batch, "nodes": len(ct.step_model.graph.node),
             "compile_s": compile_s, "ort_ms": ort_ms, "torch_ms": torch_ms, "ratio": ort_ms / torch_ms,
@@ -110,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="wall: elapsed time; cpu: process CPU time (steadier on a busy machine)")
     args = ap.parse_args(argv)
     rows = [bench_one(m, args.threads, args.repeat, args.provider, args.optimizer, args.clock) for m in args.models]
-    head = f"{'model':<10} {'params':>12} {'batch':>5} {'nodes':>6} {'onnxruntime ms':>15} {'torch ms':>10} {'ratio':>7}"
+    head = (f"{'model':<10} {'params':>12} {'batch':>5} {'nodes':>6} {'onnxruntime ms':>15} {'torch ms':>10} "
+            f"{'ratio':>7}")
     print(f"one train step ({args.optimizer}), {rows[0]['provider']} vs torch eager, {args.threads} threads, "
           f"{args.clock} clock, median of {args.repeat}")
     print(head)

@@ -205,3 +205,46 @@ def test_attention_dropout_trains_and_its_gradient_matches_finite_differences():
     plain = dict(zip(names, runtime.session(no_drop.step_model, "cpu").run(
         None, {k: v for k, v in feeds.items() if k != "seed"})))
     assert not np.isclose(plain["loss"], base["loss"]), "dropout is active in training"
+
+
+CONV_GEMM = {  # convs with >= 16 input channels train as GEMMs (autodiff/conv_train.py); the 3-channel stem keeps Conv
+    "2d": """
+model m(x: float32[B, 3, 11, 10]) -> y {
+    y = x -> conv2d(16, 3, padding=1) as stem -> relu
+          -> conv2d(18, 3, stride=2, padding=1, bias=false) as a -> batchnorm as bn -> relu
+          -> conv2d(16, [3, 2], dilation=[2, 1], padding="same") as b -> relu
+          -> conv2d(24, 1, stride=2, bias=false) as c
+          -> conv2d(16, [2, 3], stride=[1, 2], padding=[2, 0]) as d
+          -> global_avgpool -> flatten -> linear(5) as fc
+}""",
+    "1d": """
+model m(x: float32[B, 16, 13]) -> y {
+    y = x -> conv1d(20, 5, stride=3, padding=2) as a -> relu -> conv1d(16, 3, dilation=2) as b
+          -> global_avgpool -> flatten -> linear(5) as fc
+}""",
+    "3d": """
+model m(x: float32[B, 16, 5, 6, 4]) -> y {
+    y = x -> conv3d(16, 3, stride=[1, 2, 1], padding=1) as a -> relu -> conv3d(17, [2, 3, 2], bias=false) as b
+          -> global_avgpool -> flatten -> linear(5) as fc
+}""",
+}
+
+
+@pytest.mark.parametrize("name", list(CONV_GEMM))
+def test_convs_train_as_gemms_and_match_torch(name):
+    """Three steps of AdamW against torch (float64 reference), every wide conv on the GEMM form."""
+    from .harness import ort_steps, rel, torch_steps
+    ct, fwd = compile_step(None, config(opt="adamw", lr=1e-2), text=CONV_GEMM[name])
+    onnx.checker.check_model(ct.step_model, full_check=True)
+    convs = [n for n in ct.step_model.graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    assert all(n.name.startswith("stem") for n in convs), [n.name for n in convs]
+    assert any(n.op_type == "Gemm" for n in ct.step_model.graph.node)
+    data = batches(ct, 3, 3, 5, seed=1)
+    lo, so = ort_steps(ct, data)
+    lt, st = torch_steps(ct, fwd, data)
+    l64, s64 = torch_steps(ct, fwd, data, np.float64)
+    for step in range(3):
+        assert rel(lo[step], l64[step]) <= max(1e-5, 2 * rel(lt[step], l64[step])), (step, lo, l64)
+        for k, ref in s64[step].items():
+            bound = max(1e-5, 2 * rel(st[step][k], ref))
+            assert rel(so[step][k], ref) <= bound, f"step {step + 1}: {k} off by {rel(so[step][k], ref):.2e}"

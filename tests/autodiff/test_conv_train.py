@@ -1,0 +1,88 @@
+"""The train-step form of a conv (autodiff/conv_train.py: im2col GEMMs in channels-last layout): its
+gradients against finite differences in float64 over the geometries a conv can have, its forward against
+onnxruntime's Conv, and which convs take it."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from archdsl.autodiff.conv_train import conv_gemm_fits
+from archdsl.types import DType, TensorType
+
+from .gradcheck import check_grad
+
+# (x shape, cout, kernel, stride, dilation, pads (begins + ends), order)
+CASES = [
+    ((2, 3, 7, 6), 4, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), "kc"),
+    ((2, 3, 7, 6), 4, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), "ck"),
+    ((2, 3, 9, 8), 5, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), "kc"),  # stride 2, odd input
+    ((2, 3, 9, 8), 5, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), "ck"),
+    ((1, 2, 10, 9), 3, (3, 2), (2, 3), (2, 1), (2, 0, 1, 3), "kc"),  # mixed, asymmetric pads, dilation
+    ((2, 4, 8, 8), 3, (1, 1), (2, 2), (1, 1), (0, 0, 0, 0), "kc"),  # 1x1 stride 2 (a ResNet shortcut)
+    ((2, 4, 5, 5), 3, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), "ck"),  # 1x1: col is x itself
+    ((2, 3, 5, 5), 2, (5, 5), (1, 1), (1, 1), (0, 0, 0, 0), "kc"),  # one output position
+    ((2, 3, 11), 4, (3,), (2,), (2,), (2, 1), "kc"),  # 1-D
+    ((2, 3, 11), 4, (4,), (3,), (1,), (0, 0), "ck"),  # 1-D, input tail never read
+    ((1, 2, 4, 5, 4), 3, (2, 3, 2), (1, 2, 1), (1, 1, 2), (1, 0, 1, 0, 1, 1), "kc"),  # 3-D
+    ((1, 2, 4, 5, 4), 3, (3, 3, 3), (2, 1, 2), (1, 1, 1), (1, 1, 1, 1, 1, 1), "ck"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{len(c[0]) - 2}d-k{c[2]}-s{c[3]}-d{c[4]}-p{c[5]}-{c[6]}")
+@pytest.mark.parametrize("bias", [False, True])
+def test_conv_gemm_gradients_match_finite_differences(case, bias):
+    shape, cout, k, s, d, p, order = case
+    rng = np.random.default_rng(len(shape) + cout)
+    arrays = [rng.standard_normal(shape), rng.standard_normal((cout, shape[1]) + k)]
+    if bias:
+        arrays.append(rng.standard_normal(cout))
+    check_grad("autodiff.conv_gemm", arrays, {"kernel": k, "stride": s, "dilation": d, "pads": p, "order": order},
+               outputs=[0])
+
+
+def _conv_model(op, shape, w_shape, attrs, opset=21):
+    from onnx import helper
+    nodes = [helper.make_node(op, ["x", "w"], ["y"], **attrs)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", 1, shape),
+                                       helper.make_tensor_value_info("w", 1, w_shape)],
+                          [helper.make_tensor_value_info("y", 1, None)])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize("case", CASES[::2], ids=lambda c: f"{len(c[0]) - 2}d-k{c[2]}-s{c[3]}")
+def test_conv_gemm_forward_is_onnx_conv(case):
+    """The GEMM form computes what ONNX's Conv computes (float32, onnxruntime)."""
+    from archdsl import ops
+    from archdsl.ir import Graph, check
+    from archdsl.lower import lower_graph
+
+    from .gradcheck import run_model
+    shape, cout, k, s, d, p, order = case
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((cout, shape[1]) + k).astype(np.float32)
+    for o in ("kc", "ck"):
+        g = Graph("g")
+        xi = g.add_input("x", TensorType(DType.float32, shape))
+        wi = g.add_input("w", TensorType(DType.float32, w.shape))
+        attrs = {**ops.get("autodiff.conv_gemm").defaults(), "kernel": k, "stride": s, "dilation": d, "pads": p,
+                 "order": o}
+        node = g.add_node("autodiff.conv_gemm", [xi, wi], attrs, "c")
+        g.set_output("y", node.outputs[0])
+        check(g)
+        model = lower_graph(g, opset=21).model
+        onnx.checker.check_model(model, full_check=True)
+        (ours,) = run_model(model, {"x": x, "w": w})
+        (ref,) = run_model(_conv_model("Conv", list(shape), list(w.shape),
+                                       {"strides": list(s), "dilations": list(d), "pads": list(p)}), {"x": x, "w": w})
+        np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4 * float(np.abs(ref).max()))
+
+
+def test_which_convs_take_the_gemm_form():
+    f32 = lambda *s: TensorType(DType.float32, s)
+    assert conv_gemm_fits(f32(8, 64, 16, 16), (64, 64, 3, 3), 1)
+    assert not conv_gemm_fits(f32(8, 64, 16, 16), (64, 32, 3, 3), 2), "grouped convs keep Conv"
+    assert not conv_gemm_fits(f32(8, 3, 64, 64), (64, 3, 7, 7), 1), "few input channels keep Conv"
+    assert not conv_gemm_fits(f32(8, 64, 512, 512), (64, 64, 3, 3), 1), "a window matrix too large keeps Conv"
