@@ -82,9 +82,9 @@ def _ck(e, t, k: int, c: int, to_ck: bool):
     return e.op("Reshape", [t, _i64(e, [-1, k * c])])
 
 
-def _w_rows(e, w, n, cout, order):
+def _w_rows(e, w, n, cout, order, kk):
     """w [Cout, Cin, *k] as [Cout, K*Cin] in the column order of col (a transpose only for "kc")."""
-    if order == "kc":
+    if order == "kc" and kk > 1:
         w = e.op("Transpose", [w], perm=[0] + list(range(2, n + 2)) + [1])
     return e.op("Reshape", [w, _i64(e, [cout, -1])])
 
@@ -123,7 +123,7 @@ def _gemm_lower(e, ins, outs, c):
         if a["order"] == "ck" and kk > 1:
             col = _ck(e, col, kk, cin, True)
         e.op("Identity", [col], outputs=[outs[1]])
-    y = e.op("Gemm", [outs[1], _w_rows(e, w, n, cout, a["order"])] + ([ins[2]] if len(ins) > 2 else []), transB=1)
+    y = e.op("Gemm", [outs[1], _w_rows(e, w, n, cout, a["order"], kk)] + ([ins[2]] if len(ins) > 2 else []), transB=1)
     y = e.op("Reshape", [y, _i64(e, [-1] + so + [cout])])
     e.op("Transpose", [y], outputs=[outs[0]], perm=[0, n + 1] + list(range(1, n + 1)))
 
@@ -188,7 +188,7 @@ def _dw_lower(e, ins, outs, c):
     k = list(c.attrs["kernel"])
     n = len(k)
     w = e.op("Gemm", [gm, col], transA=1)  # [Cout, K*Cin]
-    if c.attrs["order"] == "ck":
+    if c.attrs["order"] == "ck" or math.prod(k) == 1:
         e.op("Reshape", [w, _i64(e, [cout, kc // math.prod(k)] + k)], outputs=outs)
         return
     w = e.op("Reshape", [w, _i64(e, [cout] + k + [kc // math.prod(k)])])
@@ -217,7 +217,7 @@ def _dx_lower(e, ins, outs, c):
     spatial = list(a["input_shape"])
     S = math.prod(spatial)
     idx = _windows(spatial, a).reshape(-1)  # row p*K + k of dcol reads position idx[p*K + k]
-    dcol = e.op("MatMul", [gm, _w_rows(e, w, n, cout, a["order"])])  # [N*P, K*Cin]
+    dcol = e.op("MatMul", [gm, _w_rows(e, w, n, cout, a["order"], kk)])  # [N*P, K*Cin]
     if a["order"] == "ck" and kk > 1:
         dcol = _ck(e, dcol, kk, cin, False)
     order = np.argsort(idx, kind="stable")

@@ -89,9 +89,14 @@ def _zero(e, c, i=0):
     return e.const(np.array(0, dtype=c.in_types[i].dtype.np))
 
 
-_internal("relu_grad", ("g", "y"), _same, doc="g where y > 0",
-          lower=lambda e, ins, outs, c: e.op("Where", [e.op("Greater", [ins[1], _zero(e, c, 1)]), ins[0],
-                                                       _zero(e, c)], outputs=outs))
+def _relu_grad_lower(e, ins, outs, c):
+    """g * (y > 0): onnxruntime's Where with a broadcast zero measured 8x slower than Cast + Mul (4.9 vs
+    0.65 ms on a 16x64x32x32 tensor). Differs from torch only where g is inf/nan and y <= 0."""
+    mask = e.op("Cast", [e.op("Greater", [ins[1], _zero(e, c, 1)])], to=c.in_types[0].dtype.onnx)
+    e.op("Mul", [ins[0], mask], outputs=outs)
+
+
+_internal("relu_grad", ("g", "y"), _same, doc="g where y > 0", lower=_relu_grad_lower)
 
 
 def _leaky_lower(e, ins, outs, c):

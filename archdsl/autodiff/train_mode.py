@@ -14,6 +14,7 @@ from ..ops.attention import decompose
 from ..ops.conv import _geom as conv_geom
 from .builder import GradBuilder
 from .conv_train import conv_gemm_fits
+from .conv_winograd import MIN_TILE_ROWS, tile_rows, winograd_fits
 from .train_ops import stream_id
 
 __all__ = ["TRAIN_FORMS", "TrainInputs", "to_training"]
@@ -71,12 +72,18 @@ def _attention(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, d
 
 
 def _conv(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[str, Value]] | None:
-    """A conv trains as GEMMs in channels-last layout (conv_train.py: onnxruntime's Conv/ConvTranspose with a
-    weight that is a graph input measured 2-4x slower); grouped convs and few channels keep the Conv form."""
+    """A conv trains as GEMMs: 3x3 stride 1 by Winograd F(2x2, 3x3) where there are enough tiles
+    (conv_winograd.py), others as im2col GEMMs in channels-last layout (conv_train.py). onnxruntime's
+    Conv/ConvTranspose with a weight that is a graph input measured 2-4x slower than either. Grouped convs
+    and few input channels keep the Conv form."""
     x, w = node.inputs[0], node.inputs[1]
     if not conv_gemm_fits(x.type, w.type.shape, node.attrs["groups"]):
         return None
     k, s, d, pads = conv_geom(x.type, node.attrs, x.type.rank - 2)
+    flat_pads = tuple(p[0] for p in pads) + tuple(p[1] for p in pads)
+    if winograd_fits(x.type, w.type.shape, k, s, d, node.attrs["groups"]) and \
+            tile_rows(x.type, flat_pads) >= MIN_TILE_ROWS:
+        return b.op("autodiff.conv_wino", *node.inputs, pads=flat_pads)[0], {}
     rows = node.outputs[0].type.shape[0] if isinstance(node.outputs[0].type.shape[0], int) else 32
     rows *= math.prod(node.outputs[0].type.shape[2:])
     y = b.op("autodiff.conv_gemm", *node.inputs, kernel=tuple(k), stride=tuple(s), dilation=tuple(d),

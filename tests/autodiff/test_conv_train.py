@@ -42,42 +42,72 @@ def test_conv_gemm_gradients_match_finite_differences(case, bias):
                outputs=[0])
 
 
-def _conv_model(op, shape, w_shape, attrs, opset=21):
+def _run_onnx_conv(x, w, strides, dilations, pads):
     from onnx import helper
-    nodes = [helper.make_node(op, ["x", "w"], ["y"], **attrs)]
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", 1, shape),
-                                       helper.make_tensor_value_info("w", 1, w_shape)],
+
+    from .gradcheck import run_model
+    node = helper.make_node("Conv", ["x", "w"], ["y"], strides=strides, dilations=dilations, pads=pads)
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", 1, list(x.shape)),
+                                        helper.make_tensor_value_info("w", 1, list(w.shape))],
                           [helper.make_tensor_value_info("y", 1, None)])
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    return run_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)]), {"x": x, "w": w})[0]
 
 
-@pytest.mark.parametrize("case", CASES[::2], ids=lambda c: f"{len(c[0]) - 2}d-k{c[2]}-s{c[3]}")
-def test_conv_gemm_forward_is_onnx_conv(case):
-    """The GEMM form computes what ONNX's Conv computes (float32, onnxruntime)."""
+def _run_internal(op, x, w, attrs):
     from archdsl import ops
     from archdsl.ir import Graph, check
     from archdsl.lower import lower_graph
 
     from .gradcheck import run_model
+    g = Graph("g")
+    xi = g.add_input("x", TensorType(DType.float32, x.shape))
+    wi = g.add_input("w", TensorType(DType.float32, w.shape))
+    node = g.add_node(op, [xi, wi], {**ops.get(op).defaults(), **attrs}, "c")
+    g.set_output("y", node.outputs[0])
+    check(g)
+    model = lower_graph(g, opset=21).model
+    onnx.checker.check_model(model, full_check=True)
+    return run_model(model, {"x": x, "w": w})[0]
+
+
+@pytest.mark.parametrize("case", CASES[::2], ids=lambda c: f"{len(c[0]) - 2}d-k{c[2]}-s{c[3]}")
+def test_conv_gemm_forward_is_onnx_conv(case):
+    """The GEMM form computes what ONNX's Conv computes (float32, onnxruntime), in both column orders."""
     shape, cout, k, s, d, p, order = case
     rng = np.random.default_rng(1)
     x = rng.standard_normal(shape).astype(np.float32)
     w = rng.standard_normal((cout, shape[1]) + k).astype(np.float32)
+    ref = _run_onnx_conv(x, w, list(s), list(d), list(p))
     for o in ("kc", "ck"):
-        g = Graph("g")
-        xi = g.add_input("x", TensorType(DType.float32, shape))
-        wi = g.add_input("w", TensorType(DType.float32, w.shape))
-        attrs = {**ops.get("autodiff.conv_gemm").defaults(), "kernel": k, "stride": s, "dilation": d, "pads": p,
-                 "order": o}
-        node = g.add_node("autodiff.conv_gemm", [xi, wi], attrs, "c")
-        g.set_output("y", node.outputs[0])
-        check(g)
-        model = lower_graph(g, opset=21).model
-        onnx.checker.check_model(model, full_check=True)
-        (ours,) = run_model(model, {"x": x, "w": w})
-        (ref,) = run_model(_conv_model("Conv", list(shape), list(w.shape),
-                                       {"strides": list(s), "dilations": list(d), "pads": list(p)}), {"x": x, "w": w})
+        ours = _run_internal("autodiff.conv_gemm", x, w, {"kernel": k, "stride": s, "dilation": d, "pads": p,
+                                                           "order": o})
         np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4 * float(np.abs(ref).max()))
+
+
+WINO = [((2, 3, 6, 6), (1, 1, 1, 1)), ((2, 3, 7, 5), (1, 0, 2, 1)), ((1, 2, 3, 4), (0, 0, 0, 0)),
+        ((1, 2, 9, 10), (2, 2, 0, 1))]
+
+
+@pytest.mark.parametrize("case", WINO, ids=lambda c: f"{c[0]}-p{c[1]}")
+@pytest.mark.parametrize("bias", [False, True])
+def test_winograd_conv_gradients_match_finite_differences(case, bias):
+    shape, pads = case
+    rng = np.random.default_rng(shape[2])
+    arrays = [rng.standard_normal(shape), rng.standard_normal((4, shape[1], 3, 3))]
+    if bias:
+        arrays.append(rng.standard_normal(4))
+    check_grad("autodiff.conv_wino", arrays, {"pads": pads}, outputs=[0])
+
+
+@pytest.mark.parametrize("case", WINO, ids=lambda c: f"{c[0]}-p{c[1]}")
+def test_winograd_forward_is_onnx_conv(case):
+    shape, pads = case
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((5, shape[1], 3, 3)).astype(np.float32)
+    ours = _run_internal("autodiff.conv_wino", x, w, {"pads": pads})
+    ref = _run_onnx_conv(x, w, [1, 1], [1, 1], list(pads))
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4 * float(np.abs(ref).max()))
 
 
 def test_which_convs_take_the_gemm_form():

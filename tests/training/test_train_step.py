@@ -209,10 +209,11 @@ def test_attention_dropout_trains_and_its_gradient_matches_finite_differences():
 
 CONV_GEMM = {  # convs with >= 16 input channels train as GEMMs (autodiff/conv_train.py); the 3-channel stem keeps Conv
     "2d": """
-model m(x: float32[B, 3, 11, 10]) -> y {
+model m(x: float32[B, 3, 11, 14]) -> y {
     y = x -> conv2d(16, 3, padding=1) as stem -> relu
           -> conv2d(18, 3, stride=2, padding=1, bias=false) as a -> batchnorm as bn -> relu
           -> conv2d(16, [3, 2], dilation=[2, 1], padding="same") as b -> relu
+          -> conv2d(16, 3, padding=1) as w1 -> relu -> conv2d(20, 3, padding=[2, 0]) as w2
           -> conv2d(24, 1, stride=2, bias=false) as c
           -> conv2d(16, [2, 3], stride=[1, 2], padding=[2, 0]) as d
           -> global_avgpool -> flatten -> linear(5) as fc
@@ -239,12 +240,14 @@ def test_convs_train_as_gemms_and_match_torch(name):
     convs = [n for n in ct.step_model.graph.node if n.op_type in ("Conv", "ConvTranspose")]
     assert all(n.name.startswith("stem") for n in convs), [n.name for n in convs]
     assert any(n.op_type == "Gemm" for n in ct.step_model.graph.node)
+    if name == "2d":  # 3x3 stride 1 with enough tiles: Winograd (its U, transformed kernels, is a Gk MatMul)
+        assert any(n.name.startswith("w2.") and n.op_type == "Gather" for n in ct.step_model.graph.node)
     data = batches(ct, 3, 3, 5, seed=1)
     lo, so = ort_steps(ct, data)
     lt, st = torch_steps(ct, fwd, data)
     l64, s64 = torch_steps(ct, fwd, data, np.float64)
     for step in range(3):
-        assert rel(lo[step], l64[step]) <= max(1e-5, 2 * rel(lt[step], l64[step])), (step, lo, l64)
+        assert rel(lo[step], l64[step]) <= max(1e-4, 2 * rel(lt[step], l64[step])), (step, lo, l64)
         for k, ref in s64[step].items():
-            bound = max(1e-5, 2 * rel(st[step][k], ref))
+            bound = max(1e-4, 2 * rel(st[step][k], ref))
             assert rel(so[step][k], ref) <= bound, f"step {step + 1}: {k} off by {rel(so[step][k], ref):.2e}"
