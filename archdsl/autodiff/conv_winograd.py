@@ -1,17 +1,20 @@
-"""A 3x3 stride-1 conv in a train step by Winograd's F(2x2, 3x3): 16 multiplications per 2x2 output tile and
-channel pair instead of 36, so its three GEMMs (forward, input and weight gradient) do 2.25x fewer flops.
+"""A 3x3 stride-1 conv in a train step by Winograd's F(m x m, 3x3), m = 4 or 2: (m+2)^2 multiplications per
+m x m output tile and channel pair instead of 9 m^2, so its three GEMMs (forward, input and weight gradient)
+do 4x (m = 4) or 2.25x (m = 2) fewer flops than the direct im2col GEMMs (conv_train.py).
 
-With d the 4x4 input tiles (stride 2), g the 3x3 kernels and vec the row-major flattening,
-    V = Bk vec(d)  [16, T*N, Cin]      U = Gk vec(g)  [16, Cout, Cin]      M[t] = V[t] @ U[t]^T  (16 GEMMs)
-    y tiles = Ak M  [4, T*N, Cout],    Bk = B^T (x) B^T, Gk = G (x) G, Ak = A^T (x) A^T (Lavin & Gray, 2015).
+With a = m + 2, d the a x a input tiles (stride m), g the 3x3 kernels and vec the row-major flattening,
+    V = Bk vec(d)  [a*a, T*N, Cin]    U = Gk vec(g)  [a*a, Cout, Cin]    M[t] = V[t] @ U[t]^T  (a*a GEMMs)
+    y tiles = Ak M  [m*m, T*N, Cout],  Bk = B^T (x) B^T, Gk = G (x) G, Ak = A^T (x) A^T (Lavin & Gray, 2015).
 Activations are laid out [H*W, N*C] (spatial outer), so the tiles are one Gather of whole N*C rows and every
 transform is one MatMul by a small constant. The gradients are the transposed maps: dM = Ak^T dy,
-dV = dM @ U, dU = dM^T @ V, dw = Gk^T dU, dx = overlap-add of Bk^T dV (a Gather of the <= 4 tiles covering
-each position and a ReduceSum).
+dV = dM @ U, dU = dM^T @ V, dw = Gk^T dU, dx = overlap-add of Bk^T dV (a Gather of the tiles covering each
+position and a ReduceSum).
 
-Measured on ResNet-18 (64x64, batch 16, one thread, CPU time, profiled node time per step): the direct GEMM
-form 290 ms, with Winograd on layers with >= 64 tile rows (T*N) 250 ms. Below that (layer4: 16 rows, 512
-channels) the 16 small GEMMs and the 16/9 larger transformed weight lose: 275 ms with it there too."""
+Measured on ResNet-18 (64x64, batch 16, one thread, CPU time per step, timed alternately in one process):
+direct GEMMs only 255 ms, F(2x2) where T*N >= 64 226 ms, F(4x4) first then F(2x2) 218 ms. Below 64 rows
+(layer4: 16 rows, 512 channels) the small GEMMs and the larger transformed weight lose (275 vs 250 ms).
+float32 rounding: F(4x4) gradients are ~2e-6 off float64 against 2e-7 for the direct form (the transforms
+have entries up to 8 and 1/24); tests/autodiff/test_conv_train.py bounds it."""
 
 from __future__ import annotations
 
@@ -20,14 +23,25 @@ import numpy as np
 from ..ops import Attr, OpDef, fail, register
 from ..types import TensorType, dim_mul
 
-__all__ = ["MIN_TILE_ROWS", "tile_rows", "winograd_fits"]
+__all__ = ["MIN_TILE_ROWS", "WINOGRAD_TILES", "tile_rows", "winograd_fits"]
 
 MIN_TILE_ROWS = 64  # tiles x batch rows per GEMM below which the direct im2col GEMM is used
+WINOGRAD_TILES = (4, 2)  # output tile sizes m tried in order: the first with MIN_TILE_ROWS rows is used
 
-_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
-_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
-_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
-BK, GK, AK = np.kron(_BT, _BT), np.kron(_G, _G), np.kron(_AT, _AT)  # [16, 16], [16, 9], [4, 16]
+_F23 = ([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],  # B^T, G, A^T of F(2, 3)
+        [[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
+        [[1, 1, 1, 0], [0, 1, -1, -1]])
+_F43 = ([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],  # F(4, 3)
+         [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+        [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+         [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+        [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]])
+
+
+def _mats(m: int):
+    """Bk [a*a, a*a], Gk [a*a, 9], Ak [m*m, a*a] (a = m + 2) for F(m x m, 3x3)."""
+    bt, g, at = (np.array(v, dtype=np.float64) for v in {2: _F23, 4: _F43}[m])
+    return np.kron(bt, bt), np.kron(g, g), np.kron(at, at)
 
 
 def _i64(e, v):
@@ -43,20 +57,21 @@ def winograd_fits(x_t: TensorType, w_shape, attrs_k, stride, dilation, groups) -
             and tuple(dilation) == (1, 1) and all(isinstance(d, int) for d in x_t.shape[1:]))
 
 
-def _tiles(size, pads):
+def _tiles(size, pads, m):
     """Output size and tile counts per spatial dim."""
     out = [size[i] + pads[i] + pads[2 + i] - 2 for i in range(2)]
-    return out, [-(-o // 2) for o in out]
+    return out, [-(-o // m) for o in out]
 
 
-def _tile_index(size, pads) -> np.ndarray:
-    """[16 * T] flat input position of tile element (i, j) of tile (a, b); H*W (a zero row) outside x."""
-    out, (th, tw) = _tiles(size, pads)
-    i = np.arange(4).reshape(4, 1, 1, 1)
-    j = np.arange(4).reshape(1, 4, 1, 1)
+def _tile_index(size, pads, m) -> np.ndarray:
+    """[a*a * T] flat input position of tile element (i, j) of tile (ta, tb); H*W (a zero row) outside x."""
+    out, (th, tw) = _tiles(size, pads, m)
+    al = m + 2
+    i = np.arange(al).reshape(al, 1, 1, 1)
+    j = np.arange(al).reshape(1, al, 1, 1)
     a = np.arange(th).reshape(1, 1, th, 1)
     b = np.arange(tw).reshape(1, 1, 1, tw)
-    r, c = 2 * a + i - pads[0], 2 * b + j - pads[1]
+    r, c = m * a + i - pads[0], m * b + j - pads[1]
     inside = (r >= 0) & (r < size[0]) & (c >= 0) & (c < size[1])
     return np.where(inside, r * size[1] + c, size[0] * size[1]).reshape(-1)
 
@@ -71,36 +86,40 @@ def _hw_rows(e, x, t: TensorType):
 # ---- forward: (y, V, U) ----
 def _wino_infer(ins, a):
     x, w = ins[0], ins[1]
-    out, (th, tw) = _tiles(x.shape[2:], a["pads"])
+    m = a["m"]
+    out, (th, tw) = _tiles(x.shape[2:], a["pads"], m)
     if any(o <= 0 for o in out):
         fail("conv: the output would be empty")
     rows = dim_mul(x.shape[0], th * tw)
-    return [x.with_shape((x.shape[0], w.shape[0]) + tuple(out)), x.with_shape((16, rows, x.shape[1])),
-            x.with_shape((16, w.shape[0], x.shape[1]))]
+    aa = (m + 2) ** 2
+    return [x.with_shape((x.shape[0], w.shape[0]) + tuple(out)), x.with_shape((aa, rows, x.shape[1])),
+            x.with_shape((aa, w.shape[0], x.shape[1]))]
 
 
 def _wino_lower(e, ins, outs, c):
     x, w = ins[0], ins[1]
     x_t, w_t = c.in_types[0], c.in_types[1]
     cin, cout = x_t.shape[1], w_t.shape[0]
-    size, pads = list(x_t.shape[2:]), list(c.attrs["pads"])
-    out, (th, tw) = _tiles(size, pads)
-    d = e.op("Gather", [_hw_rows(e, x, x_t), e.const(_tile_index(size, pads))], axis=0)  # [16*T, N*C]
-    d = e.op("Reshape", [d, _i64(e, [16, -1])])
-    v = e.op("MatMul", [_f(e, BK, x_t), d])  # [16, T*N*C]
-    e.op("Reshape", [v, _i64(e, [16, -1, cin])], outputs=[outs[1]])
+    size, pads, m = list(x_t.shape[2:]), list(c.attrs["pads"]), c.attrs["m"]
+    aa = (m + 2) ** 2
+    bk, gk, ak = _mats(m)
+    out, (th, tw) = _tiles(size, pads, m)
+    d = e.op("Gather", [_hw_rows(e, x, x_t), e.const(_tile_index(size, pads, m))], axis=0)  # [a*a*T, N*C]
+    d = e.op("Reshape", [d, _i64(e, [aa, -1])])
+    v = e.op("MatMul", [_f(e, bk, x_t), d])  # [a*a, T*N*C]
+    e.op("Reshape", [v, _i64(e, [aa, -1, cin])], outputs=[outs[1]])
     # U as [16, Co, C]: Gk @ w[Co*C, 9]^T and V @ U^T are GEMMs with a transposed operand, which onnxruntime
     # fuses (FusedMatMul); an explicit Transpose of the weight ([Co, C, 3, 3] -> [3, 3, C, Co]) measured
     # 3.5 ms per 256x256 layer, more than the GEMM it feeds.
     w2 = e.op("Reshape", [w, _i64(e, [-1, 9])])
-    u = e.op("MatMul", [_f(e, GK, x_t), e.op("Transpose", [w2], perm=[1, 0])])  # [16, Co*C]
-    e.op("Reshape", [u, _i64(e, [16, cout, cin])], outputs=[outs[2]])
-    m = e.op("MatMul", [outs[1], e.op("Transpose", [outs[2]], perm=[0, 2, 1])])  # [16, T*N, Co]
-    y = e.op("MatMul", [_f(e, AK, x_t), e.op("Reshape", [m, _i64(e, [16, -1])])])  # [4, T*N*Co]
-    y = e.op("Reshape", [y, _i64(e, [2, 2, th, tw, -1, cout])])
-    y = e.op("Transpose", [y], perm=[4, 5, 2, 0, 3, 1])  # [N, Co, th, 2, tw, 2]
-    y = e.op("Reshape", [y, _i64(e, [-1, cout, 2 * th, 2 * tw])])
-    if out != [2 * th, 2 * tw]:
+    u = e.op("MatMul", [_f(e, gk, x_t), e.op("Transpose", [w2], perm=[1, 0])])  # [a*a, Co*C]
+    e.op("Reshape", [u, _i64(e, [aa, cout, cin])], outputs=[outs[2]])
+    prod = e.op("MatMul", [outs[1], e.op("Transpose", [outs[2]], perm=[0, 2, 1])])  # [a*a, T*N, Co]
+    y = e.op("MatMul", [_f(e, ak, x_t), e.op("Reshape", [prod, _i64(e, [aa, -1])])])  # [m*m, T*N*Co]
+    y = e.op("Reshape", [y, _i64(e, [m, m, th, tw, -1, cout])])
+    y = e.op("Transpose", [y], perm=[4, 5, 2, 0, 3, 1])  # [N, Co, th, m, tw, m]
+    y = e.op("Reshape", [y, _i64(e, [-1, cout, m * th, m * tw])])
+    if out != [m * th, m * tw]:
         y = e.op("Slice", [y, _i64(e, [0, 0]), _i64(e, out), _i64(e, [2, 3])])
     if len(ins) > 2:
         y = e.op("Add", [y, e.op("Reshape", [ins[2], _i64(e, [1, cout, 1, 1])])])
@@ -112,12 +131,13 @@ def _wino_grad(b, c, ins, outs, gouts):
     if g is None:
         return [None] * len(ins)
     res = [None] * len(ins)
-    dm = b.op("autodiff.conv_wino_dm", g, pads=c.attrs["pads"])
+    m = c.attrs["m"]
+    dm = b.op("autodiff.conv_wino_dm", g, m=m)
     if b.needs(0):
         res[0] = b.op("autodiff.conv_wino_dx", dm, outs[2], input_shape=tuple(c.in_types[0].shape[2:]),
-                      batch=c.in_types[0].shape[0], pads=c.attrs["pads"])
+                      batch=c.in_types[0].shape[0], pads=c.attrs["pads"], m=m)
     if b.needs(1):
-        res[1] = b.op("autodiff.conv_wino_dw", outs[1], dm)
+        res[1] = b.op("autodiff.conv_wino_dw", outs[1], dm, m=m)
     if len(ins) > 2 and b.needs(2):
         res[2] = b.op("sum", g, dim=(0, 2, 3))
     return res
@@ -128,57 +148,60 @@ def _internal(name, inputs, infer, lower, attrs=(), doc="", grad=None):
                    cost=lambda c: 0, category="internal", doc=doc, grad=grad))
 
 
-_internal("conv_wino", ("x", "w", "bias?"), _wino_infer, _wino_lower, (Attr("pads", "any"),), grad=_wino_grad,
-          doc="a 3x3 stride-1 conv by Winograd F(2x2, 3x3); outputs y, the transformed input tiles V and the "
-              "transformed kernels U (kept for the gradients)")
+_M = Attr("m", "int", 2)
+_internal("conv_wino", ("x", "w", "bias?"), _wino_infer, _wino_lower, (Attr("pads", "any"), _M), grad=_wino_grad,
+          doc="a 3x3 stride-1 conv by Winograd F(m x m, 3x3), m = 2 or 4; outputs y, the transformed input tiles "
+              "V and the transformed kernels U (kept for the gradients)")
 
 
 # ---- gradients ----
 def _dm_infer(ins, a):
-    g = ins[0]
-    th, tw = (-(-g.shape[2] // 2), -(-g.shape[3] // 2))
-    return [g.with_shape((16, dim_mul(g.shape[0], th * tw), g.shape[1]))]
+    g, m = ins[0], a["m"]
+    th, tw = (-(-g.shape[2] // m), -(-g.shape[3] // m))
+    return [g.with_shape(((m + 2) ** 2, dim_mul(g.shape[0], th * tw), g.shape[1]))]
 
 
 def _dm_lower(e, ins, outs, c):
-    """dM = Ak^T dy tiles: dy [N, Co, H, W] -> [2, 2, th, tw, N, Co] -> [16, T*N, Co]."""
-    g_t = c.in_types[0]
+    """dM = Ak^T dy tiles: dy [N, Co, H, W] -> [m, m, th, tw, N, Co] -> [a*a, T*N, Co]."""
+    g_t, m = c.in_types[0], c.attrs["m"]
     cout, h, w = g_t.shape[1:]
-    th, tw = -(-h // 2), -(-w // 2)
+    th, tw = -(-h // m), -(-w // m)
     g = ins[0]
-    if (h, w) != (2 * th, 2 * tw):
-        g = e.op("Pad", [g, _i64(e, [0, 0, 0, 0, 0, 0, 2 * th - h, 2 * tw - w])])
-    g = e.op("Reshape", [g, _i64(e, [-1, cout, th, 2, tw, 2])])
+    if (h, w) != (m * th, m * tw):
+        g = e.op("Pad", [g, _i64(e, [0, 0, 0, 0, 0, 0, m * th - h, m * tw - w])])
+    g = e.op("Reshape", [g, _i64(e, [-1, cout, th, m, tw, m])])
     g = e.op("Transpose", [g], perm=[3, 5, 2, 4, 0, 1])
-    dm = e.op("MatMul", [_f(e, AK.T, g_t), e.op("Reshape", [g, _i64(e, [4, -1])])])
-    e.op("Reshape", [dm, _i64(e, [16, -1, cout])], outputs=outs)
+    dm = e.op("MatMul", [_f(e, _mats(m)[2].T, g_t), e.op("Reshape", [g, _i64(e, [m * m, -1])])])
+    e.op("Reshape", [dm, _i64(e, [(m + 2) ** 2, -1, cout])], outputs=outs)
 
 
-_internal("conv_wino_dm", ("g",), _dm_infer, _dm_lower, (Attr("pads", "any"),),
+_internal("conv_wino_dm", ("g",), _dm_infer, _dm_lower, (_M,),
           doc="gradient of conv_wino wrt its tile products M")
 
 
 def _dw_lower(e, ins, outs, c):
     v, dm = ins
     cin, cout = c.in_types[0].shape[2], c.in_types[1].shape[2]
-    du = e.op("MatMul", [e.op("Transpose", [dm], perm=[0, 2, 1]), v])  # [16, Co, C]
-    du = e.op("Transpose", [e.op("Reshape", [du, _i64(e, [16, -1])])], perm=[1, 0])  # fused into the MatMul
-    dg = e.op("MatMul", [du, _f(e, GK, c.in_types[0])])  # [Co*C, 9]
+    aa = c.in_types[0].shape[0]
+    du = e.op("MatMul", [e.op("Transpose", [dm], perm=[0, 2, 1]), v])  # [a*a, Co, C]
+    du = e.op("Transpose", [e.op("Reshape", [du, _i64(e, [aa, -1])])], perm=[1, 0])  # fused into the MatMul
+    dg = e.op("MatMul", [du, _f(e, _mats(c.attrs["m"])[1], c.in_types[0])])  # [Co*C, 9]
     e.op("Reshape", [dg, _i64(e, [cout, cin, 3, 3])], outputs=outs)
 
 
 _internal("conv_wino_dw", ("v", "dm"), lambda ins, a: [ins[0].with_shape((ins[1].shape[2], ins[0].shape[2], 3, 3))],
-          _dw_lower, doc="weight gradient of conv_wino: Gk^T (V^T @ dM)")
+          _dw_lower, (_M,), doc="weight gradient of conv_wino: Gk^T (V^T @ dM)")
 
 
 def _dx_lower(e, ins, outs, c):
     dm, u = ins
     t = c.in_types[0]
     cin = c.in_types[1].shape[2]
-    size, pads = list(c.attrs["input_shape"]), list(c.attrs["pads"])
-    dv = e.op("MatMul", [dm, u])  # [16, T*N, C]
-    dd = e.op("MatMul", [_f(e, BK.T, t), e.op("Reshape", [dv, _i64(e, [16, -1])])])  # [16, T*N*C]
-    idx = _tile_index(size, pads)  # row r of dd (as [16*T, N*C]) came from input position idx[r]
+    size, pads, m = list(c.attrs["input_shape"]), list(c.attrs["pads"]), c.attrs["m"]
+    aa = (m + 2) ** 2
+    dv = e.op("MatMul", [dm, u])  # [a*a, T*N, C]
+    dd = e.op("MatMul", [_f(e, _mats(m)[0].T, t), e.op("Reshape", [dv, _i64(e, [aa, -1])])])  # [a*a, T*N*C]
+    idx = _tile_index(size, pads, m)  # row r of dd (as [a*a*T, N*C]) came from input position idx[r]
     hw = size[0] * size[1]
     order = np.argsort(idx, kind="stable")
     counts = np.bincount(idx, minlength=hw + 1)[:hw]
@@ -200,12 +223,12 @@ def _dx_lower(e, ins, outs, c):
 
 _internal("conv_wino_dx", ("dm", "u"),
           lambda ins, a: [ins[1].with_shape((a["batch"], ins[1].shape[2]) + tuple(a["input_shape"]))],
-          _dx_lower, (Attr("input_shape", "any"), Attr("batch", "any"), Attr("pads", "any")),
+          _dx_lower, (Attr("input_shape", "any"), Attr("batch", "any"), Attr("pads", "any"), _M),
           doc="input gradient of conv_wino: overlap-add of the tiles Bk^T (dM @ U^T)")
 
 
-def tile_rows(x_t: TensorType, pads, batch_guess: int = 32) -> int:
-    _, (th, tw) = _tiles(x_t.shape[2:], pads)
+def tile_rows(x_t: TensorType, pads, m: int, batch_guess: int = 32) -> int:
+    _, (th, tw) = _tiles(x_t.shape[2:], pads, m)
     n = x_t.shape[0] if isinstance(x_t.shape[0], int) else batch_guess
     return n * th * tw
 

@@ -14,7 +14,7 @@ from ..ops.attention import decompose
 from ..ops.conv import _geom as conv_geom
 from .builder import GradBuilder
 from .conv_train import conv_gemm_fits
-from .conv_winograd import MIN_TILE_ROWS, tile_rows, winograd_fits
+from .conv_winograd import MIN_TILE_ROWS, WINOGRAD_TILES, tile_rows, winograd_fits
 from .train_ops import stream_id
 
 __all__ = ["TRAIN_FORMS", "TrainInputs", "to_training"]
@@ -81,9 +81,10 @@ def _conv(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[s
         return None
     k, s, d, pads = conv_geom(x.type, node.attrs, x.type.rank - 2)
     flat_pads = tuple(p[0] for p in pads) + tuple(p[1] for p in pads)
-    if winograd_fits(x.type, w.type.shape, k, s, d, node.attrs["groups"]) and \
-            tile_rows(x.type, flat_pads) >= MIN_TILE_ROWS:
-        return b.op("autodiff.conv_wino", *node.inputs, pads=flat_pads)[0], {}
+    if winograd_fits(x.type, w.type.shape, k, s, d, node.attrs["groups"]):
+        for m in WINOGRAD_TILES:
+            if tile_rows(x.type, flat_pads, m) >= MIN_TILE_ROWS:
+                return b.op("autodiff.conv_wino", *node.inputs, pads=flat_pads, m=m)[0], {}
     rows = node.outputs[0].type.shape[0] if isinstance(node.outputs[0].type.shape[0], int) else 32
     rows *= math.prod(node.outputs[0].type.shape[2:])
     y = b.op("autodiff.conv_gemm", *node.inputs, kernel=tuple(k), stride=tuple(s), dilation=tuple(d),

@@ -235,7 +235,7 @@ model m(x: float32[B, 16, 5, 6, 4]) -> y {
 def test_convs_train_as_gemms_and_match_torch(name):
     """Three steps of AdamW against torch (float64 reference), every wide conv on the GEMM form."""
     from .harness import ort_steps, rel, torch_steps
-    ct, fwd = compile_step(None, config(opt="adamw", lr=1e-2), text=CONV_GEMM[name])
+    ct, fwd = compile_step(None, config(opt="adamw", lr=1e-3), text=CONV_GEMM[name])
     onnx.checker.check_model(ct.step_model, full_check=True)
     convs = [n for n in ct.step_model.graph.node if n.op_type in ("Conv", "ConvTranspose")]
     assert all(n.name.startswith("stem") for n in convs), [n.name for n in convs]
