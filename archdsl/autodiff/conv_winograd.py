@@ -53,8 +53,10 @@ def _f(e, a, t: TensorType):
 
 
 def winograd_fits(x_t: TensorType, w_shape, attrs_k, stride, dilation, groups) -> bool:
-    return (x_t.rank == 4 and groups == 1 and tuple(attrs_k) == (3, 3) and tuple(stride) == (1, 1)
-            and tuple(dilation) == (1, 1) and all(isinstance(d, int) for d in x_t.shape[1:]))
+    """3x3, stride 1, known sizes; float32/float64 only (the transforms' rounding is too coarse for 16 bits)."""
+    return (x_t.rank == 4 and x_t.dtype.label in ("float32", "float64") and groups == 1
+            and tuple(attrs_k) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+            and all(isinstance(d, int) for d in x_t.shape[1:]))
 
 
 def _tiles(size, pads, m):
