@@ -120,7 +120,8 @@ def _excerpt(span: Span, sources: SourceMap) -> list[str]:
     col = span.col
     if len(src) > _MAX_SHOWN:  # show a window around the caret, not a whole generated line
         start = max(0, min(col - 1 - _MAX_SHOWN // 3, len(src) - _MAX_SHOWN))
-        src = ("..." if start else "") + src[start:start + _MAX_SHOWN] + ("..." if start + _MAX_SHOWN < len(src) else "")
+        src = (("..." if start else "") + src[start:start + _MAX_SHOWN]
+               + ("..." if start + _MAX_SHOWN < len(src) else ""))
         col = col - start + (3 if start else 0)
         width = min(width, _MAX_SHOWN - (col - 1) + 3)
     gutter = f"{span.line:>4} | "

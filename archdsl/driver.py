@@ -117,7 +117,8 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     name = _one_model(mod, model)
     graph = elaborate_model(mod, name)
     opset = options.opset or newest_opset()
-    weights = loaded_weights if loaded_weights is not None else load_weights(options.weights) if options.weights else None
+    weights = (loaded_weights if loaded_weights is not None
+               else load_weights(options.weights) if options.weights else None)
     if weights is not None:
         unknown = sorted(set(weights) - set(graph.params))
         if unknown:
@@ -129,7 +130,8 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     meta = {"archdsl.params": _jsonable(mod.params), "archdsl.source": Path(mod.path).name,
             "archdsl.model": name, "archdsl.seed": str(options.seed)}
     res = lower_graph(graph, opset=opset, seed=options.seed, weights=weights, metadata=meta,
-                      with_weights=options.with_weights, doc=f"{name} from {Path(mod.path).name} (archdsl {__version__})")
+                      with_weights=options.with_weights,
+                      doc=f"{name} from {Path(mod.path).name} (archdsl {__version__})")
     return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared)
 
 

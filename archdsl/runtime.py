@@ -21,7 +21,8 @@ def newest_opset() -> int:
     for opset in range(top, 16, -1):
         ops = [helper.make_opsetid("", opset)]
         g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe",
-                              [helper.make_tensor_value_info("x", 1, [1])], [helper.make_tensor_value_info("y", 1, [1])])
+                              [helper.make_tensor_value_info("x", 1, [1])],
+                              [helper.make_tensor_value_info("y", 1, [1])])
         m = helper.make_model(g, opset_imports=ops)
         m.ir_version = helper.find_min_ir_version_for(ops)
         try:
@@ -52,7 +53,8 @@ def session(model, provider: str = "auto", threads: int | None = None):
     if threads:
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
-    src = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model) if not isinstance(model, bytes) else model
+    src = (model.SerializeToString() if isinstance(model, onnx.ModelProto)
+           else str(model) if not isinstance(model, bytes) else model)
     return ort.InferenceSession(src, sess_options=so, providers=providers(provider))
 
 

@@ -6,7 +6,8 @@
     python -m archdsl.bench.child mlp N_LAYERS WIDTH OUT.onnx
 
 Imports, probing onnxruntime's newest opset and (for torch) building the module happen before the clock
-starts; the timed part is what a user waits for: `archdsl build` (parse, elaborate, optimize, lower with weights, write the file) or
+starts; the timed part is what a user waits for: `archdsl build` (parse, elaborate, optimize, lower with weights,
+write the file) or
 `torch.onnx.export` to a file. Prints one JSON line: seconds, peak_mb (peak RSS growth), nodes."""
 
 from __future__ import annotations

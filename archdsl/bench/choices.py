@@ -96,7 +96,8 @@ def _attention(opset: int):
     t = 128
     dec = ([helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
             helper.make_node("MatMul", ["q", "kt"], ["s0"]), helper.make_node("Mul", ["s0", "sc"], ["s"]),
-            helper.make_node("Where", ["keep", "s", "ninf"], ["sm"]), helper.make_node("Softmax", ["sm"], ["p"], axis=-1),
+            helper.make_node("Where", ["keep", "s", "ninf"], ["sm"]),
+            helper.make_node("Softmax", ["sm"], ["p"], axis=-1),
             helper.make_node("MatMul", ["p", "v"], ["y"])],
            [_c("sc", 1 / 8.0), numpy_helper.from_array(np.tril(np.ones((t, t), bool)), "keep"), _c("ninf", -np.inf)])
     rng = np.random.default_rng(0)
@@ -109,7 +110,8 @@ def measure_choices(opset: int, threads: int = 2, rounds: int = 30) -> list[dict
     from ..ops._kernels import runs_natively
     cases = [("Bias + Gelu(tanh) vs Tanh decomposition", "[1, 128, 3072]", lambda o: _gelu("tanh", o), opset,
               "Gelu (opset 20+)"),
-             ("Bias + Gelu(erf) vs Erf decomposition", "[1, 128, 3072]", lambda o: _gelu("none", o), opset, "Gelu (opset 20+)"),
+             ("Bias + Gelu(erf) vs Erf decomposition", "[1, 128, 3072]", lambda o: _gelu("none", o), opset,
+              "Gelu (opset 20+)"),
              ("LayerNormalization vs ReduceMean decomposition", "[1, 128, 768]", _layernorm, opset,
               "LayerNormalization"),
              ("Reshape+Gemm+Reshape vs MatMul+Add (3-D linear)", "[1, 128, 768] x [768, 3072]", _linear, opset,

@@ -169,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-torch", action="store_true", help="archdsl's own figures only")
     ap.add_argument("--no-check", dest="check_outputs", action="store_false",
                     help="skip comparing archdsl's outputs with torch eager (same weights)")
-    ap.add_argument("--scaling", metavar="SIZES", help="deep-MLP node counts (default 1000,10000,100000; quick 1000,10000; 0 = skip)")
+    ap.add_argument("--scaling", metavar="SIZES",
+                    help="deep-MLP node counts (default 1000,10000,100000; quick 1000,10000; 0 = skip)")
     ap.add_argument("--no-choices", dest="choices", action="store_false",
                     help="skip the micro-benchmarks behind the lowering choices (fused op vs decomposition)")
     ap.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")

@@ -53,10 +53,13 @@ def make_parser() -> argparse.ArgumentParser:
                                    "The output is written atomically: on any error an existing file is untouched.")
     _common(b)
     b.add_argument("-o", "--output", metavar="OUT.onnx", help="output path (default: FILE with .onnx, or MODEL.onnx)")
-    b.add_argument("--opset", type=int, metavar="N", help="ONNX opset (default: the newest the installed onnxruntime runs; at least 17)")
-    b.add_argument("--seed", type=int, default=0, metavar="S", help="seed for the PyTorch-style initialization (default 0)")
+    b.add_argument("--opset", type=int, metavar="N",
+                   help="ONNX opset (default: the newest the installed onnxruntime runs; at least 17)")
+    b.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="seed for the PyTorch-style initialization (default 0)")
     b.add_argument("--weights", metavar="W.npz", help="load parameters by name from .npz or .safetensors")
-    b.add_argument("--emit", choices=("onnx", "ir"), default="onnx", help="onnx (default) writes a model; ir prints the checked IR")
+    b.add_argument("--emit", choices=("onnx", "ir"), default="onnx",
+                   help="onnx (default) writes a model; ir prints the checked IR")
     b.add_argument("--external-data", action="store_true", default=None,
                    help="store weights beside the model in OUT.onnx.data (automatic past 2 GiB)")
     _optimize_flags(b)
@@ -78,11 +81,14 @@ def make_parser() -> argparse.ArgumentParser:
                        description="Run FILE.arch (compiled in memory) or FILE.onnx on onnxruntime with the given "
                                    "or random inputs; print each output's shape and stats and the median latency.")
     _common(r)
-    r.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy", help="feed an input from a .npy file")
+    r.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
+                   help="feed an input from a .npy file")
     r.add_argument("--batch", type=int, default=1, metavar="N", help="batch size for a symbolic first dim (default 1)")
-    r.add_argument("--dim", action="append", default=[], metavar="SYM=N", help="size of another symbolic dim (default 8)")
+    r.add_argument("--dim", action="append", default=[], metavar="SYM=N",
+                   help="size of another symbolic dim (default 8)")
     r.add_argument("--repeat", type=int, default=10, metavar="N", help="timed runs for the median latency (default 10)")
-    r.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="execution provider (auto: CUDA when present)")
+    r.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="execution provider (auto: CUDA when present)")
     r.add_argument("--threads", type=int, metavar="N", help="intra-op threads")
     r.add_argument("--seed", type=int, default=0, metavar="S", help="seed for weights and random inputs")
     r.add_argument("--weights", metavar="W.npz", help="load parameters by name from .npz or .safetensors")

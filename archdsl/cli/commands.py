@@ -64,8 +64,8 @@ def cmd_build(args, sources) -> int:
     if getattr(args, "train", False):
         from .train import build_train
         return build_train(args, sources, mod)
-    opts = driver.CompileOptions(opset=args.opset, seed=args.seed, weights=args.weights, search_path=tuple(args.include),
-                                 **_opt_options(args))
+    opts = driver.CompileOptions(opset=args.opset, seed=args.seed, weights=args.weights,
+                                 search_path=tuple(args.include), **_opt_options(args))
     name = driver.select_models(mod, args.model)[0]
     out = Path(args.output) if args.output else Path(args.file).with_suffix(".onnx") if len(mod.models) == 1 \
         else Path(args.file).with_name(f"{name}.onnx")

@@ -159,7 +159,8 @@ def coerce_attr(op: OpDef, attr: Attr, value):
         pass
     elif kind == "str" and isinstance(value, str):
         pass
-    elif kind == "ints" and (_is_int(value) or (isinstance(value, (list, tuple)) and value and all(_is_int(v) for v in value))):
+    elif kind == "ints" and (_is_int(value) or (isinstance(value, (list, tuple)) and value
+                                                and all(_is_int(v) for v in value))):
         value = (value,) if _is_int(value) else tuple(value)
     elif kind == "dims" and isinstance(value, (list, tuple)) and all(_is_int(v) or isinstance(v, Sym) for v in value):
         value = tuple(value)

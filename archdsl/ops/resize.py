@@ -128,8 +128,8 @@ def _cost(c):
 
 register(OpDef(
     name="upsample", inputs=("x",), category="layer", aliases=("interpolate",),
-    attrs=(Attr("scale_factor", "any", None), Attr("mode", "str", "nearest",
-                                                   choices=("nearest", "nearest-exact", "linear", "bilinear", "trilinear")),
+    attrs=(Attr("scale_factor", "any", None),
+           Attr("mode", "str", "nearest", choices=("nearest", "nearest-exact", "linear", "bilinear", "trilinear")),
            Attr("align_corners", "bool", False), Attr("size", "ints?", None)),
     infer=_infer, lower=_lower, cost=_cost, grad=_grad,
     doc="Resize the spatial dims by scale_factor or to size (torch.nn.Upsample); nearest, nearest-exact, "

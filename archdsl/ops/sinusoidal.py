@@ -66,7 +66,8 @@ def _lower(e, ins, outs, c):
     first, second = (co, s) if a["flip_sin_to_cos"] else (s, co)
     odd = a["dim"] % 2 == 1
     if a["interleave"]:
-        pair = e.op("Concat", [e.op("Unsqueeze", [p, e.const(np.array([-1], dtype=np.int64))]) for p in (first, second)],
+        pair = e.op("Concat",
+                    [e.op("Unsqueeze", [p, e.const(np.array([-1], dtype=np.int64))]) for p in (first, second)],
                     axis=-1)
         shape = e.const(np.array([0] * t_t.rank + [2 * (a["dim"] // 2)], dtype=np.int64))
         emb = e.op("Reshape", [pair, shape], outputs=None if odd else outs)

@@ -27,7 +27,8 @@ def _unsqueeze_infer(ins, a):
 register(OpDef(
     name="unsqueeze", inputs=("x",), category="shape", attrs=(Attr("dim", "int"),),
     infer=_unsqueeze_infer, cost=lambda c: 0, grad=_view_grad,
-    lower=lambda e, ins, outs, c: e.op("Unsqueeze", [ins[0], _i64(e, [norm_axis(c.attrs["dim"], c.in_types[0].rank + 1)])],
+    lower=lambda e, ins, outs, c: e.op("Unsqueeze",
+                                       [ins[0], _i64(e, [norm_axis(c.attrs["dim"], c.in_types[0].rank + 1)])],
                                        outputs=outs),
     doc="Insert a size-1 dim at dim (torch.unsqueeze).",
 ))
@@ -48,7 +49,8 @@ register(OpDef(
     name="squeeze", inputs=("x",), category="shape", attrs=(Attr("dim", "ints?", None),),
     infer=lambda ins, a: [ins[0].with_shape(tuple(d for i, d in enumerate(ins[0].shape)
                                                    if i not in _squeeze_axes(ins[0], a)))],
-    lower=lambda e, ins, outs, c: e.op("Squeeze", [ins[0], _i64(e, _squeeze_axes(c.in_types[0], c.attrs))], outputs=outs),
+    lower=lambda e, ins, outs, c: e.op("Squeeze", [ins[0], _i64(e, _squeeze_axes(c.in_types[0], c.attrs))],
+                                       outputs=outs),
     cost=lambda c: 0, doc="Drop size-1 dims (all of them, or those listed).", grad=_view_grad,
 ))
 
@@ -111,7 +113,8 @@ def _reduce(name, onnx_op, doc):
 
     def lower(e, ins, outs, c):
         x = c.in_types[0]
-        axes = sorted({norm_axis(d, x.rank) for d in c.attrs["dim"]}) if c.attrs["dim"] is not None else list(range(x.rank))
+        axes = (sorted({norm_axis(d, x.rank) for d in c.attrs["dim"]}) if c.attrs["dim"] is not None
+                else list(range(x.rank)))
         if x.dtype is DType.bool and e.opset < 20:
             fail(f"{name}: ONNX ReduceMax takes bool from opset 20; this build targets opset {e.opset}")
         if onnx_op != "ReduceSum" and e.opset < 18:  # axes became an input at opset 18 (ReduceSum: 13)

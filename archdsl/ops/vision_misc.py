@@ -31,7 +31,8 @@ def _infer(ins, a):
     mode = a["mode"]
     out: list[Dim] = []
     for d, (lo, hi) in zip(x.shape, pairs):
-        if mode in ("reflect", "circular") and (lo or hi) and isinstance(d, int) and max(lo, hi) >= d + (mode == "circular"):
+        if (mode in ("reflect", "circular") and (lo or hi) and isinstance(d, int)
+                and max(lo, hi) >= d + (mode == "circular")):
             fail(f"pad: {mode} padding ({lo}, {hi}) must be smaller than the dim {d} of {shape_str(x)}")
         out.append(dim_add(d, lo + hi))
     return [x.with_shape(tuple(out))]

@@ -1,7 +1,8 @@
 """fold_batchnorm: an inference BatchNorm right after a conv, transposed conv or linear layer becomes part of it.
 
 Rule: y = bn(conv(x, W, b)) with s = gamma / sqrt(var + eps) is conv(x, W * s[:, None, ...], (b - mean) * s + beta)
-(b = 0 when the conv has no bias; a transposed conv's weight [in, out, ...] is scaled along dim 1, groups=1 only). Applies when the conv/linear output is read only by the BatchNorm, its
+(b = 0 when the conv has no bias; a transposed conv's weight [in, out, ...] is scaled along dim 1, groups=1 only).
+Applies when the conv/linear output is read only by the BatchNorm, its
 weight (and bias) only by it, and the BatchNorm's parameters are parameters (not computed); for linear, only
 on a [N, C] output, where BatchNorm1d's channel dim is the feature dim. The folded weight and bias are
 derived parameters (`derived.DerivedSpec`): computed from the originals at lowering time, when weights
@@ -51,7 +52,8 @@ def _foldable(bn: Node, rw: Rewriter) -> Node | None:
     layer = x.producer
     if layer is None or layer.op not in _LAYERS or rw.is_dead(layer) or not single_use(x, rw):
         return None
-    if any(not p.is_param for p in bn.inputs[1:]) or any(not p.is_param or not single_use(p, rw) for p in layer.inputs[1:]):
+    if (any(not p.is_param for p in bn.inputs[1:])
+            or any(not p.is_param or not single_use(p, rw) for p in layer.inputs[1:])):
         return None
     if layer.op == "linear" and x.type.rank != 2:
         return None

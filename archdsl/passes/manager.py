@@ -113,7 +113,8 @@ def optimize(g: Graph, level: int = DEFAULT_LEVEL, disabled=(), ctx: PassContext
                 if changed and verify:
                     check(g)
             except ArchError as e:
-                raise PassError(f"optimization pass '{p.name}' failed: {e.message if hasattr(e, 'message') else e}") from e
+                msg = e.message if hasattr(e, 'message') else e
+                raise PassError(f"optimization pass '{p.name}' failed: {msg}") from e
             except Exception as e:
                 raise PassError(f"optimization pass '{p.name}' failed: {type(e).__name__}: {e}") from e
             p1 = _param_elems(g) if changed else p0

@@ -71,7 +71,8 @@ class _PostLex:
                 if len(stack) > MAX_NESTING:
                     raise LimitError(f"brackets nested deeper than {MAX_NESTING}", _tok_span("<input>", tok))
             elif v == "{":
-                stack.append("dict" if prev is not None and str(prev) in _DICT_AFTER and prev.type != "STRING" else "block")
+                is_dict = prev is not None and str(prev) in _DICT_AFTER and prev.type != "STRING"
+                stack.append("dict" if is_dict else "block")
                 if len(stack) > MAX_NESTING:
                     raise LimitError(f"braces nested deeper than {MAX_NESTING}", _tok_span("<input>", tok))
             elif v in (")", "]", "}") and stack:

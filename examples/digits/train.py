@@ -4,7 +4,8 @@
 
 The same as running, in this folder:
     python make_data.py
-    archdsl train digits.arch --data train.npz --val val.npz --epochs 20 --batch-size 32 --lr 1e-3 --schedule cosine -o digits.npz
+    archdsl train digits.arch --data train.npz --val val.npz --epochs 20 --batch-size 32 --lr 1e-3 \\
+        --schedule cosine -o digits.npz
     archdsl build digits.arch --weights digits.npz -o digits.onnx
 """
 
@@ -29,7 +30,8 @@ def main(out: Path = HERE / "out", epochs: int = 20) -> float:
     subprocess.run([sys.executable, str(HERE / "make_data.py"), "--out", str(out)], check=True)
     spec = str(HERE / "digits.arch")
     rc = archdsl(["train", spec, "--data", str(out / "train.npz"), "--val", str(out / "val.npz"),
-                  "--epochs", str(epochs), "--batch-size", "32", "--lr", "1e-3", "--schedule", "cosine", "-o", str(out / "digits.npz")])
+                  "--epochs", str(epochs), "--batch-size", "32", "--lr", "1e-3", "--schedule", "cosine",
+                  "-o", str(out / "digits.npz")])
     assert rc == 0, "archdsl train failed"
     rc = archdsl(["build", spec, "--weights", str(out / "digits.npz"), "-o", str(out / "digits.onnx")])
     assert rc == 0, "archdsl build failed"

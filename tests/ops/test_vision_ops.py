@@ -87,7 +87,8 @@ def test_conv_transpose1d_params_and_init_bounds():
 
 def test_conv_transpose_rejects_bad_output_padding():
     with pytest.raises(ArchError, match="output_padding"):
-        archdsl.check_source("model m(x: float32[B, 3, 8, 8]) -> y { y = x -> conv_transpose2d(4, 3, output_padding=1) }")
+        archdsl.check_source("model m(x: float32[B, 3, 8, 8]) -> y { "
+                             "y = x -> conv_transpose2d(4, 3, output_padding=1) }")
 
 
 # ---------------------------------------------------------------- group_norm
@@ -194,7 +195,8 @@ def test_sinusoidal_matches_numpy_reference(dim, shift, flip, inter, period):
     tv = np.array([[0.0, 0.5], [3.0, 250.0]], dtype=np.float32)
     src = f"""model m(t: float32[B, 2]) -> y {{
         y = t -> sinusoidal_embedding({dim}, max_period={period}, freq_shift={shift},
-                                      flip_sin_to_cos={'true' if flip else 'false'}, interleave={'true' if inter else 'false'})
+                                      flip_sin_to_cos={'true' if flip else 'false'},
+                                      interleave={'true' if inter else 'false'})
     }}"""
     (y,), _ = run(src, {"t": tv})
     ref = sinusoidal_reference(tv, dim, period, shift, flip, inter)
@@ -241,7 +243,8 @@ def test_multihead_attention_matches_torch(heads, causal, bias, masked, cross):
 
 
 def test_multihead_attention_param_layout_is_torchs():
-    g = archdsl.check_source("model m(x: float32[B, T, 12]) -> y { y = x -> multihead_attention(12, 3) as self_attention }")
+    g = archdsl.check_source("model m(x: float32[B, T, 12]) -> y { "
+                             "y = x -> multihead_attention(12, 3) as self_attention }")
     shapes = {k: v.type.shape for k, v in g.params.items()}
     m = torch.nn.MultiheadAttention(12, 3, batch_first=True)
     assert shapes == {f"self_attention.{k}": tuple(v.shape) for k, v in m.state_dict().items()}
@@ -256,7 +259,8 @@ def test_multihead_attention_symbolic_causal_runs_at_two_lengths():
     for n in (3, 6):
         x = rand(1, n, 8)
         with torch.no_grad():
-            ref, _ = m(t(x), t(x), t(x), attn_mask=torch.triu(torch.ones(n, n, dtype=torch.bool), 1), need_weights=False)
+            mask = torch.triu(torch.ones(n, n, dtype=torch.bool), 1)
+            ref, _ = m(t(x), t(x), t(x), attn_mask=mask, need_weights=False)
         np.testing.assert_allclose(sess.run(None, {"x": x})[0], ref.numpy(), rtol=1e-4, atol=1e-5)
 
 

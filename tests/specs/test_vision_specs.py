@@ -77,7 +77,8 @@ def test_vit_names_are_torchvisions():
     layer = "encoder.layers.encoder_layer_0."
     expected = ["conv_proj.weight", "conv_proj.bias", "class_token", "encoder.pos_embedding"] + \
         [layer + k for k in ("ln_1.weight", "ln_1.bias", "self_attention.in_proj_weight", "self_attention.in_proj_bias",
-                             "self_attention.out_proj.weight", "self_attention.out_proj.bias", "ln_2.weight", "ln_2.bias",
+                             "self_attention.out_proj.weight", "self_attention.out_proj.bias",
+                             "ln_2.weight", "ln_2.bias",
                              "mlp.0.weight", "mlp.0.bias", "mlp.3.weight", "mlp.3.bias")] + \
         ["encoder.ln.weight", "encoder.ln.bias", "heads.head.weight", "heads.head.bias"]
     assert sorted(g.params) == sorted(expected)
@@ -231,10 +232,10 @@ def test_tcn_matches_a_pytorch_reference_and_is_causal():
     def forward(x):
         for i in range(3):
             d, pad = 2 ** i, 6 * 2 ** i
-            h = F.relu(F.conv1d(F.pad(x, (pad, 0)), _t(w, f"network.{i}.conv1.weight"), _t(w, f"network.{i}.conv1.bias"),
-                                dilation=d))
-            h = F.relu(F.conv1d(F.pad(h, (pad, 0)), _t(w, f"network.{i}.conv2.weight"), _t(w, f"network.{i}.conv2.bias"),
-                                dilation=d))
+            h = F.relu(F.conv1d(F.pad(x, (pad, 0)), _t(w, f"network.{i}.conv1.weight"),
+                                _t(w, f"network.{i}.conv1.bias"), dilation=d))
+            h = F.relu(F.conv1d(F.pad(h, (pad, 0)), _t(w, f"network.{i}.conv2.weight"),
+                                _t(w, f"network.{i}.conv2.bias"), dilation=d))
             res = F.conv1d(x, _t(w, f"network.{i}.downsample.weight"), _t(w, f"network.{i}.downsample.bias")) \
                 if f"network.{i}.downsample.weight" in w else x
             x = F.relu(h + res)
