@@ -43,7 +43,7 @@ def _batchnorm(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, d
         ch = x.type.shape[1]
         w, bias = b.const(np.ones(ch), like=x), b.const(np.zeros(ch), like=x)
         rm, rv = rest
-    y, new_rm, new_rv, _, _ = b.op("autodiff.batchnorm_train", x, w, bias, rm, rv, eps=node.attrs["eps"],
+    y, new_rm, new_rv, *_ = b.op("autodiff.batchnorm_train", x, w, bias, rm, rv, eps=node.attrs["eps"],
                                    momentum=node.attrs["momentum"])
     return y, {rm.name: new_rm, rv.name: new_rv}
 
