@@ -145,3 +145,25 @@ def test_float32_rounding_at_resnet_size(op, attrs):
 
     for g32, g64 in zip(grads(D.float32, 21), grads(D.float64, 19)):
         assert np.linalg.norm(g32 - g64) <= 1e-5 * np.linalg.norm(g64)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_winograd_overlap_add_never_repeats_a_scatter_target(m):
+    """onnxruntime runs ScatterND's rows in parallel without guarding repeated targets (reduction add races),
+    so every ScatterND of the input gradient must have distinct indices."""
+    from onnx import numpy_helper
+
+    from archdsl.types import DType as D
+
+    from .gradcheck import _build
+    shape = (2, 3, 13, 11)
+    types = [TensorType(D.float32, shape), TensorType(D.float32, (4, 3, 3, 3))]
+    r = np.ones((2, 4, 13, 11))
+    model, _ = _build("autodiff.conv_wino", types, {"pads": (1, 1, 1, 1), "m": m}, D.float32, [r, None, None],
+                      [0], 21)
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    scatters = [n for n in model.graph.node if n.op_type == "ScatterND"]
+    assert scatters
+    for n in scatters:
+        idx = inits[n.input[1]].reshape(-1)
+        assert len(np.unique(idx)) == idx.size, n.name
