@@ -257,14 +257,17 @@ _internal("avgpool_grad", ("g", "x"), lambda ins, a: [ins[1]], _avgpool_lower,
 
 # ---- gathers and slices ----
 def _embedding_lower(e, ins, outs, c):
+    """ScatterElements (add) of the rows of g at their ids, its index expanded over the row. Not ScatterND:
+    onnxruntime runs ScatterND's rows in parallel with no guard for repeated ids, and with 2 threads a
+    reduction add then lost updates in every run measured; ScatterElements gave the exact sums."""
     ids, g = ins
     ids_t, g_t = c.in_types
     dim = g_t.shape[-1]
     zeros = zeros_of(e, _i64(e, [c.attrs["num_embeddings"], dim]), g_t.dtype)
     idx = ids if ids_t.dtype is DType.int64 else e.op("Cast", [ids], to=DType.int64.onnx)
-    idx = e.op("Reshape", [idx, _i64(e, [-1, 1])])
     upd = e.op("Reshape", [g, _i64(e, [-1, dim])])
-    e.op("ScatterND", [zeros, idx, upd], outputs=outs, reduction="add")
+    idx = e.op("Expand", [e.op("Reshape", [idx, _i64(e, [-1, 1])]), e.op("Shape", [upd])])
+    e.op("ScatterElements", [zeros, idx, upd], outputs=outs, axis=0, reduction="add")
 
 
 _internal("embedding_grad", ("ids", "g"),

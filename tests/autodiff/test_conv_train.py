@@ -167,3 +167,4 @@ def test_winograd_overlap_add_never_repeats_a_scatter_target(m):
     for n in scatters:
         idx = inits[n.input[1]].reshape(-1)
         assert len(np.unique(idx)) == idx.size, n.name
+
