@@ -6,12 +6,14 @@ path: per image, an im2col and a GEMM of [Cout, K*Cin] by [K*Cin, P]; with few o
 gradient) is slower still. Measured on ResNet-18 (64x64, batch 16, 1 thread, CPU time): Conv 86 ms,
 ConvTranspose 125 ms, against ~3 ms for one [N*P, K*Cin] x [K*Cin, Cout] MatMul per layer and direction.
 
-So a conv that trains is rewritten (train_mode.TRAIN_FORMS) to `autodiff.conv_gemm`:
-    col = the K shifted windows of x (NHWC, Slice + Concat)      [N*P, K*Cin]
-    y   = col @ w'^T (+ bias)    (w' = w in [Cout, *k, Cin] order) [N*P, Cout]
+So a conv that trains is rewritten (train_mode.TRAIN_FORMS) to `autodiff.conv_gemm` (3x3 stride-1 convs
+with enough output tiles take Winograd instead, conv_winograd.py):
+    col = the K shifted windows of x (NHWC rows, one Gather)        [N*P, K*Cin]
+    y   = col @ w'^T (+ bias)    (w' = w with columns in col's order) [N*P, Cout]
 its second output `col` is kept for the weight gradient, gw = gy^T @ col, and the input gradient is
-dcol = gy @ w' scattered back onto x's grid (col2im: per window a Pad, then one Sum per stride phase).
-Every GEMM is one large MatMul/Gemm that MLAS runs near peak regardless of where the weight comes from."""
+dcol = gy @ w' summed back onto x's grid (col2im: a Gather of the rows reading each position, a ReduceSum).
+Every GEMM is one large MatMul/Gemm that MLAS runs near peak regardless of where the weight comes from. The
+ResNet-18 step went from 369 to ~290 ms with this form alone."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from ..types import TensorType, dim_mul
 __all__ = ["MIN_CHANNELS", "conv_gemm_fits"]
 
 MIN_CHANNELS = 16  # fewer input channels: the window rows are strided copies of a few values (measured slower)
-MAX_COL_FLOATS_PER_EXAMPLE = 1 << 21  # K * Cin * P floats (8 MiB) per example in the window matrix
+MAX_COL_FLOATS_PER_EXAMPLE = 1 << 21  # K * Cin * (input positions) floats (8 MiB) per example: col is kept
 
 
 def _i64(e, v):
