@@ -152,10 +152,13 @@ def check_grad(op: str, arrays: list[np.ndarray], attrs: dict | None = None, *, 
         cast = (lambda a: np.asarray(a, np.float32 if a.dtype == np.float64 else a.dtype)) if linear else np.asarray
         plus = {k: cast(v + eps * vs[int(k[2:])] if int(k[2:]) in vs else v) for k, v in feeds.items()}
         minus = {k: cast(v - eps * vs[int(k[2:])] if int(k[2:]) in vs else v) for k, v in feeds.items()}
-        fd = (float(run_model(fwd_model, plus)[0]) - float(run_model(fwd_model, minus)[0])) / (2 * eps)
+        lp, lm = float(run_model(fwd_model, plus)[0]), float(run_model(fwd_model, minus)[0])
+        fd = (lp - lm) / (2 * eps)
         an = sum(float(np.sum(g * vs[i])) for i, g in zip(wrt, grads))
         scale = max(abs(fd), abs(an), 1e-3)
-        assert abs(fd - an) <= rtol * scale + 1e-7, f"{op}: finite differences {fd:.8g}, gradient {an:.8g}"
+        # float32 losses (linear ops) round at about 1e-7 of their size: that bounds what fd can resolve
+        atol = 1e-7 + (1e-6 * max(abs(lp), abs(lm)) / (2 * eps) if linear else 0.0)
+        assert abs(fd - an) <= rtol * scale + atol, f"{op}: finite differences {fd:.8g}, gradient {an:.8g}"
     # the same gradient graph in float32 on onnxruntime agrees
     m32, _ = _build(op, types, attrs, DType.float32, rs, wrt, OPSET32)
     f32 = {k: (v.astype(np.float32) if v.dtype == np.float64 else v) for k, v in feeds.items()}
