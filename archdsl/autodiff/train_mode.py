@@ -8,10 +8,13 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..diagnostics import ArchError
 from ..ir import Graph, Node, Value
 from ..ops import OpCall
 from ..ops.attention import decompose
-from ..ops.conv import _geom as conv_geom
+from ..ops.conv import geometry as conv_geom
+from ..ops.recurrent import check_trainable
+from ..ops.recurrent import decompose as decompose_recurrent
 from .builder import GradBuilder
 from .conv_train import conv_gemm_fits
 from .conv_winograd import MIN_TILE_ROWS, WINOGRAD_TILES, tile_rows, winograd_fits
@@ -72,7 +75,7 @@ def _attention(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, d
 
 
 def _conv(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[str, Value]] | None:
-    """A conv trains as GEMMs: 3x3 stride 1 by Winograd F(2x2, 3x3) where there are enough tiles
+    """A conv trains as GEMMs: 3x3 stride 1 by Winograd F(4x4, 3x3) or F(2x2, 3x3) where there are enough tiles
     (conv_winograd.py), others as im2col GEMMs in channels-last layout (conv_train.py). onnxruntime's
     Conv/ConvTranspose with a weight that is a graph input measured 2-4x slower than either. Grouped convs
     and few input channels keep the Conv form."""
@@ -93,8 +96,29 @@ def _conv(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[s
     return y[0], {}
 
 
+def _recurrent(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[list[Value], dict[str, Value]] | None:
+    """lstm/gru dropout acts between stacked layers, inside the op: train on its unrolled decomposition
+    with a mask on each layer's output but the last's (the form torch's training uses)."""
+    p = node.attrs["dropout"]
+    if p == 0.0 or node.attrs["num_layers"] == 1:
+        return None
+    call = OpCall(tuple(v.type for v in node.inputs), tuple(o.type for o in node.outputs), node.attrs)
+    try:
+        check_trainable(node.op, call)
+    except ArchError as err:
+        raise err.with_span(node.span) from None
+
+    def drop(r, seq, layer):
+        mask = r.op("autodiff.dropout_mask", seq, extra.seed, extra.step, p=p,
+                    stream=stream_id(f"{node.name}.layer{layer}"))
+        return r.op("mul", seq, mask)
+
+    return decompose_recurrent(b, node.op, call, list(node.inputs), drop), {}
+
+
 TRAIN_FORMS: dict[str, Callable] = {"batchnorm": _batchnorm, "dropout": _dropout, "multihead_attention": _attention,
-                                    "conv1d": _conv, "conv2d": _conv, "conv3d": _conv}
+                                    "conv1d": _conv, "conv2d": _conv, "conv3d": _conv,
+                                    "lstm": _recurrent, "gru": _recurrent}
 
 
 def to_training(graph: Graph, extra: TrainInputs) -> dict[str, Value]:
@@ -112,7 +136,8 @@ def to_training(graph: Graph, extra: TrainInputs) -> dict[str, Value]:
             nodes.append(node)
             continue
         new, ups = made
-        graph.replace_all_uses_with(node.outputs[0], new)
+        for old, value in zip(node.outputs, new if isinstance(new, (list, tuple)) else [new]):
+            graph.replace_all_uses_with(old, value)
         for v in node.inputs:
             v.uses.remove(node)
         updates.update(ups)

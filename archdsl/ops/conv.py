@@ -9,6 +9,8 @@ from ._common import conv_channels, float_input, kaiming_uniform, shape_str
 from .registry import Attr, OpDef, ParamSpec, fail, register
 from .shapes import expand, window_out
 
+__all__ = ["geometry"]
+
 
 def _pads(a, n, k, d):
     """Per-dim (begin, end) padding; "same" splits the total as torch does (extra at the end)."""
@@ -23,7 +25,8 @@ def _pads(a, n, k, d):
     return [(q, q) for q in expand(p, n, "padding")]
 
 
-def _geom(x, a, n):
+def geometry(x, a, n):
+    """(kernel, stride, dilation, per-dim (begin, end) pads): what the lowering and the training forms read."""
     k = expand(a["kernel_size"], n, "kernel_size")
     s = expand(a["stride"], n, "stride")
     d = expand(a["dilation"], n, "dilation")
@@ -53,7 +56,7 @@ def _make(n: int):
         g = a["groups"]
         if w.rank != n + 2 or w.shape[1] * g != x.shape[1]:
             fail(f"{name}: expected {w.shape[1] * g} input channels, got {x.shape[1]} (input {shape_str(x)})")
-        k, s, d, pads = _geom(x, a, n)
+        k, s, d, pads = geometry(x, a, n)
         if tuple(w.shape[2:]) != tuple(k):
             fail(f"{name}: weight kernel {list(w.shape[2:])} does not match kernel_size {list(k)}")
         spatial = tuple(window_out(x.shape[2 + i], k[i], s[i], sum(pads[i]), d[i]) for i in range(n))
@@ -63,7 +66,7 @@ def _make(n: int):
         a = c.attrs
         if c.in_types[0].dtype.label == "bfloat16" and e.opset < 22:
             fail(f"{name}: ONNX Conv takes bfloat16 from opset 22; this build targets opset {e.opset}")
-        k, s, d, pads = _geom(c.in_types[0], a, n)
+        k, s, d, pads = geometry(c.in_types[0], a, n)
         e.op("Conv", ins, outputs=outs, kernel_shape=list(k), strides=list(s), dilations=list(d),
              pads=[p[0] for p in pads] + [p[1] for p in pads], group=a["groups"])
 
@@ -74,7 +77,7 @@ def _make(n: int):
     def grad(b, c, ins, outs, gouts):
         """gx: the transposed conv of g; gw: x correlated with g; gb: g summed over batch and space."""
         g, a, x_t = gouts[0], c.attrs, c.in_types[0]
-        k, s, d, pads = _geom(x_t, a, n)
+        k, s, d, pads = geometry(x_t, a, n)
         geom = {"stride": s, "dilation": d, "pads": tuple(p[0] for p in pads) + tuple(p[1] for p in pads),
                 "groups": a["groups"]}
         res = [None] * len(ins)

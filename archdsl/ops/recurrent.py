@@ -20,7 +20,7 @@ from ..types import TensorType, numel
 from ._common import float_input, shape_str
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
-__all__ = ["GATES", "decompose", "torch_to_onnx_rows"]
+__all__ = ["GATES", "check_trainable", "decompose", "torch_to_onnx_rows"]
 
 # per cell: number of gate blocks, the ONNX op, and which torch block goes to each ONNX block position
 GATES = {"lstm": (4, "LSTM", (0, 3, 1, 2)), "gru": (3, "GRU", (1, 0, 2))}
@@ -229,10 +229,11 @@ def _gru_step(r, xp, h, whh_t, hidden, b_hh):
     return r.op("add", n, r.op("mul", z, r.op("sub", h, n))), None  # torch: n + z * (h - n)
 
 
-def decompose(r, cell: str, c, vals):
+def decompose(r, cell: str, c, vals, dropout=None):
     """The op in registry ops, as torch computes it: each layer and direction projects the whole input
     sequence with one matmul, then steps through time with the hidden-state matmul. The reverse direction
-    walks the steps backwards and its outputs are put back in time order. Needs an int sequence length."""
+    walks the steps backwards and its outputs are put back in time order. Needs an int sequence length.
+    `dropout(r, seq, layer)` (training) drops each layer's output but the last's, as torch does."""
     a = c.attrs
     data, params = _split_inputs(list(vals), a)
     x_t = c.in_types[0]
@@ -272,35 +273,37 @@ def decompose(r, cell: str, c, vals):
             for i in range(n_states):
                 finals[i].append(state[i])
         seq = r.op("concat", *outs, axis=-1) if dirs == 2 else outs[0]
+        if dropout is not None and layer < layers - 1:
+            seq = dropout(r, seq, layer)
     res = [seq]
     if a["return_state"]:
         res += [_stack(r, f, 0) for f in finals]
     return res
 
 
+def check_trainable(cell: str, c) -> None:
+    """Training unrolls the recurrence over the time steps: say so when their number is symbolic."""
+    a = c.attrs
+    x_t = c.in_types[0]
+    t = x_t.shape[1] if a["batch_first"] else x_t.shape[0]
+    if not isinstance(t, int):
+        b_dim = x_t.shape[0] if a["batch_first"] else x_t.shape[1]
+        fixed, sym = ((f"[{b_dim}, 16, ...]", f"[{b_dim}, {t}, ...]") if a["batch_first"] else
+                      (f"[16, {b_dim}, ...]", f"[{t}, {b_dim}, ...]"))
+        name = str(t) if str(t).isidentifier() else "T"
+        raise ArchError(
+            f"{cell}: training needs a fixed sequence length, but the input {shape_str(x_t)} has length "
+            f"{t} (the gradient unrolls the recurrence over the time steps)",
+            notes=[(f"declare the sequence dim of the model's inputs as a number ({fixed} rather than {sym}), "
+                    f"or as a file-level param (param {name} = 16) that -D {name}=... overrides", None)])
+
+
 def _make_grad(cell):
     def grad(b, c, ins, outs, gouts):
-        """The gradient of `decompose`: the recurrence unrolled over the (fixed) time steps."""
-        a = c.attrs
-        x_t = c.in_types[0]
-        t = x_t.shape[1] if a["batch_first"] else x_t.shape[0]
-        if not isinstance(t, int):
-            b_dim = x_t.shape[0] if a["batch_first"] else x_t.shape[1]
-            fixed, sym = ((f"[{b_dim}, 16, ...]", f"[{b_dim}, {t}, ...]") if a["batch_first"] else
-                          (f"[16, {b_dim}, ...]", f"[{t}, {b_dim}, ...]"))
-            name = str(t) if str(t).isidentifier() else "T"
-            raise ArchError(
-                f"{cell}: training needs a fixed sequence length, but the input {shape_str(x_t)} has length "
-                f"{t} (the gradient unrolls the recurrence over the time steps)",
-                notes=[(f"declare the sequence dim of the model's inputs as a number ({fixed} rather than {sym}), "
-                        f"or as a file-level param (param {name} = 16) that -D {name}=... overrides", None)])
-        if a["dropout"] > 0 and a["num_layers"] > 1:
-            raise ArchError(
-                f"{cell}: training with dropout between layers (dropout={a['dropout']}, "
-                f"num_layers={a['num_layers']}) is not supported yet",
-                notes=[(f"stack single-layer {cell} calls with a dropout layer between them, "
-                        f"e.g. x -> {cell}(H) -> dropout({a['dropout']}) -> {cell}(H) (what torch computes), "
-                        f"or set dropout=0", None)])
+        """The gradient of `decompose`: the recurrence unrolled over the (fixed) time steps. Dropout
+        between layers is the identity here (inference); a train step first rewrites the layer into
+        decompose(..., dropout) (autodiff/train_mode.py)."""
+        check_trainable(cell, c)
         return b.vjp(lambda r, *vals: decompose(r, cell, c, vals), list(ins), gouts)
     return grad
 

@@ -24,8 +24,8 @@ def _dim(d, env):
 
 
 def _pads(node, n):
-    from archdsl.ops.conv import _geom  # the same padding rule the lowering uses
-    _k, s, d, pads = _geom(node.inputs[0].type, node.attrs, n)
+    from archdsl.ops.conv import geometry  # the same padding rule the lowering uses
+    _k, s, d, pads = geometry(node.inputs[0].type, node.attrs, n)
     return s, d, pads
 
 

@@ -1,6 +1,6 @@
 """Training through lstm and gru: the train step (gradient of the recurrence unrolled over a fixed length) against
 torch.nn.LSTM/GRU + linear head + cross-entropy with the same weights and batches, and the diagnostics for
-what cannot be trained yet (a symbolic sequence length, dropout between stacked layers)."""
+what cannot be trained yet (a symbolic sequence length); dropout between stacked layers, drawn from the seed."""
 
 from __future__ import annotations
 
@@ -78,18 +78,49 @@ def test_fixed_length_from_a_param_trains():
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_dropout_between_layers_is_a_diagnostic(cell):
-    src = (f"model m(x: float32[B, 5, 8]) -> y {{\n"
-           f"    y = x -> {cell}(4, num_layers=2, dropout=0.25) as rnn -> linear(2) as fc\n}}\n")
-    with pytest.raises(ArchError) as e:
-        compile_step(None, config(loss="mse", opt="sgd"), text=src)
-    assert "dropout between layers" in e.value.message and "not supported" in e.value.message
-    assert e.value.span is not None and e.value.span.line == 2
-    assert any(f"{cell}(H) -> dropout(0.25) -> {cell}(H)" in n for n, _ in e.value.notes)
-    # what the note suggests trains, and so does dropout on a single layer (no layer to drop between: torch
-    # ignores it too)
-    for ok in (f"x -> {cell}(4) as rnn1 -> dropout(0.25) -> {cell}(4) as rnn2 -> linear(2) as fc",
-               f"x -> {cell}(4, dropout=0.25) as rnn -> linear(2) as fc"):
-        ct, _ = compile_step(None, config(loss="mse", opt="sgd"),
-                             text=f"model m(x: float32[B, 5, 8]) -> y {{ y = {ok} }}")
-        onnx.checker.check_model(ct.step_model, full_check=True)
+def test_dropout_between_layers_trains_and_its_gradient_matches_finite_differences(cell):
+    """Dropout between stacked layers (torch's `dropout=` of LSTM/GRU) is drawn from seed and step; the
+    step's gradient (SGD, lr 1: grad = old - new) is the derivative of the very loss the step computes,
+    through both layers, both directions and the final state."""
+    states = "hn, cn" if cell == "lstm" else "hn"
+    src = (f"model m(x: float64[2, 4, 3]) -> y {{\n"
+           f"    seq, {states} = x -> {cell}(3, num_layers=2, dropout=0.5, bidirectional=true,\n"
+           f"                                return_state=true) as rnn\n"
+           f"    y = concat([seq[:, -1], hn[-1]], axis=-1)\n}}\n")
+    ct, _ = compile_step(None, config(loss="mse", opt="sgd", lr=1.0), text=src)
+    onnx.checker.check_model(ct.step_model, full_check=True)
+    assert "seed" in {i.name for i in ct.step_model.graph.input}
+    import onnxruntime as ort
+    sess = ort.InferenceSession(ct.step_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    rng = np.random.default_rng(0)
+    labels = next(i for i in ct.step_model.graph.input if i.name == "labels")
+    feeds = {"x": rng.standard_normal((2, 4, 3)),
+             "labels": rng.standard_normal([d.dim_value for d in labels.type.tensor_type.shape.dim]),
+             "seed": np.array(3, np.int64), "step": np.array(0, np.int64)}
+
+    def run(**over):
+        return dict(zip(names, sess.run(None, {**feeds, **over})))
+
+    base = run()
+    assert run(seed=np.array(4, np.int64))["loss"] != base["loss"], "the masks come from the seed"
+    w0 = initial(ct)
+    for pname in ("rnn.weight_ih_l0", "rnn.weight_hh_l1_reverse"):
+        out_name = next(o for o, i in ct.info.state.items() if i == pname)
+        grad = w0[pname] - base[out_name]
+        assert np.abs(grad).max() > 0
+        v = rng.standard_normal(grad.shape)
+        eps = 1e-5
+        fd = run(**{pname: w0[pname] + eps * v})["loss"] - run(**{pname: w0[pname] - eps * v})["loss"]
+        assert np.isclose(float(np.sum(grad * v)), float(fd) / (2 * eps), rtol=1e-6, atol=1e-9), pname
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_dropout_on_one_layer_keeps_the_onnx_forward(cell):
+    """With one layer there is nothing to drop between (torch ignores it too): the step keeps ONNX's own
+    LSTM/GRU for the forward."""
+    ct, _ = compile_step(None, config(loss="mse", opt="sgd"),
+                         text=f"model m(x: float32[B, 5, 8]) -> y {{ y = x -> {cell}(4, dropout=0.25) as rnn "
+                              f"-> linear(2) as fc }}")
+    onnx.checker.check_model(ct.step_model, full_check=True)
+    assert cell.upper() in {n.op_type for n in ct.step_model.graph.node}
