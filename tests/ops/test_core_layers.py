@@ -1,0 +1,217 @@
+"""Core ops, property-based (see core_harness.py for what every case checks): layers, activations, pools."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from .core_harness import (
+    ACTS,
+    FEW,
+    NEWEST,
+    OPSET,
+    SETTINGS,
+    SYM,
+    b,
+    close,
+    conv_ref,
+    covers,
+    dim,
+    pool_ref,
+    rand,
+    run_op,
+)
+
+# ---------------- layers ----------------
+
+@covers("linear")
+@SETTINGS
+@given(lead=st.lists(dim, min_size=1, max_size=3), fin=dim, out=st.integers(1, 5), bias=st.booleans(), sym=SYM,
+       opset=OPSET)
+def test_linear(lead, fin, out, bias, sym, opset):
+    x = rand(*lead, fin)
+    y, w = run_op(f"x -> linear({out}, bias={b(bias)}) as fc", x=x, sym=sym, opset=opset)
+    assert set(w) == ({"fc.weight", "fc.bias"} if bias else {"fc.weight"}) and w["fc.weight"].shape == (out, fin)
+    close(y, x.astype(np.float64) @ w["fc.weight"].T + (w["fc.bias"] if bias else 0))
+
+
+@st.composite
+def conv_case(draw, nd: int):
+    groups = draw(st.sampled_from([1, 2, "depthwise"]))
+    per = draw(st.integers(1, 2))
+    cin = per * (2 if groups != 1 else 1)
+    g = cin if groups == "depthwise" else groups
+    cout = g * draw(st.integers(1, 2))
+    k = [draw(st.integers(1, 3)) for _ in range(nd)]
+    dil = [draw(st.integers(1, 2)) for _ in range(nd)]
+    padding = draw(st.sampled_from(["int", "same", "valid"]))
+    stride = [1] * nd if padding == "same" else [draw(st.integers(1, 2)) for _ in range(nd)]
+    p = draw(st.integers(0, 2))
+    top = 4 if nd == 3 else 6
+    low = [max(1, dil[i] * (k[i] - 1) + 1 - (2 * p if padding == "int" else 0)) for i in range(nd)]
+    size = [draw(st.integers(lo, max(lo, top))) for lo in low]
+    return dict(cin=cin, cout=cout, groups=g, k=k, dil=dil, stride=stride, padding=padding, p=p, size=size,
+                bias=draw(st.booleans()), batch=draw(st.integers(1, 2)), listed=draw(st.booleans()))
+
+
+def _conv(nd: int, c: dict, sym: bool, opset: int):
+    x = rand(c["batch"], c["cin"], *c["size"])
+    one = lambda v: str(v) if c["listed"] or len(set(v)) > 1 else str(v[0])  # noqa: E731
+    pad = {"int": str(c["p"]), "same": '"same"', "valid": '"valid"'}[c["padding"]]
+    y, w = run_op(f"x -> conv{nd}d({c['cout']}, {one(c['k'])}, stride={one(c['stride'])}, padding={pad}, "
+                  f"dilation={one(c['dil'])}, groups={c['groups']}, bias={b(c['bias'])}) as c",
+                  x=x, sym=sym, opset=opset)
+    assert w["c.weight"].shape == (c["cout"], c["cin"] // c["groups"], *c["k"])
+    if c["padding"] == "same":
+        tot = [d * (k - 1) for d, k in zip(c["dil"], c["k"])]
+        pads = [(t // 2, t - t // 2) for t in tot]
+    else:
+        pads = [(c["p"], c["p"]) if c["padding"] == "int" else (0, 0)] * nd
+    close(y, conv_ref(x, w["c.weight"], w.get("c.bias"), c["stride"], pads, c["dil"], c["groups"]))
+
+
+@covers("conv1d")
+@SETTINGS
+@given(c=conv_case(1), sym=SYM, opset=OPSET)
+def test_conv1d(c, sym, opset):
+    _conv(1, c, sym, opset)
+
+
+@covers("conv2d")
+@SETTINGS
+@given(c=conv_case(2), sym=SYM, opset=OPSET)
+def test_conv2d(c, sym, opset):
+    _conv(2, c, sym, opset)
+
+
+@covers("conv3d")
+@SETTINGS
+@given(c=conv_case(3), sym=SYM, opset=OPSET)
+def test_conv3d(c, sym, opset):
+    _conv(3, c, sym, opset)
+
+
+@covers("batchnorm")
+@SETTINGS
+@given(n=st.integers(1, 3), c=dim, spatial=st.lists(dim, max_size=3), affine=st.booleans(),
+       eps=st.sampled_from([1e-5, 1e-2]), sym=SYM)
+def test_batchnorm_inference(n, c, spatial, affine, eps, sym):
+    x = rand(n, c, *spatial)
+    y, w = run_op(f"x -> batchnorm(eps={eps}, affine={b(affine)}) as bn", x=x, sym=sym)
+    shape = (1, c) + (1,) * len(spatial)
+    r = lambda k: w[f"bn.{k}"].astype(np.float64).reshape(shape)  # noqa: E731
+    want = (x - r("running_mean")) / np.sqrt(r("running_var") + eps)
+    if affine:
+        want = want * r("weight") + r("bias")
+    else:
+        assert set(w) == {"bn.running_mean", "bn.running_var"}
+    close(y, want)
+
+
+@covers("layernorm")
+@SETTINGS
+@given(lead=st.lists(dim, min_size=1, max_size=3), last=st.integers(2, 5), two=st.booleans(),
+       affine=st.booleans(), bias=st.booleans(), eps=st.sampled_from([1e-5, 1e-2]), sym=SYM, opset=OPSET)
+def test_layernorm(lead, last, two, affine, bias, eps, sym, opset):
+    x = rand(*lead, last)
+    norm = [lead[-1], last] if two and len(lead) >= 2 else [last]
+    y, w = run_op(f"x -> layernorm(normalized_shape={norm}, eps={eps}, elementwise_affine={b(affine)}, "
+                  f"bias={b(bias)}) as ln", x=x, sym=sym and len(norm) < x.ndim, opset=opset)
+    axes = tuple(range(x.ndim - len(norm), x.ndim))
+    x64 = x.astype(np.float64)
+    mu = x64.mean(axis=axes, keepdims=True)
+    want = (x64 - mu) / np.sqrt(((x64 - mu) ** 2).mean(axis=axes, keepdims=True) + eps)
+    if affine:
+        want = want * w["ln.weight"] + (w["ln.bias"] if bias else 0)
+    assert set(w) == {f"ln.{k}" for k in (["weight"] + (["bias"] if bias else [])) if affine}
+    close(y, want, rtol=1e-4, atol=1e-4)
+
+
+@covers("dropout")
+@SETTINGS
+@given(shape=st.lists(dim, min_size=1, max_size=4), p=st.sampled_from([0.0, 0.1, 0.5, 0.9]), sym=SYM)
+def test_dropout_is_the_identity_at_inference(shape, p, sym):
+    x = rand(*shape)
+    y, _ = run_op(f"x -> dropout({p})", x=x, sym=sym)
+    np.testing.assert_array_equal(y, x)
+
+
+@covers("embedding")
+@SETTINGS
+@given(shape=st.lists(dim, min_size=1, max_size=3), num=st.integers(1, 6), edim=st.integers(1, 4),
+       seed=st.integers(0, 9), sym=SYM)
+def test_embedding(shape, num, edim, seed, sym):
+    ids = np.random.default_rng(seed).integers(0, num, size=shape).astype(np.int64)
+    y, w = run_op(f"ids -> embedding({num}, {edim}) as emb", ids=ids, sym=sym)
+    assert w["emb.weight"].shape == (num, edim)
+    close(y, w["emb.weight"][ids])
+
+
+# ---------------- activations ----------------
+
+@covers("relu", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "softmax", "log_softmax")
+@pytest.mark.parametrize("opset", [17, NEWEST])
+@pytest.mark.parametrize("act", sorted(ACTS))
+@FEW
+@given(shape=st.lists(dim, min_size=2, max_size=4), seed=st.integers(0, 9), sym=SYM)
+def test_activations(act, opset, shape, seed, sym):
+    x = rand(*shape, seed=seed) * 3
+    y, _ = run_op(f"x -> {act}", x=x, sym=sym, opset=opset)
+    close(y, ACTS[act](x.astype(np.float64)), rtol=1e-4, atol=1e-5)
+
+
+# ---------------- pools ----------------
+
+@st.composite
+def pool_case(draw, nd: int):
+    k = [draw(st.integers(1, 3)) for _ in range(nd)]
+    stride = None if draw(st.booleans()) else [draw(st.integers(1, 3)) for _ in range(nd)]
+    p = [draw(st.integers(0, ki // 2)) for ki in k]
+    size = [draw(st.integers(ki, 4 if nd == 3 else 7)) for ki in k]
+    return k, stride, p, size, draw(st.booleans()), draw(st.booleans())
+
+
+def _pool(nd, kind, case, sym):
+    k, stride, p, size, ceil, include = case
+    x = rand(2, 3, *size)
+    extra = f", count_include_pad={b(include)}" if kind == "avg" else ""
+    st_text = "" if stride is None else f", stride={stride}"
+    y, _ = run_op(f"x -> {kind}pool{nd}d({k}{st_text}, padding={p}, ceil_mode={b(ceil)}{extra})", x=x, sym=sym)
+    close(y, pool_ref(x, kind, k, stride or k, p, ceil, include))
+
+
+@covers("maxpool1d", "avgpool1d")
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@SETTINGS
+@given(case=pool_case(1), sym=SYM)
+def test_pool1d(kind, case, sym):
+    _pool(1, kind, case, sym)
+
+
+@covers("maxpool2d", "avgpool2d")
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@SETTINGS
+@given(case=pool_case(2), sym=SYM)
+def test_pool2d(kind, case, sym):
+    _pool(2, kind, case, sym)
+
+
+@covers("maxpool3d", "avgpool3d")
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@SETTINGS
+@given(case=pool_case(3), sym=SYM)
+def test_pool3d(kind, case, sym):
+    _pool(3, kind, case, sym)
+
+
+@covers("global_avgpool", "global_maxpool")
+@pytest.mark.parametrize("kind", ["avg", "max"])
+@FEW
+@given(spatial=st.lists(dim, min_size=1, max_size=3), keep=st.booleans(), sym=SYM)
+def test_global_pools(kind, spatial, keep, sym):
+    x = rand(2, 3, *spatial)
+    y, _ = run_op(f"x -> global_{kind}pool(keepdims={b(keep)})", x=x, sym=sym)
+    axes = tuple(range(2, x.ndim))
+    close(y, (x.mean if kind == "avg" else x.max)(axis=axes, keepdims=keep))
