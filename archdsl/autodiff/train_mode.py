@@ -91,8 +91,7 @@ def _conv(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[s
     rows = node.outputs[0].type.shape[0] if isinstance(node.outputs[0].type.shape[0], int) else 32
     rows *= math.prod(node.outputs[0].type.shape[2:])
     y = b.op("autodiff.conv_gemm", *node.inputs, kernel=tuple(k), stride=tuple(s), dilation=tuple(d),
-             pads=tuple(p[0] for p in pads) + tuple(p[1] for p in pads),
-             order="ck" if w.type.shape[0] > rows else "kc")  # transpose the smaller of weight and col
+             pads=flat_pads, order="ck" if w.type.shape[0] > rows else "kc")  # transpose the smaller of weight and col
     return y[0], {}
 
 
