@@ -1,5 +1,12 @@
 """onnxruntime latency, measured so that machine noise hits every model alike: the sessions run in
-turn within each round (A B C, A B C, ...), and a ratio is the median of the per-round ratios."""
+turn within each round (A B C, A B C, ...), and a ratio is the median of the per-round ratios.
+
+Two effects measured on the 2-core machine decide how (BERT-base, the same two models timed in turn):
+- a session's intra-op threads spin for a while after each run and take the cores of the next session's
+  run; with spinning on, whichever session was created second ran ~9% faster, whatever its graph. The
+  sessions here never spin (the figures are per-run latency, not throughput).
+- creation order still moves a ratio by ~2% (memory placement), so `alternate_orders` measures every model
+  set twice, sessions created in one order then in the reverse, and pools the rounds."""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ import time
 
 import numpy as np
 
-__all__ = ["alternate", "feeds_for", "make_session"]
+__all__ = ["alternate", "alternate_orders", "feeds_for", "make_session", "median_ratio"]
 
 
 def make_session(path: str, threads: int = 2, provider: str = "cpu"):
@@ -18,6 +25,7 @@ def make_session(path: str, threads: int = 2, provider: str = "cpu"):
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see the module docstring
     prov = ["CUDAExecutionProvider", "CPUExecutionProvider"] if provider == "cuda" else ["CPUExecutionProvider"]
     return ort.InferenceSession(path, so, providers=prov)
 
@@ -48,6 +56,21 @@ def alternate(runs: dict[str, tuple], rounds: int, warmup: int = 2) -> dict[str,
             t0 = time.perf_counter()
             sess.run(None, feeds)
             times[k].append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def alternate_orders(make, labels: list[str], rounds: int) -> dict[str, list[float]]:
+    """`make(label) -> (session, feeds)`; half the rounds with the sessions created in `labels` order, half
+    in reverse (each set freed before the next), per-round latencies pooled by label."""
+    times: dict[str, list[float]] = {k: [] for k in labels}
+    first = (rounds + 1) // 2
+    for order, n in ((labels, first), (labels[::-1], rounds - first)):
+        if n <= 0:
+            continue
+        runs = {k: make(k) for k in order}
+        for k, v in alternate(runs, n).items():
+            times[k].extend(v)
+        del runs
     return times
 
 

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .latency import alternate, feeds_for, make_session, median_ratio
+from .latency import alternate_orders, feeds_for, make_session, median_ratio
 from .models import MODELS, BenchModel, example_inputs, reference_module, torch_module
 
 __all__ = ["main"]
@@ -124,18 +124,16 @@ def bench_model(m: BenchModel, work: Path, opts, torch_reason: str | None) -> di
             files[ex] = out
     if files and opts.rounds > 0:
         ins = example_inputs(m)
-        runs = {}
-        for label, path in files.items():
-            sess = make_session(str(path), opts.threads)
-            runs[label] = (sess, feeds_for(sess, ins, m.int_high))
-        times = alternate(runs, opts.rounds)
+
+        def make(label: str, provider: str = "cpu"):
+            sess = make_session(str(files[label]), opts.threads, provider)
+            return sess, feeds_for(sess, ins, m.int_high)
+        times = alternate_orders(make, list(files), opts.rounds)
         row["latency_ms"] = {k: statistics.median(v) for k, v in times.items()}
         if "O2" in times:
             row["ratio"] = {k: median_ratio(times["O2"], times[k]) for k in times if k != "O2"}
         if opts.cuda:
-            cuda_runs = {k: (make_session(str(p), opts.threads, "cuda"), runs[k][1]) for k, p in files.items()
-                         if k != "O0"}
-            ct = alternate(cuda_runs, opts.rounds)
+            ct = alternate_orders(lambda k: make(k, "cuda"), [k for k in files if k != "O0"], opts.rounds)
             row["cuda_ms"] = {k: statistics.median(v) for k, v in ct.items()}
     if not torch_reason and opts.check_outputs:
         try:

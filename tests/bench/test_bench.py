@@ -8,7 +8,7 @@ import pytest
 
 from archdsl.bench import main
 from archdsl.bench.child import mlp_source
-from archdsl.bench.latency import alternate, median_ratio
+from archdsl.bench.latency import alternate, alternate_orders, median_ratio
 from archdsl.bench.models import MODELS, example_inputs
 from archdsl.bench.report import render
 from archdsl.bench.run import bench_scaling
@@ -40,6 +40,17 @@ def test_alternate_runs_every_session_every_round():
     times = alternate({"a": (a, {}), "b": (b, {})}, rounds=5, warmup=1)
     assert a.calls == b.calls == 6 and len(times["a"]) == len(times["b"]) == 5
     assert median_ratio([2.0, 4.0, 6.0], [1.0, 1.0, 2.0]) == 3.0
+
+
+def test_alternate_orders_creates_sessions_in_both_orders_and_pools_rounds():
+    created = []
+
+    def make(label):
+        created.append(label)
+        return _Fake(), {}
+    times = alternate_orders(make, ["a", "b", "c"], rounds=5)
+    assert created == ["a", "b", "c", "c", "b", "a"]
+    assert all(len(v) == 5 for v in times.values())
 
 
 def test_render_with_and_without_torch(capsys):
