@@ -257,9 +257,10 @@ def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict |
         with open(tmp / out.name, "wb") as f:
             if external_data:
                 with open(tmp / data_name, "wb") as data:
-                    write_streaming(compiled.model, param_arrays(g, options.seed, weights), f, data, data_name)
+                    write_streaming(compiled.model, param_arrays(g, options.seed, weights, chunked=True), f, data,
+                                    data_name)
             else:
-                write_streaming(compiled.model, param_arrays(g, options.seed, weights), f)
+                write_streaming(compiled.model, param_arrays(g, options.seed, weights, chunked=True), f)
         written = [out]
         if external_data:
             os.replace(tmp / data_name, parent / data_name)

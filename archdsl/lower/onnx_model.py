@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from ..ir import Graph, Value
 from ..ops import OpCall
 from ..types import TensorType
 from .emitter import Emitter
-from .weights import cast, materialize
+from .weights import Chunked, cast, chunk_count, generated_chunk, materialize
 
 __all__ = ["lower_graph", "value_info", "LowerResult", "MIN_OPSET", "param_arrays", "RAW_DTYPES"]
 
@@ -46,43 +45,76 @@ def _param_array(v: Value, seed: int, weights: dict | None) -> np.ndarray:
     return materialize(v.name, v.spec, v.type.dtype, seed)
 
 
-def param_arrays(g: Graph, seed: int, weights: dict | None):
-    """(name, array) in parameter order, generated on a few threads (numpy's generators release the GIL)
-    with a bounded window, so at most a handful of arrays wait beside the model being built."""
+def _streamable(v: Value, weights: dict | None) -> int:
+    """Blocks of a parameter the build can generate block by block (seeded random float32), else 0."""
+    if getattr(v.spec, "derive", None) is not None or (weights is not None and v.name in weights):
+        return 0
+    return chunk_count(v.spec) if v.type.dtype.np == np.float32 else 0
+
+
+def param_arrays(g: Graph, seed: int, weights: dict | None, chunked: bool = False):
+    """(name, array) in parameter order, generated on a few threads (numpy releases the GIL) within a
+    bounded window of tasks. With `chunked`, a randomly initialized parameter comes as a `Chunked` whose
+    blocks are generated ahead of the writer: memory stays a few MiB whatever the model's size, and one
+    large parameter (an embedding) is still spread over all the threads. The caller consumes each
+    `Chunked` before asking for the next parameter."""
     import os
     from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    def tasks():
+        for name, v in g.params.items():
+            n = _streamable(v, weights) if chunked else 0
+            if n:
+                for k in range(n):
+                    yield name, v, k, n
+            else:
+                yield name, v, None, 0
+
+    def run(task):
+        name, v, k, _ = task
+        return _param_array(v, seed, weights) if k is None else generated_chunk(name, v.spec, seed, k)
+
     workers = min(4, os.cpu_count() or 1)
-    if workers < 2:
-        yield from ((name, _param_array(v, seed, weights)) for name, v in g.params.items())
-        return
-    # one task per group of about 1M elements: a future per tiny parameter costs more than the parameter
-    groups, group, size = [], [], 0
-    for name, v in g.params.items():
-        group.append((name, v))
-        size += math.prod(d if isinstance(d, int) else 1 for d in v.type.shape)
-        if size >= 1 << 20:
-            groups.append(group)
-            group, size = [], 0
-    if group:
-        groups.append(group)
-    items = iter(groups)
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    pending = tasks()
+    window: deque = deque()
 
-    def run(group):
-        return [(name, _param_array(v, seed, weights)) for name, v in group]
-    with ThreadPoolExecutor(workers) as pool:
-        window: deque = deque()
+    def submit() -> None:
+        task = next(pending, None)
+        if task is None:
+            return
+        if pool is None:
+            fut: Future = Future()
+            fut.set_result(run(task))
+        else:
+            fut = pool.submit(run, task)
+        window.append((task, fut))
 
-        def submit() -> None:
-            nxt = next(items, None)
-            if nxt is not None:
-                window.append(pool.submit(run, nxt))
-        for _ in range(2 * workers):
+    def take():
+        task, fut = window.popleft()
+        submit()
+        return task, fut.result()
+
+    def rest(first: np.ndarray, n: int):
+        yield first
+        for _ in range(n - 1):
+            yield take()[1]
+    try:
+        for _ in range(max(2, 3 * workers)):
             submit()
         while window:
-            fut = window.popleft()
-            submit()
-            yield from fut.result()
+            (name, v, k, n), value = take()
+            if k is None:
+                yield name, value
+                continue
+            pieces = rest(value, n)
+            yield name, Chunked(tuple(v.type.shape), np.dtype(np.float32), pieces)
+            for _ in pieces:  # whatever the caller left unread
+                pass
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _intermediate_types(g: Graph, names: dict[int, str]) -> list:

@@ -5,11 +5,14 @@ per parameter as it is generated: `graph { initializer { <tensor> } }`. Protobuf
 occurrences of a message field, so the file reads back as one model (onnx, onnxruntime and every protobuf
 parser do this; it is in the wire-format spec). The weights' bytes go from the numpy array to the file
 with no intermediate copy, which saves the 2-3 full copies of building and serializing a ModelProto
-(GPT-2 small: about 1 s and 1 GB less) and makes memory independent of the model size. With external
+(GPT-2 small: about 1 s and 1 GB less). Generated parameters arrive in 1 MiB blocks (weights.Chunked)
+made on worker threads just ahead of the writer, so memory is independent of the model size (GPT-2 small:
+peak 345 -> 22 MB, build 1.1-1.35 -> 0.59 s measured on the 2-core machine). With external
 data, tensors of 1 KiB or more go to `<file>.data` instead, at increasing offsets."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import BinaryIO
 
@@ -18,6 +21,7 @@ import onnx
 from onnx import numpy_helper
 
 from .onnx_model import RAW_DTYPES
+from .weights import Chunked
 
 __all__ = ["INLINE_LIMIT", "write_streaming"]
 
@@ -42,38 +46,51 @@ def _key(field: int, length: int) -> bytes:
     return _varint((field << 3) | 2) + _varint(length)
 
 
-def _tensor_parts(name: str, arr: np.ndarray, data: BinaryIO | None, data_name: str, offset: int):
-    """(serialized tensor head, raw bytes to follow inline or None, bytes written to the data file)."""
-    code = RAW_DTYPES.get(arr.dtype)
-    if code is None or arr.dtype.byteorder == ">":
-        return numpy_helper.from_array(arr, name).SerializeToString(), None, 0
-    arr = np.ascontiguousarray(arr)
-    raw = memoryview(arr.reshape(-1)).cast("B")
-    head = onnx.TensorProto(name=name, data_type=code, dims=arr.shape)
-    if data is not None and raw.nbytes >= INLINE_LIMIT:
-        data.write(raw)
+def _tensor_parts(name: str, arr, data: BinaryIO | None, data_name: str, offset: int):
+    """(serialized tensor head, raw byte pieces to follow inline or None, bytes written to the data file)."""
+    if isinstance(arr, Chunked):
+        dtype, shape, nbytes = arr.dtype, arr.shape, math.prod(arr.shape) * arr.dtype.itemsize
+        pieces = (memoryview(p).cast("B") for p in arr.pieces)
+    else:
+        dtype, shape = arr.dtype, arr.shape
+        code = RAW_DTYPES.get(dtype)
+        if code is None or dtype.byteorder == ">":
+            return numpy_helper.from_array(arr, name).SerializeToString(), None, 0
+        arr = np.ascontiguousarray(arr)
+        raw = memoryview(arr.reshape(-1)).cast("B")
+        nbytes, pieces = raw.nbytes, iter((raw,))
+    head = onnx.TensorProto(name=name, data_type=RAW_DTYPES[dtype], dims=shape)
+    if data is not None and nbytes >= INLINE_LIMIT:
+        for piece in pieces:
+            data.write(piece)
         head.data_location = onnx.TensorProto.EXTERNAL
-        for k, v in (("location", data_name), ("offset", str(offset)), ("length", str(raw.nbytes))):
+        for k, v in (("location", data_name), ("offset", str(offset)), ("length", str(nbytes))):
             entry = head.external_data.add()
             entry.key, entry.value = k, v
-        return head.SerializeToString(), None, raw.nbytes
-    return head.SerializeToString(), raw, 0
+        return head.SerializeToString(), None, nbytes
+    return head.SerializeToString(), (nbytes, pieces), 0
 
 
-def write_streaming(skeleton: onnx.ModelProto, arrays: Iterable[tuple[str, np.ndarray]], f: BinaryIO,
+def write_streaming(skeleton: onnx.ModelProto, arrays: Iterable[tuple[str, np.ndarray | Chunked]], f: BinaryIO,
                     data: BinaryIO | None = None, data_name: str = "") -> None:
     """The skeleton, then each (name, array) as an initializer; into `data` (named `data_name` in the
-    model) when external data is wanted."""
+    model) when external data is wanted. A `Chunked` parameter is written block by block as it comes."""
     f.write(skeleton.SerializeToString(deterministic=True))
     offset = 0
     for name, arr in arrays:
         head, raw, written = _tensor_parts(name, arr, data, data_name, offset)
         offset += written
-        tensor_len = len(head) + (len(_key(_TENSOR_RAW_DATA, raw.nbytes)) + raw.nbytes if raw is not None else 0)
+        nbytes = raw[0] if raw is not None else 0
+        tensor_len = len(head) + (len(_key(_TENSOR_RAW_DATA, nbytes)) + nbytes if raw is not None else 0)
         graph_key = _key(_GRAPH_INITIALIZER, tensor_len)
         f.write(_key(_MODEL_GRAPH, len(graph_key) + tensor_len))
         f.write(graph_key)
         f.write(head)
         if raw is not None:
-            f.write(_key(_TENSOR_RAW_DATA, raw.nbytes))
-            f.write(raw)
+            f.write(_key(_TENSOR_RAW_DATA, nbytes))
+            done = 0
+            for piece in raw[1]:
+                f.write(piece)
+                done += piece.nbytes
+            if done != nbytes:
+                raise RuntimeError(f"internal: {name} streamed {done} bytes, its header says {nbytes}")

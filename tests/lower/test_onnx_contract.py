@@ -105,6 +105,8 @@ def test_initializers_are_pytorch_style_and_seeded():
     bound = 1 / np.sqrt(784)
     assert w["fc1.weight"].shape == (256, 784) and np.abs(w["fc1.weight"]).max() <= bound
     assert abs(w["fc1.weight"].std() - bound / np.sqrt(3)) < 1e-3  # U(-b, b)
+    from scipy import stats
+    assert stats.kstest(w["fc1.weight"].ravel().astype(np.float64), stats.uniform(-bound, 2 * bound).cdf).pvalue > 1e-3
     assert not np.array_equal(w["fc1.weight"], initial_weights(g, seed=1)["fc1.weight"])
     g2 = archdsl.check_file(SPECS / "mlp.arch", defines={"hidden": 300})
     assert np.array_equal(initial_weights(g2)["fc2.bias"].shape, (10,))

@@ -63,3 +63,26 @@ def test_bad_weights_leave_no_file(tmp_path):
         driver.build_file(driver.load(SPECS / "mlp.arch"), None, driver.CompileOptions(weights=str(tmp_path / "w.npz")),
                           out)
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["w.npz"]
+
+
+def test_chunked_parameters_match_whole_ones_and_may_be_left_unread():
+    """param_arrays(chunked=True) hands a large generated parameter over block by block; blocks equal the
+    whole array, and a consumer that stops reading one still gets the next parameter right."""
+    from archdsl.lower import initial_weights, param_arrays
+    from archdsl.lower.weights import CHUNK, Chunked
+    g = driver.check_file(SPECS / "gpt2.arch", defines={"n_layer": 1, "n_head": 2, "n_embd": 64, "vocab": 10000,
+                                                       "n_positions": 16})
+    whole = initial_weights(g, seed=2)
+    assert whole["wte.weight"].size > 2 * CHUNK
+    seen = []
+    for name, arr in param_arrays(g, 2, None, chunked=True):
+        if isinstance(arr, Chunked):
+            if name == "wte.weight":  # read one block only
+                first = next(arr.pieces)
+                np.testing.assert_array_equal(first, whole[name].ravel()[:CHUNK])
+                seen.append(name)
+                continue
+            arr = np.concatenate(list(arr.pieces)).reshape(arr.shape)
+        np.testing.assert_array_equal(arr, whole[name])
+        seen.append(name)
+    assert seen == list(g.params)

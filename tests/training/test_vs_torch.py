@@ -6,7 +6,13 @@ The reference is torch in float64, so it carries no rounding of its own. Loss an
 and buffer must be within 1e-4 relative of it (norm of the difference over the norm), or within twice the
 distance torch's own float32 run has from it, where float32 itself cannot do better (Adam's first steps
 divide gradients of ~1e-9 by their own magnitude; BatchNorm over few values is ill-conditioned). The
-update (new - initial) is checked too, so a wrong gradient cannot hide behind a small learning rate."""
+update (new - initial) is checked too, so a wrong gradient cannot hide behind a small learning rate.
+
+A case may sit near a discrete decision (a ReLU or max-pool argmax on a near-tie): then float64 torch itself,
+fed data perturbed by 1e-6 relative, takes another path (measured: ResNet-18 SGD, step 3, layer3.0.bn1.bias
+6e-3 apart), and so does any float32 run whose rounding differs from torch's (Winograd convolutions). Only
+when the tight bound fails is that perturbed float64 run made, and twice its distance is allowed too: the
+test then asks that we be no further from the reference than the problem's own sensitivity."""
 
 from __future__ import annotations
 
@@ -51,14 +57,29 @@ def test_steps_match_torch(case):
     lo, so = ort_steps(ct, data)
     lt, st = torch_steps(ct, fwd, data)
     l64, s64 = torch_steps(ct, fwd, data, np.float64)
+    spread: list = []
+
+    def within(ours, t32, ref, of, floor=1e-4):
+        """rel(ours, ref) within floor, twice torch float32's distance, or twice the perturbed run's."""
+        got = rel(ours, ref)
+        if got <= max(floor, 2 * rel(t32, ref)):
+            return True
+        if not spread:
+            spread.append(torch_steps(ct, fwd, _perturbed(data, 1e-6), np.float64))
+        return got <= 2 * rel(of(*spread[0]), ref)
     for step in (0, 4):  # after one step and after five
-        assert rel(lo[step], l64[step]) <= max(1e-4, 2 * rel(lt[step], l64[step])), (case, step, lo, l64)
+        assert within(lo[step], lt[step], l64[step], lambda lp, sp: lp[step]), (case, step, lo, l64)
         assert set(so[step]) >= set(s64[step])
         for name, ref in s64[step].items():
             ours, t32, start = so[step][name], st[step][name], init[name]
-            bound = max(1e-4, 2 * rel(t32, ref))
-            assert rel(ours, ref) <= bound, f"{case} step {step + 1}: {name} off by {rel(ours, ref):.2e}"
+            assert within(ours, t32, ref, lambda lp, sp: sp[step][name]), \
+                f"{case} step {step + 1}: {name} off by {rel(ours, ref):.2e}"
             if np.any(ref != start):
-                dbound = max(1e-3, 2 * rel(t32 - start, ref - start))
-                d = rel(ours - start, ref - start)
-                assert d <= dbound, f"{case} step {step + 1}: update of {name} off by {d:.2e}"
+                assert within(ours - start, t32 - start, ref - start, lambda lp, sp: sp[step][name] - start, 1e-3), \
+                    f"{case} step {step + 1}: update of {name} off by {rel(ours - start, ref - start):.2e}"
+
+
+def _perturbed(data: list[dict], eps: float) -> list[dict]:
+    rng = np.random.default_rng(12345)
+    return [{k: (v * (1 + eps * rng.standard_normal(v.shape))).astype(v.dtype) if np.issubdtype(v.dtype, np.floating)
+             else v for k, v in b.items()} for b in data]
