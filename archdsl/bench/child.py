@@ -4,6 +4,7 @@
     python -m archdsl.bench.child archdsl-graph MODEL_KEY LEVEL OUT.onnx    (no weights: the compiler alone)
     python -m archdsl.bench.child torch MODEL_KEY dynamo|legacy OUT.onnx
     python -m archdsl.bench.child mlp N_LAYERS WIDTH OUT.onnx
+    python -m archdsl.bench.child write N_BYTES OUT     (the floor: writing that many bytes, nothing else)
 
 Imports, probing onnxruntime's newest opset and (for torch) building the module happen before the clock
 starts; the timed part is what a user waits for: `archdsl build` (parse, elaborate, optimize, lower with weights,
@@ -105,6 +106,20 @@ def _torch(key: str, exporter: str, out: str) -> dict:
     return {"seconds": seconds, "peak_mb": max(0.0, _peak_mb() - before), "nodes": nodes}
 
 
+def _write(nbytes: int, out: str) -> dict:
+    """What writing a model's bytes costs by itself here (1 MiB blocks from one buffer, into the page cache
+    as every exporter does): the part of a build no compiler can avoid on this disk."""
+    import numpy as np
+    block = np.zeros(1 << 20, np.uint8)
+    t0 = time.perf_counter()
+    with open(out, "wb") as f:
+        left = nbytes
+        while left > 0:
+            f.write(block[:min(left, block.size)])
+            left -= block.size
+    return {"seconds": time.perf_counter() - t0, "bytes": nbytes}
+
+
 def main(argv: list[str]) -> int:
     kind = argv[0]
     try:
@@ -112,6 +127,8 @@ def main(argv: list[str]) -> int:
             res = _archdsl(argv[1], int(argv[2]), argv[3], weights=kind == "archdsl")
         elif kind == "torch":
             res = _torch(argv[1], argv[2], argv[3])
+        elif kind == "write":
+            res = _write(int(argv[1]), argv[2])
         elif kind == "mlp":
             res = _mlp(int(argv[1]), int(argv[2]), argv[3])
         else:

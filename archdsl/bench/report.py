@@ -16,7 +16,7 @@ def _num(r: dict | None, key: str, fmt: str) -> str:
 
 
 def _model_rows(results: dict, exporters: list[str]) -> tuple[list[str], list[list[str]], list[str]]:
-    head = ["model", "archdsl build s", "graph only s"] + [f"torch {e} s" for e in exporters] + \
+    head = ["model", "archdsl build s", "graph only s", "file write alone s"] + [f"torch {e} s" for e in exporters] + \
         (["speedup (" + "/".join(_SHORT[e] for e in exporters) + ")"] if exporters else []) + \
         ["nodes O0/O2" + "".join(f"/{_SHORT[e]}" for e in exporters), "ORT ms O0/O2",
          ] + ([f"ORT ms {'/'.join(_SHORT[e] for e in exporters)}", "latency O2/torch"] if exporters else []) + \
@@ -29,7 +29,8 @@ def _model_rows(results: dict, exporters: list[str]) -> tuple[list[str], list[li
         for label, r in [("archdsl -O0", a0), ("archdsl -O2", a2)] + [(f"torch {e}", t) for e, t in zip(exporters, tr)]:
             if r and "error" in r:
                 notes.append(f"{row['model']}, {label}: {r['error']}")
-        cells = [row["model"], _num(a2, "seconds", ".2f"), _num(row.get("archdsl_graph"), "seconds", ".2f")] + \
+        cells = [row["model"], _num(a2, "seconds", ".2f"), _num(row.get("archdsl_graph"), "seconds", ".2f"),
+                 _num(row.get("write_floor"), "seconds", ".2f")] + \
             [_num(t, "seconds", ".2f") for t in tr]
         if exporters:
             sp = []

@@ -115,6 +115,9 @@ def bench_model(m: BenchModel, work: Path, opts, torch_reason: str | None) -> di
         if "error" not in r:
             files[f"O{level}"] = out
     row["archdsl_graph"] = _child(["archdsl-graph", m.key, "2", str(work / f"{m.key}_graph.onnx")])
+    if "O2" in files:
+        size = sum(f.stat().st_size for f in work.glob(f"{m.key}_O2.onnx*"))
+        row["write_floor"] = _child(["write", str(size), str(work / f"{m.key}_floor.bin")])
     exporters = [] if torch_reason else opts.exporters
     for ex in exporters:
         out = work / f"{m.key}_torch_{ex}.onnx"

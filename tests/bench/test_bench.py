@@ -58,6 +58,7 @@ def test_render_with_and_without_torch(capsys):
                        "providers": "CPU", "torch": "2"}, "threads": 2, "rounds": 3, "torch": "yes",
            "models": [{"model": "M", "archdsl_O0": {"seconds": 1.0, "peak_mb": 10.0, "nodes": 12},
                        "archdsl_O2": {"seconds": 0.5, "peak_mb": 9.0, "nodes": 8},
+                       "write_floor": {"seconds": 0.125, "bytes": 1000},
                        "torch_dynamo": {"seconds": 25.0, "peak_mb": 900.0, "nodes": 20},
                        "torch_legacy": {"error": "boom"},
                        "latency_ms": {"O0": 2.0, "O2": 1.0, "dynamo": 1.1}, "ratio": {"O0": 0.5, "dynamo": 0.9},
@@ -65,10 +66,16 @@ def test_render_with_and_without_torch(capsys):
            "scaling": [{"layers": 500, "ir_nodes": 1000, "nodes": 1000, "seconds": 0.3, "peak_mb": 5.0}]}
     render(res, ["dynamo", "legacy"], markdown=True)
     out = capsys.readouterr().out
-    assert "| M | 0.50 | - | 25.00 | error | 50x / - | 12/8/20/error |" in out
+    assert "| M | 0.50 | - | 0.12 | 25.00 | error | 50x / - | 12/8/20/error |" in out
     assert "0.90 / -" in out and "boom" in out and "| 500 | 1,000 | 1,000 | 0.30 | 300 |" in out
     render(res, [], markdown=False)
     assert "archdsl" in capsys.readouterr().out
+
+
+def test_write_floor_child_writes_the_bytes(tmp_path):
+    from archdsl.bench.run import _child
+    r = _child(["write", str(3 * (1 << 20) + 5), str(tmp_path / "f.bin")])
+    assert r["bytes"] == (tmp_path / "f.bin").stat().st_size == 3 * (1 << 20) + 5 and r["seconds"] > 0
 
 
 def test_scaling_child_reports_nodes_and_time(tmp_path):
@@ -84,6 +91,7 @@ def test_bench_runs_without_torch(tmp_path, capsys):
     res = json.loads(out.read_text())
     (row,) = res["models"]
     assert row["archdsl_O2"]["nodes"] < row["archdsl_O0"]["nodes"]
+    assert row["write_floor"]["bytes"] > 100e6 and 0 < row["write_floor"]["seconds"] < row["archdsl_O2"]["seconds"]
     assert set(row["latency_ms"]) == {"O0", "O2"}
     assert "ResNet-50" in capsys.readouterr().out
 
