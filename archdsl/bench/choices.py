@@ -25,6 +25,7 @@ def _session(nodes, inputs, outputs, inits, opset: int, threads: int):
     so.log_severity_level = 3
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as latency.make_session, for the same reason
     return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
