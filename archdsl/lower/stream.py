@@ -7,7 +7,7 @@ parser do this; it is in the wire-format spec). The weights' bytes go from the n
 with no intermediate copy, which saves the 2-3 full copies of building and serializing a ModelProto
 (GPT-2 small: about 1 s and 1 GB less). Generated parameters arrive in 1 MiB blocks (weights.Chunked)
 made on worker threads just ahead of the writer, so memory is independent of the model size (GPT-2 small:
-peak 345 -> 22 MB, build 1.1-1.35 -> 0.59 s measured on the 2-core machine). With external
+peak 345 -> 22 MB, build 1.1-1.35 -> 0.41-0.59 s measured on the 2-core machine). With external
 data, tensors of 1 KiB or more go to `<file>.data` instead, at increasing offsets."""
 
 from __future__ import annotations
