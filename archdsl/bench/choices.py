@@ -10,23 +10,17 @@ import statistics
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from .latency import alternate
+from .latency import alternate, make_session
 
 __all__ = ["measure_choices"]
 
 
 def _session(nodes, inputs, outputs, inits, opset: int, threads: int):
-    import onnxruntime as ort
     ops = [helper.make_opsetid("", opset)]
     g = helper.make_graph(nodes, "choice", inputs, outputs, initializer=inits)
     m = helper.make_model(g, opset_imports=ops)
     m.ir_version = helper.find_min_ir_version_for(ops)
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as latency.make_session, for the same reason
-    return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return make_session(m.SerializeToString(), threads)
 
 
 def _vi(name, shape):

@@ -18,7 +18,7 @@ import numpy as np
 __all__ = ["alternate", "alternate_orders", "feeds_for", "make_session", "median_ratio"]
 
 
-def make_session(path: str, threads: int = 2, provider: str = "cpu"):
+def make_session(path: str | bytes, threads: int = 2, provider: str = "cpu"):
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.log_severity_level = 3

@@ -68,7 +68,7 @@ def fill_chunk(name: str, spec: ParamSpec, seed: int, k: int, out: np.ndarray) -
     bits = np.random.PCG64DXSM(np.random.SeedSequence([seed & 0xFFFFFFFF, zlib.crc32(name.encode()), k]))
     init = spec.init
     if init.kind == "uniform":
-        _uniform(bits, out)
+        out[...] = _unit_floats(bits, out.size)
         out *= np.float32(init.b - init.a)
         out += np.float32(init.a)
         return
@@ -93,10 +93,6 @@ def _unit_floats(bits: np.random.BitGenerator, n: int) -> np.ndarray:
     u = r.view(np.float32)
     u -= np.float32(1.0)
     return u
-
-
-def _uniform(bits: np.random.BitGenerator, out: np.ndarray) -> None:
-    out[...] = _unit_floats(bits, out.size)
 
 
 def _standard_normal(bits: np.random.BitGenerator, out: np.ndarray) -> None:
