@@ -57,6 +57,7 @@ def _lower(e, ins, outs, c):
     q_t = c.in_types[0]
     scale = _scale(c)
     if e.opset >= 23 and q_t.rank == 4 and runs_natively("Attention", e.opset):
+        ins = list(ins[:3]) + ([_attention_mask(e, ins, c)] if len(ins) > 3 else [])
         e.op("Attention", ins, outputs=outs, is_causal=int(c.attrs["causal"]), scale=scale)
         return
     dt = q_t.dtype.np
@@ -64,17 +65,39 @@ def _lower(e, ins, outs, c):
     kt = e.op("Transpose", [ins[1]], perm=list(range(r - 2)) + [r - 1, r - 2])
     s = e.op("Mul", [e.op("MatMul", [ins[0], kt]), e.const(np.array(scale, dtype=dt))])
     if c.attrs["causal"]:
-        t, n = q_t.shape[-2], c.in_types[1].shape[-2]
-        if not (isinstance(t, int) and isinstance(n, int)):
-            fail("scaled_dot_product_attention: causal=true below opset 23 needs static lengths")
-        keep = e.const(np.tril(np.ones((t, n), dtype=np.bool_)))
-        s = e.op("Where", [keep, s, e.const(np.array(-np.inf, dtype=dt))])
+        s = e.op("Add", [s, _causal_bias(e, s, q_t.shape[-2], c.in_types[1].shape[-2], r, dt)])
     elif len(ins) > 3:
         if c.in_types[3].dtype is DType.bool:
             s = e.op("Where", [ins[3], s, e.const(np.array(-np.inf, dtype=dt))])
         else:
             s = e.op("Add", [s, ins[3]])
     e.op("MatMul", [e.op("Softmax", [s], axis=-1), ins[2]], outputs=outs)
+
+
+def _causal_bias(e, scores: str, t, n, rank: int, dt) -> str:
+    """[T, S] of 0 where key j <= query i, -inf elsewhere, added to the scores (a small Add beats a Where over
+    every head's scores: see causal_mask in tensor_ops.py); built from the runtime shape when a length is
+    symbolic."""
+    if isinstance(t, int) and isinstance(n, int):
+        return e.const(np.where(np.tril(np.ones((t, n), dtype=np.bool_)), 0, -np.inf).astype(dt))
+    from onnx import numpy_helper
+    shape = e.op("Shape", [scores], start=rank - 2)
+    tri = e.op("Trilu", [e.op("ConstantOfShape", [shape], value=numpy_helper.from_array(np.ones(1, dt)))], upper=0)
+    keep = e.op("Cast", [tri], to=9)
+    return e.op("Where", [keep, e.const(np.array(0, dtype=dt)), e.const(np.array(-np.inf, dtype=dt))])
+
+
+def _attention_mask(e, ins, c) -> str:
+    """The mask as onnxruntime's Attention kernel takes it: it broadcasts only the batch and head dims and
+    rejects a [B, 1, 1, S] padding mask ("inconsistent q_sequence_length"), so the query and key lengths
+    are expanded out when the mask does not already have them."""
+    m = c.in_types[3]
+    t, s = c.in_types[0].shape[-2], c.in_types[1].shape[-2]
+    if m.rank >= 2 and m.shape[-2:] == (t, s):
+        return ins[3]
+    one = e.const(np.array([1, 1], dtype=np.int64))
+    lengths = [e.op("Shape", [ins[0]], start=2, end=3), e.op("Shape", [ins[1]], start=2, end=3)]
+    return e.op("Expand", [ins[3], e.op("Concat", [one, *lengths], axis=0)])
 
 
 def _attend(r, q, k, v, mask, causal: bool, scale: float, dropout=None):
