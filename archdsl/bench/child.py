@@ -1,7 +1,7 @@
 """One compile in a fresh process, so its time and peak memory are its own.
 
-    python -m archdsl.bench.child archdsl MODEL_KEY LEVEL OUT.onnx
-    python -m archdsl.bench.child archdsl-graph MODEL_KEY LEVEL OUT.onnx    (no weights: the compiler alone)
+    python -m archdsl.bench.child archdsl MODEL_KEY LEVEL OUT.onnx [OPSET]
+    python -m archdsl.bench.child archdsl-graph MODEL_KEY LEVEL OUT.onnx [OPSET]   (no weights: the compiler alone)
     python -m archdsl.bench.child torch MODEL_KEY dynamo|legacy OUT.onnx
     python -m archdsl.bench.child mlp N_LAYERS WIDTH OUT.onnx
     python -m archdsl.bench.child write N_BYTES OUT     (the floor: writing that many bytes, nothing else)
@@ -48,25 +48,26 @@ def mlp_source(layers: int, width: int) -> str:
             f"    repeat {layers} as i {{ h = h -> linear({width}) as \"fc{{i}}\" -> relu }}\n    y = h\n}}\n")
 
 
-def _warm() -> None:
-    """Once-per-process start-up outside the clock, like imports: probing onnxruntime's newest opset."""
+def _warm(opset: int | None = None) -> None:
+    """Once-per-process start-up outside the clock, like imports: probing onnxruntime's newest opset and its
+    kernels."""
     from ..ops._kernels import runs_natively
     from ..runtime import newest_opset
-    runs_natively("Attention", newest_opset())
+    runs_natively("Attention", opset or newest_opset())
 
 
-def _archdsl(key: str, level: int, out: str, weights: bool = True) -> dict:
+def _archdsl(key: str, level: int, out: str, weights: bool = True, opset: int | None = None) -> dict:
     from .. import driver
     from .models import by_key
-    _warm()
+    _warm(opset)
     m = by_key(key)
     before = _rss_mb()
     t0 = time.perf_counter()
     mod = driver.load(m.path, defines=m.defines)
-    if weights:
-        c, _ = driver.build_file(mod, None, driver.CompileOptions(opt_level=level), out)  # what `archdsl build` does
+    if weights:  # what `archdsl build` does
+        c, _ = driver.build_file(mod, None, driver.CompileOptions(opt_level=level, opset=opset), out)
     else:  # the compiler alone: parse, elaborate, optimize, lower, write a model without initializers
-        c = driver.build(mod, None, driver.CompileOptions(opt_level=level, with_weights=False))
+        c = driver.build(mod, None, driver.CompileOptions(opt_level=level, with_weights=False, opset=opset))
         driver.write_model(c.model, out)
     return {"seconds": time.perf_counter() - t0, "peak_mb": max(0.0, _peak_mb() - before),
             "nodes": len(c.model.graph.node)}
@@ -124,7 +125,8 @@ def main(argv: list[str]) -> int:
     kind = argv[0]
     try:
         if kind in ("archdsl", "archdsl-graph"):
-            res = _archdsl(argv[1], int(argv[2]), argv[3], weights=kind == "archdsl")
+            res = _archdsl(argv[1], int(argv[2]), argv[3], weights=kind == "archdsl",
+                           opset=int(argv[4]) if len(argv) > 4 else None)
         elif kind == "torch":
             res = _torch(argv[1], argv[2], argv[3])
         elif kind == "write":

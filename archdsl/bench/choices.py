@@ -89,12 +89,13 @@ def _attention(opset: int):
     y = [_vi("y", shp)]
     fused = ([helper.make_node("Attention", ["q", "k", "v"], ["y"], is_causal=1)], [])
     t = 128
+    causal = np.where(np.tril(np.ones((t, t), bool)), 0, -np.inf)  # added, as archdsl's decomposition does
     dec = ([helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
             helper.make_node("MatMul", ["q", "kt"], ["s0"]), helper.make_node("Mul", ["s0", "sc"], ["s"]),
-            helper.make_node("Where", ["keep", "s", "ninf"], ["sm"]),
+            helper.make_node("Add", ["s", "causal"], ["sm"]),
             helper.make_node("Softmax", ["sm"], ["p"], axis=-1),
             helper.make_node("MatMul", ["p", "v"], ["y"])],
-           [_c("sc", 1 / 8.0), numpy_helper.from_array(np.tril(np.ones((t, t), bool)), "keep"), _c("ninf", -np.inf)])
+           [_c("sc", 1 / 8.0), _c("causal", causal)])
     rng = np.random.default_rng(0)
     return x, y, fused, dec, {n: rng.standard_normal((1, 12, t, 64), np.float32) for n in "qkv"}
 

@@ -79,7 +79,8 @@ def _choice_rows(results: dict):
 def _machine_line(results: dict) -> str:
     m = results["machine"]
     return (f"{m['cpu']}, {m['cores']} cores, {m['memory']}; python {m['python']}, onnx {m['onnx']}, "
-            f"onnxruntime {m['onnxruntime']} ({m['providers']}), torch {m['torch']}; latency: batch 1, "
+            f"onnxruntime {m['onnxruntime']} ({m['providers']}), torch {m['torch']}; archdsl opset "
+            f"{results.get('opset', '?')}; latency: batch 1, "
             f"{results['threads']} intra-op threads, {results['rounds']} alternated rounds")
 
 

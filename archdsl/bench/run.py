@@ -74,7 +74,7 @@ def machine() -> dict:
     return info
 
 
-def _agreement(m: BenchModel, path_o2_weights: Path) -> str:
+def _agreement(m: BenchModel, path_o2_weights: Path, opset: int | None = None) -> str:
     """max |archdsl - torch eager| with torch's weights loaded by name into archdsl (a wrong reference or a
     wrong compile both show here)."""
     import numpy as np
@@ -93,7 +93,7 @@ def _agreement(m: BenchModel, path_o2_weights: Path) -> str:
             a = a.T
         weights[name] = np.ascontiguousarray(a)
     np.savez(path_o2_weights, **weights)
-    model = driver.compile_file(m.path, defines=m.defines, weights=str(path_o2_weights))
+    model = driver.compile_file(m.path, defines=m.defines, weights=str(path_o2_weights), opset=opset)
     sess = make_session(model.SerializeToString(), 2)
     ins = example_inputs(m)
     feeds = feeds_for(sess, ins, m.int_high, seed=7)
@@ -108,13 +108,14 @@ def _agreement(m: BenchModel, path_o2_weights: Path) -> str:
 def bench_model(m: BenchModel, work: Path, opts, torch_reason: str | None) -> dict:
     row: dict = {"model": m.title}
     files = {}
+    opset = [str(opts.opset)] if opts.opset else []
     for level in (0, 2):
         out = work / f"{m.key}_O{level}.onnx"
-        r = _child(["archdsl", m.key, str(level), str(out)])
+        r = _child(["archdsl", m.key, str(level), str(out), *opset])
         row[f"archdsl_O{level}"] = r
         if "error" not in r:
             files[f"O{level}"] = out
-    row["archdsl_graph"] = _child(["archdsl-graph", m.key, "2", str(work / f"{m.key}_graph.onnx")])
+    row["archdsl_graph"] = _child(["archdsl-graph", m.key, "2", str(work / f"{m.key}_graph.onnx"), *opset])
     if "O2" in files:
         size = sum(f.stat().st_size for f in work.glob(f"{m.key}_O2.onnx*"))
         row["write_floor"] = _child(["write", str(size), str(work / f"{m.key}_floor.bin")])
@@ -140,7 +141,7 @@ def bench_model(m: BenchModel, work: Path, opts, torch_reason: str | None) -> di
             row["cuda_ms"] = {k: statistics.median(v) for k, v in ct.items()}
     if not torch_reason and opts.check_outputs:
         try:
-            row["max_abs_diff"] = _agreement(m, work / f"{m.key}_weights.npz")
+            row["max_abs_diff"] = _agreement(m, work / f"{m.key}_weights.npz", opts.opset)
         except Exception as e:  # noqa: BLE001 - a missing reference is reported, not fatal
             row["max_abs_diff"] = f"n/a ({type(e).__name__})"
     for f in work.glob(f"{m.key}_*"):
@@ -166,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer latency rounds, scaling only to 10k nodes")
     ap.add_argument("--rounds", type=int, metavar="N", help="latency rounds per model (default 30, quick 8)")
     ap.add_argument("--threads", type=int, default=2, metavar="N", help="onnxruntime intra-op threads (default 2)")
+    ap.add_argument("--opset", type=int, metavar="N",
+                    help="opset of archdsl's builds (default: the newest onnxruntime runs, as `archdsl build`); "
+                         "torch's exporters keep their own")
     ap.add_argument("--exporters", default=",".join(EXPORTERS), help="torch exporters: dynamo,legacy")
     ap.add_argument("--no-torch", action="store_true", help="archdsl's own figures only")
     ap.add_argument("--no-check", dest="check_outputs", action="store_false",
@@ -187,11 +191,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sizes = [int(s) for s in (opts.scaling or ("1000,10000" if opts.quick else "1000,10000,100000")).split(",")
              if int(s) > 0]
+    from ..runtime import newest_opset
+    if opts.opset is not None and not 17 <= opts.opset <= newest_opset():
+        print(f"archdsl bench: error: --opset {opts.opset} is not supported (17..{newest_opset()})", file=sys.stderr)
+        return 2
     import onnxruntime as ort
     opts.cuda = "CUDAExecutionProvider" in ort.get_available_providers()
     torch_reason = "--no-torch" if opts.no_torch else _have_torch()
     from .report import render
-    results = {"machine": machine(), "threads": opts.threads, "rounds": opts.rounds, "torch": torch_reason or "yes",
+    results = {"machine": machine(), "opset": opts.opset or newest_opset(), "threads": opts.threads,
+               "rounds": opts.rounds, "torch": torch_reason or "yes",
                "models": [], "scaling": []}
     with tempfile.TemporaryDirectory(prefix="archdsl-bench-") as tmp:
         work = Path(tmp)
@@ -204,9 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             results["scaling"] = bench_scaling(sizes, work)
     if opts.choices:
         print("... lowering choices", file=sys.stderr, flush=True)
-        from ..runtime import newest_opset
         from .choices import measure_choices
-        results["choices"] = measure_choices(newest_opset(), opts.threads, max(10, opts.rounds * 3))
+        results["choices"] = measure_choices(results["opset"], opts.threads, max(10, opts.rounds * 3))
     if opts.json:
         Path(opts.json).write_text(json.dumps(results, indent=2))
     render(results, opts.exporters if not torch_reason else [], markdown=opts.markdown)

@@ -4,18 +4,20 @@ Parameters keep torch's names and layout (in_proj_weight [3E, E], in_proj_bias [
 out_proj.bias), so a torch state_dict loads by name. Self-attention when no key/value is given, cross
 attention otherwise; `causal=true` masks key j > query i (torch's is_causal, top-left aligned);
 key_padding_mask is bool [B, S], true = ignore that key (torch's convention). Lowered as
-softmax(Q K^T / sqrt(d)) V with MatMul/Softmax, which every opset and runtime has."""
+softmax(Q K^T / sqrt(d)) V with MatMul/Softmax, which every opset and runtime has, or as ONNX Attention where
+onnxruntime has a kernel for it (opset 23-24)."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from onnx import numpy_helper
 
 from ..types import DType, numel
 from ._common import float_input, kaiming_uniform, shape_str
+from ._kernels import runs_natively
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
+from .sdpa import attention_mask, causal_keep
 
 __all__ = ["decompose"]
 
@@ -108,20 +110,36 @@ def _lower(e, ins, outs, c):
         q, k, v = (_project(e, x, wi, bi) for x, wi, bi in zip(data[:3], ws, bs))
     heads = _i64(e, [0, 0, h, d])
     q = e.op("Transpose", [e.op("Reshape", [q, heads])], perm=[0, 2, 1, 3])       # [B, H, T, D]
-    k = e.op("Transpose", [e.op("Reshape", [k, heads])], perm=[0, 2, 3, 1])       # [B, H, D, S]
     v = e.op("Transpose", [e.op("Reshape", [v, heads])], perm=[0, 2, 1, 3])       # [B, H, S, D]
-    scores = e.op("MatMul", [e.op("Mul", [q, e.const(np.array(1.0 / math.sqrt(d), dtype=dt))]), k])
-    neg_inf = e.const(np.array(-np.inf, dtype=dt))
-    if a["causal"]:
-        scores = e.op("Where", [_causal_keep(e, scores, q_t, k_t), scores, neg_inf])
-    if mask_t is not None:
-        m = e.op("Unsqueeze", [data[-1], _i64(e, [1, 2])])                          # [B, 1, 1, S]
-        scores = e.op("Where", [m, neg_inf, scores])
-    ctx = e.op("MatMul", [e.op("Softmax", [scores], axis=-1), v])                   # [B, H, T, D]
+    t, n = q_t.shape[1], (k_t if k_t is not None else q_t).shape[1]
+    if e.opset >= 23 and runs_natively("Attention", e.opset) and not (a["causal"] and mask_t is not None):
+        k = e.op("Transpose", [e.op("Reshape", [k, heads])], perm=[0, 2, 1, 3])   # [B, H, S, D]
+        ctx = _native(e, q, k, v, data[-1] if mask_t is not None else None, a["causal"], t, n)
+    else:
+        k = e.op("Transpose", [e.op("Reshape", [k, heads])], perm=[0, 2, 3, 1])   # [B, H, D, S]
+        scores = e.op("MatMul", [e.op("Mul", [q, e.const(np.array(1.0 / math.sqrt(d), dtype=dt))]), k])
+        neg_inf = e.const(np.array(-np.inf, dtype=dt))
+        if a["causal"]:
+            scores = e.op("Where", [causal_keep(e, scores, t, n, 4), scores, neg_inf])
+        if mask_t is not None:
+            m = e.op("Unsqueeze", [data[-1], _i64(e, [1, 2])])                      # [B, 1, 1, S]
+            scores = e.op("Where", [m, neg_inf, scores])
+        ctx = e.op("MatMul", [e.op("Softmax", [scores], axis=-1), v])               # [B, H, T, D]
     ctx = e.op("Reshape", [e.op("Transpose", [ctx], perm=[0, 2, 1, 3]), _i64(e, [0, 0, emb])])
     y = e.op("MatMul", [ctx, e.op("Transpose", [ow], perm=[1, 0])], outputs=None if ob is not None else outs)
     if ob is not None:
         e.op("Add", [y, ob], outputs=outs)
+
+
+def _native(e, q, k, v, padding, causal: bool, t, n):
+    """ONNX Attention on [B, H, L, D] heads where onnxruntime has the kernel (opset 23-24: 0.94-1.01x the
+    MatMul/Softmax decomposition, see ops/sdpa.py), the padding mask flipped to its convention (true =
+    attend); its default scale is torch's 1/sqrt(D)."""
+    ins = [q, k, v]
+    if padding is not None:
+        keep = e.op("Not", [e.op("Unsqueeze", [padding, _i64(e, [1, 2])])])           # [B, 1, 1, S]
+        ins.append(attention_mask(e, keep, ("B", 1, 1, n), q, k, t, n))
+    return e.op("Attention", ins, is_causal=int(causal))
 
 
 def decompose(r, c, vals, dropout=None):
@@ -164,17 +182,6 @@ def _grad(b, c, ins, outs, gouts):
     """Through the decomposition the lowering uses. Attention dropout is the identity here (inference);
     a train step first rewrites the layer into decompose(..., dropout) (autodiff/train_mode.py)."""
     return b.vjp(lambda r, *vals: decompose(r, c, vals), list(ins), gouts)
-
-
-def _causal_keep(e, scores, q_t, k_t):
-    """bool [T, S], true where key j <= query i (tril of ones, as torch's is_causal)."""
-    t = q_t.shape[1]
-    s = (k_t if k_t is not None else q_t).shape[1]
-    if isinstance(t, int) and isinstance(s, int):
-        return e.const(np.tril(np.ones((t, s), dtype=np.bool_)))
-    shape = e.op("Shape", [scores], start=2)
-    ones = e.op("ConstantOfShape", [shape], value=numpy_helper.from_array(np.array([1.0], dtype=np.float32)))
-    return e.op("Cast", [e.op("Trilu", [ones], upper=0)], to=DType.bool.onnx)
 
 
 def _cost(c):

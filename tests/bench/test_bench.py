@@ -99,6 +99,21 @@ def test_bench_runs_without_torch(tmp_path, capsys):
 def test_unknown_model_is_a_usage_error(capsys):
     assert main(["--models", "alexnet"]) == 2
     assert "unknown model alexnet" in capsys.readouterr().err
+    assert main(["--opset", "12"]) == 2
+    assert "--opset 12 is not supported" in capsys.readouterr().err
+
+
+def test_archdsl_child_builds_at_the_opset_asked(tmp_path):
+    import onnx
+
+    from archdsl.bench.run import _child
+    from archdsl.ops._kernels import runs_natively
+    for opset in (17, 24):
+        r = _child(["archdsl-graph", "bert_base", "2", str(tmp_path / "b.onnx"), str(opset)])
+        m = onnx.load(tmp_path / "b.onnx", load_external_data=False)
+        assert m.opset_import[0].version == opset and r["nodes"] == len(m.graph.node)
+        fused = any(n.op_type == "Attention" for n in m.graph.node)
+        assert fused == (opset == 24 and runs_natively("Attention", 24))
 
 
 def test_lowering_choice_microbenchmarks_run(capsys):

@@ -15,6 +15,7 @@ from onnx import numpy_helper
 import archdsl
 from archdsl import runtime
 from archdsl.diagnostics import ArchError
+from archdsl.ops._kernels import runs_natively
 from archdsl.ops.sinusoidal import reference as sinusoidal_reference
 
 torch = pytest.importorskip("torch")
@@ -213,10 +214,15 @@ def _torch_mha(w, prefix, e, h, bias=True):
     return m.eval()
 
 
+# the decomposition, and ONNX Attention where onnxruntime has its kernel (opsets 23-24)
+_MHA_OPSETS = [None] + [o for o in (24,) if o <= runtime.newest_opset() and runs_natively("Attention", o)]
+
+
+@pytest.mark.parametrize("opset", _MHA_OPSETS)
 @settings(max_examples=10, deadline=None)
 @given(heads=st.sampled_from([1, 2, 4]), causal=st.booleans(), bias=st.booleans(), masked=st.booleans(),
        cross=st.booleans())
-def test_multihead_attention_matches_torch(heads, causal, bias, masked, cross):
+def test_multihead_attention_matches_torch(opset, heads, causal, bias, masked, cross):
     e, tq, s = 8, 5, (7 if cross else 5)
     if causal and cross:
         s = tq  # torch's is_causal needs a square mask through nn.MultiheadAttention
@@ -232,7 +238,7 @@ def test_multihead_attention_matches_torch(heads, causal, bias, masked, cross):
     kpm[0, -2:] = True
     kpm[1, 1] = True
     feeds = {"q": q} | ({"kv": kv} if cross else {}) | ({"kpm": kpm} if masked else {})
-    (y,), w = run(src, feeds)
+    (y,), w = run(src, feeds, opset=opset)
     m = _torch_mha(w, "attn", e, heads, bias)
     key = t(kv) if cross else t(q)
     mask = torch.triu(torch.ones(tq, s, dtype=torch.bool), 1) if causal else None
@@ -240,6 +246,15 @@ def test_multihead_attention_matches_torch(heads, causal, bias, masked, cross):
         ref, _ = m(t(q), key, key, key_padding_mask=t(kpm) if masked else None, attn_mask=mask, need_weights=False)
     assert y.shape == (2, tq, e)
     np.testing.assert_allclose(y, ref.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(len(_MHA_OPSETS) < 2, reason="this onnxruntime has no Attention kernel")
+def test_multihead_attention_is_one_attention_node_where_onnxruntime_has_the_kernel():
+    src = "model m(x: float32[B, T, 8], k: bool[B, T]) -> y {{ y = x -> multihead_attention(8, 2{}) }}"
+    ops = {c: [n.op_type for n in archdsl.compile_source(src.format(c), opset=24).graph.node]
+           for c in (", key_padding_mask=k", ", causal=true", ", causal=true, key_padding_mask=k")}
+    assert [o.count("Attention") for o in ops.values()] == [1, 1, 0]  # causal and padding: the decomposition
+    assert "Softmax" not in ops[", causal=true"]
 
 
 def test_multihead_attention_param_layout_is_torchs():
