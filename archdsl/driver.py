@@ -126,7 +126,7 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
             raise ArchError(f"weights file has {len(unknown)} names the model does not: '{unknown[0]}'"
                             f"{did_you_mean(unknown[0], graph.params)}")
     declared = graph.param_count()
-    stats = _optimize(graph, options, opset)
+    stats = optimize_graph(graph, options, opset)
     meta = {"archdsl.params": _jsonable(mod.params), "archdsl.source": Path(mod.path).name,
             "archdsl.model": name, "archdsl.seed": str(options.seed)}
     res = lower_graph(graph, opset=opset, seed=options.seed, weights=weights, metadata=meta,
@@ -135,9 +135,12 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared)
 
 
-def _optimize(graph: Graph, options: CompileOptions, opset: int) -> list:
-    """The pass pipeline between elaboration and lowering (archdsl/passes)."""
+def optimize_graph(graph: Graph, options: CompileOptions, opset: int) -> list:
+    """The pass pipeline between elaboration and lowering (archdsl/passes), in place; per-pass stats."""
+    from .ops._kernels import runs_natively
     from .passes import PassContext, optimize
+    if opset >= 23:  # probe (and load onnxruntime) now, so that --report times the passes alone
+        runs_natively("Attention", opset)
     ctx = PassContext(opset=opset, inference=not getattr(options, "train", False))
     return optimize(graph, options.opt_level, tuple(options.disabled_passes), ctx)
 

@@ -83,11 +83,11 @@ def _opt_options(args) -> dict:
     return {"opt_level": 2 if level is None else level, "disabled_passes": tuple(getattr(args, "disabled_passes", ()))}
 
 
-def _optimize_ir(g, args, opset: int | None = None) -> list:
-    from ..passes import PassContext, optimize
+def _optimize_ir(g, args) -> list:
+    """The passes `archdsl build` would run, at the opset it would target (--opset or the newest)."""
     from ..runtime import newest_opset
-    o = _opt_options(args)
-    return optimize(g, o["opt_level"], o["disabled_passes"], PassContext(opset=opset or newest_opset()))
+    return driver.optimize_graph(g, driver.CompileOptions(**_opt_options(args)),
+                                 getattr(args, "opset", None) or newest_opset())
 
 
 def _report(args, stats) -> None:

@@ -42,6 +42,18 @@ def test_build_emit_ir(capsys):
     assert "linear(x, fc1.weight, fc1.bias)" in out
 
 
+def test_build_emit_ir_optimizes_for_the_opset_asked(tmp_path, capsys):
+    from archdsl.ops._kernels import runs_natively
+    spec = tmp_path / "att.arch"
+    spec.write_text("model att(q: float32[B, 2, T, 8], k: float32[B, 2, T, 8], v: float32[B, 2, T, 8]) -> y {\n"
+                    "    y = softmax(q @ transpose(k) / 4.0) @ v\n}\n")
+    fused = {}
+    for opset in (17, 24):
+        assert main(["build", str(spec), "--emit", "ir", "-O2", "--opset", str(opset)]) == 0
+        fused[opset] = "scaled_dot_product_attention" in capsys.readouterr().out
+    assert fused == {17: False, 24: runs_natively("Attention", 24)}
+
+
 def test_define_changes_the_model(capsys):
     assert main(["check", MLP, "-D", "hidden=32"]) == 0
     assert "params: 25,450" in capsys.readouterr().out  # 784*32+32 + 32*10+10
