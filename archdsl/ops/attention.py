@@ -5,7 +5,8 @@ out_proj.bias), so a torch state_dict loads by name. Self-attention when no key/
 attention otherwise; `causal=true` masks key j > query i (torch's is_causal, top-left aligned);
 key_padding_mask is bool [B, S], true = ignore that key (torch's convention). Lowered as
 softmax(Q K^T / sqrt(d)) V with MatMul/Softmax, which every opset and runtime has, or as ONNX Attention where
-onnxruntime has a kernel for it (opset 23-24)."""
+onnxruntime has a kernel for it (opset 23-24). A query whose keys are all masked gets NaN from the
+decomposition (as torch's math path) and zeros from onnxruntime's Attention kernel."""
 
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ opset 23+ on rank-4 inputs [B, H, T, D] where onnxruntime has a kernel for it, t
 (onnxruntime 1.32 CPU, 2 threads, [1, 12, 128, 64]: the kernel takes 0.94x the decomposition's time with a
 causal mask, 0.96x with a padding mask, 0.98x unmasked, and 1.01x unmasked at T = 197; see _kernels.py).
 `causal` masks key j > query i (top-left aligned, torch's is_causal); `mask` is additive (float) or bool
-(true = attend), broadcast to [..., T, S]."""
+(true = attend), broadcast to [..., T, S]. A query that may attend to no key gets NaN from the
+decomposition (as torch) and zeros from onnxruntime's Attention kernel."""
 
 from __future__ import annotations
 
