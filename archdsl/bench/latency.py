@@ -10,12 +10,14 @@ Two effects measured on the 2-core machine decide how (BERT-base, the same two m
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 
 import numpy as np
 
-__all__ = ["alternate", "alternate_orders", "feeds_for", "make_session", "median_ratio"]
+__all__ = ["alternate", "alternate_orders", "feeds_for", "make_session", "median_interval", "median_ratio",
+           "ratio_interval"]
 
 
 def make_session(path: str | bytes, threads: int = 2, provider: str = "cpu"):
@@ -76,3 +78,19 @@ def alternate_orders(make, labels: list[str], rounds: int) -> dict[str, list[flo
 
 def median_ratio(a: list[float], b: list[float]) -> float:
     return statistics.median(x / y for x, y in zip(a, b))
+
+
+def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """A distribution-free confidence interval for the median: order statistics k and n+1-k, k the largest
+    with P(Binomial(n, 1/2) < k) <= (1 - level) / 2. None when there are too few values for that level."""
+    xs, n = sorted(values), len(values)
+    tail, k, below = (1 - level) / 2, 0, 0.0
+    while below + math.comb(n, k) / 2 ** n <= tail:
+        below += math.comb(n, k) / 2 ** n
+        k += 1
+    return (xs[k - 1], xs[n - k]) if k >= 1 else None
+
+
+def ratio_interval(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """median_interval of the per-round ratios a/b: whether a ratio is told apart from 1 by the run itself."""
+    return median_interval([x / y for x, y in zip(a, b)], level)

@@ -15,11 +15,17 @@ def _num(r: dict | None, key: str, fmt: str) -> str:
     return format(r[key], fmt) if key in r else "-"
 
 
+def _ratio(r: float, ci) -> str:
+    """The median ratio and its 95% interval: 0.99 (0.98-1.00)."""
+    return f"{r:.2f} ({ci[0]:.2f}-{ci[1]:.2f})" if ci else f"{r:.2f}"
+
+
 def _model_rows(results: dict, exporters: list[str]) -> tuple[list[str], list[list[str]], list[str]]:
     head = ["model", "archdsl build s", "graph only s", "file write alone s"] + [f"torch {e} s" for e in exporters] + \
         (["speedup (" + "/".join(_SHORT[e] for e in exporters) + ")"] if exporters else []) + \
         ["nodes O0/O2" + "".join(f"/{_SHORT[e]}" for e in exporters), "ORT ms O0/O2",
-         ] + ([f"ORT ms {'/'.join(_SHORT[e] for e in exporters)}", "latency O2/torch"] if exporters else []) + \
+         ] + ([f"ORT ms {'/'.join(_SHORT[e] for e in exporters)}", "latency O2/torch (95% CI)"] if exporters
+              else []) + \
         ["peak MB archdsl" + ("/" + "/".join(_SHORT[e] for e in exporters) if exporters else "")] + \
         (["max abs diff vs torch"] if exporters else [])
     rows, notes = [], []
@@ -43,8 +49,8 @@ def _model_rows(results: dict, exporters: list[str]) -> tuple[list[str], list[li
         cells.append(f"{lat.get('O0', float('nan')):.1f} / {lat.get('O2', float('nan')):.1f}" if lat else "-")
         if exporters:
             cells.append(" / ".join(f"{lat[e]:.1f}" if e in lat else "-" for e in exporters))
-            ratio = row.get("ratio", {})
-            cells.append(" / ".join(f"{ratio[e]:.2f}" if e in ratio else "-" for e in exporters))
+            ratio, ci = row.get("ratio", {}), row.get("ratio_ci", {})
+            cells.append(" / ".join(_ratio(ratio[e], ci.get(e)) if e in ratio else "-" for e in exporters))
         cells.append("/".join([_num(a2, "peak_mb", ".0f")] + [_num(t, "peak_mb", ".0f") for t in tr]))
         if exporters:
             cells.append(str(row.get("max_abs_diff", "-")))

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .latency import alternate_orders, feeds_for, make_session, median_ratio
+from .latency import alternate_orders, feeds_for, make_session, median_ratio, ratio_interval
 from .models import MODELS, BenchModel, example_inputs, reference_module, torch_module
 
 __all__ = ["main"]
@@ -136,6 +136,7 @@ def bench_model(m: BenchModel, work: Path, opts, torch_reason: str | None) -> di
         row["latency_ms"] = {k: statistics.median(v) for k, v in times.items()}
         if "O2" in times:
             row["ratio"] = {k: median_ratio(times["O2"], times[k]) for k in times if k != "O2"}
+            row["ratio_ci"] = {k: ratio_interval(times["O2"], times[k]) for k in times if k != "O2"}
         if opts.cuda:
             ct = alternate_orders(lambda k: make(k, "cuda"), [k for k in files if k != "O0"], opts.rounds)
             row["cuda_ms"] = {k: statistics.median(v) for k, v in ct.items()}

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from archdsl.bench import main
 from archdsl.bench.child import mlp_source
-from archdsl.bench.latency import alternate, alternate_orders, median_ratio
+from archdsl.bench.latency import alternate, alternate_orders, median_interval, median_ratio, ratio_interval
 from archdsl.bench.models import MODELS, example_inputs
 from archdsl.bench.report import render
 from archdsl.bench.run import bench_scaling
@@ -53,6 +54,17 @@ def test_alternate_orders_creates_sessions_in_both_orders_and_pools_rounds():
     assert all(len(v) == 5 for v in times.values())
 
 
+def test_median_interval_is_order_statistics_with_binomial_coverage():
+    xs = [float(v) for v in range(30, 0, -1)]
+    assert median_interval(xs) == (10.0, 21.0)  # k = 10: P(Bin(30, 1/2) <= 9) = 0.021 <= 0.025 < P(<= 10)
+    assert median_interval([1.0, 2.0, 3.0, 4.0, 5.0]) is None  # even (min, max) covers only 94%
+    assert median_interval([3.0, 1.0, 2.0, 6.0, 5.0, 4.0]) == (1.0, 6.0)
+    assert ratio_interval([2.0] * 30, [1.0] * 30) == (2.0, 2.0)
+    rng = np.random.default_rng(0)
+    covered = sum(lo <= 0.0 <= hi for lo, hi in (median_interval(list(rng.standard_normal(30))) for _ in range(4000)))
+    assert 0.945 <= covered / 4000 <= 0.97  # the interval's exact coverage is 95.7%
+
+
 def test_render_with_and_without_torch(capsys):
     res = {"machine": {"cpu": "cpu", "cores": 2, "memory": "1 GiB", "python": "3", "onnx": "1", "onnxruntime": "1",
                        "providers": "CPU", "torch": "2"}, "threads": 2, "rounds": 3, "torch": "yes",
@@ -62,12 +74,13 @@ def test_render_with_and_without_torch(capsys):
                        "torch_dynamo": {"seconds": 25.0, "peak_mb": 900.0, "nodes": 20},
                        "torch_legacy": {"error": "boom"},
                        "latency_ms": {"O0": 2.0, "O2": 1.0, "dynamo": 1.1}, "ratio": {"O0": 0.5, "dynamo": 0.9},
+                       "ratio_ci": {"O0": None, "dynamo": (0.875, 0.93)},
                        "max_abs_diff": "1.0e-06"}],
            "scaling": [{"layers": 500, "ir_nodes": 1000, "nodes": 1000, "seconds": 0.3, "peak_mb": 5.0}]}
     render(res, ["dynamo", "legacy"], markdown=True)
     out = capsys.readouterr().out
     assert "| M | 0.50 | - | 0.12 | 25.00 | error | 50x / - | 12/8/20/error |" in out
-    assert "0.90 / -" in out and "boom" in out and "| 500 | 1,000 | 1,000 | 0.30 | 300 |" in out
+    assert "0.90 (0.88-0.93) / -" in out and "boom" in out and "| 500 | 1,000 | 1,000 | 0.30 | 300 |" in out
     render(res, [], markdown=False)
     assert "archdsl" in capsys.readouterr().out
 
