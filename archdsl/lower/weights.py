@@ -14,7 +14,7 @@ from ..diagnostics import ArchError
 from ..ops import ParamSpec
 from ..types import DType
 
-__all__ = ["CHUNK", "Chunked", "chunk_count", "generated_chunk", "materialize", "initial_weights", "load_weights",
+__all__ = ["CHUNK", "Chunked", "chunk_count", "fill_chunk", "materialize", "initial_weights", "load_weights",
            "save_weights"]
 
 
@@ -24,7 +24,8 @@ _GENERATED = ("uniform", "normal", "trunc_normal")
 
 @dataclass(frozen=True)
 class Chunked:
-    """A parameter as consecutive C-order blocks: what the streaming writer takes instead of a whole array."""
+    """A parameter as consecutive C-order blocks: what the streaming writer takes instead of a whole array.
+    A block is valid until the next one is asked for (its buffer is reused)."""
     shape: tuple[int, ...]
     dtype: np.dtype
     pieces: Iterator[np.ndarray]
@@ -57,14 +58,8 @@ def materialize(name: str, spec: ParamSpec, dtype: DType, seed: int) -> np.ndarr
     return cast(arr, dtype)
 
 
-def generated_chunk(name: str, spec: ParamSpec, seed: int, k: int) -> np.ndarray:
-    """Block k of a randomly initialized parameter, float32, flat."""
-    out = np.empty(min(CHUNK, math.prod(spec.shape) - k * CHUNK), np.float32)
-    fill_chunk(name, spec, seed, k, out)
-    return out
-
-
 def fill_chunk(name: str, spec: ParamSpec, seed: int, k: int, out: np.ndarray) -> None:
+    """Block k of a randomly initialized parameter (float32, flat) into `out`."""
     bits = np.random.PCG64DXSM(np.random.SeedSequence([seed & 0xFFFFFFFF, zlib.crc32(name.encode()), k]))
     init = spec.init
     if init.kind == "uniform":
@@ -110,9 +105,8 @@ def _standard_normal(bits: np.random.BitGenerator, out: np.ndarray) -> None:
     theta *= np.float32(2.0 * math.pi)
     np.cos(theta, out=out[:h])
     out[:h] *= r
-    s = np.sin(theta[:n - h])
-    s *= r[:n - h]
-    out[h:] = s
+    np.sin(theta, out=theta)  # in place: no temporary to allocate (and page-fault) per block
+    np.multiply(theta[:n - h], r[:n - h], out=out[h:])
 
 
 def cast(arr: np.ndarray, dtype: DType) -> np.ndarray:
