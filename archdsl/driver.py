@@ -139,8 +139,8 @@ def optimize_graph(graph: Graph, options: CompileOptions, opset: int) -> list:
     """The pass pipeline between elaboration and lowering (archdsl/passes), in place; per-pass stats."""
     from .ops._kernels import runs_natively
     from .passes import PassContext, optimize
-    if opset >= 23:  # probe (and load onnxruntime) now, so that --report times the passes alone
-        runs_natively("Attention", opset)
+    if opset >= 23 and options.opt_level >= 2:  # fuse_attention will ask: probe (and load onnxruntime) now,
+        runs_natively("Attention", opset)     # so that --report times the passes alone
     ctx = PassContext(opset=opset, inference=not getattr(options, "train", False))
     return optimize(graph, options.opt_level, tuple(options.disabled_passes), ctx)
 
