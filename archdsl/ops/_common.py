@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ..types import TensorType, numel
+from ..types import DType, TensorType, numel
 from .registry import Init, OpCall, fail
 
 __all__ = ["kaiming_uniform", "bias_uniform", "float_input", "elementwise_cost", "same_type", "shape_str",
@@ -55,6 +55,17 @@ def normalized_dims(name: str, x: TensorType, ns, params: list[TensorType] = (),
         if tuple(p.shape) != tuple(ns):
             fail(f"{name}: parameter shape {shape_str(p)} does not match normalized shape {list(ns)}")
     return tuple(ns)
+
+
+def tril_keep(e, x: str, rank: int, offset: str | None = None) -> str:
+    """bool [T, S] from the runtime shape of x's last two dims: true where j <= i (+ offset, a scalar int64),
+    the mask of causal attention."""
+    import numpy as np
+    from onnx import numpy_helper
+    shape = e.op("Shape", [x], start=rank - 2)
+    ones = e.op("ConstantOfShape", [shape], value=numpy_helper.from_array(np.ones(1, np.float32)))
+    tri = e.op("Trilu", [ones] + ([offset] if offset is not None else []), upper=0)
+    return e.op("Cast", [tri], to=DType.bool.onnx)
 
 
 def elementwise_cost(c: OpCall) -> int:

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ..types import DType, numel
-from ._common import float_input, shape_str
+from ._common import float_input, shape_str, tril_keep
 from ._kernels import runs_natively
 from .registry import Attr, OpDef, fail, register
 from .shapes import broadcast
@@ -82,10 +82,7 @@ def causal_keep(e, scores: str, t, n, rank: int) -> str:
     shape of `scores` when a length is symbolic."""
     if isinstance(t, int) and isinstance(n, int):
         return e.const(np.tril(np.ones((t, n), dtype=np.bool_)))
-    from onnx import numpy_helper
-    shape = e.op("Shape", [scores], start=rank - 2)
-    ones = e.op("ConstantOfShape", [shape], value=numpy_helper.from_array(np.ones(1, np.float32)))
-    return e.op("Cast", [e.op("Trilu", [ones], upper=0)], to=DType.bool.onnx)
+    return tril_keep(e, scores, rank)
 
 
 def _causal_bias(e, scores: str, t, n, rank: int, dt) -> str:
