@@ -18,7 +18,7 @@ from ..types import DType, numel
 from ._common import float_input, kaiming_uniform, shape_str
 from ._kernels import runs_natively
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
-from .sdpa import attention_mask, causal_keep
+from .sdpa import attention_mask, causal_bias, mask_bias
 
 __all__ = ["decompose"]
 
@@ -119,12 +119,12 @@ def _lower(e, ins, outs, c):
     else:
         k = e.op("Transpose", [e.op("Reshape", [k, heads])], perm=[0, 2, 3, 1])   # [B, H, D, S]
         scores = e.op("MatMul", [e.op("Mul", [q, e.const(np.array(1.0 / math.sqrt(d), dtype=dt))]), k])
-        neg_inf = e.const(np.array(-np.inf, dtype=dt))
-        if a["causal"]:
-            scores = e.op("Where", [causal_keep(e, scores, t, n, 4), scores, neg_inf])
+        bias = causal_bias(e, scores, t, n, 4, dt) if a["causal"] else None          # [T, S]
         if mask_t is not None:
-            m = e.op("Unsqueeze", [data[-1], _i64(e, [1, 2])])                      # [B, 1, 1, S]
-            scores = e.op("Where", [m, neg_inf, scores])
+            pad = mask_bias(e, e.op("Unsqueeze", [data[-1], _i64(e, [1, 2])]), dt, attend=False)  # [B, 1, 1, S]
+            bias = pad if bias is None else e.op("Add", [bias, pad])
+        if bias is not None:  # one Add of a small 0/-inf mask (sdpa.mask_bias)
+            scores = e.op("Add", [scores, bias])
         ctx = e.op("MatMul", [e.op("Softmax", [scores], axis=-1), v])               # [B, H, T, D]
     ctx = e.op("Reshape", [e.op("Transpose", [ctx], perm=[0, 2, 1, 3]), _i64(e, [0, 0, emb])])
     y = e.op("MatMul", [ctx, e.op("Transpose", [ow], perm=[1, 0])], outputs=None if ob is not None else outs)

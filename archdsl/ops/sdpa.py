@@ -68,12 +68,15 @@ def _lower(e, ins, outs, c):
     kt = e.op("Transpose", [ins[1]], perm=list(range(r - 2)) + [r - 1, r - 2])
     s = e.op("Mul", [e.op("MatMul", [ins[0], kt]), e.const(np.array(scale, dtype=dt))])
     if c.attrs["causal"]:
-        s = e.op("Add", [s, _causal_bias(e, s, q_t.shape[-2], c.in_types[1].shape[-2], r, dt)])
+        s = e.op("Add", [s, causal_bias(e, s, q_t.shape[-2], c.in_types[1].shape[-2], r, dt)])
     elif len(ins) > 3:
-        if c.in_types[3].dtype is DType.bool:
-            s = e.op("Where", [ins[3], s, e.const(np.array(-np.inf, dtype=dt))])
-        else:
+        m_t = c.in_types[3]
+        if m_t.dtype is not DType.bool:
             s = e.op("Add", [s, ins[3]])
+        elif _smaller(m_t.shape, q_t.shape[:-1] + (c.in_types[1].shape[-2],)):
+            s = e.op("Add", [s, mask_bias(e, ins[3], dt, attend=True)])
+        else:  # as large as the scores: one Where instead of a Where and an Add
+            s = e.op("Where", [ins[3], s, e.const(np.array(-np.inf, dtype=dt))])
     e.op("MatMul", [e.op("Softmax", [s], axis=-1), ins[2]], outputs=outs)
 
 
@@ -85,13 +88,26 @@ def causal_keep(e, scores: str, t, n, rank: int) -> str:
     return tril_keep(e, scores, rank)
 
 
-def _causal_bias(e, scores: str, t, n, rank: int, dt) -> str:
+def causal_bias(e, scores: str, t, n, rank: int, dt) -> str:
     """[T, S] of 0 where key j <= query i, -inf elsewhere, added to the scores (a small Add beats a Where over
     every head's scores: see causal_mask in tensor_ops.py)."""
     if isinstance(t, int) and isinstance(n, int):
         return e.const(np.where(np.tril(np.ones((t, n), dtype=np.bool_)), 0, -np.inf).astype(dt))
+    return mask_bias(e, causal_keep(e, scores, t, n, rank), dt, attend=True)
+
+
+def mask_bias(e, mask: str, dt, attend: bool) -> str:
+    """A bool mask as 0/-inf of the same shape, to add to the scores; `attend`: true marks the keys to attend
+    to (sdpa, ONNX Attention), else the keys to ignore (torch's key_padding_mask). Softmax over scores plus
+    a mask broadcast over heads or queries took half the time of a Where over the scores (12 x 128 x 128
+    scores, 2 threads: 0.27-0.34 vs 0.45-0.71 ms)."""
     zero, neg_inf = e.const(np.array(0, dtype=dt)), e.const(np.array(-np.inf, dtype=dt))
-    return e.op("Where", [causal_keep(e, scores, t, n, rank), zero, neg_inf])
+    return e.op("Where", [mask, zero, neg_inf] if attend else [mask, neg_inf, zero])
+
+
+def _smaller(mask: tuple, scores: tuple) -> bool:
+    """Whether a mask broadcast to the scores has fewer elements than they do."""
+    return len(mask) < len(scores) or any(m == 1 and s != 1 for m, s in zip(reversed(mask), reversed(scores)))
 
 
 def attention_mask(e, mask: str, shape: tuple, q: str, k: str, t, n) -> str:
