@@ -85,7 +85,7 @@ def causal_keep(e, scores: str, t, n, rank: int) -> str:
     shape of `scores` when a length is symbolic."""
     if isinstance(t, int) and isinstance(n, int):
         return e.const(np.tril(np.ones((t, n), dtype=np.bool_)))
-    return tril_keep(e, scores, rank)
+    return e.shared(("causal_keep_top_left", t, n), lambda: tril_keep(e, scores, rank))
 
 
 def causal_bias(e, scores: str, t, n, rank: int, dt) -> str:
@@ -93,7 +93,8 @@ def causal_bias(e, scores: str, t, n, rank: int, dt) -> str:
     every head's scores: see causal_mask in tensor_ops.py)."""
     if isinstance(t, int) and isinstance(n, int):
         return e.const(np.where(np.tril(np.ones((t, n), dtype=np.bool_)), 0, -np.inf).astype(dt))
-    return mask_bias(e, causal_keep(e, scores, t, n, rank), dt, attend=True)
+    return e.shared(("causal_bias_top_left", t, n, np.dtype(dt).str),
+                    lambda: mask_bias(e, causal_keep(e, scores, t, n, rank), dt, attend=True))
 
 
 def mask_bias(e, mask: str, dt, attend: bool) -> str:

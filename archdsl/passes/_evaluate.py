@@ -17,13 +17,14 @@ __all__ = ["evaluate"]
 
 
 class _MiniEmitter:
-    """The part of the lowering emitter an op's lowering rule uses (op, const, opset)."""
+    """The part of the lowering emitter an op's lowering rule uses (op, const, shared, opset)."""
 
     def __init__(self, opset: int):
         self.opset = opset
         self.nodes: list = []
         self.initializers: list = []
         self._n = 0
+        self._shared: dict[tuple, str] = {}
 
     def at(self, prefix: str, doc: str) -> None:
         pass
@@ -44,6 +45,11 @@ class _MiniEmitter:
         name = self._fresh(stem)
         self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
         return name
+
+    def shared(self, key: tuple, build) -> str:
+        if key not in self._shared:
+            self._shared[key] = build()
+        return self._shared[key]
 
 
 def evaluate(nodes: list[Node], wanted: list[Value], feeds: dict[int, np.ndarray], opset: int) -> list[np.ndarray]:

@@ -263,6 +263,35 @@ def test_causal_mask(t, extra, lead, value):
     close(y, np.where(j > i + s - t, fill, x))
 
 
+def test_causal_masks_of_the_same_lengths_are_built_once():
+    """Layers whose scores have the same symbolic lengths share one mask (Emitter.shared); a mask of other
+    lengths (here [T, S]) or of the other alignment (sdpa's top-left) is its own, and every layer is right at
+    several lengths."""
+    src = """model m(a: float32[B, T, T], b: float32[B, T, T], c: float32[B, T, S], q: float32[B, 1, T, 4],
+                     k: float32[B, 1, S, 4]) -> (ya, yb, yc, yd, ye) {
+        ya = a -> causal_mask
+        yb = b -> causal_mask
+        yc = c -> causal_mask
+        yd = scaled_dot_product_attention(q, k, k, causal=true)
+        ye = scaled_dot_product_attention(q, k, k, causal=true)
+    }"""
+    model = archdsl.compile_source(src, opset=22)
+    assert [n.op_type for n in model.graph.node].count("Trilu") == 3   # [T, T], [T, S] bottom-right, top-left
+    sess = runtime.session(model, provider="cpu")
+    for t, s in ((2, 5), (4, 4), (3, 6)):
+        a, bb, c = rand(2, t, t, seed=1), rand(2, t, t, seed=2), rand(2, t, s, seed=3)
+        q, k = rand(2, 1, t, 4, seed=4), rand(2, 1, s, 4, seed=5)
+        ya, yb, yc, yd, ye = sess.run(None, {"a": a, "b": bb, "c": c, "q": q, "k": k})
+        i = np.arange(t)[:, None]
+        close(ya, np.where(np.arange(t)[None, :] > i, -np.inf, a))
+        close(yb, np.where(np.arange(t)[None, :] > i, -np.inf, bb))
+        close(yc, np.where(np.arange(s)[None, :] > i + s - t, -np.inf, c))
+        scores = np.where(np.arange(s)[None, :] > i, -np.inf, q @ np.swapaxes(k, -1, -2) / 2.0)
+        p = np.exp(scores - scores.max(-1, keepdims=True))
+        close(yd, (p / p.sum(-1, keepdims=True)) @ k)
+        close(ye, yd)
+
+
 @covers("cast")
 @SETTINGS
 @given(shape=st.lists(dim, min_size=1, max_size=3), to=st.sampled_from(["int64", "bool", "float32"]),
