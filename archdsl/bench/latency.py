@@ -29,7 +29,13 @@ def make_session(path: str | bytes, threads: int = 2, provider: str = "cpu"):
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see the module docstring
     prov = ["CUDAExecutionProvider", "CPUExecutionProvider"] if provider == "cuda" else ["CPUExecutionProvider"]
-    return ort.InferenceSession(path, so, providers=prov)
+    sess = ort.InferenceSession(path, so, providers=prov)
+    if provider == "cuda" and sess.get_providers()[0] != "CUDAExecutionProvider":
+        # onnxruntime falls back to the CPU with a warning (no CUDA build, or its CUDA/cuDNN libraries missing):
+        # figures labelled CUDA would be CPU figures
+        raise RuntimeError(f"onnxruntime did not enable CUDAExecutionProvider (session providers: "
+                           f"{', '.join(sess.get_providers())})")
+    return sess
 
 
 def feeds_for(sess, inputs: list[tuple[str, tuple[int, ...], str]], int_high: dict, seed: int = 0) -> dict:

@@ -55,9 +55,29 @@ def _model_rows(results: dict, exporters: list[str]) -> tuple[list[str], list[li
         if exporters:
             cells.append(str(row.get("max_abs_diff", "-")))
         rows.append(cells)
-        if row.get("cuda_ms"):
-            notes.append(f"{row['model']} CUDA ms: " + ", ".join(f"{k} {v:.2f}" for k, v in row["cuda_ms"].items()))
     return head, rows, notes
+
+
+def _cuda_rows(results: dict, exporters: list[str]):
+    """onnxruntime CUDAExecutionProvider, batch 1, alternated like the CPU figures: a table of its own, present
+    only where a model was timed on CUDA (or tried and failed)."""
+    labels = ["O2"] + list(exporters)
+    head = ["model", "CUDA ms " + "/".join(_SHORT.get(k, k) for k in labels)] + \
+        (["CUDA latency O2/torch (95% CI)"] if exporters else [])
+    rows = []
+    for row in results["models"]:
+        if "cuda_error" in row:
+            rows.append([row["model"], "error: " + row["cuda_error"][:80]] + (["-"] if exporters else []))
+            continue
+        ms = row.get("cuda_ms")
+        if not ms:
+            continue
+        cells = [row["model"], " / ".join(f"{ms[k]:.2f}" if k in ms else "-" for k in labels)]
+        if exporters:
+            ratio, ci = row.get("cuda_ratio", {}), row.get("cuda_ratio_ci", {})
+            cells.append(" / ".join(_ratio(ratio[e], ci.get(e)) if e in ratio else "-" for e in exporters))
+        rows.append(cells)
+    return head, rows
 
 
 def _scaling_rows(results: dict):
@@ -94,12 +114,13 @@ def render(results: dict, exporters: list[str], markdown: bool = False) -> None:
     head, rows, notes = _model_rows(results, exporters)
     shead, srows = _scaling_rows(results)
     chead, crows = _choice_rows(results)
+    ghead, grows = _cuda_rows(results, exporters)
     title = "archdsl vs torch.onnx.export" if exporters else "archdsl"
     if not exporters:
         notes.insert(0, f"no torch comparison: {results['torch']}")
     if markdown:
         print(f"Machine: {_machine_line(results)}\n")
-        for h, rs in ((head, rows), (shead, srows), (chead, crows)):
+        for h, rs in ((head, rows), (ghead, grows), (shead, srows), (chead, crows)):
             if rs:
                 print("| " + " | ".join(h) + " |\n|" + "---|" * len(h))
                 for r in rs:
@@ -112,7 +133,8 @@ def render(results: dict, exporters: list[str], markdown: bool = False) -> None:
     from rich.table import Table
     con = Console(width=220)
     con.print(_machine_line(results))
-    for t_title, h, rs in ((title, head, rows), ("compile time vs graph size (deep MLP, width 16)", shead, srows),
+    for t_title, h, rs in ((title, head, rows), ("onnxruntime CUDA latency, batch 1", ghead, grows),
+                           ("compile time vs graph size (deep MLP, width 16)", shead, srows),
                            ("lowering choices: fused ONNX op vs decomposition", chead, crows)):
         if not rs:
             continue

@@ -138,8 +138,15 @@ def bench_model(m: BenchModel, work: Path, opts, torch_reason: str | None) -> di
             row["ratio"] = {k: median_ratio(times["O2"], times[k]) for k in times if k != "O2"}
             row["ratio_ci"] = {k: ratio_interval(times["O2"], times[k]) for k in times if k != "O2"}
         if opts.cuda:
-            ct = alternate_orders(lambda k: make(k, "cuda"), [k for k in files if k != "O0"], opts.rounds)
-            row["cuda_ms"] = {k: statistics.median(v) for k, v in ct.items()}
+            try:
+                ct = alternate_orders(lambda k: make(k, "cuda"), [k for k in files if k != "O0"], opts.rounds)
+            except Exception as e:  # noqa: BLE001 - reported in the CUDA table, the CPU figures stand
+                row["cuda_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+            else:
+                row["cuda_ms"] = {k: statistics.median(v) for k, v in ct.items()}
+                if "O2" in ct:
+                    row["cuda_ratio"] = {k: median_ratio(ct["O2"], ct[k]) for k in ct if k != "O2"}
+                    row["cuda_ratio_ci"] = {k: ratio_interval(ct["O2"], ct[k]) for k in ct if k != "O2"}
     if not torch_reason and opts.check_outputs:
         try:
             row["max_abs_diff"] = _agreement(m, work / f"{m.key}_weights.npz", opts.opset)
@@ -179,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="deep-MLP node counts (default 1000,10000,100000; quick 1000,10000; 0 = skip)")
     ap.add_argument("--no-choices", dest="choices", action="store_false",
                     help="skip the micro-benchmarks behind the lowering choices (fused op vs decomposition)")
+    ap.add_argument("--no-cuda", dest="use_cuda", action="store_false",
+                    help="skip the CUDA latency table (measured when onnxruntime lists CUDAExecutionProvider)")
     ap.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     ap.add_argument("--markdown", action="store_true", help="print markdown tables (for the README)")
     opts = ap.parse_args(argv)
@@ -197,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"archdsl bench: error: --opset {opts.opset} is not supported (17..{newest_opset()})", file=sys.stderr)
         return 2
     import onnxruntime as ort
-    opts.cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    opts.cuda = opts.use_cuda and "CUDAExecutionProvider" in ort.get_available_providers()
     torch_reason = "--no-torch" if opts.no_torch else _have_torch()
     from .report import render
     results = {"machine": machine(), "opset": opts.opset or newest_opset(), "threads": opts.threads,

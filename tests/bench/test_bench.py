@@ -85,6 +85,40 @@ def test_render_with_and_without_torch(capsys):
     assert "archdsl" in capsys.readouterr().out
 
 
+def test_render_puts_cuda_figures_in_a_table(capsys):
+    machine = {k: "?" for k in ("cpu", "cores", "memory", "python", "onnx", "onnxruntime", "providers", "torch")}
+    res = {"machine": machine, "threads": 2, "rounds": 3, "torch": "yes", "scaling": [],
+           "models": [{"model": "M", "latency_ms": {"O2": 1.0}, "cuda_ms": {"O2": 0.5, "dynamo": 0.625},
+                       "cuda_ratio": {"dynamo": 0.8}, "cuda_ratio_ci": {"dynamo": (0.75, 0.875)}},
+                      {"model": "N", "cuda_error": "RuntimeError: onnxruntime did not enable CUDAExecutionProvider"},
+                      {"model": "P", "latency_ms": {"O2": 1.0}}]}
+    render(res, ["dynamo"], markdown=True)
+    out = capsys.readouterr().out
+    assert "| model | CUDA ms O2/dyn | CUDA latency O2/torch (95% CI) |" in out
+    assert "| M | 0.50 / 0.62 | 0.80 (0.75-0.88) |" in out
+    assert "| N | error: RuntimeError: onnxruntime did not enable CUDAExecutionProvider | - |" in out
+    assert "| P |" not in out.split("CUDA ms")[1]  # not timed on CUDA: no row
+    res["models"] = res["models"][2:]
+    render(res, ["dynamo"], markdown=True)
+    assert "CUDA" not in capsys.readouterr().out  # no CUDA figures at all: no table
+
+
+def test_cuda_session_refuses_to_fall_back_to_the_cpu(tmp_path):
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, save
+
+    from archdsl.bench.latency import make_session
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA: the fallback cannot be provoked here")
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
+    make_session(str(tmp_path / "m.onnx"))  # the CPU session is fine
+    with pytest.raises(RuntimeError, match="did not enable CUDAExecutionProvider"):
+        make_session(str(tmp_path / "m.onnx"), provider="cuda")
+
+
 def test_write_floor_child_writes_the_bytes(tmp_path):
     from archdsl.bench.run import _child
     r = _child(["write", str(3 * (1 << 20) + 5), str(tmp_path / "f.bin")])
