@@ -55,7 +55,12 @@ def session(model, provider: str = "auto", threads: int | None = None):
         so.inter_op_num_threads = 1
     src = (model.SerializeToString() if isinstance(model, onnx.ModelProto)
            else str(model) if not isinstance(model, bytes) else model)
-    return ort.InferenceSession(src, sess_options=so, providers=providers(provider))
+    sess = ort.InferenceSession(src, sess_options=so, providers=providers(provider))
+    if provider == "cuda" and sess.get_providers()[0] != "CUDAExecutionProvider":
+        # a CUDA build whose CUDA/cuDNN libraries are missing falls back to the CPU with only a warning
+        raise RuntimeError(f"CUDAExecutionProvider was asked for, but onnxruntime runs this model on "
+                           f"{sess.get_providers()[0]} (are the CUDA and cuDNN libraries it needs installed?)")
+    return sess
 
 
 _NP = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,

@@ -105,6 +105,21 @@ def test_run_input_of_the_wrong_shape_or_dtype_is_a_diagnostic(tmp_path, capsys,
     assert "internal error" not in err
 
 
+def test_run_on_cuda_never_quietly_runs_on_the_cpu(capsys, monkeypatch):
+    import onnxruntime as ort
+
+    from archdsl import runtime
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    assert main(["run", MLP, "--provider", "cuda"]) == 1   # not in this build: said so
+    assert "CUDAExecutionProvider is not available" in capsys.readouterr().err
+    # a CUDA build without its libraries lists the provider, then falls back to the CPU with a warning
+    monkeypatch.setattr(runtime, "providers", lambda choice: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert main(["run", MLP, "--provider", "cuda"]) == 1
+    err = capsys.readouterr().err
+    assert "runs this model on CPUExecutionProvider" in err and "internal error" not in err
+
+
 def test_run_a_model_onnxruntime_cannot_load_is_a_diagnostic(tmp_path, capsys):
     spec = tmp_path / "bf16.arch"   # valid ONNX; onnxruntime's CPU provider has no bfloat16 Gemm
     spec.write_text("model m(x: bfloat16[B, 4]) -> y {\n    y = x -> linear(3)\n}\n")
