@@ -100,6 +100,25 @@ def random_feeds(sess, batch: int = 1, dims: dict | None = None, seed: int = 0, 
     return feeds
 
 
+def dim_conflict(shapes: dict[str, list], arrays: dict[str, np.ndarray], skip_first: bool = False) -> str | None:
+    """Where inputs that share a symbolic dim name were given different sizes for it, else None. onnxruntime
+    does not check this, and a compiled graph relies on it (the shape checker treats a name as one length; one
+    causal mask serves every layer of the same lengths). `shapes`: input name -> declared dims (int, or the
+    name of a symbolic dim); `skip_first`: leave dim 0 alone (the examples axis of training data)."""
+    seen: dict[str, tuple[str, int]] = {}
+    for name, dims in shapes.items():
+        a = arrays.get(name)
+        if a is None:
+            continue
+        for i, (d, n) in enumerate(zip(dims, np.shape(a))):
+            if not isinstance(d, str) or not d or (skip_first and i == 0):
+                continue
+            first = seen.setdefault(d, (name, n))
+            if first[1] != n:
+                return f"dim '{d}' is {first[1]} in '{first[0]}' but {n} in '{name}'"
+    return None
+
+
 def run_timed(sess, feeds: dict, repeat: int = 10, warmup: int = 1):
     """Outputs of the last run and the median latency in milliseconds."""
     outs = None

@@ -197,16 +197,24 @@ def cmd_run(args, sources) -> int:
             print(f"archdsl run: error: --dim expects SYM=N, got '{d}'", file=sys.stderr)
             return 2
         dims[k] = int(v)
-    feeds = runtime.random_feeds(sess, args.batch, dims, args.seed)
+    declared = {i.name: list(i.shape) for i in sess.get_inputs()}
+    given = {}
     for item in args.input:
         k, _, f = item.partition("=")
-        if k not in feeds:
-            raise ArchError(f"--input: the model has no input '{k}' (inputs: {', '.join(feeds)})")
+        if k not in declared:
+            raise ArchError(f"--input: the model has no input '{k}' (inputs: {', '.join(declared)})")
         try:
-            feeds[k] = np.load(f, allow_pickle=False)
+            given[k] = np.load(f, allow_pickle=False)
         except (OSError, ValueError) as e:
             raise ArchError(f"--input {k}: cannot read {f}: {e}") from None
-        _check_input(sess, k, feeds[k], f)
+        _check_input(sess, k, given[k], f)
+    # the random inputs take their symbolic dims from the given ones (x of length 5 -> a random y of length 5)
+    from_given = {d: n for k, a in given.items() for d, n in zip(declared[k], a.shape) if isinstance(d, str) and d}
+    feeds = runtime.random_feeds(sess, args.batch, {**from_given, **dims}, args.seed)
+    feeds.update(given)
+    clash = runtime.dim_conflict(declared, feeds)
+    if clash:
+        raise ArchError(f"--input: {clash}; inputs that share a dim name must agree on its size")
     try:
         outs, ms = runtime.run_timed(sess, feeds, args.repeat)
     except Exception as e:  # noqa: BLE001 - e.g. inputs whose symbolic dims disagree

@@ -74,6 +74,12 @@ def load_data(path: str, model, names: list[str]) -> dict[str, np.ndarray]:
             raise ArchError(f"{path}: '{name}' has {len(a)} examples, '{names[0]}' has {n}")
         n = len(a)
         out[name] = a
+    from ..runtime import dim_conflict
+    declared = {name: [d.dim_param if not d.HasField("dim_value") else d.dim_value
+                       for d in inputs[name].type.tensor_type.shape.dim] for name in names}
+    clash = dim_conflict(declared, out, skip_first=True)
+    if clash:
+        raise ArchError(f"{path}: {clash}; arrays that share a dim name must agree on its size")
     return out
 
 

@@ -120,6 +120,23 @@ def test_run_on_cuda_never_quietly_runs_on_the_cpu(capsys, monkeypatch):
     assert "runs this model on CPUExecutionProvider" in err and "internal error" not in err
 
 
+def test_run_refuses_inputs_that_disagree_on_a_dim_name(tmp_path, capsys):
+    spec = tmp_path / "two.arch"   # y with T = 1 would broadcast silently in onnxruntime
+    spec.write_text("model m(x: float32[B, T, 4], y: float32[B, T, 4]) -> z {\n    z = x + y\n}\n")
+    x, y = tmp_path / "x.npy", tmp_path / "y.npy"
+    np.save(x, np.ones((1, 3, 4), np.float32))
+    np.save(y, np.ones((1, 1, 4), np.float32))
+    assert main(["run", str(spec), "--input", f"x={x}", "--input", f"y={y}"]) == 1
+    assert "--input: dim 'T' is 3 in 'x' but 1 in 'y'" in capsys.readouterr().err
+    np.save(y, np.ones((1, 3, 4), np.float32))
+    assert main(["run", str(spec), "--input", f"x={x}", "--input", f"y={y}"]) == 0
+    np.save(x, np.ones((2, 5, 4), np.float32))   # alone: the random y takes B = 2 and T = 5 from it
+    assert main(["run", str(spec), "--input", f"x={x}"]) == 0
+    assert "z: [2, 5, 4] float32" in capsys.readouterr().out
+    assert main(["run", str(spec), "--input", f"x={x}", "--dim", "T=6"]) == 1   # an explicit --dim disagrees
+    assert "dim 'T' is 5 in 'x' but 6 in 'y'" in capsys.readouterr().err
+
+
 def test_run_a_model_onnxruntime_cannot_load_is_a_diagnostic(tmp_path, capsys):
     spec = tmp_path / "bf16.arch"   # valid ONNX; onnxruntime's CPU provider has no bfloat16 Gemm
     spec.write_text("model m(x: bfloat16[B, 4]) -> y {\n    y = x -> linear(3)\n}\n")

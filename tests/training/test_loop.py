@@ -86,6 +86,22 @@ def test_data_mistakes_are_diagnostics(tmp_path, capsys, arrays, words):
     assert words in capsys.readouterr().err
 
 
+def test_data_whose_arrays_disagree_on_a_dim_name_is_refused(tmp_path):
+    from onnx import TensorProto, helper
+
+    from archdsl.diagnostics import ArchError
+    from archdsl.training.loop import load_data
+    g = helper.make_graph([], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", "T", 4]),
+                                    helper.make_tensor_value_info("labels", TensorProto.INT64, ["B", "T"])],
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", "T", 4])])
+    model = helper.make_model(g)
+    np.savez(tmp_path / "ok.npz", x=np.zeros((5, 3, 4), np.float32), labels=np.zeros((5, 3), np.int64))
+    assert load_data(str(tmp_path / "ok.npz"), model, ["x", "labels"])["labels"].shape == (5, 3)
+    np.savez(tmp_path / "bad.npz", x=np.zeros((5, 3, 4), np.float32), labels=np.zeros((5, 2), np.int64))
+    with pytest.raises(ArchError, match="dim 'T' is 3 in 'x' but 2 in 'labels'"):
+        load_data(str(tmp_path / "bad.npz"), model, ["x", "labels"])
+
+
 def test_resume_without_checkpoint(data, tmp_path, capsys):
     assert main(["train", DIGITS, "--data", str(data / "train.npz"), "-o", str(tmp_path / "w.npz"), "--resume",
                  "--quiet"]) == 1
