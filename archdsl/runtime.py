@@ -68,7 +68,8 @@ _NP = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float1
 
 
 def input_specs(sess, batch: int = 1, dims: dict | None = None) -> list[tuple[str, tuple[int, ...], type]]:
-    """Concrete shapes for every input: a symbolic first dim is the batch, others come from `dims` (default 8)."""
+    """Concrete shapes for every input: a symbolic dim comes from `dims`, else it is the batch when first met as
+    a first dim, else 8; a name keeps the size it got first (inputs that share a dim name agree)."""
     dims = dict(dims or {})
     out = []
     for inp in sess.get_inputs():
@@ -78,10 +79,10 @@ def input_specs(sess, batch: int = 1, dims: dict | None = None) -> list[tuple[st
                 shape.append(d)
             elif d in dims:
                 shape.append(int(dims[d]))
-            elif i == 0:
-                shape.append(batch)
             else:
-                shape.append(8)
+                shape.append(batch if i == 0 else 8)
+                if d:
+                    dims[d] = shape[-1]
         out.append((inp.name, tuple(shape), _NP.get(inp.type, np.float32)))
     return out
 

@@ -1,0 +1,35 @@
+"""archdsl.runtime: the shapes of random inputs and the check that inputs agree on their dim names."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from archdsl.runtime import dim_conflict, input_specs
+
+
+class _Sess:
+    def __init__(self, **inputs):
+        self._inputs = [SimpleNamespace(name=k, shape=v, type="tensor(float)") for k, v in inputs.items()]
+
+    def get_inputs(self):
+        return self._inputs
+
+
+def test_random_inputs_agree_on_every_dim_name():
+    sess = _Sess(x=["B", "T", 4], y=["T", "B"], z=["S", None, 2])
+    specs = {n: s for n, s, _ in input_specs(sess, batch=3)}
+    assert specs == {"x": (3, 8, 4), "y": (8, 3), "z": (3, 8, 2)}   # a new name first met as dim 0: the batch
+    specs = {n: s for n, s, _ in input_specs(sess, batch=3, dims={"T": 5, "S": 2})}
+    assert specs == {"x": (3, 5, 4), "y": (5, 3), "z": (2, 8, 2)}
+
+
+def test_dim_conflict_names_the_first_disagreement():
+    shapes = {"x": ["B", "T", 4], "y": ["B", "T"], "w": [4, 4]}
+    ok = {"x": np.zeros((2, 3, 4)), "y": np.zeros((2, 3)), "w": np.zeros((4, 4))}
+    assert dim_conflict(shapes, ok) is None
+    assert dim_conflict(shapes, {**ok, "y": np.zeros((2, 5))}) == "dim 'T' is 3 in 'x' but 5 in 'y'"
+    assert dim_conflict(shapes, {**ok, "y": np.zeros((7, 3))}) == "dim 'B' is 2 in 'x' but 7 in 'y'"
+    assert dim_conflict(shapes, {**ok, "y": np.zeros((7, 3))}, skip_first=True) is None   # dim 0: examples
+    assert dim_conflict(shapes, {"x": ok["x"]}) is None   # an input not given is not compared
