@@ -10,7 +10,9 @@ import numpy as np
 import onnx
 from onnx import helper
 
-__all__ = ["newest_opset", "providers", "session", "random_feeds", "run_timed", "input_specs"]
+from .diagnostics import ArchError
+
+__all__ = ["dim_conflict", "newest_opset", "providers", "session", "random_feeds", "run_timed", "input_specs"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -40,7 +42,8 @@ def providers(choice: str = "auto") -> list[str]:
         return ["CPUExecutionProvider"]
     if choice == "cuda":
         if "CUDAExecutionProvider" not in avail:
-            raise RuntimeError("CUDAExecutionProvider is not available in this onnxruntime build")
+            raise ArchError("--provider cuda: CUDAExecutionProvider is not available in this onnxruntime build "
+                            f"(it has {', '.join(avail)}; the CUDA build is the onnxruntime-gpu package)")
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return (["CUDAExecutionProvider"] if "CUDAExecutionProvider" in avail else []) + ["CPUExecutionProvider"]
 
@@ -58,8 +61,8 @@ def session(model, provider: str = "auto", threads: int | None = None):
     sess = ort.InferenceSession(src, sess_options=so, providers=providers(provider))
     if provider == "cuda" and sess.get_providers()[0] != "CUDAExecutionProvider":
         # a CUDA build whose CUDA/cuDNN libraries are missing falls back to the CPU with only a warning
-        raise RuntimeError(f"CUDAExecutionProvider was asked for, but onnxruntime runs this model on "
-                           f"{sess.get_providers()[0]} (are the CUDA and cuDNN libraries it needs installed?)")
+        raise ArchError(f"--provider cuda: onnxruntime runs this model on {sess.get_providers()[0]}, not "
+                        f"CUDAExecutionProvider (are the CUDA and cuDNN libraries it needs installed?)")
     return sess
 
 

@@ -188,6 +188,8 @@ def cmd_run(args, sources) -> int:
         name = compiled.graph.name
     try:
         sess = runtime.session(model, args.provider, args.threads)
+    except ArchError:  # the provider asked for is not there
+        raise
     except Exception as e:  # noqa: BLE001 - e.g. no kernel for a dtype on this provider
         raise ArchError(f"onnxruntime cannot load the model: {_ort_message(e)}") from None
     dims = {}

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from ..diagnostics import ArchError
 
 __all__ = ["MODELS", "main"]
 
@@ -112,7 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="wall: elapsed time; cpu: process CPU time (steadier on a busy machine)")
     args = ap.parse_args(argv)
-    rows = [bench_one(m, args.threads, args.repeat, args.provider, args.optimizer, args.clock) for m in args.models]
+    try:
+        rows = [bench_one(m, args.threads, args.repeat, args.provider, args.optimizer, args.clock)
+                for m in args.models]
+    except ArchError as e:  # e.g. --provider cuda without a CUDA onnxruntime
+        print(f"{ap.prog}: error: {e.message}", file=sys.stderr)
+        return 1
     head = (f"{'model':<10} {'params':>12} {'batch':>5} {'nodes':>6} {'onnxruntime ms':>15} {'torch ms':>10} "
             f"{'ratio':>7}")
     print(f"one train step ({args.optimizer}), {rows[0]['provider']} vs torch eager, {args.threads} threads, "

@@ -105,19 +105,26 @@ def test_run_input_of_the_wrong_shape_or_dtype_is_a_diagnostic(tmp_path, capsys,
     assert "internal error" not in err
 
 
-def test_run_on_cuda_never_quietly_runs_on_the_cpu(capsys, monkeypatch):
+def test_run_on_cuda_never_quietly_runs_on_the_cpu(tmp_path, capsys, monkeypatch):
     import onnxruntime as ort
 
     from archdsl import runtime
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has CUDA")
     assert main(["run", MLP, "--provider", "cuda"]) == 1   # not in this build: said so
-    assert "CUDAExecutionProvider is not available" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith("error: --provider cuda: CUDAExecutionProvider is not available")
+    digits = str(ROOT / "examples" / "digits" / "digits.arch")
+    out = tmp_path / "w.npz"
+    assert main(["train", digits, "--data", str(tmp_path / "d.npz"), "-o", str(out), "--provider", "cuda",
+                 "--quiet"]) == 1
+    assert "--provider cuda: CUDAExecutionProvider is not available" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())   # nothing written
     # a CUDA build without its libraries lists the provider, then falls back to the CPU with a warning
     monkeypatch.setattr(runtime, "providers", lambda choice: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     assert main(["run", MLP, "--provider", "cuda"]) == 1
     err = capsys.readouterr().err
-    assert "runs this model on CPUExecutionProvider" in err and "internal error" not in err
+    assert "onnxruntime runs this model on CPUExecutionProvider, not CUDAExecutionProvider" in err
+    assert "internal error" not in err
 
 
 def test_run_refuses_inputs_that_disagree_on_a_dim_name(tmp_path, capsys):
