@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,19 @@ class LimitError(ArchError):
 
 class EvalError(ArchError):
     kind = "eval"
+
+
+@contextlib.contextmanager
+def writing(path):
+    """The OS refusing to write an output (a directory in the way, no permission, a full disk) as a
+    diagnostic naming the path, not an internal error."""
+    p = Path(path)
+    if p.is_dir():
+        raise ArchError(f"cannot write {p}: it is a directory")
+    try:
+        yield
+    except OSError as e:
+        raise ArchError(f"cannot write {p}: {e.strerror or e}") from None
 
 
 def did_you_mean(name: str, candidates) -> str:

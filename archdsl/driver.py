@@ -14,7 +14,7 @@ from pathlib import Path
 import onnx
 
 from . import __version__
-from .diagnostics import ArchError, SourceMap
+from .diagnostics import ArchError, SourceMap, writing
 from .elaborate import Module, elaborate_model, load_file, load_source, parse_define
 from .ir import Graph
 from .lower import MIN_OPSET, load_weights, lower_graph
@@ -116,7 +116,7 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     from .runtime import newest_opset
     name = _one_model(mod, model)
     graph = elaborate_model(mod, name)
-    opset = options.opset or newest_opset()
+    opset = _check_opset(options.opset) or newest_opset()
     weights = (loaded_weights if loaded_weights is not None
                else load_weights(options.weights) if options.weights else None)
     if weights is not None:
@@ -133,6 +133,13 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
                       with_weights=options.with_weights,
                       doc=f"{name} from {Path(mod.path).name} (archdsl {__version__})")
     return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared)
+
+
+def _check_opset(opset: int | None) -> int | None:
+    if opset is not None and not 17 <= opset <= onnx.defs.onnx_opset_version():
+        raise ArchError(f"opset {opset} is not supported (17..{onnx.defs.onnx_opset_version()}, the newest this "
+                        f"onnx knows)")
+    return opset
 
 
 def optimize_graph(graph: Graph, options: CompileOptions, opset: int) -> list:
@@ -178,7 +185,7 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
     from .runtime import newest_opset
     from .training.export import expose_initializers, lower_train_step
     name = _one_model(mod, model)
-    opset = options.opset or newest_opset()
+    opset = _check_opset(options.opset) or newest_opset()
     weights = load_weights(options.weights) if options.weights else None
     meta = {"archdsl.params": _jsonable(mod.params), "archdsl.source": Path(mod.path).name,
             "archdsl.model": name, "archdsl.seed": str(options.seed)}
@@ -239,7 +246,8 @@ def build_file(mod: Module, model: str | None, options: CompileOptions, out: str
     weights = load_weights(options.weights) if options.weights else None
     with _no_cyclic_gc():
         compiled = build(mod, model, dataclasses.replace(options, with_weights=False), sources, weights)
-        return compiled, _write_streamed(compiled, options, weights, out, external_data)
+        with writing(out):
+            return compiled, _write_streamed(compiled, options, weights, out, external_data)
 
 
 def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict | None, out: str | Path,
@@ -277,7 +285,11 @@ def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict |
 def write_model(model: onnx.ModelProto, out: str | Path, external_data: bool | None = None) -> list[Path]:
     """Write atomically: into a temp dir beside the target, then rename. External data past 2 GiB
     (onnx then moves the weights out of `model` itself: reload the file to use them again)."""
-    out = Path(out)
+    with writing(out):
+        return _write_model(model, Path(out), external_data)
+
+
+def _write_model(model: onnx.ModelProto, out: Path, external_data: bool | None) -> list[Path]:
     parent = out.parent if str(out.parent) else Path(".")
     parent.mkdir(parents=True, exist_ok=True)
     if external_data is None:  # the threshold keeps 64 MiB for the graph: no ByteSize() walk over the weights

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from .. import driver
 from ..diagnostics import ArchError, SourceMap, render
@@ -49,8 +50,9 @@ def _load(args, sources):
 
 @_diagnostics
 def cmd_build(args, sources) -> int:
-    if args.opset is not None and args.opset < 17:
-        print(f"archdsl build: error: --opset {args.opset} is not supported (17 or newer)", file=sys.stderr)
+    top = onnx.defs.onnx_opset_version()
+    if args.opset is not None and not 17 <= args.opset <= top:
+        print(f"archdsl build: error: --opset {args.opset} is not supported (17..{top})", file=sys.stderr)
         return 2
     mod = _load(args, sources)
     if args.emit == "ir":

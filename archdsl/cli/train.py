@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .. import driver
+from ..diagnostics import ArchError
 
 __all__ = ["add_train_flags", "add_train_parser", "build_train", "cmd_train", "train_config"]
 
@@ -108,10 +109,13 @@ def cmd_train(args, sources) -> int:
     if args.epochs < 1 or args.batch_size < 1:
         print("archdsl train: error: --epochs and --batch-size must be at least 1", file=sys.stderr)
         return 2
-    mod = driver.load(args.file, defines=args.defines, search_path=args.include, sources=sources)
-    ct = driver.build_train(mod, args.model, _options(args), train_config(args), sources)
     out = Path(args.output)
     ckpt = Path(args.checkpoint) if args.checkpoint else out.with_name(out.name.split(".")[0] + ".ckpt.npz")
+    for p in (out, ckpt):  # before training, not after it
+        if p.is_dir():
+            raise ArchError(f"cannot write {p}: it is a directory")
+    mod = driver.load(args.file, defines=args.defines, search_path=args.include, sources=sources)
+    ct = driver.build_train(mod, args.model, _options(args), train_config(args), sources)
     opts = LoopOptions(data=args.data, val=args.val, epochs=args.epochs, batch_size=args.batch_size, output=out,
                        checkpoint=ckpt, resume=args.resume, provider=args.provider, threads=args.threads,
                        seed=args.seed, quiet=args.quiet, schedule=args.schedule)

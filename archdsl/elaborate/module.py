@@ -183,7 +183,7 @@ def load_file(path: str | Path, defines: dict, sources: SourceMap, search_path=(
     loader = _Loader(sources, [Path(p) for p in search_path])
     p = Path(path)
     if not p.is_file():
-        raise ImportNotFoundError(f"no such file: {path}")
+        raise ImportNotFoundError(f"{path} is a directory, not a .arch file" if p.is_dir() else f"no such file: {path}")
     return loader.load_path(p.resolve(), None, defines)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from onnx import numpy_helper
 
-from ..diagnostics import ArchError
+from ..diagnostics import ArchError, writing
 from ..lower import save_weights
 from .export import TRAIN_CONFIG_KEY
 from .metrics import batch_metrics
@@ -175,12 +175,13 @@ def _fingerprint(cfg: dict) -> dict:
 
 
 def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
+        with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                write(f)
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -278,11 +279,12 @@ def _line(m: dict, epochs: int) -> str:
 
 
 def _atomic_weights(path: Path, arrays: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp{os.getpid()}.{path.name}")
     try:
-        save_weights(tmp, arrays)
-        os.replace(tmp, path)
+        with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_weights(tmp, arrays)
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()

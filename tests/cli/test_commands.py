@@ -27,6 +27,35 @@ def test_build_writes_a_checked_model(tmp_path, capsys):
     onnx.checker.check_model(onnx.load(str(out)), full_check=True)
 
 
+def test_outputs_the_os_refuses_are_diagnostics(tmp_path, capsys):
+    (tmp_path / "adir").mkdir()
+    assert main(["build", MLP, "-o", str(tmp_path / "adir")]) == 1
+    assert f"error: cannot write {tmp_path / 'adir'}: it is a directory" in capsys.readouterr().err
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    assert main(["build", MLP, "-o", str(blocked / "m.onnx")]) == 1   # a file where a folder should be
+    err = capsys.readouterr().err
+    assert f"error: cannot write {blocked / 'm.onnx'}:" in err and "internal error" not in err
+    assert main(["build", str(tmp_path / "adir")]) == 1
+    assert "is a directory, not a .arch file" in capsys.readouterr().err
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 784), np.float32), labels=np.zeros(4, np.int64))
+    for flag in ("-o", "--checkpoint"):
+        args = ["train", MLP, "--data", str(tmp_path / "d.npz"), "--quiet", "-o", str(tmp_path / "w.npz")]
+        assert main(args + [flag, str(tmp_path / "adir")]) == 1
+        assert "it is a directory" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "d.npz", "file"]   # nothing half-written
+
+
+def test_an_opset_onnx_does_not_know_is_refused(capsys):
+    top = onnx.defs.onnx_opset_version()
+    assert main(["build", MLP, "--opset", str(top + 1)]) == 2
+    assert f"--opset {top + 1} is not supported (17..{top})" in capsys.readouterr().err
+    from archdsl import compile_file
+    from archdsl.diagnostics import ArchError
+    with pytest.raises(ArchError, match=f"opset {top + 1} is not supported"):   # the Python API too
+        compile_file(MLP, opset=top + 1)
+
+
 def test_build_default_output_name(tmp_path, monkeypatch):
     spec = tmp_path / "tiny.arch"
     spec.write_text("model tiny(x: float32[B, 4]) -> y {\n    y = x -> linear(2)\n}\n")
