@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..diagnostics import (
     ArchError,
+    ArchSyntaxError,
     ArchTypeError,
     DefineError,
     ImportCycleError,
@@ -67,9 +68,13 @@ class _Loader:
         if len(self.stack) >= MAX_IMPORT_DEPTH:
             raise LimitError(f"imports nested deeper than {MAX_IMPORT_DEPTH}", span)
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise ImportNotFoundError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}", span) from None
+            raw = path.read_bytes()
+        except OSError as e:
+            raise ImportNotFoundError(f"cannot read {path}: {e.strerror or e}", span) from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise _not_utf8(raw, e, _display(path), self.sources) from None
         return self.load_text(text, _display(path), defines, key)
 
     def load_text(self, text: str, file: str, defines=None, key: str | None = None) -> Module:
@@ -82,6 +87,15 @@ class _Loader:
             self.stack.pop()
         self.cache[key] = mod
         return mod
+
+
+def _not_utf8(raw: bytes, e: UnicodeDecodeError, file: str, sources: SourceMap) -> ArchSyntaxError:
+    """Where the first byte that is not UTF-8 sits, shown like any other syntax error."""
+    line = raw.count(b"\n", 0, e.start) + 1
+    col = len(raw[raw.rfind(b"\n", 0, e.start) + 1:e.start].decode("utf-8", errors="replace")) + 1
+    sources.add(file, raw.decode("utf-8", errors="replace"))
+    return ArchSyntaxError(f"the file is not UTF-8: byte 0x{raw[e.start]:02x} here begins no valid character; "
+                           "save it as UTF-8", Span(file, line, col, line, col + 1))
 
 
 def _display(path: Path) -> str:
