@@ -136,9 +136,9 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
 
 
 def _check_opset(opset: int | None) -> int | None:
-    if opset is not None and not 17 <= opset <= onnx.defs.onnx_opset_version():
-        raise ArchError(f"opset {opset} is not supported (17..{onnx.defs.onnx_opset_version()}, the newest this "
-                        f"onnx knows)")
+    if opset is not None and not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
+        raise ArchError(f"opset {opset} is not supported ({MIN_OPSET}..{onnx.defs.onnx_opset_version()}, the "
+                        f"newest this onnx knows)")
     return opset
 
 
@@ -324,6 +324,3 @@ def _small_enough(model: onnx.ModelProto) -> bool:
         size = helper.tensor_dtype_to_np_dtype(t.data_type).itemsize if t.data_type else 4
         total += math.prod(t.dims) * size
     return total < EXTERNAL_DATA_THRESHOLD
-
-
-_ = MIN_OPSET

@@ -50,9 +50,9 @@ def _load(args, sources):
 
 @_diagnostics
 def cmd_build(args, sources) -> int:
-    top = onnx.defs.onnx_opset_version()
-    if args.opset is not None and not 17 <= args.opset <= top:
-        print(f"archdsl build: error: --opset {args.opset} is not supported (17..{top})", file=sys.stderr)
+    low, top = driver.MIN_OPSET, onnx.defs.onnx_opset_version()
+    if args.opset is not None and not low <= args.opset <= top:
+        print(f"archdsl build: error: --opset {args.opset} is not supported ({low}..{top})", file=sys.stderr)
         return 2
     mod = _load(args, sources)
     if args.emit == "ir":
