@@ -89,13 +89,13 @@ class Calls:
             plural = "s" if len(positional) != 1 else ""
             raise ArchTypeError(f"{op.name}() takes {len(positional)} positional argument{plural}"
                                 f" at most, got {len(args)} (signature: {op.signature()})", span)
-        optional = [i.lstrip("*").rstrip("?") for i in op.inputs if i.endswith("?")]
-        attr_names = {a.name for a in op.attrs}
         for n, v in zip(positional, args):  # optional tensor inputs are keyword-only
-            if isinstance(v, Tensor) and n in attr_names and optional:
-                raise ArchTypeError(f"{op.name}(): a tensor given positionally where argument '{n}' goes; optional "
-                                    f"tensor inputs are keyword-only: {optional[0]}=... (signature: "
-                                    f"{op.signature()})", span)
+            if isinstance(v, Tensor) and any(a.name == n for a in op.attrs):
+                optional = [i.lstrip("*").rstrip("?") for i in op.inputs if i.endswith("?")]
+                if optional:
+                    raise ArchTypeError(f"{op.name}(): a tensor given positionally where argument '{n}' goes; "
+                                        f"optional tensor inputs are keyword-only: {optional[0]}=... (signature: "
+                                        f"{op.signature()})", span)
             given[n] = v
         for k, v in kwargs.items():
             if k not in names:
