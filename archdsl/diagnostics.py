@@ -85,13 +85,19 @@ class EvalError(ArchError):
     kind = "eval"
 
 
+def not_a_directory(path) -> Path:
+    """An output path, refused when a directory is in its place (before any work that would write it)."""
+    p = Path(path)
+    if p.is_dir():
+        raise ArchError(f"cannot write {p}: it is a directory")
+    return p
+
+
 @contextlib.contextmanager
 def writing(path):
     """The OS refusing to write an output (a directory in the way, no permission, a full disk) as a
     diagnostic naming the path, not an internal error."""
-    p = Path(path)
-    if p.is_dir():
-        raise ArchError(f"cannot write {p}: it is a directory")
+    p = not_a_directory(path)
     try:
         yield
     except OSError as e:

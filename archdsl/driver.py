@@ -135,10 +135,15 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared)
 
 
+def opset_range() -> tuple[int, int]:
+    """The opsets a build can target: MIN_OPSET up to the newest the installed onnx knows."""
+    return MIN_OPSET, onnx.defs.onnx_opset_version()
+
+
 def _check_opset(opset: int | None) -> int | None:
-    if opset is not None and not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
-        raise ArchError(f"opset {opset} is not supported ({MIN_OPSET}..{onnx.defs.onnx_opset_version()}, the "
-                        f"newest this onnx knows)")
+    low, top = opset_range()
+    if opset is not None and not low <= opset <= top:
+        raise ArchError(f"opset {opset} is not supported ({low}..{top}, the newest this onnx knows)")
     return opset
 
 

@@ -12,7 +12,8 @@ from onnx import helper
 
 from .diagnostics import ArchError
 
-__all__ = ["dim_conflict", "newest_opset", "providers", "session", "random_feeds", "run_timed", "input_specs"]
+__all__ = ["cpu_fallback", "dim_conflict", "newest_opset", "providers", "session", "random_feeds", "run_timed",
+           "input_specs"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -59,11 +60,19 @@ def session(model, provider: str = "auto", threads: int | None = None):
     src = (model.SerializeToString() if isinstance(model, onnx.ModelProto)
            else str(model) if not isinstance(model, bytes) else model)
     sess = ort.InferenceSession(src, sess_options=so, providers=providers(provider))
-    if provider == "cuda" and sess.get_providers()[0] != "CUDAExecutionProvider":
-        # a CUDA build whose CUDA/cuDNN libraries are missing falls back to the CPU with only a warning
-        raise ArchError(f"--provider cuda: onnxruntime runs this model on {sess.get_providers()[0]}, not "
-                        f"CUDAExecutionProvider (are the CUDA and cuDNN libraries it needs installed?)")
+    fallback = cpu_fallback(sess) if provider == "cuda" else None
+    if fallback:
+        raise ArchError(f"--provider cuda: {fallback}")
     return sess
+
+
+def cpu_fallback(sess) -> str | None:
+    """Why a session asked to run on CUDA does not, else None: onnxruntime falls back to the CPU with only a
+    warning (a build without CUDA, or one whose CUDA/cuDNN libraries are missing)."""
+    p = sess.get_providers()[0]
+    return None if p == "CUDAExecutionProvider" else (
+        f"onnxruntime runs this model on {p}, not CUDAExecutionProvider (are the CUDA and cuDNN libraries it "
+        "needs installed?)")
 
 
 _NP = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,

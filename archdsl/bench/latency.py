@@ -16,6 +16,8 @@ import time
 
 import numpy as np
 
+from ..runtime import cpu_fallback
+
 __all__ = ["alternate", "alternate_orders", "feeds_for", "make_session", "median_interval", "median_ratio",
            "ratio_interval"]
 
@@ -30,11 +32,9 @@ def make_session(path: str | bytes, threads: int = 2, provider: str = "cpu"):
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see the module docstring
     prov = ["CUDAExecutionProvider", "CPUExecutionProvider"] if provider == "cuda" else ["CPUExecutionProvider"]
     sess = ort.InferenceSession(path, so, providers=prov)
-    if provider == "cuda" and sess.get_providers()[0] != "CUDAExecutionProvider":
-        # onnxruntime falls back to the CPU with a warning (no CUDA build, or its CUDA/cuDNN libraries missing):
-        # figures labelled CUDA would be CPU figures
-        raise RuntimeError(f"onnxruntime did not enable CUDAExecutionProvider (session providers: "
-                           f"{', '.join(sess.get_providers())})")
+    fallback = cpu_fallback(sess) if provider == "cuda" else None
+    if fallback:  # figures labelled CUDA would be CPU figures
+        raise RuntimeError(fallback)
     return sess
 
 

@@ -201,9 +201,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sizes = [int(s) for s in (opts.scaling or ("1000,10000" if opts.quick else "1000,10000,100000")).split(",")
              if int(s) > 0]
+    from ..driver import MIN_OPSET
     from ..runtime import newest_opset
-    if opts.opset is not None and not 17 <= opts.opset <= newest_opset():
-        print(f"archdsl bench: error: --opset {opts.opset} is not supported (17..{newest_opset()})", file=sys.stderr)
+    if opts.opset is not None and not MIN_OPSET <= opts.opset <= newest_opset():  # timed: onnxruntime must run it
+        print(f"archdsl bench: error: --opset {opts.opset} is not supported ({MIN_OPSET}..{newest_opset()})",
+              file=sys.stderr)
         return 2
     import onnxruntime as ort
     opts.cuda = opts.use_cuda and "CUDAExecutionProvider" in ort.get_available_providers()

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 from .. import driver
 from ..diagnostics import ArchError, SourceMap, render
@@ -50,7 +49,7 @@ def _load(args, sources):
 
 @_diagnostics
 def cmd_build(args, sources) -> int:
-    low, top = driver.MIN_OPSET, onnx.defs.onnx_opset_version()
+    low, top = driver.opset_range()
     if args.opset is not None and not low <= args.opset <= top:
         print(f"archdsl build: error: --opset {args.opset} is not supported ({low}..{top})", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .. import driver
-from ..diagnostics import ArchError
+from ..diagnostics import not_a_directory
 
 __all__ = ["add_train_flags", "add_train_parser", "build_train", "cmd_train", "train_config"]
 
@@ -112,8 +112,7 @@ def cmd_train(args, sources) -> int:
     out = Path(args.output)
     ckpt = Path(args.checkpoint) if args.checkpoint else out.with_name(out.name.split(".")[0] + ".ckpt.npz")
     for p in (out, ckpt):  # before training, not after it
-        if p.is_dir():
-            raise ArchError(f"cannot write {p}: it is a directory")
+        not_a_directory(p)
     mod = driver.load(args.file, defines=args.defines, search_path=args.include, sources=sources)
     ct = driver.build_train(mod, args.model, _options(args), train_config(args), sources)
     opts = LoopOptions(data=args.data, val=args.val, epochs=args.epochs, batch_size=args.batch_size, output=out,

@@ -148,7 +148,10 @@ class Trainer:
         arrays = {k: self.get(k) for k in self.info.state_inputs}
         arrays["__epoch__"] = np.array(epoch)
         arrays["__config__"] = np.array(json.dumps(_fingerprint(self.config)))
-        _atomic(path, lambda p: np.savez(p, **arrays))
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a path without it
+                np.savez(f, **arrays)
+        _atomic(path, save)
 
     def load_checkpoint(self, path: Path) -> int:
         try:
@@ -174,13 +177,14 @@ def _fingerprint(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k not in ("lr",)}
 
 
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+def _atomic(path: Path, save) -> None:
+    """save(tmp) writes a file beside `path`, under a name with the same suffix (save_weights picks the format
+    by it), which then replaces `path`: an interrupted write leaves the previous file."""
+    tmp = path.with_name(f".tmp{os.getpid()}.{path.name}")
     try:
         with writing(path):
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                write(f)
+            save(tmp)
             os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -245,7 +249,8 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
         console.print(_line(metrics, opts.epochs))
         if opts.checkpoint is not None:
             trainer.save_checkpoint(opts.checkpoint, epoch)
-    _atomic_weights(opts.output, trainer.weights())
+    weights = trainer.weights()
+    _atomic(opts.output, lambda tmp: save_weights(tmp, weights))
     console.print(f"wrote {opts.output} ({len(ct.info.params)} parameters, {len(ct.info.buffers)} buffers)")
     return metrics
 
@@ -276,15 +281,3 @@ def _line(m: dict, epochs: int) -> str:
         parts.append(f"val_acc {100 * m['val_accuracy']:.2f}%")
     parts.append(f"{m['seconds']:.2f}s")
     return "  ".join(parts)
-
-
-def _atomic_weights(path: Path, arrays: dict) -> None:
-    tmp = path.with_name(f".tmp{os.getpid()}.{path.name}")
-    try:
-        with writing(path):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_weights(tmp, arrays)
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

@@ -115,7 +115,7 @@ def test_cuda_session_refuses_to_fall_back_to_the_cpu(tmp_path):
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
     save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
     make_session(str(tmp_path / "m.onnx"))  # the CPU session is fine
-    with pytest.raises(RuntimeError, match="did not enable CUDAExecutionProvider"):
+    with pytest.raises(RuntimeError, match="runs this model on CPUExecutionProvider, not CUDAExecutionProvider"):
         make_session(str(tmp_path / "m.onnx"), provider="cuda")
 
 
