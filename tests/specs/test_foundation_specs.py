@@ -117,3 +117,21 @@ def test_a_mistake_in_resnet_is_a_diagnostic_and_writes_nothing(mistake, tmp_pat
     caret = lines[2]
     assert set(caret.strip()) == {"^"} and caret.index("^") == len(f"{line_no:>4} | ") + int(m.group(2)) - 1
     assert not out.exists() and not out.parent.exists() or not list(out.parent.iterdir())
+
+
+NEGATIVE_COUNTS = [("gpt2.arch", "n_layer"), ("bert.arch", "num_hidden_layers"), ("vit.arch", "layers"),
+                   ("transformer.arch", "num_decoder_layers"), ("hybrid.arch", "layers"), ("tcn.arch", "levels"),
+                   ("ddpm_unet.arch", "num_res_blocks")]
+
+
+@pytest.mark.parametrize("spec,param", NEGATIVE_COUNTS, ids=[s for s, _ in NEGATIVE_COUNTS])
+def test_a_negative_layer_count_is_refused_not_an_empty_stack(spec, param):
+    """`range(-1)` is empty, so `-D n_layer=-1` used to build a model with no layers at all."""
+    from archdsl.diagnostics import ArchError
+    with pytest.raises(ArchError, match="must not be negative") as e:
+        archdsl.check_file(SPECS / spec, model=None if spec != "transformer.arch" else "transformer",
+                           defines={param: -1})
+    line = (SPECS / spec).read_text().splitlines()[e.value.span.line - 1]
+    assert line.startswith("assert ") and "must not be negative" in line
+    archdsl.check_file(SPECS / spec, model=None if spec != "transformer.arch" else "transformer",
+                       defines={param: 0})  # zero is a legitimate (if degenerate) stack
