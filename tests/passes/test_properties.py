@@ -4,7 +4,7 @@ including BatchNorm statistics), keeps the graph valid for the checker, and is i
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 
 from archdsl.ir import check
 from archdsl.passes import PassContext, all_passes, optimize
@@ -34,27 +34,32 @@ def test_pass_keeps_outputs_and_is_idempotent(name, recipe):
 
 @SETTINGS
 @given(recipe=recipes)
+@example(recipe=(["linear3d"], False))  # the linear is gone (matmul + add): bound by the linears before
 def test_pipeline_keeps_outputs_and_reaches_a_fixpoint(recipe):
     g = build(*recipe).g
     weights, feeds = random_weights(g), feeds_for(g)
     before = run(g, feeds, weights)
-    n0 = len(g.nodes)
+    n0, linears = len(g.nodes), sum(n.op == "linear" for n in g.nodes)
     optimize(g, 2, ctx=CTX, verify=True)
-    assert len(g.nodes) <= n0 + 2 * sum(n.op == "linear" for n in g.nodes)
+    assert len(g.nodes) <= n0 + linears  # only pretranspose_linear may grow it: linear -> matmul + add
     assert_close(before, run(g, feeds, weights))
     assert not any(s.changed for s in optimize(g, 2, ctx=CTX))
 
 
 @SETTINGS
 @given(recipe=recipes)
+@example(recipe=(["conv_bn", "branch", "bn"], False))  # the second BN reads a conv output used twice
 def test_o2_removes_every_planted_noop(recipe):
     """What the generator plants (dropout, x*1, x+0, cancelling layouts, BatchNorm after conv) is gone."""
     g = build(*recipe).g
     optimize(g, 2, ctx=CTX)
     ops = [n.op for n in g.nodes]
     assert "dropout" not in ops
+    outputs = {id(v) for _, v in g.outputs}
     assert not any(n.op == "batchnorm" and n.inputs[0].producer is not None
-                   and n.inputs[0].producer.op in ("conv2d", "linear", "conv_transpose2d") for n in g.nodes)
+                   and n.inputs[0].producer.op in ("conv2d", "linear", "conv_transpose2d")
+                   and len(n.inputs[0].uses) == 1 and id(n.inputs[0]) not in outputs  # else it cannot fold
+                   for n in g.nodes)
     assert not any(_identity_of(n, CTX) is not None for n in g.nodes)
     consts = {id(c) for c in g.consts}
     assert not any(all(id(v) in consts for v in n.inputs) for n in g.nodes), "a constant subgraph was left"
