@@ -185,6 +185,30 @@ def test_random_valid_cnns_compile_check_and_run(case):
     _compile_check_run(text, (classes,))
 
 
+def _same_at_every_level(text: str) -> None:
+    """-O0, -O1 and -O2 builds of one program agree on the same inputs (the weights come from the seed and
+    the parameter names, so BatchNorm folding and pre-transposed weights start from the same values)."""
+    outs, feeds = [], None
+    for level in (0, 1, 2):
+        sess = session(archdsl.compile_source(text, file="rnd.arch", opt_level=level), provider="cpu", threads=1)
+        feeds = feeds or random_feeds(sess, batch=3, seed=5)
+        outs.append(sess.run(None, feeds)[0])
+    for level, out in enumerate(outs[1:], 1):
+        np.testing.assert_allclose(out, outs[0], rtol=1e-4, atol=1e-4, err_msg=f"-O{level}\n{text}")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(text=valid_program())
+def test_random_programs_give_the_same_outputs_at_every_opt_level(text):
+    _same_at_every_level(text)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(case=valid_conv_program())
+def test_random_cnns_give_the_same_outputs_at_every_opt_level(case):
+    _same_at_every_level(case[0])
+
+
 @FUZZ
 @given(name=st.sampled_from(["hidden", "classes", "nope", "", "hidden hidden"]),
        value=st.lists(_TOKENS, max_size=8).map(" ".join), eq=st.booleans())
