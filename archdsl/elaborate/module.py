@@ -3,6 +3,7 @@ elaborate one model into a checked IR graph."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ class Module:
     env: Env
     models: dict[str, A.ModelDef] = field(default_factory=dict)
     params: dict[str, object] = field(default_factory=dict)
+    overrides: dict[str, Span] = field(default_factory=dict)  # params set by -D: where their value was written
 
 
 @dataclass
@@ -114,6 +116,31 @@ def _evaluate_items(tree: A.Module, loader: _Loader, defines: dict) -> Module:
         if isinstance(item, A.BlockDef):
             _define(env, item.name, BlockFn(item, env), item.span)
     unused = dict(defines)
+    with noting_overrides(mod):
+        _evaluate_in_order(tree, loader, defines, mod, env, ev, unused)
+    for name, (value, span, *rest) in unused.items():
+        span = rest[0] if rest else span
+        raise DefineError(f"-D {name}: {Path(tree.file).name} has no param '{name}'"
+                          f"{did_you_mean(name, mod.params)}" + ("" if mod.params else " (it declares no params)"),
+                          span)
+    return mod
+
+
+@contextlib.contextmanager
+def noting_overrides(mod: Module):
+    """A diagnostic from a spec built with -D values also shows those values: the failing line names the
+    param (or a let computed from it), not the value the command line gave it."""
+    try:
+        yield
+    except DefineError:
+        raise
+    except ArchError as e:
+        e.notes.extend((f"param '{name}' is set by -D here", span) for name, span in mod.overrides.items())
+        raise
+
+
+def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Module, env: Env, ev: Evaluator,
+                       unused: dict) -> None:
     for item in tree.items:
         if isinstance(item, A.Import):
             target = loader.load_path(loader.resolve(item.path, tree.file, item.span), item.span)
@@ -127,6 +154,8 @@ def _evaluate_items(tree: A.Module, loader: _Loader, defines: dict) -> Module:
             if item.name in defines:
                 value = _override(item, value, defines[item.name])
                 unused.pop(item.name)
+                if defines[item.name][1] is not None:
+                    mod.overrides[item.name] = defines[item.name][1]
             _define(env, item.name, value, item.span)
             mod.params[item.name] = value
         elif isinstance(item, A.Let):
@@ -138,12 +167,6 @@ def _evaluate_items(tree: A.Module, loader: _Loader, defines: dict) -> Module:
             mod.models[item.name] = item
         elif isinstance(item, A.Assert):
             ev.exec_stmt(item, env)
-    for name, (value, span, *rest) in unused.items():
-        span = rest[0] if rest else span
-        raise DefineError(f"-D {name}: {Path(tree.file).name} has no param '{name}'"
-                          f"{did_you_mean(name, mod.params)}" + ("" if mod.params else " (it declares no params)"),
-                          span)
-    return mod
 
 
 def _define(env: Env, name: str, value, span: Span) -> None:
@@ -208,6 +231,11 @@ def load_source(text: str, file: str, defines: dict, sources: SourceMap, search_
 
 def elaborate_model(mod: Module, name: str) -> Graph:
     """Run one model's body: tensors become IR nodes; the result is shape-checked."""
+    with noting_overrides(mod):
+        return _elaborate_model(mod, name)
+
+
+def _elaborate_model(mod: Module, name: str) -> Graph:
     md = mod.models[name]
     g = Graph(name, md.span)
     ev = Evaluator(g)
