@@ -1,6 +1,7 @@
 """End to end against PyTorch: one and five train steps on onnxruntime (the exported step, its outputs fed
 back as the next step's inputs) against torch autograd + torch.optim on the same graph, initial values and
-batches. MLP, LeNet-5, a narrow ResNet-18 with BatchNorm in train mode, and a 2-layer GPT; SGD and AdamW.
+batches. MLP, LeNet-5, a narrow ResNet-18 with BatchNorm in train mode, and a 2-layer GPT; SGD and AdamW;
+and generated programs (the fuzz tests' MLPs and CNNs), two SGD steps each.
 
 The reference is torch in float64, so it carries no rounding of its own. Loss and every updated parameter
 and buffer must be within 1e-4 relative of it (norm of the difference over the norm), or within twice the
@@ -20,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 
+from ..test_fuzz import valid_conv_program, valid_program
 from .harness import batches, compile_step, config, initial, ort_steps, rel, torch_steps
 
 pytest.importorskip("torch")
@@ -83,3 +86,45 @@ def _perturbed(data: list[dict], eps: float) -> list[dict]:
     rng = np.random.default_rng(12345)
     return [{k: (v * (1 + eps * rng.standard_normal(v.shape))).astype(v.dtype) if np.issubdtype(v.dtype, np.floating)
              else v for k, v in b.items()} for b in data]
+
+
+# ---------------------------------------------------------------- random programs
+
+_RANDOM = settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+
+
+def _one_random_program(text: str, loss: str) -> None:
+    """Two SGD steps of a generated program against torch float64: the loss, and every parameter's update
+    within 1e-3 relative, or twice torch float32's own distance, or 1e-6 absolute (a gradient that is zero
+    in exact arithmetic, e.g. the bias of a BatchNorm followed by another, is float32 noise in both)."""
+    from archdsl.diagnostics import ArchError
+    try:
+        ct, fwd = compile_step(None, config(loss=loss, opt="sgd", lr=0.05), text=text)
+    except ArchError as e:
+        assert "no trainable parameters" in e.message, e.message
+        return
+    data = batches(ct, 2, 3, fwd.outputs[0][1].type.shape[-1], seed=3)
+    init = initial(ct)
+    lo, so = ort_steps(ct, data)
+    lt, st = torch_steps(ct, fwd, data)
+    l64, s64 = torch_steps(ct, fwd, data, np.float64)
+    for step in (0, 1):
+        assert abs(lo[step] - l64[step]) <= 1e-4 * max(1.0, abs(l64[step])) + 2 * abs(lt[step] - l64[step]), \
+            (text, lo, l64)
+        for name, ref in s64[step].items():
+            ours, t32, want = so[step][name] - init[name], st[step][name] - init[name], ref - init[name]
+            err = np.linalg.norm(ours - want)
+            assert err <= max(1e-3 * np.linalg.norm(want), 2 * np.linalg.norm(t32 - want), 1e-6), \
+                f"step {step + 1}: update of {name} off by {rel(ours, want):.2e}\n{text}"
+
+
+@_RANDOM
+@given(text=valid_program())
+def test_random_programs_train_like_torch(text):
+    _one_random_program(text, "mse")
+
+
+@_RANDOM
+@given(case=valid_conv_program())
+def test_random_cnns_train_like_torch(case):
+    _one_random_program(case[0], "cross_entropy")
