@@ -83,6 +83,23 @@ def load_data(path: str, model, names: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
+def check_class_labels(path: str, labels: np.ndarray, model, output: str) -> None:
+    """cross_entropy's labels are class indices in [0, classes): onnxruntime's GatherElements reads a negative
+    one from the end (label -3 trains class C-3) and stops at one past the end; torch refuses both."""
+    vi = next((o for o in model.graph.output if o.name == output), None)
+    dims = vi.type.tensor_type.shape.dim if vi is not None else []
+    if not dims or not dims[-1].HasField("dim_value"):
+        return
+    classes = dims[-1].dim_value
+    bad = np.flatnonzero((labels < 0) | (labels >= classes))
+    if bad.size:
+        i = int(bad[0])
+        at = np.unravel_index(i, labels.shape)
+        raise ArchError(f"{path}: labels{list(map(int, at))} is {int(labels.flat[i])}, but '{output}' has {classes} "
+                        f"classes: cross_entropy takes class indices 0..{classes - 1} "
+                        f"({bad.size} label{'s' if bad.size > 1 else ''} out of range)")
+
+
 class Trainer:
     """A train-step session and an eval session sharing one state (name -> OrtValue)."""
 
@@ -209,6 +226,10 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     names = ct.info.data_inputs + ["labels"]
     train = load_data(opts.data, ct.step_model, names)
     val = load_data(opts.val, ct.step_model, names) if opts.val else None
+    if ct.info.config.loss == "cross_entropy":
+        for path, data in ((opts.data, train), (opts.val, val)):
+            if data is not None:
+                check_class_labels(path, data["labels"], ct.eval_model, ct.info.output)
     n = len(train["labels"])
     start = 0
     if opts.resume:

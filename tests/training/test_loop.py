@@ -78,12 +78,26 @@ def test_safetensors_and_build_train(data, tmp_path, capsys):
     ({"x": np.zeros((4, 1, 7, 8), np.float32), "labels": np.zeros(4, np.int64)}, "shape"),
     ({"x": np.zeros((4, 1, 8, 8), np.float32), "labels": np.zeros(4, np.float32)}, "integers"),
     ({"x": np.zeros((4, 1, 8, 8), np.float32), "labels": np.zeros(3, np.int64)}, "examples"),
+    # onnxruntime stopped at 10 ("internal error") and read -3 as class 7 (trained on the wrong class)
+    ({"x": np.zeros((4, 1, 8, 8), np.float32), "labels": np.array([1, 2, 10, 3])}, "labels[2] is 10"),
+    ({"x": np.zeros((4, 1, 8, 8), np.float32), "labels": np.array([-3, 2, 1, 0])}, "class indices 0..9"),
 ])
 def test_data_mistakes_are_diagnostics(tmp_path, capsys, arrays, words):
     np.savez(tmp_path / "bad.npz", **arrays)
     assert main(["train", DIGITS, "--data", str(tmp_path / "bad.npz"), "-o", str(tmp_path / "w.npz"),
                  "--quiet"]) == 1
     assert words in capsys.readouterr().err
+
+
+def test_validation_labels_out_of_range_are_refused_before_training(tmp_path, capsys):
+    x = np.zeros((4, 1, 8, 8), np.float32)
+    np.savez(tmp_path / "train.npz", x=x, labels=np.zeros(4, np.int64))
+    np.savez(tmp_path / "val.npz", x=x, labels=np.array([0, 1, 2, 12]))
+    assert main(["train", DIGITS, "--data", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"),
+                 "-o", str(tmp_path / "w.npz"), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "val.npz: labels[3] is 12" in captured.err and "epoch" not in captured.err + captured.out
+    assert not (tmp_path / "w.npz").exists()
 
 
 def test_data_whose_arrays_disagree_on_a_dim_name_is_refused(tmp_path):
