@@ -6,6 +6,7 @@ gradient: momentum * 0 + g is the same thing; dampening is not offered for that 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..diagnostics import ArchError
@@ -39,8 +40,9 @@ class OptimConfig:
             raise ArchError("nesterov needs the sgd optimizer with a momentum > 0")
         if self.momentum and self.name != "sgd":
             raise ArchError(f"momentum is an sgd setting; {self.name} uses betas")
-        if self.momentum < 0 or self.decay < 0 or self.eps <= 0:
-            raise ArchError("momentum and weight decay must be >= 0, eps > 0")
+        if not all(math.isfinite(v) for v in (self.momentum, self.decay, self.eps)) \
+                or self.momentum < 0 or self.decay < 0 or self.eps <= 0:  # nan passes every comparison
+            raise ArchError("momentum and weight decay must be >= 0, eps > 0 (and all finite)")
         if not all(0.0 <= b < 1.0 for b in self.betas):
             raise ArchError(f"betas must be in [0, 1), got {list(self.betas)}")
 

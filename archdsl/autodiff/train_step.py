@@ -64,8 +64,8 @@ def _scalar_input(g: Graph, name: str, dtype: DType, init: Init) -> Value:
 def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     """Turn a checked forward graph into the train step (in place) and check the result."""
     cfg.optimizer.validate()
-    if not cfg.lr > 0:
-        raise ArchError(f"the learning rate must be positive, got {cfg.lr}")
+    if not 0 < cfg.lr < float("inf"):
+        raise ArchError(f"the learning rate must be positive and finite, got {cfg.lr}")
     outputs = dict(graph.outputs)
     out_name = cfg.output or graph.outputs[0][0]
     if out_name not in outputs:

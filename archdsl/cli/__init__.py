@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from .. import __version__
+from .args import seed
 from .commands import COMMANDS
 from .train import add_train_flags, add_train_parser
 
@@ -55,7 +56,7 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("-o", "--output", metavar="OUT.onnx", help="output path (default: FILE with .onnx, or MODEL.onnx)")
     b.add_argument("--opset", type=int, metavar="N",
                    help="ONNX opset (default: the newest the installed onnxruntime runs; at least 17)")
-    b.add_argument("--seed", type=int, default=0, metavar="S",
+    b.add_argument("--seed", type=seed, default=0, metavar="S",
                    help="seed for the PyTorch-style initialization (default 0)")
     b.add_argument("--weights", metavar="W.npz", help="load parameters by name from .npz or .safetensors")
     b.add_argument("--emit", choices=("onnx", "ir"), default="onnx",
@@ -91,7 +92,7 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto",
                    help="execution provider (auto: CUDA when present)")
     r.add_argument("--threads", type=int, metavar="N", help="intra-op threads")
-    r.add_argument("--seed", type=int, default=0, metavar="S", help="seed for weights and random inputs")
+    r.add_argument("--seed", type=seed, default=0, metavar="S", help="seed for weights and random inputs")
     r.add_argument("--weights", metavar="W.npz", help="load parameters by name from .npz or .safetensors")
     _optimize_flags(r)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .. import driver
 from ..diagnostics import not_a_directory
+from .args import seed
 
 __all__ = ["add_train_flags", "add_train_parser", "build_train", "cmd_train", "train_config"]
 
@@ -97,7 +98,7 @@ def add_train_parser(sub) -> None:
                    help="training state written after every epoch (default: OUTPUT with .ckpt.npz)")
     t.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     t.add_argument("--weights", metavar="W.npz", help="start from these parameters instead of the initialization")
-    t.add_argument("--seed", type=int, default=0, metavar="S", help="seed for the initialization, shuffling, dropout")
+    t.add_argument("--seed", type=seed, default=0, metavar="S", help="seed for the initialization, shuffling, dropout")
     t.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="execution provider")
     t.add_argument("--threads", type=int, metavar="N", help="intra-op threads")
     t.add_argument("--quiet", action="store_true", help="no progress bar")

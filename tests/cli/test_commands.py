@@ -236,6 +236,15 @@ def test_usage_errors_exit_2(argv, capsys):
     assert rc == 2
 
 
+@pytest.mark.parametrize("argv", [["run", MLP, "--seed", "-5"], ["build", MLP, "--seed", str(2**32)],
+                                  ["train", MLP, "--data", "d.npz", "--seed", "x"]])
+def test_a_seed_out_of_range_is_a_usage_error(argv, capsys):
+    """`run --seed -5` was an internal error (numpy refuses negative seeds); build masked it to 32 bits."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and "argument --seed" in capsys.readouterr().err
+
+
 def test_missing_file_is_a_diagnostic(capsys):
     assert main(["check", "does/not/exist.arch"]) == 1
     assert "no such file" in capsys.readouterr().err

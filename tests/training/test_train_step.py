@@ -143,6 +143,10 @@ def test_op_without_gradient_rule_off_the_path_is_fine():
 @pytest.mark.parametrize("bad,words", [
     ({"opt": "adam", "lr": 0.1, "nesterov": True}, "nesterov"),
     ({"opt": "sgd", "lr": -1.0}, "learning rate"),
+    ({"opt": "sgd", "lr": float("inf")}, "positive and finite"),  # trained to nan at the second epoch
+    ({"opt": "sgd", "lr": float("nan")}, "positive and finite"),
+    ({"opt": "sgd", "lr": 0.1, "momentum": float("nan")}, "all finite"),  # nan passed every comparison
+    ({"opt": "adamw", "lr": 0.1, "weight_decay": float("inf")}, "all finite"),
     ({"loss": "mse", "label_smoothing": 0.1}, "label smoothing"),
     ({"loss": "hinge"}, "unknown loss"),
 ])
