@@ -167,6 +167,33 @@ def _check_input(sess, name: str, arr: np.ndarray, path: str) -> None:
                         f"{path} holds {arr.dtype.name}{list(arr.shape)}")
 
 
+def _spec_only_flags(args) -> list[str]:
+    """Flags that shape a compile, given with an .onnx file they cannot change (they were ignored before)."""
+    flags = [("-D", args.defines), ("-I", args.include), ("--model", args.model), ("--weights", args.weights),
+             ("-O", args.opt_level is not None), ("--disable-pass", args.disabled_passes), ("--report", args.report)]
+    return [flag for flag, given in flags if given]
+
+
+def _load_input(name: str, path: str) -> np.ndarray:
+    """A .npy array, or from an .npz the array called `name` (or its only array)."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ArchError(f"--input {name}: cannot read {path}: {e}") from None
+    if isinstance(loaded, np.ndarray):
+        return loaded
+    with loaded:
+        files = list(loaded.files)
+        pick = name if name in files else files[0] if len(files) == 1 else None
+        if pick is None:
+            raise ArchError(f"--input {name}: {path} holds {len(files)} arrays "
+                            f"({', '.join(files) or 'none'}) and none is called '{name}'")
+        try:
+            return loaded[pick]
+        except (OSError, ValueError) as e:
+            raise ArchError(f"--input {name}: cannot read '{pick}' from {path}: {e}") from None
+
+
 @_diagnostics
 def cmd_run(args, sources) -> int:
     from .. import runtime
@@ -175,6 +202,11 @@ def cmd_run(args, sources) -> int:
         return 2
     path = Path(args.file)
     if path.suffix == ".onnx":
+        spec_only = _spec_only_flags(args)
+        if spec_only:
+            print(f"archdsl run: error: {', '.join(spec_only)} {'applies' if len(spec_only) == 1 else 'apply'} to "
+                  f"a .arch spec; {path.name} is already compiled", file=sys.stderr)
+            return 2
         if not path.is_file():
             raise ArchError(f"no such file: {path}")
         model = path
@@ -201,15 +233,17 @@ def cmd_run(args, sources) -> int:
             return 2
         dims[k] = int(v)
     declared = {i.name: list(i.shape) for i in sess.get_inputs()}
+    symbols = list(dict.fromkeys(d for shape in declared.values() for d in shape if isinstance(d, str) and d))
+    for k in dims:
+        if k not in symbols:
+            known = f"its symbolic dims: {', '.join(symbols)}" if symbols else "all its dims are fixed"
+            raise ArchError(f"--dim {k}: the model has no symbolic dim '{k}' ({known})")
     given = {}
     for item in args.input:
         k, _, f = item.partition("=")
         if k not in declared:
             raise ArchError(f"--input: the model has no input '{k}' (inputs: {', '.join(declared)})")
-        try:
-            given[k] = np.load(f, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise ArchError(f"--input {k}: cannot read {f}: {e}") from None
+        given[k] = _load_input(k, f)
         _check_input(sess, k, given[k], f)
     # the random inputs take their symbolic dims from the given ones (x of length 5 -> a random y of length 5)
     from_given = {d: n for k, a in given.items() for d, n in zip(declared[k], a.shape) if isinstance(d, str) and d}

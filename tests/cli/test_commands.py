@@ -134,6 +134,33 @@ def test_run_input_of_the_wrong_shape_or_dtype_is_a_diagnostic(tmp_path, capsys,
     assert "internal error" not in err
 
 
+def test_run_input_from_an_npz(tmp_path, capsys):
+    """By the input's name, or the file's only array; an .npz was an internal error before."""
+    np.savez(tmp_path / "named.npz", labels=np.zeros(3, np.int64), x=np.ones((3, 784), np.float32))
+    np.savez(tmp_path / "only.npz", data=np.ones((2, 784), np.float32))
+    np.savez(tmp_path / "two.npz", a=np.ones((2, 784), np.float32), b=np.ones((2, 784), np.float32))
+    assert main(["run", MLP, "--input", f"x={tmp_path / 'named.npz'}", "--repeat", "1"]) == 0
+    assert "logits: [3, 10]" in capsys.readouterr().out
+    assert main(["run", MLP, "--input", f"x={tmp_path / 'only.npz'}", "--repeat", "1"]) == 0
+    assert "logits: [2, 10]" in capsys.readouterr().out
+    assert main(["run", MLP, "--input", f"x={tmp_path / 'two.npz'}"]) == 1
+    assert "holds 2 arrays (a, b) and none is called 'x'" in capsys.readouterr().err
+
+
+def test_run_refuses_a_dim_the_model_does_not_have(capsys):
+    assert main(["run", MLP, "--dim", "T=4"]) == 1  # ignored before: a typo in SYM went unnoticed
+    assert "--dim T: the model has no symbolic dim 'T' (its symbolic dims: B)" in capsys.readouterr().err
+
+
+def test_run_on_an_onnx_file_refuses_compile_flags(tmp_path, capsys):
+    """-O, --weights, -D ... cannot change an already compiled model: they were silently ignored."""
+    model = tmp_path / "m.onnx"
+    assert main(["build", MLP, "-o", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(model), "--weights", "w.npz", "-O", "1"]) == 2
+    assert "--weights, -O apply to a .arch spec; m.onnx is already compiled" in capsys.readouterr().err
+
+
 def test_run_on_cuda_never_quietly_runs_on_the_cpu(tmp_path, capsys, monkeypatch):
     import onnxruntime as ort
 
