@@ -43,7 +43,11 @@ def _diagnostics(fn):
     return wrapper
 
 
-def _load(args, sources):
+def load_spec(args, sources):
+    """The spec a command names; a compiled model given in its place is told apart from a broken spec (its
+    bytes would read as a file that is not UTF-8)."""
+    if Path(args.file).suffix == ".onnx":
+        raise ArchError(f"{args.file} is a compiled ONNX model, not a .arch spec (`archdsl run` runs it)")
     return driver.load(args.file, defines=args.defines, search_path=args.include, sources=sources)
 
 
@@ -53,7 +57,7 @@ def cmd_build(args, sources) -> int:
     if args.opset is not None and not low <= args.opset <= top:
         print(f"archdsl build: error: --opset {args.opset} is not supported ({low}..{top})", file=sys.stderr)
         return 2
-    mod = _load(args, sources)
+    mod = load_spec(args, sources)
     if args.emit == "ir":
         from ..elaborate import elaborate_model
         for name in driver.select_models(mod, args.model):
@@ -115,7 +119,7 @@ def _signature(g) -> str:
 @_diagnostics
 def cmd_check(args, sources) -> int:
     from ..elaborate import elaborate_model
-    mod = _load(args, sources)
+    mod = load_spec(args, sources)
     for name in driver.select_models(mod, args.model):
         g = elaborate_model(mod, name)
         print(f"{_signature(g)}\n  params: {g.param_count():,}  buffers: {g.buffer_count():,}  nodes: {len(g.nodes)}")
@@ -132,7 +136,7 @@ def _fmt(n: int) -> str:
 @_diagnostics
 def cmd_summary(args, sources) -> int:
     from ..elaborate import elaborate_model
-    mod = _load(args, sources)
+    mod = load_spec(args, sources)
     names = driver.select_models(mod, args.model)
     reports = [summarize(elaborate_model(mod, n)) for n in names]  # as written: passes never change the counts
     if getattr(args, "report", False):
@@ -212,7 +216,7 @@ def cmd_run(args, sources) -> int:
         model = path
         name = path.stem
     else:
-        mod = _load(args, sources)
+        mod = load_spec(args, sources)
         compiled = driver.build(mod, args.model, driver.CompileOptions(seed=args.seed, weights=args.weights,
                                                                         search_path=tuple(args.include),
                                                                         **_opt_options(args)), sources)

@@ -9,6 +9,7 @@ from pathlib import Path
 from .. import driver
 from ..diagnostics import not_a_directory
 from .args import seed
+from .commands import load_spec
 
 __all__ = ["add_train_flags", "add_train_parser", "build_train", "cmd_train", "train_config"]
 
@@ -114,7 +115,7 @@ def cmd_train(args, sources) -> int:
     ckpt = Path(args.checkpoint) if args.checkpoint else out.with_name(out.name.split(".")[0] + ".ckpt.npz")
     for p in (out, ckpt):  # before training, not after it
         not_a_directory(p)
-    mod = driver.load(args.file, defines=args.defines, search_path=args.include, sources=sources)
+    mod = load_spec(args, sources)
     ct = driver.build_train(mod, args.model, _options(args), train_config(args), sources)
     opts = LoopOptions(data=args.data, val=args.val, epochs=args.epochs, batch_size=args.batch_size, output=out,
                        checkpoint=ckpt, resume=args.resume, provider=args.provider, threads=args.threads,

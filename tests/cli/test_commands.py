@@ -161,6 +161,16 @@ def test_run_on_an_onnx_file_refuses_compile_flags(tmp_path, capsys):
     assert "--weights, -O apply to a .arch spec; m.onnx is already compiled" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [["check"], ["summary"], ["build", "-o", "out.onnx"], ["train", "--data", "d.npz"]])
+def test_an_onnx_file_where_a_spec_goes_says_so(tmp_path, capsys, command):
+    """Not "the file is not UTF-8" at some byte of the protobuf."""
+    model = tmp_path / "m.onnx"
+    assert main(["build", MLP, "-o", str(model)]) == 0
+    capsys.readouterr()
+    assert main([command[0], str(model), *command[1:]]) == 1
+    assert "m.onnx is a compiled ONNX model, not a .arch spec (`archdsl run` runs it)" in capsys.readouterr().err
+
+
 def test_run_on_cuda_never_quietly_runs_on_the_cpu(tmp_path, capsys, monkeypatch):
     import onnxruntime as ort
 
