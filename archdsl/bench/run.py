@@ -168,6 +168,37 @@ def bench_scaling(sizes: list[int], work: Path) -> list[dict]:
     return rows
 
 
+def _check_options(opts) -> str | None:
+    """What is wrong with the flags, if anything; fills in the defaults that depend on --quick."""
+    from ..driver import MIN_OPSET
+    from ..runtime import newest_opset
+    opts.rounds = opts.rounds if opts.rounds is not None else (8 if opts.quick else 30)
+    opts.exporters = [e for e in opts.exporters.split(",") if e]
+    keys = [m.key for m in MODELS] if opts.models == "all" else opts.models.split(",")
+    unknown = [k for k in keys if k not in {m.key for m in MODELS}]
+    if unknown:
+        return f"unknown model {unknown[0]} (models: {', '.join(m.key for m in MODELS)})"
+    if opts.rounds < 1 or opts.threads < 1:
+        return "--rounds and --threads must be at least 1"
+    bad = [e for e in opts.exporters if e not in EXPORTERS]
+    if bad:
+        return f"unknown exporter {bad[0]} (exporters: {', '.join(EXPORTERS)})"
+    scaling = opts.scaling or ("1000,10000" if opts.quick else "1000,10000,100000")
+    try:
+        opts.sizes = [int(s) for s in scaling.split(",") if s.strip()]
+    except ValueError:
+        return f"--scaling expects node counts like 1000,10000 (0 = skip), got '{scaling}'"
+    if any(n < 0 for n in opts.sizes):
+        return f"--scaling expects node counts like 1000,10000 (0 = skip), got '{scaling}'"
+    if opts.opset is not None and not MIN_OPSET <= opts.opset <= newest_opset():  # timed: onnxruntime must run it
+        return f"--opset {opts.opset} is not supported ({MIN_OPSET}..{newest_opset()})"
+    if opts.json:
+        p = Path(opts.json)
+        if p.is_dir() or not p.parent.is_dir() or not os.access(p.parent, os.W_OK):
+            return f"--json {p}: cannot write there ({'a directory' if p.is_dir() else 'no such writable folder'})"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="archdsl bench", description=__doc__)
     ap.add_argument("--models", default="all", metavar="KEYS",
@@ -191,23 +222,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     ap.add_argument("--markdown", action="store_true", help="print markdown tables (for the README)")
     opts = ap.parse_args(argv)
-    opts.rounds = opts.rounds if opts.rounds is not None else (8 if opts.quick else 30)
-    opts.exporters = [e for e in opts.exporters.split(",") if e]
+    problem = _check_options(opts)
+    if problem:  # before any work: a bench runs for many minutes
+        print(f"archdsl bench: error: {problem}", file=sys.stderr)
+        return 2
     keys = [m.key for m in MODELS] if opts.models == "all" else opts.models.split(",")
-    unknown = [k for k in keys if k not in {m.key for m in MODELS}]
-    if unknown:
-        print(f"archdsl bench: error: unknown model {unknown[0]} (models: {', '.join(m.key for m in MODELS)})",
-              file=sys.stderr)
-        return 2
-    sizes = [int(s) for s in (opts.scaling or ("1000,10000" if opts.quick else "1000,10000,100000")).split(",")
-             if int(s) > 0]
-    from ..driver import MIN_OPSET
-    from ..runtime import newest_opset
-    if opts.opset is not None and not MIN_OPSET <= opts.opset <= newest_opset():  # timed: onnxruntime must run it
-        print(f"archdsl bench: error: --opset {opts.opset} is not supported ({MIN_OPSET}..{newest_opset()})",
-              file=sys.stderr)
-        return 2
+    sizes = [n for n in opts.sizes if n > 0]
     import onnxruntime as ort
+
+    from ..runtime import newest_opset
     opts.cuda = opts.use_cuda and "CUDAExecutionProvider" in ort.get_available_providers()
     torch_reason = "--no-torch" if opts.no_torch else _have_torch()
     from .report import render
@@ -227,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
         print("... lowering choices", file=sys.stderr, flush=True)
         from .choices import measure_choices
         results["choices"] = measure_choices(results["opset"], opts.threads, max(10, opts.rounds * 3))
-    if opts.json:
-        Path(opts.json).write_text(json.dumps(results, indent=2))
     render(results, opts.exporters if not torch_reason else [], markdown=opts.markdown)
+    if opts.json:  # after the table: a write that fails now loses nothing printed
+        try:
+            Path(opts.json).write_text(json.dumps(results, indent=2))
+        except OSError as e:
+            print(f"archdsl bench: error: cannot write {opts.json}: {e.strerror or e}", file=sys.stderr)
+            return 1
     return 0

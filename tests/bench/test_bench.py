@@ -150,6 +150,21 @@ def test_unknown_model_is_a_usage_error(capsys):
     assert "--opset 12 is not supported" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv,words", [
+    (["--rounds", "0"], "--rounds and --threads must be at least 1"),
+    (["--threads", "0"], "--rounds and --threads must be at least 1"),
+    (["--scaling", "abc"], "--scaling expects node counts"),  # a ValueError traceback before
+    (["--scaling", "1000,-5"], "--scaling expects node counts"),
+    (["--exporters", "dynamo,onnxscript"], "unknown exporter onnxscript"),
+    (["--json", "/nonexistent/folder/r.json"], "cannot write there"),  # found out after the whole run before
+])
+def test_bad_flags_are_refused_before_any_work(argv, words, capsys, monkeypatch):
+    from archdsl.bench import run
+    monkeypatch.setattr(run, "bench_model", lambda *a, **k: pytest.fail("benchmarked despite a bad flag"))
+    assert main(argv) == 2
+    assert words in capsys.readouterr().err
+
+
 def test_archdsl_child_builds_at_the_opset_asked(tmp_path):
     import onnx
 
