@@ -57,6 +57,12 @@ def cmd_build(args, sources) -> int:
     if args.opset is not None and not low <= args.opset <= top:
         print(f"archdsl build: error: --opset {args.opset} is not supported ({low}..{top})", file=sys.stderr)
         return 2
+    from .train import train_flags_without_train
+    stray = train_flags_without_train(args)
+    if stray:
+        print(f"archdsl build: error: {', '.join(stray)} {'needs' if len(stray) == 1 else 'need'} --train "
+              "(loss and optimizer flags shape a train-step model)", file=sys.stderr)
+        return 2
     mod = load_spec(args, sources)
     if args.emit == "ir":
         from ..elaborate import elaborate_model

@@ -11,30 +11,45 @@ from ..diagnostics import not_a_directory
 from .args import seed
 from .commands import load_spec
 
-__all__ = ["add_train_flags", "add_train_parser", "build_train", "cmd_train", "train_config"]
+__all__ = ["add_train_flags", "add_train_parser", "build_train", "cmd_train", "train_config",
+           "train_flags_without_train"]
 
 
 def add_train_flags(p: argparse.ArgumentParser, building: bool) -> None:
     """Loss and optimizer flags, shared by `build --train` and `train`."""
     g = p.add_argument_group("training" if building else "loss and optimizer")
+    actions = []
+
+    def flag(*names, **kw):
+        actions.append(g.add_argument(*names, **kw))
+
     if building:
         g.add_argument("--train", action="store_true",
                        help="write a train-step model (forward, loss, gradients, optimizer update) and, beside "
                             "it, OUT.eval.onnx")
-    g.add_argument("--loss", choices=("cross_entropy", "mse", "bce_with_logits"), default="cross_entropy",
-                   help="loss on the model's output (default cross_entropy: logits [..., classes], int64 labels)")
-    g.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="adamw",
-                   help="torch.optim's update rule (default adamw)")
-    g.add_argument("--lr", type=float, default=1e-3, metavar="LR", help="learning rate (default 1e-3)")
-    g.add_argument("--momentum", type=float, default=0.0, metavar="M", help="sgd momentum (default 0)")
-    g.add_argument("--nesterov", action="store_true", help="sgd with Nesterov momentum")
-    g.add_argument("--weight-decay", type=float, default=None, metavar="WD",
-                   help="weight decay (default 0; 0.01 for adamw, decoupled as in torch.optim.AdamW)")
-    g.add_argument("--betas", type=float, nargs=2, default=(0.9, 0.999), metavar=("B1", "B2"),
-                   help="adam/adamw betas (default 0.9 0.999)")
-    g.add_argument("--eps", type=float, default=1e-8, help="adam/adamw epsilon (default 1e-8)")
-    g.add_argument("--label-smoothing", type=float, default=0.0, metavar="E", help="cross_entropy label smoothing")
-    g.add_argument("--output-name", metavar="NAME", help="the model output the loss reads (default: the first)")
+    flag("--loss", choices=("cross_entropy", "mse", "bce_with_logits"), default="cross_entropy",
+         help="loss on the model's output (default cross_entropy: logits [..., classes], int64 labels)")
+    flag("--optimizer", choices=("sgd", "adam", "adamw"), default="adamw",
+         help="torch.optim's update rule (default adamw)")
+    flag("--lr", type=float, default=1e-3, metavar="LR", help="learning rate (default 1e-3)")
+    flag("--momentum", type=float, default=0.0, metavar="M", help="sgd momentum (default 0)")
+    flag("--nesterov", action="store_true", help="sgd with Nesterov momentum")
+    flag("--weight-decay", type=float, default=None, metavar="WD",
+         help="weight decay (default 0; 0.01 for adamw, decoupled as in torch.optim.AdamW)")
+    flag("--betas", type=float, nargs=2, default=(0.9, 0.999), metavar=("B1", "B2"),
+         help="adam/adamw betas (default 0.9 0.999)")
+    flag("--eps", type=float, default=1e-8, help="adam/adamw epsilon (default 1e-8)")
+    flag("--label-smoothing", type=float, default=0.0, metavar="E", help="cross_entropy label smoothing")
+    flag("--output-name", metavar="NAME", help="the model output the loss reads (default: the first)")
+    if building:  # for `build`: which of these were given without --train
+        p.set_defaults(train_flags=[(a.option_strings[0], a.dest, a.default) for a in actions])
+
+
+def train_flags_without_train(args) -> list[str]:
+    """The loss and optimizer flags of a `build` that has no --train: they would change nothing."""
+    if getattr(args, "train", False):
+        return []
+    return [flag for flag, dest, default in getattr(args, "train_flags", []) if getattr(args, dest) != default]
 
 
 def train_config(args):

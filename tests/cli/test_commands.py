@@ -282,6 +282,14 @@ def test_a_seed_out_of_range_is_a_usage_error(argv, capsys):
     assert e.value.code == 2 and "argument --seed" in capsys.readouterr().err
 
 
+def test_training_flags_without_train_are_a_usage_error(tmp_path, capsys):
+    """`build --loss mse` wrote an inference model and ignored the flag."""
+    out = tmp_path / "m.onnx"
+    assert main(["build", MLP, "--loss", "mse", "--lr", "0.1", "-o", str(out)]) == 2
+    assert "--loss, --lr need --train" in capsys.readouterr().err and not out.exists()
+    assert main(["build", MLP, "--train", "--loss", "mse", "-o", str(out)]) == 0
+
+
 def test_missing_file_is_a_diagnostic(capsys):
     assert main(["check", "does/not/exist.arch"]) == 1
     assert "no such file" in capsys.readouterr().err
