@@ -16,6 +16,7 @@ from .builder import GradBuilder
 __all__ = ["OPTIMIZERS", "OptimConfig", "StateSlot", "update"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim's defaults
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,8 @@ class OptimConfig:
     momentum: float = 0.0
     nesterov: bool = False
     weight_decay: float | None = None  # None: the optimizer's torch default (0, or 0.01 for adamw)
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
+    betas: tuple[float, float] = ADAM_BETAS
+    eps: float = ADAM_EPS
 
     @property
     def decay(self) -> float:
@@ -40,6 +41,8 @@ class OptimConfig:
             raise ArchError("nesterov needs the sgd optimizer with a momentum > 0")
         if self.momentum and self.name != "sgd":
             raise ArchError(f"momentum is an sgd setting; {self.name} uses betas")
+        if self.name == "sgd" and (tuple(self.betas) != ADAM_BETAS or self.eps != ADAM_EPS):
+            raise ArchError("betas and eps are adam/adamw settings; sgd uses momentum")
         if not all(math.isfinite(v) for v in (self.momentum, self.decay, self.eps)) \
                 or self.momentum < 0 or self.decay < 0 or self.eps <= 0:  # nan passes every comparison
             raise ArchError("momentum and weight decay must be >= 0, eps > 0 (and all finite)")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .. import driver
+from ..autodiff.optimizers import ADAM_BETAS, ADAM_EPS
 from ..diagnostics import not_a_directory
 from .args import seed
 from .commands import load_spec
@@ -36,9 +37,9 @@ def add_train_flags(p: argparse.ArgumentParser, building: bool) -> None:
     flag("--nesterov", action="store_true", help="sgd with Nesterov momentum")
     flag("--weight-decay", type=float, default=None, metavar="WD",
          help="weight decay (default 0; 0.01 for adamw, decoupled as in torch.optim.AdamW)")
-    flag("--betas", type=float, nargs=2, default=(0.9, 0.999), metavar=("B1", "B2"),
-         help="adam/adamw betas (default 0.9 0.999)")
-    flag("--eps", type=float, default=1e-8, help="adam/adamw epsilon (default 1e-8)")
+    flag("--betas", type=float, nargs=2, default=ADAM_BETAS, metavar=("B1", "B2"),
+         help="adam/adamw betas (default %s %s)" % ADAM_BETAS)
+    flag("--eps", type=float, default=ADAM_EPS, help=f"adam/adamw epsilon (default {ADAM_EPS:g})")
     flag("--label-smoothing", type=float, default=0.0, metavar="E", help="cross_entropy label smoothing")
     flag("--output-name", metavar="NAME", help="the model output the loss reads (default: the first)")
     if building:  # for `build`: which of these were given without --train

@@ -146,6 +146,8 @@ def test_op_without_gradient_rule_off_the_path_is_fine():
     ({"opt": "sgd", "lr": float("inf")}, "positive and finite"),  # trained to nan at the second epoch
     ({"opt": "sgd", "lr": float("nan")}, "positive and finite"),
     ({"opt": "sgd", "lr": 0.1, "momentum": float("nan")}, "all finite"),  # nan passed every comparison
+    ({"opt": "sgd", "lr": 0.1, "betas": (0.5, 0.5)}, "adam/adamw settings"),  # ignored before
+    ({"opt": "sgd", "lr": 0.1, "eps": 0.1}, "adam/adamw settings"),
     ({"opt": "adamw", "lr": 0.1, "weight_decay": float("inf")}, "all finite"),
     ({"loss": "mse", "label_smoothing": 0.1}, "label smoothing"),
     ({"loss": "hinge"}, "unknown loss"),
