@@ -49,3 +49,10 @@ def test_ops_table_matches_registry():
 
 def test_generated_docs_are_fresh():
     assert run_docs(check=True, root=ROOT) == 0, "run `archdsl docs` and commit the result"
+
+
+def test_docs_outside_a_checkout_is_a_diagnostic(tmp_path, capsys):
+    """A pip-installed archdsl runs `archdsl docs` from wherever it is: that was a FileNotFoundError traceback."""
+    assert run_docs(check=False, root=tmp_path) == 1
+    assert "is not an archdsl checkout" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
