@@ -176,6 +176,10 @@ class Trainer:
                 arrays = {k: z[k] for k in z.files}
         except FileNotFoundError:
             raise ArchError(f"--resume: no checkpoint at {path}") from None
+        except Exception as e:  # noqa: BLE001 - a corrupt or foreign file
+            raise ArchError(f"--resume: cannot read {path}: {e}") from None
+        if "__epoch__" not in arrays:
+            raise ArchError(f"--resume: {path} is not a checkpoint of `archdsl train` (it has no __epoch__)")
         saved = json.loads(str(arrays.pop("__config__", "{}")))
         now = _fingerprint(self.config)
         if saved and saved != now:
@@ -183,6 +187,10 @@ class Trainer:
             raise ArchError(f"--resume: {path} was made with other settings ({', '.join(diff)}); resume with the "
                             "same loss, optimizer and model")
         epoch = int(arrays.pop("__epoch__"))
+        for k, v in arrays.items():  # same names, other sizes: a -D that changed a width
+            if k in self.state and tuple(v.shape) != tuple(self.state[k].shape()):
+                raise ArchError(f"--resume: {path} holds '{k}' as {list(v.shape)}, the model has "
+                                f"{list(self.state[k].shape())}; resume with the same model (and -D values)")
         for k, v in arrays.items():
             if k in self.state:
                 self.set(k, v)
@@ -234,7 +242,8 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     start = 0
     if opts.resume:
         start = trainer.load_checkpoint(opts.checkpoint)
-        console.print(f"resumed from {opts.checkpoint} after epoch {start}")
+        console.print(f"resumed from {opts.checkpoint} after epoch {start}"
+                      + (f"; --epochs {opts.epochs} leaves nothing to train" if start >= opts.epochs else ""))
     loss_kind = ct.info.config.loss
     has_bn = bool(ct.info.buffers)
     metrics: dict = {}

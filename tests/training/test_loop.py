@@ -122,6 +122,19 @@ def test_resume_without_checkpoint(data, tmp_path, capsys):
     assert "no checkpoint" in capsys.readouterr().err
 
 
+def test_resume_refuses_a_checkpoint_that_does_not_fit(data, tmp_path, capsys):
+    """Another -D width (same names, other shapes) was an internal error from onnxruntime; a file that is no
+    checkpoint was a KeyError."""
+    w = str(tmp_path / "w.npz")
+    train = ["train", DIGITS, "--data", str(data / "train.npz"), "-o", w, "--quiet"]
+    assert main(train + ["--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main(train + ["--epochs", "2", "--resume", "-D", "width=16"]) == 1
+    assert "holds 'conv1.weight' as [32, 1, 3, 3], the model has [16, 1, 3, 3]" in capsys.readouterr().err
+    assert main(train + ["--epochs", "2", "--resume", "--checkpoint", str(data / "train.npz")]) == 1
+    assert "is not a checkpoint of `archdsl train`" in capsys.readouterr().err
+
+
 def test_digits_example_reaches_97_percent(tmp_path):
     """The issue's example end to end (about 10 s): data -> archdsl train -> build --weights -> >= 97% held out."""
     import importlib.util
