@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import numbers
 import os
 import shutil
 import tempfile
@@ -21,9 +22,10 @@ from .lower import MIN_OPSET, load_weights, lower_graph
 
 __all__ = ["CompileOptions", "Compiled", "compile_file", "compile_source", "check_file", "check_source",
            "load", "select_models", "build", "build_file", "write_model", "parse_defines", "EXTERNAL_DATA_THRESHOLD",
-           "CompiledTrain", "build_train", "compile_train_file"]
+           "CompiledTrain", "build_train", "compile_train_file", "SEED_MAX"]
 
 EXTERNAL_DATA_THRESHOLD = 2 * 1024**3 - 64 * 1024**2  # protobuf's 2 GiB limit, with room for the graph
+SEED_MAX = 2**32 - 1  # the weights draw from (seed, name, block) as 32-bit words; dropout takes it as int64
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     from .runtime import newest_opset
     name = _one_model(mod, model)
     graph = elaborate_model(mod, name)
-    opset = _check_opset(options.opset) or newest_opset()
+    opset = _check_options(options) or newest_opset()
     weights = (loaded_weights if loaded_weights is not None
                else load_weights(options.weights) if options.weights else None)
     if weights is not None:
@@ -140,10 +142,18 @@ def opset_range() -> tuple[int, int]:
     return MIN_OPSET, onnx.defs.onnx_opset_version()
 
 
-def _check_opset(opset: int | None) -> int | None:
+def _check_options(options: CompileOptions) -> int | None:
+    """The options' opset (None: the default), after checking what the API takes unchecked: the opset, the
+    optimization level and the seed (the CLI's flags check the same before they get here)."""
     low, top = opset_range()
+    opset = options.opset
     if opset is not None and not low <= opset <= top:
         raise ArchError(f"opset {opset} is not supported ({low}..{top}, the newest this onnx knows)")
+    if options.opt_level not in (0, 1, 2):
+        raise ArchError(f"opt_level must be 0, 1 or 2, got {options.opt_level!r}")
+    seed = options.seed
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= SEED_MAX:
+        raise ArchError(f"seed must be an integer in 0..{SEED_MAX}, got {options.seed!r}")
     return opset
 
 
@@ -190,7 +200,7 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
     from .runtime import newest_opset
     from .training.export import expose_initializers, lower_train_step
     name = _one_model(mod, model)
-    opset = _check_opset(options.opset) or newest_opset()
+    opset = _check_options(options) or newest_opset()
     weights = load_weights(options.weights) if options.weights else None
     meta = {"archdsl.params": _jsonable(mod.params), "archdsl.source": Path(mod.path).name,
             "archdsl.model": name, "archdsl.seed": str(options.seed)}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["SEED_MAX", "seed"]
+from ..driver import SEED_MAX
 
-SEED_MAX = 2**32 - 1  # the weights draw from (seed, name, block) as 32-bit words; dropout takes it as int64
+__all__ = ["seed"]
 
 
 def seed(text: str) -> int:

@@ -66,6 +66,15 @@ def test_opset_below_17_is_refused():
         archdsl.compile_file(SPECS / "mlp.arch", opset=16)
 
 
+@pytest.mark.parametrize("options,words", [({"opt_level": 5}, "opt_level must be 0, 1 or 2"),
+                                           ({"seed": -1}, "seed must be an integer in 0..4294967295"),
+                                           ({"seed": 2**32}, "seed must be"), ({"seed": 1.5}, "seed must be")])
+def test_api_options_are_checked_like_the_flags(options, words):
+    """opt_level=5 built at -O2 and seeds were masked to 32 bits, silently; archdsl.ArchError is exported."""
+    with pytest.raises(archdsl.ArchError, match=words):
+        archdsl.compile_file(SPECS / "mlp.arch", **options)
+
+
 def test_same_input_gives_identical_bytes(tmp_path):
     a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
     args = [str(SPECS / "resnet.arch"), "-D", "depth=18", "-D", "resolution=64"]
