@@ -188,7 +188,7 @@ def _load_input(name: str, path: str) -> np.ndarray:
     """A .npy array, or from an .npz the array called `name` (or its only array)."""
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - missing, corrupt (BadZipFile) or foreign
         raise ArchError(f"--input {name}: cannot read {path}: {e}") from None
     if isinstance(loaded, np.ndarray):
         return loaded
@@ -200,7 +200,7 @@ def _load_input(name: str, path: str) -> np.ndarray:
                             f"({', '.join(files) or 'none'}) and none is called '{name}'")
         try:
             return loaded[pick]
-        except (OSError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 - a corrupt member, or an object array
             raise ArchError(f"--input {name}: cannot read '{pick}' from {path}: {e}") from None
 
 

@@ -145,6 +145,9 @@ def test_run_input_from_an_npz(tmp_path, capsys):
     assert "logits: [2, 10]" in capsys.readouterr().out
     assert main(["run", MLP, "--input", f"x={tmp_path / 'two.npz'}"]) == 1
     assert "holds 2 arrays (a, b) and none is called 'x'" in capsys.readouterr().err
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "two.npz").read_bytes()[:300])
+    assert main(["run", MLP, "--input", f"x={tmp_path / 'cut.npz'}"]) == 1
+    assert "--input x: cannot read" in capsys.readouterr().err
 
 
 def test_run_refuses_a_dim_the_model_does_not_have(capsys):
