@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .. import __version__
-from .args import seed
+from .args import seed, threads
 from .commands import COMMANDS
 from .train import add_train_flags, add_train_parser
 
@@ -91,7 +91,8 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--repeat", type=int, default=10, metavar="N", help="timed runs for the median latency (default 10)")
     r.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto",
                    help="execution provider (auto: CUDA when present)")
-    r.add_argument("--threads", type=int, metavar="N", help="intra-op threads")
+    r.add_argument("--threads", type=threads, metavar="N",
+                   help="intra-op threads (default and 0: onnxruntime's, one per core)")
     r.add_argument("--seed", type=seed, default=0, metavar="S", help="seed for weights and random inputs")
     r.add_argument("--weights", metavar="W.npz", help="load parameters by name from .npz or .safetensors")
     _optimize_flags(r)

@@ -9,7 +9,7 @@ from pathlib import Path
 from .. import driver
 from ..autodiff.optimizers import ADAM_BETAS, ADAM_EPS
 from ..diagnostics import not_a_directory
-from .args import seed
+from .args import seed, threads
 from .commands import load_spec
 
 __all__ = ["add_train_flags", "add_train_parser", "build_train", "cmd_train", "train_config",
@@ -117,7 +117,8 @@ def add_train_parser(sub) -> None:
     t.add_argument("--weights", metavar="W.npz", help="start from these parameters instead of the initialization")
     t.add_argument("--seed", type=seed, default=0, metavar="S", help="seed for the initialization, shuffling, dropout")
     t.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="execution provider")
-    t.add_argument("--threads", type=int, metavar="N", help="intra-op threads")
+    t.add_argument("--threads", type=threads, metavar="N",
+                   help="intra-op threads (default and 0: onnxruntime's, one per core)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     add_train_flags(t, building=False)
 

@@ -277,12 +277,15 @@ def test_usage_errors_exit_2(argv, capsys):
 
 
 @pytest.mark.parametrize("argv", [["run", MLP, "--seed", "-5"], ["build", MLP, "--seed", str(2**32)],
-                                  ["train", MLP, "--data", "d.npz", "--seed", "x"]])
-def test_a_seed_out_of_range_is_a_usage_error(argv, capsys):
-    """`run --seed -5` was an internal error (numpy refuses negative seeds); build masked it to 32 bits."""
+                                  ["train", MLP, "--data", "d.npz", "--seed", "x"],
+                                  ["run", MLP, "--threads", "-1"],
+                                  ["train", MLP, "--data", "d.npz", "--threads", "-2"]])
+def test_a_seed_or_thread_count_out_of_range_is_a_usage_error(argv, capsys):
+    """`run --seed -5` was an internal error (numpy refuses negative seeds); build masked it to 32 bits; a
+    negative thread count went to onnxruntime."""
     with pytest.raises(SystemExit) as e:
         main(argv)
-    assert e.value.code == 2 and "argument --seed" in capsys.readouterr().err
+    assert e.value.code == 2 and f"argument {argv[-2]}" in capsys.readouterr().err
 
 
 def test_training_flags_without_train_are_a_usage_error(tmp_path, capsys):
