@@ -85,7 +85,7 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
                    help="feed an input from a .npy file, or an .npz (its array NAME, or its only one); "
                         "repeatable; the others are random, their symbolic dims taken from the given inputs")
-    r.add_argument("--batch", type=int, default=1, metavar="N", help="batch size for a symbolic first dim (default 1)")
+    r.add_argument("--batch", type=int, metavar="N", help="batch size for a symbolic first dim (default 1)")
     r.add_argument("--dim", action="append", default=[], metavar="SYM=N",
                    help="size of another symbolic dim (default 8, or as in an --input)")
     r.add_argument("--repeat", type=int, default=10, metavar="N", help="timed runs for the median latency (default 10)")

@@ -207,6 +207,8 @@ def _load_input(name: str, path: str) -> np.ndarray:
 @_diagnostics
 def cmd_run(args, sources) -> int:
     from .. import runtime
+    asked_batch = args.batch is not None
+    args.batch = args.batch if asked_batch else 1
     if args.batch < 1 or args.repeat < 1:
         print("archdsl run: error: --batch and --repeat must be at least 1", file=sys.stderr)
         return 2
@@ -243,6 +245,9 @@ def cmd_run(args, sources) -> int:
             return 2
         dims[k] = int(v)
     declared = {i.name: list(i.shape) for i in sess.get_inputs()}
+    if asked_batch and not any(shape and isinstance(shape[0], str) for shape in declared.values()):
+        shown = ", ".join(f"{k}: {shape}" for k, shape in declared.items())
+        raise ArchError(f"--batch {args.batch}: no input of the model has a symbolic first dim ({shown})")
     symbols = list(dict.fromkeys(d for shape in declared.values() for d in shape if isinstance(d, str) and d))
     for k in dims:
         if k not in symbols:

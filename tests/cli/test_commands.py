@@ -155,6 +155,15 @@ def test_run_refuses_a_dim_the_model_does_not_have(capsys):
     assert "--dim T: the model has no symbolic dim 'T' (its symbolic dims: B)" in capsys.readouterr().err
 
 
+def test_run_refuses_a_batch_the_model_cannot_take(tmp_path, capsys):
+    spec = tmp_path / "fixed.arch"
+    spec.write_text("model m(x: float32[2, 4]) -> y {\n    y = x -> linear(3)\n}\n")
+    assert main(["run", str(spec), "--batch", "4"]) == 1  # ran at 2, silently, before
+    assert "--batch 4: no input of the model has a symbolic first dim (x: [2, 4])" in capsys.readouterr().err
+    assert main(["run", str(spec), "--repeat", "1"]) == 0
+    assert "y: [2, 3]" in capsys.readouterr().out
+
+
 def test_run_on_an_onnx_file_refuses_compile_flags(tmp_path, capsys):
     """-O, --weights, -D ... cannot change an already compiled model: they were silently ignored."""
     model = tmp_path / "m.onnx"
