@@ -13,15 +13,21 @@ def _infer(ins, a):
         fail(f"embedding: ids must be int64 or int32, got {ids.dtype} {shape_str(ids)}")
     if w.rank != 2:
         fail(f"embedding: table must be 2-D, got {shape_str(w)}")
+    if not a["std"] >= 0:
+        fail(f"embedding: std must be >= 0, got {a['std']}")
     return [w.with_shape(ids.shape + (w.shape[1],))]
 
 
 register(OpDef(
     name="embedding", inputs=("ids",), category="layer",
-    attrs=(Attr("num_embeddings", "int"), Attr("embedding_dim", "int")),
-    params=lambda ins, a: [ParamSpec("weight", (a["num_embeddings"], a["embedding_dim"]), Init("normal", 0.0, 1.0))],
+    attrs=(Attr("num_embeddings", "int"), Attr("embedding_dim", "int"),
+           Attr("std", "float", 1.0, doc="init N(0, std): torch's nn.Embedding draws N(0, 1), Hugging Face's "
+                                         "GPT-2 and BERT N(0, 0.02)")),
+    params=lambda ins, a: [ParamSpec("weight", (a["num_embeddings"], a["embedding_dim"]),
+                                     Init("normal", 0.0, a["std"]))],
     infer=_infer, lower=lambda e, ins, outs, c: e.op("Gather", [ins[1], ins[0]], outputs=outs, axis=0),
     grad=lambda b, c, ins, outs, gouts: [None, b.op("autodiff.embedding_grad", ins[0], gouts[0],
                                                     num_embeddings=c.in_types[1].shape[0])],
-    cost=lambda c: 0, doc="Rows of a [num_embeddings, embedding_dim] table, N(0, 1) init.",
+    cost=lambda c: 0,
+    doc="Rows of a [num_embeddings, embedding_dim] table, N(0, std) init (std=1 as torch's nn.Embedding).",
 ))

@@ -103,6 +103,22 @@ def test_tiny_gpt2_runs_and_ties_its_head():
     assert g.param_count() == 97 * 64 + 32 * 64 + 2 * per_layer + 2 * 64
 
 
+def test_gpt2_starts_near_log_vocab():
+    """Hugging Face's init, embeddings N(0, 0.02): with nn.Embedding's N(0, 1) and the head tied to wte, a tiny
+    GPT-2 started at a loss of ~43 on 16 tokens (log 16 = 2.77) and training from some seeds never recovered."""
+    from onnx import numpy_helper
+    model = archdsl.compile_file(SPECS / "gpt2.arch", defines={**TINY_GPT, "vocab": 16})
+    wte = next(numpy_helper.to_array(t) for t in model.graph.initializer if t.name == "wte.weight")
+    assert abs(wte.std() - 0.02) < 0.002
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 16, (64, 16))
+    (logits,) = _run(model, {"input_ids": ids})
+    logp = logits - logits.max(-1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
+    loss = -np.take_along_axis(logp, rng.integers(0, 16, (64, 16, 1)), -1).mean()
+    assert abs(loss - np.log(16)) < 0.3, loss
+
+
 def test_gpt2_is_causal():
     model = archdsl.compile_file(SPECS / "gpt2.arch", defines=TINY_GPT)
     sess = runtime.session(model)
