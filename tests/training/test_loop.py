@@ -154,6 +154,28 @@ def test_tiny_gpt_example_continues_held_out_sequences(tmp_path):
     assert mod.main(tmp_path) >= 0.9
 
 
+def test_translator_learns_to_copy(tmp_path):
+    """specs/transformer.arch's translator (tied embeddings, padding masks, causal decoder) trained by archdsl
+    train on a copy task, then its built model read back: teacher-forced next-token accuracy on held-out
+    sequences (>= 99.9% measured for seeds 0-2, in about 5 s)."""
+    rng = np.random.default_rng(0)
+    for name, n in (("train", 2000), ("val", 200)):
+        y = rng.integers(2, 16, (n, 6))  # 0 is padding, 1 begins a target
+        np.savez(tmp_path / f"{name}.npz", src_ids=y, tgt_ids=np.concatenate([np.ones((n, 1), np.int64), y[:, :-1]], 1),
+                 labels=y)
+    spec = str(ROOT / "specs/transformer.arch")
+    small = [a for d in ("d_model=32", "nhead=2", "num_encoder_layers=1", "num_decoder_layers=1",
+                         "dim_feedforward=64", "src_vocab=16", "tgt_vocab=16", "pdrop=0.0") for a in ("-D", d)]
+    assert main(["train", spec, "--model", "translator", *small, "--data", str(tmp_path / "train.npz"),
+                 "--epochs", "6", "--batch-size", "32", "--lr", "3e-3", "-o", str(tmp_path / "w.npz"), "--quiet"]) == 0
+    assert main(["build", spec, "--model", "translator", *small, "--weights", str(tmp_path / "w.npz"),
+                 "-o", str(tmp_path / "t.onnx")]) == 0
+    with np.load(tmp_path / "val.npz") as z:
+        feeds, labels = {"src_ids": z["src_ids"], "tgt_ids": z["tgt_ids"]}, z["labels"]
+    logits = runtime.session(tmp_path / "t.onnx", "cpu").run(None, feeds)[0]
+    assert (logits.argmax(-1) == labels).mean() >= 0.99
+
+
 def test_trainer_binding_matches_plain_runs():
     """The loop's I/O binding (state kept as OrtValues, re-pointed each step) computes what plain runs do."""
     from archdsl.training.loop import Trainer
