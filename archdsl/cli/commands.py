@@ -247,7 +247,8 @@ def cmd_run(args, sources) -> int:
     declared = {i.name: list(i.shape) for i in sess.get_inputs()}
     if asked_batch and not any(shape and isinstance(shape[0], str) for shape in declared.values()):
         shown = ", ".join(f"{k}: {shape}" for k, shape in declared.items())
-        raise ArchError(f"--batch {args.batch}: no input of the model has a symbolic first dim ({shown})")
+        raise ArchError(f"--batch {args.batch}: " + (f"no input of the model has a symbolic first dim ({shown})"
+                                                      if declared else "the model has no inputs"))
     symbols = list(dict.fromkeys(d for shape in declared.values() for d in shape if isinstance(d, str) and d))
     for k in dims:
         if k not in symbols:
