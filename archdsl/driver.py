@@ -15,7 +15,7 @@ from pathlib import Path
 import onnx
 
 from . import __version__
-from .diagnostics import ArchError, SourceMap, writing
+from .diagnostics import ArchError, SourceMap, not_a_directory, writing
 from .elaborate import Module, elaborate_model, load_file, load_source, parse_define
 from .ir import Graph
 from .lower import MIN_OPSET, load_weights, lower_graph
@@ -276,10 +276,12 @@ def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict |
                             for v in g.params.values()) >= EXTERNAL_DATA_THRESHOLD
     out = Path(out)
     parent = out.parent if str(out.parent) else Path(".")
+    data_name = out.name + ".data"
+    if external_data:
+        not_a_directory(parent / data_name)  # before the weights are generated, not when moving them in place
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
     try:
-        data_name = out.name + ".data"
         with open(tmp / out.name, "wb") as f:
             if external_data:
                 with open(tmp / data_name, "wb") as data:

@@ -38,6 +38,11 @@ def test_outputs_the_os_refuses_are_diagnostics(tmp_path, capsys):
     assert f"error: cannot write {blocked / 'm.onnx'}:" in err and "internal error" not in err
     assert main(["build", str(tmp_path / "adir")]) == 1
     assert "is a directory, not a .arch file" in capsys.readouterr().err
+    assert main(["build", MLP, "-o", str(tmp_path / "adir" / "m.onnx"), "--external-data"]) == 0
+    (tmp_path / "adir" / "m2.onnx.data").mkdir()  # was reported as m2.onnx, after generating the weights
+    assert main(["build", MLP, "-o", str(tmp_path / "adir" / "m2.onnx"), "--external-data"]) == 1
+    assert f"cannot write {tmp_path / 'adir' / 'm2.onnx.data'}: it is a directory" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "adir").iterdir()) == ["m.onnx", "m.onnx.data", "m2.onnx.data"]
     np.savez(tmp_path / "d.npz", x=np.zeros((4, 784), np.float32), labels=np.zeros(4, np.int64))
     for flag in ("-o", "--checkpoint"):
         args = ["train", MLP, "--data", str(tmp_path / "d.npz"), "--quiet", "-o", str(tmp_path / "w.npz")]
