@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper, numpy_helper
 
+from ..ops import SharedValues
+
 __all__ = ["Emitter"]
 
 
-class Emitter:
+class Emitter(SharedValues):
     def __init__(self, opset: int):
         self.opset = opset
         self.nodes: list = []
@@ -17,7 +19,6 @@ class Emitter:
         self.doc = ""
         self._count = 0
         self._const_cache: dict[tuple, str] = {}
-        self._shared: dict[tuple, str] = {}
 
     def at(self, prefix: str, doc: str) -> None:
         """Name what follows after one IR node (its layer name and source location)."""
@@ -48,11 +49,3 @@ class Emitter:
         self.initializers.append(numpy_helper.from_array(array, name))
         self._const_cache[key] = name
         return name
-
-    def shared(self, key: tuple, build) -> str:
-        """A value that depends only on `key` (a causal mask of symbolic lengths: dims of one name are equal
-        wherever they occur, the shape checker relies on it), built by `build()` where first asked for and
-        reused by every later node: the graph is one flat list in order, so the first use precedes the rest."""
-        if key not in self._shared:
-            self._shared[key] = build()
-        return self._shared[key]

@@ -12,6 +12,7 @@ from .registry import (
     OpCall,
     OpDef,
     ParamSpec,
+    SharedValues,
     all_names,
     all_ops,
     coerce_attr,
@@ -21,8 +22,8 @@ from .registry import (
     register,
 )
 
-__all__ = ["REQUIRED", "Attr", "Init", "OpCall", "OpDef", "ParamSpec", "all_names", "all_ops", "coerce_attr", "fail",
-           "get", "lookup", "register"]
+__all__ = ["REQUIRED", "Attr", "Init", "OpCall", "OpDef", "ParamSpec", "SharedValues", "all_names", "all_ops",
+           "coerce_attr", "fail", "get", "lookup", "register"]
 
 for _m in pkgutil.iter_modules(__path__):
     if _m.name not in ("registry", "shapes") and not _m.name.startswith("_"):

@@ -11,7 +11,7 @@ from ..diagnostics import ArchTypeError, ShapeError
 from ..types import Sym, TensorType
 
 __all__ = ["REQUIRED", "Attr", "Init", "ParamSpec", "OpDef", "register", "get", "lookup", "all_ops",
-           "coerce_attr", "fail", "OpCall"]
+           "coerce_attr", "fail", "OpCall", "SharedValues"]
 
 
 class _Required:
@@ -48,6 +48,19 @@ class ParamSpec:
     shape: tuple[int, ...]
     init: Init
     trainable: bool = True
+
+
+class SharedValues:
+    """`e.shared(key, build)` for the emitters lowering rules write into (lower.Emitter and the constant
+    folder's): a value that depends only on `key` (a causal mask of symbolic lengths: dims of one name are
+    equal wherever they occur, the shape checker relies on it), built by `build()` where first asked for and
+    reused by every later node: the graph is one flat list in order, so the first use precedes the rest."""
+
+    def shared(self, key: tuple, build: Callable[[], str]) -> str:
+        cache = vars(self).setdefault("_shared_values", {})
+        if key not in cache:
+            cache[key] = build()
+        return cache[key]
 
 
 @dataclass(frozen=True, slots=True)

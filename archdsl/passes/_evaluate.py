@@ -10,13 +10,13 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..ir import Node, Value
-from ..ops import OpCall
+from ..ops import OpCall, SharedValues
 from ..types import is_static
 
 __all__ = ["evaluate"]
 
 
-class _MiniEmitter:
+class _MiniEmitter(SharedValues):
     """The part of the lowering emitter an op's lowering rule uses (op, const, shared, opset)."""
 
     def __init__(self, opset: int):
@@ -24,7 +24,6 @@ class _MiniEmitter:
         self.nodes: list = []
         self.initializers: list = []
         self._n = 0
-        self._shared: dict[tuple, str] = {}
 
     def at(self, prefix: str, doc: str) -> None:
         pass
@@ -45,11 +44,6 @@ class _MiniEmitter:
         name = self._fresh(stem)
         self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
         return name
-
-    def shared(self, key: tuple, build) -> str:
-        if key not in self._shared:
-            self._shared[key] = build()
-        return self._shared[key]
 
 
 def evaluate(nodes: list[Node], wanted: list[Value], feeds: dict[int, np.ndarray], opset: int) -> list[np.ndarray]:
