@@ -9,23 +9,21 @@ from ..driver import SEED_MAX
 __all__ = ["seed", "threads"]
 
 
-def seed(text: str) -> int:
-    """--seed: 0 .. 2**32 - 1, so that every use (weights, random inputs, shuffling, dropout) takes it whole."""
+def _integer(text: str, low: int, high: int | None, bounds: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
-    if not 0 <= value <= SEED_MAX:
-        raise argparse.ArgumentTypeError(f"must be in 0..{SEED_MAX}, got {value}")
+    if value < low or high is not None and value > high:
+        raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
     return value
+
+
+def seed(text: str) -> int:
+    """--seed: 0 .. 2**32 - 1, so that every use (weights, random inputs, shuffling, dropout) takes it whole."""
+    return _integer(text, 0, SEED_MAX, f"in 0..{SEED_MAX}")
 
 
 def threads(text: str) -> int:
     """--threads: onnxruntime's intra-op threads; 0 leaves its default (one per core)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (onnxruntime's default) or more, got {value}")
-    return value
+    return _integer(text, 0, None, "0 (onnxruntime's default) or more")
