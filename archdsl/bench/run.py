@@ -169,13 +169,14 @@ def bench_scaling(sizes: list[int], work: Path) -> list[dict]:
 
 
 def _check_options(opts) -> str | None:
-    """What is wrong with the flags, if anything; fills in the defaults that depend on --quick."""
+    """What is wrong with the flags, if anything; fills in the parsed lists (keys, exporters, sizes) and the
+    defaults that depend on --quick."""
     from ..driver import MIN_OPSET
     from ..runtime import newest_opset
     opts.rounds = opts.rounds if opts.rounds is not None else (8 if opts.quick else 30)
     opts.exporters = [e for e in opts.exporters.split(",") if e]
-    keys = [m.key for m in MODELS] if opts.models == "all" else opts.models.split(",")
-    unknown = [k for k in keys if k not in {m.key for m in MODELS}]
+    opts.keys = [m.key for m in MODELS] if opts.models == "all" else opts.models.split(",")
+    unknown = [k for k in opts.keys if k not in {m.key for m in MODELS}]
     if unknown:
         return f"unknown model {unknown[0]} (models: {', '.join(m.key for m in MODELS)})"
     if opts.rounds < 1 or opts.threads < 1:
@@ -226,7 +227,6 @@ def main(argv: list[str] | None = None) -> int:
     if problem:  # before any work: a bench runs for many minutes
         print(f"archdsl bench: error: {problem}", file=sys.stderr)
         return 2
-    keys = [m.key for m in MODELS] if opts.models == "all" else opts.models.split(",")
     sizes = [n for n in opts.sizes if n > 0]
     import onnxruntime as ort
 
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="archdsl-bench-") as tmp:
         work = Path(tmp)
         for m in MODELS:
-            if m.key in keys:
+            if m.key in opts.keys:
                 print(f"... {m.title}", file=sys.stderr, flush=True)
                 results["models"].append(bench_model(m, work, opts, torch_reason))
         if sizes:
