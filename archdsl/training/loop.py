@@ -54,16 +54,16 @@ def load_data(path: str, model, names: list[str]) -> dict[str, np.ndarray]:
     except Exception as e:  # noqa: BLE001 - a corrupt or foreign file
         raise ArchError(f"cannot read data from {path}: {e}") from None
     inputs = {i.name: i for i in model.graph.input}
-    out, n = {}, None
+    out, declared, n = {}, {}, None
     for name in names:
         if name not in arrays:
             raise ArchError(f"{path} has no array '{name}' (it has: {', '.join(sorted(arrays)) or 'nothing'}); "
                             f"the model reads {', '.join(names)}")
         vi = inputs[name].type.tensor_type
         a = np.asarray(arrays[name])
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in vi.shape.dim]
-        if a.ndim != len(dims) or any(d is not None and d != s for d, s in zip(dims[1:], a.shape[1:])):
-            shown = [d if d is not None else "?" for d in dims]
+        dims = declared[name] = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in vi.shape.dim]
+        if a.ndim != len(dims) or any(isinstance(d, int) and d != s for d, s in zip(dims[1:], a.shape[1:])):
+            shown = [d if isinstance(d, int) else "?" for d in dims]
             raise ArchError(f"{path}: '{name}' has shape {list(a.shape)}, the model takes {shown}")
         want = _NP[vi.elem_type]
         if a.dtype != want:
@@ -75,8 +75,6 @@ def load_data(path: str, model, names: list[str]) -> dict[str, np.ndarray]:
         n = len(a)
         out[name] = a
     from ..runtime import dim_conflict
-    declared = {name: [d.dim_param if not d.HasField("dim_value") else d.dim_value
-                       for d in inputs[name].type.tensor_type.shape.dim] for name in names}
     clash = dim_conflict(declared, out, skip_first=True)
     if clash:
         raise ArchError(f"{path}: {clash}; arrays that share a dim name must agree on its size")
