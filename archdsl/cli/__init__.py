@@ -131,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "passes":
             from ..passes import all_passes
-            for p in all_passes():
-                print(f"{p.name:<18} -O{p.level}{' (inference)' if p.inference_only else '':<13} {p.doc}")
+            passes = all_passes()
+            width = max(len(p.name) for p in passes)
+            for p in passes:
+                print(f"{p.name:<{width}}  -O{p.level}{' (inference)' if p.inference_only else '':<13} {p.doc}")
             return 0
         if args.command == "docs":
             from pathlib import Path

@@ -101,6 +101,8 @@ def test_cli_levels_report_and_disable(tmp_path, capsys):
     assert main(["passes"]) == 0
     listing = capsys.readouterr().out
     assert all(p.name in listing for p in all_passes())
+    rows = [line for line in listing.splitlines() if line.split()[0] in {p.name for p in all_passes()}]
+    assert len({line.index(" -O") for line in rows}) == 1  # the level column lines up, whatever the longest name
 
 
 def test_summary_counts_the_model_as_written(capsys):
