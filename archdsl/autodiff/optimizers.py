@@ -65,6 +65,9 @@ class StateSlot:
     new: Value | None = None
 
 
+_STEP_FLOOR = 1e-30
+
+
 def update(b: GradBuilder, cfg: OptimConfig, p: Value, g: Value, state: list[StateSlot], lr: Value,
            t: Value, cache: dict) -> Value:
     """The parameter after one step; fills each slot's `new`. `t` is the 1-based step as a float scalar;
@@ -83,8 +86,11 @@ def update(b: GradBuilder, cfg: OptimConfig, p: Value, g: Value, state: list[Sta
     if "decay" not in cache:  # the scalars every parameter shares, computed once per step
         bc1 = b.op("sub", c(1.0), b.op("pow", c(b1), t))
         bc2 = b.op("sub", c(1.0), b.op("pow", c(b2), t))
-        step_size = b.op("div", lr, bc1)
-        # p - step_size * m / (sqrt(v) / sqrt(bc2) + eps)  ==  p - m / (sqrt(v) * k + eps / step_size)
+        # p - step_size * m / (sqrt(v) / sqrt(bc2) + eps)  ==  p - m / (sqrt(v) * k + eps / step_size).
+        # A schedule may feed lr = 0 (warm-up): k and eps / step_size would be inf and a parameter whose
+        # v is 0 NaN (0 * inf), where torch leaves it unchanged. Adding 1e-30 keeps both finite (k <= 3.2e31
+        # at lr = 0); to any lr above ~1e-23 it adds nothing a float32 holds.
+        step_size = b.op("add", b.op("div", lr, bc1), c(_STEP_FLOOR))
         cache["k"] = b.op("reciprocal", b.op("mul", b.op("sqrt", bc2), step_size))
         cache["eps"] = b.op("div", c(cfg.eps), step_size)
         cache["decay"] = b.op("sub", c(1.0), b.op("mul", lr, c(wd))) if wd and cfg.name == "adamw" else None

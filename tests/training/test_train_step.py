@@ -285,3 +285,22 @@ model m(x: float16[B, 16, 8, 8]) -> y {
     for k, ref in sr[-1].items():
         ours = so[-1][k].astype(np.float64)
         assert np.abs(ours - ref).max() <= 5e-3 * max(np.abs(ref).max(), 1e-3), k
+
+
+@pytest.mark.parametrize("opt,decay", [("adam", 0.0), ("adamw", 0.1)])  # adam's decay would make g nonzero
+def test_adam_fed_lr_zero_leaves_every_parameter_unchanged(opt, decay):
+    """A warm-up schedule starts at lr = 0: torch.optim then moves nothing. Embedding rows no id reads have a
+    zero gradient (and a zero v), which the rewritten update once turned into NaN."""
+    text = "model m(ids: int64[B, T]) -> y {\n    y = ids -> embedding(10, 4) as emb -> linear(3) as fc\n}\n"
+    ct, _ = compile_step(None, config(loss="mse", opt=opt, lr=1e-3, weight_decay=decay), text=text)
+    sess = runtime.session(ct.step_model, "cpu")
+    names = [o.name for o in sess.get_outputs()]
+    labels = np.random.default_rng(0).standard_normal((2, 3, 3)).astype(np.float32)
+    feeds = {"ids": np.array([[0, 1, 2], [3, 4, 0]], np.int64), "labels": labels, "lr": np.array(0.0, np.float32)}
+    out = dict(zip(names, sess.run(None, feeds)))
+    before = initial(ct)
+    for p in ("emb.weight", "fc.weight", "fc.bias"):
+        np.testing.assert_array_equal(out[p + ".new"], before[p])
+    feeds["lr"] = np.array(1e-2, np.float32)  # and a real step still moves the rows that were read
+    moved = dict(zip(names, sess.run(None, feeds)))["emb.weight.new"]
+    assert np.all(moved[:5] != before["emb.weight"][:5]) and np.all(np.isfinite(moved))
