@@ -101,8 +101,11 @@ def _linear_weights(size: int, out: int, align_corners: bool, scale: float | Non
 
 
 def _grad(b, c, ins, outs, gouts):
-    """nearest modes move elements (scatter g back); linear modes are y = W x along each dim, so g x W."""
+    """nearest modes move elements (scatter g back); linear modes are y = W x along each dim, so g x W.
+    Sizes that do not change are a copy in onnxruntime (and in torch's autograd), even with a scale of 1.2."""
     x_t, g = c.in_types[0], gouts[0]
+    if tuple(c.out_types[0].shape[2:]) == tuple(x_t.shape[2:]):  # onnxruntime copies the input then, any scale
+        return [g]
     if c.attrs["mode"] not in _LINEAR_RANK:
         return [b.op("autodiff.movement_grad", g, ins[0], op="upsample", attrs=dict(c.attrs), positions="int32")]
     scales, _ = _plan(x_t, c.attrs)

@@ -7,7 +7,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from archdsl import ops
@@ -345,8 +345,10 @@ def test_pad_and_take(mode, pad, seed):
 
 
 @FAST
-@given(mode=st.sampled_from(["nearest", "nearest-exact", "linear"]), scale=st.sampled_from([2, 3, 1.5]),
+@given(mode=st.sampled_from(["nearest", "nearest-exact", "linear"]), scale=st.sampled_from([2, 3, 1.5, 1.3, 1.2]),
        align=st.booleans(), seed=st.integers(0, 99))
+@example(mode="linear", scale=1.2, align=False, seed=0)  # every size unchanged (4, 3, 2): a copy, whatever the scale
+@example(mode="linear", scale=1.3, align=False, seed=1)  # bilinear 4 -> 5 but 3 -> 3: interpolated along both
 def test_upsample(mode, scale, align, seed):
     rank = 3
     if mode == "linear":
