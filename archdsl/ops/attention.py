@@ -5,8 +5,10 @@ out_proj.bias), so a torch state_dict loads by name. Self-attention when no key/
 attention otherwise; `causal=true` masks key j > query i (torch's is_causal, top-left aligned);
 key_padding_mask is bool [B, S], true = ignore that key (torch's convention). Lowered as
 softmax(Q K^T / sqrt(d)) V with MatMul/Softmax, which every opset and runtime has, or as ONNX Attention where
-onnxruntime has a kernel for it (opset 23-24). A query whose keys are all masked gets NaN from the
-decomposition (as torch's math path) and zeros from onnxruntime's Attention kernel."""
+onnxruntime has a kernel for it (opset 23-24). A query whose keys are all masked gets zeros (the
+out_proj bias after the projection), as onnxruntime's kernel and torch's F.scaled_dot_product_attention
+give, at every opset (torch's nn.MultiheadAttention gives 0 when it records gradients, NaN on its
+inference fast path)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from ..types import DType, numel
 from ._common import float_input, kaiming_uniform, shape_str
 from ._kernels import runs_natively
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
-from .sdpa import attention_mask, causal_bias, mask_bias
+from .sdpa import attention_mask, causal_bias, mask_bias, no_key
 
 __all__ = ["decompose"]
 
@@ -126,6 +128,8 @@ def _lower(e, ins, outs, c):
         if bias is not None:  # one Add of a small 0/-inf mask (sdpa.mask_bias)
             scores = e.op("Add", [scores, bias])
         ctx = e.op("MatMul", [e.op("Softmax", [scores], axis=-1), v])               # [B, H, T, D]
+        if mask_t is not None:  # a query left no key (causal alone always leaves one): zeros, not NaN
+            ctx = e.op("Where", [no_key(e, bias, dt), e.const(np.array(0, dtype=dt)), ctx])
     ctx = e.op("Reshape", [e.op("Transpose", [ctx], perm=[0, 2, 1, 3]), _i64(e, [0, 0, emb])])
     y = e.op("MatMul", [ctx, e.op("Transpose", [ow], perm=[1, 0])], outputs=None if ob is not None else outs)
     if ob is not None:

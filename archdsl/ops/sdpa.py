@@ -5,8 +5,9 @@ opset 23+ on rank-4 inputs [B, H, T, D] where onnxruntime has a kernel for it, t
 (onnxruntime 1.32 CPU, 2 threads, [1, 12, 128, 64]: the kernel takes 0.94x the decomposition's time with a
 causal mask, 0.96x with a padding mask, 0.98x unmasked, and 1.01x unmasked at T = 197; see _kernels.py).
 `causal` masks key j > query i (top-left aligned, torch's is_causal); `mask` is additive (float) or bool
-(true = attend), broadcast to [..., T, S]. A query that may attend to no key gets NaN from the
-decomposition (as torch) and zeros from onnxruntime's Attention kernel."""
+(true = attend), broadcast to [..., T, S]. A query the mask leaves no key to attend to gets zeros (and
+zero gradients), as torch's F.scaled_dot_product_attention and onnxruntime's Attention kernel give: a plain
+softmax would make it NaN. The decomposition pays for that only when a mask is given."""
 
 from __future__ import annotations
 
@@ -77,7 +78,21 @@ def _lower(e, ins, outs, c):
             s = e.op("Add", [s, mask_bias(e, ins[3], dt, attend=True)])
         else:  # as large as the scores: one Where instead of a Where and an Add
             s = e.op("Where", [ins[3], s, e.const(np.array(-np.inf, dtype=dt))])
+        m = ins[3] if m_t.dtype is not DType.bool else mask_bias(e, ins[3], dt, attend=True)
+        ctx = e.op("MatMul", [e.op("Softmax", [s], axis=-1), ins[2]])
+        e.op("Where", [no_key(e, m, dt), e.const(np.array(0, dtype=dt)), ctx], outputs=outs)
+        return
     e.op("MatMul", [e.op("Softmax", [s], axis=-1), ins[2]], outputs=outs)
+
+
+def no_key(e, bias: str, dt) -> str:
+    """bool [..., 1]: true for the queries an additive mask (0 / -inf, or any float mask) leaves no key, whose
+    softmax is NaN; computed on the mask, before it is broadcast over heads (or queries)."""
+    if e.opset < 18:  # axes became an input of ReduceMax at opset 18
+        top = e.op("ReduceMax", [bias], axes=[-1], keepdims=1)
+    else:
+        top = e.op("ReduceMax", [bias, e.const(np.array([-1], dtype=np.int64))], keepdims=1)
+    return e.op("Equal", [top, e.const(np.array(-np.inf, dtype=dt))])
 
 
 def causal_keep(e, scores: str, t, n, rank: int) -> str:
@@ -135,15 +150,21 @@ def _attend(r, q, k, v, mask, causal: bool, scale: float, dropout=None):
             s = r.op("causal_mask", s)
         else:
             fail("attention gradient: causal with different symbolic query and key lengths")
+    dead = None
     if mask is not None:
         if mask.type.dtype is DType.bool:
             s = r.op("where", mask, s, r.const(-np.inf, like=s))
         else:
             s = r.op("add", s, mask)
+        # a query with no key left: softmax over finite scores instead, the output zeroed, so that neither
+        # the output nor any gradient is NaN (torch's gradient there is 0 too)
+        dead = r.op("eq", r.op("amax", s, dim=(-1,), keepdim=True), r.const(-np.inf, like=s))
+        s = r.op("where", dead, r.const(0.0, like=s), s)
     probs = r.op("softmax", s)
     if dropout is not None:
         probs = dropout(r, probs)
-    return r.op("matmul", probs, v)
+    out = r.op("matmul", probs, v)
+    return r.op("where", dead, r.const(0.0, like=out), out) if dead is not None else out
 
 
 def _grad(b, c, ins, outs, gouts):

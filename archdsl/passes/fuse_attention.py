@@ -10,7 +10,8 @@ Rules (every intermediate value read only by the next node; inference graphs, wh
 3. mask: `causal_mask(scores)` with value -inf on a square [T, T] → causal=true; `scores + m` with m
    broadcasting to the scores and not growing them → mask=m (additive).
 4. softmax over the last dim, then `@ v` → scaled_dot_product_attention(q, k, v[, m], causal, scale).
-Only rank-4 [B, H, T, D] attention is fused (ONNX Attention's layout)."""
+Only rank-4 [B, H, T, D] attention is fused (ONNX Attention's layout). One difference: a query whose mask
+leaves it no key gets NaN from the primitives' softmax and zeros from the fused op (torch's F.sdpa)."""
 
 from __future__ import annotations
 

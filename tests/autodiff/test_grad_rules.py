@@ -373,10 +373,14 @@ def test_sdpa(t, s, causal, mask, seed):
         arrays = [normal(seed, 2, 2, t, 3), normal(seed + 1, 2, 2, t, 3), normal(seed + 2, 2, 2, t, 4)]
     if mask == "bool":
         m = rng.random((t, s)) > 0.3
-        m[:, 0] = True  # every query attends somewhere
+        m[:, 0] = True
+        m[-1] = seed % 2 == 0  # a query with no key to attend to, on even seeds: zeros, zero gradients
         arrays.append(m)
     elif mask == "float":
-        arrays.append(normal(seed + 3, t, s))
+        m = normal(seed + 3, t, s)
+        if seed % 2 == 0:
+            m[-1] = -np.inf
+        arrays.append(m)
     check_grad("scaled_dot_product_attention", arrays, {"causal": causal}, seed=seed)
 
 
@@ -390,6 +394,8 @@ def test_multihead_attention(cross, causal, padded, bias, seed):
     if padded:
         m = np.zeros((2, s), np.bool_)
         m[0, -1] = True
+        m[1, :] = seed % 2 == 0  # every key of the second sequence ignored: zeros, not NaN
+        m[0, 0] = causal  # and the first query of a causal first sequence has no key left
         data.append(m)
     params = [normal(seed + 3, 3 * e, e) * 0.5] + ([normal(seed + 4, 3 * e)] if bias else []) + \
         [normal(seed + 5, e, e) * 0.5] + ([normal(seed + 6, e)] if bias else [])

@@ -1,6 +1,7 @@
 """scaled_dot_product_attention against a numpy reference at every opset its lowering differs by: the
 decomposition (17, and the newest where onnxruntime has no Attention kernel: 28 on onnxruntime 1.32) and ONNX
-Attention (where it has one: 23-24), with every mask shape that broadcasts to the scores."""
+Attention (where it has one: 23-24), with every mask shape that broadcasts to the scores, and masks that
+leave a query no key (zeros at every opset)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ def _reference(q, k, v, mask, causal):
         s = np.where(np.tril(np.ones(s.shape[-2:], dtype=bool)), s, -np.inf)
     elif mask is not None:
         s = np.where(mask, s, -np.inf) if mask.dtype == np.bool_ else s + mask
+    dead = np.isneginf(s).all(-1, keepdims=True)  # no key to attend to: zeros (torch's F.sdpa), not NaN
+    s = np.where(dead, 0.0, s)
     p = np.exp(s - s.max(-1, keepdims=True))
-    return (p / p.sum(-1, keepdims=True)) @ v
+    return np.where(dead, 0.0, (p / p.sum(-1, keepdims=True)) @ v)
 
 
 @pytest.mark.parametrize("opset", OPSETS)
@@ -48,9 +51,11 @@ def test_sdpa_matches_numpy_at_every_lowering(opset, mask, boolean, t, s, seed):
         ins.append(f"m: {'bool' if boolean else 'float32'}[{', '.join(str(d) for d in mask)}]")
         if boolean:
             m = rng.random(shape) < 0.7
-            m[..., 0] = True  # every query attends to something
+            m[..., 0] = True
         else:
             m = rng.standard_normal(shape).astype(np.float32)
+        if seed % 2:  # one mask row with no key left: the queries it reaches get zeros
+            m[(0,) * (m.ndim - 1)] = False if boolean else -np.inf
         feeds["m"] = m
         arg = ", mask=m"
     src = f"model a({', '.join(ins)}) -> y {{ y = sdpa(q, k, v{arg}) }}"
