@@ -14,7 +14,7 @@ from pathlib import Path
 
 import onnx
 
-from . import __version__
+from . import __version__, files
 from .diagnostics import ArchError, SourceMap, not_a_directory, writing
 from .elaborate import Module, elaborate_model, load_file, load_source, parse_define
 from .ir import Graph
@@ -274,7 +274,12 @@ def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict |
     if external_data is None:
         external_data = sum(math.prod(v.type.shape) * (np.dtype(v.type.dtype.np).itemsize if v.type.dtype.np else 2)
                             for v in g.params.values()) >= EXTERNAL_DATA_THRESHOLD
-    out = Path(out)
+    out = files.resolved(out)
+    if files.is_special(out):  # -o /dev/null: written into, not replaced
+        _no_external_data_beside(out, external_data)
+        with open(out, "wb") as f:
+            write_streaming(compiled.model, param_arrays(g, options.seed, weights, chunked=True), f)
+        return [out]
     parent = out.parent if str(out.parent) else Path(".")
     data_name = out.name + ".data"
     if external_data:
@@ -307,10 +312,15 @@ def write_model(model: onnx.ModelProto, out: str | Path, external_data: bool | N
 
 
 def _write_model(model: onnx.ModelProto, out: Path, external_data: bool | None) -> list[Path]:
-    parent = out.parent if str(out.parent) else Path(".")
-    parent.mkdir(parents=True, exist_ok=True)
+    out = files.resolved(out)
     if external_data is None:  # the threshold keeps 64 MiB for the graph: no ByteSize() walk over the weights
         external_data = not _small_enough(model)
+    if files.is_special(out):  # -o /dev/null: written into, not replaced
+        _no_external_data_beside(out, external_data)
+        out.write_bytes(model.SerializeToString(deterministic=True))
+        return [out]
+    parent = out.parent if str(out.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
     try:
         written = [out]
@@ -320,15 +330,22 @@ def _write_model(model: onnx.ModelProto, out: Path, external_data: bool | None) 
                             location=data_name, size_threshold=1024, convert_attribute=False)
             umask = os.umask(0)
             os.umask(umask)
-            os.chmod(tmp / data_name, 0o666 & ~umask)  # onnx creates it 0600; match the .onnx beside it
-            os.replace(tmp / data_name, parent / data_name)
-            written.append(parent / data_name)
+            if (tmp / data_name).exists():  # onnx writes none when every tensor is under the threshold
+                os.chmod(tmp / data_name, 0o666 & ~umask)  # onnx creates it 0600; match the .onnx beside it
+                os.replace(tmp / data_name, parent / data_name)
+                written.append(parent / data_name)
         else:
             (tmp / out.name).write_bytes(model.SerializeToString(deterministic=True))
         os.replace(tmp / out.name, out)
         return written
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _no_external_data_beside(out: Path, external_data: bool) -> None:
+    if external_data:
+        raise ArchError(f"cannot write external data beside {out}: it is not a regular file (and the model "
+                        "needs external data: it is over 2 GiB or --external-data was given)")
 
 
 def _small_enough(model: onnx.ModelProto) -> bool:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from .. import driver
-from ..diagnostics import ArchError, SourceMap, render
+from .. import driver, files
+from ..diagnostics import ArchError, SourceMap, render, writing
 from ..ir import print_graph
 from ..summary import summarize
 from .table import print_table
@@ -43,6 +44,13 @@ def _diagnostics(fn):
     return wrapper
 
 
+def output_path(raw: str | None) -> Path | None:
+    """-o as given: a trailing slash means a directory (Path would drop it and write a file of that name)."""
+    if raw is not None and raw.endswith(("/", os.sep)):
+        raise ArchError(f"-o {raw} names a directory; give a file name (e.g. {raw}model.onnx)")
+    return Path(raw) if raw is not None else None
+
+
 def load_spec(args, sources):
     """The spec a command names; a compiled model given in its place is told apart from a broken spec (its
     bytes would read as a file that is not UTF-8)."""
@@ -63,14 +71,23 @@ def cmd_build(args, sources) -> int:
         print(f"archdsl build: error: {', '.join(stray)} {'needs' if len(stray) == 1 else 'need'} --train "
               "(loss and optimizer flags shape a train-step model)", file=sys.stderr)
         return 2
+    output_path(args.output)
     mod = load_spec(args, sources)
     if args.emit == "ir":
         from ..elaborate import elaborate_model
+        files.refuse_overwriting({"-o": args.output}, {"spec": args.file, "--weights": args.weights})
+        text = []
         for name in driver.select_models(mod, args.model):
             g = elaborate_model(mod, name)
             if args.opt_level:  # --emit ir prints the checked IR; with -O1/-O2 the optimized IR
                 _report(args, _optimize_ir(g, args))
-            sys.stdout.write(print_graph(g))
+            text.append(print_graph(g))
+        if args.output:  # the IR into the file -o names, else to stdout
+            with writing(args.output):
+                Path(args.output).write_text("".join(text), encoding="utf-8")
+            print(f"wrote {args.output}")
+        else:
+            sys.stdout.write("".join(text))
         return 0
     if getattr(args, "train", False):
         from .train import build_train
@@ -80,6 +97,7 @@ def cmd_build(args, sources) -> int:
     name = driver.select_models(mod, args.model)[0]
     out = Path(args.output) if args.output else Path(args.file).with_suffix(".onnx") if len(mod.models) == 1 \
         else Path(args.file).with_name(f"{name}.onnx")
+    files.refuse_overwriting({"-o": out}, {"spec": args.file, "--weights": args.weights})
     compiled, written = driver.build_file(mod, args.model, opts, out, args.external_data, sources)
     _report(args, compiled.pass_stats)
     g = compiled.graph

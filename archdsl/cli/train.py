@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import driver
+from .. import driver, files
 from ..autodiff.optimizers import ADAM_BETAS, ADAM_EPS
 from ..diagnostics import not_a_directory
 from .args import seed, threads
-from .commands import load_spec
+from .commands import load_spec, output_path
 
 __all__ = ["add_train_flags", "add_train_parser", "build_train", "cmd_train", "train_config",
            "train_flags_without_train"]
@@ -75,6 +75,9 @@ def build_train(args, sources, mod) -> int:
     out = Path(args.output) if args.output else Path(args.file).with_name(f"{ct.eval_model.graph.name}.train.onnx")
     eval_out = out.with_name(out.name[: -len(".onnx")] + ".eval.onnx" if out.name.endswith(".onnx")
                              else out.name + ".eval.onnx")
+    files.refuse_overwriting({"-o": out, "the eval model": eval_out}, {"spec": args.file, "--weights": args.weights})
+    for p in (out, eval_out):  # both refused before either is written
+        not_a_directory(p)
     driver.write_model(ct.step_model, out, args.external_data)
     driver.write_model(ct.eval_model, eval_out, args.external_data)
     info = ct.info
@@ -128,10 +131,13 @@ def cmd_train(args, sources) -> int:
     if args.epochs < 1 or args.batch_size < 1:
         print("archdsl train: error: --epochs and --batch-size must be at least 1", file=sys.stderr)
         return 2
-    out = Path(args.output)
+    out = output_path(args.output)
     ckpt = Path(args.checkpoint) if args.checkpoint else out.with_name(out.name.split(".")[0] + ".ckpt.npz")
     for p in (out, ckpt):  # before training, not after it
         not_a_directory(p)
+    files.refuse_overwriting({"-o": out, "--checkpoint": ckpt},
+                             {"spec": args.file, "--data": args.data, "--val": args.val,
+                              "--weights": getattr(args, "weights", None)})
     mod = load_spec(args, sources)
     ct = driver.build_train(mod, args.model, _options(args), train_config(args), sources)
     opts = LoopOptions(data=args.data, val=args.val, epochs=args.epochs, batch_size=args.batch_size, output=out,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from onnx import numpy_helper
 
+from .. import files
 from ..diagnostics import ArchError, writing
 from ..lower import save_weights
 from .export import TRAIN_CONFIG_KEY
@@ -203,15 +205,22 @@ def _fingerprint(cfg: dict) -> dict:
 def _atomic(path: Path, save) -> None:
     """save(tmp) writes a file beside `path`, under a name with the same suffix (save_weights picks the format
     by it), which then replaces `path`: an interrupted write leaves the previous file."""
-    tmp = path.with_name(f".tmp{os.getpid()}.{path.name}")
+    path = files.resolved(path)
+    special = files.is_special(path)  # -o /dev/null: written into, not replaced
+    tmp = (Path(tempfile.mkdtemp()) if special else path.parent) / f".tmp{os.getpid()}.{path.name}"
     try:
         with writing(path):
             path.parent.mkdir(parents=True, exist_ok=True)
             save(tmp)
-            os.replace(tmp, path)
+            if special:
+                files.copy_into(tmp, path)
+            else:
+                os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+        if special:
+            tmp.parent.rmdir()
 
 
 def _batches(n: int, size: int, rng: np.random.Generator | None, drop_single: bool):

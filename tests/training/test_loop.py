@@ -131,7 +131,9 @@ def test_resume_refuses_a_checkpoint_that_does_not_fit(data, tmp_path, capsys):
     capsys.readouterr()
     assert main(train + ["--epochs", "2", "--resume", "-D", "width=16"]) == 1
     assert "holds 'conv1.weight' as [32, 1, 3, 3], the model has [16, 1, 3, 3]" in capsys.readouterr().err
-    assert main(train + ["--epochs", "2", "--resume", "--checkpoint", str(data / "train.npz")]) == 1
+    other = tmp_path / "other.npz"  # some other .npz (the --data file itself is refused as an output)
+    other.write_bytes((data / "train.npz").read_bytes())
+    assert main(train + ["--epochs", "2", "--resume", "--checkpoint", str(other)]) == 1
     assert "is not a checkpoint of `archdsl train`" in capsys.readouterr().err
 
 

@@ -1,0 +1,63 @@
+"""Output files: which paths a command may write, and how a finished file takes its place.
+
+Writers build a file under a temporary name and then rename it over the target, so an interrupted write
+leaves the previous file. Two things that rename must not do: replace a file the same command reads (a spec
+built with `-o` pointing at itself, training data given as the checkpoint), and replace something that is
+not a regular file (`-o /dev/null` would become an empty file in /dev; a symlink would stop pointing at
+its target)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+from .diagnostics import ArchError
+
+__all__ = ["refuse_overwriting", "is_special", "resolved", "copy_into"]
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist yet: compare where they would be
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def refuse_overwriting(outputs: dict[str, str | Path | None], inputs: dict[str, str | Path | None]) -> None:
+    """A diagnostic, before any work, when an output is one of the inputs or two outputs are one file.
+    Keys say where each path came from (`-o`, `--data`, ...)."""
+    outs = [(flag, Path(p)) for flag, p in outputs.items() if p is not None]
+    ins = [(flag, Path(p)) for flag, p in inputs.items() if p is not None]
+    for i, (flag, out) in enumerate(outs):
+        if is_special(out):
+            continue  # /dev/null may be given twice, and is nobody's input worth keeping
+        for what, path in ins:
+            if _same(out, path):
+                raise ArchError(f"{flag} {out} is the {what} file: writing it would destroy the input; "
+                                "choose another output")
+        for other, path in outs[i + 1:]:
+            if _same(out, path):
+                raise ArchError(f"{flag} and {other} are one file ({out}): give them different paths")
+
+
+def is_special(path: str | Path) -> bool:
+    """An existing target that is not a regular file (a device, a FIFO): written into, never replaced."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def resolved(path: str | Path) -> Path:
+    """Where a write to `path` lands: a symlink's target (its link stays), else the path itself."""
+    p = Path(path)
+    return Path(os.path.realpath(p)) if p.is_symlink() else p
+
+
+def copy_into(src: Path, dst: Path) -> None:
+    """A finished file's bytes written into a special target (shutil.copyfile refuses FIFOs)."""
+    with open(src, "rb") as f, open(dst, "wb") as g:
+        shutil.copyfileobj(f, g, 1 << 20)

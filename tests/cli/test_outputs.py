@@ -1,0 +1,114 @@
+"""What the writing commands may write over: never their own inputs; a FIFO or device is written into and a
+symlink written through, never replaced (archdsl/files.py)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from archdsl import files
+from archdsl.cli import main
+from archdsl.diagnostics import ArchError
+
+TINY = "param classes = 3\nmodel tiny(x: float32[B, 4]) -> logits {\n" \
+       "    logits = x -> linear(8) as fc1 -> relu -> linear(classes) as fc2\n}\n"
+
+
+@pytest.fixture
+def work(tmp_path):
+    (tmp_path / "tiny.arch").write_text(TINY)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", x=rng.standard_normal((40, 4)).astype(np.float32), labels=rng.integers(0, 3, 40))
+    return tmp_path
+
+
+def _unchanged(path: Path, before: bytes) -> bool:
+    return path.read_bytes() == before
+
+
+def test_an_output_that_is_an_input_is_refused_before_any_work(work, capsys):
+    spec, data = work / "tiny.arch", work / "data.npz"
+    spec_bytes, data_bytes = spec.read_bytes(), data.read_bytes()
+    assert main(["build", str(spec), "-o", str(spec)]) == 1
+    assert "-o " + str(spec) + " is the spec file: writing it would destroy the input" in capsys.readouterr().err
+    assert main(["build", str(spec), "--train", "-o", str(spec)]) == 1
+    assert main(["build", str(spec), "--emit", "ir", "-o", str(spec)]) == 1
+    train = ["train", str(spec), "--data", str(data), "--quiet", "--epochs", "1"]
+    assert main(train + ["-o", str(data)]) == 1
+    assert "is the --data file" in capsys.readouterr().err
+    assert main(train + ["-o", str(work / "w.npz"), "--checkpoint", str(data)]) == 1
+    assert "--checkpoint " + str(data) + " is the --data file" in capsys.readouterr().err
+    assert main(train + ["--val", str(data), "-o", str(work / "w.npz"), "--checkpoint", str(work / "w.npz")]) == 1
+    assert "-o and --checkpoint are one file" in capsys.readouterr().err
+    assert _unchanged(spec, spec_bytes) and _unchanged(data, data_bytes)
+    assert not (work / "w.npz").exists()
+    (work / "alias.npz").symlink_to(data)  # the same file under another name
+    assert main(train + ["-o", str(work / "alias.npz")]) == 1
+    assert _unchanged(data, data_bytes)
+
+
+def test_trailing_slash_names_a_directory(work, capsys):
+    assert main(["build", str(work / "tiny.arch"), "-o", str(work / "newdir") + "/"]) == 1
+    assert "names a directory; give a file name" in capsys.readouterr().err
+    assert not (work / "newdir").exists()
+
+
+def test_a_symlink_is_written_through(work):
+    (work / "link.onnx").symlink_to("real.onnx")
+    assert main(["build", str(work / "tiny.arch"), "-o", str(work / "link.onnx")]) == 0
+    assert (work / "link.onnx").is_symlink() and (work / "real.onnx").is_file()
+    onnx.checker.check_model(onnx.load(str(work / "link.onnx")))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+@pytest.mark.parametrize("command", ["build", "train"])
+def test_a_fifo_is_written_into_not_replaced(work, command):
+    fifo = work / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    argv = ["build", str(work / "tiny.arch"), "-o", str(fifo)] if command == "build" else \
+        ["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "--epochs", "1", "--quiet",
+         "-o", str(fifo), "--checkpoint", str(work / "c.npz")]
+    assert main(argv) == 0
+    reader.join(10)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    if command == "build":
+        assert len(onnx.load_from_string(got[0]).graph.initializer) == 4
+    else:
+        assert got[0][:2] == b"PK"  # the weights' .npz
+    assert files.is_special(fifo) and not files.is_special(work / "tiny.arch")
+    assert not files.is_special(work / "missing")
+
+
+def test_emit_ir_writes_the_file_o_names(work, capsys):
+    out = work / "ir.txt"
+    assert main(["build", str(work / "tiny.arch"), "--emit", "ir", "-o", str(out)]) == 0
+    assert capsys.readouterr().out == f"wrote {out}\n"
+    assert out.read_text().startswith("model tiny(x: float32[B, 4]) -> (logits)")
+
+
+def test_build_train_writes_neither_file_when_one_cannot_be(work, capsys):
+    (work / "t.eval.onnx").mkdir()
+    assert main(["build", str(work / "tiny.arch"), "--train", "-o", str(work / "t.onnx")]) == 1
+    assert "cannot write" in capsys.readouterr().err
+    assert not (work / "t.onnx").exists()
+
+
+def test_external_data_on_a_model_with_only_small_tensors(work):
+    """onnx writes no .data file when every tensor is under its 1 KiB threshold."""
+    assert main(["build", str(work / "tiny.arch"), "--train", "--external-data", "-o", str(work / "e.onnx")]) == 0
+    onnx.checker.check_model(onnx.load(str(work / "e.onnx")))
+
+
+def test_refuse_overwriting_in_python():
+    with pytest.raises(ArchError, match="is the spec file"):
+        files.refuse_overwriting({"-o": "a/../x.arch"}, {"spec": "x.arch"})
+    files.refuse_overwriting({"-o": "y.onnx", "--checkpoint": None}, {"spec": "x.arch", "--val": None})
