@@ -121,12 +121,7 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     opset = _check_options(options) or newest_opset()
     weights = (loaded_weights if loaded_weights is not None
                else load_weights(options.weights) if options.weights else None)
-    if weights is not None:
-        unknown = sorted(set(weights) - set(graph.params))
-        if unknown:
-            from .diagnostics import did_you_mean
-            raise ArchError(f"weights file has {len(unknown)} names the model does not: '{unknown[0]}'"
-                            f"{did_you_mean(unknown[0], graph.params)}")
+    _check_weight_names(weights, graph)
     declared = graph.param_count()
     stats = optimize_graph(graph, options, opset)
     meta = {"archdsl.params": _jsonable(mod.params), "archdsl.source": Path(mod.path).name,
@@ -135,6 +130,28 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
                       with_weights=options.with_weights,
                       doc=f"{name} from {Path(mod.path).name} (archdsl {__version__})")
     return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared)
+
+
+def _check_weight_names(weights: dict | None, graph: Graph) -> None:
+    """A weights file names exactly the model's parameters and buffers, as torch's strict load_state_dict:
+    a missing one would quietly keep its random init (a stale or misspelled file, a model that is mostly
+    random), an extra one is a sign of another model. Only numbers load."""
+    if weights is None:
+        return
+    import numpy as np
+
+    from .diagnostics import did_you_mean
+    unknown = sorted(set(weights) - set(graph.params))
+    if unknown:
+        raise ArchError(f"weights file has {len(unknown)} name{'s' if len(unknown) > 1 else ''} the model does not: "
+                        f"'{unknown[0]}'{did_you_mean(unknown[0], graph.params)}")
+    missing = [n for n in graph.params if n not in weights]
+    if missing:
+        raise ArchError(f"weights file lacks {len(missing)} of the model's {len(graph.params)} parameters and "
+                        f"buffers: '{missing[0]}'{did_you_mean(missing[0], set(weights))}")
+    for name, arr in weights.items():
+        if np.asarray(arr).dtype.kind not in "biuf":
+            raise ArchError(f"weights file: '{name}' holds {np.asarray(arr).dtype} values, not numbers")
 
 
 def opset_range() -> tuple[int, int]:
@@ -206,6 +223,7 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
             "archdsl.model": name, "archdsl.seed": str(options.seed)}
     level = min(options.opt_level, 1)
     ev = elaborate_model(mod, name)
+    _check_weight_names(weights, ev)
     optimize(ev, level, tuple(options.disabled_passes), PassContext(opset=opset, inference=True))
     ev_weights = {k: v for k, v in weights.items() if k in ev.params} if weights else None
     eval_model = lower_graph(ev, opset=opset, seed=options.seed, weights=ev_weights, metadata=meta,

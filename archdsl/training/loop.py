@@ -63,6 +63,15 @@ def load_data(path: str, model, names: list[str]) -> dict[str, np.ndarray]:
                             f"the model reads {', '.join(names)}")
         vi = inputs[name].type.tensor_type
         a = np.asarray(arrays[name])
+        if a.dtype.kind not in "biuf":  # strings, complex numbers, dates: nothing a model reads
+            want = np.dtype(_NP[vi.elem_type]).name
+            raise ArchError(f"{path}: '{name}' holds {a.dtype} values; the model takes {want}")
+        if a.ndim and not len(a):
+            raise ArchError(f"{path}: '{name}' has no examples (its first dim is 0)")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            at = [int(i) for i in np.argwhere(~np.isfinite(a))[0]]
+            raise ArchError(f"{path}: '{name}'{at} is {a[tuple(at)]}: the data must be finite (a NaN or inf "
+                            "makes the loss NaN)")
         dims = declared[name] = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in vi.shape.dim]
         if a.ndim != len(dims) or any(isinstance(d, int) and d != s for d, s in zip(dims[1:], a.shape[1:])):
             shown = [d if isinstance(d, int) else "?" for d in dims]
@@ -270,7 +279,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             task = bar.add_task("train", total=steps, loss=float("nan"))
             for idx in _batches(n, opts.batch_size, rng, has_bn):
                 batch = {k: v[idx] for k, v in train.items()}
-                loss, pred = trainer.train_step(batch)
+                loss, pred = _on_batch(opts.data, idx, lambda: trainer.train_step(batch))
                 if not np.isfinite(loss):
                     raise ArchError(f"the loss is {loss} at epoch {epoch}; lower the learning rate (--lr)")
                 total += loss * len(idx)
@@ -282,7 +291,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
         if counted:
             metrics["accuracy"] = correct / counted
         if val is not None:
-            metrics.update(evaluate(trainer, val, opts.batch_size, loss_kind))
+            metrics.update(evaluate(trainer, val, opts.batch_size, loss_kind, opts.val))
         console.print(_line(metrics, opts.epochs))
         if opts.checkpoint is not None:
             trainer.save_checkpoint(opts.checkpoint, epoch)
@@ -292,13 +301,28 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     return metrics
 
 
-def evaluate(trainer: Trainer, data: dict, batch_size: int, loss_kind: str) -> dict:
+def _on_batch(path: str, idx, run):
+    """onnxruntime refusing a batch (an embedding id past the end of its table, a sequence longer than the
+    positions a model has) as a diagnostic naming the file and the examples, not an internal error."""
+    try:
+        return run()
+    except ArchError:
+        raise
+    except Exception as e:  # noqa: BLE001 - onnxruntime's own exception types
+        first, last = int(np.min(idx)), int(np.max(idx))
+        what = f"example {first}" if first == last else f"a batch of examples in {first}..{last}"
+        raise ArchError(f"{path}: onnxruntime failed on {what}: "
+                        + " ".join(str(e).replace("[ONNXRuntimeError] :", "").split())) from None
+
+
+def evaluate(trainer: Trainer, data: dict, batch_size: int, loss_kind: str, path: str = "validation data") -> dict:
     from .metrics import loss_value
     n = len(data["labels"])
     total, correct, counted = 0.0, 0.0, 0
-    for i in range(0, n, max(batch_size, 256)):
-        batch = {k: v[i:i + max(batch_size, 256)] for k, v in data.items()}
-        pred = trainer.predict(batch)
+    size = max(batch_size, 256)
+    for i in range(0, n, size):
+        batch = {k: v[i:i + size] for k, v in data.items()}
+        pred = _on_batch(path, np.arange(i, min(i + size, n)), lambda: trainer.predict(batch))
         total += loss_value(loss_kind, pred, batch["labels"]) * len(batch["labels"])
         c, k = batch_metrics(loss_kind, pred, batch["labels"])
         correct, counted = correct + c, counted + k

@@ -112,3 +112,20 @@ def test_refuse_overwriting_in_python():
     with pytest.raises(ArchError, match="is the spec file"):
         files.refuse_overwriting({"-o": "a/../x.arch"}, {"spec": "x.arch"})
     files.refuse_overwriting({"-o": "y.onnx", "--checkpoint": None}, {"spec": "x.arch", "--val": None})
+
+
+def test_a_weights_file_names_every_parameter_and_only_numbers(work, capsys):
+    """torch's strict load_state_dict: a missing name kept its random init without a word."""
+    w = {"fc1.weight": np.zeros((8, 4), np.float32), "fc1.bias": np.zeros(8, np.float32),
+         "fc2.weight": np.zeros((3, 8), np.float32)}
+    np.savez(work / "missing.npz", **w)
+    assert main(["build", str(work / "tiny.arch"), "--weights", str(work / "missing.npz")]) == 1
+    assert "weights file lacks 1 of the model's 4 parameters and buffers: 'fc2.bias'" in capsys.readouterr().err
+    train = ["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "--quiet", "-o", str(work / "o.npz")]
+    assert main(train + ["--weights", str(work / "missing.npz")]) == 1
+    assert "lacks 1" in capsys.readouterr().err
+    np.savez(work / "str.npz", **w, **{"fc2.bias": np.array(["a", "b", "c"])})
+    assert main(["build", str(work / "tiny.arch"), "--weights", str(work / "str.npz")]) == 1
+    assert "'fc2.bias' holds <U1 values, not numbers" in capsys.readouterr().err
+    np.savez(work / "ok.npz", **w, **{"fc2.bias": np.zeros(3, np.float32)})
+    assert main(["build", str(work / "tiny.arch"), "--weights", str(work / "ok.npz"), "-o", str(work / "ok.onnx")]) == 0

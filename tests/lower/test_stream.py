@@ -56,7 +56,10 @@ def test_same_build_gives_identical_bytes(tmp_path):
 
 
 def test_bad_weights_leave_no_file(tmp_path):
-    np.savez(tmp_path / "w.npz", **{"fc1.weight": np.zeros((3, 3), np.float32)})
+    from archdsl.lower import initial_weights
+    weights = initial_weights(driver.check_file(SPECS / "mlp.arch"))
+    weights["fc1.weight"] = np.zeros((3, 3), np.float32)  # every name there, one of the wrong shape
+    np.savez(tmp_path / "w.npz", **weights)
     out = tmp_path / "m.onnx"
     from archdsl.diagnostics import ArchError
     with pytest.raises(ArchError, match="fc1.weight"):

@@ -193,3 +193,34 @@ def test_trainer_binding_matches_plain_runs():
         assert loss == want and pred.shape[0] == len(feeds["labels"])
     for k, v in states[-1].items():
         np.testing.assert_array_equal(tr.get(k), v)
+
+
+def test_data_that_cannot_train_is_refused_before_training(tmp_path, capsys):
+    """Strings and complex numbers were internal errors, an empty file trained to "loss 0.0000", a NaN was
+    reported as a NaN loss with advice to lower the learning rate; an embedding id past the table was an
+    onnxruntime traceback (exit 70)."""
+    spec = tmp_path / "t.arch"
+    spec.write_text("model t(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n")
+    rng = np.random.default_rng(0)
+    x, labels = rng.standard_normal((8, 4)).astype(np.float32), rng.integers(0, 3, 8)
+    nan = x.copy()
+    nan[3, 1] = np.nan
+    cases = {"str": (dict(x=x.astype(str), labels=labels), "'x' holds <U"),
+             "complex": (dict(x=x.astype(complex), labels=labels), "'x' holds complex128 values"),
+             "empty": (dict(x=x[:0], labels=labels[:0]), "'x' has no examples"),
+             "nan": (dict(x=nan, labels=labels), "'x'[3, 1] is nan: the data must be finite")}
+    for name, (arrays, words) in cases.items():
+        np.savez(tmp_path / f"{name}.npz", **arrays)
+        argv = ["train", str(spec), "--data", str(tmp_path / f"{name}.npz"), "-o", str(tmp_path / "w.npz"), "--quiet"]
+        assert main(argv) == 1, name
+        assert words in capsys.readouterr().err, name
+    assert not (tmp_path / "w.npz").exists()
+    lm = tmp_path / "lm.arch"
+    lm.write_text("model lm(ids: int64[B, T]) -> y {\n    y = ids -> embedding(16, 8) as emb -> linear(16) as head\n}\n")
+    ids = rng.integers(0, 16, (6, 5))
+    ids[4, 2] = 99
+    np.savez(tmp_path / "ids.npz", ids=ids, labels=rng.integers(0, 16, (6, 5)))
+    assert main(["train", str(lm), "--data", str(tmp_path / "ids.npz"), "-o", str(tmp_path / "w.npz"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "ids.npz: onnxruntime failed on a batch of examples in 0..5" in err and "idx=99" in err
+    assert "internal error" not in err
