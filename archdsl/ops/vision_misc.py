@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import Dim, dim_add, numel
-from ._common import shape_str
+from ._common import fill_array, shape_str
 from .registry import Attr, OpDef, fail, register
 
 __all__: list[str] = []
@@ -29,6 +29,8 @@ def _infer(ins, a):
     x = ins[0]
     pairs = _per_axis(x, a)
     mode = a["mode"]
+    if mode == "constant":
+        fill_array("pad", a["value"], x.dtype)
     out: list[Dim] = []
     for d, (lo, hi) in zip(x.shape, pairs):
         if (mode in ("reflect", "circular") and (lo or hi) and isinstance(d, int)
@@ -45,7 +47,7 @@ def _lower(e, ins, outs, c):
         fail("pad: circular padding needs opset 19 or newer")
     pairs = _per_axis(x, c.attrs)
     pads = e.const(np.array([p[0] for p in pairs] + [p[1] for p in pairs], dtype=np.int64))
-    extra = [e.const(np.array(c.attrs["value"], dtype=x.dtype.np))] if mode == "constant" else []
+    extra = [e.const(fill_array("pad", c.attrs["value"], x.dtype))] if mode == "constant" else []
     e.op("Pad", [ins[0], pads] + extra, outputs=outs, mode=_MODES[mode])
 
 

@@ -3,6 +3,8 @@ indexing and layout, generic tensor ops."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import onnx
 import pytest
@@ -248,6 +250,27 @@ def test_where_and_masked_fill(shapes, seed, value):
     close(y, np.where(m, -np.inf if value == '"-inf"' else float(value), a))
     y, _ = run_op("a -> masked_fill(m)", a=a, m=m)   # default -inf
     close(y, np.where(m, -np.inf, a))
+
+
+@pytest.mark.parametrize("call,dtype,words", [
+    ("masked_fill(x, m, value=2**40)", "int32", "value 1099511627776 does not fit the int32 tensor"),
+    ("masked_fill(x, m, value=0.5)", "int64", "value 0.5 does not fit the int64 tensor"),
+    ("causal_mask(x, value=2**64)", "int64", "does not fit the int64 tensor"),
+    ("pad(x, [1, 1], value=1e30)", "int32", "pad: value 1e+30 does not fit the int32 tensor"),
+    ("masked_fill(x, m, value=1e39)", "float32", "value 1e+39 does not fit float32"),
+    ("pad(x, [1, 1], value=1e5)", "float16", "does not fit float16"),
+])
+def test_fill_values_that_do_not_fit_the_dtype_are_diagnostics(call, dtype, words):
+    """They were OverflowErrors in the lowering (exit 70), or a silent inf."""
+    src = f"model f(x: {dtype}[2, 3], m: bool[2, 3]) -> y {{\n    y = {call}\n}}\n"
+    with pytest.raises(archdsl.ArchError, match=re.escape(words)):
+        archdsl.check_source(src)
+
+
+def test_pad_of_a_bfloat16_tensor_passes_the_full_checker():
+    """Its fill value was written as a float64 constant."""
+    model = archdsl.compile_source("model p(x: bfloat16[2, 3]) -> y {\n    y = pad(x, [1, 1])\n}\n")
+    onnx.checker.check_model(model, full_check=True)
 
 
 @covers("causal_mask")
