@@ -75,6 +75,21 @@ def _expand_target(x, a):
     return tuple(out)
 
 
+def _expand_checked(ins, a) -> tuple:
+    """The target, where every symbolic dim the input does not already have can be read from `like` at run
+    time (without it the lowering could only broadcast 1: the declared shape would be false)."""
+    x, like = ins[0], (ins[1] if len(ins) > 1 else None)
+    target = _expand_target(x, a)
+    lead = len(target) - x.rank
+    for i, d in enumerate(target):
+        src = x.shape[i - lead] if i >= lead else 1
+        if not isinstance(d, int) and d != src and (like is None or d not in like.shape):
+            where = f"the like= tensor {shape_str(like)} has no dim {d}" if like is not None \
+                else "give like= a tensor with it"
+            fail(f"expand: symbolic dim {d} is only known at run time; {where} (expand(x, [...], like=y))")
+    return target
+
+
 def _expand_lower(e, ins, outs, c):
     x = c.in_types[0]
     target = _expand_target(x, c.attrs)
@@ -94,7 +109,7 @@ def _expand_lower(e, ins, outs, c):
 
 register(OpDef(
     name="expand", inputs=("x", "like?"), category="shape", attrs=(Attr("shape", "dims"),),
-    infer=lambda ins, a: [ins[0].with_shape(_expand_target(ins[0], a))],
+    infer=lambda ins, a: [ins[0].with_shape(_expand_checked(ins, a))],
     lower=_expand_lower, cost=lambda c: 0,
     grad=lambda b, c, ins, outs, gouts: [b.sum_to(gouts[0], c.in_types[0].shape)] + [None] * (len(ins) - 1),
     doc="Broadcast size-1 dims to `shape` (torch.expand; -1 keeps a dim). Symbolic dims are read from `like`: "

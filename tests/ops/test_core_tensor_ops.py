@@ -337,3 +337,15 @@ def test_positions(shape, data, start, sym):
     d = data.draw(st.integers(-len(shape), len(shape) - 1))
     y, _ = run_op(f"positions(x, dim={d}, start={start})", x=x, sym=sym)
     np.testing.assert_array_equal(y, np.arange(shape[d], dtype=np.int64) + start)
+
+
+def test_expand_to_a_symbolic_dim_needs_like():
+    """Without like= the lowering could only broadcast 1: the checker declared [T, 8], onnxruntime gave [1, 8]."""
+    src = "model m(x: float32[1, 8], z: float32[T]) -> y {\n    y = expand(x, [T, 8]%s)\n}\n"
+    with pytest.raises(archdsl.ArchError, match="symbolic dim T is only known at run time; give like="):
+        archdsl.check_source(src % "")
+    with pytest.raises(archdsl.ArchError, match=re.escape("the like= tensor [1, 8] has no dim T")):
+        archdsl.check_source(src % ", like=x")
+    (y,) = runtime.session(archdsl.compile_source(src % ", like=z")).run(
+        None, {"x": np.ones((1, 8), np.float32), "z": np.zeros(3, np.float32)})
+    assert y.shape == (3, 8)
