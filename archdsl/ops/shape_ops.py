@@ -59,15 +59,43 @@ def _reshape_target(x, shape):
             fail("reshape: cannot infer -1 with a zero-size dim")
         from ..types import dim_floordiv
         q = dim_floordiv(total, known)
-        if isinstance(total, int) and isinstance(known, int) and total % known:
+        if isinstance(total, int) and isinstance(known, int) and total % known or _fraction(total, known):
             fail(f"reshape: cannot reshape {shape_str(x)} ({total} elements) into {shape}")
         shape[shape.index(-1)] = q
     elif isinstance(total, int) and isinstance(known, int) and total != known:
         fail(f"reshape: cannot reshape {shape_str(x)} ({total} elements) into {shape} ({known} elements)")
-    elif total != known and not (isinstance(total, int) and isinstance(known, int)):
-        if isinstance(total, Sym) and isinstance(known, Sym) and "(" not in str(total) + str(known):
-            fail(f"reshape: cannot reshape {shape_str(x)} ({total} elements) into {shape} ({known} elements)")
+    elif total != known and _never_equal(total, known):
+        some = "" if _monomial(total)[1] == _monomial(known)[1] else " for any value of the symbolic dims"
+        fail(f"reshape: cannot reshape {shape_str(x)} ({total} elements) into {shape} ({known} elements){some}")
     return tuple(shape)
+
+
+def _monomial(d) -> tuple[int, tuple] | None:
+    """(coefficient, symbol factors) of a dim, or None for a formula that is not a product."""
+    if isinstance(d, int):
+        return d, ()
+    return None if any("(" in f for f in d.factors) else (d.coef, tuple(sorted(d.factors)))
+
+
+def _fraction(total, known) -> bool:
+    """-1 would be a constant that is not a whole number: 8*B elements into [B, -1, 3] is 8/3."""
+    a, b = _monomial(total), _monomial(known)
+    return a is not None and b is not None and a[1] == b[1] and b[0] != 0 and a[0] % b[0] != 0
+
+
+def _never_equal(total, known) -> bool:
+    """No whole values of the symbols make the counts equal: 4*B into [3, 5] (4 does not divide 15), or 8*B
+    into [3*B] (same symbols, other coefficient)."""
+    a, b = _monomial(total), _monomial(known)
+    if a is None or b is None:
+        return False
+    if a[1] == b[1]:
+        return a[0] != b[0]
+    if not b[1]:  # symbols into a fixed count: their coefficient must divide it
+        return a[0] != 0 and b[0] % a[0] != 0
+    if not a[1]:
+        return b[0] != 0 and a[0] % b[0] != 0
+    return False
 
 
 def _reshape_infer(ins, a):

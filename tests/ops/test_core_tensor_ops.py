@@ -349,3 +349,21 @@ def test_expand_to_a_symbolic_dim_needs_like():
     (y,) = runtime.session(archdsl.compile_source(src % ", like=z")).run(
         None, {"x": np.ones((1, 8), np.float32), "z": np.zeros(3, np.float32)})
     assert y.shape == (3, 8)
+
+
+@pytest.mark.parametrize("x,target,ok", [
+    ("[B, 8]", "[B, -1, 3]", False),   # -1 would be 8/3: the model failed onnx's full check
+    ("[B, 8]", "[3, 3]", False),       # 9 is no multiple of 8
+    ("[B, 4]", "[3, 5]", False),
+    ("[B, 6, 4]", "[B, 5, 5]", False),
+    ("[B, 4]", "[8]", True),           # B = 2 fits
+    ("[B, 8]", "[B, -1, 4]", True),
+    ("[B, 6]", "[-1, 4]", True),       # B even fits
+])
+def test_reshape_refuses_counts_no_value_of_the_symbols_can_match(x, target, ok):
+    src = f"model m(x: float32{x}) -> y {{\n    y = reshape(x, {target})\n}}\n"
+    if ok:
+        archdsl.check_source(src)
+    else:
+        with pytest.raises(archdsl.ArchError, match="reshape: cannot reshape"):
+            archdsl.check_source(src)
