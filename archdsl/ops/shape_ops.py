@@ -23,13 +23,20 @@ def _flatten_infer(ins, a):
 
 def _flatten_lower(e, ins, outs, c):
     x = c.in_types[0]
+    if x.rank == 0:  # torch.flatten of a scalar is [1]
+        e.op("Reshape", [ins[0], e.const(np.array([1], dtype=np.int64))], outputs=outs)
+        return
     s = norm_axis(c.attrs["start_dim"], x.rank)
     end = norm_axis(c.attrs["end_dim"], x.rank)
     tail = x.shape[end + 1:]
-    if not all(isinstance(d, int) for d in tail):
-        fail("flatten: dims after end_dim must be known sizes")
-    target = [0] * s + [-1] + list(tail)
-    e.op("Reshape", [ins[0], e.const(np.array(target, dtype=np.int64))], outputs=outs)
+    head = e.const(np.array([0] * s + [-1] + [d for d in tail if isinstance(d, int)], dtype=np.int64))
+    if all(isinstance(d, int) for d in tail):
+        e.op("Reshape", [ins[0], head], outputs=outs)
+        return
+    # a symbolic dim after end_dim: the tail read from the input's shape at run time (0 would copy the dim
+    # at the output's index, which flattening has shifted)
+    lead = e.const(np.array([0] * s + [-1], dtype=np.int64))
+    e.op("Reshape", [ins[0], e.op("Concat", [lead, e.op("Shape", [ins[0]], start=end + 1)], axis=0)], outputs=outs)
 
 
 def _view_grad(b, c, ins, outs, gouts):
@@ -99,7 +106,13 @@ def _never_equal(total, known) -> bool:
 
 
 def _reshape_infer(ins, a):
-    return [ins[0].with_shape(_reshape_target(ins[0], a["shape"]))]
+    x = ins[0]
+    target = list(a["shape"])
+    unresolved = [d for i, d in enumerate(target) if not isinstance(d, int) and d not in x.shape]
+    if len(unresolved) + (-1 in target) > 1:  # what the lowering can spell: one dim left to onnx's -1
+        fail(f"reshape: {', '.join(map(str, unresolved))} {'is' if len(unresolved) == 1 else 'are'} not a dim of "
+             f"{shape_str(x)}; only one target dim may be neither an int nor an input dim (or -1)")
+    return [x.with_shape(_reshape_target(x, target))]
 
 
 def _reshape_lower(e, ins, outs, c):

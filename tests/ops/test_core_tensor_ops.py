@@ -367,3 +367,24 @@ def test_reshape_refuses_counts_no_value_of_the_symbols_can_match(x, target, ok)
     else:
         with pytest.raises(archdsl.ArchError, match="reshape: cannot reshape"):
             archdsl.check_source(src)
+
+
+@pytest.mark.parametrize("x,args,shape", [
+    ("[B, 4, H, W]", "1, 2", (2, 12, 5)),   # a symbolic dim after end_dim ("must be known sizes" at build)
+    ("[B, T, 8]", "0, 0", (2, 3, 8)),       # built at -O2 (a no-op) but not at -O0
+    ("[]", "0", (1,)),                      # a scalar: torch gives [1]
+])
+@pytest.mark.parametrize("level", [0, 2])
+def test_flatten_builds_whatever_check_accepts(x, args, shape, level):
+    src = f"model m(x: float32{x}) -> y {{\n    y = flatten(x, {args})\n}}\n"
+    dims = {"[B, 4, H, W]": (2, 4, 3, 5), "[B, T, 8]": (2, 3, 8), "[]": ()}[x]
+    data = np.arange(np.prod(dims), dtype=np.float32).reshape(dims)
+    (y,) = runtime.session(archdsl.compile_source(src, opt_level=level)).run(None, {"x": data})
+    np.testing.assert_array_equal(y, data.reshape(shape))
+
+
+def test_reshape_to_two_dims_the_lowering_cannot_spell_is_a_check_error():
+    """A dim of another input cannot be read from x's shape: with a -1 beside it, check passed and build failed."""
+    src = "model m(x: float32[B, 8], z: float32[S]) -> y {\n    y = reshape(x, [S, -1])\n}\n"
+    with pytest.raises(archdsl.ArchError, match="S is not a dim of"):
+        archdsl.check_source(src)
