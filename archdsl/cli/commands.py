@@ -27,21 +27,26 @@ def _diagnostics(fn):
         try:
             return fn(args, sources)
         except ArchError as e:
-            print(render(e, sources), file=sys.stderr)
-            return 1
+            return _fail(render(e, sources), 1)
         except RecursionError:
-            print("error: input nested too deeply", file=sys.stderr)
-            return 1
+            return _fail("error: input nested too deeply", 1)
         except MemoryError:
-            print("error: out of memory", file=sys.stderr)
-            return 1
+            return _fail("error: out of memory", 1)
         except (KeyboardInterrupt, BrokenPipeError):
             raise
         except Exception as e:  # noqa: BLE001 - the promise is: never a traceback
-            print(f"archdsl: internal error: {type(e).__name__}: {e} (please report this with the input)",
-                  file=sys.stderr)
-            return 70
+            return _fail(f"archdsl: internal error: {type(e).__name__}: {e} (please report this with the input)", 70)
     return wrapper
+
+
+def _fail(message: str, status: int) -> int:
+    """Print a failure; its exit status stands even when stderr is a closed pipe (`2>&1 | head -c0`), which
+    main() would otherwise take for a reader that stopped early, and report as success."""
+    try:
+        print(message, file=sys.stderr)
+    except BrokenPipeError:
+        pass
+    return status
 
 
 def output_path(raw: str | None) -> Path | None:

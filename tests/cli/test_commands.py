@@ -328,3 +328,15 @@ def test_script_and_module_entry_points(tmp_path):
         assert r.returncode == 1
         assert "bad.arch:2:14: error: unknown name 'lineer'; did you mean 'linear'?" in r.stderr
         assert "Traceback" not in r.stderr and not (tmp_path / "bad.onnx").exists()
+
+
+def test_a_diagnostic_into_a_closed_pipe_still_exits_1(tmp_path):
+    """`archdsl check bad.arch 2>&1 | head -c0` exited 0: the BrokenPipeError of printing the diagnostic was
+    taken for a reader that stopped early."""
+    bad = tmp_path / "bad.arch"
+    bad.write_text("model m(x: float32[B, 8]) -> y {\n    y = x -> linar(3)\n}\n")
+    r, w = os.pipe()
+    os.close(r)  # nobody will read: the first write fails with EPIPE
+    proc = subprocess.run([sys.executable, "-m", "archdsl", "check", str(bad)], stdout=w, stderr=w, check=False)
+    os.close(w)
+    assert proc.returncode == 1
