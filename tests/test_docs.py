@@ -53,6 +53,6 @@ def test_generated_docs_are_fresh():
 
 def test_docs_outside_a_checkout_is_a_diagnostic(tmp_path, capsys):
     """A pip-installed archdsl runs `archdsl docs` from wherever it is: that was a FileNotFoundError traceback."""
-    assert run_docs(check=False, root=tmp_path) == 1
+    assert run_docs(check=False, root=tmp_path) == 2  # a usage error
     assert "is not an archdsl checkout" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())

@@ -32,10 +32,7 @@ def labels_type(loss: str, pred: TensorType, output: str) -> TensorType:
 
 
 def make_loss(b: GradBuilder, loss: str, pred: Value, labels: Value, label_smoothing: float = 0.0) -> Value:
-    if label_smoothing and loss != "cross_entropy":
-        raise ArchError("label smoothing applies to the cross_entropy loss only")
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ArchError(f"label smoothing must be in [0, 1], got {label_smoothing}")
+    """The loss node; the settings were checked by TrainConfig.validate."""
     if loss == "cross_entropy":
         return b.op("autodiff.cross_entropy", pred, labels, axis=class_axis(pred.type),
                     label_smoothing=float(label_smoothing))

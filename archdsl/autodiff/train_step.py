@@ -31,6 +31,16 @@ class TrainConfig:
     label_smoothing: float = 0.0
     output: str | None = None  # the model output the loss reads (default: the first)
 
+    def validate(self) -> None:
+        """Settings that no model makes right: checked before any compile (the CLI: a usage error)."""
+        self.optimizer.validate()
+        if not 0 < self.lr < float("inf"):
+            raise ArchError(f"the learning rate must be positive and finite, got {self.lr}")
+        if self.label_smoothing and self.loss != "cross_entropy":
+            raise ArchError("label smoothing applies to the cross_entropy loss only")
+        if not 0.0 <= self.label_smoothing <= 1.0:
+            raise ArchError(f"label smoothing must be in [0, 1], got {self.label_smoothing}")
+
     def describe(self) -> dict:
         o = self.optimizer
         d = {"loss": self.loss, "optimizer": o.name, "lr": self.lr, "weight_decay": o.decay}
@@ -63,9 +73,7 @@ def _scalar_input(g: Graph, name: str, dtype: DType, init: Init) -> Value:
 
 def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     """Turn a checked forward graph into the train step (in place) and check the result."""
-    cfg.optimizer.validate()
-    if not 0 < cfg.lr < float("inf"):
-        raise ArchError(f"the learning rate must be positive and finite, got {cfg.lr}")
+    cfg.validate()
     outputs = dict(graph.outputs)
     out_name = cfg.output or graph.outputs[0][0]
     if out_name not in outputs:

@@ -76,6 +76,9 @@ def cmd_build(args, sources) -> int:
         print(f"archdsl build: error: {', '.join(stray)} {'needs' if len(stray) == 1 else 'need'} --train "
               "(loss and optimizer flags shape a train-step model)", file=sys.stderr)
         return 2
+    from .train import settings_error
+    if (status := settings_error(args, "build")) is not None:
+        return status
     output_path(args.output)
     mod = load_spec(args, sources)
     if args.emit == "ir":
@@ -165,6 +168,9 @@ def _fmt(n: int) -> str:
 @_diagnostics
 def cmd_summary(args, sources) -> int:
     from ..elaborate import elaborate_model
+    from .train import settings_error
+    if (status := settings_error(args, "summary")) is not None:
+        return status
     mod = load_spec(args, sources)
     names = driver.select_models(mod, args.model)
     reports = [summarize(elaborate_model(mod, n)) for n in names]  # as written: passes never change the counts
@@ -235,6 +241,9 @@ def cmd_run(args, sources) -> int:
     if args.batch < 1 or args.repeat < 1:
         print("archdsl run: error: --batch and --repeat must be at least 1", file=sys.stderr)
         return 2
+    from .train import settings_error
+    if (status := settings_error(args, "run")) is not None:
+        return status
     path = Path(args.file)
     if path.suffix == ".onnx":
         spec_only = _spec_only_flags(args)

@@ -97,7 +97,7 @@ def run_docs(check: bool, root: Path | None = None) -> int:
     if not (root / "grammar" / "REFERENCE.md").is_file() or not (root / "specs").is_dir():
         print(f"archdsl docs: error: {root} is not an archdsl checkout (it needs grammar/REFERENCE.md and specs/); "
               "give its path with --root", file=sys.stderr)
-        return 1
+        return 2
     targets = {root / "grammar" / "REFERENCE.md": _with_ops_table((root / "grammar" / "REFERENCE.md").read_text()),
                root / "specs" / "README.md": spec_catalog(root)}
     stale = [p for p, new in targets.items() if not p.is_file() or p.read_text() != new]

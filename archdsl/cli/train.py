@@ -53,6 +53,26 @@ def train_flags_without_train(args) -> list[str]:
     return [flag for flag, dest, default in getattr(args, "train_flags", []) if getattr(args, dest) != default]
 
 
+def settings_error(args, command: str) -> int | None:
+    """Flag values no model makes right (a negative --lr, --betas 2 3, --nesterov without momentum, an
+    unknown --disable-pass): a usage error, exit 2, before the spec is read."""
+    from ..diagnostics import ArchError
+    from ..passes import all_passes
+    try:
+        if hasattr(args, "loss") and getattr(args, "train", True):  # `train`, or `build --train`
+            train_config(args).validate()
+        known = {p.name for p in all_passes()}
+        for name in getattr(args, "disabled_passes", ()):
+            if name not in known:
+                from ..diagnostics import did_you_mean
+                raise ArchError(f"--disable-pass: unknown pass '{name}'{did_you_mean(name, known)} "
+                                "(`archdsl passes` lists them)")
+    except ArchError as e:
+        print(f"archdsl {command}: error: {e.message}", file=sys.stderr)
+        return 2
+    return None
+
+
 def train_config(args):
     from ..autodiff import OptimConfig, TrainConfig
     opt = OptimConfig(args.optimizer, momentum=args.momentum, nesterov=args.nesterov,
@@ -131,6 +151,8 @@ def cmd_train(args, sources) -> int:
     if args.epochs < 1 or args.batch_size < 1:
         print("archdsl train: error: --epochs and --batch-size must be at least 1", file=sys.stderr)
         return 2
+    if (status := settings_error(args, "train")) is not None:
+        return status
     out = output_path(args.output)
     ckpt = Path(args.checkpoint) if args.checkpoint else out.with_name(out.name.split(".")[0] + ".ckpt.npz")
     for p in (out, ckpt):  # before training, not after it

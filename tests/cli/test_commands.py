@@ -340,3 +340,30 @@ def test_a_diagnostic_into_a_closed_pipe_still_exits_1(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "archdsl", "check", str(bad)], stdout=w, stderr=w, check=False)
     os.close(w)
     assert proc.returncode == 1
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--lr", "-1"], "the learning rate must be positive and finite"),
+    (["--lr", "nan"], "the learning rate must be positive and finite"),
+    (["--betas", "2", "3"], "betas must be in [0, 1)"),
+    (["--eps", "-1"], "eps > 0"),
+    (["--weight-decay", "-1"], "weight decay must be >= 0"),
+    (["--label-smoothing", "2"], "label smoothing must be in [0, 1]"),
+    (["--label-smoothing", "0.1", "--loss", "mse"], "label smoothing applies to the cross_entropy loss only"),
+    (["--nesterov"], "nesterov needs the sgd optimizer"),
+    (["--optimizer", "adamw", "--momentum", "0.9"], "momentum is an sgd setting"),
+    (["--disable-pass", "nosuch"], "--disable-pass: unknown pass 'nosuch'"),
+])
+def test_bad_flag_values_are_usage_errors(tmp_path, capsys, flags, words):
+    """Exit 2 as the help promises for usage errors (these were 1, the status of a bad spec), before any work."""
+    assert main(["build", MLP, "--train", "-o", str(tmp_path / "t.onnx")] + flags) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("archdsl build: error: ") and words in err
+    assert not list(tmp_path.iterdir())
+    if flags[0] != "--disable-pass":
+        assert main(["train", MLP, "--data", str(tmp_path / "none.npz"), "-o", str(tmp_path / "w.npz")] + flags) == 2
+        assert words in capsys.readouterr().err
+    else:
+        for command in (["summary", MLP], ["run", MLP]):
+            assert main(command + flags) == 2
+            assert words in capsys.readouterr().err

@@ -94,7 +94,7 @@ def test_cli_levels_report_and_disable(tmp_path, capsys):
     assert not any(n.op_type == "BatchNormalization" for n in onnx.load(out).graph.node)
     assert main(["build", str(spec), "-o", str(out), "--disable-pass", "fold_batchnorm"]) == 0
     assert any(n.op_type == "BatchNormalization" for n in onnx.load(out).graph.node)
-    assert main(["build", str(spec), "--disable-pass", "nope"]) == 1
+    assert main(["build", str(spec), "--disable-pass", "nope"]) == 2  # a usage error
     assert "unknown pass 'nope'" in capsys.readouterr().err
     assert main(["build", str(spec), "--emit", "ir", "-O2"]) == 0
     assert "batchnorm" not in capsys.readouterr().out
