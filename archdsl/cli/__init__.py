@@ -23,8 +23,8 @@ _EPILOG = """examples:
 exit status: 0 success, 1 a diagnostic about the input, 2 a usage error."""
 
 
-def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
-    p.add_argument("file", help="the .arch spec to compile")
+def _common(p: argparse.ArgumentParser, model: bool = True, file_help: str = "the .arch spec") -> None:
+    p.add_argument("file", help=file_help)
     p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE",
                    help="override a file-level param (repeatable); a bare word is a string: -D size=small")
     p.add_argument("-I", dest="include", action="append", default=[], metavar="DIR",
@@ -33,11 +33,11 @@ def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
         p.add_argument("--model", metavar="NAME", help="which model of the file (needed when it has several)")
 
 
-def _optimize_flags(p: argparse.ArgumentParser) -> None:
+def _optimize_flags(p: argparse.ArgumentParser, emits_ir: bool = False) -> None:
     """-O0/-O1/-O2, --disable-pass, --report (archdsl/passes)."""
     p.add_argument("-O", dest="opt_level", type=int, choices=(0, 1, 2), default=None, metavar="LEVEL",
-                   help="optimization level: -O0 none, -O1 safe cleanups, -O2 everything (default; "
-                        "--emit ir prints the unoptimized IR unless -O is given)")
+                   help="optimization level: -O0 none, -O1 safe cleanups, -O2 everything (default"
+                        + ("; --emit ir prints the unoptimized IR unless -O is given)" if emits_ir else ")"))
     p.add_argument("--disable-pass", dest="disabled_passes", action="append", default=[], metavar="NAME",
                    help="skip one optimization pass (repeatable); `archdsl passes` lists them")
     p.add_argument("--report", action="store_true", help="print nodes and params before/after each pass")
@@ -52,8 +52,10 @@ def make_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="compile a spec to an .onnx file",
                        description="Compile FILE.arch to ONNX (or print its IR with --emit ir). "
                                    "The output is written atomically: on any error an existing file is untouched.")
-    _common(b)
-    b.add_argument("-o", "--output", metavar="OUT.onnx", help="output path (default: FILE with .onnx, or MODEL.onnx)")
+    _common(b, file_help="the .arch spec to compile")
+    b.add_argument("-o", "--output", metavar="OUT.onnx",
+                   help="output path (default: FILE with .onnx, or MODEL.onnx; with --train MODEL.train.onnx); "
+                        "with --emit ir, the file for the IR (default: stdout)")
     b.add_argument("--opset", type=int, metavar="N",
                    help="ONNX opset (default: the newest the installed onnxruntime runs; at least 17)")
     b.add_argument("--seed", type=seed, default=0, metavar="S",
@@ -63,7 +65,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="onnx (default) writes a model; ir prints the checked IR")
     b.add_argument("--external-data", action="store_true", default=None,
                    help="store weights beside the model in OUT.onnx.data (automatic past 2 GiB)")
-    _optimize_flags(b)
+    _optimize_flags(b, emits_ir=True)
     add_train_flags(b, building=True)
 
     c = sub.add_parser("check", help="parse, elaborate and shape-check; print each model's signature",
@@ -81,7 +83,7 @@ def make_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a spec or an .onnx file on onnxruntime",
                        description="Run FILE.arch (compiled in memory) or FILE.onnx on onnxruntime with the given "
                                    "or random inputs; print each output's shape and stats and the median latency.")
-    _common(r)
+    _common(r, file_help="a .arch spec (compiled in memory) or a compiled .onnx model")
     r.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
                    help="feed an input from a .npy file, or an .npz (its array NAME, or its only one); "
                         "repeatable; the others are random, their symbolic dims taken from the given inputs")

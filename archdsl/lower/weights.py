@@ -123,8 +123,18 @@ def load_weights(path: str | Path) -> dict[str, np.ndarray]:
         if p.suffix == ".safetensors":
             from safetensors.numpy import load_file
             return dict(load_file(str(p)))
-        with np.load(p, allow_pickle=False) as z:
+        z = np.load(p, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):  # a .npy: one array, no names
+            raise ArchError(f"cannot read weights from {p}: it holds one unnamed array; weights are an .npz or "
+                            ".safetensors file keyed by parameter name")
+        with z:
             return {k: z[k] for k in z.files}
+    except ArchError:
+        raise
+    except ValueError as e:
+        if "pickle" in str(e):  # np.load's guess for anything that is neither .npy nor .npz
+            raise ArchError(f"cannot read weights from {p}: not an .npz archive (nor .safetensors by name)") from None
+        raise ArchError(f"cannot read weights from {p}: {e}") from None
     except FileNotFoundError:
         raise ArchError(f"weights file not found: {p}") from None
     except Exception as e:  # a corrupt or foreign file

@@ -49,8 +49,18 @@ _NP = {1: np.float32, 11: np.float64, 10: np.float16, 7: np.int64, 6: np.int32, 
 def load_data(path: str, model, names: list[str]) -> dict[str, np.ndarray]:
     """The arrays a model reads, by input name, checked against its declared dtypes and static dims."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ArchError(f"{path} holds one unnamed array; the data is an .npz with one array per model input "
+                            "(by name) and 'labels'")
+        with z:
             arrays = {k: z[k] for k in z.files}
+    except ArchError:
+        raise
+    except ValueError as e:
+        if "pickle" in str(e):  # np.load's guess for anything that is neither .npy nor .npz
+            raise ArchError(f"cannot read data from {path}: not an .npz archive") from None
+        raise ArchError(f"cannot read data from {path}: {e}") from None
     except FileNotFoundError:
         raise ArchError(f"data file not found: {path}") from None
     except Exception as e:  # noqa: BLE001 - a corrupt or foreign file

@@ -129,3 +129,19 @@ def test_a_weights_file_names_every_parameter_and_only_numbers(work, capsys):
     assert "'fc2.bias' holds <U1 values, not numbers" in capsys.readouterr().err
     np.savez(work / "ok.npz", **w, **{"fc2.bias": np.zeros(3, np.float32)})
     assert main(["build", str(work / "tiny.arch"), "--weights", str(work / "ok.npz"), "-o", str(work / "ok.onnx")]) == 0
+
+
+def test_files_that_are_not_npz_archives_say_so(work, capsys):
+    """A .npy gave "'numpy.ndarray' object does not support the context manager protocol"; a text file a hint
+    to pass allow_pickle."""
+    np.save(work / "one.npy", np.zeros(3))
+    (work / "text.npz").write_text("hello")
+    for flag, path, words in (("--weights", "one.npy", "holds one unnamed array"),
+                              ("--weights", "text.npz", "not an .npz archive"),
+                              ("--data", "one.npy", "holds one unnamed array"),
+                              ("--data", "text.npz", "not an .npz archive")):
+        argv = ["build", str(work / "tiny.arch"), flag, str(work / path)] if flag == "--weights" else \
+            ["train", str(work / "tiny.arch"), flag, str(work / path), "-o", str(work / "w.npz")]
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert words in err and "pickle" not in err and "context manager" not in err
