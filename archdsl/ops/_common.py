@@ -105,3 +105,10 @@ def fill_array(op: str, value, dtype: DType):
         v = int(v)
     return np.array(v, dtype=np_dtype(dtype))
 
+
+def check_eps(op: str, eps) -> None:
+    """A normalization's eps is added to a variance: a negative one makes sqrt NaN wherever the variance is
+    smaller (torch does not check; its outputs turn NaN)."""
+    if eps is not None and not (eps >= 0 and math.isfinite(eps)):
+        fail(f"{op}: eps must be >= 0 and finite, got {eps}")
+

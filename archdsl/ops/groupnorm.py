@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import numel
-from ._common import float_input, shape_str
+from ._common import check_eps, float_input, shape_str
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
 __all__: list[str] = []
@@ -34,6 +34,7 @@ def _params(ins, a):
 def _infer(ins, a):
     x = ins[0]
     float_input("group_norm", x)
+    check_eps("group_norm", a["eps"])
     c = _channels(x, a)
     for p in ins[1:]:
         if p.shape != (c,):

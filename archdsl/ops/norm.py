@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..types import numel
-from ._common import elementwise_cost, float_input, normalized_dims, shape_str
+from ._common import check_eps, elementwise_cost, float_input, normalized_dims, shape_str
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
 
@@ -25,6 +25,9 @@ def _bn_params(ins, a):
 def _bn_infer(ins, a):
     x = ins[0]
     float_input("batchnorm", x)
+    check_eps("batchnorm", a["eps"])
+    if not 0.0 <= a["momentum"] <= 1.0:
+        fail(f"batchnorm: momentum must be in [0, 1], got {a['momentum']}")
     for p in ins[1:]:
         if p.shape != (x.shape[1],):
             fail(f"batchnorm: expected {p.shape[0]} channels, got {x.shape[1]} (input {shape_str(x)})")
@@ -101,6 +104,7 @@ def _ln_params(ins, a):
 def _ln_infer(ins, a):
     x = ins[0]
     float_input("layernorm", x)
+    check_eps("layernorm", a["eps"])
     _norm_dims(x, a, ins[1:])
     return [x]
 

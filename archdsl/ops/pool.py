@@ -109,7 +109,8 @@ def _global(kind):
         name=name, inputs=("x",), category="pool", attrs=(Attr("keepdims", "bool", True),), grad=grad,
         infer=infer, lower=lower, cost=lambda c: numel(c.in_types[0].shape),
         doc=f"{'Max' if kind == 'max' else 'Mean'} over all spatial dims: [N, C, ...] -> [N, C, 1, ...] "
-            "(like AdaptiveAvgPool(1)); keepdims=false gives [N, C].",
+            f"(like {'AdaptiveMaxPool' if kind == 'max' else 'AdaptiveAvgPool'}(1)); keepdims=false gives [N, C]."
+            + (" Tied maxima share the gradient (torch's max pools give it to one of them)." if kind == "max" else ""),
     ))
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, numel
-from ._common import float_input, normalized_dims
-from .registry import Attr, Init, OpDef, ParamSpec, fail, register
+from ._common import check_eps, float_input, normalized_dims
+from .registry import Attr, Init, OpDef, ParamSpec, register
 
 __all__ = ["default_eps"]
 
@@ -40,8 +40,7 @@ def _params(ins, a):
 def _infer(ins, a):
     x = ins[0]
     float_input("rms_norm", x)
-    if a["eps"] is not None and a["eps"] < 0:
-        fail(f"rms_norm: eps must not be negative, got {a['eps']}")
+    check_eps("rms_norm", a["eps"])
     _norm_dims(x, a, ins[1:])
     return [x]
 

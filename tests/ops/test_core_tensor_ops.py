@@ -388,3 +388,11 @@ def test_reshape_to_two_dims_the_lowering_cannot_spell_is_a_check_error():
     src = "model m(x: float32[B, 8], z: float32[S]) -> y {\n    y = reshape(x, [S, -1])\n}\n"
     with pytest.raises(archdsl.ArchError, match="S is not a dim of"):
         archdsl.check_source(src)
+
+
+@pytest.mark.parametrize("call", ["batchnorm(x, eps=-1)", "layernorm(x, eps=-1e-5)", "group_norm(x, 2, eps=-1)",
+                                  "rms_norm(x, eps=-1.0)"])
+def test_a_negative_eps_is_refused(call):
+    """batchnorm(eps=-1) and layernorm(eps=-1) compiled and gave NaN; rms_norm alone refused it."""
+    with pytest.raises(archdsl.ArchError, match="eps must be >= 0 and finite"):
+        archdsl.check_source(f"model m(x: float32[B, 4, 6]) -> y {{\n    y = {call}\n}}\n")
