@@ -105,8 +105,15 @@ def _make(n: int) -> None:
         k, s, p, op, d = _geom(a, n)
         res = [None] * len(ins)
         if b.needs(0):
-            res[0] = b.op(f"conv{n}d", g, ins[1], out_channels=c.in_types[0].shape[1], kernel_size=k, stride=s,
-                          padding=p, dilation=d, groups=a["groups"], bias=False)
+            gx = b.op(f"conv{n}d", g, ins[1], out_channels=c.in_types[0].shape[1], kernel_size=k, stride=s,
+                      padding=p, dilation=d, groups=a["groups"], bias=False)
+            for i in range(n):  # output_padding >= stride: the conv also reads past the last input position
+                have, want = gx.type.shape[2 + i], c.in_types[0].shape[2 + i]
+                if have != want:
+                    if not (isinstance(have, int) and isinstance(want, int)):
+                        fail(f"{name}: the input gradient with output_padding >= stride needs known lengths")
+                    gx = b.op("split", gx, sizes=(want, have - want), axis=2 + i)[0]
+            res[0] = gx
         if b.needs(1):
             res[1] = b.op("autodiff.conv_weight_grad", g, ins[0], kernel=tuple(k), stride=tuple(s), dilation=tuple(d),
                           pads=tuple(p) * 2, groups=a["groups"])
