@@ -133,6 +133,9 @@ def _reduce(name, onnx_op, doc):
                 else list(range(x.rank)))
         if x.dtype is DType.bool and e.opset < 20:
             fail(f"{name}: ONNX ReduceMax takes bool from opset 20; this build targets opset {e.opset}")
+        if not axes:  # a scalar: nothing to reduce (an empty axes attribute cannot even be written)
+            e.op("Identity", [ins[0]], outputs=outs)
+            return
         if onnx_op != "ReduceSum" and e.opset < 18:  # axes became an input at opset 18 (ReduceSum: 13)
             e.op(onnx_op, [ins[0]], outputs=outs, axes=axes, keepdims=int(c.attrs["keepdim"]))
             return

@@ -304,3 +304,19 @@ def test_adam_fed_lr_zero_leaves_every_parameter_unchanged(opt, decay):
     feeds["lr"] = np.array(1e-2, np.float32)  # and a real step still moves the rows that were read
     moved = dict(zip(names, sess.run(None, feeds)))["emb.weight.new"]
     assert np.all(moved[:5] != before["emb.weight"][:5]) and np.all(np.isfinite(moved))
+
+
+@pytest.mark.parametrize("opset", [17, None])
+def test_a_scalar_output_trains_at_every_opset(opset):
+    """mse on a scalar reduces a rank-0 tensor over no axes; before opset 18 that was an empty `axes`
+    attribute, which onnx cannot write (an internal error)."""
+    text = 'model m(x: float32[2, 3]) -> y {\n    q = parameter([2, 3], init="normal") as q\n    y = mean(x + q)\n}\n'
+    mod = driver.load(text=text, file="t.arch")
+    ct = driver.build_train(mod, None, driver.CompileOptions(opset=opset), config(loss="mse", opt="sgd", lr=0.5))
+    sess = runtime.session(ct.step_model, "cpu")
+    x = np.ones((2, 3), np.float32)
+    out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"x": x, "labels": np.array(0.0, np.float32)})))
+    q = initial(ct)["q"]
+    y = (x + q).mean()
+    assert np.isclose(out["loss"], y ** 2, rtol=1e-5)
+    np.testing.assert_allclose(out["q.new"], q - 0.5 * 2 * y / 6, rtol=1e-5, atol=1e-6)  # d(y^2)/dq = 2y / 6
