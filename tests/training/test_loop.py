@@ -216,7 +216,8 @@ def test_data_that_cannot_train_is_refused_before_training(tmp_path, capsys):
         assert words in capsys.readouterr().err, name
     assert not (tmp_path / "w.npz").exists()
     lm = tmp_path / "lm.arch"
-    lm.write_text("model lm(ids: int64[B, T]) -> y {\n    y = ids -> embedding(16, 8) as emb -> linear(16) as head\n}\n")
+    lm.write_text("model lm(ids: int64[B, T]) -> y {\n"
+                  "    y = ids -> embedding(16, 8) as emb -> linear(16) as head\n}\n")
     ids = rng.integers(0, 16, (6, 5))
     ids[4, 2] = 99
     np.savez(tmp_path / "ids.npz", ids=ids, labels=rng.integers(0, 16, (6, 5)))
