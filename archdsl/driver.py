@@ -313,7 +313,7 @@ def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict |
             else:
                 write_streaming(compiled.model, param_arrays(g, options.seed, weights, chunked=True), f)
         written = [out]
-        if external_data:
+        if external_data and (tmp / data_name).stat().st_size:  # empty when every tensor is under 1 KiB
             os.replace(tmp / data_name, parent / data_name)
             written.append(parent / data_name)
         os.replace(tmp / out.name, out)

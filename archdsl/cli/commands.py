@@ -80,6 +80,9 @@ def cmd_build(args, sources) -> int:
     if (status := settings_error(args, "build")) is not None:
         return status
     output_path(args.output)
+    if args.output == "":
+        print("archdsl build: error: -o needs a file name", file=sys.stderr)
+        return 2
     mod = load_spec(args, sources)
     if args.emit == "ir":
         from ..elaborate import elaborate_model
@@ -272,8 +275,8 @@ def cmd_run(args, sources) -> int:
     dims = {}
     for d in args.dim:
         k, _, v = d.partition("=")
-        if not v.isdigit():
-            print(f"archdsl run: error: --dim expects SYM=N, got '{d}'", file=sys.stderr)
+        if not v.isdigit() or int(v) < 1:
+            print(f"archdsl run: error: --dim expects SYM=N with N >= 1, got '{d}'", file=sys.stderr)
             return 2
         dims[k] = int(v)
     declared = {i.name: list(i.shape) for i in sess.get_inputs()}

@@ -153,6 +153,10 @@ def cmd_train(args, sources) -> int:
         return 2
     if (status := settings_error(args, "train")) is not None:
         return status
+    if args.resume and getattr(args, "weights", None):
+        print("archdsl train: error: --resume continues from the checkpoint's weights; --weights would be "
+              "ignored (give one of them)", file=sys.stderr)
+        return 2
     out = output_path(args.output)
     ckpt = Path(args.checkpoint) if args.checkpoint else out.with_name(out.name.split(".")[0] + ".ckpt.npz")
     for p in (out, ckpt):  # before training, not after it

@@ -84,8 +84,8 @@ def load_data(path: str, model, names: list[str]) -> dict[str, np.ndarray]:
                             "makes the loss NaN)")
         dims = declared[name] = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in vi.shape.dim]
         if a.ndim != len(dims) or any(isinstance(d, int) and d != s for d, s in zip(dims[1:], a.shape[1:])):
-            shown = [d if isinstance(d, int) else "?" for d in dims]
-            raise ArchError(f"{path}: '{name}' has shape {list(a.shape)}, the model takes {shown}")
+            shown = ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in dims)
+            raise ArchError(f"{path}: '{name}' has shape {list(a.shape)}, the model takes [{shown}]")
         want = _NP[vi.elem_type]
         if a.dtype != want:
             if np.issubdtype(want, np.integer) and not np.issubdtype(a.dtype, np.integer):
@@ -273,7 +273,8 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     loss_kind = ct.info.config.loss
     has_bn = bool(ct.info.buffers)
     metrics: dict = {}
-    console.print(f"training {ct.eval_model.graph.name} on {trainer.step.get_providers()[0]}: {n} examples, "
+    console.print(f"training {ct.eval_model.graph.name} on {trainer.step.get_providers()[0]}: "
+                  f"{n} example{'s' if n != 1 else ''}, "
                   f"batch {opts.batch_size}, {ct.info.config.optimizer.name} lr {ct.info.config.lr}")
     base_lr = float(ct.info.config.lr)
     for epoch in range(start + 1, opts.epochs + 1):

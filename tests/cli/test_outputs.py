@@ -145,3 +145,21 @@ def test_files_that_are_not_npz_archives_say_so(work, capsys):
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert words in err and "pickle" not in err and "context manager" not in err
+
+
+def test_external_data_writes_no_empty_data_file(work):
+    """A model whose tensors all stay inline (under 1 KiB) left a 0-byte OUT.onnx.data beside it."""
+    assert main(["build", str(work / "tiny.arch"), "--external-data", "-o", str(work / "x.onnx")]) == 0
+    assert not (work / "x.onnx.data").exists()
+    onnx.checker.check_model(onnx.load(str(work / "x.onnx")))
+
+
+def test_flags_that_would_be_ignored_or_mean_nothing_are_usage_errors(work, capsys):
+    spec, data = str(work / "tiny.arch"), str(work / "data.npz")
+    assert main(["train", spec, "--data", data, "--resume", "--weights", data, "-o", str(work / "w.npz")]) == 2
+    assert "--weights would be ignored" in capsys.readouterr().err
+    assert main(["run", spec, "--dim", "B=0"]) == 2
+    assert main(["build", spec, "-o", ""]) == 2
+    np.savez(work / "bad.npz", x=np.zeros((4, 5), np.float32), labels=np.zeros(4, np.int64))
+    assert main(["train", spec, "--data", str(work / "bad.npz"), "-o", str(work / "w.npz")]) == 1
+    assert "'x' has shape [4, 5], the model takes [B, 4]" in capsys.readouterr().err
