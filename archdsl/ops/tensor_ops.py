@@ -122,6 +122,9 @@ def _reduce(name, onnx_op, doc):
         x = ins[0]
         if x.dtype is DType.bool and name != "amax":  # ONNX's ReduceSum/ReduceMean take no bool
             fail(f"{name}: cannot reduce a bool tensor; cast(x, \"float32\") first")
+        if name == "mean" and not x.dtype.is_float:  # ONNX would truncate the mean; torch refuses
+            fail(f"mean: needs a float tensor, got {x.dtype} (the mean of integers is not one); "
+                 "cast(x, \"float32\") first")
         axes = sorted({norm_axis(d, x.rank, "dim") for d in a["dim"]}) if a["dim"] is not None else list(range(x.rank))
         if a["keepdim"]:
             return [x.with_shape(tuple(1 if i in axes else d for i, d in enumerate(x.shape)))]

@@ -396,3 +396,9 @@ def test_a_negative_eps_is_refused(call):
     """batchnorm(eps=-1) and layernorm(eps=-1) compiled and gave NaN; rms_norm alone refused it."""
     with pytest.raises(archdsl.ArchError, match="eps must be >= 0 and finite"):
         archdsl.check_source(f"model m(x: float32[B, 4, 6]) -> y {{\n    y = {call}\n}}\n")
+
+
+def test_mean_of_integers_is_refused_as_torch_does():
+    """ONNX ReduceMean on int64 truncates (the mean of [1, 2] was 1)."""
+    with pytest.raises(archdsl.ArchError, match="mean: needs a float tensor, got int64"):
+        archdsl.check_source("model m(x: int64[B, 2]) -> y {\n    y = mean(x, 1)\n}\n")
