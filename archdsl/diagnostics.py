@@ -126,8 +126,12 @@ class SourceMap:
             except OSError:
                 return None
             self._texts[file] = text
-        lines = text.splitlines()
-        return lines[line - 1] if 0 < line <= len(lines) else None
+        lines = text.split("\n")  # as the parser counts lines: a form feed or U+2028 does not end one
+        return lines[line - 1].removesuffix("\r").translate(_BREAKS) if 0 < line <= len(lines) else None
+
+
+# Characters a terminal would show as a line break or nothing, shown as a space so the caret stays under its column.
+_BREAKS = {ord(c): " " for c in "\r\f\v\x1c\x1d\x1e\x85\u2028\u2029"}
 
 
 def _excerpt(span: Span, sources: SourceMap) -> list[str]:

@@ -9,10 +9,10 @@ from lark.exceptions import VisitError
 
 from ..diagnostics import ArchError, LimitError, Span
 from . import ast
-from .parser import grammar_path, parse_tree
+from .parser import grammar_path, normalize_source, parse_tree
 from .transform import ToAst
 
-__all__ = ["parse", "parse_expr", "ast", "grammar_path"]
+__all__ = ["parse", "parse_expr", "ast", "grammar_path", "normalize_source"]
 
 
 def _shift_span(v: Span, span: Span) -> Span:

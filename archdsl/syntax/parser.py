@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 from lark import Lark, Token
@@ -10,7 +11,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from ..diagnostics import ArchError, ArchSyntaxError, LimitError, Span
 
-__all__ = ["grammar_path", "parse_tree", "MAX_SOURCE_BYTES", "MAX_NESTING"]
+__all__ = ["grammar_path", "parse_tree", "normalize_source", "source_lines", "MAX_SOURCE_BYTES", "MAX_NESTING"]
 
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
 MAX_NESTING = 100
@@ -18,8 +19,10 @@ MAX_NESTING = 100
 # A line break after one of these does not end the statement.
 _CONTINUES = {"->", ",", "=", "(", "[", "{", ".", ":", "+", "-", "*", "/", "//", "%", "@", "**",
               "==", "!=", "<", "<=", ">", ">=", "and", "or", "not", "in", "as"}
-# A `{` after one of these opens a dict literal, not a block body.
-_DICT_AFTER = {"=", "(", "[", ",", ":", "return", "in", "->", "+", "{"}
+# A block body's `{` follows what can end an expression (`if x > 0 {`, `repeat n {`, `-> y {`), or a
+# statement's `else`; any other `{` (after `=`, `else` of an `a if c else b`, an operator, `(`) opens a dict.
+_ENDS_EXPR_TYPES = {"NAME", "INT", "FLOAT", "STRING"}
+_ENDS_EXPR = {")", "]", "}", "true", "false", "none"}
 
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
 _PLAIN = {
@@ -50,6 +53,8 @@ class _PostLex:
         self.open = opened = []
         prev: Token | None = None
         pending: Token | None = None
+        closed = None  # what the last `}` closed: "block" or "dict"
+        stmt_else = False  # the last `else` follows a block's `}`: an if statement's, not an expression's
         for tok in stream:
             if tok.type == "_NL":
                 inside = bool(stack) and stack[-1] != "block"
@@ -71,16 +76,26 @@ class _PostLex:
                 if len(stack) > MAX_NESTING:
                     raise LimitError(f"brackets nested deeper than {MAX_NESTING}", _tok_span("<input>", tok))
             elif v == "{":
-                is_dict = prev is not None and str(prev) in _DICT_AFTER and prev.type != "STRING"
-                stack.append("dict" if is_dict else "block")
+                stack.append("block" if _opens_block(prev, stmt_else) else "dict")
                 if len(stack) > MAX_NESTING:
                     raise LimitError(f"braces nested deeper than {MAX_NESTING}", _tok_span("<input>", tok))
             elif v in (")", "]", "}") and stack:
-                stack.pop()
+                closed = stack.pop()
+            if v == "else":
+                stmt_else = prev is not None and str(prev) == "}" and closed == "block"
             yield tok
             prev = tok
         if pending is not None:
             yield pending
+
+
+def _opens_block(prev, stmt_else: bool) -> bool:
+    """Whether a `{` after `prev` opens a block body (else a dict literal, inside which newlines do not count)."""
+    if prev is None:
+        return False
+    if prev.type in _ENDS_EXPR_TYPES:
+        return True
+    return str(prev) in _ENDS_EXPR or (str(prev) == "else" and stmt_else)
 
 
 @functools.lru_cache(maxsize=1)
@@ -139,11 +154,13 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
     if isinstance(err, UnexpectedCharacters):
         ch = text[err.pos_in_stream] if 0 <= err.pos_in_stream < len(text) else "?"
         span = Span(file, err.line, err.column, err.line, err.column + 1)
+        if ch in "\"'":
+            return ArchSyntaxError(f"string not closed: a string ends with {ch} on the line where it starts", span)
         return ArchSyntaxError(f"unexpected character {ch!r}", span)
     if isinstance(err, UnexpectedToken):
         tok = err.token
         if tok.type == "$END":
-            lines = text.splitlines() or [""]
+            lines = source_lines(text)
             span = Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
             return ArchSyntaxError(f"unexpected end of file{_expected(err.expected, _innermost())}", span)
         shown = "end of line" if tok.type == "_NL" else repr(str(tok))
@@ -155,30 +172,35 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
             hint = " (use '==' to compare)"
         return ArchSyntaxError(f"unexpected {shown}{_expected(err.expected, _innermost(tok))}{hint}", span)
     if isinstance(err, UnexpectedEOF):
-        lines = text.splitlines() or [""]
+        lines = source_lines(text)
         span = Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
         return ArchSyntaxError(f"unexpected end of file{_expected(err.expected, _innermost())}", span)
     return ArchSyntaxError(str(err).splitlines()[0], None)
 
 
-def _unmatched(text: str) -> set | None:
+# Brackets outside strings and comments; a string not closed runs to the end of its line.
+_BRACKETS = re.compile(r"""#[^\n]*|"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?|[()\[\]{}]""")
+
+
+def _unmatched(text: str) -> set:
     """(line, col) of every bracket in the whole text that no closer matches (a bracket the parse stopped
-    inside may well be closed further on; then the note would be false)."""
+    inside may well be closed further on; then the note would be false). Scanned without the lexer, so a
+    character it refuses does not hide the rest of the file."""
     stack: list = []
     bad: set = set()
-    try:
-        for tok in _lark().lex(text):
-            v = tok.value if tok.type not in ("NAME", "STRING", "INT", "FLOAT") else None
-            if v in _PAIRS:
-                stack.append(tok)
-            elif v in (")", "]", "}") and any(_PAIRS[str(t)] == v for t in stack):
-                while _PAIRS[str(stack[-1])] != v:
-                    t = stack.pop()
-                    bad.add((t.line, t.column))
-                stack.pop()
-    except (UnexpectedInput, ArchError):
-        return None  # the text does not even lex: keep the note
-    return bad | {(t.line, t.column) for t in stack}
+    for m in _BRACKETS.finditer(text):
+        v = m.group()
+        if v in _PAIRS:
+            stack.append((v, m.start()))
+        elif v in (")", "]", "}") and any(_PAIRS[t] == v for t, _ in stack):
+            while _PAIRS[stack[-1][0]] != v:
+                bad.add(_position(text, stack.pop()[1]))
+            stack.pop()
+    return bad | {_position(text, pos) for _, pos in stack}
+
+
+def _position(text: str, pos: int) -> tuple[int, int]:
+    return text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
 
 
 def _unclosed_note(err: ArchSyntaxError, file: str, text: str) -> ArchSyntaxError:
@@ -188,13 +210,24 @@ def _unclosed_note(err: ArchSyntaxError, file: str, text: str) -> ArchSyntaxErro
         tok = opened[-1]
         unmatched = _unmatched(text)
         if (tok.line, tok.column) < (err.span.line, err.span.col) and tok.line < err.span.line \
-                and (unmatched is None or (tok.line, tok.column) in unmatched):
+                and (tok.line, tok.column) in unmatched:
             err.notes.append((f"'{tok}' opened here is never closed", _tok_span(file, tok)))
     return err
 
 
+def normalize_source(text: str) -> str:
+    """As Python reads source: a leading byte-order mark is skipped, CRLF and a lone CR are line breaks."""
+    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def source_lines(text: str) -> list[str]:
+    """The lines as the parser numbers them: broken at '\n' only (a form feed or U+2028 is inside a line)."""
+    return text.removesuffix("\n").split("\n")
+
+
 def parse_tree(text: str, file: str, start: str = "start"):
     """Source text to a Lark tree; any syntax problem raises ArchSyntaxError with a span."""
+    text = normalize_source(text)
     if len(text.encode("utf-8", errors="replace")) > MAX_SOURCE_BYTES:
         raise LimitError(f"source file is larger than {MAX_SOURCE_BYTES // (1024 * 1024)} MiB", Span(file, 1, 1, 1, 2))
     try:

@@ -52,7 +52,11 @@ class ToAst(Transformer):
         return A.Let(str(c[0]), c[1], self._span(meta))
 
     def block_def(self, meta, c):
-        return A.BlockDef(str(c[0]), c[1] or (), c[2], self._span(meta))
+        formals = c[1] or ()
+        for i, f in enumerate(formals):
+            if any(g.name == f.name for g in formals[:i]):
+                raise ArchSyntaxError(f"block {c[0]}: parameter '{f.name}' is declared twice", f.span)
+        return A.BlockDef(str(c[0]), formals, c[2], self._span(meta))
 
     def formals(self, meta, c):
         return tuple(c)
@@ -241,11 +245,12 @@ class ToAst(Transformer):
         """Split `"layer{i+1}"` into literal parts and parsed expressions."""
         parts: list = []
         pos = 0
+        raw = _raw_offsets(str(tok))
         for m in re.finditer(r"\{([^{}]*)\}", text):
             if m.start() > pos:
                 parts.append(text[pos:m.start()])
-            col = tok.column + 1 + m.start(1)
-            span = Span(self.file, tok.line, col, tok.line, col + len(m.group(1)))
+            col = tok.column + 1 + raw[m.start(1)]
+            span = Span(self.file, tok.line, col, tok.line, tok.column + 1 + raw[m.end(1)])
             if not m.group(1).strip():
                 raise ArchSyntaxError("empty {} in string", span)
             parts.append(self._parse_expr(m.group(1), span))
@@ -262,6 +267,35 @@ def _int(tok: Token, file: str) -> int:
         raise LimitError(f"integer literal of {len(s)} digits is too long",
                          Span(file, tok.line, tok.column, tok.end_line, tok.end_column))
     return int(s, 16) if s[:2] in ("0x", "0X") else int(s, 10)
+
+
+_ESCAPE = re.compile(r"\\(?:[0-7]{1,3}|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|N\{[^}]*\}|.)")
+
+
+def _raw_offsets(quoted: str) -> list[int]:
+    """For each character of the decoded string (and one past its end), its offset in the source text after
+    the opening quote: a `{...}` hole after `\\x41` or `\\u00e9` sits further right in the file than in the
+    decoded text."""
+    body = quoted[1:-1]
+    if "\\" not in body:
+        return list(range(len(body) + 1))
+    offsets: list[int] = []
+    i = 0
+    while i < len(body):
+        m = _ESCAPE.match(body, i)
+        n = len(_unquote_text(quoted[0] + m.group() + quoted[0])) if m else 1
+        end = m.end() if m else i + 1
+        offsets.extend(min(i + k, end - 1) for k in range(n))
+        i = end
+    offsets.append(len(body))
+    return offsets
+
+
+def _unquote_text(quoted: str) -> str:
+    try:
+        return _pyast.literal_eval(quoted)
+    except (ValueError, SyntaxError):
+        return quoted[1:-1]
 
 
 def _unquote(tok: Token, span: Span) -> str:

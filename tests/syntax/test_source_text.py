@@ -1,0 +1,100 @@
+"""Source text the parser must read like Python does (a byte-order mark, CR line breaks, form feeds), dicts
+spanning lines after any operator, duplicate block parameters, and columns inside interpolated strings."""
+
+from __future__ import annotations
+
+import pytest
+
+from archdsl.diagnostics import ArchSyntaxError, SourceMap, render
+from archdsl.syntax import ast as A
+from archdsl.syntax import parse
+
+_M = "model m(x: float32[2]) -> y {\n"
+
+
+def _err(text: str) -> ArchSyntaxError:
+    with pytest.raises(ArchSyntaxError) as e:
+        parse(text, "t.arch")
+    return e.value
+
+
+# ---------------- a `{` after an operator or an expression's `else` opens a dict, across lines ----------------
+
+@pytest.mark.parametrize("head, tail", [
+    ("1 if false else {", ""), ("x == {", ""), ("true and {", ""), ("not {", ""), ("false or {", ""),
+    ("[1] + [{", "]"), ("-{", ""), ("1 if {", " else 2"), ("f(1, {", ")"), ("{a: 1} if true else {", ""),
+])
+def test_a_dict_after_any_operator_may_span_lines(head, tail):
+    (model,) = parse(_M + f"    c = {head}\n        a: 1,\n        b: 2\n    }}{tail}\n    y = x\n}}\n",
+                     "t.arch").items
+    assert [type(s) for s in model.body] == [A.Assign, A.Assign]
+
+
+def test_blocks_after_expressions_and_statement_else_still_are_blocks():
+    src = (_M + '    if x == "a" {\n        y = x\n    } elif {a: 1}["a"] == 1 {\n        y = x\n    } else {\n'
+           "        y = 1 if {a: 1} else {\n            b: 2\n        }\n    }\n"
+           "    for k in {a: 1} {\n        y = x\n    }\n    repeat 2 {\n        y = x\n    }\n}\n")
+    (model,) = parse(src, "t.arch").items
+    assert [type(s) for s in model.body] == [A.If, A.For, A.Repeat]
+    assert isinstance(model.body[0].orelse[0].value.orelse, A.DictLit)
+
+
+# ---------------- duplicate block parameters ----------------
+
+def test_a_block_parameter_declared_twice_is_an_error_at_the_second():
+    e = _err("block f(x, n, x=1) {\n    return x\n}\n")
+    assert e.message == "block f: parameter 'x' is declared twice"
+    assert (e.span.line, e.span.col) == (1, 15)
+
+
+# ---------------- byte-order mark, CR line breaks ----------------
+
+def test_a_leading_byte_order_mark_is_skipped():
+    (model,) = parse("\ufeff" + _M + "    y = x\n}\n", "t.arch").items
+    assert model.span.col == 1
+    e = _err("\ufeff" + _M + "    y = $\n}\n")
+    assert (e.span.line, e.span.col) == (2, 9)
+
+
+@pytest.mark.parametrize("newline", ["\r", "\r\n"])
+def test_cr_and_crlf_line_breaks_are_line_breaks(newline):
+    (model,) = parse((_M + "    y = x\n    z = y\n}\n").replace("\n", newline), "t.arch").items
+    assert [s.span.line for s in model.body] == [2, 3]
+
+
+def test_a_string_not_closed_on_its_line_says_so_without_a_false_note():
+    e = _err(_M + '    s = "a\rb"\n    y = x\n}\n')
+    assert e.message.startswith("string not closed") and (e.span.line, e.span.col) == (2, 9)
+    assert not e.notes
+    e = _err(_M + "    y = x $ 2\n}\n")
+    assert e.message == "unexpected character '$'" and not e.notes
+
+
+# ---------------- the excerpt shows the line the parser counted ----------------
+
+@pytest.mark.parametrize("brk", ["\f", "\u2028", "\v", "\x85"])
+def test_the_excerpt_breaks_lines_where_the_parser_does(brk):
+    text = f"# page{brk}break\n" + _M + "    y = $\n}\n"
+    e = _err(text)
+    sources = SourceMap()
+    sources.add("t.arch", text)
+    lines = render(e, sources).splitlines()
+    assert lines[0].startswith("t.arch:3:9: error") and lines[1] == "   3 |     y = $"
+    assert lines[2].index("^") == lines[1].index("$")
+    sources.add("u.arch", f"a{brk}b\r\nc\n")
+    assert sources.line("u.arch", 1) == "a b" and sources.line("u.arch", 2) == "c"
+
+
+# ---------------- columns of interpolation holes after escape sequences ----------------
+
+@pytest.mark.parametrize("prefix", ["layer\\x41", "\\u00e9\\u00e9", "\\\\\\t", "ab", "\\N{BULLET}"])
+def test_a_hole_after_an_escape_points_at_its_place_in_the_file(prefix):
+    text = f'let s = "{prefix}{{1 +* 2}}"\n'
+    e = _err(text)
+    assert (e.span.line, e.span.col) == (1, text.index("*") + 1)
+
+
+def test_the_span_of_a_hole_after_an_escape():
+    (let,) = parse('let s = "\\x41{i + 1}z"\n', "t.arch").items
+    hole = let.value.parts[1]
+    assert (hole.span.col, hole.span.end_col) == (15, 20) and (hole.left.span.col, hole.left.span.end_col) == (15, 16)
