@@ -7,11 +7,12 @@ import math
 
 from ..diagnostics import ArchTypeError, LimitError
 from ..types import Sym
+from .bounded import MAX_LIST, to_str
 from .values import Builtin, Tensor, describe
 
 __all__ = ["BUILTINS", "MAX_LIST"]
 
-MAX_LIST = 1_000_000
+MAX_NDIGITS = 1000
 
 
 def _num(name, v):
@@ -37,6 +38,8 @@ def _range(*a):
 
 def _len(v):
     if isinstance(v, Tensor):
+        if v.type.rank == 0:
+            raise ArchTypeError(f"len() of a scalar tensor ({v.type}): it has no dim 0")
         return v.shape[0]
     if not isinstance(v, (list, tuple, dict, str)):
         raise ArchTypeError(f"len() expects a list, tuple, dict or string, got {describe(v)}")
@@ -79,9 +82,19 @@ def _float(v):
 def _str(v):
     if isinstance(v, (Tensor,)):
         raise ArchTypeError("str() of a tensor")
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
+    return to_str(v)
+
+
+def _round(v, n=None):
+    """Python's round(); an absurd ndigits would make Python build 10**ndigits (round(15, -10**9) hangs)."""
+    x = _num("round", v)
+    if n is None:
+        return round(x)
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise ArchTypeError(f"round(): ndigits must be an integer, got {describe(n)}")
+    if abs(n) > MAX_NDIGITS:
+        raise LimitError(f"round(): ndigits {n} is outside -{MAX_NDIGITS}..{MAX_NDIGITS}")
+    return round(x, n)
 
 
 def _shape(x):
@@ -115,7 +128,7 @@ def _zip(*vs):
 
 
 def _sum(v, start=0):
-    total = start
+    total = _num("sum", start)
     for x in _seq("sum", v):
         total = total + _num("sum", x)
     return total
@@ -140,8 +153,7 @@ BUILTINS = {b.name: b for b in [
     Builtin("zip", _zip, "[(a0, b0), (a1, b1), ...]"),
     Builtin("ceil", lambda v: math.ceil(_num("ceil", v)), "round up to an integer"),
     Builtin("floor", lambda v: math.floor(_num("floor", v)), "round down to an integer"),
-    Builtin("round", lambda v, n=None: round(_num("round", v)) if n is None else round(_num("round", v), n),
-            "round half to even, as Python"),
+    Builtin("round", _round, "round half to even, as Python; round(x, ndigits)"),
     _math("sqrt", math.sqrt, "sqrt"),
     _math("exp", math.exp, "exp"),
     _math("log", math.log, "log"),

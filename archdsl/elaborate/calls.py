@@ -3,6 +3,8 @@ blocks (a new scope and layer-name prefix), builtins, and free parameters / ref(
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import ops
@@ -21,7 +23,31 @@ from .builtins import TENSOR_MATH
 from .scalars import Limits, ReturnValue, is_int, is_num
 from .values import BlockFn, Builtin, Env, OpFn, Tensor, describe
 
-__all__ = ["Calls"]
+__all__ = ["Calls", "check_fits"]
+
+_PARAMETER_ARGS = ("shape", "init", "std", "low", "high", "value", "dtype", "trainable")
+
+
+def check_fits(v, dt: DType, span: Span) -> None:
+    """A number becoming a constant of a tensor's dtype: out of range it would be a silent inf (with a numpy
+    warning) or an overflow, so it is a diagnostic at the number instead."""
+    if dt is DType.bool:
+        return
+    if dt.is_float:
+        top = _float_max(dt)
+        if math.isfinite(v) and abs(v) > top:
+            raise ArchTypeError(f"the number {v} does not fit {dt} (largest {top:g})", span)
+        return
+    info = np.iinfo(dt.np)
+    if not info.min <= v <= info.max:
+        raise ArchTypeError(f"the number {v} does not fit {dt} ({info.min}..{info.max})", span)
+
+
+def _float_max(dt: DType) -> float:
+    if dt.np is None:  # bfloat16: numpy has no such dtype, ml_dtypes does
+        import ml_dtypes
+        return float(ml_dtypes.finfo(ml_dtypes.bfloat16).max)
+    return float(np.finfo(dt.np).max)
 
 
 class Calls:
@@ -33,7 +59,7 @@ class Calls:
         if isinstance(fn, BlockFn):
             return self.call_block(fn, args, kwargs, label, span)
         if isinstance(fn, Builtin) and fn.name == "parameter":
-            return self.make_parameter(*args, label=label, span=span, **kwargs)
+            return self.make_parameter(label=label, span=span, **self.parameter_args(args, kwargs, span))
         if isinstance(fn, Builtin) and fn.name == "ref":
             if label is not None or kwargs or len(args) != 1:
                 raise ArchTypeError('ref() takes one parameter name: ref("wte.weight")', span)
@@ -44,10 +70,13 @@ class Calls:
             if fn.name in TENSOR_MATH and args and isinstance(args[0], Tensor):
                 return self.call_op(fn.name, args, kwargs, label, span)
             try:
-                return fn.fn(*args, **kwargs)
+                out = fn.fn(*args, **kwargs)
             except TypeError:
                 given = ", ".join([describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kwargs.items()])
                 raise ArchTypeError(f"{fn.name}() does not take ({given}): {fn.doc}", span) from None
+            if isinstance(out, (list, tuple, str)):
+                self.charge(len(out), span)
+            return out
         raise ArchTypeError(f"{describe(fn)} is not callable", span)
 
     def call_op(self, op, args: list, kwargs: dict, label, span: Span):
@@ -144,6 +173,7 @@ class Calls:
             if not dt.is_float and isinstance(v, float) and not v.is_integer():  # x * 0.5 would be x * 0
                 raise ArchTypeError(f"{opname}(): the number {v} does not fit the {dt} tensor beside it; "
                                     f"cast(x, \"float32\") first", span)
+            check_fits(v, dt, span)
             if dt.np is None:  # bfloat16: numpy has no such dtype, ml_dtypes does
                 import ml_dtypes
                 return Tensor(self.graph.add_const(np.array(v, dtype=ml_dtypes.bfloat16), span))
@@ -189,6 +219,27 @@ class Calls:
         return result
 
     # ---------------- operators ----------------
+    @staticmethod
+    def parameter_args(args, kwargs, span) -> dict:
+        """parameter()'s arguments by name, checked here so that a wrong one is named plainly."""
+        names = _PARAMETER_ARGS
+        if len(args) > len(names):
+            raise ArchTypeError(f"parameter() takes at most {len(names)} arguments, got {len(args)}", span)
+        given = dict(zip(names, args))
+        for k, v in kwargs.items():
+            if k not in names:
+                raise ArchTypeError(f"parameter() has no argument '{k}'{did_you_mean(k, names)} "
+                                    f"(it takes {', '.join(names)})", span)
+            if k in given:
+                raise ArchTypeError(f"parameter(): argument '{k}' given twice", span)
+            given[k] = v
+        if "shape" not in given:
+            raise ArchTypeError('parameter() needs a shape: parameter([1, 1, 768], init="zeros") as NAME', span)
+        for k in ("std", "low", "high", "value"):
+            if k in given and not is_num(given[k]):
+                raise ArchTypeError(f"parameter(): {k} must be a number, got {describe(given[k])}", span)
+        return given
+
     def make_parameter(self, shape, label, span, init="zeros", std=0.02, low=0.0, high=1.0, value=0.0,
                        dtype="float32", trainable=True):
         """`parameter([1, 1, 768], init="zeros") as class_token`: a learned tensor used directly."""
@@ -202,9 +253,9 @@ class Calls:
                  "trunc_normal": Init("trunc_normal", 0.0, float(std)),
                  "uniform": Init("uniform", float(low), float(high)),
                  "constant": Init("constant", float(value))}
-        if init not in inits:
+        if not isinstance(init, str) or init not in inits:
             raise ArchTypeError(f"parameter(): init must be one of {', '.join(inits)}, got {describe(init)}", span)
-        if dtype not in DTYPES:
+        if not isinstance(dtype, str) or dtype not in DTYPES:
             raise ArchTypeError(f"parameter(): unknown dtype {describe(dtype)}", span)
         name = self.layer_name(label, "param")
         spec = ParamSpec("", tuple(shape), inits[init], trainable=bool(trainable))

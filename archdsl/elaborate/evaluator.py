@@ -16,13 +16,21 @@ from ..diagnostics import (
 from ..ir import Graph
 from ..syntax import ast as A
 from ..types import Sym, dim_mul
+from .bounded import printing, short, to_str
 from .builtins import BUILTINS
 from .calls import Calls
 from .operators import Operators
-from .scalars import Limits, ReturnValue, is_callable, is_num, py_error, to_str
+from .scalars import Limits, ReturnValue, is_callable, is_num, py_error
 from .values import Env, OpFn, Tensor, describe
 
 __all__ = ["Evaluator", "Limits"]
+
+
+def _bad_label(v: str) -> bool:
+    """Parameter names are the label's dot-separated parts: none may be empty (`a.`, `.a`, `a..b` would give
+    `a..weight`), and nothing a file name or a terminal would misread."""
+    return (any(c in v for c in " /\\:") or any(not c.isprintable() for c in v)
+            or any(not part for part in v.split(".")))
 
 
 class Evaluator(Calls, Operators):
@@ -49,10 +57,14 @@ class Evaluator(Calls, Operators):
         for stmt in body:
             self.exec_stmt(stmt, env)
 
-    def _tick(self, span: Span):
-        self.steps += 1
+    def _tick(self, span: Span, steps: int = 1):
+        self.steps += steps
         if self.steps > Limits.steps:
             raise LimitError(f"evaluation took more than {Limits.steps} steps", span)
+
+    def charge(self, items: int, span: Span):
+        """Building or walking a big value costs steps in proportion: a loop of big copies stays bounded."""
+        self._tick(span, items // Limits.items_per_step)
 
     def exec_stmt(self, s, env: Env):
         self._tick(s.span)
@@ -87,7 +99,7 @@ class Evaluator(Calls, Operators):
         elif isinstance(s, A.Assert):
             if not self.truth(self.eval(s.cond, env), s.cond.span):
                 msg = self.eval(s.message, env) if s.message is not None else "assertion failed"
-                raise EvalError(str(msg), s.span)
+                raise EvalError(msg if isinstance(msg, str) else short(msg, 200), s.span)
         else:  # pragma: no cover - the parser produces no other statements
             raise EvalError(f"unsupported statement {type(s).__name__}", s.span)
 
@@ -134,7 +146,7 @@ class Evaluator(Calls, Operators):
         if isinstance(e, A.Name):
             return self.lookup(e.id, env, e.span)
         if isinstance(e, A.Interp):
-            return "".join(p if isinstance(p, str) else to_str(self.eval(p, env)) for p in e.parts)
+            return self._interp(e, env)
         if isinstance(e, A.ListLit):
             return [self.eval(x, env) for x in e.items]
         if isinstance(e, A.TupleLit):
@@ -144,7 +156,8 @@ class Evaluator(Calls, Operators):
         if isinstance(e, A.ListComp):
             return self._listcomp(e, env)
         if isinstance(e, A.BinOp):
-            return self.binop(e.op, self.eval(e.left, env), self.eval(e.right, env), e.span)
+            return self.binop(e.op, self.eval(e.left, env), self.eval(e.right, env), e.span,
+                              (e.left.span, e.right.span))
         if isinstance(e, A.UnaryOp):
             v = self.eval(e.operand, env)
             if e.op == "not":
@@ -192,10 +205,17 @@ class Evaluator(Calls, Operators):
         v = self.eval(label_expr, env)
         if isinstance(v, bool) or not isinstance(v, (str, int)) or (isinstance(v, str) and not v):
             raise ArchTypeError(f"a layer name must be a name, string or integer, got {describe(v)}", label_expr.span)
-        if isinstance(v, str) and any(c in v for c in " /\\:\t\n") or (isinstance(v, str) and ".." in v):
-            raise ArchTypeError(f'layer name "{v}" may not contain spaces, slashes, colons or empty parts',
-                                label_expr.span)
+        if isinstance(v, str) and _bad_label(v):
+            raise ArchTypeError(f"layer name {short(v)} may not contain spaces, slashes, colons, control characters "
+                                "or empty parts", label_expr.span)
         return v
+
+    def _interp(self, e: A.Interp, env: Env) -> str:
+        """`"layer{i}"`: every piece counts against one string-length limit."""
+        meter = printing()
+        out = "".join(to_str(p if isinstance(p, str) else self.eval(p, env), meter) for p in e.parts)
+        self.charge(meter.used, e.span)
+        return out
 
     def _listcomp(self, e: A.ListComp, env: Env):
         out = []

@@ -23,7 +23,7 @@ from ..diagnostics import (
 )
 from ..ir import Graph, check
 from ..syntax import ast as A
-from ..syntax import parse, parse_expr
+from ..syntax import normalize_source, parse, parse_expr
 from ..types import DTYPES, Sym, TensorType
 from .evaluator import Evaluator
 from .scalars import Limits, ReturnValue
@@ -80,6 +80,7 @@ class _Loader:
         return self.load_text(text, _display(path), defines, key)
 
     def load_text(self, text: str, file: str, defines=None, key: str | None = None) -> Module:
+        text = normalize_source(text)  # the excerpts show the lines the parser numbered
         self.sources.add(file, text)
         key = key or file
         self.stack.append(key)
@@ -141,6 +142,7 @@ def noting_overrides(mod: Module):
 
 def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Module, env: Env, ev: Evaluator,
                        unused: dict) -> None:
+    local = _local_names(tree)
     for item in tree.items:
         if isinstance(item, A.Import):
             target = loader.load_path(loader.resolve(item.path, tree.file, item.span), item.span)
@@ -148,7 +150,8 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                 _define(env, item.alias, Namespace(item.alias, target.env), item.span)
             else:
                 for k, v in target.env.vars.items():
-                    env.vars.setdefault(k, v)
+                    if k not in local:
+                        env.vars.setdefault(k, v)
         elif isinstance(item, A.ParamDecl):
             value = ev.eval(item.value, env)
             if item.name in defines:
@@ -167,6 +170,11 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
             mod.models[item.name] = item
         elif isinstance(item, A.Assert):
             ev.exec_stmt(item, env)
+
+
+def _local_names(tree: A.Module) -> set[str]:
+    """Names the file itself defines: they win over imported ones wherever the import stands."""
+    return {item.name for item in tree.items if isinstance(item, (A.ParamDecl, A.Let, A.BlockDef))}
 
 
 def _define(env: Env, name: str, value, span: Span) -> None:

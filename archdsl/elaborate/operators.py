@@ -13,8 +13,9 @@ from ..diagnostics import (
 )
 from ..syntax import ast as A
 from ..types import Sym
-from .builtins import MAX_LIST
-from .scalars import ARITH, COMPARE, TENSOR_OPS, Limits, is_int, is_num, sym_arith, to_str
+from .bounded import check_length, comparing, contains, equal, order, short
+from .calls import check_fits
+from .scalars import ARITH, TENSOR_OPS, Limits, is_int, is_num, sym_arith
 from .values import Namespace, Tensor, describe
 
 __all__ = ["Operators"]
@@ -23,49 +24,68 @@ __all__ = ["Operators"]
 class Operators:
     """The Evaluator's operators (a mixin: it uses the evaluator's graph and calls)."""
 
-    def binop(self, op: str, a, b, span: Span):
+    def binop(self, op: str, a, b, span: Span, operand_spans: tuple = ()):
         if isinstance(a, Tensor) or isinstance(b, Tensor):
             if op in ("==", "!=") and (a is None or b is None):  # an optional tensor argument: `if mask != none`
                 return (a is b) == (op == "==")
             if op not in TENSOR_OPS:
                 raise ArchTypeError(f"operator '{op}' is not defined on tensors", span)
-            return self.tensor_binop(TENSOR_OPS[op], a, b, span)
+            return self.tensor_binop(TENSOR_OPS[op], a, b, span, operand_spans)
         if op == "@":
             raise ArchTypeError(f"'@' needs tensors, got {describe(a)} and {describe(b)}", span)
         if op in ("in", "not in"):
             if not isinstance(b, (list, tuple, dict, str)):
                 raise ArchTypeError(f"'in' needs a list, tuple, dict or string on the right, got {describe(b)}", span)
-            r = a in b
-            return r if op == "in" else not r
-        if op in COMPARE:
-            if op in ("==", "!="):
-                return COMPARE[op](a, b)
+            return self.compared(contains, a, b, span=span) == (op == "in")
+        if op in ("==", "!="):
+            return self.compared(equal, a, b, span=span) == (op == "==")
+        if op in ("<", "<=", ">", ">="):
             if not ((is_num(a) and is_num(b)) or (type(a) is type(b) and isinstance(a, (str, list, tuple)))):
                 raise ArchTypeError(f"cannot compare {describe(a)} {op} {describe(b)}", span)
-            return COMPARE[op](a, b)
+            return self.compared(order, op, a, b, span=span)
         if isinstance(a, Sym) or isinstance(b, Sym):
             return sym_arith(op, a, b, span)
         if op == "+" and type(a) is type(b) and isinstance(a, (str, list, tuple)):
+            check_length(len(a) + len(b))
             out = a + b
+            self.charge(len(out), span)
         elif op == "*" and (isinstance(a, (list, tuple, str)) and is_int(b)
                             or isinstance(b, (list, tuple, str)) and is_int(a)):
             n = b if is_int(b) else a
             seq = a if is_int(b) else b
-            if n * len(seq) > MAX_LIST:
-                raise LimitError(f"sequence of {n * len(seq)} items is over the limit of {MAX_LIST}", span)
+            check_length(n * len(seq))
             out = seq * n
+            self.charge(len(out), span)
         elif is_num(a) and is_num(b):
-            if (op == "**" and is_int(a) and is_int(b) and b > 0 and abs(a) > 1
-                    and b * abs(a).bit_length() > Limits.int_bits):
-                raise LimitError(f"{a} ** {b} is too large", span)
-            out = ARITH[op](a, b)
+            out = self.arith(op, a, b, span)
         else:
             raise ArchTypeError(f"cannot apply '{op}' to {describe(a)} and {describe(b)}", span)
         if is_int(out) and out.bit_length() > Limits.int_bits:
             raise LimitError("integer too large", span)
         return out
 
-    def tensor_binop(self, opname, a, b, span):
+    def arith(self, op: str, a, b, span: Span):
+        """Numbers: Python's operators, with a diagnostic where Python would overflow."""
+        if (op == "**" and is_int(a) and is_int(b) and b > 0 and abs(a) > 1
+                and b * (abs(a).bit_length() - 1) > Limits.int_bits):  # at least that many bits: never computed
+            raise LimitError(f"{a} ** {b} is too large", span)
+        try:
+            return ARITH[op](a, b)
+        except OverflowError:
+            raise EvalError(f"{a} {op} {b} is too large for a float", span) from None
+
+    def compared(self, fn, *args, span: Span):
+        """A comparison (==, <, in) of values that may nest; its walk is charged to the step budget."""
+        meter = comparing()
+        out = fn(*args, meter)
+        self.charge(meter.used, span)
+        return out
+
+    def tensor_binop(self, opname, a, b, span, operand_spans: tuple = ()):
+        tensor = a if isinstance(a, Tensor) else b
+        for v, at in zip((a, b), operand_spans):  # a number that overflows the dtype: point at the number
+            if is_num(v):
+                check_fits(v, tensor.type.dtype, at)
         op = ops.get(opname)
         return self.call_op(op, [a, b], {}, None, span)
 
@@ -110,9 +130,10 @@ class Operators:
             return v[slice(*parts)]
         k = self.eval(ix, env)
         if isinstance(v, dict):
-            if k not in v:
-                keys = ", ".join(map(to_str, v))
-                raise EvalError(f"key {to_str(k)} is not in the dict (keys: {keys})", span)
+            if not contains(k, v, comparing()):
+                keys = ", ".join(map(str, list(v)[:20])) + (", ..." if len(v) > 20 else "")
+                shown = k if isinstance(k, str) and len(k) <= 60 else short(k)
+                raise EvalError(f"key {shown} is not in the dict (keys: {keys})", span)
             return v[k]
         if isinstance(v, (list, tuple, str)):
             if not is_int(k):

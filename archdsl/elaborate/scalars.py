@@ -7,10 +7,10 @@ import operator
 
 from ..diagnostics import ArchTypeError
 from ..types import Sym, dim_add, dim_floordiv, dim_mul
-from .values import BlockFn, Builtin, OpFn, Tensor, describe
+from .values import BlockFn, Builtin, OpFn, describe
 
 __all__ = ["ARITH", "COMPARE", "TENSOR_OPS", "Limits", "ReturnValue", "is_callable", "is_int", "is_num", "py_error",
-           "sym_arith", "to_str"]
+           "sym_arith"]
 
 
 class Limits:
@@ -19,6 +19,7 @@ class Limits:
     dim = 2**31 - 1
     nodes = 2_000_000
     int_bits = 128
+    items_per_step = 16  # building or walking this many list items or characters costs one evaluation step
 
 
 class ReturnValue(Exception):
@@ -45,14 +46,6 @@ def is_callable(fn) -> bool:
 
 def is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
-
-
-def to_str(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, Tensor):
-        raise ArchTypeError("cannot put a tensor into a string")
-    return str(v)
 
 
 def sym_arith(op, a, b, span):

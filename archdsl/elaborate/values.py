@@ -104,8 +104,8 @@ def describe(v) -> str:
         return f"symbolic dim {v}"
     if isinstance(v, (int, float)):
         return f"{type(v).__name__} {v}"
-    if isinstance(v, str):
-        return f'string "{v}"'
+    if isinstance(v, str):  # a long one (up to a million characters) is cut, not pasted into the message
+        return f'string "{v}"' if len(v) <= 80 else f'string "{v[:60]}..." ({len(v)} characters)'
     if isinstance(v, (list, tuple)):
         return f"{'list' if isinstance(v, list) else 'tuple'} of {len(v)}"
     if isinstance(v, dict):

@@ -1,0 +1,189 @@
+"""Elaboration hardening: values that grow or share themselves stay within the limits, numbers that do not fit
+a tensor's dtype, layer names, imports where local definitions win, and messages free of Python internals."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import pytest
+
+import archdsl
+from archdsl.diagnostics import ArchError, LimitError
+
+_MODEL = "model m(x: float32[2, 4]) -> y { y = x }\n"
+
+
+def value(expr: str):
+    g = archdsl.check_source(f"param v = {expr}\n" + _MODEL)
+    return g.meta["v"]
+
+
+def body(stmts: str, inputs: str = "x: float32[2, 4]"):
+    return archdsl.check_source(f"model m({inputs}) -> y {{\n{stmts}\n    y = x\n}}\n")
+
+
+# ---------------- bug: growing strings and lists bypassed the size limit (out of memory) ----------------
+
+@pytest.mark.parametrize("start, grow", [
+    ('"ab"', "a + a"), ("[1]", "a + a"), ("(1, 2)", "a + a"), ('"ab"', '"{a}{a}"'), ("[1, 2]", "[a, a]; s = str(a)"),
+])
+def test_doubling_a_value_stops_at_the_size_limit(start, grow):
+    t = time.perf_counter()
+    with pytest.raises(LimitError, match="over the limit"):
+        body(f"    a = {start}\n    repeat 40 {{\n        a = {grow}\n    }}")
+    assert time.perf_counter() - t < 20
+
+
+def test_growing_a_list_one_item_at_a_time_costs_steps():
+    """Each copy is charged by its length, so a quadratic loop of copies ends at the step limit, quickly."""
+    t = time.perf_counter()
+    with pytest.raises(LimitError, match="steps"):
+        body("    a = []\n    repeat 1000000 {\n        a = a + [0]\n    }")
+    assert time.perf_counter() - t < 20
+
+
+def test_values_below_the_limit_still_concatenate_and_interpolate():
+    assert len(value('"ab" * 400000 + "c" * 200000')) == 1_000_000
+    assert value('"{[1, \'a\', true, none, (1,), 2.5]}"') == "[1, 'a', true, none, (1,), 2.5]"
+    assert value("str([[1, 2], (3,), {k: false}])") == "[[1, 2], (3,), {'k': false}]"
+
+
+# ---------------- bug: str() and == of shared nested lists took exponential time ----------------
+
+def _nested(n: int) -> str:
+    return f"    a = [1, 2]\n    b = [1, 2]\n    repeat {n} {{\n        a = [a, a]\n        b = [b, b]\n    }}\n"
+
+
+def test_comparing_shared_nested_lists_compares_each_pair_once():
+    t = time.perf_counter()
+    body(_nested(64) + "    assert a == b and not (a != b) and a <= b and not (a < b) and b in [1, a]")
+    differs = "    d = [1, 3]\n    repeat 64 {\n        d = [d, d]\n    }\n"
+    body(_nested(64) + differs + "    assert a != d and a < d and not (d <= b) and d not in [a, b]")
+    assert time.perf_counter() - t < 20
+
+
+def test_printing_a_shared_nested_list_stops_at_the_limit():
+    with pytest.raises(LimitError, match="string of more than 1000000 characters"):
+        body(_nested(64) + "    s = str(a)")
+
+
+def test_a_comparison_walks_at_most_the_limit():
+    with pytest.raises(LimitError, match="comparing these values"):
+        value("[range(600000), range(600000)] == [range(600000), range(600000)]")
+
+
+# ---------------- bug: round() with an absurd ndigits hung ----------------
+
+def test_round_ndigits_is_bounded():
+    assert value("round(15, -1)") == 20 and value("round(1.25, 1)") == 1.2 and value("round(2.5)") == 2
+    for n in ("-1000000000", "10 ** 9", "1001"):
+        with pytest.raises(LimitError, match="ndigits"):
+            value(f"round(15, {n})")
+    with pytest.raises(ArchError, match="ndigits must be an integer"):
+        value("round(1.5, 'a')")
+
+
+# ---------------- bug: a local definition after an import was "defined twice" ----------------
+
+@pytest.mark.parametrize("local", ["let width = 16", "param width = 16"])
+@pytest.mark.parametrize("before", [True, False])
+def test_local_definitions_win_over_imported_ones_in_any_order(tmp_path, local, before):
+    (tmp_path / "lib.arch").write_text("param width = 8\nblock mlp(x, n) { return x -> linear(n) as fc }\n")
+    lines = [local, 'import "lib.arch"'] if before else ['import "lib.arch"', local]
+    (tmp_path / "main.arch").write_text("\n".join(lines) + "\nmodel m(x: float32[2, 4]) -> y { y = x -> mlp(width) }\n")
+    g = archdsl.check_file(tmp_path / "main.arch")
+    assert tuple(g.outputs[0][1].type.shape) == (2, 16)
+    if local.startswith("param"):
+        g = archdsl.check_file(tmp_path / "main.arch", defines=["width=3"])
+        assert tuple(g.outputs[0][1].type.shape) == (2, 3)
+
+
+def test_a_name_defined_twice_locally_is_still_an_error():
+    with pytest.raises(ArchError, match="defined twice"):
+        archdsl.check_source("let a = 1\nlet a = 2\n" + _MODEL)
+
+
+# ---------------- bug: layer names with empty parts or control characters ----------------
+
+@pytest.mark.parametrize("label", ['"a."', '".a"', '"a..b"', '"."', '"a\\x00b"', '"a\\nb"', '"a\\u2028b"'])
+def test_layer_names_with_empty_parts_or_control_characters_are_refused(label):
+    with pytest.raises(ArchError, match="may not contain .*empty parts"):
+        body(f"    h = x -> linear(4) as {label}")
+
+
+def test_layer_names_with_dots_and_letters_are_fine():
+    g = body('    h = x -> linear(4) as "enc.0.é"')
+    assert "enc.0.é.weight" in g.params
+
+
+# ---------------- bug: numbers out of a tensor's dtype became inf (with numpy warnings) ----------------
+
+@pytest.mark.parametrize("dtype, number, message", [
+    ("float32", "1e39", r"1e\+39 does not fit float32"), ("float16", "1e6", "does not fit float16"),
+    ("float16", "100000", "does not fit float16"), ("bfloat16", "1e39", "does not fit bfloat16"),
+    ("int32", "2 ** 40", "does not fit int32"), ("int64", "2 ** 70", "does not fit int64"),
+])
+def test_a_number_that_does_not_fit_the_tensor_is_a_diagnostic_at_the_number(dtype, number, message):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ArchError, match=message) as e:
+            archdsl.check_source(f"model m(x: {dtype}[2, 4]) -> y {{\n    y = x * 2 + {number}\n}}\n")
+    assert (e.value.span.line, e.value.span.col) == (2, 17)
+
+
+def test_numbers_that_fit_and_infinities_are_constants():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        body("    h = x + 3e38\n    h = x * 1e999")
+        archdsl.check_source("model m(x: int64[2]) -> y { y = x + 2 ** 62 }\n")
+
+
+def test_integer_powers_up_to_the_limit_are_computed():
+    assert value("2 ** 70") == 2**70 and value("(-2) ** 127") == (-2) ** 127
+    with pytest.raises(LimitError, match="integer too large"):
+        value("2 ** 128")
+
+
+# ---------------- bug: Python internals in messages ----------------
+
+@pytest.mark.parametrize("stmt, message", [
+    ("h = x + parameter([4], foo=1) as p", r"parameter\(\) has no argument 'foo' \(it takes shape, init"),
+    ("h = x + parameter(init='ones') as p", r"parameter\(\) needs a shape"),
+    ("h = x + parameter([4], std='a') as p", r"parameter\(\): std must be a number"),
+    ("h = x + parameter([4], init=[1]) as p", r"init must be one of"),
+    ("n = {a: 1}[[1]]", r"key \[1\] is not in the dict \(keys: a\)"),
+    ("n = 10.0 ** 1000", r"10.0 \*\* 1000 is too large for a float"),
+    ("n = 1 in 'abc'", r"'in' a string needs a string on the left, got int 1"),
+    ("n = [1] < ['a']", r'cannot compare int 1 < string "a"'),
+    ("n = [1] < [none]", r"cannot compare int 1 < none"),
+    ("n = sum([1], 'a')", r'sum\(\) expects a number, got string "a"'),
+    ("assert false, x", r"^tensor float32\[2, 4\]$"),
+    ("assert false, [x, 1]", r"^list of 2$"),
+    ("assert false, [1, 'a']", r"^\[1, 'a'\]$"),
+])
+def test_messages_name_the_values_not_python_internals(stmt, message):
+    with pytest.raises(ArchError, match=message):
+        body(f"    {stmt}")
+
+
+def test_len_of_a_scalar_tensor():
+    with pytest.raises(ArchError, match=r"len\(\) of a scalar tensor \(float32\[\]\)"):
+        body("    n = len(s)", inputs="x: float32[2, 4], s: float32[]")
+
+
+def test_membership_in_a_dict_of_an_unhashable_value_is_false():
+    assert value("[1] in {a: 1}") is False and value("'a' in {a: 1}") is True and value("1.0 in {1: 2}") is True
+
+
+def test_functions_interpolate_as_their_names():
+    g = archdsl.check_source("block f(x) { return x }\n"
+                             "model m(x: float32[2, 4]) -> y {\n"
+                             "    for act in [relu, f, range] { x = x -> linear(4) as \"fc_{act}\" }\n    y = x\n}\n")
+    assert {"fc_relu.weight", "fc_f.weight", "fc_range.weight"} <= set(g.params)
+
+
+def test_a_long_string_is_cut_in_messages():
+    with pytest.raises(ArchError) as e:
+        value('"x" * 500000 - 1')
+    assert len(e.value.message) < 200 and "(500000 characters)" in e.value.message
