@@ -43,6 +43,15 @@ def check_fits(v, dt: DType, span: Span) -> None:
         raise ArchTypeError(f"the number {v} does not fit {dt} ({info.min}..{info.max})", span)
 
 
+def _branch_dtype(picked) -> DType:
+    """torch's default dtype for numbers beside only a bool condition: float32 when any of them is a float,
+    else int64 (torch.where(c, 1.0, 0) is float32, torch.where(c, 1, 2) int64)."""
+    nums = [v for _, v in picked if is_num(v) and not isinstance(v, bool)]
+    if not nums:
+        return DType.bool
+    return DType.float32 if any(isinstance(v, float) for v in nums) else DType.int64
+
+
 def _float_max(dt: DType) -> float:
     if dt.np is None:  # bfloat16: numpy has no such dtype, ml_dtypes does
         import ml_dtypes
@@ -150,7 +159,10 @@ class Calls:
         tensors_given = [v for _, v in picked if isinstance(v, Tensor)]  # numbers take a non-bool neighbour's dtype
         ref = next((v for v in tensors_given if v.type.dtype is not DType.bool),
                    tensors_given[0] if tensors_given else None)
-        tensors = [self.as_tensor(v, ref, op.name, n, span) for n, v in picked]
+        ref_dt = ref.type.dtype if ref is not None else None
+        if ref_dt is DType.bool and "cond" in op.inputs:  # where(c, 1.0, 0.0): numbers are not the condition's
+            ref_dt = _branch_dtype(picked)
+        tensors = [self.as_tensor(v, ref_dt, op.name, n, span) for n, v in picked]
         attrs = {}
         for a in op.attrs:
             if a.name in given:
@@ -164,12 +176,11 @@ class Calls:
                 attrs[a.name] = coerce_attr(op, a, a.default)
         return tensors, attrs
 
-    def as_tensor(self, v, ref: Tensor | None, opname, slot, span) -> Tensor:
-        """Numbers next to a tensor become constants of its dtype (`x * 0.5`)."""
+    def as_tensor(self, v, dt: DType | None, opname, slot, span) -> Tensor:
+        """Numbers next to a tensor become constants of its dtype `dt` (`x * 0.5`)."""
         if isinstance(v, Tensor):
             return v
-        if is_num(v) and ref is not None:
-            dt = ref.type.dtype
+        if is_num(v) and dt is not None:
             if not dt.is_float and isinstance(v, float) and not v.is_integer():  # x * 0.5 would be x * 0
                 raise ArchTypeError(f"{opname}(): the number {v} does not fit the {dt} tensor beside it; "
                                     f"cast(x, \"float32\") first", span)

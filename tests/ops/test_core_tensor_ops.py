@@ -402,3 +402,13 @@ def test_mean_of_integers_is_refused_as_torch_does():
     """ONNX ReduceMean on int64 truncates (the mean of [1, 2] was 1)."""
     with pytest.raises(archdsl.ArchError, match="mean: needs a float tensor, got int64"):
         archdsl.check_source("model m(x: int64[B, 2]) -> y {\n    y = mean(x, 1)\n}\n")
+
+
+@pytest.mark.parametrize("branches,dtype,expect", [("1.0, 0.0", np.float32, [1.0, 0.0]), ("1, 2", np.int64, [1, 2]),
+                                                   ("1.5, 2", np.float32, [1.5, 2.0])])
+def test_where_on_a_bool_condition_with_numbers_takes_torchs_dtype(branches, dtype, expect):
+    """The numbers took the condition's dtype: where(c, 1.0, 0.0) was bool (all true) and did not load."""
+    model = archdsl.compile_source(f"model m(c: bool[2]) -> y {{\n    y = where(c, {branches})\n}}\n")
+    (y,) = runtime.session(model).run(None, {"c": np.array([True, False])})
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, np.array(expect, dtype))
