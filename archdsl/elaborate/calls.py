@@ -43,6 +43,16 @@ def check_fits(v, dt: DType, span: Span) -> None:
         raise ArchTypeError(f"the number {v} does not fit {dt} ({info.min}..{info.max})", span)
 
 
+def _keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Span) -> None:
+    """Keyword arguments into `given` (the positional ones already there): unknown or repeated is an error."""
+    for k, v in kwargs.items():
+        if k not in names:
+            raise ArchTypeError(f"{callee}() has no argument '{k}'{did_you_mean(k, names)} ({hint})", span)
+        if k in given:
+            raise ArchTypeError(f"{callee}(): argument '{k}' given twice", span)
+        given[k] = v
+
+
 def _branch_dtype(picked) -> DType:
     """torch's default dtype for numbers beside only a bool condition: float32 when any of them is a float,
     else int64 (torch.where(c, 1.0, 0) is float32, torch.where(c, 1, 2) int64)."""
@@ -135,13 +145,7 @@ class Calls:
                                         f"optional tensor inputs are keyword-only: {optional[0]}=... (signature: "
                                         f"{op.signature()})", span)
             given[n] = v
-        for k, v in kwargs.items():
-            if k not in names:
-                raise ArchTypeError(f"{op.name}() has no argument '{k}'{did_you_mean(k, names)} "
-                                    f"(signature: {op.signature()})", span)
-            if k in given:
-                raise ArchTypeError(f"{op.name}(): argument '{k}' given twice", span)
-            given[k] = v
+        _keywords(given, kwargs, names, op.name, f"signature: {op.signature()}", span)
         picked = []
         for raw, n in zip(op.inputs, slots):
             if n not in given or (given[n] is None and raw.endswith("?")):
@@ -237,13 +241,7 @@ class Calls:
         if len(args) > len(names):
             raise ArchTypeError(f"parameter() takes at most {len(names)} arguments, got {len(args)}", span)
         given = dict(zip(names, args))
-        for k, v in kwargs.items():
-            if k not in names:
-                raise ArchTypeError(f"parameter() has no argument '{k}'{did_you_mean(k, names)} "
-                                    f"(it takes {', '.join(names)})", span)
-            if k in given:
-                raise ArchTypeError(f"parameter(): argument '{k}' given twice", span)
-            given[k] = v
+        _keywords(given, kwargs, names, "parameter", f"it takes {', '.join(names)}", span)
         if "shape" not in given:
             raise ArchTypeError('parameter() needs a shape: parameter([1, 1, 768], init="zeros") as NAME', span)
         for k in ("std", "low", "high", "value"):

@@ -15,7 +15,7 @@ from ..ops import ParamSpec
 from ..types import DType
 
 __all__ = ["CHUNK", "Chunked", "chunk_count", "fill_chunk", "materialize", "initial_weights", "load_weights",
-           "save_weights"]
+           "read_npz", "save_weights"]
 
 
 CHUNK = 1 << 18  # elements per independently seeded block of a generated parameter (1 MiB of float32)
@@ -119,26 +119,33 @@ def cast(arr: np.ndarray, dtype: DType) -> np.ndarray:
 def load_weights(path: str | Path) -> dict[str, np.ndarray]:
     """A `.npz` or `.safetensors` file, keyed by parameter name (`layer1.0.conv1.weight`)."""
     p = Path(path)
-    try:
-        if p.suffix == ".safetensors":
+    if p.suffix == ".safetensors":
+        try:
             from safetensors.numpy import load_file
             return dict(load_file(str(p)))
-        z = np.load(p, allow_pickle=False)
+        except FileNotFoundError:
+            raise ArchError(f"weights file not found: {p}") from None
+        except Exception as e:  # a corrupt or foreign file
+            raise ArchError(f"cannot read weights from {p}: {e}") from None
+    return read_npz(p, "weights", "weights are an .npz or .safetensors file keyed by parameter name")
+
+
+def read_npz(path: str | Path, what: str, expected: str) -> dict[str, np.ndarray]:
+    """Every array of an .npz, by name; anything else (a .npy, a text file, a corrupt archive) a diagnostic
+    that says so. `what` names the file's role, `expected` what it should hold."""
+    try:
+        z = np.load(path, allow_pickle=False)
         if not isinstance(z, np.lib.npyio.NpzFile):  # a .npy: one array, no names
-            raise ArchError(f"cannot read weights from {p}: it holds one unnamed array; weights are an .npz or "
-                            ".safetensors file keyed by parameter name")
+            raise ArchError(f"cannot read {what} from {path}: it holds one unnamed array; {expected}")
         with z:
             return {k: z[k] for k in z.files}
     except ArchError:
         raise
-    except ValueError as e:
-        if "pickle" in str(e):  # np.load's guess for anything that is neither .npy nor .npz
-            raise ArchError(f"cannot read weights from {p}: not an .npz archive (nor .safetensors by name)") from None
-        raise ArchError(f"cannot read weights from {p}: {e}") from None
     except FileNotFoundError:
-        raise ArchError(f"weights file not found: {p}") from None
-    except Exception as e:  # a corrupt or foreign file
-        raise ArchError(f"cannot read weights from {p}: {e}") from None
+        raise ArchError(f"{what} file not found: {path}") from None
+    except Exception as e:  # a corrupt or foreign file; np.load guesses pickle for anything else
+        reason = "not an .npz archive" if "pickle" in str(e) else str(e)
+        raise ArchError(f"cannot read {what} from {path}: {reason}; {expected}") from None
 
 
 def save_weights(path: str | Path, arrays: dict[str, np.ndarray]) -> None:

@@ -21,6 +21,7 @@ from onnx import numpy_helper
 from .. import files
 from ..diagnostics import ArchError, writing
 from ..lower import save_weights
+from ..lower.weights import read_npz
 from .export import TRAIN_CONFIG_KEY
 from .metrics import batch_metrics
 
@@ -48,23 +49,7 @@ _NP = {1: np.float32, 11: np.float64, 10: np.float16, 7: np.int64, 6: np.int32, 
 
 def load_data(path: str, model, names: list[str]) -> dict[str, np.ndarray]:
     """The arrays a model reads, by input name, checked against its declared dtypes and static dims."""
-    try:
-        z = np.load(path, allow_pickle=False)
-        if not isinstance(z, np.lib.npyio.NpzFile):
-            raise ArchError(f"{path} holds one unnamed array; the data is an .npz with one array per model input "
-                            "(by name) and 'labels'")
-        with z:
-            arrays = {k: z[k] for k in z.files}
-    except ArchError:
-        raise
-    except ValueError as e:
-        if "pickle" in str(e):  # np.load's guess for anything that is neither .npy nor .npz
-            raise ArchError(f"cannot read data from {path}: not an .npz archive") from None
-        raise ArchError(f"cannot read data from {path}: {e}") from None
-    except FileNotFoundError:
-        raise ArchError(f"data file not found: {path}") from None
-    except Exception as e:  # noqa: BLE001 - a corrupt or foreign file
-        raise ArchError(f"cannot read data from {path}: {e}") from None
+    arrays = read_npz(path, "data", "the data is an .npz with one array per model input (by name) and 'labels'")
     inputs = {i.name: i for i in model.graph.input}
     out, declared, n = {}, {}, None
     for name in names:
