@@ -78,6 +78,9 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     out_name = cfg.output or graph.outputs[0][0]
     if out_name not in outputs:
         raise ArchError(f"model {graph.name} has no output '{out_name}' (outputs: {', '.join(outputs)})")
+    if "loss" in outputs:
+        raise ArchError("a model output is named 'loss'; the train step outputs the loss under that name "
+                        "(rename the output)")
     data_inputs = [v.name for v in graph.inputs]
     if "labels" in data_inputs:
         raise ArchError("a model input is named 'labels'; the train step feeds the targets under that name")

@@ -158,7 +158,8 @@ def cmd_train(args, sources) -> int:
               "ignored (give one of them)", file=sys.stderr)
         return 2
     out = output_path(args.output)
-    ckpt = Path(args.checkpoint) if args.checkpoint else out.with_name(out.name.split(".")[0] + ".ckpt.npz")
+    stem = out.name[: -len(out.suffix)] if out.suffix else out.name  # run.a.npz -> run.a.ckpt.npz
+    ckpt = Path(args.checkpoint) if args.checkpoint else out.with_name(stem + ".ckpt.npz")
     for p in (out, ckpt):  # before training, not after it
         not_a_directory(p)
     files.refuse_overwriting({"-o": out, "--checkpoint": ckpt},

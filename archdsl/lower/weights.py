@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -153,6 +154,9 @@ def save_weights(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     if p.suffix == ".safetensors":
         from safetensors.numpy import save_file
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(p))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(p, 0o666 & ~umask)  # safetensors creates it 0600; an .npz beside it gets the umask's mode
     else:
         with open(p, "wb") as f:
             np.savez(f, **arrays)

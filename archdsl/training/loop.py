@@ -262,10 +262,15 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                   f"{n} example{'s' if n != 1 else ''}, "
                   f"batch {opts.batch_size}, {ct.info.config.optimizer.name} lr {ct.info.config.lr}")
     base_lr = float(ct.info.config.lr)
+    if has_bn and opts.batch_size == 1 and n >= 2:
+        raise ArchError("--batch-size 1: the model has BatchNorm, whose batch statistics need at least 2 examples "
+                        "(every batch would be skipped); give --batch-size 2 or more")
     for epoch in range(start + 1, opts.epochs + 1):
         t0 = time.perf_counter()
-        if opts.schedule == "cosine" and "lr" in trainer.state:  # lr is a step input: a schedule just feeds it
-            trainer.set("lr", np.array(base_lr * (1 + math.cos(math.pi * (epoch - 1) / opts.epochs)) / 2, np.float32))
+        if "lr" in trainer.state:  # lr is a step input: a schedule just feeds it (and a resumed run takes --lr)
+            lr = base_lr * (1 + math.cos(math.pi * (epoch - 1) / opts.epochs)) / 2 if opts.schedule == "cosine" \
+                else base_lr
+            trainer.set("lr", np.array(lr, np.float32))
         rng = np.random.default_rng([opts.seed, epoch])
         total, seen, correct, counted = 0.0, 0, 0.0, 0
         steps = -(-n // opts.batch_size)

@@ -225,3 +225,50 @@ def test_data_that_cannot_train_is_refused_before_training(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "ids.npz: onnxruntime failed on a batch of examples in 0..5" in err and "idx=99" in err
     assert "internal error" not in err
+
+
+def test_resume_takes_the_new_lr_and_keeps_runs_apart(tmp_path, capsys):
+    """A resumed constant-schedule run kept the checkpoint's lr; `-o run.a.npz` and `-o run.b.npz` shared one
+    checkpoint (run.ckpt.npz), so resuming run.a continued run.b."""
+    spec = tmp_path / "t.arch"
+    spec.write_text("model t(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((16, 4)).astype(np.float32), labels=rng.integers(0, 3, 16))
+    base = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--optimizer", "sgd", "--quiet"]
+    a, b = str(tmp_path / "run.a.npz"), str(tmp_path / "run.b.npz")
+    assert main(base + ["--lr", "0.1", "--epochs", "1", "-o", a]) == 0
+    assert main(base + ["--lr", "0.1", "--epochs", "1", "-o", b, "--seed", "5"]) == 0
+    assert (tmp_path / "run.a.ckpt.npz").exists() and (tmp_path / "run.b.ckpt.npz").exists()
+    after_one = dict(np.load(a))
+    assert main(base + ["--lr", "1e-30", "--epochs", "2", "-o", a, "--resume"]) == 0
+    assert "resumed from" in capsys.readouterr().err
+    for k, v in np.load(a).items():
+        np.testing.assert_array_equal(v, after_one[k])  # lr 1e-30 moves nothing
+
+
+def test_batch_size_one_with_batchnorm_is_refused_not_a_silent_no_op(tmp_path, capsys):
+    """Every batch of one was skipped (batch statistics of one example): no step ran, yet the run exited 0."""
+    spec = tmp_path / "bn.arch"
+    spec.write_text("model bn(x: float32[B, 4]) -> y {\n    y = x -> linear(4) as fc -> batchnorm as bn "
+                    "-> linear(3) as out\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((8, 4)).astype(np.float32), labels=rng.integers(0, 3, 8))
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--batch-size", "1", "--quiet",
+                 "-o", str(tmp_path / "w.npz")]) == 1
+    assert "--batch-size 1: the model has BatchNorm" in capsys.readouterr().err
+
+
+def test_an_output_named_loss_is_refused(tmp_path, capsys):
+    """The step's own `loss` output hid it: training accuracy was computed from the scalar loss."""
+    spec = tmp_path / "l.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> loss {\n    loss = x -> linear(3) as fc\n}\n")
+    assert main(["build", str(spec), "--train", "-o", str(tmp_path / "s.onnx")]) == 1
+    assert "a model output is named 'loss'" in capsys.readouterr().err
+
+
+def test_safetensors_weights_get_the_same_mode_as_npz(tmp_path):
+    from archdsl.lower import save_weights
+    save_weights(tmp_path / "a.npz", {"w": np.zeros(3, np.float32)})
+    save_weights(tmp_path / "a.safetensors", {"w": np.zeros(3, np.float32)})
+    mode = lambda p: (tmp_path / p).stat().st_mode & 0o777  # noqa: E731
+    assert mode("a.safetensors") == mode("a.npz")
