@@ -58,7 +58,7 @@ def _scale(c) -> float:
 def _lower(e, ins, outs, c):
     q_t = c.in_types[0]
     scale = _scale(c)
-    if e.opset >= 23 and q_t.rank == 4 and runs_natively("Attention", e.opset):
+    if e.opset >= 23 and q_t.rank == 4 and scale > 0 and runs_natively("Attention", e.opset):  # scale <= 0: refused
         t, n = q_t.shape[-2], c.in_types[1].shape[-2]
         ins = list(ins[:3]) + ([attention_mask(e, ins[3], c.in_types[3].shape, ins[0], ins[1], t, n)]
                                if len(ins) > 3 else [])

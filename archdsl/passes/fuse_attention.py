@@ -105,9 +105,9 @@ def fuse_attention(g: Graph, ctx: PassContext) -> bool:
         if m is None:
             continue
         q, kt, v, mask, causal, scale, out, nodes = m
-        if q.type.dtype not in (DType.float32, DType.float16):
-            continue
-        anchor = nodes[-1]
+        if q.type.dtype not in (DType.float32, DType.float16) or not (scale > 0 and math.isfinite(scale)):
+            continue  # onnxruntime's Attention refuses a scale <= 0
+        anchor = next(n for n in nodes[2:] if n.op == "matmul")  # q @ kT: q and kT are both defined by then
         kp = kt.producer
         if kp is not None and kp.op in ("transpose", "permute") and perm_of(kp) == [0, 1, 3, 2]:
             k = kp.inputs[0]

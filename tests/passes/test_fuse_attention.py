@@ -1,0 +1,54 @@
+"""fuse_attention and the ONNX Attention lowering on shapes of attention the pass once got wrong: a scaled q
+before a permuted key (the inserted permute came before the key existed: a KeyError), and scales onnxruntime's
+Attention refuses (<= 0: the model did not load)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import archdsl
+from archdsl import runtime
+from archdsl.ops._kernels import runs_natively
+
+pytestmark = pytest.mark.skipif(not runs_natively("Attention", 24), reason="no Attention kernel at opset 24 here")
+
+HEADS = "reshape([B, T, 2, 4]) -> permute([0, 2, 1, 3])"
+
+
+def _outputs(src: str, level: int, opset: int = 24):
+    model = archdsl.compile_source(src, opset=opset, opt_level=level)
+    x = np.random.default_rng(0).standard_normal((2, 5, 8)).astype(np.float32)
+    (y,) = runtime.session(model).run(None, {"x": x})
+    return y, [n.op_type for n in model.graph.node]
+
+
+def _attention(scores: str, q_scale: str = "") -> str:
+    return (f"model m(x: float32[B, T, 8]) -> y {{\n    q = x -> linear(8) as q_proj -> {HEADS}\n{q_scale}"
+            f"    kt = x -> linear(8) as k_proj -> reshape([B, T, 2, 4]) -> permute([0, 2, 3, 1])\n"
+            f"    v = x -> linear(8) as v_proj -> {HEADS}\n    y = softmax({scores}) @ v\n}}\n")
+
+
+def test_a_scaled_query_before_a_permuted_key_fuses():
+    src = _attention("q @ kt", "    q = q * 0.5\n")
+    y2, ops = _outputs(src, 2)
+    y0, _ = _outputs(src, 0)
+    assert "Attention" in ops
+    np.testing.assert_allclose(y2, y0, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("scores", ["q @ kt * -0.5", "(q * 0.0) @ kt"])
+def test_a_scale_attention_refuses_is_left_unfused(scores):
+    y2, ops = _outputs(_attention(scores), 2)
+    y0, _ = _outputs(_attention(scores), 0)
+    assert "Attention" not in ops
+    np.testing.assert_allclose(y2, y0, rtol=1e-5, atol=1e-6)
+
+
+def test_sdpa_with_a_negative_scale_lowers_to_the_decomposition():
+    src = ("model m(x: float32[B, T, 8]) -> y {\n"
+           f"    q = x -> {HEADS}\n    y = scaled_dot_product_attention(q, q, q, scale=-0.5)\n}}\n")
+    y24, ops = _outputs(src, 0)
+    y17, _ = _outputs(src, 0, opset=17)
+    assert "Attention" not in ops
+    np.testing.assert_allclose(y24, y17, rtol=1e-5, atol=1e-6)
