@@ -46,13 +46,22 @@ def _squeeze_axes(x, a):
     return sorted(set(axes))
 
 
+def _squeeze_lower(e, ins, outs, c):
+    axes = _squeeze_axes(c.in_types[0], c.attrs)
+    if not axes:  # Squeeze with empty axes drops every dim that is 1 at run time: B = 1 too, against the type
+        e.op("Identity", [ins[0]], outputs=outs)
+        return
+    e.op("Squeeze", [ins[0], _i64(e, axes)], outputs=outs)
+
+
 register(OpDef(
     name="squeeze", inputs=("x",), category="shape", attrs=(Attr("dim", "ints?", None),),
     infer=lambda ins, a: [ins[0].with_shape(tuple(d for i, d in enumerate(ins[0].shape)
                                                    if i not in _squeeze_axes(ins[0], a)))],
-    lower=lambda e, ins, outs, c: e.op("Squeeze", [ins[0], _i64(e, _squeeze_axes(c.in_types[0], c.attrs))],
-                                       outputs=outs),
-    cost=lambda c: 0, doc="Drop size-1 dims (all of them, or those listed).", grad=_view_grad,
+    lower=lambda e, ins, outs, c: _squeeze_lower(e, ins, outs, c),
+    cost=lambda c: 0, grad=_view_grad,
+    doc="Drop size-1 dims (those listed, or all that are 1 in the declared shape: a symbolic dim stays, even "
+        "when it is 1 at run time).",
 ))
 
 

@@ -412,3 +412,11 @@ def test_where_on_a_bool_condition_with_numbers_takes_torchs_dtype(branches, dty
     (y,) = runtime.session(model).run(None, {"c": np.array([True, False])})
     assert y.dtype == dtype
     np.testing.assert_array_equal(y, np.array(expect, dtype))
+
+
+@pytest.mark.parametrize("level", [0, 2])
+def test_squeeze_keeps_a_symbolic_dim_that_is_1_at_run_time(level):
+    """squeeze(x) of [B, 4] declares [B, 4]; at -O0 it lowered to Squeeze with no axes, which drops B = 1."""
+    model = archdsl.compile_source("model m(x: float32[B, 4]) -> y {\n    y = squeeze(x)\n}\n", opt_level=level)
+    (y,) = runtime.session(model).run(None, {"x": np.ones((1, 4), np.float32)})
+    assert y.shape == (1, 4)
