@@ -25,6 +25,8 @@ def freeze(v):
         return ("dict",) + tuple(sorted((k, freeze(x)) for k, x in v.items()))
     if isinstance(v, float) and math.isnan(v):
         return ("nan",)
+    if isinstance(v, float) and v == 0.0:  # 0.0 == -0.0, but 1 / pad(x, value=-0.0) is -inf where 0.0 gives inf
+        return ("float", v, math.copysign(1.0, v))
     if isinstance(v, Sym):
         return ("sym", str(v))
     return (type(v).__name__, v)
