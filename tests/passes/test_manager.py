@@ -121,5 +121,6 @@ def test_cse_keeps_nodes_whose_attributes_differ_only_in_the_sign_of_zero():
     src = ("model m(x: float32[2, 3]) -> (a, b) {\n    a = 1.0 / pad(x, [1, 1], value=0.0)\n"
            "    b = 1.0 / pad(x, [1, 1], value=-0.0)\n}\n")
     for level in (0, 1, 2):
-        a, b = runtime.session(archdsl.compile_source(src, opt_level=level)).run(None, {"x": np.ones((2, 3), np.float32)})
+        model = archdsl.compile_source(src, opt_level=level)
+        a, b = runtime.session(model).run(None, {"x": np.ones((2, 3), np.float32)})
         assert a[0, 0] == np.inf and b[0, 0] == -np.inf, level
