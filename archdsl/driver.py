@@ -164,10 +164,15 @@ def _check_options(options: CompileOptions) -> int | None:
     optimization level and the seed (the CLI's flags check the same before they get here)."""
     low, top = opset_range()
     opset = options.opset
+    if opset is not None and (isinstance(opset, bool) or not isinstance(opset, numbers.Integral)):
+        raise ArchError(f"opset must be an integer, got {opset!r}")
     if opset is not None and not low <= opset <= top:
         raise ArchError(f"opset {opset} is not supported ({low}..{top}, the newest this onnx knows)")
-    if options.opt_level not in (0, 1, 2):
+    if isinstance(options.opt_level, bool) or options.opt_level not in (0, 1, 2):
         raise ArchError(f"opt_level must be 0, 1 or 2, got {options.opt_level!r}")
+    passes = options.disabled_passes
+    if isinstance(passes, str) or not all(isinstance(p, str) for p in passes):
+        raise ArchError(f"disabled_passes takes a list of pass names, got {passes!r}")
     seed = options.seed
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= SEED_MAX:
         raise ArchError(f"seed must be an integer in 0..{SEED_MAX}, got {options.seed!r}")
@@ -240,23 +245,37 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
 
 def compile_train_file(path, train, defines=None, model: str | None = None, **options) -> CompiledTrain:
     """The train step and eval model of a `.arch` file (in memory); `train` is an autodiff.TrainConfig."""
+    opts = _options(options)
     sources = SourceMap()
-    mod = load(path, defines=defines, search_path=options.get("search_path", ()), sources=sources)
-    return build_train(mod, model, CompileOptions(**options), train, sources)
+    mod = load(path, defines=defines, search_path=opts.search_path, sources=sources)
+    return build_train(mod, model, opts, train, sources)
+
+
+def _options(options: dict) -> CompileOptions:
+    """Keyword options of the API as CompileOptions; an unknown one is an ArchError naming the known ones."""
+    import dataclasses
+    known = [f.name for f in dataclasses.fields(CompileOptions)]
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        from .diagnostics import did_you_mean
+        raise ArchError(f"unknown option '{unknown[0]}'{did_you_mean(unknown[0], known)} (options: {', '.join(known)})")
+    return CompileOptions(**options)
 
 
 def compile_file(path, defines=None, model: str | None = None, **options) -> onnx.ModelProto:
     """Compile a `.arch` file to an ONNX model (in memory). Raises ArchError on bad input."""
+    opts = _options(options)
     sources = SourceMap()
-    mod = load(path, defines=defines, search_path=options.get("search_path", ()), sources=sources)
-    return build(mod, model, CompileOptions(**options), sources).model
+    mod = load(path, defines=defines, search_path=opts.search_path, sources=sources)
+    return build(mod, model, opts, sources).model
 
 
 def compile_source(text: str, defines=None, model: str | None = None, file: str = "<string>",
                    **options) -> onnx.ModelProto:
+    opts = _options(options)
     sources = SourceMap()
-    mod = load(text=text, file=file, defines=defines, search_path=options.get("search_path", ()), sources=sources)
-    return build(mod, model, CompileOptions(**options), sources).model
+    mod = load(text=text, file=file, defines=defines, search_path=opts.search_path, sources=sources)
+    return build(mod, model, opts, sources).model
 
 
 def check_file(path, defines=None, model: str | None = None, search_path=()) -> Graph:

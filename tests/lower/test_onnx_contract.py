@@ -68,7 +68,11 @@ def test_opset_below_17_is_refused():
 
 @pytest.mark.parametrize("options,words", [({"opt_level": 5}, "opt_level must be 0, 1 or 2"),
                                            ({"seed": -1}, "seed must be an integer in 0..4294967295"),
-                                           ({"seed": 2**32}, "seed must be"), ({"seed": 1.5}, "seed must be")])
+                                           ({"seed": 2**32}, "seed must be"), ({"seed": 1.5}, "seed must be"),
+                                           ({"opt_level": True}, "opt_level must be"),
+                                           ({"opset": 17.0}, "opset must be an integer"),
+                                           ({"disabled_passes": "cse"}, "disabled_passes takes a list"),
+                                           ({"optlevel": 1}, "unknown option 'optlevel'; did you mean 'opt_level'")])
 def test_api_options_are_checked_like_the_flags(options, words):
     """opt_level=5 built at -O2 and seeds were masked to 32 bits, silently; archdsl.ArchError is exported."""
     with pytest.raises(archdsl.ArchError, match=words):
