@@ -126,6 +126,7 @@ class Trainer:
                 self.set(t.name, numpy_helper.to_array(t))
         if "seed" in self.info.state_inputs:
             self.set("seed", np.array(seed, dtype=np.int64))
+        self.seed = seed
         self.config = json.loads(next(p.value for p in compiled.step_model.metadata_props if p.key == TRAIN_CONFIG_KEY))
 
     def set(self, name: str, value: np.ndarray) -> None:
@@ -168,6 +169,7 @@ class Trainer:
     def save_checkpoint(self, path: Path, epoch: int) -> None:
         arrays = {k: self.get(k) for k in self.info.state_inputs}
         arrays["__epoch__"] = np.array(epoch)
+        arrays["__seed__"] = np.array(self.seed, dtype=np.int64)
         arrays["__config__"] = np.array(json.dumps(_fingerprint(self.config)))
         def save(tmp: Path) -> None:
             with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a path without it
@@ -191,6 +193,10 @@ class Trainer:
             raise ArchError(f"--resume: {path} was made with other settings ({', '.join(diff)}); resume with the "
                             "same loss, optimizer and model")
         epoch = int(arrays.pop("__epoch__"))
+        seed = int(arrays.pop("__seed__", self.seed))  # shuffling follows --seed: another one is another run
+        if seed != self.seed:
+            raise ArchError(f"--resume: {path} was trained with --seed {seed}; resume with the same seed "
+                            f"(got {self.seed})")
         for k, v in arrays.items():  # same names, other sizes: a -D that changed a width
             if k in self.state and tuple(v.shape) != tuple(self.state[k].shape()):
                 raise ArchError(f"--resume: {path} holds '{k}' as {list(v.shape)}, the model has "

@@ -272,3 +272,16 @@ def test_safetensors_weights_get_the_same_mode_as_npz(tmp_path):
     save_weights(tmp_path / "a.safetensors", {"w": np.zeros(3, np.float32)})
     mode = lambda p: (tmp_path / p).stat().st_mode & 0o777  # noqa: E731
     assert mode("a.safetensors") == mode("a.npz")
+
+
+def test_resume_with_another_seed_is_refused(tmp_path, capsys):
+    """Shuffling follows --seed and dropout the checkpoint's: a resumed run with another --seed was neither run."""
+    spec = tmp_path / "t.arch"
+    spec.write_text("model t(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((8, 4)).astype(np.float32), labels=rng.integers(0, 3, 8))
+    base = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--quiet", "-o", str(tmp_path / "w.npz")]
+    assert main(base + ["--epochs", "1", "--seed", "3"]) == 0
+    assert main(base + ["--epochs", "2", "--resume", "--seed", "4"]) == 1
+    assert "was trained with --seed 3; resume with the same seed (got 4)" in capsys.readouterr().err
+    assert main(base + ["--epochs", "2", "--resume", "--seed", "3"]) == 0
