@@ -86,6 +86,9 @@ class Operators:
         for v, at in zip((a, b), operand_spans):  # a number that overflows the dtype: point at the number
             if is_num(v):
                 check_fits(v, tensor.type.dtype, at)
+        if opname == "pow" and b is not tensor and is_num(b) and b < 0 and not tensor.type.dtype.is_float:
+            raise ArchTypeError(f"an integer tensor to the negative power {b} (torch refuses it; ONNX Pow gives "
+                                f"garbage): cast(x, \"float32\") first", span)
         op = ops.get(opname)
         return self.call_op(op, [a, b], {}, None, span)
 

@@ -420,3 +420,11 @@ def test_squeeze_keeps_a_symbolic_dim_that_is_1_at_run_time(level):
     model = archdsl.compile_source("model m(x: float32[B, 4]) -> y {\n    y = squeeze(x)\n}\n", opt_level=level)
     (y,) = runtime.session(model).run(None, {"x": np.ones((1, 4), np.float32)})
     assert y.shape == (1, 4)
+
+
+def test_an_integer_tensor_to_a_negative_power_is_refused():
+    """ONNX Pow of int64 to -1 gave -9.2e18 where torch raises."""
+    with pytest.raises(archdsl.ArchError, match="an integer tensor to the negative power -1"):
+        archdsl.check_source("model m(x: int64[B, 2]) -> y {\n    y = x ** -1\n}\n")
+    archdsl.check_source("model m(x: int64[B, 2]) -> y {\n    y = x ** 2\n}\n")
+    archdsl.check_source("model m(x: float32[B, 2]) -> y {\n    y = x ** -1\n}\n")
