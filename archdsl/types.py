@@ -30,6 +30,23 @@ class DType(enum.Enum):
     def is_float(self) -> bool:
         return self.label.startswith(("float", "bfloat"))
 
+    @property
+    def numpy(self):
+        """The numpy type of its values: bfloat16's comes from ml_dtypes (numpy has none; `np` is None)."""
+        if self.np is None:
+            import ml_dtypes
+            return ml_dtypes.bfloat16
+        return self.np
+
+    def limits(self) -> tuple:
+        """(lowest, largest) finite value: what a number must lie within to become a constant of this dtype."""
+        if self.is_float:
+            import ml_dtypes  # its finfo also knows bfloat16
+            info = ml_dtypes.finfo(self.numpy)
+            return float(info.min), float(info.max)
+        info = np.iinfo(self.np)
+        return int(info.min), int(info.max)
+
     def __str__(self) -> str:
         return self.label
 

@@ -33,14 +33,13 @@ def check_fits(v, dt: DType, span: Span) -> None:
     warning) or an overflow, so it is a diagnostic at the number instead."""
     if dt is DType.bool:
         return
+    low, top = dt.limits()
     if dt.is_float:
-        top = _float_max(dt)
         if math.isfinite(v) and abs(v) > top:
             raise ArchTypeError(f"the number {v} does not fit {dt} (largest {top:g})", span)
         return
-    info = np.iinfo(dt.np)
-    if not info.min <= v <= info.max:
-        raise ArchTypeError(f"the number {v} does not fit {dt} ({info.min}..{info.max})", span)
+    if not low <= v <= top:
+        raise ArchTypeError(f"the number {v} does not fit {dt} ({low}..{top})", span)
 
 
 def _keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Span) -> None:
@@ -60,13 +59,6 @@ def _branch_dtype(picked) -> DType:
     if not nums:
         return DType.bool
     return DType.float32 if any(isinstance(v, float) for v in nums) else DType.int64
-
-
-def _float_max(dt: DType) -> float:
-    if dt.np is None:  # bfloat16: numpy has no such dtype, ml_dtypes does
-        import ml_dtypes
-        return float(ml_dtypes.finfo(ml_dtypes.bfloat16).max)
-    return float(np.finfo(dt.np).max)
 
 
 class Calls:
@@ -189,10 +181,7 @@ class Calls:
                 raise ArchTypeError(f"{opname}(): the number {v} does not fit the {dt} tensor beside it; "
                                     f"cast(x, \"float32\") first", span)
             check_fits(v, dt, span)
-            if dt.np is None:  # bfloat16: numpy has no such dtype, ml_dtypes does
-                import ml_dtypes
-                return Tensor(self.graph.add_const(np.array(v, dtype=ml_dtypes.bfloat16), span))
-            return Tensor(self.graph.add_const(np.array(v, dtype=dt.np), span))
+            return Tensor(self.graph.add_const(np.array(v, dtype=dt.numpy), span))
         raise ArchTypeError(f"{opname}(): '{slot}' must be a tensor, got {describe(v)}", span)
 
     def call_block(self, fn: BlockFn, args, kwargs, label, span):

@@ -111,10 +111,7 @@ def _standard_normal(bits: np.random.BitGenerator, out: np.ndarray) -> None:
 
 
 def cast(arr: np.ndarray, dtype: DType) -> np.ndarray:
-    if dtype is DType.bfloat16:
-        import ml_dtypes
-        return arr.astype(ml_dtypes.bfloat16)
-    return arr.astype(dtype.np)
+    return arr.astype(dtype.numpy)
 
 
 def load_weights(path: str | Path) -> dict[str, np.ndarray]:

@@ -76,14 +76,6 @@ def same_type(ins: list[TensorType], a: dict) -> list[TensorType]:
     return [ins[0]]
 
 
-def np_dtype(dtype: DType):
-    """The numpy dtype of a tensor dtype; bfloat16 from ml_dtypes (numpy has none)."""
-    if dtype.np is None:
-        import ml_dtypes
-        return ml_dtypes.bfloat16
-    return dtype.np
-
-
 def fill_array(op: str, value, dtype: DType):
     """A fill value (masked_fill, causal_mask, pad) as a scalar array of the tensor's dtype; one that does not
     fit (2**40 in int32, 1e39 in float32, 0.5 or inf in an integer tensor) is a diagnostic, not an overflow
@@ -91,19 +83,15 @@ def fill_array(op: str, value, dtype: DType):
     import numpy as np
     v = {"-inf": -math.inf, "inf": math.inf}.get(value, value) if isinstance(value, str) else value
     if dtype.is_float:
-        if dtype.np is None:
-            import ml_dtypes
-            top = float(ml_dtypes.finfo(ml_dtypes.bfloat16).max)
-        else:
-            top = float(np.finfo(dtype.np).max)
+        top = dtype.limits()[1]
         if math.isfinite(v) and abs(v) > top:
             fail(f"{op}: value {value} does not fit {dtype} (largest {top:g}); use \"inf\" or \"-inf\" for infinity")
     elif dtype is not DType.bool:
-        info = np.iinfo(dtype.np)
-        if not math.isfinite(v) or v != int(v) or not info.min <= int(v) <= info.max:
-            fail(f"{op}: value {value} does not fit the {dtype} tensor ({info.min}..{info.max}, whole numbers)")
+        low, top = dtype.limits()
+        if not math.isfinite(v) or v != int(v) or not low <= int(v) <= top:
+            fail(f"{op}: value {value} does not fit the {dtype} tensor ({low}..{top}, whole numbers)")
         v = int(v)
-    return np.array(v, dtype=np_dtype(dtype))
+    return np.array(v, dtype=dtype.numpy)
 
 
 def check_eps(op: str, eps) -> None:

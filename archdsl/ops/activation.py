@@ -47,11 +47,7 @@ _simple("tanh", "Tanh", "hyperbolic tangent", flops=4)
 
 
 def _scalar(e, c, v):
-    dt = c.in_types[0].dtype.np
-    if dt is None:  # bfloat16: numpy has no such dtype, ml_dtypes does
-        import ml_dtypes
-        dt = ml_dtypes.bfloat16
-    return e.const(np.array(v, dtype=dt))
+    return e.const(np.array(v, dtype=c.in_types[0].dtype.numpy))
 
 
 register(OpDef(

@@ -21,13 +21,6 @@ def default_eps(dtype: DType) -> float:
     return float(np.finfo(dtype.np).eps)
 
 
-def _np_dtype(dtype: DType):
-    if dtype is DType.bfloat16:
-        import ml_dtypes
-        return ml_dtypes.bfloat16
-    return dtype.np
-
-
 def _norm_dims(x, a, params=(), known=False):
     return normalized_dims("rms_norm", x, a["normalized_shape"], params, known)
 
@@ -49,7 +42,7 @@ def _lower(e, ins, outs, c):
     x_t = c.in_types[0]
     ns = _norm_dims(x_t, c.attrs)
     eps = c.attrs["eps"] if c.attrs["eps"] is not None else default_eps(x_t.dtype)
-    np_dt = _np_dtype(x_t.dtype)
+    np_dt = x_t.dtype.numpy
     scale = ins[1] if len(ins) > 1 else None
     if e.opset >= 23:
         if scale is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DTYPES, DType, Sym, TensorType, numel
-from ._common import elementwise_cost, fill_array, np_dtype, shape_str, tril_keep
+from ._common import elementwise_cost, fill_array, shape_str, tril_keep
 from .registry import Attr, OpDef, fail, register
 from .sdpa import mask_bias
 from .shapes import broadcast, norm_axis
@@ -249,7 +249,7 @@ def _causal_lower(e, ins, outs, c):
         # over all heads' scores took 200 us per layer, the small Where + broadcast Add 65 us: the whole
         # mask 3.1 -> 1.3 ms per run. It differs only where a score is +inf or NaN (NaN after softmax anyway)
         bias = e.shared(("causal_bias_bottom_right", *lengths, x.dtype),
-                        lambda: mask_bias(e, keep, np_dtype(x.dtype), attend=True))
+                        lambda: mask_bias(e, keep, x.dtype.numpy, attend=True))
         e.op("Add", [ins[0], bias], outputs=outs)
         return
     e.op("Where", [keep, ins[0], _fill_value(e, c)], outputs=outs)
