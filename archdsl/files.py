@@ -13,7 +13,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from .diagnostics import ArchError
+from .diagnostics import ArchError, not_a_directory
 
 __all__ = ["refuse_overwriting", "is_special", "resolved", "copy_into"]
 
@@ -26,10 +26,13 @@ def _same(a: Path, b: Path) -> bool:
 
 
 def refuse_overwriting(outputs: dict[str, str | Path | None], inputs: dict[str, str | Path | None]) -> None:
-    """A diagnostic, before any work, when an output is one of the inputs or two outputs are one file.
-    Keys say where each path came from (`-o`, `--data`, ...)."""
+    """A diagnostic, before any work, when an output is a directory, one of the inputs, or the same file as
+    another output (so no output is written while another is refused). Keys say where each path came from
+    (`-o`, `--data`, ...)."""
     outs = [(flag, Path(p)) for flag, p in outputs.items() if p is not None]
     ins = [(flag, Path(p)) for flag, p in inputs.items() if p is not None]
+    for flag, out in outs:
+        not_a_directory(out)
     for i, (flag, out) in enumerate(outs):
         if is_special(out):
             continue  # /dev/null may be given twice, and is nobody's input worth keeping

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from .. import driver, files
 from ..autodiff.optimizers import ADAM_BETAS, ADAM_EPS
-from ..diagnostics import not_a_directory
 from .args import seed, threads
 from .commands import load_spec, output_path
 
@@ -57,16 +56,14 @@ def settings_error(args, command: str) -> int | None:
     """Flag values no model makes right (a negative --lr, --betas 2 3, --nesterov without momentum, an
     unknown --disable-pass): a usage error, exit 2, before the spec is read."""
     from ..diagnostics import ArchError
-    from ..passes import all_passes
+    from ..passes import passes_for
     try:
         if hasattr(args, "loss") and getattr(args, "train", True):  # `train`, or `build --train`
             train_config(args).validate()
-        known = {p.name for p in all_passes()}
-        for name in getattr(args, "disabled_passes", ()):
-            if name not in known:
-                from ..diagnostics import did_you_mean
-                raise ArchError(f"--disable-pass: unknown pass '{name}'{did_you_mean(name, known)} "
-                                "(`archdsl passes` lists them)")
+        try:
+            passes_for(0, getattr(args, "disabled_passes", ()))  # refuses an unknown name
+        except ArchError as e:
+            raise ArchError(f"--disable-pass: {e.message}") from None
     except ArchError as e:
         print(f"archdsl {command}: error: {e.message}", file=sys.stderr)
         return 2
@@ -96,8 +93,6 @@ def build_train(args, sources, mod) -> int:
     eval_out = out.with_name(out.name[: -len(".onnx")] + ".eval.onnx" if out.name.endswith(".onnx")
                              else out.name + ".eval.onnx")
     files.refuse_overwriting({"-o": out, "the eval model": eval_out}, {"spec": args.file, "--weights": args.weights})
-    for p in (out, eval_out):  # both refused before either is written
-        not_a_directory(p)
     driver.write_model(ct.step_model, out, args.external_data)
     driver.write_model(ct.eval_model, eval_out, args.external_data)
     info = ct.info
@@ -158,10 +153,7 @@ def cmd_train(args, sources) -> int:
               "ignored (give one of them)", file=sys.stderr)
         return 2
     out = output_path(args.output)
-    stem = out.name[: -len(out.suffix)] if out.suffix else out.name  # run.a.npz -> run.a.ckpt.npz
-    ckpt = Path(args.checkpoint) if args.checkpoint else out.with_name(stem + ".ckpt.npz")
-    for p in (out, ckpt):  # before training, not after it
-        not_a_directory(p)
+    ckpt = Path(args.checkpoint) if args.checkpoint else out.with_name(out.stem + ".ckpt.npz")  # run.a.ckpt.npz
     files.refuse_overwriting({"-o": out, "--checkpoint": ckpt},
                              {"spec": args.file, "--data": args.data, "--val": args.val,
                               "--weights": getattr(args, "weights", None)})
