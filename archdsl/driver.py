@@ -150,8 +150,9 @@ def _check_weight_names(weights: dict | None, graph: Graph) -> None:
         raise ArchError(f"weights file lacks {len(missing)} of the model's {len(graph.params)} parameters and "
                         f"buffers: '{missing[0]}'{did_you_mean(missing[0], set(weights))}")
     for name, arr in weights.items():
-        if np.asarray(arr).dtype.kind not in "biuf":
-            raise ArchError(f"weights file: '{name}' holds {np.asarray(arr).dtype} values, not numbers")
+        dtype = np.asarray(arr).dtype
+        if dtype.kind not in "biuf":
+            raise ArchError(f"weights file: '{name}' holds {dtype} values, not numbers")
 
 
 def opset_range() -> tuple[int, int]:
@@ -309,7 +310,7 @@ def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict |
     from .lower import param_arrays, write_streaming
     g = compiled.graph
     if external_data is None:
-        external_data = sum(math.prod(v.type.shape) * (np.dtype(v.type.dtype.np).itemsize if v.type.dtype.np else 2)
+        external_data = sum(math.prod(v.type.shape) * np.dtype(v.type.dtype.numpy).itemsize
                             for v in g.params.values()) >= EXTERNAL_DATA_THRESHOLD
     out = files.resolved(out)
     if files.is_special(out):  # -o /dev/null: written into, not replaced
@@ -365,10 +366,8 @@ def _write_model(model: onnx.ModelProto, out: Path, external_data: bool | None) 
             data_name = out.name + ".data"
             onnx.save_model(model, tmp / out.name, save_as_external_data=True, all_tensors_to_one_file=True,
                             location=data_name, size_threshold=1024, convert_attribute=False)
-            umask = os.umask(0)
-            os.umask(umask)
             if (tmp / data_name).exists():  # onnx writes none when every tensor is under the threshold
-                os.chmod(tmp / data_name, 0o666 & ~umask)  # onnx creates it 0600; match the .onnx beside it
+                files.umask_mode(tmp / data_name)
                 os.replace(tmp / data_name, parent / data_name)
                 written.append(parent / data_name)
         else:

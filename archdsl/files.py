@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .diagnostics import ArchError, not_a_directory
 
-__all__ = ["refuse_overwriting", "is_special", "resolved", "copy_into"]
+__all__ = ["refuse_overwriting", "is_special", "resolved", "copy_into", "umask_mode"]
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -58,6 +58,14 @@ def resolved(path: str | Path) -> Path:
     """Where a write to `path` lands: a symlink's target (its link stays), else the path itself."""
     p = Path(path)
     return Path(os.path.realpath(p)) if p.is_symlink() else p
+
+
+def umask_mode(path: Path) -> None:
+    """The mode a plain open() would give (0666 less the umask), for files a library creates 0600 (onnx's
+    external data, safetensors), so they match the files written beside them."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def copy_into(src: Path, dst: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import files
 from ..diagnostics import ArchError
 from ..ops import ParamSpec
 from ..types import DType
@@ -151,9 +151,7 @@ def save_weights(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     if p.suffix == ".safetensors":
         from safetensors.numpy import save_file
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(p))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(p, 0o666 & ~umask)  # safetensors creates it 0600; an .npz beside it gets the umask's mode
+        files.umask_mode(p)
     else:
         with open(p, "wb") as f:
             np.savez(f, **arrays)
