@@ -119,7 +119,6 @@ def _reshape_lower(e, ins, outs, c):
     x = c.in_types[0]
     target = list(c.attrs["shape"])
     spec: list = []
-    unresolved = []
     for i, d in enumerate(target):
         if isinstance(d, int):
             spec.append(d)
@@ -127,11 +126,8 @@ def _reshape_lower(e, ins, outs, c):
             spec.append(0)
         elif d in x.shape:
             spec.append(("dim", x.shape.index(d)))
-        else:
-            unresolved.append(i)
+        else:  # at most one such dim, and then no -1: _reshape_infer refused the rest
             spec.append(-1)
-    if len(unresolved) + spec.count(-1) - len(unresolved) > 1 or (unresolved and -1 in target):
-        fail(f"reshape: cannot lower target {target}; give at most one dim that is not an int or an input dim")
     if all(not isinstance(v, tuple) for v in spec):
         e.op("Reshape", [ins[0], e.const(np.array(spec, dtype=np.int64))], outputs=outs)
         return
