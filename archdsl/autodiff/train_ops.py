@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 
-from ..ops import Attr, OpDef, fail, register
+from ..ops import Attr, OpDef, fail, reduce_op, register
 from ..types import DType, TensorType, is_static
 from .kernels import numel_tensor, shape_tensor
 
@@ -45,9 +45,7 @@ def _bn_infer(ins, a):
 
 
 def _reduce_mean(e, x, axes: list[int]):
-    if e.opset >= 18:
-        return e.op("ReduceMean", [x, _i64(e, axes)], keepdims=1)
-    return e.op("ReduceMean", [x], axes=axes, keepdims=1)  # an attribute before opset 18
+    return reduce_op(e, "ReduceMean", x, axes, keepdims=1)
 
 
 def _bn_lower(e, ins, outs, c):

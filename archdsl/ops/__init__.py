@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from ._common import reduce_op
 from .registry import (
     REQUIRED,
     Attr,
@@ -23,7 +24,7 @@ from .registry import (
 )
 
 __all__ = ["REQUIRED", "Attr", "Init", "OpCall", "OpDef", "ParamSpec", "SharedValues", "all_names", "all_ops",
-           "coerce_attr", "fail", "get", "lookup", "register"]
+           "coerce_attr", "fail", "get", "lookup", "reduce_op", "register"]
 
 for _m in pkgutil.iter_modules(__path__):
     if _m.name not in ("registry", "shapes") and not _m.name.startswith("_"):

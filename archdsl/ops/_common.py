@@ -100,3 +100,12 @@ def check_eps(op: str, eps) -> None:
     if eps is not None and not (eps >= 0 and math.isfinite(eps)):
         fail(f"{op}: eps must be >= 0 and finite, got {eps}")
 
+
+def reduce_op(e, onnx_op: str, x: str, axes: list[int], keepdims: int, outputs=None) -> str:
+    """ReduceMax/ReduceMean/... over `axes` at the emitter's opset: the axes are an input from opset 18
+    (ReduceSum: 13), an attribute before."""
+    import numpy as np
+    if e.opset >= (13 if onnx_op == "ReduceSum" else 18):
+        return e.op(onnx_op, [x, e.const(np.array(axes, dtype=np.int64))], outputs=outputs, keepdims=keepdims)
+    return e.op(onnx_op, [x], outputs=outputs, axes=axes, keepdims=keepdims)
+

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, numel
-from ._common import check_eps, float_input, normalized_dims
+from ._common import check_eps, float_input, normalized_dims, reduce_op
 from .registry import Attr, Init, OpDef, ParamSpec, register
 
 __all__ = ["default_eps"]
@@ -51,8 +51,7 @@ def _lower(e, ins, outs, c):
         return
     axes = list(range(x_t.rank - len(ns), x_t.rank))
     sq = e.op("Mul", [ins[0], ins[0]])
-    ms = e.op("ReduceMean", [sq, e.const(np.array(axes, dtype=np.int64))], keepdims=1) if e.opset >= 18 else \
-        e.op("ReduceMean", [sq], axes=axes, keepdims=1)  # axes is an attribute before opset 18
+    ms = reduce_op(e, "ReduceMean", sq, axes, keepdims=1)
     inv = e.op("Reciprocal", [e.op("Sqrt", [e.op("Add", [ms, e.const(np.array(eps, dtype=np_dt))])])])
     if scale is None:
         e.op("Mul", [ins[0], inv], outputs=outs)

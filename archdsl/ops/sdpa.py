@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..types import DType, numel
-from ._common import float_input, shape_str, tril_keep
+from ._common import float_input, reduce_op, shape_str, tril_keep
 from ._kernels import runs_natively
 from .registry import Attr, OpDef, fail, register
 from .shapes import broadcast
@@ -88,10 +88,7 @@ def _lower(e, ins, outs, c):
 def no_key(e, bias: str, dt) -> str:
     """bool [..., 1]: true for the queries an additive mask (0 / -inf, or any float mask) leaves no key, whose
     softmax is NaN; computed on the mask, before it is broadcast over heads (or queries)."""
-    if e.opset < 18:  # axes became an input of ReduceMax at opset 18
-        top = e.op("ReduceMax", [bias], axes=[-1], keepdims=1)
-    else:
-        top = e.op("ReduceMax", [bias, e.const(np.array([-1], dtype=np.int64))], keepdims=1)
+    top = reduce_op(e, "ReduceMax", bias, [-1], keepdims=1)
     return e.op("Equal", [top, e.const(np.array(-np.inf, dtype=dt))])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DTYPES, DType, Sym, TensorType, numel
-from ._common import elementwise_cost, fill_array, shape_str, tril_keep
+from ._common import elementwise_cost, fill_array, reduce_op, shape_str, tril_keep
 from .registry import Attr, OpDef, fail, register
 from .sdpa import mask_bias
 from .shapes import broadcast, norm_axis
@@ -148,10 +148,7 @@ def _reduce(name, onnx_op, doc):
         if not axes:  # a scalar: nothing to reduce (an empty axes attribute cannot even be written)
             e.op("Identity", [ins[0]], outputs=outs)
             return
-        if onnx_op != "ReduceSum" and e.opset < 18:  # axes became an input at opset 18 (ReduceSum: 13)
-            e.op(onnx_op, [ins[0]], outputs=outs, axes=axes, keepdims=int(c.attrs["keepdim"]))
-            return
-        e.op(onnx_op, [ins[0], _i64(e, axes)], outputs=outs, keepdims=int(c.attrs["keepdim"]))
+        reduce_op(e, onnx_op, ins[0], axes, int(c.attrs["keepdim"]), outputs=outs)
 
     def grad(b, c, ins, outs, gouts):
         """sum: g spread over the reduced dims; mean: also / count; amax: g to the maxima (shared by ties)."""
