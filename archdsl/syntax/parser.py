@@ -63,7 +63,7 @@ class _PostLex:
                 pending = tok
                 continue
             if pending is not None:
-                if tok != "->":
+                if tok != "->" and not _continues_if(tok, prev, closed):
                     yield pending
                 pending = None
             v = tok.value if tok.type not in ("NAME", "STRING", "INT", "FLOAT") else None
@@ -87,6 +87,13 @@ class _PostLex:
             prev = tok
         if pending is not None:
             yield pending
+
+
+def _continues_if(tok, prev, closed) -> bool:
+    """`}` of an if's block, a line break, then `else` or `elif`: the same if statement (a statement never
+    starts with either word, so nothing else could be meant)."""
+    return str(tok) in ("else", "elif") and tok.type not in ("NAME", "STRING") and prev is not None \
+        and str(prev) == "}" and closed == "block"
 
 
 def _opens_block(prev, stmt_else: bool) -> bool:

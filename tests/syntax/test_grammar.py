@@ -123,6 +123,22 @@ def test_if_elif_else():
     assert s2.orelse == () and len(s2.branches) == 1
 
 
+def test_else_and_elif_may_start_the_line_after_the_closing_brace():
+    """The line break after an if's `}` does not end the statement when else/elif follows (blank lines and
+    comments in between too); the tree is the one of the same-line form."""
+    same = body("    if a { y = 1 } elif b { y = 2 } else { y = 3 }")
+    split = body("    if a {\n        y = 1\n    }\n    elif b {\n        y = 2\n    }\n\n"
+                 "    # otherwise\n    else {\n        y = 3\n    }")
+    assert split == same
+    (s, t) = body("    if a {\n        y = 1\n    }\n    y = 2")  # a plain next statement still ends the if
+    assert s.orelse == () and t == A.Assign(("y",), C(2), _)
+
+
+def test_else_after_a_line_break_is_not_taken_by_other_blocks():
+    e = _err(_M + "    for i in [1] {\n        y = x\n    }\n    else {\n        y = x\n    }\n}\n")
+    assert (e.span.line, e.span.col) == (5, 5) and e.message.startswith("unexpected 'else'")
+
+
 def test_repeat():
     (r,) = body("    repeat n as i { y = i }")
     assert r == A.Repeat(N("n"), "i", (A.Assign(("y",), N("i"), _),), _)
