@@ -6,7 +6,8 @@ function body, which is slower than the primitives: ops/_kernels.py); otherwise 
 Rules (every intermediate value read only by the next node; inference graphs, where dropout is gone):
 1. scores = q @ kT where kT is k with its last two dims swapped; when kT is not literally a transpose, a
    permute swapping them back is added (compose_layout then merges it into kT's own layout ops).
-2. scale: `scores / c` or `scores * c` with a one-element constant c (q * c before the matmul too); else 1.
+2. scale: `scores / c`, `scores * c` or `c * scores` with a one-element constant c (q scaled so before the
+   matmul too); else 1.
 3. mask: `causal_mask(scores)` with value -inf on a square [T, T] → causal=true; `scores + m` with m
    broadcasting to the scores and not growing them → mask=m (additive).
 4. softmax over the last dim, then `@ v` → scaled_dot_product_attention(q, k, v[, m], causal, scale).
@@ -40,6 +41,16 @@ def _prod(v: Value, rw: Rewriter, *ops: str) -> Node | None:
     return n
 
 
+def _factor(n: Node) -> tuple[Value, float] | None:
+    """(x, c) when n computes x * c with a one-element constant c: `x * c`, `c * x` or `x / c` (c != 0)."""
+    a, b = n.inputs
+    for data, k in ((a, b), (b, a)) if n.op == "mul" else ((a, b),):
+        c = _scalar(k)
+        if c is not None and data.type == n.outputs[0].type and (n.op == "mul" or c != 0.0):
+            return data, (1.0 / c if n.op == "div" else c)
+    return None
+
+
 def _match(sm: Node, rw: Rewriter):
     """(q, kT, v, mask, causal, scale, out, matched nodes) or None."""
     x = sm.inputs[0]
@@ -68,21 +79,18 @@ def _match(sm: Node, rw: Rewriter):
                 nodes.append(cm)
                 break
     sc = _prod(s, rw, "div", "mul")
-    if sc is not None:
-        c = _scalar(sc.inputs[1])
-        if c is not None and c != 0.0 and sc.inputs[0].type == sc.outputs[0].type:
-            scale = 1.0 / c if sc.op == "div" else c
-            s = sc.inputs[0]
-            nodes.append(sc)
+    if sc is not None and _factor(sc) is not None:
+        s, scale = _factor(sc)
+        nodes.append(sc)
     mm = _prod(s, rw, "matmul")
     if mm is None:
         return None
     nodes.append(mm)
     q, kt = mm.inputs
     qs = _prod(q, rw, "mul")
-    if qs is not None and _scalar(qs.inputs[1]) is not None and qs.inputs[0].type == q.type:
-        scale *= _scalar(qs.inputs[1])
-        q = qs.inputs[0]
+    if qs is not None and _factor(qs) is not None:
+        q, c = _factor(qs)
+        scale *= c
         nodes.append(qs)
     v = pv.inputs[1]
     if not (q.type.rank == kt.type.rank == v.type.rank == 4):

@@ -37,6 +37,16 @@ def test_a_scaled_query_before_a_permuted_key_fuses():
     np.testing.assert_allclose(y2, y0, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("scores,q_scale", [("0.5 * (q @ kt)", ""), ("q @ kt", "    q = 0.5 * q\n"),
+                                             ("0.25 * (q @ kt)", "    q = 2.0 * q\n")])
+def test_a_constant_on_the_left_scales_too(scores, q_scale):
+    src = _attention(scores, q_scale)
+    y2, ops = _outputs(src, 2)
+    y0, _ = _outputs(src, 0)
+    assert "Attention" in ops and "Softmax" not in ops
+    np.testing.assert_allclose(y2, y0, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("scores", ["q @ kt * -0.5", "(q * 0.0) @ kt"])
 def test_a_scale_attention_refuses_is_left_unfused(scores):
     y2, ops = _outputs(_attention(scores), 2)
