@@ -40,7 +40,8 @@ def _optimize_flags(p: argparse.ArgumentParser, emits_ir: bool = False) -> None:
                         + ("; --emit ir prints the unoptimized IR unless -O is given)" if emits_ir else ")"))
     p.add_argument("--disable-pass", dest="disabled_passes", action="append", default=[], metavar="NAME",
                    help="skip one optimization pass (repeatable); `archdsl passes` lists them")
-    p.add_argument("--report", action="store_true", help="print nodes and params before/after each pass")
+    p.add_argument("--report", action="store_true", help="print nodes and weights (elements of parameters and buffers) "
+                   "before/after each pass")
 
 
 def make_parser() -> argparse.ArgumentParser:

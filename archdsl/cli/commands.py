@@ -131,18 +131,13 @@ def _optimize_ir(g, args) -> list:
 
 
 def _report(args, stats) -> None:
-    """--report: nodes and params before/after each pass (on stderr when stdout carries IR or JSON)."""
+    """--report: nodes and weights before/after each pass (on stderr when stdout carries IR or JSON)."""
     if not getattr(args, "report", False):
         return
-    from ..passes.report import report_rows
-    rows = report_rows(stats)
-    if stats:
-        rows.append(("", "total", f"{stats[0].nodes_before:,}", f"{stats[-1].nodes_after:,}",
-                     f"{stats[0].params_before:,}", f"{stats[-1].params_after:,}",
-                     f"{sum(s.seconds for s in stats) * 1e3:.1f}"))
+    from ..passes.report import REPORT_HEAD, report_rows
     to_err = getattr(args, "emit", None) == "ir" or getattr(args, "json", False)
-    print_table("optimization passes", ("round", "pass", "nodes before", "nodes after", "params before",
-                                        "params after", "ms"), rows, file=sys.stderr if to_err else None)
+    print_table("optimization passes (weights: elements of parameters and buffers)", REPORT_HEAD,
+                report_rows(stats), file=sys.stderr if to_err else None)
 
 
 def _signature(g) -> str:

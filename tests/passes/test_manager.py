@@ -112,6 +112,9 @@ def test_summary_counts_the_model_as_written(capsys):
     cap = capsys.readouterr()
     assert json.loads(cap.out)["params"] == 25_557_032
     assert "fold_batchnorm" in cap.err
+    total = next(line for line in cap.err.splitlines() if "total" in line)
+    # the report counts weights: parameters and BatchNorm's running statistics (53,120 buffer elements)
+    assert "25,610,152" in total and "weights before" in cap.err
 
 
 def test_cse_keeps_nodes_whose_attributes_differ_only_in_the_sign_of_zero():
