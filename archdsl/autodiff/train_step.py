@@ -6,6 +6,7 @@ input (named `<input>.new`), then the model's own outputs. `state` maps each sta
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from ..diagnostics import ArchError
@@ -63,6 +64,7 @@ class TrainStep:
     params: list[str]  # trainable parameters
     buffers: list[str]
     config: TrainConfig
+    min_batch: int = 1  # 2 when a batch of one example leaves some BatchNorm one value per channel
 
 
 def _scalar_input(g: Graph, name: str, dtype: DType, init: Init) -> Value:
@@ -92,6 +94,7 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     lr = _scalar_input(graph, "lr", DType.float32, Init("constant", cfg.lr))
     step = _scalar_input(graph, "step", DType.int64, Init("zeros"))
     extra = TrainInputs(lambda: _scalar_input(graph, "seed", DType.int64, Init("zeros")), step)
+    min_batch = 2 if any(_one_value_per_channel(n) for n in graph.nodes) else 1
     buffer_updates = to_training(graph, extra)
     check(graph)  # the training forms are shape-checked like the rest
 
@@ -139,7 +142,17 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     prune_dead(graph)
     check(graph)
     return TrainStep(graph, data_inputs, state_inputs, {k: k[: -len(NEW)] for k, _ in new_outputs}, out_name,
-                     [v.name for v in params], [v.name for v in buffers], cfg)
+                     [v.name for v in params], [v.name for v in buffers], cfg, min_batch)
+
+
+def _one_value_per_channel(n) -> bool:
+    """A BatchNorm that, on a batch of one example, would normalize one value per channel (no spatial dims,
+    or ones that may be 1): its batch statistics are undefined, and torch raises. With spatial dims a batch
+    of one is fine, as in torch."""
+    if n.op != "batchnorm":
+        return False
+    rest = n.inputs[0].type.shape[2:]
+    return not all(isinstance(d, int) for d in rest) or math.prod(rest) < 2
 
 
 def _state(g: Graph, p: Value, what: str) -> Value:

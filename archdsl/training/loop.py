@@ -262,15 +262,15 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
         console.print(f"resumed from {opts.checkpoint} after epoch {start}"
                       + (f"; --epochs {opts.epochs} leaves nothing to train" if start >= opts.epochs else ""))
     loss_kind = ct.info.config.loss
-    has_bn = bool(ct.info.buffers)
+    needs_two = ct.info.min_batch > 1
     metrics: dict = {}
     console.print(f"training {ct.eval_model.graph.name} on {trainer.step.get_providers()[0]}: "
                   f"{n} example{'s' if n != 1 else ''}, "
                   f"batch {opts.batch_size}, {ct.info.config.optimizer.name} lr {ct.info.config.lr}")
     base_lr = float(ct.info.config.lr)
-    if has_bn and opts.batch_size == 1 and n >= 2:
-        raise ArchError("--batch-size 1: the model has BatchNorm, whose batch statistics need at least 2 examples "
-                        "(every batch would be skipped); give --batch-size 2 or more")
+    if needs_two and opts.batch_size == 1 and n >= 2:
+        raise ArchError("--batch-size 1: the model has a BatchNorm without spatial dims, whose batch statistics "
+                        "need at least 2 examples (every batch would be skipped); give --batch-size 2 or more")
     for epoch in range(start + 1, opts.epochs + 1):
         t0 = time.perf_counter()
         if "lr" in trainer.state:  # lr is a step input: a schedule just feeds it (and a resumed run takes --lr)
@@ -284,7 +284,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                       TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), console=console,
                       transient=True, disable=opts.quiet or not console.is_terminal) as bar:
             task = bar.add_task("train", total=steps, loss=float("nan"))
-            for idx in _batches(n, opts.batch_size, rng, has_bn):
+            for idx in _batches(n, opts.batch_size, rng, needs_two):
                 batch = {k: v[idx] for k, v in train.items()}
                 loss, pred = _on_batch(opts.data, idx, lambda: trainer.train_step(batch))
                 if not np.isfinite(loss):

@@ -255,7 +255,24 @@ def test_batch_size_one_with_batchnorm_is_refused_not_a_silent_no_op(tmp_path, c
     np.savez(tmp_path / "d.npz", x=rng.standard_normal((8, 4)).astype(np.float32), labels=rng.integers(0, 3, 8))
     assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--batch-size", "1", "--quiet",
                  "-o", str(tmp_path / "w.npz")]) == 1
-    assert "--batch-size 1: the model has BatchNorm" in capsys.readouterr().err
+    assert "--batch-size 1: the model has a BatchNorm without spatial dims" in capsys.readouterr().err
+
+
+def test_batchnorm_with_spatial_dims_trains_on_batches_of_one(tmp_path, capsys):
+    """With spatial dims a batch of one still has several values per channel (torch trains it): the batches
+    of one were skipped for any model with BatchNorm. The step's own running statistics show they ran."""
+    from archdsl import driver
+    from archdsl.autodiff import TrainConfig
+    spec = tmp_path / "bn.arch"
+    spec.write_text("model bn(x: float32[B, 2, 6]) -> y {\n    y = x -> conv1d(3, 3, padding=1) as c "
+                    "-> batchnorm as bn -> flatten -> linear(3) as out\n}\n")
+    assert driver.compile_train_file(spec, TrainConfig()).info.min_batch == 1
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((3, 2, 6)).astype(np.float32), labels=rng.integers(0, 3, 3))
+    out = tmp_path / "w.npz"
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--batch-size", "1", "--quiet",
+                 "--epochs", "1", "-o", str(out)]) == 0
+    assert int(np.load(tmp_path / "w.ckpt.npz")["step"]) == 3  # one step per example: none was skipped
 
 
 def test_an_output_named_loss_is_refused(tmp_path, capsys):
