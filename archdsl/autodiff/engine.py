@@ -65,7 +65,12 @@ def vjp(graph: Graph, nodes: list[Node], outputs: list[Value], gouts: list[Value
                                 f"input of type {v.type}", node.span)
             prev = grads.get(id(v))
             grads[id(v)] = gv if prev is None else b.op("add", prev, gv)
-    return [grads.get(id(w)) for w in wrt]
+    # A value in several positions of wrt (sdpa(h, h, h)) has one summed gradient: give it to its first
+    # position only, since the caller adds up every position's gradient again.
+    first = {}
+    for i, w in enumerate(wrt):
+        first.setdefault(id(w), i)
+    return [grads.get(id(w)) if first[id(w)] == i else None for i, w in enumerate(wrt)]
 
 
 def _no_rule(node: Node, wrt: list[Value]) -> ArchError:

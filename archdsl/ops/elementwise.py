@@ -11,12 +11,19 @@ _BINARY = {"add": ("Add", "+"), "sub": ("Sub", "-"), "mul": ("Mul", "*"), "div":
 
 
 def _pow_grad(b, c, ins, outs, gouts):
-    """d(a^e)/da = e a^(e-1); d(a^e)/de = a^e log a."""
+    """d(a^e)/da = e a^(e-1), 0 where e == 0; d(a^e)/de = a^e log a, 0 where a == 0 (torch's conventions:
+    the plain formulas give 0 * inf = NaN there, as for relu(x) ** p at x = 0)."""
     g, (x, y), t = gouts[0], ins, c.in_types
     e = y if t[1].dtype == t[0].dtype else b.op("cast", y, dtype=t[0].dtype.label)
-    ga = b.sum_to(b.op("mul", g, b.op("mul", e, b.op("pow", x, b.op("sub", e, b.const(1, like=e))))),
-                  t[0].shape) if b.needs(0) else None
-    gb = b.sum_to(b.op("mul", g, b.op("mul", outs[0], b.op("log", x))), t[1].shape) if b.needs(1) else None
+    ga = gb = None
+    if b.needs(0):
+        ga = b.op("mul", g, b.op("mul", e, b.op("pow", x, b.op("sub", e, b.const(1, like=e)))))
+        if e.kind != "const" or not e.data.all():
+            ga = b.op("where", b.op("eq", e, b.const(0, like=e)), b.const(0, like=ga), ga)
+        ga = b.sum_to(ga, t[0].shape)
+    if b.needs(1):
+        gb = b.op("mul", g, b.op("mul", outs[0], b.op("log", x)))
+        gb = b.sum_to(b.op("where", b.op("eq", x, b.const(0, like=x)), b.const(0, like=gb), gb), t[1].shape)
     return [ga, gb]
 
 

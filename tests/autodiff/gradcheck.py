@@ -94,7 +94,7 @@ def _global_pools():
 
 
 def _build(op: str, types: list[TensorType], attrs: dict, dtype: DType, rs: list[np.ndarray], wrt: list[int],
-           opset: int = OPSET64):
+           opset: int = OPSET64, tied: dict[int, int] | None = None):
     opdef = ops.get(op)
     full = opdef.defaults()
     for k, v in attrs.items():
@@ -103,7 +103,7 @@ def _build(op: str, types: list[TensorType], attrs: dict, dtype: DType, rs: list
     ins = []
     for i, t in enumerate(types):
         tt = TensorType(dtype, t.shape) if t.dtype.is_float else t
-        ins.append(g.add_input(f"in{i}", tt))
+        ins.append(ins[tied[i]] if tied and i in tied else g.add_input(f"in{i}", tt))
     node = g.add_node(op, ins, full, op)
     loss = None
     for o, r in zip(node.outputs, rs):
@@ -122,29 +122,34 @@ def _build(op: str, types: list[TensorType], attrs: dict, dtype: DType, rs: list
 
 def check_grad(op: str, arrays: list[np.ndarray], attrs: dict | None = None, *, wrt: list[int] | None = None,
                eps: float = 1e-6, rtol: float = 1e-5, seed: int = 0, directions: int = 3,
-               outputs: list[int] | None = None, linear: bool = False) -> None:
+               outputs: list[int] | None = None, linear: bool = False, tied: dict[int, int] | None = None) -> None:
     """Assert the rule of `op` matches finite differences at `arrays` (float arrays are differentiated);
     `outputs` limits the objective to those outputs (an op whose other outputs are never differentiated).
 
     `linear`: the op is linear in its inputs, so central differences are exact at any step; they are then
     taken in float32 on onnxruntime with a step of 1 (for ops whose float64 forward only onnx's reference
-    evaluator runs, where that evaluator is wrong: AveragePool with ceil_mode)."""
+    evaluator runs, where that evaluator is wrong: AveragePool with ceil_mode).
+
+    `tied` maps an input position to an earlier one whose value it reuses (sdpa(h, h, h): {1: 0, 2: 0}); the
+    gradient of the shared value then sums over every position it fills."""
+    tied = tied or {}
     attrs = attrs or {}
     rng = np.random.default_rng(seed)
     types = [TensorType(_dtype(a), tuple(a.shape)) for a in arrays]
     if wrt is None:
-        wrt = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
+        wrt = [i for i, a in enumerate(arrays) if a.dtype.kind == "f" and i not in tied]
     probe = ops.get(op).infer([t for t in types], {**ops.get(op).defaults(), **{
         k: ops.coerce_attr(ops.get(op), ops.get(op).attr_index[k], v) for k, v in attrs.items()}})
     rs = [np.asarray(rng.standard_normal(tuple(int(d) for d in t.shape)))
           if t.dtype.is_float and (outputs is None or i in outputs) else None for i, t in enumerate(probe)]
-    model, none = _build(op, types, attrs, DType.float64, rs, wrt)
+    model, none = _build(op, types, attrs, DType.float64, rs, wrt, tied=tied)
     onnx.checker.check_model(model, full_check=True)
-    feeds = {f"in{i}": np.asarray(a.astype(np.float64) if a.dtype.kind == "f" else a) for i, a in enumerate(arrays)}
+    feeds = {f"in{i}": np.asarray(a.astype(np.float64) if a.dtype.kind == "f" else a) for i, a in enumerate(arrays)
+             if i not in tied}
     _loss, *grads = run_model(model, feeds)
     grads = [np.zeros_like(feeds[f"in{i}"]) if n else g for i, g, n in zip(wrt, grads, none)]
     fwd_model, _ = _build(op, types, attrs, DType.float32 if linear else DType.float64, rs, [],
-                          OPSET32 if linear else OPSET64)
+                          OPSET32 if linear else OPSET64, tied)
     if linear:
         eps, rtol = 1.0, max(rtol, 1e-4)
     for _ in range(directions):
@@ -160,7 +165,7 @@ def check_grad(op: str, arrays: list[np.ndarray], attrs: dict | None = None, *, 
         atol = 1e-7 + (1e-6 * max(abs(lp), abs(lm)) / (2 * eps) if linear else 0.0)
         assert abs(fd - an) <= rtol * scale + atol, f"{op}: finite differences {fd:.8g}, gradient {an:.8g}"
     # the same gradient graph in float32 on onnxruntime agrees
-    m32, _ = _build(op, types, attrs, DType.float32, rs, wrt, OPSET32)
+    m32, _ = _build(op, types, attrs, DType.float32, rs, wrt, OPSET32, tied)
     f32 = {k: (v.astype(np.float32) if v.dtype == np.float64 else v) for k, v in feeds.items()}
     _, *g32 = run_model(m32, f32)
     for i, a, b, n in zip(wrt, g32, grads, none):

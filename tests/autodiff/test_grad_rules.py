@@ -444,3 +444,62 @@ def test_recurrent(cell, b, t, f, h, layers, bidirectional, bias, batch_first, w
     params = [normal(seed + 10 + i, *s.shape) * 0.7 for i, s in enumerate(specs)]
     with mock.patch.object(gradcheck, "run_model", _run_rnn_in_reference):
         check_grad(cell, data + params, attrs, seed=seed)
+
+
+# ---- one value in several inputs of a composite rule (b.vjp): its gradient was counted once per position ----
+
+@pytest.mark.parametrize("tied", [{1: 0, 2: 0}, {2: 1}, {1: 0}])
+def test_sdpa_with_one_value_in_several_inputs(tied):
+    """sdpa(h, h, h), sdpa(q, m, m) and sdpa(h, h, v): the gradient was 3x or 2x too large."""
+    arrays = [normal(1, 2, 2, 3, 4), normal(2, 2, 2, 3, 4), normal(3, 2, 2, 3, 4)]
+    check_grad("scaled_dot_product_attention", arrays, {"causal": False}, tied=tied)
+
+
+@pytest.mark.parametrize("tied", [{1: 0, 2: 0}, {2: 1}])
+def test_multihead_attention_self_and_memory_inputs_tied(tied):
+    """query = key = value, and cross-attention with key = value = the encoder's memory."""
+    e = 4
+    data = [normal(1, 2, 3, e), normal(2, 2, 3, e), normal(3, 2, 3, e)]
+    params = [normal(4, 3 * e, e) * 0.5, normal(5, 3 * e), normal(6, e, e) * 0.5, normal(7, e)]
+    check_grad("multihead_attention", data + params, {"embed_dim": e, "num_heads": 2, "causal": False,
+                                                      "bias": True}, tied=tied)
+
+
+def test_lstm_with_one_initial_state_for_h_and_c():
+    attrs = {"hidden_size": 3, "num_layers": 1, "bidirectional": False, "bias": True, "batch_first": True,
+             "return_state": False}
+    data = [normal(1, 2, 3, 2), normal(2, 1, 2, 3), normal(2, 1, 2, 3)]
+    d = ops.get("lstm")
+    full = {**d.defaults(), **{k: ops.coerce_attr(d, d.attr_index[k], v) for k, v in attrs.items()}}
+    specs = d.params([TensorType(DType.float64, data[0].shape)], full)
+    params = [normal(10 + i, *s.shape) * 0.7 for i, s in enumerate(specs)]
+    with mock.patch.object(gradcheck, "run_model", _run_rnn_in_reference):
+        check_grad("lstm", data + params, attrs, tied={2: 1})
+
+
+# ---- pow where the plain formulas give 0 * inf (torch's conventions) ----
+
+def test_pow_exponent_gradient_is_zero_at_base_zero():
+    """relu(x) ** p with a learnable p (GeM pooling): d/dp = x^p log x was NaN at x = 0."""
+    x = np.array([[0.0, 0.5, 1.5], [0.0, 2.0, 0.0]])
+    check_grad("pow", [x, np.array([1.5, 2.0, 3.0])], wrt=[1])
+
+
+def test_pow_base_gradient_is_zero_where_the_exponent_is_zero():
+    """x ** 0 is 1: d/dx = 0 * x^-1 was NaN at x = 0."""
+    x = np.array([[0.0, 0.5, -1.5], [0.0, 2.0, 1.0]])
+    check_grad("pow", [x, np.array([0.0, 2.0, 0.0])], wrt=[0])
+
+
+def test_pow_by_a_constant_zero_has_a_zero_gradient():
+    from archdsl import driver
+    from archdsl.autodiff import gradients
+    g = driver.check_source("model m(x: float32[3]) -> y { y = x ** 0.0 }")
+    x = g.inputs[0]
+    loss = g.add_node("sum", [g.outputs[0][1]], {"dim": None, "keepdim": False}, "s").outputs[0]
+    (gx,) = gradients(g, loss, [x])
+    g.set_output("gx", gx)
+    from archdsl.lower import lower_graph
+    (y, got) = gradcheck.run_model(lower_graph(g, opset=gradcheck.OPSET32).model,
+                                   {"x": np.array([0.0, 1.0, -2.0], np.float32)})
+    np.testing.assert_array_equal(got, [0.0, 0.0, 0.0])
