@@ -59,7 +59,7 @@ class GradBuilder:
 
     def const(self, value, like: Value | None = None, dtype=None) -> Value:
         """A constant of `like`'s dtype (or numpy `dtype`)."""
-        np_dtype = dtype if dtype is not None else like.type.dtype.np
+        np_dtype = dtype if dtype is not None else like.type.dtype.numpy
         return self._g.add_const(np.asarray(value, dtype=np_dtype),
                                  self._node.span if self._node is not None else None)
 

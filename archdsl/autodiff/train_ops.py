@@ -220,8 +220,10 @@ def _ce_grad_lower(e, ins, outs, c):
     if not isinstance(classes, int):
         fail("cross_entropy: the class dim must be a known size")
     sm = e.op("Softmax", [logits], axis=ax)
-    values = e.const(np.array([eps / classes, 1.0 - eps + eps / classes], dtype=lt.dtype.np))
+    values = e.const(np.array([eps / classes, 1.0 - eps + eps / classes], dtype=np.float32))
     target = e.op("OneHot", [_labels64(e, labels, lab_t), _i64(e, classes), values], axis=ax)
+    if lt.dtype is not DType.float32:  # onnxruntime's CPU OneHot has no float64 or float16 values
+        target = e.op("Cast", [target], to=lt.dtype.onnx)
     rows = e.op("Cast", [numel_tensor(e, labels, lab_t)], to=lt.dtype.onnx)
     e.op("Mul", [e.op("Sub", [sm, target]), e.op("Div", [g, rows])], outputs=outs)
 
@@ -245,7 +247,12 @@ def _bce_infer(ins, a):
 
 def _bce_lower(e, ins, outs, c):
     x, t = ins
-    softplus = e.op("Softplus", [e.op("Neg", [e.op("Abs", [x])])])
+    t_x = c.in_types[0]
+    if t_x.dtype is DType.float32:
+        softplus = e.op("Softplus", [e.op("Neg", [e.op("Abs", [x])])])
+    else:  # onnxruntime's CPU Softplus is float32 only: log(1 + exp(-|x|)), which cannot overflow
+        one = e.const(np.array(1, dtype=t_x.dtype.numpy))
+        softplus = e.op("Log", [e.op("Add", [one, e.op("Exp", [e.op("Neg", [e.op("Abs", [x])])])])])
     per = e.op("Add", [e.op("Sub", [e.op("Relu", [x]), e.op("Mul", [x, t])]), softplus])
     e.op("ReduceMean", [per], outputs=outs, keepdims=0)
 

@@ -15,7 +15,7 @@ from archdsl import driver, runtime
 from archdsl.diagnostics import ArchError
 from archdsl.training import TRAIN_STATE_KEY
 
-from .harness import batches, compile_step, config, initial
+from .harness import batches, compile_step, config, initial, ort_steps
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = {
@@ -320,3 +320,35 @@ def test_a_scalar_output_trains_at_every_opset(opset):
     y = (x + q).mean()
     assert np.isclose(out["loss"], y ** 2, rtol=1e-5)
     np.testing.assert_allclose(out["q.new"], q - 0.5 * 2 * y / 6, rtol=1e-5, atol=1e-6)  # d(y^2)/dq = 2y / 6
+
+
+@pytest.mark.parametrize("loss,smooth", [("cross_entropy", 0.0), ("cross_entropy", 0.1), ("bce_with_logits", 0.0)])
+def test_float64_models_train_on_onnxruntime(loss, smooth):
+    """The losses emitted OneHot and Softplus in the model's dtype, which onnxruntime's CPU provider has only
+    in float32: a float64 step did not load (an internal error). The float64 step now runs and takes the
+    float32 step's values."""
+    src = "model m(x: {dt}[B, 4]) -> y {{\n    y = x -> linear(8) as a -> tanh -> linear(3) as b\n}}\n"
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 4))
+    labels = rng.integers(0, 3, 5) if loss == "cross_entropy" else rng.random((5, 3))
+    cfg = config(loss=loss, opt="sgd", lr=0.5, label_smoothing=smooth)
+    start = initial(compile_step("", cfg, text=src.format(dt="float32"))[0])
+    got = {}
+    for dt, np_dt in (("float32", np.float32), ("float64", np.float64)):
+        ct, _ = compile_step("", cfg, text=src.format(dt=dt))
+        feeds = {"x": x.astype(np_dt), "labels": labels if loss == "cross_entropy" else labels.astype(np_dt)}
+        feeds.update({k: v.astype(np_dt) for k, v in start.items() if k in ct.info.params})  # the same weights
+        losses, states = ort_steps(ct, [feeds, feeds])
+        got[dt] = losses, states[-1]["a.weight"]
+    np.testing.assert_allclose(got["float64"][0], got["float32"][0], rtol=1e-5)
+    np.testing.assert_allclose(got["float64"][1], got["float32"][1], rtol=1e-4, atol=1e-6)
+
+
+def test_a_bfloat16_model_builds_a_train_step():
+    """The gradient's constants were made with numpy's type of the dtype, which bfloat16 lacks (float64
+    constants, then '/: dtypes differ')."""
+    ct, _ = compile_step("", config(loss="mse", opt="adam", lr=1e-3),
+                         text="model m(x: bfloat16[B, 4]) -> y {\n    y = x -> linear(3) as f\n}\n")
+    onnx.checker.check_model(ct.step_model, full_check=True)
+    outs = {o.name: o.type.tensor_type.elem_type for o in ct.step_model.graph.output}
+    assert outs["f.weight.new"] == onnx.TensorProto.BFLOAT16 and outs["loss"] == onnx.TensorProto.BFLOAT16
