@@ -99,7 +99,7 @@ class GradBuilder:
         sel = [shape[i] for i in axes]
         dt = x.type.dtype if x.type.dtype.is_float else None
         if all(isinstance(d, int) for d in sel):
-            return self.const(float(np.prod(sel, dtype=np.int64)), dtype=dt.np if dt else np.float32)
+            return self.const(float(np.prod(sel, dtype=np.int64)), dtype=dt.numpy if dt else np.float32)
         return self.op("autodiff.count", x, dims=tuple(axes) if dims is not None else None,
                        dtype=(dt.label if dt else "float32"))
 

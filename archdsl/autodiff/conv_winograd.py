@@ -49,7 +49,7 @@ def _i64(e, v):
 
 
 def _f(e, a, t: TensorType):
-    return e.const(np.ascontiguousarray(a).astype(t.dtype.np))
+    return e.const(np.ascontiguousarray(a).astype(t.dtype.numpy))
 
 
 def winograd_fits(x_t: TensorType, w_shape, attrs_k, stride, dilation, groups) -> bool:

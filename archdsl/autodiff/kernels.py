@@ -45,7 +45,7 @@ def dims_tensor(e, parts: list) -> str:
 
 
 def zeros_of(e, shape: str, dtype: DType) -> str:
-    return e.op("ConstantOfShape", [shape], value=numpy_helper.from_array(np.zeros(1, dtype=dtype.np)))
+    return e.op("ConstantOfShape", [shape], value=numpy_helper.from_array(np.zeros(1, dtype=dtype.numpy)))
 
 
 def _internal(name, inputs, infer, lower, attrs=(), doc="", grad=None):
@@ -61,7 +61,7 @@ def _same(ins, a):
 _internal("zeros_like", ("x",), _same, doc="zeros shaped like x",
           lower=lambda e, ins, outs, c: e.op("ConstantOfShape", [shape_tensor(e, ins[0], c.in_types[0])],
                                              outputs=outs, value=numpy_helper.from_array(
-                                                 np.zeros(1, dtype=c.in_types[0].dtype.np))),
+                                                 np.zeros(1, dtype=c.in_types[0].dtype.numpy))),
           grad=lambda b, c, ins, outs, gouts: [None])
 
 _internal("reshape_like", ("g", "x"), lambda ins, a: [ins[0].with_shape(ins[1].shape)],
@@ -86,7 +86,7 @@ _internal("count", ("x",), lambda ins, a: [TensorType(DTYPES[a["dtype"]], ())], 
 
 # ---- pointwise masks ----
 def _zero(e, c, i=0):
-    return e.const(np.array(0, dtype=c.in_types[i].dtype.np))
+    return e.const(np.array(0, dtype=c.in_types[i].dtype.numpy))
 
 
 def _relu_grad_lower(e, ins, outs, c):
@@ -100,7 +100,7 @@ _internal("relu_grad", ("g", "y"), _same, doc="g where y > 0", lower=_relu_grad_
 
 
 def _leaky_lower(e, ins, outs, c):
-    slope = e.const(np.array(c.attrs["slope"], dtype=c.in_types[0].dtype.np))
+    slope = e.const(np.array(c.attrs["slope"], dtype=c.in_types[0].dtype.numpy))
     e.op("Where", [e.op("Greater", [ins[1], _zero(e, c, 1)]), ins[0], e.op("Mul", [ins[0], slope])], outputs=outs)
 
 
@@ -236,9 +236,9 @@ def _avgpool_lower(e, ins, outs, c):
     for i in range(n):
         d = _divisors(spatial[i], osp[i], k[i], s[i], p[i], a["count_include_pad"])
         inv = np.multiply.outer(inv, 1.0 / d)
-    scaled = e.op("Mul", [g, e.const(inv.astype(x_t.dtype.np))])
+    scaled = e.op("Mul", [g, e.const(inv.astype(x_t.dtype.numpy))])
     ch = x_t.shape[1]
-    ones = e.const(np.ones((ch, 1) + tuple(k), dtype=x_t.dtype.np))
+    ones = e.const(np.ones((ch, 1) + tuple(k), dtype=x_t.dtype.numpy))
     pb, pe, op = [], [], []
     for i in range(n):
         over = s[i] * (osp[i] - 1) + k[i] - p[i] - spatial[i]

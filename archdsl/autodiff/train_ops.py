@@ -25,7 +25,7 @@ def _i64(e, v):
 
 
 def _scalar(e, v, t: TensorType):
-    return e.const(np.array(v, dtype=t.dtype.np))
+    return e.const(np.array(v, dtype=t.dtype.numpy))
 
 
 def _internal(name, inputs, infer, lower, attrs=(), doc="", grad=None):

@@ -102,7 +102,7 @@ def _lower(e, ins, outs, c):
     w, b, ow, ob = (params if a["bias"] else (params[0], None, params[1], None))
     emb, h = a["embed_dim"], a["num_heads"]
     d = emb // h
-    dt = q_t.dtype.np
+    dt = q_t.dtype.numpy
     thirds = _i64(e, [emb, emb, emb])
     if k_t is None:
         qkv = _project(e, data[0], w, b)

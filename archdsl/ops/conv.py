@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..types import numel
-from ._common import conv_channels, float_input, kaiming_uniform, shape_str
+from ._common import bfloat16_from, conv_channels, float_input, kaiming_uniform, shape_str
 from .registry import Attr, OpDef, ParamSpec, fail, register
 from .shapes import expand, window_out
 
@@ -64,8 +64,7 @@ def _make(n: int):
 
     def lower(e, ins, outs, c):
         a = c.attrs
-        if c.in_types[0].dtype.label == "bfloat16" and e.opset < 22:
-            fail(f"{name}: ONNX Conv takes bfloat16 from opset 22; this build targets opset {e.opset}")
+        bfloat16_from(e, c.in_types[0], name, "ONNX Conv takes")
         k, s, d, pads = geometry(c.in_types[0], a, n)
         e.op("Conv", ins, outputs=outs, kernel_shape=list(k), strides=list(s), dilations=list(d),
              pads=[p[0] for p in pads] + [p[1] for p in pads], group=a["groups"])

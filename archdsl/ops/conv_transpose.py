@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from ..types import Dim, dim_add, dim_mul, numel
-from ._common import conv_channels, float_input, kaiming_uniform, shape_str
+from ._common import bfloat16_from, conv_channels, float_input, kaiming_uniform, shape_str
 from .registry import Attr, OpDef, ParamSpec, fail, register
 from .shapes import expand
 
@@ -91,6 +91,7 @@ def _make(n: int) -> None:
         return [x.with_shape((x.shape[0], cout) + spatial)]
 
     def lower(e, ins, outs, c):
+        bfloat16_from(e, c.in_types[0], name, "ONNX ConvTranspose takes")
         k, s, p, op, d = _geom(c.attrs, n)
         geo = {"kernel_shape": list(k), "strides": list(s), "dilations": list(d), "group": c.attrs["groups"]}
         if all(o < si for o, si in zip(op, s)):

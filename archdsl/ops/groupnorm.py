@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import numel
-from ._common import check_eps, float_input, shape_str
+from ._common import bfloat16_from, check_eps, float_input, shape_str
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
 __all__: list[str] = []
@@ -45,7 +45,8 @@ def _infer(ins, a):
 def _lower(e, ins, outs, c):
     x_t = c.in_types[0]
     ch, g, eps = x_t.shape[1], c.attrs["num_groups"], c.attrs["eps"]
-    dt = x_t.dtype.np
+    dt = x_t.dtype.numpy
+    bfloat16_from(e, x_t, "group_norm", "ONNX GroupNormalization takes", 21)
     if c.attrs["affine"]:
         scale, bias = ins[1], ins[2]
     else:

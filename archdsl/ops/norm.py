@@ -41,8 +41,8 @@ def _bn_lower(e, ins, outs, c):
     else:
         ch = c.in_types[0].shape[1]
         import numpy as np
-        scale = e.const(np.ones(ch, dtype=c.in_types[0].dtype.np))
-        bias = e.const(np.zeros(ch, dtype=c.in_types[0].dtype.np))
+        scale = e.const(np.ones(ch, dtype=c.in_types[0].dtype.numpy))
+        bias = e.const(np.zeros(ch, dtype=c.in_types[0].dtype.numpy))
         mean, var = rest
     e.op("BatchNormalization", [x, scale, bias, mean, var], outputs=outs, epsilon=c.attrs["eps"])
 
@@ -115,7 +115,7 @@ def _ln_lower(e, ins, outs, c):
     ns = _norm_dims(x_t, c.attrs)
     ins = list(ins)
     if len(ins) == 1:
-        ins.append(e.const(np.ones(ns, dtype=x_t.dtype.np)))
+        ins.append(e.const(np.ones(ns, dtype=x_t.dtype.numpy)))
     e.op("LayerNormalization", ins, outputs=outs, axis=-len(ns), epsilon=c.attrs["eps"])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..types import numel
-from ._common import float_input, shape_str
+from ._common import bfloat16_from, float_input, shape_str
 from .registry import Attr, OpDef, fail, register
 from .shapes import expand, window_out
 
@@ -24,8 +24,7 @@ def _geom(x, a, n, name):
 
 
 def _bf16_opset(e, c, name: str) -> None:
-    if c.in_types[0].dtype.label == "bfloat16" and e.opset < 22:
-        fail(f"{name}: ONNX pools take bfloat16 from opset 22; this build targets opset {e.opset}")
+    bfloat16_from(e, c.in_types[0], name, "ONNX pools take")
 
 
 def _make(kind: str, n: int):

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..diagnostics import ArchError
 from ..types import TensorType, numel
-from ._common import float_input, shape_str
+from ._common import bfloat16_from, float_input, shape_str
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
 __all__ = ["GATES", "check_trainable", "decompose", "torch_to_onnx_rows"]
@@ -122,6 +122,7 @@ def _make_lower(cell):
     n_states = 2 if cell == "lstm" else 1
 
     def lower(e, ins, outs, c):
+        bfloat16_from(e, c.in_types[0], cell, f"ONNX {onnx_op} takes")
         a = c.attrs
         data, params = _split_inputs(ins, a)
         h, dirs, layers = a["hidden_size"], _dirs(a), a["num_layers"]

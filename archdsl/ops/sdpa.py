@@ -64,7 +64,7 @@ def _lower(e, ins, outs, c):
                                if len(ins) > 3 else [])
         e.op("Attention", ins, outputs=outs, is_causal=int(c.attrs["causal"]), scale=scale)
         return
-    dt = q_t.dtype.np
+    dt = q_t.dtype.numpy
     r = q_t.rank
     kt = e.op("Transpose", [ins[1]], perm=list(range(r - 2)) + [r - 1, r - 2])
     s = e.op("Mul", [e.op("MatMul", [ins[0], kt]), e.const(np.array(scale, dtype=dt))])

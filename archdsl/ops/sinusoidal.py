@@ -55,11 +55,16 @@ def _infer(ins, a):
 
 
 def _lower(e, ins, outs, c):
+    """16-bit outputs are computed in float32 and cast at the end, as diffusers does: t * freq in 16 bits
+    loses the phase of any position past a few hundred, and ONNX's Sin and Cos take bfloat16 only from
+    opset 22."""
     a = c.attrs
     t_t, o_t = c.in_types[0], c.out_types[0]
-    dt = o_t.dtype.np
-    freqs = frequencies(a["dim"], a["max_period"], a["freq_shift"]).astype(dt)
-    t = ins[0] if t_t.dtype == o_t.dtype else e.op("Cast", [ins[0]], to=o_t.dtype.onnx)
+    low = o_t.dtype in (DType.bfloat16, DType.float16)
+    work = DType.float32 if low else o_t.dtype
+    final = None if low else outs
+    freqs = frequencies(a["dim"], a["max_period"], a["freq_shift"]).astype(work.numpy)
+    t = ins[0] if t_t.dtype == work else e.op("Cast", [ins[0]], to=work.onnx)
     t = e.op("Unsqueeze", [t, e.const(np.array([-1], dtype=np.int64))])
     args = e.op("Mul", [t, e.const(freqs)])
     s, co = e.op("Sin", [args]), e.op("Cos", [args])
@@ -70,12 +75,14 @@ def _lower(e, ins, outs, c):
                     [e.op("Unsqueeze", [p, e.const(np.array([-1], dtype=np.int64))]) for p in (first, second)],
                     axis=-1)
         shape = e.const(np.array([0] * t_t.rank + [2 * (a["dim"] // 2)], dtype=np.int64))
-        emb = e.op("Reshape", [pair, shape], outputs=None if odd else outs)
+        emb = e.op("Reshape", [pair, shape], outputs=None if odd else final)
     else:
-        emb = e.op("Concat", [first, second], axis=-1, outputs=None if odd else outs)
+        emb = e.op("Concat", [first, second], axis=-1, outputs=None if odd else final)
     if odd:
         pads = [0] * (t_t.rank + 1) + [0] * t_t.rank + [1]
-        e.op("Pad", [emb, e.const(np.array(pads, dtype=np.int64))], outputs=outs)
+        emb = e.op("Pad", [emb, e.const(np.array(pads, dtype=np.int64))], outputs=final)
+    if low:
+        e.op("Cast", [emb], to=o_t.dtype.onnx, outputs=outs)
 
 
 register(OpDef(

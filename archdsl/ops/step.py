@@ -20,12 +20,12 @@ def _infer(ins, a):
 
 def _lower(e, ins, outs, c):
     t = c.in_types[0]
-    zero = e.const(np.array(0, dtype=t.dtype.np))
+    zero = e.const(np.array(0, dtype=t.dtype.numpy))
     v0 = c.attrs["value_at_zero"]
     fired = e.op("Cast", [e.op("Greater", [ins[0], zero])], to=t.dtype.onnx, outputs=None if v0 else outs)
     if v0:
         at_zero = e.op("Equal", [ins[0], zero])
-        e.op("Where", [at_zero, e.const(np.array(v0, dtype=t.dtype.np)), fired], outputs=outs)
+        e.op("Where", [at_zero, e.const(np.array(v0, dtype=t.dtype.numpy)), fired], outputs=outs)
 
 
 register(OpDef(
