@@ -75,8 +75,12 @@ def cpu_fallback(sess) -> str | None:
         "needs installed?)")
 
 
+# onnxruntime's input types that its Python API takes as numpy arrays (not bfloat16: it has no numpy type
+# there, and ml_dtypes' arrays are refused)
 _NP = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
-       "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
+       "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int16)": np.int16, "tensor(int8)": np.int8,
+       "tensor(uint64)": np.uint64, "tensor(uint32)": np.uint32, "tensor(uint16)": np.uint16,
+       "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
 
 
 def input_specs(sess, batch: int = 1, dims: dict | None = None) -> list[tuple[str, tuple[int, ...], type]]:
@@ -95,7 +99,10 @@ def input_specs(sess, batch: int = 1, dims: dict | None = None) -> list[tuple[st
                 shape.append(batch if i == 0 else 8)
                 if d:
                     dims[d] = shape[-1]
-        out.append((inp.name, tuple(shape), _NP.get(inp.type, np.float32)))
+        if inp.type not in _NP:
+            raise ArchError(f"input '{inp.name}' is {inp.type}, which cannot be fed from Python (onnxruntime's "
+                            f"Python API takes {', '.join(t[7:-1] for t in _NP)})")
+        out.append((inp.name, tuple(shape), _NP[inp.type]))
     return out
 
 

@@ -59,7 +59,7 @@ def output_path(raw: str | None) -> Path | None:
 def load_spec(args, sources):
     """The spec a command names; a compiled model given in its place is told apart from a broken spec (its
     bytes would read as a file that is not UTF-8)."""
-    if Path(args.file).suffix == ".onnx":
+    if Path(args.file).suffix.lower() == ".onnx":
         raise ArchError(f"{args.file} is a compiled ONNX model, not a .arch spec (`archdsl run` runs it)")
     return driver.load(args.file, defines=args.defines, search_path=args.include, sources=sources)
 
@@ -243,7 +243,7 @@ def cmd_run(args, sources) -> int:
     if (status := settings_error(args, "run")) is not None:
         return status
     path = Path(args.file)
-    if path.suffix == ".onnx":
+    if path.suffix.lower() == ".onnx":
         spec_only = _spec_only_flags(args)
         if spec_only:
             print(f"archdsl run: error: {', '.join(spec_only)} {'applies' if len(spec_only) == 1 else 'apply'} to "
@@ -291,8 +291,13 @@ def cmd_run(args, sources) -> int:
             raise ArchError(f"--input: the model has no input '{k}' (inputs: {', '.join(declared)})")
         given[k] = _load_input(k, f)
         _check_input(sess, k, given[k], f)
+    clash = runtime.dim_conflict(declared, given)  # before random inputs take sizes from the given ones
+    if clash:
+        raise ArchError(f"--input: {clash}; inputs that share a dim name must agree on its size")
     # the random inputs take their symbolic dims from the given ones (x of length 5 -> a random y of length 5)
     from_given = {d: n for k, a in given.items() for d, n in zip(declared[k], a.shape) if isinstance(d, str) and d}
+    if asked_batch:
+        _check_batch(args.batch, declared, dims, from_given, given)
     feeds = runtime.random_feeds(sess, args.batch, {**from_given, **dims}, args.seed)
     feeds.update(given)
     clash = runtime.dim_conflict(declared, feeds)
@@ -309,6 +314,18 @@ def cmd_run(args, sources) -> int:
         print(f"  {meta.name}: {list(arr.shape)} {arr.dtype}  {stats}")
     print(f"median latency: {ms:.3f} ms over {args.repeat} runs")
     return 0
+
+
+def _check_batch(batch: int, declared: dict, dims: dict, from_given: dict, given: dict) -> None:
+    """--batch sizes the symbolic first dims; a --dim or a given input that sizes one of them otherwise would
+    win silently."""
+    for sym in dict.fromkeys(shape[0] for shape in declared.values() if shape and isinstance(shape[0], str)):
+        if dims.get(sym, batch) != batch:
+            raise ArchError(f"--batch {batch} and --dim {sym}={dims[sym]} disagree (the batch is dim '{sym}')")
+        if from_given.get(sym, batch) != batch:
+            holder = next(k for k in given if sym in declared[k])
+            raise ArchError(f"--batch {batch}: --input {holder} has {from_given[sym]} for dim '{sym}' (drop --batch, "
+                            "or give an input of that batch)")
 
 
 def cmd_ops(args) -> int:
