@@ -191,6 +191,8 @@ def optimize_graph(graph: Graph, options: CompileOptions, opset: int) -> list:
 
 
 def _jsonable(params: dict) -> dict:
+    import math
+
     from .types import Sym
 
     def conv(v):
@@ -198,8 +200,8 @@ def _jsonable(params: dict) -> dict:
             return [conv(x) for x in v]
         if isinstance(v, dict):
             return {str(k): conv(x) for k, x in v.items()}
-        if isinstance(v, Sym):
-            return str(v)
+        if isinstance(v, Sym) or isinstance(v, float) and not math.isfinite(v):
+            return str(v)  # strict JSON has no inf or nan: "inf", "nan"
         return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
     return {k: conv(v) for k, v in params.items()}
 

@@ -247,7 +247,8 @@ def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = N
     meta.update(metadata or {})
     for k in sorted(meta):
         p = model.metadata_props.add()
-        p.key, p.value = k, meta[k] if isinstance(meta[k], str) else json.dumps(meta[k], sort_keys=True)
+        v = meta[k]
+        p.key, p.value = k, v if isinstance(v, str) else json.dumps(v, sort_keys=True, allow_nan=False)
     return LowerResult(model, names)
 
 

@@ -196,8 +196,9 @@ def _concat_infer(ins, a):
     ax = norm_axis(a["axis"], first.rank)
     total = 0
     for t in ins:
-        if t.rank != first.rank or t.dtype != first.dtype or any(
-                t.shape[i] != first.shape[i] for i in range(first.rank) if i != ax):
+        if t.dtype != first.dtype:
+            fail(f"concat: dtypes differ ({', '.join(u.dtype.label for u in ins)}); cast them to one")
+        if t.rank != first.rank or any(t.shape[i] != first.shape[i] for i in range(first.rank) if i != ax):
             fail(f"concat: shapes {', '.join(shape_str(u) for u in ins)} differ outside axis {a['axis']}")
         total = total + t.shape[ax] if isinstance(total, int) and isinstance(t.shape[ax], int) else \
             Sym.opaque("+".join(str(u.shape[ax]) for u in ins))

@@ -367,3 +367,60 @@ def test_bad_flag_values_are_usage_errors(tmp_path, capsys, flags, words):
         for command in (["summary", MLP], ["run", MLP]):
             assert main(command + flags) == 2
             assert words in capsys.readouterr().err
+
+
+def _uint8_model(path):
+    from onnx import TensorProto, helper
+    g = helper.make_graph([helper.make_node("Cast", ["img"], ["y"], to=TensorProto.FLOAT)], "g",
+                          [helper.make_tensor_value_info("img", TensorProto.UINT8, ["N", 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, path)
+
+
+def test_run_feeds_every_integer_dtype_and_names_what_it_cannot_feed(tmp_path, capsys):
+    """A uint8 input got float32 random data (onnxruntime refused it) and a uint8 --input was refused as
+    'the model takes float32'; an upper-case .ONNX was read as a spec."""
+    model = tmp_path / "u8.ONNX"
+    _uint8_model(model)
+    assert main(["run", str(model)]) == 0
+    np.save(tmp_path / "u8.npy", np.arange(6, dtype=np.uint8).reshape(2, 3))
+    assert main(["run", str(model), "--input", f"img={tmp_path / 'u8.npy'}"]) == 0
+    assert "mean 2.5" in capsys.readouterr().out
+    np.save(tmp_path / "f.npy", np.zeros((2, 3), np.float32))
+    assert main(["run", str(model), "--input", f"img={tmp_path / 'f.npy'}"]) == 1
+    assert "the model takes uint8[N, 3]" in capsys.readouterr().err
+    spec = tmp_path / "bf.arch"
+    spec.write_text('model m(x: bfloat16[B, 4]) -> y {\n    y = cast(x, "float32")\n}\n')
+    assert main(["run", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert "input 'x' is tensor(bfloat16), which cannot be fed from Python" in err and "internal" not in err
+
+
+def test_run_blames_the_given_inputs_that_disagree_and_never_ignores_batch(tmp_path, capsys):
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, T, 8], ids: int64[B, T], mask: bool[B, T]) -> y {\n"
+                    "    y = x + cast(unsqueeze(ids, -1), \"float32\") + cast(unsqueeze(mask, -1), \"float32\")\n}\n")
+    x, mask = tmp_path / "x.npy", tmp_path / "m.npy"
+    np.save(x, np.ones((3, 5, 8), np.float32))
+    np.save(mask, np.zeros((3, 4), bool))
+    assert main(["run", str(spec), "--input", f"x={x}", "--input", f"mask={mask}"]) == 1
+    assert "dim 'T' is 5 in 'x' but 4 in 'mask'" in capsys.readouterr().err  # not in the random 'ids'
+    assert main(["run", str(spec), "--batch", "4", "--dim", "B=2"]) == 1
+    assert "--batch 4 and --dim B=2 disagree" in capsys.readouterr().err
+    assert main(["run", str(spec), "--batch", "4", "--input", f"x={x}"]) == 1
+    assert "--batch 4: --input x has 3 for dim 'B'" in capsys.readouterr().err
+    assert main(["run", str(spec), "--batch", "3", "--input", f"x={x}"]) == 0
+
+
+def test_metadata_is_strict_json_for_non_finite_params(tmp_path):
+    import json
+    spec = tmp_path / "m.arch"
+    spec.write_text("param big = 1e308 * 10.0\nparam nan = big - big\n"
+                    "model m(x: float32[B, 2]) -> y {\n    y = x * 2.0\n}\n")
+    out = tmp_path / "m.onnx"
+    assert main(["build", str(spec), "-o", str(out)]) == 0
+    meta = {p.key: p.value for p in onnx.load(out).metadata_props}
+    assert json.loads(meta["archdsl.params"], parse_constant=lambda c: pytest.fail(c)) == {"big": "inf",
+                                                                                           "nan": "nan"}

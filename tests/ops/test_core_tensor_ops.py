@@ -428,3 +428,10 @@ def test_an_integer_tensor_to_a_negative_power_is_refused():
         archdsl.check_source("model m(x: int64[B, 2]) -> y {\n    y = x ** -1\n}\n")
     archdsl.check_source("model m(x: int64[B, 2]) -> y {\n    y = x ** 2\n}\n")
     archdsl.check_source("model m(x: float32[B, 2]) -> y {\n    y = x ** -1\n}\n")
+
+
+def test_concat_of_two_dtypes_says_so():
+    from archdsl import driver
+    from archdsl.diagnostics import ArchError
+    with pytest.raises(ArchError, match=r"concat: dtypes differ \(float32, float16\); cast them to one"):
+        driver.check_source("model m(x: float16[B, 4], z: float32[B, 4]) -> y {\n    y = concat([z, x], axis=1)\n}\n")
