@@ -189,6 +189,10 @@ class EfficientNet(nn.Module):
         features.append(_cna(cin, 4 * cin, 1, eps=eps))
         self.features = nn.Sequential(*features)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * cin, classes))
+        if variant in ("b5", "b6", "b7"):  # torchvision: BatchNorm2d(eps=0.001, momentum=0.01) for these
+            for m in self.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.momentum = 0.01
 
     def forward(self, x):
         return self.classifier(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))

@@ -58,6 +58,8 @@ def test_efficientnet_default_resolution_and_shapes(variant, resolution):
     assert [str(d) for d in g.outputs[0][1].type.shape] == ["B", "1000"]
     eps = {n.attrs["eps"] for n in g.nodes if n.op == "batchnorm"}
     assert eps == ({1e-3} if variant in ("b5", "b6", "b7") else {1e-5})   # as torchvision's norm_layer
+    momentum = {n.attrs["momentum"] for n in g.nodes if n.op == "batchnorm"}
+    assert momentum == ({0.01} if variant in ("b5", "b6", "b7") else {0.1})  # (it was 0.1 for every variant)
 
 
 def test_efficientnet_names_are_torchvisions():
