@@ -291,7 +291,9 @@ def _elaborate_model(mod: Module, name: str) -> Graph:
 
 
 def _eval_dim(ev: Evaluator, d, env: Env):
-    if isinstance(d, A.Name) and not env.has(d.id):
+    """A name nothing defines is a symbolic dim; so is a file param left at none (`param T = none`), which
+    `-D T=16` turns into a number: one spec, symbolic for inference and fixed where training needs it."""
+    if isinstance(d, A.Name) and (not env.has(d.id) or env.lookup(d.id) is None):
         sym = Sym.of(d.id)
         env.vars[d.id] = sym
         return sym

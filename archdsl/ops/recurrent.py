@@ -296,7 +296,7 @@ def check_trainable(cell: str, c) -> None:
             f"{cell}: training needs a fixed sequence length, but the input {shape_str(x_t)} has length "
             f"{t} (the gradient unrolls the recurrence over the time steps)",
             notes=[(f"declare the sequence dim of the model's inputs as a number ({fixed} rather than {sym}), "
-                    f"or as a file-level param (param {name} = 16) that -D {name}=... overrides", None)])
+                    f"or as a file-level param (param {name} = none: symbolic until -D {name}=16 fixes it)", None)])
 
 
 def _make_grad(cell):

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
+from archdsl import driver
 from archdsl.diagnostics import ArchError
 
 from .harness import batches, compile_step, config, initial, ort_steps, rel, torch_steps
@@ -75,6 +76,27 @@ def test_fixed_length_from_a_param_trains():
     onnx.checker.check_model(ct.step_model, full_check=True)
     x = next(i for i in ct.step_model.graph.input if i.name == "x")
     assert x.type.tensor_type.shape.dim[1].dim_value == 2
+
+
+def test_a_none_param_is_symbolic_until_d_fixes_it():
+    """`param T = none`: the inference model keeps T symbolic, and -D T=... makes it trainable (the library's
+    lstm.arch could not be trained at all: its T was a plain symbol, and -D T=16 named no param)."""
+    src = "param T = none\nmodel m(x: float32[B, T, 8]) -> y { y = x -> gru(4) as rnn -> linear(2) as fc }\n"
+    g = driver.check_source(src)
+    assert str(g.inputs[0].type.shape[1]) == "T"
+    with pytest.raises(ArchError, match="training needs a fixed sequence length"):
+        compile_step(None, config(loss="mse", opt="sgd"), text=src)
+    ct, _ = compile_step(None, config(loss="mse", opt="sgd"), text=src, defines=["T=5"])
+    x = next(i for i in ct.step_model.graph.input if i.name == "x")
+    assert x.type.tensor_type.shape.dim[1].dim_value == 5
+
+
+def test_the_library_recurrent_classifier_trains_with_a_fixed_length():
+    spec = str(Path(__file__).resolve().parents[2] / "specs" / "lstm.arch")
+    defines = ["vocab=50", "embed_dim=8", "hidden=8", "pdrop=0.2", "T=6"]
+    ct, _ = compile_step(spec, config(opt="sgd"), defines=defines)
+    onnx.checker.check_model(ct.step_model, full_check=True)
+    assert "seed" in {i.name for i in ct.step_model.graph.input}, "the dropout between layers is active"
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
