@@ -27,19 +27,31 @@ def bind_dims(t: TensorType, dims: dict) -> TensorType:
     return t.with_shape(out)
 
 
+def unsized_dims(g: Graph, dims: dict) -> list[str]:
+    """The symbolic dims of the inputs, other than a batch, that FLOPs counted as 1 (none given in `dims`)."""
+    batch = {str(v.type.shape[0]) for v in g.inputs if v.type.shape and isinstance(v.type.shape[0], Sym)}
+    names = [f for v in g.inputs for d in v.type.shape if isinstance(d, Sym) for f in d.factors]
+    return [f for f in dict.fromkeys(names) if f not in dims and f not in batch]
+
+
 def summarize(g: Graph, dims: dict | None = None) -> dict:
     """params count trainable tensors once each (tied weights once), as torch's parameters() does.
     FLOPs are 2 x multiply-accumulates at batch 1, with `dims` sizing other symbolic dims."""
     dims = dict(dims or {})
     layers = []
     total_flops = 0
+    counted: set[int] = set()  # a tied weight counts at the first layer that reads it, as in the total
     for n in g.nodes:
         call = OpCall(tuple(bind_dims(v.type, dims) for v in n.inputs),
                       tuple(bind_dims(o.type, dims) for o in n.outputs), n.attrs)
         cost = n.opdef.cost
         flops = int(cost(call)) if cost else 0
         total_flops += flops
-        params = sum(_numel(v.type.shape) for v in n.inputs if v.kind == "param")
+        params = 0
+        for v in n.inputs:
+            if v.kind == "param" and id(v) not in counted:
+                counted.add(id(v))
+                params += _numel(v.type.shape)
         layers.append({"name": n.name, "op": n.op,
                        "shape": [[d if isinstance(d, int) else str(d) for d in o.type.shape] for o in n.outputs],
                        "params": params, "flops": flops})
@@ -50,5 +62,6 @@ def summarize(g: Graph, dims: dict | None = None) -> dict:
         "params": g.param_count(),
         "buffers": g.buffer_count(),
         "flops": total_flops,
+        "flops_unsized": unsized_dims(g, dims),
         "layers": layers,
     }

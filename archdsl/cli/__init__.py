@@ -79,6 +79,9 @@ def make_parser() -> argparse.ArgumentParser:
                                    "(BatchNorm running stats are buffers). Never materializes weights.")
     _common(s)
     s.add_argument("--json", action="store_true", help="print a JSON object (params, buffers, flops, layers, ...)")
+    s.add_argument("--dim", action="append", default=[], metavar="SYM=N",
+                   help="size a symbolic dim for the FLOPs (repeatable; e.g. --dim T=128); unsized ones count as 1, "
+                        "a batch of one")
     _optimize_flags(s)
 
     r = sub.add_parser("run", help="run a spec or an .onnx file on onnxruntime",

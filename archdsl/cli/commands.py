@@ -169,23 +169,55 @@ def cmd_summary(args, sources) -> int:
     from .train import settings_error
     if (status := settings_error(args, "summary")) is not None:
         return status
+    dims = _dim_flags(args, "summary")
+    if dims is None:
+        return 2
     mod = load_spec(args, sources)
     names = driver.select_models(mod, args.model)
-    reports = [summarize(elaborate_model(mod, n)) for n in names]  # as written: passes never change the counts
+    graphs = [elaborate_model(mod, n) for n in names]  # as written: passes never change the counts
+    for g in graphs:
+        from ..types import Sym
+        _check_dim_names(dims, list(dict.fromkeys(f for v in g.inputs for d in v.type.shape if isinstance(d, Sym)
+                                                  for f in d.factors)))
+    reports = [summarize(g, dims) for g in graphs]
     if getattr(args, "report", False):
         for n in names:
             _report(args, _optimize_ir(elaborate_model(mod, n), args))
     if args.json:
         print(json.dumps(reports[0] if len(reports) == 1 else {"models": reports}, indent=2))
         return 0
-    for rep in reports:
+    for g, rep in zip(graphs, reports):
         rows = [(r["name"], r["op"], " ".join("[" + ", ".join(map(str, s)) + "]" for s in r["shape"]),
                  f"{r['params']:,}" if r["params"] else "", _fmt(r["flops"]) if r["flops"] else "")
                 for r in rep["layers"]]
         print_table(f"{rep['model']}", ("layer", "op", "output shape", "params", "FLOPs"), rows,
                     footer=("total", "", "", f"{rep['params']:,}", _fmt(rep["flops"])))
-        print(f"params: {rep['params']:,}   buffers: {rep['buffers']:,}   FLOPs (batch 1): {rep['flops']:,}")
+        batch = any(v.type.shape and str(v.type.shape[0]) in dims for v in g.inputs)
+        unsized = rep["flops_unsized"]
+        at = ", ".join((["batch 1"] if not batch else []) + [f"{k}={v}" for k, v in dims.items()]
+                       + [f"{u}=1" for u in unsized])
+        hint = f" (--dim {unsized[0]}=N sizes it)" if unsized else ""
+        print(f"params: {rep['params']:,}   buffers: {rep['buffers']:,}   FLOPs at {at}{hint}: {rep['flops']:,}")
     return 0
+
+
+def _dim_flags(args, command: str) -> dict | None:
+    """--dim SYM=N flags as {SYM: N}; None after printing the usage error for a malformed one."""
+    dims = {}
+    for d in args.dim:
+        k, _, v = d.partition("=")
+        if not k or not v.isdigit() or int(v) < 1:
+            print(f"archdsl {command}: error: --dim expects SYM=N with N >= 1, got '{d}'", file=sys.stderr)
+            return None
+        dims[k] = int(v)
+    return dims
+
+
+def _check_dim_names(dims: dict, symbols: list[str]) -> None:
+    for k in dims:
+        if k not in symbols:
+            known = f"its symbolic dims: {', '.join(symbols)}" if symbols else "all its dims are fixed"
+            raise ArchError(f"--dim {k}: the model has no symbolic dim '{k}' ({known})")
 
 
 def _ort_message(e: Exception) -> str:
@@ -267,23 +299,16 @@ def cmd_run(args, sources) -> int:
         raise
     except Exception as e:  # noqa: BLE001 - e.g. no kernel for a dtype on this provider
         raise ArchError(f"onnxruntime cannot load the model: {_ort_message(e)}") from None
-    dims = {}
-    for d in args.dim:
-        k, _, v = d.partition("=")
-        if not v.isdigit() or int(v) < 1:
-            print(f"archdsl run: error: --dim expects SYM=N with N >= 1, got '{d}'", file=sys.stderr)
-            return 2
-        dims[k] = int(v)
+    dims = _dim_flags(args, "run")
+    if dims is None:
+        return 2
     declared = {i.name: list(i.shape) for i in sess.get_inputs()}
     if asked_batch and not any(shape and isinstance(shape[0], str) for shape in declared.values()):
         shown = ", ".join(f"{k}: {shape}" for k, shape in declared.items())
         raise ArchError(f"--batch {args.batch}: " + (f"no input of the model has a symbolic first dim ({shown})"
                                                       if declared else "the model has no inputs"))
     symbols = list(dict.fromkeys(d for shape in declared.values() for d in shape if isinstance(d, str) and d))
-    for k in dims:
-        if k not in symbols:
-            known = f"its symbolic dims: {', '.join(symbols)}" if symbols else "all its dims are fixed"
-            raise ArchError(f"--dim {k}: the model has no symbolic dim '{k}' ({known})")
+    _check_dim_names(dims, symbols)
     given = {}
     for item in args.input:
         k, _, f = item.partition("=")

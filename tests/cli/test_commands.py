@@ -109,6 +109,30 @@ def test_summary_json(capsys):
     assert {"name", "op", "shape", "params", "flops"} <= set(rep["layers"][0])
 
 
+def test_summary_sizes_symbolic_dims_and_says_which_it_counted_as_one(tmp_path, capsys):
+    """FLOPs were labelled "batch 1" while every other symbolic dim also counted as 1 (GPT-2 per token)."""
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(ids: int64[B, T]) -> y {\n    y = ids -> embedding(10, 4) as emb -> linear(4) as fc\n}\n")
+    assert main(["summary", str(spec)]) == 0
+    assert "FLOPs at batch 1, T=1 (--dim T=N sizes it): 32" in capsys.readouterr().out  # 2 * 4 * 4
+    assert main(["summary", str(spec), "--dim", "T=8", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["flops"] == 8 * 32 and rep["flops_unsized"] == []
+    assert main(["summary", str(spec), "--dim", "S=8"]) == 1
+    assert "--dim S: the model has no symbolic dim 'S' (its symbolic dims: B, T)" in capsys.readouterr().err
+    assert main(["summary", str(spec), "--dim", "T=x"]) == 2
+
+
+def test_summary_counts_a_tied_weight_in_one_layer(tmp_path, capsys):
+    """The per-layer column counted a tied table in every layer that reads it, so it summed past the total."""
+    spec = tmp_path / "tied.arch"
+    spec.write_text("model m(ids: int64[B, T]) -> y {\n    h = ids -> embedding(10, 6) as emb\n"
+                    "    y = h @ ref(\"emb.weight\").T\n}\n")
+    assert main(["summary", str(spec), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["params"] == 60 and sum(r["params"] for r in rep["layers"]) == 60
+
+
 def test_summary_table(capsys):
     assert main(["summary", MLP]) == 0
     out = capsys.readouterr().out
