@@ -190,20 +190,37 @@ def optimize_graph(graph: Graph, options: CompileOptions, opset: int) -> list:
     return optimize(graph, options.opt_level, tuple(options.disabled_passes), ctx)
 
 
+_METADATA_ITEMS = 100_000  # list items and dict entries recorded per param value
+
+
 def _jsonable(params: dict) -> dict:
+    """Param values for the metadata. A value is walked for at most _METADATA_ITEMS items and recorded as a
+    note past that: a list that shares itself ([[[0] * 1000] * 1000] * 1000) is cheap to make but has 10^9
+    leaves, and writing them hung the build."""
     import math
 
     from .types import Sym
 
-    def conv(v):
+    def conv(v, budget: list[int]):
+        if isinstance(v, (list, tuple, dict)):
+            budget[0] -= len(v)
+            if budget[0] < 0:
+                raise OverflowError
         if isinstance(v, (list, tuple)):
-            return [conv(x) for x in v]
+            return [conv(x, budget) for x in v]
         if isinstance(v, dict):
-            return {str(k): conv(x) for k, x in v.items()}
+            return {str(k): conv(x, budget) for k, x in v.items()}
         if isinstance(v, Sym) or isinstance(v, float) and not math.isfinite(v):
             return str(v)  # strict JSON has no inf or nan: "inf", "nan"
         return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
-    return {k: conv(v) for k, v in params.items()}
+
+    out = {}
+    for k, v in params.items():
+        try:
+            out[k] = conv(v, [_METADATA_ITEMS])
+        except OverflowError:
+            out[k] = f"<{type(v).__name__} of more than {_METADATA_ITEMS:,} items, not recorded>"
+    return out
 
 
 @dataclass

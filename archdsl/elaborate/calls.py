@@ -108,6 +108,7 @@ class Calls:
                 for d in spec.shape:
                     if d <= 0 or d > Limits.dim:
                         raise LimitError(f"{op.name}: parameter '{spec.name}' has a dim of {d}", span)
+                _check_elements(spec.shape, f"{op.name}: parameter '{spec.name}'", span)
                 inputs.append(self.graph.add_param(f"{name}.{spec.name}", spec, dtype, span))
         if len(self.graph.nodes) >= Limits.nodes:
             raise LimitError(f"model has more than {Limits.nodes} nodes", span)
@@ -116,6 +117,8 @@ class Calls:
             for d in o.type.shape:
                 if isinstance(d, int) and not 0 <= d <= Limits.dim:
                     raise LimitError(f"{op.name} makes a dim of {d}", span)
+            _check_elements([d for d in o.type.shape if isinstance(d, int)], f"{op.name} makes a tensor that",
+                            span)
         outs = tuple(Tensor(o) for o in node.outputs)
         return outs[0] if len(outs) == 1 and op.name != "split" else outs
 
@@ -255,6 +258,7 @@ class Calls:
             raise ArchTypeError(f"parameter(): init must be one of {', '.join(inits)}, got {describe(init)}", span)
         if not isinstance(dtype, str) or dtype not in DTYPES:
             raise ArchTypeError(f"parameter(): unknown dtype {describe(dtype)}", span)
+        _check_elements(shape, "parameter()", span)
         name = self.layer_name(label, "param")
         spec = ParamSpec("", tuple(shape), inits[init], trainable=bool(trainable))
         return Tensor(self.graph.add_param(name, spec, DTYPES[dtype], span))
@@ -267,3 +271,11 @@ class Calls:
             hint = did_you_mean(str(name), self.graph.params)
             raise UnknownNameError(f"no parameter named {describe(name)} (yet){hint}", span)
         return Tensor(self.graph.params[name])
+
+
+def _check_elements(dims, what: str, span) -> None:
+    """A tensor of more than Limits.elements numbers (symbolic dims count as 1): `check` counted
+    parameter([2**30, 2**30]) happily and `build` then ran out of memory with no location."""
+    n = math.prod(dims)
+    if n > Limits.elements:
+        raise LimitError(f"{what} has {n:,} elements, over the limit of {Limits.elements:,}", span)

@@ -17,7 +17,8 @@ class Limits:
     steps = 5_000_000
     call_depth = 64
     dim = 2**31 - 1
-    nodes = 2_000_000
+    elements = 2**34  # per tensor: 64 GiB of float32 (the largest tensor of a 70B LLM has ~1e9)
+    nodes = 500_000  # elaboration makes ~10k nodes a second; the bench's deep MLP goes to 100k
     int_bits = 128
     items_per_step = 16  # building or walking this many list items or characters costs one evaluation step
 

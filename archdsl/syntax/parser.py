@@ -11,10 +11,12 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from ..diagnostics import ArchError, ArchSyntaxError, LimitError, Span
 
-__all__ = ["grammar_path", "parse_tree", "normalize_source", "source_lines", "MAX_SOURCE_BYTES", "MAX_NESTING"]
+__all__ = ["grammar_path", "parse_tree", "normalize_source", "source_lines", "MAX_SOURCE_BYTES", "MAX_NESTING",
+           "MAX_TOKENS"]
 
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
 MAX_NESTING = 100
+MAX_TOKENS = 100_000  # the parser takes ~10-20k tokens a second: 4 MiB of `+1` took minutes (the largest spec: ~1k)
 
 # A line break after one of these does not end the statement.
 _CONTINUES = {"->", ",", "=", "(", "[", "{", ".", ":", "+", "-", "*", "/", "//", "%", "@", "**",
@@ -55,7 +57,11 @@ class _PostLex:
         pending: Token | None = None
         closed = None  # what the last `}` closed: "block" or "dict"
         stmt_else = False  # the last `else` follows a block's `}`: an if statement's, not an expression's
+        count = 0
         for tok in stream:
+            count += 1
+            if count > MAX_TOKENS:
+                raise LimitError(f"source has more than {MAX_TOKENS:,} tokens", _tok_span("<input>", tok))
             if tok.type == "_NL":
                 inside = bool(stack) and stack[-1] != "block"
                 if prev is None or inside or str(prev) in _CONTINUES and prev.type not in ("NAME", "STRING"):

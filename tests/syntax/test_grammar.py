@@ -353,3 +353,12 @@ def test_syntax_error_inside_an_interpolation_points_into_the_string():
     assert (e.span.file, e.span.line, e.span.col) == ("t.arch", 2, 33)
     e = _err(_M + '    y = "layer{i +}"\n}\n')
     assert e.message.startswith("unexpected end of file; expected '('") and (e.span.line, e.span.col) == (2, 19)
+
+
+def test_a_source_over_the_token_limit_stops_early():
+    """4 MiB of `+1` took minutes and gigabytes to parse (~10-20k tokens a second); the limit stops it at the
+    first token past 100,000, with its position."""
+    from archdsl.diagnostics import LimitError
+    with pytest.raises(LimitError, match="more than 100,000 tokens") as e:
+        parse("let a = 1" + " + 1" * 60_000 + "\n", "t.arch")
+    assert e.value.span.line == 1 and e.value.span.col > 100_000
