@@ -166,6 +166,7 @@ def _fmt(n: int) -> str:
 @_diagnostics
 def cmd_summary(args, sources) -> int:
     from ..elaborate import elaborate_model
+    from ..types import Sym
     from .train import settings_error
     if (status := settings_error(args, "summary")) is not None:
         return status
@@ -176,7 +177,6 @@ def cmd_summary(args, sources) -> int:
     names = driver.select_models(mod, args.model)
     graphs = [elaborate_model(mod, n) for n in names]  # as written: passes never change the counts
     for g in graphs:
-        from ..types import Sym
         _check_dim_names(dims, list(dict.fromkeys(f for v in g.inputs for d in v.type.shape if isinstance(d, Sym)
                                                   for f in d.factors)))
     reports = [summarize(g, dims) for g in graphs]

@@ -110,7 +110,6 @@ def reduce_op(e, onnx_op: str, x: str, axes: list[int], keepdims: int, outputs=N
     return e.op(onnx_op, [x], outputs=outputs, axes=axes, keepdims=keepdims)
 
 
-
 def bfloat16_from(e, t: TensorType, name: str, what: str, opset: int = 22) -> None:
     """ONNX's conv, pool, recurrent and instance-norm ops take bfloat16 only from opset 22 (GroupNormalization
     from 21): below that the model would fail the checker, so the build says so at the op."""

@@ -23,10 +23,6 @@ def _geom(x, a, n, name):
     return k, s, p
 
 
-def _bf16_opset(e, c, name: str) -> None:
-    bfloat16_from(e, c.in_types[0], name, "ONNX pools take")
-
-
 def _make(kind: str, n: int):
     name = f"{kind}pool{n}d"
     onnx_op = "MaxPool" if kind == "max" else "AveragePool"
@@ -39,7 +35,7 @@ def _make(kind: str, n: int):
         return [x.with_shape(x.shape[:2] + spatial)]
 
     def lower(e, ins, outs, c):
-        _bf16_opset(e, c, name)
+        bfloat16_from(e, c.in_types[0], name, "ONNX pools take")
         k, s, p = _geom(c.in_types[0], c.attrs, n, name)
         extra = {"count_include_pad": int(c.attrs["count_include_pad"])} if kind == "avg" else {}
         e.op(onnx_op, ins, outputs=outs, kernel_shape=list(k), strides=list(s), pads=list(p) * 2,
@@ -84,7 +80,7 @@ def _global(kind):
         return [x.with_shape(x.shape[:2])]
 
     def lower(e, ins, outs, c):
-        _bf16_opset(e, c, name)
+        bfloat16_from(e, c.in_types[0], name, "ONNX pools take")
         if c.attrs["keepdims"]:
             e.op(onnx_op, ins, outputs=outs)
         else:
