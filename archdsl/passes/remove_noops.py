@@ -5,7 +5,8 @@ Rules: 1. dropout in an inference graph.
 3. permute by the identity permutation; transpose of a dim with itself; cast to the same dtype; a concat
 of one tensor; an index `x[...]`/`x[:, :]` made only of full slices.
 4. x * 1, 1 * x, x + 0, 0 + x, x - 0, x / 1, x ** 1 where the other operand is a constant filled with that
-value and the result has x's type (no broadcasting grows it, no dtype change)."""
+value and the result has x's type (no broadcasting grows it, no dtype change). For floats the zero must be
+-0.0 in a sum and +0.0 in a difference: x + 0.0 turns x = -0.0 into +0.0."""
 
 from __future__ import annotations
 
@@ -19,8 +20,14 @@ _SAME_TYPE_IDENTITY = {"reshape", "flatten", "squeeze", "unsqueeze", "expand"}
 _NEUTRAL = {"mul": (1.0, (0, 1)), "add": (0.0, (0, 1)), "sub": (0.0, (0,)), "div": (1.0, (0,)), "pow": (1.0, (0,))}
 
 
-def _const_all(v: Value, value: float) -> bool:
-    return v.kind == "const" and v.data.size > 0 and bool(np.all(v.data == value))
+def _const_all(v: Value, value: float, op: str = "") -> bool:
+    """v is a constant whose every element is `value`. For float add and sub the zero's sign matters:
+    -0.0 + (+0.0) is +0.0, so only x + (-0.0) and x - (+0.0) give x back for every x."""
+    if v.kind != "const" or v.data.size == 0 or not bool(np.all(v.data == value)):
+        return False
+    if op in ("add", "sub") and v.type.dtype.is_float:
+        return bool(np.all(np.signbit(v.data.astype(np.float32)) == (op == "add")))
+    return True
 
 
 def _identity_of(node: Node, ctx: PassContext) -> Value | None:
@@ -51,7 +58,7 @@ def _identity_of(node: Node, ctx: PassContext) -> Value | None:
         value, sides = _NEUTRAL[op]
         for keep in sides:
             other = ins[1 - keep]
-            if out.type == ins[keep].type and _const_all(other, value):
+            if out.type == ins[keep].type and _const_all(other, value, op):
                 return ins[keep]
     return None
 

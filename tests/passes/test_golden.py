@@ -34,7 +34,7 @@ model m(x: float32[3, 5]) -> y {
     "remove_noops": """
 model m(x: float32[B, 4, 6]) -> y {
     y = x -> dropout(0.5) -> reshape([B, 4, 6]) -> permute([0, 1, 2])
-    y = y * 1.0 + 0.0 -> relu
+    y = y * 1.0 - 0.0 -> relu
 }""",
     "compose_layout": """
 model m(x: float32[B, 4, 6, 8]) -> (y, z) {
