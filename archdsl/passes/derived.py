@@ -15,7 +15,7 @@ import numpy as np
 
 from ..ir import Graph, Value
 from ..ops import Init, ParamSpec
-from ..types import TensorType
+from ..types import DType, TensorType
 
 __all__ = ["DerivedSpec", "ParamEdits", "derived_param"]
 
@@ -26,9 +26,11 @@ class DerivedSpec(ParamSpec):
     fn: Callable[..., np.ndarray] | None = None
 
     def derive(self, resolve: Callable[[Value], np.ndarray]) -> np.ndarray:
-        """The value, given `resolve(source_value) -> ndarray`; computed in float32, cast by the caller."""
-        arrays = [np.asarray(resolve(v), dtype=np.float32) for v in self.sources]
-        out = np.asarray(self.fn(*arrays), dtype=np.float32)
+        """The value, given `resolve(source_value) -> ndarray`; computed in float64 when a source is float64
+        (a float32 fold lost what -O0 kept), else in float32; cast by the caller."""
+        work = np.float64 if any(v.type.dtype is DType.float64 for v in self.sources) else np.float32
+        arrays = [np.asarray(resolve(v), dtype=work) for v in self.sources]
+        out = np.asarray(self.fn(*arrays), dtype=work)
         if tuple(out.shape) != tuple(self.shape):
             raise ValueError(f"derived parameter '{self.name}': computed {out.shape}, expected {self.shape}")
         return np.ascontiguousarray(out)
