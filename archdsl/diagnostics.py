@@ -88,7 +88,11 @@ class EvalError(ArchError):
 def not_a_directory(path) -> Path:
     """An output path, refused when a directory is in its place (before any work that would write it)."""
     p = Path(path)
-    if p.is_dir():
+    try:
+        is_dir = p.is_dir()
+    except OSError as e:  # a name over 255 bytes: Path.is_dir raises rather than answer
+        raise ArchError(f"cannot write {p}: {e.strerror or e}") from None
+    if is_dir:
         raise ArchError(f"cannot write {p}: it is a directory")
     return p
 
@@ -117,6 +121,10 @@ class SourceMap:
 
     def add(self, file: str, text: str) -> None:
         self._texts[file] = text
+
+    def files(self) -> list[str]:
+        """The files read so far (the spec and every file it imports), not -D texts or <string> sources."""
+        return [f for f in self._texts if not f.startswith("<")]
 
     def line(self, file: str, line: int) -> str | None:
         text = self._texts.get(file)

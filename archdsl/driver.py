@@ -342,7 +342,7 @@ def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict |
     if external_data:
         not_a_directory(parent / data_name)  # before the weights are generated, not when moving them in place
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name[:200]}.", dir=parent))  # a 255-byte name stays writable
     try:
         with open(tmp / out.name, "wb") as f:
             if external_data:
@@ -364,37 +364,87 @@ def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict |
 def write_model(model: onnx.ModelProto, out: str | Path, external_data: bool | None = None) -> list[Path]:
     """Write atomically: into a temp dir beside the target, then rename. External data past 2 GiB
     (onnx then moves the weights out of `model` itself: reload the file to use them again)."""
-    with writing(out):
-        return _write_model(model, Path(out), external_data)
+    return write_models([(model, out)], external_data)
 
 
-def _write_model(model: onnx.ModelProto, out: Path, external_data: bool | None) -> list[Path]:
+def write_models(items: list[tuple[onnx.ModelProto, str | Path]], external_data: bool | None = None) -> list[Path]:
+    """Several models as one write: every file goes to a temp dir beside its target first, and the renames
+    follow only when all are written (`build --train` replaced the step model, then failed on the eval
+    model). Returns the paths written."""
+    staged: list[_Staged] = []
+    try:
+        for model, out in items:
+            with writing(out):
+                _stage(model, Path(out), external_data, staged)
+        written = []
+        for st in staged:
+            with writing(st.out):
+                written += st.commit()
+        return written
+    finally:
+        for st in staged:
+            st.cleanup()
+
+
+@dataclass
+class _Staged:
+    out: Path
+    tmp: Path | None = None  # the temp dir beside `out`
+    data_name: str | None = None
+    payload: bytes | None = None  # a special file's bytes, written into it at commit
+
+    def commit(self) -> list[Path]:
+        if self.payload is not None:
+            self.out.write_bytes(self.payload)
+            return [self.out]
+        written = [self.out]
+        if self.data_name and (self.tmp / self.data_name).exists():  # none when every tensor is under 1 KiB
+            parent = self.out.parent
+            files.umask_mode(self.tmp / self.data_name)
+            os.replace(self.tmp / self.data_name, parent / self.data_name)
+            written.append(parent / self.data_name)
+        os.replace(self.tmp / self.out.name, self.out)
+        return written
+
+    def cleanup(self) -> None:
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _stage(model: onnx.ModelProto, out: Path, external_data: bool | None, staged: list[_Staged]) -> None:
+    """Write `model` beside `out` and add it to `staged`, which holds its temp dir from the moment it exists
+    (so an interrupt at any point still removes it)."""
     out = files.resolved(out)
     if external_data is None:  # the threshold keeps 64 MiB for the graph: no ByteSize() walk over the weights
         external_data = not _small_enough(model)
     if files.is_special(out):  # -o /dev/null: written into, not replaced
         _no_external_data_beside(out, external_data)
-        out.write_bytes(model.SerializeToString(deterministic=True))
-        return [out]
+        staged.append(_Staged(out, payload=model.SerializeToString(deterministic=True)))
+        return
     parent = out.parent if str(out.parent) else Path(".")
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
-    try:
-        written = [out]
-        if external_data:
-            data_name = out.name + ".data"
-            onnx.save_model(model, tmp / out.name, save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=data_name, size_threshold=1024, convert_attribute=False)
-            if (tmp / data_name).exists():  # onnx writes none when every tensor is under the threshold
-                files.umask_mode(tmp / data_name)
-                os.replace(tmp / data_name, parent / data_name)
-                written.append(parent / data_name)
-        else:
-            (tmp / out.name).write_bytes(model.SerializeToString(deterministic=True))
-        os.replace(tmp / out.name, out)
-        return written
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    st = _Staged(parent / out.name)
+    staged.append(st)
+    st.tmp = Path(tempfile.mkdtemp(prefix=f".{out.name[:200]}.", dir=parent))
+    if external_data:
+        st.data_name = out.name + ".data"
+        _save_external(model, st.tmp / out.name, st.data_name)
+    else:
+        (st.tmp / out.name).write_bytes(model.SerializeToString(deterministic=True))
+
+
+def _save_external(model: onnx.ModelProto, path: Path, data_name: str) -> None:
+    """onnx.save_model(save_as_external_data=True) without its check that `data_name` does not exist
+    relative to the working directory (not to the model): a second build, or any file of that name where
+    the command runs, failed with 'External data file exists'."""
+    from onnx import external_data_helper as ext
+
+    from .lower.stream import INLINE_LIMIT
+    for t in model.graph.initializer:
+        if t.HasField("raw_data") and len(t.raw_data) >= INLINE_LIMIT:
+            ext.set_external_data(t, data_name)
+    ext.write_external_data_tensors(model, str(path.parent))
+    path.write_bytes(model.SerializeToString(deterministic=True))
 
 
 def _no_external_data_beside(out: Path, external_data: bool) -> None:

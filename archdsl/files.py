@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import tempfile
 from pathlib import Path
 
-from .diagnostics import ArchError, not_a_directory
+from .diagnostics import ArchError, not_a_directory, writing
 
-__all__ = ["refuse_overwriting", "is_special", "resolved", "copy_into", "umask_mode"]
+__all__ = ["refuse_overwriting", "is_special", "resolved", "copy_into", "umask_mode", "atomic_write"]
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -55,9 +56,11 @@ def is_special(path: str | Path) -> bool:
 
 
 def resolved(path: str | Path) -> Path:
-    """Where a write to `path` lands: a symlink's target (its link stays), else the path itself."""
+    """Where a write to `path` lands: a symlink's target (its link stays), else the path itself. A link to a
+    special file stays as given: /dev/stdout on a pipe resolves to /proc/PID/fd/pipe:[N], which no open()
+    finds, while the link itself opens the pipe."""
     p = Path(path)
-    return Path(os.path.realpath(p)) if p.is_symlink() else p
+    return Path(os.path.realpath(p)) if p.is_symlink() and not is_special(p) else p
 
 
 def umask_mode(path: Path) -> None:
@@ -72,3 +75,25 @@ def copy_into(src: Path, dst: Path) -> None:
     """A finished file's bytes written into a special target (shutil.copyfile refuses FIFOs)."""
     with open(src, "rb") as f, open(dst, "wb") as g:
         shutil.copyfileobj(f, g, 1 << 20)
+
+
+def atomic_write(path: str | Path, save) -> None:
+    """save(tmp) writes a file beside `path`, under a name with the same suffix (save_weights picks the format
+    by it), which then replaces `path`: an interrupted write leaves the previous file."""
+    path = resolved(path)
+    special = is_special(path)  # -o /dev/null: written into, not replaced
+    # (the name cut so that a 255-byte one stays writable)
+    tmp = (Path(tempfile.mkdtemp()) if special else path.parent) / f".tmp{os.getpid()}.{path.name[:200]}"
+    try:
+        with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save(tmp)
+            if special:
+                copy_into(tmp, path)
+            else:
+                os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+        if special:
+            tmp.parent.rmdir()

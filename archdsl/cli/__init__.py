@@ -124,6 +124,21 @@ def make_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _exit_cleanly_on_signals() -> None:
+    """SIGTERM and SIGHUP unwind like Ctrl-C (an exception, so every writer's cleanup runs: a killed build left
+    its temp directory of partial weights, a killed train its .tmp file), then exit 128 + the signal."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:  # its own argument parser (python -m archdsl.bench); argparse would eat its flags
@@ -134,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         ap.print_help()
         return 2
+    _exit_cleanly_on_signals()
     try:
         if args.command == "passes":
             from ..passes import all_passes
@@ -143,10 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{p.name:<{width}}  -O{p.level}{' (inference)' if p.inference_only else '':<13} {p.doc}")
             return 0
         if args.command == "docs":
-            from pathlib import Path
-
-            from .docs import run_docs
-            return run_docs(args.check, Path(args.root) if args.root else None)
+            from .docs import cmd_docs
+            return cmd_docs(args)
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

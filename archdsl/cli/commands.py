@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import driver, files
-from ..diagnostics import ArchError, SourceMap, render, writing
+from ..diagnostics import ArchError, SourceMap, render
 from ..ir import print_graph
 from ..summary import summarize
 from .table import print_table
@@ -49,11 +49,48 @@ def _fail(message: str, status: int) -> int:
     return status
 
 
-def output_path(raw: str | None) -> Path | None:
-    """-o as given: a trailing slash means a directory (Path would drop it and write a file of that name)."""
+def output_path(raw: str | None, flag: str = "-o", example: str = "model.onnx") -> Path | None:
+    """An output as given: a trailing slash means a directory (Path would drop it and write a file of that
+    name)."""
     if raw is not None and raw.endswith(("/", os.sep)):
-        raise ArchError(f"-o {raw} names a directory; give a file name (e.g. {raw}model.onnx)")
+        raise ArchError(f"{flag} {raw} names a directory; give a file name (e.g. {raw}{example})")
     return Path(raw) if raw is not None else None
+
+
+def announce(message: str, out) -> None:
+    """The 'wrote' line, on stderr when the output is stdout itself (-o /dev/stdout | ...), where it would
+    end up inside the file."""
+    try:
+        to_err = os.path.samestat(os.stat(out), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, AttributeError):  # no stdout file (pytest's capture) or no output
+        to_err = False
+    print(message, file=sys.stderr if to_err else sys.stdout)
+
+
+def read_files(args, sources, **more) -> dict:
+    """Every file a command reads, for files.refuse_overwriting: the spec, each file it imports (once loaded:
+    `-o lib.arch` replaced an imported lib.arch), --weights and `more`."""
+    ins = {"spec": args.file, "--weights": getattr(args, "weights", None), **more}
+    for f in sources.files():
+        ins.setdefault(f"imported {Path(f).name}", f)
+    return ins
+
+
+def with_external_data(outputs: dict, external: bool | None) -> dict:
+    """The outputs and, with --external-data, the .data file beside each (it must not replace an input
+    either: `--weights m.onnx.data -o m.onnx` overwrote the weights)."""
+    if not external:
+        return outputs
+    return {**outputs, **{f"{k} (its external data)": Path(f"{p}.data") for k, p in outputs.items() if p}}
+
+
+def beside(out: Path, name: str, what: str, flag: str | None = None) -> Path:
+    """A file written next to an output (the eval model, the checkpoint): refused beside a device or FIFO,
+    where it would be created as a regular file (-o /dev/null made /dev/null.eval.onnx)."""
+    if files.is_special(out):
+        raise ArchError(f"-o {out} is not a regular file, and {what} would go beside it"
+                        + (f"; give {flag} PATH" if flag else "; give -o a file path"))
+    return out.with_name(name)
 
 
 def load_spec(args, sources):
@@ -86,17 +123,16 @@ def cmd_build(args, sources) -> int:
     mod = load_spec(args, sources)
     if args.emit == "ir":
         from ..elaborate import elaborate_model
-        files.refuse_overwriting({"-o": args.output}, {"spec": args.file, "--weights": args.weights})
+        files.refuse_overwriting({"-o": args.output}, read_files(args, sources))
         text = []
         for name in driver.select_models(mod, args.model):
             g = elaborate_model(mod, name)
             if args.opt_level:  # --emit ir prints the checked IR; with -O1/-O2 the optimized IR
                 _report(args, _optimize_ir(g, args))
             text.append(print_graph(g))
-        if args.output:  # the IR into the file -o names, else to stdout
-            with writing(args.output):
-                Path(args.output).write_text("".join(text), encoding="utf-8")
-            print(f"wrote {args.output}")
+        if args.output:  # the IR into the file -o names (atomically, as every output), else to stdout
+            files.atomic_write(args.output, lambda tmp: tmp.write_text("".join(text), encoding="utf-8"))
+            announce(f"wrote {args.output}", args.output)
         else:
             sys.stdout.write("".join(text))
         return 0
@@ -108,12 +144,12 @@ def cmd_build(args, sources) -> int:
     name = driver.select_models(mod, args.model)[0]
     out = Path(args.output) if args.output else Path(args.file).with_suffix(".onnx") if len(mod.models) == 1 \
         else Path(args.file).with_name(f"{name}.onnx")
-    files.refuse_overwriting({"-o": out}, {"spec": args.file, "--weights": args.weights})
+    files.refuse_overwriting(with_external_data({"-o": out}, args.external_data), read_files(args, sources))
     compiled, written = driver.build_file(mod, args.model, opts, out, args.external_data, sources)
     _report(args, compiled.pass_stats)
     g = compiled.graph
-    print(f"wrote {out} ({g.name}: {compiled.declared_params:,} params, {len(compiled.model.graph.node)} nodes, "
-          f"opset {compiled.model.opset_import[0].version})" + (f" + {written[1]}" if len(written) > 1 else ""))
+    announce(f"wrote {out} ({g.name}: {compiled.declared_params:,} params, {len(compiled.model.graph.node)} nodes, "
+           f"opset {compiled.model.opset_import[0].version})" + (f" + {written[1]}" if len(written) > 1 else ""), out)
     return 0
 
 
@@ -244,7 +280,13 @@ def _spec_only_flags(args) -> list[str]:
 
 
 def _load_input(name: str, path: str) -> np.ndarray:
-    """A .npy array, or from an .npz the array called `name` (or its only array)."""
+    """A .npy array, or from an .npz the array called `name` (or its only array), in native byte order (a
+    big-endian float32 file was refused as 'holds float32' against 'takes float32')."""
+    arr = _read_input(name, path)
+    return arr.astype(arr.dtype.newbyteorder("=")) if arr.dtype.byteorder == ">" else arr
+
+
+def _read_input(name: str, path: str) -> np.ndarray:
     try:
         loaded = np.load(path, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - missing, corrupt (BadZipFile) or foreign
@@ -281,7 +323,11 @@ def cmd_run(args, sources) -> int:
             print(f"archdsl run: error: {', '.join(spec_only)} {'applies' if len(spec_only) == 1 else 'apply'} to "
                   f"a .arch spec; {path.name} is already compiled", file=sys.stderr)
             return 2
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except OSError as e:  # a name over 255 bytes
+            raise ArchError(f"cannot read {path}: {e.strerror or e}") from None
+        if not found:
             raise ArchError(f"no such file: {path}")
         model = path
         name = path.stem

@@ -7,10 +7,12 @@ import re
 import sys
 from pathlib import Path
 
-from .. import driver
+from .. import driver, files
+from ..diagnostics import ArchError
 from ..elaborate import elaborate_model
 from ..ops import all_ops
 from ..summary import summarize
+from .commands import _diagnostics
 
 __all__ = ["ops_table", "spec_catalog", "spec_rows", "run_docs", "repo_root"]
 
@@ -106,6 +108,16 @@ def run_docs(check: bool, root: Path | None = None) -> int:
             print(f"{p} is out of date: run `archdsl docs`", file=sys.stderr)
         return 1 if stale else 0
     for p in stale:
-        p.write_text(targets[p])
+        files.atomic_write(p, lambda tmp, text=targets[p]: tmp.write_text(text))
         print(f"updated {p}")
     return 0
+
+
+@_diagnostics
+def cmd_docs(args, sources) -> int:
+    """`archdsl docs`: a spec that does not compile, or a file that cannot be read or written, is a
+    diagnostic like any other (they were tracebacks)."""
+    try:
+        return run_docs(args.check, Path(args.root) if args.root else None)
+    except (OSError, UnicodeDecodeError) as e:
+        raise ArchError(f"archdsl docs: {e}") from None

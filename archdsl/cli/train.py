@@ -9,7 +9,7 @@ from pathlib import Path
 from .. import driver, files
 from ..autodiff.optimizers import ADAM_BETAS, ADAM_EPS
 from .args import seed, threads
-from .commands import load_spec, output_path
+from .commands import announce, beside, load_spec, output_path, read_files, with_external_data
 
 __all__ = ["add_train_flags", "add_train_parser", "build_train", "cmd_train", "train_config",
            "train_flags_without_train"]
@@ -90,15 +90,16 @@ def build_train(args, sources, mod) -> int:
     """The body of `archdsl build --train`: OUT.onnx (the step) and OUT.eval.onnx."""
     ct = driver.build_train(mod, args.model, _options(args), train_config(args), sources)
     out = Path(args.output) if args.output else Path(args.file).with_name(f"{ct.eval_model.graph.name}.train.onnx")
-    eval_out = out.with_name(out.name[: -len(".onnx")] + ".eval.onnx" if out.name.endswith(".onnx")
-                             else out.name + ".eval.onnx")
-    files.refuse_overwriting({"-o": out, "the eval model": eval_out}, {"spec": args.file, "--weights": args.weights})
-    driver.write_model(ct.step_model, out, args.external_data)
-    driver.write_model(ct.eval_model, eval_out, args.external_data)
+    eval_out = beside(out, out.name[: -len(".onnx")] + ".eval.onnx" if out.name.endswith(".onnx")
+                      else out.name + ".eval.onnx", "the eval model")
+    files.refuse_overwriting(with_external_data({"-o": out, "the eval model": eval_out}, args.external_data),
+                             read_files(args, sources))
+    driver.write_models([(ct.step_model, out), (ct.eval_model, eval_out)], args.external_data)
     info = ct.info
     n = sum(int(_numel(t)) for t in ct.step_model.graph.initializer if t.name in info.params)
-    print(f"wrote {out} (train step: {len(info.params)} parameters, {n:,} values, {len(info.state)} state tensors, "
-          f"{len(ct.step_model.graph.node)} nodes, {info.config.loss} + {info.config.optimizer.name}) and {eval_out}")
+    announce(f"wrote {out} (train step: {len(info.params)} parameters, {n:,} values, {len(info.state)} state tensors, "
+           f"{len(ct.step_model.graph.node)} nodes, {info.config.loss} + {info.config.optimizer.name}) and {eval_out}",
+           out)
     return 0
 
 
@@ -152,12 +153,12 @@ def cmd_train(args, sources) -> int:
         print("archdsl train: error: --resume continues from the checkpoint's weights; --weights would be "
               "ignored (give one of them)", file=sys.stderr)
         return 2
-    out = output_path(args.output)
-    ckpt = Path(args.checkpoint) if args.checkpoint else out.with_name(out.stem + ".ckpt.npz")  # run.a.ckpt.npz
-    files.refuse_overwriting({"-o": out, "--checkpoint": ckpt},
-                             {"spec": args.file, "--data": args.data, "--val": args.val,
-                              "--weights": getattr(args, "weights", None)})
+    out = output_path(args.output, example="weights.npz")
+    ckpt = output_path(args.checkpoint, "--checkpoint", "run.ckpt.npz") if args.checkpoint else \
+        beside(out, out.stem + ".ckpt.npz", "the checkpoint", "--checkpoint")  # run.a.ckpt.npz
     mod = load_spec(args, sources)
+    files.refuse_overwriting({"-o": out, "--checkpoint": ckpt},
+                             read_files(args, sources, **{"--data": args.data, "--val": args.val}))
     ct = driver.build_train(mod, args.model, _options(args), train_config(args), sources)
     opts = LoopOptions(data=args.data, val=args.val, epochs=args.epochs, batch_size=args.batch_size, output=out,
                        checkpoint=ckpt, resume=args.resume, provider=args.provider, threads=args.threads,

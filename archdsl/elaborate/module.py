@@ -56,7 +56,7 @@ class _Loader:
         base = Path(importer).parent if not importer.startswith("<") else Path.cwd()
         tried = [base / rel] + [Path(p) / rel for p in self.search_path]
         for cand in tried:
-            if cand.is_file():
+            if _is_file(cand, span):
                 return cand.resolve()
         raise ImportNotFoundError(f'cannot find "{rel}" (looked in {", ".join(str(t.parent) for t in tried)})', span)
 
@@ -227,9 +227,18 @@ def parse_define(text: str, sources: SourceMap, index: int = 0) -> tuple[str, tu
 def load_file(path: str | Path, defines: dict, sources: SourceMap, search_path=()) -> Module:
     loader = _Loader(sources, [Path(p) for p in search_path])
     p = Path(path)
-    if not p.is_file():
+    if not _is_file(p, None):
         raise ImportNotFoundError(f"{path} is a directory, not a .arch file" if p.is_dir() else f"no such file: {path}")
     return loader.load_path(p.resolve(), None, defines)
+
+
+def _is_file(p: Path, span: Span | None) -> bool:
+    """Path.is_file, with the OS's refusals other than "no such file" (a name over 255 bytes) as a
+    diagnostic instead of an exception."""
+    try:
+        return p.is_file()
+    except OSError as e:
+        raise ImportNotFoundError(f"cannot read {p}: {e.strerror or e}", span) from None
 
 
 def load_source(text: str, file: str, defines: dict, sources: SourceMap, search_path=()) -> Module:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,7 @@ import numpy as np
 from onnx import numpy_helper
 
 from .. import files
-from ..diagnostics import ArchError, writing
+from ..diagnostics import ArchError
 from ..lower import save_weights
 from ..lower.weights import read_npz
 from .export import TRAIN_CONFIG_KEY
@@ -174,7 +172,7 @@ class Trainer:
         def save(tmp: Path) -> None:
             with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a path without it
                 np.savez(f, **arrays)
-        _atomic(path, save)
+        files.atomic_write(path, save)
 
     def load_checkpoint(self, path: Path) -> int:
         try:
@@ -186,14 +184,20 @@ class Trainer:
             raise ArchError(f"--resume: cannot read {path}: {e}") from None
         if "__epoch__" not in arrays:
             raise ArchError(f"--resume: {path} is not a checkpoint of `archdsl train` (it has no __epoch__)")
-        saved = json.loads(str(arrays.pop("__config__", "{}")))
+        try:  # a damaged or hand-made file: its bookkeeping entries must be what train writes
+            saved = json.loads(str(arrays.pop("__config__", "{}")))
+            epoch = int(arrays.pop("__epoch__"))
+            seed = int(arrays.pop("__seed__", self.seed))  # shuffling follows --seed: another one is another run
+            if not isinstance(saved, dict):
+                raise TypeError("__config__ is not a dict")
+        except (TypeError, ValueError) as e:
+            raise ArchError(f"--resume: {path} is not a checkpoint of `archdsl train` (its bookkeeping does not "
+                            f"read: {e})") from None
         now = _fingerprint(self.config)
         if saved and saved != now:
             diff = sorted(k for k in now if saved.get(k) != now.get(k))
             raise ArchError(f"--resume: {path} was made with other settings ({', '.join(diff)}); resume with the "
                             "same loss, optimizer and model")
-        epoch = int(arrays.pop("__epoch__"))
-        seed = int(arrays.pop("__seed__", self.seed))  # shuffling follows --seed: another one is another run
         if seed != self.seed:
             raise ArchError(f"--resume: {path} was trained with --seed {seed}; resume with the same seed "
                             f"(got {self.seed})")
@@ -201,6 +205,9 @@ class Trainer:
             if k in self.state and tuple(v.shape) != tuple(self.state[k].shape()):
                 raise ArchError(f"--resume: {path} holds '{k}' as {list(v.shape)}, the model has "
                                 f"{list(self.state[k].shape())}; resume with the same model (and -D values)")
+            if k in self.state and v.dtype != self.get(k).dtype:  # else onnxruntime blamed the training data
+                raise ArchError(f"--resume: {path} holds '{k}' as {v.dtype.name}, the model takes "
+                                f"{self.get(k).dtype.name}")
         for k, v in arrays.items():
             if k in self.state:
                 self.set(k, v)
@@ -210,27 +217,6 @@ class Trainer:
 def _fingerprint(cfg: dict) -> dict:
     """What must not change between a checkpoint and its resumption (lr and epochs may)."""
     return {k: v for k, v in cfg.items() if k not in ("lr",)}
-
-
-def _atomic(path: Path, save) -> None:
-    """save(tmp) writes a file beside `path`, under a name with the same suffix (save_weights picks the format
-    by it), which then replaces `path`: an interrupted write leaves the previous file."""
-    path = files.resolved(path)
-    special = files.is_special(path)  # -o /dev/null: written into, not replaced
-    tmp = (Path(tempfile.mkdtemp()) if special else path.parent) / f".tmp{os.getpid()}.{path.name}"
-    try:
-        with writing(path):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save(tmp)
-            if special:
-                files.copy_into(tmp, path)
-            else:
-                os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-        if special:
-            tmp.parent.rmdir()
 
 
 def _batches(n: int, size: int, rng: np.random.Generator | None, drop_single: bool):
@@ -303,7 +289,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
         if opts.checkpoint is not None:
             trainer.save_checkpoint(opts.checkpoint, epoch)
     weights = trainer.weights()
-    _atomic(opts.output, lambda tmp: save_weights(tmp, weights))
+    files.atomic_write(opts.output, lambda tmp: save_weights(tmp, weights))
     console.print(f"wrote {opts.output} ({len(ct.info.params)} parameters, {len(ct.info.buffers)} buffers)")
     return metrics
 

@@ -163,3 +163,137 @@ def test_flags_that_would_be_ignored_or_mean_nothing_are_usage_errors(work, caps
     np.savez(work / "bad.npz", x=np.zeros((4, 5), np.float32), labels=np.zeros(4, np.int64))
     assert main(["train", spec, "--data", str(work / "bad.npz"), "-o", str(work / "w.npz")]) == 1
     assert "'x' has shape [4, 5], the model takes [B, 4]" in capsys.readouterr().err
+
+
+# ---------------- file-system robustness (a hunt through the writing commands) ----------------
+
+def test_a_file_name_over_255_bytes_is_a_diagnostic(work, capsys):
+    """Path.is_dir/is_file raise ENAMETOOLONG rather than answer: an internal error (exit 70)."""
+    long = "a" * 260
+    assert main(["build", str(work / "tiny.arch"), "-o", str(work / f"{long}.onnx")]) == 1
+    assert main(["check", str(work / f"{long}.arch")]) == 1
+    (work / "imp.arch").write_text(f'import "{long}.arch"\n' + TINY)
+    assert main(["check", str(work / "imp.arch")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("File name too long") == 3 and "internal error" not in err
+    name = "p" * 244 + ".onnx"  # legal, and the temp names beside it must stay legal too
+    assert main(["build", str(work / "tiny.arch"), "-o", str(work / name)]) == 0
+
+
+def test_an_imported_file_or_the_weights_are_never_overwritten(work, capsys):
+    (work / "lib.arch").write_text("block mlp(x) { return x -> linear(4) as fc -> relu }\n")
+    (work / "main.arch").write_text('import "lib.arch"\nmodel m(x: float32[B, 4]) -> y { y = mlp(x) }\n')
+    before = (work / "lib.arch").read_bytes()
+    for extra in ([], ["--train"], ["--emit", "ir"]):
+        assert main(["build", str(work / "main.arch"), "-o", str(work / "lib.arch")] + extra) == 1
+        assert "is the imported lib.arch file" in capsys.readouterr().err
+    assert main(["train", str(work / "main.arch"), "--data", str(work / "data.npz"), "--loss", "mse",
+                 "--checkpoint", str(work / "lib.arch"), "-o", str(work / "w.npz")]) == 1
+    assert (work / "lib.arch").read_bytes() == before
+    assert main(["build", str(work / "tiny.arch"), "-o", str(work / "w.onnx")]) == 0
+    with open(work / "w.onnx.data", "wb") as f:  # a weights file that happens to have the sidecar's name
+        np.savez(f, x=np.zeros(3))
+    weights = (work / "w.onnx.data").read_bytes()
+    assert main(["build", str(work / "tiny.arch"), "--weights", str(work / "w.onnx.data"), "-o", str(work / "w.onnx"),
+                 "--external-data"]) == 1
+    assert "(its external data)" in capsys.readouterr().err and (work / "w.onnx.data").read_bytes() == weights
+
+
+def test_external_data_twice_and_from_another_directory(work, monkeypatch):
+    """onnx's save checked for the .data name relative to the working directory: the second build failed."""
+    for _ in range(2):
+        assert main(["build", str(work / "tiny.arch"), "--train", "--external-data", "-o", str(work / "t.onnx")]) == 0
+    (work / "cwd").mkdir()
+    (work / "cwd" / "t.onnx.data").write_bytes(b"")
+    monkeypatch.chdir(work / "cwd")
+    assert main(["build", str(work / "tiny.arch"), "--train", "--external-data", "-o",
+                 str(work / "out" / "t.onnx")]) == 0
+    onnx.checker.check_model(str(work / "out" / "t.eval.onnx"), full_check=True)
+
+
+def test_build_train_replaces_neither_file_when_the_second_fails(work, monkeypatch):
+    from archdsl import driver
+    out = work / "t.onnx"
+    out.write_bytes(b"OLD")
+    real, calls = driver._stage, []
+
+    def flaky(model, path, external, staged):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(model, path, external, staged)
+    monkeypatch.setattr(driver, "_stage", flaky)
+    assert main(["build", str(work / "tiny.arch"), "--train", "-o", str(out)]) == 1
+    assert out.read_bytes() == b"OLD" and not (work / "t.eval.onnx").exists()
+    assert not [p for p in os.listdir(work) if p.startswith(".")], "no temp files left"
+
+
+def test_outputs_beside_a_device_are_refused(work, capsys):
+    fifo = work / "pipe"
+    os.mkfifo(fifo)
+    assert main(["build", str(work / "tiny.arch"), "--train", "-o", str(fifo)]) == 1
+    assert "is not a regular file, and the eval model would go beside it" in capsys.readouterr().err
+    assert main(["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "-o", str(fifo)]) == 1
+    assert "give --checkpoint PATH" in capsys.readouterr().err
+    assert sorted(os.listdir(work)) == ["data.npz", "pipe", "tiny.arch"]
+    assert main(["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "-o", str(work / "w.npz"),
+                 "--checkpoint", str(work / "ck") + "/"]) == 1
+    assert "--checkpoint" in capsys.readouterr().err and not (work / "ck").exists()
+
+
+def test_o_dev_stdout_on_a_pipe_writes_the_model_there(work):
+    import subprocess
+    import sys
+    res = subprocess.run([sys.executable, "-m", "archdsl", "build", str(work / "tiny.arch"), "-o", "/dev/stdout"],
+                         capture_output=True, check=False)
+    assert res.returncode == 0, res.stderr
+    m = onnx.load_from_string(res.stdout)  # the bytes are the model alone: 'wrote ...' went to stderr
+    assert m.graph.name == "tiny" and b"wrote /dev/stdout" in res.stderr
+
+
+def test_a_malformed_checkpoint_is_a_diagnostic(work, capsys):
+    args = ["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "-o", str(work / "w.npz"),
+            "--resume", "--quiet"]
+    for bad in ({"__epoch__": np.array([1, 2])}, {"__epoch__": np.array(1), "__config__": np.array("not json")},
+                {"__epoch__": np.array("abc")}):
+        np.savez(work / "w.ckpt.npz", **bad)
+        assert main(args) == 1
+        assert "is not a checkpoint of `archdsl train`" in capsys.readouterr().err
+
+
+def test_docs_on_a_broken_root_is_a_diagnostic(tmp_path, capsys):
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "grammar").mkdir()
+    (tmp_path / "grammar" / "REFERENCE.md").write_text((root / "grammar" / "REFERENCE.md").read_text())
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "zz.arch").write_text("model broken(x: float32[B, 3]) -> y { y = x -> linear(\n")
+    assert main(["docs", "--root", str(tmp_path)]) == 1
+    assert "zz.arch:1:" in capsys.readouterr().err
+
+
+def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_temp_files(work, monkeypatch):
+    """A killed build left its temp directory of partial weights beside the output (SIGINT did not)."""
+    import signal
+
+    from archdsl import driver
+    real = driver._stage
+
+    def killed_while_writing(model, path, external, staged):
+        real(model, path, external, staged)
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler raises in this thread, here
+    monkeypatch.setattr(driver, "_stage", killed_while_writing)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
+    try:
+        with pytest.raises(SystemExit) as e:
+            main(["build", str(work / "tiny.arch"), "--train", "-o", str(work / "t.onnx")])
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+        signal.signal(signal.SIGHUP, before[1])
+    assert e.value.code == 128 + signal.SIGTERM
+    assert sorted(os.listdir(work)) == ["data.npz", "tiny.arch"]
+
+
+def test_a_big_endian_input_is_taken(work, capsys):
+    np.save(work / "be.npy", np.ones((2, 4), ">f4"))
+    assert main(["run", str(work / "tiny.arch"), "--input", f"x={work / 'be.npy'}", "--repeat", "1"]) == 0
+    assert "logits: [2, 3] float32" in capsys.readouterr().out
