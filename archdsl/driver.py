@@ -55,6 +55,8 @@ def parse_defines(items, sources: SourceMap) -> dict:
         return {}
     if isinstance(items, dict):
         return {k: (v, None) for k, v in items.items()}
+    if isinstance(items, str) or not isinstance(items, (list, tuple)) or not all(isinstance(t, str) for t in items):
+        raise ArchError(f"defines takes a dict or a list of 'NAME=VALUE' strings, got {items!r}")
     out = {}
     for i, text in enumerate(items):
         name, val = parse_define(text, sources, i)
@@ -65,6 +67,9 @@ def parse_defines(items, sources: SourceMap) -> dict:
 def load(path: str | Path | None = None, *, text: str | None = None, file: str = "<string>", defines=None,
          search_path=(), sources: SourceMap | None = None) -> Module:
     sources = sources if sources is not None else SourceMap()
+    if isinstance(search_path, (str, bytes)) or not isinstance(search_path, (list, tuple)) or \
+            not all(isinstance(p, (str, os.PathLike)) for p in search_path):
+        raise ArchError(f"search_path takes a list of directories, got {search_path!r}")
     defs = parse_defines(defines, sources)
     env_path = [p for p in os.environ.get("ARCHDSL_PATH", "").split(os.pathsep) if p]
     search = list(search_path) + env_path
@@ -76,6 +81,8 @@ def load(path: str | Path | None = None, *, text: str | None = None, file: str =
 def select_models(mod: Module, model: str | None) -> list[str]:
     from .diagnostics import UnknownNameError, did_you_mean
     names = list(mod.models)
+    if model is not None and not isinstance(model, str):
+        raise ArchError(f"model takes a model's name, got {model!r}")
     if not names:
         raise ArchError(f"{mod.path} defines no model", mod.ast.span)
     if model is None:
@@ -135,13 +142,16 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
 def _check_weight_names(weights: dict | None, graph: Graph) -> None:
     """A weights file names exactly the model's parameters and buffers, as torch's strict load_state_dict:
     a missing one would quietly keep its random init (a stale or misspelled file, a model that is mostly
-    random), an extra one is a sign of another model. Only numbers load."""
+    random), an extra one is a sign of another model. Only numbers load. A BatchNorm's
+    `num_batches_tracked` (in every torch state_dict, used by nothing archdsl runs) is taken and ignored."""
     if weights is None:
         return
     import numpy as np
 
     from .diagnostics import did_you_mean
-    unknown = sorted(set(weights) - set(graph.params))
+    counter = ".num_batches_tracked"
+    unknown = sorted(n for n in set(weights) - set(graph.params)
+                     if not (n.endswith(counter) and n[: -len(counter)] + ".running_mean" in graph.params))
     if unknown:
         raise ArchError(f"weights file has {len(unknown)} name{'s' if len(unknown) > 1 else ''} the model does not: "
                         f"'{unknown[0]}'{did_you_mean(unknown[0], graph.params)}")
@@ -172,8 +182,10 @@ def _check_options(options: CompileOptions) -> int | None:
     if isinstance(options.opt_level, bool) or options.opt_level not in (0, 1, 2):
         raise ArchError(f"opt_level must be 0, 1 or 2, got {options.opt_level!r}")
     passes = options.disabled_passes
-    if isinstance(passes, str) or not all(isinstance(p, str) for p in passes):
+    if not isinstance(passes, (list, tuple)) or not all(isinstance(p, str) for p in passes):
         raise ArchError(f"disabled_passes takes a list of pass names, got {passes!r}")
+    if options.weights is not None and not isinstance(options.weights, (str, os.PathLike)):
+        raise ArchError(f"weights takes the path of a .npz or .safetensors file, got {options.weights!r}")
     seed = options.seed
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= SEED_MAX:
         raise ArchError(f"seed must be an integer in 0..{SEED_MAX}, got {options.seed!r}")

@@ -401,11 +401,9 @@ def _check_batch(batch: int, declared: dict, dims: dict, from_given: dict, given
 
 def cmd_ops(args) -> int:
     from ..ops import all_ops
-    if args.markdown:
-        print("| op | signature | what it does |\n|---|---|---|")
-        for op in all_ops():
-            alias = f" (also {', '.join(op.aliases)})" if op.aliases else ""
-            print(f"| `{op.name}`{alias} | `{op.signature()}` | {op.doc} |")
+    if args.markdown:  # the table of grammar/REFERENCE.md, '|' in a description escaped
+        from .docs import ops_table
+        print(ops_table())
         return 0
     for op in all_ops():
         print(f"{op.signature():<70} {op.doc}")

@@ -13,6 +13,8 @@ from .registry import Attr, OpDef, fail, register
 
 
 def _expand(x, index):
+    if not isinstance(index, tuple) or not all(isinstance(e, tuple) and e and e[0] in ("i", "s", "e") for e in index):
+        fail("getitem is written with brackets (x[0], x[:, 1:3]), not called")
     n_ell = sum(1 for e in index if e[0] == "e")
     if n_ell > 1:
         fail("an index may contain at most one '...'")

@@ -95,8 +95,8 @@ class OpDef:
         return self.inputs
 
     def signature(self) -> str:
-        parts = [i.lstrip("*").rstrip("?") + ("..." if i.startswith("*") else "") + ("?" if i.endswith("?") else "")
-                 for i in self.inputs]
+        parts = [f"[{i[1:]}, ...]" if i.startswith("*") else i.rstrip("?") + ("?" if i.endswith("?") else "")
+                 for i in self.inputs]  # a variadic input is one list: concat([a, b], axis=1)
         for a in self.attrs:
             parts.append(a.name if a.default is REQUIRED else f"{a.name}={_show(a.default)}")
         return f"{self.name}({', '.join(parts)})"

@@ -180,5 +180,5 @@ register(OpDef(
     aliases=("sdpa",), attrs=(Attr("causal", "bool", False), Attr("scale", "float?", None)),
     infer=_infer, lower=_lower, cost=_cost, grad=_grad,
     doc="softmax(q k^T * scale + mask) v (torch's F.scaled_dot_product_attention); scale defaults to "
-        "1/sqrt(head size); ONNX Attention at opset 23+.",
+        "1/sqrt(head size); ONNX Attention at opset 23+ where onnxruntime runs it as a kernel (23-24 in 1.32).",
 ))

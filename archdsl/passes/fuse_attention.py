@@ -101,7 +101,8 @@ def _match(sm: Node, rw: Rewriter):
 
 
 @register_pass("fuse_attention", level=2, inference_only=True,
-               doc="softmax(q k^T * s + mask) v -> scaled_dot_product_attention (ONNX Attention, opset 23+)")
+               doc="softmax(q k^T * s + mask) v -> scaled_dot_product_attention (ONNX Attention, at the opsets "
+                   "where onnxruntime has its kernel: 23-24 in 1.32)")
 def fuse_attention(g: Graph, ctx: PassContext) -> bool:
     if ctx.opset < 23 or not ctx.inference or not runs_natively("Attention", ctx.opset):
         return False

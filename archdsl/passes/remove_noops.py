@@ -64,7 +64,7 @@ def _identity_of(node: Node, ctx: PassContext) -> Value | None:
 
 
 @register_pass("remove_noops", level=1,
-               doc="drop identity reshapes/transposes/casts, inference dropout, x*1, x+0")
+               doc="drop identity reshapes/transposes/casts, inference dropout, x*1, x+0 (float: x + -0.0, x - 0.0)")
 def remove_noops(g: Graph, ctx: PassContext) -> bool:
     rw = Rewriter(g)
     for node in g.nodes:

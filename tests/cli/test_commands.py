@@ -448,3 +448,20 @@ def test_metadata_is_strict_json_for_non_finite_params(tmp_path):
     meta = {p.key: p.value for p in onnx.load(out).metadata_props}
     assert json.loads(meta["archdsl.params"], parse_constant=lambda c: pytest.fail(c)) == {"big": "inf",
                                                                                            "nan": "nan"}
+
+
+def test_ops_markdown_is_the_reference_table(capsys):
+    """`archdsl ops --markdown` left '|' unescaped (abs's |x| broke its row), unlike the table it documents."""
+    assert main(["ops", "--markdown"]) == 0
+    out = capsys.readouterr().out
+    ref = (ROOT / "grammar" / "REFERENCE.md").read_text()
+    assert out.strip() in ref
+    assert all(line.count("|") == 4 for line in out.strip().splitlines()[2:]), "three cells a row"
+    assert "`concat([xs, ...], axis=1)`" in out  # a variadic input is one list
+
+
+def test_calling_getitem_says_to_use_brackets(tmp_path, capsys):
+    spec = tmp_path / "g.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    y = getitem(x, 0)\n}\n")
+    assert main(["check", str(spec)]) == 1
+    assert "getitem is written with brackets (x[0], x[:, 1:3]), not called" in capsys.readouterr().err

@@ -72,6 +72,13 @@ def test_opset_below_17_is_refused():
                                            ({"opt_level": True}, "opt_level must be"),
                                            ({"opset": 17.0}, "opset must be an integer"),
                                            ({"disabled_passes": "cse"}, "disabled_passes takes a list"),
+                                           ({"disabled_passes": 5}, "disabled_passes takes a list"),
+                                           ({"model": 5}, "model takes a model's name"),
+                                           ({"defines": 5}, "defines takes a dict or a list"),
+                                           ({"defines": [("a", 1)]}, "defines takes a dict or a list"),
+                                           ({"search_path": "inc"}, "search_path takes a list of directories"),
+                                           ({"search_path": None}, "search_path takes a list"),
+                                           ({"weights": 5}, "weights takes the path"),
                                            ({"optlevel": 1}, "unknown option 'optlevel'; did you mean 'opt_level'")])
 def test_api_options_are_checked_like_the_flags(options, words):
     """opt_level=5 built at -O2 and seeds were masked to 32 bits, silently; archdsl.ArchError is exported."""
@@ -254,3 +261,22 @@ def test_bfloat16_attention_passes_the_full_check_at_every_opset(tmp_path):
     for opset in (17, 22, newest_opset()):
         m = archdsl.compile_file(str(sdpa), opset=opset)
         onnx.checker.check_model(m, full_check=True)
+
+
+def test_a_torch_batchnorm_state_dict_loads_as_it_is(tmp_path):
+    """torch's BatchNorm state_dict holds num_batches_tracked, which --weights refused as a foreign name."""
+    torch = pytest.importorskip("torch")
+    bn = torch.nn.BatchNorm1d(4)
+    bn.running_mean += 0.5
+    sd = {f"bn.{k}": v.numpy() for k, v in bn.state_dict().items()}
+    assert "bn.num_batches_tracked" in sd
+    np.savez(tmp_path / "w.npz", **sd)
+    m = archdsl.compile_source("model m(x: float32[B, 4]) -> y {\n    y = x -> batchnorm as bn\n}\n",
+                               weights=str(tmp_path / "w.npz"), opt_level=0)
+    x = np.ones((2, 4), np.float32)
+    (y,) = runtime.session(m).run(None, {"x": x})
+    np.testing.assert_allclose(y, bn.eval()(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ArchError, match="'other.num_batches_tracked'"):  # only beside a BatchNorm's statistics
+        np.savez(tmp_path / "w2.npz", **sd, **{"other.num_batches_tracked": np.array(0)})
+        archdsl.compile_source("model m(x: float32[B, 4]) -> y {\n    y = x -> batchnorm as bn\n}\n",
+                               weights=str(tmp_path / "w2.npz"))
