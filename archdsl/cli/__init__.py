@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from .. import __version__
@@ -124,19 +125,26 @@ def make_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _exit_cleanly_on_signals() -> None:
+@contextlib.contextmanager
+def _exit_cleanly_on_signals():
     """SIGTERM and SIGHUP unwind like Ctrl-C (an exception, so every writer's cleanup runs: a killed build left
-    its temp directory of partial weights, a killed train its .tmp file), then exit 128 + the signal."""
+    its temp directory of partial weights, a killed train its .tmp file), then exit 128 + the signal. The
+    previous handlers come back afterwards (main() may be called from a program of its own)."""
     import signal
     import threading
+    sigs = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
     if threading.current_thread() is not threading.main_thread():
+        yield
         return
 
     def stop(signum, frame):
         raise SystemExit(128 + signum)
-    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if sig is not None:
-            signal.signal(sig, stop)
+    before = {s: signal.signal(s, stop) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,7 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         ap.print_help()
         return 2
-    _exit_cleanly_on_signals()
+    with _exit_cleanly_on_signals():
+        return _dispatch(args)
+
+
+def _dispatch(args) -> int:
     try:
         if args.command == "passes":
             from ..passes import all_passes

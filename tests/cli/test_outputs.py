@@ -283,13 +283,10 @@ def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_temp_files(work, monkeypatch)
         os.kill(os.getpid(), signal.SIGTERM)  # the handler raises in this thread, here
     monkeypatch.setattr(driver, "_stage", killed_while_writing)
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
-    try:
-        with pytest.raises(SystemExit) as e:
-            main(["build", str(work / "tiny.arch"), "--train", "-o", str(work / "t.onnx")])
-    finally:
-        signal.signal(signal.SIGTERM, before[0])
-        signal.signal(signal.SIGHUP, before[1])
+    with pytest.raises(SystemExit) as e:
+        main(["build", str(work / "tiny.arch"), "--train", "-o", str(work / "t.onnx")])
     assert e.value.code == 128 + signal.SIGTERM
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == before, "handlers restored"
     assert sorted(os.listdir(work)) == ["data.npz", "tiny.arch"]
 
 
