@@ -8,7 +8,6 @@ import math
 import numbers
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,7 +127,7 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     opset = _check_options(options) or newest_opset()
     weights = (loaded_weights if loaded_weights is not None
                else load_weights(options.weights) if options.weights else None)
-    _check_weight_names(weights, graph)
+    weights = _checked_weights(weights, graph)
     declared = graph.param_count()
     stats = optimize_graph(graph, options, opset)
     meta = {"archdsl.params": _jsonable(mod.params), "archdsl.source": Path(mod.path).name,
@@ -139,19 +138,21 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared)
 
 
-def _check_weight_names(weights: dict | None, graph: Graph) -> None:
+def _checked_weights(weights: dict | None, graph: Graph) -> dict | None:
     """A weights file names exactly the model's parameters and buffers, as torch's strict load_state_dict:
     a missing one would quietly keep its random init (a stale or misspelled file, a model that is mostly
     random), an extra one is a sign of another model. Only numbers load. A BatchNorm's
-    `num_batches_tracked` (in every torch state_dict, used by nothing archdsl runs) is taken and ignored."""
+    `num_batches_tracked` (in every torch state_dict, used by nothing archdsl runs) is taken and dropped:
+    the weights are returned without it."""
     if weights is None:
-        return
+        return None
     import numpy as np
 
     from .diagnostics import did_you_mean
     counter = ".num_batches_tracked"
-    unknown = sorted(n for n in set(weights) - set(graph.params)
-                     if not (n.endswith(counter) and n[: -len(counter)] + ".running_mean" in graph.params))
+    weights = {n: a for n, a in weights.items()
+               if not (n.endswith(counter) and n[: -len(counter)] + ".running_mean" in graph.params)}
+    unknown = sorted(set(weights) - set(graph.params))
     if unknown:
         raise ArchError(f"weights file has {len(unknown)} name{'s' if len(unknown) > 1 else ''} the model does not: "
                         f"'{unknown[0]}'{did_you_mean(unknown[0], graph.params)}")
@@ -163,6 +164,7 @@ def _check_weight_names(weights: dict | None, graph: Graph) -> None:
         dtype = np.asarray(arr).dtype
         if dtype.kind not in "biuf":
             raise ArchError(f"weights file: '{name}' holds {dtype} values, not numbers")
+    return weights
 
 
 def opset_range() -> tuple[int, int]:
@@ -260,7 +262,7 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
             "archdsl.model": name, "archdsl.seed": str(options.seed)}
     level = min(options.opt_level, 1)
     ev = elaborate_model(mod, name)
-    _check_weight_names(weights, ev)
+    weights = _checked_weights(weights, ev)
     optimize(ev, level, tuple(options.disabled_passes), PassContext(opset=opset, inference=True))
     ev_weights = {k: v for k, v in weights.items() if k in ev.params} if weights else None
     eval_model = lower_graph(ev, opset=opset, seed=options.seed, weights=ev_weights, metadata=meta,
@@ -354,23 +356,21 @@ def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict |
     if external_data:
         not_a_directory(parent / data_name)  # before the weights are generated, not when moving them in place
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name[:200]}.", dir=parent))  # a 255-byte name stays writable
+    st = _Staged(parent / out.name, data_name=data_name if external_data else None)
     try:
-        with open(tmp / out.name, "wb") as f:
+        st.tmp = files.temp_dir_beside(st.out)
+        with open(st.tmp / out.name, "wb") as f:
             if external_data:
-                with open(tmp / data_name, "wb") as data:
+                with open(st.tmp / data_name, "wb") as data:
                     write_streaming(compiled.model, param_arrays(g, options.seed, weights, chunked=True), f, data,
                                     data_name)
+                if not (st.tmp / data_name).stat().st_size:  # empty when every tensor is under 1 KiB
+                    (st.tmp / data_name).unlink()
             else:
                 write_streaming(compiled.model, param_arrays(g, options.seed, weights, chunked=True), f)
-        written = [out]
-        if external_data and (tmp / data_name).stat().st_size:  # empty when every tensor is under 1 KiB
-            os.replace(tmp / data_name, parent / data_name)
-            written.append(parent / data_name)
-        os.replace(tmp / out.name, out)
-        return written
+        return st.commit()
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        st.cleanup()
 
 
 def write_model(model: onnx.ModelProto, out: str | Path, external_data: bool | None = None) -> list[Path]:
@@ -437,7 +437,7 @@ def _stage(model: onnx.ModelProto, out: Path, external_data: bool | None, staged
     parent.mkdir(parents=True, exist_ok=True)
     st = _Staged(parent / out.name)
     staged.append(st)
-    st.tmp = Path(tempfile.mkdtemp(prefix=f".{out.name[:200]}.", dir=parent))
+    st.tmp = files.temp_dir_beside(st.out)
     if external_data:
         st.data_name = out.name + ".data"
         _save_external(model, st.tmp / out.name, st.data_name)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .diagnostics import ArchError, not_a_directory, writing
 
-__all__ = ["refuse_overwriting", "is_special", "resolved", "copy_into", "umask_mode", "atomic_write"]
+__all__ = ["refuse_overwriting", "is_special", "resolved", "copy_into", "umask_mode", "atomic_write",
+           "temp_dir_beside"]
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -77,23 +78,29 @@ def copy_into(src: Path, dst: Path) -> None:
         shutil.copyfileobj(f, g, 1 << 20)
 
 
+def temp_dir_beside(path: Path) -> Path:
+    """A fresh hidden directory next to `path` (same file system: the finished file is renamed out of it),
+    named after it; the name is cut so that a 255-byte one still leaves room for the random part."""
+    return Path(tempfile.mkdtemp(prefix=f".{path.name[:200]}.", dir=path.parent))
+
+
 def atomic_write(path: str | Path, save) -> None:
-    """save(tmp) writes a file beside `path`, under a name with the same suffix (save_weights picks the format
-    by it), which then replaces `path`: an interrupted write leaves the previous file."""
+    """save(tmp) writes a file of `path`'s name (save_weights picks the format by its suffix) in a temp
+    directory beside it, which then replaces `path`: an interrupted write leaves the previous file. A
+    special file (-o /dev/null) is written into instead, from a temp directory elsewhere."""
     path = resolved(path)
-    special = is_special(path)  # -o /dev/null: written into, not replaced
-    # (the name cut so that a 255-byte one stays writable)
-    tmp = (Path(tempfile.mkdtemp()) if special else path.parent) / f".tmp{os.getpid()}.{path.name[:200]}"
+    special = is_special(path)
+    tmp_dir = None
     try:
         with writing(path):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save(tmp)
+            if not special:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            tmp_dir = Path(tempfile.mkdtemp()) if special else temp_dir_beside(path)
+            save(tmp_dir / path.name)
             if special:
-                copy_into(tmp, path)
+                copy_into(tmp_dir / path.name, path)
             else:
-                os.replace(tmp, path)
+                os.replace(tmp_dir / path.name, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
-        if special:
-            tmp.parent.rmdir()
+        if tmp_dir is not None:
+            shutil.rmtree(tmp_dir, ignore_errors=True)

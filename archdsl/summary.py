@@ -27,11 +27,15 @@ def bind_dims(t: TensorType, dims: dict) -> TensorType:
     return t.with_shape(out)
 
 
+def input_dims(g: Graph) -> list[str]:
+    """The names of the symbolic dims of the model's inputs, in order."""
+    return list(dict.fromkeys(f for v in g.inputs for d in v.type.shape if isinstance(d, Sym) for f in d.factors))
+
+
 def unsized_dims(g: Graph, dims: dict) -> list[str]:
     """The symbolic dims of the inputs, other than a batch, that FLOPs counted as 1 (none given in `dims`)."""
     batch = {str(v.type.shape[0]) for v in g.inputs if v.type.shape and isinstance(v.type.shape[0], Sym)}
-    names = [f for v in g.inputs for d in v.type.shape if isinstance(d, Sym) for f in d.factors]
-    return [f for f in dict.fromkeys(names) if f not in dims and f not in batch]
+    return [f for f in input_dims(g) if f not in dims and f not in batch]
 
 
 def summarize(g: Graph, dims: dict | None = None) -> dict:

@@ -12,7 +12,8 @@ __all__ = ["gradients", "prune_dead", "vjp"]
 
 
 def gradients(graph: Graph, target: Value, wrt: list[Value], seed: Value | None = None) -> list[Value | None]:
-    """d target / d w for each w in `wrt` (None where target does not depend on w), appended to `graph`.
+    """d target / d w for each w in `wrt` (None where target does not depend on w, and at the later places
+    of a w listed twice: its first place has the whole gradient), appended to `graph`.
 
     `target` is a scalar unless `seed` (the incoming gradient, target's shape) is given."""
     if seed is None:

@@ -202,7 +202,7 @@ def _fmt(n: int) -> str:
 @_diagnostics
 def cmd_summary(args, sources) -> int:
     from ..elaborate import elaborate_model
-    from ..types import Sym
+    from ..summary import input_dims
     from .train import settings_error
     if (status := settings_error(args, "summary")) is not None:
         return status
@@ -212,10 +212,8 @@ def cmd_summary(args, sources) -> int:
     mod = load_spec(args, sources)
     names = driver.select_models(mod, args.model)
     graphs = [elaborate_model(mod, n) for n in names]  # as written: passes never change the counts
-    for g in graphs:
-        _check_dim_names(dims, list(dict.fromkeys(f for v in g.inputs for d in v.type.shape if isinstance(d, Sym)
-                                                  for f in d.factors)))
-    reports = [summarize(g, dims) for g in graphs]
+    _check_dim_names(dims, list(dict.fromkeys(f for g in graphs for f in input_dims(g))))  # any model's
+    reports = [summarize(g, {k: v for k, v in dims.items() if k in input_dims(g)}) for g in graphs]
     if getattr(args, "report", False):
         for n in names:
             _report(args, _optimize_ir(elaborate_model(mod, n), args))
@@ -228,9 +226,10 @@ def cmd_summary(args, sources) -> int:
                 for r in rep["layers"]]
         print_table(f"{rep['model']}", ("layer", "op", "output shape", "params", "FLOPs"), rows,
                     footer=("total", "", "", f"{rep['params']:,}", _fmt(rep["flops"])))
-        batch = any(v.type.shape and str(v.type.shape[0]) in dims for v in g.inputs)
+        own = {k: v for k, v in dims.items() if k in input_dims(g)}
+        batch = any(v.type.shape and str(v.type.shape[0]) in own for v in g.inputs)
         unsized = rep["flops_unsized"]
-        at = ", ".join((["batch 1"] if not batch else []) + [f"{k}={v}" for k, v in dims.items()]
+        at = ", ".join((["batch 1"] if not batch else []) + [f"{k}={v}" for k, v in own.items()]
                        + [f"{u}=1" for u in unsized])
         hint = f" (--dim {unsized[0]}=N sizes it)" if unsized else ""
         print(f"params: {rep['params']:,}   buffers: {rep['buffers']:,}   FLOPs at {at}{hint}: {rep['flops']:,}")
@@ -388,9 +387,14 @@ def cmd_run(args, sources) -> int:
 
 
 def _check_batch(batch: int, declared: dict, dims: dict, from_given: dict, given: dict) -> None:
-    """--batch sizes the symbolic first dims; a --dim or a given input that sizes one of them otherwise would
-    win silently."""
-    for sym in dict.fromkeys(shape[0] for shape in declared.values() if shape and isinstance(shape[0], str)):
+    """--batch sizes the symbolic dims first met as an input's first dim (as runtime.input_specs does); a
+    --dim or a given input that sizes one of them otherwise would win silently."""
+    seen: dict[str, int] = {}
+    for shape in declared.values():
+        for i, d in enumerate(shape):
+            if isinstance(d, str) and d:
+                seen.setdefault(d, i)
+    for sym in (s for s, first in seen.items() if first == 0):
         if dims.get(sym, batch) != batch:
             raise ArchError(f"--batch {batch} and --dim {sym}={dims[sym]} disagree (the batch is dim '{sym}')")
         if from_given.get(sym, batch) != batch:

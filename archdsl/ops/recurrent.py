@@ -295,8 +295,8 @@ def check_trainable(cell: str, c) -> None:
         raise ArchError(
             f"{cell}: training needs a fixed sequence length, but the input {shape_str(x_t)} has length "
             f"{t} (the gradient unrolls the recurrence over the time steps)",
-            notes=[(f"declare the sequence dim of the model's inputs as a number ({fixed} rather than {sym}), "
-                    f"or as a file-level param (param {name} = none: symbolic until -D {name}=16 fixes it)", None)])
+            notes=[(f"give it a number: -D {name}=16 where the file declares `param {name} = none` (symbolic "
+                    f"until -D fixes it), or write the input as {fixed} rather than {sym}", None)])
 
 
 def _make_grad(cell):

@@ -52,7 +52,8 @@ def lower_train_step(graph: Graph, cfg: TrainConfig, *, opset: int, seed: int, w
     if weights is not None:
         unknown = sorted(set(weights) - set(step.state_inputs))
         if unknown:
-            raise ArchError(f"weights file has {len(unknown)} names the train step does not: '{unknown[0]}'")
+            raise ArchError(f"weights file has {len(unknown)} name{'s' if len(unknown) > 1 else ''} the train step "
+                            f"does not: '{unknown[0]}'")
     meta = dict(metadata)
     meta.update(train_metadata(step, cfg))
     res = lower_graph(graph, opset=opset, seed=seed, weights=weights, metadata=meta, doc=doc)

@@ -121,6 +121,12 @@ def test_summary_sizes_symbolic_dims_and_says_which_it_counted_as_one(tmp_path, 
     assert main(["summary", str(spec), "--dim", "S=8"]) == 1
     assert "--dim S: the model has no symbolic dim 'S' (its symbolic dims: B, T)" in capsys.readouterr().err
     assert main(["summary", str(spec), "--dim", "T=x"]) == 2
+    two = tmp_path / "two.arch"  # a dim that only one of the models has sizes that one
+    two.write_text("model enc(x: float32[B, T, 4]) -> y { y = x -> linear(4) }\n"
+                   "model head(z: float32[B, 8]) -> y { y = z -> linear(2) }\n")
+    assert main(["summary", str(two), "--dim", "T=16"]) == 0
+    out = capsys.readouterr().out
+    assert "FLOPs at batch 1, T=16: 512" in out and "FLOPs at batch 1: 32" in out
 
 
 def test_summary_counts_a_tied_weight_in_one_layer(tmp_path, capsys):
@@ -436,6 +442,10 @@ def test_run_blames_the_given_inputs_that_disagree_and_never_ignores_batch(tmp_p
     assert main(["run", str(spec), "--batch", "4", "--input", f"x={x}"]) == 1
     assert "--batch 4: --input x has 3 for dim 'B'" in capsys.readouterr().err
     assert main(["run", str(spec), "--batch", "3", "--input", f"x={x}"]) == 0
+    masked = tmp_path / "mask.arch"  # T is first met as x's second dim: --batch never sizes it
+    masked.write_text("model m(x: float32[B, T, 4], mask: float32[T, T]) -> y {\n    y = mask @ x\n}\n")
+    assert main(["run", str(masked), "--batch", "2", "--dim", "T=5", "--repeat", "1"]) == 0
+    assert "y: [2, 5, 4] float32" in capsys.readouterr().out
 
 
 def test_metadata_is_strict_json_for_non_finite_params(tmp_path):

@@ -276,6 +276,10 @@ def test_a_torch_batchnorm_state_dict_loads_as_it_is(tmp_path):
     x = np.ones((2, 4), np.float32)
     (y,) = runtime.session(m).run(None, {"x": x})
     np.testing.assert_allclose(y, bn.eval()(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+    spec = tmp_path / "bn.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    y = x -> batchnorm as bn\n}\n")
+    assert main(["build", str(spec), "--train", "--loss", "mse", "--weights", str(tmp_path / "w.npz"),
+                 "-o", str(tmp_path / "t.onnx")]) == 0  # the train step's own name check refused it
     with pytest.raises(ArchError, match="'other.num_batches_tracked'"):  # only beside a BatchNorm's statistics
         np.savez(tmp_path / "w2.npz", **sd, **{"other.num_batches_tracked": np.array(0)})
         archdsl.compile_source("model m(x: float32[B, 4]) -> y {\n    y = x -> batchnorm as bn\n}\n",
