@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 from .. import files
 from ..diagnostics import ArchError
@@ -42,9 +42,6 @@ class LoopOptions:
     schedule: str = "constant"  # or "cosine": lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2, set per epoch
 
 
-_NP = {1: np.float32, 11: np.float64, 10: np.float16, 7: np.int64, 6: np.int32, 9: np.bool_}
-
-
 def load_data(path: str, model, names: list[str]) -> dict[str, np.ndarray]:
     """The arrays a model reads, by input name, checked against its declared dtypes and static dims."""
     arrays = read_npz(path, "data", "the data is an .npz with one array per model input (by name) and 'labels'")
@@ -57,7 +54,7 @@ def load_data(path: str, model, names: list[str]) -> dict[str, np.ndarray]:
         vi = inputs[name].type.tensor_type
         a = np.asarray(arrays[name])
         if a.dtype.kind not in "biuf":  # strings, complex numbers, dates: nothing a model reads
-            want = np.dtype(_NP[vi.elem_type]).name
+            want = helper.tensor_dtype_to_np_dtype(vi.elem_type).name
             raise ArchError(f"{path}: '{name}' holds {a.dtype} values; the model takes {want}")
         if a.ndim and not len(a):
             raise ArchError(f"{path}: '{name}' has no examples (its first dim is 0)")
@@ -69,7 +66,7 @@ def load_data(path: str, model, names: list[str]) -> dict[str, np.ndarray]:
         if a.ndim != len(dims) or any(isinstance(d, int) and d != s for d, s in zip(dims[1:], a.shape[1:])):
             shown = ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in dims)
             raise ArchError(f"{path}: '{name}' has shape {list(a.shape)}, the model takes [{shown}]")
-        want = _NP[vi.elem_type]
+        want = helper.tensor_dtype_to_np_dtype(vi.elem_type)  # onnx's own table: uint8, int8, ... too
         if a.dtype != want:
             if np.issubdtype(want, np.integer) and not np.issubdtype(a.dtype, np.integer):
                 raise ArchError(f"{path}: '{name}' must hold integers ({np.dtype(want).name}), got {a.dtype}")
