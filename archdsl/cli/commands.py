@@ -213,20 +213,20 @@ def cmd_summary(args, sources) -> int:
     names = driver.select_models(mod, args.model)
     graphs = [elaborate_model(mod, n) for n in names]  # as written: passes never change the counts
     _check_dim_names(dims, list(dict.fromkeys(f for g in graphs for f in input_dims(g))))  # any model's
-    reports = [summarize(g, {k: v for k, v in dims.items() if k in input_dims(g)}) for g in graphs]
+    owns = [{k: v for k, v in dims.items() if k in input_dims(g)} for g in graphs]  # the dims each model has
+    reports = [summarize(g, own) for g, own in zip(graphs, owns)]
     if getattr(args, "report", False):
         for n in names:
             _report(args, _optimize_ir(elaborate_model(mod, n), args))
     if args.json:
         print(json.dumps(reports[0] if len(reports) == 1 else {"models": reports}, indent=2))
         return 0
-    for g, rep in zip(graphs, reports):
+    for g, own, rep in zip(graphs, owns, reports):
         rows = [(r["name"], r["op"], " ".join("[" + ", ".join(map(str, s)) + "]" for s in r["shape"]),
                  f"{r['params']:,}" if r["params"] else "", _fmt(r["flops"]) if r["flops"] else "")
                 for r in rep["layers"]]
         print_table(f"{rep['model']}", ("layer", "op", "output shape", "params", "FLOPs"), rows,
                     footer=("total", "", "", f"{rep['params']:,}", _fmt(rep["flops"])))
-        own = {k: v for k, v in dims.items() if k in input_dims(g)}
         batch = any(v.type.shape and str(v.type.shape[0]) in own for v in g.inputs)
         unsized = rep["flops_unsized"]
         at = ", ".join((["batch 1"] if not batch else []) + [f"{k}={v}" for k, v in own.items()]
