@@ -208,22 +208,22 @@ _METADATA_ITEMS = 100_000  # list items and dict entries recorded per param valu
 
 
 def _jsonable(params: dict) -> dict:
-    """Param values for the metadata. A value is walked for at most _METADATA_ITEMS items and recorded as a
-    note past that: a list that shares itself ([[[0] * 1000] * 1000] * 1000) is cheap to make but has 10^9
-    leaves, and writing them hung the build."""
+    """Param values for the metadata. A value is walked for at most _METADATA_ITEMS items (a bounded.Meter)
+    and recorded as a note past that: a list that shares itself ([[[0] * 1000] * 1000] * 1000) is cheap to
+    make but has 10^9 leaves, and writing them hung the build."""
     import math
 
+    from .diagnostics import LimitError
+    from .elaborate.bounded import Meter
     from .types import Sym
 
-    def conv(v, budget: list[int]):
+    def conv(v, meter: Meter):
         if isinstance(v, (list, tuple, dict)):
-            budget[0] -= len(v)
-            if budget[0] < 0:
-                raise OverflowError
+            meter.spend(len(v))
         if isinstance(v, (list, tuple)):
-            return [conv(x, budget) for x in v]
+            return [conv(x, meter) for x in v]
         if isinstance(v, dict):
-            return {str(k): conv(x, budget) for k, x in v.items()}
+            return {str(k): conv(x, meter) for k, x in v.items()}
         if isinstance(v, Sym) or isinstance(v, float) and not math.isfinite(v):
             return str(v)  # strict JSON has no inf or nan: "inf", "nan"
         return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
@@ -231,8 +231,8 @@ def _jsonable(params: dict) -> dict:
     out = {}
     for k, v in params.items():
         try:
-            out[k] = conv(v, [_METADATA_ITEMS])
-        except OverflowError:
+            out[k] = conv(v, Meter("", _METADATA_ITEMS))
+        except LimitError:
             out[k] = f"<{type(v).__name__} of more than {_METADATA_ITEMS:,} items, not recorded>"
     return out
 
