@@ -79,8 +79,8 @@ def _match(sm: Node, rw: Rewriter):
                 nodes.append(cm)
                 break
     sc = _prod(s, rw, "div", "mul")
-    if sc is not None and _factor(sc) is not None:
-        s, scale = _factor(sc)
+    if sc is not None and (f := _factor(sc)) is not None:
+        s, scale = f
         nodes.append(sc)
     mm = _prod(s, rw, "matmul")
     if mm is None:
@@ -88,8 +88,8 @@ def _match(sm: Node, rw: Rewriter):
     nodes.append(mm)
     q, kt = mm.inputs
     qs = _prod(q, rw, "mul")
-    if qs is not None and _factor(qs) is not None:
-        q, c = _factor(qs)
+    if qs is not None and (f := _factor(qs)) is not None:
+        q, c = f
         scale *= c
         nodes.append(qs)
     v = pv.inputs[1]
