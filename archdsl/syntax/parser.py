@@ -68,11 +68,14 @@ class _PostLex:
                     continue
                 pending = tok
                 continue
+            v = tok.value if tok.type not in ("NAME", "STRING", "INT", "FLOAT") else None
+            after_block = prev is not None and str(prev) == "}" and closed == "block"
             if pending is not None:
-                if tok != "->" and not _continues_if(tok, prev, closed):
+                # `}` of an if's block, a line break, then else/elif: the same if statement (a statement
+                # never starts with either word, so nothing else could be meant)
+                if tok != "->" and not (after_block and v in ("else", "elif")):
                     yield pending
                 pending = None
-            v = tok.value if tok.type not in ("NAME", "STRING", "INT", "FLOAT") else None
             if v in ("(", "[", "{"):
                 opened.append(tok)
             elif v in (")", "]", "}") and opened and _PAIRS[str(opened[-1])] == v:
@@ -88,18 +91,11 @@ class _PostLex:
             elif v in (")", "]", "}") and stack:
                 closed = stack.pop()
             if v == "else":
-                stmt_else = prev is not None and str(prev) == "}" and closed == "block"
+                stmt_else = after_block
             yield tok
             prev = tok
         if pending is not None:
             yield pending
-
-
-def _continues_if(tok, prev, closed) -> bool:
-    """`}` of an if's block, a line break, then `else` or `elif`: the same if statement (a statement never
-    starts with either word, so nothing else could be meant)."""
-    return str(tok) in ("else", "elif") and tok.type not in ("NAME", "STRING") and prev is not None \
-        and str(prev) == "}" and closed == "block"
 
 
 def _opens_block(prev, stmt_else: bool) -> bool:
