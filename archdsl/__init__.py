@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from .diagnostics import ArchError  # noqa: E402
-from .driver import Compiled, CompileOptions, check_file, check_source, compile_file, compile_source  # noqa: E402
+from ._version import __version__
+from .diagnostics import ArchError
+from .driver import Compiled, CompileOptions, check_file, check_source, compile_file, compile_source
 
 __all__ = ["__version__", "ArchError", "CompileOptions", "Compiled", "check_file", "check_source", "compile_file",
            "compile_source"]

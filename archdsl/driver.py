@@ -13,7 +13,8 @@ from pathlib import Path
 
 import onnx
 
-from . import __version__, files
+from . import files
+from ._version import __version__
 from .diagnostics import ArchError, SourceMap, not_a_directory, writing
 from .elaborate import Module, elaborate_model, load_file, load_source, parse_define
 from .ir import Graph

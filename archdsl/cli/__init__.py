@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import sys
 
-from .. import __version__
+from .._version import __version__
 from .args import seed, threads
 from .commands import COMMANDS
 from .train import add_train_flags, add_train_parser

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .._version import __version__
 from ..diagnostics import ArchError, ShapeError
 from ..ir import Graph, Value
 from ..ops import OpCall
@@ -241,7 +242,6 @@ def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = N
             _add_initializer(model.graph, arr, name)
     model.graph.initializer.extend(initializers + e.initializers)
     model.ir_version = min(helper.find_min_ir_version_for([helper.make_opsetid("", opset)]), onnx.IR_VERSION)
-    from .. import __version__
     model.producer_version = __version__
     meta = {"archdsl.version": __version__}
     meta.update(metadata or {})
