@@ -119,7 +119,12 @@ def dim_add(a: Dim, b: Dim) -> Dim:
         return b
     if isinstance(a, Sym) and isinstance(b, Sym) and a.factors == b.factors:
         return Sym(a.factors, a.coef + b.coef)
-    return Sym.opaque(f"{a}+{b}")
+    return Sym.opaque(plus_text(a, b))
+
+
+def plus_text(a: Dim, b: Dim) -> str:
+    """`a+b` as a formula, written `T-2` rather than `T+-2` when b is a negative number."""
+    return f"{a}-{-b}" if isinstance(b, int) and b < 0 else f"{a}+{b}"
 
 
 def dim_str(d: Dim) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..types import Dim, Sym, dim_add, dim_floordiv, dim_mul
+from ..types import Dim, Sym, dim_add, dim_floordiv, dim_mul, plus_text
 from .registry import fail
 
 __all__ = ["broadcast", "norm_axis", "window_out", "expand", "prod", "same_dim"]
@@ -58,7 +58,7 @@ def window_out(size: Dim, k: int, s: int, pad: int, d: int = 1, ceil: bool = Fal
         return dim_add(size, pad - eff + 1)
     if pad - eff + s == 0:
         return dim_floordiv(size, s)
-    return Sym.opaque(f"({size}+{pad - eff})//{s}+1")
+    return Sym.opaque(f"({plus_text(size, pad - eff)})//{s}+1")
 
 
 def prod(dims) -> Dim:

@@ -37,7 +37,7 @@ def covers(*names: str):
 
 
 def concrete(shape, env: dict) -> tuple:
-    """Our shape rule's dims with the symbols (`B`, `(B+-2)//2+1`) evaluated for the batch fed."""
+    """Our shape rule's dims with the symbols (`B`, `(B-2)//2+1`) evaluated for the batch fed."""
     out = []
     for d in shape:
         if isinstance(d, int):

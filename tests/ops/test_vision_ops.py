@@ -41,7 +41,7 @@ def run(src: str, feeds: dict, opset: int | None = None, override: dict | None =
 
 
 def t(a):
-    return torch.from_numpy(np.ascontiguousarray(a))
+    return torch.from_numpy(np.array(a, copy=True))  # a copy: onnxruntime outputs may be read-only
 
 
 def rand(*shape, seed=0):
