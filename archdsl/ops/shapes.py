@@ -44,7 +44,7 @@ def expand(v: tuple, n: int, what: str) -> tuple:
 
 
 def window_out(size: Dim, k: int, s: int, pad: int, d: int = 1, ceil: bool = False) -> Dim:
-    """Output length of a conv/pool window: floor((L + pad - d*(k-1) - 1) / s) + 1."""
+    """Output length of a conv/pool window: floor((L + pad - d*(k-1) - 1) / s) + 1 (ceil for ceil_mode pools)."""
     eff = d * (k - 1) + 1
     if isinstance(size, int):
         span = size + pad - eff
@@ -54,7 +54,14 @@ def window_out(size: Dim, k: int, s: int, pad: int, d: int = 1, ceil: bool = Fal
         if ceil and q * s >= size + pad // 2:
             q -= 1
         return q + 1
-    if s == 1:
+    if ceil and s > 1:
+        # ceil((L + pad - eff) / s) + 1, less the last window when it would start in the right padding (torch);
+        # that can only happen when pad/2 + s > eff, and then the count is also ceil((L + pad/2) / s)
+        whole = window_out(size, k, s, pad + s - 1, d)
+        if pad // 2 + s <= eff:
+            return whole
+        return Sym.opaque(f"min({whole}, {dim_floordiv(dim_add(size, pad // 2 + s - 1), s)})")
+    if s == 1:  # a stride-1 window never starts in the padding: ceil is floor
         return dim_add(size, pad - eff + 1)
     if pad - eff + s == 0:
         return dim_floordiv(size, s)

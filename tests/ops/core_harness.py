@@ -45,17 +45,21 @@ def concrete(shape, env: dict) -> tuple:
             continue
         v = d.coef
         for f in d.factors:
-            v *= eval(f, {"__builtins__": {}}, dict(env)) if f.startswith("(") else env[f]  # test-side only
+            v *= eval(f, {"__builtins__": {"min": min}}, dict(env)) if f.startswith("(") else env[f]  # test-side only
         out.append(v)
     return tuple(out)
 
 
-def run_op(expr: str, *, opset: int = NEWEST, sym: bool = False, **inputs: np.ndarray):
-    """Compile `y = expr` over the inputs (dim 0 declared as `B` when sym), check, run; return (y, weights)."""
+def run_op(expr: str, *, opset: int = NEWEST, sym: bool | str = False, **inputs: np.ndarray):
+    """Compile `y = expr` over the inputs, check, run; return (y, weights). sym=True declares dim 0 as `B`;
+    sym="all" declares every dim of the first input symbolic too (`B, D1, D2, ...`)."""
+    first = next(iter(inputs.values()))
+    names = ["B"] + [f"D{i}" for i in range(1, first.ndim)] if sym == "all" else ["B"] if sym else []
+
     def decl(v):
         dims = [str(d) for d in v.shape]
-        if sym:
-            dims[0] = "B"
+        for i, n in enumerate(names if v is first else names[:1]):
+            dims[i] = n
         return f"{_DT[v.dtype]}[{', '.join(dims)}]"
     sig = ", ".join(f"{k}: {decl(v)}" for k, v in inputs.items())
     g = archdsl.check_source(f"model m({sig}) -> y {{\n    y = {expr}\n}}\n", file="op.arch")
@@ -67,8 +71,7 @@ def run_op(expr: str, *, opset: int = NEWEST, sym: bool = False, **inputs: np.nd
     assert_shapes_agree(g, res)
     out = runtime.session(res.model, provider="cpu", threads=1).run(None, inputs)[0]
     t = g.outputs[0][1].type
-    batch = next(iter(inputs.values())).shape[0] if sym else None
-    rule = concrete(t.shape, {"B": batch})
+    rule = concrete(t.shape, {n: first.shape[i] for i, n in enumerate(names)})
     assert out.shape == rule, f"{expr}: onnxruntime gives {out.shape}, our shape rule says {rule}"
     assert out.dtype == np.dtype(t.dtype.np), f"{expr}: onnxruntime gives {out.dtype}, we say {t.dtype}"
     return out, weights

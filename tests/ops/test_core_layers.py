@@ -173,6 +173,9 @@ def pool_case(draw, nd: int):
     return k, stride, p, size, draw(st.booleans()), draw(st.booleans())
 
 
+SPATIAL_SYM = st.sampled_from([False, True, "all"])  # "all": H, W symbolic too, as ceil_mode's shape rule needs
+
+
 def _pool(nd, kind, case, sym):
     k, stride, p, size, ceil, include = case
     x = rand(2, 3, *size)
@@ -185,7 +188,7 @@ def _pool(nd, kind, case, sym):
 @covers("maxpool1d", "avgpool1d")
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @SETTINGS
-@given(case=pool_case(1), sym=SYM)
+@given(case=pool_case(1), sym=SPATIAL_SYM)
 def test_pool1d(kind, case, sym):
     _pool(1, kind, case, sym)
 
@@ -193,7 +196,7 @@ def test_pool1d(kind, case, sym):
 @covers("maxpool2d", "avgpool2d")
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @SETTINGS
-@given(case=pool_case(2), sym=SYM)
+@given(case=pool_case(2), sym=SPATIAL_SYM)
 def test_pool2d(kind, case, sym):
     _pool(2, kind, case, sym)
 
@@ -201,9 +204,20 @@ def test_pool2d(kind, case, sym):
 @covers("maxpool3d", "avgpool3d")
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @SETTINGS
-@given(case=pool_case(3), sym=SYM)
+@given(case=pool_case(3), sym=SPATIAL_SYM)
 def test_pool3d(kind, case, sym):
     _pool(3, kind, case, sym)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("k,stride,p", [(2, 2, 0), (3, 3, 1), (3, 2, 1), (2, 3, 1)])
+def test_ceil_mode_on_symbolic_spatial_dims(kind, k, stride, p):
+    """The shape rule of a ceil_mode pool over a symbolic H (the last window dropped when it would start in
+    the right padding), against onnxruntime and torch's sizes for every H from the kernel up."""
+    for size in range(max(k - 2 * p, 1), k + 3 * stride + 1):
+        x = rand(1, 2, size)
+        y, _ = run_op(f"x -> {kind}pool1d({k}, stride={stride}, padding={p}, ceil_mode=true)", x=x, sym="all")
+        close(y, pool_ref(x, kind, [k], [stride], [p], True, True))
 
 
 @covers("global_avgpool", "global_maxpool")
