@@ -90,7 +90,9 @@ def _gelu_lower(e, ins, outs, c):
         t = e.op("Add", [e.op("Tanh", [inner]), _scalar(e, c, 1.0)])
     else:
         t = e.op("Add", [e.op("Erf", [e.op("Div", [x, _scalar(e, c, math.sqrt(2.0))])]), _scalar(e, c, 1.0)])
-    e.op("Mul", [e.op("Mul", [x, t]), _scalar(e, c, 0.5)], outputs=outs)
+    # halve x first: x * (1 + t) overflows for x above half the dtype's largest value (onnxruntime fuses the
+    # erf form into its Gelu kernel in either order)
+    e.op("Mul", [e.op("Mul", [x, _scalar(e, c, 0.5)]), t], outputs=outs)
 
 
 def _gelu_grad(b, c, ins, outs, gouts):

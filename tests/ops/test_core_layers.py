@@ -162,6 +162,16 @@ def test_activations(act, opset, shape, seed, sym):
     close(y, ACTS[act](x.astype(np.float64)), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("opset", [17, NEWEST])
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_at_the_ends_of_float32(approximate, opset):
+    """gelu(x) is x for large x and 0 for large -x: the decomposition below opset 20 must not overflow."""
+    big = np.finfo(np.float32).max
+    x = np.array([[big, big / 2, 1e30, -1e30, -big, 0.0]], np.float32)
+    y, _ = run_op(f'x -> gelu(approximate="{approximate}")', x=x, opset=opset)
+    np.testing.assert_array_equal(y, np.array([[big, big / 2, 1e30, 0, 0, 0]], np.float32))
+
+
 # ---------------- pools ----------------
 
 @st.composite
