@@ -205,4 +205,6 @@ def _describe(v) -> str:
         return f"{type(v).__name__} {_show(v)}"
     if v is None:
         return "none"
+    if isinstance(v, (list, tuple)) and not v:
+        return "an empty list"
     return getattr(v, "kind_name", type(v).__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..types import Dim, Sym, dim_add, dim_floordiv, dim_mul, plus_text
 from .registry import fail
 
-__all__ = ["broadcast", "norm_axis", "window_out", "expand", "prod", "same_dim"]
+__all__ = ["broadcast", "norm_axis", "norm_axes", "window_out", "expand", "prod", "same_dim"]
 
 
 def same_dim(a: Dim, b: Dim) -> bool:
@@ -32,6 +32,17 @@ def norm_axis(axis: int, rank: int, what: str = "axis") -> int:
     if not -rank <= axis < rank:
         fail(f"{what} {axis} is out of range for a tensor of rank {rank}")
     return axis % rank
+
+
+def norm_axes(dims, rank: int, what: str = "dim") -> list[int]:
+    """A list of axes, sorted, each once (torch refuses `sum(x, [3, -1])` on rank 4 too); none: all of them."""
+    if dims is None:
+        return list(range(rank))
+    axes = [norm_axis(d, rank, what) for d in dims]
+    for i, ax in enumerate(axes):
+        if ax in axes[:i]:
+            fail(f"{what} {ax} appears more than once in {list(dims)}")
+    return sorted(axes)
 
 
 def expand(v: tuple, n: int, what: str) -> tuple:

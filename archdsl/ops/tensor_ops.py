@@ -8,7 +8,7 @@ from ..types import DTYPES, DType, Sym, TensorType, numel
 from ._common import elementwise_cost, fill_array, reduce_op, shape_str, tril_keep
 from .registry import Attr, OpDef, fail, register
 from .sdpa import mask_bias
-from .shapes import broadcast, norm_axis
+from .shapes import broadcast, norm_axes, norm_axis
 
 
 def _i64(e, v):
@@ -39,11 +39,11 @@ def _squeeze_axes(x, a):
     dims = a["dim"]
     if dims is None:
         return [i for i, d in enumerate(x.shape) if d == 1]
-    axes = [norm_axis(d, x.rank, "dim") for d in dims]
+    axes = norm_axes(dims, x.rank)
     for ax in axes:
         if x.shape[ax] != 1:
             fail(f"squeeze: dim {ax} of {shape_str(x)} is not 1")
-    return sorted(set(axes))
+    return axes
 
 
 def _squeeze_lower(e, ins, outs, c):
@@ -134,15 +134,14 @@ def _reduce(name, onnx_op, doc):
         if name == "mean" and not x.dtype.is_float:  # ONNX would truncate the mean; torch refuses
             fail(f"mean: needs a float tensor, got {x.dtype} (the mean of integers is not one); "
                  "cast(x, \"float32\") first")
-        axes = sorted({norm_axis(d, x.rank, "dim") for d in a["dim"]}) if a["dim"] is not None else list(range(x.rank))
+        axes = norm_axes(a["dim"], x.rank)
         if a["keepdim"]:
             return [x.with_shape(tuple(1 if i in axes else d for i, d in enumerate(x.shape)))]
         return [x.with_shape(tuple(d for i, d in enumerate(x.shape) if i not in axes))]
 
     def lower(e, ins, outs, c):
         x = c.in_types[0]
-        axes = (sorted({norm_axis(d, x.rank) for d in c.attrs["dim"]}) if c.attrs["dim"] is not None
-                else list(range(x.rank)))
+        axes = norm_axes(c.attrs["dim"], x.rank)
         if x.dtype is DType.bool and e.opset < 20:
             fail(f"{name}: ONNX ReduceMax takes bool from opset 20; this build targets opset {e.opset}")
         if not axes:  # a scalar: nothing to reduce (an empty axes attribute cannot even be written)
@@ -154,7 +153,7 @@ def _reduce(name, onnx_op, doc):
         """sum: g spread over the reduced dims; mean: also / count; amax: g to the maxima (shared by ties)."""
         x, g = ins[0], gouts[0]
         r = c.in_types[0].rank
-        axes = sorted({norm_axis(d, r) for d in c.attrs["dim"]}) if c.attrs["dim"] is not None else list(range(r))
+        axes = norm_axes(c.attrs["dim"], r)
         if name == "amax":
             return [b.op("autodiff.max_grad", g, x, outs[0], dims=tuple(axes), keepdim=c.attrs["keepdim"])]
         if not c.attrs["keepdim"]:

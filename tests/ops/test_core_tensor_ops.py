@@ -267,6 +267,21 @@ def test_fill_values_that_do_not_fit_the_dtype_are_diagnostics(call, dtype, word
         archdsl.check_source(src)
 
 
+@pytest.mark.parametrize("call,words", [
+    ("sum(x, dim=[3, -1])", "dim 3 appears more than once in [3, -1]"),
+    ("amax(x, [0, 0])", "dim 0 appears more than once"),
+    ("mean(x, [-4, 0], keepdim=true)", "dim 0 appears more than once"),
+    ("squeeze(x, [1, -3])", "dim 1 appears more than once"),
+    ("sum(x, dim=[])", "argument 'dim' expects an integer or a list of integers, got an empty list"),
+])
+def test_a_dim_given_twice_or_an_empty_dim_list_is_a_diagnostic(call, words):
+    """They were taken as the dim once (torch refuses both twice-named dims and, for squeeze, says so too);
+    an empty list was 'expects a list of integers, got list'."""
+    src = f"model f(x: float32[2, 1, 4, 5]) -> y {{\n    y = {call}\n}}\n"
+    with pytest.raises(archdsl.ArchError, match=re.escape(words)):
+        archdsl.check_source(src)
+
+
 def test_pad_of_a_bfloat16_tensor_passes_the_full_checker():
     """Its fill value was written as a float64 constant."""
     model = archdsl.compile_source("model p(x: bfloat16[2, 3]) -> y {\n    y = pad(x, [1, 1])\n}\n")
