@@ -180,9 +180,10 @@ class Calls:
         if isinstance(v, Tensor):
             return v
         if is_num(v) and dt is not None:
-            if not dt.is_float and isinstance(v, float) and not v.is_integer():  # x * 0.5 would be x * 0
-                raise ArchTypeError(f"{opname}(): the number {v} does not fit the {dt} tensor beside it; "
-                                    f"cast(x, \"float32\") first", span)
+            if not dt.is_float and isinstance(v, float):  # x * 0.5 would be x * 0, and ids * 1e3 stay ints
+                raise ArchTypeError(f"{opname}(): the number {v} is a float and the tensor beside it is {dt} "
+                                    f"(torch would give a float tensor); cast(x, \"float32\") first, or write "
+                                    f"an integer", span)
             check_fits(v, dt, span)
             return Tensor(self.graph.add_const(np.array(v, dtype=dt.numpy), span))
         raise ArchTypeError(f"{opname}(): '{slot}' must be a tensor, got {describe(v)}", span)

@@ -58,6 +58,9 @@ def _binary(name, onnx_op, sym):
         _no_bool(f"'{sym}'", x, y)
         if name == "div" and not x.dtype.is_float:  # ONNX truncates where torch's `/` gives a float
             fail(f"'/': dividing {x.dtype} tensors would truncate (torch gives floats); cast(x, \"float32\") first")
+        if name == "pow" and not x.dtype.is_float and y.dtype.is_float:  # ONNX keeps the base's dtype
+            fail(f"'**': the {x.dtype} base with a {y.dtype} exponent would truncate (torch gives floats); "
+                 f"cast(x, \"{y.dtype}\") first")
         if x.dtype != y.dtype and name != "pow":
             fail(f"'{sym}': dtypes differ ({x.dtype} vs {y.dtype})")
         return [x.with_shape(broadcast(x.shape, y.shape, f"'{sym}' operands"))]

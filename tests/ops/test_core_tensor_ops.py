@@ -282,6 +282,21 @@ def test_a_dim_given_twice_or_an_empty_dim_list_is_a_diagnostic(call, words):
         archdsl.check_source(src)
 
 
+@pytest.mark.parametrize("expr,words", [
+    ("i ** f", "'**': the int64 base with a float32 exponent would truncate"),
+    ("i * 1e3", "the number 1000.0 is a float and the tensor beside it is int64"),
+    ("i + 2.0", "the number 2.0 is a float and the tensor beside it is int64"),
+])
+def test_int_tensors_are_not_silently_kept_int_where_torch_gives_floats(expr, words):
+    """`i ** f` gave int64 ([1, 1, 1, 2] for sqrt of [1, 2, 3, 5]) and `i * 1e3` an int constant that overflows
+    int32; torch promotes both to float. archdsl does not promote: it asks for the cast."""
+    src = f"model f(i: int64[4], f: float32[4]) -> y {{\n    y = {expr}\n}}\n"
+    with pytest.raises(archdsl.ArchError, match=re.escape(words)):
+        archdsl.check_source(src)
+    for fine in ("f ** i", "i ** i", "i * 1000", "cast(i, \"float32\") ** f"):
+        archdsl.check_source(src.replace(expr, fine))
+
+
 def test_pad_of_a_bfloat16_tensor_passes_the_full_checker():
     """Its fill value was written as a float64 constant."""
     model = archdsl.compile_source("model p(x: bfloat16[2, 3]) -> y {\n    y = pad(x, [1, 1])\n}\n")
