@@ -21,6 +21,15 @@ def _num(name, v):
     return v
 
 
+def _integral(name, v, f):
+    """int(), ceil(), floor(), round() of a number; inf and nan have no integer (Python's own words were
+    'cannot convert float infinity to integer')."""
+    x = _num(name, v)
+    if isinstance(x, float) and not math.isfinite(x):
+        raise ArchTypeError(f"{name}() of {x}: not a finite number, so no integer")
+    return f(x)
+
+
 def _tensor(name, v) -> Tensor:
     if not isinstance(v, Tensor):
         raise ArchTypeError(f"{name}() expects a tensor, got {describe(v)}")
@@ -31,8 +40,13 @@ def _range(*a):
     if not 1 <= len(a) <= 3 or any(isinstance(x, bool) or not isinstance(x, int) for x in a):
         raise ArchTypeError("range() expects one to three integers")
     r = range(*a)
-    if len(r) > MAX_LIST:
-        raise LimitError(f"range of {len(r)} items is over the limit of {MAX_LIST}")
+    try:
+        n = len(r)
+    except OverflowError:  # more items than a C ssize_t counts
+        n = MAX_LIST + 1
+    if n > MAX_LIST:
+        raise LimitError(f"range of {'more than 2**63' if n == MAX_LIST + 1 else n} items is over the limit of "
+                         f"{MAX_LIST}")
     return list(r)
 
 
@@ -67,7 +81,7 @@ def _int(v):
             return int(v)
         except ValueError:
             raise ArchTypeError(f'int() cannot read "{v}" as an integer') from None
-    return int(_num("int", v))
+    return _integral("int", v, int)
 
 
 def _float(v):
@@ -87,9 +101,9 @@ def _str(v):
 
 def _round(v, n=None):
     """Python's round(); an absurd ndigits would make Python build 10**ndigits (round(15, -10**9) hangs)."""
-    x = _num("round", v)
     if n is None:
-        return round(x)
+        return _integral("round", v, round)
+    x = _num("round", v)
     if isinstance(n, bool) or not isinstance(n, int):
         raise ArchTypeError(f"round(): ndigits must be an integer, got {describe(n)}")
     if abs(n) > MAX_NDIGITS:
@@ -119,6 +133,13 @@ def _math(name, f, op=None):
     return Builtin(name, g, doc=f"{name} of a number" + (f", or the {op} op on a tensor" if op else ""))
 
 
+def _bool(v):
+    if isinstance(v, Tensor):  # a Python object is always true: `if bool(x)` would always take the branch
+        raise ArchTypeError("bool() of a tensor: its values are only known at run time; a condition must be a "
+                            "compile-time value")
+    return bool(v)
+
+
 def _enumerate(v, start=0):
     return [(i + start, x) for i, x in enumerate(_seq("enumerate", v))]
 
@@ -142,17 +163,17 @@ BUILTINS = {b.name: b for b in [
     Builtin("range", _range, "range(stop) / range(start, stop[, step]) as a list"),
     Builtin("len", _len, "length of a list, tuple, dict or string; dim 0 of a tensor"),
     Builtin("min", _minmax("min", min), "smallest of numbers or of a list"),
-    Builtin("max", _minmax("max", max), "largest of numbers or of a list (on a tensor: amax)"),
+    Builtin("max", _minmax("max", max), "largest of numbers or of a list (for a tensor's, use amax)"),
     Builtin("sum", _sum, "sum of a list of numbers, or the sum op on a tensor"),
     Builtin("int", _int, "truncate to an integer"),
     Builtin("float", _float, "convert to a float"),
     Builtin("str", _str, "convert to a string"),
-    Builtin("bool", lambda v: bool(v), "truthiness"),
+    Builtin("bool", _bool, "truthiness of a compile-time value"),
     Builtin("list", lambda v: list(_seq("list", v)), "a list from a tuple or list"),
     Builtin("enumerate", _enumerate, "[(index, item), ...]"),
     Builtin("zip", _zip, "[(a0, b0), (a1, b1), ...]"),
-    Builtin("ceil", lambda v: math.ceil(_num("ceil", v)), "round up to an integer"),
-    Builtin("floor", lambda v: math.floor(_num("floor", v)), "round down to an integer"),
+    Builtin("ceil", lambda v: _integral("ceil", v, math.ceil), "round up to an integer"),
+    Builtin("floor", lambda v: _integral("floor", v, math.floor), "round down to an integer"),
     Builtin("round", _round, "round half to even, as Python; round(x, ndigits)"),
     _math("sqrt", math.sqrt, "sqrt"),
     _math("exp", math.exp, "exp"),

@@ -66,6 +66,8 @@ class Calls:
 
     def call(self, fn, args: list, kwargs: dict, label, span: Span):
         if isinstance(fn, OpFn):
+            if fn.op.name == "getitem":  # its index attribute is the bracket syntax's own encoding
+                raise ArchTypeError("getitem is written with brackets (x[0], x[:, 1:3]), not called", span)
             return self.call_op(fn.op, args, kwargs, label, span)
         if isinstance(fn, BlockFn):
             return self.call_block(fn, args, kwargs, label, span)
@@ -87,6 +89,9 @@ class Calls:
                 raise ArchTypeError(f"{fn.name}() does not take ({given}): {fn.doc}", span) from None
             if isinstance(out, (list, tuple, str)):
                 self.charge(len(out), span)
+            if is_int(out) and out.bit_length() > Limits.int_bits:  # int(1e300), sum([2**127, 2**127])
+                raise LimitError(f"{fn.name}() makes an integer too large ({out.bit_length()} bits; the limit is "
+                                 f"{Limits.int_bits})", span)
             return out
         raise ArchTypeError(f"{describe(fn)} is not callable", span)
 

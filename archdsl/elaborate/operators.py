@@ -70,9 +70,12 @@ class Operators:
                 and b * (abs(a).bit_length() - 1) > Limits.int_bits):  # at least that many bits: never computed
             raise LimitError(f"{a} ** {b} is too large", span)
         try:
-            return ARITH[op](a, b)
+            out = ARITH[op](a, b)
         except OverflowError:
             raise EvalError(f"{a} {op} {b} is too large for a float", span) from None
+        if isinstance(out, complex):  # Python's (-8) ** 0.5
+            raise EvalError(f"({a}) ** {b}: a negative number to a fractional power has no real value", span)
+        return out
 
     def compared(self, fn, *args, span: Span):
         """A comparison (==, <, in) of values that may nest; its walk is charged to the step budget."""
