@@ -9,7 +9,7 @@ from typing import Union
 
 import numpy as np
 
-__all__ = ["DType", "Sym", "Dim", "TensorType", "dim_str", "is_static", "numel", "DTYPES"]
+__all__ = ["DType", "Sym", "Dim", "TensorType", "dim_str", "is_static", "numel", "DTYPES", "describe"]
 
 
 class DType(enum.Enum):
@@ -154,3 +154,28 @@ class TensorType:
 
     def __str__(self) -> str:
         return f"{self.dtype}[{', '.join(map(str, self.shape))}]"
+
+
+def describe(v) -> str:
+    """A compile-time value in words, for diagnostics (`symbolic dim B`, `string "a"`, `list of 3`), never a
+    Python type name; the elaborator's values name their kind (`kind_name`)."""
+    if getattr(v, "kind_name", None) == "tensor":
+        return f"tensor {v.type}"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "none"
+    if isinstance(v, Sym):
+        return f"symbolic dim {v}"
+    if isinstance(v, (int, float)):
+        return f"{type(v).__name__} {v}"
+    if isinstance(v, str):  # a long one (up to a million characters) is cut, not pasted into the message
+        return f'string "{v}"' if len(v) <= 80 else f'string "{v[:60]}..." ({len(v)} characters)'
+    if isinstance(v, (list, tuple)):
+        kind = "list" if isinstance(v, list) else "tuple"
+        return f"{kind} of {len(v)}" if v else f"an empty {kind}"
+    if isinstance(v, dict):
+        return "dict"
+    if isinstance(v, complex):
+        return f"complex number {v}"
+    return getattr(v, "kind_name", type(v).__name__)

@@ -8,7 +8,7 @@ from ..diagnostics import UnknownNameError, did_you_mean
 from ..ir import Value
 from ..ops import OpDef
 from ..syntax import ast as A
-from ..types import Sym
+from ..types import describe
 
 __all__ = ["Tensor", "OpFn", "BlockFn", "Builtin", "Namespace", "Env", "describe"]
 
@@ -90,24 +90,3 @@ class Env:
 
     def missing(self, name: str, span, extra=()) -> UnknownNameError:
         return UnknownNameError(f"unknown name '{name}'{did_you_mean(name, list(self.visible()) + list(extra))}", span)
-
-
-def describe(v) -> str:
-    """A value in words, for diagnostics."""
-    if isinstance(v, Tensor):
-        return f"tensor {v.type}"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "none"
-    if isinstance(v, Sym):
-        return f"symbolic dim {v}"
-    if isinstance(v, (int, float)):
-        return f"{type(v).__name__} {v}"
-    if isinstance(v, str):  # a long one (up to a million characters) is cut, not pasted into the message
-        return f'string "{v}"' if len(v) <= 80 else f'string "{v[:60]}..." ({len(v)} characters)'
-    if isinstance(v, (list, tuple)):
-        return f"{'list' if isinstance(v, list) else 'tuple'} of {len(v)}"
-    if isinstance(v, dict):
-        return "dict"
-    return getattr(v, "kind_name", type(v).__name__)

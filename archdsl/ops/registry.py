@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..diagnostics import ArchTypeError, ShapeError
-from ..types import Sym, TensorType
+from ..types import Sym, TensorType, describe
 
 __all__ = ["REQUIRED", "Attr", "Init", "ParamSpec", "OpDef", "register", "get", "lookup", "all_ops",
            "coerce_attr", "fail", "OpCall", "SharedValues"]
@@ -183,7 +183,7 @@ def coerce_attr(op: OpDef, attr: Attr, value):
     elif kind == "any":
         pass
     else:
-        raise ArchTypeError(f"{where} expects {_KIND_WORDS.get(kind, kind)}, got {_describe(value)}")
+        raise ArchTypeError(f"{where} expects {_KIND_WORDS.get(kind, kind)}, got {describe(value)}")
     if attr.choices is not None and value not in attr.choices:
         raise ArchTypeError(f"{where} must be one of {', '.join(map(_show, attr.choices))}, got {_show(value)}")
     if kind in ("int", "ints", "padding") and not isinstance(value, str) and \
@@ -196,15 +196,3 @@ def coerce_attr(op: OpDef, attr: Attr, value):
 _KIND_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
                "ints": "an integer or a list of integers", "dims": "a list of dims",
                "padding": 'an integer, a list of integers, "same" or "valid"'}
-
-
-def _describe(v) -> str:
-    if isinstance(v, bool):
-        return f"bool {_show(v)}"
-    if isinstance(v, (int, float, str)):
-        return f"{type(v).__name__} {_show(v)}"
-    if v is None:
-        return "none"
-    if isinstance(v, (list, tuple)) and not v:
-        return "an empty list"
-    return getattr(v, "kind_name", type(v).__name__)

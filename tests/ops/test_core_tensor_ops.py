@@ -297,6 +297,19 @@ def test_int_tensors_are_not_silently_kept_int_where_torch_gives_floats(expr, wo
         archdsl.check_source(src.replace(expr, fine))
 
 
+@pytest.mark.parametrize("call,words", [
+    ("x -> linear(B)", "expects an integer, got symbolic dim B"),
+    ('x -> linear("a")', 'expects an integer, got string "a"'),
+    ("reshape(x, B)", "expects a list of dims, got symbolic dim B"),
+    ("x -> linear(true)", "expects an integer, got true"),
+])
+def test_attribute_type_errors_name_the_value_not_a_python_type(call, words):
+    """They said 'got Sym', 'got str \"a\"': the registry now describes values as the elaborator does."""
+    src = f"model f(x: float32[B, 4]) -> y {{\n    y = {call}\n}}\n"
+    with pytest.raises(archdsl.ArchError, match=re.escape(words)):
+        archdsl.check_source(src)
+
+
 def test_pad_of_a_bfloat16_tensor_passes_the_full_checker():
     """Its fill value was written as a float64 constant."""
     model = archdsl.compile_source("model p(x: bfloat16[2, 3]) -> y {\n    y = pad(x, [1, 1])\n}\n")
