@@ -226,6 +226,9 @@ class Calls:
             result = None
         except ReturnValue as r:
             result = r.value
+        except ArchError as err:
+            _note_call(err, d.name, span)
+            raise
         finally:
             self.scope = saved
             self.depth -= 1
@@ -285,3 +288,19 @@ def _check_elements(dims, what: str, span) -> None:
     n = math.prod(dims)
     if n > Limits.elements:
         raise LimitError(f"{what} has {n:,} elements, over the limit of {Limits.elements:,}", span)
+
+
+CALL_NOTES = 4  # the innermost block calls an error inside a block names, as a short traceback
+
+
+def _note_call(err: ArchError, block: str, span: Span) -> None:
+    """An error inside a block also points at the call, where the fix often is (a block called twice under
+    one name, an argument that does not fit); a deep recursion names only the innermost calls."""
+    if span == err.span or any(at == span for _, at in err.notes):  # a recursion's same call: said once
+        return
+    shown = getattr(err, "block_calls", 0)
+    err.block_calls = shown + 1
+    if shown < CALL_NOTES:
+        err.notes.append((f"in block {block}(), called here", span))
+    elif shown == CALL_NOTES:
+        err.notes.append(("(and from further calls)", None))
