@@ -56,6 +56,9 @@ class ToAst(Transformer):
         for i, f in enumerate(formals):
             if any(g.name == f.name for g in formals[:i]):
                 raise ArchSyntaxError(f"block {c[0]}: parameter '{f.name}' is declared twice", f.span)
+            if f.default is None and any(g.default is not None for g in formals[:i]):  # as Python refuses it
+                raise ArchSyntaxError(f"block {c[0]}: parameter '{f.name}' has no default but follows one that "
+                                      f"has; give it a default or move it before the defaults", f.span)
         return A.BlockDef(str(c[0]), formals, c[2], self._span(meta))
 
     def formals(self, meta, c):
