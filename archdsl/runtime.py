@@ -49,11 +49,16 @@ def providers(choice: str = "auto") -> list[str]:
     return (["CUDAExecutionProvider"] if "CUDAExecutionProvider" in avail else []) + ["CPUExecutionProvider"]
 
 
+MAX_THREADS = 256  # onnxruntime starts every thread it is given: 20,000 took minutes and 21 GB, then hung
+
+
 def session(model, provider: str = "auto", threads: int | None = None):
     """An InferenceSession from a ModelProto, bytes or a path."""
     import onnxruntime as ort
+    if threads is not None and not 0 <= threads <= MAX_THREADS:
+        raise ArchError(f"threads must be 0 (onnxruntime's default) to {MAX_THREADS}, got {threads}")
     so = ort.SessionOptions()
-    so.log_severity_level = 3
+    so.log_severity_level = 4  # errors reach the caller as exceptions; no raw log line too
     if threads:
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1

@@ -25,7 +25,7 @@ __all__ = ["alternate", "alternate_orders", "feeds_for", "make_session", "median
 def make_session(path: str | bytes, threads: int = 2, provider: str = "cpu"):
     import onnxruntime as ort
     so = ort.SessionOptions()
-    so.log_severity_level = 3
+    so.log_severity_level = 4  # errors reach the caller as exceptions; no raw log line too
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..runtime import MAX_THREADS
 from .latency import alternate_orders, feeds_for, make_session, median_ratio, ratio_interval
 from .models import MODELS, BenchModel, example_inputs, reference_module, torch_module
 
@@ -179,8 +180,8 @@ def _check_options(opts) -> str | None:
     unknown = [k for k in opts.keys if k not in {m.key for m in MODELS}]
     if unknown:
         return f"unknown model {unknown[0]} (models: {', '.join(m.key for m in MODELS)})"
-    if opts.rounds < 1 or opts.threads < 1:
-        return "--rounds and --threads must be at least 1"
+    if opts.rounds < 1 or not 1 <= opts.threads <= MAX_THREADS:
+        return f"--rounds must be at least 1 and --threads 1 to {MAX_THREADS}"
     bad = [e for e in opts.exporters if e not in EXPORTERS]
     if bad:
         return f"unknown exporter {bad[0]} (exporters: {', '.join(EXPORTERS)})"

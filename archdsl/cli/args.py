@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..driver import SEED_MAX
+from ..runtime import MAX_THREADS
 
 __all__ = ["seed", "threads"]
 
@@ -26,4 +27,4 @@ def seed(text: str) -> int:
 
 def threads(text: str) -> int:
     """--threads: onnxruntime's intra-op threads; 0 leaves its default (one per core)."""
-    return _integer(text, 0, None, "0 (onnxruntime's default) or more")
+    return _integer(text, 0, MAX_THREADS, f"0 (onnxruntime's default) to {MAX_THREADS}")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from .. import driver, files
-from ..diagnostics import ArchError, SourceMap, render
+from ..diagnostics import ArchError, ArchSyntaxError, SourceMap, render
 from ..ir import print_graph
 from ..summary import summarize
 from .table import print_table
@@ -52,9 +53,15 @@ def _fail(message: str, status: int) -> int:
 def output_path(raw: str | None, flag: str = "-o", example: str = "model.onnx") -> Path | None:
     """An output as given: a trailing slash means a directory (Path would drop it and write a file of that
     name)."""
-    if raw is not None and raw.endswith(("/", os.sep)):
-        raise ArchError(f"{flag} {raw} names a directory; give a file name (e.g. {raw}{example})")
-    return Path(raw) if raw is not None else None
+    if raw is None:
+        return None
+    if raw == "":
+        raise ArchError(f"{flag} needs a file name (e.g. {example})")
+    if raw.endswith(("/", os.sep)) or Path(raw).name in ("", ".", "..") or raw.endswith(("/.", "/..")):
+        # `DIR/.` would become Path("DIR"): a file written in the directory's place
+        raise ArchError(f"{flag} {raw} names a directory; give a file name (e.g. {raw.rstrip('/' + os.sep)}/"
+                        f"{example})")
+    return Path(raw)
 
 
 def announce(message: str, out) -> None:
@@ -98,7 +105,34 @@ def load_spec(args, sources):
     bytes would read as a file that is not UTF-8)."""
     if Path(args.file).suffix.lower() == ".onnx":
         raise ArchError(f"{args.file} is a compiled ONNX model, not a .arch spec (`archdsl run` runs it)")
-    return driver.load(args.file, defines=args.defines, search_path=args.include, sources=sources)
+    try:
+        return driver.load(args.file, defines=args.defines, search_path=args.include, sources=sources)
+    except ArchSyntaxError as e:
+        if e.message.startswith("the file is not UTF-8") and _is_onnx(args.file):
+            raise ArchError(f"{args.file} is a compiled ONNX model, not a .arch spec (`archdsl run` runs it "
+                            "when its name ends in .onnx)") from None
+        raise
+
+
+def _is_onnx(path) -> bool:
+    """A file that reads as an ONNX model with a graph (protobuf parses much binary as something)."""
+    import onnx
+    try:
+        m = onnx.load(path, load_external_data=False)
+    except Exception:  # noqa: BLE001 - not a model, whatever the parser says
+        return False
+    return m.ir_version > 0 and len(m.graph.node) > 0
+
+
+def _not_for_ir(args) -> str:
+    """What --emit ir would silently ignore (it printed the inference IR for `--train --emit ir`)."""
+    unused = [flag for flag, given in (("--train", getattr(args, "train", False)), ("--weights", args.weights),
+                                       ("--external-data", args.external_data)) if given]
+    if unused:
+        return f"{', '.join(unused)} {'applies' if len(unused) == 1 else 'apply'} to the ONNX model only"
+    if args.report and not args.opt_level:
+        return "--report reports the passes, which run on the IR only with -O1 or -O2"
+    return ""
 
 
 @_diagnostics
@@ -116,9 +150,12 @@ def cmd_build(args, sources) -> int:
     from .train import settings_error
     if (status := settings_error(args, "build")) is not None:
         return status
-    output_path(args.output)
     if args.output == "":
         print("archdsl build: error: -o needs a file name", file=sys.stderr)
+        return 2
+    output_path(args.output)
+    if args.emit == "ir" and (unused := _not_for_ir(args)):
+        print(f"archdsl build: error: --emit ir prints the IR; {unused}", file=sys.stderr)
         return 2
     mod = load_spec(args, sources)
     if args.emit == "ir":
@@ -241,7 +278,7 @@ def _dim_flags(args, command: str) -> dict | None:
     dims = {}
     for d in args.dim:
         k, _, v = d.partition("=")
-        if not k or not v.isdigit() or int(v) < 1:
+        if not k or not re.fullmatch(r"[0-9]+", v) or int(v) < 1:  # isdigit() takes '²', int() does not
             print(f"archdsl {command}: error: --dim expects SYM=N with N >= 1, got '{d}'", file=sys.stderr)
             return None
         dims[k] = int(v)
@@ -327,7 +364,7 @@ def cmd_run(args, sources) -> int:
         except OSError as e:  # a name over 255 bytes
             raise ArchError(f"cannot read {path}: {e.strerror or e}") from None
         if not found:
-            raise ArchError(f"no such file: {path}")
+            raise ArchError(f"{path} is a directory, not a model" if path.is_dir() else f"no such file: {path}")
         model = path
         name = path.stem
     else:
@@ -356,7 +393,11 @@ def cmd_run(args, sources) -> int:
     _check_dim_names(dims, symbols)
     given = {}
     for item in args.input:
-        k, _, f = item.partition("=")
+        k, eq, f = item.partition("=")
+        if not eq or not f:
+            raise ArchError(f"--input {item}: expected NAME=FILE.npy or NAME=FILE.npz (inputs: {', '.join(declared)})")
+        if k in given:
+            raise ArchError(f"--input {k} is given twice")
         if k not in declared:
             raise ArchError(f"--input: the model has no input '{k}' (inputs: {', '.join(declared)})")
         given[k] = _load_input(k, f)
@@ -382,7 +423,7 @@ def cmd_run(args, sources) -> int:
         a = np.asarray(arr, dtype=np.float64)
         stats = f"mean {a.mean():.4g}  std {a.std():.4g}  min {a.min():.4g}  max {a.max():.4g}" if a.size else "empty"
         print(f"  {meta.name}: {list(arr.shape)} {arr.dtype}  {stats}")
-    print(f"median latency: {ms:.3f} ms over {args.repeat} runs")
+    print(f"median latency: {ms:.3f} ms over {args.repeat} run{'s' if args.repeat != 1 else ''}")
     return 0
 
 

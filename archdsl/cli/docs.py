@@ -70,7 +70,9 @@ def spec_rows(spec: Path) -> list[dict]:
 
 
 def _g(n: int) -> str:
-    return f"{n / 1e9:.2f} G" if n >= 1e7 else f"{n / 1e6:.3f} M"
+    if n >= 1e7:
+        return f"{n / 1e9:.2f} G"
+    return f"{n / 1e6:.3f} M" if n >= 1e3 else f"{n:,}"  # the 2-input perceptron's 4 FLOPs read 0.000 M
 
 
 def spec_catalog(root: Path) -> str:

@@ -90,7 +90,7 @@ def build_train(args, sources, mod) -> int:
     """The body of `archdsl build --train`: OUT.onnx (the step) and OUT.eval.onnx."""
     ct = driver.build_train(mod, args.model, _options(args), train_config(args), sources)
     out = Path(args.output) if args.output else Path(args.file).with_name(f"{ct.eval_model.graph.name}.train.onnx")
-    eval_out = beside(out, out.name[: -len(".onnx")] + ".eval.onnx" if out.name.endswith(".onnx")
+    eval_out = beside(out, out.name[: -len(".onnx")] + ".eval.onnx" if out.suffix.lower() == ".onnx"
                       else out.name + ".eval.onnx", "the eval model")
     files.refuse_overwriting(with_external_data({"-o": out, "the eval model": eval_out}, args.external_data),
                              read_files(args, sources))

@@ -59,6 +59,21 @@ def test_trailing_slash_names_a_directory(work, capsys):
     assert not (work / "newdir").exists()
 
 
+@pytest.mark.parametrize("command", ["build", "train"])
+@pytest.mark.parametrize("tail", ["/.", "/..", ""])
+def test_dir_dot_and_an_empty_name_name_no_file(work, command, tail, capsys, monkeypatch):
+    """`-o newdir/.` wrote a file named newdir (Path drops the dot); `train -o ""` was an internal error."""
+    monkeypatch.chdir(work)
+    (work / "sub").mkdir()
+    out = "newdir" + tail if tail else ""
+    argv = [command, "tiny.arch", "-o", out] + (["--data", "data.npz", "--quiet", "--epochs", "1"]
+                                                 if command == "train" else [])
+    assert main(argv) in (1, 2)
+    err = capsys.readouterr().err
+    assert ("names a directory; give a file name" if tail else "-o needs a file name") in err
+    assert sorted(p.name for p in work.iterdir()) == ["data.npz", "sub", "tiny.arch"]
+
+
 def test_a_symlink_is_written_through(work):
     (work / "link.onnx").symlink_to("real.onnx")
     assert main(["build", str(work / "tiny.arch"), "-o", str(work / "link.onnx")]) == 0
@@ -159,7 +174,16 @@ def test_flags_that_would_be_ignored_or_mean_nothing_are_usage_errors(work, caps
     assert main(["train", spec, "--data", data, "--resume", "--weights", data, "-o", str(work / "w.npz")]) == 2
     assert "--weights would be ignored" in capsys.readouterr().err
     assert main(["run", spec, "--dim", "B=0"]) == 2
+    assert main(["run", spec, "--dim", "B=\u00b2"]) == 2  # isdigit() but not int(): an internal error before
+    assert main(["summary", spec, "--dim", "B=\u00b2"]) == 2
     assert main(["build", spec, "-o", ""]) == 2
+    capsys.readouterr()
+    for extra, words in ((["--train"], "--train applies to the ONNX model only"),
+                         (["--weights", data], "--weights applies to the ONNX model only"),
+                         (["--external-data"], "--external-data applies to the ONNX model only"),
+                         (["--report"], "--report reports the passes, which run on the IR only with -O1 or -O2")):
+        assert main(["build", spec, "--emit", "ir"] + extra) == 2  # the inference IR was printed, flags ignored
+        assert words in capsys.readouterr().err
     np.savez(work / "bad.npz", x=np.zeros((4, 5), np.float32), labels=np.zeros(4, np.int64))
     assert main(["train", spec, "--data", str(work / "bad.npz"), "-o", str(work / "w.npz")]) == 1
     assert "'x' has shape [4, 5], the model takes [B, 4]" in capsys.readouterr().err
@@ -294,3 +318,38 @@ def test_a_big_endian_input_is_taken(work, capsys):
     np.save(work / "be.npy", np.ones((2, 4), ">f4"))
     assert main(["run", str(work / "tiny.arch"), "--input", f"x={work / 'be.npy'}", "--repeat", "1"]) == 0
     assert "logits: [2, 3] float32" in capsys.readouterr().out
+
+
+def test_run_says_what_is_wrong_with_its_model_and_inputs(work, capsys):
+    spec = str(work / "tiny.arch")
+    assert main(["build", spec, "-o", str(work / "model.bin")]) == 0  # an ONNX model under another name
+    capsys.readouterr()
+    assert main(["run", str(work / "model.bin")]) == 1
+    assert "is a compiled ONNX model, not a .arch spec" in capsys.readouterr().err  # was "not UTF-8" + bytes
+    (work / "d.onnx").mkdir()
+    assert main(["run", str(work / "d.onnx")]) == 1
+    assert "d.onnx is a directory, not a model" in capsys.readouterr().err
+    np.save(work / "x.npy", np.ones((2, 4), np.float32))
+    assert main(["run", spec, "--input", "x"]) == 1
+    assert "--input x: expected NAME=FILE.npy" in capsys.readouterr().err  # was "cannot read : ..."
+    assert main(["run", spec, "--input", f"x={work / 'x.npy'}", "--input", f"x={work / 'x.npy'}"]) == 1
+    assert "--input x is given twice" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["run", spec, "--threads", "20000"])  # onnxruntime started them all: 21 GB, then a hang
+    assert e.value.code == 2 and "0 (onnxruntime's default) to 256" in capsys.readouterr().err
+
+
+def test_an_onnxruntime_error_is_reported_once(work, capfd):
+    """onnxruntime logged its own error line before the diagnostic said the same."""
+    spec = work / "ids.arch"
+    spec.write_text("model m(ids: int64[B, 3]) -> y {\n    y = ids -> embedding(5, 2) as emb\n}\n")
+    np.save(work / "ids.npy", np.full((1, 3), 7, np.int64))  # out of the table
+    assert main(["run", str(spec), "--input", f"ids={work / 'ids.npy'}"]) == 1
+    err = capfd.readouterr().err
+    assert "onnxruntime" in err.lower() and "[E:onnxruntime" not in err
+
+
+def test_build_train_names_the_eval_model_whatever_the_case_of_onnx(work):
+    """`-o step.ONNX` wrote step.ONNX.eval.onnx."""
+    assert main(["build", str(work / "tiny.arch"), "--train", "-o", str(work / "step.ONNX")]) == 0
+    assert (work / "step.ONNX").is_file() and (work / "step.eval.onnx").is_file()
