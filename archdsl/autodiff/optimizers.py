@@ -71,7 +71,7 @@ _STEP_FLOOR = 1e-30
 def update(b: GradBuilder, cfg: OptimConfig, p: Value, g: Value, state: list[StateSlot], lr: Value,
            t: Value, cache: dict) -> Value:
     """The parameter after one step; fills each slot's `new`. `t` is the 1-based step as a float scalar;
-    `cache` keeps the scalars every parameter shares (bias corrections) computed once."""
+    `cache` keeps the scalars every parameter of p's dtype shares (bias corrections) computed once."""
     c = lambda v: b.const(v, like=p)
     wd = cfg.decay
     if cfg.name == "sgd":

@@ -107,7 +107,7 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     ob = GradBuilder(graph, None, tag="optim")
     one = ob.const(1, dtype=DType.int64.np)
     next_step = ob.op("add", step, one)
-    cache: dict = {}
+    caches: dict = {}  # per dtype: the step's shared scalars (t, lr, bias corrections) in each parameter dtype
     new_outputs: list[tuple[str, Value]] = []
     state_slots: list[StateSlot] = []
     for p, g in zip(params, grads):
@@ -119,9 +119,11 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
                 state_slots.append(slot)
             continue
         slots = [StateSlot(f"{p.name}.{s}", _state(graph, p, s)) for s in cfg.optimizer.state_names()]
-        t = cache.get("t") or cache.setdefault("t", ob.op("cast", next_step, dtype=p.type.dtype.label))
-        lr_p = lr if p.type.dtype is DType.float32 else ob.op("cast", lr, dtype=p.type.dtype.label)
-        new_outputs.append((p.name + NEW, update(ob, cfg.optimizer, p, g, slots, lr_p, t, cache)))
+        cache = caches.setdefault(p.type.dtype, {})
+        if "t" not in cache:
+            cache["t"] = ob.op("cast", next_step, dtype=p.type.dtype.label)
+            cache["lr"] = lr if p.type.dtype is DType.float32 else ob.op("cast", lr, dtype=p.type.dtype.label)
+        new_outputs.append((p.name + NEW, update(ob, cfg.optimizer, p, g, slots, cache["lr"], cache["t"], cache)))
         state_slots += slots
     for v in buffers:
         new_outputs.append((v.name + NEW, buffer_updates.get(v.name, v)))

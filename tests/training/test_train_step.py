@@ -15,7 +15,7 @@ from archdsl import driver, runtime
 from archdsl.diagnostics import ArchError
 from archdsl.training import TRAIN_STATE_KEY
 
-from .harness import batches, compile_step, config, initial, ort_steps
+from .harness import batches, compile_step, config, initial, ort_steps, rel, torch_steps
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = {
@@ -342,6 +342,24 @@ def test_float64_models_train_on_onnxruntime(loss, smooth):
         got[dt] = losses, states[-1]["a.weight"]
     np.testing.assert_allclose(got["float64"][0], got["float32"][0], rtol=1e-5)
     np.testing.assert_allclose(got["float64"][1], got["float32"][1], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam", "adamw"])
+def test_parameters_of_two_dtypes_train_with_every_optimizer(opt):
+    """Adam's shared scalars (step, lr, bias corrections) were made once in the first parameter's dtype and
+    reused for the others: `'*': dtypes differ (float32 vs float64)`, located nowhere. Now one set per dtype,
+    and the steps match torch.optim on the same mixed-dtype parameters."""
+    src = ("model m(x: float32[B, 4]) -> y {\n    a = parameter([4], init=\"normal\", dtype=\"float64\") as a\n"
+           "    y = (x -> linear(4) as fc) * cast(a, \"float32\")\n}\n")
+    cfg = config(loss="mse", opt=opt, lr=0.05, weight_decay=0.01)
+    ct, fwd = compile_step("", cfg, text=src)
+    data = batches(ct, 3, 5, classes=4)
+    ort_losses, ort_states = ort_steps(ct, data)
+    torch_losses, torch_states = torch_steps(ct, fwd, data)
+    np.testing.assert_allclose(ort_losses, torch_losses, rtol=1e-5)
+    assert ort_states[-1]["a"].dtype == np.float64
+    for name in ("a", "fc.weight", "fc.bias"):
+        assert rel(ort_states[-1][name], torch_states[-1][name]) < 1e-5, name
 
 
 def test_a_bfloat16_model_builds_a_train_step():
