@@ -192,7 +192,8 @@ class Trainer:
                             f"read: {e})") from None
         now = _fingerprint(self.config)
         if saved and saved != now:
-            diff = sorted(k for k in now if saved.get(k) != now.get(k))
+            diff = sorted(k for k in now.keys() | saved.keys() if saved.get(k) != now.get(k))  # a key one side
+            # leaves out (label_smoothing at 0) differs too
             raise ArchError(f"--resume: {path} was made with other settings ({', '.join(diff)}); resume with the "
                             "same loss, optimizer and model")
         if seed != self.seed:

@@ -246,6 +246,19 @@ def test_resume_takes_the_new_lr_and_keeps_runs_apart(tmp_path, capsys):
         np.testing.assert_array_equal(v, after_one[k])  # lr 1e-30 moves nothing
 
 
+def test_resume_names_a_setting_the_new_run_leaves_out(tmp_path, capsys):
+    """Resuming without --label-smoothing said 'made with other settings ()': a key only the checkpoint had
+    was never listed."""
+    spec = tmp_path / "t.arch"
+    spec.write_text("model t(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((16, 4)).astype(np.float32), labels=rng.integers(0, 3, 16))
+    base = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--quiet", "-o", str(tmp_path / "w.npz")]
+    assert main(base + ["--epochs", "1", "--label-smoothing", "0.1"]) == 0
+    assert main(base + ["--epochs", "2", "--resume"]) == 1
+    assert "made with other settings (label_smoothing)" in capsys.readouterr().err
+
+
 def test_batch_size_one_with_batchnorm_is_refused_not_a_silent_no_op(tmp_path, capsys):
     """Every batch of one was skipped (batch statistics of one example): no step ran, yet the run exited 0."""
     spec = tmp_path / "bn.arch"
