@@ -126,7 +126,9 @@ def add_train_parser(sub) -> None:
     t.add_argument("--val", metavar="VAL.npz", help="held-out data, evaluated after every epoch")
     t.add_argument("--epochs", type=int, default=10, metavar="N", help="passes over the data (default 10)")
     t.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
-                   help="learning-rate schedule over the epochs (cosine: from --lr down to 0; default constant)")
+                   help="learning-rate schedule over the epochs (cosine: epoch e of E runs at "
+                        "lr * (1 + cos(pi (e-1) / E)) / 2, from --lr toward 0, as torch's CosineAnnealingLR "
+                        "with T_max=E stepped per epoch; default constant)")
     t.add_argument("--batch-size", type=int, default=32, metavar="B", help="examples per step (default 32)")
     t.add_argument("-o", "--output", default="weights.npz", metavar="W.npz",
                    help="trained parameters and buffers, .npz or .safetensors (default weights.npz)")
