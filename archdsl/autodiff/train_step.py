@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ..diagnostics import ArchError
 from ..ir import Graph, Value, check
 from ..ops import Init, ParamSpec
-from ..types import DType
+from ..types import DType, Sym
 from .builder import GradBuilder
 from .engine import gradients, prune_dead
 from .losses import labels_type, make_loss
@@ -64,7 +64,13 @@ class TrainStep:
     params: list[str]  # trainable parameters
     buffers: list[str]
     config: TrainConfig
-    min_batch: int = 1  # 2 when a batch of one example leaves some BatchNorm one value per channel
+    min_batch: int = 1  # 2 when a batch of one example may leave some BatchNorm one value per channel
+    bn_spatial: tuple = ()  # each BatchNorm's spatial dims, symbols where the model has them
+
+    def min_batch_at(self, sizes: dict[str, int]) -> int:
+        """min_batch once the symbolic dims have sizes (the training data's): a BatchNorm over
+        [B, C, H, W] needs two examples only where H * W is 1; a dim it cannot work out may be 1."""
+        return 2 if any(_may_be_one(dims, sizes) for dims in self.bn_spatial) else 1
 
 
 def _scalar_input(g: Graph, name: str, dtype: DType, init: Init) -> Value:
@@ -94,7 +100,8 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     lr = _scalar_input(graph, "lr", DType.float32, Init("constant", cfg.lr))
     step = _scalar_input(graph, "step", DType.int64, Init("zeros"))
     extra = TrainInputs(lambda: _scalar_input(graph, "seed", DType.int64, Init("zeros")), step)
-    min_batch = 2 if any(_one_value_per_channel(n) for n in graph.nodes) else 1
+    bn_spatial = tuple(tuple(n.inputs[0].type.shape[2:]) for n in graph.nodes if n.op == "batchnorm")
+    min_batch = 2 if any(_may_be_one(dims, {}) for dims in bn_spatial) else 1
     buffer_updates = to_training(graph, extra)
     check(graph)  # the training forms are shape-checked like the rest
 
@@ -144,17 +151,21 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     prune_dead(graph)
     check(graph)
     return TrainStep(graph, data_inputs, state_inputs, {k: k[: -len(NEW)] for k, _ in new_outputs}, out_name,
-                     [v.name for v in params], [v.name for v in buffers], cfg, min_batch)
+                     [v.name for v in params], [v.name for v in buffers], cfg, min_batch, bn_spatial)
 
 
-def _one_value_per_channel(n) -> bool:
-    """A BatchNorm that, on a batch of one example, would normalize one value per channel (no spatial dims,
-    or ones that may be 1): its batch statistics are undefined, and torch raises. With spatial dims a batch
-    of one is fine, as in torch."""
-    if n.op != "batchnorm":
-        return False
-    rest = n.inputs[0].type.shape[2:]
-    return not all(isinstance(d, int) for d in rest) or math.prod(rest) < 2
+def _may_be_one(dims: tuple, sizes: dict[str, int]) -> bool:
+    """Whether a BatchNorm with these spatial dims would, on a batch of one example, normalize one value per
+    channel (no spatial dims, or all of size 1): its batch statistics are undefined, and torch raises. A
+    symbol is sized from `sizes` (`H`, `2*H`); a formula (`(H-3)//2+1`) or an unsized symbol may be 1."""
+    total = 1
+    for d in dims:
+        if isinstance(d, Sym):
+            if not all(f in sizes for f in d.factors):
+                return True
+            d = d.coef * math.prod(sizes[f] for f in d.factors)
+        total *= d
+    return total < 2
 
 
 def _state(g: Graph, p: Value, what: str) -> Value:

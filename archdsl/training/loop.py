@@ -217,6 +217,17 @@ def _fingerprint(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k not in ("lr",)}
 
 
+def _symbol_sizes(model, data: dict, names: list[str]) -> dict[str, int]:
+    """The sizes the data gives the model's symbolic dims past the batch dim (`H` of x: float32[B, 3, H, W])."""
+    inputs = {i.name: i for i in model.graph.input}
+    sizes: dict[str, int] = {}
+    for name in names:
+        for i, d in enumerate(inputs[name].type.tensor_type.shape.dim):
+            if i and d.dim_param and d.dim_param not in sizes:
+                sizes[d.dim_param] = int(data[name].shape[i])
+    return sizes
+
+
 def _batches(n: int, size: int, rng: np.random.Generator | None, drop_single: bool):
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for i in range(0, n, size):
@@ -246,15 +257,16 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
         console.print(f"resumed from {opts.checkpoint} after epoch {start}"
                       + (f"; --epochs {opts.epochs} leaves nothing to train" if start >= opts.epochs else ""))
     loss_kind = ct.info.config.loss
-    needs_two = ct.info.min_batch > 1
+    needs_two = ct.info.min_batch_at(_symbol_sizes(ct.step_model, train, ct.info.data_inputs)) > 1
     metrics: dict = {}
     console.print(f"training {ct.eval_model.graph.name} on {trainer.step.get_providers()[0]}: "
                   f"{n} example{'s' if n != 1 else ''}, "
                   f"batch {opts.batch_size}, {ct.info.config.optimizer.name} lr {ct.info.config.lr}")
     base_lr = float(ct.info.config.lr)
     if needs_two and opts.batch_size == 1 and n >= 2:
-        raise ArchError("--batch-size 1: the model has a BatchNorm without spatial dims, whose batch statistics "
-                        "need at least 2 examples (every batch would be skipped); give --batch-size 2 or more")
+        raise ArchError("--batch-size 1: the model has a BatchNorm that sees one value per channel of an "
+                        "example (no spatial dims, or all of size 1), whose batch statistics need at least 2 "
+                        "examples (every batch would be skipped); give --batch-size 2 or more")
     for epoch in range(start + 1, opts.epochs + 1):
         t0 = time.perf_counter()
         if "lr" in trainer.state:  # lr is a step input: a schedule just feeds it (and a resumed run takes --lr)

@@ -268,7 +268,7 @@ def test_batch_size_one_with_batchnorm_is_refused_not_a_silent_no_op(tmp_path, c
     np.savez(tmp_path / "d.npz", x=rng.standard_normal((8, 4)).astype(np.float32), labels=rng.integers(0, 3, 8))
     assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--batch-size", "1", "--quiet",
                  "-o", str(tmp_path / "w.npz")]) == 1
-    assert "--batch-size 1: the model has a BatchNorm without spatial dims" in capsys.readouterr().err
+    assert "--batch-size 1: the model has a BatchNorm that sees one value per channel" in capsys.readouterr().err
 
 
 def test_batchnorm_with_spatial_dims_trains_on_batches_of_one(tmp_path, capsys):
@@ -286,6 +286,27 @@ def test_batchnorm_with_spatial_dims_trains_on_batches_of_one(tmp_path, capsys):
     assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--batch-size", "1", "--quiet",
                  "--epochs", "1", "-o", str(out)]) == 0
     assert int(np.load(tmp_path / "w.ckpt.npz")["step"]) == 3  # one step per example: none was skipped
+
+
+@pytest.mark.parametrize("length,steps", [(6, 3), (1, None)])
+def test_batchnorm_over_symbolic_spatial_dims_is_sized_from_the_data(tmp_path, capsys, length, steps):
+    """A symbolic L made every BatchNorm count as 'no spatial dims': --batch-size 1 was refused and the last
+    example of an odd split skipped, though torch trains them. The loop now sizes L from the data: at L=6
+    batches of one train; at L=1 they would be one value per channel, and are refused as before."""
+    spec = tmp_path / "bn.arch"
+    spec.write_text("model bn(x: float32[B, 2, L]) -> y {\n    y = x -> conv1d(3, 3, padding=1) as c "
+                    "-> batchnorm as bn -> global_avgpool -> flatten -> linear(3) as out\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((3, 2, length)).astype(np.float32),
+             labels=rng.integers(0, 3, 3))
+    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--batch-size", "1", "--quiet", "--epochs", "1",
+            "-o", str(tmp_path / "w.npz")]
+    if steps is None:
+        assert main(argv) == 1
+        assert "one value per channel" in capsys.readouterr().err
+    else:
+        assert main(argv) == 0
+        assert int(np.load(tmp_path / "w.ckpt.npz")["step"]) == steps  # one step per example: none skipped
 
 
 def test_an_output_named_loss_is_refused(tmp_path, capsys):
