@@ -143,6 +143,7 @@ def noting_overrides(mod: Module):
 def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Module, env: Env, ev: Evaluator,
                        unused: dict) -> None:
     local = _local_names(tree)
+    imported: dict[str, Span] = {}  # a name taken from an import: the import it came from
     for item in tree.items:
         if isinstance(item, A.Import):
             target = loader.load_path(loader.resolve(item.path, tree.file, item.span), item.span)
@@ -150,8 +151,15 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                 _define(env, item.alias, Namespace(item.alias, target.env), item.span)
             else:
                 for k, v in target.env.vars.items():
-                    if k not in local:
-                        env.vars.setdefault(k, v)
+                    if k in local:
+                        continue
+                    if k in imported and not _same_definition(env.vars[k], v):
+                        raise ArchError(f"'{k}' comes from two imports that define it differently; import one "
+                                        f"of them under a name (import \"{item.path}\" as lib: lib.{k})",
+                                        item.span, [(f"'{k}' first came from this import", imported[k])])
+                    if k not in env.vars:
+                        env.vars[k] = v
+                        imported[k] = item.span
         elif isinstance(item, A.ParamDecl):
             value = ev.eval(item.value, env)
             if item.name in defines:
@@ -170,6 +178,15 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
             mod.models[item.name] = item
         elif isinstance(item, A.Assert):
             ev.exec_stmt(item, env)
+
+
+def _same_definition(a, b) -> bool:
+    """Two imports may bring one name when it is one definition (both import a third file) or an equal
+    number or string; otherwise which one won would depend on the order of the imports."""
+    if a is b or isinstance(a, BlockFn) and isinstance(b, BlockFn) and a.defn is b.defn:
+        return True
+    plain = (bool, int, float, str, type(None))
+    return type(a) is type(b) and isinstance(a, plain) and a == b
 
 
 def _local_names(tree: A.Module) -> set[str]:

@@ -99,6 +99,30 @@ def test_local_definitions_win_over_imported_ones_in_any_order(tmp_path, local, 
         assert tuple(g.outputs[0][1].type.shape) == (2, 3)
 
 
+def test_two_imports_that_define_a_name_differently_are_a_diagnostic(tmp_path):
+    """The first import won silently (a model took x1's block where x2's was meant); one definition reached
+    through two imports (a diamond) or an equal number is fine, and `as` keeps both."""
+    (tmp_path / "x1.arch").write_text("let shared = 1\nblock blk(x) { return x }\n")
+    (tmp_path / "x2.arch").write_text("let shared = 2\nblock blk(x) { return x * 2 }\n")
+    (tmp_path / "x3.arch").write_text("let shared = 1\n")
+    for hub in ("d1", "d2"):
+        (tmp_path / f"{hub}.arch").write_text('import "x1.arch"\n')
+    use = "model m(x: float32[2]) -> y {\n    y = blk(x) * shared\n}\n"
+
+    def check(*imports):
+        (tmp_path / "main.arch").write_text("".join(f'import "{i}"\n' for i in imports) + use)
+        return archdsl.check_file(tmp_path / "main.arch")
+
+    with pytest.raises(ArchError, match="'blk' comes from two imports that define it differently") as e:
+        check("x1.arch", "x2.arch")
+    assert e.value.span.line == 2 and e.value.notes[0][1].line == 1
+    check("d1.arch", "d2.arch")  # both bring x1's definitions
+    check("x1.arch", "x3.arch")  # shared = 1 in both
+    (tmp_path / "main.arch").write_text('import "x1.arch"\nimport "x2.arch" as two\n' + use.replace(
+        "blk(x) * shared", "two.blk(blk(x)) * two.shared"))
+    assert archdsl.check_file(tmp_path / "main.arch").nodes
+
+
 def test_a_name_defined_twice_locally_is_still_an_error():
     with pytest.raises(ArchError, match="defined twice"):
         archdsl.check_source("let a = 1\nlet a = 2\n" + _MODEL)
