@@ -209,9 +209,12 @@ class ToAst(Transformer):
         tok = c[0]
         span = self._tspan(tok)
         text = _unquote(tok, span)
-        if "{" not in text:
+        if "{" not in text and "}}" not in text:
             return A.Const(text, span)
-        return A.Interp(tuple(self._interp(text, tok)), span)
+        parts = self._interp(text, tok)
+        if all(isinstance(q, str) for q in parts):  # only {{ or }}: a plain string
+            return A.Const("".join(parts), span)
+        return A.Interp(tuple(parts), span)
 
     def true_lit(self, meta, c):
         return A.Const(True, self._span(meta))
@@ -245,21 +248,38 @@ class ToAst(Transformer):
         return (k, c[1])
 
     def _interp(self, text: str, tok: Token):
-        """Split `"layer{i+1}"` into literal parts and parsed expressions."""
-        parts: list = []
-        pos = 0
+        """Split `"layer{i+1}"` into literal parts and parsed expressions. As in Python's f-strings, `{{` and
+        `}}` are braces and a hole holds no braces; a brace written as an escape (`\\x7b`) is a brace."""
         raw = _raw_offsets(str(tok))
-        for m in re.finditer(r"\{([^{}]*)\}", text):
-            if m.start() > pos:
-                parts.append(text[pos:m.start()])
-            col = tok.column + 1 + raw[m.start(1)]
-            span = Span(self.file, tok.line, col, tok.line, tok.column + 1 + raw[m.end(1)])
-            if not m.group(1).strip():
-                raise ArchSyntaxError("empty {} in string", span)
-            parts.append(self._parse_expr(m.group(1), span))
-            pos = m.end()
-        if pos < len(text):
-            parts.append(text[pos:])
+        at = lambda i, j: Span(self.file, tok.line, tok.column + 1 + raw[i], tok.line,  # noqa: E731
+                               tok.column + 1 + raw[j])
+        plain = lambda i: i < len(text) and raw[i + 1] - raw[i] == 1  # noqa: E731 - not from an escape
+        parts: list = []
+        lit: list[str] = []
+        i = 0
+        while i < len(text):
+            ch = text[i]
+            if ch in "{}" and plain(i) and text[i + 1:i + 2] == ch and plain(i + 1):
+                lit.append(ch)
+                i += 2
+            elif ch == "{" and plain(i):
+                end = next((j for j in range(i + 1, len(text)) if text[j] in "{}" and plain(j)), None)
+                if end is None or text[end] == "{":
+                    raise ArchSyntaxError("a { in a string opens a hole that needs its }, and a hole holds no "
+                                          "braces (write {{ for a brace; put a dict in a let first)",
+                                          at(i, i + 1))
+                if not text[i + 1:end].strip():
+                    raise ArchSyntaxError("empty {} in string", at(i + 1, end))
+                if lit:
+                    parts.append("".join(lit))
+                    lit = []
+                parts.append(self._parse_expr(text[i + 1:end], at(i + 1, end)))
+                i = end + 1
+            else:
+                lit.append(ch)
+                i += 1
+        if lit:
+            parts.append("".join(lit))
         return parts
 
 

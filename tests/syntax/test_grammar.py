@@ -316,6 +316,26 @@ def test_empty_interpolation_hole_is_an_error():
     assert "empty {}" in e.message and e.span.line == 2
 
 
+@pytest.mark.parametrize("src,want", [
+    ("'a{{b}}c'", A.Const("a{b}c", _)),  # was an unknown name b
+    ("'{{1}}'", A.Const("{1}", _)),  # was {1}: the hole's value in braces
+    ("'x{i}}}y'", A.Interp(("x", N("i"), "}y"), _)),
+    ("'a}b'", A.Const("a}b", _)),  # a lone } stays a brace
+    ("'\\x7bi\\x7d'", A.Const("{i}", _)),  # braces written as escapes are braces (they interpolated)
+    ("'\\x41{i}'", A.Interp(("A", N("i")), _)),
+])
+def test_braces_in_strings_follow_python_f_strings(src, want):
+    assert expr(src) == want
+
+
+@pytest.mark.parametrize("src", ["'{ {1: 2}[1] }'", "'{\"{1}\"}'", "'a{b'"])
+def test_a_hole_with_braces_or_without_its_end_is_an_error(src):
+    """`"{ {a: 1}.a }"` said "unexpected ':'", and `'{"{1}"}'` silently printed {"1"}."""
+    e = _err(_M + f"    y = {src}\n}}\n")
+    assert "a { in a string opens a hole that needs its }, and a hole holds no braces" in e.message
+    assert e.span.line == 2 and e.span.col == 9 + src.index("{")  # the string's quote is at column 9
+
+
 def test_expected_words_are_plain():
     e = _err("param x 3\n")
     assert "expected '='" in e.message
@@ -348,9 +368,9 @@ def test_expected_words_name_only_the_closer_of_the_open_bracket():
 
 
 def test_syntax_error_inside_an_interpolation_points_into_the_string():
-    e = _err(_M + '    y = x -> linear(4) as "a{ {1: 2}[1] }"\n}\n')
-    assert e.message == "unexpected ':'"   # no empty "expected" list
-    assert (e.span.file, e.span.line, e.span.col) == ("t.arch", 2, 33)
+    e = _err(_M + '    y = x -> linear(4) as "a{1 + * 2}"\n}\n')
+    assert e.message.startswith("unexpected '*'")
+    assert (e.span.file, e.span.line, e.span.col) == ("t.arch", 2, 34)
     e = _err(_M + '    y = "layer{i +}"\n}\n')
     assert e.message.startswith("unexpected end of file; expected '('") and (e.span.line, e.span.col) == (2, 19)
 
