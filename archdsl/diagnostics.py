@@ -94,6 +94,14 @@ def not_a_directory(path) -> Path:
         raise ArchError(f"cannot write {p}: {e.strerror or e}") from None
     if is_dir:
         raise ArchError(f"cannot write {p}: it is a directory")
+    for up in p.parents:  # the nearest existing folder above must be one (-o model.arch/x.onnx: "File exists")
+        try:
+            if up.exists():
+                if not up.is_dir():
+                    raise ArchError(f"cannot write {p}: {up} is a file, not a directory")
+                break
+        except OSError:  # a name over 255 bytes: the write itself will say so
+            break
     return p
 
 

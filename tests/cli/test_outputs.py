@@ -353,3 +353,15 @@ def test_build_train_names_the_eval_model_whatever_the_case_of_onnx(work):
     """`-o step.ONNX` wrote step.ONNX.eval.onnx."""
     assert main(["build", str(work / "tiny.arch"), "--train", "-o", str(work / "step.ONNX")]) == 0
     assert (work / "step.ONNX").is_file() and (work / "step.eval.onnx").is_file()
+
+
+def test_a_file_in_the_place_of_an_output_folder_is_named(work, capsys):
+    """`-o tiny.arch/x.onnx` said 'File exists'; train found out only after training, at its checkpoint."""
+    spec, data = str(work / "tiny.arch"), str(work / "data.npz")
+    for argv in (["build", spec, "-o", spec + "/x.onnx"], ["build", spec, "--emit", "ir", "-o", spec + "/x.ir"],
+                 ["train", spec, "--data", data, "--quiet", "-o", str(work / "w.npz"), "--checkpoint",
+                  spec + "/sub/c.npz"]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert f"{spec} is a file, not a directory" in err and "epoch" not in err
+    assert not (work / "w.npz").exists()
