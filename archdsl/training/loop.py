@@ -255,13 +255,15 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     if opts.resume:
         start = trainer.load_checkpoint(opts.checkpoint)
         console.print(f"resumed from {opts.checkpoint} after epoch {start}"
-                      + (f"; --epochs {opts.epochs} leaves nothing to train" if start >= opts.epochs else ""))
+                      + (f"; --epochs {opts.epochs} leaves nothing to train: the checkpoint's weights are the "
+                         "output" if start >= opts.epochs else ""))
     loss_kind = ct.info.config.loss
     needs_two = ct.info.min_batch_at(_symbol_sizes(ct.step_model, train, ct.info.data_inputs)) > 1
     metrics: dict = {}
-    console.print(f"training {ct.eval_model.graph.name} on {trainer.step.get_providers()[0]}: "
-                  f"{n} example{'s' if n != 1 else ''}, "
-                  f"batch {opts.batch_size}, {ct.info.config.optimizer.name} lr {ct.info.config.lr}")
+    if start < opts.epochs:
+        console.print(f"training {ct.eval_model.graph.name} on {trainer.step.get_providers()[0]}: "
+                      f"{n} example{'s' if n != 1 else ''}, "
+                      f"batch {opts.batch_size}, {ct.info.config.optimizer.name} lr {ct.info.config.lr}")
     base_lr = float(ct.info.config.lr)
     if needs_two and opts.batch_size == 1 and n >= 2:
         raise ArchError("--batch-size 1: the model has a BatchNorm that sees one value per channel of an "

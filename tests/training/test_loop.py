@@ -259,6 +259,25 @@ def test_resume_names_a_setting_the_new_run_leaves_out(tmp_path, capsys):
     assert "made with other settings (label_smoothing)" in capsys.readouterr().err
 
 
+def test_resume_with_no_epochs_left_writes_the_checkpoint_without_claiming_to_train(tmp_path, capsys):
+    """It said 'leaves nothing to train', then 'training t on ...' as if it did."""
+    spec = tmp_path / "t.arch"
+    spec.write_text("model t(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((16, 4)).astype(np.float32), labels=rng.integers(0, 3, 16))
+    out = tmp_path / "w.npz"
+    base = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "-o", str(out)]
+    assert main(base + ["--epochs", "2", "--quiet"]) == 0
+    trained = dict(np.load(out))
+    out.unlink()
+    capsys.readouterr()
+    assert main(base + ["--epochs", "1", "--resume"]) == 0
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps its lines
+    assert "leaves nothing to train: the checkpoint's weights are the output" in err and "training t" not in err
+    for k, v in np.load(out).items():
+        np.testing.assert_array_equal(v, trained[k])
+
+
 def test_batch_size_one_with_batchnorm_is_refused_not_a_silent_no_op(tmp_path, capsys):
     """Every batch of one was skipped (batch statistics of one example): no step ran, yet the run exited 0."""
     spec = tmp_path / "bn.arch"
