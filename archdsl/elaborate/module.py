@@ -25,9 +25,10 @@ from ..ir import Graph, check
 from ..syntax import ast as A
 from ..syntax import normalize_source, parse, parse_expr
 from ..types import DTYPES, Sym, TensorType
+from .bounded import comparing, equal
 from .evaluator import Evaluator
 from .scalars import Limits, ReturnValue
-from .values import BlockFn, Env, Namespace, Tensor, describe
+from .values import BlockFn, Builtin, Env, Namespace, OpFn, Tensor, describe
 
 __all__ = ["Module", "load_file", "load_source", "parse_define", "elaborate_model", "MAX_IMPORT_DEPTH"]
 
@@ -155,7 +156,7 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                         continue
                     if k in imported and not _same_definition(env.vars[k], v):
                         raise ArchError(f"'{k}' comes from two imports that define it differently; import one "
-                                        f"of them under a name (import \"{item.path}\" as lib: lib.{k})",
+                                        f"of them under a name of its own (import \"{item.path}\" as other)",
                                         item.span, [(f"'{k}' first came from this import", imported[k])])
                     if k not in env.vars:
                         env.vars[k] = v
@@ -181,12 +182,24 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
 
 
 def _same_definition(a, b) -> bool:
-    """Two imports may bring one name when it is one definition (both import a third file) or an equal
-    number or string; otherwise which one won would depend on the order of the imports."""
-    if a is b or isinstance(a, BlockFn) and isinstance(b, BlockFn) and a.defn is b.defn:
+    """Two imports may bring one name when it is one definition (both import a third file, or the same
+    library `as lib`) or an equal value; otherwise which one won would depend on the order of the imports."""
+    if a is b:
         return True
-    plain = (bool, int, float, str, type(None))
-    return type(a) is type(b) and isinstance(a, plain) and a == b
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, BlockFn):
+        return a.defn is b.defn
+    if isinstance(a, Namespace):
+        return a.env is b.env
+    if isinstance(a, OpFn):
+        return a.op is b.op
+    if isinstance(a, Builtin):
+        return a.fn is b.fn
+    try:
+        return equal(a, b, comparing())  # numbers, strings, lists, dicts
+    except LimitError:  # too large to compare: not known to be the same
+        return False
 
 
 def _local_names(tree: A.Module) -> set[str]:

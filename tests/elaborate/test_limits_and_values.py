@@ -118,6 +118,14 @@ def test_two_imports_that_define_a_name_differently_are_a_diagnostic(tmp_path):
     assert e.value.span.line == 2 and e.value.notes[0][1].line == 1
     check("d1.arch", "d2.arch")  # both bring x1's definitions
     check("x1.arch", "x3.arch")  # shared = 1 in both
+    # one library imported `as lib` by both, an op bound to a name, an equal list: one definition each
+    (tmp_path / "common.arch").write_text("let widths = [64, 128]\nlet act = relu\n")
+    for hub in ("a", "b"):
+        (tmp_path / f"{hub}.arch").write_text('import "common.arch" as lib\nimport "common.arch"\n'
+                                             "let sizes = [1, 2]\n")
+    (tmp_path / "main.arch").write_text('import "a.arch"\nimport "b.arch"\nmodel m(x: float32[2]) -> y {\n'
+                                        "    y = act(x) * lib.widths[0] * sizes[1]\n}\n")
+    archdsl.check_file(tmp_path / "main.arch")
     (tmp_path / "main.arch").write_text('import "x1.arch"\nimport "x2.arch" as two\n' + use.replace(
         "blk(x) * shared", "two.blk(blk(x)) * two.shared"))
     assert archdsl.check_file(tmp_path / "main.arch").nodes
