@@ -185,7 +185,12 @@ class Calls:
         if isinstance(v, Tensor):
             return v
         if is_num(v) and dt is not None:
-            if not dt.is_float and isinstance(v, float):  # x * 0.5 would be x * 0, and ids * 1e3 stay ints
+            if not dt.is_float and isinstance(v, float) and opname == "eq":  # exact: a whole float is fine
+                if not v.is_integer():
+                    raise ArchTypeError(f"eq(): {v} is not a whole number, so no element of the {dt} tensor "
+                                        f"equals it; cast(x, \"float32\") first", span)
+                v = int(v)
+            elif not dt.is_float and isinstance(v, float):  # x * 0.5 would be x * 0, and ids * 1e3 stay ints
                 raise ArchTypeError(f"{opname}(): the number {v} is a float and the tensor beside it is {dt} "
                                     f"(torch would give a float tensor); cast(x, \"float32\") first, or write "
                                     f"an integer", span)

@@ -293,8 +293,10 @@ def test_int_tensors_are_not_silently_kept_int_where_torch_gives_floats(expr, wo
     src = f"model f(i: int64[4], f: float32[4]) -> y {{\n    y = {expr}\n}}\n"
     with pytest.raises(archdsl.ArchError, match=re.escape(words)):
         archdsl.check_source(src)
-    for fine in ("f ** i", "i ** i", "i * 1000", "cast(i, \"float32\") ** f"):
+    for fine in ("f ** i", "i ** i", "i * 1000", "cast(i, \"float32\") ** f", "eq(i, 1.0)"):  # eq is exact
         archdsl.check_source(src.replace(expr, fine))
+    with pytest.raises(archdsl.ArchError, match=re.escape("eq(): 1.5 is not a whole number")):
+        archdsl.check_source(src.replace(expr, "eq(i, 1.5)"))
 
 
 @pytest.mark.parametrize("call,words", [
