@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import enum
 import math
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from typing import Union
 
 import numpy as np
 
-__all__ = ["DType", "Sym", "Dim", "TensorType", "dim_str", "is_static", "numel", "DTYPES", "describe"]
+__all__ = ["DType", "Sym", "Dim", "TensorType", "dim_str", "is_static", "numel", "DTYPES", "describe", "dim_size"]
 
 
 class DType(enum.Enum):
@@ -125,6 +126,50 @@ def dim_add(a: Dim, b: Dim) -> Dim:
 def plus_text(a: Dim, b: Dim) -> str:
     """`a+b` as a formula, written `T-2` rather than `T+-2` when b is a negative number."""
     return f"{a}-{-b}" if isinstance(b, int) and b < 0 else f"{a}+{b}"
+
+
+def dim_size(d: Dim, sizes: dict[str, int]) -> int | None:
+    """A dim's length once its symbols have sizes: `H`, `2*H`, or a formula a shape rule wrote
+    (`(H-3)//2+1`, `min(...)`, `floor(H*1.5)`); None where a symbol has no size."""
+    if isinstance(d, int):
+        return d
+    total = d.coef
+    for f in d.factors:
+        v = _formula(f, sizes) if f.startswith("(") else sizes.get(f)
+        if v is None:
+            return None
+        total *= v
+    return total
+
+
+_FORMULA_OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+                ast.FloorDiv: lambda a, b: a // b if b else None}
+
+
+def _formula(text: str, sizes: dict[str, int]) -> int | None:
+    """The value of a formula dim's text: the shape rules write only + - * //, min and floor (parsed by ast,
+    never run by Python's eval)."""
+    def value(n):
+        if isinstance(n, ast.Constant) and type(n.value) in (int, float):
+            return n.value
+        if isinstance(n, ast.Name):
+            return sizes.get(n.id)
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
+            v = value(n.operand)
+            return None if v is None else -v
+        if isinstance(n, ast.BinOp) and type(n.op) in _FORMULA_OPS:
+            a, b = value(n.left), value(n.right)
+            return None if a is None or b is None else _FORMULA_OPS[type(n.op)](a, b)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and not n.keywords and \
+                (n.func.id, len(n.args)) in (("min", 2), ("floor", 1)):
+            args = [value(a) for a in n.args]
+            return None if None in args else min(args) if n.func.id == "min" else math.floor(args[0])
+        return None
+    try:
+        v = value(ast.parse(text, mode="eval").body)
+    except (SyntaxError, RecursionError, MemoryError):  # a formula nested past the parser's depth
+        return None
+    return None if v is None else int(v)
 
 
 def dim_str(d: Dim) -> str:

@@ -6,13 +6,12 @@ input (named `<input>.new`), then the model's own outputs. `state` maps each sta
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from ..diagnostics import ArchError
 from ..ir import Graph, Value, check
 from ..ops import Init, ParamSpec
-from ..types import DType, Sym
+from ..types import DType, dim_size
 from .builder import GradBuilder
 from .engine import gradients, prune_dead
 from .losses import labels_type, make_loss
@@ -64,8 +63,12 @@ class TrainStep:
     params: list[str]  # trainable parameters
     buffers: list[str]
     config: TrainConfig
-    min_batch: int = 1  # 2 when a batch of one example may leave some BatchNorm one value per channel
     bn_spatial: tuple = ()  # each BatchNorm's spatial dims, symbols where the model has them
+
+    @property
+    def min_batch(self) -> int:
+        """2 when a batch of one example may leave some BatchNorm one value per channel, sizes unknown."""
+        return self.min_batch_at({})
 
     def min_batch_at(self, sizes: dict[str, int]) -> int:
         """min_batch once the symbolic dims have sizes (the training data's): a BatchNorm over
@@ -101,7 +104,6 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     step = _scalar_input(graph, "step", DType.int64, Init("zeros"))
     extra = TrainInputs(lambda: _scalar_input(graph, "seed", DType.int64, Init("zeros")), step)
     bn_spatial = tuple(tuple(n.inputs[0].type.shape[2:]) for n in graph.nodes if n.op == "batchnorm")
-    min_batch = 2 if any(_may_be_one(dims, {}) for dims in bn_spatial) else 1
     buffer_updates = to_training(graph, extra)
     check(graph)  # the training forms are shape-checked like the rest
 
@@ -151,20 +153,19 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     prune_dead(graph)
     check(graph)
     return TrainStep(graph, data_inputs, state_inputs, {k: k[: -len(NEW)] for k, _ in new_outputs}, out_name,
-                     [v.name for v in params], [v.name for v in buffers], cfg, min_batch, bn_spatial)
+                     [v.name for v in params], [v.name for v in buffers], cfg, bn_spatial)
 
 
 def _may_be_one(dims: tuple, sizes: dict[str, int]) -> bool:
     """Whether a BatchNorm with these spatial dims would, on a batch of one example, normalize one value per
     channel (no spatial dims, or all of size 1): its batch statistics are undefined, and torch raises. A
-    symbol is sized from `sizes` (`H`, `2*H`); a formula (`(H-3)//2+1`) or an unsized symbol may be 1."""
+    dim is sized from `sizes` (`H`, `2*H`, `(H-3)//2+1`); one with an unsized symbol may be 1."""
     total = 1
     for d in dims:
-        if isinstance(d, Sym):
-            if not all(f in sizes for f in d.factors):
-                return True
-            d = d.coef * math.prod(sizes[f] for f in d.factors)
-        total *= d
+        n = dim_size(d, sizes)
+        if n is None:
+            return True
+        total *= n
     return total < 2
 
 

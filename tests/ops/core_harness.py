@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import archdsl
 from archdsl import runtime
 from archdsl.lower import lower_graph
+from archdsl.types import dim_size
 
 from ..lower.shape_agreement import assert_shapes_agree
 
@@ -37,17 +38,10 @@ def covers(*names: str):
 
 
 def concrete(shape, env: dict) -> tuple:
-    """Our shape rule's dims with the symbols (`B`, `(B-2)//2+1`) evaluated for the batch fed."""
-    out = []
-    for d in shape:
-        if isinstance(d, int):
-            out.append(d)
-            continue
-        v = d.coef
-        for f in d.factors:
-            v *= eval(f, {"__builtins__": {"min": min}}, dict(env)) if f.startswith("(") else env[f]  # test-side only
-        out.append(v)
-    return tuple(out)
+    """Our shape rule's dims with the symbols (`B`, `(B-2)//2+1`) evaluated for the sizes fed."""
+    out = tuple(dim_size(d, env) for d in shape)
+    assert None not in out, f"{shape}: a dim our sizes {env} do not give"
+    return out
 
 
 def run_op(expr: str, *, opset: int = NEWEST, sym: bool | str = False, **inputs: np.ndarray):

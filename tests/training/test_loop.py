@@ -307,14 +307,15 @@ def test_batchnorm_with_spatial_dims_trains_on_batches_of_one(tmp_path, capsys):
     assert int(np.load(tmp_path / "w.ckpt.npz")["step"]) == 3  # one step per example: none was skipped
 
 
+@pytest.mark.parametrize("stride", [1, 2])  # L itself, and the formula (L-1)//2+1 a strided conv makes
 @pytest.mark.parametrize("length,steps", [(6, 3), (1, None)])
-def test_batchnorm_over_symbolic_spatial_dims_is_sized_from_the_data(tmp_path, capsys, length, steps):
+def test_batchnorm_over_symbolic_spatial_dims_is_sized_from_the_data(tmp_path, capsys, stride, length, steps):
     """A symbolic L made every BatchNorm count as 'no spatial dims': --batch-size 1 was refused and the last
     example of an odd split skipped, though torch trains them. The loop now sizes L from the data: at L=6
     batches of one train; at L=1 they would be one value per channel, and are refused as before."""
     spec = tmp_path / "bn.arch"
-    spec.write_text("model bn(x: float32[B, 2, L]) -> y {\n    y = x -> conv1d(3, 3, padding=1) as c "
-                    "-> batchnorm as bn -> global_avgpool -> flatten -> linear(3) as out\n}\n")
+    spec.write_text(f"model bn(x: float32[B, 2, L]) -> y {{\n    y = x -> conv1d(3, 3, stride={stride}, padding=1) "
+                    "as c -> batchnorm as bn -> global_avgpool -> flatten -> linear(3) as out\n}\n")
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "d.npz", x=rng.standard_normal((3, 2, length)).astype(np.float32),
              labels=rng.integers(0, 3, 3))
