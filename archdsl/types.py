@@ -32,6 +32,11 @@ class DType(enum.Enum):
         return self.label.startswith(("float", "bfloat"))
 
     @property
+    def is_16bit(self) -> bool:
+        """float16 and bfloat16: computed in float32 where their range or precision would fail (as torch)."""
+        return self in (DType.float16, DType.bfloat16)
+
+    @property
     def numpy(self):
         """The numpy type of its values: bfloat16's comes from ml_dtypes (numpy has none; `np` is None)."""
         if self.np is None:

@@ -50,13 +50,18 @@ def _lower(e, ins, outs, c):
         e.op("RMSNormalization", [ins[0], scale], outputs=outs, axis=-len(ns), epsilon=float(eps))
         return
     axes = list(range(x_t.rank - len(ns), x_t.rank))
-    sq = e.op("Mul", [ins[0], ins[0]])
+    x = ins[0]
+    if x_t.dtype.is_16bit:  # as torch: in float32, where x*x does not overflow and a small eps is not 0
+        x = e.op("Cast", [x], to=DType.float32.onnx)
+    sq = e.op("Mul", [x, x])
     ms = reduce_op(e, "ReduceMean", sq, axes, keepdims=1)
-    inv = e.op("Reciprocal", [e.op("Sqrt", [e.op("Add", [ms, e.const(np.array(eps, dtype=np_dt))])])])
-    if scale is None:
-        e.op("Mul", [ins[0], inv], outputs=outs)
-    else:
-        e.op("Mul", [e.op("Mul", [ins[0], inv]), scale], outputs=outs)
+    eps_c = e.const(np.array(eps, dtype=np.float32 if x_t.dtype.is_16bit else np_dt))
+    inv = e.op("Reciprocal", [e.op("Sqrt", [e.op("Add", [ms, eps_c])])])
+    y = e.op("Mul", [x, inv], outputs=outs if scale is None and not x_t.dtype.is_16bit else None)
+    if x_t.dtype.is_16bit:
+        y = e.op("Cast", [y], to=x_t.dtype.onnx, outputs=outs if scale is None else None)
+    if scale is not None:
+        e.op("Mul", [y, scale], outputs=outs)
 
 
 def _grad(b, c, ins, outs, gouts):
@@ -67,8 +72,11 @@ def _grad(b, c, ins, outs, gouts):
     dims = tuple(range(x_t.rank - len(ns), x_t.rank))
 
     def forward(r, x, *w):
-        ms = r.op("mean", r.op("mul", x, x), dim=dims, keepdim=True)
-        y = r.op("mul", x, r.op("reciprocal", r.op("sqrt", r.op("add", ms, r.const(eps, like=x)))))
+        h = r.op("cast", x, dtype="float32") if x_t.dtype.is_16bit else x  # as the lowering: eps stays eps
+        ms = r.op("mean", r.op("mul", h, h), dim=dims, keepdim=True)
+        y = r.op("mul", h, r.op("reciprocal", r.op("sqrt", r.op("add", ms, r.const(eps, like=h)))))
+        if x_t.dtype.is_16bit:
+            y = r.op("cast", y, dtype=x_t.dtype.label)
         return r.op("mul", y, w[0]) if w else y
     return b.vjp(forward, list(ins), gouts)
 

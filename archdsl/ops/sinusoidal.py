@@ -60,7 +60,7 @@ def _lower(e, ins, outs, c):
     opset 22."""
     a = c.attrs
     t_t, o_t = c.in_types[0], c.out_types[0]
-    low = o_t.dtype in (DType.bfloat16, DType.float16)
+    low = o_t.dtype.is_16bit
     work = DType.float32 if low else o_t.dtype
     final = None if low else outs
     freqs = frequencies(a["dim"], a["max_period"], a["freq_shift"]).astype(work.numpy)

@@ -183,6 +183,38 @@ def test_rms_norm_matches_torch():
     np.testing.assert_allclose(y, ref(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("opset", [17, 22, 23])
+def test_float16_rms_norm_keeps_a_small_eps_and_large_values(opset):
+    """Below opset 23 the decomposition ran in float16: eps=1e-8 became 0 (a zero row gave NaN, torch 0) and
+    x*x overflowed past 255. It now runs in float32, as torch does for half inputs."""
+    torch = pytest.importorskip("torch")
+    m = _compile("model m(x: float16[B, 8]) -> y { y = x -> rms_norm(eps=1e-8) as norm }", opset=opset)
+    x = np.zeros((3, 8), np.float16)
+    x[1] = np.arange(8)
+    x[2] = 1000 * np.arange(8)  # x*x up to 4.9e7: past float16's 65504
+    so = runtime.session(m)
+    (y,) = so.run(None, {"x": x})
+    want = torch.nn.functional.rms_norm(torch.from_numpy(x).float(), (8,), eps=1e-8).half().numpy()
+    assert y.dtype == np.float16 and np.isfinite(y).all()
+    np.testing.assert_allclose(y.astype(np.float32), want.astype(np.float32), rtol=2e-3, atol=1e-3)
+
+
+def test_float16_rms_norm_trains_through_a_zero_row():
+    """The gradient rule made eps a float16 constant too: 1e-10 became 0 and a zero row's update was NaN."""
+    from archdsl import driver
+    from archdsl.autodiff import OptimConfig, TrainConfig
+    mod = driver.load(text="model m(x: float16[B, 8]) -> y {\n    y = x -> rms_norm(eps=1e-10) as rn "
+                           "-> linear(3) as fc\n}\n", file="t.arch")
+    ct = driver.build_train(mod, None, driver.CompileOptions(),
+                            TrainConfig(loss="mse", optimizer=OptimConfig("sgd"), lr=0.1))
+    sess = runtime.session(ct.step_model)
+    x = np.zeros((2, 8), np.float16)
+    x[1] = np.arange(8)
+    out = dict(zip([o.name for o in sess.get_outputs()],
+                   sess.run(None, {"x": x, "labels": np.ones((2, 3), np.float16)})))
+    assert np.isfinite(out["rn.weight.new"]).all() and np.isfinite(out["loss"])
+
+
 @pytest.mark.parametrize("src, msg", [
     ("model m(x: float32[B, 8]) -> y { y = x -> rms_norm([4]) }", "does not match"),
     ("model m(x: int64[B, 8]) -> y { y = x -> rms_norm }", "float"),
