@@ -48,6 +48,17 @@ def zeros_of(e, shape: str, dtype: DType) -> str:
     return e.op("ConstantOfShape", [shape], value=numpy_helper.from_array(np.zeros(1, dtype=dtype.numpy)))
 
 
+def scatter_add(e, shape: str, idx: str, upd: str, dtype: DType, outputs=None) -> str:
+    """zeros(shape) with upd added at idx along axis 0 (ScatterElements, reduction add). onnxruntime's CPU
+    kernel has no 16-bit add: float16/bfloat16 gradients are summed in float32 and cast back."""
+    wide = DType.float32 if dtype.is_16bit else dtype
+    if wide is not dtype:
+        upd = e.op("Cast", [upd], to=wide.onnx)
+    out = e.op("ScatterElements", [zeros_of(e, shape, wide), idx, upd], axis=0, reduction="add",
+               outputs=outputs if wide is dtype else None)
+    return out if wide is dtype else e.op("Cast", [out], to=dtype.onnx, outputs=outputs)
+
+
 def _internal(name, inputs, infer, lower, attrs=(), doc="", grad=None):
     register(OpDef(name=f"autodiff.{name}", inputs=inputs, attrs=tuple(attrs), infer=infer, lower=lower,
                    cost=lambda c: 0, category="internal", doc=doc, grad=grad))
@@ -204,8 +215,7 @@ def _maxpool_lower(e, ins, outs, c):
     _, idx = e.op("MaxPool", [x], n_out=2, kernel_shape=list(a["kernel"]), strides=list(a["stride"]),
                   pads=list(a["pads"]), ceil_mode=int(a["ceil_mode"]))
     flat = e.op("Reshape", [g, _i64(e, [-1])])
-    zeros = zeros_of(e, numel_tensor(e, x, x_t), x_t.dtype)
-    out = e.op("ScatterElements", [zeros, e.op("Reshape", [idx, _i64(e, [-1])]), flat], axis=0, reduction="add")
+    out = scatter_add(e, numel_tensor(e, x, x_t), e.op("Reshape", [idx, _i64(e, [-1])]), flat, x_t.dtype)
     e.op("Reshape", [out, shape_tensor(e, x, x_t)], outputs=outs)
 
 
@@ -263,11 +273,10 @@ def _embedding_lower(e, ins, outs, c):
     ids, g = ins
     ids_t, g_t = c.in_types
     dim = g_t.shape[-1]
-    zeros = zeros_of(e, _i64(e, [c.attrs["num_embeddings"], dim]), g_t.dtype)
     idx = ids if ids_t.dtype is DType.int64 else e.op("Cast", [ids], to=DType.int64.onnx)
     upd = e.op("Reshape", [g, _i64(e, [-1, dim])])
     idx = e.op("Expand", [e.op("Reshape", [idx, _i64(e, [-1, 1])]), e.op("Shape", [upd])])
-    e.op("ScatterElements", [zeros, idx, upd], outputs=outs, axis=0, reduction="add")
+    scatter_add(e, _i64(e, [c.attrs["num_embeddings"], dim]), idx, upd, g_t.dtype, outputs=outs)
 
 
 _internal("embedding_grad", ("ids", "g"),

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..ops import Attr, OpCall, OpDef, fail, get, register
 from ..types import DTYPES, DType, TensorType
-from .kernels import numel_tensor, shape_tensor, zeros_of
+from .kernels import numel_tensor, scatter_add, shape_tensor
 
 __all__: list[str] = []
 
@@ -39,8 +39,7 @@ def _lower(e, ins, outs, c):
     idx = e.op("Reshape", [sel, _i64(e, [-1])])
     if pos_dt is not DType.int64:
         idx = e.op("Cast", [idx], to=DType.int64.onnx)
-    acc = e.op("ScatterElements", [zeros_of(e, n1, x_t.dtype), idx, e.op("Reshape", [g, _i64(e, [-1])])],
-               axis=0, reduction="add")
+    acc = scatter_add(e, n1, idx, e.op("Reshape", [g, _i64(e, [-1])]), x_t.dtype)
     acc = e.op("Slice", [acc, _i64(e, [1]), n1, _i64(e, [0])])
     e.op("Reshape", [acc, shape_tensor(e, x, x_t)], outputs=outs)
 

@@ -362,6 +362,35 @@ def test_parameters_of_two_dtypes_train_with_every_optimizer(opt):
         assert rel(ort_states[-1][name], torch_states[-1][name]) < 1e-5, name
 
 
+@pytest.mark.parametrize("body", [
+    "x -> conv2d(2, 1) as c -> maxpool2d(2) -> flatten -> linear(3) as fc",
+    "x -> conv2d(2, 1) as c -> upsample(scale_factor=2) -> flatten -> linear(3) as fc",
+    "x -> pad([1, 1, 1, 1], mode=\"reflect\") -> conv2d(2, 3) as c -> flatten -> linear(3) as fc",
+    "take(parameter([10, 4], dtype=\"float16\") as table, ids) -> flatten -> linear(3) as fc",
+])
+def test_float16_train_steps_run_on_onnxruntime(body):
+    """Their gradients scatter-add (MaxPool's argmax, element moves, embedding rows), which onnxruntime's CPU
+    kernel has only in 32/64-bit: the float16 step built but failed on its first batch. Now the sums run in
+    float32; one step agrees with the float32 step."""
+    src = ("model m(x: {dt}[B, 1, 4, 4], ids: int64[B, 2]) -> y {{\n    y = {body}\n}}\n")
+    rng = np.random.default_rng(0)
+    x, ids, labels = rng.standard_normal((3, 1, 4, 4)), rng.integers(0, 10, (3, 2)), rng.random((3, 3))
+    cfg = config(loss="mse", opt="sgd", lr=0.5)
+    start = initial(compile_step("", cfg, text=src.format(dt="float32", body=body.replace("float16", "float32")))[0])
+    got = {}
+    for dt, np_dt in (("float32", np.float32), ("float16", np.float16)):
+        ct, _ = compile_step("", cfg, text=src.format(dt=dt, body=body.replace("float16", dt)))
+        feeds = {"x": x.astype(np_dt), "ids": ids, "labels": labels.astype(np_dt)}
+        feeds = {k: v for k, v in feeds.items() if k in ct.info.data_inputs + ["labels"]}
+        feeds.update({k: v.astype(np_dt) for k, v in start.items() if k in ct.info.params})  # the same weights
+        losses, states = ort_steps(ct, [feeds, feeds])
+        got[dt] = losses, states[-1]
+    np.testing.assert_allclose(got["float16"][0], got["float32"][0], rtol=2e-2)
+    for name, v in got["float32"][1].items():
+        if v.dtype.kind == "f":
+            np.testing.assert_allclose(got["float16"][1][name].astype(np.float32), v, rtol=3e-2, atol=3e-3)
+
+
 def test_a_bfloat16_model_builds_a_train_step():
     """The gradient's constants were made with numpy's type of the dtype, which bfloat16 lacks (float64
     constants, then '/: dtypes differ')."""
