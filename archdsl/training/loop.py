@@ -314,10 +314,13 @@ def _on_batch(path: str, idx, run):
     except ArchError:
         raise
     except Exception as e:  # noqa: BLE001 - onnxruntime's own exception types
+        message = " ".join(str(e).replace("[ONNXRuntimeError] :", "").split())
+        if type(e).__name__ == "NotImplemented" or "type is not supported" in message:  # a kernel the
+            # provider lacks (no 16-bit scatter-add on the CPU): not the data's fault
+            raise ArchError(f"onnxruntime cannot run this model on its provider: {message}") from None
         first, last = int(np.min(idx)), int(np.max(idx))
         what = f"example {first}" if first == last else f"a batch of examples in {first}..{last}"
-        raise ArchError(f"{path}: onnxruntime failed on {what}: "
-                        + " ".join(str(e).replace("[ONNXRuntimeError] :", "").split())) from None
+        raise ArchError(f"{path}: onnxruntime failed on {what}: {message}") from None
 
 
 def evaluate(trainer: Trainer, data: dict, batch_size: int, loss_kind: str, path: str = "validation data") -> dict:

@@ -356,3 +356,27 @@ def test_resume_with_another_seed_is_refused(tmp_path, capsys):
     assert main(base + ["--epochs", "2", "--resume", "--seed", "4"]) == 1
     assert "was trained with --seed 3; resume with the same seed (got 4)" in capsys.readouterr().err
     assert main(base + ["--epochs", "2", "--resume", "--seed", "3"]) == 0
+
+
+def test_a_kernel_onnxruntime_lacks_is_not_blamed_on_the_data():
+    """A float16 scatter-add onnxruntime's CPU lacks was reported as 'd.npz: onnxruntime failed on a batch
+    of examples in 0..7', pointing the user at their data."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from archdsl.diagnostics import ArchError
+    from archdsl.training.loop import _on_batch
+    node = helper.make_node("ScatterElements", ["d", "i", "u"], ["y"], axis=0, reduction="add")
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("d", TensorProto.FLOAT16, [4]),
+                                        helper.make_tensor_value_info("i", TensorProto.INT64, [2]),
+                                        helper.make_tensor_value_info("u", TensorProto.FLOAT16, [2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [4])])
+    so = ort.SessionOptions()
+    so.log_severity_level = 4
+    sess = ort.InferenceSession(helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString(),
+                                so, providers=["CPUExecutionProvider"])
+    feeds = {"d": np.zeros(4, np.float16), "i": np.array([0, 1]), "u": np.ones(2, np.float16)}
+    with pytest.raises(ArchError) as e:
+        _on_batch("d.npz", np.arange(8), lambda: sess.run(None, feeds))
+    assert e.value.message.startswith("onnxruntime cannot run this model on its provider") and "d.npz" not in \
+        e.value.message
