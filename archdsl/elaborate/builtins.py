@@ -43,10 +43,9 @@ def _range(*a):
     try:
         n = len(r)
     except OverflowError:  # more items than a C ssize_t counts
-        n = MAX_LIST + 1
+        raise LimitError(f"range of more than 2**63 items is over the limit of {MAX_LIST}") from None
     if n > MAX_LIST:
-        raise LimitError(f"range of {'more than 2**63' if n == MAX_LIST + 1 else n} items is over the limit of "
-                         f"{MAX_LIST}")
+        raise LimitError(f"range of {n} items is over the limit of {MAX_LIST}")
     return list(r)
 
 

@@ -192,6 +192,7 @@ def test_integer_powers_up_to_the_limit_are_computed():
     ("n = sum([1], 'a')", r'sum\(\) expects a number, got string "a"'),
     ("n = (-8) ** 0.5", r"\(-8\) \*\* 0.5: a negative number to a fractional power has no real value"),
     ("n = len(range(2 ** 127))", r"range of more than 2\*\*63 items is over the limit"),
+    ("n = len(range(1000001))", r"range of 1000001 items is over the limit of 1000000"),
     ("n = int(1e300)", r"int\(\) makes an integer too large \(997 bits; the limit is 128\)"),
     ("n = round(1e300)", r"round\(\) makes an integer too large"),
     ("n = sum([2 ** 127, 2 ** 127])", r"sum\(\) makes an integer too large \(129 bits"),
