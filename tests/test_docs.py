@@ -35,6 +35,20 @@ def test_example_compiles_and_runs(text):
         assert all(np.isfinite(o).all() for o in outs if np.issubdtype(o.dtype, np.floating))
 
 
+def test_the_readme_diagnostic_is_what_archdsl_prints(tmp_path, monkeypatch, capsys):
+    """The README shows `broken.arch` and the diagnostic `archdsl build` gives for it: the text must be the
+    real output (it went stale once when a note was added), and REFERENCE quotes its first lines."""
+    from archdsl.cli import main
+    readme = DOCS[1].read_text()
+    source = readme.split("$ cat broken.arch\n", 1)[1].split("$ archdsl build broken.arch", 1)[0]
+    shown = readme.split("$ archdsl build broken.arch -o broken.onnx\n", 1)[1].split("$ echo $?", 1)[0]
+    (tmp_path / "broken.arch").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", "broken.arch", "-o", "broken.onnx"]) == 1
+    assert capsys.readouterr().err == shown
+    assert "\n".join(shown.splitlines()[:6]) in DOCS[0].read_text()
+
+
 def test_reference_has_examples_for_every_construct():
     text = DOCS[0].read_text()
     for construct in ("param ", "let ", "assert ", "block ", "model ", "for ", "repeat ", "if ", "elif ", "else ",
