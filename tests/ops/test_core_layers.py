@@ -7,6 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import archdsl
+
 from .core_harness import (
     ACTS,
     FEW,
@@ -162,13 +164,19 @@ def test_activations(act, opset, shape, seed, sym):
     close(y, ACTS[act](x.astype(np.float64)), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("opset", [17, NEWEST])
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
-def test_gelu_at_the_ends_of_float32(approximate, opset):
-    """gelu(x) is x for large x and 0 for large -x: the decomposition below opset 20 must not overflow."""
+def test_gelu_at_the_ends_of_float32(approximate):
+    """gelu(x) is x for large x and 0 for large -x: the decomposition below opset 20 must not overflow. Run
+    with onnxruntime's graph optimizations off, which would fuse the erf form into its own Gelu kernel."""
+    import onnxruntime as ort
     big = np.finfo(np.float32).max
     x = np.array([[big, big / 2, 1e30, -1e30, -big, 0.0]], np.float32)
-    y, _ = run_op(f'x -> gelu(approximate="{approximate}")', x=x, opset=opset)
+    src = f'model m(x: float32[1, 6]) -> y {{\n    y = x -> gelu(approximate="{approximate}")\n}}\n'
+    m = archdsl.compile_source(src, opset=17)
+    assert "Gelu" not in {n.op_type for n in m.graph.node}
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    (y,) = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(None, {"x": x})
     np.testing.assert_array_equal(y, np.array([[big, big / 2, 1e30, 0, 0, 0]], np.float32))
 
 
