@@ -219,7 +219,11 @@ class Calls:
                 if f.default is None:
                     raise ArchTypeError(f"block {d.name}() is missing argument '{f.name}'", span,
                                         [(f"{d.name} is defined here", d.span)])
-                local.vars[f.name] = self.eval(f.default, local)
+                try:  # a default may use the other arguments: the call is where it went wrong
+                    local.vars[f.name] = self.eval(f.default, local)
+                except ArchError as err:
+                    _note_call(err, d.name, span)
+                    raise
         self.depth += 1
         if self.depth > Limits.call_depth:
             raise LimitError(f"blocks call each other more than {Limits.call_depth} deep (recursion?)", span)

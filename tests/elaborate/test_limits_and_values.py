@@ -131,6 +131,14 @@ def test_two_imports_that_define_a_name_differently_are_a_diagnostic(tmp_path):
     assert archdsl.check_file(tmp_path / "main.arch").nodes
 
 
+def test_an_error_in_a_default_points_at_the_call():
+    """Defaults may use the other arguments (`n = 64 // k`), so the call matters; it was not shown."""
+    with pytest.raises(ArchError, match="division by zero") as e:
+        archdsl.check_source("block b(x, k, n = 64 // k) { return x * n }\n"
+                             "model m(x: float32[2]) -> y {\n    y = b(x, 0)\n}\n")
+    assert e.value.span.line == 1 and [(m, s.line) for m, s in e.value.notes] == [("in block b(), called here", 3)]
+
+
 def test_a_name_defined_twice_locally_is_still_an_error():
     with pytest.raises(ArchError, match="defined twice"):
         archdsl.check_source("let a = 1\nlet a = 2\n" + _MODEL)
