@@ -207,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"comma-separated subset of: {', '.join(m.key for m in MODELS)} (default all)")
     ap.add_argument("--quick", action="store_true", help="fewer latency rounds, scaling only to 10k nodes")
     ap.add_argument("--rounds", type=int, metavar="N", help="latency rounds per model (default 30, quick 8)")
-    ap.add_argument("--threads", type=int, default=2, metavar="N", help="onnxruntime intra-op threads (default 2)")
+    ap.add_argument("--threads", type=int, default=2, metavar="N",
+                    help="onnxruntime intra-op threads, 1 to 256 (default 2)")
     ap.add_argument("--opset", type=int, metavar="N",
                     help="opset of archdsl's builds (default: the newest onnxruntime runs, as `archdsl build`); "
                          "torch's exporters keep their own")

@@ -7,7 +7,7 @@ import argparse
 from ..driver import SEED_MAX
 from ..runtime import MAX_THREADS
 
-__all__ = ["seed", "threads"]
+__all__ = ["seed", "some_threads", "threads"]
 
 
 def _integer(text: str, low: int, high: int | None, bounds: str) -> int:
@@ -28,3 +28,8 @@ def seed(text: str) -> int:
 def threads(text: str) -> int:
     """--threads: onnxruntime's intra-op threads; 0 leaves its default (one per core)."""
     return _integer(text, 0, MAX_THREADS, f"0 (onnxruntime's default) to {MAX_THREADS}")
+
+
+def some_threads(text: str) -> int:
+    """--threads where both sides need a count (the training benchmark sets torch's too): 1 .. MAX_THREADS."""
+    return _integer(text, 1, MAX_THREADS, f"1 to {MAX_THREADS}")

@@ -139,7 +139,7 @@ def add_train_parser(sub) -> None:
     t.add_argument("--seed", type=seed, default=0, metavar="S", help="seed for the initialization, shuffling, dropout")
     t.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="execution provider")
     t.add_argument("--threads", type=threads, metavar="N",
-                   help="intra-op threads (default and 0: onnxruntime's, one per core)")
+                   help="intra-op threads, at most 256 (default and 0: onnxruntime's, one per core)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     add_train_flags(t, building=False)
 

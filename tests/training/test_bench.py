@@ -23,3 +23,11 @@ def test_bench_on_cuda_without_it_is_an_error_not_a_traceback(capsys):
     pytest.importorskip("torch")
     assert main(["--models", "mlp", "--provider", "cuda", "--repeat", "1"]) == 1
     assert "error: --provider cuda: CUDAExecutionProvider is not available" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("count", ["0", "257"])
+def test_thread_counts_both_sides_can_take(count, capsys):
+    """--threads 0 passed argparse and then torch.set_num_threads(0) raised a traceback."""
+    with pytest.raises(SystemExit) as e:
+        main(["--threads", count])
+    assert e.value.code == 2 and "must be 1 to 256" in capsys.readouterr().err
