@@ -50,17 +50,24 @@ def _fail(message: str, status: int) -> int:
     return status
 
 
+def empty_name(args, command: str, *flags: tuple[str, str]) -> bool:
+    """A file flag given as '' (`-o ""`): a usage error, said once for every command."""
+    for flag, attr in flags:
+        if getattr(args, attr, None) == "":
+            print(f"archdsl {command}: error: {flag} needs a file name", file=sys.stderr)
+            return True
+    return False
+
+
 def output_path(raw: str | None, flag: str = "-o", example: str = "model.onnx") -> Path | None:
     """An output as given: a trailing slash means a directory (Path would drop it and write a file of that
     name)."""
     if raw is None:
         return None
-    if raw == "":
-        raise ArchError(f"{flag} needs a file name (e.g. {example})")
-    if raw.endswith(("/", os.sep)) or Path(raw).name in ("", ".", "..") or raw.endswith(("/.", "/..")):
-        # `DIR/.` would become Path("DIR"): a file written in the directory's place
-        raise ArchError(f"{flag} {raw} names a directory; give a file name (e.g. {raw.rstrip('/' + os.sep)}/"
-                        f"{example})")
+    if os.path.basename(raw) in ("", ".", ".."):  # `DIR/.` would become Path("DIR"): a file written in the
+        # directory's place (basename, not Path: it keeps the dot, and takes \\ too where the OS does)
+        raise ArchError(f"{flag} {raw} names a directory; give a file name (e.g. "
+                        f"{os.path.join(os.path.normpath(raw), example)})")
     return Path(raw)
 
 
@@ -150,8 +157,7 @@ def cmd_build(args, sources) -> int:
     from .train import settings_error
     if (status := settings_error(args, "build")) is not None:
         return status
-    if args.output == "":
-        print("archdsl build: error: -o needs a file name", file=sys.stderr)
+    if empty_name(args, "build", ("-o", "output")):
         return 2
     output_path(args.output)
     if args.emit == "ir" and (unused := _not_for_ir(args)):

@@ -9,7 +9,7 @@ from pathlib import Path
 from .. import driver, files
 from ..autodiff.optimizers import ADAM_BETAS, ADAM_EPS
 from .args import seed, threads
-from .commands import announce, beside, load_spec, output_path, read_files, with_external_data
+from .commands import announce, beside, empty_name, load_spec, output_path, read_files, with_external_data
 
 __all__ = ["add_train_flags", "add_train_parser", "build_train", "cmd_train", "train_config",
            "train_flags_without_train"]
@@ -154,6 +154,8 @@ def cmd_train(args, sources) -> int:
     if args.resume and getattr(args, "weights", None):
         print("archdsl train: error: --resume continues from the checkpoint's weights; --weights would be "
               "ignored (give one of them)", file=sys.stderr)
+        return 2
+    if empty_name(args, "train", ("-o", "output"), ("--checkpoint", "checkpoint")):
         return 2
     out = output_path(args.output, example="weights.npz")
     ckpt = output_path(args.checkpoint, "--checkpoint", "run.ckpt.npz") if args.checkpoint else \
