@@ -66,8 +66,8 @@ class Calls:
 
     def call(self, fn, args: list, kwargs: dict, label, span: Span):
         if isinstance(fn, OpFn):
-            if fn.op.name == "getitem":  # its index attribute is the bracket syntax's own encoding
-                raise ArchTypeError("getitem is written with brackets (x[0], x[:, 1:3]), not called", span)
+            if fn.op.written:  # its attributes are its syntax's own encoding (getitem's index)
+                raise ArchTypeError(f"{fn.op.name} is written {fn.op.written}, not called", span)
             return self.call_op(fn.op, args, kwargs, label, span)
         if isinstance(fn, BlockFn):
             return self.call_block(fn, args, kwargs, label, span)

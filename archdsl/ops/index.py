@@ -13,8 +13,6 @@ from .registry import Attr, OpDef, fail, register
 
 
 def _expand(x, index):
-    if not isinstance(index, tuple) or not all(isinstance(e, tuple) and e and e[0] in ("i", "s", "e") for e in index):
-        fail("getitem is written with brackets (x[0], x[:, 1:3]), not called")
     n_ell = sum(1 for e in index if e[0] == "e")
     if n_ell > 1:
         fail("an index may contain at most one '...'")
@@ -104,6 +102,7 @@ def _lower(e, ins, outs, c):
 
 register(OpDef(
     name="getitem", inputs=("x",), category="shape", attrs=(Attr("index", "any"),),
+    written="with brackets (x[0], x[:, 1:3])",
     infer=_infer, lower=_lower, cost=lambda c: 0,
     grad=lambda b, c, ins, outs, gouts: [b.op("autodiff.getitem_grad", gouts[0], ins[0], index=c.attrs["index"])],
     doc="x[...] with integer indices, slices and '...' (static bounds); written with brackets, not called.",

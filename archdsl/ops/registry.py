@@ -85,6 +85,7 @@ class OpDef:
     doc: str = ""
     category: str = "tensor"
     aliases: tuple[str, ...] = ()
+    written: str = ""  # for an op with syntax of its own (getitem: "with brackets, x[0]"): never called by name
     attr_index: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
