@@ -130,6 +130,8 @@ def dim_add(a: Dim, b: Dim) -> Dim:
 
 def plus_text(a: Dim, b: Dim) -> str:
     """`a+b` as a formula, written `T-2` rather than `T+-2` when b is a negative number."""
+    if b == 0:
+        return str(a)
     return f"{a}-{-b}" if isinstance(b, int) and b < 0 else f"{a}+{b}"
 
 

@@ -139,6 +139,8 @@ def _not_for_ir(args) -> str:
         return f"{', '.join(unused)} {'applies' if len(unused) == 1 else 'apply'} to the ONNX model only"
     if args.report and not args.opt_level:
         return "--report reports the passes, which run on the IR only with -O1 or -O2"
+    if args.disabled_passes and not args.opt_level:
+        return "--disable-pass picks passes, which run on the IR only with -O1 or -O2"
     return ""
 
 

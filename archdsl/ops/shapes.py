@@ -76,7 +76,8 @@ def window_out(size: Dim, k: int, s: int, pad: int, d: int = 1, ceil: bool = Fal
         return dim_add(size, pad - eff + 1)
     if pad - eff + s == 0:
         return dim_floordiv(size, s)
-    return Sym.opaque(f"({plus_text(size, pad - eff)})//{s}+1")
+    span = f"({plus_text(size, pad - eff)})" if pad - eff else str(size)
+    return Sym.opaque(f"{span}//{s}+1")
 
 
 def prod(dims) -> Dim:

@@ -272,7 +272,7 @@ def test_fill_values_that_do_not_fit_the_dtype_are_diagnostics(call, dtype, word
     ("amax(x, [0, 0])", "dim 0 appears more than once"),
     ("mean(x, [-4, 0], keepdim=true)", "dim 0 appears more than once"),
     ("squeeze(x, [1, -3])", "dim 1 appears more than once"),
-    ("sum(x, dim=[])", "argument 'dim' expects an integer or a list of integers, got an empty list"),
+    ("sum(x, dim=[])", "argument 'dim' expects an integer or a non-empty list of integers, got an empty list"),
 ])
 def test_a_dim_given_twice_or_an_empty_dim_list_is_a_diagnostic(call, words):
     """They were taken as the dim once (torch refuses both twice-named dims and, for squeeze, says so too);
