@@ -76,7 +76,7 @@ def same_type(ins: list[TensorType], a: dict) -> list[TensorType]:
     return [ins[0]]
 
 
-def fill_array(op: str, value, dtype: DType):
+def fill_array(op: str, value, dtype: DType, named_infinity: bool = True):
     """A fill value (masked_fill, causal_mask, pad) as a scalar array of the tensor's dtype; one that does not
     fit (2**40 in int32, 1e39 in float32, 0.5 or inf in an integer tensor) is a diagnostic, not an overflow
     in the lowering or a silent inf."""
@@ -85,7 +85,8 @@ def fill_array(op: str, value, dtype: DType):
     if dtype.is_float:
         top = dtype.limits()[1]
         if math.isfinite(v) and abs(v) > top:
-            fail(f"{op}: value {value} does not fit {dtype} (largest {top:g}); use \"inf\" or \"-inf\" for infinity")
+            fail(f"{op}: value {value} does not fit {dtype} (largest {top:g})"
+                 + ("; use \"inf\" or \"-inf\" for infinity" if named_infinity else ""))
     elif dtype is not DType.bool:
         low, top = dtype.limits()
         if not math.isfinite(v) or v != int(v) or not low <= int(v) <= top:

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..types import DType, numel
-from ._common import float_input, reduce_op, shape_str, tril_keep
+from ._common import fill_array, float_input, reduce_op, shape_str, tril_keep
 from ._kernels import runs_natively
 from .registry import Attr, OpDef, fail, register
 from .shapes import broadcast
@@ -47,6 +47,8 @@ def _infer(ins, a):
             fail(f"scaled_dot_product_attention: mask {shape_str(m)} does not broadcast to the scores {list(scores)}")
         if a["causal"]:
             fail("scaled_dot_product_attention: give causal=true or a mask, not both")
+    if a["scale"] is not None:  # a constant of q's dtype below opset 23: 1e6 in float16 would be inf
+        fill_array("scaled_dot_product_attention: scale", a["scale"], q.dtype, named_infinity=False)
     return [q.with_shape(q.shape[:-1] + (v.shape[-1],))]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import elementwise_cost, float_input
+from ._common import elementwise_cost, fill_array, float_input
 from .registry import Attr, OpDef, register
 
 __all__: list[str] = []
@@ -15,6 +15,8 @@ __all__: list[str] = []
 
 def _infer(ins, a):
     float_input("heaviside", ins[0])
+    # a constant of x's dtype: 1e6 in float16 would be inf
+    fill_array("heaviside: value_at_zero", a["value_at_zero"], ins[0].dtype, named_infinity=False)
     return [ins[0]]
 
 

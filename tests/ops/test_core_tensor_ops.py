@@ -259,6 +259,8 @@ def test_where_and_masked_fill(shapes, seed, value):
     ("pad(x, [1, 1], value=1e30)", "int32", "pad: value 1e+30 does not fit the int32 tensor"),
     ("masked_fill(x, m, value=1e39)", "float32", "value 1e+39 does not fit float32"),
     ("pad(x, [1, 1], value=1e5)", "float16", "does not fit float16"),
+    ("heaviside(x, value_at_zero=1e6)", "float16", "heaviside: value_at_zero: value 1000000.0 does not fit float16"),
+    ("scaled_dot_product_attention(x, x, x, scale=1e6)", "float16", "scale: value 1000000.0 does not fit float16"),
 ])
 def test_fill_values_that_do_not_fit_the_dtype_are_diagnostics(call, dtype, words):
     """They were OverflowErrors in the lowering (exit 70), or a silent inf."""
