@@ -1,0 +1,165 @@
+"""`archdsl run`: a spec or a compiled model on onnxruntime, with given or random inputs, and its latency."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .. import driver
+from ..diagnostics import ArchError
+from .commands import _check_dim_names, _dim_flags, _opt_options, _report, load_spec
+
+__all__ = ["cmd_run"]
+
+
+def _ort_message(e: Exception) -> str:
+    return " ".join(str(e).replace("[ONNXRuntimeError] :", "").split())
+
+
+def _check_input(sess, name: str, arr: np.ndarray, path: str) -> None:
+    """A --input array against the model's input: dtype, rank and every fixed dim."""
+    from ..runtime import input_specs
+    meta = next(i for i in sess.get_inputs() if i.name == name)
+    (_, _, want_dt), = [s for s in input_specs(sess) if s[0] == name]
+    dims = ", ".join(str(d) for d in meta.shape)
+    if arr.dtype != np.dtype(want_dt) or arr.ndim != len(meta.shape) or any(
+            isinstance(d, int) and d != n for d, n in zip(meta.shape, arr.shape)):
+        raise ArchError(f"--input {name}: the model takes {np.dtype(want_dt).name}[{dims}], "
+                        f"{path} holds {arr.dtype.name}{list(arr.shape)}")
+
+
+def _spec_only_flags(args) -> list[str]:
+    """Flags that shape a compile, given with an .onnx file they cannot change (they were ignored before)."""
+    flags = [("-D", args.defines), ("-I", args.include), ("--model", args.model), ("--weights", args.weights),
+             ("-O", args.opt_level is not None), ("--disable-pass", args.disabled_passes), ("--report", args.report)]
+    return [flag for flag, given in flags if given]
+
+
+def _load_input(name: str, path: str) -> np.ndarray:
+    """A .npy array, or from an .npz the array called `name` (or its only array), in native byte order (a
+    big-endian float32 file was refused as 'holds float32' against 'takes float32')."""
+    arr = _read_input(name, path)
+    return arr.astype(arr.dtype.newbyteorder("=")) if arr.dtype.byteorder == ">" else arr
+
+
+def _read_input(name: str, path: str) -> np.ndarray:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - missing, corrupt (BadZipFile) or foreign
+        raise ArchError(f"--input {name}: cannot read {path}: {e}") from None
+    if isinstance(loaded, np.ndarray):
+        return loaded
+    with loaded:
+        files = list(loaded.files)
+        pick = name if name in files else files[0] if len(files) == 1 else None
+        if pick is None:
+            raise ArchError(f"--input {name}: {path} holds {len(files)} arrays "
+                            f"({', '.join(files) or 'none'}) and none is called '{name}'")
+        try:
+            return loaded[pick]
+        except Exception as e:  # noqa: BLE001 - a corrupt member, or an object array
+            raise ArchError(f"--input {name}: cannot read '{pick}' from {path}: {e}") from None
+
+
+def cmd_run(args, sources) -> int:
+    from .. import runtime
+    asked_batch = args.batch is not None
+    args.batch = args.batch if asked_batch else 1
+    if args.batch < 1 or args.repeat < 1:
+        print("archdsl run: error: --batch and --repeat must be at least 1", file=sys.stderr)
+        return 2
+    from .train import settings_error
+    if (status := settings_error(args, "run")) is not None:
+        return status
+    path = Path(args.file)
+    if path.suffix.lower() == ".onnx":
+        spec_only = _spec_only_flags(args)
+        if spec_only:
+            print(f"archdsl run: error: {', '.join(spec_only)} {'applies' if len(spec_only) == 1 else 'apply'} to "
+                  f"a .arch spec; {path.name} is already compiled", file=sys.stderr)
+            return 2
+        try:
+            found = path.is_file()
+        except OSError as e:  # a name over 255 bytes
+            raise ArchError(f"cannot read {path}: {e.strerror or e}") from None
+        if not found:
+            raise ArchError(f"{path} is a directory, not a model" if path.is_dir() else f"no such file: {path}")
+        model = path
+        name = path.stem
+    else:
+        mod = load_spec(args, sources)
+        compiled = driver.build(mod, args.model, driver.CompileOptions(seed=args.seed, weights=args.weights,
+                                                                        search_path=tuple(args.include),
+                                                                        **_opt_options(args)), sources)
+        _report(args, compiled.pass_stats)
+        model = compiled.model
+        name = compiled.graph.name
+    try:
+        sess = runtime.session(model, args.provider, args.threads)
+    except ArchError:  # the provider asked for is not there
+        raise
+    except Exception as e:  # noqa: BLE001 - e.g. no kernel for a dtype on this provider
+        raise ArchError(f"onnxruntime cannot load the model: {_ort_message(e)}") from None
+    dims = _dim_flags(args, "run")
+    if dims is None:
+        return 2
+    declared = {i.name: list(i.shape) for i in sess.get_inputs()}
+    if asked_batch and not any(shape and isinstance(shape[0], str) for shape in declared.values()):
+        shown = ", ".join(f"{k}: {shape}" for k, shape in declared.items())
+        raise ArchError(f"--batch {args.batch}: " + (f"no input of the model has a symbolic first dim ({shown})"
+                                                      if declared else "the model has no inputs"))
+    symbols = list(dict.fromkeys(d for shape in declared.values() for d in shape if isinstance(d, str) and d))
+    _check_dim_names(dims, symbols)
+    given = {}
+    for item in args.input:
+        k, eq, f = item.partition("=")
+        if not eq or not f:
+            raise ArchError(f"--input {item}: expected NAME=FILE.npy or NAME=FILE.npz (inputs: {', '.join(declared)})")
+        if k in given:
+            raise ArchError(f"--input {k} is given twice")
+        if k not in declared:
+            raise ArchError(f"--input: the model has no input '{k}' (inputs: {', '.join(declared)})")
+        given[k] = _load_input(k, f)
+        _check_input(sess, k, given[k], f)
+    clash = runtime.dim_conflict(declared, given)  # before random inputs take sizes from the given ones
+    if clash:
+        raise ArchError(f"--input: {clash}; inputs that share a dim name must agree on its size")
+    # the random inputs take their symbolic dims from the given ones (x of length 5 -> a random y of length 5)
+    from_given = {d: n for k, a in given.items() for d, n in zip(declared[k], a.shape) if isinstance(d, str) and d}
+    if asked_batch:
+        _check_batch(args.batch, declared, dims, from_given, given)
+    feeds = runtime.random_feeds(sess, args.batch, {**from_given, **dims}, args.seed)
+    feeds.update(given)
+    clash = runtime.dim_conflict(declared, feeds)
+    if clash:
+        raise ArchError(f"--input: {clash}; inputs that share a dim name must agree on its size")
+    try:
+        outs, ms = runtime.run_timed(sess, feeds, args.repeat)
+    except Exception as e:  # noqa: BLE001 - e.g. inputs whose symbolic dims disagree
+        raise ArchError(f"onnxruntime could not run the model: {_ort_message(e)}") from None
+    print(f"{name} on {sess.get_providers()[0]}")
+    for meta, arr in zip(sess.get_outputs(), outs):
+        a = np.asarray(arr, dtype=np.float64)
+        stats = f"mean {a.mean():.4g}  std {a.std():.4g}  min {a.min():.4g}  max {a.max():.4g}" if a.size else "empty"
+        print(f"  {meta.name}: {list(arr.shape)} {arr.dtype}  {stats}")
+    print(f"median latency: {ms:.3f} ms over {args.repeat} run{'s' if args.repeat != 1 else ''}")
+    return 0
+
+
+def _check_batch(batch: int, declared: dict, dims: dict, from_given: dict, given: dict) -> None:
+    """--batch sizes the symbolic dims first met as an input's first dim (as runtime.input_specs does); a
+    --dim or a given input that sizes one of them otherwise would win silently."""
+    seen: dict[str, int] = {}
+    for shape in declared.values():
+        for i, d in enumerate(shape):
+            if isinstance(d, str) and d:
+                seen.setdefault(d, i)
+    for sym in (s for s, first in seen.items() if first == 0):
+        if dims.get(sym, batch) != batch:
+            raise ArchError(f"--batch {batch} and --dim {sym}={dims[sym]} disagree (the batch is dim '{sym}')")
+        if from_given.get(sym, batch) != batch:
+            holder = next(k for k in given if sym in declared[k])
+            raise ArchError(f"--batch {batch}: --input {holder} has {from_given[sym]} for dim '{sym}' (drop --batch, "
+                            "or give an input of that batch)")
