@@ -10,7 +10,8 @@ from typing import Union
 
 import numpy as np
 
-__all__ = ["DType", "Sym", "Dim", "TensorType", "dim_str", "is_static", "numel", "DTYPES", "describe", "dim_size"]
+__all__ = ["DType", "Sym", "Dim", "TensorType", "dim_str", "is_static", "numel", "DTYPES", "describe", "dim_size",
+           "literal"]
 
 
 class DType(enum.Enum):
@@ -208,15 +209,24 @@ class TensorType:
         return f"{self.dtype}[{', '.join(map(str, self.shape))}]"
 
 
+def literal(v) -> str:
+    """A plain value as archdsl writes it (`true`, `none`, `"a"`), for signatures and messages."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "none"
+    if isinstance(v, str):
+        return f'"{v}"'
+    return str(v)
+
+
 def describe(v) -> str:
     """A compile-time value in words, for diagnostics (`symbolic dim B`, `string "a"`, `list of 3`), never a
     Python type name; the elaborator's values name their kind (`kind_name`)."""
     if getattr(v, "kind_name", None) == "tensor":
         return f"tensor {v.type}"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "none"
+    if isinstance(v, bool) or v is None:
+        return literal(v)
     if isinstance(v, Sym):
         return f"symbolic dim {v}"
     if isinstance(v, (int, float)):

@@ -9,6 +9,7 @@ from typing import Callable
 
 from ..diagnostics import ArchTypeError, ShapeError
 from ..types import Sym, TensorType, describe
+from ..types import literal as _show
 
 __all__ = ["REQUIRED", "Attr", "Init", "ParamSpec", "OpDef", "register", "get", "lookup", "all_ops",
            "coerce_attr", "fail", "OpCall", "SharedValues"]
@@ -104,16 +105,6 @@ class OpDef:
 
     def defaults(self) -> dict:
         return {a.name: a.default for a in self.attrs if a.default is not REQUIRED}
-
-
-def _show(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "none"
-    if isinstance(v, str):
-        return f'"{v}"'
-    return str(v)
 
 
 _REGISTRY: dict[str, OpDef] = {}

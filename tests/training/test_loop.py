@@ -246,14 +246,19 @@ def test_resume_takes_the_new_lr_and_keeps_runs_apart(tmp_path, capsys):
         np.testing.assert_array_equal(v, after_one[k])  # lr 1e-30 moves nothing
 
 
-def test_resume_names_a_setting_the_new_run_leaves_out(tmp_path, capsys):
-    """Resuming without --label-smoothing said 'made with other settings ()': a key only the checkpoint had
-    was never listed."""
+def _linear_run(tmp_path, n: int = 16) -> list[str]:
+    """`archdsl train` of a one-linear spec on n random examples, to -o w.npz (the checkpoint w.ckpt.npz)."""
     spec = tmp_path / "t.arch"
     spec.write_text("model t(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n")
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "d.npz", x=rng.standard_normal((16, 4)).astype(np.float32), labels=rng.integers(0, 3, 16))
-    base = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--quiet", "-o", str(tmp_path / "w.npz")]
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((n, 4)).astype(np.float32), labels=rng.integers(0, 3, n))
+    return ["train", str(spec), "--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "w.npz")]
+
+
+def test_resume_names_a_setting_the_new_run_leaves_out(tmp_path, capsys):
+    """Resuming without --label-smoothing said 'made with other settings ()': a key only the checkpoint had
+    was never listed."""
+    base = _linear_run(tmp_path) + ["--quiet"]
     assert main(base + ["--epochs", "1", "--label-smoothing", "0.1"]) == 0
     assert main(base + ["--epochs", "2", "--resume"]) == 1
     assert "made with other settings (label_smoothing)" in capsys.readouterr().err
@@ -261,12 +266,8 @@ def test_resume_names_a_setting_the_new_run_leaves_out(tmp_path, capsys):
 
 def test_resume_with_no_epochs_left_writes_the_checkpoint_without_claiming_to_train(tmp_path, capsys):
     """It said 'leaves nothing to train', then 'training t on ...' as if it did."""
-    spec = tmp_path / "t.arch"
-    spec.write_text("model t(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n")
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "d.npz", x=rng.standard_normal((16, 4)).astype(np.float32), labels=rng.integers(0, 3, 16))
     out = tmp_path / "w.npz"
-    base = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "-o", str(out)]
+    base = _linear_run(tmp_path)
     assert main(base + ["--epochs", "2", "--quiet"]) == 0
     trained = dict(np.load(out))
     out.unlink()
@@ -347,11 +348,7 @@ def test_safetensors_weights_get_the_same_mode_as_npz(tmp_path):
 
 def test_resume_with_another_seed_is_refused(tmp_path, capsys):
     """Shuffling follows --seed and dropout the checkpoint's: a resumed run with another --seed was neither run."""
-    spec = tmp_path / "t.arch"
-    spec.write_text("model t(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n")
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "d.npz", x=rng.standard_normal((8, 4)).astype(np.float32), labels=rng.integers(0, 3, 8))
-    base = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--quiet", "-o", str(tmp_path / "w.npz")]
+    base = _linear_run(tmp_path, n=8) + ["--quiet"]
     assert main(base + ["--epochs", "1", "--seed", "3"]) == 0
     assert main(base + ["--epochs", "2", "--resume", "--seed", "4"]) == 1
     assert "was trained with --seed 3; resume with the same seed (got 4)" in capsys.readouterr().err
