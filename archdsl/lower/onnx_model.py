@@ -37,14 +37,27 @@ def value_info(name: str, t: TensorType):
 def _param_array(v: Value, seed: int, weights: dict | None) -> np.ndarray:
     derive = getattr(v.spec, "derive", None)
     if derive is not None:  # a parameter an optimization pass computes from others (passes/derived.py)
-        return cast(derive(lambda src: _param_array(src, seed, weights)), v.type.dtype)
+        return _fitted(derive(lambda src: _param_array(src, seed, weights)), v,
+                       "the weight an -O2 pass derives (a folded BatchNorm, a transposed weight)",
+                       "; build with -O1, or --disable-pass fold_batchnorm")
     if weights is not None and v.name in weights:
         arr = np.asarray(weights[v.name])
         if tuple(arr.shape) != tuple(v.type.shape):
             raise ArchError(f"weights: '{v.name}' has shape {list(arr.shape)} in the file, "
                             f"the model needs {list(v.type.shape)}", v.span)
-        return cast(arr.astype(np.float32) if arr.dtype != v.type.dtype.np else arr, v.type.dtype)
+        return _fitted(arr.astype(np.float32) if arr.dtype != v.type.dtype.np else arr, v, "the weights file's value")
     return materialize(v.name, v.spec, v.type.dtype, seed)
+
+
+def _fitted(arr: np.ndarray, v: Value, what: str, advice: str = "") -> np.ndarray:
+    """arr in v's dtype; finite values that overflow a 16-bit dtype are a diagnostic, not a silent inf."""
+    with np.errstate(over="ignore"):  # said below, with the parameter's name
+        out = cast(arr, v.type.dtype)
+    if v.type.dtype.is_16bit and arr.dtype.kind == "f" and not np.isfinite(out).all() and np.isfinite(arr).all():
+        top = float(np.abs(arr).max())
+        raise ArchError(f"'{v.name}': {what} reaches {top:g}, beyond {v.type.dtype}'s range "
+                        f"({v.type.dtype.limits()[1]:g}){advice}", v.span)
+    return out
 
 
 def _streamable(v: Value, weights: dict | None) -> int:

@@ -31,3 +31,22 @@ def test_float64_weights_keep_their_precision_at_o2(shape, tail, tmp_path):
         (outs[level],) = runtime.session(m).run(None, {"x": x})
     assert outs[0].reshape(-1)[0] == pytest.approx(1e-9, rel=1e-6)
     np.testing.assert_allclose(outs[2], outs[0], rtol=1e-9, atol=0)
+
+
+def test_a_folded_float16_weight_beyond_its_range_is_a_diagnostic(tmp_path):
+    """A float16 conv folded with its BatchNorm (300 * 10 / sqrt(1e-3)) exceeds 65504: -O2 wrote an inf
+    weight with only numpy's overflow warning. -O1 keeps the two and builds; a weights file whose float32
+    value does not fit float16 is refused the same way."""
+    src = "model m(x: float16[B, 1, 4, 4]) -> y {\n    y = x -> conv2d(1, 1, bias=false) as c -> batchnorm as bn\n}\n"
+    weights = {"c.weight": np.full((1, 1, 1, 1), 300, np.float32), "bn.weight": np.full(1, 10, np.float32),
+               "bn.bias": np.zeros(1, np.float32), "bn.running_mean": np.zeros(1, np.float32),
+               "bn.running_var": np.full(1, 1e-3, np.float32)}
+    np.savez(tmp_path / "w.npz", **weights)
+    with pytest.raises(archdsl.ArchError, match=r"'c.weight': the weight an -O2 pass derives .* beyond float16's "
+                                                r"range \(65504\); build with -O1, or --disable-pass fold_batchnorm"):
+        archdsl.compile_source(src, weights=str(tmp_path / "w.npz"))
+    m = archdsl.compile_source(src, opt_level=1, weights=str(tmp_path / "w.npz"))
+    assert all(np.isfinite(np.frombuffer(t.raw_data, np.float16)).all() for t in m.graph.initializer)
+    np.savez(tmp_path / "big.npz", **{**weights, "c.weight": np.full((1, 1, 1, 1), 1e5, np.float32)})
+    with pytest.raises(archdsl.ArchError, match="the weights file's value reaches 100000, beyond float16's range"):
+        archdsl.compile_source(src, opt_level=0, weights=str(tmp_path / "big.npz"))
