@@ -23,7 +23,7 @@ from ..diagnostics import (
 )
 from ..ir import Graph, check
 from ..syntax import ast as A
-from ..syntax import normalize_source, parse, parse_expr
+from ..syntax import deep_recursion, normalize_source, parse, parse_expr
 from ..types import DTYPES, Sym, TensorType
 from .bounded import comparing, equal
 from .evaluator import Evaluator
@@ -259,7 +259,8 @@ def load_file(path: str | Path, defines: dict, sources: SourceMap, search_path=(
     p = Path(path)
     if not _is_file(p, None):
         raise ImportNotFoundError(f"{path} is a directory, not a .arch file" if p.is_dir() else f"no such file: {path}")
-    return loader.load_path(p.resolve(), None, defines)
+    with deep_recursion():
+        return loader.load_path(p.resolve(), None, defines)
 
 
 def _is_file(p: Path, span: Span | None) -> bool:
@@ -273,12 +274,13 @@ def _is_file(p: Path, span: Span | None) -> bool:
 
 def load_source(text: str, file: str, defines: dict, sources: SourceMap, search_path=()) -> Module:
     loader = _Loader(sources, [Path(p) for p in search_path])
-    return loader.load_text(text, file, defines)
+    with deep_recursion():
+        return loader.load_text(text, file, defines)
 
 
 def elaborate_model(mod: Module, name: str) -> Graph:
     """Run one model's body: tensors become IR nodes; the result is shape-checked."""
-    with noting_overrides(mod):
+    with noting_overrides(mod), deep_recursion():
         return _elaborate_model(mod, name)
 
 

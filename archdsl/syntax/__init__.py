@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 
@@ -12,7 +13,7 @@ from . import ast
 from .parser import grammar_path, normalize_source, parse_tree
 from .transform import ToAst
 
-__all__ = ["parse", "parse_expr", "ast", "grammar_path", "normalize_source"]
+__all__ = ["parse", "parse_expr", "ast", "grammar_path", "normalize_source", "deep_recursion"]
 
 
 def _shift_span(v: Span, span: Span) -> Span:
@@ -56,21 +57,33 @@ def parse_expr(text: str, span: Span):
 
 def parse(text: str, file: str) -> ast.Module:
     """Source text to a Module; raises ArchSyntaxError (with a span) on bad input."""
-    _deep_enough()
-    tree = parse_tree(text, file)
-    try:
-        return ToAst(file, parse_expr).transform(tree)
-    except VisitError as e:
-        if isinstance(e.orig_exc, ArchError):
-            raise e.orig_exc from None
-        if isinstance(e.orig_exc, RecursionError):
+    with deep_recursion():
+        tree = parse_tree(text, file)
+        try:
+            return ToAst(file, parse_expr).transform(tree)
+        except VisitError as e:
+            if isinstance(e.orig_exc, ArchError):
+                raise e.orig_exc from None
+            if isinstance(e.orig_exc, RecursionError):
+                raise LimitError("expressions nested too deeply", Span(file, 1, 1, 1, 2)) from None
+            raise
+        except RecursionError:
             raise LimitError("expressions nested too deeply", Span(file, 1, 1, 1, 2)) from None
-        raise
-    except RecursionError:
-        raise LimitError("expressions nested too deeply", Span(file, 1, 1, 1, 2)) from None
 
 
-def _deep_enough() -> None:
-    """Long generated chains (`x -> relu -> ...` thousands deep) are legitimate: allow deep recursion."""
-    if sys.getrecursionlimit() < 30_000:
-        sys.setrecursionlimit(30_000)
+DEEP = 30_000
+
+
+@contextlib.contextmanager
+def deep_recursion():
+    """Long generated chains (`x -> relu -> ...` thousands deep) nest as deep as they are long, and parsing
+    and evaluating them recurse that far. The limit is raised for the call and put back after: a program
+    that imports archdsl keeps its own (it was raised for good on the first parse)."""
+    old = sys.getrecursionlimit()
+    if old < DEEP:
+        sys.setrecursionlimit(DEEP)
+    try:
+        yield
+    finally:
+        if old < DEEP:
+            sys.setrecursionlimit(old)

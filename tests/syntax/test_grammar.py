@@ -382,3 +382,14 @@ def test_a_source_over_the_token_limit_stops_early():
     with pytest.raises(LimitError, match="more than 100,000 tokens") as e:
         parse("let a = 1" + " + 1" * 60_000 + "\n", "t.arch")
     assert e.value.span.line == 1 and e.value.span.col > 100_000
+
+
+def test_deep_chains_compile_and_the_recursion_limit_is_put_back():
+    """Parsing and evaluating a chain thousands deep needs a high recursion limit; it was raised for good on
+    the first parse (hypothesis warned that a test changed it), so a program importing archdsl lost its own."""
+    import sys
+
+    import archdsl
+    before = sys.getrecursionlimit()
+    model = archdsl.compile_source("model m(x: float32[B, 4]) -> y {\n    y = x" + " -> relu" * 3000 + "\n}\n")
+    assert len(model.graph.node) >= 1 and sys.getrecursionlimit() == before
