@@ -6,7 +6,7 @@ import math
 
 from .ir import Graph
 from .ops import OpCall
-from .types import Sym, TensorType
+from .types import Sym, TensorType, dim_size
 
 __all__ = ["summarize", "bind_dims"]
 
@@ -19,12 +19,8 @@ def bind_dims(t: TensorType, dims: dict) -> TensorType:
     """Give symbolic dims sizes (`T=128`) for counting; unknown symbols count as 1, as a batch of one."""
     if not dims:
         return t
-    out = []
-    for d in t.shape:
-        if isinstance(d, Sym) and all(f in dims for f in d.factors):
-            d = d.coef * math.prod(int(dims[f]) for f in d.factors)
-        out.append(d)
-    return t.with_shape(out)
+    sizes = {k: int(v) for k, v in dims.items()}
+    return t.with_shape([n if (n := dim_size(d, sizes)) is not None else d for d in t.shape])
 
 
 def input_dims(g: Graph) -> list[str]:

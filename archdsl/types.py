@@ -114,7 +114,7 @@ def dim_floordiv(a: Dim, b: Dim) -> Dim:
             if a.coef % b.coef == 0:
                 coef = a.coef // b.coef
                 return coef if not fa else Sym(tuple(fa), coef)
-    return Sym.opaque(f"{a}//{b}")
+    return Sym.opaque(f"{a}//({b})" if isinstance(b, Sym) else f"{a}//{b}")  # 4*H//(2*W), not (4*H//2)*W
 
 
 def dim_add(a: Dim, b: Dim) -> Dim:
@@ -175,9 +175,9 @@ def _formula(text: str, sizes: dict[str, int]) -> int | None:
         return None
     try:
         v = value(ast.parse(text, mode="eval").body)
-    except (SyntaxError, RecursionError, MemoryError):  # a formula nested past the parser's depth
-        return None
-    return None if v is None else int(v)
+        return None if v is None else int(v)
+    except (SyntaxError, RecursionError, MemoryError, OverflowError, ValueError):  # nested past the parser's
+        return None  # depth, a symbol named like a Python keyword (`class`), floor(inf)
 
 
 def dim_str(d: Dim) -> str:

@@ -32,4 +32,18 @@ def test_formula_arithmetic_and_what_it_does_not_evaluate():
     assert dim_size(Sym.opaque("floor(H*1.5)"), {"H": 3}) == 4
     assert dim_size(Sym.opaque("H//0"), {"H": 3}) is None  # no ZeroDivisionError
     assert dim_size(Sym.opaque("__import__('os').getcwd()"), {}) is None  # parsed, never run
-    assert dim_size(Sym.opaque("(" * 300 + "H" + ")" * 300), {"H": 1}) in (1, None)  # deep: no crash
+    assert dim_size(Sym.opaque("(" * 300 + "H" + ")" * 300), {"H": 1}) is None  # past the parser: no crash
+    assert dim_size(Sym.opaque("class+1"), {"class": 1}) is None  # a symbol Python reads as a keyword
+    w = Sym.of("W")
+    assert dim_size(dim_floordiv(dim_mul(h, 4), dim_mul(w, 2)), {"H": 6, "W": 3}) == 4  # not (4*6//2)*3
+
+
+@pytest.mark.parametrize("scale", [1 / 3, 1.2345678, 2.5])
+def test_an_upsampled_symbolic_dim_sizes_like_the_integer_rule(scale):
+    """The formula kept 6 digits of the scale (floor(H*0.333333) is 0 at H=3, the rule gives 1)."""
+    import archdsl
+    src = f"model m(x: float32[1, 1, H]) -> y {{\n    y = x -> upsample(scale_factor={scale!r})\n}}\n"
+    sym = archdsl.check_source(src).outputs[0][1].type.shape[-1]
+    for size in (3, 6, 81, 100):
+        fixed = archdsl.check_source(src.replace("H]", f"{size}]")).outputs[0][1].type.shape[-1]
+        assert dim_size(sym, {"H": size}) == fixed

@@ -51,7 +51,7 @@ def _out(d: Dim, scale: float) -> Dim:
         return math.floor(d * scale)
     if float(scale).is_integer():
         return dim_mul(d, int(scale))
-    return Sym.opaque(f"floor({d}*{scale:g})")
+    return Sym.opaque(f"floor({d}*{scale!r})")  # repr: the whole float (1/3 as 0.333333 floored 3 to 0)
 
 
 def _infer(ins, a):

@@ -11,16 +11,15 @@ import torch
 import torch.nn.functional as F
 
 from archdsl.ir import Graph
-from archdsl.types import Sym
+from archdsl.types import Sym, dim_size
 
 __all__ = ["TorchGraph", "torch_loss", "torch_optimizer"]
 
 
 def _dim(d, env):
-    if isinstance(d, int):
-        return d
-    assert isinstance(d, Sym) and all(f in env for f in d.factors), f"cannot size {d}"
-    return d.coef * math.prod(env[f] for f in d.factors)
+    n = dim_size(d, env)
+    assert n is not None, f"cannot size {d}"
+    return n
 
 
 def _pads(node, n):

@@ -129,6 +129,17 @@ def test_summary_sizes_symbolic_dims_and_says_which_it_counted_as_one(tmp_path, 
     assert "FLOPs at batch 1, T=16: 512" in out and "FLOPs at batch 1: 32" in out
 
 
+def test_summary_dim_sizes_formula_dims_like_fixed_ones(tmp_path, capsys):
+    """After a strided conv L is `(L-1)//2+1`: --dim L=64 counted it as 1 (144 FLOPs against 4,608)."""
+    body = "    y = x -> conv1d(4, 3, stride=2, padding=1) -> conv1d(4, 3, padding=1)\n}\n"
+    (tmp_path / "s.arch").write_text("model m(x: float32[B, 2, L]) -> y {\n" + body)
+    (tmp_path / "f.arch").write_text("model m(x: float32[B, 2, 64]) -> y {\n" + body)
+    assert main(["summary", str(tmp_path / "s.arch"), "--dim", "L=64", "--json"]) == 0
+    sized = json.loads(capsys.readouterr().out)["flops"]
+    assert main(["summary", str(tmp_path / "f.arch"), "--json"]) == 0
+    assert sized == json.loads(capsys.readouterr().out)["flops"] > 4000
+
+
 def test_summary_counts_a_tied_weight_in_one_layer(tmp_path, capsys):
     """The per-layer column counted a tied table in every layer that reads it, so it summed past the total."""
     spec = tmp_path / "tied.arch"
