@@ -147,8 +147,9 @@ def short(v, width: int = 60) -> str:
 
 # ---------------- comparing ----------------
 
-def equal(a, b, meter: Meter) -> bool:
-    """`a == b` as Python has it (an item is equal to itself), each pair of shared sublists compared once."""
+def equal(a, b, meter: Meter, strict: bool = False) -> bool:
+    """`a == b` as Python has it (an item is equal to itself), each pair of shared sublists compared once;
+    `strict` also wants the same type at every level (1, 1.0 and true are then three values)."""
     seen: set = set()
     todo = [(a, b)]
     while todo:
@@ -159,7 +160,7 @@ def equal(a, b, meter: Meter) -> bool:
                 return False
             if _flat(x) and _flat(y):  # no sublists: Python's own == is linear, and fast
                 meter.spend(len(x))
-                if x != y:
+                if x != y or strict and any(type(p) is not type(q) for p, q in zip(x, y)):
                     return False
                 continue
             pairs = zip(x, y)
@@ -168,7 +169,7 @@ def equal(a, b, meter: Meter) -> bool:
                 return False
             pairs = ((x[k], y[k]) for k in x)
         else:
-            if not x == y:
+            if not x == y or strict and type(x) is not type(y):
                 return False
             continue
         for p, q in pairs:

@@ -185,6 +185,9 @@ class Calls:
         if isinstance(v, Tensor):
             return v
         if is_num(v) and dt is not None:
+            if dt is DType.bool and v not in (0, 1):  # np.array(2, bool) is true: eq(b, 2) matched every true
+                raise ArchTypeError(f"{opname}(): {v} beside a bool tensor, whose elements are only true or "
+                                    f"false", span)
             if not dt.is_float and isinstance(v, float) and opname == "eq":  # exact: a whole float is fine
                 if not v.is_integer():
                     raise ArchTypeError(f"eq(): {v} is not a whole number, so no element of the {dt} tensor "

@@ -197,7 +197,7 @@ def _same_definition(a, b) -> bool:
     if isinstance(a, Builtin):
         return a.fn is b.fn
     try:
-        return equal(a, b, comparing())  # numbers, strings, lists, dicts
+        return equal(a, b, comparing(), strict=True)  # numbers, strings, lists, dicts: [1] is not [true]
     except LimitError:  # too large to compare: not known to be the same
         return False
 

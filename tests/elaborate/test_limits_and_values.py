@@ -118,6 +118,14 @@ def test_two_imports_that_define_a_name_differently_are_a_diagnostic(tmp_path):
     assert e.value.span.line == 2 and e.value.notes[0][1].line == 1
     check("d1.arch", "d2.arch")  # both bring x1's definitions
     check("x1.arch", "x3.arch")  # shared = 1 in both
+    for other in ("true", "1.0", "[1]"):  # equal to 1 in Python, not the same value: which import won mattered
+        (tmp_path / "x4.arch").write_text(f"let shared = {other}\n")
+        with pytest.raises(ArchError, match="'shared' comes from two imports"):
+            check("x3.arch", "x4.arch")
+    (tmp_path / "x4.arch").write_text("let shared = [[1, 2.0]]\n")
+    (tmp_path / "x5.arch").write_text("let shared = [[true, 2.0]]\n")
+    with pytest.raises(ArchError, match="'shared' comes from two imports"):
+        check("x4.arch", "x5.arch")
     # one library imported `as lib` by both, an op bound to a name, an equal list: one definition each
     (tmp_path / "common.arch").write_text("let widths = [64, 128]\nlet act = relu\n")
     for hub in ("a", "b"):

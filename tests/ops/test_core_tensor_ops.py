@@ -298,6 +298,10 @@ def test_int_tensors_are_not_silently_kept_int_where_torch_gives_floats(expr, wo
     for fine in ("f ** i", "i ** i", "i * 1000", "cast(i, \"float32\") ** f", "eq(i, 1.0)"):  # eq is exact
         archdsl.check_source(src.replace(expr, fine))
     _refused(src.replace(expr, "eq(i, 1.5)"), "eq(): 1.5 is not a whole number")
+    boolean = "model f(b: bool[4]) -> y {\n    y = eq(b, 2.0)\n}\n"  # np.array(2, bool) is true: matched true
+    _refused(boolean, "eq(): 2.0 beside a bool tensor, whose elements are only true or false")
+    _refused(boolean.replace("2.0", "-1"), "eq(): -1 beside a bool tensor")
+    archdsl.check_source(boolean.replace("2.0", "1"))
 
 
 @pytest.mark.parametrize("call,words", [
