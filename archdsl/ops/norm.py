@@ -120,8 +120,13 @@ def _ln_lower(e, ins, outs, c):
 
 
 def _ln_grad(b, c, ins, outs, gouts):
-    g, x = gouts[0], ins[0]
+    """In float32 for 16-bit tensors, as torch's kernels: a float16 eps of 1e-8 would be 0 (a constant row's
+    gradient NaN), and the variance of large values overflow."""
     x_t = c.in_types[0]
+    wide = x_t.dtype.is_16bit
+    up = (lambda v: b.op("cast", v, dtype="float32")) if wide else (lambda v: v)  # noqa: E731
+    down = (lambda v: b.op("cast", v, dtype=x_t.dtype.label)) if wide else (lambda v: v)  # noqa: E731
+    g, x = up(gouts[0]), up(ins[0])
     k = len(_norm_dims(x_t, c.attrs))
     axes = tuple(range(x_t.rank - k, x_t.rank))
     lead = tuple(range(x_t.rank - k))
@@ -131,11 +136,11 @@ def _ln_grad(b, c, ins, outs, gouts):
     xhat = b.op("mul", d, rstd)
     res = [None] * len(ins)
     if b.needs(0):
-        res[0] = _normalize_grad(b, g, xhat, rstd, axes, ins[1] if len(ins) > 1 else None)
+        res[0] = down(_normalize_grad(b, g, xhat, rstd, axes, up(ins[1]) if len(ins) > 1 else None))
     if len(ins) > 1 and b.needs(1):
-        res[1] = b.op("sum", b.op("mul", g, xhat), dim=lead) if lead else b.op("mul", g, xhat)
+        res[1] = down(b.op("sum", b.op("mul", g, xhat), dim=lead) if lead else b.op("mul", g, xhat))
     if len(ins) > 2 and b.needs(2):
-        res[2] = b.op("sum", g, dim=lead) if lead else g
+        res[2] = down(b.op("sum", g, dim=lead) if lead else g)
     return res
 
 

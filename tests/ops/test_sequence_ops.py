@@ -199,11 +199,13 @@ def test_float16_rms_norm_keeps_a_small_eps_and_large_values(opset):
     np.testing.assert_allclose(y.astype(np.float32), want.astype(np.float32), rtol=2e-3, atol=1e-3)
 
 
-def test_float16_rms_norm_trains_through_a_zero_row():
-    """The gradient rule made eps a float16 constant too: 1e-10 became 0 and a zero row's update was NaN."""
+@pytest.mark.parametrize("norm", ["rms_norm(eps=1e-10)", "layernorm(eps=1e-10)", "group_norm(2, eps=1e-10)"])
+def test_float16_norms_train_through_a_zero_row(norm):
+    """The gradient rules made eps a float16 constant: 1e-10 became 0 and a zero row's update was NaN. They
+    now compute in float32, as torch's kernels do."""
     from archdsl import driver
     from archdsl.autodiff import OptimConfig, TrainConfig
-    mod = driver.load(text="model m(x: float16[B, 8]) -> y {\n    y = x -> rms_norm(eps=1e-10) as rn "
+    mod = driver.load(text=f"model m(x: float16[B, 8]) -> y {{\n    y = x -> {norm} as rn "
                            "-> linear(3) as fc\n}\n", file="t.arch")
     ct = driver.build_train(mod, None, driver.CompileOptions(),
                             TrainConfig(loss="mse", optimizer=OptimConfig("sgd"), lr=0.1))
