@@ -108,8 +108,14 @@ class Trainer:
         from .. import runtime
         self.ct = compiled
         self.info = compiled.info
-        self.step = runtime.session(compiled.step_model, provider, threads)
-        self.eval = runtime.session(compiled.eval_model, provider, threads)
+        try:
+            self.step = runtime.session(compiled.step_model, provider, threads)
+            self.eval = runtime.session(compiled.eval_model, provider, threads)
+        except ArchError:  # the provider asked for is not there
+            raise
+        except Exception as e:  # noqa: BLE001 - onnxruntime's own: a kernel its provider lacks (bfloat16 Gemm)
+            raise ArchError("onnxruntime cannot run this model on its provider: "
+                            + " ".join(str(e).replace("[ONNXRuntimeError] :", "").split())) from None
         self.device = "cuda" if self.step.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         self.ort = ort
         self.out_names = [o.name for o in self.step.get_outputs()]

@@ -377,3 +377,14 @@ def test_a_kernel_onnxruntime_lacks_is_not_blamed_on_the_data():
         _on_batch("d.npz", np.arange(8), lambda: sess.run(None, feeds))
     assert e.value.message.startswith("onnxruntime cannot run this model on its provider") and "d.npz" not in \
         e.value.message
+
+
+def test_a_model_onnxruntime_cannot_load_is_a_diagnostic(tmp_path, capsys):
+    """A bfloat16 model (no bfloat16 Gemm on onnxruntime's CPU) was an internal error, exit 70."""
+    import ml_dtypes
+    spec = tmp_path / "bf.arch"
+    spec.write_text("model m(x: bfloat16[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n")
+    np.savez(tmp_path / "d.npz", x=np.ones((4, 4), ml_dtypes.bfloat16), labels=np.ones((4, 3), ml_dtypes.bfloat16))
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--quiet",
+                 "-o", str(tmp_path / "w.npz")]) == 1
+    assert "onnxruntime cannot run this model on its provider" in capsys.readouterr().err
