@@ -12,7 +12,7 @@ from ..ops import Attr, OpCall, OpDef, fail, get, register
 from ..types import DTYPES, DType, TensorType, is_static
 from .conv_grad import im2col_weight_grad
 
-__all__ = ["numel_tensor", "shape_tensor", "zeros_of"]
+__all__ = ["numel_tensor", "scatter_add", "shape_tensor", "zeros_of"]
 
 
 def _i64(e, v):

@@ -15,7 +15,8 @@ from ..ir import print_graph
 from ..summary import summarize
 from .table import print_table
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "announce", "beside", "check_dim_names", "dim_flags", "empty_name", "load_spec",
+           "opt_options", "output_path", "pass_flags_error", "read_files", "report_passes", "with_external_data"]
 
 
 def _diagnostics(fn):
@@ -157,7 +158,7 @@ def cmd_build(args, sources) -> int:
     from .train import settings_error
     if (status := settings_error(args, "build")) is not None:
         return status
-    if empty_name(args, "build", ("-o", "output")):
+    if empty_name(args, "build", ("-o", "output")) or pass_flags_error(args, "build") is not None:
         return 2
     output_path(args.output)
     if args.emit == "ir" and (unused := _not_for_ir(args)):
@@ -171,7 +172,7 @@ def cmd_build(args, sources) -> int:
         for name in driver.select_models(mod, args.model):
             g = elaborate_model(mod, name)
             if args.opt_level:  # --emit ir prints the checked IR; with -O1/-O2 the optimized IR
-                _report(args, _optimize_ir(g, args))
+                report_passes(args, _optimize_ir(g, args))
             text.append(print_graph(g))
         if args.output:  # the IR into the file -o names (atomically, as every output), else to stdout
             files.atomic_write(args.output, lambda tmp: tmp.write_text("".join(text), encoding="utf-8"))
@@ -183,20 +184,28 @@ def cmd_build(args, sources) -> int:
         from .train import build_train
         return build_train(args, sources, mod)
     opts = driver.CompileOptions(opset=args.opset, seed=args.seed, weights=args.weights,
-                                 search_path=tuple(args.include), **_opt_options(args))
+                                 search_path=tuple(args.include), **opt_options(args))
     name = driver.select_models(mod, args.model)[0]
     out = Path(args.output) if args.output else Path(args.file).with_suffix(".onnx") if len(mod.models) == 1 \
         else Path(args.file).with_name(f"{name}.onnx")
     files.refuse_overwriting(with_external_data({"-o": out}, args.external_data), read_files(args, sources))
     compiled, written = driver.build_file(mod, args.model, opts, out, args.external_data, sources)
-    _report(args, compiled.pass_stats)
+    report_passes(args, compiled.pass_stats)
     g = compiled.graph
     announce(f"wrote {out} ({g.name}: {compiled.declared_params:,} params, {len(compiled.model.graph.node)} nodes, "
            f"opset {compiled.model.opset_import[0].version})" + (f" + {written[1]}" if len(written) > 1 else ""), out)
     return 0
 
 
-def _opt_options(args) -> dict:
+def pass_flags_error(args, command: str) -> int | None:
+    """--disable-pass under -O0, where no pass runs, is a usage error rather than a flag quietly ignored."""
+    if getattr(args, "opt_level", None) == 0 and getattr(args, "disabled_passes", None):
+        print(f"archdsl {command}: error: --disable-pass with -O0: no pass runs at -O0", file=sys.stderr)
+        return 2
+    return None
+
+
+def opt_options(args) -> dict:
     """CompileOptions fields from -O/--disable-pass (archdsl/passes); -O defaults to 2."""
     level = getattr(args, "opt_level", None)
     return {"opt_level": 2 if level is None else level, "disabled_passes": tuple(getattr(args, "disabled_passes", ()))}
@@ -205,11 +214,11 @@ def _opt_options(args) -> dict:
 def _optimize_ir(g, args) -> list:
     """The passes `archdsl build` would run, at the opset it would target (--opset or the newest)."""
     from ..runtime import newest_opset
-    return driver.optimize_graph(g, driver.CompileOptions(**_opt_options(args)),
+    return driver.optimize_graph(g, driver.CompileOptions(**opt_options(args)),
                                  getattr(args, "opset", None) or newest_opset())
 
 
-def _report(args, stats) -> None:
+def report_passes(args, stats) -> None:
     """--report: nodes and weights before/after each pass (on stderr when stdout carries IR or JSON)."""
     if not getattr(args, "report", False):
         return
@@ -249,18 +258,18 @@ def cmd_summary(args, sources) -> int:
     from .train import settings_error
     if (status := settings_error(args, "summary")) is not None:
         return status
-    dims = _dim_flags(args, "summary")
+    dims = dim_flags(args, "summary")
     if dims is None:
         return 2
     mod = load_spec(args, sources)
     names = driver.select_models(mod, args.model)
     graphs = [elaborate_model(mod, n) for n in names]  # as written: passes never change the counts
-    _check_dim_names(dims, list(dict.fromkeys(f for g in graphs for f in input_dims(g))))  # any model's
+    check_dim_names(dims, list(dict.fromkeys(f for g in graphs for f in input_dims(g))))  # any model's
     owns = [{k: v for k, v in dims.items() if k in input_dims(g)} for g in graphs]  # the dims each model has
     reports = [summarize(g, own) for g, own in zip(graphs, owns)]
     if getattr(args, "report", False):
         for n in names:
-            _report(args, _optimize_ir(elaborate_model(mod, n), args))
+            report_passes(args, _optimize_ir(elaborate_model(mod, n), args))
     if args.json:
         print(json.dumps(reports[0] if len(reports) == 1 else {"models": reports}, indent=2))
         return 0
@@ -279,7 +288,7 @@ def cmd_summary(args, sources) -> int:
     return 0
 
 
-def _dim_flags(args, command: str) -> dict | None:
+def dim_flags(args, command: str) -> dict | None:
     """--dim SYM=N flags as {SYM: N}; None after printing the usage error for a malformed one."""
     dims = {}
     for d in args.dim:
@@ -291,7 +300,7 @@ def _dim_flags(args, command: str) -> dict | None:
     return dims
 
 
-def _check_dim_names(dims: dict, symbols: list[str]) -> None:
+def check_dim_names(dims: dict, symbols: list[str]) -> None:
     for k in dims:
         if k not in symbols:
             known = f"its symbolic dims: {', '.join(symbols)}" if symbols else "all its dims are fixed"

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import driver
 from ..diagnostics import ArchError
-from .commands import _check_dim_names, _dim_flags, _opt_options, _report, load_spec
+from .commands import check_dim_names, dim_flags, load_spec, opt_options, pass_flags_error, report_passes
 
 __all__ = ["cmd_run"]
 
@@ -73,6 +73,8 @@ def cmd_run(args, sources) -> int:
     from .train import settings_error
     if (status := settings_error(args, "run")) is not None:
         return status
+    if (status := pass_flags_error(args, "run")) is not None:
+        return status
     path = Path(args.file)
     if path.suffix.lower() == ".onnx":
         spec_only = _spec_only_flags(args)
@@ -92,8 +94,8 @@ def cmd_run(args, sources) -> int:
         mod = load_spec(args, sources)
         compiled = driver.build(mod, args.model, driver.CompileOptions(seed=args.seed, weights=args.weights,
                                                                         search_path=tuple(args.include),
-                                                                        **_opt_options(args)), sources)
-        _report(args, compiled.pass_stats)
+                                                                        **opt_options(args)), sources)
+        report_passes(args, compiled.pass_stats)
         model = compiled.model
         name = compiled.graph.name
     try:
@@ -102,7 +104,7 @@ def cmd_run(args, sources) -> int:
         raise
     except Exception as e:  # noqa: BLE001 - e.g. no kernel for a dtype on this provider
         raise ArchError(f"onnxruntime cannot load the model: {_ort_message(e)}") from None
-    dims = _dim_flags(args, "run")
+    dims = dim_flags(args, "run")
     if dims is None:
         return 2
     declared = {i.name: list(i.shape) for i in sess.get_inputs()}
@@ -111,7 +113,7 @@ def cmd_run(args, sources) -> int:
         raise ArchError(f"--batch {args.batch}: " + (f"no input of the model has a symbolic first dim ({shown})"
                                                       if declared else "the model has no inputs"))
     symbols = list(dict.fromkeys(d for shape in declared.values() for d in shape if isinstance(d, str) and d))
-    _check_dim_names(dims, symbols)
+    check_dim_names(dims, symbols)
     given = {}
     for item in args.input:
         k, eq, f = item.partition("=")

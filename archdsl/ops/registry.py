@@ -187,4 +187,4 @@ def coerce_attr(op: OpDef, attr: Attr, value):
 
 _KIND_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
                "ints": "an integer or a non-empty list of integers", "dims": "a list of dims",
-               "padding": 'an integer, a list of integers, "same" or "valid"'}
+               "padding": 'an integer, a non-empty list of integers, "same" or "valid"'}

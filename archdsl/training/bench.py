@@ -20,6 +20,7 @@ import numpy as np
 
 from ..cli.args import some_threads
 from ..diagnostics import ArchError
+from ..runtime import MAX_THREADS
 
 __all__ = ["MODELS", "main"]
 
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m archdsl.training.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
-    ap.add_argument("--threads", type=some_threads, default=2, help="intra-op threads for both, 1 to 256 (default 2)")
+    ap.add_argument("--threads", type=some_threads, default=2,
+                    help=f"intra-op threads for both, 1 to {MAX_THREADS} (default 2)")
     ap.add_argument("--repeat", type=int, default=10, help="timed steps (median; default 10)")
     ap.add_argument("--provider", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="adamw")
