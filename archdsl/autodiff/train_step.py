@@ -112,6 +112,9 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     b = GradBuilder(graph, None, tag="loss")
     loss = make_loss(b, cfg.loss, pred, labels, cfg.label_smoothing)
     grads = gradients(graph, loss, params)
+    if all(g is None for g in grads):  # torch: "element 0 of tensors does not require grad"
+        raise ArchError(f"the loss does not depend on any trainable parameter: no gradient reaches output "
+                        f"'{out_name}' (eq, comparisons and casts to integers pass none, as in torch)", pred.span)
 
     ob = GradBuilder(graph, None, tag="optim")
     one = ob.const(1, dtype=DType.int64.np)

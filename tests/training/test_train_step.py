@@ -135,6 +135,15 @@ def test_op_without_gradient_rule_on_the_path_is_a_diagnostic():
     assert e.value.span is not None and e.value.span.line == 3
 
 
+def test_a_loss_no_parameter_reaches_is_a_diagnostic():
+    """eq passes no gradient (as in torch): with nothing else the optimizer pass removed the unused lr and the
+    build failed with 'internal: optimizing the train step removed the state input'."""
+    src = "model m(x: float32[B, 4]) -> y {\n    h = x -> linear(3) as fc\n    y = cast(eq(h, 1.0), \"float32\")\n}\n"
+    with pytest.raises(ArchError, match="the loss does not depend on any trainable parameter") as e:
+        compile_step(None, config(loss="mse"), text=src)
+    assert e.value.span is not None and e.value.span.line == 3
+
+
 def test_op_without_gradient_rule_off_the_path_is_fine():
     ct, _ = compile_step(None, config(), text="model m(x: float32[B, 4]) -> y { y = x -> heaviside -> linear(2) }")
     onnx.checker.check_model(ct.step_model, full_check=True)
