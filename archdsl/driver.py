@@ -54,6 +54,9 @@ def parse_defines(items, sources: SourceMap) -> dict:
     if items is None:
         return {}
     if isinstance(items, dict):
+        bad = [k for k in items if not isinstance(k, str) or not k.isidentifier()]
+        if bad:
+            raise ArchError(f"defines: a key must be a param's name, got {bad[0]!r}")
         return {k: (v, None) for k, v in items.items()}
     if isinstance(items, str) or not isinstance(items, (list, tuple)) or not all(isinstance(t, str) for t in items):
         raise ArchError(f"defines takes a dict or a list of 'NAME=VALUE' strings, got {items!r}")
@@ -192,6 +195,8 @@ def _check_options(options: CompileOptions) -> int | None:
     seed = options.seed
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= SEED_MAX:
         raise ArchError(f"seed must be an integer in 0..{SEED_MAX}, got {options.seed!r}")
+    if not isinstance(options.with_weights, bool):  # "no" was true
+        raise ArchError(f"with_weights must be true or false, got {options.with_weights!r}")
     return opset
 
 

@@ -79,6 +79,8 @@ def test_opset_below_17_is_refused():
                                            ({"search_path": "inc"}, "search_path takes a list of directories"),
                                            ({"search_path": None}, "search_path takes a list"),
                                            ({"weights": 5}, "weights takes the path"),
+                                           ({"with_weights": "no"}, "with_weights must be true or false"),
+                                           ({"defines": {3: 3}}, "defines: a key must be a param's name, got 3"),
                                            ({"optlevel": 1}, "unknown option 'optlevel'; did you mean 'opt_level'")])
 def test_api_options_are_checked_like_the_flags(options, words):
     """opt_level=5 built at -O2 and seeds were masked to 32 bits, silently; archdsl.ArchError is exported."""
