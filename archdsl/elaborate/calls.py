@@ -23,7 +23,7 @@ from .builtins import TENSOR_MATH
 from .scalars import Limits, ReturnValue, is_int, is_num
 from .values import BlockFn, Builtin, Env, OpFn, Tensor, describe
 
-__all__ = ["Calls", "check_fits"]
+__all__ = ["Calls", "check_elements", "check_fits"]
 
 _PARAMETER_ARGS = ("shape", "init", "std", "low", "high", "value", "dtype", "trainable")
 
@@ -113,7 +113,7 @@ class Calls:
                 for d in spec.shape:
                     if d <= 0 or d > Limits.dim:
                         raise LimitError(f"{op.name}: parameter '{spec.name}' has a dim of {d}", span)
-                _check_elements(spec.shape, f"{op.name}: parameter '{spec.name}'", span)
+                check_elements(spec.shape, f"{op.name}: parameter '{spec.name}'", span)
                 inputs.append(self.graph.add_param(f"{name}.{spec.name}", spec, dtype, span))
         if len(self.graph.nodes) >= Limits.nodes:
             raise LimitError(f"model has more than {Limits.nodes} nodes", span)
@@ -122,7 +122,7 @@ class Calls:
             for d in o.type.shape:
                 if isinstance(d, int) and not 0 <= d <= Limits.dim:
                     raise LimitError(f"{op.name} makes a dim of {d}", span)
-            _check_elements([d for d in o.type.shape if isinstance(d, int)], f"{op.name} makes a tensor that",
+            check_elements([d for d in o.type.shape if isinstance(d, int)], f"{op.name} makes a tensor that",
                             span)
         outs = tuple(Tensor(o) for o in node.outputs)
         return outs[0] if len(outs) == 1 and op.name != "split" else outs
@@ -279,7 +279,7 @@ class Calls:
             raise ArchTypeError(f"parameter(): init must be one of {', '.join(inits)}, got {describe(init)}", span)
         if not isinstance(dtype, str) or dtype not in DTYPES:
             raise ArchTypeError(f"parameter(): unknown dtype {describe(dtype)}", span)
-        _check_elements(shape, "parameter()", span)
+        check_elements(shape, "parameter()", span)
         name = self.layer_name(label, "param")
         spec = ParamSpec("", tuple(shape), inits[init], trainable=bool(trainable))
         return Tensor(self.graph.add_param(name, spec, DTYPES[dtype], span))
@@ -294,7 +294,7 @@ class Calls:
         return Tensor(self.graph.params[name])
 
 
-def _check_elements(dims, what: str, span) -> None:
+def check_elements(dims, what: str, span) -> None:
     """A tensor of more than Limits.elements numbers (symbolic dims count as 1): `check` counted
     parameter([2**30, 2**30]) happily and `build` then ran out of memory with no location."""
     n = math.prod(dims)

@@ -26,6 +26,7 @@ from ..syntax import ast as A
 from ..syntax import deep_recursion, normalize_source, parse, parse_expr
 from ..types import DTYPES, Sym, TensorType
 from .bounded import comparing, equal
+from .calls import check_elements
 from .evaluator import Evaluator
 from .scalars import Limits, ReturnValue
 from .values import BlockFn, Builtin, Env, Namespace, OpFn, Tensor, describe
@@ -297,6 +298,7 @@ def _elaborate_model(mod: Module, name: str) -> Graph:
             raise UnknownNameError(f"unknown dtype '{inp.dtype}'{did_you_mean(inp.dtype, DTYPES)} "
                                    f"(one of {', '.join(DTYPES)})", inp.dtype_span)
         dims = tuple(_eval_dim(ev, d, env) for d in inp.dims)
+        check_elements([d for d in dims if isinstance(d, int)], f"input '{inp.name}'", inp.span)
         env.vars[inp.name] = Tensor(g.add_input(inp.name, TensorType(dt, dims), inp.span))
     dup = next((o for i, o in enumerate(md.outputs) if o in md.outputs[:i]), None)
     if dup is not None:

@@ -258,6 +258,14 @@ def test_a_tensor_over_the_element_limit_is_a_located_diagnostic(stmt):
     assert e.value.span is not None and e.value.span.line == 2
 
 
+def test_a_model_input_over_the_element_limit_is_a_located_diagnostic():
+    """Inputs were not counted: float32[131072, 131073] built (and any run would take 64 GiB)."""
+    with pytest.raises(LimitError, match="input 'x' has 17,180,000,256 elements") as e:
+        archdsl.check_source("model m(x: float32[131072, 131073]) -> y {\n    y = x\n}\n")
+    assert e.value.span.line == 1
+    archdsl.check_source("model m(x: float32[B, 131072, 131071]) -> y {\n    y = x\n}\n")  # B counts as 1
+
+
 def test_a_large_but_real_model_is_still_counted():
     g = body("    h = x -> linear(2**24) as big")   # 2^26 + 2^24 parameters: counting never materializes them
     assert g.param_count() == 4 * 2**24 + 2**24
