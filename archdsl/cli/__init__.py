@@ -25,14 +25,18 @@ _EPILOG = """examples:
 exit status: 0 success, 1 a diagnostic about the input, 2 a usage error."""
 
 
-def _common(p: argparse.ArgumentParser, model: bool = True, file_help: str = "the .arch spec") -> None:
+ONE_MODEL = "which model of the file (needed when it has several)"
+SOME_MODELS = "only this model of the file (default: every model)"
+
+
+def _common(p: argparse.ArgumentParser, model: str | None = ONE_MODEL, file_help: str = "the .arch spec") -> None:
     p.add_argument("file", help=file_help)
     p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE",
                    help="override a file-level param (repeatable); a bare word is a string: -D size=small")
     p.add_argument("-I", dest="include", action="append", default=[], metavar="DIR",
                    help="add DIR to the import search path (also $ARCHDSL_PATH)")
     if model:
-        p.add_argument("--model", metavar="NAME", help="which model of the file (needed when it has several)")
+        p.add_argument("--model", metavar="NAME", help=model)
 
 
 def _optimize_flags(p: argparse.ArgumentParser, emits_ir: bool = False) -> None:
@@ -74,12 +78,12 @@ def make_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="parse, elaborate and shape-check; print each model's signature",
                        description="Parse, elaborate and shape-check every model (or --model); print inputs, "
                                    "outputs and parameter counts. Writes nothing.")
-    _common(c)
+    _common(c, model=SOME_MODELS)
 
     s = sub.add_parser("summary", help="a table of layers: op, output shape, params, FLOPs",
                        description="Per-layer table with totals. Parameter counts follow torch's parameters() "
                                    "(BatchNorm running stats are buffers). Never materializes weights.")
-    _common(s)
+    _common(s, model=SOME_MODELS)
     s.add_argument("--json", action="store_true", help="print a JSON object (params, buffers, flops, layers, ...)")
     s.add_argument("--dim", action="append", default=[], metavar="SYM=N",
                    help="size a symbolic dim for the FLOPs (repeatable; e.g. --dim T=128); unsized ones count as 1, "
