@@ -130,6 +130,11 @@ def cmd_run(args, sources) -> int:
         raise ArchError(f"--input: {clash}; inputs that share a dim name must agree on its size")
     # the random inputs take their symbolic dims from the given ones (x of length 5 -> a random y of length 5)
     from_given = {d: n for k, a in given.items() for d, n in zip(declared[k], a.shape) if isinstance(d, str) and d}
+    for sym, n in dims.items():  # a given input's size would win silently
+        if from_given.get(sym, n) != n:
+            holder = next(k for k in given if sym in declared[k])
+            raise ArchError(f"--dim {sym}={n}: --input {holder} has {from_given[sym]} for dim '{sym}' (drop --dim, "
+                            "or give an input of that size)")
     if asked_batch:
         _check_batch(args.batch, declared, dims, from_given, given)
     feeds = runtime.random_feeds(sess, args.batch, {**from_given, **dims}, args.seed)

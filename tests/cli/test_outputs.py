@@ -339,6 +339,8 @@ def test_run_says_what_is_wrong_with_its_model_and_inputs(work, capsys):
     assert "--input x: expected NAME=FILE.npy" in capsys.readouterr().err  # was "cannot read : ..."
     assert main(["run", spec, "--input", f"x={work / 'x.npy'}", "--input", f"x={work / 'x.npy'}"]) == 1
     assert "--input x is given twice" in capsys.readouterr().err
+    assert main(["run", spec, "--input", f"x={work / 'x.npy'}", "--dim", "B=5"]) == 1  # the input won silently
+    assert "--dim B=5: --input x has 2 for dim 'B'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main(["run", spec, "--threads", "20000"])  # onnxruntime started them all: 21 GB, then a hang
     assert e.value.code == 2 and "0 (onnxruntime's default) to 256" in capsys.readouterr().err
