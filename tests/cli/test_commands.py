@@ -265,7 +265,7 @@ def test_run_refuses_inputs_that_disagree_on_a_dim_name(tmp_path, capsys):
     assert main(["run", str(spec), "--input", f"x={x}"]) == 0
     assert "z: [2, 5, 4] float32" in capsys.readouterr().out
     assert main(["run", str(spec), "--input", f"x={x}", "--dim", "T=6"]) == 1   # an explicit --dim disagrees
-    assert "dim 'T' is 5 in 'x' but 6 in 'y'" in capsys.readouterr().err
+    assert "--dim T=6: --input x has 5 for dim 'T'" in capsys.readouterr().err
 
 
 def test_run_a_model_onnxruntime_cannot_load_is_a_diagnostic(tmp_path, capsys):
