@@ -199,8 +199,9 @@ class Trainer:
         now = _fingerprint(self.config)
         if saved and saved != now:
             diff = sorted(k for k in now.keys() | saved.keys() if saved.get(k) != now.get(k))  # a key one side
-            # leaves out (label_smoothing at 0) differs too
-            raise ArchError(f"--resume: {path} was made with other settings ({', '.join(diff)}); resume with the "
+            # leaves out (label_smoothing at 0) differs too; state_inputs is the step's own bookkeeping
+            shown = [k for k in diff if k != "state_inputs"] or ["the model's parameters"]
+            raise ArchError(f"--resume: {path} was made with other settings ({', '.join(shown)}); resume with the "
                             "same loss, optimizer and model")
         if seed != self.seed:
             raise ArchError(f"--resume: {path} was trained with --seed {seed}; resume with the same seed "
@@ -266,15 +267,18 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     loss_kind = ct.info.config.loss
     needs_two = ct.info.min_batch_at(_symbol_sizes(ct.step_model, train, ct.info.data_inputs)) > 1
     metrics: dict = {}
-    if start < opts.epochs:
-        console.print(f"training {ct.eval_model.graph.name} on {trainer.step.get_providers()[0]}: "
-                      f"{n} example{'s' if n != 1 else ''}, "
-                      f"batch {opts.batch_size}, {ct.info.config.optimizer.name} lr {ct.info.config.lr}")
-    base_lr = float(ct.info.config.lr)
     if needs_two and opts.batch_size == 1 and n >= 2:
         raise ArchError("--batch-size 1: the model has a BatchNorm that sees one value per channel of an "
                         "example (no spatial dims, or all of size 1), whose batch statistics need at least 2 "
                         "examples (every batch would be skipped); give --batch-size 2 or more")
+    if start < opts.epochs:
+        console.print(f"training {ct.eval_model.graph.name} on {trainer.step.get_providers()[0]}: "
+                      f"{n} example{'s' if n != 1 else ''}, "
+                      f"batch {opts.batch_size}, {ct.info.config.optimizer.name} lr {ct.info.config.lr}")
+        if needs_two and n % opts.batch_size == 1 and n > 1:
+            console.print(f"note: each epoch leaves out one example, a last batch of one (its BatchNorm would see "
+                          f"one value per channel; torch refuses it too): {n - 1} of {n} train")
+    base_lr = float(ct.info.config.lr)
     for epoch in range(start + 1, opts.epochs + 1):
         t0 = time.perf_counter()
         if "lr" in trainer.state:  # lr is a step input: a schedule just feeds it (and a resumed run takes --lr)

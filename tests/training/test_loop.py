@@ -288,7 +288,13 @@ def test_batch_size_one_with_batchnorm_is_refused_not_a_silent_no_op(tmp_path, c
     np.savez(tmp_path / "d.npz", x=rng.standard_normal((8, 4)).astype(np.float32), labels=rng.integers(0, 3, 8))
     assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--batch-size", "1", "--quiet",
                  "-o", str(tmp_path / "w.npz")]) == 1
-    assert "--batch-size 1: the model has a BatchNorm that sees one value per channel" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--batch-size 1: the model has a BatchNorm that sees one value per channel" in err
+    assert "training bn" not in err  # refused before it said it was training
+    np.savez(tmp_path / "d9.npz", x=rng.standard_normal((9, 4)).astype(np.float32), labels=rng.integers(0, 3, 9))
+    assert main(["train", str(spec), "--data", str(tmp_path / "d9.npz"), "--batch-size", "4", "--epochs", "1",
+                 "-o", str(tmp_path / "w.npz")]) == 0
+    assert "each epoch leaves out one example, a last batch of one" in " ".join(capsys.readouterr().err.split())
 
 
 def test_batchnorm_with_spatial_dims_trains_on_batches_of_one(tmp_path, capsys):
