@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
+import threading
 
 from lark.exceptions import VisitError
 
@@ -72,18 +73,29 @@ def parse(text: str, file: str) -> ast.Module:
 
 
 DEEP = 30_000
+_deep_lock = threading.Lock()
+_deep_users = 0
+_deep_saved: int | None = None
 
 
 @contextlib.contextmanager
 def deep_recursion():
     """Long generated chains (`x -> relu -> ...` thousands deep) nest as deep as they are long, and parsing
-    and evaluating them recurse that far. The limit is raised for the call and put back after: a program
-    that imports archdsl keeps its own (it was raised for good on the first parse)."""
-    old = sys.getrecursionlimit()
-    if old < DEEP:
-        sys.setrecursionlimit(DEEP)
+    and evaluating them recurse that far. The limit is raised while any thread compiles and put back when the
+    last one is done: a program that imports archdsl keeps its own (it was raised for good on the first
+    parse), and one thread finishing never lowers it under another still deep in a chain."""
+    global _deep_users, _deep_saved
+    with _deep_lock:
+        if _deep_users == 0 and sys.getrecursionlimit() < DEEP:
+            _deep_saved = sys.getrecursionlimit()
+            sys.setrecursionlimit(DEEP)
+        _deep_users += 1
     try:
         yield
     finally:
-        if old < DEEP:
-            sys.setrecursionlimit(old)
+        with _deep_lock:
+            _deep_users -= 1
+            if _deep_users == 0 and _deep_saved is not None:
+                if sys.getrecursionlimit() == DEEP:  # unless the program set its own meanwhile
+                    sys.setrecursionlimit(_deep_saved)
+                _deep_saved = None

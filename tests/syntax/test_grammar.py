@@ -391,5 +391,26 @@ def test_deep_chains_compile_and_the_recursion_limit_is_put_back():
 
     import archdsl
     before = sys.getrecursionlimit()
-    model = archdsl.compile_source("model m(x: float32[B, 4]) -> y {\n    y = x" + " -> relu" * 3000 + "\n}\n")
-    assert len(model.graph.node) >= 1 and sys.getrecursionlimit() == before
+    sys.setrecursionlimit(1000)  # as a fresh interpreter has it, whatever ran before in this process
+    try:
+        model = archdsl.compile_source("model m(x: float32[B, 4]) -> y {\n    y = x" + " -> relu" * 3000 + "\n}\n")
+        assert len(model.graph.node) >= 1 and sys.getrecursionlimit() == 1000
+    finally:
+        sys.setrecursionlimit(before)
+
+
+def test_two_threads_compiling_deep_chains_keep_the_limit_up_for_each_other():
+    """One thread finishing put the limit back under the other, still thousands of frames deep: a false
+    'nested too deeply' or a fatal stack overflow that aborts the process (so: in a subprocess)."""
+    import subprocess
+    import sys
+    script = ("import sys, threading, time, archdsl\n"
+              "sys.setrecursionlimit(1000)\n"
+              "src = 'model m(x: float32[B, 4]) -> y {\\n    y = x' + ' -> relu' * 5000 + '\\n}\\n'\n"
+              "ts = [threading.Thread(target=lambda: archdsl.check_source(src)) for _ in range(2)]\n"
+              "ts[0].start(); time.sleep(0.3); ts[1].start()\n"
+              "[t.join() for t in ts]\n"
+              "assert sys.getrecursionlimit() == 1000\n"
+              "print('ok')\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == "ok" and "Error" not in run.stderr, run.stderr[-2000:]
