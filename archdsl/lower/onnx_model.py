@@ -45,15 +45,17 @@ def _param_array(v: Value, seed: int, weights: dict | None) -> np.ndarray:
         if tuple(arr.shape) != tuple(v.type.shape):
             raise ArchError(f"weights: '{v.name}' has shape {list(arr.shape)} in the file, "
                             f"the model needs {list(v.type.shape)}", v.span)
-        return _fitted(arr.astype(np.float32) if arr.dtype != v.type.dtype.np else arr, v, "the weights file's value")
+        return _fitted(arr, v, "the weights file's value")
     return materialize(v.name, v.spec, v.type.dtype, seed)
 
 
 def _fitted(arr: np.ndarray, v: Value, what: str, advice: str = "") -> np.ndarray:
-    """arr in v's dtype; finite values that overflow a 16-bit dtype are a diagnostic, not a silent inf."""
-    with np.errstate(over="ignore"):  # said below, with the parameter's name
-        out = cast(arr, v.type.dtype)
-    if v.type.dtype.is_16bit and arr.dtype.kind == "f" and not np.isfinite(out).all() and np.isfinite(arr).all():
+    """arr in v's dtype; finite values beyond a narrower float dtype's range (1e40 in float32, 1e5 in float16)
+    are a diagnostic naming the parameter, not a silent inf."""
+    with np.errstate(over="ignore", invalid="ignore"):  # said below, with the parameter's name
+        out = cast(arr.astype(np.float32) if arr.dtype != v.type.dtype.np else arr, v.type.dtype)
+    if out.dtype != arr.dtype and arr.dtype.kind == "f" and v.type.dtype.is_float and \
+            not np.isfinite(out).all() and np.isfinite(arr).all():
         top = float(np.abs(arr).max())
         raise ArchError(f"'{v.name}': {what} reaches {top:g}, beyond {v.type.dtype}'s range "
                         f"({v.type.dtype.limits()[1]:g}){advice}", v.span)

@@ -50,3 +50,14 @@ def test_a_folded_float16_weight_beyond_its_range_is_a_diagnostic(tmp_path):
     np.savez(tmp_path / "big.npz", **{**weights, "c.weight": np.full((1, 1, 1, 1), 1e5, np.float32)})
     with pytest.raises(archdsl.ArchError, match="the weights file's value reaches 100000, beyond float16's range"):
         archdsl.compile_source(src, opt_level=0, weights=str(tmp_path / "big.npz"))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_a_float64_weight_beyond_the_models_range_is_a_diagnostic(dtype, tmp_path):
+    """1e40 was cast to float32 first, became inf there with only numpy's warning, and the check then saw
+    no finite value to complain about."""
+    src = f"model m(x: {dtype}[B, 4]) -> y {{\n    y = x -> linear(2, bias=false) as fc\n}}\n"
+    np.savez(tmp_path / "w.npz", **{"fc.weight": np.full((2, 4), 1e40, np.float64)})
+    with pytest.raises(archdsl.ArchError, match=f"'fc.weight': the weights file's value reaches 1e\\+40, beyond "
+                                                f"{dtype}'s range"):
+        archdsl.compile_source(src, opt_level=0, weights=str(tmp_path / "w.npz"))
