@@ -256,7 +256,7 @@ def cmd_summary(args, sources) -> int:
     from ..elaborate import elaborate_model
     from ..summary import input_dims
     from .train import settings_error
-    if (status := settings_error(args, "summary")) is not None:
+    if (status := settings_error(args, "summary") or pass_flags_error(args, "summary")) is not None:
         return status
     dims = dim_flags(args, "summary")
     if dims is None:

@@ -179,7 +179,7 @@ def test_flags_that_would_be_ignored_or_mean_nothing_are_usage_errors(work, caps
     assert main(["build", spec, "-o", ""]) == 2
     assert main(["train", spec, "--data", data, "--checkpoint", "", "-o", str(work / "w.npz")]) == 2
     assert "--checkpoint needs a file name" in capsys.readouterr().err
-    for command in ("build", "run"):  # no pass runs at -O0: the flag was ignored
+    for command in ("build", "run", "summary"):  # no pass runs at -O0: the flag was ignored
         assert main([command, spec, "-O0", "--disable-pass", "cse"]) == 2
         assert "--disable-pass with -O0" in capsys.readouterr().err
     capsys.readouterr()
