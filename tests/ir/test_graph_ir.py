@@ -82,6 +82,24 @@ def test_replace_all_uses_updates_graph_outputs():
     check(g)
 
 
+def test_which_values_are_outputs_follows_every_way_outputs_change():
+    """The graph keeps a count of its output values (rewrites ask it instead of scanning a train step's
+    thousands of outputs): set whole, added, or moved by replace_all_uses_with, it must stay right."""
+    g = tiny()
+    y = g.outputs[0][1]
+    other = g.nodes[1].outputs[0]
+    assert g.is_output(y) and not g.is_output(other)
+    g.set_output("h", other)
+    assert g.is_output(other)
+    new = g.add_node("relu", [y], {}, "post").outputs[0]
+    g.replace_all_uses_with(y, new)
+    g.set_input(g.nodes[-1], 0, y)
+    assert g.is_output(new) and not g.is_output(y) and g.outputs == [("y", new), ("h", other)]
+    g.outputs = [("y", y)]
+    assert g.is_output(y) and not g.is_output(new) and not g.is_output(other)
+    g.remove_node(g.nodes[-1])  # `new` is no longer an output: its node may go
+
+
 def test_remove_node_whose_output_is_used_is_refused():
     g = tiny()
     with pytest.raises(ValueError, match="still used"):
