@@ -12,8 +12,8 @@ from onnx import helper
 
 from .diagnostics import ArchError
 
-__all__ = ["cpu_fallback", "dim_conflict", "newest_opset", "providers", "session", "random_feeds", "run_timed",
-           "input_specs"]
+__all__ = ["cpu_fallback", "dim_conflict", "newest_opset", "ort_message", "providers", "session", "random_feeds",
+           "run_timed", "input_specs"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,6 +47,11 @@ def providers(choice: str = "auto") -> list[str]:
                             f"(it has {', '.join(avail)}; the CUDA build is the onnxruntime-gpu package)")
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return (["CUDAExecutionProvider"] if "CUDAExecutionProvider" in avail else []) + ["CPUExecutionProvider"]
+
+
+def ort_message(e: Exception) -> str:
+    """An onnxruntime exception's text on one line, without its "[ONNXRuntimeError] :" prefix."""
+    return " ".join(str(e).replace("[ONNXRuntimeError] :", "").split())
 
 
 MAX_THREADS = 256  # onnxruntime starts every thread it is given: 20,000 took minutes and 21 GB, then hung

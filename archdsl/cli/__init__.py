@@ -7,8 +7,7 @@ import contextlib
 import sys
 
 from .._version import __version__
-from ..runtime import MAX_THREADS
-from .args import seed, threads
+from .args import THREADS_HELP, seed, threads
 from .commands import COMMANDS
 from .train import add_train_flags, add_train_parser
 
@@ -104,7 +103,7 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto",
                    help="execution provider (auto: CUDA when present)")
     r.add_argument("--threads", type=threads, metavar="N",
-                   help=f"intra-op threads, at most {MAX_THREADS} (default and 0: onnxruntime's, one per core)")
+                   help=THREADS_HELP)
     r.add_argument("--seed", type=seed, default=0, metavar="S", help="seed for weights and random inputs")
     r.add_argument("--weights", metavar="W.npz", help="load parameters by name from .npz or .safetensors")
     _optimize_flags(r)

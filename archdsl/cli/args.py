@@ -7,7 +7,7 @@ import argparse
 from ..driver import SEED_MAX
 from ..runtime import MAX_THREADS
 
-__all__ = ["seed", "some_threads", "threads"]
+__all__ = ["THREADS_HELP", "seed", "some_threads", "threads"]
 
 
 def _integer(text: str, low: int, high: int | None, bounds: str) -> int:
@@ -23,6 +23,9 @@ def _integer(text: str, low: int, high: int | None, bounds: str) -> int:
 def seed(text: str) -> int:
     """--seed: 0 .. 2**32 - 1, so that every use (weights, random inputs, shuffling, dropout) takes it whole."""
     return _integer(text, 0, SEED_MAX, f"in 0..{SEED_MAX}")
+
+
+THREADS_HELP = f"intra-op threads, at most {MAX_THREADS} (default and 0: onnxruntime's, one per core)"
 
 
 def threads(text: str) -> int:

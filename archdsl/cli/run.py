@@ -14,10 +14,6 @@ from .commands import check_dim_names, dim_flags, load_spec, opt_options, pass_f
 __all__ = ["cmd_run"]
 
 
-def _ort_message(e: Exception) -> str:
-    return " ".join(str(e).replace("[ONNXRuntimeError] :", "").split())
-
-
 def _check_input(sess, name: str, arr: np.ndarray, path: str) -> None:
     """A --input array against the model's input: dtype, rank and every fixed dim."""
     from ..runtime import input_specs
@@ -103,7 +99,7 @@ def cmd_run(args, sources) -> int:
     except ArchError:  # the provider asked for is not there
         raise
     except Exception as e:  # noqa: BLE001 - e.g. no kernel for a dtype on this provider
-        raise ArchError(f"onnxruntime cannot load the model: {_ort_message(e)}") from None
+        raise ArchError(f"onnxruntime cannot load the model: {runtime.ort_message(e)}") from None
     dims = dim_flags(args, "run")
     if dims is None:
         return 2
@@ -145,7 +141,7 @@ def cmd_run(args, sources) -> int:
     try:
         outs, ms = runtime.run_timed(sess, feeds, args.repeat)
     except Exception as e:  # noqa: BLE001 - e.g. inputs whose symbolic dims disagree
-        raise ArchError(f"onnxruntime could not run the model: {_ort_message(e)}") from None
+        raise ArchError(f"onnxruntime could not run the model: {runtime.ort_message(e)}") from None
     print(f"{name} on {sess.get_providers()[0]}")
     for meta, arr in zip(sess.get_outputs(), outs):
         a = np.asarray(arr, dtype=np.float64)

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from .. import driver, files
 from ..autodiff.optimizers import ADAM_BETAS, ADAM_EPS
-from ..runtime import MAX_THREADS
-from .args import seed, threads
+from .args import THREADS_HELP, seed, threads
 from .commands import announce, beside, empty_name, load_spec, output_path, read_files, with_external_data
 
 __all__ = ["add_train_flags", "add_train_parser", "build_train", "cmd_train", "train_config",
@@ -140,7 +139,7 @@ def add_train_parser(sub) -> None:
     t.add_argument("--seed", type=seed, default=0, metavar="S", help="seed for the initialization, shuffling, dropout")
     t.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="execution provider")
     t.add_argument("--threads", type=threads, metavar="N",
-                   help=f"intra-op threads, at most {MAX_THREADS} (default and 0: onnxruntime's, one per core)")
+                   help=THREADS_HELP)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     add_train_flags(t, building=False)
 

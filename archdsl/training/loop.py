@@ -114,8 +114,7 @@ class Trainer:
         except ArchError:  # the provider asked for is not there
             raise
         except Exception as e:  # noqa: BLE001 - onnxruntime's own: a kernel its provider lacks (bfloat16 Gemm)
-            raise ArchError("onnxruntime cannot run this model on its provider: "
-                            + " ".join(str(e).replace("[ONNXRuntimeError] :", "").split())) from None
+            raise ArchError(f"onnxruntime cannot run this model on its provider: {runtime.ort_message(e)}") from None
         self.device = "cuda" if self.step.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         self.ort = ort
         self.out_names = [o.name for o in self.step.get_outputs()]
@@ -324,7 +323,8 @@ def _on_batch(path: str, idx, run):
     except ArchError:
         raise
     except Exception as e:  # noqa: BLE001 - onnxruntime's own exception types
-        message = " ".join(str(e).replace("[ONNXRuntimeError] :", "").split())
+        from ..runtime import ort_message
+        message = ort_message(e)
         if type(e).__name__ == "NotImplemented" or "type is not supported" in message:  # a kernel the
             # provider lacks (no 16-bit scatter-add on the CPU): not the data's fault
             raise ArchError(f"onnxruntime cannot run this model on its provider: {message}") from None
