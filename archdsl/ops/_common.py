@@ -116,3 +116,13 @@ def bfloat16_from(e, t: TensorType, name: str, what: str, opset: int = 22) -> No
     from 21): below that the model would fail the checker, so the build says so at the op."""
     if t.dtype is DType.bfloat16 and e.opset < opset:
         fail(f"{name}: {what} bfloat16 from opset {opset}; this build targets opset {e.opset}")
+
+
+def widened(b, v, dtype: DType):
+    """A gradient rule's value in float32 where `dtype` is 16-bit: norms compute their statistics there, as
+    torch's kernels do (a float16 eps of 1e-8 is 0, a constant row's gradient NaN). narrowed() goes back."""
+    return b.op("cast", v, dtype="float32") if dtype.is_16bit else v
+
+
+def narrowed(b, v, dtype: DType):
+    return b.op("cast", v, dtype=dtype.label) if dtype.is_16bit else v

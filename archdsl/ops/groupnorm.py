@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import numel
-from ._common import bfloat16_from, check_eps, float_input, shape_str
+from ._common import bfloat16_from, check_eps, float_input, narrowed, shape_str, widened
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
 __all__: list[str] = []
@@ -69,13 +69,12 @@ def _grad(b, c, ins, outs, gouts):
     g_, eps = c.attrs["num_groups"], c.attrs["eps"]
 
     def forward(r, x, *wb):
-        h = r.op("cast", x, dtype="float32") if x_t.dtype.is_16bit else x  # float16's eps 1e-8 would be 0
+        h = widened(r, x, x_t.dtype)
         grouped = r.op("reshape", h, shape=(x_t.shape[0], g_, -1))
         d = r.op("sub", grouped, r.op("mean", grouped, dim=(2,), keepdim=True))
         var = r.op("mean", r.op("mul", d, d), dim=(2,), keepdim=True)
         y = r.reshape_like(r.op("mul", d, r.op("reciprocal", r.op("sqrt", r.op("add", var, r.const(eps, like=h))))), x)
-        if x_t.dtype.is_16bit:
-            y = r.op("cast", y, dtype=x_t.dtype.label)
+        y = narrowed(r, y, x_t.dtype)
         if wb:
             per = (x_t.shape[1],) + (1,) * (x_t.rank - 2)
             y = r.op("add", r.op("mul", y, r.op("reshape", wb[0], shape=per)), r.op("reshape", wb[1], shape=per))

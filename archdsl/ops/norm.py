@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..types import numel
-from ._common import check_eps, elementwise_cost, float_input, normalized_dims, shape_str
+from ._common import check_eps, elementwise_cost, float_input, narrowed, normalized_dims, shape_str, widened
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
 
@@ -120,13 +120,10 @@ def _ln_lower(e, ins, outs, c):
 
 
 def _ln_grad(b, c, ins, outs, gouts):
-    """In float32 for 16-bit tensors, as torch's kernels: a float16 eps of 1e-8 would be 0 (a constant row's
-    gradient NaN), and the variance of large values overflow."""
+    """In float32 for 16-bit tensors (widened), as torch's kernels."""
     x_t = c.in_types[0]
-    wide = x_t.dtype.is_16bit
-    up = (lambda v: b.op("cast", v, dtype="float32")) if wide else (lambda v: v)  # noqa: E731
-    down = (lambda v: b.op("cast", v, dtype=x_t.dtype.label)) if wide else (lambda v: v)  # noqa: E731
-    g, x = up(gouts[0]), up(ins[0])
+    dt = x_t.dtype
+    g, x = widened(b, gouts[0], dt), widened(b, ins[0], dt)
     k = len(_norm_dims(x_t, c.attrs))
     axes = tuple(range(x_t.rank - k, x_t.rank))
     lead = tuple(range(x_t.rank - k))
@@ -136,11 +133,12 @@ def _ln_grad(b, c, ins, outs, gouts):
     xhat = b.op("mul", d, rstd)
     res = [None] * len(ins)
     if b.needs(0):
-        res[0] = down(_normalize_grad(b, g, xhat, rstd, axes, up(ins[1]) if len(ins) > 1 else None))
+        w = widened(b, ins[1], dt) if len(ins) > 1 else None
+        res[0] = narrowed(b, _normalize_grad(b, g, xhat, rstd, axes, w), dt)
     if len(ins) > 1 and b.needs(1):
-        res[1] = down(b.op("sum", b.op("mul", g, xhat), dim=lead) if lead else b.op("mul", g, xhat))
+        res[1] = narrowed(b, b.op("sum", b.op("mul", g, xhat), dim=lead) if lead else b.op("mul", g, xhat), dt)
     if len(ins) > 2 and b.needs(2):
-        res[2] = down(b.op("sum", g, dim=lead) if lead else g)
+        res[2] = narrowed(b, b.op("sum", g, dim=lead) if lead else g, dt)
     return res
 
 

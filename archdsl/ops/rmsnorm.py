@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, numel
-from ._common import check_eps, float_input, normalized_dims, reduce_op
+from ._common import check_eps, float_input, narrowed, normalized_dims, reduce_op, widened
 from .registry import Attr, Init, OpDef, ParamSpec, register
 
 __all__ = ["default_eps"]
@@ -72,11 +72,10 @@ def _grad(b, c, ins, outs, gouts):
     dims = tuple(range(x_t.rank - len(ns), x_t.rank))
 
     def forward(r, x, *w):
-        h = r.op("cast", x, dtype="float32") if x_t.dtype.is_16bit else x  # as the lowering: eps stays eps
+        h = widened(r, x, x_t.dtype)  # as the lowering: eps stays eps
         ms = r.op("mean", r.op("mul", h, h), dim=dims, keepdim=True)
-        y = r.op("mul", h, r.op("reciprocal", r.op("sqrt", r.op("add", ms, r.const(eps, like=h)))))
-        if x_t.dtype.is_16bit:
-            y = r.op("cast", y, dtype=x_t.dtype.label)
+        y = narrowed(r, r.op("mul", h, r.op("reciprocal", r.op("sqrt", r.op("add", ms, r.const(eps, like=h))))),
+                     x_t.dtype)
         return r.op("mul", y, w[0]) if w else y
     return b.vjp(forward, list(ins), gouts)
 
