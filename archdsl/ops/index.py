@@ -8,6 +8,8 @@ from ..types import Dim
 from ._common import shape_str
 from .registry import Attr, OpDef, fail, register
 
+__all__ = ["resolve_index"]
+
 # attr `index`: a tuple of entries, each ("i", k) for an integer, ("s", lo, hi, step) for a slice,
 # or ("e",) for `...`.
 
@@ -29,7 +31,7 @@ def _expand(x, index):
     return out
 
 
-def _resolve(x, index):
+def resolve_index(x, index):
     """Per axis: (start, end, step, squeeze) with python semantics clamped to the dim, or None for no-op."""
     plan = []
     for ax, e in enumerate(_expand(x, index)):
@@ -75,14 +77,14 @@ def _size(d, p):
 
 def _infer(ins, a):
     x = ins[0]
-    plan = _resolve(x, a["index"])
+    plan = resolve_index(x, a["index"])
     shape = tuple(s for s in (_size(d, p) for d, p in zip(x.shape, plan)) if s is not None)
     return [x.with_shape(shape)]
 
 
 def _lower(e, ins, outs, c):
     x = c.in_types[0]
-    plan = _resolve(x, c.attrs["index"])
+    plan = resolve_index(x, c.attrs["index"])
     axes = [i for i, p in enumerate(plan) if p is not None]
     squeeze = [i for i, p in enumerate(plan) if p is not None and p[3]]
     if not axes:

@@ -17,6 +17,7 @@ from .manager import (
 
 # pipeline order = import order
 from . import dead_code, fold_constants, cse, remove_noops, compose_layout  # noqa: F401  isort: skip
+from . import narrow_rows  # noqa: F401  isort: skip
 from . import fold_batchnorm, pretranspose_linear, fuse_gemm, fuse_attention  # noqa: F401  isort: skip
 from .derived import DerivedSpec
 from .report import format_report

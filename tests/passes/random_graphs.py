@@ -13,7 +13,9 @@ N, C, H = 2, 4, 4
 
 STEPS = ("conv_bn", "conv_nobias_bn", "bn", "relu", "mul1", "one_mul", "add0", "sub0", "div1", "dropout", "dup",
          "perm2", "transpose_self", "reshape2", "constfold", "scale", "attention", "attention_mask", "linear3d",
-         "expand_same", "cast_same", "getitem_full", "branch", "matmul_bias", "expand_like", "deconv_bn")
+         "expand_same", "cast_same", "getitem_full", "branch", "matmul_bias", "expand_like", "deconv_bn",
+         "rows", "rows_end", "cls_attention")
+FULL = ("s", None, None, None)
 
 
 def f32(v) -> np.ndarray:
@@ -81,6 +83,17 @@ def apply(b: Builder, h, step: str):
     if step == "expand_like":  # a constant broadcast to x's (static) shape: folds, x's values are never read
         k = op("expand", b.const(f32(np.arange(C).reshape(1, C, 1, 1) / C)), h, shape=(N, C, H, H))
         return op("add", h, k)
+    if step == "rows":  # one row of a row-wise chain, broadcast back (narrow_rows)
+        r = op("softmax", op("tanh", op("mul", h, b.const(f32(0.5)))), axis=-1)
+        return op("add", h, op("unsqueeze", op("getitem", r, index=(FULL, FULL, ("i", 1))), dim=2))
+    if step == "rows_end":  # the last two rows, from the end of a static axis
+        r = op("getitem", op("sigmoid", op("permute", h, dims=(0, 1, 3, 2))), index=(FULL, FULL, ("s", -2, None, None)))
+        return op("mul", h, op("concat", r, r, axis=2))
+    if step == "cls_attention":  # ViT's class-token readout of a self-attention block
+        x = op("reshape", h, shape=(N, C * H, H))
+        x = op("add", x, op("multihead_attention", op("layernorm", x), embed_dim=H, num_heads=2))
+        cls = op("getitem", op("linear", x, out_features=H), index=(FULL, ("i", 0)))
+        return op("add", h, op("reshape", cls, shape=(N, 1, 1, H)))
     if step == "branch":   # a second output reads an intermediate value
         b.output(f"side{b.k}", op("sigmoid", h))
         return h

@@ -56,6 +56,11 @@ model m(x: float32[B, 8]) -> y {
     b = parameter([4], init="zeros") as b
     y = x @ w + b -> relu
 }""",
+    "narrow_rows": """
+model m(x: float32[B, T, 8]) -> y {
+    h = x -> layernorm as ln -> multihead_attention(8, 2) as attn
+    y = (x + h -> linear(4) as fc -> gelu)[:, 0]
+}""",
     "fuse_attention": """
 model m(q: float32[B, 2, T, 8], k: float32[B, 2, T, 8], v: float32[B, 2, T, 8]) -> y {
     att = q @ k.T / sqrt(8) -> causal_mask -> softmax -> dropout(0.1)

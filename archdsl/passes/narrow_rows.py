@@ -1,0 +1,239 @@
+"""narrow_rows: compute only the positions an index reads.
+
+A classifier that reads one token (`h[:, 0]` in ViT, a BERT pooler alone, `h[:, -1]` for a next-token
+head) computes the whole last block for every position and then keeps one. Row-wise layers commute with
+the index, so the index can move above them: `layernorm(x)[:, 0] == layernorm(x[:, 0:1])[:, 0]`, and
+attention's output at a query position needs that query row but every key and value
+(`mha(x)[:, 0:1] == mha(query=x[:, 0:1], key=x, value=x)`). ViT-B/16's last block then runs its MLP, the
+output projection and the query projection on 1 of 197 positions.
+
+Rule: a getitem that narrows one axis with step 1 (an int or a slice, not the whole axis) moves above
+every node whose output is read only through that same narrowing, where the node is row-wise along that
+axis: pointwise ops, broadcasting arithmetic (an operand broadcast along the axis is read whole), linear
+and matmul rows, layer/RMS norms and softmaxes over other axes, permutes, reshapes that keep the dims up
+to the axis, and non-causal multi-head attention along the query's sequence axis (which becomes the
+cross-attention form: the key and value read the whole input). Where the chain stops, one narrowing of
+the full value is inserted; an int index leaves the axis as size 1 until the original getitem, which
+becomes a squeeze. Every narrowed node's types are checked by its op's own shape rule before anything
+changes. Inference only: a train step keeps its graph as written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..diagnostics import ShapeError
+from ..ir import Graph, Node, Value
+from ..ops.index import resolve_index
+from ..types import Dim, TensorType
+from ._rewrite import Rewriter
+from .manager import PassContext, register_pass
+
+POINTWISE = frozenset({"abs", "cast", "erf", "exp", "log", "neg", "reciprocal", "sqrt", "gelu", "heaviside",
+                       "leaky_relu", "relu", "sigmoid", "silu", "tanh", "dropout"})
+BROADCASTING = frozenset({"add", "sub", "mul", "div", "pow", "eq", "where", "masked_fill"})
+NORMS = frozenset({"layernorm", "rms_norm"})
+
+
+@dataclass(frozen=True)
+class Sel:
+    """Positions start:stop (stop None: to the end; start < 0 only for an int on a symbolic dim, counted
+    from the end) of one axis, kept as an axis of `length`."""
+    axis: int
+    start: int
+    stop: int | None
+    length: Dim
+
+    def at(self, axis: int) -> "Sel":
+        return Sel(axis, self.start, self.stop, self.length)
+
+    def narrowed(self, t: TensorType) -> TensorType:
+        shape = list(t.shape)
+        shape[self.axis] = self.length
+        return t.with_shape(shape)
+
+
+FULL = None  # an input read whole
+
+
+def _selection(node: Node) -> tuple[Sel, bool] | None:
+    """(the narrowing, whether it drops the axis) of a getitem that narrows exactly one axis with step 1 to
+    fewer positions than it has."""
+    if node.op != "getitem":
+        return None
+    x, out = node.inputs[0].type, node.outputs[0].type
+    try:
+        plan = resolve_index(x, node.attrs["index"])
+    except ShapeError:
+        return None
+    axes = [i for i, p in enumerate(plan) if p is not None]
+    if len(axes) != 1:
+        return None
+    axis = axes[0]
+    start, stop, step, squeeze = plan[axis]
+    if step != 1:
+        return None
+    length = 1 if squeeze else out.shape[axis]
+    if length == x.shape[axis]:
+        return None  # the whole axis: nothing to save
+    return Sel(axis, start, stop, length), squeeze
+
+
+def _broadcast(ins: list[TensorType], out: TensorType, s: Sel) -> list | None:
+    """Per input: its narrowing, or FULL where it is broadcast along the axis."""
+    demands = []
+    for t in ins:
+        ia = s.axis - (out.rank - t.rank)
+        if ia < 0 or t.shape[ia] == 1:
+            demands.append(FULL)
+        elif t.shape[ia] == out.shape[s.axis]:
+            demands.append(s.at(ia))
+        else:
+            return None
+    return demands
+
+
+def _plan(node: Node, s: Sel) -> tuple[list, list | None, dict] | None:
+    """How `node` computes only the positions `s` of its output: (a demand per input, the new inputs'
+    order as indices into the old ones or None for the same, the new attrs), or None where it cannot."""
+    if len(node.outputs) != 1:
+        return None
+    ins = [v.type for v in node.inputs]
+    out = node.outputs[0].type
+    r, a, op, attrs = out.rank, s.axis, node.op, node.attrs
+    keep = [FULL] * len(ins)
+    if op in POINTWISE and len(ins) == 1:
+        return [s], None, attrs
+    if op in BROADCASTING:
+        demands = _broadcast(ins, out, s)
+        return (demands, None, attrs) if demands is not None else None
+    if op == "linear" and a < r - 1:
+        return [s] + keep[1:], None, attrs
+    if op in NORMS:
+        ns = attrs["normalized_shape"]
+        if a < r - (1 if ns is None else len(ns)):
+            return [s] + keep[1:], None, attrs
+        return None
+    if op in ("softmax", "log_softmax") and a != attrs["axis"] % r:
+        return [s], None, attrs
+    if op == "matmul" and min(t.rank for t in ins) >= 2:
+        if a == r - 2:  # a row of the product is that row of the left operand times the right one
+            return [s.at(ins[0].rank - 2), FULL], None, attrs
+        if a < r - 2:  # a batch axis: each operand as it broadcasts
+            demands = _broadcast(ins, out, s)
+            return (demands, None, attrs) if demands is not None else None
+        return None
+    if op == "permute":
+        dims = [d % r for d in attrs["dims"]]
+        return [s.at(dims[a])], None, attrs
+    if op == "transpose":
+        d0, d1 = attrs["dim0"] % r, attrs["dim1"] % r
+        return [s.at(d1 if a == d0 else d0 if a == d1 else a)], None, attrs
+    if op == "reshape":
+        x = ins[0]
+        if a >= x.rank or tuple(x.shape[:a + 1]) != tuple(out.shape[:a + 1]):
+            return None
+        shape = list(attrs["shape"])
+        shape[a] = s.length
+        return [s], None, {**attrs, "shape": tuple(shape)}
+    if op == "multihead_attention" and a == 1 and not attrs["causal"]:
+        n_params = 4 if attrs["bias"] else 2
+        data = len(ins) - n_params
+        has_kv = data >= 3
+        if has_kv:  # cross-attention: the query's rows
+            return [s] + keep[1:], None, attrs
+        # self-attention becomes cross-attention: query = the rows, key = value = the whole input
+        order = [0, 0, 0] + list(range(1, len(ins)))
+        return [s, FULL, FULL] + keep[1:], order, attrs
+    return None
+
+
+def _checked(node: Node, s: Sel, plan) -> bool:
+    """The op's own shape rule agrees: the narrowed inputs give the output narrowed by `s`."""
+    demands, order, attrs = plan
+    old = [v.type for v in node.inputs]
+    idx = order if order is not None else list(range(len(old)))
+    new = [d.narrowed(old[i]) if d is not FULL else old[i] for i, d in zip(idx, demands)]
+    try:
+        got = node.opdef.infer(new, attrs)
+    except ShapeError:
+        return False
+    return list(got) == [s.narrowed(node.outputs[0].type)]
+
+
+@register_pass("narrow_rows", level=2, inference_only=True,
+               doc="an index reading some positions (h[:, 0]) moves above the row-wise layers that feed it")
+def narrow_rows(g: Graph, ctx: PassContext) -> bool:
+    rw = Rewriter(g)
+    uses: dict[int, list] = {}  # id(value) -> the demand of each use (a Sel, or FULL)
+    plans: dict[int, tuple] = {}  # id(node) -> (its output's Sel, plan) for the nodes that narrow
+    picks: dict[int, tuple[Sel, bool]] = {}  # id(getitem) -> its narrowing, for the index nodes
+    for node in reversed(g.nodes):
+        plan, out_sel = None, None
+        if len(node.outputs) == 1:
+            v = node.outputs[0]
+            demands = uses.get(id(v), [])
+            if demands and not rw.is_output(v) and all(d is not FULL and d == demands[0] for d in demands):
+                out_sel = demands[0]
+                plan = _plan(node, out_sel)
+                if plan is not None and not _checked(node, out_sel, plan):
+                    plan = None
+        if plan is not None:
+            plans[id(node)] = (out_sel, plan)
+            demands, order, _ = plan
+            idx = order if order is not None else list(range(len(node.inputs)))
+            for i, d in zip(idx, demands):
+                uses.setdefault(id(node.inputs[i]), []).append(d)
+            continue
+        pick = _selection(node)
+        if pick is not None:
+            picks[id(node)] = pick
+        for i, x in enumerate(node.inputs):
+            uses.setdefault(id(x), []).append(pick[0] if pick is not None else FULL)
+    if not plans:
+        return False
+
+    narrow: dict[int, Value] = {}  # id(old value) -> its narrowed value (made by a narrowed node)
+    cuts: dict[tuple, Value] = {}  # (id(full value), Sel) -> the inserted narrowing of it
+    narrowed: list[Node] = []
+
+    def cut(v: Value, s: Sel, anchor: Node) -> Value:
+        key = (id(v), s)
+        if key not in cuts:
+            full = [("s", None, None, None)] * s.axis
+            if s.start >= 0:
+                n = g.make_node("getitem", [v], {"index": tuple(full + [("s", s.start, s.stop, None)])},
+                                f"{anchor.name}.rows", anchor.span)
+            else:  # an int from the end of a symbolic dim: pick it, then keep its axis
+                pick = g.make_node("getitem", [v], {"index": tuple(full + [("i", s.start)])}, f"{anchor.name}.rows",
+                                   anchor.span)
+                rw.insert_before(anchor, pick)
+                n = g.make_node("unsqueeze", [pick.outputs[0]], {"dim": s.axis}, f"{anchor.name}.rows", anchor.span)
+            rw.insert_before(anchor, n)
+            cuts[key] = n.outputs[0]
+        return cuts[key]
+
+    for node in list(g.nodes):
+        if id(node) in plans:
+            _, (demands, order, attrs) = plans[id(node)]
+            idx = order if order is not None else list(range(len(node.inputs)))
+            inputs = []
+            for i, d in zip(idx, demands):
+                x = node.inputs[i]
+                inputs.append(x if d is FULL else narrow[id(x)] if id(x) in narrow else cut(x, d, node))
+            new = g.make_node(node.op, inputs, attrs, node.name, node.span)
+            rw.insert_before(node, new)
+            narrow[id(node.outputs[0])] = new.outputs[0]
+            narrowed.append(node)
+        elif id(node) in picks and id(node.inputs[0]) in narrow:
+            s, squeeze = picks[id(node)]
+            rows = narrow[id(node.inputs[0])]
+            if squeeze:
+                sq = g.make_node("squeeze", [rows], {"dim": (s.axis,)}, node.name, node.span)
+                rw.insert_before(node, sq)
+                rows = sq.outputs[0]
+            rw.replace(node.outputs[0], rows)
+            rw.erase(node)
+    for node in reversed(narrowed):  # read now only by the nodes they were replaced with
+        rw.erase(node)
+    return rw.commit()
+

@@ -1,0 +1,166 @@
+"""narrow_rows: the positions an index reads are the only ones computed, and the outputs do not change."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from archdsl import check_source
+from archdsl.ir import check, print_graph
+from archdsl.passes import PassContext, all_passes, optimize
+
+from .helpers import OPSET, assert_close, random_weights, run
+
+CTX = PassContext(opset=OPSET)
+PASS = next(p for p in all_passes() if p.name == "narrow_rows")
+
+VIT = """
+block encoder(x) {
+    h = x -> layernorm as ln_1 -> multihead_attention(8, 2) as attn
+    x = x + h
+    return x + (x -> layernorm as ln_2 -> linear(16) as fc1 -> gelu -> linear(8) as fc2)
+}
+model m(x: float32[B, T, 8]) -> y {
+    h = x -> encoder as e0 -> encoder as e1 -> layernorm as ln
+    y = h[:, 0] -> linear(3) as head
+}"""
+
+BERT_POOLER = """
+block heads(x) {
+    b, t, c = x.shape
+    return x -> reshape([b, t, 2, c // 2]) -> permute([0, 2, 1, 3])
+}
+model m(x: float32[B, T, 8], keep: float32[B, T]) -> y {
+    b, t, c = x.shape
+    mask = (1.0 - keep) * -10000.0 -> unsqueeze(1) -> unsqueeze(1)
+    q = x -> linear(8) as q -> heads
+    k = x -> linear(8) as k -> heads
+    v = x -> linear(8) as v -> heads
+    a = q @ k.T / 2.0 + mask -> softmax -> dropout(0.1)
+    h = a @ v -> permute([0, 2, 1, 3]) -> reshape([b, t, c]) -> linear(8) as out
+    h = x + h -> layernorm as ln
+    y = h[:, 0] -> linear(8) as pooler -> tanh
+}"""
+
+
+def _feeds(g, t: int, seed: int = 1) -> dict:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for v in g.inputs:
+        shape = [2 if str(d) == "B" else t if str(d) == "T" else d for d in v.type.shape]
+        out[v.name] = (rng.integers(0, 2, shape).astype(np.float32) if v.name == "keep"
+                       else rng.standard_normal(shape).astype(np.float32))
+    return out
+
+
+def _same_outputs(src: str, level_pass=None, lengths=(1, 3, 6)):
+    """The graph before and after (the pass alone, or -O2), and their outputs agreeing at several lengths."""
+    g = check_source(src, file="case.arch")
+    weights = random_weights(g)
+    before = {t: run(g, _feeds(g, t), weights) for t in lengths}
+    if level_pass is None:
+        assert PASS.fn(g, CTX)
+    else:
+        optimize(g, level_pass, ctx=CTX, verify=True)
+    check(g)
+    for t in lengths:
+        assert_close(before[t], run(g, _feeds(g, t), weights))
+    return g
+
+
+def _shapes(g, op: str) -> list[str]:
+    return [str(n.outputs[0].type) for n in g.nodes if n.op == op]
+
+
+def test_vit_readout_runs_the_last_block_on_the_class_token_only():
+    g = _same_outputs(VIT)
+    assert _shapes(g, "multihead_attention") == ["float32[B, T, 8]", "float32[B, 1, 8]"]
+    assert _shapes(g, "linear")[-3:] == ["float32[B, 1, 16]", "float32[B, 1, 8]", "float32[B, 3]"]
+    last = [n for n in g.nodes if n.op == "multihead_attention"][-1]
+    q, k, v = last.inputs[:3]
+    assert q.type.shape[1] == 1 and k is v and str(k.type) == "float32[B, T, 8]"  # cross form: all keys
+    assert not PASS.fn(g, CTX)  # idempotent
+
+
+def test_vit_readout_at_o2_with_the_rest_of_the_pipeline():
+    g = _same_outputs(VIT, level_pass=2)
+    assert "float32[B, 1, 16]" in _shapes(g, "matmul") + _shapes(g, "add")
+
+
+def test_decomposed_attention_pooler_narrows_the_query_rows():
+    """BERT's pooler alone: through the output projection, the heads' permutes and reshapes, softmax over
+    the keys and the score matmul, down to the query projection; keys, values and the mask stay whole."""
+    g = _same_outputs(BERT_POOLER)
+    linears = {n.name: str(n.outputs[0].type) for n in g.nodes if n.op == "linear"}
+    assert linears == {"q": "float32[B, 1, 8]", "k": "float32[B, T, 8]", "v": "float32[B, T, 8]",
+                       "out": "float32[B, 1, 8]", "pooler": "float32[B, 8]"}
+    assert _shapes(g, "softmax") == ["float32[B, 2, 1, T]"]
+
+
+@pytest.mark.parametrize("index, kept", [("-1", "float32[B, 1, 16]"), ("1:3", "float32[B, 2, 16]"),
+                                         ("2", "float32[B, 1, 16]"), ("1:", "float32[B, (T-1), 16]")])
+def test_ints_and_slices_of_a_symbolic_axis(index, kept):
+    src = f"""
+model m(x: float32[B, T, 8]) -> y {{
+    y = (x -> linear(16) as fc -> gelu)[:, {index}] * 2.0
+}}"""
+    lengths = (3, 6) if index in ("1:3", "2") else (1, 3, 6) if index == "-1" else (2, 5)
+    g = _same_outputs(src, lengths=lengths)
+    assert _shapes(g, "linear") == [kept]
+    assert "getitem" in {n.op for n in g.nodes}
+
+
+def test_a_static_axis_from_the_end():
+    g = _same_outputs("""
+model m(x: float32[2, 5, 8]) -> y {
+    y = (x -> layernorm as ln -> linear(4) as fc)[:, -2]
+}""", lengths=(5,))
+    assert _shapes(g, "linear") == ["float32[2, 1, 4]"]
+    assert _shapes(g, "getitem") == ["float32[2, 1, 8]"]
+
+
+@pytest.mark.parametrize("src", [
+    # causal attention: the query's position decides which keys it sees
+    """model m(x: float32[B, T, 8]) -> y { y = (x -> multihead_attention(8, 2, causal=true) as a)[:, 0] }""",
+    # the whole value is an output too
+    """model m(x: float32[B, T, 8]) -> (y, h) { h = x -> linear(8) as fc
+       y = h[:, 0] }""",
+    # the index picks features, which a linear mixes
+    """model m(x: float32[B, T, 8]) -> y { y = (x -> linear(8) as fc)[:, :, 0] }""",
+    # two different positions of one value
+    """model m(x: float32[B, T, 8]) -> y { h = x -> linear(8) as fc
+       y = h[:, 0] + h[:, 1] }""",
+    # softmax along the indexed axis
+    """model m(x: float32[B, T, 8]) -> y { y = (x -> softmax(axis=1))[:, 0] }""",
+    # layernorm over the indexed axis
+    """model m(x: float32[B, 4, 8]) -> y { y = (x -> layernorm(normalized_shape=[4, 8]) as ln)[:, 0] }""",
+    # a convolution mixes neighbouring positions
+    """model m(x: float32[B, 3, 8, 8]) -> y { y = (x -> conv2d(4, 3, padding=1) as c)[:, :, 0] }""",
+    # the whole axis: nothing to save
+    """model m(x: float32[B, 1, 8]) -> y { y = (x -> linear(8) as fc)[:, 0] }""",
+    # a step
+    """model m(x: float32[B, 6, 8]) -> y { y = (x -> linear(8) as fc)[:, ::2] }""",
+])
+def test_leaves_alone(src):
+    g = check_source(src, file="case.arch")
+    before = print_graph(g)
+    assert not PASS.fn(g, CTX)
+    assert print_graph(g) == before
+
+
+def test_not_in_a_train_step():
+    assert PASS.inference_only
+
+
+@pytest.mark.parametrize("step", ["rows", "rows_end", "cls_attention"])
+def test_the_random_graphs_give_it_work(step):
+    """The property tests (test_properties.py) reach this pass through these generator steps."""
+    from .random_graphs import build
+    g = build([step], False).g
+    assert PASS.fn(g, CTX)
+    check(g)
+
+
+def test_decomposed_attention_pooler_at_o2():
+    """With the rest of the pipeline: fuse_attention then sees a one-row query."""
+    _same_outputs(BERT_POOLER, level_pass=2)
