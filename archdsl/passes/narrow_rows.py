@@ -11,11 +11,13 @@ Rule: a getitem that narrows one axis with step 1 (an int or a slice, not the wh
 every node whose output is read only through that same narrowing, where the node is row-wise along that
 axis: pointwise ops, broadcasting arithmetic (an operand broadcast along the axis is read whole), linear
 and matmul rows, layer/RMS norms and softmaxes over other axes, permutes, reshapes that keep the dims up
-to the axis, and non-causal multi-head attention along the query's sequence axis (which becomes the
-cross-attention form: the key and value read the whole input). Where the chain stops, one narrowing of
-the full value is inserted; an int index leaves the axis as size 1 until the original getitem, which
-becomes a squeeze. Every narrowed node's types are checked by its op's own shape rule before anything
-changes. Inference only: a train step keeps its graph as written."""
+to the axis, and attention along its query axis (multi-head attention becomes the cross-attention form:
+the key and value read the whole input). Causal masks restrict it: `causal_mask` (bottom-right aligned)
+commutes with rows that run to the end; causal attention (top-left aligned, torch's is_causal) with the
+first rows, and its last row alone is non-causal attention when queries and keys have one length. Where
+the chain stops, one narrowing of the full value is inserted; an int index leaves the axis as size 1
+until the original getitem, which becomes a squeeze. Every narrowed node's types are checked by its op's
+own shape rule before anything changes. Inference only: a train step keeps its graph as written."""
 
 from __future__ import annotations
 
@@ -135,15 +137,46 @@ def _plan(node: Node, s: Sel) -> tuple[list, list | None, dict] | None:
         shape = list(attrs["shape"])
         shape[a] = s.length
         return [s], None, {**attrs, "shape": tuple(shape)}
-    if op == "multihead_attention" and a == 1 and not attrs["causal"]:
+    if op == "causal_mask" and (a < r - 2 or (a == r - 2 and _suffix(s, out.shape[a]))):
+        return [s], None, attrs  # bottom-right aligned: the last rows of the scores keep their mask
+    if op == "scaled_dot_product_attention" and a == r - 2:
+        q, k = ins[0], ins[1]
+        attrs = _causal(attrs, s, q.shape[-2], k.shape[-2])
+        if attrs is None:
+            return None
+        demands = [s.at(q.rank - 2), FULL, FULL]
+        if len(ins) > 3:  # the mask as it broadcasts to the scores
+            mask = _broadcast([ins[3]], out.with_shape(out.shape[:-1] + (k.shape[-2],)), s)
+            if mask is None:
+                return None
+            demands += mask
+        return demands, None, attrs
+    if op == "multihead_attention" and a == 1:
         n_params = 4 if attrs["bias"] else 2
-        data = len(ins) - n_params
-        has_kv = data >= 3
+        has_kv = len(ins) - n_params >= 3
+        attrs = _causal(attrs, s, ins[0].shape[1], ins[1 if has_kv else 0].shape[1])
+        if attrs is None:
+            return None
         if has_kv:  # cross-attention: the query's rows
             return [s] + keep[1:], None, attrs
         # self-attention becomes cross-attention: query = the rows, key = value = the whole input
         order = [0, 0, 0] + list(range(1, len(ins)))
         return [s, FULL, FULL] + keep[1:], order, attrs
+    return None
+
+
+def _suffix(s: Sel, dim: Dim) -> bool:
+    """The positions run to the end of the axis."""
+    return s.stop is None or (isinstance(dim, int) and s.stop == dim)
+
+
+def _causal(attrs: dict, s: Sel, t: Dim, n: Dim) -> dict | None:
+    """The attrs of a (top-left aligned) causal attention computing only query rows `s`, or None where no
+    attrs can: the first rows keep their mask; the last row of a square one sees every key."""
+    if not attrs["causal"] or s.start == 0:
+        return attrs
+    if s.length == 1 and _suffix(s, t) and t == n:
+        return {**attrs, "causal": False}
     return None
 
 

@@ -120,8 +120,16 @@ model m(x: float32[2, 5, 8]) -> y {
 
 
 @pytest.mark.parametrize("src", [
-    # causal attention: the query's position decides which keys it sees
-    """model m(x: float32[B, T, 8]) -> y { y = (x -> multihead_attention(8, 2, causal=true) as a)[:, 0] }""",
+    # causal attention: a middle query's position decides which keys it sees
+    """model m(x: float32[B, T, 8]) -> y { y = (x -> multihead_attention(8, 2, causal=true) as a)[:, 1] }""",
+    """model m(q: float32[B, 2, T, 4], k: float32[B, 2, T, 4]) -> y {
+       y = sdpa(q, k, k, causal=true)[:, :, 1] }""",
+    # the last row of a causal attention whose keys are not its queries
+    """model m(q: float32[B, 2, T, 4], k: float32[B, 2, S, 4]) -> y {
+       y = sdpa(q, k, k, causal=true)[:, :, -1] }""",
+    # causal_mask is bottom-right aligned: the first row of scores is masked differently when alone
+    """model m(q: float32[B, 2, T, 4], k: float32[B, 2, T, 4]) -> y {
+       y = (q @ k.T -> causal_mask)[:, :, 0] }""",
     # the whole value is an output too
     """model m(x: float32[B, T, 8]) -> (y, h) { h = x -> linear(8) as fc
        y = h[:, 0] }""",
@@ -146,6 +154,58 @@ def test_leaves_alone(src):
     before = print_graph(g)
     assert not PASS.fn(g, CTX)
     assert print_graph(g) == before
+
+
+GPT_HEAD = """
+model m(x: float32[B, T, 8]) -> y {
+    b, t, c = x.shape
+    h = x -> layernorm as ln_1
+    q = h -> linear(8) as q -> reshape([b, t, 2, 4]) -> permute([0, 2, 1, 3])
+    k = h -> linear(8) as k -> reshape([b, t, 2, 4]) -> permute([0, 2, 1, 3])
+    a = q @ k.T / 2.0 -> causal_mask -> softmax
+    h = x + (a @ k -> permute([0, 2, 1, 3]) -> reshape([b, t, c]) -> linear(8) as proj)
+    y = h[:, -1] -> linear(5) as head
+}"""
+
+
+def test_next_token_head_through_a_causal_mask():
+    """`h[:, -1]` of a GPT block: the last row of the scores keeps its (bottom-right aligned) mask."""
+    g = _same_outputs(GPT_HEAD)
+    assert _shapes(g, "causal_mask") == ["float32[B, 2, 1, T]"]
+    assert _shapes(g, "linear") == ["float32[B, 1, 8]", "float32[B, T, 8]", "float32[B, 1, 8]", "float32[B, 5]"]
+
+
+@pytest.mark.parametrize("index, causal", [("0", "true"), ("0:2", "true"), ("-1", "false")])
+def test_causal_attention_first_rows_and_last_row(index, causal):
+    """Top-left aligned: the first rows keep the mask; the last row of a square one sees every key."""
+    g = _same_outputs(f"""
+model m(x: float32[B, T, 8]) -> y {{
+    y = (x -> multihead_attention(8, 2, causal=true) as a)[:, {index}] -> linear(3) as head
+}}""", lengths=(2, 5))
+    (att,) = [n for n in g.nodes if n.op == "multihead_attention"]
+    assert att.attrs["causal"] is (causal == "true") and len(att.inputs) == 7  # q, k, v and 4 parameters
+    assert att.inputs[0].type.shape[1] in (1, 2)
+
+
+@pytest.mark.parametrize("index", ["0", "-1", "1:3"])
+def test_sdpa_query_rows_with_a_mask_over_queries(index):
+    g = _same_outputs(f"""
+model m(q: float32[B, 2, T, 4], k: float32[B, 2, T, 4], bias: float32[T, T]) -> y {{
+    y = sdpa(q, k, k, mask=bias)[:, :, {index}] -> relu
+}}""", lengths=(3, 6))
+    (att,) = [n for n in g.nodes if n.op == "scaled_dot_product_attention"]
+    rows = 2 if index == "1:3" else 1
+    assert att.inputs[0].type.shape[2] == rows and str(att.inputs[1].type) == "float32[B, 2, T, 4]"
+    assert [str(d) for d in att.inputs[3].type.shape] == [str(rows), "T"]  # the mask's rows too
+
+
+def test_sdpa_last_row_of_causal_attention_drops_the_mask():
+    g = _same_outputs("""
+model m(q: float32[B, 2, T, 4], k: float32[B, 2, T, 4]) -> y {
+    y = sdpa(q, k, k, causal=true)[:, :, -1]
+}""")
+    (att,) = [n for n in g.nodes if n.op == "scaled_dot_product_attention"]
+    assert att.attrs["causal"] is False and str(att.outputs[0].type) == "float32[B, 2, 1, 4]"
 
 
 def test_not_in_a_train_step():
