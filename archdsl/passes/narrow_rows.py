@@ -75,8 +75,10 @@ def _selection(node: Node) -> tuple[Sel, bool] | None:
     if step != 1:
         return None
     length = 1 if squeeze else out.shape[axis]
-    if length == x.shape[axis]:
-        return None  # the whole axis: nothing to save
+    if length == x.shape[axis] or length == 0:
+        return None  # the whole axis: nothing to save; no positions: nothing to compute
+    if not squeeze and stop is not None and not isinstance(x.shape[axis], int):
+        return None  # x[:, 0:4] is typed 4 long but clamps to a shorter T at run time: keep it last
     return Sel(axis, start, stop, length), squeeze
 
 
@@ -139,6 +141,8 @@ def _plan(node: Node, s: Sel) -> tuple[list, list | None, dict] | None:
         return [s], None, {**attrs, "shape": tuple(shape)}
     if op == "causal_mask" and (a < r - 2 or (a == r - 2 and _suffix(s, out.shape[a]))):
         return [s], None, attrs  # bottom-right aligned: the last rows of the scores keep their mask
+    if op in ("scaled_dot_product_attention", "multihead_attention") and not isinstance(s.length, int):
+        return None  # x[:, 1:] can be empty at run time, and onnxruntime's Attention refuses an empty query
     if op == "scaled_dot_product_attention" and a == r - 2:
         q, k = ins[0], ins[1]
         attrs = _causal(attrs, s, q.shape[-2], k.shape[-2])
