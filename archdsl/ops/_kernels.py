@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 
-__all__ = ["runs_natively"]
+__all__ = ["never_empty", "runs_natively"]
 
 
 @functools.cache
@@ -47,3 +47,10 @@ def runs_natively(op_type: str, opset: int, n_inputs: int = 3, rank: int = 4, **
         return False
     finally:
         os.unlink(path)
+
+
+def never_empty(*dims) -> bool:
+    """No dim can be 0 at run time: onnxruntime's Attention kernel refuses an empty batch or query
+    ("q_sequence_length > 0"), which the MatMul/Softmax decomposition computes. A plain symbol (B, T) is a
+    model input's size, taken to be at least 1; a formula (T-1, from x[:, 1:]) can be 0."""
+    return all(d != 0 if isinstance(d, int) else not any("(" in f for f in d.factors) for d in dims)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..types import DType, numel
 from ._common import float_input, kaiming_uniform, shape_str
-from ._kernels import runs_natively
+from ._kernels import never_empty, runs_natively
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 from .sdpa import attention_mask, causal_bias, mask_bias, no_key
 
@@ -115,7 +115,9 @@ def _lower(e, ins, outs, c):
     q = e.op("Transpose", [e.op("Reshape", [q, heads])], perm=[0, 2, 1, 3])       # [B, H, T, D]
     v = e.op("Transpose", [e.op("Reshape", [v, heads])], perm=[0, 2, 1, 3])       # [B, H, S, D]
     t, n = q_t.shape[1], (k_t if k_t is not None else q_t).shape[1]
-    if e.opset >= 23 and runs_natively("Attention", e.opset) and not (a["causal"] and mask_t is not None):
+    lengths = (*q_t.shape[:-1], *(k_t if k_t is not None else q_t).shape[:-1])
+    if (e.opset >= 23 and not (a["causal"] and mask_t is not None) and never_empty(*lengths)
+            and runs_natively("Attention", e.opset)):
         k = e.op("Transpose", [e.op("Reshape", [k, heads])], perm=[0, 2, 1, 3])   # [B, H, S, D]
         ctx = _native(e, q, k, v, data[-1] if mask_t is not None else None, a["causal"], t, n)
     else:

@@ -1,7 +1,8 @@
 """scaled_dot_product_attention: softmax(q k^T * scale + mask) v, torch.nn.functional's semantics.
 
 Written directly in a spec or made by the fuse_attention pass from its primitives. ONNX Attention at
-opset 23+ on rank-4 inputs [B, H, T, D] where onnxruntime has a kernel for it, the decomposition otherwise
+opset 23+ on rank-4 inputs [B, H, T, D] where onnxruntime has a kernel for it and no length can be 0
+(`_kernels.never_empty`), the decomposition otherwise
 (onnxruntime 1.32 CPU, 2 threads, [1, 12, 128, 64]: the kernel takes 0.94x the decomposition's time with a
 causal mask, 0.96x with a padding mask, 0.98x unmasked, and 1.01x unmasked at T = 197; see _kernels.py).
 `causal` masks key j > query i (top-left aligned, torch's is_causal); `mask` is additive (float) or bool
@@ -17,7 +18,7 @@ import numpy as np
 
 from ..types import DType, numel
 from ._common import fill_array, float_input, reduce_op, shape_str, tril_keep
-from ._kernels import runs_natively
+from ._kernels import never_empty, runs_natively
 from .registry import Attr, OpDef, fail, register
 from .shapes import broadcast
 
@@ -60,7 +61,9 @@ def _scale(c) -> float:
 def _lower(e, ins, outs, c):
     q_t = c.in_types[0]
     scale = _scale(c)
-    if e.opset >= 23 and q_t.rank == 4 and scale > 0 and runs_natively("Attention", e.opset):  # scale <= 0: refused
+    native = (e.opset >= 23 and q_t.rank == 4 and scale > 0  # scale <= 0: refused
+              and never_empty(*q_t.shape[:-1], *c.in_types[1].shape[:-1]) and runs_natively("Attention", e.opset))
+    if native:
         t, n = q_t.shape[-2], c.in_types[1].shape[-2]
         ins = list(ins[:3]) + ([attention_mask(e, ins[3], c.in_types[3].shape, ins[0], ins[1], t, n)]
                                if len(ins) > 3 else [])

@@ -142,7 +142,7 @@ def _plan(node: Node, s: Sel) -> tuple[list, list | None, dict] | None:
     if op == "causal_mask" and (a < r - 2 or (a == r - 2 and _suffix(s, out.shape[a]))):
         return [s], None, attrs  # bottom-right aligned: the last rows of the scores keep their mask
     if op in ("scaled_dot_product_attention", "multihead_attention") and not isinstance(s.length, int):
-        return None  # x[:, 1:] can be empty at run time, and onnxruntime's Attention refuses an empty query
+        return None  # x[:, 1:] can be empty at run time: its attention would lose onnxruntime's kernel
     if op == "scaled_dot_product_attention" and a == r - 2:
         q, k = ins[0], ins[1]
         attrs = _causal(attrs, s, q.shape[-2], k.shape[-2])

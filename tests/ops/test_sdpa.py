@@ -64,3 +64,34 @@ def test_sdpa_matches_numpy_at_every_lowering(opset, mask, boolean, t, s, seed):
     assert fused == (opset >= 23 and runs_natively("Attention", opset)), f"opset {opset}: Attention = {fused}"
     (y,) = runtime.session(model).run(None, feeds)
     np.testing.assert_allclose(y, _reference(feeds["q"], feeds["k"], feeds["v"], m, causal), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("opset", OPSETS)
+@pytest.mark.parametrize("layer", ["sdpa", "mha"])
+def test_a_query_that_can_be_empty_is_decomposed(opset, layer):
+    """x[:, 1:] of a one-long sequence has no rows: onnxruntime's Attention kernel refuses an empty query
+    ("q_sequence_length > 0"), so a query whose length is a formula is never lowered to it."""
+    if layer == "sdpa":
+        src = ("model a(q: float32[B, 2, T, 8], k: float32[B, 2, S, 8]) -> y {\n"
+               "    y = sdpa(q[:, :, 1:], k, k)\n}")
+    else:
+        src = ("model a(q: float32[B, T, 8], k: float32[B, S, 8]) -> y {\n"
+               "    y = multihead_attention(q[:, 1:], key=k, value=k, embed_dim=8, num_heads=2) as att\n}")
+    model = archdsl.compile_source(src, opset=opset)
+    assert not any(n.op_type == "Attention" for n in model.graph.node)
+    rng = np.random.default_rng(0)
+    sess = runtime.session(model)
+    for t in (1, 3):
+        shape = (2, 2, t, 8) if layer == "sdpa" else (2, t, 8)
+        q = rng.standard_normal(shape).astype(np.float32)
+        k = rng.standard_normal(shape[:-2] + (4, 8)).astype(np.float32)
+        (y,) = sess.run(None, {"q": q, "k": k})
+        assert y.shape == shape[:-2] + (t - 1, 8)
+        if layer == "sdpa":
+            np.testing.assert_allclose(y, _reference(q[:, :, 1:], k, k, None, False), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("opset", [o for o in OPSETS if o >= 23 and runs_natively("Attention", o)])
+def test_an_input_length_still_gets_the_kernel(opset):
+    model = archdsl.compile_source("model a(q: float32[B, 2, T, 8]) -> y { y = sdpa(q, q, q) }", opset=opset)
+    assert any(n.op_type == "Attention" for n in model.graph.node)

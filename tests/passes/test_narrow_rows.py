@@ -242,3 +242,19 @@ def test_the_random_graphs_give_it_work(step):
 def test_decomposed_attention_pooler_at_o2():
     """With the rest of the pipeline: fuse_attention then sees a one-row query."""
     _same_outputs(BERT_POOLER, level_pass=2)
+
+
+@pytest.mark.parametrize("index", ["[:, :, 1:]", "[1:]"])
+def test_decomposed_attention_on_rows_that_can_be_empty_at_o2(index):
+    """narrow_rows moves `[:, :, 1:]` onto q, then fuse_attention fuses: the query (or batch) can be empty
+    at run time, which onnxruntime's Attention kernel refuses, so the fused node is decomposed (found by a
+    fuzzer at opset 24)."""
+    import archdsl
+    from archdsl.runtime import session
+    src = f"model m(q: float32[B, 2, T, 4], k: float32[B, 2, T, 4]) -> y {{ y = (softmax(q @ k.T) @ k){index} }}"
+    o0 = session(archdsl.compile_source(src, opt_level=0, opset=OPSET))
+    o2 = session(archdsl.compile_source(src, opt_level=2, opset=OPSET))
+    rng = np.random.default_rng(0)
+    for b, t in ((1, 1), (2, 1), (1, 3)):
+        feeds = {n: rng.standard_normal((b, 2, t, 4)).astype(np.float32) for n in "qk"}
+        assert_close(o0.run(None, feeds), o2.run(None, feeds))
