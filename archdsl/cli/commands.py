@@ -263,7 +263,7 @@ def cmd_summary(args, sources) -> int:
         return 2
     mod = load_spec(args, sources)
     names = driver.select_models(mod, args.model)
-    graphs = [elaborate_model(mod, n) for n in names]  # as written: passes never change the counts
+    graphs = [elaborate_model(mod, n) for n in names]  # as written, the published counts (-O2 may compute less)
     check_dim_names(dims, list(dict.fromkeys(f for g in graphs for f in input_dims(g))))  # any model's
     owns = [{k: v for k, v in dims.items() if k in input_dims(g)} for g in graphs]  # the dims each model has
     reports = [summarize(g, own) for g, own in zip(graphs, owns)]
