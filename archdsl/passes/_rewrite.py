@@ -43,6 +43,22 @@ class Rewriter:
         self._dead.add(id(node))
         self.changed = True
 
+    def erase_all(self, nodes: list[Node]) -> None:
+        """Unlink nodes read by nothing but each other (a replaced chain) at once: erasing them one by one
+        scans, for every node, the use list of a value they all read (16k adds of one x took 2.4 s)."""
+        ids = {id(n) for n in nodes}
+        for n in nodes:
+            for v in n.outputs:
+                if id(v) in self._outputs or any(id(u) not in ids for u in v.uses):
+                    raise ValueError(f"erasing {n} whose output is still used")
+        read = {id(v): v for n in nodes for v in n.inputs}
+        for v in read.values():
+            v.uses = [u for u in v.uses if id(u) not in ids]
+        for n in nodes:
+            n.inputs = []
+            self._dead.add(id(n))
+        self.changed = self.changed or bool(nodes)
+
     def insert_before(self, anchor: Node, node: Node) -> None:
         """Place a node made with `Graph.make_node` just before `anchor` (its inputs must be defined by then)."""
         self._before.setdefault(id(anchor), []).append(node)
