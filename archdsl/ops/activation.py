@@ -35,7 +35,7 @@ def _pointwise_grad(fn):
 
 def _simple(name, onnx_op, doc, flops=1, **fixed):
     register(OpDef(
-        name=name, inputs=("x",), category="activation", infer=_float_same(name),
+        name=name, inputs=("x",), category="activation", infer=_float_same(name), elementwise=True,
         lower=lambda e, ins, outs, c: e.op(onnx_op, ins, outputs=outs, **fixed),
         cost=lambda c: flops * elementwise_cost(c), doc=doc, grad=_pointwise_grad(_GRAD[name]),
     ))
@@ -51,7 +51,8 @@ def _scalar(e, c, v):
 
 
 register(OpDef(
-    name="leaky_relu", inputs=("x",), category="activation", attrs=(Attr("negative_slope", "float", 0.01),),
+    name="leaky_relu", inputs=("x",), category="activation", elementwise=True,
+    attrs=(Attr("negative_slope", "float", 0.01),),
     infer=_float_same("leaky_relu"),
     lower=lambda e, ins, outs, c: e.op("LeakyRelu", ins, outputs=outs, alpha=c.attrs["negative_slope"]),
     cost=elementwise_cost, doc="x if x > 0 else negative_slope * x",
@@ -72,7 +73,7 @@ def _silu_grad(b, x, y, g):
 
 
 register(OpDef(
-    name="silu", inputs=("x",), category="activation", aliases=("swish",), infer=_float_same("silu"),
+    name="silu", inputs=("x",), category="activation", aliases=("swish",), infer=_float_same("silu"), elementwise=True,
     lower=_silu_lower, grad=_pointwise_grad(_silu_grad), cost=lambda c: 5 * elementwise_cost(c), doc="x * sigmoid(x)",
 ))
 
@@ -114,7 +115,7 @@ def _gelu_grad(b, c, ins, outs, gouts):
 
 
 register(OpDef(
-    name="gelu", inputs=("x",), category="activation", grad=_gelu_grad,
+    name="gelu", inputs=("x",), category="activation", grad=_gelu_grad, elementwise=True,
     attrs=(Attr("approximate", "str", "none", choices=("none", "tanh")),),
     infer=_float_same("gelu"), lower=_gelu_lower, cost=lambda c: 8 * elementwise_cost(c),
     doc='Gaussian error linear unit; approximate="tanh" for the GPT-2 form. ONNX Gelu at opset 20+.',

@@ -66,7 +66,7 @@ def _binary(name, onnx_op, sym):
         return [x.with_shape(broadcast(x.shape, y.shape, f"'{sym}' operands"))]
 
     register(OpDef(
-        name=name, inputs=("a", "b"), category="math", infer=infer,
+        name=name, inputs=("a", "b"), category="math", infer=infer, elementwise=True,
         lower=lambda e, ins, outs, c: e.op(onnx_op, ins, outputs=outs),
         cost=elementwise_cost, doc=f"a {sym} b with broadcasting", grad=_BINARY_GRAD[name],
     ))
@@ -150,7 +150,7 @@ def _unary(name, onnx_op, doc):
         _no_bool(name, ins[0])
         return [ins[0]]
 
-    register(OpDef(name=name, inputs=("x",), category="math", infer=infer,
+    register(OpDef(name=name, inputs=("x",), category="math", infer=infer, elementwise=True,
                    lower=lambda e, ins, outs, c: e.op(onnx_op, ins, outputs=outs), cost=elementwise_cost, doc=doc,
                    grad=lambda b, c, ins, outs, gouts: [_UNARY_GRAD[name](b, ins[0], outs[0], gouts[0])]))
 

@@ -159,7 +159,7 @@ def _dropout_infer(ins, a):
 
 
 register(OpDef(
-    name="dropout", inputs=("x",), category="layer",
+    name="dropout", inputs=("x",), category="layer", elementwise=True,
     attrs=(Attr("p", "float", 0.5),),
     infer=_dropout_infer, lower=lambda e, ins, outs, c: e.op("Identity", ins, outputs=outs),
     grad=lambda b, c, ins, outs, gouts: [gouts[0]],

@@ -87,6 +87,9 @@ class OpDef:
     category: str = "tensor"
     aliases: tuple[str, ...] = ()
     written: str = ""  # for an op with syntax of its own (getitem: "with brackets, x[0]"): never called by name
+    # each output element reads only its own (broadcast) position of every input, so a pass may compute any
+    # subset of positions (narrow_rows)
+    elementwise: bool = False
     attr_index: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

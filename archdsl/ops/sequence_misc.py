@@ -18,6 +18,7 @@ def _eq_infer(ins, a):
 
 register(OpDef(
     name="eq", inputs=("a", "b"), category="math", aliases=("equal",), infer=_eq_infer, cost=elementwise_cost,
+    elementwise=True,
     lower=lambda e, ins, outs, c: e.op("Equal", ins, outputs=outs),
     doc="Elementwise a == b as a bool tensor, with broadcasting (torch.eq): eq(ids, pad_id) is a padding mask.",
 ))

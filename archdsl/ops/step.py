@@ -31,7 +31,7 @@ def _lower(e, ins, outs, c):
 
 
 register(OpDef(
-    name="heaviside", inputs=("x",), category="activation", aliases=("step",),
+    name="heaviside", inputs=("x",), category="activation", aliases=("step",), elementwise=True,
     attrs=(Attr("value_at_zero", "float", 0.0),), infer=_infer, lower=_lower, cost=elementwise_cost,
     doc="Step function: 1 where x > 0, 0 where x < 0, value_at_zero at 0 (torch.heaviside).",
 ))

@@ -191,7 +191,7 @@ def _where_grad(b, c, ins, outs, gouts):
 
 
 register(OpDef(
-    name="where", inputs=("cond", "a", "b"), category="math", infer=_where_infer, grad=_where_grad,
+    name="where", inputs=("cond", "a", "b"), category="math", infer=_where_infer, grad=_where_grad, elementwise=True,
     lower=lambda e, ins, outs, c: e.op("Where", ins, outputs=outs), cost=elementwise_cost,
     doc="a where cond else b, with broadcasting (torch.where).",
 ))
@@ -217,7 +217,7 @@ def _masked_fill_infer(ins, a):
 
 
 register(OpDef(
-    name="masked_fill", inputs=("x", "mask"), category="math",
+    name="masked_fill", inputs=("x", "mask"), category="math", elementwise=True,
     attrs=(Attr("value", "any", "-inf"),), infer=_masked_fill_infer, cost=elementwise_cost,
     grad=lambda b, c, ins, outs, gouts: [
         b.sum_to(b.op("where", ins[1], b.const(0, like=gouts[0]), gouts[0]), c.in_types[0].shape), None],
@@ -274,7 +274,7 @@ def _cast_infer(ins, a):
 
 
 register(OpDef(
-    name="cast", inputs=("x",), category="math", attrs=(Attr("dtype", "str"),), infer=_cast_infer,
+    name="cast", inputs=("x",), category="math", attrs=(Attr("dtype", "str"),), infer=_cast_infer, elementwise=True,
     grad=lambda b, c, ins, outs, gouts: [b.op("cast", gouts[0], dtype=c.in_types[0].dtype.label)],
     lower=lambda e, ins, outs, c: e.op("Cast", ins, outputs=outs, to=DTYPES[c.attrs["dtype"]].onnx),
     cost=lambda c: 0, doc="Convert to another dtype.",

@@ -9,7 +9,7 @@ output projection and the query projection on 1 of 197 positions.
 
 Rule: a getitem that narrows one axis with step 1 (an int or a slice, not the whole axis) moves above
 every node whose output is read only through that same narrowing, where the node is row-wise along that
-axis: pointwise ops, broadcasting arithmetic (an operand broadcast along the axis is read whole), linear
+axis: elementwise ops (OpDef.elementwise; an operand broadcast along the axis is read whole), linear
 and matmul rows, layer/RMS norms and softmaxes over other axes, permutes, reshapes that keep the dims up
 to the axis, and attention along its query axis (multi-head attention becomes the cross-attention form:
 the key and value read the whole input). Causal masks restrict it: `causal_mask` (bottom-right aligned)
@@ -25,14 +25,12 @@ from dataclasses import dataclass
 
 from ..diagnostics import ShapeError
 from ..ir import Graph, Node, Value
+from ..ops._common import normalized_dims
 from ..ops.index import resolve_index
 from ..types import Dim, TensorType
 from ._rewrite import Rewriter
 from .manager import PassContext, register_pass
 
-POINTWISE = frozenset({"abs", "cast", "erf", "exp", "log", "neg", "reciprocal", "sqrt", "gelu", "heaviside",
-                       "leaky_relu", "relu", "sigmoid", "silu", "tanh", "dropout"})
-BROADCASTING = frozenset({"add", "sub", "mul", "div", "pow", "eq", "where", "masked_fill"})
 NORMS = frozenset({"layernorm", "rms_norm"})
 
 
@@ -105,16 +103,13 @@ def _plan(node: Node, s: Sel) -> tuple[list, list | None, dict] | None:
     out = node.outputs[0].type
     r, a, op, attrs = out.rank, s.axis, node.op, node.attrs
     keep = [FULL] * len(ins)
-    if op in POINTWISE and len(ins) == 1:
-        return [s], None, attrs
-    if op in BROADCASTING:
+    if node.opdef.elementwise:
         demands = _broadcast(ins, out, s)
         return (demands, None, attrs) if demands is not None else None
     if op == "linear" and a < r - 1:
         return [s] + keep[1:], None, attrs
     if op in NORMS:
-        ns = attrs["normalized_shape"]
-        if a < r - (1 if ns is None else len(ns)):
+        if a < r - len(normalized_dims(op, ins[0], attrs["normalized_shape"])):
             return [s] + keep[1:], None, attrs
         return None
     if op in ("softmax", "log_softmax") and a != attrs["axis"] % r:
@@ -270,7 +265,6 @@ def narrow_rows(g: Graph, ctx: PassContext) -> bool:
                 rows = sq.outputs[0]
             rw.replace(node.outputs[0], rows)
             rw.erase(node)
-    for node in reversed(narrowed):  # read now only by the nodes they were replaced with
-        rw.erase(node)
+    rw.erase_all(narrowed)  # read now only by each other
     return rw.commit()
 
