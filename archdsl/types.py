@@ -11,7 +11,7 @@ from typing import Union
 import numpy as np
 
 __all__ = ["DType", "Sym", "Dim", "TensorType", "dim_str", "is_static", "numel", "DTYPES", "describe", "dim_size",
-           "literal"]
+           "is_formula", "literal"]
 
 
 class DType(enum.Enum):
@@ -134,6 +134,12 @@ def plus_text(a: Dim, b: Dim) -> str:
     if b == 0:
         return str(a)
     return f"{a}-{-b}" if isinstance(b, int) and b < 0 else f"{a}+{b}"
+
+
+def is_formula(d: Dim) -> bool:
+    """A dim a shape rule wrote as a formula (`(T-1)`, `(H-3)//2+1`), not a product of symbols: it can be 0 or
+    negative for some sizes, where a symbol (a model input's size) is at least 1."""
+    return isinstance(d, Sym) and any(f.startswith("(") for f in d.factors)
 
 
 def dim_size(d: Dim, sizes: dict[str, int]) -> int | None:

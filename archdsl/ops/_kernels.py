@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 
+from ..types import is_formula
+
 __all__ = ["never_empty", "runs_natively"]
 
 
@@ -50,7 +52,7 @@ def runs_natively(op_type: str, opset: int, n_inputs: int = 3, rank: int = 4, **
 
 
 def never_empty(*dims) -> bool:
-    """No dim can be 0 at run time: onnxruntime's Attention kernel refuses an empty batch or query
+    """No dim can be 0 at run time: onnxruntime's Attention kernel refuses an empty batch, query or key
     ("q_sequence_length > 0"), which the MatMul/Softmax decomposition computes. A plain symbol (B, T) is a
     model input's size, taken to be at least 1; a formula (T-1, from x[:, 1:]) can be 0."""
-    return all(d != 0 if isinstance(d, int) else not any("(" in f for f in d.factors) for d in dims)
+    return all(d != 0 and not is_formula(d) for d in dims)

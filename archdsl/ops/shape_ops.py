@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..types import Sym, numel
+from ..types import Sym, is_formula, numel
 from ._common import shape_str
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis, prod
@@ -81,7 +81,7 @@ def _monomial(d) -> tuple[int, tuple] | None:
     """(coefficient, symbol factors) of a dim, or None for a formula that is not a product."""
     if isinstance(d, int):
         return d, ()
-    return None if any("(" in f for f in d.factors) else (d.coef, tuple(sorted(d.factors)))
+    return None if is_formula(d) else (d.coef, tuple(sorted(d.factors)))
 
 
 def _fraction(total, known) -> bool:
