@@ -5,10 +5,10 @@ out_proj.bias), so a torch state_dict loads by name. Self-attention when no key/
 attention otherwise; `causal=true` masks key j > query i (torch's is_causal, top-left aligned);
 key_padding_mask is bool [B, S], true = ignore that key (torch's convention). Lowered as
 softmax(Q K^T / sqrt(d)) V with MatMul/Softmax, which every opset and runtime has, or as ONNX Attention where
-onnxruntime has a kernel for it (opset 23-24). A query whose keys are all masked gets zeros (the
-out_proj bias after the projection), as onnxruntime's kernel and torch's F.scaled_dot_product_attention
-give, at every opset (torch's nn.MultiheadAttention gives 0 when it records gradients, NaN on its
-inference fast path)."""
+onnxruntime has a kernel for it (opset 23-24) and no batch, query or key length can be 0 (`never_empty`).
+A query whose keys are all masked gets zeros (the out_proj bias after the projection), as onnxruntime's
+kernel and torch's F.scaled_dot_product_attention give, at every opset (torch's nn.MultiheadAttention gives
+0 when it records gradients, NaN on its inference fast path)."""
 
 from __future__ import annotations
 
