@@ -172,7 +172,8 @@ def cmd_build(args, sources) -> int:
         for name in driver.select_models(mod, args.model):
             g = elaborate_model(mod, name)
             if args.opt_level:  # --emit ir prints the checked IR; with -O1/-O2 the optimized IR
-                report_passes(args, _optimize_ir(g, args))
+                before, stats = counted_flops(args, g), _optimize_ir(g, args)
+                report_passes(args, stats, None if before is None else (before, counted_flops(args, g)))
             text.append(print_graph(g))
         if args.output:  # the IR into the file -o names (atomically, as every output), else to stdout
             files.atomic_write(args.output, lambda tmp: tmp.write_text("".join(text), encoding="utf-8"))
@@ -190,7 +191,11 @@ def cmd_build(args, sources) -> int:
         else Path(args.file).with_name(f"{name}.onnx")
     files.refuse_overwriting(with_external_data({"-o": out}, args.external_data), read_files(args, sources))
     compiled, written = driver.build_file(mod, args.model, opts, out, args.external_data, sources)
-    report_passes(args, compiled.pass_stats)
+    if getattr(args, "report", False):
+        from ..elaborate import elaborate_model
+        before = counted_flops(args, elaborate_model(mod, name))
+        report_passes(args, compiled.pass_stats,
+                      None if before is None else (before, counted_flops(args, compiled.graph)))
     g = compiled.graph
     announce(f"wrote {out} ({g.name}: {compiled.declared_params:,} params, {len(compiled.model.graph.node)} nodes, "
            f"opset {compiled.model.opset_import[0].version})" + (f" + {written[1]}" if len(written) > 1 else ""), out)
@@ -218,14 +223,26 @@ def _optimize_ir(g, args) -> list:
                                  getattr(args, "opset", None) or newest_opset())
 
 
-def report_passes(args, stats) -> None:
-    """--report: nodes and weights before/after each pass (on stderr when stdout carries IR or JSON)."""
+def report_passes(args, stats, flops: tuple[int, int] | None = None) -> None:
+    """--report: nodes and weights before/after each pass (on stderr when stdout carries IR or JSON), then
+    the FLOPs as written and as optimized (narrow_rows computes fewer positions; nodes alone do not show it)."""
     if not getattr(args, "report", False):
         return
     from ..passes.report import REPORT_HEAD, report_rows
-    to_err = getattr(args, "emit", None) == "ir" or getattr(args, "json", False)
+    out = sys.stderr if getattr(args, "emit", None) == "ir" or getattr(args, "json", False) else None
     print_table("optimization passes (weights: elements of parameters and buffers)", REPORT_HEAD,
-                report_rows(stats), file=sys.stderr if to_err else None)
+                report_rows(stats), file=out)
+    if flops is not None:
+        print(f"FLOPs (batch 1, unsized symbolic dims 1): {flops[0]:,} as written, {flops[1]:,} optimized",
+              file=out)
+
+
+def counted_flops(args, g, dims: dict | None = None) -> int | None:
+    """A graph's FLOPs for --report (None without it): counted before the passes and again after."""
+    if not getattr(args, "report", False):
+        return None
+    from ..summary import summarize
+    return summarize(g, dims)["flops"]
 
 
 def _signature(g) -> str:
@@ -268,8 +285,10 @@ def cmd_summary(args, sources) -> int:
     owns = [{k: v for k, v in dims.items() if k in input_dims(g)} for g in graphs]  # the dims each model has
     reports = [summarize(g, own) for g, own in zip(graphs, owns)]
     if getattr(args, "report", False):
-        for n in names:
-            report_passes(args, _optimize_ir(elaborate_model(mod, n), args))
+        for n, own in zip(names, owns):
+            g = elaborate_model(mod, n)
+            before, stats = counted_flops(args, g, own), _optimize_ir(g, args)
+            report_passes(args, stats, None if before is None else (before, counted_flops(args, g, own)))
     if args.json:
         print(json.dumps(reports[0] if len(reports) == 1 else {"models": reports}, indent=2))
         return 0

@@ -127,3 +127,26 @@ def test_cse_keeps_nodes_whose_attributes_differ_only_in_the_sign_of_zero():
         model = archdsl.compile_source(src, opt_level=level)
         a, b = runtime.session(model).run(None, {"x": np.ones((2, 3), np.float32)})
         assert a[0, 0] == np.inf and b[0, 0] == -np.inf, level
+
+
+def test_report_counts_flops_as_written_and_optimized(tmp_path, capsys):
+    """narrow_rows adds nodes (the narrowing) while it computes less: the report shows both counts."""
+    from archdsl import check_source
+    from archdsl.summary import summarize
+    text = "model m(x: float32[B, 5, 8]) -> y {\n    y = (x -> linear(16) as fc -> gelu)[:, 0]\n}\n"
+    spec = tmp_path / "m.arch"
+    spec.write_text(text)
+    written = summarize(check_source(text))["flops"]
+
+    def reported(*flags) -> tuple[int, int]:
+        assert main(["build", str(spec), "-o", str(tmp_path / "m.onnx"), "--report", *flags]) == 0
+        line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("FLOPs"))
+        nums = [int(w.replace(",", "")) for w in line.split(":")[1].split() if w[0].isdigit()]
+        return nums[0], nums[1]
+
+    keep_linear = ("--disable-pass", "pretranspose_linear")  # its MatMul + Add also counts the bias adds
+    assert reported(*keep_linear) == (written, written // 5)  # the linear and gelu on 1 of 5 positions
+    assert reported(*keep_linear, "--disable-pass", "narrow_rows") == (written, written)
+    assert reported()[1] < written // 4
+    assert main(["summary", str(spec), "--json", "--report", *keep_linear]) == 0
+    assert f"{written:,} as written, {written // 5:,} optimized" in capsys.readouterr().err
