@@ -46,7 +46,8 @@ def _optimize_flags(p: argparse.ArgumentParser, emits_ir: bool = False) -> None:
     p.add_argument("--disable-pass", dest="disabled_passes", action="append", default=[], metavar="NAME",
                    help="skip one optimization pass (repeatable); `archdsl passes` lists them")
     p.add_argument("--report", action="store_true", help="print nodes and weights (elements of parameters and buffers) "
-                   "before/after each pass, then the FLOPs as written and optimized")
+                   "before/after each pass, then the FLOPs as written and optimized (a linear that becomes "
+                   "MatMul + Add counts its bias adds then)")
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -158,6 +158,10 @@ def cmd_build(args, sources) -> int:
     from .train import settings_error
     if (status := settings_error(args, "build")) is not None:
         return status
+    if getattr(args, "train", False) and args.report and args.emit != "ir":
+        print("archdsl build: error: --report reports the inference passes; a train step is built at -O1 "
+              "without them", file=sys.stderr)
+        return 2
     if empty_name(args, "build", ("-o", "output")) or pass_flags_error(args, "build") is not None:
         return 2
     output_path(args.output)
@@ -169,11 +173,13 @@ def cmd_build(args, sources) -> int:
         from ..elaborate import elaborate_model
         files.refuse_overwriting({"-o": args.output}, read_files(args, sources))
         text = []
-        for name in driver.select_models(mod, args.model):
+        names = driver.select_models(mod, args.model)
+        for name in names:
             g = elaborate_model(mod, name)
             if args.opt_level:  # --emit ir prints the checked IR; with -O1/-O2 the optimized IR
                 before, stats = counted_flops(args, g), _optimize_ir(g, args)
-                report_passes(args, stats, None if before is None else (before, counted_flops(args, g)))
+                report_passes(args, stats, None if before is None else (before, counted_flops(args, g)),
+                              name if len(names) > 1 else None)
             text.append(print_graph(g))
         if args.output:  # the IR into the file -o names (atomically, as every output), else to stdout
             files.atomic_write(args.output, lambda tmp: tmp.write_text("".join(text), encoding="utf-8"))
@@ -223,17 +229,21 @@ def _optimize_ir(g, args) -> list:
                                  getattr(args, "opset", None) or newest_opset())
 
 
-def report_passes(args, stats, flops: tuple[int, int] | None = None) -> None:
+def report_passes(args, stats, flops: tuple[int, int] | None = None, model: str | None = None,
+                  dims: dict | None = None) -> None:
     """--report: nodes and weights before/after each pass (on stderr when stdout carries IR or JSON), then
-    the FLOPs as written and as optimized (narrow_rows computes fewer positions; nodes alone do not show it)."""
+    the FLOPs as written and as optimized (narrow_rows computes fewer positions; nodes alone do not show it).
+    `model` names the model when a file has several."""
     if not getattr(args, "report", False):
         return
     from ..passes.report import REPORT_HEAD, report_rows
     out = sys.stderr if getattr(args, "emit", None) == "ir" or getattr(args, "json", False) else None
-    print_table("optimization passes (weights: elements of parameters and buffers)", REPORT_HEAD,
-                report_rows(stats), file=out)
+    title = "optimization passes" + (f" of {model}" if model else "")
+    print_table(f"{title} (weights: elements of parameters and buffers)", REPORT_HEAD, report_rows(stats), file=out)
     if flops is not None:
-        print(f"FLOPs (batch 1, unsized symbolic dims 1): {flops[0]:,} as written, {flops[1]:,} optimized",
+        at = (", ".join(f"{k}={v}" for k, v in dims.items()) + ", other symbolic dims 1" if dims
+              else "batch 1, every symbolic dim 1")
+        print(f"FLOPs{f' of {model}' if model else ''} ({at}): {flops[0]:,} as written, {flops[1]:,} optimized",
               file=out)
 
 
@@ -288,7 +298,8 @@ def cmd_summary(args, sources) -> int:
         for n, own in zip(names, owns):
             g = elaborate_model(mod, n)
             before, stats = counted_flops(args, g, own), _optimize_ir(g, args)
-            report_passes(args, stats, None if before is None else (before, counted_flops(args, g, own)))
+            report_passes(args, stats, None if before is None else (before, counted_flops(args, g, own)),
+                          n if len(names) > 1 else None, own)
     if args.json:
         print(json.dumps(reports[0] if len(reports) == 1 else {"models": reports}, indent=2))
         return 0

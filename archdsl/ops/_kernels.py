@@ -55,4 +55,4 @@ def never_empty(*dims) -> bool:
     """No dim can be 0 at run time: onnxruntime's Attention kernel refuses an empty batch, query or key
     ("q_sequence_length > 0"), which the MatMul/Softmax decomposition computes. A plain symbol (B, T) is a
     model input's size, taken to be at least 1; a formula (T-1, from x[:, 1:]) can be 0."""
-    return all(d != 0 and not is_formula(d) for d in dims)
+    return all(d > 0 if isinstance(d, int) else d.coef > 0 and not is_formula(d) for d in dims)

@@ -150,3 +150,16 @@ def test_report_counts_flops_as_written_and_optimized(tmp_path, capsys):
     assert reported()[1] < written // 4
     assert main(["summary", str(spec), "--json", "--report", *keep_linear]) == 0
     assert f"{written:,} as written, {written // 5:,} optimized" in capsys.readouterr().err
+
+
+def test_report_names_the_model_and_the_dims(tmp_path, capsys):
+    spec = tmp_path / "two.arch"
+    spec.write_text("model a(x: float32[B, T, 8]) -> y {\n    y = (x -> linear(4) as fc)[:, 0]\n}\n"
+                    "model b(x: float32[B, 8]) -> y {\n    y = x -> relu\n}\n")
+    assert main(["summary", str(spec), "--json", "--report", "--dim", "T=16"]) == 0
+    err = capsys.readouterr().err
+    assert "optimization passes of a" in err and "optimization passes of b" in err
+    assert "FLOPs of a (T=16, other symbolic dims 1): 1,024 as written" in err  # 2 * 8 * 4 on 16 positions
+    assert "FLOPs of b (batch 1, every symbolic dim 1): 8 as written, 8 optimized" in err
+    assert main(["build", str(spec), "--model", "a", "--train", "--report", "-o", str(tmp_path / "a.onnx")]) == 2
+    assert "a train step is built at -O1" in capsys.readouterr().err
