@@ -16,7 +16,7 @@ from ..summary import summarize
 from .table import print_table
 
 __all__ = ["COMMANDS", "announce", "beside", "check_dim_names", "dim_flags", "empty_name", "load_spec",
-           "opt_options", "output_path", "pass_flags_error", "read_files", "report_passes", "with_external_data"]
+           "opt_options", "output_path", "pass_flags_error", "read_files", "report_compile", "with_external_data"]
 
 
 def _diagnostics(fn):
@@ -177,9 +177,7 @@ def cmd_build(args, sources) -> int:
         for name in names:
             g = elaborate_model(mod, name)
             if args.opt_level:  # --emit ir prints the checked IR; with -O1/-O2 the optimized IR
-                before, stats = counted_flops(args, g), _optimize_ir(g, args)
-                report_passes(args, stats, None if before is None else (before, counted_flops(args, g)),
-                              name if len(names) > 1 else None)
+                _optimize_ir(g, args, name if len(names) > 1 else None)
             text.append(print_graph(g))
         if args.output:  # the IR into the file -o names (atomically, as every output), else to stdout
             files.atomic_write(args.output, lambda tmp: tmp.write_text("".join(text), encoding="utf-8"))
@@ -197,11 +195,7 @@ def cmd_build(args, sources) -> int:
         else Path(args.file).with_name(f"{name}.onnx")
     files.refuse_overwriting(with_external_data({"-o": out}, args.external_data), read_files(args, sources))
     compiled, written = driver.build_file(mod, args.model, opts, out, args.external_data, sources)
-    if getattr(args, "report", False):
-        from ..elaborate import elaborate_model
-        before = counted_flops(args, elaborate_model(mod, name))
-        report_passes(args, compiled.pass_stats,
-                      None if before is None else (before, counted_flops(args, compiled.graph)))
+    report_compile(args, mod, compiled)
     g = compiled.graph
     announce(f"wrote {out} ({g.name}: {compiled.declared_params:,} params, {len(compiled.model.graph.node)} nodes, "
            f"opset {compiled.model.opset_import[0].version})" + (f" + {written[1]}" if len(written) > 1 else ""), out)
@@ -222,37 +216,38 @@ def opt_options(args) -> dict:
     return {"opt_level": 2 if level is None else level, "disabled_passes": tuple(getattr(args, "disabled_passes", ()))}
 
 
-def _optimize_ir(g, args) -> list:
-    """The passes `archdsl build` would run, at the opset it would target (--opset or the newest)."""
+def _optimize_ir(g, args, model: str | None = None, dims: dict | None = None) -> None:
+    """The passes `archdsl build` would run, at the opset it would target (--opset or the newest), on `g` in
+    place; --report reports them, with the FLOPs counted before they change `g` and after."""
     from ..runtime import newest_opset
-    return driver.optimize_graph(g, driver.CompileOptions(**opt_options(args)),
-                                 getattr(args, "opset", None) or newest_opset())
+    written = summarize(g, dims)["flops"] if getattr(args, "report", False) else 0
+    stats = driver.optimize_graph(g, driver.CompileOptions(**opt_options(args)),
+                                  getattr(args, "opset", None) or newest_opset())
+    report_passes(args, stats, lambda: (written, summarize(g, dims)["flops"]), model, dims)
 
 
-def report_passes(args, stats, flops: tuple[int, int] | None = None, model: str | None = None,
-                  dims: dict | None = None) -> None:
+def report_compile(args, mod, compiled) -> None:
+    """--report of a compile (build, run): the passes it ran, and the FLOPs of the model as written (elaborated
+    again: the passes changed the compiled graph in place) against the compiled graph."""
+    from ..elaborate import elaborate_model
+    report_passes(args, compiled.pass_stats, lambda: (summarize(elaborate_model(mod, compiled.graph.name))["flops"],
+                                                      summarize(compiled.graph)["flops"]))
+
+
+def report_passes(args, stats, flops, model: str | None = None, dims: dict | None = None) -> None:
     """--report: nodes and weights before/after each pass (on stderr when stdout carries IR or JSON), then
-    the FLOPs as written and as optimized (narrow_rows computes fewer positions; nodes alone do not show it).
-    `model` names the model when a file has several."""
+    the FLOPs as written and as optimized, `flops()` (narrow_rows computes fewer positions; nodes alone do not
+    show it). `model` names the model when a file has several."""
     if not getattr(args, "report", False):
         return
     from ..passes.report import REPORT_HEAD, report_rows
     out = sys.stderr if getattr(args, "emit", None) == "ir" or getattr(args, "json", False) else None
     title = "optimization passes" + (f" of {model}" if model else "")
     print_table(f"{title} (weights: elements of parameters and buffers)", REPORT_HEAD, report_rows(stats), file=out)
-    if flops is not None:
-        at = (", ".join(f"{k}={v}" for k, v in dims.items()) + ", other symbolic dims 1" if dims
-              else "batch 1, every symbolic dim 1")
-        print(f"FLOPs{f' of {model}' if model else ''} ({at}): {flops[0]:,} as written, {flops[1]:,} optimized",
-              file=out)
-
-
-def counted_flops(args, g, dims: dict | None = None) -> int | None:
-    """A graph's FLOPs for --report (None without it): counted before the passes and again after."""
-    if not getattr(args, "report", False):
-        return None
-    from ..summary import summarize
-    return summarize(g, dims)["flops"]
+    written, optimized = flops()
+    at = (", ".join(f"{k}={v}" for k, v in dims.items()) + ", other symbolic dims 1" if dims
+          else "batch 1, every symbolic dim 1")
+    print(f"FLOPs{f' of {model}' if model else ''} ({at}): {written:,} as written, {optimized:,} optimized", file=out)
 
 
 def _signature(g) -> str:
@@ -296,10 +291,7 @@ def cmd_summary(args, sources) -> int:
     reports = [summarize(g, own) for g, own in zip(graphs, owns)]
     if getattr(args, "report", False):
         for n, own in zip(names, owns):
-            g = elaborate_model(mod, n)
-            before, stats = counted_flops(args, g, own), _optimize_ir(g, args)
-            report_passes(args, stats, None if before is None else (before, counted_flops(args, g, own)),
-                          n if len(names) > 1 else None, own)
+            _optimize_ir(elaborate_model(mod, n), args, n if len(names) > 1 else None, own)
     if args.json:
         print(json.dumps(reports[0] if len(reports) == 1 else {"models": reports}, indent=2))
         return 0

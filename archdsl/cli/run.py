@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import driver
 from ..diagnostics import ArchError
-from .commands import check_dim_names, dim_flags, load_spec, opt_options, pass_flags_error, report_passes
+from .commands import check_dim_names, dim_flags, load_spec, opt_options, pass_flags_error, report_compile
 
 __all__ = ["cmd_run"]
 
@@ -91,7 +91,7 @@ def cmd_run(args, sources) -> int:
         compiled = driver.build(mod, args.model, driver.CompileOptions(seed=args.seed, weights=args.weights,
                                                                         search_path=tuple(args.include),
                                                                         **opt_options(args)), sources)
-        report_passes(args, compiled.pass_stats)
+        report_compile(args, mod, compiled)
         model = compiled.model
         name = compiled.graph.name
     try:

@@ -150,6 +150,8 @@ def test_report_counts_flops_as_written_and_optimized(tmp_path, capsys):
     assert reported()[1] < written // 4
     assert main(["summary", str(spec), "--json", "--report", *keep_linear]) == 0
     assert f"{written:,} as written, {written // 5:,} optimized" in capsys.readouterr().err
+    assert main(["run", str(spec), "--report", *keep_linear]) == 0
+    assert f"{written:,} as written, {written // 5:,} optimized" in capsys.readouterr().out
 
 
 def test_report_names_the_model_and_the_dims(tmp_path, capsys):
