@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..ir import Graph, Node, Value
 
-__all__ = ["Rewriter", "is_output", "single_use"]
+__all__ = ["Rewriter", "single_use"]
 
 
 class Rewriter:
@@ -16,26 +16,22 @@ class Rewriter:
         self.graph = graph
         self._dead: set[int] = set()
         self._before: dict[int, list[Node]] = {}
-        self._outputs = {id(v) for _, v in graph.outputs}
         self.changed = False
 
     def is_output(self, v: Value) -> bool:
-        return id(v) in self._outputs
+        return self.graph.is_output(v)
 
     def replace(self, old: Value, new: Value) -> None:
         """Every use of `old` (graph outputs included) reads `new`."""
         if old is new:
             return
-        if id(old) in self._outputs:
-            self._outputs.discard(id(old))
-            self._outputs.add(id(new))
         self.graph.replace_all_uses_with(old, new)
         self.changed = True
 
     def erase(self, node: Node) -> None:
         """Unlink a node whose outputs nobody reads; it leaves the node list at commit()."""
         for v in node.outputs:
-            if v.uses or id(v) in self._outputs:
+            if v.uses or self.is_output(v):
                 raise ValueError(f"erasing {node} whose output is still used")
         for v in node.inputs:
             v.uses.remove(node)
@@ -49,7 +45,7 @@ class Rewriter:
         ids = {id(n) for n in nodes}
         for n in nodes:
             for v in n.outputs:
-                if id(v) in self._outputs or any(id(u) not in ids for u in v.uses):
+                if self.is_output(v) or any(id(u) not in ids for u in v.uses):
                     raise ValueError(f"erasing {n} whose output is still used")
         read = {id(v): v for n in nodes for v in n.inputs}
         for v in read.values():
@@ -90,7 +86,3 @@ class Rewriter:
 def single_use(v: Value, rw: Rewriter | None = None) -> bool:
     """Read by exactly one node (once) and not a graph output."""
     return len(v.uses) == 1 and (rw is None or not rw.is_output(v))
-
-
-def is_output(g: Graph, v: Value) -> bool:
-    return any(o is v for _, o in g.outputs)
