@@ -179,12 +179,16 @@ def _causal(attrs: dict, s: Sel, t: Dim, n: Dim) -> dict | None:
     return None
 
 
+def _order(node: Node, plan) -> list[int]:
+    """The new node's inputs, as indices into `node`'s."""
+    return plan[1] if plan[1] is not None else list(range(len(node.inputs)))
+
+
 def _checked(node: Node, s: Sel, plan) -> bool:
     """The op's own shape rule agrees: the narrowed inputs give the output narrowed by `s`."""
-    demands, order, attrs = plan
+    demands, _, attrs = plan
     old = [v.type for v in node.inputs]
-    idx = order if order is not None else list(range(len(old)))
-    new = [d.narrowed(old[i]) if d is not FULL else old[i] for i, d in zip(idx, demands)]
+    new = [d.narrowed(old[i]) if d is not FULL else old[i] for i, d in zip(_order(node, plan), demands)]
     try:
         got = node.opdef.infer(new, attrs)
     except ShapeError:
@@ -197,7 +201,7 @@ def _checked(node: Node, s: Sel, plan) -> bool:
 def narrow_rows(g: Graph, ctx: PassContext) -> bool:
     rw = Rewriter(g)
     uses: dict[int, list] = {}  # id(value) -> the demand of each use (a Sel, or FULL)
-    plans: dict[int, tuple] = {}  # id(node) -> (its output's Sel, plan) for the nodes that narrow
+    plans: dict[int, tuple] = {}  # id(node) -> its plan (_plan), for the nodes that narrow
     picks: dict[int, tuple[Sel, bool]] = {}  # id(getitem) -> its narrowing, for the index nodes
     for node in reversed(g.nodes):
         plan, out_sel = None, None
@@ -210,10 +214,8 @@ def narrow_rows(g: Graph, ctx: PassContext) -> bool:
                 if plan is not None and not _checked(node, out_sel, plan):
                     plan = None
         if plan is not None:
-            plans[id(node)] = (out_sel, plan)
-            demands, order, _ = plan
-            idx = order if order is not None else list(range(len(node.inputs)))
-            for i, d in zip(idx, demands):
+            plans[id(node)] = plan
+            for i, d in zip(_order(node, plan), plan[0]):
                 uses.setdefault(id(node.inputs[i]), []).append(d)
             continue
         pick = _selection(node)
@@ -246,13 +248,12 @@ def narrow_rows(g: Graph, ctx: PassContext) -> bool:
 
     for node in list(g.nodes):
         if id(node) in plans:
-            _, (demands, order, attrs) = plans[id(node)]
-            idx = order if order is not None else list(range(len(node.inputs)))
+            plan = plans[id(node)]
             inputs = []
-            for i, d in zip(idx, demands):
+            for i, d in zip(_order(node, plan), plan[0]):
                 x = node.inputs[i]
                 inputs.append(x if d is FULL else narrow[id(x)] if id(x) in narrow else cut(x, d, node))
-            new = g.make_node(node.op, inputs, attrs, node.name, node.span)
+            new = g.make_node(node.op, inputs, plan[2], node.name, node.span)
             rw.insert_before(node, new)
             narrow[id(node.outputs[0])] = new.outputs[0]
             narrowed.append(node)
