@@ -14,7 +14,7 @@ from .._version import __version__
 from ..diagnostics import ArchError, ShapeError
 from ..ir import Graph, Value
 from ..ops import OpCall
-from ..types import TensorType
+from ..types import TensorType, is_formula
 from .emitter import Emitter
 from .weights import CHUNK, Chunked, cast, chunk_count, fill_chunk, materialize
 
@@ -159,14 +159,13 @@ def _intermediate_types(g: Graph, names: dict[int, str]) -> list:
     symbol at the first Shape/Range (positions, a reshape read from a shape) and onnxruntime then skips the
     fusions that compare shapes (Add + LayerNormalization -> SkipLayerNormalization on BERT). Dims that are
     not a plain symbol or an int (`2*T`, `(S+T)`) are left unnamed rather than guessed."""
-    outs = {id(v) for _, v in g.outputs}
     infos = []
     for node in g.nodes:
         for o in node.outputs:
-            if id(o) in outs or id(o) not in names:
+            if g.is_output(o) or id(o) not in names:
                 continue
             dims = [d if isinstance(d, int) else (str(d) if len(d.factors) == 1 and d.coef == 1
-                                                  and "(" not in str(d) else None) for d in o.type.shape]
+                                                  and not is_formula(d) else None) for d in o.type.shape]
             infos.append(helper.make_tensor_value_info(names[id(o)], o.type.dtype.onnx, dims))
     return infos
 
