@@ -138,7 +138,7 @@ def _not_for_ir(args) -> str:
         return f"{', '.join(unused)} {'applies' if len(unused) == 1 else 'apply'} to the ONNX model only"
     if args.report and not args.opt_level:
         return "--report reports the passes, which run on the IR only with -O1 or -O2"
-    if args.disabled_passes and not args.opt_level:
+    if args.disabled_passes and not args.opt_level:  # without -O (-O0 is refused before, pass_flags_error)
         return "--disable-pass picks passes, which run on the IR only with -O1 or -O2"
     return ""
 
@@ -203,10 +203,15 @@ def cmd_build(args, sources) -> int:
 
 
 def pass_flags_error(args, command: str) -> int | None:
-    """--disable-pass under -O0, where no pass runs, is a usage error rather than a flag quietly ignored."""
-    if getattr(args, "opt_level", None) == 0 and getattr(args, "disabled_passes", None):
-        print(f"archdsl {command}: error: --disable-pass with -O0: no pass runs at -O0", file=sys.stderr)
-        return 2
+    """--disable-pass or --report under -O0, where no pass runs, is a usage error rather than a flag quietly
+    ignored or an empty table."""
+    if getattr(args, "opt_level", None) != 0:
+        return None
+    for flag, given in (("--disable-pass", getattr(args, "disabled_passes", None)),
+                        ("--report", getattr(args, "report", False))):
+        if given:
+            print(f"archdsl {command}: error: {flag} with -O0: no pass runs at -O0", file=sys.stderr)
+            return 2
     return None
 
 

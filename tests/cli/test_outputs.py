@@ -182,6 +182,10 @@ def test_flags_that_would_be_ignored_or_mean_nothing_are_usage_errors(work, caps
     for command in ("build", "run", "summary"):  # no pass runs at -O0: the flag was ignored
         assert main([command, spec, "-O0", "--disable-pass", "cse"]) == 2
         assert "--disable-pass with -O0" in capsys.readouterr().err
+        assert main([command, spec, "-O0", "--report"]) == 2  # an empty table of passes, before
+        assert "--report with -O0: no pass runs at -O0" in capsys.readouterr().err
+    assert main(["build", spec, "--emit", "ir", "-O0", "--report"]) == 2
+    assert "--report with -O0" in capsys.readouterr().err
     capsys.readouterr()
     for extra, words in ((["--train"], "--train applies to the ONNX model only"),
                          (["--weights", data], "--weights applies to the ONNX model only"),
