@@ -256,9 +256,11 @@ class CompiledTrain:
 
 def build_train(mod: Module, model: str | None, options: CompileOptions, train,
                 sources: SourceMap | None = None) -> CompiledTrain:
-    """`train` is an autodiff.TrainConfig. Only the -O1 cleanups run: passes that derive new parameters
-    (BatchNorm folding, pre-transposed weights) would hide the parameters the step updates by name."""
-    from .passes import PassContext, optimize
+    """`train` is an autodiff.TrainConfig. The step runs the -O1 cleanups only (passes.TRAIN_LEVEL): passes
+    that derive new parameters (BatchNorm folding, pre-transposed weights) would hide the parameters the step
+    updates by name. At -O2 the forward graph first gets the train_forward passes (narrow_rows), before
+    autodiff differentiates it, and so does the eval model."""
+    from .passes import TRAIN_LEVEL, PassContext, optimize
     from .runtime import newest_opset
     from .training.export import expose_initializers, lower_train_step
     name = _one_model(mod, model)
@@ -266,15 +268,19 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
     weights = load_weights(options.weights) if options.weights else None
     meta = {"archdsl.params": _jsonable(mod.params), "archdsl.source": Path(mod.path).name,
             "archdsl.model": name, "archdsl.seed": str(options.seed)}
-    level = min(options.opt_level, 1)
+    level = min(options.opt_level, TRAIN_LEVEL)
     ev = elaborate_model(mod, name)
     weights = _checked_weights(weights, ev)
     optimize(ev, level, tuple(options.disabled_passes), PassContext(opset=opset, inference=True))
+    optimize(ev, options.opt_level, tuple(options.disabled_passes),
+             PassContext(opset=opset, inference=True, train_forward=True))
     ev_weights = {k: v for k, v in weights.items() if k in ev.params} if weights else None
     eval_model = lower_graph(ev, opset=opset, seed=options.seed, weights=ev_weights, metadata=meta,
                              doc=f"{name} (eval) from {Path(mod.path).name} (archdsl {__version__})").model
     expose_initializers(eval_model, list(ev.params))
     graph = elaborate_model(mod, name)
+    optimize(graph, options.opt_level, tuple(options.disabled_passes),
+             PassContext(opset=opset, inference=False, train_forward=True))
     train_ctx = PassContext(opset=opset, inference=False)
     step_model, info = lower_train_step(
         graph, train, opset=opset, seed=options.seed, weights=weights, metadata=meta,

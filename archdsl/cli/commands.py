@@ -159,8 +159,8 @@ def cmd_build(args, sources) -> int:
     if (status := settings_error(args, "build")) is not None:
         return status
     if getattr(args, "train", False) and args.report and args.emit != "ir":
-        print("archdsl build: error: --report reports the inference passes; a train step is built at -O1 "
-              "without them", file=sys.stderr)
+        print("archdsl build: error: --report reports the passes of an inference build; a train step runs "
+              "only the -O1 cleanups (and narrow_rows at -O2)", file=sys.stderr)
         return 2
     if empty_name(args, "build", ("-o", "output")) or pass_flags_error(args, "build") is not None:
         return 2

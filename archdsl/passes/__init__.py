@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .manager import (
                       DEFAULT_LEVEL,
+                      TRAIN_LEVEL,
                       Pass,
                       PassContext,
                       PassError,
@@ -22,5 +23,5 @@ from . import fold_batchnorm, pretranspose_linear, fuse_gemm, fuse_attention  # 
 from .derived import DerivedSpec
 from .report import format_report
 
-__all__ = ["DEFAULT_LEVEL", "DerivedSpec", "Pass", "PassContext", "PassError", "PassStat", "all_passes",
+__all__ = ["DEFAULT_LEVEL", "DerivedSpec", "Pass", "PassContext", "PassError", "PassStat", "TRAIN_LEVEL", "all_passes",
            "format_report", "optimize", "passes_for", "register_pass"]

@@ -17,6 +17,7 @@ from ..ir import Graph
 __all__ = [
     "DEFAULT_LEVEL",
     "MAX_ROUNDS",
+    "TRAIN_LEVEL",
     "Pass",
     "PassContext",
     "PassError",
@@ -29,6 +30,8 @@ __all__ = [
 
 DEFAULT_LEVEL = 2
 MAX_ROUNDS = 8
+TRAIN_LEVEL = 1  # a train step runs the -O1 cleanups: later passes derive parameters (BatchNorm folding,
+#                  pre-transposed weights) and would hide the ones the step updates by name
 
 
 class PassError(RuntimeError):
@@ -39,6 +42,7 @@ class PassError(RuntimeError):
 class PassContext:
     opset: int = 17
     inference: bool = True  # a training graph keeps dropout and BatchNorm as written
+    train_forward: bool = False  # a train step's forward graph before autodiff: only the train_forward passes
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,11 @@ class Pass:
     level: int
     doc: str
     inference_only: bool = False
+    train_forward: bool = False  # also runs (at its level) on a train step's forward graph, before autodiff
+
+    @property
+    def in_train_steps(self) -> bool:
+        return self.train_forward or (self.level <= TRAIN_LEVEL and not self.inference_only)
 
 
 @dataclass
@@ -65,9 +74,9 @@ class PassStat:
 _PASSES: dict[str, Pass] = {}
 
 
-def register_pass(name: str, level: int, doc: str, inference_only: bool = False):
+def register_pass(name: str, level: int, doc: str, inference_only: bool = False, train_forward: bool = False):
     def deco(fn):
-        _PASSES[name] = Pass(name, fn, level, doc, inference_only)
+        _PASSES[name] = Pass(name, fn, level, doc, inference_only, train_forward)
         return fn
     return deco
 
@@ -77,13 +86,13 @@ def all_passes() -> list[Pass]:
     return list(_PASSES.values())
 
 
-def passes_for(level: int, disabled=(), inference: bool = True) -> list[Pass]:
+def passes_for(level: int, disabled=(), inference: bool = True, train_forward: bool = False) -> list[Pass]:
     known = {p.name for p in all_passes()}
     for name in disabled:
         if name not in known:
             raise ArchError(f"unknown pass '{name}'{did_you_mean(name, known)} (passes: {', '.join(sorted(known))})")
     return [p for p in all_passes() if p.level <= level and p.name not in disabled
-            and (inference or not p.inference_only)]
+            and (p.train_forward if train_forward else inference or not p.inference_only)]
 
 
 def _param_elems(g: Graph) -> int:
@@ -97,7 +106,7 @@ def optimize(g: Graph, level: int = DEFAULT_LEVEL, disabled=(), ctx: PassContext
     """Run the passes of `level` in order, round after round, until none changes the graph.
     `verify` runs the checker after every pass that changed something (tests do)."""
     ctx = ctx or PassContext()
-    pipeline = passes_for(level, disabled, ctx.inference)
+    pipeline = passes_for(level, disabled, ctx.inference, ctx.train_forward)
     stats: list[PassStat] = []
     if not pipeline:
         return stats

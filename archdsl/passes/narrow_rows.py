@@ -17,7 +17,9 @@ commutes with rows that run to the end; causal attention (top-left aligned, torc
 first rows, and its last row alone is non-causal attention when queries and keys have one length. Where
 the chain stops, one narrowing of the full value is inserted; an int index leaves the axis as size 1
 until the original getitem, which becomes a squeeze. Every narrowed node's types are checked by its op's
-own shape rule before anything changes. Inference only: a train step keeps its graph as written."""
+own shape rule before anything changes. A train step runs it on its forward graph before autodiff (the
+gradients then flow through the narrowed layers alone), where an op that draws dropout masks is not
+narrowed: its mask would take other random numbers."""
 
 from __future__ import annotations
 
@@ -164,6 +166,11 @@ def _plan(node: Node, s: Sel) -> tuple[list, list | None, dict] | None:
     return None
 
 
+def _draws(node: Node) -> bool:
+    """Draws a dropout mask when training (dropout, attention dropout): narrowed, it would draw others."""
+    return float(node.attrs.get("p" if node.op == "dropout" else "dropout", 0.0)) > 0.0
+
+
 def _suffix(s: Sel, dim: Dim) -> bool:
     """The positions run to the end of the axis."""
     return s.stop is None or (isinstance(dim, int) and s.stop == dim)
@@ -196,7 +203,7 @@ def _checked(node: Node, s: Sel, plan) -> bool:
     return list(got) == [s.narrowed(node.outputs[0].type)]
 
 
-@register_pass("narrow_rows", level=2, inference_only=True,
+@register_pass("narrow_rows", level=2, inference_only=True, train_forward=True,
                doc="an index reading some positions (h[:, 0]) moves above the row-wise layers that feed it")
 def narrow_rows(g: Graph, ctx: PassContext) -> bool:
     rw = Rewriter(g)
@@ -210,7 +217,7 @@ def narrow_rows(g: Graph, ctx: PassContext) -> bool:
             demands = uses.get(id(v), [])
             if demands and not rw.is_output(v) and all(d is not FULL and d == demands[0] for d in demands):
                 out_sel = demands[0]
-                plan = _plan(node, out_sel)
+                plan = None if not ctx.inference and _draws(node) else _plan(node, out_sel)
                 if plan is not None and not _checked(node, out_sel, plan):
                     plan = None
         if plan is not None:

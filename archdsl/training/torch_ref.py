@@ -84,6 +84,25 @@ def _fill(node, x, m):
     return x.masked_fill(m, v)
 
 
+def _mha(node, *args):
+    """torch's own multi-head attention (F.multi_head_attention_forward, sequence-first) on the batch-first
+    inputs: query, [key, value], [key_padding_mask], then in_proj weight[, bias], out_proj weight[, bias]."""
+    a = node.attrs
+    n = 4 if a["bias"] else 2
+    data, params = list(args[:-n]), args[-n:]
+    w, b, ow, ob = params if a["bias"] else (params[0], None, params[1], None)
+    mask = data.pop() if len(data) in (2, 4) else None
+    q, k, v = data if len(data) == 3 else data * 3
+    causal = None
+    if a["causal"]:  # top-left aligned, as torch's is_causal; true = not attended
+        causal = torch.ones(q.shape[1], k.shape[1], dtype=torch.bool, device=q.device).tril().logical_not()
+    y, _ = F.multi_head_attention_forward(
+        q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), a["embed_dim"], a["num_heads"], w, b, None, None,
+        False, a["dropout"], ow, ob, training=a["dropout"] > 0, key_padding_mask=mask, need_weights=False,
+        attn_mask=causal)
+    return y.transpose(0, 1)
+
+
 _RNN_MODULES: dict = {}
 
 
@@ -141,6 +160,7 @@ _OPS = {
                                            device=x.device),
 }
 _OPS["lstm"], _OPS["gru"] = _rnn("lstm"), _rnn("gru")
+_OPS["multihead_attention"] = _mha
 for _n in (1, 2, 3):
     _OPS[f"conv{_n}d"] = _conv(_n)
     _OPS[f"maxpool{_n}d"] = _pool("max", _n)

@@ -28,6 +28,12 @@ def test_levels_are_lists_of_passes():
     assert set(o1) < set(o2)
     assert "fold_batchnorm" not in {p.name for p in passes_for(2, inference=False)}
     assert "fold_batchnorm" not in {p.name for p in passes_for(2, disabled=("fold_batchnorm",))}
+    # a train step's forward graph, before autodiff: the passes that keep every parameter as written
+    assert [p.name for p in passes_for(2, inference=False, train_forward=True)] == ["narrow_rows"]
+    assert passes_for(1, inference=False, train_forward=True) == []
+    assert passes_for(2, disabled=("narrow_rows",), train_forward=True) == []
+    ran = {p.name for p in all_passes() if p.in_train_steps}
+    assert ran == {p.name for p in o1} | {"narrow_rows"}
 
 
 def test_unknown_pass_is_a_diagnostic_with_a_suggestion():
@@ -103,6 +109,9 @@ def test_cli_levels_report_and_disable(tmp_path, capsys):
     assert all(p.name in listing for p in all_passes())
     rows = [line for line in listing.splitlines() if line.split()[0] in {p.name for p in all_passes()}]
     assert len({line.index(" -O") for line in rows}) == 1  # the level column lines up, whatever the longest name
+    marked = {line.split()[0] for line in rows if "(inference)" in line}  # what a train step never runs
+    assert marked == {p.name for p in all_passes() if not p.in_train_steps}
+    assert "pretranspose_linear" in marked and "narrow_rows" not in marked and "cse" not in marked
 
 
 def test_summary_counts_the_model_as_written(capsys):
@@ -164,4 +173,4 @@ def test_report_names_the_model_and_the_dims(tmp_path, capsys):
     assert "FLOPs of a (T=16, other symbolic dims 1): 1,024 as written" in err  # 2 * 8 * 4 on 16 positions
     assert "FLOPs of b (batch 1, every symbolic dim 1): 8 as written, 8 optimized" in err
     assert main(["build", str(spec), "--model", "a", "--train", "--report", "-o", str(tmp_path / "a.onnx")]) == 2
-    assert "a train step is built at -O1" in capsys.readouterr().err
+    assert "a train step runs only the -O1 cleanups" in capsys.readouterr().err

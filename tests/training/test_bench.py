@@ -13,7 +13,19 @@ def test_bench_prints_a_row_per_model(capsys):
     out = capsys.readouterr().out
     assert "one train step (adamw), CPUExecutionProvider vs torch eager" in out
     row = next(line for line in out.splitlines() if line.startswith("mlp "))
-    assert len(row.split()) == 7 and float(row.split()[-1]) > 0
+    assert len(row.split()) == 8 and row.split()[1] == "2" and float(row.split()[-1]) > 0
+
+
+def test_bench_times_levels_side_by_side(capsys):
+    """--levels 1,2: a row per level of one model, timed in turn against one torch step."""
+    pytest.importorskip("torch")
+    assert main(["--models", "vit", "--levels", "1,2", "--repeat", "1", "--threads", "1"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("vit ")]
+    assert [r[1] for r in rows] == ["1", "2"]
+    assert rows[0][6] == rows[1][6]  # one torch time
+    with pytest.raises(SystemExit) as e:
+        main(["--levels", "3"])
+    assert e.value.code == 2 and "levels among 0, 1, 2" in capsys.readouterr().err
 
 
 def test_bench_on_cuda_without_it_is_an_error_not_a_traceback(capsys):

@@ -1,6 +1,7 @@
 """End to end against PyTorch: one and five train steps on onnxruntime (the exported step, its outputs fed
 back as the next step's inputs) against torch autograd + torch.optim on the same graph, initial values and
-batches. MLP, LeNet-5, a narrow ResNet-18 with BatchNorm in train mode, and a 2-layer GPT; SGD and AdamW;
+batches. MLP, LeNet-5, a narrow ResNet-18 with BatchNorm in train mode, a 2-layer GPT and a 2-layer ViT (its
+step narrowed to the class token, narrow_rows); SGD and AdamW;
 and generated programs (the fuzz tests' MLPs and CNNs), two SGD steps each.
 
 The reference is torch in float64, so it carries no rounding of its own. Loss and every updated parameter
@@ -31,6 +32,7 @@ pytest.importorskip("torch")
 ROOT = Path(__file__).resolve().parents[2]
 RESNET = str(Path(__file__).parent / "specs" / "resnet18_narrow.arch")
 GPT = ["n_layer=2", "n_head=2", "n_embd=32", "vocab=16", "n_positions=16", "pdrop=0.0"]
+VIT = ["image=16", "patch=4", "layers=2", "heads=2", "hidden=16", "mlp_dim=32", "classes=10"]
 
 CASES = {
     "mlp-sgd": (str(ROOT / "specs/mlp.arch"), None, 4, config(opt="sgd", lr=0.1, momentum=0.9, nesterov=True,
@@ -47,6 +49,7 @@ CASES = {
                                                              momentum=0.5)),
     "gpt2-sgd": (str(ROOT / "specs/gpt2.arch"), GPT, 4, config(opt="sgd", lr=0.1)),
     "gpt2-adamw": (str(ROOT / "specs/gpt2.arch"), GPT, 4, config(opt="adamw", lr=1e-3)),
+    "vit-adamw": (str(ROOT / "specs/vit.arch"), VIT, 4, config(opt="adamw", lr=1e-3)),  # narrow_rows at -O2
 }
 
 
