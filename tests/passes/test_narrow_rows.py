@@ -226,8 +226,24 @@ model m(q: float32[B, 2, T, 4], k: float32[B, 2, T, 4]) -> y {
     assert att.attrs["causal"] is False and str(att.outputs[0].type) == "float32[B, 2, 1, 4]"
 
 
-def test_not_in_a_train_step():
-    assert PASS.inference_only
+@pytest.mark.parametrize("p", [0.0, 0.3])
+def test_a_train_steps_forward_keeps_active_dropout_whole(p):
+    """Before autodiff, on a forward graph in training mode: a dropout (or attention dropout) that draws a
+    mask is not narrowed, or it would draw other numbers; one that draws none is. Inference narrows both."""
+    assert PASS.in_train_steps
+    src = f"""
+model m(x: float32[B, T, 8]) -> y {{
+    h = x -> multihead_attention(8, 2, dropout={p}) as attn -> dropout({p}) -> linear(8) as fc
+    y = h[:, 0]
+}}"""
+    for inference in (True, False):
+        g = check_source(src, file="case.arch")
+        assert optimize(g, 2, ctx=PassContext(opset=OPSET, inference=inference, train_forward=True))[0].changed
+        rows = {n.op: str(n.outputs[0].type) for n in g.nodes}
+        assert rows["linear"] == "float32[B, 1, 8]"
+        narrowed = inference or p == 0.0
+        assert rows["dropout"] == ("float32[B, 1, 8]" if narrowed else "float32[B, T, 8]")
+        assert rows["multihead_attention"] == ("float32[B, 1, 8]" if narrowed else "float32[B, T, 8]")
 
 
 @pytest.mark.parametrize("step", ["rows", "rows_end", "cls_attention"])
