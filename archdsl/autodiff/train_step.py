@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..diagnostics import ArchError
 from ..ir import Graph, Value, check
 from ..ops import Init, ParamSpec
@@ -36,6 +38,11 @@ class TrainConfig:
         self.optimizer.validate()
         if not 0 < self.lr < float("inf"):
             raise ArchError(f"the learning rate must be positive and finite, got {self.lr}")
+        with np.errstate(over="ignore"):
+            lr32 = float(np.float32(self.lr))  # the step's lr input is float32
+        if not 0 < lr32 < float("inf"):
+            raise ArchError(f"the learning rate {self.lr} is {lr32} in float32, the step's lr input; it must be "
+                            "positive and finite there")
         if self.label_smoothing and self.loss != "cross_entropy":
             raise ArchError("label smoothing applies to the cross_entropy loss only")
         if not 0.0 <= self.label_smoothing <= 1.0:

@@ -162,7 +162,8 @@ def cmd_build(args, sources) -> int:
         print("archdsl build: error: --report reports the passes of an inference build; a train step runs "
               "only the -O1 cleanups (and narrow_rows at -O2)", file=sys.stderr)
         return 2
-    if empty_name(args, "build", ("-o", "output")) or pass_flags_error(args, "build") is not None:
+    if empty_name(args, "build", ("-o", "output"), ("--weights", "weights")) \
+            or pass_flags_error(args, "build") is not None:
         return 2
     output_path(args.output)
     if args.emit == "ir" and (unused := _not_for_ir(args)):

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import driver
 from ..diagnostics import ArchError
-from .commands import check_dim_names, dim_flags, load_spec, opt_options, pass_flags_error, report_compile
+from .commands import check_dim_names, dim_flags, empty_name, load_spec, opt_options, pass_flags_error, report_compile
 
 __all__ = ["cmd_run"]
 
@@ -71,6 +71,8 @@ def cmd_run(args, sources) -> int:
         return status
     if (status := pass_flags_error(args, "run")) is not None:
         return status
+    if empty_name(args, "run", ("--weights", "weights")):
+        return 2
     path = Path(args.file)
     if path.suffix.lower() == ".onnx":
         spec_only = _spec_only_flags(args)

@@ -155,9 +155,14 @@ def cmd_train(args, sources) -> int:
         print("archdsl train: error: --resume continues from the checkpoint's weights; --weights would be "
               "ignored (give one of them)", file=sys.stderr)
         return 2
-    if empty_name(args, "train", ("-o", "output"), ("--checkpoint", "checkpoint")):
+    if empty_name(args, "train", ("-o", "output"), ("--checkpoint", "checkpoint"), ("--data", "data"),
+                  ("--val", "val"), ("--weights", "weights")):
         return 2
     out = output_path(args.output, example="weights.npz")
+    if out.suffix and out.suffix not in (".npz", ".safetensors"):  # out.onnx got an .npz archive under its name
+        print(f"archdsl train: error: -o {args.output}: the weights are written as .npz or .safetensors; give "
+              "one of those suffixes", file=sys.stderr)
+        return 2
     ckpt = output_path(args.checkpoint, "--checkpoint", "run.ckpt.npz") if args.checkpoint else \
         beside(out, out.stem + ".ckpt.npz", "the checkpoint", "--checkpoint")  # run.a.ckpt.npz
     mod = load_spec(args, sources)

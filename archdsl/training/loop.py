@@ -70,7 +70,7 @@ def load_data(path: str, model, names: list[str]) -> dict[str, np.ndarray]:
         if a.dtype != want:
             if np.issubdtype(want, np.integer) and not np.issubdtype(a.dtype, np.integer):
                 raise ArchError(f"{path}: '{name}' must hold integers ({np.dtype(want).name}), got {a.dtype}")
-            a = a.astype(want)
+            a = _cast(path, name, a, np.dtype(want))
         if n is not None and len(a) != n:
             raise ArchError(f"{path}: '{name}' has {len(a)} examples, '{names[0]}' has {n}")
         n = len(a)
@@ -80,6 +80,47 @@ def load_data(path: str, model, names: list[str]) -> dict[str, np.ndarray]:
     if clash:
         raise ArchError(f"{path}: {clash}; arrays that share a dim name must agree on its size")
     return out
+
+
+def _cast(path: str, name: str, a: np.ndarray, want: np.dtype) -> np.ndarray:
+    """`a` as the model's dtype, where every value fits: numpy's cast wraps integers (2**40 became 0 in
+    int32) and turns floats beyond the range into inf (1e5 in float16)."""
+    if want.kind in "iu" and a.dtype.kind in "iub" and a.size:
+        info = np.iinfo(want)
+        bad = (a < info.min) | (a > info.max)
+        if bad.any():
+            at = [int(i) for i in np.argwhere(bad)[0]]
+            raise ArchError(f"{path}: '{name}'{at} is {a[tuple(at)]}, which {want.name} (the model's dtype) cannot "
+                            f"hold ({info.min}..{info.max})")
+        return a.astype(want)
+    if want.kind == "f" and a.dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            out = a.astype(want)
+        bad = np.isinf(out) & np.isfinite(a)
+        if bad.any():
+            at = [int(i) for i in np.argwhere(bad)[0]]
+            raise ArchError(f"{path}: '{name}'{at} is {a[tuple(at)]}, beyond {want.name} (the model's dtype, "
+                            f"largest {float(np.finfo(want).max):g})")
+        return out
+    return a.astype(want)
+
+
+def check_index_inputs(path: str, data: dict[str, np.ndarray], model) -> None:
+    """A model input read directly as embedding ids (a Gather's indices) holds row numbers 0..rows-1:
+    onnxruntime's Gather reads -1 as the last row (torch refuses it), and stops past the end with an
+    error that names no example."""
+    params = {t.name: list(t.dims) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type != "Gather" or len(node.input) < 2 or node.input[1] not in data:
+            continue
+        if any(a.name == "axis" and a.i != 0 for a in node.attribute) or not params.get(node.input[0]):
+            continue
+        rows, ids = params[node.input[0]][0], data[node.input[1]]
+        bad = (ids < 0) | (ids >= rows)
+        if bad.any():
+            at = [int(i) for i in np.argwhere(bad)[0]]
+            raise ArchError(f"{path}: '{node.input[1]}'{at} is {ids[tuple(at)]}, but the embedding it indexes "
+                            f"has {rows} rows: ids are 0..{rows - 1} ({int(bad.sum())} out of range)")
 
 
 def check_class_labels(path: str, labels: np.ndarray, model, output: str) -> None:
@@ -192,6 +233,8 @@ class Trainer:
             seed = int(arrays.pop("__seed__", self.seed))  # shuffling follows --seed: another one is another run
             if not isinstance(saved, dict):
                 raise TypeError("__config__ is not a dict")
+            if epoch < 0:
+                raise ValueError(f"__epoch__ is {epoch}")
         except (TypeError, ValueError) as e:
             raise ArchError(f"--resume: {path} is not a checkpoint of `archdsl train` (its bookkeeping does not "
                             f"read: {e})") from None
@@ -234,6 +277,17 @@ def _symbol_sizes(model, data: dict, names: list[str]) -> dict[str, int]:
     return sizes
 
 
+def _check_finite_state(trainer: Trainer, source: str) -> None:
+    """A NaN or inf in a starting parameter (a --weights or checkpoint file) makes every loss NaN; said so
+    here, rather than blamed on the learning rate after the first step."""
+    for name in trainer.info.state_inputs:
+        a = trainer.get(name)
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            at = [int(i) for i in np.argwhere(~np.isfinite(a))[0]] if a.ndim else []
+            raise ArchError(f"{source}: '{name}'{at if at else ''} is {a[tuple(at)]}: training starts from finite "
+                            "values only")
+
+
 def _batches(n: int, size: int, rng: np.random.Generator | None, drop_single: bool):
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for i in range(0, n, size):
@@ -252,9 +306,10 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     names = ct.info.data_inputs + ["labels"]
     train = load_data(opts.data, ct.step_model, names)
     val = load_data(opts.val, ct.step_model, names) if opts.val else None
-    if ct.info.config.loss == "cross_entropy":
-        for path, data in ((opts.data, train), (opts.val, val)):
-            if data is not None:
+    for path, data in ((opts.data, train), (opts.val, val)):
+        if data is not None:
+            check_index_inputs(path, data, ct.step_model)
+            if ct.info.config.loss == "cross_entropy":
                 check_class_labels(path, data["labels"], ct.eval_model, ct.info.output)
     n = len(train["labels"])
     start = 0
@@ -263,9 +318,13 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
         console.print(f"resumed from {opts.checkpoint} after epoch {start}"
                       + (f"; --epochs {opts.epochs} leaves nothing to train: the checkpoint's weights are the "
                          "output" if start >= opts.epochs else ""))
+    _check_finite_state(trainer, "the checkpoint" if opts.resume else "the weights")
     loss_kind = ct.info.config.loss
     needs_two = ct.info.min_batch_at(_symbol_sizes(ct.step_model, train, ct.info.data_inputs)) > 1
     metrics: dict = {}
+    if needs_two and n == 1:
+        raise ArchError(f"{opts.data} holds one example; the model has a BatchNorm that sees one value per "
+                        "channel of an example, whose batch statistics need at least 2 examples")
     if needs_two and opts.batch_size == 1 and n >= 2:
         raise ArchError("--batch-size 1: the model has a BatchNorm that sees one value per channel of an "
                         "example (no spatial dims, or all of size 1), whose batch statistics need at least 2 "
