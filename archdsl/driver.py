@@ -131,7 +131,7 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     opset = _check_options(options) or newest_opset()
     weights = (loaded_weights if loaded_weights is not None
                else load_weights(options.weights) if options.weights else None)
-    weights = _checked_weights(weights, graph)
+    weights = _checked_weights(weights, graph, options.weights)
     declared = graph.param_count()
     stats = optimize_graph(graph, options, opset)
     meta = {"archdsl.params": _jsonable(mod.params), "archdsl.source": Path(mod.path).name,
@@ -142,33 +142,42 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared)
 
 
-def _checked_weights(weights: dict | None, graph: Graph) -> dict | None:
+def _checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | None:
     """A weights file names exactly the model's parameters and buffers, as torch's strict load_state_dict:
     a missing one would quietly keep its random init (a stale or misspelled file, a model that is mostly
     random), an extra one is a sign of another model. Only numbers load. A BatchNorm's
     `num_batches_tracked` (in every torch state_dict, used by nothing archdsl runs) is taken and dropped:
-    the weights are returned without it."""
+    the weights are returned without it. `source` (the file) names it in the messages."""
     if weights is None:
         return None
     import numpy as np
 
     from .diagnostics import did_you_mean
+    what = f"weights file {source}" if source else "weights file"
+    if "__epoch__" in weights and "__config__" in weights:
+        raise ArchError(f"{what} is a checkpoint of `archdsl train` (the whole training state); the trained "
+                        "weights are in the file its -o wrote, and `archdsl train --resume` continues from it")
     counter = ".num_batches_tracked"
     weights = {n: a for n, a in weights.items()
                if not (n.endswith(counter) and n[: -len(counter)] + ".running_mean" in graph.params)}
     unknown = sorted(set(weights) - set(graph.params))
-    if unknown:
-        raise ArchError(f"weights file has {len(unknown)} name{'s' if len(unknown) > 1 else ''} the model does not: "
-                        f"'{unknown[0]}'{did_you_mean(unknown[0], graph.params)}")
     missing = [n for n in graph.params if n not in weights]
+    if unknown:  # a suggestion only among the names on the other side: fc3.weight is not fc2.weight's typo
+        raise ArchError(f"{what} has {len(unknown)} name{'s' if len(unknown) > 1 else ''} the model does not: "
+                        f"{_names(unknown)}{did_you_mean(unknown[0], missing)}")
     if missing:
-        raise ArchError(f"weights file lacks {len(missing)} of the model's {len(graph.params)} parameters and "
-                        f"buffers: '{missing[0]}'{did_you_mean(missing[0], set(weights))}")
+        raise ArchError(f"{what} lacks {len(missing)} of the model's {len(graph.params)} parameters and "
+                        f"buffers: {_names(missing)}")
     for name, arr in weights.items():
         dtype = np.asarray(arr).dtype
         if dtype.kind not in "biuf":
-            raise ArchError(f"weights file: '{name}' holds {dtype} values, not numbers")
+            raise ArchError(f"{what}: '{name}' holds {dtype} values, not numbers")
     return weights
+
+
+def _names(names: list[str], shown: int = 3) -> str:
+    more = len(names) - shown
+    return ", ".join(f"'{n}'" for n in names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def opset_range() -> tuple[int, int]:
@@ -270,7 +279,7 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
             "archdsl.model": name, "archdsl.seed": str(options.seed)}
     level = min(options.opt_level, TRAIN_LEVEL)
     ev = elaborate_model(mod, name)
-    weights = _checked_weights(weights, ev)
+    weights = _checked_weights(weights, ev, options.weights)
     optimize(ev, level, tuple(options.disabled_passes), PassContext(opset=opset, inference=True))
     optimize(ev, options.opt_level, tuple(options.disabled_passes),
              PassContext(opset=opset, inference=True, train_forward=True))

@@ -84,6 +84,19 @@ def temp_dir_beside(path: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{path.name[:200]}.", dir=path.parent))
 
 
+def probe_writable(path: str | Path) -> None:
+    """Refuse now an output the OS will not let us write (-o /proc/w.npz), rather than after an epoch of
+    training: a temp directory is made and removed in the nearest existing folder above it (creating
+    none of the missing ones)."""
+    path = resolved(path)
+    if is_special(path):
+        return
+    with writing(path):
+        up = next((p for p in path.parents if p.exists()), None)
+        if up is not None:
+            os.rmdir(tempfile.mkdtemp(prefix=".archdsl-probe.", dir=up))
+
+
 def atomic_write(path: str | Path, save) -> None:
     """save(tmp) writes a file of `path`'s name (save_weights picks the format by its suffix) in a temp
     directory beside it, which then replaces `path`: an interrupted write leaves the previous file. A

@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import driver
 from ..diagnostics import ArchError
+from ..lower.weights import numpy_reason
 from .commands import check_dim_names, dim_flags, empty_name, load_spec, opt_options, pass_flags_error, report_compile
 
 __all__ = ["cmd_run"]
@@ -44,7 +45,7 @@ def _read_input(name: str, path: str) -> np.ndarray:
     try:
         loaded = np.load(path, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - missing, corrupt (BadZipFile) or foreign
-        raise ArchError(f"--input {name}: cannot read {path}: {e}") from None
+        raise ArchError(f"--input {name}: cannot read {path}: {numpy_reason(e)}") from None
     if isinstance(loaded, np.ndarray):
         return loaded
     with loaded:
@@ -56,7 +57,8 @@ def _read_input(name: str, path: str) -> np.ndarray:
         try:
             return loaded[pick]
         except Exception as e:  # noqa: BLE001 - a corrupt member, or an object array
-            raise ArchError(f"--input {name}: cannot read '{pick}' from {path}: {e}") from None
+            raise ArchError(f"--input {name}: cannot read '{pick}' from {path}: {numpy_reason(e, member=True)}") \
+                from None
 
 
 def cmd_run(args, sources) -> int:

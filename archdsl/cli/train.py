@@ -159,7 +159,7 @@ def cmd_train(args, sources) -> int:
                   ("--val", "val"), ("--weights", "weights")):
         return 2
     out = output_path(args.output, example="weights.npz")
-    if out.suffix and out.suffix not in (".npz", ".safetensors"):  # out.onnx got an .npz archive under its name
+    if out.suffix and out.suffix.lower() not in (".npz", ".safetensors"):  # -o w.onnx got an .npz archive
         print(f"archdsl train: error: -o {args.output}: the weights are written as .npz or .safetensors; give "
               "one of those suffixes", file=sys.stderr)
         return 2
@@ -168,6 +168,8 @@ def cmd_train(args, sources) -> int:
     mod = load_spec(args, sources)
     files.refuse_overwriting({"-o": out, "--checkpoint": ckpt},
                              read_files(args, sources, **{"--data": args.data, "--val": args.val}))
+    for path in (out, ckpt):
+        files.probe_writable(path)
     ct = driver.build_train(mod, args.model, _options(args), train_config(args), sources)
     opts = LoopOptions(data=args.data, val=args.val, epochs=args.epochs, batch_size=args.batch_size, output=out,
                        checkpoint=ckpt, resume=args.resume, provider=args.provider, threads=args.threads,

@@ -16,7 +16,7 @@ from ..ops import ParamSpec
 from ..types import DType
 
 __all__ = ["CHUNK", "Chunked", "chunk_count", "fill_chunk", "materialize", "initial_weights", "load_weights",
-           "read_npz", "save_weights"]
+           "numpy_reason", "read_npz", "save_weights"]
 
 
 CHUNK = 1 << 18  # elements per independently seeded block of a generated parameter (1 MiB of float32)
@@ -117,7 +117,7 @@ def cast(arr: np.ndarray, dtype: DType) -> np.ndarray:
 def load_weights(path: str | Path) -> dict[str, np.ndarray]:
     """A `.npz` or `.safetensors` file, keyed by parameter name (`layer1.0.conv1.weight`)."""
     p = Path(path)
-    if p.suffix == ".safetensors":
+    if p.suffix.lower() == ".safetensors":
         try:
             from safetensors.numpy import load_file
             return dict(load_file(str(p)))
@@ -128,27 +128,48 @@ def load_weights(path: str | Path) -> dict[str, np.ndarray]:
     return read_npz(p, "weights", "weights are an .npz or .safetensors file keyed by parameter name")
 
 
+def numpy_reason(e: Exception, member: bool = False) -> str:
+    """Why numpy did not load a file or an archive member, in words a user can act on: for anything that is
+    not .npy/.npz numpy guesses a pickle and says to allow_pickle, which archdsl never does."""
+    if "pickle" in str(e):
+        return "it holds Python objects (an object array), which are not loaded" if member \
+            else "not a .npy or .npz file"
+    return str(e)
+
+
 def read_npz(path: str | Path, what: str, expected: str) -> dict[str, np.ndarray]:
-    """Every array of an .npz, by name; anything else (a .npy, a text file, a corrupt archive) a diagnostic
-    that says so. `what` names the file's role, `expected` what it should hold."""
+    """Every array of an .npz, by name; anything else (a .npy, a text file, a torch.save zip, a corrupt
+    archive) a diagnostic that says so. `what` names the file's role, `expected` what it should hold."""
     try:
         z = np.load(path, allow_pickle=False)
-        if not isinstance(z, np.lib.npyio.NpzFile):  # a .npy: one array, no names
-            raise ArchError(f"cannot read {what} from {path}: it holds one unnamed array; {expected}")
-        with z:
-            return {k: z[k] for k in z.files}
-    except ArchError:
-        raise
     except FileNotFoundError:
         raise ArchError(f"{what} file not found: {path}") from None
     except Exception as e:  # a corrupt or foreign file; np.load guesses pickle for anything else
-        reason = "not an .npz archive" if "pickle" in str(e) else str(e)
-        raise ArchError(f"cannot read {what} from {path}: {reason}; {expected}") from None
+        raise ArchError(f"cannot read {what} from {path}: {numpy_reason(e)}; {expected}") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):  # a .npy: one array, no names
+        raise ArchError(f"cannot read {what} from {path}: it holds one unnamed array; {expected}")
+    with z:
+        members = z.zip.namelist()
+        if any(m.endswith("data.pkl") for m in members):
+            raise ArchError(f"cannot read {what} from {path}: it is a torch.save file (pickled); {expected} "
+                            "(numpy.savez(path, **{k: v.numpy() for k, v in state_dict.items()}), or "
+                            "safetensors.torch.save_file)")
+        if not all(m.endswith(".npy") for m in members):
+            raise ArchError(f"cannot read {what} from {path}: a zip archive of other files, not an .npz; "
+                            f"{expected}")
+        out = {}
+        for k in z.files:
+            try:
+                out[k] = z[k]
+            except Exception as e:  # noqa: BLE001 - a corrupt member, or an object array
+                raise ArchError(f"cannot read {what} from {path}: '{k}': {numpy_reason(e, member=True)}; "
+                                f"{expected}") from None
+        return out
 
 
 def save_weights(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     p = Path(path)
-    if p.suffix == ".safetensors":
+    if p.suffix.lower() == ".safetensors":
         from safetensors.numpy import save_file
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(p))
         files.umask_mode(p)

@@ -135,7 +135,7 @@ def test_a_weights_file_names_every_parameter_and_only_numbers(work, capsys):
          "fc2.weight": np.zeros((3, 8), np.float32)}
     np.savez(work / "missing.npz", **w)
     assert main(["build", str(work / "tiny.arch"), "--weights", str(work / "missing.npz")]) == 1
-    assert "weights file lacks 1 of the model's 4 parameters and buffers: 'fc2.bias'" in capsys.readouterr().err
+    assert "missing.npz lacks 1 of the model's 4 parameters and buffers: 'fc2.bias'" in capsys.readouterr().err
     train = ["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "--quiet", "-o", str(work / "o.npz")]
     assert main(train + ["--weights", str(work / "missing.npz")]) == 1
     assert "lacks 1" in capsys.readouterr().err
@@ -152,14 +152,73 @@ def test_files_that_are_not_npz_archives_say_so(work, capsys):
     np.save(work / "one.npy", np.zeros(3))
     (work / "text.npz").write_text("hello")
     for flag, path, words in (("--weights", "one.npy", "holds one unnamed array"),
-                              ("--weights", "text.npz", "not an .npz archive"),
+                              ("--weights", "text.npz", "not a .npy or .npz file"),
                               ("--data", "one.npy", "holds one unnamed array"),
-                              ("--data", "text.npz", "not an .npz archive")):
+                              ("--data", "text.npz", "not a .npy or .npz file")):
         argv = ["build", str(work / "tiny.arch"), flag, str(work / path)] if flag == "--weights" else \
             ["train", str(work / "tiny.arch"), flag, str(work / path), "-o", str(work / "w.npz")]
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert words in err and "pickle" not in err and "context manager" not in err
+
+
+def test_archives_that_are_not_numbers_say_what_they_are(work, capsys):
+    """A torch.save file opened as an .npz (zip) named 'sd/.data/serialization_id' as an unknown parameter;
+    an object array in a real .npz was 'not an .npz archive'; a text file fed to run --input brought numpy's
+    advice to pass allow_pickle."""
+    import zipfile
+    with zipfile.ZipFile(work / "sd.pt", "w") as z:  # the layout of torch.save's zip
+        z.writestr("sd/data.pkl", b"\x80\x02}q\x00.")
+        z.writestr("sd/.data/serialization_id", b"0")
+    with zipfile.ZipFile(work / "other.npz", "w") as z:
+        z.writestr("readme.txt", b"hello")
+    np.savez(work / "obj.npz", **{"fc1.weight": np.array([{"a": 1}], dtype=object)})
+    (work / "text.npy").write_text("1 2 3")
+    spec = str(work / "tiny.arch")
+    for argv, words in (
+            (["build", spec, "--weights", str(work / "sd.pt")], "sd.pt: it is a torch.save file (pickled)"),
+            (["build", spec, "--weights", str(work / "other.npz")], "a zip archive of other files, not an .npz"),
+            (["build", spec, "--weights", str(work / "obj.npz")], "'fc1.weight': it holds Python objects"),
+            (["run", spec, "--input", f"x={work / 'text.npy'}"], "text.npy: not a .npy or .npz file"),
+            (["run", spec, "--input", f"x={work / 'obj.npz'}"], "it holds Python objects (an object array)")):
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert words in err and "allow_pickle" not in err, (argv, err)
+
+
+def test_weights_file_mistakes_name_the_file_and_suggest_among_the_unmatched(work, capsys):
+    """The suggestion searched every name: a missing fc2.bias got 'did you mean fc1.bias?', which the file
+    had; a checkpoint given as --weights was '13 names the model does not: __config__'."""
+    w = {"fc1.weight": np.zeros((8, 4), np.float32), "fc1.bias": np.zeros(8, np.float32),
+         "fc2.weight": np.zeros((3, 8), np.float32), "fc2.bais": np.zeros(3, np.float32)}
+    np.savez(work / "typo.npz", **w)
+    assert main(["build", str(work / "tiny.arch"), "--weights", str(work / "typo.npz")]) == 1
+    err = capsys.readouterr().err
+    assert f"weights file {work / 'typo.npz'} has 1 name the model does not: 'fc2.bais'; did you mean 'fc2.bias'?" \
+        in err
+    del w["fc2.bais"]
+    np.savez(work / "short.npz", **w)
+    assert main(["build", str(work / "tiny.arch"), "--weights", str(work / "short.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "lacks 1 of the model's 4 parameters and buffers: 'fc2.bias'" in err and "did you mean" not in err
+    train = ["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "--quiet", "--epochs", "1"]
+    assert main(train + ["-o", str(work / "w.npz")]) == 0
+    assert main(["build", str(work / "tiny.arch"), "--weights", str(work / "w.ckpt.npz")]) == 1
+    assert "w.ckpt.npz is a checkpoint of `archdsl train`" in capsys.readouterr().err
+    assert main(train + ["-o", str(work / "W.SAFETENSORS")]) == 0  # the suffix in any case
+    assert main(["build", str(work / "tiny.arch"), "--weights", str(work / "W.SAFETENSORS"),
+                 "-o", str(work / "t.onnx")]) == 0
+
+
+def test_an_unwritable_checkpoint_is_refused_before_training(work, capsys):
+    """It was found after the first epoch had trained."""
+    blocker = work / "afile"
+    blocker.write_text("x")
+    assert main(["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "-o", str(work / "w.npz"),
+                 "--checkpoint", str(blocker / "ck.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "epoch 1" not in err
+    assert sorted(p.name for p in work.iterdir()) == ["afile", "data.npz", "tiny.arch"]
 
 
 def test_external_data_writes_no_empty_data_file(work):
