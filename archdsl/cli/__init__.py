@@ -162,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         from ..bench import main as bench_main
         return bench_main(argv[1:])
     ap = make_parser()
-    args = ap.parse_args(argv)
+    args, extra = ap.parse_known_args(argv)
+    if extra:  # said by the subcommand's parser, with its usage (the top level's listed no flag of it)
+        subs = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
+        (subs.choices.get(args.command) or ap).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         ap.print_help()
         return 2

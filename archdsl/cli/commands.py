@@ -133,7 +133,8 @@ def _is_onnx(path) -> bool:
 def _not_for_ir(args) -> str:
     """What --emit ir would silently ignore (it printed the inference IR for `--train --emit ir`)."""
     unused = [flag for flag, given in (("--train", getattr(args, "train", False)), ("--weights", args.weights),
-                                       ("--external-data", args.external_data)) if given]
+                                       ("--external-data", args.external_data), ("--seed", args.seed != 0))
+              if given]
     if unused:
         return f"{', '.join(unused)} {'applies' if len(unused) == 1 else 'apply'} to the ONNX model only"
     if args.report and not args.opt_level:

@@ -19,6 +19,7 @@ from ..diagnostics import (
 )
 from ..ops import REQUIRED, coerce_attr
 from ..types import DType
+from .bounded import short
 from .builtins import TENSOR_MATH
 from .scalars import Limits, ReturnValue, is_int, is_num
 from .values import BlockFn, Builtin, Env, OpFn, Tensor, describe
@@ -270,7 +271,7 @@ class Calls:
         if self.graph is None:
             raise ArchTypeError("parameter() is only allowed inside a model or block", span)
         if not isinstance(shape, (list, tuple)) or not all(is_int(d) and 0 < d <= Limits.dim for d in shape):
-            raise ArchTypeError(f"parameter() needs a list of positive integer dims, got {describe(shape)}", span)
+            raise ArchTypeError(f"parameter() needs a list of positive integer dims, got {short(shape)}", span)
         inits = {"zeros": Init("zeros"), "ones": Init("ones"), "normal": Init("normal", 0.0, float(std)),
                  "trunc_normal": Init("trunc_normal", 0.0, float(std)),
                  "uniform": Init("uniform", float(low), float(high)),
@@ -290,7 +291,8 @@ class Calls:
             raise ArchTypeError("ref() is only allowed inside a model or block", span)
         if not isinstance(name, str) or name not in self.graph.params:
             hint = did_you_mean(str(name), self.graph.params)
-            raise UnknownNameError(f"no parameter named {describe(name)} (yet){hint}", span)
+            named = short(name) if isinstance(name, str) else describe(name)
+            raise UnknownNameError(f"no parameter named {named} (yet){hint}", span)
         return Tensor(self.graph.params[name])
 
 

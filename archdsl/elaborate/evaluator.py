@@ -204,7 +204,8 @@ class Evaluator(Calls, Operators):
     def _label(self, label_expr, env):
         v = self.eval(label_expr, env)
         if isinstance(v, bool) or not isinstance(v, (str, int)) or (isinstance(v, str) and not v):
-            raise ArchTypeError(f"a layer name must be a name, string or integer, got {describe(v)}", label_expr.span)
+            got = "an empty string" if v == "" else describe(v)
+            raise ArchTypeError(f"a layer name must be a name, string or integer, got {got}", label_expr.span)
         if isinstance(v, str) and _bad_label(v):
             raise ArchTypeError(f"layer name {short(v)} may not contain spaces, slashes, colons, control characters "
                                 "or empty parts", label_expr.span)

@@ -249,6 +249,7 @@ def test_flags_that_would_be_ignored_or_mean_nothing_are_usage_errors(work, caps
     for extra, words in ((["--train"], "--train applies to the ONNX model only"),
                          (["--weights", data], "--weights applies to the ONNX model only"),
                          (["--external-data"], "--external-data applies to the ONNX model only"),
+                         (["--seed", "3"], "--seed applies to the ONNX model only"),
                          (["--report"], "--report reports the passes, which run on the IR only with -O1 or -O2")):
         assert main(["build", spec, "--emit", "ir"] + extra) == 2  # the inference IR was printed, flags ignored
         assert words in capsys.readouterr().err
@@ -435,3 +436,15 @@ def test_a_file_in_the_place_of_an_output_folder_is_named(work, capsys):
         err = capsys.readouterr().err
         assert f"{spec} is a file, not a directory" in err and "epoch" not in err
     assert not (work / "w.npz").exists()
+
+
+def test_an_unknown_flag_is_reported_by_its_subcommand(work, capsys):
+    """`archdsl run x.arch --opset 17` printed the top level's usage, which lists no flag of run."""
+    with pytest.raises(SystemExit) as e:
+        main(["run", str(work / "tiny.arch"), "--opset", "17"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "usage: archdsl run" in err and "archdsl run: error: unrecognized arguments: " \
+        "--opset 17" in err
+    with pytest.raises(SystemExit) as e:
+        main(["--bogus"])
+    assert e.value.code == 2 and "archdsl: error: unrecognized arguments: --bogus" in capsys.readouterr().err
