@@ -11,7 +11,9 @@ from typing import Union
 import numpy as np
 
 __all__ = ["DType", "Sym", "Dim", "TensorType", "dim_str", "is_static", "numel", "DTYPES", "describe", "dim_size",
-           "is_formula", "literal"]
+           "is_formula", "literal", "MAX_DIM"]
+
+MAX_DIM = 2**31 - 1  # the largest size of any dim, symbolic ones at run time included
 
 
 class DType(enum.Enum):

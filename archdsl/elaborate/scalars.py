@@ -6,7 +6,7 @@ from __future__ import annotations
 import operator
 
 from ..diagnostics import ArchTypeError
-from ..types import Sym, dim_add, dim_floordiv, dim_mul
+from ..types import MAX_DIM, Sym, dim_add, dim_floordiv, dim_mul
 from .values import BlockFn, Builtin, OpFn, describe
 
 __all__ = ["ARITH", "COMPARE", "TENSOR_OPS", "Limits", "ReturnValue", "is_callable", "is_int", "is_num", "py_error",
@@ -16,7 +16,7 @@ __all__ = ["ARITH", "COMPARE", "TENSOR_OPS", "Limits", "ReturnValue", "is_callab
 class Limits:
     steps = 5_000_000
     call_depth = 64
-    dim = 2**31 - 1
+    dim = MAX_DIM
     elements = 2**34  # per tensor: 64 GiB of float32 (the largest tensor of a 70B LLM has ~1e9)
     nodes = 500_000  # elaboration makes ~10k nodes a second; the bench's deep MLP goes to 100k
     int_bits = 128

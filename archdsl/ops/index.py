@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..types import Dim
+from ..types import MAX_DIM, Dim
 from ._common import shape_str
 from .registry import Attr, OpDef, fail, register
 
@@ -42,6 +42,8 @@ def resolve_index(x, index):
                 if not -d <= k < d:
                     fail(f"index {k} is out of range for dim {ax} of size {d}")
                 k %= d
+            elif not -MAX_DIM <= k < MAX_DIM:
+                fail(f"index {k} is out of range for dim {ax} ({d}) at any size (dims are below 2**31)")
             # a negative index into a symbolic dim counts from the end at run time (x[:, -1]: the last step)
             plan.append((k, k + 1 if k != -1 else None, 1, True))
             continue
@@ -54,6 +56,9 @@ def resolve_index(x, index):
         if not isinstance(d, int):
             if step != 1 or (lo is not None and lo < 0) or (hi is not None and hi < 0):
                 fail(f"slicing symbolic dim {d} needs non-negative bounds and step 1")
+            if max(lo or 0, hi or 0) > MAX_DIM:
+                fail(f"slice bound {max(lo or 0, hi or 0)} is beyond dim {ax} ({d}) at any size (dims are below "
+                     "2**31)")
             plan.append((lo or 0, hi, 1, False))
             continue
         s = slice(lo, hi, step).indices(d)

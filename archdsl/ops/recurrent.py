@@ -22,6 +22,8 @@ from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
 __all__ = ["GATES", "check_trainable", "decompose", "torch_to_onnx_rows"]
 
+MAX_LAYERS = 1024
+
 # per cell: number of gate blocks, the ONNX op, and which torch block goes to each ONNX block position
 GATES = {"lstm": (4, "LSTM", (0, 3, 1, 2)), "gru": (3, "GRU", (1, 0, 2))}
 
@@ -50,6 +52,8 @@ def _param_names(a) -> list[str]:
 def _check_attrs(cell, a):
     if a["hidden_size"] <= 0 or a["num_layers"] <= 0:
         fail(f"{cell}: hidden_size and num_layers must be positive")
+    if a["num_layers"] > MAX_LAYERS:  # each one is parameters and nodes: 10^6 layers ran out of memory
+        fail(f"{cell}: num_layers {a['num_layers']} is over the limit of {MAX_LAYERS}")
     if not 0.0 <= a["dropout"] < 1.0:
         fail(f"{cell}: dropout must be in [0, 1), got {a['dropout']}")
 

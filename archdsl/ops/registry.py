@@ -185,6 +185,10 @@ def coerce_attr(op: OpDef, attr: Attr, value):
             attr.name not in ("axis", "dim", "dim0", "dim1", "start_dim", "end_dim", "dims") and \
             any(v < 0 for v in (value if isinstance(value, tuple) else (value,))):
         raise ArchTypeError(f"{where} must not be negative, got {value if _is_int(value) else list(value)}")
+    if kind in ("int", "ints", "padding", "dims") and not isinstance(value, str):
+        big = [v for v in (value if isinstance(value, tuple) else (value,)) if _is_int(v) and not -2**63 <= v < 2**63]
+        if big:  # ONNX attributes are int64: the lowering failed with an internal error
+            raise ArchTypeError(f"{where} must fit in 64 bits, got {big[0]}")
     return value
 
 

@@ -48,6 +48,9 @@ def _infer(ins, a):
             fail(f"scaled_dot_product_attention: mask {shape_str(m)} does not broadcast to the scores {list(scores)}")
         if a["causal"]:
             fail("scaled_dot_product_attention: give causal=true or a mask, not both")
+    if a["scale"] is None and not isinstance(q.shape[-1], int):
+        fail(f"scaled_dot_product_attention: the head size of query {shape_str(q)} is symbolic, so the default "
+             "scale 1/sqrt(head size) is unknown; give scale=")
     if a["scale"] is not None:  # a constant of q's dtype below opset 23: 1e6 in float16 would be inf
         fill_array("scaled_dot_product_attention: scale", a["scale"], q.dtype, named_infinity=False)
     return [q.with_shape(q.shape[:-1] + (v.shape[-1],))]

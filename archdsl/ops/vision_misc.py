@@ -30,7 +30,7 @@ def _infer(ins, a):
     pairs = _per_axis(x, a)
     mode = a["mode"]
     if mode == "constant":
-        fill_array("pad", a["value"], x.dtype)
+        fill_array("pad", a["value"], x.dtype, named_infinity=False)  # pad takes a number, not "inf"
     out: list[Dim] = []
     for d, (lo, hi) in zip(x.shape, pairs):
         if (mode in ("reflect", "circular") and (lo or hi) and isinstance(d, int)
