@@ -308,7 +308,9 @@ def _elaborate_model(mod: Module, name: str) -> Graph:
         ev.exec_body(md.body, env)
     except ReturnValue as r:
         returned = r.value
+    where = {}  # output -> the statement that gave it its value, for the messages below
     if returned is not None:
+        where = dict.fromkeys(md.outputs, _last(md.body, lambda st: isinstance(st, A.Return)))
         vals = list(returned) if isinstance(returned, tuple) and len(md.outputs) > 1 else [returned]
         if len(vals) != len(md.outputs):
             raise ArchTypeError(f"model {name} returns {len(vals)} values but declares {len(md.outputs)} outputs",
@@ -320,14 +322,16 @@ def _elaborate_model(mod: Module, name: str) -> Graph:
             if o not in env.vars:
                 raise UnknownNameError(f"model {name} never assigns its output '{o}'", md.span)
             outs[o] = env.vars[o]
+            where[o] = _last(md.body, lambda st, o=o: isinstance(st, A.Assign) and o in st.targets)
     for o, v in outs.items():
         if not isinstance(v, Tensor):
-            raise ArchTypeError(f"output '{o}' of model {name} must be a tensor, got {describe(v)}", md.span)
+            raise ArchTypeError(f"output '{o}' of model {name} must be a tensor, got {describe(v)}",
+                                where.get(o) or md.span)
         same = next((w for w in [*g.inputs, g.params.get(o)] if w is not None and w.name == o), None)
         if same is not None and same is not v.value:  # one ONNX name for two values
             what = "an input" if same.kind == "input" else "a parameter"
             raise ArchError(f"output '{o}' of model {name} has the name of {what} but another value; name it apart",
-                            md.span)
+                            where.get(o) or md.span)
         g.set_output(o, v.value)
     g.meta = {k: v for k, v in mod.params.items()}
     return check(g)
@@ -348,3 +352,16 @@ def _eval_dim(ev: Evaluator, d, env: Env):
     if v > Limits.dim:
         raise LimitError(f"dim {v} is over the limit of {Limits.dim}", d.span)
     return v
+
+
+def _last(body, hit):
+    """The span of the last statement in `body` (nested ones included) that `hit` picks, or None."""
+    found = None
+    for st in body:
+        if hit(st):
+            found = st.span
+        for inner in (getattr(st, "body", None), getattr(st, "orelse", None),
+                      *(b for _, b in getattr(st, "branches", ()))):
+            if inner:
+                found = _last(inner, hit) or found
+    return found

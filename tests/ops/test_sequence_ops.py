@@ -273,6 +273,14 @@ def test_take_along_another_axis():
     np.testing.assert_array_equal(y, np.take(x, i, axis=1))
 
 
+def test_take_with_a_number_takes_that_position():
+    """The number became a float32 constant like the tensor beside it: 'indices must be int64 or int32'."""
+    m = _compile("model m(x: float32[2, 5, 3]) -> y { y = take(x, 3, axis=1) + take(x, -1, axis=1) }")
+    x = np.arange(30, dtype=np.float32).reshape(2, 5, 3)
+    (y,) = runtime.session(m).run(None, {"x": x})
+    np.testing.assert_array_equal(y, x[:, 3] + x[:, -1])
+
+
 def test_a_tensor_compares_unequal_to_none():
     src = """
 block maybe_masked(x, mask=none) {
