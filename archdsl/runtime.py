@@ -57,8 +57,9 @@ def ort_message(e: Exception) -> str:
 MAX_THREADS = 256  # onnxruntime starts every thread it is given: 20,000 took minutes and 21 GB, then hung
 
 
-def session(model, provider: str = "auto", threads: int | None = None):
-    """An InferenceSession from a ModelProto, bytes or a path."""
+def session(model, provider: str = "auto", threads: int | None = None, spin: bool = True):
+    """An InferenceSession from a ModelProto, bytes or a path. spin=False: its thread pool sleeps between runs
+    (benchmarks that time it in turn with other work, which a spinning pool would slow)."""
     import onnxruntime as ort
     if threads is not None and not 0 <= threads <= MAX_THREADS:
         raise ArchError(f"threads must be 0 (onnxruntime's default) to {MAX_THREADS}, got {threads}")
@@ -67,6 +68,8 @@ def session(model, provider: str = "auto", threads: int | None = None):
     if threads:
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     src = (model.SerializeToString() if isinstance(model, onnx.ModelProto)
            else str(model) if not isinstance(model, bytes) else model)
     sess = ort.InferenceSession(src, sess_options=so, providers=providers(provider))

@@ -33,3 +33,12 @@ def test_dim_conflict_names_the_first_disagreement():
     assert dim_conflict(shapes, {**ok, "y": np.zeros((7, 3))}) == "dim 'B' is 2 in 'x' but 7 in 'y'"
     assert dim_conflict(shapes, {**ok, "y": np.zeros((7, 3))}, skip_first=True) is None   # dim 0: examples
     assert dim_conflict(shapes, {"x": ok["x"]}) is None   # an input not given is not compared
+
+
+def test_a_session_that_must_not_spin_sleeps_between_runs():
+    """The training benchmark times steps in turn: a spinning pool of one side slowed the next (a -O2 ViT step
+    measured 1.15x its -O1 step at 2 threads, 0.8x once neither spun)."""
+    from archdsl import driver, runtime
+    m = driver.compile_source("model m(x: float32[B, 4]) -> y { y = x -> relu }")
+    opts = runtime.session(m, "cpu", 2, spin=False).get_session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"

@@ -89,7 +89,7 @@ def bench_one(name: str, threads: int, repeat: int, provider: str, optimizer: st
         compile_s.append(time.perf_counter() - t0)
     ct = steps[0]
     feeds = _data(ct, batch, dims, 10)
-    trainers = [Trainer(c, provider, threads) for c in steps]
+    trainers = [Trainer(c, provider, threads, spin=False) for c in steps]  # a spinning pool slows the next side
 
     torch.set_num_threads(threads)
     from onnx import numpy_helper

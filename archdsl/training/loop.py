@@ -143,15 +143,16 @@ def check_class_labels(path: str, labels: np.ndarray, model, output: str) -> Non
 class Trainer:
     """A train-step session and an eval session sharing one state (name -> OrtValue)."""
 
-    def __init__(self, compiled, provider: str = "auto", threads: int | None = None, seed: int = 0):
+    def __init__(self, compiled, provider: str = "auto", threads: int | None = None, seed: int = 0,
+                 spin: bool = True):
         import onnxruntime as ort
 
         from .. import runtime
         self.ct = compiled
         self.info = compiled.info
         try:
-            self.step = runtime.session(compiled.step_model, provider, threads)
-            self.eval = runtime.session(compiled.eval_model, provider, threads)
+            self.step = runtime.session(compiled.step_model, provider, threads, spin)
+            self.eval = runtime.session(compiled.eval_model, provider, threads, spin)
         except ArchError:  # the provider asked for is not there
             raise
         except Exception as e:  # noqa: BLE001 - onnxruntime's own: a kernel its provider lacks (bfloat16 Gemm)
