@@ -90,6 +90,7 @@ def cmd_run(args, sources) -> int:
             raise ArchError(f"{path} is a directory, not a model" if path.is_dir() else f"no such file: {path}")
         model = path
         name = path.stem
+        mod = None
     else:
         mod = load_spec(args, sources)
         compiled = driver.build(mod, args.model, driver.CompileOptions(seed=args.seed, weights=args.weights,
@@ -142,6 +143,15 @@ def cmd_run(args, sources) -> int:
     clash = runtime.dim_conflict(declared, feeds)
     if clash:
         raise ArchError(f"--input: {clash}; inputs that share a dim name must agree on its size")
+    if mod is not None:  # the spec at these sizes: its asserts on T held for symbolic T (gpt2's n_positions)
+        from ..elaborate import elaborate_model
+        sizes = {d: n for k, a in feeds.items() for d, n in zip(declared[k], np.shape(a)) if isinstance(d, str) and d}
+        try:
+            elaborate_model(mod, name, sizes)
+        except ArchError as e:  # onnxruntime would fail inside a node, or compute past what the spec allows
+            e.notes.append((f"checked at the sizes of this run: {', '.join(f'{k}={v}' for k, v in sizes.items())}",
+                            None))
+            raise
     try:
         outs, ms = runtime.run_timed(sess, feeds, args.repeat)
     except Exception as e:  # noqa: BLE001 - e.g. inputs whose symbolic dims disagree

@@ -279,13 +279,14 @@ def load_source(text: str, file: str, defines: dict, sources: SourceMap, search_
         return loader.load_text(text, file, defines)
 
 
-def elaborate_model(mod: Module, name: str) -> Graph:
-    """Run one model's body: tensors become IR nodes; the result is shape-checked."""
+def elaborate_model(mod: Module, name: str, sizes: dict[str, int] | None = None) -> Graph:
+    """Run one model's body: tensors become IR nodes; the result is shape-checked. `sizes` gives symbolic
+    input dims a number (`run --dim T=40`): the spec is then checked at those sizes, its asserts included."""
     with noting_overrides(mod), deep_recursion():
-        return _elaborate_model(mod, name)
+        return _elaborate_model(mod, name, sizes or {})
 
 
-def _elaborate_model(mod: Module, name: str) -> Graph:
+def _elaborate_model(mod: Module, name: str, sizes: dict[str, int]) -> Graph:
     md = mod.models[name]
     g = Graph(name, md.span)
     ev = Evaluator(g)
@@ -297,7 +298,7 @@ def _elaborate_model(mod: Module, name: str) -> Graph:
         if dt is None:
             raise UnknownNameError(f"unknown dtype '{inp.dtype}'{did_you_mean(inp.dtype, DTYPES)} "
                                    f"(one of {', '.join(DTYPES)})", inp.dtype_span)
-        dims = tuple(_eval_dim(ev, d, env) for d in inp.dims)
+        dims = tuple(_eval_dim(ev, d, env, sizes) for d in inp.dims)
         check_elements([d for d in dims if isinstance(d, int)], f"input '{inp.name}'", inp.span)
         env.vars[inp.name] = Tensor(g.add_input(inp.name, TensorType(dt, dims), inp.span))
     dup = next((o for i, o in enumerate(md.outputs) if o in md.outputs[:i]), None)
@@ -337,13 +338,14 @@ def _elaborate_model(mod: Module, name: str) -> Graph:
     return check(g)
 
 
-def _eval_dim(ev: Evaluator, d, env: Env):
+def _eval_dim(ev: Evaluator, d, env: Env, sizes: dict[str, int]):
     """A name nothing defines is a symbolic dim; so is a file param left at none (`param T = none`), which
-    `-D T=16` turns into a number: one spec, symbolic for inference and fixed where training needs it."""
+    `-D T=16` turns into a number: one spec, symbolic for inference and fixed where training needs it.
+    `sizes` turns a symbolic dim into its number."""
     if isinstance(d, A.Name) and (not env.has(d.id) or env.lookup(d.id) is None):
-        sym = Sym.of(d.id)
-        env.vars[d.id] = sym
-        return sym
+        dim = sizes.get(d.id) or Sym.of(d.id)
+        env.vars[d.id] = dim
+        return dim
     v = ev.eval(d, env)
     if isinstance(v, Sym):
         return v

@@ -201,6 +201,19 @@ def test_run_refuses_a_dim_the_model_does_not_have(capsys):
     assert "--dim T: the model has no symbolic dim 'T' (its symbolic dims: B)" in capsys.readouterr().err
 
 
+def test_run_checks_the_spec_at_the_sizes_it_runs(capsys):
+    """gpt2.arch asserts T <= n_positions, which holds for a symbolic T: `run --dim T=40` with 32 positions
+    failed inside onnxruntime (a broadcast of 32 by 40) instead of at the assert."""
+    gpt = [str(ROOT / "specs" / "gpt2.arch"), "-D", "n_layer=1", "-D", "n_head=2", "-D", "n_embd=8", "-D", "vocab=16",
+           "-D", "n_positions=32", "--repeat", "1"]
+    assert main(["run", *gpt, "--dim", "T=40"]) == 1
+    err = capsys.readouterr().err
+    assert "gpt2.arch:76:5: error: sequence length is longer than n_positions" in err
+    assert "note: checked at the sizes of this run: B=1, T=40" in err and "onnxruntime" not in err
+    assert main(["run", *gpt, "--dim", "T=32", "--batch", "2"]) == 0
+    assert "logits: [2, 32, 16]" in capsys.readouterr().out
+
+
 def test_run_refuses_a_batch_the_model_cannot_take(tmp_path, capsys):
     spec = tmp_path / "fixed.arch"
     spec.write_text("model m(x: float32[2, 4]) -> y {\n    y = x -> linear(3)\n}\n")
