@@ -8,18 +8,19 @@ attention's output at a query position needs that query row but every key and va
 output projection and the query projection on 1 of 197 positions.
 
 Rule: a getitem that narrows one axis with step 1 (an int or a slice, not the whole axis) moves above
-every node whose output is read only through that same narrowing, where the node is row-wise along that
-axis: elementwise ops (OpDef.elementwise; an operand broadcast along the axis is read whole), linear
+every node whose output is read only through narrowings of that axis (for several, the span covering
+them, from which each takes its own: DeiT's two tokens), where the node is row-wise along that axis:
+elementwise ops (OpDef.elementwise; an operand broadcast along the axis is read whole), linear
 and matmul rows, layer/RMS norms and softmaxes over other axes, permutes, reshapes that keep the dims up
 to the axis, and attention along its query axis (multi-head attention becomes the cross-attention form:
 the key and value read the whole input). Causal masks restrict it: `causal_mask` (bottom-right aligned)
 commutes with rows that run to the end; causal attention (top-left aligned, torch's is_causal) with the
 first rows, and its last row alone is non-causal attention when queries and keys have one length. Where
 the chain stops, one narrowing of the full value is inserted; an int index leaves the axis as size 1
-until the original getitem, which becomes a squeeze. Every narrowed node's types are checked by its op's
-own shape rule before anything changes. A train step runs it on its forward graph before autodiff (the
-gradients then flow through the narrowed layers alone), where an op that draws dropout masks is not
-narrowed: its mask would take other random numbers."""
+until the original getitem, which becomes a squeeze (under a cover, the index shifted into it). Every
+narrowed node's types are checked by its op's own shape rule before anything changes. A train step runs
+it on its forward graph before autodiff (the gradients then flow through the narrowed layers alone),
+where an op that draws dropout masks is not narrowed: its mask would take other random numbers."""
 
 from __future__ import annotations
 
@@ -166,6 +167,24 @@ def _plan(node: Node, s: Sel) -> tuple[list, list | None, dict] | None:
     return None
 
 
+def _cover(demands: list, t: TensorType) -> Sel | None:
+    """The positions a value's uses read: their one selection, or where they read several positions of one
+    axis (DeiT's class and distillation tokens, h[:, 0] and h[:, 1]) the span from the first to the last,
+    when it is shorter than the axis. None where a use reads the value whole."""
+    if any(d is FULL for d in demands):
+        return None
+    first = demands[0]
+    if all(d == first for d in demands):
+        return first
+    if any(d.axis != first.axis or d.start < 0 or d.stop is None for d in demands):
+        return None  # several axes, or a position counted from the end of a symbolic dim
+    lo, hi = min(d.start for d in demands), max(d.stop for d in demands)
+    dim = t.shape[first.axis]
+    if isinstance(dim, int) and hi - lo >= dim:
+        return None
+    return Sel(first.axis, lo, hi, hi - lo)
+
+
 def _draws(node: Node) -> bool:
     """Draws a dropout mask when training (dropout, attention dropout): narrowed, it would draw others."""
     return float(node.attrs.get("p" if node.op == "dropout" else "dropout", 0.0)) > 0.0
@@ -210,18 +229,21 @@ def narrow_rows(g: Graph, ctx: PassContext) -> bool:
     uses: dict[int, list] = {}  # id(value) -> the demand of each use (a Sel, or FULL)
     plans: dict[int, tuple] = {}  # id(node) -> its plan (_plan), for the nodes that narrow
     picks: dict[int, tuple[Sel, bool]] = {}  # id(getitem) -> its narrowing, for the index nodes
+    sels: dict[int, Sel] = {}  # id(value) -> the positions its narrowed node computes, for the narrowed values
     for node in reversed(g.nodes):
         plan, out_sel = None, None
         if len(node.outputs) == 1:
             v = node.outputs[0]
             demands = uses.get(id(v), [])
-            if demands and not rw.is_output(v) and all(d is not FULL and d == demands[0] for d in demands):
-                out_sel = demands[0]
+            if demands and not rw.is_output(v):
+                out_sel = _cover(demands, v.type)
+            if out_sel is not None:
                 plan = None if not ctx.inference and _draws(node) else _plan(node, out_sel)
                 if plan is not None and not _checked(node, out_sel, plan):
                     plan = None
         if plan is not None:
             plans[id(node)] = plan
+            sels[id(v)] = out_sel
             for i, d in zip(_order(node, plan), plan[0]):
                 uses.setdefault(id(node.inputs[i]), []).append(d)
             continue
@@ -253,25 +275,38 @@ def narrow_rows(g: Graph, ctx: PassContext) -> bool:
             cuts[key] = n.outputs[0]
         return cuts[key]
 
+    def within(x: Value, d: Sel, anchor: Node, name: str, squeeze: bool = False) -> Value:
+        """Positions `d` of x, from its narrowed value (which computes the cover of every use's positions)."""
+        rows, have = narrow[id(x)], sels[id(x)]
+        full = [("s", None, None, None)] * d.axis
+        if squeeze:  # one position: the index itself, shifted (an int drops the axis)
+            n = g.make_node("getitem", [rows], {"index": tuple(full + [("i", d.start - have.start)])}, name,
+                            anchor.span) if have.length != 1 else \
+                g.make_node("squeeze", [rows], {"dim": (d.axis,)}, name, anchor.span)
+        elif d == have:
+            return rows
+        else:
+            stop = d.stop - have.start if d.stop is not None else None
+            n = g.make_node("getitem", [rows], {"index": tuple(full + [("s", d.start - have.start, stop, None)])},
+                            name, anchor.span)
+        rw.insert_before(anchor, n)
+        return n.outputs[0]
+
     for node in list(g.nodes):
         if id(node) in plans:
             plan = plans[id(node)]
             inputs = []
             for i, d in zip(_order(node, plan), plan[0]):
                 x = node.inputs[i]
-                inputs.append(x if d is FULL else narrow[id(x)] if id(x) in narrow else cut(x, d, node))
+                inputs.append(x if d is FULL else within(x, d, node, f"{node.name}.rows") if id(x) in narrow
+                              else cut(x, d, node))
             new = g.make_node(node.op, inputs, plan[2], node.name, node.span)
             rw.insert_before(node, new)
             narrow[id(node.outputs[0])] = new.outputs[0]
             narrowed.append(node)
         elif id(node) in picks and id(node.inputs[0]) in narrow:
             s, squeeze = picks[id(node)]
-            rows = narrow[id(node.inputs[0])]
-            if squeeze:
-                sq = g.make_node("squeeze", [rows], {"dim": (s.axis,)}, node.name, node.span)
-                rw.insert_before(node, sq)
-                rows = sq.outputs[0]
-            rw.replace(node.outputs[0], rows)
+            rw.replace(node.outputs[0], within(node.inputs[0], s, node, node.name, squeeze))
             rw.erase(node)
     rw.erase_all(narrowed)  # read now only by each other
     return rw.commit()

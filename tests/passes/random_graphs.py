@@ -14,7 +14,7 @@ N, C, H = 2, 4, 4
 STEPS = ("conv_bn", "conv_nobias_bn", "bn", "relu", "mul1", "one_mul", "add0", "sub0", "div1", "dropout", "dup",
          "perm2", "transpose_self", "reshape2", "constfold", "scale", "attention", "attention_mask", "linear3d",
          "expand_same", "cast_same", "getitem_full", "branch", "matmul_bias", "expand_like", "deconv_bn",
-         "rows", "rows_end", "cls_attention")
+         "rows", "rows_end", "cls_attention", "two_rows")
 FULL = ("s", None, None, None)
 
 
@@ -89,6 +89,10 @@ def apply(b: Builder, h, step: str):
     if step == "rows_end":  # the last two rows, from the end of a static axis
         r = op("getitem", op("sigmoid", op("permute", h, dims=(0, 1, 3, 2))), index=(FULL, FULL, ("s", -2, None, None)))
         return op("mul", h, op("concat", r, r, axis=2))
+    if step == "two_rows":  # two rows of one chain: narrowed to the span covering both (DeiT's two tokens)
+        r = op("gelu", op("mul", h, b.const(f32(1.5))))
+        a, c = (op("getitem", r, index=(FULL, FULL, ("i", i))) for i in (0, 2))
+        return op("add", h, op("unsqueeze", op("sub", a, c), dim=2))
     if step == "cls_attention":  # ViT's class-token readout of a self-attention block
         x = op("reshape", h, shape=(N, C * H, H))
         x = op("add", x, op("multihead_attention", op("layernorm", x), embed_dim=H, num_heads=2))

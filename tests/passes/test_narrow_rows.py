@@ -97,6 +97,42 @@ def test_decomposed_attention_pooler_narrows_the_query_rows():
     assert _shapes(g, "softmax") == ["float32[B, 2, 1, T]"]
 
 
+DEIT = VIT.replace("""    y = h[:, 0] -> linear(3) as head
+}""", """    y = (h[:, 0] -> linear(3) as head) + (h[:, 1] -> linear(3) as head_dist)
+}""")
+
+
+def test_deit_two_tokens_run_the_last_block_on_both_only():
+    """Uses of several positions of one axis narrow to the span that covers them; each then takes its own."""
+    g = _same_outputs(DEIT, lengths=(2, 3, 6))
+    assert _shapes(g, "multihead_attention") == ["float32[B, T, 8]", "float32[B, 2, 8]"]
+    assert _shapes(g, "linear")[-4:] == ["float32[B, 2, 16]", "float32[B, 2, 8]", "float32[B, 3]", "float32[B, 3]"]
+    assert not PASS.fn(g, CTX)  # idempotent: the cover is now the whole axis
+
+
+@pytest.mark.parametrize("reads, kept", [
+    ("h[:, 1] + h[:, 3]", "float32[B, 3, 4]"),  # positions 1..3 cover both
+    ("h[:, 2:4] + h[:, 3:5]", "float32[B, 3, 4]"),
+    ("h[:, 1] + h[:, 1:3][:, 0]", "float32[B, 2, 4]"),
+    ("h[:, 0] + h[:, 1] * 2.0", "float32[B, 2, 4]"),  # on a symbolic axis too (T below 2 fails either way)
+    ("h[:, 0] + h[:, 5]", None),  # the cover is the whole axis: nothing to save
+    ("h[:, 0] + h[:, -1]", None),  # counted from the end of a symbolic axis
+    ("concat([h[:, 0], h[:, :, 1]], axis=1)", None),  # two axes
+])
+def test_the_cover_of_several_reads(reads, kept):
+    src = f"""
+model m(x: float32[B, {"T" if "-1" in reads or "* 2.0" in reads else 6}, 4]) -> y {{
+    h = x -> linear(4) as fc -> relu
+    y = {reads}
+}}"""
+    if kept is None:
+        g = check_source(src, file="case.arch")
+        assert not PASS.fn(g, CTX)
+        return
+    g = _same_outputs(src, lengths=(6,))
+    assert _shapes(g, "linear") == [kept]
+
+
 @pytest.mark.parametrize("index, kept", [("-1", "float32[B, 1, 16]"), ("2", "float32[B, 1, 16]"),
                                          ("1:", "float32[B, (T-1), 16]")])
 def test_ints_and_slices_of_a_symbolic_axis(index, kept):
@@ -144,9 +180,6 @@ model m(x: float32[2, 5, 8]) -> y {
        y = h[:, 0] }""",
     # the index picks features, which a linear mixes
     """model m(x: float32[B, T, 8]) -> y { y = (x -> linear(8) as fc)[:, :, 0] }""",
-    # two different positions of one value
-    """model m(x: float32[B, T, 8]) -> y { h = x -> linear(8) as fc
-       y = h[:, 0] + h[:, 1] }""",
     # softmax along the indexed axis
     """model m(x: float32[B, T, 8]) -> y { y = (x -> softmax(axis=1))[:, 0] }""",
     # layernorm over the indexed axis
@@ -246,7 +279,7 @@ model m(x: float32[B, T, 8]) -> y {{
         assert rows["multihead_attention"] == ("float32[B, 1, 8]" if narrowed else "float32[B, T, 8]")
 
 
-@pytest.mark.parametrize("step", ["rows", "rows_end", "cls_attention"])
+@pytest.mark.parametrize("step", ["rows", "rows_end", "cls_attention", "two_rows"])
 def test_the_random_graphs_give_it_work(step):
     """The property tests (test_properties.py) reach this pass through these generator steps."""
     from .random_graphs import build
