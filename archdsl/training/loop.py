@@ -401,7 +401,8 @@ def evaluate(trainer: Trainer, data: dict, batch_size: int, loss_kind: str, path
     for i in range(0, n, size):
         batch = {k: v[i:i + size] for k, v in data.items()}
         pred = _on_batch(path, np.arange(i, min(i + size, n)), lambda: trainer.predict(batch))
-        total += loss_value(loss_kind, pred, batch["labels"]) * len(batch["labels"])
+        total += loss_value(loss_kind, pred, batch["labels"], trainer.info.config.label_smoothing) \
+            * len(batch["labels"])
         c, k = batch_metrics(loss_kind, pred, batch["labels"])
         correct, counted = correct + c, counted + k
     out = {"val_loss": total / max(n, 1)}

@@ -1,0 +1,48 @@
+"""The loop's own loss and accuracy (held-out data), against torch's definitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from archdsl.training.metrics import batch_metrics, loss_value
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.7])
+@pytest.mark.parametrize("shape", [(5, 7), (2, 3, 4)])
+def test_cross_entropy_is_torchs_with_label_smoothing(smoothing, shape):
+    """val_loss left label smoothing out, so with --label-smoothing it was not the loss the step trains."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    pred = rng.standard_normal(shape).astype(np.float32) * 3
+    labels = rng.integers(0, shape[-1], shape[:-1])
+    ref = torch.nn.functional.cross_entropy(torch.from_numpy(pred.reshape(-1, shape[-1])).double(),
+                                            torch.from_numpy(labels.reshape(-1)), label_smoothing=smoothing)
+    assert loss_value("cross_entropy", pred, labels, smoothing) == pytest.approx(float(ref), rel=1e-9)
+
+
+def test_regression_and_binary_losses_are_torchs():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(1)
+    pred, target = rng.standard_normal((6, 3)), rng.random((6, 3))
+    t = torch.from_numpy
+    assert loss_value("mse", pred, target) == pytest.approx(float(F.mse_loss(t(pred), t(target))), rel=1e-9)
+    assert loss_value("bce_with_logits", pred, target) == pytest.approx(
+        float(F.binary_cross_entropy_with_logits(t(pred), t(target))), rel=1e-9)
+    assert batch_metrics("mse", pred, target) == (0.0, 0)
+    assert batch_metrics("cross_entropy", np.eye(3), np.array([0, 2, 2])) == (2.0, 3)
+
+
+def test_held_out_loss_takes_the_steps_label_smoothing():
+    from types import SimpleNamespace
+
+    from archdsl.training.loop import evaluate
+    rng = np.random.default_rng(2)
+    pred = rng.standard_normal((10, 4))
+    labels = rng.integers(0, 4, 10)
+    trainer = SimpleNamespace(info=SimpleNamespace(config=SimpleNamespace(label_smoothing=0.2)),
+                              predict=lambda batch: pred[batch["x"]])
+    got = evaluate(trainer, {"x": np.arange(10), "labels": labels}, 3, "cross_entropy")
+    assert got["val_loss"] == pytest.approx(loss_value("cross_entropy", pred, labels, 0.2), rel=1e-12)
+    assert got["val_loss"] != pytest.approx(loss_value("cross_entropy", pred, labels), rel=1e-6)
