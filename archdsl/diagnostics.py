@@ -116,6 +116,13 @@ def writing(path):
         raise ArchError(f"cannot write {p}: {e.strerror or e}") from None
 
 
+def quoted(names, shown: int = 3) -> str:
+    """Names for a message: the first few quoted, then how many more ('a', 'b', 'c' and 4 more)."""
+    names = list(names)
+    more = len(names) - shown
+    return ", ".join(f"'{n}'" for n in names[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
 def did_you_mean(name: str, candidates) -> str:
     close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""

@@ -152,7 +152,7 @@ def _checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | 
         return None
     import numpy as np
 
-    from .diagnostics import did_you_mean
+    from .diagnostics import did_you_mean, quoted
     what = f"weights file {source}" if source else "weights file"
     if "__epoch__" in weights and "__config__" in weights:
         raise ArchError(f"{what} is a checkpoint of `archdsl train` (the whole training state); the trained "
@@ -164,20 +164,15 @@ def _checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | 
     missing = [n for n in graph.params if n not in weights]
     if unknown:  # a suggestion only among the names on the other side: fc3.weight is not fc2.weight's typo
         raise ArchError(f"{what} has {len(unknown)} name{'s' if len(unknown) > 1 else ''} the model does not: "
-                        f"{_names(unknown)}{did_you_mean(unknown[0], missing)}")
+                        f"{quoted(unknown)}{did_you_mean(unknown[0], missing)}")
     if missing:
         raise ArchError(f"{what} lacks {len(missing)} of the model's {len(graph.params)} parameters and "
-                        f"buffers: {_names(missing)}")
+                        f"buffers: {quoted(missing)}")
     for name, arr in weights.items():
         dtype = np.asarray(arr).dtype
         if dtype.kind not in "biuf":
             raise ArchError(f"{what}: '{name}' holds {dtype} values, not numbers")
     return weights
-
-
-def _names(names: list[str], shown: int = 3) -> str:
-    more = len(names) - shown
-    return ", ".join(f"'{n}'" for n in names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def opset_range() -> tuple[int, int]:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ..diagnostics import ArchError
+from ..diagnostics import ArchError, quoted
 from ..ir import Graph, Node, Value
 from ..ops import OpCall
 from .builder import GradBuilder
@@ -76,8 +76,7 @@ def vjp(graph: Graph, nodes: list[Node], outputs: list[Value], gouts: list[Value
 
 def _no_rule(node: Node, wrt: list[Value]) -> ArchError:
     """Name the op and the parameters behind it, so the user sees why the loss cannot reach them."""
-    names = [w.name for w in wrt if w.name]
-    shown = ", ".join(f"'{n}'" for n in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    shown = quoted(w.name for w in wrt if w.name)
     return ArchError(f"cannot train through {node.op} '{node.name}': the op has no gradient rule, and it lies "
                      f"on the path from {shown or 'the parameters'} to the loss", node.span,
                      [("make the layer's inputs constant, or drop it from the trained path", None)])

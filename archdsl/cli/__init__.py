@@ -55,6 +55,7 @@ def make_parser() -> argparse.ArgumentParser:
                                  epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"archdsl {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    ap.subcommands = sub.choices  # name -> its parser, for main() to report a stray flag with the right usage
 
     b = sub.add_parser("build", help="compile a spec to an .onnx file",
                        description="Compile FILE.arch to ONNX (or print its IR with --emit ir). "
@@ -163,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         return bench_main(argv[1:])
     ap = make_parser()
     args, extra = ap.parse_known_args(argv)
-    if extra:  # said by the subcommand's parser, with its usage (the top level's listed no flag of it)
-        subs = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
-        (subs.choices.get(args.command) or ap).error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:  # said by the parser the flag was given to: a subcommand's usage lists its own flags
+        after = args.command in argv and argv.index(extra[0]) > argv.index(args.command)
+        (ap.subcommands[args.command] if after else ap).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         ap.print_help()
         return 2

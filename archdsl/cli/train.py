@@ -144,6 +144,9 @@ def add_train_parser(sub) -> None:
     add_train_flags(t, building=False)
 
 
+_OTHER_FORMATS = {".onnx", ".arch", ".pt", ".pth", ".bin", ".ckpt", ".h5", ".pb", ".pkl", ".json", ".txt", ".npy"}
+
+
 def cmd_train(args, sources) -> int:
     from ..training.loop import LoopOptions, run_training
     if args.epochs < 1 or args.batch_size < 1:
@@ -159,7 +162,7 @@ def cmd_train(args, sources) -> int:
                   ("--val", "val"), ("--weights", "weights")):
         return 2
     out = output_path(args.output, example="weights.npz")
-    if out.suffix and out.suffix.lower() not in (".npz", ".safetensors"):  # -o w.onnx got an .npz archive
+    if out.suffix.lower() in _OTHER_FORMATS:  # -o w.onnx got an .npz archive under that name
         print(f"archdsl train: error: -o {args.output}: the weights are written as .npz or .safetensors; give "
               "one of those suffixes", file=sys.stderr)
         return 2

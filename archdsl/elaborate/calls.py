@@ -62,9 +62,6 @@ def _branch_dtype(picked) -> DType:
     return DType.float32 if any(isinstance(v, float) for v in nums) else DType.int64
 
 
-_INDEX_SLOTS = frozenset({"index", "ids"})  # op inputs that hold positions: a number there is an int64
-
-
 class Calls:
     """The Evaluator's call handling (a mixin: it uses the evaluator's graph, scopes and eval)."""
 
@@ -170,7 +167,7 @@ class Calls:
         ref_dt = ref.type.dtype if ref is not None else None
         if ref_dt is DType.bool and "cond" in op.inputs:  # where(c, 1.0, 0.0): numbers are not the condition's
             ref_dt = _branch_dtype(picked)
-        tensors = [self.as_tensor(v, DType.int64 if n in _INDEX_SLOTS and is_int(v) else ref_dt, op.name, n, span)
+        tensors = [self.as_tensor(v, DType.int64 if n in op.positions and is_int(v) else ref_dt, op.name, n, span)
                    for n, v in picked]  # take(w, 0): the index is a position, not a number of w's dtype
         attrs = {}
         for a in op.attrs:

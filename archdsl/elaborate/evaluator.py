@@ -42,6 +42,8 @@ class Evaluator(Calls, Operators):
         self.counters: dict[tuple, int] = {}
         self.steps = 0
         self.depth = 0
+        self.model_env: Env | None = None  # the model body's scope, whose assignments are recorded:
+        self.assigned_at: dict[str, Span] = {}  # name -> the assignment that ran last there (output messages)
 
     # ---------------- names ----------------
     def layer_name(self, label, base: str) -> str:
@@ -71,6 +73,8 @@ class Evaluator(Calls, Operators):
         if isinstance(s, A.Assign):
             value = self.eval(s.value, env)
             self.bind(s.targets, value, env, s.span)
+            if env is self.model_env:
+                self.assigned_at.update(dict.fromkeys(s.targets, s.span))
         elif isinstance(s, A.Let):
             env.vars[s.name] = self.eval(s.value, env)
         elif isinstance(s, A.For):
@@ -95,7 +99,7 @@ class Evaluator(Calls, Operators):
                 self.exec_body(s.body, env)
         elif isinstance(s, A.Return):
             vals = [self.eval(v, env) for v in s.values]
-            raise ReturnValue(vals[0] if len(vals) == 1 else tuple(vals))
+            raise ReturnValue(vals[0] if len(vals) == 1 else tuple(vals), s.span)
         elif isinstance(s, A.Assert):
             if not self.truth(self.eval(s.cond, env), s.cond.span):
                 msg = self.eval(s.message, env) if s.message is not None else "assertion failed"

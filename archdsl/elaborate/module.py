@@ -305,13 +305,14 @@ def _elaborate_model(mod: Module, name: str, sizes: dict[str, int]) -> Graph:
     if dup is not None:
         raise ArchError(f"model {name} declares output '{dup}' twice", md.span)
     returned = None
+    ev.model_env = env
     try:
         ev.exec_body(md.body, env)
     except ReturnValue as r:
-        returned = r.value
+        returned, returned_at = r.value, r.span
     where = {}  # output -> the statement that gave it its value, for the messages below
     if returned is not None:
-        where = dict.fromkeys(md.outputs, _last(md.body, lambda st: isinstance(st, A.Return)))
+        where = dict.fromkeys(md.outputs, returned_at)
         vals = list(returned) if isinstance(returned, tuple) and len(md.outputs) > 1 else [returned]
         if len(vals) != len(md.outputs):
             raise ArchTypeError(f"model {name} returns {len(vals)} values but declares {len(md.outputs)} outputs",
@@ -323,7 +324,7 @@ def _elaborate_model(mod: Module, name: str, sizes: dict[str, int]) -> Graph:
             if o not in env.vars:
                 raise UnknownNameError(f"model {name} never assigns its output '{o}'", md.span)
             outs[o] = env.vars[o]
-            where[o] = _last(md.body, lambda st, o=o: isinstance(st, A.Assign) and o in st.targets)
+            where[o] = ev.assigned_at.get(o)  # the assignment that ran, not the last one written
     for o, v in outs.items():
         if not isinstance(v, Tensor):
             raise ArchTypeError(f"output '{o}' of model {name} must be a tensor, got {describe(v)}",
@@ -354,16 +355,3 @@ def _eval_dim(ev: Evaluator, d, env: Env, sizes: dict[str, int]):
     if v > Limits.dim:
         raise LimitError(f"dim {v} is over the limit of {Limits.dim}", d.span)
     return v
-
-
-def _last(body, hit):
-    """The span of the last statement in `body` (nested ones included) that `hit` picks, or None."""
-    found = None
-    for st in body:
-        if hit(st):
-            found = st.span
-        for inner in (getattr(st, "body", None), getattr(st, "orelse", None),
-                      *(b for _, b in getattr(st, "branches", ()))):
-            if inner:
-                found = _last(inner, hit) or found
-    return found

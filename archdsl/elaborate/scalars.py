@@ -26,8 +26,9 @@ class Limits:
 class ReturnValue(Exception):
     """A block's `return`, unwinding to its call."""
 
-    def __init__(self, value):
+    def __init__(self, value, span=None):
         self.value = value
+        self.span = span
 
 
 ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,

@@ -131,9 +131,10 @@ def load_weights(path: str | Path) -> dict[str, np.ndarray]:
 def numpy_reason(e: Exception, member: bool = False) -> str:
     """Why numpy did not load a file or an archive member, in words a user can act on: for anything that is
     not .npy/.npz numpy guesses a pickle and says to allow_pickle, which archdsl never does."""
+    if "Object arrays" in str(e) or ("pickle" in str(e) and member):
+        return "it holds Python objects (an object array), which are not loaded"
     if "pickle" in str(e):
-        return "it holds Python objects (an object array), which are not loaded" if member \
-            else "not a .npy or .npz file"
+        return "not a .npy or .npz file"
     return str(e)
 
 

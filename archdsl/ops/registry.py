@@ -90,6 +90,9 @@ class OpDef:
     # each output element reads only its own (broadcast) position of every input, so a pass may compute any
     # subset of positions (narrow_rows)
     elementwise: bool = False
+    # inputs that hold positions (take's index, embedding's ids): a number written there is an int64, not a
+    # constant of the other inputs' dtype
+    positions: tuple[str, ...] = ()
     attr_index: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

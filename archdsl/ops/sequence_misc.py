@@ -35,7 +35,7 @@ def _take_infer(ins, a):
 
 
 register(OpDef(
-    name="take", inputs=("x", "index"), category="shape", attrs=(Attr("axis", "int", 0),),
+    name="take", inputs=("x", "index"), category="shape", attrs=(Attr("axis", "int", 0),), positions=("index",),
     infer=_take_infer, cost=lambda c: 0,
     grad=lambda b, c, ins, outs, gouts: [b.op("autodiff.movement_grad", gouts[0], ins[0], ins[1], op="take",
                                               attrs=dict(c.attrs)), None],

@@ -59,7 +59,7 @@ def load_data(path: str, model, names: list[str]) -> dict[str, np.ndarray]:
         if a.ndim and not len(a):
             raise ArchError(f"{path}: '{name}' has no examples (its first dim is 0)")
         if a.dtype.kind == "f" and not np.isfinite(a).all():
-            at = [int(i) for i in np.argwhere(~np.isfinite(a))[0]]
+            at = _first(~np.isfinite(a))
             raise ArchError(f"{path}: '{name}'{at} is {a[tuple(at)]}: the data must be finite (a NaN or inf "
                             "makes the loss NaN)")
         dims = declared[name] = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in vi.shape.dim]
@@ -82,45 +82,48 @@ def load_data(path: str, model, names: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
+def _first(mask: np.ndarray) -> list[int]:
+    """The index of the first true element of `mask`, as a list (for a message: 'x'[5, 3])."""
+    return [int(i) for i in np.argwhere(mask)[0]] if mask.ndim else []
+
+
 def _cast(path: str, name: str, a: np.ndarray, want: np.dtype) -> np.ndarray:
     """`a` as the model's dtype, where every value fits: numpy's cast wraps integers (2**40 became 0 in
-    int32) and turns floats beyond the range into inf (1e5 in float16)."""
+    int32) and turns numbers beyond a float's range into inf (1e5, or the integer 100000, in float16)."""
     if want.kind in "iu" and a.dtype.kind in "iub" and a.size:
         info = np.iinfo(want)
         bad = (a < info.min) | (a > info.max)
         if bad.any():
-            at = [int(i) for i in np.argwhere(bad)[0]]
+            at = _first(bad)
             raise ArchError(f"{path}: '{name}'{at} is {a[tuple(at)]}, which {want.name} (the model's dtype) cannot "
                             f"hold ({info.min}..{info.max})")
         return a.astype(want)
-    if want.kind == "f" and a.dtype.kind == "f":
+    if want.kind == "f":
         with np.errstate(over="ignore"):
             out = a.astype(want)
-        bad = np.isinf(out) & np.isfinite(a)
+        bad = np.isinf(out) & ~np.isinf(a.astype(np.float64))
         if bad.any():
-            at = [int(i) for i in np.argwhere(bad)[0]]
+            at = _first(bad)
             raise ArchError(f"{path}: '{name}'{at} is {a[tuple(at)]}, beyond {want.name} (the model's dtype, "
                             f"largest {float(np.finfo(want).max):g})")
         return out
     return a.astype(want)
 
 
-def check_index_inputs(path: str, data: dict[str, np.ndarray], model) -> None:
-    """A model input read directly as embedding ids (a Gather's indices) holds row numbers 0..rows-1:
-    onnxruntime's Gather reads -1 as the last row (torch refuses it), and stops past the end with an
-    error that names no example."""
-    params = {t.name: list(t.dims) for t in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type != "Gather" or len(node.input) < 2 or node.input[1] not in data:
+def check_index_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
+    """A model input read directly as embedding ids holds row numbers 0..rows-1: onnxruntime's Gather
+    reads -1 as the last row (torch's nn.Embedding refuses it), and stops past the end with an error that
+    names no example. (take() keeps numpy's negative indices.)"""
+    for node in graph.nodes:
+        ids = node.inputs[0] if node.op == "embedding" else None
+        if ids is None or ids.kind != "input" or ids.name not in data:
             continue
-        if any(a.name == "axis" and a.i != 0 for a in node.attribute) or not params.get(node.input[0]):
-            continue
-        rows, ids = params[node.input[0]][0], data[node.input[1]]
-        bad = (ids < 0) | (ids >= rows)
+        rows, got = node.inputs[1].type.shape[0], data[ids.name]
+        bad = (got < 0) | (got >= rows)
         if bad.any():
-            at = [int(i) for i in np.argwhere(bad)[0]]
-            raise ArchError(f"{path}: '{node.input[1]}'{at} is {ids[tuple(at)]}, but the embedding it indexes "
-                            f"has {rows} rows: ids are 0..{rows - 1} ({int(bad.sum())} out of range)")
+            at = _first(bad)
+            raise ArchError(f"{path}: '{ids.name}'{at} is {got[tuple(at)]}, but the embedding it indexes "
+                            f"({node.name}) has {rows} rows: ids are 0..{rows - 1} ({int(bad.sum())} out of range)")
 
 
 def check_class_labels(path: str, labels: np.ndarray, model, output: str) -> None:
@@ -279,14 +282,20 @@ def _symbol_sizes(model, data: dict, names: list[str]) -> dict[str, int]:
 
 
 def _check_finite_state(trainer: Trainer, source: str) -> None:
-    """A NaN or inf in a starting parameter (a --weights or checkpoint file) makes every loss NaN; said so
-    here, rather than blamed on the learning rate after the first step."""
+    """A NaN anywhere in the starting state, or an inf in a trained parameter or its optimizer state (a
+    --weights or checkpoint file), makes every loss NaN; said so here, rather than blamed on the learning
+    rate after the first step. A buffer may hold an inf (a -inf additive mask)."""
+    buffers = set(trainer.info.state_inputs) - set(trainer.info.params)
+    buffers -= {f"{p}.{slot}" for p in trainer.info.params for slot in trainer.info.config.optimizer.state_names()}
     for name in trainer.info.state_inputs:
         a = trainer.get(name)
-        if a.dtype.kind == "f" and not np.isfinite(a).all():
-            at = [int(i) for i in np.argwhere(~np.isfinite(a))[0]] if a.ndim else []
-            raise ArchError(f"{source}: '{name}'{at if at else ''} is {a[tuple(at)]}: training starts from finite "
-                            "values only")
+        if a.dtype.kind != "f":
+            continue
+        bad = np.isnan(a) if name in buffers else ~np.isfinite(a)
+        if bad.any():
+            at = _first(bad)
+            raise ArchError(f"{source}: '{name}'{at if at else ''} is {a[tuple(at)]}: training starts from "
+                            f"{'numbers' if name in buffers else 'finite values'} only")
 
 
 def _batches(n: int, size: int, rng: np.random.Generator | None, drop_single: bool):
@@ -309,7 +318,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     val = load_data(opts.val, ct.step_model, names) if opts.val else None
     for path, data in ((opts.data, train), (opts.val, val)):
         if data is not None:
-            check_index_inputs(path, data, ct.step_model)
+            check_index_inputs(path, data, ct.graph)
             if ct.info.config.loss == "cross_entropy":
                 check_class_labels(path, data["labels"], ct.eval_model, ct.info.output)
     n = len(train["labels"])

@@ -174,13 +174,15 @@ def test_archives_that_are_not_numbers_say_what_they_are(work, capsys):
         z.writestr("readme.txt", b"hello")
     np.savez(work / "obj.npz", **{"fc1.weight": np.array([{"a": 1}], dtype=object)})
     (work / "text.npy").write_text("1 2 3")
+    np.save(work / "obj.npy", np.array([np.zeros(4), np.zeros(3)], dtype=object))
     spec = str(work / "tiny.arch")
     for argv, words in (
             (["build", spec, "--weights", str(work / "sd.pt")], "sd.pt: it is a torch.save file (pickled)"),
             (["build", spec, "--weights", str(work / "other.npz")], "a zip archive of other files, not an .npz"),
             (["build", spec, "--weights", str(work / "obj.npz")], "'fc1.weight': it holds Python objects"),
             (["run", spec, "--input", f"x={work / 'text.npy'}"], "text.npy: not a .npy or .npz file"),
-            (["run", spec, "--input", f"x={work / 'obj.npz'}"], "it holds Python objects (an object array)")):
+            (["run", spec, "--input", f"x={work / 'obj.npz'}"], "it holds Python objects (an object array)"),
+            (["run", spec, "--input", f"x={work / 'obj.npy'}"], "obj.npy: it holds Python objects")):
         assert main(argv) == 1, argv
         err = capsys.readouterr().err
         assert words in err and "allow_pickle" not in err, (argv, err)

@@ -223,7 +223,7 @@ def test_data_that_cannot_train_is_refused_before_training(tmp_path, capsys):
     np.savez(tmp_path / "ids.npz", ids=ids, labels=rng.integers(0, 16, (6, 5)))
     assert main(["train", str(lm), "--data", str(tmp_path / "ids.npz"), "-o", str(tmp_path / "w.npz"), "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert "ids.npz: 'ids'[4, 2] is 99, but the embedding it indexes has 16 rows" in err  # before any step
+    assert "ids.npz: 'ids'[4, 2] is 99, but the embedding it indexes (emb) has 16 rows" in err  # before any step
     assert "internal error" not in err
 
 
@@ -418,7 +418,7 @@ def test_embedding_ids_out_of_range_are_diagnostics(tmp_path, capsys):
     capsys.readouterr()
     ids[2, 3] = -1
     assert main(_lm(tmp_path, ids)) == 1
-    assert "'ids'[2, 3] is -1, but the embedding it indexes has 10 rows: ids are 0..9" in capsys.readouterr().err
+    assert "'ids'[2, 3] is -1, but the embedding it indexes (emb) has 10 rows: ids are 0..9" in capsys.readouterr().err
     ids[2, 3] = 10
     assert main(_lm(tmp_path, ids)) == 1
     assert "'ids'[2, 3] is 10" in capsys.readouterr().err
@@ -505,3 +505,51 @@ def test_an_empty_weights_name_is_a_usage_error_in_build_and_run(tmp_path, capsy
     for command in ("build", "run"):
         assert main([command, str(spec), "--weights", ""]) == 2  # random weights, before
         assert "--weights needs a file name" in capsys.readouterr().err
+
+
+def test_take_keeps_numpys_negative_indices_in_training(tmp_path, capsys):
+    """Only embedding ids are refused below 0; take(w, ids) reads -1 as the last row, as numpy.take."""
+    spec = tmp_path / "take.arch"
+    spec.write_text('model m(ids: int64[B, 3]) -> y { w = parameter([10, 4], init="normal") as w\n'
+                    "    y = take(w, ids) -> mean(dim=1) -> linear(2) as head }")
+    np.savez(tmp_path / "d.npz", ids=np.array([[0, 1, -1], [2, -3, 4]]), labels=np.array([0, 1]))
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--quiet", "--epochs", "1",
+                 "-o", str(tmp_path / "w.npz")]) == 0
+
+
+def test_integer_data_beyond_float16_and_an_inf_mask_buffer(tmp_path, capsys):
+    """100000 in an int64 array became inf in a float16 model; a -inf in a buffer (an additive mask) is a
+    value a model may hold, where only NaN is refused."""
+    spec = tmp_path / "h.arch"
+    spec.write_text("model net(x: float16[B, 4]) -> y { y = x -> linear(3) as fc }")
+    x = np.ones((8, 4), np.int64)
+    x[5, 3] = 100000
+    np.savez(tmp_path / "h.npz", x=x, labels=np.zeros(8, np.int64))
+    assert main(["train", str(spec), "--data", str(tmp_path / "h.npz"), "--optimizer", "sgd", "--quiet",
+                 "-o", str(tmp_path / "w.npz")]) == 1
+    assert "'x'[5, 3] is 100000, beyond float16" in capsys.readouterr().err
+    spec = tmp_path / "m.arch"
+    spec.write_text('model net(x: float32[B, 4]) -> y {\n'
+                    '    bias = parameter([4], init="zeros", trainable=false) as mask\n'
+                    "    y = softmax(x + bias) -> linear(3) as fc\n}")
+    np.savez(tmp_path / "d.npz", x=np.ones((8, 4), np.float32), labels=np.zeros(8, np.int64))
+    start = {"mask": np.array([0, 0, -np.inf, 0], np.float32), "fc.weight": np.zeros((3, 4), np.float32),
+             "fc.bias": np.zeros(3, np.float32)}
+    np.savez(tmp_path / "start.npz", **start)
+    args = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--weights", str(tmp_path / "start.npz"),
+            "--quiet", "--epochs", "1", "-o", str(tmp_path / "w.npz")]
+    assert main(args) == 0
+    start["mask"][1] = np.nan
+    np.savez(tmp_path / "start.npz", **start)
+    assert main(args) == 1
+    assert "the weights: 'mask'[1] is nan: training starts from numbers only" in capsys.readouterr().err
+
+
+def test_a_dotted_output_name_is_an_npz(tmp_path, capsys):
+    """-o run.v2 is a name, not a format: only another format's suffix is refused."""
+    spec = tmp_path / "n.arch"
+    spec.write_text("model net(x: float32[B, 4]) -> y { y = x -> linear(3) as fc }")
+    np.savez(tmp_path / "d.npz", x=np.ones((8, 4), np.float32), labels=np.zeros(8, np.int64))
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--quiet", "--epochs", "1",
+                 "-o", str(tmp_path / "run.v2")]) == 0
+    assert set(np.load(tmp_path / "run.v2")) == {"fc.weight", "fc.bias"}

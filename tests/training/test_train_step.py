@@ -437,3 +437,24 @@ def test_narrow_rows_runs_on_the_forward_graph_before_autodiff(dropout):
     assert set(s2[-1]) == set(s1[-1])
     for name in s1[-1]:
         assert rel(s2[-1][name], s1[-1][name]) < 1e-5, name
+
+
+def test_attention_dropout_keeps_its_masks_under_narrow_rows():
+    """The -O2 step draws the attention dropout masks the -O1 step draws: the attention is not narrowed to
+    the class token (its weights' mask would take other numbers), only what follows it."""
+    src = """
+model m(x: float32[B, 6, 8]) -> y {
+    h = x -> multihead_attention(8, 2, dropout=0.2) as attn -> linear(8) as fc
+    y = h[:, 0] -> linear(10) as head
+}"""
+    mod = driver.load(text=src, file="t.arch")
+    cfg = config(opt="sgd", lr=0.1)
+    o1 = driver.build_train(mod, None, driver.CompileOptions(opt_level=1), cfg)
+    o2 = driver.build_train(mod, None, driver.CompileOptions(), cfg)
+    assert _rows(o2.step_model) > 0 and "seed" in o2.info.state_inputs
+    data = batches(o1, 3, 4, 10, seed=2)
+    l1, s1 = ort_steps(o1, data)
+    l2, s2 = ort_steps(o2, data)
+    assert rel(l2, l1) < 1e-6
+    for name in s1[-1]:
+        assert rel(s2[-1][name], s1[-1][name]) < 1e-5, name
