@@ -14,7 +14,7 @@ from .._version import __version__
 from ..diagnostics import ArchError, ShapeError
 from ..ir import Graph, Value
 from ..ops import OpCall
-from ..types import TensorType, is_formula
+from ..types import DType, TensorType, is_formula
 from .emitter import Emitter
 from .weights import CHUNK, Chunked, cast, chunk_count, fill_chunk, materialize
 
@@ -50,15 +50,28 @@ def _param_array(v: Value, seed: int, weights: dict | None) -> np.ndarray:
 
 
 def _fitted(arr: np.ndarray, v: Value, what: str, advice: str = "") -> np.ndarray:
-    """arr in v's dtype; finite values beyond a narrower float dtype's range (1e40 in float32, 1e5 in float16)
-    are a diagnostic naming the parameter, not a silent inf."""
+    """arr in v's dtype, cast directly and only where every value survives: finite values beyond a float
+    dtype's range (1e40 in float32, 1e5 in float16) and integers a narrower integer cannot hold (2**40 in
+    int32) or fractions in an integer parameter are a diagnostic naming the parameter, not an inf, a wrapped
+    number or a truncation. (It went through float32 first: an int64 2**53-1 lost its last bit.)"""
+    dt = v.type.dtype
+    if arr.dtype == dt.numpy:
+        return cast(arr, dt)
+    if not dt.is_float and dt is not DType.bool:
+        low, top = dt.limits()
+        if arr.dtype.kind == "f" and not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
+            raise ArchError(f"'{v.name}': {what} holds fractions or non-finite values, and the {dt} parameter "
+                            f"only whole numbers", v.span)
+        if arr.size and (arr.min() < low or arr.max() > top):
+            raise ArchError(f"'{v.name}': {what} reaches {arr.max() if arr.max() > top else arr.min()}, beyond "
+                            f"{dt}'s range ({low}..{top})", v.span)
     with np.errstate(over="ignore", invalid="ignore"):  # said below, with the parameter's name
-        out = cast(arr.astype(np.float32) if arr.dtype != v.type.dtype.np else arr, v.type.dtype)
-    if out.dtype != arr.dtype and arr.dtype.kind == "f" and v.type.dtype.is_float and \
-            not np.isfinite(out).all() and np.isfinite(arr).all():
-        top = float(np.abs(arr).max())
-        raise ArchError(f"'{v.name}': {what} reaches {top:g}, beyond {v.type.dtype}'s range "
-                        f"({v.type.dtype.limits()[1]:g}){advice}", v.span)
+        out = cast(arr, dt)
+    if dt.is_float and arr.dtype.kind in "fiub" and not np.isfinite(out).all() and \
+            np.isfinite(arr.astype(np.float64)).all():
+        top = float(np.abs(arr.astype(np.float64)).max())
+        raise ArchError(f"'{v.name}': {what} reaches {top:g}, beyond {dt}'s range ({dt.limits()[1]:g}){advice}",
+                        v.span)
     return out
 
 

@@ -450,3 +450,32 @@ def test_an_unknown_flag_is_reported_by_its_subcommand(work, capsys):
     with pytest.raises(SystemExit) as e:
         main(["--bogus"])
     assert e.value.code == 2 and "archdsl: error: unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_weights_of_another_dtype_load_exactly_or_not_at_all(work, capsys):
+    """Every value went through float32: int64 2**40 became -2**31 in an int32 buffer, 1.7 became 1, int64
+    100000 became inf in float16 with no word, and a float64 parameter lost the last bit of 2**53 - 1."""
+    import onnx
+    from onnx import numpy_helper
+    spec = work / "p.arch"
+    spec.write_text("""model m(x: float64[B, 2]) -> y {
+    p = parameter([2], init="zeros", dtype="int32", trainable=false) as p
+    q = parameter([2], init="zeros", dtype="float16", trainable=false) as q
+    r = parameter([2], init="zeros", dtype="float64", trainable=false) as r
+    y = x + cast(p, "float64") + cast(q, "float64") + r
+}""")
+
+    def build(**given):
+        w = {"p": np.zeros(2, np.int32), "q": np.zeros(2, np.float16), "r": np.zeros(2)}
+        np.savez(work / "w.npz", **{**w, **given})
+        return main(["build", str(spec), "--weights", str(work / "w.npz"), "-o", str(work / "p.onnx")])
+    for given, words in (({"p": np.array([1, 2 ** 40])}, "'p': the weights file's value reaches 1099511627776, "
+                                                          "beyond int32's range"),
+                         ({"p": np.array([1.7, 2.0])}, "'p': the weights file's value holds fractions"),
+                         ({"q": np.array([1, 100000])}, "'q': the weights file's value reaches 100000, beyond "
+                                                        "float16's range")):
+        assert build(**given) == 1, given
+        assert words in capsys.readouterr().err
+    assert build(p=np.array([1.0, -3.0]), r=np.array([2 ** 53 - 1, 3], np.int64)) == 0
+    got = {t.name: numpy_helper.to_array(t) for t in onnx.load(work / "p.onnx").graph.initializer}
+    assert got["p"].tolist() == [1, -3] and got["r"].tolist() == [2 ** 53 - 1, 3]
