@@ -116,6 +116,12 @@ def writing(path):
         raise ArchError(f"cannot write {p}: {e.strerror or e}") from None
 
 
+def utf8(text: str) -> str:
+    """`text` as valid UTF-8, for what goes into the ONNX file: a file name that is not UTF-8 on disk comes
+    from the OS with surrogate escapes, which protobuf refuses (an internal error); shown as \\xff here."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def quoted(names, shown: int = 3) -> str:
     """Names for a message: the first few quoted, then how many more ('a', 'b', 'c' and 4 more)."""
     names = list(names)

@@ -70,6 +70,12 @@ def parse_defines(items, sources: SourceMap) -> dict:
 def load(path: str | Path | None = None, *, text: str | None = None, file: str = "<string>", defines=None,
          search_path=(), sources: SourceMap | None = None) -> Module:
     sources = sources if sources is not None else SourceMap()
+    if text is not None:  # compile_source(b"...") or (3): raw errors before
+        _text(text)
+    if text is None and not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        raise ArchError(f"expected the path of a .arch file (a str or a Path), got {path!r}"[:200])
+    if not isinstance(file, str):
+        raise ArchError(f"file names the spec's text in messages: a str, got {file!r}"[:200])
     if isinstance(search_path, (str, bytes)) or not isinstance(search_path, (list, tuple)) or \
             not all(isinstance(p, (str, os.PathLike)) for p in search_path):
         raise ArchError(f"search_path takes a list of directories, got {search_path!r}")
@@ -92,7 +98,7 @@ def select_models(mod: Module, model: str | None) -> list[str]:
         return names
     if model not in mod.models:
         first = mod.models[names[0]]
-        raise UnknownNameError(f"--model {model}: no model '{model}' in {Path(mod.path).name}"
+        raise UnknownNameError(f"--model {model}: no model '{model}' in {_source_name(mod)}"
                                f"{did_you_mean(model, names)} (models: {', '.join(names)})", first.span)
     return [model]
 
@@ -134,11 +140,11 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     weights = _checked_weights(weights, graph, options.weights)
     declared = graph.param_count()
     stats = optimize_graph(graph, options, opset)
-    meta = {"archdsl.params": _jsonable(mod.params), "archdsl.source": Path(mod.path).name,
+    meta = {"archdsl.params": _jsonable(mod.params), "archdsl.source": _source_name(mod),
             "archdsl.model": name, "archdsl.seed": str(options.seed)}
     res = lower_graph(graph, opset=opset, seed=options.seed, weights=weights, metadata=meta,
                       with_weights=options.with_weights,
-                      doc=f"{name} from {Path(mod.path).name} (archdsl {__version__})")
+                      doc=f"{name} from {_source_name(mod)} (archdsl {__version__})")
     return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared)
 
 
@@ -189,12 +195,13 @@ def _check_options(options: CompileOptions) -> int | None:
         raise ArchError(f"opset must be an integer, got {opset!r}")
     if opset is not None and not low <= opset <= top:
         raise ArchError(f"opset {opset} is not supported ({low}..{top}, the newest this onnx knows)")
-    if isinstance(options.opt_level, bool) or options.opt_level not in (0, 1, 2):
+    if not isinstance(options.opt_level, numbers.Integral) or isinstance(options.opt_level, bool) or \
+            options.opt_level not in (0, 1, 2):  # 2.0 passed, where opset=17.0 is refused
         raise ArchError(f"opt_level must be 0, 1 or 2, got {options.opt_level!r}")
     passes = options.disabled_passes
     if not isinstance(passes, (list, tuple)) or not all(isinstance(p, str) for p in passes):
         raise ArchError(f"disabled_passes takes a list of pass names, got {passes!r}")
-    if options.weights is not None and not isinstance(options.weights, (str, os.PathLike)):
+    if options.weights is not None and not isinstance(options.weights, (str, os.PathLike)) or options.weights == "":
         raise ArchError(f"weights takes the path of a .npz or .safetensors file, got {options.weights!r}")
     seed = options.seed
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= SEED_MAX:
@@ -215,6 +222,13 @@ def optimize_graph(graph: Graph, options: CompileOptions, opset: int) -> list:
 
 
 _METADATA_ITEMS = 100_000  # list items and dict entries recorded per param value
+_METADATA_DEPTH = 100  # and how deeply nested
+
+
+def _source_name(mod: Module) -> str:
+    """The spec's file name for the model's metadata and doc strings (valid UTF-8 whatever the disk holds)."""
+    from .diagnostics import utf8
+    return utf8(Path(mod.path).name)
 
 
 def _jsonable(params: dict) -> dict:
@@ -227,13 +241,15 @@ def _jsonable(params: dict) -> dict:
     from .elaborate.bounded import Meter
     from .types import Sym
 
-    def conv(v, meter: Meter):
+    def conv(v, meter: Meter, depth: int = 0):
         if isinstance(v, (list, tuple, dict)):
             meter.spend(len(v))
+            if depth > _METADATA_DEPTH:  # a list that holds itself (the API's defines): RecursionError before
+                raise LimitError(f"nested deeper than {_METADATA_DEPTH}")
         if isinstance(v, (list, tuple)):
-            return [conv(x, meter) for x in v]
+            return [conv(x, meter, depth + 1) for x in v]
         if isinstance(v, dict):
-            return {str(k): conv(x, meter) for k, x in v.items()}
+            return {str(k): conv(x, meter, depth + 1) for k, x in v.items()}
         if isinstance(v, Sym) or isinstance(v, float) and not math.isfinite(v):
             return str(v)  # strict JSON has no inf or nan: "inf", "nan"
         return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
@@ -242,8 +258,10 @@ def _jsonable(params: dict) -> dict:
     for k, v in params.items():
         try:
             out[k] = conv(v, Meter("", _METADATA_ITEMS))
-        except LimitError:
-            out[k] = f"<{type(v).__name__} of more than {_METADATA_ITEMS:,} items, not recorded>"
+        except LimitError as e:
+            what = (f"nested deeper than {_METADATA_DEPTH}" if "nested" in e.message
+                    else f"of more than {_METADATA_ITEMS:,} items")
+            out[k] = f"<{type(v).__name__} {what}, not recorded>"
     return out
 
 
@@ -270,7 +288,7 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
     name = _one_model(mod, model)
     opset = _check_options(options) or newest_opset()
     weights = load_weights(options.weights) if options.weights else None
-    meta = {"archdsl.params": _jsonable(mod.params), "archdsl.source": Path(mod.path).name,
+    meta = {"archdsl.params": _jsonable(mod.params), "archdsl.source": _source_name(mod),
             "archdsl.model": name, "archdsl.seed": str(options.seed)}
     level = min(options.opt_level, TRAIN_LEVEL)
     ev = elaborate_model(mod, name)
@@ -280,7 +298,7 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
              PassContext(opset=opset, inference=True, train_forward=True))
     ev_weights = {k: v for k, v in weights.items() if k in ev.params} if weights else None
     eval_model = lower_graph(ev, opset=opset, seed=options.seed, weights=ev_weights, metadata=meta,
-                             doc=f"{name} (eval) from {Path(mod.path).name} (archdsl {__version__})").model
+                             doc=f"{name} (eval) from {_source_name(mod)} (archdsl {__version__})").model
     expose_initializers(eval_model, list(ev.params))
     graph = elaborate_model(mod, name)
     optimize(graph, options.opt_level, tuple(options.disabled_passes),
@@ -289,7 +307,7 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
     step_model, info = lower_train_step(
         graph, train, opset=opset, seed=options.seed, weights=weights, metadata=meta,
         optimize=lambda g: optimize(g, level, tuple(options.disabled_passes), train_ctx),
-        doc=f"{name} train step from {Path(mod.path).name} (archdsl {__version__})")
+        doc=f"{name} train step from {_source_name(mod)} (archdsl {__version__})")
     return CompiledTrain(step_model, eval_model, info, graph)
 
 
@@ -322,6 +340,7 @@ def compile_file(path, defines=None, model: str | None = None, **options) -> onn
 
 def compile_source(text: str, defines=None, model: str | None = None, file: str = "<string>",
                    **options) -> onnx.ModelProto:
+    _text(text)
     opts = _options(options)
     sources = SourceMap()
     mod = load(text=text, file=file, defines=defines, search_path=opts.search_path, sources=sources)
@@ -334,9 +353,16 @@ def check_file(path, defines=None, model: str | None = None, search_path=()) -> 
     return elaborate_model(mod, _one_model(mod, model))
 
 
-def check_source(text: str, defines=None, model: str | None = None, file: str = "<string>") -> Graph:
-    mod = load(text=text, file=file, defines=defines)
+def check_source(text: str, defines=None, model: str | None = None, file: str = "<string>",
+                 search_path=()) -> Graph:
+    _text(text)
+    mod = load(text=text, file=file, defines=defines, search_path=search_path)
     return elaborate_model(mod, _one_model(mod, model))
+
+
+def _text(text) -> None:
+    if not isinstance(text, str):  # None fell through to loading a file
+        raise ArchError(f"the spec's text must be a str, got {type(text).__name__}")
 
 
 def build_file(mod: Module, model: str | None, options: CompileOptions, out: str | Path,

@@ -182,7 +182,8 @@ def cmd_build(args, sources) -> int:
                 _optimize_ir(g, args, name if len(names) > 1 else None)
             text.append(print_graph(g))
         if args.output:  # the IR into the file -o names (atomically, as every output), else to stdout
-            files.atomic_write(args.output, lambda tmp: tmp.write_text("".join(text), encoding="utf-8"))
+            files.atomic_write(args.output, lambda tmp: tmp.write_text("".join(text), encoding="utf-8",
+                                                                       errors="surrogateescape"))  # a file name
             announce(f"wrote {args.output}", args.output)
         else:
             sys.stdout.write("".join(text))

@@ -221,7 +221,11 @@ def _override(item: A.ParamDecl, default, given):
     if default is None or type(value) is type(default):
         return value
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # 10**400: a raw OverflowError from the API before
+            raise DefineError(f"-D {item.name}: the integer is too large for a number (float)", span,
+                              [(f"param '{item.name}' is declared here", item.span)]) from None
     raise DefineError(f"-D {item.name}: expected {_kind(default)} like the default ({describe(default)}), "
                       f"got {describe(value)}", span, [(f"param '{item.name}' is declared here", item.span)])
 
@@ -259,7 +263,9 @@ def load_file(path: str | Path, defines: dict, sources: SourceMap, search_path=(
     loader = _Loader(sources, [Path(p) for p in search_path])
     p = Path(path)
     if not _is_file(p, None):
-        raise ImportNotFoundError(f"{path} is a directory, not a .arch file" if p.is_dir() else f"no such file: {path}")
+        raise ImportNotFoundError(f"{path} is a directory, not a .arch file" if p.is_dir() else
+                                  f"{path} is not a regular file (a pipe or a device)" if p.exists() else
+                                  f"no such file: {path}")
     with deep_recursion():
         return loader.load_path(p.resolve(), None, defines)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper, numpy_helper
 
+from ..diagnostics import utf8
 from ..ops import SharedValues
 
 __all__ = ["Emitter"]
@@ -23,7 +24,7 @@ class Emitter(SharedValues):
     def at(self, prefix: str, doc: str) -> None:
         """Name what follows after one IR node (its layer name and source location)."""
         self.prefix = prefix
-        self.doc = doc
+        self.doc = utf8(doc)  # the spec's file name, as the OS gave it
 
     def _fresh(self, stem: str) -> str:
         self._count += 1

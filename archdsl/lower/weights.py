@@ -117,6 +117,7 @@ def cast(arr: np.ndarray, dtype: DType) -> np.ndarray:
 def load_weights(path: str | Path) -> dict[str, np.ndarray]:
     """A `.npz` or `.safetensors` file, keyed by parameter name (`layer1.0.conv1.weight`)."""
     p = Path(path)
+    _refuse_special(p, "weights")
     if p.suffix.lower() == ".safetensors":
         try:
             from safetensors.numpy import load_file
@@ -138,9 +139,20 @@ def numpy_reason(e: Exception, member: bool = False) -> str:
     return str(e)
 
 
+def _refuse_special(p: Path, what: str) -> None:
+    """A pipe or a device where a file of arrays should be: numpy waited for a writer forever."""
+    try:
+        special = p.exists() and not p.is_file() and not p.is_dir()
+    except OSError:  # a name over 255 bytes: the reading says so
+        special = False
+    if special:
+        raise ArchError(f"cannot read {what} from {p}: not a regular file (a pipe or a device)")
+
+
 def read_npz(path: str | Path, what: str, expected: str) -> dict[str, np.ndarray]:
     """Every array of an .npz, by name; anything else (a .npy, a text file, a torch.save zip, a corrupt
     archive) a diagnostic that says so. `what` names the file's role, `expected` what it should hold."""
+    _refuse_special(Path(path), what)
     try:
         z = np.load(path, allow_pickle=False)
     except FileNotFoundError:

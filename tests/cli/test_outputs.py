@@ -479,3 +479,20 @@ def test_weights_of_another_dtype_load_exactly_or_not_at_all(work, capsys):
     assert build(p=np.array([1.0, -3.0]), r=np.array([2 ** 53 - 1, 3], np.int64)) == 0
     got = {t.name: numpy_helper.to_array(t) for t in onnx.load(work / "p.onnx").graph.initializer}
     assert got["p"].tolist() == [1, -3] and got["r"].tolist() == [2 ** 53 - 1, 3]
+
+
+def test_a_spec_whose_file_name_is_not_utf8_builds(work, capsys):
+    """The name came from the OS with surrogate escapes, which protobuf refused: an internal error (exit 70)
+    in build, and in build --emit ir -o."""
+    import os
+    name = os.fsdecode(b"m\xff.arch")
+    try:
+        (work / name).write_text((work / "tiny.arch").read_text())
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system takes UTF-8 names only")
+    assert main(["build", str(work / name), "-o", str(work / "u.onnx")]) == 0
+    import onnx
+    m = onnx.load(work / "u.onnx")
+    assert {p.key: p.value for p in m.metadata_props}["archdsl.source"] == "m\\xff.arch"
+    assert main(["build", str(work / name), "--emit", "ir", "-o", str(work / "u.ir")]) == 0
+    assert main(["build", str(work / name), "--train", "-o", str(work / "t.onnx")]) == 0

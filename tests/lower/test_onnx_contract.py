@@ -79,6 +79,8 @@ def test_opset_below_17_is_refused():
                                            ({"search_path": "inc"}, "search_path takes a list of directories"),
                                            ({"search_path": None}, "search_path takes a list"),
                                            ({"weights": 5}, "weights takes the path"),
+                                           ({"weights": ""}, "weights takes the path"),  # ignored before
+                                           ({"opt_level": 2.0}, "opt_level must be"),  # passed, as opset=17.0 not
                                            ({"with_weights": "no"}, "with_weights must be true or false"),
                                            ({"defines": {3: 3}}, "defines: a key must be a param's name, got 3"),
                                            ({"optlevel": 1}, "unknown option 'optlevel'; did you mean 'opt_level'")])
@@ -86,6 +88,47 @@ def test_api_options_are_checked_like_the_flags(options, words):
     """opt_level=5 built at -O2 and seeds were masked to 32 bits, silently; archdsl.ArchError is exported."""
     with pytest.raises(archdsl.ArchError, match=words):
         archdsl.compile_file(SPECS / "mlp.arch", **options)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: archdsl.compile_file(None), "expected the path of a .arch file"),
+    (lambda: archdsl.compile_file(b"mlp.arch"), "expected the path of a .arch file"),
+    (lambda: archdsl.check_file(3), "expected the path of a .arch file"),
+    (lambda: archdsl.compile_source(None), "the spec's text must be a str, got NoneType"),
+    (lambda: archdsl.compile_source(b"model"), "the spec's text must be a str, got bytes"),
+    (lambda: archdsl.check_source(3), "the spec's text must be a str, got int"),
+    (lambda: archdsl.compile_source("model m(x: float32[4]) -> y { y = x }", file=None), "file names the spec"),
+])
+def test_api_arguments_of_the_wrong_type_are_arch_errors(call, words):
+    """They were raw TypeErrors and AttributeErrors from pathlib and the parser."""
+    with pytest.raises(archdsl.ArchError, match=words):
+        call()
+
+
+def test_a_float_param_given_a_huge_integer_is_a_diagnostic():
+    with pytest.raises(archdsl.ArchError, match="-D s: the integer is too large for a number"):
+        archdsl.compile_source("param s = 1.0\nmodel m(x: float32[B, 2]) -> y { y = x * s }", defines={"s": 10**400})
+
+
+def test_param_values_that_nest_without_end_are_not_recorded():
+    """A define holding itself made _jsonable recurse until RecursionError."""
+    import json
+    loop: list = []
+    loop.append(loop)
+    m = archdsl.compile_source("param p = [1]\nmodel m(x: float32[B, 2]) -> y { y = x }", defines={"p": loop})
+    meta = {p.key: p.value for p in m.metadata_props}
+    assert json.loads(meta["archdsl.params"])["p"] == "<list nested deeper than 100, not recorded>"
+
+
+def test_a_pipe_is_not_read_as_a_spec_or_weights(tmp_path):
+    """np.load waited on a pipe forever; the spec loader called it 'no such file'."""
+    import os
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(archdsl.ArchError, match="not a regular file"):
+        archdsl.compile_file(SPECS / "mlp.arch", weights=str(fifo))
+    with pytest.raises(archdsl.ArchError, match="is not a regular file"):
+        archdsl.compile_file(fifo)
 
 
 def test_same_input_gives_identical_bytes(tmp_path):
