@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = make_parser()
     args, extra = ap.parse_known_args(argv)
     if extra:  # said by the parser the flag was given to: a subcommand's usage lists its own flags
-        after = args.command in argv and argv.index(extra[0]) > argv.index(args.command)
+        after = args.command in argv and extra[0] in argv[argv.index(args.command) + 1:]
         (ap.subcommands[args.command] if after else ap).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         ap.print_help()

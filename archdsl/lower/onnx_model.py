@@ -57,13 +57,17 @@ def _fitted(arr: np.ndarray, v: Value, what: str, advice: str = "") -> np.ndarra
     dt = v.type.dtype
     if arr.dtype == dt.numpy:
         return cast(arr, dt)
+    if dt is DType.bool and arr.size and not np.isin(arr, (0, 1)).all():  # 2.5 and NaN became true
+        raise ArchError(f"'{v.name}': {what} holds values other than 0 and 1, and the parameter is bool", v.span)
     if not dt.is_float and dt is not DType.bool:
         low, top = dt.limits()
         if arr.dtype.kind == "f" and not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
             raise ArchError(f"'{v.name}': {what} holds fractions or non-finite values, and the {dt} parameter "
                             f"only whole numbers", v.span)
-        if arr.size and (arr.min() < low or arr.max() > top):
-            raise ArchError(f"'{v.name}': {what} reaches {arr.max() if arr.max() > top else arr.min()}, beyond "
+        # top + 1 (a power of two) is exact in float64 where top is not: float 2**63 passed int64's test
+        over = arr.size and (arr.max() >= top + 1 if arr.dtype.kind == "f" else arr.max() > top)
+        if over or (arr.size and arr.min() < low):
+            raise ArchError(f"'{v.name}': {what} reaches {arr.max() if over else arr.min()}, beyond "
                             f"{dt}'s range ({low}..{top})", v.span)
     with np.errstate(over="ignore", invalid="ignore"):  # said below, with the parameter's name
         out = cast(arr, dt)

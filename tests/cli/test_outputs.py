@@ -450,6 +450,9 @@ def test_an_unknown_flag_is_reported_by_its_subcommand(work, capsys):
     with pytest.raises(SystemExit) as e:
         main(["--bogus"])
     assert e.value.code == 2 and "archdsl: error: unrecognized arguments: --bogus" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # the stray word is the command's name: still the command's
+        main(["build", str(work / "tiny.arch"), "build"])
+    assert e.value.code == 2 and "archdsl build: error: unrecognized arguments: build" in capsys.readouterr().err
 
 
 def test_weights_of_another_dtype_load_exactly_or_not_at_all(work, capsys):
@@ -496,3 +499,28 @@ def test_a_spec_whose_file_name_is_not_utf8_builds(work, capsys):
     assert {p.key: p.value for p in m.metadata_props}["archdsl.source"] == "m\\xff.arch"
     assert main(["build", str(work / name), "--emit", "ir", "-o", str(work / "u.ir")]) == 0
     assert main(["build", str(work / name), "--train", "-o", str(work / "t.onnx")]) == 0
+
+
+def test_weights_at_the_edge_of_int64_and_into_bool(work):
+    """A float 2**63 passed int64's range test (2**63 - 1 rounds up to it in float64) and wrapped to -2**63;
+    2.5 or NaN loaded into a bool buffer as true."""
+    import archdsl
+    src = """model m(x: float32[B, 2]) -> (y, c, f) {
+    y = x
+    c = parameter([2], dtype="int64", trainable=false) as c
+    f = parameter([2], dtype="bool", trainable=false) as f
+}"""
+
+    def build(**given):
+        w = {"c": np.zeros(2, np.int64), "f": np.zeros(2, bool), **given}
+        np.savez(work / "w.npz", **w)
+        return archdsl.compile_source(src, weights=str(work / "w.npz"))
+    for given, words in (({"c": np.array([2.0 ** 63, 0.0])}, "'c': the weights file's value reaches 9.22"),
+                         ({"f": np.array([1.0, 2.5])}, "'f': the weights file's value holds values other than 0"),
+                         ({"f": np.array([np.nan, 0.0])}, "holds values other than 0 and 1")):
+        with pytest.raises(archdsl.ArchError, match=words):
+            build(**given)
+    from onnx import numpy_helper
+    m = build(c=np.array([2.0 ** 62, -(2.0 ** 63)]), f=np.array([1.0, 0.0]))
+    got = {t.name: numpy_helper.to_array(t).tolist() for t in m.graph.initializer}
+    assert got["c"] == [2 ** 62, -(2 ** 63)] and got["f"] == [True, False]
