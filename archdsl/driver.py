@@ -54,7 +54,7 @@ def parse_defines(items, sources: SourceMap) -> dict:
     if items is None:
         return {}
     if isinstance(items, dict):
-        bad = [k for k in items if not isinstance(k, str) or not k.isidentifier()]
+        bad = [k for k in items if not isinstance(k, str) or not all(p.isidentifier() for p in k.split("."))]
         if bad:
             raise ArchError(f"defines: a key must be a param's name, got {bad[0]!r}")
         return {k: (v, None) for k, v in items.items()}

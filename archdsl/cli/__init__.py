@@ -31,7 +31,8 @@ SOME_MODELS = "only this model of the file (default: every model)"
 def _common(p: argparse.ArgumentParser, model: str | None = ONE_MODEL, file_help: str = "the .arch spec") -> None:
     p.add_argument("file", help=file_help)
     p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a file-level param (repeatable); a bare word is a string: -D size=small")
+                   help="override a file-level param (repeatable); a bare word is a string: -D size=small; "
+                        "ALIAS.NAME=VALUE sets a param of the file imported `as ALIAS`")
     p.add_argument("-I", dest="include", action="append", default=[], metavar="DIR",
                    help="add DIR to the import search path (also $ARCHDSL_PATH)")
     if model:

@@ -45,6 +45,7 @@ class Module:
     models: dict[str, A.ModelDef] = field(default_factory=dict)
     params: dict[str, object] = field(default_factory=dict)
     overrides: dict[str, Span] = field(default_factory=dict)  # params set by -D: where their value was written
+    aliases: list[str] = field(default_factory=list)  # `import "..." as NAME`: the names, for -D NAME.param
 
 
 @dataclass
@@ -62,13 +63,14 @@ class _Loader:
                 return cand.resolve()
         raise ImportNotFoundError(f'cannot find "{rel}" (looked in {", ".join(str(t.parent) for t in tried)})', span)
 
-    def load_path(self, path: Path, span: Span | None, defines=None) -> Module:
+    def load_path(self, path: Path, span: Span | None, defines=None, prefix: str = "") -> Module:
         key = str(path)
         if key in self.stack:
             cycle = " -> ".join(Path(p).name for p in self.stack[self.stack.index(key):] + [key])
             raise ImportCycleError(f"import cycle: {cycle}", span)
-        if key in self.cache:
-            return self.cache[key]
+        cached = key + (repr(sorted((k, repr(v[0])) for k, v in defines.items())) if prefix and defines else "")
+        if cached in self.cache:  # an import given -D values (-D lib.width=16) is a module of its own
+            return self.cache[cached]
         if len(self.stack) >= MAX_IMPORT_DEPTH:
             raise LimitError(f"imports nested deeper than {MAX_IMPORT_DEPTH}", span)
         try:
@@ -79,19 +81,19 @@ class _Loader:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
             raise _not_utf8(raw, e, _display(path), self.sources) from None
-        return self.load_text(text, _display(path), defines, key)
+        mod = self.load_text(text, _display(path), defines, key, prefix)
+        self.cache[cached] = mod
+        return mod
 
-    def load_text(self, text: str, file: str, defines=None, key: str | None = None) -> Module:
+    def load_text(self, text: str, file: str, defines=None, key: str | None = None, prefix: str = "") -> Module:
         text = normalize_source(text)  # the excerpts show the lines the parser numbered
         self.sources.add(file, text)
         key = key or file
         self.stack.append(key)
         try:
-            mod = _evaluate_items(parse(text, file), self, defines or {})
+            return _evaluate_items(parse(text, file), self, defines or {}, prefix)
         finally:
             self.stack.pop()
-        self.cache[key] = mod
-        return mod
 
 
 def _not_utf8(raw: bytes, e: UnicodeDecodeError, file: str, sources: SourceMap) -> ArchSyntaxError:
@@ -111,7 +113,8 @@ def _display(path: Path) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
-def _evaluate_items(tree: A.Module, loader: _Loader, defines: dict) -> Module:
+def _evaluate_items(tree: A.Module, loader: _Loader, defines: dict, prefix: str = "") -> Module:
+    """`prefix` (`lib.`) is how the -D names of an imported file were written, for its messages."""
     env = Env({}, None)
     mod = Module(tree.file, tree, env)
     ev = Evaluator(None)
@@ -120,10 +123,15 @@ def _evaluate_items(tree: A.Module, loader: _Loader, defines: dict) -> Module:
             _define(env, item.name, BlockFn(item, env), item.span)
     unused = dict(defines)
     with noting_overrides(mod):
-        _evaluate_in_order(tree, loader, defines, mod, env, ev, unused)
+        _evaluate_in_order(tree, loader, defines, mod, env, ev, unused, prefix)
     for name, (value, span, *rest) in unused.items():
         span = rest[0] if rest else span
-        raise DefineError(f"-D {name}: {Path(tree.file).name} has no param '{name}'"
+        if "." in name:
+            alias = name.split(".")[0]
+            raise DefineError(f"-D {prefix}{name}: {Path(tree.file).name} imports no file as '{alias}'"
+                              f"{did_you_mean(alias, mod.aliases)} (-D ALIAS.NAME sets a param of the file "
+                              f"imported as ALIAS)", span)
+        raise DefineError(f"-D {prefix}{name}: {Path(tree.file).name} has no param '{name}'"
                           f"{did_you_mean(name, mod.params)}" + ("" if mod.params else " (it declares no params)"),
                           span)
     return mod
@@ -143,13 +151,20 @@ def noting_overrides(mod: Module):
 
 
 def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Module, env: Env, ev: Evaluator,
-                       unused: dict) -> None:
+                       unused: dict, prefix: str = "") -> None:
     local = _local_names(tree)
     imported: dict[str, Span] = {}  # a name taken from an import: the import it came from
     for item in tree.items:
         if isinstance(item, A.Import):
-            target = loader.load_path(loader.resolve(item.path, tree.file, item.span), item.span)
+            given = {k[len(item.alias) + 1:]: v for k, v in defines.items() if item.alias and
+                     k.startswith(item.alias + ".")}  # -D lib.width=16: the param width of `import ... as lib`
+            target = loader.load_path(loader.resolve(item.path, tree.file, item.span), item.span, given,
+                                      f"{prefix}{item.alias}.")
+            for k in given:  # recorded with the file's own params (the model's metadata)
+                unused.pop(f"{item.alias}.{k}")
+                mod.params[f"{item.alias}.{k}"] = target.params[k]
             if item.alias:
+                mod.aliases.append(item.alias)
                 _define(env, item.alias, Namespace(item.alias, target.env), item.span)
             else:
                 for k, v in target.env.vars.items():
@@ -165,7 +180,7 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
         elif isinstance(item, A.ParamDecl):
             value = ev.eval(item.value, env)
             if item.name in defines:
-                value = _override(item, value, defines[item.name])
+                value = _override(item, value, defines[item.name], prefix)
                 unused.pop(item.name)
                 if defines[item.name][1] is not None:
                     mod.overrides[item.name] = defines[item.name][1]
@@ -216,17 +231,18 @@ def _define(env: Env, name: str, value, span: Span) -> None:
     env.vars[name] = value
 
 
-def _override(item: A.ParamDecl, default, given):
+def _override(item: A.ParamDecl, default, given, prefix: str = ""):
     value, span = given[0], given[1]
+    name = prefix + item.name  # as the -D wrote it
     if default is None or type(value) is type(default):
         return value
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         try:
             return float(value)
         except OverflowError:  # 10**400: a raw OverflowError from the API before
-            raise DefineError(f"-D {item.name}: the integer is too large for a number (float)", span,
+            raise DefineError(f"-D {name}: the integer is too large for a number (float)", span,
                               [(f"param '{item.name}' is declared here", item.span)]) from None
-    raise DefineError(f"-D {item.name}: expected {_kind(default)} like the default ({describe(default)}), "
+    raise DefineError(f"-D {name}: expected {_kind(default)} like the default ({describe(default)}), "
                       f"got {describe(value)}", span, [(f"param '{item.name}' is declared here", item.span)])
 
 
@@ -241,8 +257,9 @@ def parse_define(text: str, sources: SourceMap, index: int = 0) -> tuple[str, tu
     sources.add(file, text)
     name, eq, raw = text.partition("=")
     whole = Span(file, 1, 1, 1, len(text) + 1)
-    if not eq or not name.strip().isidentifier():
-        raise DefineError(f"-D expects NAME=VALUE, got '{text}'", whole)
+    if not eq or not all(part.isidentifier() for part in name.strip().split(".")):
+        raise DefineError(f"-D expects NAME=VALUE (or ALIAS.NAME=VALUE for an imported file's param), got "
+                          f"'{text}'", whole)
     name = name.strip()
     col = len(text) - len(raw.lstrip()) + 1
     vspan = Span(file, 1, col, 1, len(text) + 1)

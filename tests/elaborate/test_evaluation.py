@@ -219,6 +219,34 @@ def test_imports_relative_alias_and_search_path(tmp_path):
         archdsl.check_file(tmp_path / "main.arch")
 
 
+def test_defines_reach_an_imported_files_params_by_its_alias(tmp_path):
+    """-D lib.width=16 sets the param of the file imported `as lib` (it was 'expects NAME=VALUE'); the same
+    file imported under another name keeps its own value, and the model's metadata records the setting."""
+    import json
+    _files(tmp_path, **{
+        "sub.arch": "param depth = 1\n",
+        "lib.arch": ('import "sub.arch" as s\nparam width = 8\n'
+                     "block mlp(x) { return x -> linear(width * s.depth) as fc }\n"),
+        "main.arch": ('import "lib.arch" as lib\nimport "lib.arch" as lib2\n'
+                      "model m(x: float32[2, 4]) -> (y, z) { y = x -> lib.mlp as a\n    z = x -> lib2.mlp as b }\n"),
+    })
+    main = tmp_path / "main.arch"
+    g = archdsl.check_file(main, defines=["lib.width=3", "lib.s.depth=2"])
+    assert [tuple(v.type.shape) for _, v in g.outputs] == [(2, 6), (2, 8)]
+    g = archdsl.check_file(main, defines={"lib2.s.depth": 5})  # the API's dict takes the dotted names too
+    assert [tuple(v.type.shape) for _, v in g.outputs] == [(2, 8), (2, 40)]
+    m = archdsl.compile_file(main, defines=["lib.width=3"])
+    meta = {p.key: p.value for p in m.metadata_props}
+    assert json.loads(meta["archdsl.params"]) == {"lib.width": 3}
+    for defines, words in ((["lib.widht=3"], "-D lib.widht: lib.arch has no param 'widht'; did you mean 'width'"),
+                           (["lib.s.dpth=3"], "-D lib.s.dpth: sub.arch has no param 'dpth'"),
+                           (["lb.width=3"], "-D lb.width: main.arch imports no file as 'lb'; did you mean 'lib'"),
+                           (["lib.width=x"], "-D lib.width: expected an integer like the default"),
+                           (["lib..width=3"], "-D expects NAME=VALUE")):
+        with pytest.raises(DefineError, match=words):
+            archdsl.check_file(main, defines=defines)
+
+
 def test_import_cycle_is_reported(tmp_path):
     _files(tmp_path, **{"a.arch": 'import "b.arch"\n' + _MODEL, "b.arch": 'import "a.arch"\nlet k = 1\n'})
     with pytest.raises(ImportCycleError, match=r"a\.arch -> b\.arch -> a\.arch"):
