@@ -140,7 +140,7 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     weights = _checked_weights(weights, graph, options.weights)
     declared = graph.param_count()
     stats = optimize_graph(graph, options, opset)
-    meta = {"archdsl.params": _jsonable(mod.params), "archdsl.source": _source_name(mod),
+    meta = {"archdsl.params": _jsonable({**mod.params, **mod.imported_params}), "archdsl.source": _source_name(mod),
             "archdsl.model": name, "archdsl.seed": str(options.seed)}
     res = lower_graph(graph, opset=opset, seed=options.seed, weights=weights, metadata=meta,
                       with_weights=options.with_weights,
@@ -288,7 +288,7 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
     name = _one_model(mod, model)
     opset = _check_options(options) or newest_opset()
     weights = load_weights(options.weights) if options.weights else None
-    meta = {"archdsl.params": _jsonable(mod.params), "archdsl.source": _source_name(mod),
+    meta = {"archdsl.params": _jsonable({**mod.params, **mod.imported_params}), "archdsl.source": _source_name(mod),
             "archdsl.model": name, "archdsl.seed": str(options.seed)}
     level = min(options.opt_level, TRAIN_LEVEL)
     ev = elaborate_model(mod, name)

@@ -7,7 +7,7 @@ import contextlib
 import sys
 
 from .._version import __version__
-from .args import THREADS_HELP, seed, threads
+from .args import DEFINE_HELP, THREADS_HELP, seed, threads
 from .commands import COMMANDS
 from .train import add_train_flags, add_train_parser
 
@@ -31,8 +31,7 @@ SOME_MODELS = "only this model of the file (default: every model)"
 def _common(p: argparse.ArgumentParser, model: str | None = ONE_MODEL, file_help: str = "the .arch spec") -> None:
     p.add_argument("file", help=file_help)
     p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a file-level param (repeatable); a bare word is a string: -D size=small; "
-                        "ALIAS.NAME=VALUE sets a param of the file imported `as ALIAS`")
+                   help=DEFINE_HELP)
     p.add_argument("-I", dest="include", action="append", default=[], metavar="DIR",
                    help="add DIR to the import search path (also $ARCHDSL_PATH)")
     if model:

@@ -26,6 +26,8 @@ def seed(text: str) -> int:
 
 
 THREADS_HELP = f"intra-op threads, at most {MAX_THREADS} (default and 0: onnxruntime's, one per core)"
+DEFINE_HELP = ("override a file-level param (repeatable); a bare word is a string: -D size=small; "
+               "ALIAS.NAME=VALUE sets a param of the file imported `as ALIAS`")
 
 
 def threads(text: str) -> int:

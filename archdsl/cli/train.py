@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import driver, files
 from ..autodiff.optimizers import ADAM_BETAS, ADAM_EPS
-from .args import THREADS_HELP, seed, threads
+from .args import DEFINE_HELP, THREADS_HELP, seed, threads
 from .commands import announce, beside, empty_name, load_spec, output_path, read_files, with_external_data
 
 __all__ = ["add_train_flags", "add_train_parser", "build_train", "cmd_train", "train_config",
@@ -118,8 +118,7 @@ def add_train_parser(sub) -> None:
                     "loss/accuracy, writes a checkpoint after every epoch and the trained weights (-o) as "
                     ".npz or .safetensors; `archdsl build FILE --weights OUT` then gives the trained model.")
     t.add_argument("file", help="the .arch spec to train")
-    t.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a file-level param (repeatable)")
+    t.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE", help=DEFINE_HELP)
     t.add_argument("-I", dest="include", action="append", default=[], metavar="DIR", help="import search path")
     t.add_argument("--model", metavar="NAME", help="which model of the file")
     t.add_argument("--data", required=True, metavar="TRAIN.npz", help="training data: model inputs and labels")

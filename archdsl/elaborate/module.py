@@ -46,6 +46,7 @@ class Module:
     params: dict[str, object] = field(default_factory=dict)
     overrides: dict[str, Span] = field(default_factory=dict)  # params set by -D: where their value was written
     aliases: list[str] = field(default_factory=list)  # `import "..." as NAME`: the names, for -D NAME.param
+    imported_params: dict[str, object] = field(default_factory=dict)  # set by -D NAME.param: for the metadata
 
 
 @dataclass
@@ -160,9 +161,12 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                      k.startswith(item.alias + ".")}  # -D lib.width=16: the param width of `import ... as lib`
             target = loader.load_path(loader.resolve(item.path, tree.file, item.span), item.span, given,
                                       f"{prefix}{item.alias}.")
-            for k in given:  # recorded with the file's own params (the model's metadata)
-                unused.pop(f"{item.alias}.{k}")
-                mod.params[f"{item.alias}.{k}"] = target.params[k]
+            for k, (_, vspan, *_) in given.items():  # recorded for the model's metadata and the -D notes
+                unused.pop(f"{item.alias}.{k}", None)  # None: an alias given twice is said by _define below
+                full = f"{item.alias}.{k}"
+                mod.imported_params[full] = target.params[k] if k in target.params else target.imported_params[k]
+                if vspan is not None:
+                    mod.overrides[full] = vspan
             if item.alias:
                 mod.aliases.append(item.alias)
                 _define(env, item.alias, Namespace(item.alias, target.env), item.span)
@@ -181,7 +185,7 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
             value = ev.eval(item.value, env)
             if item.name in defines:
                 value = _override(item, value, defines[item.name], prefix)
-                unused.pop(item.name)
+                unused.pop(item.name, None)  # None: a param declared twice is said by _define below
                 if defines[item.name][1] is not None:
                     mod.overrides[item.name] = defines[item.name][1]
             _define(env, item.name, value, item.span)

@@ -247,6 +247,28 @@ def test_defines_reach_an_imported_files_params_by_its_alias(tmp_path):
             archdsl.check_file(main, defines=defines)
 
 
+def test_defines_through_an_alias_keep_their_notes_and_their_place(tmp_path):
+    """A review's cases: an alias or a param given twice with a -D was a KeyError (exit 70); an error in
+    the imported block lacked the 'set by -D here' note; the dotted name was offered as a main-file param."""
+    _files(tmp_path, **{
+        "lib.arch": "param width = 8\nblock mlp(x) { return x -> linear(width) as fc }\n",
+        "dup.arch": ('import "lib.arch" as l\nimport "lib.arch" as l\n'
+                     "model m(x: float32[2, 4]) -> y { y = x -> l.mlp as p }\n"),
+        "twice.arch": "param width = 8\nparam width = 9\nmodel m(x: float32[2, 4]) -> y { y = x }\n",
+        "one.arch": 'import "lib.arch" as l\nmodel m(x: float32[2, 4]) -> y { y = x -> l.mlp as p }\n',
+    })
+    with pytest.raises(ArchError, match="'l' is defined twice in this file"):
+        archdsl.check_file(tmp_path / "dup.arch", defines=["l.width=3"])
+    with pytest.raises(ArchError, match="'width' is defined twice in this file"):
+        archdsl.check_file(tmp_path / "twice.arch", defines=["width=3"])
+    with pytest.raises(ArchError) as e:
+        archdsl.check_file(tmp_path / "one.arch", defines=["l.width=0"])
+    assert "param 'l.width' is set by -D here" in [text for text, _ in e.value.notes]
+    with pytest.raises(DefineError) as e:
+        archdsl.check_file(tmp_path / "one.arch", defines=["l.width=3", "widht=1"])
+    assert "one.arch has no param 'widht' (it declares no params)" in e.value.message
+
+
 def test_import_cycle_is_reported(tmp_path):
     _files(tmp_path, **{"a.arch": 'import "b.arch"\n' + _MODEL, "b.arch": 'import "a.arch"\nlet k = 1\n'})
     with pytest.raises(ImportCycleError, match=r"a\.arch -> b\.arch -> a\.arch"):
