@@ -160,7 +160,7 @@ def _checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | 
 
     from .diagnostics import did_you_mean, quoted
     what = f"weights file {source}" if source else "weights file"
-    if "__epoch__" in weights and "__config__" in weights:
+    if "__epoch__" in weights and "__epoch__" not in graph.params:  # what save_checkpoint writes
         raise ArchError(f"{what} is a checkpoint of `archdsl train` (the whole training state); the trained "
                         "weights are in the file its -o wrote, and `archdsl train --resume` continues from it")
     counter = ".num_batches_tracked"

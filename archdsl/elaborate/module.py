@@ -160,7 +160,7 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
             given = {k[len(item.alias) + 1:]: v for k, v in defines.items() if item.alias and
                      k.startswith(item.alias + ".")}  # -D lib.width=16: the param width of `import ... as lib`
             target = loader.load_path(loader.resolve(item.path, tree.file, item.span), item.span, given,
-                                      f"{prefix}{item.alias}.")
+                                      f"{prefix}{item.alias}." if item.alias else prefix)
             for k, (_, vspan, *_) in given.items():  # recorded for the model's metadata and the -D notes
                 unused.pop(f"{item.alias}.{k}", None)  # None: an alias given twice is said by _define below
                 full = f"{item.alias}.{k}"
