@@ -452,17 +452,37 @@ class _Staged:
             self.out.write_bytes(self.payload)
             return [self.out]
         written = [self.out]
+        stale = None if self.data_name else _own_external_data(self.out)
         if self.data_name and (self.tmp / self.data_name).exists():  # none when every tensor is under 1 KiB
             parent = self.out.parent
             files.umask_mode(self.tmp / self.data_name)
             os.replace(self.tmp / self.data_name, parent / self.data_name)
             written.append(parent / self.data_name)
         os.replace(self.tmp / self.out.name, self.out)
+        if stale is not None:  # the file being replaced kept its weights there; the new one holds its own
+            stale.unlink(missing_ok=True)
         return written
 
     def cleanup(self) -> None:
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _own_external_data(out: Path) -> Path | None:
+    """OUT.onnx.data, where the model now at `out` keeps its weights there (an earlier build with external
+    data): a self-contained build replacing it leaves that file stale (hundreds of MB, read by nothing)."""
+    data = out.parent / (out.name + ".data")
+    if not data.is_file() or not out.is_file():
+        return None
+    try:
+        old = onnx.load(str(out), load_external_data=False)
+    except Exception:  # noqa: BLE001 - not a model: its data, if any, is not ours to judge
+        return None
+    for t in old.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL and \
+                {e.key: e.value for e in t.external_data}.get("location") == data.name:
+            return data
+    return None
 
 
 def _stage(model: onnx.ModelProto, out: Path, external_data: bool | None, staged: list[_Staged]) -> None:

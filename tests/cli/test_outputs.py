@@ -524,3 +524,18 @@ def test_weights_at_the_edge_of_int64_and_into_bool(work):
     m = build(c=np.array([2.0 ** 62, -(2.0 ** 63)]), f=np.array([1.0, 0.0]))
     got = {t.name: numpy_helper.to_array(t).tolist() for t in m.graph.initializer}
     assert got["c"] == [2 ** 62, -(2 ** 63)] and got["f"] == [True, False]
+
+
+def test_a_self_contained_rebuild_removes_the_data_file_it_replaces(work):
+    """Rebuilding without --external-data left the earlier build's OUT.onnx.data beside the new file, read by
+    nothing; a .data file the replaced model did not use stays."""
+    out, spec = work / "m.onnx", str(Path(__file__).resolve().parents[2] / "specs" / "mlp.arch")
+    assert main(["build", spec, "-o", str(out), "--external-data"]) == 0
+    assert (work / "m.onnx.data").exists()
+    assert main(["build", spec, "-o", str(out)]) == 0
+    assert not (work / "m.onnx.data").exists()
+    import onnxruntime as ort
+    ort.InferenceSession(str(out))  # self-contained
+    (work / "m.onnx.data").write_text("someone else's")
+    assert main(["build", spec, "-o", str(out)]) == 0
+    assert (work / "m.onnx.data").read_text() == "someone else's"
