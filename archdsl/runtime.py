@@ -38,6 +38,8 @@ def newest_opset() -> int:
 
 def providers(choice: str = "auto") -> list[str]:
     import onnxruntime as ort
+    if choice not in ("auto", "cpu", "cuda"):  # "gpu" ran on the CPU without a word
+        raise ArchError(f"provider must be auto, cpu or cuda, got {choice!r}")
     avail = ort.get_available_providers()
     if choice == "cpu":
         return ["CPUExecutionProvider"]

@@ -42,3 +42,12 @@ def test_a_session_that_must_not_spin_sleeps_between_runs():
     m = driver.compile_source("model m(x: float32[B, 4]) -> y { y = x -> relu }")
     opts = runtime.session(m, "cpu", 2, spin=False).get_session_options()
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_an_unknown_provider_is_refused():
+    """runtime.session(model, "gpu") fell back to the CPU silently."""
+    import pytest
+
+    from archdsl import ArchError, runtime
+    with pytest.raises(ArchError, match="provider must be auto, cpu or cuda, got 'gpu'"):
+        runtime.providers("gpu")
