@@ -117,8 +117,8 @@ def cast(arr: np.ndarray, dtype: DType) -> np.ndarray:
 def load_weights(path: str | Path) -> dict[str, np.ndarray]:
     """A `.npz` or `.safetensors` file, keyed by parameter name (`layer1.0.conv1.weight`)."""
     p = Path(path)
-    _refuse_special(p, "weights")
     if p.suffix.lower() == ".safetensors":
+        _refuse_special(p, "weights")  # an .npz is checked by read_npz
         try:
             from safetensors.numpy import load_file
             return dict(load_file(str(p)))
@@ -141,11 +141,7 @@ def numpy_reason(e: Exception, member: bool = False) -> str:
 
 def _refuse_special(p: Path, what: str) -> None:
     """A pipe or a device where a file of arrays should be: numpy waited for a writer forever."""
-    try:
-        special = p.exists() and not p.is_file() and not p.is_dir()
-    except OSError:  # a name over 255 bytes: the reading says so
-        special = False
-    if special:
+    if files.is_special(p):
         raise ArchError(f"cannot read {what} from {p}: not a regular file (a pipe or a device)")
 
 
