@@ -134,13 +134,12 @@ def check_class_labels(path: str, labels: np.ndarray, model, output: str) -> Non
     if not dims or not dims[-1].HasField("dim_value"):
         return
     classes = dims[-1].dim_value
-    bad = np.flatnonzero((labels < 0) | (labels >= classes))
-    if bad.size:
-        i = int(bad[0])
-        at = np.unravel_index(i, labels.shape)
-        raise ArchError(f"{path}: labels{list(map(int, at))} is {int(labels.flat[i])}, but '{output}' has {classes} "
+    bad = (labels < 0) | (labels >= classes)
+    if bad.any():
+        at, count = _first(bad), int(bad.sum())
+        raise ArchError(f"{path}: labels{at} is {int(labels[tuple(at)])}, but '{output}' has {classes} "
                         f"classes: cross_entropy takes class indices 0..{classes - 1} "
-                        f"({bad.size} label{'s' if bad.size > 1 else ''} out of range)")
+                        f"({count} label{'s' if count > 1 else ''} out of range)")
 
 
 class Trainer:
