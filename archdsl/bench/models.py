@@ -69,7 +69,7 @@ def torch_module(m: BenchModel):
     fn = getattr(tm, m.key, None)
     if callable(fn):
         return fn().eval()
-    raise LookupError(f"archdsl/bench/torch_models.py has no model '{m.key}'")
+    raise LookupError(f"the torch reference module {tm.__name__} has no model '{m.key}'")
 
 
 def example_inputs(m: BenchModel, batch: int = 1) -> list[tuple[str, tuple[int, ...], str]]:

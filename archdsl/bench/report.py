@@ -15,6 +15,11 @@ def _num(r: dict | None, key: str, fmt: str) -> str:
     return format(r[key], fmt) if key in r else "-"
 
 
+def _speedup(x: float) -> str:
+    """How many times faster: whole below 10 would hide 1.4x as 1x and a slower build as 0x."""
+    return f"{x:.0f}x" if x >= 9.95 else f"{x:.1f}x"
+
+
 def _ratio(r: float, ci) -> str:
     """The median ratio and its 95% interval: 0.99 (0.98-1.00)."""
     return f"{r:.2f} ({ci[0]:.2f}-{ci[1]:.2f})" if ci else f"{r:.2f}"
@@ -32,9 +37,13 @@ def _model_rows(results: dict, exporters: list[str]) -> tuple[list[str], list[li
     for row in results["models"]:
         a0, a2 = row.get("archdsl_O0"), row.get("archdsl_O2")
         tr = [row.get(f"torch_{e}") for e in exporters]
-        for label, r in [("archdsl -O0", a0), ("archdsl -O2", a2)] + [(f"torch {e}", t) for e, t in zip(exporters, tr)]:
+        for label, r in [("archdsl -O0", a0), ("archdsl -O2", a2), ("graph only", row.get("archdsl_graph")),
+                         ("file write alone", row.get("write_floor"))] + \
+                [(f"torch {e}", t) for e, t in zip(exporters, tr)]:
             if r and "error" in r:
                 notes.append(f"{row['model']}, {label}: {r['error']}")
+        if "latency_error" in row:
+            notes.append(f"{row['model']}, onnxruntime latency: {row['latency_error']}")
         cells = [row["model"], _num(a2, "seconds", ".2f"), _num(row.get("archdsl_graph"), "seconds", ".2f"),
                  _num(row.get("write_floor"), "seconds", ".2f")] + \
             [_num(t, "seconds", ".2f") for t in tr]
@@ -42,13 +51,14 @@ def _model_rows(results: dict, exporters: list[str]) -> tuple[list[str], list[li
             sp = []
             for t in tr:
                 ok = a2 and t and "seconds" in a2 and "seconds" in t
-                sp.append(f"{t['seconds'] / a2['seconds']:.0f}x" if ok else "-")
+                sp.append(_speedup(t["seconds"] / a2["seconds"]) if ok else "-")
             cells.append(" / ".join(sp))
         cells.append("/".join([_num(a0, "nodes", "d"), _num(a2, "nodes", "d")] + [_num(t, "nodes", "d") for t in tr]))
         lat = row.get("latency_ms", {})
-        cells.append(f"{lat.get('O0', float('nan')):.1f} / {lat.get('O2', float('nan')):.1f}" if lat else "-")
+        ms = "error" if "latency_error" in row else "-"  # a side that was not timed (its build failed): "-"
+        cells.append(" / ".join(f"{lat[k]:.1f}" if k in lat else ms for k in ("O0", "O2")))
         if exporters:
-            cells.append(" / ".join(f"{lat[e]:.1f}" if e in lat else "-" for e in exporters))
+            cells.append(" / ".join(f"{lat[e]:.1f}" if e in lat else ms for e in exporters))
             ratio, ci = row.get("ratio", {}), row.get("ratio_ci", {})
             cells.append(" / ".join(_ratio(ratio[e], ci.get(e)) if e in ratio else "-" for e in exporters))
         cells.append("/".join([_num(a2, "peak_mb", ".0f")] + [_num(t, "peak_mb", ".0f") for t in tr]))
@@ -80,23 +90,28 @@ def _cuda_rows(results: dict, exporters: list[str]):
     return head, rows
 
 
-def _scaling_rows(results: dict):
+def _scaling_rows(results: dict, notes: list[str]):
     head = ["MLP layers", "IR nodes", "ONNX nodes", "compile s", "µs per node", "peak MB"]
     rows = []
     for r in results["scaling"]:
         if "error" in r:
-            rows.append([str(r["layers"]), "-", "-", "error", r["error"][:60], "-"])
+            rows.append([f"{r['layers']:,}", "-", "-", "error", "-", "-"])
+            notes.append(f"deep MLP, {r['layers']:,} layers: {r['error']}")
             continue
         rows.append([f"{r['layers']:,}", f"{r['ir_nodes']:,}", f"{r['nodes']:,}", f"{r['seconds']:.2f}",
                      f"{r['seconds'] / r['nodes'] * 1e6:.0f}", f"{r['peak_mb']:.0f}"])
     return head, rows
 
 
-def _choice_rows(results: dict):
+def _choice_rows(results: dict, notes: list[str]):
     head = ["lowering choice (onnxruntime CPU)", "shape", "opset", "fused op ms", "decomposed ms", "ratio",
             "archdsl emits"]
     rows = []
     for r in results.get("choices", []):
+        if "error" in r:
+            rows.append([r["choice"], r["shape"], str(r["opset"]), "error", "error", "-", r["emits"]])
+            notes.append(f"lowering choice {r['choice']} at opset {r['opset']}: {r['error']}")
+            continue
         rows.append([r["choice"], r["shape"], str(r["opset"]), f"{r['fused_ms']:.3f}", f"{r['decomposed_ms']:.3f}",
                      f"{r['ratio']:.2f}", r["emits"]])
     return head, rows
@@ -112,8 +127,8 @@ def _machine_line(results: dict) -> str:
 
 def render(results: dict, exporters: list[str], markdown: bool = False) -> None:
     head, rows, notes = _model_rows(results, exporters)
-    shead, srows = _scaling_rows(results)
-    chead, crows = _choice_rows(results)
+    shead, srows = _scaling_rows(results, notes)
+    chead, crows = _choice_rows(results, notes)
     ghead, grows = _cuda_rows(results, exporters)
     title = "archdsl vs torch.onnx.export" if exporters else "archdsl"
     if not exporters:

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from ..cli.args import some_threads
+from ..cli.signals import interruptible
 from ..runtime import MAX_THREADS
 from .latency import alternate_orders, feeds_for, make_session, median_ratio, ratio_interval
 from .models import MODELS, BenchModel, example_inputs, reference_module, torch_module
@@ -45,8 +46,8 @@ def _have_torch() -> str | None:
         return "torch is not installed"
     try:
         reference_module()
-    except ImportError as e:
-        return f"the torch reference modules are not importable ({e})"
+    except Exception as e:  # noqa: BLE001 - a missing module, or one that fails to import (a SyntaxError)
+        return f"the torch reference modules are not importable ({type(e).__name__}: {e})"
     return None
 
 
@@ -134,16 +135,20 @@ def bench_model(m: BenchModel, work: Path, opts, torch_reason: str | None) -> di
         def make(label: str, provider: str = "cpu"):
             sess = make_session(str(files[label]), opts.threads, provider)
             return sess, feeds_for(sess, ins, m.int_high)
-        times = alternate_orders(make, list(files), opts.rounds)
-        row["latency_ms"] = {k: statistics.median(v) for k, v in times.items()}
-        if "O2" in times:
-            row["ratio"] = {k: median_ratio(times["O2"], times[k]) for k in times if k != "O2"}
-            row["ratio_ci"] = {k: ratio_interval(times["O2"], times[k]) for k in times if k != "O2"}
+        try:
+            times = alternate_orders(make, list(files), opts.rounds)
+        except Exception as e:  # noqa: BLE001 - a model onnxruntime cannot load or run: the row says so
+            row["latency_error"] = _reason(e)
+        else:
+            row["latency_ms"] = {k: statistics.median(v) for k, v in times.items()}
+            if "O2" in times:
+                row["ratio"] = {k: median_ratio(times["O2"], times[k]) for k in times if k != "O2"}
+                row["ratio_ci"] = {k: ratio_interval(times["O2"], times[k]) for k in times if k != "O2"}
         if opts.cuda:
             try:
                 ct = alternate_orders(lambda k: make(k, "cuda"), [k for k in files if k != "O0"], opts.rounds)
             except Exception as e:  # noqa: BLE001 - reported in the CUDA table, the CPU figures stand
-                row["cuda_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+                row["cuda_error"] = _reason(e)
             else:
                 row["cuda_ms"] = {k: statistics.median(v) for k, v in ct.items()}
                 if "O2" in ct:
@@ -157,6 +162,11 @@ def bench_model(m: BenchModel, work: Path, opts, torch_reason: str | None) -> di
     for f in work.glob(f"{m.key}_*"):
         f.unlink()
     return row
+
+
+def _reason(e: Exception) -> str:
+    """An exception as one line of a table's notes."""
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
 
 
 def bench_scaling(sizes: list[int], work: Path) -> list[dict]:
@@ -176,8 +186,8 @@ def _check_options(opts) -> str | None:
     from ..driver import MIN_OPSET
     from ..runtime import newest_opset
     opts.rounds = opts.rounds if opts.rounds is not None else (8 if opts.quick else 30)
-    opts.exporters = [e for e in opts.exporters.split(",") if e]
-    opts.keys = [m.key for m in MODELS] if opts.models == "all" else opts.models.split(",")
+    opts.exporters = list(dict.fromkeys(e for e in opts.exporters.split(",") if e))  # each timed once
+    opts.keys = [m.key for m in MODELS] if opts.models == "all" else list(dict.fromkeys(opts.models.split(",")))
     unknown = [k for k in opts.keys if k not in {m.key for m in MODELS}]
     if unknown:
         return f"unknown model {unknown[0]} (models: {', '.join(m.key for m in MODELS)})"
@@ -186,6 +196,8 @@ def _check_options(opts) -> str | None:
     bad = [e for e in opts.exporters if e not in EXPORTERS]
     if bad:
         return f"unknown exporter {bad[0]} (exporters: {', '.join(EXPORTERS)})"
+    if not opts.exporters and not opts.no_torch:  # it printed "no torch comparison: yes"
+        return f"--exporters names none (exporters: {', '.join(EXPORTERS)}; --no-torch skips torch)"
     scaling = opts.scaling or ("1000,10000" if opts.quick else "1000,10000,100000")
     try:
         opts.sizes = [int(s) for s in scaling.split(",") if s.strip()]
@@ -195,6 +207,8 @@ def _check_options(opts) -> str | None:
         return f"--scaling expects node counts like 1000,10000 (0 = skip), got '{scaling}'"
     if opts.opset is not None and not MIN_OPSET <= opts.opset <= newest_opset():  # timed: onnxruntime must run it
         return f"--opset {opts.opset} is not supported ({MIN_OPSET}..{newest_opset()})"
+    if opts.json == "":
+        return "--json needs a file name"
     if opts.json:
         p = Path(opts.json)
         if p.is_dir() or not p.parent.is_dir() or not os.access(p.parent, os.W_OK):
@@ -203,17 +217,26 @@ def _check_options(opts) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Ctrl-C or a SIGTERM ends the run cleanly: the child process is killed (subprocess.run does so on any
+    exception) and the temp folder of models removed, where a traceback used to leave hundreds of MB."""
+    return interruptible(lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
     ap = argparse.ArgumentParser(prog="archdsl bench", description=__doc__)
     ap.add_argument("--models", default="all", metavar="KEYS",
                     help=f"comma-separated subset of: {', '.join(m.key for m in MODELS)} (default all)")
     ap.add_argument("--quick", action="store_true", help="fewer latency rounds, scaling only to 10k nodes")
-    ap.add_argument("--rounds", type=int, metavar="N", help="latency rounds per model (default 30, quick 8)")
+    ap.add_argument("--rounds", type=int, metavar="N",
+                    help="latency rounds per model (default 30, quick 8); the lowering choices take 3x as many, "
+                         "at least 10")
     ap.add_argument("--threads", type=some_threads, default=2, metavar="N",
                     help=f"onnxruntime intra-op threads, 1 to {MAX_THREADS} (default 2)")
     ap.add_argument("--opset", type=int, metavar="N",
                     help="opset of archdsl's builds (default: the newest onnxruntime runs, as `archdsl build`); "
                          "torch's exporters keep their own")
-    ap.add_argument("--exporters", default=",".join(EXPORTERS), help="torch exporters: dynamo,legacy")
+    ap.add_argument("--exporters", default=",".join(EXPORTERS), metavar="NAMES",
+                    help="torch exporters to compare with, comma-separated (default dynamo,legacy)")
     ap.add_argument("--no-torch", action="store_true", help="archdsl's own figures only")
     ap.add_argument("--no-check", dest="check_outputs", action="store_false",
                     help="skip comparing archdsl's outputs with torch eager (same weights)")
@@ -256,8 +279,19 @@ def main(argv: list[str] | None = None) -> int:
     render(results, opts.exporters if not torch_reason else [], markdown=opts.markdown)
     if opts.json:  # after the table: a write that fails now loses nothing printed
         try:
-            Path(opts.json).write_text(json.dumps(results, indent=2))
+            _write_atomically(Path(opts.json), json.dumps(results, indent=2))
         except OSError as e:
             print(f"archdsl bench: error: cannot write {opts.json}: {e.strerror or e}", file=sys.stderr)
             return 1
     return 0
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """A temp file beside `path`, then a rename: a write that fails (a full disk) leaves the previous file
+    whole, not a truncated one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

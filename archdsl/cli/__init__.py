@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 
 from .._version import __version__
 from .args import DEFINE_HELP, THREADS_HELP, seed, threads
 from .commands import COMMANDS
+from .signals import exit_cleanly_on_signals
 from .train import add_train_flags, add_train_parser
 
 __all__ = ["main", "make_parser"]
@@ -135,28 +135,6 @@ def make_parser() -> argparse.ArgumentParser:
     return ap
 
 
-@contextlib.contextmanager
-def _exit_cleanly_on_signals():
-    """SIGTERM and SIGHUP unwind like Ctrl-C (an exception, so every writer's cleanup runs: a killed build left
-    its temp directory of partial weights, a killed train its .tmp file), then exit 128 + the signal. The
-    previous handlers come back afterwards (main() may be called from a program of its own)."""
-    import signal
-    import threading
-    sigs = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame):
-        raise SystemExit(128 + signum)
-    before = {s: signal.signal(s, stop) for s in sigs}
-    try:
-        yield
-    finally:
-        for s, h in before.items():
-            signal.signal(s, h)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:  # its own argument parser (python -m archdsl.bench); argparse would eat its flags
@@ -170,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         ap.print_help()
         return 2
-    with _exit_cleanly_on_signals():
+    with exit_cleanly_on_signals():
         return _dispatch(args)
 
 

@@ -7,7 +7,7 @@ import argparse
 from ..driver import SEED_MAX
 from ..runtime import MAX_THREADS
 
-__all__ = ["THREADS_HELP", "seed", "some_threads", "threads"]
+__all__ = ["THREADS_HELP", "positive", "seed", "some_threads", "threads"]
 
 
 def _integer(text: str, low: int, high: int | None, bounds: str) -> int:
@@ -28,6 +28,11 @@ def seed(text: str) -> int:
 THREADS_HELP = f"intra-op threads, at most {MAX_THREADS} (default and 0: onnxruntime's, one per core)"
 DEFINE_HELP = ("override a file-level param (repeatable); a bare word is a string: -D size=small; "
                "ALIAS.NAME=VALUE sets a param of the file imported `as ALIAS`")
+
+
+def positive(text: str) -> int:
+    """A count of at least 1 (the training benchmark's --repeat: 0 steps had no median)."""
+    return _integer(text, 1, None, "at least 1")
 
 
 def threads(text: str) -> int:

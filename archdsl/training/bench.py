@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli.args import some_threads
+from ..cli.args import positive, some_threads
+from ..cli.signals import interruptible
 from ..diagnostics import ArchError
 from ..runtime import MAX_THREADS
 
@@ -128,6 +129,11 @@ def _levels(text: str) -> tuple[int, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Ctrl-C or a SIGTERM: `interrupted`, no traceback."""
+    return interruptible(lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
     ap = argparse.ArgumentParser(prog="python -m archdsl.training.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", choices=list(MODELS), default=DEFAULT_MODELS,
@@ -136,12 +142,22 @@ def main(argv: list[str] | None = None) -> int:
                     help="optimization levels of the step, timed side by side (default 2; e.g. 1,2)")
     ap.add_argument("--threads", type=some_threads, default=2,
                     help=f"intra-op threads for both, 1 to {MAX_THREADS} (default 2)")
-    ap.add_argument("--repeat", type=int, default=10, help="timed steps (median; default 10)")
-    ap.add_argument("--provider", choices=("cpu", "cuda"), default="cpu")
-    ap.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="adamw")
+    ap.add_argument("--repeat", type=positive, default=10, help="timed steps (median; default 10)")
+    ap.add_argument("--provider", choices=("cpu", "cuda"), default="cpu",
+                    help="where both sides run: onnxruntime's execution provider and torch's device (default cpu)")
+    ap.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="adamw",
+                    help="the update of both steps (default adamw; sgd with momentum 0.9)")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                    help="wall: elapsed time; cpu: process CPU time (steadier on a busy machine)")
+                    help="wall: elapsed time; cpu: process CPU time, steadier on a busy machine with --threads 1 "
+                         "(with more threads it sums every thread's time, a pool's waiting included)")
     args = ap.parse_args(argv)
+    args.models = list(dict.fromkeys(args.models))  # each model timed once
+    try:
+        import torch  # noqa: F401
+    except ImportError as e:
+        print(f"{ap.prog}: error: the training benchmark compares with torch eager, which is not importable "
+              f"({e}); pip install torch", file=sys.stderr)
+        return 1
     try:
         rows = [r for m in args.models
                 for r in bench_one(m, args.threads, args.repeat, args.provider, args.optimizer, args.clock,

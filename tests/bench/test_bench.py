@@ -156,6 +156,9 @@ def test_unknown_model_is_a_usage_error(capsys):
     (["--scaling", "1000,-5"], "--scaling expects node counts"),
     (["--exporters", "dynamo,onnxscript"], "unknown exporter onnxscript"),
     (["--json", "/nonexistent/folder/r.json"], "cannot write there"),  # found out after the whole run before
+    (["--json", ""], "--json needs a file name"),  # silently wrote nothing
+    (["--exporters", ""], "--exporters names none"),  # printed "no torch comparison: yes"
+    (["--exporters", ","], "--exporters names none"),
 ])
 def test_bad_flags_are_refused_before_any_work(argv, words, capsys, monkeypatch):
     from archdsl.bench import run
@@ -193,3 +196,130 @@ def test_thread_counts_out_of_range_are_usage_errors(count, capsys):
     with pytest.raises(SystemExit) as e:
         main(["--threads", count])
     assert e.value.code == 2 and "must be 1 to 256" in capsys.readouterr().err
+
+
+def test_repeated_models_and_exporters_are_measured_once(monkeypatch, capsys):
+    from archdsl.bench import run
+    seen = []
+    monkeypatch.setattr(run, "bench_model", lambda m, work, opts, reason: seen.append((m.key, opts.exporters)) or
+                        {"model": m.title})
+    assert main(["--models", "resnet50,resnet50", "--exporters", "legacy,legacy", "--scaling", "0",
+                 "--no-choices", "--no-cuda", "--rounds", "1"]) == 0
+    assert seen == [("resnet50", ["legacy"])]
+
+
+def _results(**row):
+    machine = {k: "?" for k in ("cpu", "cores", "memory", "python", "onnx", "onnxruntime", "providers", "torch")}
+    return {"machine": machine, "threads": 2, "rounds": 3, "torch": "yes", "scaling": [],
+            "models": [{"model": "M", **row}]}
+
+
+def test_render_says_why_a_figure_is_missing(capsys):
+    """A failed -O0 build showed `nan` for its latency; a failed "graph only" build an unexplained `error`; a
+    latency that could not be measured (a model onnxruntime cannot run) lost the whole run."""
+    res = _results(archdsl_O0={"error": "exit 1: boom"}, archdsl_O2={"seconds": 2.0, "nodes": 8, "peak_mb": 1.0},
+                   archdsl_graph={"error": "exit 1: graph boom"}, torch_dynamo={"seconds": 2.8, "nodes": 9},
+                   latency_ms={"O2": 1.0, "dynamo": 1.25}, ratio={"dynamo": 0.8})
+    res["scaling"] = [{"layers": 50000, "error": "timed out after 1800s"}]
+    res["choices"] = [{"choice": "LayerNormalization vs ReduceMean decomposition", "shape": "[1]", "opset": 17,
+                       "emits": "LayerNormalization", "error": "Fail: opset"}]
+    render(res, ["dynamo"], markdown=True)
+    out = capsys.readouterr().out
+    assert "nan" not in out
+    assert "| M | 2.00 | error | - | 2.80 | 1.4x | error/8/9 | - / 1.0 | 1.2 | 0.80 |" in out  # 1.4x, not 1x
+    assert "- M, archdsl -O0: exit 1: boom" in out and "- M, graph only: exit 1: graph boom" in out
+    assert "| 50,000 | - | - | error | - | - |" in out and "- deep MLP, 50,000 layers: timed out" in out
+    assert "| LayerNormalization vs ReduceMean decomposition | [1] | 17 | error | error | - |" in out
+    assert "- lowering choice LayerNormalization vs ReduceMean decomposition at opset 17: Fail: opset" in out
+    render(_results(latency_error="Fail: no kernel for Erf(13)", archdsl_O2={"seconds": 1.0, "nodes": 1}),
+           ["dynamo"], markdown=True)
+    out = capsys.readouterr().out
+    assert "| error / error | error |" in out and "- M, onnxruntime latency: Fail: no kernel for Erf(13)" in out
+
+
+def test_a_model_onnxruntime_cannot_run_is_an_error_in_its_row(monkeypatch, tmp_path):
+    from argparse import Namespace
+
+    from archdsl.bench import run
+    from archdsl.bench.models import by_key
+    monkeypatch.setattr(run, "_child", lambda args: {"seconds": 1.0, "nodes": 1, "peak_mb": 1.0})
+    monkeypatch.setattr(run, "example_inputs", lambda m: [])
+    opts = Namespace(opset=None, exporters=[], rounds=1, threads=1, cuda=False, check_outputs=False)
+    for level in (0, 2):  # what the child "wrote"
+        (tmp_path / f"resnet50_O{level}.onnx").write_bytes(b"not a model")
+    row = run.bench_model(by_key("resnet50"), tmp_path, opts, "--no-torch")
+    assert "latency_ms" not in row and row["latency_error"].startswith("InvalidProtobuf")
+
+
+def test_lowering_choices_run_below_opset_18():
+    """ReduceMean's axes were an input, which opset 17 does not have: `--opset 17` crashed after every model."""
+    from archdsl.bench.choices import measure_choices
+    rows = measure_choices(17, threads=1, rounds=1)
+    assert rows and all("error" not in r for r in rows)
+    assert any(r["choice"].startswith("LayerNormalization") for r in rows)
+
+
+def test_json_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    from archdsl.bench import run
+    out = tmp_path / "r.json"
+    out.write_text('{"old": 1}')
+    real = type(out).write_text
+
+    def full_disk(self, text, *a, **k):
+        real(self, text[:10])
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(type(out), "write_text", full_disk)
+    with pytest.raises(OSError):
+        run._write_atomically(out, '{"new": 2}')
+    monkeypatch.undo()
+    assert out.read_text() == '{"old": 1}' and [p.name for p in tmp_path.iterdir()] == ["r.json"]
+    run._write_atomically(out, '{"new": 2}')
+    assert json.loads(out.read_text()) == {"new": 2}
+
+
+@pytest.mark.parametrize("how", ["int", "term"])
+def test_a_stopped_bench_ends_cleanly(how, tmp_path):
+    """Ctrl-C printed a traceback; a SIGTERM left the temp folder of models (hundreds of MB) and its child
+    process writing into it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    cmd = [sys.executable, "-m", "archdsl.bench", "--models", "efficientnet_b0", "--no-torch", "--rounds", "100000",
+           "--scaling", "0", "--no-choices", "--no-cuda"]
+    p = subprocess.Popen(cmd, env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    deadline = time.monotonic() + 120
+    while not any(tmp.glob("archdsl-bench-*/*.onnx")) and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.05)
+    assert p.poll() is None, p.communicate()
+    p.send_signal(signal.SIGINT if how == "int" else signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == (130 if how == "int" else 128 + signal.SIGTERM)
+    assert "Traceback" not in err and ("interrupted" in err) == (how == "int")
+    assert list(tmp.glob("archdsl-bench-*")) == []  # (lark's grammar cache may stay there, as it should)
+    time.sleep(0.5)
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(tmp) not in ps  # no child still building into the removed folder
+
+
+def test_a_broken_reference_module_is_a_note_not_a_traceback(tmp_path, monkeypatch):
+    """$ARCHDSL_TORCH_MODELS names your own torch references: one with a SyntaxError was a traceback, and one
+    without the model was blamed on archdsl/bench/torch_models.py."""
+    pytest.importorskip("torch")
+    import sys
+
+    from archdsl.bench.models import by_key, torch_module
+    from archdsl.bench.run import _have_torch
+    (tmp_path / "broken_refs.py").write_text("def build(key):\n    return (\n")
+    (tmp_path / "few_refs.py").write_text("def build(key):\n    raise KeyError(key)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("ARCHDSL_TORCH_MODELS", "broken_refs")
+    assert "not importable (SyntaxError" in _have_torch()
+    monkeypatch.setenv("ARCHDSL_TORCH_MODELS", "few_refs")
+    with pytest.raises(LookupError, match="the torch reference module few_refs has no model 'resnet50'"):
+        torch_module(by_key("resnet50"))
+    sys.modules.pop("few_refs", None)

@@ -43,3 +43,28 @@ def test_thread_counts_both_sides_can_take(count, capsys):
     with pytest.raises(SystemExit) as e:
         main(["--threads", count])
     assert e.value.code == 2 and "must be 1 to 256" in capsys.readouterr().err
+
+
+def test_a_repeat_below_one_is_a_usage_error(capsys):
+    """--repeat 0 timed nothing and then failed on the median of no steps (a traceback)."""
+    with pytest.raises(SystemExit) as e:
+        main(["--models", "mlp", "--repeat", "0"])
+    assert e.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+
+
+def test_without_torch_it_says_so(capsys, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+    assert main(["--models", "mlp", "--repeat", "1"]) == 1
+    assert "compares with torch eager, which is not importable" in capsys.readouterr().err
+
+
+def test_a_model_named_twice_is_timed_once(capsys, monkeypatch):
+    from archdsl.training import bench
+    seen = []
+    monkeypatch.setattr(bench, "bench_one", lambda name, *a: seen.append(name) or [
+        {"model": name, "level": 2, "params": 1, "batch": 1, "nodes": 1, "ort_ms": 1.0, "torch_ms": 1.0,
+         "ratio": 1.0, "provider": "CPUExecutionProvider"}])
+    pytest.importorskip("torch")
+    assert main(["--models", "mlp", "mlp"]) == 0
+    assert seen == ["mlp"]
