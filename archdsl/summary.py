@@ -36,7 +36,8 @@ def unsized_dims(g: Graph, dims: dict) -> list[str]:
 
 def summarize(g: Graph, dims: dict | None = None) -> dict:
     """params count trainable tensors once each (tied weights once), as torch's parameters() does.
-    FLOPs are 2 x multiply-accumulates at batch 1, with `dims` sizing other symbolic dims."""
+    FLOPs are 2 x multiply-accumulates plus the elementwise ops (an activation, a norm, a residual add: 1-8
+    per element) at batch 1, with `dims` sizing other symbolic dims."""
     dims = dict(dims or {})
     layers = []
     total_flops = 0

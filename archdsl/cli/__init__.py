@@ -83,8 +83,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("summary", help="a table of layers: op, output shape, params, FLOPs",
                        description="Per-layer table with totals. Parameter counts follow torch's parameters() "
-                                   "(BatchNorm running stats are buffers). FLOPs count the model as written, "
-                                   "as papers cite it (-O2 may compute less: narrow_rows runs some layers on fewer "
+                                   "(BatchNorm running stats are buffers). FLOPs count the model as written: "
+                                   "2 x multiply-accumulates, as papers cite them, plus the elementwise ops "
+                                   "(-O2 may compute less: narrow_rows runs some layers on fewer "
                                    "positions). Never materializes weights.")
     _common(s, model=SOME_MODELS)
     s.add_argument("--json", action="store_true", help="print a JSON object (params, buffers, flops, layers, ...)")
