@@ -135,25 +135,10 @@ def bench_model(m: BenchModel, work: Path, opts, torch_reason: str | None) -> di
         def make(label: str, provider: str = "cpu"):
             sess = make_session(str(files[label]), opts.threads, provider)
             return sess, feeds_for(sess, ins, m.int_high)
-        try:
-            times = alternate_orders(make, list(files), opts.rounds)
-        except Exception as e:  # noqa: BLE001 - a model onnxruntime cannot load or run: the row says so
-            row["latency_error"] = _reason(e)
-        else:
-            row["latency_ms"] = {k: statistics.median(v) for k, v in times.items()}
-            if "O2" in times:
-                row["ratio"] = {k: median_ratio(times["O2"], times[k]) for k in times if k != "O2"}
-                row["ratio_ci"] = {k: ratio_interval(times["O2"], times[k]) for k in times if k != "O2"}
-        if opts.cuda:
-            try:
-                ct = alternate_orders(lambda k: make(k, "cuda"), [k for k in files if k != "O0"], opts.rounds)
-            except Exception as e:  # noqa: BLE001 - reported in the CUDA table, the CPU figures stand
-                row["cuda_error"] = _reason(e)
-            else:
-                row["cuda_ms"] = {k: statistics.median(v) for k, v in ct.items()}
-                if "O2" in ct:
-                    row["cuda_ratio"] = {k: median_ratio(ct["O2"], ct[k]) for k in ct if k != "O2"}
-                    row["cuda_ratio_ci"] = {k: ratio_interval(ct["O2"], ct[k]) for k in ct if k != "O2"}
+        row.update(_timed(make, list(files), opts.rounds, "latency_ms", "ratio", "latency_error"))
+        if opts.cuda:  # a CUDA failure is reported in the CUDA table; the CPU figures stand
+            row.update(_timed(lambda k: make(k, "cuda"), [k for k in files if k != "O0"], opts.rounds, "cuda_ms",
+                              "cuda_ratio", "cuda_error"))
     if not torch_reason and opts.check_outputs:
         try:
             row["max_abs_diff"] = _agreement(m, work / f"{m.key}_weights.npz", opts.opset)
@@ -162,6 +147,20 @@ def bench_model(m: BenchModel, work: Path, opts, torch_reason: str | None) -> di
     for f in work.glob(f"{m.key}_*"):
         f.unlink()
     return row
+
+
+def _timed(make, labels: list[str], rounds: int, ms_key: str, ratio_key: str, error_key: str) -> dict:
+    """The sides alternated: median ms each, and the -O2 side's median ratio (with its interval) to each other;
+    or, where a session cannot be made or run (a model onnxruntime cannot load), why not."""
+    try:
+        times = alternate_orders(make, labels, rounds)
+    except Exception as e:  # noqa: BLE001 - the row says so; the other models are still measured
+        return {error_key: _reason(e)}
+    out: dict = {ms_key: {k: statistics.median(v) for k, v in times.items()}}
+    if "O2" in times:
+        out[ratio_key] = {k: median_ratio(times["O2"], times[k]) for k in times if k != "O2"}
+        out[ratio_key + "_ci"] = {k: ratio_interval(times["O2"], times[k]) for k in times if k != "O2"}
+    return out
 
 
 def _reason(e: Exception) -> str:
