@@ -1,6 +1,8 @@
 """Random valid graphs for the pass property tests: chains of steps over an image tensor [2, 4, 4, 4]
 that give every pass something to do (BatchNorm after conv/linear, reshapes and transposes that cancel,
-x*1 and x+0, dropout, duplicated subexpressions, constant subgraphs, attention from primitives)."""
+x*1 and x+0, dropout, duplicated subexpressions, constant subgraphs, attention from primitives) and
+things it must leave alone (intermediate values that are graph outputs, layouts that do not cancel, a row
+taken on a softmax's own axis)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ N, C, H = 2, 4, 4
 STEPS = ("conv_bn", "conv_nobias_bn", "bn", "relu", "mul1", "one_mul", "add0", "sub0", "div1", "dropout", "dup",
          "perm2", "transpose_self", "reshape2", "constfold", "scale", "attention", "attention_mask", "linear3d",
          "expand_same", "cast_same", "getitem_full", "branch", "matmul_bias", "expand_like", "deconv_bn",
-         "rows", "rows_end", "cls_attention", "two_rows")
+         "rows", "rows_end", "cls_attention", "two_rows", "tap", "conv_tap_bn", "perm_turn", "rows_on_axis")
 FULL = ("s", None, None, None)
 
 
@@ -98,6 +100,18 @@ def apply(b: Builder, h, step: str):
         x = op("add", x, op("multihead_attention", op("layernorm", x), embed_dim=H, num_heads=2))
         cls = op("getitem", op("linear", x, out_features=H), index=(FULL, ("i", 0)))
         return op("add", h, op("reshape", cls, shape=(N, 1, 1, H)))
+    if step == "tap":  # the value is a graph output and read on: no pass may rewrite it away
+        b.output(f"tap{len(b.g.outputs)}", h)
+        return h
+    if step == "conv_tap_bn":  # a conv output that is also an output: its BatchNorm cannot be folded into it
+        y = op("conv2d", h, out_channels=C, kernel_size=(1,))
+        b.output(f"tap{len(b.g.outputs)}", y)
+        return op("batchnorm", y)
+    if step == "perm_turn":  # two layout ops that do not cancel: composed in the right order or not at all
+        return op("transpose", op("permute", h, dims=(0, 2, 3, 1)), dim0=2, dim1=3)
+    if step == "rows_on_axis":  # a row taken on the softmax's own axis (written -1): not narrowed above it
+        r = op("softmax", op("mul", h, b.const(f32(0.7))), axis=-1)
+        return op("add", h, op("unsqueeze", op("getitem", r, index=(FULL, FULL, FULL, ("i", 1))), dim=3))
     if step == "branch":   # a second output reads an intermediate value
         b.output(f"side{b.k}", op("sigmoid", h))
         return h
