@@ -46,6 +46,10 @@ def _o0_vs(src: str, feeds: dict, level: int = 2) -> None:
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
 
 
+def f32(v) -> np.ndarray:
+    return np.asarray(v, dtype=np.float32)
+
+
 def _x(*shape, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
@@ -56,6 +60,21 @@ def test_fold_constants_keeps_a_folded_value_that_is_an_output():
     src = ("model m(x: float32[3, 5]) -> (y, p) {\n    p = (positions(x) -> cast(\"float32\")) * 2.0\n"
            "    y = x -> relu\n}\n")
     _o0_vs(src, {"x": _x(3, 5)}, level=1)
+
+
+def test_fold_constants_leaves_a_broadcast_much_bigger_than_its_constant():
+    b = Builder()
+    x = b.input("x", [20000, 4])
+    b.output("y", b.op("add", x, b.op("expand", b.const(np.ones((1, 4), np.float32)), x, shape=(20000, 4))))
+    _alone(b, "fold_constants")
+    assert max(c.data.size for c in b.g.consts) <= 4  # not an 80,000-element constant in the file
+
+
+def test_fold_constants_folds_what_is_as_big_as_its_constants():
+    b = Builder()
+    x = b.input("x", [300, 300])
+    b.output("y", b.op("add", x, b.op("mul", b.const(np.ones((300, 300), np.float32)), b.const(f32(2.0)))))
+    assert _alone(b, "fold_constants", changes=True) == ["add"]
 
 
 # ---- cse ----
