@@ -11,6 +11,7 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from .latency import alternate, make_session
+from .report import error_text
 
 __all__ = ["measure_choices"]
 
@@ -129,8 +130,7 @@ def measure_choices(opset: int, threads: int = 2, rounds: int = 30) -> list[dict
             b = _session(dec[0], x, y, dec[1], o, threads)
             times = alternate({"fused": (a, feeds), "dec": (b, feeds)}, rounds)
         except Exception as e:  # noqa: BLE001 - one choice that cannot run is a row saying so, not a lost run
-            rows.append({"choice": title, "shape": shape, "opset": o, "emits": emits,
-                         "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"})
+            rows.append({"choice": title, "shape": shape, "opset": o, "emits": emits, "error": error_text(e)})
             continue
         rows.append({"choice": title, "shape": shape, "opset": o, "fused_ms": statistics.median(times["fused"]),
                      "decomposed_ms": statistics.median(times["dec"]),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["render"]
+__all__ = ["error_text", "render"]
 
 _SHORT = {"dynamo": "dyn", "legacy": "leg"}
 
@@ -13,6 +13,11 @@ def _num(r: dict | None, key: str, fmt: str) -> str:
     if "error" in r:
         return "error"
     return format(r[key], fmt) if key in r else "-"
+
+
+def error_text(e: Exception) -> str:
+    """An exception as one line of a table's notes."""
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
 
 
 def _speedup(x: float) -> str:
@@ -68,7 +73,7 @@ def _model_rows(results: dict, exporters: list[str]) -> tuple[list[str], list[li
     return head, rows, notes
 
 
-def _cuda_rows(results: dict, exporters: list[str]):
+def _cuda_rows(results: dict, exporters: list[str], notes: list[str]):
     """onnxruntime CUDAExecutionProvider, batch 1, alternated like the CPU figures: a table of its own, present
     only where a model was timed on CUDA (or tried and failed)."""
     labels = ["O2"] + list(exporters)
@@ -77,7 +82,8 @@ def _cuda_rows(results: dict, exporters: list[str]):
     rows = []
     for row in results["models"]:
         if "cuda_error" in row:
-            rows.append([row["model"], "error: " + row["cuda_error"][:80]] + (["-"] if exporters else []))
+            rows.append([row["model"], "error"] + (["-"] if exporters else []))
+            notes.append(f"{row['model']}, CUDA latency: {row['cuda_error']}")
             continue
         ms = row.get("cuda_ms")
         if not ms:
@@ -129,7 +135,7 @@ def render(results: dict, exporters: list[str], markdown: bool = False) -> None:
     head, rows, notes = _model_rows(results, exporters)
     shead, srows = _scaling_rows(results, notes)
     chead, crows = _choice_rows(results, notes)
-    ghead, grows = _cuda_rows(results, exporters)
+    ghead, grows = _cuda_rows(results, exporters, notes)
     title = "archdsl vs torch.onnx.export" if exporters else "archdsl"
     if not exporters:
         notes.insert(0, f"no torch comparison: {results['torch']}")

@@ -16,9 +16,12 @@ from pathlib import Path
 
 from ..cli.args import some_threads
 from ..cli.signals import interruptible
+from ..diagnostics import ArchError
+from ..files import atomic_write
 from ..runtime import MAX_THREADS
 from .latency import alternate_orders, feeds_for, make_session, median_ratio, ratio_interval
 from .models import MODELS, BenchModel, example_inputs, reference_module, torch_module
+from .report import error_text
 
 __all__ = ["main"]
 
@@ -155,17 +158,12 @@ def _timed(make, labels: list[str], rounds: int, ms_key: str, ratio_key: str, er
     try:
         times = alternate_orders(make, labels, rounds)
     except Exception as e:  # noqa: BLE001 - the row says so; the other models are still measured
-        return {error_key: _reason(e)}
+        return {error_key: error_text(e)}
     out: dict = {ms_key: {k: statistics.median(v) for k, v in times.items()}}
     if "O2" in times:
         out[ratio_key] = {k: median_ratio(times["O2"], times[k]) for k in times if k != "O2"}
         out[ratio_key + "_ci"] = {k: ratio_interval(times["O2"], times[k]) for k in times if k != "O2"}
     return out
-
-
-def _reason(e: Exception) -> str:
-    """An exception as one line of a table's notes."""
-    return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
 
 
 def bench_scaling(sizes: list[int], work: Path) -> list[dict]:
@@ -186,8 +184,10 @@ def _check_options(opts) -> str | None:
     from ..runtime import newest_opset
     opts.rounds = opts.rounds if opts.rounds is not None else (8 if opts.quick else 30)
     opts.exporters = list(dict.fromkeys(e for e in opts.exporters.split(",") if e))  # each timed once
-    opts.keys = [m.key for m in MODELS] if opts.models == "all" else list(dict.fromkeys(opts.models.split(",")))
+    opts.keys = [m.key for m in MODELS] if opts.models == "all" else [k for k in opts.models.split(",") if k]
     unknown = [k for k in opts.keys if k not in {m.key for m in MODELS}]
+    if not opts.keys:
+        return f"--models names none (models: {', '.join(m.key for m in MODELS)})"
     if unknown:
         return f"unknown model {unknown[0]} (models: {', '.join(m.key for m in MODELS)})"
     if opts.rounds < 1:
@@ -277,20 +277,10 @@ def _main(argv: list[str] | None) -> int:
         results["choices"] = measure_choices(results["opset"], opts.threads, max(10, opts.rounds * 3))
     render(results, opts.exporters if not torch_reason else [], markdown=opts.markdown)
     if opts.json:  # after the table: a write that fails now loses nothing printed
-        try:
-            _write_atomically(Path(opts.json), json.dumps(results, indent=2))
-        except OSError as e:
-            print(f"archdsl bench: error: cannot write {opts.json}: {e.strerror or e}", file=sys.stderr)
+        text = json.dumps(results, indent=2)
+        try:  # whole or not at all (a full disk truncated the previous file); through a link, into a pipe
+            atomic_write(opts.json, lambda tmp: tmp.write_text(text))
+        except ArchError as e:
+            print(f"archdsl bench: error: {e.message}", file=sys.stderr)
             return 1
     return 0
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """A temp file beside `path`, then a rename: a write that fails (a full disk) leaves the previous file
-    whole, not a truncated one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

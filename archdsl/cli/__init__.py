@@ -8,7 +8,7 @@ import sys
 from .._version import __version__
 from .args import DEFINE_HELP, THREADS_HELP, seed, threads
 from .commands import COMMANDS
-from .signals import exit_cleanly_on_signals
+from .signals import interruptible
 from .train import add_train_flags, add_train_parser
 
 __all__ = ["main", "make_parser"]
@@ -149,28 +149,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         ap.print_help()
         return 2
-    with exit_cleanly_on_signals():
-        return _dispatch(args)
+    return interruptible(lambda: _dispatch(args))
 
 
 def _dispatch(args) -> int:
-    try:
-        if args.command == "passes":
-            from ..passes import all_passes
-            passes = all_passes()
-            width = max(len(p.name) for p in passes)
-            for p in passes:
-                print(f"{p.name:<{width}}  -O{p.level}{' (inference)' if not p.in_train_steps else '':<13} {p.doc}")
-            return 0
-        if args.command == "docs":
-            from .docs import cmd_docs
-            return cmd_docs(args)
-        return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
+    if args.command == "passes":
+        from ..passes import all_passes
+        passes = all_passes()
+        width = max(len(p.name) for p in passes)
+        for p in passes:
+            print(f"{p.name:<{width}}  -O{p.level}{' (inference)' if not p.in_train_steps else '':<13} {p.doc}")
         return 0
+    if args.command == "docs":
+        from .docs import cmd_docs
+        return cmd_docs(args)
+    return COMMANDS[args.command](args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,10 +34,13 @@ def exit_cleanly_on_signals():
 
 
 def interruptible(main: Callable[[], int]) -> int:
-    """main() under exit_cleanly_on_signals; Ctrl-C says `interrupted` and exits 130, as `archdsl` does."""
+    """main() under exit_cleanly_on_signals; Ctrl-C says `interrupted` and exits 130; a reader that went away
+    (`archdsl bench | head`) ends it quietly."""
     with exit_cleanly_on_signals():
         try:
             return main()
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:
+            return 0

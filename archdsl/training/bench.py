@@ -129,7 +129,7 @@ def _levels(text: str) -> tuple[int, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Ctrl-C or a SIGTERM: `interrupted`, no traceback."""
+    """No traceback when stopped: Ctrl-C says `interrupted` and exits 130, SIGTERM/SIGHUP exit 128 + the signal."""
     return interruptible(lambda: _main(argv))
 
 
