@@ -16,7 +16,8 @@ N, C, H = 2, 4, 4
 STEPS = ("conv_bn", "conv_nobias_bn", "bn", "relu", "mul1", "one_mul", "add0", "sub0", "div1", "dropout", "dup",
          "perm2", "transpose_self", "reshape2", "constfold", "scale", "attention", "attention_mask", "linear3d",
          "expand_same", "cast_same", "getitem_full", "branch", "matmul_bias", "expand_like", "deconv_bn",
-         "rows", "rows_end", "cls_attention", "two_rows", "tap", "conv_tap_bn", "perm_turn", "rows_on_axis")
+         "rows", "rows_end", "cls_attention", "two_rows", "tap", "conv_tap_bn", "perm_turn", "rows_on_axis",
+         "attention_probs_out")
 FULL = ("s", None, None, None)
 
 
@@ -107,6 +108,10 @@ def apply(b: Builder, h, step: str):
         y = op("conv2d", h, out_channels=C, kernel_size=(1,))
         b.output(f"tap{len(b.g.outputs)}", y)
         return op("batchnorm", y)
+    if step == "attention_probs_out":  # attention whose probabilities are also an output: not fused away
+        p = op("softmax", op("mul", op("matmul", h, op("transpose", h)), b.const(f32(0.5))), axis=-1)
+        b.output(f"probs{len(b.g.outputs)}", p)
+        return op("matmul", p, h)
     if step == "perm_turn":  # two layout ops that do not cancel: composed in the right order or not at all
         return op("transpose", op("permute", h, dims=(0, 2, 3, 1)), dim0=2, dim1=3)
     if step == "rows_on_axis":  # a row taken on the softmax's own axis (written -1): not narrowed above it
