@@ -69,7 +69,9 @@ def fill_chunk(name: str, spec: ParamSpec, seed: int, k: int, out: np.ndarray) -
         out += np.float32(init.a)
         return
     _standard_normal(bits, out)
-    if init.kind == "trunc_normal":  # truncated at 2 std, as torch's trunc_normal_: redraw, don't clip
+    # truncated at 2 std (TensorFlow's and JAX's truncated normal; torch's trunc_normal_ cuts at a=-2, b=2
+    # absolute by default, almost no cut at std 0.02, unless given a=-2*std, b=2*std): redraw, don't clip
+    if init.kind == "trunc_normal":
         bad = np.flatnonzero(np.abs(out) > 2.0)
         while bad.size:
             redraw = np.empty(bad.size, np.float32)
