@@ -140,8 +140,7 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     weights = _checked_weights(weights, graph, options.weights)
     declared = graph.param_count()
     stats = optimize_graph(graph, options, opset)
-    meta = {"archdsl.params": _jsonable({**mod.params, **mod.imported_params}), "archdsl.source": _source_name(mod),
-            "archdsl.model": name, "archdsl.seed": str(options.seed)}
+    meta = _metadata(mod, name, options.seed)
     res = lower_graph(graph, opset=opset, seed=options.seed, weights=weights, metadata=meta,
                       with_weights=options.with_weights,
                       doc=f"{name} from {_source_name(mod)} (archdsl {__version__})")
@@ -225,6 +224,13 @@ _METADATA_ITEMS = 100_000  # list items and dict entries recorded per param valu
 _METADATA_DEPTH = 100  # and how deeply nested
 
 
+def _metadata(mod: Module, name: str, seed: int) -> dict:
+    """What a model (inference or train step) records of its making: the params as set (-D ALIAS.NAME ones
+    too), the source file, the model's name and the seed."""
+    return {"archdsl.params": _jsonable({**mod.params, **mod.imported_params}), "archdsl.source": _source_name(mod),
+            "archdsl.model": name, "archdsl.seed": str(seed)}
+
+
 def _source_name(mod: Module) -> str:
     """The spec's file name for the model's metadata and doc strings (valid UTF-8 whatever the disk holds)."""
     from .diagnostics import utf8
@@ -288,8 +294,7 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
     name = _one_model(mod, model)
     opset = _check_options(options) or newest_opset()
     weights = load_weights(options.weights) if options.weights else None
-    meta = {"archdsl.params": _jsonable({**mod.params, **mod.imported_params}), "archdsl.source": _source_name(mod),
-            "archdsl.model": name, "archdsl.seed": str(options.seed)}
+    meta = _metadata(mod, name, options.seed)
     level = min(options.opt_level, TRAIN_LEVEL)
     ev = elaborate_model(mod, name)
     weights = _checked_weights(weights, ev, options.weights)

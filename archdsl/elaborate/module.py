@@ -162,8 +162,8 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
             target = loader.load_path(loader.resolve(item.path, tree.file, item.span), item.span, given,
                                       f"{prefix}{item.alias}." if item.alias else prefix)
             for k, (_, vspan, *_) in given.items():  # recorded for the model's metadata and the -D notes
-                unused.pop(f"{item.alias}.{k}", None)  # None: an alias given twice is said by _define below
                 full = f"{item.alias}.{k}"
+                unused.pop(full, None)  # None: an alias given twice is said by _define below
                 mod.imported_params[full] = target.params[k] if k in target.params else target.imported_params[k]
                 if vspan is not None:
                     mod.overrides[full] = vspan
