@@ -85,9 +85,12 @@ def test_render_with_and_without_torch(capsys):
     assert "archdsl" in capsys.readouterr().out
 
 
+# what render() reads of machine()
+MACHINE = {k: "?" for k in ("cpu", "cores", "memory", "python", "onnx", "onnxruntime", "providers", "torch")}
+
+
 def test_render_puts_cuda_figures_in_a_table(capsys):
-    machine = {k: "?" for k in ("cpu", "cores", "memory", "python", "onnx", "onnxruntime", "providers", "torch")}
-    res = {"machine": machine, "threads": 2, "rounds": 3, "torch": "yes", "scaling": [],
+    res = {"machine": MACHINE, "threads": 2, "rounds": 3, "torch": "yes", "scaling": [],
            "models": [{"model": "M", "latency_ms": {"O2": 1.0}, "cuda_ms": {"O2": 0.5, "dynamo": 0.625},
                        "cuda_ratio": {"dynamo": 0.8}, "cuda_ratio_ci": {"dynamo": (0.75, 0.875)}},
                       {"model": "N", "cuda_error": "RuntimeError: onnxruntime did not enable CUDAExecutionProvider"},
@@ -187,8 +190,7 @@ def test_lowering_choice_microbenchmarks_run(capsys):
     rows = measure_choices(24, threads=1, rounds=1)
     assert {r["choice"].split(" vs ")[0] for r in rows} >= {"Bias + Gelu(tanh)", "LayerNormalization", "Attention"}
     assert all(r["fused_ms"] > 0 and r["decomposed_ms"] > 0 for r in rows)
-    render({"machine": {k: "?" for k in ("cpu", "cores", "memory", "python", "onnx", "onnxruntime", "providers",
-                                          "torch")}, "threads": 1, "rounds": 1, "torch": "no", "models": [],
+    render({"machine": MACHINE, "threads": 1, "rounds": 1, "torch": "no", "models": [],
             "scaling": [], "choices": rows}, [], markdown=True)
     assert "| Attention vs MatMul/Softmax (opset 24) |" in capsys.readouterr().out
 
@@ -225,8 +227,7 @@ def test_no_exporters_is_fine_without_torch(monkeypatch):
 
 
 def _results(**row):
-    machine = {k: "?" for k in ("cpu", "cores", "memory", "python", "onnx", "onnxruntime", "providers", "torch")}
-    return {"machine": machine, "threads": 2, "rounds": 3, "torch": "yes", "scaling": [],
+    return {"machine": MACHINE, "threads": 2, "rounds": 3, "torch": "yes", "scaling": [],
             "models": [{"model": "M", **row}]}
 
 

@@ -17,6 +17,7 @@ from archdsl.passes import PassContext, all_passes
 from archdsl.types import DType
 
 from .helpers import OPSET, Builder, assert_close, feeds_for, random_weights, run
+from .random_graphs import f32
 
 CTX = PassContext(opset=OPSET)
 
@@ -44,10 +45,6 @@ def _o0_vs(src: str, feeds: dict, level: int = 2) -> None:
     assert len(outs[0]) == len(outs[1])
     for a, b in zip(*outs):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
-
-
-def f32(v) -> np.ndarray:
-    return np.asarray(v, dtype=np.float32)
 
 
 def _x(*shape, seed: int = 0) -> np.ndarray:
