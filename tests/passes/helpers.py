@@ -70,8 +70,10 @@ def feeds_for(g: Graph, seed: int = 1) -> dict[str, np.ndarray]:
 
 
 def assert_close(a: list, b: list, tol: float = 1e-4) -> None:
+    """NaN equals nothing, itself included: a pass that turned a value into NaN on both sides must not pass
+    (no random graph here produces a NaN at -O0)."""
     assert len(a) == len(b)
     for x, y in zip(a, b):
         assert x.shape == y.shape and x.dtype == y.dtype
         scale = max(1.0, float(np.nanmax(np.abs(x))) if x.size else 1.0)
-        np.testing.assert_allclose(x, y, rtol=tol, atol=tol * scale)
+        np.testing.assert_allclose(x, y, rtol=tol, atol=tol * scale, equal_nan=False)
