@@ -297,6 +297,15 @@ def _check_finite_state(trainer: Trainer, source: str) -> None:
                             f"{'numbers' if name in buffers else 'finite values'} only")
 
 
+def _not_finite(loss: float, epoch: int, step: int, steps: int, first: bool) -> str:
+    """Before the first update the learning rate cannot be the cause: then the data or the model is."""
+    where = f"the loss is {loss} at epoch {epoch}, step {step} of {steps}"
+    if first:
+        return (f"{where}, before any update: the model gives it on this data (a log or sqrt of a negative, a "
+                f"division by zero, inputs out of range?), not the learning rate")
+    return f"{where}; if the weights diverged, lower the learning rate (--lr)"
+
+
 def _batches(n: int, size: int, rng: np.random.Generator | None, drop_single: bool):
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for i in range(0, n, size):
@@ -310,7 +319,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     """The whole loop; returns the last epoch's metrics."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, soft_wrap=True)  # a log file's lines stay whole (no 80-column wrap)
     trainer = Trainer(ct, opts.provider, opts.threads, opts.seed)
     names = ct.info.data_inputs + ["labels"]
     train = load_data(opts.data, ct.step_model, names)
@@ -359,11 +368,11 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                       TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), console=console,
                       transient=True, disable=opts.quiet or not console.is_terminal) as bar:
             task = bar.add_task("train", total=steps, loss=float("nan"))
-            for idx in _batches(n, opts.batch_size, rng, needs_two):
+            for step, idx in enumerate(_batches(n, opts.batch_size, rng, needs_two), 1):
                 batch = {k: v[idx] for k, v in train.items()}
                 loss, pred = _on_batch(opts.data, idx, lambda: trainer.train_step(batch))
                 if not np.isfinite(loss):
-                    raise ArchError(f"the loss is {loss} at epoch {epoch}; lower the learning rate (--lr)")
+                    raise ArchError(_not_finite(loss, epoch, step, steps, first=epoch == 1 and step == 1))
                 total += loss * len(idx)
                 seen += len(idx)
                 c, k = batch_metrics(loss_kind, pred, batch["labels"])

@@ -545,3 +545,30 @@ def test_a_dotted_output_name_is_an_npz(tmp_path, capsys):
     assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--quiet", "--epochs", "1",
                  "-o", str(tmp_path / "run.v2")]) == 0
     assert set(np.load(tmp_path / "run.v2")) == {"fc.weight", "fc.bias"}
+
+
+def test_a_nan_loss_blames_the_learning_rate_only_after_an_update(tmp_path, capsys):
+    """The message always said "lower the learning rate", even when the first step's forward pass gave the NaN
+    (a log of negative data), before any update."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((64, 4)).astype(np.float32), labels=rng.integers(0, 2, 64))
+    spec = tmp_path / "nm.arch"
+    spec.write_text("model nm(x: float32[B, 4]) -> y {\n    y = log(x) -> linear(2) as fc\n}\n")
+    argv = ["--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "w.npz"), "--quiet", "--optimizer", "sgd"]
+    assert main(["train", str(spec), *argv, "--lr", "1e-9"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the loss is nan at epoch 1, step 1 of 2, before any update" in err and "--lr" not in err
+    spec.write_text("model nm(x: float32[B, 4]) -> y {\n    y = x * 1e30 -> linear(2) as fc\n}\n")
+    assert main(["train", str(spec), *argv, "--lr", "1e30"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "at epoch 1, step 2 of 2; if the weights diverged, lower the learning rate (--lr)" in err
+    assert not (tmp_path / "w.npz").exists()
+
+
+def test_log_lines_are_not_wrapped_when_stderr_is_a_file(tmp_path, capsys, monkeypatch):
+    """rich wrapped at 80 columns off a terminal: "... adamw lr" and "0.001" came out on two lines of a log."""
+    monkeypatch.setenv("COLUMNS", "40")
+    argv = _linear_run(tmp_path)
+    assert main([*argv, "--epochs", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "training t on CPUExecutionProvider: 16 examples, batch 32, adamw lr 0.001\n" in err
