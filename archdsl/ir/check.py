@@ -7,6 +7,9 @@ from .graph import Graph, infer_node
 
 __all__ = ["check"]
 
+# op -> (input holding the indices, input indexed, its axis: an attribute's name or a fixed axis)
+_INDEXING = {"embedding": (0, 1, 0), "take": (1, 0, "axis")}
+
 
 def check(graph: Graph) -> Graph:
     """Raise a diagnostic at the node's span if a value is used before it is defined or a type disagrees."""
@@ -22,8 +25,38 @@ def check(graph: Graph) -> Graph:
             got = ", ".join(str(o.type) for o in node.outputs)
             raise ShapeError(f"{node.op} '{node.name}': recorded type {got} disagrees with its shape rule "
                              f"({', '.join(map(str, types))})", node.span)
+        _check_index_range(node)
         defined.update(id(o) for o in node.outputs)
     for name, v in graph.outputs:
         if id(v) not in defined:
             raise ArchError(f"internal: output '{name}' is not defined", graph.span)
     return graph
+
+
+def _positions(v) -> tuple[int, int] | None:
+    """(first, last) of positions() of a known length. Past a table's end onnxruntime's optimized Gather does
+    not fail: it returns fewer rows than the shape checker promised (archdsl run --dim T=... of a spec with a
+    learned position table shorter than T)."""
+    p = v.producer
+    n = v.type.shape[0] if v.type.rank == 1 else None
+    if p is None or p.op != "positions" or not isinstance(n, int) or n < 1:
+        return None
+    return p.attrs["start"], p.attrs["start"] + n - 1
+
+
+def _check_index_range(node) -> None:
+    rule = _INDEXING.get(node.op)
+    if rule is None:
+        return
+    ids, table, axis = rule
+    known = _positions(node.inputs[ids])
+    t = node.inputs[table].type
+    ax = node.attrs[axis] if isinstance(axis, str) else axis
+    n = t.shape[ax % t.rank] if t.rank else None
+    if known is None or not isinstance(n, int):
+        return
+    first, last = known
+    if first < 0 or last >= n:
+        has = f"has {n} rows" if node.op == "embedding" else f"has {n} entries along axis {ax}"
+        raise ShapeError(f"{node.op} '{node.name}' reads positions {first}..{last}, but its table {has}",
+                         node.span)

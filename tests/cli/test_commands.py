@@ -214,6 +214,26 @@ def test_run_checks_the_spec_at_the_sizes_it_runs(capsys):
     assert "logits: [2, 32, 16]" in capsys.readouterr().out
 
 
+def test_positions_past_a_table_are_a_diagnostic(tmp_path, capsys):
+    """A position table shorter than the run's T: onnxruntime's optimized Gather returned 4 rows where the
+    checker promised [T, 3], and `run --dim T=8` exited 0 (a spec without gpt2.arch's assert)."""
+    spec = tmp_path / "pos.arch"
+    spec.write_text("model pos(ids: int64[B, T], x: float32[B, T, 5]) -> (y, z) {\n"
+                    "    y = positions(ids) -> embedding(4, 3) as pe\n"
+                    "    z = take(x, positions(x, start=2), axis=2)\n}\n")
+    assert main(["run", str(spec), "--dim", "T=3", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "y: [3, 3] float32" in out and "z: [1, 3, 3] float32" in out
+    assert main(["run", str(spec), "--dim", "T=5", "--repeat", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "pos.arch:2:27: error: embedding 'pe' reads positions 0..4, but its table has 4 rows" in err
+    assert "note: checked at the sizes of this run: B=1, T=5" in err
+    spec.write_text(spec.read_text().replace("embedding(4, 3)", "embedding(8, 3)"))
+    assert main(["run", str(spec), "--dim", "T=4", "--repeat", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "reads positions 2..5, but its table has 5 entries along axis 2" in err
+
+
 def test_run_refuses_a_batch_the_model_cannot_take(tmp_path, capsys):
     spec = tmp_path / "fixed.arch"
     spec.write_text("model m(x: float32[2, 4]) -> y {\n    y = x -> linear(3)\n}\n")
