@@ -157,6 +157,15 @@ def test_tiny_gpt_example_continues_held_out_sequences(tmp_path):
     assert _example("tiny_gpt").main(tmp_path) >= 0.9
 
 
+def test_diffusion_example_draws_digits(tmp_path):
+    """examples/diffusion end to end (about 70 s): a DDPM UNet from specs/ddpm_unet.arch trained by archdsl
+    train draws digits that a classifier recognizes and that lie near the training digits, far from noise."""
+    res = _example("diffusion").main(tmp_path)
+    assert res["samples"]["confident"] >= 0.45 > res["noise"]["confident"]
+    assert res["samples"]["nearest"] <= 3.2 < res["noise"]["nearest"]
+    assert sum(c > 0 for c in res["classes"]) >= 9
+
+
 def test_translator_learns_to_copy(tmp_path):
     """specs/transformer.arch's translator (tied embeddings, padding masks, causal decoder) trained by archdsl
     train on a copy task, then its built model read back: teacher-forced next-token accuracy on held-out
