@@ -121,6 +121,38 @@ _internal("sign", ("x",), _same, lower=lambda e, ins, outs, c: e.op("Sign", ins,
           grad=lambda b, c, ins, outs, gouts: [None], doc="-1, 0 or 1")
 
 
+def _window_lower(e, ins, outs, c):
+    """g * scale where low < x < high (<= at both ends when closed); an absent bound is no limit. Cast + Mul
+    as relu_grad: clamp's ends are in the window (torch.clamp), hardtanh's and hardsigmoid's are not."""
+    g, x = ins
+    a, dt = c.attrs, c.in_types[1].dtype
+    tests = [("GreaterOrEqual" if a["closed"] else "Greater", a["low"]),
+             ("LessOrEqual" if a["closed"] else "Less", a["high"])]
+    masks = [e.op(op, [x, e.const(np.array(v, dtype=dt.numpy))]) for op, v in tests if v is not None]
+    mask = e.op("Cast", [masks[0] if len(masks) == 1 else e.op("And", masks)], to=dt.onnx)
+    if a["scale"] != 1.0:
+        mask = e.op("Mul", [mask, e.const(np.array(a["scale"], dtype=dt.numpy))])
+    e.op("Mul", [g, mask], outputs=outs)
+
+
+_internal("window_grad", ("g", "x"), _same, lower=_window_lower,
+          attrs=(Attr("low", "float?", None), Attr("high", "float?", None), Attr("closed", "bool"),
+                 Attr("scale", "float", 1.0)), doc="g * scale where x lies between low and high, else 0")
+
+
+def _hardswish_lower(e, ins, outs, c):
+    """torch's hardswish_backward: 0 where x <= -3, g (x / 3 + 1/2) where -3 < x < 3, g where x >= 3."""
+    g, x = ins
+    k = lambda v: e.const(np.array(v, dtype=c.in_types[1].dtype.numpy))
+    inside = e.op("And", [e.op("Greater", [x, k(-3)]), e.op("Less", [x, k(3)])])
+    above = e.op("Cast", [e.op("GreaterOrEqual", [x, k(3)])], to=c.in_types[1].dtype.onnx)
+    slope = e.op("Add", [e.op("Div", [x, k(3)]), k(0.5)])
+    e.op("Mul", [g, e.op("Where", [inside, slope, above])], outputs=outs)
+
+
+_internal("hardswish_grad", ("g", "x"), _same, lower=_hardswish_lower, doc="gradient of hardswish")
+
+
 def _max_grad_lower(e, ins, outs, c):
     """Share g equally among the elements equal to the max (torch's amax rule)."""
     g, x, y = ins

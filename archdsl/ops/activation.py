@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 
-from ._common import elementwise_cost, float_input
+from ..types import DType
+from ._common import bfloat16_from, elementwise_cost, fill_array, float_input
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis
 
@@ -122,6 +123,197 @@ register(OpDef(
 ))
 
 
+# ---- clamps and the hard activations of MobileNetV2/V3 ----
+def _clip(e, x: str, c, low, high, outputs):
+    """ONNX Clip with its bounds as inputs of x's dtype; an absent bound is an empty input name."""
+    dt = c.in_types[0].dtype.numpy
+    bounds = ["" if v is None else e.const(np.array(v, dtype=dt)) for v in (low, high)]
+    while bounds and bounds[-1] == "":
+        bounds.pop()
+    return e.op("Clip", [x] + bounds, outputs=outputs)
+
+
+def _window(low, high, closed, scale=1.0):
+    """Gradient g * scale where x lies between the bounds (autodiff.window_grad), 0 elsewhere."""
+    return lambda b, c, ins, outs, gouts: [b.op("autodiff.window_grad", gouts[0], ins[0], low=low(c.attrs),
+                                                high=high(c.attrs), closed=closed, scale=scale)]
+
+
+def _bounds(name, names, low, high, dtype):
+    """Bounds become constants of the tensor's dtype (one that does not fit is a diagnostic); low <= high."""
+    for what, v in zip(names, (low, high)):
+        if v is not None:
+            fill_array(f"{name}: {what}", v, dtype, named_infinity=False)
+    if low is not None and high is not None and low > high:
+        fail(f"{name}: {names[0]}={_num(low)} is greater than {names[1]}={_num(high)}")
+
+
+def _num(v) -> str:
+    return str(int(v)) if float(v).is_integer() else str(v)
+
+
+def _clamp_infer(ins, a):
+    x = ins[0]
+    if x.dtype is DType.bool:
+        fail("clamp: no ordering on bool tensors; cast(x, \"float32\") first")
+    if a["min"] is None and a["max"] is None:
+        fail("clamp: give min, max or both (clamp(x, min=0.0, max=6.0))")
+    _bounds("clamp", ("min", "max"), a["min"], a["max"], x.dtype)
+    return [x]
+
+
+register(OpDef(
+    name="clamp", inputs=("x",), category="activation", aliases=("clip",), elementwise=True,
+    attrs=(Attr("min", "float?", None), Attr("max", "float?", None)), infer=_clamp_infer,
+    lower=lambda e, ins, outs, c: _clip(e, ins[0], c, c.attrs["min"], c.attrs["max"], outs),
+    cost=lambda c: 2 * elementwise_cost(c), grad=_window(lambda a: a["min"], lambda a: a["max"], closed=True),
+    doc="x limited to [min, max], either bound optional (torch.clamp, ONNX Clip); the gradient passes where "
+        "min <= x <= max, the bounds included.",
+))
+
+
+def _hardtanh_infer(ins, a):
+    float_input("hardtanh", ins[0])
+    _bounds("hardtanh", ("min_val", "max_val"), a["min_val"], a["max_val"], ins[0].dtype)
+    return [ins[0]]
+
+
+register(OpDef(
+    name="hardtanh", inputs=("x",), category="activation", elementwise=True,
+    attrs=(Attr("min_val", "float", -1.0), Attr("max_val", "float", 1.0)), infer=_hardtanh_infer,
+    lower=lambda e, ins, outs, c: _clip(e, ins[0], c, c.attrs["min_val"], c.attrs["max_val"], outs),
+    cost=lambda c: 2 * elementwise_cost(c),
+    grad=_window(lambda a: a["min_val"], lambda a: a["max_val"], closed=False),
+    doc="x limited to [min_val, max_val] (torch.nn.Hardtanh, ONNX Clip); unlike clamp the gradient is 0 at "
+        "the bounds.",
+))
+register(OpDef(
+    name="relu6", inputs=("x",), category="activation", elementwise=True, infer=_float_same("relu6"),
+    lower=lambda e, ins, outs, c: _clip(e, ins[0], c, 0.0, 6.0, outs), cost=lambda c: 2 * elementwise_cost(c),
+    grad=_window(lambda a: 0.0, lambda a: 6.0, closed=False),
+    doc="min(max(x, 0), 6) = hardtanh(x, 0, 6) (MobileNetV2); gradient 0 at 0 and 6, as torch's.",
+))
+
+
+def _hard(name, onnx_op, lower_extra=None):
+    """hardsigmoid and hardswish: ONNX ops of their own, bfloat16 there only from opset 22."""
+    def lower(e, ins, outs, c):
+        bfloat16_from(e, c.in_types[0], name, f"ONNX {onnx_op} takes")
+        e.op(onnx_op, ins, outputs=outs, **(lower_extra or {}))
+    return lower
+
+
+register(OpDef(
+    name="hardsigmoid", inputs=("x",), category="activation", elementwise=True, infer=_float_same("hardsigmoid"),
+    # ONNX's default alpha is 0.2 (Keras's hard sigmoid); torch's is relu6(x + 3) / 6
+    lower=_hard("hardsigmoid", "HardSigmoid", {"alpha": 1.0 / 6.0, "beta": 0.5}),
+    cost=lambda c: 3 * elementwise_cost(c), grad=_window(lambda a: -3.0, lambda a: 3.0, False, scale=1.0 / 6.0),
+    doc="relu6(x + 3) / 6 (torch.nn.Hardsigmoid, MobileNetV3); gradient 1/6 where -3 < x < 3.",
+))
+register(OpDef(
+    name="hardswish", inputs=("x",), category="activation", elementwise=True, infer=_float_same("hardswish"),
+    lower=_hard("hardswish", "HardSwish"), cost=lambda c: 4 * elementwise_cost(c),
+    grad=lambda b, c, ins, outs, gouts: [b.op("autodiff.hardswish_grad", gouts[0], ins[0])],
+    doc="x * relu6(x + 3) / 6 (torch.nn.Hardswish, MobileNetV3); gradient 0 at x <= -3, 1 at x >= 3.",
+))
+
+
+# ---- smooth activations ----
+def _elu_lower(e, ins, outs, c):
+    bfloat16_from(e, c.in_types[0], "elu", "ONNX Elu takes")
+    e.op("Elu", ins, outputs=outs, alpha=c.attrs["alpha"])
+
+
+def _elu_grad(b, c, ins, outs, gouts):
+    """g where x > 0, else g alpha exp(x) (torch's: alpha g at x = 0). exp(x), not y + alpha, which cancels
+    to nothing for very negative x."""
+    x, g = ins[0], gouts[0]
+    slope = b.op("mul", b.op("exp", x), b.const(c.attrs["alpha"], like=x))
+    return [b.op("where", b.op("gt", x, b.const(0.0, like=x)), g, b.op("mul", g, slope))]
+
+
+register(OpDef(
+    name="elu", inputs=("x",), category="activation", elementwise=True, attrs=(Attr("alpha", "float", 1.0),),
+    infer=_float_same("elu"), lower=_elu_lower, grad=_elu_grad, cost=lambda c: 4 * elementwise_cost(c),
+    doc="x if x > 0 else alpha * (exp(x) - 1) (torch.nn.ELU).",
+))
+
+
+def _past_threshold_is_x(threshold: float, dtype) -> bool:
+    """Whether softplus(x) (and sigmoid(x)) round to x (and 1) above the threshold in the dtype, so torch's
+    switch to x there changes nothing and needs no Where (float32 and the 16-bit types at the default 20)."""
+    import ml_dtypes
+    return math.exp(-min(threshold, 700.0)) < float(ml_dtypes.finfo(dtype.numpy).eps) / 4
+
+
+def _softplus_parts(c):
+    beta, thr = c.attrs["beta"], c.attrs["threshold"]
+    return beta, thr, not (beta == 1.0 and _past_threshold_is_x(thr, c.in_types[0].dtype))
+
+
+def _softplus_lower(e, ins, outs, c):
+    """ONNX Softplus (x + log(1 + exp(-x)) for x > 0: no overflow) of beta x, over beta; x where beta x >
+    threshold, as torch."""
+    beta, thr, switch = _softplus_parts(c)
+    bfloat16_from(e, c.in_types[0], "softplus", "ONNX Softplus takes")
+    x = ins[0]
+    if not switch:
+        e.op("Softplus", [x], outputs=outs)
+        return
+    z = x if beta == 1.0 else e.op("Mul", [x, _scalar(e, c, beta)])
+    sp = e.op("Softplus", [z])
+    sp = sp if beta == 1.0 else e.op("Div", [sp, _scalar(e, c, beta)])
+    e.op("Where", [e.op("Greater", [z, _scalar(e, c, thr)]), x, sp], outputs=outs)
+
+
+def _softplus_grad(b, c, ins, outs, gouts):
+    """g sigmoid(beta x), g where beta x > threshold."""
+    beta, thr, switch = _softplus_parts(c)
+    x, g = ins[0], gouts[0]
+    z = x if beta == 1.0 else b.op("mul", x, b.const(beta, like=x))
+    d = b.op("sigmoid", z)
+    if switch:
+        d = b.op("where", b.op("gt", z, b.const(thr, like=z)), b.const(1.0, like=z), d)
+    return [b.op("mul", g, d)]
+
+
+def _softplus_infer(ins, a):
+    float_input("softplus", ins[0])
+    if a["beta"] == 0:
+        fail("softplus: beta must not be 0 (log(1 + exp(beta x)) / beta)")
+    return [ins[0]]
+
+
+register(OpDef(
+    name="softplus", inputs=("x",), category="activation", elementwise=True, infer=_softplus_infer,
+    attrs=(Attr("beta", "float", 1.0), Attr("threshold", "float", 20.0)),
+    lower=_softplus_lower, grad=_softplus_grad, cost=lambda c: 5 * elementwise_cost(c),
+    doc="log(1 + exp(beta x)) / beta, and x where beta x > threshold (torch.nn.Softplus).",
+))
+
+
+def _mish_lower(e, ins, outs, c):
+    """x tanh(softplus(x)), decomposed at every opset: ONNX Mish (18+) has no bfloat16 before 22, and its
+    Softplus/Tanh/Mul are what onnxruntime would run."""
+    bfloat16_from(e, c.in_types[0], "mish", "ONNX Softplus takes")
+    e.op("Mul", [ins[0], e.op("Tanh", [e.op("Softplus", ins)])], outputs=outs)
+
+
+def _mish_grad(b, c, ins, outs, gouts):
+    """tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2), sp = softplus(x)."""
+    x, g = ins[0], gouts[0]
+    t = b.op("tanh", b.op("softplus", x))
+    d = b.op("add", t, b.op("mul", b.op("mul", x, b.op("sigmoid", x)), _one_minus(b, b.op("mul", t, t))))
+    return [b.op("mul", g, d)]
+
+
+register(OpDef(
+    name="mish", inputs=("x",), category="activation", elementwise=True, infer=_float_same("mish"),
+    lower=_mish_lower, grad=_mish_grad, cost=lambda c: 7 * elementwise_cost(c),
+    doc="x * tanh(softplus(x)) (torch.nn.Mish).",
+))
+
+
 def _softmax_infer(name):
     def infer(ins, a):
         float_input(name, ins[0])
@@ -156,4 +348,3 @@ register(OpDef(
     cost=lambda c: 5 * elementwise_cost(c), doc="log(softmax(x)) along axis",
 ))
 
-_ = fail
