@@ -128,7 +128,8 @@ register(OpDef(
 ))
 
 _UNARY = {"neg": ("Neg", "-x"), "exp": ("Exp", "e^x"), "log": ("Log", "natural log"), "sqrt": ("Sqrt", "square root"),
-          "abs": ("Abs", "|x|"), "erf": ("Erf", "error function"), "reciprocal": ("Reciprocal", "1 / x")}
+          "abs": ("Abs", "|x|"), "erf": ("Erf", "error function"), "reciprocal": ("Reciprocal", "1 / x"),
+          "sin": ("Sin", "sine (radians)"), "cos": ("Cos", "cosine (radians)")}
 
 
 _UNARY_GRAD = {
@@ -140,6 +141,8 @@ _UNARY_GRAD = {
     "erf": lambda b, x, y, g: b.op("mul", g, b.op("mul", b.op("exp", b.op("neg", b.op("mul", x, x))),
                                                   b.const(1.1283791670955126, like=x))),
     "reciprocal": lambda b, x, y, g: b.op("neg", b.op("mul", g, b.op("mul", y, y))),
+    "sin": lambda b, x, y, g: b.op("mul", g, b.op("cos", x)),
+    "cos": lambda b, x, y, g: b.op("neg", b.op("mul", g, b.op("sin", x))),
 }
 
 
@@ -157,3 +160,36 @@ def _unary(name, onnx_op, doc):
 
 for _n, (_op, _d) in _UNARY.items():
     _unary(_n, _op, _d)
+
+
+def _pick_grad(cmp):
+    """torch.minimum/maximum: g to the operand that wins, g/2 to each on a tie, summed over broadcast dims.
+    b's share is g - a's, exact in binary floats (g - g/2 = g/2)."""
+    def grad(b, c, ins, outs, gouts):
+        x, y, g = ins[0], ins[1], gouts[0]
+        label = c.out_types[0].dtype.label
+        wins = b.op("cast", b.op(cmp, x, y), dtype=label)
+        ties = b.op("cast", b.op("eq", x, y), dtype=label)
+        ga = b.op("mul", g, b.op("add", wins, b.op("mul", ties, b.const(0.5, like=g))))
+        return [b.sum_to(ga, c.in_types[0].shape) if b.needs(0) else None,
+                b.sum_to(b.op("sub", g, ga), c.in_types[1].shape) if b.needs(1) else None]
+    return grad
+
+
+def _pick(name, onnx_op, cmp, doc):
+    def infer(ins, a):
+        x, y = ins
+        _no_bool(f"{name}", x, y)
+        if x.dtype != y.dtype:
+            fail(f"{name}: dtypes differ ({x.dtype} vs {y.dtype})")
+        return [x.with_shape(broadcast(x.shape, y.shape, f"{name} operands"))]
+
+    register(OpDef(name=name, inputs=("a", "b"), category="math", infer=infer, elementwise=True,
+                   lower=lambda e, ins, outs, c: e.op(onnx_op, ins, outputs=outs), cost=elementwise_cost,
+                   grad=_pick_grad(cmp), doc=doc))
+
+
+_pick("minimum", "Min", "lt", "Elementwise min(a, b) with broadcasting (torch.minimum); a tie gives each side "
+      "half the gradient.")
+_pick("maximum", "Max", "gt", "Elementwise max(a, b) with broadcasting (torch.maximum); a tie gives each side "
+      "half the gradient. The largest element of one tensor is amax.")
