@@ -53,6 +53,9 @@ def _keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Sp
         given[k] = v
 
 
+_COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")  # a whole float compares exactly with integers
+
+
 def _branch_dtype(picked) -> DType:
     """torch's default dtype for numbers beside only a bool condition: float32 when any of them is a float,
     else int64 (torch.where(c, 1.0, 0) is float32, torch.where(c, 1, 2) int64)."""
@@ -190,10 +193,12 @@ class Calls:
             if dt is DType.bool and v not in (0, 1):  # np.array(2, bool) is true: eq(b, 2) matched every true
                 raise ArchTypeError(f"{opname}(): {v} beside a bool tensor, whose elements are only true or "
                                     f"false", span)
-            if not dt.is_float and isinstance(v, float) and opname == "eq":  # exact: a whole float is fine
+            if not dt.is_float and isinstance(v, float) and opname in _COMPARISONS:  # exact: a whole float
                 if not v.is_integer():
-                    raise ArchTypeError(f"eq(): {v} is not a whole number, so no element of the {dt} tensor "
-                                        f"equals it; cast(x, \"float32\") first", span)
+                    raise ArchTypeError(f"{opname}(): {v} is not a whole number"
+                                        + (f", so no element of the {dt} tensor equals it" if opname == "eq"
+                                           else f" and the tensor is {dt}")
+                                        + "; cast(x, \"float32\") first", span)
                 v = int(v)
             elif not dt.is_float and isinstance(v, float):  # x * 0.5 would be x * 0, and ids * 1e3 stay ints
                 raise ArchTypeError(f"{opname}(): the number {v} is a float and the tensor beside it is {dt} "

@@ -28,6 +28,9 @@ class Operators:
         if isinstance(a, Tensor) or isinstance(b, Tensor):
             if op in ("==", "!=") and (a is None or b is None):  # an optional tensor argument: `if mask != none`
                 return (a is b) == (op == "==")
+            if op in ("==", "!="):  # `mask != none` above; elementwise, the ops say what they compare
+                raise ArchTypeError(f"operator '{op}' compares a tensor only with none; for elementwise "
+                                    f"comparison use {'eq' if op == '==' else 'ne'}(a, b)", span)
             if op not in TENSOR_OPS:
                 raise ArchTypeError(f"operator '{op}' is not defined on tensors", span)
             return self.tensor_binop(TENSOR_OPS[op], a, b, span, operand_spans)

@@ -35,7 +35,9 @@ ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.
           "//": operator.floordiv, "%": operator.mod, "**": operator.pow}
 COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
             ">": operator.gt, ">=": operator.ge}
-TENSOR_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow", "@": "matmul"}
+# `==` and `!=` are not here: on tensors they compare with none (`if mask != none`); eq() and ne() compare elements
+TENSOR_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow", "@": "matmul",
+              "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
 
 
 def is_num(v) -> bool:

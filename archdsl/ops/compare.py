@@ -1,0 +1,44 @@
+"""Elementwise comparisons as bool tensors (torch.lt/le/gt/ge/ne), with broadcasting: the tensor forms of
+`<`, `<=`, `>`, `>=` (eq, in sequence_misc.py, and ne are the forms of `==` and `!=`, which on tensors keep
+their compile-time meaning, `if mask != none`). A bool result is never differentiated, so no gradient rule."""
+
+from __future__ import annotations
+
+from ..types import DType, TensorType
+from ._common import elementwise_cost
+from .registry import OpDef, fail, register
+from .shapes import broadcast
+
+__all__: list[str] = []
+
+
+def _infer(name, orders):
+    def infer(ins, a):
+        x, y = ins
+        if x.dtype != y.dtype:
+            fail(f"{name}: dtypes differ ({x.dtype} vs {y.dtype})")
+        if orders and x.dtype is DType.bool:  # ONNX Less/Greater take no bool
+            fail(f"{name}: bool tensors have no order; cast(x, \"int64\") first")
+        return [TensorType(DType.bool, broadcast(x.shape, y.shape, f"{name} operands"))]
+    return infer
+
+
+def _compare(name, alias, sym, onnx_op, negate=False):
+    def lower(e, ins, outs, c):
+        if negate:
+            e.op("Not", [e.op(onnx_op, ins)], outputs=outs)
+        else:
+            e.op(onnx_op, ins, outputs=outs)
+
+    register(OpDef(name=name, inputs=("a", "b"), category="math", aliases=(alias,), infer=_infer(name, not negate),
+                   elementwise=True, lower=lower, cost=elementwise_cost,
+                   doc=f"Elementwise a {sym} b as a bool tensor, with broadcasting (torch.{name})"
+                       + ("; on tensors `!=` is not this op (it compares with none)." if negate
+                          else f"; also written a {sym} b.")))
+
+
+_compare("lt", "less", "<", "Less")
+_compare("le", "less_equal", "<=", "LessOrEqual")
+_compare("gt", "greater", ">", "Greater")
+_compare("ge", "greater_equal", ">=", "GreaterOrEqual")
+_compare("ne", "not_equal", "!=", "Equal", negate=True)
