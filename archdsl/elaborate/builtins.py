@@ -70,6 +70,10 @@ def _minmax(name, f):
         items = a[0] if len(a) == 1 and isinstance(a[0], (list, tuple)) else a
         if not items:
             raise ArchTypeError(f"{name}() of nothing")
+        for x in items:
+            if isinstance(x, Tensor):  # the elementwise forms are ops of their own (torch.minimum/maximum)
+                raise ArchTypeError(f"{name}() takes numbers, got {describe(x)}; for tensors use {name}imum(a, b) "
+                                    f"elementwise, or amax(x) for a tensor's largest element")
         return f(_num(name, x) for x in items)
     return g
 
@@ -178,6 +182,8 @@ BUILTINS = {b.name: b for b in [
     _math("exp", math.exp, "exp"),
     _math("log", math.log, "log"),
     _math("abs", abs, "abs"),
+    _math("sin", math.sin, "sin"),
+    _math("cos", math.cos, "cos"),
     Builtin("shape", _shape, "the shape of a tensor as a tuple of ints and symbols"),
     Builtin("channels", _channels, "dim 1 of a tensor (channels in NC... layout)"),
     Builtin("rank", lambda x: _tensor("rank", x).type.rank, "number of dims of a tensor"),
@@ -187,4 +193,4 @@ BUILTINS = {b.name: b for b in [
     Builtin("is_symbolic", _isinstance_sym, "true when a dim is a symbol such as B"),
 ]}
 
-TENSOR_MATH = {"sqrt", "exp", "log", "abs", "sum"}  # on a tensor these are the op of that name
+TENSOR_MATH = {"sqrt", "exp", "log", "abs", "sin", "cos", "sum"}  # on a tensor these are the op of that name
