@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..types import DType, numel
-from ._common import elementwise_cost, float_input, shape_str
+from ._common import bfloat16_from, elementwise_cost, float_input, shape_str
 from .registry import OpDef, fail, register
 from .shapes import broadcast
 
@@ -153,8 +153,13 @@ def _unary(name, onnx_op, doc):
         _no_bool(name, ins[0])
         return [ins[0]]
 
+    def lower(e, ins, outs, c):
+        if onnx_op in ("Sin", "Cos"):  # the others take bfloat16 from opset 13
+            bfloat16_from(e, c.in_types[0], name, f"ONNX {onnx_op} takes")
+        e.op(onnx_op, ins, outputs=outs)
+
     register(OpDef(name=name, inputs=("x",), category="math", infer=infer, elementwise=True,
-                   lower=lambda e, ins, outs, c: e.op(onnx_op, ins, outputs=outs), cost=elementwise_cost, doc=doc,
+                   lower=lower, cost=elementwise_cost, doc=doc,
                    grad=lambda b, c, ins, outs, gouts: [_UNARY_GRAD[name](b, ins[0], outs[0], gouts[0])]))
 
 

@@ -27,7 +27,8 @@ SYM = st.booleans()
 CORE_MODULES = ("activation", "conv", "elementwise", "embedding", "index", "linear", "norm", "pool", "shape_ops",
                 "tensor_ops")
 COVERED: set[str] = set()
-_DT = {np.dtype(np.float32): "float32", np.dtype(np.int64): "int64", np.dtype(np.bool_): "bool"}
+_DT = {np.dtype(np.float32): "float32", np.dtype(np.int64): "int64", np.dtype(np.int32): "int32",
+       np.dtype(np.bool_): "bool"}
 dim = st.integers(1, 4)
 
 

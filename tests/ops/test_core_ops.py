@@ -17,7 +17,7 @@ import pytest
 import archdsl
 from archdsl import ops
 
-from . import test_core_layers, test_core_tensor_ops  # noqa: F401 - their @covers fill COVERED
+from . import test_core_layers, test_core_tensor_ops, test_mobile_ops  # noqa: F401 - their @covers fill COVERED
 from .core_harness import CORE_MODULES, COVERED, NEWEST, close, rand, run_op
 
 
@@ -53,7 +53,10 @@ _USES = {
     "unsqueeze": "x -> unsqueeze(0)", "squeeze": "x3 -> squeeze", "expand": "x3 -> expand(shape=[2, 3, 4])",
     "mean": "mean(x)", "sum": "sum(x, dim=[1])", "amax": "amax(x)", "where": "where(m, x, x)",
     "masked_fill": "masked_fill(x, m, 0)", "causal_mask": "causal_mask(x, value=0)", "cast": "cast(x, 'float32')",
-    "positions": "positions(x)",
+    "positions": "positions(x)", "clamp": "clamp(x, 0, 6)", "hardtanh": "hardtanh(x)", "relu6": "relu6(x)",
+    "hardsigmoid": "hardsigmoid(x)", "hardswish": "hardswish(x)", "elu": "elu(x)", "softplus": "softplus(x)",
+    "mish": "mish(x)", "minimum": "minimum(x, x)", "maximum": "maximum(x, 0)", "sin": "sin(x)", "cos": "cos(x)",
+    "eq": "eq(x, x)", "ne": "ne(x, 1)", "lt": "x < x", "le": "le(x, x)", "gt": "1 > x", "ge": "x >= x",  # compare.py
 }
 
 

@@ -1,0 +1,165 @@
+"""The activations and elementwise ops MobileNetV2/V3-style models need (clamp, hardtanh, relu6, hardsigmoid,
+hardswish, elu, softplus, mish, minimum, maximum, sin, cos) and the comparisons (lt, le, gt, ge, ne, and the
+operators < <= > >=), each in the one-op harness (core_harness.run_op) against torch itself, at points
+that include the kinks and both sides of softplus's threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from archdsl.diagnostics import ArchError
+
+from .core_harness import FEW, NEWEST, SYM, close, covers, dim, rand, run_op
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+# exactly on the kinks: clamp's bounds below, hardtanh's -1/1, relu6's 0/6, the hard ops' -3/3, softplus's 20
+EDGES = np.array([-20.0, -6.0, -3.0, -2.5, -1.0, -0.5, 0.0, 0.5, 1.0, 2.5, 3.0, 6.0, 7.0, 20.0, 21.0, 40.0],
+                 np.float32)
+
+_ACTS = {  # text -> torch
+    "clamp(x, 0, 6)": lambda x: torch.clamp(x, 0, 6),
+    "clamp(x, min=-0.5)": lambda x: torch.clamp(x, min=-0.5),
+    "clamp(x, max=2.5)": lambda x: torch.clamp(x, max=2.5),
+    "clip(x, -1.0, 1)": lambda x: torch.clamp(x, -1.0, 1),
+    "clamp(x, 3, 3)": lambda x: torch.clamp(x, 3, 3),
+    "hardtanh(x)": F.hardtanh,
+    "hardtanh(x, -3, 2.5)": lambda x: F.hardtanh(x, -3.0, 2.5),
+    "relu6(x)": F.relu6,
+    "x -> relu6": F.relu6,
+    "hardsigmoid(x)": F.hardsigmoid,
+    "hardswish(x)": F.hardswish,
+    "elu(x)": F.elu,
+    "elu(x, alpha=0.5)": lambda x: F.elu(x, 0.5),
+    "softplus(x)": F.softplus,
+    "softplus(x, beta=2, threshold=5)": lambda x: F.softplus(x, 2.0, 5.0),
+    "softplus(x, beta=0.5, threshold=1.0)": lambda x: F.softplus(x, 0.5, 1.0),
+    "softplus(x, threshold=2)": lambda x: F.softplus(x, 1.0, 2.0),
+    "mish(x)": F.mish,
+    "sin(x)": torch.sin,
+    "cos(x)": torch.cos,
+}
+
+
+def _torch(fn, x):
+    return fn(torch.from_numpy(np.asarray(x, np.float64))).numpy()
+
+
+@covers("clamp", "hardtanh", "relu6", "hardsigmoid", "hardswish", "elu", "softplus", "mish", "sin", "cos")
+@pytest.mark.parametrize("opset", [17, NEWEST])
+@pytest.mark.parametrize("text", sorted(_ACTS))
+@FEW
+@given(shape=st.lists(dim, min_size=1, max_size=3), seed=st.integers(0, 9), sym=SYM)
+def test_pointwise_ops_match_torch(text, opset, shape, seed, sym):
+    x = rand(*shape, seed=seed) * 4
+    y, _ = run_op(text, x=x, sym=sym, opset=opset)
+    close(y, _torch(_ACTS[text], x))
+
+
+@pytest.mark.parametrize("text", sorted(_ACTS))
+def test_pointwise_ops_at_their_kinks_and_far_out(text):
+    """On the kinks themselves, and far enough out that exp overflows float32 (softplus and mish at +-100
+    must be x and 0, not inf or nan)."""
+    x = np.concatenate([EDGES, -EDGES, [100.0, -100.0, 1e4, -1e4]]).astype(np.float32)
+    y, _ = run_op(text, x=x)
+    assert np.isfinite(y).all()
+    close(y, _torch(_ACTS[text], x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32"])
+def test_clamp_of_integers_keeps_the_dtype(dtype):
+    x = np.arange(-5, 6).astype(dtype)
+    y, _ = run_op("clamp(x, -2, 3)", x=x)
+    assert y.dtype == x.dtype
+    np.testing.assert_array_equal(y, torch.clamp(torch.from_numpy(x), -2, 3).numpy())
+
+
+@covers("minimum", "maximum")
+@pytest.mark.parametrize("fn", ["minimum", "maximum"])
+@FEW
+@given(data=st.data(), seed=st.integers(0, 9), dtype=st.sampled_from(["float32", "int64"]))
+def test_minimum_maximum_broadcast_like_torch(fn, data, seed, dtype):
+    out = data.draw(st.lists(dim, min_size=1, max_size=3))
+    sa = [d if data.draw(st.booleans()) else 1 for d in out]
+    sb = [d if data.draw(st.booleans()) else 1 for d in out][data.draw(st.integers(0, len(out) - 1)):]
+    a, c = (np.round(rand(*s, seed=seed + i) * 2).astype(dtype) for i, s in enumerate((sa, sb)))  # with ties
+    y, _ = run_op(f"{fn}(a, c)", a=a, c=c)
+    want = getattr(torch, fn)(torch.from_numpy(a), torch.from_numpy(c)).numpy()
+    np.testing.assert_array_equal(y, want)
+    k = 1 if dtype == "int64" else 0.5  # a number takes the tensor's dtype
+    y, _ = run_op(f"{fn}({k}, a)", a=a)
+    ta = torch.from_numpy(a)
+    np.testing.assert_array_equal(y, getattr(torch, fn)(ta, torch.tensor(k, dtype=ta.dtype)).numpy())
+
+
+_CMP = {"<": ("lt", torch.lt), "<=": ("le", torch.le), ">": ("gt", torch.gt), ">=": ("ge", torch.ge),
+        "!=": ("ne", torch.ne)}
+
+
+@pytest.mark.parametrize("sym_", sorted(_CMP))
+@FEW
+@given(data=st.data(), seed=st.integers(0, 9), dtype=st.sampled_from(["float32", "int64"]))
+def test_comparisons_broadcast_like_torch(sym_, data, seed, dtype):
+    name, fn = _CMP[sym_]
+    out = data.draw(st.lists(dim, min_size=1, max_size=3))
+    sa = [d if data.draw(st.booleans()) else 1 for d in out]
+    sb = [d if data.draw(st.booleans()) else 1 for d in out][data.draw(st.integers(0, len(out) - 1)):]
+    a, c = (np.round(rand(*s, seed=seed + i)).astype(dtype) for i, s in enumerate((sa, sb)))  # equal ones too
+    ta, tc = torch.from_numpy(a), torch.from_numpy(c)
+    for text in [f"{name}(a, c)"] + ([f"a {sym_} c"] if sym_ != "!=" else []):
+        y, _ = run_op(text, a=a, c=c)
+        assert y.dtype == np.bool_
+        np.testing.assert_array_equal(y, fn(ta, tc).numpy())
+    if sym_ != "!=":  # a number on either side becomes a constant of the tensor's dtype (1.0 is whole)
+        y, _ = run_op(f"a {sym_} 1.0", a=a)
+        np.testing.assert_array_equal(y, fn(ta, torch.tensor(1, dtype=ta.dtype)).numpy())
+        y, _ = run_op(f"0 {sym_} a", a=a)
+        np.testing.assert_array_equal(y, fn(torch.tensor(0, dtype=ta.dtype), ta).numpy())
+
+
+def test_comparison_ops_have_torchs_aliases():
+    a, c = rand(2, 3, seed=1), rand(3, seed=2)
+    for alias, fn in (("less", np.less), ("less_equal", np.less_equal), ("greater", np.greater),
+                      ("greater_equal", np.greater_equal), ("not_equal", np.not_equal)):
+        y, _ = run_op(f"{alias}(a, c)", a=a, c=c)
+        np.testing.assert_array_equal(y, fn(a, c))
+
+
+def _refused(src: str, words: str):
+    import archdsl
+    with pytest.raises(ArchError) as e:
+        archdsl.check_source(src, file="t.arch")
+    assert words in e.value.message, e.value.message
+
+
+@pytest.mark.parametrize("expr, words", [
+    ("clamp(x)", "clamp: give min, max or both"),
+    ("clamp(x, 2, 1.5)", "clamp: min=2 is greater than max=1.5"),
+    ("hardtanh(x, 1, -1)", "hardtanh: min_val=1 is greater than max_val=-1"),
+    ("clamp(x, max=1e39)", "clamp: max: value 1e+39 does not fit float32"),
+    ("clamp(i, 0.5)", "clamp: min: value 0.5 does not fit the int64 tensor"),
+    ("clamp(m, 0)", "clamp: no ordering on bool tensors"),
+    ("relu6(i)", "relu6: input must be a float tensor"),
+    ("softplus(x, beta=0)", "softplus: beta must not be 0"),
+    ("minimum(x, i)", "minimum: dtypes differ (float32 vs int64)"),
+    ("maximum(m, m)", "no arithmetic on bool tensors"),
+    ("x < i", "lt: dtypes differ (float32 vs int64)"),
+    ("m >= m", "ge: bool tensors have no order"),
+    ("i < 2.5", "lt(): 2.5 is not a whole number and the tensor is int64"),
+    ("x == x", "operator '==' compares a tensor only with none; for elementwise comparison use eq(a, b)"),
+    ("x != x", "use ne(a, b)"),
+    ("x % 2", "operator '%' is not defined on tensors"),
+    ("x * min(x, 1)", "min() takes numbers, got tensor float32[3]; for tensors use minimum(a, b)"),
+    ("x * max([1, x])", "max() takes numbers, got tensor float32[3]; for tensors use maximum(a, b)"),
+])
+def test_misuse_is_a_diagnostic(expr, words):
+    _refused(f"model m(x: float32[3], i: int64[3], m: bool[3]) -> y {{\n    y = {expr}\n}}\n", words)
+
+
+def test_min_max_of_numbers_are_unchanged():
+    y, _ = run_op("x * (min(3, 2.5) + max([1, 4]) + sin(0.0) + cos(0.0))", x=np.ones(2, np.float32))
+    close(y, np.full(2, 2.5 + 4 + 0 + 1))
