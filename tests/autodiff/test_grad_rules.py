@@ -77,6 +77,29 @@ def test_leaky_relu_gelu(shape, slope, approx, seed):
     check_grad("gelu", [normal(seed, *shape)], {"approximate": approx}, seed=seed)
 
 
+# scaled so that values fall on both sides of every kink; normal draws never land within eps of one
+_MOBILE = [("clamp", {"min": -1.0, "max": 2.0}, 3), ("clamp", {"min": 0.5}, 3), ("clamp", {"max": -0.5}, 3),
+           ("hardtanh", {}, 3), ("hardtanh", {"min_val": -2.0, "max_val": 0.5}, 3), ("relu6", {}, 5),
+           ("hardsigmoid", {}, 5), ("hardswish", {}, 5), ("elu", {}, 2), ("elu", {"alpha": 0.3}, 2),
+           ("softplus", {}, 3), ("softplus", {"beta": 2.0, "threshold": 1.5}, 3), ("softplus", {}, 30),
+           ("mish", {}, 3), ("sin", {}, 3), ("cos", {}, 3)]
+
+
+@pytest.mark.parametrize("op, attrs, scale", _MOBILE, ids=[f"{o}-{i}" for i, (o, _, _) in enumerate(_MOBILE)])
+@FAST
+@given(shape=shapes, seed=st.integers(0, 99))
+def test_mobile_activations(op, attrs, scale, shape, seed):
+    check_grad(op, [normal(seed, *shape) * scale], attrs, seed=seed)
+
+
+@pytest.mark.parametrize("op", ["minimum", "maximum"])
+@FAST
+@given(data=st.data(), seed=st.integers(0, 99))
+def test_minimum_maximum_broadcast(op, data, seed):
+    sa, sb = _broadcast_pair(data.draw)
+    check_grad(op, [normal(seed, *sa), normal(seed + 1, *sb)], seed=seed)
+
+
 @pytest.mark.parametrize("op", ["softmax", "log_softmax"])
 @FAST
 @given(shape=shapes, axis=st.integers(-1, 0), seed=st.integers(0, 99))
@@ -273,6 +296,7 @@ def test_cast_and_positions():
 WITHOUT = {
     "heaviside": "a step: zero gradient almost everywhere (torch has no gradient for it either)",
     "eq": "bool output, never differentiated",
+    **{c: "bool output, never differentiated" for c in ("ne", "lt", "le", "gt", "ge")},
     "sinusoidal_embedding": "reads timesteps or positions, which are data",
 }
 

@@ -1,0 +1,90 @@
+"""Gradients exactly on the kinks, where finite differences say nothing and torch's choice is the spec:
+clamp passes the gradient at its bounds, hardtanh/relu6/hardsigmoid do not, hardswish is 0 at -3 and 1 at
+3, elu is alpha at 0, softplus switches to 1 only strictly above its threshold, and minimum/maximum split
+a tie in half (summed back over broadcast dims). Our gradient graph (float32, onnxruntime) against torch
+autograd in float32, for the objective sum(op(x) * r)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from archdsl.types import DType, TensorType
+
+from .gradcheck import OPSET32, _build, run_model
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+POINTS = np.array([-7.0, -6.0, -3.0, -2.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.5, 3.0, 4.0, 6.0, 6.5, 19.0, 20.0,
+                   21.0], np.float32)
+
+_CASES = {  # (op, attrs, torch)
+    "clamp": ("clamp", {"min": -1.0, "max": 3.0}, lambda x: torch.clamp(x, -1.0, 3.0)),
+    "clamp-min": ("clamp", {"min": 0.0}, lambda x: torch.clamp(x, min=0.0)),
+    "clamp-max": ("clamp", {"max": 6.0}, lambda x: torch.clamp(x, max=6.0)),
+    "clamp-equal": ("clamp", {"min": 3.0, "max": 3.0}, lambda x: torch.clamp(x, 3.0, 3.0)),
+    "hardtanh": ("hardtanh", {}, F.hardtanh),
+    "hardtanh-3": ("hardtanh", {"min_val": -3.0, "max_val": 2.5}, lambda x: F.hardtanh(x, -3.0, 2.5)),
+    "relu6": ("relu6", {}, F.relu6),
+    "hardsigmoid": ("hardsigmoid", {}, F.hardsigmoid),
+    "hardswish": ("hardswish", {}, F.hardswish),
+    "elu": ("elu", {}, F.elu),
+    "elu-alpha": ("elu", {"alpha": 0.5}, lambda x: F.elu(x, 0.5)),
+    "softplus": ("softplus", {}, F.softplus),
+    "softplus-low": ("softplus", {"beta": 2.0, "threshold": 3.0}, lambda x: F.softplus(x, 2.0, 3.0)),
+    "softplus-one": ("softplus", {"threshold": 1.0}, lambda x: F.softplus(x, 1.0, 1.0)),
+    "mish": ("mish", {}, F.mish),
+}
+
+
+def _ours(op, arrays, attrs, r):
+    types = [TensorType(DType.float32, a.shape) for a in arrays]
+    model, none = _build(op, types, attrs, DType.float32, [r], list(range(len(arrays))), OPSET32)
+    _loss, *grads = run_model(model, {f"in{i}": a for i, a in enumerate(arrays)})
+    return [np.zeros_like(a) if n else g for a, g, n in zip(arrays, grads, none)]
+
+
+def _theirs(fn, arrays, r):
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    (fn(*ts) * torch.from_numpy(r)).sum().backward()
+    return [t.grad.numpy() for t in ts]
+
+
+def _same(ours, theirs):
+    """Where the gradient stops exactly; its values to float32 rounding (mish's tail, ~1e-8, cancels, and
+    onnxruntime's Sigmoid flushes sigmoid(-20) = 2e-9 to 0)."""
+    for a, b in zip(ours, theirs):
+        clear = (b == 0) | (np.abs(b) > 1e-6)
+        np.testing.assert_array_equal((a == 0)[clear], (b == 0)[clear])
+        np.testing.assert_allclose(a, b, rtol=2e-6, atol=3e-7)
+
+
+@pytest.mark.parametrize("case", sorted(_CASES))
+def test_activation_gradients_on_the_kinks_are_torchs(case):
+    op, attrs, fn = _CASES[case]
+    x = np.concatenate([POINTS, -POINTS])
+    r = np.random.default_rng(0).uniform(0.5, 2.0, x.shape).astype(np.float32)  # nonzero everywhere
+    _same(_ours(op, [x], attrs, r), _theirs(fn, [x], r))
+
+
+def test_the_kink_points_are_where_torch_says():
+    """Guard against the cases above passing for the wrong reason: torch's own choices at the kinks."""
+    x = torch.tensor([-3.0, 0.0, 3.0, 6.0], requires_grad=True)
+    for fn, want in ((lambda v: torch.clamp(v, 0.0, 6.0), [0, 1, 1, 1]), (F.relu6, [0, 0, 1, 0]),
+                     (F.hardsigmoid, [0, 1 / 6, 0, 0]), (F.hardswish, [0, 0.5, 1, 1])):
+        x.grad = None
+        fn(x).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("op", ["minimum", "maximum"])
+@pytest.mark.parametrize("shapes", [((6,), (6,)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((3,), ())])
+def test_minimum_maximum_split_ties_like_torch(op, shapes):
+    rng = np.random.default_rng(1)
+    a = (np.arange(np.prod(shapes[0])) % 3 - 1).reshape(shapes[0]).astype(np.float32)  # ties and both winners
+    b = (np.arange(np.prod(shapes[1])) * 2 % 3 - 1).reshape(shapes[1]).astype(np.float32)
+    out = np.broadcast_shapes(a.shape, b.shape)
+    r = rng.uniform(0.5, 2.0, out).astype(np.float32)
+    assert (np.broadcast_to(a, out) == np.broadcast_to(b, out)).any()
+    _same(_ours(op, [a, b], {}, r), _theirs(getattr(torch, op), [a, b], r))
