@@ -131,3 +131,38 @@ def test_random_programs_train_like_torch(text):
 @given(case=valid_conv_program())
 def test_random_cnns_train_like_torch(case):
     _one_random_program(case[0], "cross_entropy")
+
+
+# ---------------------------------------------------------------- MobileNetV3's activations
+
+MOBILE = """
+model mobile(x: float32[B, 3, 8, 8]) -> logits {
+    h = hardswish((x -> conv2d(8, 3, padding=1) as stem) * 4.0)  # scaled past the kinks at -3, 3 and 6
+    h = relu6((h -> conv2d(8, 3, padding=1, groups=8) as dw) * 8.0)
+    s = h -> global_avgpool -> conv2d(8, 1) as se -> hardsigmoid
+    h = clamp(h * s, max=0.5) -> global_avgpool -> flatten
+    h = maximum(h -> linear(16) as fc1 -> mish, 0.05)
+    logits = h -> linear(10) as head
+}
+"""
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adamw"])
+def test_mobilenet_activations_train_like_torch(opt):
+    """hardswish, relu6 (depthwise), a hardsigmoid squeeze-excitation gate, clamp, mish and maximum: one step
+    against torch float64, every parameter's update within 1e-3 relative (or twice torch float32's own)."""
+    cfg = config(opt="sgd", lr=0.5, momentum=0.9) if opt == "sgd" else config(opt="adamw", lr=1e-2)
+    ct, fwd = compile_step(None, cfg, text=MOBILE)
+    data = batches(ct, 1, 4, 10, seed=5)
+    init = initial(ct)
+    lo, so = ort_steps(ct, data)
+    lt, st = torch_steps(ct, fwd, data)
+    l64, s64 = torch_steps(ct, fwd, data, np.float64)
+    assert abs(lo[0] - l64[0]) <= 1e-5 * abs(l64[0]), (lo, l64)
+    moved = 0
+    for name, ref in s64[0].items():
+        ours, t32, want = so[0][name] - init[name], st[0][name] - init[name], ref - init[name]
+        moved += bool(np.any(want != 0))
+        assert np.linalg.norm(ours - want) <= max(1e-3 * np.linalg.norm(want), 2 * np.linalg.norm(t32 - want)), \
+            f"update of {name} off by {rel(ours, want):.2e}"
+    assert moved == len(s64[0]), "every parameter is trained"
