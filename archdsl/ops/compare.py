@@ -12,14 +12,16 @@ from .shapes import broadcast
 __all__: list[str] = []
 
 
-def _infer(name, orders):
+def _infer(name, sym, orders):
+    what = f"{name} ('{sym}')"  # the message may come from either spelling: lt(a, b) or a < b
+
     def infer(ins, a):
         x, y = ins
         if x.dtype != y.dtype:
-            fail(f"{name}: dtypes differ ({x.dtype} vs {y.dtype})")
+            fail(f"{what}: dtypes differ ({x.dtype} vs {y.dtype})")
         if orders and x.dtype is DType.bool:  # ONNX Less/Greater take no bool
-            fail(f"{name}: bool tensors have no order; cast(x, \"int64\") first")
-        return [TensorType(DType.bool, broadcast(x.shape, y.shape, f"{name} operands"))]
+            fail(f"{what}: bool tensors have no order; cast(x, \"int64\") first")
+        return [TensorType(DType.bool, broadcast(x.shape, y.shape, f"{what} operands"))]
     return infer
 
 
@@ -30,7 +32,7 @@ def _compare(name, alias, sym, onnx_op, negate=False):
         else:
             e.op(onnx_op, ins, outputs=outs)
 
-    register(OpDef(name=name, inputs=("a", "b"), category="math", aliases=(alias,), infer=_infer(name, not negate),
+    register(OpDef(name=name, inputs=("a", "b"), category="math", aliases=(alias,), infer=_infer(name, sym, not negate),
                    elementwise=True, lower=lower, cost=elementwise_cost,
                    doc=f"Elementwise a {sym} b as a bool tensor, with broadcasting (torch.{name})"
                        + ("; on tensors `!=` is not this op (it compares with none)." if negate
