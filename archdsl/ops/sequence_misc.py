@@ -20,7 +20,8 @@ register(OpDef(
     name="eq", inputs=("a", "b"), category="math", aliases=("equal",), infer=_eq_infer, cost=elementwise_cost,
     elementwise=True,
     lower=lambda e, ins, outs, c: e.op("Equal", ins, outputs=outs),
-    doc="Elementwise a == b as a bool tensor, with broadcasting (torch.eq): eq(ids, pad_id) is a padding mask.",
+    doc="Elementwise a == b as a bool tensor, with broadcasting (torch.eq): eq(ids, pad_id) is a padding mask. "
+        "On tensors `==` is not this op (it compares with none).",
 ))
 
 
