@@ -243,7 +243,7 @@ def _past_threshold_is_x(threshold: float, dtype) -> bool:
     """Whether softplus(x) (and sigmoid(x)) round to x (and 1) above the threshold in the dtype, so torch's
     switch to x there changes nothing and needs no Where (float32 and the 16-bit types at the default 20)."""
     import ml_dtypes
-    return math.exp(-min(threshold, 700.0)) < float(ml_dtypes.finfo(dtype.numpy).eps) / 4
+    return threshold > 0 and math.exp(-min(threshold, 700.0)) < float(ml_dtypes.finfo(dtype.numpy).eps) / 4
 
 
 def _softplus_parts(c):
@@ -293,8 +293,8 @@ register(OpDef(
 
 
 def _mish_lower(e, ins, outs, c):
-    """x tanh(softplus(x)), decomposed at every opset: ONNX Mish (18+) has no bfloat16 before 22, and its
-    Softplus/Tanh/Mul are what onnxruntime would run."""
+    """x tanh(softplus(x)), decomposed at every opset: onnxruntime's CPU provider has no Mish kernel (it
+    expands ONNX Mish, opset 18+, into this same function body), and Mish has no bfloat16 before 22."""
     bfloat16_from(e, c.in_types[0], "mish", "ONNX Softplus takes")
     e.op("Mul", [ins[0], e.op("Tanh", [e.op("Softplus", ins)])], outputs=outs)
 

@@ -39,6 +39,7 @@ _ACTS = {  # text -> torch
     "softplus(x, beta=2, threshold=5)": lambda x: F.softplus(x, 2.0, 5.0),
     "softplus(x, beta=0.5, threshold=1.0)": lambda x: F.softplus(x, 0.5, 1.0),
     "softplus(x, threshold=2)": lambda x: F.softplus(x, 1.0, 2.0),
+    "softplus(x, threshold=-1000)": lambda x: F.softplus(x, 1.0, -1000.0),  # x everywhere; exp(1000) overflows
     "mish(x)": F.mish,
     "sin(x)": torch.sin,
     "cos(x)": torch.cos,
