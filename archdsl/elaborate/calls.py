@@ -118,7 +118,13 @@ class Calls:
                     if d <= 0 or d > Limits.dim:
                         raise LimitError(f"{op.name}: parameter '{spec.name}' has a dim of {d}", span)
                 check_elements(spec.shape, f"{op.name}: parameter '{spec.name}'", span)
-                inputs.append(self.graph.add_param(f"{name}.{spec.name}", spec, dtype, span))
+                try:
+                    inputs.append(self.graph.add_param(f"{name}.{spec.name}", spec, dtype, span))
+                except ArchError as err:
+                    if label is not None and name in self.automatic:
+                        err.notes.append((f"'{name}' is the automatic name of that layer, which has no 'as'; "
+                                          "name it, or choose another name here", None))
+                    raise
         if len(self.graph.nodes) >= Limits.nodes:
             raise LimitError(f"model has more than {Limits.nodes} nodes", span)
         node = self.graph.add_node(op.name, inputs, attrs, name, span)

@@ -40,6 +40,8 @@ class Evaluator(Calls, Operators):
         self.graph = graph
         self.scope: list[str] = []
         self.counters: dict[tuple, int] = {}
+        self.named: set[str] = set()  # every layer name given so far, `as` or automatic
+        self.automatic: set[str] = set()  # those that were automatic
         self.steps = 0
         self.depth = 0
         self.model_env: Env | None = None  # the model body's scope, whose assignments are recorded:
@@ -47,12 +49,19 @@ class Evaluator(Calls, Operators):
 
     # ---------------- names ----------------
     def layer_name(self, label, base: str) -> str:
+        """`as` names are taken as written; an unnamed layer gets `<op>_<k>`, skipping a name already used in
+        its scope (`linear(8) as linear_1` before two unnamed linears made the second one clash with it)."""
         if label is None:
             key = (tuple(self.scope), base)
             k = self.counters.get(key, 0)
+            while ".".join(self.scope + [f"{base}_{k}"]) in self.named:
+                k += 1
             self.counters[key] = k + 1
             label = f"{base}_{k}"
-        return ".".join(self.scope + [str(label)])
+            self.automatic.add(".".join(self.scope + [label]))
+        name = ".".join(self.scope + [str(label)])
+        self.named.add(name)
+        return name
 
     # ---------------- statements ----------------
     def exec_body(self, body, env: Env):

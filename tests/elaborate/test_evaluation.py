@@ -348,3 +348,11 @@ def test_define_values_keep_their_types():
     for bad in ("n=2.5", "deep=1", "act=3", "dims=4"):
         with pytest.raises(DefineError):
             archdsl.check_source(src, defines=[bad])
+
+
+def test_automatic_names_skip_the_names_of_as():
+    """`linear(8) as linear_1` then two unnamed linears: the second was also named linear_1 ("defined twice")."""
+    g = body("    h = x -> linear(8) as linear_1\n    h = h -> linear(8)\n    y = h -> linear(8)",
+             inputs="x: float32[2, 8]")
+    assert sorted(n for n in g.params if n.endswith(".weight")) == ["linear_0.weight", "linear_1.weight",
+                                                                     "linear_2.weight"]
