@@ -47,6 +47,7 @@ class Module:
     overrides: dict[str, Span] = field(default_factory=dict)  # params set by -D: where their value was written
     aliases: list[str] = field(default_factory=list)  # `import "..." as NAME`: the names, for -D NAME.param
     imported_params: dict[str, object] = field(default_factory=dict)  # set by -D NAME.param: for the metadata
+    unaliased: dict[str, str] = field(default_factory=dict)  # a param seen through `import "p"` (no as) -> p
 
 
 @dataclass
@@ -132,6 +133,10 @@ def _evaluate_items(tree: A.Module, loader: _Loader, defines: dict, prefix: str 
             raise DefineError(f"-D {prefix}{name}: {Path(tree.file).name} imports no file as '{alias}'"
                               f"{did_you_mean(alias, mod.aliases)} (-D ALIAS.NAME sets a param of the file "
                               f"imported as ALIAS)", span)
+        if name in mod.unaliased:  # visible here, but its value was fixed when that file was evaluated
+            raise DefineError(f"-D {prefix}{name}: the param '{name}' comes from import \"{mod.unaliased[name]}\", "
+                              f"which has no 'as'; -D sets the params of this file, or of a file imported `as NAME` "
+                              f"with -D {prefix}NAME.{name}=...", span)
         raise DefineError(f"-D {prefix}{name}: {Path(tree.file).name} has no param '{name}'"
                           f"{did_you_mean(name, mod.params)}" + ("" if mod.params else " (it declares no params)"),
                           span)
@@ -181,6 +186,8 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                     if k not in env.vars:
                         env.vars[k] = v
                         imported[k] = item.span
+                        if k in target.params or k in target.unaliased:
+                            mod.unaliased[k] = item.path
         elif isinstance(item, A.ParamDecl):
             value = ev.eval(item.value, env)
             if item.name in defines:

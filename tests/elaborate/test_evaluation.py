@@ -247,6 +247,20 @@ def test_defines_reach_an_imported_files_params_by_its_alias(tmp_path):
             archdsl.check_file(main, defines=defines)
 
 
+def test_a_define_of_a_param_imported_without_alias_says_how_to_set_it(tmp_path):
+    """`import "lib.arch"` makes lib's `width` visible, but -D width said "main.arch has no param 'width' (it
+    declares no params)", as if it did not exist; also through a chain of imports without aliases."""
+    _files(tmp_path, **{
+        "lib.arch": "param width = 8\nblock f(x) { return x -> linear(width) }\n",
+        "mid.arch": 'import "lib.arch"\n',
+        "main.arch": 'import "mid.arch"\nmodel m(x: float32[2, 4]) -> y { y = f(x) }\n',
+    })
+    with pytest.raises(DefineError, match=r"-D width: the param 'width' comes from import \"mid.arch\", which "
+                                          r"has no 'as'; -D sets the params of this file, or of a file imported "
+                                          r"`as NAME` with -D NAME.width="):
+        archdsl.check_file(tmp_path / "main.arch", defines=["width=4"])
+
+
 def test_defines_through_an_alias_keep_their_notes_and_their_place(tmp_path):
     """A review's cases: an alias or a param given twice with a -D was a KeyError (exit 70); an error in
     the imported block lacked the 'set by -D here' note; the dotted name was offered as a main-file param."""
