@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..types import MAX_DIM, Dim
+from ..types import MAX_DIM, Dim, dim_add
 from ._common import shape_str
 from .registry import Attr, OpDef, fail, register
 
@@ -54,11 +54,14 @@ def resolve_index(x, index):
             plan.append(None)
             continue
         if not isinstance(d, int):
-            if step != 1 or (lo is not None and lo < 0) or (hi is not None and hi < 0):
-                fail(f"slicing symbolic dim {d} needs non-negative bounds and step 1")
-            if max(lo or 0, hi or 0) > MAX_DIM:
-                fail(f"slice bound {max(lo or 0, hi or 0)} is beyond dim {ax} ({d}) at any size (dims are below "
-                     "2**31)")
+            if step != 1:
+                fail(f"slicing symbolic dim {d} needs step 1")
+            if lo is not None and lo < 0 and hi is not None and hi >= 0:  # its length would be hi - (d + lo)
+                fail(f"slicing symbolic dim {d} from the end ({lo}) up to a position from the start ({hi}): the "
+                     f"length would depend on {d}; write both bounds from the same end")
+            if max(abs(lo or 0), abs(hi or 0)) > MAX_DIM:
+                fail(f"slice bound {max(abs(lo or 0), abs(hi or 0))} is beyond dim {ax} ({d}) at any size (dims "
+                     "are below 2**31)")
             plan.append((lo or 0, hi, 1, False))
             continue
         s = slice(lo, hi, step).indices(d)
@@ -74,10 +77,13 @@ def _size(d, p):
         return None
     if isinstance(d, int):
         return len(range(start, end, step))
+    # symbolic d: bounds from the start give end - start (assumed within d), from the end -start or end - start,
+    # an end from the end d + end - start (x[:, :-1] is T - 1 long)
     if end is None:
-        from ..types import dim_add
-        return dim_add(d, -start)
-    return end - start
+        return -start if start < 0 else dim_add(d, -start)
+    if end < 0 <= start:
+        return dim_add(d, end - start)
+    return max(end - start, 0)  # python's x[:, 5:3] and x[:, -1:-3] are empty
 
 
 def _infer(ins, a):

@@ -78,8 +78,8 @@ def _selection(node: Node) -> tuple[Sel, bool] | None:
     length = 1 if squeeze else out.shape[axis]
     if length == x.shape[axis] or length == 0:
         return None  # the whole axis: nothing to save; no positions: nothing to compute
-    if not squeeze and stop is not None and not isinstance(x.shape[axis], int):
-        return None  # x[:, 0:4] is typed 4 long but clamps to a shorter T at run time: keep it last
+    if not squeeze and (stop is not None or start < 0) and not isinstance(x.shape[axis], int):
+        return None  # x[:, 0:4] or x[:, -4:] is typed 4 long but clamps to a shorter T at run time: keep it last
     return Sel(axis, start, stop, length), squeeze
 
 
