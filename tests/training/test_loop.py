@@ -158,7 +158,7 @@ def test_tiny_gpt_example_continues_held_out_sequences(tmp_path):
 
 
 def test_diffusion_example_draws_digits(tmp_path):
-    """examples/diffusion end to end (about 70 s): a DDPM UNet from specs/ddpm_unet.arch trained by archdsl
+    """examples/diffusion end to end (1.5 to 2 minutes): a DDPM UNet from specs/ddpm_unet.arch trained by archdsl
     train draws digits that a classifier recognizes and that lie near the training digits, far from noise."""
     res = _example("diffusion").main(tmp_path)
     assert res["samples"]["confident"] >= 0.45 > res["noise"]["confident"]
