@@ -118,13 +118,20 @@ class Calls:
                     if d <= 0 or d > Limits.dim:
                         raise LimitError(f"{op.name}: parameter '{spec.name}' has a dim of {d}", span)
                 check_elements(spec.shape, f"{op.name}: parameter '{spec.name}'", span)
+                full = f"{name}.{spec.name}"
                 try:
-                    inputs.append(self.graph.add_param(f"{name}.{spec.name}", spec, dtype, span))
+                    inputs.append(self.graph.add_param(full, spec, dtype, span))
                 except ArchError as err:
                     if label is not None and name in self.automatic:
                         err.notes.append((f"'{name}' is the automatic name of that layer, which has no 'as'; "
                                           "name it, or choose another name here", None))
+                    first = self.param_calls.get(full, ())
+                    if first != tuple(self.calls):  # made by another call of the block: say which
+                        err.notes.extend((f"the first one in block {block}(), called here", at)
+                                         for block, at in reversed(first) if (block, at) not in self.calls)
                     raise
+                if self.calls:
+                    self.param_calls[full] = tuple(self.calls)
         if len(self.graph.nodes) >= Limits.nodes:
             raise LimitError(f"model has more than {Limits.nodes} nodes", span)
         node = self.graph.add_node(op.name, inputs, attrs, name, span)
@@ -246,6 +253,7 @@ class Calls:
         saved = self.scope
         if label is not None:  # `as` opens a name scope; unlabelled, the block's layers join the caller's
             self.scope = self.layer_name(label, d.name).split(".")
+        self.calls.append((d.name, span))
         try:
             self.exec_body(d.body, local)
             result = None
@@ -255,6 +263,7 @@ class Calls:
             _note_call(err, d.name, span)
             raise
         finally:
+            self.calls.pop()
             self.scope = saved
             self.depth -= 1
         return result

@@ -42,6 +42,8 @@ class Evaluator(Calls, Operators):
         self.counters: dict[tuple, int] = {}
         self.named: set[str] = set()  # every layer name given so far, `as` or automatic
         self.automatic: set[str] = set()  # those that were automatic
+        self.calls: list[tuple[str, Span]] = []  # the block calls being evaluated, outermost first
+        self.param_calls: dict[str, tuple] = {}  # a parameter made inside blocks -> those calls, for messages
         self.steps = 0
         self.depth = 0
         self.model_env: Env | None = None  # the model body's scope, whose assignments are recorded:
