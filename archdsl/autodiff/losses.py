@@ -1,5 +1,6 @@
-"""Losses, as IR: cross-entropy on logits with class indices (optional label smoothing), MSE, and
-binary cross-entropy with logits. Each reduces by the mean, as torch's default does."""
+"""Losses, as IR: cross-entropy on logits with class indices (optional label smoothing, and an ignored index
+for padding), MSE, and binary cross-entropy with logits. Each reduces by the mean, as torch's default does
+(cross_entropy's over the labels it does not ignore)."""
 
 from __future__ import annotations
 
@@ -31,11 +32,12 @@ def labels_type(loss: str, pred: TensorType, output: str) -> TensorType:
     raise ArchError(f"unknown loss '{loss}' (one of {', '.join(LOSSES)})")
 
 
-def make_loss(b: GradBuilder, loss: str, pred: Value, labels: Value, label_smoothing: float = 0.0) -> Value:
+def make_loss(b: GradBuilder, loss: str, pred: Value, labels: Value, label_smoothing: float = 0.0,
+              ignore_index: int | None = None) -> Value:
     """The loss node; the settings were checked by TrainConfig.validate."""
     if loss == "cross_entropy":
         return b.op("autodiff.cross_entropy", pred, labels, axis=class_axis(pred.type),
-                    label_smoothing=float(label_smoothing))
+                    label_smoothing=float(label_smoothing), ignore_index=ignore_index)
     if loss == "mse":
         d = b.op("sub", pred, labels)
         return b.op("mean", b.op("mul", d, d))

@@ -193,25 +193,45 @@ def _labels64(e, lab, t: TensorType):
     return lab if t.dtype is DType.int64 else e.op("Cast", [lab], to=DType.int64.onnx)
 
 
+def _kept(e, lab64: str, c):
+    """(the labels with ignored ones replaced by class 0, 1.0 where a label counts) under ignore_index; the
+    labels as they are and None without it."""
+    ig = c.attrs["ignore_index"]
+    if ig is None:
+        return lab64, None
+    keep = e.op("Not", [e.op("Equal", [lab64, _i64(e, ig)])])
+    return e.op("Where", [keep, lab64, _i64(e, 0)]), e.op("Cast", [keep], to=c.in_types[0].dtype.onnx)
+
+
+def _mean_over_kept(e, x: str, kept, outputs=None):
+    """x [..., 1 at the class axis] averaged over the labels that count (all of them without ignore_index);
+    0/0 when none does, as torch's mean-reduced cross_entropy."""
+    if kept is None:
+        return e.op("ReduceMean", [x], keepdims=0, outputs=outputs)
+    total = e.op("ReduceSum", [e.op("Mul", [e.op("Flatten", [x], axis=0), e.op("Flatten", [kept], axis=0)])],
+                 keepdims=0)
+    return e.op("Div", [total, e.op("ReduceSum", [kept], keepdims=0)], outputs=outputs)
+
+
 def _ce_lower(e, ins, outs, c):
     logits, labels = ins
     lt = c.in_types[0]
     ax = c.attrs["axis"] % lt.rank
     eps = c.attrs["label_smoothing"]
+    lab, kept = _kept(e, _labels64(e, labels, c.in_types[1]), c)
     lsm = e.op("LogSoftmax", [logits], axis=ax)
-    lab = e.op("Unsqueeze", [_labels64(e, labels, c.in_types[1]), _i64(e, [ax])])
-    picked = e.op("GatherElements", [lsm, lab], axis=ax)
-    nll = e.op("Neg", [e.op("ReduceMean", [picked], keepdims=0)])
+    picked = e.op("GatherElements", [lsm, e.op("Unsqueeze", [lab, _i64(e, [ax])])], axis=ax)
     if not eps:
-        e.op("Identity", [nll], outputs=outs)
+        e.op("Neg", [_mean_over_kept(e, picked, kept)], outputs=outs)
         return
-    smooth = e.op("Neg", [e.op("ReduceMean", [lsm], keepdims=0)])
+    nll = e.op("Neg", [_mean_over_kept(e, picked, kept)])
+    smooth = e.op("Neg", [_mean_over_kept(e, reduce_op(e, "ReduceMean", lsm, [ax], 1), kept)])
     e.op("Add", [e.op("Mul", [nll, _scalar(e, 1.0 - eps, lt)]), e.op("Mul", [smooth, _scalar(e, eps, lt)])],
          outputs=outs)
 
 
 def _ce_grad_lower(e, ins, outs, c):
-    """(softmax - smoothed one-hot) * g / rows."""
+    """(softmax - smoothed one-hot) * g / the labels that count, 0 in the rows of ignored labels."""
     logits, labels, g = ins
     lt, lab_t = c.in_types[0], c.in_types[1]
     ax = c.attrs["axis"] % lt.rank
@@ -219,22 +239,29 @@ def _ce_grad_lower(e, ins, outs, c):
     classes = lt.shape[ax]
     if not isinstance(classes, int):
         fail("cross_entropy: the class dim must be a known size")
+    lab, kept = _kept(e, _labels64(e, labels, lab_t), c)
     sm = e.op("Softmax", [logits], axis=ax)
     values = e.const(np.array([eps / classes, 1.0 - eps + eps / classes], dtype=np.float32))
-    target = e.op("OneHot", [_labels64(e, labels, lab_t), _i64(e, classes), values], axis=ax)
+    target = e.op("OneHot", [lab, _i64(e, classes), values], axis=ax)
     if lt.dtype is not DType.float32:  # onnxruntime's CPU OneHot has no float64 or float16 values
         target = e.op("Cast", [target], to=lt.dtype.onnx)
-    rows = e.op("Cast", [numel_tensor(e, labels, lab_t)], to=lt.dtype.onnx)
-    e.op("Mul", [e.op("Sub", [sm, target]), e.op("Div", [g, rows])], outputs=outs)
+    diff = e.op("Sub", [sm, target])
+    if kept is None:
+        rows = e.op("Cast", [numel_tensor(e, labels, lab_t)], to=lt.dtype.onnx)
+    else:  # no label counts: a zero gradient (torch's), not 0 * g / 0
+        diff = e.op("Mul", [diff, e.op("Unsqueeze", [kept, _i64(e, [ax])])])
+        rows = e.op("Max", [e.op("ReduceSum", [kept], keepdims=0), _scalar(e, 1.0, lt)])
+    e.op("Mul", [diff, e.op("Div", [g, rows])], outputs=outs)
+
+
+_CE_ATTRS = (Attr("axis", "int"), Attr("label_smoothing", "float"), Attr("ignore_index", "int?", None))
 
 
 _internal("cross_entropy_grad", ("logits", "labels", "g"), lambda ins, a: [ins[0]], _ce_grad_lower,
-          attrs=(Attr("axis", "int"), Attr("label_smoothing", "float")), doc="gradient of cross_entropy")
-_internal("cross_entropy", ("logits", "labels"), _ce_check, _ce_lower,
-          attrs=(Attr("axis", "int"), Attr("label_smoothing", "float")),
+          attrs=_CE_ATTRS, doc="gradient of cross_entropy")
+_internal("cross_entropy", ("logits", "labels"), _ce_check, _ce_lower, attrs=_CE_ATTRS,
           grad=lambda b, c, ins, outs, gouts: [
-              b.op("autodiff.cross_entropy_grad", ins[0], ins[1], gouts[0], axis=c.attrs["axis"],
-                   label_smoothing=c.attrs["label_smoothing"]), None],
+              b.op("autodiff.cross_entropy_grad", ins[0], ins[1], gouts[0], **c.attrs), None],
           doc="mean cross-entropy of logits against class indices (torch.nn.functional.cross_entropy)")
 
 

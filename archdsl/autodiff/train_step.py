@@ -31,6 +31,7 @@ class TrainConfig:
     optimizer: OptimConfig = field(default_factory=OptimConfig)
     lr: float = 1e-3
     label_smoothing: float = 0.0
+    ignore_index: int | None = None  # cross_entropy: labels equal to it count for nothing (torch's ignore_index)
     output: str | None = None  # the model output the loss reads (default: the first)
 
     def validate(self) -> None:
@@ -47,12 +48,18 @@ class TrainConfig:
             raise ArchError("label smoothing applies to the cross_entropy loss only")
         if not 0.0 <= self.label_smoothing <= 1.0:
             raise ArchError(f"label smoothing must be in [0, 1], got {self.label_smoothing}")
+        if self.ignore_index is not None and self.loss != "cross_entropy":
+            raise ArchError("an ignored label index applies to the cross_entropy loss only")
+        if self.ignore_index is not None and not -2**63 <= self.ignore_index < 2**63:
+            raise ArchError(f"the ignored label index must fit in int64, got {self.ignore_index}")
 
     def describe(self) -> dict:
         o = self.optimizer
         d = {"loss": self.loss, "optimizer": o.name, "lr": self.lr, "weight_decay": o.decay}
         if self.label_smoothing:
             d["label_smoothing"] = self.label_smoothing
+        if self.ignore_index is not None:
+            d["ignore_index"] = self.ignore_index
         if o.name == "sgd":
             d.update(momentum=o.momentum, nesterov=o.nesterov)
         else:
@@ -117,7 +124,7 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     pred = dict(graph.outputs)[out_name]
     labels = graph.add_input("labels", labels_type(cfg.loss, pred.type, out_name))
     b = GradBuilder(graph, None, tag="loss")
-    loss = make_loss(b, cfg.loss, pred, labels, cfg.label_smoothing)
+    loss = make_loss(b, cfg.loss, pred, labels, cfg.label_smoothing, cfg.ignore_index)
     grads = gradients(graph, loss, params)
     if all(g is None for g in grads):  # torch: "element 0 of tensors does not require grad"
         raise ArchError(f"the loss does not depend on any trainable parameter: no gradient reaches output "

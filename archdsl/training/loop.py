@@ -126,20 +126,22 @@ def check_index_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
                             f"({node.name}) has {rows} rows: ids are 0..{rows - 1} ({int(bad.sum())} out of range)")
 
 
-def check_class_labels(path: str, labels: np.ndarray, model, output: str) -> None:
-    """cross_entropy's labels are class indices in [0, classes): onnxruntime's GatherElements reads a negative
-    one from the end (label -3 trains class C-3) and stops at one past the end; torch refuses both."""
+def check_class_labels(path: str, labels: np.ndarray, model, output: str, ignore: int | None = None) -> None:
+    """cross_entropy's labels are class indices in [0, classes), or the ignored index: onnxruntime's
+    GatherElements reads a negative one from the end (label -3 trains class C-3) and stops at one past the end;
+    torch refuses both."""
     vi = next((o for o in model.graph.output if o.name == output), None)
     dims = vi.type.tensor_type.shape.dim if vi is not None else []
     if not dims or not dims[-1].HasField("dim_value"):
         return
     classes = dims[-1].dim_value
-    bad = (labels < 0) | (labels >= classes)
+    bad = ((labels < 0) | (labels >= classes)) & (labels != ignore if ignore is not None else True)
     if bad.any():
         at, count = _first(bad), int(bad.sum())
         raise ArchError(f"{path}: labels{at} is {int(labels[tuple(at)])}, but '{output}' has {classes} "
-                        f"classes: cross_entropy takes class indices 0..{classes - 1} "
-                        f"({count} label{'s' if count > 1 else ''} out of range)")
+                        f"classes: cross_entropy takes class indices 0..{classes - 1}"
+                        + (f" or the ignored index {ignore}" if ignore is not None else "")
+                        + f" ({count} label{'s' if count > 1 else ''} out of range)")
 
 
 class Trainer:
@@ -306,6 +308,12 @@ def _not_finite(loss: float, epoch: int, step: int, steps: int, first: bool) -> 
     return f"{where}; if the weights diverged, lower the learning rate (--lr)"
 
 
+def _counted(labels: np.ndarray, ignore: int | None, examples: int) -> int:
+    """What a batch's mean loss is over, to weigh it in an epoch's: its examples, or with an ignored label
+    index the labels that count."""
+    return examples if ignore is None else int((labels != ignore).sum())
+
+
 def _batches(n: int, size: int, rng: np.random.Generator | None, drop_single: bool):
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for i in range(0, n, size):
@@ -328,7 +336,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
         if data is not None:
             check_index_inputs(path, data, ct.graph)
             if ct.info.config.loss == "cross_entropy":
-                check_class_labels(path, data["labels"], ct.eval_model, ct.info.output)
+                check_class_labels(path, data["labels"], ct.eval_model, ct.info.output, ct.info.config.ignore_index)
     n = len(train["labels"])
     start = 0
     if opts.resume:
@@ -337,7 +345,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                       + (f"; --epochs {opts.epochs} leaves nothing to train: the checkpoint's weights are the "
                          "output" if start >= opts.epochs else ""))
     _check_finite_state(trainer, "the checkpoint" if opts.resume else "the weights")
-    loss_kind = ct.info.config.loss
+    loss_kind, ignore = ct.info.config.loss, ct.info.config.ignore_index
     needs_two = ct.info.min_batch_at(_symbol_sizes(ct.step_model, train, ct.info.data_inputs)) > 1
     metrics: dict = {}
     if needs_two and n == 1:
@@ -371,14 +379,19 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             for step, idx in enumerate(_batches(n, opts.batch_size, rng, needs_two), 1):
                 batch = {k: v[idx] for k, v in train.items()}
                 loss, pred = _on_batch(opts.data, idx, lambda: trainer.train_step(batch))
+                weight = _counted(batch["labels"], ignore, len(idx))
+                if weight == 0:  # every label ignored: the step ran with a zero gradient, as torch's does
+                    bar.update(task, advance=1)
+                    continue
                 if not np.isfinite(loss):
                     raise ArchError(_not_finite(loss, epoch, step, steps, first=epoch == 1 and step == 1))
-                total += loss * len(idx)
-                seen += len(idx)
-                c, k = batch_metrics(loss_kind, pred, batch["labels"])
+                total += loss * weight
+                seen += weight
+                c, k = batch_metrics(loss_kind, pred, batch["labels"], ignore)
                 correct, counted = correct + c, counted + k
                 bar.update(task, advance=1, loss=total / seen)
-        metrics = {"epoch": epoch, "loss": total / max(seen, 1), "seconds": time.perf_counter() - t0}
+        metrics = {"epoch": epoch, "loss": total / seen if seen else float("nan"),
+                   "seconds": time.perf_counter() - t0}
         if counted:
             metrics["accuracy"] = correct / counted
         if val is not None:
@@ -413,16 +426,19 @@ def _on_batch(path: str, idx, run):
 def evaluate(trainer: Trainer, data: dict, batch_size: int, loss_kind: str, path: str = "validation data") -> dict:
     from .metrics import loss_value
     n = len(data["labels"])
-    total, correct, counted = 0.0, 0.0, 0
+    total, seen, correct, counted = 0.0, 0, 0.0, 0
     size = max(batch_size, 256)
     for i in range(0, n, size):
         batch = {k: v[i:i + size] for k, v in data.items()}
         pred = _on_batch(path, np.arange(i, min(i + size, n)), lambda: trainer.predict(batch))
-        total += loss_value(loss_kind, pred, batch["labels"], trainer.info.config.label_smoothing) \
-            * len(batch["labels"])
-        c, k = batch_metrics(loss_kind, pred, batch["labels"])
+        cfg = trainer.info.config
+        weight = _counted(batch["labels"], cfg.ignore_index, len(batch["labels"]))
+        if weight:
+            total += loss_value(loss_kind, pred, batch["labels"], cfg.label_smoothing, cfg.ignore_index) * weight
+            seen += weight
+        c, k = batch_metrics(loss_kind, pred, batch["labels"], cfg.ignore_index)
         correct, counted = correct + c, counted + k
-    out = {"val_loss": total / max(n, 1)}
+    out = {"val_loss": total / seen if seen else float("nan")}
     if counted:
         out["val_accuracy"] = correct / counted
     return out

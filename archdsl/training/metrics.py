@@ -7,25 +7,35 @@ import numpy as np
 __all__ = ["batch_metrics", "loss_value"]
 
 
-def batch_metrics(loss: str, pred: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
-    """(correct predictions, predictions counted); (0, 0) for a regression loss."""
+def batch_metrics(loss: str, pred: np.ndarray, labels: np.ndarray, ignore_index: int | None = None
+                  ) -> tuple[float, int]:
+    """(correct predictions, predictions counted); (0, 0) for a regression loss. Ignored labels (padding)
+    are not counted."""
     if loss == "cross_entropy":
-        return float((pred.argmax(-1) == labels).sum()), int(labels.size)
+        hit = pred.argmax(-1) == labels
+        if ignore_index is not None:
+            kept = labels != ignore_index
+            return float((hit & kept).sum()), int(kept.sum())
+        return float(hit.sum()), int(labels.size)
     if loss == "bce_with_logits":
         return float(((pred > 0) == (labels > 0.5)).sum()), int(labels.size)
     return 0.0, 0
 
 
-def loss_value(loss: str, pred: np.ndarray, labels: np.ndarray, label_smoothing: float = 0.0) -> float:
+def loss_value(loss: str, pred: np.ndarray, labels: np.ndarray, label_smoothing: float = 0.0,
+               ignore_index: int | None = None) -> float:
     """The mean loss, as the step defines it: with label smoothing e, cross_entropy is torch's
-    (1 - e) * nll + e * (the mean over classes of -log p), so a held-out loss compares with the training one."""
+    (1 - e) * nll + e * (the mean over classes of -log p), so a held-out loss compares with the training one;
+    ignored labels are left out of the mean (nan when every label is)."""
     p = pred.astype(np.float64)
     if loss == "cross_entropy":
+        kept = np.ones(labels.shape, bool) if ignore_index is None else labels != ignore_index
         m = p.max(-1, keepdims=True)
         lse = np.log(np.exp(p - m).sum(-1)) + m[..., 0]
-        picked = np.take_along_axis(p, labels[..., None].astype(np.int64), -1)[..., 0]
+        picked = np.take_along_axis(p, np.where(kept, labels, 0)[..., None].astype(np.int64), -1)[..., 0]
         target = (1.0 - label_smoothing) * picked + label_smoothing * p.mean(-1)
-        return float((lse - target).mean())
+        with np.errstate(invalid="ignore"):
+            return float((lse - target)[kept].sum() / kept.sum())
     if loss == "mse":
         return float(((p - labels) ** 2).mean())
     return float((np.maximum(p, 0) - p * labels + np.log1p(np.exp(-np.abs(p)))).mean())

@@ -219,10 +219,12 @@ class TorchGraph:
         return {k: vals[id(v)] for k, v in g.outputs}
 
 
-def torch_loss(kind: str, pred: torch.Tensor, labels: np.ndarray, label_smoothing: float = 0.0) -> torch.Tensor:
+def torch_loss(kind: str, pred: torch.Tensor, labels: np.ndarray, label_smoothing: float = 0.0,
+               ignore_index: int | None = None) -> torch.Tensor:
     lab = torch.from_numpy(labels).to(pred.device)
     if kind == "cross_entropy":
-        return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), lab.reshape(-1), label_smoothing=label_smoothing)
+        return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), lab.reshape(-1), label_smoothing=label_smoothing,
+                               ignore_index=-100 if ignore_index is None else ignore_index)
     if kind == "mse":
         return F.mse_loss(pred, lab)
     return F.binary_cross_entropy_with_logits(pred, lab)

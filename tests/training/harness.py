@@ -13,8 +13,9 @@ __all__ = ["batches", "compile_step", "config", "initial", "ort_steps", "rel", "
 
 
 def config(loss="cross_entropy", opt="sgd", lr=0.1, **kw) -> TrainConfig:
-    smooth = kw.pop("label_smoothing", 0.0)
-    return TrainConfig(loss=loss, optimizer=OptimConfig(opt, **kw), lr=lr, label_smoothing=smooth)
+    smooth, ignore = kw.pop("label_smoothing", 0.0), kw.pop("ignore_index", None)
+    return TrainConfig(loss=loss, optimizer=OptimConfig(opt, **kw), lr=lr, label_smoothing=smooth,
+                       ignore_index=ignore)
 
 
 def compile_step(spec: str, cfg: TrainConfig, defines=None, text: str | None = None):
@@ -83,7 +84,7 @@ def torch_steps(ct, fwd, data: list[dict], dtype=np.float32):
     for feeds in data:
         opt.zero_grad()
         pred = tg.forward(feeds)[ct.info.output]
-        loss = torch_loss(cfg.loss, pred, feeds["labels"], cfg.label_smoothing)
+        loss = torch_loss(cfg.loss, pred, feeds["labels"], cfg.label_smoothing, cfg.ignore_index)
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))

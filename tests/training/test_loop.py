@@ -581,3 +581,27 @@ def test_log_lines_are_not_wrapped_when_stderr_is_a_file(tmp_path, capsys, monke
     assert main([*argv, "--epochs", "1"]) == 0
     err = capsys.readouterr().err
     assert "training t on CPUExecutionProvider: 16 examples, batch 32, adamw lr 0.001\n" in err
+
+
+def test_padding_labels_are_ignored_with_ignore_index(tmp_path, capsys):
+    """--ignore-index: padded positions (label -1) train nothing and are not counted in the accuracy; without
+    the flag the -1 labels are refused; a batch whose labels are all padding does not stop the run; the
+    flag belongs to cross_entropy only."""
+    spec = tmp_path / "tag.arch"
+    spec.write_text("model tag(ids: int64[B, 6]) -> logits {\n"
+                    "    logits = ids -> embedding(10, 16) as emb -> linear(10) as head\n}\n")
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 10, (40, 6))
+    labels = ids.copy()  # learn the identity: easy, so the accuracy on the labels that count reaches 100%
+    labels[:, 4:] = -1  # the last two positions are padding
+    labels[:8] = -1  # and the first batch of 8 is padding only
+    np.savez(tmp_path / "d.npz", ids=ids, labels=labels)
+    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--val", str(tmp_path / "d.npz"),
+            "-o", str(tmp_path / "w.npz"), "--batch-size", "8", "--lr", "0.1", "--quiet"]
+    assert main(argv) == 1
+    assert "labels[0, 0] is -1, but 'logits' has 10 classes" in " ".join(capsys.readouterr().err.split())
+    assert main([*argv, "--epochs", "30", "--ignore-index", "-1"]) == 0
+    last = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("epoch 30/30")][0]
+    assert "  acc 100.00%" in last and "val_acc 100.00%" in last, last  # -1 would never be argmax
+    assert main([*argv, "--loss", "mse", "--ignore-index", "-1"]) == 2
+    assert "applies to the cross_entropy loss only" in capsys.readouterr().err

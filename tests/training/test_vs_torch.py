@@ -192,3 +192,34 @@ def test_slices_from_the_end_of_a_symbolic_dim_train_like_torch(t):
     assert abs(lo[0] - l64[0]) <= 1e-5 * abs(l64[0])
     for name, ref in s64[0].items():
         assert rel(so[0][name] - init[name], ref - init[name]) < 1e-4, name
+
+
+# ---------------------------------------------------------------- cross_entropy with an ignored label index
+
+TAGGER = """
+model tagger(ids: int64[B, 6]) -> logits {
+    logits = ids -> embedding(12, 8) as emb -> linear(8) as fc -> tanh -> linear(5) as head
+}
+"""
+
+
+@pytest.mark.parametrize("ignore, smoothing", [(-100, 0.0), (-100, 0.2), (0, 0.0), (4, 0.1)])
+def test_an_ignored_label_index_trains_like_torch(ignore, smoothing):
+    """Padding labels left out of the loss, its mean and its gradient (torch's ignore_index), with label
+    smoothing too; three SGD steps, one batch with every label ignored (torch: a nan loss, a zero gradient)."""
+    ct, fwd = compile_step(None, config(opt="sgd", lr=0.5, momentum=0.9, label_smoothing=smoothing,
+                                        ignore_index=ignore), text=TAGGER)
+    data = batches(ct, 3, 4, 5, seed=7)
+    rng = np.random.default_rng(1)
+    for d in data[:2]:
+        d["labels"][rng.random(d["labels"].shape) < 0.4] = ignore
+    data[2]["labels"][:] = ignore
+    init = initial(ct)
+    lo, so = ort_steps(ct, data)
+    l64, s64 = torch_steps(ct, fwd, data, np.float64)
+    for step in (0, 1):
+        assert abs(lo[step] - l64[step]) <= 1e-5 * abs(l64[step]), (lo, l64)
+    assert np.isnan(lo[2]) and np.isnan(l64[2])
+    for step in (0, 1, 2):
+        for name, ref in s64[step].items():
+            assert rel(so[step][name] - init[name], ref - init[name]) < 1e-4, (step, name)
