@@ -125,9 +125,12 @@ register(OpDef(
 
 # ---- clamps and the hard activations of MobileNetV2/V3 ----
 def _clip(e, x: str, c, low, high, outputs):
-    """ONNX Clip with its bounds as inputs of x's dtype; an absent bound is an empty input name."""
-    dt = c.in_types[0].dtype.numpy
-    bounds = ["" if v is None else e.const(np.array(v, dtype=dt)) for v in (low, high)]
+    """ONNX Clip with its bounds as inputs of x's dtype. An absent bound of a float is -inf or inf: left out,
+    onnxruntime clips to the dtype's largest finite value, so clamp(x, min=0.0) turned inf into 3.4e38."""
+    t = c.in_types[0].dtype
+    if t.is_float:
+        low, high = (-math.inf if low is None else low), (math.inf if high is None else high)
+    bounds = ["" if v is None else e.const(np.array(v, dtype=t.numpy)) for v in (low, high)]
     while bounds and bounds[-1] == "":
         bounds.pop()
     return e.op("Clip", [x] + bounds, outputs=outputs)

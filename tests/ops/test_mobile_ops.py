@@ -71,6 +71,17 @@ def test_pointwise_ops_at_their_kinks_and_far_out(text):
     close(y, _torch(_ACTS[text], x), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("text", sorted(_ACTS))
+def test_infinities_go_through_as_in_torch(text):
+    """clamp with one bound gave the dtype's largest finite value for inf (onnxruntime's Clip without that
+    bound), where torch keeps inf; every activation takes +-inf as torch does."""
+    x = np.array([np.inf, -np.inf, 1.0, -1.0], np.float32)
+    y, _ = run_op(text, x=x)
+    want = _torch(_ACTS[text], x)
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
+    close(y, want, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("dtype", ["int64", "int32"])
 def test_clamp_of_integers_keeps_the_dtype(dtype):
     x = np.arange(-5, 6).astype(dtype)
