@@ -72,8 +72,10 @@ def _minmax(name, f):
             raise ArchTypeError(f"{name}() of nothing")
         for x in items:
             if isinstance(x, Tensor):  # the elementwise forms are ops of their own (torch.minimum/maximum)
+                whole = "amax(x) for a tensor's largest element" if name == "max" else \
+                    "-amax(-x) for a tensor's smallest element"
                 raise ArchTypeError(f"{name}() takes numbers, got {describe(x)}; for tensors use {name}imum(a, b) "
-                                    f"elementwise, or amax(x) for a tensor's largest element")
+                                    f"elementwise, or {whole}")
         return f(_num(name, x) for x in items)
     return g
 

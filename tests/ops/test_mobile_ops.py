@@ -165,8 +165,10 @@ def _refused(src: str, words: str):
     ("x == x", "operator '==' compares a tensor only with none; for elementwise comparison use eq(a, b)"),
     ("x != x", "use ne(a, b)"),
     ("x % 2", "operator '%' is not defined on tensors"),
-    ("x * min(x, 1)", "min() takes numbers, got tensor float32[3]; for tensors use minimum(a, b)"),
-    ("x * max([1, x])", "max() takes numbers, got tensor float32[3]; for tensors use maximum(a, b)"),
+    ("x * min(x, 1)", "min() takes numbers, got tensor float32[3]; for tensors use minimum(a, b) elementwise, "
+                      "or -amax(-x)"),
+    ("x * max([1, x])", "max() takes numbers, got tensor float32[3]; for tensors use maximum(a, b) elementwise, "
+                        "or amax(x)"),
 ])
 def test_misuse_is_a_diagnostic(expr, words):
     _refused(f"model m(x: float32[3], i: int64[3], m: bool[3]) -> y {{\n    y = {expr}\n}}\n", words)
