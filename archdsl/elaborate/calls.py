@@ -252,7 +252,7 @@ class Calls:
             raise LimitError(f"blocks call each other more than {Limits.call_depth} deep (recursion?)", span)
         saved = self.scope
         if label is not None:  # `as` opens a name scope; unlabelled, the block's layers join the caller's
-            self.scope = self.layer_name(label, d.name).split(".")
+            self.scope = self.layer_name(label, d.name, scope=True).split(".")
         self.calls.append((d.name, span))
         try:
             self.exec_body(d.body, local)

@@ -50,9 +50,11 @@ class Evaluator(Calls, Operators):
         self.assigned_at: dict[str, Span] = {}  # name -> the assignment that ran last there (output messages)
 
     # ---------------- names ----------------
-    def layer_name(self, label, base: str) -> str:
-        """`as` names are taken as written; an unnamed layer gets `<op>_<k>`, skipping a name already used in
-        its scope (`linear(8) as linear_1` before two unnamed linears made the second one clash with it)."""
+    def layer_name(self, label, base: str, scope: bool = False) -> str:
+        """`as` names are taken as written; an unnamed layer gets `<op>_<k>`, skipping the name of a layer
+        already in its scope (`linear(8) as linear_1` before two unnamed linears made the second one clash with
+        it). A block's `as` (`scope`) opens a scope of its own, whose parameters cannot clash with a layer's: it
+        is not skipped (programs that compiled keep their names)."""
         if label is None:
             key = (tuple(self.scope), base)
             k = self.counters.get(key, 0)
@@ -62,7 +64,8 @@ class Evaluator(Calls, Operators):
             label = f"{base}_{k}"
             self.automatic.add(".".join(self.scope + [label]))
         name = ".".join(self.scope + [str(label)])
-        self.named.add(name)
+        if not scope:
+            self.named.add(name)
         return name
 
     # ---------------- statements ----------------

@@ -370,3 +370,8 @@ def test_automatic_names_skip_the_names_of_as():
              inputs="x: float32[2, 8]")
     assert sorted(n for n in g.params if n.endswith(".weight")) == ["linear_0.weight", "linear_1.weight",
                                                                      "linear_2.weight"]
+    # a block's `as` is a scope whose parameters cannot clash: the names it compiled with before stay
+    g = archdsl.check_source("block mlp(x) { return x -> linear(4) as fc }\n"
+                             "model m(x: float32[2, 4]) -> y {\n    h = x -> mlp() as linear_0\n"
+                             "    y = h -> linear(4)\n}\n")
+    assert sorted(g.params) == ["linear_0.bias", "linear_0.fc.bias", "linear_0.fc.weight", "linear_0.weight"]
