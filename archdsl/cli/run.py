@@ -156,6 +156,7 @@ def cmd_run(args, sources) -> int:
         outs, ms = runtime.run_timed(sess, feeds, args.repeat)
     except Exception as e:  # noqa: BLE001 - e.g. inputs whose symbolic dims disagree
         raise ArchError(f"onnxruntime could not run the model: {runtime.ort_message(e)}") from None
+    _check_declared_shapes(sess, outs, feeds, declared, mod, name)
     print(f"{name} on {sess.get_providers()[0]}")
     for meta, arr in zip(sess.get_outputs(), outs):
         a = np.asarray(arr, dtype=np.float64)
@@ -180,3 +181,43 @@ def _check_batch(batch: int, declared: dict, dims: dict, from_given: dict, given
             holder = next(k for k in given if sym in declared[k])
             raise ArchError(f"--batch {batch}: --input {holder} has {from_given[sym]} for dim '{sym}' (drop --batch, "
                             "or give an input of that batch)")
+
+
+def _check_declared_shapes(sess, outs, feeds, declared, mod, name: str) -> None:
+    """An output whose fixed dim came out another size: the spec assumed a longer input than this run's (x[:, -3:]
+    is typed 3 long, and is 2 long when T is 2), and whatever reads the model trusts the declared shape. From a
+    spec, the first node typed otherwise at these sizes is where."""
+    sizes = {d: n for k, a in feeds.items() for d, n in zip(declared[k], np.shape(a)) if isinstance(d, str) and d}
+    at = ", ".join(f"{k}={v}" for k, v in sizes.items())
+    for meta, arr in zip(sess.get_outputs(), outs):
+        want, got = meta.shape, list(np.shape(arr))
+        if len(want) == len(got) and all(not isinstance(w, int) or w == g for w, g in zip(want, got)):
+            continue
+        shown = [w if isinstance(w, int) else (w or "?") for w in want]
+        err = ArchError(f"output '{meta.name}' came out {got}, but the model declares {shown}: at {at} the spec "
+                        f"reads past an input (a slice such as x[:, -3:] or x[:, 0:3] assumes the dim is at least "
+                        f"3 long)")
+        node = _first_retyped(mod, name, sizes) if mod is not None else None
+        if node is not None:
+            sym, fixed = node
+            err = ArchError(f"{sym.op} '{sym.name}' is typed {sym.outputs[0].type} but comes out "
+                            f"{fixed.outputs[0].type} at {at}, so output '{meta.name}' is {got}, not the declared "
+                            f"{shown}; a slice such as x[:, -3:] or x[:, 0:3] assumes the dim is at least 3 long",
+                            sym.span)
+        raise err
+
+
+def _first_retyped(mod, name: str, sizes: dict):
+    """(node in the symbolic graph, the same node at these sizes) of the first whose fixed dims differ."""
+    from ..elaborate import elaborate_model
+    general, fixed = elaborate_model(mod, name), elaborate_model(mod, name, sizes)
+    at_sizes = {n.name: n for n in fixed.nodes}
+    for n in general.nodes:
+        m = at_sizes.get(n.name)
+        if m is None or len(n.outputs) != len(m.outputs):
+            continue
+        for a, b in zip(n.outputs, m.outputs):
+            if a.type.rank == b.type.rank and any(isinstance(x, int) and isinstance(y, int) and x != y
+                                                  for x, y in zip(a.type.shape, b.type.shape)):
+                return n, m
+    return None

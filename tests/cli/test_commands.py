@@ -214,6 +214,23 @@ def test_run_checks_the_spec_at_the_sizes_it_runs(capsys):
     assert "logits: [2, 32, 16]" in capsys.readouterr().out
 
 
+def test_a_slice_longer_than_the_run_gives_is_a_diagnostic(tmp_path, capsys):
+    """x[:, -3:] (or x[:, 0:3]) is typed 3 long and comes out 2 long at T=2: run printed y: [1, 2, 4] against
+    a declared [B, 3, 4] and exited 0. From the spec the slice is named; from the .onnx, the output."""
+    spec = tmp_path / "short.arch"
+    for index in ("-3:", "0:3"):
+        spec.write_text(f"model m(x: float32[B, T, 4]) -> y {{\n    y = x[:, {index}] * 2.0\n}}\n")
+        assert main(["run", str(spec), "--dim", "T=3", "--repeat", "1"]) == 0
+        assert "y: [1, 3, 4] float32" in capsys.readouterr().out
+        assert main(["run", str(spec), "--dim", "T=2", "--repeat", "1"]) == 1
+        err = " ".join(capsys.readouterr().err.split())
+        assert ("short.arch:2:9: error: getitem 'getitem_0' is typed float32[B, 3, 4] but comes out "
+                "float32[1, 2, 4] at B=1, T=2, so output 'y' is [1, 2, 4], not the declared ['B', 3, 4]") in err
+    assert main(["build", str(spec), "-o", str(tmp_path / "short.onnx")]) == 0
+    assert main(["run", str(tmp_path / "short.onnx"), "--dim", "T=2", "--repeat", "1"]) == 1
+    assert "error: output 'y' came out [1, 2, 4], but the model declares ['B', 3, 4]" in capsys.readouterr().err
+
+
 def test_positions_past_a_table_are_a_diagnostic(tmp_path, capsys):
     """A position table shorter than the run's T: onnxruntime's optimized Gather returned 4 rows where the
     checker promised [T, 3], and `run --dim T=8` exited 0 (a spec without gpt2.arch's assert)."""
