@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from .. import ops
 from ..diagnostics import ArchError, ShapeError
 from .graph import Graph, infer_node
 
 __all__ = ["check"]
 
-# op -> (input holding the indices, input indexed, its axis: an attribute's name or a fixed axis)
-_INDEXING = {"embedding": (0, 1, 0), "take": (1, 0, "axis")}
 
 
 def check(graph: Graph) -> Graph:
@@ -45,7 +44,7 @@ def _positions(v) -> tuple[int, int] | None:
 
 
 def _check_index_range(node) -> None:
-    rule = _INDEXING.get(node.op)
+    rule = ops.get(node.op).indexes
     if rule is None:
         return
     ids, table, axis = rule
@@ -55,8 +54,8 @@ def _check_index_range(node) -> None:
     n = t.shape[ax % t.rank] if t.rank else None
     if known is None or not isinstance(n, int):
         return
-    first, last = known
-    if first < 0 or last >= n:
+    first, last = known  # first >= 0: positions() refuses a negative start
+    if last >= n:
         has = f"has {n} rows" if node.op == "embedding" else f"has {n} entries along axis {ax}"
         raise ShapeError(f"{node.op} '{node.name}' reads positions {first}..{last}, but its table {has}",
                          node.span)

@@ -1,6 +1,6 @@
-"""Elementwise comparisons as bool tensors (torch.lt/le/gt/ge/ne), with broadcasting: the tensor forms of
-`<`, `<=`, `>`, `>=` (eq, in sequence_misc.py, and ne are the forms of `==` and `!=`, which on tensors keep
-their compile-time meaning, `if mask != none`). A bool result is never differentiated, so no gradient rule."""
+"""Elementwise comparisons as bool tensors (torch.eq/ne/lt/le/gt/ge), with broadcasting: lt, le, gt, ge are the
+tensor forms of `<`, `<=`, `>`, `>=`; eq and ne are called by name (on tensors `==` and `!=` keep their
+compile-time meaning, `if mask != none`). A bool result is never differentiated, so no gradient rule."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ __all__: list[str] = []
 
 
 def _infer(name, sym, orders):
-    what = f"{name} ('{sym}')"  # the message may come from either spelling: lt(a, b) or a < b
+    what = f"{name} ('{sym}')" if orders else name  # lt(a, b) may be written a < b; eq and ne only by name
 
     def infer(ins, a):
         x, y = ins
@@ -25,22 +25,24 @@ def _infer(name, sym, orders):
     return infer
 
 
-def _compare(name, alias, sym, onnx_op, negate=False):
+def _compare(name, alias, sym, onnx_op, negate=False, orders=True, doc=""):
     def lower(e, ins, outs, c):
         if negate:
             e.op("Not", [e.op(onnx_op, ins)], outputs=outs)
         else:
             e.op(onnx_op, ins, outputs=outs)
 
-    register(OpDef(name=name, inputs=("a", "b"), category="math", aliases=(alias,), infer=_infer(name, sym, not negate),
+    register(OpDef(name=name, inputs=("a", "b"), category="math", aliases=(alias,), infer=_infer(name, sym, orders),
                    elementwise=True, lower=lower, cost=elementwise_cost,
                    doc=f"Elementwise a {sym} b as a bool tensor, with broadcasting (torch.{name})"
-                       + ("; on tensors `!=` is not this op (it compares with none)." if negate
-                          else f"; also written a {sym} b.")))
+                       + (f"; also written a {sym} b." if orders else doc)))
 
 
+_compare("eq", "equal", "==", "Equal", orders=False,
+         doc=": eq(ids, pad_id) is a padding mask. On tensors `==` is not this op (it compares with none).")
+_compare("ne", "not_equal", "!=", "Equal", negate=True, orders=False,
+         doc="; on tensors `!=` is not this op (it compares with none).")
 _compare("lt", "less", "<", "Less")
 _compare("le", "less_equal", "<=", "LessOrEqual")
 _compare("gt", "greater", ">", "Greater")
 _compare("ge", "greater_equal", ">=", "GreaterOrEqual")
-_compare("ne", "not_equal", "!=", "Equal", negate=True)

@@ -19,7 +19,7 @@ def _infer(ins, a):
 
 
 register(OpDef(
-    name="embedding", inputs=("ids",), category="layer", positions=("ids",),
+    name="embedding", inputs=("ids",), category="layer", positions=("ids",), indexes=(0, 1, 0),
     attrs=(Attr("num_embeddings", "int"), Attr("embedding_dim", "int"),
            Attr("std", "float", 1.0, doc="init N(0, std): torch's nn.Embedding draws N(0, 1), Hugging Face's "
                                          "GPT-2 and BERT N(0, 0.02)")),

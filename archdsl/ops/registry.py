@@ -93,6 +93,9 @@ class OpDef:
     # inputs that hold positions (take's index, embedding's ids): a number written there is an int64, not a
     # constant of the other inputs' dtype
     positions: tuple[str, ...] = ()
+    # (input holding indices, input they index, its axis: a fixed one or an attribute's name): the checker
+    # refuses positions() known to run past that axis (onnxruntime's Gather returns fewer rows, no error)
+    indexes: tuple[int, int, int | str] | None = None
     attr_index: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -1,28 +1,12 @@
-"""Small generic ops the sequence models need: `eq` (a padding mask from token ids: eq(ids, pad_id)) and
-`take` (rows of an existing table by index, so two embeddings can share one weight)."""
+"""`take`: rows of an existing table by index, so two embeddings can share one weight (a padding mask from
+token ids, eq(ids, pad_id), is in compare.py)."""
 
 from __future__ import annotations
 
-from ..types import DType, TensorType
-from ._common import elementwise_cost, shape_str
+from ..types import DType
+from ._common import shape_str
 from .registry import Attr, OpDef, fail, register
-from .shapes import broadcast, norm_axis
-
-
-def _eq_infer(ins, a):
-    x, y = ins
-    if x.dtype != y.dtype:
-        fail(f"eq: dtypes differ ({x.dtype} vs {y.dtype})")
-    return [TensorType(DType.bool, broadcast(x.shape, y.shape, "eq operands"))]
-
-
-register(OpDef(
-    name="eq", inputs=("a", "b"), category="math", aliases=("equal",), infer=_eq_infer, cost=elementwise_cost,
-    elementwise=True,
-    lower=lambda e, ins, outs, c: e.op("Equal", ins, outputs=outs),
-    doc="Elementwise a == b as a bool tensor, with broadcasting (torch.eq): eq(ids, pad_id) is a padding mask. "
-        "On tensors `==` is not this op (it compares with none).",
-))
+from .shapes import norm_axis
 
 
 def _take_infer(ins, a):
@@ -37,6 +21,7 @@ def _take_infer(ins, a):
 
 register(OpDef(
     name="take", inputs=("x", "index"), category="shape", attrs=(Attr("axis", "int", 0),), positions=("index",),
+    indexes=(1, 0, "axis"),
     infer=_take_infer, cost=lambda c: 0,
     grad=lambda b, c, ins, outs, gouts: [b.op("autodiff.movement_grad", gouts[0], ins[0], ins[1], op="take",
                                               attrs=dict(c.attrs)), None],
