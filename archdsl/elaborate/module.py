@@ -137,9 +137,9 @@ def _evaluate_items(tree: A.Module, loader: _Loader, defines: dict, prefix: str 
             raise DefineError(f"-D {prefix}{name}: the param '{name}' comes from import \"{mod.unaliased[name]}\", "
                               f"which has no 'as'; -D sets the params of this file, or of a file imported `as NAME` "
                               f"with -D {prefix}NAME.{name}=...", span)
+        seen = list(mod.params) + list(mod.unaliased)
         raise DefineError(f"-D {prefix}{name}: {Path(tree.file).name} has no param '{name}'"
-                          f"{did_you_mean(name, mod.params)}" + ("" if mod.params else " (it declares no params)"),
-                          span)
+                          f"{did_you_mean(name, seen)}" + ("" if seen else " (it declares no params)"), span)
     return mod
 
 

@@ -185,7 +185,7 @@ def coerce_attr(op: OpDef, attr: Attr, value):
         pass
     else:
         symbolic = [v for v in (value if isinstance(value, (list, tuple)) else (value,)) if isinstance(v, Sym)]
-        if symbolic and kind in ("int", "ints", "padding"):  # attributes are fixed in the graph: numbers only
+        if symbolic and kind in ("int", "ints", "padding", "float"):  # attributes are fixed in the graph
             raise ArchTypeError(f"{where} must be known when the graph is built, got the symbolic dim "
                                 f"{symbolic[0]}; give it a number (-D, or a fixed size in the input's shape)")
         raise ArchTypeError(f"{where} expects {_KIND_WORDS.get(kind, kind)}, got {describe(value)}")

@@ -259,6 +259,8 @@ def test_a_define_of_a_param_imported_without_alias_says_how_to_set_it(tmp_path)
                                           r"has no 'as'; -D sets the params of this file, or of a file imported "
                                           r"`as NAME` with -D NAME.width="):
         archdsl.check_file(tmp_path / "main.arch", defines=["width=4"])
+    with pytest.raises(DefineError, match=r"-D widht: main.arch has no param 'widht'; did you mean 'width'"):
+        archdsl.check_file(tmp_path / "main.arch", defines=["widht=4"])
 
 
 def test_defines_through_an_alias_keep_their_notes_and_their_place(tmp_path):
