@@ -118,20 +118,7 @@ class Calls:
                     if d <= 0 or d > Limits.dim:
                         raise LimitError(f"{op.name}: parameter '{spec.name}' has a dim of {d}", span)
                 check_elements(spec.shape, f"{op.name}: parameter '{spec.name}'", span)
-                full = f"{name}.{spec.name}"
-                try:
-                    inputs.append(self.graph.add_param(full, spec, dtype, span))
-                except ArchError as err:
-                    if label is not None and name in self.automatic:
-                        err.notes.append((f"'{name}' is the automatic name of that layer, which has no 'as'; "
-                                          "name it, or choose another name here", None))
-                    first = self.param_calls.get(full, ())
-                    if first != tuple(self.calls):  # made by another call of the block: say which
-                        err.notes.extend((f"the first one in block {block}(), called here", at)
-                                         for block, at in reversed(first) if (block, at) not in self.calls)
-                    raise
-                if self.calls:
-                    self.param_calls[full] = tuple(self.calls)
+                inputs.append(self.new_param(f"{name}.{spec.name}", spec, dtype, span, name, label))
         if len(self.graph.nodes) >= Limits.nodes:
             raise LimitError(f"model has more than {Limits.nodes} nodes", span)
         node = self.graph.add_node(op.name, inputs, attrs, name, span)
@@ -252,7 +239,7 @@ class Calls:
             raise LimitError(f"blocks call each other more than {Limits.call_depth} deep (recursion?)", span)
         saved = self.scope
         if label is not None:  # `as` opens a name scope; unlabelled, the block's layers join the caller's
-            self.scope = self.layer_name(label, d.name, scope=True).split(".")
+            self.scope = self.layer_name(label, d.name).split(".")
         self.calls.append((d.name, span))
         try:
             self.exec_body(d.body, local)
@@ -304,7 +291,31 @@ class Calls:
         check_elements(shape, "parameter()", span)
         name = self.layer_name(label, "param")
         spec = ParamSpec("", tuple(shape), inits[init], trainable=bool(trainable))
-        return Tensor(self.graph.add_param(name, spec, DTYPES[dtype], span))
+        return Tensor(self.new_param(name, spec, DTYPES[dtype], span, name, label))
+
+    def new_param(self, full: str, spec, dtype, span: Span, layer: str, label):
+        """graph.add_param, and for a name defined twice, notes on how it came about: an automatic name taken,
+        another call of the block, or one line run twice by a loop."""
+        try:
+            v = self.graph.add_param(full, spec, dtype, span)
+        except ArchError as err:
+            if full not in self.graph.params:  # named like a model input: nothing more to say
+                raise
+            if label is not None and layer in self.automatic:
+                err.notes.append((f"'{layer}' is the automatic name of that layer, which has no 'as'; "
+                                  "name it, or choose another name here", None))
+            first = self.param_calls.get(full, ())
+            if first != tuple(self.calls):  # made by another call of the block: say which
+                err.notes.extend((f"the first one in block {block}(), called here", at)
+                                 for block, at in reversed(first) if (block, at) not in self.calls)
+            elif self.graph.params[full].span == span:
+                err.notes.append(("the same code ran twice under one name (in a loop?): give each pass a name "
+                                  "of its own, as \"name{i}\" with the loop's index", None))
+            raise
+        self.owners.add(full.rpartition(".")[0])
+        if self.calls:
+            self.param_calls[full] = tuple(self.calls)
+        return v
 
     def ref_parameter(self, name, span):
         """`ref("wte.weight")`: the parameter of that full name, for weight tying."""

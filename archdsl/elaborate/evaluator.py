@@ -40,7 +40,7 @@ class Evaluator(Calls, Operators):
         self.graph = graph
         self.scope: list[str] = []
         self.counters: dict[tuple, int] = {}
-        self.named: set[str] = set()  # every layer name given so far, `as` or automatic
+        self.owners: set[str] = set()  # names whose own parameters exist (`fc` of fc.weight), for automatic names
         self.automatic: set[str] = set()  # those that were automatic
         self.calls: list[tuple[str, Span]] = []  # the block calls being evaluated, outermost first
         self.param_calls: dict[str, tuple] = {}  # a parameter made inside blocks -> those calls, for messages
@@ -50,23 +50,21 @@ class Evaluator(Calls, Operators):
         self.assigned_at: dict[str, Span] = {}  # name -> the assignment that ran last there (output messages)
 
     # ---------------- names ----------------
-    def layer_name(self, label, base: str, scope: bool = False) -> str:
-        """`as` names are taken as written; an unnamed layer gets `<op>_<k>`, skipping the name of a layer
-        already in its scope (`linear(8) as linear_1` before two unnamed linears made the second one clash with
-        it). A block's `as` (`scope`) opens a scope of its own, whose parameters cannot clash with a layer's: it
-        is not skipped (programs that compiled keep their names)."""
+    def layer_name(self, label, base: str) -> str:
+        """`as` names are taken as written; an unnamed layer gets `<op>_<k>`, skipping a name that already has
+        parameters of its own (`linear(8) as linear_1` before two unnamed linears made the second one clash
+        with it). A block's scope `as linear_0` is skipped only when the block made linear_0.<p> itself: nested
+        names (linear_0.fc.weight) cannot clash, and programs that compiled keep their names."""
         if label is None:
             key = (tuple(self.scope), base)
             k = self.counters.get(key, 0)
-            while ".".join(self.scope + [f"{base}_{k}"]) in self.named:
+            while ".".join(self.scope + [f"{base}_{k}"]) in self.owners or \
+                    ".".join(self.scope + [f"{base}_{k}"]) in self.graph.params:
                 k += 1
             self.counters[key] = k + 1
             label = f"{base}_{k}"
             self.automatic.add(".".join(self.scope + [label]))
-        name = ".".join(self.scope + [str(label)])
-        if not scope:
-            self.named.add(name)
-        return name
+        return ".".join(self.scope + [str(label)])
 
     # ---------------- statements ----------------
     def exec_body(self, body, env: Env):

@@ -377,3 +377,8 @@ def test_automatic_names_skip_the_names_of_as():
                              "model m(x: float32[2, 4]) -> y {\n    h = x -> mlp() as linear_0\n"
                              "    y = h -> linear(4)\n}\n")
     assert sorted(g.params) == ["linear_0.bias", "linear_0.fc.bias", "linear_0.fc.weight", "linear_0.weight"]
+    # but a block whose own parameter() makes linear_0.weight takes that name: the unnamed linear moves on
+    g = archdsl.check_source("block scaled(x) {\n    w = parameter([4]) as weight\n    return x * w\n}\n"
+                             "model m(x: float32[2, 4]) -> y {\n    h = scaled(x) as linear_0\n"
+                             "    y = h -> linear(4)\n}\n")
+    assert sorted(g.params) == ["linear_0.weight", "linear_1.bias", "linear_1.weight"]
