@@ -147,16 +147,18 @@ def cmd_run(args, sources) -> int:
         from ..elaborate import elaborate_model
         sizes = {d: n for k, a in feeds.items() for d, n in zip(declared[k], np.shape(a)) if isinstance(d, str) and d}
         try:
-            elaborate_model(mod, name, sizes)
+            fixed = elaborate_model(mod, name, sizes)
         except ArchError as e:  # onnxruntime would fail inside a node, or compute past what the spec allows
             e.notes.append((f"checked at the sizes of this run: {', '.join(f'{k}={v}' for k, v in sizes.items())}",
                             None))
             raise
+        if sizes:
+            _check_retyped(elaborate_model(mod, name), fixed, sizes)
     try:
         outs, ms = runtime.run_timed(sess, feeds, args.repeat)
     except Exception as e:  # noqa: BLE001 - e.g. inputs whose symbolic dims disagree
         raise ArchError(f"onnxruntime could not run the model: {runtime.ort_message(e)}") from None
-    _check_declared_shapes(sess, outs, feeds, declared, mod, name)
+    _check_declared_shapes(sess, outs, feeds, declared)
     print(f"{name} on {sess.get_providers()[0]}")
     for meta, arr in zip(sess.get_outputs(), outs):
         a = np.asarray(arr, dtype=np.float64)
@@ -183,34 +185,29 @@ def _check_batch(batch: int, declared: dict, dims: dict, from_given: dict, given
                             "or give an input of that batch)")
 
 
-def _check_declared_shapes(sess, outs, feeds, declared, mod, name: str) -> None:
-    """An output whose fixed dim came out another size: the spec assumed a longer input than this run's (x[:, -3:]
-    is typed 3 long, and is 2 long when T is 2), and whatever reads the model trusts the declared shape. From a
-    spec, the first node typed otherwise at these sizes is where."""
+def _dims(shape) -> str:
+    return "[" + ", ".join(str(d) if d is not None and d != "" else "?" for d in shape) + "]"
+
+
+def _check_declared_shapes(sess, outs, feeds, declared) -> None:
+    """An output whose fixed dim came out another size: the model computed past what its inputs give at these
+    sizes (x[:, -3:] is typed 3 long, and is 2 long when T is 2), and whatever reads it trusts the declared
+    shape. An output of unknown rank (onnxruntime shows it as []) is not checked."""
     sizes = {d: n for k, a in feeds.items() for d, n in zip(declared[k], np.shape(a)) if isinstance(d, str) and d}
-    at = ", ".join(f"{k}={v}" for k, v in sizes.items())
+    at = f" at {', '.join(f'{k}={v}' for k, v in sizes.items())}" if sizes else ""
     for meta, arr in zip(sess.get_outputs(), outs):
         want, got = meta.shape, list(np.shape(arr))
-        if len(want) == len(got) and all(not isinstance(w, int) or w == g for w, g in zip(want, got)):
+        if not want or (len(want) == len(got) and all(not isinstance(w, int) or w == g for w, g in zip(want, got))):
             continue
-        shown = [w if isinstance(w, int) else (w or "?") for w in want]
-        err = ArchError(f"output '{meta.name}' came out {got}, but the model declares {shown}: at {at} the spec "
-                        f"reads past an input (a slice such as x[:, -3:] or x[:, 0:3] assumes the dim is at least "
-                        f"3 long)")
-        node = _first_retyped(mod, name, sizes) if mod is not None else None
-        if node is not None:
-            sym, fixed = node
-            err = ArchError(f"{sym.op} '{sym.name}' is typed {sym.outputs[0].type} but comes out "
-                            f"{fixed.outputs[0].type} at {at}, so output '{meta.name}' is {got}, not the declared "
-                            f"{shown}; a slice such as x[:, -3:] or x[:, 0:3] assumes the dim is at least 3 long",
-                            sym.span)
-        raise err
+        raise ArchError(f"output '{meta.name}' came out {_dims(got)}{at}, but the model declares {_dims(want)}: it "
+                        f"reads past the end of an input at these sizes (a slice such as x[:, -3:] takes a dim at "
+                        f"least 3 long)")
 
 
-def _first_retyped(mod, name: str, sizes: dict):
-    """(node in the symbolic graph, the same node at these sizes) of the first whose fixed dims differ."""
-    from ..elaborate import elaborate_model
-    general, fixed = elaborate_model(mod, name), elaborate_model(mod, name, sizes)
+def _check_retyped(general, fixed, sizes: dict) -> None:
+    """The spec at the run's sizes against the compiled one, node by node: a fixed dim that comes out another
+    size (x[:, -3:] typed 3 long, 2 long when T is 2) is where the model computes something else than it
+    declares, whether or not an output shows it (a mean over the slice, a concat, a linear after it)."""
     at_sizes = {n.name: n for n in fixed.nodes}
     for n in general.nodes:
         m = at_sizes.get(n.name)
@@ -219,5 +216,7 @@ def _first_retyped(mod, name: str, sizes: dict):
         for a, b in zip(n.outputs, m.outputs):
             if a.type.rank == b.type.rank and any(isinstance(x, int) and isinstance(y, int) and x != y
                                                   for x, y in zip(a.type.shape, b.type.shape)):
-                return n, m
-    return None
+                raise ArchError(f"{n.op} '{n.name}' is typed {a.type} but comes out {b.type} at "
+                                f"{', '.join(f'{k}={v}' for k, v in sizes.items())}: the spec assumes a longer "
+                                f"input than this run's (a slice such as x[:, -3:] takes a dim at least 3 long)",
+                                n.span)
