@@ -32,6 +32,7 @@ class TrainConfig:
     lr: float = 1e-3
     label_smoothing: float = 0.0
     ignore_index: int | None = None  # cross_entropy: labels equal to it count for nothing (torch's ignore_index)
+    clip_grad_norm: float | None = None  # scale the gradients to at most this global 2-norm (torch's clip_grad_norm_)
     output: str | None = None  # the model output the loss reads (default: the first)
 
     def validate(self) -> None:
@@ -48,6 +49,8 @@ class TrainConfig:
             raise ArchError("label smoothing applies to the cross_entropy loss only")
         if not 0.0 <= self.label_smoothing <= 1.0:
             raise ArchError(f"label smoothing must be in [0, 1], got {self.label_smoothing}")
+        if self.clip_grad_norm is not None and not 0 < self.clip_grad_norm < float("inf"):
+            raise ArchError(f"the gradient norm to clip to must be positive and finite, got {self.clip_grad_norm}")
         if self.ignore_index is not None and self.loss != "cross_entropy":
             raise ArchError("an ignored label index applies to the cross_entropy loss only")
         if self.ignore_index is not None and not -2**63 <= self.ignore_index < 2**63:
@@ -60,6 +63,8 @@ class TrainConfig:
             d["label_smoothing"] = self.label_smoothing
         if self.ignore_index is not None:
             d["ignore_index"] = self.ignore_index
+        if self.clip_grad_norm is not None:
+            d["clip_grad_norm"] = self.clip_grad_norm
         if o.name == "sgd":
             d.update(momentum=o.momentum, nesterov=o.nesterov)
         else:
@@ -94,6 +99,32 @@ def _scalar_input(g: Graph, name: str, dtype: DType, init: Init) -> Value:
     if name in g.params:
         raise ArchError(f"the train step needs an input named '{name}', but the model has a parameter of that name")
     return g.add_param(name, ParamSpec(name, (), init, trainable=False), dtype)
+
+
+def _clipped(ob: GradBuilder, grads: list, max_norm: float) -> list:
+    """torch.nn.utils.clip_grad_norm_: every gradient times min(1, max_norm / (||all gradients||_2 + 1e-6)),
+    the norm over all of them together, summed in float32 (float64 when a parameter is)."""
+    live = [g for g in grads if g is not None]
+    wide = "float64" if any(g.type.dtype is DType.float64 for g in live) else "float32"
+    squares = [ob.op("sum", ob.op("mul", g32, g32)) for g32 in
+               (g if g.type.dtype.label == wide else ob.op("cast", g, dtype=wide) for g in live)]
+    total = squares[0]
+    for s in squares[1:]:
+        total = ob.op("add", total, s)
+    norm = ob.op("sqrt", total)
+    coef = ob.op("minimum", ob.op("div", ob.const(max_norm, like=norm), ob.op("add", norm, ob.const(1e-6, like=norm))),
+                 ob.const(1.0, like=norm))
+    by_dtype: dict = {}
+    out = []
+    for g in grads:
+        if g is None:
+            out.append(None)
+            continue
+        label = g.type.dtype.label
+        if label not in by_dtype:
+            by_dtype[label] = coef if label == wide else ob.op("cast", coef, dtype=label)
+        out.append(ob.op("mul", g, by_dtype[label]))
+    return out
 
 
 def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
@@ -131,6 +162,8 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
                         f"'{out_name}' (eq, comparisons and casts to integers pass none, as in torch)", pred.span)
 
     ob = GradBuilder(graph, None, tag="optim")
+    if cfg.clip_grad_norm is not None:
+        grads = _clipped(ob, grads, cfg.clip_grad_norm)
     one = ob.const(1, dtype=DType.int64.np)
     next_step = ob.op("add", step, one)
     caches: dict = {}  # per dtype: the step's shared scalars (t, lr, bias corrections) in each parameter dtype

@@ -43,6 +43,9 @@ def add_train_flags(p: argparse.ArgumentParser, building: bool) -> None:
     flag("--ignore-index", type=int, default=None, metavar="N",
          help="cross_entropy: labels equal to N (padding) count for nothing, in the loss and the accuracy "
               "(torch's ignore_index; no default: every label counts)")
+    flag("--clip-grad-norm", type=float, default=None, metavar="MAX",
+         help="scale the gradients so that their global 2-norm is at most MAX before the update "
+              "(torch.nn.utils.clip_grad_norm_; default: no clipping)")
     flag("--output-name", metavar="NAME", help="the model output the loss reads (default: the first)")
     if building:  # for `build`: which of these were given without --train
         p.set_defaults(train_flags=[(a.option_strings[0], a.dest, a.default) for a in actions])
@@ -78,7 +81,7 @@ def train_config(args):
     opt = OptimConfig(args.optimizer, momentum=args.momentum, nesterov=args.nesterov,
                       weight_decay=args.weight_decay, betas=tuple(args.betas), eps=args.eps)
     return TrainConfig(loss=args.loss, optimizer=opt, lr=args.lr, label_smoothing=args.label_smoothing,
-                       ignore_index=args.ignore_index, output=args.output_name)
+                       ignore_index=args.ignore_index, clip_grad_norm=args.clip_grad_norm, output=args.output_name)
 
 
 def _options(args) -> driver.CompileOptions:

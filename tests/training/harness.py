@@ -13,9 +13,9 @@ __all__ = ["batches", "compile_step", "config", "initial", "ort_steps", "rel", "
 
 
 def config(loss="cross_entropy", opt="sgd", lr=0.1, **kw) -> TrainConfig:
-    smooth, ignore = kw.pop("label_smoothing", 0.0), kw.pop("ignore_index", None)
+    smooth, ignore, clip = kw.pop("label_smoothing", 0.0), kw.pop("ignore_index", None), kw.pop("clip", None)
     return TrainConfig(loss=loss, optimizer=OptimConfig(opt, **kw), lr=lr, label_smoothing=smooth,
-                       ignore_index=ignore)
+                       ignore_index=ignore, clip_grad_norm=clip)
 
 
 def compile_step(spec: str, cfg: TrainConfig, defines=None, text: str | None = None):
@@ -86,6 +86,8 @@ def torch_steps(ct, fwd, data: list[dict], dtype=np.float32):
         pred = tg.forward(feeds)[ct.info.output]
         loss = torch_loss(cfg.loss, pred, feeds["labels"], cfg.label_smoothing, cfg.ignore_index)
         loss.backward()
+        if cfg.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(list(tg.params.values()), cfg.clip_grad_norm)
         opt.step()
         losses.append(float(loss.detach()))
         with torch.no_grad():

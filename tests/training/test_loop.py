@@ -3,6 +3,7 @@ trained inference model, and data mistakes reported as diagnostics."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -605,3 +606,19 @@ def test_padding_labels_are_ignored_with_ignore_index(tmp_path, capsys):
     assert "  acc 100.00%" in last and "val_acc 100.00%" in last, last  # -1 would never be argmax
     assert main([*argv, "--loss", "mse", "--ignore-index", "-1"]) == 2
     assert "applies to the cross_entropy loss only" in capsys.readouterr().err
+
+
+def test_clip_grad_norm_from_the_command_line(tmp_path, capsys):
+    """--clip-grad-norm reaches the step (its metadata says so, and a resume with another value is refused);
+    a bound that is not positive is a usage error."""
+    argv = _linear_run(tmp_path)
+    assert main([*argv, "--epochs", "1", "--clip-grad-norm", "0.5", "--quiet"]) == 0
+    assert main([*argv, "--epochs", "2", "--clip-grad-norm", "0.25", "--resume", "--quiet"]) == 1
+    assert "made with other settings (clip_grad_norm)" in capsys.readouterr().err
+    for bad in ("0", "-1", "inf"):
+        assert main([*argv, "--clip-grad-norm", bad]) == 2
+        assert "the gradient norm to clip to must be positive and finite" in capsys.readouterr().err
+    out = tmp_path / "step.onnx"
+    assert main(["build", argv[1], "--train", "--clip-grad-norm", "1.5", "-o", str(out)]) == 0
+    meta = {p.key: p.value for p in onnx.load(out).metadata_props}
+    assert json.loads(meta["archdsl.train"])["clip_grad_norm"] == 1.5

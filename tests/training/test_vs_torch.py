@@ -223,3 +223,34 @@ def test_an_ignored_label_index_trains_like_torch(ignore, smoothing):
     for step in (0, 1, 2):
         for name, ref in s64[step].items():
             assert rel(so[step][name] - init[name], ref - init[name]) < 1e-4, (step, name)
+
+
+# ---------------------------------------------------------------- gradient clipping
+
+CLIPPED = """
+model clipped(x: float32[B, 6]) -> logits {
+    logits = x * 5.0 -> linear(16) as fc1 -> tanh -> linear(4) as fc2
+}
+"""
+
+
+@pytest.mark.parametrize("opt, clip", [("sgd", 0.5), ("sgd", 1e6), ("adamw", 0.05)])
+def test_clip_grad_norm_trains_like_torch(opt, clip):
+    """The gradients scaled to a global 2-norm of at most clip before the update, as torch's clip_grad_norm_
+    (1e6: never reached, the factor is 1); three steps against torch float64."""
+    cfg = config(opt=opt, lr=0.3 if opt == "sgd" else 0.05, clip=clip,
+                 **({"momentum": 0.9, "weight_decay": 0.01} if opt == "sgd" else {}))
+    ct, fwd = compile_step(None, cfg, text=CLIPPED)
+    data = batches(ct, 3, 8, 4, seed=4)
+    init = initial(ct)
+    lo, so = ort_steps(ct, data)
+    l64, s64 = torch_steps(ct, fwd, data, np.float64)
+    unclipped = torch_steps(compile_step(None, config(opt=opt, lr=cfg.lr, **(
+        {"momentum": 0.9, "weight_decay": 0.01} if opt == "sgd" else {})), text=CLIPPED)[0], fwd, data,
+        np.float64)[1]
+    for step in range(3):
+        assert abs(lo[step] - l64[step]) <= 1e-5 * abs(l64[step]), (lo, l64)
+        for name, ref in s64[step].items():
+            assert rel(so[step][name] - init[name], ref - init[name]) < 1e-4, (step, name)
+    moved = rel(s64[0]["fc1.weight"] - init["fc1.weight"], unclipped[0]["fc1.weight"] - init["fc1.weight"])
+    assert (moved < 1e-12) == (clip == 1e6)  # the clip did bite (or, at 1e6, did not)
