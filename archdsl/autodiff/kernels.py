@@ -154,7 +154,7 @@ _internal("hardswish_grad", ("g", "x"), _same, lower=_hardswish_lower, doc="grad
 
 
 def _max_grad_lower(e, ins, outs, c):
-    """Share g equally among the elements equal to the max (torch's amax rule)."""
+    """Share g equally among the elements equal to the max, or the min (torch's amax and amin rule)."""
     g, x, y = ins
     axes = list(c.attrs["dims"])
     if not c.attrs["keepdim"]:
@@ -166,7 +166,7 @@ def _max_grad_lower(e, ins, outs, c):
 
 
 _internal("max_grad", ("g", "x", "y"), lambda ins, a: [ins[1]], lower=_max_grad_lower,
-          attrs=(Attr("dims", "any"), Attr("keepdim", "bool")), doc="gradient of a max reduction")
+          attrs=(Attr("dims", "any"), Attr("keepdim", "bool")), doc="gradient of a max or min reduction")
 
 
 # ---- convolution ----

@@ -73,7 +73,7 @@ def _minmax(name, f):
         for x in items:
             if isinstance(x, Tensor):  # the elementwise forms are ops of their own (torch.minimum/maximum)
                 whole = "amax(x) for a tensor's largest element" if name == "max" else \
-                    "-amax(-x) for a tensor's smallest element"
+                    "amin(x) for a tensor's smallest element"
                 raise ArchTypeError(f"{name}() takes numbers, got {describe(x)}; for tensors use {name}imum(a, b) "
                                     f"elementwise, or {whole}")
         return f(_num(name, x) for x in items)

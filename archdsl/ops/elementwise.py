@@ -195,6 +195,6 @@ def _pick(name, onnx_op, cmp, doc):
 
 
 _pick("minimum", "Min", "lt", "Elementwise min(a, b) with broadcasting (torch.minimum); a tie gives each side "
-      "half the gradient.")
+      "half the gradient. The smallest element of one tensor is amin.")
 _pick("maximum", "Max", "gt", "Elementwise max(a, b) with broadcasting (torch.maximum); a tie gives each side "
       "half the gradient. The largest element of one tensor is amax.")

@@ -129,7 +129,7 @@ register(OpDef(
 def _reduce(name, onnx_op, doc):
     def infer(ins, a):
         x = ins[0]
-        if x.dtype is DType.bool and name != "amax":  # ONNX's ReduceSum/ReduceMean take no bool
+        if x.dtype is DType.bool and name not in ("amax", "amin"):  # ONNX's ReduceSum/ReduceMean take no bool
             fail(f"{name}: cannot reduce a bool tensor; cast(x, \"float32\") first")
         if name == "mean" and not x.dtype.is_float:  # ONNX would truncate the mean; torch refuses
             fail(f"mean: needs a float tensor, got {x.dtype} (the mean of integers is not one); "
@@ -143,18 +143,19 @@ def _reduce(name, onnx_op, doc):
         x = c.in_types[0]
         axes = norm_axes(c.attrs["dim"], x.rank)
         if x.dtype is DType.bool and e.opset < 20:
-            fail(f"{name}: ONNX ReduceMax takes bool from opset 20; this build targets opset {e.opset}")
+            fail(f"{name}: ONNX {onnx_op} takes bool from opset 20; this build targets opset {e.opset}")
         if not axes:  # a scalar: nothing to reduce (an empty axes attribute cannot even be written)
             e.op("Identity", [ins[0]], outputs=outs)
             return
         reduce_op(e, onnx_op, ins[0], axes, int(c.attrs["keepdim"]), outputs=outs)
 
     def grad(b, c, ins, outs, gouts):
-        """sum: g spread over the reduced dims; mean: also / count; amax: g to the maxima (shared by ties)."""
+        """sum: g spread over the reduced dims; mean: also / count; amax, amin: g to the maxima (minima), shared
+        by ties as torch does."""
         x, g = ins[0], gouts[0]
         r = c.in_types[0].rank
         axes = norm_axes(c.attrs["dim"], r)
-        if name == "amax":
+        if name in ("amax", "amin"):
             return [b.op("autodiff.max_grad", g, x, outs[0], dims=tuple(axes), keepdim=c.attrs["keepdim"])]
         if not c.attrs["keepdim"]:
             for ax in axes:
@@ -171,6 +172,7 @@ def _reduce(name, onnx_op, doc):
 _reduce("mean", "ReduceMean", "Mean over dims (all when none), torch.mean.")
 _reduce("sum", "ReduceSum", "Sum over dims (all when none), torch.sum.")
 _reduce("amax", "ReduceMax", "Max over dims (all when none), torch.amax.")
+_reduce("amin", "ReduceMin", "Min over dims (all when none), torch.amin.")
 
 
 def _where_infer(ins, a):

@@ -164,6 +164,7 @@ _OPS = {
     "unsqueeze": lambda n, x: x.unsqueeze(n.attrs["dim"]),
     "squeeze": lambda n, x: x.squeeze(tuple(n.attrs["dim"])) if n.attrs["dim"] is not None else x.squeeze(),
     "mean": _reduce(torch.mean), "sum": _reduce(torch.sum), "amax": _reduce(torch.amax),
+    "amin": _reduce(torch.amin),
     "where": lambda n, c, a, b: torch.where(c, a, b), "masked_fill": _fill, "causal_mask": _causal,
     "positions": lambda n, x: torch.arange(n.attrs["start"], n.attrs["start"] + x.shape[n.attrs["dim"]],
                                            device=x.device),

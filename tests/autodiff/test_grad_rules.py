@@ -238,7 +238,7 @@ def test_concat_split(sizes, axis, seed):
                {"sizes": sizes, "axis": axis}, seed=seed)
 
 
-@pytest.mark.parametrize("op", ["sum", "mean", "amax"])
+@pytest.mark.parametrize("op", ["sum", "mean", "amax", "amin"])
 @FAST
 @given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), keep=st.booleans(), seed=st.integers(0, 99))
 def test_reductions(op, shape, data, keep, seed):

@@ -88,3 +88,14 @@ def test_minimum_maximum_split_ties_like_torch(op, shapes):
     r = rng.uniform(0.5, 2.0, out).astype(np.float32)
     assert (np.broadcast_to(a, out) == np.broadcast_to(b, out)).any()
     _same(_ours(op, [a, b], {}, r), _theirs(getattr(torch, op), [a, b], r))
+
+
+@pytest.mark.parametrize("op", ["amin", "amax"])
+@pytest.mark.parametrize("dim, keep", [((1,), False), ((0, 1), True), (None, False)])
+def test_amin_amax_share_ties_like_torch(op, dim, keep):
+    """Tied minima (maxima) share the gradient equally, as torch.amin/amax do (torch.min/max give it to one)."""
+    x = np.array([[1.0, -2.0, -2.0, 3.0], [3.0, 3.0, 0.5, -2.0], [0.0, 0.0, 0.0, 0.0]], np.float32)
+    out = getattr(torch, op)(torch.from_numpy(x), dim=dim if dim is not None else (0, 1), keepdim=keep)
+    r = np.random.default_rng(2).uniform(0.5, 2.0, tuple(out.shape)).astype(np.float32)
+    fn = (lambda t: getattr(torch, op)(t, dim=dim, keepdim=keep)) if dim is not None else getattr(torch, op)
+    _same(_ours(op, [x], {"dim": dim, "keepdim": keep}, r), _theirs(fn, [x], r))

@@ -217,10 +217,10 @@ def test_expand_reads_symbolic_dims_from_like():
         close(y, np.broadcast_to(cls, (batch, 1, 4)))
 
 
-_REDUCE = {"mean": np.mean, "sum": np.sum, "amax": np.max}
+_REDUCE = {"mean": np.mean, "sum": np.sum, "amax": np.max, "amin": np.min}
 
 
-@covers("mean", "sum", "amax")
+@covers("mean", "sum", "amax", "amin")
 @pytest.mark.parametrize("opset", [17, NEWEST])
 @pytest.mark.parametrize("fn", sorted(_REDUCE))
 @SETTINGS

@@ -166,7 +166,7 @@ def _refused(src: str, words: str):
     ("x != x", "use ne(a, b)"),
     ("x % 2", "operator '%' is not defined on tensors"),
     ("x * min(x, 1)", "min() takes numbers, got tensor float32[3]; for tensors use minimum(a, b) elementwise, "
-                      "or -amax(-x)"),
+                      "or amin(x)"),
     ("x * max([1, x])", "max() takes numbers, got tensor float32[3]; for tensors use maximum(a, b) elementwise, "
                         "or amax(x)"),
 ])
