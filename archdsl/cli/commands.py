@@ -166,6 +166,8 @@ def cmd_build(args, sources) -> int:
     if empty_name(args, "build", ("-o", "output"), ("--weights", "weights")) \
             or pass_flags_error(args, "build") is not None:
         return 2
+    if args.output == "-" and os.path.exists("/dev/stdout"):  # the Unix convention; it wrote a file named "-"
+        args.output = "/dev/stdout"
     output_path(args.output)
     if args.emit == "ir" and (unused := _not_for_ir(args)):
         print(f"archdsl build: error: --emit ir prints the IR; {unused}", file=sys.stderr)

@@ -346,6 +346,19 @@ def test_o_dev_stdout_on_a_pipe_writes_the_model_there(work):
     assert m.graph.name == "tiny" and b"wrote /dev/stdout" in res.stderr
 
 
+def test_o_dash_is_stdout(work):
+    """`-o -` wrote a file named "-" (--emit ir -o - too); it is stdout, as for most command-line tools."""
+    import subprocess
+    import sys
+    base = [sys.executable, "-m", "archdsl", "build", str(work / "tiny.arch"), "-o", "-"]
+    res = subprocess.run(base, capture_output=True, check=False, cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert onnx.load_from_string(res.stdout).graph.name == "tiny" and b"wrote /dev/stdout" in res.stderr
+    res = subprocess.run([*base, "--emit", "ir", "-O2"], capture_output=True, check=False, cwd=work)
+    assert res.returncode == 0 and res.stdout.decode().startswith("model tiny("), res
+    assert not (work / "-").exists()
+
+
 def test_a_malformed_checkpoint_is_a_diagnostic(work, capsys):
     args = ["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "-o", str(work / "w.npz"),
             "--resume", "--quiet"]
