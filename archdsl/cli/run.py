@@ -143,14 +143,13 @@ def cmd_run(args, sources) -> int:
     clash = runtime.dim_conflict(declared, feeds)
     if clash:
         raise ArchError(f"--input: {clash}; inputs that share a dim name must agree on its size")
+    sizes = {d: n for k, a in feeds.items() for d, n in zip(declared[k], np.shape(a)) if isinstance(d, str) and d}
     if mod is not None:  # the spec at these sizes: its asserts on T held for symbolic T (gpt2's n_positions)
         from ..elaborate import elaborate_model
-        sizes = {d: n for k, a in feeds.items() for d, n in zip(declared[k], np.shape(a)) if isinstance(d, str) and d}
         try:
             fixed = elaborate_model(mod, name, sizes)
         except ArchError as e:  # onnxruntime would fail inside a node, or compute past what the spec allows
-            e.notes.append((f"checked at the sizes of this run: {', '.join(f'{k}={v}' for k, v in sizes.items())}",
-                            None))
+            e.notes.append((f"checked at the sizes of this run: {_at(sizes)}", None))
             raise
         if sizes:
             _check_retyped(elaborate_model(mod, name), fixed, sizes)
@@ -158,7 +157,7 @@ def cmd_run(args, sources) -> int:
         outs, ms = runtime.run_timed(sess, feeds, args.repeat)
     except Exception as e:  # noqa: BLE001 - e.g. inputs whose symbolic dims disagree
         raise ArchError(f"onnxruntime could not run the model: {runtime.ort_message(e)}") from None
-    _check_declared_shapes(sess, outs, feeds, declared)
+    _check_declared_shapes(sess, outs, sizes)
     print(f"{name} on {sess.get_providers()[0]}")
     for meta, arr in zip(sess.get_outputs(), outs):
         a = np.asarray(arr, dtype=np.float64)
@@ -189,12 +188,16 @@ def _dims(shape) -> str:
     return "[" + ", ".join(str(d) if d is not None and d != "" else "?" for d in shape) + "]"
 
 
-def _check_declared_shapes(sess, outs, feeds, declared) -> None:
+def _at(sizes: dict) -> str:
+    """The run's sizes of the symbolic dims, as messages show them: B=1, T=2."""
+    return ", ".join(f"{k}={v}" for k, v in sizes.items())
+
+
+def _check_declared_shapes(sess, outs, sizes: dict) -> None:
     """An output whose fixed dim came out another size: the model computed past what its inputs give at these
     sizes (x[:, -3:] is typed 3 long, and is 2 long when T is 2), and whatever reads it trusts the declared
     shape. An output of unknown rank (onnxruntime shows it as []) is not checked."""
-    sizes = {d: n for k, a in feeds.items() for d, n in zip(declared[k], np.shape(a)) if isinstance(d, str) and d}
-    at = f" at {', '.join(f'{k}={v}' for k, v in sizes.items())}" if sizes else ""
+    at = f" at {_at(sizes)}" if sizes else ""
     for meta, arr in zip(sess.get_outputs(), outs):
         want, got = meta.shape, list(np.shape(arr))
         if not want or (len(want) == len(got) and all(not isinstance(w, int) or w == g for w, g in zip(want, got))):
@@ -216,7 +219,6 @@ def _check_retyped(general, fixed, sizes: dict) -> None:
         for a, b in zip(n.outputs, m.outputs):
             if a.type.rank == b.type.rank and any(isinstance(x, int) and isinstance(y, int) and x != y
                                                   for x, y in zip(a.type.shape, b.type.shape)):
-                raise ArchError(f"{n.op} '{n.name}' is typed {a.type} but comes out {b.type} at "
-                                f"{', '.join(f'{k}={v}' for k, v in sizes.items())}: the spec assumes a longer "
-                                f"input than this run's (a slice such as x[:, -3:] takes a dim at least 3 long)",
-                                n.span)
+                raise ArchError(f"{n.op} '{n.name}' is typed {a.type} but comes out {b.type} at {_at(sizes)}: the "
+                                f"spec assumes a longer input than this run's (a slice such as x[:, -3:] takes a dim "
+                                f"at least 3 long)", n.span)

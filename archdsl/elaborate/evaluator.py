@@ -58,12 +58,11 @@ class Evaluator(Calls, Operators):
         if label is None:
             key = (tuple(self.scope), base)
             k = self.counters.get(key, 0)
-            while ".".join(self.scope + [f"{base}_{k}"]) in self.owners or \
-                    ".".join(self.scope + [f"{base}_{k}"]) in self.graph.params:
+            while (taken := ".".join(self.scope + [f"{base}_{k}"])) in self.owners or taken in self.graph.params:
                 k += 1
             self.counters[key] = k + 1
-            label = f"{base}_{k}"
-            self.automatic.add(".".join(self.scope + [label]))
+            self.automatic.add(taken)
+            return taken
         return ".".join(self.scope + [str(label)])
 
     # ---------------- statements ----------------

@@ -9,7 +9,6 @@ from .graph import Graph, infer_node
 __all__ = ["check"]
 
 
-
 def check(graph: Graph) -> Graph:
     """Raise a diagnostic at the node's span if a value is used before it is defined or a type disagrees."""
     defined = {id(v) for v in graph.inputs} | {id(v) for v in graph.params.values()} | {id(v) for v in graph.consts}
