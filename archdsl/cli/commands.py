@@ -13,6 +13,7 @@ from .. import driver, files
 from ..diagnostics import ArchError, ArchSyntaxError, SourceMap, render
 from ..ir import print_graph
 from ..summary import summarize
+from .signals import StdoutFailed
 from .table import print_table
 
 __all__ = ["COMMANDS", "announce", "beside", "check_dim_names", "dim_flags", "empty_name", "load_spec",
@@ -32,7 +33,7 @@ def _diagnostics(fn):
             return _fail("error: input nested too deeply", 1)
         except MemoryError:
             return _fail("error: out of memory", 1)
-        except (KeyboardInterrupt, BrokenPipeError):
+        except (KeyboardInterrupt, BrokenPipeError, StdoutFailed):
             raise
         except Exception as e:  # noqa: BLE001 - the promise is: never a traceback
             return _fail(f"archdsl: internal error: {type(e).__name__}: {e} (please report this with the input)", 70)

@@ -5,10 +5,40 @@ whose temp folders of models and child processes a traceback used to leave behin
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable
 
-__all__ = ["exit_cleanly_on_signals", "interruptible"]
+__all__ = ["StdoutFailed", "exit_cleanly_on_signals", "interruptible"]
+
+
+class StdoutFailed(Exception):
+    """Writing the command's output failed (`archdsl ops > /dev/full`): a one-line error, not a traceback."""
+
+
+class _GuardedStdout:
+    """sys.stdout whose write and flush errors (other than a reader gone away) become StdoutFailed, so that
+    every command reports them the same way, wherever its printing happens."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        return self._call(self._stream.write, text)
+
+    def flush(self):
+        return self._call(self._stream.flush)
+
+    def _call(self, fn, *args):
+        try:
+            return fn(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise StdoutFailed(e.strerror or str(e)) from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 @contextlib.contextmanager
@@ -35,12 +65,35 @@ def exit_cleanly_on_signals():
 
 def interruptible(main: Callable[[], int]) -> int:
     """main() under exit_cleanly_on_signals; Ctrl-C says `interrupted` and exits 130; a reader that went away
-    (`archdsl bench | head`) ends it quietly."""
+    (`archdsl bench | head`) ends it quietly; output that cannot be written (a full disk) is an error, exit 1."""
+    guarded = isinstance(sys.stdout, _GuardedStdout) or sys.stdout is None
+    if not guarded:
+        sys.stdout = _GuardedStdout(sys.stdout)
     with exit_cleanly_on_signals():
         try:
-            return main()
+            status = main()
+            sys.stdout.flush()
+            return status
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
         except BrokenPipeError:
             return 0
+        except StdoutFailed as e:
+            _drop_pending_output()
+            print(f"error: cannot write the output to stdout: {e}", file=sys.stderr)
+            return 1
+        finally:
+            if not guarded:
+                sys.stdout = sys.stdout._stream
+
+
+def _drop_pending_output() -> None:
+    """The text still buffered for stdout would fail again when Python flushes it at exit (a second error,
+    and exit status 120): stdout now leads to /dev/null."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):  # no real stdout (captured by a test harness)
+        pass

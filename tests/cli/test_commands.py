@@ -452,6 +452,17 @@ def test_a_diagnostic_into_a_closed_pipe_still_exits_1(tmp_path):
     assert proc.returncode == 1
 
 
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("argv", [["ops"], ["passes"], ["check", MLP], ["summary", MLP, "--json"],
+                                  ["build", MLP, "--emit", "ir"]])
+def test_output_that_cannot_be_written_is_an_error_not_a_traceback(argv):
+    """`archdsl ops > /dev/full` printed a traceback, `check` an internal error (exit 70)."""
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "archdsl", *argv], stdout=full, stderr=subprocess.PIPE, text=True)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip() == "error: cannot write the output to stdout: No space left on device"
+
 @pytest.mark.parametrize("flags,words", [
     (["--lr", "-1"], "the learning rate must be positive and finite"),
     (["--lr", "nan"], "the learning rate must be positive and finite"),
