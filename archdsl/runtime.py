@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import statistics
 import time
 
@@ -126,6 +127,9 @@ def random_feeds(sess, batch: int = 1, dims: dict | None = None, seed: int = 0, 
     rng = np.random.default_rng(seed)
     feeds = {}
     for name, shape, dt in input_specs(sess, batch, dims):
+        if math.prod(shape) * np.dtype(dt).itemsize >= 1 << 62:  # numpy's ValueError, not a MemoryError
+            raise ArchError(f"input '{name}' of shape {list(shape)} would take "
+                            f"{math.prod(shape) * np.dtype(dt).itemsize:.3g} bytes: more than any machine has")
         if np.issubdtype(dt, np.floating):
             feeds[name] = rng.standard_normal(shape).astype(dt)
         elif dt is np.bool_:

@@ -279,6 +279,13 @@ def test_run_refuses_a_batch_the_model_cannot_take(tmp_path, capsys):
     assert "y: [2, 3]" in capsys.readouterr().out
 
 
+
+@pytest.mark.parametrize("flags", [["--batch", "99999999999999999999"], ["--dim", "B=9223372036854775807"]])
+def test_run_sizes_past_any_memory_are_a_diagnostic(flags, capsys):
+    """numpy's ValueError for an array past 2**63 bytes was an internal error (exit 70)."""
+    assert main(["run", MLP, *flags]) == 1
+    assert "more than any machine has" in capsys.readouterr().err
+
 def test_run_on_an_onnx_file_refuses_compile_flags(tmp_path, capsys):
     """-O, --weights, -D ... cannot change an already compiled model: they were silently ignored."""
     model = tmp_path / "m.onnx"
