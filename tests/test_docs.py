@@ -12,6 +12,7 @@ import pytest
 
 import archdsl
 from archdsl import driver, runtime
+from archdsl.cli import main
 from archdsl.cli.docs import ops_table, run_docs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,3 +93,32 @@ def test_docs_outside_a_checkout_is_a_diagnostic(tmp_path, capsys):
     assert run_docs(check=False, root=tmp_path) == 2  # a usage error
     assert "is not an archdsl checkout" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def _checkout(tmp_path, spec_text: str, reference: str = "<!-- ops-table:begin -->\n<!-- ops-table:end -->\n"):
+    (tmp_path / "grammar").mkdir()
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "grammar" / "REFERENCE.md").write_text(reference)
+    (tmp_path / "specs" / "zz.arch").write_text(spec_text)
+    return tmp_path
+
+
+_ZZ = "model zz(x: float32[B, T]) -> y {\n    y = x\n}\n"
+
+
+@pytest.mark.parametrize("header,words", [
+    ("# @dims T", "zz.arch:2: '@dims T': each entry is NAME=SIZE (T=128), got 'T'"),
+    ("# @dims T=abc", "got 'T=abc'"),
+])
+def test_a_malformed_dims_line_is_a_diagnostic(tmp_path, capsys, header, words):
+    """`# @dims T` was an internal error (ValueError from dict())."""
+    root = _checkout(tmp_path, f"# A spec.\n{header}\n{_ZZ}")
+    assert main(["docs", "--check", "--root", str(root)]) == 1
+    assert words in capsys.readouterr().err
+
+
+def test_a_reference_without_the_table_markers_is_a_diagnostic(tmp_path, capsys):
+    """Without its markers nothing was rewritten, and `docs --check` passed on a stale table."""
+    root = _checkout(tmp_path, f"# A spec.\n{_ZZ}", reference="# Reference\n| op | signature |\n")
+    assert main(["docs", "--check", "--root", str(root)]) == 1
+    assert "the op table must sit once between" in capsys.readouterr().err

@@ -32,11 +32,11 @@ def ops_table() -> str:
     return "\n".join(lines)
 
 
-def _header(text: str) -> tuple[str, list[list[str]], dict]:
+def _header(text: str, where: str = "<spec>") -> tuple[str, list[list[str]], dict]:
     """First comment line = description; `# @variants a=1 b=2 | a=3` = rows; `# @dims T=128` = counting sizes."""
     para: list[str] = []
     variants, dims, done = [], {}, False
-    for line in text.splitlines():
+    for lineno, line in enumerate(text.splitlines(), 1):
         if not line.startswith("#"):
             if line.strip():
                 break
@@ -45,7 +45,7 @@ def _header(text: str) -> tuple[str, list[list[str]], dict]:
         if body.startswith("@variants"):
             variants = [v.split() for v in body[len("@variants"):].split("|") if v.strip()]
         elif body.startswith("@dims"):
-            dims = dict(kv.split("=") for kv in body[len("@dims"):].split())
+            dims = _dims_line(body[len("@dims"):], f"{where}:{lineno}")
         elif not body:
             done = done or bool(para)
         elif not done:
@@ -56,9 +56,22 @@ def _header(text: str) -> tuple[str, list[list[str]], dict]:
     return desc, variants or [[]], dims
 
 
+def _dims_line(body: str, where: str) -> dict[str, int]:
+    dims = {}
+    for kv in body.split():
+        name, eq, size = kv.partition("=")
+        if not (eq and name.isidentifier() and size.isdigit()):
+            raise ArchError(f"{where}: '@dims {body.strip()}': each entry is NAME=SIZE (T=128), got '{kv}'")
+        dims[name] = int(size)
+    return dims
+
+
 def spec_rows(spec: Path) -> list[dict]:
-    text = spec.read_text(encoding="utf-8")
-    desc, variants, dims = _header(text)
+    try:
+        text = spec.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ArchError(f"{spec}: not UTF-8 text (byte {e.start})") from None
+    desc, variants, dims = _header(text, str(spec))
     rows = []
     for defines in variants:
         mod = driver.load(spec, defines=defines)
@@ -92,8 +105,12 @@ def spec_catalog(root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _with_ops_table(text: str) -> str:
+def _with_ops_table(text: str, path: Path) -> str:
+    """The table between its markers; without them nothing would be rewritten, and --check would pass on a
+    stale table."""
     pat = re.compile(re.escape(_BEGIN) + r".*?" + re.escape(_END), re.S)
+    if len(pat.findall(text)) != 1:
+        raise ArchError(f"{path}: the op table must sit once between '{_BEGIN}' and '{_END}' lines")
     return pat.sub(lambda m: f"{_BEGIN}\n{ops_table()}\n{_END}", text)
 
 
@@ -103,7 +120,8 @@ def run_docs(check: bool, root: Path | None = None) -> int:
         print(f"archdsl docs: error: {root} is not an archdsl checkout (it needs grammar/REFERENCE.md and specs/); "
               "give its path with --root", file=sys.stderr)
         return 2
-    targets = {root / "grammar" / "REFERENCE.md": _with_ops_table((root / "grammar" / "REFERENCE.md").read_text()),
+    ref = root / "grammar" / "REFERENCE.md"
+    targets = {ref: _with_ops_table(ref.read_text(encoding="utf-8"), ref),
                root / "specs" / "README.md": spec_catalog(root)}
     stale = [p for p, new in targets.items() if not p.is_file() or p.read_text() != new]
     if check:
