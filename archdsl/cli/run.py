@@ -144,15 +144,8 @@ def cmd_run(args, sources) -> int:
     if clash:
         raise ArchError(f"--input: {clash}; inputs that share a dim name must agree on its size")
     sizes = {d: n for k, a in feeds.items() for d, n in zip(declared[k], np.shape(a)) if isinstance(d, str) and d}
-    if mod is not None:  # the spec at these sizes: its asserts on T held for symbolic T (gpt2's n_positions)
-        from ..elaborate import elaborate_model
-        try:
-            fixed = elaborate_model(mod, name, sizes)
-        except ArchError as e:  # onnxruntime would fail inside a node, or compute past what the spec allows
-            e.notes.append((f"checked at the sizes of this run: {_at(sizes)}", None))
-            raise
-        if sizes:
-            _check_retyped(elaborate_model(mod, name), fixed, sizes)
+    if mod is not None:
+        check_spec_at(mod, name, sizes, "this run")
     try:
         outs, ms = runtime.run_timed(sess, feeds, args.repeat)
     except Exception as e:  # noqa: BLE001 - e.g. inputs whose symbolic dims disagree
@@ -205,6 +198,20 @@ def _check_declared_shapes(sess, outs, sizes: dict) -> None:
         raise ArchError(f"output '{meta.name}' came out {_dims(got)}{at}, but the model declares {_dims(want)}: it "
                         f"reads past the end of an input at these sizes (a slice such as x[:, -3:] takes a dim at "
                         f"least 3 long)")
+
+
+def check_spec_at(mod, name: str, sizes: dict, whose: str) -> None:
+    """The spec elaborated at the sizes of a run or of a data file: its asserts on T held for a symbolic T
+    (gpt2's n_positions), a kernel wider than a 3x3 input, a slice past the end. onnxruntime would fail inside
+    a node, or compute past what the spec allows."""
+    from ..elaborate import elaborate_model
+    try:
+        fixed = elaborate_model(mod, name, sizes)
+    except ArchError as e:
+        e.notes.append((f"checked at the sizes of {whose}: {_at(sizes)}", None))
+        raise
+    if sizes:
+        _check_retyped(elaborate_model(mod, name), fixed, sizes)
 
 
 def _check_retyped(general, fixed, sizes: dict) -> None:

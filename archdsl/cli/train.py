@@ -154,6 +154,7 @@ _OTHER_FORMATS = {".onnx", ".arch", ".pt", ".pth", ".bin", ".ckpt", ".h5", ".pb"
 
 def cmd_train(args, sources) -> int:
     from ..training.loop import LoopOptions, run_training
+    from .run import check_spec_at
     if args.epochs < 1 or args.batch_size < 1:
         print("archdsl train: error: --epochs and --batch-size must be at least 1", file=sys.stderr)
         return 2
@@ -181,6 +182,7 @@ def cmd_train(args, sources) -> int:
     ct = driver.build_train(mod, args.model, _options(args), train_config(args), sources)
     opts = LoopOptions(data=args.data, val=args.val, epochs=args.epochs, batch_size=args.batch_size, output=out,
                        checkpoint=ckpt, resume=args.resume, provider=args.provider, threads=args.threads,
-                       seed=args.seed, quiet=args.quiet, schedule=args.schedule)
+                       seed=args.seed, quiet=args.quiet, schedule=args.schedule,
+                       check_sizes=lambda path, sizes: check_spec_at(mod, ct.graph.name, sizes, path))
     run_training(ct, opts)
     return 0

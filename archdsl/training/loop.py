@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,8 @@ class LoopOptions:
     seed: int = 0
     quiet: bool = False
     schedule: str = "constant"  # or "cosine": lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2, set per epoch
+    # the spec checked at the sizes a data file gives its symbolic dims (path, sizes), before any step runs
+    check_sizes: Callable[[str, dict], None] | None = None
 
 
 def load_data(path: str, model, names: list[str]) -> dict[str, np.ndarray]:
@@ -334,6 +337,8 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     val = load_data(opts.val, ct.step_model, names) if opts.val else None
     for path, data in ((opts.data, train), (opts.val, val)):
         if data is not None:
+            if opts.check_sizes is not None:
+                opts.check_sizes(path, _symbol_sizes(ct.step_model, data, ct.info.data_inputs))
             check_index_inputs(path, data, ct.graph)
             if ct.info.config.loss == "cross_entropy":
                 check_class_labels(path, data["labels"], ct.eval_model, ct.info.output, ct.info.config.ignore_index)

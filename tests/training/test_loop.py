@@ -102,6 +102,28 @@ def test_validation_labels_out_of_range_are_refused_before_training(tmp_path, ca
     assert not (tmp_path / "w.npz").exists()
 
 
+
+@pytest.mark.parametrize("which", ["--data", "--val"])
+def test_the_spec_is_checked_at_each_data_files_sizes_before_training(tmp_path, capsys, which):
+    """A 3x3 validation set under a 5x5 kernel failed in onnxruntime after a whole epoch had trained (and its
+    checkpoint was never written); `archdsl run` said where, `train` did not."""
+    spec = tmp_path / "sym.arch"
+    spec.write_text("model sym(x: float32[B, 1, H, W]) -> logits {\n"
+                    "    logits = x -> conv2d(4, 5) as c -> global_avgpool -> flatten -> linear(3) as fc\n}\n")
+    ok = {"x": np.zeros((4, 1, 8, 8), np.float32), "labels": np.zeros(4, np.int64)}
+    small = {"x": np.zeros((4, 1, 3, 3), np.float32), "labels": np.zeros(4, np.int64)}
+    np.savez(tmp_path / "ok.npz", **ok)
+    np.savez(tmp_path / "small.npz", **small)
+    files = {"--data": "ok.npz", "--val": "ok.npz", which: "small.npz"}
+    assert main(["train", str(spec), "--data", str(tmp_path / files["--data"]), "--val", str(tmp_path / files["--val"]),
+                 "--epochs", "1", "-o", str(tmp_path / "w.npz"), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "sym.arch:2:19: error: window of 5 (kernel 5, dilation 1) is larger than the padded input of 3" \
+        in captured.err
+    assert "note: checked at the sizes of " in captured.err and "small.npz: H=3, W=3" in captured.err
+    assert "epoch" not in captured.err + captured.out
+    assert not (tmp_path / "w.npz").exists() and not (tmp_path / "w.ckpt.npz").exists()
+
 def test_data_whose_arrays_disagree_on_a_dim_name_is_refused(tmp_path):
     from onnx import TensorProto, helper
 
