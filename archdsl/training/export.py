@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import onnx
 from onnx import helper
 
@@ -54,6 +55,8 @@ def lower_train_step(graph: Graph, cfg: TrainConfig, *, opset: int, seed: int, w
         if unknown:
             raise ArchError(f"weights file has {len(unknown)} name{'s' if len(unknown) > 1 else ''} the train step "
                             f"does not: '{unknown[0]}'")
+    if "seed" in step.state_inputs and "seed" not in (weights or {}):  # dropout's stream follows --seed
+        weights = {**(weights or {}), "seed": np.array(seed, np.int64)}
     meta = dict(metadata)
     meta.update(train_metadata(step, cfg))
     res = lower_graph(graph, opset=opset, seed=seed, weights=weights, metadata=meta, doc=doc)

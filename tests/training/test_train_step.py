@@ -193,6 +193,27 @@ model m(x: float64[2, 5, 8]) -> y {
 """
 
 
+
+def test_the_step_models_dropout_seed_is_the_builds_seed(tmp_path):
+    """`build --train --seed 1` wrote a seed of 0 into the step model: every seed gave the same masks to a
+    program that drives the step itself (`archdsl train` feeds its own)."""
+    from archdsl.cli import main
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "w.npz", **{"fc.weight": np.eye(64, dtype=np.float32), "fc.bias": np.zeros(64, np.float32),
+                                    "out.weight": rng.standard_normal((3, 64), np.float32),
+                                    "out.bias": np.zeros(3, np.float32)})
+    (tmp_path / "d.arch").write_text(DROPOUT)
+    losses = []
+    for seed in ("0", "1", "1"):
+        out = tmp_path / f"s{seed}.onnx"
+        assert main(["build", str(tmp_path / "d.arch"), "--train", "--optimizer", "sgd", "--seed", seed,
+                     "--weights", str(tmp_path / "w.npz"), "-o", str(out)]) == 0
+        seeds = [t for t in onnx.load(out).graph.initializer if t.name == "seed"]
+        assert onnx.numpy_helper.to_array(seeds[0]) == int(seed)
+        feeds = {"x": np.ones((8, 64), np.float32), "labels": np.zeros(8, np.int64)}
+        losses.append(float(runtime.session(out, "cpu").run(["loss"], feeds)[0]))
+    assert losses[0] != losses[1] and losses[1] == losses[2]
+
 def test_attention_dropout_trains_and_its_gradient_matches_finite_differences():
     """Attention dropout drops softmax weights (torch's place for it), drawn from seed and step; the step's
     gradient (SGD, lr 1: grad = old - new) is the derivative of the very loss the step computes."""
