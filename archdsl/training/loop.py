@@ -132,7 +132,11 @@ def check_index_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
 def check_class_labels(path: str, labels: np.ndarray, model, output: str, ignore: int | None = None) -> None:
     """cross_entropy's labels are class indices in [0, classes), or the ignored index: onnxruntime's
     GatherElements reads a negative one from the end (label -3 trains class C-3) and stops at one past the end;
-    torch refuses both."""
+    torch refuses both. Data whose every label is the ignored one trains nothing (a nan loss each step, weight
+    decay alone moving the weights), and is refused too."""
+    if ignore is not None and labels.size and bool((labels == ignore).all()):
+        raise ArchError(f"{path}: every label is the ignored index {ignore} (--ignore-index): no example counts "
+                        "toward the loss or the accuracy")
     vi = next((o for o in model.graph.output if o.name == output), None)
     dims = vi.type.tensor_type.shape.dim if vi is not None else []
     if not dims or not dims[-1].HasField("dim_value"):

@@ -578,6 +578,11 @@ def test_padding_labels_are_ignored_with_ignore_index(tmp_path, capsys):
     assert "  acc 100.00%" in last and "val_acc 100.00%" in last, last  # -1 would never be argmax
     assert main([*argv, "--loss", "mse", "--ignore-index", "-1"]) == 2
     assert "applies to the cross_entropy loss only" in capsys.readouterr().err
+    np.savez(tmp_path / "pad.npz", ids=ids, labels=np.full_like(labels, -1))  # padding only: nothing trains
+    for flag in ("--data", "--val"):
+        at = argv.index(flag) + 1
+        assert main([*argv[:at], str(tmp_path / "pad.npz"), *argv[at + 1:], "--ignore-index", "-1"]) == 1
+        assert "pad.npz: every label is the ignored index -1 (--ignore-index)" in capsys.readouterr().err
 
 
 def test_clip_grad_norm_from_the_command_line(tmp_path, capsys):
