@@ -115,7 +115,7 @@ def cmd_run(args, sources) -> int:
                                                       if declared else "the model has no inputs"))
     symbols = list(dict.fromkeys(d for shape in declared.values() for d in shape if isinstance(d, str) and d))
     check_dim_names(dims, symbols)
-    given = {}
+    given, given_from = {}, {}
     for item in args.input:
         k, eq, f = item.partition("=")
         if not eq or not f:
@@ -126,6 +126,7 @@ def cmd_run(args, sources) -> int:
             raise ArchError(f"--input: the model has no input '{k}' (inputs: {', '.join(declared)})")
         given[k] = _load_input(k, f)
         _check_input(sess, k, given[k], f)
+        given_from[k] = f"--input {k}={f}"
     clash = runtime.dim_conflict(declared, given)  # before random inputs take sizes from the given ones
     if clash:
         raise ArchError(f"--input: {clash}; inputs that share a dim name must agree on its size")
@@ -138,7 +139,15 @@ def cmd_run(args, sources) -> int:
                             "or give an input of that size)")
     if asked_batch:
         _check_batch(args.batch, declared, dims, from_given, given)
-    feeds = runtime.random_feeds(sess, args.batch, {**from_given, **dims}, args.seed)
+    rows: dict[str, int] = {}
+    if mod is not None:  # embedding ids: random ones within the table, given ones checked against it
+        from ..elaborate import elaborate_model
+        from ..training.loop import check_index_inputs, index_rows
+        general = elaborate_model(mod, name)
+        rows = index_rows(general)
+        for k, a in given.items():
+            check_index_inputs(given_from[k], {k: a}, general)
+    feeds = runtime.random_feeds(sess, args.batch, {**from_given, **dims}, args.seed, high=rows)
     feeds.update(given)
     clash = runtime.dim_conflict(declared, feeds)
     if clash:

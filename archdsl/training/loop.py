@@ -24,7 +24,7 @@ from ..lower.weights import read_npz
 from .export import TRAIN_CONFIG_KEY
 from .metrics import batch_metrics
 
-__all__ = ["LoopOptions", "Trainer", "load_data", "run_training"]
+__all__ = ["LoopOptions", "Trainer", "check_index_inputs", "index_rows", "load_data", "run_training"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,17 @@ def _cast(path: str, name: str, a: np.ndarray, want: np.dtype) -> np.ndarray:
                             f"largest {float(np.finfo(want).max):g})")
         return out
     return a.astype(want)
+
+
+def index_rows(graph) -> dict[str, int]:
+    """The model inputs read directly as embedding ids, and the rows of the smallest table each indexes."""
+    rows: dict[str, int] = {}
+    for node in graph.nodes:
+        ids = node.inputs[0] if node.op == "embedding" else None
+        if ids is not None and ids.kind == "input":
+            n = node.inputs[1].type.shape[0]
+            rows[ids.name] = min(rows.get(ids.name, n), n)
+    return rows
 
 
 def check_index_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:

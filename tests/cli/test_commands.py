@@ -270,6 +270,20 @@ def test_positions_past_a_table_are_a_diagnostic(tmp_path, capsys):
     assert "reads positions 2..5, but its table has 5 entries along axis 2" in err
 
 
+
+def test_run_keeps_embedding_ids_within_the_table(tmp_path, capsys):
+    """Random ids were 0 or 1 whatever the table (a 1-row embedding failed in onnxruntime's Gather); given
+    ids past the table failed there too, and an id of -1 quietly read the last row (torch refuses it)."""
+    spec = tmp_path / "emb.arch"
+    spec.write_text("model m(ids: int64[B, T]) -> y {\n    y = ids -> embedding(1, 8) as emb\n}\n")
+    assert main(["run", str(spec), "--repeat", "1"]) == 0
+    spec.write_text(spec.read_text().replace("embedding(1, 8)", "embedding(100, 8)"))
+    for value, words in ((100, "is 100"), (-1, "is -1")):
+        np.save(tmp_path / "ids.npy", np.full((1, 4), value, np.int64))
+        assert main(["run", str(spec), "--input", f"ids={tmp_path / 'ids.npy'}"]) == 1
+        err = capsys.readouterr().err
+        assert f"ids.npy: 'ids'[0, 0] {words}, but the embedding it indexes (emb) has 100 rows: ids are 0..99" in err
+
 def test_run_refuses_a_batch_the_model_cannot_take(tmp_path, capsys):
     spec = tmp_path / "fixed.arch"
     spec.write_text("model m(x: float32[2, 4]) -> y {\n    y = x -> linear(3)\n}\n")
