@@ -8,6 +8,7 @@ import math
 import numbers
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,7 @@ SEED_MAX = 2**32 - 1  # the weights draw from (seed, name, block) as 32-bit word
 class CompileOptions:
     opset: int | None = None
     seed: int = 0
-    weights: str | None = None
+    weights: str | Mapping | None = None   # a .npz/.safetensors path, or {name: array} (a state_dict)
     search_path: tuple[str, ...] = ()
     with_weights: bool = True
     opt_level: int = 2                      # -O0 none, -O1 safe cleanups, -O2 everything (archdsl/passes)
@@ -135,9 +136,8 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     name = _one_model(mod, model)
     graph = elaborate_model(mod, name)
     opset = _check_options(options) or newest_opset()
-    weights = (loaded_weights if loaded_weights is not None
-               else load_weights(options.weights) if options.weights else None)
-    weights = _checked_weights(weights, graph, options.weights)
+    weights = loaded_weights if loaded_weights is not None else given_weights(options)
+    weights = _checked_weights(weights, graph, _weights_file(options))
     declared = graph.param_count()
     stats = optimize_graph(graph, options, opset)
     meta = _metadata(mod, name, options.seed)
@@ -145,6 +145,19 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
                       with_weights=options.with_weights,
                       doc=f"{name} from {_source_name(mod)} (archdsl {__version__})")
     return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared)
+
+
+def given_weights(options: CompileOptions) -> dict | None:
+    """The weights the options name: a file's arrays, or a dict's (torch tensors on the CPU too)."""
+    import numpy as np
+    w = options.weights
+    if isinstance(w, Mapping):
+        return {k: np.asarray(v.detach().cpu() if hasattr(v, "detach") else v) for k, v in w.items()}
+    return load_weights(w) if w else None
+
+
+def _weights_file(options: CompileOptions):
+    return None if isinstance(options.weights, Mapping) else options.weights
 
 
 def _checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | None:
@@ -158,7 +171,7 @@ def _checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | 
     import numpy as np
 
     from .diagnostics import did_you_mean, quoted
-    what = f"weights file {source}" if source else "weights file"
+    what = f"weights file {source}" if source else "weights"
     if "__epoch__" in weights and "__epoch__" not in graph.params:  # what save_checkpoint writes
         raise ArchError(f"{what} is a checkpoint of `archdsl train` (the whole training state); the trained "
                         "weights are in the file its -o wrote, and `archdsl train --resume` continues from it")
@@ -200,8 +213,13 @@ def _check_options(options: CompileOptions) -> int | None:
     passes = options.disabled_passes
     if not isinstance(passes, (list, tuple)) or not all(isinstance(p, str) for p in passes):
         raise ArchError(f"disabled_passes takes a list of pass names, got {passes!r}")
-    if options.weights is not None and not isinstance(options.weights, (str, os.PathLike)) or options.weights == "":
-        raise ArchError(f"weights takes the path of a .npz or .safetensors file, got {options.weights!r}")
+    w = options.weights
+    if w is not None and not isinstance(w, (str, os.PathLike, Mapping)) or w == "":
+        raise ArchError(f"weights takes the path of a .npz or .safetensors file, or a dict of arrays by parameter "
+                        f"name, got {type(w).__name__} {str(w)[:80]!r}")
+    if isinstance(w, Mapping) and not all(isinstance(k, str) for k in w):
+        bad = next(k for k in w if not isinstance(k, str))
+        raise ArchError(f"weights: the keys are parameter names (strings), got {type(bad).__name__} {bad!r}")
     seed = options.seed
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= SEED_MAX:
         raise ArchError(f"seed must be an integer in 0..{SEED_MAX}, got {options.seed!r}")
@@ -293,11 +311,11 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
     from .training.export import expose_initializers, lower_train_step
     name = _one_model(mod, model)
     opset = _check_options(options) or newest_opset()
-    weights = load_weights(options.weights) if options.weights else None
+    weights = given_weights(options)
     meta = _metadata(mod, name, options.seed)
     level = min(options.opt_level, TRAIN_LEVEL)
     ev = elaborate_model(mod, name)
-    weights = _checked_weights(weights, ev, options.weights)
+    weights = _checked_weights(weights, ev, _weights_file(options))
     optimize(ev, level, tuple(options.disabled_passes), PassContext(opset=opset, inference=True))
     optimize(ev, options.opt_level, tuple(options.disabled_passes),
              PassContext(opset=opset, inference=True, train_forward=True))
@@ -376,7 +394,7 @@ def build_file(mod: Module, model: str | None, options: CompileOptions, out: str
     generated (lower/stream.py), so no ModelProto ever holds them. External data when asked or past 2 GiB.
     The returned Compiled's model is the skeleton (no weights)."""
     import dataclasses
-    weights = load_weights(options.weights) if options.weights else None
+    weights = given_weights(options)
     with _no_cyclic_gc():
         compiled = build(mod, model, dataclasses.replace(options, with_weights=False), sources, weights)
         with writing(out):

@@ -80,6 +80,8 @@ def test_opset_below_17_is_refused():
                                            ({"search_path": None}, "search_path takes a list"),
                                            ({"weights": 5}, "weights takes the path"),
                                            ({"weights": ""}, "weights takes the path"),  # ignored before
+                                           ({"weights": {1: np.zeros(3)}}, "the keys are parameter names"),
+                                           ({"weights": {"fc9.weight": np.zeros(3)}}, "weights has 1 name the model"),
                                            ({"opt_level": 2.0}, "opt_level must be"),  # passed, as opset=17.0 not
                                            ({"with_weights": "no"}, "with_weights must be true or false"),
                                            ({"defines": {3: 3}}, "defines: a key must be a param's name, got 3"),
@@ -89,6 +91,22 @@ def test_api_options_are_checked_like_the_flags(options, words):
     with pytest.raises(archdsl.ArchError, match=words):
         archdsl.compile_file(SPECS / "mlp.arch", **options)
 
+
+
+def test_api_weights_can_be_a_dict_of_arrays_or_tensors(tmp_path):
+    """A state_dict-like dict was refused by a message that printed the whole dict (140 kB)."""
+    first = archdsl.compile_file(SPECS / "mlp.arch", seed=3)
+    arrays = {t.name: onnx.numpy_helper.to_array(t) * 2 for t in first.graph.initializer}
+    np.savez(tmp_path / "w.npz", **arrays)
+    from_file = archdsl.compile_file(SPECS / "mlp.arch", weights=str(tmp_path / "w.npz"))
+    from_dict = archdsl.compile_file(SPECS / "mlp.arch", weights=arrays)
+    assert from_dict.graph.initializer == from_file.graph.initializer
+    torch = pytest.importorskip("torch")
+    tensors = {k: torch.from_numpy(v).requires_grad_(v.dtype.kind == "f") for k, v in arrays.items()}
+    assert archdsl.compile_file(SPECS / "mlp.arch", weights=tensors).graph.initializer == from_file.graph.initializer
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.compile_file(SPECS / "mlp.arch", weights=[arrays])
+    assert len(str(e.value)) < 300
 
 @pytest.mark.parametrize("call, words", [
     (lambda: archdsl.compile_file(None), "expected the path of a .arch file"),
