@@ -137,6 +137,8 @@ class Calls:
         given: dict = {}
         names = slots + [a.name for a in op.attrs]
         positional = [i.lstrip("*") for i in op.inputs if not i.endswith("?")] + [a.name for a in op.attrs]
+        if op.inputs[:1] and op.inputs[0].startswith("*") and len(args) > 1 and isinstance(args[1], Tensor):
+            raise ArchTypeError(f"{op.name}() takes its tensors as one list: {op.name}([a, b], axis=1)", span)
         if len(args) > len(positional):
             plural = "s" if len(positional) != 1 else ""
             raise ArchTypeError(f"{op.name}() takes {len(positional)} positional argument{plural}"
@@ -158,7 +160,9 @@ class Calls:
                 raise ArchTypeError(f"{op.name}() is missing its tensor input '{n}': {op.signature()}", span)
             v = given[n]
             if raw.startswith("*"):
-                v = [v] if isinstance(v, Tensor) else v
+                if isinstance(v, Tensor):  # torch.cat(x) would iterate over x's first dim: not the same thing
+                    raise ArchTypeError(f"{op.name}(): '{n}' takes a list of tensors, got one tensor: "
+                                        f"{op.name}([a, b], axis=1)", span)
                 if not isinstance(v, (list, tuple)) or not all(isinstance(t, Tensor) for t in v):
                     raise ArchTypeError(f"{op.name}(): '{n}' must be a list of tensors, got {describe(v)}", span)
                 picked.extend((n, t) for t in v)

@@ -89,4 +89,9 @@ class Env:
         return names
 
     def missing(self, name: str, span, extra=()) -> UnknownNameError:
+        if name in _PYTHON_LITERALS:  # None said "did you mean 'ne'?"
+            return UnknownNameError(f"unknown name '{name}'; the literal is spelled '{name.lower()}'", span)
         return UnknownNameError(f"unknown name '{name}'{did_you_mean(name, list(self.visible()) + list(extra))}", span)
+
+
+_PYTHON_LITERALS = ("None", "True", "False")
