@@ -20,7 +20,7 @@ from onnx import helper, numpy_helper
 from .. import files
 from ..diagnostics import ArchError
 from ..lower import save_weights
-from ..lower.weights import read_npz
+from ..lower.weights import numpy_reason, read_npz
 from .export import TRAIN_CONFIG_KEY
 from .metrics import batch_metrics
 
@@ -246,8 +246,9 @@ class Trainer:
                 arrays = {k: z[k] for k in z.files}
         except FileNotFoundError:
             raise ArchError(f"--resume: no checkpoint at {path}") from None
-        except Exception as e:  # noqa: BLE001 - a corrupt or foreign file
-            raise ArchError(f"--resume: cannot read {path}: {e}") from None
+        except Exception as e:  # noqa: BLE001 - a corrupt or foreign file (numpy guesses a pickle)
+            raise ArchError(f"--resume: cannot read {path}: {numpy_reason(e)}; a checkpoint is the .npz "
+                            "`archdsl train` writes after every epoch") from None
         if "__epoch__" not in arrays:
             raise ArchError(f"--resume: {path} is not a checkpoint of `archdsl train` (it has no __epoch__)")
         try:  # a damaged or hand-made file: its bookkeeping entries must be what train writes

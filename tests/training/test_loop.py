@@ -144,6 +144,11 @@ def test_resume_without_checkpoint(data, tmp_path, capsys):
     assert main(["train", DIGITS, "--data", str(data / "train.npz"), "-o", str(tmp_path / "w.npz"), "--resume",
                  "--quiet"]) == 1
     assert "no checkpoint" in capsys.readouterr().err
+    (tmp_path / "w.ckpt.npz").write_text("junk\n")  # numpy said to load it unsafely with allow_pickle
+    assert main(["train", DIGITS, "--data", str(data / "train.npz"), "-o", str(tmp_path / "w.npz"), "--resume",
+                 "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "w.ckpt.npz: not a .npy or .npz file; a checkpoint is the .npz" in err and "pickle" not in err
 
 
 def test_resume_refuses_a_checkpoint_that_does_not_fit(data, tmp_path, capsys):
