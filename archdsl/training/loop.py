@@ -45,8 +45,10 @@ class LoopOptions:
     check_sizes: Callable[[str, dict], None] | None = None
 
 
-def load_data(path: str, model, names: list[str]) -> dict[str, np.ndarray]:
-    """The arrays a model reads, by input name, checked against its declared dtypes and static dims."""
+def load_data(path: str, model, names: list[str], class_dim_of=None) -> dict[str, np.ndarray]:
+    """The arrays a model reads, by input name, checked against its declared dtypes and static dims.
+    `class_dim_of`: cross_entropy's prediction as (name, dims), for labels shaped the way torch's loss wants
+    them (the classes on dim 1)."""
     arrays = read_npz(path, "data", "the data is an .npz with one array per model input (by name) and 'labels'")
     inputs = {i.name: i for i in model.graph.input}
     out, declared, n = {}, {}, None
@@ -68,7 +70,8 @@ def load_data(path: str, model, names: list[str]) -> dict[str, np.ndarray]:
         dims = declared[name] = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in vi.shape.dim]
         if a.ndim != len(dims) or any(isinstance(d, int) and d != s for d, s in zip(dims[1:], a.shape[1:])):
             shown = ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in dims)
-            raise ArchError(f"{path}: '{name}' has shape {list(a.shape)}, the model takes [{shown}]")
+            raise ArchError(f"{path}: '{name}' has shape {list(a.shape)}, the model takes [{shown}]"
+                            + (_class_dim_hint(a.shape, *class_dim_of) if name == "labels" and class_dim_of else ""))
         want = helper.tensor_dtype_to_np_dtype(vi.elem_type)  # onnx's own table: uint8, int8, ... too
         if a.dtype != want:
             if np.issubdtype(want, np.integer) and not np.issubdtype(a.dtype, np.integer):
@@ -83,6 +86,17 @@ def load_data(path: str, model, names: list[str]) -> dict[str, np.ndarray]:
     if clash:
         raise ArchError(f"{path}: {clash}; arrays that share a dim name must agree on its size")
     return out
+
+
+def _class_dim_hint(shape, output: str, dims: list) -> str:
+    """Labels of a [B, C, H, W] prediction shaped [B, H, W]: torch's CrossEntropyLoss reads the classes on
+    dim 1, archdsl's cross_entropy on the last dim (as for [B, T, vocab] logits)."""
+    torch_way = dims[:1] + dims[2:]
+    if len(dims) < 3 or len(shape) != len(torch_way) or any(isinstance(d, int) and d != s
+                                                            for d, s in zip(torch_way[1:], shape[1:])):
+        return ""
+    return (f"; cross_entropy takes the classes on the last dim of '{output}' (torch's CrossEntropyLoss on dim "
+            f"1): end the spec with permute({[0, *range(2, len(dims)), 1]}) to put them last")
 
 
 def _first(mask: np.ndarray) -> list[int]:
@@ -349,8 +363,12 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     console = console or Console(stderr=True, soft_wrap=True)  # a log file's lines stay whole (no 80-column wrap)
     trainer = Trainer(ct, opts.provider, opts.threads, opts.seed)
     names = ct.info.data_inputs + ["labels"]
-    train = load_data(opts.data, ct.step_model, names)
-    val = load_data(opts.val, ct.step_model, names) if opts.val else None
+    pred = next((o for o in ct.eval_model.graph.output if o.name == ct.info.output), None)
+    class_dim_of = (ct.info.output, [d.dim_value if d.HasField("dim_value") else d.dim_param
+                                     for d in pred.type.tensor_type.shape.dim]) \
+        if pred is not None and ct.info.config.loss == "cross_entropy" else None
+    train = load_data(opts.data, ct.step_model, names, class_dim_of)
+    val = load_data(opts.val, ct.step_model, names, class_dim_of) if opts.val else None
     for path, data in ((opts.data, train), (opts.val, val)):
         if data is not None:
             if opts.check_sizes is not None:

@@ -124,6 +124,23 @@ def test_the_spec_is_checked_at_each_data_files_sizes_before_training(tmp_path, 
     assert "epoch" not in captured.err + captured.out
     assert not (tmp_path / "w.npz").exists() and not (tmp_path / "w.ckpt.npz").exists()
 
+
+def test_per_pixel_labels_shaped_for_torch_point_to_the_class_dim(tmp_path, capsys):
+    """Labels [B, H, W] for [B, C, H, W] logits (torch's CrossEntropyLoss convention) were refused as "the model
+    takes [B, 3, 8]" with no word that cross_entropy reads the classes on the last dim."""
+    spec = tmp_path / "seg.arch"
+    spec.write_text("model seg(x: float32[B, 1, 8, 8]) -> logits {\n"
+                    "    logits = x -> conv2d(3, 3, padding=1) as c\n}\n")
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 1, 8, 8), np.float32), labels=np.zeros((4, 8, 8), np.int64))
+    argv = ["--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "w.npz"), "--quiet", "--epochs", "1"]
+    assert main(["train", str(spec), *argv]) == 1
+    assert "end the spec with permute([0, 2, 3, 1]) to put them last" in capsys.readouterr().err
+    spec.write_text(spec.read_text().replace("as c\n", "as c -> permute([0, 2, 3, 1])\n"))
+    assert main(["train", str(spec), *argv]) == 0
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 1, 8, 8), np.float32), labels=np.zeros((4, 8), np.int64))
+    assert main(["train", str(spec), *argv]) == 1
+    assert "permute" not in capsys.readouterr().err  # another mistake: no hint
+
 def test_data_whose_arrays_disagree_on_a_dim_name_is_refused(tmp_path):
     from onnx import TensorProto, helper
 
