@@ -18,7 +18,7 @@ from ..diagnostics import (
     did_you_mean,
 )
 from ..ops import REQUIRED, coerce_attr
-from ..types import DType
+from ..types import DTYPES, DType, literal
 from .bounded import short
 from .builtins import TENSOR_MATH
 from .scalars import Limits, ReturnValue, is_int, is_num
@@ -77,6 +77,10 @@ class Calls:
             return self.call_block(fn, args, kwargs, label, span)
         if isinstance(fn, Builtin) and fn.name == "parameter":
             return self.make_parameter(label=label, span=span, **self.parameter_args(args, kwargs, span))
+        if isinstance(fn, Builtin) and fn.name == "tensor":
+            if label is not None:
+                raise ArchTypeError("tensor() makes a constant, not a layer, and cannot be named", span)
+            return self.make_constant(args, kwargs, span)
         if isinstance(fn, Builtin) and fn.name == "ref":
             if label is not None or kwargs or len(args) != 1:
                 raise ArchTypeError('ref() takes one parameter name: ref("wte.weight")', span)
@@ -212,6 +216,39 @@ class Calls:
             return Tensor(self.graph.add_const(np.array(v, dtype=dt.numpy), span))
         raise ArchTypeError(f"{opname}(): '{slot}' must be a tensor, got {describe(v)}", span)
 
+    def make_constant(self, args, kwargs, span) -> Tensor:
+        """tensor([[1, 2], [3, 4]], dtype="int64"): a constant from compile-time numbers (an index table, a
+        mask), torch.tensor's default dtypes: bool, int64, or float32 when any number is a float."""
+        names = ["values", "dtype"]
+        if len(args) > len(names):
+            raise ArchTypeError(f"tensor() takes (values, dtype=...), got {len(args)} positional arguments", span)
+        given = dict(zip(names, args))
+        _keywords(given, kwargs, names, "tensor", "it takes values, dtype", span)
+        if "values" not in given:
+            raise ArchTypeError("tensor() is missing its values: tensor([1, 2, 3])", span)
+        if self.graph is None:
+            raise ArchTypeError("'tensor' makes a tensor; only inside a model or block", span)
+        flat, shape = _nested(given["values"], span)
+        check_elements(shape, "tensor()", span)
+        self.charge(len(flat), span)
+        name = given.get("dtype")
+        if name is None:
+            dt = (DType.bool if flat and all(isinstance(x, bool) for x in flat)
+                  else DType.float32 if any(isinstance(x, float) for x in flat) else DType.int64)
+        elif not isinstance(name, str) or name not in DTYPES:
+            raise ArchTypeError(f"tensor(): dtype is one of {', '.join(DTYPES)}, got {describe(name)}", span)
+        else:
+            dt = DTYPES[name]
+        for x in flat:
+            if isinstance(x, bool) and dt is not DType.bool:
+                raise ArchTypeError(f"tensor(): {literal(x)} among numbers of dtype {dt}", span)
+            if not dt.is_float and isinstance(x, float):
+                raise ArchTypeError(f"tensor(): {x} is a float and the dtype is {dt}", span)
+            if dt is DType.bool and x not in (0, 1):
+                raise ArchTypeError(f"tensor(): {x} in a bool tensor, whose elements are only true or false", span)
+            check_fits(x, dt, span)
+        return Tensor(self.graph.add_const(np.array(flat, dtype=dt.numpy).reshape(shape), span))
+
     def call_block(self, fn: BlockFn, args, kwargs, label, span):
         d = fn.defn
         formals = [f.name for f in d.formals]
@@ -330,6 +367,22 @@ class Calls:
             named = short(name) if isinstance(name, str) else describe(name)
             raise UnknownNameError(f"no parameter named {named} (yet){hint}", span)
         return Tensor(self.graph.params[name])
+
+
+def _nested(v, span, depth: int = 0) -> tuple[list, tuple[int, ...]]:
+    """The numbers of a (nested) list, flat, and its shape; a ragged list or a non-number is an error."""
+    if is_num(v) or isinstance(v, bool):
+        return [v], ()
+    if not isinstance(v, (list, tuple)):
+        raise ArchTypeError(f"tensor(): the values are numbers or (nested) lists of numbers, got {describe(v)}", span)
+    parts = [_nested(x, span, depth + 1) for x in v]
+    shapes = {shape for _, shape in parts}
+    if len(shapes) > 1:
+        seen = ", ".join(str(list(sh)) for sh in sorted(shapes))
+        raise ArchTypeError(f"tensor(): the lists at depth {depth + 1} differ in shape ({seen}): a tensor is "
+                            "rectangular", span)
+    inner = shapes.pop() if shapes else ()
+    return [x for flat, _ in parts for x in flat], (len(v), *inner)
 
 
 def check_elements(dims, what: str, span) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import archdsl
@@ -382,3 +384,64 @@ def test_automatic_names_skip_the_names_of_as():
                              "model m(x: float32[2, 4]) -> y {\n    h = scaled(x) as linear_0\n"
                              "    y = h -> linear(4)\n}\n")
     assert sorted(g.params) == ["linear_0.weight", "linear_1.bias", "linear_1.weight"]
+
+
+def _run(text: str, **feeds):
+    from archdsl import runtime
+    sess = runtime.session(archdsl.compile_source(text), "cpu")
+    return sess.run(None, feeds)
+
+
+def test_tensor_makes_constants_with_torch_tensors_default_dtypes():
+    import numpy as np
+    text = ("model m(x: float32[2, 3]) -> (a, b, c, d) {\n"
+            "    a = tensor([[1, 2, 3], [4, 5, 6]])\n"
+            "    b = x * tensor([0.5, 2, -1])\n"
+            "    c = tensor([true, false, true])\n"
+            "    d = tensor([[i * 3 + j for j in range(3)] for i in range(2)], dtype=\"float16\")\n}\n")
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    a, b, c, d = _run(text, x=x)
+    assert a.dtype == np.int64 and a.tolist() == [[1, 2, 3], [4, 5, 6]]
+    assert b.dtype == np.float32 and b.tolist() == (x * np.array([0.5, 2, -1], np.float32)).tolist()
+    assert c.dtype == np.bool_ and c.tolist() == [True, False, True]
+    assert d.dtype == np.float16 and d.tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert archdsl.check_source(text).param_count() == 0  # constants, not parameters
+
+
+@pytest.mark.parametrize("expr, words", [
+    ("tensor([[1, 2], [3]])", "the lists at depth 1 differ in shape ([1], [2])"),
+    ("tensor([1, 'a'])", 'the values are numbers or (nested) lists of numbers, got string "a"'),
+    ("tensor([1.5], dtype=\"int64\")", "1.5 is a float and the dtype is int64"),
+    ("tensor([300], dtype=\"int32\")", ""),
+    ("tensor([2 ** 40], dtype=\"int32\")", "does not fit int32"),
+    ("tensor([2], dtype=\"bool\")", "2 in a bool tensor"),
+    ("tensor([1], dtype=\"int8\")", "dtype is one of float32"),
+    ("tensor([true, 1])", "true among numbers of dtype int64"),
+    ("tensor()", "missing its values"),
+])
+def test_tensor_refuses_what_is_not_a_tensor_of_its_dtype(expr, words):
+    text = f"model m(x: float32[2, 4]) -> y {{\n    c = {expr}\n    y = x\n}}\n"
+    if not words:
+        archdsl.check_source(text)
+        return
+    with pytest.raises(ArchError, match=re.escape(words)):
+        archdsl.check_source(text)
+
+
+def test_a_swin_relative_position_bias_from_a_tensor_index_matches_torch():
+    """The index table Swin computes with torch.arange/meshgrid, written as a compile-time comprehension."""
+    torch = pytest.importorskip("torch")
+    import numpy as np
+    n = 3
+    text = (f"let n = {n}\n"
+            "model m(table: float32[25, 2]) -> bias {\n"
+            "    idx = tensor([[(i // n - j // n + n - 1) * (2 * n - 1) + (i % n - j % n + n - 1)\n"
+            "                   for j in range(n * n)] for i in range(n * n)])\n"
+            "    bias = take(table, idx) -> permute([2, 0, 1])\n}\n")
+    table = np.random.default_rng(0).standard_normal((25, 2)).astype(np.float32)
+    (ours,) = _run(text, table=table)
+    coords = torch.stack(torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")).flatten(1)
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (n - 1)
+    index = rel[:, :, 0] * (2 * n - 1) + rel[:, :, 1]
+    ref = torch.from_numpy(table)[index.reshape(-1)].reshape(n * n, n * n, -1).permute(2, 0, 1)
+    assert np.array_equal(ours, ref.numpy())
