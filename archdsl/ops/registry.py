@@ -155,6 +155,9 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+_SIGNED = ("axis", "dim", "dim0", "dim1", "start_dim", "end_dim", "dims", "ignore_index", "shifts")  # may be < 0
+
+
 def coerce_attr(op: OpDef, attr: Attr, value):
     """Check a user-given value against the attribute's kind; raise ArchTypeError if it does not fit."""
     kind = attr.kind
@@ -192,7 +195,7 @@ def coerce_attr(op: OpDef, attr: Attr, value):
     if attr.choices is not None and value not in attr.choices:
         raise ArchTypeError(f"{where} must be one of {', '.join(map(_show, attr.choices))}, got {_show(value)}")
     if kind in ("int", "ints", "padding") and not isinstance(value, str) and \
-            attr.name not in ("axis", "dim", "dim0", "dim1", "start_dim", "end_dim", "dims", "ignore_index") and \
+            attr.name not in _SIGNED and \
             any(v < 0 for v in (value if isinstance(value, tuple) else (value,))):
         raise ArchTypeError(f"{where} must not be negative, got {value if _is_int(value) else list(value)}")
     if kind in ("int", "ints", "padding", "dims") and not isinstance(value, str):

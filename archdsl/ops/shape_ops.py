@@ -215,6 +215,54 @@ register(OpDef(
 ))
 
 
+
+def _roll_axes(x, a) -> list[tuple[int, int]]:
+    """(axis, shift in 0..n-1) per rolled dim; torch.roll's shift wraps modulo the dim's length."""
+    shifts, dims = a["shifts"], a["dims"]
+    if len(shifts) != len(dims) or not dims:
+        fail(f"roll: give one shift per dim, got shifts {list(shifts)} and dims {list(dims)}")
+    axes = [norm_axis(d, x.rank) for d in dims]
+    out = []
+    for ax, k in zip(axes, shifts):
+        n = x.shape[ax]
+        if not isinstance(n, int):
+            fail(f"roll: dim {ax} of {shape_str(x)} is {n}; the rolled dims must be known sizes")
+        out.append((ax, k % n if n else 0))
+    return out
+
+
+def _i64(e, v: int) -> str:
+    return e.const(np.array([v], dtype=np.int64))
+
+
+def _roll_infer(ins, a):
+    _roll_axes(ins[0], a)
+    return [ins[0]]
+
+
+def _roll_lower(e, ins, outs, c):
+    """Per dim: the last `k` rows, then the others (Slice, Slice, Concat)."""
+    y = ins[0]
+    steps = [(ax, k) for ax, k in _roll_axes(c.in_types[0], c.attrs) if k]
+    if not steps:
+        e.op("Identity", [y], outputs=outs)
+        return
+    for i, (ax, k) in enumerate(steps):
+        n = c.in_types[0].shape[ax]
+        tail = e.op("Slice", [y, _i64(e, n - k), _i64(e, n), _i64(e, ax)])
+        head = e.op("Slice", [y, _i64(e, 0), _i64(e, n - k), _i64(e, ax)])
+        y = e.op("Concat", [tail, head], outputs=outs if i == len(steps) - 1 else None, axis=ax)
+
+
+register(OpDef(
+    name="roll", inputs=("x",), category="shape", attrs=(Attr("shifts", "ints"), Attr("dims", "ints")),
+    infer=_roll_infer, lower=_roll_lower, cost=lambda c: 0,
+    grad=lambda b, c, ins, outs, gouts: [b.op("roll", gouts[0], shifts=tuple(-k for k in c.attrs["shifts"]),
+                                              dims=tuple(c.attrs["dims"]))],
+    doc="Shift elements along dims, wrapping around: torch.roll(x, shifts, dims), dims always given (Swin's "
+        "cyclic shift).",
+))
+
 def _split_sizes(x, a):
     ax = norm_axis(a["axis"], x.rank)
     n = x.shape[ax]

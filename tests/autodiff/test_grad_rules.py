@@ -227,6 +227,8 @@ def test_layout_ops(shape, data, seed):
     check_grad("unsqueeze", [x], {"dim": data.draw(st.integers(-r - 1, r))}, seed=seed)
     check_grad("squeeze", [normal(seed, 1, *shape, 1)], {"dim": [0, -1]}, seed=seed)
     check_grad("expand", [normal(seed, 1, *shape[1:])], {"shape": [2, 3, *shape[1:]]}, seed=seed)
+    rolled = data.draw(st.lists(st.integers(-r, r - 1), min_size=1, max_size=2, unique_by=lambda a: a % r))
+    check_grad("roll", [x], {"shifts": [data.draw(st.integers(-5, 5)) for _ in rolled], "dims": rolled}, seed=seed)
 
 
 @FAST

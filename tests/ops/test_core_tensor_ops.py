@@ -157,6 +157,27 @@ def test_layout_ops(shape, data, sym):
     close(y, x.reshape(target))
 
 
+
+@covers("roll")
+@SETTINGS
+@given(shape=st.lists(dim, min_size=1, max_size=3), data=st.data())
+def test_roll_matches_torch(shape, data):
+    """torch.roll with one shift per dim: shifts past the length wrap, negative ones and negative dims too."""
+    torch = pytest.importorskip("torch")
+    r = len(shape)
+    dims = data.draw(st.lists(st.integers(-r, r - 1), min_size=1, max_size=r, unique_by=lambda a: a % r))
+    shifts = [data.draw(st.integers(-7, 7)) for _ in dims]
+    x = rand(*shape, seed=len(shape))
+    y, _ = run_op(f"roll(x, {shifts}, {dims})", x=x)
+    close(y, torch.roll(torch.from_numpy(x), tuple(shifts), tuple(dims)).numpy())
+
+
+def test_roll_needs_a_shift_per_dim_and_known_lengths():
+    for text, words in (("roll(x, [1], [1])", "the rolled dims must be known sizes"),
+                        ("roll(x, [1, 2], [0])", "give one shift per dim")):
+        with pytest.raises(archdsl.ArchError, match=words):
+            archdsl.check_source(f"model m(x: float32[2, T]) -> y {{ y = {text} }}")
+
 @covers("concat", "split")
 @SETTINGS
 @given(shape=st.lists(dim, min_size=1, max_size=3), sizes=st.lists(st.integers(1, 3), min_size=1, max_size=3),
