@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,7 +179,21 @@ def _excerpt(span: Span, sources: SourceMap) -> list[str]:
         col = col - start + (3 if start else 0)
         width = min(width, _MAX_SHOWN - (col - 1) + 3)
     gutter = f"{span.line:>4} | "
-    return [gutter + src, " " * (len(gutter) + col - 1) + "^" * max(1, width)]
+    src = "".join(_visible(c) for c in src)
+    caret = "^" * max(1, _columns(src[col - 1:col - 1 + width]))
+    return [gutter + src, " " * (len(gutter) + _columns(src[:col - 1])) + caret]
+
+
+def _visible(c: str) -> str:
+    """A control or format character of the source (an ANSI escape, a bidi override, NUL) would act on the
+    terminal instead of showing: it is shown as U+FFFD."""
+    return "\ufffd" if unicodedata.category(c) in ("Cc", "Cf") else c
+
+
+def _columns(text: str) -> int:
+    """Terminal columns: CJK and emoji take two, combining marks none (so the caret stays under its text)."""
+    return sum(0 if unicodedata.combining(c) or unicodedata.category(c) == "Me"
+               else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 _MAX_SHOWN = 120

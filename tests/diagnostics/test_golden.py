@@ -52,3 +52,18 @@ def test_every_case_has_a_golden():
     assert not missing
     stale = [p.name for p in CASES_DIR.glob("*.expected") if p.stem not in CASES]
     assert not stale
+
+
+def test_the_caret_counts_terminal_columns_and_control_characters_do_not_reach_the_terminal(tmp_path, capsys):
+    """Wide characters put the caret 4 columns short; an ANSI escape in the source line recoloured the
+    terminal (a bidi override could reorder it)."""
+    spec = tmp_path / "w.arch"
+    spec.write_text('let s = "日本語🙂\u0301"; let t = foo\nmodel m(x: float32[B, 4]) -> y {\n    y = x\n}\n')
+    rc, err = _run(["check", str(spec)], capsys)
+    line, caret = err.splitlines()[1:3]
+    assert rc == 1 and caret.index("^") == line.index("foo") + 3 and caret.endswith(" ^^^")  # 4 wide, 1 combining
+    spec.write_text('let s = "\x1b[31mred\u202e"; let t = foo\nmodel m(x: float32[B, 4]) -> y {\n    y = x\n}\n')
+    rc, err = _run(["check", str(spec)], capsys)
+    line, caret = err.splitlines()[1:3]
+    assert "\x1b" not in err and "\u202e" not in err and "\ufffd[31mred\ufffd" in line
+    assert caret.index("^") == line.index("foo")
