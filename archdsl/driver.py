@@ -50,6 +50,11 @@ class Compiled:
     declared_params: int | None = None               # trainable params as written, before optimization
 
 
+def _python_value(v):
+    """numpy's scalars (np.int64(18), np.float32(0.5), np.bool_) as the Python numbers they stand for."""
+    return v.item() if type(v).__module__ == "numpy" and getattr(v, "shape", None) == () else v
+
+
 def parse_defines(items, sources: SourceMap) -> dict:
     """`-D` strings (`depth=50`) or a dict of Python values, to name -> (value, span)."""
     if items is None:
@@ -58,7 +63,7 @@ def parse_defines(items, sources: SourceMap) -> dict:
         bad = [k for k in items if not isinstance(k, str) or not all(p.isidentifier() for p in k.split("."))]
         if bad:
             raise ArchError(f"defines: a key must be a param's name, got {bad[0]!r}")
-        return {k: (v, None) for k, v in items.items()}
+        return {k: (_python_value(v), None) for k, v in items.items()}
     if isinstance(items, str) or not isinstance(items, (list, tuple)) or not all(isinstance(t, str) for t in items):
         raise ArchError(f"defines takes a dict or a list of 'NAME=VALUE' strings, got {items!r}")
     out = {}

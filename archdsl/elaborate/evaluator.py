@@ -124,7 +124,10 @@ class Evaluator(Calls, Operators):
             return
         if not isinstance(value, (list, tuple)) or len(value) != len(targets):
             n = len(value) if isinstance(value, (list, tuple)) else 1
-            raise ArchTypeError(f"cannot unpack {describe(value)} into {len(targets)} names (got {n} values)", span)
+            hint = ("; an op gives one tensor unless it returns several (split; lstm and gru with "
+                    "return_state=true give (output, state))") if isinstance(value, Tensor) else ""
+            raise ArchTypeError(f"cannot unpack {describe(value)} into {len(targets)} names (got {n} values){hint}",
+                                span)
         for t, v in zip(targets, value):
             env.vars[t] = v
 

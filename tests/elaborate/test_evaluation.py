@@ -445,3 +445,12 @@ def test_a_swin_relative_position_bias_from_a_tensor_index_matches_torch():
     index = rel[:, :, 0] * (2 * n - 1) + rel[:, :, 1]
     ref = torch.from_numpy(table)[index.reshape(-1)].reshape(n * n, n * n, -1).permute(2, 0, 1)
     assert np.array_equal(ours, ref.numpy())
+
+
+
+def test_defines_take_numpy_scalars_as_the_numbers_they_are():
+    """defines={"depth": np.int64(18)} said "expected an integer ..., got int64"."""
+    import numpy as np
+    from pathlib import Path
+    g = archdsl.check_file(Path(__file__).resolve().parents[2] / "specs" / "resnet.arch", defines={"depth": np.int64(18)})
+    assert g.param_count() == 11689512
