@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 import archdsl
@@ -393,7 +395,6 @@ def _run(text: str, **feeds):
 
 
 def test_tensor_makes_constants_with_torch_tensors_default_dtypes():
-    import numpy as np
     text = ("model m(x: float32[2, 3]) -> (a, b, c, d) {\n"
             "    a = tensor([[1, 2, 3], [4, 5, 6]])\n"
             "    b = x * tensor([0.5, 2, -1])\n"
@@ -431,7 +432,6 @@ def test_tensor_refuses_what_is_not_a_tensor_of_its_dtype(expr, words):
 def test_a_swin_relative_position_bias_from_a_tensor_index_matches_torch():
     """The index table Swin computes with torch.arange/meshgrid, written as a compile-time comprehension."""
     torch = pytest.importorskip("torch")
-    import numpy as np
     n = 3
     text = (f"let n = {n}\n"
             "model m(table: float32[25, 2]) -> bias {\n"
@@ -450,7 +450,6 @@ def test_a_swin_relative_position_bias_from_a_tensor_index_matches_torch():
 
 def test_defines_take_numpy_scalars_as_the_numbers_they_are():
     """defines={"depth": np.int64(18)} said "expected an integer ..., got int64"."""
-    import numpy as np
-    from pathlib import Path
-    g = archdsl.check_file(Path(__file__).resolve().parents[2] / "specs" / "resnet.arch", defines={"depth": np.int64(18)})
+    g = archdsl.check_file(Path(__file__).resolve().parents[2] / "specs" / "resnet.arch",
+                           defines={"depth": np.int64(18)})
     assert g.param_count() == 11689512
