@@ -134,6 +134,10 @@ def add_train_parser(sub) -> None:
                    help="learning-rate schedule over the epochs (cosine: epoch e of E runs at "
                         "lr * (1 + cos(pi (e-1) / E)) / 2, from --lr toward 0, as torch's CosineAnnealingLR "
                         "with T_max=E stepped per epoch; default constant)")
+    t.add_argument("--warmup", type=int, default=0, metavar="STEPS",
+                   help="linear learning-rate warmup: update s (counted from 1 over the whole run) runs at "
+                        "min(1, s / STEPS) times the schedule's lr (torch's LambdaLR with that factor, "
+                        "stepped per batch; default 0: none)")
     t.add_argument("--batch-size", type=int, default=32, metavar="B", help="examples per step (default 32)")
     t.add_argument("-o", "--output", default="weights.npz", metavar="W.npz",
                    help="trained parameters and buffers, .npz or .safetensors (default weights.npz)")
@@ -157,6 +161,9 @@ def cmd_train(args, sources) -> int:
     from .run import check_spec_at
     if args.epochs < 1 or args.batch_size < 1:
         print("archdsl train: error: --epochs and --batch-size must be at least 1", file=sys.stderr)
+        return 2
+    if args.warmup < 0:
+        print("archdsl train: error: --warmup is a number of steps, 0 or more", file=sys.stderr)
         return 2
     if (status := settings_error(args, "train")) is not None:
         return status
@@ -182,7 +189,7 @@ def cmd_train(args, sources) -> int:
     ct = driver.build_train(mod, args.model, _options(args), train_config(args), sources)
     opts = LoopOptions(data=args.data, val=args.val, epochs=args.epochs, batch_size=args.batch_size, output=out,
                        checkpoint=ckpt, resume=args.resume, provider=args.provider, threads=args.threads,
-                       seed=args.seed, quiet=args.quiet, schedule=args.schedule,
+                       seed=args.seed, quiet=args.quiet, schedule=args.schedule, warmup=args.warmup,
                        check_sizes=lambda path, sizes: check_spec_at(mod, ct.graph.name, sizes, path))
     run_training(ct, opts)
     return 0

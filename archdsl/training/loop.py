@@ -41,6 +41,7 @@ class LoopOptions:
     seed: int = 0
     quiet: bool = False
     schedule: str = "constant"  # or "cosine": lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2, set per epoch
+    warmup: int = 0  # update s (from 1, over the whole run) at min(1, s / warmup) of the schedule's lr
     # the spec checked at the sizes a data file gives its symbolic dims (path, sizes), before any step runs
     check_sizes: Callable[[str, dict], None] | None = None
 
@@ -408,6 +409,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             lr = base_lr * (1 + math.cos(math.pi * (epoch - 1) / opts.epochs)) / 2 if opts.schedule == "cosine" \
                 else base_lr
             trainer.set("lr", np.array(lr, np.float32))
+        warming = opts.warmup > 0 and "lr" in trainer.state and "step" in trainer.state
         rng = np.random.default_rng([opts.seed, epoch])
         total, seen, correct, counted = 0.0, 0, 0.0, 0
         steps = -(-n // opts.batch_size)
@@ -417,6 +419,10 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             task = bar.add_task("train", total=steps, loss=float("nan"))
             for step, idx in enumerate(_batches(n, opts.batch_size, rng, needs_two), 1):
                 batch = {k: v[idx] for k, v in train.items()}
+                if warming:  # the step counter is the train step's own, so a resumed run warms up where it was
+                    done = int(trainer.get("step"))
+                    warming = done < opts.warmup
+                    trainer.set("lr", np.array(lr * min(1.0, (done + 1) / opts.warmup), np.float32))
                 loss, pred = _on_batch(opts.data, idx, lambda: trainer.train_step(batch))
                 weight = _counted(batch["labels"], ignore, len(idx))
                 if weight == 0:  # every label ignored: the step ran with a zero gradient, as torch's does

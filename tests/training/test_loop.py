@@ -621,3 +621,39 @@ def test_clip_grad_norm_from_the_command_line(tmp_path, capsys):
     assert main(["build", argv[1], "--train", "--clip-grad-norm", "1.5", "-o", str(out)]) == 0
     meta = {p.key: p.value for p in onnx.load(out).metadata_props}
     assert json.loads(meta["archdsl.train"])["clip_grad_norm"] == 1.5
+
+
+def test_warmup_ramps_the_learning_rate_per_update_as_torchs_lambda_lr(tmp_path, capsys):
+    """--warmup 3 over three epochs of two updates (one epoch, then two more by --resume): factors 1/3, 2/3, 1,
+    1, ... as torch's LambdaLR stepped per batch; the resumed run goes on from the step it had reached."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 4)).astype(np.float32), rng.standard_normal((8, 2)).astype(np.float32)
+    w0 = rng.standard_normal((2, 4)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, labels=y)
+    np.savez(tmp_path / "w0.npz", **{"fc.weight": w0})
+    spec = tmp_path / "lin.arch"
+    spec.write_text("model lin(x: float32[B, 4]) -> y {\n    y = x -> linear(2, bias=false) as fc\n}\n")
+    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--optimizer", "sgd",
+            "--lr", "0.1", "--batch-size", "4", "--warmup", "3", "-o", str(tmp_path / "w.npz"), "--quiet"]
+    assert main([*argv, "--epochs", "1", "--weights", str(tmp_path / "w0.npz")]) == 0
+    assert main([*argv, "--epochs", "3", "--resume"]) == 0
+    ours = np.load(tmp_path / "w.npz")["fc.weight"]
+
+    lin = torch.nn.Linear(4, 2, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(w0))
+    opt = torch.optim.SGD(lin.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 3))
+    lrs = []
+    for epoch in range(1, 4):
+        order = np.random.default_rng([0, epoch]).permutation(8)  # the loop's shuffle (seed 0)
+        for idx in (order[:4], order[4:]):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(lin(torch.from_numpy(x[idx])), torch.from_numpy(y[idx])).backward()
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+    assert np.allclose(lrs[:4], [0.1 / 3, 0.2 / 3, 0.1, 0.1])
+    np.testing.assert_allclose(ours, lin.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert main([*argv, "--warmup", "-1"]) == 2
