@@ -199,11 +199,12 @@ def _columns(text: str) -> int:
 _MAX_SHOWN = 120
 
 
-def render(err: ArchError, sources: SourceMap | None = None) -> str:
-    """`file:line:col: error: message`, the source line, a caret under the span, then notes."""
+def render(err: ArchError, sources: SourceMap | None = None, level: str = "error") -> str:
+    """`file:line:col: error: message`, the source line, a caret under the span, then notes. A warning is an
+    ArchError that is not raised, rendered with level="warning"."""
     sources = sources or SourceMap()
     where = f"{err.span}: " if err.span else ""
-    out = [f"{where}error: {err.message}"]
+    out = [f"{where}{level}: {err.message}"]
     if err.span:
         out += _excerpt(err.span, sources)
     for msg, span in err.notes:

@@ -18,7 +18,7 @@ from . import files
 from ._version import __version__
 from .diagnostics import ArchError, SourceMap, not_a_directory, writing
 from .elaborate import Module, elaborate_model, load_file, load_source, parse_define
-from .ir import Graph
+from .ir import Graph, unused_results
 from .lower import MIN_OPSET, load_weights, lower_graph
 
 __all__ = ["CompileOptions", "Compiled", "compile_file", "compile_source", "check_file", "check_source",
@@ -48,6 +48,7 @@ class Compiled:
     sources: SourceMap = field(default_factory=SourceMap)
     pass_stats: list = field(default_factory=list)   # passes.PassStat per pass run (--report)
     declared_params: int | None = None               # trainable params as written, before optimization
+    unused: list = field(default_factory=list)       # ir.Unused: results that reach no output, as written
 
 
 def _python_value(v):
@@ -144,12 +145,13 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     weights = loaded_weights if loaded_weights is not None else given_weights(options)
     weights = _checked_weights(weights, graph, _weights_file(options))
     declared = graph.param_count()
+    unused = unused_results(graph)
     stats = optimize_graph(graph, options, opset)
     meta = _metadata(mod, name, options.seed)
     res = lower_graph(graph, opset=opset, seed=options.seed, weights=weights, metadata=meta,
                       with_weights=options.with_weights,
                       doc=f"{name} from {_source_name(mod)} (archdsl {__version__})")
-    return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared)
+    return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared, unused)
 
 
 def given_weights(options: CompileOptions) -> dict | None:

@@ -201,6 +201,7 @@ def cmd_build(args, sources) -> int:
         else Path(args.file).with_name(f"{name}.onnx")
     files.refuse_overwriting(with_external_data({"-o": out}, args.external_data), read_files(args, sources))
     compiled, written = driver.build_file(mod, args.model, opts, out, args.external_data, sources)
+    warn_unused(compiled.unused, sources)
     report_compile(args, mod, compiled)
     g = compiled.graph
     announce(f"wrote {out} ({g.name}: {compiled.declared_params:,} params, {len(compiled.model.graph.node)} nodes, "
@@ -267,12 +268,23 @@ def _signature(g) -> str:
     return f"{g.name}({ins}) -> ({outs})"
 
 
+def warn_unused(unused, sources) -> None:
+    """A warning per computation that reaches no output (the build drops it, and its parameters)."""
+    for u in unused:
+        try:
+            print(render(ArchError(u.message(), u.span), sources, level="warning"), file=sys.stderr)
+        except BrokenPipeError:
+            pass
+
+
 @_diagnostics
 def cmd_check(args, sources) -> int:
     from ..elaborate import elaborate_model
+    from ..ir import unused_results
     mod = load_spec(args, sources)
     for name in driver.select_models(mod, args.model):
         g = elaborate_model(mod, name)
+        warn_unused(unused_results(g), sources)
         print(f"{_signature(g)}\n  params: {g.param_count():,}  buffers: {g.buffer_count():,}  nodes: {len(g.nodes)}")
     return 0
 

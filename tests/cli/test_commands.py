@@ -100,6 +100,23 @@ def test_check_prints_signature_and_params(capsys):
     assert "params: 61,706" in out
 
 
+
+def test_a_result_that_reaches_no_output_is_a_warning(tmp_path, capsys):
+    """`z = x -> linear(3)` never read: check and build counted its 15 parameters, and the built model had none,
+    without a word. A weight it shares with a live layer is not counted as dropped."""
+    spec = tmp_path / "u.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    z = x -> linear(3) as fc -> relu\n"
+                    "    w = x -> linear(4) as head\n    v = x @ ref(\"head.weight\")\n    y = w\n}\n")
+    for argv in (["check", str(spec)], ["build", str(spec), "-o", str(tmp_path / "u.onnx")]):
+        assert main(argv) == 0
+        err = capsys.readouterr().err
+        assert err.count("warning:") == 2, err
+        assert "u.arch:2:33: warning: 'relu_0' (relu) is computed but reaches no output: the built model leaves it " \
+               "out, and its 15 parameters with it\n   2 |     z = x -> linear(3) as fc -> relu\n" in err
+        assert "u.arch:4:9: warning: 'matmul_0' (matmul) is computed but reaches no output: the built model leaves " \
+               "it out\n" in err
+    assert main(["check", MLP]) == 0 and capsys.readouterr().err == ""
+
 def test_summary_json(capsys):
     assert main(["summary", str(ROOT / "specs" / "resnet.arch"), "-D", "depth=18", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)

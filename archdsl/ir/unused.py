@@ -1,0 +1,58 @@
+"""Computations that reach no output: what the dead_code pass will drop, said to the user before it does
+(`z = x -> linear(3)` never read: `check` counted its 15 parameters, the built model had none)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..diagnostics import Span
+from .graph import Graph, Node
+
+__all__ = ["Unused", "unused_results"]
+
+
+@dataclass(frozen=True)
+class Unused:
+    node: Node          # the last node of a dead chain (nothing reads it)
+    params: int         # elements of the parameters only dead nodes read
+    span: Span | None
+
+    def message(self) -> str:
+        dropped = f", and its {self.params:,} parameters with it" if self.params else ""
+        return (f"'{self.node.name}' ({self.node.op}) is computed but reaches no output: the built model leaves "
+                f"it out{dropped}")
+
+
+def unused_results(g: Graph) -> list[Unused]:
+    """One entry per dead chain's end, in program order; a backward walk as dead_code's, changing nothing."""
+    dead: set[int] = set()
+    for node in reversed(g.nodes):
+        if all(all(id(u) in dead for u in o.uses) and not g.is_output(o) for o in node.outputs):
+            dead.add(id(node))
+    if not dead:
+        return []
+    only_dead = {id(v) for v in g.params.values() if v.uses and all(id(u) in dead for u in v.uses)}
+    ends = [n for n in g.nodes if id(n) in dead and not any(o.uses for o in n.outputs)]
+    out, seen = [], set()  # a node or parameter two dead ends share is counted at the first
+    for end in ends:
+        stack, params = [end], 0
+        while stack:  # the dead region that ends here: its own parameters
+            n = stack.pop()
+            if id(n) in seen:
+                continue
+            seen.add(id(n))
+            for v in n.inputs:
+                if v.is_param and id(v) in only_dead and id(v) not in seen:
+                    seen.add(id(v))
+                    params += _numel(v.type.shape)
+                elif v.producer is not None and id(v.producer) in dead:
+                    stack.append(v.producer)
+        out.append(Unused(end, params, end.span))
+    return out
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d if isinstance(d, int) else 1
+    return n
