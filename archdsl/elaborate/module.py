@@ -46,6 +46,7 @@ class Module:
     params: dict[str, object] = field(default_factory=dict)
     overrides: dict[str, Span] = field(default_factory=dict)  # params set by -D: where their value was written
     aliases: list[str] = field(default_factory=list)  # `import "..." as NAME`: the names, for -D NAME.param
+    alias_params: dict[str, list[str]] = field(default_factory=dict)  # NAME -> the params of that file
     imported_params: dict[str, object] = field(default_factory=dict)  # set by -D NAME.param: for the metadata
     unaliased: dict[str, str] = field(default_factory=dict)  # a param seen through `import "p"` (no as) -> p
 
@@ -138,6 +139,10 @@ def _evaluate_items(tree: A.Module, loader: _Loader, defines: dict, prefix: str 
                               f"which has no 'as'; -D sets the params of this file, or of a file imported `as NAME` "
                               f"with -D {prefix}NAME.{name}=...", span)
         seen = list(mod.params) + list(mod.unaliased)
+        owners = [a for a, names in mod.alias_params.items() if name in names]
+        if owners:  # the exact name in an imported file beats a close one here
+            raise DefineError(f"-D {prefix}{name}: {Path(tree.file).name} has no param '{name}'; the file imported as "
+                              f"'{owners[0]}' has: -D {prefix}{owners[0]}.{name}=...", span)
         raise DefineError(f"-D {prefix}{name}: {Path(tree.file).name} has no param '{name}'"
                           f"{did_you_mean(name, seen)}" + ("" if seen else " (it declares no params)"), span)
     return mod
@@ -174,6 +179,7 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                     mod.overrides[full] = vspan
             if item.alias:
                 mod.aliases.append(item.alias)
+                mod.alias_params[item.alias] = list(target.params)
                 _define(env, item.alias, Namespace(item.alias, target.env), item.span)
             else:
                 for k, v in target.env.vars.items():

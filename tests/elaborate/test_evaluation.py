@@ -246,7 +246,11 @@ def test_defines_reach_an_imported_files_params_by_its_alias(tmp_path):
                            (["lib.s.dpth=3"], "-D lib.s.dpth: sub.arch has no param 'dpth'"),
                            (["lb.width=3"], "-D lb.width: main.arch imports no file as 'lb'; did you mean 'lib'"),
                            (["lib.width=x"], "-D lib.width: expected an integer like the default"),
-                           (["lib..width=3"], "-D expects NAME=VALUE")):
+                           (["lib..width=3"], "-D expects NAME=VALUE"),
+                           (["width=3"], "-D width: main.arch has no param 'width'; the file imported as 'lib' has: "
+                                         "-D lib.width=..."),
+                           (["lib.depth=3"], "-D lib.depth: lib.arch has no param 'depth'; the file imported as 's' "
+                                             "has: -D lib.s.depth=...")):
         with pytest.raises(DefineError, match=words):
             archdsl.check_file(main, defines=defines)
 
