@@ -177,9 +177,15 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         if tok.type == "_NL":
             span = Span(file, tok.line, tok.column, tok.line, tok.column + 1)
         hint = ""
+        expected = _expected(err.expected, _innermost(tok))
         if str(tok) == "=" and "__ANON_1" in err.expected:
             hint = " (use '==' to compare)"
-        return ArchSyntaxError(f"unexpected {shown}{_expected(err.expected, _innermost(tok))}{hint}", span)
+        elif expected == "; expected ',', '='" and str(tok) in (".", "[", "+", "-", "*", "/"):  # s.append(x)
+            hint = (" (a statement binds names: NAME = expression; values never change in place: write "
+                    "s = s + [x], h = h + 1.0)")
+        elif re.fullmatch(r"\.\d+", str(tok)):  # 0..3
+            hint = " (integers from a to b-1 are range(a, b))"
+        return ArchSyntaxError(f"unexpected {shown}{expected}{hint}", span)
     if isinstance(err, UnexpectedEOF):
         lines = source_lines(text)
         span = Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
