@@ -154,6 +154,22 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared, unused)
 
 
+def _tied(unknown: list[str], weights: dict) -> str:
+    """An extra name holding exactly the values of a name the model reads: torch's state_dict lists a tied
+    weight under both modules (head.weight is embed.weight), where a spec reads it once, through ref()."""
+    import numpy as np
+    for name in unknown:
+        a = np.asarray(weights[name])
+        if a.size < 2 or (a == a.flat[0]).all():  # zeros (a fresh bias) equal many things by chance
+            continue
+        twin = next((k for k, b in weights.items() if k != name and k not in unknown and np.shape(b) == a.shape
+                     and np.array_equal(np.asarray(b), a)), None)
+        if twin is not None:
+            return (f"; '{name}' holds the same values as '{twin}': a weight torch ties, listed under both names, "
+                    f"which the model reads once (ref(\"{twin}\")); leave '{name}' out")
+    return ""
+
+
 def given_weights(options: CompileOptions) -> dict | None:
     """The weights the options name: a file's arrays, or a dict's (torch tensors on the CPU too)."""
     import numpy as np
@@ -189,7 +205,7 @@ def _checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | 
     missing = [n for n in graph.params if n not in weights]
     if unknown:  # a suggestion only among the names on the other side: fc3.weight is not fc2.weight's typo
         raise ArchError(f"{what} has {len(unknown)} name{'s' if len(unknown) > 1 else ''} the model does not: "
-                        f"{quoted(unknown)}{did_you_mean(unknown[0], missing)}")
+                        f"{quoted(unknown)}{did_you_mean(unknown[0], missing) or _tied(unknown, weights)}")
     if missing:
         raise ArchError(f"{what} lacks {len(missing)} of the model's {len(graph.params)} parameters and "
                         f"buffers: {quoted(missing)}")

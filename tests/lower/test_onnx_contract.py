@@ -93,6 +93,23 @@ def test_api_options_are_checked_like_the_flags(options, words):
 
 
 
+
+def test_a_tied_weight_listed_twice_by_torch_is_named_as_such():
+    """torch's state_dict lists a tied weight under both modules; the spec reads it once, through ref(), and the
+    extra name was refused with no word of the tie. Equal zeros (a fresh bias) are no sign of one."""
+    text = ("model lm(ids: int64[B, T]) -> logits {\n    h = ids -> embedding(30, 8) as embed -> linear(8) as mix\n"
+            "    logits = h @ ref(\"embed.weight\").T\n}\n")
+    rng = np.random.default_rng(0)
+    w = {"embed.weight": rng.standard_normal((30, 8)), "mix.weight": rng.standard_normal((8, 8)),
+         "mix.bias": np.zeros(8)}
+    archdsl.compile_source(text, weights=w)
+    with pytest.raises(archdsl.ArchError, match=r"'head.weight' holds the same values as 'embed.weight': a weight "
+                                                r"torch ties, listed under both names"):
+        archdsl.compile_source(text, weights={**w, "head.weight": w["embed.weight"].copy()})
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.compile_source(text, weights={**w, "head.bias": np.zeros(8)})
+    assert "ties" not in str(e.value)
+
 def test_api_weights_can_be_a_dict_of_arrays_or_tensors(tmp_path):
     """A state_dict-like dict was refused by a message that printed the whole dict (140 kB)."""
     first = archdsl.compile_file(SPECS / "mlp.arch", seed=3)
