@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..diagnostics import ArchError
+from ..diagnostics import ArchError, did_you_mean
 from ..ir import Graph, Value, check
 from ..ops import Init, ParamSpec
 from ..types import DType, dim_size
@@ -34,6 +34,7 @@ class TrainConfig:
     ignore_index: int | None = None  # cross_entropy: labels equal to it count for nothing (torch's ignore_index)
     clip_grad_norm: float | None = None  # scale the gradients to at most this global 2-norm (torch's clip_grad_norm_)
     output: str | None = None  # the model output the loss reads (default: the first)
+    freeze: tuple[str, ...] = ()  # parameters left as they are: names, prefixes (layer1) or patterns (*.bias)
 
     def validate(self) -> None:
         """Settings that no model makes right: checked before any compile (the CLI: a usage error)."""
@@ -65,6 +66,8 @@ class TrainConfig:
             d["ignore_index"] = self.ignore_index
         if self.clip_grad_norm is not None:
             d["clip_grad_norm"] = self.clip_grad_norm
+        if self.freeze:
+            d["freeze"] = list(self.freeze)
         if o.name == "sgd":
             d.update(momentum=o.momentum, nesterov=o.nesterov)
         else:
@@ -140,10 +143,13 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     data_inputs = [v.name for v in graph.inputs]
     if "labels" in data_inputs:
         raise ArchError("a model input is named 'labels'; the train step feeds the targets under that name")
+    if cfg.freeze:
+        _freeze(graph, cfg.freeze)
     params = [v for v in graph.trainable()]
     buffers = [v for v in graph.buffers()]
     if not params:
-        raise ArchError(f"model {graph.name} has no trainable parameters")
+        raise ArchError(f"model {graph.name} has no trainable parameters"
+                        + (" (--freeze left none)" if cfg.freeze else ""))
 
     lr = _scalar_input(graph, "lr", DType.float32, Init("constant", cfg.lr))
     step = _scalar_input(graph, "step", DType.int64, Init("zeros"))
@@ -204,6 +210,28 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     check(graph)
     return TrainStep(graph, data_inputs, state_inputs, {k: k[: -len(NEW)] for k, _ in new_outputs}, out_name,
                      [v.name for v in params], [v.name for v in buffers], cfg, bn_spatial)
+
+
+def _freeze(graph: Graph, patterns: tuple[str, ...]) -> None:
+    """The parameters a pattern names become buffers of the step (torch's requires_grad_(False)): no gradient,
+    no optimizer state, no weight decay; passed through unchanged. A pattern is a name, a prefix up to a dot
+    (`layer1` freezes layer1.0.conv1.weight) or an fnmatch pattern (`*.bias`); one that names no parameter
+    is an error (a typo would freeze nothing)."""
+    import dataclasses
+    import fnmatch
+
+    def hit(name: str, pat: str) -> bool:
+        return name == pat or name.startswith(pat + ".") or fnmatch.fnmatchcase(name, pat)
+    trainable = graph.trainable()
+    for pat in patterns:
+        if not any(hit(v.name, pat) for v in trainable):
+            raise ArchError(f"--freeze {pat}: no trainable parameter of {graph.name} matches"
+                            f"{did_you_mean(pat, [v.name for v in trainable])} (a name, a prefix such as "
+                            f"'layer1', or a pattern such as '*.bias')")
+    for v in trainable:
+        if any(hit(v.name, pat) for pat in patterns):
+            v.kind = "buffer"
+            v.spec = dataclasses.replace(v.spec, trainable=False)
 
 
 def _may_be_one(dims: tuple, sizes: dict[str, int]) -> bool:

@@ -46,6 +46,9 @@ def add_train_flags(p: argparse.ArgumentParser, building: bool) -> None:
     flag("--clip-grad-norm", type=float, default=None, metavar="MAX",
          help="scale the gradients so that their global 2-norm is at most MAX before the update "
               "(torch.nn.utils.clip_grad_norm_; default: no clipping)")
+    flag("--freeze", action="append", default=[], metavar="PATTERN",
+         help="leave these parameters as they are (torch's requires_grad_(False)): a name, a prefix such as "
+              "'layer1', or a pattern such as '*.bias' (repeatable)")
     flag("--output-name", metavar="NAME", help="the model output the loss reads (default: the first)")
     if building:  # for `build`: which of these were given without --train
         p.set_defaults(train_flags=[(a.option_strings[0], a.dest, a.default) for a in actions])
@@ -81,7 +84,8 @@ def train_config(args):
     opt = OptimConfig(args.optimizer, momentum=args.momentum, nesterov=args.nesterov,
                       weight_decay=args.weight_decay, betas=tuple(args.betas), eps=args.eps)
     return TrainConfig(loss=args.loss, optimizer=opt, lr=args.lr, label_smoothing=args.label_smoothing,
-                       ignore_index=args.ignore_index, clip_grad_norm=args.clip_grad_norm, output=args.output_name)
+                       ignore_index=args.ignore_index, clip_grad_norm=args.clip_grad_norm, output=args.output_name,
+                       freeze=tuple(args.freeze))
 
 
 def _options(args) -> driver.CompileOptions:

@@ -657,3 +657,43 @@ def test_warmup_ramps_the_learning_rate_per_update_as_torchs_lambda_lr(tmp_path,
     assert np.allclose(lrs[:4], [0.1 / 3, 0.2 / 3, 0.1, 0.1])
     np.testing.assert_allclose(ours, lin.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
     assert main([*argv, "--warmup", "-1"]) == 2
+
+
+@pytest.mark.parametrize("optimizer", [["--optimizer", "sgd", "--momentum", "0.9", "--weight-decay", "0.1"],
+                                       ["--optimizer", "adamw", "--weight-decay", "0.1"]])
+def test_freeze_leaves_parameters_as_torchs_requires_grad_false(tmp_path, capsys, optimizer):
+    """--freeze fc1: fc1 keeps its values exactly (no gradient, no momentum, no weight decay) and fc2 trains
+    as torch's with fc1.requires_grad_(False); a pattern that names nothing is refused."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x, labels = rng.standard_normal((16, 4)).astype(np.float32), rng.integers(0, 3, 16)
+    w0 = {"fc1.weight": rng.standard_normal((8, 4)), "fc1.bias": rng.standard_normal(8),
+          "fc2.weight": rng.standard_normal((3, 8)), "fc2.bias": rng.standard_normal(3)}
+    w0 = {k: v.astype(np.float32) for k, v in w0.items()}
+    np.savez(tmp_path / "d.npz", x=x, labels=labels)
+    np.savez(tmp_path / "w0.npz", **w0)
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(8) as fc1 -> relu -> linear(3) as fc2\n}\n")
+    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--weights", str(tmp_path / "w0.npz"),
+            "--batch-size", "16", "--epochs", "3", "--lr", "0.1", "-o", str(tmp_path / "w.npz"), "--quiet", *optimizer]
+    assert main([*argv, "--freeze", "fc1"]) == 0
+    ours = np.load(tmp_path / "w.npz")
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    with torch.no_grad():
+        for (i, name) in ((0, "fc1"), (2, "fc2")):
+            net[i].weight.copy_(torch.from_numpy(w0[f"{name}.weight"]))
+            net[i].bias.copy_(torch.from_numpy(w0[f"{name}.bias"]))
+    net[0].requires_grad_(False)
+    live = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(live, lr=0.1, momentum=0.9, weight_decay=0.1) if optimizer[1] == "sgd" \
+        else torch.optim.AdamW(live, lr=0.1, weight_decay=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(torch.from_numpy(x)), torch.from_numpy(labels)).backward()
+        opt.step()
+    assert np.array_equal(ours["fc1.weight"], w0["fc1.weight"]) and np.array_equal(ours["fc1.bias"], w0["fc1.bias"])
+    np.testing.assert_allclose(ours["fc2.weight"], net[2].weight.detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ours["fc2.bias"], net[2].bias.detach().numpy(), rtol=1e-4, atol=1e-5)
+    assert main([*argv, "--freeze", "fc9"]) == 1
+    assert "--freeze fc9: no trainable parameter of m matches" in capsys.readouterr().err
