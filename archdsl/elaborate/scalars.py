@@ -36,7 +36,8 @@ ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.
 COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
             ">": operator.gt, ">=": operator.ge}
 # `==` and `!=` are not here: on tensors they compare with none (`if mask != none`); eq() and ne() compare elements
-TENSOR_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow", "@": "matmul",
+TENSOR_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "//": "floordiv", "%": "remainder", "**": "pow",
+              "@": "matmul",
               "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
 
 

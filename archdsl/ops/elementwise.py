@@ -76,6 +76,51 @@ for _n, (_op, _s) in _BINARY.items():
     _binary(_n, _op, _s)
 
 
+
+def _floor_infer(sym):
+    def infer(ins, a):
+        x, y = ins
+        _no_bool(f"'{sym}'", x, y)
+        if x.dtype != y.dtype:
+            fail(f"'{sym}': dtypes differ ({x.dtype} vs {y.dtype})")
+        return [x.with_shape(broadcast(x.shape, y.shape, f"'{sym}' operands"))]
+    return infer
+
+
+def _remainder(e, a, b, t):
+    """torch.remainder / Python's %: the sign of the divisor. ONNX's Mod with fmod=0 does that for integers
+    only; for floats a - floor(a / b) * b."""
+    if not t.dtype.is_float:
+        return e.op("Mod", [a, b], fmod=0)
+    return e.op("Sub", [a, e.op("Mul", [e.op("Floor", [e.op("Div", [a, b])]), b])])
+
+
+def _floordiv_lower(e, ins, outs, c):
+    """Python's // (torch.div(rounding_mode="floor")): ONNX's integer Div truncates toward zero, so the
+    remainder comes off first and the division is exact; floats are Floor(a / b)."""
+    a, b = ins
+    if c.in_types[0].dtype.is_float:
+        e.op("Floor", [e.op("Div", [a, b])], outputs=outs)
+    else:
+        e.op("Div", [e.op("Sub", [a, _remainder(e, a, b, c.in_types[0])]), b], outputs=outs)
+
+
+def _remainder_lower(e, ins, outs, c):
+    e.op("Identity", [_remainder(e, ins[0], ins[1], c.in_types[0])], outputs=outs)
+
+
+register(OpDef(
+    name="floordiv", inputs=("a", "b"), category="math", infer=_floor_infer("//"), elementwise=True,
+    lower=_floordiv_lower, cost=elementwise_cost,
+    doc="a // b with broadcasting, rounded toward -inf as Python (torch.div(a, b, rounding_mode=\"floor\")); "
+        "no gradient (a step function)",
+))
+register(OpDef(
+    name="remainder", inputs=("a", "b"), category="math", infer=_floor_infer("%"), elementwise=True,
+    lower=_remainder_lower, cost=elementwise_cost,
+    doc="a % b with broadcasting, the sign of b as Python (torch.remainder); no gradient (index arithmetic)",
+))
+
 def _matmul_infer(ins, a):
     x, y = ins
     _no_bool("'@'", x, y)

@@ -161,6 +161,8 @@ _OPS = {
     "transpose": lambda n, x: x.transpose(n.attrs["dim0"], n.attrs["dim1"]),
     "concat": lambda n, *xs: torch.cat(xs, n.attrs["axis"]),
     "roll": lambda n, x: torch.roll(x, tuple(n.attrs["shifts"]), tuple(n.attrs["dims"])),
+    "floordiv": lambda n, a, b: torch.div(a, b, rounding_mode="floor"),
+    "remainder": lambda n, a, b: torch.remainder(a, b),
     "getitem": _getitem, "embedding": lambda n, ids, w: F.embedding(ids, w),
     "unsqueeze": lambda n, x: x.unsqueeze(n.attrs["dim"]),
     "squeeze": lambda n, x: x.squeeze(tuple(n.attrs["dim"])) if n.attrs["dim"] is not None else x.squeeze(),

@@ -300,6 +300,8 @@ WITHOUT = {
     "eq": "bool output, never differentiated",
     **{c: "bool output, never differentiated" for c in ("ne", "lt", "le", "gt", "ge")},
     "sinusoidal_embedding": "reads timesteps or positions, which are data",
+    "floordiv": "a step function: zero gradient almost everywhere (index arithmetic)",
+    "remainder": "index arithmetic on integers (torch's gradient, 1 and -floor(a/b), is not provided)",
 }
 
 

@@ -50,6 +50,7 @@ _USES = {
     "log": "log(x)", "sqrt": "sqrt(x)", "erf": "erf(x)", "reciprocal": "reciprocal(x)", "getitem": "x[:, 1:]",
     "flatten": "x3 -> flatten", "permute": "x -> permute([1, 0])", "transpose": "x -> transpose",
     "reshape": "x -> reshape([-1])", "concat": "concat([x, x])", "split": "split(x, 1)[0]", "roll": "roll(x, [1], [0])",
+    "floordiv": "x // x", "remainder": "x % x",
     "unsqueeze": "x -> unsqueeze(0)", "squeeze": "x3 -> squeeze", "expand": "x3 -> expand(shape=[2, 3, 4])",
     "mean": "mean(x)", "sum": "sum(x, dim=[1])", "amax": "amax(x)", "amin": "amin(x)", "where": "where(m, x, x)",
     "masked_fill": "masked_fill(x, m, 0)", "causal_mask": "causal_mask(x, value=0)", "cast": "cast(x, 'float32')",

@@ -158,6 +158,29 @@ def test_layout_ops(shape, data, sym):
 
 
 
+
+@covers("floordiv", "remainder")
+@SETTINGS
+@given(shape=st.lists(dim, min_size=1, max_size=3), seed=st.integers(0, 9), integers=st.booleans())
+def test_floordiv_and_remainder_round_as_python_and_torch(shape, seed, integers):
+    """// rounds toward -inf and % takes the divisor's sign (Python, numpy, torch.div(rounding_mode="floor"),
+    torch.remainder), for negative operands too: ONNX's integer Div truncates toward zero."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(seed)
+    if integers:
+        a = rng.integers(-20, 20, shape)
+        b = rng.choice([-7, -3, -1, 1, 2, 5], shape)
+    else:
+        a = rng.uniform(-5, 5, shape).astype(np.float32)
+        b = rng.choice(np.array([-2.5, -0.75, 0.5, 1.25, 3.0], np.float32), shape)
+    q, _ = run_op("a // b", a=a, b=b)
+    r, _ = run_op("a % b", a=a, b=b)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    close(q, torch.div(ta, tb, rounding_mode="floor").numpy())
+    close(r, torch.remainder(ta, tb).numpy(), atol=1e-5)
+    if integers:
+        assert np.array_equal(q, a // b) and np.array_equal(r, a % b)
+
 @covers("roll")
 @SETTINGS
 @given(shape=st.lists(dim, min_size=1, max_size=3), data=st.data())
