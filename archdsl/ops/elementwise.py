@@ -77,13 +77,14 @@ for _n, (_op, _s) in _BINARY.items():
 
 
 
-def _floor_infer(sym):
+def _same_dtypes_broadcast(label: str):
+    """The shape rule of a binary op on two tensors of one (non-bool) dtype, broadcast."""
     def infer(ins, a):
         x, y = ins
-        _no_bool(f"'{sym}'", x, y)
+        _no_bool(label, x, y)
         if x.dtype != y.dtype:
-            fail(f"'{sym}': dtypes differ ({x.dtype} vs {y.dtype})")
-        return [x.with_shape(broadcast(x.shape, y.shape, f"'{sym}' operands"))]
+            fail(f"{label}: dtypes differ ({x.dtype} vs {y.dtype})")
+        return [x.with_shape(broadcast(x.shape, y.shape, f"{label} operands"))]
     return infer
 
 
@@ -110,13 +111,13 @@ def _remainder_lower(e, ins, outs, c):
 
 
 register(OpDef(
-    name="floordiv", inputs=("a", "b"), category="math", infer=_floor_infer("//"), elementwise=True,
+    name="floordiv", inputs=("a", "b"), category="math", infer=_same_dtypes_broadcast("'//'"), elementwise=True,
     lower=_floordiv_lower, cost=elementwise_cost,
     doc="a // b with broadcasting, rounded toward -inf as Python (torch.div(a, b, rounding_mode=\"floor\")); "
         "no gradient (a step function)",
 ))
 register(OpDef(
-    name="remainder", inputs=("a", "b"), category="math", infer=_floor_infer("%"), elementwise=True,
+    name="remainder", inputs=("a", "b"), category="math", infer=_same_dtypes_broadcast("'%'"), elementwise=True,
     lower=_remainder_lower, cost=elementwise_cost,
     doc="a % b with broadcasting, the sign of b as Python (torch.remainder); no gradient (index arithmetic)",
 ))
@@ -227,14 +228,7 @@ def _pick_grad(cmp):
 
 
 def _pick(name, onnx_op, cmp, doc):
-    def infer(ins, a):
-        x, y = ins
-        _no_bool(f"{name}", x, y)
-        if x.dtype != y.dtype:
-            fail(f"{name}: dtypes differ ({x.dtype} vs {y.dtype})")
-        return [x.with_shape(broadcast(x.shape, y.shape, f"{name} operands"))]
-
-    register(OpDef(name=name, inputs=("a", "b"), category="math", infer=infer, elementwise=True,
+    register(OpDef(name=name, inputs=("a", "b"), category="math", infer=_same_dtypes_broadcast(name), elementwise=True,
                    lower=lambda e, ins, outs, c: e.op(onnx_op, ins, outputs=outs), cost=elementwise_cost,
                    grad=_pick_grad(cmp), doc=doc))
 

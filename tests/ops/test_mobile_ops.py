@@ -164,7 +164,8 @@ def _refused(src: str, words: str):
     ("i < 2.5", "lt(): 2.5 is not a whole number and the tensor is int64"),
     ("x == x", "operator '==' compares a tensor only with none; for elementwise comparison use eq(a, b)"),
     ("x != x", "use ne(a, b)"),
-    ("x % 2", "operator '%' is not defined on tensors"),
+    ("x % i", "'%': dtypes differ (float32 vs int64)"),
+    ("m // m", "'//': no arithmetic on bool tensors"),
     ("x * min(x, 1)", "min() takes numbers, got tensor float32[3]; for tensors use minimum(a, b) elementwise, "
                       "or amin(x)"),
     ("x * max([1, x])", "max() takes numbers, got tensor float32[3]; for tensors use maximum(a, b) elementwise, "
