@@ -127,9 +127,10 @@ def random_feeds(sess, batch: int = 1, dims: dict | None = None, seed: int = 0, 
     rng = np.random.default_rng(seed)
     feeds = {}
     for name, shape, dt in input_specs(sess, batch, dims):
-        if math.prod(shape) * np.dtype(dt).itemsize >= 1 << 62:  # numpy's ValueError, not a MemoryError
-            raise ArchError(f"input '{name}' of shape {list(shape)} would take "
-                            f"{math.prod(shape) * np.dtype(dt).itemsize:.3g} bytes: more than any machine has")
+        nbytes = math.prod(shape) * np.dtype(dt).itemsize
+        if nbytes >= 1 << 62:  # numpy's ValueError, not a MemoryError
+            raise ArchError(f"input '{name}' of shape {list(shape)} would take {nbytes:.3g} bytes: more than any "
+                            "machine has")
         if np.issubdtype(dt, np.floating):
             feeds[name] = rng.standard_normal(shape).astype(dt)
         elif dt is np.bool_:

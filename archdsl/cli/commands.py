@@ -272,7 +272,7 @@ def warn_unused(unused, sources) -> None:
     """A warning per computation that reaches no output (the build drops it, and its parameters)."""
     for u in unused:
         try:
-            print(render(ArchError(u.message(), u.span), sources, level="warning"), file=sys.stderr)
+            print(render(ArchError(u.message(), u.node.span), sources, level="warning"), file=sys.stderr)
         except BrokenPipeError:
             pass
 

@@ -139,22 +139,23 @@ def cmd_run(args, sources) -> int:
                             "or give an input of that size)")
     if asked_batch:
         _check_batch(args.batch, declared, dims, from_given, given)
-    rows: dict[str, int] = {}
+    high: dict[str, int] = {}
+    general = None
     if mod is not None:  # embedding ids: random ones within the table, given ones checked against it
         from ..elaborate import elaborate_model
         from ..training.loop import check_index_inputs, index_rows
         general = elaborate_model(mod, name)
-        rows = index_rows(general)
+        high = {k: rows for k, (rows, _) in index_rows(general).items()}
         for k, a in given.items():
             check_index_inputs(given_from[k], {k: a}, general)
-    feeds = runtime.random_feeds(sess, args.batch, {**from_given, **dims}, args.seed, high=rows)
+    feeds = runtime.random_feeds(sess, args.batch, {**from_given, **dims}, args.seed, high=high)
     feeds.update(given)
     clash = runtime.dim_conflict(declared, feeds)
     if clash:
         raise ArchError(f"--input: {clash}; inputs that share a dim name must agree on its size")
     sizes = {d: n for k, a in feeds.items() for d, n in zip(declared[k], np.shape(a)) if isinstance(d, str) and d}
     if mod is not None:
-        check_spec_at(mod, name, sizes, "this run")
+        check_spec_at(mod, name, sizes, "this run", general)
     try:
         outs, ms = runtime.run_timed(sess, feeds, args.repeat)
     except Exception as e:  # noqa: BLE001 - e.g. inputs whose symbolic dims disagree
@@ -209,10 +210,10 @@ def _check_declared_shapes(sess, outs, sizes: dict) -> None:
                         f"least 3 long)")
 
 
-def check_spec_at(mod, name: str, sizes: dict, whose: str) -> None:
+def check_spec_at(mod, name: str, sizes: dict, whose: str, general=None) -> None:
     """The spec elaborated at the sizes of a run or of a data file: its asserts on T held for a symbolic T
     (gpt2's n_positions), a kernel wider than a 3x3 input, a slice past the end. onnxruntime would fail inside
-    a node, or compute past what the spec allows."""
+    a node, or compute past what the spec allows. `general`: the spec at its own sizes, where the caller has it."""
     from ..elaborate import elaborate_model
     try:
         fixed = elaborate_model(mod, name, sizes)
@@ -220,7 +221,7 @@ def check_spec_at(mod, name: str, sizes: dict, whose: str) -> None:
         e.notes.append((f"checked at the sizes of {whose}: {_at(sizes)}", None))
         raise
     if sizes:
-        _check_retyped(elaborate_model(mod, name), fixed, sizes)
+        _check_retyped(general or elaborate_model(mod, name), fixed, sizes)
 
 
 def _check_retyped(general, fixed, sizes: dict) -> None:

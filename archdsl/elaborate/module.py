@@ -45,8 +45,7 @@ class Module:
     models: dict[str, A.ModelDef] = field(default_factory=dict)
     params: dict[str, object] = field(default_factory=dict)
     overrides: dict[str, Span] = field(default_factory=dict)  # params set by -D: where their value was written
-    aliases: list[str] = field(default_factory=list)  # `import "..." as NAME`: the names, for -D NAME.param
-    alias_params: dict[str, list[str]] = field(default_factory=dict)  # NAME -> the params of that file
+    aliases: dict[str, list[str]] = field(default_factory=dict)  # `import "..." as NAME`: NAME -> its params
     imported_params: dict[str, object] = field(default_factory=dict)  # set by -D NAME.param: for the metadata
     unaliased: dict[str, str] = field(default_factory=dict)  # a param seen through `import "p"` (no as) -> p
 
@@ -132,14 +131,14 @@ def _evaluate_items(tree: A.Module, loader: _Loader, defines: dict, prefix: str 
         if "." in name:
             alias = name.split(".")[0]
             raise DefineError(f"-D {prefix}{name}: {Path(tree.file).name} imports no file as '{alias}'"
-                              f"{did_you_mean(alias, mod.aliases)} (-D ALIAS.NAME sets a param of the file "
+                              f"{did_you_mean(alias, list(mod.aliases))} (-D ALIAS.NAME sets a param of the file "
                               f"imported as ALIAS)", span)
         if name in mod.unaliased:  # visible here, but its value was fixed when that file was evaluated
             raise DefineError(f"-D {prefix}{name}: the param '{name}' comes from import \"{mod.unaliased[name]}\", "
                               f"which has no 'as'; -D sets the params of this file, or of a file imported `as NAME` "
                               f"with -D {prefix}NAME.{name}=...", span)
         seen = list(mod.params) + list(mod.unaliased)
-        owners = [a for a, names in mod.alias_params.items() if name in names]
+        owners = [a for a, names in mod.aliases.items() if name in names]
         if owners:  # the exact name in an imported file beats a close one here
             raise DefineError(f"-D {prefix}{name}: {Path(tree.file).name} has no param '{name}'; the file imported as "
                               f"'{owners[0]}' has: -D {prefix}{owners[0]}.{name}=...", span)
@@ -178,8 +177,7 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                 if vspan is not None:
                     mod.overrides[full] = vspan
             if item.alias:
-                mod.aliases.append(item.alias)
-                mod.alias_params[item.alias] = list(target.params)
+                mod.aliases[item.alias] = list(target.params)
                 _define(env, item.alias, Namespace(item.alias, target.env), item.span)
             else:
                 for k, v in target.env.vars.items():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..diagnostics import Span
 from .graph import Graph, Node
 
 __all__ = ["Unused", "unused_results"]
@@ -13,9 +12,8 @@ __all__ = ["Unused", "unused_results"]
 
 @dataclass(frozen=True)
 class Unused:
-    node: Node          # the last node of a dead chain (nothing reads it)
+    node: Node          # the last node of a dead chain (nothing reads it); its span is where to warn
     params: int         # elements of the parameters only dead nodes read
-    span: Span | None
 
     def message(self) -> str:
         dropped = f", and its {self.params:,} parameters with it" if self.params else ""
@@ -47,7 +45,7 @@ def unused_results(g: Graph) -> list[Unused]:
                     params += _numel(v.type.shape)
                 elif v.producer is not None and id(v.producer) in dead:
                     stack.append(v.producer)
-        out.append(Unused(end, params, end.span))
+        out.append(Unused(end, params))
     return out
 
 

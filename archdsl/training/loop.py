@@ -68,7 +68,7 @@ def load_data(path: str, model, names: list[str], class_dim_of=None) -> dict[str
             at = _first(~np.isfinite(a))
             raise ArchError(f"{path}: '{name}'{at} is {a[tuple(at)]}: the data must be finite (a NaN or inf "
                             "makes the loss NaN)")
-        dims = declared[name] = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in vi.shape.dim]
+        dims = declared[name] = _dims(vi)
         if a.ndim != len(dims) or any(isinstance(d, int) and d != s for d, s in zip(dims[1:], a.shape[1:])):
             shown = ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in dims)
             raise ArchError(f"{path}: '{name}' has shape {list(a.shape)}, the model takes [{shown}]"
@@ -87,6 +87,11 @@ def load_data(path: str, model, names: list[str], class_dim_of=None) -> dict[str
     if clash:
         raise ArchError(f"{path}: {clash}; arrays that share a dim name must agree on its size")
     return out
+
+
+def _dims(tensor_type) -> list:
+    """An ONNX tensor type's dims: ints where fixed, else the dim's name ('' when it has none)."""
+    return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in tensor_type.shape.dim]
 
 
 def _class_dim_hint(shape, output: str, dims: list) -> str:
@@ -128,14 +133,16 @@ def _cast(path: str, name: str, a: np.ndarray, want: np.dtype) -> np.ndarray:
     return a.astype(want)
 
 
-def index_rows(graph) -> dict[str, int]:
-    """The model inputs read directly as embedding ids, and the rows of the smallest table each indexes."""
-    rows: dict[str, int] = {}
+def index_rows(graph) -> dict[str, tuple[int, str]]:
+    """The model inputs read directly as embedding ids: the rows of the smallest table each indexes, and
+    that embedding's name."""
+    rows: dict[str, tuple[int, str]] = {}
     for node in graph.nodes:
         ids = node.inputs[0] if node.op == "embedding" else None
         if ids is not None and ids.kind == "input":
             n = node.inputs[1].type.shape[0]
-            rows[ids.name] = min(rows.get(ids.name, n), n)
+            if n < rows.get(ids.name, (n + 1,))[0]:
+                rows[ids.name] = (n, node.name)
     return rows
 
 
@@ -143,16 +150,15 @@ def check_index_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
     """A model input read directly as embedding ids holds row numbers 0..rows-1: onnxruntime's Gather
     reads -1 as the last row (torch's nn.Embedding refuses it), and stops past the end with an error that
     names no example. (take() keeps numpy's negative indices.)"""
-    for node in graph.nodes:
-        ids = node.inputs[0] if node.op == "embedding" else None
-        if ids is None or ids.kind != "input" or ids.name not in data:
+    for name, (rows, table) in index_rows(graph).items():
+        if name not in data:
             continue
-        rows, got = node.inputs[1].type.shape[0], data[ids.name]
+        got = data[name]
         bad = (got < 0) | (got >= rows)
         if bad.any():
             at = _first(bad)
-            raise ArchError(f"{path}: '{ids.name}'{at} is {got[tuple(at)]}, but the embedding it indexes "
-                            f"({node.name}) has {rows} rows: ids are 0..{rows - 1} ({int(bad.sum())} out of range)")
+            raise ArchError(f"{path}: '{name}'{at} is {got[tuple(at)]}, but the embedding it indexes "
+                            f"({table}) has {rows} rows: ids are 0..{rows - 1} ({int(bad.sum())} out of range)")
 
 
 def check_class_labels(path: str, labels: np.ndarray, model, output: str, ignore: int | None = None) -> None:
@@ -365,8 +371,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     trainer = Trainer(ct, opts.provider, opts.threads, opts.seed)
     names = ct.info.data_inputs + ["labels"]
     pred = next((o for o in ct.eval_model.graph.output if o.name == ct.info.output), None)
-    class_dim_of = (ct.info.output, [d.dim_value if d.HasField("dim_value") else d.dim_param
-                                     for d in pred.type.tensor_type.shape.dim]) \
+    class_dim_of = (ct.info.output, _dims(pred.type.tensor_type)) \
         if pred is not None and ct.info.config.loss == "cross_entropy" else None
     train = load_data(opts.data, ct.step_model, names, class_dim_of)
     val = load_data(opts.val, ct.step_model, names, class_dim_of) if opts.val else None
