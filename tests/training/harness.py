@@ -98,3 +98,12 @@ def torch_steps(ct, fwd, data: list[dict], dtype=np.float32):
 def rel(a, b) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12))
+
+
+def linear_run(tmp_path, n: int = 16) -> list[str]:
+    """`archdsl train` of a one-linear spec on n random examples, to -o w.npz (the checkpoint w.ckpt.npz)."""
+    spec = tmp_path / "t.arch"
+    spec.write_text("model t(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((n, 4)).astype(np.float32), labels=rng.integers(0, 3, n))
+    return ["train", str(spec), "--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "w.npz")]

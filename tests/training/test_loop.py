@@ -4,7 +4,6 @@ test_examples.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,8 @@ import pytest
 from archdsl import runtime
 from archdsl.cli import main
 from archdsl.lower import load_weights
+
+from .harness import linear_run
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = str(ROOT / "examples/digits/digits.arch")
@@ -250,19 +251,10 @@ def test_resume_takes_the_new_lr_and_keeps_runs_apart(tmp_path, capsys):
         np.testing.assert_array_equal(v, after_one[k])  # lr 1e-30 moves nothing
 
 
-def _linear_run(tmp_path, n: int = 16) -> list[str]:
-    """`archdsl train` of a one-linear spec on n random examples, to -o w.npz (the checkpoint w.ckpt.npz)."""
-    spec = tmp_path / "t.arch"
-    spec.write_text("model t(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n")
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "d.npz", x=rng.standard_normal((n, 4)).astype(np.float32), labels=rng.integers(0, 3, n))
-    return ["train", str(spec), "--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "w.npz")]
-
-
 def test_resume_names_a_setting_the_new_run_leaves_out(tmp_path, capsys):
     """Resuming without --label-smoothing said 'made with other settings ()': a key only the checkpoint had
     was never listed."""
-    base = _linear_run(tmp_path) + ["--quiet"]
+    base = linear_run(tmp_path) + ["--quiet"]
     assert main(base + ["--epochs", "1", "--label-smoothing", "0.1"]) == 0
     assert main(base + ["--epochs", "2", "--resume"]) == 1
     assert "made with other settings (label_smoothing)" in capsys.readouterr().err
@@ -271,7 +263,7 @@ def test_resume_names_a_setting_the_new_run_leaves_out(tmp_path, capsys):
 def test_resume_with_no_epochs_left_writes_the_checkpoint_without_claiming_to_train(tmp_path, capsys):
     """It said 'leaves nothing to train', then 'training t on ...' as if it did."""
     out = tmp_path / "w.npz"
-    base = _linear_run(tmp_path)
+    base = linear_run(tmp_path)
     assert main(base + ["--epochs", "2", "--quiet"]) == 0
     trained = dict(np.load(out))
     out.unlink()
@@ -358,7 +350,7 @@ def test_safetensors_weights_get_the_same_mode_as_npz(tmp_path):
 
 def test_resume_with_another_seed_is_refused(tmp_path, capsys):
     """Shuffling follows --seed and dropout the checkpoint's: a resumed run with another --seed was neither run."""
-    base = _linear_run(tmp_path, n=8) + ["--quiet"]
+    base = linear_run(tmp_path, n=8) + ["--quiet"]
     assert main(base + ["--epochs", "1", "--seed", "3"]) == 0
     assert main(base + ["--epochs", "2", "--resume", "--seed", "4"]) == 1
     assert "was trained with --seed 3; resume with the same seed (got 4)" in capsys.readouterr().err
@@ -572,128 +564,7 @@ def test_a_nan_loss_blames_the_learning_rate_only_after_an_update(tmp_path, caps
 def test_log_lines_are_not_wrapped_when_stderr_is_a_file(tmp_path, capsys, monkeypatch):
     """rich wrapped at 80 columns off a terminal: "... adamw lr" and "0.001" came out on two lines of a log."""
     monkeypatch.setenv("COLUMNS", "40")
-    argv = _linear_run(tmp_path)
+    argv = linear_run(tmp_path)
     assert main([*argv, "--epochs", "1"]) == 0
     err = capsys.readouterr().err
     assert "training t on CPUExecutionProvider: 16 examples, batch 32, adamw lr 0.001\n" in err
-
-
-def test_padding_labels_are_ignored_with_ignore_index(tmp_path, capsys):
-    """--ignore-index: padded positions (label -1) train nothing and are not counted in the accuracy; without
-    the flag the -1 labels are refused; a batch whose labels are all padding does not stop the run; the
-    flag belongs to cross_entropy only."""
-    spec = tmp_path / "tag.arch"
-    spec.write_text("model tag(ids: int64[B, 6]) -> logits {\n"
-                    "    logits = ids -> embedding(10, 16) as emb -> linear(10) as head\n}\n")
-    rng = np.random.default_rng(0)
-    ids = rng.integers(0, 10, (40, 6))
-    labels = ids.copy()  # learn the identity: easy, so the accuracy on the labels that count reaches 100%
-    labels[:, 4:] = -1  # the last two positions are padding
-    labels[:8] = -1  # and the first batch of 8 is padding only
-    np.savez(tmp_path / "d.npz", ids=ids, labels=labels)
-    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--val", str(tmp_path / "d.npz"),
-            "-o", str(tmp_path / "w.npz"), "--batch-size", "8", "--lr", "0.1", "--quiet"]
-    assert main(argv) == 1
-    assert "labels[0, 0] is -1, but 'logits' has 10 classes" in " ".join(capsys.readouterr().err.split())
-    assert main([*argv, "--epochs", "30", "--ignore-index", "-1"]) == 0
-    last = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("epoch 30/30")][0]
-    assert "  acc 100.00%" in last and "val_acc 100.00%" in last, last  # -1 would never be argmax
-    assert main([*argv, "--loss", "mse", "--ignore-index", "-1"]) == 2
-    assert "applies to the cross_entropy loss only" in capsys.readouterr().err
-    np.savez(tmp_path / "pad.npz", ids=ids, labels=np.full_like(labels, -1))  # padding only: nothing trains
-    for flag in ("--data", "--val"):
-        at = argv.index(flag) + 1
-        assert main([*argv[:at], str(tmp_path / "pad.npz"), *argv[at + 1:], "--ignore-index", "-1"]) == 1
-        assert "pad.npz: every label is the ignored index -1 (--ignore-index)" in capsys.readouterr().err
-
-
-def test_clip_grad_norm_from_the_command_line(tmp_path, capsys):
-    """--clip-grad-norm reaches the step (its metadata says so, and a resume with another value is refused);
-    a bound that is not positive is a usage error."""
-    argv = _linear_run(tmp_path)
-    assert main([*argv, "--epochs", "1", "--clip-grad-norm", "0.5", "--quiet"]) == 0
-    assert main([*argv, "--epochs", "2", "--clip-grad-norm", "0.25", "--resume", "--quiet"]) == 1
-    assert "made with other settings (clip_grad_norm)" in capsys.readouterr().err
-    for bad in ("0", "-1", "inf"):
-        assert main([*argv, "--clip-grad-norm", bad]) == 2
-        assert "the gradient norm to clip to must be positive and finite" in capsys.readouterr().err
-    out = tmp_path / "step.onnx"
-    assert main(["build", argv[1], "--train", "--clip-grad-norm", "1.5", "-o", str(out)]) == 0
-    meta = {p.key: p.value for p in onnx.load(out).metadata_props}
-    assert json.loads(meta["archdsl.train"])["clip_grad_norm"] == 1.5
-
-
-def test_warmup_ramps_the_learning_rate_per_update_as_torchs_lambda_lr(tmp_path, capsys):
-    """--warmup 3 over three epochs of two updates (one epoch, then two more by --resume): factors 1/3, 2/3, 1,
-    1, ... as torch's LambdaLR stepped per batch; the resumed run goes on from the step it had reached."""
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(0)
-    x, y = rng.standard_normal((8, 4)).astype(np.float32), rng.standard_normal((8, 2)).astype(np.float32)
-    w0 = rng.standard_normal((2, 4)).astype(np.float32)
-    np.savez(tmp_path / "d.npz", x=x, labels=y)
-    np.savez(tmp_path / "w0.npz", **{"fc.weight": w0})
-    spec = tmp_path / "lin.arch"
-    spec.write_text("model lin(x: float32[B, 4]) -> y {\n    y = x -> linear(2, bias=false) as fc\n}\n")
-    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--optimizer", "sgd",
-            "--lr", "0.1", "--batch-size", "4", "--warmup", "3", "-o", str(tmp_path / "w.npz"), "--quiet"]
-    assert main([*argv, "--epochs", "1", "--weights", str(tmp_path / "w0.npz")]) == 0
-    assert main([*argv, "--epochs", "3", "--resume"]) == 0
-    ours = np.load(tmp_path / "w.npz")["fc.weight"]
-
-    lin = torch.nn.Linear(4, 2, bias=False)
-    with torch.no_grad():
-        lin.weight.copy_(torch.from_numpy(w0))
-    opt = torch.optim.SGD(lin.parameters(), lr=0.1)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 3))
-    lrs = []
-    for epoch in range(1, 4):
-        order = np.random.default_rng([0, epoch]).permutation(8)  # the loop's shuffle (seed 0)
-        for idx in (order[:4], order[4:]):
-            opt.zero_grad()
-            torch.nn.functional.mse_loss(lin(torch.from_numpy(x[idx])), torch.from_numpy(y[idx])).backward()
-            lrs.append(opt.param_groups[0]["lr"])
-            opt.step()
-            sched.step()
-    assert np.allclose(lrs[:4], [0.1 / 3, 0.2 / 3, 0.1, 0.1])
-    np.testing.assert_allclose(ours, lin.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
-    assert main([*argv, "--warmup", "-1"]) == 2
-
-
-@pytest.mark.parametrize("optimizer", [["--optimizer", "sgd", "--momentum", "0.9", "--weight-decay", "0.1"],
-                                       ["--optimizer", "adamw", "--weight-decay", "0.1"]])
-def test_freeze_leaves_parameters_as_torchs_requires_grad_false(tmp_path, capsys, optimizer):
-    """--freeze fc1: fc1 keeps its values exactly (no gradient, no momentum, no weight decay) and fc2 trains
-    as torch's with fc1.requires_grad_(False); a pattern that names nothing is refused."""
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(0)
-    x, labels = rng.standard_normal((16, 4)).astype(np.float32), rng.integers(0, 3, 16)
-    w0 = {"fc1.weight": rng.standard_normal((8, 4)), "fc1.bias": rng.standard_normal(8),
-          "fc2.weight": rng.standard_normal((3, 8)), "fc2.bias": rng.standard_normal(3)}
-    w0 = {k: v.astype(np.float32) for k, v in w0.items()}
-    np.savez(tmp_path / "d.npz", x=x, labels=labels)
-    np.savez(tmp_path / "w0.npz", **w0)
-    spec = tmp_path / "m.arch"
-    spec.write_text("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(8) as fc1 -> relu -> linear(3) as fc2\n}\n")
-    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--weights", str(tmp_path / "w0.npz"),
-            "--batch-size", "16", "--epochs", "3", "--lr", "0.1", "-o", str(tmp_path / "w.npz"), "--quiet", *optimizer]
-    assert main([*argv, "--freeze", "fc1"]) == 0
-    ours = np.load(tmp_path / "w.npz")
-
-    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
-    with torch.no_grad():
-        for (i, name) in ((0, "fc1"), (2, "fc2")):
-            net[i].weight.copy_(torch.from_numpy(w0[f"{name}.weight"]))
-            net[i].bias.copy_(torch.from_numpy(w0[f"{name}.bias"]))
-    net[0].requires_grad_(False)
-    live = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(live, lr=0.1, momentum=0.9, weight_decay=0.1) if optimizer[1] == "sgd" \
-        else torch.optim.AdamW(live, lr=0.1, weight_decay=0.1)
-    for _ in range(3):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(torch.from_numpy(x)), torch.from_numpy(labels)).backward()
-        opt.step()
-    assert np.array_equal(ours["fc1.weight"], w0["fc1.weight"]) and np.array_equal(ours["fc1.bias"], w0["fc1.bias"])
-    np.testing.assert_allclose(ours["fc2.weight"], net[2].weight.detach().numpy(), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(ours["fc2.bias"], net[2].bias.detach().numpy(), rtol=1e-4, atol=1e-5)
-    assert main([*argv, "--freeze", "fc9"]) == 1
-    assert "--freeze fc9: no trainable parameter of m matches" in capsys.readouterr().err

@@ -1,0 +1,272 @@
+"""`archdsl run` end to end: a spec or an .onnx, its inputs (random, given as .npy/.npz), the sizes it runs
+at checked against the spec, and what onnxruntime cannot do said as a diagnostic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from archdsl.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+MLP = str(ROOT / "specs" / "mlp.arch")
+LENET = str(ROOT / "specs" / "lenet5.arch")
+
+
+def test_run_arch_and_onnx(tmp_path, capsys):
+    assert main(["run", LENET, "--batch", "3", "--repeat", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "logits: [3, 10] float32" in out and "median latency" in out
+    model = tmp_path / "m.onnx"
+    assert main(["build", MLP, "-o", str(model)]) == 0
+    x = tmp_path / "x.npy"
+    np.save(x, np.ones((5, 784), np.float32))
+    assert main(["run", str(model), "--input", f"x={x}", "--repeat", "1"]) == 0
+    assert "logits: [5, 10]" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("arr, what", [(np.ones((2, 5), np.float32), "float32[2, 5]"),
+                                       (np.ones((2, 784), np.float64), "float64[2, 784]"),
+                                       (np.ones(784, np.float32), "float32[784]")])
+def test_run_input_of_the_wrong_shape_or_dtype_is_a_diagnostic(tmp_path, capsys, arr, what):
+    x = tmp_path / "x.npy"
+    np.save(x, arr)
+    assert main(["run", MLP, "--input", f"x={x}"]) == 1
+    err = capsys.readouterr().err
+    assert f"--input x: the model takes float32[B, 784], {x} holds {what}" in err
+    assert "internal error" not in err
+
+
+def test_run_input_from_an_npz(tmp_path, capsys):
+    """By the input's name, or the file's only array; an .npz was an internal error before."""
+    np.savez(tmp_path / "named.npz", labels=np.zeros(3, np.int64), x=np.ones((3, 784), np.float32))
+    np.savez(tmp_path / "only.npz", data=np.ones((2, 784), np.float32))
+    np.savez(tmp_path / "two.npz", a=np.ones((2, 784), np.float32), b=np.ones((2, 784), np.float32))
+    assert main(["run", MLP, "--input", f"x={tmp_path / 'named.npz'}", "--repeat", "1"]) == 0
+    assert "logits: [3, 10]" in capsys.readouterr().out
+    assert main(["run", MLP, "--input", f"x={tmp_path / 'only.npz'}", "--repeat", "1"]) == 0
+    assert "logits: [2, 10]" in capsys.readouterr().out
+    assert main(["run", MLP, "--input", f"x={tmp_path / 'two.npz'}"]) == 1
+    assert "holds 2 arrays (a, b) and none is called 'x'" in capsys.readouterr().err
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "two.npz").read_bytes()[:300])
+    assert main(["run", MLP, "--input", f"x={tmp_path / 'cut.npz'}"]) == 1
+    assert "--input x: cannot read" in capsys.readouterr().err
+
+
+def test_run_refuses_a_dim_the_model_does_not_have(capsys):
+    assert main(["run", MLP, "--dim", "T=4"]) == 1  # ignored before: a typo in SYM went unnoticed
+    assert "--dim T: the model has no symbolic dim 'T' (its symbolic dims: B)" in capsys.readouterr().err
+
+
+def test_run_checks_the_spec_at_the_sizes_it_runs(capsys):
+    """gpt2.arch asserts T <= n_positions, which holds for a symbolic T: `run --dim T=40` with 32 positions
+    failed inside onnxruntime (a broadcast of 32 by 40) instead of at the assert."""
+    gpt = [str(ROOT / "specs" / "gpt2.arch"), "-D", "n_layer=1", "-D", "n_head=2", "-D", "n_embd=8", "-D", "vocab=16",
+           "-D", "n_positions=32", "--repeat", "1"]
+    assert main(["run", *gpt, "--dim", "T=40"]) == 1
+    err = capsys.readouterr().err
+    assert "gpt2.arch:76:5: error: sequence length is longer than n_positions" in err
+    assert "note: checked at the sizes of this run: B=1, T=40" in err and "onnxruntime" not in err
+    assert main(["run", *gpt, "--dim", "T=32", "--batch", "2"]) == 0
+    assert "logits: [2, 32, 16]" in capsys.readouterr().out
+
+
+def test_a_slice_longer_than_the_run_gives_is_a_diagnostic(tmp_path, capsys):
+    """x[:, -3:] (or x[:, 0:3]) is typed 3 long and comes out 2 long at T=2: run printed y: [1, 2, 4] against
+    a declared [B, 3, 4] and exited 0, and a mean over the slice silently averaged 2 rows. From the spec the
+    slice is named before anything runs; from the .onnx, the output."""
+    spec = tmp_path / "short.arch"
+    for body in ("y = x[:, {}] * 2.0", "y = mean(x[:, {}], dim=1)"):
+        for index in ("-3:", "0:3"):
+            spec.write_text("model m(x: float32[B, T, 4]) -> y {\n    " + body.format(index) + "\n}\n")
+            assert main(["run", str(spec), "--dim", "T=3", "--repeat", "1"]) == 0
+            capsys.readouterr()
+            assert main(["run", str(spec), "--dim", "T=2", "--repeat", "1"]) == 1
+            err = " ".join(capsys.readouterr().err.split())
+            col = body.index("x[") + 5
+            assert (f"short.arch:2:{col}: error: getitem 'getitem_0' is typed float32[B, 3, 4] but comes out "
+                    f"float32[1, 2, 4] at B=1, T=2: the spec assumes a longer input") in err, err
+    spec.write_text("model m(x: float32[B, T, 4]) -> y {\n    y = x[:, -3:] * 2.0\n}\n")
+    assert main(["build", str(spec), "-o", str(tmp_path / "short.onnx")]) == 0
+    assert main(["run", str(tmp_path / "short.onnx"), "--dim", "T=2", "--repeat", "1"]) == 1
+    assert ("error: output 'y' came out [1, 2, 4] at B=1, T=2, but the model declares [B, 3, 4]"
+            in capsys.readouterr().err)
+
+
+def test_run_takes_an_output_of_unknown_rank(tmp_path, capsys):
+    """onnxruntime shows an output without a shape as [], like a scalar: the declared-shape check refused a
+    Reshape to a run-time shape."""
+    from onnx import TensorProto, helper
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 6])
+    s = helper.make_tensor_value_info("s", TensorProto.INT64, ["N"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    g = helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])], "g", [x, s], [y])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "dyn.onnx")
+    np.save(tmp_path / "s.npy", np.array([2, 3], np.int64))
+    assert main(["run", str(tmp_path / "dyn.onnx"), "--input", f"s={tmp_path / 's.npy'}", "--repeat", "1"]) == 0
+    assert "y: [2, 3] float32" in capsys.readouterr().out
+
+
+def test_positions_past_a_table_are_a_diagnostic(tmp_path, capsys):
+    """A position table shorter than the run's T: onnxruntime's optimized Gather returned 4 rows where the
+    checker promised [T, 3], and `run --dim T=8` exited 0 (a spec without gpt2.arch's assert)."""
+    spec = tmp_path / "pos.arch"
+    spec.write_text("model pos(ids: int64[B, T], x: float32[B, T, 5]) -> (y, z) {\n"
+                    "    y = positions(ids) -> embedding(4, 3) as pe\n"
+                    "    z = take(x, positions(x, start=2), axis=2)\n}\n")
+    assert main(["run", str(spec), "--dim", "T=3", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "y: [3, 3] float32" in out and "z: [1, 3, 3] float32" in out
+    assert main(["run", str(spec), "--dim", "T=5", "--repeat", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "pos.arch:2:27: error: embedding 'pe' reads positions 0..4, but its table has 4 rows" in err
+    assert "note: checked at the sizes of this run: B=1, T=5" in err
+    spec.write_text(spec.read_text().replace("embedding(4, 3)", "embedding(8, 3)"))
+    assert main(["run", str(spec), "--dim", "T=4", "--repeat", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "reads positions 2..5, but its table has 5 entries along axis 2" in err
+
+
+
+def test_run_keeps_embedding_ids_within_the_table(tmp_path, capsys):
+    """Random ids were 0 or 1 whatever the table (a 1-row embedding failed in onnxruntime's Gather); given
+    ids past the table failed there too, and an id of -1 quietly read the last row (torch refuses it)."""
+    spec = tmp_path / "emb.arch"
+    spec.write_text("model m(ids: int64[B, T]) -> y {\n    y = ids -> embedding(1, 8) as emb\n}\n")
+    assert main(["run", str(spec), "--repeat", "1"]) == 0
+    spec.write_text(spec.read_text().replace("embedding(1, 8)", "embedding(100, 8)"))
+    for value, words in ((100, "is 100"), (-1, "is -1")):
+        np.save(tmp_path / "ids.npy", np.full((1, 4), value, np.int64))
+        assert main(["run", str(spec), "--input", f"ids={tmp_path / 'ids.npy'}"]) == 1
+        err = capsys.readouterr().err
+        assert f"ids.npy: 'ids'[0, 0] {words}, but the embedding it indexes (emb) has 100 rows: ids are 0..99" in err
+
+def test_run_refuses_a_batch_the_model_cannot_take(tmp_path, capsys):
+    spec = tmp_path / "fixed.arch"
+    spec.write_text("model m(x: float32[2, 4]) -> y {\n    y = x -> linear(3)\n}\n")
+    assert main(["run", str(spec), "--batch", "4"]) == 1  # ran at 2, silently, before
+    assert "--batch 4: no input of the model has a symbolic first dim (x: [2, 4])" in capsys.readouterr().err
+    assert main(["run", str(spec), "--repeat", "1"]) == 0
+    assert "y: [2, 3]" in capsys.readouterr().out
+
+
+
+@pytest.mark.parametrize("flags", [["--batch", "99999999999999999999"], ["--dim", "B=9223372036854775807"]])
+def test_run_sizes_past_any_memory_are_a_diagnostic(flags, capsys):
+    """numpy's ValueError for an array past 2**63 bytes was an internal error (exit 70)."""
+    assert main(["run", MLP, *flags]) == 1
+    assert "more than any machine has" in capsys.readouterr().err
+
+def test_run_on_an_onnx_file_refuses_compile_flags(tmp_path, capsys):
+    """-O, --weights, -D ... cannot change an already compiled model: they were silently ignored."""
+    model = tmp_path / "m.onnx"
+    assert main(["build", MLP, "-o", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(model), "--weights", "w.npz", "-O", "1"]) == 2
+    assert "--weights, -O apply to a .arch spec; m.onnx is already compiled" in capsys.readouterr().err
+
+
+def test_run_on_cuda_never_quietly_runs_on_the_cpu(tmp_path, capsys, monkeypatch):
+    import onnxruntime as ort
+
+    from archdsl import runtime
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    assert main(["run", MLP, "--provider", "cuda"]) == 1   # not in this build: said so
+    assert capsys.readouterr().err.startswith("error: --provider cuda: CUDAExecutionProvider is not available")
+    digits = str(ROOT / "examples" / "digits" / "digits.arch")
+    out = tmp_path / "w.npz"
+    assert main(["train", digits, "--data", str(tmp_path / "d.npz"), "-o", str(out), "--provider", "cuda",
+                 "--quiet"]) == 1
+    assert "--provider cuda: CUDAExecutionProvider is not available" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())   # nothing written
+    # a CUDA build without its libraries lists the provider, then falls back to the CPU with a warning
+    monkeypatch.setattr(runtime, "providers", lambda choice: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert main(["run", MLP, "--provider", "cuda"]) == 1
+    err = capsys.readouterr().err
+    assert "onnxruntime runs this model on CPUExecutionProvider, not CUDAExecutionProvider" in err
+    assert "internal error" not in err
+
+
+def test_run_refuses_inputs_that_disagree_on_a_dim_name(tmp_path, capsys):
+    spec = tmp_path / "two.arch"   # y with T = 1 would broadcast silently in onnxruntime
+    spec.write_text("model m(x: float32[B, T, 4], y: float32[B, T, 4]) -> z {\n    z = x + y\n}\n")
+    x, y = tmp_path / "x.npy", tmp_path / "y.npy"
+    np.save(x, np.ones((1, 3, 4), np.float32))
+    np.save(y, np.ones((1, 1, 4), np.float32))
+    assert main(["run", str(spec), "--input", f"x={x}", "--input", f"y={y}"]) == 1
+    assert "--input: dim 'T' is 3 in 'x' but 1 in 'y'" in capsys.readouterr().err
+    np.save(y, np.ones((1, 3, 4), np.float32))
+    assert main(["run", str(spec), "--input", f"x={x}", "--input", f"y={y}"]) == 0
+    np.save(x, np.ones((2, 5, 4), np.float32))   # alone: the random y takes B = 2 and T = 5 from it
+    assert main(["run", str(spec), "--input", f"x={x}"]) == 0
+    assert "z: [2, 5, 4] float32" in capsys.readouterr().out
+    assert main(["run", str(spec), "--input", f"x={x}", "--dim", "T=6"]) == 1   # an explicit --dim disagrees
+    assert "--dim T=6: --input x has 5 for dim 'T'" in capsys.readouterr().err
+
+
+def test_run_a_model_onnxruntime_cannot_load_is_a_diagnostic(tmp_path, capsys):
+    spec = tmp_path / "bf16.arch"   # valid ONNX; onnxruntime's CPU provider has no bfloat16 Gemm
+    spec.write_text("model m(x: bfloat16[B, 4]) -> y {\n    y = x -> linear(3)\n}\n")
+    assert main(["run", str(spec), "--provider", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: onnxruntime cannot load the model:") and "internal error" not in err
+
+
+def test_run_unknown_input_is_a_diagnostic(tmp_path, capsys):
+    x = tmp_path / "x.npy"
+    np.save(x, np.ones((1, 784), np.float32))
+    assert main(["run", MLP, "--input", f"nope={x}"]) == 1
+    assert "no input 'nope'" in capsys.readouterr().err
+
+
+def _uint8_model(path):
+    from onnx import TensorProto, helper
+    g = helper.make_graph([helper.make_node("Cast", ["img"], ["y"], to=TensorProto.FLOAT)], "g",
+                          [helper.make_tensor_value_info("img", TensorProto.UINT8, ["N", 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, path)
+
+
+def test_run_feeds_every_integer_dtype_and_names_what_it_cannot_feed(tmp_path, capsys):
+    """A uint8 input got float32 random data (onnxruntime refused it) and a uint8 --input was refused as
+    'the model takes float32'; an upper-case .ONNX was read as a spec."""
+    model = tmp_path / "u8.ONNX"
+    _uint8_model(model)
+    assert main(["run", str(model)]) == 0
+    np.save(tmp_path / "u8.npy", np.arange(6, dtype=np.uint8).reshape(2, 3))
+    assert main(["run", str(model), "--input", f"img={tmp_path / 'u8.npy'}"]) == 0
+    assert "mean 2.5" in capsys.readouterr().out
+    np.save(tmp_path / "f.npy", np.zeros((2, 3), np.float32))
+    assert main(["run", str(model), "--input", f"img={tmp_path / 'f.npy'}"]) == 1
+    assert "the model takes uint8[N, 3]" in capsys.readouterr().err
+    spec = tmp_path / "bf.arch"
+    spec.write_text('model m(x: bfloat16[B, 4]) -> y {\n    y = cast(x, "float32")\n}\n')
+    assert main(["run", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert "input 'x' is tensor(bfloat16), which cannot be fed from Python" in err and "internal" not in err
+
+
+def test_run_blames_the_given_inputs_that_disagree_and_never_ignores_batch(tmp_path, capsys):
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, T, 8], ids: int64[B, T], mask: bool[B, T]) -> y {\n"
+                    "    y = x + cast(unsqueeze(ids, -1), \"float32\") + cast(unsqueeze(mask, -1), \"float32\")\n}\n")
+    x, mask = tmp_path / "x.npy", tmp_path / "m.npy"
+    np.save(x, np.ones((3, 5, 8), np.float32))
+    np.save(mask, np.zeros((3, 4), bool))
+    assert main(["run", str(spec), "--input", f"x={x}", "--input", f"mask={mask}"]) == 1
+    assert "dim 'T' is 5 in 'x' but 4 in 'mask'" in capsys.readouterr().err  # not in the random 'ids'
+    assert main(["run", str(spec), "--batch", "4", "--dim", "B=2"]) == 1
+    assert "--batch 4 and --dim B=2 disagree" in capsys.readouterr().err
+    assert main(["run", str(spec), "--batch", "4", "--input", f"x={x}"]) == 1
+    assert "--batch 4: --input x has 3 for dim 'B'" in capsys.readouterr().err
+    assert main(["run", str(spec), "--batch", "3", "--input", f"x={x}"]) == 0
+    masked = tmp_path / "mask.arch"  # T is first met as x's second dim: --batch never sizes it
+    masked.write_text("model m(x: float32[B, T, 4], mask: float32[T, T]) -> y {\n    y = mask @ x\n}\n")
+    assert main(["run", str(masked), "--batch", "2", "--dim", "T=5", "--repeat", "1"]) == 0
+    assert "y: [2, 5, 4] float32" in capsys.readouterr().out
