@@ -203,7 +203,7 @@ class ToAst(Transformer):
         return A.Const(_int(c[0], self.file), self._tspan(c[0]))
 
     def float_lit(self, meta, c):
-        return A.Const(float(str(c[0]).replace("_", "")), self._tspan(c[0]))
+        return A.Const(float(_digits(c[0], self.file)), self._tspan(c[0]))
 
     def str_lit(self, meta, c):
         tok = c[0]
@@ -283,9 +283,22 @@ class ToAst(Transformer):
         return parts
 
 
+_STRAY_UNDERSCORE = re.compile(r"__|_$|_[.eE]")
+
+
+def _digits(tok: Token, file: str) -> str:
+    """A number's text without its underscores, which go singly between digits as in Python (`1__0`, `1_`
+    and `1_.5` are typos the lexer's pattern lets through)."""
+    text = str(tok)
+    if _STRAY_UNDERSCORE.search(text):
+        raise ArchSyntaxError(f"invalid number '{text}': an underscore goes between two digits, as in 1_000",
+                              Span(file, tok.line, tok.column, tok.end_line, tok.end_column))
+    return text.replace("_", "")
+
+
 def _int(tok: Token, file: str) -> int:
     """INT token text: hex with 0x, else decimal (leading zeros allowed: `007` is 7; Python's base 0 refuses it)."""
-    s = str(tok).replace("_", "")
+    s = _digits(tok, file)
     if len(s) > 1000:
         raise LimitError(f"integer literal of {len(s)} digits is too long",
                          Span(file, tok.line, tok.column, tok.end_line, tok.end_column))

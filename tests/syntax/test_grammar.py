@@ -349,6 +349,14 @@ def test_int_literals_with_leading_zeros_are_decimal():
     assert expr("0_10") == C(10)
 
 
+@pytest.mark.parametrize("text", ["1__0", "1_", "1_.5", "1_e5", "2__0.5", "{1__0: 'a'}", "x as 1__0"])
+def test_stray_underscores_in_numbers_are_refused(text):
+    """Python's rule: one underscore between two digits; the lexer's pattern lets `1__0` or `1_` through."""
+    e = _err(f"let a = {text}\n")
+    assert "an underscore goes between two digits, as in 1_000" in e.message
+    assert e.span.col == 9 + text.index(text.lstrip("{x as "))
+
+
 def test_huge_int_literal_is_a_limit_error_not_a_crash():
     from archdsl.diagnostics import LimitError
     with pytest.raises(LimitError, match="too long") as info:
