@@ -327,6 +327,10 @@ class Calls:
                  "constant": Init("constant", float(value))}
         if not isinstance(init, str) or init not in inits:
             raise ArchTypeError(f"parameter(): init must be one of {', '.join(inits)}, got {describe(init)}", span)
+        if init == "uniform" and not low <= high:  # torch's uniform_ refuses it too
+            raise ArchTypeError(f"parameter(): uniform needs low <= high, got low={low}, high={high}", span)
+        if init in ("normal", "trunc_normal") and not std >= 0:
+            raise ArchTypeError(f"parameter(): {init} needs std >= 0, got std={std}", span)
         if not isinstance(dtype, str) or dtype not in DTYPES:
             raise ArchTypeError(f"parameter(): unknown dtype {describe(dtype)}", span)
         check_elements(shape, "parameter()", span)
