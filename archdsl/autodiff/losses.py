@@ -11,7 +11,7 @@ from .builder import GradBuilder
 
 __all__ = ["LOSSES", "class_axis", "labels_type", "make_loss"]
 
-LOSSES = ("cross_entropy", "mse", "bce_with_logits")
+LOSSES = ("cross_entropy", "mse", "bce_with_logits", "model")  # model: the spec's own scalar output
 
 
 def class_axis(pred: TensorType) -> int:
@@ -29,6 +29,8 @@ def labels_type(loss: str, pred: TensorType, output: str) -> TensorType:
         if not pred.dtype.is_float:
             raise ArchError(f"{loss} needs a float output; output '{output}' is {pred}")
         return pred
+    if loss == "model":
+        raise ArchError("internal: the model's own loss takes no labels")
     raise ArchError(f"unknown loss '{loss}' (one of {', '.join(LOSSES)})")
 
 
@@ -36,9 +38,9 @@ def make_loss(b: GradBuilder, loss: str, pred: Value, labels: Value, label_smoot
               ignore_index: int | None = None) -> Value:
     """The loss node; the settings were checked by TrainConfig.validate."""
     if loss == "cross_entropy":
-        return b.op("autodiff.cross_entropy", pred, labels, axis=class_axis(pred.type),
+        return b.op("cross_entropy", pred, labels, axis=class_axis(pred.type),
                     label_smoothing=float(label_smoothing), ignore_index=ignore_index)
     if loss == "mse":
         d = b.op("sub", pred, labels)
         return b.op("mean", b.op("mul", d, d))
-    return b.op("autodiff.bce_with_logits", pred, labels)
+    return b.op("bce_with_logits", pred, labels)

@@ -1,4 +1,5 @@
-"""Ops that exist only in a train step: batchnorm on batch statistics, the dropout mask, the losses.
+"""Ops that exist only in a train step: batchnorm on batch statistics, the dropout mask, the gradients of the
+losses.
 
 Internal registry ops (category "internal"), each with its lowering to standard ONNX and its gradient rule.
 
@@ -14,6 +15,7 @@ import zlib
 import numpy as np
 
 from ..ops import Attr, OpDef, fail, reduce_op, register
+from ..ops.losses import CE_ATTRS, kept_labels, labels64
 from ..types import DType, TensorType, is_static
 from .kernels import numel_tensor, shape_tensor
 
@@ -179,57 +181,7 @@ _internal("dropout_mask", ("x", "seed", "step"), _dropout_infer, _dropout_lower,
           doc="0 or 1/(1-p) per element of x, hashed from (seed, step, stream, index)")
 
 
-# ---- losses ----
-def _ce_check(ins, a):
-    logits, labels = ins[0], ins[1]
-    ax = a["axis"] % logits.rank
-    want = logits.shape[:ax] + logits.shape[ax + 1:]
-    if tuple(labels.shape) != tuple(want) or labels.dtype not in (DType.int64, DType.int32):
-        fail(f"cross_entropy: labels must be int64 class indices shaped {list(want)}, got {labels}")
-    return [TensorType(logits.dtype, ())]
-
-
-def _labels64(e, lab, t: TensorType):
-    return lab if t.dtype is DType.int64 else e.op("Cast", [lab], to=DType.int64.onnx)
-
-
-def _kept(e, lab64: str, c):
-    """(the labels with ignored ones replaced by class 0, 1.0 where a label counts) under ignore_index; the
-    labels as they are and None without it."""
-    ig = c.attrs["ignore_index"]
-    if ig is None:
-        return lab64, None
-    keep = e.op("Not", [e.op("Equal", [lab64, _i64(e, ig)])])
-    return e.op("Where", [keep, lab64, _i64(e, 0)]), e.op("Cast", [keep], to=c.in_types[0].dtype.onnx)
-
-
-def _mean_over_kept(e, x: str, kept, outputs=None):
-    """x [..., 1 at the class axis] averaged over the labels that count (all of them without ignore_index);
-    0/0 when none does, as torch's mean-reduced cross_entropy."""
-    if kept is None:
-        return e.op("ReduceMean", [x], keepdims=0, outputs=outputs)
-    total = e.op("ReduceSum", [e.op("Mul", [e.op("Flatten", [x], axis=0), e.op("Flatten", [kept], axis=0)])],
-                 keepdims=0)
-    return e.op("Div", [total, e.op("ReduceSum", [kept], keepdims=0)], outputs=outputs)
-
-
-def _ce_lower(e, ins, outs, c):
-    logits, labels = ins
-    lt = c.in_types[0]
-    ax = c.attrs["axis"] % lt.rank
-    eps = c.attrs["label_smoothing"]
-    lab, kept = _kept(e, _labels64(e, labels, c.in_types[1]), c)
-    lsm = e.op("LogSoftmax", [logits], axis=ax)
-    picked = e.op("GatherElements", [lsm, e.op("Unsqueeze", [lab, _i64(e, [ax])])], axis=ax)
-    if not eps:
-        e.op("Neg", [_mean_over_kept(e, picked, kept)], outputs=outs)
-        return
-    nll = e.op("Neg", [_mean_over_kept(e, picked, kept)])
-    smooth = e.op("Neg", [_mean_over_kept(e, reduce_op(e, "ReduceMean", lsm, [ax], 1), kept)])
-    e.op("Add", [e.op("Mul", [nll, _scalar(e, 1.0 - eps, lt)]), e.op("Mul", [smooth, _scalar(e, eps, lt)])],
-         outputs=outs)
-
-
+# ---- the losses' gradients (the losses are ops of their own: ops/losses.py) ----
 def _ce_grad_lower(e, ins, outs, c):
     """(softmax - smoothed one-hot) * g / the labels that count, 0 in the rows of ignored labels."""
     logits, labels, g = ins
@@ -239,7 +191,7 @@ def _ce_grad_lower(e, ins, outs, c):
     classes = lt.shape[ax]
     if not isinstance(classes, int):
         fail("cross_entropy: the class dim must be a known size")
-    lab, kept = _kept(e, _labels64(e, labels, lab_t), c)
+    lab, kept = kept_labels(e, labels64(e, labels, lab_t), c)
     sm = e.op("Softmax", [logits], axis=ax)
     values = e.const(np.array([eps / classes, 1.0 - eps + eps / classes], dtype=np.float32))
     target = e.op("OneHot", [lab, _i64(e, classes), values], axis=ax)
@@ -254,43 +206,21 @@ def _ce_grad_lower(e, ins, outs, c):
     e.op("Mul", [diff, e.op("Div", [g, rows])], outputs=outs)
 
 
-_CE_ATTRS = (Attr("axis", "int"), Attr("label_smoothing", "float"), Attr("ignore_index", "int?", None))
-
-
 _internal("cross_entropy_grad", ("logits", "labels", "g"), lambda ins, a: [ins[0]], _ce_grad_lower,
-          attrs=_CE_ATTRS, doc="gradient of cross_entropy")
-_internal("cross_entropy", ("logits", "labels"), _ce_check, _ce_lower, attrs=_CE_ATTRS,
-          grad=lambda b, c, ins, outs, gouts: [
-              b.op("autodiff.cross_entropy_grad", ins[0], ins[1], gouts[0], **c.attrs), None],
-          doc="mean cross-entropy of logits against class indices (torch.nn.functional.cross_entropy)")
+          attrs=CE_ATTRS, doc="gradient of cross_entropy")
 
 
-def _bce_infer(ins, a):
-    x, t = ins
-    if x.shape != t.shape or x.dtype != t.dtype:
-        fail(f"bce_with_logits: labels must match the output {x}, got {t}")
-    return [TensorType(x.dtype, ())]
+def _bce_grad_lower(which: str):
+    """d/dx = (sigmoid(x) - t) g / n, d/dt = -x g / n (a target computed from parameters gets its share)."""
+    def lower(e, ins, outs, c):
+        x, t, g = ins
+        n = e.op("Cast", [numel_tensor(e, x, c.in_types[0])], to=c.in_types[0].dtype.onnx)
+        part = e.op("Sub", [e.op("Sigmoid", [x]), t]) if which == "x" else e.op("Neg", [x])
+        e.op("Mul", [part, e.op("Div", [g, n])], outputs=outs)
+    return lower
 
 
-def _bce_lower(e, ins, outs, c):
-    x, t = ins
-    t_x = c.in_types[0]
-    if t_x.dtype is DType.float32:
-        softplus = e.op("Softplus", [e.op("Neg", [e.op("Abs", [x])])])
-    else:  # onnxruntime's CPU Softplus is float32 only: log(1 + exp(-|x|)), which cannot overflow
-        one = e.const(np.array(1, dtype=t_x.dtype.numpy))
-        softplus = e.op("Log", [e.op("Add", [one, e.op("Exp", [e.op("Neg", [e.op("Abs", [x])])])])])
-    per = e.op("Add", [e.op("Sub", [e.op("Relu", [x]), e.op("Mul", [x, t])]), softplus])
-    e.op("ReduceMean", [per], outputs=outs, keepdims=0)
-
-
-def _bce_grad_lower(e, ins, outs, c):
-    x, t, g = ins
-    n = e.op("Cast", [numel_tensor(e, x, c.in_types[0])], to=c.in_types[0].dtype.onnx)
-    e.op("Mul", [e.op("Sub", [e.op("Sigmoid", [x]), t]), e.op("Div", [g, n])], outputs=outs)
-
-
-_internal("bce_grad", ("x", "t", "g"), lambda ins, a: [ins[0]], _bce_grad_lower, doc="gradient of bce_with_logits")
-_internal("bce_with_logits", ("x", "t"), _bce_infer, _bce_lower,
-          grad=lambda b, c, ins, outs, gouts: [b.op("autodiff.bce_grad", ins[0], ins[1], gouts[0]), None],
-          doc="mean binary cross-entropy on logits (torch.nn.functional.binary_cross_entropy_with_logits)")
+_internal("bce_grad", ("x", "t", "g"), lambda ins, a: [ins[0]], _bce_grad_lower("x"),
+          doc="gradient of bce_with_logits by its logits")
+_internal("bce_target_grad", ("x", "t", "g"), lambda ins, a: [ins[1]], _bce_grad_lower("t"),
+          doc="gradient of bce_with_logits by its target")

@@ -1,8 +1,9 @@
 """The train step as one IR graph: forward in training mode, loss, gradients, optimizer update.
 
-Inputs: the model's inputs, `labels`, then state: every trainable parameter, every buffer, the optimizer
-state, `lr`, `step` (and `seed` when dropout is active). Outputs: `loss`, then the new value of each state
-input (named `<input>.new`), then the model's own outputs. `state` maps each state output to its input."""
+Inputs: the model's inputs, `labels` (unless the spec computes its own loss), then state: every trainable
+parameter, every buffer, the optimizer state, `lr`, `step` (and `seed` when dropout is active). Outputs:
+`loss`, then the new value of each state input (named `<input>.new`), then the model's own outputs. `state`
+maps each state output to its input."""
 
 from __future__ import annotations
 
@@ -20,14 +21,16 @@ from .losses import labels_type, make_loss
 from .optimizers import OptimConfig, StateSlot, update
 from .train_mode import TrainInputs, to_training
 
-__all__ = ["NEW", "TrainConfig", "TrainStep", "build_train_step"]
+__all__ = ["NEW", "TrainConfig", "TrainStep", "build_train_step", "resolved"]
 
 NEW = ".new"
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    loss: str = "cross_entropy"
+    # cross_entropy, mse, bce_with_logits on an output and `labels`; "model": the model's own scalar output
+    # (named loss, or --output-name); None: "model" when the model has an output named loss, else cross_entropy
+    loss: str | None = None
     optimizer: OptimConfig = field(default_factory=OptimConfig)
     lr: float = 1e-3
     label_smoothing: float = 0.0
@@ -46,13 +49,13 @@ class TrainConfig:
         if not 0 < lr32 < float("inf"):
             raise ArchError(f"the learning rate {self.lr} is {lr32} in float32, the step's lr input; it must be "
                             "positive and finite there")
-        if self.label_smoothing and self.loss != "cross_entropy":
+        if self.label_smoothing and self.loss not in ("cross_entropy", None):
             raise ArchError("label smoothing applies to the cross_entropy loss only")
         if not 0.0 <= self.label_smoothing <= 1.0:
             raise ArchError(f"label smoothing must be in [0, 1], got {self.label_smoothing}")
         if self.clip_grad_norm is not None and not 0 < self.clip_grad_norm < float("inf"):
             raise ArchError(f"the gradient norm to clip to must be positive and finite, got {self.clip_grad_norm}")
-        if self.ignore_index is not None and self.loss != "cross_entropy":
+        if self.ignore_index is not None and self.loss not in ("cross_entropy", None):
             raise ArchError("an ignored label index applies to the cross_entropy loss only")
         if self.ignore_index is not None and not -2**63 <= self.ignore_index < 2**63:
             raise ArchError(f"the ignored label index must fit in int64, got {self.ignore_index}")
@@ -86,6 +89,11 @@ class TrainStep:
     buffers: list[str]
     config: TrainConfig
     bn_spatial: tuple = ()  # each BatchNorm's spatial dims, symbols where the model has them
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the step takes `labels` (a loss of --loss), not a loss the model computes itself."""
+        return self.config.loss != "model"
 
     @property
     def min_batch(self) -> int:
@@ -130,19 +138,42 @@ def _clipped(ob: GradBuilder, grads: list, max_norm: float) -> list:
     return out
 
 
+def resolved(cfg: TrainConfig, outputs) -> TrainConfig:
+    """The loss a config without one trains: the model's output named loss where it has one (a loss the spec
+    computes), else cross_entropy; a spec loss takes no settings that belong to a loss of --loss."""
+    import dataclasses
+    loss = cfg.loss or ("model" if "loss" in outputs else "cross_entropy")
+    if loss == "model":
+        for flag, given in (("label smoothing", cfg.label_smoothing), ("an ignored label index",
+                                                                       cfg.ignore_index is not None)):
+            if given:
+                raise ArchError(f"{flag} applies to a loss of --loss; the model computes its own loss (its output "
+                                f"'{cfg.output or 'loss'}'): give it to the spec's cross_entropy(...)")
+    return dataclasses.replace(cfg, loss=loss)
+
+
 def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     """Turn a checked forward graph into the train step (in place) and check the result."""
     cfg.validate()
     outputs = dict(graph.outputs)
-    out_name = cfg.output or graph.outputs[0][0]
+    cfg = resolved(cfg, outputs)
+    labelled = cfg.loss != "model"
+    out_name = cfg.output or (graph.outputs[0][0] if labelled else "loss")
     if out_name not in outputs:
-        raise ArchError(f"model {graph.name} has no output '{out_name}' (outputs: {', '.join(outputs)})")
-    if "loss" in outputs:
-        raise ArchError("a model output is named 'loss'; the train step outputs the loss under that name "
-                        "(rename the output)")
+        raise ArchError(f"model {graph.name} has no output '{out_name}' (outputs: {', '.join(outputs)})"
+                        + ("" if labelled else "; --loss model minimizes the model's output named loss, or the "
+                           "one --output-name names"))
+    if "loss" in outputs and labelled:
+        raise ArchError(f"a model output is named 'loss', which the train step outputs as the loss it minimizes: "
+                        f"leave out --loss {cfg.loss} to train on the model's own loss, or rename the output")
     data_inputs = [v.name for v in graph.inputs]
-    if "labels" in data_inputs:
+    if "labels" in data_inputs and labelled:
         raise ArchError("a model input is named 'labels'; the train step feeds the targets under that name")
+    if not labelled:
+        t = outputs[out_name].type
+        if t.rank or not t.dtype.is_float:
+            raise ArchError(f"the loss must be a float scalar to minimize; output '{out_name}' is {t}"
+                            + (" (reduce it: mean(...))" if t.dtype.is_float else ""), outputs[out_name].span)
     if cfg.freeze:
         _freeze(graph, cfg.freeze)
     params = [v for v in graph.trainable()]
@@ -159,9 +190,12 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     check(graph)  # the training forms are shape-checked like the rest
 
     pred = dict(graph.outputs)[out_name]
-    labels = graph.add_input("labels", labels_type(cfg.loss, pred.type, out_name))
-    b = GradBuilder(graph, None, tag="loss")
-    loss = make_loss(b, cfg.loss, pred, labels, cfg.label_smoothing, cfg.ignore_index)
+    if labelled:
+        labels = graph.add_input("labels", labels_type(cfg.loss, pred.type, out_name))
+        b = GradBuilder(graph, None, tag="loss")
+        loss = make_loss(b, cfg.loss, pred, labels, cfg.label_smoothing, cfg.ignore_index)
+    else:
+        loss = pred
     grads = gradients(graph, loss, params)
     if all(g is None for g in grads):  # torch: "element 0 of tensors does not require grad"
         raise ArchError(f"the loss does not depend on any trainable parameter: no gradient reaches output "
@@ -201,7 +235,7 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
         state_inputs.append("seed")
     model_outs = [(k, v) for k, v in graph.outputs if k not in ("loss",)]
     graph.outputs = [("loss", loss)] + new_outputs + model_outs
-    taken = set(data_inputs) | {"labels"} | set(state_inputs)
+    taken = set(data_inputs) | set(state_inputs) | ({"labels"} if labelled else set())
     clash = [k for k, _ in graph.outputs if k in taken]
     if clash:
         raise ArchError(f"the train step's output '{clash[0]}' would have the name of an input; rename the "

@@ -27,8 +27,11 @@ def add_train_flags(p: argparse.ArgumentParser, building: bool) -> None:
         g.add_argument("--train", action="store_true",
                        help="write a train-step model (forward, loss, gradients, optimizer update) and, beside "
                             "it, OUT.eval.onnx")
-    flag("--loss", choices=("cross_entropy", "mse", "bce_with_logits"), default="cross_entropy",
-         help="loss on the model's output (default cross_entropy: logits [..., classes], int64 labels)")
+    flag("--loss", choices=("cross_entropy", "mse", "bce_with_logits", "model"), default=None,
+         help="loss on the model's output and the data's labels (cross_entropy: logits [..., classes], int64 "
+              "labels), or model: the model's own scalar output named loss, which the spec computes (e.g. "
+              "cross_entropy(logits, y) + ...; the data then holds the model's inputs only). Default: model "
+              "when the model has an output named loss, else cross_entropy")
     flag("--optimizer", choices=("sgd", "adam", "adamw"), default="adamw",
          help="torch.optim's update rule (default adamw)")
     flag("--lr", type=float, default=1e-3, metavar="LR", help="learning rate (default 1e-3)")
@@ -49,7 +52,8 @@ def add_train_flags(p: argparse.ArgumentParser, building: bool) -> None:
     flag("--freeze", action="append", default=[], metavar="PATTERN",
          help="leave these parameters as they are (torch's requires_grad_(False)): a name, a prefix such as "
               "'layer1', or a pattern such as '*.bias' (repeatable)")
-    flag("--output-name", metavar="NAME", help="the model output the loss reads (default: the first)")
+    flag("--output-name", metavar="NAME", help="the model output the loss reads (default: the first), or with "
+         "--loss model the one that is the loss (default: loss)")
     if building:  # for `build`: which of these were given without --train
         p.set_defaults(train_flags=[(a.option_strings[0], a.dest, a.default) for a in actions])
 
@@ -108,9 +112,13 @@ def build_train(args, sources, mod) -> int:
     info = ct.info
     n = sum(int(_numel(t)) for t in ct.step_model.graph.initializer if t.name in info.params)
     announce(f"wrote {out} (train step: {len(info.params)} parameters, {n:,} values, {len(info.state)} state tensors, "
-           f"{len(ct.step_model.graph.node)} nodes, {info.config.loss} + {info.config.optimizer.name}) and {eval_out}",
+           f"{len(ct.step_model.graph.node)} nodes, {_loss_name(info)} + {info.config.optimizer.name}) and {eval_out}",
            out)
     return 0
+
+
+def _loss_name(info) -> str:
+    return f"the model's own loss '{info.output}'" if not info.labelled else info.config.loss
 
 
 def _numel(t) -> int:

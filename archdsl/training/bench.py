@@ -81,7 +81,8 @@ def bench_one(name: str, threads: int, repeat: int, provider: str, optimizer: st
     from .loop import Trainer
     from .torch_ref import TorchGraph, torch_loss, torch_optimizer
     spec, defines, batch, dims = MODELS[name]
-    cfg = TrainConfig(optimizer=OptimConfig(optimizer, momentum=0.9 if optimizer == "sgd" else 0.0), lr=1e-3)
+    momentum = 0.9 if optimizer == "sgd" else 0.0
+    cfg = TrainConfig(loss="cross_entropy", optimizer=OptimConfig(optimizer, momentum=momentum), lr=1e-3)
     mod = driver.load(ROOT / spec, defines=defines)
     steps, compile_s = [], []
     for level in levels:

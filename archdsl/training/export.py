@@ -34,8 +34,9 @@ def expose_initializers(model: onnx.ModelProto, names: list[str]) -> None:
         model.graph.input.append(helper.make_tensor_value_info(name, t.data_type, list(t.dims)))
 
 
-def train_metadata(step: TrainStep, cfg: TrainConfig) -> dict:
-    info = cfg.describe()
+def train_metadata(step: TrainStep) -> dict:
+    """The step's settings (its loss resolved: a config may leave it to the model) and its inputs."""
+    info = step.config.describe()
     info.update(inputs=step.data_inputs, output=step.output, params=step.params, buffers=step.buffers,
                 state_inputs=step.state_inputs)
     return {TRAIN_STATE_KEY: json.dumps(step.state, sort_keys=False), TRAIN_CONFIG_KEY: json.dumps(info)}
@@ -58,7 +59,7 @@ def lower_train_step(graph: Graph, cfg: TrainConfig, *, opset: int, seed: int, w
     if "seed" in step.state_inputs and "seed" not in (weights or {}):  # dropout's stream follows --seed
         weights = {**(weights or {}), "seed": np.array(seed, np.int64)}
     meta = dict(metadata)
-    meta.update(train_metadata(step, cfg))
+    meta.update(train_metadata(step))
     res = lower_graph(graph, opset=opset, seed=seed, weights=weights, metadata=meta, doc=doc)
     expose_initializers(res.model, step.state_inputs)
     return res.model, step

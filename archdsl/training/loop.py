@@ -242,7 +242,7 @@ class Trainer:
         return float(outs["loss"].numpy()), outs[self.info.output].numpy() if want_pred else None
 
     def predict(self, batch: dict[str, np.ndarray]) -> np.ndarray:
-        feeds = {k: v for k, v in batch.items() if k != "labels"}
+        feeds = {k: v for k, v in batch.items() if k in self.eval_inputs}
         feeds.update({k: self.get(k) for k in self.state if k in self.eval_inputs})
         names = [o.name for o in self.eval.get_outputs()]
         return self.eval.run([self.info.output if self.info.output in names else names[0]], feeds)[0]
@@ -351,7 +351,7 @@ def _not_finite(loss: float, epoch: int, step: int, steps: int, first: bool) -> 
 def _counted(labels: np.ndarray, ignore: int | None, examples: int) -> int:
     """What a batch's mean loss is over, to weigh it in an epoch's: its examples, or with an ignored label
     index the labels that count."""
-    return examples if ignore is None else int((labels != ignore).sum())
+    return examples if ignore is None or labels is None else int((labels != ignore).sum())
 
 
 def _batches(n: int, size: int, rng: np.random.Generator | None, drop_single: bool):
@@ -369,7 +369,10 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     console = console or Console(stderr=True, soft_wrap=True)  # a log file's lines stay whole (no 80-column wrap)
     trainer = Trainer(ct, opts.provider, opts.threads, opts.seed)
-    names = ct.info.data_inputs + ["labels"]
+    names = ct.info.data_inputs + (["labels"] if ct.info.labelled else [])
+    if not names:
+        raise ArchError(f"model {ct.eval_model.graph.name} has no inputs: `archdsl train` batches its data over "
+                        "the model's inputs")
     pred = next((o for o in ct.eval_model.graph.output if o.name == ct.info.output), None)
     class_dim_of = (ct.info.output, _dims(pred.type.tensor_type)) \
         if pred is not None and ct.info.config.loss == "cross_entropy" else None
@@ -382,7 +385,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             check_index_inputs(path, data, ct.graph)
             if ct.info.config.loss == "cross_entropy":
                 check_class_labels(path, data["labels"], ct.eval_model, ct.info.output, ct.info.config.ignore_index)
-    n = len(train["labels"])
+    n = len(train[names[0]])
     start = 0
     if opts.resume:
         start = trainer.load_checkpoint(opts.checkpoint)
@@ -429,7 +432,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                     warming = done < opts.warmup
                     trainer.set("lr", np.array(lr * min(1.0, (done + 1) / opts.warmup), np.float32))
                 loss, pred = _on_batch(opts.data, idx, lambda: trainer.train_step(batch))
-                weight = _counted(batch["labels"], ignore, len(idx))
+                weight = _counted(batch.get("labels"), ignore, len(idx))
                 if weight == 0:  # every label ignored: the step ran with a zero gradient, as torch's does
                     bar.update(task, advance=1)
                     continue
@@ -437,8 +440,9 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                     raise ArchError(_not_finite(loss, epoch, step, steps, first=epoch == 1 and step == 1))
                 total += loss * weight
                 seen += weight
-                c, k = batch_metrics(loss_kind, pred, batch["labels"], ignore)
-                correct, counted = correct + c, counted + k
+                if ct.info.labelled:
+                    c, k = batch_metrics(loss_kind, pred, batch["labels"], ignore)
+                    correct, counted = correct + c, counted + k
                 bar.update(task, advance=1, loss=total / seen)
         metrics = {"epoch": epoch, "loss": total / seen if seen else float("nan"),
                    "seconds": time.perf_counter() - t0}
@@ -475,19 +479,21 @@ def _on_batch(path: str, idx, run):
 
 def evaluate(trainer: Trainer, data: dict, batch_size: int, loss_kind: str, path: str = "validation data") -> dict:
     from .metrics import loss_value
-    n = len(data["labels"])
+    n = len(next(iter(data.values())))
     total, seen, correct, counted = 0.0, 0, 0.0, 0
     size = max(batch_size, 256)
+    cfg = trainer.info.config
     for i in range(0, n, size):
         batch = {k: v[i:i + size] for k, v in data.items()}
         pred = _on_batch(path, np.arange(i, min(i + size, n)), lambda: trainer.predict(batch))
-        cfg = trainer.info.config
-        weight = _counted(batch["labels"], cfg.ignore_index, len(batch["labels"]))
+        labels = batch.get("labels") if trainer.info.labelled else None
+        weight = _counted(labels, cfg.ignore_index, min(size, n - i))
         if weight:
-            total += loss_value(loss_kind, pred, batch["labels"], cfg.label_smoothing, cfg.ignore_index) * weight
+            total += loss_value(loss_kind, pred, labels, cfg.label_smoothing, cfg.ignore_index) * weight
             seen += weight
-        c, k = batch_metrics(loss_kind, pred, batch["labels"], cfg.ignore_index)
-        correct, counted = correct + c, counted + k
+        if labels is not None:
+            c, k = batch_metrics(loss_kind, pred, labels, cfg.ignore_index)
+            correct, counted = correct + c, counted + k
     out = {"val_loss": total / seen if seen else float("nan")}
     if counted:
         out["val_accuracy"] = correct / counted

@@ -22,12 +22,14 @@ def batch_metrics(loss: str, pred: np.ndarray, labels: np.ndarray, ignore_index:
     return 0.0, 0
 
 
-def loss_value(loss: str, pred: np.ndarray, labels: np.ndarray, label_smoothing: float = 0.0,
+def loss_value(loss: str, pred: np.ndarray, labels: np.ndarray | None, label_smoothing: float = 0.0,
                ignore_index: int | None = None) -> float:
     """The mean loss, as the step defines it: with label smoothing e, cross_entropy is torch's
     (1 - e) * nll + e * (the mean over classes of -log p), so a held-out loss compares with the training one;
     ignored labels are left out of the mean (nan when every label is)."""
     p = pred.astype(np.float64)
+    if loss == "model":  # the model's output is its own loss
+        return float(p)
     if loss == "cross_entropy":
         kept = np.ones(labels.shape, bool) if ignore_index is None else labels != ignore_index
         m = p.max(-1, keepdims=True)

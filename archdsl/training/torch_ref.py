@@ -172,6 +172,16 @@ _OPS = {
     "positions": lambda n, x: torch.arange(n.attrs["start"], n.attrs["start"] + x.shape[n.attrs["dim"]],
                                            device=x.device),
 }
+def _cross_entropy(n, x, labels):
+    """archdsl's classes sit on `axis`; torch's F.cross_entropy reads them from dim 1 of [N, C]."""
+    a = n.attrs
+    ignore = a["ignore_index"]
+    return F.cross_entropy(torch.movedim(x, a["axis"], -1).reshape(-1, x.shape[a["axis"]]), labels.reshape(-1).long(),
+                           label_smoothing=a["label_smoothing"], ignore_index=-100 if ignore is None else ignore)
+
+
+_OPS["cross_entropy"] = _cross_entropy
+_OPS["bce_with_logits"] = lambda n, x, t: F.binary_cross_entropy_with_logits(x, t)
 _OPS["lstm"], _OPS["gru"] = _rnn("lstm"), _rnn("gru")
 _OPS["multihead_attention"] = _mha
 for _n in (1, 2, 3):

@@ -328,9 +328,9 @@ def test_batchnorm_train_mode(shape, seed):
 def test_losses(lead, classes, smooth, seed):
     rng = np.random.default_rng(seed)
     logits = normal(seed, *lead, classes)
-    check_grad("autodiff.cross_entropy", [logits, rng.integers(0, classes, lead)],
+    check_grad("cross_entropy", [logits, rng.integers(0, classes, lead)],
                {"axis": len(lead), "label_smoothing": smooth}, seed=seed)
-    check_grad("autodiff.bce_with_logits", [logits, rng.random(logits.shape)], wrt=[0], seed=seed)
+    check_grad("bce_with_logits", [logits, rng.random(logits.shape)], wrt=[0, 1], seed=seed)
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -17,7 +17,7 @@ import pytest
 import archdsl
 from archdsl import ops
 
-from . import test_core_layers, test_core_tensor_ops, test_mobile_ops  # noqa: F401 - their @covers fill COVERED
+from . import test_core_layers, test_core_tensor_ops, test_losses, test_mobile_ops  # noqa: F401 - their @covers fill COVERED
 from .core_harness import CORE_MODULES, COVERED, NEWEST, close, rand, run_op
 
 
@@ -51,6 +51,7 @@ _USES = {
     "flatten": "x3 -> flatten", "permute": "x -> permute([1, 0])", "transpose": "x -> transpose",
     "reshape": "x -> reshape([-1])", "concat": "concat([x, x])", "split": "split(x, 1)[0]", "roll": "roll(x, [1], [0])",
     "floordiv": "x // x", "remainder": "x % x",
+    "cross_entropy": "cross_entropy(x, positions(x)[:2])", "bce_with_logits": "bce_with_logits(x, x)",  # losses.py
     "unsqueeze": "x -> unsqueeze(0)", "squeeze": "x3 -> squeeze", "expand": "x3 -> expand(shape=[2, 3, 4])",
     "mean": "mean(x)", "sum": "sum(x, dim=[1])", "amax": "amax(x)", "amin": "amin(x)", "where": "where(m, x, x)",
     "masked_fill": "masked_fill(x, m, 0)", "causal_mask": "causal_mask(x, value=0)", "cast": "cast(x, 'float32')",

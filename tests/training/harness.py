@@ -40,6 +40,9 @@ def batches(ct, n: int, batch: int, classes: int, seed: int = 0, dims=None) -> l
                 continue
             feeds[name] = (rng.standard_normal(shape).astype(dt) if np.issubdtype(dt, np.floating)
                            else rng.integers(0, classes, shape).astype(dt))
+        if not ct.info.labelled:  # the model computes its own loss: its inputs are all the data
+            out.append(feeds)
+            continue
         lab = next(i for i in ct.step_model.graph.input if i.name == "labels")
         shape = [d.dim_value if d.dim_value else batch if i == 0 else (dims or {}).get(d.dim_param, 8)
                  for i, d in enumerate(lab.type.tensor_type.shape.dim)]
@@ -84,7 +87,8 @@ def torch_steps(ct, fwd, data: list[dict], dtype=np.float32):
     for feeds in data:
         opt.zero_grad()
         pred = tg.forward(feeds)[ct.info.output]
-        loss = torch_loss(cfg.loss, pred, feeds["labels"], cfg.label_smoothing, cfg.ignore_index)
+        loss = torch_loss(cfg.loss, pred, feeds["labels"], cfg.label_smoothing, cfg.ignore_index) \
+            if ct.info.labelled else pred
         loss.backward()
         if cfg.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(list(tg.params.values()), cfg.clip_grad_norm)

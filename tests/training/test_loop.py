@@ -332,12 +332,18 @@ def test_batchnorm_over_symbolic_spatial_dims_is_sized_from_the_data(tmp_path, c
         assert int(np.load(tmp_path / "w.ckpt.npz")["step"]) == steps  # one step per example: none skipped
 
 
-def test_an_output_named_loss_is_refused(tmp_path, capsys):
-    """The step's own `loss` output hid it: training accuracy was computed from the scalar loss."""
+def test_an_output_named_loss_is_the_models_own_loss(tmp_path, capsys):
+    """An output named `loss` is the loss the spec computes: it must be a scalar, and a --loss of the flags
+    beside it is refused (the step's own `loss` output hid it: training accuracy was computed from it)."""
     spec = tmp_path / "l.arch"
     spec.write_text("model m(x: float32[B, 4]) -> loss {\n    loss = x -> linear(3) as fc\n}\n")
-    assert main(["build", str(spec), "--train", "-o", str(tmp_path / "s.onnx")]) == 1
-    assert "a model output is named 'loss'" in capsys.readouterr().err
+    argv = ["build", str(spec), "--train", "-o", str(tmp_path / "s.onnx")]
+    assert main(argv) == 1
+    assert "the loss must be a float scalar to minimize; output 'loss' is float32[B, 3] (reduce it: mean(...))" \
+        in capsys.readouterr().err
+    assert main([*argv, "--loss", "cross_entropy"]) == 1
+    assert "a model output is named 'loss', which the train step outputs as the loss it minimizes" \
+        in capsys.readouterr().err
 
 
 def test_safetensors_weights_get_the_same_mode_as_npz(tmp_path):

@@ -41,7 +41,8 @@ def test_held_out_loss_takes_the_steps_label_smoothing():
     rng = np.random.default_rng(2)
     pred = rng.standard_normal((10, 4))
     labels = rng.integers(0, 4, 10)
-    trainer = SimpleNamespace(info=SimpleNamespace(config=SimpleNamespace(label_smoothing=0.2, ignore_index=None)),
+    trainer = SimpleNamespace(info=SimpleNamespace(config=SimpleNamespace(label_smoothing=0.2, ignore_index=None),
+                                                   labelled=True),
                               predict=lambda batch: pred[batch["x"]])
     got = evaluate(trainer, {"x": np.arange(10), "labels": labels}, 3, "cross_entropy")
     assert got["val_loss"] == pytest.approx(loss_value("cross_entropy", pred, labels, 0.2), rel=1e-12)

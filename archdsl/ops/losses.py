@@ -1,0 +1,124 @@
+"""Losses as ops: a spec that computes its own loss (`loss = cross_entropy(logits, y) + 0.1 * mean(z * z)`)
+is trained on it, and `archdsl train --loss` builds the same nodes. Each is mean-reduced, as torch's
+default; their gradients are autodiff's helper ops (autodiff/train_ops.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..types import DType, TensorType, numel
+from ._common import float_input, reduce_op
+from .registry import Attr, OpDef, fail, register
+from .shapes import norm_axis
+
+__all__ = ["CE_ATTRS", "kept_labels", "labels64"]
+
+
+def _i64(e, v):
+    return e.const(np.array(v, dtype=np.int64))
+
+
+def _scalar(e, v, t: TensorType):
+    return e.const(np.array(v, dtype=t.dtype.numpy))
+
+
+# ---- cross_entropy ----
+def _ce_infer(ins, a):
+    logits, labels = ins[0], ins[1]
+    float_input("cross_entropy", logits, "logits")
+    if logits.rank < 1:
+        fail(f"cross_entropy: logits need a class dim, got a scalar {logits}")
+    ax = norm_axis(a["axis"], logits.rank)
+    want = logits.shape[:ax] + logits.shape[ax + 1:]
+    if tuple(labels.shape) != tuple(want) or labels.dtype not in (DType.int64, DType.int32):
+        fail(f"cross_entropy: labels must be int64 class indices shaped {list(want)} (logits {logits} without "
+             f"the class axis {a['axis']}), got {labels}")
+    if not 0.0 <= a["label_smoothing"] <= 1.0:
+        fail(f"cross_entropy: label_smoothing must be in [0, 1], got {a['label_smoothing']}")
+    return [TensorType(logits.dtype, ())]
+
+
+def labels64(e, lab, t: TensorType):
+    return lab if t.dtype is DType.int64 else e.op("Cast", [lab], to=DType.int64.onnx)
+
+
+def kept_labels(e, lab64: str, c):
+    """(the labels with ignored ones replaced by class 0, 1.0 where a label counts) under ignore_index; the
+    labels as they are and None without it."""
+    ig = c.attrs["ignore_index"]
+    if ig is None:
+        return lab64, None
+    keep = e.op("Not", [e.op("Equal", [lab64, _i64(e, ig)])])
+    return e.op("Where", [keep, lab64, _i64(e, 0)]), e.op("Cast", [keep], to=c.in_types[0].dtype.onnx)
+
+
+def _mean_over_kept(e, x: str, kept, outputs=None):
+    """x [..., 1 at the class axis] averaged over the labels that count (all of them without ignore_index);
+    0/0 when none does, as torch's mean-reduced cross_entropy."""
+    if kept is None:
+        return e.op("ReduceMean", [x], keepdims=0, outputs=outputs)
+    total = e.op("ReduceSum", [e.op("Mul", [e.op("Flatten", [x], axis=0), e.op("Flatten", [kept], axis=0)])],
+                 keepdims=0)
+    return e.op("Div", [total, e.op("ReduceSum", [kept], keepdims=0)], outputs=outputs)
+
+
+def _ce_lower(e, ins, outs, c):
+    logits, labels = ins
+    lt = c.in_types[0]
+    ax = c.attrs["axis"] % lt.rank
+    eps = c.attrs["label_smoothing"]
+    lab, kept = kept_labels(e, labels64(e, labels, c.in_types[1]), c)
+    lsm = e.op("LogSoftmax", [logits], axis=ax)
+    picked = e.op("GatherElements", [lsm, e.op("Unsqueeze", [lab, _i64(e, [ax])])], axis=ax)
+    if not eps:
+        e.op("Neg", [_mean_over_kept(e, picked, kept)], outputs=outs)
+        return
+    nll = e.op("Neg", [_mean_over_kept(e, picked, kept)])
+    smooth = e.op("Neg", [_mean_over_kept(e, reduce_op(e, "ReduceMean", lsm, [ax], 1), kept)])
+    e.op("Add", [e.op("Mul", [nll, _scalar(e, 1.0 - eps, lt)]), e.op("Mul", [smooth, _scalar(e, eps, lt)])],
+         outputs=outs)
+
+
+CE_ATTRS = (Attr("axis", "int", -1, doc="the class axis"),
+            Attr("label_smoothing", "float", 0.0, doc="torch's label_smoothing"),
+            Attr("ignore_index", "int?", None, doc="labels equal to it count for nothing (padding)"))
+
+register(OpDef(
+    name="cross_entropy", inputs=("logits", "labels"), category="loss", attrs=CE_ATTRS, infer=_ce_infer,
+    lower=_ce_lower, positions=("labels",), cost=lambda c: 5 * numel(c.in_types[0].shape),
+    grad=lambda b, c, ins, outs, gouts: [
+        b.op("autodiff.cross_entropy_grad", ins[0], ins[1], gouts[0], **c.attrs), None],
+    doc="mean cross-entropy of logits against int64 class indices on `axis` (the last dim; torch's "
+        "F.cross_entropy takes the classes on dim 1), with label smoothing and an ignored index as torch's",
+))
+
+
+# ---- bce_with_logits ----
+def _bce_infer(ins, a):
+    x, t = ins
+    float_input("bce_with_logits", x)
+    if x.shape != t.shape or x.dtype != t.dtype:
+        fail(f"bce_with_logits: the target must have the shape and dtype of the logits {x}, got {t}")
+    return [TensorType(x.dtype, ())]
+
+
+def _bce_lower(e, ins, outs, c):
+    x, t = ins
+    t_x = c.in_types[0]
+    if t_x.dtype is DType.float32:
+        softplus = e.op("Softplus", [e.op("Neg", [e.op("Abs", [x])])])
+    else:  # onnxruntime's CPU Softplus is float32 only: log(1 + exp(-|x|)), which cannot overflow
+        one = e.const(np.array(1, dtype=t_x.dtype.numpy))
+        softplus = e.op("Log", [e.op("Add", [one, e.op("Exp", [e.op("Neg", [e.op("Abs", [x])])])])])
+    per = e.op("Add", [e.op("Sub", [e.op("Relu", [x]), e.op("Mul", [x, t])]), softplus])
+    e.op("ReduceMean", [per], outputs=outs, keepdims=0)
+
+
+register(OpDef(
+    name="bce_with_logits", inputs=("x", "target"), category="loss", infer=_bce_infer, lower=_bce_lower,
+    cost=lambda c: 6 * numel(c.in_types[0].shape),
+    grad=lambda b, c, ins, outs, gouts: [b.op("autodiff.bce_grad", ins[0], ins[1], gouts[0]),
+                                         b.op("autodiff.bce_target_grad", ins[0], ins[1], gouts[0])],
+    doc="mean binary cross-entropy of logits against targets in [0, 1] of the same shape "
+        "(torch's F.binary_cross_entropy_with_logits)",
+))

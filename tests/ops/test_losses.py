@@ -1,0 +1,67 @@
+"""The loss ops a spec calls (ops/losses.py) against torch.nn.functional: classes on any axis, label
+smoothing, an ignored index, int32 labels; bce_with_logits at large logits; the refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import archdsl
+from archdsl.diagnostics import ArchError
+
+from .core_harness import SETTINGS, close, covers, rand, run_op
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+@covers("cross_entropy")
+@SETTINGS
+@given(lead=st.lists(st.integers(1, 3), min_size=1, max_size=3), classes=st.integers(2, 5), data=st.data(),
+       smooth=st.sampled_from([0.0, 0.1, 1.0]), ignore=st.sampled_from([None, -1, 0]),
+       int32=st.booleans())
+def test_cross_entropy_is_torchs(lead, classes, data, smooth, ignore, int32):
+    axis = data.draw(st.integers(-len(lead) - 1, len(lead)))
+    shape = list(lead)
+    shape.insert(axis % (len(lead) + 1), classes)
+    x = rand(*shape, seed=1) * 3
+    y = np.random.default_rng(2).integers(-1 if ignore == -1 else 0, classes, lead)
+    y = y.astype(np.int32 if int32 else np.int64)
+    call = f"cross_entropy(x, lab, axis={axis}, label_smoothing={smooth}" + \
+        (f", ignore_index={ignore})" if ignore is not None else ")")
+    got, _ = run_op(call, x=x, lab=y)
+    logits = torch.from_numpy(np.moveaxis(x, axis, -1).reshape(-1, classes)).double()
+    want = F.cross_entropy(logits, torch.from_numpy(y.reshape(-1).astype(np.int64)), label_smoothing=smooth,
+                           ignore_index=-100 if ignore is None else ignore)
+    if np.isnan(float(want)):  # every label ignored: 0/0, torch's and ours
+        assert np.isnan(got)
+    else:
+        close(got, float(want))
+
+
+@covers("bce_with_logits")
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 4), max_size=3), scale=st.sampled_from([1.0, 50.0]))
+def test_bce_with_logits_is_torchs(shape, scale):
+    x = np.asarray(rand(*shape, seed=3) * scale)  # |x| of 100 and more: log(1 + exp(-|x|)) must not overflow
+    t = np.asarray(np.random.default_rng(4).random(shape), np.float32)
+    got, _ = run_op("bce_with_logits(x, t)", x=x, t=t)
+    close(got, float(F.binary_cross_entropy_with_logits(torch.from_numpy(x).double(), torch.from_numpy(t).double())))
+
+
+@pytest.mark.parametrize("call, message", [
+    ("cross_entropy(x, y2)", r"labels must be int64 class indices shaped \[2\] \(logits float32\[2, 3\] without the "
+                             r"class axis -1\), got int64\[2, 3\]"),
+    ("cross_entropy(x, y, axis=2)", r"axis 2 is out of range"),
+    ("cross_entropy(x, x)", r"labels must be int64 class indices"),
+    ("cross_entropy(y, y)", r"cross_entropy: logits must be a float tensor, got int64"),
+    ("cross_entropy(x, y, label_smoothing=1.5)", r"label_smoothing must be in \[0, 1\], got 1.5"),
+    ("bce_with_logits(x, y2)", r"the target must have the shape and dtype of the logits float32\[2, 3\], got int64"),
+    ("bce_with_logits(x, x[0])", r"got float32\[3\]"),
+])
+def test_wrong_arguments_are_diagnostics(call, message):
+    src = f"model m(x: float32[2, 3], y: int64[2], y2: int64[2, 3]) -> z {{\n    z = {call}\n}}\n"
+    with pytest.raises(ArchError, match=message):
+        archdsl.check_source(src, file="t.arch")

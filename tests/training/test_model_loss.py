@@ -1,0 +1,127 @@
+"""A loss the spec computes itself (an output named `loss`, built from cross_entropy, bce_with_logits and
+arithmetic): the train step minimizes it, as torch's loss.backward() on the same expression does, and
+`archdsl train` runs it on data that holds the model's inputs only."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from archdsl import driver, runtime
+from archdsl.cli import main
+
+from .harness import compile_step, config, initial, ort_steps, rel
+
+MULTITASK = """\
+model multitask(x: float32[B, 8], y: int64[B], t: float32[B, 2], m: float32[B, 1]) -> (loss, logits) {
+    h = x -> linear(16) as trunk -> tanh
+    logits = h -> linear(3) as cls
+    r = h -> linear(2) as reg
+    flag = h -> linear(1) as flag
+    loss = cross_entropy(logits, y, label_smoothing=0.1) + 0.5 * mean((r - t) ** 2) + bce_with_logits(flag, m)
+}
+"""
+
+
+def _data(n: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 8)).astype(np.float32)
+    return {"x": x, "y": rng.integers(0, 3, n), "t": rng.standard_normal((n, 2)).astype(np.float32),
+            "m": (rng.random((n, 1)) > 0.5).astype(np.float32)}
+
+
+def test_a_multitask_loss_trains_as_torch():
+    """Three heads on one trunk, each with its own loss, summed with weights: SGD with momentum over four
+    batches gives torch's losses and weights (a hand-written torch module, the same initial weights)."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    ct, _ = compile_step("", config(loss=None, opt="sgd", lr=0.1, momentum=0.9), text=MULTITASK)
+    assert not ct.info.labelled and ct.info.output == "loss"
+    assert "labels" not in {i.name for i in ct.step_model.graph.input}
+    data = [_data(6, s) for s in range(4)]
+    losses, states = ort_steps(ct, data)
+
+    w = {k: torch.tensor(v, requires_grad=True) for k, v in initial(ct).items() if k in ct.info.params}
+    opt = torch.optim.SGD(list(w.values()), lr=0.1, momentum=0.9)
+    want = []
+    for d in data:
+        opt.zero_grad()
+        x = torch.from_numpy(d["x"])
+        h = torch.tanh(F.linear(x, w["trunk.weight"], w["trunk.bias"]))
+        loss = (F.cross_entropy(F.linear(h, w["cls.weight"], w["cls.bias"]), torch.from_numpy(d["y"]),
+                                label_smoothing=0.1)
+                + 0.5 * F.mse_loss(F.linear(h, w["reg.weight"], w["reg.bias"]), torch.from_numpy(d["t"]))
+                + F.binary_cross_entropy_with_logits(F.linear(h, w["flag.weight"], w["flag.bias"]),
+                                                     torch.from_numpy(d["m"])))
+        loss.backward()
+        opt.step()
+        want.append(float(loss.detach()))
+    np.testing.assert_allclose(losses, want, rtol=1e-5)
+    for k, v in w.items():
+        assert rel(states[-1][k], v.detach().numpy()) < 1e-5, k
+
+
+def test_archdsl_train_on_a_spec_loss(tmp_path, capsys):
+    """The data holds the model's inputs only (one may be named labels); the epoch lines give the loss and
+    the held-out loss, which is the eval model's own output on the held-out set with the trained weights."""
+    spec = tmp_path / "mt.arch"
+    spec.write_text(MULTITASK.replace("y: int64", "labels: int64").replace("logits, y,", "logits, labels,"))
+    d = _data(40, 0)
+    d["labels"] = d.pop("y")
+    np.savez(tmp_path / "d.npz", **d)
+    np.savez(tmp_path / "v.npz", **{k: v[:24] for k, v in d.items()})
+    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--val", str(tmp_path / "v.npz"),
+            "-o", str(tmp_path / "w.npz"), "--epochs", "3", "--batch-size", "8", "--lr", "0.01", "--quiet"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("epoch ")]
+    assert len(lines) == 3 and all(" acc " not in ln for ln in lines), err
+    first, last = (float(re.search(r"  loss (\S+)", ln).group(1)) for ln in (lines[0], lines[-1]))
+    assert last < first
+    val_loss = float(re.search(r"val_loss (\S+)", lines[-1]).group(1))
+    sess = runtime.session(driver.compile_file(spec, weights=str(tmp_path / "w.npz")), "cpu")
+    got = sess.run(["loss"], {k: v[:24] for k, v in d.items()})[0]
+    assert float(got) == pytest.approx(val_loss, abs=1e-4)
+
+    out = tmp_path / "step.onnx"
+    assert main(["build", str(spec), "--train", "-o", str(out)]) == 0
+    assert "the model's own loss 'loss' + adamw" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--loss", "mse"], "a model output is named 'loss', which the train step outputs as the loss it minimizes: "
+                        "leave out --loss mse to train on the model's own loss, or rename the output"),
+    (["--label-smoothing", "0.1"], "label smoothing applies to a loss of --loss; the model computes its own loss "
+                                   "(its output 'loss'): give it to the spec's cross_entropy(...)"),
+    (["--ignore-index", "-1"], "an ignored label index applies to a loss of --loss"),
+    (["--output-name", "logits"], "the loss must be a float scalar to minimize; output 'logits' is "
+                                  "float32[B, 3] (reduce it: mean(...))"),
+])
+def test_settings_that_do_not_fit_a_spec_loss(tmp_path, capsys, extra, message):
+    spec = tmp_path / "mt.arch"
+    spec.write_text(MULTITASK)
+    np.savez(tmp_path / "d.npz", **_data(8, 0))
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "w.npz"),
+                 "--quiet", *extra]) == 1
+    assert message in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "w.npz").exists()
+
+
+def test_loss_model_names_its_output(tmp_path, capsys):
+    """--loss model trains on the output --output-name names (default: loss), which must be a scalar."""
+    spec = tmp_path / "t.arch"
+    spec.write_text("model t(x: float32[B, 4], y: int64[B]) -> (total, logits) {\n"
+                    "    logits = x -> linear(3) as fc\n"
+                    "    total = cross_entropy(logits, y)\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((16, 4)).astype(np.float32), y=rng.integers(0, 3, 16))
+    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "w.npz"), "--quiet",
+            "--epochs", "1"]
+    assert main([*argv, "--loss", "model"]) == 1
+    assert "model t has no output 'loss' (outputs: total, logits); --loss model minimizes the model's output " \
+           "named loss, or the one --output-name names" in " ".join(capsys.readouterr().err.split())
+    assert main([*argv, "--loss", "model", "--output-name", "total"]) == 0
+    assert main([*argv, "--output-name", "total"]) == 1  # without --loss model: cross_entropy on 'total'
+    assert "cross_entropy needs float logits with a class dim; output 'total' is float32[]" in capsys.readouterr().err
