@@ -175,8 +175,20 @@ def given_weights(options: CompileOptions) -> dict | None:
     import numpy as np
     w = options.weights
     if isinstance(w, Mapping):
-        return {k: np.asarray(v.detach().cpu() if hasattr(v, "detach") else v) for k, v in w.items()}
+        return {k: _torch_array(k, v) if hasattr(v, "detach") else np.asarray(v) for k, v in w.items()}
     return load_weights(w) if w else None
+
+
+def _torch_array(name: str, t):
+    """A torch tensor's values: bfloat16 (numpy has no such type) as float32, which holds each value exactly."""
+    import numpy as np
+    t = t.detach().cpu()
+    try:
+        return np.asarray(t)
+    except TypeError:
+        if t.is_floating_point():
+            return np.asarray(t.float())
+        raise ArchError(f"weights: '{name}' is a torch {t.dtype} tensor, which has no numpy type") from None
 
 
 def _weights_file(options: CompileOptions):
@@ -212,8 +224,22 @@ def _checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | 
     for name, arr in weights.items():
         dtype = np.asarray(arr).dtype
         if dtype.kind not in "biuf":
-            raise ArchError(f"{what}: '{name}' holds {dtype} values, not numbers")
+            if not _narrow_float(dtype):
+                raise ArchError(f"{what}: '{name}' holds {dtype} values, not numbers")
+            weights = {**weights, name: np.asarray(arr).astype(np.float32)}  # then cast to the parameter's dtype
     return weights
+
+
+def _narrow_float(dtype) -> bool:
+    """bfloat16 and the float8 types, which safetensors files hold as ml_dtypes' types (numpy kind 'V')."""
+    import ml_dtypes
+    if dtype.kind != "V":  # numpy's finfo, which ml_dtypes falls back to, takes complex types too
+        return False
+    try:
+        ml_dtypes.finfo(dtype)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def opset_range() -> tuple[int, int]:

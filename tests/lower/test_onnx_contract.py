@@ -125,6 +125,27 @@ def test_api_weights_can_be_a_dict_of_arrays_or_tensors(tmp_path):
         archdsl.compile_file(SPECS / "mlp.arch", weights=[arrays])
     assert len(str(e.value)) < 300
 
+
+@pytest.mark.parametrize("model_dtype", ["float32", "bfloat16"])
+def test_bfloat16_weights_load_from_safetensors_and_torch(tmp_path, model_dtype):
+    """Checkpoints ship as bfloat16 (ml_dtypes' type in a safetensors file, kind 'V'; a torch tensor numpy
+    cannot take): they were refused as 'not numbers', or a TypeError from the API. Each value is exact in
+    float32 and in a bfloat16 model; a complex tensor is still refused."""
+    torch = pytest.importorskip("torch")
+    import ml_dtypes
+    from safetensors.numpy import save_file
+    src = f"model m(x: {model_dtype}[B, 4]) -> y {{\n    y = x -> linear(2) as fc\n}}\n"
+    sd = {"fc." + k: v.to(torch.bfloat16) for k, v in torch.nn.Linear(4, 2).state_dict().items()}
+    want = {k: v.float().numpy() for k, v in sd.items()}
+    save_file({k: v.astype(ml_dtypes.bfloat16) for k, v in want.items()}, str(tmp_path / "w.safetensors"))
+    for weights in (sd, str(tmp_path / "w.safetensors")):
+        model = archdsl.compile_source(src, weights=weights)
+        got = {t.name: onnx.numpy_helper.to_array(t).astype(np.float32) for t in model.graph.initializer}
+        assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in want)
+    with pytest.raises(archdsl.ArchError, match="'fc.weight' holds complex64 values, not numbers"):
+        archdsl.compile_source(src, weights={**sd, "fc.weight": torch.zeros(2, 4, dtype=torch.complex64)})
+
+
 @pytest.mark.parametrize("call, words", [
     (lambda: archdsl.compile_file(None), "expected the path of a .arch file"),
     (lambda: archdsl.compile_file(b"mlp.arch"), "expected the path of a .arch file"),
