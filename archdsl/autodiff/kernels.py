@@ -171,16 +171,20 @@ _internal("max_grad", ("g", "x", "y"), lambda ins, a: [ins[1]], lower=_max_grad_
 
 # ---- convolution ----
 def _conv_in_infer(ins, a):
-    g, w = ins
+    g, w = ins[:2]
     return [g.with_shape((g.shape[0], w.shape[1] * a["groups"]) + tuple(a["input_shape"]))]
 
 
 def _conv_in_lower(e, ins, outs, c):
+    """ConvTranspose of g. The rows a strided conv's last window left out (size - covered, 0..stride-1) come
+    back as output_padding; over a symbolic dim that count is known only at run time, so the transposed conv
+    pads by stride - 1 (every count) and a Slice cuts it to the forward input's size (`x`, given then):
+    output_padding only adds rows at the end, the rows before keep their values."""
     a = c.attrs
-    g_t, w_t = c.in_types
+    g_t, w_t = c.in_types[:2]
     n = len(a["input_shape"])
     k = w_t.shape[2:]
-    out_pad = []
+    out_pad, cut = [], False
     for i in range(n):
         size, so = a["input_shape"][i], g_t.shape[2 + i]
         s, d = a["stride"][i], a["dilation"][i]
@@ -188,13 +192,21 @@ def _conv_in_lower(e, ins, outs, c):
             out_pad.append(size + a["pads"][i] + a["pads"][n + i] - ((so - 1) * s + d * (k[i] - 1) + 1))
         elif s == 1:
             out_pad.append(0)
+        elif len(ins) > 2:
+            out_pad.append(s - 1)
+            cut = True
         else:
-            fail(f"conv gradient: a strided conv over the symbolic dim {size} cannot be differentiated")
-    e.op("ConvTranspose", ins, outputs=outs, strides=list(a["stride"]), dilations=list(a["dilation"]),
-         pads=list(a["pads"]), group=a["groups"], output_padding=out_pad if any(out_pad) else None)
+            fail(f"internal: conv gradient over the symbolic dim {size} needs the conv's input")
+    ct = e.op("ConvTranspose", ins[:2], outputs=None if cut else outs, strides=list(a["stride"]),
+              dilations=list(a["dilation"]), pads=list(a["pads"]), group=a["groups"],
+              output_padding=out_pad if any(out_pad) else None)
+    if cut:
+        axes = list(range(2, n + 2))
+        ends = e.op("Slice", [e.op("Shape", [ins[2]]), _i64(e, [2]), _i64(e, [n + 2])])
+        e.op("Slice", [ct, _i64(e, [0] * n), ends, _i64(e, axes)], outputs=outs)
 
 
-_internal("conv_input_grad", ("g", "w"), _conv_in_infer, _conv_in_lower,
+_internal("conv_input_grad", ("g", "w", "x?"), _conv_in_infer, _conv_in_lower,
           attrs=(Attr("input_shape", "any"), Attr("stride", "any"), Attr("dilation", "any"), Attr("pads", "any"),
                  Attr("groups", "int")), doc="gradient of a conv wrt its input (ConvTranspose)")
 

@@ -81,7 +81,9 @@ def _make(n: int):
                 "groups": a["groups"]}
         res = [None] * len(ins)
         if b.needs(0):
-            res[0] = b.op("autodiff.conv_input_grad", g, ins[1], input_shape=tuple(x_t.shape[2:]), **geom)
+            sized = all(isinstance(x, int) or st == 1 for x, st in zip(x_t.shape[2:], s))  # else x's size is read
+            res[0] = b.op("autodiff.conv_input_grad", g, ins[1], *(() if sized else (ins[0],)),
+                          input_shape=tuple(x_t.shape[2:]), **geom)
         if b.needs(1):
             res[1] = b.op("autodiff.conv_weight_grad", ins[0], g, kernel=tuple(k), **geom)
         if len(ins) > 2 and b.needs(2):
