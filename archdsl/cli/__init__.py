@@ -105,11 +105,15 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--dim", action="append", default=[], metavar="SYM=N",
                    help="size of another symbolic dim (default 8, or as in an --input)")
     r.add_argument("--repeat", type=int, default=10, metavar="N", help="timed runs for the median latency (default 10)")
+    r.add_argument("--save", metavar="OUT.npz",
+                   help="also write the outputs, by name, to an .npz (with the inputs that were fed, under "
+                        "'input:NAME', so a random run can be reproduced)")
     r.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto",
                    help="execution provider (auto: CUDA when present)")
     r.add_argument("--threads", type=threads, metavar="N",
                    help=THREADS_HELP)
-    r.add_argument("--seed", type=seed, default=0, metavar="S", help="seed for weights and random inputs")
+    r.add_argument("--seed", type=seed, default=0, metavar="S",
+                   help="seed for weights and random inputs (default 0)")
     r.add_argument("--weights", metavar="W.npz", help="load parameters by name from .npz or .safetensors")
     _optimize_flags(r)
 

@@ -7,10 +7,21 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import driver
+from .. import driver, files
 from ..diagnostics import ArchError
 from ..lower.weights import numpy_reason
-from .commands import check_dim_names, dim_flags, empty_name, load_spec, opt_options, pass_flags_error, report_compile
+from .commands import (
+    announce,
+    check_dim_names,
+    dim_flags,
+    empty_name,
+    load_spec,
+    opt_options,
+    output_path,
+    pass_flags_error,
+    read_files,
+    report_compile,
+)
 
 __all__ = ["cmd_run"]
 
@@ -49,11 +60,12 @@ def _read_input(name: str, path: str) -> np.ndarray:
     if isinstance(loaded, np.ndarray):
         return loaded
     with loaded:
-        files = list(loaded.files)
-        pick = name if name in files else files[0] if len(files) == 1 else None
+        names = list(loaded.files)
+        saved = f"input:{name}"  # what `run --save` wrote
+        pick = name if name in names else saved if saved in names else names[0] if len(names) == 1 else None
         if pick is None:
-            raise ArchError(f"--input {name}: {path} holds {len(files)} arrays "
-                            f"({', '.join(files) or 'none'}) and none is called '{name}'")
+            raise ArchError(f"--input {name}: {path} holds {len(names)} arrays "
+                            f"({', '.join(names) or 'none'}) and none is called '{name}'")
         try:
             return loaded[pick]
         except Exception as e:  # noqa: BLE001 - a corrupt member, or an object array
@@ -73,7 +85,12 @@ def cmd_run(args, sources) -> int:
         return status
     if (status := pass_flags_error(args, "run")) is not None:
         return status
-    if empty_name(args, "run", ("--weights", "weights")):
+    if empty_name(args, "run", ("--weights", "weights"), ("--save", "save")):
+        return 2
+    save = output_path(args.save, "--save", "outputs.npz")
+    if save is not None and save.suffix.lower() != ".npz":
+        print(f"archdsl run: error: --save {args.save}: the outputs are written as an .npz; give that suffix",
+              file=sys.stderr)
         return 2
     path = Path(args.file)
     if path.suffix.lower() == ".onnx":
@@ -167,7 +184,24 @@ def cmd_run(args, sources) -> int:
         stats = f"mean {a.mean():.4g}  std {a.std():.4g}  min {a.min():.4g}  max {a.max():.4g}" if a.size else "empty"
         print(f"  {meta.name}: {list(arr.shape)} {arr.dtype}  {stats}")
     print(f"median latency: {ms:.3f} ms over {args.repeat} run{'s' if args.repeat != 1 else ''}")
+    if save is not None:
+        _save(save, args, sources, {m.name: a for m, a in zip(sess.get_outputs(), outs)}, feeds)
     return 0
+
+
+def _save(out: Path, args, sources, outputs: dict, feeds: dict) -> None:
+    """The outputs by name and the inputs under input:NAME, written atomically (an output named like an
+    input keeps both)."""
+    ins = read_files(args, sources, **{f"--input {k}": f for k, _, f in (i.partition("=") for i in args.input)})
+    files.refuse_overwriting({"--save": out}, ins)
+    arrays = {**{f"input:{k}": np.asarray(v) for k, v in feeds.items()}, **outputs}
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez appends .npz to a path without it
+            np.savez(f, **arrays)
+    files.atomic_write(out, write)
+    announce(f"wrote {out} ({len(outputs)} output{'s' if len(outputs) != 1 else ''}, {len(feeds)} "
+             f"input{'s' if len(feeds) != 1 else ''})", out)
 
 
 def _check_batch(batch: int, declared: dict, dims: dict, from_given: dict, given: dict) -> None:

@@ -56,6 +56,34 @@ def test_run_input_from_an_npz(tmp_path, capsys):
     assert "--input x: cannot read" in capsys.readouterr().err
 
 
+def test_run_saves_its_outputs_and_inputs(tmp_path, capsys):
+    """--save writes the outputs by name and the inputs fed under input:NAME (random ones too), so feeding the
+    file back with --input gives the same outputs; the outputs equal onnxruntime's on the built model."""
+    out = tmp_path / "o.npz"
+    assert main(["run", LENET, "--batch", "2", "--seed", "4", "--repeat", "1", "--save", str(out)]) == 0
+    assert f"wrote {out} (1 output, 1 input)" in capsys.readouterr().out
+    with np.load(out) as z:
+        first = {k: z[k] for k in z.files}
+    assert sorted(first) == ["input:x", "logits"] and first["logits"].shape == (2, 10)
+    again = tmp_path / "again.npz"
+    assert main(["run", LENET, "--seed", "4", "--repeat", "1", "--input", f"x={out}", "--save", str(again)]) == 0
+    with np.load(again) as z:
+        assert all(np.array_equal(z[k], first[k]) for k in first)
+    from archdsl import driver, runtime
+    model = driver.compile_file(LENET, seed=4)
+    want = runtime.session(model, "cpu").run(None, {"x": first["input:x"]})[0]
+    np.testing.assert_allclose(first["logits"], want, rtol=1e-6)
+    for bad, words in (("o.txt", "the outputs are written as an .npz"), ("", "--save")):
+        assert main(["run", LENET, "--save", str(tmp_path / bad) if bad else ""]) == 2
+        assert words in capsys.readouterr().err
+    x = tmp_path / "x.npz"
+    np.savez(x, x=first["input:x"])
+    assert main(["run", LENET, "--input", f"x={x}", "--save", str(x)]) == 1  # the input it reads
+    assert "--save" in capsys.readouterr().err
+    with np.load(x) as z:
+        assert z.files == ["x"]
+
+
 def test_run_refuses_a_dim_the_model_does_not_have(capsys):
     assert main(["run", MLP, "--dim", "T=4"]) == 1  # ignored before: a typo in SYM went unnoticed
     assert "--dim T: the model has no symbolic dim 'T' (its symbolic dims: B)" in capsys.readouterr().err
