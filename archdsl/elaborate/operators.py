@@ -111,7 +111,8 @@ class Operators:
                 return v.type.rank
             if name == "dtype":
                 return str(v.type.dtype)
-            raise ArchTypeError(f"a tensor has no attribute '{name}' (it has shape, T, rank, dtype)", span)
+            raise ArchTypeError(f"a tensor has no attribute '{name}' (it has shape, T, rank, dtype)"
+                                + _method_hint(name), span)
         if isinstance(v, Namespace):
             try:
                 return v.env.vars[name]
@@ -171,3 +172,19 @@ class Operators:
         return self.call_op("getitem", [v], {"index": tuple(entries)}, None, span)
 
     # ---------------- free parameters ----------------
+
+
+_TORCH_METHODS = {"view": "reshape(x, [...])", "size": "x.shape", "float": 'cast(x, "float32")',
+                  "long": 'cast(x, "int64")', "contiguous": "nothing: drop it", "t": "x.T", "dim": "x.rank",
+                  "ndim": "x.rank", "numel": "the product of x.shape", "max": "amax(x, ...)", "min": "amin(x, ...)"}
+
+
+def _method_hint(name: str) -> str:
+    """torch's tensor methods (`x.mean(1)`, `x.view(...)`) are functions of the language: say which."""
+    if name in _TORCH_METHODS:
+        return f"; write {_TORCH_METHODS[name]}"
+    op = ops.lookup(name)
+    if op is not None and op.category != "internal" and not op.written:
+        return f"; ops are functions: {op.name}(x, ...) or x -> {op.name}(...)"
+    return ""
+

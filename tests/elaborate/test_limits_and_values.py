@@ -228,6 +228,22 @@ def test_messages_name_the_values_not_python_internals(stmt, message):
         body(f"    {stmt}")
 
 
+@pytest.mark.parametrize("stmt, hint", [
+    ("h = x.mean(1)", "; ops are functions: mean(x, ...) or x -> mean(...)"),
+    ("h = x.permute([1, 0])", "; ops are functions: permute(x, ...) or x -> permute(...)"),
+    ("h = x.view(8)", "; write reshape(x, [...])"),
+    ("h = x.contiguous()", "; write nothing: drop it"),
+    ("h = x.size()", "; write x.shape"),
+    ("h = x.foo", ""),
+])
+def test_torch_tensor_methods_name_the_function_to_call(stmt, hint):
+    """`x.mean(1)` from torch: the language has no methods; the message names what to write."""
+    with pytest.raises(ArchError) as e:
+        body(f"    {stmt}")
+    name = stmt.split(".")[1].split("(")[0]
+    assert e.value.message == f"a tensor has no attribute '{name}' (it has shape, T, rank, dtype){hint}"
+
+
 def test_len_of_a_scalar_tensor():
     with pytest.raises(ArchError, match=r"len\(\) of a scalar tensor \(float32\[\]\)"):
         body("    n = len(s)", inputs="x: float32[2, 4], s: float32[]")
