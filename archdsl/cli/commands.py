@@ -359,7 +359,8 @@ def cmd_ops(args) -> int:
         print(ops_table())
         return 0
     for op in all_ops():
-        print(f"{op.signature():<70} {op.doc}")
+        aliases = f" (also {', '.join(op.aliases)})" if op.aliases else ""
+        print(f"{op.signature():<70} {op.doc}{aliases}")
     return 0
 
 

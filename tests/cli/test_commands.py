@@ -187,6 +187,7 @@ def test_ops_lists_the_registry(capsys):
     assert main(["ops"]) == 0
     out = capsys.readouterr().out
     assert "conv2d(x, out_channels, kernel_size" in out and "linear(" in out
+    assert "(torch.cat). (also cat)" in out and "(also batchnorm1d, batchnorm2d, batchnorm3d)" in out  # every name
 
 
 def _subcommands() -> list[str]:
