@@ -122,3 +122,12 @@ def test_a_reference_without_the_table_markers_is_a_diagnostic(tmp_path, capsys)
     root = _checkout(tmp_path, f"# A spec.\n{_ZZ}", reference="# Reference\n| op | signature |\n")
     assert main(["docs", "--check", "--root", str(root)]) == 1
     assert "the op table must sit once between" in capsys.readouterr().err
+
+
+def test_docs_says_what_it_did(tmp_path, capsys):
+    """It printed nothing when the files were already fresh."""
+    root = _checkout(tmp_path, f"# A spec.\n{_ZZ}")
+    assert main(["docs", "--root", str(root)]) == 0
+    assert capsys.readouterr().out.count("updated ") == 2
+    assert main(["docs", "--root", str(root)]) == 0
+    assert capsys.readouterr().out.strip().endswith("README.md are up to date")

@@ -131,6 +131,8 @@ def run_docs(check: bool, root: Path | None = None) -> int:
     for p in stale:
         files.atomic_write(p, lambda tmp, text=targets[p]: tmp.write_text(text))
         print(f"updated {p}")
+    if not stale:
+        print(f"{' and '.join(str(p) for p in targets)} are up to date")
     return 0
 
 

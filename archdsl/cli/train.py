@@ -137,7 +137,8 @@ def add_train_parser(sub) -> None:
                     ".npz or .safetensors; `archdsl build FILE --weights OUT` then gives the trained model.")
     t.add_argument("file", help="the .arch spec to train")
     t.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE", help=DEFINE_HELP)
-    t.add_argument("-I", dest="include", action="append", default=[], metavar="DIR", help="import search path")
+    t.add_argument("-I", dest="include", action="append", default=[], metavar="DIR",
+                   help="add DIR to the import search path (also $ARCHDSL_PATH)")
     t.add_argument("--model", metavar="NAME", help="which model of the file")
     t.add_argument("--data", required=True, metavar="TRAIN.npz", help="training data: model inputs and labels")
     t.add_argument("--val", metavar="VAL.npz", help="held-out data, evaluated after every epoch")
