@@ -227,7 +227,9 @@ class Calls:
         if "values" not in given:
             raise ArchTypeError("tensor() is missing its values: tensor([1, 2, 3])", span)
         if self.graph is None:
-            raise ArchTypeError("'tensor' makes a tensor; only inside a model or block", span)
+            raise ArchTypeError("'tensor' makes a tensor; only inside a model or block (a file-level let holds "
+                                "the numbers: `let t = [1.0, 2.0]`, and tensor(t) in the model makes the constant)",
+                                span)
         flat, shape = _nested(given["values"], span)
         check_elements(shape, "tensor()", span)
         self.charge(len(flat), span)

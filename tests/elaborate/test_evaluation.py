@@ -433,6 +433,13 @@ def test_tensor_refuses_what_is_not_a_tensor_of_its_dtype(expr, words):
         archdsl.check_source(text)
 
 
+def test_tensor_at_file_level_says_where_the_numbers_go():
+    with pytest.raises(ArchError, match=re.escape("only inside a model or block (a file-level let holds the numbers: "
+                                                  "`let t = [1.0, 2.0]`, and tensor(t) in the model")):
+        archdsl.check_source("let t = tensor([1.0])\nmodel m(x: float32[2]) -> y {\n    y = x\n}\n")
+    archdsl.check_source("let t = [1.0, 2.0]\nmodel m(x: float32[2]) -> y {\n    y = x * tensor(t)\n}\n")
+
+
 def test_a_swin_relative_position_bias_from_a_tensor_index_matches_torch():
     """The index table Swin computes with torch.arange/meshgrid, written as a compile-time comprehension."""
     torch = pytest.importorskip("torch")
