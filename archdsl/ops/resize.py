@@ -22,8 +22,9 @@ def _is_num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _plan(x, a) -> tuple[list | None, list | None]:
-    """Per spatial dim: (scales, sizes), exactly one of them given."""
+def _plan(x, a, like=None) -> tuple[list | None, list | None]:
+    """Per spatial dim: (scales, sizes), exactly one of them given; both None for `like` (its sizes, read at
+    run time)."""
     if x.rank < 3:
         fail(f"upsample: expected an input [N, C, spatial...], got {shape_str(x)}")
     n = x.rank - 2
@@ -33,8 +34,14 @@ def _plan(x, a) -> tuple[list | None, list | None]:
     if a["align_corners"] and mode not in _LINEAR_RANK:
         fail(f'upsample: align_corners needs a linear mode (linear, bilinear, trilinear), not "{mode}"')
     sf, size = a["scale_factor"], a["size"]
+    if like is not None:
+        if sf is not None or size is not None:
+            fail("upsample: give one of scale_factor, size and like")
+        if like.rank != x.rank:
+            fail(f"upsample: like= takes its spatial sizes from a tensor of x's rank {x.rank}, got {shape_str(like)}")
+        return None, None
     if (sf is None) == (size is None):
-        fail("upsample: give exactly one of scale_factor and size")
+        fail("upsample: give exactly one of scale_factor, size and like")
     if size is not None:
         sizes = list(size) * n if len(size) == 1 else list(size)
         if len(sizes) != n or any(s <= 0 for s in sizes):
@@ -57,8 +64,10 @@ def _out(d: Dim, scale: float) -> Dim:
 def _infer(ins, a):
     x = ins[0]
     float_input("upsample", x)
-    scales, sizes = _plan(x, a)
-    spatial = sizes if sizes is not None else [_out(d, s) for d, s in zip(x.shape[2:], scales)]
+    like = ins[1] if len(ins) > 1 else None
+    scales, sizes = _plan(x, a, like)
+    spatial = list(like.shape[2:]) if like is not None else sizes if sizes is not None else \
+        [_out(d, s) for d, s in zip(x.shape[2:], scales)]
     if any(isinstance(d, int) and d <= 0 for d in spatial):
         fail(f"upsample: output size {spatial} is empty")
     return [x.with_shape(x.shape[:2] + tuple(spatial))]
@@ -66,7 +75,7 @@ def _infer(ins, a):
 
 def _lower(e, ins, outs, c):
     mode, align = c.attrs["mode"], c.attrs["align_corners"]
-    scales, sizes = _plan(c.in_types[0], c.attrs)
+    scales, sizes = _plan(c.in_types[0], c.attrs, c.in_types[1] if len(ins) > 1 else None)
     if mode in _LINEAR_RANK:
         kw = {"mode": "linear", "coordinate_transformation_mode": "align_corners" if align else "half_pixel"}
     elif mode == "nearest":
@@ -78,7 +87,8 @@ def _lower(e, ins, outs, c):
         e.op("Resize", [ins[0], "", sc], outputs=outs, **kw)
         return
     lead = e.op("Shape", [ins[0]], start=0, end=2)
-    full = e.op("Concat", [lead, e.const(np.array(sizes, dtype=np.int64))], axis=0)
+    rest = e.op("Shape", [ins[1]], start=2) if len(ins) > 1 else e.const(np.array(sizes, dtype=np.int64))
+    full = e.op("Concat", [lead, rest], axis=0)
     e.op("Resize", [ins[0], "", "", full], outputs=outs, **kw)
 
 
@@ -104,11 +114,13 @@ def _grad(b, c, ins, outs, gouts):
     """nearest modes move elements (scatter g back); linear modes are y = W x along each dim, so g x W.
     Sizes that do not change are a copy in onnxruntime (and in torch's autograd), even with a scale of 1.2."""
     x_t, g = c.in_types[0], gouts[0]
+    like = [None] * (len(ins) - 1)  # no gradient reaches the tensor that only lends its sizes
     if tuple(c.out_types[0].shape[2:]) == tuple(x_t.shape[2:]):  # onnxruntime copies the input then, any scale
-        return [g]
+        return [g, *like]
     if c.attrs["mode"] not in _LINEAR_RANK:
-        return [b.op("autodiff.movement_grad", g, ins[0], op="upsample", attrs=dict(c.attrs), positions="int32")]
-    scales, _ = _plan(x_t, c.attrs)
+        return [b.op("autodiff.movement_grad", g, *ins, op="upsample", attrs=dict(c.attrs), positions="int32"),
+                *like]
+    scales, _ = _plan(x_t, c.attrs, c.in_types[1] if len(ins) > 1 else None)
     n = x_t.rank - 2
     out_sp = c.out_types[0].shape[2:]
     if not all(isinstance(d, int) for d in tuple(x_t.shape[2:]) + tuple(out_sp)):
@@ -121,7 +133,7 @@ def _grad(b, c, ins, outs, gouts):
         g = b.op("matmul", g, b.const(w, like=g))  # [..., out] @ [out, in]
         if ax != x_t.rank - 1:
             g = b.op("transpose", g, dim0=ax, dim1=-1)
-    return [g]
+    return [g, *like]
 
 
 def _cost(c):
@@ -130,11 +142,12 @@ def _cost(c):
 
 
 register(OpDef(
-    name="upsample", inputs=("x",), category="layer", aliases=("interpolate",),
+    name="upsample", inputs=("x", "like?"), category="layer", aliases=("interpolate",),
     attrs=(Attr("scale_factor", "any", None),
            Attr("mode", "str", "nearest", choices=("nearest", "nearest-exact", "linear", "bilinear", "trilinear")),
            Attr("align_corners", "bool", False), Attr("size", "ints?", None)),
     infer=_infer, lower=_lower, cost=_cost, grad=_grad,
-    doc="Resize the spatial dims by scale_factor or to size (torch.nn.Upsample); nearest, nearest-exact, "
-        "(bi/tri)linear with align_corners.",
+    doc="Resize the spatial dims by scale_factor, to size, or to the spatial sizes of like= (a skip "
+        "connection's, read at run time: torch's F.interpolate(x, size=skip.shape[2:])) (torch.nn.Upsample); "
+        "nearest, nearest-exact, (bi/tri)linear with align_corners.",
 ))

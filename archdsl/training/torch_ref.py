@@ -180,6 +180,19 @@ def _cross_entropy(n, x, labels):
                            label_smoothing=a["label_smoothing"], ignore_index=-100 if ignore is None else ignore)
 
 
+def _upsample(n, x, like=None):
+    a = n.attrs
+    linear = a["mode"] in ("linear", "bilinear", "trilinear")
+    size = tuple(like.shape[2:]) if like is not None else a["size"]
+    if size is not None and len(size) == 1:
+        size = size * (x.dim() - 2)
+    sf = a["scale_factor"]
+    return F.interpolate(x, size=None if size is None else tuple(size),
+                         scale_factor=None if sf is None else tuple(sf) if isinstance(sf, (list, tuple)) else sf,
+                         mode=a["mode"], align_corners=a["align_corners"] if linear else None)
+
+
+_OPS["upsample"] = _upsample
 _OPS["cross_entropy"] = _cross_entropy
 _OPS["bce_with_logits"] = lambda n, x, t: F.binary_cross_entropy_with_logits(x, t)
 _OPS["lstm"], _OPS["gru"] = _rnn("lstm"), _rnn("gru")

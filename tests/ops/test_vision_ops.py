@@ -150,8 +150,55 @@ def test_upsample_linear_1d_and_symbolic_dims():
 def test_upsample_diagnostics():
     with pytest.raises(ArchError, match="needs a rank-4 input"):
         archdsl.check_source('model m(x: float32[B, 2, 8]) -> y { y = x -> upsample(2, mode="bilinear") }')
-    with pytest.raises(ArchError, match="exactly one of scale_factor and size"):
+    with pytest.raises(ArchError, match="exactly one of scale_factor, size and like"):
         archdsl.check_source("model m(x: float32[B, 2, 8, 8]) -> y { y = x -> upsample() }")
+    with pytest.raises(ArchError, match="give one of scale_factor, size and like"):
+        archdsl.check_source("model m(x: float32[B, 2, 8, 8]) -> y { y = x -> upsample(2, like=x) }")
+    with pytest.raises(ArchError, match=r"like= takes its spatial sizes from a tensor of x's rank 4, got \[B, 2, 8\]"):
+        archdsl.check_source("model m(x: float32[B, 2, 8, 8], s: float32[B, 2, 8]) -> y { y = upsample(x, like=s) }")
+
+
+UNET = """
+model unet(x: float32[B, 3, H, W]) -> y {
+    s = x -> conv2d(4, 3, padding=1) as inc -> relu
+    d = s -> conv2d(8, 3, stride=2, padding=1) as down -> relu
+    u = d -> upsample(like=s, mode="MODE") -> conv2d(4, 3, padding=1) as up
+    y = concat([u, s], axis=1) -> conv2d(2, 1) as head
+}
+"""
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_upsample_like_a_skip_connection_takes_any_size(mode):
+    """upsample(like=skip) is F.interpolate(x, size=skip.shape[2:]): a U-Net over symbolic H and W joins its
+    skip connections at odd sizes too (2*((H-1)//2+1) is not H, so a scale of 2 could not), as torch's."""
+    g = archdsl.check_source(UNET.replace("MODE", mode))
+    assert [str(d) for d in g.outputs[0][1].type.shape] == ["B", "2", "H", "W"]
+    for hw in ((8, 8), (7, 9), (5, 12)):
+        x = rand(2, 3, *hw)
+        (y,), w = run(UNET.replace("MODE", mode), {"x": x})
+        tw = {k: t(v) for k, v in w.items()}
+        s = F.relu(F.conv2d(t(x), tw["inc.weight"], tw["inc.bias"], padding=1))
+        d = F.relu(F.conv2d(s, tw["down.weight"], tw["down.bias"], stride=2, padding=1))
+        u = F.interpolate(d, size=s.shape[2:], mode=mode, align_corners=False if mode == "bilinear" else None)
+        u = F.conv2d(u, tw["up.weight"], tw["up.bias"], padding=1)
+        ref = F.conv2d(torch.cat([u, s], 1), tw["head.weight"], tw["head.bias"])
+        np.testing.assert_allclose(y, ref.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_unet_over_symbolic_sizes_trains_like_torch():
+    """The same U-Net's train step (nearest upsampling's gradient scatters back through like's sizes; the
+    strided conv's input gradient cuts to the run-time size): one SGD step against torch at two odd sizes."""
+    from ..training.harness import batches, compile_step, config, initial, ort_steps, rel, torch_steps
+    ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=UNET.replace("MODE", "nearest"))
+    for hw in ((7, 9), (6, 5)):
+        data = batches(ct, 1, 2, 2, seed=1, dims={"H": hw[0], "W": hw[1]})
+        init = initial(ct)
+        lo, so = ort_steps(ct, data)
+        l64, s64 = torch_steps(ct, fwd, data, np.float64)
+        assert abs(lo[0] - l64[0]) <= 1e-5 * abs(l64[0])
+        for name, ref in s64[0].items():
+            assert rel(so[0][name] - init[name], ref - init[name]) < 1e-4, name
 
 
 # ---------------------------------------------------------------- sinusoidal_embedding
