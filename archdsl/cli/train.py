@@ -142,7 +142,9 @@ def add_train_parser(sub) -> None:
     t.add_argument("--model", metavar="NAME", help="which model of the file")
     t.add_argument("--data", required=True, metavar="TRAIN.npz", help="training data: model inputs and labels")
     t.add_argument("--val", metavar="VAL.npz", help="held-out data, evaluated after every epoch")
-    t.add_argument("--epochs", type=int, default=10, metavar="N", help="passes over the data (default 10)")
+    t.add_argument("--epochs", type=int, default=10, metavar="N",
+                   help="passes over the data (default 10); 0 evaluates the starting weights (--weights, --resume's "
+                        "checkpoint, or the initialization) on --data and --val and writes nothing")
     t.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
                    help="learning-rate schedule over the epochs (cosine: epoch e of E runs at "
                         "lr * (1 + cos(pi (e-1) / E)) / 2, from --lr toward 0, as torch's CosineAnnealingLR "
@@ -172,8 +174,9 @@ _OTHER_FORMATS = {".onnx", ".arch", ".pt", ".pth", ".bin", ".ckpt", ".h5", ".pb"
 def cmd_train(args, sources) -> int:
     from ..training.loop import LoopOptions, run_training
     from .run import check_spec_at
-    if args.epochs < 1 or args.batch_size < 1:
-        print("archdsl train: error: --epochs and --batch-size must be at least 1", file=sys.stderr)
+    if args.epochs < 0 or args.batch_size < 1:
+        print("archdsl train: error: --epochs must be 0 (evaluate only) or more, --batch-size at least 1",
+              file=sys.stderr)
         return 2
     if args.warmup < 0:
         print("archdsl train: error: --warmup is a number of steps, 0 or more", file=sys.stderr)
@@ -195,14 +198,16 @@ def cmd_train(args, sources) -> int:
     ckpt = output_path(args.checkpoint, "--checkpoint", "run.ckpt.npz") if args.checkpoint else \
         beside(out, out.stem + ".ckpt.npz", "the checkpoint", "--checkpoint")  # run.a.ckpt.npz
     mod = load_spec(args, sources)
-    files.refuse_overwriting({"-o": out, "--checkpoint": ckpt},
-                             read_files(args, sources, **{"--data": args.data, "--val": args.val}))
-    for path in (out, ckpt):
-        files.probe_writable(path)
+    if args.epochs:  # --epochs 0 writes nothing
+        files.refuse_overwriting({"-o": out, "--checkpoint": ckpt},
+                                 read_files(args, sources, **{"--data": args.data, "--val": args.val}))
+        for path in (out, ckpt):
+            files.probe_writable(path)
     ct = driver.build_train(mod, args.model, _options(args), train_config(args), sources)
     opts = LoopOptions(data=args.data, val=args.val, epochs=args.epochs, batch_size=args.batch_size, output=out,
                        checkpoint=ckpt, resume=args.resume, provider=args.provider, threads=args.threads,
                        seed=args.seed, quiet=args.quiet, schedule=args.schedule, warmup=args.warmup,
-                       check_sizes=lambda path, sizes: check_spec_at(mod, ct.graph.name, sizes, path))
+                       check_sizes=lambda path, sizes: check_spec_at(mod, ct.graph.name, sizes, path),
+                       weights_file=getattr(args, "weights", None))
     run_training(ct, opts)
     return 0

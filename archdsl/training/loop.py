@@ -44,6 +44,7 @@ class LoopOptions:
     warmup: int = 0  # update s (from 1, over the whole run) at min(1, s / warmup) of the schedule's lr
     # the spec checked at the sizes a data file gives its symbolic dims (path, sizes), before any step runs
     check_sizes: Callable[[str, dict], None] | None = None
+    weights_file: str | None = None  # --weights: what --epochs 0 evaluates is named so
 
 
 def load_data(path: str, model, names: list[str], class_dim_of=None) -> dict[str, np.ndarray]:
@@ -389,11 +390,14 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     start = 0
     if opts.resume:
         start = trainer.load_checkpoint(opts.checkpoint)
-        console.print(f"resumed from {opts.checkpoint} after epoch {start}"
-                      + (f"; --epochs {opts.epochs} leaves nothing to train: the checkpoint's weights are the "
-                         "output" if start >= opts.epochs else ""))
+        if opts.epochs:
+            console.print(f"resumed from {opts.checkpoint} after epoch {start}"
+                          + (f"; --epochs {opts.epochs} leaves nothing to train: the checkpoint's weights are "
+                             "the output" if start >= opts.epochs else ""))
     _check_finite_state(trainer, "the checkpoint" if opts.resume else "the weights")
     loss_kind, ignore = ct.info.config.loss, ct.info.config.ignore_index
+    if opts.epochs == 0:  # evaluation only: the starting weights on each data file, nothing written
+        return _evaluate_only(trainer, train, val, opts, loss_kind, console)
     needs_two = ct.info.min_batch_at(_symbol_sizes(ct.step_model, train, ct.info.data_inputs)) > 1
     metrics: dict = {}
     if needs_two and n == 1:
@@ -500,8 +504,24 @@ def evaluate(trainer: Trainer, data: dict, batch_size: int, loss_kind: str, path
     return out
 
 
+def _evaluate_only(trainer: Trainer, train: dict, val: dict | None, opts: LoopOptions, loss_kind: str,
+                   console) -> dict:
+    """--epochs 0: the loss (and accuracy) of the weights training would start from, through the eval model,
+    on --data and --val; no step runs and no file is written."""
+    t0 = time.perf_counter()
+    metrics = {k[4:]: v for k, v in evaluate(trainer, train, opts.batch_size, loss_kind, opts.data).items()}
+    if val is not None:
+        metrics.update(evaluate(trainer, val, opts.batch_size, loss_kind, opts.val))
+    metrics["seconds"] = time.perf_counter() - t0
+    source = f"the checkpoint {opts.checkpoint}" if opts.resume else f"the weights of {opts.weights_file}" \
+        if opts.weights_file else "the initial weights"
+    console.print(f"evaluated {source} (--epochs 0: nothing trained or written)")
+    console.print(_line({"epoch": 0, **metrics}, 0))
+    return metrics
+
+
 def _line(m: dict, epochs: int) -> str:
-    parts = [f"epoch {m['epoch']}/{epochs}", f"loss {m['loss']:.4f}"]
+    parts = [f"epoch {m['epoch']}/{epochs}" if epochs else "evaluation", f"loss {m['loss']:.4f}"]
     if "accuracy" in m:
         parts.append(f"acc {100 * m['accuracy']:.2f}%")
     if "val_loss" in m:

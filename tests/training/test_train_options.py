@@ -4,6 +4,7 @@ definition: --ignore-index, --clip-grad-norm, --warmup, --freeze."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import onnx
@@ -133,3 +134,27 @@ def test_freeze_leaves_parameters_as_torchs_requires_grad_false(tmp_path, capsys
     np.testing.assert_allclose(ours["fc2.bias"], net[2].bias.detach().numpy(), rtol=1e-4, atol=1e-5)
     assert main([*argv, "--freeze", "fc9"]) == 1
     assert "--freeze fc9: no trainable parameter of m matches" in capsys.readouterr().err
+
+
+def test_epochs_0_evaluates_the_starting_weights(tmp_path, capsys):
+    """--epochs 0 gives the loss and accuracy of --weights, a checkpoint or the initialization on --data and
+    --val, as the last epoch's held-out figures of the run that wrote them, and writes nothing."""
+    argv = linear_run(tmp_path)
+    data = argv[argv.index("--data") + 1]
+    assert main([*argv, "--epochs", "2", "--val", data, "--quiet"]) == 0
+    last = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("epoch 2/2")][0]
+    held_out = re.search(r"val_loss (\S+)  val_acc (\S+)", last).groups()
+    weights = tmp_path / "w.npz"
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    for extra, source in ((["--weights", str(weights)], f"the weights of {weights}"),
+                          (["--resume"], f"the checkpoint {tmp_path / 'w.ckpt.npz'}")):
+        assert main([*argv, "--epochs", "0", "--val", data, *extra]) == 0
+        err = capsys.readouterr().err
+        assert f"evaluated {source} (--epochs 0: nothing trained or written)" in err
+        line = [ln for ln in err.splitlines() if ln.startswith("evaluation")][0]
+        assert f"loss {held_out[0]}  acc {held_out[1]}  val_loss {held_out[0]}  val_acc {held_out[1]}" in line
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
+    assert main([*argv, "--epochs", "0"]) == 0
+    assert "evaluated the initial weights" in capsys.readouterr().err
+    assert main([*argv, "--epochs", "-1"]) == 2
+    assert "--epochs must be 0 (evaluate only) or more" in capsys.readouterr().err
