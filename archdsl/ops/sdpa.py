@@ -19,7 +19,7 @@ import numpy as np
 from ..types import DType, numel
 from ._common import fill_array, float_input, reduce_op, shape_str, tril_keep
 from ._kernels import never_empty, runs_natively
-from .registry import Attr, OpDef, fail, register
+from .registry import Attr, OpCall, OpDef, fail, register
 from .shapes import broadcast
 
 __all__: list[str] = []
@@ -31,9 +31,18 @@ def _infer(ins, a):
         float_input("scaled_dot_product_attention", t, what)
         if t.rank < 2:
             fail(f"scaled_dot_product_attention: {what} needs [..., L, D], got {shape_str(t)}")
-    if not (q.rank == k.rank == v.rank) or q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
+    gqa = a["enable_gqa"] and q.rank >= 3 and k.rank == q.rank and k.shape[-3] != q.shape[-3]
+    if gqa:  # torch's enable_gqa: key and value have fewer heads, each serving q_heads / kv_heads queries' heads
+        hq, hk = q.shape[-3], k.shape[-3]
+        if not (isinstance(hq, int) and isinstance(hk, int) and hq % hk == 0) or v.shape[-3] != hk:
+            fail(f"scaled_dot_product_attention: enable_gqa needs the query's heads (dim -3 of {shape_str(q)}) to "
+                 f"be a multiple of key's and value's ({shape_str(k)}, {shape_str(v)}), all known sizes")
+    lead = (lambda t: t.shape[:-3]) if gqa else (lambda t: t.shape[:-2])  # gqa: the heads checked above
+    if not (q.rank == k.rank == v.rank) or lead(q) != lead(k) or lead(k) != lead(v):
+        fewer = not a["enable_gqa"] and q.rank >= 3 and k.rank == q.rank and q.shape[:-3] == k.shape[:-3] \
+            and k.shape[:-2] == v.shape[:-2]
         fail(f"scaled_dot_product_attention: query {shape_str(q)}, key {shape_str(k)} and value {shape_str(v)} "
-             "must have the same leading dims")
+             "must have the same leading dims" + (" (fewer key/value heads: enable_gqa=true)" if fewer else ""))
     if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         fail(f"scaled_dot_product_attention: query {shape_str(q)}, key {shape_str(k)}, value {shape_str(v)} "
              "disagree (query and key need one head size, key and value one length)")
@@ -61,9 +70,30 @@ def _scale(c) -> float:
     return float(s) if s is not None else 1.0 / math.sqrt(c.in_types[0].shape[-1])
 
 
+def _kv_heads(c) -> int:
+    """How many query heads share one key/value head (1 without grouped-query attention)."""
+    q, k = c.in_types[:2]
+    return q.shape[-3] // k.shape[-3] if c.attrs["enable_gqa"] and q.rank >= 3 and k.shape[-3] != q.shape[-3] else 1
+
+
+def _repeat_heads(e, x: str, rank: int, heads: int, rep: int) -> str:
+    """[..., Hkv, S, D] -> [..., Hkv * rep, S, D], each head repeated rep times in place (repeat_interleave)."""
+    wide = e.op("Expand", [e.op("Unsqueeze", [x, e.const(np.array([rank - 2], np.int64))]),
+                           e.const(np.array([1] * (rank - 2) + [rep, 1, 1], np.int64))])
+    shape = e.op("Concat", [e.op("Shape", [x], start=0, end=rank - 3), e.const(np.array([heads], np.int64)),
+                            e.op("Shape", [x], start=rank - 2)], axis=0)
+    return e.op("Reshape", [wide, shape])
+
+
 def _lower(e, ins, outs, c):
     q_t = c.in_types[0]
     scale = _scale(c)
+    rep = _kv_heads(c)
+    if rep > 1:
+        ins = [ins[0], *(_repeat_heads(e, x, q_t.rank, q_t.shape[-3], rep) for x in ins[1:3]), *ins[3:]]
+        c = OpCall((q_t, q_t.with_shape(c.in_types[1].shape[:-3] + (q_t.shape[-3],) + c.in_types[1].shape[-2:]),
+                    q_t.with_shape(c.in_types[2].shape[:-3] + (q_t.shape[-3],) + c.in_types[2].shape[-2:]),
+                    *c.in_types[3:]), c.out_types, c.attrs)
     native = (e.opset >= 23 and q_t.rank == 4 and scale > 0  # scale <= 0: refused
               and never_empty(*q_t.shape[:-1], *c.in_types[1].shape[:-1]) and runs_natively("Attention", e.opset))
     if native:
@@ -173,8 +203,17 @@ def _attend(r, q, k, v, mask, causal: bool, scale: float, dropout=None):
 
 
 def _grad(b, c, ins, outs, gouts):
-    causal, scale = c.attrs["causal"], _scale(c)
-    return b.vjp(lambda r, q, k, v, *m: _attend(r, q, k, v, m[0] if m else None, causal, scale), list(ins), gouts)
+    causal, scale, rep = c.attrs["causal"], _scale(c), _kv_heads(c)
+
+    def widen(r, x):  # repeat_interleave of the heads, as copies the gradient sums back
+        if rep == 1:
+            return x
+        rank = x.type.rank
+        shape = x.type.shape
+        copies = r.op("concat", *[r.op("unsqueeze", x, dim=rank - 2)] * rep, axis=rank - 2)
+        return r.op("reshape", copies, shape=shape[:-3] + (shape[-3] * rep,) + shape[-2:])
+    return b.vjp(lambda r, q, k, v, *m: _attend(r, q, widen(r, k), widen(r, v), m[0] if m else None, causal, scale),
+                 list(ins), gouts)
 
 
 def _cost(c):
@@ -185,8 +224,11 @@ def _cost(c):
 
 register(OpDef(
     name="scaled_dot_product_attention", inputs=("query", "key", "value", "mask?"), category="layer",
-    aliases=("sdpa",), attrs=(Attr("causal", "bool", False), Attr("scale", "float?", None)),
+    aliases=("sdpa",), attrs=(Attr("causal", "bool", False), Attr("scale", "float?", None),
+                              Attr("enable_gqa", "bool", False)),
     infer=_infer, lower=_lower, cost=_cost, grad=_grad,
     doc="softmax(q k^T * scale + mask) v (torch's F.scaled_dot_product_attention); scale defaults to "
-        "1/sqrt(head size); ONNX Attention at opset 23+ where onnxruntime runs it as a kernel (23-24 in 1.32).",
+        "1/sqrt(head size); enable_gqa=true lets key and value have fewer heads (dim -3), each shared by "
+        "query heads / kv heads query heads (grouped-query attention); ONNX Attention for [B, heads, T, head "
+        "size] at opset 23+ where onnxruntime runs it as a kernel (23-24 in 1.32).",
 ))

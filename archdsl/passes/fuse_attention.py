@@ -126,7 +126,7 @@ def fuse_attention(g: Graph, ctx: PassContext) -> bool:
             k = swap.outputs[0]
         d = q.type.shape[-1]
         default = isinstance(d, int) and math.isclose(scale, 1.0 / math.sqrt(d), rel_tol=1e-6)
-        attrs = {"causal": causal, "scale": None if default else float(scale)}
+        attrs = {"causal": causal, "scale": None if default else float(scale), "enable_gqa": False}
         ins = [q, k, v] + ([mask] if mask is not None else [])
         try:
             new = g.make_node("scaled_dot_product_attention", ins, attrs, nodes[0].name.rsplit(".", 1)[0] + ".sdpa"

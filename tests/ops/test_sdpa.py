@@ -5,6 +5,8 @@ leave a query no key (zeros at every opset)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -95,3 +97,35 @@ def test_a_query_that_can_be_empty_is_decomposed(opset, layer):
 def test_an_input_length_still_gets_the_kernel(opset):
     model = archdsl.compile_source("model a(q: float32[B, 2, T, 8]) -> y { y = sdpa(q, q, q) }", opset=opset)
     assert any(n.op_type == "Attention" for n in model.graph.node)
+
+
+@pytest.mark.parametrize("opset", OPSETS)
+@pytest.mark.parametrize("causal", [False, True])
+def test_grouped_query_attention_is_torchs(opset, causal):
+    """enable_gqa: 6 query heads over 2 key/value heads, each kv head serving 3 consecutive query heads
+    (torch's repeat_interleave), at every lowering, symbolic batch and length."""
+    torch = pytest.importorskip("torch")
+    src = f"""model m(q: float32[B, 6, T, 4], k: float32[B, 2, T, 4], v: float32[B, 2, T, 5]) -> y {{
+    y = scaled_dot_product_attention(q, k, v, causal={'true' if causal else 'false'}, enable_gqa=true)
+}}"""
+    model = archdsl.compile_source(src, opset=opset)
+    rng = np.random.default_rng(opset)
+    feeds = {"q": rng.standard_normal((2, 6, 5, 4)), "k": rng.standard_normal((2, 2, 5, 4)),
+             "v": rng.standard_normal((2, 2, 5, 5))}
+    feeds = {k: v.astype(np.float32) for k, v in feeds.items()}
+    y = runtime.session(model, "cpu").run(None, feeds)[0]
+    ref = torch.nn.functional.scaled_dot_product_attention(*(torch.from_numpy(feeds[n]) for n in "qkv"),
+                                                           is_causal=causal, enable_gqa=True)
+    np.testing.assert_allclose(y, ref.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("q, k, words", [
+    ("float32[2, 6, 5, 4]", "float32[2, 4, 5, 4]", "enable_gqa needs the query's heads (dim -3 of [2, 6, 5, 4]) to "
+                                                   "be a multiple of key's and value's"),
+    ("float32[2, 6, 5, 4]", "float32[2, H, 5, 4]", "all known sizes"),
+])
+def test_grouped_query_attention_needs_heads_that_divide(q, k, words):
+    with pytest.raises(archdsl.ArchError, match=re.escape(words)):
+        archdsl.check_source(f"model m(q: {q}, k: {k}) -> y {{\n    y = sdpa(q, k, k, enable_gqa=true)\n}}\n")
+    with pytest.raises(archdsl.ArchError, match=re.escape("(fewer key/value heads: enable_gqa=true)")):
+        archdsl.check_source(f"model m(q: {q}, k: {k}) -> y {{\n    y = sdpa(q, k, k)\n}}\n")
