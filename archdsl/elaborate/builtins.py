@@ -177,9 +177,10 @@ BUILTINS = {b.name: b for b in [
     Builtin("list", lambda v: list(_seq("list", v)), "a list from a tuple or list"),
     Builtin("enumerate", _enumerate, "[(index, item), ...]"),
     Builtin("zip", _zip, "[(a0, b0), (a1, b1), ...]"),
-    Builtin("ceil", lambda v: _integral("ceil", v, math.ceil), "round up to an integer"),
-    Builtin("floor", lambda v: _integral("floor", v, math.floor), "round down to an integer"),
-    Builtin("round", _round, "round half to even, as Python; round(x, ndigits)"),
+    Builtin("ceil", lambda v: _integral("ceil", v, math.ceil), "round up to an integer, or the ceil op on a tensor"),
+    Builtin("floor", lambda v: _integral("floor", v, math.floor),
+            "round down to an integer, or the floor op on a tensor"),
+    Builtin("round", _round, "round half to even, as Python; round(x, ndigits); the round op on a tensor"),
     _math("sqrt", math.sqrt, "sqrt"),
     _math("exp", math.exp, "exp"),
     _math("log", math.log, "log"),
@@ -196,4 +197,5 @@ BUILTINS = {b.name: b for b in [
     Builtin("is_symbolic", _isinstance_sym, "true when a dim is a symbol such as B"),
 ]}
 
-TENSOR_MATH = {"sqrt", "exp", "log", "abs", "sin", "cos", "sum"}  # on a tensor these are the op of that name
+# on a tensor these are the op of that name
+TENSOR_MATH = {"sqrt", "exp", "log", "abs", "sin", "cos", "sum", "floor", "ceil", "round"}

@@ -63,7 +63,7 @@ def test_pointwise(op, shape, seed):
     check_grad(op, [normal(seed, *shape)], seed=seed)
 
 
-@pytest.mark.parametrize("op", ["log", "sqrt", "reciprocal"])
+@pytest.mark.parametrize("op", ["log", "sqrt", "reciprocal", "rsqrt"])
 @FAST
 @given(shape=shapes, seed=st.integers(0, 99))
 def test_pointwise_positive(op, shape, seed):
@@ -240,6 +240,37 @@ def test_concat_split(sizes, axis, seed):
                {"sizes": sizes, "axis": axis}, seed=seed)
 
 
+@pytest.mark.parametrize("op", ["floor", "ceil", "round", "sign"])
+@FAST
+@given(shape=shapes, seed=st.integers(0, 99))
+def test_steps_have_zero_gradient(op, shape, seed):
+    """torch's gradient of floor, ceil, round and sign is zero: so are the finite differences between steps
+    (normal draws, spread over several steps, never land within eps of one)."""
+    check_grad(op, [normal(seed, *shape) * 3], seed=seed)
+
+
+@FAST
+@given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), seed=st.integers(0, 99))
+def test_cumsum(shape, data, seed):
+    r = len(shape)
+    check_grad("cumsum", [normal(seed, *shape)], {"dim": data.draw(st.integers(-r, r - 1))}, seed=seed)
+
+
+@pytest.mark.parametrize("op", ["tril", "triu"])
+@FAST
+@given(shape=st.lists(dims, min_size=2, max_size=4), k=st.integers(-3, 3), seed=st.integers(0, 99))
+def test_tril_triu(op, shape, k, seed):
+    check_grad(op, [normal(seed, *shape)], {"diagonal": k}, seed=seed)
+
+
+@FAST
+@given(shape=st.lists(dims, min_size=0, max_size=3), n=st.integers(1, 3), data=st.data(), seed=st.integers(0, 99))
+def test_stack(shape, n, data, seed):
+    r = len(shape)
+    check_grad("stack", [normal(seed + i, *shape) for i in range(n)], {"dim": data.draw(st.integers(-r - 1, r))},
+               seed=seed)
+
+
 @pytest.mark.parametrize("op", ["sum", "mean", "amax", "amin"])
 @FAST
 @given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), keep=st.booleans(), seed=st.integers(0, 99))
@@ -302,6 +333,8 @@ WITHOUT = {
     "sinusoidal_embedding": "reads timesteps or positions, which are data",
     "floordiv": "a step function: zero gradient almost everywhere (index arithmetic)",
     "remainder": "index arithmetic on integers (torch's gradient, 1 and -floor(a/b), is not provided)",
+    "argmax": "int64 output (an index), never differentiated",
+    "argmin": "int64 output (an index), never differentiated",
 }
 
 

@@ -17,7 +17,13 @@ import pytest
 import archdsl
 from archdsl import ops
 
-from . import test_core_layers, test_core_tensor_ops, test_losses, test_mobile_ops  # noqa: F401 - their @covers fill COVERED
+from . import (  # noqa: F401 - their @covers fill COVERED
+    test_core_layers,
+    test_core_tensor_ops,
+    test_losses,
+    test_mobile_ops,
+    test_more_tensor_ops,
+)
 from .core_harness import CORE_MODULES, COVERED, NEWEST, close, rand, run_op
 
 
@@ -51,6 +57,9 @@ _USES = {
     "flatten": "x3 -> flatten", "permute": "x -> permute([1, 0])", "transpose": "x -> transpose",
     "reshape": "x -> reshape([-1])", "concat": "concat([x, x])", "split": "split(x, 1)[0]", "roll": "roll(x, [1], [0])",
     "floordiv": "x // x", "remainder": "x % x",
+    "floor": "floor(x)", "ceil": "ceil(x)", "round": "round(x)", "sign": "sign(x)", "rsqrt": "rsqrt(x)",  # more_math.py
+    "cumsum": "cumsum(x, -1)", "argmax": "argmax(x, 1)", "argmin": "argmin(x)", "tril": "tril(x)",
+    "triu": "triu(x, -1)", "stack": "stack([x, x], dim=-1)",
     "cross_entropy": "cross_entropy(x, positions(x)[:2])", "bce_with_logits": "bce_with_logits(x, x)",  # losses.py
     "unsqueeze": "x -> unsqueeze(0)", "squeeze": "x3 -> squeeze", "expand": "x3 -> expand(shape=[2, 3, 4])",
     "mean": "mean(x)", "sum": "sum(x, dim=[1])", "amax": "amax(x)", "amin": "amin(x)", "where": "where(m, x, x)",

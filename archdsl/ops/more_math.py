@@ -1,0 +1,258 @@
+"""More tensor math, torch semantics: floor/ceil/round, sign, rsqrt, cumsum, argmax/argmin, tril/triu, stack.
+
+Shape rules live here (not in _common) so that the core-op coverage test finds these ops by module."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..types import DType, TensorType, numel
+from ._common import bfloat16_from, elementwise_cost, shape_str
+from .registry import Attr, OpDef, fail, register
+from .shapes import norm_axis
+
+__all__: list[str] = []
+
+
+def _i64(e, v) -> str:
+    return e.const(np.array(v, dtype=np.int64))
+
+
+def _zero_grad(b, c, ins, outs, gouts):
+    """torch's gradient of a step function (floor, ceil, round, sign): zero everywhere."""
+    return [b.zeros_like(ins[0])]
+
+
+# ---------------- floor, ceil, round, sign, rsqrt ----------------
+
+def _no_bool(name: str, x: TensorType) -> None:
+    if x.dtype is DType.bool:
+        fail(f"{name}: no arithmetic on bool tensors; cast(x, \"float32\") first")
+
+
+def _rounding_infer(name: str):
+    def infer(ins, a):
+        x = ins[0]
+        _no_bool(name, x)
+        if a.get("decimals", 0) and not x.dtype.is_float:
+            fail(f"{name}: decimals={a['decimals']} needs a float tensor, got {x.dtype} (as torch.round)")
+        return [x]
+    return infer
+
+
+def _rounding_lower(name: str, onnx_op: str):
+    def lower(e, ins, outs, c):
+        t = c.in_types[0]
+        if not t.dtype.is_float:  # torch.floor/ceil/round of an integer tensor is the tensor itself
+            e.op("Identity", ins, outputs=outs)
+            return
+        if onnx_op == "Round":
+            bfloat16_from(e, t, name, "ONNX Round takes")
+        d = c.attrs.get("decimals", 0)
+        if not d:
+            e.op(onnx_op, ins, outputs=outs)
+            return
+        # torch.round(x, decimals=d): round(x * 10^d) / 10^d, or round(x / 10^-d) * 10^-d for d < 0, the
+        # power computed in x's dtype
+        p = e.const(np.array(10.0 ** abs(d), dtype=np.float32))
+        if t.dtype is not DType.float32:
+            p = e.op("Cast", [p], to=t.dtype.onnx)
+        scaled = e.op("Round", [e.op("Mul" if d > 0 else "Div", [ins[0], p])])
+        e.op("Div" if d > 0 else "Mul", [scaled, p], outputs=outs)
+    return lower
+
+
+for _name, _onnx, _doc in (
+        ("floor", "Floor", "Round down to a whole number, elementwise (torch.floor); integer tensors are "
+                           "returned as they are. Gradient zero, as torch's."),
+        ("ceil", "Ceil", "Round up to a whole number, elementwise (torch.ceil); integer tensors are returned as "
+                         "they are. Gradient zero, as torch's."),
+):
+    register(OpDef(name=_name, inputs=("x",), category="math", infer=_rounding_infer(_name), elementwise=True,
+                   lower=_rounding_lower(_name, _onnx), cost=elementwise_cost, grad=_zero_grad, doc=_doc))
+
+register(OpDef(
+    name="round", inputs=("x",), category="math", attrs=(Attr("decimals", "int", 0),),
+    infer=_rounding_infer("round"), elementwise=True, lower=_rounding_lower("round", "Round"), cost=elementwise_cost,
+    grad=_zero_grad,
+    doc="Round to the nearest whole number, halves to even (torch.round, ONNX Round); decimals=d rounds at "
+        "10^-d as torch. Integer tensors are returned as they are. Gradient zero, as torch's.",
+))
+
+
+def _sign_infer(ins, a):
+    _no_bool("sign", ins[0])
+    return [ins[0]]
+
+
+register(OpDef(
+    name="sign", inputs=("x",), category="math", infer=_sign_infer, elementwise=True, grad=_zero_grad,
+    lower=lambda e, ins, outs, c: e.op("Sign", ins, outputs=outs), cost=elementwise_cost,
+    doc="-1, 0 or 1 by the sign of each element (torch.sign); gradient zero, as torch's.",
+))
+
+
+def _rsqrt_infer(ins, a):
+    if not ins[0].dtype.is_float:
+        fail(f"rsqrt: input must be a float tensor, got {ins[0].dtype}")
+    return [ins[0]]
+
+
+def _rsqrt_grad(b, c, ins, outs, gouts):
+    """d/dx x^-1/2 = -1/2 x^-3/2 = -1/2 y^3."""
+    y = outs[0]
+    return [b.op("mul", gouts[0], b.op("mul", b.op("mul", y, b.op("mul", y, y)), b.const(-0.5, like=y)))]
+
+
+register(OpDef(
+    name="rsqrt", inputs=("x",), category="math", infer=_rsqrt_infer, elementwise=True, grad=_rsqrt_grad,
+    lower=lambda e, ins, outs, c: e.op("Reciprocal", [e.op("Sqrt", ins)], outputs=outs), cost=elementwise_cost,
+    doc="1 / sqrt(x), elementwise (torch.rsqrt).",
+))
+
+
+# ---------------- cumsum ----------------
+
+def _cumsum_axis(name: str, x: TensorType, dim: int) -> int:
+    """torch.cumsum's dim: -rank..rank-1 (a 0-d tensor takes 0 or -1, as one of rank 1)."""
+    return norm_axis(dim, max(x.rank, 1), f"{name}: dim")
+
+
+def _cumsum_infer(ins, a):
+    x = ins[0]
+    _cumsum_axis("cumsum", x, a["dim"])
+    # torch sums integers (and bools) in int64
+    return [x if x.dtype.is_float else TensorType(DType.int64, x.shape)]
+
+
+def _cumsum_lower(reverse: int):
+    def lower(e, ins, outs, c):
+        x, t = ins[0], c.in_types[0]
+        if not t.dtype.is_float and t.dtype is not DType.int64:
+            x = e.op("Cast", [x], to=DType.int64.onnx)
+        if t.rank == 0:
+            e.op("Identity", [x], outputs=outs)
+            return
+        ax = _cumsum_axis("cumsum", t, c.attrs["dim"])
+        e.op("CumSum", [x, _i64(e, ax)], outputs=outs, reverse=reverse)
+    return lower
+
+
+register(OpDef(
+    name="cumsum", inputs=("x",), category="math", attrs=(Attr("dim", "int"),),
+    infer=_cumsum_infer, lower=_cumsum_lower(0), cost=lambda c: numel(c.in_types[0].shape),
+    grad=lambda b, c, ins, outs, gouts: [b.op("autodiff.cumsum_reverse", gouts[0], dim=c.attrs["dim"])],
+    doc="Running sum along dim (torch.cumsum; ONNX CumSum); integers and bools sum in int64, as torch.",
+))
+register(OpDef(
+    name="autodiff.cumsum_reverse", inputs=("g",), category="internal", attrs=(Attr("dim", "int"),),
+    infer=_cumsum_infer, lower=_cumsum_lower(1), cost=lambda c: numel(c.in_types[0].shape),
+    grad=lambda b, c, ins, outs, gouts: [b.op("cumsum", gouts[0], dim=c.attrs["dim"])],
+    doc="cumsum's gradient: the running sum from the end (ONNX CumSum with reverse=1)",
+))
+
+
+# ---------------- argmax, argmin ----------------
+
+def _arg_infer(name: str):
+    def infer(ins, a):
+        x = ins[0]
+        if x.dtype is DType.bool:
+            fail(f"{name}: not defined on bool tensors (nor in torch); cast(x, \"int64\") first")
+        if a["dim"] is None:
+            return [TensorType(DType.int64, (1,) * x.rank if a["keepdim"] else ())]
+        if x.rank == 0:
+            fail(f"{name}: a 0-d tensor has no dim {a['dim']}; leave dim out")
+        ax = norm_axis(a["dim"], x.rank, f"{name}: dim")
+        if x.shape[ax] == 0:
+            fail(f"{name}: dim {a['dim']} of {shape_str(x)} is empty; there is no {name[3:]} to find")
+        shape = x.shape[:ax] + ((1,) if a["keepdim"] else ()) + x.shape[ax + 1:]
+        return [TensorType(DType.int64, shape)]
+    return infer
+
+
+def _arg_lower(onnx_op: str):
+    def lower(e, ins, outs, c):
+        t, a = c.in_types[0], c.attrs
+        if a["dim"] is None:  # torch: the index into the flattened tensor
+            flat = e.op("Reshape", [ins[0], _i64(e, [-1])])
+            if not a["keepdim"]:
+                e.op(onnx_op, [flat], outputs=outs, axis=0, keepdims=0, select_last_index=0)
+                return
+            idx = e.op(onnx_op, [flat], axis=0, keepdims=1, select_last_index=0)
+            e.op("Reshape", [idx, _i64(e, [1] * t.rank)], outputs=outs)
+            return
+        e.op(onnx_op, ins, outputs=outs, axis=norm_axis(a["dim"], t.rank), keepdims=int(a["keepdim"]),
+             select_last_index=0)
+    return lower
+
+
+for _name, _onnx, _what in (("argmax", "ArgMax", "largest"), ("argmin", "ArgMin", "smallest")):
+    register(OpDef(
+        name=_name, inputs=("x",), category="math", attrs=(Attr("dim", "int?", None), Attr("keepdim", "bool", False)),
+        infer=_arg_infer(_name), lower=_arg_lower(_onnx), cost=lambda c: numel(c.in_types[0].shape),
+        doc=f"int64 index of the {_what} element along dim, the first one on ties (torch.{_name}); dim=none: "
+            f"into the flattened tensor. No gradient (integer output).",
+    ))
+
+
+# ---------------- tril, triu ----------------
+
+def _tri_infer(name: str):
+    def infer(ins, a):
+        x = ins[0]
+        if x.rank < 2:
+            fail(f"{name}: needs a tensor of at least 2 dims (a matrix or a batch of them), got {shape_str(x)}")
+        return [x]
+    return infer
+
+
+for _name, _upper, _part in (("tril", 0, "on and below"), ("triu", 1, "on and above")):
+    register(OpDef(
+        name=_name, inputs=("x",), category="math", attrs=(Attr("diagonal", "int", 0),), infer=_tri_infer(_name),
+        lower=lambda e, ins, outs, c, u=_upper: e.op("Trilu", [ins[0], _i64(e, c.attrs["diagonal"])],
+                                                     outputs=outs, upper=u),
+        cost=elementwise_cost,
+        grad=lambda b, c, ins, outs, gouts, n=_name: [b.op(n, gouts[0], diagonal=c.attrs["diagonal"])],
+        doc=f"Keep the elements {_part} the diagonal of the last two dims, zeros elsewhere (torch.{_name}); "
+            f"diagonal=k moves it k up (k < 0: down). ONNX Trilu.",
+    ))
+
+
+# ---------------- stack ----------------
+
+def _stack_infer(ins, a):
+    if not ins:
+        fail("stack: needs at least one tensor")
+    first = ins[0]
+    for t in ins[1:]:
+        if t.dtype != first.dtype:
+            fail(f"stack: dtypes differ ({', '.join(u.dtype.label for u in ins)}); cast them to one")
+        if tuple(t.shape) != tuple(first.shape):
+            fail(f"stack: every tensor must have one shape, got {shape_str(first)} and {shape_str(t)}")
+    ax = norm_axis(a["dim"], first.rank + 1, "stack: dim")
+    return [first.with_shape(first.shape[:ax] + (len(ins),) + first.shape[ax:])]
+
+
+def _stack_lower(e, ins, outs, c):
+    ax = norm_axis(c.attrs["dim"], c.in_types[0].rank + 1)
+    axes = _i64(e, [ax])
+    if len(ins) == 1:
+        e.op("Unsqueeze", [ins[0], axes], outputs=outs)
+        return
+    e.op("Concat", [e.op("Unsqueeze", [x, axes]) for x in ins], outputs=outs, axis=ax)
+
+
+def _stack_grad(b, c, ins, outs, gouts):
+    """g split along the new dim into pieces of 1, each squeezed."""
+    ax = norm_axis(c.attrs["dim"], c.in_types[0].rank + 1)
+    parts = b.op("split", gouts[0], sizes=(1,), axis=ax) if len(ins) > 1 else (gouts[0],)
+    return [b.op("squeeze", p, dim=(ax,)) if b.needs(i) else None for i, p in enumerate(parts)]
+
+
+register(OpDef(
+    name="stack", inputs=("*xs",), category="shape", attrs=(Attr("dim", "int", 0),),
+    infer=_stack_infer, lower=_stack_lower, cost=lambda c: 0, grad=_stack_grad,
+    doc="Join a list of tensors of one shape along a new dim (torch.stack); dim < 0 counts from the result's "
+        "rank.",
+))
