@@ -9,6 +9,7 @@ import numpy as np
 from onnx import numpy_helper
 
 from ..ops import Attr, OpCall, OpDef, fail, get, register
+from ..ops.more_math import cumsum_infer, cumsum_lower
 from ..types import DTYPES, DType, TensorType, is_static
 from .conv_grad import im2col_weight_grad
 
@@ -361,3 +362,10 @@ def _concat_grad_lower(e, ins, outs, c):
 
 _internal("concat_grad", ("g", "*xs"), lambda ins, a: [ins[0].with_shape(x.shape) for x in ins[1:]],
           _concat_grad_lower, attrs=(Attr("axis", "int"),), doc="g split back into the concatenated pieces")
+
+
+# ---- cumsum ----
+_internal("cumsum_reverse", ("g",), cumsum_infer, cumsum_lower(1), attrs=(Attr("dim", "int"),),
+          doc="cumsum's gradient: the running sum from the end (ONNX CumSum with reverse=1)",
+          grad=lambda b, c, ins, outs, gouts: [b.op("cumsum", gouts[0], dim=c.attrs["dim"])])
+

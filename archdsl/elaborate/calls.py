@@ -142,7 +142,7 @@ class Calls:
         names = slots + [a.name for a in op.attrs]
         positional = [i.lstrip("*") for i in op.inputs if not i.endswith("?")] + [a.name for a in op.attrs]
         if op.inputs[:1] and op.inputs[0].startswith("*") and len(args) > 1 and isinstance(args[1], Tensor):
-            raise ArchTypeError(f"{op.name}() takes its tensors as one list: {op.name}([a, b], axis=1)", span)
+            raise ArchTypeError(f"{op.name}() takes its tensors as one list: {_list_call(op)}", span)
         if len(args) > len(positional):
             plural = "s" if len(positional) != 1 else ""
             raise ArchTypeError(f"{op.name}() takes {len(positional)} positional argument{plural}"
@@ -166,7 +166,7 @@ class Calls:
             if raw.startswith("*"):
                 if isinstance(v, Tensor):  # torch.cat(x) would iterate over x's first dim: not the same thing
                     raise ArchTypeError(f"{op.name}(): '{n}' takes a list of tensors, got one tensor: "
-                                        f"{op.name}([a, b], axis=1)", span)
+                                        f"{_list_call(op)}", span)
                 if not isinstance(v, (list, tuple)) or not all(isinstance(t, Tensor) for t in v):
                     raise ArchTypeError(f"{op.name}(): '{n}' must be a list of tensors, got {describe(v)}", span)
                 picked.extend((n, t) for t in v)
@@ -413,3 +413,10 @@ def _note_call(err: ArchError, block: str, span: Span) -> None:
         err.notes.append((f"in block {block}(), called here", span))
     elif shown == CALL_NOTES:
         err.notes.append(("(and from further calls)", None))
+
+
+def _list_call(op) -> str:
+    """How an op of a tensor list is called: concat([a, b], axis=1), stack([a, b], dim=1)."""
+    first = op.attrs[0].name if op.attrs else "axis"
+    return f"{op.name}([a, b], {first}=1)"
+

@@ -11,7 +11,7 @@ from ._common import bfloat16_from, elementwise_cost, shape_str
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis
 
-__all__: list[str] = []
+__all__ = ["cumsum_infer", "cumsum_lower"]
 
 
 def _i64(e, v) -> str:
@@ -118,14 +118,14 @@ def _cumsum_axis(name: str, x: TensorType, dim: int) -> int:
     return norm_axis(dim, max(x.rank, 1), f"{name}: dim")
 
 
-def _cumsum_infer(ins, a):
+def cumsum_infer(ins, a):
     x = ins[0]
     _cumsum_axis("cumsum", x, a["dim"])
     # torch sums integers (and bools) in int64
     return [x if x.dtype.is_float else TensorType(DType.int64, x.shape)]
 
 
-def _cumsum_lower(reverse: int):
+def cumsum_lower(reverse: int):
     def lower(e, ins, outs, c):
         x, t = ins[0], c.in_types[0]
         if not t.dtype.is_float and t.dtype is not DType.int64:
@@ -140,15 +140,9 @@ def _cumsum_lower(reverse: int):
 
 register(OpDef(
     name="cumsum", inputs=("x",), category="math", attrs=(Attr("dim", "int"),),
-    infer=_cumsum_infer, lower=_cumsum_lower(0), cost=lambda c: numel(c.in_types[0].shape),
+    infer=cumsum_infer, lower=cumsum_lower(0), cost=lambda c: numel(c.in_types[0].shape),
     grad=lambda b, c, ins, outs, gouts: [b.op("autodiff.cumsum_reverse", gouts[0], dim=c.attrs["dim"])],
     doc="Running sum along dim (torch.cumsum; ONNX CumSum); integers and bools sum in int64, as torch.",
-))
-register(OpDef(
-    name="autodiff.cumsum_reverse", inputs=("g",), category="internal", attrs=(Attr("dim", "int"),),
-    infer=_cumsum_infer, lower=_cumsum_lower(1), cost=lambda c: numel(c.in_types[0].shape),
-    grad=lambda b, c, ins, outs, gouts: [b.op("cumsum", gouts[0], dim=c.attrs["dim"])],
-    doc="cumsum's gradient: the running sum from the end (ONNX CumSum with reverse=1)",
 ))
 
 

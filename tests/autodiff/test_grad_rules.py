@@ -448,6 +448,14 @@ def test_sdpa(t, s, causal, mask, seed):
 
 
 @FAST
+@given(causal=st.booleans(), seed=st.integers(0, 99))
+def test_sdpa_grouped_query(causal, seed):
+    """enable_gqa: the gradient of a key/value head sums over the query heads it serves."""
+    arrays = [normal(seed, 2, 4, 3, 3), normal(seed + 1, 2, 2, 3, 3), normal(seed + 2, 2, 2, 3, 2)]
+    check_grad("scaled_dot_product_attention", arrays, {"causal": causal, "enable_gqa": True}, seed=seed)
+
+
+@FAST
 @given(cross=st.booleans(), causal=st.booleans(), padded=st.booleans(), bias=st.booleans(), seed=st.integers(0, 99))
 def test_multihead_attention(cross, causal, padded, bias, seed):
     e, h, t, s = 4, 2, 3, (2 if cross else 3)
