@@ -5,8 +5,10 @@ gradient needs an ONNX op the language does not expose (ConvTranspose, ScatterEl
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 from ..ops import Attr, OpCall, OpDef, fail, get, register
 from ..ops.more_math import cumsum_infer, cumsum_lower
@@ -284,8 +286,11 @@ def _avgpool_lower(e, ins, outs, c):
     g_t, x_t = c.in_types
     n = x_t.rank - 2
     spatial, osp = x_t.shape[2:], g_t.shape[2:]
-    if not all(isinstance(d, int) for d in tuple(spatial) + tuple(osp) + (x_t.shape[1],)):
-        fail("avgpool gradient: channels and spatial dims must be known sizes")
+    if not isinstance(x_t.shape[1], int):
+        fail("avgpool gradient: the channels must be a known size")
+    if not all(isinstance(d, int) for d in tuple(spatial) + tuple(osp)):
+        _avgpool_symbolic(e, ins, outs, c)
+        return
     k, s, p = a["kernel"], a["stride"], a["pads"]
     inv = np.ones((), np.float64)
     for i in range(n):
@@ -304,9 +309,35 @@ def _avgpool_lower(e, ins, outs, c):
          output_padding=op if any(op) else None)
 
 
+def _avgpool_symbolic(e, ins, outs, c):
+    """The same over symbolic sizes, without ceil_mode: each window's divisor is prod(kernel) with padding
+    counted, else the count of real positions under it (a Conv of ones, at run time); the transposed conv pads
+    by stride - 1 and is cut to x's size, as the conv input gradient does (_conv_in_lower)."""
+    a = c.attrs
+    g, x = ins
+    x_t = c.in_types[1]
+    n, dt = x_t.rank - 2, x_t.dtype.numpy
+    k, s, p = a["kernel"], a["stride"], a["pads"]
+    if a["ceil_mode"]:
+        fail("avgpool gradient: ceil_mode over a symbolic spatial dim needs known sizes")
+    window = np.ones((1, 1) + tuple(k), dtype=dt)
+    if a["count_include_pad"]:
+        scaled = e.op("Mul", [g, e.const(np.array(1.0 / math.prod(k), dtype=dt))])
+    else:
+        shape = e.op("Concat", [_i64(e, [1, 1]), e.op("Shape", [x], start=2)], axis=0)
+        real = e.op("ConstantOfShape", [shape], value=helper.make_tensor("one", x_t.dtype.onnx, [1], [1]))
+        count = e.op("Conv", [real, e.const(window)], kernel_shape=list(k), strides=list(s), pads=list(p[:n]) * 2)
+        scaled = e.op("Div", [g, count])
+    ones = e.const(np.ones((x_t.shape[1], 1) + tuple(k), dtype=dt))
+    wide = e.op("ConvTranspose", [scaled, ones], strides=list(s), pads=list(p[:n]) * 2, group=x_t.shape[1],
+                output_padding=[si - 1 for si in s] if any(si > 1 for si in s) else None)
+    ends = e.op("Shape", [x], start=2)
+    e.op("Slice", [wide, _i64(e, [0] * n), ends, _i64(e, list(range(2, n + 2)))], outputs=outs)
+
+
 _internal("avgpool_grad", ("g", "x"), lambda ins, a: [ins[1]], _avgpool_lower,
           attrs=(Attr("kernel", "any"), Attr("stride", "any"), Attr("pads", "any"),
-                 Attr("count_include_pad", "bool")),
+                 Attr("count_include_pad", "bool"), Attr("ceil_mode", "bool", False)),
           doc="gradient of an average pool: g over each window's divisor, spread back over the window")
 
 

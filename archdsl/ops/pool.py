@@ -47,7 +47,7 @@ def _make(kind: str, n: int):
         if kind == "max":
             return [b.op("autodiff.maxpool_grad", ins[0], gouts[0], ceil_mode=c.attrs["ceil_mode"], **geom)]
         return [b.op("autodiff.avgpool_grad", gouts[0], ins[0], count_include_pad=c.attrs["count_include_pad"],
-                     **geom)]
+                     ceil_mode=c.attrs["ceil_mode"], **geom)]
 
     attrs = [Attr("kernel_size", "ints"), Attr("stride", "ints?", None), Attr("padding", "ints", 0),
              Attr("ceil_mode", "bool", False)]

@@ -203,12 +203,23 @@ model strided(x: float32[B, 3, H, W]) -> y {
 """
 
 
+POOLED = """
+model pooled(x: float32[B, 3, H, W]) -> y {
+    h = x -> conv2d(4, 3, padding=1) as c1 -> tanh -> avgpool2d(2)
+    h = h -> conv2d(4, 3, padding=1) as c2 -> tanh -> avgpool2d(3, stride=2, padding=1, count_include_pad=false)
+    y = h -> conv2d(2, 1) as c3 -> avgpool2d(3, stride=1, padding=1) -> global_avgpool -> flatten
+}
+"""
+
+
+@pytest.mark.parametrize("spec", ["strided", "pooled"])
 @pytest.mark.parametrize("hw", [(9, 8), (12, 13), (16, 11)])
-def test_strided_convs_over_symbolic_dims_train_like_torch(hw):
-    """A strided conv's input gradient over a symbolic H or W (it was refused: "cannot be differentiated"):
-    the rows its last window leaves out vary with the size at run time, so one compiled step must get every
-    remainder right. One SGD step against torch at sizes with different remainders."""
-    ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=STRIDED)
+def test_strided_convs_over_symbolic_dims_train_like_torch(spec, hw):
+    """A strided conv's or an average pool's input gradient over a symbolic H or W (refused: "cannot be
+    differentiated", "must be known sizes"): the rows the last window leaves out vary with the size at run
+    time, as do an average pool's divisors at the padded edges (count_include_pad=false), so one compiled
+    step must get every remainder right. One SGD step against torch at sizes with different remainders."""
+    ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=STRIDED if spec == "strided" else POOLED)
     data = batches(ct, 1, 2, 2, seed=3, dims={"H": hw[0], "W": hw[1]})
     init = initial(ct)
     lo, so = ort_steps(ct, data)
