@@ -62,8 +62,9 @@ def make_parser() -> argparse.ArgumentParser:
                                    "The output is written atomically: on any error an existing file is untouched.")
     _common(b, file_help="the .arch spec to compile")
     b.add_argument("-o", "--output", metavar="OUT.onnx",
-                   help="output path (default: FILE with .onnx, or MODEL.onnx; with --train MODEL.train.onnx); "
-                        "with --emit ir, the file for the IR (default: stdout); - is stdout")
+                   help="output path (default: beside the spec, FILE with .onnx, or MODEL.onnx when the file has "
+                        "several models; with --train MODEL.train.onnx); with --emit ir, the file for the IR "
+                        "(default: stdout); - is stdout")
     b.add_argument("--opset", type=int, metavar="N",
                    help="ONNX opset (default: the newest the installed onnxruntime runs; at least 17)")
     b.add_argument("--seed", type=seed, default=0, metavar="S",
