@@ -231,7 +231,8 @@ def _checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | 
 
 
 def _narrow_float(dtype) -> bool:
-    """bfloat16 and the float8 types, which safetensors files hold as ml_dtypes' types (numpy kind 'V')."""
+    """ml_dtypes' narrow floats (numpy kind 'V'): bfloat16 from a safetensors file or a dict of arrays, float8
+    from a dict (safetensors' numpy loader cannot read float8)."""
     import ml_dtypes
     if dtype.kind != "V":  # numpy's finfo, which ml_dtypes falls back to, takes complex types too
         return False

@@ -168,12 +168,17 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
                         f"leave out --loss {cfg.loss} to train on the model's own loss, or rename the output")
     data_inputs = [v.name for v in graph.inputs]
     if "labels" in data_inputs and labelled:
-        raise ArchError("a model input is named 'labels'; the train step feeds the targets under that name")
+        raise ArchError(f"a model input is named 'labels'; the train step of --loss {cfg.loss} feeds the targets "
+                        "under that name (rename the input, or compute the loss in the spec: an output named loss, "
+                        "e.g. cross_entropy(logits, labels))")
     if not labelled:
         t = outputs[out_name].type
         if t.rank or not t.dtype.is_float:
             raise ArchError(f"the loss must be a float scalar to minimize; output '{out_name}' is {t}"
                             + (" (reduce it: mean(...))" if t.dtype.is_float else ""), outputs[out_name].span)
+        if out_name != "loss" and "loss" in outputs:
+            raise ArchError(f"the train step outputs the loss it minimizes (output '{out_name}') as 'loss', which "
+                            "would hide the model's own output named loss; rename one of them")
     if cfg.freeze:
         _freeze(graph, cfg.freeze)
     params = [v for v in graph.trainable()]

@@ -160,11 +160,13 @@ def cmd_run(args, sources) -> int:
     general = None
     if mod is not None:  # embedding ids: random ones within the table, given ones checked against it
         from ..elaborate import elaborate_model
-        from ..training.loop import check_index_inputs, index_rows
+        from ..training.loop import check_index_inputs, check_label_inputs, index_rows, label_inputs
         general = elaborate_model(mod, name)
-        high = {k: rows for k, (rows, _) in index_rows(general).items()}
+        high = {k: classes for k, (classes, _, _) in label_inputs(general).items()}  # labels within the classes
+        high.update({k: rows for k, (rows, _) in index_rows(general).items()})
         for k, a in given.items():
             check_index_inputs(given_from[k], {k: a}, general)
+            check_label_inputs(given_from[k], {k: a}, general)
     feeds = runtime.random_feeds(sess, args.batch, {**from_given, **dims}, args.seed, high=high)
     feeds.update(given)
     clash = runtime.dim_conflict(declared, feeds)
@@ -176,7 +178,14 @@ def cmd_run(args, sources) -> int:
     try:
         outs, ms = runtime.run_timed(sess, feeds, args.repeat)
     except Exception as e:  # noqa: BLE001 - e.g. inputs whose symbolic dims disagree
-        raise ArchError(f"onnxruntime could not run the model: {runtime.ort_message(e)}") from None
+        message = runtime.ort_message(e)
+        narrow = [o.name for o in sess.get_outputs() if "bfloat16" in o.type or "float8" in o.type]
+        if narrow and "Numpy" in message:  # the run succeeded; its output has no numpy type to arrive in
+            raise ArchError(f"output '{narrow[0]}' is {next(o.type for o in sess.get_outputs() if o.name == narrow[0])}"
+                            ", which onnxruntime's Python API cannot hand over (numpy has no such type): end the "
+                            "spec with cast(..., \"float32\") to run it here; other runtimes take the model as it is"
+                            ) from None
+        raise ArchError(f"onnxruntime could not run the model: {message}") from None
     _check_declared_shapes(sess, outs, sizes)
     print(f"{name} on {sess.get_providers()[0]}")
     for meta, arr in zip(sess.get_outputs(), outs):

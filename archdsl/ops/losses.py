@@ -28,11 +28,11 @@ def _ce_infer(ins, a):
     float_input("cross_entropy", logits, "logits")
     if logits.rank < 1:
         fail(f"cross_entropy: logits need a class dim, got a scalar {logits}")
-    ax = norm_axis(a["axis"], logits.rank)
+    ax = norm_axis(a["axis"], logits.rank, "cross_entropy: axis")
     want = logits.shape[:ax] + logits.shape[ax + 1:]
     if tuple(labels.shape) != tuple(want) or labels.dtype not in (DType.int64, DType.int32):
-        fail(f"cross_entropy: labels must be int64 class indices shaped {list(want)} (logits {logits} without "
-             f"the class axis {a['axis']}), got {labels}")
+        fail(f"cross_entropy: labels must be integer class indices (int64 or int32) shaped {list(want)} (logits "
+             f"{logits} without the class axis {a['axis']}), got {labels}")
     if not 0.0 <= a["label_smoothing"] <= 1.0:
         fail(f"cross_entropy: label_smoothing must be in [0, 1], got {a['label_smoothing']}")
     return [TensorType(logits.dtype, ())]
@@ -88,7 +88,7 @@ register(OpDef(
     lower=_ce_lower, positions=("labels",), cost=lambda c: 5 * numel(c.in_types[0].shape),
     grad=lambda b, c, ins, outs, gouts: [
         b.op("autodiff.cross_entropy_grad", ins[0], ins[1], gouts[0], **c.attrs), None],
-    doc="mean cross-entropy of logits against int64 class indices on `axis` (the last dim; torch's "
+    doc="mean cross-entropy of logits against integer class indices on `axis` (the last dim; torch's "
         "F.cross_entropy takes the classes on dim 1), with label smoothing and an ignored index as torch's",
 ))
 

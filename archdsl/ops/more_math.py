@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, TensorType, numel
-from ._common import bfloat16_from, elementwise_cost, shape_str
+from ._common import bfloat16_from, elementwise_cost, reduce_op, shape_str
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis
 
@@ -30,12 +30,17 @@ def _no_bool(name: str, x: TensorType) -> None:
         fail(f"{name}: no arithmetic on bool tensors; cast(x, \"float32\") first")
 
 
+_MAX_DECIMALS = 300
+
+
 def _rounding_infer(name: str):
     def infer(ins, a):
         x = ins[0]
         _no_bool(name, x)
         if a.get("decimals", 0) and not x.dtype.is_float:
             fail(f"{name}: decimals={a['decimals']} needs a float tensor, got {x.dtype} (as torch.round)")
+        if abs(a.get("decimals", 0)) > _MAX_DECIMALS:  # 10**309 is past any float
+            fail(f"{name}: decimals={a['decimals']} is outside -{_MAX_DECIMALS}..{_MAX_DECIMALS}")
         return [x]
     return infer
 
@@ -52,13 +57,17 @@ def _rounding_lower(name: str, onnx_op: str):
         if not d:
             e.op(onnx_op, ins, outputs=outs)
             return
-        # torch.round(x, decimals=d): round(x * 10^d) / 10^d, or round(x / 10^-d) * 10^-d for d < 0, the
-        # power computed in x's dtype
-        p = e.const(np.array(10.0 ** abs(d), dtype=np.float32))
-        if t.dtype is not DType.float32:
-            p = e.op("Cast", [p], to=t.dtype.onnx)
-        scaled = e.op("Round", [e.op("Mul" if d > 0 else "Div", [ins[0], p])])
-        e.op("Div" if d > 0 else "Mul", [scaled, p], outputs=outs)
+        # torch.round(x, decimals=d): round(x * 10^d) / 10^d, or round(x / 10^-d) * 10^-d for d < 0; 16-bit
+        # floats in float32, as torch computes them (10^5 is inf in float16)
+        wide = DType.float64 if t.dtype is DType.float64 else DType.float32
+        x = ins[0] if t.dtype is wide else e.op("Cast", [ins[0]], to=wide.onnx)
+        with np.errstate(over="ignore"):  # 10^40 is inf in float32, as in torch
+            p = e.const(np.array(10.0 ** abs(d), dtype=wide.numpy))
+        scaled = e.op("Round", [e.op("Mul" if d > 0 else "Div", [x, p])])
+        if t.dtype is wide:
+            e.op("Div" if d > 0 else "Mul", [scaled, p], outputs=outs)
+        else:
+            e.op("Cast", [e.op("Div" if d > 0 else "Mul", [scaled, p])], outputs=outs, to=t.dtype.onnx)
     return lower
 
 
@@ -85,10 +94,18 @@ def _sign_infer(ins, a):
     return [ins[0]]
 
 
+def _sign_lower(e, ins, outs, c):
+    if not c.in_types[0].dtype.is_float:
+        e.op("Sign", ins, outputs=outs)
+        return
+    zero = e.const(np.array(0, dtype=c.in_types[0].dtype.numpy))  # torch.sign(nan) is 0
+    e.op("Where", [e.op("IsNaN", ins), zero, e.op("Sign", ins)], outputs=outs)
+
+
 register(OpDef(
     name="sign", inputs=("x",), category="math", infer=_sign_infer, elementwise=True, grad=_zero_grad,
-    lower=lambda e, ins, outs, c: e.op("Sign", ins, outputs=outs), cost=elementwise_cost,
-    doc="-1, 0 or 1 by the sign of each element (torch.sign); gradient zero, as torch's.",
+    lower=_sign_lower, cost=elementwise_cost,
+    doc="-1, 0 or 1 by the sign of each element, 0 for NaN (torch.sign); gradient zero, as torch's.",
 ))
 
 
@@ -115,6 +132,8 @@ register(OpDef(
 
 def _cumsum_axis(name: str, x: TensorType, dim: int) -> int:
     """torch.cumsum's dim: -rank..rank-1 (a 0-d tensor takes 0 or -1, as one of rank 1)."""
+    if x.rank == 0 and dim not in (0, -1):
+        fail(f"{name}: dim {dim} of a 0-d tensor: it takes 0 or -1, as torch")
     return norm_axis(dim, max(x.rank, 1), f"{name}: dim")
 
 
@@ -166,18 +185,27 @@ def _arg_infer(name: str):
 
 
 def _arg_lower(onnx_op: str):
+    def pick(e, x: str, t: TensorType, axis: int, keepdims: int, outputs=None) -> str:
+        """ONNX's ArgMax/ArgMin say nothing of NaN; torch takes a NaN as the extreme, the first one."""
+        if not t.dtype.is_float:
+            return e.op(onnx_op, [x], outputs=outputs, axis=axis, keepdims=keepdims, select_last_index=0)
+        idx = e.op(onnx_op, [x], axis=axis, keepdims=keepdims, select_last_index=0)
+        nan = e.op("Cast", [e.op("IsNaN", [x])], to=DType.int32.onnx)
+        first_nan = e.op("ArgMax", [nan], axis=axis, keepdims=keepdims, select_last_index=0)
+        any_nan = e.op("Cast", [reduce_op(e, "ReduceMax", nan, [axis], keepdims)], to=DType.bool.onnx)
+        return e.op("Where", [any_nan, first_nan, idx], outputs=outputs)
+
     def lower(e, ins, outs, c):
         t, a = c.in_types[0], c.attrs
         if a["dim"] is None:  # torch: the index into the flattened tensor
             flat = e.op("Reshape", [ins[0], _i64(e, [-1])])
+            flat_t = t.with_shape((numel(t.shape),))
             if not a["keepdim"]:
-                e.op(onnx_op, [flat], outputs=outs, axis=0, keepdims=0, select_last_index=0)
+                pick(e, flat, flat_t, 0, 0, outputs=outs)
                 return
-            idx = e.op(onnx_op, [flat], axis=0, keepdims=1, select_last_index=0)
-            e.op("Reshape", [idx, _i64(e, [1] * t.rank)], outputs=outs)
+            e.op("Reshape", [pick(e, flat, flat_t, 0, 1), _i64(e, [1] * t.rank)], outputs=outs)
             return
-        e.op(onnx_op, ins, outputs=outs, axis=norm_axis(a["dim"], t.rank), keepdims=int(a["keepdim"]),
-             select_last_index=0)
+        pick(e, ins[0], t, norm_axis(a["dim"], t.rank), int(a["keepdim"]), outputs=outs)
     return lower
 
 
@@ -185,8 +213,8 @@ for _name, _onnx, _what in (("argmax", "ArgMax", "largest"), ("argmin", "ArgMin"
     register(OpDef(
         name=_name, inputs=("x",), category="math", attrs=(Attr("dim", "int?", None), Attr("keepdim", "bool", False)),
         infer=_arg_infer(_name), lower=_arg_lower(_onnx), cost=lambda c: numel(c.in_types[0].shape),
-        doc=f"int64 index of the {_what} element along dim, the first one on ties (torch.{_name}); dim=none: "
-            f"into the flattened tensor. No gradient (integer output).",
+        doc=f"int64 index of the {_what} element along dim, the first one on ties, a NaN before any number "
+            f"(torch.{_name}); dim=none: into the flattened tensor. No gradient (integer output).",
     ))
 
 

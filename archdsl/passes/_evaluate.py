@@ -54,7 +54,8 @@ def evaluate(nodes: list[Node], wanted: list[Value], feeds: dict[int, np.ndarray
     inputs, init = [], []
     for i, (vid, arr) in enumerate(feeds.items()):
         names[vid] = f"in{i}"
-        init.append(numpy_helper.from_array(np.ascontiguousarray(arr), f"in{i}"))
+        init.append(numpy_helper.from_array(np.array(arr, order="C"), f"in{i}"))  # ascontiguousarray made a
+        # 0-d constant 1-d: unsqueeze/expand/sum of tensor(1.0) folded to [2], not a scalar
     for k, node in enumerate(nodes):
         outs = [f"n{k}:{i}" for i in range(len(node.outputs))]
         for o, n in zip(node.outputs, outs):

@@ -24,7 +24,8 @@ from ..lower.weights import numpy_reason, read_npz
 from .export import TRAIN_CONFIG_KEY
 from .metrics import batch_metrics
 
-__all__ = ["LoopOptions", "Trainer", "check_index_inputs", "index_rows", "load_data", "run_training"]
+__all__ = ["LoopOptions", "Trainer", "check_index_inputs", "check_label_inputs", "index_rows", "label_inputs",
+           "load_data", "run_training"]
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,38 @@ def check_index_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
             at = _first(bad)
             raise ArchError(f"{path}: '{name}'{at} is {got[tuple(at)]}, but the embedding it indexes "
                             f"({table}) has {rows} rows: ids are 0..{rows - 1} ({int(bad.sum())} out of range)")
+
+
+def label_inputs(graph) -> dict[str, tuple[int, int | None, str]]:
+    """The model inputs a spec's own cross_entropy reads directly as labels: (classes, its ignore_index, the
+    node's name), the fewest classes where several read one input."""
+    out: dict[str, tuple[int, int | None, str]] = {}
+    for node in graph.nodes:
+        if node.op != "cross_entropy" or node.inputs[1].kind != "input":
+            continue
+        logits = node.inputs[0].type
+        classes = logits.shape[node.attrs["axis"] % logits.rank]
+        name = node.inputs[1].name
+        if isinstance(classes, int) and classes < out.get(name, (classes + 1,))[0]:
+            out[name] = (classes, node.attrs["ignore_index"], node.name)
+    return out
+
+
+def check_label_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
+    """Labels a spec's cross_entropy reads are class indices 0..classes-1 (or its ignore_index), as torch
+    requires: onnxruntime's GatherElements reads -1 as the last class and fails past the end naming no
+    example."""
+    for name, (classes, ignore, node) in label_inputs(graph).items():
+        if name not in data:
+            continue
+        got = data[name]
+        bad = ((got < 0) | (got >= classes)) & (got != ignore if ignore is not None else True)
+        if bad.any():
+            at = _first(bad)
+            raise ArchError(f"{path}: '{name}'{at} is {got[tuple(at)]}, but the cross_entropy it feeds ({node}) "
+                            f"has {classes} classes: labels are 0..{classes - 1}"
+                            + (f" or the ignored index {ignore}" if ignore is not None else "")
+                            + f" ({int(bad.sum())} out of range)")
 
 
 def check_class_labels(path: str, labels: np.ndarray, model, output: str, ignore: int | None = None) -> None:
@@ -384,6 +417,8 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             if opts.check_sizes is not None:
                 opts.check_sizes(path, _symbol_sizes(ct.step_model, data, ct.info.data_inputs))
             check_index_inputs(path, data, ct.graph)
+            if not ct.info.labelled:  # a --loss's labels: check_class_labels, below
+                check_label_inputs(path, data, ct.graph)
             if ct.info.config.loss == "cross_entropy":
                 check_class_labels(path, data["labels"], ct.eval_model, ct.info.output, ct.info.config.ignore_index)
     n = len(train[names[0]])

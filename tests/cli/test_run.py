@@ -298,3 +298,14 @@ def test_run_blames_the_given_inputs_that_disagree_and_never_ignores_batch(tmp_p
     masked.write_text("model m(x: float32[B, T, 4], mask: float32[T, T]) -> y {\n    y = mask @ x\n}\n")
     assert main(["run", str(masked), "--batch", "2", "--dim", "T=5", "--repeat", "1"]) == 0
     assert "y: [2, 5, 4] float32" in capsys.readouterr().out
+
+
+def test_run_of_a_bfloat16_output_says_why_it_cannot_show_it(tmp_path, capsys):
+    """onnxruntime ran the model, then could not give its bfloat16 output to numpy: that was reported as
+    'could not run the model'."""
+    spec = tmp_path / "bf.arch"
+    spec.write_text('model s(x: float32[B, 4]) -> y {\n    y = cast(x, "bfloat16")\n}\n')
+    assert main(["run", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert "output 'y' is tensor(bfloat16), which onnxruntime's Python API cannot hand over" in err
+    assert "could not run" not in err

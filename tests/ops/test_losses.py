@@ -52,10 +52,10 @@ def test_bce_with_logits_is_torchs(shape, scale):
 
 
 @pytest.mark.parametrize("call, message", [
-    ("cross_entropy(x, y2)", r"labels must be int64 class indices shaped \[2\] \(logits float32\[2, 3\] without the "
-                             r"class axis -1\), got int64\[2, 3\]"),
-    ("cross_entropy(x, y, axis=2)", r"axis 2 is out of range"),
-    ("cross_entropy(x, x)", r"labels must be int64 class indices"),
+    ("cross_entropy(x, y2)", r"labels must be integer class indices \(int64 or int32\) shaped \[2\] \(logits "
+                             r"float32\[2, 3\] without the class axis -1\), got int64\[2, 3\]"),
+    ("cross_entropy(x, y, axis=2)", r"cross_entropy: axis 2 is out of range"),
+    ("cross_entropy(x, x)", r"labels must be integer class indices"),
     ("cross_entropy(y, y)", r"cross_entropy: logits must be a float tensor, got int64"),
     ("cross_entropy(x, y, label_smoothing=1.5)", r"label_smoothing must be in \[0, 1\], got 1.5"),
     ("bce_with_logits(x, y2)", r"the target must have the shape and dtype of the logits float32\[2, 3\], got int64"),

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import archdsl
+from archdsl import runtime
 
 from .core_harness import SETTINGS, SYM, b, close, covers, dim, rand, run_op
 
@@ -55,6 +56,19 @@ def test_round_decimals_matches_torch(shape, seed, decimals):
     np.testing.assert_array_equal(y, torch.round(_t(x), decimals=decimals).numpy())
     y, _ = run_op(f"x -> round(decimals={decimals})", x=x)
     np.testing.assert_array_equal(y, torch.round(_t(x), decimals=decimals).numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_round_decimals_of_16_bit_floats_is_computed_in_float32(dtype):
+    """10^5 is inf in float16: round(x, decimals=5) was NaN everywhere; torch computes it in float32. A
+    decimals past any float's range is a diagnostic, not an OverflowError."""
+    x = np.array([1.23449, -0.5, 2.75], dtype=dtype)
+    for d in (5, 2, -1):
+        model = archdsl.compile_source(f"model m(x: {dtype}[3]) -> y {{\n    y = round(x, decimals={d})\n}}\n")
+        y = runtime.session(model, "cpu").run(None, {"x": x})[0]
+        np.testing.assert_array_equal(y, torch.round(_t(x), decimals=d).numpy())
+    with pytest.raises(archdsl.ArchError, match=r"decimals=400 is outside -300..300"):
+        archdsl.check_source(f"model m(x: {dtype}[3]) -> y {{\n    y = round(x, decimals=400)\n}}\n")
 
 
 @covers("rsqrt")
@@ -110,6 +124,21 @@ def test_argmax_argmin_match_torch_first_on_ties(fn, shape, data, keepdim, sym, 
     want = getattr(torch, fn)(_t(x), dim=d, keepdim=keepdim).numpy()
     assert y.dtype == np.int64
     np.testing.assert_array_equal(y, want)
+
+
+@pytest.mark.parametrize("call", ["argmax(x, 1)", "argmin(x, 1)", "argmax(x)", "argmin(x, 0, keepdim=true)",
+                                  "argmax(x, keepdim=true)", "sign(x)"])
+def test_nan_is_the_extreme_of_argmax_argmin_and_signs_zero(call):
+    """torch takes the first NaN as the max and the min, and sign(nan) is 0; ONNX leaves NaN unspecified
+    (onnxruntime's ArgMax skipped it)."""
+    x = np.array([[3, np.nan, 1, np.nan], [1, 2, 2, 0], [np.nan, 5, -1, 0]], np.float32)
+    y, _ = run_op(call, x=x)
+    fn, rest = call.split("(", 1)
+    args = rest.rstrip(")").split(", ")[1:]
+    dim = next((int(a) for a in args if "=" not in a), None)
+    keep = "keepdim=true" in args
+    want = torch.sign(_t(x)) if fn == "sign" else getattr(torch, fn)(_t(x), dim=dim, keepdim=keep)
+    np.testing.assert_array_equal(y, want.numpy())
 
 
 # ---------------- tril, triu ----------------

@@ -74,6 +74,14 @@ def test_fold_constants_folds_what_is_as_big_as_its_constants():
     assert _alone(b, "fold_constants", changes=True) == ["add"]
 
 
+def test_fold_constants_keeps_a_scalar_constant_a_scalar():
+    """np.ascontiguousarray made the 0-d tensor(1.0) 1-d in the folding session: unsqueeze, expand and sum
+    then folded to [2] where the type says [], and the pass failed (a spec loss reaches such chains)."""
+    src = "model m(x: float32[B, 2]) -> y {\n    y = sum(expand(unsqueeze(tensor(1.0), 0), [2]), dim=0) + x\n}\n"
+    _o0_vs(src, {"x": _x(3, 2)}, level=1)
+    assert "ReduceSum" not in {n.op_type for n in archdsl.compile_source(src, opt_level=1).graph.node}
+
+
 # ---- cse ----
 
 def test_cse_keeps_the_order_of_a_non_commutative_ops_inputs():

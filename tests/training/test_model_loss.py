@@ -125,3 +125,37 @@ def test_loss_model_names_its_output(tmp_path, capsys):
     assert main([*argv, "--loss", "model", "--output-name", "total"]) == 0
     assert main([*argv, "--output-name", "total"]) == 1  # without --loss model: cross_entropy on 'total'
     assert "cross_entropy needs float logits with a class dim; output 'total' is float32[]" in capsys.readouterr().err
+
+
+def test_labels_of_a_spec_cross_entropy_are_checked(tmp_path, capsys):
+    """-1 read as the last class (onnxruntime's GatherElements), 3 of 3 classes a raw onnxruntime error:
+    the data's labels are checked against the cross_entropy they feed, by train and by run, and an
+    ignore_index of the spec is allowed; run draws random labels within the classes."""
+    spec = tmp_path / "ce.arch"
+    spec.write_text("model m(x: float32[B, 3], y: int64[B]) -> loss {\n"
+                    "    loss = cross_entropy(x -> linear(3) as fc, y)\n}\n")
+    x = np.ones((4, 3), np.float32)
+    for bad, at in (([0, 1, -1, 2], "'y'[2] is -1"), ([0, 3, 1, 2], "'y'[1] is 3")):
+        np.savez(tmp_path / "d.npz", x=x, y=np.array(bad))
+        assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "w.npz")]) == 1
+        assert f"{at}, but the cross_entropy it feeds (cross_entropy_0) has 3 classes: labels are 0..2 (1 out of " \
+               f"range)" in capsys.readouterr().err
+        np.save(tmp_path / "y.npy", np.array(bad))
+        assert main(["run", str(spec), "--input", f"y={tmp_path / 'y.npy'}"]) == 1
+        assert "has 3 classes: labels are 0..2" in capsys.readouterr().err
+    assert main(["run", str(spec), "--batch", "64", "--repeat", "1"]) == 0  # random labels: 0..2
+    spec.write_text(spec.read_text().replace("y)", "y, ignore_index=-1)"))
+    np.savez(tmp_path / "d.npz", x=x, y=np.array([0, 1, -1, 2]))
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "w.npz"),
+                 "--epochs", "1", "--quiet"]) == 0
+
+
+def test_a_loss_output_that_would_be_hidden_is_refused(tmp_path, capsys):
+    """--loss model --output-name aux on a model with an output named loss: the step's 'loss' (aux) hid the
+    model's own."""
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, 4], y: int64[B]) -> (loss, aux) {\n"
+                    "    h = x -> linear(3) as fc\n    loss = cross_entropy(h, y)\n    aux = mean(h ** 2)\n}\n")
+    assert main(["build", str(spec), "--train", "--loss", "model", "--output-name", "aux",
+                 "-o", str(tmp_path / "s.onnx")]) == 1
+    assert "would hide the model's own output named loss" in capsys.readouterr().err
