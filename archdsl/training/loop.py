@@ -48,11 +48,14 @@ class LoopOptions:
     weights_file: str | None = None  # --weights: what --epochs 0 evaluates is named so
 
 
-def load_data(path: str, model, names: list[str], class_dim_of=None) -> dict[str, np.ndarray]:
+def load_data(path: str, model, names: list[str], class_dim_of=None, unread: list | None = None
+              ) -> dict[str, np.ndarray]:
     """The arrays a model reads, by input name, checked against its declared dtypes and static dims.
     `class_dim_of`: cross_entropy's prediction as (name, dims), for labels shaped the way torch's loss wants
-    them (the classes on dim 1)."""
+    them (the classes on dim 1). `unread` receives the names of the file's other arrays."""
     arrays = read_npz(path, "data", "the data is an .npz with one array per model input (by name) and 'labels'")
+    if unread is not None:
+        unread.extend(sorted(set(arrays) - set(names)))
     inputs = {i.name: i for i in model.graph.input}
     out, declared, n = {}, {}, None
     for name in names:
@@ -410,8 +413,13 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     pred = next((o for o in ct.eval_model.graph.output if o.name == ct.info.output), None)
     class_dim_of = (ct.info.output, _dims(pred.type.tensor_type)) \
         if pred is not None and ct.info.config.loss == "cross_entropy" else None
-    train = load_data(opts.data, ct.step_model, names, class_dim_of)
-    val = load_data(opts.val, ct.step_model, names, class_dim_of) if opts.val else None
+    unread: tuple[list, list] = ([], [])
+    train = load_data(opts.data, ct.step_model, names, class_dim_of, unread[0])
+    val = load_data(opts.val, ct.step_model, names, class_dim_of, unread[1]) if opts.val else None
+    for path, extra in dict(zip((opts.data, opts.val), unread)).items():  # once per file (--val may be --data)
+        if extra:  # a 'labels' beside a loss the spec computes: nothing reads it
+            console.print(f"note: {path} also holds {', '.join(repr(k) for k in extra)}, which the step does "
+                          f"not read (it reads {', '.join(names)})")
     for path, data in ((opts.data, train), (opts.val, val)):
         if data is not None:
             if opts.check_sizes is not None:

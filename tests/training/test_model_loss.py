@@ -159,3 +159,16 @@ def test_a_loss_output_that_would_be_hidden_is_refused(tmp_path, capsys):
     assert main(["build", str(spec), "--train", "--loss", "model", "--output-name", "aux",
                  "-o", str(tmp_path / "s.onnx")]) == 1
     assert "would hide the model's own output named loss" in capsys.readouterr().err
+
+
+def test_arrays_the_step_does_not_read_are_noted(tmp_path, capsys):
+    """A 'labels' array left in the data of a spec loss was ignored without a word."""
+    spec = tmp_path / "mt.arch"
+    spec.write_text(MULTITASK)
+    d = _data(8, 0)
+    np.savez(tmp_path / "d.npz", **d, labels=d["y"])
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--val", str(tmp_path / "d.npz"),
+                 "-o", str(tmp_path / "w.npz"), "--epochs", "1", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err.count(f"note: {tmp_path / 'd.npz'} also holds 'labels', which the step does not read (it reads x, "
+                     "y, t, m)") == 1
