@@ -9,7 +9,7 @@ from onnx import numpy_helper
 from archdsl import driver, runtime
 from archdsl.autodiff import OptimConfig, TrainConfig
 
-__all__ = ["batches", "compile_step", "config", "initial", "ort_steps", "rel", "torch_steps"]
+__all__ = ["batches", "compile_step", "config", "initial", "one_step_like_torch", "ort_steps", "rel", "torch_steps"]
 
 
 def config(loss="cross_entropy", opt="sgd", lr=0.1, **kw) -> TrainConfig:
@@ -102,6 +102,17 @@ def torch_steps(ct, fwd, data: list[dict], dtype=np.float32):
 def rel(a, b) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12))
+
+
+def one_step_like_torch(ct, fwd, data: list[dict]) -> None:
+    """The first step's loss within 1e-5 and every state's update within 1e-4 (relative) of torch's in
+    float64."""
+    init = initial(ct)
+    lo, so = ort_steps(ct, data)
+    l64, s64 = torch_steps(ct, fwd, data, np.float64)
+    assert abs(lo[0] - l64[0]) <= 1e-5 * abs(l64[0])
+    for name, ref in s64[0].items():
+        assert rel(so[0][name] - init[name], ref - init[name]) < 1e-4, name
 
 
 def linear_run(tmp_path, n: int = 16) -> list[str]:

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from ..test_fuzz import valid_conv_program, valid_program
-from .harness import batches, compile_step, config, initial, ort_steps, rel, torch_steps
+from .harness import batches, compile_step, config, initial, one_step_like_torch, ort_steps, rel, torch_steps
 
 pytest.importorskip("torch")
 
@@ -185,13 +185,7 @@ def test_slices_from_the_end_of_a_symbolic_dim_train_like_torch(t):
     forward pass and one SGD step against torch, at two lengths of one compiled step."""
     ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=SHIFTED)
     assert "(T-1)" in {str(d) for n in fwd.nodes for d in n.outputs[0].type.shape}  # d is T-1 long
-    data = batches(ct, 1, 3, 3, seed=2, dims={"T": t})
-    init = initial(ct)
-    lo, so = ort_steps(ct, data)
-    l64, s64 = torch_steps(ct, fwd, data, np.float64)
-    assert abs(lo[0] - l64[0]) <= 1e-5 * abs(l64[0])
-    for name, ref in s64[0].items():
-        assert rel(so[0][name] - init[name], ref - init[name]) < 1e-4, name
+    one_step_like_torch(ct, fwd, batches(ct, 1, 3, 3, seed=2, dims={"T": t}))
 
 
 STRIDED = """
@@ -220,13 +214,7 @@ def test_strided_convs_over_symbolic_dims_train_like_torch(spec, hw):
     time, as do an average pool's divisors at the padded edges (count_include_pad=false), so one compiled
     step must get every remainder right. One SGD step against torch at sizes with different remainders."""
     ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=STRIDED if spec == "strided" else POOLED)
-    data = batches(ct, 1, 2, 2, seed=3, dims={"H": hw[0], "W": hw[1]})
-    init = initial(ct)
-    lo, so = ort_steps(ct, data)
-    l64, s64 = torch_steps(ct, fwd, data, np.float64)
-    assert abs(lo[0] - l64[0]) <= 1e-5 * abs(l64[0])
-    for name, ref in s64[0].items():
-        assert rel(so[0][name] - init[name], ref - init[name]) < 1e-4, name
+    one_step_like_torch(ct, fwd, batches(ct, 1, 2, 2, seed=3, dims={"H": hw[0], "W": hw[1]}))
 
 
 # ---------------------------------------------------------------- cross_entropy with an ignored label index
