@@ -20,6 +20,7 @@ from .diagnostics import ArchError, SourceMap, not_a_directory, writing
 from .elaborate import Module, elaborate_model, load_file, load_source, parse_define
 from .ir import Graph, unused_results
 from .lower import MIN_OPSET, load_weights, lower_graph
+from .lower.given import checked_weights, torch_array
 
 __all__ = ["CompileOptions", "Compiled", "compile_file", "compile_source", "check_file", "check_source",
            "load", "select_models", "build", "build_file", "write_model", "parse_defines", "EXTERNAL_DATA_THRESHOLD",
@@ -143,7 +144,7 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     graph = elaborate_model(mod, name)
     opset = _check_options(options) or newest_opset()
     weights = loaded_weights if loaded_weights is not None else given_weights(options)
-    weights = _checked_weights(weights, graph, _weights_file(options))
+    weights = checked_weights(weights, graph, _weights_file(options))
     declared = graph.param_count()
     unused = unused_results(graph)
     stats = optimize_graph(graph, options, opset)
@@ -154,93 +155,17 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared, unused)
 
 
-def _tied(unknown: list[str], weights: dict) -> str:
-    """An extra name holding exactly the values of a name the model reads: torch's state_dict lists a tied
-    weight under both modules (head.weight is embed.weight), where a spec reads it once, through ref()."""
-    import numpy as np
-    for name in unknown:
-        a = np.asarray(weights[name])
-        if a.size < 2 or (a == a.flat[0]).all():  # zeros (a fresh bias) equal many things by chance
-            continue
-        twin = next((k for k, b in weights.items() if k != name and k not in unknown and np.shape(b) == a.shape
-                     and np.array_equal(np.asarray(b), a)), None)
-        if twin is not None:
-            return (f"; '{name}' holds the same values as '{twin}': a weight torch ties, listed under both names, "
-                    f"which the model reads once (ref(\"{twin}\")); leave '{name}' out")
-    return ""
-
-
 def given_weights(options: CompileOptions) -> dict | None:
     """The weights the options name: a file's arrays, or a dict's (torch tensors on the CPU too)."""
     import numpy as np
     w = options.weights
     if isinstance(w, Mapping):
-        return {k: _torch_array(k, v) if hasattr(v, "detach") else np.asarray(v) for k, v in w.items()}
+        return {k: torch_array(k, v) if hasattr(v, "detach") else np.asarray(v) for k, v in w.items()}
     return load_weights(w) if w else None
-
-
-def _torch_array(name: str, t):
-    """A torch tensor's values: bfloat16 (numpy has no such type) as float32, which holds each value exactly."""
-    import numpy as np
-    t = t.detach().cpu()
-    try:
-        return np.asarray(t)
-    except TypeError:
-        if t.is_floating_point():
-            return np.asarray(t.float())
-        raise ArchError(f"weights: '{name}' is a torch {t.dtype} tensor, which has no numpy type") from None
 
 
 def _weights_file(options: CompileOptions):
     return None if isinstance(options.weights, Mapping) else options.weights
-
-
-def _checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | None:
-    """A weights file names exactly the model's parameters and buffers, as torch's strict load_state_dict:
-    a missing one would quietly keep its random init (a stale or misspelled file, a model that is mostly
-    random), an extra one is a sign of another model. Only numbers load. A BatchNorm's
-    `num_batches_tracked` (in every torch state_dict, used by nothing archdsl runs) is taken and dropped:
-    the weights are returned without it. `source` (the file) names it in the messages."""
-    if weights is None:
-        return None
-    import numpy as np
-
-    from .diagnostics import did_you_mean, quoted
-    what = f"weights file {source}" if source else "weights"
-    if "__epoch__" in weights and "__epoch__" not in graph.params:  # what save_checkpoint writes
-        raise ArchError(f"{what} is a checkpoint of `archdsl train` (the whole training state); the trained "
-                        "weights are in the file its -o wrote, and `archdsl train --resume` continues from it")
-    counter = ".num_batches_tracked"
-    weights = {n: a for n, a in weights.items()
-               if not (n.endswith(counter) and n[: -len(counter)] + ".running_mean" in graph.params)}
-    unknown = sorted(set(weights) - set(graph.params))
-    missing = [n for n in graph.params if n not in weights]
-    if unknown:  # a suggestion only among the names on the other side: fc3.weight is not fc2.weight's typo
-        raise ArchError(f"{what} has {len(unknown)} name{'s' if len(unknown) > 1 else ''} the model does not: "
-                        f"{quoted(unknown)}{did_you_mean(unknown[0], missing) or _tied(unknown, weights)}")
-    if missing:
-        raise ArchError(f"{what} lacks {len(missing)} of the model's {len(graph.params)} parameters and "
-                        f"buffers: {quoted(missing)}")
-    for name, arr in weights.items():
-        dtype = np.asarray(arr).dtype
-        if dtype.kind not in "biuf":
-            if not _narrow_float(dtype):
-                raise ArchError(f"{what}: '{name}' holds {dtype} values, not numbers")
-            weights = {**weights, name: np.asarray(arr).astype(np.float32)}  # then cast to the parameter's dtype
-    return weights
-
-
-def _narrow_float(dtype) -> bool:
-    """ml_dtypes' narrow floats (numpy kind 'V'): bfloat16 from a safetensors file or a dict of arrays, float8
-    from a dict (safetensors' numpy loader cannot read float8)."""
-    import ml_dtypes
-    if dtype.kind != "V":  # numpy's finfo, which ml_dtypes falls back to, takes complex types too
-        return False
-    try:
-        ml_dtypes.finfo(dtype)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def opset_range() -> tuple[int, int]:
@@ -365,7 +290,7 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
     meta = _metadata(mod, name, options.seed)
     level = min(options.opt_level, TRAIN_LEVEL)
     ev = elaborate_model(mod, name)
-    weights = _checked_weights(weights, ev, _weights_file(options))
+    weights = checked_weights(weights, ev, _weights_file(options))
     optimize(ev, level, tuple(options.disabled_passes), PassContext(opset=opset, inference=True))
     optimize(ev, options.opt_level, tuple(options.disabled_passes),
              PassContext(opset=opset, inference=True, train_forward=True))

@@ -1,0 +1,82 @@
+"""Weights a user gives (a file's arrays, or a dict's: numpy arrays or torch tensors), checked against the
+model's parameters as torch's strict load_state_dict checks a state_dict."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..diagnostics import ArchError, did_you_mean, quoted
+from ..ir import Graph
+
+__all__ = ["checked_weights", "torch_array"]
+
+
+def torch_array(name: str, t):
+    """A torch tensor's values: bfloat16 (numpy has no such type) as float32, which holds each value exactly."""
+    t = t.detach().cpu()
+    try:
+        return np.asarray(t)
+    except TypeError:
+        if t.is_floating_point():
+            return np.asarray(t.float())
+        raise ArchError(f"weights: '{name}' is a torch {t.dtype} tensor, which has no numpy type") from None
+
+
+def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | None:
+    """A weights file names exactly the model's parameters and buffers, as torch's strict load_state_dict:
+    a missing one would quietly keep its random init (a stale or misspelled file, a model that is mostly
+    random), an extra one is a sign of another model. Only numbers load. A BatchNorm's
+    `num_batches_tracked` (in every torch state_dict, used by nothing archdsl runs) is taken and dropped:
+    the weights are returned without it. `source` (the file) names it in the messages."""
+    if weights is None:
+        return None
+    what = f"weights file {source}" if source else "weights"
+    if "__epoch__" in weights and "__epoch__" not in graph.params:  # what save_checkpoint writes
+        raise ArchError(f"{what} is a checkpoint of `archdsl train` (the whole training state); the trained "
+                        "weights are in the file its -o wrote, and `archdsl train --resume` continues from it")
+    counter = ".num_batches_tracked"
+    weights = {n: a for n, a in weights.items()
+               if not (n.endswith(counter) and n[: -len(counter)] + ".running_mean" in graph.params)}
+    unknown = sorted(set(weights) - set(graph.params))
+    missing = [n for n in graph.params if n not in weights]
+    if unknown:  # a suggestion only among the names on the other side: fc3.weight is not fc2.weight's typo
+        raise ArchError(f"{what} has {len(unknown)} name{'s' if len(unknown) > 1 else ''} the model does not: "
+                        f"{quoted(unknown)}{did_you_mean(unknown[0], missing) or _tied(unknown, weights)}")
+    if missing:
+        raise ArchError(f"{what} lacks {len(missing)} of the model's {len(graph.params)} parameters and "
+                        f"buffers: {quoted(missing)}")
+    for name, arr in weights.items():
+        dtype = np.asarray(arr).dtype
+        if dtype.kind not in "biuf":
+            if not _narrow_float(dtype):
+                raise ArchError(f"{what}: '{name}' holds {dtype} values, not numbers")
+            weights = {**weights, name: np.asarray(arr).astype(np.float32)}  # then cast to the parameter's dtype
+    return weights
+
+
+def _tied(unknown: list[str], weights: dict) -> str:
+    """An extra name holding exactly the values of a name the model reads: torch's state_dict lists a tied
+    weight under both modules (head.weight is embed.weight), where a spec reads it once, through ref()."""
+    for name in unknown:
+        a = np.asarray(weights[name])
+        if a.size < 2 or (a == a.flat[0]).all():  # zeros (a fresh bias) equal many things by chance
+            continue
+        twin = next((k for k, b in weights.items() if k != name and k not in unknown and np.shape(b) == a.shape
+                     and np.array_equal(np.asarray(b), a)), None)
+        if twin is not None:
+            return (f"; '{name}' holds the same values as '{twin}': a weight torch ties, listed under both names, "
+                    f"which the model reads once (ref(\"{twin}\")); leave '{name}' out")
+    return ""
+
+
+def _narrow_float(dtype) -> bool:
+    """ml_dtypes' narrow floats (numpy kind 'V'): bfloat16 from a safetensors file or a dict of arrays, float8
+    from a dict (safetensors' numpy loader cannot read float8)."""
+    import ml_dtypes
+    if dtype.kind != "V":  # numpy's finfo, which ml_dtypes falls back to, takes complex types too
+        return False
+    try:
+        ml_dtypes.finfo(dtype)
+    except (TypeError, ValueError):
+        return False
+    return True
