@@ -15,7 +15,7 @@ import zlib
 import numpy as np
 
 from ..ops import Attr, OpDef, fail, reduce_op, register
-from ..ops.losses import CE_ATTRS, kept_labels, labels64
+from ..ops.losses import BCE_ATTRS, CE_ATTRS, kept_labels, labels64
 from ..types import DType, TensorType, is_static
 from .kernels import numel_tensor, shape_tensor
 
@@ -183,7 +183,8 @@ _internal("dropout_mask", ("x", "seed", "step"), _dropout_infer, _dropout_lower,
 
 # ---- the losses' gradients (the losses are ops of their own: ops/losses.py) ----
 def _ce_grad_lower(e, ins, outs, c):
-    """(softmax - smoothed one-hot) * g / the labels that count, 0 in the rows of ignored labels."""
+    """(softmax - smoothed one-hot) times g / the labels that count (mean), g (sum) or each label's g (none);
+    0 in the rows of ignored labels."""
     logits, labels, g = ins
     lt, lab_t = c.in_types[0], c.in_types[1]
     ax = c.attrs["axis"] % lt.rank
@@ -198,10 +199,18 @@ def _ce_grad_lower(e, ins, outs, c):
     if lt.dtype is not DType.float32:  # onnxruntime's CPU OneHot has no float64 or float16 values
         target = e.op("Cast", [target], to=lt.dtype.onnx)
     diff = e.op("Sub", [sm, target])
+    if kept is not None:
+        diff = e.op("Mul", [diff, e.op("Unsqueeze", [kept, _i64(e, [ax])])])
+    reduction = c.attrs["reduction"]
+    if reduction == "none":  # g has the labels' shape: each row scaled by its own
+        e.op("Mul", [diff, e.op("Unsqueeze", [g, _i64(e, [ax])])], outputs=outs)
+        return
+    if reduction == "sum":
+        e.op("Mul", [diff, g], outputs=outs)
+        return
     if kept is None:
         rows = e.op("Cast", [numel_tensor(e, labels, lab_t)], to=lt.dtype.onnx)
     else:  # no label counts: a zero gradient (torch's), not 0 * g / 0
-        diff = e.op("Mul", [diff, e.op("Unsqueeze", [kept, _i64(e, [ax])])])
         rows = e.op("Max", [e.op("ReduceSum", [kept], keepdims=0), _scalar(e, 1.0, lt)])
     e.op("Mul", [diff, e.op("Div", [g, rows])], outputs=outs)
 
@@ -211,16 +220,18 @@ _internal("cross_entropy_grad", ("logits", "labels", "g"), lambda ins, a: [ins[0
 
 
 def _bce_grad_lower(which: str):
-    """d/dx = (sigmoid(x) - t) g / n, d/dt = -x g / n (a target computed from parameters gets its share)."""
+    """d/dx = (sigmoid(x) - t) g, d/dt = -x g (a target computed from parameters gets its share); g over the
+    element count for the mean, each element's own g for reduction none."""
     def lower(e, ins, outs, c):
         x, t, g = ins
-        n = e.op("Cast", [numel_tensor(e, x, c.in_types[0])], to=c.in_types[0].dtype.onnx)
         part = e.op("Sub", [e.op("Sigmoid", [x]), t]) if which == "x" else e.op("Neg", [x])
-        e.op("Mul", [part, e.op("Div", [g, n])], outputs=outs)
+        if c.attrs["reduction"] == "mean":
+            g = e.op("Div", [g, e.op("Cast", [numel_tensor(e, x, c.in_types[0])], to=c.in_types[0].dtype.onnx)])
+        e.op("Mul", [part, g], outputs=outs)
     return lower
 
 
-_internal("bce_grad", ("x", "t", "g"), lambda ins, a: [ins[0]], _bce_grad_lower("x"),
+_internal("bce_grad", ("x", "t", "g"), lambda ins, a: [ins[0]], _bce_grad_lower("x"), attrs=BCE_ATTRS,
           doc="gradient of bce_with_logits by its logits")
-_internal("bce_target_grad", ("x", "t", "g"), lambda ins, a: [ins[1]], _bce_grad_lower("t"),
+_internal("bce_target_grad", ("x", "t", "g"), lambda ins, a: [ins[1]], _bce_grad_lower("t"), attrs=BCE_ATTRS,
           doc="gradient of bce_with_logits by its target")

@@ -11,7 +11,9 @@ from ._common import float_input, reduce_op
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis
 
-__all__ = ["CE_ATTRS", "kept_labels", "labels64"]
+__all__ = ["BCE_ATTRS", "CE_ATTRS", "REDUCTIONS", "kept_labels", "labels64"]
+
+REDUCTIONS = ("mean", "sum", "none")
 
 
 def _i64(e, v):
@@ -35,7 +37,7 @@ def _ce_infer(ins, a):
              f"{logits} without the class axis {a['axis']}), got {labels}")
     if not 0.0 <= a["label_smoothing"] <= 1.0:
         fail(f"cross_entropy: label_smoothing must be in [0, 1], got {a['label_smoothing']}")
-    return [TensorType(logits.dtype, ())]
+    return [TensorType(logits.dtype, tuple(want) if a["reduction"] == "none" else ())]
 
 
 def labels64(e, lab, t: TensorType):
@@ -52,44 +54,50 @@ def kept_labels(e, lab64: str, c):
     return e.op("Where", [keep, lab64, _i64(e, 0)]), e.op("Cast", [keep], to=c.in_types[0].dtype.onnx)
 
 
-def _mean_over_kept(e, x: str, kept, outputs=None):
-    """x [..., 1 at the class axis] averaged over the labels that count (all of them without ignore_index);
-    0/0 when none does, as torch's mean-reduced cross_entropy."""
+def reduced(e, per: str, kept, reduction: str, outputs=None) -> str:
+    """Per-label losses (0 where a label is ignored) as torch reduces them: the mean over the labels that count
+    (0/0 when none does, as torch's), their sum, or as they are."""
+    if reduction == "none":
+        return e.op("Identity", [per], outputs=outputs)
+    if reduction == "sum":
+        return e.op("ReduceSum", [e.op("Flatten", [per], axis=0)], keepdims=0, outputs=outputs)
     if kept is None:
-        return e.op("ReduceMean", [x], keepdims=0, outputs=outputs)
-    total = e.op("ReduceSum", [e.op("Mul", [e.op("Flatten", [x], axis=0), e.op("Flatten", [kept], axis=0)])],
-                 keepdims=0)
+        return e.op("ReduceMean", [per], keepdims=0, outputs=outputs)
+    total = e.op("ReduceSum", [e.op("Flatten", [per], axis=0)], keepdims=0)
     return e.op("Div", [total, e.op("ReduceSum", [kept], keepdims=0)], outputs=outputs)
 
 
 def _ce_lower(e, ins, outs, c):
+    """-log softmax at each label (with smoothing, mixed with the mean over classes), per label, reduced."""
     logits, labels = ins
     lt = c.in_types[0]
     ax = c.attrs["axis"] % lt.rank
     eps = c.attrs["label_smoothing"]
     lab, kept = kept_labels(e, labels64(e, labels, c.in_types[1]), c)
     lsm = e.op("LogSoftmax", [logits], axis=ax)
-    picked = e.op("GatherElements", [lsm, e.op("Unsqueeze", [lab, _i64(e, [ax])])], axis=ax)
-    if not eps:
-        e.op("Neg", [_mean_over_kept(e, picked, kept)], outputs=outs)
-        return
-    nll = e.op("Neg", [_mean_over_kept(e, picked, kept)])
-    smooth = e.op("Neg", [_mean_over_kept(e, reduce_op(e, "ReduceMean", lsm, [ax], 1), kept)])
-    e.op("Add", [e.op("Mul", [nll, _scalar(e, 1.0 - eps, lt)]), e.op("Mul", [smooth, _scalar(e, eps, lt)])],
-         outputs=outs)
+    per = e.op("GatherElements", [lsm, e.op("Unsqueeze", [lab, _i64(e, [ax])])], axis=ax)
+    if eps:
+        per = e.op("Add", [e.op("Mul", [per, _scalar(e, 1.0 - eps, lt)]),
+                           e.op("Mul", [reduce_op(e, "ReduceMean", lsm, [ax], 1), _scalar(e, eps, lt)])])
+    per = e.op("Neg", [e.op("Squeeze", [per, _i64(e, [ax])])])
+    if kept is not None:
+        per = e.op("Mul", [per, kept])
+    reduced(e, per, kept, c.attrs["reduction"], outputs=outs)
 
 
 CE_ATTRS = (Attr("axis", "int", -1, doc="the class axis"),
             Attr("label_smoothing", "float", 0.0, doc="torch's label_smoothing"),
-            Attr("ignore_index", "int?", None, doc="labels equal to it count for nothing (padding)"))
+            Attr("ignore_index", "int?", None, doc="labels equal to it count for nothing (padding)"),
+            Attr("reduction", "str", "mean", choices=REDUCTIONS, doc="torch's: mean, sum or none"))
 
 register(OpDef(
     name="cross_entropy", inputs=("logits", "labels"), category="loss", attrs=CE_ATTRS, infer=_ce_infer,
     lower=_ce_lower, positions=("labels",), cost=lambda c: 5 * numel(c.in_types[0].shape),
     grad=lambda b, c, ins, outs, gouts: [
         b.op("autodiff.cross_entropy_grad", ins[0], ins[1], gouts[0], **c.attrs), None],
-    doc="mean cross-entropy of logits against integer class indices on `axis` (the last dim; torch's "
-        "F.cross_entropy takes the classes on dim 1), with label smoothing and an ignored index as torch's",
+    doc="cross-entropy of logits against integer class indices on `axis` (the last dim; torch's "
+        "F.cross_entropy takes the classes on dim 1), with label smoothing, an ignored index and reduction "
+        "(mean, sum, or none: one loss per label, 0 for an ignored one) as torch's",
 ))
 
 
@@ -99,7 +107,7 @@ def _bce_infer(ins, a):
     float_input("bce_with_logits", x)
     if x.shape != t.shape or x.dtype != t.dtype:
         fail(f"bce_with_logits: the target must have the shape and dtype of the logits {x}, got {t}")
-    return [TensorType(x.dtype, ())]
+    return [x if a["reduction"] == "none" else TensorType(x.dtype, ())]
 
 
 def _bce_lower(e, ins, outs, c):
@@ -111,14 +119,17 @@ def _bce_lower(e, ins, outs, c):
         one = e.const(np.array(1, dtype=t_x.dtype.numpy))
         softplus = e.op("Log", [e.op("Add", [one, e.op("Exp", [e.op("Neg", [e.op("Abs", [x])])])])])
     per = e.op("Add", [e.op("Sub", [e.op("Relu", [x]), e.op("Mul", [x, t])]), softplus])
-    e.op("ReduceMean", [per], outputs=outs, keepdims=0)
+    reduced(e, per, None, c.attrs["reduction"], outputs=outs)
 
+
+BCE_ATTRS = (Attr("reduction", "str", "mean", choices=REDUCTIONS, doc="torch's: mean, sum or none"),)
 
 register(OpDef(
     name="bce_with_logits", inputs=("x", "target"), category="loss", infer=_bce_infer, lower=_bce_lower,
+    attrs=BCE_ATTRS,
     cost=lambda c: 6 * numel(c.in_types[0].shape),
-    grad=lambda b, c, ins, outs, gouts: [b.op("autodiff.bce_grad", ins[0], ins[1], gouts[0]),
-                                         b.op("autodiff.bce_target_grad", ins[0], ins[1], gouts[0])],
-    doc="mean binary cross-entropy of logits against targets in [0, 1] of the same shape "
-        "(torch's F.binary_cross_entropy_with_logits)",
+    grad=lambda b, c, ins, outs, gouts: [b.op("autodiff.bce_grad", ins[0], ins[1], gouts[0], **c.attrs),
+                                         b.op("autodiff.bce_target_grad", ins[0], ins[1], gouts[0], **c.attrs)],
+    doc="binary cross-entropy of logits against targets in [0, 1] of the same shape, reduced by mean, sum or "
+        "none (torch's F.binary_cross_entropy_with_logits)",
 ))

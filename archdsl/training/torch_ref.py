@@ -183,8 +183,10 @@ def _cross_entropy(n, x, labels):
     """archdsl's classes sit on `axis`; torch's F.cross_entropy reads them from dim 1 of [N, C]."""
     a = n.attrs
     ignore = a["ignore_index"]
-    return F.cross_entropy(torch.movedim(x, a["axis"], -1).reshape(-1, x.shape[a["axis"]]), labels.reshape(-1).long(),
-                           label_smoothing=a["label_smoothing"], ignore_index=-100 if ignore is None else ignore)
+    per = F.cross_entropy(torch.movedim(x, a["axis"], -1).reshape(-1, x.shape[a["axis"]]), labels.reshape(-1).long(),
+                          label_smoothing=a["label_smoothing"], ignore_index=-100 if ignore is None else ignore,
+                          reduction=a["reduction"])
+    return per.reshape(labels.shape) if a["reduction"] == "none" else per
 
 
 def _upsample(n, x, like=None):
@@ -201,7 +203,7 @@ def _upsample(n, x, like=None):
 
 _OPS["upsample"] = _upsample
 _OPS["cross_entropy"] = _cross_entropy
-_OPS["bce_with_logits"] = lambda n, x, t: F.binary_cross_entropy_with_logits(x, t)
+_OPS["bce_with_logits"] = lambda n, x, t: F.binary_cross_entropy_with_logits(x, t, reduction=n.attrs["reduction"])
 _OPS["lstm"], _OPS["gru"] = _rnn("lstm"), _rnn("gru")
 _OPS["multihead_attention"] = _mha
 for _n in (1, 2, 3):

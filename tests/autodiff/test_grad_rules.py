@@ -357,13 +357,16 @@ def test_batchnorm_train_mode(shape, seed):
 
 @FAST
 @given(lead=st.lists(dims, min_size=1, max_size=2), classes=st.integers(2, 5), smooth=st.sampled_from([0.0, 0.1]),
-       seed=st.integers(0, 99))
-def test_losses(lead, classes, smooth, seed):
+       reduction=st.sampled_from(["mean", "sum", "none"]), ignore=st.sampled_from([None, 0]), seed=st.integers(0, 99))
+def test_losses(lead, classes, smooth, reduction, ignore, seed):
     rng = np.random.default_rng(seed)
     logits = normal(seed, *lead, classes)
-    check_grad("cross_entropy", [logits, rng.integers(0, classes, lead)],
-               {"axis": len(lead), "label_smoothing": smooth}, seed=seed)
-    check_grad("bce_with_logits", [logits, rng.random(logits.shape)], wrt=[0, 1], seed=seed)
+    labels = rng.integers(0, classes, lead)
+    labels.flat[0] = 1  # one label that counts, whatever ignore_index
+    check_grad("cross_entropy", [logits, labels], {"axis": len(lead), "label_smoothing": smooth,
+                                                   "reduction": reduction, "ignore_index": ignore}, seed=seed)
+    check_grad("bce_with_logits", [logits, rng.random(logits.shape)], {"reduction": reduction}, wrt=[0, 1],
+               seed=seed)
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])

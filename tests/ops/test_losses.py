@@ -21,34 +21,37 @@ F = torch.nn.functional
 @SETTINGS
 @given(lead=st.lists(st.integers(1, 3), min_size=1, max_size=3), classes=st.integers(2, 5), data=st.data(),
        smooth=st.sampled_from([0.0, 0.1, 1.0]), ignore=st.sampled_from([None, -1, 0]),
-       int32=st.booleans())
-def test_cross_entropy_is_torchs(lead, classes, data, smooth, ignore, int32):
+       int32=st.booleans(), reduction=st.sampled_from(["mean", "sum", "none"]))
+def test_cross_entropy_is_torchs(lead, classes, data, smooth, ignore, int32, reduction):
     axis = data.draw(st.integers(-len(lead) - 1, len(lead)))
     shape = list(lead)
     shape.insert(axis % (len(lead) + 1), classes)
     x = rand(*shape, seed=1) * 3
     y = np.random.default_rng(2).integers(-1 if ignore == -1 else 0, classes, lead)
     y = y.astype(np.int32 if int32 else np.int64)
-    call = f"cross_entropy(x, lab, axis={axis}, label_smoothing={smooth}" + \
+    call = f"cross_entropy(x, lab, axis={axis}, label_smoothing={smooth}, reduction=\"{reduction}\"" + \
         (f", ignore_index={ignore})" if ignore is not None else ")")
     got, _ = run_op(call, x=x, lab=y)
     logits = torch.from_numpy(np.moveaxis(x, axis, -1).reshape(-1, classes)).double()
     want = F.cross_entropy(logits, torch.from_numpy(y.reshape(-1).astype(np.int64)), label_smoothing=smooth,
-                           ignore_index=-100 if ignore is None else ignore)
-    if np.isnan(float(want)):  # every label ignored: 0/0, torch's and ours
+                           ignore_index=-100 if ignore is None else ignore, reduction=reduction)
+    want = (want.reshape(y.shape) if reduction == "none" else want).numpy()
+    if np.isnan(want).any():  # every label ignored: 0/0, torch's and ours
         assert np.isnan(got)
     else:
-        close(got, float(want))
+        close(got, want)
 
 
 @covers("bce_with_logits")
 @SETTINGS
-@given(shape=st.lists(st.integers(1, 4), max_size=3), scale=st.sampled_from([1.0, 50.0]))
-def test_bce_with_logits_is_torchs(shape, scale):
+@given(shape=st.lists(st.integers(1, 4), max_size=3), scale=st.sampled_from([1.0, 50.0]),
+       reduction=st.sampled_from(["mean", "sum", "none"]))
+def test_bce_with_logits_is_torchs(shape, scale, reduction):
     x = np.asarray(rand(*shape, seed=3) * scale)  # |x| of 100 and more: log(1 + exp(-|x|)) must not overflow
     t = np.asarray(np.random.default_rng(4).random(shape), np.float32)
-    got, _ = run_op("bce_with_logits(x, t)", x=x, t=t)
-    close(got, float(F.binary_cross_entropy_with_logits(torch.from_numpy(x).double(), torch.from_numpy(t).double())))
+    got, _ = run_op(f"bce_with_logits(x, t, reduction=\"{reduction}\")", x=x, t=t)
+    close(got, F.binary_cross_entropy_with_logits(torch.from_numpy(x).double(), torch.from_numpy(t).double(),
+                                                  reduction=reduction).numpy())
 
 
 @pytest.mark.parametrize("call, message", [
@@ -58,6 +61,7 @@ def test_bce_with_logits_is_torchs(shape, scale):
     ("cross_entropy(x, x)", r"labels must be integer class indices"),
     ("cross_entropy(y, y)", r"cross_entropy: logits must be a float tensor, got int64"),
     ("cross_entropy(x, y, label_smoothing=1.5)", r"label_smoothing must be in \[0, 1\], got 1.5"),
+    ("cross_entropy(x, y, reduction=\"avg\")", r"reduction"),
     ("bce_with_logits(x, y2)", r"the target must have the shape and dtype of the logits float32\[2, 3\], got int64"),
     ("bce_with_logits(x, x[0])", r"got float32\[3\]"),
 ])

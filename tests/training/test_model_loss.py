@@ -172,3 +172,33 @@ def test_arrays_the_step_does_not_read_are_noted(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count(f"note: {tmp_path / 'd.npz'} also holds 'labels', which the step does not read (it reads x, "
                      "y, t, m)") == 1
+
+
+def test_class_weights_written_with_reduction_none_train_as_torch():
+    """torch's F.cross_entropy(weight=w) in a spec: per-label losses (reduction="none") weighted by
+    take(w, labels), over the sum of those weights; two SGD steps give torch's losses and weights."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    text = """
+model weighted(x: float32[B, 8], y: int64[B]) -> loss {
+    logits = x -> linear(3) as fc
+    w = take(tensor([1.0, 3.0, 0.5]), y)
+    loss = sum(cross_entropy(logits, y, reduction="none") * w) / sum(w)
+}
+"""
+    ct, _ = compile_step("", config(loss=None, opt="sgd", lr=0.2), text=text)
+    data = [{k: v for k, v in _data(6, s).items() if k in ("x", "y")} for s in range(2)]
+    losses, states = ort_steps(ct, data)
+    w = {k: torch.tensor(v, requires_grad=True) for k, v in initial(ct).items() if k in ct.info.params}
+    opt = torch.optim.SGD(list(w.values()), lr=0.2)
+    want = []
+    for d in data:
+        opt.zero_grad()
+        loss = F.cross_entropy(F.linear(torch.from_numpy(d["x"]), w["fc.weight"], w["fc.bias"]),
+                               torch.from_numpy(d["y"]), weight=torch.tensor([1.0, 3.0, 0.5]))
+        loss.backward()
+        opt.step()
+        want.append(float(loss.detach()))
+    np.testing.assert_allclose(losses, want, rtol=1e-5)
+    for k, v in w.items():
+        assert rel(states[-1][k], v.detach().numpy()) < 1e-5, k
