@@ -351,13 +351,18 @@ def _embedding_lower(e, ins, outs, c):
     dim = g_t.shape[-1]
     idx = ids if ids_t.dtype is DType.int64 else e.op("Cast", [ids], to=DType.int64.onnx)
     upd = e.op("Reshape", [g, _i64(e, [-1, dim])])
-    idx = e.op("Expand", [e.op("Reshape", [idx, _i64(e, [-1, 1])]), e.op("Shape", [upd])])
+    column = e.op("Reshape", [idx, _i64(e, [-1, 1])])
+    if c.attrs["padding_idx"] is not None:  # the padding row gets no gradient (torch's padding_idx)
+        keep = e.op("Not", [e.op("Equal", [column, _i64(e, c.attrs["padding_idx"])])])
+        upd = e.op("Mul", [upd, e.op("Cast", [keep], to=g_t.dtype.onnx)])
+    idx = e.op("Expand", [column, e.op("Shape", [upd])])
     scatter_add(e, _i64(e, [c.attrs["num_embeddings"], dim]), idx, upd, g_t.dtype, outputs=outs)
 
 
 _internal("embedding_grad", ("ids", "g"),
           lambda ins, a: [ins[1].with_shape((a["num_embeddings"], ins[1].shape[-1]))], _embedding_lower,
-          attrs=(Attr("num_embeddings", "int"),), doc="rows of g summed into a zero table at ids")
+          attrs=(Attr("num_embeddings", "int"), Attr("padding_idx", "int?", None)),
+          doc="rows of g summed into a zero table at ids (none at the padding row)")
 
 
 def _getitem_lower(e, ins, outs, c):

@@ -80,6 +80,10 @@ def fill_chunk(name: str, spec: ParamSpec, seed: int, k: int, out: np.ndarray) -
             bad = bad[np.abs(redraw) > 2.0]
     out *= np.float32(init.b)
     out += np.float32(init.a)
+    if init.zero_row is not None:  # the part of that row inside this block
+        width = spec.shape[-1]
+        lo, hi = init.zero_row * width - k * CHUNK, (init.zero_row + 1) * width - k * CHUNK
+        out[max(lo, 0):max(min(hi, out.size), 0)] = 0
 
 
 def _unit_floats(bits: np.random.BitGenerator, n: int) -> np.ndarray:

@@ -36,11 +36,13 @@ class Attr:
 
 @dataclass(frozen=True, slots=True)
 class Init:
-    """How a parameter starts: uniform(a, b), normal(mean=a, std=b), zeros, ones, or a constant a."""
+    """How a parameter starts: uniform(a, b), normal(mean=a, std=b), zeros, ones, or a constant a; `zero_row`:
+    one row of a 2-D table left at zero (nn.Embedding's padding_idx)."""
 
     kind: str
     a: float = 0.0
     b: float = 0.0
+    zero_row: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +158,7 @@ def _is_int(v) -> bool:
 
 
 _SIGNED = ("axis", "dim", "dim0", "dim1", "start_dim", "end_dim", "dims", "ignore_index", "shifts", "diagonal",
-           "decimals")  # may be < 0
+           "decimals", "padding_idx")  # may be < 0
 
 
 def coerce_attr(op: OpDef, attr: Attr, value):

@@ -170,7 +170,7 @@ _OPS = {
     "argmin": lambda n, x: torch.argmin(x, n.attrs["dim"], n.attrs["keepdim"]),
     "tril": lambda n, x: torch.tril(x, n.attrs["diagonal"]), "triu": lambda n, x: torch.triu(x, n.attrs["diagonal"]),
     "stack": lambda n, *xs: torch.stack(xs, n.attrs["dim"]),
-    "getitem": _getitem, "embedding": lambda n, ids, w: F.embedding(ids, w),
+    "getitem": _getitem, "embedding": lambda n, ids, w: F.embedding(ids, w, padding_idx=n.attrs["padding_idx"]),
     "unsqueeze": lambda n, x: x.unsqueeze(n.attrs["dim"]),
     "squeeze": lambda n, x: x.squeeze(tuple(n.attrs["dim"])) if n.attrs["dim"] is not None else x.squeeze(),
     "mean": _reduce(torch.mean), "sum": _reduce(torch.sum), "amax": _reduce(torch.amax),

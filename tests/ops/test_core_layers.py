@@ -151,6 +151,27 @@ def test_embedding(shape, num, edim, seed, sym):
     close(y, w["emb.weight"][ids])
 
 
+@pytest.mark.parametrize("rows, width, pad", [(10, 3, -1), (10, 3, 0), (700000, 3, 349525)])
+def test_embedding_padding_idx_starts_at_zero(tmp_path, rows, width, pad):
+    """torch's nn.Embedding(padding_idx=p): row p is zero, the others drawn as without it; a row across the
+    1 Mi-value blocks weights are generated in (349525 * 3 = 2**20 - 1) is zeroed in both, in memory and in
+    the streamed file; padding_idx outside the table is a diagnostic."""
+    import onnx
+
+    from archdsl import driver
+    src = f"model m(ids: int64[B, 4]) -> y {{\n    y = ids -> embedding({rows}, {width}, PAD) as emb\n}}\n"
+    plain = archdsl.compile_source(src.replace("PAD", "std=1.0"))
+    padded = archdsl.compile_source(src.replace("PAD", f"padding_idx={pad}"))
+    a, b = (onnx.numpy_helper.to_array(m.graph.initializer[0]) for m in (plain, padded))
+    assert not b[pad].any() and a[pad].all()
+    np.testing.assert_array_equal(np.delete(a, pad % rows, 0), np.delete(b, pad % rows, 0))
+    out = tmp_path / "m.onnx"
+    driver.build_file(driver.load(text=src.replace("PAD", f"padding_idx={pad}")), None, driver.CompileOptions(), out)
+    np.testing.assert_array_equal(onnx.numpy_helper.to_array(onnx.load(out).graph.initializer[0]), b)
+    with pytest.raises(archdsl.ArchError, match=f"padding_idx {rows} is not a row of a {rows}-row table"):
+        archdsl.check_source(src.replace("PAD", f"padding_idx={rows}"))
+
+
 # ---------------- activations ----------------
 
 @covers("relu", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "softmax", "log_softmax")

@@ -217,6 +217,24 @@ def test_strided_convs_over_symbolic_dims_train_like_torch(spec, hw):
     one_step_like_torch(ct, fwd, batches(ct, 1, 2, 2, seed=3, dims={"H": hw[0], "W": hw[1]}))
 
 
+PADDED = """
+model padded(ids: int64[B, 6]) -> logits {
+    logits = ids -> embedding(5, 8, padding_idx=0) as emb -> linear(4) as head -> mean(dim=[1])
+}
+"""
+
+
+def test_an_embedding_padding_row_stays_zero_like_torch():
+    """padding_idx: the row starts at zero and no gradient reaches it, though ids read it (torch's
+    nn.Embedding(padding_idx=0)); the other rows train as torch's."""
+    ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.5, momentum=0.9), text=PADDED)
+    data = batches(ct, 2, 3, 5, seed=4)
+    assert (data[0]["ids"] == 0).any()
+    one_step_like_torch(ct, fwd, data)
+    _, states = ort_steps(ct, data)
+    assert not states[-1]["emb.weight"][0].any() and states[-1]["emb.weight"][1:].all()
+
+
 # ---------------------------------------------------------------- cross_entropy with an ignored label index
 
 TAGGER = """
