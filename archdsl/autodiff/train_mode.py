@@ -60,6 +60,18 @@ def _dropout(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dic
     return b.op("mul", x, mask), {}
 
 
+def _drop_path(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[str, Value]]:
+    """One draw per example: the dropout mask of x's [B, 1, ..., 1] corner, broadcast over the example."""
+    x = node.inputs[0]
+    p = node.attrs["p"]
+    if p == 0.0:
+        return x, {}
+    corner = b.op("getitem", x, index=(("s", None, None, None),) + (("s", 0, 1, None),) * (x.type.rank - 1)) \
+        if x.type.rank > 1 else x
+    mask = b.op("autodiff.dropout_mask", corner, extra.seed, extra.step, p=p, stream=stream_id(node.name))
+    return b.op("mul", x, mask), {}
+
+
 def _attention(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[str, Value]] | None:
     """Attention dropout acts on the softmax weights, inside the op: train on its decomposition."""
     p = node.attrs["dropout"]
@@ -115,7 +127,8 @@ def _recurrent(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[list[Val
     return decompose_recurrent(b, node.op, call, list(node.inputs), drop), {}
 
 
-TRAIN_FORMS: dict[str, Callable] = {"batchnorm": _batchnorm, "dropout": _dropout, "multihead_attention": _attention,
+TRAIN_FORMS: dict[str, Callable] = {"batchnorm": _batchnorm, "dropout": _dropout, "drop_path": _drop_path,
+                                    "multihead_attention": _attention,
                                     "conv1d": _conv, "conv2d": _conv, "conv3d": _conv,
                                     "lstm": _recurrent, "gru": _recurrent}
 

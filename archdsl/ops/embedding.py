@@ -15,16 +15,15 @@ def _infer(ins, a):
         fail(f"embedding: table must be 2-D, got {shape_str(w)}")
     if not a["std"] >= 0:
         fail(f"embedding: std must be >= 0, got {a['std']}")
-    p, n = a["padding_idx"], a["num_embeddings"]
+    p, n = a.get("padding_idx"), w.shape[0]
     if p is not None and not -n <= p < n:
         fail(f"embedding: padding_idx {p} is not a row of a {n}-row table ({-n}..{n - 1})")
     return [w.with_shape(ids.shape + (w.shape[1],))]
 
 
-def _padding_row(a) -> int | None:
+def _padding_row(p: int | None, rows: int) -> int | None:
     """torch's padding_idx, a negative one counted from the end."""
-    p = a["padding_idx"]
-    return None if p is None else p % a["num_embeddings"]
+    return None if p is None else p % rows
 
 
 register(OpDef(
@@ -34,11 +33,13 @@ register(OpDef(
                                          "GPT-2 and BERT N(0, 0.02)"),
            Attr("padding_idx", "int?", None, doc="a row that starts at zero and gets no gradient (torch's)")),
     params=lambda ins, a: [ParamSpec("weight", (a["num_embeddings"], a["embedding_dim"]),
-                                     Init("normal", 0.0, a["std"], zero_row=_padding_row(a)))],
+                                     Init("normal", 0.0, a["std"],
+                                          zero_row=_padding_row(a["padding_idx"], a["num_embeddings"])))],
     infer=_infer, lower=lambda e, ins, outs, c: e.op("Gather", [ins[1], ins[0]], outputs=outs, axis=0),
     grad=lambda b, c, ins, outs, gouts: [None, b.op("autodiff.embedding_grad", ins[0], gouts[0],
                                                     num_embeddings=c.in_types[1].shape[0],
-                                                    padding_idx=_padding_row(c.attrs))],
+                                                    padding_idx=_padding_row(c.attrs.get("padding_idx"),
+                                                                             c.in_types[1].shape[0]))],
     cost=lambda c: 0,
     doc="Rows of a [num_embeddings, embedding_dim] table, N(0, std) init (std=1 as torch's nn.Embedding); "
         "padding_idx: a row that starts at zero and never trains, as torch's.",

@@ -167,4 +167,20 @@ register(OpDef(
     doc="Dropout (torch.nn.Dropout); the identity in an inference model.",
 ))
 
+def _drop_path_infer(ins, a):
+    if not 0.0 <= a["p"] < 1.0:
+        fail(f"drop_path: p must be in [0, 1), got {a['p']}")
+    if ins[0].rank < 1:
+        fail("drop_path: needs a batch dim (it drops whole examples)")
+    return [ins[0]]
+
+
+register(OpDef(
+    name="drop_path", inputs=("x",), category="layer", attrs=(Attr("p", "float", 0.0),),
+    infer=_drop_path_infer, lower=lambda e, ins, outs, c: e.op("Identity", ins, outputs=outs),
+    grad=lambda b, c, ins, outs, gouts: [gouts[0]], cost=lambda c: 0,
+    doc="Stochastic depth (timm's drop_path, torchvision's StochasticDepth 'row'): in training each example's "
+        "x is zeroed with probability p, else scaled by 1/(1-p); the identity in an inference model.",
+))
+
 _ = math

@@ -14,7 +14,7 @@ from ..types import Sym
 from ._rewrite import Rewriter
 from .manager import PassContext, register_pass
 
-_IMPURE = {"dropout"}  # random in a training graph
+_IMPURE = {"dropout", "drop_path"}  # random in a training graph
 
 
 def freeze(v):

@@ -187,7 +187,7 @@ def _cover(demands: list, t: TensorType) -> Sel | None:
 
 def _draws(node: Node) -> bool:
     """Draws a dropout mask when training (dropout, attention dropout): narrowed, it would draw others."""
-    return float(node.attrs.get("p" if node.op == "dropout" else "dropout", 0.0)) > 0.0
+    return float(node.attrs.get("p" if node.op in ("dropout", "drop_path") else "dropout", 0.0)) > 0.0
 
 
 def _suffix(s: Sel, dim: Dim) -> bool:

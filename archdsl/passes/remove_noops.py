@@ -36,7 +36,7 @@ def _identity_of(node: Node, ctx: PassContext) -> Value | None:
     out = node.outputs[0] if len(node.outputs) == 1 else None
     if out is None:
         return None
-    if op == "dropout":
+    if op in ("dropout", "drop_path"):
         return ins[0] if ctx.inference else None
     if op in _SAME_TYPE_IDENTITY:
         return ins[0] if out.type == ins[0].type else None

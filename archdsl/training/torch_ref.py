@@ -128,6 +128,14 @@ def _rnn(cell):
     return run
 
 
+def _drop_path(x, p: float):
+    """timm's drop_path in training: each example kept with probability 1 - p, scaled by 1/(1-p)."""
+    if p == 0:
+        return x
+    keep = (torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device) >= p).to(x.dtype)
+    return x * keep / (1 - p)
+
+
 _OPS = {
     "linear": lambda n, x, w, b=None: F.linear(x, w, b),
     "batchnorm": lambda n, x, *p: F.batch_norm(
@@ -136,6 +144,7 @@ _OPS = {
     "layernorm": lambda n, x, *p: F.layer_norm(x, tuple(n.attrs["normalized_shape"] or (x.shape[-1],)),
                                                *p, eps=n.attrs["eps"]),
     "dropout": lambda n, x: F.dropout(x, n.attrs["p"], training=n.attrs["p"] > 0),
+    "drop_path": lambda n, x: _drop_path(x, n.attrs["p"]),
     "relu": lambda n, x: F.relu(x), "sigmoid": lambda n, x: torch.sigmoid(x), "tanh": lambda n, x: torch.tanh(x),
     "leaky_relu": lambda n, x: F.leaky_relu(x, n.attrs["negative_slope"]), "silu": lambda n, x: F.silu(x),
     "gelu": lambda n, x: F.gelu(x, approximate=n.attrs["approximate"]),

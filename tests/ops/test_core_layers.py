@@ -131,12 +131,14 @@ def test_layernorm(lead, last, two, affine, bias, eps, sym, opset):
     close(y, want, rtol=1e-4, atol=1e-4)
 
 
-@covers("dropout")
+@covers("dropout", "drop_path")
 @SETTINGS
 @given(shape=st.lists(dim, min_size=1, max_size=4), p=st.sampled_from([0.0, 0.1, 0.5, 0.9]), sym=SYM)
 def test_dropout_is_the_identity_at_inference(shape, p, sym):
     x = rand(*shape)
     y, _ = run_op(f"x -> dropout({p})", x=x, sym=sym)
+    np.testing.assert_array_equal(y, x)
+    y, _ = run_op(f"x -> drop_path({p})", x=x, sym=sym)
     np.testing.assert_array_equal(y, x)
 
 

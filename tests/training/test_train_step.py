@@ -122,6 +122,41 @@ def test_dropout_mask_comes_from_seed_and_step():
     assert 0.5 < (kept[0] == kept[1]).mean() < 0.7, "rows draw independently"
 
 
+DROP_PATH = """
+model residual(x: float32[B, 3, 4]) -> y {
+    h = x -> linear(4) as fc -> drop_path(0.5)
+    y = x + h
+}
+"""
+
+
+def test_drop_path_drops_whole_examples_and_only_their_gradient():
+    """drop_path(0.5) in the step: each example's branch is zero or doubled, as a whole, about half of them
+    (and other draws at another step); the weight update is torch's for that mask (read back from the step's
+    own output); an inference build has no node for it."""
+    torch = pytest.importorskip("torch")
+    ct, _ = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=DROP_PATH)
+    assert not [n for n in ct.eval_model.graph.node if n.op_type in ("Identity", "Mul")]
+    sess = runtime.session(ct.step_model, "cpu")
+    names = [o.name for o in sess.get_outputs()]
+    feeds = batches(ct, 1, 256, 3)[0]
+    init = initial(ct)
+    out = dict(zip(names, sess.run(None, feeds)))
+    h = feeds["x"] @ init["fc.weight"].T + init["fc.bias"]
+    branch = out["y"] - feeds["x"]
+    dropped = np.abs(branch).reshape(256, -1).max(1) < 1e-6
+    assert 0.4 < dropped.mean() < 0.6
+    np.testing.assert_allclose(branch[~dropped], 2 * h[~dropped], rtol=1e-5, atol=1e-6)
+    again = dict(zip(names, sess.run(None, {**feeds, "step": np.array(1, np.int64)})))
+    assert ((np.abs(again["y"] - feeds["x"]).reshape(256, -1).max(1) < 1e-6) != dropped).any()
+    w = {k: torch.tensor(init[k], requires_grad=True) for k in ("fc.weight", "fc.bias")}
+    mask = torch.tensor((~dropped).astype(np.float32) * 2).reshape(256, 1, 1)
+    y = torch.from_numpy(feeds["x"]) + torch.nn.functional.linear(torch.from_numpy(feeds["x"]), *w.values()) * mask
+    torch.nn.functional.mse_loss(y, torch.from_numpy(feeds["labels"])).backward()
+    for k, v in w.items():
+        np.testing.assert_allclose(out[k + ".new"], init[k] - 0.1 * v.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
 HEAVISIDE = """
 model m(x: float32[B, 4]) -> y {
     y = x -> linear(4) as fc1 -> heaviside -> linear(2) as fc2
