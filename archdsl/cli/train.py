@@ -145,10 +145,14 @@ def add_train_parser(sub) -> None:
     t.add_argument("--epochs", type=int, default=10, metavar="N",
                    help="passes over the data (default 10); 0 evaluates the starting weights (--weights, --resume's "
                         "checkpoint, or the initialization) on --data and --val and writes nothing")
-    t.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
-                   help="learning-rate schedule over the epochs (cosine: epoch e of E runs at "
-                        "lr * (1 + cos(pi (e-1) / E)) / 2, from --lr toward 0, as torch's CosineAnnealingLR "
-                        "with T_max=E stepped per epoch; default constant)")
+    t.add_argument("--schedule", choices=("constant", "cosine", "linear"), default="constant",
+                   help="learning-rate schedule over the run (cosine: lr * (1 + cos(pi u)) / 2, as torch's "
+                        "CosineAnnealingLR with T_max the run; linear: lr * (1 - u), toward 0), u the progress "
+                        "(see --schedule-per); default constant")
+    t.add_argument("--schedule-per", choices=("epoch", "batch"), default="epoch",
+                   help="when the schedule moves: per epoch (u = (e - 1) / E for epoch e of E, the default) or "
+                        "per batch (u = (s - 1) / S for update s of the run's S, as a scheduler stepped per "
+                        "batch); the run is --epochs long, so resume with the same --epochs")
     t.add_argument("--warmup", type=int, default=0, metavar="STEPS",
                    help="linear learning-rate warmup: update s (counted from 1 over the whole run) runs at "
                         "min(1, s / STEPS) times the schedule's lr (torch's LambdaLR with that factor, "
@@ -207,6 +211,7 @@ def cmd_train(args, sources) -> int:
     opts = LoopOptions(data=args.data, val=args.val, epochs=args.epochs, batch_size=args.batch_size, output=out,
                        checkpoint=ckpt, resume=args.resume, provider=args.provider, threads=args.threads,
                        seed=args.seed, quiet=args.quiet, schedule=args.schedule, warmup=args.warmup,
+                       schedule_per=args.schedule_per,
                        check_sizes=lambda path, sizes: check_spec_at(mod, ct.graph.name, sizes, path),
                        weights_file=getattr(args, "weights", None))
     run_training(ct, opts)

@@ -41,7 +41,8 @@ class LoopOptions:
     threads: int | None = None
     seed: int = 0
     quiet: bool = False
-    schedule: str = "constant"  # or "cosine": lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2, set per epoch
+    schedule: str = "constant"  # "cosine": lr * (1 + cos(pi * u)) / 2, "linear": lr * (1 - u), u the run's progress
+    schedule_per: str = "epoch"  # u = (epoch - 1) / epochs, or "batch": (update - 1) / updates of the whole run
     warmup: int = 0  # update s (from 1, over the whole run) at min(1, s / warmup) of the schedule's lr
     # the spec checked at the sizes a data file gives its symbolic dims (path, sizes), before any step runs
     check_sizes: Callable[[str, dict], None] | None = None
@@ -391,6 +392,22 @@ def _counted(labels: np.ndarray, ignore: int | None, examples: int) -> int:
     return examples if ignore is None or labels is None else int((labels != ignore).sum())
 
 
+def _factor(schedule: str, u: float) -> float:
+    """The schedule's share of the lr at progress u in [0, 1]: torch's CosineAnnealingLR (T_max the run,
+    eta_min 0), a linear decay to 0 (a LambdaLR of 1 - u), or 1."""
+    if schedule == "cosine":
+        return (1 + math.cos(math.pi * u)) / 2
+    if schedule == "linear":
+        return 1.0 - u
+    return 1.0
+
+
+def _updates_per_epoch(n: int, size: int, drop_single: bool) -> int:
+    """The batches _batches yields: a last batch of one is left out when BatchNorm needs two examples."""
+    full, rest = divmod(n, size)
+    return full + (1 if rest and not (drop_single and rest == 1 and n >= 2) else 0)
+
+
 def _batches(n: int, size: int, rng: np.random.Generator | None, drop_single: bool):
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for i in range(0, n, size):
@@ -458,13 +475,14 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             console.print(f"note: each epoch leaves out one example, a last batch of one (its BatchNorm would see "
                           f"one value per channel; torch refuses it too): {n - 1} of {n} train")
     base_lr = float(ct.info.config.lr)
+    per_batch = opts.schedule_per == "batch" and opts.schedule != "constant"
+    updates = opts.epochs * _updates_per_epoch(n, opts.batch_size, needs_two)  # the whole run's, for per_batch
     for epoch in range(start + 1, opts.epochs + 1):
         t0 = time.perf_counter()
         if "lr" in trainer.state:  # lr is a step input: a schedule just feeds it (and a resumed run takes --lr)
-            lr = base_lr * (1 + math.cos(math.pi * (epoch - 1) / opts.epochs)) / 2 if opts.schedule == "cosine" \
-                else base_lr
+            lr = base_lr if per_batch else base_lr * _factor(opts.schedule, (epoch - 1) / opts.epochs)
             trainer.set("lr", np.array(lr, np.float32))
-        warming = opts.warmup > 0 and "lr" in trainer.state and "step" in trainer.state
+        warming = (opts.warmup > 0 or per_batch) and "lr" in trainer.state and "step" in trainer.state
         rng = np.random.default_rng([opts.seed, epoch])
         total, seen, correct, counted = 0.0, 0, 0.0, 0
         steps = -(-n // opts.batch_size)
@@ -474,10 +492,14 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             task = bar.add_task("train", total=steps, loss=float("nan"))
             for step, idx in enumerate(_batches(n, opts.batch_size, rng, needs_two), 1):
                 batch = {k: v[idx] for k, v in train.items()}
-                if warming:  # the step counter is the train step's own, so a resumed run warms up where it was
+                if warming:  # the step counter is the train step's own, so a resumed run goes on where it was
                     done = int(trainer.get("step"))
-                    warming = done < opts.warmup
-                    trainer.set("lr", np.array(lr * min(1.0, (done + 1) / opts.warmup), np.float32))
+                    f = min(1.0, (done + 1) / opts.warmup) if opts.warmup else 1.0
+                    if per_batch:
+                        f *= _factor(opts.schedule, min(done, updates) / updates)
+                    else:
+                        warming = done < opts.warmup
+                    trainer.set("lr", np.array(lr * f, np.float32))
                 loss, pred = _on_batch(opts.data, idx, lambda: trainer.train_step(batch))
                 weight = _counted(batch.get("labels"), ignore, len(idx))
                 if weight == 0:  # every label ignored: the step ran with a zero gradient, as torch's does

@@ -96,6 +96,43 @@ def test_warmup_ramps_the_learning_rate_per_update_as_torchs_lambda_lr(tmp_path,
     assert main([*argv, "--warmup", "-1"]) == 2
 
 
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+def test_a_schedule_per_batch_is_torchs_scheduler_stepped_per_batch(tmp_path, schedule):
+    """--schedule-per batch over three epochs of two updates: update s of the run's 6 at cosine's
+    (1 + cos(pi (s-1)/6)) / 2 (torch's CosineAnnealingLR, T_max 6) or linear's 1 - (s-1)/6 (a LambdaLR), with
+    SGD momentum: torch's weights. (The run's length is its --epochs: a resume with the same --epochs goes on
+    with the step counter, as --warmup does.)"""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((8, 4)).astype(np.float32), rng.standard_normal((8, 2)).astype(np.float32)
+    w0 = rng.standard_normal((2, 4)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, labels=y)
+    np.savez(tmp_path / "w0.npz", **{"fc.weight": w0})
+    spec = tmp_path / "lin.arch"
+    spec.write_text("model lin(x: float32[B, 4]) -> y {\n    y = x -> linear(2, bias=false) as fc\n}\n")
+    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--optimizer", "sgd",
+            "--momentum", "0.9", "--lr", "0.1", "--batch-size", "4", "--schedule", schedule, "--schedule-per",
+            "batch", "-o", str(tmp_path / "w.npz"), "--quiet"]
+    assert main([*argv, "--epochs", "3", "--weights", str(tmp_path / "w0.npz")]) == 0
+    whole = np.load(tmp_path / "w.npz")["fc.weight"]
+
+    lin = torch.nn.Linear(4, 2, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(w0))
+    opt = torch.optim.SGD(lin.parameters(), lr=0.1, momentum=0.9)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=6) if schedule == "cosine" else \
+        torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1 - t / 6)
+    for epoch in range(1, 4):
+        order = np.random.default_rng([0, epoch]).permutation(8)  # the loop's shuffle (seed 0)
+        for idx in (order[:4], order[4:]):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(lin(torch.from_numpy(x[idx])), torch.from_numpy(y[idx])).backward()
+            opt.step()
+            sched.step()
+    want = lin.weight.detach().numpy()
+    np.testing.assert_allclose(whole, want, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("optimizer", [["--optimizer", "sgd", "--momentum", "0.9", "--weight-decay", "0.1"],
                                        ["--optimizer", "adamw", "--weight-decay", "0.1"]])
 def test_freeze_leaves_parameters_as_torchs_requires_grad_false(tmp_path, capsys, optimizer):
