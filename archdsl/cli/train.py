@@ -132,8 +132,9 @@ def add_train_parser(sub) -> None:
     t = sub.add_parser(
         "train", help="train a spec on onnxruntime from .npz data",
         description="Build the train step of FILE.arch and run it on onnxruntime (CUDA when available): "
-                    "DATA.npz holds one array per model input (by name) and `labels`. Prints per-epoch "
-                    "loss/accuracy, writes a checkpoint after every epoch and the trained weights (-o) as "
+                    "DATA.npz holds one array per model input (by name) and `labels` (none when the spec "
+                    "computes its loss). Prints per-epoch loss/accuracy, writes a checkpoint after every epoch "
+                    "and the trained weights (-o) as "
                     ".npz or .safetensors; `archdsl build FILE --weights OUT` then gives the trained model.")
     t.add_argument("file", help="the .arch spec to train")
     t.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE", help=DEFINE_HELP)
