@@ -31,7 +31,7 @@ register(OpDef(
     attrs=(Attr("num_embeddings", "int"), Attr("embedding_dim", "int"),
            Attr("std", "float", 1.0, doc="init N(0, std): torch's nn.Embedding draws N(0, 1), Hugging Face's "
                                          "GPT-2 and BERT N(0, 0.02)"),
-           Attr("padding_idx", "int?", None, doc="a row that starts at zero and gets no gradient (torch's)")),
+           Attr("padding_idx", "int?", None, doc="a row that starts at zero, no gradient through the lookup")),
     params=lambda ins, a: [ParamSpec("weight", (a["num_embeddings"], a["embedding_dim"]),
                                      Init("normal", 0.0, a["std"],
                                           zero_row=_padding_row(a["padding_idx"], a["num_embeddings"])))],
@@ -42,5 +42,6 @@ register(OpDef(
                                                                              c.in_types[1].shape[0]))],
     cost=lambda c: 0,
     doc="Rows of a [num_embeddings, embedding_dim] table, N(0, std) init (std=1 as torch's nn.Embedding); "
-        "padding_idx: a row that starts at zero and never trains, as torch's.",
+        "padding_idx: a row that starts at zero and gets no gradient through this lookup, as torch's (weight "
+        "decay, or a tied use of the table, still move it).",
 ))

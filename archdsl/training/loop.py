@@ -190,6 +190,9 @@ def check_label_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
         if name not in data:
             continue
         got = data[name]
+        if ignore is not None and got.size and bool((got == ignore).all()):
+            raise ArchError(f"{path}: every value of '{name}' is the ignore_index {ignore} of the cross_entropy it "
+                            f"feeds ({node}): no label counts toward the loss")
         bad = ((got < 0) | (got >= classes)) & (got != ignore if ignore is not None else True)
         if bad.any():
             at = _first(bad)
@@ -392,6 +395,14 @@ def _counted(labels: np.ndarray, ignore: int | None, examples: int) -> int:
     return examples if ignore is None or labels is None else int((labels != ignore).sum())
 
 
+def _spec_counted(batch: dict, masked: dict[str, int], examples: int) -> int:
+    """A spec's own loss: 0 when every label of a cross_entropy with an ignore_index is ignored in this
+    batch (its mean is 0/0, NaN, with a zero gradient, as torch's), else the examples."""
+    if any(k in batch and bool((batch[k] == ig).all()) for k, ig in masked.items()):
+        return 0
+    return examples
+
+
 def _factor(schedule: str, u: float) -> float:
     """The schedule's share of the lr at progress u in [0, 1]: torch's CosineAnnealingLR (T_max the run,
     eta_min 0), a linear decay to 0 (a LambdaLR of 1 - u), or 1."""
@@ -474,6 +485,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
         if needs_two and n % opts.batch_size == 1 and n > 1:
             console.print(f"note: each epoch leaves out one example, a last batch of one (its BatchNorm would see "
                           f"one value per channel; torch refuses it too): {n - 1} of {n} train")
+    masked = {k: ig for k, (_, ig, _) in label_inputs(ct.graph).items() if ig is not None}
     base_lr = float(ct.info.config.lr)
     per_batch = opts.schedule_per == "batch" and opts.schedule != "constant"
     updates = opts.epochs * _updates_per_epoch(n, opts.batch_size, needs_two)  # the whole run's, for per_batch
@@ -501,7 +513,8 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                         warming = done < opts.warmup
                     trainer.set("lr", np.array(lr * f, np.float32))
                 loss, pred = _on_batch(opts.data, idx, lambda: trainer.train_step(batch))
-                weight = _counted(batch.get("labels"), ignore, len(idx))
+                weight = _counted(batch.get("labels"), ignore, len(idx)) if ct.info.labelled else \
+                    _spec_counted(batch, masked, len(idx))
                 if weight == 0:  # every label ignored: the step ran with a zero gradient, as torch's does
                     bar.update(task, advance=1)
                     continue

@@ -202,3 +202,23 @@ model weighted(x: float32[B, 8], y: int64[B]) -> loss {
     np.testing.assert_allclose(losses, want, rtol=1e-5)
     for k, v in w.items():
         assert rel(states[-1][k], v.detach().numpy()) < 1e-5, k
+
+
+def test_a_batch_whose_labels_are_all_ignored_is_skipped_as_with_ignore_index(tmp_path, capsys):
+    """A spec's cross_entropy(..., ignore_index=-100) over a batch of padding only: its loss is 0/0 (NaN, a
+    zero gradient, as torch's); training went on with --ignore-index but stopped here, blaming the lr. A
+    file of padding only is refused, as for --ignore-index."""
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, 8], y: int64[B]) -> (loss, logits) {\n"
+                    "    logits = x -> linear(5) as fc\n    loss = cross_entropy(logits, y, ignore_index=-100)\n}\n")
+    rng = np.random.default_rng(0)
+    y = np.full(40, -100)
+    y[:4] = rng.integers(0, 5, 4)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((40, 8)).astype(np.float32), y=y)
+    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "w.npz"),
+            "--batch-size", "4", "--epochs", "2", "--quiet"]
+    assert main(argv) == 0
+    assert all("nan" not in ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("epoch"))
+    np.savez(tmp_path / "pad.npz", x=np.ones((4, 8), np.float32), y=np.full(4, -100))
+    assert main([*argv[:3], str(tmp_path / "pad.npz"), *argv[4:]]) == 1
+    assert "every value of 'y' is the ignore_index -100 of the cross_entropy it feeds" in capsys.readouterr().err
