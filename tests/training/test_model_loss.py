@@ -32,6 +32,25 @@ def _data(n: int, seed: int) -> dict:
             "m": (rng.random((n, 1)) > 0.5).astype(np.float32)}
 
 
+def _steps_like_torch_sgd(ct, data: list[dict], loss_of, **sgd) -> None:
+    """The step over `data` gives the losses and final weights of torch.optim.SGD(**sgd) minimizing
+    loss_of(weights, batch) from the step's initial weights."""
+    import torch
+    losses, states = ort_steps(ct, data)
+    w = {k: torch.tensor(v, requires_grad=True) for k, v in initial(ct).items() if k in ct.info.params}
+    opt = torch.optim.SGD(list(w.values()), **sgd)
+    want = []
+    for d in data:
+        opt.zero_grad()
+        loss = loss_of(w, d)
+        loss.backward()
+        opt.step()
+        want.append(float(loss.detach()))
+    np.testing.assert_allclose(losses, want, rtol=1e-5)
+    for k, v in w.items():
+        assert rel(states[-1][k], v.detach().numpy()) < 1e-5, k
+
+
 def test_a_multitask_loss_trains_as_torch():
     """Three heads on one trunk, each with its own loss, summed with weights: SGD with momentum over four
     batches gives torch's losses and weights (a hand-written torch module, the same initial weights)."""
@@ -40,27 +59,15 @@ def test_a_multitask_loss_trains_as_torch():
     ct, _ = compile_step("", config(loss=None, opt="sgd", lr=0.1, momentum=0.9), text=MULTITASK)
     assert not ct.info.labelled and ct.info.output == "loss"
     assert "labels" not in {i.name for i in ct.step_model.graph.input}
-    data = [_data(6, s) for s in range(4)]
-    losses, states = ort_steps(ct, data)
 
-    w = {k: torch.tensor(v, requires_grad=True) for k, v in initial(ct).items() if k in ct.info.params}
-    opt = torch.optim.SGD(list(w.values()), lr=0.1, momentum=0.9)
-    want = []
-    for d in data:
-        opt.zero_grad()
-        x = torch.from_numpy(d["x"])
-        h = torch.tanh(F.linear(x, w["trunk.weight"], w["trunk.bias"]))
-        loss = (F.cross_entropy(F.linear(h, w["cls.weight"], w["cls.bias"]), torch.from_numpy(d["y"]),
+    def loss_of(w, d):
+        h = torch.tanh(F.linear(torch.from_numpy(d["x"]), w["trunk.weight"], w["trunk.bias"]))
+        return (F.cross_entropy(F.linear(h, w["cls.weight"], w["cls.bias"]), torch.from_numpy(d["y"]),
                                 label_smoothing=0.1)
                 + 0.5 * F.mse_loss(F.linear(h, w["reg.weight"], w["reg.bias"]), torch.from_numpy(d["t"]))
                 + F.binary_cross_entropy_with_logits(F.linear(h, w["flag.weight"], w["flag.bias"]),
                                                      torch.from_numpy(d["m"])))
-        loss.backward()
-        opt.step()
-        want.append(float(loss.detach()))
-    np.testing.assert_allclose(losses, want, rtol=1e-5)
-    for k, v in w.items():
-        assert rel(states[-1][k], v.detach().numpy()) < 1e-5, k
+    _steps_like_torch_sgd(ct, [_data(6, s) for s in range(4)], loss_of, lr=0.1, momentum=0.9)
 
 
 def test_archdsl_train_on_a_spec_loss(tmp_path, capsys):
@@ -188,20 +195,9 @@ model weighted(x: float32[B, 8], y: int64[B]) -> loss {
 """
     ct, _ = compile_step("", config(loss=None, opt="sgd", lr=0.2), text=text)
     data = [{k: v for k, v in _data(6, s).items() if k in ("x", "y")} for s in range(2)]
-    losses, states = ort_steps(ct, data)
-    w = {k: torch.tensor(v, requires_grad=True) for k, v in initial(ct).items() if k in ct.info.params}
-    opt = torch.optim.SGD(list(w.values()), lr=0.2)
-    want = []
-    for d in data:
-        opt.zero_grad()
-        loss = F.cross_entropy(F.linear(torch.from_numpy(d["x"]), w["fc.weight"], w["fc.bias"]),
-                               torch.from_numpy(d["y"]), weight=torch.tensor([1.0, 3.0, 0.5]))
-        loss.backward()
-        opt.step()
-        want.append(float(loss.detach()))
-    np.testing.assert_allclose(losses, want, rtol=1e-5)
-    for k, v in w.items():
-        assert rel(states[-1][k], v.detach().numpy()) < 1e-5, k
+    _steps_like_torch_sgd(ct, data, lambda w, d: F.cross_entropy(
+        F.linear(torch.from_numpy(d["x"]), w["fc.weight"], w["fc.bias"]), torch.from_numpy(d["y"]),
+        weight=torch.tensor([1.0, 3.0, 0.5])), lr=0.2)
 
 
 def test_a_batch_whose_labels_are_all_ignored_is_skipped_as_with_ignore_index(tmp_path, capsys):

@@ -60,19 +60,26 @@ def test_clip_grad_norm_from_the_command_line(tmp_path, capsys):
     assert json.loads(meta["archdsl.train"])["clip_grad_norm"] == 1.5
 
 
-def test_warmup_ramps_the_learning_rate_per_update_as_torchs_lambda_lr(tmp_path, capsys):
-    """--warmup 3 over three epochs of two updates (one epoch, then two more by --resume): factors 1/3, 2/3, 1,
-    1, ... as torch's LambdaLR stepped per batch; the resumed run goes on from the step it had reached."""
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(0)
+def _eight_examples(tmp_path, seed: int):
+    """A bias-free linear regression on 8 random examples, in batches of 4 with SGD: (x, y, its starting
+    weight, the train command without --lr); --weights w0.npz starts from that weight."""
+    rng = np.random.default_rng(seed)
     x, y = rng.standard_normal((8, 4)).astype(np.float32), rng.standard_normal((8, 2)).astype(np.float32)
     w0 = rng.standard_normal((2, 4)).astype(np.float32)
     np.savez(tmp_path / "d.npz", x=x, labels=y)
     np.savez(tmp_path / "w0.npz", **{"fc.weight": w0})
     spec = tmp_path / "lin.arch"
     spec.write_text("model lin(x: float32[B, 4]) -> y {\n    y = x -> linear(2, bias=false) as fc\n}\n")
-    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--optimizer", "sgd",
-            "--lr", "0.1", "--batch-size", "4", "--warmup", "3", "-o", str(tmp_path / "w.npz"), "--quiet"]
+    return x, y, w0, ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--optimizer", "sgd",
+                      "--batch-size", "4", "-o", str(tmp_path / "w.npz"), "--quiet"]
+
+
+def test_warmup_ramps_the_learning_rate_per_update_as_torchs_lambda_lr(tmp_path, capsys):
+    """--warmup 3 over three epochs of two updates (one epoch, then two more by --resume): factors 1/3, 2/3, 1,
+    1, ... as torch's LambdaLR stepped per batch; the resumed run goes on from the step it had reached."""
+    torch = pytest.importorskip("torch")
+    x, y, w0, argv = _eight_examples(tmp_path, 0)
+    argv += ["--lr", "0.1", "--warmup", "3"]
     assert main([*argv, "--epochs", "1", "--weights", str(tmp_path / "w0.npz")]) == 0
     assert main([*argv, "--epochs", "3", "--resume"]) == 0
     ours = np.load(tmp_path / "w.npz")["fc.weight"]
@@ -103,16 +110,8 @@ def test_a_schedule_per_batch_is_torchs_scheduler_stepped_per_batch(tmp_path, sc
     SGD momentum: torch's weights. (The run's length is its --epochs: a resume with the same --epochs goes on
     with the step counter, as --warmup does.)"""
     torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(1)
-    x, y = rng.standard_normal((8, 4)).astype(np.float32), rng.standard_normal((8, 2)).astype(np.float32)
-    w0 = rng.standard_normal((2, 4)).astype(np.float32)
-    np.savez(tmp_path / "d.npz", x=x, labels=y)
-    np.savez(tmp_path / "w0.npz", **{"fc.weight": w0})
-    spec = tmp_path / "lin.arch"
-    spec.write_text("model lin(x: float32[B, 4]) -> y {\n    y = x -> linear(2, bias=false) as fc\n}\n")
-    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--optimizer", "sgd",
-            "--momentum", "0.9", "--lr", "0.1", "--batch-size", "4", "--schedule", schedule, "--schedule-per",
-            "batch", "-o", str(tmp_path / "w.npz"), "--quiet"]
+    x, y, w0, argv = _eight_examples(tmp_path, 1)
+    argv += ["--momentum", "0.9", "--lr", "0.1", "--schedule", schedule, "--schedule-per", "batch"]
     assert main([*argv, "--epochs", "3", "--weights", str(tmp_path / "w0.npz")]) == 0
     whole = np.load(tmp_path / "w.npz")["fc.weight"]
 
