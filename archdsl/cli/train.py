@@ -158,6 +158,10 @@ def add_train_parser(sub) -> None:
                    help="linear learning-rate warmup: update s (counted from 1 over the whole run) runs at "
                         "min(1, s / STEPS) times the schedule's lr (torch's LambdaLR with that factor, "
                         "stepped per batch; default 0: none)")
+    t.add_argument("--patience", type=int, metavar="N",
+                   help="early stopping: stop once N epochs have passed without a lower --val loss; -o then holds "
+                        "the weights of the epoch with the lowest (written as it happens), the checkpoint the last "
+                        "epoch's state (default: no early stopping)")
     t.add_argument("--batch-size", type=int, default=32, metavar="B", help="examples per step (default 32)")
     t.add_argument("-o", "--output", default="weights.npz", metavar="W.npz",
                    help="trained parameters and buffers, .npz or .safetensors (default weights.npz)")
@@ -181,6 +185,10 @@ def cmd_train(args, sources) -> int:
     from .run import check_spec_at
     if args.epochs < 0 or args.batch_size < 1:
         print("archdsl train: error: --epochs must be 0 (evaluate only) or more, --batch-size at least 1",
+              file=sys.stderr)
+        return 2
+    if args.patience is not None and (args.patience < 1 or not args.val):
+        print("archdsl train: error: --patience needs --val (it watches the held-out loss) and at least 1 epoch",
               file=sys.stderr)
         return 2
     if args.warmup < 0:
@@ -212,7 +220,7 @@ def cmd_train(args, sources) -> int:
     opts = LoopOptions(data=args.data, val=args.val, epochs=args.epochs, batch_size=args.batch_size, output=out,
                        checkpoint=ckpt, resume=args.resume, provider=args.provider, threads=args.threads,
                        seed=args.seed, quiet=args.quiet, schedule=args.schedule, warmup=args.warmup,
-                       schedule_per=args.schedule_per,
+                       schedule_per=args.schedule_per, patience=args.patience,
                        check_sizes=lambda path, sizes: check_spec_at(mod, ct.graph.name, sizes, path),
                        weights_file=getattr(args, "weights", None))
     run_training(ct, opts)

@@ -43,6 +43,7 @@ class LoopOptions:
     quiet: bool = False
     schedule: str = "constant"  # "cosine": lr * (1 + cos(pi * u)) / 2, "linear": lr * (1 - u), u the run's progress
     schedule_per: str = "epoch"  # u = (epoch - 1) / epochs, or "batch": (update - 1) / updates of the whole run
+    patience: int | None = None  # stop after this many epochs without a lower val_loss; -o holds the best epoch's
     warmup: int = 0  # update s (from 1, over the whole run) at min(1, s / warmup) of the schedule's lr
     # the spec checked at the sizes a data file gives its symbolic dims (path, sizes), before any step runs
     check_sizes: Callable[[str, dict], None] | None = None
@@ -253,6 +254,7 @@ class Trainer:
         if "seed" in self.info.state_inputs:
             self.set("seed", np.array(seed, dtype=np.int64))
         self.seed = seed
+        self.best: tuple[float, int] | None = None  # --patience's, from a checkpoint
         self.config = json.loads(next(p.value for p in compiled.step_model.metadata_props if p.key == TRAIN_CONFIG_KEY))
 
     def set(self, name: str, value: np.ndarray) -> None:
@@ -292,9 +294,12 @@ class Trainer:
     def weights(self) -> dict[str, np.ndarray]:
         return {k: self.get(k) for k in self.info.params + self.info.buffers}
 
-    def save_checkpoint(self, path: Path, epoch: int) -> None:
+    def save_checkpoint(self, path: Path, epoch: int, best: tuple[float, int] | None = None) -> None:
+        """Every state tensor and the bookkeeping; `best`: --patience's best held-out loss and its epoch."""
         arrays = {k: self.get(k) for k in self.info.state_inputs}
         arrays["__epoch__"] = np.array(epoch)
+        if best is not None:
+            arrays["__best__"] = np.array(best, dtype=np.float64)
         arrays["__seed__"] = np.array(self.seed, dtype=np.int64)
         arrays["__config__"] = np.array(json.dumps(_fingerprint(self.config)))
         def save(tmp: Path) -> None:
@@ -316,6 +321,8 @@ class Trainer:
         try:  # a damaged or hand-made file: its bookkeeping entries must be what train writes
             saved = json.loads(str(arrays.pop("__config__", "{}")))
             epoch = int(arrays.pop("__epoch__"))
+            best = arrays.pop("__best__", None)
+            self.best = (float(best[0]), int(best[1])) if best is not None else None
             seed = int(arrays.pop("__seed__", self.seed))  # shuffling follows --seed: another one is another run
             if not isinstance(saved, dict):
                 raise TypeError("__config__ is not a dict")
@@ -486,6 +493,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             console.print(f"note: each epoch leaves out one example, a last batch of one (its BatchNorm would see "
                           f"one value per channel; torch refuses it too): {n - 1} of {n} train")
     masked = {k: ig for k, (_, ig, _) in label_inputs(ct.graph).items() if ig is not None}
+    best = trainer.best if opts.resume and trainer.best is not None else (math.inf, 0)  # --patience's
     base_lr = float(ct.info.config.lr)
     per_batch = opts.schedule_per == "batch" and opts.schedule != "constant"
     updates = opts.epochs * _updates_per_epoch(n, opts.batch_size, needs_two)  # the whole run's, for per_batch
@@ -533,12 +541,31 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
         if val is not None:
             metrics.update(evaluate(trainer, val, opts.batch_size, loss_kind, opts.val))
         console.print(_line(metrics, opts.epochs))
+        stop = False
+        if opts.patience is not None:
+            if metrics["val_loss"] < best[0]:  # NaN never improves
+                best = (metrics["val_loss"], epoch)
+                _write_weights(trainer, opts.output)  # the best so far, kept should a later epoch be worse
+            stop = epoch - best[1] >= opts.patience
         if opts.checkpoint is not None:
-            trainer.save_checkpoint(opts.checkpoint, epoch)
-    weights = trainer.weights()
-    files.atomic_write(opts.output, lambda tmp: save_weights(tmp, weights))
-    console.print(f"wrote {opts.output} ({len(ct.info.params)} parameters, {len(ct.info.buffers)} buffers)")
+            trainer.save_checkpoint(opts.checkpoint, epoch, best if opts.patience is not None else None)
+        if stop:
+            console.print(f"stopping: val_loss has not improved for {opts.patience} epoch"
+                          f"{'s' if opts.patience != 1 else ''} (--patience)")
+            break
+    counts = f"{len(ct.info.params)} parameters, {len(ct.info.buffers)} buffers"
+    if opts.patience is not None and best[1] > 0:  # written at that epoch (by this run, or the one resumed)
+        console.print(f"wrote {opts.output} ({counts}): the weights of epoch {best[1]}, the lowest val_loss "
+                      f"({best[0]:.4f})")
+        return metrics
+    _write_weights(trainer, opts.output)
+    console.print(f"wrote {opts.output} ({counts})")
     return metrics
+
+
+def _write_weights(trainer: Trainer, out: Path) -> None:
+    weights = trainer.weights()
+    files.atomic_write(out, lambda tmp: save_weights(tmp, weights))
 
 
 def _on_batch(path: str, idx, run):

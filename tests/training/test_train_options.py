@@ -194,3 +194,45 @@ def test_epochs_0_evaluates_the_starting_weights(tmp_path, capsys):
     assert "evaluated the initial weights" in capsys.readouterr().err
     assert main([*argv, "--epochs", "-1"]) == 2
     assert "--epochs must be 0 (evaluate only) or more" in capsys.readouterr().err
+
+
+def test_patience_stops_and_keeps_the_best_epochs_weights(tmp_path, capsys):
+    """--patience 3 with held-out labels half of them flipped at random (the model overfits after a few
+    epochs): training stops 3 epochs after the lowest val_loss, and -o holds that epoch's weights (equal to a
+    run of exactly that many epochs); a run resumed before the best epoch stops at the same epoch with the same
+    -o. Without --val, or below 1, it is refused."""
+    rng = np.random.default_rng(5)
+    rule = rng.standard_normal((8, 3))
+
+    def data(name: str, flip: float) -> None:
+        x = rng.standard_normal((64, 8)).astype(np.float32)
+        y = (x @ rule).argmax(1)
+        flipped = rng.random(64) < flip
+        y[flipped] = rng.integers(0, 3, int(flipped.sum()))
+        np.savez(tmp_path / name, x=x, labels=y)
+    data("tr.npz", 0.0)
+    data("va.npz", 0.5)
+    spec = tmp_path / "c.arch"
+    spec.write_text("model c(x: float32[B, 8]) -> y {\n    y = x -> linear(32) as a -> relu -> linear(3) as b\n}\n")
+    base = ["train", str(spec), "--data", str(tmp_path / "tr.npz"), "--lr", "0.01", "--quiet"]
+    argv = [*base, "--val", str(tmp_path / "va.npz"), "--patience", "3", "-o", str(tmp_path / "best.npz")]
+    assert main([*argv, "--epochs", "40"]) == 0
+    err = capsys.readouterr().err
+    val = [float(v) for v in re.findall(r"^epoch .*val_loss (\S+)", err, re.M)]
+    best = int(np.argmin(val)) + 1
+    assert 2 < best and len(val) == best + 3 < 40 and "stopping: val_loss has not improved for 3 epochs" in err
+    assert f"the weights of epoch {best}, the lowest val_loss ({min(val):.4f})" in err
+    assert main([*base, "--epochs", str(best), "-o", str(tmp_path / "exact.npz")]) == 0
+    got, want = np.load(tmp_path / "best.npz"), np.load(tmp_path / "exact.npz")
+    assert all(np.array_equal(got[k], want[k]) for k in want.files)
+
+    assert main([*argv[:-1], str(tmp_path / "r.npz"), "--epochs", "1"]) == 0
+    with np.load(tmp_path / "r.ckpt.npz") as ckpt:  # where the resumed run's patience goes on from
+        assert ckpt["__best__"][1] == 1 and ckpt["__best__"][0] == pytest.approx(val[0], abs=1e-4)
+    assert main([*argv[:-1], str(tmp_path / "r.npz"), "--epochs", "40", "--resume"]) == 0
+    assert f"the weights of epoch {best}" in capsys.readouterr().err
+    resumed = np.load(tmp_path / "r.npz")
+    assert all(np.array_equal(resumed[k], want[k]) for k in want.files)
+    for bad in (["--patience", "3"], ["--patience", "0", "--val", str(tmp_path / "va.npz")]):
+        assert main([*base, *bad]) == 2
+        assert "--patience needs --val" in capsys.readouterr().err
