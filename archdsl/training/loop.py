@@ -15,12 +15,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from .. import files
 from ..diagnostics import ArchError
 from ..lower import save_weights
-from ..lower.weights import numpy_reason, read_npz
+from ..lower.weights import numpy_reason
+from .data import (
+    _dims,
+    _first,
+    check_class_labels,
+    check_index_inputs,
+    check_label_inputs,
+    index_rows,
+    label_inputs,
+    load_data,
+)
 from .export import TRAIN_CONFIG_KEY
 from .metrics import batch_metrics
 
@@ -48,181 +58,6 @@ class LoopOptions:
     # the spec checked at the sizes a data file gives its symbolic dims (path, sizes), before any step runs
     check_sizes: Callable[[str, dict], None] | None = None
     weights_file: str | None = None  # --weights: what --epochs 0 evaluates is named so
-
-
-def load_data(path: str, model, names: list[str], class_dim_of=None, unread: list | None = None
-              ) -> dict[str, np.ndarray]:
-    """The arrays a model reads, by input name, checked against its declared dtypes and static dims.
-    `class_dim_of`: cross_entropy's prediction as (name, dims), for labels shaped the way torch's loss wants
-    them (the classes on dim 1). `unread` receives the names of the file's other arrays."""
-    arrays = read_npz(path, "data", "the data is an .npz with one array per model input (by name) and 'labels'")
-    if unread is not None:
-        unread.extend(sorted(set(arrays) - set(names)))
-    inputs = {i.name: i for i in model.graph.input}
-    out, declared, n = {}, {}, None
-    for name in names:
-        if name not in arrays:
-            raise ArchError(f"{path} has no array '{name}' (it has: {', '.join(sorted(arrays)) or 'nothing'}); "
-                            f"the model reads {', '.join(names)}")
-        vi = inputs[name].type.tensor_type
-        a = np.asarray(arrays[name])
-        if a.dtype.kind not in "biuf":  # strings, complex numbers, dates: nothing a model reads
-            want = helper.tensor_dtype_to_np_dtype(vi.elem_type).name
-            raise ArchError(f"{path}: '{name}' holds {a.dtype} values; the model takes {want}")
-        if a.ndim and not len(a):
-            raise ArchError(f"{path}: '{name}' has no examples (its first dim is 0)")
-        if a.dtype.kind == "f" and not np.isfinite(a).all():
-            at = _first(~np.isfinite(a))
-            raise ArchError(f"{path}: '{name}'{at} is {a[tuple(at)]}: the data must be finite (a NaN or inf "
-                            "makes the loss NaN)")
-        dims = declared[name] = _dims(vi)
-        if a.ndim != len(dims) or any(isinstance(d, int) and d != s for d, s in zip(dims[1:], a.shape[1:])):
-            shown = ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in dims)
-            raise ArchError(f"{path}: '{name}' has shape {list(a.shape)}, the model takes [{shown}]"
-                            + (_class_dim_hint(a.shape, *class_dim_of) if name == "labels" and class_dim_of else ""))
-        want = helper.tensor_dtype_to_np_dtype(vi.elem_type)  # onnx's own table: uint8, int8, ... too
-        if a.dtype != want:
-            if np.issubdtype(want, np.integer) and not np.issubdtype(a.dtype, np.integer):
-                raise ArchError(f"{path}: '{name}' must hold integers ({np.dtype(want).name}), got {a.dtype}")
-            a = _cast(path, name, a, np.dtype(want))
-        if n is not None and len(a) != n:
-            raise ArchError(f"{path}: '{name}' has {len(a)} examples, '{names[0]}' has {n}")
-        n = len(a)
-        out[name] = a
-    from ..runtime import dim_conflict
-    clash = dim_conflict(declared, out, skip_first=True)
-    if clash:
-        raise ArchError(f"{path}: {clash}; arrays that share a dim name must agree on its size")
-    return out
-
-
-def _dims(tensor_type) -> list:
-    """An ONNX tensor type's dims: ints where fixed, else the dim's name ('' when it has none)."""
-    return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in tensor_type.shape.dim]
-
-
-def _class_dim_hint(shape, output: str, dims: list) -> str:
-    """Labels of a [B, C, H, W] prediction shaped [B, H, W]: torch's CrossEntropyLoss reads the classes on
-    dim 1, archdsl's cross_entropy on the last dim (as for [B, T, vocab] logits)."""
-    torch_way = dims[:1] + dims[2:]
-    if len(dims) < 3 or len(shape) != len(torch_way) or any(isinstance(d, int) and d != s
-                                                            for d, s in zip(torch_way[1:], shape[1:])):
-        return ""
-    return (f"; cross_entropy takes the classes on the last dim of '{output}' (torch's CrossEntropyLoss on dim "
-            f"1): end the spec with permute({[0, *range(2, len(dims)), 1]}) to put them last")
-
-
-def _first(mask: np.ndarray) -> list[int]:
-    """The index of the first true element of `mask`, as a list (for a message: 'x'[5, 3])."""
-    return [int(i) for i in np.argwhere(mask)[0]] if mask.ndim else []
-
-
-def _cast(path: str, name: str, a: np.ndarray, want: np.dtype) -> np.ndarray:
-    """`a` as the model's dtype, where every value fits: numpy's cast wraps integers (2**40 became 0 in
-    int32) and turns numbers beyond a float's range into inf (1e5, or the integer 100000, in float16)."""
-    if want.kind in "iu" and a.dtype.kind in "iub" and a.size:
-        info = np.iinfo(want)
-        bad = (a < info.min) | (a > info.max)
-        if bad.any():
-            at = _first(bad)
-            raise ArchError(f"{path}: '{name}'{at} is {a[tuple(at)]}, which {want.name} (the model's dtype) cannot "
-                            f"hold ({info.min}..{info.max})")
-        return a.astype(want)
-    if want.kind == "f":
-        with np.errstate(over="ignore"):
-            out = a.astype(want)
-        bad = np.isinf(out) & ~np.isinf(a.astype(np.float64))
-        if bad.any():
-            at = _first(bad)
-            raise ArchError(f"{path}: '{name}'{at} is {a[tuple(at)]}, beyond {want.name} (the model's dtype, "
-                            f"largest {float(np.finfo(want).max):g})")
-        return out
-    return a.astype(want)
-
-
-def index_rows(graph) -> dict[str, tuple[int, str]]:
-    """The model inputs read directly as embedding ids: the rows of the smallest table each indexes, and
-    that embedding's name."""
-    rows: dict[str, tuple[int, str]] = {}
-    for node in graph.nodes:
-        ids = node.inputs[0] if node.op == "embedding" else None
-        if ids is not None and ids.kind == "input":
-            n = node.inputs[1].type.shape[0]
-            if n < rows.get(ids.name, (n + 1,))[0]:
-                rows[ids.name] = (n, node.name)
-    return rows
-
-
-def check_index_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
-    """A model input read directly as embedding ids holds row numbers 0..rows-1: onnxruntime's Gather
-    reads -1 as the last row (torch's nn.Embedding refuses it), and stops past the end with an error that
-    names no example. (take() keeps numpy's negative indices.)"""
-    for name, (rows, table) in index_rows(graph).items():
-        if name not in data:
-            continue
-        got = data[name]
-        bad = (got < 0) | (got >= rows)
-        if bad.any():
-            at = _first(bad)
-            raise ArchError(f"{path}: '{name}'{at} is {got[tuple(at)]}, but the embedding it indexes "
-                            f"({table}) has {rows} rows: ids are 0..{rows - 1} ({int(bad.sum())} out of range)")
-
-
-def label_inputs(graph) -> dict[str, tuple[int, int | None, str]]:
-    """The model inputs a spec's own cross_entropy reads directly as labels: (classes, its ignore_index, the
-    node's name), the fewest classes where several read one input."""
-    out: dict[str, tuple[int, int | None, str]] = {}
-    for node in graph.nodes:
-        if node.op != "cross_entropy" or node.inputs[1].kind != "input":
-            continue
-        logits = node.inputs[0].type
-        classes = logits.shape[node.attrs["axis"] % logits.rank]
-        name = node.inputs[1].name
-        if isinstance(classes, int) and classes < out.get(name, (classes + 1,))[0]:
-            out[name] = (classes, node.attrs["ignore_index"], node.name)
-    return out
-
-
-def check_label_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
-    """Labels a spec's cross_entropy reads are class indices 0..classes-1 (or its ignore_index), as torch
-    requires: onnxruntime's GatherElements reads -1 as the last class and fails past the end naming no
-    example."""
-    for name, (classes, ignore, node) in label_inputs(graph).items():
-        if name not in data:
-            continue
-        got = data[name]
-        if ignore is not None and got.size and bool((got == ignore).all()):
-            raise ArchError(f"{path}: every value of '{name}' is the ignore_index {ignore} of the cross_entropy it "
-                            f"feeds ({node}): no label counts toward the loss")
-        bad = ((got < 0) | (got >= classes)) & (got != ignore if ignore is not None else True)
-        if bad.any():
-            at = _first(bad)
-            raise ArchError(f"{path}: '{name}'{at} is {got[tuple(at)]}, but the cross_entropy it feeds ({node}) "
-                            f"has {classes} classes: labels are 0..{classes - 1}"
-                            + (f" or the ignored index {ignore}" if ignore is not None else "")
-                            + f" ({int(bad.sum())} out of range)")
-
-
-def check_class_labels(path: str, labels: np.ndarray, model, output: str, ignore: int | None = None) -> None:
-    """cross_entropy's labels are class indices in [0, classes), or the ignored index: onnxruntime's
-    GatherElements reads a negative one from the end (label -3 trains class C-3) and stops at one past the end;
-    torch refuses both. Data whose every label is the ignored one trains nothing (a nan loss each step, weight
-    decay alone moving the weights), and is refused too."""
-    if ignore is not None and labels.size and bool((labels == ignore).all()):
-        raise ArchError(f"{path}: every label is the ignored index {ignore} (--ignore-index): no example counts "
-                        "toward the loss or the accuracy")
-    vi = next((o for o in model.graph.output if o.name == output), None)
-    dims = vi.type.tensor_type.shape.dim if vi is not None else []
-    if not dims or not dims[-1].HasField("dim_value"):
-        return
-    classes = dims[-1].dim_value
-    bad = ((labels < 0) | (labels >= classes)) & (labels != ignore if ignore is not None else True)
-    if bad.any():
-        at, count = _first(bad), int(bad.sum())
-        raise ArchError(f"{path}: labels{at} is {int(labels[tuple(at)])}, but '{output}' has {classes} "
-                        f"classes: cross_entropy takes class indices 0..{classes - 1}"
-                        + (f" or the ignored index {ignore}" if ignore is not None else "")
-                        + f" ({count} label{'s' if count > 1 else ''} out of range)")
 
 
 class Trainer:
