@@ -10,8 +10,8 @@ from onnx import helper
 from ..diagnostics import ArchError
 from ..lower.weights import read_npz
 
-__all__ = ["check_class_labels", "check_index_inputs", "check_label_inputs", "index_rows", "label_inputs",
-           "load_data"]
+__all__ = ["check_class_labels", "check_index_inputs", "check_label_inputs", "first_index", "index_rows",
+           "label_inputs", "load_data", "onnx_dims"]
 
 
 def load_data(path: str, model, names: list[str], class_dim_of=None, unread: list | None = None
@@ -36,10 +36,10 @@ def load_data(path: str, model, names: list[str], class_dim_of=None, unread: lis
         if a.ndim and not len(a):
             raise ArchError(f"{path}: '{name}' has no examples (its first dim is 0)")
         if a.dtype.kind == "f" and not np.isfinite(a).all():
-            at = _first(~np.isfinite(a))
+            at = first_index(~np.isfinite(a))
             raise ArchError(f"{path}: '{name}'{at} is {a[tuple(at)]}: the data must be finite (a NaN or inf "
                             "makes the loss NaN)")
-        dims = declared[name] = _dims(vi)
+        dims = declared[name] = onnx_dims(vi)
         if a.ndim != len(dims) or any(isinstance(d, int) and d != s for d, s in zip(dims[1:], a.shape[1:])):
             shown = ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in dims)
             raise ArchError(f"{path}: '{name}' has shape {list(a.shape)}, the model takes [{shown}]"
@@ -60,7 +60,7 @@ def load_data(path: str, model, names: list[str], class_dim_of=None, unread: lis
     return out
 
 
-def _dims(tensor_type) -> list:
+def onnx_dims(tensor_type) -> list:
     """An ONNX tensor type's dims: ints where fixed, else the dim's name ('' when it has none)."""
     return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in tensor_type.shape.dim]
 
@@ -76,7 +76,7 @@ def _class_dim_hint(shape, output: str, dims: list) -> str:
             f"1): end the spec with permute({[0, *range(2, len(dims)), 1]}) to put them last")
 
 
-def _first(mask: np.ndarray) -> list[int]:
+def first_index(mask: np.ndarray) -> list[int]:
     """The index of the first true element of `mask`, as a list (for a message: 'x'[5, 3])."""
     return [int(i) for i in np.argwhere(mask)[0]] if mask.ndim else []
 
@@ -88,7 +88,7 @@ def _cast(path: str, name: str, a: np.ndarray, want: np.dtype) -> np.ndarray:
         info = np.iinfo(want)
         bad = (a < info.min) | (a > info.max)
         if bad.any():
-            at = _first(bad)
+            at = first_index(bad)
             raise ArchError(f"{path}: '{name}'{at} is {a[tuple(at)]}, which {want.name} (the model's dtype) cannot "
                             f"hold ({info.min}..{info.max})")
         return a.astype(want)
@@ -97,7 +97,7 @@ def _cast(path: str, name: str, a: np.ndarray, want: np.dtype) -> np.ndarray:
             out = a.astype(want)
         bad = np.isinf(out) & ~np.isinf(a.astype(np.float64))
         if bad.any():
-            at = _first(bad)
+            at = first_index(bad)
             raise ArchError(f"{path}: '{name}'{at} is {a[tuple(at)]}, beyond {want.name} (the model's dtype, "
                             f"largest {float(np.finfo(want).max):g})")
         return out
@@ -127,7 +127,7 @@ def check_index_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
         got = data[name]
         bad = (got < 0) | (got >= rows)
         if bad.any():
-            at = _first(bad)
+            at = first_index(bad)
             raise ArchError(f"{path}: '{name}'{at} is {got[tuple(at)]}, but the embedding it indexes "
                             f"({table}) has {rows} rows: ids are 0..{rows - 1} ({int(bad.sum())} out of range)")
 
@@ -160,7 +160,7 @@ def check_label_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
                             f"feeds ({node}): no label counts toward the loss")
         bad = ((got < 0) | (got >= classes)) & (got != ignore if ignore is not None else True)
         if bad.any():
-            at = _first(bad)
+            at = first_index(bad)
             raise ArchError(f"{path}: '{name}'{at} is {got[tuple(at)]}, but the cross_entropy it feeds ({node}) "
                             f"has {classes} classes: labels are 0..{classes - 1}"
                             + (f" or the ignored index {ignore}" if ignore is not None else "")
@@ -182,7 +182,7 @@ def check_class_labels(path: str, labels: np.ndarray, model, output: str, ignore
     classes = dims[-1].dim_value
     bad = ((labels < 0) | (labels >= classes)) & (labels != ignore if ignore is not None else True)
     if bad.any():
-        at, count = _first(bad), int(bad.sum())
+        at, count = first_index(bad), int(bad.sum())
         raise ArchError(f"{path}: labels{at} is {int(labels[tuple(at)])}, but '{output}' has {classes} "
                         f"classes: cross_entropy takes class indices 0..{classes - 1}"
                         + (f" or the ignored index {ignore}" if ignore is not None else "")

@@ -22,14 +22,14 @@ from ..diagnostics import ArchError
 from ..lower import save_weights
 from ..lower.weights import numpy_reason
 from .data import (
-    _dims,
-    _first,
     check_class_labels,
     check_index_inputs,
     check_label_inputs,
+    first_index,
     index_rows,
     label_inputs,
     load_data,
+    onnx_dims,
 )
 from .export import TRAIN_CONFIG_KEY
 from .metrics import batch_metrics
@@ -217,7 +217,7 @@ def _check_finite_state(trainer: Trainer, source: str) -> None:
             continue
         bad = np.isnan(a) if name in buffers else ~np.isfinite(a)
         if bad.any():
-            at = _first(bad)
+            at = first_index(bad)
             raise ArchError(f"{source}: '{name}'{at if at else ''} is {a[tuple(at)]}: training starts from "
                             f"{'numbers' if name in buffers else 'finite values'} only")
 
@@ -281,7 +281,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
         raise ArchError(f"model {ct.eval_model.graph.name} has no inputs: `archdsl train` batches its data over "
                         "the model's inputs")
     pred = next((o for o in ct.eval_model.graph.output if o.name == ct.info.output), None)
-    class_dim_of = (ct.info.output, _dims(pred.type.tensor_type)) \
+    class_dim_of = (ct.info.output, onnx_dims(pred.type.tensor_type)) \
         if pred is not None and ct.info.config.loss == "cross_entropy" else None
     unread: tuple[list, list] = ([], [])
     train = load_data(opts.data, ct.step_model, names, class_dim_of, unread[0])
