@@ -1,6 +1,6 @@
 """Losses as ops: a spec that computes its own loss (`loss = cross_entropy(logits, y) + 0.1 * mean(z * z)`)
-is trained on it, and `archdsl train --loss` builds the same nodes. Each is mean-reduced, as torch's
-default; their gradients are autodiff's helper ops (autodiff/train_ops.py)."""
+is trained on it, and `archdsl train --loss` builds the same nodes. Each reduces as torch's (`reduction`: the
+mean by default, the sum, or none); their gradients are autodiff's helper ops (autodiff/train_ops.py)."""
 
 from __future__ import annotations
 
