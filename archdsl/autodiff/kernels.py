@@ -204,9 +204,14 @@ def _conv_in_lower(e, ins, outs, c):
               dilations=list(a["dilation"]), pads=list(a["pads"]), group=a["groups"],
               output_padding=out_pad if any(out_pad) else None)
     if cut:
-        axes = list(range(2, n + 2))
-        ends = e.op("Slice", [e.op("Shape", [ins[2]]), _i64(e, [2]), _i64(e, [n + 2])])
-        e.op("Slice", [ct, _i64(e, [0] * n), ends, _i64(e, axes)], outputs=outs)
+        _cut_to(e, ct, ins[2], n, outs)
+
+
+def _cut_to(e, wide: str, x: str, n: int, outs) -> None:
+    """`wide` [N, C, spatial...] cut to the n spatial sizes of x, read at run time: a transposed conv padded by
+    stride - 1 for every remainder a symbolic size may have (output_padding adds rows at the end only)."""
+    e.op("Slice", [wide, _i64(e, [0] * n), e.op("Shape", [x], start=2), _i64(e, list(range(2, n + 2)))],
+         outputs=outs)
 
 
 _internal("conv_input_grad", ("g", "w", "x?"), _conv_in_infer, _conv_in_lower,
@@ -331,8 +336,7 @@ def _avgpool_symbolic(e, ins, outs, c):
     ones = e.const(np.ones((x_t.shape[1], 1) + tuple(k), dtype=dt))
     wide = e.op("ConvTranspose", [scaled, ones], strides=list(s), pads=list(p[:n]) * 2, group=x_t.shape[1],
                 output_padding=[si - 1 for si in s] if any(si > 1 for si in s) else None)
-    ends = e.op("Shape", [x], start=2)
-    e.op("Slice", [wide, _i64(e, [0] * n), ends, _i64(e, list(range(2, n + 2)))], outputs=outs)
+    _cut_to(e, wide, x, n, outs)
 
 
 _internal("avgpool_grad", ("g", "x"), lambda ins, a: [ins[1]], _avgpool_lower,

@@ -31,7 +31,7 @@ def _infer(ins, a):
         float_input("scaled_dot_product_attention", t, what)
         if t.rank < 2:
             fail(f"scaled_dot_product_attention: {what} needs [..., L, D], got {shape_str(t)}")
-    gqa = a["enable_gqa"] and q.rank >= 3 and k.rank == q.rank and k.shape[-3] != q.shape[-3]
+    gqa = _grouped(q, k, a)
     if gqa:  # torch's enable_gqa: key and value have fewer heads, each serving q_heads / kv_heads queries' heads
         hq, hk = q.shape[-3], k.shape[-3]
         if not (isinstance(hq, int) and isinstance(hk, int) and hq % hk == 0) or v.shape[-3] != hk:
@@ -70,10 +70,15 @@ def _scale(c) -> float:
     return float(s) if s is not None else 1.0 / math.sqrt(c.in_types[0].shape[-1])
 
 
+def _grouped(q, k, a) -> bool:
+    """Grouped-query attention: enable_gqa and key (and value) with other heads (dim -3) than the query."""
+    return a["enable_gqa"] and q.rank >= 3 and k.rank == q.rank and k.shape[-3] != q.shape[-3]
+
+
 def _kv_heads(c) -> int:
     """How many query heads share one key/value head (1 without grouped-query attention)."""
     q, k = c.in_types[:2]
-    return q.shape[-3] // k.shape[-3] if c.attrs["enable_gqa"] and q.rank >= 3 and k.shape[-3] != q.shape[-3] else 1
+    return q.shape[-3] // k.shape[-3] if _grouped(q, k, c.attrs) else 1
 
 
 def _repeat_heads(e, x: str, rank: int, heads: int, rep: int) -> str:

@@ -104,6 +104,12 @@ def _cast(path: str, name: str, a: np.ndarray, want: np.dtype) -> np.ndarray:
     return a.astype(want)
 
 
+def _outside(values: np.ndarray, n: int, allowed: int | None = None) -> np.ndarray:
+    """Where positions into n rows or classes are not 0..n-1 (nor `allowed`, an ignore_index)."""
+    bad = (values < 0) | (values >= n)
+    return bad & (values != allowed) if allowed is not None else bad
+
+
 def index_rows(graph) -> dict[str, tuple[int, str]]:
     """The model inputs read directly as embedding ids: the rows of the smallest table each indexes, and
     that embedding's name."""
@@ -125,7 +131,7 @@ def check_index_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
         if name not in data:
             continue
         got = data[name]
-        bad = (got < 0) | (got >= rows)
+        bad = _outside(got, rows)
         if bad.any():
             at = first_index(bad)
             raise ArchError(f"{path}: '{name}'{at} is {got[tuple(at)]}, but the embedding it indexes "
@@ -158,7 +164,7 @@ def check_label_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
         if ignore is not None and got.size and bool((got == ignore).all()):
             raise ArchError(f"{path}: every value of '{name}' is the ignore_index {ignore} of the cross_entropy it "
                             f"feeds ({node}): no label counts toward the loss")
-        bad = ((got < 0) | (got >= classes)) & (got != ignore if ignore is not None else True)
+        bad = _outside(got, classes, ignore)
         if bad.any():
             at = first_index(bad)
             raise ArchError(f"{path}: '{name}'{at} is {got[tuple(at)]}, but the cross_entropy it feeds ({node}) "
@@ -180,7 +186,7 @@ def check_class_labels(path: str, labels: np.ndarray, model, output: str, ignore
     if not dims or not dims[-1].HasField("dim_value"):
         return
     classes = dims[-1].dim_value
-    bad = ((labels < 0) | (labels >= classes)) & (labels != ignore if ignore is not None else True)
+    bad = _outside(labels, classes, ignore)
     if bad.any():
         at, count = first_index(bad), int(bad.sum())
         raise ArchError(f"{path}: labels{at} is {int(labels[tuple(at)])}, but '{output}' has {classes} "
