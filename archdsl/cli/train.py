@@ -153,7 +153,8 @@ def add_train_parser(sub) -> None:
     t.add_argument("--schedule-per", choices=("epoch", "batch"), default="epoch",
                    help="when the schedule moves: per epoch (u = (e - 1) / E for epoch e of E, the default) or "
                         "per batch (u = (s - 1) / S for update s of the run's S, as a scheduler stepped per "
-                        "batch); the run is --epochs long, so resume with the same --epochs")
+                        "batch); the run is --epochs long, so resume with the same --epochs (a resume that changes the "
+                        "schedule says what lr it runs at)")
     t.add_argument("--warmup", type=int, default=0, metavar="STEPS",
                    help="linear learning-rate warmup: update s (counted from 1 over the whole run) runs at "
                         "min(1, s / STEPS) times the schedule's lr (torch's LambdaLR with that factor, "

@@ -90,6 +90,7 @@ class Trainer:
             self.set("seed", np.array(seed, dtype=np.int64))
         self.seed = seed
         self.best: tuple[float, int] | None = None  # --patience's, from a checkpoint
+        self.plan: dict | None = None  # the lr schedule's settings of the run that wrote the checkpoint
         self.config = json.loads(next(p.value for p in compiled.step_model.metadata_props if p.key == TRAIN_CONFIG_KEY))
 
     def set(self, name: str, value: np.ndarray) -> None:
@@ -129,12 +130,16 @@ class Trainer:
     def weights(self) -> dict[str, np.ndarray]:
         return {k: self.get(k) for k in self.info.params + self.info.buffers}
 
-    def save_checkpoint(self, path: Path, epoch: int, best: tuple[float, int] | None = None) -> None:
-        """Every state tensor and the bookkeeping; `best`: --patience's best held-out loss and its epoch."""
+    def save_checkpoint(self, path: Path, epoch: int, best: tuple[float, int] | None = None,
+                        plan: dict | None = None) -> None:
+        """Every state tensor and the bookkeeping; `best`: --patience's best held-out loss and its epoch;
+        `plan`: the settings the lr schedule follows (a resume that changes them is told what that does)."""
         arrays = {k: self.get(k) for k in self.info.state_inputs}
         arrays["__epoch__"] = np.array(epoch)
         if best is not None:
             arrays["__best__"] = np.array(best, dtype=np.float64)
+        if plan is not None:
+            arrays["__plan__"] = np.array(json.dumps(plan))
         arrays["__seed__"] = np.array(self.seed, dtype=np.int64)
         arrays["__config__"] = np.array(json.dumps(_fingerprint(self.config)))
         def save(tmp: Path) -> None:
@@ -158,6 +163,10 @@ class Trainer:
             epoch = int(arrays.pop("__epoch__"))
             best = arrays.pop("__best__", None)
             self.best = (float(best[0]), int(best[1])) if best is not None else None
+            plan = json.loads(str(arrays.pop("__plan__", "null")))
+            if plan is not None and (not isinstance(plan, dict) or set(plan) != set(_PLAN_KEYS)):
+                raise TypeError("__plan__ is not the schedule's settings")
+            self.plan = plan
             seed = int(arrays.pop("__seed__", self.seed))  # shuffling follows --seed: another one is another run
             if not isinstance(saved, dict):
                 raise TypeError("__config__ is not a dict")
@@ -243,6 +252,46 @@ def _spec_counted(batch: dict, masked: dict[str, int], examples: int) -> int:
     if any(k in batch and bool((batch[k] == ig).all()) for k, ig in masked.items()):
         return 0
     return examples
+
+
+_PLAN_KEYS = ("epochs", "batch_size", "schedule", "schedule_per", "warmup")
+_PLAN_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "schedule": "--schedule",
+               "schedule_per": "--schedule-per", "warmup": "--warmup"}
+
+
+def _plan(opts: LoopOptions) -> dict:
+    return {k: getattr(opts, k) for k in _PLAN_KEYS}
+
+
+def _next_lr(plan: dict, base_lr: float, epoch: int, done: int, per_epoch: int) -> float:
+    """The lr of the next update (the first of `epoch`, `done` updates made) under a plan, as the loop feeds it."""
+    per_batch = plan["schedule_per"] == "batch" and plan["schedule"] != "constant"
+    if per_batch:
+        updates = plan["epochs"] * per_epoch
+        f = _factor(plan["schedule"], min(done, updates) / updates)
+    else:
+        f = _factor(plan["schedule"], (epoch - 1) / plan["epochs"])
+    return base_lr * f * (min(1.0, (done + 1) / plan["warmup"]) if plan["warmup"] else 1.0)
+
+
+def _plan_note(path, saved: dict, now: dict, base_lr: float, epoch: int, done: int, per_epoch) -> str | None:
+    """A resumed run whose schedule settings differ from the checkpoint's runs another lr schedule (a cosine
+    over more epochs jumps back up): said, with the next update's lr under both. Settings the schedule does
+    not read (--epochs of a constant schedule) are not named."""
+    scheduled = (saved["schedule"], now["schedule"]) != ("constant", "constant")
+    per_batch = any(p["schedule_per"] == "batch" and p["schedule"] != "constant" for p in (saved, now))
+    keys = ["warmup"] + (["schedule", "epochs", "schedule_per"] if scheduled else []) + \
+        (["batch_size"] if per_batch else [])
+    changed = [k for k in _PLAN_KEYS if k in keys and saved[k] != now[k]]
+    if not changed:
+        return None
+    was = " ".join(f"{_PLAN_FLAGS[k]} {saved[k]}" for k in changed)
+    new = " ".join(f"{_PLAN_FLAGS[k]} {now[k]}" for k in changed)
+    ended = epoch > saved["epochs"]
+    then = "its run had ended" if ended else \
+        f"under its settings it would be {_next_lr(saved, base_lr, epoch, done, per_epoch(saved)):.6g}"
+    return (f"note: {path} was trained with {was}; with {new} the lr schedule is another one: the next update "
+            f"runs at lr {_next_lr(now, base_lr, epoch, done, per_epoch(now)):.6g} ({then})")
 
 
 def _factor(schedule: str, u: float) -> float:
@@ -332,6 +381,12 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     base_lr = float(ct.info.config.lr)
     per_batch = opts.schedule_per == "batch" and opts.schedule != "constant"
     updates = opts.epochs * _updates_per_epoch(n, opts.batch_size, needs_two)  # the whole run's, for per_batch
+    if opts.resume and trainer.plan is not None and start < opts.epochs and "lr" in trainer.state:
+        done = int(trainer.get("step")) if "step" in trainer.state else 0
+        note = _plan_note(opts.checkpoint, trainer.plan, _plan(opts), base_lr, start + 1, done,
+                          lambda p: _updates_per_epoch(n, p["batch_size"], needs_two))
+        if note:
+            console.print(note)
     for epoch in range(start + 1, opts.epochs + 1):
         t0 = time.perf_counter()
         if "lr" in trainer.state:  # lr is a step input: a schedule just feeds it (and a resumed run takes --lr)
@@ -383,7 +438,8 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                 _write_weights(trainer, opts.output)  # the best so far, kept should a later epoch be worse
             stop = epoch - best[1] >= opts.patience
         if opts.checkpoint is not None:
-            trainer.save_checkpoint(opts.checkpoint, epoch, best if opts.patience is not None else None)
+            trainer.save_checkpoint(opts.checkpoint, epoch, best if opts.patience is not None else None,
+                                    _plan(opts))
         if stop:
             console.print(f"stopping: val_loss has not improved for {opts.patience} epoch"
                           f"{'s' if opts.patience != 1 else ''} (--patience)")

@@ -236,3 +236,42 @@ def test_patience_stops_and_keeps_the_best_epochs_weights(tmp_path, capsys):
     for bad in (["--patience", "3"], ["--patience", "0", "--val", str(tmp_path / "va.npz")]):
         assert main([*base, *bad]) == 2
         assert "--patience needs --val" in capsys.readouterr().err
+
+
+def test_a_resume_that_changes_the_schedule_names_the_lr_it_runs_at(tmp_path, capsys):
+    """A cosine schedule resumed with other --epochs is another schedule (the lr jumps): the resumed run says
+    so, with the next update's lr under its settings and the checkpoint's. Settings a schedule does not read
+    (--epochs of a constant lr, --batch-size of a per-epoch schedule) are not named."""
+    import json
+    _, _, _, argv = _eight_examples(tmp_path, 0)
+    argv += ["--lr", "0.1", "--weights", str(tmp_path / "w0.npz")]
+    assert main([*argv, "--epochs", "1"]) == 0
+    assert main([a for a in argv if a != "--weights" and not a.endswith("w0.npz")] +
+                ["--epochs", "2", "--resume", "--batch-size", "8"]) == 0
+    assert "note:" not in capsys.readouterr().err  # a constant lr: the run is simply longer
+
+    ckpt = tmp_path / "w.ckpt.npz"
+    argv += ["--schedule", "cosine"]
+    assert main([*argv, "--epochs", "1"]) == 0
+    with np.load(ckpt) as z:  # as if the first run had been planned as 2 epochs and stopped after 1
+        arrays = dict(z)
+    plan = json.loads(str(arrays["__plan__"]))
+    assert plan == {"epochs": 1, "batch_size": 4, "schedule": "cosine", "schedule_per": "epoch", "warmup": 0}
+    arrays["__plan__"] = np.array(json.dumps({**plan, "epochs": 2}))
+    np.savez(ckpt, **arrays)
+    resume = [a for a in argv if a != "--weights" and not a.endswith("w0.npz")] + ["--resume"]
+    capsys.readouterr()
+    assert main([*resume, "--epochs", "3", "--batch-size", "8"]) == 0
+    err = capsys.readouterr().err
+    # epoch 2: cosine at u = 1/3 of 3 epochs, 0.1 * 0.75; the checkpoint's plan: u = 1/2 of 2 epochs
+    assert (f"note: {ckpt} was trained with --epochs 2; with --epochs 3 the lr schedule is another one: the next "
+            "update runs at lr 0.075 (under its settings it would be 0.05)") in " ".join(err.split())
+    assert main([*resume, "--epochs", "5"]) == 0  # the checkpoint (now of epoch 3 of 3) had ended its run
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the next update runs at lr 0.0345492 (its run had ended)" in err  # epoch 4 of 5: u = 3/5
+    with np.load(ckpt) as z:
+        arrays = dict(z)
+    arrays["__plan__"] = np.array(json.dumps({**plan, "epochs": 7}))  # planned as 7, stopped after 5
+    np.savez(ckpt, **arrays)
+    assert main([*resume, "--epochs", "7"]) == 0  # the same settings: nothing to say
+    assert "note:" not in capsys.readouterr().err
