@@ -56,6 +56,8 @@ def _dropout(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dic
     p = node.attrs["p"]
     if p == 0.0:
         return x, {}
+    if p == 1.0:  # torch: x * 0 (a NaN or inf stays NaN), and a zero gradient
+        return b.op("mul", x, b.scalar(0.0, x)), {}
     mask = b.op("autodiff.dropout_mask", x, extra.seed, extra.step, p=p, stream=stream_id(node.name))
     return b.op("mul", x, mask), {}
 
@@ -66,6 +68,8 @@ def _drop_path(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, d
     p = node.attrs["p"]
     if p == 0.0:
         return x, {}
+    if p == 1.0:  # every example dropped: torch's drop_path gives x * 0
+        return b.op("mul", x, b.scalar(0.0, x)), {}
     corner = b.op("getitem", x, index=(("s", None, None, None),) + (("s", 0, 1, None),) * (x.type.rank - 1)) \
         if x.type.rank > 1 else x
     mask = b.op("autodiff.dropout_mask", corner, extra.seed, extra.step, p=p, stream=stream_id(node.name))

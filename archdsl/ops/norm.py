@@ -153,8 +153,8 @@ register(OpDef(
 
 
 def _dropout_infer(ins, a):
-    if not 0.0 <= a["p"] < 1.0:
-        fail(f"dropout: p must be in [0, 1), got {a['p']}")
+    if not 0.0 <= a["p"] <= 1.0:
+        fail(f"dropout: p must be in [0, 1], got {a['p']}")
     return [ins[0]]
 
 
@@ -168,8 +168,8 @@ register(OpDef(
 ))
 
 def _drop_path_infer(ins, a):
-    if not 0.0 <= a["p"] < 1.0:
-        fail(f"drop_path: p must be in [0, 1), got {a['p']}")
+    if not 0.0 <= a["p"] <= 1.0:
+        fail(f"drop_path: p must be in [0, 1], got {a['p']}")
     if ins[0].rank < 1:
         fail("drop_path: needs a batch dim (it drops whole examples)")
     return [ins[0]]
