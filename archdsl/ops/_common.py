@@ -26,7 +26,7 @@ def shape_str(t: TensorType) -> str:
 
 def float_input(op: str, t: TensorType, what: str = "input") -> None:
     if not t.dtype.is_float:
-        fail(f"{op}: {what} must be a float tensor, got {t.dtype}")
+        fail(f"{op}: {what} must be a float tensor, got {t.dtype}; cast it first (cast(x, \"float32\"))")
 
 
 def conv_channels(name: str, x: TensorType, n: int, groups: int, out_channels: int) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, TensorType, numel
-from ._common import bfloat16_from, elementwise_cost, reduce_op, shape_str
+from ._common import bfloat16_from, elementwise_cost, float_input, reduce_op, shape_str
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis
 
@@ -110,8 +110,7 @@ register(OpDef(
 
 
 def _rsqrt_infer(ins, a):
-    if not ins[0].dtype.is_float:
-        fail(f"rsqrt: input must be a float tensor, got {ins[0].dtype}")
+    float_input("rsqrt", ins[0])
     return [ins[0]]
 
 
