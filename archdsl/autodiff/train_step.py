@@ -1,9 +1,15 @@
 """The train step as one IR graph: forward in training mode, loss, gradients, optimizer update.
 
-Inputs: the model's inputs, `labels` (unless the spec computes its own loss), then state: every trainable
-parameter, every buffer, the optimizer state, `lr`, `step` (and `seed` when dropout is active). Outputs:
-`loss`, then the new value of each state input (named `<input>.new`), then the model's own outputs. `state`
-maps each state output to its input."""
+Inputs: the model's inputs, `labels` (unless the spec computes its own loss), `apply` (gradient
+accumulation only), then state: every trainable parameter, every buffer, the optimizer state, (when
+accumulating: each parameter's gradient sum `<param>.grad_sum` and the micro-batch counter `micro`), `lr`,
+`step` (and `seed` when dropout is active). Outputs: `loss`, then the new value of each state input (named
+`<input>.new`), then the model's own outputs. `state` maps each state output to its input.
+
+Accumulation over N micro-batches is torch's loop of `(loss / N).backward()` with an optimizer step every N:
+each step adds its gradient / N to the sums; where `apply` is true the optimizer runs on the sums (clipped,
+if asked, as clip_grad_norm_ before opt.step()) and they restart at zero; elsewhere parameters, optimizer
+state and `step` pass through (Where), so one model serves both kinds of batch."""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ import numpy as np
 from ..diagnostics import ArchError, did_you_mean
 from ..ir import Graph, Value, check
 from ..ops import Init, ParamSpec
-from ..types import DType, dim_size
+from ..types import DType, TensorType, dim_size
 from .builder import GradBuilder
 from .engine import gradients, prune_dead
 from .losses import labels_type, make_loss
@@ -38,6 +44,7 @@ class TrainConfig:
     clip_grad_norm: float | None = None  # scale the gradients to at most this global 2-norm (torch's clip_grad_norm_)
     output: str | None = None  # the model output the loss reads (default: the first)
     freeze: tuple[str, ...] = ()  # parameters left as they are: names, prefixes (layer1) or patterns (*.bias)
+    accumulate: int = 1  # micro-batches whose gradients (each / accumulate) sum to one update
 
     def validate(self) -> None:
         """Settings that no model makes right: checked before any compile (the CLI: a usage error)."""
@@ -59,6 +66,8 @@ class TrainConfig:
             raise ArchError("an ignored label index applies to the cross_entropy loss only")
         if self.ignore_index is not None and not -2**63 <= self.ignore_index < 2**63:
             raise ArchError(f"the ignored label index must fit in int64, got {self.ignore_index}")
+        if not 1 <= self.accumulate <= 2**31:
+            raise ArchError(f"gradient accumulation takes 1 or more micro-batches per update, got {self.accumulate}")
 
     def describe(self) -> dict:
         o = self.optimizer
@@ -71,6 +80,8 @@ class TrainConfig:
             d["clip_grad_norm"] = self.clip_grad_norm
         if self.freeze:
             d["freeze"] = list(self.freeze)
+        if self.accumulate > 1:
+            d["accumulate"] = self.accumulate
         if o.name == "sgd":
             d.update(momentum=o.momentum, nesterov=o.nesterov)
         else:
@@ -138,6 +149,25 @@ def _clipped(ob: GradBuilder, grads: list, max_norm: float) -> list:
     return out
 
 
+def _accumulated(graph: Graph, ob: GradBuilder, params: list, grads: list, n: int) -> tuple[list, list]:
+    """Each gradient / n added to its running sum (a state input `<param>.grad_sum`, zeros at the start):
+    the sums are what the update reads, and (name, sum) what the step writes back."""
+    totals, sums = [], []
+    for p, g in zip(params, grads):
+        if g is None:
+            totals.append(None)
+            continue
+        name = f"{p.name}.grad_sum"
+        if name in graph.params:
+            raise ArchError(f"the train step's gradient sum '{name}' has the name of a model parameter")
+        acc = graph.add_param(name, ParamSpec(name, tuple(p.type.shape), Init("zeros"), trainable=False),
+                              p.type.dtype)
+        total = ob.op("add", acc, ob.op("mul", g, ob.const(1.0 / n, like=g)))
+        totals.append(total)
+        sums.append((name, total))
+    return totals, sums
+
+
 def resolved(cfg: TrainConfig, outputs) -> TrainConfig:
     """The loss a config without one trains: the model's output named loss where it has one (a loss the spec
     computes), else cross_entropy; a spec loss takes no settings that belong to a loss of --loss."""
@@ -189,7 +219,9 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
 
     lr = _scalar_input(graph, "lr", DType.float32, Init("constant", cfg.lr))
     step = _scalar_input(graph, "step", DType.int64, Init("zeros"))
-    extra = TrainInputs(lambda: _scalar_input(graph, "seed", DType.int64, Init("zeros")), step)
+    # dropout draws anew per micro-batch: `step` stands still while gradients accumulate
+    micro = _scalar_input(graph, "micro", DType.int64, Init("zeros")) if cfg.accumulate > 1 else None
+    extra = TrainInputs(lambda: _scalar_input(graph, "seed", DType.int64, Init("zeros")), micro or step)
     bn_spatial = tuple(tuple(n.inputs[0].type.shape[2:]) for n in graph.nodes if n.op == "batchnorm")
     buffer_updates = to_training(graph, extra)
     check(graph)  # the training forms are shape-checked like the rest
@@ -207,6 +239,13 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
                         f"'{out_name}' (eq, comparisons and casts to integers pass none, as in torch)", pred.span)
 
     ob = GradBuilder(graph, None, tag="optim")
+    sums: list = []
+    if cfg.accumulate > 1:
+        if "apply" in data_inputs:
+            raise ArchError("a model input is named 'apply', which gradient accumulation's step feeds (true on "
+                            "the micro-batch that updates); rename the input")
+        apply = graph.add_input("apply", TensorType(DType.bool, ()))
+        grads, sums = _accumulated(graph, ob, params, grads, cfg.accumulate)
     if cfg.clip_grad_norm is not None:
         grads = _clipped(ob, grads, cfg.clip_grad_norm)
     one = ob.const(1, dtype=DType.int64.np)
@@ -229,13 +268,24 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
             cache["lr"] = lr if p.type.dtype is DType.float32 else ob.op("cast", lr, dtype=p.type.dtype.label)
         new_outputs.append((p.name + NEW, update(ob, cfg.optimizer, p, g, slots, cache["lr"], cache["t"], cache)))
         state_slots += slots
+    if cfg.accumulate > 1:  # the update where `apply` is true; elsewhere everything it touches passes through
+        olds = [graph.params[k[:-len(NEW)]] for k, _ in new_outputs]
+        new_outputs = [(k, v if v is old else ob.op("where", apply, v, old)) for (k, v), old in zip(new_outputs, olds)]
+        for s in state_slots:
+            s.new = s.old if s.new is s.old else ob.op("where", apply, s.new, s.old)
+        next_step = ob.op("where", apply, next_step, step)
     for v in buffers:
         new_outputs.append((v.name + NEW, buffer_updates.get(v.name, v)))
     for s in state_slots:
         new_outputs.append((s.name + NEW, s.new))
+    for name, total in sums:
+        new_outputs.append((name + NEW, ob.op("where", apply, ob.zeros_like(total), total)))
+    if micro is not None:
+        new_outputs.append(("micro" + NEW, ob.op("add", micro, one)))
     new_outputs.append(("step" + NEW, next_step))
 
-    state_inputs = [v.name for v in params + buffers] + [s.name for s in state_slots] + ["lr", "step"]
+    state_inputs = [v.name for v in params + buffers] + [s.name for s in state_slots] + [n for n, _ in sums] + \
+        (["micro"] if micro is not None else []) + ["lr", "step"]
     if extra._seed is not None:
         state_inputs.append("seed")
     model_outs = [(k, v) for k, v in graph.outputs if k not in ("loss",)]

@@ -49,6 +49,10 @@ def add_train_flags(p: argparse.ArgumentParser, building: bool) -> None:
     flag("--clip-grad-norm", type=float, default=None, metavar="MAX",
          help="scale the gradients so that their global 2-norm is at most MAX before the update "
               "(torch.nn.utils.clip_grad_norm_; default: no clipping)")
+    flag("--accumulate", type=int, default=1, metavar="N",
+         help="gradient accumulation: one optimizer update per N batches, on the sum of their gradients / N "
+              "(torch's (loss / N).backward() with opt.step() every N batches; an epoch's last batch updates "
+              "with the group it closes, however short); the step takes a bool input `apply`. Default 1")
     flag("--freeze", action="append", default=[], metavar="PATTERN",
          help="leave these parameters as they are (torch's requires_grad_(False)): a name, a prefix such as "
               "'layer1', or a pattern such as '*.bias' (repeatable)")
@@ -89,7 +93,7 @@ def train_config(args):
                       weight_decay=args.weight_decay, betas=tuple(args.betas), eps=args.eps)
     return TrainConfig(loss=args.loss, optimizer=opt, lr=args.lr, label_smoothing=args.label_smoothing,
                        ignore_index=args.ignore_index, clip_grad_norm=args.clip_grad_norm, output=args.output_name,
-                       freeze=tuple(args.freeze))
+                       freeze=tuple(args.freeze), accumulate=args.accumulate)
 
 
 def _options(args) -> driver.CompileOptions:

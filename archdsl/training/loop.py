@@ -304,10 +304,15 @@ def _factor(schedule: str, u: float) -> float:
     return 1.0
 
 
-def _updates_per_epoch(n: int, size: int, drop_single: bool) -> int:
+def _batches_per_epoch(n: int, size: int, drop_single: bool) -> int:
     """The batches _batches yields: a last batch of one is left out when BatchNorm needs two examples."""
     full, rest = divmod(n, size)
     return full + (1 if rest and not (drop_single and rest == 1 and n >= 2) else 0)
+
+
+def _updates_per_epoch(n: int, size: int, drop_single: bool, accumulate: int = 1) -> int:
+    """Optimizer steps per epoch: one per `accumulate` batches, the epoch's last batch closing a short group."""
+    return -(-_batches_per_epoch(n, size, drop_single) // accumulate)
 
 
 def _batches(n: int, size: int, rng: np.random.Generator | None, drop_single: bool):
@@ -380,11 +385,13 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     best = trainer.best if opts.resume and trainer.best is not None else (math.inf, 0)  # --patience's
     base_lr = float(ct.info.config.lr)
     per_batch = opts.schedule_per == "batch" and opts.schedule != "constant"
-    updates = opts.epochs * _updates_per_epoch(n, opts.batch_size, needs_two)  # the whole run's, for per_batch
+    accumulate = ct.info.config.accumulate
+    batches = _batches_per_epoch(n, opts.batch_size, needs_two)
+    updates = opts.epochs * _updates_per_epoch(n, opts.batch_size, needs_two, accumulate)  # the run's, per_batch
     if opts.resume and trainer.plan is not None and start < opts.epochs and "lr" in trainer.state:
         done = int(trainer.get("step")) if "step" in trainer.state else 0
         note = _plan_note(opts.checkpoint, trainer.plan, _plan(opts), base_lr, start + 1, done,
-                          lambda p: _updates_per_epoch(n, p["batch_size"], needs_two))
+                          lambda p: _updates_per_epoch(n, p["batch_size"], needs_two, accumulate))
         if note:
             console.print(note)
     for epoch in range(start + 1, opts.epochs + 1):
@@ -402,6 +409,8 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             task = bar.add_task("train", total=steps, loss=float("nan"))
             for step, idx in enumerate(_batches(n, opts.batch_size, rng, needs_two), 1):
                 batch = {k: v[idx] for k, v in train.items()}
+                if accumulate > 1:  # the group's last micro-batch (or the epoch's) runs the optimizer
+                    batch["apply"] = np.array(step % accumulate == 0 or step == batches)
                 if warming:  # the step counter is the train step's own, so a resumed run goes on where it was
                     done = int(trainer.get("step"))
                     f = min(1.0, (done + 1) / opts.warmup) if opts.warmup else 1.0
