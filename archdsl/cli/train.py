@@ -116,7 +116,9 @@ def build_train(args, sources, mod) -> int:
     info = ct.info
     n = sum(int(_numel(t)) for t in ct.step_model.graph.initializer if t.name in info.params)
     announce(f"wrote {out} (train step: {len(info.params)} parameters, {n:,} values, {len(info.state)} state tensors, "
-           f"{len(ct.step_model.graph.node)} nodes, {_loss_name(info)} + {info.config.optimizer.name}) and {eval_out}",
+           f"{len(ct.step_model.graph.node)} nodes, {_loss_name(info)} + {info.config.optimizer.name}"
+           f"{f', accumulating {info.config.accumulate} batches per update' if info.config.accumulate > 1 else ''}) "
+           f"and {eval_out}",
            out)
     return 0
 
