@@ -69,11 +69,12 @@ _STEP_FLOOR = 1e-30
 
 
 def update(b: GradBuilder, cfg: OptimConfig, p: Value, g: Value, state: list[StateSlot], lr: Value,
-           t: Value, cache: dict) -> Value:
+           t: Value, cache: dict, decay: bool = True) -> Value:
     """The parameter after one step; fills each slot's `new`. `t` is the 1-based step as a float scalar;
-    `cache` keeps the scalars every parameter of p's dtype shares (bias corrections) computed once."""
+    `cache` keeps the scalars every parameter of p's dtype shares (bias corrections) computed once.
+    decay=False: no weight decay for this parameter (a torch param group with weight_decay 0)."""
     c = lambda v: b.const(v, like=p)
-    wd = cfg.decay
+    wd = cfg.decay if decay else 0.0
     if cfg.name == "sgd":
         if wd:
             g = b.op("add", g, b.op("mul", p, c(wd)))
@@ -93,8 +94,9 @@ def update(b: GradBuilder, cfg: OptimConfig, p: Value, g: Value, state: list[Sta
         step_size = b.op("add", b.op("div", lr, bc1), c(_STEP_FLOOR))
         cache["k"] = b.op("reciprocal", b.op("mul", b.op("sqrt", bc2), step_size))
         cache["eps"] = b.op("div", c(cfg.eps), step_size)
-        cache["decay"] = b.op("sub", c(1.0), b.op("mul", lr, c(wd))) if wd and cfg.name == "adamw" else None
     if cfg.name == "adamw" and wd:
+        if "decay" not in cache:
+            cache["decay"] = b.op("sub", c(1.0), b.op("mul", lr, c(wd)))
         p = b.op("mul", p, cache["decay"])
     elif wd:
         g = b.op("add", g, b.op("mul", p, c(wd)))

@@ -45,6 +45,7 @@ class TrainConfig:
     output: str | None = None  # the model output the loss reads (default: the first)
     freeze: tuple[str, ...] = ()  # parameters left as they are: names, prefixes (layer1) or patterns (*.bias)
     accumulate: int = 1  # micro-batches whose gradients (each / accumulate) sum to one update
+    no_decay: tuple[str, ...] = ()  # parameters without weight decay (patterns as freeze: biases, norms)
 
     def validate(self) -> None:
         """Settings that no model makes right: checked before any compile (the CLI: a usage error)."""
@@ -66,6 +67,9 @@ class TrainConfig:
             raise ArchError("an ignored label index applies to the cross_entropy loss only")
         if self.ignore_index is not None and not -2**63 <= self.ignore_index < 2**63:
             raise ArchError(f"the ignored label index must fit in int64, got {self.ignore_index}")
+        if self.no_decay and not self.optimizer.decay:
+            raise ArchError(f"--no-decay leaves out weight decay, but {self.optimizer.name} has none here "
+                            "(give --weight-decay)")
         if not 1 <= self.accumulate <= 2**31:
             raise ArchError(f"gradient accumulation takes 1 or more micro-batches per update, got {self.accumulate}")
 
@@ -82,6 +86,8 @@ class TrainConfig:
             d["freeze"] = list(self.freeze)
         if self.accumulate > 1:
             d["accumulate"] = self.accumulate
+        if self.no_decay:
+            d["no_decay"] = list(self.no_decay)
         if o.name == "sgd":
             d.update(momentum=o.momentum, nesterov=o.nesterov)
         else:
@@ -211,6 +217,7 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
                             "would hide the model's own output named loss; rename one of them")
     if cfg.freeze:
         _freeze(graph, cfg.freeze)
+    undecayed = _undecayed(graph, cfg) if cfg.no_decay else set()
     params = [v for v in graph.trainable()]
     buffers = [v for v in graph.buffers()]
     if not params:
@@ -266,7 +273,8 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
         if "t" not in cache:
             cache["t"] = ob.op("cast", next_step, dtype=p.type.dtype.label)
             cache["lr"] = lr if p.type.dtype is DType.float32 else ob.op("cast", lr, dtype=p.type.dtype.label)
-        new_outputs.append((p.name + NEW, update(ob, cfg.optimizer, p, g, slots, cache["lr"], cache["t"], cache)))
+        new_outputs.append((p.name + NEW, update(ob, cfg.optimizer, p, g, slots, cache["lr"], cache["t"], cache,
+                                                 decay=p.name not in undecayed)))
         state_slots += slots
     if cfg.accumulate > 1:  # the update where `apply` is true; elsewhere everything it touches passes through
         olds = [graph.params[k[:-len(NEW)]] for k, _ in new_outputs]
@@ -301,26 +309,37 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
                      [v.name for v in params], [v.name for v in buffers], cfg, bn_spatial)
 
 
-def _freeze(graph: Graph, patterns: tuple[str, ...]) -> None:
-    """The parameters a pattern names become buffers of the step (torch's requires_grad_(False)): no gradient,
-    no optimizer state, no weight decay; passed through unchanged. A pattern is a name, a prefix up to a dot
-    (`layer1` freezes layer1.0.conv1.weight) or an fnmatch pattern (`*.bias`); one that names no parameter
-    is an error (a typo would freeze nothing)."""
-    import dataclasses
+def _hit(name: str, pat: str) -> bool:
+    """A pattern is a name, a prefix up to a dot (`layer1` names layer1.0.conv1.weight) or an fnmatch pattern
+    (`*.bias`)."""
     import fnmatch
+    return name == pat or name.startswith(pat + ".") or fnmatch.fnmatchcase(name, pat)
 
-    def hit(name: str, pat: str) -> bool:
-        return name == pat or name.startswith(pat + ".") or fnmatch.fnmatchcase(name, pat)
+
+def _matched(graph: Graph, patterns: tuple[str, ...], flag: str) -> list[Value]:
+    """The trainable parameters the patterns name; one that names none is an error (a typo would do nothing)."""
     trainable = graph.trainable()
     for pat in patterns:
-        if not any(hit(v.name, pat) for v in trainable):
-            raise ArchError(f"--freeze {pat}: no trainable parameter of {graph.name} matches"
+        if not any(_hit(v.name, pat) for v in trainable):
+            raise ArchError(f"{flag} {pat}: no trainable parameter of {graph.name} matches"
                             f"{did_you_mean(pat, [v.name for v in trainable])} (a name, a prefix such as "
                             f"'layer1', or a pattern such as '*.bias')")
-    for v in trainable:
-        if any(hit(v.name, pat) for pat in patterns):
-            v.kind = "buffer"
-            v.spec = dataclasses.replace(v.spec, trainable=False)
+    return [v for v in trainable if any(_hit(v.name, pat) for pat in patterns)]
+
+
+def _freeze(graph: Graph, patterns: tuple[str, ...]) -> None:
+    """The parameters a pattern names become buffers of the step (torch's requires_grad_(False)): no gradient,
+    no optimizer state, no weight decay; passed through unchanged."""
+    import dataclasses
+    for v in _matched(graph, patterns, "--freeze"):
+        v.kind = "buffer"
+        v.spec = dataclasses.replace(v.spec, trainable=False)
+
+
+def _undecayed(graph: Graph, cfg: TrainConfig) -> set[str]:
+    """--no-decay: the parameters trained without weight decay (torch: a param group with weight_decay 0,
+    the usual treatment of biases and norm weights)."""
+    return {v.name for v in _matched(graph, cfg.no_decay, "--no-decay")}
 
 
 def _may_be_one(dims: tuple, sizes: dict[str, int]) -> bool:

@@ -56,6 +56,9 @@ def add_train_flags(p: argparse.ArgumentParser, building: bool) -> None:
     flag("--freeze", action="append", default=[], metavar="PATTERN",
          help="leave these parameters as they are (torch's requires_grad_(False)): a name, a prefix such as "
               "'layer1', or a pattern such as '*.bias' (repeatable)")
+    flag("--no-decay", action="append", default=[], metavar="PATTERN",
+         help="train these parameters without weight decay (torch: a param group with weight_decay 0, usual for "
+              "biases and norm weights): a name, a prefix, or a pattern such as '*.bias' (repeatable)")
     flag("--output-name", metavar="NAME", help="the model output the loss reads (default: the first), or with "
          "--loss model the one that is the loss (default: loss)")
     if building:  # for `build`: which of these were given without --train
@@ -93,7 +96,8 @@ def train_config(args):
                       weight_decay=args.weight_decay, betas=tuple(args.betas), eps=args.eps)
     return TrainConfig(loss=args.loss, optimizer=opt, lr=args.lr, label_smoothing=args.label_smoothing,
                        ignore_index=args.ignore_index, clip_grad_norm=args.clip_grad_norm, output=args.output_name,
-                       freeze=tuple(args.freeze), accumulate=args.accumulate)
+                       freeze=tuple(args.freeze), accumulate=args.accumulate,
+                       no_decay=tuple(args.no_decay))
 
 
 def _options(args) -> driver.CompileOptions:

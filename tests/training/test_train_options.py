@@ -275,3 +275,50 @@ def test_a_resume_that_changes_the_schedule_names_the_lr_it_runs_at(tmp_path, ca
     np.savez(ckpt, **arrays)
     assert main([*resume, "--epochs", "7"]) == 0  # the same settings: nothing to say
     assert "note:" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_no_decay_is_a_param_group_without_weight_decay(tmp_path, capsys, optimizer):
+    """--no-decay '*.bias' --no-decay norm: those parameters train as a torch param group with
+    weight_decay 0, the rest with --weight-decay (SGD's L2 term or AdamW's decoupled decay), over two epochs;
+    a pattern naming nothing, or --no-decay without a decay, is refused."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((8, 4)).astype(np.float32), rng.standard_normal((8, 3)).astype(np.float32)
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n"
+                    "    y = x -> linear(5) as fc -> layernorm as norm -> tanh -> linear(3) as out\n}\n")
+    w0 = {"fc.weight": rng.standard_normal((5, 4)), "fc.bias": rng.standard_normal(5),
+          "norm.weight": 1 + rng.standard_normal(5), "norm.bias": rng.standard_normal(5),
+          "out.weight": rng.standard_normal((3, 5)), "out.bias": rng.standard_normal(3)}
+    w0 = {k: (0.5 * v).astype(np.float32) for k, v in w0.items()}
+    np.savez(tmp_path / "d.npz", x=x, labels=y)
+    np.savez(tmp_path / "w0.npz", **w0)
+    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--optimizer", optimizer,
+            "--lr", "0.1", "--batch-size", "4", "--epochs", "2", "-o", str(tmp_path / "w.npz"), "--quiet"]
+    assert main([*argv, "--weights", str(tmp_path / "w0.npz"), "--weight-decay", "0.5",
+                 "--no-decay", "*.bias", "--no-decay", "norm"]) == 0
+    ours = np.load(tmp_path / "w.npz")
+
+    w = {k: torch.tensor(v, requires_grad=True) for k, v in w0.items()}
+    plain = [w[k] for k in ("fc.bias", "norm.weight", "norm.bias", "out.bias")]
+    kind = torch.optim.SGD if optimizer == "sgd" else torch.optim.AdamW
+    opt = kind([{"params": [w["fc.weight"], w["out.weight"]]}, {"params": plain, "weight_decay": 0.0}],
+               lr=0.1, weight_decay=0.5)
+    for epoch in (1, 2):
+        order = np.random.default_rng([0, epoch]).permutation(8)
+        for idx in (order[:4], order[4:]):
+            h = F.linear(torch.from_numpy(x[idx]), w["fc.weight"], w["fc.bias"])
+            h = torch.tanh(F.layer_norm(h, (5,), w["norm.weight"], w["norm.bias"]))
+            loss = F.mse_loss(F.linear(h, w["out.weight"], w["out.bias"]), torch.from_numpy(y[idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for k, v in w.items():
+        np.testing.assert_allclose(ours[k], v.detach().numpy(), rtol=1e-5, atol=1e-5, err_msg=k)
+    assert main([*argv, "--weight-decay", "0.5", "--no-decay", "*.gamma"]) == 1
+    assert "--no-decay *.gamma: no trainable parameter of m matches" in capsys.readouterr().err
+    if optimizer == "sgd":
+        assert main([*argv, "--no-decay", "*.bias"]) == 2
+        assert "--no-decay leaves out weight decay, but sgd has none here" in capsys.readouterr().err
