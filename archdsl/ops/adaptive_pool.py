@@ -15,7 +15,7 @@ from ..types import literal, numel
 from ._common import bfloat16_from, float_input, reduce_op, shape_str
 from .registry import Attr, OpDef, fail, register
 
-__all__: list[str] = []
+__all__ = ["windows"]
 
 
 def windows(size: int, out: int) -> list[tuple[int, int]]:

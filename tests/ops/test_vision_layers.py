@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import archdsl
 from archdsl import runtime
+from archdsl.ops.adaptive_pool import windows
 
 from .core_harness import OPSET, SETTINGS, SYM, close, covers, dim, rand, run_op
 
@@ -125,6 +126,32 @@ def test_adaptive_pools_over_symbolic_sizes(kind, out):
     for opset in (17, runtime.newest_opset()):
         for y, x in zip(_run_sizes(f"adaptive_{kind}pool2d(x, {out})", "float32[B, 3, H, W]", xs, opset), xs):
             close(y, _torch_adaptive(kind, 2, x, want_out))
+
+
+@pytest.mark.parametrize("out", [[2, 3], [3, 2], [1, 4], [None, 4], 1, [5, 1]])
+def test_adaptive_max_pool_shares_tied_maxima_of_a_window(out):
+    """Few distinct values, so windows hold tied maxima: each window's gradient is shared equally among them
+    (torch.amax over the window, as global_maxpool; torch's max pools give it to one), and an element that is
+    the maximum of two overlapping windows gets both shares. Windows that tile (6 into 2 or 3), overlap (4 into
+    3), and more windows than elements (4 into 5)."""
+    from archdsl.types import DType, TensorType
+
+    from ..autodiff.gradcheck import OPSET32, _build, run_model
+    x = (np.random.default_rng(3).integers(0, 3, (2, 2, 6, 4))).astype(np.float32)
+    want_y = _torch_adaptive("max", 2, x, out)
+    r = np.random.default_rng(4).uniform(0.5, 2.0, want_y.shape).astype(np.float32)
+    model, _ = _build("adaptive_maxpool2d", [TensorType(DType.float32, x.shape)], {"output_size": out}, DType.float32,
+                      [r], [0], OPSET32)
+    _loss, grad = run_model(model, {"in0": x})
+    t = _t(x).requires_grad_(True)
+    oh, ow = want_y.shape[2:]
+    rows = [torch.stack([t[:, :, h0:h1, w0:w1].amax(dim=(2, 3)) for w0, w1 in windows(4, ow)], dim=-1)
+            for h0, h1 in windows(6, oh)]
+    y = torch.stack(rows, dim=-2)
+    close(y.detach().numpy(), want_y)
+    (y * _t(r)).sum().backward()
+    assert len(np.unique(grad[grad != 0] / np.max(grad))) > 2  # shares of different sizes: ties were hit
+    close(grad, t.grad.numpy(), rtol=1e-6, atol=1e-6)
 
 
 # ---------------- instance_norm ----------------
