@@ -43,7 +43,8 @@ def _plan(name: str, x, a, n: int) -> list[tuple[str, int]]:
             plan.append(("all", 0))
         elif not isinstance(size, int):
             fail(f"{name}: output size {o} over the symbolic dim {size} needs a known size (the windows depend on "
-                 f"it); only 1 (a global pool) or none (keep the dim) works over a symbolic size")
+                 f"it); only 1 (a global pool) or none (keep the dim) works over a symbolic size: give the input a "
+                 f"fixed size to pool to {o}")
         elif size % o == 0:
             plan.append(("pool", size // o))
         else:
