@@ -198,6 +198,11 @@ def _cross_entropy(n, x, labels):
     return per.reshape(labels.shape) if a["reduction"] == "none" else per
 
 
+def _output_size(n):
+    o = n.attrs["output_size"]
+    return tuple(o) if isinstance(o, (list, tuple)) else o
+
+
 def _upsample(n, x, like=None):
     a = n.attrs
     linear = a["mode"] in ("linear", "bilinear", "trilinear")
@@ -215,10 +220,19 @@ _OPS["cross_entropy"] = _cross_entropy
 _OPS["bce_with_logits"] = lambda n, x, t: F.binary_cross_entropy_with_logits(x, t, reduction=n.attrs["reduction"])
 _OPS["lstm"], _OPS["gru"] = _rnn("lstm"), _rnn("gru")
 _OPS["multihead_attention"] = _mha
+_OPS["pixel_shuffle"] = lambda n, x: F.pixel_shuffle(x, n.attrs["upscale_factor"])
+_OPS["pixel_unshuffle"] = lambda n, x: F.pixel_unshuffle(x, n.attrs["downscale_factor"])
+_OPS["flip"] = lambda n, x: torch.flip(x, tuple(n.attrs["dims"]))
+_OPS["instance_norm"] = lambda n, x, *p: F.instance_norm(x, weight=p[0] if p else None, bias=p[1] if p else None,
+                                                         eps=n.attrs["eps"])
 for _n in (1, 2, 3):
     _OPS[f"conv{_n}d"] = _conv(_n)
     _OPS[f"maxpool{_n}d"] = _pool("max", _n)
     _OPS[f"avgpool{_n}d"] = _pool("avg", _n)
+for _n, _avg, _max in ((1, F.adaptive_avg_pool1d, F.adaptive_max_pool1d),
+                       (2, F.adaptive_avg_pool2d, F.adaptive_max_pool2d)):
+    _OPS[f"adaptive_avgpool{_n}d"] = lambda n, x, f=_avg: f(x, _output_size(n))
+    _OPS[f"adaptive_maxpool{_n}d"] = lambda n, x, f=_max: f(x, _output_size(n))
 
 
 class TorchGraph:

@@ -190,6 +190,41 @@ def test_global_pool(op, keep, rank, seed):
     check_grad(op, [normal(seed, 2, 3, *(4, 3)[:rank - 2])], {"keepdims": keep}, seed=seed)
 
 
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(["max", "avg"]), n=st.integers(1, 2), data=st.data(), seed=st.integers(0, 99))
+def test_adaptive_pool(kind, n, data, seed):
+    """Windows that tile the dims, overlap (7 into 3), outnumber them (3 into 5), whole dims and kept ones."""
+    size = (7, 6)[:n]
+    out = [data.draw(st.sampled_from([1, 2, 3, 5] + ([None] if n > 1 else []))) for _ in range(n)]
+    check_grad(f"adaptive_{kind}pool{n}d", [normal(seed, 2, 2, *size)], {"output_size": out}, seed=seed,
+               linear=kind == "avg")
+
+
+@FAST
+@given(lead=st.lists(dims, min_size=0, max_size=1), c=st.integers(1, 2), r=st.integers(1, 3), h=dims, w=dims,
+       seed=st.integers(0, 99))
+def test_pixel_shuffle_unshuffle(lead, c, r, h, w, seed):
+    check_grad("pixel_shuffle", [normal(seed, *lead, c * r * r, h, w)], {"upscale_factor": r}, seed=seed, linear=True)
+    check_grad("pixel_unshuffle", [normal(seed, *lead, c, h * r, w * r)], {"downscale_factor": r}, seed=seed,
+               linear=True)
+
+
+@FAST
+@given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), seed=st.integers(0, 99))
+def test_flip(shape, data, seed):
+    r = len(shape)
+    axes = data.draw(st.lists(st.integers(-r, r - 1), min_size=1, max_size=r, unique_by=lambda a: a % r))
+    check_grad("flip", [normal(seed, *shape)], {"dims": axes}, seed=seed, linear=True)
+
+
+@FAST
+@given(rank=st.integers(3, 5), c=st.integers(1, 3), affine=st.booleans(), seed=st.integers(0, 99))
+def test_instance_norm(rank, c, affine, seed):
+    arrays = [normal(seed, 2, c, *(3, 2, 2)[:rank - 2])] + ([positive(seed + 1, c), normal(seed + 2, c)] if affine
+                                                            else [])
+    check_grad("instance_norm", arrays, {"affine": affine}, seed=seed)
+
+
 @FAST
 @given(shape=st.lists(dims, min_size=2, max_size=4), affine=st.booleans(), seed=st.integers(0, 99))
 def test_batchnorm_inference_form(shape, affine, seed):

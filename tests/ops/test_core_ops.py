@@ -23,6 +23,7 @@ from . import (  # noqa: F401 - their @covers fill COVERED
     test_losses,
     test_mobile_ops,
     test_more_tensor_ops,
+    test_vision_layers,
 )
 from .core_harness import CORE_MODULES, COVERED, NEWEST, close, rand, run_op
 
@@ -60,6 +61,11 @@ _USES = {
     "floor": "floor(x)", "ceil": "ceil(x)", "round": "round(x)", "sign": "sign(x)", "rsqrt": "rsqrt(x)",  # more_math.py
     "cumsum": "cumsum(x, -1)", "argmax": "argmax(x, 1)", "argmin": "argmin(x)", "tril": "tril(x)",
     "triu": "triu(x, -1)", "stack": "stack([x, x], dim=-1)",
+    "pixel_shuffle": "x4 -> pixel_shuffle(1)", "pixel_unshuffle": "x4 -> pixel_unshuffle(1)",  # rearrange.py
+    "flip": "flip(x, [0, -1])", "adaptive_avgpool1d": "x3 -> adaptive_avgpool1d(2)",  # adaptive_pool.py
+    "adaptive_avgpool2d": "x4 -> adaptive_avgpool2d([2, 1])", "adaptive_maxpool1d": "x3 -> adaptive_maxpool1d(2)",
+    "adaptive_maxpool2d": "x4 -> adaptive_maxpool2d(2)",
+    "instance_norm": "x -> unsqueeze(0) -> instance_norm(affine=true)",  # instance_norm.py
     "cross_entropy": "cross_entropy(x, positions(x)[:2])", "bce_with_logits": "bce_with_logits(x, x)",  # losses.py
     "unsqueeze": "x -> unsqueeze(0)", "squeeze": "x3 -> squeeze", "expand": "x3 -> expand(shape=[2, 3, 4])",
     "mean": "mean(x)", "sum": "sum(x, dim=[1])", "amax": "amax(x)", "amin": "amin(x)", "where": "where(m, x, x)",

@@ -1,0 +1,185 @@
+"""Adaptive average and max pools over 1 or 2 spatial dims (torch.nn.AdaptiveAvgPool1d/2d,
+AdaptiveMaxPool1d/2d): output i along a dim of length L reduces the window [floor(i*L/out), ceil((i+1)*L/out)).
+
+Each spatial dim is one of: kept (output_size none or equal to L: windows of one element), reduced whole
+(output 1: the only choice over a symbolic L), or cut into windows (a known L). When every cut divides its
+dim, the windows are a plain AveragePool/MaxPool (kernel = stride = L / out); otherwise the dims are taken one
+after the other (both reductions are separable over a window that is a product of intervals): an average as a
+MatMul with a constant [L, out] averaging matrix, a max as per-window Slice + ReduceMax, concatenated."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..types import literal, numel
+from ._common import bfloat16_from, float_input, reduce_op, shape_str
+from .registry import Attr, OpDef, fail, register
+
+__all__ = ["windows"]
+
+
+def windows(size: int, out: int) -> list[tuple[int, int]]:
+    """torch's adaptive windows: [floor(i*L/out), ceil((i+1)*L/out)) for i < out."""
+    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+
+def _plan(name: str, x, a, n: int) -> list[tuple[str, int]]:
+    """Per spatial dim: ("keep", 0), ("all", 0), ("pool", kernel) or ("cut", out)."""
+    if x.rank != n + 2:
+        fail(f"{name}: expected a rank-{n + 2} input [N, C, {', '.join(['spatial'] * n)}], got {shape_str(x)}")
+    out = a["output_size"]
+    out = [out] * n if isinstance(out, int) and not isinstance(out, bool) else out
+    if not isinstance(out, (list, tuple)) or len(out) != n or \
+            not all((o is None and n > 1) or (isinstance(o, int) and not isinstance(o, bool)) for o in out):
+        fail(f"{name}: output_size must be an integer or a list of {n} integers"
+             + (" (none keeps that dim, as torch's)" if n > 1 else "") + f", got {literal(a['output_size'])}")
+    plan = []
+    for o, size in zip(out, x.shape[2:]):
+        if o is not None and o < 1:
+            fail(f"{name}: output_size must be at least 1, got {o}")
+        if o is None or o == size:
+            plan.append(("keep", 0))
+        elif o == 1:
+            plan.append(("all", 0))
+        elif not isinstance(size, int):
+            fail(f"{name}: output size {o} over the symbolic dim {size} needs a known size (the windows depend on "
+                 f"it); only 1 (a global pool) or none (keep the dim) works over a symbolic size: give the input a "
+                 f"fixed size to pool to {o}")
+        elif size % o == 0:
+            plan.append(("pool", size // o))
+        else:
+            plan.append(("cut", o))
+    return plan
+
+
+def _out_dim(step, size):
+    kind, v = step
+    return size if kind == "keep" else 1 if kind == "all" else size // v if kind == "pool" else v
+
+
+def _matrix(size: int, out: int) -> np.ndarray:
+    """[size, out]: column i averages window i."""
+    m = np.zeros((size, out), np.float64)
+    for i, (lo, hi) in enumerate(windows(size, out)):
+        m[lo:hi, i] = 1.0 / (hi - lo)
+    return m
+
+
+def _count(step, size) -> int:
+    return size // step[1] if step[0] == "pool" else step[1]
+
+
+def _make(kind: str, n: int):
+    name = f"adaptive_{kind}pool{n}d"
+
+    def infer(ins, a):
+        x = ins[0]
+        float_input(name, x)
+        plan = _plan(name, x, a, n)
+        return [x.with_shape(x.shape[:2] + tuple(_out_dim(s, d) for s, d in zip(plan, x.shape[2:])))]
+
+    def lower(e, ins, outs, c):
+        t = c.in_types[0]
+        plan = _plan(name, t, c.attrs, n)
+        kinds = {k for k, _ in plan}
+        if kinds == {"keep"}:
+            e.op("Identity", ins, outputs=outs)
+            return
+        if kinds <= {"keep", "pool"}:
+            bfloat16_from(e, t, name, "ONNX pools take")
+            k = [v if s == "pool" else 1 for s, v in plan]
+            e.op("MaxPool" if kind == "max" else "AveragePool", ins, outputs=outs, kernel_shape=k, strides=k)
+            return
+        whole = [2 + i for i, (s, _) in enumerate(plan) if s == "all"]
+        cuts = [(2 + i, _count(s, t.shape[2 + i])) for i, s in enumerate(plan) if s[0] in ("pool", "cut")]
+        y = ins[0]
+        if whole:
+            y = reduce_op(e, "ReduceMax" if kind == "max" else "ReduceMean", y, whole, 1,
+                          outputs=None if cuts else outs)
+        for j, (axis, out) in enumerate(cuts):
+            size, last = t.shape[axis], outs if j == len(cuts) - 1 else None
+            if kind == "avg":
+                m = _matrix(size, out).astype(t.dtype.numpy)
+                front = axis == t.rank - 2  # [.., L, W]: the transposed matrix multiplies from the left
+                y = e.op("MatMul", [e.const(np.ascontiguousarray(m.T)), y] if front else [y, e.const(m)],
+                         outputs=last)
+            else:
+                parts = [reduce_op(e, "ReduceMax", e.op("Slice", [y, _i64(e, [lo]), _i64(e, [hi]), _i64(e, [axis])]),
+                                   [axis], 1) for lo, hi in windows(size, out)]
+                y = e.op("Concat", parts, axis=axis, outputs=last)
+
+    def avg_grad(b, c, ins, outs, gouts):
+        """The gradient of the same average written as a mean over the whole dims and a MatMul with the
+        averaging matrix per cut dim: each output's gradient spread evenly over its window."""
+        t = c.in_types[0]
+        plan = _plan(name, t, c.attrs, n)
+        if all(s == "keep" for s, _ in plan):
+            return [gouts[0]]
+
+        def forward(r, x):
+            whole = tuple(2 + i for i, (s, _) in enumerate(plan) if s == "all")
+            y = r.op("mean", x, dim=whole, keepdim=True) if whole else x
+            for i, s in enumerate(plan):
+                if s[0] in ("pool", "cut"):
+                    m = _matrix(t.shape[2 + i], _count(s, t.shape[2 + i]))
+                    front = 2 + i == t.rank - 2
+                    y = r.op("matmul", r.const(m.T, like=x), y) if front else r.op("matmul", y, r.const(m, like=x))
+            return y
+        return b.vjp(forward, [ins[0]], gouts)
+
+    def max_grad(b, c, ins, outs, gouts):
+        """The gradient of the same max written with amax over each window (reshaped into [.., out, kernel]
+        when the windows tile the dims, else sliced one by one and concatenated): each window's gradient to
+        its maximum, shared among tied maxima as amax and global_maxpool do."""
+        t = c.in_types[0]
+        plan = _plan(name, t, c.attrs, n)
+        if all(s == "keep" for s, _ in plan):
+            return [gouts[0]]
+        return b.vjp(lambda r, x: _max_windows(r, x, t, plan, c.out_types[0].shape), [ins[0]], gouts)
+
+    register(OpDef(
+        name=name, inputs=("x",), category="pool", attrs=(Attr("output_size", "any"),), infer=infer, lower=lower,
+        grad=max_grad if kind == "max" else avg_grad, cost=lambda c: numel(c.in_types[0].shape),
+        doc=f"{'Max' if kind == 'max' else 'Average'} over torch's adaptive windows [floor(i*L/out), "
+            f"ceil((i+1)*L/out)): [N, C, {'L' if n == 1 else 'H, W'}] -> [N, C, *output_size] "
+            f"(torch.nn.Adaptive{kind.capitalize()}Pool{n}d); output_size an integer or a list of {n}"
+            + (" (none keeps a dim). Over a symbolic size only 1 (a global pool) or none. " if n > 1 else
+               ". Over a symbolic size only 1 (a global pool). ")
+            + ("Tied maxima in a window share its gradient, as global_maxpool's (torch gives it to one of them)."
+               if kind == "max" else "Gradient: spread evenly over each window."),
+    ))
+
+
+def _max_windows(r, x, t, plan, out_shape):
+    """amax over each adaptive window of x, in registry ops (for the gradient rule)."""
+    whole = [2 + i for i, (s, _) in enumerate(plan) if s == "all"]
+    if all(s != "cut" for s, _ in plan):  # the windows tile every dim: split each pooled dim into (out, kernel)
+        shape, red = list(t.shape[:2]), []
+        for i, (s, v) in enumerate(plan):
+            size = t.shape[2 + i]
+            shape += [size // v, v] if s == "pool" else [size]
+            if s != "keep":
+                red.append(len(shape) - 1)
+        y = r.op("reshape", x, shape=tuple(shape)) if len(shape) != t.rank else x
+        return r.op("reshape", r.op("amax", y, dim=tuple(red), keepdim=True), shape=tuple(out_shape))
+    cut = [2 + i for i, (s, _) in enumerate(plan) if s in ("pool", "cut")]
+
+    def along(v, k):
+        if k == len(cut):
+            return r.op("amax", v, dim=tuple(sorted(whole + cut)), keepdim=True)
+        axis = cut[k]
+        size = t.shape[axis]
+        parts = [along(r.op("getitem", v, index=tuple(("s", lo, hi, 1) if a == axis else ("s", None, None, None)
+                                                         for a in range(t.rank))), k + 1)
+                 for lo, hi in windows(size, _count(plan[axis - 2], size))]
+        return r.op("concat", *parts, axis=axis) if len(parts) > 1 else parts[0]
+    return along(x, 0)
+
+
+for _k in ("avg", "max"):
+    for _n in (1, 2):
+        _make(_k, _n)
+
+
+def _i64(e, v) -> str:
+    return e.const(np.array(v, dtype=np.int64))

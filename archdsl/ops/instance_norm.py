@@ -1,0 +1,85 @@
+"""instance_norm: torch.nn.InstanceNorm1d/2d/3d (statistics per example and channel over the spatial dims,
+biased variance; affine=true adds a learned per-channel weight and bias). No running statistics
+(track_running_stats): the same normalization in training and inference, torch's default.
+
+Lowered to ONNX InstanceNormalization: onnxruntime's kernel was measured as accurate as the two-pass
+decomposition (mean, then mean of squared deviations) in float32, within 1e-6 of torch on unit-scale data
+and within 3e-3 where the mean is 10^4 times the spread (torch's own float32 kernel: 5e-4), and 2-6x faster
+on [8, 64, 32, 32]."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..types import numel
+from ._common import bfloat16_from, check_eps, float_input, narrowed, shape_str, widened
+from .registry import Attr, Init, OpDef, ParamSpec, fail, register
+
+__all__: list[str] = []
+
+
+def _channels(x) -> int:
+    if x.rank < 3 or not isinstance(x.shape[1], int):
+        fail(f"instance_norm: expected an input [N, C, spatial...] with a known C, got {shape_str(x)}")
+    return x.shape[1]
+
+
+def _params(ins, a):
+    c = _channels(ins[0])
+    if not a["affine"]:
+        return []
+    return [ParamSpec("weight", (c,), Init("ones")), ParamSpec("bias", (c,), Init("zeros"))]
+
+
+def _infer(ins, a):
+    x = ins[0]
+    float_input("instance_norm", x)
+    check_eps("instance_norm", a["eps"])
+    c = _channels(x)
+    if all(d == 1 for d in x.shape[2:]):
+        fail(f"instance_norm: needs more than 1 spatial element per channel, got {shape_str(x)} (torch refuses "
+             f"it too: every output would be the bias)")
+    for p in ins[1:]:
+        if p.shape != (c,):
+            fail(f"instance_norm: parameter shape {shape_str(p)} does not match {c} channels")
+    return [x]
+
+
+def _lower(e, ins, outs, c):
+    x_t = c.in_types[0]
+    ch, dt = x_t.shape[1], x_t.dtype.numpy
+    bfloat16_from(e, x_t, "instance_norm", "ONNX InstanceNormalization takes")
+    if c.attrs["affine"]:
+        scale, bias = ins[1], ins[2]
+    else:
+        scale, bias = e.const(np.ones(ch, dtype=dt)), e.const(np.zeros(ch, dtype=dt))
+    e.op("InstanceNormalization", [ins[0], scale, bias], outputs=outs, epsilon=c.attrs["eps"])
+
+
+def _grad(b, c, ins, outs, gouts):
+    """Through the decomposition: (x - mean) / sqrt(var + eps) over the spatial dims, per-channel affine;
+    16-bit inputs in float32, as torch's kernels."""
+    x_t, eps = c.in_types[0], c.attrs["eps"]
+    dims = tuple(range(2, x_t.rank))
+
+    def forward(r, x, *wb):
+        h = widened(r, x, x_t.dtype)
+        d = r.op("sub", h, r.op("mean", h, dim=dims, keepdim=True))
+        var = r.op("mean", r.op("mul", d, d), dim=dims, keepdim=True)
+        y = narrowed(r, r.op("mul", d, r.op("rsqrt", r.op("add", var, r.const(eps, like=h)))), x_t.dtype)
+        if wb:
+            per = (x_t.shape[1],) + (1,) * (x_t.rank - 2)
+            y = r.op("add", r.op("mul", y, r.op("reshape", wb[0], shape=per)), r.op("reshape", wb[1], shape=per))
+        return y
+    return b.vjp(forward, list(ins), gouts)
+
+
+register(OpDef(
+    name="instance_norm", grad=_grad, inputs=("x",), category="layer", aliases=("instancenorm",),
+    attrs=(Attr("eps", "float", 1e-5), Attr("affine", "bool", False)),
+    params=_params, infer=_infer, lower=_lower, cost=lambda c: 5 * numel(c.out_types[0].shape),
+    doc="Instance normalization (torch.nn.InstanceNorm1d/2d/3d): per example and channel over the spatial "
+        "dims, biased variance; affine=true learns weight (ones) and bias (zeros) of C, named as torch's "
+        "state_dict. No running statistics (track_running_stats=false, torch's default). ONNX "
+        "InstanceNormalization.",
+))

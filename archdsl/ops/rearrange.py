@@ -1,0 +1,153 @@
+"""Rearranging ops, torch semantics: pixel_shuffle and pixel_unshuffle (sub-pixel convolution's space <->
+depth moves) and flip. Each moves elements only; its gradient is the inverse move."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..types import DType, dim_floordiv, dim_mul
+from ._common import shape_str
+from .registry import Attr, OpDef, fail, register
+from .shapes import norm_axes
+
+__all__: list[str] = []
+
+
+def _i64(e, v) -> str:
+    return e.const(np.array(v, dtype=np.int64))
+
+
+# ---------------- pixel_shuffle, pixel_unshuffle ----------------
+
+def _factor(name: str, attr: str, x, a) -> int:
+    r = a[attr]
+    if r < 1:
+        fail(f"{name}: {attr} must be at least 1, got {r}")
+    if x.rank < 3:
+        fail(f"{name}: expected an input [*, C, H, W] of at least 3 dims, got {shape_str(x)}")
+    return r
+
+
+def _shuffle_infer(ins, a):
+    x = ins[0]
+    r = _factor("pixel_shuffle", "upscale_factor", x, a)
+    c, h, w = x.shape[-3:]
+    if not isinstance(c, int):
+        fail(f"pixel_shuffle: the channel dim (-3) must be a known size, got {c} in {shape_str(x)}")
+    if c % (r * r):
+        fail(f"pixel_shuffle: the {c} channels of {shape_str(x)} are not divisible by upscale_factor^2 = {r * r}")
+    return [x.with_shape(x.shape[:-3] + (c // (r * r), dim_mul(h, r), dim_mul(w, r)))]
+
+
+def _unshuffle_infer(ins, a):
+    x = ins[0]
+    r = _factor("pixel_unshuffle", "downscale_factor", x, a)
+    c, h, w = x.shape[-3:]
+    for d, what in ((h, "height"), (w, "width")):
+        if isinstance(d, int) and d % r:
+            fail(f"pixel_unshuffle: the {what} {d} of {shape_str(x)} is not divisible by downscale_factor={r}")
+    return [x.with_shape(x.shape[:-3] + (dim_mul(c, r * r), dim_floordiv(h, r), dim_floordiv(w, r)))]
+
+
+def _target(e, lead: int, fixed: list[int], tail: str | None = None) -> str:
+    """A Reshape target: 0 (copy) for the `lead` leading dims, the fixed entries, then `tail` (an int64 tensor
+    of dims read at run time) when given."""
+    head = _i64(e, [0] * lead + fixed)
+    return head if tail is None else e.op("Concat", [head, tail], axis=0)
+
+
+def _last(e, x: str, t, mul: int = 1, div: int = 1) -> tuple[list[int], str | None]:
+    """The last dim of x times mul / div: a fixed entry when known, else read at run time."""
+    w = t.shape[-1]
+    if isinstance(w, int):
+        return [w * mul // div], None
+    s = e.op("Shape", [x], start=-1)
+    if mul != 1:
+        s = e.op("Mul", [s, _i64(e, [mul])])
+    if div != 1:
+        s = e.op("Div", [s, _i64(e, [div])])
+    return [], s
+
+
+_DEPTH_TO_SPACE = (DType.float32, DType.float64, DType.float16)  # the dtypes onnxruntime's kernel takes
+
+
+def _shuffle_lower(e, ins, outs, c):
+    """DepthToSpace in CRD mode is torch's order (measured 1.5x faster than Reshape/Transpose on [8, 256, 32,
+    32]); other ranks and dtypes: [*, C, r, r, H, W] -> [*, C, H, r, W, r] -> [*, C, H*r, W*r]."""
+    t, r = c.in_types[0], c.attrs["upscale_factor"]
+    if t.rank == 4 and t.dtype in _DEPTH_TO_SPACE:
+        e.op("DepthToSpace", ins, outputs=outs, blocksize=r, mode="CRD")
+        return
+    lead, ch = t.rank - 3, t.shape[-3] // (r * r)
+    fixed, tail = _last(e, ins[0], t)
+    y = e.op("Reshape", [ins[0], _target(e, lead, [ch, r, r, -1] + fixed, tail)])
+    y = e.op("Transpose", [y], perm=list(range(lead)) + [lead + i for i in (0, 3, 1, 4, 2)])
+    fixed, tail = _last(e, ins[0], t, mul=r)
+    e.op("Reshape", [y, _target(e, lead, [ch, -1] + fixed, tail)], outputs=outs)
+
+
+def _unshuffle_lower(e, ins, outs, c):
+    """[*, C, H*r, W*r] -> [*, C, H, r, W, r] -> [*, C, r, r, H, W] -> [*, C*r*r, H, W]. Not SpaceToDepth:
+    its channels come out as (r, r, C), torch's as (C, r, r)."""
+    t, r = c.in_types[0], c.attrs["downscale_factor"]
+    lead = t.rank - 3
+    fixed, tail = _last(e, ins[0], t, div=r)
+    if tail is not None:
+        tail = e.op("Concat", [tail, _i64(e, [r])], axis=0)
+    y = e.op("Reshape", [ins[0], _target(e, lead + 1, [-1, r] + fixed + ([r] if tail is None else []), tail)])
+    y = e.op("Transpose", [y], perm=list(range(lead)) + [lead + i for i in (0, 2, 4, 1, 3)])
+    out = c.out_types[0].shape[-2:]
+    hw = None if all(isinstance(d, int) for d in out) else e.op("Shape", [y], start=-2)
+    e.op("Reshape", [y, _target(e, lead, [-1] + (list(out) if hw is None else []), hw)], outputs=outs)
+
+
+register(OpDef(
+    name="pixel_shuffle", inputs=("x",), category="shape", attrs=(Attr("upscale_factor", "int"),),
+    infer=_shuffle_infer, lower=_shuffle_lower, cost=lambda c: 0,
+    grad=lambda b, c, ins, outs, gouts: [b.reshape_like(
+        b.op("pixel_unshuffle", gouts[0], downscale_factor=c.attrs["upscale_factor"]), ins[0])],
+    doc="[*, C*r*r, H, W] -> [*, C, H*r, W*r], channel c*r*r + i*r + j to row h*r + i, column w*r + j "
+        "(torch.nn.functional.pixel_shuffle, sub-pixel convolution; ONNX DepthToSpace in CRD mode). The channel "
+        "dim must be known; batch, height and width may be symbolic. Gradient: pixel_unshuffle.",
+))
+
+register(OpDef(
+    name="pixel_unshuffle", inputs=("x",), category="shape", attrs=(Attr("downscale_factor", "int"),),
+    infer=_unshuffle_infer, lower=_unshuffle_lower, cost=lambda c: 0,
+    grad=lambda b, c, ins, outs, gouts: [b.reshape_like(
+        b.op("pixel_shuffle", gouts[0], upscale_factor=c.attrs["downscale_factor"]), ins[0])],
+    doc="[*, C, H*r, W*r] -> [*, C*r*r, H, W], the inverse of pixel_shuffle "
+        "(torch.nn.functional.pixel_unshuffle); a known height or width must be divisible by r, a symbolic one "
+        "must be at run time. Gradient: pixel_shuffle.",
+))
+
+
+# ---------------- flip ----------------
+
+def _flip_axes(x, a) -> list[int]:
+    if x.rank == 0:
+        fail("flip: a 0-d tensor has no dims to flip")
+    return norm_axes(a["dims"], x.rank, "flip: dim")
+
+
+def _flip_infer(ins, a):
+    _flip_axes(ins[0], a)
+    return [ins[0]]
+
+
+def _flip_lower(e, ins, outs, c):
+    """Slice from -1 to before the start with step -1 on each axis: any size, symbolic ones included."""
+    axes = _flip_axes(c.in_types[0], c.attrs)
+    k = len(axes)
+    e.op("Slice", [ins[0], _i64(e, [-1] * k), _i64(e, [np.iinfo(np.int64).min] * k), _i64(e, axes),
+                   _i64(e, [-1] * k)], outputs=outs)
+
+
+register(OpDef(
+    name="flip", inputs=("x",), category="shape", attrs=(Attr("dims", "ints"),),
+    infer=_flip_infer, lower=_flip_lower, cost=lambda c: 0,
+    grad=lambda b, c, ins, outs, gouts: [b.op("flip", gouts[0], dims=c.attrs["dims"])],
+    doc="Reverse the order of elements along each of dims (torch.flip; a list, negative dims count from the "
+        "end, each dim once). ONNX Slice with step -1. Gradient: flip.",
+))

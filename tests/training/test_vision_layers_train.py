@@ -1,0 +1,46 @@
+"""The vision layers (ops/rearrange.py, ops/adaptive_pool.py, ops/instance_norm.py) in a train step against
+torch: one SGD step on onnxruntime against torch autograd on the same graph (torch_ref maps each op to its torch
+function), in float64, with the harness's bounds (loss within 1e-5, every update within 1e-4 relative). The
+convs before an instance_norm have no bias: its gradient is zero (the norm takes the mean out), and an update
+of rounding noise has no relative error to check."""
+
+from __future__ import annotations
+
+import pytest
+
+from .harness import batches, compile_step, config, one_step_like_torch
+
+pytest.importorskip("torch")
+
+SUBPIXEL = """
+model subpixel(x: float32[B, 3, 7, 5]) -> y {
+    h = x -> conv2d(8, 3, padding=1, bias=false) as c1 -> instance_norm(affine=true) as n1 -> relu
+    h = h -> pixel_shuffle(2) -> flip([-1, 2])                       # [B, 2, 14, 10]
+    h = h -> conv2d(4, 3, padding=1) as c2 -> pixel_unshuffle(2)     # [B, 16, 7, 5]
+    a = h -> adaptive_avgpool2d([3, 2]) -> flatten                   # overlapping windows
+    m = h -> adaptive_maxpool2d([2, none]) -> adaptive_maxpool2d([1, 5]) -> flatten
+    s = h -> flatten(2) -> adaptive_avgpool1d(4) -> instance_norm -> adaptive_maxpool1d(3) -> flatten
+    y = concat([a, m, s], axis=1) -> linear(3) as head
+}
+"""
+
+GLOBAL = """
+model anysize(x: float32[B, 3, H, W]) -> y {
+    h = x -> conv2d(8, 3, padding=1, bias=false) as c1 -> instance_norm(affine=true) as n1 -> relu -> pixel_shuffle(2)
+    y = concat([h -> adaptive_avgpool2d(1), h -> adaptive_maxpool2d([1, 1]) -> flip([1])], axis=1)
+          -> flatten -> linear(3) as head
+}
+"""
+
+
+def test_vision_layers_train_like_torch():
+    ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1, momentum=0.9), text=SUBPIXEL)
+    one_step_like_torch(ct, fwd, batches(ct, 1, 3, 3, seed=5))
+
+
+@pytest.mark.parametrize("hw", [(4, 5), (7, 3)])
+def test_vision_layers_over_symbolic_sizes_train_like_torch(hw):
+    """pixel_shuffle, instance_norm, flip and the global adaptive pools over a symbolic H and W: one compiled
+    step at two sizes."""
+    ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=GLOBAL)
+    one_step_like_torch(ct, fwd, batches(ct, 1, 2, 3, seed=6, dims={"H": hw[0], "W": hw[1]}))
