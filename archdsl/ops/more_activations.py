@@ -176,6 +176,8 @@ def _prelu_channels(x, a) -> int:
         if x.rank < 2:
             fail(f"prelu: num_parameters={n} needs a channel dim 1, but the input is {shape_str(x)} "
                  "(as torch: a 0-d or 1-d input has one channel)")
+        if not isinstance(x.shape[1], int):
+            fail(f"prelu: num_parameters={n} needs a known channel dim 1, got {x.shape[1]} in {shape_str(x)}")
         if x.shape[1] != n:
             fail(f"prelu: num_parameters={n} does not match the {x.shape[1]} channels (dim 1) of {shape_str(x)}")
     return n

@@ -117,6 +117,7 @@ def test_prelu_weight_is_named_shaped_and_initialized_as_torch():
     ("glu(x, 3)", "glu: dim 3 is out of range"),
     ("glu(sum(x))", "glu: needs a tensor of at least 1 dim"),
     ("x -> prelu(4)", r"prelu: num_parameters=4 does not match the 3 channels \(dim 1\) of \[2, 3, T\]"),
+    ("x -> transpose(1, 2) -> prelu(3)", r"prelu: num_parameters=3 needs a known channel dim 1, got T in \[2, T, 3\]"),
     ("x[0, 0] -> prelu(2)", r"prelu: num_parameters=2 needs a channel dim 1, but the input is \[T\]"),
     ("x -> prelu(0)", "prelu: num_parameters must be at least 1"),
     ("m -> prelu", "prelu: input must be a float tensor, got bool"),
