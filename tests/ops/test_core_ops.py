@@ -22,7 +22,9 @@ from . import (  # noqa: F401 - their @covers fill COVERED
     test_core_tensor_ops,
     test_losses,
     test_mobile_ops,
+    test_more_activations,
     test_more_tensor_ops,
+    test_reductions,
     test_vision_layers,
 )
 from .core_harness import CORE_MODULES, COVERED, NEWEST, close, rand, run_op
@@ -66,6 +68,10 @@ _USES = {
     "adaptive_avgpool2d": "x4 -> adaptive_avgpool2d([2, 1])", "adaptive_maxpool1d": "x3 -> adaptive_maxpool1d(2)",
     "adaptive_maxpool2d": "x4 -> adaptive_maxpool2d(2)",
     "instance_norm": "x -> unsqueeze(0) -> instance_norm(affine=true)",  # instance_norm.py
+    "var": "var(x, 1)", "std": "std(x)", "logsumexp": "logsumexp(x, [1])", "normalize": "normalize(x)",  # reductions.py
+    "cosine_similarity": "cosine_similarity(x, x3[:, :, 0])",
+    "selu": "selu(x)", "celu": "celu(x)", "glu": "glu(x, 0)", "logsigmoid": "logsigmoid(x)",  # more_activations.py
+    "softsign": "softsign(x)", "prelu": "x -> prelu",
     "cross_entropy": "cross_entropy(x, positions(x)[:2])", "bce_with_logits": "bce_with_logits(x, x)",  # losses.py
     "unsqueeze": "x -> unsqueeze(0)", "squeeze": "x3 -> squeeze", "expand": "x3 -> expand(shape=[2, 3, 4])",
     "mean": "mean(x)", "sum": "sum(x, dim=[1])", "amax": "amax(x)", "amin": "amin(x)", "where": "where(m, x, x)",

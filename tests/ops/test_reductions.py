@@ -1,0 +1,185 @@
+"""ops/reductions.py, property-based against torch (see core_harness.py for what every run_op case checks):
+var/std with correction, logsumexp, normalize, cosine_similarity; their edge cases (no degrees of freedom,
+rows of -inf, zero rows, broadcast inputs) and diagnostics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import archdsl
+
+from .core_harness import NEWEST, OPSET, SETTINGS, SYM, b, close, covers, dim, rand, run_op
+
+SYM_ALL = st.sampled_from([False, True, "all"])  # "all": every dim of x symbolic, counts read at run time
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+def _t(a: np.ndarray):
+    return torch.from_numpy(np.array(a)).double()
+
+
+def _dims(draw, r: int):
+    """none, or a non-empty list of distinct dims of a rank-r tensor, some negative."""
+    if draw(st.booleans()):
+        return None
+    axes = draw(st.lists(st.integers(0, r - 1), min_size=1, max_size=r, unique=True))
+    return [a - r if draw(st.booleans()) else a for a in axes]
+
+
+# ---------------- var, std ----------------
+
+@covers("var", "std")
+@pytest.mark.parametrize("fn", ["var", "std"])
+@SETTINGS
+@given(shape=st.lists(st.integers(2, 4), min_size=1, max_size=3), data=st.data(), keepdim=st.booleans(),
+       correction=st.sampled_from([0, 1, 0.5, -1]), opset=OPSET, sym=SYM_ALL)
+def test_var_std_match_torch(fn, shape, data, keepdim, correction, opset, sym):
+    x = rand(*shape, seed=len(shape)) * 3
+    d = _dims(data.draw, len(shape))
+    y, _ = run_op(f"{fn}(x, dim={d if d is not None else 'none'}, correction={correction}, keepdim={b(keepdim)})",
+                  x=x, opset=opset, sym=sym)
+    want = getattr(torch, fn)(_t(x), dim=d, correction=correction, keepdim=keepdim).numpy()
+    close(y, want)
+
+
+@pytest.mark.parametrize("fn", ["var", "std"])
+@pytest.mark.parametrize("batch, correction", [(1, 1), (2, 2), (2, 3), (3, 1)])
+def test_var_over_a_symbolic_dim_divides_like_torch(fn, batch, correction):
+    """N known only at run time: the divisor is max(0, N - correction), inf or nan where it is 0, as torch."""
+    x = rand(batch, 3, seed=batch)
+    y, _ = run_op(f"{fn}(x, 0, correction={correction})", x=x, sym=True)
+    with pytest.warns(UserWarning) if batch - correction <= 0 else _no_warning():
+        want = getattr(torch, fn)(_t(x), 0, correction=correction).numpy()
+    np.testing.assert_allclose(y, want, rtol=1e-5)
+
+
+class _no_warning:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize("opset", [17, NEWEST])
+def test_std_of_float16_is_computed_in_float32(opset):
+    """Squares of 300 overflow float16 (65504): the statistics are taken in float32, as torch's."""
+    x = np.array([[300.0, -300.0, 100.0, 0.0], [1.0, 2.0, 3.0, 4.0]], np.float32)
+    y, _ = run_op("cast(std(cast(x, 'float16'), 1), 'float32')", x=x, opset=opset)
+    want = torch.std(torch.tensor(x).half(), 1).float().numpy()
+    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y, want, rtol=1e-3)
+
+
+# ---------------- logsumexp ----------------
+
+@covers("logsumexp")
+@SETTINGS
+@given(shape=st.lists(dim, min_size=1, max_size=3), data=st.data(), keepdim=st.booleans(), opset=OPSET,
+       sym=SYM_ALL, scale=st.sampled_from([1.0, 100.0]))
+def test_logsumexp_matches_torch(shape, data, keepdim, opset, sym, scale):
+    """Values of +-100s: exp overflows float32 without the max subtracted."""
+    x = (rand(*shape, seed=len(shape)) * scale).astype(np.float32)
+    d = _dims(data.draw, len(shape)) or [0]
+    y, _ = run_op(f"logsumexp(x, {d}, keepdim={b(keepdim)})", x=x, opset=opset, sym=sym)
+    close(y, torch.logsumexp(_t(x), d, keepdim=keepdim).numpy())
+
+
+def test_logsumexp_of_infinite_rows_is_as_torch():
+    x = np.array([[-np.inf, -np.inf, -np.inf], [np.inf, 1.0, 2.0], [-np.inf, 0.0, 1.0], [88.0, 89.0, 90.0]],
+                 np.float32)
+    y, _ = run_op("logsumexp(x, [1])", x=x)
+    np.testing.assert_allclose(y, torch.logsumexp(torch.tensor(x), 1).numpy(), rtol=1e-6)
+    assert y[0] == -np.inf and y[1] == np.inf
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.bool_])
+def test_logsumexp_of_integers_is_float32_as_torch(dtype):
+    x = np.array([[1, 2, 3], [-4, 0, 5]]).astype(dtype)
+    y, _ = run_op("logsumexp(x, [0, 1])", x=x)
+    want = torch.logsumexp(torch.tensor(x), (0, 1)).numpy()
+    assert y.dtype == want.dtype == np.float32
+    close(y, want)
+
+
+# ---------------- normalize ----------------
+
+@covers("normalize")
+@SETTINGS
+@given(shape=st.lists(dim, min_size=1, max_size=3), data=st.data(), p=st.sampled_from([2.0, 1.0, 3.0, 0.5]),
+       opset=OPSET, sym=SYM_ALL, zero_row=st.booleans())
+def test_normalize_matches_torch(shape, data, p, opset, sym, zero_row):
+    """Unit p-norm rows; a zero row stays zero (divided by eps)."""
+    r = len(shape)
+    d = data.draw(st.integers(-r, r - 1))
+    x = rand(*shape, seed=r)
+    if zero_row:
+        x[(0,) * (r - 1)] = 0.0 if r > 1 else x[0]
+    y, _ = run_op(f"normalize(x, p={p}, dim={d})", x=x, opset=opset, sym=sym)
+    close(y, F.normalize(_t(x), p=p, dim=d).numpy())
+
+
+def test_normalize_by_default_is_along_dim_1_with_eps():
+    x = np.array([[3.0, 4.0], [1e-14, 0.0]], np.float32)
+    y, _ = run_op("x -> normalize", x=x)
+    close(y, F.normalize(torch.tensor(x)).numpy(), rtol=1e-6, atol=0)
+    y, _ = run_op("normalize(x, eps=0.1)", x=x)
+    close(y, F.normalize(torch.tensor(x), eps=0.1).numpy(), rtol=1e-6, atol=0)
+
+
+# ---------------- cosine_similarity ----------------
+
+@covers("cosine_similarity")
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), data=st.data(), opset=OPSET, sym=SYM)
+def test_cosine_similarity_matches_torch_with_broadcasting(shape, data, opset, sym):
+    """x2 has some dims of 1 (or fewer dims): both are broadcast before the norms, as torch's."""
+    r = len(shape)
+    shape2 = [data.draw(st.sampled_from([s, 1])) for s in shape][data.draw(st.integers(0, r - 1)):]
+    d = data.draw(st.integers(-r, r - 1))
+    x1, x2 = rand(*shape, seed=r), rand(*shape2, seed=r + 1)
+    y, _ = run_op(f"cosine_similarity(x1, x2, dim={d})", x1=x1, x2=x2, opset=opset, sym=sym and shape2[:1] != [1]
+                  and len(shape2) == r)
+    close(y, F.cosine_similarity(_t(x1), _t(x2), dim=d).numpy())
+
+
+def test_cosine_similarity_clamps_each_norm_as_torch_2():
+    """torch 2.x: x1 / max(||x1||, eps) times x2 / max(||x2||, eps), not x1.x2 / max(||x1|| ||x2||, eps)
+    (torch 1.x): a tiny x1 against a unit x2 gives ||x1|| / eps, not 1; two parallel vectors of norm 1e-5 give
+    1 (their product of norms, 1e-10, is below eps: torch 1.x gave 0.01)."""
+    x1 = np.array([[1e-9, 0.0, 0.0], [0.0, 0.0, 0.0], [1.0, 2.0, 2.0], [1e-5, 0.0, 0.0]], np.float32)
+    x2 = np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [2.0, 0.0, 1.0], [2e-5, 0.0, 0.0]], np.float32)
+    y, _ = run_op("cosine_similarity(x1, x2)", x1=x1, x2=x2)
+    want = F.cosine_similarity(torch.tensor(x1), torch.tensor(x2)).numpy()
+    close(y, want, rtol=1e-6, atol=0)
+    assert abs(y[0] - 0.1) < 1e-6 and abs(y[3] - 1.0) < 1e-6  # 1e-9 / 1e-8; parallel
+
+
+# ---------------- diagnostics ----------------
+
+@pytest.mark.parametrize("text, words", [
+    ("var(x, 1, correction=3)", r"var: correction=3 leaves no degrees of freedom over 3 elements of \[2, 3\]"),
+    ("std(x[:, :1], 1)", r"std: correction=1 leaves no degrees of freedom over 1 element of \[2, 1\]"),
+    ("var(cast(x, 'int64'))", "var: needs a float tensor, got int64"),
+    ("std(x, 2)", "dim 2 is out of range for a tensor of rank 2"),
+    ("var(x, [1, -1])", "dim 1 appears more than once"),
+    ("logsumexp(x)", "logsumexp.*dim"),
+    ("normalize(x, p=0)", "normalize: p must be > 0, got 0"),
+    ("normalize(x, eps=-1)", "normalize: eps must be >= 0"),
+    ("normalize(x, dim=2)", "normalize: dim 2 is out of range"),
+    ("normalize(m)", "normalize: input must be a float tensor, got bool"),
+    ("normalize(sum(x))", "normalize: needs a tensor of at least 1 dim"),
+    ("cosine_similarity(x, x[:, :2])", "cannot broadcast cosine_similarity inputs"),
+    ("cosine_similarity(x, cast(x, 'float16'))", r"cosine_similarity: dtypes differ \(float32 vs float16\)"),
+    ("cosine_similarity(x, m)", "cosine_similarity: x2 must be a float tensor, got bool"),
+    ("cosine_similarity(x, x, dim=-3)", "cosine_similarity: dim -3 is out of range"),
+    ("cosine_similarity(sum(x), sum(x), dim=0)", "cosine_similarity: needs tensors of at least 1 dim"),
+])
+def test_refusals_name_the_problem(text, words):
+    with pytest.raises(archdsl.ArchError, match=words):
+        archdsl.check_source(f"model m(x: float32[2, 3], m: bool[2, 3]) -> y {{ y = {text} }}")
