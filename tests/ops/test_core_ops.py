@@ -20,6 +20,8 @@ from archdsl import ops
 from . import (  # noqa: F401 - their @covers fill COVERED
     test_core_layers,
     test_core_tensor_ops,
+    test_einsum,
+    test_indexing_ops,
     test_losses,
     test_mobile_ops,
     test_more_tensor_ops,
@@ -60,6 +62,9 @@ _USES = {
     "floor": "floor(x)", "ceil": "ceil(x)", "round": "round(x)", "sign": "sign(x)", "rsqrt": "rsqrt(x)",  # more_math.py
     "cumsum": "cumsum(x, -1)", "argmax": "argmax(x, 1)", "argmin": "argmin(x)", "tril": "tril(x)",
     "triu": "triu(x, -1)", "stack": "stack([x, x], dim=-1)",
+    "topk": "topk(x, 2)[0]", "gather": "gather(x, 1, argmax(x, 1, keepdim=true))",  # indexing.py
+    "one_hot": "one_hot(argmax(x, 1), 3)", "tile": "tile(x, [2, 1, 2])",
+    "einsum": 'einsum("ij,kj->ik", [x, x])',  # einsum.py
     "cross_entropy": "cross_entropy(x, positions(x)[:2])", "bce_with_logits": "bce_with_logits(x, x)",  # losses.py
     "unsqueeze": "x -> unsqueeze(0)", "squeeze": "x3 -> squeeze", "expand": "x3 -> expand(shape=[2, 3, 4])",
     "mean": "mean(x)", "sum": "sum(x, dim=[1])", "amax": "amax(x)", "amin": "amin(x)", "where": "where(m, x, x)",
