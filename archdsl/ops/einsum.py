@@ -116,7 +116,7 @@ def _lower(e, ins, outs, c):
     types = list(c.in_types)
     p = plan(c.attrs["equation"], types)
     dt = types[0].dtype
-    wide = dt.is_16bit  # torch's CPU kernels sum 16-bit products in float32: so does this
+    wide = dt is DType.bfloat16  # ONNX Einsum takes no bfloat16; onnxruntime's float16 result equals torch's
     names, terms = [], []
     for k, (x, t) in enumerate(zip(ins, types)):
         axes = p.squeezed(k, t)
@@ -174,6 +174,6 @@ register(OpDef(
     doc="Sums of products over the letters of an equation (torch.einsum; ONNX Einsum): "
         "einsum(\"bij,bjk->bik\", [a, b]), the operands in one list as concat's. Without '->' the output is "
         "torch's (letters written once, in ASCII order); '...' broadcasts, and so does a dim of size 1 against "
-        "a larger one. float16/bfloat16 sum in float32. The gradient is an einsum per operand; an operand "
-        "whose subscripts repeat a letter (a diagonal, 'ii->i') has none.",
+        "a larger one. bfloat16 is computed in float32 (ONNX Einsum takes none). The gradient is an einsum per "
+        "operand; an operand whose subscripts repeat a letter (a diagonal, 'ii->i') has none.",
 ))
