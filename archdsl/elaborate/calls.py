@@ -141,7 +141,10 @@ class Calls:
         given: dict = {}
         names = slots + [a.name for a in op.attrs]
         positional = [i.lstrip("*") for i in op.inputs if not i.endswith("?")] + [a.name for a in op.attrs]
-        if op.inputs[:1] and op.inputs[0].startswith("*") and len(args) > 1 and isinstance(args[1], Tensor):
+        if op.call_order:  # torch's order: gather(x, dim, index)
+            positional = list(op.call_order) + [n for n in positional if n not in op.call_order]
+        listed = [k for k, n in enumerate(positional) if "*" + n in op.inputs]
+        if listed and len(args) > listed[0] + 1 and isinstance(args[listed[0] + 1], Tensor):
             raise ArchTypeError(f"{op.name}() takes its tensors as one list: {_list_call(op)}", span)
         if len(args) > len(positional):
             plural = "s" if len(positional) != 1 else ""
@@ -417,6 +420,8 @@ def _note_call(err: ArchError, block: str, span: Span) -> None:
 
 def _list_call(op) -> str:
     """How an op of a tensor list is called: concat([a, b], axis=1), stack([a, b], dim=1)."""
+    if op.call_order and "*" + op.call_order[0] not in op.inputs:  # einsum(equation, [a, b])
+        return f"{op.name}({op.call_order[0]}, [a, b])"
     first = op.attrs[0].name if op.attrs else "axis"
     return f"{op.name}([a, b], {first}=1)"
 

@@ -98,6 +98,9 @@ class OpDef:
     # (input holding indices, input they index, its axis: a fixed one or an attribute's name): the checker
     # refuses positions() known to run past that axis (onnxruntime's Gather returns fewer rows, no error)
     indexes: tuple[int, int, int | str] | None = None
+    # the order positional arguments fill inputs and attributes, where torch's differs from "the tensor inputs,
+    # then the attributes": torch.gather(input, dim, index) is ("x", "dim", "index")
+    call_order: tuple[str, ...] = ()
     attr_index: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -108,11 +111,13 @@ class OpDef:
         return self.inputs
 
     def signature(self) -> str:
-        parts = [f"[{i[1:]}, ...]" if i.startswith("*") else i.rstrip("?") + ("?" if i.endswith("?") else "")
-                 for i in self.inputs]  # a variadic input is one list: concat([a, b], axis=1)
+        parts = {i.lstrip("*").rstrip("?"): f"[{i[1:]}, ...]" if i.startswith("*") else
+                 i.rstrip("?") + ("?" if i.endswith("?") else "")
+                 for i in self.inputs}  # a variadic input is one list: concat([a, b], axis=1)
         for a in self.attrs:
-            parts.append(a.name if a.default is REQUIRED else f"{a.name}={_show(a.default)}")
-        return f"{self.name}({', '.join(parts)})"
+            parts[a.name] = a.name if a.default is REQUIRED else f"{a.name}={_show(a.default)}"
+        order = list(self.call_order) + [n for n in parts if n not in self.call_order]
+        return f"{self.name}({', '.join(parts[n] for n in order)})"
 
     def defaults(self) -> dict:
         return {a.name: a.default for a in self.attrs if a.default is not REQUIRED}

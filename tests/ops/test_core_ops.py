@@ -20,6 +20,8 @@ from archdsl import ops
 from . import (  # noqa: F401 - their @covers fill COVERED
     test_core_layers,
     test_core_tensor_ops,
+    test_einsum,
+    test_indexing_ops,
     test_losses,
     test_mobile_ops,
     test_more_activations,
@@ -72,6 +74,9 @@ _USES = {
     "cosine_similarity": "cosine_similarity(x, x3[:, :, 0])",
     "selu": "selu(x)", "celu": "celu(x)", "glu": "glu(x, 0)", "logsigmoid": "logsigmoid(x)",  # more_activations.py
     "softsign": "softsign(x)", "prelu": "x -> prelu",
+    "topk": "topk(x, 2)[0]", "gather": "gather(x, 1, argmax(x, 1, keepdim=true))",  # indexing.py
+    "one_hot": "one_hot(argmax(x, 1), 3)", "tile": "tile(x, [2, 1, 2])",
+    "einsum": 'einsum("ij,kj->ik", [x, x])',  # einsum.py
     "cross_entropy": "cross_entropy(x, positions(x)[:2])", "bce_with_logits": "bce_with_logits(x, x)",  # losses.py
     "unsqueeze": "x -> unsqueeze(0)", "squeeze": "x3 -> squeeze", "expand": "x3 -> expand(shape=[2, 3, 4])",
     "mean": "mean(x)", "sum": "sum(x, dim=[1])", "amax": "amax(x)", "amin": "amin(x)", "where": "where(m, x, x)",

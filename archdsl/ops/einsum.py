@@ -1,0 +1,179 @@
+"""einsum(equation, [a, b, ...]): torch.einsum, lowered to ONNX Einsum.
+
+The equation is read at compile time into a canonical form: one letter per dim of each operand (`...`
+becomes letters the equation does not use, right-aligned as numpy broadcasts), and an explicit output
+(torch's implicit one: the letters that appear once, in ASCII order, after the `...` dims). A dim of size 1
+against a larger one of the same letter broadcasts, as torch's: the lowering squeezes it out of that operand,
+so the letter is summed over the others only. ONNX always gets the explicit, ellipsis-free equation."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+
+from ..types import DType, TensorType, numel
+from ._common import shape_str
+from .registry import Attr, OpDef, fail, register
+
+__all__: list[str] = []
+
+_LETTERS = set(string.ascii_letters)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    terms: tuple[str, ...]  # one letter per dim of each operand
+    out: str
+    sizes: dict  # letter -> its (broadcast) size
+
+    def squeezed(self, k: int, t: TensorType) -> list[int]:
+        """Axes of operand k that are 1 where their letter is larger: broadcast, so squeezed out."""
+        return [j for j, c in enumerate(self.terms[k]) if t.shape[j] == 1 and self.sizes[c] != 1]
+
+
+def _split_term(term: str, where: str) -> tuple[str, str | None]:
+    """(letters before '...', letters after) or (letters, None) without an ellipsis."""
+    head, dots, tail = term.partition("...")
+    bad = sorted({ch for ch in head + tail if ch not in _LETTERS})
+    if bad:
+        what = "a second '...'" if "..." in tail else f"'{bad[0]}'"
+        fail(f"einsum: {where} '{term}' holds {what}; subscripts are letters a-z, A-Z and one '...'")
+    return (head, tail) if dots else (head, None)
+
+
+def plan(equation: str, types: list[TensorType]) -> _Plan:
+    eq = "".join(equation.split())  # torch allows spaces anywhere
+    lhs, arrow, rhs = eq.partition("->")
+    if "->" in rhs:
+        fail(f"einsum: '{equation}' has more than one '->'")
+    parts = lhs.split(",")
+    if len(parts) != len(types):
+        fail(f"einsum: '{equation}' names {len(parts)} operand{'s' * (len(parts) != 1)}, but "
+             f"{len(types)} tensor{'s' * (len(types) != 1)} {'were' if len(types) != 1 else 'was'} given")
+    used = set(eq) & _LETTERS
+    spare = [ch for ch in sorted(_LETTERS) if ch not in used]
+    split = [_split_term(p, f"operand {k}") for k, p in enumerate(parts)]
+    ell = 0
+    for k, ((head, tail), t) in enumerate(zip(split, types)):
+        n = len(head) + len(tail or "")
+        if (tail is None and t.rank != n) or t.rank < n:
+            fail(f"einsum: operand {k} '{parts[k]}' has {n} subscript{'s' * (n != 1)}"
+                 f"{' and no ...' if tail is None else ' besides ...'}, but its tensor has rank {t.rank} "
+                 f"{shape_str(t)}")
+        if tail is not None:
+            ell = max(ell, t.rank - n)
+    if ell > len(spare):
+        fail(f"einsum: '...' covers {ell} dims, more than the {len(spare)} letters the equation leaves free")
+    dots = "".join(spare[:ell])
+    terms = tuple(head + (dots[ell - (t.rank - len(head) - len(tail)):] if ell else "") + tail
+                  if tail is not None else head for (head, tail), t in zip(split, types))
+    sizes: dict = {}
+    for k, (term, t) in enumerate(zip(terms, types)):
+        for j, c in enumerate(term):
+            d, prev = t.shape[j], sizes.get(c)
+            if c in term[:j] and d != t.shape[term.index(c)]:
+                fail(f"einsum: subscript {c} is repeated in operand {k} '{parts[k]}' with sizes "
+                     f"{t.shape[term.index(c)]} and {d} ({shape_str(t)})")
+            if prev is None or prev == 1:
+                sizes[c] = d
+            elif d != prev and d != 1:
+                what = f"subscript {c}" if c not in dots else "the dims under '...'"
+                fail(f"einsum: {what} {'is' if c not in dots else 'are'} {prev} in one operand and {d} in "
+                     f"operand {k} '{parts[k]}' ({shape_str(t)}); sizes must agree (or be 1)")
+    has_dots = any(tail is not None for _, tail in split)
+    if arrow:
+        head, tail = _split_term(rhs, "the output")
+        if tail is not None and not has_dots:
+            fail(f"einsum: the output '{rhs}' has '...' but no operand does")
+        out = head + (dots if tail is not None else "") + (tail or "")
+        for c in head + (tail or ""):
+            if c not in sizes:
+                fail(f"einsum: output subscript {c} appears in no operand of '{equation}'")
+        twice = sorted({c for c in out if out.count(c) > 1})
+        if twice:
+            fail(f"einsum: output subscript {twice[0]} appears more than once in '{rhs}'")
+    else:  # torch's implicit output: the '...' dims, then the letters written once, in ASCII order
+        letters = "".join(h + (t or "") for h, t in split)
+        out = dots + "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    return _Plan(terms, out, sizes)
+
+
+def _infer(ins, a):
+    if not ins:
+        fail("einsum: needs at least one tensor: einsum(\"ij,jk->ik\", [a, b])")
+    first = ins[0]
+    for t in ins[1:]:
+        if t.dtype != first.dtype:
+            fail(f"einsum: dtypes differ ({', '.join(u.dtype.label for u in ins)}); cast them to one")
+    if first.dtype is DType.bool:
+        fail("einsum: no arithmetic on bool tensors; cast them to \"float32\" or \"int64\" first")
+    p = plan(a["equation"], list(ins))
+    return [first.with_shape(tuple(p.sizes[c] for c in p.out))]
+
+
+def _lower(e, ins, outs, c):
+    import numpy as np
+    types = list(c.in_types)
+    p = plan(c.attrs["equation"], types)
+    dt = types[0].dtype
+    wide = dt is DType.bfloat16  # ONNX Einsum takes no bfloat16; onnxruntime's float16 result equals torch's
+    names, terms = [], []
+    for k, (x, t) in enumerate(zip(ins, types)):
+        axes = p.squeezed(k, t)
+        if axes:
+            x = e.op("Squeeze", [x, e.const(np.array(axes, dtype=np.int64))])
+        if wide:
+            x = e.op("Cast", [x], to=DType.float32.onnx)
+        names.append(x)
+        terms.append("".join(ch for j, ch in enumerate(p.terms[k]) if j not in axes))
+    equation = ",".join(terms) + "->" + p.out
+    if not wide:
+        e.op("Einsum", names, outputs=outs, equation=equation)
+        return
+    e.op("Cast", [e.op("Einsum", names, equation=equation)], outputs=outs, to=dt.onnx)
+
+
+def _grad(b, c, ins, outs, gouts):
+    """For operand k: the einsum of g with the other operands giving k's letters. A letter of k found in
+    neither (summed in k alone), or broadcast (size 1 in k), is left out there and g is stretched back over
+    it (unsqueeze, then expand to k's shape). A letter repeated within k (a diagonal) is refused."""
+    p = plan(c.attrs["equation"], list(c.in_types))
+    res = []
+    for k, (x, t) in enumerate(zip(ins, c.in_types)):
+        if not b.needs(k):
+            res.append(None)
+            continue
+        term = p.terms[k]
+        twice = sorted({ch for ch in term if term.count(ch) > 1})
+        if twice:
+            fail(f"einsum: no gradient for operand {k}, whose subscripts repeat {twice[0]} (a diagonal, "
+                 f"'{c.attrs['equation']}'); take the diagonal another way, or keep the operand constant")
+        others = [j for j in range(len(ins)) if j != k]
+        reach = set(p.out).union(*(p.terms[j] for j in others))
+        squeezed = set(p.squeezed(k, t))
+        keep = [j for j, ch in enumerate(term) if ch in reach and j not in squeezed]
+        target = "".join(term[j] for j in keep)
+        eq = ",".join([p.out] + [p.terms[j] for j in others]) + "->" + target
+        gk = b.op("einsum", gouts[0], *[ins[j] for j in others], equation=eq)
+        for j in range(len(term)):
+            if j not in keep:
+                gk = b.op("unsqueeze", gk, dim=j)
+        res.append(b.broadcast_to(gk, x))
+    return res
+
+
+def _cost(c) -> int:
+    """A multiply and an add for each combination of the letters' values."""
+    p = plan(c.attrs["equation"], list(c.in_types))
+    return 2 * numel(tuple(p.sizes.values()))
+
+
+register(OpDef(
+    name="einsum", inputs=("*operands",), category="math", attrs=(Attr("equation", "str"),),
+    call_order=("equation", "operands"), infer=_infer, lower=_lower, grad=_grad, cost=_cost,
+    doc="Sums of products over the letters of an equation (torch.einsum; ONNX Einsum): "
+        "einsum(\"bij,bjk->bik\", [a, b]), the operands in one list as concat's. Without '->' the output is "
+        "torch's (letters written once, in ASCII order); '...' broadcasts, and so does a dim of size 1 against "
+        "a larger one. bfloat16 is computed in float32 (ONNX Einsum takes none). The gradient is an einsum per "
+        "operand; an operand whose subscripts repeat a letter (a diagonal, 'ii->i') has none.",
+))
