@@ -238,7 +238,51 @@ _OPS["pixel_unshuffle"] = lambda n, x: F.pixel_unshuffle(x, n.attrs["downscale_f
 _OPS["flip"] = lambda n, x: torch.flip(x, tuple(n.attrs["dims"]))
 _OPS["instance_norm"] = lambda n, x, *p: F.instance_norm(x, weight=p[0] if p else None, bias=p[1] if p else None,
                                                          eps=n.attrs["eps"])
+def _conv_transpose(n):
+    fn = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[n]
+
+    def run(node, x, w, b=None):
+        from archdsl.ops.shapes import expand
+        a = node.attrs
+        geo = {k: tuple(expand(a[k], n, k)) for k in ("stride", "padding", "output_padding", "dilation")}
+        return fn(x, w, b, groups=a["groups"], **geo)
+    return run
+
+
+def _take(n, x, idx):
+    """numpy.take along an axis: x's dims before it, idx's dims, x's dims after it."""
+    axis = n.attrs["axis"] % x.dim()
+    return x[(slice(None),) * axis + (idx.long(),)]
+
+
+def _sinusoidal(n, t):
+    from archdsl.ops.sinusoidal import reference
+    a = n.attrs
+    return torch.from_numpy(reference(t.cpu().numpy(), a["dim"], a["max_period"], a["freq_shift"],
+                                      a["flip_sin_to_cos"], a["interleave"])).to(t.device)
+
+
+_OPS["group_norm"] = lambda n, x, *p: F.group_norm(x, n.attrs["num_groups"], *p, eps=n.attrs["eps"])
+_OPS["rms_norm"] = lambda n, x, *p: F.rms_norm(x, tuple(n.attrs["normalized_shape"] or (x.shape[-1],)),
+                                               p[0] if p else None, eps=n.attrs["eps"])
+def _pad(n, x):
+    """F.pad; its reflect/replicate/circular modes pad all spatial dims of [N, C, ...] or none, so fewer pairs
+    are filled out with (0, 0)."""
+    pad, mode = tuple(n.attrs["pad"]), n.attrs["mode"]
+    if mode == "constant":
+        return F.pad(x, pad, value=n.attrs["value"])
+    return F.pad(x, pad + (0,) * max(0, 2 * (x.dim() - 2) - len(pad)), mode)
+
+
+_OPS["pad"] = _pad
+_OPS["scaled_dot_product_attention"] = lambda n, q, k, v, m=None: F.scaled_dot_product_attention(
+    q, k, v, attn_mask=m, is_causal=n.attrs["causal"], scale=n.attrs["scale"], enable_gqa=n.attrs["enable_gqa"])
+_OPS["gemm"] = lambda n, a, b, c=None: a @ b if c is None else a @ b + c
+_OPS["take"] = _take
+_OPS["heaviside"] = lambda n, x: torch.heaviside(x, torch.tensor(n.attrs["value_at_zero"], dtype=x.dtype))
+_OPS["sinusoidal_embedding"] = _sinusoidal
 for _n in (1, 2, 3):
+    _OPS[f"conv_transpose{_n}d"] = _conv_transpose(_n)
     _OPS[f"conv{_n}d"] = _conv(_n)
     _OPS[f"maxpool{_n}d"] = _pool("max", _n)
     _OPS[f"avgpool{_n}d"] = _pool("avg", _n)
