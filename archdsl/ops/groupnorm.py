@@ -12,7 +12,7 @@ from ..types import numel
 from ._common import bfloat16_from, check_eps, float_input, narrowed, shape_str, widened
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
-__all__: list[str] = []
+__all__ = ["channel_params", "normalized_forward"]
 
 
 def _channels(x, a) -> int:
@@ -24,11 +24,13 @@ def _channels(x, a) -> int:
     return c
 
 
+def channel_params(c: int, affine: bool) -> list[ParamSpec]:
+    """A norm's per-channel affine parameters, named as torch's state_dict."""
+    return [ParamSpec("weight", (c,), Init("ones")), ParamSpec("bias", (c,), Init("zeros"))] if affine else []
+
+
 def _params(ins, a):
-    c = _channels(ins[0], a)
-    if not a["affine"]:
-        return []
-    return [ParamSpec("weight", (c,), Init("ones")), ParamSpec("bias", (c,), Init("zeros"))]
+    return channel_params(_channels(ins[0], a), a["affine"])
 
 
 def _infer(ins, a):
@@ -63,14 +65,12 @@ def _lower(e, ins, outs, c):
     e.op("Add", [y, e.op("Reshape", [bias, per_channel])], outputs=outs)
 
 
-def _grad(b, c, ins, outs, gouts):
-    """Through the decomposition: normalize [N, G, -1], reshape back, per-channel affine."""
-    x_t = c.in_types[0]
-    g_, eps = c.attrs["num_groups"], c.attrs["eps"]
-
+def normalized_forward(x_t, groups: int, eps: float):
+    """The norm as ops, for its gradient: x [N, C, ...] normalized per example over [N, groups, -1] (biased
+    variance), reshaped back, then the optional per-channel affine; 16-bit inputs in float32, as torch's."""
     def forward(r, x, *wb):
         h = widened(r, x, x_t.dtype)
-        grouped = r.op("reshape", h, shape=(x_t.shape[0], g_, -1))
+        grouped = r.op("reshape", h, shape=(x_t.shape[0], groups, -1))
         d = r.op("sub", grouped, r.op("mean", grouped, dim=(2,), keepdim=True))
         var = r.op("mean", r.op("mul", d, d), dim=(2,), keepdim=True)
         y = r.reshape_like(r.op("mul", d, r.op("reciprocal", r.op("sqrt", r.op("add", var, r.const(eps, like=h))))), x)
@@ -79,7 +79,11 @@ def _grad(b, c, ins, outs, gouts):
             per = (x_t.shape[1],) + (1,) * (x_t.rank - 2)
             y = r.op("add", r.op("mul", y, r.op("reshape", wb[0], shape=per)), r.op("reshape", wb[1], shape=per))
         return y
-    return b.vjp(forward, list(ins), gouts)
+    return forward
+
+
+def _grad(b, c, ins, outs, gouts):
+    return b.vjp(normalized_forward(c.in_types[0], c.attrs["num_groups"], c.attrs["eps"]), list(ins), gouts)
 
 
 register(OpDef(

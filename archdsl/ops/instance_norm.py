@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import numel
-from ._common import bfloat16_from, check_eps, float_input, narrowed, shape_str, widened
-from .registry import Attr, Init, OpDef, ParamSpec, fail, register
+from ._common import bfloat16_from, check_eps, float_input, shape_str
+from .groupnorm import channel_params, normalized_forward
+from .registry import Attr, OpDef, fail, register
 
 __all__: list[str] = []
 
@@ -25,10 +26,7 @@ def _channels(x) -> int:
 
 
 def _params(ins, a):
-    c = _channels(ins[0])
-    if not a["affine"]:
-        return []
-    return [ParamSpec("weight", (c,), Init("ones")), ParamSpec("bias", (c,), Init("zeros"))]
+    return channel_params(_channels(ins[0]), a["affine"])
 
 
 def _infer(ins, a):
@@ -57,21 +55,9 @@ def _lower(e, ins, outs, c):
 
 
 def _grad(b, c, ins, outs, gouts):
-    """Through the decomposition: (x - mean) / sqrt(var + eps) over the spatial dims, per-channel affine;
-    16-bit inputs in float32, as torch's kernels."""
-    x_t, eps = c.in_types[0], c.attrs["eps"]
-    dims = tuple(range(2, x_t.rank))
-
-    def forward(r, x, *wb):
-        h = widened(r, x, x_t.dtype)
-        d = r.op("sub", h, r.op("mean", h, dim=dims, keepdim=True))
-        var = r.op("mean", r.op("mul", d, d), dim=dims, keepdim=True)
-        y = narrowed(r, r.op("mul", d, r.op("rsqrt", r.op("add", var, r.const(eps, like=h)))), x_t.dtype)
-        if wb:
-            per = (x_t.shape[1],) + (1,) * (x_t.rank - 2)
-            y = r.op("add", r.op("mul", y, r.op("reshape", wb[0], shape=per)), r.op("reshape", wb[1], shape=per))
-        return y
-    return b.vjp(forward, list(ins), gouts)
+    """group_norm's with one group per channel."""
+    x_t = c.in_types[0]
+    return b.vjp(normalized_forward(x_t, x_t.shape[1], c.attrs["eps"]), list(ins), gouts)
 
 
 register(OpDef(
