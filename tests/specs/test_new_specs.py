@@ -1,0 +1,136 @@
+"""specs/llama.arch, specs/convnext.arch and specs/mobilenet_v2.arch.
+
+Full sizes are only counted: the compiler's count (`archdsl summary --json`, which must not generate a weight)
+against a torch module of the same layout built on the meta device (no memory) and the published figure. Tiny
+configurations are compiled, fully ONNX-checked, run in onnxruntime and compared with the torch module loaded with
+the same (random, non-default) weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import archdsl
+from archdsl import runtime
+from archdsl.cli import main
+from archdsl.lower import initial_weights
+
+torch = pytest.importorskip("torch")
+from . import new_torch_refs as refs  # noqa: E402  (needs torch)
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+
+
+def _count(spec: str, defines: dict, monkeypatch, capsys) -> int:
+    """`archdsl summary --json`'s count, with weight generation made to fail: counting needs no weights."""
+    import archdsl.lower.onnx_model as onnx_model
+    import archdsl.lower.weights as weights
+
+    def refuse(*a, **k):
+        raise AssertionError("counting must not materialize weights")
+    monkeypatch.setattr(weights, "materialize", refuse)
+    monkeypatch.setattr(onnx_model, "materialize", refuse)
+    argv = ["summary", str(SPECS / spec), "--json"] + [a for k, v in defines.items() for a in ("-D", f"{k}={v}")]
+    capsys.readouterr()
+    assert main(argv) == 0
+    n = json.loads(capsys.readouterr().out)["params"]
+    assert archdsl.check_file(SPECS / spec, defines=defines).param_count() == n
+    return n
+
+
+def _meta_count(build, **kw) -> int:
+    with torch.device("meta"):
+        return sum(p.numel() for p in build(**kw).parameters())
+
+
+def _random_weights(spec: str, defines: dict, seed=0) -> dict[str, np.ndarray]:
+    """Every parameter and buffer moved off its init (norm weights of ones, layer scales of 1e-6 and zero biases
+    would hide a swapped or missing one), BatchNorm's running variance kept positive."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, arr in initial_weights(archdsl.check_file(SPECS / spec, defines=defines)).items():
+        if arr.dtype.kind != "f":
+            out[name] = arr
+        elif name.endswith("running_var"):
+            out[name] = rng.uniform(0.5, 1.5, arr.shape).astype(arr.dtype)
+        else:
+            out[name] = (rng.standard_normal(arr.shape) * 0.5 + (1.0 if name.endswith("norm.weight") else 0.0)) \
+                .astype(arr.dtype)
+    return out
+
+
+def _session(spec: str, defines: dict, weights: dict, tmp_path):
+    np.savez(tmp_path / "w.npz", **weights)
+    m = archdsl.compile_file(SPECS / spec, defines=defines, weights=str(tmp_path / "w.npz"))
+    onnx.checker.check_model(m, full_check=True)
+    return runtime.session(m, provider="cpu")
+
+
+def _load(module, weights: dict):
+    state = {k: torch.from_numpy(v.copy()) for k, v in weights.items()}
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)
+    return module.eval()
+
+
+# ---------------------------------------------------------------- LLaMA
+
+LLAMA = {  # size: the torch module's config, the published count (Hugging Face LlamaForCausalLM)
+    "llama2_7b": (dict(dim=4096, layers=32, heads=32, kv_heads=32, ffn=11008), 6_738_415_616),
+    "llama2_13b": (dict(dim=5120, layers=40, heads=40, kv_heads=40, ffn=13824), 13_015_864_320),
+    "llama2_70b": (dict(dim=8192, layers=80, heads=64, kv_heads=8, ffn=28672), 68_976_648_192),
+    "tinyllama": (dict(dim=2048, layers=22, heads=32, kv_heads=4, ffn=5632), 1_100_048_384),
+}
+TINY_LLAMA = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
+              "intermediate_size": 96, "vocab_size": 50}
+TINY_LLAMA_TORCH = dict(vocab=50, dim=64, layers=2, heads=4, kv_heads=2, ffn=96)
+
+
+@pytest.mark.parametrize("size", list(LLAMA))
+def test_llama_counts_agree_with_torch_and_the_published_figure(size, monkeypatch, capsys):
+    cfg, published = LLAMA[size]
+    assert _meta_count(refs.torch_llama, **cfg) == published
+    assert _count("llama.arch", {"size": size}, monkeypatch, capsys) == published
+
+
+def test_llama_names_and_shapes_are_hugging_faces():
+    g = archdsl.check_file(SPECS / "llama.arch", defines=TINY_LLAMA)
+    ours = {k: tuple(v.type.shape) for k, v in g.params.items()}
+    theirs = {k: tuple(v.shape) for k, v in refs.torch_llama(**TINY_LLAMA_TORCH).state_dict().items()}
+    assert ours == theirs
+    assert ours["layers.1.self_attn.k_proj.weight"] == (32, 64)   # 2 key/value heads of 16
+    assert "lm_head.weight" in ours and not any(k.startswith("model.") for k in ours)
+
+
+def test_tiny_llama_matches_the_torch_module(tmp_path):
+    weights = _random_weights("llama.arch", TINY_LLAMA)
+    sess = _session("llama.arch", TINY_LLAMA, weights, tmp_path)
+    ref = _load(refs.torch_llama(**TINY_LLAMA_TORCH), weights)
+    ids = np.random.default_rng(1).integers(0, 50, (2, 11))
+    (ours,) = sess.run(None, {"input_ids": ids})
+    with torch.no_grad():
+        expected = ref(torch.from_numpy(ids)).numpy()
+    assert ours.shape == (2, 11, 50)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+def test_tiny_llama_is_causal(tmp_path):
+    sess = _session("llama.arch", TINY_LLAMA, _random_weights("llama.arch", TINY_LLAMA), tmp_path)
+    rng = np.random.default_rng(2)
+    ids = rng.integers(0, 50, (2, 10))
+    later = ids.copy()
+    later[:, 6:] = (later[:, 6:] + 1 + rng.integers(0, 48, (2, 4))) % 50      # every later token changed
+    (a,), (b,) = sess.run(None, {"input_ids": ids}), sess.run(None, {"input_ids": later})
+    np.testing.assert_allclose(a[:, :6], b[:, :6], rtol=1e-6, atol=1e-6)
+    assert not np.allclose(a[:, 6:], b[:, 6:])
+
+
+def test_llama_rejects_an_unknown_size_and_bad_heads():
+    with pytest.raises(archdsl.ArchError, match="size must be one of"):
+        archdsl.check_file(SPECS / "llama.arch", defines={"size": "huge"})
+    with pytest.raises(archdsl.ArchError, match="multiple of num_key_value_heads"):
+        archdsl.check_file(SPECS / "llama.arch", defines={**TINY_LLAMA, "num_key_value_heads": 3})
