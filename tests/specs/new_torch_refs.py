@@ -8,7 +8,7 @@ import math
 
 import torch
 
-__all__ = ["torch_llama"]
+__all__ = ["torch_llama", "torch_convnext"]
 
 nn, F = torch.nn, torch.nn.functional
 
@@ -92,3 +92,58 @@ class _Llama(nn.Module):
 
 def torch_llama(vocab=32000, dim=4096, layers=32, heads=32, kv_heads=32, ffn=11008, eps=1e-5, theta=10000.0):
     return _Llama(vocab, dim, layers, heads, kv_heads, ffn, eps, theta)
+
+
+# ---------------------------------------------------------------- ConvNeXt
+
+class _LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of NCHW (torchvision's LayerNorm2d)."""
+
+    def forward(self, x):
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class _Permute(nn.Module):
+    def __init__(self, dims):
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x):
+        return x.permute(*self.dims)
+
+
+class _CNBlock(nn.Module):
+    def __init__(self, c, layer_scale):
+        super().__init__()
+        self.block = nn.Sequential(nn.Conv2d(c, c, 7, padding=3, groups=c), _Permute([0, 2, 3, 1]),
+                                   nn.LayerNorm(c, eps=1e-6), nn.Linear(c, 4 * c), nn.GELU(), nn.Linear(4 * c, c),
+                                   _Permute([0, 3, 1, 2]))
+        self.layer_scale = nn.Parameter(torch.full((c, 1, 1), layer_scale))
+
+    def forward(self, x):                   # stochastic depth: the identity in eval mode
+        return x + self.layer_scale * self.block(x)
+
+
+class _ConvNeXt(nn.Module):
+    def __init__(self, dims, depths, classes, layer_scale):
+        super().__init__()
+        layers = [nn.Sequential(nn.Conv2d(3, dims[0], 4, stride=4), _LayerNorm2d(dims[0], eps=1e-6))]
+        for i, (c, n) in enumerate(zip(dims, depths)):
+            layers.append(nn.Sequential(*[_CNBlock(c, layer_scale) for _ in range(n)]))
+            if i + 1 < len(dims):
+                layers.append(nn.Sequential(_LayerNorm2d(c, eps=1e-6), nn.Conv2d(c, dims[i + 1], 2, stride=2)))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(_LayerNorm2d(dims[-1], eps=1e-6), nn.Flatten(1), nn.Linear(dims[-1], classes))
+
+    def forward(self, x):
+        return self.classifier(F.adaptive_avg_pool2d(self.features(x), 1))
+
+
+CONVNEXT = {"tiny": ([96, 192, 384, 768], [3, 3, 9, 3]), "small": ([96, 192, 384, 768], [3, 3, 27, 3]),
+            "base": ([128, 256, 512, 1024], [3, 3, 27, 3]), "large": ([192, 384, 768, 1536], [3, 3, 27, 3])}
+
+
+def torch_convnext(variant="tiny", dims=None, depths=None, classes=1000, layer_scale=1e-6):
+    dims = dims or CONVNEXT[variant][0]
+    depths = depths or CONVNEXT[variant][1]
+    return _ConvNeXt(dims, depths, classes, layer_scale)

@@ -104,6 +104,7 @@ def test_llama_names_and_shapes_are_hugging_faces():
     assert ours == theirs
     assert ours["layers.1.self_attn.k_proj.weight"] == (32, 64)   # 2 key/value heads of 16
     assert "lm_head.weight" in ours and not any(k.startswith("model.") for k in ours)
+    assert {n.attrs["eps"] for n in g.nodes if n.op == "rms_norm"} == {1e-5}              # LLaMA-2's rms_norm_eps
 
 
 def test_tiny_llama_matches_the_torch_module(tmp_path):
@@ -134,3 +135,50 @@ def test_llama_rejects_an_unknown_size_and_bad_heads():
         archdsl.check_file(SPECS / "llama.arch", defines={"size": "huge"})
     with pytest.raises(archdsl.ArchError, match="multiple of num_key_value_heads"):
         archdsl.check_file(SPECS / "llama.arch", defines={**TINY_LLAMA, "num_key_value_heads": 3})
+
+
+# ---------------------------------------------------------------- ConvNeXt
+
+CONVNEXT = {"tiny": 28_589_128, "small": 50_223_688, "base": 88_591_464, "large": 197_767_336}  # torchvision's
+TINY_CONVNEXT = {"dims": [8, 16, 24, 32], "depths": [1, 1, 2, 1], "resolution": 32, "classes": 10}
+
+
+@pytest.mark.parametrize("variant", list(CONVNEXT))
+def test_convnext_counts_agree_with_torch_and_torchvision(variant, monkeypatch, capsys):
+    assert _meta_count(refs.torch_convnext, variant=variant) == CONVNEXT[variant]
+    assert _count("convnext.arch", {"variant": variant}, monkeypatch, capsys) == CONVNEXT[variant]
+
+
+def test_convnext_names_and_shapes_are_torchvisions():
+    g = archdsl.check_file(SPECS / "convnext.arch", defines=TINY_CONVNEXT)
+    ours = {k: tuple(v.type.shape) for k, v in g.params.items()}
+    ref = refs.torch_convnext(dims=TINY_CONVNEXT["dims"], depths=TINY_CONVNEXT["depths"], classes=10)
+    assert ours == {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    full = {k: tuple(v.type.shape) for k, v in archdsl.check_file(SPECS / "convnext.arch").params.items()}
+    assert full["features.0.0.weight"] == (96, 3, 4, 4)
+    assert full["features.5.8.block.0.weight"] == (384, 1, 7, 7)                 # tiny's 9 blocks at stage 3
+    assert full["features.7.2.layer_scale"] == (768, 1, 1)
+    assert full["features.6.1.weight"] == (768, 384, 2, 2)
+    assert full["classifier.2.weight"] == (1000, 768)
+
+
+def test_convnext_layer_scale_and_stochastic_depth():
+    g = archdsl.check_file(SPECS / "convnext.arch")
+    w = initial_weights(archdsl.check_file(SPECS / "convnext.arch", defines=TINY_CONVNEXT))
+    assert all(np.all(v == np.float32(1e-6)) for k, v in w.items() if k.endswith("layer_scale"))
+    rates = [n.attrs["p"] for n in g.nodes if n.op == "drop_path"]
+    assert len(rates) == 18 and rates[0] == 0.0 and rates[-1] == pytest.approx(0.1)  # linear in the block index
+    assert rates[9] == pytest.approx(0.1 * 9 / 17)
+    assert {n.attrs["eps"] for n in g.nodes if n.op == "layernorm"} == {1e-6}          # too small for outputs to tell
+
+
+def test_tiny_convnext_matches_the_torch_module(tmp_path):
+    weights = _random_weights("convnext.arch", TINY_CONVNEXT)
+    sess = _session("convnext.arch", TINY_CONVNEXT, weights, tmp_path)
+    ref = _load(refs.torch_convnext(dims=TINY_CONVNEXT["dims"], depths=TINY_CONVNEXT["depths"], classes=10), weights)
+    x = np.random.default_rng(3).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    (ours,) = sess.run(None, {"x": x})
+    with torch.no_grad():
+        expected = ref(torch.from_numpy(x)).numpy()
+    assert ours.shape == (2, 10)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
