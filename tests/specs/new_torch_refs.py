@@ -8,7 +8,7 @@ import math
 
 import torch
 
-__all__ = ["torch_llama", "torch_convnext"]
+__all__ = ["torch_llama", "torch_convnext", "torch_mobilenet_v2", "make_divisible"]
 
 nn, F = torch.nn, torch.nn.functional
 
@@ -147,3 +147,54 @@ def torch_convnext(variant="tiny", dims=None, depths=None, classes=1000, layer_s
     dims = dims or CONVNEXT[variant][0]
     depths = depths or CONVNEXT[variant][1]
     return _ConvNeXt(dims, depths, classes, layer_scale)
+
+
+# ---------------------------------------------------------------- MobileNetV2
+
+def make_divisible(v, divisor=8):
+    """A multiple of divisor near v, never more than 10% below it (torchvision's _make_divisible)."""
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+def _cbr6(cin, cout, k, stride=1, groups=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU6())
+
+
+class _InvertedResidual(nn.Module):
+    def __init__(self, cin, cout, stride, t):
+        super().__init__()
+        hidden = int(round(cin * t))
+        layers = [_cbr6(cin, hidden, 1)] if t != 1 else []
+        layers += [_cbr6(hidden, hidden, 3, stride, hidden), nn.Conv2d(hidden, cout, 1, bias=False),
+                   nn.BatchNorm2d(cout)]
+        self.conv, self.residual = nn.Sequential(*layers), stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.conv(x) if self.residual else self.conv(x)
+
+
+class _MobileNetV2(nn.Module):
+    def __init__(self, width_mult, classes):
+        super().__init__()
+        settings = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                    (6, 320, 1, 1)]
+        cin = make_divisible(32 * width_mult)
+        layers = [_cbr6(3, cin, 3, 2)]
+        for t, c, n, s in settings:
+            for j in range(n):
+                cout = make_divisible(c * width_mult)
+                layers.append(_InvertedResidual(cin, cout, s if j == 0 else 1, t))
+                cin = cout
+        last = make_divisible(1280 * max(1.0, width_mult))
+        layers.append(_cbr6(cin, last, 1))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(last, classes))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+def torch_mobilenet_v2(width_mult=1.0, classes=1000):
+    return _MobileNetV2(width_mult, classes)

@@ -182,3 +182,43 @@ def test_tiny_convnext_matches_the_torch_module(tmp_path):
         expected = ref(torch.from_numpy(x)).numpy()
     assert ours.shape == (2, 10)
     np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+# ---------------------------------------------------------------- MobileNetV2
+
+SMALL_MOBILENET = {"width_mult": 0.25, "resolution": 32, "classes": 10}
+
+
+@pytest.mark.parametrize("width", [1.0, 0.35, 0.75, 1.4])
+def test_mobilenet_v2_counts_agree_with_torch(width, monkeypatch, capsys):
+    n = _count("mobilenet_v2.arch", {"width_mult": width}, monkeypatch, capsys)
+    assert n == _meta_count(refs.torch_mobilenet_v2, width_mult=width)
+    if width == 1.0:
+        assert n == 3_504_872                                                       # torchvision's mobilenet_v2
+
+
+def test_mobilenet_v2_names_and_shapes_are_torchvisions():
+    g = archdsl.check_file(SPECS / "mobilenet_v2.arch", defines=SMALL_MOBILENET)
+    ours = {k: tuple(v.type.shape) for k, v in g.params.items()}
+    ref = refs.torch_mobilenet_v2(0.25, 10)
+    theirs = {k: tuple(v.shape) for k, v in ref.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert ours == theirs
+    full = {k: tuple(v.type.shape) for k, v in archdsl.check_file(SPECS / "mobilenet_v2.arch").params.items()}
+    assert full["features.1.conv.0.0.weight"] == (32, 1, 3, 3)                     # t = 1: depthwise first
+    assert full["features.1.conv.1.weight"] == (16, 32, 1, 1)
+    assert full["features.2.conv.0.0.weight"] == (96, 16, 1, 1)                    # expansion 6
+    assert full["features.17.conv.3.running_var"] == (320,)
+    assert full["features.18.0.weight"] == (1280, 320, 1, 1)
+    assert full["classifier.1.weight"] == (1000, 1280)
+
+
+def test_small_mobilenet_v2_matches_the_torch_module(tmp_path):
+    weights = _random_weights("mobilenet_v2.arch", SMALL_MOBILENET)
+    sess = _session("mobilenet_v2.arch", SMALL_MOBILENET, weights, tmp_path)
+    ref = _load(refs.torch_mobilenet_v2(0.25, 10), weights)
+    x = np.random.default_rng(4).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    (ours,) = sess.run(None, {"x": x})
+    with torch.no_grad():
+        expected = ref(torch.from_numpy(x)).numpy()
+    assert ours.shape == (2, 10)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
