@@ -39,6 +39,10 @@ SMALL = {
                     "dim_feedforward": 64, "src_vocab": 50, "tgt_vocab": 50},
     "lstm": {"vocab": 50, "embed_dim": 16, "hidden": 16},
     "tcn": {"seq_len": 64, "levels": 2, "hidden": 8},
+    "llama": {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
+              "intermediate_size": 96, "vocab_size": 50},
+    "convnext": {"dims": [8, 16, 24, 32], "depths": [1, 1, 2, 1], "resolution": 32, "classes": 10},
+    "mobilenet_v2": {"width_mult": 0.25, "resolution": 32, "classes": 10},
 }
 DIMS = {"T": 8, "S": 8}
 OPSETS = [None, 17] + [o for o in (24,) if o < newest_opset() and runs_natively("Attention", o)]
