@@ -101,7 +101,8 @@ def _var_lower(name: str):
 
 def _var_grad(name: str):
     def grad(b, c, ins, outs, gouts):
-        """Through sum((x - mean)^2) / max(N - correction, 0), sqrt for std."""
+        """Through sum((x - mean)^2) / max(N - correction, 0); std's sqrt first passes g / (2 std), 0 where the
+        std is 0 (torch's std backward: a constant row gets no gradient, not 0 * inf = NaN)."""
         t, a = c.in_types[0], c.attrs
         axes = tuple(norm_axes(a["dim"], t.rank))
 
@@ -113,9 +114,13 @@ def _var_grad(name: str):
             ss = r.op("sum", r.op("mul", d, d), dim=dims, keepdim=keep)
             div = r.op("maximum", r.op("sub", r.count(h, dims), r.const(a["correction"], like=h)),
                        r.const(0.0, like=h))
-            v = r.op("div", ss, div)
-            return narrowed(r, r.op("sqrt", v) if name == "std" else v, t.dtype)
-        return b.vjp(forward, list(ins), gouts)
+            return narrowed(r, r.op("div", ss, div), t.dtype)
+        g = gouts[0]
+        if name == "std":
+            y = outs[0]
+            half = b.op("div", g, b.op("mul", y, b.scalar(2.0, y)))
+            g = b.op("where", b.op("eq", y, b.scalar(0.0, y)), b.scalar(0.0, y), half)
+        return b.vjp(forward, list(ins), [g])
     return grad
 
 

@@ -40,3 +40,32 @@ def test_one_sgd_step_like_torch(spec, batch):
     text = STATS if spec == "stats" else ACTS
     ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1, momentum=0.9), text=text)
     one_step_like_torch(ct, fwd, batches(ct, 1, batch, 3, seed=5))
+
+
+
+def test_std_of_a_constant_row_passes_no_gradient_as_torch():
+    """A row with no spread (a zero padding embedding, a dead channel): torch's std backward gives it a zero
+    gradient; through sqrt it was 0 * inf = NaN, and every parameter became NaN after one step."""
+    import numpy as np
+    import torch
+
+    from archdsl import runtime
+
+    from .harness import initial
+    text = "model m(x: float32[B, 4]) -> y {\n    h = x -> linear(4) as fc\n" \
+           "    y = (h - mean(h, 1, keepdim=true)) / (std(h, 1, keepdim=true) + 1e-3) -> linear(2) as out\n}\n"
+    ct, _ = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=text)
+    w = {k: v for k, v in initial(ct).items() if k in ct.info.params}
+    w["fc.bias"] = np.full(4, 0.5, np.float32)
+    x = np.array([[0, 0, 0, 0], [1, -1, 2, 0.5]], np.float32)  # example 0: h = fc.bias, no spread
+    labels = np.array([[1, -1], [0.5, 2]], np.float32)
+    sess = runtime.session(ct.step_model, "cpu")
+    out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"x": x, "labels": labels, **w})))
+    p = {k: torch.tensor(w[k], dtype=torch.float64, requires_grad=True) for k in ct.info.params}
+    h = torch.nn.functional.linear(torch.tensor(x, dtype=torch.float64), p["fc.weight"], p["fc.bias"])
+    y = (h - h.mean(1, keepdim=True)) / (h.std(1, keepdim=True) + 1e-3)
+    y = torch.nn.functional.linear(y, p["out.weight"], p["out.bias"])
+    torch.nn.functional.mse_loss(y, torch.tensor(labels, dtype=torch.float64)).backward()
+    for k, v in p.items():
+        np.testing.assert_allclose(out[k + ".new"], (v - 0.1 * v.grad).detach().numpy(), rtol=1e-4, atol=1e-5,
+                                   err_msg=k)
