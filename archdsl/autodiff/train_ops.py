@@ -190,12 +190,16 @@ def _ce_grad_lower(e, ins, outs, c):
     ax = c.attrs["axis"] % lt.rank
     eps = c.attrs["label_smoothing"]
     classes = lt.shape[ax]
-    if not isinstance(classes, int):
-        fail("cross_entropy: the class dim must be a known size")
     lab, kept = kept_labels(e, labels64(e, labels, lab_t), c)
     sm = e.op("Softmax", [logits], axis=ax)
-    values = e.const(np.array([eps / classes, 1.0 - eps + eps / classes], dtype=np.float32))
-    target = e.op("OneHot", [lab, _i64(e, classes), values], axis=ax)
+    if isinstance(classes, int):
+        depth = _i64(e, classes)
+        values = e.const(np.array([eps / classes, 1.0 - eps + eps / classes], dtype=np.float32))
+    else:  # a class dim known at run time only (CLIP's logits over the batch: [B, B])
+        depth = e.op("Shape", [logits], start=ax, end=ax + 1)
+        low = e.op("Div", [e.const(np.array([eps], np.float32)), e.op("Cast", [depth], to=DType.float32.onnx)])
+        values = e.op("Concat", [low, e.op("Add", [low, e.const(np.array([1.0 - eps], np.float32))])], axis=0)
+    target = e.op("OneHot", [lab, depth, values], axis=ax)
     if lt.dtype is not DType.float32:  # onnxruntime's CPU OneHot has no float64 or float16 values
         target = e.op("Cast", [target], to=lt.dtype.onnx)
     diff = e.op("Sub", [sm, target])

@@ -218,3 +218,34 @@ def test_a_batch_whose_labels_are_all_ignored_is_skipped_as_with_ignore_index(tm
     np.savez(tmp_path / "pad.npz", x=np.ones((4, 8), np.float32), y=np.full(4, -100))
     assert main([*argv[:3], str(tmp_path / "pad.npz"), *argv[4:]]) == 1
     assert "every value of 'y' is the ignore_index -100 of the cross_entropy it feeds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_a_contrastive_loss_over_the_batch_trains_as_torch(smoothing):
+    """CLIP's loss: logits [B, B] between two embeddings, cross_entropy against positions along both axes; the
+    class dim is the symbolic batch, known at run time only (the gradient's one-hot read a fixed depth and
+    refused it). Two batch sizes, against torch's SGD."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    text = f"""
+model clip(a: float32[B, 6], b: float32[B, 5]) -> loss {{
+    za = normalize(a -> linear(4) as va, dim=1)
+    zb = normalize(b -> linear(4) as vb, dim=1)
+    logits = za @ zb.T * 3.0
+    loss = (cross_entropy(logits, positions(logits, dim=0), label_smoothing={smoothing})
+            + cross_entropy(logits.T, positions(logits, dim=0), label_smoothing={smoothing})) / 2
+}}
+"""
+    ct, _ = compile_step("", config(loss=None, opt="sgd", lr=0.5), text=text)
+    rng = np.random.default_rng(4)
+    data = [{"a": rng.standard_normal((n, 6)).astype(np.float32), "b": rng.standard_normal((n, 5)).astype(np.float32)}
+            for n in (5, 3)]
+
+    def loss_of(w, d):
+        za = F.normalize(F.linear(torch.from_numpy(d["a"]), w["va.weight"], w["va.bias"]), dim=1)
+        zb = F.normalize(F.linear(torch.from_numpy(d["b"]), w["vb.weight"], w["vb.bias"]), dim=1)
+        logits = za @ zb.T * 3.0
+        y = torch.arange(len(d["a"]))
+        return (F.cross_entropy(logits, y, label_smoothing=smoothing)
+                + F.cross_entropy(logits.T, y, label_smoothing=smoothing)) / 2
+    _steps_like_torch_sgd(ct, data, loss_of, lr=0.5)
