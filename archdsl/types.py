@@ -128,7 +128,79 @@ def dim_add(a: Dim, b: Dim) -> Dim:
         return b
     if isinstance(a, Sym) and isinstance(b, Sym) and a.factors == b.factors:
         return Sym(a.factors, a.coef + b.coef)
-    return Sym.opaque(plus_text(a, b))
+    ta, tb = _terms(a), _terms(b)
+    if ta is None or tb is None:
+        return Sym.opaque(plus_text(a, b))
+    total = dict(ta)
+    for m, c in tb.items():
+        total[m] = total.get(m, 0) + c
+    return _from_terms({m: c for m, c in total.items() if c})
+
+
+Terms = dict  # monomial (sorted symbol names, () for the constant) -> integer coefficient
+
+
+def _terms(d: Dim) -> Terms | None:
+    """d as a sum of monomials, so that sums cancel (a reflect pad of 1 then a 3x3 conv: (H+2)-2 is H); None
+    for a formula with //, min or floor, or a formula times a symbol."""
+    if isinstance(d, int):
+        return {(): d}
+    if not is_formula(d):
+        return {d.factors: d.coef}
+    if len(d.factors) != 1:
+        return None
+    try:
+        terms = _poly(ast.parse(d.factors[0], mode="eval").body)
+    except (SyntaxError, RecursionError, MemoryError):
+        return None
+    return None if terms is None else {m: c * d.coef for m, c in terms.items()}
+
+
+def _poly(n) -> Terms | None:
+    if isinstance(n, ast.Constant) and type(n.value) is int:
+        return {(): n.value}
+    if isinstance(n, ast.Name):
+        return {(n.id,): 1}
+    if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
+        t = _poly(n.operand)
+        return None if t is None else {m: -c for m, c in t.items()}
+    if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub, ast.Mult)):
+        a, b = _poly(n.left), _poly(n.right)
+        if a is None or b is None:
+            return None
+        if isinstance(n.op, ast.Mult):
+            out: Terms = {}
+            for ma, ca in a.items():
+                for mb, cb in b.items():
+                    m = tuple(sorted(ma + mb))
+                    out[m] = out.get(m, 0) + ca * cb
+            return {m: c for m, c in out.items() if c}
+        sign = 1 if isinstance(n.op, ast.Add) else -1
+        out = dict(a)
+        for m, c in b.items():
+            out[m] = out.get(m, 0) + sign * c
+        return {m: c for m, c in out.items() if c}
+    return None
+
+
+def _from_terms(terms: Terms) -> Dim:
+    """The dim a sum of monomials is: a number, a monomial (H, 2*H*W), or a formula written in one order
+    (symbols first, by name; the constant last), so that equal sums are equal dims."""
+    if not terms:
+        return 0
+    if list(terms) == [()]:
+        return terms[()]
+    if len(terms) == 1:
+        (m, c), = terms.items()
+        return Sym(m, c)
+    text = ""
+    for m in sorted(terms, key=lambda m: (m == (), m)):
+        c = terms[m]
+        body = "*".join(m) if m else str(abs(c))
+        if m and abs(c) != 1:
+            body = f"{abs(c)}*{body}"
+        text += ("-" if c < 0 else "+" if text else "") + body
+    return Sym.opaque(text)
 
 
 def plus_text(a: Dim, b: Dim) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from archdsl.ops.shapes import window_out
 from archdsl.types import Sym, dim_add, dim_floordiv, dim_mul, dim_size
@@ -47,3 +49,29 @@ def test_an_upsampled_symbolic_dim_sizes_like_the_integer_rule(scale):
     for size in (3, 6, 81, 100):
         fixed = archdsl.check_source(src.replace("H]", f"{size}]")).outputs[0][1].type.shape[-1]
         assert dim_size(sym, {"H": size}) == fixed
+
+
+def test_sums_of_dims_cancel_and_have_one_form():
+    """A reflect pad then a valid conv ((H+2)-2), a crop back, or sums written in two orders are the same dim,
+    so a residual over a symbolic H broadcasts (it was refused: [B, 4, H, W] and [B, 4, ((H+2)-2), ...])."""
+    h, w = Sym.of("H"), Sym.of("W")
+    assert dim_add(dim_add(h, 2), -2) == h
+    assert window_out(dim_add(h, 2), 3, 1, 0) == h
+    assert dim_add(dim_add(h, w), 1) == dim_add(dim_add(w, 1), h)
+    assert dim_add(dim_mul(dim_add(h, 1), 2), -2) == dim_mul(h, 2)
+    assert dim_add(dim_add(h, 3), dim_mul(h, -1)) == 3
+    assert dim_add(dim_add(h, -1), 1) == h and dim_add(h, dim_add(h, 1)) == dim_add(dim_mul(h, 2), 1)
+    t = dim_add(dim_floordiv(dim_add(h, -1), 2), 1)  # (H-1)//2+1: a floor division stays a formula
+    assert dim_size(dim_add(t, -1), {"H": 9}) == 4
+
+
+@given(st.lists(st.tuples(st.sampled_from(["H", "W", 2, -3, 5]), st.integers(-2, 2)), min_size=1, max_size=6),
+       st.integers(1, 9), st.integers(1, 9))
+def test_dim_sums_size_as_the_integer_sums(parts, hv, wv):
+    """Any sum of symbols, multiples and constants sizes to the integer sum, whatever order it was built in."""
+    total, want = 0, 0
+    for what, k in parts:
+        d = dim_mul(Sym.of(what) if isinstance(what, str) else what, k) if k else 0
+        total = dim_add(total, d)
+        want += (hv if what == "H" else wv if what == "W" else what) * k
+    assert dim_size(total, {"H": hv, "W": wv}) == want

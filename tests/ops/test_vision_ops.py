@@ -360,3 +360,31 @@ def test_pad_matches_torch(pads, short, mode):
 def test_pad_keeps_symbolic_length():
     g = archdsl.check_source("model m(x: float32[B, 4, T]) -> y { y = x -> pad([2, 0]) }")
     assert str(g.outputs[0][1].type.shape[2]) == "(T+2)"
+
+
+@pytest.mark.parametrize("hw", [(8, 8), (5, 11)])
+def test_a_padded_valid_conv_keeps_a_symbolic_size_for_the_residual(hw):
+    """CycleGAN's residual block over [B, C, H, W]: reflect pad 1, a 3x3 conv without padding, instance norm,
+    added to the input; the shape rule sees H + 2 - 2 = H (the sum was refused as [B, 4, ((H+2)-2), ...]).
+    Against torch at two sizes."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    text = """
+model resblock(x: float32[B, 4, H, W]) -> y {
+    h = x -> pad([1, 1, 1, 1], mode="reflect") -> conv2d(4, 3) as c1 -> instance_norm -> relu
+    y = x + (h -> pad([1, 1, 1, 1], mode="reflect") -> conv2d(4, 3) as c2 -> instance_norm)
+}
+"""
+    g = archdsl.check_source(text)
+    assert [str(d) for d in g.outputs[0][1].type.shape] == ["B", "4", "H", "W"]
+    model = archdsl.compile_source(text)
+    w = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    x = np.random.default_rng(0).standard_normal((2, 4, *hw)).astype(np.float32)
+    y = runtime.session(model, "cpu").run(None, {"x": x})[0]
+
+    def conv(t, n):
+        return F.conv2d(F.pad(t, (1, 1, 1, 1), mode="reflect"), torch.from_numpy(w[f"{n}.weight"]),
+                        torch.from_numpy(w[f"{n}.bias"]))
+    t = torch.from_numpy(x)
+    want = t + F.instance_norm(conv(F.relu(F.instance_norm(conv(t, "c1"))), "c2"))
+    np.testing.assert_allclose(y, want.numpy(), rtol=1e-4, atol=1e-5)
