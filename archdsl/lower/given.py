@@ -41,7 +41,8 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
     missing = [n for n in graph.params if n not in weights]
     if unknown:  # a suggestion only among the names on the other side: fc3.weight is not fc2.weight's typo
         raise ArchError(f"{what} has {len(unknown)} name{'s' if len(unknown) > 1 else ''} the model does not: "
-                        f"{quoted(unknown)}{did_you_mean(unknown[0], missing) or _tied(unknown, weights)}")
+                        f"{quoted(unknown)}{did_you_mean(unknown[0], missing) or _tied(unknown, weights)}"
+                        f"{_running_stats(unknown, graph)}")
     if missing:
         raise ArchError(f"{what} lacks {len(missing)} of the model's {len(graph.params)} parameters and "
                         f"buffers: {quoted(missing)}")
@@ -67,6 +68,20 @@ def _tied(unknown: list[str], weights: dict) -> str:
             return (f"; '{name}' holds the same values as '{twin}': a weight torch ties, listed under both names, "
                     f"which the model reads once (ref(\"{twin}\")); leave '{name}' out")
     return ""
+
+
+def _running_stats(unknown: list[str], graph: Graph) -> str:
+    """torch's InstanceNorm(track_running_stats=True) keeps statistics an instance_norm has no use for (it
+    normalizes by each example's own, in training and inference alike)."""
+    layers = {n.name for n in graph.nodes if n.op == "instance_norm"}
+    stats = [u for u in unknown if u.rpartition(".")[2] in ("running_mean", "running_var", "num_batches_tracked")
+             and u.rpartition(".")[0] in layers]
+    if not stats:
+        return ""
+    return (f"; {stats[-1].rpartition('.')[0]} is an instance_norm, which normalizes by each example's own "
+            "statistics (torch's default, track_running_stats=False) and keeps none; these come from "
+            "track_running_stats=True, whose eval mode would use them instead: leave them out of the file if each "
+            "example's own statistics are what you want")
 
 
 def _narrow_float(dtype) -> bool:

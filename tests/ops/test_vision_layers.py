@@ -183,6 +183,24 @@ def test_instance_norm_over_symbolic_spatial_dims():
         close(y, F.instance_norm(_t(x).double()).numpy(), atol=1e-5)
 
 
+def test_instance_norm_names_torchs_running_statistics_in_a_weights_file():
+    """torch's InstanceNorm2d(track_running_stats=True) state_dict: the extra names are explained (instance_norm
+    keeps no running statistics), and without them the file loads and matches torch's train-mode output."""
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.InstanceNorm2d(4, affine=True,
+                                                                               track_running_stats=True))
+    sd = {k: v.numpy() for k, v in net.state_dict().items()}
+    text = ('model m(x: float32[B, 3, 8, 8]) -> y {\n'
+            '    y = x -> conv2d(4, 3) as "0" -> instance_norm(affine=true) as "1"\n}\n')
+    with pytest.raises(archdsl.ArchError, match="1 is an instance_norm, which normalizes by each example's own"):
+        archdsl.compile_source(text, weights=sd)
+    model = archdsl.compile_source(text, weights={k: v for k, v in sd.items() if not k.startswith("1.r")
+                                                  and "num_batches" not in k})
+    x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(runtime.session(model, "cpu").run(None, {"x": x})[0],
+                               net.train()(torch.from_numpy(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_instance_norm_in_bfloat16_needs_opset_22():
     src = "model m(x: bfloat16[2, 3, 4]) -> y { y = instance_norm(x) }"
     with pytest.raises(archdsl.ArchError, match="ONNX InstanceNormalization takes bfloat16 from opset 22"):
