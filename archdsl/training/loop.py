@@ -179,8 +179,9 @@ class Trainer:
         if saved and saved != now:
             diff = sorted(k for k in now.keys() | saved.keys() if saved.get(k) != now.get(k))  # a key one side
             # leaves out (label_smoothing at 0) differs too; state_inputs is the step's own bookkeeping
-            shown = [k for k in diff if k != "state_inputs"] or ["the model's parameters"]
-            raise ArchError(f"--resume: {path} was made with other settings ({', '.join(shown)}); resume with the "
+            shown = [f"{k} {_setting(saved.get(k))} there, {_setting(now.get(k))} here" for k in diff
+                     if k != "state_inputs"] or ["the model's parameters"]
+            raise ArchError(f"--resume: {path} was made with other settings ({'; '.join(shown)}); resume with the "
                             "same loss, optimizer and model")
         if seed != self.seed:
             raise ArchError(f"--resume: {path} was trained with --seed {seed}; resume with the same seed "
@@ -196,6 +197,10 @@ class Trainer:
             if k in self.state:
                 self.set(k, v)
         return epoch
+
+
+def _setting(v) -> str:
+    return "not given" if v is None else json.dumps(v)
 
 
 def _fingerprint(cfg: dict) -> dict:

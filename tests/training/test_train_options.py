@@ -50,7 +50,7 @@ def test_clip_grad_norm_from_the_command_line(tmp_path, capsys):
     argv = linear_run(tmp_path)
     assert main([*argv, "--epochs", "1", "--clip-grad-norm", "0.5", "--quiet"]) == 0
     assert main([*argv, "--epochs", "2", "--clip-grad-norm", "0.25", "--resume", "--quiet"]) == 1
-    assert "made with other settings (clip_grad_norm)" in capsys.readouterr().err
+    assert "made with other settings (clip_grad_norm 0.5 there, 0.25 here)" in capsys.readouterr().err
     for bad in ("0", "-1", "inf"):
         assert main([*argv, "--clip-grad-norm", bad]) == 2
         assert "the gradient norm to clip to must be positive and finite" in capsys.readouterr().err
