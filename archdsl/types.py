@@ -6,6 +6,7 @@ import ast
 import enum
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Union
 
 import numpy as np
@@ -96,7 +97,12 @@ def dim_mul(a: Dim, b: Dim) -> Dim:
         a, b = b, a
     assert isinstance(a, Sym)
     if isinstance(b, int):
-        return 0 if b == 0 else Sym(a.factors, a.coef * b)
+        if b == 0:
+            return 0
+        terms = _terms(a) if is_formula(a) else None
+        if terms is not None:  # 2 * (H/2) is H
+            return _from_terms({m: c * b for m, c in terms.items()})
+        return Sym(a.factors, a.coef * b)
     return Sym(tuple(sorted(a.factors + b.factors)), a.coef * b.coef)
 
 
@@ -119,6 +125,17 @@ def dim_floordiv(a: Dim, b: Dim) -> Dim:
     return Sym.opaque(f"{a}//({b})" if isinstance(b, Sym) else f"{a}//{b}")  # 4*H//(2*W), not (4*H//2)*W
 
 
+def dim_exact_div(a: Dim, b: int) -> Dim:
+    """a / b where a is a multiple of b at run time (an op that fails otherwise, such as pixel_unshuffle's
+    reshape): H / 2 written as such, so that 2 * (H/2) is H again; a // b where a is no sum of monomials."""
+    if isinstance(a, int):
+        return a // b
+    terms = _terms(a)
+    if terms is None:
+        return dim_floordiv(a, b)
+    return _from_terms({m: Fraction(c) / b for m, c in terms.items()})
+
+
 def dim_add(a: Dim, b: Dim) -> Dim:
     if isinstance(a, int) and isinstance(b, int):
         return a + b
@@ -137,7 +154,7 @@ def dim_add(a: Dim, b: Dim) -> Dim:
     return _from_terms({m: c for m, c in total.items() if c})
 
 
-Terms = dict  # monomial (sorted symbol names, () for the constant) -> integer coefficient
+Terms = dict  # monomial (sorted symbol names, () for the constant) -> coefficient (an int, or a Fraction)
 
 
 def _terms(d: Dim) -> Terms | None:
@@ -164,6 +181,11 @@ def _poly(n) -> Terms | None:
     if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
         t = _poly(n.operand)
         return None if t is None else {m: -c for m, c in t.items()}
+    if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div):  # exact division by a number: H/2
+        a = _poly(n.left)
+        if a is None or not (isinstance(n.right, ast.Constant) and type(n.right.value) is int and n.right.value):
+            return None
+        return {m: Fraction(c) / n.right.value for m, c in a.items()}
     if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub, ast.Mult)):
         a, b = _poly(n.left), _poly(n.right)
         if a is None or b is None:
@@ -186,19 +208,23 @@ def _poly(n) -> Terms | None:
 def _from_terms(terms: Terms) -> Dim:
     """The dim a sum of monomials is: a number, a monomial (H, 2*H*W), or a formula written in one order
     (symbols first, by name; the constant last), so that equal sums are equal dims."""
+    terms = {m: int(c) if Fraction(c).denominator == 1 else Fraction(c) for m, c in terms.items()}
     if not terms:
         return 0
-    if list(terms) == [()]:
+    if list(terms) == [()] and isinstance(terms[()], int):
         return terms[()]
-    if len(terms) == 1:
+    if len(terms) == 1 and all(isinstance(c, int) for c in terms.values()):
         (m, c), = terms.items()
         return Sym(m, c)
     text = ""
     for m in sorted(terms, key=lambda m: (m == (), m)):
-        c = terms[m]
-        body = "*".join(m) if m else str(abs(c))
-        if m and abs(c) != 1:
-            body = f"{abs(c)}*{body}"
+        c = Fraction(terms[m])
+        num = abs(c.numerator)
+        body = "*".join(m) if m else str(num)
+        if m and num != 1:
+            body = f"{num}*{body}"
+        if c.denominator != 1:
+            body = f"{body}/{c.denominator}"
         text += ("-" if c < 0 else "+" if text else "") + body
     return Sym.opaque(text)
 
@@ -231,7 +257,8 @@ def dim_size(d: Dim, sizes: dict[str, int]) -> int | None:
 
 
 _FORMULA_OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-                ast.FloorDiv: lambda a, b: a // b if b else None}
+                ast.FloorDiv: lambda a, b: a // b if b else None,
+                ast.Div: lambda a, b: Fraction(a) / b if b else None}  # exact: H/2 (a size where H is even)
 
 
 def _formula(text: str, sizes: dict[str, int]) -> int | None:
@@ -255,6 +282,8 @@ def _formula(text: str, sizes: dict[str, int]) -> int | None:
         return None
     try:
         v = value(ast.parse(text, mode="eval").body)
+        if isinstance(v, Fraction) and v.denominator != 1:
+            return None  # H/2 at an odd H: no size (the op that made it fails at run time)
         return None if v is None else int(v)
     except (SyntaxError, RecursionError, MemoryError, OverflowError, ValueError):  # nested past the parser's
         return None  # depth, a symbol named like a Python keyword (`class`), floor(inf)

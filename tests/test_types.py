@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from archdsl.ops.shapes import window_out
-from archdsl.types import Sym, dim_add, dim_floordiv, dim_mul, dim_size
+from archdsl.types import Sym, dim_add, dim_exact_div, dim_floordiv, dim_mul, dim_size
 
 
 def test_plain_symbols_and_monomials_take_their_sizes():
@@ -75,3 +75,15 @@ def test_dim_sums_size_as_the_integer_sums(parts, hv, wv):
         total = dim_add(total, d)
         want += (hv if what == "H" else wv if what == "W" else what) * k
     assert dim_size(total, {"H": hv, "W": wv}) == want
+
+
+def test_an_exact_division_multiplies_back():
+    """pixel_unshuffle's H/2 (its reshape fails unless H is even): twice it is H, its size is H's half, and an
+    odd H has no size; a floor division (a pool's H//2) does not multiply back."""
+    h = Sym.of("H")
+    half = dim_exact_div(h, 2)
+    assert str(half) == "(H/2)" and dim_mul(half, 2) == h
+    assert dim_exact_div(dim_mul(h, 4), 2) == dim_mul(h, 2)
+    assert dim_size(half, {"H": 6}) == 3 and dim_size(half, {"H": 7}) is None
+    assert dim_size(dim_add(half, 1), {"H": 10}) == 6 and dim_mul(dim_add(half, 1), 2) == dim_add(h, 2)
+    assert dim_mul(dim_floordiv(h, 2), 2) != h

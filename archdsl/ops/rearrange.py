@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..types import DType, dim_floordiv, dim_mul
+from ..types import DType, dim_exact_div, dim_mul
 from ._common import shape_str
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axes
@@ -46,7 +46,7 @@ def _unshuffle_infer(ins, a):
     for d, what in ((h, "height"), (w, "width")):
         if isinstance(d, int) and d % r:
             fail(f"pixel_unshuffle: the {what} {d} of {shape_str(x)} is not divisible by downscale_factor={r}")
-    return [x.with_shape(x.shape[:-3] + (dim_mul(c, r * r), dim_floordiv(h, r), dim_floordiv(w, r)))]
+    return [x.with_shape(x.shape[:-3] + (dim_mul(c, r * r), dim_exact_div(h, r), dim_exact_div(w, r)))]
 
 
 def _target(e, lead: int, fixed: list[int], tail: str | None = None) -> str:

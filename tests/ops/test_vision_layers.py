@@ -61,7 +61,9 @@ def test_pixel_shuffle_and_unshuffle_match_torch(lead, c, r, h, w, opset, sym, d
 
 @pytest.mark.parametrize("dtype", ["float32", "int64"])
 def test_pixel_shuffle_and_unshuffle_over_symbolic_height_and_width(dtype):
-    """One model over [B, C, H, W] runs at sizes it was not built for; unshuffle's H and W are H//r."""
+    """One model over [B, C, H, W] runs at sizes it was not built for; unshuffle's H and W are H/r (exact: its
+    reshape fails at run time otherwise), so shuffling back gives H again and a residual over the round trip
+    broadcasts (2*(H//2) was refused against H)."""
     xs = [_data((n, 8, h, w), dtype, seed=h) for n, h, w in ((1, 2, 3), (3, 5, 1))]
     for y, x in zip(_run_sizes("pixel_shuffle(x, 2)", f"{dtype}[B, 8, H, W]", xs, 17), xs):
         np.testing.assert_array_equal(y, F.pixel_shuffle(_t(x), 2).numpy())
@@ -69,7 +71,12 @@ def test_pixel_shuffle_and_unshuffle_over_symbolic_height_and_width(dtype):
     for y, x in zip(_run_sizes("pixel_unshuffle(x, 2)", f"{dtype}[B, C, H, W]", xs, runtime.newest_opset()), xs):
         np.testing.assert_array_equal(y, F.pixel_unshuffle(_t(x), 2).numpy())
     g = archdsl.check_source("model m(x: float32[B, 2, H, W]) -> y { y = pixel_unshuffle(pixel_shuffle(x, 1), 2) }")
-    assert [str(d) for d in g.outputs[0][1].type.shape] == ["B", "8", "(H//2)", "(W//2)"]
+    assert [str(d) for d in g.outputs[0][1].type.shape] == ["B", "8", "(H/2)", "(W/2)"]
+    text = "model m(x: float32[B, 4, H, W]) -> y { y = x + pixel_shuffle(pixel_unshuffle(x, 2), 2) }"
+    assert [str(d) for d in archdsl.check_source(text).outputs[0][1].type.shape] == ["B", "4", "H", "W"]
+    y = runtime.session(archdsl.compile_source(text), "cpu").run(None, {"x": xs[0].astype(np.float32)[:, :, :, :]
+                                                                        .repeat(2, 1)})[0]
+    np.testing.assert_array_equal(y, 2 * xs[0].astype(np.float32).repeat(2, 1))
 
 
 # ---------------- flip ----------------
