@@ -91,6 +91,7 @@ class Trainer:
         self.seed = seed
         self.best: tuple[float, int] | None = None  # --patience's, from a checkpoint
         self.plan: dict | None = None  # the lr schedule's settings of the run that wrote the checkpoint
+        self.fixed_batch: int | None = None  # the batch size the model fixes (its first dim a number)
         self.config = json.loads(next(p.value for p in compiled.step_model.metadata_props if p.key == TRAIN_CONFIG_KEY))
 
     def set(self, name: str, value: np.ndarray) -> None:
@@ -309,24 +310,55 @@ def _factor(schedule: str, u: float) -> float:
     return 1.0
 
 
-def _batches_per_epoch(n: int, size: int, drop_single: bool) -> int:
-    """The batches _batches yields: a last batch of one is left out when BatchNorm needs two examples."""
+def _batches_per_epoch(n: int, size: int, keep_last: int) -> int:
+    """The batches _batches yields: a short last batch is left out below keep_last examples."""
     full, rest = divmod(n, size)
-    return full + (1 if rest and not (drop_single and rest == 1 and n >= 2) else 0)
+    return full + (1 if rest >= keep_last else 0)
 
 
-def _updates_per_epoch(n: int, size: int, drop_single: bool, accumulate: int = 1) -> int:
+def _updates_per_epoch(n: int, size: int, keep_last: int, accumulate: int = 1) -> int:
     """Optimizer steps per epoch: one per `accumulate` batches, the epoch's last batch closing a short group."""
-    return -(-_batches_per_epoch(n, size, drop_single) // accumulate)
+    return -(-_batches_per_epoch(n, size, keep_last) // accumulate)
 
 
-def _batches(n: int, size: int, rng: np.random.Generator | None, drop_single: bool):
+def _batches(n: int, size: int, rng: np.random.Generator | None, keep_last: int):
+    """Shuffled batches; a last one of fewer than keep_last examples is left out: 2 where a BatchNorm would see
+    one value per channel (batch statistics of one example are undefined; torch raises), the whole batch where
+    the model fixes its size."""
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for i in range(0, n, size):
         idx = order[i:i + size]
-        if drop_single and len(idx) < 2 and n >= 2:
-            continue  # batch statistics of one example are undefined (torch raises)
+        if len(idx) < keep_last:
+            continue
         yield idx
+
+
+def _fixed_batch(model, names: list[str]) -> tuple[int, str] | None:
+    """The batch size a model fixes (its data inputs' first dim a number, `x: float32[16, 8]`), and the input
+    that says so."""
+    inputs = {i.name: i for i in model.graph.input}
+    for name in names:
+        dims = onnx_dims(inputs[name].type.tensor_type)
+        if dims and isinstance(dims[0], int) and dims[0] > 0:
+            return dims[0], name
+    return None
+
+
+def _check_fixed_batch(fixed: tuple[int, str], opts: LoopOptions, data: dict, console) -> None:
+    """Batches of exactly the model's size: --batch-size must be it, a short last batch is left out (torch's
+    drop_last), said once per file; a file smaller than one batch is refused."""
+    size, name = fixed
+    if opts.batch_size != size:
+        raise ArchError(f"the model takes batches of exactly {size} (its input '{name}' has a first dim of {size}): "
+                        f"give --batch-size {size}, or declare that dim symbolic (B) to train on any batch size")
+    for path, arrays in data.items():
+        n = len(next(iter(arrays.values())))
+        if n < size:
+            raise ArchError(f"{path} holds {n} example{'s' if n != 1 else ''}, fewer than the one batch of {size} "
+                            "the model takes")
+        if n % size:
+            console.print(f"note: the model takes batches of exactly {size}: {path}'s last {n % size} examples, a "
+                          f"short batch, are left out ({n - n % size} of {n} used)")
 
 
 def run_training(ct, opts: LoopOptions, console=None) -> dict:
@@ -367,10 +399,15 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                           + (f"; --epochs {opts.epochs} leaves nothing to train: the checkpoint's weights are "
                              "the output" if start >= opts.epochs else ""))
     _check_finite_state(trainer, "the checkpoint" if opts.resume else "the weights")
+    fixed = _fixed_batch(ct.step_model, ct.info.data_inputs)
+    if fixed is not None:
+        _check_fixed_batch(fixed, opts, {opts.data: train, **({opts.val: val} if val is not None else {})}, console)
+        trainer.fixed_batch = fixed[0]
     loss_kind, ignore = ct.info.config.loss, ct.info.config.ignore_index
     if opts.epochs == 0:  # evaluation only: the starting weights on each data file, nothing written
         return _evaluate_only(trainer, train, val, opts, loss_kind, console)
     needs_two = ct.info.min_batch_at(_symbol_sizes(ct.step_model, train, ct.info.data_inputs)) > 1
+    keep_last = trainer.fixed_batch or (2 if needs_two and n >= 2 else 1)
     metrics: dict = {}
     if needs_two and n == 1:
         raise ArchError(f"{opts.data} holds one example; the model has a BatchNorm that sees one value per "
@@ -391,12 +428,12 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     base_lr = float(ct.info.config.lr)
     per_batch = opts.schedule_per == "batch" and opts.schedule != "constant"
     accumulate = ct.info.config.accumulate
-    batches = _batches_per_epoch(n, opts.batch_size, needs_two)
-    updates = opts.epochs * _updates_per_epoch(n, opts.batch_size, needs_two, accumulate)  # the run's, per_batch
+    batches = _batches_per_epoch(n, opts.batch_size, keep_last)
+    updates = opts.epochs * _updates_per_epoch(n, opts.batch_size, keep_last, accumulate)  # the run's, per_batch
     if opts.resume and trainer.plan is not None and start < opts.epochs and "lr" in trainer.state:
         done = int(trainer.get("step")) if "step" in trainer.state else 0
         note = _plan_note(opts.checkpoint, trainer.plan, _plan(opts), base_lr, start + 1, done,
-                          lambda p: _updates_per_epoch(n, p["batch_size"], needs_two, accumulate))
+                          lambda p: _updates_per_epoch(n, p["batch_size"], keep_last, accumulate))
         if note:
             console.print(note)
     for epoch in range(start + 1, opts.epochs + 1):
@@ -412,7 +449,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                       TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), console=console,
                       transient=True, disable=opts.quiet or not console.is_terminal) as bar:
             task = bar.add_task("train", total=steps, loss=float("nan"))
-            for step, idx in enumerate(_batches(n, opts.batch_size, rng, needs_two), 1):
+            for step, idx in enumerate(_batches(n, opts.batch_size, rng, keep_last), 1):
                 batch = {k: v[idx] for k, v in train.items()}
                 if accumulate > 1:  # the group's last micro-batch (or the epoch's) runs the optimizer
                     batch["apply"] = np.array(step % accumulate == 0 or step == batches)
@@ -495,9 +532,9 @@ def evaluate(trainer: Trainer, data: dict, batch_size: int, loss_kind: str, path
     from .metrics import loss_value
     n = len(next(iter(data.values())))
     total, seen, correct, counted = 0.0, 0, 0.0, 0
-    size = max(batch_size, 256)
+    size = trainer.fixed_batch or max(batch_size, 256)
     cfg = trainer.info.config
-    for i in range(0, n, size):
+    for i in range(0, n - n % size if trainer.fixed_batch else n, size):  # a fixed size: whole batches only
         batch = {k: v[i:i + size] for k, v in data.items()}
         pred = _on_batch(path, np.arange(i, min(i + size, n)), lambda: trainer.predict(batch))
         labels = batch.get("labels") if trainer.info.labelled else None

@@ -574,3 +574,42 @@ def test_log_lines_are_not_wrapped_when_stderr_is_a_file(tmp_path, capsys, monke
     assert main([*argv, "--epochs", "1"]) == 0
     err = capsys.readouterr().err
     assert "training t on CPUExecutionProvider: 16 examples, batch 32, adamw lr 0.001\n" in err
+
+
+def test_a_model_with_a_fixed_batch_trains_in_whole_batches(tmp_path, capsys):
+    """`param B = none` and -D B=4 (a batch dim fixed in the model): --batch-size must be 4, a short last batch
+    is left out (torch's drop_last) with a note, held-out data too; other batch sizes, and a file smaller than
+    one batch, are refused up front (onnxruntime stopped mid-epoch on the short batch). SGD over two epochs is
+    torch's loop with drop_last."""
+    torch = pytest.importorskip("torch")
+    spec = tmp_path / "fixed.arch"
+    spec.write_text("param B = none\nmodel m(x: float32[B, 3]) -> y {\n    y = x -> linear(2, bias=false) as fc\n}\n")
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((10, 3)).astype(np.float32), rng.standard_normal((10, 2)).astype(np.float32)
+    w0 = rng.standard_normal((2, 3)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, labels=y)
+    np.savez(tmp_path / "w0.npz", **{"fc.weight": w0})
+    np.savez(tmp_path / "small.npz", x=x[:3], labels=y[:3])
+    argv = ["train", str(spec), "-D", "B=4", "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--optimizer",
+            "sgd", "--lr", "0.1", "--epochs", "2", "-o", str(tmp_path / "w.npz"), "--weights", str(tmp_path / "w0.npz")]
+    assert main([*argv, "--batch-size", "4", "--val", str(tmp_path / "d.npz")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "note: the model takes batches of exactly 4: " in err and "last 2 examples, a short batch, are left out " \
+        "(8 of 10 used)" in err
+    lin = torch.nn.Linear(3, 2, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(w0))
+    opt = torch.optim.SGD(lin.parameters(), lr=0.1)
+    for epoch in (1, 2):
+        order = np.random.default_rng([0, epoch]).permutation(10)
+        for idx in (order[:4], order[4:8]):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(lin(torch.from_numpy(x[idx])), torch.from_numpy(y[idx])).backward()
+            opt.step()
+    np.testing.assert_allclose(np.load(tmp_path / "w.npz")["fc.weight"], lin.weight.detach().numpy(), rtol=1e-5,
+                               atol=1e-6)
+    assert main([*argv, "--batch-size", "8"]) == 1
+    assert "the model takes batches of exactly 4 (its input 'x' has a first dim of 4): give --batch-size 4" \
+        in " ".join(capsys.readouterr().err.split())
+    assert main([*argv, "--batch-size", "4", "--val", str(tmp_path / "small.npz")]) == 1
+    assert "small.npz holds 3 examples, fewer than the one batch of 4 the model takes" in capsys.readouterr().err
