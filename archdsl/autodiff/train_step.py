@@ -192,6 +192,7 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     """Turn a checked forward graph into the train step (in place) and check the result."""
     cfg.validate()
     outputs = dict(graph.outputs)
+    defaulted = cfg.loss is None
     cfg = resolved(cfg, outputs)
     labelled = cfg.loss != "model"
     out_name = cfg.output or (graph.outputs[0][0] if labelled else "loss")
@@ -235,7 +236,13 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
 
     pred = dict(graph.outputs)[out_name]
     if labelled:
-        labels = graph.add_input("labels", labels_type(cfg.loss, pred.type, out_name))
+        try:
+            lt = labels_type(cfg.loss, pred.type, out_name)
+        except ArchError as e:  # at the output's definition; a default loss says it was one
+            hint = ("; cross_entropy is the default loss: --loss names another (mse, bce_with_logits), or the "
+                    "spec computes its own (an output named loss)") if defaulted else ""
+            raise ArchError(e.message + hint, e.span or pred.span, e.notes) from None
+        labels = graph.add_input("labels", lt)
         b = GradBuilder(graph, None, tag="loss")
         loss = make_loss(b, cfg.loss, pred, labels, cfg.label_smoothing, cfg.ignore_index)
     else:
