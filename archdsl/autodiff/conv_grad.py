@@ -13,16 +13,13 @@ from __future__ import annotations
 import itertools
 import math
 
-import numpy as np
+from ..ops._common import i64 as _i64
 
 __all__ = ["im2col_weight_grad"]
 
 MIN_CHANNELS = 16
 MAX_WINDOW_FLOATS_PER_EXAMPLE = 1 << 20  # K * Cin * P floats (4 MiB) per example in the window matrix
 
-
-def _i64(e, v):
-    return e.const(np.array(v, dtype=np.int64))
 
 
 def im2col_weight_grad(e, ins, outs, c) -> bool:

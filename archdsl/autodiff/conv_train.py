@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from ..ops import Attr, OpDef, fail, register
+from ..ops._common import i64 as _i64
 from ..types import TensorType, dim_mul
 
 __all__ = ["MIN_CHANNELS", "conv_gemm_fits"]
@@ -29,9 +30,6 @@ __all__ = ["MIN_CHANNELS", "conv_gemm_fits"]
 MIN_CHANNELS = 16  # fewer input channels: the window rows are strided copies of a few values (measured slower)
 MAX_COL_FLOATS_PER_EXAMPLE = 1 << 21  # K * Cin * (input positions) floats (8 MiB) per example: col is kept
 
-
-def _i64(e, v):
-    return e.const(np.array(v, dtype=np.int64))
 
 
 def conv_gemm_fits(x_t: TensorType, w_shape, groups: int) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops import Attr, OpDef, fail, register
+from ..ops._common import i64 as _i64
 from ..types import TensorType, dim_mul
 from .kernels import zeros_of
 
@@ -43,9 +44,6 @@ def _mats(m: int):
     bt, g, at = (np.array(v, dtype=np.float64) for v in {2: _F23, 4: _F43}[m])
     return np.kron(bt, bt), np.kron(g, g), np.kron(at, at)
 
-
-def _i64(e, v):
-    return e.const(np.array(v, dtype=np.int64))
 
 
 def _f(e, a, t: TensorType):

@@ -11,15 +11,13 @@ import numpy as np
 from onnx import helper, numpy_helper
 
 from ..ops import Attr, OpCall, OpDef, fail, get, register
+from ..ops._common import i64 as _i64
 from ..ops.more_math import cumsum_infer, cumsum_lower
 from ..types import DTYPES, DType, TensorType, is_static
 from .conv_grad import im2col_weight_grad
 
 __all__ = ["numel_tensor", "scatter_add", "shape_tensor", "zeros_of"]
 
-
-def _i64(e, v):
-    return e.const(np.array(v, dtype=np.int64))
 
 
 def shape_tensor(e, name: str, t: TensorType) -> str:

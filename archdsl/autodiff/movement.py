@@ -9,14 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops import Attr, OpCall, OpDef, fail, get, register
+from ..ops._common import i64 as _i64
 from ..types import DTYPES, DType, TensorType
 from .kernels import numel_tensor, scatter_add, shape_tensor
 
 __all__: list[str] = []
 
-
-def _i64(e, v):
-    return e.const(np.array(v, dtype=np.int64))
 
 
 def _lower(e, ins, outs, c):

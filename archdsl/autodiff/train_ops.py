@@ -15,15 +15,13 @@ import zlib
 import numpy as np
 
 from ..ops import Attr, OpDef, fail, reduce_op, register
+from ..ops._common import i64 as _i64
 from ..ops.losses import BCE_ATTRS, CE_ATTRS, kept_labels, labels64
 from ..types import DType, TensorType, is_static
 from .kernels import numel_tensor, shape_tensor
 
 __all__ = ["stream_id"]
 
-
-def _i64(e, v):
-    return e.const(np.array(v, dtype=np.int64))
 
 
 def _scalar(e, v, t: TensorType):

@@ -305,7 +305,8 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
         state_inputs.append("seed")
     model_outs = [(k, v) for k, v in graph.outputs if k not in ("loss",)]
     graph.outputs = [("loss", loss)] + new_outputs + model_outs
-    taken = set(data_inputs) | set(state_inputs) | ({"labels"} if labelled else set())
+    taken = set(data_inputs) | set(state_inputs) | ({"labels"} if labelled else set()) | \
+        ({"apply"} if cfg.accumulate > 1 else set())
     clash = [k for k, _ in graph.outputs if k in taken]
     if clash:
         raise ArchError(f"the train step's output '{clash[0]}' would have the name of an input; rename the "

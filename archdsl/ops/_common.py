@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..types import DType, TensorType, numel
 from .registry import Init, OpCall, fail
 
 __all__ = ["kaiming_uniform", "bias_uniform", "float_input", "elementwise_cost", "same_type", "shape_str",
-           "conv_channels", "normalized_dims"]
+           "conv_channels", "normalized_dims", "i64"]
+
+
+def i64(e, v) -> str:
+    """An int64 constant (axes, shapes, sizes) in the graph being lowered."""
+    return e.const(np.array(v, dtype=np.int64))
 
 
 def kaiming_uniform(fan_in: int) -> Init:
@@ -60,7 +67,6 @@ def normalized_dims(name: str, x: TensorType, ns, params: list[TensorType] = (),
 def tril_keep(e, x: str, rank: int, offset: str | None = None) -> str:
     """bool [T, S] from the runtime shape of x's last two dims: true where j <= i (+ offset, a scalar int64),
     the mask of causal attention."""
-    import numpy as np
     from onnx import numpy_helper
     shape = e.op("Shape", [x], start=rank - 2)
     ones = e.op("ConstantOfShape", [shape], value=numpy_helper.from_array(np.ones(1, np.float32)))
@@ -80,7 +86,6 @@ def fill_array(op: str, value, dtype: DType, named_infinity: bool = True):
     """A fill value (masked_fill, causal_mask, pad) as a scalar array of the tensor's dtype; one that does not
     fit (2**40 in int32, 1e39 in float32, 0.5 or inf in an integer tensor) is a diagnostic, not an overflow
     in the lowering or a silent inf."""
-    import numpy as np
     v = {"-inf": -math.inf, "inf": math.inf}.get(value, value) if isinstance(value, str) else value
     if dtype.is_float:
         top = dtype.limits()[1]
@@ -105,7 +110,6 @@ def check_eps(op: str, eps) -> None:
 def reduce_op(e, onnx_op: str, x: str, axes: list[int], keepdims: int, outputs=None) -> str:
     """ReduceMax/ReduceMean/... over `axes` at the emitter's opset: the axes are an input from opset 18
     (ReduceSum: 13), an attribute before."""
-    import numpy as np
     if e.opset >= (13 if onnx_op == "ReduceSum" else 18):
         return e.op(onnx_op, [x, e.const(np.array(axes, dtype=np.int64))], outputs=outputs, keepdims=keepdims)
     return e.op(onnx_op, [x], outputs=outputs, axes=axes, keepdims=keepdims)

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..types import literal, numel
 from ._common import bfloat16_from, float_input, reduce_op, shape_str
+from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register
 
 __all__ = ["windows"]
@@ -180,6 +181,3 @@ for _k in ("avg", "max"):
     for _n in (1, 2):
         _make(_k, _n)
 
-
-def _i64(e, v) -> str:
-    return e.const(np.array(v, dtype=np.int64))

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..types import DType, numel
 from ._common import float_input, kaiming_uniform, shape_str
+from ._common import i64 as _i64
 from ._kernels import never_empty, runs_natively
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 from .sdpa import attention_mask, causal_bias, mask_bias, no_key
@@ -83,9 +84,6 @@ def _infer(ins, a):
     q, *_ = _check(ins[:-n], a)
     return [q]
 
-
-def _i64(e, v):
-    return e.const(np.array(v, dtype=np.int64))
 
 
 def _project(e, x, w, b):

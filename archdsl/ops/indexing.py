@@ -8,15 +8,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, TensorType, dim_mul, numel
+from ._common import i64 as _i64
 from ._common import shape_str
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis
 
 __all__: list[str] = []
 
-
-def _i64(e, v) -> str:
-    return e.const(np.array(v, dtype=np.int64))
 
 
 def _index_dtype(name: str, what: str, t: TensorType) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..types import DType, TensorType, numel
 from ._common import float_input, reduce_op
+from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis
 
@@ -15,9 +16,6 @@ __all__ = ["BCE_ATTRS", "CE_ATTRS", "REDUCTIONS", "kept_labels", "labels64"]
 
 REDUCTIONS = ("mean", "sum", "none")
 
-
-def _i64(e, v):
-    return e.const(np.array(v, dtype=np.int64))
 
 
 def _scalar(e, v, t: TensorType):

@@ -8,14 +8,12 @@ import numpy as np
 
 from ..types import DType, TensorType, numel
 from ._common import bfloat16_from, elementwise_cost, float_input, reduce_op, shape_str
+from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis
 
 __all__ = ["cumsum_infer", "cumsum_lower"]
 
-
-def _i64(e, v) -> str:
-    return e.const(np.array(v, dtype=np.int64))
 
 
 def _zero_grad(b, c, ins, outs, gouts):

@@ -6,15 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, dim_exact_div, dim_mul
+from ._common import i64 as _i64
 from ._common import shape_str
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axes
 
 __all__: list[str] = []
 
-
-def _i64(e, v) -> str:
-    return e.const(np.array(v, dtype=np.int64))
 
 
 # ---------------- pixel_shuffle, pixel_unshuffle ----------------

@@ -18,6 +18,7 @@ import numpy as np
 from ..diagnostics import ArchError
 from ..types import TensorType, numel
 from ._common import bfloat16_from, float_input, shape_str
+from ._common import i64 as _i64
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
 __all__ = ["GATES", "check_trainable", "decompose", "torch_to_onnx_rows"]
@@ -116,9 +117,6 @@ def _make_infer(cell):
         return [seq] + ([state_t] * n_states if a["return_state"] else [])
     return infer
 
-
-def _i64(e, v):
-    return e.const(np.asarray(v, dtype=np.int64))
 
 
 def _make_lower(cell):

@@ -10,14 +10,12 @@ import numpy as np
 
 from ..types import DType, TensorType, numel
 from ._common import check_eps, float_input, narrowed, reduce_op, shape_str, widened
+from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register
 from .shapes import broadcast, norm_axes, norm_axis
 
 __all__: list[str] = []
 
-
-def _i64(e, v) -> str:
-    return e.const(np.array(v, dtype=np.int64))
 
 
 def _wide(e, x: str, t: TensorType) -> str:

@@ -6,13 +6,10 @@ import numpy as np
 
 from ..types import DTYPES, DType, Sym, TensorType, numel
 from ._common import elementwise_cost, fill_array, reduce_op, shape_str, tril_keep
+from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register
 from .sdpa import mask_bias
 from .shapes import broadcast, norm_axes, norm_axis
-
-
-def _i64(e, v):
-    return e.const(np.array(v, dtype=np.int64))
 
 
 def _view_grad(b, c, ins, outs, gouts):
