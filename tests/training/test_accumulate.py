@@ -129,3 +129,22 @@ def test_accumulate_is_checked_and_recorded(tmp_path, capsys):
     assert main([*argv, "--epochs", "2", "--resume", "--accumulate", "2"]) == 0
     assert main(["build", argv[1], "--train", "--accumulate", "3", "-o", str(tmp_path / "s.onnx")]) == 0
     assert "adamw, accumulating 3 batches per update)" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("text, words", [
+    ("model m(x: float32[B, 4]) -> apply {\n    apply = x -> linear(3) as fc\n}\n",
+     "the train step's output 'apply' would have the name of an input"),
+    ("model m(x: float32[B, 4], apply: float32[B, 4]) -> y {\n    y = (x + apply) -> linear(3) as fc\n}\n",
+     "a model input is named 'apply', which gradient accumulation's step feeds"),
+    ("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n"
+     "    z = parameter([3, 4], init=\"zeros\") as \"fc.weight.grad_sum\"\n}\n",
+     "the train step's gradient sum 'fc.weight.grad_sum' has the name of a model parameter"),
+])
+def test_names_the_accumulating_step_takes_are_refused(text, words):
+    """An output named apply made a step model onnx.checker refuses (the build said it wrote it)."""
+    import dataclasses
+
+    from archdsl.diagnostics import ArchError
+    with pytest.raises(ArchError, match=words):
+        compile_step(None, dataclasses.replace(config(opt="sgd", lr=0.1), accumulate=2), text=text)
+    compile_step(None, config(opt="sgd", lr=0.1), text=text)  # without accumulation: nothing clashes
