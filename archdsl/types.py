@@ -96,12 +96,13 @@ def dim_mul(a: Dim, b: Dim) -> Dim:
     if isinstance(a, int):
         a, b = b, a
     assert isinstance(a, Sym)
+    if b == 0:
+        return 0
+    if is_formula(a) or is_formula(b) or (isinstance(b, int) and b < 0):  # 2 * (H/2) is H, W * (H/2) is H*W/2
+        ta, tb = _terms(a), _terms(b)
+        if ta is not None and tb is not None:
+            return _from_terms(_times(ta, tb))
     if isinstance(b, int):
-        if b == 0:
-            return 0
-        terms = _terms(a) if is_formula(a) else None
-        if terms is not None:  # 2 * (H/2) is H
-            return _from_terms({m: c * b for m, c in terms.items()})
         return Sym(a.factors, a.coef * b)
     return Sym(tuple(sorted(a.factors + b.factors)), a.coef * b.coef)
 
@@ -143,7 +144,8 @@ def dim_add(a: Dim, b: Dim) -> Dim:
         return a
     if a == 0:
         return b
-    if isinstance(a, Sym) and isinstance(b, Sym) and a.factors == b.factors:
+    if isinstance(a, Sym) and isinstance(b, Sym) and a.factors == b.factors and not is_formula(a) \
+            and a.coef + b.coef > 0:
         return Sym(a.factors, a.coef + b.coef)
     ta, tb = _terms(a), _terms(b)
     if ta is None or tb is None:
@@ -164,13 +166,19 @@ def _terms(d: Dim) -> Terms | None:
         return {(): d}
     if not is_formula(d):
         return {d.factors: d.coef}
-    if len(d.factors) != 1:
-        return None
-    try:
-        terms = _poly(ast.parse(d.factors[0], mode="eval").body)
-    except (SyntaxError, RecursionError, MemoryError):
-        return None
-    return None if terms is None else {m: c * d.coef for m, c in terms.items()}
+    terms: Terms = {(): d.coef}
+    for f in d.factors:  # a product of symbols and formulas: W*(H/2)
+        if f.startswith("("):
+            try:
+                t = _poly(ast.parse(f, mode="eval").body)
+            except (SyntaxError, RecursionError, MemoryError):
+                return None
+            if t is None:
+                return None
+        else:
+            t = {(f,): 1}
+        terms = _times(terms, t)
+    return terms
 
 
 def _poly(n) -> Terms | None:
@@ -191,18 +199,22 @@ def _poly(n) -> Terms | None:
         if a is None or b is None:
             return None
         if isinstance(n.op, ast.Mult):
-            out: Terms = {}
-            for ma, ca in a.items():
-                for mb, cb in b.items():
-                    m = tuple(sorted(ma + mb))
-                    out[m] = out.get(m, 0) + ca * cb
-            return {m: c for m, c in out.items() if c}
+            return _times(a, b)
         sign = 1 if isinstance(n.op, ast.Add) else -1
         out = dict(a)
         for m, c in b.items():
             out[m] = out.get(m, 0) + sign * c
         return {m: c for m, c in out.items() if c}
     return None
+
+
+def _times(a: Terms, b: Terms) -> Terms:
+    out: Terms = {}
+    for ma, ca in a.items():
+        for mb, cb in b.items():
+            m = tuple(sorted(ma + mb))
+            out[m] = out.get(m, 0) + ca * cb
+    return {m: c for m, c in out.items() if c}
 
 
 def _from_terms(terms: Terms) -> Dim:
@@ -213,9 +225,9 @@ def _from_terms(terms: Terms) -> Dim:
         return 0
     if list(terms) == [()] and isinstance(terms[()], int):
         return terms[()]
-    if len(terms) == 1 and all(isinstance(c, int) for c in terms.values()):
+    if len(terms) == 1 and all(isinstance(c, int) and c > 0 for c in terms.values()):
         (m, c), = terms.items()
-        return Sym(m, c)
+        return Sym(m, c)  # a product of symbols (a negative one stays a formula: it may be < 1)
     text = ""
     for m in sorted(terms, key=lambda m: (m == (), m)):
         c = Fraction(terms[m])

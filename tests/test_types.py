@@ -87,3 +87,35 @@ def test_an_exact_division_multiplies_back():
     assert dim_size(half, {"H": 6}) == 3 and dim_size(half, {"H": 7}) is None
     assert dim_size(dim_add(half, 1), {"H": 10}) == 6 and dim_mul(dim_add(half, 1), 2) == dim_add(h, 2)
     assert dim_mul(dim_floordiv(h, 2), 2) != h
+
+
+_ATOMS = st.sampled_from(["H", "W", 1, 2, 3, -1])
+
+
+@st.composite
+def _expr(draw, depth=3):
+    """A random expression tree of + and * over symbols and numbers, with exact halvings of even parts."""
+    if depth == 0 or draw(st.booleans()):
+        a = draw(_ATOMS)
+        return Sym.of(a) if isinstance(a, str) else a
+    op = draw(st.sampled_from(["add", "mul", "half"]))
+    x = draw(_expr(depth - 1))
+    if op == "half":
+        return dim_exact_div(dim_mul(x, 2), 2)
+    y = draw(_expr(depth - 1))
+    return dim_add(x, y) if op == "add" else dim_mul(x, y)
+
+
+@given(_expr(), _expr(), _expr())
+def test_equal_sums_are_equal_dims_whatever_their_grouping(a, b, c):
+    """(a + b) + c and a + (c + b), a * (b + c) and a*b + a*c, 2*(x/2) and x: one dim each, as their sizes are
+    (two different dims never compare equal: the sizes at a few points agree whenever the dims do)."""
+    assert dim_add(dim_add(a, b), c) == dim_add(a, dim_add(c, b))
+    assert dim_mul(a, dim_add(b, c)) == dim_add(dim_mul(b, a), dim_mul(a, c))
+    if not isinstance(a, int) or a % 2 == 0:  # a number's exact halving needs an even one
+        assert dim_mul(dim_exact_div(a, 2), 2) == a
+    x, y = dim_add(a, b), dim_add(b, c)
+    if x == y:
+        for h, w in ((2, 3), (5, 7), (4, 1)):
+            assert dim_size(x, {"H": h, "W": w}) == dim_size(y, {"H": h, "W": w})
+    assert dim_add(a, dim_mul(a, -1)) == 0

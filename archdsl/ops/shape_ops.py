@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..types import Sym, is_formula, numel
+from ..types import dim_add, is_formula, numel
 from ._common import shape_str
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis, prod
@@ -200,8 +200,7 @@ def _concat_infer(ins, a):
             fail(f"concat: dtypes differ ({', '.join(u.dtype.label for u in ins)}); cast them to one")
         if t.rank != first.rank or any(t.shape[i] != first.shape[i] for i in range(first.rank) if i != ax):
             fail(f"concat: shapes {', '.join(shape_str(u) for u in ins)} differ outside axis {a['axis']}")
-        total = total + t.shape[ax] if isinstance(total, int) and isinstance(t.shape[ax], int) else \
-            Sym.opaque("+".join(str(u.shape[ax]) for u in ins))
+        total = dim_add(total, t.shape[ax])  # H/2 + H/2 is H
     return [first.with_shape(first.shape[:ax] + (total,) + first.shape[ax + 1:])]
 
 
