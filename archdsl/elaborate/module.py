@@ -24,7 +24,7 @@ from ..diagnostics import (
 )
 from ..ir import Graph, check
 from ..syntax import ast as A
-from ..syntax import deep_recursion, normalize_source, parse, parse_expr
+from ..syntax import deep_recursion, is_number_literal, normalize_source, parse, parse_expr
 from ..types import DTYPES, Sym, TensorType
 from .bounded import comparing, equal
 from .calls import check_elements
@@ -282,7 +282,7 @@ def parse_define(text: str, sources: SourceMap, index: int = 0) -> tuple[str, tu
     if not raw.strip():
         raise DefineError(f"-D {name}: missing value after '='", vspan)
     nspan = Span(file, 1, 1, 1, len(text.partition("=")[0]) + 1)
-    if re.fullmatch(r"[0-9][0-9A-Za-z_]*[A-Za-z][0-9A-Za-z_]*", raw.strip()) and not _is_number(raw.strip()):
+    if re.fullmatch(r"[0-9][0-9A-Za-z_]*[A-Za-z][0-9A-Za-z_]*", raw.strip()) and not is_number_literal(raw.strip()):
         return name, (raw.strip(), vspan, nspan)  # a word that starts with a digit (-D size=7b): a string too
     node = parse_expr(raw.strip(), vspan)
     if isinstance(node, A.Name):
@@ -292,15 +292,6 @@ def parse_define(text: str, sources: SourceMap, index: int = 0) -> tuple[str, tu
     except ArchError as e:
         raise DefineError(f"-D {name}: {e.message}", e.span or vspan) from None
     return name, (value, vspan, nspan)
-
-
-def _is_number(word: str) -> bool:
-    """1e5, 0x1f, 0b101: literals the language reads as numbers, which stay numbers."""
-    try:
-        float(word) if not word.startswith(("0x", "0X", "0b", "0B", "0o", "0O")) else int(word, 0)
-    except ValueError:
-        return False
-    return True
 
 
 def load_file(path: str | Path, defines: dict, sources: SourceMap, search_path=()) -> Module:

@@ -11,10 +11,10 @@ from lark.exceptions import VisitError
 
 from ..diagnostics import ArchError, LimitError, Span
 from . import ast
-from .parser import grammar_path, normalize_source, parse_tree
+from .parser import grammar_path, is_number_literal, normalize_source, parse_tree
 from .transform import ToAst
 
-__all__ = ["parse", "parse_expr", "ast", "grammar_path", "normalize_source", "deep_recursion"]
+__all__ = ["parse", "parse_expr", "ast", "grammar_path", "is_number_literal", "normalize_source", "deep_recursion"]
 
 
 def _shift_span(v: Span, span: Span) -> Span:

@@ -11,8 +11,8 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from ..diagnostics import ArchError, ArchSyntaxError, LimitError, Span
 
-__all__ = ["grammar_path", "parse_tree", "normalize_source", "source_lines", "MAX_SOURCE_BYTES", "MAX_NESTING",
-           "MAX_TOKENS"]
+__all__ = ["grammar_path", "is_number_literal", "parse_tree", "normalize_source", "source_lines", "MAX_SOURCE_BYTES",
+           "MAX_NESTING", "MAX_TOKENS"]
 
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
 MAX_NESTING = 100
@@ -113,6 +113,12 @@ def _lark() -> Lark:
     # process otherwise, half of `archdsl build resnet.arch`)
     return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr", propagate_positions=True,
                 start=["start", "expr"], postlex=_PostLex(), maybe_placeholders=True, lexer="basic", cache=True)
+
+
+def is_number_literal(text: str) -> bool:
+    """Whether text is one INT or FLOAT token of the grammar (1_000, 0x1f, 1e3, .5), read from its terminals."""
+    import re
+    return any(re.fullmatch(_lark().get_terminal(t).pattern.to_regexp(), text) for t in ("INT", "FLOAT"))
 
 
 def _tok_span(file: str, tok) -> Span:
