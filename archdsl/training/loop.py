@@ -295,7 +295,7 @@ def _plan_note(path, saved: dict, now: dict, base_lr: float, epoch: int, done: i
     new = " ".join(f"{_PLAN_FLAGS[k]} {now[k]}" for k in changed)
     ended = epoch > saved["epochs"]
     then = "its run had ended" if ended else \
-        f"under its settings it would be {_next_lr(saved, base_lr, epoch, done, per_epoch(saved)):.6g}"
+        f"with its {was} it would be {_next_lr(saved, base_lr, epoch, done, per_epoch(saved)):.6g}"
     return (f"note: {path} was trained with {was}; with {new} the lr schedule is another one: the next update "
             f"runs at lr {_next_lr(now, base_lr, epoch, done, per_epoch(now)):.6g} ({then})")
 

@@ -265,7 +265,7 @@ def test_a_resume_that_changes_the_schedule_names_the_lr_it_runs_at(tmp_path, ca
     err = capsys.readouterr().err
     # epoch 2: cosine at u = 1/3 of 3 epochs, 0.1 * 0.75; the checkpoint's plan: u = 1/2 of 2 epochs
     assert (f"note: {ckpt} was trained with --epochs 2; with --epochs 3 the lr schedule is another one: the next "
-            "update runs at lr 0.075 (under its settings it would be 0.05)") in " ".join(err.split())
+            "update runs at lr 0.075 (with its --epochs 2 it would be 0.05)") in " ".join(err.split())
     assert main([*resume, "--epochs", "5"]) == 0  # the checkpoint (now of epoch 3 of 3) had ended its run
     err = " ".join(capsys.readouterr().err.split())
     assert "the next update runs at lr 0.0345492 (its run had ended)" in err  # epoch 4 of 5: u = 3/5
