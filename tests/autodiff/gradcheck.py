@@ -150,8 +150,8 @@ def check_grad(op: str, arrays: list[np.ndarray], attrs: dict | None = None, *, 
     grads = [np.zeros_like(feeds[f"in{i}"]) if n else g for i, g, n in zip(wrt, grads, none)]
     fwd_model, _ = _build(op, types, attrs, DType.float32 if linear else DType.float64, rs, [],
                           OPSET32 if linear else OPSET64, tied)
-    if linear:  # float32 sums of many products cancel: conv_transpose2d at seed 80 was 1.5e-4 off
-        eps, rtol = 1.0, max(rtol, 3e-4)
+    if linear:
+        eps, rtol = 1.0, max(rtol, 1e-4)
     for _ in range(directions):
         vs = {i: np.asarray(rng.standard_normal(feeds[f"in{i}"].shape)) for i in wrt}
         cast = (lambda a: np.asarray(a, np.float32 if a.dtype == np.float64 else a.dtype)) if linear else np.asarray

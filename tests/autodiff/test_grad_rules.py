@@ -563,7 +563,9 @@ def test_conv_transpose(n, g, k, s, p, op, d, bias, seed):
     if not _valid(f"conv_transpose{n}d", [x], attrs):
         return
     arrays = [x, normal(seed + 1, 2 * g, 2, *([k] * n))] + ([normal(seed + 2, 2 * g)] if bias else [])
-    check_grad(f"conv_transpose{n}d", arrays, attrs, seed=seed, linear=True)
+    # float32 finite differences: at seed 80 (n=2, g=2, k=2, s=2, d=2) cancellation put them 1.5e-4 off the
+    # gradient, which torch in float64 gives to 1e-13
+    check_grad(f"conv_transpose{n}d", arrays, attrs, seed=seed, linear=True, rtol=3e-4)
 
 
 @FAST
