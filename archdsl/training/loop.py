@@ -21,6 +21,7 @@ from .. import files
 from ..diagnostics import ArchError
 from ..lower import save_weights
 from ..lower.weights import numpy_reason
+from . import schedule
 from .data import (
     check_class_labels,
     check_index_inputs,
@@ -165,7 +166,7 @@ class Trainer:
             best = arrays.pop("__best__", None)
             self.best = (float(best[0]), int(best[1])) if best is not None else None
             plan = json.loads(str(arrays.pop("__plan__", "null")))
-            if plan is not None and (not isinstance(plan, dict) or set(plan) != set(_PLAN_KEYS)):
+            if plan is not None and (not isinstance(plan, dict) or set(plan) != set(schedule.PLAN_KEYS)):
                 raise TypeError("__plan__ is not the schedule's settings")
             self.plan = plan
             seed = int(arrays.pop("__seed__", self.seed))  # shuffling follows --seed: another one is another run
@@ -260,107 +261,6 @@ def _spec_counted(batch: dict, masked: dict[str, int], examples: int) -> int:
     return examples
 
 
-_PLAN_KEYS = ("epochs", "batch_size", "schedule", "schedule_per", "warmup")
-_PLAN_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "schedule": "--schedule",
-               "schedule_per": "--schedule-per", "warmup": "--warmup"}
-
-
-def _plan(opts: LoopOptions) -> dict:
-    return {k: getattr(opts, k) for k in _PLAN_KEYS}
-
-
-def _next_lr(plan: dict, base_lr: float, epoch: int, done: int, per_epoch: int) -> float:
-    """The lr of the next update (the first of `epoch`, `done` updates made) under a plan, as the loop feeds it."""
-    per_batch = plan["schedule_per"] == "batch" and plan["schedule"] != "constant"
-    if per_batch:
-        updates = plan["epochs"] * per_epoch
-        f = _factor(plan["schedule"], min(done, updates) / updates)
-    else:
-        f = _factor(plan["schedule"], (epoch - 1) / plan["epochs"])
-    return base_lr * f * (min(1.0, (done + 1) / plan["warmup"]) if plan["warmup"] else 1.0)
-
-
-def _plan_note(path, saved: dict, now: dict, base_lr: float, epoch: int, done: int, per_epoch) -> str | None:
-    """A resumed run whose schedule settings differ from the checkpoint's runs another lr schedule (a cosine
-    over more epochs jumps back up): said, with the next update's lr under both. Settings the schedule does
-    not read (--epochs of a constant schedule) are not named."""
-    scheduled = (saved["schedule"], now["schedule"]) != ("constant", "constant")
-    per_batch = any(p["schedule_per"] == "batch" and p["schedule"] != "constant" for p in (saved, now))
-    keys = ["warmup"] + (["schedule", "epochs", "schedule_per"] if scheduled else []) + \
-        (["batch_size"] if per_batch else [])
-    changed = [k for k in _PLAN_KEYS if k in keys and saved[k] != now[k]]
-    if not changed:
-        return None
-    was = " ".join(f"{_PLAN_FLAGS[k]} {saved[k]}" for k in changed)
-    new = " ".join(f"{_PLAN_FLAGS[k]} {now[k]}" for k in changed)
-    ended = epoch > saved["epochs"]
-    then = "its run had ended" if ended else \
-        f"with its {was} it would be {_next_lr(saved, base_lr, epoch, done, per_epoch(saved)):.6g}"
-    return (f"note: {path} was trained with {was}; with {new} the lr schedule is another one: the next update "
-            f"runs at lr {_next_lr(now, base_lr, epoch, done, per_epoch(now)):.6g} ({then})")
-
-
-def _factor(schedule: str, u: float) -> float:
-    """The schedule's share of the lr at progress u in [0, 1]: torch's CosineAnnealingLR (T_max the run,
-    eta_min 0), a linear decay to 0 (a LambdaLR of 1 - u), or 1."""
-    if schedule == "cosine":
-        return (1 + math.cos(math.pi * u)) / 2
-    if schedule == "linear":
-        return 1.0 - u
-    return 1.0
-
-
-def _batches_per_epoch(n: int, size: int, keep_last: int) -> int:
-    """The batches _batches yields: a short last batch is left out below keep_last examples."""
-    full, rest = divmod(n, size)
-    return full + (1 if rest >= keep_last else 0)
-
-
-def _updates_per_epoch(n: int, size: int, keep_last: int, accumulate: int = 1) -> int:
-    """Optimizer steps per epoch: one per `accumulate` batches, the epoch's last batch closing a short group."""
-    return -(-_batches_per_epoch(n, size, keep_last) // accumulate)
-
-
-def _batches(n: int, size: int, rng: np.random.Generator | None, keep_last: int):
-    """Shuffled batches; a last one of fewer than keep_last examples is left out: 2 where a BatchNorm would see
-    one value per channel (batch statistics of one example are undefined; torch raises), the whole batch where
-    the model fixes its size."""
-    order = rng.permutation(n) if rng is not None else np.arange(n)
-    for i in range(0, n, size):
-        idx = order[i:i + size]
-        if len(idx) < keep_last:
-            continue
-        yield idx
-
-
-def _fixed_batch(model, names: list[str]) -> tuple[int, str] | None:
-    """The batch size a model fixes (its data inputs' first dim a number, `x: float32[16, 8]`), and the input
-    that says so."""
-    inputs = {i.name: i for i in model.graph.input}
-    for name in names:
-        dims = onnx_dims(inputs[name].type.tensor_type)
-        if dims and isinstance(dims[0], int) and dims[0] > 0:
-            return dims[0], name
-    return None
-
-
-def _check_fixed_batch(fixed: tuple[int, str], opts: LoopOptions, data: dict, console) -> None:
-    """Batches of exactly the model's size: --batch-size must be it, a short last batch is left out (torch's
-    drop_last), said once per file; a file smaller than one batch is refused."""
-    size, name = fixed
-    if opts.batch_size != size:
-        raise ArchError(f"the model takes batches of exactly {size} (its input '{name}' has a first dim of {size}): "
-                        f"give --batch-size {size}, or declare that dim symbolic (B) to train on any batch size")
-    for path, arrays in data.items():
-        n = len(next(iter(arrays.values())))
-        if n < size:
-            raise ArchError(f"{path} holds {n} example{'s' if n != 1 else ''}, fewer than the one batch of {size} "
-                            "the model takes")
-        if n % size:
-            console.print(f"note: the model takes batches of exactly {size}: {path}'s last {n % size} examples, a "
-                          f"short batch, are left out ({n - n % size} of {n} used)")
-
-
 def run_training(ct, opts: LoopOptions, console=None) -> dict:
     """The whole loop; returns the last epoch's metrics."""
     from rich.console import Console
@@ -399,9 +299,10 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                           + (f"; --epochs {opts.epochs} leaves nothing to train: the checkpoint's weights are "
                              "the output" if start >= opts.epochs else ""))
     _check_finite_state(trainer, "the checkpoint" if opts.resume else "the weights")
-    fixed = _fixed_batch(ct.step_model, ct.info.data_inputs)
+    fixed = schedule.fixed_batch(ct.step_model, ct.info.data_inputs)
     if fixed is not None:
-        _check_fixed_batch(fixed, opts, {opts.data: train, **({opts.val: val} if val is not None else {})}, console)
+        files_of = {opts.data: train, **({opts.val: val} if val is not None else {})}
+        schedule.check_fixed_batch(fixed, opts, files_of, console)
         trainer.fixed_batch = fixed[0]
     loss_kind, ignore = ct.info.config.loss, ct.info.config.ignore_index
     if opts.epochs == 0:  # evaluation only: the starting weights on each data file, nothing written
@@ -428,18 +329,19 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     base_lr = float(ct.info.config.lr)
     per_batch = opts.schedule_per == "batch" and opts.schedule != "constant"
     accumulate = ct.info.config.accumulate
-    batches = _batches_per_epoch(n, opts.batch_size, keep_last)
-    updates = opts.epochs * _updates_per_epoch(n, opts.batch_size, keep_last, accumulate)  # the run's, per_batch
+    batches = schedule.batches_per_epoch(n, opts.batch_size, keep_last)
+    # the whole run's, for a per-batch schedule
+    updates = opts.epochs * schedule.updates_per_epoch(n, opts.batch_size, keep_last, accumulate)
     if opts.resume and trainer.plan is not None and start < opts.epochs and "lr" in trainer.state:
         done = int(trainer.get("step")) if "step" in trainer.state else 0
-        note = _plan_note(opts.checkpoint, trainer.plan, _plan(opts), base_lr, start + 1, done,
-                          lambda p: _updates_per_epoch(n, p["batch_size"], keep_last, accumulate))
+        note = schedule.plan_note(opts.checkpoint, trainer.plan, schedule.plan(opts), base_lr, start + 1, done,
+                          lambda p: schedule.updates_per_epoch(n, p["batch_size"], keep_last, accumulate))
         if note:
             console.print(note)
     for epoch in range(start + 1, opts.epochs + 1):
         t0 = time.perf_counter()
         if "lr" in trainer.state:  # lr is a step input: a schedule just feeds it (and a resumed run takes --lr)
-            lr = base_lr if per_batch else base_lr * _factor(opts.schedule, (epoch - 1) / opts.epochs)
+            lr = base_lr if per_batch else base_lr * schedule.factor(opts.schedule, (epoch - 1) / opts.epochs)
             trainer.set("lr", np.array(lr, np.float32))
         warming = (opts.warmup > 0 or per_batch) and "lr" in trainer.state and "step" in trainer.state
         rng = np.random.default_rng([opts.seed, epoch])
@@ -449,7 +351,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                       TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), console=console,
                       transient=True, disable=opts.quiet or not console.is_terminal) as bar:
             task = bar.add_task("train", total=steps, loss=float("nan"))
-            for step, idx in enumerate(_batches(n, opts.batch_size, rng, keep_last), 1):
+            for step, idx in enumerate(schedule.batches(n, opts.batch_size, rng, keep_last), 1):
                 batch = {k: v[idx] for k, v in train.items()}
                 if accumulate > 1:  # the group's last micro-batch (or the epoch's) runs the optimizer
                     batch["apply"] = np.array(step % accumulate == 0 or step == batches)
@@ -457,7 +359,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                     done = int(trainer.get("step"))
                     f = min(1.0, (done + 1) / opts.warmup) if opts.warmup else 1.0
                     if per_batch:
-                        f *= _factor(opts.schedule, min(done, updates) / updates)
+                        f *= schedule.factor(opts.schedule, min(done, updates) / updates)
                     else:
                         warming = done < opts.warmup
                     trainer.set("lr", np.array(lr * f, np.float32))
@@ -490,7 +392,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             stop = epoch - best[1] >= opts.patience
         if opts.checkpoint is not None:
             trainer.save_checkpoint(opts.checkpoint, epoch, best if opts.patience is not None else None,
-                                    _plan(opts))
+                                    schedule.plan(opts))
         if stop:
             console.print(f"stopping: val_loss has not improved for {opts.patience} epoch"
                           f"{'s' if opts.patience != 1 else ''} (--patience)")

@@ -1,0 +1,119 @@
+"""The run's plan: the batches of an epoch (shuffled; a short last batch kept or left out), the learning-rate
+schedule over the run, and what a resume that changes its settings does to it."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..diagnostics import ArchError
+from .data import onnx_dims
+
+if TYPE_CHECKING:
+    from .loop import LoopOptions
+
+__all__ = ["PLAN_KEYS", "batches", "batches_per_epoch", "check_fixed_batch", "factor", "fixed_batch", "plan",
+           "plan_note", "updates_per_epoch"]
+
+
+PLAN_KEYS = ("epochs", "batch_size", "schedule", "schedule_per", "warmup")
+PLAN_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "schedule": "--schedule",
+              "schedule_per": "--schedule-per", "warmup": "--warmup"}
+
+
+def plan(opts: "LoopOptions") -> dict:
+    return {k: getattr(opts, k) for k in PLAN_KEYS}
+
+
+def next_lr(plan: dict, base_lr: float, epoch: int, done: int, per_epoch: int) -> float:
+    """The lr of the next update (the first of `epoch`, `done` updates made) under a plan, as the loop feeds it."""
+    per_batch = plan["schedule_per"] == "batch" and plan["schedule"] != "constant"
+    if per_batch:
+        updates = plan["epochs"] * per_epoch
+        f = factor(plan["schedule"], min(done, updates) / updates)
+    else:
+        f = factor(plan["schedule"], (epoch - 1) / plan["epochs"])
+    return base_lr * f * (min(1.0, (done + 1) / plan["warmup"]) if plan["warmup"] else 1.0)
+
+
+def plan_note(path, saved: dict, now: dict, base_lr: float, epoch: int, done: int, per_epoch) -> str | None:
+    """A resumed run whose schedule settings differ from the checkpoint's runs another lr schedule (a cosine
+    over more epochs jumps back up): said, with the next update's lr under both. Settings the schedule does
+    not read (--epochs of a constant schedule) are not named."""
+    scheduled = (saved["schedule"], now["schedule"]) != ("constant", "constant")
+    per_batch = any(p["schedule_per"] == "batch" and p["schedule"] != "constant" for p in (saved, now))
+    keys = ["warmup"] + (["schedule", "epochs", "schedule_per"] if scheduled else []) + \
+        (["batch_size"] if per_batch else [])
+    changed = [k for k in PLAN_KEYS if k in keys and saved[k] != now[k]]
+    if not changed:
+        return None
+    was = " ".join(f"{PLAN_FLAGS[k]} {saved[k]}" for k in changed)
+    new = " ".join(f"{PLAN_FLAGS[k]} {now[k]}" for k in changed)
+    ended = epoch > saved["epochs"]
+    then = "its run had ended" if ended else \
+        f"with its {was} it would be {next_lr(saved, base_lr, epoch, done, per_epoch(saved)):.6g}"
+    return (f"note: {path} was trained with {was}; with {new} the lr schedule is another one: the next update "
+            f"runs at lr {next_lr(now, base_lr, epoch, done, per_epoch(now)):.6g} ({then})")
+
+
+def factor(schedule: str, u: float) -> float:
+    """The schedule's share of the lr at progress u in [0, 1]: torch's CosineAnnealingLR (T_max the run,
+    eta_min 0), a linear decay to 0 (a LambdaLR of 1 - u), or 1."""
+    if schedule == "cosine":
+        return (1 + math.cos(math.pi * u)) / 2
+    if schedule == "linear":
+        return 1.0 - u
+    return 1.0
+
+
+def batches_per_epoch(n: int, size: int, keep_last: int) -> int:
+    """The batches batches yields: a short last batch is left out below keep_last examples."""
+    full, rest = divmod(n, size)
+    return full + (1 if rest >= keep_last else 0)
+
+
+def updates_per_epoch(n: int, size: int, keep_last: int, accumulate: int = 1) -> int:
+    """Optimizer steps per epoch: one per `accumulate` batches, the epoch's last batch closing a short group."""
+    return -(-batches_per_epoch(n, size, keep_last) // accumulate)
+
+
+def batches(n: int, size: int, rng: np.random.Generator | None, keep_last: int):
+    """Shuffled batches; a last one of fewer than keep_last examples is left out: 2 where a BatchNorm would see
+    one value per channel (batch statistics of one example are undefined; torch raises), the whole batch where
+    the model fixes its size."""
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    for i in range(0, n, size):
+        idx = order[i:i + size]
+        if len(idx) < keep_last:
+            continue
+        yield idx
+
+
+def fixed_batch(model, names: list[str]) -> tuple[int, str] | None:
+    """The batch size a model fixes (its data inputs' first dim a number, `x: float32[16, 8]`), and the input
+    that says so."""
+    inputs = {i.name: i for i in model.graph.input}
+    for name in names:
+        dims = onnx_dims(inputs[name].type.tensor_type)
+        if dims and isinstance(dims[0], int) and dims[0] > 0:
+            return dims[0], name
+    return None
+
+
+def check_fixed_batch(fixed: tuple[int, str], opts: "LoopOptions", data: dict, console) -> None:
+    """Batches of exactly the model's size: --batch-size must be it, a short last batch is left out (torch's
+    drop_last), said once per file; a file smaller than one batch is refused."""
+    size, name = fixed
+    if opts.batch_size != size:
+        raise ArchError(f"the model takes batches of exactly {size} (its input '{name}' has a first dim of {size}): "
+                        f"give --batch-size {size}, or declare that dim symbolic (B) to train on any batch size")
+    for path, arrays in data.items():
+        n = len(next(iter(arrays.values())))
+        if n < size:
+            raise ArchError(f"{path} holds {n} example{'s' if n != 1 else ''}, fewer than the one batch of {size} "
+                            "the model takes")
+        if n % size:
+            console.print(f"note: the model takes batches of exactly {size}: {path}'s last {n % size} examples, a "
+                          f"short batch, are left out ({n - n % size} of {n} used)")
