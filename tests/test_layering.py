@@ -15,8 +15,7 @@ ROOT = Path(archdsl.__file__).parent
 BASE = {"diagnostics", "_version"}
 STAGES = {"types", "ops", "ir", "syntax", "elaborate", "passes", "autodiff", "lower", "summary", "files"}
 FACES = {"cli", "bench", "training.loop", "training.data", "training.schedule", "training.bench", "training.torch_ref",
-         "training.metrics",
-         "__main__"}
+         "training.metrics", "__main__"}
 
 # what each unit may import besides itself and BASE
 ALLOWED = {
