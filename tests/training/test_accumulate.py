@@ -148,3 +148,38 @@ def test_names_the_accumulating_step_takes_are_refused(text, words):
     with pytest.raises(ArchError, match=words):
         compile_step(None, dataclasses.replace(config(opt="sgd", lr=0.1), accumulate=2), text=text)
     compile_step(None, config(opt="sgd", lr=0.1), text=text)  # without accumulation: nothing clashes
+
+
+def test_accumulation_counts_updates_for_a_per_batch_schedule_and_warmup(tmp_path):
+    """--accumulate 3 with --schedule cosine --schedule-per batch --warmup 2 and --no-decay: the schedule
+    moves per update (one per 3 batches, the epoch's short group one more), as torch's loop setting each
+    update's lr; AdamW with two param groups, three epochs of 22 examples."""
+    import math
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x, labels, w0 = _data(tmp_path, 22)
+    argv = ["train", str(tmp_path / "mlp.arch"), "--data", str(tmp_path / "d.npz"), "--weights",
+            str(tmp_path / "w0.npz"), "--batch-size", "4", "--epochs", "3", "--quiet", "--optimizer", "adamw",
+            "--lr", "0.05", "--weight-decay", "0.1", "--no-decay", "*.bias", "--accumulate", "3", "--schedule",
+            "cosine", "--schedule-per", "batch", "--warmup", "2", "-o", str(tmp_path / "w.npz")]
+    assert main(argv) == 0
+    ours = np.load(tmp_path / "w.npz")
+    w = {k: torch.tensor(v, requires_grad=True) for k, v in w0.items()}
+    opt = torch.optim.AdamW([{"params": [w["fc1.weight"], w["fc2.weight"]]},
+                             {"params": [w["fc1.bias"], w["fc2.bias"]], "weight_decay": 0.0}], lr=0.05,
+                            weight_decay=0.1)
+    total, s = 3 * 2, 0  # 6 batches an epoch: 2 updates
+    for epoch in (1, 2, 3):
+        order = np.random.default_rng([0, epoch]).permutation(22)
+        groups = [order[i:i + 4] for i in range(0, 22, 4)]
+        for k, idx in enumerate(groups, 1):
+            h = torch.tanh(F.linear(torch.from_numpy(x[idx]), w["fc1.weight"], w["fc1.bias"]))
+            (F.cross_entropy(F.linear(h, w["fc2.weight"], w["fc2.bias"]), torch.from_numpy(labels[idx])) / 3).backward()
+            if k % 3 == 0 or k == len(groups):
+                s += 1
+                for g in opt.param_groups:
+                    g["lr"] = 0.05 * (1 + math.cos(math.pi * (s - 1) / total)) / 2 * min(1.0, s / 2)
+                opt.step()
+                opt.zero_grad()
+    for k, v in w.items():
+        np.testing.assert_allclose(ours[k], v.detach().numpy(), rtol=1e-5, atol=2e-5, err_msg=k)
