@@ -160,8 +160,8 @@ Terms = dict  # monomial (sorted symbol names, () for the constant) -> coefficie
 
 
 def _terms(d: Dim) -> Terms | None:
-    """d as a sum of monomials, so that sums cancel (a reflect pad of 1 then a 3x3 conv: (H+2)-2 is H); None
-    for a formula with //, min or floor, or a formula times a symbol."""
+    """d as a sum of monomials, so that sums cancel (a reflect pad of 1 then a 3x3 conv: (H+2)-2 is H) and
+    products expand (W*(H/2)); None for a formula with //, min or floor."""
     if isinstance(d, int):
         return {(): d}
     if not is_formula(d):
