@@ -335,7 +335,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     if opts.resume and trainer.plan is not None and start < opts.epochs and "lr" in trainer.state:
         done = int(trainer.get("step")) if "step" in trainer.state else 0
         note = schedule.plan_note(opts.checkpoint, trainer.plan, schedule.plan(opts), base_lr, start + 1, done,
-                          lambda p: schedule.updates_per_epoch(n, p["batch_size"], keep_last, accumulate))
+                                  lambda p: schedule.updates_per_epoch(n, p["batch_size"], keep_last, accumulate))
         if note:
             console.print(note)
     for epoch in range(start + 1, opts.epochs + 1):
