@@ -21,7 +21,6 @@ MIN_CHANNELS = 16
 MAX_WINDOW_FLOATS_PER_EXAMPLE = 1 << 20  # K * Cin * P floats (4 MiB) per example in the window matrix
 
 
-
 def im2col_weight_grad(e, ins, outs, c) -> bool:
     """Emit the im2col form and return True, or return False (the caller emits the other form)."""
     a = c.attrs

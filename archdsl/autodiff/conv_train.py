@@ -31,7 +31,6 @@ MIN_CHANNELS = 16  # fewer input channels: the window rows are strided copies of
 MAX_COL_FLOATS_PER_EXAMPLE = 1 << 21  # K * Cin * (input positions) floats (8 MiB) per example: col is kept
 
 
-
 def conv_gemm_fits(x_t: TensorType, w_shape, groups: int) -> bool:
     """Whether a conv of this input takes the GEMM form (else it trains on the Conv lowering)."""
     if groups != 1 or not all(isinstance(d, int) for d in x_t.shape[1:]):

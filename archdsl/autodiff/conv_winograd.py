@@ -45,7 +45,6 @@ def _mats(m: int):
     return np.kron(bt, bt), np.kron(g, g), np.kron(at, at)
 
 
-
 def _f(e, a, t: TensorType):
     return e.const(np.ascontiguousarray(a).astype(t.dtype.numpy))
 

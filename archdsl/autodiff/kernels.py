@@ -19,7 +19,6 @@ from .conv_grad import im2col_weight_grad
 __all__ = ["numel_tensor", "scatter_add", "shape_tensor", "zeros_of"]
 
 
-
 def shape_tensor(e, name: str, t: TensorType) -> str:
     """The shape of `name` as an int64 tensor: a constant when static."""
     return _i64(e, list(t.shape)) if is_static(t.shape) else e.op("Shape", [name])

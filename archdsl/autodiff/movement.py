@@ -16,7 +16,6 @@ from .kernels import numel_tensor, scatter_add, shape_tensor
 __all__: list[str] = []
 
 
-
 def _lower(e, ins, outs, c):
     g, x, *extra = ins
     g_t, x_t, *extra_t = c.in_types

@@ -23,7 +23,6 @@ from .kernels import numel_tensor, shape_tensor
 __all__ = ["stream_id"]
 
 
-
 def _scalar(e, v, t: TensorType):
     return e.const(np.array(v, dtype=t.dtype.numpy))
 

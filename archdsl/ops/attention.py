@@ -85,7 +85,6 @@ def _infer(ins, a):
     return [q]
 
 
-
 def _project(e, x, w, b):
     y = e.op("MatMul", [x, e.op("Transpose", [w], perm=[1, 0])])
     return e.op("Add", [y, b]) if b is not None else y

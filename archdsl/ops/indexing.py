@@ -16,7 +16,6 @@ from .shapes import norm_axis
 __all__: list[str] = []
 
 
-
 def _index_dtype(name: str, what: str, t: TensorType) -> None:
     if t.dtype not in (DType.int64, DType.int32):
         fail(f"{name}: {what} must be int64 or int32, got {t.dtype} {shape_str(t)}")

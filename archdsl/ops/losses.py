@@ -17,7 +17,6 @@ __all__ = ["BCE_ATTRS", "CE_ATTRS", "REDUCTIONS", "kept_labels", "labels64"]
 REDUCTIONS = ("mean", "sum", "none")
 
 
-
 def _scalar(e, v, t: TensorType):
     return e.const(np.array(v, dtype=t.dtype.numpy))
 

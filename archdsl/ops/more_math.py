@@ -15,7 +15,6 @@ from .shapes import norm_axis
 __all__ = ["cumsum_infer", "cumsum_lower"]
 
 
-
 def _zero_grad(b, c, ins, outs, gouts):
     """torch's gradient of a step function (floor, ceil, round, sign): zero everywhere."""
     return [b.zeros_like(ins[0])]

@@ -14,7 +14,6 @@ from .shapes import norm_axes
 __all__: list[str] = []
 
 
-
 # ---------------- pixel_shuffle, pixel_unshuffle ----------------
 
 def _factor(name: str, attr: str, x, a) -> int:

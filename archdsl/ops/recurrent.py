@@ -118,7 +118,6 @@ def _make_infer(cell):
     return infer
 
 
-
 def _make_lower(cell):
     _, onnx_op, _ = GATES[cell]
     n_states = 2 if cell == "lstm" else 1

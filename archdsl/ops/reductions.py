@@ -17,7 +17,6 @@ from .shapes import broadcast, norm_axes, norm_axis
 __all__: list[str] = []
 
 
-
 def _wide(e, x: str, t: TensorType) -> str:
     return e.op("Cast", [x], to=DType.float32.onnx) if t.dtype.is_16bit else x
 

@@ -214,7 +214,6 @@ register(OpDef(
 ))
 
 
-
 def _roll_axes(x, a) -> list[tuple[int, int]]:
     """(axis, shift in 0..n-1) per rolled dim; torch.roll's shift wraps modulo the dim's length."""
     shifts, dims = a["shifts"], a["dims"]
