@@ -1,7 +1,7 @@
 """End to end against PyTorch: one and five train steps on onnxruntime (the exported step, its outputs fed
 back as the next step's inputs) against torch autograd + torch.optim on the same graph, initial values and
-batches. MLP, LeNet-5, a narrow ResNet-18 with BatchNorm in train mode, a 2-layer GPT and a 2-layer ViT (its
-step narrowed to the class token, narrow_rows); SGD and AdamW;
+batches. MLP, LeNet-5, a narrow ResNet-18 with BatchNorm in train mode, a 2-layer GPT, a 2-layer ViT (its
+step narrowed to the class token, narrow_rows) and a 2-layer LLaMA (grouped-query attention, RoPE); SGD and AdamW;
 and generated programs (the fuzz tests' MLPs and CNNs), two SGD steps each.
 
 The reference is torch in float64, so it carries no rounding of its own. Loss and every updated parameter
@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 RESNET = str(Path(__file__).parent / "specs" / "resnet18_narrow.arch")
 GPT = ["n_layer=2", "n_head=2", "n_embd=32", "vocab=16", "n_positions=16", "pdrop=0.0"]
 VIT = ["image=16", "patch=4", "layers=2", "heads=2", "hidden=16", "mlp_dim=32", "classes=10"]
+LLAMA = ["num_hidden_layers=2", "hidden_size=32", "num_attention_heads=4", "num_key_value_heads=2",
+         "intermediate_size=48", "vocab_size=16"]
 
 CASES = {
     "mlp-sgd": (str(ROOT / "specs/mlp.arch"), None, 4, config(opt="sgd", lr=0.1, momentum=0.9, nesterov=True,
@@ -50,6 +52,8 @@ CASES = {
     "gpt2-sgd": (str(ROOT / "specs/gpt2.arch"), GPT, 4, config(opt="sgd", lr=0.1)),
     "gpt2-adamw": (str(ROOT / "specs/gpt2.arch"), GPT, 4, config(opt="adamw", lr=1e-3)),
     "vit-adamw": (str(ROOT / "specs/vit.arch"), VIT, 4, config(opt="adamw", lr=1e-3)),  # narrow_rows at -O2
+    # RMSNorm, RoPE, grouped-query sdpa (causal), SwiGLU, untied head
+    "llama-adamw": (str(ROOT / "specs/llama.arch"), LLAMA, 4, config(opt="adamw", lr=1e-3)),
 }
 
 
@@ -57,7 +61,7 @@ CASES = {
 def test_steps_match_torch(case):
     spec, defines, batch, cfg = CASES[case]
     ct, fwd = compile_step(spec, cfg, defines)
-    classes = 16 if "gpt2" in case else 10
+    classes = 16 if "gpt2" in case or "llama" in case else 10
     data = batches(ct, 5, batch, classes, seed=1)
     init = initial(ct)
     lo, so = ort_steps(ct, data)
