@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..types import literal, numel
+from ..types import DType, literal, numel
 from ._common import bfloat16_from, float_input, reduce_op, shape_str
 from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register
@@ -86,7 +86,8 @@ def _make(kind: str, n: int):
         if kinds == {"keep"}:
             e.op("Identity", ins, outputs=outs)
             return
-        if kinds <= {"keep", "pool"}:
+        # onnxruntime's CPU provider has no float64 AveragePool: those take the MatMul path below, which runs
+        if kinds <= {"keep", "pool"} and not (kind == "avg" and t.dtype is DType.float64):
             bfloat16_from(e, t, name, "ONNX pools take")
             k = [v if s == "pool" else 1 for s, v in plan]
             e.op("MaxPool" if kind == "max" else "AveragePool", ins, outputs=outs, kernel_shape=k, strides=k)

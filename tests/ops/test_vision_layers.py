@@ -124,6 +124,17 @@ def test_adaptive_pools_match_torch(kind, n, sizes, data, opset, sym, as_int):
     close(y, _torch_adaptive(kind, n, x, out))
 
 
+@pytest.mark.parametrize("out", ["[2, 3]", "[4, 3]"])
+def test_a_float64_adaptive_average_runs_on_the_cpu(out):
+    """onnxruntime's CPU provider has no float64 AveragePool: windows that divide evenly take the averaging
+    matrices then (the build ran, the session refused to load)."""
+    x = np.random.default_rng(3).standard_normal((2, 3, 8, 6))
+    model = archdsl.compile_source(f"model m(x: float64[2, 3, 8, 6]) -> y {{ y = adaptive_avgpool2d(x, {out}) }}")
+    y = runtime.session(model, "cpu").run(None, {"x": x})[0]
+    assert y.dtype == np.float64
+    np.testing.assert_allclose(y, _torch_adaptive("avg", 2, x, eval(out)), rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("kind", ["avg", "max"])
 @pytest.mark.parametrize("out", [1, "[1, none]", "[none, 1]", "[none, none]"])
 def test_adaptive_pools_over_symbolic_sizes(kind, out):
