@@ -10,7 +10,7 @@ from ..types import DType, TensorType, numel
 from .registry import Init, OpCall, fail
 
 __all__ = ["kaiming_uniform", "bias_uniform", "float_input", "elementwise_cost", "same_type", "shape_str",
-           "conv_channels", "normalized_dims", "i64"]
+           "conv_channels", "normalized_dims", "i64", "one_dtype"]
 
 
 def i64(e, v) -> str:
@@ -76,6 +76,12 @@ def tril_keep(e, x: str, rank: int, offset: str | None = None) -> str:
 
 def elementwise_cost(c: OpCall) -> int:
     return sum(numel(t.shape) for t in c.out_types)
+
+
+def one_dtype(op: str, ins: list[TensorType]) -> None:
+    """The tensors of a list op (concat, stack, einsum) share one dtype: ONNX converts none of them."""
+    if any(t.dtype != ins[0].dtype for t in ins[1:]):
+        fail(f"{op}: dtypes differ ({', '.join(u.dtype.label for u in ins)}); cast them to one")
 
 
 def same_type(ins: list[TensorType], a: dict) -> list[TensorType]:

@@ -12,7 +12,7 @@ from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis
 
 
-def _float_same(name):
+def float_same(name):
     def infer(ins, a):
         float_input(name, ins[0])
         return [ins[0]]
@@ -36,7 +36,7 @@ def _pointwise_grad(fn):
 
 def _simple(name, onnx_op, doc, flops=1, **fixed):
     register(OpDef(
-        name=name, inputs=("x",), category="activation", infer=_float_same(name), elementwise=True,
+        name=name, inputs=("x",), category="activation", infer=float_same(name), elementwise=True,
         lower=lambda e, ins, outs, c: e.op(onnx_op, ins, outputs=outs, **fixed),
         cost=lambda c: flops * elementwise_cost(c), doc=doc, grad=_pointwise_grad(_GRAD[name]),
     ))
@@ -47,14 +47,14 @@ _simple("sigmoid", "Sigmoid", "1 / (1 + exp(-x))", flops=4)
 _simple("tanh", "Tanh", "hyperbolic tangent", flops=4)
 
 
-def _scalar(e, c, v):
+def scalar(e, c, v):
     return e.const(np.array(v, dtype=c.in_types[0].dtype.numpy))
 
 
 register(OpDef(
     name="leaky_relu", inputs=("x",), category="activation", elementwise=True,
     attrs=(Attr("negative_slope", "float", 0.01),),
-    infer=_float_same("leaky_relu"),
+    infer=float_same("leaky_relu"),
     lower=lambda e, ins, outs, c: e.op("LeakyRelu", ins, outputs=outs, alpha=c.attrs["negative_slope"]),
     cost=elementwise_cost, doc="x if x > 0 else negative_slope * x",
     grad=lambda b, c, ins, outs, gouts: [b.op("autodiff.leaky_relu_grad", gouts[0], ins[0],
@@ -74,7 +74,7 @@ def _silu_grad(b, x, y, g):
 
 
 register(OpDef(
-    name="silu", inputs=("x",), category="activation", aliases=("swish",), infer=_float_same("silu"), elementwise=True,
+    name="silu", inputs=("x",), category="activation", aliases=("swish",), infer=float_same("silu"), elementwise=True,
     lower=_silu_lower, grad=_pointwise_grad(_silu_grad), cost=lambda c: 5 * elementwise_cost(c), doc="x * sigmoid(x)",
 ))
 
@@ -87,14 +87,14 @@ def _gelu_lower(e, ins, outs, c):
     x = ins[0]
     if approx == "tanh":
         x3 = e.op("Mul", [e.op("Mul", [x, x]), x])
-        inner = e.op("Mul", [e.op("Add", [x, e.op("Mul", [x3, _scalar(e, c, 0.044715)])]),
-                             _scalar(e, c, math.sqrt(2.0 / math.pi))])
-        t = e.op("Add", [e.op("Tanh", [inner]), _scalar(e, c, 1.0)])
+        inner = e.op("Mul", [e.op("Add", [x, e.op("Mul", [x3, scalar(e, c, 0.044715)])]),
+                             scalar(e, c, math.sqrt(2.0 / math.pi))])
+        t = e.op("Add", [e.op("Tanh", [inner]), scalar(e, c, 1.0)])
     else:
-        t = e.op("Add", [e.op("Erf", [e.op("Div", [x, _scalar(e, c, math.sqrt(2.0))])]), _scalar(e, c, 1.0)])
+        t = e.op("Add", [e.op("Erf", [e.op("Div", [x, scalar(e, c, math.sqrt(2.0))])]), scalar(e, c, 1.0)])
     # halve x first: x * (1 + t) overflows for x above half the dtype's largest value (onnxruntime fuses the
     # erf form into its Gelu kernel in either order)
-    e.op("Mul", [e.op("Mul", [x, _scalar(e, c, 0.5)]), t], outputs=outs)
+    e.op("Mul", [e.op("Mul", [x, scalar(e, c, 0.5)]), t], outputs=outs)
 
 
 def _gelu_grad(b, c, ins, outs, gouts):
@@ -118,7 +118,7 @@ def _gelu_grad(b, c, ins, outs, gouts):
 register(OpDef(
     name="gelu", inputs=("x",), category="activation", grad=_gelu_grad, elementwise=True,
     attrs=(Attr("approximate", "str", "none", choices=("none", "tanh")),),
-    infer=_float_same("gelu"), lower=_gelu_lower, cost=lambda c: 8 * elementwise_cost(c),
+    infer=float_same("gelu"), lower=_gelu_lower, cost=lambda c: 8 * elementwise_cost(c),
     doc='Gaussian error linear unit; approximate="tanh" for the GPT-2 form. ONNX Gelu at opset 20+.',
 ))
 
@@ -191,7 +191,7 @@ register(OpDef(
         "the bounds.",
 ))
 register(OpDef(
-    name="relu6", inputs=("x",), category="activation", elementwise=True, infer=_float_same("relu6"),
+    name="relu6", inputs=("x",), category="activation", elementwise=True, infer=float_same("relu6"),
     lower=lambda e, ins, outs, c: _clip(e, ins[0], c, 0.0, 6.0, outs), cost=lambda c: 2 * elementwise_cost(c),
     grad=_window(lambda a: 0.0, lambda a: 6.0, closed=False),
     doc="min(max(x, 0), 6) = hardtanh(x, 0, 6) (MobileNetV2); gradient 0 at 0 and 6, as torch's.",
@@ -207,14 +207,14 @@ def _hard(name, onnx_op, lower_extra=None):
 
 
 register(OpDef(
-    name="hardsigmoid", inputs=("x",), category="activation", elementwise=True, infer=_float_same("hardsigmoid"),
+    name="hardsigmoid", inputs=("x",), category="activation", elementwise=True, infer=float_same("hardsigmoid"),
     # ONNX's default alpha is 0.2 (Keras's hard sigmoid); torch's is relu6(x + 3) / 6
     lower=_hard("hardsigmoid", "HardSigmoid", {"alpha": 1.0 / 6.0, "beta": 0.5}),
     cost=lambda c: 3 * elementwise_cost(c), grad=_window(lambda a: -3.0, lambda a: 3.0, False, scale=1.0 / 6.0),
     doc="relu6(x + 3) / 6 (torch.nn.Hardsigmoid, MobileNetV3); gradient 1/6 where -3 < x < 3.",
 ))
 register(OpDef(
-    name="hardswish", inputs=("x",), category="activation", elementwise=True, infer=_float_same("hardswish"),
+    name="hardswish", inputs=("x",), category="activation", elementwise=True, infer=float_same("hardswish"),
     lower=_hard("hardswish", "HardSwish"), cost=lambda c: 4 * elementwise_cost(c),
     grad=lambda b, c, ins, outs, gouts: [b.op("autodiff.hardswish_grad", gouts[0], ins[0])],
     doc="x * relu6(x + 3) / 6 (torch.nn.Hardswish, MobileNetV3); gradient 0 at x <= -3, 1 at x >= 3.",
@@ -227,17 +227,22 @@ def _elu_lower(e, ins, outs, c):
     e.op("Elu", ins, outputs=outs, alpha=c.attrs["alpha"])
 
 
+def exp_side(b, x, g, pos: float, neg: float, inner: float):
+    """g pos where x > 0, else g neg exp(inner x): the gradient of the elu family (elu, selu, celu; torch's
+    takes the second side at x = 0). exp(inner x), not from y, which cancels to nothing for very negative x."""
+    z = x if inner == 1.0 else b.op("mul", x, b.const(inner, like=x))
+    slope = b.op("mul", b.op("exp", z), b.const(neg, like=x))
+    return b.op("where", b.op("gt", x, b.const(0.0, like=x)), g if pos == 1.0 else b.op("mul", g, b.const(pos, like=x)),
+                b.op("mul", g, slope))
+
+
 def _elu_grad(b, c, ins, outs, gouts):
-    """g where x > 0, else g alpha exp(x) (torch's: alpha g at x = 0). exp(x), not y + alpha, which cancels
-    to nothing for very negative x."""
-    x, g = ins[0], gouts[0]
-    slope = b.op("mul", b.op("exp", x), b.const(c.attrs["alpha"], like=x))
-    return [b.op("where", b.op("gt", x, b.const(0.0, like=x)), g, b.op("mul", g, slope))]
+    return [exp_side(b, ins[0], gouts[0], 1.0, c.attrs["alpha"], 1.0)]
 
 
 register(OpDef(
     name="elu", inputs=("x",), category="activation", elementwise=True, attrs=(Attr("alpha", "float", 1.0),),
-    infer=_float_same("elu"), lower=_elu_lower, grad=_elu_grad, cost=lambda c: 4 * elementwise_cost(c),
+    infer=float_same("elu"), lower=_elu_lower, grad=_elu_grad, cost=lambda c: 4 * elementwise_cost(c),
     doc="x if x > 0 else alpha * (exp(x) - 1) (torch.nn.ELU).",
 ))
 
@@ -263,10 +268,10 @@ def _softplus_lower(e, ins, outs, c):
     if not switch:
         e.op("Softplus", [x], outputs=outs)
         return
-    z = x if beta == 1.0 else e.op("Mul", [x, _scalar(e, c, beta)])
+    z = x if beta == 1.0 else e.op("Mul", [x, scalar(e, c, beta)])
     sp = e.op("Softplus", [z])
-    sp = sp if beta == 1.0 else e.op("Div", [sp, _scalar(e, c, beta)])
-    e.op("Where", [e.op("Greater", [z, _scalar(e, c, thr)]), x, sp], outputs=outs)
+    sp = sp if beta == 1.0 else e.op("Div", [sp, scalar(e, c, beta)])
+    e.op("Where", [e.op("Greater", [z, scalar(e, c, thr)]), x, sp], outputs=outs)
 
 
 def _softplus_grad(b, c, ins, outs, gouts):
@@ -311,7 +316,7 @@ def _mish_grad(b, c, ins, outs, gouts):
 
 
 register(OpDef(
-    name="mish", inputs=("x",), category="activation", elementwise=True, infer=_float_same("mish"),
+    name="mish", inputs=("x",), category="activation", elementwise=True, infer=float_same("mish"),
     lower=_mish_lower, grad=_mish_grad, cost=lambda c: 7 * elementwise_cost(c),
     doc="x * tanh(softplus(x)) (torch.nn.Mish).",
 ))

@@ -12,7 +12,7 @@ import string
 from dataclasses import dataclass
 
 from ..types import DType, TensorType, numel
-from ._common import shape_str
+from ._common import one_dtype, shape_str
 from .registry import Attr, OpDef, fail, register
 
 __all__: list[str] = []
@@ -102,9 +102,7 @@ def _infer(ins, a):
     if not ins:
         fail("einsum: needs at least one tensor: einsum(\"ij,jk->ik\", [a, b])")
     first = ins[0]
-    for t in ins[1:]:
-        if t.dtype != first.dtype:
-            fail(f"einsum: dtypes differ ({', '.join(u.dtype.label for u in ins)}); cast them to one")
+    one_dtype("einsum", ins)
     if first.dtype is DType.bool:
         fail("einsum: no arithmetic on bool tensors; cast them to \"float32\" or \"int64\" first")
     p = plan(a["equation"], list(ins))

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..types import numel
 from ._common import elementwise_cost, float_input, shape_str
+from .activation import exp_side, float_same, scalar
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 from .shapes import norm_axis
 
@@ -18,29 +19,10 @@ SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
 
-def _k(e, c, v) -> str:
-    return e.const(np.array(v, dtype=c.in_types[0].dtype.numpy))
-
-
-def _float_same(name):
-    def infer(ins, a):
-        float_input(name, ins[0])
-        return [ins[0]]
-    return infer
-
-
 def _neg_part(e, c, x: str, alpha: float, inner: float) -> str:
     """alpha * (exp(inner * x) - 1), the negative side of elu/selu/celu."""
-    z = x if inner == 1.0 else e.op("Mul", [x, _k(e, c, inner)])
-    return e.op("Mul", [e.op("Sub", [e.op("Exp", [z]), _k(e, c, 1.0)]), _k(e, c, alpha)])
-
-
-def _exp_side(b, x, g, pos: float, neg: float, inner: float):
-    """g pos where x > 0, else g neg exp(inner x): the gradient of the elu family."""
-    z = x if inner == 1.0 else b.op("mul", x, b.const(inner, like=x))
-    slope = b.op("mul", b.op("exp", z), b.const(neg, like=x))
-    return b.op("where", b.op("gt", x, b.const(0.0, like=x)), b.op("mul", g, b.const(pos, like=x)),
-                b.op("mul", g, slope))
+    z = x if inner == 1.0 else e.op("Mul", [x, scalar(e, c, inner)])
+    return e.op("Mul", [e.op("Sub", [e.op("Exp", [z]), scalar(e, c, 1.0)]), scalar(e, c, alpha)])
 
 
 # ---------------- selu ----------------
@@ -50,15 +32,15 @@ def _selu_lower(e, ins, outs, c):
     if c.in_types[0].dtype.label == "float32":
         e.op("Selu", [x], outputs=outs, alpha=SELU_ALPHA, gamma=SELU_SCALE)
         return
-    pos = e.op("Greater", [x, _k(e, c, 0.0)])
+    pos = e.op("Greater", [x, scalar(e, c, 0.0)])
     y = e.op("Where", [pos, x, _neg_part(e, c, x, SELU_ALPHA, 1.0)])
-    e.op("Mul", [y, _k(e, c, SELU_SCALE)], outputs=outs)
+    e.op("Mul", [y, scalar(e, c, SELU_SCALE)], outputs=outs)
 
 
 register(OpDef(
-    name="selu", inputs=("x",), category="activation", elementwise=True, infer=_float_same("selu"),
+    name="selu", inputs=("x",), category="activation", elementwise=True, infer=float_same("selu"),
     lower=_selu_lower, cost=lambda c: 4 * elementwise_cost(c),
-    grad=lambda b, c, ins, outs, gouts: [_exp_side(b, ins[0], gouts[0], SELU_SCALE, SELU_SCALE * SELU_ALPHA, 1.0)],
+    grad=lambda b, c, ins, outs, gouts: [exp_side(b, ins[0], gouts[0], SELU_SCALE, SELU_SCALE * SELU_ALPHA, 1.0)],
     doc="scale * (x if x > 0 else alpha * (exp(x) - 1)), alpha = 1.6733, scale = 1.0507 (torch.nn.SELU; ONNX "
         "Selu for float32).",
 ))
@@ -78,14 +60,14 @@ def _celu_lower(e, ins, outs, c):
     if c.in_types[0].dtype.label == "float32":
         e.op("Celu", [x], outputs=outs, alpha=alpha)
         return
-    pos = e.op("Greater", [x, _k(e, c, 0.0)])
+    pos = e.op("Greater", [x, scalar(e, c, 0.0)])
     e.op("Where", [pos, x, _neg_part(e, c, x, alpha, 1.0 / alpha)], outputs=outs)
 
 
 register(OpDef(
     name="celu", inputs=("x",), category="activation", elementwise=True, attrs=(Attr("alpha", "float", 1.0),),
     infer=_celu_infer, lower=_celu_lower, cost=lambda c: 4 * elementwise_cost(c),
-    grad=lambda b, c, ins, outs, gouts: [_exp_side(b, ins[0], gouts[0], 1.0, 1.0, 1.0 / c.attrs["alpha"])],
+    grad=lambda b, c, ins, outs, gouts: [exp_side(b, ins[0], gouts[0], 1.0, 1.0, 1.0 / c.attrs["alpha"])],
     doc="x if x > 0 else alpha * (exp(x / alpha) - 1) (torch.nn.CELU; ONNX Celu for float32).",
 ))
 
@@ -138,12 +120,12 @@ register(OpDef(
 def _logsigmoid_lower(e, ins, outs, c):
     """min(x, 0) - log(1 + exp(-|x|)): no exp overflow, and no log(0) where sigmoid underflows (x = -100)."""
     x = ins[0]
-    tail = e.op("Log", [e.op("Add", [_k(e, c, 1.0), e.op("Exp", [e.op("Neg", [e.op("Abs", [x])])])])])
-    e.op("Sub", [e.op("Min", [x, _k(e, c, 0.0)]), tail], outputs=outs)
+    tail = e.op("Log", [e.op("Add", [scalar(e, c, 1.0), e.op("Exp", [e.op("Neg", [e.op("Abs", [x])])])])])
+    e.op("Sub", [e.op("Min", [x, scalar(e, c, 0.0)]), tail], outputs=outs)
 
 
 register(OpDef(
-    name="logsigmoid", inputs=("x",), category="activation", elementwise=True, infer=_float_same("logsigmoid"),
+    name="logsigmoid", inputs=("x",), category="activation", elementwise=True, infer=float_same("logsigmoid"),
     lower=_logsigmoid_lower, cost=lambda c: 5 * elementwise_cost(c),
     grad=lambda b, c, ins, outs, gouts: [b.op("mul", gouts[0], b.op("sigmoid", b.op("neg", ins[0])))],
     doc="log(sigmoid(x)) (torch.nn.LogSigmoid), computed as min(x, 0) - log(1 + exp(-|x|)): finite where "
@@ -158,8 +140,8 @@ def _softsign_grad(b, c, ins, outs, gouts):
 
 
 register(OpDef(
-    name="softsign", inputs=("x",), category="activation", elementwise=True, infer=_float_same("softsign"),
-    lower=lambda e, ins, outs, c: e.op("Div", [ins[0], e.op("Add", [_k(e, c, 1.0), e.op("Abs", ins)])],
+    name="softsign", inputs=("x",), category="activation", elementwise=True, infer=float_same("softsign"),
+    lower=lambda e, ins, outs, c: e.op("Div", [ins[0], e.op("Add", [scalar(e, c, 1.0), e.op("Abs", ins)])],
                                        outputs=outs),
     cost=lambda c: 3 * elementwise_cost(c), grad=_softsign_grad,
     doc="x / (1 + |x|) (torch.nn.Softsign).",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, TensorType, numel
-from ._common import bfloat16_from, elementwise_cost, float_input, reduce_op, shape_str
+from ._common import bfloat16_from, elementwise_cost, float_input, one_dtype, reduce_op, shape_str
 from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis
@@ -243,9 +243,8 @@ def _stack_infer(ins, a):
     if not ins:
         fail("stack: needs at least one tensor")
     first = ins[0]
+    one_dtype("stack", ins)
     for t in ins[1:]:
-        if t.dtype != first.dtype:
-            fail(f"stack: dtypes differ ({', '.join(u.dtype.label for u in ins)}); cast them to one")
         if tuple(t.shape) != tuple(first.shape):
             fail(f"stack: every tensor must have one shape, got {shape_str(first)} and {shape_str(t)}")
     ax = norm_axis(a["dim"], first.rank + 1, "stack: dim")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import dim_add, is_formula, numel
-from ._common import shape_str
+from ._common import one_dtype, shape_str
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis, prod
 
@@ -195,9 +195,8 @@ def _concat_infer(ins, a):
     first = ins[0]
     ax = norm_axis(a["axis"], first.rank)
     total = 0
+    one_dtype("concat", ins)
     for t in ins:
-        if t.dtype != first.dtype:
-            fail(f"concat: dtypes differ ({', '.join(u.dtype.label for u in ins)}); cast them to one")
         if t.rank != first.rank or any(t.shape[i] != first.shape[i] for i in range(first.rank) if i != ax):
             fail(f"concat: shapes {', '.join(shape_str(u) for u in ins)} differ outside axis {a['axis']}")
         total = dim_add(total, t.shape[ax])  # H/2 + H/2 is H
