@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 import archdsl.autodiff  # noqa: F401  (registers the internal ops)
 from archdsl import ops
@@ -23,6 +25,22 @@ __all__ = ["check_grad", "run_model"]
 
 OPSET64 = 19  # float64 runs: Gelu is then written with Erf, which the reference evaluator has in float64
 OPSET32 = 21
+
+
+
+# what the gradient-rule tests draw: few examples each (every op has a rule to check), small shapes
+FAST = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+dims = st.integers(1, 4)
+shapes = st.lists(dims, min_size=1, max_size=3).map(tuple)
+
+
+def normal(seed, *shape):
+    return np.asarray(np.random.default_rng(seed).standard_normal(shape))
+
+
+def positive(seed, *shape):
+    return np.abs(normal(seed, *shape)) + 0.5
 
 
 def _sessions():

@@ -15,22 +15,9 @@ from archdsl.diagnostics import ShapeError
 from archdsl.types import DType, TensorType
 
 from . import gradcheck
-from .gradcheck import check_grad
+from .gradcheck import FAST, check_grad, dims, normal, positive, shapes
 
 _run_model = gradcheck.run_model
-
-FAST = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-dims = st.integers(1, 4)
-shapes = st.lists(dims, min_size=1, max_size=3).map(tuple)
-
-
-def normal(seed, *shape):
-    return np.asarray(np.random.default_rng(seed).standard_normal(shape))
-
-
-def positive(seed, *shape):
-    return np.abs(normal(seed, *shape)) + 0.5
 
 
 def _valid(op, arrays, attrs) -> bool:
@@ -201,23 +188,6 @@ def test_adaptive_pool(kind, n, data, seed):
 
 
 @FAST
-@given(lead=st.lists(dims, min_size=0, max_size=1), c=st.integers(1, 2), r=st.integers(1, 3), h=dims, w=dims,
-       seed=st.integers(0, 99))
-def test_pixel_shuffle_unshuffle(lead, c, r, h, w, seed):
-    check_grad("pixel_shuffle", [normal(seed, *lead, c * r * r, h, w)], {"upscale_factor": r}, seed=seed, linear=True)
-    check_grad("pixel_unshuffle", [normal(seed, *lead, c, h * r, w * r)], {"downscale_factor": r}, seed=seed,
-               linear=True)
-
-
-@FAST
-@given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), seed=st.integers(0, 99))
-def test_flip(shape, data, seed):
-    r = len(shape)
-    axes = data.draw(st.lists(st.integers(-r, r - 1), min_size=1, max_size=r, unique_by=lambda a: a % r))
-    check_grad("flip", [normal(seed, *shape)], {"dims": axes}, seed=seed, linear=True)
-
-
-@FAST
 @given(rank=st.integers(3, 5), c=st.integers(1, 3), affine=st.booleans(), seed=st.integers(0, 99))
 def test_instance_norm(rank, c, affine, seed):
     arrays = [normal(seed, 2, c, *(3, 2, 2)[:rank - 2])] + ([positive(seed + 1, c), normal(seed + 2, c)] if affine
@@ -304,152 +274,6 @@ def test_stack(shape, n, data, seed):
     r = len(shape)
     check_grad("stack", [normal(seed + i, *shape) for i in range(n)], {"dim": data.draw(st.integers(-r - 1, r))},
                seed=seed)
-
-
-@pytest.mark.parametrize("op", ["var", "std"])
-@FAST
-@given(shape=st.lists(st.integers(2, 4), min_size=1, max_size=3), data=st.data(), keep=st.booleans(),
-       correction=st.sampled_from([0, 1, 0.5]), seed=st.integers(0, 99))
-def test_var_std(op, shape, data, keep, correction, seed):
-    r = len(shape)
-    dim = data.draw(st.one_of(st.none(), st.lists(st.integers(-r, r - 1), min_size=1, max_size=r, unique_by=lambda
-                                                   d: d % r)))
-    check_grad(op, [normal(seed, *shape)], {"dim": dim, "keepdim": keep, "correction": correction}, seed=seed)
-
-
-@FAST
-@given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), keep=st.booleans(), seed=st.integers(0, 99))
-def test_logsumexp(shape, data, keep, seed):
-    r = len(shape)
-    dim = data.draw(st.lists(st.integers(-r, r - 1), min_size=1, max_size=r, unique_by=lambda d: d % r))
-    check_grad("logsumexp", [normal(seed, *shape) * 3], {"dim": dim, "keepdim": keep}, seed=seed)
-
-
-@FAST
-@given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), p=st.sampled_from([2.0, 1.0, 3.0, 1.5]),
-       eps=st.sampled_from([1e-12, 0.5]), seed=st.integers(0, 99))
-def test_normalize(shape, data, p, eps, seed):
-    """eps=0.5 clamps some small rows: their gradient is x's through a constant divisor."""
-    r = len(shape)
-    x = normal(seed, *shape)
-    if eps == 0.5:
-        x = x * 0.3
-    check_grad("normalize", [x], {"p": p, "dim": data.draw(st.integers(-r, r - 1)), "eps": eps}, seed=seed)
-
-
-@FAST
-@given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), seed=st.integers(0, 99))
-def test_cosine_similarity(shape, data, seed):
-    """x2 broadcast (dims of 1, fewer dims). Norms below eps are left out: torch 2.x clamps them outside
-    autograd, so its gradient there is not the derivative of the forward (tests/training checks it against
-    torch's autograd)."""
-    r = len(shape)
-    shape2 = [data.draw(st.sampled_from([d, 1])) for d in shape][data.draw(st.integers(0, r - 1)):]
-    x1, x2 = normal(seed, *shape) * 0.5, normal(seed + 1, *shape2) * 0.5
-    check_grad("cosine_similarity", [x1, x2], {"dim": data.draw(st.integers(-r, r - 1))}, seed=seed)
-
-
-def test_normalize_and_cosine_similarity_of_a_zero_row():
-    """A zero row: divided by eps, so the gradient is finite (g / eps), not nan from its norm's 0 / 0."""
-    x = np.array([[0.0, 0.0, 0.0], [1.0, -2.0, 0.5]])
-    check_grad("normalize", [x], {"eps": 0.1})
-    check_grad("cosine_similarity", [x, normal(3, 2, 3)], {"eps": 0.1})
-
-
-@pytest.mark.parametrize("op, attrs", [("selu", {}), ("celu", {}), ("celu", {"alpha": 0.5}), ("logsigmoid", {}),
-                                       ("softsign", {})])
-@FAST
-@given(shape=shapes, seed=st.integers(0, 99))
-def test_more_activations(op, attrs, shape, seed):
-    check_grad(op, [normal(seed, *shape) * 3], attrs, seed=seed)
-
-
-@FAST
-@given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), seed=st.integers(0, 99))
-def test_glu(shape, data, seed):
-    r = len(shape)
-    d = data.draw(st.integers(-r, r - 1))
-    shape[d] *= 2
-    check_grad("glu", [normal(seed, *shape)], {"dim": d}, seed=seed)
-
-
-@FAST
-@given(shape=st.lists(dims, min_size=0, max_size=4), per_channel=st.booleans(), seed=st.integers(0, 99))
-def test_prelu(shape, per_channel, seed):
-    """The input and the slopes (one, or one per channel of dim 1)."""
-    n = shape[1] if per_channel and len(shape) > 1 else 1
-    check_grad("prelu", [normal(seed, *shape), normal(seed + 1, n)], {"num_parameters": n}, seed=seed)
-
-
-@FAST
-@given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), largest=st.booleans(), seed=st.integers(0, 99))
-def test_topk(shape, data, largest, seed):
-    """The values' gradient goes to the chosen positions (normal draws: no ties)."""
-    r = len(shape)
-    d = data.draw(st.integers(-r, r - 1))
-    check_grad("topk", [normal(seed, *shape)], {"k": data.draw(st.integers(1, shape[d])), "dim": d,
-                                                "largest": largest}, outputs=[0], seed=seed)
-
-
-@FAST
-@given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), seed=st.integers(0, 99))
-def test_gather(shape, data, seed):
-    """Positions read several times (index drawn with repeats) get the sum of their gradients."""
-    r = len(shape)
-    d = data.draw(st.integers(-r, r - 1))
-    ishape = [data.draw(st.integers(1, 5)) if i == d % r else data.draw(st.integers(1, n)) for i, n in enumerate(shape)]
-    index = np.random.default_rng(seed).integers(0, shape[d], ishape)
-    check_grad("gather", [normal(seed, *shape), index], {"dim": d}, seed=seed)
-
-
-@FAST
-@given(shape=st.lists(dims, min_size=0, max_size=3), reps=st.lists(st.integers(0, 3), min_size=1, max_size=4),
-       seed=st.integers(0, 99))
-def test_tile(shape, reps, seed):
-    check_grad("tile", [normal(seed, *shape)], {"dims": reps}, seed=seed)
-
-
-@st.composite
-def _einsum_case(draw):
-    """An equation of 1-3 operands over the letters abcd, none repeated within an operand, an explicit output
-    (any order) or the implicit one, and its arrays: some dims 1 where the letter is larger (broadcast)."""
-    n = draw(st.integers(1, 3))
-    terms = ["".join(draw(st.lists(st.sampled_from("abcd"), max_size=3, unique=True))) for _ in range(n)]
-    used = sorted(set("".join(terms)))
-    sizes = {c: draw(st.integers(1, 3)) for c in used}
-    eq = ",".join(terms)
-    if draw(st.booleans()):
-        eq += "->" + "".join(draw(st.permutations(used))[:draw(st.integers(0, len(used)))])
-    seed = draw(st.integers(0, 99))
-    arrays = [normal(seed + k, *[1 if draw(st.integers(0, 4)) == 0 else sizes[c] for c in t])
-              for k, t in enumerate(terms)]
-    return eq, arrays, seed
-
-
-@FAST
-@given(case=_einsum_case())
-def test_einsum(case):
-    """Letters summed in one operand only (stretched back), in the output, broadcast from 1."""
-    eq, arrays, seed = case
-    check_grad("einsum", arrays, {"equation": eq}, seed=seed)
-
-
-@pytest.mark.parametrize("eq, shapes", [
-    ("...ij,...jk->...ik", [(2, 3, 2, 3), (3, 3, 2)]),
-    ("...ij,jk", [(1, 2, 3), (3, 2)]),
-    ("i...,...->i", [(2, 3, 1), (3, 4)]),
-    ("bij,bjk->bik", [(2, 3, 4), (1, 4, 2)]),
-])
-def test_einsum_ellipsis(eq, shapes):
-    check_grad("einsum", [normal(i, *s) for i, s in enumerate(shapes)], {"equation": eq})
-
-
-def test_einsum_diagonal():
-    """A diagonal ('ii') has no gradient rule: refused with a reason; through the other operand it has one."""
-    from archdsl.diagnostics import ArchError
-    with pytest.raises(ArchError, match=r"no gradient for operand 0, whose subscripts repeat i \(a diagonal"):
-        check_grad("einsum", [normal(0, 3, 3)], {"equation": "ii->i"})
-    check_grad("einsum", [normal(0, 3, 3), normal(1, 3)], {"equation": "ii,i->i"}, wrt=[1])
 
 
 @pytest.mark.parametrize("op", ["sum", "mean", "amax", "amin"])

@@ -1,0 +1,99 @@
+"""Gradient rules of the rearranging and indexing ops (ops/rearrange.py, ops/indexing.py, ops/einsum.py)
+against central finite differences in float64, as test_grad_rules.py does for the core ops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from .gradcheck import FAST, check_grad, dims, normal
+
+
+@FAST
+@given(lead=st.lists(dims, min_size=0, max_size=1), c=st.integers(1, 2), r=st.integers(1, 3), h=dims, w=dims,
+       seed=st.integers(0, 99))
+def test_pixel_shuffle_unshuffle(lead, c, r, h, w, seed):
+    check_grad("pixel_shuffle", [normal(seed, *lead, c * r * r, h, w)], {"upscale_factor": r}, seed=seed, linear=True)
+    check_grad("pixel_unshuffle", [normal(seed, *lead, c, h * r, w * r)], {"downscale_factor": r}, seed=seed,
+               linear=True)
+
+
+@FAST
+@given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), seed=st.integers(0, 99))
+def test_flip(shape, data, seed):
+    r = len(shape)
+    axes = data.draw(st.lists(st.integers(-r, r - 1), min_size=1, max_size=r, unique_by=lambda a: a % r))
+    check_grad("flip", [normal(seed, *shape)], {"dims": axes}, seed=seed, linear=True)
+
+
+@FAST
+@given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), largest=st.booleans(), seed=st.integers(0, 99))
+def test_topk(shape, data, largest, seed):
+    """The values' gradient goes to the chosen positions (normal draws: no ties)."""
+    r = len(shape)
+    d = data.draw(st.integers(-r, r - 1))
+    check_grad("topk", [normal(seed, *shape)], {"k": data.draw(st.integers(1, shape[d])), "dim": d,
+                                                "largest": largest}, outputs=[0], seed=seed)
+
+
+@FAST
+@given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), seed=st.integers(0, 99))
+def test_gather(shape, data, seed):
+    """Positions read several times (index drawn with repeats) get the sum of their gradients."""
+    r = len(shape)
+    d = data.draw(st.integers(-r, r - 1))
+    ishape = [data.draw(st.integers(1, 5)) if i == d % r else data.draw(st.integers(1, n)) for i, n in enumerate(shape)]
+    index = np.random.default_rng(seed).integers(0, shape[d], ishape)
+    check_grad("gather", [normal(seed, *shape), index], {"dim": d}, seed=seed)
+
+
+@FAST
+@given(shape=st.lists(dims, min_size=0, max_size=3), reps=st.lists(st.integers(0, 3), min_size=1, max_size=4),
+       seed=st.integers(0, 99))
+def test_tile(shape, reps, seed):
+    check_grad("tile", [normal(seed, *shape)], {"dims": reps}, seed=seed)
+
+
+@st.composite
+def _einsum_case(draw):
+    """An equation of 1-3 operands over the letters abcd, none repeated within an operand, an explicit output
+    (any order) or the implicit one, and its arrays: some dims 1 where the letter is larger (broadcast)."""
+    n = draw(st.integers(1, 3))
+    terms = ["".join(draw(st.lists(st.sampled_from("abcd"), max_size=3, unique=True))) for _ in range(n)]
+    used = sorted(set("".join(terms)))
+    sizes = {c: draw(st.integers(1, 3)) for c in used}
+    eq = ",".join(terms)
+    if draw(st.booleans()):
+        eq += "->" + "".join(draw(st.permutations(used))[:draw(st.integers(0, len(used)))])
+    seed = draw(st.integers(0, 99))
+    arrays = [normal(seed + k, *[1 if draw(st.integers(0, 4)) == 0 else sizes[c] for c in t])
+              for k, t in enumerate(terms)]
+    return eq, arrays, seed
+
+
+@FAST
+@given(case=_einsum_case())
+def test_einsum(case):
+    """Letters summed in one operand only (stretched back), in the output, broadcast from 1."""
+    eq, arrays, seed = case
+    check_grad("einsum", arrays, {"equation": eq}, seed=seed)
+
+
+@pytest.mark.parametrize("eq, shapes", [
+    ("...ij,...jk->...ik", [(2, 3, 2, 3), (3, 3, 2)]),
+    ("...ij,jk", [(1, 2, 3), (3, 2)]),
+    ("i...,...->i", [(2, 3, 1), (3, 4)]),
+    ("bij,bjk->bik", [(2, 3, 4), (1, 4, 2)]),
+])
+def test_einsum_ellipsis(eq, shapes):
+    check_grad("einsum", [normal(i, *s) for i, s in enumerate(shapes)], {"equation": eq})
+
+
+def test_einsum_diagonal():
+    """A diagonal ('ii') has no gradient rule: refused with a reason; through the other operand it has one."""
+    from archdsl.diagnostics import ArchError
+    with pytest.raises(ArchError, match=r"no gradient for operand 0, whose subscripts repeat i \(a diagonal"):
+        check_grad("einsum", [normal(0, 3, 3)], {"equation": "ii->i"})
+    check_grad("einsum", [normal(0, 3, 3), normal(1, 3)], {"equation": "ii,i->i"}, wrt=[1])
