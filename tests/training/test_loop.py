@@ -103,7 +103,6 @@ def test_validation_labels_out_of_range_are_refused_before_training(tmp_path, ca
     assert not (tmp_path / "w.npz").exists()
 
 
-
 @pytest.mark.parametrize("which", ["--data", "--val"])
 def test_the_spec_is_checked_at_each_data_files_sizes_before_training(tmp_path, capsys, which):
     """A 3x3 validation set under a 5x5 kernel failed in onnxruntime after a whole epoch had trained (and its
@@ -232,49 +231,6 @@ def test_data_that_cannot_train_is_refused_before_training(tmp_path, capsys):
     assert "internal error" not in err
 
 
-def test_resume_takes_the_new_lr_and_keeps_runs_apart(tmp_path, capsys):
-    """A resumed constant-schedule run kept the checkpoint's lr; `-o run.a.npz` and `-o run.b.npz` shared one
-    checkpoint (run.ckpt.npz), so resuming run.a continued run.b."""
-    spec = tmp_path / "t.arch"
-    spec.write_text("model t(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n")
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "d.npz", x=rng.standard_normal((16, 4)).astype(np.float32), labels=rng.integers(0, 3, 16))
-    base = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--optimizer", "sgd", "--quiet"]
-    a, b = str(tmp_path / "run.a.npz"), str(tmp_path / "run.b.npz")
-    assert main(base + ["--lr", "0.1", "--epochs", "1", "-o", a]) == 0
-    assert main(base + ["--lr", "0.1", "--epochs", "1", "-o", b, "--seed", "5"]) == 0
-    assert (tmp_path / "run.a.ckpt.npz").exists() and (tmp_path / "run.b.ckpt.npz").exists()
-    after_one = dict(np.load(a))
-    assert main(base + ["--lr", "1e-30", "--epochs", "2", "-o", a, "--resume"]) == 0
-    assert "resumed from" in capsys.readouterr().err
-    for k, v in np.load(a).items():
-        np.testing.assert_array_equal(v, after_one[k])  # lr 1e-30 moves nothing
-
-
-def test_resume_names_a_setting_the_new_run_leaves_out(tmp_path, capsys):
-    """Resuming without --label-smoothing said 'made with other settings ()': a key only the checkpoint had
-    was never listed."""
-    base = linear_run(tmp_path) + ["--quiet"]
-    assert main(base + ["--epochs", "1", "--label-smoothing", "0.1"]) == 0
-    assert main(base + ["--epochs", "2", "--resume"]) == 1
-    assert "made with other settings (label_smoothing 0.1 there, not given here)" in capsys.readouterr().err
-
-
-def test_resume_with_no_epochs_left_writes_the_checkpoint_without_claiming_to_train(tmp_path, capsys):
-    """It said 'leaves nothing to train', then 'training t on ...' as if it did."""
-    out = tmp_path / "w.npz"
-    base = linear_run(tmp_path)
-    assert main(base + ["--epochs", "2", "--quiet"]) == 0
-    trained = dict(np.load(out))
-    out.unlink()
-    capsys.readouterr()
-    assert main(base + ["--epochs", "1", "--resume"]) == 0
-    err = " ".join(capsys.readouterr().err.split())  # rich wraps its lines
-    assert "leaves nothing to train: the checkpoint's weights are the output" in err and "training t" not in err
-    for k, v in np.load(out).items():
-        np.testing.assert_array_equal(v, trained[k])
-
-
 def test_batch_size_one_with_batchnorm_is_refused_not_a_silent_no_op(tmp_path, capsys):
     """Every batch of one was skipped (batch statistics of one example): no step ran, yet the run exited 0."""
     spec = tmp_path / "bn.arch"
@@ -352,15 +308,6 @@ def test_safetensors_weights_get_the_same_mode_as_npz(tmp_path):
     save_weights(tmp_path / "a.safetensors", {"w": np.zeros(3, np.float32)})
     mode = lambda p: (tmp_path / p).stat().st_mode & 0o777  # noqa: E731
     assert mode("a.safetensors") == mode("a.npz")
-
-
-def test_resume_with_another_seed_is_refused(tmp_path, capsys):
-    """Shuffling follows --seed and dropout the checkpoint's: a resumed run with another --seed was neither run."""
-    base = linear_run(tmp_path, n=8) + ["--quiet"]
-    assert main(base + ["--epochs", "1", "--seed", "3"]) == 0
-    assert main(base + ["--epochs", "2", "--resume", "--seed", "4"]) == 1
-    assert "was trained with --seed 3; resume with the same seed (got 4)" in capsys.readouterr().err
-    assert main(base + ["--epochs", "2", "--resume", "--seed", "3"]) == 0
 
 
 def test_a_kernel_onnxruntime_lacks_is_not_blamed_on_the_data():
@@ -466,23 +413,6 @@ def test_one_example_for_a_batchnorm_is_a_diagnostic(tmp_path, capsys):
                  "-o", str(tmp_path / "w.npz")]) == 1
     assert "holds one example; the model has a BatchNorm" in capsys.readouterr().err
     assert not (tmp_path / "w.npz").exists()
-
-
-def test_a_negative_checkpoint_epoch_is_not_a_checkpoint(tmp_path, capsys):
-    spec = tmp_path / "n.arch"
-    spec.write_text("model net(x: float32[B, 4]) -> y { y = x -> linear(3) as fc }")
-    np.savez(tmp_path / "d.npz", x=np.ones((8, 4), np.float32), labels=np.zeros(8, np.int64))
-    args = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--quiet", "-o", str(tmp_path / "w.npz")]
-    assert main(args + ["--epochs", "1"]) == 0
-    ckpt = tmp_path / "w.ckpt.npz"
-    with np.load(ckpt) as z:
-        arrays = {k: z[k] for k in z.files}
-    arrays["__epoch__"] = np.array(-5)
-    np.savez(ckpt, **arrays)
-    capsys.readouterr()
-    assert main(args + ["--epochs", "2", "--resume"]) == 1  # an internal error (exit 70) before
-    assert "is not a checkpoint of `archdsl train` (its bookkeeping does not read: __epoch__ is -5)" in \
-        capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flags, words", [
