@@ -10,7 +10,8 @@ from ..types import DType, TensorType, numel
 from .registry import Init, OpCall, fail
 
 __all__ = ["kaiming_uniform", "bias_uniform", "float_input", "elementwise_cost", "same_type", "shape_str",
-           "conv_channels", "normalized_dims", "i64", "one_dtype"]
+           "conv_channels", "normalized_dims", "i64", "one_dtype",
+           "widen", "wide_np", "wide_outputs", "narrow_into"]
 
 
 def i64(e, v) -> str:
@@ -136,3 +137,23 @@ def widened(b, v, dtype: DType):
 
 def narrowed(b, v, dtype: DType):
     return b.op("cast", v, dtype=dtype.label) if dtype.is_16bit else v
+
+
+# the same in a lowering: a 16-bit input computed in float32 (widen), the result cast back (narrow_into)
+def widen(e, x: str, t: TensorType) -> str:
+    return e.op("Cast", [x], to=DType.float32.onnx) if t.dtype.is_16bit else x
+
+
+def wide_np(t: TensorType):
+    """The numpy dtype a widened t computes in (for its constants)."""
+    return np.float32 if t.dtype.is_16bit else t.dtype.numpy
+
+
+def wide_outputs(t: TensorType, outs):
+    """Where the last wide op writes: the node's outputs, or (16-bit) a fresh value narrow_into casts there."""
+    return None if t.dtype.is_16bit else outs
+
+
+def narrow_into(e, y: str, t: TensorType, outs) -> None:
+    if t.dtype.is_16bit:
+        e.op("Cast", [y], outputs=outs, to=t.dtype.onnx)

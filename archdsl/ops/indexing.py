@@ -9,7 +9,7 @@ import numpy as np
 
 from ..types import DType, TensorType, dim_mul, numel
 from ._common import i64 as _i64
-from ._common import shape_str
+from ._common import narrow_into, shape_str, widen
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis
 
@@ -48,7 +48,7 @@ def _topk_lower(e, ins, outs, c):
     tells it what the shape rule knows."""
     t = c.in_types[0]
     ax = _topk_axis(t, c.attrs)
-    x = ins[0] if not t.dtype.is_16bit else e.op("Cast", [ins[0]], to=DType.float32.onnx)
+    x = widen(e, ins[0], t)
     symbolic = not isinstance(t.shape[ax], int)
     names = [outs[0] if not (symbolic or t.dtype.is_16bit) else f"{outs[0]}/topk",
              outs[1] if not symbolic else f"{outs[1]}/topk"]
@@ -58,8 +58,7 @@ def _topk_lower(e, ins, outs, c):
         shape = _i64(e, [d if isinstance(d, int) else 0 for d in c.out_types[0].shape])
         vals = e.op("Reshape", [vals, shape], outputs=None if t.dtype.is_16bit else [outs[0]])
         e.op("Reshape", [idx, shape], outputs=[outs[1]])
-    if t.dtype.is_16bit:
-        e.op("Cast", [vals], outputs=[outs[0]], to=t.dtype.onnx)
+    narrow_into(e, vals, t, [outs[0]])
 
 
 def _topk_grad(b, c, ins, outs, gouts):

@@ -9,31 +9,23 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, TensorType, numel
-from ._common import check_eps, float_input, narrowed, reduce_op, shape_str, widened
+from ._common import (
+    check_eps,
+    float_input,
+    narrow_into,
+    narrowed,
+    reduce_op,
+    shape_str,
+    wide_np,
+    wide_outputs,
+    widen,
+    widened,
+)
 from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register
 from .shapes import broadcast, norm_axes, norm_axis
 
 __all__: list[str] = []
-
-
-def _wide(e, x: str, t: TensorType) -> str:
-    return e.op("Cast", [x], to=DType.float32.onnx) if t.dtype.is_16bit else x
-
-
-def _wide_np(t: TensorType):
-    return np.float32 if t.dtype.is_16bit else t.dtype.numpy
-
-
-def _last(t: TensorType, outs):
-    """Where the last op of a lowering writes: the node's outputs, or a fresh value _finish casts back."""
-    return None if t.dtype.is_16bit else outs
-
-
-def _finish(e, y: str, t: TensorType, outs) -> None:
-    """A 16-bit t's result, computed in float32, cast back into outs (others were written there already)."""
-    if t.dtype.is_16bit:
-        e.op("Cast", [y], outputs=outs, to=t.dtype.onnx)
 
 
 def _reduced(x: TensorType, axes: list[int], keepdim: bool) -> tuple:
@@ -76,8 +68,8 @@ def _var_lower(name: str):
     def lower(e, ins, outs, c):
         t, a = c.in_types[0], c.attrs
         axes = norm_axes(a["dim"], t.rank)
-        np_dt = _wide_np(t)
-        x = _wide(e, ins[0], t)
+        np_dt = wide_np(t)
+        x = widen(e, ins[0], t)
         if not axes:  # a 0-d tensor: one element (torch: nan for correction 1, refused above)
             x, axes, keep = e.op("Unsqueeze", [x, _i64(e, [0])]), [0], False
             t = TensorType(t.dtype, (1,))
@@ -88,11 +80,11 @@ def _var_lower(name: str):
         # torch divides by max(0, N - correction): inf or nan where that is 0 (sizes known only at run time)
         div = e.op("Max", [e.op("Sub", [_count(e, x, t, axes, np_dt), e.const(np.array(a["correction"], np_dt))]),
                            e.const(np.array(0.0, np_dt))])
-        last = _last(c.in_types[0], outs)
+        last = wide_outputs(c.in_types[0], outs)
         y = e.op("Div", [ss, div], outputs=None if name == "std" else last)
         if name == "std":
             y = e.op("Sqrt", [y], outputs=last)
-        _finish(e, y, c.in_types[0], outs)
+        narrow_into(e, y, c.in_types[0], outs)
     return lower
 
 
@@ -149,16 +141,16 @@ def _lse_lower(e, ins, outs, c):
     t, a = c.in_types[0], c.attrs
     axes = norm_axes(a["dim"], t.rank)
     x = ins[0] if t.dtype.is_float else e.op("Cast", [ins[0]], to=DType.float32.onnx)
-    x = _wide(e, x, t)
-    np_dt = _wide_np(t) if t.dtype.is_float else np.float32
+    x = widen(e, x, t)
+    np_dt = wide_np(t) if t.dtype.is_float else np.float32
     # max over the dims, 0 where it is infinite (a row of -inf gives -inf, one with +inf gives +inf, not nan)
     m = reduce_op(e, "ReduceMax", x, axes, 1)
     m = e.op("Where", [e.op("IsInf", [m]), e.const(np.array(0.0, np_dt)), m])
     s = reduce_op(e, "ReduceSum", e.op("Exp", [e.op("Sub", [x, m])]), axes, int(a["keepdim"]))
     if not a["keepdim"]:
         m = e.op("Squeeze", [m, _i64(e, axes)])
-    y = e.op("Add", [e.op("Log", [s]), m], outputs=_last(t, outs))
-    _finish(e, y, t, outs)
+    y = e.op("Add", [e.op("Log", [s]), m], outputs=wide_outputs(t, outs))
+    narrow_into(e, y, t, outs)
 
 
 def _lse_grad(b, c, ins, outs, gouts):
@@ -199,15 +191,15 @@ def _normalize_infer(ins, a):
 def _normalize_lower(e, ins, outs, c):
     t, a = c.in_types[0], c.attrs
     ax, p = norm_axis(a["dim"], t.rank), a["p"]
-    np_dt = _wide_np(t)
-    h = _wide(e, ins[0], t)
+    np_dt = wide_np(t)
+    h = widen(e, ins[0], t)
     if p in (1.0, 2.0):
         n = reduce_op(e, "ReduceL2" if p == 2.0 else "ReduceL1", h, [ax], 1)
     else:
         powed = e.op("Pow", [e.op("Abs", [h]), e.const(np.array(p, np_dt))])
         n = e.op("Pow", [reduce_op(e, "ReduceSum", powed, [ax], 1), e.const(np.array(1.0 / p, np_dt))])
-    y = e.op("Div", [h, e.op("Max", [n, e.const(np.array(a["eps"], np_dt))])], outputs=_last(t, outs))
-    _finish(e, y, t, outs)
+    y = e.op("Div", [h, e.op("Max", [n, e.const(np.array(a["eps"], np_dt))])], outputs=wide_outputs(t, outs))
+    narrow_into(e, y, t, outs)
 
 
 def _normalize_grad(b, c, ins, outs, gouts):
@@ -268,16 +260,16 @@ def _cos_lower(e, ins, outs, c):
     t1, t2 = c.in_types
     rank = max(t1.rank, t2.rank)
     ax = norm_axis(c.attrs["dim"], rank)
-    np_dt = _wide_np(t1)
-    a, b = _wide(e, ins[0], t1), _wide(e, ins[1], t2)
+    np_dt = wide_np(t1)
+    a, b = widen(e, ins[0], t1), widen(e, ins[1], t2)
     if tuple(t1.shape) != tuple(t2.shape):
         a, b = e.op("Expand", [a, e.op("Shape", [b])]), e.op("Expand", [b, e.op("Shape", [a])])
     eps = e.const(np.array(c.attrs["eps"], np_dt))
     na = e.op("Max", [reduce_op(e, "ReduceL2", a, [ax], 1), eps])
     nb = e.op("Max", [reduce_op(e, "ReduceL2", b, [ax], 1), eps])
     y = reduce_op(e, "ReduceSum", e.op("Mul", [e.op("Div", [a, na]), e.op("Div", [b, nb])]), [ax], 0,
-                  outputs=_last(t1, outs))
-    _finish(e, y, t1, outs)
+                  outputs=wide_outputs(t1, outs))
+    narrow_into(e, y, t1, outs)
 
 
 def _cos_grad(b, c, ins, outs, gouts):

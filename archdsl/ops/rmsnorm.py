@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, numel
-from ._common import check_eps, float_input, narrowed, normalized_dims, reduce_op, widened
+from ._common import check_eps, float_input, narrowed, normalized_dims, reduce_op, wide_np, widen, widened
 from .registry import Attr, Init, OpDef, ParamSpec, register
 
 __all__ = ["default_eps"]
@@ -50,12 +50,10 @@ def _lower(e, ins, outs, c):
         e.op("RMSNormalization", [ins[0], scale], outputs=outs, axis=-len(ns), epsilon=float(eps))
         return
     axes = list(range(x_t.rank - len(ns), x_t.rank))
-    x = ins[0]
-    if x_t.dtype.is_16bit:  # as torch: in float32, where x*x does not overflow and a small eps is not 0
-        x = e.op("Cast", [x], to=DType.float32.onnx)
+    x = widen(e, ins[0], x_t)  # as torch: in float32, where x*x does not overflow and a small eps is not 0
     sq = e.op("Mul", [x, x])
     ms = reduce_op(e, "ReduceMean", sq, axes, keepdims=1)
-    eps_c = e.const(np.array(eps, dtype=np.float32 if x_t.dtype.is_16bit else np_dt))
+    eps_c = e.const(np.array(eps, dtype=wide_np(x_t)))
     inv = e.op("Reciprocal", [e.op("Sqrt", [e.op("Add", [ms, eps_c])])])
     y = e.op("Mul", [x, inv], outputs=outs if scale is None and not x_t.dtype.is_16bit else None)
     if x_t.dtype.is_16bit:
