@@ -12,7 +12,7 @@ from ..types import numel
 from ._common import bfloat16_from, check_eps, float_input, narrowed, shape_str, widened
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
-__all__ = ["channel_params", "normalized_forward"]
+__all__ = ["channel_params", "check_channel_params", "normalized_forward", "scale_and_bias"]
 
 
 def _channels(x, a) -> int:
@@ -33,14 +33,25 @@ def _params(ins, a):
     return channel_params(_channels(ins[0], a), a["affine"])
 
 
+def check_channel_params(op: str, params, c: int) -> None:
+    for p in params:
+        if p.shape != (c,):
+            fail(f"{op}: parameter shape {shape_str(p)} does not match {c} channels")
+
+
+def scale_and_bias(e, ins, x_t, affine: bool) -> tuple[str, str]:
+    """The per-channel scale and bias an ONNX norm op takes: the learned ones, or ones and zeros."""
+    if affine:
+        return ins[1], ins[2]
+    ch, dt = x_t.shape[1], x_t.dtype.numpy
+    return e.const(np.ones(ch, dtype=dt)), e.const(np.zeros(ch, dtype=dt))
+
+
 def _infer(ins, a):
     x = ins[0]
     float_input("group_norm", x)
     check_eps("group_norm", a["eps"])
-    c = _channels(x, a)
-    for p in ins[1:]:
-        if p.shape != (c,):
-            fail(f"group_norm: parameter shape {shape_str(p)} does not match {c} channels")
+    check_channel_params("group_norm", ins[1:], _channels(x, a))
     return [x]
 
 
@@ -49,10 +60,7 @@ def _lower(e, ins, outs, c):
     ch, g, eps = x_t.shape[1], c.attrs["num_groups"], c.attrs["eps"]
     dt = x_t.dtype.numpy
     bfloat16_from(e, x_t, "group_norm", "ONNX GroupNormalization takes", 21)
-    if c.attrs["affine"]:
-        scale, bias = ins[1], ins[2]
-    else:
-        scale, bias = e.const(np.ones(ch, dtype=dt)), e.const(np.zeros(ch, dtype=dt))
+    scale, bias = scale_and_bias(e, ins, x_t, c.attrs["affine"])
     if e.opset >= 21:
         e.op("GroupNormalization", [ins[0], scale, bias], outputs=outs, num_groups=g, epsilon=eps)
         return

@@ -9,11 +9,9 @@ on [8, 64, 32, 32]."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..types import numel
 from ._common import bfloat16_from, check_eps, float_input, shape_str
-from .groupnorm import channel_params, normalized_forward
+from .groupnorm import channel_params, normalized_forward, scale_and_bias
 from .registry import Attr, OpDef, fail, register
 
 __all__: list[str] = []
@@ -45,12 +43,8 @@ def _infer(ins, a):
 
 def _lower(e, ins, outs, c):
     x_t = c.in_types[0]
-    ch, dt = x_t.shape[1], x_t.dtype.numpy
     bfloat16_from(e, x_t, "instance_norm", "ONNX InstanceNormalization takes")
-    if c.attrs["affine"]:
-        scale, bias = ins[1], ins[2]
-    else:
-        scale, bias = e.const(np.ones(ch, dtype=dt)), e.const(np.zeros(ch, dtype=dt))
+    scale, bias = scale_and_bias(e, ins, x_t, c.attrs["affine"])
     e.op("InstanceNormalization", [ins[0], scale, bias], outputs=outs, epsilon=c.attrs["eps"])
 
 
