@@ -73,6 +73,21 @@ def run_op(expr: str, *, opset: int = NEWEST, sym: bool | str = False, **inputs:
     return out, weights
 
 
+def as_torch(a, double: bool = False):
+    """A torch tensor of an array: a copy (contiguous, and 0-d stays 0-d); double=True in float64, where the
+    references are computed."""
+    import torch
+    t = torch.from_numpy(np.array(a))
+    return t.double() if double else t
+
+
+def refused(src: str, match: str) -> None:
+    """The source is refused at check time with a diagnostic matching `match`."""
+    import pytest
+    with pytest.raises(archdsl.ArchError, match=match):
+        archdsl.check_source(src)
+
+
 def rand(*shape: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 

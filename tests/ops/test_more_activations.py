@@ -11,14 +11,14 @@ from hypothesis import strategies as st
 
 import archdsl
 
-from .core_harness import NEWEST, OPSET, SETTINGS, SYM, close, covers, dim, rand, run_op
+from .core_harness import NEWEST, OPSET, SETTINGS, SYM, as_torch, close, covers, dim, rand, run_op
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 
 def _t(a: np.ndarray):
-    return torch.from_numpy(np.array(a)).double()
+    return as_torch(a, double=True)
 
 
 _POINTWISE = {

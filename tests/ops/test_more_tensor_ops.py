@@ -12,13 +12,12 @@ from hypothesis import strategies as st
 import archdsl
 from archdsl import runtime
 
-from .core_harness import SETTINGS, SYM, b, close, covers, dim, rand, run_op
+from .core_harness import SETTINGS, SYM, as_torch, b, close, covers, dim, rand, run_op
 
 torch = pytest.importorskip("torch")
 
 
-def _t(a: np.ndarray):
-    return torch.from_numpy(np.array(a))  # a copy: contiguous, and 0-d stays 0-d
+_t = as_torch
 
 
 def _halves(shape, seed: int) -> np.ndarray:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import archdsl
 
-from .core_harness import NEWEST, OPSET, SETTINGS, SYM, b, close, covers, dim, rand, run_op
+from .core_harness import NEWEST, OPSET, SETTINGS, SYM, as_torch, b, close, covers, dim, rand, run_op
 
 SYM_ALL = st.sampled_from([False, True, "all"])  # "all": every dim of x symbolic, counts read at run time
 
@@ -20,7 +20,7 @@ F = torch.nn.functional
 
 
 def _t(a: np.ndarray):
-    return torch.from_numpy(np.array(a)).double()
+    return as_torch(a, double=True)
 
 
 def _dims(draw, r: int):

@@ -15,14 +15,13 @@ import archdsl
 from archdsl import runtime
 from archdsl.ops.adaptive_pool import windows
 
-from .core_harness import OPSET, SETTINGS, SYM, close, covers, dim, rand, run_op
+from .core_harness import OPSET, SETTINGS, SYM, as_torch, close, covers, dim, rand, run_op
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 
-def _t(a: np.ndarray):
-    return torch.from_numpy(np.array(a))
+_t = as_torch
 
 
 def _data(shape, dtype: str, seed: int) -> np.ndarray:
