@@ -77,6 +77,20 @@ def _session(spec: str, defines: dict, weights: dict, tmp_path):
     return runtime.session(m, provider="cpu")
 
 
+def _image_classifier_agrees(spec: str, defines: dict, module, seed: int, tmp_path) -> None:
+    """The spec with random weights and the torch module with the same ones give the same logits for 2 images."""
+    torch, _ = _torch_refs()
+    weights = _random_weights(spec, defines)
+    sess = _session(spec, defines, weights, tmp_path)
+    ref = _load(module, weights)
+    x = np.random.default_rng(seed).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    (ours,) = sess.run(None, {"x": x})
+    with torch.no_grad():
+        expected = ref(torch.from_numpy(x)).numpy()
+    assert ours.shape == (2, 10)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
 def _load(module, weights: dict):
     torch, _ = _torch_refs()
     state = {k: torch.from_numpy(v.copy()) for k, v in weights.items()}
@@ -191,16 +205,9 @@ def test_convnext_layer_scale_and_stochastic_depth():
 
 
 def test_tiny_convnext_matches_the_torch_module(tmp_path):
-    torch, refs = _torch_refs()
-    weights = _random_weights("convnext.arch", TINY_CONVNEXT)
-    sess = _session("convnext.arch", TINY_CONVNEXT, weights, tmp_path)
-    ref = _load(refs.torch_convnext(dims=TINY_CONVNEXT["dims"], depths=TINY_CONVNEXT["depths"], classes=10), weights)
-    x = np.random.default_rng(3).standard_normal((2, 3, 32, 32)).astype(np.float32)
-    (ours,) = sess.run(None, {"x": x})
-    with torch.no_grad():
-        expected = ref(torch.from_numpy(x)).numpy()
-    assert ours.shape == (2, 10)
-    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    _, refs = _torch_refs()
+    module = refs.torch_convnext(dims=TINY_CONVNEXT["dims"], depths=TINY_CONVNEXT["depths"], classes=10)
+    _image_classifier_agrees("convnext.arch", TINY_CONVNEXT, module, 3, tmp_path)
 
 
 # ---------------------------------------------------------------- MobileNetV2
@@ -234,13 +241,5 @@ def test_mobilenet_v2_names_and_shapes_are_torchvisions():
 
 
 def test_small_mobilenet_v2_matches_the_torch_module(tmp_path):
-    torch, refs = _torch_refs()
-    weights = _random_weights("mobilenet_v2.arch", SMALL_MOBILENET)
-    sess = _session("mobilenet_v2.arch", SMALL_MOBILENET, weights, tmp_path)
-    ref = _load(refs.torch_mobilenet_v2(0.25, 10), weights)
-    x = np.random.default_rng(4).standard_normal((2, 3, 32, 32)).astype(np.float32)
-    (ours,) = sess.run(None, {"x": x})
-    with torch.no_grad():
-        expected = ref(torch.from_numpy(x)).numpy()
-    assert ours.shape == (2, 10)
-    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    _, refs = _torch_refs()
+    _image_classifier_agrees("mobilenet_v2.arch", SMALL_MOBILENET, refs.torch_mobilenet_v2(0.25, 10), 4, tmp_path)
