@@ -279,12 +279,13 @@ def parse_define(text: str, sources: SourceMap, index: int = 0) -> tuple[str, tu
     name = name.strip()
     col = len(text) - len(raw.lstrip()) + 1
     vspan = Span(file, 1, col, 1, len(text) + 1)
-    if not raw.strip():
+    word = raw.strip()
+    if not word:
         raise DefineError(f"-D {name}: missing value after '='", vspan)
     nspan = Span(file, 1, 1, 1, len(text.partition("=")[0]) + 1)
-    if re.fullmatch(r"[0-9][0-9A-Za-z_]*[A-Za-z][0-9A-Za-z_]*", raw.strip()) and not is_number_literal(raw.strip()):
-        return name, (raw.strip(), vspan, nspan)  # a word that starts with a digit (-D size=7b): a string too
-    node = parse_expr(raw.strip(), vspan)
+    if re.fullmatch(r"[0-9][0-9A-Za-z_]*[A-Za-z][0-9A-Za-z_]*", word) and not is_number_literal(word):
+        return name, (word, vspan, nspan)  # a word that starts with a digit (-D size=7b): a string too
+    node = parse_expr(word, vspan)
     if isinstance(node, A.Name):
         return name, (node.id, vspan, nspan)
     try:
