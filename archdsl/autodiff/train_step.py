@@ -250,7 +250,8 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     grads = gradients(graph, loss, params)
     if all(g is None for g in grads):  # torch: "element 0 of tensors does not require grad"
         raise ArchError(f"the loss does not depend on any trainable parameter: no gradient reaches output "
-                        f"'{out_name}' (eq, comparisons and casts to integers pass none, as in torch)", pred.span)
+                        f"'{out_name}' (eq, comparisons, casts to integers and detach pass none, as in torch)",
+                        pred.span)
 
     ob = GradBuilder(graph, None, tag="optim")
     sums: list = []

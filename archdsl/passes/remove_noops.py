@@ -1,6 +1,7 @@
 """remove_noops: nodes that return their input unchanged go; their uses read the input.
 
-Rules: 1. dropout in an inference graph.
+Rules: 1. dropout, drop_path and detach in an inference graph (a train step keeps detach: its gradient stops
+there).
 2. reshape, flatten, squeeze, unsqueeze, expand whose output type equals the input's (no element moves).
 3. permute by the identity permutation; transpose of a dim with itself; cast to the same dtype; a concat
 of one tensor; an index `x[...]`/`x[:, :]` made only of full slices.
@@ -36,7 +37,7 @@ def _identity_of(node: Node, ctx: PassContext) -> Value | None:
     out = node.outputs[0] if len(node.outputs) == 1 else None
     if out is None:
         return None
-    if op in ("dropout", "drop_path"):
+    if op in ("dropout", "drop_path", "detach"):
         return ins[0] if ctx.inference else None
     if op in _SAME_TYPE_IDENTITY:
         return ins[0] if out.type == ins[0].type else None
@@ -64,7 +65,8 @@ def _identity_of(node: Node, ctx: PassContext) -> Value | None:
 
 
 @register_pass("remove_noops", level=1,
-               doc="drop identity reshapes/transposes/casts, inference dropout, x*1, x+0 (float: x + -0.0, x - 0.0)")
+               doc="drop identity reshapes/transposes/casts, inference dropout/detach, x*1, x+0 "
+                   "(float: x + -0.0, x - 0.0)")
 def remove_noops(g: Graph, ctx: PassContext) -> bool:
     rw = Rewriter(g)
     for node in g.nodes:

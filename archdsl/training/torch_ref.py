@@ -186,7 +186,7 @@ _OPS = {
     "cosine_similarity": lambda n, a, b: F.cosine_similarity(a, b, n.attrs["dim"], n.attrs["eps"]),
     "selu": lambda n, x: F.selu(x), "celu": lambda n, x: F.celu(x, n.attrs["alpha"]),
     "glu": lambda n, x: F.glu(x, n.attrs["dim"]), "logsigmoid": lambda n, x: F.logsigmoid(x),
-    "softsign": lambda n, x: F.softsign(x), "prelu": lambda n, x, w: F.prelu(x, w),
+    "softsign": lambda n, x: F.softsign(x), "detach": lambda n, x: x.detach(), "prelu": lambda n, x, w: F.prelu(x, w),
     "topk": lambda n, x: tuple(torch.topk(x, n.attrs["k"], n.attrs["dim"], n.attrs["largest"], n.attrs["sorted"])),
     "gather": lambda n, x, i: torch.gather(x, n.attrs["dim"], i.long()),
     "one_hot": lambda n, i: F.one_hot(i.long(), n.attrs["num_classes"]),

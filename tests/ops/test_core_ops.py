@@ -20,6 +20,7 @@ from archdsl import ops
 from . import (  # noqa: F401 - their @covers fill COVERED
     test_core_layers,
     test_core_tensor_ops,
+    test_detach,
     test_einsum,
     test_indexing_ops,
     test_losses,
@@ -74,6 +75,7 @@ _USES = {
     "cosine_similarity": "cosine_similarity(x, x3[:, :, 0])",
     "selu": "selu(x)", "celu": "celu(x)", "glu": "glu(x, 0)", "logsigmoid": "logsigmoid(x)",  # more_activations.py
     "softsign": "softsign(x)", "prelu": "x -> prelu",
+    "detach": "detach(x)",  # detach.py
     "topk": "topk(x, 2)[0]", "gather": "gather(x, 1, argmax(x, 1, keepdim=true))",  # indexing.py
     "one_hot": "one_hot(argmax(x, 1), 3)", "tile": "tile(x, [2, 1, 2])",
     "einsum": 'einsum("ij,kj->ik", [x, x])',  # einsum.py
