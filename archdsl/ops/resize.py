@@ -1,7 +1,8 @@
 """upsample: torch.nn.Upsample / F.interpolate over the spatial dims, lowered to ONNX Resize.
 
 Coordinate mappings as torch computes them: nearest = floor(dst / scale) ("asymmetric" + "floor"),
-nearest-exact = floor((dst + 0.5) / scale), linear modes = "half_pixel" or "align_corners"."""
+nearest-exact = floor((dst + 0.5) / scale), linear modes and bicubic = "half_pixel" or "align_corners"
+(bicubic: Keys' kernel with a = -0.75 over 4 neighbours, edges replicated, as torch's)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from .registry import Attr, OpDef, fail, register
 __all__: list[str] = []
 
 _LINEAR_RANK = {"linear": 3, "bilinear": 4, "trilinear": 5}
+_INTERPOLATING = {**_LINEAR_RANK, "bicubic": 4}  # weighted sums of neighbours: align_corners applies
+_CUBIC_A = -0.75  # torch's bicubic (and ONNX Resize's cubic_coeff_a default)
 
 
 def _is_num(v) -> bool:
@@ -29,10 +32,10 @@ def _plan(x, a, like=None) -> tuple[list | None, list | None]:
         fail(f"upsample: expected an input [N, C, spatial...], got {shape_str(x)}")
     n = x.rank - 2
     mode = a["mode"]
-    if mode in _LINEAR_RANK and x.rank != _LINEAR_RANK[mode]:
-        fail(f'upsample: mode "{mode}" needs a rank-{_LINEAR_RANK[mode]} input, got {shape_str(x)}')
-    if a["align_corners"] and mode not in _LINEAR_RANK:
-        fail(f'upsample: align_corners needs a linear mode (linear, bilinear, trilinear), not "{mode}"')
+    if mode in _INTERPOLATING and x.rank != _INTERPOLATING[mode]:
+        fail(f'upsample: mode "{mode}" needs a rank-{_INTERPOLATING[mode]} input, got {shape_str(x)}')
+    if a["align_corners"] and mode not in _INTERPOLATING:
+        fail(f'upsample: align_corners needs a linear mode (linear, bilinear, trilinear) or bicubic, not "{mode}"')
     sf, size = a["scale_factor"], a["size"]
     if like is not None:
         if sf is not None or size is not None:
@@ -76,8 +79,11 @@ def _infer(ins, a):
 def _lower(e, ins, outs, c):
     mode, align = c.attrs["mode"], c.attrs["align_corners"]
     scales, sizes = _plan(c.in_types[0], c.attrs, c.in_types[1] if len(ins) > 1 else None)
-    if mode in _LINEAR_RANK:
-        kw = {"mode": "linear", "coordinate_transformation_mode": "align_corners" if align else "half_pixel"}
+    if mode in _INTERPOLATING:
+        kw = {"mode": "cubic" if mode == "bicubic" else "linear",
+              "coordinate_transformation_mode": "align_corners" if align else "half_pixel"}
+        if mode == "bicubic":
+            kw["cubic_coeff_a"] = _CUBIC_A
     elif mode == "nearest":
         kw = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
     else:  # nearest-exact
@@ -92,42 +98,60 @@ def _lower(e, ins, outs, c):
     e.op("Resize", [ins[0], "", "", full], outputs=outs, **kw)
 
 
-def _linear_weights(size: int, out: int, align_corners: bool, scale: float | None) -> np.ndarray:
-    """The [out, size] matrix of torch's linear interpolation along one dim (half_pixel or align_corners),
-    so that y = W x: upsampling is linear, and its gradient is W^T g."""
+def _cubic(t: float) -> list[float]:
+    """Keys' weights of the 4 neighbours floor(src) - 1 .. floor(src) + 2, t = src - floor(src)."""
+    a = _CUBIC_A
+    near = lambda x: ((a + 2) * x - (a + 3)) * x * x + 1          # |x| <= 1
+    far = lambda x: ((a * x - 5 * a) * x + 8 * a) * x - 4 * a      # 1 < |x| < 2
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+
+def _interp_weights(size: int, out: int, align_corners: bool, scale: float | None, cubic: bool) -> np.ndarray:
+    """The [out, size] matrix of torch's linear or bicubic interpolation along one dim (half_pixel or
+    align_corners), so that y = W x: upsampling is linear, and its gradient is W^T g. Linear clamps the
+    source position at 0; bicubic does not, and replicates the edge for neighbours outside (as torch)."""
     w = np.zeros((out, size))
     for i in range(out):
         if align_corners:
             src = i * (size - 1) / (out - 1) if out > 1 else 0.0
         else:
             step = 1.0 / scale if scale is not None else size / out
-            src = max((i + 0.5) * step - 0.5, 0.0)
-        lo = min(int(np.floor(src)), size - 1)
-        hi = min(lo + 1, size - 1)
+            src = (i + 0.5) * step - 0.5
+            if not cubic:
+                src = max(src, 0.0)
+        lo = int(np.floor(src))
         frac = src - lo
+        if cubic:
+            for k, wk in enumerate(_cubic(frac)):
+                w[i, min(max(lo - 1 + k, 0), size - 1)] += wk
+            continue
+        lo = min(lo, size - 1)
+        hi = min(lo + 1, size - 1)
         w[i, lo] += 1.0 - frac
         w[i, hi] += frac
     return w
 
 
 def _grad(b, c, ins, outs, gouts):
-    """nearest modes move elements (scatter g back); linear modes are y = W x along each dim, so g x W.
+    """nearest modes move elements (scatter g back); linear modes and bicubic are y = W x along each dim,
+    so g x W.
     Sizes that do not change are a copy in onnxruntime (and in torch's autograd), even with a scale of 1.2."""
     x_t, g = c.in_types[0], gouts[0]
     like = [None] * (len(ins) - 1)  # no gradient reaches the tensor that only lends its sizes
     if tuple(c.out_types[0].shape[2:]) == tuple(x_t.shape[2:]):  # onnxruntime copies the input then, any scale
         return [g, *like]
-    if c.attrs["mode"] not in _LINEAR_RANK:
+    if c.attrs["mode"] not in _INTERPOLATING:
         return [b.op("autodiff.movement_grad", g, *ins, op="upsample", attrs=dict(c.attrs), positions="int32"),
                 *like]
     scales, _ = _plan(x_t, c.attrs, c.in_types[1] if len(ins) > 1 else None)
     n = x_t.rank - 2
     out_sp = c.out_types[0].shape[2:]
     if not all(isinstance(d, int) for d in tuple(x_t.shape[2:]) + tuple(out_sp)):
-        fail("upsample: a linear mode's gradient needs known spatial sizes")
+        fail(f"upsample: the gradient of mode \"{c.attrs['mode']}\" needs known spatial sizes")
     for i in range(n):
         ax = 2 + i
-        w = _linear_weights(x_t.shape[ax], out_sp[i], c.attrs["align_corners"], scales[i] if scales else None)
+        w = _interp_weights(x_t.shape[ax], out_sp[i], c.attrs["align_corners"], scales[i] if scales else None,
+                            c.attrs["mode"] == "bicubic")
         if ax != x_t.rank - 1:
             g = b.op("transpose", g, dim0=ax, dim1=-1)
         g = b.op("matmul", g, b.const(w, like=g))  # [..., out] @ [out, in]
@@ -137,17 +161,20 @@ def _grad(b, c, ins, outs, gouts):
 
 
 def _cost(c):
-    per = 4 if c.attrs["mode"] in _LINEAR_RANK else 1
+    per = {"bicubic": 16}.get(c.attrs["mode"], 4 if c.attrs["mode"] in _LINEAR_RANK else 1)
     return per * numel(c.out_types[0].shape)
 
 
 register(OpDef(
     name="upsample", inputs=("x", "like?"), category="layer", aliases=("interpolate",),
     attrs=(Attr("scale_factor", "any", None),
-           Attr("mode", "str", "nearest", choices=("nearest", "nearest-exact", "linear", "bilinear", "trilinear")),
+           Attr("mode", "str", "nearest",
+                choices=("nearest", "nearest-exact", "linear", "bilinear", "trilinear", "bicubic")),
            Attr("align_corners", "bool", False), Attr("size", "ints?", None)),
     infer=_infer, lower=_lower, cost=_cost, grad=_grad,
     doc="Resize the spatial dims by scale_factor, to size, or to the spatial sizes of like= (a skip "
         "connection's, read at run time: torch's F.interpolate(x, size=skip.shape[2:])) (torch.nn.Upsample); "
-        "nearest, nearest-exact, (bi/tri)linear with align_corners.",
+        "nearest, nearest-exact, (bi/tri)linear and bicubic (torch's a = -0.75, no antialias) with align_corners. "
+        "A scale that keeps a size (1.2 on 4) still maps that dim through the scale, as ONNX Resize (and "
+        "torch.onnx.export's graph); torch's CPU nearest and linear kernels copy it.",
 ))

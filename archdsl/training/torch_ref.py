@@ -218,7 +218,7 @@ def _output_size(n):
 
 def _upsample(n, x, like=None):
     a = n.attrs
-    linear = a["mode"] in ("linear", "bilinear", "trilinear")
+    linear = a["mode"] in ("linear", "bilinear", "trilinear", "bicubic")
     size = tuple(like.shape[2:]) if like is not None else a["size"]
     if size is not None and len(size) == 1:
         size = size * (x.dim() - 2)

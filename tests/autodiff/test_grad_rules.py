@@ -419,19 +419,25 @@ def test_pad_and_take(mode, pad, seed):
 
 
 @FAST
-@given(mode=st.sampled_from(["nearest", "nearest-exact", "linear"]), scale=st.sampled_from([2, 3, 1.5, 1.3, 1.2]),
+@given(mode=st.sampled_from(["nearest", "nearest-exact", "linear", "bicubic"]),
+       scale=st.sampled_from([2, 3, 1.5, 1.3, 1.2]),
        align=st.booleans(), seed=st.integers(0, 99))
 @example(mode="linear", scale=1.2, align=False, seed=0)  # every size unchanged (4, 3, 2): a copy, whatever the scale
 @example(mode="linear", scale=1.3, align=False, seed=1)  # bilinear 4 -> 5 but 3 -> 3: interpolated along both
+@example(mode="bicubic", scale=1.3, align=False, seed=0)
+@example(mode="bicubic", scale=2, align=True, seed=0)
 def test_upsample(mode, scale, align, seed):
     rank = 3
     if mode == "linear":
         mode = ["linear", "bilinear", "trilinear"][seed % 3]
         rank = {"linear": 3, "bilinear": 4, "trilinear": 5}[mode]
+    elif mode == "bicubic":
+        rank = 4
     elif align:
         return
+    interpolating = "linear" in mode or mode == "bicubic"
     x = normal(seed, 1, 2, *(4, 3, 2)[:rank - 2])
-    check_grad("upsample", [x], {"scale_factor": scale, "mode": mode, "align_corners": align and "linear" in mode},
+    check_grad("upsample", [x], {"scale_factor": scale, "mode": mode, "align_corners": align and interpolating},
                seed=seed, linear=True)
 
 

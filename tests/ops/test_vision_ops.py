@@ -119,23 +119,39 @@ def test_group_norm_rejects_indivisible_groups():
 # ---------------------------------------------------------------- upsample
 
 @settings(max_examples=10, deadline=None)
-@given(mode=st.sampled_from(["nearest", "nearest-exact", "bilinear"]), scale=st.sampled_from([2, 3, 1.5, [2, 3]]),
-       align=st.booleans(), by_size=st.booleans())
+@given(mode=st.sampled_from(["nearest", "nearest-exact", "bilinear", "bicubic"]),
+       scale=st.sampled_from([2, 3, 1.5, [2, 3], 1.2, 0.5, 0.7]), align=st.booleans(), by_size=st.booleans())
+@example(mode="bicubic", scale=1.2, align=False, by_size=False)
+@example(mode="bicubic", scale=0.7, align=True, by_size=False)
 def test_upsample2d_matches_torch(mode, scale, align, by_size):
-    align = align and mode == "bilinear"
-    x = rand(2, 3, 5, 4)
+    """Every scale changes both sizes (5 x 6): where one stays (1.2 on 4), torch's CPU nearest and bilinear
+    kernels copy that dim and ONNX Resize interpolates (test_a_scale_that_keeps_a_size_interpolates)."""
+    align = align and mode in ("bilinear", "bicubic")
+    x = rand(2, 3, 5, 6)
     if by_size:
         arg, kw = "size=[7, 9]", {"size": (7, 9)}
     else:
         arg = f"{scale}" if not isinstance(scale, list) else f"[{scale[0]}, {scale[1]}]"
         kw = {"scale_factor": tuple(scale) if isinstance(scale, list) else scale}
-    src = f"""model m(x: float32[B, 3, 5, 4]) -> y {{
+    src = f"""model m(x: float32[B, 3, 5, 6]) -> y {{
         y = x -> upsample({arg}, mode="{mode}", align_corners={'true' if align else 'false'})
     }}"""
     (y,), _ = run(src, {"x": x})
-    ref = F.interpolate(t(x), mode=mode, align_corners=align if mode == "bilinear" else None, **kw)
+    ref = F.interpolate(t(x), mode=mode, align_corners=align if mode in ("bilinear", "bicubic") else None, **kw)
     assert y.shape == tuple(ref.shape)
     np.testing.assert_allclose(y, ref.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_scale_that_keeps_a_size_interpolates():
+    """scale_factor=1.2 on a width of 4 keeps 4 columns; ONNX Resize (and so torch.onnx.export's graph) still
+    maps them through the scale, where torch's CPU bilinear kernel copies them: we follow ONNX (REFERENCE)."""
+    x = rand(1, 1, 5, 4)
+    (y,), _ = run('model m(x: float32[B, 1, 5, 4]) -> y { y = x -> upsample(1.2, mode="bilinear") }', {"x": x})
+    src = lambda n, out: np.maximum((np.arange(out) + 0.5) / 1.2 - 0.5, 0)
+    rows = np.stack([np.interp(src(5, 6), np.arange(5), x[0, 0, :, j]) for j in range(4)], 1)
+    ref = np.stack([np.interp(src(4, 4), np.arange(4), r) for r in rows])
+    np.testing.assert_allclose(y[0, 0], ref, rtol=1e-5, atol=1e-5)
+    assert np.abs(y[0, 0] - F.interpolate(t(x), scale_factor=1.2, mode="bilinear").numpy()[0, 0]).max() > 0.1
 
 
 def test_upsample_linear_1d_and_symbolic_dims():
@@ -193,6 +209,20 @@ def test_a_unet_over_symbolic_sizes_trains_like_torch():
     ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=UNET.replace("MODE", "nearest"))
     for hw in ((7, 9), (6, 5)):
         one_step_like_torch(ct, fwd, batches(ct, 1, 2, 2, seed=1, dims={"H": hw[0], "W": hw[1]}))
+
+
+@pytest.mark.parametrize("align", [False, True])
+def test_bicubic_trains_like_torch(align):
+    """bicubic's gradient is W^T g along each dim, W torch's Keys weights (a = -0.75, neighbours outside the
+    image replicated from the edge): one SGD step against torch autograd."""
+    from ..training.harness import batches, compile_step, config, one_step_like_torch
+    src = f"""model m(x: float32[B, 2, 5, 6]) -> y {{
+        y = x -> conv2d(3, 3, padding=1) as c
+              -> upsample([1.5, 0.7], mode="bicubic", align_corners={str(align).lower()})
+              -> flatten -> linear(2) as fc
+    }}"""
+    ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=src)
+    one_step_like_torch(ct, fwd, batches(ct, 1, 2, 2, seed=3))
 
 
 # ---------------------------------------------------------------- sinusoidal_embedding
