@@ -261,15 +261,17 @@ def _maxpool_lower(e, ins, outs, c):
     a = c.attrs
     x, g = ins
     x_t = c.in_types[0]
+    dil = {"dilations": list(a["dilation"])} if any(d != 1 for d in a["dilation"]) else {}
     _, idx = e.op("MaxPool", [x], n_out=2, kernel_shape=list(a["kernel"]), strides=list(a["stride"]),
-                  pads=list(a["pads"]), ceil_mode=int(a["ceil_mode"]))
+                  pads=list(a["pads"]), ceil_mode=int(a["ceil_mode"]), **dil)
     flat = e.op("Reshape", [g, _i64(e, [-1])])
     out = scatter_add(e, numel_tensor(e, x, x_t), e.op("Reshape", [idx, _i64(e, [-1])]), flat, x_t.dtype)
     e.op("Reshape", [out, shape_tensor(e, x, x_t)], outputs=outs)
 
 
 _internal("maxpool_grad", ("x", "g"), lambda ins, a: [ins[0]], _maxpool_lower,
-          attrs=(Attr("kernel", "any"), Attr("stride", "any"), Attr("pads", "any"), Attr("ceil_mode", "bool")),
+          attrs=(Attr("kernel", "any"), Attr("stride", "any"), Attr("pads", "any"), Attr("ceil_mode", "bool"),
+                 Attr("dilation", "any", (1,))),
           doc="gradient of a max pool: g scattered to the argmax of each window")
 
 

@@ -11,16 +11,19 @@ from .shapes import expand, window_out
 
 
 def _geom(x, a, n, name):
+    """(kernel, stride, padding, dilation) per spatial dim; dilation is the max pools' alone (torch's)."""
     if x.rank != n + 2:
         fail(f"{name}: expected a rank-{n + 2} input, got {shape_str(x)}")
     k = expand(a["kernel_size"], n, "kernel_size")
     s = expand(a["stride"] if a["stride"] is not None else a["kernel_size"], n, "stride")
     p = expand(a["padding"], n, "padding")
-    if any(v <= 0 for v in k + s):
-        fail(f"{name}: kernel_size and stride must be positive, got {list(k)} and {list(s)}")
-    if any(2 * pi > ki for pi, ki in zip(p, k)):
+    d = expand(a.get("dilation", (1,)), n, "dilation")
+    if any(v <= 0 for v in k + s + d):
+        fail(f"{name}: kernel_size, stride and dilation must be positive, got {list(k)}, {list(s)} and {list(d)}"
+             if "dilation" in a else f"{name}: kernel_size and stride must be positive, got {list(k)} and {list(s)}")
+    if any(2 * pi > ki for pi, ki in zip(p, k)):  # the kernel's own size, dilated or not (torch's check)
         fail(f"{name}: padding {list(p)} must be at most half the kernel {list(k)}")
-    return k, s, p
+    return k, s, p, d
 
 
 def _make(kind: str, n: int):
@@ -30,22 +33,25 @@ def _make(kind: str, n: int):
     def infer(ins, a):
         x = ins[0]
         float_input(name, x)
-        k, s, p = _geom(x, a, n, name)
-        spatial = tuple(window_out(x.shape[2 + i], k[i], s[i], 2 * p[i], 1, a["ceil_mode"]) for i in range(n))
+        k, s, p, d = _geom(x, a, n, name)
+        spatial = tuple(window_out(x.shape[2 + i], k[i], s[i], 2 * p[i], d[i], a["ceil_mode"]) for i in range(n))
         return [x.with_shape(x.shape[:2] + spatial)]
 
     def lower(e, ins, outs, c):
         bfloat16_from(e, c.in_types[0], name, "ONNX pools take")
-        k, s, p = _geom(c.in_types[0], c.attrs, n, name)
+        k, s, p, d = _geom(c.in_types[0], c.attrs, n, name)
         extra = {"count_include_pad": int(c.attrs["count_include_pad"])} if kind == "avg" else {}
+        if any(di != 1 for di in d):
+            extra["dilations"] = list(d)
         e.op(onnx_op, ins, outputs=outs, kernel_shape=list(k), strides=list(s), pads=list(p) * 2,
              ceil_mode=int(c.attrs["ceil_mode"]), **extra)
 
     def grad(b, c, ins, outs, gouts):
-        k, s, p = _geom(c.in_types[0], c.attrs, n, name)
+        k, s, p, d = _geom(c.in_types[0], c.attrs, n, name)
         geom = {"kernel": tuple(k), "stride": tuple(s), "pads": tuple(p) * 2}
         if kind == "max":
-            return [b.op("autodiff.maxpool_grad", ins[0], gouts[0], ceil_mode=c.attrs["ceil_mode"], **geom)]
+            return [b.op("autodiff.maxpool_grad", ins[0], gouts[0], ceil_mode=c.attrs["ceil_mode"],
+                         dilation=tuple(d), **geom)]
         return [b.op("autodiff.avgpool_grad", gouts[0], ins[0], count_include_pad=c.attrs["count_include_pad"],
                      ceil_mode=c.attrs["ceil_mode"], **geom)]
 
@@ -53,11 +59,15 @@ def _make(kind: str, n: int):
              Attr("ceil_mode", "bool", False)]
     if kind == "avg":
         attrs.append(Attr("count_include_pad", "bool", True))
+    else:
+        attrs.append(Attr("dilation", "ints", 1))
     register(OpDef(
         name=name, inputs=("x",), category="pool", attrs=tuple(attrs), infer=infer, lower=lower, grad=grad,
         cost=lambda c: numel(c.out_types[0].shape) * math.prod(expand(c.attrs["kernel_size"], n, "kernel_size")),
         doc=f"{'Max' if kind == 'max' else 'Average'} pooling over {n} spatial dims "
-            f"(torch.nn.{kind.capitalize()}Pool{n}d); stride defaults to the kernel.",
+            f"(torch.nn.{kind.capitalize()}Pool{n}d); stride defaults to the kernel"
+            + ("; dilation spaces the window's taps (torch's; a window whose taps all fall in the padding gives "
+               "the dtype's lowest value, where torch gives -inf)." if kind == "max" else "."),
     ))
 
 

@@ -48,7 +48,7 @@ def _pool(kind, n):
         st = a["stride"] if a["stride"] is not None else a["kernel_size"]
         if kind == "max":
             fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[n]
-            return fn(x, a["kernel_size"], st, a["padding"], ceil_mode=a["ceil_mode"])
+            return fn(x, a["kernel_size"], st, a["padding"], dilation=a["dilation"], ceil_mode=a["ceil_mode"])
         fn = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[n]
         return fn(x, a["kernel_size"], st, a["padding"], ceil_mode=a["ceil_mode"],
                   count_include_pad=a["count_include_pad"])

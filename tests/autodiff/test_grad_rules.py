@@ -157,14 +157,18 @@ def test_conv_wide(n, k, s, d, p, seed):
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(["max", "avg"]), n=st.integers(1, 3), k=st.integers(1, 3), s=st.integers(1, 3),
-       p=st.integers(0, 1), ceil=st.booleans(), include=st.booleans(), seed=st.integers(0, 99))
-def test_pool(kind, n, k, s, p, ceil, include, seed):
+       p=st.integers(0, 1), ceil=st.booleans(), include=st.booleans(), dil=st.integers(1, 2), seed=st.integers(0, 99))
+@example(kind="max", n=2, k=2, s=1, p=1, ceil=False, include=False, dil=2, seed=0)
+def test_pool(kind, n, k, s, p, ceil, include, dil, seed):
     attrs = {"kernel_size": k, "stride": s, "padding": p, "ceil_mode": ceil}
     size = (7, 6, 5)[:n]
-    if ceil and any(-(-(d + 2 * p - k) // s) * s >= d + p for d in size):
+    eff = dil * (k - 1) + 1 if kind == "max" else k
+    if ceil and any(-(-(d + 2 * p - eff) // s) * s >= d + p for d in size):
         return  # torch drops a last window that starts in the padding; ONNX's shape inference keeps it
     if kind == "avg":
         attrs["count_include_pad"] = include
+    else:
+        attrs["dilation"] = dil
     x = normal(seed, 2, 2, *size)
     if _valid(f"{kind}pool{n}d", [x], attrs):
         check_grad(f"{kind}pool{n}d", [x], attrs, seed=seed, linear=kind == "avg")

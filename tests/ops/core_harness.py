@@ -125,26 +125,31 @@ def conv_ref(x, w, bias, stride, pads, dil, groups):
     return y
 
 
-def pool_out(size, k, s, p, ceil):
+def pool_out(size, k, s, p, ceil, d=1):
     """torch's output length, ceil_mode's last window dropped when it starts in the right padding."""
-    span = size + 2 * p - k
+    span = size + 2 * p - d * (k - 1) - 1
     o = (-(-span // s) if ceil else span // s) + 1
     if ceil and (o - 1) * s >= size + p:
         o -= 1
     return o
 
 
-def pool_ref(x, kind, k, s, p, ceil, include_pad):
+def pool_ref(x, kind, k, s, p, ceil, include_pad, dilation=None):
     """Window by window, with torch's divisor: the window clipped to the padded input when padding counts,
-    else to the input."""
+    else to the input. A max pool's dilated window takes every d-th element of its span."""
     n = x.ndim - 2
     sp = x.shape[2:]
-    outs = [pool_out(sp[i], k[i], s[i], p[i], ceil) for i in range(n)]
+    d = dilation or [1] * n
+    outs = [pool_out(sp[i], k[i], s[i], p[i], ceil, d[i]) for i in range(n)]
     y = np.zeros(x.shape[:2] + tuple(outs))
     for o in itertools.product(*[range(v) for v in outs]):
         sl, padded = [], 1
         for i in range(n):
             lo = o[i] * s[i] - p[i]
+            if d[i] > 1:  # the taps inside the input (padding is -inf to a max)
+                first = lo + d[i] * max(0, -(-(-lo) // d[i]))
+                sl.append(slice(first, min(lo + d[i] * (k[i] - 1) + 1, sp[i]), d[i]))
+                continue
             hi = min(lo + k[i], sp[i] + p[i])
             padded *= hi - lo
             sl.append(slice(max(lo, 0), min(hi, sp[i])))

@@ -209,21 +209,25 @@ def test_gelu_at_the_ends_of_float32(approximate):
 def pool_case(draw, nd: int):
     k = [draw(st.integers(1, 3)) for _ in range(nd)]
     stride = None if draw(st.booleans()) else [draw(st.integers(1, 3)) for _ in range(nd)]
-    p = [draw(st.integers(0, ki // 2)) for ki in k]
-    size = [draw(st.integers(ki, 4 if nd == 3 else 7)) for ki in k]
-    return k, stride, p, size, draw(st.booleans()), draw(st.booleans())
+    dil = None if draw(st.booleans()) else [draw(st.integers(1, 3)) for _ in range(nd)]  # max pools only
+    eff = [(dil[i] if dil else 1) * (ki - 1) + 1 for i, ki in enumerate(k)]
+    p = [draw(st.integers(0, ki // 2)) for ki in k]  # torch: half the kernel, dilated or not
+    size = [draw(st.integers(e, max(e, 4 if nd == 3 else 7))) for e in eff]
+    return k, stride, p, size, draw(st.booleans()), draw(st.booleans()), dil
 
 
 SPATIAL_SYM = st.sampled_from([False, True, "all"])  # "all": H, W symbolic too, as ceil_mode's shape rule needs
 
 
 def _pool(nd, kind, case, sym):
-    k, stride, p, size, ceil, include = case
+    k, stride, p, size, ceil, include, dil = case
+    if kind == "avg" and dil:
+        return
     x = rand(2, 3, *size)
-    extra = f", count_include_pad={b(include)}" if kind == "avg" else ""
+    extra = f", count_include_pad={b(include)}" if kind == "avg" else f", dilation={dil}" if dil else ""
     st_text = "" if stride is None else f", stride={stride}"
     y, _ = run_op(f"x -> {kind}pool{nd}d({k}{st_text}, padding={p}, ceil_mode={b(ceil)}{extra})", x=x, sym=sym)
-    close(y, pool_ref(x, kind, k, stride or k, p, ceil, include))
+    close(y, pool_ref(x, kind, k, stride or k, p, ceil, include, dil))
 
 
 @covers("maxpool1d", "avgpool1d")
@@ -248,6 +252,19 @@ def test_pool2d(kind, case, sym):
 @given(case=pool_case(3), sym=SPATIAL_SYM)
 def test_pool3d(kind, case, sym):
     _pool(3, kind, case, sym)
+
+
+@pytest.mark.parametrize("ceil", [False, True])
+def test_dilated_maxpool_trains_like_torch(ceil):
+    """The gradient goes to each dilated window's argmax (MaxPool's indices): one SGD step against torch."""
+    pytest.importorskip("torch")
+    from ..training.harness import batches, compile_step, config, one_step_like_torch
+    src = f"""model m(x: float32[B, 2, 9, 8]) -> y {{
+        y = x -> conv2d(3, 1) as c -> maxpool2d(3, stride=2, padding=1, dilation=[2, 3], ceil_mode={b(ceil)})
+              -> flatten -> linear(2) as fc
+    }}"""
+    ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=src)
+    one_step_like_torch(ct, fwd, batches(ct, 1, 2, 2, seed=4))
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
