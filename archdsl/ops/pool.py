@@ -18,9 +18,10 @@ def _geom(x, a, n, name):
     s = expand(a["stride"] if a["stride"] is not None else a["kernel_size"], n, "stride")
     p = expand(a["padding"], n, "padding")
     d = expand(a.get("dilation", (1,)), n, "dilation")
-    if any(v <= 0 for v in k + s + d):
-        fail(f"{name}: kernel_size, stride and dilation must be positive, got {list(k)}, {list(s)} and {list(d)}"
-             if "dilation" in a else f"{name}: kernel_size and stride must be positive, got {list(k)} and {list(s)}")
+    if any(v <= 0 for v in k + s):
+        fail(f"{name}: kernel_size and stride must be positive, got {list(k)} and {list(s)}")
+    if any(v <= 0 for v in d):
+        fail(f"{name}: dilation must be positive, got {list(d)}")
     if any(2 * pi > ki for pi, ki in zip(p, k)):  # the kernel's own size, dilated or not (torch's check)
         fail(f"{name}: padding {list(p)} must be at most half the kernel {list(k)}")
     return k, s, p, d
