@@ -462,6 +462,18 @@ def test_reshape_refuses_counts_no_value_of_the_symbols_can_match(x, target, ok)
             archdsl.check_source(src)
 
 
+@pytest.mark.parametrize("level", [0, 2])
+def test_a_batch_regrouped_by_reshape_comes_back_to_its_own_dim(level):
+    """-1 divides exactly (ONNX Reshape fails otherwise): [B, 6] into [4, -1, 6] is [4, B/4, 6], and back into
+    [-1, 6] is [B, 6] again, so it adds to the input (StyleGAN's minibatch stddev; B//4 never came back)."""
+    src = "model m(v: float32[B, 6]) -> y {\n    g = reshape(v, [4, -1, 6])\n    y = reshape(g, [-1, 6]) + v\n}\n"
+    g = archdsl.check_source(src)
+    assert [str(d) for d in g.outputs[0][1].type.shape] == ["B", "6"]
+    v = np.arange(48, dtype=np.float32).reshape(8, 6)
+    (y,) = runtime.session(archdsl.compile_source(src, opt_level=level)).run(None, {"v": v})
+    np.testing.assert_array_equal(y, 2 * v)
+
+
 @pytest.mark.parametrize("x,args,shape", [
     ("[B, 4, H, W]", "1, 2", (2, 12, 5)),   # a symbolic dim after end_dim ("must be known sizes" at build)
     ("[B, T, 8]", "0, 0", (2, 3, 8)),       # built at -O2 (a no-op) but not at -O0
