@@ -391,6 +391,23 @@ def test_data_the_models_dtype_cannot_hold_is_a_diagnostic(tmp_path, capsys):
         assert f"'x'[5, 3] is {shown}, beyond float16 (the model's dtype, largest 65504)" in capsys.readouterr().err
 
 
+def test_a_bool_input_takes_bools_or_zero_one_integers(tmp_path, capsys):
+    """numpy's cast made 0.1 and 7 true: a float mask trained with every nonzero value as true."""
+    spec = tmp_path / "m.arch"
+    spec.write_text("model net(x: float32[B, 4], keep: bool[B]) -> y {\n"
+                    "    y = where(unsqueeze(keep, 1), x, x * 0) -> linear(3) as fc\n}\n")
+    x, labels = np.ones((8, 4), np.float32), np.zeros(8, np.int64)
+    run = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--optimizer", "sgd", "--quiet",
+           "-o", str(tmp_path / "w.npz")]
+    for keep, rc, words in ((np.array([0, 1] * 4, np.int64), 0, ""),
+                            (np.array([True, False] * 4), 0, ""),
+                            (np.array([0, 0.1] * 4, np.float32), 1, "'keep' must hold bools (or 0/1 integers)"),
+                            (np.array([0, 1, 7, 0] * 2, np.int64), 1, "'keep'[2] is 7, not 0 or 1")):
+        np.savez(tmp_path / "d.npz", x=x, keep=keep, labels=labels)
+        assert main(run) == rc
+        assert words in capsys.readouterr().err
+
+
 def test_a_nan_in_the_starting_weights_is_named(tmp_path, capsys):
     spec = tmp_path / "n.arch"
     spec.write_text("model net(x: float32[B, 4]) -> y { y = x -> linear(3) as fc }")
