@@ -15,12 +15,19 @@ def _numel(shape) -> int:
     return math.prod(d if isinstance(d, int) else 1 for d in shape)
 
 
+class _OneUnlessGiven(dict):
+    """Sizes where a symbol not given is 1: `4*B` counts 4 at batch 1, `B*T` counts T (it counted 1)."""
+
+    def get(self, key, default=None):
+        return super().get(key, 1)
+
+
 def bind_dims(t: TensorType, dims: dict) -> TensorType:
-    """Give symbolic dims sizes (`T=128`) for counting; unknown symbols count as 1, as a batch of one."""
-    if not dims:
-        return t
-    sizes = {k: int(v) for k, v in dims.items()}
-    return t.with_shape([n if (n := dim_size(d, sizes)) is not None else d for d in t.shape])
+    """Give symbolic dims sizes (`T=128`) for counting; unknown symbols count as 1, as a batch of one, inside
+    products and formulas too. A dim that then has no whole positive size (H/2 at H = 1) stays symbolic
+    (counted as 1 by the cost rules)."""
+    sizes = _OneUnlessGiven({k: int(v) for k, v in (dims or {}).items()})
+    return t.with_shape([n if (n := dim_size(d, sizes)) is not None and n > 0 else d for d in t.shape])
 
 
 def input_dims(g: Graph) -> list[str]:

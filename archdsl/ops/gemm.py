@@ -3,6 +3,7 @@ a matmul followed by an add, and usable in a spec. Same result as the two ops, o
 
 from __future__ import annotations
 
+from ..types import numel
 from ._common import float_input, shape_str
 from .registry import OpDef, fail, register
 from .shapes import broadcast
@@ -41,7 +42,7 @@ def _grad(b, c, ins, outs, gouts):
 register(OpDef(
     name="gemm", inputs=("a", "b", "c?"), category="math", infer=_infer, grad=_grad,
     lower=lambda e, ins, outs, c: e.op("Gemm", ins, outputs=outs),
-    cost=lambda c: 2 * c.in_types[0].shape[0] * c.in_types[0].shape[1] * c.in_types[1].shape[1]
-    if all(isinstance(d, int) for d in c.in_types[0].shape + c.in_types[1].shape) else 0,
+    cost=lambda c: (2 * (k if isinstance(k := c.in_types[0].shape[1], int) else 1) + (len(c.in_types) > 2))
+    * numel(c.out_types[0].shape),
     doc="a @ b + c on 2-D operands in one ONNX Gemm (c broadcast to the result); fuse_gemm makes it from @ and +.",
 ))

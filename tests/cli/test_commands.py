@@ -157,6 +157,23 @@ def test_summary_dim_sizes_formula_dims_like_fixed_ones(tmp_path, capsys):
     assert sized == json.loads(capsys.readouterr().out)["flops"] > 4000
 
 
+def test_summary_sizes_products_of_symbols_and_gemm(tmp_path, capsys):
+    """[B*T, 64] counted as 1 row (only T given: B*T stayed symbolic), so a linear after reshape(x, [-1, 64])
+    did 1/128 of the same linear before it; a gemm over a symbolic batch counted 0."""
+    (tmp_path / "s.arch").write_text(
+        "model m(x: float32[B, T, 64]) -> y {\n    a = x -> linear(64) as fc1\n"
+        "    y = reshape(x, [-1, 64]) -> linear(64) as fc2\n}\n"
+        "model g(x: float32[B, 64], w: float32[64, 32], c: float32[32]) -> y { y = gemm(x, w, c=c) }\n"
+        "model w(x: float32[B, 16, 16]) -> y { y = reshape(x, [4 * B, 4, 16]) -> linear(8) as fc }\n")
+    assert main(["summary", str(tmp_path / "s.arch"), "--model", "m", "--dim", "T=128", "--json"]) == 0
+    fc1, fc2 = (r["flops"] for r in json.loads(capsys.readouterr().out)["layers"] if r["name"] in ("fc1", "fc2"))
+    assert fc1 == fc2 == 2 * 64 * 64 * 128  # a linear's bias add is not counted
+    assert main(["summary", str(tmp_path / "s.arch"), "--model", "g", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["flops"] == (2 * 64 + 1) * 32  # c's add, as MatMul + Add
+    assert main(["summary", str(tmp_path / "s.arch"), "--model", "w", "--json"]) == 0  # 4*B at batch 1 is 4
+    assert json.loads(capsys.readouterr().out)["flops"] == 2 * 16 * 8 * 4 * 4
+
+
 def test_summary_counts_a_tied_weight_in_one_layer(tmp_path, capsys):
     """The per-layer column counted a tied table in every layer that reads it, so it summed past the total."""
     spec = tmp_path / "tied.arch"
