@@ -48,7 +48,7 @@ class Compiled:
     module: Module
     sources: SourceMap = field(default_factory=SourceMap)
     pass_stats: list = field(default_factory=list)   # passes.PassStat per pass run (--report)
-    declared_params: int | None = None               # trainable params as written, before optimization
+    declared_params: int | None = None               # trainable params as written (less unused ones), before passes
     unused: list = field(default_factory=list)       # ir.Unused: results that reach no output, as written
 
 
@@ -145,8 +145,8 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     opset = _check_options(options) or newest_opset()
     weights = loaded_weights if loaded_weights is not None else given_weights(options)
     weights = checked_weights(weights, graph, _weights_file(options))
-    declared = graph.param_count()
     unused = unused_results(graph)
+    declared = graph.param_count() - sum(u.trainable for u in unused)  # what the built model holds, as written
     stats = optimize_graph(graph, options, opset)
     meta = _metadata(mod, name, options.seed)
     res = lower_graph(graph, opset=opset, seed=options.seed, weights=weights, metadata=meta,

@@ -13,7 +13,8 @@ __all__ = ["Unused", "unused_results"]
 @dataclass(frozen=True)
 class Unused:
     node: Node          # the last node of a dead chain (nothing reads it); its span is where to warn
-    params: int         # elements of the parameters only dead nodes read
+    params: int         # elements of the parameters (and buffers) only dead nodes read
+    trainable: int = 0  # of which trainable: what the build's parameter count leaves out
 
     def message(self) -> str:
         dropped = f", and its {self.params:,} parameters with it" if self.params else ""
@@ -33,7 +34,7 @@ def unused_results(g: Graph) -> list[Unused]:
     ends = [n for n in g.nodes if id(n) in dead and not any(o.uses for o in n.outputs)]
     out, seen = [], set()  # a node or parameter two dead ends share is counted at the first
     for end in ends:
-        stack, params = [end], 0
+        stack, params, trainable = [end], 0, 0
         while stack:  # the dead region that ends here: its own parameters
             n = stack.pop()
             if id(n) in seen:
@@ -43,9 +44,10 @@ def unused_results(g: Graph) -> list[Unused]:
                 if v.is_param and id(v) in only_dead and id(v) not in seen:
                     seen.add(id(v))
                     params += _numel(v.type.shape)
+                    trainable += _numel(v.type.shape) if v.kind == "param" else 0
                 elif v.producer is not None and id(v.producer) in dead:
                     stack.append(v.producer)
-        out.append(Unused(end, params))
+        out.append(Unused(end, params, trainable))
     return out
 
 

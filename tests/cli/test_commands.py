@@ -116,6 +116,8 @@ def test_a_result_that_reaches_no_output_is_a_warning(tmp_path, capsys):
         assert "u.arch:4:9: warning: 'matmul_0' (matmul) is computed but reaches no output: the built model leaves " \
                "it out\n" in err
     assert main(["check", MLP]) == 0 and capsys.readouterr().err == ""
+    assert main(["build", str(spec), "-o", str(tmp_path / "u.onnx")]) == 0  # head's 20, not fc's 15 as well
+    assert f"wrote {tmp_path / 'u.onnx'} (m: 20 params," in capsys.readouterr().out
 
 def test_summary_json(capsys):
     assert main(["summary", str(ROOT / "specs" / "resnet.arch"), "-D", "depth=18", "--json"]) == 0
