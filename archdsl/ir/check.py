@@ -31,10 +31,13 @@ def check(graph: Graph) -> Graph:
     return graph
 
 
-def _positions(v) -> tuple[int, int] | None:
-    """(first, last) of positions() of a known length. Past a table's end onnxruntime's optimized Gather does
-    not fail: it returns fewer rows than the shape checker promised (archdsl run --dim T=... of a spec with a
-    learned position table shorter than T)."""
+def _span(v) -> tuple[int, int] | None:
+    """(lowest, highest) index a value is known to hold: positions() of a known length, or an integer constant
+    (`tensor([...])`). Past a table's end onnxruntime's optimized Gather does not fail: it returns fewer rows
+    than the shape checker promised (archdsl run --dim T=... of a spec with a learned position table shorter
+    than T); a constant past it built, then failed in onnxruntime only."""
+    if v.kind == "const" and v.data is not None and v.data.size and v.data.dtype.kind in "iu":
+        return int(v.data.min()), int(v.data.max())
     p = v.producer
     n = v.type.shape[0] if v.type.rank == 1 else None
     if p is None or p.op != "positions" or not isinstance(n, int) or n < 1:
@@ -43,18 +46,23 @@ def _positions(v) -> tuple[int, int] | None:
 
 
 def _check_index_range(node) -> None:
+    """Indices known at compile time must lie in the table: 0..n-1 for embedding ids (as torch), -n..n-1 for
+    take and gather (ONNX Gather counts a negative index from the end)."""
     rule = ops.get(node.op).indexes
     if rule is None:
         return
     ids, table, axis = rule
-    known = _positions(node.inputs[ids])
+    known = _span(node.inputs[ids])
     t = node.inputs[table].type
     ax = node.attrs[axis] if isinstance(axis, str) else axis
     n = t.shape[ax % t.rank] if t.rank else None
     if known is None or not isinstance(n, int):
         return
-    first, last = known  # first >= 0: positions() refuses a negative start
-    if last >= n:
+    first, last = known
+    low = 0 if node.op == "embedding" else -n
+    if last >= n or first < low:
         has = f"has {n} rows" if node.op == "embedding" else f"has {n} entries along axis {ax}"
-        raise ShapeError(f"{node.op} '{node.name}' reads positions {first}..{last}, but its table {has}",
-                         node.span)
+        what = "positions" if node.inputs[ids].kind != "const" else "indices"
+        allowed = f"0..{n - 1}" if low == 0 else f"{-n}..{n - 1}"
+        raise ShapeError(f"{node.op} '{node.name}' reads {what} {first}..{last}, but its table {has} "
+                         f"({allowed})", node.span)

@@ -106,13 +106,15 @@ def _gather_lower(e, ins, outs, c):
 
 register(OpDef(
     name="gather", inputs=("x", "index"), category="shape", attrs=(Attr("dim", "int"),),
-    call_order=("x", "dim", "index"), positions=("index",), infer=_gather_infer, lower=_gather_lower, cost=lambda c: 0,
+    call_order=("x", "dim", "index"), positions=("index",), indexes=(1, 0, "dim"), infer=_gather_infer,
+    lower=_gather_lower, cost=lambda c: 0,
     grad=lambda b, c, ins, outs, gouts: [b.op("autodiff.movement_grad", gouts[0], ins[0], ins[1], op="gather",
                                               attrs=dict(c.attrs)), None],
     doc="out[i][j][k] = x[i][index[i][j][k]][k] for dim=1 (torch.gather(x, dim, index); ONNX GatherElements): "
         "index has x's rank, int64 or int32, and outside dim at most x's sizes; the output has index's shape. "
-        "A negative index counts from the end (GatherElements) where torch raises, and one past the end stops "
-        "onnxruntime. The gradient adds g into x's positions read, repeats summed.",
+        "A negative index counts from the end (GatherElements) where torch raises; one past the end is a "
+        "diagnostic where the index is a constant, else stops onnxruntime. The gradient adds g into x's "
+        "positions read, repeats summed.",
 ))
 
 

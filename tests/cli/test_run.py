@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
+import archdsl
 from archdsl.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,6 +158,21 @@ def test_positions_past_a_table_are_a_diagnostic(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "reads positions 2..5, but its table has 5 entries along axis 2" in err
 
+
+
+@pytest.mark.parametrize("expr,ok", [("take(t, tensor([0, 8, -9]))", True), ("take(t, tensor([9]))", False),
+                                     ("take(t, tensor([-10]))", False), ("embedding(tensor([0, 4]), 5, 2)", True),
+                                     ("embedding(tensor([-1, 2]), 5, 2)", False),
+                                     ("gather(t, 0, tensor([[8, -9]]))", True), ("gather(t, 0, tensor([[9]]))", False)])
+def test_constant_indices_outside_the_table_are_a_diagnostic(expr, ok):
+    """A constant index table (Swin's relative position index) past the table built, and failed in
+    onnxruntime only; negative indices count from the end in take and gather (ONNX Gather), not in embedding."""
+    src = f"model m(x: float32[2]) -> y {{\n    t = parameter([9, 2]) as t\n    y = {expr}\n}}\n"
+    if ok:
+        archdsl.check_source(src)
+    else:
+        with pytest.raises(archdsl.ArchError, match=r"reads indices .*, but its table has"):
+            archdsl.check_source(src)
 
 
 def test_run_keeps_embedding_ids_within_the_table(tmp_path, capsys):
