@@ -215,7 +215,8 @@ register(OpDef(
 
 
 def _roll_axes(x, a) -> list[tuple[int, int]]:
-    """(axis, shift in 0..n-1) per rolled dim; torch.roll's shift wraps modulo the dim's length."""
+    """(axis, shift) per rolled dim: in 0..n-1 for a known length (torch.roll's shift wraps modulo it), as
+    written for a symbolic one (wrapped at run time)."""
     shifts, dims = a["shifts"], a["dims"]
     if len(shifts) != len(dims) or not dims:
         fail(f"roll: give one shift per dim, got shifts {list(shifts)} and dims {list(dims)}")
@@ -223,9 +224,7 @@ def _roll_axes(x, a) -> list[tuple[int, int]]:
     out = []
     for ax, k in zip(axes, shifts):
         n = x.shape[ax]
-        if not isinstance(n, int):
-            fail(f"roll: dim {ax} of {shape_str(x)} is {n}; the rolled dims must be known sizes")
-        out.append((ax, k % n if n else 0))
+        out.append((ax, (k % n if n else 0) if isinstance(n, int) else k))
     return out
 
 
@@ -247,8 +246,14 @@ def _roll_lower(e, ins, outs, c):
         return
     for i, (ax, k) in enumerate(steps):
         n = c.in_types[0].shape[ax]
-        tail = e.op("Slice", [y, _i64(e, n - k), _i64(e, n), _i64(e, ax)])
-        head = e.op("Slice", [y, _i64(e, 0), _i64(e, n - k), _i64(e, ax)])
+        if isinstance(n, int):
+            cut, end = _i64(e, n - k), _i64(e, n)
+        else:  # n - k mod n at run time (Mod of int64 takes the divisor's sign, as Python; n = 0 divides by 1)
+            length = e.op("Shape", [ins[0]], start=ax, end=ax + 1)
+            wrapped = e.op("Mod", [_i64(e, k), e.op("Max", [length, _i64(e, 1)])])
+            cut, end = e.op("Sub", [length, wrapped]), length
+        tail = e.op("Slice", [y, cut, end, _i64(e, ax)])
+        head = e.op("Slice", [y, _i64(e, 0), cut, _i64(e, ax)])
         y = e.op("Concat", [tail, head], outputs=outs if i == len(steps) - 1 else None, axis=ax)
 
 
@@ -258,7 +263,7 @@ register(OpDef(
     grad=lambda b, c, ins, outs, gouts: [b.op("roll", gouts[0], shifts=tuple(-k for k in c.attrs["shifts"]),
                                               dims=tuple(c.attrs["dims"]))],
     doc="Shift elements along dims, wrapping around: torch.roll(x, shifts, dims), dims always given (Swin's "
-        "cyclic shift).",
+        "cyclic shift); over a symbolic dim the shift wraps at run time.",
 ))
 
 def _split_sizes(x, a):

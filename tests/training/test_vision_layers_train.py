@@ -27,6 +27,7 @@ model subpixel(x: float32[B, 3, 7, 5]) -> y {
 GLOBAL = """
 model anysize(x: float32[B, 3, H, W]) -> y {
     h = x -> conv2d(8, 3, padding=1, bias=false) as c1 -> instance_norm(affine=true) as n1 -> relu -> pixel_shuffle(2)
+    h = roll(h, [3, -2], [2, 3]) -> conv2d(4, 3, padding=1) as c2    # a cyclic shift, wrapped at run time
     y = concat([h -> adaptive_avgpool2d(1), h -> adaptive_maxpool2d([1, 1]) -> flip([1])], axis=1)
           -> flatten -> linear(3) as head
 }
@@ -40,7 +41,7 @@ def test_vision_layers_train_like_torch():
 
 @pytest.mark.parametrize("hw", [(4, 5), (7, 3)])
 def test_vision_layers_over_symbolic_sizes_train_like_torch(hw):
-    """pixel_shuffle, instance_norm, flip and the global adaptive pools over a symbolic H and W: one compiled
-    step at two sizes."""
+    """pixel_shuffle, instance_norm, flip, roll and the global adaptive pools over a symbolic H and W: one
+    compiled step at two sizes."""
     ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=GLOBAL)
     one_step_like_torch(ct, fwd, batches(ct, 1, 2, 3, seed=6, dims={"H": hw[0], "W": hw[1]}))
