@@ -96,7 +96,9 @@ def _make(n: int):
                Attr("padding", "padding", 0), Attr("dilation", "ints", 1), Attr("groups", "int", 1),
                Attr("bias", "bool", True)),
         params=params, infer=infer, lower=lower, cost=cost, grad=grad,
-        doc=f"{n}-D convolution (torch.nn.Conv{n}d); groups=channels gives a depthwise conv.",
+        doc=f"{n}-D convolution (torch.nn.Conv{n}d); groups=channels gives a depthwise conv. padding is a number, "
+            f"one per spatial dim, or \"same\" (stride 1; an odd total padded one more at the end, as torch) or "
+            f"\"valid\" (none).",
     ))
 
 
