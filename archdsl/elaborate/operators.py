@@ -15,16 +15,29 @@ from ..syntax import ast as A
 from ..types import Sym
 from .bounded import check_length, comparing, contains, equal, order, short
 from .calls import check_fits
-from .scalars import ARITH, TENSOR_OPS, Limits, is_int, is_num, sym_arith
+from .scalars import ARITH, COMPARE, TENSOR_OPS, Limits, is_int, is_num, sym_arith
 from .values import Namespace, Tensor, describe
 
 __all__ = ["Operators"]
+
+_NEVER_OVERFLOWS = {k: ARITH[k] for k in ("+", "-", "*", "//", "%")}
 
 
 class Operators:
     """The Evaluator's operators (a mixin: it uses the evaluator's graph and calls)."""
 
     def binop(self, op: str, a, b, span: Span, operand_spans: tuple = ()):
+        ta, tb = type(a), type(b)
+        if (ta is int or ta is float) and (tb is int or tb is float):  # plain numbers, most of all (not bool)
+            compare = COMPARE.get(op)
+            if compare is not None:  # what compared(order/equal) gives two numbers, without the meter
+                return compare(a, b)
+            if op in ARITH:
+                fast = _NEVER_OVERFLOWS.get(op) if ta is tb else None  # int with int, float with float: no
+                out = fast(a, b) if fast is not None else self.arith(op, a, b, span)  # OverflowError to word
+                if type(out) is int and out.bit_length() > Limits.int_bits:
+                    raise LimitError("integer too large", span)
+                return out
         if isinstance(a, Tensor) or isinstance(b, Tensor):
             if op in ("==", "!=") and (a is None or b is None):  # an optional tensor argument: `if mask != none`
                 return (a is b) == (op == "==")
