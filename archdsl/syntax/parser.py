@@ -191,6 +191,9 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
                     "s = s + [x], h = h + 1.0)")
         elif re.fullmatch(r"\.\d+", str(tok)):  # 0..3
             hint = " (integers from a to b-1 are range(a, b))"
+        elif str(tok).isidentifier() and "a name" in expected:  # a keyword where a name goes: `as block`
+            hint = (f" ('{tok}' is a keyword; a layer name can be a string: as \"{tok}\")" if "a string" in expected
+                    else f" ('{tok}' is a keyword, not a name)")
         return ArchSyntaxError(f"unexpected {shown}{expected}{hint}", span)
     if isinstance(err, UnexpectedEOF):
         lines = source_lines(text)
