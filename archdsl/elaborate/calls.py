@@ -22,7 +22,7 @@ from ..types import DTYPES, DType, literal
 from .bounded import short
 from .builtins import TENSOR_MATH
 from .scalars import Limits, ReturnValue, is_int, is_num
-from .values import BlockFn, Builtin, Env, OpFn, Tensor, describe
+from .values import NONE_HINT, BlockFn, Builtin, Env, OpFn, Tensor, describe
 
 __all__ = ["Calls", "check_elements", "check_fits"]
 
@@ -217,7 +217,8 @@ class Calls:
                                     f"an integer", span)
             check_fits(v, dt, span)
             return Tensor(self.graph.add_const(np.array(v, dtype=dt.numpy), span))
-        raise ArchTypeError(f"{opname}(): '{slot}' must be a tensor, got {describe(v)}", span)
+        raise ArchTypeError(f"{opname}(): '{slot}' must be a tensor, got {describe(v)}"
+                            + (NONE_HINT if v is None else ""), span)
 
     def make_constant(self, args, kwargs, span) -> Tensor:
         """tensor([[1, 2], [3, 4]], dtype="int64"): a constant from compile-time numbers (an index table, a
