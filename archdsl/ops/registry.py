@@ -32,6 +32,7 @@ class Attr:
     default: object = REQUIRED
     choices: tuple | None = None
     doc: str = ""
+    symbolic: str = ""  # what to write instead, added to the refusal of a symbolic dim here
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +199,8 @@ def coerce_attr(op: OpDef, attr: Attr, value):
         symbolic = [v for v in (value if isinstance(value, (list, tuple)) else (value,)) if isinstance(v, Sym)]
         if symbolic and kind in ("int", "ints", "padding", "float"):  # attributes are fixed in the graph
             raise ArchTypeError(f"{where} must be known when the graph is built, got the symbolic dim "
-                                f"{symbolic[0]}; give it a number (-D, or a fixed size in the input's shape)")
+                                f"{symbolic[0]}; give it a number (-D, or a fixed size in the input's shape)"
+                                + (f"; {attr.symbolic}" if attr.symbolic else ""))
         raise ArchTypeError(f"{where} expects {_KIND_WORDS.get(kind, kind)}, got {describe(value)}")
     if attr.choices is not None and value not in attr.choices:
         raise ArchTypeError(f"{where} must be one of {', '.join(map(_show, attr.choices))}, got {_show(value)}")
