@@ -201,7 +201,7 @@ def cmd_build(args, sources) -> int:
         else Path(args.file).with_name(f"{name}.onnx")
     files.refuse_overwriting(with_external_data({"-o": out}, args.external_data), read_files(args, sources))
     compiled, written = driver.build_file(mod, args.model, opts, out, args.external_data, sources)
-    warn_unused(compiled.unused, sources)
+    warn(compiled.graph, compiled.unused, sources)
     report_compile(args, mod, compiled)
     g = compiled.graph
     announce(f"wrote {out} ({g.name}: {compiled.declared_params:,} params, {len(compiled.model.graph.node)} nodes, "
@@ -268,11 +268,14 @@ def _signature(g) -> str:
     return f"{g.name}({ins}) -> ({outs})"
 
 
-def warn_unused(unused, sources) -> None:
-    """A warning per computation that reaches no output (the build drops it, and its parameters)."""
-    for u in unused:
+def warn(graph, unused, sources) -> None:
+    """The elaboration's warnings (a symbolic dim's name given another value), then one per computation that
+    reaches no output (the build drops it, and its parameters)."""
+    said = [ArchError(text, span) for text, span in graph.warnings]
+    said += [ArchError(u.message(), u.node.span) for u in unused]
+    for w in said:
         try:
-            print(render(ArchError(u.message(), u.node.span), sources, level="warning"), file=sys.stderr)
+            print(render(w, sources, level="warning"), file=sys.stderr)
         except BrokenPipeError:
             pass
 
@@ -284,7 +287,7 @@ def cmd_check(args, sources) -> int:
     mod = load_spec(args, sources)
     for name in driver.select_models(mod, args.model):
         g = elaborate_model(mod, name)
-        warn_unused(unused_results(g), sources)
+        warn(g, unused_results(g), sources)
         print(f"{_signature(g)}\n  params: {g.param_count():,}  buffers: {g.buffer_count():,}  nodes: {len(g.nodes)}")
     return 0
 

@@ -50,6 +50,7 @@ class Evaluator(Calls, Operators):
         self.depth = 0
         self.model_env: Env | None = None  # the model body's scope, whose assignments are recorded:
         self.assigned_at: dict[str, Span] = {}  # name -> the assignment that ran last there (output messages)
+        self.dims: dict[str, object] = {}  # symbolic dims of the model's inputs, by name (a shadowing warning)
 
     # ---------------- names ----------------
     def layer_name(self, label, base: str) -> str:
@@ -88,6 +89,7 @@ class Evaluator(Calls, Operators):
             self.bind(s.targets, value, env, s.span)
             if env is self.model_env:
                 self.assigned_at.update(dict.fromkeys(s.targets, s.span))
+                self._shadowing(s.targets, env, s.span)
         elif isinstance(s, A.Let):
             env.vars[s.name] = self.eval(s.value, env)
         elif isinstance(s, A.For):
@@ -119,6 +121,17 @@ class Evaluator(Calls, Operators):
                 raise EvalError(msg if isinstance(msg, str) else short(msg, 200), s.span)
         else:  # pragma: no cover - the parser produces no other statements
             raise EvalError(f"unsupported statement {type(s).__name__}", s.span)
+
+    def _shadowing(self, targets, env: Env, span: Span) -> None:
+        """A model-body name that was a symbolic dim of the inputs and now holds something else: the shapes
+        written with it below mean the new value (`T = 5`, a Mamba `B = x -> linear(n)`)."""
+        for name in targets:
+            dim = self.dims.pop(name, None)
+            if dim is not None and env.vars.get(name) != dim and self.graph is not None:
+                self.graph.warnings.append((
+                    f"'{name}' was the symbolic dim {name} of the model's inputs; from here on it names "
+                    f"{describe(env.vars.get(name))}, and a shape written with {name} below uses that (another "
+                    f"name keeps the dim)", span))
 
     def bind(self, targets, value, env: Env, span: Span):
         if len(targets) == 1:

@@ -387,7 +387,7 @@ def _eval_dim(ev: Evaluator, d, env: Env, sizes: dict[str, int]):
     `sizes` turns a symbolic dim into its number."""
     if isinstance(d, A.Name) and (not env.has(d.id) or env.lookup(d.id) is None):
         dim = sizes.get(d.id) or Sym.of(d.id)
-        env.vars[d.id] = dim
+        env.vars[d.id] = ev.dims[d.id] = dim
         return dim
     v = ev.eval(d, env)
     if isinstance(v, Sym):

@@ -73,6 +73,7 @@ class Graph:
         self.nodes: list[Node] = []
         self.outputs: list[tuple[str, Value]] = []
         self.meta: dict[str, str] = {}
+        self.warnings: list[tuple[str, Span | None]] = []  # said by check and build, changing nothing
 
     @property
     def outputs(self) -> list[tuple[str, Value]]:

@@ -119,6 +119,20 @@ def test_a_result_that_reaches_no_output_is_a_warning(tmp_path, capsys):
     assert main(["build", str(spec), "-o", str(tmp_path / "u.onnx")]) == 0  # head's 20, not fc's 15 as well
     assert f"wrote {tmp_path / 'u.onnx'} (m: 20 params," in capsys.readouterr().out
 
+def test_a_symbolic_dim_given_another_value_is_a_warning(tmp_path, capsys):
+    """`T = 5` silently made reshape(x, [-1, T, 4]) use 5; a Mamba-style `B = x -> linear(3)` turned the next
+    [B, T, 3] into 'a list of dims, got list of 3'. B = x.shape[0] (the same dim) says nothing."""
+    spec = tmp_path / "s.arch"
+    spec.write_text("model m(x: float32[B, T, 4]) -> y {\n    B = x.shape[0]\n    T = 5\n"
+                    "    y = reshape(x, [-1, T, 4])\n}\n")
+    for argv in (["check", str(spec)], ["build", str(spec), "-o", str(tmp_path / "s.onnx")]):
+        assert main(argv) == 0
+        err = capsys.readouterr().err
+        assert err.count("warning:") == 1, err
+        assert "s.arch:3:5: warning: 'T' was the symbolic dim T of the model's inputs; from here on it names " \
+               "int 5, and a shape written with T below uses that (another name keeps the dim)\n" in err
+
+
 def test_summary_json(capsys):
     assert main(["summary", str(ROOT / "specs" / "resnet.arch"), "-D", "depth=18", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
