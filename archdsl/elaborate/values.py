@@ -88,10 +88,13 @@ class Env:
             env = env.parent
         return names
 
-    def missing(self, name: str, span, extra=()) -> UnknownNameError:
-        if name in _PYTHON_LITERALS:  # None said "did you mean 'ne'?"
+    def missing(self, name: str, span, extra=(), prefix: str = "") -> UnknownNameError:
+        """`prefix` + `name` is unknown (`lib.` + `shufle`, a name looked up in an import's scope); the close
+        one is suggested as it would be written, under the same prefix."""
+        if name in _PYTHON_LITERALS and not prefix:  # None said "did you mean 'ne'?"
             return UnknownNameError(f"unknown name '{name}'; the literal is spelled '{name.lower()}'", span)
-        return UnknownNameError(f"unknown name '{name}'{did_you_mean(name, list(self.visible()) + list(extra))}", span)
+        hint = did_you_mean(name, list(self.visible()) + list(extra), prefix)
+        return UnknownNameError(f"unknown name '{prefix}{name}'{hint}", span)
 
 
 _PYTHON_LITERALS = ("None", "True", "False")
