@@ -8,7 +8,7 @@ from ..diagnostics import UnknownNameError, did_you_mean
 from ..ir import Value
 from ..ops import OpDef
 from ..syntax import ast as A
-from ..types import describe
+from ..types import DTYPES, describe
 
 __all__ = ["Tensor", "OpFn", "BlockFn", "Builtin", "Namespace", "Env", "describe"]
 
@@ -93,6 +93,8 @@ class Env:
         one is suggested as it would be written, under the same prefix."""
         if name in _PYTHON_LITERALS and not prefix:  # None said "did you mean 'ne'?"
             return UnknownNameError(f"unknown name '{name}'; the literal is spelled '{name.lower()}'", span)
+        if name in DTYPES and not prefix:  # cast(x, float32): only an input's type is written bare
+            return UnknownNameError(f"unknown name '{name}'; a dtype is a string here: write \"{name}\"", span)
         hint = did_you_mean(name, list(self.visible()) + list(extra), prefix)
         return UnknownNameError(f"unknown name '{prefix}{name}'{hint}", span)
 
