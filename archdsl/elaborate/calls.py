@@ -385,6 +385,10 @@ class Calls:
             elif self.graph.params[full].span == span:
                 err.notes.append(("the same code ran twice under one name (in a loop?): give each pass a name "
                                   "of its own, as \"name{i}\" with the loop's index", None))
+                err.notes.append((f"for one set of weights shared by every pass (a torch module called in a loop), "
+                                  f"make them once before the loop with parameter([...]) as NAME, or take the first "
+                                  f"pass's with ref(\"{full}\"), and use them as tensors (a linear is "
+                                  f"h @ w.T + b): weight tying in grammar/REFERENCE.md", None))
             raise
         self.owners.add(full.rpartition(".")[0])
         if self.calls:
