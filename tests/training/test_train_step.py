@@ -192,6 +192,18 @@ def test_op_without_gradient_rule_on_the_path_is_a_diagnostic():
     assert e.value.span is not None and e.value.span.line == 3
 
 
+def test_op_without_gradient_rule_names_only_the_parameters_behind_it():
+    """The message listed the parameters downstream of the node too ('fc1.weight', 'fc1.bias', 'fc2.weight'
+    and 3 more): only those its inputs depend on are why it is on the path."""
+    src = ("model m(x: float32[B, 4]) -> y {\n    h = x -> linear(4) as fc0 -> relu -> linear(4) as fc1\n"
+           "    y = (h -> heaviside -> linear(4) as fc2) + (x -> linear(4) as side) -> linear(2) as out\n}\n")
+    with pytest.raises(ArchError) as e:
+        compile_step(None, config(), text=src)
+    msg = e.value.message
+    assert "on the path from 'fc0.weight', 'fc0.bias', 'fc1.weight' and 1 more to the loss" in msg, msg
+    assert e.value.span is not None and e.value.span.line == 3
+
+
 def test_a_loss_no_parameter_reaches_is_a_diagnostic():
     """eq passes no gradient (as in torch): with nothing else the optimizer pass removed the unused lr and the
     build failed with 'internal: optimizing the train step removed the state input'."""
