@@ -114,6 +114,16 @@ def check_eps(op: str, eps) -> None:
         fail(f"{op}: eps must be >= 0 and finite, got {eps}")
 
 
+def positive(op: str, a: dict, *names: str) -> None:
+    """Sizes and steps a layer is built from, each named where it is not positive: `conv2d(8, 0)` and an
+    out_channels of `-D growth=0` said "parameter 'weight' has a dim of 0", naming no argument."""
+    for n in names:
+        v = a[n]
+        if any(x <= 0 for x in (v if isinstance(v, tuple) else (v,))):
+            shown = list(v) if isinstance(v, tuple) and len(v) > 1 else v[0] if isinstance(v, tuple) else v
+            fail(f"{op}: {n} must be positive, got {shown}")
+
+
 def check_norm_eps(op: str, eps, whole: str) -> None:
     """A norm's eps is a small positive number added to a variance. Positional arguments fill it after the
     input (and num_groups, normalized_shape), so torch's channel count written there (batchnorm2d(64),
