@@ -130,9 +130,11 @@ def quoted(names, shown: int = 3) -> str:
     return ", ".join(f"'{n}'" for n in names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
-def did_you_mean(name: str, candidates) -> str:
+def did_you_mean(name: str, candidates, prefix: str = "") -> str:
+    """The close candidate, if any, as a hint; `prefix` is how it is written (`lib.` under an import alias),
+    not part of what is compared (every name under `lib.` would look alike)."""
     close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    return f"; did you mean '{prefix}{close[0]}'?" if close else ""
 
 
 class SourceMap:

@@ -48,7 +48,7 @@ def vjp(graph: Graph, nodes: list[Node], outputs: list[Value], gouts: list[Value
             continue
         rule = node.opdef.grad
         if rule is None:
-            raise _no_rule(node, wrt)
+            raise _no_rule(node, wrt, nodes, [v for v, need in zip(node.inputs, needs) if need], depends)
         b = GradBuilder(graph, node, needs)
         call = OpCall(tuple(v.type for v in node.inputs), tuple(o.type for o in node.outputs), node.attrs)
         try:
@@ -74,9 +74,14 @@ def vjp(graph: Graph, nodes: list[Node], outputs: list[Value], gouts: list[Value
     return [grads.get(id(w)) if first[id(w)] == i else None for i, w in enumerate(wrt)]
 
 
-def _no_rule(node: Node, wrt: list[Value]) -> ArchError:
-    """Name the op and the parameters behind it, so the user sees why the loss cannot reach them."""
-    shown = quoted(w.name for w in wrt if w.name)
+def _no_rule(node: Node, wrt: list[Value], nodes: list[Node], inputs: list[Value], depends: set[int]) -> ArchError:
+    """Name the op and the parameters behind it (those its `inputs` depend on, not every parameter of the
+    model), so the user sees why the loss cannot reach them."""
+    behind = {id(v) for v in inputs}
+    for n in reversed(nodes[:next(i for i, n in enumerate(nodes) if n is node)]):
+        if any(id(o) in behind for o in n.outputs):
+            behind.update(id(v) for v in n.inputs if id(v) in depends)
+    shown = quoted(w.name for w in dict.fromkeys(w for w in wrt if id(w) in behind) if w.name)
     return ArchError(f"cannot train through {node.op} '{node.name}': the op has no gradient rule, and it lies "
                      f"on the path from {shown or 'the parameters'} to the loss", node.span,
                      [("make the layer's inputs constant, or drop it from the trained path", None)])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..diagnostics import ArchError
 from ..ir import Value
-from ..types import DType, TensorType
+from ..types import DType, Sym, TensorType
 from .builder import GradBuilder
 
 __all__ = ["LOSSES", "class_axis", "labels_type", "make_loss"]
@@ -24,6 +24,14 @@ def labels_type(loss: str, pred: TensorType, output: str) -> TensorType:
         if pred.rank < 1 or not pred.dtype.is_float:
             raise ArchError(f"cross_entropy needs float logits with a class dim; output '{output}' is {pred}")
         ax = class_axis(pred)
+        classes = pred.shape[ax]
+        if isinstance(classes, Sym):  # a class count is a fixed size: the data check could not catch a [B, C, T]
+            torch_way = (f": for torch's layout, classes on dim 1 ({pred.shape[1]} here), end the spec with "
+                         f"permute({[0, *range(2, pred.rank), 1]})" if pred.rank >= 3 else "")
+            raise ArchError(f"cross_entropy takes the classes on the last dim of output '{output}' ({pred}: "
+                            f"{classes}), a symbolic dim, where a class count is a fixed size{torch_way}; or "
+                            f"compute the loss in the spec with the class axis chosen (an output named loss = "
+                            f"cross_entropy({output}, y, axis=1), y an input of the model)")
         return TensorType(DType.int64, pred.shape[:ax] + pred.shape[ax + 1:])
     if loss in ("mse", "bce_with_logits"):
         if not pred.dtype.is_float:

@@ -331,9 +331,20 @@ def _matched(graph: Graph, patterns: tuple[str, ...], flag: str) -> list[Value]:
     for pat in patterns:
         if not any(_hit(v.name, pat) for v in trainable):
             raise ArchError(f"{flag} {pat}: no trainable parameter of {graph.name} matches"
-                            f"{did_you_mean(pat, [v.name for v in trainable])} (a name, a prefix such as "
-                            f"'layer1', or a pattern such as '*.bias')")
+                            f"{did_you_mean(pat, _near(pat, [v.name for v in trainable]))} (a name, a prefix "
+                            f"such as 'layer1', or a pattern such as '*.bias')")
     return [v for v in trainable if any(_hit(v.name, pat) for pat in patterns)]
+
+
+def _near(pat: str, names: list[str]) -> list[str]:
+    """What a pattern that matches nothing is compared with: the parameter names, or, where it reads as a prefix
+    (its last part is no parameter's last part: `transformer.decoder.layer`, not `fc.wieght`), the prefixes
+    of those names (`transformer.decoder.layers`), which is what such a pattern was meant to be."""
+    leaves = {n.rpartition(".")[2] for n in names}
+    if any(c in pat for c in "*?[") or pat.rpartition(".")[2] in leaves or \
+            did_you_mean(pat.rpartition(".")[2], leaves):
+        return names
+    return sorted({n[:i] for n in names for i, c in enumerate(n) if c == "."})
 
 
 def _freeze(graph: Graph, patterns: tuple[str, ...]) -> None:

@@ -36,7 +36,23 @@ def _tensor(name, v) -> Tensor:
     return v
 
 
+_UNROLLED = "loops unroll at compile time, so the count must be known when the model is built"
+
+
 def _range(*a):
+    for x in a:
+        if isinstance(x, Sym):  # range(x.shape[1]) over a symbolic T
+            plain = x.coef == 1 and len(x.factors) == 1 and x.factors[0].isidentifier()
+            fix = (f"a fixed size in the input's shape, or `param {x} = none` in the file and -D {x}=5"
+                   if plain else "fixed sizes in the input's shape, or params set with -D")
+            raise ArchTypeError(f"range() of the symbolic dim {x}, a size known only at run time: {_UNROLLED} "
+                                f"({fix})")
+        if x is None:  # range(T) of `param T = none`
+            raise ArchTypeError(f"range() of none (a param left at none, as `param T = none`?): {_UNROLLED} "
+                                "(-D T=5 sets such a param)")
+        if isinstance(x, float):
+            raise ArchTypeError(f"range() takes integers, got the float {x} (int({x}), or // for a whole "
+                                "quotient)")
     if not 1 <= len(a) <= 3 or any(isinstance(x, bool) or not isinstance(x, int) for x in a):
         raise ArchTypeError("range() expects one to three integers")
     r = range(*a)

@@ -53,6 +53,29 @@ def _keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Sp
         given[k] = v
 
 
+# torch's and numpy's names for one argument: an op taking `axis` takes `dim=` for it, and so on
+_SYNONYMS = {"dim": "axis", "axis": "dim", "keepdim": "keepdims", "keepdims": "keepdim"}
+
+
+def _synonyms(op, kwargs: dict, names, given: dict, span: Span) -> dict:
+    """kwargs with torch's or numpy's name for an argument (softmax(x, dim=-1), sum(x, axis=1),
+    mean(x, 1, keepdims=true)) renamed to the op's own, where the op has the other name and not this one."""
+    if not op.synonyms:
+        return kwargs
+    out = {}
+    for k, v in kwargs.items():
+        own = _SYNONYMS.get(k)
+        if k not in names and own in names:
+            if own in kwargs:
+                raise ArchTypeError(f"{op.name}(): '{k}' and '{own}' are one argument (torch's and numpy's "
+                                    f"names for it); give only {own}=", span)
+            if own in given:
+                raise ArchTypeError(f"{op.name}(): argument '{own}' given twice (positionally and as {k}=)", span)
+            k = own
+        out[k] = v
+    return out
+
+
 _COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")  # a whole float compares exactly with integers
 
 
@@ -158,6 +181,7 @@ class Calls:
                                         f"optional tensor inputs are keyword-only: {optional[0]}=... (signature: "
                                         f"{op.signature()})", span)
             given[n] = v
+        kwargs = _synonyms(op, kwargs, names, given, span)
         _keywords(given, kwargs, names, op.name, f"signature: {op.signature()}", span)
         picked = []
         for raw, n in zip(op.inputs, slots):
@@ -362,6 +386,10 @@ class Calls:
             elif self.graph.params[full].span == span:
                 err.notes.append(("the same code ran twice under one name (in a loop?): give each pass a name "
                                   "of its own, as \"name{i}\" with the loop's index", None))
+                err.notes.append((f"for one set of weights shared by every pass (a torch module called in a loop), "
+                                  f"make them once before the loop with parameter([...]) as NAME, or take the first "
+                                  f"pass's with ref(\"{full}\"), and use them as tensors (a linear is "
+                                  f"h @ w.T + b): weight tying in grammar/REFERENCE.md", None))
             raise
         self.owners.add(full.rpartition(".")[0])
         if self.calls:

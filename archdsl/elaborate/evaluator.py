@@ -35,6 +35,25 @@ def _bad_label(v: str) -> bool:
 
 _MISSING = object()
 
+
+def _split_hint(value, k: int) -> str:
+    """`a, b = split(x, 2, axis=1)` on 58 channels made 29 pieces: split takes the size of a piece, as torch.split
+    does (not a count, as numpy.split and torch.chunk do); say how to get k pieces."""
+    node = value[0].value.producer if value and isinstance(value[0], Tensor) else None
+    if node is None or node.op != "split" or len(node.attrs["sizes"]) != 1 or \
+            [t.value for t in value] != list(node.outputs):
+        return ""
+    size, axis = node.attrs["sizes"][0], node.attrs["axis"]
+    shape = node.inputs[0].type.shape
+    dim = shape[axis % len(shape)]
+    said = f"; split(x, {size}, axis={axis}) cuts pieces of {size} each (split takes piece sizes, as torch.split)"
+    if dim % k == 0:  # split refuses a symbolic dim: `dim` is a number
+        return f"{said}, not {size} pieces: for {k} pieces write split(x, {dim // k}, axis={axis}) or a list of sizes"
+    q, r = divmod(dim, k)
+    sizes = [q + 1] * r + [q] * (k - r)
+    return f"{said}: for {k} pieces of {dim} give a list of sizes, as split(x, {sizes}, axis={axis})"
+
+
 class Evaluator(Calls, Operators):
     """Evaluates one model's body into `graph`, tracking the layer-name scope."""
 
@@ -138,11 +157,15 @@ class Evaluator(Calls, Operators):
             env.vars[targets[0]] = value
             return
         if not isinstance(value, (list, tuple)) or len(value) != len(targets):
-            n = len(value) if isinstance(value, (list, tuple)) else 1
-            hint = ("; an op gives one tensor unless it returns several (split; lstm and gru with "
-                    "return_state=true give (output, state))") if isinstance(value, Tensor) else ""
-            raise ArchTypeError(f"cannot unpack {describe(value)} into {len(targets)} names (got {n} values){hint}",
-                                span)
+            if isinstance(value, (list, tuple)):
+                kind = "list" if isinstance(value, list) else "tuple"
+                what = f"a {kind} of {len(value)} value{'s' if len(value) != 1 else ''}"
+                hint = _split_hint(value, len(targets))
+            else:
+                what = f"{describe(value)}, one value,"
+                hint = ("; an op gives one tensor unless it returns several (split; lstm and gru with "
+                        "return_state=true give (output, state))") if isinstance(value, Tensor) else ""
+            raise ArchTypeError(f"cannot unpack {what} into {len(targets)} names{hint}", span)
         for t, v in zip(targets, value):
             env.vars[t] = v
 

@@ -130,7 +130,7 @@ class Operators:
             try:
                 return v.env.vars[name]
             except KeyError:
-                raise v.env.missing(f"{v.name}.{name}", span) from None
+                raise v.env.missing(name, span, prefix=f"{v.name}.") from None
         if isinstance(v, dict):
             if name in v:
                 return v[name]

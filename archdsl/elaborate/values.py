@@ -8,7 +8,7 @@ from ..diagnostics import UnknownNameError, did_you_mean
 from ..ir import Value
 from ..ops import OpDef
 from ..syntax import ast as A
-from ..types import describe
+from ..types import DTYPES, describe
 
 __all__ = ["NONE_HINT", "Tensor", "OpFn", "BlockFn", "Builtin", "Namespace", "Env", "describe"]
 
@@ -91,10 +91,15 @@ class Env:
             env = env.parent
         return names
 
-    def missing(self, name: str, span, extra=()) -> UnknownNameError:
-        if name in _PYTHON_LITERALS:  # None said "did you mean 'ne'?"
+    def missing(self, name: str, span, extra=(), prefix: str = "") -> UnknownNameError:
+        """`prefix` + `name` is unknown (`lib.` + `shufle`, a name looked up in an import's scope); the close
+        one is suggested as it would be written, under the same prefix."""
+        if name in _PYTHON_LITERALS and not prefix:  # None said "did you mean 'ne'?"
             return UnknownNameError(f"unknown name '{name}'; the literal is spelled '{name.lower()}'", span)
-        return UnknownNameError(f"unknown name '{name}'{did_you_mean(name, list(self.visible()) + list(extra))}", span)
+        if name in DTYPES and not prefix:  # cast(x, float32): only an input's type is written bare
+            return UnknownNameError(f"unknown name '{name}'; a dtype is a string here: write \"{name}\"", span)
+        hint = did_you_mean(name, list(self.visible()) + list(extra), prefix)
+        return UnknownNameError(f"unknown name '{prefix}{name}'{hint}", span)
 
 
 _PYTHON_LITERALS = ("None", "True", "False")

@@ -114,6 +114,29 @@ def check_eps(op: str, eps) -> None:
         fail(f"{op}: eps must be >= 0 and finite, got {eps}")
 
 
+def positive(op: str, a: dict, *names: str) -> None:
+    """Sizes and steps a layer is built from, each named where it is not positive: `conv2d(8, 0)` and an
+    out_channels of `-D growth=0` said "parameter 'weight' has a dim of 0", naming no argument."""
+    for n in names:
+        v = a[n]
+        if any(x <= 0 for x in (v if isinstance(v, tuple) else (v,))):
+            shown = list(v) if isinstance(v, tuple) and len(v) > 1 else v[0] if isinstance(v, tuple) else v
+            fail(f"{op}: {n} must be positive, got {shown}")
+
+
+def check_norm_eps(op: str, eps, whole: str) -> None:
+    """A norm's eps is a small positive number added to a variance. Positional arguments fill it after the
+    input (and num_groups, normalized_shape), so torch's channel count written there (batchnorm2d(64),
+    group_norm(32, 64)) became eps=64.0 without a word: an eps of 1 or more is refused, `whole` saying where
+    that number belongs; 0 too, which divides by zero on a constant channel."""
+    if eps is None:
+        return
+    if not (eps > 0 and math.isfinite(eps)):
+        fail(f"{op}: eps must be positive and finite (1/sqrt(var + eps) stays finite then), got {eps:g}")
+    if eps >= 1:
+        fail(f"{op}: eps got {eps:g}, which is no epsilon (a small number such as 1e-5, below 1); {whole}")
+
+
 def reduce_op(e, onnx_op: str, x: str, axes: list[int], keepdims: int, outputs=None) -> str:
     """ReduceMax/ReduceMean/... over `axes` at the emitter's opset: the axes are an input from opset 18
     (ReduceSum: 13), an attribute before."""

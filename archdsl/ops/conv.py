@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..types import numel
-from ._common import bfloat16_from, conv_channels, float_input, kaiming_uniform, shape_str
+from ._common import bfloat16_from, conv_channels, float_input, kaiming_uniform, positive, shape_str
 from .registry import Attr, OpDef, ParamSpec, fail, register
 from .shapes import expand, window_out
 
@@ -30,8 +30,7 @@ def geometry(x, a, n):
     k = expand(a["kernel_size"], n, "kernel_size")
     s = expand(a["stride"], n, "stride")
     d = expand(a["dilation"], n, "dilation")
-    if any(v <= 0 for v in k + s + d):
-        fail("kernel_size, stride and dilation must be positive")
+    positive(f"conv{n}d", a, "kernel_size", "stride", "dilation")
     return k, s, d, _pads(a, n, k, d)
 
 
@@ -39,6 +38,7 @@ def _make(n: int):
     name = f"conv{n}d"
 
     def params(ins, a):
+        positive(name, a, "out_channels", "kernel_size")
         g = a["groups"]
         cin = conv_channels(name, ins[0], n, g, a["out_channels"])
         k = expand(a["kernel_size"], n, "kernel_size")

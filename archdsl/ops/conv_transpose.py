@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from ..types import Dim, dim_add, dim_mul, numel
-from ._common import bfloat16_from, conv_channels, float_input, kaiming_uniform, shape_str
+from ._common import bfloat16_from, conv_channels, float_input, kaiming_uniform, positive, shape_str
 from .registry import Attr, OpDef, ParamSpec, fail, register
 from .shapes import expand
 
@@ -23,8 +23,7 @@ def _geom(a: dict, n: int):
     p = expand(a["padding"], n, "padding")
     op = expand(a["output_padding"], n, "output_padding")
     d = expand(a["dilation"], n, "dilation")
-    if any(v <= 0 for v in k + s + d):
-        fail("kernel_size, stride and dilation must be positive")
+    positive(f"conv_transpose{n}d", a, "kernel_size", "stride", "dilation")
     for o, si, di in zip(op, s, d):
         if o >= si and o >= di:
             fail(f"output_padding {list(op)} must be smaller than either stride {list(s)} or dilation {list(d)}")
@@ -65,6 +64,7 @@ def _make(n: int) -> None:
     name = f"conv_transpose{n}d"
 
     def params(ins, a):
+        positive(name, a, "out_channels", "kernel_size")
         g, cout = a["groups"], a["out_channels"]
         cin = conv_channels(name, ins[0], n, g, cout)
         k = expand(a["kernel_size"], n, "kernel_size")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..types import DType
-from ._common import shape_str
+from ._common import positive, shape_str
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
 
@@ -26,15 +26,19 @@ def _padding_row(p: int | None, rows: int) -> int | None:
     return None if p is None else p % rows
 
 
+def _params(ins, a):
+    positive("embedding", a, "num_embeddings", "embedding_dim")
+    return [ParamSpec("weight", (a["num_embeddings"], a["embedding_dim"]),
+                      Init("normal", 0.0, a["std"], zero_row=_padding_row(a["padding_idx"], a["num_embeddings"])))]
+
+
 register(OpDef(
     name="embedding", inputs=("ids",), category="layer", positions=("ids",), indexes=(0, 1, 0),
     attrs=(Attr("num_embeddings", "int"), Attr("embedding_dim", "int"),
            Attr("std", "float", 1.0, doc="init N(0, std): torch's nn.Embedding draws N(0, 1), Hugging Face's "
                                          "GPT-2 and BERT N(0, 0.02)"),
            Attr("padding_idx", "int?", None, doc="a row that starts at zero, no gradient through the lookup")),
-    params=lambda ins, a: [ParamSpec("weight", (a["num_embeddings"], a["embedding_dim"]),
-                                     Init("normal", 0.0, a["std"],
-                                          zero_row=_padding_row(a["padding_idx"], a["num_embeddings"])))],
+    params=_params,
     infer=_infer, lower=lambda e, ins, outs, c: e.op("Gather", [ins[1], ins[0]], outputs=outs, axis=0),
     grad=lambda b, c, ins, outs, gouts: [None, b.op("autodiff.embedding_grad", ins[0], gouts[0],
                                                     num_embeddings=c.in_types[1].shape[0],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import numel
-from ._common import bfloat16_from, check_eps, float_input, narrowed, shape_str, widened
+from ._common import bfloat16_from, check_norm_eps, float_input, narrowed, shape_str, widened
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
 __all__ = ["channel_params", "check_channel_params", "normalized_forward", "scale_and_bias"]
@@ -50,7 +50,8 @@ def scale_and_bias(e, ins, x_t, affine: bool) -> tuple[str, str]:
 def _infer(ins, a):
     x = ins[0]
     float_input("group_norm", x)
-    check_eps("group_norm", a["eps"])
+    check_norm_eps("group_norm", a["eps"], "the channel count comes from the input, so torch's GroupNorm(num_groups, "
+                   "num_channels) is group_norm(num_groups) here; eps=1e-3 sets eps")
     check_channel_params("group_norm", ins[1:], _channels(x, a))
     return [x]
 

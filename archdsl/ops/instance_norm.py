@@ -10,7 +10,7 @@ on [8, 64, 32, 32]."""
 from __future__ import annotations
 
 from ..types import numel
-from ._common import bfloat16_from, check_eps, float_input, shape_str
+from ._common import bfloat16_from, check_norm_eps, float_input, shape_str
 from .groupnorm import channel_params, normalized_forward, scale_and_bias
 from .registry import Attr, OpDef, fail, register
 
@@ -30,7 +30,8 @@ def _params(ins, a):
 def _infer(ins, a):
     x = ins[0]
     float_input("instance_norm", x)
-    check_eps("instance_norm", a["eps"])
+    check_norm_eps("instance_norm", a["eps"], "the channel count comes from the input, so torch's "
+                   "InstanceNorm2d(num_features) is instance_norm with no argument here; eps=1e-3 sets eps")
     c = _channels(x)
     if all(d == 1 for d in x.shape[2:]):
         fail(f"instance_norm: needs more than 1 spatial element per channel, got {shape_str(x)} (torch refuses "

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ..types import numel
-from ._common import float_input, kaiming_uniform, shape_str
+from ._common import float_input, kaiming_uniform, positive, shape_str
 from .registry import Attr, OpDef, ParamSpec, fail, register
 
 
 def _params(ins, a):
+    positive("linear", a, "out_features")
     fan_in = ins[0].shape[-1] if ins[0].rank else None
     if not isinstance(fan_in, int):
         fail(f"linear: the input's last dim must be a known size, got {shape_str(ins[0])}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..types import numel
-from ._common import check_eps, elementwise_cost, float_input, narrowed, normalized_dims, shape_str, widened
+from ._common import check_norm_eps, elementwise_cost, float_input, narrowed, normalized_dims, shape_str, widened
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
 
@@ -25,7 +25,9 @@ def _bn_params(ins, a):
 def _bn_infer(ins, a):
     x = ins[0]
     float_input("batchnorm", x)
-    check_eps("batchnorm", a["eps"])
+    check_norm_eps("batchnorm", a["eps"], "the channel count comes from the input, so torch's "
+                   "BatchNorm2d(num_features) is batchnorm2d with no argument here (and BatchNorm1d, BatchNorm3d "
+                   "likewise); eps=1e-3 sets eps")
     if not 0.0 <= a["momentum"] <= 1.0:
         fail(f"batchnorm: momentum must be in [0, 1], got {a['momentum']}")
     for p in ins[1:]:
@@ -104,7 +106,8 @@ def _ln_params(ins, a):
 def _ln_infer(ins, a):
     x = ins[0]
     float_input("layernorm", x)
-    check_eps("layernorm", a["eps"])
+    check_norm_eps("layernorm", a["eps"], "the second number is eps, as torch's LayerNorm(normalized_shape, eps); "
+                   "several normalized dims are one list: layernorm([8, 8])")
     _norm_dims(x, a, ins[1:])
     return [x]
 

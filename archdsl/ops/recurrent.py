@@ -17,7 +17,7 @@ import numpy as np
 
 from ..diagnostics import ArchError
 from ..types import TensorType, numel
-from ._common import bfloat16_from, float_input, shape_str
+from ._common import bfloat16_from, float_input, positive, shape_str
 from ._common import i64 as _i64
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
@@ -51,8 +51,7 @@ def _param_names(a) -> list[str]:
 
 
 def _check_attrs(cell, a):
-    if a["hidden_size"] <= 0 or a["num_layers"] <= 0:
-        fail(f"{cell}: hidden_size and num_layers must be positive")
+    positive(cell, a, "hidden_size", "num_layers")
     if a["num_layers"] > MAX_LAYERS:  # each one is parameters and nodes: 10^6 layers ran out of memory
         fail(f"{cell}: num_layers {a['num_layers']} is over the limit of {MAX_LAYERS}")
     if not 0.0 <= a["dropout"] < 1.0:

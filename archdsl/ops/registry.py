@@ -102,6 +102,9 @@ class OpDef:
     # the order positional arguments fill inputs and attributes, where torch's differs from "the tensor inputs,
     # then the attributes": torch.gather(input, dim, index) is ("x", "dim", "index")
     call_order: tuple[str, ...] = ()
+    # torch's and numpy's names for one argument (dim= for axis=, keepdims= for keepdim=) are accepted for
+    # each other; false where the op's `dim` is not an axis (sinusoidal_embedding's width)
+    synonyms: bool = True
     attr_index: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

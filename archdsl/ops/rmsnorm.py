@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, numel
-from ._common import check_eps, float_input, narrowed, normalized_dims, reduce_op, wide_np, widen, widened
+from ._common import check_norm_eps, float_input, narrowed, normalized_dims, reduce_op, wide_np, widen, widened
 from .registry import Attr, Init, OpDef, ParamSpec, register
 
 __all__ = ["default_eps"]
@@ -33,7 +33,8 @@ def _params(ins, a):
 def _infer(ins, a):
     x = ins[0]
     float_input("rms_norm", x)
-    check_eps("rms_norm", a["eps"])
+    check_norm_eps("rms_norm", a["eps"], "the second number is eps, as torch's RMSNorm(normalized_shape, eps); "
+                   "several normalized dims are one list: rms_norm([8, 8])")
     _norm_dims(x, a, ins[1:])
     return [x]
 

@@ -86,7 +86,7 @@ def _lower(e, ins, outs, c):
 
 
 register(OpDef(
-    name="sinusoidal_embedding", inputs=("t",), category="layer",
+    name="sinusoidal_embedding", inputs=("t",), category="layer", synonyms=False,  # dim is a width
     attrs=(Attr("dim", "int"), Attr("max_period", "float", 10000.0), Attr("freq_shift", "float", 1.0),
            Attr("flip_sin_to_cos", "bool", False), Attr("interleave", "bool", False)),
     infer=_infer, lower=_lower, cost=lambda c: 3 * numel(c.out_types[0].shape),

@@ -37,7 +37,7 @@ def test_grouped_conv_bounds_count_the_group_and_the_kernel():
 
 def test_norms_start_as_the_identity():
     w = _w("model m(x: float32[B, 8, 4, 4]) -> y {\n    a = x -> batchnorm() as bn\n"
-           "    b = a -> group_norm(2, 8) as gn\n    y = b -> layernorm() as ln\n}")
+           "    b = a -> group_norm(2) as gn\n    y = b -> layernorm() as ln\n}")
     assert len(w) == 8
     for k, v in w.items():
         assert np.all(v == (1.0 if k.endswith(("weight", "running_var")) else 0.0)), k

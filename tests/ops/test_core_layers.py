@@ -287,3 +287,27 @@ def test_global_pools(kind, spatial, keep, sym):
     y, _ = run_op(f"x -> global_{kind}pool(keepdims={b(keep)})", x=x, sym=sym)
     axes = tuple(range(2, x.ndim))
     close(y, (x.mean if kind == "avg" else x.max)(axis=axes, keepdims=keep))
+
+
+@pytest.mark.parametrize("x, call, words", [
+    ("float32[B, 3, 8, 8]", "conv2d(x, 8, 0)", "conv2d: kernel_size must be positive, got 0"),
+    ("float32[B, 3, 8, 8]", "conv2d(x, 8, [3, 0])", "conv2d: kernel_size must be positive, got [3, 0]"),
+    ("float32[B, 3, 8, 8]", "conv2d(x, 0, 3)", "conv2d: out_channels must be positive, got 0"),
+    ("float32[B, 3, 8, 8]", "conv2d(x, 8, 3, stride=0)", "conv2d: stride must be positive, got 0"),
+    ("float32[B, 3, 8]", "conv1d(x, 0, 3)", "conv1d: out_channels must be positive, got 0"),
+    ("float32[B, 3, 4, 4, 4]", "conv3d(x, 4, 0)", "conv3d: kernel_size must be positive, got 0"),
+    ("float32[B, 3, 8, 8]", "conv_transpose2d(x, 0, 3)", "conv_transpose2d: out_channels must be positive, got 0"),
+    ("float32[B, 3, 8, 8]", "conv_transpose2d(x, 8, 0)", "conv_transpose2d: kernel_size must be positive, got 0"),
+    ("float32[B, 3, 8, 8]", "conv_transpose2d(x, 8, 2, dilation=0)",
+     "conv_transpose2d: dilation must be positive, got 0"),
+    ("float32[B, 6]", "linear(x, 0)", "linear: out_features must be positive, got 0"),
+    ("int64[B, 6]", "embedding(x, 0, 8)", "embedding: num_embeddings must be positive, got 0"),
+    ("int64[B, 6]", "embedding(x, 10, 0)", "embedding: embedding_dim must be positive, got 0"),
+    ("float32[B, 5, 6]", "lstm(x, 0)", "lstm: hidden_size must be positive, got 0"),
+    ("float32[B, 5, 6]", "gru(x, 4, num_layers=0)", "gru: num_layers must be positive, got 0"),
+])
+def test_a_size_of_0_names_its_argument(x, call, words):
+    """conv2d(8, 0) and an out_channels of -D growth=0 said "conv2d: parameter 'weight' has a dim of 0"."""
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source(f"model m(x: {x}) -> y {{\n    y = {call}\n}}\n")
+    assert e.value.message == words and e.value.span is not None and e.value.span.line == 2

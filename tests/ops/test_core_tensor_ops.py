@@ -495,11 +495,38 @@ def test_reshape_to_two_dims_the_lowering_cannot_spell_is_a_check_error():
 
 
 @pytest.mark.parametrize("call", ["batchnorm(x, eps=-1)", "layernorm(x, eps=-1e-5)", "group_norm(x, 2, eps=-1)",
-                                  "rms_norm(x, eps=-1.0)"])
+                                  "rms_norm(x, eps=-1.0)", "instance_norm(x, eps=-1.0)"])
 def test_a_negative_eps_is_refused(call):
     """batchnorm(eps=-1) and layernorm(eps=-1) compiled and gave NaN; rms_norm alone refused it."""
-    with pytest.raises(archdsl.ArchError, match="eps must be >= 0 and finite"):
+    with pytest.raises(archdsl.ArchError, match="eps must be positive and finite"):
         archdsl.check_source(f"model m(x: float32[B, 4, 6]) -> y {{\n    y = {call}\n}}\n")
+
+
+@pytest.mark.parametrize("call, words", [
+    ("batchnorm2d(64)", "batchnorm: eps got 64, which is no epsilon .* torch's BatchNorm2d\\(num_features\\) is "
+                        "batchnorm2d with no argument here"),
+    ("batchnorm(16)", "batchnorm: eps got 16, which is no epsilon"),
+    ("group_norm(32, 64)", "group_norm: eps got 64, which is no epsilon .* the channel count comes from the input, "
+                           "so torch's GroupNorm\\(num_groups, num_channels\\) is group_norm\\(num_groups\\) here"),
+    ("instance_norm(64)", "instance_norm: eps got 64, .* InstanceNorm2d\\(num_features\\) is instance_norm with no "
+                          "argument here"),
+    ("layernorm(8, 8)", "layernorm: eps got 8, .* several normalized dims are one list: layernorm\\(\\[8, 8\\]\\)"),
+    ("rms_norm(8, 8)", "rms_norm: eps got 8, .* several normalized dims are one list"),
+    ("batchnorm(eps=1.0)", "batchnorm: eps got 1, which is no epsilon"),
+    ("layernorm(eps=0)", "layernorm: eps must be positive and finite .* got 0"),
+])
+def test_a_channel_count_in_eps_place_is_refused(call, words):
+    """torch's BatchNorm2d(64) written batchnorm2d(64) (or GroupNorm(32, 64) as group_norm(32, 64)) set eps to
+    64.0 without a word: positional arguments fill the attributes in order and the channel count comes from the
+    input. An eps of 1 or more (or not positive) is refused, saying where the number went."""
+    with pytest.raises(archdsl.ArchError, match=words):
+        archdsl.check_source(f"model m(x: float32[B, 64, 8, 8]) -> y {{\n    y = x -> {call}\n}}\n")
+
+
+@pytest.mark.parametrize("call", ["batchnorm2d(1e-3)", "batchnorm(eps=0.5)", "group_norm(32, 1e-6)",
+                                  "instance_norm(1e-3)", "layernorm(8, 1e-6)", "rms_norm([8, 8], 1e-6)"])
+def test_a_small_eps_given_positionally_still_works(call):
+    archdsl.check_source(f"model m(x: float32[B, 64, 8, 8]) -> y {{\n    y = x -> {call}\n}}\n")
 
 
 def test_mean_of_integers_is_refused_as_torch_does():

@@ -255,7 +255,7 @@ def test_instance_norm_in_bfloat16_needs_opset_22():
     ("instance_norm(permute(x, [1, 0, 2, 3]))", "instance_norm: expected an input .* with a known C, got "
                                                 r"\[6, B, H, W\]"),
     ("instance_norm(cast(x, 'int64'))", "instance_norm: input must be a float tensor, got int64"),
-    ("instance_norm(x, eps=-1.0)", "instance_norm: eps must be >= 0 and finite"),
+    ("instance_norm(x, eps=-1.0)", "instance_norm: eps must be positive and finite"),
     ("instance_norm(x[:, :, :1, :1])", r"instance_norm: needs more than 1 spatial element per channel, got "
                                        r"\[B, 6, 1, 1\]"),
 ])

@@ -322,3 +322,22 @@ def test_no_decay_is_a_param_group_without_weight_decay(tmp_path, capsys, optimi
     if optimizer == "sgd":
         assert main([*argv, "--no-decay", "*.bias"]) == 2
         assert "--no-decay leaves out weight decay, but sgd has none here" in capsys.readouterr().err
+
+
+def test_a_freeze_prefix_that_matches_nothing_suggests_the_closest_prefix(tmp_path, capsys):
+    """`--freeze transformer.decoder.layer` (one letter short of a prefix) suggested a leaf parameter name
+    ('transformer.decoder.layers.0.fc.bias'); a pattern that reads as a prefix is compared with prefixes, one
+    that reads as a full name (`head.wieght`) with full names."""
+    spec = tmp_path / "t.arch"
+    spec.write_text('block layer(x) {\n    return x -> linear(8) as fc -> layernorm as norm\n}\n'
+                    'model m(x: float32[B, 8]) -> y {\n    h = x\n    for i in range(2) {\n'
+                    '        h = layer(h) as "transformer.decoder.layers.{i}"\n    }\n'
+                    '    y = h -> linear(3) as head\n}\n')
+    argv = ["build", str(spec), "--train", "-o", str(tmp_path / "t.onnx")]
+    for pattern, near in [("transformer.decoder.layer", "transformer.decoder.layers"), ("transformr", "transformer"),
+                          ("transformer.decoder.layers.1.fcc", "transformer.decoder.layers.1.fc"),
+                          ("head.wieght", "head.weight")]:
+        assert main([*argv, "--freeze", pattern]) == 1
+        err = capsys.readouterr().err
+        assert f"--freeze {pattern}: no trainable parameter of m matches; did you mean '{near}'?" in err, err
+    assert not list(tmp_path.glob("*.onnx"))

@@ -192,6 +192,40 @@ def test_op_without_gradient_rule_on_the_path_is_a_diagnostic():
     assert e.value.span is not None and e.value.span.line == 3
 
 
+def test_op_without_gradient_rule_names_only_the_parameters_behind_it():
+    """The message listed the parameters downstream of the node too ('fc1.weight', 'fc1.bias', 'fc2.weight'
+    and 3 more): only those its inputs depend on are why it is on the path."""
+    src = ("model m(x: float32[B, 4]) -> y {\n    h = x -> linear(4) as fc0 -> relu -> linear(4) as fc1\n"
+           "    y = (h -> heaviside -> linear(4) as fc2) + (x -> linear(4) as side) -> linear(2) as out\n}\n")
+    with pytest.raises(ArchError) as e:
+        compile_step(None, config(), text=src)
+    msg = e.value.message
+    assert "on the path from 'fc0.weight', 'fc0.bias', 'fc1.weight' and 1 more to the loss" in msg, msg
+    assert e.value.span is not None and e.value.span.line == 3
+
+
+def test_cross_entropy_on_a_symbolic_class_dim_is_refused_at_build_time():
+    """torch's [B, C, T] logits under --loss cross_entropy: the classes are taken on the last dim, T, which is
+    symbolic, so no data check could see that labels [B, C] were meant for dim 1; refused when the step is built,
+    saying which dim it took and how to choose; the two ways it names both build."""
+    conv = "model m(x: float32[B, 16, T]) -> logits {\n    logits = x -> conv1d(10, 3, padding=1) as head%s\n}\n"
+    with pytest.raises(ArchError) as e:
+        compile_step(None, config(), text=conv % "")
+    assert e.value.message.startswith(
+        "cross_entropy takes the classes on the last dim of output 'logits' (float32[B, 10, T]: T), a symbolic dim, "
+        "where a class count is a fixed size: for torch's layout, classes on dim 1 (10 here), end the spec with "
+        "permute([0, 2, 1]); or compute the loss in the spec with the class axis chosen (an output named loss = "
+        "cross_entropy(logits, y, axis=1), y an input of the model)"), e.value.message
+    assert e.value.span is not None and e.value.span.line == 2
+    with pytest.raises(ArchError, match=r"output 'logits' \(float32\[B, T\]: T\), a symbolic dim, where a class "
+                                        r"count is a fixed size; or compute"):
+        compile_step(None, config(), text="model m(x: float32[B, T]) -> logits {\n"
+                                          "    logits = x * parameter([1]) as s\n}\n")
+    compile_step(None, config(), text=conv % " -> permute([0, 2, 1])")
+    compile_step(None, config(loss=None), text="model m(x: float32[B, 16, T], y: int64[B, T]) -> (loss, logits) {\n"
+                 "    logits = x -> conv1d(10, 3, padding=1) as head\n    loss = cross_entropy(logits, y, axis=1)\n}\n")
+
+
 def test_a_loss_no_parameter_reaches_is_a_diagnostic():
     """eq passes no gradient (as in torch): with nothing else the optimizer pass removed the unused lr and the
     build failed with 'internal: optimizing the train step removed the state input'."""
