@@ -133,7 +133,7 @@ class Calls:
             check_elements([d for d in o.type.shape if isinstance(d, int)], f"{op.name} makes a tensor that",
                             span)
         outs = tuple(Tensor(o) for o in node.outputs)
-        return outs[0] if len(outs) == 1 and op.name != "split" else outs
+        return outs[0] if len(outs) == 1 and not op.tuple_out else outs
 
     def bind_op_args(self, op, args, kwargs, span):
         """Positional arguments fill the tensor inputs, then the attributes, in order."""

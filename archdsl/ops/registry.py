@@ -101,6 +101,8 @@ class OpDef:
     # the order positional arguments fill inputs and attributes, where torch's differs from "the tensor inputs,
     # then the attributes": torch.gather(input, dim, index) is ("x", "dim", "index")
     call_order: tuple[str, ...] = ()
+    # its outputs are a tuple even when there is one (split, chunk, unbind: as torch's), never a lone tensor
+    tuple_out: bool = False
     attr_index: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -191,6 +191,8 @@ _OPS = {
     "gather": lambda n, x, i: torch.gather(x, n.attrs["dim"], i.long()),
     "one_hot": lambda n, i: F.one_hot(i.long(), n.attrs["num_classes"]),
     "tile": lambda n, x: torch.tile(x, n.attrs["dims"]),
+    "chunk": lambda n, x: torch.chunk(x, n.attrs["chunks"], n.attrs["dim"]),
+    "unbind": lambda n, x: torch.unbind(x, n.attrs["dim"]),
     "einsum": lambda n, *xs: torch.einsum(n.attrs["equation"], *xs),
     "getitem": _getitem, "embedding": lambda n, ids, w: F.embedding(ids, w, padding_idx=n.attrs["padding_idx"]),
     "unsqueeze": lambda n, x: x.unsqueeze(n.attrs["dim"]),

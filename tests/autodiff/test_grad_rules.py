@@ -249,6 +249,21 @@ def test_concat_split(sizes, axis, seed):
                {"sizes": sizes, "axis": axis}, seed=seed)
 
 
+@FAST
+@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=3), chunks=st.integers(1, 4), data=st.data(),
+       seed=st.integers(0, 99))
+def test_chunk_unbind(shape, chunks, data, seed):
+    """The pieces' gradients joined (chunk) or stacked (unbind) again; with only some pieces differentiated,
+    the others give zeros."""
+    r = len(shape)
+    d = data.draw(st.integers(-r, r - 1))
+    x = normal(seed, *shape)
+    n_chunks = len(range(0, shape[d], -(-shape[d] // chunks)))
+    for op, attrs, n in (("chunk", {"chunks": chunks, "dim": d}, n_chunks), ("unbind", {"dim": d}, shape[d])):
+        check_grad(op, [x], attrs, seed=seed, linear=True)
+        check_grad(op, [x], attrs, seed=seed, linear=True, outputs=[n - 1])
+
+
 @pytest.mark.parametrize("op", ["floor", "ceil", "round", "sign"])
 @FAST
 @given(shape=shapes, seed=st.integers(0, 99))
