@@ -156,14 +156,14 @@ class Calls:
             check_elements([d for d in o.type.shape if isinstance(d, int)], f"{op.name} makes a tensor that",
                             span)
         outs = tuple(Tensor(o) for o in node.outputs)
-        return outs[0] if len(outs) == 1 and op.name != "split" else outs
+        return outs[0] if len(outs) == 1 and not op.tuple_out else outs
 
     def bind_op_args(self, op, args, kwargs, span):
         """Positional arguments fill the tensor inputs, then the attributes, in order."""
         slots = [i.lstrip("*").rstrip("?") for i in op.inputs]
         given: dict = {}
-        names = slots + [a.name for a in op.attrs]
-        positional = [i.lstrip("*") for i in op.inputs if not i.endswith("?")] + [a.name for a in op.attrs]
+        names = slots + [a.name for a in op.arguments]
+        positional = [i.lstrip("*") for i in op.inputs if not i.endswith("?")] + [a.name for a in op.arguments]
         if op.call_order:  # torch's order: gather(x, dim, index)
             positional = list(op.call_order) + [n for n in positional if n not in op.call_order]
         listed = [k for k, n in enumerate(positional) if "*" + n in op.inputs]
@@ -174,7 +174,7 @@ class Calls:
             raise ArchTypeError(f"{op.name}() takes {len(positional)} positional argument{plural}"
                                 f" at most, got {len(args)} (signature: {op.signature()})", span)
         for n, v in zip(positional, args):  # optional tensor inputs are keyword-only
-            if isinstance(v, Tensor) and any(a.name == n for a in op.attrs):
+            if isinstance(v, Tensor) and any(a.name == n for a in op.arguments):
                 optional = [i.lstrip("*").rstrip("?") for i in op.inputs if i.endswith("?")]
                 if optional:
                     raise ArchTypeError(f"{op.name}(): a tensor given positionally where argument '{n}' goes; "
@@ -209,7 +209,10 @@ class Calls:
                    for n, v in picked]  # take(w, 0): the index is a position, not a number of w's dtype
         attrs = {}
         for a in op.attrs:
-            if a.name in given:
+            if a.kind == "given":  # which optional tensor inputs this call gave
+                attrs[a.name] = tuple(n for raw, n in zip(op.inputs, slots) if raw.endswith("?")
+                                      and given.get(n) is not None)
+            elif a.name in given:
                 try:
                     attrs[a.name] = coerce_attr(op, a, given[a.name])
                 except ArchError as err:

@@ -25,7 +25,10 @@ REQUIRED = _Required()
 
 @dataclass(frozen=True, slots=True)
 class Attr:
-    """A compile-time argument. kind: int, float, bool, str, ints, dims, padding, any; `?` allows none."""
+    """A compile-time argument. kind: int, float, bool, str, ints, dims, padding, any; `?` allows none.
+    kind "given" is no argument: the elaborator sets it to the names of the optional tensor inputs a call gave
+    (for an op whose optional inputs their types cannot tell apart: multihead_attention's two masks); a node
+    built without it (gradient rules, tests) has none there."""
 
     name: str
     kind: str
@@ -105,6 +108,8 @@ class OpDef:
     # torch's and numpy's names for one argument (dim= for axis=, keepdims= for keepdim=) are accepted for
     # each other; false where the op's `dim` is not an axis (sinusoidal_embedding's width)
     synonyms: bool = True
+    # its outputs are a tuple even when there is one (split, chunk, unbind: as torch's), never a lone tensor
+    tuple_out: bool = False
     attr_index: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -118,10 +123,15 @@ class OpDef:
         parts = {i.lstrip("*").rstrip("?"): f"[{i[1:]}, ...]" if i.startswith("*") else
                  i.rstrip("?") + ("?" if i.endswith("?") else "")
                  for i in self.inputs}  # a variadic input is one list: concat([a, b], axis=1)
-        for a in self.attrs:
+        for a in self.arguments:
             parts[a.name] = a.name if a.default is REQUIRED else f"{a.name}={_show(a.default)}"
         order = list(self.call_order) + [n for n in parts if n not in self.call_order]
         return f"{self.name}({', '.join(parts[n] for n in order)})"
+
+    @property
+    def arguments(self) -> tuple[Attr, ...]:
+        """The attributes a call may give (all but a "given" record)."""
+        return tuple(a for a in self.attrs if a.kind != "given")
 
     def defaults(self) -> dict:
         return {a.name: a.default for a in self.attrs if a.default is not REQUIRED}
@@ -198,6 +208,9 @@ def coerce_attr(op: OpDef, attr: Attr, value):
         value = (value,) if _is_int(value) else (tuple(value) if isinstance(value, (list, tuple)) else value)
     elif kind == "any":
         pass
+    elif kind == "given" and (value is None or isinstance(value, (list, tuple))
+                              and all(isinstance(v, str) for v in value)):
+        value = None if value is None else tuple(value)
     else:
         symbolic = [v for v in (value if isinstance(value, (list, tuple)) else (value,)) if isinstance(v, Sym)]
         if symbolic and kind in ("int", "ints", "padding", "float"):  # attributes are fixed in the graph

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from ..diagnostics import ShapeError
 from ..ir import Graph, Node, Value
+from ..ops import attention
 from ..ops._common import normalized_dims
 from ..ops.index import resolve_index
 from ..types import Dim, TensorType
@@ -154,16 +155,20 @@ def _plan(node: Node, s: Sel) -> tuple[list, list | None, dict] | None:
             demands += mask
         return demands, None, attrs
     if op == "multihead_attention" and a == 1:
-        n_params = 4 if attrs["bias"] else 2
-        has_kv = len(ins) - n_params >= 3
-        attrs = _causal(attrs, s, ins[0].shape[1], ins[1 if has_kv else 0].shape[1])
+        at = attention.slots(ins[:len(ins) - attention.n_params(attrs)], attrs)
+        has_kv = "key" in at
+        attrs = _causal(attrs, s, ins[0].shape[1], ins[at["key"] if has_kv else 0].shape[1])
         if attrs is None:
             return None
+        demands = [s] + keep[1:]
+        if "attn_mask" in at:  # its query rows: dim 0 of [T, S], dim 1 of [B*H, T, S]
+            demands[at["attn_mask"]] = s.at(ins[at["attn_mask"]].rank - 2)
         if has_kv:  # cross-attention: the query's rows
-            return [s] + keep[1:], None, attrs
+            return demands, None, attrs
         # self-attention becomes cross-attention: query = the rows, key = value = the whole input
-        order = [0, 0, 0] + list(range(1, len(ins)))
-        return [s, FULL, FULL] + keep[1:], order, attrs
+        given = tuple(n for n in at if n != "query")
+        return [s, FULL, FULL] + demands[1:], [0, 0, 0] + list(range(1, len(ins))), \
+            {**attrs, "given": ("key", "value") + given}
     return None
 
 

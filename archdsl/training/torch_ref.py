@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from archdsl.ir import Graph
+from archdsl.ops import attention
 from archdsl.types import Sym, dim_size
 
 __all__ = ["TorchGraph", "torch_loss", "torch_optimizer"]
@@ -86,20 +87,29 @@ def _fill(node, x, m):
 
 def _mha(node, *args):
     """torch's own multi-head attention (F.multi_head_attention_forward, sequence-first) on the batch-first
-    inputs: query, [key, value], [key_padding_mask], then in_proj weight[, bias], out_proj weight[, bias]."""
+    inputs: query, [key, value], [key_padding_mask], [attn_mask], then in_proj weight (or q, k and v
+    projection weights)[, bias], out_proj weight[, bias]. causal=true is torch's causal attn_mask, joined to a
+    given one (true or -inf where key j > query i)."""
     a = node.attrs
-    n = 4 if a["bias"] else 2
+    n = attention.n_params(a)
     data, params = list(args[:-n]), args[-n:]
-    w, b, ow, ob = params if a["bias"] else (params[0], None, params[1], None)
-    mask = data.pop() if len(data) in (2, 4) else None
-    q, k, v = data if len(data) == 3 else data * 3
-    causal = None
+    at = attention.slots([v.type for v in node.inputs[:-n]], a)
+    ws, b, ow, ob = attention._weights(params, a)
+    q = data[0]
+    k, v = (data[at["key"]], data[at["value"]]) if "key" in at else (q, q)
+    pad = data[at["key_padding_mask"]] if "key_padding_mask" in at else None
+    mask = data[at["attn_mask"]] if "attn_mask" in at else None
     if a["causal"]:  # top-left aligned, as torch's is_causal; true = not attended
         causal = torch.ones(q.shape[1], k.shape[1], dtype=torch.bool, device=q.device).tril().logical_not()
+        mask = causal if mask is None else mask | causal if mask.dtype == torch.bool else \
+            mask.masked_fill(causal, -math.inf)
+    sep = len(ws) == 3
     y, _ = F.multi_head_attention_forward(
-        q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), a["embed_dim"], a["num_heads"], w, b, None, None,
-        False, a["dropout"], ow, ob, training=a["dropout"] > 0, key_padding_mask=mask, need_weights=False,
-        attn_mask=causal)
+        q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), a["embed_dim"], a["num_heads"],
+        None if sep else ws[0], b, None, None, False, a["dropout"], ow, ob, training=a["dropout"] > 0,
+        key_padding_mask=pad, need_weights=False, attn_mask=mask, use_separate_proj_weight=sep,
+        q_proj_weight=ws[0] if sep else None, k_proj_weight=ws[1] if sep else None,
+        v_proj_weight=ws[2] if sep else None)
     return y.transpose(0, 1)
 
 
@@ -191,6 +201,8 @@ _OPS = {
     "gather": lambda n, x, i: torch.gather(x, n.attrs["dim"], i.long()),
     "one_hot": lambda n, i: F.one_hot(i.long(), n.attrs["num_classes"]),
     "tile": lambda n, x: torch.tile(x, n.attrs["dims"]),
+    "chunk": lambda n, x: torch.chunk(x, n.attrs["chunks"], n.attrs["dim"]),
+    "unbind": lambda n, x: torch.unbind(x, n.attrs["dim"]),
     "einsum": lambda n, *xs: torch.einsum(n.attrs["equation"], *xs),
     "getitem": _getitem, "embedding": lambda n, ids, w: F.embedding(ids, w, padding_idx=n.attrs["padding_idx"]),
     "unsqueeze": lambda n, x: x.unsqueeze(n.attrs["dim"]),

@@ -249,6 +249,21 @@ def test_concat_split(sizes, axis, seed):
                {"sizes": sizes, "axis": axis}, seed=seed)
 
 
+@FAST
+@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=3), chunks=st.integers(1, 4), data=st.data(),
+       seed=st.integers(0, 99))
+def test_chunk_unbind(shape, chunks, data, seed):
+    """The pieces' gradients joined (chunk) or stacked (unbind) again; with only some pieces differentiated,
+    the others give zeros."""
+    r = len(shape)
+    d = data.draw(st.integers(-r, r - 1))
+    x = normal(seed, *shape)
+    n_chunks = len(range(0, shape[d], -(-shape[d] // chunks)))
+    for op, attrs, n in (("chunk", {"chunks": chunks, "dim": d}, n_chunks), ("unbind", {"dim": d}, shape[d])):
+        check_grad(op, [x], attrs, seed=seed, linear=True)
+        check_grad(op, [x], attrs, seed=seed, linear=True, outputs=[n - 1])
+
+
 @pytest.mark.parametrize("op", ["floor", "ceil", "round", "sign"])
 @FAST
 @given(shape=shapes, seed=st.integers(0, 99))
@@ -493,6 +508,45 @@ def test_multihead_attention(cross, causal, padded, bias, seed):
         [normal(seed + 5, e, e) * 0.5] + ([normal(seed + 6, e)] if bias else [])
     check_grad("multihead_attention", data + params, {"embed_dim": e, "num_heads": h, "causal": causal, "bias": bias},
                seed=seed)
+
+
+@FAST
+@given(kind=st.sampled_from(["bool", "float"]), per_head=st.booleans(), padded=st.booleans(), causal=st.booleans(),
+       cross=st.booleans(), sizes=st.booleans(), bias=st.booleans(), seed=st.integers(0, 99))
+def test_multihead_attention_attn_mask_kdim_vdim(kind, per_head, padded, causal, cross, sizes, bias, seed):
+    """attn_mask (bool: true = not allowed; float: added, and differentiated), [T, S] or [B*H, T, S], with the
+    padding mask and causal; separate q/k/v projection weights for keys and values of other sizes. Query 1
+    is left no key in every head (zeros, no NaN); with a float mask some scores are -inf."""
+    e, h, t = 4, 2, 3
+    s = 2 if cross and not causal else t
+    kd, vd = (3, 2) if cross and sizes else (e, e)
+    rng = np.random.default_rng(seed)
+    data = [normal(seed, 2, t, e)] + ([normal(seed + 1, 2, s, kd), normal(seed + 2, 2, s, vd)] if cross else [])
+    given = ["key", "value"] if cross else []
+    if padded:
+        m = np.zeros((2, s), np.bool_)
+        m[0, -1] = True
+        data.append(m)
+        given.append("key_padding_mask")
+    shape = ((2 * h,) if per_head else ()) + (t, s)
+    if kind == "bool":
+        am = rng.random(shape) < 0.3
+        am[..., 1, :] = True
+    else:
+        am = rng.standard_normal(shape)
+        am[rng.random(shape) < 0.2] = -np.inf
+        am[..., 1, :] = -np.inf
+    data.append(am)
+    given.append("attn_mask")
+    attrs = {"embed_dim": e, "num_heads": h, "causal": causal, "bias": bias, "given": given}
+    if sizes and cross:
+        attrs.update(kdim=kd, vdim=vd)
+        weights = [normal(seed + 3, e, e) * 0.5, normal(seed + 7, e, kd) * 0.5, normal(seed + 8, e, vd) * 0.5]
+    else:
+        weights = [normal(seed + 3, 3 * e, e) * 0.5]
+    params = weights + ([normal(seed + 4, 3 * e)] if bias else []) + [normal(seed + 5, e, e) * 0.5] + \
+        ([normal(seed + 6, e)] if bias else [])
+    check_grad("multihead_attention", data + params, attrs, seed=seed)
 
 
 @FAST

@@ -8,6 +8,7 @@ import pytest
 from archdsl import check_source
 from archdsl.ir import check, print_graph
 from archdsl.passes import PassContext, all_passes, optimize
+from archdsl.types import DType, dim_size
 
 from .helpers import OPSET, assert_close, random_weights, run
 
@@ -47,8 +48,9 @@ def _feeds(g, t: int, seed: int = 1) -> dict:
     rng = np.random.default_rng(seed)
     out = {}
     for v in g.inputs:
-        shape = [2 if str(d) == "B" else t if str(d) == "T" else d for d in v.type.shape]
+        shape = [dim_size(d, {"B": 2, "T": t}) for d in v.type.shape]
         out[v.name] = (rng.integers(0, 2, shape).astype(np.float32) if v.name == "keep"
+                       else rng.random(shape) < 0.3 if v.type.dtype is DType.bool  # masks
                        else rng.standard_normal(shape).astype(np.float32))
     return out
 
@@ -249,6 +251,24 @@ model m(x: float32[B, {length}, 8]) -> y {{
     (att,) = [n for n in g.nodes if n.op == "multihead_attention"]
     assert att.attrs["causal"] is (causal == "true") and len(att.inputs) == 7  # q, k, v and 4 parameters
     assert att.inputs[0].type.shape[1] == (2 if index == "0:2" else 1)
+
+
+@pytest.mark.parametrize("mask", ["bool[T, T]", "float32[T, T]", "bool[2*B, T, T]", "float32[2*B, T, T]"])
+@pytest.mark.parametrize("index, level", [("0", None), ("-1", None), ("0", 2), ("-1", 2)])
+def test_attention_query_rows_take_their_attn_mask_rows(mask, index, level):
+    """multihead_attention's attn_mask has a row per query (dim -2): the narrowed query reads only its own,
+    in the cross-attention form, beside the whole padding mask; -O2 (narrow_rows with the rest) and the
+    unoptimized graph agree."""
+    g = _same_outputs(f"""
+model m(x: float32[B, T, 8], pad: bool[B, T], am: {mask}) -> y {{
+    h = x -> multihead_attention(8, 2, key_padding_mask=pad, attn_mask=am) as attn
+    y = h[:, {index}] -> linear(3) as head
+}}""", level_pass=level, lengths=(2, 5))
+    (att,) = [n for n in g.nodes if n.op == "multihead_attention"]
+    assert att.attrs["given"] == ("key", "value", "key_padding_mask", "attn_mask")
+    assert str(att.inputs[0].type) == "float32[B, 1, 8]" and str(att.inputs[1].type) == "float32[B, T, 8]"
+    assert [str(d) for d in att.inputs[3].type.shape] == ["B", "T"]
+    assert [str(d) for d in att.inputs[4].type.shape][-2:] == ["1", "T"]
 
 
 @pytest.mark.parametrize("index", ["0", "-1", "2"])

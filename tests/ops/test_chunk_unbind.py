@@ -1,0 +1,152 @@
+"""chunk and unbind (ops/shape_ops.py), property-based against torch.chunk / torch.unbind (see core_harness.py
+for what every run_op case checks): how many pieces and their sizes (fewer chunks than asked where torch
+gives fewer), a symbolic size that chunks divides, tuple unpacking, the diagnostics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from onnx import numpy_helper
+
+import archdsl
+from archdsl import runtime
+
+from .core_harness import NEWEST, OPSET, SETTINGS, SYM, covers, rand, refused, run_op
+
+torch = pytest.importorskip("torch")
+
+
+def _all(src: str, feeds: dict, opset: int = NEWEST) -> list[np.ndarray]:
+    model = archdsl.compile_source(src, opset=opset)
+    return runtime.session(model, provider="cpu", threads=1).run(None, feeds)
+
+
+def _every_piece(shape, n: int, call: str) -> str:
+    """A model whose outputs are the n pieces, unpacked by name (one piece: indexed, the language has no
+    one-name unpacking)."""
+    names = [f"p{i}" for i in range(n)]
+    return (f"model m(x: float32[{', '.join(map(str, shape))}]) -> ({', '.join(names)}) {{\n"
+            f"    {', '.join(names)} = {f'({call})[0]' if n == 1 else call}\n}}\n")
+
+
+@covers("chunk")
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 7), min_size=1, max_size=3), chunks=st.integers(1, 8), data=st.data(),
+       sym=SYM, opset=OPSET)
+def test_chunk_matches_torch(shape, chunks, data, sym, opset):
+    r = len(shape)
+    d = data.draw(st.integers(-r, r - 1))
+    if sym and d % r == 0:
+        sym = False  # chunking the symbolic dim itself is refused (test_chunk_diagnostics)
+    x = rand(*shape, seed=chunks)
+    ref = torch.chunk(torch.from_numpy(x), chunks, d)
+    j = data.draw(st.integers(0, len(ref) - 1))
+    y, _ = run_op(f"chunk(x, {chunks}, dim={d})[{j}]", x=x, sym=sym, opset=opset)
+    np.testing.assert_array_equal(y, ref[j].numpy())
+    # every piece at once: as many outputs as torch gives
+    src = _every_piece(shape, len(ref), f"chunk(x, {chunks}, {d})")
+    for got, want in zip(_all(src, {"x": x}, opset), ref, strict=True):
+        np.testing.assert_array_equal(got, want.numpy())
+
+
+@pytest.mark.parametrize("n, chunks, sizes", [(5, 4, [2, 2, 1]), (6, 4, [2, 2, 2]), (4, 4, [1, 1, 1, 1]),
+                                              (3, 5, [1, 1, 1]), (7, 1, [7]), (0, 3, [0, 0, 0])])
+def test_chunk_sizes_are_torchs(n, chunks, sizes):
+    """ceil(n / chunks) each, the last smaller, fewer pieces than asked where torch gives fewer; a dim of 0
+    gives `chunks` empty pieces, as torch.chunk does."""
+    assert [t.shape[0] for t in torch.chunk(torch.zeros(n), chunks)] == sizes
+    arg = "x" if n else "x[:, :0]"  # a model input has no dim of 0
+    names = [f"p{i}" for i in range(len(sizes))]
+    src = (f"model m(x: float32[2, {max(n, 1)}]) -> ({', '.join(names)}) {{\n"
+           f"    {', '.join(names)} = chunk({arg}, {chunks}, dim=1){'[0]' if len(sizes) == 1 else ''}\n}}\n")
+    g = archdsl.check_source(src)
+    node = next(n for n in g.nodes if n.op == "chunk")
+    assert [o.type.shape[1] for o in node.outputs] == sizes
+    x = rand(2, max(n, 1))
+    for got, want in zip(_all(src, {"x": x}), torch.chunk(torch.from_numpy(x[:, :n]), chunks, 1), strict=True):
+        np.testing.assert_array_equal(got, want.numpy())
+
+
+@pytest.mark.parametrize("opset", [17, NEWEST])
+def test_chunk_qkv_unpacks_into_three(opset):
+    src = """model m(x: float32[B, T, 12]) -> y {
+        q, k, v = x -> linear(24) as qkv -> chunk(3, dim=-1)
+        y = softmax(q @ k.T) @ v
+    }"""
+    x = rand(2, 5, 12)
+    model = archdsl.compile_source(src, opset=opset, opt_level=0)
+    w = {i.name: np.array(numpy_helper.to_array(i)) for i in model.graph.initializer}
+    (y,) = runtime.session(model, provider="cpu", threads=1).run(None, {"x": x})
+    h = torch.from_numpy(x) @ torch.from_numpy(w["qkv.weight"]).T + torch.from_numpy(w["qkv.bias"])
+    q, k, v = h.chunk(3, dim=-1)
+    np.testing.assert_allclose(y, (torch.softmax(q @ k.transpose(-2, -1), -1) @ v).numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("opset", [17, NEWEST])
+@pytest.mark.parametrize("t", [1, 3, 0])
+def test_chunk_of_a_symbolic_multiple(opset, t):
+    """2*T into 2 is T and T whatever T is (T = 0: two empty pieces, as torch.chunk gives)."""
+    src = """model m(x: float32[B, T]) -> (a, b) {
+        a, b = chunk(concat([x, 2 * x], axis=1), 2, dim=1)
+    }"""
+    x = rand(3, t)
+    a, b_ = _all(src, {"x": x}, opset)
+    ref = torch.chunk(torch.cat([torch.from_numpy(x), 2 * torch.from_numpy(x)], 1), 2, 1)
+    assert len(ref) == 2
+    np.testing.assert_array_equal(a, ref[0].numpy())
+    np.testing.assert_array_equal(b_, ref[1].numpy())
+
+
+def test_one_chunk_and_one_slice_are_still_tuples():
+    """torch.chunk(x, 1) and torch.unbind of a dim of 1 are tuples of one: so are ours."""
+    x = rand(1, 3)
+    for call, want in (("chunk(x, 1)", x), ("unbind(x, 0)", x[0])):
+        refused(f"model m(x: float32[1, 3]) -> y {{ y = {call} }}", "must be a tensor, got tuple of 1")
+        (y,) = _all(f"model m(x: float32[1, 3]) -> y {{ y = {call}[0] }}", {"x": x})
+        np.testing.assert_array_equal(y, want)
+
+
+def test_chunk_diagnostics():
+    for text, words in (("chunk(x, 2, dim=1)[0]", r"dim 1 of \[B, T\] is the symbolic size T.*known size"),
+                        ("chunk(x, 0)[0]", "chunks must be at least 1, got 0"),
+                        ("chunk(sum(x), 2)[0]", "at least 1 dim, got a 0-d tensor"),
+                        ("chunk(x, 2, dim=2)[0]", "dim 2 is out of range for a tensor of rank 2"),
+                        ("chunk(concat([x, x, x], axis=1), 2, dim=1)[0]", "multiple of 2")):
+        refused(f"model m(x: float32[B, T]) -> y {{ y = {text} }}", words)
+    # 4 into 3 is 2 and 2 (torch's rule): three names are one too many
+    refused("model m(x: float32[4, 5]) -> (a, b, c) { a, b, c = chunk(x, 3) }", r"into 3 names \(got 2 values\)")
+
+
+@covers("unbind")
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), data=st.data(), sym=SYM, opset=OPSET)
+def test_unbind_matches_torch(shape, data, sym, opset):
+    r = len(shape)
+    d = data.draw(st.integers(-r, r - 1))
+    if sym and d % r == 0:
+        sym = False
+    x = rand(*shape, seed=r)
+    ref = torch.unbind(torch.from_numpy(x), d)
+    j = data.draw(st.integers(0, len(ref) - 1))
+    y, _ = run_op(f"unbind(x, {d})[{j}]", x=x, sym=sym, opset=opset)
+    np.testing.assert_array_equal(y, ref[j].numpy())
+    src = _every_piece(shape, len(ref), f"x -> unbind(dim={d})")
+    for got, want in zip(_all(src, {"x": x}, opset), ref, strict=True):
+        np.testing.assert_array_equal(got, want.numpy())
+
+
+def test_unbind_of_other_dtypes():
+    x = np.arange(6, dtype=np.int64).reshape(2, 3)
+    a, b_, c = _all("model m(x: int64[2, 3]) -> (a, b, c) { a, b, c = unbind(x, dim=-1) }", {"x": x})
+    for got, want in zip((a, b_, c), torch.unbind(torch.from_numpy(x), -1)):
+        np.testing.assert_array_equal(got, want.numpy())
+
+
+def test_unbind_diagnostics():
+    for text, words in (("unbind(x, 1)[0]", r"dim 1 of \[B, T\] is the symbolic size T.*known size"),
+                        ("unbind(sum(x))[0]", "at least 1 dim, got a 0-d tensor"),
+                        ("unbind(x[:, :0], 1)[0]", "is 0; torch gives an empty tuple"),
+                        ("unbind(x, -3)[0]", "dim -3 is out of range")):
+        refused(f"model m(x: float32[B, T]) -> y {{ y = {text} }}", words)
