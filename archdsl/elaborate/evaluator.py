@@ -48,7 +48,8 @@ def _split_hint(value, k: int) -> str:
     dim = shape[axis % len(shape)]
     said = f"; split(x, {size}, axis={axis}) cuts pieces of {size} each (split takes piece sizes, as torch.split)"
     if dim % k == 0:  # split refuses a symbolic dim: `dim` is a number
-        return f"{said}, not {size} pieces: for {k} pieces write split(x, {dim // k}, axis={axis}) or a list of sizes"
+        return (f"{said}, not {size} pieces: for {k} pieces write chunk(x, {k}, axis={axis}) (torch.chunk) or "
+                f"split(x, {dim // k}, axis={axis})")
     q, r = divmod(dim, k)
     sizes = [q + 1] * r + [q] * (k - r)
     return f"{said}: for {k} pieces of {dim} give a list of sizes, as split(x, {sizes}, axis={axis})"
@@ -163,8 +164,8 @@ class Evaluator(Calls, Operators):
                 hint = _split_hint(value, len(targets))
             else:
                 what = f"{describe(value)}, one value,"
-                hint = ("; an op gives one tensor unless it returns several (split; lstm and gru with "
-                        "return_state=true give (output, state))") if isinstance(value, Tensor) else ""
+                hint = ("; an op gives one tensor unless it returns several (split, chunk, unbind, topk; lstm "
+                        "and gru with return_state=true give (output, state))") if isinstance(value, Tensor) else ""
             raise ArchTypeError(f"cannot unpack {what} into {len(targets)} names{hint}", span)
         for t, v in zip(targets, value):
             env.vars[t] = v
