@@ -191,6 +191,10 @@ _OPS = {
     "gather": lambda n, x, i: torch.gather(x, n.attrs["dim"], i.long()),
     "one_hot": lambda n, i: F.one_hot(i.long(), n.attrs["num_classes"]),
     "tile": lambda n, x: torch.tile(x, n.attrs["dims"]),
+    "sort": lambda n, x: tuple(torch.sort(x, dim=n.attrs["dim"], descending=n.attrs["descending"], stable=True)),
+    "argsort": lambda n, x: torch.argsort(x, dim=n.attrs["dim"], descending=n.attrs["descending"], stable=True),
+    "scatter_add": lambda n, x, i, s: x.scatter_add(n.attrs["dim"], i.long(), s),
+    "index_add": lambda n, x, i, s: torch.index_add(x, n.attrs["dim"], i.long(), s, alpha=_alpha(n, x)),
     "einsum": lambda n, *xs: torch.einsum(n.attrs["equation"], *xs),
     "getitem": _getitem, "embedding": lambda n, ids, w: F.embedding(ids, w, padding_idx=n.attrs["padding_idx"]),
     "unsqueeze": lambda n, x: x.unsqueeze(n.attrs["dim"]),
@@ -201,6 +205,12 @@ _OPS = {
     "positions": lambda n, x: torch.arange(n.attrs["start"], n.attrs["start"] + x.shape[n.attrs["dim"]],
                                            device=x.device),
 }
+def _alpha(n, x):
+    """index_add's alpha, an int for an integer tensor (torch refuses a float one there)."""
+    a = n.attrs["alpha"]
+    return a if x.is_floating_point() else int(a)
+
+
 def _cross_entropy(n, x, labels):
     """archdsl's classes sit on `axis`; torch's F.cross_entropy reads them from dim 1 of [N, C]."""
     a = n.attrs

@@ -345,6 +345,7 @@ WITHOUT = {
     "argmax": "int64 output (an index), never differentiated",
     "argmin": "int64 output (an index), never differentiated",
     "one_hot": "int64 output of integer ids, never differentiated",
+    "argsort": "int64 output (indices), never differentiated; sort's values have a rule",
 }
 
 

@@ -1,5 +1,6 @@
-"""Gradient rules of the rearranging and indexing ops (ops/rearrange.py, ops/indexing.py, ops/einsum.py)
-against central finite differences in float64, as test_grad_rules.py does for the core ops."""
+"""Gradient rules of the rearranging and indexing ops (ops/rearrange.py, ops/indexing.py, ops/einsum.py,
+ops/sorting.py, ops/scatter.py) against central finite differences in float64, as test_grad_rules.py does for
+the core ops."""
 
 from __future__ import annotations
 
@@ -97,3 +98,39 @@ def test_einsum_diagonal():
     with pytest.raises(ArchError, match=r"no gradient for operand 0, whose subscripts repeat i \(a diagonal"):
         check_grad("einsum", [normal(0, 3, 3)], {"equation": "ii->i"})
     check_grad("einsum", [normal(0, 3, 3), normal(1, 3)], {"equation": "ii,i->i"}, wrt=[1])
+
+
+@FAST
+@given(shape=st.lists(dims, min_size=0, max_size=3), data=st.data(), desc=st.booleans(), seed=st.integers(0, 99))
+def test_sort(shape, data, desc, seed):
+    """The values' gradient goes back through the permutation (normal draws: no ties)."""
+    r = max(len(shape), 1)
+    check_grad("sort", [normal(seed, *shape)], {"dim": data.draw(st.integers(-r, r - 1)), "descending": desc},
+               outputs=[0], seed=seed)
+
+
+@FAST
+@given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), seed=st.integers(0, 99))
+def test_scatter_add(shape, data, seed):
+    """Repeated indices (drawn with repeats); src larger than index gets zeros outside index's corner."""
+    r = len(shape)
+    d = data.draw(st.integers(-r, r - 1))
+    ishape = [data.draw(st.integers(1, 5)) if i == d % r else data.draw(st.integers(1, n)) for i, n in enumerate(shape)]
+    sshape = [m + data.draw(st.integers(0, 1)) for m in ishape]
+    index = np.random.default_rng(seed).integers(0, shape[d], ishape)
+    check_grad("scatter_add", [normal(seed, *shape), index, normal(seed + 1, *sshape)], {"dim": d}, seed=seed,
+               linear=True)
+
+
+@FAST
+@given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), n=st.integers(1, 5),
+       alpha=st.sampled_from([1.0, -0.5, 2.0]), seed=st.integers(0, 99))
+def test_index_add(shape, data, n, alpha, seed):
+    r = len(shape)
+    d = data.draw(st.integers(-r, r - 1))
+    sshape = list(shape)
+    sshape[d] = n
+    index = np.random.default_rng(seed).integers(0, shape[d], n)
+    check_grad("index_add", [normal(seed, *shape), index, normal(seed + 1, *sshape)], {"dim": d, "alpha": alpha},
+               seed=seed, linear=True)
+

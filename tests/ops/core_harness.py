@@ -26,7 +26,7 @@ OPSET = st.sampled_from([17, NEWEST])
 SYM = st.booleans()
 CORE_MODULES = ("activation", "adaptive_pool", "conv", "detach", "einsum", "elementwise", "embedding", "index",
                 "indexing", "instance_norm", "linear", "losses", "more_activations", "more_math", "norm", "pool",
-                "rearrange", "reductions", "shape_ops", "tensor_ops")
+                "rearrange", "reductions", "scatter", "shape_ops", "sorting", "tensor_ops")
 COVERED: set[str] = set()
 _DT = {np.dtype(np.float32): "float32", np.dtype(np.int64): "int64", np.dtype(np.int32): "int32",
        np.dtype(np.bool_): "bool"}
