@@ -203,6 +203,14 @@ _OPS = {
     "tile": lambda n, x: torch.tile(x, n.attrs["dims"]),
     "chunk": lambda n, x: torch.chunk(x, n.attrs["chunks"], n.attrs["dim"]),
     "unbind": lambda n, x: torch.unbind(x, n.attrs["dim"]),
+    "sort": lambda n, x: tuple(torch.sort(x, dim=n.attrs["dim"], descending=n.attrs["descending"], stable=True)),
+    "argsort": lambda n, x: torch.argsort(x, dim=n.attrs["dim"], descending=n.attrs["descending"], stable=True),
+    "scatter_add": lambda n, x, i, s: x.scatter_add(n.attrs["dim"], i.long(), s),
+    "index_add": lambda n, x, i, s: torch.index_add(x, n.attrs["dim"], i.long(), s, alpha=_alpha(n, x)),
+    "cumprod": lambda n, x: torch.cumprod(x, n.attrs["dim"]),
+    "repeat_interleave": lambda n, x: torch.repeat_interleave(x, n.attrs["repeats"], dim=n.attrs["dim"]),
+    "eye": lambda n: torch.eye(n.attrs["n"], n.attrs["m"] if n.attrs["m"] is not None else n.attrs["n"],
+                               dtype=getattr(torch, n.attrs["dtype"])),
     "einsum": lambda n, *xs: torch.einsum(n.attrs["equation"], *xs),
     "getitem": _getitem, "embedding": lambda n, ids, w: F.embedding(ids, w, padding_idx=n.attrs["padding_idx"]),
     "unsqueeze": lambda n, x: x.unsqueeze(n.attrs["dim"]),
@@ -213,6 +221,12 @@ _OPS = {
     "positions": lambda n, x: torch.arange(n.attrs["start"], n.attrs["start"] + x.shape[n.attrs["dim"]],
                                            device=x.device),
 }
+def _alpha(n, x):
+    """index_add's alpha, an int for an integer tensor (torch refuses a float one there)."""
+    a = n.attrs["alpha"]
+    return a if x.is_floating_point() else int(a)
+
+
 def _cross_entropy(n, x, labels):
     """archdsl's classes sit on `axis`; torch's F.cross_entropy reads them from dim 1 of [N, C]."""
     a = n.attrs

@@ -360,6 +360,8 @@ WITHOUT = {
     "argmax": "int64 output (an index), never differentiated",
     "argmin": "int64 output (an index), never differentiated",
     "one_hot": "int64 output of integer ids, never differentiated",
+    "argsort": "int64 output (indices), never differentiated; sort's values have a rule",
+    "eye": "a constant: no tensor input to differentiate",
 }
 
 

@@ -1,5 +1,6 @@
-"""Gradient rules of the rearranging and indexing ops (ops/rearrange.py, ops/indexing.py, ops/einsum.py)
-against central finite differences in float64, as test_grad_rules.py does for the core ops."""
+"""Gradient rules of the rearranging and indexing ops (ops/rearrange.py, ops/indexing.py, ops/einsum.py,
+ops/sorting.py, ops/scatter.py, ops/cumprod.py, ops/repeat_interleave.py) against central finite differences in
+float64, as test_grad_rules.py does for the core ops."""
 
 from __future__ import annotations
 
@@ -97,3 +98,70 @@ def test_einsum_diagonal():
     with pytest.raises(ArchError, match=r"no gradient for operand 0, whose subscripts repeat i \(a diagonal"):
         check_grad("einsum", [normal(0, 3, 3)], {"equation": "ii->i"})
     check_grad("einsum", [normal(0, 3, 3), normal(1, 3)], {"equation": "ii,i->i"}, wrt=[1])
+
+
+@FAST
+@given(shape=st.lists(dims, min_size=0, max_size=3), data=st.data(), desc=st.booleans(), seed=st.integers(0, 99))
+def test_sort(shape, data, desc, seed):
+    """The values' gradient goes back through the permutation (normal draws: no ties)."""
+    r = max(len(shape), 1)
+    check_grad("sort", [normal(seed, *shape)], {"dim": data.draw(st.integers(-r, r - 1)), "descending": desc},
+               outputs=[0], seed=seed)
+
+
+@FAST
+@given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), seed=st.integers(0, 99))
+def test_scatter_add(shape, data, seed):
+    """Repeated indices (drawn with repeats); src larger than index gets zeros outside index's corner."""
+    r = len(shape)
+    d = data.draw(st.integers(-r, r - 1))
+    ishape = [data.draw(st.integers(1, 5)) if i == d % r else data.draw(st.integers(1, n)) for i, n in enumerate(shape)]
+    sshape = [m + data.draw(st.integers(0, 1)) for m in ishape]
+    index = np.random.default_rng(seed).integers(0, shape[d], ishape)
+    check_grad("scatter_add", [normal(seed, *shape), index, normal(seed + 1, *sshape)], {"dim": d}, seed=seed,
+               linear=True)
+
+
+@FAST
+@given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), n=st.integers(1, 5),
+       alpha=st.sampled_from([1.0, -0.5, 2.0]), seed=st.integers(0, 99))
+def test_index_add(shape, data, n, alpha, seed):
+    r = len(shape)
+    d = data.draw(st.integers(-r, r - 1))
+    sshape = list(shape)
+    sshape[d] = n
+    index = np.random.default_rng(seed).integers(0, shape[d], n)
+    check_grad("index_add", [normal(seed, *shape), index, normal(seed + 1, *sshape)], {"dim": d, "alpha": alpha},
+               seed=seed, linear=True)
+
+
+def _zeros_in(x: np.ndarray, seed: int, share: float) -> np.ndarray:
+    return np.where(np.random.default_rng(seed + 7).random(x.shape) < share, 0.0, x)
+
+
+@FAST
+@given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=3), data=st.data(),
+       zeros=st.sampled_from([0.0, 0.3, 0.6]), seed=st.integers(0, 99))
+def test_cumprod(shape, data, zeros, seed):
+    """Exact zeros in x (none, some, most: several in one run along dim): the gradient at a zero is the
+    product of the others, past the first zero it is 0, as torch's; no division anywhere."""
+    r = len(shape)
+    check_grad("cumprod", [_zeros_in(normal(seed, *shape), seed, zeros)], {"dim": data.draw(st.integers(-r, r - 1))},
+               seed=seed)
+
+
+@pytest.mark.parametrize("n", [9, 40])
+def test_cumprod_long(n):
+    """More scan steps than the drawn sizes reach (6 for 40), zeros among them."""
+    x = _zeros_in(1 + 0.1 * normal(n, 2, n), n, 0.1)
+    x[0, 3] = x[1, 0] = 0.0
+    check_grad("cumprod", [x], {"dim": 1}, seed=n)
+
+
+@FAST
+@given(shape=st.lists(dims, min_size=0, max_size=3), data=st.data(), repeats=st.integers(0, 3),
+       seed=st.integers(0, 99))
+def test_repeat_interleave(shape, data, repeats, seed):
+    r = len(shape)
+    d = data.draw(st.sampled_from([None] + list(range(-r, r))))
+    check_grad("repeat_interleave", [normal(seed, *shape)], {"repeats": repeats, "dim": d}, seed=seed, linear=True)

@@ -1,0 +1,36 @@
+"""eye (torch.eye): an identity matrix, the one op with no tensor input. Its sizes are compile-time numbers,
+so it is a constant of the graph (EyeLike would need a tensor to take its shape from)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..types import DTYPES, TensorType
+from .registry import Attr, OpDef, fail, register
+
+__all__: list[str] = []
+
+
+def _cols(a: dict) -> int:
+    return a["n"] if a["m"] is None else a["m"]
+
+
+def _infer(ins, a):
+    if ins:
+        fail("eye: takes no tensor, only sizes: eye(n), eye(n, m, dtype=\"float32\")")
+    return [TensorType(DTYPES[a["dtype"]], (a["n"], _cols(a)))]
+
+
+def _lower(e, ins, outs, c):
+    t = c.out_types[0]
+    e.op("Identity", [e.const(np.eye(t.shape[0], t.shape[1], dtype=t.dtype.numpy))], outputs=outs)
+
+
+register(OpDef(
+    name="eye", inputs=(), category="math",
+    attrs=(Attr("n", "int"), Attr("m", "int?", None), Attr("dtype", "str", "float32", choices=tuple(DTYPES))),
+    infer=_infer, lower=_lower, cost=lambda c: 0,
+    doc="The [n, m] identity matrix (m = n by default): ones on the diagonal, zeros elsewhere, of any dtype "
+        "(torch.eye). A constant: n and m are compile-time numbers (a symbolic dim is refused); no gradient "
+        "(no tensor input).",
+))

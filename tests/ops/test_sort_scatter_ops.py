@@ -1,0 +1,255 @@
+"""ops/sorting.py and ops/scatter.py, property-based against torch (see core_harness.py for what every run_op
+case checks): sort, argsort, scatter_add, index_add; ties (onnxruntime's TopK keeps them in order of index, as
+torch.sort(stable=True)), NaN, other dtypes, symbolic dims, where ONNX and torch differ (a negative index), and
+the diagnostics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import archdsl
+from archdsl import runtime
+
+from .core_harness import OPSET, SETTINGS, SYM, as_torch, b, close, covers, refused, run_op
+
+torch = pytest.importorskip("torch")
+
+
+def _distinct(shape, seed: int) -> np.ndarray:
+    """No two elements equal: the sorted order and its indices are then unique."""
+    rng = np.random.default_rng(seed)
+    n = int(np.prod(shape))
+    return np.array(rng.permutation(n).reshape(shape) - n / 2 + rng.uniform(0, 0.5, shape), np.float32)
+
+
+def _run(src: str, **feeds) -> list[np.ndarray]:
+    """A whole model (several outputs, any dtype): compiled at -O0, checked in full, run."""
+    import onnx
+    model = archdsl.compile_source(src, opt_level=0)
+    onnx.checker.check_model(model, full_check=True)
+    return runtime.session(model, "cpu").run(None, feeds)
+
+
+def _run_rows(expr: str, feeds: dict, sym: bool, opset: int) -> np.ndarray:
+    """run_op's checks (full ONNX check, ONNX's shapes agree, shape and dtype of the result) where only the
+    inputs of x's rank take dim 0 as `B` (index_add's 1-d index keeps its length)."""
+    import onnx
+
+    from archdsl.lower import lower_graph
+
+    from ..lower.shape_agreement import assert_shapes_agree
+    from .core_harness import _DT, concrete
+    rank = feeds["x"].ndim
+
+    def decl(v):
+        dims = [str(d) for d in v.shape]
+        if sym and v.ndim == rank:
+            dims[0] = "B"
+        return f"{_DT[v.dtype]}[{', '.join(dims)}]"
+    sig = ", ".join(f"{k}: {decl(v)}" for k, v in feeds.items())
+    g = archdsl.check_source(f"model m({sig}) -> y {{\n    y = {expr}\n}}\n", file="op.arch")
+    res = lower_graph(g, opset=opset)
+    onnx.checker.check_model(res.model, full_check=True)
+    assert_shapes_agree(g, res)
+    out = runtime.session(res.model, provider="cpu", threads=1).run(None, feeds)[0]
+    t = g.outputs[0][1].type
+    assert out.shape == concrete(t.shape, {"B": feeds["x"].shape[0]}) and out.dtype == np.dtype(t.dtype.np)
+    return out
+
+
+# ---------------- sort, argsort ----------------
+
+@covers("sort", "argsort")
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 5), min_size=0, max_size=3), data=st.data(), desc=st.booleans(),
+       seed=st.integers(0, 99), sym=SYM, opset=OPSET)
+def test_sort_matches_torch(shape, data, desc, seed, sym, opset):
+    r = len(shape)
+    d = data.draw(st.integers(-max(r, 1), max(r, 1) - 1))
+    x = _distinct(shape, seed)
+    call = f"sort(x, {d}, descending={b(desc)})"
+    sym = sym and r > 0
+    v, _ = run_op(f"{call}[0]", x=x, sym=sym, opset=opset)
+    i, _ = run_op(f"{call}[1]", x=x, sym=sym, opset=opset)
+    a, _ = run_op(f"argsort(x, dim={d}, descending={b(desc)})", x=x, sym=sym, opset=opset)
+    tv, ti = torch.sort(torch.from_numpy(x), dim=d, descending=desc, stable=True)
+    np.testing.assert_array_equal(v, tv.numpy())
+    np.testing.assert_array_equal(i, ti.numpy())
+    np.testing.assert_array_equal(a, torch.argsort(torch.from_numpy(x), dim=d, descending=desc).numpy())
+
+
+@SETTINGS
+@given(n=st.sampled_from([2, 5, 17, 64, 300]), values=st.integers(1, 4), desc=st.booleans(),
+       seed=st.integers(0, 99), sym=SYM)
+def test_ties_keep_their_order_of_index_as_torch_stable_sort(n, values, desc, seed, sym):
+    """Many equal values (sizes where onnxruntime's TopK switches kernels): values and indices both equal
+    torch.sort(stable=True)'s; within a run of equal values the indices ascend, descending or not."""
+    x = np.random.default_rng(seed).integers(0, values, (3, n)).astype(np.float32)
+    v, _ = run_op(f"sort(x, descending={b(desc)})[0]", x=x, sym=sym)
+    i, _ = run_op(f"sort(x, descending={b(desc)})[1]", x=x, sym=sym)
+    tv, ti = torch.sort(torch.from_numpy(x), descending=desc, stable=True)
+    np.testing.assert_array_equal(v, tv.numpy())
+    np.testing.assert_array_equal(i, ti.numpy())
+    same = v[:, 1:] == v[:, :-1]
+    assert (i[:, 1:][same] > i[:, :-1][same]).all()
+
+
+def test_sort_puts_nan_last_ascending_and_first_descending_like_torch():
+    x = np.array([[1.0, np.nan, 3.0, -2.0, np.nan, 0.0]], np.float32)
+    for desc in (False, True):
+        v, _ = run_op(f"sort(x, descending={b(desc)})[0]", x=x)
+        i, _ = run_op(f"sort(x, descending={b(desc)})[1]", x=x)
+        tv, ti = torch.sort(torch.from_numpy(x), descending=desc, stable=True)
+        np.testing.assert_array_equal(v, tv.numpy())
+        np.testing.assert_array_equal(i, ti.numpy())
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "float16", "float64", "bool"])
+def test_sort_of_other_dtypes(dtype):
+    """bool sorts false before true; float16 is ranked in float32 and comes back unchanged."""
+    x = np.random.default_rng(1).integers(-3, 4, (3, 7)).astype(dtype)
+    v, i, a = _run(f"model m(x: {dtype}[B, 7]) -> (v, i, a) {{\n    v, i = sort(x, descending=true)\n"
+                   "    a = argsort(x, 0)\n}\n", x=x)
+    tv, ti = torch.sort(torch.from_numpy(x), descending=True, stable=True)
+    assert v.dtype == x.dtype and i.dtype == a.dtype == np.int64
+    np.testing.assert_array_equal(v, tv.numpy())
+    np.testing.assert_array_equal(i, ti.numpy())
+    np.testing.assert_array_equal(a, torch.argsort(torch.from_numpy(x), dim=0, stable=True).numpy())
+
+
+def test_sort_along_symbolic_dims():
+    """The size of a symbolic dim is read at run time (TopK's k); every dim symbolic here."""
+    x = _distinct((3, 4, 5), 2)
+    for d in (0, 1, -1):
+        i, _ = run_op(f"argsort(x, {d}, descending=true)", x=x, sym="all")
+        np.testing.assert_array_equal(i, torch.argsort(torch.from_numpy(x), dim=d, descending=True).numpy())
+    g = archdsl.check_source("model m(x: float32[B, T]) -> (v, i) {\n    v, i = x -> sort(0)\n}\n")
+    assert [str(v.type) for _, v in g.outputs] == ["float32[B, T]", "int64[B, T]"]
+
+
+def test_sort_diagnostics():
+    refused("model m(x: float32[B, 4]) -> y {\n    y = sort(x, 2)[0]\n}\n", "dim 2 is out of range")
+    refused("model m(x: float32[]) -> y {\n    y = argsort(x, 1)\n}\n", "dim 1 of a 0-d tensor")
+    refused("model m(x: float32[B, 4]) -> y {\n    y = sort(x, descending=1)[0]\n}\n", "expects true or false")
+
+
+# ---------------- scatter_add ----------------
+
+@st.composite
+def _scatter_case(draw, sym: bool):
+    """x, dim, index (at most src's size, and x's outside dim), src of x's rank."""
+    r = draw(st.integers(1, 3))
+    shape = draw(st.lists(st.integers(1, 4), min_size=r, max_size=r))
+    d = draw(st.integers(-r, r - 1))
+    ishape = [draw(st.integers(1, 5)) if i == d % r else draw(st.integers(1, n)) for i, n in enumerate(shape)]
+    sshape = [m + draw(st.integers(0, 2)) for m in ishape]
+    if sym:  # one B for all three
+        ishape[0] = sshape[0] = shape[0]
+    return shape, d, ishape, sshape
+
+
+@covers("scatter_add")
+@SETTINGS
+@given(data=st.data(), seed=st.integers(0, 99), sym=SYM, opset=OPSET, idt=st.sampled_from([np.int64, np.int32]),
+       dtype=st.sampled_from(["float32", "int64", "int32"]))
+def test_scatter_add_matches_torch(data, seed, sym, opset, idt, dtype):
+    """Repeated indices add up; src larger than index is read in its corner."""
+    shape, d, ishape, sshape = data.draw(_scatter_case(sym))
+    rng = np.random.default_rng(seed)
+    x, src = ((rng.standard_normal(s) * 4).astype(dtype) for s in (shape, sshape))
+    index = rng.integers(0, shape[d], ishape).astype(idt)
+    y, _ = run_op(f"scatter_add(x, {d}, index, src)", x=x, index=index, src=src, sym=sym, opset=opset)
+    want = as_torch(x).scatter_add(d, as_torch(index).long(), as_torch(src)).numpy()
+    close(y, want) if dtype == "float32" else np.testing.assert_array_equal(y, want)
+    y2, _ = run_op(f"x -> scatter_add(dim={d}, index=index, src=src)", x=x, index=index, src=src)
+    np.testing.assert_array_equal(y2, y)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float64", "bfloat16"])
+def test_scatter_add_of_other_float_dtypes(dtype):
+    """onnxruntime's ScatterElements has no 16-bit add: float16 and bfloat16 are summed in float32 (fed as
+    float32 and cast inside the model: onnxruntime's Python API takes no bfloat16 arrays)."""
+    rng = np.random.default_rng(3)
+    x, src = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((3, 6)).astype(np.float32)
+    index = rng.integers(0, 4, (3, 6))
+    (y,) = _run(f"model m(x: float32[3, 4], i: int64[3, 6], s: float32[3, 6]) -> y {{\n"
+                f"    y = scatter_add(cast(x, \"{dtype}\"), 1, i, cast(s, \"{dtype}\")) -> cast(\"float32\")\n}}\n",
+                x=x, i=index, s=src)
+    tdt = getattr(torch, dtype)
+    narrow = lambda a: torch.from_numpy(a).to(tdt).double()
+    want = narrow(x).scatter_add(1, torch.from_numpy(index), narrow(src)).to(tdt).double().numpy()
+    close(y.astype(np.float64), want, rtol=1e-2 if dtype != "float64" else 1e-6, atol=1e-2)
+
+
+def test_scatter_add_of_a_0d_tensor_and_a_negative_index():
+    """0-d operands as torch; a negative index counts from the end (ScatterElements) where torch raises."""
+    y, _ = run_op("scatter_add(x, 0, i, s)", x=np.array(1.5, np.float32), i=np.array(0), s=np.array(2.0, np.float32))
+    assert y == 3.5
+    x = np.zeros((2, 3), np.float32)
+    y, _ = run_op("scatter_add(x, 1, i, s)", x=x, i=np.array([[-1, 0], [2, -3]]), s=np.ones((2, 2), np.float32))
+    np.testing.assert_array_equal(y, [[1, 0, 1], [1, 0, 1]])
+    with pytest.raises(RuntimeError, match="out of bounds"):
+        torch.zeros(2, 3).scatter_add(1, torch.tensor([[-1, 0], [2, -3]]), torch.ones(2, 2))
+
+
+def test_scatter_add_diagnostics():
+    head = "model m(x: float32[3, 4], i: int64[3, 2], s: float32[3, 2], b: bool[3, 4], v: int64[3]) -> y {\n    y = "
+    refused(head + "scatter_add(x, 1, v, s)\n}\n", r"x, index and src must have one rank")
+    refused(head + "scatter_add(x, 1, i, x[:, :1])\n}\n", r"index \[3, 2\] is larger than src \[3, 1\] at dim 1")
+    refused(head + "scatter_add(x[:2], 1, i, s)\n}\n", r"larger than x \[2, 4\] at dim 0 \(3 > 2\)")
+    refused(head + "scatter_add(x, 1, s, s)\n}\n", "index must be int64 or int32")
+    refused(head + "scatter_add(x, 1, i, cast(s, \"float64\"))\n}\n", "src must have x's dtype float32")
+    refused(head + "scatter_add(b, 1, i, b)\n}\n", "no sums of bool tensors")
+    refused(head + "scatter_add(x, 2, i, s)\n}\n", "dim 2 is out of range")
+    refused(head + "scatter_add(x, i, s)\n}\n", r"missing its tensor input 'src': scatter_add\(x, dim, index, src\)")
+
+
+# ---------------- index_add ----------------
+
+@covers("index_add")
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), data=st.data(), seed=st.integers(0, 99),
+       sym=SYM, opset=OPSET, idt=st.sampled_from([np.int64, np.int32]),
+       dtype=st.sampled_from(["float32", "int64", "int32"]))
+def test_index_add_matches_torch(shape, data, seed, sym, opset, idt, dtype):
+    r = len(shape)
+    d = data.draw(st.integers(-r, r - 1))
+    n = data.draw(st.integers(1, 5))
+    alpha = data.draw(st.sampled_from([1, 2, -3] + ([0.5] if dtype == "float32" else [])))
+    rng = np.random.default_rng(seed)
+    sshape = list(shape)
+    sshape[d] = n
+    x, source = ((rng.standard_normal(s) * 4).astype(dtype) for s in (shape, sshape))
+    index = rng.integers(0, shape[d], n).astype(idt)
+    y = _run_rows(f"index_add(x, {d}, index, source, alpha={alpha})", dict(x=x, index=index, source=source),
+                  sym and d % r != 0, opset)
+    want = torch.index_add(as_torch(x), d, as_torch(index).long(), as_torch(source), alpha=alpha).numpy()
+    close(y, want) if dtype == "float32" else np.testing.assert_array_equal(y, want)
+
+
+def test_index_add_of_float16_and_symbolic_rows():
+    rng = np.random.default_rng(4)
+    x, source = rng.standard_normal((5, 3)).astype(np.float16), rng.standard_normal((4, 3)).astype(np.float16)
+    index = np.array([4, 0, 4, 1])
+    (y,) = _run("model m(x: float16[N, 3], i: int64[K], s: float16[K, 3]) -> y {\n"
+                "    y = index_add(x, 0, i, s, alpha=2)\n}\n", x=x, i=index, s=source)
+    want = torch.index_add(torch.from_numpy(x).float(), 0, torch.from_numpy(index), torch.from_numpy(source).float(),
+                           alpha=2)
+    assert y.dtype == np.float16
+    close(y.astype(np.float32), want.numpy(), rtol=1e-2, atol=1e-2)
+
+
+def test_index_add_diagnostics():
+    head = "model m(x: float32[3, 4], i: int64[2], j: int64[2, 1], s: float32[3, 2], n: int64[3, 4]) -> y {\n    y = "
+    refused(head + "index_add(x, 1, j, s)\n}\n", "index must be 1-d")
+    refused(head + "index_add(x, 0, i, s)\n}\n", r"source must be \[2, 4\] \(x \[3, 4\] with dim 0 as long as index\)")
+    refused(head + "index_add(n, 1, i, cast(s, \"int64\"), alpha=0.5)\n}\n", "alpha=0.5 is not a whole number")
+    refused(head + "index_add(x, 1, cast(i, \"float32\"), s)\n}\n", "index must be int64 or int32")
+    refused(head + "index_add(x, 3, i, s)\n}\n", "dim 3 is out of range")
+    refused(head + "index_add(x[0, 0], 0, i, s)\n}\n", "needs a tensor of at least 1 dim")
+    refused("model m(x: float32[3, 4], s: float32[3, 3]) -> y {\n"
+            "    y = index_add(x, 1, positions(s, start=2), s)\n}\n",
+            r"reads positions 2..4, but its table has 4 entries along axis 1")
