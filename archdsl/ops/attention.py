@@ -307,6 +307,7 @@ register(OpDef(
     params=_params, infer=_infer, lower=_lower, cost=_cost, grad=_grad,
     doc="Multi-head attention, torch.nn.MultiheadAttention(batch_first=True) layout: self or cross (key=, value=), "
         "kdim/vdim for keys and values of other sizes (then q_proj_weight, k_proj_weight, v_proj_weight as "
-        "torch), causal mask, key_padding_mask (bool [B, S], true = ignore), attn_mask (bool, true = not "
-        "allowed, or float, added; [T, S] or [B*H, T, S]); the masks combine. A query left no key gets zeros.",
+        "torch), causal mask (key j > query i: top-left aligned as torch's is_causal), key_padding_mask (bool "
+        "[B, S], true = ignore), attn_mask (bool, true = not allowed, or float, added; [T, S] or [B*H, T, S]); "
+        "the masks combine. A query left no key gets zeros.",
 ))

@@ -232,7 +232,8 @@ register(OpDef(
     aliases=("sdpa",), attrs=(Attr("causal", "bool", False), Attr("scale", "float?", None),
                               Attr("enable_gqa", "bool", False)),
     infer=_infer, lower=_lower, cost=_cost, grad=_grad,
-    doc="softmax(q k^T * scale + mask) v (torch's F.scaled_dot_product_attention); scale defaults to "
+    doc="softmax(q k^T * scale + mask) v (torch's F.scaled_dot_product_attention; causal=true masks key j > "
+        "query i, top-left aligned as torch's is_causal); scale defaults to "
         "1/sqrt(head size); enable_gqa=true lets key and value have fewer heads (dim -3), each shared by "
         "query heads / kv heads query heads (grouped-query attention); ONNX Attention for [B, heads, T, head "
         "size] at opset 23+ where onnxruntime runs it as a kernel (23-24 in 1.32).",

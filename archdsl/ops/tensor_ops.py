@@ -262,7 +262,9 @@ register(OpDef(
     name="causal_mask", inputs=("x",), category="math", attrs=(Attr("value", "any", "-inf"),),
     infer=_causal_infer, lower=_causal_lower, cost=elementwise_cost,
     grad=lambda b, c, ins, outs, gouts: [b.op("causal_mask", gouts[0], value=0.0)],
-    doc="Attention scores [..., T, S] with future positions (j > i + S - T) set to value (default -inf).",
+    doc="Attention scores [..., T, S] with future positions (j > i + S - T) set to value (default -inf): "
+        "bottom-right aligned, the last query sees every key (new queries after cached keys), where sdpa's "
+        "and multihead_attention's causal=true are top-left aligned (torch's is_causal); the same for T = S.",
 ))
 
 
