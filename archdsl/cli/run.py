@@ -190,7 +190,9 @@ def cmd_run(args, sources) -> int:
     print(f"{name} on {sess.get_providers()[0]}")
     for meta, arr in zip(sess.get_outputs(), outs):
         a = np.asarray(arr, dtype=np.float64)
-        stats = f"mean {a.mean():.4g}  std {a.std():.4g}  min {a.min():.4g}  max {a.max():.4g}" if a.size else "empty"
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf in the std of an output holding inf: nan
+            stats = f"mean {a.mean():.4g}  std {a.std():.4g}  min {a.min():.4g}  max {a.max():.4g}" if a.size \
+                else "empty"
         print(f"  {meta.name}: {list(arr.shape)} {arr.dtype}  {stats}")
     print(f"median latency: {ms:.3f} ms over {args.repeat} run{'s' if args.repeat != 1 else ''}")
     if save is not None:

@@ -138,6 +138,15 @@ def _rnn(cell):
     return run
 
 
+def _dtype(n, x):
+    """zeros_like/ones_like/full_like's dtype= (None: x's)."""
+    return x.dtype if n.attrs["dtype"] is None else getattr(torch, n.attrs["dtype"])
+
+
+def _fill(v):
+    return {"inf": math.inf, "-inf": -math.inf}.get(v, v) if isinstance(v, str) else v
+
+
 def _drop_path(x, p: float):
     """timm's drop_path in training: each example kept with probability 1 - p, scaled by 1/(1-p)."""
     if p == 0:
@@ -196,7 +205,11 @@ _OPS = {
     "cosine_similarity": lambda n, a, b: F.cosine_similarity(a, b, n.attrs["dim"], n.attrs["eps"]),
     "selu": lambda n, x: F.selu(x), "celu": lambda n, x: F.celu(x, n.attrs["alpha"]),
     "glu": lambda n, x: F.glu(x, n.attrs["dim"]), "logsigmoid": lambda n, x: F.logsigmoid(x),
-    "softsign": lambda n, x: F.softsign(x), "detach": lambda n, x: x.detach(), "prelu": lambda n, x, w: F.prelu(x, w),
+    "softsign": lambda n, x: F.softsign(x), "detach": lambda n, x: x.detach(),
+    "zeros_like": lambda n, x: torch.zeros_like(x, dtype=_dtype(n, x)),
+    "ones_like": lambda n, x: torch.ones_like(x, dtype=_dtype(n, x)),
+    "full_like": lambda n, x: torch.full_like(x, _fill(n.attrs["value"]), dtype=_dtype(n, x)),
+    "prelu": lambda n, x, w: F.prelu(x, w),
     "topk": lambda n, x: tuple(torch.topk(x, n.attrs["k"], n.attrs["dim"], n.attrs["largest"], n.attrs["sorted"])),
     "gather": lambda n, x, i: torch.gather(x, n.attrs["dim"], i.long()),
     "one_hot": lambda n, i: F.one_hot(i.long(), n.attrs["num_classes"]),
@@ -221,6 +234,8 @@ _OPS = {
     "positions": lambda n, x: torch.arange(n.attrs["start"], n.attrs["start"] + x.shape[n.attrs["dim"]],
                                            device=x.device),
 }
+
+
 def _alpha(n, x):
     """index_add's alpha, an int for an integer tensor (torch refuses a float one there)."""
     a = n.attrs["alpha"]

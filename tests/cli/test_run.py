@@ -175,6 +175,17 @@ def test_constant_indices_outside_the_table_are_a_diagnostic(expr, ok):
             archdsl.check_source(src)
 
 
+def test_an_output_of_infinities_prints_without_a_numpy_warning(tmp_path, capsys):
+    """inf - inf in the printed std made numpy warn "invalid value encountered in subtract" on stderr."""
+    import warnings
+    spec = tmp_path / "inf.arch"
+    spec.write_text('model m(x: float32[B, 3]) -> y {\n    y = full_like(x, "-inf")\n}\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["run", str(spec), "--repeat", "1"]) == 0
+    assert "y: [1, 3] float32  mean -inf  std nan  min -inf  max -inf" in capsys.readouterr().out
+
+
 def test_run_keeps_embedding_ids_within_the_table(tmp_path, capsys):
     """Random ids were 0 or 1 whatever the table (a 1-row embedding failed in onnxruntime's Gather); given
     ids past the table failed there too, and an id of -1 quietly read the last row (torch refuses it)."""

@@ -23,6 +23,7 @@ from . import (  # noqa: F401 - their @covers fill COVERED
     test_core_tensor_ops,
     test_detach,
     test_einsum,
+    test_filled,
     test_indexing_ops,
     test_losses,
     test_mobile_ops,
@@ -80,6 +81,7 @@ _USES = {
     "selu": "selu(x)", "celu": "celu(x)", "glu": "glu(x, 0)", "logsigmoid": "logsigmoid(x)",  # more_activations.py
     "softsign": "softsign(x)", "prelu": "x -> prelu",
     "detach": "detach(x)",  # detach.py
+    "zeros_like": "zeros_like(x)", "ones_like": 'ones_like(x, dtype="int64")', "full_like": "full_like(x, 2)",
     "topk": "topk(x, 2)[0]", "gather": "gather(x, 1, argmax(x, 1, keepdim=true))",  # indexing.py
     "one_hot": "one_hot(argmax(x, 1), 3)", "tile": "tile(x, [2, 1, 2])",
     "einsum": 'einsum("ij,kj->ik", [x, x])',  # einsum.py
