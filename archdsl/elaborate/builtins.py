@@ -209,6 +209,7 @@ BUILTINS = {b.name: b for b in [
     Builtin("dtype", lambda x: str(_tensor("dtype", x).type.dtype), "element type of a tensor, as a string"),
     Builtin("parameter", None, "parameter(shape, init=\"zeros\"|\"normal\"|..., std=0.02) as NAME: a learned tensor"),
     Builtin("ref", None, "ref(\"layer.weight\"): an existing parameter by full name (weight tying)"),
+    Builtin("layer", None, "layer(\"fc\"): the layer named fc, to call again on other inputs with the same weights"),
     Builtin("tensor", None, "tensor([[0, 1], [2, 3]], dtype=\"int64\"): a constant from numbers (an index table)"),
     Builtin("is_symbolic", _isinstance_sym, "true when a dim is a symbol such as B"),
 ]}

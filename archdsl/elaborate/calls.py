@@ -16,13 +16,14 @@ from ..diagnostics import (
     Span,
     UnknownNameError,
     did_you_mean,
+    quoted,
 )
 from ..ops import REQUIRED, coerce_attr
 from ..types import DTYPES, DType, literal
 from .bounded import short
 from .builtins import TENSOR_MATH
 from .scalars import Limits, ReturnValue, is_int, is_num
-from .values import NONE_HINT, BlockFn, Builtin, Env, OpFn, Tensor, describe
+from .values import NONE_HINT, BlockFn, Builtin, Env, LayerFn, OpFn, Tensor, describe
 
 __all__ = ["Calls", "check_elements", "check_fits"]
 
@@ -108,6 +109,13 @@ class Calls:
             if label is not None or kwargs or len(args) != 1:
                 raise ArchTypeError('ref() takes one parameter name: ref("wte.weight")', span)
             return self.ref_parameter(args[0], span)
+        if isinstance(fn, Builtin) and fn.name == "layer":  # x -> layer("fc") (x piped first), or layer("fc")
+            if not args or not isinstance(args[-1], str) or (len(args) == 1 and (kwargs or label is not None)):
+                raise ArchTypeError('layer() takes one layer name: x -> layer("fc"), or f = layer("fc")', span)
+            found = self.layer_ref(args[-1], span)
+            return self.reuse_layer(found, args[:-1], kwargs, label, span) if len(args) > 1 else found
+        if isinstance(fn, LayerFn):
+            return self.reuse_layer(fn, args, kwargs, label, span)
         if isinstance(fn, Builtin):
             if label is not None:
                 raise ArchTypeError(f"{fn.name}() creates no layer and cannot be named", span)
@@ -146,6 +154,7 @@ class Calls:
                         raise LimitError(f"{op.name}: parameter '{spec.name}' has a dim of {d}", span)
                 check_elements(spec.shape, f"{op.name}: parameter '{spec.name}'", span)
                 inputs.append(self.new_param(f"{name}.{spec.name}", spec, dtype, span, name, label))
+            self.layers[name] = LayerFn(name, op, attrs, tuple(inputs[len(tensors):]))
         if len(self.graph.nodes) >= Limits.nodes:
             raise LimitError(f"model has more than {Limits.nodes} nodes", span)
         node = self.graph.add_node(op.name, inputs, attrs, name, span)
@@ -390,14 +399,57 @@ class Calls:
                 err.notes.append(("the same code ran twice under one name (in a loop?): give each pass a name "
                                   "of its own, as \"name{i}\" with the loop's index", None))
                 err.notes.append((f"for one set of weights shared by every pass (a torch module called in a loop), "
-                                  f"make them once before the loop with parameter([...]) as NAME, or take the first "
-                                  f"pass's with ref(\"{full}\"), and use them as tensors (a linear is "
-                                  f"h @ w.T + b): weight tying in grammar/REFERENCE.md", None))
+                                  f"make the layer once before the loop and call it again inside with "
+                                  f"h -> layer(\"{layer}\"): weight tying in grammar/REFERENCE.md", None))
             raise
         self.owners.add(full.rpartition(".")[0])
         if self.calls:
             self.param_calls[full] = tuple(self.calls)
         return v
+
+    def layer_ref(self, name, span) -> LayerFn:
+        """`layer("fc")`: a layer made earlier by an op (linear, conv2d, lstm, ...), by its full name."""
+        if self.graph is None:
+            raise ArchTypeError("layer() is only allowed inside a model or block", span)
+        if not isinstance(name, str) or name not in self.layers:
+            hint = did_you_mean(str(name), self.layers)
+            named = short(name) if isinstance(name, str) else describe(name)
+            blocks = sorted({n.rpartition(".")[0] for n in self.layers if n.startswith(f"{name}.")}) \
+                if isinstance(name, str) else []
+            more = (f"; {named} is a block's name: layer() takes one op's layer, as "
+                    f"layer(\"{next(n for n in self.layers if n.startswith(f'{name}.'))}\")") if blocks else ""
+            raise UnknownNameError(f"no layer named {named} (yet){hint}{more}", span)
+        return self.layers[name]
+
+    def reuse_layer(self, fn: LayerFn, args, kwargs, label, span):
+        """The layer's op again, on these inputs, reading the same parameter values: their gradients add up in
+        a train step, as those of a torch module called twice."""
+        if label is not None:
+            raise ArchTypeError(f'layer("{fn.name}") calls an existing layer, whose parameters keep their names; '
+                                "it takes no `as`", span)
+        buffers = [v.name for v in fn.params if v.kind == "buffer"]
+        if buffers:
+            raise ArchTypeError(f'layer("{fn.name}"): a {fn.op.name} keeps buffers ({quoted(buffers)}) that each '
+                                "call would update in training; only layers without buffers are called again", span)
+        op = fn.op
+        fixed = {a.name: fn.attrs[a.name] for a in op.attrs if a.kind != "given" and a.name in fn.attrs}
+        for k in kwargs:
+            if k in fixed:
+                raise ArchTypeError(f'layer("{fn.name}"): {k} was set when the layer was made; a call again takes '
+                                    "only its tensor inputs", span)
+        tensors, attrs = self.bind_op_args(op, args, {**fixed, **kwargs}, span)
+        try:
+            specs = op.params([t.type for t in tensors], attrs)
+        except ShapeError as err:
+            raise err.with_span(span) from None
+        for spec, v in zip(specs, fn.params):
+            if tuple(spec.shape) != tuple(v.type.shape):
+                raise ShapeError(f'layer("{fn.name}"): its {spec.name} is {list(v.type.shape)}, and these inputs '
+                                 f"({', '.join(str(t.type) for t in tensors)}) need {list(spec.shape)}", span)
+        name = self.layer_name(None, op.name)
+        node = self.graph.add_node(op.name, [t.value for t in tensors] + list(fn.params), attrs, name, span)
+        outs = tuple(Tensor(o) for o in node.outputs)
+        return outs[0] if len(outs) == 1 and not op.tuple_out else outs
 
     def ref_parameter(self, name, span):
         """`ref("wte.weight")`: the parameter of that full name, for weight tying."""

@@ -21,7 +21,7 @@ from .builtins import BUILTINS
 from .calls import Calls
 from .operators import Operators
 from .scalars import Limits, ReturnValue, is_callable, is_num, py_error
-from .values import Env, OpFn, Tensor, describe
+from .values import Env, LayerFn, OpFn, Tensor, describe
 
 __all__ = ["Evaluator", "Limits"]
 
@@ -66,6 +66,7 @@ class Evaluator(Calls, Operators):
         self.automatic: set[str] = set()  # those that were automatic
         self.calls: list[tuple[str, Span]] = []  # the block calls being evaluated, outermost first
         self.param_calls: dict[str, tuple] = {}  # a parameter made inside blocks -> those calls, for messages
+        self.layers: dict[str, LayerFn] = {}  # op layers with parameters, by full name, for layer("fc")
         self.steps = 0
         self.depth = 0
         self.model_env: Env | None = None  # the model body's scope, whose assignments are recorded:

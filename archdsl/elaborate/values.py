@@ -10,7 +10,7 @@ from ..ops import OpDef
 from ..syntax import ast as A
 from ..types import DTYPES, describe
 
-__all__ = ["NONE_HINT", "Tensor", "OpFn", "BlockFn", "Builtin", "Namespace", "Env", "describe"]
+__all__ = ["NONE_HINT", "Tensor", "OpFn", "BlockFn", "LayerFn", "Builtin", "Namespace", "Env", "describe"]
 
 # where a tensor was wanted and none came: most often a block that ran off its end
 NONE_HINT = " (a block that ends without a return statement gives none)"
@@ -44,6 +44,17 @@ class BlockFn:
     defn: A.BlockDef
     env: "Env"
     kind_name = "block"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LayerFn:
+    """`layer("fc")`: the op layer of that name, callable again on other inputs with the same parameters (a
+    torch module called twice)."""
+    name: str
+    op: OpDef
+    attrs: dict
+    params: tuple  # the IR values of its parameters, in the op's order
+    kind_name = "layer"
 
 
 @dataclass(frozen=True, slots=True)
