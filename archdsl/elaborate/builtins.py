@@ -48,8 +48,8 @@ def _range(*a):
             raise ArchTypeError(f"range() of the symbolic dim {x}, a size known only at run time: {_UNROLLED} "
                                 f"({fix})")
         if x is None:  # range(T) of `param T = none`
-            raise ArchTypeError(f"range() of none (a param left at none, as `param T = none`?): {_UNROLLED} "
-                                "(-D T=5 sets such a param)")
+            raise ArchTypeError(f"range() of none (a param left at none, as `param NAME = none`?): {_UNROLLED} "
+                                "(-D NAME=5 sets such a param)")
         if isinstance(x, float):
             raise ArchTypeError(f"range() takes integers, got the float {x} (int({x}), or // for a whole "
                                 "quotient)")

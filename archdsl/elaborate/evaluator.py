@@ -39,7 +39,7 @@ _MISSING = object()
 def _split_hint(value, k: int) -> str:
     """`a, b = split(x, 2, axis=1)` on 58 channels made 29 pieces: split takes the size of a piece, as torch.split
     does (not a count, as numpy.split and torch.chunk do); say how to get k pieces."""
-    node = value[0].value.producer if value and isinstance(value[0], Tensor) else None
+    node = value[0].value.producer if value and all(isinstance(t, Tensor) for t in value) else None
     if node is None or node.op != "split" or len(node.attrs["sizes"]) != 1 or \
             [t.value for t in value] != list(node.outputs):
         return ""
@@ -117,6 +117,8 @@ class Evaluator(Calls, Operators):
             items = self.iterable(self.eval(s.iter, env), s.iter.span)
             for item in items:
                 self.bind(s.targets, item, env, s.span)
+                if env is self.model_env:
+                    self._shadowing(s.targets, env, s.span)
                 self.exec_body(s.body, env)
         elif isinstance(s, A.If):
             for cond, body in s.branches:

@@ -5,7 +5,7 @@ x's shape only (Expand of a scalar to Shape(x), at run time for symbolic dims), 
 
 from __future__ import annotations
 
-from ..types import DTYPES, TensorType
+from ..types import DTYPES, TensorType, describe
 from ._common import fill_array
 from .registry import Attr, OpDef, fail, register
 
@@ -22,8 +22,10 @@ def _dtype(name: str, x: TensorType, a):
 
 def _value(name: str, a) -> object:
     v = a.get("value", 0 if name == "zeros_like" else 1)
-    if isinstance(v, bool) or not isinstance(v, (int, float, str)) or isinstance(v, str) and v not in ("inf", "-inf"):
-        fail(f'{name}: value must be a number, "inf" or "-inf", got {v!r}')
+    if isinstance(v, bool):  # torch.full_like(mask, True)
+        return int(v)
+    if not isinstance(v, (int, float, str)) or isinstance(v, str) and v not in ("inf", "-inf"):
+        fail(f'{name}: value must be a number, true, false, "inf" or "-inf", got {describe(v)}')
     return v
 
 
@@ -45,5 +47,5 @@ def _make(name: str, doc: str, attrs: tuple) -> None:
 
 _make("zeros_like", "Zeros of x's shape (torch.zeros_like), x's dtype unless dtype= is given; no gradient to x.", ())
 _make("ones_like", "Ones of x's shape (torch.ones_like), x's dtype unless dtype= is given; no gradient to x.", ())
-_make("full_like", 'value everywhere in x\'s shape (torch.full_like; "inf" and "-inf" for a float), x\'s dtype '
-      "unless dtype= is given; no gradient to x.", (Attr("value", "any"),))
+_make("full_like", 'value everywhere in x\'s shape (torch.full_like; true/false, and "inf" and "-inf" for a '
+      "float), x's dtype unless dtype= is given; no gradient to x.", (Attr("value", "any"),))

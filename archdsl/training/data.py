@@ -84,15 +84,12 @@ def first_index(mask: np.ndarray) -> list[int]:
 def _cast(path: str, name: str, a: np.ndarray, want: np.dtype) -> np.ndarray:
     """`a` as the model's dtype, where every value fits: numpy's cast wraps integers (2**40 became 0 in
     int32) and turns numbers beyond a float's range into inf (1e5, or the integer 100000, in float16). A bool
-    input takes bools or 0/1 integers: numpy made 0.1 and 7 true."""
+    input takes bools or numbers that are exactly 0 or 1: numpy made 0.1 and 7 true."""
     if want.kind == "b":
-        if a.dtype.kind not in "iu":
-            raise ArchError(f"{path}: '{name}' must hold bools (or 0/1 integers) for the model's bool input, got "
-                            f"{a.dtype}")
-        bad = (a != 0) & (a != 1)
+        bad = (a != 0) & (a != 1)  # NaN too
         if bad.any():
             at = first_index(bad)
-            raise ArchError(f"{path}: '{name}'{at} is {a[tuple(at)]}, not 0 or 1 (the model takes bool)")
+            raise ArchError(f"{path}: '{name}'{at} is {str(a[tuple(at)])}, not 0 or 1 (the model takes bool)")
         return a.astype(want)
     if want.kind in "iu" and a.dtype.kind in "iub" and a.size:
         info = np.iinfo(want)

@@ -143,7 +143,8 @@ def _dtype(n, x):
     return x.dtype if n.attrs["dtype"] is None else getattr(torch, n.attrs["dtype"])
 
 
-def _fill(v):
+def _full_value(v):
+    """full_like's value: "inf"/"-inf" as numbers (true/false and numbers as they are)."""
     return {"inf": math.inf, "-inf": -math.inf}.get(v, v) if isinstance(v, str) else v
 
 
@@ -208,7 +209,7 @@ _OPS = {
     "softsign": lambda n, x: F.softsign(x), "detach": lambda n, x: x.detach(),
     "zeros_like": lambda n, x: torch.zeros_like(x, dtype=_dtype(n, x)),
     "ones_like": lambda n, x: torch.ones_like(x, dtype=_dtype(n, x)),
-    "full_like": lambda n, x: torch.full_like(x, _fill(n.attrs["value"]), dtype=_dtype(n, x)),
+    "full_like": lambda n, x: torch.full_like(x, _full_value(n.attrs["value"]), dtype=_dtype(n, x)),
     "prelu": lambda n, x, w: F.prelu(x, w),
     "topk": lambda n, x: tuple(torch.topk(x, n.attrs["k"], n.attrs["dim"], n.attrs["largest"], n.attrs["sorted"])),
     "gather": lambda n, x, i: torch.gather(x, n.attrs["dim"], i.long()),

@@ -124,13 +124,17 @@ def test_a_symbolic_dim_given_another_value_is_a_warning(tmp_path, capsys):
     [B, T, 3] into 'a list of dims, got list of 3'. B = x.shape[0] (the same dim) says nothing."""
     spec = tmp_path / "s.arch"
     spec.write_text("model m(x: float32[B, T, 4]) -> y {\n    B = x.shape[0]\n    T = 5\n"
-                    "    y = reshape(x, [-1, T, 4])\n}\n")
-    for argv in (["check", str(spec)], ["build", str(spec), "-o", str(tmp_path / "s.onnx")]):
+                    "    y = reshape(x, [-1, T, 4]) -> linear(2) as fc\n}\n")
+    for argv in (["check", str(spec)], ["build", str(spec), "-o", str(tmp_path / "s.onnx")],
+                 ["build", str(spec), "--train", "--loss", "mse", "-o", str(tmp_path / "t.onnx")]):
         assert main(argv) == 0
         err = capsys.readouterr().err
         assert err.count("warning:") == 1, err
         assert "s.arch:3:5: warning: 'T' was the symbolic dim T of the model's inputs; from here on it names " \
                "int 5, and a shape written with T below uses that (another name keeps the dim)\n" in err
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    for B in [1] {\n        y = x\n    }\n}\n")
+    assert main(["check", str(spec)]) == 0  # a loop variable too
+    assert "s.arch:2:5: warning: 'B' was the symbolic dim B" in capsys.readouterr().err
 
 
 def test_summary_json(capsys):

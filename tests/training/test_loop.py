@@ -392,7 +392,8 @@ def test_data_the_models_dtype_cannot_hold_is_a_diagnostic(tmp_path, capsys):
 
 
 def test_a_bool_input_takes_bools_or_zero_one_integers(tmp_path, capsys):
-    """numpy's cast made 0.1 and 7 true: a float mask trained with every nonzero value as true."""
+    """numpy's cast made 0.1 and 7 true: a float mask trained with every nonzero value as true; exact 0.0/1.0
+    floats are a mask as they are."""
     spec = tmp_path / "m.arch"
     spec.write_text("model net(x: float32[B, 4], keep: bool[B]) -> y {\n"
                     "    y = where(unsqueeze(keep, 1), x, x * 0) -> linear(3) as fc\n}\n")
@@ -401,7 +402,8 @@ def test_a_bool_input_takes_bools_or_zero_one_integers(tmp_path, capsys):
            "-o", str(tmp_path / "w.npz")]
     for keep, rc, words in ((np.array([0, 1] * 4, np.int64), 0, ""),
                             (np.array([True, False] * 4), 0, ""),
-                            (np.array([0, 0.1] * 4, np.float32), 1, "'keep' must hold bools (or 0/1 integers)"),
+                            (np.array([0.0, 1.0] * 4, np.float32), 0, ""),
+                            (np.array([0, 0.1] * 4, np.float32), 1, "'keep'[1] is 0.1, not 0 or 1"),
                             (np.array([0, 1, 7, 0] * 2, np.int64), 1, "'keep'[2] is 7, not 0 or 1")):
         np.savez(tmp_path / "d.npz", x=x, keep=keep, labels=labels)
         assert main(run) == rc
