@@ -126,15 +126,26 @@ def dim_floordiv(a: Dim, b: Dim) -> Dim:
     return Sym.opaque(f"{a}//({b})" if isinstance(b, Sym) else f"{a}//{b}")  # 4*H//(2*W), not (4*H//2)*W
 
 
-def dim_exact_div(a: Dim, b: int) -> Dim:
+def dim_exact_div(a: Dim, b: Dim) -> Dim:
     """a / b where a is a multiple of b at run time (an op that fails otherwise, such as pixel_unshuffle's
-    reshape): H / 2 written as such, so that 2 * (H/2) is H again; a // b where a is no sum of monomials."""
-    if isinstance(a, int):
+    reshape or a reshape's -1): H / 2 written as such, so that 2 * (H/2) is H again; by a monomial (4*B) each
+    term's symbols lose the divisor's ((6*B*T-6*B)/(4*B) is 3*T/2-3/2); a // b where that cannot be done."""
+    if isinstance(a, int) and isinstance(b, int):
         return a // b
     terms = _terms(a)
-    if terms is None:
+    if isinstance(b, int):
+        return dim_floordiv(a, b) if terms is None else _from_terms({m: Fraction(c) / b for m, c in terms.items()})
+    if terms is None or is_formula(b):
         return dim_floordiv(a, b)
-    return _from_terms({m: Fraction(c) / b for m, c in terms.items()})
+    out: Terms = {}
+    for m, c in terms.items():
+        rest = list(m)
+        for f in b.factors:
+            if f not in rest:
+                return dim_floordiv(a, b)
+            rest.remove(f)
+        out[tuple(rest)] = Fraction(c) / b.coef
+    return _from_terms(out)
 
 
 def dim_add(a: Dim, b: Dim) -> Dim:

@@ -119,3 +119,15 @@ def test_equal_sums_are_equal_dims_whatever_their_grouping(a, b, c):
         for h, w in ((2, 3), (5, 7), (4, 1)):
             assert dim_size(x, {"H": h, "W": w}) == dim_size(y, {"H": h, "W": w})
     assert dim_add(a, dim_mul(a, -1)) == 0
+
+
+@given(_expr(), st.sampled_from(["B", "H", "W"]), st.integers(1, 6))
+def test_a_multiple_of_a_monomial_divides_back_exactly(a, sym, coef):
+    """A reshape's -1 divides the element count by the known part, a monomial such as 4*B: (a * 4*B) / (4*B)
+    is a again, and sizes as the integer division does."""
+    m = Sym((sym,), coef)
+    q = dim_exact_div(dim_mul(a, m), m)
+    assert q == a
+    for h, w, b in ((2, 3, 4), (5, 7, 1)):
+        sizes = {"H": h, "W": w, "B": b}
+        assert dim_size(q, sizes) == dim_size(a, sizes)

@@ -64,9 +64,9 @@ def _reshape_target(x, shape):
     if -1 in shape:
         if isinstance(known, int) and known == 0:
             fail("reshape: cannot infer -1 with a zero-size dim")
-        from ..types import dim_exact_div, dim_floordiv
+        from ..types import dim_exact_div
         # ONNX Reshape fails unless -1 divides exactly: B*6 into [4, -1, 6] is B/4, which times 4 is B again
-        q = dim_exact_div(total, known) if isinstance(known, int) else dim_floordiv(total, known)
+        q = dim_exact_div(total, known)
         if isinstance(total, int) and isinstance(known, int) and total % known or _fraction(total, known):
             fail(f"reshape: cannot reshape {shape_str(x)} ({total} elements) into {shape}")
         shape[shape.index(-1)] = q

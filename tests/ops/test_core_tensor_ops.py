@@ -473,6 +473,19 @@ def test_a_batch_regrouped_by_reshape_comes_back_to_its_own_dim(level):
     np.testing.assert_array_equal(y, 2 * v)
 
 
+def test_a_reshape_by_a_symbolic_part_divides_exactly_too():
+    """[B, T-1, 6] into [B, 4, -1] and back into [B, -1, 6]: the -1 over a product with B was a floor
+    division that never came back to T-1."""
+    src = ("model m(x: float32[B, T, 6]) -> y {\n    r = reshape(x[:, 1:], [B, 4, -1])\n"
+           "    y = reshape(r * 2.0, [B, -1, 6]) + x[:, 1:]\n}\n")
+    g = archdsl.check_source(src)
+    assert g.outputs[0][1].type.shape == archdsl.check_source(
+        "model m(x: float32[B, T, 6]) -> y {\n    y = x[:, 1:]\n}\n").outputs[0][1].type.shape
+    x = np.arange(2 * 5 * 6, dtype=np.float32).reshape(2, 5, 6)
+    (y,) = runtime.session(archdsl.compile_source(src)).run(None, {"x": x})
+    np.testing.assert_array_equal(y, 3 * x[:, 1:])
+
+
 @pytest.mark.parametrize("x,args,shape", [
     ("[B, 4, H, W]", "1, 2", (2, 12, 5)),   # a symbolic dim after end_dim ("must be known sizes" at build)
     ("[B, T, 8]", "0, 0", (2, 3, 8)),       # built at -O2 (a no-op) but not at -O0
