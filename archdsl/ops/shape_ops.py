@@ -307,6 +307,9 @@ register(OpDef(
 ))
 
 
+MAX_PIECES = 1 << 16  # outputs of one chunk or unbind
+
+
 def _chunk_sizes(x, a) -> tuple[int, list]:
     """(axis, the chunks' sizes) by torch.chunk's rule: ceil(n / chunks) each, the last smaller, and fewer
     chunks than asked where that step covers n sooner (5 into 4: 2, 2, 1; 6 into 4: 2, 2, 2); a dim of 0 gives
@@ -314,8 +317,8 @@ def _chunk_sizes(x, a) -> tuple[int, list]:
     if x.rank == 0:
         fail("chunk: needs a tensor of at least 1 dim, got a 0-d tensor")
     k = a["chunks"]
-    if k < 1:
-        fail(f"chunk: chunks must be at least 1, got {k}")
+    if not 1 <= k <= MAX_PIECES:  # one output each: a million of them took seconds, a billion all the memory
+        fail(f"chunk: chunks must be 1 to {MAX_PIECES}, got {k}")
     ax = norm_axis(a["dim"], x.rank, "chunk: dim")
     n = x.shape[ax]
     if isinstance(n, int):
@@ -325,8 +328,9 @@ def _chunk_sizes(x, a) -> tuple[int, list]:
         return ax, [min(step, n - i) for i in range(0, n, step)]
     if isinstance(n, Sym) and not is_formula(n) and n.coef % k == 0:
         return ax, [dim_floordiv(n, k)] * k
+    base = n.factors[0] if isinstance(n, Sym) and not is_formula(n) else "T"
     fail(f"chunk: dim {a['dim']} of {shape_str(x)} is the symbolic size {n}; how many chunks torch.chunk gives "
-         f"depends on it, so it must be a known size (or a multiple of {k}, such as {k}*{n}); "
+         f"depends on it, so it must be a known size (or a multiple of {k}, such as {k}*{base}); "
          f"split(x, sizes, axis) cuts a symbolic dim into given sizes")
 
 
@@ -366,6 +370,8 @@ def _unbind_size(x, a) -> tuple[int, int]:
              "index, so it must be a known size")
     if n == 0:
         fail(f"unbind: dim {a['dim']} of {shape_str(x)} is 0; torch gives an empty tuple, no tensor to use")
+    if n > MAX_PIECES:
+        fail(f"unbind: dim {a['dim']} of {shape_str(x)} would give {n} tensors, more than {MAX_PIECES}")
     return ax, n
 
 

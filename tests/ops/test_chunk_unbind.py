@@ -110,13 +110,15 @@ def test_one_chunk_and_one_slice_are_still_tuples():
 
 def test_chunk_diagnostics():
     for text, words in (("chunk(x, 2, dim=1)[0]", r"dim 1 of \[B, T\] is the symbolic size T.*known size"),
-                        ("chunk(x, 0)[0]", "chunks must be at least 1, got 0"),
+                        ("chunk(x, 0)[0]", "chunks must be 1 to 65536, got 0"),
                         ("chunk(sum(x), 2)[0]", "at least 1 dim, got a 0-d tensor"),
                         ("chunk(x, 2, dim=2)[0]", "dim 2 is out of range for a tensor of rank 2"),
                         ("chunk(concat([x, x, x], axis=1), 2, dim=1)[0]", "multiple of 2")):
         refused(f"model m(x: float32[B, T]) -> y {{ y = {text} }}", words)
     # 4 into 3 is 2 and 2 (torch's rule): three names are one too many
     refused("model m(x: float32[4, 5]) -> (a, b, c) { a, b, c = chunk(x, 3) }", r"a tuple of 2 values into 3 names")
+    refused("model m(x: float32[4, 5]) -> y { y = chunk(x[:, :0], 1000000, dim=1)[0] }", "chunks must be 1 to 65536")
+    refused("model m(x: float32[70000, 1]) -> y { y = unbind(x)[0] }", "would give 70000 tensors, more than 65536")
 
 
 @covers("unbind")

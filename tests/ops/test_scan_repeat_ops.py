@@ -132,6 +132,14 @@ def test_eye_matches_torch(n, m, opset, dtype):
     assert str(g.outputs[0][1].type) == f"{dtype}[{n}, {n if m is None else m}]"
 
 
+@pytest.mark.parametrize("level", [0, 2])
+def test_a_large_eye_is_not_written_out(level):
+    """EyeLike over ConstantOfShape: eye(1024) was 4 MiB of float32 in the file."""
+    model = archdsl.compile_source("model m(x: float32[B, 1024]) -> y {\n    y = x @ eye(1024)\n}\n",
+                                   opt_level=level)
+    assert model.ByteSize() < 4096 and "EyeLike" in {n.op_type for n in model.graph.node}
+
+
 def test_eye_in_arithmetic():
     x = rand(2, 3)
     y, _ = run_op("x @ eye(3) + 2 * eye(2, 3)", x=x)
