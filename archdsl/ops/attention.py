@@ -27,7 +27,7 @@ from ._kernels import never_empty, runs_natively
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 from .sdpa import attention_mask, causal_bias, mask_bias, no_key
 
-__all__ = ["decompose"]
+__all__ = ["decompose", "n_params", "projection_weights", "separate", "slots"]
 
 
 _OPTIONAL = ("key", "value", "key_padding_mask", "attn_mask")
@@ -146,7 +146,7 @@ def _infer(ins, a):
     return [q]
 
 
-def _weights(params, a):
+def projection_weights(params, a):
     """(projection weights: one in_proj_weight or three, in_proj_bias or None, out_proj weight, its bias)."""
     n = 3 if separate(a) else 1
     ws, rest = list(params[:n]), list(params[n:])
@@ -169,7 +169,7 @@ def _lower(e, ins, outs, c):
     data, params = ins[:-n], ins[-n:]
     at = slots(c.in_types[:-n], a)
     q_t, k_t, _, mask_t, am_t = _check(c.in_types[:-n], a)
-    ws, b, ow, ob = _weights(params, a)
+    ws, b, ow, ob = projection_weights(params, a)
     emb, h = a["embed_dim"], a["num_heads"]
     d = emb // h
     dt = q_t.dtype.numpy
@@ -247,7 +247,7 @@ def decompose(r, c, vals, dropout=None):
     q_t, k_t, _, mask_t, am_t = _check(c.in_types[:-n], a)
     emb, h = a["embed_dim"], a["num_heads"]
     data, params = list(vals[:-n]), list(vals[-n:])
-    ws, bias, ow, ob = _weights(params, a)
+    ws, bias, ow, ob = projection_weights(params, a)
 
     def proj(x, wi, bi):
         y = r.op("matmul", x, r.op("transpose", wi))

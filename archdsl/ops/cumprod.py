@@ -17,18 +17,16 @@ from ..types import DType, TensorType, numel
 from ._common import i64 as _i64
 from ._common import shape_str
 from .registry import Attr, OpDef, fail, register
-from .shapes import norm_axis
+from .shapes import norm_axis, torch_dim
 
 __all__: list[str] = []
 
 
 def _axis(x: TensorType, dim: int) -> int | None:
     """The scanned axis, None for a 0-d tensor (dim 0 or -1, as torch)."""
+    ax = torch_dim("cumprod", x, dim)
     if x.rank == 0:
-        if dim not in (0, -1):
-            fail(f"cumprod: dim {dim} of a 0-d tensor: it takes 0 or -1, as torch")
         return None
-    ax = norm_axis(dim, x.rank, "cumprod: dim")
     if not isinstance(x.shape[ax], int):
         fail(f"cumprod: dim {dim} of {shape_str(x)} must be a known size (the product is unrolled into "
              f"log2(n) steps at build time); give it a number (-D, or a fixed size in the input's shape)")

@@ -10,7 +10,7 @@ from ..types import DType, TensorType, numel
 from ._common import bfloat16_from, elementwise_cost, float_input, one_dtype, reduce_op, shape_str
 from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register
-from .shapes import norm_axis
+from .shapes import norm_axis, torch_dim
 
 __all__ = ["cumsum_infer", "cumsum_lower"]
 
@@ -126,11 +126,7 @@ register(OpDef(
 
 # ---------------- cumsum ----------------
 
-def _cumsum_axis(name: str, x: TensorType, dim: int) -> int:
-    """torch.cumsum's dim: -rank..rank-1 (a 0-d tensor takes 0 or -1, as one of rank 1)."""
-    if x.rank == 0 and dim not in (0, -1):
-        fail(f"{name}: dim {dim} of a 0-d tensor: it takes 0 or -1, as torch")
-    return norm_axis(dim, max(x.rank, 1), f"{name}: dim")
+_cumsum_axis = torch_dim  # torch.cumsum's dim
 
 
 def cumsum_infer(ins, a):

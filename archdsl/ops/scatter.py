@@ -11,9 +11,9 @@ import numpy as np
 
 from ..types import DType, TensorType, numel
 from ._common import i64 as _i64
-from ._common import shape_str
+from ._common import narrow_into, shape_str, wide_outputs, widen
 from .registry import Attr, OpDef, fail, register
-from .shapes import norm_axis, same_dim
+from .shapes import norm_axis, same_dim, torch_dim
 
 __all__: list[str] = []
 
@@ -28,23 +28,17 @@ def _operands(name: str, x: TensorType, index: TensorType, src: TensorType, what
 
 
 def _scatter_nodes(e, x: str, idx: str, upd: str, t: TensorType, ax: int, outs) -> None:
-    """ScatterElements(x, idx, upd, add) into outs; 16-bit floats summed in float32."""
-    if t.dtype.is_16bit:
-        x, upd = (e.op("Cast", [v], to=DType.float32.onnx) for v in (x, upd))
-        y = e.op("ScatterElements", [x, idx, upd], axis=ax, reduction="add")
-        e.op("Cast", [y], outputs=outs, to=t.dtype.onnx)
-        return
-    e.op("ScatterElements", [x, idx, upd], outputs=outs, axis=ax, reduction="add")
+    """ScatterElements(x, idx, upd, add) into outs; 16-bit floats summed in float32 (onnxruntime's CPU kernel
+    has no 16-bit add)."""
+    y = e.op("ScatterElements", [widen(e, x, t), idx, widen(e, upd, t)], axis=ax, reduction="add",
+             outputs=wide_outputs(t, outs))
+    narrow_into(e, y, t, outs)
 
 
 # ---------------- scatter_add ----------------
 
 def _scatter_axis(x: TensorType, dim: int) -> int:
-    if x.rank == 0:
-        if dim not in (0, -1):
-            fail(f"scatter_add: dim {dim} of a 0-d tensor: it takes 0 or -1, as torch")
-        return 0
-    return norm_axis(dim, x.rank, "scatter_add: dim")
+    return torch_dim("scatter_add", x, dim)
 
 
 def _scatter_add_infer(ins, a):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..types import Dim, Sym, dim_add, dim_floordiv, dim_mul, plus_text
 from .registry import fail
 
-__all__ = ["broadcast", "norm_axis", "norm_axes", "window_out", "expand", "prod", "same_dim"]
+__all__ = ["broadcast", "norm_axis", "norm_axes", "window_out", "expand", "prod", "same_dim", "torch_dim"]
 
 
 def same_dim(a: Dim, b: Dim) -> bool:
@@ -52,6 +52,16 @@ def expand(v: tuple, n: int, what: str) -> tuple:
     if len(v) != n:
         fail(f"{what} has {len(v)} values but the input has {n} spatial dims")
     return tuple(v)
+
+
+def torch_dim(name: str, x, dim: int) -> int:
+    """The axis of an op torch runs on a 0-d tensor as on one of rank 1 (cumsum, cumprod, sort, scatter_add):
+    -rank..rank-1, and 0 or -1 (axis 0) of a 0-d tensor."""
+    if x.rank == 0:
+        if dim not in (0, -1):
+            fail(f"{name}: dim {dim} of a 0-d tensor: it takes 0 or -1, as torch")
+        return 0
+    return norm_axis(dim, x.rank, f"{name}: dim")
 
 
 def window_out(size: Dim, k: int, s: int, pad: int, d: int = 1, ceil: bool = False) -> Dim:

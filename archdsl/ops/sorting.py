@@ -9,19 +9,13 @@ from __future__ import annotations
 
 from ..types import DType, TensorType, numel
 from ._common import i64 as _i64
-from .registry import Attr, OpDef, fail, register
-from .shapes import norm_axis
+from .registry import Attr, OpDef, register
+from .shapes import torch_dim
 
 __all__: list[str] = []
 
 
-def _axis(name: str, x: TensorType, dim: int) -> int:
-    """torch.sort's dim: -rank..rank-1, and 0 or -1 of a 0-d tensor (sorted as one element)."""
-    if x.rank == 0:
-        if dim not in (0, -1):
-            fail(f"{name}: dim {dim} of a 0-d tensor: it takes 0 or -1, as torch")
-        return 0
-    return norm_axis(dim, x.rank, f"{name}: dim")
+_axis = torch_dim  # torch.sort's dim (a 0-d tensor sorts as one element)
 
 
 def _sort_infer(ins, a):

@@ -94,7 +94,7 @@ def _mha(node, *args):
     n = attention.n_params(a)
     data, params = list(args[:-n]), args[-n:]
     at = attention.slots([v.type for v in node.inputs[:-n]], a)
-    ws, b, ow, ob = attention._weights(params, a)
+    ws, b, ow, ob = attention.projection_weights(params, a)
     q = data[0]
     k, v = (data[at["key"]], data[at["value"]]) if "key" in at else (q, q)
     pad = data[at["key_padding_mask"]] if "key_padding_mask" in at else None
