@@ -39,13 +39,19 @@ def test_topk(shape, data, largest, seed):
                                                 "largest": largest}, outputs=[0], seed=seed)
 
 
+def _index_shape(data, shape, d: int) -> list[int]:
+    """An index for gather or scatter_add along dim d of `shape`: 1-5 long there, at most x's sizes elsewhere."""
+    return [data.draw(st.integers(1, 5)) if i == d % len(shape) else data.draw(st.integers(1, n))
+            for i, n in enumerate(shape)]
+
+
 @FAST
 @given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), seed=st.integers(0, 99))
 def test_gather(shape, data, seed):
     """Positions read several times (index drawn with repeats) get the sum of their gradients."""
     r = len(shape)
     d = data.draw(st.integers(-r, r - 1))
-    ishape = [data.draw(st.integers(1, 5)) if i == d % r else data.draw(st.integers(1, n)) for i, n in enumerate(shape)]
+    ishape = _index_shape(data, shape, d)
     index = np.random.default_rng(seed).integers(0, shape[d], ishape)
     check_grad("gather", [normal(seed, *shape), index], {"dim": d}, seed=seed)
 
@@ -115,7 +121,7 @@ def test_scatter_add(shape, data, seed):
     """Repeated indices (drawn with repeats); src larger than index gets zeros outside index's corner."""
     r = len(shape)
     d = data.draw(st.integers(-r, r - 1))
-    ishape = [data.draw(st.integers(1, 5)) if i == d % r else data.draw(st.integers(1, n)) for i, n in enumerate(shape)]
+    ishape = _index_shape(data, shape, d)
     sshape = [m + data.draw(st.integers(0, 1)) for m in ishape]
     index = np.random.default_rng(seed).integers(0, shape[d], ishape)
     check_grad("scatter_add", [normal(seed, *shape), index, normal(seed + 1, *sshape)], {"dim": d}, seed=seed,
