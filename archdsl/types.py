@@ -139,6 +139,8 @@ def dim_exact_div(a: Dim, b: Dim) -> Dim:
         return dim_floordiv(a, b)
     out: Terms = {}
     for m, c in terms.items():
+        if not c:  # 0 (a dim of 0 elements) divides into 0
+            continue
         rest = list(m)
         for f in b.factors:
             if f not in rest:
