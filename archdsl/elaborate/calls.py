@@ -414,10 +414,9 @@ class Calls:
         if not isinstance(name, str) or name not in self.layers:
             hint = did_you_mean(str(name), self.layers)
             named = short(name) if isinstance(name, str) else describe(name)
-            blocks = sorted({n.rpartition(".")[0] for n in self.layers if n.startswith(f"{name}.")}) \
-                if isinstance(name, str) else []
-            more = (f"; {named} is a block's name: layer() takes one op's layer, as "
-                    f"layer(\"{next(n for n in self.layers if n.startswith(f'{name}.'))}\")") if blocks else ""
+            inside = next((n for n in self.layers if n.startswith(f"{name}.")), None) if isinstance(name, str) else None
+            more = (f"; {named} is a block's name: layer() takes one op's layer, as layer(\"{inside}\")"
+                    if inside else "")
             raise UnknownNameError(f"no layer named {named} (yet){hint}{more}", span)
         return self.layers[name]
 
