@@ -149,8 +149,9 @@ class Evaluator(Calls, Operators):
         """A model-body name that was a symbolic dim of the inputs and now holds something else: the shapes
         written with it below mean the new value (`T = 5`, a Mamba `B = x -> linear(n)`)."""
         for name in targets:
-            dim = self.dims.pop(name, None)
+            dim = self.dims.get(name)
             if dim is not None and env.vars.get(name) != dim and self.graph is not None:
+                del self.dims[name]  # said once
                 self.graph.warnings.append((
                     f"'{name}' was the symbolic dim {name} of the model's inputs; from here on it names "
                     f"{describe(env.vars.get(name))}, and a shape written with {name} below uses that (another "
