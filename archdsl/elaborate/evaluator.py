@@ -284,14 +284,21 @@ class Evaluator(Calls, Operators):
         return out
 
     def _listcomp(self, e: A.ListComp, env: Env):
-        out = []
-        inner = Env({}, env)
-        for item in self.iterable(self.eval(e.iter, env), e.iter.span):
-            self._tick(e.span)
-            self.bind(e.targets, item, inner, e.span)
-            if e.cond is None or self.truth(self.eval(e.cond, inner), e.cond.span):
-                out.append(self.eval(e.elt, inner))
+        out: list = []
+        self._clauses(e, ((e.targets, e.iter, e.cond),) + e.more, Env({}, env), out)
         return out
+
+    def _clauses(self, e: A.ListComp, clauses: tuple, inner: Env, out: list) -> None:
+        """`[elt for a in A if p for b in B ...]`: each clause loops inside the one before, as Python's."""
+        (targets, it, cond), rest = clauses[0], clauses[1:]
+        for item in self.iterable(self.eval(it, inner), it.span):
+            self._tick(e.span)
+            self.bind(targets, item, inner, e.span)
+            if cond is None or self.truth(self.eval(cond, inner), cond.span):
+                if rest:
+                    self._clauses(e, rest, inner, out)
+                else:
+                    out.append(self.eval(e.elt, inner))
 
     def _pipe(self, e: A.Pipe, env: Env):
         left = self.eval(e.left, env)

@@ -58,6 +58,7 @@ class ListComp:
     iter: "Expr"
     cond: "Expr | None"
     span: Span
+    more: tuple = ()  # further `for ... in ... [if ...]` clauses, nested as Python's: ((targets, iter, cond), ...)
 
 
 @_dc

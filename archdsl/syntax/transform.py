@@ -231,8 +231,12 @@ class ToAst(Transformer):
     def list_lit(self, meta, c):
         return A.ListLit(tuple(x for x in c if x is not None), self._span(meta))
 
+    def comp_clause(self, meta, c):
+        return tuple(c)  # (targets, iter, cond or None)
+
     def list_comp(self, meta, c):
-        return A.ListComp(c[0], c[1], c[2], c[3], self._span(meta))
+        (targets, it, cond), more = c[1], tuple(c[2:])
+        return A.ListComp(c[0], targets, it, cond, self._span(meta), more)
 
     def dict_lit(self, meta, c):
         return A.DictLit(tuple(x for x in c if x is not None), self._span(meta))

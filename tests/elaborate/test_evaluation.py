@@ -74,6 +74,19 @@ def test_string_interpolation_and_collections():
     assert value("[1, 2, 3, 4][1:3]") == [2, 3]
 
 
+@pytest.mark.parametrize("expr", [
+    "[i * 10 + j for i in range(3) if i != 1 for j in range(i + 1)]",
+    "[(a, b) for a in range(3) for b in range(a) if a + b > 1]",
+    "[x for row in [[1, 2], [3], []] for x in row]",
+    "[i * j for i in range(3) for j in range(3) for k in range(2) if k == i % 2]",
+    "[[j for j in range(i)] for i in range(4)]",
+])
+def test_nested_comprehensions_as_python(expr):
+    """Several `for` clauses loop inside each other, each `if` filtering its own clause, as Python's."""
+    got = value(expr)
+    assert [tuple(v) if isinstance(v, (list, tuple)) and expr.startswith("[(") else v for v in got] == eval(expr)
+
+
 def test_record_access_by_attribute():
     g = archdsl.check_source("let cfg = {width: 8, act: 'relu'}\n"
                              "model m(x: float32[2, 4]) -> y { y = x -> linear(cfg.width) }\n")

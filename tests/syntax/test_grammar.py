@@ -83,6 +83,8 @@ def test_list_comprehension():
     assert expr("[i * 2 for i in range(n) if i > 0]") == A.ListComp(
         B("*", N("i"), C(2)), ("i",), call("range", N("n")), B(">", N("i"), C(0)), _)
     assert expr("[a for a, b in zip(p, q)]") == A.ListComp(N("a"), ("a", "b"), call("zip", N("p"), N("q")), None, _)
+    assert expr("[i for i in a if i for j in b]") == A.ListComp(N("i"), ("i",), N("a"), N("i"), _,
+                                                               ((("j",), N("b"), None),))
 
 
 def test_import():
