@@ -273,6 +273,7 @@ class CompiledTrain:
     eval_model: onnx.ModelProto
     info: object
     graph: Graph
+    unused: list = field(default_factory=list)  # results that reach no output, as written (ir.Unused)
 
 
 def build_train(mod: Module, model: str | None, options: CompileOptions, train,
@@ -299,6 +300,7 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
                              doc=f"{name} (eval) from {_source_name(mod)} (archdsl {__version__})").model
     expose_initializers(eval_model, list(ev.params))
     graph = elaborate_model(mod, name)
+    unused = unused_results(graph)
     optimize(graph, options.opt_level, tuple(options.disabled_passes),
              PassContext(opset=opset, inference=False, train_forward=True))
     train_ctx = PassContext(opset=opset, inference=False)
@@ -306,7 +308,7 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
         graph, train, opset=opset, seed=options.seed, weights=weights, metadata=meta,
         optimize=lambda g: optimize(g, level, tuple(options.disabled_passes), train_ctx),
         doc=f"{name} train step from {_source_name(mod)} (archdsl {__version__})")
-    return CompiledTrain(step_model, eval_model, info, graph)
+    return CompiledTrain(step_model, eval_model, info, graph, unused)
 
 
 def compile_train_file(path, train, defines=None, model: str | None = None, **options) -> CompiledTrain:

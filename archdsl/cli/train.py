@@ -111,7 +111,7 @@ def _options(args) -> driver.CompileOptions:
 def build_train(args, sources, mod) -> int:
     """The body of `archdsl build --train`: OUT.onnx (the step) and OUT.eval.onnx."""
     ct = driver.build_train(mod, args.model, _options(args), train_config(args), sources)
-    warn(ct.graph, [], sources)
+    warn(ct.graph, ct.unused, sources)
     out = Path(args.output) if args.output else Path(args.file).with_name(f"{ct.eval_model.graph.name}.train.onnx")
     eval_out = beside(out, out.name[: -len(".onnx")] + ".eval.onnx" if out.suffix.lower() == ".onnx"
                       else out.name + ".eval.onnx", "the eval model")
@@ -229,7 +229,7 @@ def cmd_train(args, sources) -> int:
         for path in (out, ckpt):
             files.probe_writable(path)
     ct = driver.build_train(mod, args.model, _options(args), train_config(args), sources)
-    warn(ct.graph, [], sources)
+    warn(ct.graph, ct.unused, sources)
     opts = LoopOptions(data=args.data, val=args.val, epochs=args.epochs, batch_size=args.batch_size, output=out,
                        checkpoint=ckpt, resume=args.resume, provider=args.provider, threads=args.threads,
                        seed=args.seed, quiet=args.quiet, schedule=args.schedule, warmup=args.warmup,

@@ -107,7 +107,8 @@ def test_a_result_that_reaches_no_output_is_a_warning(tmp_path, capsys):
     spec = tmp_path / "u.arch"
     spec.write_text("model m(x: float32[B, 4]) -> y {\n    z = x -> linear(3) as fc -> relu\n"
                     "    w = x -> linear(4) as head\n    v = x @ ref(\"head.weight\")\n    y = w\n}\n")
-    for argv in (["check", str(spec)], ["build", str(spec), "-o", str(tmp_path / "u.onnx")]):
+    for argv in (["check", str(spec)], ["build", str(spec), "-o", str(tmp_path / "u.onnx")],
+                 ["build", str(spec), "--train", "--loss", "mse", "-o", str(tmp_path / "t.onnx")]):
         assert main(argv) == 0
         err = capsys.readouterr().err
         assert err.count("warning:") == 2, err
