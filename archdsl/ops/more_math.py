@@ -126,12 +126,11 @@ register(OpDef(
 
 # ---------------- cumsum ----------------
 
-_cumsum_axis = torch_dim  # torch.cumsum's dim
 
 
 def cumsum_infer(ins, a):
     x = ins[0]
-    _cumsum_axis("cumsum", x, a["dim"])
+    torch_dim("cumsum", x, a["dim"])
     # torch sums integers (and bools) in int64
     return [x if x.dtype.is_float else TensorType(DType.int64, x.shape)]
 
@@ -144,7 +143,7 @@ def cumsum_lower(reverse: int):
         if t.rank == 0:
             e.op("Identity", [x], outputs=outs)
             return
-        ax = _cumsum_axis("cumsum", t, c.attrs["dim"])
+        ax = torch_dim("cumsum", t, c.attrs["dim"])
         e.op("CumSum", [x, _i64(e, ax)], outputs=outs, reverse=reverse)
     return lower
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..types import DType, TensorType, numel
 from ._common import i64 as _i64
-from ._common import narrow_into, shape_str, wide_outputs, widen
+from ._common import narrow_into, shape_str, wide_np, wide_outputs, widen
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis, same_dim, torch_dim
 
@@ -37,17 +37,13 @@ def _scatter_nodes(e, x: str, idx: str, upd: str, t: TensorType, ax: int, outs) 
 
 # ---------------- scatter_add ----------------
 
-def _scatter_axis(x: TensorType, dim: int) -> int:
-    return torch_dim("scatter_add", x, dim)
-
-
 def _scatter_add_infer(ins, a):
     x, index, src = ins
     _operands("scatter_add", x, index, src, "src")
     if not index.rank == x.rank == src.rank:
         fail(f"scatter_add: x, index and src must have one rank, got x {shape_str(x)}, index {shape_str(index)}, "
              f"src {shape_str(src)} (torch.scatter_add)")
-    ax = _scatter_axis(x, a["dim"])
+    ax = torch_dim("scatter_add", x, a["dim"])
     for i, (n, m, s) in enumerate(zip(x.shape, index.shape, src.shape)):
         if isinstance(m, int) and isinstance(s, int) and m > s:
             fail(f"scatter_add: index {shape_str(index)} is larger than src {shape_str(src)} at dim {i} ({m} > {s}); "
@@ -73,7 +69,7 @@ def _scatter_add_lower(e, ins, outs, c):
         _scatter_nodes(e, x, idx, src, x_t, 0, [y])
         e.op("Squeeze", [y, one], outputs=outs)
         return
-    _scatter_nodes(e, x, idx, src, x_t, _scatter_axis(x_t, c.attrs["dim"]), outs)
+    _scatter_nodes(e, x, idx, src, x_t, torch_dim("scatter_add", x_t, c.attrs["dim"]), outs)
 
 
 def _scatter_add_grad(b, c, ins, outs, gouts):
@@ -146,13 +142,10 @@ def _index_add_lower(e, ins, outs, c):
         to = _i64(e, list(s_t.shape)) if all(isinstance(d, int) for d in s_t.shape) else e.op("Shape", [source])
         idx = e.op("Expand", [idx, to])
     alpha = c.attrs["alpha"]
-    if alpha != 1:
-        wide = np.float32 if x_t.dtype.is_16bit else x_t.dtype.numpy
-        if x_t.dtype.is_16bit:
-            source = e.op("Cast", [source], to=DType.float32.onnx)
-        source = e.op("Mul", [source, e.const(np.array(alpha if x_t.dtype.is_float else int(alpha), dtype=wide))])
-        if x_t.dtype.is_16bit:
-            source = e.op("Cast", [source], to=x_t.dtype.onnx)
+    if alpha != 1:  # 16-bit: times alpha in float32, rounded back before the sum
+        scale = e.const(np.array(alpha if x_t.dtype.is_float else int(alpha), dtype=wide_np(x_t)))
+        scaled = e.op("Mul", [widen(e, source, x_t), scale])
+        source = e.op("Cast", [scaled], to=x_t.dtype.onnx) if x_t.dtype.is_16bit else scaled
     _scatter_nodes(e, x, idx, source, x_t, ax, outs)
 
 

@@ -15,18 +15,15 @@ from .shapes import torch_dim
 __all__: list[str] = []
 
 
-_axis = torch_dim  # torch.sort's dim (a 0-d tensor sorts as one element)
-
-
 def _sort_infer(ins, a):
     x = ins[0]
-    _axis("sort", x, a["dim"])
+    torch_dim("sort", x, a["dim"])
     return [x, TensorType(DType.int64, x.shape)]
 
 
 def _argsort_infer(ins, a):
     x = ins[0]
-    _axis("argsort", x, a["dim"])
+    torch_dim("argsort", x, a["dim"])
     return [TensorType(DType.int64, x.shape)]
 
 
@@ -49,7 +46,7 @@ def sort_nodes(e, x: str, t: TensorType, dim: int, descending: bool, values: str
             e.op("Identity", [x], outputs=[values])
         e.op("Identity", [_i64(e, 0)], outputs=[indices])
         return
-    ax = _axis("sort", t, dim)
+    ax = torch_dim("sort", t, dim)
     n = t.shape[ax]
     k = _i64(e, [n]) if isinstance(n, int) else e.op("Shape", [x], start=ax, end=ax + 1)
     symbolic = not all(isinstance(d, int) for d in t.shape)
@@ -82,7 +79,7 @@ def _sort_grad(b, c, ins, outs, gouts):
         return [None]
     if c.in_types[0].rank == 0:
         return [gouts[0]]
-    ax = _axis("sort", c.in_types[0], c.attrs["dim"])
+    ax = torch_dim("sort", c.in_types[0], c.attrs["dim"])
     return [b.op("autodiff.movement_grad", gouts[0], ins[0], outs[1], op="gather", attrs={"dim": ax})]
 
 
