@@ -16,9 +16,9 @@ from .report import error_text
 __all__ = ["measure_choices"]
 
 
-def _session(nodes, inputs, outputs, inits, opset: int, threads: int):
+def _session(nodes, inputs, outputs, inits, opset: int, threads: int, value_info=()):
     ops = [helper.make_opsetid("", opset)]
-    g = helper.make_graph(nodes, "choice", inputs, outputs, initializer=inits)
+    g = helper.make_graph(nodes, "choice", inputs, outputs, initializer=inits, value_info=list(value_info))
     m = helper.make_model(g, opset_imports=ops)
     m.ir_version = helper.find_min_ir_version_for(ops)
     return make_session(m.SerializeToString(), threads)
@@ -105,6 +105,25 @@ def _attention(opset: int):
     return x, y, fused, dec, {n: rng.standard_normal((1, 12, t, 64), np.float32) for n in "qkv"}
 
 
+def _channel_scale(opset: int):
+    """A conv's map scaled per channel by a gate computed from it (squeeze-excitation), then another conv:
+    the gate upsampled to the map's size first (expand_channel_scale; onnxruntime's CPU keeps the blocked
+    conv layout) against the broadcast Mul (it reorders the map out to NCHW and back)."""
+    c, hw = 96, 56
+    rng = np.random.default_rng(0)
+    w1, w2 = (_c(n, rng.standard_normal((c, c, 1, 1)) * 0.1) for n in ("w1", "w2"))
+    x, y = [_vi("x", ["B", c, hw, hw])], [_vi("y", ["B", c, hw, hw])]
+    gate = [helper.make_node("Conv", ["x", "w1"], ["h"]), helper.make_node("GlobalAveragePool", ["h"], ["p"]),
+            helper.make_node("Sigmoid", ["p"], ["s"])]
+    up = helper.make_node("Resize", ["s", "", "sc"], ["su"], mode="nearest",
+                          coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    expanded = (gate + [up, helper.make_node("Mul", ["h", "su"], ["m"]), helper.make_node("Conv", ["m", "w2"], ["y"])],
+                [w1, w2, _c("sc", [1, 1, hw, hw])], [_vi("su", ["B", c, hw, hw])])  # named B, as archdsl writes it
+    broadcast = (gate + [helper.make_node("Mul", ["h", "s"], ["m"]), helper.make_node("Conv", ["m", "w2"], ["y"])],
+                 [w1, w2])
+    return x, y, expanded, broadcast, {"x": rng.standard_normal((1, c, hw, hw)).astype(np.float32)}
+
+
 def measure_choices(opset: int, threads: int = 2, rounds: int = 30) -> list[dict]:
     """One row per choice: fused-op ms, decomposition ms, median ratio fused/decomposed, at `opset` (and
     Attention also at 24, the newest opset onnxruntime 1.32 has an Attention kernel for)."""
@@ -116,7 +135,9 @@ def measure_choices(opset: int, threads: int = 2, rounds: int = 30) -> list[dict
              ("LayerNormalization vs ReduceMean decomposition", "[1, 128, 768]", _layernorm, opset,
               "LayerNormalization"),
              ("Reshape+Gemm+Reshape vs MatMul+Add (3-D linear)", "[1, 128, 768] x [768, 3072]", _linear, opset,
-              "MatMul+Add (fewer nodes)")]
+              "MatMul+Add (fewer nodes)"),
+             ("Resize(gate) + Mul vs broadcast Mul (SE after a conv)", "[1, 96, 56, 56] * [1, 96, 1, 1]",
+              _channel_scale, opset, "Resize + Mul (expand_channel_scale)")]
     cases += [(f"Attention vs MatMul/Softmax (opset {o})", "[1, 12, 128, 64] causal", _attention, o,
                "Attention" if runs_natively("Attention", o) else "MatMul/Softmax (no Attention kernel)")
               for o in sorted({min(24, opset), opset}) if o >= 23]
@@ -126,8 +147,8 @@ def measure_choices(opset: int, threads: int = 2, rounds: int = 30) -> list[dict
             continue
         try:
             x, y, fused, dec, feeds = make(o)
-            a = _session(fused[0], x, y, fused[1], o, threads)
-            b = _session(dec[0], x, y, dec[1], o, threads)
+            a = _session(fused[0], x, y, fused[1], o, threads, *fused[2:])  # [value_info] last, if any
+            b = _session(dec[0], x, y, dec[1], o, threads, *dec[2:])
             times = alternate({"fused": (a, feeds), "dec": (b, feeds)}, rounds)
         except Exception as e:  # noqa: BLE001 - one choice that cannot run is a row saying so, not a lost run
             rows.append({"choice": title, "shape": shape, "opset": o, "emits": emits, "error": error_text(e)})

@@ -110,7 +110,7 @@ def _scaling_rows(results: dict, notes: list[str]):
 
 
 def _choice_rows(results: dict, notes: list[str]):
-    head = ["lowering choice (onnxruntime CPU)", "shape", "opset", "fused op ms", "decomposed ms", "ratio",
+    head = ["lowering choice A vs B (onnxruntime CPU)", "shape", "opset", "A ms", "B ms", "ratio A/B",
             "archdsl emits"]
     rows = []
     for r in results.get("choices", []):
@@ -156,7 +156,7 @@ def render(results: dict, exporters: list[str], markdown: bool = False) -> None:
     con.print(_machine_line(results))
     for t_title, h, rs in ((title, head, rows), ("onnxruntime CUDA latency, batch 1", ghead, grows),
                            ("compile time vs graph size (deep MLP, width 16)", shead, srows),
-                           ("lowering choices: fused ONNX op vs decomposition", chead, crows)):
+                           ("lowering choices: each A vs B", chead, crows)):
         if not rs:
             continue
         t = Table(title=t_title)

@@ -20,6 +20,7 @@ from .manager import (
 from . import dead_code, fold_constants, cse, remove_noops, compose_layout  # noqa: F401  isort: skip
 from . import narrow_rows  # noqa: F401  isort: skip
 from . import fold_batchnorm, pretranspose_linear, fuse_gemm, fuse_attention  # noqa: F401  isort: skip
+from . import expand_channel_scale  # noqa: F401  isort: skip
 from .derived import DerivedSpec
 from .report import format_report
 

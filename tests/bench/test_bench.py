@@ -188,7 +188,8 @@ def test_archdsl_child_builds_at_the_opset_asked(tmp_path):
 def test_lowering_choice_microbenchmarks_run(capsys):
     from archdsl.bench.choices import measure_choices
     rows = measure_choices(24, threads=1, rounds=1)
-    assert {r["choice"].split(" vs ")[0] for r in rows} >= {"Bias + Gelu(tanh)", "LayerNormalization", "Attention"}
+    assert {r["choice"].split(" vs ")[0] for r in rows} >= {"Bias + Gelu(tanh)", "LayerNormalization", "Attention",
+                                                           "Resize(gate) + Mul"}
     assert all(r["fused_ms"] > 0 and r["decomposed_ms"] > 0 for r in rows)
     render({"machine": MACHINE, "threads": 1, "rounds": 1, "torch": "no", "models": [],
             "scaling": [], "choices": rows}, [], markdown=True)

@@ -17,7 +17,7 @@ STEPS = ("conv_bn", "conv_nobias_bn", "bn", "relu", "mul1", "one_mul", "add0", "
          "perm2", "transpose_self", "reshape2", "constfold", "scale", "attention", "attention_mask", "linear3d",
          "expand_same", "cast_same", "getitem_full", "branch", "matmul_bias", "expand_like", "deconv_bn",
          "rows", "rows_end", "cls_attention", "two_rows", "tap", "conv_tap_bn", "perm_turn", "rows_on_axis",
-         "attention_probs_out")
+         "attention_probs_out", "squeeze_excite")
 FULL = ("s", None, None, None)
 
 
@@ -117,6 +117,10 @@ def apply(b: Builder, h, step: str):
     if step == "rows_on_axis":  # a row taken on the softmax's own axis (written -1): not narrowed above it
         r = op("softmax", op("mul", h, b.const(f32(0.7))), axis=-1)
         return op("add", h, op("unsqueeze", op("getitem", r, index=(FULL, FULL, FULL, ("i", 1))), dim=3))
+    if step == "squeeze_excite":  # a conv map scaled per channel by a gate computed from it (16 channels)
+        m = op("silu", op("conv2d", h, out_channels=16, kernel_size=(1,)))
+        gate = op("sigmoid", op("conv2d", op("global_avgpool", m), out_channels=16, kernel_size=(1,)))
+        return op("conv2d", op("mul", m, gate), out_channels=C, kernel_size=(1,))
     if step == "branch":   # a second output reads an intermediate value
         b.output(f"side{b.k}", op("sigmoid", h))
         return h

@@ -61,6 +61,12 @@ model m(x: float32[B, T, 8]) -> y {
     h = x -> layernorm as ln -> multihead_attention(8, 2) as attn
     y = (x + h -> linear(4) as fc -> gelu)[:, 0]
 }""",
+    "expand_channel_scale": """
+model m(x: float32[B, 3, 8, 8]) -> y {
+    h = x -> conv2d(16, 3, padding=1) as conv -> silu
+    s = h -> global_avgpool -> conv2d(4, 1) as fc1 -> relu -> conv2d(16, 1) as fc2 -> sigmoid
+    y = h * s
+}""",
     "fuse_attention": """
 model m(q: float32[B, 2, T, 8], k: float32[B, 2, T, 8], v: float32[B, 2, T, 8]) -> y {
     att = q @ k.T / sqrt(8) -> causal_mask -> softmax -> dropout(0.1)
