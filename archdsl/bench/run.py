@@ -242,7 +242,7 @@ def _main(argv: list[str] | None) -> int:
     ap.add_argument("--scaling", metavar="SIZES",
                     help="deep-MLP node counts (default 1000,10000,100000; quick 1000,10000; 0 = skip)")
     ap.add_argument("--no-choices", dest="choices", action="store_false",
-                    help="skip the micro-benchmarks behind the lowering choices (fused op vs decomposition)")
+                    help="skip the micro-benchmarks behind the lowering choices (each A against B)")
     ap.add_argument("--no-cuda", dest="use_cuda", action="store_false",
                     help="skip the CUDA latency table (measured when onnxruntime lists CUDAExecutionProvider)")
     ap.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")

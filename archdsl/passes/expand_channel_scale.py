@@ -10,11 +10,11 @@ Exact: nearest replication of a 1x1 map is the broadcast.
 
 Rule: mul(x, s) or mul(s, x), float32, x [N, C, H, W] with H and W known and H*W > 1, s [N, C, 1, 1]
 (the same N) computed in the graph (a constant scale is left to onnxruntime's Conv+Mul folding), x made by
-a 2-D conv that onnxruntime blocks (C a multiple of 16, groups 1 with fewer than 8
-or a multiple of 16 input channels, or depthwise), through activations it keeps blocked. Where x is not
+a 2-D conv that onnxruntime blocks (C a multiple of 16, groups 1 with fewer than 8 or a multiple of 16
+input channels, or depthwise), through activations it keeps blocked. Where x is not
 blocked the Resize would only add work (1.9x on that Mul alone, measured), so nothing else is rewritten.
-On runtimes without that layout (ARM CPUs, CUDA) the Resize is a small extra cost: `--disable-pass
-expand_channel_scale`. Inference graphs only."""
+Where onnxruntime has no blocked layout (its NCHWc kernels are x86-64's; CUDA) the Resize is a small
+extra cost: `--disable-pass expand_channel_scale`. Inference graphs only."""
 
 from __future__ import annotations
 
