@@ -138,10 +138,9 @@ def _make(n: int):
         params=params, infer=infer, lower=lower, cost=cost, grad=grad,
         doc=f"{n}-D convolution (torch.nn.Conv{n}d); groups=channels gives a depthwise conv. padding is a number, "
             f"one per spatial dim, or \"same\" (stride 1; an odd total padded one more at the end, as torch) or "
-            f"\"valid\" (none). padding_mode: \"zeros\" (default), \"reflect\", "
-            f"\"replicate\" or \"circular\" (torch's nn.Conv{n}d padding_mode: x padded so by `padding` first, then "
-            f"convolved unpadded; reflect needs padding < the input size, circular <= it). Differs from torch: "
-            f"none.",
+            f"\"valid\" (none). padding_mode (torch's): \"zeros\" (default), \"reflect\", \"replicate\" or "
+            f"\"circular\": x padded so by `padding` (\"same\"'s split included), then convolved unpadded; reflect "
+            f"padding must be smaller than the input's size, circular at most it.",
     ))
 
 
