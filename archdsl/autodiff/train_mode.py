@@ -10,9 +10,10 @@ import numpy as np
 
 from ..diagnostics import ArchError
 from ..ir import Graph, Node, Value
-from ..ops import OpCall
+from ..ops import OpCall, get
 from ..ops.attention import decompose
 from ..ops.conv import geometry as conv_geom
+from ..ops.conv import mode_pad
 from ..ops.recurrent import check_trainable
 from ..ops.recurrent import decompose as decompose_recurrent
 from .builder import GradBuilder
@@ -94,19 +95,26 @@ def _conv(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[s
     """A conv trains as GEMMs: 3x3 stride 1 by Winograd F(4x4, 3x3) or F(2x2, 3x3) where there are enough tiles
     (conv_winograd.py), others as im2col GEMMs in channels-last layout (conv_train.py). onnxruntime's
     Conv/ConvTranspose with a weight that is a graph input measured 2-4x slower than either. Grouped convs
-    and few input channels keep the Conv form."""
+    and few input channels keep the Conv form. A padding_mode other than zeros pads x first (the pad op), and
+    the GEMMs convolve the padded x unpadded."""
     x, w = node.inputs[0], node.inputs[1]
-    if not conv_gemm_fits(x.type, w.type.shape, node.attrs["groups"]):
+    padded = mode_pad(x.type, node.attrs, x.type.rank - 2)
+    x_t = get("pad").infer([x.type], {**get("pad").defaults(), **padded[0]})[0] if padded else x.type
+    if not conv_gemm_fits(x_t, w.type.shape, node.attrs["groups"]):
         return None
-    k, s, d, pads = conv_geom(x.type, node.attrs, x.type.rank - 2)
+    if padded:
+        x = b.op("pad", x, **padded[0])
+        k, s, d, pads = padded[1]
+    else:
+        k, s, d, pads = conv_geom(x.type, node.attrs, x.type.rank - 2)
     flat_pads = tuple(p[0] for p in pads) + tuple(p[1] for p in pads)
     if winograd_fits(x.type, w.type.shape, k, s, d, node.attrs["groups"]):
         for m in WINOGRAD_TILES:
             if tile_rows(x.type, flat_pads, m) >= MIN_TILE_ROWS:
-                return b.op("autodiff.conv_wino", *node.inputs, pads=flat_pads, m=m)[0], {}
+                return b.op("autodiff.conv_wino", x, *node.inputs[1:], pads=flat_pads, m=m)[0], {}
     rows = node.outputs[0].type.shape[0] if isinstance(node.outputs[0].type.shape[0], int) else 32
     rows *= math.prod(node.outputs[0].type.shape[2:])
-    y = b.op("autodiff.conv_gemm", *node.inputs, kernel=tuple(k), stride=tuple(s), dilation=tuple(d),
+    y = b.op("autodiff.conv_gemm", x, *node.inputs[1:], kernel=tuple(k), stride=tuple(s), dilation=tuple(d),
              pads=flat_pads, order="ck" if w.type.shape[0] > rows else "kc")  # transpose the smaller of weight and col
     return y[0], {}
 

@@ -1,4 +1,6 @@
-"""conv1d/2d/3d: torch's nn.ConvNd layout ([out, in/groups, *kernel] weight), "same" padding included."""
+"""conv1d/2d/3d: torch's nn.ConvNd layout ([out, in/groups, *kernel] weight), "same" padding included, and
+torch's padding_mode: reflect, replicate or circular padding is a pad (vision_misc.lower_pad, the pad op's own
+lowering and gradient) before a conv with no padding, as nn.ConvNd does."""
 
 from __future__ import annotations
 
@@ -6,10 +8,13 @@ import math
 
 from ..types import numel
 from ._common import bfloat16_from, conv_channels, float_input, kaiming_uniform, positive, shape_str
-from .registry import Attr, OpDef, ParamSpec, fail, register
+from .registry import Attr, OpCall, OpDef, ParamSpec, fail, get, register
 from .shapes import expand, window_out
+from .vision_misc import check_pad_fits, lower_pad
 
-__all__ = ["geometry"]
+__all__ = ["geometry", "mode_pad"]
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 def _pads(a, n, k, d):
@@ -32,6 +37,23 @@ def geometry(x, a, n):
     d = expand(a["dilation"], n, "dilation")
     positive(f"conv{n}d", a, "kernel_size", "stride", "dilation")
     return k, s, d, _pads(a, n, k, d)
+
+
+def mode_pad(x, a, n):
+    """For padding_mode reflect/replicate/circular: (the pad op's attributes padding x first, the conv's
+    geometry on the padded input: pads all 0); None for zeros (the conv pads itself). A mode with no padding
+    ("valid", 0) pads nothing, as in torch."""
+    if a.get("padding_mode", "zeros") == "zeros":
+        return None
+    k, s, d, pads = geometry(x, a, n)
+    if all(p == (0, 0) for p in pads):
+        return None
+    flat = tuple(p for pair in reversed(pads) for p in pair)  # torch's order: last dim first
+    return {"pad": flat, "mode": a["padding_mode"], "value": 0.0}, (k, s, d, [(0, 0)] * n)
+
+
+def _pad_pairs(x, pads):
+    return [(0, 0), (0, 0)] + list(pads)
 
 
 def _make(n: int):
@@ -59,6 +81,8 @@ def _make(n: int):
         k, s, d, pads = geometry(x, a, n)
         if tuple(w.shape[2:]) != tuple(k):
             fail(f"{name}: weight kernel {list(w.shape[2:])} does not match kernel_size {list(k)}")
+        if a["padding_mode"] != "zeros":
+            check_pad_fits(name, x, _pad_pairs(x, pads), a["padding_mode"], "padding")
         spatial = tuple(window_out(x.shape[2 + i], k[i], s[i], sum(pads[i]), d[i]) for i in range(n))
         return [x.with_shape((x.shape[0], w.shape[0]) + spatial)]
 
@@ -66,6 +90,11 @@ def _make(n: int):
         a = c.attrs
         bfloat16_from(e, c.in_types[0], name, "ONNX Conv takes")
         k, s, d, pads = geometry(c.in_types[0], a, n)
+        if a["padding_mode"] != "zeros":
+            if any(p != (0, 0) for p in pads):
+                ins = [lower_pad(e, ins[0], c.in_types[0], _pad_pairs(c.in_types[0], pads), a["padding_mode"])] \
+                    + list(ins[1:])
+            pads = [(0, 0)] * n
         e.op("Conv", ins, outputs=outs, kernel_shape=list(k), strides=list(s), dilations=list(d),
              pads=[p[0] for p in pads] + [p[1] for p in pads], group=a["groups"])
 
@@ -76,6 +105,17 @@ def _make(n: int):
     def grad(b, c, ins, outs, gouts):
         """gx: the transposed conv of g; gw: x correlated with g; gb: g summed over batch and space."""
         g, a, x_t = gouts[0], c.attrs, c.in_types[0]
+        padded = mode_pad(x_t, a, n)
+        if padded is not None:  # the pad's own gradient rule composed with the unpadded conv's
+            pad_def, x = get("pad"), ins[0]
+            pad_attrs = {**pad_def.defaults(), **padded[0]}
+            xp = b.op("pad", x, **pad_attrs)
+            conv_call = OpCall((b.type(xp), *c.in_types[1:]), c.out_types,
+                               {**a, "padding": (0,), "padding_mode": "zeros"})
+            res = grad(b, conv_call, [xp, *ins[1:]], outs, gouts)
+            if res[0] is not None:
+                res[0] = pad_def.grad(b, OpCall((x_t,), (b.type(xp),), pad_attrs), [x], [xp], [res[0]])[0]
+            return res
         k, s, d, pads = geometry(x_t, a, n)
         geom = {"stride": s, "dilation": d, "pads": tuple(p[0] for p in pads) + tuple(p[1] for p in pads),
                 "groups": a["groups"]}
@@ -94,11 +134,13 @@ def _make(n: int):
         name=name, inputs=("x",), category="layer",
         attrs=(Attr("out_channels", "int"), Attr("kernel_size", "ints"), Attr("stride", "ints", 1),
                Attr("padding", "padding", 0), Attr("dilation", "ints", 1), Attr("groups", "int", 1),
-               Attr("bias", "bool", True)),
+               Attr("bias", "bool", True), Attr("padding_mode", "str", "zeros", choices=PADDING_MODES)),
         params=params, infer=infer, lower=lower, cost=cost, grad=grad,
         doc=f"{n}-D convolution (torch.nn.Conv{n}d); groups=channels gives a depthwise conv. padding is a number, "
             f"one per spatial dim, or \"same\" (stride 1; an odd total padded one more at the end, as torch) or "
-            f"\"valid\" (none).",
+            f"\"valid\" (none). padding_mode (torch's): \"zeros\" (default), \"reflect\", \"replicate\" or "
+            f"\"circular\": x padded so by `padding` (\"same\"'s split included), then convolved unpadded; reflect "
+            f"padding must be smaller than the input's size, circular at most it.",
     ))
 
 

@@ -1,15 +1,14 @@
 """pad: torch.nn.functional.pad, for asymmetric padding that a conv's own `padding` cannot say
-(DDPM's (0, 1, 0, 1) before a stride-2 conv, a TCN's causal left padding)."""
+(DDPM's (0, 1, 0, 1) before a stride-2 conv, a TCN's causal left padding). Its lowering (lower_pad) and its
+size check (check_pad_fits) also serve the convs' padding_mode (conv.py)."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..types import Dim, dim_add, numel
-from ._common import fill_array, shape_str
+from ._common import fill_array, i64, shape_str
 from .registry import Attr, OpDef, fail, register
 
-__all__: list[str] = []
+__all__ = ["check_pad_fits", "lower_pad"]
 
 _MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
@@ -25,30 +24,47 @@ def _per_axis(x, a) -> list[tuple[int, int]]:
     return pairs
 
 
+def check_pad_fits(op: str, x, pairs, mode: str, what: str = "padding") -> None:
+    """torch's limits where the size is known: reflect pads less than the dim, circular at most the dim
+    (wrapping around once)."""
+    for ax, (d, (lo, hi)) in enumerate(zip(x.shape, pairs)):
+        if (mode in ("reflect", "circular") and (lo or hi) and isinstance(d, int)
+                and max(lo, hi) >= d + (mode == "circular")):
+            limit = "smaller than" if mode == "reflect" else "at most"
+            fail(f"{op}: {mode} {what} ({lo}, {hi}) on dim {ax} must be {limit} its size {d} (input {shape_str(x)})")
+
+
+def lower_pad(e, x: str, x_t, pairs, mode: str, value=None, outputs=None) -> str:
+    """x padded by (begin, end) per axis in a torch mode: one ONNX Pad, but circular below opset 19 (no Pad
+    mode "wrap" there) as a Concat per padded axis of x's last `begin` elements, x and its first `end` ones."""
+    if mode == "circular" and e.opset < 19:
+        padded = [ax for ax, p in enumerate(pairs) if p != (0, 0)]
+        if not padded:
+            return e.op("Identity", [x], outputs=outputs)
+        for ax in padded:
+            lo, hi = pairs[ax]
+            parts = ([e.op("Slice", [x, i64(e, [-lo]), i64(e, [2**63 - 1]), i64(e, [ax])])] if lo else []) + [x] \
+                + ([e.op("Slice", [x, i64(e, [0]), i64(e, [hi]), i64(e, [ax])])] if hi else [])
+            x = e.op("Concat", parts, outputs=outputs if ax == padded[-1] else None, axis=ax)
+        return x
+    pads = i64(e, [p[0] for p in pairs] + [p[1] for p in pairs])
+    extra = [e.const(fill_array("pad", value, x_t.dtype))] if mode == "constant" else []
+    return e.op("Pad", [x, pads] + extra, outputs=outputs, mode=_MODES[mode])
+
+
 def _infer(ins, a):
     x = ins[0]
     pairs = _per_axis(x, a)
     mode = a["mode"]
     if mode == "constant":
         fill_array("pad", a["value"], x.dtype, named_infinity=False)  # pad takes a number, not "inf"
-    out: list[Dim] = []
-    for d, (lo, hi) in zip(x.shape, pairs):
-        if (mode in ("reflect", "circular") and (lo or hi) and isinstance(d, int)
-                and max(lo, hi) >= d + (mode == "circular")):
-            fail(f"pad: {mode} padding ({lo}, {hi}) must be smaller than the dim {d} of {shape_str(x)}")
-        out.append(dim_add(d, lo + hi))
+    check_pad_fits("pad", x, pairs, mode)
+    out: list[Dim] = [dim_add(d, lo + hi) for d, (lo, hi) in zip(x.shape, pairs)]
     return [x.with_shape(tuple(out))]
 
 
 def _lower(e, ins, outs, c):
-    x = c.in_types[0]
-    mode = c.attrs["mode"]
-    if mode == "circular" and e.opset < 19:
-        fail("pad: circular padding needs opset 19 or newer")
-    pairs = _per_axis(x, c.attrs)
-    pads = e.const(np.array([p[0] for p in pairs] + [p[1] for p in pairs], dtype=np.int64))
-    extra = [e.const(fill_array("pad", c.attrs["value"], x.dtype))] if mode == "constant" else []
-    e.op("Pad", [ins[0], pads] + extra, outputs=outs, mode=_MODES[mode])
+    lower_pad(e, ins[0], c.in_types[0], _per_axis(c.in_types[0], c.attrs), c.attrs["mode"], c.attrs["value"], outs)
 
 
 register(OpDef(

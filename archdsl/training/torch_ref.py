@@ -33,9 +33,13 @@ def _conv(n):
     fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[n]
 
     def run(node, x, w, b=None):
+        """nn.ConvNd's forward: padding_mode other than zeros is F.pad in that mode, then an unpadded conv."""
         s, d, pads = _pads(node, n)
         flat = [p for pair in reversed(pads) for p in pair]
-        if any(p[0] != p[1] for p in pads):
+        mode = node.attrs.get("padding_mode", "zeros")
+        if mode != "zeros":
+            x, pad = F.pad(x, flat, mode=mode), 0
+        elif any(p[0] != p[1] for p in pads):
             x, pad = F.pad(x, flat), 0
         else:
             pad = [p[0] for p in pads]

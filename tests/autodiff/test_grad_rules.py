@@ -155,6 +155,34 @@ def test_conv_wide(n, k, s, d, p, seed):
         check_grad(f"conv{n}d", [x, normal(seed + 1, 3, 16, *([k] * n)), normal(seed + 2, 3)], attrs, seed=seed)
 
 
+@settings(max_examples=16, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mode=st.sampled_from(["reflect", "replicate", "circular"]), n=st.integers(1, 3), g=st.integers(1, 2),
+       k=st.integers(1, 3), s=st.integers(1, 2), d=st.integers(1, 2), pad=st.sampled_from([1, 2, [2, 1], "same"]),
+       wide=st.booleans(), bias=st.booleans(), opset17=st.booleans(), seed=st.integers(0, 99))
+@example(mode="reflect", n=1, g=1, k=3, s=1, d=1, pad=2, wide=False, bias=True, opset17=False, seed=0)
+@example(mode="replicate", n=2, g=2, k=3, s=2, d=1, pad=[2, 1], wide=False, bias=False, opset17=False, seed=1)
+@example(mode="circular", n=2, g=1, k=2, s=1, d=2, pad="same", wide=True, bias=True, opset17=True, seed=2)
+@example(mode="circular", n=1, g=1, k=3, s=2, d=1, pad=2, wide=False, bias=False, opset17=True, seed=3)
+def test_conv_padding_mode(mode, n, g, k, s, d, pad, wide, bias, opset17, seed):
+    """padding_mode: the pad's own rule (every padded element's gradient added back where it was read) composed
+    with the conv's; 16 channels take the im2col weight gradient; circular at opset 17 is Slice/Concat."""
+    if pad == "same":
+        s = 1
+    elif isinstance(pad, list):
+        pad = pad[:n] + [1] * (n - len(pad))
+    cin = 16 if wide else 2
+    g = 1 if wide else g
+    size = (5, 4, 3)[:n]
+    x = normal(seed, 2, cin, *size)
+    attrs = {"out_channels": 2 * g, "kernel_size": k, "stride": s, "padding": pad, "dilation": d, "groups": g,
+             "bias": bias, "padding_mode": mode}
+    arrays = [x, normal(seed + 1, 2 * g, cin // g, *([k] * n))] + ([normal(seed + 2, 2 * g)] if bias else [])
+    if not _valid(f"conv{n}d", [x], attrs):
+        return
+    with mock.patch.object(gradcheck._build, "__defaults__", (17 if opset17 else gradcheck.OPSET64, None)):
+        check_grad(f"conv{n}d", arrays, attrs, seed=seed)
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(["max", "avg"]), n=st.integers(1, 3), k=st.integers(1, 3), s=st.integers(1, 3),
        p=st.integers(0, 1), ceil=st.booleans(), include=st.booleans(), dil=st.integers(1, 2), seed=st.integers(0, 99))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import archdsl
+from archdsl import runtime
 
 from .core_harness import (
     ACTS,
@@ -23,6 +25,7 @@ from .core_harness import (
     dim,
     pool_ref,
     rand,
+    refused,
     run_op,
 )
 
@@ -93,6 +96,129 @@ def test_conv2d(c, sym, opset):
 @given(c=conv_case(3), sym=SYM, opset=OPSET)
 def test_conv3d(c, sym, opset):
     _conv(3, c, sym, opset)
+
+
+MODES = ["zeros", "reflect", "replicate", "circular"]
+
+
+@st.composite
+def padding_mode_case(draw):
+    """A conv of any rank, groups, stride and dilation with torch's padding modes; sizes are at least what the
+    mode needs (reflect pads less than the size, circular at most the size) and what the window needs."""
+    nd = draw(st.integers(1, 3))
+    c = draw(conv_case(nd))
+    mode = draw(st.sampled_from(MODES))
+    if c["padding"] == "int" and draw(st.booleans()):
+        c["padding"], c["p"] = "list", [draw(st.integers(0, 2)) for _ in range(nd)]
+    if c["padding"] == "same":
+        tot = [d * (k - 1) for d, k in zip(c["dil"], c["k"])]
+        pads = [(t // 2, t - t // 2) for t in tot]
+    else:
+        p = c["p"] if c["padding"] == "list" else [c["p"] if c["padding"] == "int" else 0] * nd
+        pads = [(q, q) for q in p]
+    need = {"reflect": 1, "circular": 0}.get(mode, -10)
+    top = 4 if nd == 3 else 6
+    low = [max(1, max(pads[i]) + need, c["dil"][i] * (c["k"][i] - 1) + 1 - sum(pads[i])) for i in range(nd)]
+    c["size"] = [draw(st.integers(lo, max(lo, top))) for lo in low]
+    return dict(c, nd=nd, mode=mode, pads=pads)
+
+
+@covers("conv1d", "conv2d", "conv3d")
+@settings(SETTINGS, max_examples=40)
+@given(c=padding_mode_case(), sym=SYM, opset=OPSET)
+def test_conv_padding_mode_matches_torch(c, sym, opset):
+    """padding_mode against torch.nn.ConvNd(..., padding_mode=m) with our weights, in float64."""
+    torch = pytest.importorskip("torch")
+    nd = c["nd"]
+    x = rand(c["batch"], c["cin"], *c["size"])
+    pad = {"int": str(c["p"]), "list": str(c["p"]), "same": '"same"', "valid": '"valid"'}[c["padding"]]
+    y, w = run_op(f"x -> conv{nd}d({c['cout']}, {c['k']}, stride={c['stride']}, padding={pad}, "
+                  f"dilation={c['dil']}, groups={c['groups']}, bias={b(c['bias'])}, padding_mode=\"{c['mode']}\") as c",
+                  x=x, sym=sym, opset=opset)
+    assert set(w) == ({"c.weight", "c.bias"} if c["bias"] else {"c.weight"})
+    assert w["c.weight"].shape == (c["cout"], c["cin"] // c["groups"], *c["k"])
+    tp = tuple(c["p"]) if c["padding"] == "list" else c["p"] if c["padding"] == "int" else c["padding"]
+    conv = getattr(torch.nn, f"Conv{nd}d")(c["cin"], c["cout"], c["k"], stride=c["stride"], padding=tp,
+                                           dilation=c["dil"], groups=c["groups"], bias=c["bias"],
+                                           padding_mode=c["mode"]).double()
+    conv.load_state_dict({k.removeprefix("c."): torch.from_numpy(v).double() for k, v in w.items()})
+    with torch.no_grad():
+        close(y, conv(torch.from_numpy(x).double()).numpy())
+
+
+@pytest.mark.parametrize("mode", MODES[1:])
+@pytest.mark.parametrize("opset", [17, NEWEST])
+@pytest.mark.parametrize("hw", [(3, 5), (6, 4)])
+def test_conv_padding_mode_over_symbolic_sizes(mode, opset, hw):
+    """[B, 2, H, W]: the pad reads its sizes at run time (circular below opset 19 slices the input's last
+    and first rows); against torch at two sizes."""
+    torch = pytest.importorskip("torch")
+    x = rand(2, 2, *hw)
+    src = (f'model m(x: float32[B, 2, H, W]) -> y {{ y = x -> conv2d(3, 3, padding=[2, 1], padding_mode="{mode}") '
+           f'as c }}')
+    g = archdsl.check_source(src)
+    assert [str(d) for d in g.outputs[0][1].type.shape] == ["B", "3", "(H+2)", "W"]
+    model = archdsl.compile_source(src, opset=opset)
+    w = {i.name: onnx.numpy_helper.to_array(i).copy() for i in model.graph.initializer if i.name.startswith("c.")}
+    y = runtime.session(model, "cpu").run(None, {"x": x})[0]
+    conv = torch.nn.Conv2d(2, 3, 3, padding=[2, 1], padding_mode=mode).double()
+    conv.load_state_dict({k.removeprefix("c."): torch.from_numpy(v).double() for k, v in w.items()})
+    with torch.no_grad():
+        close(y, conv(torch.from_numpy(x).double()).numpy())
+
+
+def _nodes(src: str, opset: int):
+    m = archdsl.compile_source(src, opset=opset)
+    return [(n.op_type, {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}) for n in m.graph.node]
+
+
+@pytest.mark.parametrize("opset", [17, NEWEST])
+def test_conv_padding_mode_lowering(opset):
+    """zeros (given or not) is one Conv with its pads; another mode is the pad then a Conv with pads 0
+    (circular below opset 19 as Slice/Concat, no Pad); a mode with nothing to pad is the Conv alone."""
+    src = "model m(x: float32[B, 2, 8, 8]) -> y {{ y = x -> conv2d(4, 3, padding={p}{m}) }}"
+    plain = _nodes(src.format(p="[1, 2]", m=""), opset)
+    assert [t for t, _ in plain] == ["Conv"] and plain[0][1]["pads"] == [1, 2, 1, 2]
+    assert _nodes(src.format(p="[1, 2]", m=', padding_mode="zeros"'), opset) == plain
+    for mode in MODES[1:]:
+        got = _nodes(src.format(p="[1, 2]", m=f', padding_mode="{mode}"'), opset)
+        assert got[-1][0] == "Conv" and got[-1][1]["pads"] == [0, 0, 0, 0]
+        pads = [t for t, _ in got[:-1]]
+        assert pads == (["Slice"] * 4 + ["Concat"] * 2 if mode == "circular" and opset < 19 else ["Pad"]) \
+            or sorted(pads) == sorted(["Slice"] * 4 + ["Concat"] * 2), (mode, pads)
+        for p in ("0", '"valid"'):
+            assert [t for t, _ in _nodes(src.format(p=p, m=f', padding_mode="{mode}"'), opset)] == ["Conv"]
+
+
+@pytest.mark.parametrize("x, call, words", [
+    ("float32[B, 2, 3, 8]", 'conv2d(x, 4, 3, padding=3, padding_mode="reflect")',
+     r"conv2d: reflect padding \(3, 3\) on dim 2 must be smaller than its size 3 \(input \[B, 2, 3, 8\]\)"),
+    ("float32[B, 2, 4]", 'conv1d(x, 4, 9, padding="same", padding_mode="reflect")',
+     r"conv1d: reflect padding \(4, 4\) on dim 2 must be smaller than its size 4"),
+    ("float32[B, 2, 3, 3, 9]", 'conv3d(x, 4, 3, padding=[1, 1, 10], padding_mode="circular")',
+     r"conv3d: circular padding \(10, 10\) on dim 4 must be at most its size 9"),
+    ("float32[B, 2, 8]", 'conv1d(x, 4, 3, padding=1, padding_mode="wrap")',
+     r'padding_mode.* must be one of "zeros", "reflect", "replicate", "circular", got "wrap"'),
+    ("float32[B, 2, 8, 8]", 'conv2d(x, 4, 3, padding="same", stride=2, padding_mode="reflect")',
+     r'padding="same" needs stride 1'),
+    ("float32[B, 2, 8, 8]", 'conv_transpose2d(x, 4, 3, padding_mode="reflect")',
+     r"conv_transpose2d\(\) has no argument 'padding_mode'"),
+])
+def test_conv_padding_mode_refusals(x, call, words):
+    """As torch: reflect padding below the size, circular at most the size (where the size is known), the four
+    modes only, "same" at stride 1, and no padding_mode on transposed convs."""
+    refused(f"model m(x: {x}) -> y {{ y = {call} }}", words)
+
+
+def test_conv_padding_mode_accepts_what_torch_does():
+    """torch takes a mode with padding "valid" or 0, replicate padding past the size, circular padding equal
+    to it, and reflect over a symbolic size (checked at run time)."""
+    for x, call in [("float32[B, 2, 2]", 'conv1d(x, 4, 1, padding="valid", padding_mode="reflect")'),
+                    ("float32[B, 2, 1]", 'conv1d(x, 4, 1, padding=0, padding_mode="reflect")'),
+                    ("float32[B, 2, 1]", 'conv1d(x, 4, 3, padding=5, padding_mode="replicate")'),
+                    ("float32[B, 2, 3]", 'conv1d(x, 4, 3, padding=3, padding_mode="circular")'),
+                    ("float32[B, 2, T]", 'conv1d(x, 4, 3, padding=3, padding_mode="reflect")')]:
+        archdsl.check_source(f"model m(x: {x}) -> y {{ y = {call} }}")
 
 
 @covers("batchnorm")

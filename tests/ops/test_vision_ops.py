@@ -374,17 +374,37 @@ def test_heaviside_matches_torch(v0):
 
 @settings(max_examples=10, deadline=None)
 @given(pads=st.lists(st.integers(0, 3), min_size=4, max_size=4), short=st.booleans(),
-       mode=st.sampled_from(["constant", "reflect", "replicate", "circular"]))
-def test_pad_matches_torch(pads, short, mode):
+       mode=st.sampled_from(["constant", "reflect", "replicate", "circular"]),
+       opset=st.sampled_from([17, runtime.newest_opset()]))
+def test_pad_matches_torch(pads, short, mode, opset):
+    """At opset 17 circular is a Slice/Concat per padded dim (ONNX Pad has mode "wrap" from opset 19)."""
     if short and mode == "constant":  # torch takes a pair for the last dim only in constant mode on 4-D input
         pads = pads[:2]
     x = rand(2, 3, 4, 5)
     src = f"""model m(x: float32[B, 3, 4, 5]) -> y {{
         y = x -> pad({pads}, mode="{mode}", value=1.5)
     }}"""
-    (y,), _ = run(src, {"x": x})
+    (y,), _ = run(src, {"x": x}, opset=opset)
     ref = F.pad(t(x), pads, mode=mode, value=1.5) if mode == "constant" else F.pad(t(x), pads, mode=mode)
     np.testing.assert_array_equal(y, ref.numpy())
+
+
+@pytest.mark.parametrize("pad, mode, words", [
+    ([0, 0, 4, 1], "reflect",
+     r"pad: reflect padding \(4, 1\) on dim 2 must be smaller than its size 4 \(input \[B, 3, 4, 5\]\)"),
+    ([6, 0], "circular", r"pad: circular padding \(6, 0\) on dim 3 must be at most its size 5"),
+])
+def test_pad_refuses_what_torch_does(pad, mode, words):
+    with pytest.raises(ArchError, match=words):
+        archdsl.check_source(f'model m(x: float32[B, 3, 4, 5]) -> y {{ y = x -> pad({pad}, mode="{mode}") }}')
+    archdsl.check_source(f'model m(x: float32[B, 3, 9, 9]) -> y {{ y = x -> pad({pad}, mode="{mode}") }}')
+
+
+@pytest.mark.parametrize("opset", [17, runtime.newest_opset()])
+def test_circular_pad_over_a_symbolic_length(opset):
+    x = rand(2, 3, 4)
+    (y,), _ = run('model m(x: float32[B, 3, T]) -> y { y = x -> pad([3, 2], mode="circular") }', {"x": x}, opset=opset)
+    np.testing.assert_array_equal(y, F.pad(t(x), [3, 2], mode="circular").numpy())
 
 
 def test_pad_keeps_symbolic_length():

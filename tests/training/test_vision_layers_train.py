@@ -45,3 +45,22 @@ def test_vision_layers_over_symbolic_sizes_train_like_torch(hw):
     compiled step at two sizes."""
     ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=GLOBAL)
     one_step_like_torch(ct, fwd, batches(ct, 1, 2, 3, seed=6, dims={"H": hw[0], "W": hw[1]}))
+
+
+PADDING_MODES = """
+model padded(x: float32[B, 3, 12, 12]) -> y {
+    h = x -> conv2d(16, 3, padding=1, padding_mode="reflect") as c1 -> relu                  # few channels: Conv
+    h = h -> conv2d(16, 3, padding=1, padding_mode="reflect", bias=false) as c2 -> relu      # Winograd GEMMs
+    h = h -> conv2d(8, [2, 3], stride=2, padding=[1, 2], padding_mode="circular") as c3      # im2col GEMM
+    h = h -> conv2d(4, 3, padding="same", groups=2, padding_mode="replicate") as c4 -> tanh  # grouped: Conv
+    y = h -> adaptive_avgpool2d(2) -> flatten -> linear(3) as head
+}
+"""
+
+
+def test_conv_padding_modes_train_like_torch():
+    """reflect/circular/replicate convs (torch's padding_mode) in each train form: the Conv with its gradient
+    rule (the pad's rule composed with the conv's) and the Winograd and im2col GEMM forms on the padded input;
+    one SGD step against torch autograd on nn.ConvNd's forward (F.pad in the mode, then the conv)."""
+    ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1, momentum=0.9), text=PADDING_MODES)
+    one_step_like_torch(ct, fwd, batches(ct, 1, 3, 3, seed=7))
