@@ -160,8 +160,9 @@ def _fold_grad(b, c, ins, outs, gouts):
 _DIFF = ("Float inputs only (integers are refused: ONNX Conv has no integer form); bfloat16 is moved in "
          "float32, float16 and float64 go to Conv/ConvTranspose as they are (onnxruntime's CPU has no float64 "
          "Conv: such a model is valid ONNX that other runtimes run). Exact for finite values; unlike torch's "
-         "copy, an inf or NaN makes NaN of every output of each block it lies in (the one-hot weight's zeros "
-         "times it). kernel_size, dilation, padding, stride: one number or [h, w], as torch.")
+         "copies, an inf or NaN spreads NaN over its blocks (unfold: every output of each block it lies in; "
+         "fold: the whole area of its block), the one-hot weight's zeros times it. "
+         "kernel_size, dilation, padding, stride: one number or [h, w], as torch.")
 
 register(OpDef(
     name="unfold", inputs=("x",), category="tensor",

@@ -134,7 +134,8 @@ def test_unfold_fold_diagnostics():
            " f: float32[B, 12, 16], s: float32[B, 12, L]) -> y {\n    y = "
     for call, match in [
         ("unfold(i, 2)", "unfold: input must be a float tensor, got int64"),
-        ("unfold(v, 2)", r"unfold: expected a rank-4 input \[N, C, H, W\] \(or an unbatched \[C, H, W\]\), got \[3, 5\]"),
+        ("unfold(v, 2)", r"unfold: expected a rank-4 input \[N, C, H, W\] \(or an unbatched \[C, H, W\]\), "
+                         r"got \[3, 5\]"),
         ("unfold(c, 2)", "unfold: the channel dim must be a known size"),
         ("unfold(x, 4, dilation=2)", "unfold: the height block of 7 .kernel 4, dilation 2. is larger than the padded "
                                      "height of 5"),
