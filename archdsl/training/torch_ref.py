@@ -29,6 +29,15 @@ def _pads(node, n):
     return s, d, pads
 
 
+def _pair(v) -> tuple:
+    return tuple(v) * 2 if len(v) == 1 else tuple(v)
+
+
+def _blocks(node) -> dict:
+    """unfold's and fold's kernel_size, dilation, padding and stride as torch's pairs."""
+    return {k: _pair(node.attrs[k]) for k in ("kernel_size", "dilation", "padding", "stride")}
+
+
 def _conv(n):
     fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[n]
 
@@ -226,6 +235,8 @@ _OPS = {
     "scatter_add": lambda n, x, i, s: x.scatter_add(n.attrs["dim"], i.long(), s),
     "index_add": lambda n, x, i, s: torch.index_add(x, n.attrs["dim"], i.long(), s, alpha=_alpha(n, x)),
     "cumprod": lambda n, x: torch.cumprod(x, n.attrs["dim"]),
+    "unfold": lambda n, x: F.unfold(x, **_blocks(n)),
+    "fold": lambda n, x: F.fold(x, _pair(n.attrs["output_size"]), **_blocks(n)),
     "repeat_interleave": lambda n, x: torch.repeat_interleave(x, n.attrs["repeats"], dim=n.attrs["dim"]),
     "eye": lambda n: torch.eye(n.attrs["n"], n.attrs["m"] if n.attrs["m"] is not None else n.attrs["n"],
                                dtype=getattr(torch, n.attrs["dtype"])),

@@ -32,6 +32,7 @@ from . import (  # noqa: F401 - their @covers fill COVERED
     test_reductions,
     test_scan_repeat_ops,
     test_sort_scatter_ops,
+    test_unfold_ops,
     test_vision_layers,
 )
 from .core_harness import CORE_MODULES, COVERED, NEWEST, close, rand, run_op
@@ -89,6 +90,7 @@ _USES = {
     "scatter_add": "scatter_add(x, 1, argsort(x), x)",  # scatter.py
     "index_add": "index_add(x, 1, argmax(x, 1), x[:, :2], alpha=2)",
     "cumprod": "cumprod(x, 1)", "repeat_interleave": "repeat_interleave(x, 2, 1)", "eye": "eye(2, 3)",
+    "unfold": "x4 -> unfold(1)", "fold": "fold(x3, [1, 1], 1)",  # unfold.py
     "cross_entropy": "cross_entropy(x, positions(x)[:2])", "bce_with_logits": "bce_with_logits(x, x)",  # losses.py
     "unsqueeze": "x -> unsqueeze(0)", "squeeze": "x3 -> squeeze", "expand": "x3 -> expand(shape=[2, 3, 4])",
     "mean": "mean(x)", "sum": "sum(x, dim=[1])", "amax": "amax(x)", "amin": "amin(x)", "where": "where(m, x, x)",
