@@ -96,12 +96,11 @@ def _grad(b, c, ins, outs, gouts):
     elif p == math.inf:  # every coordinate at the max gets the whole gradient (torch's)
         gd = b.op("where", b.op("eq", b.op("abs", d), y), b.op("mul", g, b.op("sign", d)), k(0.0))
     else:
-        safe = b.op("where", zero, k(1.0), y)
         if p == 2:
-            gd = b.op("div", b.op("mul", g, d), safe)
+            gd = b.op("div", b.op("mul", g, d), y)
         else:
-            gd = b.op("mul", b.op("mul", g, b.op("sign", d)), b.op("pow", b.op("div", b.op("abs", d), safe), k(p - 1)))
-        gd = b.op("where", zero, k(0.0), gd)
+            gd = b.op("mul", b.op("mul", g, b.op("sign", d)), b.op("pow", b.op("div", b.op("abs", d), y), k(p - 1)))
+        gd = b.op("where", zero, k(0.0), gd)  # 0 / 0 there: torch's gradient is 0
     r = len(b.type(gd).shape)
     res = [None, None]
     if b.needs(0):
