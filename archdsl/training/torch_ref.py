@@ -161,6 +161,11 @@ def _full_value(v):
     return {"inf": math.inf, "-inf": -math.inf}.get(v, v) if isinstance(v, str) else v
 
 
+def _cdist_p(p) -> float:
+    """cdist's p: "inf" as a number."""
+    return float("inf") if p == "inf" else float(p)
+
+
 def _drop_path(x, p: float):
     """timm's drop_path in training: each example kept with probability 1 - p, scaled by 1/(1-p)."""
     if p == 0:
@@ -237,6 +242,9 @@ _OPS = {
     "cumprod": lambda n, x: torch.cumprod(x, n.attrs["dim"]),
     "unfold": lambda n, x: F.unfold(x, **_blocks(n)),
     "fold": lambda n, x: F.fold(x, _pair(n.attrs["output_size"]), **_blocks(n)),
+    "local_response_norm": lambda n, x: F.local_response_norm(x, n.attrs["size"], n.attrs["alpha"], n.attrs["beta"],
+                                                               n.attrs["k"]),
+    "cdist": lambda n, a, b: torch.cdist(a, b, _cdist_p(n.attrs["p"]), compute_mode="donot_use_mm_for_euclid_dist"),
     "repeat_interleave": lambda n, x: torch.repeat_interleave(x, n.attrs["repeats"], dim=n.attrs["dim"]),
     "eye": lambda n: torch.eye(n.attrs["n"], n.attrs["m"] if n.attrs["m"] is not None else n.attrs["n"],
                                dtype=getattr(torch, n.attrs["dtype"])),

@@ -26,6 +26,7 @@ from . import (  # noqa: F401 - their @covers fill COVERED
     test_filled,
     test_indexing_ops,
     test_losses,
+    test_lrn_cdist,
     test_mobile_ops,
     test_more_activations,
     test_more_tensor_ops,
@@ -91,6 +92,7 @@ _USES = {
     "index_add": "index_add(x, 1, argmax(x, 1), x[:, :2], alpha=2)",
     "cumprod": "cumprod(x, 1)", "repeat_interleave": "repeat_interleave(x, 2, 1)", "eye": "eye(2, 3)",
     "unfold": "x4 -> unfold(1)", "fold": "fold(x3, [1, 1], 1)",  # unfold.py
+    "local_response_norm": "x3 -> local_response_norm(3)", "cdist": "cdist(x, x[:1], p=1)",  # lrn, cdist.py
     "cross_entropy": "cross_entropy(x, positions(x)[:2])", "bce_with_logits": "bce_with_logits(x, x)",  # losses.py
     "unsqueeze": "x -> unsqueeze(0)", "squeeze": "x3 -> squeeze", "expand": "x3 -> expand(shape=[2, 3, 4])",
     "mean": "mean(x)", "sum": "sum(x, dim=[1])", "amax": "amax(x)", "amin": "amin(x)", "where": "where(m, x, x)",

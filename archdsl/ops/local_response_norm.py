@@ -1,0 +1,143 @@
+"""local_response_norm: torch.nn.LocalResponseNorm (AlexNet's and the original GoogLeNet's LRN), across channels:
+    b_c = a_c / (k + alpha / size * sum_{j in W(c)} a_j^2) ^ beta,
+W(c) torch's window: size // 2 channels before c, (size - 1) // 2 after, clipped to [0, C).
+
+ONNX LRN's window is floor((size - 1) / 2) before and ceil((size - 1) / 2) after: the same as torch's for an odd
+size, its mirror image for an even one. So an odd size lowers to LRN: onnxruntime's CPU kernel is float32 and 4-d
+only, so 16-bit floats are computed in float32 and cast back, and other ranks are reshaped to [N, C, -1, 1] and
+back. An even size, and float64, lower to the decomposition x / (k + alpha / size * S(x^2)) ^ beta, S the window
+sum, written as a Pad and ceil(log2 size) rounds of Slice/Add (sums of 1, 2, 4, ... channels, then the binary
+digits of size).
+
+The gradient is that decomposition's: S is linear, and its transpose is the window sum with `before` and
+`after` swapped."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..types import DType, numel
+from ._common import float_input, narrow_into, narrowed, shape_str, wide_np, wide_outputs, widen, widened
+from ._common import i64 as _i64
+from .registry import Attr, OpDef, fail, register
+
+__all__: list[str] = []
+
+_END = np.iinfo(np.int64).max
+
+
+def _infer(ins, a):
+    x = ins[0]
+    float_input("local_response_norm", x)
+    if x.rank < 3:
+        fail(f"local_response_norm: expected an input [N, C, ...] of rank 3 or more, got {shape_str(x)} (as torch: "
+             f"it normalizes across the channels of each position)")
+    if a["size"] < 1:
+        fail(f"local_response_norm: size must be at least 1 (the channels in the window), got {a['size']}")
+    return [x]
+
+
+def _window(size: int) -> tuple[int, int]:
+    """torch's window around a channel: (channels before, channels after)."""
+    return size // 2, (size - 1) // 2
+
+
+def window_sum(e, v: str, rank: int, before: int, after: int) -> str:
+    """sum_{j = c - before}^{c + after} v_j along axis 1, zeros past either end. The padded tensor P has
+    length L = C + n - 1 (n = before + after + 1); S_m (the sums of m neighbours, length L - m + 1) doubles as
+    S_2m[i] = S_m[i] + S_m[i + m]; the result adds S_(2^b)[off:off + C] over the binary digits b of n."""
+    n = before + after + 1
+    if n == 1:
+        return v
+    pads = [0] * (2 * rank)
+    pads[1], pads[rank + 1] = before, after
+    sums = {1: e.op("Pad", [v, _i64(e, pads)], mode="constant")}
+
+    def part(s: str, start: int, trim: int) -> str:
+        """s (holding sums of m) from `start`, `trim` elements short of its end (C elements in all)."""
+        return e.op("Slice", [s, _i64(e, [start]), _i64(e, [-trim if trim else _END]), _i64(e, [1])])
+    m = 1
+    while 2 * m <= n:
+        sums[2 * m] = e.op("Add", [part(sums[m], 0, m), part(sums[m], m, 0)])
+        m *= 2
+    acc, off = None, 0
+    while m:
+        if n & m:
+            term = part(sums[m], off, n - m - off)
+            acc = term if acc is None else e.op("Add", [acc, term])
+            off += m
+        m //= 2
+    return acc
+
+
+def _decomposed(e, x: str, t, a, outs) -> None:
+    """x / (k + alpha / size * S(x^2)) ^ beta, in float32 for 16-bit inputs."""
+    dt = wide_np(t)
+    h = widen(e, x, t)
+    s = window_sum(e, e.op("Mul", [h, h]), t.rank, *_window(a["size"]))
+    d = e.op("Add", [e.op("Mul", [s, e.const(np.array(a["alpha"] / a["size"], dt))]), e.const(np.array(a["k"], dt))])
+    y = e.op("Div", [h, e.op("Pow", [d, e.const(np.array(a["beta"], dt))])], outputs=wide_outputs(t, outs))
+    narrow_into(e, y, t, outs)
+
+
+def _lower(e, ins, outs, c):
+    t, a = c.in_types[0], c.attrs
+    if a["size"] % 2 == 0 or t.dtype is DType.float64:  # ONNX's window differs; onnxruntime has no float64 LRN
+        _decomposed(e, ins[0], t, a, outs)
+        return
+    h = widen(e, ins[0], t)
+    four = t.rank == 4  # onnxruntime's LRN kernel takes 4-d inputs only: [N, C, L] and [N, C, ...] made [N, C, -1, 1]
+    x4 = h if four else e.op("Unsqueeze", [h, _i64(e, [3])]) if t.rank == 3 else \
+        e.op("Reshape", [h, _i64(e, [0, 0, -1, 1])])
+    y = e.op("LRN", [x4], outputs=wide_outputs(t, outs) if four else None, size=a["size"], alpha=a["alpha"],
+             beta=a["beta"], bias=a["k"])
+    if not four:
+        y = e.op("Reshape", [y, e.op("Shape", [h])], outputs=wide_outputs(t, outs))
+    narrow_into(e, y, t, outs)
+
+
+def _grad(b, c, ins, outs, gouts):
+    t, a = c.in_types[0], c.attrs
+    before, after = _window(a["size"])
+
+    def forward(r, x):
+        h = widened(r, x, t.dtype)
+        s = r.op("autodiff.channel_window_sum", r.op("mul", h, h), before=before, after=after)
+        d = r.op("add", r.op("mul", s, r.const(a["alpha"] / a["size"], like=h)), r.const(a["k"], like=h))
+        return narrowed(r, r.op("div", h, r.op("pow", d, r.const(a["beta"], like=h))), t.dtype)
+    return b.vjp(forward, list(ins), gouts)
+
+
+register(OpDef(
+    name="local_response_norm", inputs=("x",), category="layer", aliases=("lrn",),
+    attrs=(Attr("size", "int"), Attr("alpha", "float", 1e-4), Attr("beta", "float", 0.75), Attr("k", "float", 1.0)),
+    infer=_infer, lower=_lower, grad=_grad, cost=lambda c: 6 * numel(c.in_types[0].shape),
+    doc="Local response normalization across channels (torch.nn.LocalResponseNorm, AlexNet): x / (k + alpha / "
+        "size * sum of x^2 over `size` neighbouring channels) ^ beta, torch's window (size // 2 channels before, "
+        "(size - 1) // 2 after). Input [N, C, ...], rank 3 or more; no parameters. An odd size lowers to ONNX LRN "
+        "(in float32, reshaped to 4-d for onnxruntime's kernel; 16-bit floats computed in float32 and cast "
+        "back). ONNX's window for an even size is the mirror image of torch's, so even sizes (and float64, "
+        "which onnxruntime's LRN lacks) lower to a decomposition: Pad, log2(size) rounds of Slice/Add, Pow, Div.",
+))
+
+
+# ---------------- the window sum, an internal op (the decomposition's, for the gradient) ----------------
+
+def _ws_lower(e, ins, outs, c):
+    y = window_sum(e, ins[0], c.in_types[0].rank, c.attrs["before"], c.attrs["after"])
+    e.op("Identity", [y], outputs=outs)
+
+
+def _ws_grad(b, c, ins, outs, gouts):
+    """Linear; its transpose sums the same window mirrored."""
+    if gouts[0] is None:
+        return [None]
+    return [b.op("autodiff.channel_window_sum", gouts[0], before=c.attrs["after"], after=c.attrs["before"])]
+
+
+register(OpDef(
+    name="autodiff.channel_window_sum", inputs=("x",), category="internal",
+    attrs=(Attr("before", "int"), Attr("after", "int")),
+    infer=lambda ins, a: [ins[0]], lower=_ws_lower, grad=_ws_grad, cost=lambda c: 0,
+    doc="sum of x over channels c - before .. c + after along dim 1 (zeros past the ends)",
+))

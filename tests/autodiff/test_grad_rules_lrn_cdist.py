@@ -1,0 +1,62 @@
+"""Gradient rules of local_response_norm and cdist (ops/local_response_norm.py, ops/cdist.py) against central
+finite differences in float64, as test_grad_rules.py does for the core ops; cdist at zero distance (no
+derivative there) against torch's autograd."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from archdsl.types import DType, TensorType
+
+from . import gradcheck
+from .gradcheck import FAST, check_grad, normal
+
+
+@FAST
+@given(shape=st.lists(st.integers(1, 4), min_size=2, max_size=3), c=st.integers(1, 7), size=st.integers(1, 8),
+       alpha=st.sampled_from([0.5, 3.0]), beta=st.sampled_from([0.75, 1.3]), k=st.sampled_from([1.0, 2.0]),
+       seed=st.integers(0, 99))
+def test_local_response_norm(shape, c, size, alpha, beta, k, seed):
+    """alpha large enough that the window's sum moves the output (at torch's 1e-4 it is nearly x / k^beta);
+    windows wider than C, even and odd sizes."""
+    x = normal(seed, shape[0], c, *shape[1:])
+    check_grad("local_response_norm", [x], {"size": size, "alpha": alpha, "beta": beta, "k": k}, seed=seed)
+
+
+_P = [0.0, 1.0, 2.0, 3.5, "inf", 0.5]
+
+
+@pytest.mark.parametrize("p", _P, ids=[str(p) for p in _P])
+@FAST
+@given(batch1=st.lists(st.integers(1, 3), max_size=2), data=st.data(), rows=st.integers(1, 4),
+       rows2=st.integers(1, 4), m=st.integers(1, 4), seed=st.integers(0, 99))
+def test_cdist(p, batch1, data, rows, rows2, m, seed):
+    """Batch dims broadcast (x2 with dims of 1 and fewer dims); normal draws have no zero distance, no tied
+    coordinates for inf and no zero differences for 1 and 0.5."""
+    batch2 = [data.draw(st.sampled_from([d, 1])) for d in batch1][data.draw(st.integers(0, len(batch1))):]
+    check_grad("cdist", [normal(seed, *batch1, rows, m), normal(seed + 1, *batch2, rows2, m)], {"p": p}, seed=seed)
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.5, "inf", 0.0], ids=str)
+def test_cdist_gradient_at_zero_distance_is_torchs(p):
+    """Rows equal in x1 and x2 (distance 0, where the p-norm has no derivative): torch's gradient there is 0,
+    not the nan of d / dist; the other rows get torch's gradient too."""
+    torch = pytest.importorskip("torch")
+    x1 = normal(0, 2, 3, 4)
+    x2 = normal(1, 2, 5, 4)
+    x2[0, 1] = x1[0, 0]
+    x2[1, 4] = x1[1, 2]
+    x1[1, 1] = x2[1, 0]
+    rs = [normal(2, 2, 3, 5)]
+    types = [TensorType(DType.float64, x.shape) for x in (x1, x2)]
+    model, _ = gradcheck._build("cdist", types, {"p": p}, DType.float64, rs, [0, 1])
+    _, g1, g2 = gradcheck.run_model(model, {"in0": x1, "in1": x2})
+    t1, t2 = torch.tensor(x1, requires_grad=True), torch.tensor(x2, requires_grad=True)
+    y = torch.cdist(t1, t2, float(p), compute_mode="donot_use_mm_for_euclid_dist")
+    (y * torch.from_numpy(rs[0])).sum().backward()
+    assert np.isfinite(g1).all() and np.isfinite(g2).all()
+    np.testing.assert_allclose(g1, t1.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(g2, t2.grad.numpy(), rtol=1e-10, atol=1e-12)
