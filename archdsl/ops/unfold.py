@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, TensorType, dim_mul, numel
-from ._common import float_input, positive, shape_str
+from ._common import float_input, i64, positive, shape_str
 from .registry import Attr, OpDef, fail, register
 from .shapes import expand, window_out
 
@@ -99,22 +99,18 @@ def _narrow(e, y: str, t: TensorType, outs) -> None:
         e.op("Identity", [y], outputs=outs)
 
 
-def _i64(e, v) -> str:
-    return e.const(np.array(v, dtype=np.int64))
-
-
 def _unfold_lower(e, ins, outs, c):
     t, (o,) = c.in_types[0], c.out_types
     k, d, p, s = _geom("unfold", c.attrs)
     x, np_dt = _wide(e, ins[0], t)
     if t.rank == 3:
-        x = e.op("Unsqueeze", [x, _i64(e, [0])])
+        x = e.op("Unsqueeze", [x, i64(e, [0])])
     ch = t.shape[-3]
     y = e.op("Conv", [x, e.const(_one_hot(ch, k, np_dt))], kernel_shape=list(k), strides=list(s),
              dilations=list(d), pads=list(p) * 2, group=ch)
     n_blocks = o.shape[-1] if isinstance(o.shape[-1], int) else -1
     shape = [ch * k[0] * k[1], n_blocks] if t.rank == 3 else [0, ch * k[0] * k[1], n_blocks]
-    _narrow(e, e.op("Reshape", [y, _i64(e, shape)]), t, outs)
+    _narrow(e, e.op("Reshape", [y, i64(e, shape)]), t, outs)
 
 
 def _fold_lower(e, ins, outs, c):
@@ -124,13 +120,13 @@ def _fold_lower(e, ins, outs, c):
     x, np_dt = _wide(e, ins[0], t)
     ch = o.shape[-3]
     lh, lw = (window_out(out[i], k[i], s[i], 2 * p[i], d[i]) for i in range(2))
-    x = e.op("Reshape", [x, _i64(e, ([1] if t.rank == 2 else [0]) + [ch * k[0] * k[1], lh, lw])])
+    x = e.op("Reshape", [x, i64(e, ([1] if t.rank == 2 else [0]) + [ch * k[0] * k[1], lh, lw])])
     # ConvTranspose makes (L - 1)s - 2p + d(k - 1) + 1 + output_padding: the remainder the blocks leave
     extra = [(out[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) % s[i] for i in range(2)]
     y = e.op("ConvTranspose", [x, e.const(_one_hot(ch, k, np_dt))], kernel_shape=list(k), strides=list(s),
              dilations=list(d), pads=list(p) * 2, output_padding=extra, group=ch)
     if t.rank == 2:
-        y = e.op("Reshape", [y, _i64(e, [ch, *out])])
+        y = e.op("Reshape", [y, i64(e, [ch, *out])])
     _narrow(e, y, t, outs)
 
 
