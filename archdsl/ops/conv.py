@@ -52,7 +52,8 @@ def mode_pad(x, a, n):
     return {"pad": flat, "mode": a["padding_mode"], "value": 0.0}, (k, s, d, [(0, 0)] * n)
 
 
-def _pad_pairs(x, pads):
+def _pad_pairs(pads):
+    """Per axis of [N, C, spatial...]: nothing on N and C."""
     return [(0, 0), (0, 0)] + list(pads)
 
 
@@ -82,7 +83,7 @@ def _make(n: int):
         if tuple(w.shape[2:]) != tuple(k):
             fail(f"{name}: weight kernel {list(w.shape[2:])} does not match kernel_size {list(k)}")
         if a["padding_mode"] != "zeros":
-            check_pad_fits(name, x, _pad_pairs(x, pads), a["padding_mode"], "padding")
+            check_pad_fits(name, x, _pad_pairs(pads), a["padding_mode"], "padding")
         spatial = tuple(window_out(x.shape[2 + i], k[i], s[i], sum(pads[i]), d[i]) for i in range(n))
         return [x.with_shape((x.shape[0], w.shape[0]) + spatial)]
 
@@ -92,7 +93,7 @@ def _make(n: int):
         k, s, d, pads = geometry(c.in_types[0], a, n)
         if a["padding_mode"] != "zeros":
             if any(p != (0, 0) for p in pads):
-                ins = [lower_pad(e, ins[0], c.in_types[0], _pad_pairs(c.in_types[0], pads), a["padding_mode"])] \
+                ins = [lower_pad(e, ins[0], c.in_types[0], _pad_pairs(pads), a["padding_mode"])] \
                     + list(ins[1:])
             pads = [(0, 0)] * n
         e.op("Conv", ins, outputs=outs, kernel_shape=list(k), strides=list(s), dilations=list(d),
