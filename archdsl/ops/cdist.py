@@ -10,7 +10,7 @@ compute_mode="donot_use_mm_for_euclid_dist". The price is a [*, P, R, M] interme
 
 The gradient is torch's (_cdist_backward): g * d / dist for p = 2, g * sign(d) for 1, g * sign(d) at every
 coordinate reaching the max for inf, g * sign(d) (|d| / dist)^(p - 1) otherwise; 0 where dist is 0 (for every
-p), and 0 for p = 0."""
+p), 0 for a coordinate difference of 0 below p = 1 (where |d|^(p - 1) is infinite), and 0 for p = 0."""
 
 from __future__ import annotations
 
@@ -99,6 +99,8 @@ def _grad(b, c, ins, outs, gouts):
             gd = b.op("div", b.op("mul", g, d), y)
         else:
             gd = b.op("mul", b.op("mul", g, b.op("sign", d)), b.op("pow", b.op("div", b.op("abs", d), y), k(p - 1)))
+            if p < 1:  # |d|^(p-1) is inf at a coordinate difference of 0, times sign 0: torch's gradient is 0
+                gd = b.op("where", b.op("eq", d, k(0.0)), k(0.0), gd)
         gd = b.op("where", b.op("eq", y, k(0.0)), k(0.0), gd)  # 0 / 0 there: torch's gradient is 0
     r = len(b.type(gd).shape)
     res = [None, None]

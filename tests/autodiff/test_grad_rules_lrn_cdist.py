@@ -40,17 +40,9 @@ def test_cdist(p, batch1, data, rows, rows2, m, seed):
     check_grad("cdist", [normal(seed, *batch1, rows, m), normal(seed + 1, *batch2, rows2, m)], {"p": p}, seed=seed)
 
 
-@pytest.mark.parametrize("p", [1.0, 2.0, 3.5, "inf", 0.0], ids=str)
-def test_cdist_gradient_at_zero_distance_is_torchs(p):
-    """Rows equal in x1 and x2 (distance 0, where the p-norm has no derivative): torch's gradient there is 0,
-    not the nan of d / dist; the other rows get torch's gradient too."""
+def _same_gradient_as_torch(p, x1, x2):
     torch = pytest.importorskip("torch")
-    x1 = normal(0, 2, 3, 4)
-    x2 = normal(1, 2, 5, 4)
-    x2[0, 1] = x1[0, 0]
-    x2[1, 4] = x1[1, 2]
-    x1[1, 1] = x2[1, 0]
-    rs = [normal(2, 2, 3, 5)]
+    rs = [normal(2, *x1.shape[:-1], x2.shape[-2])]
     types = [TensorType(DType.float64, x.shape) for x in (x1, x2)]
     model, _ = gradcheck._build("cdist", types, {"p": p}, DType.float64, rs, [0, 1])
     _, g1, g2 = gradcheck.run_model(model, {"in0": x1, "in1": x2})
@@ -60,3 +52,27 @@ def test_cdist_gradient_at_zero_distance_is_torchs(p):
     assert np.isfinite(g1).all() and np.isfinite(g2).all()
     np.testing.assert_allclose(g1, t1.grad.numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(g2, t2.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.5, "inf", 0.0, 0.5], ids=str)
+def test_cdist_gradient_at_zero_distance_is_torchs(p):
+    """Rows equal in x1 and x2 (distance 0, where the p-norm has no derivative): torch's gradient there is 0,
+    not the nan of d / dist; the other rows get torch's gradient too."""
+    x1 = normal(0, 2, 3, 4)
+    x2 = normal(1, 2, 5, 4)
+    x2[0, 1] = x1[0, 0]
+    x2[1, 4] = x1[1, 2]
+    x1[1, 1] = x2[1, 0]
+    _same_gradient_as_torch(p, x1, x2)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.9, 1.0, 2.0, 3.5, "inf"], ids=str)
+def test_cdist_gradient_at_a_zero_coordinate_difference_is_torchs(p):
+    """Rows that agree in some coordinates but not all (distance > 0): below p = 1, |d|^(p-1) is infinite at a
+    zero difference, and torch's gradient of that coordinate is 0, not nan (a hunt got nan at p = 0.5)."""
+    x1 = normal(0, 2, 3, 4)
+    x2 = normal(1, 2, 5, 4)
+    x2[0, 1, :2] = x1[0, 0, :2]
+    x2[1, 4, 3] = x1[1, 2, 3]
+    x1[1, 1, 0] = x2[1, 0, 0]
+    _same_gradient_as_torch(p, x1, x2)
