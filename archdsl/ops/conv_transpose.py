@@ -108,13 +108,18 @@ def _make(n: int) -> None:
         if b.needs(0):
             gx = b.op(f"conv{n}d", g, ins[1], out_channels=c.in_types[0].shape[1], kernel_size=k, stride=s,
                       padding=p, dilation=d, groups=a["groups"], bias=False)
-            for i in range(n):  # output_padding >= stride: the conv also reads past the last input position
+            same = False  # the conv's length is L + output_padding // stride for an input length L
+            for i in range(n):
                 have, want = gx.type.shape[2 + i], c.in_types[0].shape[2 + i]
-                if have != want:
-                    if not (isinstance(have, int) and isinstance(want, int)):
-                        fail(f"{name}: the input gradient with output_padding >= stride needs known lengths")
-                    gx = b.op("split", gx, sizes=(want, have - want), axis=2 + i)[0]
-            res[0] = gx
+                if have == want:
+                    continue
+                if op[i] < s[i]:  # L itself, which the dim algebra cannot show for a formula L ((H-1)//2+1)
+                    same = True
+                    continue
+                if not (isinstance(have, int) and isinstance(want, int)):  # the conv reads past the last position
+                    fail(f"{name}: the input gradient with output_padding >= stride needs known lengths")
+                gx = b.op("split", gx, sizes=(want, have - want), axis=2 + i)[0]
+            res[0] = b.reshape_like(gx, ins[0]) if same else gx
         if b.needs(1):
             res[1] = b.op("autodiff.conv_weight_grad", g, ins[0], kernel=tuple(k), stride=tuple(s), dilation=tuple(d),
                           pads=tuple(p) * 2, groups=a["groups"])

@@ -47,6 +47,24 @@ def test_vision_layers_over_symbolic_sizes_train_like_torch(hw):
     one_step_like_torch(ct, fwd, batches(ct, 1, 2, 3, seed=6, dims={"H": hw[0], "W": hw[1]}))
 
 
+DOWN_UP = """
+model down_up(x: float32[B, 4, H, W]) -> y {
+    h = x -> conv2d(4, 3, stride=2, padding=1) as down -> relu       # [B, 4, (H-1)//2+1, (W-1)//2+1]
+    y = h -> conv_transpose2d(4, 3, stride=2, padding=1, output_padding=1) as up
+}
+"""
+
+
+@pytest.mark.parametrize("hw", [(7, 6), (4, 9)])
+def test_transposed_conv_after_a_strided_conv_over_symbolic_sizes_trains_like_torch(hw):
+    """The transposed conv's input length is a formula ((H-1)//2+1); its input gradient, a conv of the output's
+    gradient, has that length (output_padding < stride), which the dim algebra cannot show: it was refused
+    ("output_padding >= stride needs known lengths", a CycleGAN generator at symbolic sizes)."""
+    ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=DOWN_UP)
+    out = {f"2*(({d}-1)//2+1)": 2 * ((n - 1) // 2 + 1) for d, n in zip("HW", hw)}  # the labels' dims
+    one_step_like_torch(ct, fwd, batches(ct, 1, 2, 3, seed=7, dims={"H": hw[0], "W": hw[1], **out}))
+
+
 PADDING_MODES = """
 model padded(x: float32[B, 3, 12, 12]) -> y {
     h = x -> conv2d(16, 3, padding=1, padding_mode="reflect") as c1 -> relu                  # few channels: Conv
