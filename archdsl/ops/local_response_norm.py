@@ -2,12 +2,12 @@
     b_c = a_c / (k + alpha / size * sum_{j in W(c)} a_j^2) ^ beta,
 W(c) torch's window: size // 2 channels before c, (size - 1) // 2 after, clipped to [0, C).
 
-ONNX LRN's window is floor((size - 1) / 2) before and ceil((size - 1) / 2) after: the same as torch's for an odd
-size, its mirror image for an even one. So an odd size lowers to LRN: onnxruntime's CPU kernel is float32 and 4-d
-only, so 16-bit floats are computed in float32 and cast back, and other ranks are reshaped to [N, C, -1, 1] and
-back. An even size, and float64, lower to the decomposition x / (k + alpha / size * S(x^2)) ^ beta, S the window
-sum, written as a Pad and ceil(log2 size) rounds of Slice/Add (sums of 1, 2, 4, ... channels, then the binary
-digits of size).
+Lowered as x / (k + alpha / size * S(x^2)) ^ beta, S the window sum written as a Pad and ceil(log2 size)
+rounds of Slice/Add (sums of 1, 2, 4, ... channels, then the binary digits of size), 16-bit floats in float32.
+Not ONNX LRN: its window for an even size is the mirror image of torch's, and onnxruntime's CPU kernel keeps a
+running sum along the channels (adding the new square, subtracting the old), so one large channel corrupts
+channels far outside its window (a review: [1e6, 1, 2, 3, ...] size 3 gave 1.19 for torch's 2.00 five channels
+away, inf or nan at alpha=1); it also refuses alpha or beta <= 0, which torch takes, and has no float64.
 
 The gradient is that decomposition's: S is linear, and its transpose is the window sum with `before` and
 `after` swapped."""
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..types import DType, numel
+from ..types import numel
 from ._common import float_input, narrow_into, narrowed, shape_str, wide_np, wide_outputs, widen, widened
 from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register
@@ -81,19 +81,7 @@ def _decomposed(e, x: str, t, a, outs) -> None:
 
 
 def _lower(e, ins, outs, c):
-    t, a = c.in_types[0], c.attrs
-    if a["size"] % 2 == 0 or t.dtype is DType.float64:  # ONNX's window differs; onnxruntime has no float64 LRN
-        _decomposed(e, ins[0], t, a, outs)
-        return
-    h = widen(e, ins[0], t)
-    four = t.rank == 4  # onnxruntime's LRN kernel takes 4-d inputs only: [N, C, L] and [N, C, ...] made [N, C, -1, 1]
-    x4 = h if four else e.op("Unsqueeze", [h, _i64(e, [3])]) if t.rank == 3 else \
-        e.op("Reshape", [h, _i64(e, [0, 0, -1, 1])])
-    y = e.op("LRN", [x4], outputs=wide_outputs(t, outs) if four else None, size=a["size"], alpha=a["alpha"],
-             beta=a["beta"], bias=a["k"])
-    if not four:
-        y = e.op("Reshape", [y, e.op("Shape", [h])], outputs=wide_outputs(t, outs))
-    narrow_into(e, y, t, outs)
+    _decomposed(e, ins[0], c.in_types[0], c.attrs, outs)
 
 
 def _grad(b, c, ins, outs, gouts):
@@ -114,10 +102,10 @@ register(OpDef(
     infer=_infer, lower=_lower, grad=_grad, cost=lambda c: 6 * numel(c.in_types[0].shape),
     doc="Local response normalization across channels (torch.nn.LocalResponseNorm, AlexNet): x / (k + alpha / "
         "size * sum of x^2 over `size` neighbouring channels) ^ beta, torch's window (size // 2 channels before, "
-        "(size - 1) // 2 after). Input [N, C, ...], rank 3 or more; no parameters. An odd size lowers to ONNX LRN "
-        "(in float32, reshaped to 4-d for onnxruntime's kernel; 16-bit floats computed in float32 and cast "
-        "back). ONNX's window for an even size is the mirror image of torch's, so even sizes (and float64, "
-        "which onnxruntime's LRN lacks) lower to a decomposition: Pad, log2(size) rounds of Slice/Add, Pow, Div.",
+        "(size - 1) // 2 after). Input [N, C, ...], rank 3 or more; no parameters. Lowered as Pad, log2(size) "
+        "rounds of Slice/Add, Pow, Div (16-bit floats in float32), not ONNX LRN: onnxruntime's LRN cancels "
+        "large squares in a running sum (wrong far from a large channel), refuses alpha or beta <= 0, and ONNX's "
+        "window for an even size is the mirror image of torch's.",
 ))
 
 
