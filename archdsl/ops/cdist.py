@@ -92,8 +92,10 @@ def _grad(b, c, ins, outs, gouts):
     g, y = b.op("unsqueeze", g, dim=-1), b.op("unsqueeze", y, dim=-1)
     if p == 1:
         gd = b.op("mul", g, b.op("sign", d))
-    elif p == math.inf:  # every coordinate at the max gets the whole gradient (torch's)
-        gd = b.op("where", b.op("eq", b.op("abs", d), y), b.op("mul", g, b.op("sign", d)), k(0.0))
+    elif p == math.inf:  # every coordinate at the max gets the whole gradient (torch's); the max taken again
+        ad = b.op("abs", d)   # where d is: a 16-bit output, rounded, may equal no float32 difference (gradient 0)
+        top = b.op("amax", ad, dim=(-1,), keepdim=True)
+        gd = b.op("where", b.op("eq", ad, top), b.op("mul", g, b.op("sign", d)), k(0.0))
     else:
         if p == 2:
             gd = b.op("div", b.op("mul", g, d), y)

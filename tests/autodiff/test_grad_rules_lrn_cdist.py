@@ -76,3 +76,19 @@ def test_cdist_gradient_at_a_zero_coordinate_difference_is_torchs(p):
     x2[1, 4, 3] = x1[1, 2, 3]
     x1[1, 1, 0] = x2[1, 0, 0]
     _same_gradient_as_torch(p, x1, x2)
+
+
+@pytest.mark.parametrize("dtype", [DType.float16, DType.float32])
+def test_cdist_inf_gradient_in_16_bits_finds_its_max(dtype):
+    """p = inf: the coordinate at the max gets the gradient. In float16 the difference 1.00048828125 (computed
+    in float32) is not a float16, so the rounded output equalled no coordinate and the gradient was all 0."""
+    torch = pytest.importorskip("torch")
+    x1 = np.array([[1.0, 0.0]], dtype.np)
+    x2 = np.array([[-0.00048828125, 0.5]], dtype.np)
+    types = [TensorType(dtype, x.shape) for x in (x1, x2)]
+    model, _ = gradcheck._build("cdist", types, {"p": "inf"}, dtype, [np.ones((1, 1))], [0, 1])
+    _, g1, g2 = gradcheck.run_model(model, {"in0": x1, "in1": x2})
+    t1, t2 = (torch.tensor(x.astype(np.float32), requires_grad=True) for x in (x1, x2))
+    torch.cdist(t1, t2, float("inf")).sum().backward()
+    np.testing.assert_array_equal(g1.astype(np.float32), t1.grad.numpy())  # [[1, 0]]
+    np.testing.assert_array_equal(g2.astype(np.float32), t2.grad.numpy())
