@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, TensorType, dim_mul, numel
-from ._common import float_input, i64, positive, shape_str
+from ._common import float_input, i64, positive, reduce_op, shape_str
 from .registry import Attr, OpDef, fail, register
 from .shapes import expand, window_out
 
@@ -108,9 +108,14 @@ def _unfold_lower(e, ins, outs, c):
     ch = t.shape[-3]
     y = e.op("Conv", [x, e.const(_one_hot(ch, k, np_dt))], kernel_shape=list(k), strides=list(s),
              dilations=list(d), pads=list(p) * 2, group=ch)
-    n_blocks = o.shape[-1] if isinstance(o.shape[-1], int) else -1
-    shape = [ch * k[0] * k[1], n_blocks] if t.rank == 3 else [0, ch * k[0] * k[1], n_blocks]
-    _narrow(e, e.op("Reshape", [y, i64(e, shape)]), t, outs)
+    if isinstance(o.shape[-1], int) or t.rank == 3:
+        n_blocks = o.shape[-1] if isinstance(o.shape[-1], int) else -1
+        shape = i64(e, [ch * k[0] * k[1], n_blocks] if t.rank == 3 else [0, ch * k[0] * k[1], n_blocks])
+    else:  # Lh*Lw read from the conv's output: a -1 cannot be resolved in an empty batch
+        sizes = e.op("Shape", [y])
+        area = reduce_op(e, "ReduceProd", e.op("Slice", [sizes, i64(e, [2]), i64(e, [4])]), [0], 1)
+        shape = e.op("Concat", [e.op("Slice", [sizes, i64(e, [0]), i64(e, [2])]), area], axis=0)
+    _narrow(e, e.op("Reshape", [y, shape]), t, outs)
 
 
 def _fold_lower(e, ins, outs, c):

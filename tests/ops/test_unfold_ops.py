@@ -113,8 +113,8 @@ def test_unfold_over_symbolic_height_and_width(stride):
     model = archdsl.compile_source(f"model m(x: float32[B, 2, H, W]) -> y {{\n    y = unfold(x, 3, padding=1, "
                                    f"stride={stride})\n}}\n")
     sess = runtime.session(model, "cpu")
-    for shape in [(1, 2, 5, 4), (2, 2, 6, 9)]:
-        x = rand(*shape)
+    for shape in [(1, 2, 5, 4), (2, 2, 6, 9), (0, 2, 5, 6)]:  # an empty batch too (a -1 in the Reshape failed)
+        x = rand(*shape) if shape[0] else np.zeros(shape, np.float32)
         (y,) = sess.run(None, {"x": x})
         np.testing.assert_array_equal(y, F.unfold(torch.from_numpy(x), 3, padding=1, stride=stride).numpy())
 
