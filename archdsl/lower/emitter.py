@@ -20,6 +20,8 @@ class Emitter(SharedValues):
         self.doc = ""
         self._count = 0
         self._const_cache: dict[tuple, str] = {}
+        self.dim_sources: dict = {}  # a symbolic dim (Sym) -> (value, axis) that has it
+        self._dim_cache: dict = {}
 
     def at(self, prefix: str, doc: str) -> None:
         """Name what follows after one IR node (its layer name and source location)."""
@@ -50,3 +52,20 @@ class Emitter(SharedValues):
         self.initializers.append(numpy_helper.from_array(array, name))
         self._const_cache[key] = name
         return name
+
+    def note_dims(self, value: str, shape) -> None:
+        """Remember where each symbolic dim of a value lowered so far can be read at run time (the first
+        value that has it: a model input, or a node's output before any later reader)."""
+        for axis, d in enumerate(shape):
+            if not isinstance(d, int):
+                self.dim_sources.setdefault(d, (value, axis))
+
+    def dim(self, d) -> str | None:
+        """A symbolic dim's run-time size as an int64 [1] tensor, read from the shape of a value noted
+        earlier; None when no such value has it."""
+        if d not in self._dim_cache:
+            src = self.dim_sources.get(d)
+            if src is None:
+                return None
+            self._dim_cache[d] = self.op("Shape", [src[0]], start=src[1], end=src[1] + 1)
+        return self._dim_cache[d]

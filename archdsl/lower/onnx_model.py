@@ -214,6 +214,7 @@ def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = N
     names: dict[int, str] = {}
     for v in g.inputs:
         names[id(v)] = v.name
+        e.note_dims(v.name, v.type.shape)
     initializers = []
     for name, v in g.params.items():
         names[id(v)] = name
@@ -253,6 +254,8 @@ def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = N
         missing = [o for o in outs if o not in produced]
         if missing:
             raise ArchError(f"internal: lowering of {node.op} did not produce {missing}", node.span)
+        for n, o in zip(outs, node.outputs):
+            e.note_dims(n, o.type.shape)
 
     outputs = []
     for oname, v in g.outputs:

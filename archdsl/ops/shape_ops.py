@@ -106,19 +106,31 @@ def _never_equal(total, known) -> bool:
     return False
 
 
+def _unresolved(x, target) -> list:
+    """Target dims that are neither ints nor dims of x: the lowering leaves one to ONNX's -1 and reads the
+    others from the shape of a model input or an earlier value that has them."""
+    return [d for d in target if not isinstance(d, int) and d not in x.shape]
+
+
 def _reshape_infer(ins, a):
     x = ins[0]
     target = list(a["shape"])
-    unresolved = [d for i, d in enumerate(target) if not isinstance(d, int) and d not in x.shape]
-    if len(unresolved) + (-1 in target) > 1:  # what the lowering can spell: one dim left to onnx's -1
+    unresolved = _unresolved(x, target)
+    if len(unresolved) + (-1 in target) > 1 and (-1 in target or prod(target) != prod(x.shape)):
+        # several sizes read at run time ([B, 16, H*W] into [B, 16, H, W]) only where the counts are the same
+        # product: with -1, or with counts that merely may be equal, ONNX's Reshape would decide at run time
         fail(f"reshape: {', '.join(map(str, unresolved))} {'is' if len(unresolved) == 1 else 'are'} not a dim of "
-             f"{shape_str(x)}; only one target dim may be neither an int nor an input dim (or -1)")
+             f"{shape_str(x)}; one such dim (or -1) is left to the element count, and more only where the "
+             f"target's element count is the input's ({prod(target) if -1 not in target else 'with -1: unknown'} "
+             f"vs {prod(x.shape)})")
     return [x.with_shape(_reshape_target(x, target))]
 
 
 def _reshape_lower(e, ins, outs, c):
     x = c.in_types[0]
     target = list(c.attrs["shape"])
+    unresolved = _unresolved(x, target)
+    minus_one = -1 not in target and unresolved[-1:]  # the one dim left to ONNX's -1, if any
     spec: list = []
     for i, d in enumerate(target):
         if isinstance(d, int):
@@ -127,16 +139,25 @@ def _reshape_lower(e, ins, outs, c):
             spec.append(0)
         elif d in x.shape:
             spec.append(("dim", x.shape.index(d)))
-        else:  # at most one such dim, and then no -1: _reshape_infer refused the rest
+        elif minus_one and d is minus_one[0] and i == max(j for j, t in enumerate(target) if t is d):
             spec.append(-1)
+        else:  # several: _reshape_infer made sure the counts agree; the size comes from a value that has it
+            size = e.dim(d)
+            if size is None:
+                fail(f"reshape: the size {d} is not the size of any dim of a model input or of a value computed "
+                     f"before this reshape, so it cannot be read at run time; leave one dim to -1 or reshape "
+                     f"where a value of that size exists")
+            spec.append(("size", size))
     if all(not isinstance(v, tuple) for v in spec):
         e.op("Reshape", [ins[0], e.const(np.array(spec, dtype=np.int64))], outputs=outs)
         return
-    shape = e.op("Shape", [ins[0]])
+    shape = e.op("Shape", [ins[0]]) if any(v[0] == "dim" for v in spec if isinstance(v, tuple)) else None
     parts = []
     for v in spec:
-        if isinstance(v, tuple):
+        if isinstance(v, tuple) and v[0] == "dim":
             parts.append(e.op("Gather", [shape, e.const(np.array([v[1]], dtype=np.int64))], axis=0))
+        elif isinstance(v, tuple):
+            parts.append(v[1])
         else:
             parts.append(e.const(np.array([v], dtype=np.int64)))
     e.op("Reshape", [ins[0], e.op("Concat", parts, axis=0)], outputs=outs)
@@ -145,7 +166,10 @@ def _reshape_lower(e, ins, outs, c):
 register(OpDef(
     name="reshape", inputs=("x",), category="shape", attrs=(Attr("shape", "dims"),),
     infer=_reshape_infer, lower=_reshape_lower, cost=lambda c: 0, grad=_view_grad,
-    doc="View with a new shape: ints, symbolic dims of the input, and at most one -1 (torch.reshape).",
+    doc="View with a new shape: ints, symbolic dims of the input, and at most one -1 (torch.reshape); one "
+        "other symbolic size is left to the element count, and several where the target's element count is "
+        "the input's ([B, 16, H*W] into [B, 16, H, W]): their sizes are read at run time from a model input or "
+        "an earlier value that has them.",
 ))
 
 

@@ -507,6 +507,49 @@ def test_reshape_to_two_dims_the_lowering_cannot_spell_is_a_check_error():
         archdsl.check_source(src)
 
 
+def test_a_flattened_map_reshapes_back_to_its_symbolic_height_and_width():
+    """[B, 16, H*W] into [B, 16, H, W]: two sizes that are not dims of the input, read at run time from the
+    model input that has them (a hunt's involution layer was refused: "H, W are not a dim of")."""
+    src = ("model m(x: float32[B, 16, H, W]) -> y {\n    f = reshape(x, [B, 16, H * W])\n"
+           "    y = reshape(f * 2.0, [B, 16, H, W])\n}\n")
+    sess = runtime.session(archdsl.compile_source(src))
+    for shape in [(2, 16, 3, 5), (1, 16, 4, 4)]:
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        np.testing.assert_array_equal(sess.run(None, {"x": x})[0], x * 2)
+
+
+SWIN_LIKE = """
+model m(x: float32[{x}]) -> y {{
+    p = x -> conv2d(8, 4, stride=4) as embed
+    s = shape(p)
+    t = p -> flatten(2) -> transpose(1, 2) -> layernorm as ln
+    y = t -> transpose(1, 2) -> reshape([s[0], 8, s[2], s[3]]) -> conv2d(4, 3, padding=1) as mix
+}}
+"""
+
+
+@pytest.mark.parametrize("hw", [(16, 16), (12, 20)])
+def test_tokens_back_to_an_image_of_formula_size(hw):
+    """Tokens [B, L, C] of a patch embedding back to [B, C, (H-4)//4+1, (W-4)//4+1] at symbolic sizes: the
+    sizes are read from the patch embedding's output; the same outputs as the model built at fixed sizes."""
+    x = np.random.default_rng(1).standard_normal((2, 3, *hw)).astype(np.float32)
+    sym = archdsl.compile_source(SWIN_LIKE.format(x="B, 3, H, W"))
+    fixed = archdsl.compile_source(SWIN_LIKE.format(x=f"2, 3, {hw[0]}, {hw[1]}"))
+    np.testing.assert_allclose(runtime.session(sym).run(None, {"x": x})[0],
+                               runtime.session(fixed).run(None, {"x": x})[0], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("x, target", [("[B, 16, T]", "[B, 16, H, W]"),      # T elements are not H*W
+                                       ("[B, 16, H*W]", "[B, 16, H, -1]"),   # -1 beside a size read at run time
+                                       ("[B, 16, H*W]", "[B, 16, W, H, 2]")])
+def test_several_sizes_read_at_run_time_need_the_same_element_count(x, target):
+    src = f"model m(z: float32[H, W], x: float32{x}) -> y {{\n    y = reshape(x * 1.0, {target})\n}}\n"
+    with pytest.raises(archdsl.ArchError, match="more only where the target's element count is the input's"):
+        archdsl.check_source(src)
+    ok = f"model m(z: float32[H, W], x: float32[B, 16, H*W]) -> y {{\n    y = reshape(x * 1.0, [B, 16, W, H])\n}}\n"
+    assert str(archdsl.check_source(ok).outputs[0][1].type) == "float32[B, 16, W, H]"
+
+
 @pytest.mark.parametrize("call", ["batchnorm(x, eps=-1)", "layernorm(x, eps=-1e-5)", "group_norm(x, 2, eps=-1)",
                                   "rms_norm(x, eps=-1.0)", "instance_norm(x, eps=-1.0)"])
 def test_a_negative_eps_is_refused(call):
