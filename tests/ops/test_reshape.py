@@ -1,0 +1,118 @@
+"""reshape and flatten over symbolic dims: element counts that no value of the symbols can match, -1 that
+divides exactly, sizes that are not dims of the input (read at run time from a model input or an earlier value),
+flatten at every level."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import archdsl
+from archdsl import runtime
+
+
+@pytest.mark.parametrize("x,target,ok", [
+    ("[B, 8]", "[B, -1, 3]", False),   # -1 would be 8/3: the model failed onnx's full check
+    ("[B, 8]", "[3, 3]", False),       # 9 is no multiple of 8
+    ("[B, 4]", "[3, 5]", False),
+    ("[B, 6, 4]", "[B, 5, 5]", False),
+    ("[B, 4]", "[8]", True),           # B = 2 fits
+    ("[B, 8]", "[B, -1, 4]", True),
+    ("[B, 6]", "[-1, 4]", True),       # B even fits
+])
+def test_reshape_refuses_counts_no_value_of_the_symbols_can_match(x, target, ok):
+    src = f"model m(x: float32{x}) -> y {{\n    y = reshape(x, {target})\n}}\n"
+    if ok:
+        archdsl.check_source(src)
+    else:
+        with pytest.raises(archdsl.ArchError, match="reshape: cannot reshape"):
+            archdsl.check_source(src)
+
+
+@pytest.mark.parametrize("level", [0, 2])
+def test_a_batch_regrouped_by_reshape_comes_back_to_its_own_dim(level):
+    """-1 divides exactly (ONNX Reshape fails otherwise): [B, 6] into [4, -1, 6] is [4, B/4, 6], and back into
+    [-1, 6] is [B, 6] again, so it adds to the input (StyleGAN's minibatch stddev; B//4 never came back)."""
+    src = "model m(v: float32[B, 6]) -> y {\n    g = reshape(v, [4, -1, 6])\n    y = reshape(g, [-1, 6]) + v\n}\n"
+    g = archdsl.check_source(src)
+    assert [str(d) for d in g.outputs[0][1].type.shape] == ["B", "6"]
+    v = np.arange(48, dtype=np.float32).reshape(8, 6)
+    (y,) = runtime.session(archdsl.compile_source(src, opt_level=level)).run(None, {"v": v})
+    np.testing.assert_array_equal(y, 2 * v)
+
+
+def test_a_reshape_by_a_symbolic_part_divides_exactly_too():
+    """[B, T-1, 6] into [B, 4, -1] and back into [B, -1, 6]: the -1 over a product with B was a floor
+    division that never came back to T-1."""
+    src = ("model m(x: float32[B, T, 6]) -> y {\n    r = reshape(x[:, 1:], [B, 4, -1])\n"
+           "    y = reshape(r * 2.0, [B, -1, 6]) + x[:, 1:]\n}\n")
+    g = archdsl.check_source(src)
+    assert g.outputs[0][1].type.shape == archdsl.check_source(
+        "model m(x: float32[B, T, 6]) -> y {\n    y = x[:, 1:]\n}\n").outputs[0][1].type.shape
+    x = np.arange(2 * 5 * 6, dtype=np.float32).reshape(2, 5, 6)
+    (y,) = runtime.session(archdsl.compile_source(src)).run(None, {"x": x})
+    np.testing.assert_array_equal(y, 3 * x[:, 1:])
+
+
+@pytest.mark.parametrize("x,args,shape", [
+    ("[B, 4, H, W]", "1, 2", (2, 12, 5)),   # a symbolic dim after end_dim ("must be known sizes" at build)
+    ("[B, T, 8]", "0, 0", (2, 3, 8)),       # built at -O2 (a no-op) but not at -O0
+    ("[]", "0", (1,)),                      # a scalar: torch gives [1]
+])
+@pytest.mark.parametrize("level", [0, 2])
+def test_flatten_builds_whatever_check_accepts(x, args, shape, level):
+    src = f"model m(x: float32{x}) -> y {{\n    y = flatten(x, {args})\n}}\n"
+    dims = {"[B, 4, H, W]": (2, 4, 3, 5), "[B, T, 8]": (2, 3, 8), "[]": ()}[x]
+    data = np.arange(np.prod(dims), dtype=np.float32).reshape(dims)
+    (y,) = runtime.session(archdsl.compile_source(src, opt_level=level)).run(None, {"x": data})
+    np.testing.assert_array_equal(y, data.reshape(shape))
+
+
+def test_reshape_to_two_dims_the_lowering_cannot_spell_is_a_check_error():
+    """A dim of another input cannot be read from x's shape: with a -1 beside it, check passed and build failed."""
+    src = "model m(x: float32[B, 8], z: float32[S]) -> y {\n    y = reshape(x, [S, -1])\n}\n"
+    with pytest.raises(archdsl.ArchError, match="S is not a dim of"):
+        archdsl.check_source(src)
+
+
+def test_a_flattened_map_reshapes_back_to_its_symbolic_height_and_width():
+    """[B, 16, H*W] into [B, 16, H, W]: two sizes that are not dims of the input, read at run time from the
+    model input that has them (a hunt's involution layer was refused: "H, W are not a dim of")."""
+    src = ("model m(x: float32[B, 16, H, W]) -> y {\n    f = reshape(x, [B, 16, H * W])\n"
+           "    y = reshape(f * 2.0, [B, 16, H, W])\n}\n")
+    sess = runtime.session(archdsl.compile_source(src))
+    for shape in [(2, 16, 3, 5), (1, 16, 4, 4)]:
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        np.testing.assert_array_equal(sess.run(None, {"x": x})[0], x * 2)
+
+
+SWIN_LIKE = """
+model m(x: float32[{x}]) -> y {{
+    p = x -> conv2d(8, 4, stride=4) as embed
+    s = shape(p)
+    t = p -> flatten(2) -> transpose(1, 2) -> layernorm as ln
+    y = t -> transpose(1, 2) -> reshape([s[0], 8, s[2], s[3]]) -> conv2d(4, 3, padding=1) as mix
+}}
+"""
+
+
+@pytest.mark.parametrize("hw", [(16, 16), (12, 20)])
+def test_tokens_back_to_an_image_of_formula_size(hw):
+    """Tokens [B, L, C] of a patch embedding back to [B, C, (H-4)//4+1, (W-4)//4+1] at symbolic sizes: the
+    sizes are read from the patch embedding's output; the same outputs as the model built at fixed sizes."""
+    x = np.random.default_rng(1).standard_normal((2, 3, *hw)).astype(np.float32)
+    sym = archdsl.compile_source(SWIN_LIKE.format(x="B, 3, H, W"))
+    fixed = archdsl.compile_source(SWIN_LIKE.format(x=f"2, 3, {hw[0]}, {hw[1]}"))
+    np.testing.assert_allclose(runtime.session(sym).run(None, {"x": x})[0],
+                               runtime.session(fixed).run(None, {"x": x})[0], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("x, target", [("[B, 16, T]", "[B, 16, H, W]"),      # T elements are not H*W
+                                       ("[B, 16, H*W]", "[B, 16, H, -1]"),   # -1 beside a size read at run time
+                                       ("[B, 16, H*W]", "[B, 16, W, H, 2]")])
+def test_several_sizes_read_at_run_time_need_the_same_element_count(x, target):
+    src = f"model m(z: float32[H, W], x: float32{x}) -> y {{\n    y = reshape(x * 1.0, {target})\n}}\n"
+    with pytest.raises(archdsl.ArchError, match="more only where the target's element count is the input's"):
+        archdsl.check_source(src)
+    ok = "model m(z: float32[H, W], x: float32[B, 16, H*W]) -> y {\n    y = reshape(x * 1.0, [B, 16, W, H])\n}\n"
+    assert str(archdsl.check_source(ok).outputs[0][1].type) == "float32[B, 16, W, H]"
