@@ -267,6 +267,12 @@ def is_formula(d: Dim) -> bool:
     return isinstance(d, Sym) and any(f.startswith("(") for f in d.factors)
 
 
+def is_symbol(d: Dim) -> bool:
+    """A plain symbolic size (`B`, `T`): not a product, a multiple or a formula. The ONNX lowering names such
+    dims (dim_param); onnxruntime matches shapes by those names."""
+    return isinstance(d, Sym) and d.coef == 1 and len(d.factors) == 1 and not is_formula(d)
+
+
 def dim_size(d: Dim, sizes: dict[str, int]) -> int | None:
     """A dim's length once its symbols have sizes: `H`, `2*H`, or a formula a shape rule wrote
     (`(H-3)//2+1`, `min(...)`, `floor(H*1.5)`); None where a symbol has no size."""

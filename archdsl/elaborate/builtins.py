@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from ..diagnostics import ArchTypeError, LimitError
-from ..types import Sym
+from ..types import Sym, is_symbol
 from .bounded import MAX_LIST, to_str
 from .values import Builtin, Tensor, describe
 
@@ -42,9 +42,8 @@ _UNROLLED = "loops unroll at compile time, so the count must be known when the m
 def _range(*a):
     for x in a:
         if isinstance(x, Sym):  # range(x.shape[1]) over a symbolic T
-            plain = x.coef == 1 and len(x.factors) == 1 and x.factors[0].isidentifier()
             fix = (f"a fixed size in the input's shape, or `param {x} = none` in the file and -D {x}=5"
-                   if plain else "fixed sizes in the input's shape, or params set with -D")
+                   if is_symbol(x) else "fixed sizes in the input's shape, or params set with -D")
             raise ArchTypeError(f"range() of the symbolic dim {x}, a size known only at run time: {_UNROLLED} "
                                 f"({fix})")
         if x is None:  # range(T) of `param T = none`

@@ -14,7 +14,7 @@ from .._version import __version__
 from ..diagnostics import ArchError, ShapeError
 from ..ir import Graph, Value
 from ..ops import OpCall
-from ..types import DType, TensorType, is_formula
+from ..types import DType, TensorType, is_symbol
 from .emitter import Emitter
 from .weights import CHUNK, Chunked, cast, chunk_count, fill_chunk, materialize
 
@@ -181,8 +181,7 @@ def _intermediate_types(g: Graph, names: dict[int, str]) -> list:
         for o in node.outputs:
             if g.is_output(o) or id(o) not in names:
                 continue
-            dims = [d if isinstance(d, int) else (str(d) if len(d.factors) == 1 and d.coef == 1
-                                                  and not is_formula(d) else None) for d in o.type.shape]
+            dims = [d if isinstance(d, int) else str(d) if is_symbol(d) else None for d in o.type.shape]
             infos.append(helper.make_tensor_value_info(names[id(o)], o.type.dtype.onnx, dims))
     return infos
 

@@ -19,7 +19,7 @@ extra cost: `--disable-pass expand_channel_scale`. Inference graphs only."""
 from __future__ import annotations
 
 from ..ir import Graph, Value
-from ..types import DType, is_formula
+from ..types import DType, is_symbol
 from ._rewrite import Rewriter, single_use
 from .manager import PassContext, register_pass
 
@@ -48,16 +48,11 @@ def _blocked_conv(x: Value, rw: Rewriter) -> bool:
     return groups == c_in == c_out
 
 
-def _named(d) -> bool:
-    """A batch dim onnxruntime can match by name: an int or a plain symbol (the lowering writes no name for
-    `2*B`, and onnxruntime would then reorder after all)."""
-    return isinstance(d, int) or (len(d.factors) == 1 and d.coef == 1 and not is_formula(d))
-
-
 def _map_and_scale(a: Value, b: Value, rw: Rewriter) -> bool:
     xs, ss = a.type.shape, b.type.shape
     return (a.type.dtype == DType.float32 and len(xs) == 4 and len(ss) == 4
-            and _named(xs[0]) and isinstance(xs[2], int) and isinstance(xs[3], int) and xs[2] * xs[3] > 1
+            and (isinstance(xs[0], int) or is_symbol(xs[0]))  # a batch dim the lowering names (not `2*B`)
+            and isinstance(xs[2], int) and isinstance(xs[3], int) and xs[2] * xs[3] > 1
             and ss[0] == xs[0] and ss[1] == xs[1] and ss[2] == 1 and ss[3] == 1
             and b.kind == "node" and _blocked_conv(a, rw))
 
