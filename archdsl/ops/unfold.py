@@ -38,6 +38,11 @@ def _blocks(name: str, size, k: int, d: int, p: int, s: int, axis: str):
     return window_out(size, k, s, 2 * p, d)
 
 
+def _grid(name: str, hw, k, d, p, s) -> tuple:
+    """(Lh, Lw): the block positions over a height and width."""
+    return tuple(_blocks(name, hw[i], k[i], d[i], p[i], s[i], axis) for i, axis in enumerate(("height", "width")))
+
+
 def _unfold_infer(ins, a):
     x = ins[0]
     float_input("unfold", x)
@@ -48,8 +53,7 @@ def _unfold_infer(ins, a):
     if not isinstance(c, int):
         fail(f"unfold: the channel dim must be a known size (the lowering's one-hot weight has C*kh*kw rows), "
              f"got {c}")
-    lh = _blocks("unfold", x.shape[-2], k[0], d[0], p[0], s[0], "height")
-    lw = _blocks("unfold", x.shape[-1], k[1], d[1], p[1], s[1], "width")
+    lh, lw = _grid("unfold", x.shape[-2:], k, d, p, s)
     return [x.with_shape(tuple(x.shape[:-3]) + (c * k[0] * k[1], dim_mul(lh, lw)))]
 
 
@@ -66,8 +70,7 @@ def _fold_infer(ins, a):
     if not isinstance(ck, int) or ck % (k[0] * k[1]):
         fail(f"fold: the channel dim {ck} of {shape_str(x)} must be a known multiple of kh*kw = {k[0] * k[1]} "
              f"(kernel_size {list(k)})")
-    lh = _blocks("fold", out[0], k[0], d[0], p[0], s[0], "height")
-    lw = _blocks("fold", out[1], k[1], d[1], p[1], s[1], "width")
+    lh, lw = _grid("fold", out, k, d, p, s)
     if n_blocks != lh * lw:
         why = "" if isinstance(n_blocks, int) else " (a symbolic block count cannot be checked; give it a number)"
         fail(f"fold: output_size {list(out)} with kernel_size {list(k)}, dilation {list(d)}, padding {list(p)}, "
@@ -124,7 +127,7 @@ def _fold_lower(e, ins, outs, c):
     out = expand(c.attrs["output_size"], 2, "output_size")
     x, np_dt = _wide(e, ins[0], t)
     ch = o.shape[-3]
-    lh, lw = (window_out(out[i], k[i], s[i], 2 * p[i], d[i]) for i in range(2))
+    lh, lw = _grid("fold", out, k, d, p, s)
     x = e.op("Reshape", [x, i64(e, ([1] if t.rank == 2 else [0]) + [ch * k[0] * k[1], lh, lw])])
     # ConvTranspose makes (L - 1)s - 2p + d(k - 1) + 1 + output_padding: the remainder the blocks leave
     extra = [(out[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) % s[i] for i in range(2)]
