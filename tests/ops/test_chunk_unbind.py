@@ -31,6 +31,16 @@ def _every_piece(shape, n: int, call: str) -> str:
             f"    {', '.join(names)} = {f'({call})[0]' if n == 1 else call}\n}}\n")
 
 
+def _pieces_are_torchs(x, ref, one: str, every: str, data, sym, opset) -> None:
+    """One piece of `one` picked by index (over a symbolic batch when sym), then every piece of `every` at once:
+    as many outputs as torch gives, each equal to torch's."""
+    j = data.draw(st.integers(0, len(ref) - 1))
+    y, _ = run_op(f"{one}[{j}]", x=x, sym=sym, opset=opset)
+    np.testing.assert_array_equal(y, ref[j].numpy())
+    for got, want in zip(_all(_every_piece(x.shape, len(ref), every), {"x": x}, opset), ref, strict=True):
+        np.testing.assert_array_equal(got, want.numpy())
+
+
 @covers("chunk")
 @SETTINGS
 @given(shape=st.lists(st.integers(1, 7), min_size=1, max_size=3), chunks=st.integers(1, 8), data=st.data(),
@@ -41,14 +51,8 @@ def test_chunk_matches_torch(shape, chunks, data, sym, opset):
     if sym and d % r == 0:
         sym = False  # chunking the symbolic dim itself is refused (test_chunk_diagnostics)
     x = rand(*shape, seed=chunks)
-    ref = torch.chunk(torch.from_numpy(x), chunks, d)
-    j = data.draw(st.integers(0, len(ref) - 1))
-    y, _ = run_op(f"chunk(x, {chunks}, dim={d})[{j}]", x=x, sym=sym, opset=opset)
-    np.testing.assert_array_equal(y, ref[j].numpy())
-    # every piece at once: as many outputs as torch gives
-    src = _every_piece(shape, len(ref), f"chunk(x, {chunks}, {d})")
-    for got, want in zip(_all(src, {"x": x}, opset), ref, strict=True):
-        np.testing.assert_array_equal(got, want.numpy())
+    _pieces_are_torchs(x, torch.chunk(torch.from_numpy(x), chunks, d), f"chunk(x, {chunks}, dim={d})",
+                       f"chunk(x, {chunks}, {d})", data, sym, opset)
 
 
 @pytest.mark.parametrize("n, chunks, sizes", [(5, 4, [2, 2, 1]), (6, 4, [2, 2, 2]), (4, 4, [1, 1, 1, 1]),
@@ -130,13 +134,8 @@ def test_unbind_matches_torch(shape, data, sym, opset):
     if sym and d % r == 0:
         sym = False
     x = rand(*shape, seed=r)
-    ref = torch.unbind(torch.from_numpy(x), d)
-    j = data.draw(st.integers(0, len(ref) - 1))
-    y, _ = run_op(f"unbind(x, {d})[{j}]", x=x, sym=sym, opset=opset)
-    np.testing.assert_array_equal(y, ref[j].numpy())
-    src = _every_piece(shape, len(ref), f"x -> unbind(dim={d})")
-    for got, want in zip(_all(src, {"x": x}, opset), ref, strict=True):
-        np.testing.assert_array_equal(got, want.numpy())
+    _pieces_are_torchs(x, torch.unbind(torch.from_numpy(x), d), f"unbind(x, {d})", f"x -> unbind(dim={d})",
+                       data, sym, opset)
 
 
 def test_unbind_of_other_dtypes():
