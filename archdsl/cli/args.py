@@ -26,7 +26,8 @@ def seed(text: str) -> int:
 
 
 THREADS_HELP = f"intra-op threads, at most {MAX_THREADS} (default and 0: onnxruntime's, one per core)"
-DEFINE_HELP = ("override a file-level param (repeatable); a bare word is a string: -D size=small, -D size=7b; "
+DEFINE_HELP = ("override a file-level param (repeatable); a bare word is a string: -D size=small, -D size=7b "
+               "(inf and -inf are infinity for a number param); "
                "ALIAS.NAME=VALUE sets a param of the file imported `as ALIAS`")
 
 

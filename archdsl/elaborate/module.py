@@ -252,6 +252,8 @@ def _override(item: A.ParamDecl, default, given, prefix: str = ""):
     name = prefix + item.name  # as the -D wrote it
     if default is None or type(value) is type(default):
         return value
+    if isinstance(default, float) and value in ("inf", "-inf"):  # -D p=inf: the ops' own spelling of infinity
+        return float(value)
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         try:
             return float(value)
@@ -283,8 +285,11 @@ def parse_define(text: str, sources: SourceMap, index: int = 0) -> tuple[str, tu
     if not word:
         raise DefineError(f"-D {name}: missing value after '='", vspan)
     nspan = Span(file, 1, 1, 1, len(text.partition("=")[0]) + 1)
-    if re.fullmatch(r"[0-9][0-9A-Za-z_]*[A-Za-z][0-9A-Za-z_]*", word) and not is_number_literal(word):
-        return name, (word, vspan, nspan)  # a word that starts with a digit (-D size=7b): a string too
+    if re.fullmatch(r"[0-9][0-9A-Za-z_]*[A-Za-z][0-9A-Za-z_]*", word) and not is_number_literal(word) or \
+            word == "-inf":
+        # a word that starts with a digit (-D size=7b) is a string too, and so is -inf (the ops' spelling,
+        # a number where the param is one)
+        return name, (word, vspan, nspan)
     node = parse_expr(word, vspan)
     if isinstance(node, A.Name):
         return name, (node.id, vspan, nspan)

@@ -394,6 +394,27 @@ def test_define_values_keep_their_types():
             archdsl.check_source(src, defines=[bad])
 
 
+def test_defines_inf_and_minus_inf_are_infinity_for_a_number_param():
+    """`-D p=inf` for cdist's `param p = 2.0` was refused ("expected a number"), and `-D p=-inf` was an
+    unknown name: the ops spell infinity "inf"/"-inf", so a number param takes those words as infinities."""
+    src = "param p = 2.0\nparam fill = '-inf'\nmodel m(x: float32[2, 4]) -> y { y = x }\n"
+    g = archdsl.check_source(src, defines=["p=inf", "fill=inf"])
+    assert g.meta == {"p": float("inf"), "fill": "inf"}
+    g = archdsl.check_source(src, defines=["p=-inf", "fill=-inf"])
+    assert g.meta == {"p": -float("inf"), "fill": "-inf"}
+    for bad in ("p=infinity", "p=nan", "p=-infinity"):
+        with pytest.raises(DefineError):
+            archdsl.check_source(src, defines=[bad])
+    text = ("param p = 2.0\nmodel m(x: float32[B, 5, 3], y: float32[B, 4, 3]) -> d {\n"
+            "    d = cdist(x, y, p=p)\n}\n")
+    x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
+    y = np.random.default_rng(1).standard_normal((2, 4, 3)).astype(np.float32)
+    from archdsl import runtime
+    sess = runtime.session(archdsl.compile_source(text, defines=["p=inf"]), "cpu")
+    got, = sess.run(None, {"x": x, "y": y})
+    np.testing.assert_allclose(got, np.abs(x[:, :, None] - y[:, None]).max(-1), rtol=1e-6)
+
+
 def test_automatic_names_skip_the_names_of_as():
     """`linear(8) as linear_1` then two unnamed linears: the second was also named linear_1 ("defined twice")."""
     g = body("    h = x -> linear(8) as linear_1\n    h = h -> linear(8)\n    y = h -> linear(8)",
