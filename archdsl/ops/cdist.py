@@ -67,7 +67,12 @@ def _lower(e, ins, outs, c):
     elif p == 1:
         y = reduce_op(e, "ReduceSum", e.op("Abs", [d]), [-1], 0, outputs=to)
     elif p == math.inf:
-        y = reduce_op(e, "ReduceMax", e.op("Abs", [d]), [-1], 0, outputs=to)
+        m = t1.shape[-1]
+        if isinstance(m, int) and m > 0:
+            y = reduce_op(e, "ReduceMax", e.op("Abs", [d]), [-1], 0, outputs=to)
+        else:  # no features (or maybe none): ReduceMax of nothing is -inf, torch's distance is 0
+            top = reduce_op(e, "ReduceMax", e.op("Abs", [d]), [-1], 0)
+            y = e.op("Max", [top, e.const(np.array(0, wide.numpy))], outputs=to)
     elif p == 0:
         nz = e.op("Not", [e.op("Equal", [d, e.const(np.array(0, wide.numpy))])])
         y = reduce_op(e, "ReduceSum", e.op("Cast", [nz], to=wide.onnx), [-1], 0, outputs=to)

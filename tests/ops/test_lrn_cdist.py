@@ -138,6 +138,22 @@ def test_cdist_shapes_and_symbolic_dims():
     close(y, _torch_cdist(a, b, "inf"))
 
 
+@pytest.mark.parametrize("p", [0, 0.5, 1, 2, 3.5, "inf"])
+def test_cdist_of_points_without_coordinates_is_zero(p):
+    """No features (0 fed to a symbolic M): every distance is 0, as torch's; p = "inf" gave -inf (ReduceMax
+    of nothing)."""
+    pp = f'"{p}"' if p == "inf" else p
+    model = archdsl.compile_source(f"model m(a: float32[B, 3, M], b: float32[4, M]) -> y {{\n"
+                                   f"    y = cdist(a, b, p={pp})\n}}\n")
+    a, b = np.zeros((2, 3, 0), np.float32), np.zeros((4, 0), np.float32)
+    (y,) = runtime.session(model, "cpu").run(None, {"a": a, "b": b})
+    close(y, _torch_cdist(a, b, p))
+    assert y.shape == (2, 3, 4) and not y.any()
+    a, b = rand(2, 3, 4), rand(4, 4, seed=1)  # with features the guard changes nothing
+    (y,) = runtime.session(model, "cpu").run(None, {"a": a, "b": b})
+    close(y, _torch_cdist(a, b, p), rtol=1e-5, atol=1e-6)
+
+
 def test_cdist_is_the_difference_form():
     """Near points far from the origin: the difference form is exact to float32 rounding of the inputs,
     where torch's default (the matmul expansion past 25 rows) loses everything."""
