@@ -12,7 +12,7 @@ from .registry import Attr, OpCall, OpDef, ParamSpec, fail, get, register
 from .shapes import expand, window_out
 from .vision_misc import check_pad_fits, lower_pad
 
-__all__ = ["geometry", "mode_pad"]
+__all__ = ["functional_as_layer", "geometry", "mode_pad"]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -147,3 +147,66 @@ def _make(n: int):
 
 for _n in (1, 2, 3):
     _make(_n)
+
+
+def functional_as_layer(ins, a) -> tuple[str, dict]:
+    """The functional conv as the layer of its weight's rank: out_channels and kernel_size read off the
+    weight, bias from whether one is given; every rule below is the layer's own."""
+    w = ins[1]
+    n = w.rank - 2
+    return f"conv{n}d", {**a, "out_channels": w.shape[0], "kernel_size": tuple(w.shape[2:]), "bias": len(ins) > 2}
+
+
+def _functional_infer(ins, a):
+    x, w = ins[0], ins[1]
+    float_input("conv", x)
+    float_input("conv", w, "weight")
+    if not 3 <= w.rank <= 5:
+        fail(f"conv: weight must be [out_channels, in_channels/groups, *kernel] with 1 to 3 kernel dims "
+             f"(rank 3 to 5), got {shape_str(w)}")
+    if not all(isinstance(d, int) for d in w.shape):
+        fail(f"conv: the weight's shape must be known sizes, got {shape_str(w)}")
+    if w.dtype != x.dtype:
+        fail(f"conv: dtypes differ (input {x.dtype}, weight {w.dtype}); cast them to one")
+    positive("conv", a, "stride", "dilation")
+    g = a["groups"]
+    if g <= 0 or w.shape[0] % g:
+        fail(f"conv: groups={g} must divide the weight's out_channels {w.shape[0]}")
+    if x.rank != w.rank:
+        fail(f"conv: a weight {shape_str(w)} convolves a rank-{w.rank} input [N, C, "
+             f"{', '.join(['spatial'] * (w.rank - 2))}], got {shape_str(x)}")
+    if len(ins) > 2:
+        b = ins[2]
+        if b.rank != 1 or b.shape[0] != w.shape[0] or b.dtype != x.dtype:
+            fail(f"conv: bias must be {x.dtype}[{w.shape[0]}] (one per output channel), got {b.dtype}{shape_str(b)}")
+    name, attrs = functional_as_layer(ins, a)
+    return get(name).infer(ins, attrs)
+
+
+def _functional_call(c: OpCall) -> tuple[OpDef, OpCall]:
+    name, attrs = functional_as_layer(c.in_types, c.attrs)
+    return get(name), OpCall(c.in_types, c.out_types, attrs)
+
+
+def _functional_lower(e, ins, outs, c):
+    layer, call = _functional_call(c)
+    layer.lower(e, ins, outs, call)
+
+
+def _functional_grad(b, c, ins, outs, gouts):
+    layer, call = _functional_call(c)
+    return layer.grad(b, call, ins, outs, gouts)
+
+
+register(OpDef(
+    name="conv", inputs=("x", "weight", "bias?"), category="math",
+    attrs=(Attr("stride", "ints", 1), Attr("padding", "padding", 0), Attr("dilation", "ints", 1),
+           Attr("groups", "int", 1), Attr("padding_mode", "str", "zeros", choices=PADDING_MODES)),
+    infer=_functional_infer, lower=_functional_lower, grad=_functional_grad,
+    cost=lambda c: (lambda layer, call: layer.cost(call))(*_functional_call(c)),
+    doc="Convolution with a given weight tensor (torch.nn.functional.conv1d/2d/3d, by the weight's rank): weight "
+        "[out_channels, in_channels/groups, *kernel] of known sizes, bias [out_channels] or none; stride, padding "
+        "(a number, one per spatial dim, \"same\" or \"valid\"), dilation, groups and padding_mode as the conv "
+        "layers. For weights computed in the spec: weight normalization (g * v / norm(v)), weight standardization, "
+        "a spectral-normalized weight; gradients reach the weight's inputs.",
+))

@@ -56,6 +56,15 @@ def _conv(n):
     return run
 
 
+def _functional_conv(node, x, w, b=None):
+    """conv(x, weight): the layer of the weight's rank, with the attributes the op lowers with."""
+    from types import SimpleNamespace
+
+    from archdsl.ops.conv import functional_as_layer
+    name, attrs = functional_as_layer([v.type for v in node.inputs], node.attrs)
+    return _OPS[name](SimpleNamespace(inputs=node.inputs, attrs=attrs), x, w, b)
+
+
 def _pool(kind, n):
     def run(node, x):
         a = node.attrs
@@ -342,6 +351,7 @@ def _pad(n, x):
 _OPS["pad"] = _pad
 _OPS["scaled_dot_product_attention"] = lambda n, q, k, v, m=None: F.scaled_dot_product_attention(
     q, k, v, attn_mask=m, is_causal=n.attrs["causal"], scale=n.attrs["scale"], enable_gqa=n.attrs["enable_gqa"])
+_OPS["conv"] = _functional_conv
 _OPS["gemm"] = lambda n, a, b, c=None: a @ b if c is None else a @ b + c
 _OPS["take"] = _take
 _OPS["heaviside"] = lambda n, x: torch.heaviside(x, torch.tensor(n.attrs["value_at_zero"], dtype=x.dtype))

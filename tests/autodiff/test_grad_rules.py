@@ -144,6 +144,21 @@ def test_conv(n, g, cin, cout, k, s, d, pad, bias, seed):
         check_grad(f"conv{n}d", arrays, attrs, seed=seed)
 
 
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 3), g=st.integers(1, 2), k=st.integers(1, 3), s=st.integers(1, 2), d=st.integers(1, 2),
+       pad=st.sampled_from([0, 1, "same"]), mode=st.sampled_from(["zeros", "reflect"]), bias=st.booleans(),
+       seed=st.integers(0, 99))
+def test_functional_conv(n, g, k, s, d, pad, mode, bias, seed):
+    """conv(x, weight, bias=): the layer's rule with the weight and bias as inputs of the graph."""
+    if pad == "same":
+        s = 1
+    x = normal(seed, 2, 2 * g, *(5, 4, 3)[:n])
+    arrays = [x, normal(seed + 1, 2 * g, 2, *([k] * n))] + ([normal(seed + 2, 2 * g)] if bias else [])
+    attrs = {"stride": s, "padding": pad, "dilation": d, "groups": g, "padding_mode": mode}
+    if _valid("conv", list(arrays), attrs):
+        check_grad("conv", arrays, attrs, seed=seed)
+
+
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(1, 2), k=st.integers(1, 3), s=st.integers(1, 2), d=st.integers(1, 2), p=st.integers(0, 2),
        seed=st.integers(0, 99))

@@ -19,6 +19,7 @@ from archdsl import ops
 
 from . import (  # noqa: F401 - their @covers fill COVERED
     test_chunk_unbind,
+    test_conv_functional,
     test_core_layers,
     test_core_tensor_ops,
     test_detach,
@@ -57,7 +58,8 @@ def test_call_forms_agree(text):
 # one small use of every core op, over inputs x [2, 3], x3 [2, 3, 1], x4, x5 (rank 4, 5) and a bool mask m
 _USES = {
     "linear": "x -> linear(3)", "conv1d": "x3 -> conv1d(2, 1)", "conv2d": "x4 -> conv2d(2, 1)",
-    "conv3d": "x5 -> conv3d(2, 1)", "batchnorm": "x3 -> batchnorm", "layernorm": "x -> layernorm",
+    "conv3d": "x5 -> conv3d(2, 1)", "conv": "conv(x4, x4[:2], bias=x[0, :2])", "batchnorm": "x3 -> batchnorm",
+    "layernorm": "x -> layernorm",
     "dropout": "x -> dropout(0.1)", "embedding": "x -> embedding(5, 2)", "relu": "relu(x)",
     "leaky_relu": "leaky_relu(x)", "gelu": "gelu(x)", "silu": "silu(x)", "sigmoid": "sigmoid(x)", "tanh": "tanh(x)",
     "softmax": "softmax(x)", "log_softmax": "log_softmax(x)", "maxpool1d": "x3 -> maxpool1d(1)",

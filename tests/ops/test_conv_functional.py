@@ -1,0 +1,132 @@
+"""conv(x, weight, bias=): the convolution of a weight computed in the spec (torch.nn.functional.conv1d/2d/3d),
+property-based against torch over ranks, groups, strides, dilations, paddings and padding modes with the
+weight and bias fed as inputs; a weight-normalized conv against torch's weight_norm (parameter names, outputs,
+one train step); the diagnostics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import archdsl
+from archdsl import runtime
+
+from .core_harness import OPSET, SETTINGS, SYM, close, covers, rand, refused
+from .test_core_layers import padding_mode_case
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+def _torch_conv(x, w, b, c):
+    """nn.ConvNd's forward for these attributes in float64 (a padding mode is F.pad, then an unpadded conv)."""
+    nd = c["nd"]
+    t = lambda a: None if a is None else torch.from_numpy(a).double()  # noqa: E731
+    xt = t(x)
+    flat = [p for pair in reversed(c["pads"]) for p in pair]
+    xt = F.pad(xt, flat, mode=c["mode"] if c["mode"] != "zeros" else "constant")
+    fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[nd]
+    return fn(xt, t(w), t(b), stride=c["stride"], dilation=c["dil"], groups=c["groups"]).numpy()
+
+
+@covers("conv")
+@settings(SETTINGS, max_examples=30)
+@given(c=padding_mode_case(), sym=SYM, opset=OPSET)
+def test_functional_conv_matches_torch(c, sym, opset):
+    nd = c["nd"]
+    x = rand(c["batch"], c["cin"], *c["size"])
+    w = rand(c["cout"], c["cin"] // c["groups"], *c["k"], seed=1)
+    b = rand(c["cout"], seed=2) if c["bias"] else None
+    pad = {"int": str(c["p"]), "list": str(c["p"]), "same": '"same"', "valid": '"valid"'}[c["padding"]]
+    spatial = [f"S{i}" for i in range(nd)] if sym else [str(s) for s in c["size"]]
+    xt = f"float32[{'B' if sym else c['batch']}, {c['cin']}, {', '.join(spatial)}]"
+    inputs = f"x: {xt}, w: float32{list(w.shape)}" + (f", b: float32[{c['cout']}]" if b is not None else "")
+    call = (f"conv(x, w{', bias=b' if b is not None else ''}, stride={c['stride']}, padding={pad}, "
+            f"dilation={c['dil']}, groups={c['groups']}, padding_mode=\"{c['mode']}\")")
+    model = archdsl.compile_source(f"model m({inputs}) -> y {{\n    y = {call}\n}}\n", opset=opset)
+    feeds = {"x": x, "w": w, **({"b": b} if b is not None else {})}
+    (y,) = runtime.session(model, "cpu").run(None, feeds)
+    close(y, _torch_conv(x, w, b, c))
+
+
+WEIGHT_NORM = """
+block wn_conv1d(x, out_channels, k, dilation) {
+    v = parameter([out_channels, shape(x)[1], k], init="normal", std=0.1) as weight_v
+    g = parameter([out_channels, 1, 1], init="ones") as weight_g
+    b = parameter([out_channels]) as bias
+    w = g * v / sqrt(sum(v * v, dim=[1, 2], keepdim=true))     # torch's weight_norm, dim 0
+    return conv(x, w, bias=b, dilation=dilation, padding=(k - 1) * dilation // 2)
+}
+
+model tcn(x: float32[B, 3, T]) -> y {
+    h = wn_conv1d(x, 8, 3, 1) as conv1 -> relu
+    h = wn_conv1d(h, 8, 3, 2) as conv2 -> relu
+    y = h -> mean(dim=[2]) -> linear(4) as head
+}
+"""
+
+
+class _TorchTCN(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        wn = torch.nn.utils.weight_norm  # the state_dict names weight_g / weight_v
+        self.conv1 = wn(torch.nn.Conv1d(3, 8, 3, padding=1))
+        self.conv2 = wn(torch.nn.Conv1d(8, 8, 3, padding=2, dilation=2))
+        self.head = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        h = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+        return self.head(h.mean(2))
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.nn.utils.weight_norm: deprecated, not gone
+def test_a_weight_normalized_conv_is_torchs_weight_norm(tmp_path):
+    """The parameters named as torch's weight_norm names them; torch's values loaded by name give its outputs
+    at two lengths."""
+    ref = _TorchTCN().double().eval()
+    g = archdsl.check_source(WEIGHT_NORM)
+    state = {k: v.detach().numpy() for k, v in ref.state_dict().items()}
+    assert {k: v.type.shape for k, v in g.params.items()} == {k: v.shape for k, v in state.items()}
+    np.savez(tmp_path / "w.npz", **{k: v.astype(np.float32) for k, v in state.items()})
+    model = archdsl.compile_source(WEIGHT_NORM, weights=str(tmp_path / "w.npz"))
+    sess = runtime.session(model, "cpu")
+    for t in (5, 12):
+        x = rand(2, 3, t, seed=t)
+        (y,) = sess.run(None, {"x": x})
+        with torch.no_grad():
+            close(y, ref(torch.from_numpy(x).double()).numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch", [2, 3])
+def test_a_weight_normalized_conv_trains_like_torch(batch):
+    """The gradient reaches weight_g and weight_v through the computed weight: one Adam step against torch
+    autograd on the same graph."""
+    from ..training.harness import batches, compile_step, config, one_step_like_torch
+    ct, fwd = compile_step(None, config(loss="cross_entropy", opt="adam", lr=0.01), text=WEIGHT_NORM)
+    assert "conv" in {n.op for n in fwd.nodes}
+    one_step_like_torch(ct, fwd, batches(ct, 2, batch, 4, seed=3, dims={"T": 9}))
+
+
+def test_functional_conv_diagnostics():
+    src = "model m(x: {x}, w: {w}{more}) -> y {{\n    y = conv(x, w{rest})\n}}\n"
+    ok = dict(x="float32[B, 4, 8, 8]", w="float32[6, 4, 3, 3]", more="", rest="")
+    refused(src.format(**{**ok, "w": "float32[6, 4]"}), r"conv: weight must be \[out_channels, in_channels/groups, "
+                                                        r"\*kernel\] .* got \[6, 4\]")
+    refused(src.format(**{**ok, "w": "float32[6, 4, K, 3]"}), r"the weight's shape must be known sizes, got "
+                                                              r"\[6, 4, K, 3\]")
+    refused(src.format(**{**ok, "w": "float16[6, 4, 3, 3]"}), r"dtypes differ \(input float32, weight float16\)")
+    refused(src.format(**{**ok, "w": "int64[6, 4, 3, 3]"}), r"weight must be a float tensor")
+    refused(src.format(**{**ok, "w": "float32[6, 2, 3, 3]", "rest": ", groups=4"}),
+            r"groups=4 must divide the weight's out_channels 6")
+    refused(src.format(**{**ok, "w": "float32[6, 4, 3]"}), r"a weight \[6, 4, 3\] convolves a rank-3 input "
+                                                           r"\[N, C, spatial\], got \[B, 4, 8, 8\]")
+    refused(src.format(**{**ok, "w": "float32[6, 3, 3, 3]"}), r"expected 3 input channels, got 4")
+    refused(src.format(**{**ok, "more": ", b: float32[4]", "rest": ", bias=b"}),
+            r"bias must be float32\[6\] \(one per output channel\), got float32\[4\]")
+    refused(src.format(**{**ok, "rest": ", stride=0"}), r"conv: stride must be positive, got 0")
+    refused(src.format(**{**ok, "rest": ", dilation=[1, 0]"}), r"conv: dilation must be positive, got \[1, 0\]")
+    refused(src.format(**{**ok, "rest": ", padding_mode=\"mirror\""}), r"conv: argument 'padding_mode' must be one "
+                                                                      r"of \"zeros\", \"reflect\"")
+    refused(src.format(**{**ok, "x": "float32[B, 4, 2, 2]"}), r"window of 3 \(kernel 3, dilation 1\) is larger than "
+                                                              r"the padded input of 2")
