@@ -12,7 +12,7 @@ from .registry import Attr, OpCall, OpDef, ParamSpec, fail, get, register
 from .shapes import expand, window_out
 from .vision_misc import check_pad_fits, lower_pad
 
-__all__ = ["functional_as_layer", "geometry", "mode_pad"]
+__all__ = ["functional_as_layer", "geometry", "mode_pad", "register_functional"]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -150,63 +150,81 @@ for _n in (1, 2, 3):
 
 
 def functional_as_layer(ins, a) -> tuple[str, dict]:
-    """The functional conv as the layer of its weight's rank: out_channels and kernel_size read off the
-    weight, bias from whether one is given; every rule below is the layer's own."""
-    w = ins[1]
-    n = w.rank - 2
-    return f"conv{n}d", {**a, "out_channels": w.shape[0], "kernel_size": tuple(w.shape[2:]), "bias": len(ins) > 2}
+    """A functional conv or transposed conv as the layer of its weight's rank: out_channels and kernel_size
+    read off the weight ([out, in/groups, *k] for a conv, [in, out/groups, *k] transposed), bias from whether
+    one is given; every rule of the op is the layer's own."""
+    w, transposed = ins[1], "output_padding" in a  # only conv_transpose has one
+    out = w.shape[1] * a["groups"] if transposed else w.shape[0]
+    layer = f"conv_transpose{w.rank - 2}d" if transposed else f"conv{w.rank - 2}d"
+    return layer, {**a, "out_channels": out, "kernel_size": tuple(w.shape[2:]), "bias": len(ins) > 2}
 
 
-def _functional_infer(ins, a):
+def _functional_checks(name: str, ins, a) -> None:
+    """What the layer's own rule cannot say of a weight that is an input: its rank, known sizes, dtype, the
+    groups it splits into, the bias."""
     x, w = ins[0], ins[1]
-    float_input("conv", x)
-    float_input("conv", w, "weight")
+    float_input(name, x)
+    float_input(name, w, "weight")
+    transposed = name == "conv_transpose"
+    layout = "[in_channels, out_channels/groups, *kernel]" if transposed else \
+        "[out_channels, in_channels/groups, *kernel]"
     if not 3 <= w.rank <= 5:
-        fail(f"conv: weight must be [out_channels, in_channels/groups, *kernel] with 1 to 3 kernel dims "
-             f"(rank 3 to 5), got {shape_str(w)}")
+        fail(f"{name}: weight must be {layout} with 1 to 3 kernel dims (rank 3 to 5), got {shape_str(w)}")
     if not all(isinstance(d, int) for d in w.shape):
-        fail(f"conv: the weight's shape must be known sizes, got {shape_str(w)}")
+        fail(f"{name}: the weight's shape must be known sizes, got {shape_str(w)}")
     if w.dtype != x.dtype:
-        fail(f"conv: dtypes differ (input {x.dtype}, weight {w.dtype}); cast them to one")
-    positive("conv", a, "stride", "dilation")
+        fail(f"{name}: dtypes differ (input {x.dtype}, weight {w.dtype}); cast them to one")
+    positive(name, a, "stride", "dilation")
     g = a["groups"]
     if g <= 0 or w.shape[0] % g:
-        fail(f"conv: groups={g} must divide the weight's out_channels {w.shape[0]}")
+        fail(f"{name}: groups={g} must divide the weight's {'in' if transposed else 'out'}_channels {w.shape[0]}")
     if x.rank != w.rank:
-        fail(f"conv: a weight {shape_str(w)} convolves a rank-{w.rank} input [N, C, "
+        fail(f"{name}: a weight {shape_str(w)} convolves a rank-{w.rank} input [N, C, "
              f"{', '.join(['spatial'] * (w.rank - 2))}], got {shape_str(x)}")
+    cin = w.shape[0] if transposed else w.shape[1] * g
+    if x.shape[1] != cin:
+        fail(f"{name}: a weight {shape_str(w)}{f' in {g} groups' if g > 1 else ''} takes {cin} input channels, "
+             f"got {x.shape[1]} (input {shape_str(x)})")
+    out = w.shape[1] * g if transposed else w.shape[0]
     if len(ins) > 2:
         b = ins[2]
-        if b.rank != 1 or b.shape[0] != w.shape[0] or b.dtype != x.dtype:
-            fail(f"conv: bias must be {x.dtype}[{w.shape[0]}] (one per output channel), got {b.dtype}{shape_str(b)}")
-    name, attrs = functional_as_layer(ins, a)
-    return get(name).infer(ins, attrs)
+        if b.rank != 1 or b.shape[0] != out or b.dtype != x.dtype:
+            fail(f"{name}: bias must be {x.dtype}[{out}] (one per output channel), got {b.dtype}{shape_str(b)}")
 
 
-def _functional_call(c: OpCall) -> tuple[OpDef, OpCall]:
-    name, attrs = functional_as_layer(c.in_types, c.attrs)
-    return get(name), OpCall(c.in_types, c.out_types, attrs)
+def register_functional(name: str, attrs: tuple[Attr, ...], doc: str) -> None:
+    """conv / conv_transpose of a weight tensor: the layer of the weight's rank, its attributes read off the
+    weight (functional_as_layer)."""
+    def infer(ins, a):
+        _functional_checks(name, ins, a)
+        layer, la = functional_as_layer(ins, a)
+        return get(layer).infer(ins, la)
+
+    def as_layer(c: OpCall) -> tuple[OpDef, OpCall]:
+        layer, la = functional_as_layer(c.in_types, c.attrs)
+        return get(layer), OpCall(c.in_types, c.out_types, la)
+
+    def lower(e, ins, outs, c):
+        layer, call = as_layer(c)
+        layer.lower(e, ins, outs, call)
+
+    def grad(b, c, ins, outs, gouts):
+        layer, call = as_layer(c)
+        return layer.grad(b, call, ins, outs, gouts)
+
+    def cost(c):
+        layer, call = as_layer(c)
+        return layer.cost(call)
+
+    register(OpDef(name=name, inputs=("x", "weight", "bias?"), category="math", attrs=attrs, infer=infer,
+                   lower=lower, grad=grad, cost=cost, doc=doc))
 
 
-def _functional_lower(e, ins, outs, c):
-    layer, call = _functional_call(c)
-    layer.lower(e, ins, outs, call)
-
-
-def _functional_grad(b, c, ins, outs, gouts):
-    layer, call = _functional_call(c)
-    return layer.grad(b, call, ins, outs, gouts)
-
-
-register(OpDef(
-    name="conv", inputs=("x", "weight", "bias?"), category="math",
-    attrs=(Attr("stride", "ints", 1), Attr("padding", "padding", 0), Attr("dilation", "ints", 1),
-           Attr("groups", "int", 1), Attr("padding_mode", "str", "zeros", choices=PADDING_MODES)),
-    infer=_functional_infer, lower=_functional_lower, grad=_functional_grad,
-    cost=lambda c: (lambda layer, call: layer.cost(call))(*_functional_call(c)),
+register_functional(
+    "conv", (Attr("stride", "ints", 1), Attr("padding", "padding", 0), Attr("dilation", "ints", 1),
+             Attr("groups", "int", 1), Attr("padding_mode", "str", "zeros", choices=PADDING_MODES)),
     doc="Convolution with a given weight tensor (torch.nn.functional.conv1d/2d/3d, by the weight's rank): weight "
         "[out_channels, in_channels/groups, *kernel] of known sizes, bias [out_channels] or none; stride, padding "
         "(a number, one per spatial dim, \"same\" or \"valid\"), dilation, groups and padding_mode as the conv "
         "layers. For weights computed in the spec: weight normalization (g * v / norm(v)), weight standardization, "
-        "a spectral-normalized weight; gradients reach the weight's inputs.",
-))
+        "a spectral-normalized weight; gradients reach the weight's inputs.")

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..types import Dim, dim_add, dim_mul, numel
 from ._common import bfloat16_from, conv_channels, float_input, kaiming_uniform, positive, shape_str
+from .conv import register_functional
 from .registry import Attr, OpDef, ParamSpec, fail, register
 from .shapes import expand
 
@@ -144,3 +145,11 @@ def _make(n: int) -> None:
 
 for _n in (1, 2, 3):
     _make(_n)
+
+register_functional(
+    "conv_transpose", (Attr("stride", "ints", 1), Attr("padding", "ints", 0), Attr("output_padding", "ints", 0),
+                       Attr("groups", "int", 1), Attr("dilation", "ints", 1)),
+    doc="Transposed convolution with a given weight tensor (torch.nn.functional.conv_transpose1d/2d/3d, by the "
+        "weight's rank): weight [in_channels, out_channels/groups, *kernel] of known sizes, bias [out_channels] or "
+        "none; stride, padding, output_padding, groups and dilation as the conv_transpose layers (a weight-normalized "
+        "upsampling conv, as in vocoders).")

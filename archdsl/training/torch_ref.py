@@ -57,7 +57,8 @@ def _conv(n):
 
 
 def _functional_conv(node, x, w, b=None):
-    """conv(x, weight): the layer of the weight's rank, with the attributes the op lowers with."""
+    """conv / conv_transpose(x, weight): the layer of the weight's rank, with the attributes the op lowers
+    with."""
     from types import SimpleNamespace
 
     from archdsl.ops.conv import functional_as_layer
@@ -351,7 +352,7 @@ def _pad(n, x):
 _OPS["pad"] = _pad
 _OPS["scaled_dot_product_attention"] = lambda n, q, k, v, m=None: F.scaled_dot_product_attention(
     q, k, v, attn_mask=m, is_causal=n.attrs["causal"], scale=n.attrs["scale"], enable_gqa=n.attrs["enable_gqa"])
-_OPS["conv"] = _functional_conv
+_OPS["conv"] = _OPS["conv_transpose"] = _functional_conv
 _OPS["gemm"] = lambda n, a, b, c=None: a @ b if c is None else a @ b + c
 _OPS["take"] = _take
 _OPS["heaviside"] = lambda n, x: torch.heaviside(x, torch.tensor(n.attrs["value_at_zero"], dtype=x.dtype))

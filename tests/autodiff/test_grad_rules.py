@@ -159,6 +159,18 @@ def test_functional_conv(n, g, k, s, d, pad, mode, bias, seed):
         check_grad("conv", arrays, attrs, seed=seed)
 
 
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 2), g=st.integers(1, 2), k=st.integers(1, 3), s=st.integers(1, 3), p=st.integers(0, 1),
+       op=st.integers(0, 1), bias=st.booleans(), seed=st.integers(0, 99))
+def test_functional_conv_transpose(n, g, k, s, p, op, bias, seed):
+    """conv_transpose(x, weight, bias=): the layer's rule with the weight and bias as inputs of the graph."""
+    x = normal(seed, 2, 2 * g, *(4, 3)[:n])
+    arrays = [x, normal(seed + 1, 2 * g, 2, *([k] * n))] + ([normal(seed + 2, 2 * g)] if bias else [])
+    attrs = {"stride": s, "padding": p, "output_padding": min(op, s - 1), "groups": g, "dilation": 1}
+    if _valid("conv_transpose", list(arrays), attrs):
+        check_grad("conv_transpose", arrays, attrs, seed=seed, linear=True, rtol=3e-4)
+
+
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(1, 2), k=st.integers(1, 3), s=st.integers(1, 2), d=st.integers(1, 2), p=st.integers(0, 2),
        seed=st.integers(0, 99))

@@ -1,13 +1,15 @@
-"""conv(x, weight, bias=): the convolution of a weight computed in the spec (torch.nn.functional.conv1d/2d/3d),
-property-based against torch over ranks, groups, strides, dilations, paddings and padding modes with the
-weight and bias fed as inputs; a weight-normalized conv against torch's weight_norm (parameter names, outputs,
-one train step); the diagnostics."""
+"""conv(x, weight, bias=) and conv_transpose(x, weight, bias=): convolutions of a weight computed in the spec
+(torch.nn.functional.conv1d/2d/3d, conv_transpose1d/2d/3d), property-based against torch over ranks, groups,
+strides, dilations, paddings (and padding modes, output paddings) with the weight and bias fed as inputs; a
+weight-normalized conv against torch's weight_norm (parameter names, outputs, a train step), a
+weight-normalized upsampling conv_transpose in a train step; the diagnostics."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import archdsl
 from archdsl import runtime
@@ -48,6 +50,43 @@ def test_functional_conv_matches_torch(c, sym, opset):
     feeds = {"x": x, "w": w, **({"b": b} if b is not None else {})}
     (y,) = runtime.session(model, "cpu").run(None, feeds)
     close(y, _torch_conv(x, w, b, c))
+
+
+@st.composite
+def transpose_case(draw):
+    nd, g = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    k = [draw(st.integers(1, 3)) for _ in range(nd)]
+    s = [draw(st.integers(1, 3)) for _ in range(nd)]
+    d = [draw(st.integers(1, 2)) for _ in range(nd)]
+    p = [draw(st.integers(0, (ki - 1) * di)) for ki, di in zip(k, d)]
+    op = [draw(st.integers(0, max(si, di) - 1)) for si, di in zip(s, d)]  # torch: below stride or dilation
+    size = [draw(st.integers(1, 4)) for _ in range(nd)]
+    assume(all((n - 1) * si - 2 * pi + di * (ki - 1) + oi + 1 > 0  # a positive output length
+               for n, si, pi, di, ki, oi in zip(size, s, p, d, k, op)))
+    return dict(nd=nd, groups=g, cin=g * draw(st.integers(1, 2)), cout=g * draw(st.integers(1, 2)), k=k, s=s,
+                d=d, p=p, op=op, size=size, batch=draw(st.integers(1, 2)), bias=draw(st.booleans()))
+
+
+@covers("conv_transpose")
+@settings(SETTINGS, max_examples=30)
+@given(c=transpose_case(), sym=SYM, opset=OPSET)
+def test_functional_conv_transpose_matches_torch(c, sym, opset):
+    nd = c["nd"]
+    x = rand(c["batch"], c["cin"], *c["size"])
+    w = rand(c["cin"], c["cout"] // c["groups"], *c["k"], seed=1)
+    b = rand(c["cout"], seed=2) if c["bias"] else None
+    spatial = [f"S{i}" for i in range(nd)] if sym else [str(s) for s in c["size"]]
+    xt = f"float32[{'B' if sym else c['batch']}, {c['cin']}, {', '.join(spatial)}]"
+    inputs = f"x: {xt}, w: float32{list(w.shape)}" + (f", b: float32[{c['cout']}]" if b is not None else "")
+    call = (f"conv_transpose(x, w{', bias=b' if b is not None else ''}, stride={c['s']}, padding={c['p']}, "
+            f"output_padding={c['op']}, groups={c['groups']}, dilation={c['d']})")
+    model = archdsl.compile_source(f"model m({inputs}) -> y {{\n    y = {call}\n}}\n", opset=opset)
+    feeds = {"x": x, "w": w, **({"b": b} if b is not None else {})}
+    (y,) = runtime.session(model, "cpu").run(None, feeds)
+    fn = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[nd]
+    t = lambda a: None if a is None else torch.from_numpy(a).double()  # noqa: E731
+    close(y, fn(t(x), t(w), t(b), stride=c["s"], padding=c["p"], output_padding=c["op"], groups=c["groups"],
+                dilation=c["d"]).numpy())
 
 
 WEIGHT_NORM = """
@@ -108,6 +147,32 @@ def test_a_weight_normalized_conv_trains_like_torch(batch):
     one_step_like_torch(ct, fwd, batches(ct, 2, batch, 4, seed=3, dims={"T": 9}))
 
 
+UPSAMPLER = """
+block wn_up(x, out_channels, k, stride) {
+    v = parameter([shape(x)[1], out_channels, k], init="normal", std=0.1) as weight_v
+    g = parameter([shape(x)[1], 1, 1], init="ones") as weight_g
+    w = g * v / sqrt(sum(v * v, dim=[1, 2], keepdim=true))
+    return conv_transpose(x, w, bias=parameter([out_channels]) as bias, stride=stride, padding=(k - stride) // 2)
+}
+
+model vocoder(x: float32[B, 4, 5]) -> y {
+    h = wn_up(x, 6, 4, 2) as "ups.0" -> leaky_relu(0.1)
+    h = wn_up(h, 3, 6, 3) as "ups.1" -> leaky_relu(0.1)
+    y = h -> conv1d(1, 3, padding=1) as post -> tanh
+}
+"""
+
+
+def test_a_weight_normalized_upsampler_trains_like_torch():
+    """conv_transpose of a weight-normalized weight (HiFi-GAN's upsampling): one SGD step with momentum
+    against torch autograd on the same graph."""
+    from ..training.harness import batches, compile_step, config, one_step_like_torch
+    ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.05, momentum=0.9), text=UPSAMPLER)
+    assert "conv_transpose" in {n.op for n in fwd.nodes}
+    assert {"ups.0.weight_v", "ups.0.weight_g", "ups.0.bias"} <= set(fwd.params)
+    one_step_like_torch(ct, fwd, batches(ct, 2, 2, 4, seed=4))
+
+
 def test_functional_conv_diagnostics():
     src = "model m(x: {x}, w: {w}{more}) -> y {{\n    y = conv(x, w{rest})\n}}\n"
     ok = dict(x="float32[B, 4, 8, 8]", w="float32[6, 4, 3, 3]", more="", rest="")
@@ -121,7 +186,10 @@ def test_functional_conv_diagnostics():
             r"groups=4 must divide the weight's out_channels 6")
     refused(src.format(**{**ok, "w": "float32[6, 4, 3]"}), r"a weight \[6, 4, 3\] convolves a rank-3 input "
                                                            r"\[N, C, spatial\], got \[B, 4, 8, 8\]")
-    refused(src.format(**{**ok, "w": "float32[6, 3, 3, 3]"}), r"expected 3 input channels, got 4")
+    refused(src.format(**{**ok, "w": "float32[6, 3, 3, 3]"}), r"conv: a weight \[6, 3, 3, 3\] takes 3 input channels, "
+                                                              r"got 4 \(input \[B, 4, 8, 8\]\)")
+    refused(src.format(**{**ok, "w": "float32[6, 1, 3, 3]", "rest": ", groups=2"}),
+            r"conv: a weight \[6, 1, 3, 3\] in 2 groups takes 2 input channels, got 4")
     refused(src.format(**{**ok, "more": ", b: float32[4]", "rest": ", bias=b"}),
             r"bias must be float32\[6\] \(one per output channel\), got float32\[4\]")
     refused(src.format(**{**ok, "rest": ", stride=0"}), r"conv: stride must be positive, got 0")
@@ -130,3 +198,18 @@ def test_functional_conv_diagnostics():
                                                                       r"of \"zeros\", \"reflect\"")
     refused(src.format(**{**ok, "x": "float32[B, 4, 2, 2]"}), r"window of 3 \(kernel 3, dilation 1\) is larger than "
                                                               r"the padded input of 2")
+
+
+def test_functional_conv_transpose_diagnostics():
+    src = "model m(x: {x}, w: {w}{more}) -> y {{\n    y = conv_transpose(x, w{rest})\n}}\n"
+    ok = dict(x="float32[B, 4, 8]", w="float32[4, 3, 2]", more="", rest="")
+    refused(src.format(**{**ok, "w": "float32[4, 3]"}), r"conv_transpose: weight must be \[in_channels, "
+                                                        r"out_channels/groups, \*kernel\]")
+    refused(src.format(**{**ok, "w": "float32[6, 3, 2]", "rest": ", groups=4"}),
+            r"groups=4 must divide the weight's in_channels 6")
+    refused(src.format(**{**ok, "more": ", b: float32[4]", "rest": ", bias=b, groups=2"}),
+            r"bias must be float32\[6\] \(one per output channel\), got float32\[4\]")
+    refused(src.format(**{**ok, "w": "float32[5, 3, 2]"}), r"conv_transpose: a weight \[5, 3, 2\] takes 5 input "
+                                                           r"channels, got 4")
+    refused(src.format(**{**ok, "rest": ", stride=2, output_padding=2"}), r"output_padding \[2\] must be smaller")
+    refused(src.format(**{**ok, "rest": ", stride=0"}), r"conv_transpose: stride must be positive, got 0")

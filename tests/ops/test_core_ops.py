@@ -59,7 +59,7 @@ def test_call_forms_agree(text):
 _USES = {
     "linear": "x -> linear(3)", "conv1d": "x3 -> conv1d(2, 1)", "conv2d": "x4 -> conv2d(2, 1)",
     "conv3d": "x5 -> conv3d(2, 1)", "conv": "conv(x4, x4[:2], bias=x[0, :2])", "batchnorm": "x3 -> batchnorm",
-    "layernorm": "x -> layernorm",
+    "conv_transpose": "conv_transpose(x3, permute(x3, [1, 0, 2]))", "layernorm": "x -> layernorm",
     "dropout": "x -> dropout(0.1)", "embedding": "x -> embedding(5, 2)", "relu": "relu(x)",
     "leaky_relu": "leaky_relu(x)", "gelu": "gelu(x)", "silu": "silu(x)", "sigmoid": "sigmoid(x)", "tanh": "tanh(x)",
     "softmax": "softmax(x)", "log_softmax": "log_softmax(x)", "maxpool1d": "x3 -> maxpool1d(1)",
