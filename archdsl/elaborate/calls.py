@@ -23,7 +23,7 @@ from ..types import DTYPES, DType, literal
 from .bounded import short
 from .builtins import TENSOR_MATH
 from .scalars import Limits, ReturnValue, is_int, is_num
-from .values import NONE_HINT, BlockFn, Builtin, Env, LayerFn, OpFn, Tensor, describe
+from .values import NONE_HINT, BlockFn, BlockLayer, Builtin, Env, LayerFn, OpFn, Tensor, describe
 
 __all__ = ["Calls", "check_elements", "check_fits"]
 
@@ -113,9 +113,11 @@ class Calls:
             if not args or not isinstance(args[-1], str) or (len(args) == 1 and (kwargs or label is not None)):
                 raise ArchTypeError('layer() takes one layer name: x -> layer("fc"), or f = layer("fc")', span)
             found = self.layer_ref(args[-1], span)
-            return self.reuse_layer(found, args[:-1], kwargs, label, span) if len(args) > 1 else found
+            return self.call(found, args[:-1], kwargs, label, span) if len(args) > 1 else found
         if isinstance(fn, LayerFn):
             return self.reuse_layer(fn, args, kwargs, label, span)
+        if isinstance(fn, BlockLayer):
+            return self.reuse_block(fn, args, kwargs, label, span)
         if isinstance(fn, Builtin):
             if label is not None:
                 raise ArchTypeError(f"{fn.name}() creates no layer and cannot be named", span)
@@ -154,7 +156,8 @@ class Calls:
                         raise LimitError(f"{op.name}: parameter '{spec.name}' has a dim of {d}", span)
                 check_elements(spec.shape, f"{op.name}: parameter '{spec.name}'", span)
                 inputs.append(self.new_param(f"{name}.{spec.name}", spec, dtype, span, name, label))
-            self.layers[name] = LayerFn(name, op, attrs, tuple(inputs[len(tensors):]))
+            if self.sharing is None:  # in a block called again, layer("fc") stays the first call's
+                self.layers[name] = LayerFn(name, op, attrs, tuple(inputs[len(tensors):]))
         if len(self.graph.nodes) >= Limits.nodes:
             raise LimitError(f"model has more than {Limits.nodes} nodes", span)
         node = self.graph.add_node(op.name, inputs, attrs, name, span)
@@ -321,8 +324,12 @@ class Calls:
         if self.depth > Limits.call_depth:
             raise LimitError(f"blocks call each other more than {Limits.call_depth} deep (recursion?)", span)
         saved = self.scope
+        log: list[str] | None = None
         if label is not None:  # `as` opens a name scope; unlabelled, the block's layers join the caller's
             self.scope = self.layer_name(label, d.name).split(".")
+            if self.sharing is None:  # its automatic names, for a call again by layer()
+                log = []
+                self.name_logs.append(log)
         self.calls.append((d.name, span))
         try:
             self.exec_body(d.body, local)
@@ -334,8 +341,13 @@ class Calls:
             raise
         finally:
             self.calls.pop()
-            self.scope = saved
+            scope, self.scope = ".".join(self.scope), saved
             self.depth -= 1
+            if log is not None:
+                self.name_logs.pop()
+        if log is not None:
+            args = {f.name: local.vars[f.name] for f in d.formals}
+            self.block_layers[scope] = BlockLayer(scope, fn, args, tuple(log))
         return result
 
     # ---------------- operators ----------------
@@ -383,6 +395,8 @@ class Calls:
     def new_param(self, full: str, spec, dtype, span: Span, layer: str, label):
         """graph.add_param, and for a name defined twice, notes on how it came about: an automatic name taken,
         another call of the block, or one line run twice by a loop."""
+        if self.sharing is not None:
+            return self.shared_param(full, spec, dtype, span)
         try:
             v = self.graph.add_param(full, spec, dtype, span)
         except ArchError as err:
@@ -407,16 +421,30 @@ class Calls:
             self.param_calls[full] = tuple(self.calls)
         return v
 
-    def layer_ref(self, name, span) -> LayerFn:
-        """`layer("fc")`: a layer made earlier by an op (linear, conv2d, lstm, ...), by its full name."""
+    def shared_param(self, full: str, spec, dtype, span: Span):
+        """In a block called again by layer(): the parameter its first call made under that name."""
+        v = self.graph.params.get(full)
+        if v is None:
+            raise ArchTypeError(f'layer("{self.sharing}"): this call of the block makes a parameter {full} that '
+                                "its first call did not (it ran differently)", span)
+        if tuple(spec.shape) != tuple(v.type.shape) or dtype != v.type.dtype:
+            raise ShapeError(f'layer("{self.sharing}"): {full} is {v.type}, and this call needs '
+                             f"{dtype}{list(spec.shape)}", span)
+        return v
+
+    def layer_ref(self, name, span) -> LayerFn | BlockLayer:
+        """`layer("fc")`: a layer made earlier by an op (linear, conv2d, lstm, ...), or a labelled block call
+        (`as enc`), by its full name."""
         if self.graph is None:
             raise ArchTypeError("layer() is only allowed inside a model or block", span)
+        if isinstance(name, str) and name in self.block_layers and name not in self.layers:
+            return self.block_layers[name]
         if not isinstance(name, str) or name not in self.layers:
             hint = did_you_mean(str(name), self.layers)
             named = short(name) if isinstance(name, str) else describe(name)
             inside = next((n for n in self.layers if n.startswith(f"{name}.")), None) if isinstance(name, str) else None
-            more = (f"; {named} is a block's name: layer() takes one op's layer, as layer(\"{inside}\")"
-                    if inside else "")
+            more = (f"; {named} names a group of layers: layer() takes one op's layer, as layer(\"{inside}\"), "
+                    f"or a block call labelled with `as`" if inside else "")
             raise UnknownNameError(f"no layer named {named} (yet){hint}{more}", span)
         return self.layers[name]
 
@@ -449,6 +477,43 @@ class Calls:
         node = self.graph.add_node(op.name, [t.value for t in tensors] + list(fn.params), attrs, name, span)
         outs = tuple(Tensor(o) for o in node.outputs)
         return outs[0] if len(outs) == 1 and not op.tuple_out else outs
+
+    def reuse_block(self, fn: BlockLayer, args, kwargs, label, span):
+        """The block again on new tensors, its other arguments as first given, every parameter the one its first
+        call made (found by name, the automatic names replayed): gradients of the calls add up in a train step."""
+        if label is not None:
+            raise ArchTypeError(f'layer("{fn.name}") calls an existing block, whose parameters keep their names; '
+                                "it takes no `as`", span)
+        prefix = fn.name + "."
+        buffers = [n for n, v in self.graph.params.items() if n.startswith(prefix) and v.kind == "buffer"]
+        if buffers:
+            raise ArchTypeError(f'layer("{fn.name}"): the block keeps buffers ({quoted(buffers)}) that each call '
+                                "would update in training; only blocks without buffers are called again", span)
+        d = fn.fn.defn
+        tensors = [k for k, v in fn.args.items() if isinstance(v, Tensor)]
+        if len(args) > len(tensors):
+            raise ArchTypeError(f'layer("{fn.name}") takes the tensor arguments of block {d.name}() '
+                                f"({', '.join(tensors) or 'none'}), got {len(args)} values", span)
+        given = dict(zip(tensors, args))
+        for k, v in kwargs.items():
+            if k not in fn.args:
+                raise ArchTypeError(f"block {d.name}() has no argument '{k}'{did_you_mean(k, list(fn.args))}", span)
+            if k not in tensors:
+                raise ArchTypeError(f'layer("{fn.name}"): {k} was set when the block was first called; a call '
+                                    "again takes only its tensor arguments", span)
+            if k in given:
+                raise ArchTypeError(f"block {d.name}(): argument '{k}' given twice", span)
+            given[k] = v
+        missing = [k for k in tensors if k not in given]
+        if missing:
+            raise ArchTypeError(f'layer("{fn.name}") is missing tensor argument {quoted(missing)} (the block '
+                                "is called again on new tensors)", span)
+        saved = self.scope, self.replay, self.sharing
+        self.scope, self.replay, self.sharing = fn.name.split("."), list(fn.automatic), fn.name
+        try:
+            return self.call_block(fn.fn, [], {**fn.args, **given}, None, span)
+        finally:
+            self.scope, self.replay, self.sharing = saved
 
     def ref_parameter(self, name, span):
         """`ref("wte.weight")`: the parameter of that full name, for weight tying."""

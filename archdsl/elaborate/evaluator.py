@@ -21,7 +21,7 @@ from .builtins import BUILTINS
 from .calls import Calls
 from .operators import Operators
 from .scalars import Limits, ReturnValue, is_callable, is_num, py_error
-from .values import Env, LayerFn, OpFn, Tensor, describe
+from .values import BlockLayer, Env, LayerFn, OpFn, Tensor, describe
 
 __all__ = ["Evaluator", "Limits"]
 
@@ -67,6 +67,10 @@ class Evaluator(Calls, Operators):
         self.calls: list[tuple[str, Span]] = []  # the block calls being evaluated, outermost first
         self.param_calls: dict[str, tuple] = {}  # a parameter made inside blocks -> those calls, for messages
         self.layers: dict[str, LayerFn] = {}  # op layers with parameters, by full name, for layer("fc")
+        self.block_layers: dict[str, BlockLayer] = {}  # labelled block calls, by full name, for layer("enc")
+        self.name_logs: list[list[str]] = []  # the automatic names chosen inside each labelled block call running
+        self.replay: list[str] | None = None  # in a block called again by layer(): its first call's names, to come
+        self.sharing: str | None = None  # that block's name: parameters are found, not made
         self.steps = 0
         self.depth = 0
         self.model_env: Env | None = None  # the model body's scope, whose assignments are recorded:
@@ -79,6 +83,11 @@ class Evaluator(Calls, Operators):
         parameters of its own (`linear(8) as linear_1` before two unnamed linears made the second one clash
         with it). A block's scope `as linear_0` is skipped only when the block made linear_0.<p> itself: nested
         names (linear_0.fc.weight) cannot clash, and programs that compiled keep their names."""
+        if label is None and self.replay is not None:  # a block called again: the names its first call chose
+            if not self.replay or self.replay[0].rpartition(".")[2].rpartition("_")[0] != base:
+                raise ArchTypeError(f'layer("{self.sharing}"): this call of the block makes an unnamed {base} where '
+                                    "its first call did not (it ran differently: name its layers with `as`)")
+            return self.replay.pop(0)
         if label is None:
             key = (tuple(self.scope), base)
             k = self.counters.get(key, 0)
@@ -86,6 +95,8 @@ class Evaluator(Calls, Operators):
                 k += 1
             self.counters[key] = k + 1
             self.automatic.add(taken)
+            for log in self.name_logs:
+                log.append(taken)
             return taken
         return ".".join(self.scope + [str(label)])
 

@@ -7,7 +7,7 @@ import operator
 
 from ..diagnostics import ArchTypeError
 from ..types import MAX_DIM, Sym, dim_add, dim_floordiv, dim_mul
-from .values import BlockFn, Builtin, LayerFn, OpFn, describe
+from .values import BlockFn, BlockLayer, Builtin, LayerFn, OpFn, describe
 
 __all__ = ["ARITH", "COMPARE", "TENSOR_OPS", "Limits", "ReturnValue", "is_callable", "is_int", "is_num", "py_error",
            "sym_arith"]
@@ -46,7 +46,7 @@ def is_num(v) -> bool:
 
 
 def is_callable(fn) -> bool:
-    return isinstance(fn, (OpFn, BlockFn, Builtin, LayerFn))
+    return isinstance(fn, (OpFn, BlockFn, Builtin, LayerFn, BlockLayer))
 
 
 def is_int(v) -> bool:

@@ -57,6 +57,17 @@ class LayerFn:
     kind_name = "layer"
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class BlockLayer:
+    """`layer("enc")` of a labelled block call: the block again, on other tensors, with the parameters its first
+    call made (a torch module of several layers called twice, ALBERT's shared encoder layer)."""
+    name: str
+    fn: BlockFn
+    args: dict  # the first call's arguments by formal name; tensors are given anew, the rest stay
+    automatic: tuple  # the automatic layer names the first call chose, in order: a call again takes the same
+    kind_name = "layer"
+
+
 @dataclass(frozen=True, slots=True)
 class Builtin:
     name: str

@@ -1,6 +1,7 @@
 """layer("name"): an op's layer called again on other inputs with the same parameters (a torch module used
-twice: a Siamese projection, a recurrent cell unrolled in a loop, a cross-attention over two memories).
-Against torch modules called twice, inference and one SGD step (the gradients of the two uses add up)."""
+twice: a Siamese projection, a recurrent cell unrolled in a loop, a cross-attention over two memories), and a
+labelled block call again as a whole (ALBERT's one encoder layer applied at every depth). Against torch modules
+called several times, inference and one SGD step (the gradients of the uses add up)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ model siamese(a: float32[B, 8], b: float32[B, 8]) -> d {
 """
 
 
-def _weights(model, layer: str) -> dict:
-    """The initializers of one layer's parameters (writable copies, for torch), by name."""
+def _weights(model, layer: str = "") -> dict:
+    """The initializers of one layer's parameters (all without a layer; writable copies, for torch), by name."""
     from onnx import numpy_helper
-    return {t.name: numpy_helper.to_array(t).copy() for t in model.graph.initializer if t.name.startswith(layer + ".")}
+    return {t.name: numpy_helper.to_array(t).copy() for t in model.graph.initializer
+            if t.name.startswith(layer + ".") or not layer}
 
 
 def test_a_layer_called_twice_shares_its_weights_like_torch():
@@ -105,12 +107,155 @@ def test_cross_attention_called_again_on_another_memory():
     ('y = x -> linear(4) as fc\n    z = x -> layer("fc") as fc2', "it takes no `as`"),
     ('y = x -> linear(4) as fc\n    z = x -> layer("fc", out_features=3)', "out_features was set when the layer"),
     ('y = unsqueeze(x, 2) -> batchnorm as bn\n    z = unsqueeze(x, 2) -> layer("bn")', "keeps buffers"),
-    ('y = x -> blk as enc\n    z = x -> layer("enc")', "is a block's name: layer() takes one op's layer, as "
-                                                      'layer("enc.fc")'),
+    ('y = x -> blk as "g.enc"\n    z = x -> layer("g")', "'g' names a group of layers: layer() takes one "
+                                                         'op\'s layer, as layer("g.enc.fc"), or a block call labelled'),
     ('y = x\n    z = layer(3)', "layer() takes one layer name"),
 ])
 def test_refusals(body, words):
     src = f"block blk(x) {{\n    return x -> linear(2) as fc\n}}\nmodel m(x: float32[B, 6]) -> y {{\n    {body}\n}}\n"
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source(src)
+    assert words in str(e.value), str(e.value)
+
+
+ALBERT = """
+block encoder_layer(x, heads) {
+    h = x + (x -> layernorm as ln1 -> multihead_attention(embed_dim=16, num_heads=heads) as attn)
+    return h + (h -> layernorm as ln2 -> linear(32) -> gelu -> linear(16))
+}
+
+model albert(x: float32[B, T, 16]) -> y {
+    h = x -> encoder_layer(4) as shared
+    for i in range(3) {
+        h = h -> layer("shared")
+    }
+    y = h -> layernorm as norm
+}
+"""
+
+
+class _EncoderLayer(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ln1, self.ln2 = torch.nn.LayerNorm(16), torch.nn.LayerNorm(16)
+        self.attn = torch.nn.MultiheadAttention(16, 4, batch_first=True)
+        self.linear_0, self.linear_1 = torch.nn.Linear(16, 32), torch.nn.Linear(32, 16)
+
+    def forward(self, x):
+        a = self.ln1(x)
+        h = x + self.attn(a, a, a, need_weights=False)[0]
+        return h + self.linear_1(torch.nn.functional.gelu(self.linear_0(self.ln2(h))))
+
+
+class _Albert(torch.nn.Module):
+    """One encoder layer applied four times (ALBERT's cross-layer sharing)."""
+
+    def __init__(self):
+        super().__init__()
+        self.shared, self.norm = _EncoderLayer(), torch.nn.LayerNorm(16)
+
+    def forward(self, x):
+        for _ in range(4):
+            x = self.shared(x)
+        return self.norm(x)
+
+
+def test_a_block_called_again_shares_all_its_weights_like_torch():
+    """The block's parameters once (torch's state_dict names, automatic linear_0/1 included), its outputs those
+    of one torch module called four times, at two lengths."""
+    g = archdsl.check_source(ALBERT)
+    ref = _Albert()
+    assert {k: tuple(v.type.shape) for k, v in g.params.items()} == \
+        {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    assert sum(n.op == "multihead_attention" for n in g.nodes) == 4
+    model = archdsl.compile_source(ALBERT)
+    ref.load_state_dict({k: torch.from_numpy(v) for k, v in _weights(model).items() if k in g.params})
+    sess = runtime.session(model)
+    for t in (3, 7):
+        x = np.random.default_rng(t).standard_normal((2, t, 16)).astype(np.float32)
+        (y,) = sess.run(None, {"x": x})
+        with torch.no_grad():
+            np.testing.assert_allclose(y, ref(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_the_gradients_of_every_call_of_a_block_add_up_as_in_torch():
+    from archdsl import driver
+    from archdsl.autodiff import OptimConfig, TrainConfig
+    mod = driver.load(text=ALBERT, file="a.arch")
+    ct = driver.build_train(mod, None, driver.CompileOptions(), TrainConfig(loss="mse", optimizer=OptimConfig("sgd"),
+                                                                             lr=0.1))
+    w = {k: v for k, v in _weights(ct.step_model).items() if k in _Albert().state_dict()}
+    rng = np.random.default_rng(1)
+    feeds = {"x": rng.standard_normal((2, 5, 16)).astype(np.float32),
+             "labels": rng.standard_normal((2, 5, 16)).astype(np.float32)}
+    sess = runtime.session(ct.step_model, "cpu")
+    out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {**feeds, **w})))
+    ref = _Albert().double()
+    ref.load_state_dict({k: torch.from_numpy(v).double() for k, v in w.items()})
+    y = ref(torch.from_numpy(feeds["x"]).double())
+    torch.nn.functional.mse_loss(y, torch.from_numpy(feeds["labels"]).double()).backward()
+    for k, p in ref.named_parameters():
+        np.testing.assert_allclose(out[k + ".new"], (p - 0.1 * p.grad).detach().numpy(), rtol=1e-4, atol=1e-6,
+                                   err_msg=k)
+
+
+def test_a_called_again_block_replays_its_automatic_names_and_nested_blocks():
+    """Unnamed layers, a parameter() and labelled inner blocks in a loop: the second call finds every one of
+    them (no new parameters); layer() of the block as a value, and of one of its layers, both work."""
+    src = """
+block inner(x) {
+    return x -> linear(8) -> relu -> linear(8)
+}
+block outer(x, n) {
+    h = x -> linear(8) as fc
+    for i in range(n) {
+        h = h -> inner() as "inner{i}"
+    }
+    return h + (h -> linear(8)) * parameter([8], init="ones")
+}
+model m(x: float32[B, 8]) -> (y, z) {
+    h = x -> outer(2) as a
+    f = layer("a")
+    y = h -> f
+    z = x -> layer("a.inner1")
+}
+"""
+    g = archdsl.check_source(src)
+    assert sorted(g.params) == sorted(["a.fc.weight", "a.fc.bias", "a.linear_0.weight", "a.linear_0.bias", "a.param_0"]
+                                      + [f"a.inner{i}.linear_{j}.{p}" for i in range(2) for j in range(2)
+                                         for p in ("weight", "bias")])
+    model = archdsl.compile_source(src)
+    w = _weights(model, "a")
+    x = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
+    lin = lambda v, n: v @ w[f"{n}.weight"].T + w[f"{n}.bias"]  # noqa: E731
+    inner = lambda v, n: lin(np.maximum(lin(v, f"{n}.linear_0"), 0), f"{n}.linear_1")  # noqa: E731
+
+    def outer(v):
+        h = inner(inner(lin(v, "a.fc"), "a.inner0"), "a.inner1")
+        return h + lin(h, "a.linear_0") * w["a.param_0"]
+    y, z = runtime.session(model).run(None, {"x": x})
+    np.testing.assert_allclose(y, outer(outer(x)), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(z, inner(x, "a.inner1"), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("body,words", [
+    ('y = x -> blk(4) as enc\n    z = x -> layer("enc") as enc2', "calls an existing block, whose parameters keep"),
+    ('y = x -> blk(4) as enc\n    z = x -> layer("enc", n=3)', "n was set when the block was first called"),
+    ('y = x -> blk(4) as enc\n    f = layer("enc")\n    z = f(x, x)', "takes the tensor arguments of block blk() (x), "
+                                                                    "got 2"),
+    ('y = x -> blk(4) as enc\n    z = x -> layer("enc", m=x)', "block blk() has no argument 'm'"),
+    ('y = x -> blk(4) as enc\n    z = x -> layer("enc", n=x)', "n was set when the block was first called"),
+    ('y = x -> blk(4) as enc\n    f = layer("enc")\n    z = f()', "missing tensor argument 'x'"),
+    ('y = x -> blk(4) as enc\n    z = x[:, :4] -> layer("enc")', "enc.fc.weight is float32[4, 6], and this call "
+                                                                 "needs float32[4, 4]"),
+    ('y = x -> bn_blk() as enc\n    z = x -> layer("enc")', "the block keeps buffers ('enc.bn.running_mean'"),
+    ('y = x -> branchy() as enc\n    z = x[:, :2] -> layer("enc")', "makes an unnamed mul where its first call"),
+])
+def test_block_refusals(body, words):
+    src = ("block blk(x, n) {\n    return x -> linear(n) as fc\n}\n"
+           "block bn_blk(x) {\n    return x -> unsqueeze(2) -> batchnorm as bn\n}\n"
+           "block branchy(x) {\n    return relu(x) if shape(x)[1] == 6 else x * 2 -> linear(3)\n}\n"
+           f"model m(x: float32[B, 6]) -> y {{\n    {body}\n    y = z\n}}\n")
     with pytest.raises(archdsl.ArchError) as e:
         archdsl.check_source(src)
     assert words in str(e.value), str(e.value)
