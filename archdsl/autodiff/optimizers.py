@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..diagnostics import ArchError
 from ..ir import Value
 from .builder import GradBuilder
@@ -84,16 +86,21 @@ def update(b: GradBuilder, cfg: OptimConfig, p: Value, g: Value, state: list[Sta
             g = b.op("add", g, b.op("mul", buf, c(cfg.momentum))) if cfg.nesterov else buf
         return b.op("sub", p, b.op("mul", g, lr))
     b1, b2 = cfg.betas
-    if "decay" not in cache:  # the scalars every parameter shares, computed once per step
-        bc1 = b.op("sub", c(1.0), b.op("pow", c(b1), t))
-        bc2 = b.op("sub", c(1.0), b.op("pow", c(b2), t))
+    if "k" not in cache:  # the scalars every parameter shares, computed once per step
+        # in float64, as torch's bias corrections (Python floats): in float32, 0.999 is 0.99900001 and
+        # 1 - 0.999 ** t 1.3e-5 small at t = 1, every Adam step 6.4e-6 short
+        d = lambda v: b.const(v, dtype=np.float64)  # noqa: E731
+        t64, lr64 = b.op("cast", t, dtype="float64"), b.op("cast", lr, dtype="float64")
+        bc1 = b.op("sub", d(1.0), b.op("pow", d(b1), t64))
+        bc2 = b.op("sub", d(1.0), b.op("pow", d(b2), t64))
         # p - step_size * m / (sqrt(v) / sqrt(bc2) + eps)  ==  p - m / (sqrt(v) * k + eps / step_size).
         # A schedule may feed lr = 0 (warm-up): k and eps / step_size would be inf and a parameter whose
         # v is 0 NaN (0 * inf), where torch leaves it unchanged. Adding 1e-30 keeps both finite (k <= 3.2e31
         # at lr = 0); to any lr above ~1e-23 it adds nothing a float32 holds.
-        step_size = b.op("add", b.op("div", lr, bc1), c(_STEP_FLOOR))
-        cache["k"] = b.op("reciprocal", b.op("mul", b.op("sqrt", bc2), step_size))
-        cache["eps"] = b.op("div", c(cfg.eps), step_size)
+        step_size = b.op("add", b.op("div", lr64, bc1), d(_STEP_FLOOR))
+        k = b.op("reciprocal", b.op("mul", b.op("sqrt", bc2), step_size))
+        cache["k"] = b.op("cast", k, dtype=p.type.dtype.label)
+        cache["eps"] = b.op("cast", b.op("div", d(cfg.eps), step_size), dtype=p.type.dtype.label)
     if cfg.name == "adamw" and wd:
         if "decay" not in cache:
             cache["decay"] = b.op("sub", c(1.0), b.op("mul", lr, c(wd)))

@@ -279,7 +279,7 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
         slots = [StateSlot(f"{p.name}.{s}", _state(graph, p, s)) for s in cfg.optimizer.state_names()]
         cache = caches.setdefault(p.type.dtype, {})
         if "t" not in cache:
-            cache["t"] = ob.op("cast", next_step, dtype=p.type.dtype.label)
+            cache["t"] = ob.op("cast", next_step, dtype="float64")  # Adam's bias corrections are float64
             cache["lr"] = lr if p.type.dtype is DType.float32 else ob.op("cast", lr, dtype=p.type.dtype.label)
         new_outputs.append((p.name + NEW, update(ob, cfg.optimizer, p, g, slots, cache["lr"], cache["t"], cache,
                                                  decay=p.name not in undecayed)))
