@@ -69,8 +69,9 @@ def window_out(size: Dim, k: int, s: int, pad: int, d: int = 1, ceil: bool = Fal
     eff = d * (k - 1) + 1
     if isinstance(size, int):
         span = size + pad - eff
-        if span < 0:
-            fail(f"window of {eff} (kernel {k}, dilation {d}) is larger than the padded input of {size + pad}")
+        if span + (s - 1 if ceil else 0) < 0:  # ceil_mode: a window past the end counts if it starts inside
+            fail(f"window of {eff} (kernel {k}, dilation {d}) is larger than the padded input of {size + pad}"
+                 + (f" by more than the stride less one ({s - 1}), which ceil_mode allows" if ceil and s > 1 else ""))
         q = -(-span // s) if ceil else span // s
         if ceil and q * s >= size + pad // 2:
             q -= 1

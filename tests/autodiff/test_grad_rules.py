@@ -229,6 +229,15 @@ def test_pool(kind, n, k, s, p, ceil, include, dil, seed):
         check_grad(f"{kind}pool{n}d", [x], attrs, seed=seed, linear=kind == "avg")
 
 
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("n", [1, 2])
+def test_pool_window_larger_than_the_input(kind, n):
+    """ceil_mode's one window over a 2-long input with a 3-window (the part inside it pooled)."""
+    attrs = {"kernel_size": 3, "stride": 2, "padding": 0, "ceil_mode": True}
+    attrs.update({"count_include_pad": False} if kind == "avg" else {"dilation": 1})
+    check_grad(f"{kind}pool{n}d", [normal(3, 2, 2, *(2, 2)[:n])], attrs, seed=3, linear=kind == "avg")
+
+
 @pytest.mark.parametrize("op", ["global_avgpool", "global_maxpool"])
 @FAST
 @given(keep=st.booleans(), rank=st.integers(3, 4), seed=st.integers(0, 99))

@@ -406,6 +406,28 @@ def test_ceil_mode_on_symbolic_spatial_dims(kind, k, stride, p):
         close(y, pool_ref(x, kind, [k], [stride], [p], True, True))
 
 
+@pytest.mark.parametrize("kind,include", [("max", True), ("avg", True), ("avg", False)])
+@pytest.mark.parametrize("k,stride,p,size", [(3, 2, 0, 2), (4, 3, 0, 2), (5, 3, 0, 3), (4, 2, 1, 1), (5, 3, 1, 1)])
+@pytest.mark.parametrize("sym", [False, "all"])
+def test_ceil_mode_window_larger_than_the_padded_input(kind, include, k, stride, p, size, sym):
+    """ceil_mode counts a window that starts inside the input and runs past its padded end, even one larger than
+    the padded input (torchvision's GoogLeNet pools 2x2 maps with 3x3 windows): torch gives an output there,
+    which archdsl refused ("window of 3 is larger than the padded input of 2"); the average over the part
+    inside, as torch's."""
+    torch = pytest.importorskip("torch")
+    x = rand(2, 3, size, size + 1)
+    extra = f", count_include_pad={b(include)}" if kind == "avg" else ""
+    y, _ = run_op(f"x -> {kind}pool2d({k}, stride={stride}, padding={p}, ceil_mode=true{extra})", x=x, sym=sym)
+    t = torch.from_numpy(x).double()
+    fn = torch.nn.functional
+    want = fn.max_pool2d(t, k, stride, p, ceil_mode=True) if kind == "max" else \
+        fn.avg_pool2d(t, k, stride, p, ceil_mode=True, count_include_pad=include)
+    close(y, want.numpy())
+    if not sym:  # one more and torch refuses too: a diagnostic, not a model
+        refused(f"model m(x: float32[2, 3, {size}, {size}]) -> y {{\n    y = x -> {kind}pool2d({k + stride}, "
+                f"stride={stride}, padding={p}, ceil_mode=true)\n}}\n", "by more than the stride less one")
+
+
 @covers("global_avgpool", "global_maxpool")
 @pytest.mark.parametrize("kind", ["avg", "max"])
 @FEW
