@@ -261,7 +261,8 @@ class Calls:
 
     def make_constant(self, args, kwargs, span) -> Tensor:
         """tensor([[1, 2], [3, 4]], dtype="int64"): a constant from compile-time numbers (an index table, a
-        mask), torch.tensor's default dtypes: bool, int64, or float32 when any number is a float."""
+        mask), torch.tensor's default dtypes: bool, int64, or float32 when any number is a float or there is
+        none."""
         names = ["values", "dtype"]
         if len(args) > len(names):
             raise ArchTypeError(f"tensor() takes (values, dtype=...), got {len(args)} positional arguments", span)
@@ -277,9 +278,9 @@ class Calls:
         check_elements(shape, "tensor()", span)
         self.charge(len(flat), span)
         name = given.get("dtype")
-        if name is None:
+        if name is None:  # no numbers at all (tensor([])) is float32, as torch.tensor([])
             dt = (DType.bool if flat and all(isinstance(x, bool) for x in flat)
-                  else DType.float32 if any(isinstance(x, float) for x in flat) else DType.int64)
+                  else DType.float32 if not flat or any(isinstance(x, float) for x in flat) else DType.int64)
         elif not isinstance(name, str) or name not in DTYPES:
             raise ArchTypeError(f"tensor(): dtype is one of {', '.join(DTYPES)}, got {describe(name)}", span)
         else:

@@ -452,6 +452,9 @@ def test_tensor_makes_constants_with_torch_tensors_default_dtypes():
     assert c.dtype == np.bool_ and c.tolist() == [True, False, True]
     assert d.dtype == np.float16 and d.tolist() == [[0, 1, 2], [3, 4, 5]]
     assert archdsl.check_source(text).param_count() == 0  # constants, not parameters
+    # no numbers: float32, as torch.tensor([]) (an empty frequency table times floats was "dtypes differ")
+    g = archdsl.check_source("model m(x: float32[2, 3]) -> (e, f) {\n    e = tensor([])\n    f = tensor([[]])\n}\n")
+    assert [(str(v.type)) for _, v in g.outputs] == ["float32[0]", "float32[1, 0]"]
 
 
 @pytest.mark.parametrize("expr, words", [
