@@ -286,9 +286,10 @@ def parse_define(text: str, sources: SourceMap, index: int = 0) -> tuple[str, tu
         raise DefineError(f"-D {name}: missing value after '='", vspan)
     nspan = Span(file, 1, 1, 1, len(text.partition("=")[0]) + 1)
     if re.fullmatch(r"[0-9][0-9A-Za-z_]*[A-Za-z][0-9A-Za-z_]*", word) and not is_number_literal(word) or \
-            word == "-inf":
-        # a word that starts with a digit (-D size=7b) is a string too, and so is -inf (the ops' spelling,
-        # a number where the param is one)
+            re.fullmatch(r"[A-Za-z_]\w*(-\w+)+", word) or word == "-inf":
+        # a word that starts with a digit (-D size=7b) is a string too, and so are hyphenated words
+        # (-D mode=nearest-exact: no -D value has names to subtract) and -inf (the ops' spelling, a number
+        # where the param is one)
         return name, (word, vspan, nspan)
     node = parse_expr(word, vspan)
     if isinstance(node, A.Name):

@@ -389,6 +389,10 @@ def test_define_values_keep_their_types():
            "model m(x: float32[2, 4]) -> y { y = x }\n")
     g = archdsl.check_source(src, defines=["n=3", "rate=2", "act=gelu", "deep=true", "dims=[8, 2]"])
     assert g.meta == {"n": 3, "rate": 2.0, "act": "gelu", "deep": True, "dims": [8, 2]}
+    # a hyphenated word is a string too (it was `nearest - exact`: "unknown name 'nearest'")
+    assert archdsl.check_source(src, defines=["act=nearest-exact"]).meta["act"] == "nearest-exact"
+    with pytest.raises(DefineError, match='expected an integer like the default .* got string "a-1"'):
+        archdsl.check_source(src, defines=["n=a-1"])
     for bad in ("n=2.5", "deep=1", "act=3", "dims=4"):
         with pytest.raises(DefineError):
             archdsl.check_source(src, defines=[bad])
