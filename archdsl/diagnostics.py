@@ -133,7 +133,9 @@ def quoted(names, shown: int = 3) -> str:
 def did_you_mean(name: str, candidates, prefix: str = "") -> str:
     """The close candidate, if any, as a hint; `prefix` is how it is written (`lib.` under an import alias),
     not part of what is compared (every name under `lib.` would look alike)."""
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    names = sorted(set(candidates))
+    folded = [c for c in names if c.lower() == name.lower()]  # Relu for relu: the case alone differs
+    close = folded or difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     return f"; did you mean '{prefix}{close[0]}'?" if close else ""
 
 
