@@ -23,7 +23,7 @@ from ..types import DTYPES, DType, literal
 from .bounded import short
 from .builtins import TENSOR_MATH
 from .scalars import Limits, ReturnValue, is_int, is_num
-from .values import NONE_HINT, BlockFn, BlockLayer, Builtin, Env, LayerFn, OpFn, Tensor, describe
+from .values import BlockFn, BlockLayer, Builtin, Env, LayerFn, OpFn, Tensor, describe
 
 __all__ = ["Calls", "check_elements", "check_fits"]
 
@@ -257,7 +257,7 @@ class Calls:
             check_fits(v, dt, span)
             return Tensor(self.graph.add_const(np.array(v, dtype=dt.numpy), span))
         raise ArchTypeError(f"{opname}(): '{slot}' must be a tensor, got {describe(v)}"
-                            + (NONE_HINT if v is None else ""), span)
+                            + (self.none_hint() if v is None else ""), span)
 
     def make_constant(self, args, kwargs, span) -> Tensor:
         """tensor([[1, 2], [3, 4]], dtype="int64"): a constant from compile-time numbers (an index table, a
@@ -335,6 +335,7 @@ class Calls:
         try:
             self.exec_body(d.body, local)
             result = None
+            self.no_return.append(d.name)
         except ReturnValue as r:
             result = r.value
         except ArchError as err:
@@ -350,6 +351,12 @@ class Calls:
             args = {f.name: local.vars[f.name] for f in d.formals}
             self.block_layers[scope] = BlockLayer(scope, fn, args, tuple(log))
         return result
+
+    def none_hint(self) -> str:
+        """Where a none may have come from, when a block that ends without a return statement ran."""
+        if self.no_return:
+            return f" (block {self.no_return[-1]}() ends without a return statement: it gives none)"
+        return ""
 
     # ---------------- operators ----------------
     @staticmethod

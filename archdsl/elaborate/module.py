@@ -30,7 +30,7 @@ from .bounded import comparing, equal
 from .calls import check_elements
 from .evaluator import Evaluator
 from .scalars import Limits, ReturnValue
-from .values import NONE_HINT, BlockFn, Builtin, Env, Namespace, OpFn, Tensor, describe
+from .values import BlockFn, Builtin, Env, Namespace, OpFn, Tensor, describe
 
 __all__ = ["Module", "load_file", "load_source", "parse_define", "elaborate_model", "MAX_IMPORT_DEPTH"]
 
@@ -376,7 +376,7 @@ def _elaborate_model(mod: Module, name: str, sizes: dict[str, int]) -> Graph:
     for o, v in outs.items():
         if not isinstance(v, Tensor):
             raise ArchTypeError(f"output '{o}' of model {name} must be a tensor, got {describe(v)}"
-                                + (NONE_HINT if v is None else ""), where.get(o) or md.span)
+                                + (ev.none_hint() if v is None else ""), where.get(o) or md.span)
         same = next((w for w in [*g.inputs, g.params.get(o)] if w is not None and w.name == o), None)
         if same is not None and same is not v.value:  # one ONNX name for two values
             what = "an input" if same.kind == "input" else "a parameter"

@@ -10,12 +10,9 @@ from ..ops import OpDef
 from ..syntax import ast as A
 from ..types import DTYPES, describe
 
-__all__ = ["NONE_HINT", "Tensor", "OpFn", "BlockFn", "LayerFn", "Builtin", "Namespace", "Env", "describe"]
+__all__ = ["Tensor", "OpFn", "BlockFn", "LayerFn", "Builtin", "Namespace", "Env", "describe"]
 
 # where a tensor was wanted and none came: most often a block that ran off its end
-NONE_HINT = " (a block that ends without a return statement gives none)"
-
-
 @dataclass(frozen=True, slots=True, eq=False)
 class Tensor:
     """A tensor value under construction: a handle on an IR value."""
