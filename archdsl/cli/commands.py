@@ -303,6 +303,7 @@ def _fmt(n: int) -> str:
 def cmd_summary(args, sources) -> int:
     from ..elaborate import elaborate_model
     from ..summary import input_dims
+    from .run import check_spec_at
     from .train import settings_error
     if (status := settings_error(args, "summary") or pass_flags_error(args, "summary")) is not None:
         return status
@@ -314,6 +315,9 @@ def cmd_summary(args, sources) -> int:
     graphs = [elaborate_model(mod, n) for n in names]  # as written, the published counts (-O2 may compute less)
     check_dim_names(dims, list(dict.fromkeys(f for g in graphs for f in input_dims(g))))  # any model's
     owns = [{k: v for k, v in dims.items() if k in input_dims(g)} for g in graphs]  # the dims each model has
+    for n, g, own in zip(names, graphs, owns):  # the spec at those sizes: its asserts, a reshape that does not fit
+        if own:
+            check_spec_at(mod, n, own, "--dim", g)
     reports = [summarize(g, own) for g, own in zip(graphs, owns)]
     if getattr(args, "report", False):
         for n, own in zip(names, owns):

@@ -179,6 +179,20 @@ def test_summary_dim_sizes_formula_dims_like_fixed_ones(tmp_path, capsys):
     assert sized == json.loads(capsys.readouterr().out)["flops"] > 4000
 
 
+def test_summary_checks_the_spec_at_the_dim_sizes(tmp_path, capsys):
+    """--dim T=10 where the spec reshapes T into fours (or asserts T <= 8): a diagnostic at the line, as `run`
+    gives; summary printed a table with FLOPs of 2.5 rows."""
+    (tmp_path / "s.arch").write_text("model m(x: float32[B, T]) -> y {\n    assert is_symbolic(T) or T <= 16\n"
+                                     "    y = x -> reshape([B, -1, 4])\n}\n")
+    assert main(["summary", str(tmp_path / "s.arch"), "--dim", "T=12"]) == 0
+    capsys.readouterr()
+    assert main(["summary", str(tmp_path / "s.arch"), "--dim", "T=10"]) == 1
+    err = capsys.readouterr().err
+    assert "s.arch:3:14: error: reshape: cannot reshape [B, 10]" in err and "checked at the sizes of --dim: T=10" in err
+    assert main(["summary", str(tmp_path / "s.arch"), "--dim", "T=20", "--json"]) == 1
+    assert "s.arch:2:5: error: assertion failed" in capsys.readouterr().err
+
+
 def test_summary_sizes_products_of_symbols_and_gemm(tmp_path, capsys):
     """[B*T, 64] counted as 1 row (only T given: B*T stayed symbolic), so a linear after reshape(x, [-1, 64])
     did 1/128 of the same linear before it; a gemm over a symbolic batch counted 0."""
