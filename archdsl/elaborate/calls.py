@@ -296,6 +296,21 @@ class Calls:
         return Tensor(self.graph.add_const(np.array(flat, dtype=dt.numpy).reshape(shape), span))
 
     def call_block(self, fn: BlockFn, args, kwargs, label, span):
+        """A block's body in a scope of its own. A call on plain values only (numbers, strings: a mask table's
+        `region(p, size, ws, shift)`) that made no node, parameter, constant or warning is remembered by its
+        arguments: the same call again gives the same value without running (Swin's masks: 10 s to 1 s)."""
+        key = _memo_key(fn, args, kwargs) if label is None and self.sharing is None else None
+        if key is not None and key in self.memo:
+            return self.memo[key]
+        g = self.graph
+        before = (len(g.nodes), len(g.params), len(g.consts), len(g.warnings)) if g is not None else None
+        result = self._run_block(fn, args, kwargs, label, span)
+        if key is not None and result is not None and not isinstance(result, Tensor) and \
+                before == ((len(g.nodes), len(g.params), len(g.consts), len(g.warnings)) if g is not None else None):
+            self.memo[key] = result
+        return result
+
+    def _run_block(self, fn: BlockFn, args, kwargs, label, span):
         d = fn.defn
         formals = [f.name for f in d.formals]
         if len(args) > len(formals):
@@ -532,6 +547,18 @@ class Calls:
             named = short(name) if isinstance(name, str) else describe(name)
             raise UnknownNameError(f"no parameter named {named} (yet){hint}", span)
         return Tensor(self.graph.params[name])
+
+
+_PLAIN = (int, float, str, bool, type(None))
+
+
+def _memo_key(fn: BlockFn, args, kwargs) -> tuple | None:
+    """A block call's arguments as a key, when all are plain values (with their types: 1, 1.0 and true are
+    equal in Python and not in a block's arithmetic); None otherwise (tensors, lists, dims)."""
+    if not all(type(v) in _PLAIN for v in (*args, *kwargs.values())):
+        return None
+    return (id(fn.defn), id(fn.env), tuple((type(v), v) for v in args),
+            tuple(sorted((k, type(v), v) for k, v in kwargs.items())))
 
 
 def _nested(v, span, depth: int = 0) -> tuple[list, tuple[int, ...]]:

@@ -72,6 +72,7 @@ class Evaluator(Calls, Operators):
         self.replay: list[str] | None = None  # in a block called again by layer(): its first call's names, to come
         self.sharing: str | None = None  # that block's name: parameters are found, not made
         self.no_return: list[str] = []  # blocks that ran to their end without a return (a none's origin)
+        self.memo: dict[tuple, object] = {}  # block calls on plain values that made nothing: their results
         self.steps = 0
         self.depth = 0
         self.model_env: Env | None = None  # the model body's scope, whose assignments are recorded:

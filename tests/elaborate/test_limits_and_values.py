@@ -298,3 +298,28 @@ def test_a_param_that_shares_itself_is_recorded_in_bounded_time():
     assert time.perf_counter() - t0 < 20
     meta = {p.key: p.value for p in m.metadata_props}["archdsl.params"]
     assert '"w": [1, 2]' in meta and '"z": "<list of more than 100,000 items, not recorded>"' in meta
+
+
+def test_a_block_call_on_plain_values_that_makes_nothing_runs_once(monkeypatch):
+    """Swin's mask tables call `region(p, size, ws, shift)` hundreds of thousands of times with a few dozen
+    argument sets: each set runs once. The results are those of running every call, and 1, 1.0 and true
+    stay apart (equal as Python keys, not in a block's text)."""
+    from archdsl.elaborate.calls import Calls
+    runs = []
+    real = Calls._run_block
+    monkeypatch.setattr(Calls, "_run_block", lambda self, fn, *a: runs.append(fn.defn.name) or real(self, fn, *a))
+    src = ("block region(p, size) {\n    return 0 if p < size - 2 else 1\n}\n"
+           "block show(v) {\n    return \"{v}\"\n}\n"
+           "block made(x, k) {\n    return x * k\n}\n"
+           "block table(n) {\n    return tensor([n, n], dtype=\"float32\")\n}\n"
+           "model m(x: float32[B, 4]) -> (y, z) {\n"
+           "    t = [region(i % 5, 5) for i in range(100)]\n"
+           "    assert t == [0, 0, 0, 1, 1] * 20, \"{t}\"\n"
+           "    s = [show(1), show(1.0), show(true), show(1)]\n"
+           "    assert s == [\"1\", \"1.0\", \"true\", \"1\"], \"{s}\"\n"
+           "    y = made(x, 2) + made(x, 2)\n"
+           "    z = x[:, :2] + table(3) * table(3)\n}\n")
+    g = archdsl.check_source(src)
+    assert runs.count("region") == 5 and runs.count("show") == 3
+    assert runs.count("made") == 2 and runs.count("table") == 2  # tensors made or taken: every call runs
+    assert sum(n.op == "mul" for n in g.nodes) == 3 and len(g.consts) >= 3
