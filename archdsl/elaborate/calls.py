@@ -298,7 +298,8 @@ class Calls:
     def call_block(self, fn: BlockFn, args, kwargs, label, span):
         """A block's body in a scope of its own. A call on plain values only (numbers, strings: a mask table's
         `region(p, size, ws, shift)`) that made no node, parameter, constant or warning is remembered by its
-        arguments: the same call again gives the same value without running (Swin's masks: 10 s to 1 s)."""
+        arguments: the same call again gives the same value without running (a Swin-T whose masks call one
+        block 883k times: 10.2 to 7.7 s)."""
         key = _memo_key(fn, args, kwargs) if label is None and self.sharing is None else None
         if key is not None and key in self.memo:
             return self.memo[key]

@@ -12,7 +12,6 @@ from ..types import DTYPES, describe
 
 __all__ = ["Tensor", "OpFn", "BlockFn", "LayerFn", "Builtin", "Namespace", "Env", "describe"]
 
-# where a tensor was wanted and none came: most often a block that ran off its end
 @dataclass(frozen=True, slots=True, eq=False)
 class Tensor:
     """A tensor value under construction: a handle on an IR value."""
