@@ -10,7 +10,8 @@ from ..ops import OpDef
 from ..syntax import ast as A
 from ..types import DTYPES, describe
 
-__all__ = ["Tensor", "OpFn", "BlockFn", "LayerFn", "Builtin", "Namespace", "Env", "describe"]
+__all__ = ["Tensor", "OpFn", "BlockFn", "LayerFn", "BlockLayer", "Builtin", "Namespace", "Env", "describe"]
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Tensor:
