@@ -36,20 +36,24 @@ def _torch_conv(x, w, b, c):
 @settings(SETTINGS, max_examples=30)
 @given(c=padding_mode_case(), sym=SYM, opset=OPSET)
 def test_functional_conv_matches_torch(c, sym, opset):
-    nd = c["nd"]
     x = rand(c["batch"], c["cin"], *c["size"])
     w = rand(c["cout"], c["cin"] // c["groups"], *c["k"], seed=1)
     b = rand(c["cout"], seed=2) if c["bias"] else None
     pad = {"int": str(c["p"]), "list": str(c["p"]), "same": '"same"', "valid": '"valid"'}[c["padding"]]
-    spatial = [f"S{i}" for i in range(nd)] if sym else [str(s) for s in c["size"]]
-    xt = f"float32[{'B' if sym else c['batch']}, {c['cin']}, {', '.join(spatial)}]"
-    inputs = f"x: {xt}, w: float32{list(w.shape)}" + (f", b: float32[{c['cout']}]" if b is not None else "")
-    call = (f"conv(x, w{', bias=b' if b is not None else ''}, stride={c['stride']}, padding={pad}, "
-            f"dilation={c['dil']}, groups={c['groups']}, padding_mode=\"{c['mode']}\")")
+    y = _run("conv", f"stride={c['stride']}, padding={pad}, dilation={c['dil']}, groups={c['groups']}, "
+                     f"padding_mode=\"{c['mode']}\"", x, w, b, sym, opset)
+    close(y, _torch_conv(x, w, b, c))
+
+
+def _run(op: str, attrs: str, x, w, b, sym: bool, opset: int):
+    """`y = op(x, w, bias=b, attrs)` over inputs x, w (and b), x's batch and spatial dims symbolic with sym."""
+    spatial = [f"S{i}" for i in range(x.ndim - 2)] if sym else [str(s) for s in x.shape[2:]]
+    xt = f"float32[{'B' if sym else x.shape[0]}, {x.shape[1]}, {', '.join(spatial)}]"
+    inputs = f"x: {xt}, w: float32{list(w.shape)}" + (f", b: float32[{b.shape[0]}]" if b is not None else "")
+    call = f"{op}(x, w{', bias=b' if b is not None else ''}, {attrs})"
     model = archdsl.compile_source(f"model m({inputs}) -> y {{\n    y = {call}\n}}\n", opset=opset)
     feeds = {"x": x, "w": w, **({"b": b} if b is not None else {})}
-    (y,) = runtime.session(model, "cpu").run(None, feeds)
-    close(y, _torch_conv(x, w, b, c))
+    return runtime.session(model, "cpu").run(None, feeds)[0]
 
 
 @st.composite
@@ -75,14 +79,8 @@ def test_functional_conv_transpose_matches_torch(c, sym, opset):
     x = rand(c["batch"], c["cin"], *c["size"])
     w = rand(c["cin"], c["cout"] // c["groups"], *c["k"], seed=1)
     b = rand(c["cout"], seed=2) if c["bias"] else None
-    spatial = [f"S{i}" for i in range(nd)] if sym else [str(s) for s in c["size"]]
-    xt = f"float32[{'B' if sym else c['batch']}, {c['cin']}, {', '.join(spatial)}]"
-    inputs = f"x: {xt}, w: float32{list(w.shape)}" + (f", b: float32[{c['cout']}]" if b is not None else "")
-    call = (f"conv_transpose(x, w{', bias=b' if b is not None else ''}, stride={c['s']}, padding={c['p']}, "
-            f"output_padding={c['op']}, groups={c['groups']}, dilation={c['d']})")
-    model = archdsl.compile_source(f"model m({inputs}) -> y {{\n    y = {call}\n}}\n", opset=opset)
-    feeds = {"x": x, "w": w, **({"b": b} if b is not None else {})}
-    (y,) = runtime.session(model, "cpu").run(None, feeds)
+    y = _run("conv_transpose", f"stride={c['s']}, padding={c['p']}, output_padding={c['op']}, "
+                               f"groups={c['groups']}, dilation={c['d']}", x, w, b, sym, opset)
     fn = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[nd]
     t = lambda a: None if a is None else torch.from_numpy(a).double()  # noqa: E731
     close(y, fn(t(x), t(w), t(b), stride=c["s"], padding=c["p"], output_padding=c["op"], groups=c["groups"],
