@@ -19,7 +19,7 @@ from ..diagnostics import (
     quoted,
 )
 from ..ops import REQUIRED, coerce_attr
-from ..types import DTYPES, DType, literal
+from ..types import DTYPES, DType, Sym, is_formula, literal
 from .bounded import short
 from .builtins import TENSOR_MATH
 from .scalars import Limits, ReturnValue, is_int, is_num
@@ -256,8 +256,41 @@ class Calls:
                                     f"an integer", span)
             check_fits(v, dt, span)
             return Tensor(self.graph.add_const(np.array(v, dtype=dt.numpy), span))
+        if isinstance(v, Sym) and dt is not None and dt is not DType.bool:
+            return self.dim_tensor(v, dt, opname, span)
         raise ArchTypeError(f"{opname}(): '{slot}' must be a tensor, got {describe(v)}"
                             + (self.none_hint() if v is None else ""), span)
+
+    def dim_tensor(self, d: Sym, dt: DType, opname: str, span) -> Tensor:
+        """A symbolic size as a scalar of dtype dt, read at run time from the shape of a tensor that has it (a
+        model input, or a value computed so far); a product of such sizes (2*B, B*T) multiplied out."""
+        def source(dim):
+            for v in [*self.graph.inputs, *(o for n in self.graph.nodes for o in n.outputs)]:
+                if dim in v.type.shape:
+                    return v, v.type.shape.index(dim)
+            return None
+        found = source(d)
+        if found is not None:
+            parts = [(found, 1)]
+        elif is_formula(d):  # (H-1)//2+1 that no tensor has: nothing to read it from
+            parts = []
+        else:  # coef * B * T: each symbol from its own source, then the number
+            parts = [(source(Sym.of(f)), 1) for f in d.factors] + [(None, d.coef)]
+        if not parts or any(src is None and k == 1 for src, k in parts):
+            raise ArchTypeError(f"{opname}(): the symbolic size {d} is the length of no dim of the model's inputs "
+                                "or of a tensor computed so far, so it cannot be read at run time", span)
+        out = None
+        for src, k in parts:
+            if src is not None:
+                t = self.graph.add_node("dim_size", [src[0]], {"axis": src[1], "dtype": dt.label},
+                                        self.layer_name(None, "dim_size"), span).outputs[0]
+            elif k != 1:
+                t = self.graph.add_const(np.array(k, dtype=dt.numpy), span)
+            else:
+                continue
+            out = t if out is None else self.graph.add_node("mul", [out, t], {}, self.layer_name(None, "mul"),
+                                                            span).outputs[0]
+        return Tensor(out)
 
     def make_constant(self, args, kwargs, span) -> Tensor:
         """tensor([[1, 2], [3, 4]], dtype="int64"): a constant from compile-time numbers (an index table, a

@@ -307,4 +307,20 @@ register(OpDef(
     doc="int64 [start, start+1, ...] as long as dim `dim` of x: position ids for a learned position embedding.",
 ))
 
+
+
+def _dim_size_lower(e, ins, outs, c):
+    ax = c.attrs["axis"]
+    size = e.op("Squeeze", [e.op("Shape", [ins[0]], start=ax, end=ax + 1)])
+    e.op("Cast", [size], outputs=outs, to=DTYPES[c.attrs["dtype"]].onnx)
+
+
+register(OpDef(
+    name="dim_size", inputs=("x",), category="internal", attrs=(Attr("axis", "int"), Attr("dtype", "str")),
+    infer=lambda ins, a: [TensorType(DTYPES[a["dtype"]], ())], lower=_dim_size_lower, cost=lambda c: 0,
+    grad=lambda b, c, ins, outs, gouts: [None],
+    doc="the run-time length of dim `axis` of x, a scalar of `dtype`: a symbolic size used as a number "
+        "beside a tensor (sum(err) / shape(x)[0])",
+))
+
 _ = Sym

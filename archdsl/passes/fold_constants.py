@@ -19,7 +19,8 @@ from ._evaluate import evaluate
 from ._rewrite import Rewriter
 from .manager import PassContext, register_pass
 
-SHAPE_ONLY = {"positions": (0,), "expand": (1,)}  # op -> inputs whose values are never read, only their shapes
+# op -> inputs whose values are never read, only their shapes
+SHAPE_ONLY = {"positions": (0,), "expand": (1,), "dim_size": (0,)}
 MAX_GROWTH = 1 << 16               # a folded value may exceed its inputs' size by at most this many elements
 
 

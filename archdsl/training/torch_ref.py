@@ -353,6 +353,8 @@ _OPS["pad"] = _pad
 _OPS["scaled_dot_product_attention"] = lambda n, q, k, v, m=None: F.scaled_dot_product_attention(
     q, k, v, attn_mask=m, is_causal=n.attrs["causal"], scale=n.attrs["scale"], enable_gqa=n.attrs["enable_gqa"])
 _OPS["conv"] = _OPS["conv_transpose"] = _functional_conv
+_OPS["dim_size"] = lambda n, x: torch.tensor(x.shape[n.attrs["axis"]], dtype=getattr(torch, n.attrs["dtype"]),
+                                             device=x.device)
 _OPS["gemm"] = lambda n, a, b, c=None: a @ b if c is None else a @ b + c
 _OPS["take"] = _take
 _OPS["heaviside"] = lambda n, x: torch.heaviside(x, torch.tensor(n.attrs["value_at_zero"], dtype=x.dtype))

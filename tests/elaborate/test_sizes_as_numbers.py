@@ -1,0 +1,77 @@
+"""A symbolic size beside a tensor (`sum(err) / shape(x)[0]`, a VAE's loss per example): read at run time from
+the shape of a tensor that has it (an input, or a value computed so far), a product of sizes multiplied out;
+it was refused ("'b' must be a tensor, got symbolic dim B"). Values at two sizes, at -O0 and -O2, one train
+step against torch, and the refusal where no tensor has the size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import archdsl
+from archdsl import runtime
+
+SRC = """
+model m(x: float32[B, 3, L], y: float32[B, 3, L]) -> (per_example, per_element, strided, counts) {
+    err = (x - y) ** 2
+    per_example = sum(err) / shape(x)[0]
+    per_element = sum(err) / (3 * shape(x)[0] * shape(x)[2])
+    h = x -> conv1d(2, 3, stride=2, padding=1) as c                  # [B, 2, (L-1)//2+1]
+    strided = sum(h, dim=[2]) / shape(h)[2]
+    counts = cast(x[:, 0, 0], "int64") * 0 + shape(x)[2]
+}
+"""
+
+
+@pytest.mark.parametrize("opt", [0, 2])
+def test_sizes_read_at_run_time(opt):
+    model = archdsl.compile_source(SRC, opt_level=opt)
+    assert "dim_size" not in {n.op_type for n in model.graph.node}  # lowered to Shape / Squeeze / Cast
+    sess = runtime.session(model)
+    w = {t.name: t for t in model.graph.initializer}
+    assert {"c.weight", "c.bias"} <= set(w)
+    for b, n in ((2, 5), (3, 8)):
+        rng = np.random.default_rng(b)
+        x, y = (rng.standard_normal((b, 3, n)).astype(np.float32) for _ in range(2))
+        per_example, per_element, strided, counts = sess.run(None, {"x": x, "y": y})
+        e = ((x.astype(np.float64) - y) ** 2).sum()
+        np.testing.assert_allclose(per_example, e / b, rtol=1e-5)
+        np.testing.assert_allclose(per_element, e / (3 * b * n), rtol=1e-5)
+        assert counts.dtype == np.int64 and counts.tolist() == [n] * b
+        assert strided.shape == (b, 2)
+    g = archdsl.check_source(SRC)
+    assert sum(node.op == "dim_size" for node in g.nodes) == 5  # B; B and L; the conv's length; L
+
+
+def test_the_strided_length_is_the_convs_output_length():
+    model = archdsl.compile_source(SRC)
+    x = np.random.default_rng(0).standard_normal((2, 3, 7)).astype(np.float32)
+    strided = runtime.session(model).run(["strided"], {"x": x, "y": x})[0]
+    torch = pytest.importorskip("torch")
+    from onnx import numpy_helper
+    w = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
+    h = torch.nn.functional.conv1d(torch.from_numpy(x), w["c.weight"], w["c.bias"], stride=2, padding=1)
+    np.testing.assert_allclose(strided, (h.sum(2) / h.shape[2]).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_loss_per_example_trains_like_torch():
+    pytest.importorskip("torch")
+    from ..training.harness import batches, compile_step, config, one_step_like_torch
+    text = ("model vae(x: float32[B, 6], noise: float32[B, 2]) -> loss {\n"
+            "    h = x -> linear(4) as enc\n"
+            "    z = h[:, :2] + exp(h[:, 2:] / 2) * noise\n"
+            "    r = z -> linear(6) as dec\n"
+            "    kl = -0.5 * sum(1 + h[:, 2:] - h[:, :2] ** 2 - exp(h[:, 2:]))\n"
+            "    loss = (sum((r - x) ** 2) + kl) / shape(x)[0]\n}\n")
+    ct, fwd = compile_step(None, config(loss="model", opt="sgd", lr=0.05), text=text)
+    assert "dim_size" in {n.op for n in fwd.nodes}
+    one_step_like_torch(ct, fwd, batches(ct, 2, 3, 2, seed=1))
+
+
+def test_a_size_no_tensor_has_is_refused():
+    src = "model m(x: float32[B, L]) -> y {\n    y = x / ((shape(x)[1] - 1) // 2)\n}\n"
+    with pytest.raises(archdsl.ArchError, match=r"div\(\): the symbolic size .*L-1.* is the length of no dim of the "
+                                                r"model's inputs or of a tensor computed so far"):
+        archdsl.check_source(src)
+    with pytest.raises(archdsl.ArchError, match=r"'b' must be a tensor, got symbolic dim B"):  # bool: no number
+        archdsl.check_source("model m(x: bool[B, L]) -> y {\n    y = eq(x, shape(x)[0])\n}\n")
