@@ -27,7 +27,7 @@ def seed(text: str) -> int:
 
 THREADS_HELP = f"intra-op threads, at most {MAX_THREADS} (default and 0: onnxruntime's, one per core)"
 DEFINE_HELP = ("override a file-level param (repeatable); a bare word is a string: -D size=small, -D size=7b "
-               "(inf and -inf are infinity for a number param); "
+               "(inf and -inf are infinity for a float param); "
                "ALIAS.NAME=VALUE sets a param of the file imported `as ALIAS`")
 
 

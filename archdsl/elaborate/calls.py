@@ -160,7 +160,7 @@ class Calls:
                 self.layers[name] = LayerFn(name, op, attrs, tuple(inputs[len(tensors):]))
         if len(self.graph.nodes) >= Limits.nodes:
             raise LimitError(f"model has more than {Limits.nodes} nodes", span)
-        node = self.graph.add_node(op.name, inputs, attrs, name, span)
+        node = self.graph.add_node(op.name, inputs, attrs, name + self.call_tag, span)
         for o in node.outputs:
             for d in o.type.shape:
                 if isinstance(d, int) and not 0 <= d <= Limits.dim:
@@ -283,12 +283,13 @@ class Calls:
         for src, k in parts:
             if src is not None:
                 t = self.graph.add_node("dim_size", [src[0]], {"axis": src[1], "dtype": dt.label},
-                                        self.layer_name(None, "dim_size"), span).outputs[0]
+                                        self.layer_name(None, "dim_size") + self.call_tag, span).outputs[0]
             elif k != 1:
                 t = self.graph.add_const(np.array(k, dtype=dt.numpy), span)
             else:
                 continue
-            out = t if out is None else self.graph.add_node("mul", [out, t], {}, self.layer_name(None, "mul"),
+            out = t if out is None else self.graph.add_node("mul", [out, t], {},
+                                                            self.layer_name(None, "mul") + self.call_tag,
                                                             span).outputs[0]
         return Tensor(out)
 
@@ -447,6 +448,7 @@ class Calls:
         check_elements(shape, "parameter()", span)
         name = self.layer_name(label, "param")
         spec = ParamSpec("", tuple(shape), inits[init], trainable=bool(trainable))
+        self.free_params.add(name)
         return Tensor(self.new_param(name, spec, DTYPES[dtype], span, name, label))
 
     def new_param(self, full: str, spec, dtype, span: Span, layer: str, label):
@@ -502,6 +504,10 @@ class Calls:
             inside = next((n for n in self.layers if n.startswith(f"{name}.")), None) if isinstance(name, str) else None
             more = (f"; {named} names a group of layers: layer() takes one op's layer, as layer(\"{inside}\"), "
                     f"or a block call labelled with `as`" if inside else "")
+            full = [n for n in [*self.layers, *self.block_layers] if n.endswith(f".{name}")] \
+                if isinstance(name, str) and not hint and not inside else []
+            if full:  # `layer("i1")` inside a block labelled s: layer() takes the full name, s.i1
+                more = f"; did you mean '{full[0]}' (layer() takes a layer's full name)?"
             raise UnknownNameError(f"no layer named {named} (yet){hint}{more}", span)
         return self.layers[name]
 
@@ -522,6 +528,11 @@ class Calls:
                 raise ArchTypeError(f'layer("{fn.name}"): {k} was set when the layer was made; a call again takes '
                                     "only its tensor inputs", span)
         tensors, attrs = self.bind_op_args(op, args, {**fixed, **kwargs}, span)
+        dtype = next((t.type.dtype for t in tensors if t.type.dtype.is_float), None)
+        made = next((v.type.dtype for v in fn.params if v.kind != "buffer"), None)
+        if dtype is not None and made is not None and dtype != made:  # the op would mix them: invalid ONNX
+            raise ShapeError(f'layer("{fn.name}"): its parameters are {made} and these inputs {dtype}; cast the '
+                             f'inputs (cast(x, "{made}"))', span)
         try:
             specs = op.params([t.type for t in tensors], attrs)
         except ShapeError as err:
@@ -531,7 +542,8 @@ class Calls:
                 raise ShapeError(f'layer("{fn.name}"): its {spec.name} is {list(v.type.shape)}, and these inputs '
                                  f"({', '.join(str(t.type) for t in tensors)}) need {list(spec.shape)}", span)
         name = self.layer_name(None, op.name)
-        node = self.graph.add_node(op.name, [t.value for t in tensors] + list(fn.params), attrs, name, span)
+        node = self.graph.add_node(op.name, [t.value for t in tensors] + list(fn.params), attrs, name + self.call_tag,
+                                   span)
         outs = tuple(Tensor(o) for o in node.outputs)
         return outs[0] if len(outs) == 1 and not op.tuple_out else outs
 
@@ -541,8 +553,9 @@ class Calls:
         if label is not None:
             raise ArchTypeError(f'layer("{fn.name}") calls an existing block, whose parameters keep their names; '
                                 "it takes no `as`", span)
-        prefix = fn.name + "."
-        buffers = [n for n, v in self.graph.params.items() if n.startswith(prefix) and v.kind == "buffer"]
+        prefix = fn.name + "."  # parameter(trainable=false) is never updated: only the ops' buffers refuse
+        buffers = [n for n, v in self.graph.params.items() if n.startswith(prefix) and v.kind == "buffer"
+                   and n not in self.free_params]
         if buffers:
             raise ArchTypeError(f'layer("{fn.name}"): the block keeps buffers ({quoted(buffers)}) that each call '
                                 "would update in training; only blocks without buffers are called again", span)
@@ -556,8 +569,9 @@ class Calls:
             if k not in fn.args:
                 raise ArchTypeError(f"block {d.name}() has no argument '{k}'{did_you_mean(k, list(fn.args))}", span)
             if k not in tensors:
-                raise ArchTypeError(f'layer("{fn.name}"): {k} was set when the block was first called; a call '
-                                    "again takes only its tensor arguments", span)
+                raise ArchTypeError(f'layer("{fn.name}"): {k} was {describe(fn.args[k])} when the block was first '
+                                    "called; a call again takes only its tensor arguments, the others as first given",
+                                    span)
             if k in given:
                 raise ArchTypeError(f"block {d.name}(): argument '{k}' given twice", span)
             given[k] = v
@@ -565,12 +579,14 @@ class Calls:
         if missing:
             raise ArchTypeError(f'layer("{fn.name}") is missing tensor argument {quoted(missing)} (the block '
                                 "is called again on new tensors)", span)
-        saved = self.scope, self.replay, self.sharing
+        saved = self.scope, self.replay, self.sharing, self.call_tag
+        self.calls_again += 1  # its nodes are named apart (shared.attn#2): a dropout draws a mask of its own
         self.scope, self.replay, self.sharing = fn.name.split("."), list(fn.automatic), fn.name
+        self.call_tag = f"#{self.calls_again + 1}"
         try:
             return self.call_block(fn.fn, [], {**fn.args, **given}, None, span)
         finally:
-            self.scope, self.replay, self.sharing = saved
+            self.scope, self.replay, self.sharing, self.call_tag = saved
 
     def ref_parameter(self, name, span):
         """`ref("wte.weight")`: the parameter of that full name, for weight tying."""

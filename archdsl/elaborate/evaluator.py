@@ -73,6 +73,9 @@ class Evaluator(Calls, Operators):
         self.sharing: str | None = None  # that block's name: parameters are found, not made
         self.no_return: list[str] = []  # blocks that ran to their end without a return (a none's origin)
         self.memo: dict[tuple, object] = {}  # block calls on plain values that made nothing: their results
+        self.calls_again = 0  # blocks called again by layer() so far, for their nodes' names
+        self.call_tag = ""  # "#2" on the names of the nodes of a block called again
+        self.free_params: set[str] = set()  # made by parameter(): a buffer among them is never updated
         self.steps = 0
         self.depth = 0
         self.model_env: Env | None = None  # the model body's scope, whose assignments are recorded:

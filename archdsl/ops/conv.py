@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+from ..diagnostics import ShapeError
 from ..types import numel
 from ._common import bfloat16_from, conv_channels, float_input, kaiming_uniform, positive, shape_str
 from .registry import Attr, OpCall, OpDef, ParamSpec, fail, get, register
@@ -169,7 +170,8 @@ def _functional_checks(name: str, ins, a) -> None:
     layout = "[in_channels, out_channels/groups, *kernel]" if transposed else \
         "[out_channels, in_channels/groups, *kernel]"
     if not 3 <= w.rank <= 5:
-        fail(f"{name}: weight must be {layout} with 1 to 3 kernel dims (rank 3 to 5), got {shape_str(w)}")
+        got = "a number" if w.rank == 0 else shape_str(w)
+        fail(f"{name}: weight must be {layout} with 1 to 3 kernel dims (rank 3 to 5), got {got}")
     if not all(isinstance(d, int) for d in w.shape):
         fail(f"{name}: the weight's shape must be known sizes, got {shape_str(w)}")
     if w.dtype != x.dtype:
@@ -198,7 +200,12 @@ def register_functional(name: str, attrs: tuple[Attr, ...], doc: str) -> None:
     def infer(ins, a):
         _functional_checks(name, ins, a)
         layer, la = functional_as_layer(ins, a)
-        return get(layer).infer(ins, la)
+        try:
+            return get(layer).infer(ins, la)
+        except ShapeError as e:  # the layer's rule names itself (conv2d: reflect padding ...): this call is conv
+            if str(e).startswith(f"{layer}:"):
+                raise ShapeError(name + str(e)[len(layer):]) from None
+            raise
 
     def as_layer(c: OpCall) -> tuple[OpDef, OpCall]:
         layer, la = functional_as_layer(c.in_types, c.attrs)

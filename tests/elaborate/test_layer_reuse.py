@@ -110,6 +110,9 @@ def test_cross_attention_called_again_on_another_memory():
     ('y = x -> blk as "g.enc"\n    z = x -> layer("g")', "'g' names a group of layers: layer() takes one "
                                                          'op\'s layer, as layer("g.enc.fc"), or a block call labelled'),
     ('y = x\n    z = layer(3)', "layer() takes one layer name"),
+    ('y = x -> blk as enc\n    z = x -> layer("fc")', "did you mean 'enc.fc' (layer() takes a layer's full name)?"),
+    ('y = x -> linear(4) as fc\n    z = cast(x, "float16") -> layer("fc")',  # a Gemm of float16 and float32
+     'its parameters are float32 and these inputs float16; cast the inputs (cast(x, "float32"))'),
 ])
 def test_refusals(body, words):
     src = f"block blk(x) {{\n    return x -> linear(2) as fc\n}}\nmodel m(x: float32[B, 6]) -> y {{\n    {body}\n}}\n"
@@ -240,11 +243,11 @@ model m(x: float32[B, 8]) -> (y, z) {
 
 @pytest.mark.parametrize("body,words", [
     ('y = x -> blk(4) as enc\n    z = x -> layer("enc") as enc2', "calls an existing block, whose parameters keep"),
-    ('y = x -> blk(4) as enc\n    z = x -> layer("enc", n=3)', "n was set when the block was first called"),
+    ('y = x -> blk(4) as enc\n    z = x -> layer("enc", n=3)', "n was int 4 when the block was first called"),
     ('y = x -> blk(4) as enc\n    f = layer("enc")\n    z = f(x, x)', "takes the tensor arguments of block blk() (x), "
                                                                     "got 2"),
     ('y = x -> blk(4) as enc\n    z = x -> layer("enc", m=x)', "block blk() has no argument 'm'"),
-    ('y = x -> blk(4) as enc\n    z = x -> layer("enc", n=x)', "n was set when the block was first called"),
+    ('y = x -> blk(4) as enc\n    z = x -> layer("enc", n=x)', "n was int 4 when the block was first called"),
     ('y = x -> blk(4) as enc\n    f = layer("enc")\n    z = f()', "missing tensor argument 'x'"),
     ('y = x -> blk(4) as enc\n    z = x[:, :4] -> layer("enc")', "enc.fc.weight is float32[4, 6], and this call "
                                                                  "needs float32[4, 4]"),
@@ -259,3 +262,45 @@ def test_block_refusals(body, words):
     with pytest.raises(archdsl.ArchError) as e:
         archdsl.check_source(src)
     assert words in str(e.value), str(e.value)
+
+
+def test_a_dropout_in_a_block_called_again_draws_a_mask_of_its_own():
+    """The train step seeds each dropout by its node's name; a block called again named its nodes as the
+    first call did, so both calls dropped the same positions (as one torch module called twice does not)."""
+    from ..training.harness import batches, compile_step, config, ort_steps
+    text = ("block noisy(x) {\n    return x -> dropout(0.5) -> linear(8) as fc\n}\n"
+            "model m(x: float32[B, 64]) -> loss {\n    y1 = x -> noisy() as s\n    y2 = x -> layer(\"s\")\n"
+            "    loss = mean((y1 - y2) ** 2)\n}\n")
+    g = archdsl.check_source(text)
+    names = [n.name for n in g.nodes if n.op == "dropout"]
+    assert len(names) == len(set(names)) == 2, names
+    ct, fwd = compile_step(None, config(loss="model", opt="sgd", lr=0.1), text=text)
+    losses, _ = ort_steps(ct, batches(ct, 1, 4, 2, seed=0))
+    assert losses[0] > 1e-3  # the same mask twice gives y1 == y2 exactly, a loss of 0
+
+
+def test_a_block_whose_buffers_are_never_updated_is_called_again():
+    """parameter(trainable=false) keeps a value the train step passes through (a spectral norm's u and v): a
+    block with only such buffers is called again; a batchnorm's running statistics still refuse."""
+    src = """
+block sn_lin(x, out) {
+    w = parameter([out, channels(x)], init="normal") as weight_orig
+    u = parameter([out], init="ones", trainable=false) as weight_u
+    v = parameter([channels(x)], init="ones", trainable=false) as weight_v
+    return x @ (w / sum(u * sum(w * unsqueeze(v, 0), dim=1))).T
+}
+model m(a: float32[B, 8], b: float32[B, 8]) -> (ya, yb) {
+    ya = a -> sn_lin(4) as d
+    yb = b -> layer("d")
+}
+"""
+    g = archdsl.check_source(src)
+    assert sorted(g.params) == ["d.weight_orig", "d.weight_u", "d.weight_v"]
+    model = archdsl.compile_source(src)
+    w = _weights(model, "d")
+    rng = np.random.default_rng(4)
+    a, b = (rng.standard_normal((3, 8)).astype(np.float32) for _ in range(2))
+    ya, yb = runtime.session(model).run(None, {"a": a, "b": b})
+    sigma = (w["d.weight_u"] * (w["d.weight_orig"] * w["d.weight_v"]).sum(1)).sum()
+    np.testing.assert_allclose(ya, a @ (w["d.weight_orig"] / sigma).T, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(yb, b @ (w["d.weight_orig"] / sigma).T, rtol=1e-5, atol=1e-6)

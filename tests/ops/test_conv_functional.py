@@ -194,6 +194,8 @@ def test_functional_conv_diagnostics():
     refused(src.format(**{**ok, "rest": ", dilation=[1, 0]"}), r"conv: dilation must be positive, got \[1, 0\]")
     refused(src.format(**{**ok, "rest": ", padding_mode=\"mirror\""}), r"conv: argument 'padding_mode' must be one "
                                                                       r"of \"zeros\", \"reflect\"")
+    refused(src.format(**{**ok, "rest": ", padding=8, padding_mode=\"reflect\""}), r"^conv: reflect padding")
+    refused("model m(x: float32[B, 4, 8, 8]) -> y {\n    y = conv(x, 3)\n}\n", r"rank 3 to 5\), got a number")
     refused(src.format(**{**ok, "x": "float32[B, 4, 2, 2]"}), r"window of 3 \(kernel 3, dilation 1\) is larger than "
                                                               r"the padded input of 2")
 
