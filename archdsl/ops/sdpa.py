@@ -53,6 +53,9 @@ def _infer(ins, a):
         m = ins[3]
         if m.dtype is not DType.bool and m.dtype != q.dtype:
             fail(f"scaled_dot_product_attention: mask must be bool or {q.dtype}, got {m.dtype}")
+        if m.rank == 0:  # a scalar lowered to a ReduceMax over its axis -1, which onnx refuses; torch too
+            fail(f"scaled_dot_product_attention: mask must have at least the key dim, [..., {scores[-2]}, "
+                 f"{scores[-1]}] or [{scores[-1]}] (sizes 1 broadcast), got a scalar")
         if broadcast(scores, m.shape, "attention scores and mask") != tuple(scores):
             fail(f"scaled_dot_product_attention: mask {shape_str(m)} does not broadcast to the scores {list(scores)}")
         if a["causal"]:

@@ -129,3 +129,14 @@ def test_grouped_query_attention_needs_heads_that_divide(q, k, words):
         archdsl.check_source(f"model m(q: {q}, k: {k}) -> y {{\n    y = sdpa(q, k, k, enable_gqa=true)\n}}\n")
     with pytest.raises(archdsl.ArchError, match=re.escape("(fewer key/value heads: enable_gqa=true)")):
         archdsl.check_source(f"model m(q: {q}, k: {k}) -> y {{\n    y = sdpa(q, k, k)\n}}\n")
+
+
+@pytest.mark.parametrize("mask", ["mk: bool[]", "mk: float32[]", "0.5", "0"])
+def test_a_scalar_mask_is_refused(mask):
+    """A 0-d mask built a ReduceMax over axis -1 of a scalar, a model neither the ONNX checker nor onnxruntime
+    loads (torch raises too)."""
+    inputs = f", {mask}" if ":" in mask else ""
+    call = "mk" if ":" in mask else mask
+    src = f"model m(q: float32[B, 2, T, 4]{inputs}) -> a {{\n    a = sdpa(q, q, q, mask={call})\n}}\n"
+    with pytest.raises(archdsl.ArchError, match=re.escape("mask must have at least the key dim, [..., T, T] or [T]")):
+        archdsl.check_source(src)
