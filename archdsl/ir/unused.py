@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .graph import Graph, Node
 
-__all__ = ["Unused", "unused_results"]
+__all__ = ["Unused", "settled", "unused_results"]
 
 
 @dataclass(frozen=True)
@@ -15,11 +15,21 @@ class Unused:
     node: Node          # the last node of a dead chain (nothing reads it); its span is where to warn
     params: int         # elements of the parameters (and buffers) only dead nodes read
     trainable: int = 0  # of which trainable: what the build's parameter count leaves out
+    kept: bool = False  # still in the optimized graph (-O0, or dead_code disabled): the model computes it
 
     def message(self) -> str:
+        what = f"'{self.node.name}' ({self.node.op}) is computed but reaches no output: "
+        if self.kept:
+            held = f", with its {self.params:,} parameters" if self.params else ""
+            return what + f"the built model keeps it{held} (the dead_code pass, on at -O1 and up, leaves it out)"
         dropped = f", and its {self.params:,} parameters with it" if self.params else ""
-        return (f"'{self.node.name}' ({self.node.op}) is computed but reaches no output: the built model leaves "
-                f"it out{dropped}")
+        return what + f"the built model leaves it out{dropped}"
+
+
+def settled(unused: list[Unused], g: Graph) -> list[Unused]:
+    """The entries again once the passes have run on g: those whose node is still there are kept."""
+    there = {id(n) for n in g.nodes}
+    return [replace(u, kept=id(u.node) in there) for u in unused]
 
 
 def unused_results(g: Graph) -> list[Unused]:

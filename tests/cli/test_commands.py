@@ -119,6 +119,14 @@ def test_a_result_that_reaches_no_output_is_a_warning(tmp_path, capsys):
     assert main(["check", MLP]) == 0 and capsys.readouterr().err == ""
     assert main(["build", str(spec), "-o", str(tmp_path / "u.onnx")]) == 0  # head's 20, not fc's 15 as well
     assert f"wrote {tmp_path / 'u.onnx'} (m: 20 params," in capsys.readouterr().out
+    import onnx
+    for flags in (["-O0"], ["--disable-pass", "dead_code"], ["--train", "--loss", "mse", "-O0"]):  # kept: said so
+        assert main(["build", str(spec), *flags, "-o", str(tmp_path / "k.onnx")]) == 0
+        out, err = capsys.readouterr()
+        assert "--train" in flags or f"wrote {tmp_path / 'k.onnx'} (m: 35 params," in out
+        assert "'relu_0' (relu) is computed but reaches no output: the built model keeps it, with its 15 " \
+               "parameters (the dead_code pass, on at -O1 and up, leaves it out)\n" in err
+        assert {"fc.weight", "fc.bias"} <= {t.name for t in onnx.load(tmp_path / "k.onnx").graph.initializer}
 
 def test_a_symbolic_dim_given_another_value_is_a_warning(tmp_path, capsys):
     """`T = 5` silently made reshape(x, [-1, T, 4]) use 5; a Mamba-style `B = x -> linear(3)` turned the next
