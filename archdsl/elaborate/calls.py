@@ -55,12 +55,14 @@ def _keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Sp
 
 
 # torch's and numpy's names for one argument: an op taking `axis` takes `dim=` for it, and so on
-_SYNONYMS = {"dim": "axis", "axis": "dim", "keepdim": "keepdims", "keepdims": "keepdim"}
+_SYNONYMS = {"dim": "axis", "axis": "dim", "keepdim": "keepdims", "keepdims": "keepdim",
+             "attn_mask": "mask", "is_causal": "causal"}  # F.scaled_dot_product_attention's names
 
 
 def _synonyms(op, kwargs: dict, names, given: dict, span: Span) -> dict:
     """kwargs with torch's or numpy's name for an argument (softmax(x, dim=-1), sum(x, axis=1),
-    mean(x, 1, keepdims=true)) renamed to the op's own, where the op has the other name and not this one."""
+    mean(x, 1, keepdims=true), sdpa(q, k, v, attn_mask=m, is_causal=true)) renamed to the op's own, where the
+    op has the other name and not this one."""
     if not op.synonyms:
         return kwargs
     out = {}

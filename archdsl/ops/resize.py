@@ -175,6 +175,7 @@ register(OpDef(
     doc="Resize the spatial dims by scale_factor, to size, or to the spatial sizes of like= (a skip "
         "connection's, read at run time: torch's F.interpolate(x, size=skip.shape[2:])) (torch.nn.Upsample); "
         "nearest, nearest-exact, (bi/tri)linear and bicubic (torch's a = -0.75, no antialias) with align_corners. "
-        "A scale that keeps a size (1.2 on 4) still maps that dim through the scale, as ONNX Resize (and "
-        "torch.onnx.export's graph); torch's CPU nearest and linear kernels copy it.",
+        "A scale that keeps a size (1.2 on 4) maps that dim through the scale, as ONNX Resize (and "
+        "torch.onnx.export's graph), except that onnxruntime copies an input none of whose sizes change; torch's "
+        "CPU kernels copy a kept size in the linear modes and 2-D nearest, and resample it otherwise.",
 ))

@@ -1,5 +1,6 @@
 """torch's and numpy's names for one argument: an op that takes `axis` takes `dim=` for it and the other way
-round, and `keepdim=` / `keepdims=` likewise; both at once is an error naming both."""
+round, and `keepdim=` / `keepdims=` likewise, and sdpa F.scaled_dot_product_attention's `attn_mask=` and
+`is_causal=`; both at once is an error naming both."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ def _nodes(stmts: str, inputs: str = "x: float32[2, 6, 4]"):
     ("y = stack([x, x], axis=1)", "y = stack([x, x], dim=1)"),
     ("y = amax(x, axis=2, keepdims=true)", "y = amax(x, dim=2, keepdim=true)"),
     ("y = global_avgpool(x, keepdim=false)", "y = global_avgpool(x, keepdims=false)"),
+    ("y = sdpa(x, x, x, is_causal=true)", "y = sdpa(x, x, x, causal=true)"),
+    ("y = scaled_dot_product_attention(x, x, x, attn_mask=eq(x[0, :, :1], x[0, :, :1].T))",
+     "y = scaled_dot_product_attention(x, x, x, mask=eq(x[0, :, :1], x[0, :, :1].T))"),
+    ("y = multihead_attention(x, embed_dim=4, num_heads=2, is_causal=true) as a",
+     "y = multihead_attention(x, embed_dim=4, num_heads=2, causal=true) as a"),
 ])
 def test_the_synonym_is_the_same_argument(synonym, own):
     g1, n1 = _nodes(synonym)

@@ -154,6 +154,26 @@ def test_a_scale_that_keeps_a_size_interpolates():
     assert np.abs(y[0, 0] - F.interpolate(t(x), scale_factor=1.2, mode="bilinear").numpy()[0, 0]).max() > 0.1
 
 
+@pytest.mark.parametrize("shape, scale, mode, same", [
+    # no size changes (onnxruntime copies): torch copies in the linear modes and 2-D nearest, resamples otherwise
+    ((4,), 1.2, "nearest", False), ((4,), 1.2, "linear", True), ((4, 4), 1.2, "nearest", True),
+    ((4, 4), 1.2, "nearest-exact", False), ((4, 4), 1.2, "bilinear", True), ((4, 4), 1.2, "bicubic", False),
+    ((4, 4, 4), 1.2, "nearest", False), ((4, 4, 4), 1.2, "trilinear", True),
+    # another size changes (the kept one mapped through the scale): torch copies it in linear and 2-D nearest
+    ((4, 3), [1.2, 2.0], "nearest", False), ((4, 3), [1.2, 2.0], "nearest-exact", True),
+    ((4, 3), [1.2, 2.0], "bilinear", False), ((4, 3), [1.2, 2.0], "bicubic", True),
+    ((4, 4, 3), [1.2, 1.2, 2.0], "nearest", True), ((4, 4, 3), [1.2, 1.2, 2.0], "trilinear", False),
+])
+def test_where_a_kept_size_differs_from_torch(shape, scale, mode, same):
+    """REFERENCE's list of where a scale that keeps a size (1.2 on 4) gives torch's result and where not."""
+    x = np.arange(math.prod(shape), dtype=np.float32).reshape(1, 1, *shape)
+    dims = ", ".join(map(str, shape))
+    (y,), _ = run(f'model m(x: float32[1, 1, {dims}]) -> y {{ y = x -> upsample({scale}, mode="{mode}") }}', {"x": x})
+    ref = F.interpolate(t(x), scale_factor=tuple(scale) if isinstance(scale, list) else scale, mode=mode).numpy()
+    assert y.shape == ref.shape
+    assert np.allclose(y, ref, atol=1e-4) == same
+
+
 def test_upsample_linear_1d_and_symbolic_dims():
     src = 'model m(x: float32[B, 2, T]) -> y { y = x -> upsample(2, mode="linear") }'
     g = archdsl.check_source(src)
