@@ -19,6 +19,11 @@ def class_axis(pred: TensorType) -> int:
     return pred.rank - 1
 
 
+def _labels_name(output: str) -> str:
+    """A name for the labels input in a suggestion, not the output's own (`cross_entropy(y, y, ...)`)."""
+    return "targets" if output != "targets" else "labels"
+
+
 def labels_type(loss: str, pred: TensorType, output: str) -> TensorType:
     if loss == "cross_entropy":
         if pred.rank < 1 or not pred.dtype.is_float:
@@ -31,7 +36,8 @@ def labels_type(loss: str, pred: TensorType, output: str) -> TensorType:
             raise ArchError(f"cross_entropy takes the classes on the last dim of output '{output}' ({pred}: "
                             f"{classes}), a symbolic dim, where a class count is a fixed size{torch_way}; or "
                             f"compute the loss in the spec with the class axis chosen (an output named loss = "
-                            f"cross_entropy({output}, y, axis=1), y an input of the model)")
+                            f"cross_entropy({output}, {_labels_name(output)}, axis=1), {_labels_name(output)} an "
+                            f"input of the model)")
         return TensorType(DType.int64, pred.shape[:ax] + pred.shape[ax + 1:])
     if loss in ("mse", "bce_with_logits"):
         if not pred.dtype.is_float:

@@ -215,7 +215,7 @@ def test_cross_entropy_on_a_symbolic_class_dim_is_refused_at_build_time():
         "cross_entropy takes the classes on the last dim of output 'logits' (float32[B, 10, T]: T), a symbolic dim, "
         "where a class count is a fixed size: for torch's layout, classes on dim 1 (10 here), end the spec with "
         "permute([0, 2, 1]); or compute the loss in the spec with the class axis chosen (an output named loss = "
-        "cross_entropy(logits, y, axis=1), y an input of the model)"), e.value.message
+        "cross_entropy(logits, targets, axis=1), targets an input of the model)"), e.value.message
     assert e.value.span is not None and e.value.span.line == 2
     with pytest.raises(ArchError, match=r"output 'logits' \(float32\[B, T\]: T\), a symbolic dim, where a class "
                                         r"count is a fixed size; or compute"):
