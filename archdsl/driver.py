@@ -18,7 +18,7 @@ from . import files
 from ._version import __version__
 from .diagnostics import ArchError, SourceMap, not_a_directory, writing
 from .elaborate import Module, elaborate_model, load_file, load_source, parse_define
-from .ir import Graph, settled, unused_results
+from .ir import Graph, unused_results
 from .lower import MIN_OPSET, load_weights, lower_graph
 from .lower.given import checked_weights, torch_array
 
@@ -145,15 +145,21 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     opset = _check_options(options) or newest_opset()
     weights = loaded_weights if loaded_weights is not None else given_weights(options)
     weights = checked_weights(weights, graph, _weights_file(options))
-    unused, written = unused_results(graph), graph.param_count()
+    kept = not _drops_dead_code(options.opt_level, options.disabled_passes, inference=True)
+    unused = [replace(u, kept=kept) for u in unused_results(graph)]
+    declared = graph.param_count() - sum(u.trainable for u in unused if not u.kept)  # as written, less dropped
     stats = optimize_graph(graph, options, opset)
-    unused = settled(unused, graph)
-    declared = written - sum(u.trainable for u in unused if not u.kept)  # what the built model holds, as written
     meta = _metadata(mod, name, options.seed)
     res = lower_graph(graph, opset=opset, seed=options.seed, weights=weights, metadata=meta,
                       with_weights=options.with_weights,
                       doc=f"{name} from {_source_name(mod)} (archdsl {__version__})")
     return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared, unused)
+
+
+def _drops_dead_code(level: int, disabled, inference: bool) -> bool:
+    """Whether the passes at this level remove results that reach no output (else the model keeps them)."""
+    from .passes import passes_for
+    return any(p.name == "dead_code" for p in passes_for(level, tuple(disabled), inference=inference))
 
 
 def given_weights(options: CompileOptions) -> dict | None:
@@ -283,7 +289,7 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
     that derive new parameters (BatchNorm folding, pre-transposed weights) would hide the parameters the step
     updates by name. At -O2 the forward graph first gets the train_forward passes (narrow_rows), before
     autodiff differentiates it, and so does the eval model."""
-    from .passes import TRAIN_LEVEL, PassContext, optimize, passes_for
+    from .passes import TRAIN_LEVEL, PassContext, optimize
     from .runtime import newest_opset
     from .training.export import expose_initializers, lower_train_step
     name = _one_model(mod, model)
@@ -302,8 +308,8 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
     expose_initializers(eval_model, list(ev.params))
     graph = elaborate_model(mod, name)
     # the forward keeps a dead result until the whole step is optimized: kept where dead_code does not run then
-    drops = any(p.name == "dead_code" for p in passes_for(level, tuple(options.disabled_passes), inference=False))
-    unused = [replace(u, kept=not drops) for u in unused_results(graph)]
+    kept = not _drops_dead_code(level, options.disabled_passes, inference=False)
+    unused = [replace(u, kept=kept) for u in unused_results(graph)]
     optimize(graph, options.opt_level, tuple(options.disabled_passes),
              PassContext(opset=opset, inference=False, train_forward=True))
     train_ctx = PassContext(opset=opset, inference=False)

@@ -264,36 +264,48 @@ class Calls:
                             + (self.none_hint() if v is None else ""), span)
 
     def dim_tensor(self, d: Sym, dt: DType, opname: str, span) -> Tensor:
-        """A symbolic size as a scalar of dtype dt, read at run time from the shape of a tensor that has it (a
-        model input, or a value computed so far); a product of such sizes (2*B, B*T) multiplied out."""
-        def source(dim):
-            for v in [*self.graph.inputs, *(o for n in self.graph.nodes for o in n.outputs)]:
-                if dim in v.type.shape:
-                    return v, v.type.shape.index(dim)
-            return None
-        found = source(d)
-        if found is not None:
-            parts = [(found, 1)]
-        elif is_formula(d):  # (H-1)//2+1 that no tensor has: nothing to read it from
-            parts = []
-        else:  # coef * B * T: each symbol from its own source, then the number
-            parts = [(source(Sym.of(f)), 1) for f in d.factors] + [(None, d.coef)]
-        if not parts or any(src is None and k == 1 for src, k in parts):
-            raise ArchTypeError(f"{opname}(): the symbolic size {d} is the length of no dim of the model's inputs "
-                                "or of a tensor computed so far, so it cannot be read at run time", span)
+        """A symbolic size as a scalar of dtype dt, read at run time from a shape: a product of symbols (B, 2*B*T)
+        from the model inputs that declare them, multiplied out; a formula ((L-1)//2+1 after a strided conv)
+        from the first tensor that has it. The nodes are named by the size, not numbered: the same spec at
+        fixed sizes (run's check) and a block called again name everything else as before."""
+        if is_formula(d):
+            found = self.dim_source(d)
+            if found is None:
+                raise ArchTypeError(f"{opname}(): the symbolic size {d} is the length of no dim of the model's "
+                                    "inputs or of a tensor computed so far, so it cannot be read at run time", span)
+            parts = [found]
+        else:  # symbols come from the inputs' declarations
+            parts = [next(((v, v.type.shape.index(Sym.of(f))) for v in self.graph.inputs
+                           if Sym.of(f) in v.type.shape), None) for f in d.factors]
+            if None in parts:
+                raise ArchTypeError(f"{opname}(): the symbolic size {d} is not made of the model inputs' dims, so "
+                                    "it cannot be read at run time", span)
+        prefix = ".".join(self.scope + [f"size({d})"]) + self.call_tag
         out = None
-        for src, k in parts:
-            if src is not None:
-                t = self.graph.add_node("dim_size", [src[0]], {"axis": src[1], "dtype": dt.label},
-                                        self.layer_name(None, "dim_size") + self.call_tag, span).outputs[0]
-            elif k != 1:
-                t = self.graph.add_const(np.array(k, dtype=dt.numpy), span)
-            else:
-                continue
-            out = t if out is None else self.graph.add_node("mul", [out, t], {},
-                                                            self.layer_name(None, "mul") + self.call_tag,
-                                                            span).outputs[0]
+        for v, axis in parts:
+            t = self.graph.add_node("dim_size", [v], {"axis": axis, "dtype": dt.label}, prefix, span).outputs[0]
+            out = t if out is None else self.graph.add_node("mul", [out, t], {}, prefix, span).outputs[0]
+        if not is_formula(d) and d.coef != 1:
+            k = self.graph.add_const(np.array(d.coef, dtype=dt.numpy), span)
+            out = self.graph.add_node("mul", [out, k], {}, prefix, span).outputs[0]
         return Tensor(out)
+
+    def dim_source(self, d: Sym):
+        """(value, axis) of the first model input or node output so far with the size d; an index kept as the
+        graph grows, so each lookup costs only the nodes added since the last."""
+        if self.dim_scanned < 0:  # the inputs first
+            for v in self.graph.inputs:
+                for axis, x in enumerate(v.type.shape):
+                    self.dim_index.setdefault(x, (v, axis))
+            self.dim_scanned = 0
+        nodes = self.graph.nodes
+        for n in nodes[self.dim_scanned:]:
+            for o in n.outputs:
+                for axis, x in enumerate(o.type.shape):
+                    if not isinstance(x, int):
+                        self.dim_index.setdefault(x, (o, axis))
+        self.dim_scanned = len(nodes)
+        return self.dim_index.get(d)
 
     def make_constant(self, args, kwargs, span) -> Tensor:
         """tensor([[1, 2], [3, 4]], dtype="int64"): a constant from compile-time numbers (an index table, a
@@ -339,11 +351,11 @@ class Calls:
         key = _memo_key(fn, args, kwargs) if label is None and self.sharing is None else None
         if key is not None and key in self.memo:
             return self.memo[key]
-        g = self.graph
-        before = (len(g.nodes), len(g.params), len(g.consts), len(g.warnings)) if g is not None else None
+        made = lambda g: (len(g.nodes), len(g.params), len(g.consts), len(g.warnings)) if g is not None else None
+        before = made(self.graph), len(self.block_layers)
         result = self._run_block(fn, args, kwargs, label, span)
         if key is not None and result is not None and not isinstance(result, Tensor) and \
-                before == ((len(g.nodes), len(g.params), len(g.consts), len(g.warnings)) if g is not None else None):
+                before == (made(self.graph), len(self.block_layers)):
             self.memo[key] = result
         return result
 
@@ -384,10 +396,11 @@ class Calls:
                 log = []
                 self.name_logs.append(log)
         self.calls.append((d.name, span))
+        first = {f.name: local.vars[f.name] for f in d.formals} if log is not None else None  # as bound
         try:
             self.exec_body(d.body, local)
             result = None
-            self.no_return.append(d.name)
+            self.last_none, self.none_events = d.name, self.none_events + 1
         except ReturnValue as r:
             result = r.value
         except ArchError as err:
@@ -400,14 +413,14 @@ class Calls:
             if log is not None:
                 self.name_logs.pop()
         if log is not None:
-            args = {f.name: local.vars[f.name] for f in d.formals}
-            self.block_layers[scope] = BlockLayer(scope, fn, args, tuple(log))
+            self.block_layers[scope] = BlockLayer(scope, fn, first, tuple(log))
         return result
 
     def none_hint(self) -> str:
-        """Where a none may have come from, when a block that ends without a return statement ran."""
-        if self.no_return:
-            return f" (block {self.no_return[-1]}() ends without a return statement: it gives none)"
+        """Where a none may have come from: the block that ended without a return statement last, unless a
+        none was assigned from elsewhere since."""
+        if self.last_none is not None:
+            return f" (block {self.last_none}() ends without a return statement: it gives none)"
         return ""
 
     # ---------------- operators ----------------
@@ -586,7 +599,12 @@ class Calls:
         self.scope, self.replay, self.sharing = fn.name.split("."), list(fn.automatic), fn.name
         self.call_tag = f"#{self.calls_again + 1}"
         try:
-            return self.call_block(fn.fn, [], {**fn.args, **given}, None, span)
+            out = self.call_block(fn.fn, [], {**fn.args, **given}, None, span)
+            if self.replay:  # it made fewer unnamed layers than its first call
+                raise ArchTypeError(f'layer("{fn.name}"): this call of the block does not make its first call\'s '
+                                    f"{self.replay[0].rpartition('.')[2]} (it ran differently: name its layers "
+                                    "with `as`)", span)
+            return out
         finally:
             self.scope, self.replay, self.sharing, self.call_tag = saved
 
@@ -606,11 +624,11 @@ _PLAIN = (int, float, str, bool, type(None))
 
 def _memo_key(fn: BlockFn, args, kwargs) -> tuple | None:
     """A block call's arguments as a key, when all are plain values (with their types: 1, 1.0 and true are
-    equal in Python and not in a block's arithmetic); None otherwise (tensors, lists, dims)."""
+    equal in Python and not in a block's arithmetic, nor 0.0 and -0.0 in its strings); None otherwise."""
     if not all(type(v) in _PLAIN for v in (*args, *kwargs.values())):
         return None
-    return (id(fn.defn), id(fn.env), tuple((type(v), v) for v in args),
-            tuple(sorted((k, type(v), v) for k, v in kwargs.items())))
+    return (id(fn.defn), id(fn.env), tuple((type(v), repr(v)) for v in args),  # repr: -0.0 is not 0.0
+            tuple(sorted((k, type(v).__name__, repr(v)) for k, v in kwargs.items())))
 
 
 def _nested(v, span, depth: int = 0) -> tuple[list, tuple[int, ...]]:

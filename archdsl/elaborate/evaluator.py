@@ -28,8 +28,9 @@ __all__ = ["Evaluator", "Limits"]
 
 def _bad_label(v: str) -> bool:
     """Parameter names are the label's dot-separated parts: none may be empty (`a.`, `.a`, `a..b` would give
-    `a..weight`), and nothing a file name or a terminal would misread."""
-    return (any(c in v for c in " /\\:") or any(not c.isprintable() for c in v)
+    `a..weight`), and nothing a file name or a terminal would misread; `#` marks a block's nodes when it is
+    called again (shared.attn#2)."""
+    return (any(c in v for c in " /\\:#") or any(not c.isprintable() for c in v)
             or any(not part for part in v.split(".")))
 
 
@@ -71,7 +72,10 @@ class Evaluator(Calls, Operators):
         self.name_logs: list[list[str]] = []  # the automatic names chosen inside each labelled block call running
         self.replay: list[str] | None = None  # in a block called again by layer(): its first call's names, to come
         self.sharing: str | None = None  # that block's name: parameters are found, not made
-        self.no_return: list[str] = []  # blocks that ran to their end without a return (a none's origin)
+        self.last_none: str | None = None  # the block whose end without a return gave the latest none
+        self.none_events = 0  # blocks ended without a return so far (an assignment of none from elsewhere clears)
+        self.dim_index: dict = {}  # symbolic size -> (value, axis): the first input or node output that has it
+        self.dim_scanned = -1  # graph.nodes indexed into dim_index so far (-1: not even the inputs)
         self.memo: dict[tuple, object] = {}  # block calls on plain values that made nothing: their results
         self.calls_again = 0  # blocks called again by layer() so far, for their nodes' names
         self.call_tag = ""  # "#2" on the names of the nodes of a block called again
@@ -122,7 +126,10 @@ class Evaluator(Calls, Operators):
     def exec_stmt(self, s, env: Env):
         self._tick(s.span)
         if isinstance(s, A.Assign):
+            ended = self.none_events
             value = self.eval(s.value, env)
+            if value is None and self.none_events == ended:  # `h = none`: no block to blame for this none
+                self.last_none = None
             self.bind(s.targets, value, env, s.span)
             if env is self.model_env:
                 self.assigned_at.update(dict.fromkeys(s.targets, s.span))
@@ -288,8 +295,8 @@ class Evaluator(Calls, Operators):
             got = "an empty string" if v == "" else describe(v)
             raise ArchTypeError(f"a layer name must be a name, string or integer, got {got}", label_expr.span)
         if isinstance(v, str) and _bad_label(v):
-            raise ArchTypeError(f"layer name {short(v)} may not contain spaces, slashes, colons, control characters "
-                                "or empty parts", label_expr.span)
+            raise ArchTypeError(f"layer name {short(v)} may not contain spaces, slashes, colons, #, control "
+                                "characters or empty parts", label_expr.span)
         return v
 
     def _interp(self, e: A.Interp, env: Env) -> str:

@@ -252,7 +252,7 @@ def _override(item: A.ParamDecl, default, given, prefix: str = ""):
     name = prefix + item.name  # as the -D wrote it
     if default is None or type(value) is type(default):
         return value
-    if isinstance(default, float) and value in ("inf", "-inf"):  # -D p=inf: the ops' own spelling of infinity
+    if isinstance(default, float) and value in ("inf", "-inf", "+inf"):  # -D p=inf: the ops' spelling of it
         return float(value)
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         try:
@@ -286,7 +286,7 @@ def parse_define(text: str, sources: SourceMap, index: int = 0) -> tuple[str, tu
         raise DefineError(f"-D {name}: missing value after '='", vspan)
     nspan = Span(file, 1, 1, 1, len(text.partition("=")[0]) + 1)
     if re.fullmatch(r"[0-9][0-9A-Za-z_]*[A-Za-z][0-9A-Za-z_]*", word) and not is_number_literal(word) or \
-            re.fullmatch(r"[A-Za-z_]\w*(-\w+)+", word) or word == "-inf":
+            re.fullmatch(r"[A-Za-z_]\w*(-\w+)+", word) or word in ("-inf", "+inf"):
         # a word that starts with a digit (-D size=7b) is a string too, and so are hyphenated words
         # (-D mode=nearest-exact: no -D value has names to subtract) and -inf (the ops' spelling, a number
         # where the param is one)

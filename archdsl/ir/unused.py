@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .graph import Graph, Node
 
-__all__ = ["Unused", "settled", "unused_results"]
+__all__ = ["Unused", "unused_results"]
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,7 @@ class Unused:
     node: Node          # the last node of a dead chain (nothing reads it); its span is where to warn
     params: int         # elements of the parameters (and buffers) only dead nodes read
     trainable: int = 0  # of which trainable: what the build's parameter count leaves out
-    kept: bool = False  # still in the optimized graph (-O0, or dead_code disabled): the model computes it
+    kept: bool = False  # dead_code does not run (-O0, or disabled): the built model computes it
 
     def message(self) -> str:
         what = f"'{self.node.name}' ({self.node.op}) is computed but reaches no output: "
@@ -24,12 +24,6 @@ class Unused:
             return what + f"the built model keeps it{held} (the dead_code pass, on at -O1 and up, leaves it out)"
         dropped = f", and its {self.params:,} parameters with it" if self.params else ""
         return what + f"the built model leaves it out{dropped}"
-
-
-def settled(unused: list[Unused], g: Graph) -> list[Unused]:
-    """The entries again once the passes have run on g: those whose node is still there are kept."""
-    there = {id(n) for n in g.nodes}
-    return [replace(u, kept=id(u.node) in there) for u in unused]
 
 
 def unused_results(g: Graph) -> list[Unused]:

@@ -127,6 +127,10 @@ def test_a_result_that_reaches_no_output_is_a_warning(tmp_path, capsys):
         assert "'relu_0' (relu) is computed but reaches no output: the built model keeps it, with its 15 " \
                "parameters (the dead_code pass, on at -O1 and up, leaves it out)\n" in err
         assert {"fc.weight", "fc.bias"} <= {t.name for t in onnx.load(tmp_path / "k.onnx").graph.initializer}
+    spec.write_text("model m(x: float32[B, 3, 8, 8]) -> y {\n    z = x -> conv2d(4, 3) as c -> batchnorm as bn\n"
+                    "    y = x\n}\n")  # fold_batchnorm replaces the dead node: it is still kept
+    assert main(["build", str(spec), "--disable-pass", "dead_code", "-o", str(tmp_path / "k.onnx")]) == 0
+    assert "'bn' (batchnorm) is computed but reaches no output: the built model keeps it" in capsys.readouterr().err
 
 def test_a_symbolic_dim_given_another_value_is_a_warning(tmp_path, capsys):
     """`T = 5` silently made reshape(x, [-1, T, 4]) use 5; a Mamba-style `B = x -> linear(3)` turned the next

@@ -406,6 +406,7 @@ def test_defines_inf_and_minus_inf_are_infinity_for_a_number_param():
     assert g.meta == {"p": float("inf"), "fill": "inf"}
     g = archdsl.check_source(src, defines=["p=-inf", "fill=-inf"])
     assert g.meta == {"p": -float("inf"), "fill": "-inf"}
+    assert archdsl.check_source(src, defines=["p=+inf"]).meta["p"] == float("inf")
     for bad in ("p=infinity", "p=nan", "p=-infinity"):
         with pytest.raises(DefineError):
             archdsl.check_source(src, defines=[bad])

@@ -304,3 +304,26 @@ model m(a: float32[B, 8], b: float32[B, 8]) -> (ya, yb) {
     sigma = (w["d.weight_u"] * (w["d.weight_orig"] * w["d.weight_v"]).sum(1)).sum()
     np.testing.assert_allclose(ya, a @ (w["d.weight_orig"] / sigma).T, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(yb, b @ (w["d.weight_orig"] / sigma).T, rtol=1e-5, atol=1e-6)
+
+
+def test_a_block_called_again_takes_its_arguments_as_first_given():
+    """A body that rebinds its argument (scale = scale * 2) gave the call again the rebound value (12 for 6),
+    and a width rebound so made a weight of another shape a diagnostic."""
+    src = ("block f(x, scale) {\n    scale = scale * 2\n    return x * scale\n}\n"
+           "block g(x, width) {\n    width = width * 2\n    return x -> linear(width) as fc\n}\n"
+           "model m(a: float32[B, 2]) -> (y1, y2, z1, z2) {\n    y1 = a -> f(3.0) as e\n    y2 = a -> layer(\"e\")\n"
+           "    z1 = a -> g(3) as h\n    z2 = a -> layer(\"h\")\n}\n")
+    a = np.ones((2, 2), np.float32)
+    y1, y2, z1, z2 = runtime.session(archdsl.compile_source(src)).run(None, {"a": a})
+    assert y1.tolist() == y2.tolist() == [[6.0, 6.0]] * 2
+    np.testing.assert_allclose(z1, z2)
+
+
+def test_a_block_called_again_that_makes_fewer_layers_is_refused():
+    src = ("block f(x) {\n    return x -> linear(2) if shape(x)[1] == 6 else x\n}\n"
+           "model m(a: float32[B, 6]) -> (y1, y2) {\n    y1 = a -> f as e\n    y2 = a[:, :2] -> layer(\"e\")\n}\n")
+    with pytest.raises(archdsl.ArchError, match=r'layer\("e"\): this call of the block does not make its first '
+                                                r"call's linear_0 \(it ran differently"):
+        archdsl.check_source(src)
+    with pytest.raises(archdsl.ArchError, match=r"may not contain spaces, slashes, colons, #"):
+        archdsl.check_source("model m(a: float32[B, 6]) -> y {\n    y = a -> linear(2) as \"fc#2\"\n}\n")

@@ -75,3 +75,31 @@ def test_a_size_no_tensor_has_is_refused():
         archdsl.check_source(src)
     with pytest.raises(archdsl.ArchError, match=r"'b' must be a tensor, got symbolic dim B"):  # bool: no number
         archdsl.check_source("model m(x: bool[B, L]) -> y {\n    y = eq(x, shape(x)[0])\n}\n")
+
+
+def test_a_product_of_sizes_without_a_number():
+    """B*L (coefficient 1) was refused: the number's part of the product was taken for a missing source."""
+    model = archdsl.compile_source("model m(x: float32[B, 3, L]) -> y {\n    y = sum(x) / (shape(x)[0] * "
+                                   "shape(x)[2])\n}\n")
+    x = np.random.default_rng(0).standard_normal((2, 3, 5)).astype(np.float32)
+    np.testing.assert_allclose(runtime.session(model).run(None, {"x": x})[0], x.sum() / 10, rtol=1e-5)
+
+
+def test_sizes_at_fixed_sizes_and_in_a_block_called_again(tmp_path, capsys):
+    """The size nodes took numbered names (mul_1), so at fixed sizes (run's and summary's check of the spec)
+    the later numbered nodes shifted and were compared with others ('typed [B, 4] but comes out [2, 8]'), and
+    a block called again after a tensor with the size 2*B appeared read it there and ran differently."""
+    from archdsl.cli import main
+    spec = tmp_path / "s.arch"
+    spec.write_text("model m(x: float32[B, 4], y: float32[B, 8]) -> (a, p, q) {\n    a = x / (2 * shape(x)[0])\n"
+                    "    p = x * 3.0\n    q = y * 3.0\n}\n")
+    assert main(["summary", str(spec), "--dim", "B=2"]) == 0, capsys.readouterr().err
+    assert main(["run", str(spec), "--batch", "2"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    src = ("block f(x) {\n    s = x / (2 * shape(x)[0])\n    return s -> linear(2)\n}\n"
+           "model m(a: float32[B, 4]) -> (y1, y2, c) {\n    y1 = a -> f as enc\n    c = concat([a, a], dim=0)\n"
+           "    y2 = a -> layer(\"enc\")\n}\n")
+    model = archdsl.compile_source(src)
+    a = np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32)
+    y1, y2, _ = runtime.session(model).run(None, {"a": a})
+    np.testing.assert_allclose(y1, y2, rtol=1e-6)
