@@ -212,6 +212,9 @@ class Calls:
                     raise ArchTypeError(f"{op.name}(): '{n}' must be a list of tensors, got {describe(v)}", span)
                 picked.extend((n, t) for t in v)
             else:
+                if n == "like" and not isinstance(v, Tensor):  # only its shape is read: a number has none to give
+                    raise ArchTypeError(f"{op.name}(): like= takes a tensor whose sizes to match, got "
+                                        f"{describe(v)}", span)
                 picked.append((n, v))
         tensors_given = [v for _, v in picked if isinstance(v, Tensor)]  # numbers take a non-bool neighbour's dtype
         ref = next((v for v in tensors_given if v.type.dtype is not DType.bool),
