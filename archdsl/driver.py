@@ -18,7 +18,7 @@ from . import files
 from ._version import __version__
 from .diagnostics import ArchError, SourceMap, not_a_directory, writing
 from .elaborate import Module, elaborate_model, load_file, load_source, parse_define
-from .ir import Graph, unused_results
+from .ir import Graph, still_there, unused_results
 from .lower import MIN_OPSET, load_weights, lower_graph
 from .lower.given import checked_weights, torch_array
 
@@ -145,10 +145,11 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     opset = _check_options(options) or newest_opset()
     weights = loaded_weights if loaded_weights is not None else given_weights(options)
     weights = checked_weights(weights, graph, _weights_file(options))
-    kept = not _drops_dead_code(options.opt_level, options.disabled_passes, inference=True)
-    unused = [replace(u, kept=kept) for u in unused_results(graph)]
-    declared = graph.param_count() - sum(u.trainable for u in unused if not u.kept)  # as written, less dropped
+    unused, written = unused_results(graph), graph.param_count()
     stats = optimize_graph(graph, options, opset)
+    if not _drops_dead_code(options.opt_level, options.disabled_passes, inference=True):
+        unused = still_there(unused, graph)
+    declared = written - sum(u.trainable for u in unused if not u.kept)  # as written, less what was dropped
     meta = _metadata(mod, name, options.seed)
     res = lower_graph(graph, opset=opset, seed=options.seed, weights=weights, metadata=meta,
                       with_weights=options.with_weights,

@@ -149,11 +149,15 @@ def to_training(graph: Graph, extra: TrainInputs) -> dict[str, Value]:
     """Rewrite, in place, every op with a training form; returns buffer name -> its value after the step."""
     updates: dict[str, Value] = {}
     nodes: list[Node] = []
+    seen: dict[str, int] = {}
     for node in graph.nodes:
         form = TRAIN_FORMS.get(node.op)
         if form is None:
             nodes.append(node)
             continue
+        seen[node.name] = seen.get(node.name, 0) + 1
+        if seen[node.name] > 1:  # a second `dropout(0.5) as d`: its own name, so its own mask stream
+            node.name = f"{node.name}~{seen[node.name]}"
         b = GradBuilder(graph, node, tag="train", sink=nodes)
         made = form(b, node, extra)
         if made is None:  # this use behaves as at inference

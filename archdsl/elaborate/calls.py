@@ -267,35 +267,33 @@ class Calls:
                             + (self.none_hint() if v is None else ""), span)
 
     def dim_tensor(self, d: Sym, dt: DType, opname: str, span) -> Tensor:
-        """A symbolic size as a scalar of dtype dt, read at run time from a shape: a product of symbols (B, 2*B*T)
-        from the model inputs that declare them, multiplied out; a formula ((L-1)//2+1 after a strided conv)
-        from the first tensor that has it. The nodes are named by the size, not numbered: the same spec at
-        fixed sizes (run's check) and a block called again name everything else as before."""
-        if is_formula(d):
-            found = self.dim_source(d)
+        """A symbolic size as a scalar of dtype dt, read at run time from shapes, factor by factor: a symbol (B, T)
+        from the model input that declares it, a formula ((L-1)//2+1 after a strided conv) from the latest
+        tensor that has it; multiplied out with the number (2*B*T). The nodes are named by the size, not
+        numbered: the same spec at fixed sizes (run's check) and a block called again name the rest as before."""
+        parts = []
+        for f in d.factors:
+            one = Sym((f,))
+            found = self.dim_source(one) if is_formula(one) else next(  # symbols: the inputs' declarations
+                ((v, v.type.shape.index(one)) for v in self.graph.inputs if one in v.type.shape), None)
             if found is None:
-                raise ArchTypeError(f"{opname}(): the symbolic size {d} is the length of no dim of the model's "
+                raise ArchTypeError(f"{opname}(): the symbolic size {one} is the length of no dim of the model's "
                                     "inputs or of a tensor computed so far, so it cannot be read at run time", span)
-            parts = [found]
-        else:  # symbols come from the inputs' declarations
-            parts = [next(((v, v.type.shape.index(Sym.of(f))) for v in self.graph.inputs
-                           if Sym.of(f) in v.type.shape), None) for f in d.factors]
-            if None in parts:
-                raise ArchTypeError(f"{opname}(): the symbolic size {d} is not made of the model inputs' dims, so "
-                                    "it cannot be read at run time", span)
+            parts.append(found)
         prefix = ".".join(self.scope + [f"size({d})"]) + self.call_tag
         out = None
         for v, axis in parts:
             t = self.graph.add_node("dim_size", [v], {"axis": axis, "dtype": dt.label}, prefix, span).outputs[0]
             out = t if out is None else self.graph.add_node("mul", [out, t], {}, prefix, span).outputs[0]
-        if not is_formula(d) and d.coef != 1:
+        if d.coef != 1:
             k = self.graph.add_const(np.array(d.coef, dtype=dt.numpy), span)
             out = self.graph.add_node("mul", [out, k], {}, prefix, span).outputs[0]
         return Tensor(out)
 
     def dim_source(self, d: Sym):
-        """(value, axis) of the first model input or node output so far with the size d; an index kept as the
-        graph grows, so each lookup costs only the nodes added since the last."""
+        """(value, axis) of the latest node output so far with the size d (the tensor just computed, rather than
+        an earlier branch that may be dead), else of a model input; an index kept as the graph grows, so each
+        lookup costs only the nodes added since the last."""
         if self.dim_scanned < 0:  # the inputs first
             for v in self.graph.inputs:
                 for axis, x in enumerate(v.type.shape):
@@ -306,7 +304,7 @@ class Calls:
             for o in n.outputs:
                 for axis, x in enumerate(o.type.shape):
                     if not isinstance(x, int):
-                        self.dim_index.setdefault(x, (o, axis))
+                        self.dim_index[x] = (o, axis)
         self.dim_scanned = len(nodes)
         return self.dim_index.get(d)
 
@@ -403,7 +401,7 @@ class Calls:
         try:
             self.exec_body(d.body, local)
             result = None
-            self.last_none, self.none_events = d.name, self.none_events + 1
+            self.last_none = d.name
         except ReturnValue as r:
             result = r.value
         except ArchError as err:
@@ -420,10 +418,10 @@ class Calls:
         return result
 
     def none_hint(self) -> str:
-        """Where a none may have come from: the block that ended without a return statement last, unless a
-        none was assigned from elsewhere since."""
+        """Where a none may have come from, when a block of this model ended without a return statement (which
+        none is its, a value cannot say)."""
         if self.last_none is not None:
-            return f" (block {self.last_none}() ends without a return statement: it gives none)"
+            return f" (a block that ends without a return statement gives none, as {self.last_none}() does here)"
         return ""
 
     # ---------------- operators ----------------
@@ -578,7 +576,8 @@ class Calls:
             raise ArchTypeError(f'layer("{fn.name}"): the block keeps buffers ({quoted(buffers)}) that each call '
                                 "would update in training; only blocks without buffers are called again", span)
         d = fn.fn.defn
-        tensors = [k for k, v in fn.args.items() if isinstance(v, Tensor)]
+        tensors = [k for k, v in fn.args.items() if isinstance(v, Tensor) or  # a list of tensors too: f([x, y])
+                   isinstance(v, (list, tuple)) and v and all(isinstance(t, Tensor) for t in v)]
         if len(args) > len(tensors):
             raise ArchTypeError(f'layer("{fn.name}") takes the tensor arguments of block {d.name}() '
                                 f"({', '.join(tensors) or 'none'}), got {len(args)} values", span)

@@ -72,8 +72,7 @@ class Evaluator(Calls, Operators):
         self.name_logs: list[list[str]] = []  # the automatic names chosen inside each labelled block call running
         self.replay: list[str] | None = None  # in a block called again by layer(): its first call's names, to come
         self.sharing: str | None = None  # that block's name: parameters are found, not made
-        self.last_none: str | None = None  # the block whose end without a return gave the latest none
-        self.none_events = 0  # blocks ended without a return so far (an assignment of none from elsewhere clears)
+        self.last_none: str | None = None  # the latest block that ended without a return (a none's likely origin)
         self.dim_index: dict = {}  # symbolic size -> (value, axis): the first input or node output that has it
         self.dim_scanned = -1  # graph.nodes indexed into dim_index so far (-1: not even the inputs)
         self.memo: dict[tuple, object] = {}  # block calls on plain values that made nothing: their results
@@ -126,10 +125,7 @@ class Evaluator(Calls, Operators):
     def exec_stmt(self, s, env: Env):
         self._tick(s.span)
         if isinstance(s, A.Assign):
-            ended = self.none_events
             value = self.eval(s.value, env)
-            if value is None and self.none_events == ended:  # `h = none`: no block to blame for this none
-                self.last_none = None
             self.bind(s.targets, value, env, s.span)
             if env is self.model_env:
                 self.assigned_at.update(dict.fromkeys(s.targets, s.span))

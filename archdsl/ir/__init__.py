@@ -5,6 +5,6 @@ from __future__ import annotations
 from .check import check
 from .graph import Graph, Node, Value, infer_node
 from .printer import print_graph
-from .unused import Unused, unused_results
+from .unused import Unused, still_there, unused_results
 
-__all__ = ["Graph", "Node", "Unused", "Value", "check", "infer_node", "print_graph", "unused_results"]
+__all__ = ["Graph", "Node", "Unused", "Value", "check", "infer_node", "print_graph", "still_there", "unused_results"]

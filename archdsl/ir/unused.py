@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .graph import Graph, Node
 
-__all__ = ["Unused", "unused_results"]
+__all__ = ["Unused", "still_there", "unused_results"]
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,8 @@ class Unused:
     node: Node          # the last node of a dead chain (nothing reads it); its span is where to warn
     params: int         # elements of the parameters (and buffers) only dead nodes read
     trainable: int = 0  # of which trainable: what the build's parameter count leaves out
-    kept: bool = False  # dead_code does not run (-O0, or disabled): the built model computes it
+    kept: bool = False  # dead_code does not run (-O0, or disabled) and no other pass removed it either
+    names: tuple = ()   # those parameters' names
 
     def message(self) -> str:
         what = f"'{self.node.name}' ({self.node.op}) is computed but reaches no output: "
@@ -38,7 +39,7 @@ def unused_results(g: Graph) -> list[Unused]:
     ends = [n for n in g.nodes if id(n) in dead and not any(o.uses for o in n.outputs)]
     out, seen = [], set()  # a node or parameter two dead ends share is counted at the first
     for end in ends:
-        stack, params, trainable = [end], 0, 0
+        stack, params, trainable, names = [end], 0, 0, []
         while stack:  # the dead region that ends here: its own parameters
             n = stack.pop()
             if id(n) in seen:
@@ -47,11 +48,12 @@ def unused_results(g: Graph) -> list[Unused]:
             for v in n.inputs:
                 if v.is_param and id(v) in only_dead and id(v) not in seen:
                     seen.add(id(v))
+                    names.append(v.name)
                     params += _numel(v.type.shape)
                     trainable += _numel(v.type.shape) if v.kind == "param" else 0
                 elif v.producer is not None and id(v.producer) in dead:
                     stack.append(v.producer)
-        out.append(Unused(end, params, trainable))
+        out.append(Unused(end, params, trainable, names=tuple(names)))
     return out
 
 
@@ -60,3 +62,11 @@ def _numel(shape) -> int:
     for d in shape:
         n *= d if isinstance(d, int) else 1
     return n
+
+
+def still_there(unused: list[Unused], g: Graph) -> list[Unused]:
+    """Once the passes have run on g without dead_code: kept where the dead node, or a parameter only it read
+    (fold_batchnorm replaces the node and keeps the conv's weight), is still in g; fold_constants may have
+    computed the rest away."""
+    there = {id(n) for n in g.nodes}
+    return [replace(u, kept=id(u.node) in there or any(n in g.params for n in u.names)) for u in unused]

@@ -131,6 +131,9 @@ def test_a_result_that_reaches_no_output_is_a_warning(tmp_path, capsys):
                     "    y = x\n}\n")  # fold_batchnorm replaces the dead node: it is still kept
     assert main(["build", str(spec), "--disable-pass", "dead_code", "-o", str(tmp_path / "k.onnx")]) == 0
     assert "'bn' (batchnorm) is computed but reaches no output: the built model keeps it" in capsys.readouterr().err
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    d = tensor([1.0, 2.0]) * 2.0\n    y = relu(x)\n}\n")
+    assert main(["build", str(spec), "-O1", "--disable-pass", "dead_code", "-o", str(tmp_path / "k.onnx")]) == 0
+    assert "the built model leaves it out" in capsys.readouterr().err  # fold_constants computed it away
 
 def test_a_symbolic_dim_given_another_value_is_a_warning(tmp_path, capsys):
     """`T = 5` silently made reshape(x, [-1, T, 4]) use 5; a Mamba-style `B = x -> linear(3)` turned the next

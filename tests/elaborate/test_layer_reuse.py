@@ -327,3 +327,21 @@ def test_a_block_called_again_that_makes_fewer_layers_is_refused():
         archdsl.check_source(src)
     with pytest.raises(archdsl.ArchError, match=r"may not contain spaces, slashes, colons, #"):
         archdsl.check_source("model m(a: float32[B, 6]) -> y {\n    y = a -> linear(2) as \"fc#2\"\n}\n")
+
+
+def test_a_block_of_a_list_of_tensors_is_called_again_on_a_new_list():
+    """f([x, x]) as e, then layer("e") on [z, z]: the list was a fixed argument (re-run on the first tensors
+    with no argument, 'got 1 values' with one)."""
+    src = ("block f(xs) {\n    return concat(xs, axis=1) -> linear(2) as fc\n}\n"
+           "model m(x: float32[B, 3], z: float32[B, 3]) -> (y, w, v) {\n    y = f([x, x]) as e\n"
+           "    w = layer(\"e\")([z, z])\n    f = layer(\"e\")\n    v = f(xs=[z, x])\n}\n")
+    model = archdsl.compile_source(src)
+    wt = _weights(model, "e")
+    rng = np.random.default_rng(5)
+    x, z = (rng.standard_normal((2, 3)).astype(np.float32) for _ in range(2))
+    y, w, v = runtime.session(model).run(None, {"x": x, "z": z})
+    lin = lambda a: a @ wt["e.fc.weight"].T + wt["e.fc.bias"]  # noqa: E731
+    for got, parts in ((y, [x, x]), (w, [z, z]), (v, [z, x])):
+        np.testing.assert_allclose(got, lin(np.concatenate(parts, 1)), rtol=1e-5, atol=1e-6)
+    with pytest.raises(archdsl.ArchError, match="missing tensor argument 'xs'"):
+        archdsl.check_source(src.replace('layer(\"e\")([z, z])', 'layer(\"e\")()'))

@@ -103,3 +103,21 @@ def test_sizes_at_fixed_sizes_and_in_a_block_called_again(tmp_path, capsys):
     a = np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32)
     y1, y2, _ = runtime.session(model).run(None, {"a": a})
     np.testing.assert_allclose(y1, y2, rtol=1e-6)
+
+
+def test_products_with_a_formula_and_the_tensor_a_formula_is_read_from():
+    """(L-3)//2+1 times B, or times 2, was refused as a whole; a formula was read from the first tensor that had
+    it, a dead branch too, which the model then kept (and its parameters)."""
+    src = ("model m(x: float32[B, 3, L]) -> (a, b) {\n    d = x -> conv1d(2, 3, stride=2) as unused_branch\n"
+           "    h = x -> conv1d(4, 3, stride=2) as c\n    a = sum(h) / (shape(h)[0] * shape(h)[2])\n"
+           "    b = sum(h) / (2 * shape(x)[2] * shape(h)[2])\n}\n")
+    model = archdsl.compile_source(src)
+    assert sum(n.op_type == "Conv" for n in model.graph.node) == 1
+    assert not any(t.name.startswith("unused_branch") for t in model.graph.initializer)
+    x = np.random.default_rng(2).standard_normal((2, 3, 9)).astype(np.float32)
+    a, b = runtime.session(model).run(None, {"x": x})
+    n = (9 - 3) // 2 + 1
+    np.testing.assert_allclose(a * (2 * n), b * (2 * 9 * n), rtol=1e-5)
+    g = archdsl.check_source(src)
+    assert all(node.inputs[0].producer is None or node.inputs[0].producer.name == "c"
+               for node in g.nodes if node.op == "dim_size")

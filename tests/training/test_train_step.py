@@ -87,6 +87,21 @@ model m(x: float32[B, 64]) -> y {
 """
 
 
+def test_two_dropouts_with_one_label_draw_masks_of_their_own():
+    """`dropout(0.5) as d` twice (legal: a dropout has no parameters) seeded both by the name d: the same
+    mask, so a - b was 0 in every step; so was a labelled dropout in a block called twice."""
+    for body in ("    a = x -> dropout(0.5) as d\n    b = x -> dropout(0.5) as d\n",
+                 "    a = noisy(x)\n    b = noisy(x)\n"):
+        text = ("block noisy(x) {\n    return x -> dropout(0.5) as d\n}\n"
+                "model m(x: float32[B, 64]) -> loss {\n" + body + "    loss = mean((a - b) ** 2 * parameter([64], "
+                "init=\"ones\") as w)\n}\n")
+        ct, _ = compile_step(None, config(loss="model", opt="sgd", lr=0.1), text=text)
+        sess = runtime.session(ct.step_model, "cpu")
+        feeds = {**batches(ct, 1, 4, 2)[0], "seed": np.array(0, np.int64), "step": np.array(0, np.int64)}
+        out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+        assert float(out["loss"]) > 0.1, body
+
+
 def test_dropout_mask_comes_from_seed_and_step():
     ct, _ = compile_step(None, config(opt="sgd", lr=0.1), text=DROPOUT)
     sess = runtime.session(ct.step_model, "cpu")
