@@ -539,6 +539,8 @@ class Calls:
                                 "call would update in training; only layers without buffers are called again", span)
         op = fn.op
         fixed = {a.name: fn.attrs[a.name] for a in op.attrs if a.kind != "given" and a.name in fn.attrs}
+        names = [i.lstrip("*").rstrip("?") for i in op.inputs] + [a.name for a in op.arguments]
+        kwargs = _synonyms(op, kwargs, names, {}, span)  # is_causal= is causal=: set when made, as any attribute
         for k in kwargs:
             if k in fixed:
                 raise ArchTypeError(f'layer("{fn.name}"): {k} was set when the layer was made; a call again takes '

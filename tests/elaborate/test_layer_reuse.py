@@ -106,6 +106,8 @@ def test_cross_attention_called_again_on_another_memory():
     ('y = x -> linear(4) as fc\n    z = y -> layer("fc")', "its weight is [4, 6], and these inputs (float32[B, 4])"),
     ('y = x -> linear(4) as fc\n    z = x -> layer("fc") as fc2', "it takes no `as`"),
     ('y = x -> linear(4) as fc\n    z = x -> layer("fc", out_features=3)', "out_features was set when the layer"),
+    ('y = unsqueeze(x, 1) -> multihead_attention(embed_dim=6, num_heads=2) as a\n'
+     '    z = unsqueeze(x, 1) -> layer("a", is_causal=true)', "causal was set when the layer was made"),
     ('y = unsqueeze(x, 2) -> batchnorm as bn\n    z = unsqueeze(x, 2) -> layer("bn")', "keeps buffers"),
     ('y = x -> blk as "g.enc"\n    z = x -> layer("g")', "'g' names a group of layers: layer() takes one "
                                                          'op\'s layer, as layer("g.enc.fc"), or a block call labelled'),
