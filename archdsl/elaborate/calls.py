@@ -398,6 +398,7 @@ class Calls:
                 self.name_logs.append(log)
         self.calls.append((d.name, span))
         first = {f.name: local.vars[f.name] for f in d.formals} if log is not None else None  # as bound
+        had = set(self.graph.params) if log is not None and self.graph is not None else set()
         try:
             self.exec_body(d.body, local)
             result = None
@@ -414,7 +415,8 @@ class Calls:
             if log is not None:
                 self.name_logs.pop()
         if log is not None:
-            self.block_layers[scope] = BlockLayer(scope, fn, first, tuple(log))
+            made = tuple(n for n in (self.graph.params if self.graph is not None else ()) if n not in had)
+            self.block_layers[scope] = BlockLayer(scope, fn, first, tuple(log), made)
         return result
 
     def none_hint(self) -> str:
@@ -571,9 +573,9 @@ class Calls:
         if label is not None:
             raise ArchTypeError(f'layer("{fn.name}") calls an existing block, whose parameters keep their names; '
                                 "it takes no `as`", span)
-        prefix = fn.name + "."  # parameter(trainable=false) is never updated: only the ops' buffers refuse
-        buffers = [n for n, v in self.graph.params.items() if n.startswith(prefix) and v.kind == "buffer"
-                   and n not in self.free_params]
+        # its own buffers (not a layer elsewhere labelled "enc.bn"); parameter(trainable=false) is never
+        # updated: only the ops' buffers refuse
+        buffers = [n for n in fn.params if self.graph.params[n].kind == "buffer" and n not in self.free_params]
         if buffers:
             raise ArchTypeError(f'layer("{fn.name}"): the block keeps buffers ({quoted(buffers)}) that each call '
                                 "would update in training; only blocks without buffers are called again", span)

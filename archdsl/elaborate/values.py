@@ -62,6 +62,7 @@ class BlockLayer:
     fn: BlockFn
     args: dict  # the first call's arguments by formal name; tensors are given anew, the rest stay
     automatic: tuple  # the automatic layer names the first call chose, in order: a call again takes the same
+    params: tuple = ()  # the names of the parameters and buffers its first call made
     kind_name = "layer"
 
 

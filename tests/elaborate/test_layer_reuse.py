@@ -347,3 +347,13 @@ def test_a_block_of_a_list_of_tensors_is_called_again_on_a_new_list():
         np.testing.assert_allclose(got, lin(np.concatenate(parts, 1)), rtol=1e-5, atol=1e-6)
     with pytest.raises(archdsl.ArchError, match="missing tensor argument 'xs'"):
         archdsl.check_source(src.replace('layer(\"e\")([z, z])', 'layer(\"e\")()'))
+
+
+def test_a_layer_outside_the_block_under_its_name_is_not_the_blocks():
+    """The buffer check took every parameter named enc.*: a batchnorm labelled "enc.bn" outside block enc made
+    layer("enc") refuse."""
+    src = ("block f(x) {\n    return x -> linear(4) as fc\n}\n"
+           "model m(x: float32[B, 4]) -> (y, z, n) {\n    y = x -> f as enc\n"
+           "    n = unsqueeze(x, 2) -> batchnorm as \"enc.bn\"\n    z = y -> layer(\"enc\")\n}\n")
+    g = archdsl.check_source(src)
+    assert sum(n.op == "linear" for n in g.nodes) == 2 and "enc.bn.running_mean" in g.params
