@@ -73,7 +73,7 @@ class Evaluator(Calls, Operators):
         self.replay: list[str] | None = None  # in a block called again by layer(): its first call's names, to come
         self.sharing: str | None = None  # that block's name: parameters are found, not made
         self.last_none: str | None = None  # the latest block that ended without a return (a none's likely origin)
-        self.dim_index: dict = {}  # symbolic size -> (value, axis): the first input or node output that has it
+        self.dim_index: dict = {}  # symbolic size -> (value, axis): the latest node output that has it, else an input
         self.dim_scanned = -1  # graph.nodes indexed into dim_index so far (-1: not even the inputs)
         self.memo: dict[tuple, object] = {}  # block calls on plain values that made nothing: their results
         self.calls_again = 0  # blocks called again by layer() so far, for their nodes' names
