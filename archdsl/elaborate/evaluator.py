@@ -1,7 +1,7 @@
 """Compile-time evaluation of statements and expressions; tensor operations become IR nodes.
 
-Nothing here uses Python's eval: each AST node has one case below. Calls (ops, blocks, parameters) are in
-calls.py and operators/subscripts in operators.py, mixed into the one Evaluator."""
+Nothing here uses Python's eval: each AST node has one case below. Calls (ops, parameters) are in calls.py,
+blocks and layer() in blocks.py, operators/subscripts in operators.py, mixed into the one Evaluator."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ..diagnostics import (
 from ..ir import Graph
 from ..syntax import ast as A
 from ..types import Sym, dim_mul
+from .blocks import Blocks
 from .bounded import printing, short, to_str
 from .builtins import BUILTINS
 from .calls import Calls
@@ -56,7 +57,7 @@ def _split_hint(value, k: int) -> str:
     return f"{said}: for {k} pieces of {dim} give a list of sizes, as split(x, {sizes}, axis={axis})"
 
 
-class Evaluator(Calls, Operators):
+class Evaluator(Calls, Blocks, Operators):
     """Evaluates one model's body into `graph`, tracking the layer-name scope."""
 
     def __init__(self, graph: Graph | None):

@@ -304,10 +304,10 @@ def test_a_block_call_on_plain_values_that_makes_nothing_runs_once(monkeypatch):
     """Swin's mask tables call `region(p, size, ws, shift)` hundreds of thousands of times with a few dozen
     argument sets: each set runs once. The results are those of running every call, and 1, 1.0 and true
     stay apart (equal as Python keys, not in a block's text)."""
-    from archdsl.elaborate.calls import Calls
+    from archdsl.elaborate.blocks import Blocks
     runs = []
-    real = Calls._run_block
-    monkeypatch.setattr(Calls, "_run_block", lambda self, fn, *a: runs.append(fn.defn.name) or real(self, fn, *a))
+    real = Blocks._run_block
+    monkeypatch.setattr(Blocks, "_run_block", lambda self, fn, *a: runs.append(fn.defn.name) or real(self, fn, *a))
     src = ("block region(p, size) {\n    return 0 if p < size - 2 else 1\n}\n"
            "block show(v) {\n    return \"{v}\"\n}\n"
            "block made(x, k) {\n    return x * k\n}\n"
