@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import archdsl.autodiff  # noqa: F401  (registers the internal ops)
 from archdsl import ops
 from archdsl.autodiff import gradients
+from archdsl.diagnostics import ShapeError
 from archdsl.ir import Graph, check
 from archdsl.lower import lower_graph
 from archdsl.types import DType, TensorType
@@ -196,3 +197,20 @@ def _dtype(a: np.ndarray) -> DType:
     return {np.dtype(np.float64): DType.float64, np.dtype(np.float32): DType.float64,
             np.dtype(np.int64): DType.int64, np.dtype(np.int32): DType.int32,
             np.dtype(np.bool_): DType.bool}[a.dtype]
+
+
+def valid(op, arrays, attrs) -> bool:
+    """Whether the op's own shape rule accepts these inputs (hypothesis draws some it rejects)."""
+    d = ops.get(op)
+    a = {**d.defaults(), **{k: ops.coerce_attr(d, d.attr_index[k], v) for k, v in attrs.items()}}
+    ts = [TensorType(DType.float64 if x.dtype.kind == "f" else DType.int64, x.shape) for x in arrays]
+    try:
+        if d.params is not None:
+            specs = d.params(ts, a)
+            ts = ts + [TensorType(DType.float64, s.shape) for s in specs]
+            arrays += [normal(7 + i, *s.shape) for i, s in enumerate(specs)]
+        d.infer(ts, a)
+        return True
+    except ShapeError:
+        return False
+
