@@ -230,7 +230,8 @@ class Calls:
                    tensors_given[0] if tensors_given else None)
         ref_dt = ref.type.dtype if ref is not None else None
         if ref_dt is DType.bool and "cond" in op.inputs:  # where(c, 1.0, 0.0): numbers are not the condition's
-            ref_dt = _branch_dtype(picked)
+            branch = next((v for n, v in picked if n != "cond" and isinstance(v, Tensor)), None)
+            ref_dt = branch.type.dtype if branch is not None else _branch_dtype(picked)  # where(c, mask, 0)
         tensors = [self.as_tensor(v, DType.int64 if n in op.positions and is_int(v) else ref_dt, op.name, n, span)
                    for n, v in picked]  # take(w, 0): the index is a position, not a number of w's dtype
         attrs = {}
@@ -253,7 +254,7 @@ class Calls:
         """Numbers next to a tensor become constants of its dtype `dt` (`x * 0.5`)."""
         if isinstance(v, Tensor):
             return v
-        if is_num(v) and dt is not None:
+        if (is_num(v) or isinstance(v, bool)) and dt is not None:  # eq(mask, false); true is 1 beside numbers
             if dt is DType.bool and v not in (0, 1):  # np.array(2, bool) is true: eq(b, 2) matched every true
                 raise ArchTypeError(f"{opname}(): {v} beside a bool tensor, whose elements are only true or "
                                     f"false", span)

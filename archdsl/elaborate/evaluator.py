@@ -203,9 +203,14 @@ class Evaluator(Calls, Blocks, Operators):
             return list(v)
         raise ArchTypeError(f"cannot loop over {describe(v)}", span)
 
-    def truth(self, v, span):
+    def truth(self, v, span, word: str | None = None):
+        """`word`: the `and`/`or`/`not` asking, whose elementwise form on tensors the message names."""
         if isinstance(v, Tensor):
-            raise ArchTypeError("a condition must be a compile-time value, not a tensor", span)
+            hint = {"not": "; elementwise on a tensor, `not` is logical_not(x)",
+                    "and": "; elementwise on tensors, `and` is logical_and(a, b)",
+                    "or": "; elementwise on tensors, `or` is logical_or(a, b)"}.get(
+                word, "; an elementwise choice between two tensors is where(cond, a, b)")
+            raise ArchTypeError("a condition must be a compile-time value, not a tensor" + hint, span)
         return bool(v)
 
     # ---------------- expressions ----------------
@@ -248,7 +253,7 @@ class Evaluator(Calls, Blocks, Operators):
         if isinstance(e, A.UnaryOp):
             v = self.eval(e.operand, env)
             if e.op == "not":
-                return not self.truth(v, e.operand.span)
+                return not self.truth(v, e.operand.span, "not")
             if isinstance(v, Tensor):
                 return v if e.op == "+" else self.call_op("neg", [v], {}, None, e.span)
             if isinstance(v, Sym) and e.op == "-":
@@ -258,7 +263,7 @@ class Evaluator(Calls, Blocks, Operators):
             return -v if e.op == "-" else v
         if isinstance(e, A.BoolOp):
             left = self.eval(e.left, env)
-            lt = self.truth(left, e.left.span)
+            lt = self.truth(left, e.left.span, e.op)
             if e.op == "and":
                 return self.eval(e.right, env) if lt else left
             return left if lt else self.eval(e.right, env)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -32,6 +33,18 @@ def shape_str(t: TensorType) -> str:
     return "[" + ", ".join(map(str, t.shape)) + "]"
 
 
+def known_size(op: str, what: str, d, t: TensorType, why: str, hint: str = "") -> int:
+    """A dim a layer's weights are sized by, or a diagnostic that says which sizes to fix and where."""
+    if isinstance(d, int):
+        return d
+    names = sorted({n for f in d.factors for n in re.findall(r"[A-Za-z_]\w*", f)} - {"min", "max", "floor"})
+    which = " and ".join(filter(None, [", ".join(names[:-1]), names[-1]])) if names else str(d)
+    one = len(names) <= 1
+    fail(f"{op}: {what} must be a known size ({why}), got {d} in {shape_str(t)}; give {which} "
+         + ("a number: a fixed size in the model input's shape, or a param (-D sets it)" if one else
+            "numbers: fixed sizes in the model input's shape, or params (-D sets them)") + hint)
+
+
 def float_input(op: str, t: TensorType, what: str = "input") -> None:
     if not t.dtype.is_float:
         fail(f"{op}: {what} must be a float tensor, got {t.dtype}; cast it first (cast(x, \"float32\"))")
@@ -42,9 +55,10 @@ def conv_channels(name: str, x: TensorType, n: int, groups: int, out_channels: i
     create their weights: rank, a known channel dim, groups dividing both channel counts."""
     if x.rank != n + 2:
         fail(f"{name}: expected a rank-{n + 2} input [N, C, {', '.join(['spatial'] * n)}], got {shape_str(x)}")
-    cin = x.shape[1]
-    if not isinstance(cin, int):
-        fail(f"{name}: the channel dim must be a known size, got {cin}")
+    seq = n == 1 and isinstance(x.shape[2], int) and not isinstance(x.shape[1], int)  # [B, T, F]: channels last
+    cin = known_size(name, "the channel dim", x.shape[1], x, "the weight has a slice per input channel",
+                     f"; or, if {shape_str(x)} is [batch, length, channels], transpose(1, 2) first: {name} takes "
+                     "[batch, channels, length]" if seq else "")
     if groups <= 0 or cin % groups or out_channels % groups:
         fail(f"{name}: groups={groups} must divide both in_channels={cin} and out_channels={out_channels}")
     return cin
@@ -57,8 +71,9 @@ def normalized_dims(name: str, x: TensorType, ns, params: list[TensorType] = (),
         ns = (x.shape[-1],) if x.rank else ()
     if not ns or len(ns) > x.rank or tuple(x.shape[x.rank - len(ns):]) != tuple(ns):
         fail(f"{name}: normalized_shape {list(ns)} does not match the trailing dims of {shape_str(x)}")
-    if known and not all(isinstance(d, int) for d in ns):
-        fail(f"{name}: normalized dims must be known sizes, got {list(ns)}")
+    if known:
+        for d in ns:
+            known_size(name, "a normalized dim", d, x, "the weight and bias have one entry per element")
     for p in params:
         if tuple(p.shape) != tuple(ns):
             fail(f"{name}: parameter shape {shape_str(p)} does not match normalized shape {list(ns)}")
@@ -73,6 +88,14 @@ def tril_keep(e, x: str, rank: int, offset: str | None = None) -> str:
     ones = e.op("ConstantOfShape", [shape], value=numpy_helper.from_array(np.ones(1, np.float32)))
     tri = e.op("Trilu", [ones] + ([offset] if offset is not None else []), upper=0)
     return e.op("Cast", [tri], to=DType.bool.onnx)
+
+
+def select(e, cond: str, a: str, b: str, dtype: DType, outputs=None) -> str:
+    """ONNX Where, except for bool branches, which onnxruntime's CPU Where has no kernel for (the model would
+    not load): (cond and a) or (not cond and b), the same broadcasting."""
+    if dtype is DType.bool:
+        return e.op("Or", [e.op("And", [cond, a]), e.op("And", [e.op("Not", [cond]), b])], outputs=outputs)
+    return e.op("Where", [cond, a, b], outputs=outputs)
 
 
 def elementwise_cost(c: OpCall) -> int:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from ..types import numel
-from ._common import float_input, kaiming_uniform, positive, shape_str
+from ._common import float_input, kaiming_uniform, known_size, positive, shape_str
 from .registry import Attr, OpDef, ParamSpec, fail, register
 
 
 def _params(ins, a):
     positive("linear", a, "out_features")
-    fan_in = ins[0].shape[-1] if ins[0].rank else None
-    if not isinstance(fan_in, int):
-        fail(f"linear: the input's last dim must be a known size, got {shape_str(ins[0])}")
+    if not ins[0].rank:
+        fail("linear: input must have at least one dim")
+    fan_in = known_size("linear", "the input's last dim", ins[0].shape[-1], ins[0],
+                        "the weight has a column per input feature")
     specs = [ParamSpec("weight", (a["out_features"], fan_in), kaiming_uniform(fan_in))]
     if a["bias"]:
         specs.append(ParamSpec("bias", (a["out_features"],), kaiming_uniform(fan_in)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DTYPES, DType, Sym, TensorType, numel
-from ._common import elementwise_cost, fill_array, reduce_op, shape_str, tril_keep
+from ._common import elementwise_cost, fill_array, reduce_op, select, shape_str, tril_keep
 from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register
 from .sdpa import mask_bias
@@ -191,8 +191,8 @@ def _where_grad(b, c, ins, outs, gouts):
 
 register(OpDef(
     name="where", inputs=("cond", "a", "b"), category="math", infer=_where_infer, grad=_where_grad, elementwise=True,
-    lower=lambda e, ins, outs, c: e.op("Where", ins, outputs=outs), cost=elementwise_cost,
-    doc="a where cond else b, with broadcasting (torch.where).",
+    lower=lambda e, ins, outs, c: select(e, *ins, c.out_types[0].dtype, outputs=outs), cost=elementwise_cost,
+    doc="a where cond else b, with broadcasting (torch.where); any dtype, bool branches included.",
 ))
 
 
@@ -201,9 +201,10 @@ def _fill_value(e, c):
 
 
 def _check_fill(name: str, x, v) -> None:
-    """The fill value: a number, or "-inf"/"inf" for a float tensor, that fits the tensor's dtype."""
-    if isinstance(v, str) and v not in ("-inf", "inf") or isinstance(v, bool) or not isinstance(v, (int, float, str)):
-        fail(f'{name}: value must be a number, "-inf" or "inf", got {v!r}')
+    """The fill value: a number (true and false are 1 and 0, as torch's), or "-inf"/"inf" for a float tensor,
+    that fits the tensor's dtype."""
+    if isinstance(v, str) and v not in ("-inf", "inf") or not isinstance(v, (int, float, str)):
+        fail(f'{name}: value must be a number, true, false, "-inf" or "inf", got {v!r}')
     fill_array(name, v, x.dtype)
 
 
@@ -220,7 +221,7 @@ register(OpDef(
     attrs=(Attr("value", "any", "-inf"),), infer=_masked_fill_infer, cost=elementwise_cost,
     grad=lambda b, c, ins, outs, gouts: [
         b.sum_to(b.op("where", ins[1], b.const(0, like=gouts[0]), gouts[0]), c.in_types[0].shape), None],
-    lower=lambda e, ins, outs, c: e.op("Where", [ins[1], _fill_value(e, c), ins[0]], outputs=outs),
+    lower=lambda e, ins, outs, c: select(e, ins[1], _fill_value(e, c), ins[0], c.out_types[0].dtype, outputs=outs),
     doc='x with `value` where mask is true (torch.masked_fill); value a number or "-inf".',
 ))
 
@@ -247,7 +248,7 @@ def _causal_lower(e, ins, outs, c):
                         lambda: mask_bias(e, keep, x.dtype.numpy, attend=True))
         e.op("Add", [ins[0], bias], outputs=outs)
         return
-    e.op("Where", [keep, ins[0], _fill_value(e, c)], outputs=outs)
+    select(e, keep, ins[0], _fill_value(e, c), x.dtype, outputs=outs)
 
 
 def _causal_infer(ins, a):

@@ -355,6 +355,8 @@ _OPS["scaled_dot_product_attention"] = lambda n, q, k, v, m=None: F.scaled_dot_p
 _OPS["conv"] = _OPS["conv_transpose"] = _functional_conv
 _OPS["dim_size"] = lambda n, x: torch.tensor(x.shape[n.attrs["axis"]], dtype=getattr(torch, n.attrs["dtype"]),
                                              device=x.device)
+for _name in ("logical_and", "logical_or", "logical_xor", "logical_not"):
+    _OPS[_name] = (lambda fn: lambda n, *xs: fn(*xs))(getattr(torch, _name))
 _OPS["gemm"] = lambda n, a, b, c=None: a @ b if c is None else a @ b + c
 _OPS["take"] = _take
 _OPS["heaviside"] = lambda n, x: torch.heaviside(x, torch.tensor(n.attrs["value_at_zero"], dtype=x.dtype))

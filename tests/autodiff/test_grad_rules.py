@@ -273,7 +273,8 @@ def test_cast_and_positions():
 WITHOUT = {
     "heaviside": "a step: zero gradient almost everywhere (torch has no gradient for it either)",
     "eq": "bool output, never differentiated",
-    **{c: "bool output, never differentiated" for c in ("ne", "lt", "le", "gt", "ge")},
+    **{c: "bool output, never differentiated" for c in ("ne", "lt", "le", "gt", "ge", "logical_and", "logical_or",
+                                                        "logical_xor", "logical_not")},
     "sinusoidal_embedding": "reads timesteps or positions, which are data",
     "floordiv": "a step function: zero gradient almost everywhere (index arithmetic)",
     "remainder": "index arithmetic on integers (torch's gradient, 1 and -floor(a/b), is not provided)",
