@@ -379,7 +379,11 @@ class Calls:
         if self.graph is None:
             raise ArchTypeError("parameter() is only allowed inside a model or block", span)
         if not isinstance(shape, (list, tuple)) or not all(is_int(d) and 0 < d <= Limits.dim for d in shape):
-            raise ArchTypeError(f"parameter() needs a list of positive integer dims, got {short(shape)}", span)
+            sym = next((d for d in shape if isinstance(d, Sym)), None) if isinstance(shape, (list, tuple)) else None
+            raise ArchTypeError(f"parameter() needs a list of positive integer dims, got {short(shape)}"
+                                + (f": {sym} is a symbolic size, known only at run time, and a parameter's size is "
+                                   "fixed when it is created (give it a number: a fixed size in the input's shape "
+                                   "or a param)" if sym is not None else ""), span)
         inits = {"zeros": Init("zeros"), "ones": Init("ones"), "normal": Init("normal", 0.0, float(std)),
                  "trunc_normal": Init("trunc_normal", 0.0, float(std)),
                  "uniform": Init("uniform", float(low), float(high)),

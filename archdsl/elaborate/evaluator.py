@@ -345,7 +345,14 @@ class Evaluator(Calls, Blocks, Operators):
                     raise ArchTypeError(f"argument '{k}' given twice", v.span)
                 kwargs[k] = self.eval(v, env)
             return self.call(fn, args, kwargs, label, e.span)
-        fn = self.eval(e, env)
+        try:
+            fn = self.eval(e, env)
+        except ArchError as err:
+            if piped and isinstance(e, A.BinOp) and not err.notes:  # x -> reshape([-1, 8]) + b
+                err.notes.append((f"'{e.op}' binds tighter than '->': the right side of '->' here is the whole "
+                                  f"'{e.op}' expression, whose calls get no piped tensor; to apply the chain first, "
+                                  f"write (x -> ...) {e.op} ...", e.span))
+            raise
         if piped or label is not None:
             if not is_callable(fn):
                 what = ("the right side of '->' must be a layer, block or function" if piped else

@@ -116,6 +116,10 @@ class Env:
         one is suggested as it would be written, under the same prefix."""
         if name in _PYTHON_LITERALS and not prefix:  # None said "did you mean 'ne'?"
             return UnknownNameError(f"unknown name '{name}'; the literal is spelled '{name.lower()}'", span)
+        if name in ("inf", "nan") and not prefix:  # -inf said "did you mean 'sin'?"
+            return UnknownNameError(f"unknown name '{name}'; " + (
+                'infinity is the string "inf" or "-inf" where a fill value is taken, or float("inf")'
+                if name == "inf" else 'NaN is float("nan")'), span)
         if name in DTYPES and not prefix:  # cast(x, float32): only an input's type is written bare
             return UnknownNameError(f"unknown name '{name}'; a dtype is a string here: write \"{name}\"", span)
         hint = did_you_mean(name, list(self.visible()) + list(extra), prefix)
