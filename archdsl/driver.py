@@ -132,13 +132,14 @@ def _no_cyclic_gc():
 
 
 def build(mod: Module, model: str | None, options: CompileOptions, sources: SourceMap | None = None,
-          loaded_weights: dict | None = None) -> Compiled:
+          loaded_weights: dict | None = None, skeleton: bool = False) -> Compiled:
+    """`skeleton`: the model without the parameters' initializers, which build_file streams in after it."""
     with _no_cyclic_gc():
-        return _build(mod, model, options, sources, loaded_weights)
+        return _build(mod, model, options, sources, loaded_weights, skeleton)
 
 
 def _build(mod: Module, model: str | None, options: CompileOptions, sources: SourceMap | None,
-           loaded_weights: dict | None) -> Compiled:
+           loaded_weights: dict | None, skeleton: bool = False) -> Compiled:
     from .runtime import newest_opset
     name = _one_model(mod, model)
     graph = elaborate_model(mod, name)
@@ -152,7 +153,7 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     declared = written - sum(u.trainable for u in unused if not u.kept)  # as written, less what was dropped
     meta = _metadata(mod, name, options.seed)
     res = lower_graph(graph, opset=opset, seed=options.seed, weights=weights, metadata=meta,
-                      with_weights=options.with_weights,
+                      with_weights=options.with_weights and not skeleton, params_as_inputs=not skeleton,
                       doc=f"{name} from {_source_name(mod)} (archdsl {__version__})")
     return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared, unused)
 
@@ -380,10 +381,9 @@ def build_file(mod: Module, model: str | None, options: CompileOptions, out: str
     """`archdsl build`: compile and write `out` atomically, the weights streamed into the file as they are
     generated (lower/stream.py), so no ModelProto ever holds them. External data when asked or past 2 GiB.
     The returned Compiled's model is the skeleton (no weights)."""
-    import dataclasses
     weights = given_weights(options)
     with _no_cyclic_gc():
-        compiled = build(mod, model, dataclasses.replace(options, with_weights=False), sources, weights)
+        compiled = build(mod, model, options, sources, weights, skeleton=True)
         with writing(out):
             return compiled, _write_streamed(compiled, options, weights, out, external_data)
 

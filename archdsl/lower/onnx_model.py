@@ -205,8 +205,10 @@ def _add_initializer(graph, arr: np.ndarray, name: str) -> None:
 
 
 def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = None, metadata: dict | None = None,
-                with_weights: bool = True, doc: str = "") -> LowerResult:
-    """Build the ModelProto. `with_weights=False` leaves initializers out (for counting/checking)."""
+                with_weights: bool = True, params_as_inputs: bool = False, doc: str = "") -> LowerResult:
+    """Build the ModelProto. `with_weights=False` leaves the parameters' initializers out: a skeleton that
+    `archdsl build` streams them into, or, with `params_as_inputs`, a valid model that takes them as graph
+    inputs after its own (torch.onnx.export's export_params=False)."""
     if opset < MIN_OPSET:
         raise ArchError(f"opset {opset} is not supported; archdsl lowers to opset {MIN_OPSET} or newer")
     e = Emitter(opset)
@@ -264,8 +266,9 @@ def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = N
             e.op("Identity", [src], outputs=[oname])
         outputs.append(value_info(oname, v.type))
 
+    fed = [value_info(name, v.type) for name, v in g.params.items()] if params_as_inputs and not with_weights else []
     graph = helper.make_graph(
-        e.nodes, g.name, [value_info(v.name, v.type) for v in g.inputs], outputs, doc_string=doc,
+        e.nodes, g.name, [value_info(v.name, v.type) for v in g.inputs] + fed, outputs, doc_string=doc,
         value_info=_intermediate_types(g, names))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="archdsl")
     # weights go straight into the model, one tensor at a time: make_graph/make_model copy every initializer

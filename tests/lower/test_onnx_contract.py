@@ -385,3 +385,24 @@ def test_a_torch_batchnorm_state_dict_loads_as_it_is(tmp_path):
         np.savez(tmp_path / "w2.npz", **sd, **{"other.num_batches_tracked": np.array(0)})
         archdsl.compile_source("model m(x: float32[B, 4]) -> y {\n    y = x -> batchnorm as bn\n}\n",
                                weights=str(tmp_path / "w2.npz"))
+
+
+@pytest.mark.parametrize("opt_level", [0, 2])
+def test_without_weights_the_parameters_are_graph_inputs(opt_level):
+    """with_weights=False gave a model whose nodes read names nothing defined (the checker and onnxruntime
+    refused it); now, as torch.onnx.export(export_params=False), the parameters are inputs after the model's
+    own, and feeding them gives the model with weights' outputs."""
+    src = ("model t(x: float32[B, 3, 8, 8]) -> y {\n"
+           "    y = x -> conv2d(4, 3, padding=1) as conv -> batchnorm as bn -> relu -> flatten -> linear(5) as fc\n}\n")
+    bare = archdsl.compile_source(src, with_weights=False, opt_level=opt_level)
+    onnx.checker.check_model(bare, full_check=True)
+    assert not bare.graph.initializer or {i.name for i in bare.graph.initializer}.isdisjoint(
+        i.name for i in bare.graph.input)
+    full = archdsl.compile_source(src, opt_level=opt_level)
+    weights = {t.name: onnx.numpy_helper.to_array(t) for t in full.graph.initializer}
+    params = [i.name for i in bare.graph.input][1:]
+    assert params and set(params) <= set(weights)
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    want = runtime.session(full, provider="cpu").run(None, {"x": x})[0]
+    got = runtime.session(bare, provider="cpu").run(None, {"x": x, **{p: weights[p] for p in params}})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)  # onnxruntime folds constant weights: rounding
