@@ -37,11 +37,18 @@ def _lower(e, ins, outs, c):
     e.op("EyeLike", [zeros], outputs=outs)
 
 
+# an identity over a run-time size (a graph's A + I over N nodes) compares positions instead
+_SYMBOLIC = ("an identity of a run-time size is a comparison of positions: p = positions(x, dim=1), then "
+             "cast(eq(unsqueeze(p, 1), unsqueeze(p, 0)), \"float32\") is [N, N]")
+
 register(OpDef(
     name="eye", inputs=(), category="math",
-    attrs=(Attr("n", "int"), Attr("m", "int?", None), Attr("dtype", "str", "float32", choices=tuple(DTYPES))),
+    attrs=(Attr("n", "int", symbolic=_SYMBOLIC), Attr("m", "int?", None, symbolic=_SYMBOLIC),
+           Attr("dtype", "str", "float32", choices=tuple(DTYPES))),
     infer=_infer, lower=_lower, cost=lambda c: 0,
     doc="The [n, m] identity matrix (m = n by default): ones on the diagonal, zeros elsewhere, of any dtype "
-        "(torch.eye). A constant: n and m are compile-time numbers (a symbolic dim is refused); no gradient "
+        "(torch.eye). A constant: n and m are compile-time numbers (a symbolic dim is refused; over a run-time "
+        "size N, with p = positions(x, dim=1) of a tensor x with dim 1 of size N, "
+        "cast(eq(unsqueeze(p, 1), unsqueeze(p, 0)), \"float32\") is the [N, N] identity); no gradient "
         "(no tensor input).",
 ))
