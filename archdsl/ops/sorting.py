@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..types import DType, TensorType, numel
 from ._common import i64 as _i64
-from .registry import Attr, OpDef, register
+from .registry import Attr, OpDef, fail, register
 from .shapes import torch_dim
 
 __all__: list[str] = []
@@ -102,4 +102,51 @@ register(OpDef(
     cost=lambda c: numel(c.in_types[0].shape),
     doc="The int64 indices that sort x along dim (torch.argsort; sort(x)[1]). " + _TIES + " No gradient "
         "(integer output).",
+))
+
+
+# ---- searchsorted ----
+def _searchsorted_infer(ins, a):
+    seq, v = ins
+    if a["side"] == "left" and a["right"]:
+        fail("searchsorted: side=\"left\" and right=true disagree")
+    if seq.dtype is DType.bool or seq.dtype != v.dtype:
+        fail(f"searchsorted: sorted_sequence and values must have one dtype, not bool, got {seq.dtype} and "
+             f"{v.dtype}; cast one first")
+    if seq.rank < 1:
+        fail("searchsorted: sorted_sequence must have at least one dim (the sorted one, last)")
+    if seq.rank > 1 and (v.rank != seq.rank or tuple(v.shape[:-1]) != tuple(seq.shape[:-1])):
+        fail(f"searchsorted: a sorted_sequence of shape [{', '.join(map(str, seq.shape))}] needs values whose "
+             f"dims but the last are the same, [{', '.join(map(str, seq.shape[:-1]))}, K], got "
+             f"[{', '.join(map(str, v.shape))}] (or a 1-D sorted_sequence, shared by all values)")
+    return [TensorType(DType.int64, v.shape)]
+
+
+def _searchsorted_lower(e, ins, outs, c):
+    """How many of the sequence's last dim lie below each value (left) or not above it (right): one
+    comparison per pair, [..., K, M], summed over M. Not(seq >= v) rather than seq < v: a NaN value then
+    counts every element, as torch's M."""
+    seq_t = c.in_types[0]
+    seq, v = (e.op("Cast", [x], to=DType.float32.onnx) if seq_t.dtype.is_16bit else x for x in ins)
+    if seq_t.rank > 1:
+        seq = e.op("Unsqueeze", [seq, _i64(e, [-2])])
+    v = e.op("Unsqueeze", [v, _i64(e, [-1])])
+    right = c.attrs["right"] or c.attrs["side"] == "right"
+    above = e.op("Greater" if right else "GreaterOrEqual", [seq, v])
+    below = e.op("Cast", [e.op("Not", [above])], to=DType.int64.onnx)
+    e.op("ReduceSum", [below, _i64(e, [-1])], keepdims=0, outputs=outs)
+
+
+register(OpDef(
+    name="searchsorted", inputs=("sorted_sequence", "values"), category="math",
+    attrs=(Attr("right", "bool", False), Attr("side", "str?", None, choices=("left", "right"))),
+    infer=_searchsorted_infer, lower=_searchsorted_lower,
+    cost=lambda c: numel(c.in_types[1].shape) * (c.in_types[0].shape[-1] if isinstance(
+        c.in_types[0].shape[-1], int) else 1),
+    doc="For each value, the int64 index where it would go in the sorted last dim of sorted_sequence "
+        "(torch.searchsorted): before equal elements, or after them with right=true (side=\"right\"). "
+        "sorted_sequence is 1-D (shared by every value) or has the values' dims but the last; values may "
+        "be a number. A NaN value goes last (index M), as torch's; a NaN in sorted_sequence is not "
+        "torch's answer (its binary search's). Computed as one comparison per (value, element) pair "
+        "([..., K, M] at once: NeRF's sampling sizes, not millions); no gradient (integer output).",
 ))

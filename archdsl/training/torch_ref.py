@@ -247,6 +247,7 @@ _OPS = {
     "unbind": lambda n, x: torch.unbind(x, n.attrs["dim"]),
     "sort": lambda n, x: tuple(torch.sort(x, dim=n.attrs["dim"], descending=n.attrs["descending"], stable=True)),
     "argsort": lambda n, x: torch.argsort(x, dim=n.attrs["dim"], descending=n.attrs["descending"], stable=True),
+    "searchsorted": lambda n, s, v: torch.searchsorted(s, v, right=n.attrs["right"], side=n.attrs["side"]),
     "scatter_add": lambda n, x, i, s: x.scatter_add(n.attrs["dim"], i.long(), s),
     "index_add": lambda n, x, i, s: torch.index_add(x, n.attrs["dim"], i.long(), s, alpha=_alpha(n, x)),
     "cumprod": lambda n, x: torch.cumprod(x, n.attrs["dim"]),

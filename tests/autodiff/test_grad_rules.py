@@ -282,6 +282,7 @@ WITHOUT = {
     "argmin": "int64 output (an index), never differentiated",
     "one_hot": "int64 output of integer ids, never differentiated",
     "argsort": "int64 output (indices), never differentiated; sort's values have a rule",
+    "searchsorted": "int64 output (indices), never differentiated",
     "eye": "a constant: no tensor input to differentiate",
 }
 

@@ -92,6 +92,7 @@ _USES = {
     "one_hot": "one_hot(argmax(x, 1), 3)", "tile": "tile(x, [2, 1, 2])",
     "einsum": 'einsum("ij,kj->ik", [x, x])',  # einsum.py
     "sort": "sort(x, 0)[0]", "argsort": "argsort(x, descending=true)",  # sorting.py
+    "searchsorted": "searchsorted(x, x)",
     "scatter_add": "scatter_add(x, 1, argsort(x), x)",  # scatter.py
     "index_add": "index_add(x, 1, argmax(x, 1), x[:, :2], alpha=2)",
     "cumprod": "cumprod(x, 1)", "repeat_interleave": "repeat_interleave(x, 2, 1)", "eye": "eye(2, 3)",

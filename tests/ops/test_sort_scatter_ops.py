@@ -253,3 +253,44 @@ def test_index_add_diagnostics():
     refused("model m(x: float32[3, 4], s: float32[3, 3]) -> y {\n"
             "    y = index_add(x, 1, positions(s, start=2), s)\n}\n",
             r"reads positions 2..4, but its table has 4 entries along axis 1")
+
+
+# ---------------- searchsorted ----------------
+
+@covers("searchsorted")
+@SETTINGS
+@given(lead=st.lists(st.integers(1, 3), max_size=2), m=st.integers(1, 6), k=st.integers(1, 4), shared=st.booleans(),
+       right=st.booleans(), seed=st.integers(0, 99), dtype=st.sampled_from(["float32", "int64"]))
+def test_searchsorted_matches_torch(lead, m, k, shared, right, seed, dtype):
+    """Duplicates in the sequence and values equal to them (where left and right differ), values below and
+    above every element, a shared 1-D sequence or one per row."""
+    rng = np.random.default_rng(seed)
+    seq = np.sort(rng.integers(0, 6, ([] if shared else lead) + [m]), axis=-1).astype(dtype)
+    v = rng.integers(-1, 8, lead + [k]).astype(dtype)
+    got, _ = run_op(f"searchsorted(s, v, right={b(right)})", s=seq, v=v)
+    want = torch.searchsorted(torch.from_numpy(seq), torch.from_numpy(v), right=right)
+    np.testing.assert_array_equal(got, want.numpy())
+
+
+def test_searchsorted_nan_values_number_and_side_as_torch():
+    seq = np.array([0.1, 0.5, 0.5, 0.9], np.float32)
+    v = np.array([np.nan, 0.5, -np.inf, np.inf], np.float32)
+    for call, kw in (("searchsorted(s, v)", {}), ("searchsorted(s, v, side=\"right\")", {"side": "right"})):
+        got, _ = run_op(call, s=seq, v=v)
+        np.testing.assert_array_equal(got, torch.searchsorted(torch.from_numpy(seq), torch.from_numpy(v), **kw))
+    got, _ = run_op("searchsorted(s, 0.5)", s=seq)  # a number: a scalar index, as torch's
+    assert got.shape == () and got == 1
+    h = seq.astype(np.float16)  # 16-bit floats compare in float32 (exact)
+    got, _ = run_op("searchsorted(cast(s, \"float16\"), cast(v, \"float16\"), right=true)", s=seq, v=v)
+    np.testing.assert_array_equal(got, torch.searchsorted(torch.from_numpy(h), torch.from_numpy(v).half(), right=True))
+
+
+@pytest.mark.parametrize("call,words", [
+    ("searchsorted(s, i)", "sorted_sequence and values must have one dtype, not bool, got float32 and int64"),
+    ("searchsorted(s2, v)", "needs values whose dims but the last are the same, [2, K], got [3]"),
+    ("searchsorted(s, v, side=\"left\", right=true)", "side=\"left\" and right=true disagree"),
+    ("searchsorted(s, v, side=\"up\")", "argument 'side' must be one of \"left\", \"right\""),
+])
+def test_searchsorted_diagnostics(call, words):
+    refused(f"model m(s: float32[4], s2: float32[2, 4], v: float32[3], i: int64[3]) -> y {{\n    y = {call}\n}}\n",
+            __import__("re").escape(words))
