@@ -4,6 +4,7 @@ symbolic sizes as numbers, constants, and free parameters / ref(); blocks and la
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -100,6 +101,25 @@ def _branch_dtype(picked) -> DType:
     return DType.float32 if any(isinstance(v, float) for v in nums) else DType.int64
 
 
+def _torch_order(op, args) -> str | None:
+    """conv2d(3, 16, 3) over 3 channels is torch's Conv2d(in, out, kernel) order; here it reads out_channels=3,
+    kernel_size=16, stride=3 and may well pass the shape check. Said when the first number is x's channel count
+    and the "kernel" is one no one writes positionally (8 or more, followed by another number)."""
+    if not re.fullmatch(r"conv(_transpose)?[123]d", op.name) or len(args) < 4:
+        return None
+    x, first, second, third = args[:4]
+    if not (isinstance(x, Tensor) and x.type.rank > 1 and all(is_int(v) for v in (first, second, third))):
+        return None
+    if x.type.shape[1] != first or second < 8 or third > 7:
+        return None
+    return (f"{op.name}({first}, {second}, {third}) reads as out_channels={first}, kernel_size={second}, "
+            f"stride={third}; torch's nn.{_TORCH_NAMES[op.name]}(in, out, kernel) is {op.name}({second}, {third}) "
+            f"here (the input's {first} channels come from x). Write kernel_size= and stride= to keep this reading")
+
+
+_TORCH_NAMES = {f"conv{t}{n}d": f"Conv{'Transpose' if t else ''}{n}d" for t in ("", "_transpose") for n in (1, 2, 3)}
+
+
 class Calls:
     """The Evaluator's call handling (a mixin: it uses the evaluator's graph, scopes and eval)."""
 
@@ -171,7 +191,15 @@ class Calls:
                 self.layers[name] = LayerFn(name, op, attrs, tuple(inputs[len(tensors):]))
         if len(self.graph.nodes) >= Limits.nodes:
             raise LimitError(f"model has more than {Limits.nodes} nodes", span)
-        node = self.graph.add_node(op.name, inputs, attrs, name + self.call_tag, span)
+        torch_order = _torch_order(op, args)
+        try:
+            node = self.graph.add_node(op.name, inputs, attrs, name + self.call_tag, span)
+        except ArchError as err:  # conv2d(3, 64, 3): a kernel larger than the image
+            if torch_order:
+                err.notes.append((torch_order, span))
+            raise
+        if torch_order:  # conv2d(3, 16, 3) may pass the shape check
+            self.graph.warnings.append((torch_order, span))
         for o in node.outputs:
             for d in o.type.shape:
                 if isinstance(d, int) and not 0 <= d <= Limits.dim:

@@ -154,6 +154,26 @@ def test_a_symbolic_dim_given_another_value_is_a_warning(tmp_path, capsys):
     assert "s.arch:3:5: warning: 'B' was the symbolic dim B" in capsys.readouterr().err  # after B = the same dim
 
 
+def test_a_conv_in_torchs_argument_order_is_a_warning_said_once(tmp_path, capsys):
+    """conv2d(3, 16, 3) over 3 channels (torch's Conv2d(in, out, kernel)) passed the shape check as
+    out_channels=3, kernel_size=16, stride=3, silently; a block called twice says it once; keywords, or a
+    first number that is not x's channel count, say nothing."""
+    spec = tmp_path / "s.arch"
+    spec.write_text("block b(x) {\n    return x -> conv2d(3, 16, 3)\n}\n"
+                    "model m(x: float32[B, 3, 32, 32]) -> y {\n    y = b(b(x) -> upsample(size=[32, 32]))\n}\n")
+    for argv in (["check", str(spec)], ["build", str(spec), "-o", str(tmp_path / "s.onnx")]):
+        assert main(argv) == 0
+        err = capsys.readouterr().err
+        assert err.count("warning:") == 1, err
+        assert "s.arch:2:17: warning: conv2d(3, 16, 3) reads as out_channels=3, kernel_size=16, stride=3; torch's " \
+               "nn.Conv2d(in, out, kernel) is conv2d(16, 3) here (the input's 3 channels come from x)" in err
+    for body in ("x -> conv2d(3, kernel_size=16, stride=3)", "x -> conv2d(8, 16, 3)", "x -> conv2d(3, 3, 2)",
+                 "x -> conv_transpose2d(3, 5, 2)"):
+        spec.write_text(f"model m(x: float32[B, 3, 32, 32]) -> y {{\n    y = {body}\n}}\n")
+        assert main(["check", str(spec)]) == 0
+        assert "warning" not in capsys.readouterr().err
+
+
 def test_summary_json(capsys):
     assert main(["summary", str(ROOT / "specs" / "resnet.arch"), "-D", "depth=18", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
