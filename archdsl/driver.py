@@ -147,13 +147,14 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     weights = loaded_weights if loaded_weights is not None else given_weights(options)
     weights = checked_weights(weights, graph, _weights_file(options))
     unused, written = unused_results(graph), graph.param_count()
-    stats = optimize_graph(graph, options, opset)
+    fed = not options.with_weights and not skeleton  # the parameters are inputs, named as a state_dict's
+    stats = (optimize_keeping_params if fed else optimize_graph)(graph, options, opset)
     if not _drops_dead_code(options.opt_level, options.disabled_passes, inference=True):
         unused = still_there(unused, graph)
     declared = written - sum(u.trainable for u in unused if not u.kept)  # as written, less what was dropped
     meta = _metadata(mod, name, options.seed)
     res = lower_graph(graph, opset=opset, seed=options.seed, weights=weights, metadata=meta,
-                      with_weights=options.with_weights and not skeleton, params_as_inputs=not skeleton,
+                      with_weights=options.with_weights and not skeleton, params_as_inputs=fed,
                       doc=f"{name} from {_source_name(mod)} (archdsl {__version__})")
     return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared, unused)
 
@@ -210,6 +211,17 @@ def _check_options(options: CompileOptions) -> int | None:
     if not isinstance(options.with_weights, bool):  # "no" was true
         raise ArchError(f"with_weights must be true or false, got {options.with_weights!r}")
     return opset
+
+
+def optimize_keeping_params(graph: Graph, options: CompileOptions, opset: int) -> list:
+    """The passes that leave every parameter as written and named (no BatchNorm folding, no pre-transposed
+    weights): -O1's cleanups, then at -O2 the ones safe before autodiff (narrow_rows). For a model whose
+    parameters come from outside by name: the train step's eval model, a model built without weights."""
+    from .passes import TRAIN_LEVEL, PassContext, optimize
+    disabled = tuple(options.disabled_passes)
+    stats = optimize(graph, min(options.opt_level, TRAIN_LEVEL), disabled, PassContext(opset=opset, inference=True))
+    return stats + optimize(graph, options.opt_level, disabled,
+                            PassContext(opset=opset, inference=True, train_forward=True))
 
 
 def optimize_graph(graph: Graph, options: CompileOptions, opset: int) -> list:
@@ -301,9 +313,7 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
     level = min(options.opt_level, TRAIN_LEVEL)
     ev = elaborate_model(mod, name)
     weights = checked_weights(weights, ev, _weights_file(options))
-    optimize(ev, level, tuple(options.disabled_passes), PassContext(opset=opset, inference=True))
-    optimize(ev, options.opt_level, tuple(options.disabled_passes),
-             PassContext(opset=opset, inference=True, train_forward=True))
+    optimize_keeping_params(ev, options, opset)
     ev_weights = {k: v for k, v in weights.items() if k in ev.params} if weights else None
     eval_model = lower_graph(ev, opset=opset, seed=options.seed, weights=ev_weights, metadata=meta,
                              doc=f"{name} (eval) from {_source_name(mod)} (archdsl {__version__})").model

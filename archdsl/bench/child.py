@@ -78,7 +78,7 @@ def _archdsl(key: str, level: int, out: str, weights: bool = True, opset: int | 
     if weights:  # what `archdsl build` does
         c, _ = driver.build_file(mod, None, driver.CompileOptions(opt_level=level, opset=opset), out)
     else:  # the compiler alone: parse, elaborate, optimize, lower, write a model without initializers
-        c = driver.build(mod, None, driver.CompileOptions(opt_level=level, with_weights=False, opset=opset))
+        c = driver.build(mod, None, driver.CompileOptions(opt_level=level, opset=opset), skeleton=True)
         driver.write_model(c.model, out)
     return {"seconds": time.perf_counter() - t0, "peak_mb": max(0.0, _peak_mb() - before),
             "nodes": len(c.model.graph.node)}

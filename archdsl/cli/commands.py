@@ -346,7 +346,9 @@ def dim_flags(args, command: str) -> dict | None:
     for d in args.dim:
         k, _, v = d.partition("=")
         if not k or not re.fullmatch(r"[0-9]+", v) or int(v) < 1:  # isdigit() takes '²', int() does not
-            print(f"archdsl {command}: error: --dim expects SYM=N with N >= 1, got '{d}'", file=sys.stderr)
+            print(f"archdsl {command}: error: --dim expects SYM=N with N >= 1, got '{d}'"
+                  + (" (a size of 0, an empty KV cache: feed that input, --input NAME=FILE.npy)"
+                     if v == "0" and command == "run" else ""), file=sys.stderr)
             return None
         dims[k] = int(v)
     return dims

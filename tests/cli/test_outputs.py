@@ -234,7 +234,8 @@ def test_flags_that_would_be_ignored_or_mean_nothing_are_usage_errors(work, caps
     spec, data = str(work / "tiny.arch"), str(work / "data.npz")
     assert main(["train", spec, "--data", data, "--resume", "--weights", data, "-o", str(work / "w.npz")]) == 2
     assert "--weights would be ignored" in capsys.readouterr().err
-    assert main(["run", spec, "--dim", "B=0"]) == 2
+    assert main(["run", spec, "--dim", "B=0"]) == 2  # onnxruntime aborts on an LSTM over an empty batch
+    assert "an empty KV cache: feed that input, --input NAME=FILE.npy" in capsys.readouterr().err
     assert main(["run", spec, "--dim", "B=\u00b2"]) == 2  # isdigit() but not int(): an internal error before
     assert main(["summary", spec, "--dim", "B=\u00b2"]) == 2
     assert main(["build", spec, "-o", ""]) == 2
