@@ -320,6 +320,23 @@ def _formula(text: str, sizes: dict[str, int]) -> int | None:
         return None  # depth, a symbol named like a Python keyword (`class`), floor(inf)
 
 
+def dim_symbols(d: Dim) -> list[str]:
+    """The input sizes a dim is made of, in order of first use: `H`, `W` in `(H//8)*(W//8)` (a diagnostic
+    names them as the sizes to fix)."""
+    names: dict[str, None] = {}
+    for f in d.factors if isinstance(d, Sym) else ():
+        if not f.startswith("("):
+            names[f] = None
+            continue
+        try:
+            tree = ast.parse(f, mode="eval")
+        except (SyntaxError, RecursionError, MemoryError, ValueError):
+            continue
+        called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}  # min, floor
+        names.update((n.id, None) for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in called)
+    return list(names)
+
+
 def dim_str(d: Dim) -> str:
     return str(d)
 

@@ -7,7 +7,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from archdsl.ops.shapes import window_out
-from archdsl.types import Sym, dim_add, dim_exact_div, dim_floordiv, dim_mul, dim_size
+from archdsl.types import Sym, dim_add, dim_exact_div, dim_floordiv, dim_mul, dim_size, dim_symbols
 
 
 def test_plain_symbols_and_monomials_take_their_sizes():
@@ -132,3 +132,11 @@ def test_a_multiple_of_a_monomial_divides_back_exactly(a, sym, coef):
     for h, w, b in ((2, 3, 4), (5, 7, 1)):
         sizes = {"H": h, "W": w, "B": b}
         assert dim_size(q, sizes) == dim_size(a, sizes)
+
+
+def test_dim_symbols_names_the_input_sizes_of_a_dim_not_its_functions():
+    h, w = Sym.of("H"), Sym.of("W")
+    assert dim_symbols(7) == []
+    assert dim_symbols(dim_mul(dim_floordiv(h, 8), dim_floordiv(w, 8))) == ["H", "W"]
+    assert dim_symbols(dim_mul(h, w)) == ["H", "W"]
+    assert dim_symbols(Sym.opaque("min(T, 5)+floor(S*1.5)")) == ["T", "S"]

@@ -258,10 +258,11 @@ class Calls:
                    tensors_given[0] if tensors_given else None)
         ref_dt = ref.type.dtype if ref is not None else None
         if ref_dt is DType.bool and "cond" in op.inputs:  # where(c, 1.0, 0.0): numbers are not the condition's
-            branch = next((v for n, v in picked if n != "cond" and isinstance(v, Tensor)), None)
-            ref_dt = branch.type.dtype if branch is not None else _branch_dtype(picked)  # where(c, mask, 0)
-        tensors = [self.as_tensor(v, DType.int64 if n in op.positions and is_int(v) else ref_dt, op.name, n, span)
-                   for n, v in picked]  # take(w, 0): the index is a position, not a number of w's dtype
+            if not any(n != "cond" and isinstance(v, Tensor) for n, v in picked):  # where(c, mask, 0): bool
+                ref_dt = _branch_dtype(picked)
+        tensors = [self.as_tensor(v, DType.int64 if n in op.positions and is_int(v) else
+                                  None if isinstance(v, bool) and not op.elementwise else ref_dt, op.name, n, span)
+                   for n, v in picked]  # take(w, 0): the index is a position; take(w, true) is no index at all
         attrs = {}
         for a in op.attrs:
             if a.kind == "given":  # which optional tensor inputs this call gave

@@ -57,6 +57,12 @@ def _split_hint(value, k: int) -> str:
     return f"{said}: for {k} pieces of {dim} give a list of sizes, as split(x, {sizes}, axis={axis})"
 
 
+
+def _binds_tighter(e) -> tuple:
+    """The note for an operator on the right of '->' (`x -> layernorm + x`): it takes the whole expression."""
+    return (f"'{e.op}' binds tighter than '->': the right side of '->' here is the whole '{e.op}' expression, "
+            f"whose calls get no piped tensor; to apply the chain first, write (x -> ...) {e.op} ...", e.span)
+
 class Evaluator(Calls, Blocks, Operators):
     """Evaluates one model's body into `graph`, tracking the layer-name scope."""
 
@@ -142,7 +148,7 @@ class Evaluator(Calls, Blocks, Operators):
                 self.exec_body(s.body, env)
         elif isinstance(s, A.If):
             for cond, body in s.branches:
-                if self.truth(self.eval(cond, env), cond.span):
+                if self.truth(self.eval(cond, env), cond.span, "if"):
                     self.exec_body(body, env)
                     break
             else:
@@ -204,12 +210,12 @@ class Evaluator(Calls, Blocks, Operators):
         raise ArchTypeError(f"cannot loop over {describe(v)}", span)
 
     def truth(self, v, span, word: str | None = None):
-        """`word`: the `and`/`or`/`not` asking, whose elementwise form on tensors the message names."""
+        """`word`: what asks (`if`, `and`, `or`, `not`), whose elementwise form on tensors the message names."""
         if isinstance(v, Tensor):
             hint = {"not": "; elementwise on a tensor, `not` is logical_not(x)",
                     "and": "; elementwise on tensors, `and` is logical_and(a, b)",
-                    "or": "; elementwise on tensors, `or` is logical_or(a, b)"}.get(
-                word, "; an elementwise choice between two tensors is where(cond, a, b)")
+                    "or": "; elementwise on tensors, `or` is logical_or(a, b)",
+                    "if": "; an elementwise choice between two tensors is where(cond, a, b)"}.get(word, "")
             raise ArchTypeError("a condition must be a compile-time value, not a tensor" + hint, span)
         return bool(v)
 
@@ -239,7 +245,7 @@ class Evaluator(Calls, Blocks, Operators):
         if t is A.Call:
             return self._call_expr(e, env, piped=(), label=None, span=e.span)
         if t is A.IfExp:
-            return self.eval(e.then if self.truth(self.eval(e.cond, env), e.cond.span) else e.orelse, env)
+            return self.eval(e.then if self.truth(self.eval(e.cond, env), e.cond.span, "if") else e.orelse, env)
         if isinstance(e, A.Interp):
             return self._interp(e, env)
         if isinstance(e, A.ListLit):
@@ -349,15 +355,14 @@ class Evaluator(Calls, Blocks, Operators):
             fn = self.eval(e, env)
         except ArchError as err:
             if piped and isinstance(e, A.BinOp) and not err.notes:  # x -> reshape([-1, 8]) + b
-                err.notes.append((f"'{e.op}' binds tighter than '->': the right side of '->' here is the whole "
-                                  f"'{e.op}' expression, whose calls get no piped tensor; to apply the chain first, "
-                                  f"write (x -> ...) {e.op} ...", e.span))
+                err.notes.append(_binds_tighter(e))
             raise
         if piped or label is not None:
             if not is_callable(fn):
                 what = ("the right side of '->' must be a layer, block or function" if piped else
                         "only a layer or block call can be named with 'as'")
-                raise ArchTypeError(f"{what}, got {describe(fn)}", e.span)
+                raise ArchTypeError(f"{what}, got {describe(fn)}", e.span,
+                                    [_binds_tighter(e)] if piped and isinstance(e, A.BinOp) else [])
             return self.call(fn, list(piped), {}, label, e.span)
         return fn
 

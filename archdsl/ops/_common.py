@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 
-from ..types import DType, TensorType, numel
+from ..types import DType, TensorType, dim_symbols, numel
 from .registry import Init, OpCall, fail
 
 __all__ = ["kaiming_uniform", "bias_uniform", "float_input", "elementwise_cost", "same_type", "shape_str",
@@ -37,7 +36,7 @@ def known_size(op: str, what: str, d, t: TensorType, why: str, hint: str = "") -
     """A dim a layer's weights are sized by, or a diagnostic that says which sizes to fix and where."""
     if isinstance(d, int):
         return d
-    names = sorted({n for f in d.factors for n in re.findall(r"[A-Za-z_]\w*", f)} - {"min", "max", "floor"})
+    names = dim_symbols(d)
     which = " and ".join(filter(None, [", ".join(names[:-1]), names[-1]])) if names else str(d)
     one = len(names) <= 1
     fail(f"{op}: {what} must be a known size ({why}), got {d} in {shape_str(t)}; give {which} "
@@ -117,6 +116,9 @@ def fill_array(op: str, value, dtype: DType, named_infinity: bool = True):
     fit (2**40 in int32, 1e39 in float32, 0.5 or inf in an integer tensor) is a diagnostic, not an overflow
     in the lowering or a silent inf."""
     v = {"-inf": -math.inf, "inf": math.inf}.get(value, value) if isinstance(value, str) else value
+    if dtype is DType.bool and v not in (0, 1):  # np.array(-inf, bool) is true: a causal mask kept everything
+        fail(f"{op}: a bool tensor is filled with true or false (0 or 1), got "
+             + (f'"{value}" (the default, for float scores)' if value == "-inf" else repr(value)))
     if dtype.is_float:
         top = dtype.limits()[1]
         if math.isfinite(v) and abs(v) > top:

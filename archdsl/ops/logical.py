@@ -4,6 +4,8 @@ combination is spelled by name. A bool result is never differentiated, so no gra
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..types import DType, TensorType
 from ._common import elementwise_cost
 from .registry import OpDef, register
@@ -12,16 +14,13 @@ from .shapes import broadcast
 __all__: list[str] = []
 
 
+def _is_zero(e, x: str, t: TensorType, outputs=None) -> str:
+    return e.op("Equal", [x, e.const(np.array(0, dtype=t.dtype.numpy))], outputs=outputs)
+
+
 def _truth(e, x: str, t: TensorType) -> str:
     """x as bool: x != 0. Not(Equal) rather than Cast, whose float-to-bool rule for NaN ONNX leaves open."""
-    if t.dtype is DType.bool:
-        return x
-    return e.op("Not", [e.op("Equal", [x, e.const(_zero(t.dtype))])])
-
-
-def _zero(dtype: DType):
-    import numpy as np
-    return np.array(0, dtype=dtype.numpy)
+    return x if t.dtype is DType.bool else e.op("Not", [_is_zero(e, x, t)])
 
 
 def _binary(name: str, onnx_op: str, what: str):
@@ -44,6 +43,7 @@ _binary("logical_xor", "Xor", "a xor b (true where exactly one is)")
 register(OpDef(
     name="logical_not", inputs=("x",), category="math", elementwise=True, cost=elementwise_cost,
     infer=lambda ins, a: [TensorType(DType.bool, ins[0].shape)],
-    lower=lambda e, ins, outs, c: e.op("Not", [_truth(e, ins[0], c.in_types[0])], outputs=outs),
+    lower=lambda e, ins, outs, c: (e.op("Not", ins, outputs=outs) if c.in_types[0].dtype is DType.bool
+                                   else _is_zero(e, ins[0], c.in_types[0], outputs=outs)),
     doc="Elementwise not x as a bool tensor (torch.logical_not); any dtype, true where x is 0 (eq(x, 0)).",
 ))

@@ -141,8 +141,7 @@ register(OpDef(
     name="searchsorted", inputs=("sorted_sequence", "values"), category="math",
     attrs=(Attr("right", "bool", False), Attr("side", "str?", None, choices=("left", "right"))),
     infer=_searchsorted_infer, lower=_searchsorted_lower,
-    cost=lambda c: numel(c.in_types[1].shape) * (c.in_types[0].shape[-1] if isinstance(
-        c.in_types[0].shape[-1], int) else 1),
+    cost=lambda c: numel(c.in_types[1].shape) * numel(c.in_types[0].shape[-1:]),
     doc="For each value, the int64 index where it would go in the sorted last dim of sorted_sequence "
         "(torch.searchsorted): before equal elements, or after them with right=true (side=\"right\"). "
         "sorted_sequence is 1-D (shared by every value) or has the values' dims but the last; values may "

@@ -222,7 +222,8 @@ register(OpDef(
     grad=lambda b, c, ins, outs, gouts: [
         b.sum_to(b.op("where", ins[1], b.const(0, like=gouts[0]), gouts[0]), c.in_types[0].shape), None],
     lower=lambda e, ins, outs, c: select(e, ins[1], _fill_value(e, c), ins[0], c.out_types[0].dtype, outputs=outs),
-    doc='x with `value` where mask is true (torch.masked_fill); value a number or "-inf".',
+    doc='x with `value` where mask is true (torch.masked_fill); value a number or "-inf" (the default, for '
+        'float scores); a bool x takes true or false.',
 ))
 
 

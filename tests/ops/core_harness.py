@@ -26,7 +26,7 @@ OPSET = st.sampled_from([17, NEWEST])
 SYM = st.booleans()
 CORE_MODULES = ("activation", "adaptive_pool", "cdist", "conv", "cumprod", "detach", "einsum", "elementwise",
                 "embedding", "eye", "filled", "index", "indexing", "instance_norm", "linear", "local_response_norm",
-                "losses", "more_activations", "more_math", "norm", "pool", "rearrange", "reductions",
+                "logical", "losses", "more_activations", "more_math", "norm", "pool", "rearrange", "reductions",
                 "repeat_interleave", "scatter", "shape_ops", "sorting", "tensor_ops", "unfold")
 COVERED: set[str] = set()
 _DT = {np.dtype(np.float32): "float32", np.dtype(np.int64): "int64", np.dtype(np.int32): "int32",

@@ -28,6 +28,7 @@ from . import (  # noqa: F401 - their @covers fill COVERED
     test_einsum,
     test_filled,
     test_indexing_ops,
+    test_logical_ops,
     test_losses,
     test_lrn_cdist,
     test_mobile_ops,
@@ -93,6 +94,8 @@ _USES = {
     "einsum": 'einsum("ij,kj->ik", [x, x])',  # einsum.py
     "sort": "sort(x, 0)[0]", "argsort": "argsort(x, descending=true)",  # sorting.py
     "searchsorted": "searchsorted(x, x)",
+    "logical_and": "logical_and(x, m)", "logical_or": "logical_or(m, x)", "logical_xor": "logical_xor(x, x)",
+    "logical_not": "logical_not(x)",  # logical.py
     "scatter_add": "scatter_add(x, 1, argsort(x), x)",  # scatter.py
     "index_add": "index_add(x, 1, argmax(x, 1), x[:, :2], alpha=2)",
     "cumprod": "cumprod(x, 1)", "repeat_interleave": "repeat_interleave(x, 2, 1)", "eye": "eye(2, 3)",

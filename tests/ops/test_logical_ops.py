@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import archdsl
 from archdsl.diagnostics import ArchError
 
-from .core_harness import FEW, dim, run_op
+from .core_harness import FEW, covers, dim, run_op
 
 _DTYPES = ["bool", "float32", "int64", "int32"]
 
@@ -29,6 +29,7 @@ def _values(shape, dtype, seed):
     return v
 
 
+@covers("logical_and", "logical_or", "logical_xor", "logical_not")
 @pytest.mark.parametrize("name", ["logical_and", "logical_or", "logical_xor"])
 @FEW
 @given(data=st.data(), seed=st.integers(0, 9), da=st.sampled_from(_DTYPES), db=st.sampled_from(_DTYPES))
@@ -91,4 +92,18 @@ def test_bool_literals_beside_tensors_are_numbers():
 def test_compile_time_logic_on_tensors_names_the_elementwise_op(expr, words):
     with pytest.raises(ArchError) as e:
         archdsl.check_source(f"model m(a: bool[B, 3], b: bool[B, 3], c: bool[4]) -> y {{\n    y = {expr}\n}}\n")
+    assert words in e.value.message, e.value.message
+
+
+@pytest.mark.parametrize("expr, words", [
+    ("masked_fill(a, b)", 'a bool tensor is filled with true or false (0 or 1), got "-inf" (the default'),
+    ("masked_fill(a, b, 2)", "a bool tensor is filled with true or false (0 or 1), got 2"),
+    ("masked_fill(a, b, -1)", "got -1"),
+    ("causal_mask(a, value=0.5)", "got 0.5"),
+    ("take(x, true)", "take(): 'index' must be a tensor, got true"),  # a bool is a number for elementwise ops only
+])
+def test_bool_fills_are_true_or_false(expr, words):
+    """np.array(-inf, bool) is true: a bool causal_mask with its default value kept every position."""
+    with pytest.raises(ArchError) as e:
+        archdsl.check_source(f"model m(a: bool[3, 3], b: bool[3, 3], x: float32[4, 3]) -> y {{\n    y = {expr}\n}}\n")
     assert words in e.value.message, e.value.message
