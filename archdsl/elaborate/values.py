@@ -116,6 +116,10 @@ class Env:
         one is suggested as it would be written, under the same prefix."""
         if name in _PYTHON_LITERALS and not prefix:  # None said "did you mean 'ne'?"
             return UnknownNameError(f"unknown name '{name}'; the literal is spelled '{name.lower()}'", span)
+        if name in ("grad", "gradient", "autograd", "backward") and not prefix:  # "did you mean 'stop_gradient'?"
+            return UnknownNameError(f"unknown name '{name}'; a spec computes no gradients itself (no input "
+                                    "gradients, no double backward: a WGAN-GP penalty's critic gradient is written "
+                                    "out by hand); `archdsl build --train` differentiates the loss", span)
         if name in ("inf", "nan") and not prefix:  # -inf said "did you mean 'sin'?"
             return UnknownNameError(f"unknown name '{name}'; " + (
                 'infinity is the string "inf" or "-inf" where a fill value is taken, or float("inf")'

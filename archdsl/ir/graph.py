@@ -102,7 +102,9 @@ class Graph:
                             [(f"input '{name}' is declared here", clash.span)] if clash.span else [])
         if name in self.params:
             prev = self.params[name]
-            raise ArchError(f"parameter '{name}' is defined twice; name the layers apart with 'as'", span,
+            raise ArchError(f"parameter '{name}' is defined twice; name the layers apart with 'as', or, to use the "
+                            "same weights again (a GAN's discriminator on real and fake), label the first call "
+                            "(D(a) as disc) and call layer(\"disc\") after", span,
                             [("first defined here", prev.span)] if prev.span else [])
         v = Value(TensorType(dtype, tuple(spec.shape)), "param" if spec.trainable else "buffer", name=name,
                   spec=spec, span=span)

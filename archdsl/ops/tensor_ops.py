@@ -303,7 +303,8 @@ def _positions_lower(e, ins, outs, c):
 
 
 register(OpDef(
-    name="positions", inputs=("x",), category="math", attrs=(Attr("dim", "int", 1), Attr("start", "int", 0)),
+    name="positions", inputs=("x",), category="math", attrs=(Attr("dim", "int", 1), Attr("start", "int", 0, symbolic=(
+        "a start known only at run time (a KV cache's past length P) is added after: positions(x) + P"))),
     infer=_positions_infer, lower=_positions_lower, cost=lambda c: 0,
     grad=lambda b, c, ins, outs, gouts: [None],
     doc="int64 [start, start+1, ...] as long as dim `dim` of x: position ids for a learned position embedding.",
