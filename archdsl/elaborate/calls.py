@@ -174,7 +174,8 @@ class Calls:
             raise ArchTypeError(f"'{op.name}' makes a tensor; only inside a model or block", span)
         tensors, attrs = self.bind_op_args(op, args, kwargs, span)
         name = self.layer_name(label, op.name)
-        dtype = next((t.type.dtype for t in tensors if t.type.dtype.is_float), DType.float32)
+        dtype = DTYPES[attrs["dtype"]] if op.params is not None and attrs.get("dtype") else next(
+            (t.type.dtype for t in tensors if t.type.dtype.is_float), DType.float32)  # embedding(dtype=) or x's
         inputs = [t.value for t in tensors]
         if op.params is not None:
             try:

@@ -37,7 +37,10 @@ register(OpDef(
     attrs=(Attr("num_embeddings", "int"), Attr("embedding_dim", "int"),
            Attr("std", "float", 1.0, doc="init N(0, std): torch's nn.Embedding draws N(0, 1), Hugging Face's "
                                          "GPT-2 and BERT N(0, 0.02)"),
-           Attr("padding_idx", "int?", None, doc="a row that starts at zero, no gradient through the lookup")),
+           Attr("padding_idx", "int?", None, doc="a row that starts at zero, no gradient through the lookup"),
+           Attr("dtype", "str", "float32", choices=tuple(d.label for d in DType if d.is_float),
+                doc="the table's dtype (a layer's parameters otherwise take its input's float dtype, and ids "
+                    "have none): float16 or bfloat16 for a half-precision model from its first layer on")),
     params=_params,
     infer=_infer, lower=lambda e, ins, outs, c: e.op("Gather", [ins[1], ins[0]], outputs=outs, axis=0),
     grad=lambda b, c, ins, outs, gouts: [None, b.op("autodiff.embedding_grad", ins[0], gouts[0],
@@ -47,5 +50,6 @@ register(OpDef(
     cost=lambda c: 0,
     doc="Rows of a [num_embeddings, embedding_dim] table, N(0, std) init (std=1 as torch's nn.Embedding); "
         "padding_idx: a row that starts at zero and gets no gradient through this lookup, as torch's (weight "
-        "decay, or a tied use of the table, still move it).",
+        "decay, or a tied use of the table, still move it). dtype: the table's float dtype (float32; "
+        "\"float16\" or \"bfloat16\" for a half-precision language model, as torch's .half()).",
 ))

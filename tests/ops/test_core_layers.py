@@ -302,6 +302,28 @@ def test_embedding_padding_idx_starts_at_zero(tmp_path, rows, width, pad):
         archdsl.check_source(src.replace("PAD", f"padding_idx={rows}"))
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64"])
+def test_embedding_dtype_sets_the_tables_dtype(dtype):
+    """A layer's parameters take its input's float dtype, and ids have none: the table was float32 always, so a
+    half-precision language model started with a float32 embedding. Now torch's .half() model's table loads
+    as it is, the lookup is exact, and the layers after it are in its dtype."""
+    torch = pytest.importorskip("torch")
+    src = (f'model m(ids: int64[B, T]) -> y {{\n    y = ids -> embedding(10, 4, dtype="{dtype}", padding_idx=0) as emb '
+           f"-> linear(3) as fc\n}}\n")
+    g = archdsl.check_source(src)
+    assert [str(v.type.dtype) for v in g.params.values()] == [dtype] * 3
+    assert str(g.outputs[0][1].type.dtype) == dtype
+    if dtype != "float16":  # onnxruntime's CPU has no bfloat16 or float64 Gemm to run the rest
+        return
+    emb = torch.nn.Embedding(10, 4, padding_idx=0).half()
+    m = archdsl.compile_source(src.replace(" -> linear(3) as fc", ""),
+                               weights={"emb.weight": emb.weight.detach().numpy()})
+    ids = np.array([[0, 3, 9, 3]])
+    y = runtime.session(m, provider="cpu").run(None, {"ids": ids})[0]
+    assert y.dtype == np.float16
+    np.testing.assert_array_equal(y, emb(torch.from_numpy(ids)).detach().numpy())
+
+
 # ---------------- activations ----------------
 
 @covers("relu", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "softmax", "log_softmax")
