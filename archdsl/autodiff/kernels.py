@@ -12,23 +12,12 @@ from onnx import helper, numpy_helper
 
 from ..ops import Attr, OpCall, OpDef, fail, get, register
 from ..ops._common import i64 as _i64
+from ..ops._common import numel_tensor, shape_tensor
 from ..ops.more_math import cumsum_infer, cumsum_lower
-from ..types import DTYPES, DType, TensorType, is_static
+from ..types import DTYPES, DType, TensorType
 from .conv_grad import im2col_weight_grad
 
 __all__ = ["numel_tensor", "scatter_add", "shape_tensor", "zeros_of"]
-
-
-def shape_tensor(e, name: str, t: TensorType) -> str:
-    """The shape of `name` as an int64 tensor: a constant when static."""
-    return _i64(e, list(t.shape)) if is_static(t.shape) else e.op("Shape", [name])
-
-
-def numel_tensor(e, name: str, t: TensorType) -> str:
-    """Element count as a 1-element int64 tensor."""
-    if is_static(t.shape):
-        return _i64(e, [int(np.prod(t.shape, dtype=np.int64))])
-    return e.op("ReduceProd", [e.op("Shape", [name])], keepdims=1)
 
 
 def dims_tensor(e, parts: list) -> str:

@@ -1,5 +1,6 @@
 """The forward graph in training mode: batchnorm on batch statistics (its running stats updated as torch
-does), dropout active. A table keyed by op name says which ops behave differently when training."""
+does), dropout active, random numbers drawn from the step's inputs. A table keyed by op name says which ops
+behave differently when training."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ from ..ops import OpCall, get
 from ..ops.attention import decompose
 from ..ops.conv import geometry as conv_geom
 from ..ops.conv import mode_pad
+from ..ops.random import SEED_INPUT, stream_id
 from ..ops.recurrent import check_trainable
 from ..ops.recurrent import decompose as decompose_recurrent
 from .builder import GradBuilder
 from .conv_train import conv_gemm_fits
 from .conv_winograd import MIN_TILE_ROWS, WINOGRAD_TILES, tile_rows, winograd_fits
-from .train_ops import stream_id
 
-__all__ = ["TRAIN_FORMS", "TrainInputs", "to_training"]
+__all__ = ["TRAIN_FORMS", "TrainInputs", "drop_seed_input", "to_training"]
 
 
 class TrainInputs:
@@ -75,6 +76,13 @@ def _drop_path(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, d
         if x.type.rank > 1 else x
     mask = b.op("autodiff.dropout_mask", corner, extra.seed, extra.step, p=p, stream=stream_id(node.name))
     return b.op("mul", x, mask), {}
+
+
+def _random(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[str, Value]]:
+    """rand_like/randn_like from the step's seed and step (onnxruntime's random ops are seeded at build time)."""
+    kind = "uniform" if node.op == "rand_like" else "normal"
+    return b.op("autodiff.random_values", node.inputs[0], extra.seed, extra.step, kind=kind,
+                dtype=node.outputs[0].type.dtype.label, stream=stream_id(node.name)), {}
 
 
 def _attention(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[str, Value]] | None:
@@ -140,9 +148,18 @@ def _recurrent(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[list[Val
 
 
 TRAIN_FORMS: dict[str, Callable] = {"batchnorm": _batchnorm, "dropout": _dropout, "drop_path": _drop_path,
+                                    "rand_like": _random, "randn_like": _random,
                                     "multihead_attention": _attention,
                                     "conv1d": _conv, "conv2d": _conv, "conv3d": _conv,
                                     "lstm": _recurrent, "gru": _recurrent}
+
+
+def drop_seed_input(graph: Graph) -> None:
+    """The `seed` input that rand_like/randn_like read at inference: the step's own seed (a state input, with
+    the step number) replaces it, so it goes when those calls are all that read it."""
+    seed = next((v for v in graph.inputs if v.name == SEED_INPUT), None)
+    if seed is not None and seed.uses and all(u.opdef.random for u in seed.uses):
+        graph.inputs.remove(seed)
 
 
 def to_training(graph: Graph, extra: TrainInputs) -> dict[str, Value]:

@@ -3,21 +3,18 @@ losses.
 
 Internal registry ops (category "internal"), each with its lowering to standard ONNX and its gradient rule.
 
-Dropout draws from inputs, not from ONNX's random ops: their seed is an attribute, fixed when the model is
-built. The mask is a counter-based hash (splitmix64's mixer, in uint64 Mul/Add/BitShift/BitwiseXor) of
-(seed, step, layer, element index), so a step is reproducible from its inputs and every step, layer and
-element draws a different number."""
+Dropout, rand_like and randn_like draw from the step's seed and step inputs through ops/random.py's hash, not
+from ONNX's random ops (their seed is an attribute fixed when the model is built)."""
 
 from __future__ import annotations
-
-import zlib
 
 import numpy as np
 
 from ..ops import Attr, OpDef, fail, reduce_op, register
 from ..ops._common import i64 as _i64
 from ..ops.losses import BCE_ATTRS, CE_ATTRS, kept_labels, labels64
-from ..types import DType, TensorType, is_static
+from ..ops.random import bits24, hashed_bits, random_values, stream_id
+from ..types import DTYPES, DType, TensorType, is_static
 from .kernels import numel_tensor, shape_tensor
 
 __all__ = ["stream_id"]
@@ -129,38 +126,12 @@ _internal("batchnorm_train_grad", ("g", "d", "weight", "rstd"),
 
 
 # ---- dropout mask ----
-_GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
-
-
-def stream_id(name: str) -> int:
-    """Each dropout layer draws from its own stream, fixed by its name."""
-    return zlib.crc32(name.encode())
-
-
-def _u64(e, v):
-    return e.const(np.array(v, dtype=np.uint64))
-
-
-def _mix(e, z, shift):
-    s = e.op("BitShift", [z, _u64(e, shift)], direction="RIGHT")
-    return e.op("BitwiseXor", [z, s]) if e.opset >= 18 else e.op("Add", [z, s])
-
-
 def _dropout_lower(e, ins, outs, c):
     x, seed, step = ins
     x_t = c.in_types[0]
     p = c.attrs["p"]
-    n = numel_tensor(e, x, x_t)
-    idx = e.op("Range", [_i64(e, 0), e.op("Squeeze", [n]), _i64(e, 1)])
-    idx = e.op("Cast", [idx], to=13)  # uint64
-    key = e.op("Add", [e.op("Mul", [e.op("Cast", [seed], to=13), _u64(e, _MIX1)]),
-                       e.op("Mul", [e.op("Cast", [step], to=13), _u64(e, _MIX2)])])
-    key = e.op("Add", [key, _u64(e, (c.attrs["stream"] * _GOLDEN) % 2**64)])
-    z = e.op("Add", [e.op("Mul", [idx, _u64(e, _GOLDEN)]), key])
-    z = e.op("Mul", [_mix(e, z, 30), _u64(e, _MIX1)])
-    z = e.op("Mul", [_mix(e, z, 27), _u64(e, _MIX2)])
-    z = _mix(e, z, 31)
-    u = e.op("Cast", [e.op("BitShift", [z, _u64(e, 40)], direction="RIGHT")], to=1)  # 24 random bits as float
+    z = hashed_bits(e, x, x_t, seed, step, c.attrs["stream"])
+    u = bits24(e, z, 40)  # 24 random bits as float
     keep = e.op("GreaterOrEqual", [u, e.const(np.array(p * 2.0**24, dtype=np.float32))])
     mask = e.op("Mul", [e.op("Cast", [keep], to=x_t.dtype.onnx), _scalar(e, 1.0 / (1.0 - p), x_t)])
     e.op("Reshape", [mask, shape_tensor(e, x, x_t)], outputs=outs)
@@ -176,6 +147,25 @@ def _dropout_infer(ins, a):
 _internal("dropout_mask", ("x", "seed", "step"), _dropout_infer, _dropout_lower,
           attrs=(Attr("p", "float"), Attr("stream", "int")), grad=lambda b, c, ins, outs, gouts: [None] * 3,
           doc="0 or 1/(1-p) per element of x, hashed from (seed, step, stream, index)")
+
+
+# ---- rand_like / randn_like in a train step ----
+def _random_lower(e, ins, outs, c):
+    x, seed, step = ins
+    random_values(e, x, c.in_types[0], seed, step, c.attrs["stream"], c.attrs["kind"], c.out_types[0].dtype, outs)
+
+
+def _random_infer(ins, a):
+    x, seed, step = ins
+    if seed.dtype is not DType.int64 or step.dtype is not DType.int64 or seed.shape or step.shape:
+        fail("random values: seed and step must be int64 scalars")
+    return [TensorType(DTYPES[a["dtype"]], x.shape)]
+
+
+_internal("random_values", ("x", "seed", "step"), _random_infer, _random_lower,
+          attrs=(Attr("kind", "str"), Attr("dtype", "str"), Attr("stream", "int")),
+          grad=lambda b, c, ins, outs, gouts: [None] * 3,
+          doc="rand_like/randn_like in a train step: x's shape, hashed from (seed, step, stream, index)")
 
 
 # ---- the losses' gradients (the losses are ops of their own: ops/losses.py) ----

@@ -25,7 +25,7 @@ from .builder import GradBuilder
 from .engine import gradients, prune_dead
 from .losses import labels_type, make_loss
 from .optimizers import OptimConfig, StateSlot, update
-from .train_mode import TrainInputs, to_training
+from .train_mode import TrainInputs, drop_seed_input, to_training
 
 __all__ = ["NEW", "TrainConfig", "TrainStep", "build_train_step", "resolved"]
 
@@ -203,6 +203,7 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     if "loss" in outputs and labelled:
         raise ArchError(f"a model output is named 'loss', which the train step outputs as the loss it minimizes: "
                         f"leave out --loss {cfg.loss} to train on the model's own loss, or rename the output")
+    drop_seed_input(graph)  # rand_like's `seed`: the step's own seed state (and its step) replace it
     data_inputs = [v.name for v in graph.inputs]
     if "labels" in data_inputs and labelled:
         raise ArchError(f"a model input is named 'labels'; the train step of --loss {cfg.loss} feeds the targets "

@@ -19,7 +19,7 @@ from ..diagnostics import (
     did_you_mean,
 )
 from ..ops import REQUIRED, coerce_attr
-from ..types import DTYPES, DType, Sym, is_formula, literal
+from ..types import DTYPES, DType, Sym, TensorType, is_formula, literal
 from .bounded import short
 from .builtins import TENSOR_MATH
 from .scalars import Limits, is_int, is_num
@@ -173,6 +173,8 @@ class Calls:
         if self.graph is None:
             raise ArchTypeError(f"'{op.name}' makes a tensor; only inside a model or block", span)
         tensors, attrs = self.bind_op_args(op, args, kwargs, span)
+        if op.random and len(tensors) == 1:  # randn_like(x): the numbers follow the model's `seed` input
+            tensors.append(self.seed_input(op.name, span))
         name = self.layer_name(label, op.name)
         dtype = DTYPES[attrs["dtype"]] if op.params is not None and attrs.get("dtype") else next(
             (t.type.dtype for t in tensors if t.type.dtype.is_float), DType.float32)  # embedding(dtype=) or x's
@@ -209,6 +211,19 @@ class Calls:
                             span)
         outs = tuple(Tensor(o) for o in node.outputs)
         return outs[0] if len(outs) == 1 and not op.tuple_out else outs
+
+    def seed_input(self, opname: str, span) -> Tensor:
+        """The model's int64 scalar input `seed`, added on the first random call (or the one declared so)."""
+        from ..ops.random import SEED_INPUT
+        have = next((v for v in self.graph.inputs if v.name == SEED_INPUT), None)
+        want = TensorType(DType.int64, ())
+        if have is None:
+            return Tensor(self.graph.add_input(SEED_INPUT, want, span))
+        if have.type != want:
+            raise ArchTypeError(f"{opname}(): the model's input '{SEED_INPUT}' is {have.type}, and a random call "
+                                f"reads an int64 scalar of that name; give seed= another tensor, or rename the input",
+                                span)
+        return Tensor(have)
 
     def bind_op_args(self, op, args, kwargs, span):
         """Positional arguments fill the tensor inputs, then the attributes, in order."""

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..types import DType, TensorType, dim_symbols, numel
+from ..types import DType, TensorType, dim_symbols, is_static, numel
 from .registry import Init, OpCall, fail
 
 __all__ = ["kaiming_uniform", "bias_uniform", "float_input", "elementwise_cost", "same_type", "shape_str",
@@ -17,6 +17,18 @@ __all__ = ["kaiming_uniform", "bias_uniform", "float_input", "elementwise_cost",
 def i64(e, v) -> str:
     """An int64 constant (axes, shapes, sizes) in the graph being lowered."""
     return e.const(np.array(v, dtype=np.int64))
+
+
+def shape_tensor(e, name: str, t: TensorType) -> str:
+    """The shape of `name` as an int64 tensor: a constant when static."""
+    return i64(e, list(t.shape)) if is_static(t.shape) else e.op("Shape", [name])
+
+
+def numel_tensor(e, name: str, t: TensorType) -> str:
+    """Element count as a 1-element int64 tensor."""
+    if is_static(t.shape):
+        return i64(e, [int(np.prod(t.shape, dtype=np.int64))])
+    return e.op("ReduceProd", [e.op("Shape", [name])], keepdims=1)
 
 
 def kaiming_uniform(fan_in: int) -> Init:

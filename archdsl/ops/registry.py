@@ -110,6 +110,9 @@ class OpDef:
     synonyms: bool = True
     # its outputs are a tuple even when there is one (split, chunk, unbind: as torch's), never a lone tensor
     tuple_out: bool = False
+    # draws random numbers (randn_like): two calls differ, and a constant input does not make it a constant, so
+    # the passes neither merge nor fold it
+    random: bool = False
     attr_index: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -2,8 +2,8 @@
 
 Rules: 1. constants with equal dtype, shape and bytes become one constant.
 2. two nodes with the same op, the same input values (by identity) and equal attributes compute the
-same thing (every IR op is deterministic at inference): the later one's uses read the earlier one's
-outputs, and the later node goes. One forward walk with a hash table: linear time."""
+same thing (every IR op but rand_like/randn_like is deterministic at inference): the later one's uses read the
+earlier one's outputs, and the later node goes. One forward walk with a hash table: linear time."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def cse(g: Graph, ctx: PassContext) -> bool:
             rw.replace(c, first)
     seen: dict = {}
     for node in g.nodes:
-        if node.op in _IMPURE and not ctx.inference:
+        if node.opdef.random or node.op in _IMPURE and not ctx.inference:
             continue
         key = (node.op, tuple(id(v) for v in node.inputs), freeze(node.attrs))
         first = seen.setdefault(key, node)

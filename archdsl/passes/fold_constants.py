@@ -34,8 +34,9 @@ def fold_constants(g: Graph, ctx: PassContext) -> bool:
     budget: dict[int, int] = {id(c): c.data.size for c in g.consts}  # elements of constants a value came from
     picked = []
     for node in g.nodes:
-        if not node.outputs or not all(is_static(o.type.shape) and o.type.dtype.np is not None for o in node.outputs):
-            continue
+        if node.opdef.random or not node.outputs or not all(
+                is_static(o.type.shape) and o.type.dtype.np is not None for o in node.outputs):
+            continue  # randn_like(zeros) is not a constant
         shape_only = SHAPE_ONLY.get(node.op, ())
         ok, src = True, 0
         for i, v in enumerate(node.inputs):

@@ -356,6 +356,10 @@ _OPS["scaled_dot_product_attention"] = lambda n, q, k, v, m=None: F.scaled_dot_p
 _OPS["conv"] = _OPS["conv_transpose"] = _functional_conv
 _OPS["dim_size"] = lambda n, x: torch.tensor(x.shape[n.attrs["axis"]], dtype=getattr(torch, n.attrs["dtype"]),
                                              device=x.device)
+for _name in ("rand_like", "randn_like"):  # torch's own generator: the same distribution, not the same numbers
+    _OPS[_name] = (lambda fn: lambda n, x, seed=None: fn(x, dtype=getattr(torch, n.attrs["dtype"] or "float32")
+                                                             if n.attrs["dtype"] or not x.is_floating_point()
+                                                             else x.dtype))(getattr(torch, _name))
 for _name in ("logical_and", "logical_or", "logical_xor", "logical_not"):
     _OPS[_name] = (lambda fn: lambda n, *xs: fn(*xs))(getattr(torch, _name))
 _OPS["gemm"] = lambda n, a, b, c=None: a @ b if c is None else a @ b + c

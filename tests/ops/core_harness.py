@@ -26,8 +26,8 @@ OPSET = st.sampled_from([17, NEWEST])
 SYM = st.booleans()
 CORE_MODULES = ("activation", "adaptive_pool", "cdist", "conv", "cumprod", "detach", "einsum", "elementwise",
                 "embedding", "eye", "filled", "index", "indexing", "instance_norm", "linear", "local_response_norm",
-                "logical", "losses", "more_activations", "more_math", "norm", "pool", "rearrange", "reductions",
-                "repeat_interleave", "scatter", "shape_ops", "sorting", "tensor_ops", "unfold")
+                "logical", "losses", "more_activations", "more_math", "norm", "pool", "random", "rearrange",
+                "reductions", "repeat_interleave", "scatter", "shape_ops", "sorting", "tensor_ops", "unfold")
 COVERED: set[str] = set()
 _DT = {np.dtype(np.float32): "float32", np.dtype(np.int64): "int64", np.dtype(np.int32): "int32",
        np.dtype(np.bool_): "bool"}

@@ -34,6 +34,7 @@ from . import (  # noqa: F401 - their @covers fill COVERED
     test_mobile_ops,
     test_more_activations,
     test_more_tensor_ops,
+    test_random_ops,
     test_reductions,
     test_scan_repeat_ops,
     test_sort_scatter_ops,
@@ -96,6 +97,7 @@ _USES = {
     "searchsorted": "searchsorted(x, x)",
     "logical_and": "logical_and(x, m)", "logical_or": "logical_or(m, x)", "logical_xor": "logical_xor(x, x)",
     "logical_not": "logical_not(x)",  # logical.py
+    "rand_like": "rand_like(x)", "randn_like": "randn_like(x3)",  # random.py
     "scatter_add": "scatter_add(x, 1, argsort(x), x)",  # scatter.py
     "index_add": "index_add(x, 1, argmax(x, 1), x[:, :2], alpha=2)",
     "cumprod": "cumprod(x, 1)", "repeat_interleave": "repeat_interleave(x, 2, 1)", "eye": "eye(2, 3)",

@@ -1,0 +1,121 @@
+"""rand_like and randn_like (torch's), and the counter-based hash every random number of a model comes from.
+
+onnxruntime 1.32 has no RandomNormalLike (or any random op) past opset 21, and their seed is an attribute
+fixed when the model is built, so nothing here uses them. A number is a hash (splitmix64's mixer, in uint64
+Mul/Add/BitShift/BitwiseXor) of (seed, step, stream, element index), the stream fixed by the node's name:
+- a model that calls rand_like/randn_like takes an int64 scalar input `seed` (the same seed, the same numbers;
+  feed a new one for new numbers), step 0;
+- a train step draws them, and its dropout masks, from its own seed and step inputs
+  (autodiff/train_ops.py, train_mode.py), so a step is reproducible from its inputs and every step, layer and
+  element draws a different number.
+The passes neither merge nor fold rand_like/randn_like (OpDef.random)."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from ..types import DTYPES, DType, TensorType, numel
+from ._common import i64 as _i64
+from ._common import numel_tensor, shape_tensor
+from .registry import Attr, OpDef, fail, register
+
+__all__ = ["SEED_INPUT", "bits24", "hashed_bits", "random_values", "stream_id"]
+
+SEED_INPUT = "seed"  # the model input a rand_like/randn_like call adds (unless given seed=)
+_GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def stream_id(name: str) -> int:
+    """Each random layer (dropout, randn_like) draws from its own stream, fixed by its name."""
+    return zlib.crc32(name.encode())
+
+
+def _u64(e, v):
+    return e.const(np.array(v, dtype=np.uint64))
+
+
+def _mix(e, z, shift):
+    s = e.op("BitShift", [z, _u64(e, shift)], direction="RIGHT")
+    return e.op("BitwiseXor", [z, s]) if e.opset >= 18 else e.op("Add", [z, s])
+
+
+def hashed_bits(e, x: str, x_t: TensorType, seed: str, step: str, stream: int) -> str:
+    """64 random bits per element of x, flat (uint64), from (seed, step, stream, index)."""
+    n = numel_tensor(e, x, x_t)
+    idx = e.op("Range", [_i64(e, 0), e.op("Squeeze", [n]), _i64(e, 1)])
+    idx = e.op("Cast", [idx], to=13)  # uint64
+    key = e.op("Add", [e.op("Mul", [e.op("Cast", [seed], to=13), _u64(e, _MIX1)]),
+                       e.op("Mul", [e.op("Cast", [step], to=13), _u64(e, _MIX2)])])
+    key = e.op("Add", [key, _u64(e, (stream * _GOLDEN) % 2**64)])
+    z = e.op("Add", [e.op("Mul", [idx, _u64(e, _GOLDEN)]), key])
+    z = e.op("Mul", [_mix(e, z, 30), _u64(e, _MIX1)])
+    z = e.op("Mul", [_mix(e, z, 27), _u64(e, _MIX2)])
+    return _mix(e, z, 31)
+
+
+def bits24(e, z: str, shift: int) -> str:
+    """24 of z's bits, from bit `shift` up, as a float32 whole number in [0, 2**24): the bits above shifted out
+    to the left first (opset 17 has no BitwiseAnd)."""
+    if shift < 40:
+        z = e.op("BitShift", [z, _u64(e, 40 - shift)], direction="LEFT")
+    return e.op("Cast", [e.op("BitShift", [z, _u64(e, 40)], direction="RIGHT")], to=1)
+
+
+def random_values(e, x: str, x_t: TensorType, seed: str, step: str, stream: int, kind: str, dtype: DType,
+                  outputs) -> None:
+    """x's shape of numbers: uniform on [0, 1) from the top 24 bits, or normal by Box-Muller from two 24-bit
+    uniforms (the first in (0, 1], so its log is finite: |n| <= 5.77), computed in float32."""
+    z = hashed_bits(e, x, x_t, seed, step, stream)
+    scale = e.const(np.array(2.0**-24, np.float32))
+    if kind == "uniform":
+        v = e.op("Mul", [bits24(e, z, 40), scale])
+    else:
+        u1 = e.op("Mul", [e.op("Add", [bits24(e, z, 40), e.const(np.array(1.0, np.float32))]), scale])
+        u2 = e.op("Mul", [bits24(e, z, 16), scale])
+        radius = e.op("Sqrt", [e.op("Mul", [e.op("Log", [u1]), e.const(np.array(-2.0, np.float32))])])
+        v = e.op("Mul", [radius, e.op("Cos", [e.op("Mul", [u2, e.const(np.array(2 * np.pi, np.float32))])])])
+    if dtype is not DType.float32:
+        v = e.op("Cast", [v], to=dtype.onnx)
+    e.op("Reshape", [v, shape_tensor(e, x, x_t)], outputs=outputs)
+
+
+_FLOATS = tuple(d.label for d in DType if d.is_float)
+
+
+def _infer(name):
+    def infer(ins, a):
+        x, seed = ins
+        dt = DTYPES[a["dtype"]] if a["dtype"] else x.dtype
+        if not dt.is_float:
+            fail(f"{name}: random numbers are floats, and x is {x.dtype}: give dtype=\"float32\" (x gives only "
+                 f"the shape)")
+        if seed.dtype is not DType.int64 or seed.rank:
+            fail(f"{name}: seed must be an int64 scalar, got {seed.dtype}[{', '.join(map(str, seed.shape))}]")
+        return [TensorType(dt, x.shape)]
+    return infer
+
+
+def _lower(kind: str):
+    def lower(e, ins, outs, c):
+        random_values(e, ins[0], c.in_types[0], ins[1], _i64(e, 0), stream_id(e.prefix), kind, c.out_types[0].dtype,
+                      outs)
+    return lower
+
+
+for _name, _kind, _what in (("rand_like", "uniform", "uniform on [0, 1)"),
+                            ("randn_like", "normal", "standard normal (Box-Muller in float32: |n| <= 5.77)")):
+    register(OpDef(
+        name=_name, inputs=("x", "seed?"), positions=("seed",), category="math",
+        attrs=(Attr("dtype", "str?", None, choices=_FLOATS),),
+        infer=_infer(_name), lower=_lower(_kind), random=True,
+        grad=lambda b, c, ins, outs, gouts: [None, None],  # x gives only the shape
+        cost=lambda c: numel(c.out_types[0].shape),
+        doc=f"Random numbers, {_what}, of x's shape (torch.{_name}), x's float dtype unless dtype= is given. "
+            "The model takes an int64 scalar input `seed` (or give seed= a tensor of your own): the numbers are a "
+            "hash of (seed, this call's name, element index), the same for the same seed, so feed a new seed for "
+            "new numbers (`archdsl run` draws one). In a train step they come from the step's seed and step "
+            "inputs instead, as dropout's mask: new numbers every step. The reparameterization trick: "
+            "z = mu + exp(0.5 * logvar) * randn_like(mu); gradients pass through the product, none to x.",
+    ))

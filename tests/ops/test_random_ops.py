@@ -1,0 +1,157 @@
+"""rand_like and randn_like: a numpy re-derivation of the hash (the exact numbers, both mixers), their
+distribution, what the seed input does, that the passes neither merge nor fold them, and a train step whose
+noise is the hash of the step's seed and step, against the same step computed in numpy."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import onnx
+import pytest
+
+import archdsl
+from archdsl import driver, runtime
+from archdsl.diagnostics import ArchError
+
+from .core_harness import NEWEST, covers
+
+_GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+M64 = (1 << 64) - 1
+
+
+def _bits(n: int, seed: int, step: int, name: str, xor: bool) -> list[int]:
+    """splitmix64's mixer of (seed, step, stream, index), in Python integers (no numpy overflow rules)."""
+    key = (seed * _MIX1 + step * _MIX2 + zlib.crc32(name.encode()) * _GOLDEN) & M64
+    out = []
+    for i in range(n):
+        z = (i * _GOLDEN + key) & M64
+        for shift, mul in ((30, _MIX1), (27, _MIX2), (31, None)):
+            z = (z ^ (z >> shift)) if xor else (z + (z >> shift)) & M64
+            z = (z * mul) & M64 if mul else z
+        out.append(z)
+    return out
+
+
+def reference(n: int, seed: int, step: int, name: str, kind: str, opset: int) -> np.ndarray:
+    z = _bits(n, seed, step, name, xor=opset >= 18)
+    hi = np.array([v >> 40 for v in z], np.float32)
+    if kind == "uniform":
+        return hi * np.float32(2.0**-24)
+    lo = np.array([(v >> 16) & (2**24 - 1) for v in z], np.float32)
+    u1, u2 = (hi + np.float32(1)) * np.float32(2.0**-24), lo * np.float32(2.0**-24)
+    return np.sqrt(np.log(u1) * np.float32(-2)) * np.cos(u2 * np.float32(2 * np.pi))
+
+
+def _run(src: str, opt_level: int = 2, opset: int = NEWEST, **feeds):
+    m = archdsl.compile_source(src, opt_level=opt_level, opset=opset)
+    onnx.checker.check_model(m, full_check=True)
+    sess = runtime.session(m, "cpu")
+    return [sess.run(None, {**feeds, "seed": np.array(s, np.int64)}) for s in (feeds.pop("seeds", [0]))]
+
+
+@covers("rand_like", "randn_like")
+@pytest.mark.parametrize("opset", [17, NEWEST])
+@pytest.mark.parametrize("op, kind", [("rand_like", "uniform"), ("randn_like", "normal")])
+def test_the_numbers_are_the_hash_of_seed_name_and_index(op, kind, opset):
+    src = f"model m(x: float32[B, 5]) -> y {{\n    y = {op}(x) as noise\n}}\n"
+    m = archdsl.compile_source(src, opset=opset)
+    sess = runtime.session(m, "cpu")
+    for seed in (0, 3, 2**40):
+        y = sess.run(None, {"x": np.zeros((3, 5), np.float32), "seed": np.array(seed, np.int64)})[0]
+        want = reference(15, seed, 0, "noise", kind, opset).reshape(3, 5)
+        np.testing.assert_allclose(y, want, rtol=2e-6, atol=2e-6)  # Log/Cos in onnxruntime vs numpy: last bits
+
+
+def test_distribution_seed_and_dtypes():
+    src = ("model m(x: float32[B, 1000], i: int64[4]) -> (u, n, n2, h, k) {\n    u = rand_like(x)\n"
+           "    n = randn_like(x)\n    n2 = randn_like(x)\n    h = randn_like(cast(x, \"float16\"))\n"
+           "    k = rand_like(i, dtype=\"float64\")\n}\n")
+    x, i = np.zeros((200, 1000), np.float32), np.zeros(4, np.int64)
+    (u, n, n2, h, k), (u1, *_) = _run(src, x=x, i=i, seeds=[5, 6])
+    assert 0 <= u.min() and u.max() < 1 and abs(u.mean() - 0.5) < 0.003 and abs(u.var() - 1 / 12) < 0.002
+    assert abs(n.mean()) < 0.005 and abs(n.std() - 1) < 0.005 and np.abs(n).max() <= 5.8
+    assert abs((np.abs(n) < 1).mean() - 0.6827) < 0.003 and abs((np.abs(n) < 2).mean() - 0.9545) < 0.002
+    assert abs(np.corrcoef(n.ravel(), n2.ravel())[0, 1]) < 0.01, "two calls draw apart (by their names)"
+    assert abs(np.corrcoef(n[:, :-1].ravel(), n[:, 1:].ravel())[0, 1]) < 0.01, "neighbours are independent"
+    assert not np.array_equal(u, u1), "a new seed, new numbers"
+    assert h.dtype == np.float16 and k.dtype == np.float64 and k.shape == (4,)
+    again = _run(src, x=x, i=i, seeds=[5])[0]
+    assert all(np.array_equal(a, b) for a, b in zip(again, (u, n, n2, h, k))), "the same seed, the same numbers"
+
+
+def test_the_passes_neither_merge_nor_fold_them():
+    """cse took two randn_like(x) for one value; fold_constants would make randn_like of a constant one
+    constant, the same for every seed. -O0 and -O2 give the same numbers (the streams are the nodes' names)."""
+    src = ("model m(x: float32[B, 64]) -> (a, b, c, d) {\n    a = randn_like(x)\n    b = randn_like(x)\n"
+           "    c = rand_like(tensor([1.0, 2.0, 3.0]))\n    d = rand_like(tensor([1.0, 2.0]), seed=3) as dn\n}\n")
+    x = np.zeros((2, 64), np.float32)
+    (a, b, c, d), (_, _, c2, d2) = _run(src, x=x, seeds=[0, 1])
+    assert not np.array_equal(a, b)
+    assert not np.array_equal(c, c2)
+    np.testing.assert_array_equal(d, d2)  # its own constant seed
+    np.testing.assert_allclose(d, reference(2, 3, 0, "dn", "uniform", NEWEST), rtol=1e-6)
+    for got, want in zip(_run(src, opt_level=0, x=x)[0], (a, b, c, d)):
+        np.testing.assert_array_equal(got, want)
+    m = archdsl.compile_source(src)  # all constant, and still computed at run time, not stored
+    assert not any(np.array_equal(onnx.numpy_helper.to_array(t), d) for t in m.graph.initializer)
+
+
+def test_a_seed_of_ones_own_and_the_diagnostics():
+    src = "model m(x: float32[B, 4], s: int64[]) -> y {\n    y = randn_like(x, seed=s) - randn_like(x, seed=s + 1)\n}\n"
+    m = archdsl.compile_source(src)
+    assert [i.name for i in m.graph.input] == ["x", "s"]
+    for text, words in (
+            ("model m(i: int64[4]) -> y {\n    y = randn_like(i)\n}\n", 'random numbers are floats, and x is int64'),
+            ("model m(x: float32[4], seed: float32[]) -> y {\n    y = rand_like(x)\n}\n",
+             "the model's input 'seed' is float32[], and a random call reads an int64 scalar"),
+            ("model m(x: float32[4], s: int64[2]) -> y {\n    y = rand_like(x, seed=s)\n}\n",
+             "seed must be an int64 scalar, got int64[2]")):
+        with pytest.raises(ArchError, match=words.replace("[", r"\[").replace("]", r"\]")):
+            archdsl.check_source(text)
+
+
+def test_a_train_step_draws_from_its_seed_and_step():
+    """y = x W^T + b + randn_like(...): one SGD step of mse against labels, in numpy with the hash's noise for
+    the step's (seed, step), equals the step model's update; the inference `seed` input is gone from the step
+    (its own seed state and step replace it) and stays in the eval model."""
+    from archdsl.autodiff import OptimConfig, TrainConfig
+    text = "model m(x: float32[B, 3]) -> y {\n    h = x -> linear(2) as fc\n    y = h + randn_like(h) as noise\n}\n"
+    ct = driver.build_train(driver.load(text=text, file="t.arch"), None, driver.CompileOptions(),
+                            TrainConfig(loss="mse", optimizer=OptimConfig("sgd"), lr=0.5))
+    assert [i.name for i in ct.eval_model.graph.input][:2] == ["x", "seed"]
+    ins = [i.name for i in ct.step_model.graph.input]
+    assert ins.count("seed") == 1 and "step" in ins
+    init = {t.name: onnx.numpy_helper.to_array(t) for t in ct.step_model.graph.initializer}
+    w, bias = init["fc.weight"], init["fc.bias"]
+    rng = np.random.default_rng(0)
+    x, labels = rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal((4, 2)).astype(np.float32)
+    sess = runtime.session(ct.step_model, "cpu")
+    names = [o.name for o in sess.get_outputs()]
+    for seed, step in ((0, 0), (0, 1), (7, 3)):
+        out = dict(zip(names, sess.run(None, {"x": x, "labels": labels, "seed": np.array(seed, np.int64),
+                                               "step": np.array(step, np.int64)})))
+        eps = reference(8, seed, step, "noise", "normal", NEWEST).reshape(4, 2)
+        err = (x @ w.T + bias + eps - labels) * (2 / labels.size)
+        np.testing.assert_allclose(out["loss"], np.mean((x @ w.T + bias + eps - labels) ** 2), rtol=1e-5)
+        np.testing.assert_allclose(out["fc.weight.new"], w - 0.5 * err.T @ x, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(out["fc.bias.new"], bias - 0.5 * err.sum(0), rtol=1e-5, atol=1e-6)
+
+
+def test_archdsl_train_feeds_a_vae_its_step_and_seed(tmp_path, capsys):
+    """The train step's data inputs listed the inference `seed` (archdsl train asked the data for it)."""
+    from archdsl.cli import main
+    spec = tmp_path / "vae.arch"
+    spec.write_text("model vae(x: float32[B, 8]) -> recon {\n    h = x -> linear(16) as enc -> relu\n"
+                    "    mu = h -> linear(4) as mu\n    logvar = h -> linear(4) as logvar\n"
+                    "    z = mu + exp(0.5 * logvar) * randn_like(mu)\n    recon = z -> linear(8) as dec\n}\n")
+    x = np.random.default_rng(0).standard_normal((64, 8)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, labels=x)
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--val", str(tmp_path / "d.npz"),
+                 "--loss", "mse", "--epochs", "3", "--batch-size", "16", "--lr", "0.01", "--optimizer", "adam",
+                 "-o", str(tmp_path / "w.npz")]) == 0
+    said = capsys.readouterr()
+    losses = [float(line.split("loss ")[1].split()[0]) for line in (said.out + said.err).splitlines()
+              if line.startswith("epoch")]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    assert main(["run", str(spec), "--weights", str(tmp_path / "w.npz")]) == 0
