@@ -15,7 +15,7 @@ from ..ops import OpCall, get
 from ..ops.attention import decompose
 from ..ops.conv import geometry as conv_geom
 from ..ops.conv import mode_pad
-from ..ops.random import SEED_INPUT, stream_id
+from ..ops.random import SEED_INPUT, randint_bounds, stream_id
 from ..ops.recurrent import check_trainable
 from ..ops.recurrent import decompose as decompose_recurrent
 from .builder import GradBuilder
@@ -80,9 +80,10 @@ def _drop_path(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, d
 
 def _random(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[str, Value]]:
     """rand_like/randn_like from the step's seed and step (onnxruntime's random ops are seeded at build time)."""
-    kind = "uniform" if node.op == "rand_like" else "normal"
+    kind = {"rand_like": "uniform", "randn_like": "normal", "randint_like": "integer"}[node.op]
+    low, high = randint_bounds(node.attrs) if kind == "integer" else (0, 1)
     return b.op("autodiff.random_values", node.inputs[0], extra.seed, extra.step, kind=kind,
-                dtype=node.outputs[0].type.dtype.label, stream=stream_id(node.name)), {}
+                dtype=node.outputs[0].type.dtype.label, stream=stream_id(node.name), low=low, high=high), {}
 
 
 def _attention(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[str, Value]] | None:
@@ -148,7 +149,7 @@ def _recurrent(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[list[Val
 
 
 TRAIN_FORMS: dict[str, Callable] = {"batchnorm": _batchnorm, "dropout": _dropout, "drop_path": _drop_path,
-                                    "rand_like": _random, "randn_like": _random,
+                                    "rand_like": _random, "randn_like": _random, "randint_like": _random,
                                     "multihead_attention": _attention,
                                     "conv1d": _conv, "conv2d": _conv, "conv3d": _conv,
                                     "lstm": _recurrent, "gru": _recurrent}

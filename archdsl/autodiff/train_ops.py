@@ -152,7 +152,8 @@ _internal("dropout_mask", ("x", "seed", "step"), _dropout_infer, _dropout_lower,
 # ---- rand_like / randn_like in a train step ----
 def _random_lower(e, ins, outs, c):
     x, seed, step = ins
-    random_values(e, x, c.in_types[0], seed, step, c.attrs["stream"], c.attrs["kind"], c.out_types[0].dtype, outs)
+    random_values(e, x, c.in_types[0], seed, step, c.attrs["stream"], c.attrs["kind"], c.out_types[0].dtype, outs,
+                  c.attrs["low"], c.attrs["high"])
 
 
 def _random_infer(ins, a):
@@ -163,9 +164,11 @@ def _random_infer(ins, a):
 
 
 _internal("random_values", ("x", "seed", "step"), _random_infer, _random_lower,
-          attrs=(Attr("kind", "str"), Attr("dtype", "str"), Attr("stream", "int")),
+          attrs=(Attr("kind", "str"), Attr("dtype", "str"), Attr("stream", "int"), Attr("low", "int", 0),
+                 Attr("high", "int", 1)),
           grad=lambda b, c, ins, outs, gouts: [None] * 3,
-          doc="rand_like/randn_like in a train step: x's shape, hashed from (seed, step, stream, index)")
+          doc="rand_like/randn_like/randint_like in a train step: x's shape, hashed from (seed, step, stream, "
+              "index)")
 
 
 # ---- the losses' gradients (the losses are ops of their own: ops/losses.py) ----

@@ -1,4 +1,5 @@
-"""rand_like and randn_like (torch's), and the counter-based hash every random number of a model comes from.
+"""rand_like, randn_like and randint_like (torch's), and the counter-based hash every random number of a
+model comes from.
 
 onnxruntime 1.32 has no RandomNormalLike (or any random op) past opset 21, and their seed is an attribute
 fixed when the model is built, so nothing here uses them. A number is a hash (splitmix64's mixer, in uint64
@@ -21,7 +22,7 @@ from ._common import i64 as _i64
 from ._common import numel_tensor, shape_tensor
 from .registry import Attr, OpDef, fail, register
 
-__all__ = ["SEED_INPUT", "bits24", "hashed_bits", "random_values", "stream_id"]
+__all__ = ["SEED_INPUT", "bits24", "hashed_bits", "randint_bounds", "random_values", "stream_id"]
 
 SEED_INPUT = "seed"  # the model input a rand_like/randn_like call adds (unless given seed=)
 _GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
@@ -64,10 +65,19 @@ def bits24(e, z: str, shift: int) -> str:
 
 
 def random_values(e, x: str, x_t: TensorType, seed: str, step: str, stream: int, kind: str, dtype: DType,
-                  outputs) -> None:
+                  outputs, low: int = 0, high: int = 1) -> None:
     """x's shape of numbers: uniform on [0, 1) from the top 24 bits, or normal by Box-Muller from two 24-bit
-    uniforms (the first in (0, 1], so its log is finite: |n| <= 5.77), computed in float32."""
+    uniforms (the first in (0, 1], so its log is finite: |n| <= 5.77), computed in float32; or integers in
+    [low, high) as (24 bits * (high - low)) >> 24 in uint64 (exact: the product stays below 2**48)."""
     z = hashed_bits(e, x, x_t, seed, step, stream)
+    if kind == "integer":
+        top = e.op("BitShift", [z, _u64(e, 40)], direction="RIGHT")
+        q = e.op("BitShift", [e.op("Mul", [top, _u64(e, high - low)]), _u64(e, 24)], direction="RIGHT")
+        v = e.op("Add", [e.op("Cast", [q], to=DType.int64.onnx), _i64(e, low)])
+        if dtype is not DType.int64:
+            v = e.op("Cast", [v], to=dtype.onnx)
+        e.op("Reshape", [v, shape_tensor(e, x, x_t)], outputs=outputs)
+        return
     scale = e.const(np.array(2.0**-24, np.float32))
     if kind == "uniform":
         v = e.op("Mul", [bits24(e, z, 40), scale])
@@ -103,6 +113,47 @@ def _lower(kind: str):
                       outs)
     return lower
 
+
+def randint_bounds(a: dict) -> tuple[int, int]:
+    """torch's randint_like(x, high) or (x, low, high)."""
+    return (0, a["low"]) if a["high"] is None else (a["low"], a["high"])
+
+
+_EXACT_WHOLE = {DType.float16: 2**11, DType.bfloat16: 2**8, DType.float32: 2**24}  # every whole number up to
+
+
+def _randint_infer(ins, a):
+    x, seed = ins
+    dt = DTYPES[a["dtype"]] if a["dtype"] else x.dtype
+    low, high = randint_bounds(a)
+    if not high > low:
+        fail(f"randint_like: high must be greater than low, got low={low}, high={high}")
+    if high - low > 2**24:
+        fail(f"randint_like: at most 2**24 values apart (the hash gives 24 bits per number), got {high - low}")
+    if dt is DType.bool or dt.is_float and max(abs(low), abs(high - 1)) > _EXACT_WHOLE.get(dt, 2**53) or \
+            not dt.is_float and not dt.limits()[0] <= low < high - 1 <= dt.limits()[1]:
+        fail(f"randint_like: [{low}, {high}) does not fit {dt} exactly; give dtype=\"int64\"")
+    if seed.dtype is not DType.int64 or seed.rank:
+        fail(f"randint_like: seed must be an int64 scalar, got {seed.dtype}[{', '.join(map(str, seed.shape))}]")
+    return [TensorType(dt, x.shape)]
+
+
+def _randint_lower(e, ins, outs, c):
+    low, high = randint_bounds(c.attrs)
+    random_values(e, ins[0], c.in_types[0], ins[1], _i64(e, 0), stream_id(e.prefix), "integer",
+                  c.out_types[0].dtype, outs, low, high)
+
+
+register(OpDef(
+    name="randint_like", inputs=("x", "seed?"), positions=("seed",), category="math",
+    attrs=(Attr("low", "int"), Attr("high", "int?", None), Attr("dtype", "str?", None, choices=tuple(DTYPES))),
+    infer=_randint_infer, lower=_randint_lower, random=True, grad=lambda b, c, ins, outs, gouts: [None, None],
+    cost=lambda c: numel(c.out_types[0].shape),
+    doc="Random whole numbers in [low, high) of x's shape (torch.randint_like: randint_like(x, high) or "
+        "(x, low, high); at most 2**24 values apart), x's dtype unless dtype= is given (a diffusion step's "
+        "timesteps: randint_like(x[:, 0, 0, 0], 1000, dtype=\"int64\")). Seeded as rand_like: the model's "
+        "`seed` input, or in a train step its seed and step.",
+))
 
 for _name, _kind, _what in (("rand_like", "uniform", "uniform on [0, 1)"),
                             ("randn_like", "normal", "standard normal (Box-Muller in float32: |n| <= 5.77)")):

@@ -97,7 +97,7 @@ _USES = {
     "searchsorted": "searchsorted(x, x)",
     "logical_and": "logical_and(x, m)", "logical_or": "logical_or(m, x)", "logical_xor": "logical_xor(x, x)",
     "logical_not": "logical_not(x)",  # logical.py
-    "rand_like": "rand_like(x)", "randn_like": "randn_like(x3)",  # random.py
+    "rand_like": "rand_like(x)", "randn_like": "randn_like(x3)", "randint_like": "randint_like(x, 2)",  # random.py
     "scatter_add": "scatter_add(x, 1, argsort(x), x)",  # scatter.py
     "index_add": "index_add(x, 1, argmax(x, 1), x[:, :2], alpha=2)",
     "cumprod": "cumprod(x, 1)", "repeat_interleave": "repeat_interleave(x, 2, 1)", "eye": "eye(2, 3)",

@@ -33,8 +33,10 @@ def _bits(n: int, seed: int, step: int, name: str, xor: bool) -> list[int]:
     return out
 
 
-def reference(n: int, seed: int, step: int, name: str, kind: str, opset: int) -> np.ndarray:
+def reference(n: int, seed: int, step: int, name: str, kind: str, opset: int, low: int = 0, high: int = 1):
     z = _bits(n, seed, step, name, xor=opset >= 18)
+    if kind == "integer":
+        return np.array([((v >> 40) * (high - low) >> 24) + low for v in z], np.int64)
     hi = np.array([v >> 40 for v in z], np.float32)
     if kind == "uniform":
         return hi * np.float32(2.0**-24)
@@ -50,25 +52,28 @@ def _run(src: str, opt_level: int = 2, opset: int = NEWEST, **feeds):
     return [sess.run(None, {**feeds, "seed": np.array(s, np.int64)}) for s in (feeds.pop("seeds", [0]))]
 
 
-@covers("rand_like", "randn_like")
+@covers("rand_like", "randn_like", "randint_like")
 @pytest.mark.parametrize("opset", [17, NEWEST])
-@pytest.mark.parametrize("op, kind", [("rand_like", "uniform"), ("randn_like", "normal")])
-def test_the_numbers_are_the_hash_of_seed_name_and_index(op, kind, opset):
-    src = f"model m(x: float32[B, 5]) -> y {{\n    y = {op}(x) as noise\n}}\n"
+@pytest.mark.parametrize("call, kind, bounds", [("rand_like(x)", "uniform", ()), ("randn_like(x)", "normal", ()),
+                                                ("randint_like(x, -3, 1000)", "integer", (-3, 1000))])
+def test_the_numbers_are_the_hash_of_seed_name_and_index(call, kind, bounds, opset):
+    src = f"model m(x: float32[B, 5]) -> y {{\n    y = {call} as noise\n}}\n"
     m = archdsl.compile_source(src, opset=opset)
     sess = runtime.session(m, "cpu")
     for seed in (0, 3, 2**40):
         y = sess.run(None, {"x": np.zeros((3, 5), np.float32), "seed": np.array(seed, np.int64)})[0]
-        want = reference(15, seed, 0, "noise", kind, opset).reshape(3, 5)
+        want = reference(15, seed, 0, "noise", kind, opset, *bounds).reshape(3, 5)
         np.testing.assert_allclose(y, want, rtol=2e-6, atol=2e-6)  # Log/Cos in onnxruntime vs numpy: last bits
 
 
 def test_distribution_seed_and_dtypes():
-    src = ("model m(x: float32[B, 1000], i: int64[4]) -> (u, n, n2, h, k) {\n    u = rand_like(x)\n"
+    src = ("model m(x: float32[B, 1000], i: int64[4]) -> (u, n, n2, h, k, t) {\n    u = rand_like(x)\n"
            "    n = randn_like(x)\n    n2 = randn_like(x)\n    h = randn_like(cast(x, \"float16\"))\n"
-           "    k = rand_like(i, dtype=\"float64\")\n}\n")
+           "    k = rand_like(i, dtype=\"float64\")\n    t = randint_like(x, 7, dtype=\"int32\")\n}\n")
     x, i = np.zeros((200, 1000), np.float32), np.zeros(4, np.int64)
-    (u, n, n2, h, k), (u1, *_) = _run(src, x=x, i=i, seeds=[5, 6])
+    (u, n, n2, h, k, t), (u1, *_) = _run(src, x=x, i=i, seeds=[5, 6])
+    assert t.dtype == np.int32 and set(np.unique(t)) == set(range(7))
+    assert np.abs(np.bincount(t.ravel()) / t.size - 1 / 7).max() < 0.003
     assert 0 <= u.min() and u.max() < 1 and abs(u.mean() - 0.5) < 0.003 and abs(u.var() - 1 / 12) < 0.002
     assert abs(n.mean()) < 0.005 and abs(n.std() - 1) < 0.005 and np.abs(n).max() <= 5.8
     assert abs((np.abs(n) < 1).mean() - 0.6827) < 0.003 and abs((np.abs(n) < 2).mean() - 0.9545) < 0.002
@@ -77,7 +82,7 @@ def test_distribution_seed_and_dtypes():
     assert not np.array_equal(u, u1), "a new seed, new numbers"
     assert h.dtype == np.float16 and k.dtype == np.float64 and k.shape == (4,)
     again = _run(src, x=x, i=i, seeds=[5])[0]
-    assert all(np.array_equal(a, b) for a, b in zip(again, (u, n, n2, h, k))), "the same seed, the same numbers"
+    assert all(np.array_equal(a, b) for a, b in zip(again, (u, n, n2, h, k, t))), "the same seed, the same numbers"
 
 
 def test_the_passes_neither_merge_nor_fold_them():
@@ -106,8 +111,14 @@ def test_a_seed_of_ones_own_and_the_diagnostics():
             ("model m(x: float32[4], seed: float32[]) -> y {\n    y = rand_like(x)\n}\n",
              "the model's input 'seed' is float32[], and a random call reads an int64 scalar"),
             ("model m(x: float32[4], s: int64[2]) -> y {\n    y = rand_like(x, seed=s)\n}\n",
-             "seed must be an int64 scalar, got int64[2]")):
-        with pytest.raises(ArchError, match=words.replace("[", r"\[").replace("]", r"\]")):
+             "seed must be an int64 scalar, got int64[2]"),
+            ("model m(x: float32[4]) -> y {\n    y = randint_like(x, 5, 5)\n}\n",
+             "high must be greater than low, got low=5, high=5"),
+            ("model m(x: float32[4]) -> y {\n    y = randint_like(x, 2**25)\n}\n", "at most 2**24 values apart"),
+            ("model m(x: float16[4]) -> y {\n    y = randint_like(x, 5000)\n}\n",
+             '[0, 5000) does not fit float16 exactly; give dtype="int64"'),
+            ("model m(x: bool[4]) -> y {\n    y = randint_like(x, 2)\n}\n", "does not fit bool exactly")):
+        with pytest.raises(ArchError, match=__import__("re").escape(words)):
             archdsl.check_source(text)
 
 
@@ -116,7 +127,8 @@ def test_a_train_step_draws_from_its_seed_and_step():
     the step's (seed, step), equals the step model's update; the inference `seed` input is gone from the step
     (its own seed state and step replace it) and stays in the eval model."""
     from archdsl.autodiff import OptimConfig, TrainConfig
-    text = "model m(x: float32[B, 3]) -> y {\n    h = x -> linear(2) as fc\n    y = h + randn_like(h) as noise\n}\n"
+    text = ("model m(x: float32[B, 3]) -> y {\n    h = x -> linear(2) as fc\n"
+            "    y = h + randn_like(h) as noise + randint_like(h, -1, 2) as k\n}\n")
     ct = driver.build_train(driver.load(text=text, file="t.arch"), None, driver.CompileOptions(),
                             TrainConfig(loss="mse", optimizer=OptimConfig("sgd"), lr=0.5))
     assert [i.name for i in ct.eval_model.graph.input][:2] == ["x", "seed"]
@@ -131,7 +143,8 @@ def test_a_train_step_draws_from_its_seed_and_step():
     for seed, step in ((0, 0), (0, 1), (7, 3)):
         out = dict(zip(names, sess.run(None, {"x": x, "labels": labels, "seed": np.array(seed, np.int64),
                                                "step": np.array(step, np.int64)})))
-        eps = reference(8, seed, step, "noise", "normal", NEWEST).reshape(4, 2)
+        eps = reference(8, seed, step, "noise", "normal", NEWEST).reshape(4, 2) + \
+            reference(8, seed, step, "k", "integer", NEWEST, -1, 2).reshape(4, 2)
         err = (x @ w.T + bias + eps - labels) * (2 / labels.size)
         np.testing.assert_allclose(out["loss"], np.mean((x @ w.T + bias + eps - labels) ** 2), rtol=1e-5)
         np.testing.assert_allclose(out["fc.weight.new"], w - 0.5 * err.T @ x, rtol=1e-5, atol=1e-6)
