@@ -135,8 +135,9 @@ def random_feeds(sess, batch: int = 1, dims: dict | None = None, seed: int = 0, 
             feeds[name] = rng.standard_normal(shape).astype(dt)
         elif dt is np.bool_:
             feeds[name] = rng.integers(0, 2, shape).astype(bool)
-        else:
-            feeds[name] = rng.integers(0, (high or {}).get(name, 2), shape).astype(dt)
+        else:  # a random call's seed: any 31-bit number (ids of 0 and 1 stay in range for every table)
+            top = (high or {}).get(name, 2**31 if name == "seed" and not shape else 2)  # ops.random.SEED_INPUT
+            feeds[name] = rng.integers(0, top, shape).astype(dt)
     return feeds
 
 

@@ -17,7 +17,7 @@ from ..ops.more_math import cumsum_infer, cumsum_lower
 from ..types import DTYPES, DType, TensorType
 from .conv_grad import im2col_weight_grad
 
-__all__ = ["numel_tensor", "scatter_add", "shape_tensor", "zeros_of"]
+__all__ = ["scatter_add", "zeros_of"]
 
 
 def dims_tensor(e, parts: list) -> str:

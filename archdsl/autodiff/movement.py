@@ -10,8 +10,9 @@ import numpy as np
 
 from ..ops import Attr, OpCall, OpDef, fail, get, register
 from ..ops._common import i64 as _i64
+from ..ops._common import numel_tensor, shape_tensor
 from ..types import DTYPES, DType, TensorType
-from .kernels import numel_tensor, scatter_add, shape_tensor
+from .kernels import scatter_add
 
 __all__: list[str] = []
 

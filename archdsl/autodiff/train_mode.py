@@ -15,7 +15,7 @@ from ..ops import OpCall, get
 from ..ops.attention import decompose
 from ..ops.conv import geometry as conv_geom
 from ..ops.conv import mode_pad
-from ..ops.random import SEED_INPUT, randint_bounds, stream_id
+from ..ops.random import KINDS, randint_bounds, stream_id
 from ..ops.recurrent import check_trainable
 from ..ops.recurrent import decompose as decompose_recurrent
 from .builder import GradBuilder
@@ -80,7 +80,7 @@ def _drop_path(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, d
 
 def _random(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[str, Value]]:
     """rand_like/randn_like from the step's seed and step (onnxruntime's random ops are seeded at build time)."""
-    kind = {"rand_like": "uniform", "randn_like": "normal", "randint_like": "integer"}[node.op]
+    kind = KINDS[node.op]
     low, high = randint_bounds(node.attrs) if kind == "integer" else (0, 1)
     return b.op("autodiff.random_values", node.inputs[0], extra.seed, extra.step, kind=kind,
                 dtype=node.outputs[0].type.dtype.label, stream=stream_id(node.name), low=low, high=high), {}
@@ -156,11 +156,13 @@ TRAIN_FORMS: dict[str, Callable] = {"batchnorm": _batchnorm, "dropout": _dropout
 
 
 def drop_seed_input(graph: Graph) -> None:
-    """The `seed` input that rand_like/randn_like read at inference: the step's own seed (a state input, with
-    the step number) replaces it, so it goes when those calls are all that read it."""
-    seed = next((v for v in graph.inputs if v.name == SEED_INPUT), None)
-    if seed is not None and seed.uses and all(u.opdef.random for u in seed.uses):
-        graph.inputs.remove(seed)
+    """The seeds random calls read at inference (the implicit `seed`, or one given seed=): the step's own seed
+    (a state input, with the step number) replaces them, so an input goes when they are all that read it, or
+    when it is the implicit one and nothing reads it (a dropped random call's)."""
+    for v in list(graph.inputs):
+        if v in graph.implicit and not v.uses or v.uses and all(
+                u.opdef.random and v is u.inputs[1] and v not in u.inputs[:1] for u in v.uses):
+            graph.inputs.remove(v)
 
 
 def to_training(graph: Graph, extra: TrainInputs) -> dict[str, Value]:

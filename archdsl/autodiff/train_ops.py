@@ -12,12 +12,12 @@ import numpy as np
 
 from ..ops import Attr, OpDef, fail, reduce_op, register
 from ..ops._common import i64 as _i64
+from ..ops._common import numel_tensor, shape_tensor
 from ..ops.losses import BCE_ATTRS, CE_ATTRS, kept_labels, labels64
-from ..ops.random import bits24, hashed_bits, random_values, stream_id
+from ..ops.random import bits24, check_seed, dropout_key, hashed_bits, random_values
 from ..types import DTYPES, DType, TensorType, is_static
-from .kernels import numel_tensor, shape_tensor
 
-__all__ = ["stream_id"]
+__all__: list[str] = []
 
 
 def _scalar(e, v, t: TensorType):
@@ -130,7 +130,7 @@ def _dropout_lower(e, ins, outs, c):
     x, seed, step = ins
     x_t = c.in_types[0]
     p = c.attrs["p"]
-    z = hashed_bits(e, x, x_t, seed, step, c.attrs["stream"])
+    z = hashed_bits(e, x, x_t, seed, step, dropout_key(c.attrs["stream"]))
     u = bits24(e, z, 40)  # 24 random bits as float
     keep = e.op("GreaterOrEqual", [u, e.const(np.array(p * 2.0**24, dtype=np.float32))])
     mask = e.op("Mul", [e.op("Cast", [keep], to=x_t.dtype.onnx), _scalar(e, 1.0 / (1.0 - p), x_t)])
@@ -158,8 +158,8 @@ def _random_lower(e, ins, outs, c):
 
 def _random_infer(ins, a):
     x, seed, step = ins
-    if seed.dtype is not DType.int64 or step.dtype is not DType.int64 or seed.shape or step.shape:
-        fail("random values: seed and step must be int64 scalars")
+    check_seed("random values", seed)
+    check_seed("random values' step", step)
     return [TensorType(DTYPES[a["dtype"]], x.shape)]
 
 

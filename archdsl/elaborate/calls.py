@@ -19,6 +19,7 @@ from ..diagnostics import (
     did_you_mean,
 )
 from ..ops import REQUIRED, coerce_attr
+from ..ops.random import SEED_INPUT
 from ..types import DTYPES, DType, Sym, TensorType, is_formula, literal
 from .bounded import short
 from .builtins import TENSOR_MATH
@@ -214,11 +215,12 @@ class Calls:
 
     def seed_input(self, opname: str, span) -> Tensor:
         """The model's int64 scalar input `seed`, added on the first random call (or the one declared so)."""
-        from ..ops.random import SEED_INPUT
         have = next((v for v in self.graph.inputs if v.name == SEED_INPUT), None)
         want = TensorType(DType.int64, ())
         if have is None:
-            return Tensor(self.graph.add_input(SEED_INPUT, want, span))
+            have = self.graph.add_input(SEED_INPUT, want, span)
+            self.graph.implicit.append(have)
+            return Tensor(have)
         if have.type != want:
             raise ArchTypeError(f"{opname}(): the model's input '{SEED_INPUT}' is {have.type}, and a random call "
                                 f"reads an int64 scalar of that name; give seed= another tensor, or rename the input",

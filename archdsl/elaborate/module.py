@@ -380,8 +380,9 @@ def _elaborate_model(mod: Module, name: str, sizes: dict[str, int]) -> Graph:
         same = next((w for w in [*g.inputs, g.params.get(o)] if w is not None and w.name == o), None)
         if same is not None and same is not v.value:  # one ONNX name for two values
             what = "an input" if same.kind == "input" else "a parameter"
-            raise ArchError(f"output '{o}' of model {name} has the name of {what} but another value; name it apart",
-                            where.get(o) or md.span)
+            implicit = " (the int64 `seed` a model that draws random numbers takes)" if same in g.implicit else ""
+            raise ArchError(f"output '{o}' of model {name} has the name of {what}{implicit} but another value; name "
+                            f"it apart", where.get(o) or md.span)
         g.set_output(o, v.value)
     g.meta = {k: v for k, v in mod.params.items()}
     return check(g)

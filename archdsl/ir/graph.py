@@ -74,6 +74,7 @@ class Graph:
         self.outputs: list[tuple[str, Value]] = []
         self.meta: dict[str, str] = {}
         self.warnings: list[tuple[str, Span | None]] = []  # said by check and build, changing nothing
+        self.implicit: list[Value] = []  # inputs the spec does not declare (randn_like's `seed`): dropped unread
 
     @property
     def outputs(self) -> list[tuple[str, Value]]:

@@ -245,7 +245,7 @@ def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = N
             taken.add(n)
             names[id(o)] = n
             outs.append(n)
-        call = OpCall(tuple(v.type for v in node.inputs), tuple(o.type for o in node.outputs), node.attrs)
+        call = OpCall(tuple(v.type for v in node.inputs), tuple(o.type for o in node.outputs), node.attrs, node.name)
         before = len(e.nodes)
         try:
             node.opdef.lower(e, [names[id(v)] for v in node.inputs], outs, call)
@@ -268,7 +268,8 @@ def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = N
 
     fed = [value_info(name, v.type) for name, v in g.params.items()] if params_as_inputs and not with_weights else []
     graph = helper.make_graph(
-        e.nodes, g.name, [value_info(v.name, v.type) for v in g.inputs] + fed, outputs, doc_string=doc,
+        e.nodes, g.name, [value_info(v.name, v.type) for v in g.inputs if v.uses or v not in g.implicit] + fed,
+        outputs, doc_string=doc,
         value_info=_intermediate_types(g, names))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="archdsl")
     # weights go straight into the model, one tensor at a time: make_graph/make_model copy every initializer

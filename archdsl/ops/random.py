@@ -22,7 +22,8 @@ from ._common import i64 as _i64
 from ._common import numel_tensor, shape_tensor
 from .registry import Attr, OpDef, fail, register
 
-__all__ = ["SEED_INPUT", "bits24", "hashed_bits", "randint_bounds", "random_values", "stream_id"]
+__all__ = ["KINDS", "SEED_INPUT", "bits24", "check_seed", "dropout_key", "hashed_bits", "randint_bounds",
+           "random_values", "stream_id"]
 
 SEED_INPUT = "seed"  # the model input a rand_like/randn_like call adds (unless given seed=)
 _GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
@@ -37,20 +38,56 @@ def _u64(e, v):
     return e.const(np.array(v, dtype=np.uint64))
 
 
+def splitmix(v: int) -> int:
+    """splitmix64's finalizer, at build time."""
+    v = (v ^ (v >> 30)) * _MIX1 % 2**64
+    v = (v ^ (v >> 27)) * _MIX2 % 2**64
+    return v ^ (v >> 31)
+
+
+def random_key(stream: int) -> int:
+    """A random call's stream as the hash's key: mixed, so that two calls' numbers are not one sequence shifted
+    (a key of stream * GOLDEN, dropout's, makes stream A's element i stream B's element i + A - B)."""
+    return splitmix(stream)
+
+
+def dropout_key(stream: int) -> int:
+    return stream * _GOLDEN % 2**64
+
+
 def _mix(e, z, shift):
-    s = e.op("BitShift", [z, _u64(e, shift)], direction="RIGHT")
-    return e.op("BitwiseXor", [z, s]) if e.opset >= 18 else e.op("Add", [z, s])
+    return e.op("BitwiseXor", [z, e.op("BitShift", [z, _u64(e, shift)], direction="RIGHT")])
 
 
-def hashed_bits(e, x: str, x_t: TensorType, seed: str, step: str, stream: int) -> str:
-    """64 random bits per element of x, flat (uint64), from (seed, step, stream, index)."""
+def _squares32(e, ctr: str, key: str) -> str:
+    """Widynski's Squares (2020), 32 random bits from a counter and a key in uint64 Mul/Add and the 32-bit
+    rotation ((x >> 32) + (x << 32): the halves share no bits): the hash below opset 18, which has no
+    BitwiseXor (an Add in splitmix's place correlated neighbours at 0.38)."""
+    x = y = e.op("Mul", [ctr, key])
+    z = e.op("Add", [y, key])
+    for add in (y, z, y):
+        x = e.op("Add", [e.op("Mul", [x, x]), add])
+        x = e.op("Add", [e.op("BitShift", [x, _u64(e, 32)], direction="RIGHT"),
+                         e.op("BitShift", [x, _u64(e, 32)], direction="LEFT")])
+    return e.op("BitShift", [e.op("Add", [e.op("Mul", [x, x]), z]), _u64(e, 32)], direction="RIGHT")
+
+
+def hashed_bits(e, x: str, x_t: TensorType, seed: str, step: str, key: int) -> str:
+    """64 random bits per element of x, flat (uint64), from (seed, step, key, index): splitmix64 of
+    index * GOLDEN + seed * M1 + step * M2 + key; below opset 18, two Squares draws of the index's counters
+    under the (odd) key seed * M1 + step * M2 + key."""
     n = numel_tensor(e, x, x_t)
     idx = e.op("Range", [_i64(e, 0), e.op("Squeeze", [n]), _i64(e, 1)])
     idx = e.op("Cast", [idx], to=13)  # uint64
-    key = e.op("Add", [e.op("Mul", [e.op("Cast", [seed], to=13), _u64(e, _MIX1)]),
-                       e.op("Mul", [e.op("Cast", [step], to=13), _u64(e, _MIX2)])])
-    key = e.op("Add", [key, _u64(e, (stream * _GOLDEN) % 2**64)])
-    z = e.op("Add", [e.op("Mul", [idx, _u64(e, _GOLDEN)]), key])
+    base = e.op("Add", [e.op("Add", [e.op("Mul", [e.op("Cast", [seed], to=13), _u64(e, _MIX1)]),
+                                     e.op("Mul", [e.op("Cast", [step], to=13), _u64(e, _MIX2)])]), _u64(e, key)])
+    if e.opset < 18:
+        odd = e.op("Add", [e.op("BitShift", [base, _u64(e, 1)], direction="LEFT"), _u64(e, 1)])
+        two = e.op("Mul", [idx, _u64(e, 2)])
+        high = _squares32(e, two, odd)
+        low = _squares32(e, e.op("Add", [two, _u64(e, 1)]), odd)
+        return e.op("Add", [e.op("BitShift", [high, _u64(e, 32)], direction="LEFT"), low])
+    z = e.op("Add", [e.op("Mul", [idx, _u64(e, _GOLDEN)]), base])
     z = e.op("Mul", [_mix(e, z, 30), _u64(e, _MIX1)])
     z = e.op("Mul", [_mix(e, z, 27), _u64(e, _MIX2)])
     return _mix(e, z, 31)
@@ -66,10 +103,11 @@ def bits24(e, z: str, shift: int) -> str:
 
 def random_values(e, x: str, x_t: TensorType, seed: str, step: str, stream: int, kind: str, dtype: DType,
                   outputs, low: int = 0, high: int = 1) -> None:
-    """x's shape of numbers: uniform on [0, 1) from the top 24 bits, or normal by Box-Muller from two 24-bit
-    uniforms (the first in (0, 1], so its log is finite: |n| <= 5.77), computed in float32; or integers in
-    [low, high) as (24 bits * (high - low)) >> 24 in uint64 (exact: the product stays below 2**48)."""
-    z = hashed_bits(e, x, x_t, seed, step, stream)
+    """x's shape of numbers: uniform on [0, 1) from the top 24 bits (11 for float16, 8 for bfloat16: their
+    spacing below 1, so that none rounds up to 1.0), or normal by Box-Muller from two 24-bit uniforms (the first
+    in (0, 1], so its log is finite: |n| <= 5.77), computed in float32; or integers in [low, high) as
+    (24 bits * (high - low)) >> 24 in uint64 (exact: the product stays below 2**48)."""
+    z = hashed_bits(e, x, x_t, seed, step, random_key(stream))
     if kind == "integer":
         top = e.op("BitShift", [z, _u64(e, 40)], direction="RIGHT")
         q = e.op("BitShift", [e.op("Mul", [top, _u64(e, high - low)]), _u64(e, 24)], direction="RIGHT")
@@ -80,7 +118,12 @@ def random_values(e, x: str, x_t: TensorType, seed: str, step: str, stream: int,
         return
     scale = e.const(np.array(2.0**-24, np.float32))
     if kind == "uniform":
-        v = e.op("Mul", [bits24(e, z, 40), scale])
+        bits = _UNIFORM_BITS.get(dtype, 24)
+        v = bits24(e, z, 40)
+        if bits < 24:
+            v = e.op("Floor", [e.op("Mul", [v, e.const(np.array(2.0 ** (bits - 24), np.float32))])])
+            scale = e.const(np.array(2.0**-bits, np.float32))
+        v = e.op("Mul", [v, scale])
     else:
         u1 = e.op("Mul", [e.op("Add", [bits24(e, z, 40), e.const(np.array(1.0, np.float32))]), scale])
         u2 = e.op("Mul", [bits24(e, z, 16), scale])
@@ -91,7 +134,14 @@ def random_values(e, x: str, x_t: TensorType, seed: str, step: str, stream: int,
     e.op("Reshape", [v, shape_tensor(e, x, x_t)], outputs=outputs)
 
 
+_UNIFORM_BITS = {DType.float16: 11, DType.bfloat16: 8}  # the bits of a number in [0.5, 1)
 _FLOATS = tuple(d.label for d in DType if d.is_float)
+KINDS = {"rand_like": "uniform", "randn_like": "normal", "randint_like": "integer"}
+
+
+def check_seed(op: str, seed: TensorType) -> None:
+    if seed.dtype is not DType.int64 or seed.rank:
+        fail(f"{op}: seed must be an int64 scalar, got {seed.dtype}[{', '.join(map(str, seed.shape))}]")
 
 
 def _infer(name):
@@ -101,15 +151,14 @@ def _infer(name):
         if not dt.is_float:
             fail(f"{name}: random numbers are floats, and x is {x.dtype}: give dtype=\"float32\" (x gives only "
                  f"the shape)")
-        if seed.dtype is not DType.int64 or seed.rank:
-            fail(f"{name}: seed must be an int64 scalar, got {seed.dtype}[{', '.join(map(str, seed.shape))}]")
+        check_seed(name, seed)
         return [TensorType(dt, x.shape)]
     return infer
 
 
 def _lower(kind: str):
     def lower(e, ins, outs, c):
-        random_values(e, ins[0], c.in_types[0], ins[1], _i64(e, 0), stream_id(e.prefix), kind, c.out_types[0].dtype,
+        random_values(e, ins[0], c.in_types[0], ins[1], _i64(e, 0), stream_id(c.name), kind, c.out_types[0].dtype,
                       outs)
     return lower
 
@@ -133,14 +182,13 @@ def _randint_infer(ins, a):
     if dt is DType.bool or dt.is_float and max(abs(low), abs(high - 1)) > _EXACT_WHOLE.get(dt, 2**53) or \
             not dt.is_float and not dt.limits()[0] <= low < high - 1 <= dt.limits()[1]:
         fail(f"randint_like: [{low}, {high}) does not fit {dt} exactly; give dtype=\"int64\"")
-    if seed.dtype is not DType.int64 or seed.rank:
-        fail(f"randint_like: seed must be an int64 scalar, got {seed.dtype}[{', '.join(map(str, seed.shape))}]")
+    check_seed("randint_like", seed)
     return [TensorType(dt, x.shape)]
 
 
 def _randint_lower(e, ins, outs, c):
     low, high = randint_bounds(c.attrs)
-    random_values(e, ins[0], c.in_types[0], ins[1], _i64(e, 0), stream_id(e.prefix), "integer",
+    random_values(e, ins[0], c.in_types[0], ins[1], _i64(e, 0), stream_id(c.name), "integer",
                   c.out_types[0].dtype, outs, low, high)
 
 
@@ -155,12 +203,12 @@ register(OpDef(
         "`seed` input, or in a train step its seed and step.",
 ))
 
-for _name, _kind, _what in (("rand_like", "uniform", "uniform on [0, 1)"),
-                            ("randn_like", "normal", "standard normal (Box-Muller in float32: |n| <= 5.77)")):
+for _name, _what in (("rand_like", "uniform on [0, 1)"),
+                     ("randn_like", "standard normal (Box-Muller in float32: |n| <= 5.77)")):
     register(OpDef(
         name=_name, inputs=("x", "seed?"), positions=("seed",), category="math",
         attrs=(Attr("dtype", "str?", None, choices=_FLOATS),),
-        infer=_infer(_name), lower=_lower(_kind), random=True,
+        infer=_infer(_name), lower=_lower(KINDS[_name]), random=True,
         grad=lambda b, c, ins, outs, gouts: [None, None],  # x gives only the shape
         cost=lambda c: numel(c.out_types[0].shape),
         doc=f"Random numbers, {_what}, of x's shape (torch.{_name}), x's float dtype unless dtype= is given. "

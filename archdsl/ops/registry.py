@@ -77,6 +77,7 @@ class OpCall:
     in_types: tuple[TensorType, ...]
     out_types: tuple[TensorType, ...]
     attrs: dict
+    name: str = ""  # the node's (a random call's stream follows it)
 
 
 @dataclass(frozen=True)
