@@ -160,6 +160,8 @@ def drop_seed_input(graph: Graph) -> None:
     (a state input, with the step number) replaces them, so an input goes when they are all that read it, or
     when it is the implicit one and nothing reads it (a dropped random call's)."""
     for v in list(graph.inputs):
+        if graph.is_output(v):  # `-> (y, s)`: the step still outputs it
+            continue
         if v in graph.implicit and not v.uses or v.uses and all(
                 u.opdef.random and v is u.inputs[1] and v not in u.inputs[:1] for u in v.uses):
             graph.inputs.remove(v)

@@ -123,9 +123,16 @@ class TrainStep:
         return 2 if any(_may_be_one(dims, sizes) for dims in self.bn_spatial) else 1
 
 
+_STATE_WHAT = {"seed": "what dropout and random calls draw from", "step": "the step count",
+               "lr": "the learning rate", "micro": "the micro-batch count"}
+
+
 def _scalar_input(g: Graph, name: str, dtype: DType, init: Init) -> Value:
     if name in g.params:
         raise ArchError(f"the train step needs an input named '{name}', but the model has a parameter of that name")
+    if any(v.name == name for v in g.inputs):  # a declared `seed` read as data too
+        raise ArchError(f"a model input is named '{name}', which the train step takes as its own {dtype} scalar "
+                        f"state ({_STATE_WHAT.get(name, name)}); rename the input")
     return g.add_param(name, ParamSpec(name, (), init, trainable=False), dtype)
 
 

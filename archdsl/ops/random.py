@@ -2,14 +2,15 @@
 model comes from.
 
 onnxruntime 1.32 has no RandomNormalLike (or any random op) past opset 21, and their seed is an attribute
-fixed when the model is built, so nothing here uses them. A number is a hash (splitmix64's mixer, in uint64
-Mul/Add/BitShift/BitwiseXor) of (seed, step, stream, element index), the stream fixed by the node's name:
-- a model that calls rand_like/randn_like takes an int64 scalar input `seed` (the same seed, the same numbers;
-  feed a new one for new numbers), step 0;
+fixed when the model is built, so nothing here uses them. A number is a hash of (seed, step, stream, element
+index), the stream fixed by the node's name: splitmix64's mixer in uint64 Mul/Add/BitShift/BitwiseXor from
+opset 18, Widynski's Squares (Mul/Add/BitShift only) below it.
+- a model that calls a random op takes an int64 scalar input `seed` (the same seed, the same numbers; feed a
+  new one for new numbers), step 0; the input goes when the passes drop every call that reads it;
 - a train step draws them, and its dropout masks, from its own seed and step inputs
-  (autodiff/train_ops.py, train_mode.py), so a step is reproducible from its inputs and every step, layer and
-  element draws a different number.
-The passes neither merge nor fold rand_like/randn_like (OpDef.random)."""
+  (autodiff/train_ops.py, train_mode.py), so a step is reproducible from its inputs and every step and element
+  draws a different number.
+The passes neither merge nor fold random calls (OpDef.random)."""
 
 from __future__ import annotations
 
@@ -157,15 +158,19 @@ def _infer(name):
 
 
 def _lower(kind: str):
+    """Inference: the model's seed, step 0."""
     def lower(e, ins, outs, c):
+        low, high = randint_bounds(c.attrs) if kind == "integer" else (0, 1)
         random_values(e, ins[0], c.in_types[0], ins[1], _i64(e, 0), stream_id(c.name), kind, c.out_types[0].dtype,
-                      outs)
+                      outs, low, high)
     return lower
 
 
 def randint_bounds(a: dict) -> tuple[int, int]:
-    """torch's randint_like(x, high) or (x, low, high)."""
-    return (0, a["low"]) if a["high"] is None else (a["low"], a["high"])
+    """torch's randint_like(x, high), (x, low, high) or (x, high=...)."""
+    if a["low"] is None or a["high"] is None:
+        return 0, a["high"] if a["low"] is None else a["low"]
+    return a["low"], a["high"]
 
 
 _EXACT_WHOLE = {DType.float16: 2**11, DType.bfloat16: 2**8, DType.float32: 2**24}  # every whole number up to
@@ -174,28 +179,32 @@ _EXACT_WHOLE = {DType.float16: 2**11, DType.bfloat16: 2**8, DType.float32: 2**24
 def _randint_infer(ins, a):
     x, seed = ins
     dt = DTYPES[a["dtype"]] if a["dtype"] else x.dtype
+    if a["low"] is None and a["high"] is None:
+        fail("randint_like: give high (randint_like(x, high) or randint_like(x, low, high))")
     low, high = randint_bounds(a)
     if not high > low:
         fail(f"randint_like: high must be greater than low, got low={low}, high={high}")
     if high - low > 2**24:
         fail(f"randint_like: at most 2**24 values apart (the hash gives 24 bits per number), got {high - low}")
-    if dt is DType.bool or dt.is_float and max(abs(low), abs(high - 1)) > _EXACT_WHOLE.get(dt, 2**53) or \
-            not dt.is_float and not dt.limits()[0] <= low < high - 1 <= dt.limits()[1]:
-        fail(f"randint_like: [{low}, {high}) does not fit {dt} exactly; give dtype=\"int64\"")
+    if dt is DType.bool:
+        fits = 0 <= low and high <= 2
+    elif dt.is_float:
+        fits = max(abs(low), abs(high - 1)) <= _EXACT_WHOLE.get(dt, 2**53)
+    else:
+        fits = dt.limits()[0] <= low and high - 1 <= dt.limits()[1]
+    if not fits:
+        fail(f"randint_like: [{low}, {high}) does not fit {dt} exactly"
+             + ("; give dtype=\"int64\"" if dt is not DType.int64 else ""))
     check_seed("randint_like", seed)
     return [TensorType(dt, x.shape)]
 
 
-def _randint_lower(e, ins, outs, c):
-    low, high = randint_bounds(c.attrs)
-    random_values(e, ins[0], c.in_types[0], ins[1], _i64(e, 0), stream_id(c.name), "integer",
-                  c.out_types[0].dtype, outs, low, high)
 
 
 register(OpDef(
     name="randint_like", inputs=("x", "seed?"), positions=("seed",), category="math",
-    attrs=(Attr("low", "int"), Attr("high", "int?", None), Attr("dtype", "str?", None, choices=tuple(DTYPES))),
-    infer=_randint_infer, lower=_randint_lower, random=True, grad=lambda b, c, ins, outs, gouts: [None, None],
+    attrs=(Attr("low", "int?", None), Attr("high", "int?", None), Attr("dtype", "str?", None, choices=tuple(DTYPES))),
+    infer=_randint_infer, lower=_lower("integer"), random=True, grad=lambda b, c, ins, outs, gouts: [None, None],
     cost=lambda c: numel(c.out_types[0].shape),
     doc="Random whole numbers in [low, high) of x's shape (torch.randint_like: randint_like(x, high) or "
         "(x, low, high); at most 2**24 values apart), x's dtype unless dtype= is given (a diffusion step's "

@@ -2,7 +2,7 @@
 
 Rules: 1. constants with equal dtype, shape and bytes become one constant.
 2. two nodes with the same op, the same input values (by identity) and equal attributes compute the
-same thing (every IR op but rand_like/randn_like is deterministic at inference): the later one's uses read the
+same thing (every IR op but the random ones, OpDef.random, is deterministic at inference): the later one's uses read the
 earlier one's outputs, and the later node goes. One forward walk with a hash table: linear time."""
 
 from __future__ import annotations

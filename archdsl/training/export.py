@@ -48,6 +48,8 @@ def lower_train_step(graph: Graph, cfg: TrainConfig, *, opset: int, seed: int, w
     step = build_train_step(graph, cfg)
     if optimize is not None:
         optimize(graph)
+        if "seed" in step.state_inputs and "seed" not in graph.params:  # read only by dropped random calls
+            step.state_inputs.remove("seed")
         lost = [n for n in step.state_inputs if n not in graph.params]
         if lost:
             raise ArchError(f"internal: optimizing the train step removed the state input '{lost[0]}'")

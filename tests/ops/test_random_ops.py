@@ -148,7 +148,9 @@ def test_a_seed_of_ones_own_and_the_diagnostics():
             ("model m(x: float32[4]) -> y {\n    y = randint_like(x, 2**25)\n}\n", "at most 2**24 values apart"),
             ("model m(x: float16[4]) -> y {\n    y = randint_like(x, 5000)\n}\n",
              '[0, 5000) does not fit float16 exactly; give dtype="int64"'),
-            ("model m(x: bool[4]) -> y {\n    y = randint_like(x, 2)\n}\n", "does not fit bool exactly")):
+            ("model m(x: bool[4]) -> y {\n    y = randint_like(x, 3)\n}\n", "[0, 3) does not fit bool exactly"),
+            ("model m(x: int32[4]) -> y {\n    y = randint_like(x, 2**31, 2**31 + 2)\n}\n",
+             '[2147483648, 2147483650) does not fit int32 exactly; give dtype="int64"')):
         with pytest.raises(ArchError, match=__import__("re").escape(words)):
             archdsl.check_source(text)
 
@@ -223,3 +225,35 @@ def test_archdsl_run_draws_the_seed_from_31_bits():
     m = archdsl.compile_source("model m(x: float32[B, 8]) -> y {\n    y = randn_like(x)\n}\n")
     seeds = {int(runtime.random_feeds(runtime.session(m, "cpu"), seed=s)["seed"]) for s in range(20)}
     assert len(seeds) == 20  # it drew from {0, 1}, as for integer data
+
+
+def test_randint_like_takes_torchs_forms():
+    """A one-value range was refused for integer dtypes ('does not fit int64; give dtype="int64"'), high= alone
+    was 'missing low', a bool tensor's [0, 2) was refused."""
+    src = ("model m(x: float32[B, 6], b: bool[6]) -> (z, h, t) {\n    z = randint_like(x, 5, 6, dtype=\"int32\")\n"
+           "    h = randint_like(x, high=3, dtype=\"int64\")\n    t = randint_like(b, 2)\n}\n")
+    (z, h, t), = _run(src, x=np.zeros((50, 6), np.float32), b=np.zeros(6, bool))
+    assert z.dtype == np.int32 and (z == 5).all()
+    assert set(np.unique(h)) == {0, 1, 2}
+    assert t.dtype == np.bool_
+    with pytest.raises(ArchError, match="give high"):
+        archdsl.check_source("model m(x: float32[4]) -> y {\n    y = randint_like(x)\n}\n")
+
+
+def test_train_steps_of_models_with_dead_or_output_seeds_build():
+    """-O2 dropped a dead random call, then the step's seed state: 'internal: optimizing the train step removed
+    the state input'; an input read by seed= and also an output: 'internal: output 's' is not defined' (now the
+    message any input output as it is gets); a declared `seed` read as data: a message about a parameter."""
+    from archdsl.autodiff import OptimConfig, TrainConfig
+    cfg = TrainConfig(loss="mse", optimizer=OptimConfig("sgd"), lr=0.1)
+
+    def build(text):
+        return driver.build_train(driver.load(text=text, file="t.arch"), None, driver.CompileOptions(), cfg)
+    dead = build("model m(x: float32[B, 4]) -> y {\n    n = randn_like(x)\n    y = x -> linear(3) as fc\n}\n")
+    assert "seed" not in dead.info.state_inputs
+    with pytest.raises(ArchError, match="the train step's output 's' would have the name of an input"):
+        build("model m(x: float32[B, 4], s: int64[]) -> (y, s) {\n    h = x -> linear(4) as fc\n"
+              "    y = h + randn_like(h, seed=s)\n}\n")  # as for any input a model outputs as it is
+    with pytest.raises(ArchError, match="a model input is named 'seed', which the train step takes as its own"):
+        build("model m(x: float32[B, 4], seed: int64[]) -> y {\n    h = x -> linear(4) as fc\n"
+              "    y = h + cast(seed, \"float32\") + randn_like(h)\n}\n")
