@@ -57,11 +57,11 @@ def _split_hint(value, k: int) -> str:
     return f"{said}: for {k} pieces of {dim} give a list of sizes, as split(x, {sizes}, axis={axis})"
 
 
-
 def _binds_tighter(e) -> tuple:
     """The note for an operator on the right of '->' (`x -> layernorm + x`): it takes the whole expression."""
     return (f"'{e.op}' binds tighter than '->': the right side of '->' here is the whole '{e.op}' expression, "
             f"whose calls get no piped tensor; to apply the chain first, write (x -> ...) {e.op} ...", e.span)
+
 
 class Evaluator(Calls, Blocks, Operators):
     """Evaluates one model's body into `graph`, tracking the layer-name scope."""

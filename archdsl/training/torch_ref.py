@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from archdsl.ir import Graph
 from archdsl.ops import attention
+from archdsl.ops.random import randint_bounds
 from archdsl.types import Sym, dim_size
 
 __all__ = ["TorchGraph", "torch_loss", "torch_optimizer"]
@@ -361,8 +362,7 @@ for _name in ("rand_like", "randn_like"):  # torch's own generator: the same dis
                                                              if n.attrs["dtype"] or not x.is_floating_point()
                                                              else x.dtype))(getattr(torch, _name))
 _OPS["randint_like"] = lambda n, x, seed=None: torch.randint_like(
-    x, *((n.attrs["low"],) if n.attrs["high"] is None else (n.attrs["low"], n.attrs["high"])),
-    dtype=getattr(torch, n.attrs["dtype"]) if n.attrs["dtype"] else x.dtype)
+    x, *randint_bounds(n.attrs), dtype=getattr(torch, n.attrs["dtype"]) if n.attrs["dtype"] else x.dtype)
 for _name in ("logical_and", "logical_or", "logical_xor", "logical_not"):
     _OPS[_name] = (lambda fn: lambda n, *xs: fn(*xs))(getattr(torch, _name))
 _OPS["gemm"] = lambda n, a, b, c=None: a @ b if c is None else a @ b + c
