@@ -26,7 +26,7 @@ from .registry import Attr, OpDef, fail, register
 __all__ = ["KINDS", "SEED_INPUT", "bits24", "check_seed", "dropout_key", "hashed_bits", "randint_bounds",
            "random_values", "stream_id"]
 
-SEED_INPUT = "seed"  # the model input a rand_like/randn_like call adds (unless given seed=)
+SEED_INPUT = "seed"  # the model input a random call adds (unless given seed=)
 _GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 
 
@@ -53,6 +53,7 @@ def random_key(stream: int) -> int:
 
 
 def dropout_key(stream: int) -> int:
+    """Dropout's key, kept as it was so that every train step at opset 18+ stays byte-identical."""
     return stream * _GOLDEN % 2**64
 
 
@@ -197,8 +198,6 @@ def _randint_infer(ins, a):
              + ("; give dtype=\"int64\"" if dt is not DType.int64 else ""))
     check_seed("randint_like", seed)
     return [TensorType(dt, x.shape)]
-
-
 
 
 register(OpDef(
