@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from archdsl.types import DType, TensorType
@@ -35,9 +35,14 @@ _P = [0.0, 1.0, 2.0, 3.5, "inf", 0.5]
        rows2=st.integers(1, 4), m=st.integers(1, 4), seed=st.integers(0, 99))
 def test_cdist(p, batch1, data, rows, rows2, m, seed):
     """Batch dims broadcast (x2 with dims of 1 and fewer dims); normal draws have no zero distance, no tied
-    coordinates for inf and no zero differences for 1 and 0.5."""
+    coordinates for inf and no zero differences for 1 and 0.5. Below p = 1 the derivative is |d|^(p-1), steep
+    near a zero difference: finite differences there are off (|d| = 1.6e-4 at p = 0.5: 4e-5 relative), so a
+    draw with a coordinate difference under 0.01 is skipped there."""
     batch2 = [data.draw(st.sampled_from([d, 1])) for d in batch1][data.draw(st.integers(0, len(batch1))):]
-    check_grad("cdist", [normal(seed, *batch1, rows, m), normal(seed + 1, *batch2, rows2, m)], {"p": p}, seed=seed)
+    x1, x2 = normal(seed, *batch1, rows, m), normal(seed + 1, *batch2, rows2, m)
+    if p == 0.5:
+        assume(np.abs(x1[..., :, None, :] - x2[..., None, :, :]).min() >= 0.01)
+    check_grad("cdist", [x1, x2], {"p": p}, seed=seed)
 
 
 def _same_gradient_as_torch(p, x1, x2):
