@@ -103,9 +103,12 @@ def tril_keep(e, x: str, rank: int, offset: str | None = None) -> str:
 
 def select(e, cond: str, a: str, b: str, dtype: DType, outputs=None) -> str:
     """ONNX Where, except for bool branches, which onnxruntime's CPU Where has no kernel for (the model would
-    not load): (cond and a) or (not cond and b), the same broadcasting."""
+    not load): (cond and a) or (not cond and b), the same broadcasting; bfloat16 ones go through float32."""
     if dtype is DType.bool:
         return e.op("Or", [e.op("And", [cond, a]), e.op("And", [e.op("Not", [cond]), b])], outputs=outputs)
+    if dtype is DType.bfloat16:  # no bfloat16 Where either: chosen in float32 (exact both ways)
+        wide = [e.op("Cast", [v], to=DType.float32.onnx) for v in (a, b)]
+        return e.op("Cast", [e.op("Where", [cond, *wide])], to=dtype.onnx, outputs=outputs)
     return e.op("Where", [cond, a, b], outputs=outputs)
 
 

@@ -15,6 +15,8 @@ __all__: list[str] = []
 
 
 def _is_zero(e, x: str, t: TensorType, outputs=None) -> str:
+    if t.dtype is DType.bfloat16:  # onnxruntime's CPU has no bfloat16 Equal: compared in float32 (exact)
+        x, t = e.op("Cast", [x], to=DType.float32.onnx), TensorType(DType.float32, t.shape)
     return e.op("Equal", [x, e.const(np.array(0, dtype=t.dtype.numpy))], outputs=outputs)
 
 

@@ -205,8 +205,9 @@ register(OpDef(
     attrs=(Attr("low", "int?", None), Attr("high", "int?", None), Attr("dtype", "str?", None, choices=tuple(DTYPES))),
     infer=_randint_infer, lower=_lower("integer"), random=True, grad=lambda b, c, ins, outs, gouts: [None, None],
     cost=lambda c: numel(c.out_types[0].shape),
-    doc="Random whole numbers in [low, high) of x's shape (torch.randint_like: randint_like(x, high) or "
-        "(x, low, high); at most 2**24 values apart), x's dtype unless dtype= is given (a diffusion step's "
+    doc="Random whole numbers in [low, high) of x's shape (torch.randint_like: randint_like(x, high), "
+        "(x, low, high) or (x, high=...); one number alone, low= included, is the high end; at most 2**24 values "
+        "apart), x's dtype unless dtype= is given (a diffusion step's "
         "timesteps: randint_like(x[:, 0, 0, 0], 1000, dtype=\"int64\")). Seeded as rand_like: the model's "
         "`seed` input, or in a train step its seed and step.",
 ))
@@ -222,7 +223,7 @@ for _name, _what in (("rand_like", "uniform on [0, 1)"),
         doc=f"Random numbers, {_what}, of x's shape (torch.{_name}), x's float dtype unless dtype= is given. "
             "The model takes an int64 scalar input `seed` (or give seed= a tensor of your own): the numbers are a "
             "hash of (seed, this call's name, element index), the same for the same seed, so feed a new seed for "
-            "new numbers (`archdsl run` draws one). In a train step they come from the step's seed and step "
-            "inputs instead, as dropout's mask: new numbers every step. The reparameterization trick: "
+            "new numbers (`archdsl run` feeds one drawn from its --seed). In a train step they come from the step's "
+            "seed and step inputs instead, as dropout's mask: new numbers every step. The reparameterization trick: "
             "z = mu + exp(0.5 * logvar) * randn_like(mu); gradients pass through the product, none to x.",
     ))

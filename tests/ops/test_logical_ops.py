@@ -107,3 +107,22 @@ def test_bool_fills_are_true_or_false(expr, words):
     with pytest.raises(ArchError) as e:
         archdsl.check_source(f"model m(a: bool[3, 3], b: bool[3, 3], x: float32[4, 3]) -> y {{\n    y = {expr}\n}}\n")
     assert words in e.value.message, e.value.message
+
+
+def test_bfloat16_masks_load_and_match():
+    """onnxruntime's CPU has no bfloat16 Equal or Where: the logical ops, where, masked_fill and causal_mask
+    built bfloat16 models it would not load; they now go through float32 (exact both ways)."""
+    from archdsl import runtime
+    src = ('model m(a32: float32[2, 3], b32: float32[2, 3], c: bool[2, 3]) -> (o, p, q, r, s) {\n'
+           '    a = cast(a32, "bfloat16")\n    b = cast(b32, "bfloat16")\n    o = logical_and(a, b)\n'
+           '    p = logical_not(a)\n    q = cast(where(c, a, b), "float32")\n'
+           '    r = cast(masked_fill(a, c, 2.0), "float32")\n    s = cast(causal_mask(a, value=0), "float32")\n}\n')
+    a = np.array([[0, 1, -2], [0.5, 0, 3]], np.float32)
+    b = np.array([[1, 0, 2], [0, 0, 1]], np.float32)
+    c = np.array([[True, False, True], [False, True, False]])
+    o, p, q, r, s = runtime.session(archdsl.compile_source(src), "cpu").run(None, {"a32": a, "b32": b, "c": c})
+    np.testing.assert_array_equal(o, (a != 0) & (b != 0))
+    np.testing.assert_array_equal(p, a == 0)
+    np.testing.assert_array_equal(q, np.where(c, a, b))
+    np.testing.assert_array_equal(r, np.where(c, 2.0, a))
+    np.testing.assert_array_equal(s, np.where(np.arange(3)[None, :] <= np.arange(2)[:, None] + 1, a, 0))
