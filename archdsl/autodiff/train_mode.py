@@ -162,8 +162,8 @@ def drop_seed_input(graph: Graph) -> None:
     for v in list(graph.inputs):
         if graph.is_output(v):  # `-> (y, s)`: the step still outputs it
             continue
-        if v in graph.implicit and not v.uses or v.uses and all(
-                u.opdef.random and v is u.inputs[1] and v not in u.inputs[:1] for u in v.uses):
+        only_seed = all(u.opdef.random and v is u.inputs[1] and v is not u.inputs[0] for u in v.uses)
+        if v.uses and only_seed or v in graph.implicit and not v.uses:
             graph.inputs.remove(v)
 
 

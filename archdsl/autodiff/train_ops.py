@@ -14,7 +14,7 @@ from ..ops import Attr, OpDef, fail, reduce_op, register
 from ..ops._common import i64 as _i64
 from ..ops._common import numel_tensor, shape_tensor
 from ..ops.losses import BCE_ATTRS, CE_ATTRS, kept_labels, labels64
-from ..ops.random import bits24, check_seed, dropout_key, hashed_bits, random_values
+from ..ops.random import bits24, dropout_key, hashed_bits, random_values
 from ..types import DTYPES, DType, TensorType, is_static
 
 __all__: list[str] = []
@@ -137,10 +137,14 @@ def _dropout_lower(e, ins, outs, c):
     e.op("Reshape", [mask, shape_tensor(e, x, x_t)], outputs=outs)
 
 
+def _seed_and_step(op: str, seed: TensorType, step: TensorType) -> None:
+    if seed.dtype is not DType.int64 or step.dtype is not DType.int64 or seed.shape or step.shape:
+        fail(f"{op}: seed and step must be int64 scalars")
+
+
 def _dropout_infer(ins, a):
     x, seed, step = ins
-    if seed.dtype is not DType.int64 or step.dtype is not DType.int64 or seed.shape or step.shape:
-        fail("dropout mask: seed and step must be int64 scalars")
+    _seed_and_step("dropout mask", seed, step)
     return [x]
 
 
@@ -158,8 +162,7 @@ def _random_lower(e, ins, outs, c):
 
 def _random_infer(ins, a):
     x, seed, step = ins
-    check_seed("random values", seed)
-    check_seed("random values' step", step)
+    _seed_and_step("random values", seed, step)
     return [TensorType(DTYPES[a["dtype"]], x.shape)]
 
 

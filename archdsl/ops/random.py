@@ -200,30 +200,31 @@ def _randint_infer(ins, a):
     return [TensorType(dt, x.shape)]
 
 
-register(OpDef(
-    name="randint_like", inputs=("x", "seed?"), positions=("seed",), category="math",
-    attrs=(Attr("low", "int?", None), Attr("high", "int?", None), Attr("dtype", "str?", None, choices=tuple(DTYPES))),
-    infer=_randint_infer, lower=_lower("integer"), random=True, grad=lambda b, c, ins, outs, gouts: [None, None],
-    cost=lambda c: numel(c.out_types[0].shape),
-    doc="Random whole numbers in [low, high) of x's shape (torch.randint_like: randint_like(x, high), "
-        "(x, low, high) or (x, high=...); one number alone, low= included, is the high end; at most 2**24 values "
-        "apart), x's dtype unless dtype= is given (a diffusion step's "
-        "timesteps: randint_like(x[:, 0, 0, 0], 1000, dtype=\"int64\")). Seeded as rand_like: the model's "
-        "`seed` input, or in a train step its seed and step.",
-))
+def _register(name: str, kind: str, attrs: tuple, infer, doc: str) -> None:
+    """The three random ops: x for the shape, an optional seed tensor, the same lowering by kind, no gradient."""
+    register(OpDef(
+        name=name, inputs=("x", "seed?"), positions=("seed",), category="math", attrs=attrs, infer=infer,
+        lower=_lower(kind), random=True, grad=lambda b, c, ins, outs, gouts: [None, None],  # x gives only the shape
+        cost=lambda c: numel(c.out_types[0].shape), doc=doc))
+
+
+_register(
+    "randint_like", "integer",
+    (Attr("low", "int?", None), Attr("high", "int?", None), Attr("dtype", "str?", None, choices=tuple(DTYPES))),
+    _randint_infer,
+    "Random whole numbers in [low, high) of x's shape (torch.randint_like: randint_like(x, high), "
+    "(x, low, high) or (x, high=...); one number alone, low= included, is the high end; at most 2**24 values "
+    "apart), x's dtype unless dtype= is given (a diffusion step's "
+    "timesteps: randint_like(x[:, 0, 0, 0], 1000, dtype=\"int64\")). Seeded as rand_like: the model's "
+    "`seed` input, or in a train step its seed and step.")
 
 for _name, _what in (("rand_like", "uniform on [0, 1)"),
                      ("randn_like", "standard normal (Box-Muller in float32: |n| <= 5.77)")):
-    register(OpDef(
-        name=_name, inputs=("x", "seed?"), positions=("seed",), category="math",
-        attrs=(Attr("dtype", "str?", None, choices=_FLOATS),),
-        infer=_infer(_name), lower=_lower(KINDS[_name]), random=True,
-        grad=lambda b, c, ins, outs, gouts: [None, None],  # x gives only the shape
-        cost=lambda c: numel(c.out_types[0].shape),
-        doc=f"Random numbers, {_what}, of x's shape (torch.{_name}), x's float dtype unless dtype= is given. "
-            "The model takes an int64 scalar input `seed` (or give seed= a tensor of your own): the numbers are a "
-            "hash of (seed, this call's name, element index), the same for the same seed, so feed a new seed for "
-            "new numbers (`archdsl run` feeds one drawn from its --seed). In a train step they come from the step's "
-            "seed and step inputs instead, as dropout's mask: new numbers every step. The reparameterization trick: "
-            "z = mu + exp(0.5 * logvar) * randn_like(mu); gradients pass through the product, none to x.",
-    ))
+    _register(
+        _name, KINDS[_name], (Attr("dtype", "str?", None, choices=_FLOATS),), _infer(_name),
+        f"Random numbers, {_what}, of x's shape (torch.{_name}), x's float dtype unless dtype= is given. "
+        "The model takes an int64 scalar input `seed` (or give seed= a tensor of your own): the numbers are a "
+        "hash of (seed, this call's name, element index), the same for the same seed, so feed a new seed for "
+        "new numbers (`archdsl run` feeds one drawn from its --seed). In a train step they come from the step's "
+        "seed and step inputs instead, as dropout's mask: new numbers every step. The reparameterization trick: "
+        "z = mu + exp(0.5 * logvar) * randn_like(mu); gradients pass through the product, none to x.")
