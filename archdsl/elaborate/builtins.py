@@ -153,6 +153,15 @@ def _math(name, f, op=None):
     return Builtin(name, g, doc=f"{name} of a number" + (f", or the {op} op on a tensor" if op else ""))
 
 
+# math-module functions of one number that are also ops on tensors (trig.py, logexp.py)
+_MORE_MATH = ("tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "log1p", "expm1", "log2",
+              "log10", "trunc")
+
+
+def _atan2(y, x):
+    return math.atan2(_num("atan2", y), _num("atan2", x))
+
+
 def _bool(v):
     if isinstance(v, Tensor):  # a Python object is always true: `if bool(x)` would always take the branch
         raise ArchTypeError("bool() of a tensor: its values are only known at run time; a condition must be a "
@@ -202,6 +211,9 @@ BUILTINS = {b.name: b for b in [
     _math("abs", abs, "abs"),
     _math("sin", math.sin, "sin"),
     _math("cos", math.cos, "cos"),
+    *(_math(n, getattr(math, n), n) for n in _MORE_MATH),
+    Builtin("atan2", lambda y, x: _atan2(y, x), "atan2(y, x): the angle of the point (x, y) in radians, or the atan2 "
+            "op on tensors"),
     Builtin("shape", _shape, "the shape of a tensor as a tuple of ints and symbols"),
     Builtin("channels", _channels, "dim 1 of a tensor (channels in NC... layout)"),
     Builtin("rank", lambda x: _tensor("rank", x).type.rank, "number of dims of a tensor"),
@@ -214,4 +226,4 @@ BUILTINS = {b.name: b for b in [
 ]}
 
 # on a tensor these are the op of that name
-TENSOR_MATH = {"sqrt", "exp", "log", "abs", "sin", "cos", "sum", "floor", "ceil", "round"}
+TENSOR_MATH = {"sqrt", "exp", "log", "abs", "sin", "cos", "sum", "floor", "ceil", "round", "atan2", *_MORE_MATH}

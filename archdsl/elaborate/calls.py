@@ -153,7 +153,7 @@ class Calls:
         if isinstance(fn, Builtin):
             if label is not None:
                 raise ArchTypeError(f"{fn.name}() creates no layer and cannot be named", span)
-            if fn.name in TENSOR_MATH and args and isinstance(args[0], Tensor):
+            if fn.name in TENSOR_MATH and any(isinstance(a, Tensor) for a in args):
                 return self.call_op(fn.name, args, kwargs, label, span)
             try:
                 out = fn.fn(*args, **kwargs)

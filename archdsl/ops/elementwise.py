@@ -116,6 +116,22 @@ register(OpDef(
     doc="a // b with broadcasting, rounded toward -inf as Python (torch.div(a, b, rounding_mode=\"floor\")); "
         "no gradient (a step function)",
 ))
+def _fmod_grad(b, c, ins, outs, gouts):
+    """torch's: g for a, -g * trunc(a / b) for b."""
+    g = gouts[0]
+    gb = b.op("neg", b.op("mul", g, b.op("trunc", b.op("div", ins[0], ins[1])))) if b.needs(1) else None
+    return [b.sum_to(g, c.in_types[0].shape) if b.needs(0) else None,
+            b.sum_to(gb, c.in_types[1].shape) if gb is not None else None]
+
+
+register(OpDef(
+    name="fmod", inputs=("a", "b"), category="math", infer=_same_dtypes_broadcast("fmod"), elementwise=True,
+    lower=lambda e, ins, outs, c: e.op("Mod", ins, outputs=outs, fmod=1), cost=elementwise_cost,
+    grad=_fmod_grad,
+    doc="The remainder of a / b truncated toward zero, the sign of a, with broadcasting (torch.fmod, C's fmod, "
+        "ONNX Mod with fmod=1); % is the remainder with the sign of b. A float b of 0 gives NaN; an integer b of "
+        "0 fails at run time.",
+))
 register(OpDef(
     name="remainder", inputs=("a", "b"), category="math", infer=_same_dtypes_broadcast("'%'"), elementwise=True,
     lower=_remainder_lower, cost=elementwise_cost,

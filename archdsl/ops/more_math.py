@@ -1,4 +1,4 @@
-"""More tensor math, torch semantics: floor/ceil/round, sign, rsqrt, cumsum, argmax/argmin, tril/triu, stack.
+"""More tensor math, torch semantics: floor/ceil/round/trunc/frac, sign, rsqrt, cumsum, argmax/argmin, tril/triu, stack.
 
 Shape rules live here (not in _common) so that the core-op coverage test finds these ops by module."""
 
@@ -83,6 +83,39 @@ register(OpDef(
     grad=_zero_grad,
     doc="Round to the nearest whole number, halves to even (torch.round, ONNX Round); decimals=d rounds at "
         "10^-d as torch. Integer tensors are returned as they are. Gradient zero, as torch's.",
+))
+
+
+def _trunc(e, x: str, outputs=None) -> str:
+    """Toward zero, as floor(|x|) with x's sign (ONNX has no Trunc; a Where between Ceil and Floor would lose the
+    sign of trunc(-0.5), onnxruntime's Where gives +0 for -0)."""
+    return e.op("Mul", [e.op("Floor", [e.op("Abs", [x])]), e.op("Sign", [x])], outputs=outputs)
+
+
+def _trunc_lower(e, ins, outs, c):
+    t = c.in_types[0]
+    if not t.dtype.is_float:
+        e.op("Identity", ins, outputs=outs)
+    else:
+        _trunc(e, ins[0], outputs=outs)
+
+
+def _frac_infer(ins, a):
+    float_input("frac", ins[0])
+    return [ins[0]]
+
+
+register(OpDef(
+    name="trunc", inputs=("x",), category="math", infer=_rounding_infer("trunc"), elementwise=True,
+    lower=_trunc_lower, cost=elementwise_cost, grad=_zero_grad,
+    doc="Round toward zero, elementwise (torch.trunc); integer tensors are returned as they are. Gradient zero, "
+        "as torch's.",
+))
+register(OpDef(
+    name="frac", inputs=("x",), category="math", infer=_frac_infer, elementwise=True,
+    lower=lambda e, ins, outs, c: e.op("Sub", [ins[0], _trunc(e, ins[0])], outputs=outs),
+    cost=elementwise_cost, grad=lambda b, c, ins, outs, gouts: [gouts[0]],
+    doc="The fractional part x - trunc(x), the sign of x, elementwise (torch.frac); float tensors. Gradient 1.",
 ))
 
 

@@ -365,6 +365,10 @@ _OPS["randint_like"] = lambda n, x, seed=None: torch.randint_like(
     x, *randint_bounds(n.attrs), dtype=getattr(torch, n.attrs["dtype"]) if n.attrs["dtype"] else x.dtype)
 for _name in ("logical_and", "logical_or", "logical_xor", "logical_not"):
     _OPS[_name] = (lambda fn: lambda n, *xs: fn(*xs))(getattr(torch, _name))
+for _name in ("tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "log1p", "expm1", "log2",
+              "log10", "trunc", "frac", "isnan", "isinf", "isfinite", "atan2", "logaddexp", "fmod"):
+    _OPS[_name] = (lambda fn: lambda n, *xs: fn(*xs))(getattr(torch, _name))
+_OPS["nan_to_num"] = lambda n, x: torch.nan_to_num(x, n.attrs["nan"], n.attrs["posinf"], n.attrs["neginf"])
 _OPS["gemm"] = lambda n, a, b, c=None: a @ b if c is None else a @ b + c
 _OPS["take"] = _take
 _OPS["heaviside"] = lambda n, x: torch.heaviside(x, torch.tensor(n.attrs["value_at_zero"], dtype=x.dtype))

@@ -71,6 +71,35 @@ def test_minimum_maximum_broadcast(op, data, seed):
     check_grad(op, [normal(seed, *sa), normal(seed + 1, *sb)], seed=seed)
 
 
+# trig.py, logexp.py, finite.py, fmod/trunc/frac: inputs drawn inside each domain, away from poles
+_MATH_DOMAINS = {
+    "tan": lambda z: z * 0.5, "asin": lambda z: np.tanh(z) * 0.9, "acos": lambda z: np.tanh(z) * 0.9,
+    "atan": lambda z: z * 3, "sinh": lambda z: z * 2, "cosh": lambda z: z * 2, "asinh": lambda z: z * 3,
+    "acosh": lambda z: np.abs(z) + 1.5, "atanh": lambda z: np.tanh(z) * 0.9, "log1p": lambda z: np.abs(z) - 0.5,
+    "expm1": lambda z: z * 2, "log2": lambda z: np.abs(z) + 0.5, "log10": lambda z: np.abs(z) + 0.5,
+    "trunc": lambda z: z * 3, "frac": lambda z: z * 3, "nan_to_num": lambda z: z,
+}
+
+
+@pytest.mark.parametrize("op", sorted(_MATH_DOMAINS))
+@FAST
+@given(shape=shapes, seed=st.integers(0, 99))
+def test_more_math(op, shape, seed):
+    check_grad(op, [_MATH_DOMAINS[op](normal(seed, *shape))], seed=seed)
+
+
+@pytest.mark.parametrize("op", ["atan2", "logaddexp", "fmod"])
+@FAST
+@given(data=st.data(), seed=st.integers(0, 99))
+def test_more_math_binary_broadcast(op, data, seed):
+    sa, sb = _broadcast_pair(data.draw)
+    a, b = normal(seed, *sa) * 2, normal(seed + 1, *sb)
+    if op == "fmod":  # away from the jumps where a / b crosses a whole number
+        b = np.where(np.abs(b) < 0.3, 0.3, b)
+        a = np.where(np.abs(a / b - np.round(a / b)) < 0.05, a + 0.2 * b, a)
+    check_grad(op, [a, b], seed=seed)
+
+
 @pytest.mark.parametrize("op", ["softmax", "log_softmax"])
 @FAST
 @given(shape=shapes, axis=st.integers(-1, 0), seed=st.integers(0, 99))
@@ -284,6 +313,7 @@ WITHOUT = {
     "argsort": "int64 output (indices), never differentiated; sort's values have a rule",
     "searchsorted": "int64 output (indices), never differentiated",
     "eye": "a constant: no tensor input to differentiate",
+    **{m: "bool output, never differentiated" for m in ("isnan", "isinf", "isfinite")},
 }
 
 

@@ -31,6 +31,7 @@ from . import (  # noqa: F401 - their @covers fill COVERED
     test_logical_ops,
     test_losses,
     test_lrn_cdist,
+    test_math_ops,
     test_mobile_ops,
     test_more_activations,
     test_more_tensor_ops,
@@ -110,6 +111,11 @@ _USES = {
     "positions": "positions(x)", "clamp": "clamp(x, 0, 6)", "hardtanh": "hardtanh(x)", "relu6": "relu6(x)",
     "hardsigmoid": "hardsigmoid(x)", "hardswish": "hardswish(x)", "elu": "elu(x)", "softplus": "softplus(x)",
     "mish": "mish(x)", "minimum": "minimum(x, x)", "maximum": "maximum(x, 0)", "sin": "sin(x)", "cos": "cos(x)",
+    **{n: f"{n}(x)" for n in ("tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh")},  # trig.py
+    "atan2": "atan2(x, x)", "log1p": "log1p(x)", "expm1": "expm1(x)", "log2": "log2(x)",  # logexp.py
+    "log10": "log10(x)", "logaddexp": "logaddexp(x, 0)", "isnan": "isnan(x)", "isinf": "isinf(x)",  # finite.py
+    "isfinite": "isfinite(x)", "nan_to_num": "nan_to_num(x)", "fmod": "fmod(x, x)", "trunc": "trunc(x)",
+    "frac": "frac(x)",
     "eq": "eq(x, x)", "ne": "ne(x, 1)", "lt": "x < x", "le": "le(x, x)", "gt": "1 > x", "ge": "x >= x",  # compare.py
 }
 
@@ -121,7 +127,8 @@ def _use(dtype: str, op: str) -> str:
 
 # grammar/REFERENCE.md's dtypes paragraph: onnxruntime's CPU kernels lacking for float64 (bfloat16 has few)
 _NO_FLOAT64 = {"Conv", "ConvTranspose", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "InstanceNormalization",
-               "PRelu", "Resize", "LSTM", "Gelu", "Erf", "Elu", "HardSigmoid", "Softplus", "LeakyRelu"}
+               "PRelu", "Resize", "LSTM", "Gelu", "Erf", "Elu", "HardSigmoid", "Softplus", "LeakyRelu",
+               "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh"}
 
 
 @pytest.mark.parametrize("opset", [17, NEWEST])

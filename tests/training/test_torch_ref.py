@@ -41,8 +41,21 @@ model attend(x: float32[B, 5, 6], ids: int64[B, 2]) -> y {
 }
 """
 
+MATH = """
+model polar(x: float32[B, 6]) -> y {
+    h = x -> linear(6) as a
+    t = tanh(h) * 0.9
+    r = atan2(h[:, :3], h[:, 3:]) + logaddexp(h[:, :3], 0.5 * h[:, 3:]) + fmod(h[:, :3], 0.7) * 0.1
+    s = log1p(abs(h)) + expm1(t) + asinh(h) + atan(h) + sinh(t) + cosh(t) + tan(t) + asin(t) + acos(t) + atanh(t)
+    u = acosh(abs(h) + 1.5) + log2(abs(h) + 0.5) + log10(abs(h) + 0.5) + frac(h * 3) + trunc(h * 3)
+    v = nan_to_num(log(h)) + where(isfinite(log(h)), 1.0, 0.0) + where(isnan(log(h)), 1.0, 0.0)
+        + where(isinf(h / 0.0), 1.0, 0.0)
+    y = concat([r, s, u, v], axis=1) -> linear(2) as out
+}
+"""
 
-@pytest.mark.parametrize("text", [UPSAMPLER, ATTEND], ids=["upsampler", "attend"])
+
+@pytest.mark.parametrize("text", [UPSAMPLER, ATTEND, MATH], ids=["upsampler", "attend", "math"])
 def test_ops_train_like_torch(text):
     """One SGD-momentum step of each spec on onnxruntime against torch autograd over torch_ref's functions."""
     ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1, momentum=0.9), text=text)
