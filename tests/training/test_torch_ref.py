@@ -49,7 +49,7 @@ model polar(x: float32[B, 6]) -> y {
     s = log1p(abs(h)) + expm1(t) + asinh(h) + atan(h) + sinh(t) + cosh(t) + tan(t) + asin(t) + acos(t) + atanh(t)
     u = acosh(abs(h) + 1.5) + log2(abs(h) + 0.5) + log10(abs(h) + 0.5) + frac(h * 3) + trunc(h * 3)
     v = nan_to_num(log(h)) + where(isfinite(log(h)), 1.0, 0.0) + where(isnan(log(h)), 1.0, 0.0)
-        + where(isinf(h / 0.0), 1.0, 0.0)
+    v = v + where(isinf(h / 0.0), 1.0, 0.0)
     y = concat([r, s, u, v], axis=1) -> linear(2) as out
 }
 """
