@@ -212,7 +212,7 @@ BUILTINS = {b.name: b for b in [
     _math("sin", math.sin, "sin"),
     _math("cos", math.cos, "cos"),
     *(_math(n, getattr(math, n), n) for n in _MORE_MATH),
-    Builtin("atan2", lambda y, x: _atan2(y, x), "atan2(y, x): the angle of the point (x, y) in radians, or the atan2 "
+    Builtin("atan2", _atan2, "atan2(y, x): the angle of the point (x, y) in radians, or the atan2 "
             "op on tensors"),
     Builtin("shape", _shape, "the shape of a tensor as a tuple of ints and symbols"),
     Builtin("channels", _channels, "dim 1 of a tensor (channels in NC... layout)"),

@@ -116,6 +116,8 @@ register(OpDef(
     doc="a // b with broadcasting, rounded toward -inf as Python (torch.div(a, b, rounding_mode=\"floor\")); "
         "no gradient (a step function)",
 ))
+
+
 def _fmod_grad(b, c, ins, outs, gouts):
     """torch's: g for a, -g * trunc(a / b) for b."""
     g = gouts[0]
@@ -132,6 +134,8 @@ register(OpDef(
         "ONNX Mod with fmod=1); % is the remainder with the sign of b. A float b of 0 gives NaN; an integer b of "
         "0 fails at run time.",
 ))
+
+
 register(OpDef(
     name="remainder", inputs=("a", "b"), category="math", infer=_same_dtypes_broadcast("'%'"), elementwise=True,
     lower=_remainder_lower, cost=elementwise_cost,
