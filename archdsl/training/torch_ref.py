@@ -369,6 +369,10 @@ for _name in ("tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "
               "log10", "trunc", "frac", "isnan", "isinf", "isfinite", "atan2", "logaddexp", "fmod"):
     _OPS[_name] = (lambda fn: lambda n, *xs: fn(*xs))(getattr(torch, _name))
 _OPS["nan_to_num"] = lambda n, x: torch.nan_to_num(x, n.attrs["nan"], n.attrs["posinf"], n.attrs["neginf"])
+_OPS["grid_sample"] = lambda n, x, g: F.grid_sample(x, g, mode=n.attrs["mode"], padding_mode=n.attrs["padding_mode"],
+                                                  align_corners=n.attrs["align_corners"])
+_OPS["affine_grid"] = lambda n, t: F.affine_grid(t, [t.shape[0], *n.attrs["size"][1:]],
+                                                 align_corners=n.attrs["align_corners"])
 _OPS["gemm"] = lambda n, a, b, c=None: a @ b if c is None else a @ b + c
 _OPS["take"] = _take
 _OPS["heaviside"] = lambda n, x: torch.heaviside(x, torch.tensor(n.attrs["value_at_zero"], dtype=x.dtype))

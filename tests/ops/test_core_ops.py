@@ -27,6 +27,7 @@ from . import (  # noqa: F401 - their @covers fill COVERED
     test_detach,
     test_einsum,
     test_filled,
+    test_grid_sample,
     test_indexing_ops,
     test_logical_ops,
     test_losses,
@@ -116,6 +117,8 @@ _USES = {
     "log10": "log10(x)", "logaddexp": "logaddexp(x, 0)", "isnan": "isnan(x)", "isinf": "isinf(x)",  # finite.py
     "isfinite": "isfinite(x)", "nan_to_num": "nan_to_num(x)", "fmod": "fmod(x, x)", "trunc": "trunc(x)",
     "frac": "frac(x)",
+    "grid_sample": "grid_sample(x4, x4[:, :2] -> permute([0, 2, 3, 1]))",  # grid_sample.py
+    "affine_grid": "affine_grid(concat([x3 -> transpose(1, 2), x3 -> transpose(1, 2)], axis=1), [2, 1, 2, 2])",
     "eq": "eq(x, x)", "ne": "ne(x, 1)", "lt": "x < x", "le": "le(x, x)", "gt": "1 > x", "ge": "x >= x",  # compare.py
 }
 
@@ -128,7 +131,7 @@ def _use(dtype: str, op: str) -> str:
 # grammar/REFERENCE.md's dtypes paragraph: onnxruntime's CPU kernels lacking for float64 (bfloat16 has few)
 _NO_FLOAT64 = {"Conv", "ConvTranspose", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "InstanceNormalization",
                "PRelu", "Resize", "LSTM", "Gelu", "Erf", "Elu", "HardSigmoid", "Softplus", "LeakyRelu",
-               "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh"}
+               "GridSample", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh"}
 
 
 @pytest.mark.parametrize("opset", [17, NEWEST])

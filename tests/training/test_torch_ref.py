@@ -54,8 +54,19 @@ model polar(x: float32[B, 6]) -> y {
 }
 """
 
+STN = """
+model stn(x: float32[B, 2, 8, 8]) -> y {
+    theta = x -> flatten -> linear(6) as loc -> reshape([B, 2, 3])
+    a = grid_sample(x, affine_grid(theta, [B, 2, 6, 6]), padding_mode="border")
+    b = grid_sample(x, affine_grid(theta, [B, 2, 5, 7], align_corners=true), mode="nearest",
+                    padding_mode="reflection", align_corners=true)
+    c = grid_sample(x, tanh(x[:, :, :4, :] -> reshape([B, 4, 8, 2])) * 1.2)
+    y = concat([a -> flatten, b -> flatten, c -> flatten], axis=1) -> linear(3) as fc
+}
+"""
 
-@pytest.mark.parametrize("text", [UPSAMPLER, ATTEND, MATH], ids=["upsampler", "attend", "math"])
+
+@pytest.mark.parametrize("text", [UPSAMPLER, ATTEND, MATH, STN], ids=["upsampler", "attend", "math", "stn"])
 def test_ops_train_like_torch(text):
     """One SGD-momentum step of each spec on onnxruntime against torch autograd over torch_ref's functions."""
     ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1, momentum=0.9), text=text)

@@ -1,0 +1,157 @@
+"""grid_sample and affine_grid (ops/grid_sample.py) against torch.nn.functional: every mode, padding mode and
+align_corners, grids reaching past the image and landing exactly on pixel centres and edges; the gradients
+to the image and the grid against torch autograd; the refusals."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import archdsl
+from archdsl import runtime
+
+from .core_harness import FEW, NEWEST, covers, refused, run_op
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+_MODES = list(itertools.product(["bilinear", "nearest", "bicubic"], ["zeros", "border", "reflection"],
+                                [False, True]))
+
+
+def _grid(rng, n, ho, wo, h, w, exact: bool):
+    """Uniform in [-1.4, 1.4] (some outside the image), or exactly on pixel centres and edges (where floor and
+    the border's clipping decide)."""
+    if not exact:
+        return rng.uniform(-1.4, 1.4, (n, ho, wo, 2)).astype(np.float32)
+    xs = np.concatenate([np.linspace(-1, 1, w), np.linspace(-1, 1, 2 * w + 1), [-1.0, 1.0, 0.0]])
+    ys = np.concatenate([np.linspace(-1, 1, h), np.linspace(-1, 1, 2 * h + 1), [-1.0, 1.0, 0.0]])
+    return np.stack([rng.choice(xs, (n, ho, wo)), rng.choice(ys, (n, ho, wo))], axis=-1).astype(np.float32)
+
+
+def _text(mode, pad, align):
+    return f'grid_sample(x, grid, mode="{mode}", padding_mode="{pad}", align_corners={str(align).lower()})'
+
+
+@covers("grid_sample")
+@pytest.mark.parametrize("mode, pad, align", _MODES)
+@FEW
+@given(n=st.integers(1, 2), c=st.integers(1, 3), h=st.integers(1, 5), w=st.integers(1, 6), ho=st.integers(1, 4),
+       wo=st.integers(1, 4), exact=st.booleans(), seed=st.integers(0, 99), opset=st.sampled_from([17, NEWEST]))
+def test_grid_sample_matches_torch(mode, pad, align, n, c, h, w, ho, wo, exact, seed, opset):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    grid = _grid(rng, n, ho, wo, h, w, exact)
+    y, _ = run_op(_text(mode, pad, align), x=x, grid=grid, opset=opset, sym=True)
+    # in float32 as onnxruntime computes: nearest's ties (a point half way between pixels) follow the rounding
+    want = F.grid_sample(torch.from_numpy(x), torch.from_numpy(grid), mode=mode, padding_mode=pad,
+                         align_corners=align).numpy()
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=3e-6)
+
+
+def _grads(src: str, feeds: dict, r: np.ndarray, wrt: list[str]):
+    """The gradients of sum(y * r) with respect to the named inputs, from archdsl's reverse mode."""
+    from archdsl import driver
+    from archdsl.autodiff import gradients
+    from archdsl.ir import check
+    from archdsl.lower import lower_graph
+    g = driver.elaborate_model(driver.load(text=src, file="g.arch"), "m")
+    y = g.outputs[0][1]
+    loss = g.add_node("sum", [g.add_node("mul", [y, g.add_const(r)], {}, "w").outputs[0]],
+                      {"dim": None, "keepdim": False}, "s").outputs[0]
+    ins = {v.name: v for v in g.inputs}
+    for name, gv in zip(wrt, gradients(g, loss, [ins[k] for k in wrt])):
+        g.set_output(f"d_{name}", gv)
+    check(g)
+    model = lower_graph(g, opset=NEWEST).model
+    outs = runtime.session(model, provider="cpu", threads=1).run([f"d_{k}" for k in wrt], feeds)
+    return dict(zip(wrt, outs))
+
+
+@pytest.mark.parametrize("mode, pad, align", [m for m in _MODES if m[0] != "bicubic"])
+@pytest.mark.parametrize("exact", [False, True])
+def test_grid_sample_gradients_match_torch(mode, pad, align, exact):
+    """To the image (the corners' weights scattered back) and to the grid (the corners' differences, times the
+    unnormalization and the padding's slope: 0 where border clipped, -1 where reflection flipped)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    grid = _grid(rng, 2, 4, 7, 5, 6, exact)
+    r = rng.standard_normal((2, 3, 4, 7)).astype(np.float32)
+    src = f"model m(x: float32[2, 3, 5, 6], grid: float32[2, 4, 7, 2]) -> y {{\n    y = {_text(mode, pad, align)}\n}}\n"
+    got = _grads(src, {"x": x, "grid": grid}, r, ["x", "grid"])
+    # torch in float32 too: on a pixel centre the grid's gradient jumps (floor picks the side), and which
+    # side a float32 coordinate lands on is what both must agree on
+    tx, tg = torch.from_numpy(x).requires_grad_(), torch.from_numpy(grid).requires_grad_()
+    (F.grid_sample(tx, tg, mode=mode, padding_mode=pad, align_corners=align) * torch.from_numpy(r)).sum().backward()
+    np.testing.assert_allclose(got["x"], tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got["grid"], tg.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_grid_sample_in_float16():
+    rng = np.random.default_rng(0)
+    x, grid = rng.standard_normal((1, 2, 4, 4)), rng.uniform(-1, 1, (1, 3, 3, 2))
+    src = "model m(x: float16[1, 2, 4, 4], grid: float16[1, 3, 3, 2]) -> y {\n    y = grid_sample(x, grid)\n}\n"
+    y = runtime.session(archdsl.compile_source(src), provider="cpu", threads=1).run(
+        None, {"x": x.astype(np.float16), "grid": grid.astype(np.float16)})[0]
+    assert y.dtype == np.float16
+    want = F.grid_sample(torch.from_numpy(x.astype(np.float16)).float(), torch.from_numpy(grid.astype(np.float16))
+                         .float(), align_corners=False).numpy()
+    np.testing.assert_allclose(y.astype(np.float32), want, rtol=2e-3, atol=2e-3)
+
+
+@covers("affine_grid")
+@pytest.mark.parametrize("align", [False, True])
+@FEW
+@given(n=st.integers(1, 3), h=st.integers(1, 6), w=st.integers(1, 6), seed=st.integers(0, 99))
+def test_affine_grid_matches_torch(align, n, h, w, seed):
+    theta = np.random.default_rng(seed).standard_normal((n, 2, 3)).astype(np.float32)
+    y, _ = run_op(f"affine_grid(theta, [B, 1, {h}, {w}], align_corners={str(align).lower()})", theta=theta,
+                  sym=True)
+    want = F.affine_grid(torch.from_numpy(theta).double(), [n, 1, h, w], align_corners=align).numpy()
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("align", [False, True])
+def test_affine_grid_gradient_matches_torch(align):
+    rng = np.random.default_rng(1)
+    theta, r = rng.standard_normal((2, 2, 3)).astype(np.float32), rng.standard_normal((2, 4, 5, 2)).astype(np.float32)
+    src = ("model m(theta: float32[2, 2, 3]) -> y {\n"
+           f"    y = affine_grid(theta, [2, 3, 4, 5], align_corners={str(align).lower()})\n}}\n")
+    got = _grads(src, {"theta": theta}, r, ["theta"])["theta"]
+    tt = torch.from_numpy(theta).double().requires_grad_()
+    (F.affine_grid(tt, [2, 3, 4, 5], align_corners=align) * torch.from_numpy(r).double()).sum().backward()
+    np.testing.assert_allclose(got, tt.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("body, match", [
+    ("grid_sample(x, g3)", r"the grid must be \[N, H_out, W_out, 2\]"),
+    ("grid_sample(x, g1)", r"the grid's batch 1 is not the image's 2"),
+    ("grid_sample(x[0], g)", r"expected an image \[N, C, H, W\], got \[3, 5, 6\]"),
+    ("grid_sample(x, g, mode=\"trilinear\")", r"trilinear"),
+    ("grid_sample(x, cast(g, \"float16\"))", r"the grid is float16, the image float32"),
+    ("affine_grid(t, [2, 3, shape(s)[0], 4])", r"the output height and width must be positive numbers, got H"),
+    ("affine_grid(t, [2, 3, 0, 4])", r"the output height and width must be positive numbers, got 0"),
+    ("affine_grid(t, [3, 3, 4, 4])", r"size's batch 3 is not theta's 2"),
+    ("affine_grid(t, [2, 3, 4])", r"size is \[N, C, H, W\]"),
+    ("affine_grid(g, [2, 3, 4, 4])", r"theta must be \[N, 2, 3\]"),
+])
+def test_refusals(body, match):
+    refused("model m(x: float32[2, 3, 5, 6], g: float32[2, 4, 4, 2], g3: float32[2, 4, 4, 3], "
+            f"g1: float32[1, 4, 4, 2], t: float32[2, 2, 3], s: float32[H]) -> y {{\n    y = {body}\n}}\n", match)
+
+
+def test_bicubic_training_is_diagnosed(tmp_path, capsys):
+    """bicubic has no gradient rule: a train build says so where it is written, and writes nothing."""
+    spec = tmp_path / "bicubic.arch"
+    spec.write_text("model m(x: float32[B, 1, 4, 4]) -> y {\n"
+                    "    g = x -> flatten -> linear(8) as loc -> reshape([B, 2, 2, 2])\n"
+                    "    y = grid_sample(x, g, mode=\"bicubic\") -> flatten -> linear(3) as fc\n}\n")
+    from archdsl.cli import main
+    assert main(["build", str(spec), "--train", "-o", str(tmp_path / "t.onnx")]) == 1
+    assert not (tmp_path / "t.onnx").exists()
+    err = capsys.readouterr().err
+    assert "bicubic.arch:3:" in err and 'no gradient for mode="bicubic"' in err, err
