@@ -7,7 +7,8 @@ i, f, g, o and ONNX wants i, o, f, c; torch GRU rows are r, z, n and ONNX wants 
 linear_before_reset=1 (torch applies the reset gate after the hidden-state matmul).
 
 The gradient is that of `decompose`: the recurrence unrolled over a fixed number of time steps in registry
-ops (torch's equations), so training needs a sequence length known at compile time."""
+ops (torch's equations), so training needs a sequence length known at compile time; with lengths= each step
+keeps a finished sequence's state and zeroes its output."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import math
 import numpy as np
 
 from ..diagnostics import ArchError
-from ..types import TensorType, numel
+from ..types import DType, TensorType, numel
 from ._common import bfloat16_from, float_input, positive, shape_str
 from ._common import i64 as _i64
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
@@ -87,6 +88,14 @@ def _split_inputs(ins, a):
     return list(ins[:len(ins) - n]), list(ins[len(ins) - n:])
 
 
+def _lengths(data: list, types: list, a) -> tuple[list, object]:
+    """(x and the initial states, the lengths or None): lengths= is the last data input, from the elaborator's
+    `given` record, or (a node built without it) the one integer data input."""
+    given = a.get("given")
+    has = "lengths" in given if given is not None else len(types) > 1 and not types[-1].dtype.is_float
+    return (data[:-1], data[-1]) if has else (data, None)
+
+
 def _make_infer(cell):
     gates = GATES[cell][0]
     n_states = 2 if cell == "lstm" else 1
@@ -94,6 +103,7 @@ def _make_infer(cell):
     def infer(ins, a):
         _check_attrs(cell, a)
         data, params = _split_inputs(ins, a)
+        data, lengths = _lengths(data, data, a)
         x = data[0]
         float_input(cell, x)
         if x.rank != 3:
@@ -112,6 +122,9 @@ def _make_infer(cell):
         for s in states:
             if s.dtype != x.dtype or tuple(s.shape) != state_t.shape:
                 fail(f"{cell}: initial state must be {state_t}, got {s}")
+        if lengths is not None and (lengths.dtype not in (DType.int64, DType.int32) or lengths.rank != 1
+                                    or lengths.shape[0] != b):
+            fail(f"{cell}: lengths must be int64 (or int32) [{b}], each sequence's length, got {lengths}")
         seq = x.with_shape((b, t, dirs * h) if a["batch_first"] else (t, b, dirs * h))
         return [seq] + ([state_t] * n_states if a["return_state"] else [])
     return infer
@@ -125,6 +138,9 @@ def _make_lower(cell):
         bfloat16_from(e, c.in_types[0], cell, f"ONNX {onnx_op} takes")
         a = c.attrs
         data, params = _split_inputs(ins, a)
+        data, lengths = _lengths(data, c.in_types[:len(data)], a)
+        if lengths is not None:  # ONNX's sequence_lens is int32
+            lengths = e.op("Cast", [lengths], to=DType.int32.onnx)
         h, dirs, layers = a["hidden_size"], _dirs(a), a["num_layers"]
         rows = _i64(e, torch_to_onnx_rows(cell, h))
         per = 4 if a["bias"] else 2
@@ -144,7 +160,7 @@ def _make_lower(cell):
                      e.op("Concat", [e.op("Unsqueeze", [v, _i64(e, [0])]) for v in vs], axis=0))
             initial = [e.op("Slice", [s, _i64(e, [layer * dirs]), _i64(e, [(layer + 1) * dirs]), _i64(e, [0])])
                        for s in data[1:]]
-            inputs = [seq, stack(w), stack(r), stack(bias) if bias else "", ""] + initial
+            inputs = [seq, stack(w), stack(r), stack(bias) if bias else "", lengths or ""] + initial
             while inputs[-1] == "":
                 inputs.pop()
             y, *states = e.op(onnx_op, inputs, n_out=1 + n_states, hidden_size=h,
@@ -237,6 +253,7 @@ def decompose(r, cell: str, c, vals, dropout=None):
     `dropout(r, seq, layer)` (training) drops each layer's output but the last's, as torch does."""
     a = c.attrs
     data, params = _split_inputs(list(vals), a)
+    data, lengths = _lengths(data, [r.type(v) for v in data], a)
     x_t = c.in_types[0]
     h, dirs, layers = a["hidden_size"], _dirs(a), a["num_layers"]
     tax = 1 if a["batch_first"] else 0
@@ -266,10 +283,19 @@ def decompose(r, cell: str, c, vals, dropout=None):
             hs: list = [None] * steps
             for t in (range(steps) if d == 0 else reversed(range(steps))):
                 if cell == "lstm":
-                    state = list(_lstm_step(r, xs[t], state[0], state[1], whh_t, h))
+                    new = list(_lstm_step(r, xs[t], state[0], state[1], whh_t, h))
                 else:
-                    state = list(_gru_step(r, xs[t], state[0], whh_t, h, b_hh))
-                hs[t] = state[0]
+                    new = list(_gru_step(r, xs[t], state[0], whh_t, h, b_hh))
+                if lengths is None:
+                    state = new
+                    hs[t] = state[0]
+                    continue
+                # a packed sequence's step: past a sequence's length its state stays (so the reverse
+                # direction starts at its last element) and its output is zero
+                live = r.op("lt", r.const(t, like=lengths), r.op("unsqueeze", lengths, dim=1))     # [B, 1]
+                state = [None if v is None else r.op("where", live, v, r.const(0.0, like=v) if old is None else old)
+                         for v, old in zip(new, state)]
+                hs[t] = r.op("where", live, state[0], r.const(0.0, like=state[0]))
             outs.append(_stack(r, hs, tax))
             for i in range(n_states):
                 finals[i].append(state[i])
@@ -311,15 +337,18 @@ def _make_grad(cell):
 
 def _register(cell: str, torch_name: str, states: str):
     register(OpDef(
-        name=cell, inputs=("x",) + tuple(f"{s}?" for s in states.split()), category="layer",
+        name=cell, inputs=("x",) + tuple(f"{s}?" for s in states.split()) + ("lengths?",), category="layer",
         attrs=(Attr("hidden_size", "int"), Attr("num_layers", "int", 1), Attr("bias", "bool", True),
                Attr("batch_first", "bool", True), Attr("dropout", "float", 0.0), Attr("bidirectional", "bool", False),
-               Attr("return_state", "bool", False)),
+               Attr("return_state", "bool", False), Attr("given", "given", None)),
         params=_make_params(cell), infer=_make_infer(cell), lower=_make_lower(cell), cost=_make_cost(cell),
         grad=_make_grad(cell),
         doc=f"{torch_name} (torch layout and gate order), batch_first by default: [B, T, F] -> [B, T, D*H]; "
             f"return_state=true also gives the final {', '.join(states.split()).replace('0', '_n')} [layers*D, B, H]. "
-            f"ONNX {GATES[cell][1]}, one per layer; dropout is the identity at inference.",
+            "lengths= (int64 [B], each in 1..T) runs a padded batch as torch's packed sequences: outputs past a "
+            "sequence's length are zero and its final state is its last real step's (the reverse direction "
+            f"starts there). ONNX {GATES[cell][1]}, one per layer (sequence_lens); dropout is the identity at "
+            "inference.",
     ))
 
 

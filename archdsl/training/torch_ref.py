@@ -148,6 +148,8 @@ def _rnn(cell):
         a = node.attrs
         names = _param_names(a)
         states, params = rest[:len(rest) - len(names)], rest[len(rest) - len(names):]
+        lengths = states[-1] if states and not states[-1].is_floating_point() else None
+        states = states[:-1] if lengths is not None else states
         key = (cell, x.shape[-1], tuple(sorted(a.items())), x.dtype, x.device)
         if key not in _RNN_MODULES:
             cls = torch.nn.LSTM if cell == "lstm" else torch.nn.GRU
@@ -155,7 +157,14 @@ def _rnn(cell):
                                     batch_first=a["batch_first"], dropout=a["dropout"],
                                     bidirectional=a["bidirectional"], dtype=x.dtype, device=x.device)
         hx = (tuple(states) if cell == "lstm" else states[0]) if states else None
-        y, final = torch.func.functional_call(_RNN_MODULES[key], dict(zip(names, params)), (x, hx))
+        if lengths is not None:  # a packed batch, padded back with zeros to the input's length
+            packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=a["batch_first"],
+                                                             enforce_sorted=False)
+            y, final = torch.func.functional_call(_RNN_MODULES[key], dict(zip(names, params)), (packed, hx))
+            y, _ = torch.nn.utils.rnn.pad_packed_sequence(y, batch_first=a["batch_first"],
+                                                          total_length=x.shape[1 if a["batch_first"] else 0])
+        else:
+            y, final = torch.func.functional_call(_RNN_MODULES[key], dict(zip(names, params)), (x, hx))
         if not a["return_state"]:
             return y
         return (y, *final) if cell == "lstm" else (y, final)

@@ -36,13 +36,17 @@ def _b(v: bool) -> str:
 
 # ---------------------------------------------------------------- lstm / gru vs torch
 
-def _rnn_case(cell, b, t, f, h, layers, bidirectional, bias, batch_first, with_state, seed):
+def _rnn_case(cell, b, t, f, h, layers, bidirectional, bias, batch_first, with_state, seed, lengths=False):
+    """lengths=True: a padded batch with each sequence's length (lengths=), against torch's packed sequence
+    padded back with zeros."""
     torch = pytest.importorskip("torch")
     dirs = 2 if bidirectional else 1
     x_dims = "B, T, {f}" if batch_first else "T, B, {f}"
     state_names = ["h0", "c0"] if cell == "lstm" else ["h0"]
     extra_in = "".join(f", {s}: float32[{layers * dirs}, B, {h}]" for s in state_names) if with_state else ""
     state_kw = "".join(f", {s}={s}" for s in state_names) if with_state else ""
+    if lengths:
+        extra_in, state_kw = extra_in + ", lens: int64[B]", state_kw + ", lengths=lens"
     outs = ["y", "hn"] + (["cn"] if cell == "lstm" else [])
     src = f"""
 model m(x: float32[{x_dims.format(f=f)}]{extra_in}) -> ({", ".join(outs)}) {{
@@ -60,13 +64,23 @@ model m(x: float32[{x_dims.format(f=f)}]{extra_in}) -> ({", ".join(outs)}) {{
     states = [rng.standard_normal((layers * dirs, b, h)).astype(np.float32) for _ in state_names]
     if with_state:
         feeds.update(zip(state_names, states))
+    lens = rng.integers(1, t + 1, b)
+    if lengths:
+        lens[rng.integers(b)] = t  # torch pads back to the longest
+        feeds["lens"] = lens
     got = runtime.session(m).run(None, feeds)
     with torch.no_grad():
         init = None
         if with_state:
             ts = [torch.from_numpy(s) for s in states]
             init = tuple(ts) if cell == "lstm" else ts[0]
-        y, st_ = ref(torch.from_numpy(x), init)
+        if lengths:
+            packed = torch.nn.utils.rnn.pack_padded_sequence(torch.from_numpy(x), torch.from_numpy(lens),
+                                                             batch_first=batch_first, enforce_sorted=False)
+            y, st_ = ref(packed, init)
+            y, _ = torch.nn.utils.rnn.pad_packed_sequence(y, batch_first=batch_first, total_length=t)
+        else:
+            y, st_ = ref(torch.from_numpy(x), init)
     want = [y.numpy()] + ([s.numpy() for s in st_] if cell == "lstm" else [st_.numpy()])
     assert got[0].shape == ((b, t, dirs * h) if batch_first else (t, b, dirs * h))
     for g, w in zip(got, want):
@@ -76,19 +90,29 @@ model m(x: float32[{x_dims.format(f=f)}]{extra_in}) -> ({", ".join(outs)}) {{
 
 _sizes = {"b": st.integers(1, 3), "t": st.integers(1, 5), "f": st.integers(1, 6), "h": st.integers(1, 6),
           "layers": st.integers(1, 3), "bidirectional": st.booleans(), "bias": st.booleans(),
-          "batch_first": st.booleans(), "with_state": st.booleans(), "seed": st.integers(0, 2**16)}
+          "batch_first": st.booleans(), "with_state": st.booleans(), "seed": st.integers(0, 2**16),
+          "lengths": st.booleans()}
 
 
 @_SETTINGS
 @given(**_sizes)
-def test_lstm_matches_torch(b, t, f, h, layers, bidirectional, bias, batch_first, with_state, seed):
-    _rnn_case("lstm", b, t, f, h, layers, bidirectional, bias, batch_first, with_state, seed)
+def test_lstm_matches_torch(b, t, f, h, layers, bidirectional, bias, batch_first, with_state, seed, lengths):
+    _rnn_case("lstm", b, t, f, h, layers, bidirectional, bias, batch_first, with_state, seed, lengths)
 
 
 @_SETTINGS
 @given(**_sizes)
-def test_gru_matches_torch(b, t, f, h, layers, bidirectional, bias, batch_first, with_state, seed):
-    _rnn_case("gru", b, t, f, h, layers, bidirectional, bias, batch_first, with_state, seed)
+def test_gru_matches_torch(b, t, f, h, layers, bidirectional, bias, batch_first, with_state, seed, lengths):
+    _rnn_case("gru", b, t, f, h, layers, bidirectional, bias, batch_first, with_state, seed, lengths)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_rnn_lengths_match_torch_packed_sequences(cell, bidirectional):
+    """Lengths from 1 to T in one batch, two layers: outputs past each length are zero, the final state is
+    each sequence's last real step's (the reverse direction starts there), as torch's packed sequences."""
+    for seed in range(3):
+        _rnn_case(cell, 4, 5, 3, 4, 2, bidirectional, True, seed % 2 == 0, seed == 1, seed, lengths=True)
 
 
 @pytest.mark.parametrize("cell, gates", [("lstm", 4), ("gru", 3)])
@@ -121,6 +145,10 @@ def test_rnn_symbolic_dims_run_at_other_sizes():
     ("model m(x: float32[B, T, 5], h: float32[1, B, 4]) -> y { y = x -> lstm(4, h0=h) }", "h0 and c0"),
     ("model m(x: float32[B, T, 5]) -> y { y = x -> lstm(4, dropout=1.5) }", "dropout"),
     ("model m(x: float32[B, T, 5]) -> y { y = x -> lstm(0) }", "positive"),
+    ("model m(x: float32[B, T, 5], n: float32[B]) -> y { y = x -> lstm(4, lengths=n) }",
+     r"lengths must be int64 \(or int32\) \[B\], each sequence's length, got float32\[B\]"),
+    ("model m(x: float32[B, T, 5], n: int64[B, 1]) -> y { y = x -> gru(4, lengths=n) }", r"lengths must be int64"),
+    ("model m(x: float32[B, T, 5], n: int64[3]) -> y { y = x -> gru(4, lengths=n) }", r"lengths must be int64"),
 ])
 def test_rnn_shape_errors_are_diagnostics(src, msg):
     with pytest.raises(ArchError, match=msg):

@@ -54,6 +54,25 @@ def test_recurrent_step_matches_torch(case):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_padded_batch_with_lengths_trains_like_torch_packed_sequences(cell):
+    """lengths= in a train step: the unrolled recurrence keeps each sequence's state past its length and
+    zeroes its outputs there, so two SGD-momentum steps equal torch's on packed sequences (float64)."""
+    pytest.importorskip("torch")
+    ct, fwd = compile_step(str(SPECS / "lstm_lengths.arch"), config(opt="sgd", lr=0.1, momentum=0.9),
+                           [f'cell="{cell}"'])
+    data = batches(ct, 2, 4, 10, seed=3)
+    for i, feeds in enumerate(data):
+        feeds["lens"] = np.array([[5, 1, 3, 4], [2, 5, 5, 1]][i], np.int64)
+    init = initial(ct)
+    lo, so = ort_steps(ct, data)
+    l64, s64 = torch_steps(ct, fwd, data, np.float64)
+    for step in (0, 1):
+        assert rel(lo[step], l64[step]) <= 1e-5, (step, lo, l64)
+        for name, ref in s64[step].items():
+            assert rel(so[step][name] - init[name], ref - init[name]) <= 1e-4, (step, name)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("batch_first", [True, False])
 def test_symbolic_sequence_length_is_a_diagnostic(cell, batch_first):
     shape = "B, T, 8" if batch_first else "T, B, 8"
