@@ -12,10 +12,11 @@ from ..diagnostics import (
     EvalError,
     LimitError,
     Span,
+    UnknownNameError,
 )
 from ..ir import Graph
 from ..syntax import ast as A
-from ..types import Sym, dim_mul
+from ..types import Sym, dim_mul, dim_symbols
 from .blocks import Blocks
 from .bounded import printing, short, to_str
 from .builtins import BUILTINS
@@ -295,6 +296,10 @@ class Evaluator(Calls, Blocks, Operators):
         op = ops.lookup(name)
         if op is not None:
             return OpFn(op)
+        if self.graph is not None and any(name in dim_symbols(d) for v in self.graph.inputs for d in v.type.shape):
+            raise UnknownNameError(f"unknown name '{name}': {name} is a size of the model's inputs, and a block sees "
+                                   f"only its arguments; read it from a tensor (shape(x)[0]), pass it in as an "
+                                   f"argument, or let reshape infer it (-1)", span)
         raise env.missing(name, span, extra=list(BUILTINS) + ops.all_names())
 
     def _label(self, label_expr, env):

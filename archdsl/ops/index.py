@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..types import MAX_DIM, Dim, dim_add
+from ..types import MAX_DIM, Dim, dim_add, dim_floordiv
 from ._common import shape_str
 from .registry import Attr, OpDef, fail, register
 
@@ -54,15 +54,16 @@ def resolve_index(x, index):
             plan.append(None)
             continue
         if not isinstance(d, int):
-            if step != 1:
-                fail(f"slicing symbolic dim {d} needs step 1")
+            if step < 0:
+                fail(f"slicing symbolic dim {d} backwards (step {step}): the reversed dim is flip(x, [{ax}]), "
+                     "then a forward slice")
             if lo is not None and lo < 0 and hi is not None and hi >= 0:  # its length would be hi - (d + lo)
                 fail(f"slicing symbolic dim {d} from the end ({lo}) up to a position from the start ({hi}): the "
                      f"length would depend on {d}; write both bounds from the same end")
             if max(abs(lo or 0), abs(hi or 0)) > MAX_DIM:
                 fail(f"slice bound {max(abs(lo or 0), abs(hi or 0))} is beyond dim {ax} ({d}) at any size (dims "
                      "are below 2**31)")
-            plan.append((lo or 0, hi, 1, False))
+            plan.append((lo or 0, hi, step, False))
             continue
         s = slice(lo, hi, step).indices(d)
         plan.append((s[0], s[1], s[2], False))
@@ -78,12 +79,19 @@ def _size(d, p):
     if isinstance(d, int):
         return len(range(start, end, step))
     # symbolic d: bounds from the start give end - start (assumed within d), from the end -start or end - start,
-    # an end from the end d + end - start (x[:, :-1] is T - 1 long)
+    # an end from the end d + end - start (x[:, :-1] is T - 1 long); a step takes every step-th of those, the
+    # first included: ceil(length / step) (x[:, 0::2] of H is (H+1)//2 long)
     if end is None:
-        return -start if start < 0 else dim_add(d, -start)
-    if end < 0 <= start:
-        return dim_add(d, end - start)
-    return max(end - start, 0)  # python's x[:, 5:3] and x[:, -1:-3] are empty
+        length = -start if start < 0 else dim_add(d, -start)
+    elif end < 0 <= start:
+        length = dim_add(d, end - start)
+    else:
+        length = max(end - start, 0)  # python's x[:, 5:3] and x[:, -1:-3] are empty
+    if step == 1:
+        return length
+    if isinstance(length, int):
+        return -(-length // step)
+    return dim_floordiv(dim_add(length, step - 1), step)
 
 
 def _infer(ins, a):

@@ -131,6 +131,39 @@ def test_getitem_on_a_symbolic_dim(b_, t, f, i, hi):
         close(runtime.session(m, "cpu", 1).run(None, {"x": x})[0], want)
 
 
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 7), min_size=1, max_size=3), data=st.data())
+def test_strided_slices_of_symbolic_dims(shape, data):
+    """x[:, 0::2], x[:, 1:-1:3], x[:, -5::2] over dims only known at run time: the size is a formula
+    (ceil(length / step): (H+1)//2) that run_op checks against onnxruntime's, and the values are numpy's."""
+    x = rand(*shape)
+    texts, keys = [], []
+    for size in shape:
+        step = data.draw(st.integers(1, 3))
+        kind = data.draw(st.sampled_from(["start", "from_end", "both_start", "end_from_end"]))
+        lo = data.draw(st.integers(0, size - 1))
+        if kind == "start":
+            key, text = slice(lo, None, step), f"{lo}::{step}"
+        elif kind == "from_end":
+            key, text = slice(-(lo + 1), None, step), f"{-(lo + 1)}::{step}"
+        elif kind == "both_start":
+            hi = data.draw(st.integers(lo, size))
+            key, text = slice(lo, hi, step), f"{lo}:{hi}:{step}"
+        else:
+            hi = -data.draw(st.integers(1, size - lo)) if size - lo >= 1 else None
+            key, text = slice(lo, hi, step), f"{lo}:{'' if hi is None else hi}:{step}"
+        texts.append(text)
+        keys.append(key)
+    want = x[tuple(keys)]
+    y, _ = run_op(f"x[{', '.join(texts)}]", x=x, sym="all")
+    close(y, want)
+
+
+def test_a_backward_slice_of_a_symbolic_dim_says_flip():
+    refused("model m(x: float32[B, T]) -> y {\n    y = x[:, ::-1]\n}\n",
+            r"slicing symbolic dim T backwards \(step -1\): the reversed dim is flip\(x, \[1\]\)")
+
+
 @covers("flatten", "permute", "transpose", "reshape")
 @SETTINGS
 @given(shape=st.lists(dim, min_size=2, max_size=4), data=st.data(), sym=SYM)

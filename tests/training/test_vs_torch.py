@@ -178,15 +178,18 @@ SHIFTED = """
 model shifted(x: float32[B, T, 4]) -> y {
     h = x -> linear(6) as fc
     d = h[:, 1:] - h[:, :-1]                         # [B, T-1, 6]: next step minus this one
+    e = sum(h[:, 0::2], dim=[1]) + sum(h[:, 1:-1:3], dim=[1]) + sum(h[:, -3::2], dim=[1])  # strided
     y = concat([d[:, -2:], h[:, -3:-1]], axis=1) -> flatten -> linear(3) as head
+    y = y + (e -> linear(3) as side)
 }
 """
 
 
-@pytest.mark.parametrize("t", [4, 9])
+@pytest.mark.parametrize("t", [4, 9, 10])
 def test_slices_from_the_end_of_a_symbolic_dim_train_like_torch(t):
-    """x[:, :-1], x[:, -2:] and x[:, -3:-1] on a symbolic T (they were "needs non-negative bounds"): the
-    forward pass and one SGD step against torch, at two lengths of one compiled step."""
+    """x[:, :-1], x[:, -2:] and x[:, -3:-1] on a symbolic T (they were "needs non-negative bounds"), and with
+    steps (x[:, 0::2], "needs step 1"): the forward pass and one SGD step against torch, at two lengths of one
+    compiled step."""
     ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=SHIFTED)
     assert "(T-1)" in {str(d) for n in fwd.nodes for d in n.outputs[0].type.shape}  # d is T-1 long
     one_step_like_torch(ct, fwd, batches(ct, 1, 3, 3, seed=2, dims={"T": t}))
