@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..diagnostics import ArchTypeError, LimitError
 from ..types import Sym
-from .scalars import COMPARE, is_num
+from .scalars import COMPARE, SymbolicOperand, is_num
 from .values import BlockFn, Builtin, Namespace, OpFn, Tensor, describe
 
 __all__ = ["MAX_LIST", "Meter", "check_length", "comparing", "contains", "equal", "order", "printing", "short",
@@ -191,7 +191,8 @@ def order(op, a, b, meter: Meter) -> bool:
             return COMPARE[op](len(a), len(b))
         a, b = a[i], b[i]
     if not ((is_num(a) and is_num(b)) or (isinstance(a, str) and isinstance(b, str))):
-        raise ArchTypeError(f"cannot compare {describe(a)} {op} {describe(b)}")
+        error = SymbolicOperand if isinstance(a, Sym) or isinstance(b, Sym) else ArchTypeError
+        raise error(f"cannot compare {describe(a)} {op} {describe(b)}")
     return COMPARE[op](a, b)
 
 

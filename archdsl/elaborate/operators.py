@@ -15,7 +15,7 @@ from ..syntax import ast as A
 from ..types import Sym
 from .bounded import check_length, comparing, contains, equal, order, short
 from .calls import check_fits
-from .scalars import ARITH, COMPARE, TENSOR_OPS, Limits, is_int, is_num, sym_arith
+from .scalars import ARITH, COMPARE, TENSOR_OPS, Limits, SymbolicOperand, is_int, is_num, sym_arith
 from .values import Namespace, Tensor, describe
 
 __all__ = ["Operators"]
@@ -57,7 +57,8 @@ class Operators:
             return self.compared(equal, a, b, span=span) == (op == "==")
         if op in ("<", "<=", ">", ">="):
             if not ((is_num(a) and is_num(b)) or (type(a) is type(b) and isinstance(a, (str, list, tuple)))):
-                raise ArchTypeError(f"cannot compare {describe(a)} {op} {describe(b)}", span)
+                error = SymbolicOperand if isinstance(a, Sym) or isinstance(b, Sym) else ArchTypeError
+                raise error(f"cannot compare {describe(a)} {op} {describe(b)}", span)
             return self.compared(order, op, a, b, span=span)
         if isinstance(a, Sym) or isinstance(b, Sym):
             return sym_arith(op, a, b, span)

@@ -53,6 +53,11 @@ def is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+class SymbolicOperand(ArchTypeError):
+    """An operation a symbolic size makes undecidable at build time (`T % 2`, `T <= 1024`): an assert on it
+    is checked at the sizes a run gives instead (archdsl run, check --dim), where T is a number."""
+
+
 def sym_arith(op, a, b, span):
     if op == "*" and isinstance(a, (int, Sym)) and isinstance(b, (int, Sym)):
         return dim_mul(a, b)
@@ -62,7 +67,7 @@ def sym_arith(op, a, b, span):
         return dim_add(a, b)
     if op == "-" and isinstance(a, (int, Sym)) and isinstance(b, (int, Sym)):
         return dim_add(a, dim_mul(b, -1) if isinstance(b, Sym) else -b)
-    raise ArchTypeError(f"cannot apply '{op}' to {describe(a)} and {describe(b)}", span)
+    raise SymbolicOperand(f"cannot apply '{op}' to {describe(a)} and {describe(b)}", span)
 
 
 def py_error(err: Exception) -> str:

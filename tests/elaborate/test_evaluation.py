@@ -222,6 +222,29 @@ def test_assert_message_reaches_the_user():
         archdsl.check_source("param depth = 50\nassert depth in [18, 34], \"depth must be 18 or 34\"\n" + _MODEL)
 
 
+def test_an_assert_a_symbolic_size_leaves_open_waits_for_the_sizes_of_a_run(tmp_path, capsys):
+    """`T % 2`, `T <= 64` are undecidable while T is symbolic: the build passes, and a run (where T is a number)
+    checks them; a plain assert still fails at build time, and the same operation outside an assert is an
+    error (it was "cannot apply '%' to symbolic dim T" on the assert too)."""
+    src = ("model m(x: float32[B, T, 4]) -> y {\n"
+           "    assert shape(x)[1] % 2 == 0, \"T must be even\"\n"
+           "    assert shape(x)[1] <= 64 and shape(x)[2] == 4, \"T is at most 64\"\n"
+           "    y = x\n}\n")
+    archdsl.check_source(src)
+    with pytest.raises(ArchError, match="width is 4"):
+        archdsl.check_source(src.replace("    y = x", "    assert shape(x)[2] == 5, \"width is 4\"\n    y = x"))
+    with pytest.raises(ArchError, match=r"cannot apply '%' to symbolic dim T and int 2"):
+        archdsl.check_source(src.replace("    y = x", "    y = x * (shape(x)[1] % 2)"))
+    spec = tmp_path / "even.arch"
+    spec.write_text(src)
+    from archdsl.cli import main
+    assert main(["run", str(spec), "--dim", "T=3"]) == 1
+    assert "even.arch:2:5: error: T must be even" in capsys.readouterr().err
+    assert main(["run", str(spec), "--dim", "T=66"]) == 1
+    assert "error: T is at most 64" in capsys.readouterr().err
+    assert main(["run", str(spec), "--dim", "T=6"]) == 0
+
+
 def _files(tmp_path, **files):
     for name, text in files.items():
         p = tmp_path / name
