@@ -11,8 +11,8 @@ from typing import Union
 
 import numpy as np
 
-__all__ = ["DType", "Sym", "Dim", "TensorType", "dim_str", "is_static", "numel", "DTYPES", "describe", "dim_size",
-           "is_formula", "literal", "MAX_DIM"]
+__all__ = ["DType", "Sym", "Dim", "TensorType", "dim_str", "is_static", "numel", "DTYPES", "unknown_dtype", "describe",
+           "dim_size", "is_formula", "literal", "MAX_DIM"]
 
 MAX_DIM = 2**31 - 1  # the largest size of any dim, symbolic ones at run time included
 
@@ -62,6 +62,24 @@ class DType(enum.Enum):
 
 
 DTYPES = {d.label: d for d in DType}
+
+# what torch, numpy and C call them: an unknown dtype's message names the one meant
+_DTYPE_WORDS = {"float": "float32' (torch's float; numpy's is float64", "double": "float64", "half": "float16",
+                "long": "int64", "int": "int32' (torch's int; numpy's is int64", "bool_": "bool",
+                "fp32": "float32", "f32": "float32", "fp16": "float16", "f16": "float16", "bf16": "bfloat16",
+                "bfloat": "bfloat16", "fp64": "float64", "f64": "float64", "i64": "int64", "i32": "int32"}
+
+
+def unknown_dtype(name) -> str:
+    """The diagnostic for a dtype name archdsl does not have: `float` is float32 in torch, a close spelling
+    is suggested, and the dtypes are listed."""
+    meant = _DTYPE_WORDS.get(name) if isinstance(name, str) else None
+    if meant is None and isinstance(name, str):
+        from difflib import get_close_matches
+        close = get_close_matches(name, list(DTYPES), n=1, cutoff=0.6)
+        meant = close[0] if close else None
+    hint = (f"; did you mean '{meant}" + (")?" if "(" in meant else "'?")) if meant else ""
+    return f"unknown dtype {name!r}{hint} (one of {', '.join(DTYPES)})"
 
 
 @dataclass(frozen=True, slots=True)

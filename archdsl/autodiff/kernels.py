@@ -312,7 +312,8 @@ def _avgpool_symbolic(e, ins, outs, c):
     n, dt = x_t.rank - 2, x_t.dtype.numpy
     k, s, p = a["kernel"], a["stride"], a["pads"]
     if a["ceil_mode"]:
-        fail("avgpool gradient: ceil_mode over a symbolic spatial dim needs known sizes")
+        fail(f"avgpool gradient: ceil_mode over a symbolic spatial dim needs known sizes, got {x_t}; give them "
+             "numbers (-D, or fixed sizes in the model input's shape), or use ceil_mode=false")
     window = np.ones((1, 1) + tuple(k), dtype=dt)
     if a["count_include_pad"]:
         scaled = e.op("Mul", [g, e.const(np.array(1.0 / math.prod(k), dtype=dt))])

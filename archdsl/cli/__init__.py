@@ -73,7 +73,8 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--emit", choices=("onnx", "ir"), default="onnx",
                    help="onnx (default) writes a model; ir prints the checked IR")
     b.add_argument("--external-data", action="store_true", default=None,
-                   help="store weights beside the model in OUT.onnx.data (automatic past 2 GiB)")
+                   help="store weights of 1 KiB or more beside the model in OUT.onnx.data (smaller ones stay in "
+                        "the model, as onnx does: a model with none writes no .data file; automatic past 2 GiB)")
     _optimize_flags(b, emits_ir=True)
     add_train_flags(b, building=True)
 

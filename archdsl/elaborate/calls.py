@@ -20,7 +20,7 @@ from ..diagnostics import (
 )
 from ..ops import REQUIRED, coerce_attr
 from ..ops.random import SEED_INPUT
-from ..types import DTYPES, DType, Sym, TensorType, is_formula, literal
+from ..types import DTYPES, DType, Sym, TensorType, is_formula, literal, unknown_dtype
 from .bounded import short
 from .builtins import TENSOR_MATH
 from .scalars import Limits, is_int, is_num
@@ -290,6 +290,9 @@ class Calls:
                 try:
                     attrs[a.name] = coerce_attr(op, a, given[a.name])
                 except ArchError as err:
+                    if op.name == "linear" and a.name == "bias" and is_int(given[a.name]):  # linear(4, 3)
+                        err.notes.append((f"torch's nn.Linear(in, out) is linear({given[a.name]}) here: the input "
+                                          f"features come from x, and the second number reads as bias=", span))
                     raise err.with_span(span) from None
             elif a.default is REQUIRED:
                 raise ArchTypeError(f"{op.name}() is missing argument '{a.name}': {op.signature()}", span)
@@ -442,7 +445,8 @@ class Calls:
         if init in ("normal", "trunc_normal") and not std >= 0:
             raise ArchTypeError(f"parameter(): {init} needs std >= 0, got std={std}", span)
         if not isinstance(dtype, str) or dtype not in DTYPES:
-            raise ArchTypeError(f"parameter(): unknown dtype {describe(dtype)}", span)
+            raise ArchTypeError(f"parameter(): {unknown_dtype(dtype if isinstance(dtype, str) else describe(dtype))}",
+                                span)
         check_elements(shape, "parameter()", span)
         name = self.layer_name(label, "param")
         spec = ParamSpec("", tuple(shape), inits[init], trainable=bool(trainable))

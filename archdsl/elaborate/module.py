@@ -25,7 +25,7 @@ from ..diagnostics import (
 from ..ir import Graph, check
 from ..syntax import ast as A
 from ..syntax import deep_recursion, is_number_literal, normalize_source, parse, parse_expr
-from ..types import DTYPES, Sym, TensorType
+from ..types import DTYPES, Sym, TensorType, unknown_dtype
 from .bounded import comparing, equal
 from .calls import check_elements
 from .evaluator import Evaluator
@@ -344,8 +344,7 @@ def _elaborate_model(mod: Module, name: str, sizes: dict[str, int]) -> Graph:
             raise ArchError(f"input '{inp.name}' is declared twice", inp.span)
         dt = DTYPES.get(inp.dtype)
         if dt is None:
-            raise UnknownNameError(f"unknown dtype '{inp.dtype}'{did_you_mean(inp.dtype, DTYPES)} "
-                                   f"(one of {', '.join(DTYPES)})", inp.dtype_span)
+            raise UnknownNameError(unknown_dtype(inp.dtype), inp.dtype_span)
         dims = tuple(_eval_dim(ev, d, env, sizes) for d in inp.dims)
         check_elements([d for d in dims if isinstance(d, int)], f"input '{inp.name}'", inp.span)
         env.vars[inp.name] = Tensor(g.add_input(inp.name, TensorType(dt, dims), inp.span))

@@ -5,7 +5,7 @@ x's shape only (Expand of a scalar to Shape(x), at run time for symbolic dims), 
 
 from __future__ import annotations
 
-from ..types import DTYPES, TensorType, describe
+from ..types import DTYPES, TensorType, describe, unknown_dtype
 from ._common import fill_array
 from .registry import Attr, OpDef, fail, register
 
@@ -16,7 +16,7 @@ def _dtype(name: str, x: TensorType, a):
     if a["dtype"] is None:
         return x.dtype
     if a["dtype"] not in DTYPES:
-        fail(f"{name}: unknown dtype '{a['dtype']}' (one of {', '.join(DTYPES)})")
+        fail(f"{name}: {unknown_dtype(a['dtype'])}")
     return DTYPES[a["dtype"]]
 
 

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..types import Dim, Sym, dim_mul, numel
+from ..types import Dim, Sym, dim_mul, dim_symbols, numel
 from ._common import float_input, shape_str
 from .registry import Attr, OpDef, fail, register
 
@@ -143,11 +143,17 @@ def _grad(b, c, ins, outs, gouts):
     if c.attrs["mode"] not in _INTERPOLATING:
         return [b.op("autodiff.movement_grad", g, *ins, op="upsample", attrs=dict(c.attrs), positions="int32"),
                 *like]
+    if all(d == 1 for d in x_t.shape[2:]):  # from one pixel (a pooled branch, ASPP's): every output is a copy of it
+        return [b.op("sum", g, dim=tuple(range(2, x_t.rank)), keepdim=True), *like]
     scales, _ = _plan(x_t, c.attrs, c.in_types[1] if len(ins) > 1 else None)
     n = x_t.rank - 2
     out_sp = c.out_types[0].shape[2:]
     if not all(isinstance(d, int) for d in tuple(x_t.shape[2:]) + tuple(out_sp)):
-        fail(f"upsample: the gradient of mode \"{c.attrs['mode']}\" needs known spatial sizes")
+        names = sorted({n for d in tuple(x_t.shape[2:]) + tuple(out_sp) for n in dim_symbols(d)})
+        fail(f"upsample: the gradient of mode \"{c.attrs['mode']}\" needs known spatial sizes (its weights are "
+             f"a matrix per axis), got {shape_str(x_t)} to {shape_str(c.out_types[0])}; give "
+             f"{' and '.join(names) or 'them'} numbers (-D, or fixed sizes in the model input's shape), or use "
+             "mode=\"nearest\", whose gradient takes any size")
     for i in range(n):
         ax = 2 + i
         w = _interp_weights(x_t.shape[ax], out_sp[i], c.attrs["align_corners"], scales[i] if scales else None,

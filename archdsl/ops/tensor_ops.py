@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..types import DTYPES, DType, Sym, TensorType, numel
+from ..types import DTYPES, DType, Sym, TensorType, numel, unknown_dtype
 from ._common import elementwise_cost, fill_array, reduce_op, select, shape_str, tril_keep
 from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register
@@ -272,7 +272,7 @@ register(OpDef(
 
 def _cast_infer(ins, a):
     if a["dtype"] not in DTYPES:
-        fail(f"cast: unknown dtype '{a['dtype']}' (one of {', '.join(DTYPES)})")
+        fail(f"cast: {unknown_dtype(a['dtype'])}")
     return [TensorType(DTYPES[a["dtype"]], ins[0].shape)]
 
 

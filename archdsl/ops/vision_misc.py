@@ -58,6 +58,9 @@ def _infer(ins, a):
     mode = a["mode"]
     if mode == "constant":
         fill_array("pad", a["value"], x.dtype, named_infinity=False)  # pad takes a number, not "inf"
+    elif a["value"] != 0.0:  # it would be ignored
+        fail(f"pad: mode \"{mode}\" fills from the tensor itself and takes no value= (got {a['value']:g}); "
+             "as torch's, only mode=\"constant\" fills with a value")
     check_pad_fits("pad", x, pairs, mode)
     out: list[Dim] = [dim_add(d, lo + hi) for d, (lo, hi) in zip(x.shape, pairs)]
     return [x.with_shape(tuple(out))]

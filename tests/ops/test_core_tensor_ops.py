@@ -392,6 +392,13 @@ def test_attribute_type_errors_name_the_value_not_a_python_type(call, words):
     _refused(f"model f(x: float32[B, 4]) -> y {{\n    y = {call}\n}}\n", words)
 
 
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_a_fill_value_with_a_mode_that_copies_is_refused(mode):
+    """torch refuses value= beside a mode that fills from the tensor; it was silently ignored."""
+    refused(f"model m(x: float32[1, 2, 4]) -> y {{\n    y = pad(x, [1, 1], mode=\"{mode}\", value=2.0)\n}}\n",
+            rf'pad: mode "{mode}" fills from the tensor itself and takes no value= \(got 2\)')
+
+
 def test_pad_of_a_bfloat16_tensor_passes_the_full_checker():
     """Its fill value was written as a float64 constant."""
     model = archdsl.compile_source("model p(x: bfloat16[2, 3]) -> y {\n    y = pad(x, [1, 1])\n}\n")

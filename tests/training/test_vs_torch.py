@@ -195,6 +195,23 @@ def test_slices_from_the_end_of_a_symbolic_dim_train_like_torch(t):
     one_step_like_torch(ct, fwd, batches(ct, 1, 3, 3, seed=2, dims={"T": t}))
 
 
+POOLED_BRANCH = """
+model aspp(x: float32[B, 3, H, W]) -> y {
+    p = x -> global_avgpool -> conv2d(4, 1) as pc
+    u = upsample(p, like=x, mode="bilinear")
+    y = (x -> conv2d(4, 3, padding=1) as c) + u -> global_avgpool -> flatten -> linear(2) as fc
+}
+"""
+
+
+def test_an_upsampled_pooled_branch_trains_over_symbolic_sizes():
+    """ASPP's image-pooling branch: bilinear from a 1x1 map copies its one pixel, so its gradient is a sum and
+    needs no sizes (it was "the gradient of mode bilinear needs known spatial sizes")."""
+    ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=POOLED_BRANCH)
+    for hw in ((8, 8), (9, 7)):
+        one_step_like_torch(ct, fwd, batches(ct, 1, 2, 2, seed=1, dims={"H": hw[0], "W": hw[1]}))
+
+
 STRIDED = """
 model strided(x: float32[B, 3, H, W]) -> y {
     h = x -> conv2d(4, 3, stride=2, padding=1) as c1 -> tanh
