@@ -382,6 +382,9 @@ _OPS["grid_sample"] = lambda n, x, g: F.grid_sample(x, g, mode=n.attrs["mode"], 
                                                   align_corners=n.attrs["align_corners"])
 _OPS["affine_grid"] = lambda n, t: F.affine_grid(t, [t.shape[0], *n.attrs["size"][1:]],
                                                  align_corners=n.attrs["align_corners"])
+_OPS["norm"] = lambda n, x: torch.linalg.vector_norm(
+    x, ord={"inf": math.inf, "-inf": -math.inf, "fro": 2.0}.get(n.attrs["p"], n.attrs["p"]), dim=n.attrs["dim"],
+    keepdim=n.attrs["keepdim"])
 _OPS["gemm"] = lambda n, a, b, c=None: a @ b if c is None else a @ b + c
 _OPS["take"] = _take
 _OPS["heaviside"] = lambda n, x: torch.heaviside(x, torch.tensor(n.attrs["value_at_zero"], dtype=x.dtype))

@@ -28,7 +28,7 @@ CORE_MODULES = ("activation", "adaptive_pool", "cdist", "conv", "cumprod", "deta
                 "embedding", "eye", "filled", "finite", "grid_sample", "index", "indexing", "instance_norm", "linear",
                 "local_response_norm", "logexp", "logical", "losses", "more_activations", "more_math", "norm", "pool",
                 "random", "rearrange", "reductions", "repeat_interleave", "scatter", "shape_ops", "sorting",
-                "tensor_ops", "trig", "unfold")
+                "tensor_ops", "trig", "unfold", "vector_norm")
 COVERED: set[str] = set()
 _DT = {np.dtype(np.float32): "float32", np.dtype(np.int64): "int64", np.dtype(np.int32): "int32",
        np.dtype(np.bool_): "bool"}
@@ -73,6 +73,24 @@ def run_op(expr: str, *, opset: int = NEWEST, sym: bool | str = False, **inputs:
     assert out.shape == rule, f"{expr}: onnxruntime gives {out.shape}, our shape rule says {rule}"
     assert out.dtype == np.dtype(t.dtype.np), f"{expr}: onnxruntime gives {out.dtype}, we say {t.dtype}"
     return out, weights
+
+
+def grads_of(src: str, feeds: dict, r: np.ndarray, wrt: list[str]):
+    """The gradients of sum(y * r) with respect to the named inputs, from archdsl's reverse mode."""
+    from archdsl import driver
+    from archdsl.autodiff import gradients
+    from archdsl.ir import check
+    g = driver.elaborate_model(driver.load(text=src, file="g.arch"), "m")
+    y = g.outputs[0][1]
+    loss = g.add_node("sum", [g.add_node("mul", [y, g.add_const(r)], {}, "w").outputs[0]],
+                      {"dim": None, "keepdim": False}, "s").outputs[0]
+    ins = {v.name: v for v in g.inputs}
+    for name, gv in zip(wrt, gradients(g, loss, [ins[k] for k in wrt])):
+        g.set_output(f"d_{name}", gv)
+    check(g)
+    model = lower_graph(g, opset=NEWEST).model
+    outs = runtime.session(model, provider="cpu", threads=1).run([f"d_{k}" for k in wrt], feeds)
+    return dict(zip(wrt, outs))
 
 
 def as_torch(a, double: bool = False):

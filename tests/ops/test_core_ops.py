@@ -41,6 +41,7 @@ from . import (  # noqa: F401 - their @covers fill COVERED
     test_scan_repeat_ops,
     test_sort_scatter_ops,
     test_unfold_ops,
+    test_vector_norm,
     test_vision_layers,
 )
 from .core_harness import CORE_MODULES, COVERED, NEWEST, close, rand, run_op
@@ -117,6 +118,7 @@ _USES = {
     "log10": "log10(x)", "logaddexp": "logaddexp(x, 0)", "isnan": "isnan(x)", "isinf": "isinf(x)",  # finite.py
     "isfinite": "isfinite(x)", "nan_to_num": "nan_to_num(x)", "fmod": "fmod(x, x)", "trunc": "trunc(x)",
     "frac": "frac(x)",
+    "norm": "norm(x, dim=[1])",  # vector_norm.py
     "grid_sample": "grid_sample(x4, x4[:, :2] -> permute([0, 2, 3, 1]))",  # grid_sample.py
     "affine_grid": "affine_grid(concat([x3 -> transpose(1, 2), x3 -> transpose(1, 2)], axis=1), [2, 1, 2, 2])",
     "eq": "eq(x, x)", "ne": "ne(x, 1)", "lt": "x < x", "le": "le(x, x)", "gt": "1 > x", "ge": "x >= x",  # compare.py

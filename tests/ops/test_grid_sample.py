@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import archdsl
 from archdsl import runtime
 
-from .core_harness import FEW, NEWEST, covers, refused, run_op
+from .core_harness import FEW, NEWEST, covers, grads_of, refused, run_op
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -53,25 +53,6 @@ def test_grid_sample_matches_torch(mode, pad, align, n, c, h, w, ho, wo, exact, 
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=3e-6)
 
 
-def _grads(src: str, feeds: dict, r: np.ndarray, wrt: list[str]):
-    """The gradients of sum(y * r) with respect to the named inputs, from archdsl's reverse mode."""
-    from archdsl import driver
-    from archdsl.autodiff import gradients
-    from archdsl.ir import check
-    from archdsl.lower import lower_graph
-    g = driver.elaborate_model(driver.load(text=src, file="g.arch"), "m")
-    y = g.outputs[0][1]
-    loss = g.add_node("sum", [g.add_node("mul", [y, g.add_const(r)], {}, "w").outputs[0]],
-                      {"dim": None, "keepdim": False}, "s").outputs[0]
-    ins = {v.name: v for v in g.inputs}
-    for name, gv in zip(wrt, gradients(g, loss, [ins[k] for k in wrt])):
-        g.set_output(f"d_{name}", gv)
-    check(g)
-    model = lower_graph(g, opset=NEWEST).model
-    outs = runtime.session(model, provider="cpu", threads=1).run([f"d_{k}" for k in wrt], feeds)
-    return dict(zip(wrt, outs))
-
-
 @pytest.mark.parametrize("mode, pad, align", [m for m in _MODES if m[0] != "bicubic"])
 @pytest.mark.parametrize("exact", [False, True])
 def test_grid_sample_gradients_match_torch(mode, pad, align, exact):
@@ -82,7 +63,7 @@ def test_grid_sample_gradients_match_torch(mode, pad, align, exact):
     grid = _grid(rng, 2, 4, 7, 5, 6, exact)
     r = rng.standard_normal((2, 3, 4, 7)).astype(np.float32)
     src = f"model m(x: float32[2, 3, 5, 6], grid: float32[2, 4, 7, 2]) -> y {{\n    y = {_text(mode, pad, align)}\n}}\n"
-    got = _grads(src, {"x": x, "grid": grid}, r, ["x", "grid"])
+    got = grads_of(src, {"x": x, "grid": grid}, r, ["x", "grid"])
     # torch in float32 too: on a pixel centre the grid's gradient jumps (floor picks the side), and which
     # side a float32 coordinate lands on is what both must agree on
     tx, tg = torch.from_numpy(x).requires_grad_(), torch.from_numpy(grid).requires_grad_()
@@ -121,7 +102,7 @@ def test_affine_grid_gradient_matches_torch(align):
     theta, r = rng.standard_normal((2, 2, 3)).astype(np.float32), rng.standard_normal((2, 4, 5, 2)).astype(np.float32)
     src = ("model m(theta: float32[2, 2, 3]) -> y {\n"
            f"    y = affine_grid(theta, [2, 3, 4, 5], align_corners={str(align).lower()})\n}}\n")
-    got = _grads(src, {"theta": theta}, r, ["theta"])["theta"]
+    got = grads_of(src, {"theta": theta}, r, ["theta"])["theta"]
     tt = torch.from_numpy(theta).double().requires_grad_()
     (F.affine_grid(tt, [2, 3, 4, 5], align_corners=align) * torch.from_numpy(r).double()).sum().backward()
     np.testing.assert_allclose(got, tt.grad.numpy(), rtol=1e-5, atol=1e-5)
