@@ -250,6 +250,8 @@ def _define(env: Env, name: str, value, span: Span) -> None:
 def _override(item: A.ParamDecl, default, given, prefix: str = ""):
     value, span = given[0], given[1]
     name = prefix + item.name  # as the -D wrote it
+    if isinstance(default, (list, tuple)) and type(value) is type(default):
+        _same_elements(name, item, default, value, span)
     if default is None or type(value) is type(default):
         return value
     if isinstance(default, float) and value in ("inf", "-inf", "+inf"):  # -D p=inf: the ops' spelling of it
@@ -262,6 +264,21 @@ def _override(item: A.ParamDecl, default, given, prefix: str = ""):
                               [(f"param '{item.name}' is declared here", item.span)]) from None
     raise DefineError(f"-D {name}: expected {_kind(default)} like the default ({describe(default)}), "
                       f"got {describe(value)}", span, [(f"param '{item.name}' is declared here", item.span)])
+
+
+def _same_elements(name: str, item: A.ParamDecl, default, value, span) -> None:
+    """-D widths=[64, 'a'] where the default is a list of integers: the element is refused as a lone value
+    would be (an int where the default's are floats is fine, as for a lone number)."""
+    kinds = {type(v) for v in default}
+    if len(kinds) != 1 or not kinds <= {bool, int, float, str}:
+        return
+    kind = kinds.pop()
+    for i, v in enumerate(value):
+        if type(v) is not kind and not (kind is float and type(v) is int):
+            kinds = {bool: "true or false", int: "integers", float: "numbers", str: "strings"}[kind]
+            raise DefineError(f"-D {name}: element {i} is {describe(v)}, and the default's elements are "
+                              f"{kinds}", span,
+                              [(f"param '{item.name}' is declared here", item.span)])
 
 
 def _kind(v) -> str:

@@ -118,6 +118,20 @@ def test_defines_dict_and_strings_override_params():
         archdsl.check_source(src, defines=["width=7b"])
 
 
+def test_a_define_of_a_list_checks_its_elements_against_the_default():
+    """-D sizes=[1, 'a'] where the default holds integers was taken, and failed wherever the string was used;
+    an integer where the default's elements are numbers is fine, and an empty list or a mixed default take
+    anything."""
+    src = "param sizes = [1, 2]\nparam rates = [0.5, 1.0]\nparam mixed = [1, 'a']\n" + _MODEL
+    with pytest.raises(DefineError, match=r"-D sizes: element 1 is string \"a\", and the default's elements are "
+                                          r"integers"):
+        archdsl.check_source(src, defines=["sizes=[1, 'a']"])
+    with pytest.raises(DefineError, match=r"element 0 is float 1.5"):
+        archdsl.check_source(src, defines=["sizes=[1.5]"])
+    g = archdsl.check_source(src, defines=["rates=[1, 2]", "sizes=[]", "mixed=[true, 2.5]"])
+    assert g.meta["rates"] == [1, 2] and g.meta["sizes"] == []
+
+
 _RES = """
 block basic(x, planes) {
     out = x -> conv2d(planes, 3, padding=1, bias=false) as conv1 -> batchnorm as bn1 -> relu
