@@ -171,7 +171,7 @@ def test_param_values_that_nest_without_end_are_not_recorded():
     import json
     loop: list = []
     loop.append(loop)
-    m = archdsl.compile_source("param p = [1]\nmodel m(x: float32[B, 2]) -> y { y = x }", defines={"p": loop})
+    m = archdsl.compile_source("param p = []\nmodel m(x: float32[B, 2]) -> y { y = x }", defines={"p": loop})
     meta = {p.key: p.value for p in m.metadata_props}
     assert json.loads(meta["archdsl.params"])["p"] == "<list nested deeper than 100, not recorded>"
 
