@@ -157,10 +157,16 @@ def add_train_parser(sub) -> None:
     t.add_argument("--epochs", type=int, default=10, metavar="N",
                    help="passes over the data (default 10); 0 evaluates the starting weights (--weights, --resume's "
                         "checkpoint, or the initialization) on --data and --val and writes nothing")
-    t.add_argument("--schedule", choices=("constant", "cosine", "linear"), default="constant",
+    t.add_argument("--schedule", choices=("constant", "cosine", "linear", "step"), default="constant",
                    help="learning-rate schedule over the run (cosine: lr * (1 + cos(pi u)) / 2, as torch's "
                         "CosineAnnealingLR with T_max the run; linear: lr * (1 - u), toward 0), u the progress "
-                        "(see --schedule-per); default constant")
+                        "(see --schedule-per); step: lr * gamma for each of the --milestones passed, as torch's "
+                        "MultiStepLR (StepLR is milestones at every N); default constant")
+    t.add_argument("--milestones", type=_milestones, metavar="N[,N...]",
+                   help="--schedule step's milestones, increasing: the lr is multiplied by --gamma after epoch N "
+                        "(after update N with --schedule-per batch), as torch's MultiStepLR")
+    t.add_argument("--gamma", type=float, metavar="G",
+                   help="--schedule step's factor at each milestone (default 0.1)")
     t.add_argument("--schedule-per", choices=("epoch", "batch"), default="epoch",
                    help="when the schedule moves: per epoch (u = (e - 1) / E for epoch e of E, the default) or "
                         "per batch (u = (s - 1) / S for update s of the run's S, as a scheduler stepped per "
@@ -192,6 +198,17 @@ def add_train_parser(sub) -> None:
 _OTHER_FORMATS = {".onnx", ".arch", ".pt", ".pth", ".bin", ".ckpt", ".h5", ".pb", ".pkl", ".json", ".txt", ".npy"}
 
 
+def _milestones(text: str) -> tuple[int, ...]:
+    """--milestones 30,60: positive integers, increasing."""
+    try:
+        steps = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas (30,60), got {text!r}") from None
+    if not steps or steps[0] < 1 or any(b <= a for a, b in zip(steps, steps[1:])):
+        raise argparse.ArgumentTypeError(f"expected positive integers in increasing order, got {text!r}")
+    return steps
+
+
 def cmd_train(args, sources) -> int:
     from ..training.loop import LoopOptions, run_training
     from .run import check_spec_at
@@ -205,6 +222,14 @@ def cmd_train(args, sources) -> int:
         return 2
     if args.warmup < 0:
         print("archdsl train: error: --warmup is a number of steps, 0 or more", file=sys.stderr)
+        return 2
+    if (args.schedule == "step") != (args.milestones is not None) or \
+            (args.gamma is not None and args.schedule != "step"):
+        print("archdsl train: error: --schedule step takes its --milestones (and --gamma, default 0.1); they "
+              "set nothing for another schedule", file=sys.stderr)
+        return 2
+    if args.gamma is not None and not (0 < args.gamma < float("inf")):
+        print(f"archdsl train: error: --gamma must be a positive number, got {args.gamma:g}", file=sys.stderr)
         return 2
     if (status := settings_error(args, "train")) is not None:
         return status
@@ -233,6 +258,7 @@ def cmd_train(args, sources) -> int:
     opts = LoopOptions(data=args.data, val=args.val, epochs=args.epochs, batch_size=args.batch_size, output=out,
                        checkpoint=ckpt, resume=args.resume, provider=args.provider, threads=args.threads,
                        seed=args.seed, quiet=args.quiet, schedule=args.schedule, warmup=args.warmup,
+                       milestones=args.milestones or (), gamma=0.1 if args.gamma is None else args.gamma,
                        schedule_per=args.schedule_per, patience=args.patience,
                        check_sizes=lambda path, sizes: check_spec_at(mod, ct.graph.name, sizes, path),
                        weights_file=getattr(args, "weights", None))

@@ -56,6 +56,8 @@ class LoopOptions:
     schedule_per: str = "epoch"  # u = (epoch - 1) / epochs, or "batch": (update - 1) / updates of the whole run
     patience: int | None = None  # stop after this many epochs without a lower val_loss; -o holds the best epoch's
     warmup: int = 0  # update s (from 1, over the whole run) at min(1, s / warmup) of the schedule's lr
+    milestones: tuple[int, ...] = ()  # "step": lr * gamma ** (the milestones passed: epochs, or updates per batch)
+    gamma: float = 0.1
     # the spec checked at the sizes a data file gives its symbolic dims (path, sizes), before any step runs
     check_sizes: Callable[[str, dict], None] | None = None
     weights_file: str | None = None  # --weights: what --epochs 0 evaluates is named so
@@ -166,9 +168,10 @@ class Trainer:
             best = arrays.pop("__best__", None)
             self.best = (float(best[0]), int(best[1])) if best is not None else None
             plan = json.loads(str(arrays.pop("__plan__", "null")))
-            if plan is not None and (not isinstance(plan, dict) or set(plan) != set(schedule.PLAN_KEYS)):
+            need = set(schedule.PLAN_KEYS) - set(schedule.PLAN_DEFAULTS)  # an older checkpoint has no step keys
+            if plan is not None and (not isinstance(plan, dict) or not need <= set(plan) <= set(schedule.PLAN_KEYS)):
                 raise TypeError("__plan__ is not the schedule's settings")
-            self.plan = plan
+            self.plan = plan if plan is None else {**schedule.PLAN_DEFAULTS, **plan}
             seed = int(arrays.pop("__seed__", self.seed))  # shuffling follows --seed: another one is another run
             if not isinstance(saved, dict):
                 raise TypeError("__config__ is not a dict")
@@ -328,6 +331,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     best = trainer.best if opts.resume and trainer.best is not None else (math.inf, 0)  # --patience's
     base_lr = float(ct.info.config.lr)
     per_batch = opts.schedule_per == "batch" and opts.schedule != "constant"
+    plan = schedule.plan(opts)
     accumulate = ct.info.config.accumulate
     batches = schedule.batches_per_epoch(n, opts.batch_size, keep_last)
     # the whole run's, for a per-batch schedule
@@ -341,7 +345,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     for epoch in range(start + 1, opts.epochs + 1):
         t0 = time.perf_counter()
         if "lr" in trainer.state:  # lr is a step input: a schedule just feeds it (and a resumed run takes --lr)
-            lr = base_lr if per_batch else base_lr * schedule.factor(opts.schedule, (epoch - 1) / opts.epochs)
+            lr = base_lr if per_batch else base_lr * schedule.factor(plan, (epoch - 1) / opts.epochs, epoch - 1)
             trainer.set("lr", np.array(lr, np.float32))
         warming = (opts.warmup > 0 or per_batch) and "lr" in trainer.state and "step" in trainer.state
         rng = np.random.default_rng([opts.seed, epoch])
@@ -359,7 +363,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                     done = int(trainer.get("step"))
                     f = min(1.0, (done + 1) / opts.warmup) if opts.warmup else 1.0
                     if per_batch:
-                        f *= schedule.factor(opts.schedule, min(done, updates) / updates)
+                        f *= schedule.factor(plan, min(done, updates) / updates, done)
                     else:
                         warming = done < opts.warmup
                     trainer.set("lr", np.array(lr * f, np.float32))

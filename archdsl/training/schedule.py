@@ -3,6 +3,7 @@ schedule over the run, and what a resume that changes its settings does to it.""
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import TYPE_CHECKING
 
@@ -14,17 +15,20 @@ from .data import onnx_dims
 if TYPE_CHECKING:
     from .loop import LoopOptions
 
-__all__ = ["PLAN_KEYS", "batches", "batches_per_epoch", "check_fixed_batch", "factor", "fixed_batch", "plan",
-           "plan_note", "updates_per_epoch"]
+__all__ = ["PLAN_DEFAULTS", "PLAN_KEYS", "batches", "batches_per_epoch", "check_fixed_batch", "factor", "fixed_batch",
+           "plan", "plan_note", "updates_per_epoch"]
 
 
-PLAN_KEYS = ("epochs", "batch_size", "schedule", "schedule_per", "warmup")
+PLAN_KEYS = ("epochs", "batch_size", "schedule", "schedule_per", "warmup", "milestones", "gamma")
 PLAN_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "schedule": "--schedule",
-              "schedule_per": "--schedule-per", "warmup": "--warmup"}
+              "schedule_per": "--schedule-per", "warmup": "--warmup", "milestones": "--milestones",
+              "gamma": "--gamma"}
+# what a checkpoint written before the step schedule lacks
+PLAN_DEFAULTS = {"milestones": [], "gamma": 0.1}
 
 
 def plan(opts: "LoopOptions") -> dict:
-    return {k: getattr(opts, k) for k in PLAN_KEYS}
+    return {k: list(v) if k == "milestones" else v for k, v in ((k, getattr(opts, k)) for k in PLAN_KEYS)}
 
 
 def next_lr(plan: dict, base_lr: float, epoch: int, done: int, per_epoch: int) -> float:
@@ -32,9 +36,9 @@ def next_lr(plan: dict, base_lr: float, epoch: int, done: int, per_epoch: int) -
     per_batch = plan["schedule_per"] == "batch" and plan["schedule"] != "constant"
     if per_batch:
         updates = plan["epochs"] * per_epoch
-        f = factor(plan["schedule"], min(done, updates) / updates)
+        f = factor(plan, min(done, updates) / updates, done)
     else:
-        f = factor(plan["schedule"], (epoch - 1) / plan["epochs"])
+        f = factor(plan, (epoch - 1) / plan["epochs"], epoch - 1)
     return base_lr * f * (min(1.0, (done + 1) / plan["warmup"]) if plan["warmup"] else 1.0)
 
 
@@ -45,12 +49,14 @@ def plan_note(path, saved: dict, now: dict, base_lr: float, epoch: int, done: in
     scheduled = (saved["schedule"], now["schedule"]) != ("constant", "constant")
     per_batch = any(p["schedule_per"] == "batch" and p["schedule"] != "constant" for p in (saved, now))
     keys = ["warmup"] + (["schedule", "epochs", "schedule_per"] if scheduled else []) + \
-        (["batch_size"] if per_batch else [])
+        (["batch_size"] if per_batch else []) + \
+        (["milestones", "gamma"] if "step" in (saved["schedule"], now["schedule"]) else [])
     changed = [k for k in PLAN_KEYS if k in keys and saved[k] != now[k]]
     if not changed:
         return None
-    was = " ".join(f"{PLAN_FLAGS[k]} {saved[k]}" for k in changed)
-    new = " ".join(f"{PLAN_FLAGS[k]} {now[k]}" for k in changed)
+    show = lambda v: ",".join(map(str, v)) if isinstance(v, list) else v  # noqa: E731 - as the flag is written
+    was = " ".join(f"{PLAN_FLAGS[k]} {show(saved[k])}" for k in changed)
+    new = " ".join(f"{PLAN_FLAGS[k]} {show(now[k])}" for k in changed)
     ended = epoch > saved["epochs"]
     then = "its run had ended" if ended else \
         f"with its {was} it would be {next_lr(saved, base_lr, epoch, done, per_epoch(saved)):.6g}"
@@ -58,13 +64,17 @@ def plan_note(path, saved: dict, now: dict, base_lr: float, epoch: int, done: in
             f"runs at lr {next_lr(now, base_lr, epoch, done, per_epoch(now)):.6g} ({then})")
 
 
-def factor(schedule: str, u: float) -> float:
-    """The schedule's share of the lr at progress u in [0, 1]: torch's CosineAnnealingLR (T_max the run,
-    eta_min 0), a linear decay to 0 (a LambdaLR of 1 - u), or 1."""
+def factor(plan: dict, u: float, passed: int) -> float:
+    """The schedule's share of the lr at progress u in [0, 1], `passed` epochs (or updates, per batch) into the
+    run: torch's CosineAnnealingLR (T_max the run, eta_min 0), a linear decay to 0 (a LambdaLR of 1 - u),
+    MultiStepLR (gamma for every milestone passed), or 1."""
+    schedule = plan["schedule"]
     if schedule == "cosine":
         return (1 + math.cos(math.pi * u)) / 2
     if schedule == "linear":
         return 1.0 - u
+    if schedule == "step":
+        return plan["gamma"] ** bisect.bisect_right(plan["milestones"], passed)
     return 1.0
 
 

@@ -132,6 +132,49 @@ def test_a_schedule_per_batch_is_torchs_scheduler_stepped_per_batch(tmp_path, sc
     np.testing.assert_allclose(whole, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("per", ["epoch", "batch"])
+def test_a_step_schedule_is_torchs_multistep_lr(tmp_path, capsys, per):
+    """--schedule step --milestones 1,3 --gamma 0.5 over four epochs of two updates: torch's MultiStepLR stepped
+    per epoch (the lr halves after epochs 1 and 3), or per batch (after updates 1 and 3); two epochs, then two
+    more by --resume, give the weights of the straight run. Bad milestones are usage errors."""
+    torch = pytest.importorskip("torch")
+    x, y, w0, argv = _eight_examples(tmp_path, 2)
+    argv += ["--momentum", "0.9", "--lr", "0.1", "--schedule", "step", "--milestones", "1,3", "--gamma", "0.5",
+             "--schedule-per", per]
+    assert main([*argv, "--epochs", "2", "--weights", str(tmp_path / "w0.npz")]) == 0
+    assert main([*argv, "--epochs", "4", "--resume"]) == 0
+    ours = np.load(tmp_path / "w.npz")["fc.weight"]
+
+    lin = torch.nn.Linear(4, 2, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(w0))
+    opt = torch.optim.SGD(lin.parameters(), lr=0.1, momentum=0.9)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[1, 3], gamma=0.5)
+    lrs = []
+    for epoch in range(1, 5):
+        order = np.random.default_rng([0, epoch]).permutation(8)  # the loop's shuffle (seed 0)
+        for idx in (order[:4], order[4:]):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(lin(torch.from_numpy(x[idx])), torch.from_numpy(y[idx])).backward()
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            if per == "batch":
+                sched.step()
+        if per == "epoch":
+            sched.step()
+    assert lrs == ([0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.025, 0.025] if per == "epoch" else
+                   [0.1, 0.05, 0.05, 0.025, 0.025, 0.025, 0.025, 0.025])
+    np.testing.assert_allclose(ours, lin.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
+    capsys.readouterr()
+    for bad in (["--milestones", "3,1"], ["--milestones", "0"], ["--milestones", "a"]):
+        with pytest.raises(SystemExit) as e:
+            main([*argv[:-6], *bad, "--epochs", "1"])
+        assert e.value.code == 2
+    assert main([*argv[:-8], "--schedule", "step", "--epochs", "1"]) == 2  # no milestones
+    assert main([*argv[:-8], "--schedule", "cosine", "--gamma", "0.5", "--epochs", "1"]) == 2
+    assert "--schedule step takes its --milestones" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("optimizer", [["--optimizer", "sgd", "--momentum", "0.9", "--weight-decay", "0.1"],
                                        ["--optimizer", "adamw", "--weight-decay", "0.1"]])
 def test_freeze_leaves_parameters_as_torchs_requires_grad_false(tmp_path, capsys, optimizer):
@@ -256,8 +299,11 @@ def test_a_resume_that_changes_the_schedule_names_the_lr_it_runs_at(tmp_path, ca
     with np.load(ckpt) as z:  # as if the first run had been planned as 2 epochs and stopped after 1
         arrays = dict(z)
     plan = json.loads(str(arrays["__plan__"]))
-    assert plan == {"epochs": 1, "batch_size": 4, "schedule": "cosine", "schedule_per": "epoch", "warmup": 0}
-    arrays["__plan__"] = np.array(json.dumps({**plan, "epochs": 2}))
+    assert plan == {"epochs": 1, "batch_size": 4, "schedule": "cosine", "schedule_per": "epoch", "warmup": 0,
+                    "milestones": [], "gamma": 0.1}
+    # and written as a checkpoint from before --schedule step was (no milestones, no gamma): it still resumes
+    old = {k: v for k, v in plan.items() if k not in ("milestones", "gamma")}
+    arrays["__plan__"] = np.array(json.dumps({**old, "epochs": 2}))
     np.savez(ckpt, **arrays)
     resume = [a for a in argv if a != "--weights" and not a.endswith("w0.npz")] + ["--resume"]
     capsys.readouterr()
