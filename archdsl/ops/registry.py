@@ -181,7 +181,7 @@ def _is_int(v) -> bool:
 
 
 _SIGNED = ("axis", "dim", "dim0", "dim1", "start_dim", "end_dim", "dims", "ignore_index", "shifts", "diagonal",
-           "decimals", "padding_idx", "low", "high")  # may be < 0
+           "decimals", "padding_idx", "low", "high", "pad")  # may be < 0 (pad's crops, as torch's)
 
 
 def coerce_attr(op: OpDef, attr: Attr, value):

@@ -61,7 +61,17 @@ def _infer(ins, a):
     elif a["value"] != 0.0:  # it would be ignored
         fail(f"pad: mode \"{mode}\" fills from the tensor itself and takes no value= (got {a['value']:g}); "
              "as torch's, only mode=\"constant\" fills with a value")
-    check_pad_fits("pad", x, pairs, mode)
+    if any(lo < 0 or hi < 0 for lo, hi in pairs):  # a negative amount crops that side, as torch's
+        if mode == "circular":
+            fail(f"pad: a negative amount crops, which circular mode does not take here, got {list(a['pad'])}; "
+                 "slice first (x[..., 1:])")
+        for ax, (d, (lo, hi)) in enumerate(zip(x.shape, pairs)):
+            if isinstance(d, int) and d + min(lo, 0) + min(hi, 0) < (1 if mode != "constant" else 0):
+                fail(f"pad: ({lo}, {hi}) on dim {ax} crops more than its size {d} (input {shape_str(x)})")
+        check_pad_fits("pad", x.with_shape(tuple(
+            dim_add(d, min(lo, 0) + min(hi, 0)) for d, (lo, hi) in zip(x.shape, pairs))), pairs, mode)
+    else:
+        check_pad_fits("pad", x, pairs, mode)
     out: list[Dim] = [dim_add(d, lo + hi) for d, (lo, hi) in zip(x.shape, pairs)]
     return [x.with_shape(tuple(out))]
 
@@ -77,5 +87,6 @@ register(OpDef(
     attrs=(Attr("pad", "ints"), Attr("mode", "str", "constant", choices=tuple(_MODES)), Attr("value", "float", 0.0)),
     infer=_infer, lower=_lower, cost=lambda c: numel(c.out_types[0].shape) if c.attrs["mode"] != "constant" else 0,
     doc="Pad trailing dims, pairs (begin, end) from the last dim backwards (torch.nn.functional.pad); "
-        "constant, reflect, replicate or circular.",
+        "constant, reflect, replicate or circular. A negative amount crops that side, as torch's (not in circular "
+        "mode: slice first); value= is constant mode's fill.",
 ))

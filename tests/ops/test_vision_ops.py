@@ -410,6 +410,32 @@ def test_pad_matches_torch(pads, short, mode, opset):
     np.testing.assert_array_equal(y, ref.numpy())
 
 
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate"])
+@pytest.mark.parametrize("pads", [[-1, 2, 0, 0], [1, -2, -1, 1], [-2, -3, 1, -2], [0, 0, -4, 0]])
+def test_a_negative_pad_crops_as_torchs_with_its_gradient(mode, pads):
+    """F.pad's negative amounts crop that side (it was "must not be negative"); the gradient, the generic
+    movement rule, puts g back where the kept elements were."""
+    from .core_harness import grads_of
+    x = rand(2, 3, 5, 6)
+    src = f'model m(x: float32[2, 3, 5, 6]) -> y {{\n    y = pad(x, {pads}, mode="{mode}")\n}}\n'
+    (y,), _ = run(src, {"x": x})
+    tx = t(x).double().requires_grad_()
+    ref = F.pad(tx, pads, mode=mode)
+    np.testing.assert_array_equal(y, ref.detach().numpy().astype(np.float32))
+    r = np.random.default_rng(0).standard_normal(y.shape).astype(np.float32)
+    (ref * t(r).double()).sum().backward()
+    np.testing.assert_allclose(grads_of(src, {"x": x}, r, ["x"])["x"], tx.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_a_crop_past_the_size_or_in_circular_mode_is_refused():
+    src = 'model m(x: float32[B, 3, 5]) -> y {{\n    y = pad(x, {p}, mode="{m}")\n}}\n'
+    for p, m, match in (([-3, -3], "constant", r"pad: \(-3, -3\) on dim 2 crops more than its size 5"),
+                        ([-5, 0], "reflect", r"crops more than its size 5"),
+                        ([-1, 2], "circular", r"a negative amount crops, which circular mode does not take")):
+        with pytest.raises(ArchError, match=match):
+            archdsl.check_source(src.format(p=p, m=m))
+
+
 @pytest.mark.parametrize("pad, mode, words", [
     ([0, 0, 4, 1], "reflect",
      r"pad: reflect padding \(4, 1\) on dim 2 must be smaller than its size 4 \(input \[B, 3, 4, 5\]\)"),
