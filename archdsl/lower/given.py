@@ -13,6 +13,11 @@ __all__ = ["checked_weights", "torch_array"]
 
 def torch_array(name: str, t):
     """A torch tensor's values: bfloat16 (numpy has no such type) as float32, which holds each value exactly."""
+    if getattr(t, "is_meta", False):  # a model built on torch's meta device has shapes and no values
+        raise ArchError(f"weights: '{name}' is a torch tensor on the meta device, which holds no values; "
+                        "materialize the model first (to_empty() and an init, or load_state_dict)")
+    if getattr(t, "layout", None) is not None and str(t.layout) != "torch.strided":
+        t = t.to_dense()  # a sparse tensor: its values, zeros filled in
     t = t.detach().cpu()
     try:
         return np.asarray(t)

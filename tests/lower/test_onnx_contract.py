@@ -146,6 +146,20 @@ def test_bfloat16_weights_load_from_safetensors_and_torch(tmp_path, model_dtype)
         archdsl.compile_source(src, weights={**sd, "fc.weight": torch.zeros(2, 4, dtype=torch.complex64)})
 
 
+def test_torch_meta_and_sparse_weights():
+    """A meta tensor (a model built on the meta device) has no values: an ArchError saying so, not torch's
+    NotImplementedError; a sparse one loads its values, as load_state_dict's copy does."""
+    torch = pytest.importorskip("torch")
+    src = "model m(x: float32[B, 4]) -> y {\n    y = x -> linear(2) as fc\n}\n"
+    with pytest.raises(archdsl.ArchError, match="'fc.weight' is a torch tensor on the meta device, which holds no "
+                                                "values"):
+        archdsl.compile_source(src, weights={"fc.weight": torch.empty(2, 4, device="meta"), "fc.bias": torch.zeros(2)})
+    w = torch.eye(2, 4)
+    model = archdsl.compile_source(src, weights={"fc.weight": w.to_sparse(), "fc.bias": torch.ones(2).to_sparse()})
+    got = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    assert np.array_equal(got["fc.weight"], w.numpy()) and np.array_equal(got["fc.bias"], np.ones(2, np.float32))
+
+
 @pytest.mark.parametrize("call, words", [
     (lambda: archdsl.compile_file(None), "expected the path of a .arch file"),
     (lambda: archdsl.compile_file(b"mlp.arch"), "expected the path of a .arch file"),
