@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         ap.print_help()
         return 2
+    if getattr(args, "file", None) == "":  # `archdsl build ""` said " is a directory"
+        ap.subcommands[args.command].error("the file argument is empty; give the path of a .arch spec" +
+                                           (" or an .onnx model" if args.command == "run" else ""))
     return interruptible(lambda: _dispatch(args))
 
 

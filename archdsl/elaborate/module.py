@@ -64,6 +64,10 @@ class _Loader:
         for cand in tried:
             if _is_file(cand, span):
                 return cand.resolve()
+        there = next((t for t in tried if t.exists()), None)  # a directory, a device: found, and not a spec
+        if there is not None:
+            what = "a directory, not a .arch file" if there.is_dir() else "not a regular file (a .arch spec is one)"
+            raise ImportNotFoundError(f'import "{rel}": {there} is {what}', span)
         raise ImportNotFoundError(f'cannot find "{rel}" (looked in {", ".join(str(t.parent) for t in tried)})', span)
 
     def load_path(self, path: Path, span: Span | None, defines=None, prefix: str = "") -> Module:

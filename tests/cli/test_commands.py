@@ -437,3 +437,13 @@ def test_calling_getitem_says_to_use_brackets(tmp_path, capsys):
     spec.write_text("model m(x: float32[B, 4]) -> y {\n    y = getitem(x, 0)\n}\n")
     assert main(["check", str(spec)]) == 1
     assert "getitem is written with brackets (x[0], x[:, 1:3]), not called" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["build", "check", "summary", "run", "train"])
+def test_an_empty_file_argument_is_a_usage_error(command, capsys):
+    """`archdsl build ""` said " is a directory, not a .arch file" (exit 1), where -o "" is a usage error."""
+    extra = ["--data", "d.npz"] if command == "train" else []
+    with pytest.raises(SystemExit) as e:
+        main([command, "", *extra])
+    assert e.value.code == 2
+    assert "the file argument is empty" in capsys.readouterr().err

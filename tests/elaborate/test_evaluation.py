@@ -266,6 +266,17 @@ def _files(tmp_path, **files):
         p.write_text(text)
 
 
+def test_an_import_of_a_directory_or_a_device_says_what_it_found(tmp_path):
+    """They said 'cannot find "/tmp" (looked in /)', of a path that exists."""
+    (tmp_path / "lib").mkdir()
+    for target, words in (("lib", r'import "lib": .*lib is a directory, not a .arch file'),
+                          ("/dev/null", r'import "/dev/null": /dev/null is not a regular file')):
+        spec = tmp_path / "m.arch"
+        spec.write_text(f'import "{target}"\n' + _MODEL)
+        with pytest.raises(ArchError, match=words):
+            archdsl.check_file(str(spec))
+
+
 def test_imports_relative_alias_and_search_path(tmp_path):
     _files(tmp_path, **{
         "lib/blocks.arch": "let width = 6\nblock mlp(x, n) { return x -> linear(n) -> relu }\n",
