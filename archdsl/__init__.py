@@ -1,10 +1,28 @@
-"""archdsl: a declarative language for deep-learning architectures and its compiler to ONNX."""
+"""archdsl: a declarative language for deep-learning architectures and its compiler to ONNX.
+
+The compiler's API (compile_source, check_file, ...) loads on first use: `import archdsl` itself stays light, so
+that the command line can take Ctrl-C as `interrupted` while numpy, onnx and onnxruntime are still loading."""
 
 from __future__ import annotations
 
+import importlib
+
 from ._version import __version__
 from .diagnostics import ArchError
-from .driver import Compiled, CompileOptions, check_file, check_source, compile_file, compile_source
 
 __all__ = ["__version__", "ArchError", "CompileOptions", "Compiled", "check_file", "check_source", "compile_file",
            "compile_source"]
+
+_FROM_DRIVER = ("CompileOptions", "Compiled", "check_file", "check_source", "compile_file", "compile_source")
+
+
+def __getattr__(name: str):
+    if name in _FROM_DRIVER:
+        from . import driver
+        return getattr(driver, name)
+    try:  # a submodule by attribute (archdsl.runtime), as an eager import of the package made them
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

@@ -1,3 +1,3 @@
-from archdsl.cli import main
+from archdsl._launch import main
 
 raise SystemExit(main())

@@ -12,14 +12,14 @@ from pathlib import Path
 import archdsl
 
 ROOT = Path(archdsl.__file__).parent
-BASE = {"diagnostics", "_version"}
+BASE = {"diagnostics", "_version", "interrupts"}
 STAGES = {"types", "ops", "ir", "syntax", "elaborate", "passes", "autodiff", "lower", "summary", "files"}
 FACES = {"cli", "bench", "training.loop", "training.data", "training.schedule", "training.bench", "training.torch_ref",
-         "training.metrics", "__main__"}
+         "training.metrics", "__main__", "_launch"}
 
 # what each unit may import besides itself and BASE
 ALLOWED = {
-    "diagnostics": set(), "_version": set(), "files": set(),
+    "diagnostics": set(), "_version": set(), "interrupts": set(), "files": set(),
     "types": set(),
     "ops": {"types"},
     "ir": {"ops", "types"},

@@ -13,7 +13,7 @@ from .. import driver, files
 from ..diagnostics import ArchError, ArchSyntaxError, SourceMap, render
 from ..ir import print_graph
 from ..summary import summarize
-from .signals import StdoutFailed
+from .signals import StdoutFailed, was_interrupted
 from .table import print_table
 
 __all__ = ["COMMANDS", "announce", "beside", "check_dim_names", "dim_flags", "empty_name", "load_spec",
@@ -36,6 +36,8 @@ def _diagnostics(fn):
         except (KeyboardInterrupt, BrokenPipeError, StdoutFailed):
             raise
         except Exception as e:  # noqa: BLE001 - the promise is: never a traceback
+            if was_interrupted():  # Ctrl-C inside an extension (onnxruntime's import) came out as this
+                raise KeyboardInterrupt from e
             return _fail(f"archdsl: internal error: {type(e).__name__}: {e} (please report this with the input)", 70)
     return wrapper
 

@@ -9,7 +9,9 @@ import os
 import sys
 from collections.abc import Callable
 
-__all__ = ["StdoutFailed", "exit_cleanly_on_signals", "interruptible"]
+from ..interrupts import record_interrupts, was_interrupted
+
+__all__ = ["StdoutFailed", "exit_cleanly_on_signals", "interruptible", "record_interrupts", "was_interrupted"]
 
 
 class StdoutFailed(Exception):
@@ -69,7 +71,7 @@ def interruptible(main: Callable[[], int]) -> int:
     guarded = isinstance(sys.stdout, _GuardedStdout) or sys.stdout is None
     if not guarded:
         sys.stdout = _GuardedStdout(sys.stdout)
-    with exit_cleanly_on_signals():
+    with exit_cleanly_on_signals(), record_interrupts():
         try:
             status = main()
             sys.stdout.flush()

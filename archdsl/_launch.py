@@ -1,0 +1,20 @@
+"""The `archdsl` command's entry point: Ctrl-C is recorded before anything heavy loads, so an interrupt while
+numpy, onnx or onnxruntime are still importing ends as `interrupted` (exit 130), as one later does, not as a
+traceback or an extension's ImportError."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> int:
+    from .interrupts import record_interrupts, was_interrupted
+    with record_interrupts():
+        try:
+            from .cli import main as cli_main
+        except BaseException:  # KeyboardInterrupt, or what an interrupted extension import made of it
+            if was_interrupted():
+                print("interrupted", file=sys.stderr)
+                return 130
+            raise
+    return cli_main()

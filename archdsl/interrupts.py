@@ -1,0 +1,38 @@
+"""Ctrl-C, remembered: the command line installs this before anything heavy loads (archdsl._launch) and while a
+command runs (cli.signals.interruptible), so an interrupt that an extension turns into another exception
+(onnxruntime's import: pybind11's ImportError "initialization failed") still ends as `interrupted`. Depends on
+nothing, so that loading it is instant."""
+
+from __future__ import annotations
+
+import contextlib
+
+__all__ = ["record_interrupts", "was_interrupted"]
+
+_interrupted: list[bool] = []  # a Ctrl-C arrived while record_interrupts was in place
+
+
+def was_interrupted() -> bool:
+    """Whether Ctrl-C came: an interrupt inside an extension (onnxruntime's import) surfaces as another
+    exception (pybind11's ImportError "initialization failed"), which is then an interrupt all the same."""
+    return bool(_interrupted)
+
+
+@contextlib.contextmanager
+def record_interrupts():
+    """Ctrl-C raises KeyboardInterrupt as Python's own handler does, and is remembered (was_interrupted)."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_int(signum, frame):
+        _interrupted.append(True)
+        raise KeyboardInterrupt
+    _interrupted.clear()  # main() called again in one process: an earlier run's Ctrl-C is not this one's
+    before = signal.signal(signal.SIGINT, on_int)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
