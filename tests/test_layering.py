@@ -1,8 +1,8 @@
 """DESIGN.md's layering, checked: no import (at module level or inside a function) runs back up the stages.
 
-types ◀── ops ◀── ir ◀── syntax / elaborate / passes / autodiff / lower ◀── driver ◀── cli; diagnostics at the
-bottom; runtime used by the driver and the faces only. The train step's lowering (training.export) is a stage
-beside lower; the training loop and its benchmark are faces, like cli and bench."""
+types ◀── ops ◀── ir ◀── syntax / elaborate / passes / autodiff / lower ◀── driver ◀── cli; diagnostics and
+interrupts at the bottom; runtime used by the driver and the faces only. The train step's lowering
+(training.export) is a stage beside lower; the training loop and its benchmark are faces, like cli and bench."""
 
 from __future__ import annotations
 
