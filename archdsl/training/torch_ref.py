@@ -385,6 +385,9 @@ _OPS["affine_grid"] = lambda n, t: F.affine_grid(t, [t.shape[0], *n.attrs["size"
 _OPS["norm"] = lambda n, x: torch.linalg.vector_norm(
     x, ord={"inf": math.inf, "-inf": -math.inf, "fro": 2.0}.get(n.attrs["p"], n.attrs["p"]), dim=n.attrs["dim"],
     keepdim=n.attrs["keepdim"])
+_OPS["ctc_loss"] = lambda n, lp, y, il, tl: F.ctc_loss(lp, y, il, tl, blank=n.attrs["blank"],
+                                                     reduction=n.attrs["reduction"],
+                                                     zero_infinity=n.attrs["zero_infinity"])
 _OPS["gemm"] = lambda n, a, b, c=None: a @ b if c is None else a @ b + c
 _OPS["take"] = _take
 _OPS["heaviside"] = lambda n, x: torch.heaviside(x, torch.tensor(n.attrs["value_at_zero"], dtype=x.dtype))

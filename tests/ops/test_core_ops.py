@@ -24,6 +24,7 @@ from . import (  # noqa: F401 - their @covers fill COVERED
     test_conv_functional,
     test_core_layers,
     test_core_tensor_ops,
+    test_ctc_loss,
     test_detach,
     test_einsum,
     test_filled,
@@ -119,6 +120,7 @@ _USES = {
     "isfinite": "isfinite(x)", "nan_to_num": "nan_to_num(x)", "fmod": "fmod(x, x)", "trunc": "trunc(x)",
     "frac": "frac(x)",
     "norm": "norm(x, dim=[1])",  # vector_norm.py
+    "ctc_loss": "ctc_loss(x3 -> permute([1, 0, 2]), i[:, :1], i[:, 0], i[:, 0])",  # ctc.py
     "grid_sample": "grid_sample(x4, x4[:, :2] -> permute([0, 2, 3, 1]))",  # grid_sample.py
     "affine_grid": "affine_grid(concat([x3 -> transpose(1, 2), x3 -> transpose(1, 2)], axis=1), [2, 1, 2, 2])",
     "eq": "eq(x, x)", "ne": "ne(x, 1)", "lt": "x < x", "le": "le(x, x)", "gt": "1 > x", "ge": "x >= x",  # compare.py
@@ -127,7 +129,7 @@ _USES = {
 
 def _use(dtype: str, op: str) -> str:
     return (f"model m(x: {dtype}[2, 3], x3: {dtype}[2, 3, 1], x4: {dtype}[2, 3, 1, 1], x5: {dtype}[2, 3, 1, 1, 1], "
-            f"m: bool[2, 3]) -> y {{\n    y = {_USES[op]}\n}}\n")
+            f"m: bool[2, 3], i: int64[2, 2]) -> y {{\n    y = {_USES[op]}\n}}\n")
 
 
 # grammar/REFERENCE.md's dtypes paragraph: onnxruntime's CPU kernels lacking for float64 (bfloat16 has few)

@@ -72,6 +72,35 @@ def test_padded_batch_with_lengths_trains_like_torch_packed_sequences(cell):
             assert rel(so[step][name] - init[name], ref - init[name]) <= 1e-4, (step, name)
 
 
+ASR = """
+model asr(x: float32[B, 7, 6], y: int64[B, 3], il: int64[B], tl: int64[B]) -> loss {
+    h = x -> lstm(5, bidirectional=true, lengths=il) as rnn
+    lp = h -> linear(4) as out -> log_softmax(axis=2) -> permute([1, 0, 2])        # [T, B, C], blank 0
+    loss = ctc_loss(lp, y, il, tl)
+}
+"""
+
+
+def test_a_ctc_model_trains_like_torch():
+    """A tiny speech recognizer: a bidirectional LSTM over padded frames (lengths=) and ctc_loss as the spec's
+    own loss; two SGD-momentum steps equal torch's (nn.LSTM on packed sequences, F.ctc_loss) in float64."""
+    pytest.importorskip("torch")
+    ct, fwd = compile_step(None, config(loss="model", opt="sgd", lr=0.1, momentum=0.9), text=ASR)
+    data = batches(ct, 2, 3, 4, seed=5)
+    rng = np.random.default_rng(5)
+    for feeds in data:
+        feeds["y"] = rng.integers(1, 4, (3, 3)).astype(np.int64)
+        feeds["il"] = np.array([7, 4, 6], np.int64)
+        feeds["tl"] = np.array([3, 2, 1], np.int64)
+    init = initial(ct)
+    lo, so = ort_steps(ct, data)
+    l64, s64 = torch_steps(ct, fwd, data, np.float64)
+    for step in (0, 1):
+        assert rel(lo[step], l64[step]) <= 1e-5, (step, lo, l64)
+        for name, ref in s64[step].items():
+            assert rel(so[step][name] - init[name], ref - init[name]) <= 1e-4, (step, name)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("batch_first", [True, False])
 def test_symbolic_sequence_length_is_a_diagnostic(cell, batch_first):
