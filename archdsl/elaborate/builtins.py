@@ -162,6 +162,15 @@ def _atan2(y, x):
     return math.atan2(_num("atan2", y), _num("atan2", x))
 
 
+def _truths(name, v) -> list[bool]:
+    """all()/any() of a list of compile-time values; a tensor's truth is only known at run time."""
+    items = _seq(name, v)
+    if any(isinstance(x, Tensor) for x in items):
+        raise ArchTypeError(f"{name}() of tensors: their values are only known at run time; a condition must be a "
+                            "compile-time value")
+    return [bool(x) for x in items]
+
+
 def _bool(v):
     if isinstance(v, Tensor):  # a Python object is always true: `if bool(x)` would always take the branch
         raise ArchTypeError("bool() of a tensor: its values are only known at run time; a condition must be a "
@@ -191,6 +200,8 @@ def _isinstance_sym(v):
 BUILTINS = {b.name: b for b in [
     Builtin("range", _range, "range(stop) / range(start, stop[, step]) as a list"),
     Builtin("len", _len, "length of a list, tuple, dict or string; dim 0 of a tensor"),
+    Builtin("all", lambda v: all(_truths("all", v)), "true when every item of a list is true (Python's all)"),
+    Builtin("any", lambda v: any(_truths("any", v)), "true when some item of a list is true (Python's any)"),
     Builtin("min", _minmax("min", min), "smallest of numbers or of a list"),
     Builtin("max", _minmax("max", max), "largest of numbers or of a list (for a tensor's, use amax)"),
     Builtin("sum", _sum, "sum of a list of numbers, or the sum op on a tensor"),

@@ -231,6 +231,16 @@ def test_if_elif_else_picks_one_branch():
         assert [n.op for n in archdsl.check_source(src).nodes] == [op]
 
 
+def test_all_and_any_of_compile_time_lists():
+    src = ("param sizes = [224, 112]\nassert all([s % 16 == 0 for s in sizes]), \"sizes must be multiples of 16\"\n"
+           "assert any([s > 200 for s in sizes]) and not any([]) and all([])\n" + _MODEL)
+    archdsl.check_source(src)
+    with pytest.raises(ArchError, match="sizes must be multiples of 16"):
+        archdsl.check_source(src, defines=["sizes=[224, 100]"])
+    with pytest.raises(ArchError, match=r"all\(\) of tensors: their values are only known at run time"):
+        archdsl.check_source("model m(x: float32[2, 4]) -> y {\n    assert all([x])\n    y = x\n}\n")
+
+
 def test_assert_message_reaches_the_user():
     with pytest.raises(ArchError, match="depth must be 18 or 34"):
         archdsl.check_source("param depth = 50\nassert depth in [18, 34], \"depth must be 18 or 34\"\n" + _MODEL)

@@ -38,6 +38,8 @@ SMALL = {
     "transformer": {"d_model": 32, "nhead": 2, "num_encoder_layers": 1, "num_decoder_layers": 1,
                     "dim_feedforward": 64, "src_vocab": 50, "tgt_vocab": 50},
     "lstm": {"vocab": 50, "embed_dim": 16, "hidden": 16},
+    "swin": {"embed_dim": 8, "depths": [1, 2, 1, 2], "heads": [1, 2, 2, 4], "window": 2, "resolution": 64,
+             "classes": 10},
     "tcn": {"seq_len": 64, "levels": 2, "hidden": 8},
     "llama": {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
               "intermediate_size": 96, "vocab_size": 50},

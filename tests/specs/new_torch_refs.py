@@ -1,6 +1,7 @@
-"""PyTorch references for specs/llama.arch, specs/convnext.arch and specs/mobilenet_v2.arch, written directly in
-torch from the papers and from Hugging Face's / torchvision's module structure (the same parameter names as the
-specs), for tests/specs/test_new_specs.py. Built on torch's meta device they count the full sizes without memory."""
+"""PyTorch references for specs/llama.arch, specs/convnext.arch, specs/mobilenet_v2.arch and specs/swin.arch,
+written directly in torch from the papers and from Hugging Face's / torchvision's module structure (the same
+parameter names as the specs), for tests/specs/test_new_specs.py. Built on torch's meta device they count the full
+sizes without memory."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 
 import torch
 
-__all__ = ["torch_llama", "torch_convnext", "torch_mobilenet_v2", "make_divisible"]
+__all__ = ["torch_llama", "torch_convnext", "torch_mobilenet_v2", "torch_swin", "make_divisible"]
 
 nn, F = torch.nn, torch.nn.functional
 
@@ -198,3 +199,105 @@ class _MobileNetV2(nn.Module):
 
 def torch_mobilenet_v2(width_mult=1.0, classes=1000):
     return _MobileNetV2(width_mult, classes)
+
+
+# ---------------------------------------------------------------- Swin Transformer
+
+SWIN = {"tiny": (96, [2, 2, 6, 2], [3, 6, 12, 24]), "small": (96, [2, 2, 18, 2], [3, 6, 12, 24]),
+        "base": (128, [2, 2, 18, 2], [4, 8, 16, 32])}
+
+
+class _WindowAttention(nn.Module):
+    """Attention inside each window of [B, H, W, C], the windows shifted by `shift` first (torch.roll) and the
+    regions the shift brought together masked with -100; a learned bias per relative position and head."""
+
+    def __init__(self, dim, heads, window, shift):
+        super().__init__()
+        self.heads, self.window, self.shift = heads, window, shift
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
+        coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+        rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
+        self.register_buffer("relative_position_index", rel[:, :, 0] * (2 * window - 1) + rel[:, :, 1],
+                             persistent=False)
+
+    def forward(self, x):
+        b, h, w, c = x.shape
+        ws, s, n = self.window, self.shift, self.window ** 2
+        if s:
+            x = torch.roll(x, (-s, -s), (1, 2))
+        win = x.view(b, h // ws, ws, w // ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, n, c)
+        q, k, v = self.qkv(win).reshape(-1, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        attn = (q * (c // self.heads) ** -0.5) @ k.transpose(-2, -1)
+        bias = self.relative_position_bias_table[self.relative_position_index.reshape(-1)]
+        attn = attn + bias.view(n, n, -1).permute(2, 0, 1).unsqueeze(0)
+        if s:
+            region = torch.zeros(h, w)
+            label = 0
+            for hs in (slice(0, -ws), slice(-ws, -s), slice(-s, None)):
+                for wsl in (slice(0, -ws), slice(-ws, -s), slice(-s, None)):
+                    region[hs, wsl] = label
+                    label += 1
+            region = region.view(h // ws, ws, w // ws, ws).permute(0, 2, 1, 3).reshape(-1, n)
+            mask = (region.unsqueeze(1) - region.unsqueeze(2)).ne(0).float() * -100.0
+            nw = mask.shape[0]
+            attn = (attn.view(-1, nw, self.heads, n, n) + mask.unsqueeze(1).unsqueeze(0)).view(-1, self.heads, n, n)
+        out = (attn.softmax(-1) @ v).transpose(1, 2).reshape(-1, n, c)
+        out = self.proj(out).view(b, h // ws, w // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
+        return torch.roll(out, (s, s), (1, 2)) if s else out
+
+
+class _SwinBlock(nn.Module):
+    def __init__(self, dim, heads, window, shift):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = _WindowAttention(dim, heads, window, shift)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(0.0), nn.Linear(4 * dim, dim))
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class _PatchMerging(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.norm, self.reduction = nn.LayerNorm(4 * dim), nn.Linear(4 * dim, 2 * dim, bias=False)
+
+    def forward(self, x):
+        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], -1)
+        return self.reduction(self.norm(x))
+
+
+class _Permute(nn.Module):
+    def __init__(self, dims):
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x):
+        return x.permute(*self.dims)
+
+
+class _Swin(nn.Module):
+    def __init__(self, dim, depths, heads, window, resolution, classes):
+        super().__init__()
+        layers = [nn.Sequential(nn.Conv2d(3, dim, 4, 4), _Permute([0, 2, 3, 1]), nn.LayerNorm(dim))]
+        res = resolution // 4
+        for i, (n, h) in enumerate(zip(depths, heads)):
+            d = dim * 2 ** i
+            layers.append(nn.Sequential(*[_SwinBlock(d, h, window, window // 2 if j % 2 and res > window else 0)
+                                          for j in range(n)]))
+            if i + 1 < len(depths):
+                layers.append(_PatchMerging(d))
+                res //= 2
+        self.features = nn.Sequential(*layers)
+        self.norm = nn.LayerNorm(dim * 2 ** (len(depths) - 1))
+        self.head = nn.Linear(dim * 2 ** (len(depths) - 1), classes)
+
+    def forward(self, x):
+        return self.head(self.norm(self.features(x)).mean(dim=(1, 2)))
+
+
+def torch_swin(variant="tiny", embed_dim=None, depths=None, heads=None, window=7, resolution=224, classes=1000):
+    dim, d, h = SWIN[variant]
+    return _Swin(embed_dim or dim, depths or d, heads or h, window, resolution, classes)

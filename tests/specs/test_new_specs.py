@@ -1,4 +1,4 @@
-"""specs/llama.arch, specs/convnext.arch and specs/mobilenet_v2.arch.
+"""specs/llama.arch, specs/convnext.arch, specs/mobilenet_v2.arch and specs/swin.arch.
 
 Full sizes are only counted: the compiler's count (`archdsl summary --json`, which must not generate a weight)
 against a torch module of the same layout built on the meta device (no memory) and the published figure. Tiny
@@ -243,3 +243,53 @@ def test_mobilenet_v2_names_and_shapes_are_torchvisions():
 def test_small_mobilenet_v2_matches_the_torch_module(tmp_path):
     _, refs = _torch_refs()
     _image_classifier_agrees("mobilenet_v2.arch", SMALL_MOBILENET, refs.torch_mobilenet_v2(0.25, 10), 4, tmp_path)
+
+
+# ---------------------------------------------------------------- Swin Transformer
+
+SWIN = {"tiny": 28_288_354, "small": 49_606_258, "base": 87_768_224}  # torchvision's swin_t, swin_s, swin_b
+TINY_SWIN = {"embed_dim": 8, "depths": [1, 2, 1, 2], "heads": [1, 2, 2, 4], "window": 2, "resolution": 64,
+             "classes": 10}
+TINY_SWIN_TORCH = dict(embed_dim=8, depths=[1, 2, 1, 2], heads=[1, 2, 2, 4], window=2, resolution=64, classes=10)
+
+
+@pytest.mark.parametrize("variant", list(SWIN))
+def test_swin_counts_are_torchvisions(variant, monkeypatch, capsys):
+    assert _count("swin.arch", {"variant": variant}, monkeypatch, capsys) == SWIN[variant]
+
+
+@pytest.mark.parametrize("variant", list(SWIN))
+def test_swin_counts_agree_with_a_torch_module_on_the_meta_device(variant):
+    assert _meta_count("torch_swin", variant=variant) == SWIN[variant]
+
+
+def test_swin_names_and_shapes_are_torchvisions():
+    full = {k: tuple(v.type.shape) for k, v in archdsl.check_file(SPECS / "swin.arch").params.items()}
+    assert full["features.0.0.weight"] == (96, 3, 4, 4)
+    assert full["features.5.5.attn.relative_position_bias_table"] == (169, 12)   # tiny's 6 blocks at stage 3
+    assert full["features.6.reduction.weight"] == (768, 1536)
+    assert full["head.weight"] == (1000, 768)
+    tiny = archdsl.check_file(SPECS / "swin.arch", defines=TINY_SWIN)
+    ours = {k: tuple(v.type.shape) for k, v in tiny.params.items()}
+    _, refs = _torch_refs()
+    assert ours == {k: tuple(v.shape) for k, v in refs.torch_swin(**TINY_SWIN_TORCH).state_dict().items()}
+
+
+def test_tiny_swin_matches_the_torch_module(tmp_path):
+    """Shifted windows at two stages (the last two are no larger than the window: no shift), the masks, the
+    relative position bias and patch merging, with random weights."""
+    torch, refs = _torch_refs()
+    weights = _random_weights("swin.arch", TINY_SWIN)
+    sess = _session("swin.arch", TINY_SWIN, weights, tmp_path)
+    ref = _load(refs.torch_swin(**TINY_SWIN_TORCH), weights)
+    x = np.random.default_rng(3).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    (ours,) = sess.run(None, {"x": x})
+    with torch.no_grad():
+        expected = ref(torch.from_numpy(x)).numpy()
+    assert ours.shape == (2, 10)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+def test_swin_refuses_a_resolution_its_windows_do_not_tile():
+    with pytest.raises(archdsl.ArchError, match="multiples of the window"):
+        archdsl.check_file(SPECS / "swin.arch", defines={"resolution": 200})
