@@ -5,7 +5,8 @@ handwriting recognition: -log of the probability of the target over every alignm
 The forward (alpha) recursion in log space, unrolled over the T frames (so T must be a number, as a recurrent
 layer's for training), written once in registry ops (`decompose`): the lowering runs it through each op's own
 lowering (composite.lower_expanded) and the gradient differentiates it. Frames past a sequence's input length
-keep its alphas; a sequence's loss reads its last two states (2 * target length and the one before)."""
+keep its alphas (a sequence of no frames has only the empty target's state); a sequence's loss reads its last
+two states (2 * target length and the one before). Labels past a target's length are padding of any value."""
 
 from __future__ import annotations
 
@@ -71,6 +72,10 @@ def decompose(r, c, vals):
     neg, zero, one = r.const(-np.inf, like=lp), r.const(0.0, like=lp), r.const(1.0, like=lp)
     blank = a["blank"]
 
+    # labels past a target's length are padding, never read: blank there, so that any padding value gathers
+    # (torch accepts -1 or 99 as padding)
+    real = r.op("lt", r.const(np.arange(s), dtype=np.int64), r.op("unsqueeze", tl, dim=1))          # [N, S]
+    tg = r.op("where", real, tg, r.const(blank, like=tg))
     # the extended target [N, 2S+1]: blank, y1, blank, y2, ..., yS, blank
     col = r.op("unsqueeze", tg, dim=2)
     pairs = r.op("concat", r.op("full_like", col, value=blank), col, axis=2)                         # [N, S, 2]
@@ -93,8 +98,11 @@ def decompose(r, c, vals):
 
     start = np.full(length, -np.inf)
     start[:2] = 0.0
-    alpha = r.op("add", frames[0], r.const(start, like=lp))
+    nothing = np.full(length, -np.inf)  # no frames: only the empty target, in the first state, with log p = 0
+    nothing[0] = 0.0
     live_until = r.op("unsqueeze", il, dim=1)                                                       # [N, 1]
+    alpha = r.op("where", r.op("gt", live_until, r.const(0, like=il)),
+                 r.op("add", frames[0], r.const(start, like=lp)), r.const(nothing, like=lp))
     for t in range(1, t_frames):
         step = _lse(r, [alpha, shifted(alpha, 1), r.op("add", shifted(alpha, 2), skip_add)], neg, zero, one)
         alpha = r.op("where", r.op("lt", r.const(t, like=il), live_until), r.op("add", frames[t], step), alpha)
@@ -126,10 +134,10 @@ register(OpDef(
     cost=lambda c: 30 * c.in_types[0].shape[0] * (2 * c.in_types[1].shape[1] + 1) * (
         c.in_types[0].shape[1] if isinstance(c.in_types[0].shape[1], int) else 1),
     doc="The CTC loss (torch.nn.functional.ctc_loss): log_probs [T, N, C] (time first, log_softmax over C), "
-        "targets [N, S] padded labels, input_lengths and target_lengths [N]; blank=0; reduction mean (each loss "
-        "over its target length, then the batch mean), sum or none ([N]). An impossible alignment (more labels "
-        "than its frames can hold) has loss inf and gradient 0 (torch's is NaN); zero_infinity=true makes its "
-        "loss 0 too. The alpha recursion in log space unrolled over the T frames, so T must be a number. Its "
-        "gradient is the true one with respect to log_probs; torch's adds exp(log_probs), which cancels through "
-        "the log_softmax before it (the same gradient to the logits).",
+        "targets [N, S] labels (past each target's length any padding value), input_lengths and target_lengths "
+        "[N]; blank=0; reduction mean (each loss over its target length, then the batch mean), sum or none ([N]). "
+        "An impossible alignment (more labels than its frames can hold) has loss inf and gradient 0 (torch's is "
+        "NaN); zero_infinity=true makes its loss 0 too. The alpha recursion in log space unrolled over the T "
+        "frames, so T must be a number. Its gradient is the true one with respect to log_probs; torch's adds "
+        "exp(log_probs), which cancels through the log_softmax before it (the same gradient to the logits).",
 ))

@@ -1,5 +1,6 @@
-"""ctc_loss (ops/ctc.py) against torch.nn.functional.ctc_loss: losses over random lengths, repeats, blanks
-at any class, impossible alignments (inf, or 0 with zero_infinity), every reduction; the gradient through
+"""ctc_loss (ops/ctc.py) against torch.nn.functional.ctc_loss: losses over random lengths (0 frames too),
+repeats, blanks at any class, padding labels of any value, impossible alignments (inf, or 0 with
+zero_infinity), every reduction; the gradient through
 log_softmax against torch autograd; float16; the refusals."""
 
 from __future__ import annotations
@@ -19,15 +20,17 @@ F = torch.nn.functional
 
 
 def _case(rng, t, n, c, s, blank):
-    """Logits [T, N, C], labels (never the blank; some repeating), and lengths: inputs in 1..T, targets in
-    0..S (some too long for their frames: an impossible alignment)."""
+    """Logits [T, N, C], labels (never the blank; some repeating; padding past a target's length any value,
+    -1 or 99 too, as torch takes), and lengths: inputs in 0..T, targets in 0..S (some too long for their
+    frames: an impossible alignment)."""
     x = rng.standard_normal((t, n, c)).astype(np.float32) * 2
     labels = [k for k in range(c) if k != blank]
     y = rng.choice(labels, (n, s)).astype(np.int64)
     if s > 1:
         y[0, 1] = y[0, 0]
-    il = rng.integers(1, t + 1, n).astype(np.int64)
+    il = rng.integers(0, t + 1, n).astype(np.int64)
     tl = rng.integers(0, s + 1, n).astype(np.int64)
+    y[np.arange(s)[None, :] >= tl[:, None]] = rng.choice([-1, 99, blank])
     return x, y, il, tl
 
 
