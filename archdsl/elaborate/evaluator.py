@@ -92,6 +92,7 @@ class Evaluator(Calls, Blocks, Operators):
         self.model_env: Env | None = None  # the model body's scope, whose assignments are recorded:
         self.assigned_at: dict[str, Span] = {}  # name -> the assignment that ran last there (output messages)
         self.dims: dict[str, object] = {}  # symbolic dims of the model's inputs, by name (a shadowing warning)
+        self.in_assert = False  # evaluating an assert's condition: what a symbolic size leaves open defers it
 
     # ---------------- names ----------------
     def layer_name(self, label, base: str) -> str:
@@ -166,10 +167,13 @@ class Evaluator(Calls, Blocks, Operators):
             vals = [self.eval(v, env) for v in s.values]
             raise ReturnValue(vals[0] if len(vals) == 1 else tuple(vals), s.span)
         elif isinstance(s, A.Assert):
+            was, self.in_assert = self.in_assert, True
             try:
                 cond = self.eval(s.cond, env)
             except SymbolicOperand:  # `assert T % 2 == 0` over a symbolic T: checked where a run fixes T
                 return
+            finally:
+                self.in_assert = was
             if not self.truth(cond, s.cond.span):
                 msg = self.eval(s.message, env) if s.message is not None else "assertion failed"
                 raise EvalError(msg if isinstance(msg, str) else short(msg, 200), s.span)
@@ -273,7 +277,15 @@ class Evaluator(Calls, Blocks, Operators):
                 raise ArchTypeError(f"unary '{e.op}' needs a number, got {describe(v)}", e.span)
             return -v if e.op == "-" else v
         if isinstance(e, A.BoolOp):
-            left = self.eval(e.left, env)
+            try:
+                left = self.eval(e.left, env)
+            except SymbolicOperand:  # in an assert: the other side may still decide it (`T % 2 == 0 and C == 5`)
+                if not self.in_assert:
+                    raise
+                right = self.eval(e.right, env)
+                if self.truth(right, e.right.span, e.op) == (e.op == "or"):
+                    return right
+                raise
             lt = self.truth(left, e.left.span, e.op)
             if e.op == "and":
                 return self.eval(e.right, env) if lt else left

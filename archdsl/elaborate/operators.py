@@ -52,9 +52,15 @@ class Operators:
         if op in ("in", "not in"):
             if not isinstance(b, (list, tuple, dict, str)):
                 raise ArchTypeError(f"'in' needs a list, tuple, dict or string on the right, got {describe(b)}", span)
-            return self.compared(contains, a, b, span=span) == (op == "in")
+            found = self.compared(contains, a, b, span=span)
+            if self.in_assert and isinstance(a, Sym) and not found:  # `assert T in [32, 64]`: open while T is
+                raise SymbolicOperand(f"cannot decide {describe(a)} {op} {describe(b)}", span)
+            return found == (op == "in")
         if op in ("==", "!="):
-            return self.compared(equal, a, b, span=span) == (op == "==")
+            same = self.compared(equal, a, b, span=span)
+            if self.in_assert and not same and (isinstance(a, Sym) or isinstance(b, Sym)):  # `assert T == 64`
+                raise SymbolicOperand(f"cannot decide {describe(a)} {op} {describe(b)}", span)
+            return same == (op == "==")
         if op in ("<", "<=", ">", ">="):
             if not ((is_num(a) and is_num(b)) or (type(a) is type(b) and isinstance(a, (str, list, tuple)))):
                 error = SymbolicOperand if isinstance(a, Sym) or isinstance(b, Sym) else ArchTypeError

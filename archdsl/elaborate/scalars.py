@@ -55,7 +55,7 @@ def is_int(v) -> bool:
 
 class SymbolicOperand(ArchTypeError):
     """An operation a symbolic size makes undecidable at build time (`T % 2`, `T <= 1024`): an assert on it
-    is checked at the sizes a run gives instead (archdsl run, check --dim), where T is a number."""
+    is checked at the sizes a run gives instead (archdsl run, summary --dim, train), where T is a number."""
 
 
 def sym_arith(op, a, b, span):

@@ -259,6 +259,14 @@ def test_an_assert_a_symbolic_size_leaves_open_waits_for_the_sizes_of_a_run(tmp_
         archdsl.check_source(src.replace("    y = x", "    assert shape(x)[2] == 5, \"width is 4\"\n    y = x"))
     with pytest.raises(ArchError, match=r"cannot apply '%' to symbolic dim T and int 2"):
         archdsl.check_source(src.replace("    y = x", "    y = x * (shape(x)[1] % 2)"))
+    # the part that can be decided decides, whichever side it is on; ==, != and in over T are open too
+    for cond in ("shape(x)[1] % 2 == 0 and shape(x)[2] == 5", "shape(x)[2] == 5 and shape(x)[1] % 2 == 0",
+                 "not (shape(x)[1] == 3 or shape(x)[2] == 4)"):
+        with pytest.raises(ArchError, match="decided"):
+            archdsl.check_source(src.replace("    y = x", f"    assert {cond}, \"decided\"\n    y = x"))
+    for cond in ("shape(x)[1] == 64", "shape(x)[1] in [32, 64]", "shape(x)[1] != 3 and shape(x)[2] == 4",
+                 "shape(x)[1] % 2 == 0 or shape(x)[2] == 5"):
+        archdsl.check_source(src.replace("    y = x", f"    assert {cond}\n    y = x"))
     spec = tmp_path / "even.arch"
     spec.write_text(src)
     from archdsl.cli import main
