@@ -57,7 +57,8 @@ def _keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Sp
 
 # torch's and numpy's names for one argument: an op taking `axis` takes `dim=` for it, and so on
 _SYNONYMS = {"dim": "axis", "axis": "dim", "keepdim": "keepdims", "keepdims": "keepdim",
-             "attn_mask": "mask", "is_causal": "causal"}  # F.scaled_dot_product_attention's names
+             "attn_mask": "mask", "is_causal": "causal",  # F.scaled_dot_product_attention's names
+             "ord": "p"}  # torch.linalg.vector_norm's
 
 
 def _synonyms(op, kwargs: dict, names, given: dict, span: Span) -> dict:

@@ -26,9 +26,11 @@ def _infer(ins, a):
     if lp.rank != 3:
         fail(f"ctc_loss: log_probs must be [T, N, C] (time first, as torch's; log_softmax over C), got {shape_str(lp)}")
     t, n, c = lp.shape
+    first = "; log_probs is time first, [T, N, C] as torch's: after a batch_first layer, permute([1, 0, 2])"
     if not isinstance(t, int):
         fail(f"ctc_loss: the number of frames T must be a known number (the recursion is unrolled over them), got "
-             f"{t} in {shape_str(lp)}; fix it with -D or a number in the input's shape")
+             f"{t} in {shape_str(lp)}" + (first if isinstance(n, int) else "; fix it with -D or a number in the "
+                                          "input's shape"))
     if tg.dtype.is_float or tg.dtype is DType.bool or tg.rank != 2 or not isinstance(tg.shape[1], int):
         fail(f"ctc_loss: targets must be an integer [N, S] tensor of labels padded to a known S (torch's "
              f"concatenated 1-D form is not taken), got {tg}")
@@ -37,7 +39,7 @@ def _infer(ins, a):
             fail(f"ctc_loss: {name} must be an integer [N] tensor, one length per sequence, got {v}")
     if len({str(d) for d in (n, tg.shape[0], il.shape[0], tl.shape[0])}) != 1:
         fail(f"ctc_loss: the batch differs: log_probs {shape_str(lp)}, targets {shape_str(tg)}, input_lengths "
-             f"{shape_str(il)}, target_lengths {shape_str(tl)}")
+             f"{shape_str(il)}, target_lengths {shape_str(tl)}" + (first if str(t) == str(tg.shape[0]) else ""))
     if tg.shape[1] < 1:
         fail(f"ctc_loss: targets need at least one label position, got {shape_str(tg)}")
     if isinstance(c, int) and not 0 <= a["blank"] < c:

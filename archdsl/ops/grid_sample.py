@@ -38,7 +38,7 @@ def _grid_sample_lower(e, ins, outs, c):
     mode = c.attrs["mode"]
     if e.opset >= 20:  # GridSample 20 renamed the interpolations for N-d
         mode = {"bilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
-    x, grid = (widen(e, v, t) for v in ins)  # onnxruntime's CPU GridSample is float32/float64 only
+    x, grid = (widen(e, v, t) for v in ins)  # onnxruntime's CPU GridSample has no 16-bit kernel
     y = e.op("GridSample", [x, grid], outputs=wide_outputs(t, outs), mode=mode,
              padding_mode=c.attrs["padding_mode"], align_corners=int(c.attrs["align_corners"]))
     narrow_into(e, y, t, outs)
@@ -64,7 +64,8 @@ register(OpDef(
         "W_out] (torch.nn.functional.grid_sample, ONNX GridSample). mode: bilinear, nearest "
         "(halves to even) or bicubic; padding_mode, what lies outside: zeros, border (the edge pixel) or "
         "reflection. Gradients to the image and the grid as torch's for bilinear and nearest (none for "
-        "bicubic). Float tensors; 16-bit ones sample in float32.",
+        "bicubic), for an image of known H and W (its coordinates scale by them; the output's may be symbolic). "
+        "Float tensors; 16-bit ones sample in float32.",
 ))
 
 

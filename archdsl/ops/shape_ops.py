@@ -7,7 +7,7 @@ import numpy as np
 from ..types import Sym, dim_add, dim_floordiv, is_formula, numel
 from ._common import one_dtype, shape_str
 from .registry import Attr, OpDef, fail, register
-from .shapes import norm_axis, prod
+from .shapes import norm_axis, parity_hint, prod
 
 
 def _flatten_infer(ins, a):
@@ -223,7 +223,9 @@ def _concat_infer(ins, a):
     one_dtype("concat", ins)
     for t in ins:
         if t.rank != first.rank or any(t.shape[i] != first.shape[i] for i in range(first.rank) if i != ax):
-            fail(f"concat: shapes {', '.join(shape_str(u) for u in ins)} differ outside axis {a['axis']}")
+            hint = next((h for i in range(min(t.rank, first.rank)) if i != ax
+                         for h in [parity_hint(first.shape[i], t.shape[i])] if h), "")
+            fail(f"concat: shapes {', '.join(shape_str(u) for u in ins)} differ outside axis {a['axis']}{hint}")
         total = dim_add(total, t.shape[ax])  # H/2 + H/2 is H
     return [first.with_shape(first.shape[:ax] + (total,) + first.shape[ax + 1:])]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ..types import Dim, Sym, dim_add, dim_floordiv, dim_mul, plus_text
 from .registry import fail
 
@@ -24,8 +26,21 @@ def broadcast(a: tuple[Dim, ...], b: tuple[Dim, ...], what: str = "operands") ->
             out.append(y)
         else:
             fail(f"cannot broadcast {what}: shapes [{', '.join(map(str, a))}] and [{', '.join(map(str, b))}] "
-                 f"differ at dim {max(len(a), len(b)) - 1 - i} ({x} vs {y})")
+                 f"differ at dim {max(len(a), len(b)) - 1 - i} ({x} vs {y})" + parity_hint(x, y))
     return tuple(reversed(out))
+
+
+def parity_hint(x, y) -> str:
+    """(T+1)//2 against T//2: the even and the odd elements of a symbolic T (x[:, 0::2], x[:, 1::2]), which
+    differ when T is odd; `0:-1:2` takes the even ones up to T//2, the same elements at every even T."""
+    pair = {str(x), str(y)}
+    for d in (x, y):
+        m = re.fullmatch(r"\(\((.+)\+1\)//2\)", str(d))
+        if m and f"({m[1]}//2)" in pair:
+            return (f"; x[:, 0::2] of a symbolic {m[1]} is ({m[1]}+1)//2 long and x[:, 1::2] {m[1]}//2, which differ "
+                    f"when it is odd: x[:, 0:-1:2] takes the even elements {m[1]}//2 long (the same at every even "
+                    f"{m[1]})")
+    return ""
 
 
 def norm_axis(axis: int, rank: int, what: str = "axis") -> int:

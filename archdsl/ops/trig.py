@@ -98,9 +98,11 @@ def _atan2_lower(e, ins, outs, c):
 
 
 def _atan2_grad(b, c, ins, outs, gouts):
-    """torch's: d/dy = x / (x^2 + y^2), d/dx = -y / (x^2 + y^2) (NaN at the origin, as torch's)."""
+    """torch's: d/dy = x / (x^2 + y^2), d/dx = -y / (x^2 + y^2), and 0 at the origin (where those are 0/0: a
+    zero-initialized head's angle must not make every gradient NaN)."""
     y, x = ins
-    g = b.op("div", gouts[0], b.op("add", _square(b, x), _square(b, y)))
+    r2 = b.op("add", _square(b, x), _square(b, y))
+    g = b.op("where", b.op("eq", r2, b.const(0.0, like=r2)), b.const(0.0, like=r2), b.op("div", gouts[0], r2))
     return [b.sum_to(b.op("mul", g, x), c.in_types[0].shape) if b.needs(0) else None,
             b.sum_to(b.op("neg", b.op("mul", g, y)), c.in_types[1].shape) if b.needs(1) else None]
 

@@ -103,7 +103,9 @@ def test_ctc_loss_in_float16_sums_in_float32():
     ("ctc_loss(x, y, il, tl, blank=5)", r"blank=5 is not a class of the 5"),
     ("ctc_loss(x, y[:1], il, tl)", r"the batch differs"),
     ("ctc_loss(x[0], y, il, tl)", r"log_probs must be \[T, N, C\]"),
+    ("ctc_loss(b, y, il, tl)", r"got N in \[N, 6, 5\]; log_probs is time first, \[T, N, C\] as torch's: after a "
+                               r"batch_first layer, permute\(\[1, 0, 2\]\)"),
 ])
 def test_refusals(call, match):
     refused("model m(x: float32[6, 2, 5], s: float32[T, 2, 5], y: int64[2, 3], f: float32[2, 3], il: int64[2], "
-            f"tl: int64[2]) -> loss {{\n    loss = {call}\n}}\n", match)
+            f"tl: int64[2], b: float32[N, 6, 5]) -> loss {{\n    loss = {call}\n}}\n", match)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import archdsl
 
-from .core_harness import FEW, NEWEST, SYM, covers, dim, rand, refused, run_op
+from .core_harness import FEW, NEWEST, SYM, covers, dim, grads_of, rand, refused, run_op
 
 torch = pytest.importorskip("torch")
 
@@ -219,3 +219,15 @@ def test_number_forms_are_computed_at_compile_time():
     y = archdsl.runtime.session(archdsl.compile_source(src), provider="cpu", threads=1).run(None, {"x": x})[0]
     np.testing.assert_allclose(y, x * (3 + 3 + 1 - 2 + 1), rtol=1e-6)
     refused("model m(x: float32[3]) -> y {\n    y = x * asin(2)\n}\n", r"asin\(2\): math domain error")
+
+
+def test_atan2_gradient_at_the_origin_is_zero_as_torchs():
+    """x / (x^2 + y^2) is 0/0 there: NaN in every parameter of a model whose head starts at zero (torch gives 0)."""
+    y, x = np.array([0.0, 0.0, 1.0, -2.0], np.float32), np.array([0.0, 1.0, 0.0, 3.0], np.float32)
+    src = "model m(y: float32[4], x: float32[4]) -> a {\n    a = atan2(y, x)\n}\n"
+    r = np.ones(4, np.float32)
+    got = grads_of(src, {"y": y, "x": x}, r, ["y", "x"])
+    ty, tx = (torch.from_numpy(v).double().requires_grad_() for v in (y, x))
+    torch.atan2(ty, tx).sum().backward()
+    np.testing.assert_allclose(got["y"], ty.grad.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(got["x"], tx.grad.numpy(), rtol=1e-6)

@@ -67,6 +67,12 @@ def test_norm_gradient_matches_torch(p, dims, keep):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def test_ord_is_torch_linalgs_name_for_p():
+    x = rand(3, 4)
+    y, _ = run_op("vector_norm(x, ord=1, dim=1)", x=x)
+    np.testing.assert_allclose(y, np.abs(x).sum(1), rtol=1e-6)
+
+
 def test_norm_of_float16_reduces_in_float32():
     x = np.full((2, 300), 20.0, np.float16)  # the sum of squares, 120000, is past float16's 65504
     src = "model m(x: float16[2, 300]) -> y {\n    y = norm(x, dim=[1])\n}\n"
