@@ -112,6 +112,14 @@ def select(e, cond: str, a: str, b: str, dtype: DType, outputs=None) -> str:
     return e.op("Where", [cond, a, b], outputs=outputs)
 
 
+def sign_bit(e, x: str, f) -> str:
+    """-1 where x's sign bit is set (-0.0 too: 1 / -0.0 is -inf), else 1, in numpy dtype f: a result multiplied
+    by it keeps a signed zero, which onnxruntime's Where turns into +0."""
+    zero = e.const(np.array(0, f))
+    negative = e.op("Or", [e.op("Less", [x, zero]), e.op("Less", [e.op("Reciprocal", [x]), zero])])
+    return e.op("Where", [negative, e.const(np.array(-1, f)), e.const(np.array(1, f))])
+
+
 def elementwise_cost(c: OpCall) -> int:
     return sum(numel(t.shape) for t in c.out_types)
 

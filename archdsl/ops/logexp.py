@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from ..types import DType, TensorType
-from ._common import elementwise_cost, float_input, narrow_into, wide_np, wide_outputs, widen
+from ._common import elementwise_cost, float_input, narrow_into, sign_bit, wide_np, wide_outputs, widen
 from .registry import OpDef, fail, register
 from .shapes import broadcast
 
@@ -41,7 +41,7 @@ def _log1p_lower(e, ins, outs, c):
 
 def _expm1_lower(e, ins, outs, c):
     """exp(x) - 1 where |x| >= 1/2 (no cancellation there), 2t / (1 - t) with t = tanh(x / 2) below (the
-    same value, and tanh is accurate near 0)."""
+    same value, and tanh is accurate near 0); its size times x's sign, which a Where would lose at -0."""
     t = c.out_types[0]
     f = wide_np(t)
     x = widen(e, ins[0], t)
@@ -49,7 +49,8 @@ def _expm1_lower(e, ins, outs, c):
     th = e.op("Tanh", [e.op("Mul", [x, half])])
     small = e.op("Div", [e.op("Add", [th, th]), e.op("Sub", [one, th])])
     big = e.op("Sub", [e.op("Exp", [x]), one])
-    y = e.op("Where", [e.op("Less", [e.op("Abs", [x]), half]), small, big], outputs=wide_outputs(t, outs))
+    y = e.op("Abs", [e.op("Where", [e.op("Less", [e.op("Abs", [x]), half]), small, big])])
+    y = e.op("Mul", [y, sign_bit(e, x, f)], outputs=wide_outputs(t, outs))  # x's sign: expm1(-0) is -0
     narrow_into(e, y, t, outs)
 
 

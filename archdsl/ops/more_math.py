@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, TensorType, numel
-from ._common import bfloat16_from, elementwise_cost, float_input, one_dtype, reduce_op, shape_str
+from ._common import bfloat16_from, elementwise_cost, float_input, one_dtype, reduce_op, shape_str, sign_bit
 from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis, torch_dim
@@ -86,10 +86,10 @@ register(OpDef(
 ))
 
 
-def _trunc(e, x: str, outputs=None) -> str:
-    """Toward zero, as floor(|x|) with x's sign (ONNX has no Trunc; a Where between Ceil and Floor would lose the
-    sign of trunc(-0.5), onnxruntime's Where gives +0 for -0)."""
-    return e.op("Mul", [e.op("Floor", [e.op("Abs", [x])]), e.op("Sign", [x])], outputs=outputs)
+def _trunc(e, x: str, t: TensorType, outputs=None) -> str:
+    """Toward zero, as floor(|x|) times x's sign bit (ONNX has no Trunc; a Where between Ceil and Floor, or
+    ONNX Sign, would lose the sign of trunc(-0.5) and trunc(-0.0): onnxruntime's Where gives +0 for -0)."""
+    return e.op("Mul", [e.op("Floor", [e.op("Abs", [x])]), sign_bit(e, x, t.dtype.numpy)], outputs=outputs)
 
 
 def _trunc_lower(e, ins, outs, c):
@@ -97,7 +97,7 @@ def _trunc_lower(e, ins, outs, c):
     if not t.dtype.is_float:
         e.op("Identity", ins, outputs=outs)
     else:
-        _trunc(e, ins[0], outputs=outs)
+        _trunc(e, ins[0], t, outputs=outs)
 
 
 def _frac_infer(ins, a):
@@ -113,7 +113,7 @@ register(OpDef(
 ))
 register(OpDef(
     name="frac", inputs=("x",), category="math", infer=_frac_infer, elementwise=True,
-    lower=lambda e, ins, outs, c: e.op("Sub", [ins[0], _trunc(e, ins[0])], outputs=outs),
+    lower=lambda e, ins, outs, c: e.op("Sub", [ins[0], _trunc(e, ins[0], c.in_types[0])], outputs=outs),
     cost=elementwise_cost, grad=lambda b, c, ins, outs, gouts: [gouts[0]],
     doc="The fractional part x - trunc(x), the sign of x, elementwise (torch.frac); float tensors. Gradient 1.",
 ))

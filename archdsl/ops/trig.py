@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ._common import bfloat16_from, elementwise_cost, float_input, narrow_into, wide_np, wide_outputs, widen
+from ._common import bfloat16_from, elementwise_cost, float_input, narrow_into, sign_bit, wide_np, wide_outputs, widen
 from .registry import OpDef, fail, register
 from .shapes import broadcast
 
@@ -71,11 +71,6 @@ def _atan2_infer(ins, a):
     return [y.with_shape(broadcast(y.shape, x.shape, "atan2 operands"))]
 
 
-def _negative(e, v: str, zero: str) -> str:
-    """v < 0 or v is -0.0 (1 / -0.0 is -inf): the sign bit, which atan2 reads."""
-    return e.op("Or", [e.op("Less", [v, zero]), e.op("Less", [e.op("Reciprocal", [v]), zero])])
-
-
 def _atan2_lower(e, ins, outs, c):
     """The angle in the first octant, atan(min(|x|, |y|) / max(|x|, |y|)) (a ratio in [0, 1], where atan is
     accurate), moved to its quadrant: pi/2 - a where |y| > |x|, pi - a where x's sign bit is set, then y's
@@ -90,9 +85,9 @@ def _atan2_lower(e, ins, outs, c):
     ratio = e.op("Where", [e.op("IsInf", [lo]), one, ratio])
     a = e.op("Atan", [ratio])
     a = e.op("Where", [e.op("Greater", [ay, ax]), e.op("Sub", [e.const(np.array(math.pi / 2, f)), a]), a])
-    a = e.op("Where", [_negative(e, x, zero), e.op("Sub", [e.const(np.array(math.pi, f)), a]), a])
-    sign = e.op("Where", [_negative(e, y, zero), e.const(np.array(-1, f)), one])
-    a = e.op("Mul", [a, sign])  # not a Where between a and -a: onnxruntime's Where turns -0 into +0
+    x_sign = sign_bit(e, x, f)
+    a = e.op("Where", [e.op("Less", [x_sign, zero]), e.op("Sub", [e.const(np.array(math.pi, f)), a]), a])
+    a = e.op("Mul", [a, sign_bit(e, y, f)])  # y's sign, by a product: it keeps atan2(-0, x) = -0
     nan = e.op("Or", [e.op("IsNaN", [x]), e.op("IsNaN", [y])])
     narrow_into(e, e.op("Where", [nan, e.op("Add", [x, y]), a], outputs=wide_outputs(t, outs)), t, outs)
 

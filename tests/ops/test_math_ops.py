@@ -4,6 +4,8 @@ log1p/expm1/log2 exist for, integer and 16-bit inputs, and the number forms the 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -57,6 +59,8 @@ def _same(got, want, rtol=1e-6, atol=0.0):
     fin = np.isfinite(want)
     np.testing.assert_array_equal(got[~fin & ~np.isnan(want)], want[~fin & ~np.isnan(want)])
     np.testing.assert_allclose(got[fin], want[fin], rtol=rtol, atol=atol)
+    zeros = (want == 0) & (got == 0)  # -0.0 where torch gives -0.0 (assert_allclose takes them as equal)
+    np.testing.assert_array_equal(np.signbit(got[zeros]), np.signbit(want[zeros]))
 
 
 @covers(*_UNARY)
@@ -82,9 +86,6 @@ def test_special_values_as_torch(name):
     if name in ("expm1", "log1p"):  # the denormal 1e-45: onnxruntime's tanh flushes it to 0, torch's log1p too
         y, want = y[_SPECIAL != np.float32(1e-45)], want[_SPECIAL != np.float32(1e-45)]
     _same(y, want, rtol=4e-6)
-    if name in ("nan_to_num", "log1p", "atan", "asin"):
-        zeros = want == 0
-        np.testing.assert_array_equal(np.signbit(y[zeros]), np.signbit(want[zeros]))
 
 
 @pytest.mark.parametrize("name, ulps", [("log1p", 4), ("expm1", 6)])
@@ -138,10 +139,7 @@ def test_binary_special_values_as_torch(name):
     a, b = _grid()
     with np.errstate(all="ignore"):
         y, _ = run_op(f"{name}(a, b)", a=a, b=b)
-    want = _torch(getattr(torch, name), a, b, double=False)
-    _same(y, want, rtol=4e-6)
-    zeros = want == 0
-    np.testing.assert_array_equal(np.signbit(y[zeros]), np.signbit(want[zeros]))
+    _same(y, _torch(getattr(torch, name), a, b, double=False), rtol=4e-6)
 
 
 def test_fmod_and_trunc_of_integers():
@@ -188,7 +186,7 @@ def test_other_float_widths(text, dtype):
     try:
         got = runtime.session(archdsl.compile_source(src), provider="cpu", threads=1).run(None, {"x": x})[0]
     except Exception as e:  # onnxruntime's CPU has no float64 Tan/Atan (grammar/REFERENCE.md lists them)
-        assert dtype == np.float64 and "implementation for" in str(e), e
+        assert dtype == np.float64 and re.search(r"implementation for (Tan|Atan)\(", str(e)), e
         return
     assert got.dtype == y.dtype or got.dtype == np.dtype(dtype)
     _same(got.astype(np.float32) if got.dtype != bool else got, y, rtol=2e-3 if dtype == np.float16 else 1e-6,
