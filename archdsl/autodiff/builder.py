@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..diagnostics import ArchError
 from ..ir import Graph, Node, Value
 from ..types import Dim, TensorType
 
@@ -40,15 +39,7 @@ class GradBuilder:
     def op(self, name: str, *inputs: Value, **attrs):
         """One registry op; returns its output (a tuple when it has several). Omitted attrs take defaults."""
         opdef = ops.get(name)
-        full = opdef.defaults()
-        for k, v in attrs.items():
-            a = opdef.attr_index.get(k)
-            if a is None:
-                raise ArchError(f"internal: {opdef.name} has no attribute '{k}' (gradient of {self._where()})")
-            full[k] = ops.coerce_attr(opdef, a, v) if v is not None or a.kind.endswith("?") else v
-        missing = [a.name for a in opdef.attrs if a.name not in full]
-        if missing:
-            raise ArchError(f"internal: {opdef.name} needs {missing} (gradient of {self._where()})")
+        full = ops.call_attrs(opdef, attrs, f"gradient of {self._where()}")
         self._count += 1
         name = f"{self._node.name}.{self._tag}{self._count}" if self._node is not None else f"{self._tag}{self._count}"
         node = self._g.make_node(opdef.name, list(inputs), full, name,

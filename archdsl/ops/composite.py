@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..types import DType, TensorType
-from .registry import OpCall, coerce_attr, get
+from .registry import OpCall, call_attrs, get
 
 __all__ = ["lower_expanded"]
 
@@ -32,10 +32,7 @@ class _Expander:
 
     def op(self, name: str, *inputs: _Handle, **attrs):
         opdef = get(name)
-        full = opdef.defaults()
-        for k, v in attrs.items():
-            a = opdef.attr_index[k]
-            full[k] = coerce_attr(opdef, a, v) if v is not None or a.kind.endswith("?") else v
+        full = call_attrs(opdef, attrs, f"the decomposition lowered into {self._stem}")
         in_types = tuple(h.type for h in inputs)
         out_types = tuple(opdef.infer(list(in_types), full))
         self._count += 1

@@ -12,7 +12,7 @@ from ..types import Sym, TensorType, describe
 from ..types import literal as _show
 
 __all__ = ["REQUIRED", "Attr", "Init", "ParamSpec", "OpDef", "register", "get", "lookup", "all_ops",
-           "coerce_attr", "fail", "OpCall", "SharedValues"]
+           "call_attrs", "coerce_attr", "fail", "OpCall", "SharedValues"]
 
 
 class _Required:
@@ -182,6 +182,21 @@ def _is_int(v) -> bool:
 
 _SIGNED = ("axis", "dim", "dim0", "dim1", "start_dim", "end_dim", "dims", "ignore_index", "shifts", "diagonal",
            "decimals", "padding_idx", "low", "high", "pad")  # may be < 0 (pad's crops, as torch's)
+
+
+def call_attrs(op: OpDef, given: dict, where: str) -> dict:
+    """An op's full attributes for a call that rules or decompositions write (`b.op("sum", x, dim=(1,))`): the
+    defaults, the given ones coerced; an unknown or missing one is an internal error naming `where`."""
+    full = op.defaults()
+    for k, v in given.items():
+        a = op.attr_index.get(k)
+        if a is None:
+            raise ArchTypeError(f"internal: {op.name} has no attribute '{k}' ({where})")
+        full[k] = coerce_attr(op, a, v) if v is not None or a.kind.endswith("?") else v
+    missing = [a.name for a in op.attrs if a.name not in full]
+    if missing:
+        raise ArchTypeError(f"internal: {op.name} needs {missing} ({where})")
+    return full
 
 
 def coerce_attr(op: OpDef, attr: Attr, value):
