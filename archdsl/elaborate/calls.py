@@ -291,7 +291,7 @@ class Calls:
                 try:
                     attrs[a.name] = coerce_attr(op, a, given[a.name])
                 except ArchError as err:
-                    if op.name == "linear" and a.name == "bias" and is_int(given[a.name]):  # linear(4, 3)
+                    if op.name == "linear" and a.name == "bias" and is_int(given[a.name]) and given[a.name] > 0:
                         err.notes.append((f"torch's nn.Linear(in, out) is linear({given[a.name]}) here: the input "
                                           f"features come from x, and the second number reads as bias=", span))
                     raise err.with_span(span) from None

@@ -66,10 +66,14 @@ def _infer(ins, a):
             fail(f"pad: a negative amount crops, which circular mode does not take here, got {list(a['pad'])}; "
                  "slice first (x[..., 1:])")
         for ax, (d, (lo, hi)) in enumerate(zip(x.shape, pairs)):
-            if isinstance(d, int) and d + min(lo, 0) + min(hi, 0) < (1 if mode != "constant" else 0):
+            if not isinstance(d, int):
+                continue
+            kept = d + min(lo, 0) + min(hi, 0)
+            if kept < (1 if mode != "constant" else 0):
                 fail(f"pad: ({lo}, {hi}) on dim {ax} crops more than its size {d} (input {shape_str(x)})")
-        check_pad_fits("pad", x.with_shape(tuple(
-            dim_add(d, min(lo, 0) + min(hi, 0)) for d, (lo, hi) in zip(x.shape, pairs))), pairs, mode)
+            if mode == "reflect" and max(lo, hi) >= kept:  # torch reflects within the uncropped dim; not here
+                fail(f"pad: reflect padding ({lo}, {hi}) on dim {ax} reaches past what the crop leaves ({kept} of "
+                     f"its {d}; input {shape_str(x)}); pad first, then slice")
     else:
         check_pad_fits("pad", x, pairs, mode)
     out: list[Dim] = [dim_add(d, lo + hi) for d, (lo, hi) in zip(x.shape, pairs)]

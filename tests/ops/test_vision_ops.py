@@ -431,6 +431,8 @@ def test_a_crop_past_the_size_or_in_circular_mode_is_refused():
     src = 'model m(x: float32[B, 3, 5]) -> y {{\n    y = pad(x, {p}, mode="{m}")\n}}\n'
     for p, m, match in (([-3, -3], "constant", r"pad: \(-3, -3\) on dim 2 crops more than its size 5"),
                         ([-5, 0], "reflect", r"crops more than its size 5"),
+                        ([-4, 3], "reflect", r"pad: reflect padding \(-4, 3\) on dim 2 reaches past what the crop "
+                                             r"leaves \(1 of its 5; input \[B, 3, 5\]\); pad first, then slice"),
                         ([-1, 2], "circular", r"a negative amount crops, which circular mode does not take")):
         with pytest.raises(ArchError, match=match):
             archdsl.check_source(src.format(p=p, m=m))
