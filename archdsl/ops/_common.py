@@ -61,6 +61,19 @@ def float_input(op: str, t: TensorType, what: str = "input") -> None:
         fail(f"{op}: {what} must be a float tensor, got {t.dtype}; cast it first (cast(x, \"float32\"))")
 
 
+def float_pair_infer(name: str):
+    """The shape rule of a binary float op of one dtype, broadcast (atan2, logaddexp)."""
+    from .shapes import broadcast
+
+    def infer(ins, a):
+        x, y = ins
+        float_input(name, x)
+        if x.dtype != y.dtype:
+            fail(f"{name}: dtypes differ ({x.dtype} vs {y.dtype})")
+        return [x.with_shape(broadcast(x.shape, y.shape, f"{name} operands"))]
+    return infer
+
+
 def conv_channels(name: str, x: TensorType, n: int, groups: int, out_channels: int) -> int:
     """The input channels of an n-d (transposed) conv, after the checks both kinds make before they can
     create their weights: rank, a known channel dim, groups dividing both channel counts."""

@@ -9,9 +9,17 @@ import math
 import numpy as np
 
 from ..types import DType, TensorType
-from ._common import elementwise_cost, float_input, narrow_into, sign_bit, wide_np, wide_outputs, widen
-from .registry import OpDef, fail, register
-from .shapes import broadcast
+from ._common import (
+    elementwise_cost,
+    float_input,
+    float_pair_infer,
+    narrow_into,
+    sign_bit,
+    wide_np,
+    wide_outputs,
+    widen,
+)
+from .registry import OpDef, register
 
 
 def _float_infer(name: str):
@@ -68,14 +76,6 @@ def _log_base_lower(base: float):
     return lower
 
 
-def _logaddexp_infer(ins, a):
-    x, y = ins
-    float_input("logaddexp", x)
-    if x.dtype != y.dtype:
-        fail(f"logaddexp: dtypes differ ({x.dtype} vs {y.dtype})")
-    return [x.with_shape(broadcast(x.shape, y.shape, "logaddexp operands"))]
-
-
 def _logaddexp_lower(e, ins, outs, c):
     """max(a, b) + log1p(exp(-|a - b|)); equal operands (both -inf or both inf too, where a - b is NaN) add
     log 2 to the max, as torch."""
@@ -120,7 +120,7 @@ for _name, _base in (("log2", 2.0), ("log10", 10.0)):
             f"so that {_name}({_base:g}**k) is k as torch's; float tensors.",
     ))
 register(OpDef(
-    name="logaddexp", inputs=("a", "b"), category="math", infer=_logaddexp_infer, elementwise=True,
+    name="logaddexp", inputs=("a", "b"), category="math", infer=float_pair_infer("logaddexp"), elementwise=True,
     lower=_logaddexp_lower, cost=elementwise_cost, grad=_logaddexp_grad,
     doc="log(exp(a) + exp(b)) with broadcasting, without overflow (torch.logaddexp): max(a, b) + "
         "log1p(exp(-|a - b|)); log-space sums (two of them; of many along a dim, logsumexp). Float tensors.",

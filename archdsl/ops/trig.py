@@ -9,9 +9,18 @@ import math
 
 import numpy as np
 
-from ._common import bfloat16_from, elementwise_cost, float_input, narrow_into, sign_bit, wide_np, wide_outputs, widen
-from .registry import OpDef, fail, register
-from .shapes import broadcast
+from ._common import (
+    bfloat16_from,
+    elementwise_cost,
+    float_input,
+    float_pair_infer,
+    narrow_into,
+    sign_bit,
+    wide_np,
+    wide_outputs,
+    widen,
+)
+from .registry import OpDef, register
 
 
 def _one(b, x):
@@ -63,14 +72,6 @@ for _name, (_op, _doc, _slope) in _UNARY.items():
 
 # ---------------- atan2 ----------------
 
-def _atan2_infer(ins, a):
-    y, x = ins
-    float_input("atan2", y)
-    if x.dtype != y.dtype:
-        fail(f"atan2: dtypes differ ({y.dtype} vs {x.dtype})")
-    return [y.with_shape(broadcast(y.shape, x.shape, "atan2 operands"))]
-
-
 def _atan2_lower(e, ins, outs, c):
     """The angle in the first octant, atan(min(|x|, |y|) / max(|x|, |y|)) (a ratio in [0, 1], where atan is
     accurate), moved to its quadrant: pi/2 - a where |y| > |x|, pi - a where x's sign bit is set, then y's
@@ -103,8 +104,8 @@ def _atan2_grad(b, c, ins, outs, gouts):
 
 
 register(OpDef(
-    name="atan2", inputs=("y", "x"), category="math", infer=_atan2_infer, elementwise=True, lower=_atan2_lower,
-    cost=elementwise_cost, grad=_atan2_grad, aliases=("arctan2",),
+    name="atan2", inputs=("y", "x"), category="math", infer=float_pair_infer("atan2"), elementwise=True,
+    lower=_atan2_lower, cost=elementwise_cost, grad=_atan2_grad, aliases=("arctan2",),
     doc="The angle of the point (x, y) from the positive x axis, in [-pi, pi], elementwise with broadcasting "
         "(torch.atan2(y, x), y first): the quadrant from both signs, +-pi/2 where x is 0, signed zeros and "
         "infinities as IEEE's atan2. Written out in ONNX ops (ONNX has no atan2); float tensors.",
