@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, TensorType
-from ._common import float_input, known_size, narrow_into, shape_str, wide_np, wide_outputs, widen
+from ._common import float_input, narrow_into, shape_str, wide_np, wide_outputs, widen
 from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register
 
@@ -64,39 +64,37 @@ register(OpDef(
         "W_out] (torch.nn.functional.grid_sample, ONNX GridSample). mode: bilinear, nearest "
         "(halves to even) or bicubic; padding_mode, what lies outside: zeros, border (the edge pixel) or "
         "reflection. Gradients to the image and the grid as torch's for bilinear and nearest (none for "
-        "bicubic), for an image of known H and W (its coordinates scale by them; the output's may be symbolic). "
-        "Float tensors; 16-bit ones sample in float32.",
+        "bicubic), at any sizes. Float tensors; 16-bit ones sample in float32.",
 ))
 
 
 # ---------------- the gradient ----------------
 
-def _coordinate(e, g: str, size: int, a: dict, f):
-    """torch's grid_sampler_compute_source_index: the pixel coordinate of a grid value, and its derivative
-    with respect to that value (the unnormalization's scale times the padding's slope)."""
-    align = a["align_corners"]
-    scale = (size - 1) / 2 if align else size / 2
-    ix = e.op("Mul", [e.op("Add", [g, e.const(np.array(1, f))]), e.const(np.array(scale, f))])
-    if not align:
-        ix = e.op("Sub", [ix, e.const(np.array(0.5, f))])
-    slope = e.const(np.array(scale, f))
-    zero, top = e.const(np.array(0, f)), e.const(np.array(size - 1, f))
-    if a["padding_mode"] == "reflection":
-        low2, high2 = (0, 2 * (size - 1)) if align else (-1, 2 * size - 1)
-        if low2 == high2:  # one pixel with align_corners: every coordinate reflects to 0
-            return zero, e.op("Mul", [slope, zero])
-        lo, span = low2 / 2, (high2 - low2) / 2
-        d = e.op("Sub", [ix, e.const(np.array(lo, f))])
-        sign = e.op("Where", [e.op("Less", [d, zero]), e.const(np.array(-1, f)), e.const(np.array(1, f))])
+def _coordinate(e, g: str, n: str, a: dict, f):
+    """torch's grid_sampler_compute_source_index: the pixel coordinate of a grid value along an axis of n pixels
+    (a scalar tensor: a constant, or read from the image's shape at run time), and its derivative with respect
+    to that value (the unnormalization's scale times the padding's slope)."""
+    k = lambda v: e.const(np.array(v, f))  # noqa: E731
+    zero, one = k(0), k(1)
+    top = e.op("Sub", [n, one])
+    scale = e.op("Mul", [top if a["align_corners"] else n, k(0.5)])
+    ix = e.op("Mul", [e.op("Add", [g, one]), scale])
+    if not a["align_corners"]:
+        ix = e.op("Sub", [ix, k(0.5)])
+    slope = scale
+    if a["padding_mode"] == "reflection":  # over [0, n - 1] with align_corners, else [-0.5, n - 0.5]
+        lo, span = (zero, top) if a["align_corners"] else (k(-0.5), n)
+        d = e.op("Sub", [ix, lo])
+        sign = e.op("Where", [e.op("Less", [d, zero]), k(-1), one])
         d = e.op("Abs", [d])
-        spn = e.const(np.array(span, f))
-        extra = e.op("Mod", [d, spn], fmod=1)
-        flips = e.op("Floor", [e.op("Div", [d, spn])])
-        odd = e.op("Equal", [e.op("Mod", [flips, e.const(np.array(2, f))], fmod=1), e.const(np.array(1, f))])
-        ix = e.op("Where", [odd, e.op("Sub", [e.const(np.array(span + lo, f))] + [extra]),
-                            e.op("Add", [extra, e.const(np.array(lo, f))])])
+        empty = e.op("Equal", [span, zero])  # one pixel with align_corners: every coordinate reflects to 0
+        safe = e.op("Where", [empty, one, span])
+        extra = e.op("Mod", [d, safe], fmod=1)
+        odd = e.op("Equal", [e.op("Mod", [e.op("Floor", [e.op("Div", [d, safe])]), k(2)], fmod=1), one])
+        ix = e.op("Where", [odd, e.op("Sub", [e.op("Add", [span, lo]), extra]), e.op("Add", [extra, lo])])
+        ix = e.op("Where", [empty, zero, ix])
         sign = e.op("Where", [odd, e.op("Neg", [sign]), sign])
-        slope = e.op("Mul", [slope, sign])
+        slope = e.op("Mul", [slope, e.op("Where", [empty, zero, sign])])
     if a["padding_mode"] in ("border", "reflection"):  # clipped into the image: no slope where it was clipped
         inside = e.op("And", [e.op("Greater", [ix, zero]), e.op("Less", [ix, top])])
         slope = e.op("Mul", [slope, e.op("Cast", [inside], to=_onnx(f))])
@@ -108,27 +106,36 @@ def _onnx(f) -> int:
     return DType.float64.onnx if f is np.float64 else DType.float32.onnx
 
 
-def _corner(e, iy: str, ix: str, h: int, w: int, f):
-    """A corner's flat index y * W + x (clipped into the image) and whether it lies inside (1 or 0)."""
-    inside = e.op("And", [e.op("And", [e.op("GreaterOrEqual", [ix, e.const(np.array(0, f))]),
-                                       e.op("LessOrEqual", [ix, e.const(np.array(w - 1, f))])]),
-                          e.op("And", [e.op("GreaterOrEqual", [iy, e.const(np.array(0, f))]),
-                                       e.op("LessOrEqual", [iy, e.const(np.array(h - 1, f))])])])
-    cx = e.op("Min", [e.op("Max", [ix, e.const(np.array(0, f))]), e.const(np.array(w - 1, f))])
-    cy = e.op("Min", [e.op("Max", [iy, e.const(np.array(0, f))]), e.const(np.array(h - 1, f))])
-    flat = e.op("Cast", [e.op("Add", [e.op("Mul", [cy, e.const(np.array(w, f))]), cx])], to=DType.int64.onnx)
+def _corner(e, iy: str, ix: str, h: str, w: str, f):
+    """A corner's flat index y * W + x (clipped into the image) and whether it lies inside (1 or 0); h and w
+    are the image's sizes as scalar tensors."""
+    zero, one = e.const(np.array(0, f)), e.const(np.array(1, f))
+    h1, w1 = e.op("Sub", [h, one]), e.op("Sub", [w, one])
+    inside = e.op("And", [e.op("And", [e.op("GreaterOrEqual", [ix, zero]), e.op("LessOrEqual", [ix, w1])]),
+                          e.op("And", [e.op("GreaterOrEqual", [iy, zero]), e.op("LessOrEqual", [iy, h1])])])
+    cx = e.op("Min", [e.op("Max", [ix, zero]), w1])
+    cy = e.op("Min", [e.op("Max", [iy, zero]), h1])
+    flat = e.op("Cast", [e.op("Add", [e.op("Mul", [cy, w]), cx])], to=DType.int64.onnx)
     return flat, e.op("Cast", [inside], to=_onnx(f))
+
+
+def _size(e, x: str, t: TensorType, axis: int, f) -> str:
+    """The image's size along an axis as a float scalar: a constant when known, else read from its shape."""
+    d = t.shape[axis]
+    if isinstance(d, int):
+        return e.const(np.array(d, f))
+    return e.op("Cast", [e.op("Squeeze", [e.op("Shape", [x], start=axis, end=axis + 1), _i64(e, [0])])],
+                to=_onnx(f))
 
 
 def _grid_sample_grad_lower(e, ins, outs, c):
     g, x, grid = ins
     tx, tg = c.in_types[1], c.in_types[2]
     f = wide_np(tx)
-    h = known_size("grid_sample", "the image height (for its gradient)", tx.shape[2], tx, "the coordinates scale by it")
-    w = known_size("grid_sample", "the image width (for its gradient)", tx.shape[3], tx, "the coordinates scale by it")
     g, x, grid = (widen(e, v, tx) for v in (g, x, grid))
+    h, w = _size(e, x, tx, 2, f), _size(e, x, tx, 3, f)
     flat_g = e.op("Reshape", [g, _i64(e, [0, 0, -1])])                        # [N, C, P], P = H_out * W_out
-    flat_x = e.op("Reshape", [x, _i64(e, [0, 0, h * w])])                     # [N, C, H * W]
+    flat_x = e.op("Reshape", [x, _i64(e, [0, 0, -1])])                        # [N, C, H * W]
     coords = e.op("Reshape", [grid, _i64(e, [0, 1, -1, 2])])                 # [N, 1, P, 2]
     gx = e.op("Squeeze", [e.op("Slice", [coords, _i64(e, [0]), _i64(e, [1]), _i64(e, [3])]), _i64(e, [3])])
     gy = e.op("Squeeze", [e.op("Slice", [coords, _i64(e, [1]), _i64(e, [2]), _i64(e, [3])]), _i64(e, [3])])

@@ -72,6 +72,25 @@ def test_grid_sample_gradients_match_torch(mode, pad, align, exact):
     np.testing.assert_allclose(got["grid"], tg.grad.numpy(), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("mode, pad, align", [("bilinear", "zeros", False), ("bilinear", "reflection", True),
+                                              ("bilinear", "border", False), ("nearest", "reflection", False)])
+def test_grid_sample_gradients_at_run_time_sizes(mode, pad, align):
+    """An image of symbolic H, W (a flow warp over any frame size): the coordinates scale by sizes read at run
+    time; one compiled gradient at 5x6, 1x1 (reflection over one pixel) and 3x9 equals torch's."""
+    rng = np.random.default_rng(5)
+    src = (f"model m(x: float32[2, 3, H, W], grid: float32[2, 4, 7, 2]) -> y {{\n    y = {_text(mode, pad, align)}"
+           "\n}\n")
+    r = rng.standard_normal((2, 3, 4, 7)).astype(np.float32)
+    for h, w in ((5, 6), (1, 1), (3, 9)):
+        x, grid = rng.standard_normal((2, 3, h, w)).astype(np.float32), _grid(rng, 2, 4, 7, h, w, False)
+        got = grads_of(src, {"x": x, "grid": grid}, r, ["x", "grid"])
+        tx, tg = torch.from_numpy(x).requires_grad_(), torch.from_numpy(grid).requires_grad_()
+        (F.grid_sample(tx, tg, mode=mode, padding_mode=pad, align_corners=align) * torch.from_numpy(r)).sum(
+        ).backward()
+        np.testing.assert_allclose(got["x"], tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got["grid"], tg.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
 def test_grid_sample_in_float16():
     rng = np.random.default_rng(0)
     x, grid = rng.standard_normal((1, 2, 4, 4)), rng.uniform(-1, 1, (1, 3, 3, 2))

@@ -66,6 +66,23 @@ model stn(x: float32[B, 2, 8, 8]) -> y {
 """
 
 
+WARP = """
+model warp(x: float32[B, 2, H, W]) -> y {
+    flow = x -> conv2d(2, 3, padding=1) as flow -> tanh
+    grid = permute(flow, [0, 2, 3, 1]) * 0.5 + permute(x, [0, 2, 3, 1]) * 0.1
+    y = grid_sample(x, grid, padding_mode="border", align_corners=true) -> conv2d(3, 3, padding=1) as c
+    y = y -> global_avgpool -> flatten -> linear(2) as fc
+}
+"""
+
+
+@pytest.mark.parametrize("hw", [(6, 5), (9, 12)])
+def test_a_warp_at_run_time_sizes_trains_like_torch(hw):
+    """grid_sample's gradient over an image of symbolic H, W: one compiled step at two frame sizes."""
+    ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1, momentum=0.9), text=WARP)
+    one_step_like_torch(ct, fwd, batches(ct, 1, 3, 2, seed=4, dims={"H": hw[0], "W": hw[1]}))
+
+
 @pytest.mark.parametrize("text", [UPSAMPLER, ATTEND, MATH, STN], ids=["upsampler", "attend", "math", "stn"])
 def test_ops_train_like_torch(text):
     """One SGD-momentum step of each spec on onnxruntime against torch autograd over torch_ref's functions."""
