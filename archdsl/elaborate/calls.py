@@ -58,7 +58,8 @@ def _keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Sp
 # torch's and numpy's names for one argument: an op taking `axis` takes `dim=` for it, and so on
 _SYNONYMS = {"dim": "axis", "axis": "dim", "keepdim": "keepdims", "keepdims": "keepdim",
              "attn_mask": "mask", "is_causal": "causal",  # F.scaled_dot_product_attention's names
-             "ord": "p"}  # torch.linalg.vector_norm's
+             "ord": "p"}  # torch.linalg.vector_norm's (for norm only: dropout's p is no order)
+_ONLY_FOR = {"ord": ("norm",)}
 
 
 def _synonyms(op, kwargs: dict, names, given: dict, span: Span) -> dict:
@@ -69,7 +70,7 @@ def _synonyms(op, kwargs: dict, names, given: dict, span: Span) -> dict:
         return kwargs
     out = {}
     for k, v in kwargs.items():
-        own = _SYNONYMS.get(k)
+        own = _SYNONYMS.get(k) if op.name in _ONLY_FOR.get(k, (op.name,)) else None
         if k not in names and own in names:
             if own in kwargs:
                 raise ArchTypeError(f"{op.name}(): '{k}' and '{own}' are one argument (torch's and numpy's "

@@ -29,8 +29,8 @@ def _infer(ins, a):
     first = "; log_probs is time first, [T, N, C] as torch's: after a batch_first layer, permute([1, 0, 2])"
     if not isinstance(t, int):
         fail(f"ctc_loss: the number of frames T must be a known number (the recursion is unrolled over them), got "
-             f"{t} in {shape_str(lp)}" + (first if isinstance(n, int) else "; fix it with -D or a number in the "
-                                          "input's shape"))
+             f"{t} in {shape_str(lp)}" + (first if str(t) == str(tg.shape[0]) else "; fix it with -D or a "
+                                          "number in the input's shape"))
     if tg.dtype.is_float or tg.dtype is DType.bool or tg.rank != 2 or not isinstance(tg.shape[1], int):
         fail(f"ctc_loss: targets must be an integer [N, S] tensor of labels padded to a known S (torch's "
              f"concatenated 1-D form is not taken), got {tg}")

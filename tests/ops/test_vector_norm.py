@@ -71,6 +71,7 @@ def test_ord_is_torch_linalgs_name_for_p():
     x = rand(3, 4)
     y, _ = run_op("vector_norm(x, ord=1, dim=1)", x=x)
     np.testing.assert_allclose(y, np.abs(x).sum(1), rtol=1e-6)
+    refused("model m(x: float32[2, 4]) -> y {\n    y = dropout(x, ord=0.3)\n}\n", "ord")  # dropout's p is no order
 
 
 def test_norm_of_float16_reduces_in_float32():
