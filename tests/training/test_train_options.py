@@ -74,6 +74,30 @@ def _eight_examples(tmp_path, seed: int):
                       "--batch-size", "4", "-o", str(tmp_path / "w.npz"), "--quiet"]
 
 
+def _torch_sgd(x, y, w0, epochs: int, schedule, momentum: float = 0.0, per: str = "batch"):
+    """torch's SGD (lr 0.1) over _eight_examples' batches in the loop's shuffle (seed 0), the scheduler
+    `schedule(opt)` stepped per batch or per epoch: (the final weight, the lr of every update)."""
+    import torch
+    lin = torch.nn.Linear(4, 2, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(w0))
+    opt = torch.optim.SGD(lin.parameters(), lr=0.1, momentum=momentum)
+    sched = schedule(opt)
+    lrs = []
+    for epoch in range(1, epochs + 1):
+        order = np.random.default_rng([0, epoch]).permutation(8)
+        for idx in (order[:4], order[4:]):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(lin(torch.from_numpy(x[idx])), torch.from_numpy(y[idx])).backward()
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            if per == "batch":
+                sched.step()
+        if per == "epoch":
+            sched.step()
+    return lin.weight.detach().numpy(), lrs
+
+
 def test_warmup_ramps_the_learning_rate_per_update_as_torchs_lambda_lr(tmp_path, capsys):
     """--warmup 3 over three epochs of two updates (one epoch, then two more by --resume): factors 1/3, 2/3, 1,
     1, ... as torch's LambdaLR stepped per batch; the resumed run goes on from the step it had reached."""
@@ -84,22 +108,10 @@ def test_warmup_ramps_the_learning_rate_per_update_as_torchs_lambda_lr(tmp_path,
     assert main([*argv, "--epochs", "3", "--resume"]) == 0
     ours = np.load(tmp_path / "w.npz")["fc.weight"]
 
-    lin = torch.nn.Linear(4, 2, bias=False)
-    with torch.no_grad():
-        lin.weight.copy_(torch.from_numpy(w0))
-    opt = torch.optim.SGD(lin.parameters(), lr=0.1)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 3))
-    lrs = []
-    for epoch in range(1, 4):
-        order = np.random.default_rng([0, epoch]).permutation(8)  # the loop's shuffle (seed 0)
-        for idx in (order[:4], order[4:]):
-            opt.zero_grad()
-            torch.nn.functional.mse_loss(lin(torch.from_numpy(x[idx])), torch.from_numpy(y[idx])).backward()
-            lrs.append(opt.param_groups[0]["lr"])
-            opt.step()
-            sched.step()
+    want, lrs = _torch_sgd(x, y, w0, 3, lambda opt: torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 3)))
     assert np.allclose(lrs[:4], [0.1 / 3, 0.2 / 3, 0.1, 0.1])
-    np.testing.assert_allclose(ours, lin.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours, want, rtol=1e-5, atol=1e-6)
     assert main([*argv, "--warmup", "-1"]) == 2
 
 
@@ -115,20 +127,9 @@ def test_a_schedule_per_batch_is_torchs_scheduler_stepped_per_batch(tmp_path, sc
     assert main([*argv, "--epochs", "3", "--weights", str(tmp_path / "w0.npz")]) == 0
     whole = np.load(tmp_path / "w.npz")["fc.weight"]
 
-    lin = torch.nn.Linear(4, 2, bias=False)
-    with torch.no_grad():
-        lin.weight.copy_(torch.from_numpy(w0))
-    opt = torch.optim.SGD(lin.parameters(), lr=0.1, momentum=0.9)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=6) if schedule == "cosine" else \
-        torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1 - t / 6)
-    for epoch in range(1, 4):
-        order = np.random.default_rng([0, epoch]).permutation(8)  # the loop's shuffle (seed 0)
-        for idx in (order[:4], order[4:]):
-            opt.zero_grad()
-            torch.nn.functional.mse_loss(lin(torch.from_numpy(x[idx])), torch.from_numpy(y[idx])).backward()
-            opt.step()
-            sched.step()
-    want = lin.weight.detach().numpy()
+    want, _ = _torch_sgd(x, y, w0, 3, lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=6)
+                         if schedule == "cosine" else torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1 - t / 6),
+                         momentum=0.9)
     np.testing.assert_allclose(whole, want, rtol=1e-5, atol=1e-6)
 
 
@@ -145,26 +146,11 @@ def test_a_step_schedule_is_torchs_multistep_lr(tmp_path, capsys, per):
     assert main([*argv, "--epochs", "4", "--resume"]) == 0
     ours = np.load(tmp_path / "w.npz")["fc.weight"]
 
-    lin = torch.nn.Linear(4, 2, bias=False)
-    with torch.no_grad():
-        lin.weight.copy_(torch.from_numpy(w0))
-    opt = torch.optim.SGD(lin.parameters(), lr=0.1, momentum=0.9)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[1, 3], gamma=0.5)
-    lrs = []
-    for epoch in range(1, 5):
-        order = np.random.default_rng([0, epoch]).permutation(8)  # the loop's shuffle (seed 0)
-        for idx in (order[:4], order[4:]):
-            opt.zero_grad()
-            torch.nn.functional.mse_loss(lin(torch.from_numpy(x[idx])), torch.from_numpy(y[idx])).backward()
-            lrs.append(opt.param_groups[0]["lr"])
-            opt.step()
-            if per == "batch":
-                sched.step()
-        if per == "epoch":
-            sched.step()
+    want, lrs = _torch_sgd(x, y, w0, 4, lambda opt: torch.optim.lr_scheduler.MultiStepLR(
+        opt, milestones=[1, 3], gamma=0.5), momentum=0.9, per=per)
     assert lrs == ([0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.025, 0.025] if per == "epoch" else
                    [0.1, 0.05, 0.05, 0.025, 0.025, 0.025, 0.025, 0.025])
-    np.testing.assert_allclose(ours, lin.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours, want, rtol=1e-5, atol=1e-6)
     capsys.readouterr()
     for bad in (["--milestones", "3,1"], ["--milestones", "0"], ["--milestones", "a"]):
         with pytest.raises(SystemExit) as e:
