@@ -1,0 +1,78 @@
+"""How a command ends when it is stopped (archdsl/cli/signals.py, archdsl/interrupts.py, archdsl/_launch.py):
+SIGTERM unwinds like Ctrl-C, and Ctrl-C is `interrupted`, exit 130, wherever it lands: in a build's writing,
+inside an extension's import, or while the command is still loading."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from archdsl.cli import main
+
+
+def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_temp_files(work, monkeypatch):
+    """A killed build left its temp directory of partial weights beside the output (SIGINT did not)."""
+    import signal
+
+    from archdsl import driver
+    real = driver._stage
+
+    def killed_while_writing(model, path, external, staged):
+        real(model, path, external, staged)
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler raises in this thread, here
+    monkeypatch.setattr(driver, "_stage", killed_while_writing)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
+    with pytest.raises(SystemExit) as e:
+        main(["build", str(work / "tiny.arch"), "--train", "-o", str(work / "t.onnx")])
+    assert e.value.code == 128 + signal.SIGTERM
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == before, "handlers restored"
+    assert sorted(os.listdir(work)) == ["data.npz", "tiny.arch"]
+
+
+def test_ctrl_c_inside_an_extension_is_an_interrupt_not_an_internal_error(work, monkeypatch, capsys):
+    """Ctrl-C during onnxruntime's first import comes out of pybind11 as ImportError("initialization failed"):
+    it said "internal error" (exit 70); it is `interrupted`, 130, and the output is not written."""
+    import signal
+
+    from archdsl import runtime
+
+    def interrupted_import():  # where the build first imports onnxruntime
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler raises here, as it would inside the import
+        except KeyboardInterrupt:
+            raise ImportError("initialization failed") from None
+    monkeypatch.setattr(runtime, "newest_opset", interrupted_import)
+    assert main(["build", str(work / "tiny.arch"), "-o", str(work / "t.onnx")]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted"
+    assert not (work / "t.onnx").exists()
+
+
+@pytest.mark.parametrize("as_import_error", [False, True])
+def test_ctrl_c_while_the_command_loads_is_an_interrupt(tmp_path, as_import_error):
+    """The `archdsl` entry point records Ctrl-C before numpy, onnx and onnxruntime load: an interrupt there
+    printed a 20-line traceback (or, inside an extension, an ImportError)."""
+    import subprocess
+    import sys
+    probe = tmp_path / "probe.py"
+    probe.write_text(f"""
+import os, signal, sys
+import archdsl._launch as launch
+
+class Interrupting:  # Ctrl-C arrives while archdsl.cli is being imported
+    def find_spec(self, name, path=None, target=None):
+        if name == "archdsl.cli":
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+            except KeyboardInterrupt:
+                if {as_import_error}:
+                    raise ImportError("initialization failed") from None
+                raise
+        return None
+
+sys.meta_path.insert(0, Interrupting())
+sys.argv = ["archdsl", "--version"]
+sys.exit(launch.main())
+""")
+    res = subprocess.run([sys.executable, str(probe)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 130 and res.stderr.strip() == "interrupted", (res.returncode, res.stderr)
