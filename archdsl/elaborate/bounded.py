@@ -149,9 +149,12 @@ def short(v, width: int = 60) -> str:
 
 def equal(a, b, meter: Meter, strict: bool = False) -> bool:
     """`a == b` as Python has it (an item is equal to itself), each pair of shared sublists compared once;
-    `strict` also wants the same type at every level (1, 1.0 and true are then three values)."""
+    `strict` also wants the same type at every level (1, 1.0 and true are then three values). A symbolic
+    size against a number or another size it is not written as (`T == 64`, `H == W`) is open until a run
+    fixes it: unless something else decides the answer, that raises SymbolicOperand (`strict`: not equal)."""
     seen: set = set()
     todo = [(a, b)]
+    open_pair = None
     while todo:
         x, y = todo.pop()
         meter.spend()
@@ -161,7 +164,9 @@ def equal(a, b, meter: Meter, strict: bool = False) -> bool:
             if _flat(x) and _flat(y):  # no sublists: Python's own == is linear, and fast
                 meter.spend(len(x))
                 if x != y or strict and any(type(p) is not type(q) for p, q in zip(x, y)):
-                    return False
+                    if strict or not any(isinstance(p, Sym) or isinstance(q, Sym) for p, q in zip(x, y)):
+                        return False
+                    todo.extend(zip(x, y))  # `shape(x)[1:] == [64, 4]`: item by item below
                 continue
             pairs = zip(x, y)
         elif isinstance(x, dict) and isinstance(y, dict):
@@ -170,17 +175,27 @@ def equal(a, b, meter: Meter, strict: bool = False) -> bool:
             pairs = ((x[k], y[k]) for k in x)
         else:
             if not x == y or strict and type(x) is not type(y):
-                return False
+                if strict or not _undecided(x, y):
+                    return False
+                open_pair = open_pair or (x, y)
             continue
         for p, q in pairs:
             if p is not q and (id(p), id(q)) not in seen:
                 seen.add((id(p), id(q)))
                 todo.append((p, q))
+    if open_pair is not None:
+        raise SymbolicOperand(f"cannot decide {describe(open_pair[0])} == {describe(open_pair[1])}")
     return True
 
 
 def _flat(x) -> bool:
     return not any(isinstance(i, (list, tuple, dict)) for i in x)
+
+
+def _undecided(x, y) -> bool:
+    """A symbolic size and a number (or a size written otherwise): equal for some runs, not for others."""
+    return (isinstance(x, Sym) and isinstance(y, (int, float, Sym)) and not isinstance(y, bool)
+            or isinstance(y, Sym) and isinstance(x, (int, float)) and not isinstance(x, bool))
 
 
 def order(op, a, b, meter: Meter) -> bool:
@@ -204,4 +219,13 @@ def contains(item, seq, meter: Meter) -> bool:
         if not isinstance(item, str):
             raise ArchTypeError(f"'in' a string needs a string on the left, got {describe(item)}")
         return item in seq
-    return any(x is item or equal(x, item, meter) for x in seq)
+    undecided = None
+    for x in seq:
+        try:
+            if x is item or equal(x, item, meter):
+                return True
+        except SymbolicOperand as e:  # `T in [32, 64]`: unless another item is T itself
+            undecided = undecided or e
+    if undecided is not None:
+        raise undecided
+    return False

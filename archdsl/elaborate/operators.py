@@ -52,20 +52,16 @@ class Operators:
         if op in ("in", "not in"):
             if not isinstance(b, (list, tuple, dict, str)):
                 raise ArchTypeError(f"'in' needs a list, tuple, dict or string on the right, got {describe(b)}", span)
-            found = self.compared(contains, a, b, span=span)
-            if self.in_assert and isinstance(a, Sym) and not found:  # `assert T in [32, 64]`: open while T is
-                raise SymbolicOperand(f"cannot decide {describe(a)} {op} {describe(b)}", span)
+            found = self.decided(contains, a, b, op=op, span=span)
             return found == (op == "in")
         if op in ("==", "!="):
-            same = self.compared(equal, a, b, span=span)
-            if self.in_assert and not same and (isinstance(a, Sym) or isinstance(b, Sym)):  # `assert T == 64`
-                raise SymbolicOperand(f"cannot decide {describe(a)} {op} {describe(b)}", span)
+            same = self.decided(equal, a, b, op=op, span=span)
             return same == (op == "==")
         if op in ("<", "<=", ">", ">="):
             if not ((is_num(a) and is_num(b)) or (type(a) is type(b) and isinstance(a, (str, list, tuple)))):
                 error = SymbolicOperand if isinstance(a, Sym) or isinstance(b, Sym) else ArchTypeError
                 raise error(f"cannot compare {describe(a)} {op} {describe(b)}", span)
-            return self.compared(order, op, a, b, span=span)
+            return self.decided(lambda x, y, meter: order(op, x, y, meter), a, b, op=op, span=span)
         if isinstance(a, Sym) or isinstance(b, Sym):
             return sym_arith(op, a, b, span)
         if op == "+" and type(a) is type(b) and isinstance(a, (str, list, tuple)):
@@ -99,6 +95,20 @@ class Operators:
         if isinstance(out, complex):  # Python's (-8) ** 0.5
             raise EvalError(f"({a}) ** {b}: a negative number to a fractional power has no real value", span)
         return out
+
+    def decided(self, fn, a, b, op: str, span: Span) -> bool:
+        """`==`, `!=`, `in`: where a symbolic size leaves the answer open (`T == 64`), an assert waits for a
+        run's sizes; anywhere else the build cannot choose, and says so rather than guess."""
+        try:
+            return self.compared(fn, a, b, span=span)
+        except SymbolicOperand as e:
+            if self.in_assert:
+                raise SymbolicOperand(f"cannot decide {describe(a)} {op} {describe(b)}", span) from None
+            detail = str(e).removeprefix("cannot decide ").removeprefix("cannot compare ")
+            raise SymbolicOperand(
+                f"cannot decide {short(a)} {op} {short(b)} when building: it depends on a symbolic size "
+                f"({detail}), known only when the model runs; give the input a number there, or check it in "
+                f"an assert, which waits for a run's sizes", span) from None
 
     def compared(self, fn, *args, span: Span):
         """A comparison (==, <, in) of values that may nest; its walk is charged to the step budget."""

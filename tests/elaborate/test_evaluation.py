@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import archdsl
-from archdsl import driver
+from archdsl import driver, runtime
 from archdsl.diagnostics import ArchError, DefineError, ImportCycleError, LimitError, SourceMap
 from archdsl.types import Sym
 
@@ -275,6 +275,42 @@ def test_an_assert_a_symbolic_size_leaves_open_waits_for_the_sizes_of_a_run(tmp_
     assert main(["run", str(spec), "--dim", "T=66"]) == 1
     assert "error: T is at most 64" in capsys.readouterr().err
     assert main(["run", str(spec), "--dim", "T=6"]) == 0
+
+
+def test_equality_a_symbolic_size_leaves_open_is_an_error_outside_an_assert(tmp_path, capsys):
+    """`if T == 64` over a symbolic T took the else branch at build time (a Sym is not the number 64), so a run
+    at T=64 computed the other branch; `T in [32, 64]` was false the same way. Outside an assert the build
+    cannot choose: a diagnostic. What the sizes decide anyway still decides (`T == T`, `T in [T, 4]`, a tuple
+    of another length, a string), and inside an assert it waits for a run, list items included."""
+    def spec(cond):
+        return (f"model m(x: float32[B, T, C]) -> y {{\n    if {cond} {{\n        y = x * 2.0\n    }} else {{\n"
+                f"        y = x * 3.0\n    }}\n}}\n")
+    for cond in ("T == 64", "T != 64", "T in [32, 64]", "T == C", "shape(x)[1:] == (64, C)", "64 in [T, 32]",
+                 "T not in [1.5]", "[T] < [64]"):
+        with pytest.raises(ArchError, match=r"cannot decide .* when building|cannot compare"):
+            archdsl.check_source(spec(cond))
+    decided = {"T == T": 2.0, "T in [T, 4]": 2.0, "shape(x)[1:] == (T, C)": 2.0, "shape(x)[1:] == (T,)": 3.0,
+               "shape(x)[1:] == (64, 3, 1)": 3.0, "T == \"T\"": 3.0, "T != none": 2.0, "(T, 5) == (64, 4)": 3.0,
+               "4 in [T, 4]": 2.0}
+    x = np.ones((1, 2, 3), np.float32)
+    for cond, factor in decided.items():
+        y = runtime.session(archdsl.compile_source(spec(cond))).run(None, {"x": x})[0]
+        assert float(y.flat[0]) == factor, cond
+    path = tmp_path / "t.arch"
+    path.write_text(spec("T == 64"))
+    from archdsl.cli import main
+    assert main(["build", str(path), "-o", str(tmp_path / "t.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert "t.arch:2:8: error: cannot decide T == 64 when building" in err and "^^^^^^^" in err
+    assert not (tmp_path / "t.onnx").exists()
+    checked = ("model m(x: float32[B, T, C]) -> y {\n    assert shape(x)[1:] == (64, C), \"T is 64\"\n"
+               "    assert 4 in [T, C, 8]\n    y = x\n}\n")
+    path.write_text(checked)
+    assert main(["run", str(path), "--dim", "T=64", "--dim", "C=4", "--repeat", "1"]) == 0
+    assert main(["run", str(path), "--dim", "T=32", "--dim", "C=4", "--repeat", "1"]) == 1
+    assert "t.arch:2:5: error: T is 64" in capsys.readouterr().err
+    assert main(["run", str(path), "--dim", "T=64", "--dim", "C=5", "--repeat", "1"]) == 1
+    assert "t.arch:3:5: error: assertion failed" in capsys.readouterr().err
 
 
 def _files(tmp_path, **files):
