@@ -191,8 +191,9 @@ def _attend(r, q, k, v, mask, causal: bool, scale: float, dropout=None):
                      value="-inf")
         elif t == n:
             s = r.op("causal_mask", s)
-        else:
-            fail("attention gradient: causal with different symbolic query and key lengths")
+        else:  # top-left over lengths known at run time (narrow_rows keeps a query's first rows): key j > query i
+            query_at = r.op("unsqueeze", r.op("positions", s, dim=-2), dim=-1)
+            s = r.op("where", r.op("gt", r.op("positions", s, dim=-1), query_at), r.const(-np.inf, like=s), s)
     dead = None
     if mask is not None:
         if mask.type.dtype is DType.bool:
