@@ -126,12 +126,14 @@ register(OpDef(
 def _reduce(name, onnx_op, doc):
     def infer(ins, a):
         x = ins[0]
-        if x.dtype is DType.bool and name not in ("amax", "amin"):  # ONNX's ReduceSum/ReduceMean take no bool
-            fail(f"{name}: cannot reduce a bool tensor; cast(x, \"float32\") first")
+        if x.dtype is DType.bool and name == "mean":
+            fail("mean: cannot reduce a bool tensor; cast(x, \"float32\") first")
         if name == "mean" and not x.dtype.is_float:  # ONNX would truncate the mean; torch refuses
             fail(f"mean: needs a float tensor, got {x.dtype} (the mean of integers is not one); "
                  "cast(x, \"float32\") first")
         axes = norm_axes(a["dim"], x.rank)
+        if name == "sum" and not x.dtype.is_float:  # torch sums integers and bools in int64
+            x = TensorType(DType.int64, x.shape)
         if a["keepdim"]:
             return [x.with_shape(tuple(1 if i in axes else d for i, d in enumerate(x.shape)))]
         return [x.with_shape(tuple(d for i, d in enumerate(x.shape) if i not in axes))]
@@ -139,12 +141,15 @@ def _reduce(name, onnx_op, doc):
     def lower(e, ins, outs, c):
         x = c.in_types[0]
         axes = norm_axes(c.attrs["dim"], x.rank)
-        if x.dtype is DType.bool and e.opset < 20:
+        src = ins[0]
+        if name == "sum" and not x.dtype.is_float and x.dtype is not DType.int64:
+            src = e.op("Cast", [src], to=DType.int64.onnx)
+        elif x.dtype is DType.bool and e.opset < 20:
             fail(f"{name}: ONNX {onnx_op} takes bool from opset 20; this build targets opset {e.opset}")
         if not axes:  # a scalar: nothing to reduce (an empty axes attribute cannot even be written)
-            e.op("Identity", [ins[0]], outputs=outs)
+            e.op("Identity", [src], outputs=outs)
             return
-        reduce_op(e, onnx_op, ins[0], axes, int(c.attrs["keepdim"]), outputs=outs)
+        reduce_op(e, onnx_op, src, axes, int(c.attrs["keepdim"]), outputs=outs)
 
     def grad(b, c, ins, outs, gouts):
         """sum: g spread over the reduced dims; mean: also / count; amax, amin: g to the maxima (minima), shared
@@ -167,7 +172,8 @@ def _reduce(name, onnx_op, doc):
 
 
 _reduce("mean", "ReduceMean", "Mean over dims (all when none), torch.mean.")
-_reduce("sum", "ReduceSum", "Sum over dims (all when none), torch.sum.")
+_reduce("sum", "ReduceSum", "Sum over dims (all when none), torch.sum; integers and bools sum in int64, "
+        "as torch.")
 _reduce("amax", "ReduceMax", "Max over dims (all when none), torch.amax.")
 _reduce("amin", "ReduceMin", "Min over dims (all when none), torch.amin.")
 

@@ -106,6 +106,26 @@ def test_cumsum_of_a_scalar_is_the_scalar():
     close(y, torch.cumsum(torch.arange(3.0).sum(), -1).numpy())
 
 
+@SETTINGS
+@given(shape=st.lists(dim, min_size=0, max_size=3), data=st.data(), keep=st.booleans(),
+       dtype=st.sampled_from(["int64", "int32", "bool"]))
+def test_sum_of_integers_and_bools_is_int64_as_torch(shape, data, keep, dtype):
+    """sum kept int32 (ReduceSum in int32: 2**30 + 2**30 + 1 came out 2147483647) and refused bool, where
+    torch.sum gives int64 for both, as cumsum here does."""
+    r = len(shape)
+    dims = data.draw(st.lists(st.integers(-r, r - 1), unique_by=lambda d: d % r, max_size=r)) if r else []
+    x = np.asarray(np.random.default_rng(r).random(shape) < 0.5 if dtype == "bool" else _ints(shape, r, dtype))
+    if dtype == "int32" and x.size:
+        x.flat[0] = 2**30 + 7  # sums past int32's range wherever that element is summed with another
+        x.flat[-1] = 2**30 + 9 if x.size > 1 else x.flat[-1]
+    y, _ = run_op(f"sum(x, {dims if dims else 'none'}, keepdim={'true' if keep else 'false'})", x=x)
+    want = torch.sum(_t(x), dims, keepdim=keep).numpy() if dims else torch.sum(_t(x)).numpy()
+    if not dims and keep:
+        want = want.reshape((1,) * r)
+    assert y.dtype == want.dtype == np.int64
+    np.testing.assert_array_equal(y, want)
+
+
 # ---------------- argmax, argmin ----------------
 
 @covers("argmax", "argmin")
