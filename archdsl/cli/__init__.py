@@ -69,7 +69,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="ONNX opset (default: the newest the installed onnxruntime runs; at least 17)")
     b.add_argument("--seed", type=seed, default=0, metavar="S",
                    help="seed for the PyTorch-style initialization (default 0)")
-    b.add_argument("--weights", metavar="W.npz", help="load parameters by name from .npz or .safetensors")
+    b.add_argument("--weights", metavar="W.npz", help="load parameters by name from .npz or .safetensors (a "
+                   ".safetensors file is mapped and streamed into the model, not first read into memory)")
     b.add_argument("--emit", choices=("onnx", "ir"), default="onnx",
                    help="onnx (default) writes a model; ir prints the checked IR")
     b.add_argument("--external-data", action="store_true", default=None,

@@ -55,8 +55,8 @@ def _fitted(arr: np.ndarray, v: Value, what: str, advice: str = "") -> np.ndarra
     int32) or fractions in an integer parameter are a diagnostic naming the parameter, not an inf, a wrapped
     number or a truncation. (It went through float32 first: an int64 2**53-1 lost its last bit.)"""
     dt = v.type.dtype
-    if arr.dtype == dt.numpy:
-        return cast(arr, dt)
+    if arr.dtype == dt.numpy:  # as given, not copied: a mapped checkpoint streams from its file
+        return arr
     if dt is DType.bool and arr.size and not np.isin(arr, (0, 1)).all():  # 2.5 and NaN became true
         raise ArchError(f"'{v.name}': {what} holds values other than 0 and 1, and the parameter is bool", v.span)
     if not dt.is_float and dt is not DType.bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import zlib
 from collections.abc import Iterator
@@ -126,13 +127,74 @@ def load_weights(path: str | Path) -> dict[str, np.ndarray]:
     if p.suffix.lower() == ".safetensors":
         _refuse_special(p, "weights")  # an .npz is checked by read_npz
         try:
-            from safetensors.numpy import load_file
-            return dict(load_file(str(p)))
+            return read_safetensors(p)
         except FileNotFoundError:
             raise ArchError(f"weights file not found: {p}") from None
-        except Exception as e:  # a corrupt or foreign file
-            raise ArchError(f"cannot read weights from {p}: {e}") from None
+        except OSError as e:
+            raise ArchError(f"cannot read weights from {p}: {e.strerror or e}") from None
+        except ValueError as e:  # a corrupt or foreign file
+            raise ArchError(f"cannot read weights from {p}: {e}; weights are an .npz or .safetensors file keyed by "
+                            "parameter name") from None
     return read_npz(p, "weights", "weights are an .npz or .safetensors file keyed by parameter name")
+
+
+_SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
+                       "I8": "i1", "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?",
+                       "BF16": "bfloat16", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
+
+
+def read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """A .safetensors file's arrays as read-only views of the file, mapped, not read: a build streams them into
+    the model, so a checkpoint of many GB needs no memory of its size (safetensors' own numpy loader copies
+    every tensor first). The header is checked before anything is mapped; ValueError says what is wrong."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError("too short for a safetensors file")
+        n = int.from_bytes(head, "little")
+        if n > size - 8 or n > 100 << 20:
+            raise ValueError("not a safetensors file (its header length is past the end of the file)")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ValueError("not a safetensors file (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise ValueError("not a safetensors file (its header is not a JSON object)")
+    start, end = 8 + n, size
+    entries = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            code, shape, (lo, hi) = info["dtype"], info["shape"], info["data_offsets"]
+        except (TypeError, KeyError, ValueError):
+            raise ValueError(f"'{name}': no dtype, shape and data_offsets in the header") from None
+        if code not in _SAFETENSORS_DTYPES:
+            raise ValueError(f"'{name}': dtype {code} is not one archdsl reads (one of "
+                             f"{', '.join(_SAFETENSORS_DTYPES)})")
+        dtype = _dtype(_SAFETENSORS_DTYPES[code])
+        if (not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape)
+                or type(lo) is not int or type(hi) is not int or not 0 <= lo <= hi <= end - start
+                or hi - lo != math.prod(shape) * dtype.itemsize):
+            raise ValueError(f"'{name}': its shape {shape} and data_offsets {[lo, hi]} do not fit the file")
+        entries.append((name, dtype, tuple(shape), start + lo))
+    out = {}
+    mapped = np.memmap(path, np.uint8, "r") if any(math.prod(s) for _, _, s, _ in entries) else None
+    for name, dtype, shape, offset in entries:
+        count = math.prod(shape)
+        if count == 0:
+            out[name] = np.zeros(shape, dtype)
+        else:
+            out[name] = np.asarray(mapped[offset:offset + count * dtype.itemsize]).view(dtype).reshape(shape)
+    return out
+
+
+def _dtype(name: str) -> np.dtype:
+    if name[0] in "<?iu":
+        return np.dtype(name)
+    import ml_dtypes  # onnx's own dependency: numpy has no bfloat16 or float8
+    return np.dtype(getattr(ml_dtypes, name))
 
 
 def numpy_reason(e: Exception, member: bool = False) -> str:

@@ -1,0 +1,123 @@
+"""--weights W.safetensors is read by mapping the file (lower/weights.py read_safetensors), not by safetensors'
+numpy loader, which copied every tensor into memory first (a 500 MB GPT-2 checkpoint: 500 MB of RSS before
+the build wrote a byte). The arrays must be exactly what safetensors itself reads, and a foreign or corrupt
+file a diagnostic."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from archdsl import driver
+from archdsl.cli import main
+from archdsl.diagnostics import ArchError
+from archdsl.lower.weights import load_weights, read_safetensors, save_weights
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+
+
+def test_every_dtype_reads_as_safetensors_reads_it(tmp_path):
+    from safetensors.numpy import load_file, save_file
+    rng = np.random.default_rng(0)
+    arrays = {
+        "f64": rng.standard_normal((3, 2)), "f32": rng.standard_normal((2, 3, 4)).astype(np.float32),
+        "f16": rng.standard_normal(5).astype(np.float16), "bf16": rng.standard_normal(7).astype(ml_dtypes.bfloat16),
+        "i64": rng.integers(-2**62, 2**62, 4), "i32": rng.integers(-9, 9, (2, 2)).astype(np.int32),
+        "i16": np.arange(3, dtype=np.int16), "i8": np.array([-128, 127], np.int8), "u8": np.arange(4, dtype=np.uint8),
+        "u16": np.array([65535], np.uint16), "u32": np.array([7], np.uint32), "u64": np.array([2**64 - 1], np.uint64),
+        "bool": np.array([True, False, True]), "empty": np.zeros((0, 3), np.float32), "scalar": np.float32(2.5),
+    }
+    path = tmp_path / "w.safetensors"
+    save_file({k: np.asarray(v) for k, v in arrays.items()}, str(path))
+    want, got = load_file(str(path)), read_safetensors(path)
+    assert want.keys() == got.keys()
+    for k in want:
+        assert got[k].dtype == want[k].dtype and got[k].shape == want[k].shape, k
+        assert got[k].tobytes() == want[k].tobytes(), k
+    assert not got["f32"].flags.writeable  # a view of the file, which a build must not change
+    assert got["scalar"].shape == () and float(got["scalar"]) == 2.5
+
+
+def test_float8_reads_from_the_file(tmp_path):
+    """safetensors' numpy loader refused F8_E4M3 and F8_E5M2 (torch writes them); they load as ml_dtypes' types."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+    t = torch.tensor([[0.5, -1.75], [3.0, 0.0]])
+    save_file({"a": t.to(torch.float8_e4m3fn), "b": t.to(torch.float8_e5m2)}, str(tmp_path / "w.safetensors"))
+    got = read_safetensors(tmp_path / "w.safetensors")
+    assert got["a"].dtype == ml_dtypes.float8_e4m3fn and got["b"].dtype == ml_dtypes.float8_e5m2
+    np.testing.assert_array_equal(got["a"].astype(np.float32), t.numpy())
+    np.testing.assert_array_equal(got["b"].astype(np.float32), t.numpy())
+
+
+def _header_file(path: Path, header, data: bytes = b"", length: int | None = None) -> Path:
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw) if length is None else length) + raw + data)
+    return path
+
+
+@pytest.mark.parametrize("case,words", [
+    ("short", "too short for a safetensors file"),
+    ("length", "its header length is past the end of the file"),
+    ("json", "its header is not JSON"),
+    ("list", "its header is not a JSON object"),
+    ("fields", "'fc1.weight': no dtype, shape and data_offsets"),
+    ("dtype", "'fc1.weight': dtype C64 is not one archdsl reads"),
+    ("offsets", r"'fc1.weight': its shape \[3, 4\] and data_offsets \[0, 40\] do not fit the file"),
+    ("past_end", r"'fc1.weight': its shape \[3, 4\] and data_offsets \[8, 56\] do not fit the file"),
+])
+def test_a_foreign_or_corrupt_file_is_a_diagnostic(tmp_path, capsys, case, words):
+    p = tmp_path / "w.safetensors"
+    entry = {"dtype": "F32", "shape": [3, 4], "data_offsets": [0, 48]}
+    if case == "short":
+        p.write_bytes(b"abc")
+    elif case == "length":
+        _header_file(p, {}, length=10**9)
+    elif case == "json":
+        p.write_bytes(struct.pack("<Q", 4) + b"\xff{}x")
+    elif case == "list":
+        _header_file(p, [1, 2])
+    elif case == "fields":
+        _header_file(p, {"fc1.weight": {"dtype": "F32"}})
+    elif case == "dtype":
+        _header_file(p, {"fc1.weight": dict(entry, dtype="C64")}, bytes(96))
+    elif case == "offsets":
+        _header_file(p, {"fc1.weight": dict(entry, data_offsets=[0, 40])}, bytes(48))
+    else:
+        _header_file(p, {"fc1.weight": dict(entry, data_offsets=[8, 56])}, bytes(48))
+    with pytest.raises(ArchError, match=words):
+        load_weights(p)
+    out = tmp_path / "m.onnx"
+    assert main(["build", str(SPECS / "mlp.arch"), "--weights", str(p), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"error: cannot read weights from {p}:" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_build_from_a_mapped_checkpoint_is_the_build_from_its_npz(tmp_path):
+    """Same initializers, byte for byte, streamed from the mapped file as from arrays in memory; the weights
+    file itself is untouched."""
+    defines = {"n_layer": 1, "n_head": 2, "n_embd": 32, "vocab": 50, "n_positions": 16}
+    mod = driver.load(SPECS / "gpt2.arch", defines=defines)
+    g = driver.check_file(SPECS / "gpt2.arch", defines=defines)
+    rng = np.random.default_rng(1)
+    weights = {k: rng.standard_normal(v.type.shape).astype(np.float32) for k, v in g.params.items()}
+    for suffix in (".npz", ".safetensors"):
+        save_weights(tmp_path / f"w{suffix}", weights)
+    before = (tmp_path / "w.safetensors").read_bytes()
+    models = []
+    for suffix in (".npz", ".safetensors"):
+        out = tmp_path / f"m{suffix}.onnx"
+        driver.build_file(mod, None, driver.CompileOptions(weights=str(tmp_path / f"w{suffix}")), out)
+        models.append(onnx.load(str(out)))
+    a, b = ({t.name: numpy_helper.to_array(t) for t in m.graph.initializer} for m in models)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert "wte.weight" in a and np.array_equal(a["wte.weight"], weights["wte.weight"])
+    assert (tmp_path / "w.safetensors").read_bytes() == before
