@@ -89,11 +89,20 @@ def _zero(e, c, i=0):
     return e.const(np.array(0, dtype=c.in_types[i].dtype.numpy))
 
 
+def _finite(e, g, dtype):
+    """g with its infinities as the dtype's largest finite values, so that a 0/1 mask times it is 0 where the
+    mask is: torch's masked gradients are a `where`, and sqrt(relu(x)) sends an infinite gradient into relu
+    wherever x < 0, which inf * 0 made NaN. A Clip costs ~10% of the Mul (0.70 vs 0.65 ms on a 16x64x32x32
+    tensor), where onnxruntime's Where measured 6x slower than both (4.1 ms). Where the mask keeps an
+    infinite gradient it stays huge rather than infinite; a NaN gradient stays NaN (torch zeroes a masked one)."""
+    low, top = dtype.limits()
+    return e.op("Clip", [g, e.const(np.array(low, dtype=dtype.numpy)), e.const(np.array(top, dtype=dtype.numpy))])
+
+
 def _relu_grad_lower(e, ins, outs, c):
-    """g * (y > 0): onnxruntime's Where with a broadcast zero measured 8x slower than Cast + Mul (4.9 vs
-    0.65 ms on a 16x64x32x32 tensor). Differs from torch only where g is inf/nan and y <= 0."""
+    """g * (y > 0), g made finite first (_finite): Cast + Mul, not a Where (6x slower in onnxruntime)."""
     mask = e.op("Cast", [e.op("Greater", [ins[1], _zero(e, c, 1)])], to=c.in_types[0].dtype.onnx)
-    e.op("Mul", [ins[0], mask], outputs=outs)
+    e.op("Mul", [_finite(e, ins[0], c.in_types[0].dtype), mask], outputs=outs)
 
 
 _internal("relu_grad", ("g", "y"), _same, doc="g where y > 0", lower=_relu_grad_lower)
@@ -121,7 +130,7 @@ def _window_lower(e, ins, outs, c):
     mask = e.op("Cast", [masks[0] if len(masks) == 1 else e.op("And", masks)], to=dt.onnx)
     if a["scale"] != 1.0:
         mask = e.op("Mul", [mask, e.const(np.array(a["scale"], dtype=dt.numpy))])
-    e.op("Mul", [g, mask], outputs=outs)
+    e.op("Mul", [_finite(e, g, c.in_types[0].dtype), mask], outputs=outs)
 
 
 _internal("window_grad", ("g", "x"), _same, lower=_window_lower,
@@ -136,7 +145,7 @@ def _hardswish_lower(e, ins, outs, c):
     inside = e.op("And", [e.op("Greater", [x, k(-3)]), e.op("Less", [x, k(3)])])
     above = e.op("Cast", [e.op("GreaterOrEqual", [x, k(3)])], to=c.in_types[1].dtype.onnx)
     slope = e.op("Add", [e.op("Div", [x, k(3)]), k(0.5)])
-    e.op("Mul", [g, e.op("Where", [inside, slope, above])], outputs=outs)
+    e.op("Mul", [_finite(e, g, c.in_types[0].dtype), e.op("Where", [inside, slope, above])], outputs=outs)
 
 
 _internal("hardswish_grad", ("g", "x"), _same, lower=_hardswish_lower, doc="gradient of hardswish")

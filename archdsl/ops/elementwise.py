@@ -235,10 +235,13 @@ for _n, (_op, _d) in _UNARY.items():
 
 def _pick_grad(cmp):
     """torch.minimum/maximum: g to the operand that wins, g/2 to each on a tie, summed over broadcast dims.
-    b's share is g - a's, exact in binary floats (g - g/2 = g/2)."""
+    b's share is g - a's, exact in binary floats (g - g/2 = g/2). g is clamped to finite values first, so the
+    loser's share of an infinite g is 0 (as torch's masked_fill), not inf * 0 = NaN (sqrt(maximum(x, 0)))."""
     def grad(b, c, ins, outs, gouts):
-        x, y, g = ins[0], ins[1], gouts[0]
+        x, y = ins[0], ins[1]
         label = c.out_types[0].dtype.label
+        low, top = c.out_types[0].dtype.limits()
+        g = b.op("clamp", gouts[0], min=low, max=top)
         wins = b.op("cast", b.op(cmp, x, y), dtype=label)
         ties = b.op("cast", b.op("eq", x, y), dtype=label)
         ga = b.op("mul", g, b.op("add", wins, b.op("mul", ties, b.const(0.5, like=g))))
