@@ -45,10 +45,12 @@ def next_lr(plan: dict, base_lr: float, epoch: int, done: int, per_epoch: int) -
 def plan_note(path, saved: dict, now: dict, base_lr: float, epoch: int, done: int, per_epoch) -> str | None:
     """A resumed run whose schedule settings differ from the checkpoint's runs another lr schedule (a cosine
     over more epochs jumps back up): said, with the next update's lr under both. Settings the schedule does
-    not read (--epochs of a constant schedule) are not named."""
+    not read (--epochs of a constant or a step schedule, whose milestones are counted from the start) are not
+    named."""
     scheduled = (saved["schedule"], now["schedule"]) != ("constant", "constant")
-    per_batch = any(p["schedule_per"] == "batch" and p["schedule"] != "constant" for p in (saved, now))
-    keys = ["warmup"] + (["schedule", "epochs", "schedule_per"] if scheduled else []) + \
+    over_the_run = [p for p in (saved, now) if p["schedule"] in ("cosine", "linear")]  # read --epochs
+    per_batch = any(p["schedule_per"] == "batch" for p in over_the_run)
+    keys = ["warmup"] + (["schedule", "schedule_per"] if scheduled else []) + (["epochs"] if over_the_run else []) + \
         (["batch_size"] if per_batch else []) + \
         (["milestones", "gamma"] if "step" in (saved["schedule"], now["schedule"]) else [])
     changed = [k for k in PLAN_KEYS if k in keys and saved[k] != now[k]]
@@ -57,7 +59,7 @@ def plan_note(path, saved: dict, now: dict, base_lr: float, epoch: int, done: in
     show = lambda v: ",".join(map(str, v)) if isinstance(v, list) else v  # noqa: E731 - as the flag is written
     was = " ".join(f"{PLAN_FLAGS[k]} {show(saved[k])}" for k in changed)
     new = " ".join(f"{PLAN_FLAGS[k]} {show(now[k])}" for k in changed)
-    ended = epoch > saved["epochs"]
+    ended = epoch > saved["epochs"] and saved["schedule"] in ("cosine", "linear")
     then = "its run had ended" if ended else \
         f"with its {was} it would be {next_lr(saved, base_lr, epoch, done, per_epoch(saved)):.6g}"
     return (f"note: {path} was trained with {was}; with {new} the lr schedule is another one: the next update "

@@ -309,6 +309,26 @@ def test_a_resume_that_changes_the_schedule_names_the_lr_it_runs_at(tmp_path, ca
     assert "note:" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("per", ["epoch", "batch"])
+def test_a_step_schedule_resumed_for_more_epochs_is_the_same_schedule(tmp_path, capsys, per):
+    """MultiStepLR's milestones count from the start, whatever --epochs says: a step schedule resumed with more
+    epochs runs what one longer run runs (same weights), and the resume said "the lr schedule is another one"
+    (and, once past its epochs, "its run had ended"). Other milestones are another schedule."""
+    _, _, _, argv = _eight_examples(tmp_path, 0)
+    argv += ["--lr", "0.1", "--schedule", "step", "--milestones", "1,2", "--schedule-per", per]
+    assert main([*argv, "--epochs", "3", "-o", str(tmp_path / "full.npz"),
+                 "--checkpoint", str(tmp_path / "full.ckpt.npz")]) == 0
+    assert main([*argv, "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--epochs", "3", "--resume"]) == 0
+    assert "note:" not in capsys.readouterr().err
+    with np.load(tmp_path / "full.npz") as a, np.load(tmp_path / "w.npz") as b:
+        assert a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files)
+    assert main([*argv[:-6], "--schedule", "step", "--milestones", "1,5", "--schedule-per", per, "--epochs", "4",
+                 "--resume"]) == 0
+    assert "with --milestones 1,5 the lr schedule is another one" in " ".join(capsys.readouterr().err.split())
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
 def test_no_decay_is_a_param_group_without_weight_decay(tmp_path, capsys, optimizer):
     """--no-decay '*.bias' --no-decay norm: those parameters train as a torch param group with
