@@ -2,6 +2,8 @@
 
     python -m archdsl.bench.child archdsl MODEL_KEY LEVEL OUT.onnx [OPSET]
     python -m archdsl.bench.child archdsl-graph MODEL_KEY LEVEL OUT.onnx [OPSET]   (no weights: the compiler alone)
+    python -m archdsl.bench.child archdsl-given MODEL_KEY LEVEL OUT.onnx [OPSET]   (--weights: a checkpoint of
+        the same weights, written beside OUT before the clock, as torch's exporters are given a module's)
     python -m archdsl.bench.child torch MODEL_KEY dynamo|legacy OUT.onnx
     python -m archdsl.bench.child mlp N_LAYERS WIDTH OUT.onnx
     python -m archdsl.bench.child write N_BYTES OUT     (the floor: writing that many bytes, nothing else)
@@ -67,16 +69,33 @@ def _warm(opset: int | None = None) -> None:
     runs_natively("Attention", opset or newest_opset())
 
 
-def _archdsl(key: str, level: int, out: str, weights: bool = True, opset: int | None = None) -> dict:
+def _checkpoint(m, out: str) -> str:
+    """OUT.safetensors: the weights a build with seed 0 gives, as a checkpoint a user would load."""
+    import gc
+
+    from .. import driver
+    from ..lower import initial_weights, save_weights
+    path = out + ".safetensors"
+    weights = initial_weights(driver.check_file(m.path, defines=m.defines))
+    save_weights(path, weights)
+    del weights
+    gc.collect()
+    return path
+
+
+def _archdsl(key: str, level: int, out: str, weights: bool = True, opset: int | None = None,
+             given: bool = False) -> dict:
     from .. import driver
     from .models import by_key
     _warm(opset)
     m = by_key(key)
+    checkpoint = _checkpoint(m, out) if given else None
     before = _rss_mb()
     t0 = _start_clock()
     mod = driver.load(m.path, defines=m.defines)
-    if weights:  # what `archdsl build` does
-        c, _ = driver.build_file(mod, None, driver.CompileOptions(opt_level=level, opset=opset), out)
+    if weights:  # what `archdsl build` does (with --weights CHECKPOINT when given)
+        c, _ = driver.build_file(mod, None, driver.CompileOptions(opt_level=level, opset=opset, weights=checkpoint),
+                                 out)
     else:  # the compiler alone: parse, elaborate, optimize, lower, write a model without initializers
         c = driver.build(mod, None, driver.CompileOptions(opt_level=level, opset=opset), skeleton=True)
         driver.write_model(c.model, out)
@@ -135,9 +154,9 @@ def _write(nbytes: int, out: str) -> dict:
 def main(argv: list[str]) -> int:
     kind = argv[0]
     try:
-        if kind in ("archdsl", "archdsl-graph"):
-            res = _archdsl(argv[1], int(argv[2]), argv[3], weights=kind == "archdsl",
-                           opset=int(argv[4]) if len(argv) > 4 else None)
+        if kind in ("archdsl", "archdsl-graph", "archdsl-given"):
+            res = _archdsl(argv[1], int(argv[2]), argv[3], weights=kind != "archdsl-graph",
+                           opset=int(argv[4]) if len(argv) > 4 else None, given=kind == "archdsl-given")
         elif kind == "torch":
             res = _torch(argv[1], argv[2], argv[3])
         elif kind == "write":

@@ -31,8 +31,10 @@ def _ratio(r: float, ci) -> str:
 
 
 def _model_rows(results: dict, exporters: list[str]) -> tuple[list[str], list[list[str]], list[str]]:
-    head = ["model", "archdsl build s", "graph only s", "file write alone s"] + [f"torch {e} s" for e in exporters] + \
-        (["speedup (" + "/".join(_SHORT[e] for e in exporters) + ")"] if exporters else []) + \
+    head = ["model", "archdsl build s", "build --weights s", "graph only s", "file write alone s"] + \
+        [f"torch {e} s" for e in exporters] + \
+        (["speedup (" + "/".join(_SHORT[e] for e in exporters) + ")",
+          "speedup, weights given (" + "/".join(_SHORT[e] for e in exporters) + ")"] if exporters else []) + \
         ["nodes O0/O2" + "".join(f"/{_SHORT[e]}" for e in exporters), "ORT ms O0/O2",
          ] + ([f"ORT ms {'/'.join(_SHORT[e] for e in exporters)}", "latency O2/torch (95% CI)"] if exporters
               else []) + \
@@ -40,24 +42,26 @@ def _model_rows(results: dict, exporters: list[str]) -> tuple[list[str], list[li
         (["max abs diff vs torch"] if exporters else [])
     rows, notes = [], []
     for row in results["models"]:
-        a0, a2 = row.get("archdsl_O0"), row.get("archdsl_O2")
+        a0, a2, given = row.get("archdsl_O0"), row.get("archdsl_O2"), row.get("archdsl_given")
         tr = [row.get(f"torch_{e}") for e in exporters]
-        for label, r in [("archdsl -O0", a0), ("archdsl -O2", a2), ("graph only", row.get("archdsl_graph")),
+        for label, r in [("archdsl -O0", a0), ("archdsl -O2", a2), ("archdsl --weights", given),
+                         ("graph only", row.get("archdsl_graph")),
                          ("file write alone", row.get("write_floor"))] + \
                 [(f"torch {e}", t) for e, t in zip(exporters, tr)]:
             if r and "error" in r:
                 notes.append(f"{row['model']}, {label}: {r['error']}")
         if "latency_error" in row:
             notes.append(f"{row['model']}, onnxruntime latency: {row['latency_error']}")
-        cells = [row["model"], _num(a2, "seconds", ".2f"), _num(row.get("archdsl_graph"), "seconds", ".2f"),
-                 _num(row.get("write_floor"), "seconds", ".2f")] + \
+        cells = [row["model"], _num(a2, "seconds", ".2f"), _num(given, "seconds", ".2f"),
+                 _num(row.get("archdsl_graph"), "seconds", ".2f"), _num(row.get("write_floor"), "seconds", ".2f")] + \
             [_num(t, "seconds", ".2f") for t in tr]
         if exporters:
-            sp = []
-            for t in tr:
-                ok = a2 and t and "seconds" in a2 and "seconds" in t
-                sp.append(_speedup(t["seconds"] / a2["seconds"]) if ok else "-")
-            cells.append(" / ".join(sp))
+            for ours in (a2, given):
+                sp = []
+                for t in tr:
+                    ok = ours and t and "seconds" in ours and "seconds" in t
+                    sp.append(_speedup(t["seconds"] / ours["seconds"]) if ok else "-")
+                cells.append(" / ".join(sp))
         cells.append("/".join([_num(a0, "nodes", "d"), _num(a2, "nodes", "d")] + [_num(t, "nodes", "d") for t in tr]))
         lat = row.get("latency_ms", {})
         ms = "error" if "latency_error" in row else "-"  # a side that was not timed (its build failed): "-"

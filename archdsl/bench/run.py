@@ -122,6 +122,7 @@ def bench_model(m: BenchModel, work: Path, opts, torch_reason: str | None) -> di
         if "error" not in r:
             files[f"O{level}"] = out
     row["archdsl_graph"] = _child(["archdsl-graph", m.key, "2", str(work / f"{m.key}_graph.onnx"), *opset])
+    row["archdsl_given"] = _child(["archdsl-given", m.key, "2", str(work / f"{m.key}_given.onnx"), *opset])
     if "O2" in files:
         size = sum(f.stat().st_size for f in work.glob(f"{m.key}_O2.onnx*"))
         row["write_floor"] = _child(["write", str(size), str(work / f"{m.key}_floor.bin")])
