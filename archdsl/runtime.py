@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import statistics
 import time
 
@@ -116,21 +117,96 @@ def input_specs(sess, batch: int = 1, dims: dict | None = None) -> list[tuple[st
                 if d:
                     dims[d] = shape[-1]
         if inp.type not in _NP:
-            raise ArchError(f"input '{inp.name}' is {inp.type}, which cannot be fed from Python (onnxruntime's "
-                            f"Python API takes {', '.join(t[7:-1] for t in _NP)})")
+            kinds = ", ".join(t[7:-1] for t in _NP)
+            if "float8" in inp.type or "bfloat16" in inp.type:
+                raise ArchError(f"input '{inp.name}' is {inp.type}, which cannot be fed from Python (numpy has no "
+                                f"such type; onnxruntime's Python API takes {kinds})")
+            raise ArchError(f"input '{inp.name}' is {inp.type}, which archdsl run does not draw or load (it feeds "
+                            f"tensors of {kinds})")
         out.append((inp.name, tuple(shape), _NP[inp.type]))
     return out
 
 
-def random_feeds(sess, batch: int = 1, dims: dict | None = None, seed: int = 0, high: dict | None = None) -> dict:
-    """Random data per input: N(0, 1) floats; integers in [0, high) where `high` says, else [0, 2)."""
+def _free_memory() -> int | None:
+    """Bytes of memory available (Linux's MemAvailable), or None where that cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def too_large(model, sizes: dict) -> str | None:
+    """Why a run at these sizes cannot fit in the memory free, or None. A node's inputs and outputs are held at
+    once, so the largest such sum, over the tensors whose shapes the graph declares at `sizes` (inputs,
+    outputs, weights, and value_info, which archdsl writes for every intermediate), is memory the run needs
+    at least. `model` is a ModelProto or a path (its graph read without external weights; a file past 64 MiB,
+    whose inline weights take ~0.5 s per 500 MB to parse, only where some size is 65536 or more)."""
+    free = _free_memory()
+    if free is None:
+        return None
+    if not isinstance(model, onnx.ModelProto):
+        try:
+            if os.path.getsize(model) > 64 << 20 and max(sizes.values(), default=0) < 1 << 16:
+                return None
+            model = onnx.load(str(model), load_external_data=False)
+        except Exception:  # noqa: BLE001 - onnxruntime loaded it; what onnx cannot read is not checked here
+            return None
+    g = model.graph
+    nbytes = {t.name: math.prod(t.dims) * _itemsize(t.data_type) for t in g.initializer}
+    for v in [*g.input, *g.output, *g.value_info]:
+        t = v.type.tensor_type
+        if not t.HasField("shape") or not t.elem_type:
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else sizes.get(d.dim_param) for d in t.shape.dim]
+        if all(d is not None for d in dims):
+            nbytes[v.name] = math.prod(dims) * _itemsize(t.elem_type)
+    worst = max(((sum(nbytes.get(n, 0) for n in {*node.input, *node.output} if n), node) for node in g.node),
+                key=lambda p: p[0], default=(0, None))
+    if worst[0] <= free:
+        return None
+    need, node = worst
+    what = node.name or node.op_type
+    return (f"at these sizes {node.op_type} '{what}' holds {_bytes(need)} of inputs and outputs at once, "
+            f"more than the {_bytes(free)} of memory free: give smaller sizes")
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:,.0f} {unit}" if n >= 1000 * size else f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def _itemsize(elem_type: int) -> int:
+    try:
+        return helper.tensor_dtype_to_np_dtype(elem_type).itemsize
+    except (KeyError, TypeError, ValueError):  # a string or an unknown type: not counted
+        return 0
+
+
+def random_feeds(sess, batch: int = 1, dims: dict | None = None, seed: int = 0, high: dict | None = None,
+                 skip: set | None = None) -> dict:
+    """Random data per input but those in `skip`: N(0, 1) floats; integers in [0, high) where `high` says, else
+    [0, 2). Inputs larger than the memory free are a diagnostic before any is drawn: --dim T=2147483648 had
+    the kernel's OOM killer end the process."""
     rng = np.random.default_rng(seed)
+    specs = [s for s in input_specs(sess, batch, dims) if s[0] not in (skip or ())]
+    sizes = {name: math.prod(shape) * np.dtype(dt).itemsize for name, shape, dt in specs}
+    for name, shape, _ in specs:
+        if sizes[name] >= 1 << 62:  # numpy's ValueError, not a MemoryError
+            raise ArchError(f"input '{name}' of shape {list(shape)} would take {sizes[name]:.3g} bytes: more than "
+                            "any machine has")
+    free, total = _free_memory(), sum(sizes.values())
+    if free is not None and total > free:
+        name, shape, _ = max(specs, key=lambda s: sizes[s[0]])
+        raise ArchError(f"the random inputs would take {total / 2**30:.3g} GiB ('{name}' of shape {list(shape)} "
+                        f"the most), more than the {free / 2**30:.3g} GiB of memory free: give smaller sizes")
     feeds = {}
-    for name, shape, dt in input_specs(sess, batch, dims):
-        nbytes = math.prod(shape) * np.dtype(dt).itemsize
-        if nbytes >= 1 << 62:  # numpy's ValueError, not a MemoryError
-            raise ArchError(f"input '{name}' of shape {list(shape)} would take {nbytes:.3g} bytes: more than any "
-                            "machine has")
+    for name, shape, dt in specs:
         if np.issubdtype(dt, np.floating):
             feeds[name] = rng.standard_normal(shape).astype(dt)
         elif dt is np.bool_:

@@ -122,6 +122,13 @@ def cmd_run(args, sources) -> int:
         raise
     except Exception as e:  # noqa: BLE001 - e.g. no kernel for a dtype on this provider
         raise ArchError(f"onnxruntime cannot load the model: {runtime.ort_message(e)}") from None
+    shown = {"tensor(" + t + ")" for t in ("float", "double", "float16", "int64", "int32", "int16", "int8", "uint64",
+                                           "uint32", "uint16", "uint8", "bool", "bfloat16", "float8e4m3fn",
+                                           "float8e5m2")}
+    odd = next((o for o in sess.get_outputs() if o.type not in shown), None)
+    if odd is not None:  # a sequence or a string tensor: no shape and statistics to print (an internal error)
+        raise ArchError(f"output '{odd.name}' is {odd.type}: archdsl run prints and saves numeric tensors only; "
+                        "run the model with onnxruntime itself")
     dims = dim_flags(args, "run")
     if dims is None:
         return 2
@@ -167,13 +174,21 @@ def cmd_run(args, sources) -> int:
         for k, a in given.items():
             check_index_inputs(given_from[k], {k: a}, general)
             check_label_inputs(given_from[k], {k: a}, general)
-    feeds = runtime.random_feeds(sess, args.batch, {**from_given, **dims}, args.seed, high=high)
+    planned = {d: n for k, shape, _ in runtime.input_specs(sess, args.batch, {**from_given, **dims})
+               for d, n in zip(declared[k], shape) if isinstance(d, str) and d}
+    if mod is not None:  # before any input is drawn: --dim T=2147483648 is a diagnostic, not the OOM killer
+        check_spec_at(mod, name, planned, "this run", general)
+    problem = runtime.too_large(model, planned)
+    if problem:
+        shown = ", ".join(f"{d}={n}" for d, n in planned.items())
+        raise ArchError(f"{problem} (the sizes of this run: {shown})")
+    feeds = runtime.random_feeds(sess, args.batch, {**from_given, **dims}, args.seed, high=high, skip=set(given))
     feeds.update(given)
     clash = runtime.dim_conflict(declared, feeds)
     if clash:
         raise ArchError(f"--input: {clash}; inputs that share a dim name must agree on its size")
     sizes = {d: n for k, a in feeds.items() for d, n in zip(declared[k], np.shape(a)) if isinstance(d, str) and d}
-    if mod is not None:
+    if mod is not None and sizes != planned:  # pragma: no cover - the given inputs set the sizes planned
         check_spec_at(mod, name, sizes, "this run", general)
     try:
         outs, ms = runtime.run_timed(sess, feeds, args.repeat)

@@ -210,10 +210,14 @@ def test_run_refuses_a_batch_the_model_cannot_take(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flags", [["--batch", "99999999999999999999"], ["--dim", "B=9223372036854775807"]])
-def test_run_sizes_past_any_memory_are_a_diagnostic(flags, capsys):
-    """numpy's ValueError for an array past 2**63 bytes was an internal error (exit 70)."""
+def test_run_sizes_past_any_memory_are_a_diagnostic(flags, capsys, tmp_path):
+    """numpy's ValueError for an array past 2**63 bytes was an internal error (exit 70). The spec's own limits
+    speak first; a compiled model's largest node at those sizes."""
     assert main(["run", MLP, *flags]) == 1
-    assert "more than any machine has" in capsys.readouterr().err
+    assert "mlp.arch:8:11: error: input 'x' has " in capsys.readouterr().err
+    assert main(["build", MLP, "-o", str(tmp_path / "m.onnx")]) == 0
+    assert main(["run", str(tmp_path / "m.onnx"), *flags]) == 1
+    assert "error: at these sizes Gemm 'fc1/Gemm_1@mlp.arch:9' holds " in capsys.readouterr().err
 
 def test_run_on_an_onnx_file_refuses_compile_flags(tmp_path, capsys):
     """-O, --weights, -D ... cannot change an already compiled model: they were silently ignored."""
@@ -336,3 +340,68 @@ def test_run_of_a_bfloat16_output_says_why_it_cannot_show_it(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "output 'y' is tensor(bfloat16), which onnxruntime's Python API cannot hand over" in err
     assert "could not run" not in err
+
+
+def test_sizes_too_large_for_memory_are_a_diagnostic_before_any_input_is_drawn(tmp_path, capsys, monkeypatch):
+    """--dim T=2147483648 drew the random inputs before checking the spec at those sizes, and a run of the
+    .onnx had onnxruntime allocate: the OOM killer ended both (exit 137). The spec's checks now come first, and
+    a node whose inputs and outputs at the run's sizes exceed the memory free is named (the memory free is
+    patched small here, so that a failing check allocates little)."""
+    from archdsl import runtime
+    spec = tmp_path / "seq.arch"
+    spec.write_text("model s(ids: int64[B, T]) -> y {\n"
+                    "    y = ids -> embedding(100, 16) as emb -> linear(4) as head\n}\n")
+    assert main(["run", str(spec), "--dim", "T=2147483648"]) == 1
+    err = capsys.readouterr().err
+    assert "seq.arch:2:16: error: embedding makes a dim of 2147483648" in err
+    assert "note: checked at the sizes of this run: B=1, T=2147483648" in err
+    assert main(["build", str(spec), "-o", str(tmp_path / "seq.onnx")]) == 0
+    monkeypatch.setattr(runtime, "_free_memory", lambda: 1 << 20)  # 1 MiB free
+    monkeypatch.setattr(runtime, "random_feeds", lambda *a, **k: pytest.fail("drew the inputs first"))
+    for target in (str(spec), str(tmp_path / "seq.onnx")):
+        assert main(["run", target, "--dim", "T=50000", "--repeat", "1"]) == 1
+        err = " ".join(capsys.readouterr().err.split())
+        assert ("error: at these sizes MatMul 'head/MatMul_2@seq.arch:2' holds 3.81 MiB of inputs and outputs at "
+                "once, more than the 1 MiB of memory free: give smaller sizes (the sizes of this run: B=1, "
+                "T=50000)") in err, err
+    monkeypatch.undo()
+    assert main(["run", str(tmp_path / "seq.onnx"), "--dim", "T=50", "--repeat", "1"]) == 0
+    assert "y: [1, 50, 4] float32" in capsys.readouterr().out
+
+
+def test_too_large_counts_a_nodes_inputs_and_outputs_together(monkeypatch):
+    """The MatMul of x [1, 1000, 16] by the [16, 8] weight into [1, 1000, 8] holds 64,000 + 512 + 32,000 bytes
+    at once, more than any other node (the bias Add: 32,000 + 32 + 32,000); a size it is not told is not
+    counted, and without a figure for the memory free nothing is checked."""
+    from archdsl import runtime
+    model = archdsl.compile_source("model m(x: float32[B, T, 16]) -> y {\n    y = x -> linear(8) as fc\n}\n")
+    assert [n.op_type for n in model.graph.node] == ["MatMul", "Add"]
+    monkeypatch.setattr(runtime, "_free_memory", lambda: 96_512)
+    assert runtime.too_large(model, {"B": 1, "T": 1000}) is None
+    monkeypatch.setattr(runtime, "_free_memory", lambda: 96_511)
+    assert runtime.too_large(model, {"B": 1, "T": 1000}) == (
+        "at these sizes MatMul 'fc/MatMul_1@<string>:2' holds 94.2 KiB of inputs and outputs at once, more than the "
+        "94.2 KiB of memory free: give smaller sizes")
+    assert runtime.too_large(model, {"B": 1}) is None
+    monkeypatch.setattr(runtime, "_free_memory", lambda: None)
+    assert runtime.too_large(model, {"B": 1, "T": 10 ** 9}) is None
+
+
+def test_a_sequence_or_string_output_is_refused_before_running(tmp_path, capsys):
+    """An .onnx whose output is a sequence (SplitToSequence) printed its header and then an internal error
+    ('list' object has no attribute 'shape', exit 70); a string input was said to be unfeedable "from Python"."""
+    from onnx import TensorProto, helper
+    g = helper.make_graph([helper.make_node("SplitToSequence", ["x"], ["o"], axis=0)], "seqout",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
+                          [helper.make_tensor_sequence_value_info("o", TensorProto.FLOAT, None)])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "seq.onnx"))
+    assert main(["run", str(tmp_path / "seq.onnx"), "--repeat", "1"]) == 1
+    out = capsys.readouterr()
+    assert ("error: output 'o' is seq(tensor(float)): archdsl run prints and saves numeric tensors only" in out.err
+            and "internal" not in out.err and out.out == "")
+    g = helper.make_graph([helper.make_node("Identity", ["s"], ["t"])], "strs",
+                          [helper.make_tensor_value_info("s", TensorProto.STRING, [2])],
+                          [helper.make_tensor_value_info("t", TensorProto.STRING, [2])])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "str.onnx"))
+    assert main(["run", str(tmp_path / "str.onnx"), "--repeat", "1"]) == 1
+    assert "error: output 't' is tensor(string)" in capsys.readouterr().err
