@@ -51,7 +51,11 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
     if missing:
         raise ArchError(f"{what} lacks {len(missing)} of the model's {len(graph.params)} parameters and "
                         f"buffers: {quoted(missing)}")
-    for name, arr in weights.items():
+    for name, arr in weights.items():  # every one, also those the passes will drop (an unused layer's)
+        v = graph.params[name]
+        if all(isinstance(d, int) for d in v.type.shape) and tuple(np.shape(arr)) != tuple(v.type.shape):
+            raise ArchError(f"weights: '{name}' has shape {list(np.shape(arr))} in the file, the model needs "
+                            f"{list(v.type.shape)}", v.span)
         dtype = np.asarray(arr).dtype
         if dtype.kind not in "biuf":
             if not _narrow_float(dtype):

@@ -294,6 +294,22 @@ def test_weights_with_wrong_shape_or_name_are_diagnostics(tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_a_weight_of_a_layer_the_passes_drop_is_checked_too(tmp_path):
+    """Shapes were checked only for the parameters that survived the passes: at -O2 a wrong-shaped weight of
+    an unused layer (dead code) was accepted, at -O0 refused; torch's strict load_state_dict refuses it."""
+    src = ("model d(x: float32[B, 4]) -> y {\n    unused = x -> linear(100) as dead\n"
+           "    y = x -> linear(2) as fc\n}\n")
+    weights = {"fc.weight": np.zeros((2, 4), np.float32), "fc.bias": np.zeros(2, np.float32),
+               "dead.weight": np.zeros((3, 4), np.float32), "dead.bias": np.zeros(100, np.float32)}
+    for level in (0, 2):
+        with pytest.raises(ArchError, match=r"'dead.weight' has shape \[3, 4\] in the file, the model needs "
+                                            r"\[100, 4\]") as e:
+            archdsl.compile_source(src, weights=weights, opt_level=level)
+        assert e.value.span is not None and e.value.span.line == 2
+    weights["dead.weight"] = np.zeros((100, 4), np.float32)
+    assert [n.op_type for n in archdsl.compile_source(src, weights=weights).graph.node] == ["Gemm"]  # dropped
+
+
 def test_external_data_when_asked(tmp_path):
     out = tmp_path / "m.onnx"
     assert main(["build", str(SPECS / "mlp.arch"), "-o", str(out), "--external-data"]) == 0
