@@ -476,9 +476,9 @@ class _Staged:
         if self.data_name and (self.tmp / self.data_name).exists():  # none when every tensor is under 1 KiB
             parent = self.out.parent
             files.umask_mode(self.tmp / self.data_name)
-            os.replace(self.tmp / self.data_name, parent / self.data_name)
+            files.replace_keeping_mode(self.tmp / self.data_name, parent / self.data_name)
             written.append(parent / self.data_name)
-        os.replace(self.tmp / self.out.name, self.out)
+        files.replace_keeping_mode(self.tmp / self.out.name, self.out)
         if stale is not None:  # the file being replaced kept its weights there; the new one holds its own
             stale.unlink(missing_ok=True)
         return written

@@ -17,7 +17,7 @@ from pathlib import Path
 from .diagnostics import ArchError, not_a_directory, writing
 
 __all__ = ["refuse_overwriting", "is_special", "resolved", "copy_into", "umask_mode", "atomic_write",
-           "temp_dir_beside"]
+           "replace_keeping_mode", "temp_dir_beside"]
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -72,6 +72,18 @@ def umask_mode(path: Path) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
+def replace_keeping_mode(tmp: Path, path: Path) -> None:
+    """os.replace(tmp, path), the file replaced lending its permission bits to the new one: a rebuild over a
+    private (0600) or read-only file gave it the umask's 0644."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # none there yet (or unreadable): the new file keeps the mode it was made with
+        mode = None
+    if mode is not None and stat.S_ISREG(mode):
+        os.chmod(tmp, stat.S_IMODE(mode))
+    os.replace(tmp, path)
+
+
 def copy_into(src: Path, dst: Path) -> None:
     """A finished file's bytes written into a special target (shutil.copyfile refuses FIFOs)."""
     with open(src, "rb") as f, open(dst, "wb") as g:
@@ -113,7 +125,7 @@ def atomic_write(path: str | Path, save) -> None:
             if special:
                 copy_into(tmp_dir / path.name, path)
             else:
-                os.replace(tmp_dir / path.name, path)
+                replace_keeping_mode(tmp_dir / path.name, path)
     finally:
         if tmp_dir is not None:
             shutil.rmtree(tmp_dir, ignore_errors=True)

@@ -525,3 +525,24 @@ def test_a_self_contained_rebuild_removes_the_data_file_it_replaces(work):
     (work / "m.onnx.data").write_text("someone else's")
     assert main(["build", spec, "-o", str(out)]) == 0
     assert (work / "m.onnx.data").read_text() == "someone else's"
+
+
+def test_a_file_replaced_keeps_its_permissions(work):
+    """The temp file renamed over the output carried the umask's mode: a private (0600) model or weights file
+    became world-readable on a rebuild, a read-only one writable. Both keep their mode now; a new file gets
+    the umask's."""
+    spec = str(work / "tiny.arch")
+    for name, mode in (("private.onnx", 0o600), ("readonly.onnx", 0o444), ("weights.npz", 0o640)):
+        (work / name).write_text("old")
+        os.chmod(work / name, mode)
+    assert main(["build", spec, "-o", str(work / "private.onnx")]) == 0
+    assert main(["build", spec, "-o", str(work / "readonly.onnx"), "--external-data"]) == 0
+    assert main(["train", spec, "--data", str(work / "data.npz"), "--epochs", "1", "--batch-size", "8",
+                 "-o", str(work / "weights.npz"), "--quiet"]) == 0
+    assert main(["build", spec, "-o", str(work / "new.onnx")]) == 0
+    mode = lambda p: stat.S_IMODE(os.stat(work / p).st_mode)  # noqa: E731
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (mode("private.onnx"), mode("readonly.onnx"), mode("weights.npz")) == (0o600, 0o444, 0o640)
+    assert mode("new.onnx") == 0o666 & ~umask
+    assert onnx.load(str(work / "private.onnx")).graph.node and np.load(work / "weights.npz").files
