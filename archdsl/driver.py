@@ -417,8 +417,8 @@ def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict |
     data_name = out.name + ".data"
     if external_data:
         not_a_directory(parent / data_name)  # before the weights are generated, not when moving them in place
-    parent.mkdir(parents=True, exist_ok=True)
-    st = _Staged(parent / out.name, data_name=data_name if external_data else None)
+    made = files.make_parents(parent / out.name)
+    st = _Staged(parent / out.name, data_name=data_name if external_data else None, made=made)
     try:
         st.tmp = files.temp_dir_beside(st.out)
         with open(st.tmp / out.name, "wb") as f:
@@ -466,8 +466,11 @@ class _Staged:
     tmp: Path | None = None  # the temp dir beside `out`
     data_name: str | None = None
     payload: bytes | None = None  # a special file's bytes, written into it at commit
+    made: list[Path] = field(default_factory=list)  # the folders created for it, removed again if it fails
+    committed: bool = False
 
     def commit(self) -> list[Path]:
+        self.committed = True
         if self.payload is not None:
             self.out.write_bytes(self.payload)
             return [self.out]
@@ -486,6 +489,8 @@ class _Staged:
     def cleanup(self) -> None:
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
+        if not self.committed:
+            files.remove_made(self.made)
 
 
 def _own_external_data(out: Path) -> Path | None:
@@ -516,9 +521,9 @@ def _stage(model: onnx.ModelProto, out: Path, external_data: bool | None, staged
         staged.append(_Staged(out, payload=model.SerializeToString(deterministic=True)))
         return
     parent = out.parent if str(out.parent) else Path(".")
-    parent.mkdir(parents=True, exist_ok=True)
     st = _Staged(parent / out.name)
     staged.append(st)
+    st.made = files.make_parents(st.out)
     st.tmp = files.temp_dir_beside(st.out)
     if external_data:
         st.data_name = out.name + ".data"

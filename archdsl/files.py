@@ -8,6 +8,7 @@ its target)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import stat
@@ -17,7 +18,7 @@ from pathlib import Path
 from .diagnostics import ArchError, not_a_directory, writing
 
 __all__ = ["refuse_overwriting", "is_special", "resolved", "copy_into", "umask_mode", "atomic_write",
-           "replace_keeping_mode", "temp_dir_beside"]
+           "make_parents", "remove_made", "replace_keeping_mode", "temp_dir_beside"]
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -72,6 +73,24 @@ def umask_mode(path: Path) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
+def make_parents(path: Path) -> list[Path]:
+    """The missing folders above `path`, created; returned (innermost first) so that a write that fails can
+    take them away again with remove_made: a failed build or an interrupt left empty folders behind."""
+    missing = list(itertools.takewhile(lambda p: not p.exists(), path.parents))
+    if missing:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def remove_made(folders: list[Path]) -> None:
+    """Remove the folders make_parents created, innermost first, as long as they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
 def replace_keeping_mode(tmp: Path, path: Path) -> None:
     """os.replace(tmp, path), the file replaced lending its permission bits to the new one: a rebuild over a
     private (0600) or read-only file gave it the umask's 0644."""
@@ -116,16 +135,21 @@ def atomic_write(path: str | Path, save) -> None:
     path = resolved(path)
     special = is_special(path)
     tmp_dir = None
+    made: list[Path] = []
+    done = False
     try:
         with writing(path):
             if not special:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                made = make_parents(path)
             tmp_dir = Path(tempfile.mkdtemp()) if special else temp_dir_beside(path)
             save(tmp_dir / path.name)
             if special:
                 copy_into(tmp_dir / path.name, path)
             else:
                 replace_keeping_mode(tmp_dir / path.name, path)
+            done = True
     finally:
         if tmp_dir is not None:
             shutil.rmtree(tmp_dir, ignore_errors=True)
+        if not done:
+            remove_made(made)

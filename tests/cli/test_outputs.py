@@ -546,3 +546,26 @@ def test_a_file_replaced_keeps_its_permissions(work):
     assert (mode("private.onnx"), mode("readonly.onnx"), mode("weights.npz")) == (0o600, 0o444, 0o640)
     assert mode("new.onnx") == 0o666 & ~umask
     assert onnx.load(str(work / "private.onnx")).graph.node and np.load(work / "weights.npz").files
+
+
+def test_folders_made_for_an_output_go_again_when_it_fails(work, capsys, monkeypatch):
+    """-o new/sub/m.onnx created new/sub before the weights were checked: a failed build (or an interrupt)
+    left the empty folders behind. They are removed again; folders that existed, or that hold anything, stay."""
+    spec = str(work / "tiny.arch")
+    np.savez(work / "bad.npz", **{"fc1.weight": np.zeros((3, 4), np.float32)})
+    assert main(["build", spec, "--weights", str(work / "bad.npz"), "-o", str(work / "new/sub/m.onnx")]) == 1
+    assert not (work / "new").exists()
+    (work / "kept").mkdir()
+    assert main(["build", spec, "--train", "--weights", str(work / "bad.npz"), "-o", str(work / "kept/a/m.onnx")]) == 1
+    assert (work / "kept").is_dir() and not (work / "kept/a").exists()
+    from archdsl.lower import weights as w
+
+    def boom(path, arrays):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(w, "save_weights", boom)
+    with pytest.raises(KeyboardInterrupt):
+        files.atomic_write(work / "x/y/w.npz", lambda tmp: w.save_weights(tmp, {}))
+    assert not (work / "x").exists()
+    capsys.readouterr()
+    assert main(["build", spec, "-o", str(work / "new/sub/m.onnx")]) == 0
+    assert (work / "new/sub/m.onnx").is_file()
