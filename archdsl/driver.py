@@ -104,10 +104,9 @@ def select_models(mod: Module, model: str | None) -> list[str]:
         raise ArchError(f"{mod.path} defines no model", mod.ast.span)
     if model is None:
         return names
-    if model not in mod.models:
-        first = mod.models[names[0]]
+    if model not in mod.models:  # a mistake on the command line: no line of the file to show
         raise UnknownNameError(f"--model {model}: no model '{model}' in {_source_name(mod)}"
-                               f"{did_you_mean(model, names)} (models: {', '.join(names)})", first.span)
+                               f"{did_you_mean(model, names)} (models: {', '.join(names)})")
     return [model]
 
 

@@ -447,3 +447,15 @@ def test_an_empty_file_argument_is_a_usage_error(command, capsys):
         main([command, "", *extra])
     assert e.value.code == 2
     assert "the file argument is empty" in capsys.readouterr().err
+
+
+def test_an_unknown_model_is_a_command_line_error_without_a_caret(tmp_path, capsys):
+    """--model generater put its caret under the first model's header, as if the mistake were there."""
+    spec = tmp_path / "gan.arch"
+    spec.write_text("model generator(z: float32[B, 100]) -> y {\n    y = z\n}\n"
+                    "model critic(x: float32[B, 3]) -> y {\n    y = x\n}\n")
+    for command in ("check", "build"):
+        assert main([command, str(spec), "--model", "generater"]) == 1
+        err = capsys.readouterr().err
+        assert err == ("error: --model generater: no model 'generater' in gan.arch; did you mean 'generator'? "
+                       "(models: generator, critic)\n")
