@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import driver, files
-from ..diagnostics import ArchError
+from ..diagnostics import ArchError, Span
 from ..lower.weights import numpy_reason
 from .commands import (
     announce,
@@ -121,7 +121,8 @@ def cmd_run(args, sources) -> int:
     except ArchError:  # the provider asked for is not there
         raise
     except Exception as e:  # noqa: BLE001 - e.g. no kernel for a dtype on this provider
-        raise ArchError(f"onnxruntime cannot load the model: {runtime.ort_message(e)}") from None
+        message = runtime.ort_message(e)
+        raise ArchError(f"onnxruntime cannot load the model: {message}", _node_line(message, sources)) from None
     shown = {"tensor(" + t + ")" for t in ("float", "double", "float16", "int64", "int32", "int16", "int8", "uint64",
                                            "uint32", "uint16", "uint8", "bool", "bfloat16", "float8e4m3fn",
                                            "float8e5m2")}
@@ -200,7 +201,7 @@ def cmd_run(args, sources) -> int:
                             ", which onnxruntime's Python API cannot hand over (numpy has no such type): end the "
                             "spec with cast(..., \"float32\") to run it here; other runtimes take the model as it is"
                             ) from None
-        raise ArchError(f"onnxruntime could not run the model: {message}") from None
+        raise ArchError(f"onnxruntime could not run the model: {message}", _node_line(message, sources)) from None
     _check_declared_shapes(sess, outs, sizes)
     print(f"{name} on {sess.get_providers()[0]}")
     for meta, arr in zip(sess.get_outputs(), outs):
@@ -268,6 +269,22 @@ def _check_declared_shapes(sess, outs, sizes: dict) -> None:
         raise ArchError(f"output '{meta.name}' came out {_dims(got)}{at}, but the model declares {_dims(want)}: it "
                         f"reads past the end of an input at these sizes (a slice such as x[:, -3:] takes a dim at "
                         f"least 3 long)")
+
+
+def _node_line(message: str, sources) -> Span | None:
+    """The spec line of the node an onnxruntime message names (archdsl names nodes `label/Op_N@file.arch:LINE`),
+    as a span over that line's text, so the error shows it; None for a model not built from this spec."""
+    import re
+    m = re.search(r"@([^'\s@]+\.arch):(\d+)'", message)
+    if m is None or sources is None:
+        return None
+    base, line = m.group(1), int(m.group(2))
+    file = next((f for f in sources.files() if Path(f).name == base), None)
+    text = sources.line(file, line) if file is not None else None
+    if not text or not text.strip():
+        return None
+    col = len(text) - len(text.lstrip()) + 1
+    return Span(file, line, col, line, len(text.rstrip()) + 1)
 
 
 def check_spec_at(mod, name: str, sizes: dict, whose: str, general=None) -> None:

@@ -272,7 +272,8 @@ def test_run_a_model_onnxruntime_cannot_load_is_a_diagnostic(tmp_path, capsys):
     spec.write_text("model m(x: bfloat16[B, 4]) -> y {\n    y = x -> linear(3)\n}\n")
     assert main(["run", str(spec), "--provider", "cpu"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: onnxruntime cannot load the model:") and "internal error" not in err
+    assert err.startswith(f"{spec}:2:5: error: onnxruntime cannot load the model:") and "internal error" not in err
+    assert "   2 |     y = x -> linear(3)\n" in err
 
 
 def test_run_unknown_input_is_a_diagnostic(tmp_path, capsys):
@@ -405,3 +406,19 @@ def test_a_sequence_or_string_output_is_refused_before_running(tmp_path, capsys)
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "str.onnx"))
     assert main(["run", str(tmp_path / "str.onnx"), "--repeat", "1"]) == 1
     assert "error: output 't' is tensor(string)" in capsys.readouterr().err
+
+
+def test_an_onnxruntime_failure_at_a_node_shows_its_spec_line(tmp_path, capsys):
+    """onnxruntime names the node it fails on, and archdsl's node names end in @file.arch:LINE: the error of a
+    spec's run shows that line (it was the message alone); the same model run as an .onnx has no source."""
+    spec = tmp_path / "f64conv.arch"
+    spec.write_text("model c(x: float64[B, 3, 8, 8]) -> y {\n    y = x -> conv2d(4, 3)\n}\n")
+    assert main(["run", str(spec), "--repeat", "1"]) == 1
+    err = capsys.readouterr().err
+    assert f"{spec}:2:5: error: onnxruntime cannot load the model:" in err and "Conv" in err
+    assert "   2 |     y = x -> conv2d(4, 3)\n" in err and "^^^^^^^^^^^^^^^^^^^^^" in err
+    assert main(["build", str(spec), "-o", str(tmp_path / "c.onnx")]) == 0
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "c.onnx"), "--repeat", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: onnxruntime cannot load the model:") and "|" not in err
