@@ -45,6 +45,9 @@ def parse_expr(text: str, span: Span):
         tree = parse_tree(text, span.file, start="expr")
     except ArchError as e:  # a syntax error inside a `{...}` hole or a -D value: point into the file
         e.span = _shift_span(e.span, span) if e.span is not None else span
+        if e.message.startswith("unexpected end of file"):  # the fragment ended, not the file
+            e.message = "unexpected end of the expression" + e.message.removeprefix("unexpected end of file")
+            e.args = (e.message,)
         e.notes = [(note, _shift_span(s, span) if s is not None else s) for note, s in e.notes]
         raise
     try:
@@ -66,10 +69,26 @@ def parse(text: str, file: str) -> ast.Module:
             if isinstance(e.orig_exc, ArchError):
                 raise e.orig_exc from None
             if isinstance(e.orig_exc, RecursionError):
-                raise LimitError("expressions nested too deeply", Span(file, 1, 1, 1, 2)) from None
+                raise LimitError("expressions nested too deeply", _deepest(tree, file)) from None
             raise
         except RecursionError:
-            raise LimitError("expressions nested too deeply", Span(file, 1, 1, 1, 2)) from None
+            raise LimitError("expressions nested too deeply", _deepest(tree, file)) from None
+
+
+def _deepest(tree, file: str) -> Span:
+    """Where the parse tree nests deepest (a sum of 15,000 terms is as deep as it is long): the place to show
+    for "nested too deeply", found without recursion (it was line 1, column 1 of the file)."""
+    best, where = -1, None
+    todo = [(tree, 0)]
+    while todo:
+        node, depth = todo.pop()
+        meta = getattr(node, "meta", None)
+        if meta is not None and not meta.empty and depth > best:
+            best, where = depth, meta
+        todo.extend((c, depth + 1) for c in getattr(node, "children", ()) if hasattr(c, "children"))
+    if where is None:
+        return Span(file, 1, 1, 1, 2)
+    return Span(file, where.line, where.column, where.line, where.column + 1)
 
 
 DEEP = 30_000

@@ -382,7 +382,18 @@ def test_syntax_error_inside_an_interpolation_points_into_the_string():
     assert e.message.startswith("unexpected '*'")
     assert (e.span.file, e.span.line, e.span.col) == ("t.arch", 2, 34)
     e = _err(_M + '    y = "layer{i +}"\n}\n')
-    assert e.message.startswith("unexpected end of file; expected '('") and (e.span.line, e.span.col) == (2, 19)
+    assert e.message.startswith("unexpected end of the expression; expected '('") and \
+        (e.span.line, e.span.col) == (2, 19)  # the hole ended, not the file
+
+
+def test_nested_too_deeply_points_at_the_deepest_expression():
+    """A sum of 15,000 terms is a tree 15,000 deep: the limit's diagnostic said line 1, column 1 (a comment
+    here), not the line of the sum."""
+    from archdsl.diagnostics import LimitError
+    src = "# header\nparam a = 1\nmodel m(x: float32[2]) -> y {\n    y = x" + " + 1.0" * 15_000 + "\n}\n"
+    with pytest.raises(LimitError, match="expressions nested too deeply") as e:
+        parse(src, "t.arch")
+    assert (e.value.span.file, e.value.span.line) == ("t.arch", 4)
 
 
 def test_a_source_over_the_token_limit_stops_early():
