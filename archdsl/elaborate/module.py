@@ -251,9 +251,21 @@ def _define(env: Env, name: str, value, span: Span) -> None:
     env.vars[name] = value
 
 
+@dataclass(frozen=True)
+class _Word:
+    """A -D value that is no archdsl expression (`1.5b`, `-a`, `if`, `v1.5`): the string itself where the
+    param is a string, else the error reading it as an expression gave."""
+    text: str
+    error: ArchError
+
+
 def _override(item: A.ParamDecl, default, given, prefix: str = ""):
     value, span = given[0], given[1]
     name = prefix + item.name  # as the -D wrote it
+    if isinstance(value, _Word):
+        if isinstance(default, str):
+            return value.text
+        raise value.error
     if isinstance(default, (list, tuple)) and type(value) is type(default):
         _same_elements(name, item, default, value, span)
     if default is None or type(value) is type(default):
@@ -312,13 +324,22 @@ def parse_define(text: str, sources: SourceMap, index: int = 0) -> tuple[str, tu
         # (-D mode=nearest-exact: no -D value has names to subtract) and -inf (the ops' spelling, a number
         # where the param is one)
         return name, (word, vspan, nspan)
-    node = parse_expr(word, vspan)
+    plain = re.fullmatch(r"[\w.+-]+", word) is not None  # one word: a string where the param is one
+    try:
+        node = parse_expr(word, vspan)
+    except ArchError as e:
+        if plain:
+            return name, (_Word(word, e), vspan, nspan)
+        raise
     if isinstance(node, A.Name):
         return name, (node.id, vspan, nspan)
     try:
         value = Evaluator(None).eval(node, Env({}, None))
     except ArchError as e:
-        raise DefineError(f"-D {name}: {e.message}", e.span or vspan) from None
+        error = DefineError(f"-D {name}: {e.message}", e.span or vspan)
+        if plain:
+            return name, (_Word(word, error), vspan, nspan)
+        raise error from None
     return name, (value, vspan, nspan)
 
 

@@ -116,6 +116,16 @@ def test_defines_dict_and_strings_override_params():
     assert archdsl.check_source(src, defines=["size=7b"]).meta["size"] == "7b"
     with pytest.raises(DefineError, match="expected an integer like the default"):
         archdsl.check_source(src, defines=["width=7b"])
+    # one word that is no expression is a string where the param is one (it was a syntax error or an unknown
+    # name); elsewhere the error reading it stands, and a value with brackets or spaces is never a word
+    for word in ("1.5b", "-a", "if", "model", "v1.5", "a+b"):
+        assert archdsl.check_source(src, defines=[f"size={word}"]).meta["size"] == word
+    with pytest.raises(DefineError, match="-D width: unknown name 'a'"):
+        archdsl.check_source(src, defines=["width=-a"])
+    with pytest.raises(ArchError, match="unexpected 'if'"):
+        archdsl.check_source(src, defines=["width=if"])
+    with pytest.raises(ArchError, match="unexpected end of the expression"):
+        archdsl.check_source(src, defines=["size=[relu"])
 
 
 def test_a_define_of_a_list_checks_its_elements_against_the_default():
