@@ -496,7 +496,10 @@ def _own_external_data(out: Path) -> Path | None:
     """OUT.onnx.data, where the model now at `out` keeps its weights there (an earlier build with external
     data): a self-contained build replacing it leaves that file stale (hundreds of MB, read by nothing)."""
     data = out.parent / (out.name + ".data")
-    if not data.is_file() or not out.is_file():
+    try:
+        if not data.is_file() or not out.is_file():
+            return None
+    except OSError:  # OUT.onnx.data is too long a name where OUT.onnx is not: there is no such file
         return None
     try:
         old = onnx.load(str(out), load_external_data=False)

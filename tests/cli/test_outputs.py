@@ -265,6 +265,10 @@ def test_a_file_name_over_255_bytes_is_a_diagnostic(work, capsys):
     assert err.count("File name too long") == 3 and "internal error" not in err
     name = "p" * 244 + ".onnx"  # legal, and the temp names beside it must stay legal too
     assert main(["build", str(work / "tiny.arch"), "-o", str(work / name)]) == 0
+    name = "q" * 250 + ".onnx"  # 255 bytes: legal, though OUT.onnx.data would not be (it was refused)
+    assert main(["build", str(work / "tiny.arch"), "-o", str(work / name)]) == 0
+    assert main(["build", str(work / "tiny.arch"), "-o", str(work / name)]) == 0  # and replaced
+    assert (work / name).is_file()
 
 
 def test_an_imported_file_or_the_weights_are_never_overwritten(work, capsys):
