@@ -40,7 +40,21 @@ def parity_hint(x, y) -> str:
             return (f"; x[:, 0::2] of a symbolic {m[1]} is ({m[1]}+1)//2 long and x[:, 1::2] {m[1]}//2, which differ "
                     f"when it is odd: x[:, 0:-1:2] takes the even elements {m[1]}//2 long (the same at every even "
                     f"{m[1]})")
-    return ""
+    return _rounding_hint(x, y) or _rounding_hint(y, x)
+
+
+def _rounding_hint(x, y) -> str:
+    """H against a size computed from H by floor division (4*((H//2)//2) after two stride-2 convs and two
+    transposed ones: an autoencoder): equal only where H divides evenly, which a symbolic H is not known to."""
+    if not isinstance(x, Sym) or len(x.factors) != 1 or x.coef != 1 or not x.factors[0].isidentifier():
+        return ""
+    name = x.factors[0]
+    if not isinstance(y, Sym) or not re.search(rf"(?<!\w){re.escape(name)}//", str(y)):
+        return ""
+    return (f"; {y} is {name} only when {name} divides evenly (a strided layer rounds an odd size down), which "
+            f"archdsl cannot assume of a symbolic {name}: resize one side to the other (`-> upsample(like=...)`), "
+            f"or give {name} a number (a fixed size in the input's shape, or `param {name} = none` and -D "
+            f"{name}=...)")
 
 
 def norm_axis(axis: int, rank: int, what: str = "axis") -> int:

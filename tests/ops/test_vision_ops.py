@@ -487,3 +487,17 @@ model resblock(x: float32[B, 4, H, W]) -> y {
     t = torch.from_numpy(x)
     want = t + F.instance_norm(conv(F.relu(F.instance_norm(conv(t, "c1"))), "c2"))
     np.testing.assert_allclose(y, want.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_an_autoencoder_over_a_symbolic_size_says_why_its_output_is_not_its_input():
+    """Two stride-2 convs and two transposed ones give 4*((H//2)//2), which is H only for H a multiple of 4:
+    the broadcast error was right but said nothing of why, or what to do."""
+    src = ("model ae(x: float32[B, 3, H, W]) -> loss {\n"
+           "    z = x -> conv2d(16, 4, stride=2, padding=1) -> relu -> conv2d(8, 4, stride=2, padding=1)\n"
+           "    r = z -> conv_transpose2d(16, 4, stride=2, padding=1) -> relu -> "
+           "conv_transpose2d(3, 4, stride=2, padding=1)\n"
+           "    loss = mean((r - x) ** 2)\n}\n")
+    with pytest.raises(archdsl.ArchError, match=r"4\*\(\(W//2\)//2\) is W only when W divides evenly .* resize one "
+                                                r"side to the other .* or give W a number"):
+        archdsl.check_source(src)
+    archdsl.check_source(src.replace("[B, 3, H, W]", "[B, 3, 16, 24]"))
