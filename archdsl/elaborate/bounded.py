@@ -193,9 +193,16 @@ def _flat(x) -> bool:
 
 
 def _undecided(x, y) -> bool:
-    """A symbolic size and a number (or a size written otherwise): equal for some runs, not for others."""
-    return (isinstance(x, Sym) and isinstance(y, (int, float, Sym)) and not isinstance(y, bool)
-            or isinstance(y, Sym) and isinstance(x, (int, float)) and not isinstance(x, bool))
+    """A symbolic size and a number (or a size written otherwise): equal for some runs, not for others. A
+    product of sizes (T, 2*T, B*T) is a whole number of at least 0: never -1 or 64.5."""
+    if isinstance(y, Sym) and not isinstance(x, Sym):
+        x, y = y, x
+    if not isinstance(x, Sym) or isinstance(y, bool) or not isinstance(y, (int, float, Sym)):
+        return False
+    if isinstance(y, Sym):
+        return True
+    sizes = x.coef > 0 and all(f.isidentifier() for f in x.factors)
+    return not sizes or (y >= 0 and float(y).is_integer())
 
 
 def order(op, a, b, meter: Meter) -> bool:
@@ -214,6 +221,8 @@ def order(op, a, b, meter: Meter) -> bool:
 def contains(item, seq, meter: Meter) -> bool:
     """`item in seq`: a dict's keys (strings and integers), a list's items, a substring of a string."""
     if isinstance(seq, dict):
+        if isinstance(item, Sym) and any(_undecided(item, k) for k in seq):  # `T in {64: ...}`: open
+            raise SymbolicOperand(f"cannot decide {describe(item)} in a dict with number keys")
         return isinstance(item, (str, int, float)) and item in seq
     if isinstance(seq, str):
         if not isinstance(item, str):

@@ -8,6 +8,7 @@ import math
 from ..diagnostics import ArchTypeError, LimitError
 from ..types import Sym, is_symbol
 from .bounded import MAX_LIST, to_str
+from .scalars import UNDECIDED_ADVICE, SymbolicOperand
 from .values import Builtin, Tensor, describe
 
 __all__ = ["BUILTINS", "MAX_LIST"]
@@ -168,6 +169,8 @@ def _truths(name, v) -> list[bool]:
     if any(isinstance(x, Tensor) for x in items):
         raise ArchTypeError(f"{name}() of tensors: their values are only known at run time; a condition must be a "
                             "compile-time value")
+    if any(isinstance(x, Sym) for x in items):  # any([T - 1]): false at T=1, which the build cannot know
+        raise SymbolicOperand(f"{name}() of a symbolic size: whether it is zero is {UNDECIDED_ADVICE}")
     return [bool(x) for x in items]
 
 
@@ -175,6 +178,8 @@ def _bool(v):
     if isinstance(v, Tensor):  # a Python object is always true: `if bool(x)` would always take the branch
         raise ArchTypeError("bool() of a tensor: its values are only known at run time; a condition must be a "
                             "compile-time value")
+    if isinstance(v, Sym):
+        raise SymbolicOperand(f"bool() of a symbolic size: whether it is zero is {UNDECIDED_ADVICE}")
     return bool(v)
 
 

@@ -22,7 +22,7 @@ from .bounded import printing, short, to_str
 from .builtins import BUILTINS
 from .calls import Calls
 from .operators import Operators
-from .scalars import Limits, ReturnValue, SymbolicOperand, is_callable, is_num, py_error
+from .scalars import UNDECIDED_ADVICE, Limits, ReturnValue, SymbolicOperand, is_callable, is_num, py_error
 from .values import BlockLayer, Env, LayerFn, OpFn, Tensor, describe
 
 __all__ = ["Evaluator", "Limits"]
@@ -170,11 +170,12 @@ class Evaluator(Calls, Blocks, Operators):
             was, self.in_assert = self.in_assert, True
             try:
                 cond = self.eval(s.cond, env)
+                holds = self.truth(cond, s.cond.span)
             except SymbolicOperand:  # `assert T % 2 == 0` over a symbolic T: checked where a run fixes T
                 return
             finally:
                 self.in_assert = was
-            if not self.truth(cond, s.cond.span):
+            if not holds:
                 msg = self.eval(s.message, env) if s.message is not None else "assertion failed"
                 raise EvalError(msg if isinstance(msg, str) else short(msg, 200), s.span)
         else:  # pragma: no cover - the parser produces no other statements
@@ -226,6 +227,9 @@ class Evaluator(Calls, Blocks, Operators):
                     "or": "; elementwise on tensors, `or` is logical_or(a, b)",
                     "if": "; an elementwise choice between two tensors is where(cond, a, b)"}.get(word, "")
             raise ArchTypeError("a condition must be a compile-time value, not a tensor" + hint, span)
+        if isinstance(v, Sym):  # `if T - 1`: false at T=1, which the build cannot know
+            raise SymbolicOperand(f"cannot decide whether {v} is zero when building: it is a symbolic size, "
+                                  f"{UNDECIDED_ADVICE}", span)
         return bool(v)
 
     # ---------------- expressions ----------------

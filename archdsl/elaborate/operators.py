@@ -15,7 +15,7 @@ from ..syntax import ast as A
 from ..types import Sym
 from .bounded import check_length, comparing, contains, equal, order, short
 from .calls import check_fits
-from .scalars import ARITH, COMPARE, TENSOR_OPS, Limits, SymbolicOperand, is_int, is_num, sym_arith
+from .scalars import ARITH, COMPARE, TENSOR_OPS, UNDECIDED_ADVICE, Limits, SymbolicOperand, is_int, is_num, sym_arith
 from .values import Namespace, Tensor, describe
 
 __all__ = ["Operators"]
@@ -60,10 +60,18 @@ class Operators:
         if op in ("<", "<=", ">", ">="):
             if not ((is_num(a) and is_num(b)) or (type(a) is type(b) and isinstance(a, (str, list, tuple)))):
                 error = SymbolicOperand if isinstance(a, Sym) or isinstance(b, Sym) else ArchTypeError
-                raise error(f"cannot compare {describe(a)} {op} {describe(b)}", span)
+                advice = f" when building: a symbolic size is {UNDECIDED_ADVICE}" \
+                    if error is SymbolicOperand and not self.in_assert else ""
+                raise error(f"cannot compare {describe(a)} {op} {describe(b)}{advice}", span)
             return self.decided(lambda x, y, meter: order(op, x, y, meter), a, b, op=op, span=span)
         if isinstance(a, Sym) or isinstance(b, Sym):
-            return sym_arith(op, a, b, span)
+            try:
+                return sym_arith(op, a, b, span)
+            except SymbolicOperand as e:  # `T % 2`: fine in an assert, which waits for a run
+                if self.in_assert:
+                    raise
+                raise SymbolicOperand(f"{e.message} when building: a symbolic size is {UNDECIDED_ADVICE}",
+                                      span) from None
         if op == "+" and type(a) is type(b) and isinstance(a, (str, list, tuple)):
             check_length(len(a) + len(b))
             out = a + b
@@ -105,10 +113,8 @@ class Operators:
             if self.in_assert:
                 raise SymbolicOperand(f"cannot decide {describe(a)} {op} {describe(b)}", span) from None
             detail = str(e).removeprefix("cannot decide ").removeprefix("cannot compare ")
-            raise SymbolicOperand(
-                f"cannot decide {short(a)} {op} {short(b)} when building: it depends on a symbolic size "
-                f"({detail}), known only when the model runs; give the input a number there, or check it in "
-                f"an assert, which waits for a run's sizes", span) from None
+            raise SymbolicOperand(f"cannot decide {short(a)} {op} {short(b)} when building: it depends on a "
+                                  f"symbolic size ({detail}), {UNDECIDED_ADVICE}", span) from None
 
     def compared(self, fn, *args, span: Span):
         """A comparison (==, <, in) of values that may nest; its walk is charged to the step budget."""
@@ -170,7 +176,7 @@ class Operators:
             return v[slice(*parts)]
         k = self.eval(ix, env)
         if isinstance(v, dict):
-            if not contains(k, v, comparing()):
+            if not self.decided(contains, k, v, op="in", span=span):
                 keys = ", ".join(map(str, list(v)[:20])) + (", ..." if len(v) > 20 else "")
                 shown = k if isinstance(k, str) and len(k) <= 60 else short(k)
                 raise EvalError(f"key {shown} is not in the dict (keys: {keys})", span)

@@ -58,6 +58,12 @@ class SymbolicOperand(ArchTypeError):
     is checked at the sizes a run gives instead (archdsl run, summary --dim, train), where T is a number."""
 
 
+# what a build that meets such an operation outside an assert can do instead
+UNDECIDED_ADVICE = ("known only when the model runs; give the input a number there, decide it from values known "
+                    "when building (a block's stride or channel count), or check it in an assert, which waits for "
+                    "a run's sizes")
+
+
 def sym_arith(op, a, b, span):
     if op == "*" and isinstance(a, (int, Sym)) and isinstance(b, (int, Sym)):
         return dim_mul(a, b)

@@ -296,12 +296,16 @@ def test_equality_a_symbolic_size_leaves_open_is_an_error_outside_an_assert(tmp_
         return (f"model m(x: float32[B, T, C]) -> y {{\n    if {cond} {{\n        y = x * 2.0\n    }} else {{\n"
                 f"        y = x * 3.0\n    }}\n}}\n")
     for cond in ("T == 64", "T != 64", "T in [32, 64]", "T == C", "shape(x)[1:] == (64, C)", "64 in [T, 32]",
-                 "T not in [1.5]", "[T] < [64]"):
-        with pytest.raises(ArchError, match=r"cannot decide .* when building|cannot compare"):
+                 "T == 0", "[T] < [64]", "T in {64: 1}", "T - 1", "not C", "bool(T)", "any([T - 1])", "T % 2 == 0",
+                 "T > 1", "2 * T == T + 4"):
+        with pytest.raises(ArchError, match=r"(cannot decide .*|cannot compare .*|cannot apply .*|of a symbolic "
+                                            r"size.*) when building|whether it is zero is known only") as e:
             archdsl.check_source(spec(cond))
+        assert "check it in an assert" in e.value.message, cond
     decided = {"T == T": 2.0, "T in [T, 4]": 2.0, "shape(x)[1:] == (T, C)": 2.0, "shape(x)[1:] == (T,)": 3.0,
                "shape(x)[1:] == (64, 3, 1)": 3.0, "T == \"T\"": 3.0, "T != none": 2.0, "(T, 5) == (64, 4)": 3.0,
-               "4 in [T, 4]": 2.0}
+               "4 in [T, 4]": 2.0, "T not in [1.5]": 2.0, "T == -1": 3.0, "2 * T == 64.5": 3.0,
+               "T in {\"T\": 1}": 3.0}
     x = np.ones((1, 2, 3), np.float32)
     for cond, factor in decided.items():
         y = runtime.session(archdsl.compile_source(spec(cond))).run(None, {"x": x})[0]
@@ -313,14 +317,15 @@ def test_equality_a_symbolic_size_leaves_open_is_an_error_outside_an_assert(tmp_
     err = capsys.readouterr().err
     assert "t.arch:2:8: error: cannot decide T == 64 when building" in err and "^^^^^^^" in err
     assert not (tmp_path / "t.onnx").exists()
-    checked = ("model m(x: float32[B, T, C]) -> y {\n    assert shape(x)[1:] == (64, C), \"T is 64\"\n"
-               "    assert 4 in [T, C, 8]\n    y = x\n}\n")
+    checked = ("let widths = {64: \"wide\"}\n"
+               "model m(x: float32[B, T, C]) -> y {\n    assert shape(x)[1:] == (64, C), \"T is 64\"\n"
+               "    assert 4 in [T, C, 8]\n    assert T in widths and T - 1, \"a width\"\n    y = x\n}\n")
     path.write_text(checked)
     assert main(["run", str(path), "--dim", "T=64", "--dim", "C=4", "--repeat", "1"]) == 0
     assert main(["run", str(path), "--dim", "T=32", "--dim", "C=4", "--repeat", "1"]) == 1
-    assert "t.arch:2:5: error: T is 64" in capsys.readouterr().err
+    assert "t.arch:3:5: error: T is 64" in capsys.readouterr().err
     assert main(["run", str(path), "--dim", "T=64", "--dim", "C=5", "--repeat", "1"]) == 1
-    assert "t.arch:3:5: error: assertion failed" in capsys.readouterr().err
+    assert "t.arch:4:5: error: assertion failed" in capsys.readouterr().err
 
 
 def _files(tmp_path, **files):
