@@ -266,6 +266,8 @@ def _override(item: A.ParamDecl, default, given, prefix: str = ""):
         if isinstance(default, str):
             return value.text
         raise value.error
+    if isinstance(default, str) and len(given) > 3 and type(value) in (int, float):  # -D tag=1.5: as written
+        return given[3]
     if isinstance(default, (list, tuple)) and type(value) is type(default):
         _same_elements(name, item, default, value, span)
     if default is None or type(value) is type(default):
@@ -340,7 +342,7 @@ def parse_define(text: str, sources: SourceMap, index: int = 0) -> tuple[str, tu
         if plain:
             return name, (_Word(word, error), vspan, nspan)
         raise error from None
-    return name, (value, vspan, nspan)
+    return name, (value, vspan, nspan, word) if plain else (value, vspan, nspan)
 
 
 def load_file(path: str | Path, defines: dict, sources: SourceMap, search_path=()) -> Module:

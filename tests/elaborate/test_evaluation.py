@@ -118,8 +118,9 @@ def test_defines_dict_and_strings_override_params():
         archdsl.check_source(src, defines=["width=7b"])
     # one word that is no expression is a string where the param is one (it was a syntax error or an unknown
     # name); elsewhere the error reading it stands, and a value with brackets or spaces is never a word
-    for word in ("1.5b", "-a", "if", "model", "v1.5", "a+b"):
+    for word in ("1.5b", "-a", "if", "model", "v1.5", "a+b", "1.50", "2024", "-1", "1e5"):
         assert archdsl.check_source(src, defines=[f"size={word}"]).meta["size"] == word
+    assert archdsl.check_source(src, defines=["rate=1.50", "width=2"]).meta["rate"] == 1.5
     with pytest.raises(DefineError, match="-D width: unknown name 'a'"):
         archdsl.check_source(src, defines=["width=-a"])
     with pytest.raises(ArchError, match="unexpected 'if'"):
@@ -510,9 +511,10 @@ def test_define_values_keep_their_types():
     assert archdsl.check_source(src, defines=["act=nearest-exact"]).meta["act"] == "nearest-exact"
     with pytest.raises(DefineError, match='expected an integer like the default .* got string "a-1"'):
         archdsl.check_source(src, defines=["n=a-1"])
-    for bad in ("n=2.5", "deep=1", "act=3", "dims=4"):
+    for bad in ("n=2.5", "deep=1", "dims=4", "act=[3]", "act=true"):
         with pytest.raises(DefineError):
             archdsl.check_source(src, defines=[bad])
+    assert archdsl.check_source(src, defines=["act=3"]).meta["act"] == "3"  # a number for a string: as written
 
 
 def test_defines_inf_and_minus_inf_are_infinity_for_a_number_param():
