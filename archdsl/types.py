@@ -131,6 +131,15 @@ def dim_floordiv(a: Dim, b: Dim) -> Dim:
     if isinstance(a, Sym) and isinstance(b, int) and b != 0 and a.coef % b == 0:
         coef = a.coef // b
         return Sym(a.factors, coef)
+    if isinstance(a, Sym) and isinstance(b, int) and b > 0:  # (b*P + c)//b is P + c//b for integer P
+        terms = _terms(a)
+        if terms is not None and all(Fraction(c).denominator == 1 for c in terms.values()):
+            rest = {m: int(c) for m, c in terms.items() if m != () and c}
+            if rest and all(c % b == 0 for c in rest.values()):
+                out = {m: c // b for m, c in rest.items()}
+                if int(terms.get((), 0)) // b:
+                    out[()] = int(terms.get((), 0)) // b
+                return _from_terms(out)
     if isinstance(a, Sym) and isinstance(b, Sym):
         fa = list(a.factors)
         for f in b.factors:

@@ -116,6 +116,9 @@ def window_out(size: Dim, k: int, s: int, pad: int, d: int = 1, ceil: bool = Fal
         return dim_add(size, pad - eff + 1)
     if pad - eff + s == 0:
         return dim_floordiv(size, s)
+    exact = dim_floordiv(dim_add(size, pad - eff), s)  # (2*H-1)//2 is H-1: a strided conv after an upsample
+    if "//" not in str(exact):
+        return dim_add(exact, 1)
     span = f"({plus_text(size, pad - eff)})" if pad - eff else str(size)
     return Sym.opaque(f"{span}//{s}+1")
 
