@@ -42,6 +42,13 @@ def _shift(node, span: Span):
 def parse_expr(text: str, span: Span):
     """An expression fragment (a `{...}` hole, a `-D` value) with spans placed at `span`."""
     try:
+        return _parse_expr(text, span)
+    except RecursionError:  # the fragment itself nests too deeply: point at it, not at the file's deepest
+        raise LimitError("expressions nested too deeply", span) from None
+
+
+def _parse_expr(text: str, span: Span):
+    try:
         tree = parse_tree(text, span.file, start="expr")
     except ArchError as e:  # a syntax error inside a `{...}` hole or a -D value: point into the file
         e.span = _shift_span(e.span, span) if e.span is not None else span
@@ -53,7 +60,7 @@ def parse_expr(text: str, span: Span):
     try:
         node = ToAst(span.file, parse_expr).transform(tree)
     except VisitError as e:
-        if isinstance(e.orig_exc, ArchError):
+        if isinstance(e.orig_exc, (ArchError, RecursionError)):
             raise e.orig_exc from None
         raise
     return _shift(node, span)
