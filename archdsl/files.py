@@ -8,7 +8,6 @@ its target)."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import stat
@@ -76,10 +75,16 @@ def umask_mode(path: Path) -> None:
 def make_parents(path: Path) -> list[Path]:
     """The missing folders above `path`, created; returned (innermost first) so that a write that fails can
     take them away again with remove_made: a failed build or an interrupt left empty folders behind."""
-    missing = list(itertools.takewhile(lambda p: not p.exists(), path.parents))
-    if missing:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    return missing
+    made = []
+    for folder in reversed(path.parents):  # outermost first, each one made here or already there
+        try:
+            os.mkdir(folder)
+        except OSError:
+            if folder.is_dir():  # there already (EEXIST, or a read-only file system saying so its own way)
+                continue
+            raise
+        made.append(folder)  # only what this call made: nothere/../keep never names the user's keep
+    return made[::-1]
 
 
 def remove_made(folders: list[Path]) -> None:
