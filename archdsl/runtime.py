@@ -98,6 +98,8 @@ _NP = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float1
        "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int16)": np.int16, "tensor(int8)": np.int8,
        "tensor(uint64)": np.uint64, "tensor(uint32)": np.uint32, "tensor(uint16)": np.uint16,
        "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
+# every numeric tensor type: those numpy holds, and the narrow floats (run hands them over as an error of its own)
+NUMERIC_TYPES = frozenset(_NP) | {"tensor(bfloat16)", "tensor(float8e4m3fn)", "tensor(float8e5m2)"}
 
 
 def input_specs(sess, batch: int = 1, dims: dict | None = None) -> list[tuple[str, tuple[int, ...], type]]:
@@ -142,22 +144,26 @@ def _free_memory() -> int | None:
 def too_large(model, sizes: dict) -> str | None:
     """Why a run at these sizes cannot fit in the memory free, or None. A node's inputs and outputs are held at
     once, so the largest such sum, over the tensors whose shapes the graph declares at `sizes` (inputs,
-    outputs, weights, and value_info, which archdsl writes for every intermediate), is memory the run needs
-    at least. `model` is a ModelProto or a path (its graph read without external weights; a file past 64 MiB,
-    whose inline weights take ~0.5 s per 500 MB to parse, only where some size is 65536 or more)."""
+    outputs and value_info, which archdsl writes for every intermediate; not the weights, which the model and
+    the session hold already, so the memory free is net of them), is memory the run needs at least. `model`
+    is a ModelProto or a path (its graph read without external weights; a file past 64 MiB, whose inline
+    weights take ~0.5 s per 500 MB to parse, only where some size is 4096 or more)."""
     free = _free_memory()
     if free is None:
         return None
     if not isinstance(model, onnx.ModelProto):
         try:
-            if os.path.getsize(model) > 64 << 20 and max(sizes.values(), default=0) < 1 << 16:
+            if os.path.getsize(model) > 64 << 20 and max(sizes.values(), default=0) < 1 << 12:
                 return None
             model = onnx.load(str(model), load_external_data=False)
         except Exception:  # noqa: BLE001 - onnxruntime loaded it; what onnx cannot read is not checked here
             return None
     g = model.graph
-    nbytes = {t.name: math.prod(t.dims) * _itemsize(t.data_type) for t in g.initializer}
+    held = {t.name for t in g.initializer}  # in memory already: the free figure has them taken off
+    nbytes = {}
     for v in [*g.input, *g.output, *g.value_info]:
+        if v.name in held:
+            continue
         t = v.type.tensor_type
         if not t.HasField("shape") or not t.elem_type:
             continue

@@ -123,10 +123,7 @@ def cmd_run(args, sources) -> int:
     except Exception as e:  # noqa: BLE001 - e.g. no kernel for a dtype on this provider
         message = runtime.ort_message(e)
         raise ArchError(f"onnxruntime cannot load the model: {message}", _node_line(message, sources)) from None
-    shown = {"tensor(" + t + ")" for t in ("float", "double", "float16", "int64", "int32", "int16", "int8", "uint64",
-                                           "uint32", "uint16", "uint8", "bool", "bfloat16", "float8e4m3fn",
-                                           "float8e5m2")}
-    odd = next((o for o in sess.get_outputs() if o.type not in shown), None)
+    odd = next((o for o in sess.get_outputs() if o.type not in runtime.NUMERIC_TYPES), None)
     if odd is not None:  # a sequence or a string tensor: no shape and statistics to print (an internal error)
         raise ArchError(f"output '{odd.name}' is {odd.type}: archdsl run prints and saves numeric tensors only; "
                         "run the model with onnxruntime itself")
@@ -279,7 +276,8 @@ def _node_line(message: str, sources) -> Span | None:
     if m is None or sources is None:
         return None
     base, line = m.group(1), int(m.group(2))
-    file = next((f for f in sources.files() if Path(f).name == base), None)
+    named = [f for f in sources.files() if Path(f).name == base]
+    file = named[0] if len(named) == 1 else None  # two imported files of one name: which, the node does not say
     text = sources.line(file, line) if file is not None else None
     if not text or not text.strip():
         return None
