@@ -153,11 +153,13 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
         if len(head) < 8:
             raise ValueError("too short for a safetensors file")
         n = int.from_bytes(head, "little")
-        if n > size - 8 or n > 100 << 20:
+        if n > size - 8:
             raise ValueError("not a safetensors file (its header length is past the end of the file)")
+        if n > 100 << 20:  # safetensors' own limit
+            raise ValueError(f"not a safetensors file (a header of {n:,} bytes; at most 100 MiB)")
         try:
-            header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            header = json.loads(f.read(n), object_pairs_hook=_unique_keys)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise ValueError("not a safetensors file (its header is not JSON)") from None
     if not isinstance(header, dict):
         raise ValueError("not a safetensors file (its header is not a JSON object)")
@@ -179,6 +181,14 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
                 or hi - lo != math.prod(shape) * dtype.itemsize):
             raise ValueError(f"'{name}': its shape {shape} and data_offsets {[lo, hi]} do not fit the file")
         entries.append((name, dtype, tuple(shape), start + lo))
+    at = start  # the tensors fill the data, in order of offset, without gap or overlap (as safetensors checks)
+    for name, dtype, shape, offset in sorted(entries, key=lambda e: (e[3], math.prod(e[2]) * e[1].itemsize)):
+        if offset != at:
+            raise ValueError(f"'{name}' starts at byte {offset - start} of the data, where "
+                             f"{'a gap' if offset > at else 'another tensor'} is")
+        at += math.prod(shape) * dtype.itemsize
+    if at != end:
+        raise ValueError(f"the tensors end at byte {at - start} of the data, which has {end - start}")
     out = {}
     mapped = np.memmap(path, np.uint8, "r") if any(math.prod(s) for _, _, s, _ in entries) else None
     for name, dtype, shape, offset in entries:
@@ -187,6 +197,16 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
             out[name] = np.zeros(shape, dtype)
         else:
             out[name] = np.asarray(mapped[offset:offset + count * dtype.itemsize]).view(dtype).reshape(shape)
+    return out
+
+
+def _unique_keys(pairs: list) -> dict:
+    """A JSON object whose names are all different: a name given twice is two tensors, one of them lost."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"'{twice}' is named twice in the header")
     return out
 
 

@@ -72,6 +72,12 @@ def _header_file(path: Path, header, data: bytes = b"", length: int | None = Non
     ("dtype", "'fc1.weight': dtype C64 is not one archdsl reads"),
     ("offsets", r"'fc1.weight': its shape \[3, 4\] and data_offsets \[0, 40\] do not fit the file"),
     ("past_end", r"'fc1.weight': its shape \[3, 4\] and data_offsets \[8, 56\] do not fit the file"),
+    ("overlap", r"'fc1.weight' starts at byte 0 of the data, where another tensor is"),
+    ("gap", r"'fc1.weight' starts at byte 4 of the data, where a gap is"),
+    ("short_data", r"the tensors end at byte 48 of the data, which has 52"),
+    ("twice", r"'fc1.weight' is named twice in the header"),
+    ("deep", r"its header is not JSON"),
+    ("huge_header", r"a header of 104,857,601 bytes; at most 100 MiB"),
 ])
 def test_a_foreign_or_corrupt_file_is_a_diagnostic(tmp_path, capsys, case, words):
     p = tmp_path / "w.safetensors"
@@ -90,8 +96,24 @@ def test_a_foreign_or_corrupt_file_is_a_diagnostic(tmp_path, capsys, case, words
         _header_file(p, {"fc1.weight": dict(entry, dtype="C64")}, bytes(96))
     elif case == "offsets":
         _header_file(p, {"fc1.weight": dict(entry, data_offsets=[0, 40])}, bytes(48))
-    else:
+    elif case == "past_end":
         _header_file(p, {"fc1.weight": dict(entry, data_offsets=[8, 56])}, bytes(48))
+    elif case == "overlap":  # two tensors over the same bytes: each would read the other's values
+        _header_file(p, {"fc1.weight": entry, "fc1.bias": {"dtype": "F32", "shape": [3], "data_offsets": [0, 12]}},
+                     bytes(48))
+    elif case == "gap":
+        _header_file(p, {"fc1.weight": dict(entry, data_offsets=[4, 52])}, bytes(52))
+    elif case == "short_data":
+        _header_file(p, {"fc1.weight": entry}, bytes(52))
+    elif case == "twice":
+        raw = b'{"fc1.weight": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, ' \
+              b'"fc1.weight": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}'
+        p.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(8))
+    elif case == "deep":  # json's RecursionError was not caught
+        raw = b"[" * 200_000
+        p.write_bytes(struct.pack("<Q", len(raw)) + raw)
+    else:
+        p.write_bytes(struct.pack("<Q", (100 << 20) + 1) + bytes((100 << 20) + 2))
     with pytest.raises(ArchError, match=words):
         load_weights(p)
     out = tmp_path / "m.onnx"
