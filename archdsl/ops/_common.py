@@ -61,6 +61,14 @@ def float_input(op: str, t: TensorType, what: str = "input") -> None:
         fail(f"{op}: {what} must be a float tensor, got {t.dtype}; cast it first (cast(x, \"float32\"))")
 
 
+def cast_hint(x, y) -> str:
+    """What to add to "dtypes differ": archdsl does not promote as torch does, and integer sums are int64."""
+    wider = "int64" if not x.dtype.is_float and not y.dtype.is_float else None
+    return (f"; cast one to the other (archdsl does not promote as torch does): cast(x, \"{wider}\")"
+            + ("; sum and cumsum of integers give int64, as torch's" if wider else "")) if wider else \
+        "; cast one to the other (archdsl does not promote as torch does)"
+
+
 def float_pair_infer(name: str):
     """The shape rule of a binary float op of one dtype, broadcast (atan2, logaddexp)."""
     from .shapes import broadcast

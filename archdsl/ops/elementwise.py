@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..types import DType, numel
-from ._common import bfloat16_from, elementwise_cost, float_input, shape_str
+from ._common import bfloat16_from, cast_hint, elementwise_cost, float_input, shape_str
 from .registry import OpDef, fail, register
 from .shapes import broadcast
 
@@ -62,7 +62,7 @@ def _binary(name, onnx_op, sym):
             fail(f"'**': the {x.dtype} base with a {y.dtype} exponent would truncate (torch gives floats); "
                  f"cast(x, \"{y.dtype}\") first")
         if x.dtype != y.dtype and name != "pow":
-            fail(f"'{sym}': dtypes differ ({x.dtype} vs {y.dtype})")
+            fail(f"'{sym}': dtypes differ ({x.dtype} vs {y.dtype})" + cast_hint(x, y))
         return [x.with_shape(broadcast(x.shape, y.shape, f"'{sym}' operands"))]
 
     register(OpDef(
@@ -83,7 +83,7 @@ def _same_dtypes_broadcast(label: str):
         x, y = ins
         _no_bool(label, x, y)
         if x.dtype != y.dtype:
-            fail(f"{label}: dtypes differ ({x.dtype} vs {y.dtype})")
+            fail(f"{label}: dtypes differ ({x.dtype} vs {y.dtype})" + cast_hint(x, y))
         return [x.with_shape(broadcast(x.shape, y.shape, f"{label} operands"))]
     return infer
 

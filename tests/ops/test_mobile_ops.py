@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from archdsl import check_source
 from archdsl.diagnostics import ArchError
 
 from .core_harness import FEW, NEWEST, SYM, close, covers, dim, rand, run_op
@@ -178,3 +179,15 @@ def test_misuse_is_a_diagnostic(expr, words):
 def test_min_max_of_numbers_are_unchanged():
     y, _ = run_op("x * (min(3, 2.5) + max([1, 4]) + sin(0.0) + cos(0.0))", x=np.ones(2, np.float32))
     close(y, np.full(2, 2.5 + 4 + 0 + 1))
+
+
+def test_a_dtype_mismatch_says_to_cast_and_that_integer_sums_are_int64():
+    """sum of int32 is int64 now (torch's), so `sum(x, dim=1) + x[:, 0]` over int32 stopped building with a
+    bare "dtypes differ (int64 vs int32)"."""
+    with pytest.raises(ArchError, match=r"'\+': dtypes differ \(int64 vs int32\); cast one to the other "
+                                                r"\(archdsl does not promote as torch does\): cast\(x, \"int64\"\); "
+                                                r"sum and cumsum of integers give int64"):
+        check_source("model m(x: int32[B, 4]) -> y {\n    y = sum(x, dim=1) + x[:, 0]\n}\n")
+    with pytest.raises(ArchError, match=r"minimum: dtypes differ \(float32 vs int64\); cast one to the "
+                                                r"other \(archdsl does not promote as torch does\)$"):
+        check_source("model m(x: float32[2], i: int64[2]) -> y {\n    y = minimum(x, i)\n}\n")
