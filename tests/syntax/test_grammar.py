@@ -394,7 +394,8 @@ def test_nested_too_deeply_points_at_the_deepest_expression():
     with pytest.raises(LimitError, match="expressions nested too deeply") as e:
         parse(src, "t.arch")
     assert (e.value.span.file, e.value.span.line) == ("t.arch", 4)
-    hole = "# header\nparam a = 1\nlet s = \"{" + "1 + " * 20_000 + "1}\"\nmodel m(x: float32[2]) -> y {\n    y = x\n}\n"
+    hole = ("# header\nparam a = 1\nlet s = \"{" + "1 + " * 20_000 + "1}\"\n"
+            "model m(x: float32[2]) -> y {\n    y = x\n}\n")
     with pytest.raises(LimitError, match="expressions nested too deeply") as e:  # inside a {...} hole: its line
         parse(hole, "t.arch")
     assert (e.value.span.file, e.value.span.line) == ("t.arch", 3)
