@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..types import Dim, Sym, dim_add, dim_floordiv, dim_mul, plus_text
+from ..types import Dim, Sym, dim_add, dim_floordiv, dim_mul, dim_size, plus_text
 from .registry import fail
 
 __all__ = ["broadcast", "norm_axis", "norm_axes", "window_out", "expand", "prod", "same_dim", "torch_dim"]
@@ -50,6 +50,8 @@ def _rounding_hint(x, y) -> str:
         return ""
     name = x.factors[0]
     if not isinstance(y, Sym) or not re.search(rf"(?<!\w){re.escape(name)}//", str(y)):
+        return ""
+    if any(dim_size(y, {name: n}) != n for n in (720720, 1441440)):  # not H even where H divides: no hint
         return ""
     return (f"; {y} is {name} only when {name} divides evenly (a strided layer rounds an odd size down), which "
             f"archdsl cannot assume of a symbolic {name}: resize one side to the other (`-> upsample(like=...)`), "

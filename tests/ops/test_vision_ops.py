@@ -501,6 +501,10 @@ def test_an_autoencoder_over_a_symbolic_size_says_why_its_output_is_not_its_inpu
                                                 r"side to the other .* or give W a number"):
         archdsl.check_source(src)
     archdsl.check_source(src.replace("[B, 3, H, W]", "[B, 3, 16, 24]"))
+    for body in ("x + (x -> maxpool2d(2))", "x + (x -> maxpool2d(2) -> upsample(scale_factor=4))"):
+        with pytest.raises(archdsl.ArchError, match="cannot broadcast") as e:  # never equal: no such advice
+            archdsl.check_source(f"model m(x: float32[B, 4, H, W]) -> y {{\n    y = {body}\n}}\n")
+        assert "divides evenly" not in e.value.message
 
 
 @pytest.mark.parametrize("body", [
