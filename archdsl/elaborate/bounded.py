@@ -197,7 +197,7 @@ def _undecided(x, y) -> bool:
     product of sizes (T, 2*T, B*T) is a whole number of at least 0: never -1 or 64.5."""
     if isinstance(y, Sym) and not isinstance(x, Sym):
         x, y = y, x
-    if not isinstance(x, Sym) or isinstance(y, bool) or not isinstance(y, (int, float, Sym)):
+    if not isinstance(x, Sym) or not isinstance(y, (int, float, Sym)):  # true is 1 here, as in Python
         return False
     if isinstance(y, Sym):
         return True

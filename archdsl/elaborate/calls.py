@@ -450,6 +450,8 @@ class Calls:
             raise ArchTypeError(f"parameter(): {unknown_dtype(dtype if isinstance(dtype, str) else describe(dtype))}",
                                 span)
         check_elements(shape, "parameter()", span)
+        if not isinstance(trainable, bool):  # "no" and a symbolic T - 1 were true
+            raise ArchTypeError(f"parameter(): trainable expects true or false, got {describe(trainable)}", span)
         name = self.layer_name(label, "param")
         spec = ParamSpec("", tuple(shape), inits[init], trainable=bool(trainable))
         self.free_params.add(name)

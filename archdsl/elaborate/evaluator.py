@@ -283,6 +283,7 @@ class Evaluator(Calls, Blocks, Operators):
         if isinstance(e, A.BoolOp):
             try:
                 left = self.eval(e.left, env)
+                lt = self.truth(left, e.left.span, e.op)  # `T - 1 and ...`: the size's truth is open too
             except SymbolicOperand:  # in an assert: the other side may still decide it (`T % 2 == 0 and C == 5`)
                 if not self.in_assert:
                     raise
@@ -290,7 +291,6 @@ class Evaluator(Calls, Blocks, Operators):
                 if self.truth(right, e.right.span, e.op) == (e.op == "or"):
                     return right
                 raise
-            lt = self.truth(left, e.left.span, e.op)
             if e.op == "and":
                 return self.eval(e.right, env) if lt else left
             return left if lt else self.eval(e.right, env)

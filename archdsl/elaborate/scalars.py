@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import operator
 
-from ..diagnostics import ArchTypeError
+from ..diagnostics import ArchTypeError, EvalError
 from ..types import MAX_DIM, Sym, dim_add, dim_floordiv, dim_mul
 from .values import BlockFn, BlockLayer, Builtin, LayerFn, OpFn, describe
 
@@ -68,6 +68,8 @@ def sym_arith(op, a, b, span):
     if op == "*" and isinstance(a, (int, Sym)) and isinstance(b, (int, Sym)):
         return dim_mul(a, b)
     if op == "//" and isinstance(a, (int, Sym)) and isinstance(b, (int, Sym)):
+        if b == 0:  # T // 0 was a formula (T//0), and (T//0) * 0 decided 0
+            raise EvalError("integer division by zero", span)
         return dim_floordiv(a, b)
     if op == "+" and isinstance(a, (int, Sym)) and isinstance(b, (int, Sym)):
         return dim_add(a, b)

@@ -298,7 +298,7 @@ def test_equality_a_symbolic_size_leaves_open_is_an_error_outside_an_assert(tmp_
                 f"        y = x * 3.0\n    }}\n}}\n")
     for cond in ("T == 64", "T != 64", "T in [32, 64]", "T == C", "shape(x)[1:] == (64, C)", "64 in [T, 32]",
                  "T == 0", "[T] < [64]", "T in {64: 1}", "T - 1", "not C", "bool(T)", "any([T - 1])", "T % 2 == 0",
-                 "T > 1", "2 * T == T + 4"):
+                 "T > 1", "2 * T == T + 4", "T == true", "T - 1 and true"):
         with pytest.raises(ArchError, match=r"(cannot decide .*|cannot compare .*|cannot apply .*|of a symbolic "
                                             r"size.*) when building|whether it is zero is known only") as e:
             archdsl.check_source(spec(cond))
@@ -318,6 +318,14 @@ def test_equality_a_symbolic_size_leaves_open_is_an_error_outside_an_assert(tmp_
     err = capsys.readouterr().err
     assert "t.arch:2:8: error: cannot decide T == 64 when building" in err and "^^^^^^^" in err
     assert not (tmp_path / "t.onnx").exists()
+    with pytest.raises(ArchError, match="integer division by zero"):
+        archdsl.check_source(spec("shape(x)[1] // 0 == 1"))
+    with pytest.raises(ArchError, match="trainable expects true or false, got symbolic dim"):
+        archdsl.check_source("model m(x: float32[B, T, 4]) -> y {\n"
+                             "    y = x * (parameter([4], init=\"ones\", trainable=shape(x)[1] - 1) as p)\n}\n")
+    with pytest.raises(ArchError, match="needs 5"):  # the decided side of `and` decides, beside a size's truth
+        archdsl.check_source("model m(x: float32[B, T, 4]) -> y {\n"
+                             "    assert T - 1 and shape(x)[2] == 5, \"needs 5\"\n    y = x\n}\n")
     checked = ("let widths = {64: \"wide\"}\n"
                "model m(x: float32[B, T, C]) -> y {\n    assert shape(x)[1:] == (64, C), \"T is 64\"\n"
                "    assert 4 in [T, C, 8]\n    assert T in widths and T - 1, \"a width\"\n    y = x\n}\n")
