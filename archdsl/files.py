@@ -75,15 +75,21 @@ def umask_mode(path: Path) -> None:
 def make_parents(path: Path) -> list[Path]:
     """The missing folders above `path`, created; returned (innermost first) so that a write that fails can
     take them away again with remove_made: a failed build or an interrupt left empty folders behind."""
-    made = []
-    for folder in reversed(path.parents):  # outermost first, each one made here or already there
-        try:
-            os.mkdir(folder)
-        except OSError:
-            if folder.is_dir():  # there already (EEXIST, or a read-only file system saying so its own way)
-                continue
-            raise
-        made.append(folder)  # only what this call made: nothere/../keep never names the user's keep
+    made: list[Path] = []
+    try:
+        for folder in reversed(path.parents):  # outermost first, each one made here or already there
+            try:
+                os.mkdir(folder)
+            except OSError:
+                if folder.is_dir():  # there already (EEXIST, or a read-only file system saying so its own way)
+                    continue
+                if folder.exists():  # -o afile/m.onnx: "File exists" said nothing of what was wrong
+                    raise ArchError(f"cannot write {path}: {folder} is a file, not a directory") from None
+                raise
+            made.append(folder)  # only what this call made: nothere/../keep never names the user's keep
+    except BaseException:  # a later folder failed: the ones made so far go again
+        remove_made(made[::-1])
+        raise
     return made[::-1]
 
 

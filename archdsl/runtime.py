@@ -147,13 +147,13 @@ def too_large(model, sizes: dict) -> str | None:
     outputs and value_info, which archdsl writes for every intermediate; not the weights, which the model and
     the session hold already, so the memory free is net of them), is memory the run needs at least. `model`
     is a ModelProto or a path (its graph read without external weights; a file past 64 MiB, whose inline
-    weights take ~0.5 s per 500 MB to parse, only where some size is 4096 or more)."""
+    weights take ~0.5 s per 500 MB to parse, only where the sizes multiply to 65536 or more)."""
     free = _free_memory()
     if free is None:
         return None
     if not isinstance(model, onnx.ModelProto):
         try:
-            if os.path.getsize(model) > 64 << 20 and max(sizes.values(), default=0) < 1 << 12:
+            if os.path.getsize(model) > 64 << 20 and math.prod(sizes.values()) < 1 << 16:
                 return None
             model = onnx.load(str(model), load_external_data=False)
         except Exception:  # noqa: BLE001 - onnxruntime loaded it; what onnx cannot read is not checked here

@@ -570,6 +570,9 @@ def test_folders_made_for_an_output_go_again_when_it_fails(work, capsys, monkeyp
     with pytest.raises(KeyboardInterrupt):
         files.atomic_write(work / "x/y/w.npz", lambda tmp: w.save_weights(tmp, {}))
     assert not (work / "x").exists()
+    (work / "afile").write_text("")  # a later folder fails: the ones made before it go again
+    assert main(["build", spec, "-o", str(work / "n2/../afile/m.onnx")]) == 1
+    assert "afile is a file, not a directory" in capsys.readouterr().err and not (work / "n2").exists()
     (work / "keep").mkdir()  # nothere/../keep is the user's keep: only nothere is made here, and taken away
     assert main(["build", spec, "--weights", str(work / "bad.npz"), "-o", str(work / "nothere/../keep/m.onnx")]) == 1
     assert (work / "keep").is_dir() and not (work / "nothere").exists()
