@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import enum
 import math
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Union
@@ -150,7 +151,20 @@ def dim_floordiv(a: Dim, b: Dim) -> Dim:
             if a.coef % b.coef == 0:
                 coef = a.coef // b.coef
                 return coef if not fa else Sym(tuple(fa), coef)
+    nested = re.fullmatch(r"\((.+)//(\d+)\)", str(a)) if isinstance(b, int) and b > 0 else None
+    if nested and _balanced(nested[1]):  # (H//2)//2 is H//4: floor(floor(x/m)/n) = floor(x/(m*n))
+        return Sym.opaque(f"{nested[1]}//{int(nested[2]) * b}")
     return Sym.opaque(f"{a}//({b})" if isinstance(b, Sym) else f"{a}//{b}")  # 4*H//(2*W), not (4*H//2)*W
+
+
+def _balanced(text: str) -> bool:
+    """Whether text's parentheses pair up, so that it is one operand (not `(H+1)//2)+(W` of a larger formula)."""
+    depth = 0
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def dim_exact_div(a: Dim, b: Dim) -> Dim:

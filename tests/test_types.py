@@ -152,3 +152,15 @@ def test_a_floor_division_of_a_multiple_plus_a_constant_is_exact(a, k, c):
         assert dim_size(q, sizes) == (k * dim_size(a, sizes) + c) // k
     if isinstance(a, Sym) and "/" not in str(a):
         assert q == dim_add(a, c // k)  # the same dim, not a formula that happens to agree
+
+
+@given(_expr(), st.integers(1, 4), st.integers(1, 4), st.integers(-5, 5))
+def test_a_floor_division_of_a_floor_division_is_one(a, m, n, c):
+    """(H//2)//2 prints as H//4 (a U-Net's bottleneck was ((H//2)//2)//2): floor(floor(x/m)/n) = floor(x/(m*n))."""
+    inner = dim_floordiv(dim_add(a, c), m)
+    q = dim_floordiv(inner, n)
+    for h, w in ((2, 3), (5, 7), (4, 1), (9, 2), (0, 0)):
+        sizes = {"H": h, "W": w}
+        assert dim_size(q, sizes) == (dim_size(a, sizes) + c) // m // n
+    if isinstance(inner, Sym) and str(inner).count("//") == 1 and inner.coef == 1:
+        assert str(q).count("//") == 1
