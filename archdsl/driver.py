@@ -339,20 +339,28 @@ def compile_train_file(path, train, defines=None, model: str | None = None, **op
     return build_train(mod, model, opts, train, sources)
 
 
-def _options(options: dict) -> CompileOptions:
-    """Keyword options of the API as CompileOptions; an unknown one is an ArchError naming the known ones."""
+def _options(options: dict, named: tuple = ("defines", "model", "file")) -> CompileOptions:
+    """Keyword options of the API as CompileOptions; an unknown one is an ArchError naming the known ones
+    (`named`: the function's own parameters, listed and suggested too)."""
     import dataclasses
     known = [f.name for f in dataclasses.fields(CompileOptions)]
     unknown = [k for k in options if k not in known]
     if unknown:
-        from .diagnostics import did_you_mean
-        raise ArchError(f"unknown option '{unknown[0]}'{did_you_mean(unknown[0], known)} (options: {', '.join(known)})")
+        _unknown_option(unknown[0], [*named, *known])
+    if options.get("with_weights") is False and options.get("weights") is not None:
+        raise ArchError("weights= and with_weights=false: the parameters are inputs without weights, so the given "
+                        "weights would be dropped; leave one of the two out")
     return CompileOptions(**options)
+
+
+def _unknown_option(name: str, known: list[str]):
+    from .diagnostics import did_you_mean
+    raise ArchError(f"unknown option '{name}'{did_you_mean(name, known)} (options: {', '.join(known)})")
 
 
 def compile_file(path, defines=None, model: str | None = None, **options) -> onnx.ModelProto:
     """Compile a `.arch` file to an ONNX model (in memory). Raises ArchError on bad input."""
-    opts = _options(options)
+    opts = _options(options, ("defines", "model"))
     sources = SourceMap()
     mod = load(path, defines=defines, search_path=opts.search_path, sources=sources)
     return build(mod, model, opts, sources).model
@@ -367,14 +375,18 @@ def compile_source(text: str, defines=None, model: str | None = None, file: str 
     return build(mod, model, opts, sources).model
 
 
-def check_file(path, defines=None, model: str | None = None, search_path=()) -> Graph:
+def check_file(path, defines=None, model: str | None = None, search_path=(), **unknown) -> Graph:
     """The checked IR of one model, for inspection (`archdsl.ir.print_graph(g)`)."""
+    if unknown:  # compile_file's options (opset=) mean nothing here: an ArchError, as compile_file's typos
+        _unknown_option(next(iter(unknown)), ["defines", "model", "search_path"])
     mod = load(path, defines=defines, search_path=search_path)
     return elaborate_model(mod, _one_model(mod, model))
 
 
 def check_source(text: str, defines=None, model: str | None = None, file: str = "<string>",
-                 search_path=()) -> Graph:
+                 search_path=(), **unknown) -> Graph:
+    if unknown:
+        _unknown_option(next(iter(unknown)), ["defines", "model", "file", "search_path"])
     _text(text)
     mod = load(text=text, file=file, defines=defines, search_path=search_path)
     return elaborate_model(mod, _one_model(mod, model))

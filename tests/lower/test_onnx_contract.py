@@ -85,11 +85,26 @@ def test_opset_below_17_is_refused():
                                            ({"opt_level": 2.0}, "opt_level must be"),  # passed, as opset=17.0 not
                                            ({"with_weights": "no"}, "with_weights must be true or false"),
                                            ({"defines": {3: 3}}, "defines: a key must be a param's name, got 3"),
-                                           ({"optlevel": 1}, "unknown option 'optlevel'; did you mean 'opt_level'")])
+                                           ({"optlevel": 1}, "unknown option 'optlevel'; did you mean 'opt_level'"),
+                                           ({"defnes": {}}, r"'defnes'; did you mean 'defines'\? \(options: defines, "
+                                                            "model, opset"),
+                                           ({"with_weights": False, "weights": {"fc1.weight": np.zeros(3)}},
+                                            "the given weights would be dropped")])
 def test_api_options_are_checked_like_the_flags(options, words):
-    """opt_level=5 built at -O2 and seeds were masked to 32 bits, silently; archdsl.ArchError is exported."""
+    """opt_level=5 built at -O2 and seeds were masked to 32 bits, silently; archdsl.ArchError is exported. The
+    names the functions take themselves (defines, model) are listed and suggested too; weights given with
+    with_weights=false were checked and then dropped."""
     with pytest.raises(archdsl.ArchError, match=words):
         archdsl.compile_file(SPECS / "mlp.arch", **options)
+
+
+def test_the_check_functions_refuse_an_unknown_option_as_an_arch_error():
+    """check_source(src, opset=17) was a Python TypeError (compile_source's options mean nothing there)."""
+    src = (SPECS / "mlp.arch").read_text()
+    with pytest.raises(archdsl.ArchError, match=r"unknown option 'opset' \(options: defines, model, file, search_path"):
+        archdsl.check_source(src, opset=17)
+    with pytest.raises(archdsl.ArchError, match=r"unknown option 'defnes'; did you mean 'defines'"):
+        archdsl.check_file(SPECS / "mlp.arch", defnes={})
 
 
 
