@@ -53,14 +53,14 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
                         f"buffers: {quoted(missing)}")
     for name, arr in weights.items():  # every one, also those the passes will drop (an unused layer's)
         v = graph.params[name]
-        if all(isinstance(d, int) for d in v.type.shape) and tuple(np.shape(arr)) != tuple(v.type.shape):
-            raise ArchError(f"weights: '{name}' has shape {list(np.shape(arr))} in the file, the model needs "
-                            f"{list(v.type.shape)}", v.span)
-        dtype = np.asarray(arr).dtype
+        dtype = np.asarray(arr).dtype  # first: a string's shape is [] and said nothing of what was wrong
         if dtype.kind not in "biuf":
             if not _narrow_float(dtype):
                 raise ArchError(f"{what}: '{name}' holds {dtype} values, not numbers")
             weights = {**weights, name: np.asarray(arr).astype(np.float32)}  # then cast to the parameter's dtype
+        if all(isinstance(d, int) for d in v.type.shape) and tuple(np.shape(arr)) != tuple(v.type.shape):
+            raise ArchError(f"weights: '{name}' has shape {list(np.shape(arr))}{' in the file' if source else ''}, "
+                            f"the model needs {list(v.type.shape)}", v.span)
     return weights
 
 
