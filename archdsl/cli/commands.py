@@ -240,12 +240,13 @@ def _optimize_ir(g, args, model: str | None = None, dims: dict | None = None) ->
     report_passes(args, stats, lambda: (written, summarize(g, dims)["flops"]), model, dims)
 
 
-def report_compile(args, mod, compiled) -> None:
+def report_compile(args, mod, compiled, dims: dict | None = None) -> None:
     """--report of a compile (build, run): the passes it ran, and the FLOPs of the model as written (elaborated
-    again: the passes changed the compiled graph in place) against the compiled graph."""
+    again: the passes changed the compiled graph in place) against the compiled graph, at `dims` (run's --dim)."""
     from ..elaborate import elaborate_model
-    report_passes(args, compiled.pass_stats, lambda: (summarize(elaborate_model(mod, compiled.graph.name))["flops"],
-                                                      summarize(compiled.graph)["flops"]))
+    report_passes(args, compiled.pass_stats,
+                  lambda: (summarize(elaborate_model(mod, compiled.graph.name), dims)["flops"],
+                           summarize(compiled.graph, dims)["flops"]), dims=dims or None)
 
 
 def report_passes(args, stats, flops, model: str | None = None, dims: dict | None = None) -> None:

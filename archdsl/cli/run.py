@@ -113,7 +113,6 @@ def cmd_run(args, sources) -> int:
         compiled = driver.build(mod, args.model, driver.CompileOptions(seed=args.seed, weights=args.weights,
                                                                         search_path=tuple(args.include),
                                                                         **opt_options(args)), sources)
-        report_compile(args, mod, compiled)
         model = compiled.model
         name = compiled.graph.name
     try:
@@ -130,6 +129,8 @@ def cmd_run(args, sources) -> int:
     dims = dim_flags(args, "run")
     if dims is None:
         return 2
+    if mod is not None:  # the FLOPs at the sizes this run is given (--dim), as summary --dim counts them
+        report_compile(args, mod, compiled, dims)
     declared = {i.name: list(i.shape) for i in sess.get_inputs()}
     if asked_batch and not any(shape and isinstance(shape[0], str) for shape in declared.values()):
         shown = ", ".join(f"{k}: {shape}" for k, shape in declared.items())
