@@ -82,6 +82,8 @@ def load(path: str | Path | None = None, *, text: str | None = None, file: str =
         _text(text)
     if text is None and not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
         raise ArchError(f"expected the path of a .arch file (a str or a Path), got {path!r}"[:200])
+    if text is None and not str(path):  # "" is the current directory to pathlib: "is a directory" about nothing
+        raise ArchError("expected the path of a .arch file, got an empty one")
     if not isinstance(file, str):
         raise ArchError(f"file names the spec's text in messages: a str, got {file!r}"[:200])
     if isinstance(search_path, (str, bytes)) or not isinstance(search_path, (list, tuple)) or \

@@ -98,6 +98,13 @@ def test_api_options_are_checked_like_the_flags(options, words):
         archdsl.compile_file(SPECS / "mlp.arch", **options)
 
 
+def test_an_empty_path_is_named_as_such():
+    """compile_file("") said " is a directory, not a .arch file" (pathlib reads "" as the current folder)."""
+    for fn in (archdsl.compile_file, archdsl.check_file):
+        with pytest.raises(archdsl.ArchError, match="expected the path of a .arch file, got an empty one"):
+            fn("")
+
+
 def test_the_check_functions_refuse_an_unknown_option_as_an_arch_error():
     """check_source(src, opset=17) was a Python TypeError (compile_source's options mean nothing there)."""
     src = (SPECS / "mlp.arch").read_text()
