@@ -16,8 +16,15 @@ from pathlib import Path
 
 from .diagnostics import ArchError, not_a_directory, writing
 
-__all__ = ["refuse_overwriting", "is_special", "resolved", "copy_into", "umask_mode", "atomic_write",
+__all__ = ["specs_dir", "refuse_overwriting", "is_special", "resolved", "copy_into", "umask_mode", "atomic_write",
            "make_parents", "remove_made", "replace_keeping_mode", "temp_dir_beside"]
+
+
+def specs_dir() -> Path:
+    """The architecture library (specs/): inside the package when installed (the wheel carries it, as the
+    grammar), beside it in a checkout."""
+    here = Path(__file__).resolve().parent
+    return here / "specs" if (here / "specs").is_dir() else here.parent / "specs"
 
 
 def _same(a: Path, b: Path) -> bool:

@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..files import specs_dir
+
 __all__ = ["MODELS", "SPECS_DIR", "BenchModel", "example_inputs", "torch_module"]
 
-SPECS_DIR = Path(__file__).resolve().parents[2] / "specs"
+SPECS_DIR = specs_dir()
 SEQ = 128
 
 

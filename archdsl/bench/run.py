@@ -284,4 +284,8 @@ def _main(argv: list[str] | None) -> int:
         except ArchError as e:
             print(f"archdsl bench: error: {e.message}", file=sys.stderr)
             return 1
+    failed = [r["model"] for r in results["models"] if "error" in (r.get("archdsl_O2") or {})]
+    if failed:  # a table of errors exited 0 (an installed package without its specs)
+        print(f"archdsl bench: error: archdsl did not build {', '.join(failed)} (the notes say why)", file=sys.stderr)
+        return 1
     return 0

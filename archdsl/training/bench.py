@@ -15,18 +15,18 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from ..cli.args import positive, some_threads
 from ..cli.signals import interruptible
 from ..diagnostics import ArchError
+from ..files import specs_dir
 from ..runtime import MAX_THREADS
 
 __all__ = ["MODELS", "main"]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = specs_dir().parent  # the specs' paths below are ROOT/specs/...
 MODELS = {  # name: (spec, defines, batch, symbolic dims)
     "mlp": ("specs/mlp.arch", [], 64, {}),
     "lenet5": ("specs/lenet5.arch", [], 64, {}),

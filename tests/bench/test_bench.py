@@ -360,3 +360,23 @@ def test_a_broken_reference_module_is_a_note_not_a_traceback(tmp_path, monkeypat
     with pytest.raises(LookupError, match="the torch reference module few_refs has no model 'resnet50'"):
         torch_module(by_key("resnet50"))
     sys.modules.pop("few_refs", None)
+
+
+def test_a_bench_whose_builds_failed_exits_1(monkeypatch, capsys):
+    """Every cell an error (an installed package that lacked its specs) and the exit status 0."""
+    from archdsl.bench import run
+    monkeypatch.setattr(run, "_child", lambda args, timeout=0: {"error": "ImportNotFoundError: no such file"})
+    assert main(["--models", "resnet50", "--no-torch", "--scaling", "0", "--no-choices", "--rounds", "1"]) == 1
+    captured = capsys.readouterr()
+    assert "archdsl bench: error: archdsl did not build ResNet-50" in captured.err
+    assert "no such file" in captured.out
+
+
+def test_the_specs_are_found_where_the_package_is():
+    """A wheel carries specs/ inside the package (pyproject's force-include); a checkout has it beside."""
+    from archdsl.bench.models import SPECS_DIR
+    from archdsl.files import specs_dir
+    assert SPECS_DIR == specs_dir() and (SPECS_DIR / "resnet.arch").is_file()
+    from pathlib import Path
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    assert '\n"specs" = "archdsl/specs"' in pyproject.split("[tool.hatch.build.targets.wheel.force-include]")[1]
