@@ -4,8 +4,8 @@
 
 The same as running, in this folder:
     python make_data.py
-    archdsl train ../../specs/ddpm_unet.arch -D resolution=8 -D in_channels=1 -D ch=16 -D ch_mult=[1,2] \\
-        -D num_res_blocks=1 -D attn_resolutions=[4] -D groups=8 -D dropout_p=0.0 \\
+    archdsl train ../../specs/ddpm_unet.arch -D resolution=8 -D in_channels=1 -D ch=16 -D 'ch_mult=[1,2]' \\
+        -D num_res_blocks=1 -D 'attn_resolutions=[4]' -D groups=8 -D dropout_p=0.0 \\
         --data train.npz --val val.npz --loss mse --epochs 6 --batch-size 128 --lr 3e-3 --schedule cosine -o unet.npz
     archdsl build ../../specs/ddpm_unet.arch -D ... (the same -D values) --weights unet.npz -o unet.onnx
 then DDPM's ancestral sampling with onnxruntime: 100 denoising steps from pure noise. The samples are judged
