@@ -87,6 +87,10 @@ def cmd_run(args, sources) -> int:
         return status
     if empty_name(args, "run", ("--weights", "weights"), ("--save", "save")):
         return 2
+    bad = next((item for item in args.input if not all(item.partition("=")[::2])), None)
+    if bad is not None:  # a malformed flag, as --dim T: a usage error before any work (it exited 1)
+        print(f"archdsl run: error: --input expects NAME=FILE.npy or NAME=FILE.npz, got '{bad}'", file=sys.stderr)
+        return 2
     save = output_path(args.save, "--save", "outputs.npz")
     if save is not None and save.suffix.lower() != ".npz":
         print(f"archdsl run: error: --save {args.save}: the outputs are written as an .npz; give that suffix",
@@ -140,9 +144,7 @@ def cmd_run(args, sources) -> int:
     check_dim_names(dims, symbols)
     given, given_from = {}, {}
     for item in args.input:
-        k, eq, f = item.partition("=")
-        if not eq or not f:
-            raise ArchError(f"--input {item}: expected NAME=FILE.npy or NAME=FILE.npz (inputs: {', '.join(declared)})")
+        k, _, f = item.partition("=")  # NAME=FILE: checked before any work
         if k in given:
             raise ArchError(f"--input {k} is given twice")
         if k not in declared:

@@ -391,8 +391,8 @@ def test_run_says_what_is_wrong_with_its_model_and_inputs(work, capsys):
     assert main(["run", str(work / "d.onnx")]) == 1
     assert "d.onnx is a directory, not a model" in capsys.readouterr().err
     np.save(work / "x.npy", np.ones((2, 4), np.float32))
-    assert main(["run", spec, "--input", "x"]) == 1
-    assert "--input x: expected NAME=FILE.npy" in capsys.readouterr().err  # was "cannot read : ..."
+    assert main(["run", spec, "--input", "x"]) == 2  # a malformed flag: a usage error, as --dim T (it was 1)
+    assert "archdsl run: error: --input expects NAME=FILE.npy or NAME=FILE.npz, got 'x'" in capsys.readouterr().err
     assert main(["run", spec, "--input", f"x={work / 'x.npy'}", "--input", f"x={work / 'x.npy'}"]) == 1
     assert "--input x is given twice" in capsys.readouterr().err
     assert main(["run", spec, "--input", f"x={work / 'x.npy'}", "--dim", "B=5"]) == 1  # the input won silently
