@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ..ir import Graph, Value
-from ..types import is_static
+from ..types import DType, is_static
 from ._evaluate import evaluate
 from ._rewrite import Rewriter
 from .manager import PassContext, register_pass
@@ -55,6 +55,28 @@ def fold_constants(g: Graph, ctx: PassContext) -> bool:
     if not picked:
         return False
     rw = Rewriter(g)
+    try:
+        wanted, arrays = _evaluated(picked, rw, ctx)
+    except Exception:  # noqa: BLE001 - onnxruntime has no CPU kernel for some float64 ops (Erf): fold the rest
+        picked = _without_wide_floats(picked, g)
+        if not picked:
+            return False
+        try:
+            wanted, arrays = _evaluated(picked, rw, ctx)
+        except Exception:  # noqa: BLE001 - an optimization: the model is the same unfolded
+            return False
+    for v, arr in zip(wanted, arrays):
+        c = g.add_const(np.asarray(arr, dtype=v.type.dtype.np).reshape(v.type.shape), v.span)
+        rw.replace(v, c)
+    for node in reversed(picked):
+        rw.erase(node)
+    rw.commit()
+    g.prune_params()
+    return True
+
+
+def _evaluated(picked: list, rw: Rewriter, ctx: PassContext) -> tuple[list[Value], list]:
+    """The values of the picked nodes that something else reads, and their arrays (one session)."""
     wanted = []
     in_pick = {id(n) for n in picked}
     for node in picked:
@@ -67,12 +89,18 @@ def fold_constants(g: Graph, ctx: PassContext) -> bool:
         for v in n.inputs:
             if id(v) not in produced and id(v) not in feeds:
                 feeds[id(v)] = v.data if v.kind == "const" else np.zeros(v.type.shape, dtype=v.type.dtype.np)
-    arrays = evaluate(picked, wanted, feeds, ctx.opset) if wanted else []
-    for v, arr in zip(wanted, arrays):
-        c = g.add_const(np.asarray(arr, dtype=v.type.dtype.np).reshape(v.type.shape), v.span)
-        rw.replace(v, c)
-    for node in reversed(picked):
-        rw.erase(node)
-    rw.commit()
-    g.prune_params()
-    return True
+    return wanted, (evaluate(picked, wanted, feeds, ctx.opset) if wanted else [])
+
+
+def _without_wide_floats(picked: list, g: Graph) -> list:
+    """The picked nodes but those touching float64 (onnxruntime's CPU lacks several of its kernels: gelu, elu,
+    conv ... of a float64 constant failed the build) and those that read their results."""
+    dropped: set[int] = set()
+    kept = []
+    for node in picked:
+        values = [*node.inputs, *node.outputs]
+        if any(v.type.dtype is DType.float64 for v in values) or any(id(v) in dropped for v in node.inputs):
+            dropped.update(id(o) for o in node.outputs)
+            continue
+        kept.append(node)
+    return kept
