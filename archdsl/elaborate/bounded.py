@@ -206,8 +206,10 @@ def _undecided(x, y) -> bool:
 
 
 def order(op, a, b, meter: Meter) -> bool:
-    """`<`, `<=`, `>`, `>=`: numbers with numbers, strings with strings, lists item by item."""
+    """`<`, `<=`, `>`, `>=`: numbers with numbers, strings with strings, lists item by item (each item paid
+    for: equal lists of one repeated object were walked free)."""
     while isinstance(a, (list, tuple)) and type(a) is type(b):
+        meter.spend(min(len(a), len(b)))
         i = next((i for i, (x, y) in enumerate(zip(a, b)) if x is not y and not equal(x, y, meter)), None)
         if i is None:
             return COMPARE[op](len(a), len(b))

@@ -28,6 +28,7 @@ from .values import BlockFn, BlockLayer, Builtin, LayerFn, OpFn, Tensor, describ
 
 __all__ = ["Calls", "check_elements", "check_fits", "own_names"]
 
+_ITEM_BY_ITEM = frozenset({"min", "max", "sum", "any", "all", "sorted"})  # builtins that check each item
 _PARAMETER_ARGS = ("shape", "init", "std", "low", "high", "value", "dtype", "trainable")
 
 
@@ -157,6 +158,10 @@ class Calls:
                 raise ArchTypeError(f"{fn.name}() creates no layer and cannot be named", span)
             if fn.name in TENSOR_MATH and any(isinstance(a, Tensor) for a in args):
                 return self.call_op(fn.name, args, kwargs, label, span)
+            # a builtin walks the lists it is given (max of a million items, 100,000 times, went uncharged);
+            # these check every item in Python (~0.1 us each): a step per item, not per 16 as a copy
+            walked = sum(len(a) for a in (*args, *kwargs.values()) if isinstance(a, (list, tuple, str, dict)))
+            self.charge(walked * (Limits.items_per_step if fn.name in _ITEM_BY_ITEM else 1), span)
             try:
                 out = fn.fn(*args, **kwargs)
             except TypeError:
@@ -219,6 +224,10 @@ class Calls:
         """The model's int64 scalar input `seed`, added on the first random call (or the one declared so)."""
         have = next((v for v in self.graph.inputs if v.name == SEED_INPUT), None)
         want = TensorType(DType.int64, ())
+        if have is None and SEED_INPUT in self.graph.params:  # an initializer would be the input's default
+            raise ArchTypeError(f"{opname}(): a random call reads the model's int64 input '{SEED_INPUT}', and a "
+                                f"parameter already has that name; label it apart with 'as', or give seed= a tensor",
+                                span)
         if have is None:
             have = self.graph.add_input(SEED_INPUT, want, span)
             self.graph.implicit.append(have)

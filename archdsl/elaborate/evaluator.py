@@ -18,7 +18,7 @@ from ..ir import Graph
 from ..syntax import ast as A
 from ..types import Sym, dim_mul, dim_symbols
 from .blocks import Blocks
-from .bounded import printing, short, to_str
+from .bounded import check_length, printing, short, to_str
 from .builtins import BUILTINS
 from .calls import Calls
 from .operators import Operators
@@ -354,6 +354,7 @@ class Evaluator(Calls, Blocks, Operators):
                 if rest:
                     self._clauses(e, rest, inner, out)
                 else:
+                    check_length(len(out) + 1)  # as [0] * n: nested clauses made 4,000,000 items
                     out.append(self.eval(e.elt, inner))
 
     def _pipe(self, e: A.Pipe, env: Env):

@@ -219,10 +219,10 @@ def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = N
     initializers = []
     for name, v in g.params.items():
         names[id(v)] = name
-    used = set(names.values())
+    used = set(names.values()) | {oname for oname, _ in g.outputs}  # an output may be called const_0 too
     for i, v in enumerate(g.consts):
         cname = f"const_{i}"
-        while cname in used:  # an input or a free parameter may be called const_0
+        while cname in used:  # an input, an output or a free parameter may be called const_0
             cname = "_" + cname
         names[id(v)] = cname
         initializers.append(numpy_helper.from_array(v.data, cname))

@@ -323,3 +323,36 @@ def test_a_block_call_on_plain_values_that_makes_nothing_runs_once(monkeypatch):
     assert runs.count("region") == 5 and runs.count("show") == 5
     assert runs.count("made") == 2 and runs.count("table") == 2  # tensors made or taken: every call runs
     assert sum(n.op == "mul" for n in g.nodes) == 3 and len(g.consts) >= 3
+
+
+@pytest.mark.parametrize("body", ["repeat 2000 { v = max(a) }", "repeat 2000 { v = sum(a) }",
+                                  "repeat 2000 { v = any(a) }", "repeat 2000 { v = a < b }"])
+def test_walking_a_big_list_in_a_builtin_or_a_comparison_costs_steps(body):
+    """max/min/sum/any/all of a million items, and `<` between equal lists of one repeated object, went
+    uncharged: a tiny spec could pass every limit and run for days. Now the step limit stops it, quickly."""
+    src = ("let a = [0] * 1000000\nlet b = [0] * 1000000\nmodel m(x: float32[B, 4]) -> y {\n    " + body +
+           "\n    y = x\n}\n")
+    t0 = time.perf_counter()
+    with pytest.raises(LimitError, match="evaluation took more than"):
+        archdsl.check_source(src)
+    assert time.perf_counter() - t0 < 60
+
+
+def test_a_comprehension_is_held_to_the_list_limit():
+    """[0 for i in range(2000) for j in range(2000)] built 4,000,000 items (only [0] * n was held to 1,000,000)."""
+    with pytest.raises(LimitError, match="sequence of 1000001 items is over the limit of 1000000"):
+        archdsl.check_source("let big = [0 for i in range(2000) for j in range(2000)]\n"
+                             "model m(x: float32[B, 4]) -> y {\n    y = x\n}\n")
+
+
+def test_names_the_lowering_adds_keep_clear_of_outputs_and_parameters():
+    """An output named const_0 clashed with the lowering's first constant (a model onnxruntime refused); a
+    parameter labelled seed became the default of the random calls' int64 seed input (an invalid model)."""
+    import onnx
+    model = archdsl.compile_source("model m(x: float32[B, 4]) -> (y, const_0) {\n    y = x * 3.0\n"
+                                   "    const_0 = x + 1.0\n}\n")
+    onnx.checker.check_model(model, full_check=True)
+    assert [o.name for o in model.graph.output] == ["y", "const_0"]
+    with pytest.raises(ArchError, match="a parameter already has that name; label it apart with 'as'"):
+        archdsl.compile_source("model m(x: float32[B, 4]) -> y {\n    w = parameter([4], init=\"ones\") as seed\n"
+                               "    y = rand_like(x) + w\n}\n")
