@@ -209,8 +209,8 @@ def random_feeds(sess, batch: int = 1, dims: dict | None = None, seed: int = 0, 
     free, total = _free_memory(), sum(sizes.values())
     if free is not None and total > free:
         name, shape, _ = max(specs, key=lambda s: sizes[s[0]])
-        raise ArchError(f"the random inputs would take {total / 2**30:.3g} GiB ('{name}' of shape {list(shape)} "
-                        f"the most), more than the {free / 2**30:.3g} GiB of memory free: give smaller sizes")
+        raise ArchError(f"the random inputs would take {_bytes(total)} ('{name}' of shape {list(shape)} the "
+                        f"most), more than the {_bytes(free)} of memory free: give smaller sizes")
     feeds = {}
     for name, shape, dt in specs:
         if np.issubdtype(dt, np.floating):

@@ -58,7 +58,7 @@ def fold_constants(g: Graph, ctx: PassContext) -> bool:
     try:
         wanted, arrays = _evaluated(picked, rw, ctx)
     except Exception:  # noqa: BLE001 - onnxruntime has no CPU kernel for some float64 ops (Erf): fold the rest
-        picked = _without_wide_floats(picked, g)
+        picked = _without_wide_floats(picked)
         if not picked:
             return False
         try:
@@ -92,7 +92,7 @@ def _evaluated(picked: list, rw: Rewriter, ctx: PassContext) -> tuple[list[Value
     return wanted, (evaluate(picked, wanted, feeds, ctx.opset) if wanted else [])
 
 
-def _without_wide_floats(picked: list, g: Graph) -> list:
+def _without_wide_floats(picked: list) -> list:
     """The picked nodes but those touching float64 (onnxruntime's CPU lacks several of its kernels: gelu, elu,
     conv ... of a float64 constant failed the build) and those that read their results."""
     dropped: set[int] = set()
