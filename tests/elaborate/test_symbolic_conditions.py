@@ -1,0 +1,91 @@
+"""Conditions on symbolic sizes: what a build cannot decide (`if T == 64`, `T in [32, 64]`, a size's truth)
+is a diagnostic outside an assert, and an assert over it waits for the sizes of a run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import archdsl
+from archdsl import runtime
+from archdsl.diagnostics import ArchError
+
+
+def test_an_assert_a_symbolic_size_leaves_open_waits_for_the_sizes_of_a_run(tmp_path, capsys):
+    """`T % 2`, `T <= 64` are undecidable while T is symbolic: the build passes, and a run (where T is a number)
+    checks them; a plain assert still fails at build time, and the same operation outside an assert is an
+    error (it was "cannot apply '%' to symbolic dim T" on the assert too)."""
+    src = ("model m(x: float32[B, T, 4]) -> y {\n"
+           "    assert shape(x)[1] % 2 == 0, \"T must be even\"\n"
+           "    assert shape(x)[1] <= 64 and shape(x)[2] == 4, \"T is at most 64\"\n"
+           "    y = x\n}\n")
+    archdsl.check_source(src)
+    with pytest.raises(ArchError, match="width is 4"):
+        archdsl.check_source(src.replace("    y = x", "    assert shape(x)[2] == 5, \"width is 4\"\n    y = x"))
+    with pytest.raises(ArchError, match=r"cannot apply '%' to symbolic dim T and int 2"):
+        archdsl.check_source(src.replace("    y = x", "    y = x * (shape(x)[1] % 2)"))
+    # the part that can be decided decides, whichever side it is on; ==, != and in over T are open too
+    for cond in ("shape(x)[1] % 2 == 0 and shape(x)[2] == 5", "shape(x)[2] == 5 and shape(x)[1] % 2 == 0",
+                 "not (shape(x)[1] == 3 or shape(x)[2] == 4)"):
+        with pytest.raises(ArchError, match="decided"):
+            archdsl.check_source(src.replace("    y = x", f"    assert {cond}, \"decided\"\n    y = x"))
+    for cond in ("shape(x)[1] == 64", "shape(x)[1] in [32, 64]", "shape(x)[1] != 3 and shape(x)[2] == 4",
+                 "shape(x)[1] % 2 == 0 or shape(x)[2] == 5"):
+        archdsl.check_source(src.replace("    y = x", f"    assert {cond}\n    y = x"))
+    spec = tmp_path / "even.arch"
+    spec.write_text(src)
+    from archdsl.cli import main
+    assert main(["run", str(spec), "--dim", "T=3"]) == 1
+    assert "even.arch:2:5: error: T must be even" in capsys.readouterr().err
+    assert main(["run", str(spec), "--dim", "T=66"]) == 1
+    assert "error: T is at most 64" in capsys.readouterr().err
+    assert main(["run", str(spec), "--dim", "T=6"]) == 0
+
+
+def test_equality_a_symbolic_size_leaves_open_is_an_error_outside_an_assert(tmp_path, capsys):
+    """`if T == 64` over a symbolic T took the else branch at build time (a Sym is not the number 64), so a run
+    at T=64 computed the other branch; `T in [32, 64]` was false the same way. Outside an assert the build
+    cannot choose: a diagnostic. What the sizes decide anyway still decides (`T == T`, `T in [T, 4]`, a tuple
+    of another length, a string), and inside an assert it waits for a run, list items included."""
+    def spec(cond):
+        return (f"model m(x: float32[B, T, C]) -> y {{\n    if {cond} {{\n        y = x * 2.0\n    }} else {{\n"
+                f"        y = x * 3.0\n    }}\n}}\n")
+    for cond in ("T == 64", "T != 64", "T in [32, 64]", "T == C", "shape(x)[1:] == (64, C)", "64 in [T, 32]",
+                 "T == 0", "[T] < [64]", "T in {64: 1}", "T - 1", "not C", "bool(T)", "any([T - 1])", "T % 2 == 0",
+                 "T > 1", "2 * T == T + 4", "T == true", "T - 1 and true"):
+        with pytest.raises(ArchError, match=r"(cannot decide .*|cannot compare .*|cannot apply .*|of a symbolic "
+                                            r"size.*) when building|whether it is zero is known only") as e:
+            archdsl.check_source(spec(cond))
+        assert "check it in an assert" in e.value.message, cond
+    decided = {"T == T": 2.0, "T in [T, 4]": 2.0, "shape(x)[1:] == (T, C)": 2.0, "shape(x)[1:] == (T,)": 3.0,
+               "shape(x)[1:] == (64, 3, 1)": 3.0, "T == \"T\"": 3.0, "T != none": 2.0, "(T, 5) == (64, 4)": 3.0,
+               "4 in [T, 4]": 2.0, "T not in [1.5]": 2.0, "T == -1": 3.0, "2 * T == 64.5": 3.0,
+               "T in {\"T\": 1}": 3.0}
+    x = np.ones((1, 2, 3), np.float32)
+    for cond, factor in decided.items():
+        y = runtime.session(archdsl.compile_source(spec(cond))).run(None, {"x": x})[0]
+        assert float(y.flat[0]) == factor, cond
+    path = tmp_path / "t.arch"
+    path.write_text(spec("T == 64"))
+    from archdsl.cli import main
+    assert main(["build", str(path), "-o", str(tmp_path / "t.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert "t.arch:2:8: error: cannot decide T == 64 when building" in err and "^^^^^^^" in err
+    assert not (tmp_path / "t.onnx").exists()
+    with pytest.raises(ArchError, match="integer division by zero"):
+        archdsl.check_source(spec("shape(x)[1] // 0 == 1"))
+    with pytest.raises(ArchError, match="trainable expects true or false, got symbolic dim"):
+        archdsl.check_source("model m(x: float32[B, T, 4]) -> y {\n"
+                             "    y = x * (parameter([4], init=\"ones\", trainable=shape(x)[1] - 1) as p)\n}\n")
+    with pytest.raises(ArchError, match="needs 5"):  # the decided side of `and` decides, beside a size's truth
+        archdsl.check_source("model m(x: float32[B, T, 4]) -> y {\n"
+                             "    assert T - 1 and shape(x)[2] == 5, \"needs 5\"\n    y = x\n}\n")
+    checked = ("let widths = {64: \"wide\"}\n"
+               "model m(x: float32[B, T, C]) -> y {\n    assert shape(x)[1:] == (64, C), \"T is 64\"\n"
+               "    assert 4 in [T, C, 8]\n    assert T in widths and T - 1, \"a width\"\n    y = x\n}\n")
+    path.write_text(checked)
+    assert main(["run", str(path), "--dim", "T=64", "--dim", "C=4", "--repeat", "1"]) == 0
+    assert main(["run", str(path), "--dim", "T=32", "--dim", "C=4", "--repeat", "1"]) == 1
+    assert "t.arch:3:5: error: T is 64" in capsys.readouterr().err
+    assert main(["run", str(path), "--dim", "T=64", "--dim", "C=5", "--repeat", "1"]) == 1
+    assert "t.arch:4:5: error: assertion failed" in capsys.readouterr().err
