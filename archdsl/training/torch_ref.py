@@ -97,7 +97,7 @@ def _reduce(fn):
 
 def _causal(node, x):
     t, s = x.shape[-2], x.shape[-1]
-    keep = torch.ones(t, s, dtype=torch.bool).tril(s - t)
+    keep = torch.ones(t, s, dtype=torch.bool, device=x.device).tril(s - t)
     v = node.attrs["value"]
     v = {"-inf": -math.inf, "inf": math.inf}.get(v, v) if isinstance(v, str) else v
     return x.masked_fill(~keep, v)
@@ -390,7 +390,7 @@ _OPS["ctc_loss"] = lambda n, lp, y, il, tl: F.ctc_loss(lp, y, il, tl, blank=n.at
                                                      zero_infinity=n.attrs["zero_infinity"])
 _OPS["gemm"] = lambda n, a, b, c=None: a @ b if c is None else a @ b + c
 _OPS["take"] = _take
-_OPS["heaviside"] = lambda n, x: torch.heaviside(x, torch.tensor(n.attrs["value_at_zero"], dtype=x.dtype))
+_OPS["heaviside"] = lambda n, x: torch.heaviside(x, torch.tensor(n.attrs["value_at_zero"], dtype=x.dtype, device=x.device))
 _OPS["sinusoidal_embedding"] = _sinusoidal
 for _n in (1, 2, 3):
     _OPS[f"conv_transpose{_n}d"] = _conv_transpose(_n)
@@ -440,6 +440,8 @@ class TorchGraph:
                 out = args[0].to(getattr(torch, node.attrs["dtype"]))
             else:
                 out = _OPS[node.op](node, *args)
+                if not node.inputs:  # a creation op (eye) makes its tensor on the CPU
+                    out = out.to(self.device)
             outs = out if isinstance(out, (tuple, list)) else (out,)
             for o, t in zip(node.outputs, outs):
                 vals[id(o)] = t

@@ -88,3 +88,32 @@ def test_ops_train_like_torch(text):
     """One SGD-momentum step of each spec on onnxruntime against torch autograd over torch_ref's functions."""
     ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1, momentum=0.9), text=text)
     one_step_like_torch(ct, fwd, batches(ct, 1, 3, 7, seed=2))
+
+
+
+EYE_STEP = """
+model m(x: float32[B, 3, 3]) -> y {
+    y = heaviside(x @ eye(3), value_at_zero=0.5) + causal_mask(x, value=-1.0)
+}
+"""
+
+
+@pytest.mark.parametrize("stem", ["gpt2", "llama", "vit", "swin", "lstm", "bert", "eye_step"])
+def test_reference_keeps_every_tensor_on_its_device(stem):
+    """The training bench runs the reference on CUDA (`--provider cuda`); a tensor made on the CPU beside it (a
+    causal mask) failed there. The meta device finds such mismatches on a CPU-only machine: the same device
+    checks, no data."""
+    from archdsl import driver, runtime
+    from archdsl.lower import initial_weights
+
+    from ..passes.test_specs import DIMS, SMALL, SPECS
+    mod = (driver.load(text=EYE_STEP, file="eye_step.arch") if stem == "eye_step"
+           else driver.load(next(p for p in SPECS if p.stem == stem), defines=SMALL.get(stem)))
+    for name in driver.select_models(mod, None):
+        g = driver.elaborate_model(mod, name)
+        sess = runtime.session(driver.build(mod, name, driver.CompileOptions(opt_level=0)).model, "cpu")
+        feeds = runtime.random_feeds(sess, 2, DIMS, seed=3)
+        want = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+        got = torch_ref.TorchGraph(g, initial_weights(g), "meta").forward(feeds)
+        assert {k: tuple(v.shape) for k, v in got.items()} == {k: v.shape for k, v in want.items()}
+        assert {v.device.type for v in got.values()} == {"meta"}
