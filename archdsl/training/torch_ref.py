@@ -390,7 +390,8 @@ _OPS["ctc_loss"] = lambda n, lp, y, il, tl: F.ctc_loss(lp, y, il, tl, blank=n.at
                                                      zero_infinity=n.attrs["zero_infinity"])
 _OPS["gemm"] = lambda n, a, b, c=None: a @ b if c is None else a @ b + c
 _OPS["take"] = _take
-_OPS["heaviside"] = lambda n, x: torch.heaviside(x, torch.tensor(n.attrs["value_at_zero"], dtype=x.dtype, device=x.device))
+_OPS["heaviside"] = lambda n, x: torch.heaviside(
+    x, torch.tensor(n.attrs["value_at_zero"], dtype=x.dtype, device=x.device))
 _OPS["sinusoidal_embedding"] = _sinusoidal
 for _n in (1, 2, 3):
     _OPS[f"conv_transpose{_n}d"] = _conv_transpose(_n)
