@@ -131,6 +131,9 @@ class Operators:
         if opname == "pow" and b is not tensor and is_num(b) and b < 0 and not tensor.type.dtype.is_float:
             raise ArchTypeError(f"an integer tensor to the negative power {b} (torch refuses it; ONNX Pow gives "
                                 f"garbage): cast(x, \"float32\") first", span)
+        if opname in ("floordiv", "remainder") and b is not tensor and is_num(b) and b == 0 \
+                and not tensor.type.dtype.is_float:  # torch raises; onnxruntime refuses to load the model
+            raise EvalError("integer division by zero", operand_spans[1] if len(operand_spans) > 1 else span)
         op = ops.get(opname)
         return self.call_op(op, [a, b], {}, None, span)
 

@@ -67,9 +67,9 @@ UNDECIDED_ADVICE = ("known only when the model runs; give the input a number the
 def sym_arith(op, a, b, span):
     if op == "*" and isinstance(a, (int, Sym)) and isinstance(b, (int, Sym)):
         return dim_mul(a, b)
+    if op in ("//", "%") and isinstance(a, (int, Sym)) and b == 0:  # T // 0 was a formula (T//0), and
+        raise EvalError("integer division by zero", span)           # (T//0) * 0 decided 0
     if op == "//" and isinstance(a, (int, Sym)) and isinstance(b, (int, Sym)):
-        if b == 0:  # T // 0 was a formula (T//0), and (T//0) * 0 decided 0
-            raise EvalError("integer division by zero", span)
         return dim_floordiv(a, b)
     if op == "+" and isinstance(a, (int, Sym)) and isinstance(b, (int, Sym)):
         return dim_add(a, b)
