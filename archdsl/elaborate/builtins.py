@@ -8,7 +8,7 @@ import math
 from ..diagnostics import ArchTypeError, LimitError
 from ..types import Sym, is_symbol
 from .bounded import MAX_LIST, to_str
-from .scalars import UNDECIDED_ADVICE, SymbolicOperand
+from .scalars import UNDECIDED_ADVICE, SymbolicOperand, is_int
 from .values import Builtin, Tensor, describe
 
 __all__ = ["BUILTINS", "MAX_LIST"]
@@ -96,12 +96,19 @@ def _minmax(name, f):
     return g
 
 
+def _quoted(v: str) -> str:
+    return f'"{v}"' if len(v) <= 60 else f'"{v[:40]}..." ({len(v)} characters)'
+
+
 def _int(v):
     if isinstance(v, str):
         try:
             return int(v)
         except ValueError:
-            raise ArchTypeError(f'int() cannot read "{v}" as an integer') from None
+            if len(v) > 60 and v.strip().lstrip("+-").replace("_", "").isdigit():  # past Python's digit limit
+                raise LimitError(f"int() of a {len(v.strip())}-character string of digits: integer too "
+                                 "large") from None
+            raise ArchTypeError(f"int() cannot read {_quoted(v)} as an integer") from None
     return _integral("int", v, int)
 
 
@@ -110,7 +117,7 @@ def _float(v):
         try:
             return float(v)
         except ValueError:
-            raise ArchTypeError(f'float() cannot read "{v}" as a number') from None
+            raise ArchTypeError(f"float() cannot read {_quoted(v)} as a number") from None
     return float(_num("float", v))
 
 
@@ -184,6 +191,8 @@ def _bool(v):
 
 
 def _enumerate(v, start=0):
+    if not is_int(start):
+        raise ArchTypeError(f"enumerate(): the start must be an integer, got {describe(start)}")
     return [(i + start, x) for i, x in enumerate(_seq("enumerate", v))]
 
 
