@@ -77,7 +77,7 @@ def float_pair_infer(name: str):
         x, y = ins
         float_input(name, x)
         if x.dtype != y.dtype:
-            fail(f"{name}: dtypes differ ({x.dtype} vs {y.dtype})")
+            fail(f"{name}: dtypes differ ({x.dtype} vs {y.dtype})" + cast_hint(x, y))
         return [x.with_shape(broadcast(x.shape, y.shape, f"{name} operands"))]
     return infer
 

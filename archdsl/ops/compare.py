@@ -5,7 +5,7 @@ compile-time meaning, `if mask != none`). A bool result is never differentiated,
 from __future__ import annotations
 
 from ..types import DType, TensorType
-from ._common import elementwise_cost
+from ._common import cast_hint, elementwise_cost
 from .registry import OpDef, fail, register
 from .shapes import broadcast
 
@@ -18,7 +18,7 @@ def _infer(name, sym, orders):
     def infer(ins, a):
         x, y = ins
         if x.dtype != y.dtype:
-            fail(f"{what}: dtypes differ ({x.dtype} vs {y.dtype})")
+            fail(f"{what}: dtypes differ ({x.dtype} vs {y.dtype})" + cast_hint(x, y))
         if orders and x.dtype is DType.bool:  # ONNX Less/Greater take no bool
             fail(f"{what}: bool tensors have no order; cast(x, \"int64\") first")
         return [TensorType(DType.bool, broadcast(x.shape, y.shape, f"{what} operands"))]

@@ -146,7 +146,7 @@ def _matmul_infer(ins, a):
     x, y = ins
     _no_bool("'@'", x, y)
     if x.dtype != y.dtype:
-        fail(f"'@': dtypes differ ({x.dtype} vs {y.dtype})")
+        fail(f"'@': dtypes differ ({x.dtype} vs {y.dtype})" + cast_hint(x, y))
     if x.rank < 1 or y.rank < 1:
         fail("'@': operands must have at least one dim")
     xs, ys = x.shape, y.shape

@@ -4,7 +4,7 @@ a matmul followed by an add, and usable in a spec. Same result as the two ops, o
 from __future__ import annotations
 
 from ..types import numel
-from ._common import float_input, shape_str
+from ._common import cast_hint, float_input, shape_str
 from .registry import OpDef, fail, register
 from .shapes import broadcast
 
@@ -20,7 +20,7 @@ def _infer(ins, a):
     if x.shape[1] != w.shape[0]:
         fail(f"gemm: inner dims differ ({x.shape[1]} vs {w.shape[0]}) for {shape_str(x)} @ {shape_str(w)}")
     if x.dtype != w.dtype:
-        fail(f"gemm: dtypes differ ({x.dtype} vs {w.dtype})")
+        fail(f"gemm: dtypes differ ({x.dtype} vs {w.dtype})" + cast_hint(x, w))
     out = (x.shape[0], w.shape[1])
     if len(ins) > 2:
         c = ins[2]
