@@ -258,9 +258,15 @@ def _counted(labels: np.ndarray, ignore: int | None, examples: int) -> int:
 
 def _spec_counted(batch: dict, masked: dict[str, int], examples: int) -> int:
     """A spec's own loss: 0 when every label of a cross_entropy with an ignore_index is ignored in this
-    batch (its mean is 0/0, NaN, with a zero gradient, as torch's), else the examples."""
-    if any(k in batch and bool((batch[k] == ig).all()) for k, ig in masked.items()):
+    batch (its mean is 0/0, NaN, with a zero gradient, as torch's); with one such label input, the labels
+    that count (the mean is over them, so a batch weighs by them, as the --loss flag's does); else the
+    examples."""
+    present = {k: ig for k, ig in masked.items() if k in batch}
+    if any(bool((batch[k] == ig).all()) for k, ig in present.items()):
         return 0
+    if len(present) == 1:
+        (k, ig), = present.items()
+        return int((batch[k] != ig).sum())
     return examples
 
 
@@ -440,11 +446,14 @@ def evaluate(trainer: Trainer, data: dict, batch_size: int, loss_kind: str, path
     total, seen, correct, counted = 0.0, 0, 0.0, 0
     size = trainer.fixed_batch or max(batch_size, 256)
     cfg = trainer.info.config
+    masked = {} if trainer.info.labelled else \
+        {k: ig for k, (_, ig, _) in label_inputs(trainer.ct.graph).items() if ig is not None}
     for i in range(0, n - n % size if trainer.fixed_batch else n, size):  # a fixed size: whole batches only
         batch = {k: v[i:i + size] for k, v in data.items()}
         pred = _on_batch(path, np.arange(i, min(i + size, n)), lambda: trainer.predict(batch))
         labels = batch.get("labels") if trainer.info.labelled else None
-        weight = _counted(labels, cfg.ignore_index, min(size, n - i))
+        weight = _counted(labels, cfg.ignore_index, min(size, n - i)) if trainer.info.labelled else \
+            _spec_counted(batch, masked, min(size, n - i))
         if weight:
             total += loss_value(loss_kind, pred, labels, cfg.label_smoothing, cfg.ignore_index) * weight
             seen += weight

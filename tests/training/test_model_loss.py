@@ -253,3 +253,30 @@ model clip(a: float32[B, 6], b: float32[B, 5]) -> loss {{
         return (F.cross_entropy(logits, y, label_smoothing=smoothing)
                 + F.cross_entropy(logits.T, y, label_smoothing=smoothing)) / 2
     _steps_like_torch_sgd(ct, data, loss_of, lr=0.5)
+
+
+def test_the_held_out_loss_of_a_spec_with_ignore_index_is_the_mean_over_counted_labels(tmp_path, capsys):
+    """Evaluation runs 256 examples at a time: a chunk of padding only gave NaN (and --patience stopped on
+    it), and chunks were weighed by their examples rather than by the labels that count. The printed
+    val_loss is now torch's cross_entropy over the whole file."""
+    torch = pytest.importorskip("torch")
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, 4], y: int64[B]) -> (loss, logits) {\n"
+                    "    logits = x -> linear(3) as fc\n    loss = cross_entropy(logits, y, ignore_index=-1)\n}\n")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 300)
+    y[:256] = -1                        # the first evaluation chunk is all padding
+    y[256:][rng.random(44) < 0.5] = -1  # the second has half its labels ignored
+    np.savez(tmp_path / "v.npz", x=x, y=y)
+    np.savez(tmp_path / "w.npz", **{"fc.weight": rng.standard_normal((3, 4)).astype(np.float32),
+                                    "fc.bias": rng.standard_normal(3).astype(np.float32)})
+    assert main(["train", str(spec), "--data", str(tmp_path / "v.npz"), "--val", str(tmp_path / "v.npz"),
+                 "--weights", str(tmp_path / "w.npz"), "--epochs", "0"]) == 0
+    captured = capsys.readouterr()
+    line = captured.out + captured.err
+    got = float(re.search(r"val_loss (\S+)", line).group(1))
+    w = np.load(tmp_path / "w.npz")
+    want = torch.nn.functional.cross_entropy(torch.from_numpy(x) @ torch.from_numpy(w["fc.weight"]).T
+                                             + torch.from_numpy(w["fc.bias"]), torch.from_numpy(y), ignore_index=-1)
+    assert got == pytest.approx(want.item(), abs=1e-4)
