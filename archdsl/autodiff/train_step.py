@@ -333,11 +333,13 @@ def _hit(name: str, pat: str) -> bool:
     return name == pat or name.startswith(pat + ".") or fnmatch.fnmatchcase(name, pat)
 
 
-def _matched(graph: Graph, patterns: tuple[str, ...], flag: str) -> list[Value]:
-    """The trainable parameters the patterns name; one that names none is an error (a typo would do nothing)."""
+def _matched(graph: Graph, patterns: tuple[str, ...], flag: str, frozen: tuple[str, ...] = ()) -> list[Value]:
+    """The trainable parameters the patterns name; one that names none is an error (a typo would do nothing),
+    unless it names parameters that `frozen` (--freeze's patterns) made buffers: no decay is what they get."""
     trainable = graph.trainable()
     for pat in patterns:
-        if not any(_hit(v.name, pat) for v in trainable):
+        if not any(_hit(v.name, pat) for v in trainable) and not any(
+                _hit(v.name, pat) and any(_hit(v.name, f) for f in frozen) for v in graph.buffers()):
             raise ArchError(f"{flag} {pat}: no trainable parameter of {graph.name} matches"
                             f"{did_you_mean(pat, _near(pat, [v.name for v in trainable]))} (a name, a prefix "
                             f"such as 'layer1', or a pattern such as '*.bias')")
@@ -367,7 +369,7 @@ def _freeze(graph: Graph, patterns: tuple[str, ...]) -> None:
 def _undecayed(graph: Graph, cfg: TrainConfig) -> set[str]:
     """--no-decay: the parameters trained without weight decay (torch: a param group with weight_decay 0,
     the usual treatment of biases and norm weights)."""
-    return {v.name for v in _matched(graph, cfg.no_decay, "--no-decay")}
+    return {v.name for v in _matched(graph, cfg.no_decay, "--no-decay", cfg.freeze)}
 
 
 def _may_be_one(dims: tuple, sizes: dict[str, int]) -> bool:

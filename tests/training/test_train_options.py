@@ -393,3 +393,17 @@ def test_a_freeze_prefix_that_matches_nothing_suggests_the_closest_prefix(tmp_pa
         err = capsys.readouterr().err
         assert f"--freeze {pattern}: no trainable parameter of m matches; did you mean '{near}'?" in err, err
     assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_no_decay_may_name_what_freeze_froze(tmp_path, capsys):
+    """`--freeze fc1 --no-decay fc1.bias` (or '*.bias' for both): the frozen parameter gets no decay anyway,
+    as in a torch param group; it was refused as matching no parameter, with a suggestion naming another
+    layer. A pattern that names nothing at all is still refused."""
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(8) as fc1 -> tanh -> linear(3) as fc2\n}\n")
+    argv = ["build", str(spec), "--train", "--optimizer", "adamw", "-o", str(tmp_path / "m.onnx")]
+    assert main([*argv, "--freeze", "fc1", "--no-decay", "fc1.bias"]) == 0
+    assert main([*argv, "--freeze", "*.bias", "--no-decay", "*.bias"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--freeze", "fc1", "--no-decay", "fc3.bias"]) == 1
+    assert "--no-decay fc3.bias: no trainable parameter of m matches" in capsys.readouterr().err
