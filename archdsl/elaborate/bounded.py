@@ -7,7 +7,7 @@ print values as archdsl literals (`true`, `none`), never as Python reprs."""
 from __future__ import annotations
 
 from ..diagnostics import ArchTypeError, LimitError
-from ..types import Sym
+from ..types import Sym, dim_add, dim_mul
 from .scalars import COMPARE, SymbolicOperand, is_num
 from .values import BlockFn, Builtin, Namespace, OpFn, Tensor, describe
 
@@ -194,15 +194,18 @@ def _flat(x) -> bool:
 
 def _undecided(x, y) -> bool:
     """A symbolic size and a number (or a size written otherwise): equal for some runs, not for others. A
-    product of sizes (T, 2*T, B*T) is a whole number of at least 0: never -1 or 64.5."""
+    product of sizes (T, B*T) is a whole number of at least 0, so c*T is a multiple of c of c's sign: 2*T is
+    never 3, -1 or 64.5; two sizes that differ by a number ((T-2) and T) never meet."""
     if isinstance(y, Sym) and not isinstance(x, Sym):
         x, y = y, x
     if not isinstance(x, Sym) or not isinstance(y, (int, float, Sym)):  # true is 1 here, as in Python
         return False
     if isinstance(y, Sym):
+        gap = dim_add(x, dim_mul(y, -1))
+        return not (isinstance(gap, int) and gap != 0)
+    if not all(f.isidentifier() for f in x.factors) or not x.coef:
         return True
-    sizes = x.coef > 0 and all(f.isidentifier() for f in x.factors)
-    return not sizes or (y >= 0 and float(y).is_integer())
+    return float(y).is_integer() and int(y) % x.coef == 0 and int(y) // x.coef >= 0
 
 
 def order(op, a, b, meter: Meter) -> bool:

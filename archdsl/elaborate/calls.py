@@ -28,7 +28,8 @@ from .values import BlockFn, BlockLayer, Builtin, LayerFn, OpFn, Tensor, describ
 
 __all__ = ["Calls", "check_elements", "check_fits", "own_names"]
 
-_ITEM_BY_ITEM = frozenset({"min", "max", "sum", "any", "all", "sorted"})  # builtins that check each item
+_ITEM_BY_ITEM = frozenset({"min", "max", "sum", "any", "all"})  # builtins that check each item
+_CONSTANT_TIME = frozenset({"len", "bool"})  # builtins that walk none of their list
 _PARAMETER_ARGS = ("shape", "init", "std", "low", "high", "value", "dtype", "trainable")
 
 
@@ -160,8 +161,9 @@ class Calls:
                 return self.call_op(fn.name, args, kwargs, label, span)
             # a builtin walks the lists it is given (max of a million items, 100,000 times, went uncharged);
             # these check every item in Python (~0.1 us each): a step per item, not per 16 as a copy
-            walked = sum(len(a) for a in (*args, *kwargs.values()) if isinstance(a, (list, tuple, str, dict)))
-            self.charge(walked * (Limits.items_per_step if fn.name in _ITEM_BY_ITEM else 1), span)
+            if fn.name not in _CONSTANT_TIME:  # len(xs) in a loop over xs was charged the whole list each time
+                walked = sum(len(a) for a in (*args, *kwargs.values()) if isinstance(a, (list, tuple, str, dict)))
+                self.charge(walked * (Limits.items_per_step if fn.name in _ITEM_BY_ITEM else 1), span)
             try:
                 out = fn.fn(*args, **kwargs)
             except TypeError:

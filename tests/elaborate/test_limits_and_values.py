@@ -43,6 +43,13 @@ def test_growing_a_list_one_item_at_a_time_costs_steps():
     assert time.perf_counter() - t < 20
 
 
+def test_len_of_a_long_list_in_a_loop_costs_no_walk():
+    """len() takes constant time: `for i in range(len(xs))` reading `xs[len(xs) - 1 - i]` over 10,000 items
+    ran out of steps once every builtin was charged for the lists it is given."""
+    archdsl.check_source("let xs = [i for i in range(10000)]\n"
+                         "let ys = [xs[i] + xs[len(xs) - 1 - i] for i in range(len(xs))]\n" + _MODEL)
+
+
 def test_values_below_the_limit_still_concatenate_and_interpolate():
     assert len(value('"ab" * 400000 + "c" * 200000')) == 1_000_000
     assert value('"{[1, \'a\', true, none, (1,), 2.5]}"') == "[1, 'a', true, none, (1,), 2.5]"

@@ -89,3 +89,22 @@ def test_equality_a_symbolic_size_leaves_open_is_an_error_outside_an_assert(tmp_
     assert "t.arch:3:5: error: T is 64" in capsys.readouterr().err
     assert main(["run", str(path), "--dim", "T=64", "--dim", "C=5", "--repeat", "1"]) == 1
     assert "t.arch:4:5: error: assertion failed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cond, taken", [
+    ("shape(h)[2] == shape(x)[2]", False),    # (T-2) == T: sizes a number apart never meet
+    ("shape(h)[2] != shape(x)[2]", True),
+    ("2 * shape(x)[2] == 3", False),          # 2*T is even
+    ("2 * shape(x)[2] == -4", False),         # and at least 0
+    ("shape(h)[2] + 2 == shape(x)[2]", True),  # (T-2)+2 is T
+])
+def test_what_no_size_can_make_true_is_decided(cond, taken):
+    """`if shape(h)[2] == shape(x)[2]` after an unpadded conv (a residual only where the length is kept) was
+    refused as undecidable: (T-2) == T is false at every T. Conditions some sizes satisfy stay open."""
+    g = archdsl.check_source("model m(x: float32[B, 4, T]) -> y {\n    h = x -> conv1d(4, 3)\n"
+                             f"    y = h -> mean(dim=[2])\n    if {cond} {{\n        y = y + 1.0\n    }}\n}}\n")
+    assert any(n.op == "add" for n in g.nodes) == taken
+    for open_cond in ("2 * shape(x)[2] == 4", "shape(x)[2] == 0", "shape(x)[2] * shape(x)[0] == shape(x)[2]"):
+        with pytest.raises(ArchError, match="cannot decide"):
+            archdsl.check_source("model m(x: float32[B, 4, T]) -> y {\n    y = x\n"
+                                 f"    if {open_cond} {{\n        y = x + 1.0\n    }}\n}}\n")
