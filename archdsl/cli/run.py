@@ -133,8 +133,6 @@ def cmd_run(args, sources) -> int:
     dims = dim_flags(args, "run")
     if dims is None:
         return 2
-    if mod is not None:  # the FLOPs at the sizes this run is given (--dim), as summary --dim counts them
-        report_compile(args, mod, compiled, dims)
     declared = {i.name: list(i.shape) for i in sess.get_inputs()}
     if asked_batch and not any(shape and isinstance(shape[0], str) for shape in declared.values()):
         shown = ", ".join(f"{k}: {shape}" for k, shape in declared.items())
@@ -179,6 +177,7 @@ def cmd_run(args, sources) -> int:
                for d, n in zip(declared[k], shape) if isinstance(d, str) and d}
     if mod is not None:  # before any input is drawn: --dim T=2147483648 is a diagnostic, not the OOM killer
         check_spec_at(mod, name, planned, "this run", general)
+        report_compile(args, mod, compiled, planned)  # the FLOPs at this run's sizes (--batch, --dim, --input)
     problem = runtime.too_large(model, planned)
     if problem:
         shown = ", ".join(f"{d}={n}" for d, n in planned.items())

@@ -439,14 +439,16 @@ def test_a_node_line_is_not_shown_from_one_of_two_files_of_its_name(tmp_path, ca
     assert err.startswith("error: onnxruntime cannot load the model:") and "blk.arch:3" in err and " | " not in err
 
 
-def test_run_report_counts_the_flops_at_the_runs_dims(capsys):
-    """run --dim T=16 --report printed the FLOPs at every symbolic dim 1, where summary --dim counts them at 16."""
+def test_run_report_counts_the_flops_at_the_runs_sizes(tmp_path, capsys):
+    """run --dim T=16 --report printed the FLOPs at every symbolic dim 1, where summary --dim counts them at 16;
+    then at batch 1 whatever --batch or an --input file's sizes were."""
     gpt = [str(ROOT / "specs" / "gpt2.arch"), "-D", "n_embd=64", "-D", "n_layer=2", "-D", "n_head=4", "-D",
-           "vocab=100", "--dim", "T=16", "--report"]
-    assert main(["summary", *gpt]) == 0
+           "vocab=100"]
+    assert main(["summary", *gpt, "--dim", "B=3", "--dim", "T=16"]) == 0
     summary = capsys.readouterr().out
-    assert main(["run", *gpt, "--repeat", "1"]) == 0
-    out = capsys.readouterr().out
-    line = next(ln for ln in out.splitlines() if ln.startswith("FLOPs"))
-    assert line.startswith("FLOPs (T=16, other symbolic dims 1): ")
-    assert line.split(": ")[1].split()[0] in summary  # the same count as summary's at T=16
+    np.save(tmp_path / "ids.npy", np.zeros((3, 16), np.int64))
+    for sizes in (["--batch", "3", "--dim", "T=16"], ["--input", f"input_ids={tmp_path / 'ids.npy'}"]):
+        assert main(["run", *gpt, *sizes, "--repeat", "1", "--report"]) == 0
+        line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("FLOPs"))
+        assert line.startswith("FLOPs (B=3, T=16, other symbolic dims 1): ")
+        assert line.split(": ")[1].split()[0] in summary  # the same count as summary's at B=3, T=16
