@@ -171,8 +171,16 @@ def given_weights(options: CompileOptions) -> dict | None:
     import numpy as np
     w = options.weights
     if isinstance(w, Mapping):
-        return {k: torch_array(k, v) if hasattr(v, "detach") else np.asarray(v) for k, v in w.items()}
+        return {k: torch_array(k, v) if hasattr(v, "detach") else _array(k, v) for k, v in w.items()}
     return load_weights(w) if w else None
+
+
+def _array(name: str, v):
+    import numpy as np
+    try:
+        return np.asarray(v)
+    except ValueError:  # numpy's "inhomogeneous shape"
+        raise ArchError(f"weights: '{name}' is a ragged nested list, not an array of one shape") from None
 
 
 def _weights_file(options: CompileOptions):

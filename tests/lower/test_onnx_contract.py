@@ -146,6 +146,11 @@ def test_api_weights_can_be_a_dict_of_arrays_or_tensors(tmp_path):
     with pytest.raises(archdsl.ArchError) as e:
         archdsl.compile_file(SPECS / "mlp.arch", weights=[arrays])
     assert len(str(e.value)) < 300
+    lists = {k: v.tolist() for k, v in arrays.items()}  # nested lists are arrays too; a ragged one is not
+    assert archdsl.compile_file(SPECS / "mlp.arch", weights=lists).graph.initializer == from_file.graph.initializer
+    name = next(k for k, v in arrays.items() if v.ndim == 2)
+    with pytest.raises(archdsl.ArchError, match=f"'{name}' is a ragged nested list"):
+        archdsl.compile_file(SPECS / "mlp.arch", weights={**lists, name: lists[name][:-1] + [lists[name][-1][:-1]]})
 
 
 @pytest.mark.parametrize("model_dtype", ["float32", "bfloat16"])
