@@ -168,7 +168,6 @@ def _drops_dead_code(level: int, disabled, inference: bool) -> bool:
 
 def given_weights(options: CompileOptions) -> dict | None:
     """The weights the options name: a file's arrays, or a dict's (torch tensors on the CPU too)."""
-    import numpy as np
     w = options.weights
     if isinstance(w, Mapping):
         return {k: torch_array(k, v) if hasattr(v, "detach") else _array(k, v) for k, v in w.items()}
@@ -500,7 +499,7 @@ class _Staged:
         if self.data_name and (self.tmp / self.data_name).exists():  # none when every tensor is under 1 KiB
             parent = self.out.parent
             files.umask_mode(self.tmp / self.data_name)
-            files.replace_keeping_mode(self.tmp / self.data_name, parent / self.data_name)
+            files.replace_keeping_mode(self.tmp / self.data_name, parent / self.data_name, like=self.out)
             written.append(parent / self.data_name)
         files.replace_keeping_mode(self.tmp / self.out.name, self.out)
         if stale is not None:  # the file being replaced kept its weights there; the new one holds its own

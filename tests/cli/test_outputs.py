@@ -550,6 +550,9 @@ def test_a_file_replaced_keeps_its_permissions(work):
     assert (mode("private.onnx"), mode("readonly.onnx"), mode("weights.npz")) == (0o600, 0o444, 0o640)
     assert mode("new.onnx") == 0o666 & ~umask
     assert onnx.load(str(work / "private.onnx")).graph.node and np.load(work / "weights.npz").files
+    (work / "wide.arch").write_text("model w(x: float32[B, 64]) -> y {\n    y = x -> linear(64)\n}\n")
+    assert main(["build", str(work / "wide.arch"), "-o", str(work / "private.onnx"), "--external-data"]) == 0
+    assert mode("private.onnx.data") == 0o600  # a new weights file takes its model's mode (it had 0644)
 
 
 def test_folders_made_for_an_output_go_again_when_it_fails(work, capsys, monkeypatch):
