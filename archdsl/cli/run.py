@@ -181,7 +181,7 @@ def cmd_run(args, sources) -> int:
     problem = runtime.too_large(model, planned)
     if problem:
         shown = ", ".join(f"{d}={n}" for d, n in planned.items())
-        raise ArchError(f"{problem} (the sizes of this run: {shown})")
+        raise ArchError(f"{problem} (the sizes of this run: {shown})", _node_line(problem, sources))
     feeds = runtime.random_feeds(sess, args.batch, {**from_given, **dims}, args.seed, high=high, skip=set(given))
     feeds.update(given)
     clash = runtime.dim_conflict(declared, feeds)

@@ -365,6 +365,7 @@ def test_sizes_too_large_for_memory_are_a_diagnostic_before_any_input_is_drawn(t
         assert ("error: at these sizes MatMul 'head/MatMul_2@seq.arch:2' holds 3.81 MiB of inputs and outputs at "
                 "once, more than the 1 MiB of memory free: give smaller sizes (the sizes of this run: B=1, "
                 "T=50000)") in err, err
+        assert (target.endswith(".arch")) == ("seq.arch:2:5: error: at these sizes" in err and "2 | y = ids" in err)
     monkeypatch.undo()
     assert main(["run", str(tmp_path / "seq.onnx"), "--dim", "T=50", "--repeat", "1"]) == 0
     assert "y: [1, 50, 4] float32" in capsys.readouterr().out
