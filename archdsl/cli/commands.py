@@ -153,6 +153,13 @@ def cmd_build(args, sources) -> int:
     if args.opset is not None and not low <= args.opset <= top:
         print(f"archdsl build: error: --opset {args.opset} is not supported ({low}..{top})", file=sys.stderr)
         return 2
+    if args.opset is not None:
+        from ..runtime import newest_opset
+        if args.opset > newest_opset():  # onnx knows it, this onnxruntime does not: fine for another runtime
+            import onnxruntime
+            print(f"warning: --opset {args.opset}: onnxruntime {onnxruntime.__version__} here loads opsets up to "
+                  f"{newest_opset()}, so it will not run this model, and -O2's constant folding (which runs "
+                  "in onnxruntime) is left out", file=sys.stderr)
     from .train import train_flags_without_train
     stray = train_flags_without_train(args)
     if stray:

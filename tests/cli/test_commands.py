@@ -61,6 +61,20 @@ def test_an_opset_onnx_does_not_know_is_refused(capsys):
         compile_file(MLP, opset=top + 1)
 
 
+def test_an_opset_this_onnxruntime_cannot_load_builds_with_a_warning(tmp_path, capsys, monkeypatch):
+    """onnx may know newer opsets than the onnxruntime beside it (onnx 1.23 with onnxruntime-gpu 1.31 takes up to
+    28 and loads up to 26): such a build is for another runtime, and says that this one will not run it."""
+    from archdsl import runtime
+    monkeypatch.setattr(runtime, "newest_opset", lambda: 20)
+    out = tmp_path / "m.onnx"
+    assert main(["build", MLP, "--opset", "21", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --opset 21: onnxruntime" in err and "loads opsets up to 20, so it will not run this model" in err
+    assert onnx.load(str(out)).opset_import[0].version == 21
+    assert main(["build", MLP, "--opset", "20", "-o", str(out)]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_build_default_output_name(tmp_path, monkeypatch):
     spec = tmp_path / "tiny.arch"
     spec.write_text("model tiny(x: float32[B, 4]) -> y {\n    y = x -> linear(2)\n}\n")
