@@ -144,8 +144,13 @@ def _reduce(name, onnx_op, doc):
         src = ins[0]
         if name == "sum" and not x.dtype.is_float and x.dtype is not DType.int64:
             src = e.op("Cast", [src], to=DType.int64.onnx)
-        elif x.dtype is DType.bool and e.opset < 20:
-            fail(f"{name}: ONNX {onnx_op} takes bool from opset 20; this build targets opset {e.opset}")
+        elif x.dtype is DType.bool and e.opset < 20 and axes:
+            if name not in ("amax", "amin"):
+                fail(f"{name}: ONNX {onnx_op} takes bool from opset 20; this build targets opset {e.opset}")
+            # the largest (smallest) of bools is any (all): the reduction over int32 there, cast back
+            y = reduce_op(e, onnx_op, e.op("Cast", [src], to=DType.int32.onnx), axes, int(c.attrs["keepdim"]))
+            e.op("Cast", [y], outputs=outs, to=DType.bool.onnx)
+            return
         if not axes:  # a scalar: nothing to reduce (an empty axes attribute cannot even be written)
             e.op("Identity", [src], outputs=outs)
             return

@@ -180,3 +180,19 @@ def test_cosine_similarity_clamps_each_norm_as_torch_2():
 ])
 def test_refusals_name_the_problem(text, words):
     refused(f"model m(x: float32[2, 3], m: bool[2, 3]) -> y {{ y = {text} }}", words)
+
+
+@pytest.mark.parametrize("opset", [17, 19, 20, None])
+def test_amax_and_amin_of_bools_at_every_opset(opset):
+    """ONNX ReduceMax/ReduceMin take bool from opset 20; below, the build refused amax of a mask (torch takes
+    it). They are any and all: the reduction runs over int32 there and is cast back."""
+    import archdsl
+    from archdsl import runtime
+    src = "model m(x: float32[B, 8]) -> (a, b) {\n    m = x > 0.0\n    a = amax(m, dim=[1])\n" \
+          "    b = amin(m, dim=[0], keepdim=true)\n}\n"
+    x = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32)
+    x[0], x[1] = 1, -1
+    a, b = runtime.session(archdsl.compile_source(src, opset=opset), "cpu").run(None, {"x": x})
+    assert a.dtype == b.dtype == np.bool_
+    np.testing.assert_array_equal(a, torch.amax(torch.from_numpy(x > 0), dim=1).numpy())
+    np.testing.assert_array_equal(b, torch.amin(torch.from_numpy(x > 0), dim=0, keepdim=True).numpy())
