@@ -190,7 +190,7 @@ def _lower(e, ins, outs, c):
     pad = data[at["key_padding_mask"]] if mask_t is not None else None
     am = data[at["attn_mask"]] if am_t is not None else None
     if (e.opset >= 23 and not (a["causal"] and (pad is not None or am is not None)) and never_empty(*lengths)
-            and runs_natively("Attention", e.opset)):
+            and q_t.dtype is not DType.float64 and runs_natively("Attention", e.opset)):  # float64: float32-exact
         k = e.op("Transpose", [e.op("Reshape", [k, heads])], perm=[0, 2, 1, 3])   # [B, H, S, D]
         ctx = _native(e, q, k, v, pad, am, am_t, h, a["causal"], t, s, dt)
     else:

@@ -536,3 +536,27 @@ def test_sizes_equal_after_a_floor_division_that_leaves_a_remainder_are_equal(bo
     for h, w in ((5, 3), (4, 7), (1, 2)):
         x = np.random.default_rng(h).standard_normal((1, 4, h, w)).astype(np.float32)
         assert sess.run(None, {"x": x})[0].shape == (1, 4, h, w)
+
+
+@pytest.mark.parametrize("call", ["scaled_dot_product_attention(q, k, v, causal=true)",
+                                  "multihead_attention(q, key=k, value=v, embed_dim=4, num_heads=2) as mha"])
+def test_float64_attention_keeps_float64_precision_where_onnx_attention_runs(call):
+    """onnxruntime's Attention kernel (opset 23-24) is float32-exact on float64 (2.6e-8 off torch): float64
+    takes the MatMul/Softmax decomposition there (1e-15), as at other opsets."""
+    opset = next((o for o in (24, 23) if runs_natively("Attention", o)), None)
+    if opset is None:
+        pytest.skip("this onnxruntime has no Attention kernel")
+    r = np.random.default_rng(0)
+    shape = [2, 2, 5, 4] if "scaled" in call else [2, 5, 4]
+    q, k, v = (r.standard_normal(shape) for _ in range(3))
+    dims = ", ".join(["B"] + [str(d) for d in shape[1:]])
+    src = f"model m(q: float64[{dims}], k: float64[{dims}], v: float64[{dims}]) -> y {{\n    y = {call}\n}}\n"
+    model = archdsl.compile_source(src, opset=opset)
+    assert "Attention" not in {n.op_type for n in model.graph.node}
+    (y,) = runtime.session(model, "cpu").run(None, {"q": q, "k": k, "v": v})
+    if "scaled" in call:
+        ref = F.scaled_dot_product_attention(t(q), t(k), t(v), is_causal=True).numpy()
+        assert np.abs(y - ref).max() < 1e-13
+    else:  # against the build at opset 22 (no Attention op there), the same weights
+        (ref,) = runtime.session(archdsl.compile_source(src, opset=22), "cpu").run(None, {"q": q, "k": k, "v": v})
+        assert np.abs(y - ref).max() < 1e-13
