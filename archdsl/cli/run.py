@@ -125,7 +125,8 @@ def cmd_run(args, sources) -> int:
         raise
     except Exception as e:  # noqa: BLE001 - e.g. no kernel for a dtype on this provider
         message = runtime.ort_message(e)
-        raise ArchError(f"onnxruntime cannot load the model: {message}", _node_line(message, sources)) from None
+        raise ArchError(f"onnxruntime cannot load the model: {message}{_no_kernel_hint(message)}",
+                        _node_line(message, sources)) from None
     odd = next((o for o in sess.get_outputs() if o.type not in runtime.NUMERIC_TYPES), None)
     if odd is not None:  # a sequence or a string tensor: no shape and statistics to print (an internal error)
         raise ArchError(f"output '{odd.name}' is {odd.type}: archdsl run prints and saves numeric tensors only; "
@@ -266,6 +267,19 @@ def _check_declared_shapes(sess, outs, sizes: dict) -> None:
         raise ArchError(f"output '{meta.name}' came out {_dims(got)}{at}, but the model declares {_dims(want)}: it "
                         f"reads past the end of an input at these sizes (a slice such as x[:, -3:] takes a dim at "
                         f"least 3 long)")
+
+
+def _no_kernel_hint(message: str) -> str:
+    """What to do about a kernel onnxruntime lacks (float64 Erf, bfloat16 Conv): the message names the op and
+    the node, whose name is empty where onnxruntime made it itself (expanding a Gelu, a HardSwish)."""
+    import re
+    m = re.search(r"Could not find an implementation for (\w+)\((\d+)\) node with name '([^']*)'", message)
+    if m is None:
+        return ""
+    made = " (a node onnxruntime made from the model's own, expanding or fusing them)" if not m.group(3) else ""
+    return (f"{made}; onnxruntime here has no {m.group(1)} kernel for this model's types: grammar/REFERENCE.md "
+            "lists the float64 and bfloat16 ops its CPU provider lacks; cast(x, \"float32\") before them, or run "
+            "the model on a runtime that has them")
 
 
 def _node_line(message: str, sources) -> Span | None:

@@ -453,3 +453,22 @@ def test_run_report_counts_the_flops_at_the_runs_sizes(tmp_path, capsys):
         line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("FLOPs"))
         assert line.startswith("FLOPs (B=3, T=16, other symbolic dims 1): ")
         assert line.split(": ")[1].split()[0] in summary  # the same count as summary's at B=3, T=16
+
+
+def test_a_kernel_onnxruntime_lacks_is_named_with_what_to_do(tmp_path, capsys):
+    """float64 erf (and gelu, hardswish, which onnxruntime expands into nodes of its own, named '') failed with
+    onnxruntime's bare message: no location for the expanded ones, and no word on what to do."""
+    for body, located in (("y = erf(x)", True), ("y = hardswish(x)", False)):
+        spec = tmp_path / "f64.arch"
+        spec.write_text(f"model m(x: float64[B, 8]) -> y {{\n    {body}\n}}\n")
+        import onnxruntime as ort
+        try:
+            ort.InferenceSession(archdsl.compile_file(spec).SerializeToString(), providers=["CPUExecutionProvider"])
+            pytest.skip("this onnxruntime has float64 kernels for these")
+        except ort.capi.onnxruntime_pybind11_state.NotImplemented:  # what the run below reports
+            pass
+        assert main(["run", str(spec), "--provider", "cpu"]) == 1
+        err = " ".join(capsys.readouterr().err.split())
+        assert "kernel for this model's types: grammar/REFERENCE.md lists the float64 and bfloat16 ops" in err
+        assert ("f64.arch:2:5: error:" in err) == located
+        assert ("a node onnxruntime made from the model's own" in err) != located
