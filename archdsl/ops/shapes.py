@@ -45,15 +45,17 @@ def parity_hint(x, y) -> str:
 
 def _rounding_hint(x, y) -> str:
     """H against a size computed from H by floor division (4*((H//2)//2) after two stride-2 convs and two
-    transposed ones: an autoencoder): equal only where H divides evenly, which a symbolic H is not known to."""
-    if not isinstance(x, Sym) or len(x.factors) != 1 or x.coef != 1 or not x.factors[0].isidentifier():
+    transposed ones: an autoencoder; 2*(H//4) against H//2 a level deeper in a U-Net): equal only where H
+    divides evenly, which a symbolic H is not known to."""
+    if not isinstance(x, Sym) or not isinstance(y, Sym) or "//" not in str(x) + str(y):
         return ""
-    name = x.factors[0]
-    if not isinstance(y, Sym) or not re.search(rf"(?<!\w){re.escape(name)}//", str(y)):
+    names = set(re.findall(r"[A-Za-z_]\w*", str(x) + str(y)))
+    if len(names) != 1:
         return ""
-    if any(dim_size(y, {name: n}) != n for n in (720720, 1441440)):  # not H even where H divides: no hint
-        return ""
-    return (f"; {y} is {name} only when {name} divides evenly (a strided layer rounds an odd size down), which "
+    name = names.pop()
+    if any(dim_size(y, {name: n}) != dim_size(x, {name: n}) for n in (720720, 1441440)):  # not equal even where
+        return ""                                                                        # H divides: no hint
+    return (f"; {y} is {x} only when {name} divides evenly (a strided layer rounds an odd size down), which "
             f"archdsl cannot assume of a symbolic {name}: resize one side to the other (`-> upsample(like=...)`), "
             f"or give {name} a number (a fixed size in the input's shape, or `param {name} = none` and -D "
             f"{name}=...)")

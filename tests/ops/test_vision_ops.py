@@ -519,6 +519,10 @@ def test_an_autoencoder_over_a_symbolic_size_says_why_its_output_is_not_its_inpu
         with pytest.raises(archdsl.ArchError, match="cannot broadcast") as e:  # never equal: no such advice
             archdsl.check_source(f"model m(x: float32[B, 4, H, W]) -> y {{\n    y = {body}\n}}\n")
         assert "divides evenly" not in e.value.message
+    unet = ("model u(x: float32[B, 4, H, W]) -> y {\n    e = x -> maxpool2d(2)\n"  # a level down: both formulas
+            "    d = e -> maxpool2d(2) -> conv_transpose2d(4, 2, stride=2)\n    y = concat([e, d], axis=1)\n}\n")
+    with pytest.raises(archdsl.ArchError, match=r"2\*\(H//4\) is \(H//2\) only when H divides evenly"):
+        archdsl.check_source(unet)
 
 
 @pytest.mark.parametrize("body", [
