@@ -135,19 +135,19 @@ def _evaluate_items(tree: A.Module, loader: _Loader, defines: dict, prefix: str 
         span = rest[0] if rest else span
         if "." in name:
             alias = name.split(".")[0]
-            raise DefineError(f"-D {prefix}{name}: {Path(tree.file).name} imports no file as '{alias}'"
+            raise DefineError(f"{_label(prefix + name, span)}: {Path(tree.file).name} imports no file as '{alias}'"
                               f"{did_you_mean(alias, list(mod.aliases))} (-D ALIAS.NAME sets a param of the file "
                               f"imported as ALIAS)", span)
         if name in mod.unaliased:  # visible here, but its value was fixed when that file was evaluated
-            raise DefineError(f"-D {prefix}{name}: the param '{name}' comes from import \"{mod.unaliased[name]}\", "
-                              f"which has no 'as'; -D sets the params of this file, or of a file imported `as NAME` "
-                              f"with -D {prefix}NAME.{name}=...", span)
+            raise DefineError(f"{_label(prefix + name, span)}: the param '{name}' comes from import "
+                              f"\"{mod.unaliased[name]}\", which has no 'as'; -D sets the params of this file, "
+                              f"or of a file imported `as NAME` with -D {prefix}NAME.{name}=...", span)
         seen = list(mod.params) + list(mod.unaliased)
         owners = [a for a, names in mod.aliases.items() if name in names]
         if owners:  # the exact name in an imported file beats a close one here
-            raise DefineError(f"-D {prefix}{name}: {Path(tree.file).name} has no param '{name}'; the file imported as "
-                              f"'{owners[0]}' has: -D {prefix}{owners[0]}.{name}=...", span)
-        raise DefineError(f"-D {prefix}{name}: {Path(tree.file).name} has no param '{name}'"
+            raise DefineError(f"{_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}'; the "
+                              f"file imported as '{owners[0]}' has: -D {prefix}{owners[0]}.{name}=...", span)
+        raise DefineError(f"{_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}'"
                           f"{did_you_mean(name, seen)}" + ("" if seen else " (it declares no params)"), span)
     return mod
 
@@ -278,10 +278,17 @@ def _override(item: A.ParamDecl, default, given, prefix: str = ""):
         try:
             return float(value)
         except OverflowError:  # 10**400: a raw OverflowError from the API before
-            raise DefineError(f"-D {name}: the integer is too large for a number (float)", span,
+            raise DefineError(f"{_label(name, span)}: the integer is too large for a number (float)", span,
                               [(f"param '{item.name}' is declared here", item.span)]) from None
-    raise DefineError(f"-D {name}: expected {_kind(default)} like the default ({describe(default)}), "
-                      f"got {describe(value)}", span, [(f"param '{item.name}' is declared here", item.span)])
+    api = "" if span is not None or not isinstance(value, str) else \
+        " (the Python API's defines take Python values, as True or 64, not -D's text)"
+    raise DefineError(f"{_label(name, span)}: expected {_kind(default)} like the default ({describe(default)}), "
+                      f"got {describe(value)}{api}", span, [(f"param '{item.name}' is declared here", item.span)])
+
+
+def _label(name: str, span) -> str:
+    """How the value was given: `-D name` on the command line (it has a span), else the API's defines dict."""
+    return f"-D {name}" if span is not None else f"defines[{name!r}]"
 
 
 def _same_elements(name: str, item: A.ParamDecl, default, value, span) -> None:
@@ -294,7 +301,7 @@ def _same_elements(name: str, item: A.ParamDecl, default, value, span) -> None:
     for i, v in enumerate(value):
         if type(v) is not kind and not (kind is float and type(v) is int):
             kinds = {bool: "true or false", int: "integers", float: "numbers", str: "strings"}[kind]
-            raise DefineError(f"-D {name}: element {i} is {describe(v)}, and the default's elements are "
+            raise DefineError(f"{_label(name, span)}: element {i} is {describe(v)}, and the default's elements are "
                               f"{kinds}", span,
                               [(f"param '{item.name}' is declared here", item.span)])
 

@@ -85,6 +85,9 @@ def test_opset_below_17_is_refused():
                                            ({"opt_level": 2.0}, "opt_level must be"),  # passed, as opset=17.0 not
                                            ({"with_weights": "no"}, "with_weights must be true or false"),
                                            ({"defines": {3: 3}}, "defines: a key must be a param's name, got 3"),
+                                           ({"defines": {"hidden": "64"}}, r"defines\['hidden'\]: expected an integer"
+                                            r".* got string \"64\" \(the Python API's defines take Python values"),
+                                           ({"defines": {"hiden": 64}}, r"defines\['hiden'\]: mlp.arch has no param"),
                                            ({"optlevel": 1}, "unknown option 'optlevel'; did you mean 'opt_level'"),
                                            ({"defnes": {}}, r"'defnes'; did you mean 'defines'\? \(options: defines, "
                                                             "model, opset"),
