@@ -119,7 +119,8 @@ register(OpDef(
     name="gelu", inputs=("x",), category="activation", grad=_gelu_grad, elementwise=True,
     attrs=(Attr("approximate", "str", "none", choices=("none", "tanh")),),
     infer=float_same("gelu"), lower=_gelu_lower, cost=lambda c: 8 * elementwise_cost(c),
-    doc='Gaussian error linear unit; approximate="tanh" for the GPT-2 form. ONNX Gelu at opset 20+.',
+    doc='Gaussian error linear unit; approximate="tanh" for the GPT-2 form. ONNX Gelu at opset 20+ (float64: its '
+        'decomposition, at float64 precision).',
 ))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, numel
-from ._common import check_norm_eps, float_input, narrowed, shape_str, widened
+from ._common import check_norm_eps, float_input, narrowed, reduce_op, shape_str, widened
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
 __all__ = ["channel_params", "check_channel_params", "normalized_forward", "scale_and_bias"]
@@ -68,9 +68,8 @@ def _lower(e, ins, outs, c):
         x = e.op("Cast", [x], to=DType.float32.onnx)
     grouped = e.op("Reshape", [x, e.const(np.array([0, g, -1], dtype=np.int64))])
     if x_t.dtype is DType.float64:
-        axes = e.const(np.array([2], dtype=np.int64))
-        d = e.op("Sub", [grouped, e.op("ReduceMean", [grouped, axes], keepdims=1)])
-        var = e.op("ReduceMean", [e.op("Mul", [d, d]), axes], keepdims=1)
+        d = e.op("Sub", [grouped, reduce_op(e, "ReduceMean", grouped, [2], 1)])
+        var = reduce_op(e, "ReduceMean", e.op("Mul", [d, d]), [2], 1)
         normed = e.op("Div", [d, e.op("Sqrt", [e.op("Add", [var, e.const(np.array(eps, dtype=np.float64))])])])
     else:
         dt = np.float16 if x_t.dtype is DType.float16 else np.float32
