@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 import statistics
 import time
 
@@ -102,22 +103,70 @@ _NP = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float1
 NUMERIC_TYPES = frozenset(_NP) | {"tensor(bfloat16)", "tensor(float8e4m3fn)", "tensor(float8e5m2)"}
 
 
+_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+def is_name(d) -> bool:
+    """A dim_param that is one symbol (T), not a formula of symbols an input was declared with ((T+1), 2*B)."""
+    return isinstance(d, str) and d.isidentifier()
+
+
+def dim_names(d) -> list[str]:
+    """The symbols a dim_param is written in: T for T, (T+1) and 2*T."""
+    return _NAME.findall(d) if isinstance(d, str) else []
+
+
+def formula_size(d: str, sizes: dict) -> int | None:
+    """The size of a formula dim ((T+1), 2*B, ((H-1)//2+1)) at the sizes of its symbols; None where a symbol
+    is unsized or the text is no formula archdsl writes."""
+    import ast
+    from fractions import Fraction
+    ops = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+           ast.FloorDiv: lambda a, b: a // b, ast.Div: lambda a, b: Fraction(a) / b}
+
+    def value(n):
+        if isinstance(n, ast.Constant) and type(n.value) is int:
+            return n.value
+        if isinstance(n, ast.Name) and n.id in sizes:
+            return int(sizes[n.id])
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
+            return -value(n.operand)
+        if isinstance(n, ast.BinOp) and type(n.op) in ops:
+            return ops[type(n.op)](value(n.left), value(n.right))
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("min", "max") and n.args:
+            return (min if n.func.id == "min" else max)(value(a) for a in n.args)
+        raise ValueError(d)
+    try:
+        v = value(ast.parse(d, mode="eval").body)
+    except (ValueError, SyntaxError, ZeroDivisionError, RecursionError):
+        return None
+    return int(v) if Fraction(v).denominator == 1 else None
+
+
 def input_specs(sess, batch: int = 1, dims: dict | None = None) -> list[tuple[str, tuple[int, ...], type]]:
     """Concrete shapes for every input: a symbolic dim comes from `dims`, else it is the batch when first met as
-    a first dim, else 8; a name keeps the size it got first (inputs that share a dim name agree)."""
+    a first dim, else 8; a name keeps the size it got first (inputs that share a dim name agree). A dim an
+    input was declared with as a formula of symbols ((T+1), 2*B: torch's per-head attention mask) is that
+    formula at their sizes (a symbol met only there is 8)."""
     dims = dict(dims or {})
+    for inp in sess.get_inputs():
+        for i, d in enumerate(inp.shape):
+            if is_name(d) and d not in dims:
+                dims[d] = batch if i == 0 else 8
+    for d in (d for inp in sess.get_inputs() for d in inp.shape if isinstance(d, str) and not is_name(d)):
+        for name in dim_names(d):
+            dims.setdefault(name, 8)
     out = []
     for inp in sess.get_inputs():
         shape = []
         for i, d in enumerate(inp.shape):
             if isinstance(d, int):
                 shape.append(d)
-            elif d in dims:
+            elif is_name(d):
                 shape.append(int(dims[d]))
-            else:
-                shape.append(batch if i == 0 else 8)
-                if d:
-                    dims[d] = shape[-1]
+            else:  # a formula, or a dim without a name (a model from another tool): None or ""
+                n = formula_size(d, dims) if d else None
+                shape.append(n if n is not None and n >= 0 else batch if i == 0 else 8)
         if inp.type not in _NP:
             kinds = ", ".join(t[7:-1] for t in _NP)
             if "float8" in inp.type or "bfloat16" in inp.type:
@@ -229,6 +278,7 @@ def dim_conflict(shapes: dict[str, list], arrays: dict[str, np.ndarray], skip_fi
     causal mask serves every layer of the same lengths). `shapes`: input name -> declared dims (int, or the
     name of a symbolic dim); `skip_first`: leave dim 0 alone (the examples axis of training data)."""
     seen: dict[str, tuple[str, int]] = {}
+    formulas = []
     for name, dims in shapes.items():
         a = arrays.get(name)
         if a is None:
@@ -236,9 +286,18 @@ def dim_conflict(shapes: dict[str, list], arrays: dict[str, np.ndarray], skip_fi
         for i, (d, n) in enumerate(zip(dims, np.shape(a))):
             if not isinstance(d, str) or not d or (skip_first and i == 0):
                 continue
+            if not is_name(d):  # (T+1): checked below against T's size, where some input gives it
+                formulas.append((d, n, name))
+                continue
             first = seen.setdefault(d, (name, n))
             if first[1] != n:
                 return f"dim '{d}' is {first[1]} in '{first[0]}' but {n} in '{name}'"
+    sizes = {d: n for d, (_, n) in seen.items()}
+    for d, n, name in formulas:
+        want = formula_size(d, sizes)
+        if want is not None and want != n:
+            at = ", ".join(f"{k}={sizes[k]}" for k in dim_names(d))
+            return f"dim '{d}' of '{name}' is {n}, but {want} at {at}"
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 from .ir import Graph
 from .ops import OpCall
@@ -32,7 +33,8 @@ def bind_dims(t: TensorType, dims: dict) -> TensorType:
 
 def input_dims(g: Graph) -> list[str]:
     """The names of the symbolic dims of the model's inputs, in order."""
-    return list(dict.fromkeys(f for v in g.inputs for d in v.type.shape if isinstance(d, Sym) for f in d.factors))
+    return list(dict.fromkeys(n for v in g.inputs for d in v.type.shape if isinstance(d, Sym) for f in d.factors
+                              for n in re.findall(r"[A-Za-z_]\w*", f)))  # T of a formula (T+1) too
 
 
 def unsized_dims(g: Graph, dims: dict) -> list[str]:

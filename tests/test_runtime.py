@@ -51,3 +51,21 @@ def test_an_unknown_provider_is_refused():
     from archdsl import ArchError, runtime
     with pytest.raises(ArchError, match="provider must be auto, cpu or cuda, got 'gpu'"):
         runtime.providers("gpu")
+
+
+def test_formula_dims_are_sized_from_their_symbols():
+    """An input declared [B, T + 1, 4], or torch's per-head mask [heads*B, T, T], has the dim_param "(T+1)" or
+    "2*B": run sized it as a name of its own (8, or the batch), so the inputs disagreed and onnxruntime failed
+    inside the model. It is the formula at its symbols' sizes now, and given arrays are checked against it."""
+    from archdsl.runtime import formula_size
+    assert formula_size("(T+1)", {"T": 5}) == 6 and formula_size("2*B", {"B": 3}) == 6
+    assert formula_size("((H-1)//2+1)", {"H": 7}) == 4 and formula_size("(W*(H/2))", {"W": 3, "H": 4}) == 6
+    assert formula_size("(H/2)", {"H": 3}) is None and formula_size("(T+1)", {}) is None
+    assert formula_size("__import__('os')", {}) is None
+    sess = _Sess(p=["B", "(T+1)", 4], x=["B", "T", 4], m=["2*B", "T", "T"])
+    specs = {n: s for n, s, _ in input_specs(sess, batch=3, dims={"T": 5})}
+    assert specs == {"p": (3, 6, 4), "x": (3, 5, 4), "m": (6, 5, 5)}
+    shapes = {"p": ["B", "(T+1)", 4], "x": ["B", "T", 4]}
+    assert dim_conflict(shapes, {"x": np.zeros((2, 5, 4)), "p": np.zeros((2, 6, 4))}) is None
+    assert dim_conflict(shapes, {"x": np.zeros((2, 5, 4)), "p": np.zeros((2, 9, 4))}) == \
+        "dim '(T+1)' of 'p' is 9, but 6 at T=5"

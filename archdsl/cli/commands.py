@@ -367,7 +367,7 @@ def dim_flags(args, command: str) -> dict | None:
 def check_dim_names(dims: dict, symbols: list[str]) -> None:
     for k in dims:
         if k not in symbols:
-            known = f"its symbolic dims: {', '.join(symbols)}" if symbols else "all its dims are fixed"
+            known = f"its symbolic dims: {', '.join(symbols)}" if symbols else "it names no symbolic dim"
             raise ArchError(f"--dim {k}: the model has no symbolic dim '{k}' ({known})")
 
 

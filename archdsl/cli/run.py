@@ -135,11 +135,9 @@ def cmd_run(args, sources) -> int:
     if dims is None:
         return 2
     declared = {i.name: list(i.shape) for i in sess.get_inputs()}
-    if asked_batch and not any(shape and isinstance(shape[0], str) for shape in declared.values()):
-        shown = ", ".join(f"{k}: {shape}" for k, shape in declared.items())
-        raise ArchError(f"--batch {args.batch}: " + (f"no input of the model has a symbolic first dim ({shown})"
-                                                      if declared else "the model has no inputs"))
-    symbols = list(dict.fromkeys(d for shape in declared.values() for d in shape if isinstance(d, str) and d))
+    if asked_batch:
+        _batch_applies(args.batch, declared)
+    symbols = list(dict.fromkeys(n for shape in declared.values() for d in shape for n in runtime.dim_names(d)))
     check_dim_names(dims, symbols)
     given, given_from = {}, {}
     for item in args.input:
@@ -155,7 +153,7 @@ def cmd_run(args, sources) -> int:
     if clash:
         raise ArchError(f"--input: {clash}; inputs that share a dim name must agree on its size")
     # the random inputs take their symbolic dims from the given ones (x of length 5 -> a random y of length 5)
-    from_given = {d: n for k, a in given.items() for d, n in zip(declared[k], a.shape) if isinstance(d, str) and d}
+    from_given = {d: n for k, a in given.items() for d, n in zip(declared[k], a.shape) if runtime.is_name(d)}
     for sym, n in dims.items():  # a given input's size would win silently
         if from_given.get(sym, n) != n:
             holder = next(k for k in given if sym in declared[k])
@@ -175,7 +173,7 @@ def cmd_run(args, sources) -> int:
             check_index_inputs(given_from[k], {k: a}, general)
             check_label_inputs(given_from[k], {k: a}, general)
     planned = {d: n for k, shape, _ in runtime.input_specs(sess, args.batch, {**from_given, **dims})
-               for d, n in zip(declared[k], shape) if isinstance(d, str) and d}
+               for d, n in zip(declared[k], shape) if runtime.is_name(d)}
     if mod is not None:  # before any input is drawn: --dim T=2147483648 is a diagnostic, not the OOM killer
         check_spec_at(mod, name, planned, "this run", general)
         report_compile(args, mod, compiled, planned)  # the FLOPs at this run's sizes (--batch, --dim, --input)
@@ -188,7 +186,7 @@ def cmd_run(args, sources) -> int:
     clash = runtime.dim_conflict(declared, feeds)
     if clash:
         raise ArchError(f"--input: {clash}; inputs that share a dim name must agree on its size")
-    sizes = {d: n for k, a in feeds.items() for d, n in zip(declared[k], np.shape(a)) if isinstance(d, str) and d}
+    sizes = {d: n for k, a in feeds.items() for d, n in zip(declared[k], np.shape(a)) if runtime.is_name(d)}
     try:
         outs, ms = runtime.run_timed(sess, feeds, args.repeat)
     except Exception as e:  # noqa: BLE001 - e.g. inputs whose symbolic dims disagree
@@ -229,13 +227,36 @@ def _save(out: Path, args, sources, outputs: dict, feeds: dict) -> None:
              f"input{'s' if len(feeds) != 1 else ''})", out)
 
 
+def _batch_applies(batch: int, declared: dict) -> None:
+    """--batch sizes an input's first dim where that is a symbol first met there (as runtime.input_specs
+    does), or a dim with no name (a model from another tool): say so where none is, rather than ignore it."""
+    from .. import runtime
+    first: dict[str, tuple[str, int]] = {}
+    for k, shape in declared.items():
+        for i, d in enumerate(shape):
+            if runtime.is_name(d):
+                first.setdefault(d, (k, i))
+    if any(shape and (shape[0] is None or shape[0] == "" or first.get(shape[0], ("", 1))[1] == 0)
+           for shape in declared.values()):
+        return
+    later = next((d for shape in declared.values() if shape and runtime.is_name(shape[0]) for d in shape[:1]), None)
+    if later is not None:
+        k, i = first[later]
+        raise ArchError(f"--batch {batch}: dim '{later}' is first met as dim {i} of '{k}', so no dim is the batch; "
+                        f"size it with --dim {later}={batch}")
+    shown = ", ".join(f"{k}: {_dims(shape)}" for k, shape in declared.items())
+    raise ArchError(f"--batch {batch}: " + (f"no input of the model has a symbolic first dim ({shown})"
+                                            if declared else "the model has no inputs"))
+
+
 def _check_batch(batch: int, declared: dict, dims: dict, from_given: dict, given: dict) -> None:
     """--batch sizes the symbolic dims first met as an input's first dim (as runtime.input_specs does); a
     --dim or a given input that sizes one of them otherwise would win silently."""
+    from .. import runtime
     seen: dict[str, int] = {}
     for shape in declared.values():
         for i, d in enumerate(shape):
-            if isinstance(d, str) and d:
+            if runtime.is_name(d):
                 seen.setdefault(d, i)
     for sym in (s for s, first in seen.items() if first == 0):
         if dims.get(sym, batch) != batch:

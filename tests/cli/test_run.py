@@ -472,3 +472,33 @@ def test_a_kernel_onnxruntime_lacks_is_named_with_what_to_do(tmp_path, capsys):
         assert "kernel for this model's types: grammar/REFERENCE.md lists the float64 and bfloat16 ops" in err
         assert ("f64.arch:2:5: error:" in err) == located
         assert ("a node onnxruntime made from the model's own" in err) != located
+
+
+def test_run_sizes_formula_dims_and_says_where_batch_does_not_apply(tmp_path, capsys):
+    """An input of [B, T + 1, 4] beside one of [B, T, 4] failed in onnxruntime ('broadcast 5 by 8'); --batch
+    on a model whose symbolic dims are first met past dim 0 was ignored without a word; and a model from
+    another tool with an unnamed batch dim ([?, 3]) refused --batch."""
+    spec = tmp_path / "ext.arch"
+    spec.write_text("model m(x: float32[B, T, 4], p: float32[B, T + 1, 4]) -> y {\n"
+                    "    y = (x + p[:, 1:]) -> linear(3) as fc -> mean(dim=1)\n}\n")
+    assert main(["run", str(spec), "--dim", "T=3", "--batch", "2", "--repeat", "1"]) == 0
+    assert "y: [2, 3] float32" in capsys.readouterr().out
+    np.save(tmp_path / "x5.npy", np.ones((1, 5, 4), np.float32))
+    np.save(tmp_path / "p9.npy", np.ones((1, 9, 4), np.float32))
+    assert main(["run", str(spec), "--input", f"x={tmp_path / 'x5.npy'}", "--repeat", "1"]) == 0
+    assert main(["run", str(spec), "--input", f"x={tmp_path / 'x5.npy'}", "--input", f"p={tmp_path / 'p9.npy'}"]) == 1
+    assert "dim '(T+1)' of 'p' is 9, but 6 at T=5" in capsys.readouterr().err
+    late = tmp_path / "late.arch"
+    late.write_text("model m(a: float32[4, N], b: float32[N]) -> y {\n    y = a * b\n}\n")
+    assert main(["run", str(late), "--batch", "3"]) == 1
+    assert "--batch 3: dim 'N' is first met as dim 1 of 'a', so no dim is the batch; size it with --dim N=3" in \
+        capsys.readouterr().err
+    from onnx import TensorProto, helper
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "foreign.onnx")
+    assert main(["run", str(tmp_path / "foreign.onnx"), "--batch", "2", "--repeat", "1"]) == 0
+    assert "y: [2, 3] float32" in capsys.readouterr().out
+    assert main(["run", str(tmp_path / "foreign.onnx"), "--dim", "T=3"]) == 1
+    assert "(it names no symbolic dim)" in capsys.readouterr().err
