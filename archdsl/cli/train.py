@@ -216,9 +216,12 @@ def cmd_train(args, sources) -> int:
         print("archdsl train: error: --epochs must be 0 (evaluate only) or more, --batch-size at least 1",
               file=sys.stderr)
         return 2
-    if args.patience is not None and (args.patience < 1 or not args.val):
-        print("archdsl train: error: --patience needs --val (it watches the held-out loss) and at least 1 epoch",
+    if args.patience is not None and args.patience < 1:
+        print(f"archdsl train: error: --patience is a number of epochs, at least 1, got {args.patience}",
               file=sys.stderr)
+        return 2
+    if args.patience is not None and not args.val:
+        print("archdsl train: error: --patience needs --val (it watches the held-out loss)", file=sys.stderr)
         return 2
     if args.warmup < 0:
         print("archdsl train: error: --warmup is a number of steps, 0 or more", file=sys.stderr)

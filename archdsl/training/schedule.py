@@ -57,8 +57,11 @@ def plan_note(path, saved: dict, now: dict, base_lr: float, epoch: int, done: in
     if not changed:
         return None
     show = lambda v: ",".join(map(str, v)) if isinstance(v, list) else v  # noqa: E731 - as the flag is written
-    was = " ".join(f"{PLAN_FLAGS[k]} {show(saved[k])}" for k in changed)
-    new = " ".join(f"{PLAN_FLAGS[k]} {show(now[k])}" for k in changed)
+    def reads(p: dict, k: str) -> bool:  # a cosine run has no milestones to name, a step run no length
+        return (k not in ("milestones", "gamma") or p["schedule"] == "step") and \
+            (k != "epochs" or p["schedule"] in ("cosine", "linear"))
+    was = " ".join(f"{PLAN_FLAGS[k]} {show(saved[k])}" for k in changed if reads(saved, k))
+    new = " ".join(f"{PLAN_FLAGS[k]} {show(now[k])}" for k in changed if reads(now, k))
     ended = epoch > saved["epochs"] and saved["schedule"] in ("cosine", "linear")
     then = "its run had ended" if ended else \
         f"with its {was} it would be {next_lr(saved, base_lr, epoch, done, per_epoch(saved)):.6g}"

@@ -262,9 +262,11 @@ def test_patience_stops_and_keeps_the_best_epochs_weights(tmp_path, capsys):
     assert f"the weights of epoch {best}" in capsys.readouterr().err
     resumed = np.load(tmp_path / "r.npz")
     assert all(np.array_equal(resumed[k], want[k]) for k in want.files)
-    for bad in (["--patience", "3"], ["--patience", "0", "--val", str(tmp_path / "va.npz")]):
+    for bad, why in ((["--patience", "3"], "--patience needs --val"),
+                     (["--patience", "0", "--val", str(tmp_path / "va.npz")], "--patience is a number of epochs, at "
+                                                                               "least 1, got 0")):
         assert main([*base, *bad]) == 2
-        assert "--patience needs --val" in capsys.readouterr().err
+        assert why in capsys.readouterr().err
 
 
 def test_a_resume_that_changes_the_schedule_names_the_lr_it_runs_at(tmp_path, capsys):
@@ -327,6 +329,10 @@ def test_a_step_schedule_resumed_for_more_epochs_is_the_same_schedule(tmp_path, 
     assert main([*argv[:-6], "--schedule", "step", "--milestones", "1,5", "--schedule-per", per, "--epochs", "4",
                  "--resume"]) == 0
     assert "with --milestones 1,5 the lr schedule is another one" in " ".join(capsys.readouterr().err.split())
+    assert main([*argv[:-6], "--schedule", "cosine", "--epochs", "6", "--resume"]) == 0
+    err = " ".join(capsys.readouterr().err.split())  # a cosine run has no milestones to name (it printed '')
+    extra = " --schedule-per batch" if per == "batch" else ""
+    assert f"was trained with --schedule step{extra} --milestones 1,5; with --epochs 6 --schedule cosine" in err, err
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
