@@ -96,6 +96,10 @@ def cmd_run(args, sources) -> int:
         print(f"archdsl run: error: --save {args.save}: the outputs are written as an .npz; give that suffix",
               file=sys.stderr)
         return 2
+    if save is not None:  # before the run, not after it: --save over an input, or where nothing can be written
+        files.refuse_overwriting({"--save": save}, read_files(args, sources, **{
+            f"--input {k}": f for k, _, f in (i.partition("=") for i in args.input)}))
+        files.probe_writable(save)
     path = Path(args.file)
     if path.suffix.lower() == ".onnx":
         spec_only = _spec_only_flags(args)

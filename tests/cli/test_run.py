@@ -502,3 +502,17 @@ def test_run_sizes_formula_dims_and_says_where_batch_does_not_apply(tmp_path, ca
     assert "y: [2, 3] float32" in capsys.readouterr().out
     assert main(["run", str(tmp_path / "foreign.onnx"), "--dim", "T=3"]) == 1
     assert "(it names no symbolic dim)" in capsys.readouterr().err
+
+
+def test_run_refuses_a_save_it_cannot_write_before_running(tmp_path, capsys, monkeypatch):
+    """--save over the --weights file, or into a folder nothing can be written to, was refused only after
+    the model had been built, run and timed."""
+    from archdsl import runtime
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(2) as fc\n}\n")
+    np.savez(tmp_path / "w.npz", **{"fc.weight": np.zeros((2, 4), np.float32), "fc.bias": np.zeros(2, np.float32)})
+    monkeypatch.setattr(runtime, "run_timed", lambda *a, **k: pytest.fail("ran before refusing --save"))
+    assert main(["run", str(spec), "--weights", str(tmp_path / "w.npz"), "--save", str(tmp_path / "w.npz")]) == 1
+    assert "is the --weights file" in capsys.readouterr().err
+    assert main(["run", str(spec), "--save", "/proc/nothere/o.npz"]) == 1
+    assert "cannot write /proc/nothere/o.npz" in capsys.readouterr().err
