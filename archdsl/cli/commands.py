@@ -213,7 +213,8 @@ def cmd_build(args, sources) -> int:
     warn(compiled.graph, compiled.unused, sources)
     report_compile(args, mod, compiled)
     g = compiled.graph
-    announce(f"wrote {out} ({g.name}: {compiled.declared_params:,} params, {len(compiled.model.graph.node)} nodes, "
+    nodes = len(compiled.model.graph.node)
+    announce(f"wrote {out} ({g.name}: {compiled.declared_params:,} params, {nodes} node{'s' if nodes != 1 else ''}, "
            f"opset {compiled.model.opset_import[0].version})" + (f" + {written[1]}" if len(written) > 1 else ""), out)
     return 0
 
