@@ -68,7 +68,8 @@ class _Loader:
         if there is not None:
             what = "a directory, not a .arch file" if there.is_dir() else "not a regular file (a .arch spec is one)"
             raise ImportNotFoundError(f'import "{rel}": {there} is {what}', span)
-        raise ImportNotFoundError(f'cannot find "{rel}" (looked in {", ".join(str(t.parent) for t in tried)})', span)
+        where = ", ".join(str(t.parent) + ("" if t.parent.is_dir() else " (no such folder)") for t in tried)
+        raise ImportNotFoundError(f'cannot find "{rel}" (looked in {where})', span)
 
     def load_path(self, path: Path, span: Span | None, defines=None, prefix: str = "") -> Module:
         key = str(path)
@@ -80,6 +81,9 @@ class _Loader:
             return self.cache[cached]
         if len(self.stack) >= MAX_IMPORT_DEPTH:
             raise LimitError(f"imports nested deeper than {MAX_IMPORT_DEPTH}", span)
+        if span is not None and path.suffix.lower() == ".onnx":  # its bytes read as garbled characters
+            raise ImportNotFoundError(f"{_display(path)} is a compiled ONNX model, not a .arch spec: import takes "
+                                      ".arch files", span)
         try:
             raw = path.read_bytes()
         except OSError as e:

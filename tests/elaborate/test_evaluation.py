@@ -275,6 +275,19 @@ def test_an_import_of_a_directory_or_a_device_says_what_it_found(tmp_path):
             archdsl.check_file(str(spec))
 
 
+def test_an_import_of_a_model_file_or_from_a_missing_folder_says_so(tmp_path):
+    """`import "m.onnx"` read the protobuf as source ("unexpected character '\\x08'" over a garbled line), and
+    a search folder given with -I that does not exist was listed as if it had been searched."""
+    (tmp_path / "m.onnx").write_bytes(b"\x08\x07\x12\x03abc")
+    spec = tmp_path / "main.arch"
+    spec.write_text('import "m.onnx" as m\n' + _MODEL)
+    with pytest.raises(ArchError, match=r"m.onnx is a compiled ONNX model, not a .arch spec: import takes .arch"):
+        archdsl.check_file(str(spec))
+    spec.write_text('import "lib.arch" as m\n' + _MODEL)
+    with pytest.raises(ArchError, match=r"looked in .*, .*nodir \(no such folder\)\)"):
+        archdsl.check_file(str(spec), search_path=[str(tmp_path / "nodir")])
+
+
 def test_imports_relative_alias_and_search_path(tmp_path):
     _files(tmp_path, **{
         "lib/blocks.arch": "let width = 6\nblock mlp(x, n) { return x -> linear(n) -> relu }\n",
