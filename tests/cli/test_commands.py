@@ -49,6 +49,9 @@ def test_outputs_the_os_refuses_are_diagnostics(tmp_path, capsys):
         assert main(args + [flag, str(tmp_path / "adir")]) == 1
         assert "it is a directory" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "d.npz", "file"]   # nothing half-written
+    args = ["train", MLP, "--data", str(tmp_path / "d.npz"), "--quiet", "-o", str(tmp_path / "w.npz")]
+    assert main(args + ["--checkpoint", str(tmp_path / "c.safetensors")]) == 2  # an .npz was written under it
+    assert "--checkpoint" in capsys.readouterr().err and not (tmp_path / "c.safetensors").exists()
 
 
 def test_an_opset_onnx_does_not_know_is_refused(capsys):
