@@ -15,7 +15,18 @@ from ..syntax import ast as A
 from ..types import Sym
 from .bounded import check_length, comparing, contains, equal, order, short
 from .calls import check_fits
-from .scalars import ARITH, COMPARE, TENSOR_OPS, UNDECIDED_ADVICE, Limits, SymbolicOperand, is_int, is_num, sym_arith
+from .scalars import (
+    ARITH,
+    COMPARE,
+    TENSOR_OPS,
+    UNDECIDED_ADVICE,
+    Limits,
+    SymbolicOperand,
+    is_int,
+    is_num,
+    sizes_order,
+    sym_arith,
+)
 from .values import Namespace, Tensor, describe
 
 __all__ = ["Operators"]
@@ -58,6 +69,9 @@ class Operators:
             same = self.decided(equal, a, b, op=op, span=span)
             return same == (op == "==")
         if op in ("<", "<=", ">", ">="):
+            decided = sizes_order(op, a, b)
+            if decided is not None:
+                return decided
             if not ((is_num(a) and is_num(b)) or (type(a) is type(b) and isinstance(a, (str, list, tuple)))):
                 error = SymbolicOperand if isinstance(a, Sym) or isinstance(b, Sym) else ArchTypeError
                 advice = f" when building: a symbolic size is {UNDECIDED_ADVICE}" \

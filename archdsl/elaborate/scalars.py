@@ -64,11 +64,30 @@ UNDECIDED_ADVICE = ("known only when the model runs; give the input a number the
                     "a run's sizes")
 
 
+def is_sizes(d) -> bool:
+    """A product of sizes times a positive number (T, 2*B*T): a whole number of at least 0 at every run."""
+    return isinstance(d, Sym) and d.coef > 0 and all(f.isidentifier() for f in d.factors)
+
+
+def sizes_order(op: str, a, b) -> bool | None:
+    """`T >= 0`, `2*T > -1`, `T < 0`: an ordering a product of sizes decides against a number whatever the
+    sizes (all at least 0); None where the sizes decide it (`T <= 64`)."""
+    if is_sizes(b) and is_num(a):
+        a, b, op = b, a, {"<": ">", "<=": ">=", ">": "<", ">=": "<="}[op]
+    if not (is_sizes(a) and is_num(b)) or isinstance(b, bool):
+        return None
+    if op in (">=", ">"):
+        return True if (b <= 0 if op == ">=" else b < 0) else None
+    return False if (b < 0 if op == "<=" else b <= 0) else None
+
+
 def sym_arith(op, a, b, span):
     if op == "*" and isinstance(a, (int, Sym)) and isinstance(b, (int, Sym)):
         return dim_mul(a, b)
     if op in ("//", "%") and isinstance(a, (int, Sym)) and b == 0:  # T // 0 was a formula (T//0), and
         raise EvalError("integer division by zero", span)           # (T//0) * 0 decided 0
+    if op == "%" and is_sizes(a) and is_int(b) and a.coef % b == 0:  # T % 1, (2*T) % 2: 0 at every size
+        return 0
     if op == "//" and isinstance(a, (int, Sym)) and isinstance(b, (int, Sym)):
         return dim_floordiv(a, b)
     if op == "+" and isinstance(a, (int, Sym)) and isinstance(b, (int, Sym)):

@@ -108,3 +108,20 @@ def test_what_no_size_can_make_true_is_decided(cond, taken):
         with pytest.raises(ArchError, match="cannot decide"):
             archdsl.check_source("model m(x: float32[B, 4, T]) -> y {\n    y = x\n"
                                  f"    if {open_cond} {{\n        y = x + 1.0\n    }}\n}}\n")
+
+
+@pytest.mark.parametrize("cond, taken", [
+    ("T >= 0", True), ("T > -1", True), ("0 <= T", True), ("2 * T >= 0", True),
+    ("T < 0", False), ("T <= -1", False), ("-3 > T", False),
+    ("T % 1 == 0", True), ("(2 * T) % 2 == 0", True), ("(2 * T) % 2 != 0", False),
+])
+def test_orders_and_remainders_every_size_decides_are_decided(cond, taken):
+    """A size is a whole number of at least 0: `T >= 0` and `T % 1 == 0` hold at every run, `T < 0` at none;
+    they were refused as undecidable. `T >= 1`, `T % 2` depend on the size and stay open."""
+    body = "model m(x: float32[B, T]) -> y {\n    y = x\n    T = shape(x)[1]\n" \
+           f"    if {cond} {{\n        y = x + 1.0\n    }}\n}}\n"
+    g = archdsl.check_source(body)
+    assert any(n.op == "add" for n in g.nodes) == taken
+    for open_cond in ("T >= 1", "T % 2 == 0", "T < 64"):
+        with pytest.raises(ArchError, match="when building"):
+            archdsl.check_source(body.replace(cond, open_cond))
