@@ -90,7 +90,13 @@ class ToAst(Transformer):
 
     # ---- statements ----
     def assign(self, meta, c):
-        return A.Assign(tuple(str(x) for x in c[:-1]), c[-1], self._span(meta))
+        names = [x for x in c if isinstance(x, Token)]
+        values = c[len(names):]
+        if len(values) == 1:
+            return A.Assign(tuple(map(str, names)), values[0], self._span(meta))
+        first, last = values[0].span, values[-1].span  # `a, b = 1, 2`: a tuple, as in Python
+        at = Span(first.file, first.line, first.col, last.end_line, last.end_col)
+        return A.Assign(tuple(map(str, names)), A.TupleLit(tuple(values), at), self._span(meta))
 
     def for_stmt(self, meta, c):
         return A.For(c[0], c[1], c[2], self._span(meta))

@@ -79,6 +79,15 @@ def test_literals():
     assert expr("[1, 2,]") == A.ListLit((C(1), C(2)), _)
 
 
+def test_several_values_on_the_right_of_an_assignment_are_a_tuple():
+    """`a, b = 1, 2` as in Python (it needed parentheses: `a, b = (1, 2)`); `t = 1, 2` is a tuple too."""
+    assert body("    a, b = 1, x") == (A.Assign(("a", "b"), A.TupleLit((C(1), N("x")), _), _),)
+    assert body("    t = 1, 2") == (A.Assign(("t",), A.TupleLit((C(1), C(2)), _), _),)
+    assert body("    a, b = (1, 2)") == (A.Assign(("a", "b"), A.TupleLit((C(1), C(2)), _), _),)
+    (stmt,) = parse("model m(x: float32[2]) -> y {\n    a, b = 10, f(x)\n}\n", "t.arch").items[0].body
+    assert (stmt.value.span.col, stmt.value.span.end_col) == (12, 21)  # the values, for the unpack messages
+
+
 def test_list_comprehension():
     assert expr("[i * 2 for i in range(n) if i > 0]") == A.ListComp(
         B("*", N("i"), C(2)), ("i",), call("range", N("n")), B(">", N("i"), C(0)), _)
