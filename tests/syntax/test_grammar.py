@@ -85,7 +85,7 @@ def test_several_values_on_the_right_of_an_assignment_are_a_tuple():
     assert body("    t = 1, 2") == (A.Assign(("t",), A.TupleLit((C(1), C(2)), _), _),)
     assert body("    a, b = (1, 2)") == (A.Assign(("a", "b"), A.TupleLit((C(1), C(2)), _), _),)
     (stmt,) = parse("model m(x: float32[2]) -> y {\n    a, b = 10, f(x)\n}\n", "t.arch").items[0].body
-    assert (stmt.value.span.col, stmt.value.span.end_col) == (12, 21)  # the values, for the unpack messages
+    assert (stmt.value.span.col, stmt.value.span.end_col) == (12, 20)  # the values, for the unpack messages
 
 
 def test_list_comprehension():
