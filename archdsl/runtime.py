@@ -106,14 +106,23 @@ NUMERIC_TYPES = frozenset(_NP) | {"tensor(bfloat16)", "tensor(float8e4m3fn)", "t
 _NAME = re.compile(r"[A-Za-z_]\w*")
 
 
+# archdsl writes a formula dim as factors joined by '*' ((T+1), 2*B, B*(H//2)), each a number, a symbol or a
+# parenthesized formula; any other dim_param (batch-size, "seq len" from another tool) is one name
+_FACTOR = r"(?:\d+|[A-Za-z_]\w*|\(.*\))"
+_FORMULA = re.compile(rf"\(.*\)|{_FACTOR}(?:\*{_FACTOR})+")
+
+
 def is_name(d) -> bool:
-    """A dim_param that is one symbol (T), not a formula of symbols an input was declared with ((T+1), 2*B)."""
-    return isinstance(d, str) and d.isidentifier()
+    """A dim_param that is one symbol (T, batch-size), not a formula archdsl wrote for an input's dim
+    ((T+1), 2*B)."""
+    return isinstance(d, str) and bool(d) and not _FORMULA.fullmatch(d)
 
 
 def dim_names(d) -> list[str]:
-    """The symbols a dim_param is written in: T for T, (T+1) and 2*T."""
-    return _NAME.findall(d) if isinstance(d, str) else []
+    """The symbols a dim_param is written in: T for T, (T+1) and 2*T; batch-size for batch-size."""
+    if not isinstance(d, str) or not d:
+        return []
+    return [d] if is_name(d) else _NAME.findall(d)
 
 
 def formula_size(d: str, sizes: dict) -> int | None:
@@ -143,6 +152,20 @@ def formula_size(d: str, sizes: dict) -> int | None:
     return int(v) if Fraction(v).denominator == 1 else None
 
 
+def solve_formula(d: str, size: int) -> tuple[str, int] | None:
+    """The one symbol of a formula dim and the size that gives it `size` ((T+1) of 7: T=6; 2*B of 6: B=3),
+    where the formula is linear in it; None otherwise."""
+    names = set(dim_names(d))
+    if is_name(d) or len(names) != 1:
+        return None
+    (name,) = names
+    f0, f1 = formula_size(d, {name: 0}), formula_size(d, {name: 1})
+    if f0 is None or f1 is None or f1 == f0 or (size - f0) % (f1 - f0):
+        return None
+    v = (size - f0) // (f1 - f0)
+    return (name, v) if v >= 1 and formula_size(d, {name: v}) == size else None
+
+
 def input_specs(sess, batch: int = 1, dims: dict | None = None) -> list[tuple[str, tuple[int, ...], type]]:
     """Concrete shapes for every input: a symbolic dim comes from `dims`, else it is the batch when first met as
     a first dim, else 8; a name keeps the size it got first (inputs that share a dim name agree). A dim an
@@ -153,9 +176,11 @@ def input_specs(sess, batch: int = 1, dims: dict | None = None) -> list[tuple[st
         for i, d in enumerate(inp.shape):
             if is_name(d) and d not in dims:
                 dims[d] = batch if i == 0 else 8
-    for d in (d for inp in sess.get_inputs() for d in inp.shape if isinstance(d, str) and not is_name(d)):
-        for name in dim_names(d):
-            dims.setdefault(name, 8)
+    for inp in sess.get_inputs():  # a symbol met only in formulas: the batch in a first dim's (2*B), else 8
+        for i, d in enumerate(inp.shape):
+            if isinstance(d, str) and d and not is_name(d):
+                for name in dim_names(d):
+                    dims.setdefault(name, batch if i == 0 else 8)
     out = []
     for inp in sess.get_inputs():
         shape = []

@@ -69,3 +69,18 @@ def test_formula_dims_are_sized_from_their_symbols():
     assert dim_conflict(shapes, {"x": np.zeros((2, 5, 4)), "p": np.zeros((2, 6, 4))}) is None
     assert dim_conflict(shapes, {"x": np.zeros((2, 5, 4)), "p": np.zeros((2, 9, 4))}) == \
         "dim '(T+1)' of 'p' is 9, but 6 at T=5"
+
+
+def test_dim_names_from_other_tools_are_names_not_formulas():
+    """`batch-size` or `seq len` (a model exported elsewhere) read as the formula batch - size = 0: run fed
+    empty tensors. Only archdsl's own formulas ((T+1), 2*B, B*(H//2)) are formulas."""
+    from archdsl.runtime import dim_names, is_name, solve_formula
+    assert is_name("batch-size") and is_name("seq len") and is_name("T")
+    assert not is_name("(T+1)") and not is_name("2*B") and not is_name("B*(H//2)") and not is_name("")
+    assert dim_names("batch-size") == ["batch-size"] and dim_names("(T+1)") == ["T"]
+    specs = {n: s for n, s, _ in input_specs(_Sess(x=["batch-size", "seq-len", 4]), batch=3)}
+    assert specs == {"x": (3, 8, 4)}
+    specs = {n: s for n, s, _ in input_specs(_Sess(x=["2*B", "(T+1)"]), batch=3)}
+    assert specs == {"x": (6, 9)}  # B met only in a first dim's formula: the batch
+    assert solve_formula("(T+1)", 7) == ("T", 6) and solve_formula("2*B", 6) == ("B", 3)
+    assert solve_formula("2*B", 7) is None and solve_formula("(T+1)", 1) is None and solve_formula("T", 3) is None

@@ -158,6 +158,11 @@ def cmd_run(args, sources) -> int:
         raise ArchError(f"--input: {clash}; inputs that share a dim name must agree on its size")
     # the random inputs take their symbolic dims from the given ones (x of length 5 -> a random y of length 5)
     from_given = {d: n for k, a in given.items() for d, n in zip(declared[k], a.shape) if runtime.is_name(d)}
+    for k, a in given.items():  # (T+1) of 7 in a given input: T=6 for the rest, where nothing else sizes T
+        for d, n in zip(declared[k], a.shape):
+            solved = runtime.solve_formula(d, n) if isinstance(d, str) and d else None
+            if solved and solved[0] not in from_given and solved[0] not in dims:
+                from_given[solved[0]] = solved[1]
     for sym, n in dims.items():  # a given input's size would win silently
         if from_given.get(sym, n) != n:
             holder = next(k for k in given if sym in declared[k])
@@ -240,7 +245,8 @@ def _batch_applies(batch: int, declared: dict) -> None:
         for i, d in enumerate(shape):
             if runtime.is_name(d):
                 first.setdefault(d, (k, i))
-    if any(shape and (shape[0] is None or shape[0] == "" or first.get(shape[0], ("", 1))[1] == 0)
+    if any(shape and (shape[0] is None or shape[0] == "" or first.get(shape[0], ("", 1))[1] == 0
+                      or isinstance(shape[0], str) and not runtime.is_name(shape[0]))  # a formula: 2*B
            for shape in declared.values()):
         return
     later = next((d for shape in declared.values() if shape and runtime.is_name(shape[0]) for d in shape[:1]), None)

@@ -488,6 +488,7 @@ def test_run_sizes_formula_dims_and_says_where_batch_does_not_apply(tmp_path, ca
     assert main(["run", str(spec), "--input", f"x={tmp_path / 'x5.npy'}", "--repeat", "1"]) == 0
     assert main(["run", str(spec), "--input", f"x={tmp_path / 'x5.npy'}", "--input", f"p={tmp_path / 'p9.npy'}"]) == 1
     assert "dim '(T+1)' of 'p' is 9, but 6 at T=5" in capsys.readouterr().err
+    assert main(["run", str(spec), "--input", f"p={tmp_path / 'p9.npy'}", "--repeat", "1"]) == 0  # T=8 from p
     late = tmp_path / "late.arch"
     late.write_text("model m(a: float32[4, N], b: float32[N]) -> y {\n    y = a * b\n}\n")
     assert main(["run", str(late), "--batch", "3"]) == 1
