@@ -160,6 +160,23 @@ def label_inputs(graph) -> dict[str, tuple[int, int | None, str]]:
     return out
 
 
+def mean_masked_labels(graph) -> dict[str, int]:
+    """The model inputs a spec's cross_entropy reads as labels with an ignore_index, each reading a mean over
+    the labels that count (reduction "mean"): input -> ignore_index. A batch's loss weighs by those labels;
+    where any reading is a sum or per position ("none"), the input is left out (its mean is over positions)."""
+    out: dict[str, int] = {}
+    other: set[str] = set()
+    for node in graph.nodes:
+        if node.op != "cross_entropy" or node.inputs[1].kind != "input":
+            continue
+        name, a = node.inputs[1].name, node.attrs
+        if a["ignore_index"] is not None and a["reduction"] == "mean":
+            out[name] = a["ignore_index"]
+        else:
+            other.add(name)
+    return {k: v for k, v in out.items() if k not in other}
+
+
 def check_label_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
     """Labels a spec's cross_entropy reads are class indices 0..classes-1 (or its ignore_index), as torch
     requires: onnxruntime's GatherElements reads -1 as the last class and fails past the end naming no

@@ -30,6 +30,7 @@ from .data import (
     index_rows,
     label_inputs,
     load_data,
+    mean_masked_labels,
     onnx_dims,
 )
 from .export import TRAIN_CONFIG_KEY
@@ -333,7 +334,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
         if needs_two and n % opts.batch_size == 1 and n > 1:
             console.print(f"note: each epoch leaves out one example, a last batch of one (its BatchNorm would see "
                           f"one value per channel; torch refuses it too): {n - 1} of {n} train")
-    masked = {k: ig for k, (_, ig, _) in label_inputs(ct.graph).items() if ig is not None}
+    masked = mean_masked_labels(ct.graph)
     best = trainer.best if opts.resume and trainer.best is not None else (math.inf, 0)  # --patience's
     base_lr = float(ct.info.config.lr)
     per_batch = opts.schedule_per == "batch" and opts.schedule != "constant"
@@ -446,8 +447,7 @@ def evaluate(trainer: Trainer, data: dict, batch_size: int, loss_kind: str, path
     total, seen, correct, counted = 0.0, 0, 0.0, 0
     size = trainer.fixed_batch or max(batch_size, 256)
     cfg = trainer.info.config
-    masked = {} if trainer.info.labelled else \
-        {k: ig for k, (_, ig, _) in label_inputs(trainer.ct.graph).items() if ig is not None}
+    masked = {} if trainer.info.labelled else mean_masked_labels(trainer.ct.graph)
     for i in range(0, n - n % size if trainer.fixed_batch else n, size):  # a fixed size: whole batches only
         batch = {k: v[i:i + size] for k, v in data.items()}
         pred = _on_batch(path, np.arange(i, min(i + size, n)), lambda: trainer.predict(batch))
