@@ -49,7 +49,7 @@ def _rounding_hint(x, y) -> str:
     divides evenly, which a symbolic H is not known to."""
     if not isinstance(x, Sym) or not isinstance(y, Sym) or "//" not in str(x) + str(y):
         return ""
-    names = set(re.findall(r"[A-Za-z_]\w*", str(x) + str(y)))
+    names = set(re.findall(r"[A-Za-z_]\w*", f"{x} {y}"))
     if len(names) != 1:
         return ""
     name = names.pop()
