@@ -12,6 +12,7 @@ from .. import ops
 from ..diagnostics import (
     ArchError,
     ArchTypeError,
+    EvalError,
     LimitError,
     ShapeError,
     Span,
@@ -183,6 +184,10 @@ class Calls:
         if self.graph is None:
             raise ArchTypeError(f"'{op.name}' makes a tensor; only inside a model or block", span)
         tensors, attrs = self.bind_op_args(op, args, kwargs, span)
+        if op.name in ("floordiv", "remainder", "fmod") and len(tensors) == 2:
+            d = tensors[1].value
+            if d.kind == "const" and not d.type.dtype.is_float and not d.data.all():  # torch raises; onnxruntime
+                raise EvalError("integer division by zero", span)                  # refuses to load the model
         if op.random and len(tensors) == 1:  # randn_like(x): the numbers follow the model's `seed` input
             tensors.append(self.seed_input(op.name, span))
         name = self.layer_name(label, op.name)

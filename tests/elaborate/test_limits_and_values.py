@@ -43,6 +43,16 @@ def test_growing_a_list_one_item_at_a_time_costs_steps():
     assert time.perf_counter() - t < 20
 
 
+@pytest.mark.parametrize("expr", ["floordiv(ids, 0)", "remainder(ids, 0)", "fmod(ids, 0)", "ids // false",
+                                  "ids % tensor([1, 0, 2, 3])", "ids // 0"])
+def test_an_integer_division_by_a_constant_zero_is_a_diagnostic_in_every_spelling(expr):
+    """`ids // 0` was caught, but floordiv(ids, 0), fmod(ids, 0) and a constant divisor holding a 0 built a model
+    onnxruntime refused to load ('Integer modulo by zero'), with no spec line."""
+    with pytest.raises(ArchError, match="integer division by zero"):
+        archdsl.check_source(f"model m(ids: int64[B, 4]) -> y {{\n    y = {expr}\n}}\n")
+    archdsl.check_source("model m(ids: int64[B, 4]) -> y {\n    y = ids // 2 + fmod(ids, tensor([1, 2, 3, 4]))\n}\n")
+
+
 def test_len_of_a_long_list_in_a_loop_costs_no_walk():
     """len() takes constant time: `for i in range(len(xs))` reading `xs[len(xs) - 1 - i]` over 10,000 items
     ran out of steps once every builtin was charged for the lists it is given."""
