@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..types import numel
 from ._common import bfloat16_from, float_input, shape_str
 from .registry import Attr, OpDef, fail, register
@@ -27,6 +29,33 @@ def _geom(x, a, n, name):
     return k, s, p, d
 
 
+def _ceil_cuts(e, x: str, t, k, s, p, d) -> dict:
+    """ceil_mode drops a last window that would start in the right padding (torch, and ONNX's pools from
+    version 22); before it, ONNX's shape inference counts that window, so an output declared at torch's length
+    fails a train step's load: axis -> the length to slice to, ceil((L + pad) / s), for the axes where the two
+    can differ (a static length where they do, else an int64 [1] computed from the input's shape)."""
+    cut = {}
+    for i, (ki, si, pi, di) in enumerate(zip(k, s, p, d)):
+        eff = di * (ki - 1) + 1
+        size = t.shape[2 + i]
+        if si == 1 or pi + si <= eff:
+            continue
+        if isinstance(size, int):
+            onnx_len = -(-(size + 2 * pi - eff) // si) + 1
+            torch_len = window_out(size, ki, si, 2 * pi, di, True)
+            if onnx_len != torch_len:
+                cut[2 + i] = e.const(np.array([torch_len], dtype=np.int64))
+            continue
+        length = e.op("Slice", [e.op("Shape", [x]), *(e.const(np.array([v], dtype=np.int64)) for v in (2 + i, 3 + i))])
+        cut[2 + i] = e.op("Div", [e.op("Add", [length, e.const(np.array([pi + si - 1], dtype=np.int64))]),
+                                  e.const(np.array([si], dtype=np.int64))])
+    return cut
+
+
+def _concat(e, parts: list) -> str:
+    return parts[0] if len(parts) == 1 else e.op("Concat", parts, axis=0)
+
+
 def _make(kind: str, n: int):
     name = f"{kind}pool{n}d"
     onnx_op = "MaxPool" if kind == "max" else "AveragePool"
@@ -44,8 +73,13 @@ def _make(kind: str, n: int):
         extra = {"count_include_pad": int(c.attrs["count_include_pad"])} if kind == "avg" else {}
         if any(di != 1 for di in d):
             extra["dilations"] = list(d)
-        e.op(onnx_op, ins, outputs=outs, kernel_shape=list(k), strides=list(s), pads=list(p) * 2,
-             ceil_mode=int(c.attrs["ceil_mode"]), **extra)
+        cut = _ceil_cuts(e, ins[0], c.in_types[0], k, s, p, d) if c.attrs["ceil_mode"] and e.opset < 22 else {}
+        y = e.op(onnx_op, ins, outputs=None if cut else outs, kernel_shape=list(k), strides=list(s),
+                 pads=list(p) * 2, ceil_mode=int(c.attrs["ceil_mode"]), **extra)
+        if cut:  # onnxruntime's kernel leaves that window out already: the Slice cuts nothing at run time
+            axes = sorted(cut)
+            e.op("Slice", [y, e.const(np.zeros(len(axes), dtype=np.int64)), _concat(e, [cut[a] for a in axes]),
+                           e.const(np.array(axes, dtype=np.int64))], outputs=outs)
 
     def grad(b, c, ins, outs, gouts):
         k, s, p, d = _geom(c.in_types[0], c.attrs, n, name)
