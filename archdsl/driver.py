@@ -52,9 +52,18 @@ class Compiled:
     unused: list = field(default_factory=list)       # ir.Unused: results that reach no output, as written
 
 
-def _python_value(v):
-    """numpy's scalars (np.int64(18), np.float32(0.5), np.bool_) as the Python numbers they stand for."""
-    return v.item() if type(v).__module__ == "numpy" and getattr(v, "shape", None) == () else v
+def _python_value(v, name: str = ""):
+    """numpy's scalars (np.int64(18), np.float32(0.5), np.bool_) as the Python numbers they stand for, in lists,
+    tuples and dicts too; an integer past archdsl's limit is refused here (printing it raised a ValueError)."""
+    if type(v).__module__ == "numpy" and getattr(v, "shape", None) == ():
+        v = v.item()
+    if isinstance(v, (list, tuple)):
+        return type(v)(_python_value(x, name) for x in v)
+    if isinstance(v, dict):
+        return {k: _python_value(x, name) for k, x in v.items()}
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 128:
+        raise ArchError(f"defines[{name!r}]: integer too large ({v.bit_length()} bits; the limit is 128)")
+    return v
 
 
 def parse_defines(items, sources: SourceMap) -> dict:
@@ -65,7 +74,7 @@ def parse_defines(items, sources: SourceMap) -> dict:
         bad = [k for k in items if not isinstance(k, str) or not all(p.isidentifier() for p in k.split("."))]
         if bad:
             raise ArchError(f"defines: a key must be a param's name, got {bad[0]!r}")
-        return {k: (_python_value(v), None) for k, v in items.items()}
+        return {k: (_python_value(v, k), None) for k, v in items.items()}
     if isinstance(items, str) or not isinstance(items, (list, tuple)) or not all(isinstance(t, str) for t in items):
         raise ArchError(f"defines takes a dict or a list of 'NAME=VALUE' strings, got {items!r}")
     out = {}
@@ -216,7 +225,9 @@ def _check_options(options: CompileOptions) -> int | None:
     seed = options.seed
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= SEED_MAX:
         raise ArchError(f"seed must be an integer in 0..{SEED_MAX}, got {options.seed!r}")
-    if not isinstance(options.with_weights, bool):  # "no" was true
+    numpy_bool = type(options.with_weights).__module__ == "numpy" and type(options.with_weights).__name__ in (
+        "bool", "bool_")  # taken, as seed= and opset= take numpy's integers
+    if not isinstance(options.with_weights, bool) and not numpy_bool:  # "no" was true
         raise ArchError(f"with_weights must be true or false, got {options.with_weights!r}")
     return opset
 

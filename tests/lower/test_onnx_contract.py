@@ -88,6 +88,8 @@ def test_opset_below_17_is_refused():
                                            ({"defines": {"hidden": "64"}}, r"defines\['hidden'\]: expected an integer"
                                             r".* got string \"64\" \(the Python API's defines take Python values"),
                                            ({"defines": {"hiden": 64}}, r"defines\['hiden'\]: mlp.arch has no param"),
+                                           ({"defines": {"hidden": 10**5000}}, r"defines\['hidden'\]: integer too "
+                                            r"large \(16610 bits"),  # a ValueError printing it
                                            ({"optlevel": 1}, "unknown option 'optlevel'; did you mean 'opt_level'"),
                                            ({"defnes": {}}, r"'defnes'; did you mean 'defines'\? \(options: defines, "
                                                             "model, opset"),
@@ -473,3 +475,14 @@ def test_without_weights_the_parameters_are_graph_inputs(opt_level):
     want = runtime.session(full, provider="cpu").run(None, {"x": x})[0]
     got = runtime.session(bare, provider="cpu").run(None, {"x": x, **{p: weights[p] for p in params}})[0]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)  # onnxruntime folds constant weights: rounding
+
+
+def test_api_takes_numpy_values_inside_defines_and_for_with_weights():
+    """np.int64 was taken as a define on its own but refused inside a list ("element 0 is int64, and the
+    default's elements are integers"); with_weights=np.False_ was refused where seed= takes numpy integers."""
+    src = ("param widths = [8, 16]\nmodel m(x: float32[B, 4]) -> y {\n    h = x\n"
+           "    for w in widths {\n        h = h -> linear(w)\n    }\n    y = h\n}\n")
+    model = archdsl.compile_source(src, defines={"widths": list(np.array([4, 2]))}, with_weights=np.False_)
+    assert [i.name for i in model.graph.input] == ["x", "linear_0.weight", "linear_0.bias", "linear_1.weight",
+                                                    "linear_1.bias"]
+    assert model.graph.output[0].type.tensor_type.shape.dim[1].dim_value == 2
