@@ -52,15 +52,17 @@ class Compiled:
     unused: list = field(default_factory=list)       # ir.Unused: results that reach no output, as written
 
 
-def _python_value(v, name: str = ""):
+def _python_value(v, name: str = "", depth: int = 0):
     """numpy's scalars (np.int64(18), np.float32(0.5), np.bool_) as the Python numbers they stand for, in lists,
     tuples and dicts too; an integer past archdsl's limit is refused here (printing it raised a ValueError)."""
     if type(v).__module__ == "numpy" and getattr(v, "shape", None) == ():
         v = v.item()
+    if depth > 100:  # a list holding itself: left as given (the metadata says it nests too deep)
+        return v
     if isinstance(v, (list, tuple)):
-        return type(v)(_python_value(x, name) for x in v)
+        return type(v)(_python_value(x, name, depth + 1) for x in v)
     if isinstance(v, dict):
-        return {k: _python_value(x, name) for k, x in v.items()}
+        return {k: _python_value(x, name, depth + 1) for k, x in v.items()}
     if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 128:
         raise ArchError(f"defines[{name!r}]: integer too large ({v.bit_length()} bits; the limit is 128)")
     return v
