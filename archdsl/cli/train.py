@@ -250,7 +250,8 @@ def cmd_train(args, sources) -> int:
         return 2
     ckpt = output_path(args.checkpoint, "--checkpoint", "run.ckpt.npz") if args.checkpoint else \
         beside(out, out.stem + ".ckpt.npz", "the checkpoint", "--checkpoint")  # run.a.ckpt.npz
-    if args.checkpoint and ckpt.suffix.lower() in _OTHER_FORMATS | {".safetensors"}:  # an .npz went in there
+    if args.checkpoint and ckpt.suffix.lower() in (_OTHER_FORMATS - {".ckpt", ".bin"}) | {".safetensors"}:  # an
+        # .npz went in there (.ckpt and .bin are names such a file may have had, and may be resumed from)
         print(f"archdsl train: error: --checkpoint {args.checkpoint}: the training state is written as an .npz; "
               "give that suffix", file=sys.stderr)
         return 2

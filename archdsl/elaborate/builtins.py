@@ -4,6 +4,7 @@ in which case they become the op of the same name."""
 from __future__ import annotations
 
 import math
+import re
 
 from ..diagnostics import ArchTypeError, LimitError
 from ..types import Sym, is_symbol
@@ -105,7 +106,7 @@ def _int(v):
         try:
             return int(v)
         except ValueError:
-            if len(v) > 60 and v.strip().lstrip("+-").replace("_", "").isdigit():  # past Python's digit limit
+            if len(v) > 60 and re.fullmatch(r"\s*[+-]?\d+(?:_\d+)*\s*", v):  # past Python's digit limit
                 raise LimitError(f"int() of a {len(v.strip())}-character string of digits: integer too "
                                  "large") from None
             raise ArchTypeError(f"int() cannot read {_quoted(v)} as an integer") from None
