@@ -224,9 +224,8 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
         if out_name != "loss" and "loss" in outputs:
             raise ArchError(f"the train step outputs the loss it minimizes (output '{out_name}') as 'loss', which "
                             "would hide the model's own output named loss; rename one of them")
-    if cfg.freeze:
-        _freeze(graph, cfg.freeze)
-    undecayed = _undecayed(graph, cfg) if cfg.no_decay else set()
+    frozen = _freeze(graph, cfg.freeze) if cfg.freeze else set()
+    undecayed = _undecayed(graph, cfg, frozen) if cfg.no_decay else set()
     params = [v for v in graph.trainable()]
     buffers = [v for v in graph.buffers()]
     if not params:
@@ -333,13 +332,12 @@ def _hit(name: str, pat: str) -> bool:
     return name == pat or name.startswith(pat + ".") or fnmatch.fnmatchcase(name, pat)
 
 
-def _matched(graph: Graph, patterns: tuple[str, ...], flag: str, frozen: tuple[str, ...] = ()) -> list[Value]:
+def _matched(graph: Graph, patterns: tuple[str, ...], flag: str, frozen: frozenset = frozenset()) -> list[Value]:
     """The trainable parameters the patterns name; one that names none is an error (a typo would do nothing),
-    unless it names parameters that `frozen` (--freeze's patterns) made buffers: no decay is what they get."""
+    unless it names parameters --freeze made buffers (`frozen`): no decay is what they get."""
     trainable = graph.trainable()
     for pat in patterns:
-        if not any(_hit(v.name, pat) for v in trainable) and not any(
-                _hit(v.name, pat) and any(_hit(v.name, f) for f in frozen) for v in graph.buffers()):
+        if not any(_hit(v.name, pat) for v in trainable) and not any(_hit(n, pat) for n in frozen):
             raise ArchError(f"{flag} {pat}: no trainable parameter of {graph.name} matches"
                             f"{did_you_mean(pat, _near(pat, [v.name for v in trainable]))} (a name, a prefix "
                             f"such as 'layer1', or a pattern such as '*.bias')")
@@ -357,19 +355,22 @@ def _near(pat: str, names: list[str]) -> list[str]:
     return sorted({n[:i] for n in names for i, c in enumerate(n) if c == "."})
 
 
-def _freeze(graph: Graph, patterns: tuple[str, ...]) -> None:
+def _freeze(graph: Graph, patterns: tuple[str, ...]) -> frozenset:
     """The parameters a pattern names become buffers of the step (torch's requires_grad_(False)): no gradient,
     no optimizer state, no weight decay; passed through unchanged."""
     import dataclasses
+    names = set()
     for v in _matched(graph, patterns, "--freeze"):
         v.kind = "buffer"
         v.spec = dataclasses.replace(v.spec, trainable=False)
+        names.add(v.name)
+    return frozenset(names)
 
 
-def _undecayed(graph: Graph, cfg: TrainConfig) -> set[str]:
+def _undecayed(graph: Graph, cfg: TrainConfig, frozen: frozenset) -> set[str]:
     """--no-decay: the parameters trained without weight decay (torch: a param group with weight_decay 0,
     the usual treatment of biases and norm weights)."""
-    return {v.name for v in _matched(graph, cfg.no_decay, "--no-decay", cfg.freeze)}
+    return {v.name for v in _matched(graph, cfg.no_decay, "--no-decay", frozen)}
 
 
 def _may_be_one(dims: tuple, sizes: dict[str, int]) -> bool:

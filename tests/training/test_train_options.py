@@ -413,3 +413,8 @@ def test_no_decay_may_name_what_freeze_froze(tmp_path, capsys):
     capsys.readouterr()
     assert main([*argv, "--freeze", "fc1", "--no-decay", "fc3.bias"]) == 1
     assert "--no-decay fc3.bias: no trainable parameter of m matches" in capsys.readouterr().err
+    bn = tmp_path / "bn.arch"  # a BatchNorm's running mean is a buffer, never a parameter --freeze froze
+    bn.write_text("model b(x: float32[B, 4]) -> y {\n    y = x -> linear(4) as fc -> batchnorm1d as bn\n}\n")
+    assert main(["build", str(bn), "--train", "--optimizer", "adamw", "-o", str(tmp_path / "b.onnx"),
+                 "--freeze", "bn", "--no-decay", "bn.running_mean"]) == 1
+    assert "--no-decay bn.running_mean: no trainable parameter of b matches" in capsys.readouterr().err
