@@ -11,12 +11,15 @@ Rules (every intermediate value read only by the next node; inference graphs, wh
 3. mask: `causal_mask(scores)` with value -inf on a square [T, T] → causal=true; `scores + m` with m
    broadcasting to the scores and not growing them → mask=m (additive).
 4. softmax over the last dim, then `@ v` → scaled_dot_product_attention(q, k, v[, m], causal, scale).
-Only rank-4 [B, H, T, D] attention is fused (ONNX Attention's layout). One difference: a query whose mask
-leaves it no key gets NaN from the primitives' softmax and zeros from the fused op (torch's F.sdpa)."""
+Only rank-4 [B, H, T, D] attention is fused (ONNX Attention's layout). A mask computed from -inf (`where(keep,
+0.0, -inf)`) is left unfused: a query whose mask leaves it no key gets NaN from the primitives' softmax
+(as torch's) and zeros from the fused op."""
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from ..diagnostics import ShapeError
 from ..ir import Graph, Node, Value
@@ -100,6 +103,26 @@ def _match(sm: Node, rw: Rewriter):
     return q, kt, v, mask, causal, scale, pv.outputs[0], nodes
 
 
+def _may_be_minus_inf(mask: Value, limit: int = 64) -> bool:
+    """Whether the mask is computed from a constant holding -inf (`where(keep, 0.0, -inf)`): a query whose
+    keys are all masked then gets NaN from the primitives' softmax (as torch's) and zeros from the fused op,
+    so such a mask is left unfused. Finite masks (BERT's (1 - m) * float32.min) fuse; a mask the model is
+    given as an input is taken as it comes (REFERENCE: a row of -inf there gives zeros once fused)."""
+    seen, todo = set(), [mask]
+    while todo and len(seen) < limit:
+        v = todo.pop()
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        if v.kind == "const" and v.type.dtype.is_float and bool(np.isneginf(v.data).any()):
+            return True
+        if v.producer is not None:
+            if v.producer.op in ("causal_mask", "masked_fill") and v.producer.attrs.get("value") in ("-inf", -math.inf):
+                return True
+            todo.extend(v.producer.inputs)
+    return len(seen) >= limit
+
+
 @register_pass("fuse_attention", level=2, inference_only=True,
                doc="softmax(q k^T * s + mask) v -> scaled_dot_product_attention (ONNX Attention, at the opsets "
                    "where onnxruntime has its kernel: 23-24 in 1.32)")
@@ -116,6 +139,8 @@ def fuse_attention(g: Graph, ctx: PassContext) -> bool:
         q, kt, v, mask, causal, scale, out, nodes = m
         if q.type.dtype not in (DType.float32, DType.float16) or not (scale > 0 and math.isfinite(scale)):
             continue  # onnxruntime's Attention refuses a scale <= 0
+        if mask is not None and _may_be_minus_inf(mask):  # a row of -inf: NaN from the primitives, 0 fused
+            continue
         anchor = next(n for n in nodes[2:] if n.op == "matmul")  # q @ kT: q and kT are both defined by then
         kp = kt.producer
         if kp is not None and kp.op in ("transpose", "permute") and perm_of(kp) == [0, 1, 3, 2]:

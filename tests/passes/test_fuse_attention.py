@@ -62,3 +62,31 @@ def test_sdpa_with_a_negative_scale_lowers_to_the_decomposition():
     y17, _ = _outputs(src, 0, opset=17)
     assert "Attention" not in ops
     np.testing.assert_allclose(y24, y17, rtol=1e-5, atol=1e-6)
+
+
+def test_a_mask_made_from_minus_inf_is_left_unfused_and_a_finite_one_fuses():
+    """where(keep, 0, -inf) leaves a query with no key NaN in the primitives' softmax (as torch's) and zeros
+    in the fused op: -O2 changed that row at opsets 23-24. Such a mask stays unfused; BERT's finite
+    (1 - m) * float32.min fuses (its rows never go NaN)."""
+    def build(mask: str, level: int, empty_row: bool = True):
+        src = (f"model m(q: float32[B, 2, T, 8], k: float32[B, 2, S, 8], keep: bool[B, 1, T, S]) -> a {{\n"
+               f"    a = softmax(q @ k.T * 0.35355339 + {mask}) @ k\n}}\n")
+        model = archdsl.compile_source(src, opset=24, opt_level=level)
+        r = np.random.default_rng(1)
+        keep = r.random((1, 1, 3, 4)) > 0.3
+        if empty_row:
+            keep[0, 0, 1] = False  # row 1 sees no key
+        else:
+            keep[0, 0, :, 0] = True  # every row sees a key (a finite mask's empty row: see the README)
+        feeds = {"q": r.standard_normal((1, 2, 3, 8)).astype(np.float32),
+                 "k": r.standard_normal((1, 2, 4, 8)).astype(np.float32), "keep": keep}
+        return runtime.session(model).run(None, feeds)[0], [n.op_type for n in model.graph.node]
+    y0, _ = build('where(keep, 0.0, float("-inf"))', 0)
+    y2, ops = build('where(keep, 0.0, float("-inf"))', 2)
+    assert "Attention" not in ops and np.isnan(y0[0, :, 1]).all()
+    np.testing.assert_array_equal(np.isnan(y2), np.isnan(y0))
+    np.testing.assert_allclose(y2[~np.isnan(y2)], y0[~np.isnan(y0)], rtol=1e-5, atol=1e-6)
+    y0, _ = build("(1.0 - cast(keep, \"float32\")) * -3.4028234663852886e38", 0, empty_row=False)
+    y2, ops = build("(1.0 - cast(keep, \"float32\")) * -3.4028234663852886e38", 2, empty_row=False)
+    assert "Attention" in ops
+    np.testing.assert_allclose(y2, y0, rtol=1e-5, atol=1e-6)
