@@ -165,7 +165,7 @@ def cmd_run(args, sources) -> int:
                 from_given[solved[0]] = solved[1]
     for sym, n in dims.items():  # a given input's size would win silently
         if from_given.get(sym, n) != n:
-            holder = next(k for k in given if sym in declared[k])
+            holder = next(k for k in given if any(sym in runtime.dim_names(d) for d in declared[k]))
             raise ArchError(f"--dim {sym}={n}: --input {holder} has {from_given[sym]} for dim '{sym}' (drop --dim, "
                             "or give an input of that size)")
     if asked_batch:
@@ -272,7 +272,7 @@ def _check_batch(batch: int, declared: dict, dims: dict, from_given: dict, given
         if dims.get(sym, batch) != batch:
             raise ArchError(f"--batch {batch} and --dim {sym}={dims[sym]} disagree (the batch is dim '{sym}')")
         if from_given.get(sym, batch) != batch:
-            holder = next(k for k in given if sym in declared[k])
+            holder = next(k for k in given if any(sym in runtime.dim_names(d) for d in declared[k]))
             raise ArchError(f"--batch {batch}: --input {holder} has {from_given[sym]} for dim '{sym}' (drop --batch, "
                             "or give an input of that batch)")
 

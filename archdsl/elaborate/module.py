@@ -25,7 +25,7 @@ from ..diagnostics import (
 from ..ir import Graph, check
 from ..syntax import ast as A
 from ..syntax import deep_recursion, is_number_literal, normalize_source, parse, parse_expr
-from ..types import DTYPES, Sym, TensorType, unknown_dtype
+from ..types import DTYPES, Sym, TensorType, dim_size, unknown_dtype
 from .bounded import comparing, equal
 from .calls import check_elements
 from .evaluator import Evaluator
@@ -394,6 +394,10 @@ def _elaborate_model(mod: Module, name: str, sizes: dict[str, int]) -> Graph:
     g = Graph(name, md.span)
     ev = Evaluator(g)
     env = Env({}, mod.env)
+    for d in (n for inp in md.inputs for dim in inp.dims if not isinstance(dim, A.Name) for n in _names_in(dim)):
+        if not env.has(d.id) or env.lookup(d.id) is None:  # a symbol a formula dim reads (2 * B) that a later
+            # input, or none, declares
+            _eval_dim(ev, d, env, sizes)
     for inp in md.inputs:
         if inp.name in env.vars:
             raise ArchError(f"input '{inp.name}' is declared twice", inp.span)
@@ -442,6 +446,21 @@ def _elaborate_model(mod: Module, name: str, sizes: dict[str, int]) -> Graph:
     return check(g)
 
 
+def _names_in(expr) -> list:
+    """The A.Name nodes of an expression (a formula dim), in order."""
+    import dataclasses
+    out, todo = [], [expr]
+    while todo:
+        e = todo.pop()
+        if isinstance(e, A.Name):
+            out.append(e)
+        elif dataclasses.is_dataclass(e):
+            todo.extend(getattr(e, f.name) for f in dataclasses.fields(e))
+        elif isinstance(e, (tuple, list)):
+            todo.extend(e)
+    return out
+
+
 def _eval_dim(ev: Evaluator, d, env: Env, sizes: dict[str, int]):
     """A name nothing defines is a symbolic dim; so is a file param left at none (`param T = none`), which
     `-D T=16` turns into a number: one spec, symbolic for inference and fixed where training needs it.
@@ -452,6 +471,10 @@ def _eval_dim(ev: Evaluator, d, env: Env, sizes: dict[str, int]):
         return dim
     v = ev.eval(d, env)
     if isinstance(v, Sym):
+        names = set(re.findall(r"[A-Za-z_]\w*", str(v)))
+        if all(dim_size(v, dict.fromkeys(names, n)) <= 0 for n in (1, 2, 3, 4, 8, 64, 720720)):  # -T, T - T*T
+            raise ArchTypeError(f"a dim must be positive, and {v} is at no size of {', '.join(sorted(names))}",
+                                d.span)
         return v
     if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
         raise ArchTypeError(f"a dim must be a positive integer or a symbol, got {describe(v)}", d.span)

@@ -489,6 +489,11 @@ def test_run_sizes_formula_dims_and_says_where_batch_does_not_apply(tmp_path, ca
     assert main(["run", str(spec), "--input", f"x={tmp_path / 'x5.npy'}", "--input", f"p={tmp_path / 'p9.npy'}"]) == 1
     assert "dim '(T+1)' of 'p' is 9, but 6 at T=5" in capsys.readouterr().err
     assert main(["run", str(spec), "--input", f"p={tmp_path / 'p9.npy'}", "--repeat", "1"]) == 0  # T=8 from p
+    pair = tmp_path / "pair.arch"  # --batch against a formula dim's given size: it crashed (StopIteration)
+    pair.write_text("model m(x: float32[B, 4], p: float32[2 * B, 4]) -> y {\n    y = sum(x, [0]) + sum(p, [0])\n}\n")
+    np.save(tmp_path / "p6.npy", np.zeros((6, 4), np.float32))
+    assert main(["run", str(pair), "--batch", "2", "--input", f"p={tmp_path / 'p6.npy'}"]) == 1
+    assert "--batch 2: --input p has 3 for dim 'B'" in capsys.readouterr().err
     late = tmp_path / "late.arch"
     late.write_text("model m(a: float32[4, N], b: float32[N]) -> y {\n    y = a * b\n}\n")
     assert main(["run", str(late), "--batch", "3"]) == 1

@@ -125,3 +125,14 @@ def test_orders_and_remainders_every_size_decides_are_decided(cond, taken):
     for open_cond in ("T >= 1", "T % 2 == 0", "T < 64"):
         with pytest.raises(ArchError, match="when building"):
             archdsl.check_source(body.replace(cond, open_cond))
+
+
+def test_a_formula_input_dim_may_read_a_symbol_declared_later():
+    """`mask: float32[2 * B, T, S]` before the inputs that declare B, T and S said "unknown name 'B'"; a dim no
+    size makes positive (-T) is refused when building rather than at a run."""
+    g = archdsl.check_source("model m(mask: float32[2 * B, T, S], q: float32[B, T, 8], x: float32[B, T + 1, T]) "
+                             "-> y {\n    y = q * 2.0\n}\n")
+    assert [str(v.type) for v in g.inputs] == ["float32[2*B, T, S]", "float32[B, T, 8]", "float32[B, (T+1), T]"]
+    archdsl.check_source("model m(x: float32[B, T], p: float32[B, 4 - T]) -> y {\n    y = x\n}\n")  # T < 4
+    with pytest.raises(ArchError, match=r"a dim must be positive, and \(-T\) is at no size of T"):
+        archdsl.check_source("model m(x: float32[B, T], p: float32[B, -T]) -> y {\n    y = x\n}\n")
