@@ -59,12 +59,12 @@ def _python_value(v, name: str = "", depth: int = 0):
         v = v.item()
     if depth > 100:  # a list holding itself: left as given (the metadata says it nests too deep)
         return v
-    if isinstance(v, (list, tuple)):
+    if type(v) in (list, tuple):  # a namedtuple or other subclass is left as given (and refused later)
         return type(v)(_python_value(x, name, depth + 1) for x in v)
-    if isinstance(v, dict):
+    if type(v) is dict:
         return {k: _python_value(x, name, depth + 1) for k, x in v.items()}
-    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 128:
-        raise ArchError(f"defines[{name!r}]: integer too large ({v.bit_length()} bits; the limit is 128)")
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 13000:  # ~3900 digits: Python
+        raise ArchError(f"defines[{name!r}]: integer too large ({v.bit_length()} bits)")  # refuses to print more
     return v
 
 

@@ -318,6 +318,16 @@ def dim_conflict(shapes: dict[str, list], arrays: dict[str, np.ndarray], skip_fi
             if first[1] != n:
                 return f"dim '{d}' is {first[1]} in '{first[0]}' but {n} in '{name}'"
     sizes = {d: n for d, (_, n) in seen.items()}
+    solved: dict[str, tuple[str, str, int]] = {}  # a symbol met only in formulas: what each given input says
+    for d, n, name in formulas:
+        got = solve_formula(d, n)
+        if got is None or got[0] in sizes:
+            continue
+        first = solved.setdefault(got[0], (name, d, got[1]))
+        if first[2] != got[1]:
+            return (f"dim '{first[1]}' of '{first[0]}' makes {got[0]}={first[2]}, but dim '{d}' of '{name}' makes "
+                    f"{got[0]}={got[1]}")
+    sizes.update({k: v[2] for k, v in solved.items()})
     for d, n, name in formulas:
         want = formula_size(d, sizes)
         if want is not None and want != n:

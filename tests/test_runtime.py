@@ -84,3 +84,11 @@ def test_dim_names_from_other_tools_are_names_not_formulas():
     assert specs == {"x": (6, 9)}  # B met only in a first dim's formula: the batch
     assert solve_formula("(T+1)", 7) == ("T", 6) and solve_formula("2*B", 6) == ("B", 3)
     assert solve_formula("2*B", 7) is None and solve_formula("(T+1)", 1) is None and solve_formula("T", 3) is None
+
+
+def test_given_inputs_whose_formulas_disagree_on_a_symbol_are_refused():
+    """a: [2*B, 4] and b: [3*B, 4], both given 6 rows, make B 3 and 2: the run went ahead."""
+    shapes = {"a": ["2*B", 4], "b": ["3*B", 4]}
+    assert dim_conflict(shapes, {"a": np.zeros((6, 4)), "b": np.zeros((9, 4))}) is None
+    assert dim_conflict(shapes, {"a": np.zeros((6, 4)), "b": np.zeros((6, 4))}) == \
+        "dim '2*B' of 'a' makes B=3, but dim '3*B' of 'b' makes B=2"

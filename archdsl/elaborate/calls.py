@@ -186,7 +186,8 @@ class Calls:
         tensors, attrs = self.bind_op_args(op, args, kwargs, span)
         if op.name in ("floordiv", "remainder", "fmod") and len(tensors) == 2:
             d = tensors[1].value
-            if d.kind == "const" and not d.type.dtype.is_float and not d.data.all():  # torch raises; onnxruntime
+            if d.kind == "const" and not d.type.dtype.is_float and not tensors[0].type.dtype.is_float \
+                    and not d.data.all():  # torch raises; onnxruntime
                 raise EvalError("integer division by zero", span)                  # refuses to load the model
         if op.random and len(tensors) == 1:  # randn_like(x): the numbers follow the model's `seed` input
             tensors.append(self.seed_input(op.name, span))

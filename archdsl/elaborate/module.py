@@ -394,10 +394,11 @@ def _elaborate_model(mod: Module, name: str, sizes: dict[str, int]) -> Graph:
     g = Graph(name, md.span)
     ev = Evaluator(g)
     env = Env({}, mod.env)
-    for d in (n for inp in md.inputs for dim in inp.dims if not isinstance(dim, A.Name) for n in _names_in(dim)):
+    formula_names = {n.id for inp in md.inputs for dim in inp.dims if not isinstance(dim, A.Name)
+                     for n in _names_in(dim)}
+    for d in (dim for inp in md.inputs for dim in inp.dims if isinstance(dim, A.Name) and dim.id in formula_names):
         if not env.has(d.id) or env.lookup(d.id) is None:  # a symbol a formula dim reads (2 * B) that a later
-            # input, or none, declares
-            _eval_dim(ev, d, env, sizes)
+            _eval_dim(ev, d, env, sizes)                    # input declares
     for inp in md.inputs:
         if inp.name in env.vars:
             raise ArchError(f"input '{inp.name}' is declared twice", inp.span)
@@ -471,8 +472,9 @@ def _eval_dim(ev: Evaluator, d, env: Env, sizes: dict[str, int]):
         return dim
     v = ev.eval(d, env)
     if isinstance(v, Sym):
-        names = set(re.findall(r"[A-Za-z_]\w*", str(v)))
-        if all(dim_size(v, dict.fromkeys(names, n)) <= 0 for n in (1, 2, 3, 4, 8, 64, 720720)):  # -T, T - T*T
+        names = set(re.findall(r"[A-Za-z_]\w*", str(v)))  # -T, T - T*T: negative at every size of T
+        if len(names) == 1 and all(dim_size(v, dict.fromkeys(names, n)) <= 0
+                                   for n in (1, 2, 3, 4, 8, 64, 720720, 10 ** 12)):
             raise ArchTypeError(f"a dim must be positive, and {v} is at no size of {', '.join(sorted(names))}",
                                 d.span)
         return v

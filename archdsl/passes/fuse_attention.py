@@ -116,10 +116,12 @@ def _may_be_minus_inf(mask: Value, limit: int = 64) -> bool:
         seen.add(id(v))
         if v.kind == "const" and v.type.dtype.is_float and bool(np.isneginf(v.data).any()):
             return True
-        if v.producer is not None:
-            if v.producer.op in ("causal_mask", "masked_fill") and v.producer.attrs.get("value") in ("-inf", -math.inf):
+        n = v.producer
+        if n is not None:
+            if n.op in ("log", "log2", "log10") or any(  # log(0), full_like(f, "-inf"), masked_fill(.., -inf)
+                    a in ("-inf", -math.inf) for a in n.attrs.values() if isinstance(a, (str, float))):
                 return True
-            todo.extend(v.producer.inputs)
+            todo.extend(n.inputs)
     return len(seen) >= limit
 
 

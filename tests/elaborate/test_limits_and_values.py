@@ -51,6 +51,8 @@ def test_an_integer_division_by_a_constant_zero_is_a_diagnostic_in_every_spellin
     with pytest.raises(ArchError, match="integer division by zero"):
         archdsl.check_source(f"model m(ids: int64[B, 4]) -> y {{\n    y = {expr}\n}}\n")
     archdsl.check_source("model m(ids: int64[B, 4]) -> y {\n    y = ids // 2 + fmod(ids, tensor([1, 2, 3, 4]))\n}\n")
+    with pytest.raises(ArchError, match="dtypes differ"):  # a float tensor: the dtypes are what is wrong
+        archdsl.check_source("model m(x: float32[B, 2]) -> y {\n    y = x // tensor([0, 1])\n}\n")
 
 
 def test_len_of_a_long_list_in_a_loop_costs_no_walk():

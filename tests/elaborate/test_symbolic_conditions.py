@@ -134,5 +134,10 @@ def test_a_formula_input_dim_may_read_a_symbol_declared_later():
                              "-> y {\n    y = q * 2.0\n}\n")
     assert [str(v.type) for v in g.inputs] == ["float32[2*B, T, S]", "float32[B, T, 8]", "float32[B, (T+1), T]"]
     archdsl.check_source("model m(x: float32[B, T], p: float32[B, 4 - T]) -> y {\n    y = x\n}\n")  # T < 4
+    g = archdsl.check_source("model m(x: float32[B, max(4, 8)], s: float32[B, S], t: float32[B, T], "
+                             "p: float32[B, S - T]) -> y {\n    y = x\n}\n")  # a call; two symbols: S > T
+    assert [str(v.type) for v in g.inputs] == ["float32[B, 8]", "float32[B, S]", "float32[B, T]", "float32[B, (S-T)]"]
+    with pytest.raises(ArchError, match="unknown name 'hiden'"):  # a typo is no symbol
+        archdsl.check_source("param hidden = 4\nmodel m(x: float32[B, hiden * 2]) -> y {\n    y = x\n}\n")
     with pytest.raises(ArchError, match=r"a dim must be positive, and \(-T\) is at no size of T"):
         archdsl.check_source("model m(x: float32[B, T], p: float32[B, -T]) -> y {\n    y = x\n}\n")

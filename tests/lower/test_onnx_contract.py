@@ -89,7 +89,7 @@ def test_opset_below_17_is_refused():
                                             r".* got string \"64\" \(the Python API's defines take Python values"),
                                            ({"defines": {"hiden": 64}}, r"defines\['hiden'\]: mlp.arch has no param"),
                                            ({"defines": {"hidden": 10**5000}}, r"defines\['hidden'\]: integer too "
-                                            r"large \(16610 bits"),  # a ValueError printing it
+                                            r"large \(16610 bits\)"),  # a ValueError printing it
                                            ({"optlevel": 1}, "unknown option 'optlevel'; did you mean 'opt_level'"),
                                            ({"defnes": {}}, r"'defnes'; did you mean 'defines'\? \(options: defines, "
                                                             "model, opset"),
@@ -208,7 +208,7 @@ def test_api_arguments_of_the_wrong_type_are_arch_errors(call, words):
 
 
 def test_a_float_param_given_a_huge_integer_is_a_diagnostic():
-    with pytest.raises(archdsl.ArchError, match=r"defines\['s'\]: integer too large"):
+    with pytest.raises(archdsl.ArchError, match=r"defines\['s'\]: the integer is too large for a number"):
         archdsl.compile_source("param s = 1.0\nmodel m(x: float32[B, 2]) -> y { y = x * s }", defines={"s": 10**400})
 
 
@@ -486,3 +486,13 @@ def test_api_takes_numpy_values_inside_defines_and_for_with_weights():
     assert [i.name for i in model.graph.input] == ["x", "linear_0.weight", "linear_0.bias", "linear_1.weight",
                                                     "linear_1.bias"]
     assert model.graph.output[0].type.tensor_type.shape.dim[1].dim_value == 2
+
+
+def test_api_defines_keep_what_the_cli_takes():
+    """A float param given 10**50 built from the CLI and was refused through the API (a 128-bit limit); a
+    namedtuple define raised TypeError rebuilding it."""
+    import collections
+    src = "param s = 1.0\nmodel m(x: float64[B, 2]) -> y { y = x * s }"
+    archdsl.compile_source(src, defines={"s": 10**50})
+    with pytest.raises(archdsl.ArchError, match=r"defines\['s'\]: expected a number"):
+        archdsl.compile_source(src, defines={"s": collections.namedtuple("P", "a b")(3, 4)})
