@@ -52,6 +52,8 @@ def test_outputs_the_os_refuses_are_diagnostics(tmp_path, capsys):
     args = ["train", MLP, "--data", str(tmp_path / "d.npz"), "--quiet", "-o", str(tmp_path / "w.npz")]
     assert main(args + ["--checkpoint", str(tmp_path / "c.safetensors")]) == 2  # an .npz was written under it
     assert "--checkpoint" in capsys.readouterr().err and not (tmp_path / "c.safetensors").exists()
+    assert main(args + ["--checkpoint", str(tmp_path / "run.ckpt"), "--epochs", "1"]) == 0  # a name kept before
+    assert main(args + ["--checkpoint", str(tmp_path / "run.ckpt"), "--epochs", "2", "--resume"]) == 0
 
 
 def test_an_opset_onnx_does_not_know_is_refused(capsys):

@@ -243,6 +243,7 @@ def test_integer_powers_up_to_the_limit_are_computed():
     ("assert false, [1, 'a']", r"^\[1, 'a'\]$"),
     ('n = int("1" * 5000)', r"int\(\) of a 5000-character string of digits: integer too large$"),
     ('n = int("x" * 500)', r'int\(\) cannot read "x{40}\.\.\." \(500 characters\) as an integer$'),
+    ('n = int("--" + "9" * 100)', r'int\(\) cannot read "--9{38}\.\.\." \(102 characters\) as an integer$'),
     ('n = float("y" * 61)', r'float\(\) cannot read "y{40}\.\.\." \(61 characters\) as a number$'),
     ("n = enumerate([1], 1.5)", r"enumerate\(\): the start must be an integer, got float 1.5"),
 ])
