@@ -140,8 +140,8 @@ def _evaluate_items(tree: A.Module, loader: _Loader, defines: dict, prefix: str 
         if "." in name:
             alias = name.split(".")[0]
             raise DefineError(f"{_label(prefix + name, span)}: {Path(tree.file).name} imports no file as '{alias}'"
-                              f"{did_you_mean(alias, list(mod.aliases))} (-D ALIAS.NAME sets a param of the file "
-                              f"imported as ALIAS)", span)
+                              f"{did_you_mean(alias, list(mod.aliases))} ({'-D ' if span else 'the key '}ALIAS.NAME "
+                              f"sets a param of the file imported as ALIAS)", span)
         if name in mod.unaliased:  # visible here, but its value was fixed when that file was evaluated
             raise DefineError(f"{_label(prefix + name, span)}: the param '{name}' comes from import "
                               f"\"{mod.unaliased[name]}\", which has no 'as'; -D sets the params of this file, "

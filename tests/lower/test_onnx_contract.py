@@ -88,6 +88,8 @@ def test_opset_below_17_is_refused():
                                            ({"defines": {"hidden": "64"}}, r"defines\['hidden'\]: expected an integer"
                                             r".* got string \"64\" \(the Python API's defines take Python values"),
                                            ({"defines": {"hiden": 64}}, r"defines\['hiden'\]: mlp.arch has no param"),
+                                           ({"defines": {"a.n": 2}}, r"defines\['a.n'\]: mlp.arch imports no file as "
+                                            r"'a' \(the key ALIAS.NAME sets"),
                                            ({"defines": {"hidden": 10**5000}}, r"defines\['hidden'\]: integer too "
                                             r"large \(16610 bits\)"),  # a ValueError printing it
                                            ({"optlevel": 1}, "unknown option 'optlevel'; did you mean 'opt_level'"),
