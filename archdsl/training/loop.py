@@ -349,6 +349,11 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                                   lambda p: schedule.updates_per_epoch(n, p["batch_size"], keep_last, accumulate))
         if note:
             console.print(note)
+    stale = start - best[1] if opts.patience is not None and best[1] > 0 else 0
+    if stale >= (opts.patience or 1) and start < opts.epochs:  # the resumed run had stopped here already
+        console.print(f"stopping: val_loss has not improved for {stale} epoch{'s' if stale != 1 else ''} "
+                      f"(--patience {opts.patience}), as when {opts.checkpoint} was written")
+        start = opts.epochs
     for epoch in range(start + 1, opts.epochs + 1):
         t0 = time.perf_counter()
         if "lr" in trainer.state:  # lr is a step input: a schedule just feeds it (and a resumed run takes --lr)
@@ -405,8 +410,9 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             trainer.save_checkpoint(opts.checkpoint, epoch, best if opts.patience is not None else None,
                                     schedule.plan(opts))
         if stop:
-            console.print(f"stopping: val_loss has not improved for {opts.patience} epoch"
-                          f"{'s' if opts.patience != 1 else ''} (--patience)")
+            stale = epoch - best[1]
+            console.print(f"stopping: val_loss has not improved for {stale} epoch{'s' if stale != 1 else ''} "
+                          f"(--patience {opts.patience})")
             break
     counts = f"{len(ct.info.params)} parameters, {len(ct.info.buffers)} buffers"
     if opts.patience is not None and best[1] > 0:  # written at that epoch (by this run, or the one resumed)

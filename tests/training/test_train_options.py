@@ -260,6 +260,11 @@ def test_patience_stops_and_keeps_the_best_epochs_weights(tmp_path, capsys):
         assert ckpt["__best__"][1] == 1 and ckpt["__best__"][0] == pytest.approx(val[0], abs=1e-4)
     assert main([*argv[:-1], str(tmp_path / "r.npz"), "--epochs", "40", "--resume"]) == 0
     assert f"the weights of epoch {best}" in capsys.readouterr().err
+    # resumed again after it stopped: it stops at once (it trained one more epoch, "not improved for 3")
+    assert main([*argv[:-1], str(tmp_path / "r.npz"), "--epochs", "45", "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "stopping: val_loss has not improved for 3 epochs (--patience 3), as when" in err
+    assert not re.search(r"^epoch \d+/45", err, re.M) and f"the weights of epoch {best}" in err
     resumed = np.load(tmp_path / "r.npz")
     assert all(np.array_equal(resumed[k], want[k]) for k in want.files)
     for bad, why in ((["--patience", "3"], "--patience needs --val"),
