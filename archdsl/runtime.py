@@ -14,6 +14,7 @@ import onnx
 from onnx import helper
 
 from .diagnostics import ArchError
+from .types import Sym, dim_symbols, formula_value
 
 __all__ = ["cpu_fallback", "dim_conflict", "newest_opset", "ort_message", "providers", "session", "random_feeds",
            "run_timed", "input_specs"]
@@ -103,9 +104,6 @@ _NP = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float1
 NUMERIC_TYPES = frozenset(_NP) | {"tensor(bfloat16)", "tensor(float8e4m3fn)", "tensor(float8e5m2)"}
 
 
-_NAME = re.compile(r"[A-Za-z_]\w*")
-
-
 # archdsl writes a formula dim as factors joined by '*' ((T+1), 2*B, B*(H//2)), each a number, a symbol or a
 # parenthesized formula; any other dim_param (batch-size, "seq len" from another tool) is one name
 _FACTOR = r"(?:\d+|[A-Za-z_]\w*|\(.*\))"
@@ -122,34 +120,13 @@ def dim_names(d) -> list[str]:
     """The symbols a dim_param is written in: T for T, (T+1) and 2*T; batch-size for batch-size."""
     if not isinstance(d, str) or not d:
         return []
-    return [d] if is_name(d) else _NAME.findall(d)
+    return [d] if is_name(d) else dim_symbols(Sym((f"({d})",)))
 
 
 def formula_size(d: str, sizes: dict) -> int | None:
-    """The size of a formula dim ((T+1), 2*B, ((H-1)//2+1)) at the sizes of its symbols; None where a symbol
-    is unsized or the text is no formula archdsl writes."""
-    import ast
-    from fractions import Fraction
-    ops = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-           ast.FloorDiv: lambda a, b: a // b, ast.Div: lambda a, b: Fraction(a) / b}
-
-    def value(n):
-        if isinstance(n, ast.Constant) and type(n.value) is int:
-            return n.value
-        if isinstance(n, ast.Name) and n.id in sizes:
-            return int(sizes[n.id])
-        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
-            return -value(n.operand)
-        if isinstance(n, ast.BinOp) and type(n.op) in ops:
-            return ops[type(n.op)](value(n.left), value(n.right))
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("min", "max") and n.args:
-            return (min if n.func.id == "min" else max)(value(a) for a in n.args)
-        raise ValueError(d)
-    try:
-        v = value(ast.parse(d, mode="eval").body)
-    except (ValueError, SyntaxError, ZeroDivisionError, RecursionError):
-        return None
-    return int(v) if Fraction(v).denominator == 1 else None
+    """The size of a formula dim ((T+1), 2*B, ((H-1)//2+1)) at the sizes of its symbols (types' reading of the
+    formulas archdsl writes); None where a symbol is unsized or the text is no such formula."""
+    return formula_value(d, sizes)
 
 
 def solve_formula(d: str, size: int) -> tuple[str, int] | None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-import re
 
 from .ir import Graph
 from .ops import OpCall
-from .types import Sym, TensorType, dim_size
+from .types import Sym, TensorType, dim_size, dim_symbols
 
 __all__ = ["summarize", "bind_dims"]
 
@@ -33,8 +32,7 @@ def bind_dims(t: TensorType, dims: dict) -> TensorType:
 
 def input_dims(g: Graph) -> list[str]:
     """The names of the symbolic dims of the model's inputs, in order."""
-    return list(dict.fromkeys(n for v in g.inputs for d in v.type.shape if isinstance(d, Sym) for f in d.factors
-                              for n in re.findall(r"[A-Za-z_]\w*", f)))  # T of a formula (T+1) too
+    return list(dict.fromkeys(n for v in g.inputs for d in v.type.shape for n in dim_symbols(d)))  # T of (T+1) too
 
 
 def unsized_dims(g: Graph, dims: dict) -> list[str]:

@@ -138,8 +138,9 @@ def dim_floordiv(a: Dim, b: Dim) -> Dim:
             rest = {m: int(c) for m, c in terms.items() if m != () and c}
             if rest and all(c % b == 0 for c in rest.values()):
                 out = {m: c // b for m, c in rest.items()}
-                if int(terms.get((), 0)) // b:
-                    out[()] = int(terms.get((), 0)) // b
+                const = int(terms.get((), 0)) // b
+                if const:
+                    out[()] = const
                 return _from_terms(out)
     if isinstance(a, Sym) and isinstance(b, Sym):
         fa = list(a.factors)
@@ -321,7 +322,7 @@ def dim_size(d: Dim, sizes: dict[str, int]) -> int | None:
         return d
     total = d.coef
     for f in d.factors:
-        v = _formula(f, sizes) if f.startswith("(") else sizes.get(f)
+        v = formula_value(f, sizes) if f.startswith("(") else sizes.get(f)
         if v is None:
             return None
         total *= v
@@ -333,9 +334,10 @@ _FORMULA_OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mu
                 ast.Div: lambda a, b: Fraction(a) / b if b else None}  # exact: H/2 (a size where H is even)
 
 
-def _formula(text: str, sizes: dict[str, int]) -> int | None:
-    """The value of a formula dim's text: the shape rules write only + - * //, min and floor (parsed by ast,
-    never run by Python's eval)."""
+def formula_value(text: str, sizes: dict[str, int]) -> int | None:
+    """The value of a formula dim's text at its symbols' sizes ((H-3)//2+1, 2*B as a model file names it): the
+    shape rules write only + - * //, min and floor (parsed by ast, never run by Python's eval); None where a
+    symbol has no size."""
     def value(n):
         if isinstance(n, ast.Constant) and type(n.value) in (int, float):
             return n.value

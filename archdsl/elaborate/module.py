@@ -25,7 +25,7 @@ from ..diagnostics import (
 from ..ir import Graph, check
 from ..syntax import ast as A
 from ..syntax import deep_recursion, is_number_literal, normalize_source, parse, parse_expr
-from ..types import DTYPES, Sym, TensorType, dim_size, unknown_dtype
+from ..types import DTYPES, Sym, TensorType, dim_size, dim_symbols, unknown_dtype
 from .bounded import comparing, equal
 from .calls import check_elements
 from .evaluator import Evaluator
@@ -472,7 +472,7 @@ def _eval_dim(ev: Evaluator, d, env: Env, sizes: dict[str, int]):
         return dim
     v = ev.eval(d, env)
     if isinstance(v, Sym):
-        names = set(re.findall(r"[A-Za-z_]\w*", str(v)))  # -T, T - T*T: negative at every size of T
+        names = set(dim_symbols(v))  # -T, T - T*T: negative at every size of T
         if len(names) == 1 and all(dim_size(v, dict.fromkeys(names, n)) <= 0
                                    for n in (1, 2, 3, 4, 8, 64, 720720, 10 ** 12)):
             raise ArchTypeError(f"a dim must be positive, and {v} is at no size of {', '.join(sorted(names))}",

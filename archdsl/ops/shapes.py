@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..types import Dim, Sym, dim_add, dim_floordiv, dim_mul, dim_size, plus_text
+from ..types import Dim, Sym, dim_add, dim_floordiv, dim_mul, dim_size, dim_symbols, plus_text
 from .registry import fail
 
 __all__ = ["broadcast", "norm_axis", "norm_axes", "window_out", "expand", "prod", "same_dim", "torch_dim"]
@@ -49,7 +49,7 @@ def _rounding_hint(x, y) -> str:
     divides evenly, which a symbolic H is not known to."""
     if not isinstance(x, Sym) or not isinstance(y, Sym) or "//" not in str(x) + str(y):
         return ""
-    names = set(re.findall(r"[A-Za-z_]\w*", f"{x} {y}"))
+    names = {*dim_symbols(x), *dim_symbols(y)}
     if len(names) != 1:
         return ""
     name = names.pop()
