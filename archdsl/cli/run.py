@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -160,12 +161,12 @@ def cmd_run(args, sources) -> int:
     from_given = {d: n for k, a in given.items() for d, n in zip(declared[k], a.shape) if runtime.is_name(d)}
     for k, a in given.items():  # (T+1) of 7 in a given input: T=6 for the rest, where nothing else sizes T
         for d, n in zip(declared[k], a.shape):
-            solved = runtime.solve_formula(d, n) if isinstance(d, str) and d else None
+            solved = runtime.solve_formula(d, n)
             if solved and solved[0] not in from_given and solved[0] not in dims:
                 from_given[solved[0]] = solved[1]
     for sym, n in dims.items():  # a given input's size would win silently
         if from_given.get(sym, n) != n:
-            holder = next(k for k in given if any(sym in runtime.dim_names(d) for d in declared[k]))
+            holder = _holder(sym, given, declared)
             raise ArchError(f"--dim {sym}={n}: --input {holder} has {from_given[sym]} for dim '{sym}' (drop --dim, "
                             "or give an input of that size)")
     if asked_batch:
@@ -236,20 +237,34 @@ def _save(out: Path, args, sources, outputs: dict, feeds: dict) -> None:
              f"input{'s' if len(feeds) != 1 else ''})", out)
 
 
-def _batch_applies(batch: int, declared: dict) -> None:
-    """--batch sizes an input's first dim where that is a symbol first met there (as runtime.input_specs
-    does), or a dim with no name (a model from another tool): say so where none is, rather than ignore it."""
+def _first_met(declared: dict) -> dict[str, tuple[str, int]]:
+    """Each symbol of the inputs' dims -> the input and the position where it is first met (a symbol first met
+    as a first dim is the batch, as runtime.input_specs takes it)."""
     from .. import runtime
     first: dict[str, tuple[str, int]] = {}
     for k, shape in declared.items():
         for i, d in enumerate(shape):
             if runtime.is_name(d):
                 first.setdefault(d, (k, i))
+    return first
+
+
+def _holder(sym: str, given: dict, declared: dict) -> str:
+    """The given input whose dims name `sym` (T itself, or in a formula such as (T+1))."""
+    from .. import runtime
+    return next(k for k in given if any(sym in runtime.dim_names(d) for d in declared[k]))
+
+
+def _batch_applies(batch: int, declared: dict) -> None:
+    """--batch sizes an input's first dim where that is a symbol first met there (as runtime.input_specs
+    does), or a dim with no name (a model from another tool): say so where none is, rather than ignore it."""
+    from .. import runtime
+    first = _first_met(declared)
     if any(shape and (shape[0] is None or shape[0] == "" or first.get(shape[0], ("", 1))[1] == 0
                       or isinstance(shape[0], str) and not runtime.is_name(shape[0]))  # a formula: 2*B
            for shape in declared.values()):
         return
-    later = next((d for shape in declared.values() if shape and runtime.is_name(shape[0]) for d in shape[:1]), None)
+    later = next((shape[0] for shape in declared.values() if shape and runtime.is_name(shape[0])), None)
     if later is not None:
         k, i = first[later]
         raise ArchError(f"--batch {batch}: dim '{later}' is first met as dim {i} of '{k}', so no dim is the batch; "
@@ -262,17 +277,11 @@ def _batch_applies(batch: int, declared: dict) -> None:
 def _check_batch(batch: int, declared: dict, dims: dict, from_given: dict, given: dict) -> None:
     """--batch sizes the symbolic dims first met as an input's first dim (as runtime.input_specs does); a
     --dim or a given input that sizes one of them otherwise would win silently."""
-    from .. import runtime
-    seen: dict[str, int] = {}
-    for shape in declared.values():
-        for i, d in enumerate(shape):
-            if runtime.is_name(d):
-                seen.setdefault(d, i)
-    for sym in (s for s, first in seen.items() if first == 0):
+    for sym in (s for s, (_, i) in _first_met(declared).items() if i == 0):
         if dims.get(sym, batch) != batch:
             raise ArchError(f"--batch {batch} and --dim {sym}={dims[sym]} disagree (the batch is dim '{sym}')")
         if from_given.get(sym, batch) != batch:
-            holder = next(k for k in given if any(sym in runtime.dim_names(d) for d in declared[k]))
+            holder = _holder(sym, given, declared)
             raise ArchError(f"--batch {batch}: --input {holder} has {from_given[sym]} for dim '{sym}' (drop --batch, "
                             "or give an input of that batch)")
 
@@ -303,7 +312,6 @@ def _check_declared_shapes(sess, outs, sizes: dict) -> None:
 def _no_kernel_hint(message: str) -> str:
     """What to do about a kernel onnxruntime lacks (float64 Erf, bfloat16 Conv): the message names the op and
     the node, whose name is empty where onnxruntime made it itself (expanding a Gelu, a HardSwish)."""
-    import re
     m = re.search(r"Could not find an implementation for (\w+)\((\d+)\) node with name '([^']*)'", message)
     if m is None:
         return ""
@@ -316,7 +324,6 @@ def _no_kernel_hint(message: str) -> str:
 def _node_line(message: str, sources) -> Span | None:
     """The spec line of the node an onnxruntime message names (archdsl names nodes `label/Op_N@file.arch:LINE`),
     as a span over that line's text, so the error shows it; None for a model not built from this spec."""
-    import re
     m = re.search(r"@([^'\s@]+\.arch):(\d+)'", message)
     if m is None or sources is None:
         return None
