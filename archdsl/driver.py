@@ -227,9 +227,9 @@ def _check_options(options: CompileOptions) -> int | None:
     seed = options.seed
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= SEED_MAX:
         raise ArchError(f"seed must be an integer in 0..{SEED_MAX}, got {options.seed!r}")
-    numpy_bool = type(options.with_weights).__module__ == "numpy" and type(options.with_weights).__name__ in (
-        "bool", "bool_")  # taken, as seed= and opset= take numpy's integers
-    if not isinstance(options.with_weights, bool) and not numpy_bool:  # "no" was true
+    import numpy as np
+    if not isinstance(options.with_weights, (bool, np.bool_)):  # "no" was true; numpy's bool is taken, as
+        # seed= and opset= take numpy's integers
         raise ArchError(f"with_weights must be true or false, got {options.with_weights!r}")
     return opset
 

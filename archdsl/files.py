@@ -109,17 +109,18 @@ def remove_made(folders: list[Path]) -> None:
             return
 
 
+def _mode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_mode
+    except OSError:  # none there yet (or unreadable): the new file keeps the mode it was made with
+        return None
+
+
 def replace_keeping_mode(tmp: Path, path: Path, like: Path | None = None) -> None:
     """os.replace(tmp, path), the file replaced lending its permission bits to the new one: a rebuild over a
     private (0600) or read-only file gave it the umask's 0644. Where none is replaced, `like` lends them (a
     model's new weights file takes the mode of the model it belongs to)."""
-    mode = None
-    for source in (path, like):
-        try:
-            mode = os.stat(source).st_mode if source is not None else None
-        except OSError:  # none there yet (or unreadable): the new file keeps the mode it was made with
-            continue
-        break
+    mode = _mode(path) or (_mode(like) if like is not None else None)
     if mode is not None and stat.S_ISREG(mode):
         os.chmod(tmp, stat.S_IMODE(mode))
     os.replace(tmp, path)

@@ -184,11 +184,11 @@ class Calls:
         if self.graph is None:
             raise ArchTypeError(f"'{op.name}' makes a tensor; only inside a model or block", span)
         tensors, attrs = self.bind_op_args(op, args, kwargs, span)
-        if op.name in ("floordiv", "remainder", "fmod") and len(tensors) == 2:
-            d = tensors[1].value
+        if op.name in ("floordiv", "remainder", "fmod") and len(tensors) == 2:  # an integer tensor by a
+            d = tensors[1].value  # constant 0: torch raises, onnxruntime refuses to load the model
             if d.kind == "const" and not d.type.dtype.is_float and not tensors[0].type.dtype.is_float \
-                    and not d.data.all():  # torch raises; onnxruntime
-                raise EvalError("integer division by zero", span)                  # refuses to load the model
+                    and not d.data.all():
+                raise EvalError("integer division by zero", span)
         if op.random and len(tensors) == 1:  # randn_like(x): the numbers follow the model's `seed` input
             tensors.append(self.seed_input(op.name, span))
         name = self.layer_name(label, op.name)

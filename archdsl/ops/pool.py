@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ..types import numel
-from ._common import bfloat16_from, float_input, shape_str
+from ._common import bfloat16_from, float_input, i64, shape_str
 from .registry import Attr, OpDef, fail, register
 from .shapes import expand, window_out
 
@@ -44,11 +42,10 @@ def _ceil_cuts(e, x: str, t, k, s, p, d) -> dict:
             onnx_len = -(-(size + 2 * pi - eff) // si) + 1
             torch_len = window_out(size, ki, si, 2 * pi, di, True)
             if onnx_len != torch_len:
-                cut[2 + i] = e.const(np.array([torch_len], dtype=np.int64))
+                cut[2 + i] = i64(e, [torch_len])
             continue
-        length = e.op("Slice", [e.op("Shape", [x]), *(e.const(np.array([v], dtype=np.int64)) for v in (2 + i, 3 + i))])
-        cut[2 + i] = e.op("Div", [e.op("Add", [length, e.const(np.array([pi + si - 1], dtype=np.int64))]),
-                                  e.const(np.array([si], dtype=np.int64))])
+        length = e.op("Shape", [x], start=2 + i, end=3 + i)
+        cut[2 + i] = e.op("Div", [e.op("Add", [length, i64(e, [pi + si - 1])]), i64(e, [si])])
     return cut
 
 
@@ -78,8 +75,8 @@ def _make(kind: str, n: int):
                  pads=list(p) * 2, ceil_mode=int(c.attrs["ceil_mode"]), **extra)
         if cut:  # onnxruntime's kernel leaves that window out already: the Slice cuts nothing at run time
             axes = sorted(cut)
-            e.op("Slice", [y, e.const(np.zeros(len(axes), dtype=np.int64)), _concat(e, [cut[a] for a in axes]),
-                           e.const(np.array(axes, dtype=np.int64))], outputs=outs)
+            e.op("Slice", [y, i64(e, [0] * len(axes)), _concat(e, [cut[a] for a in axes]), i64(e, axes)],
+                 outputs=outs)
 
     def grad(b, c, ins, outs, gouts):
         k, s, p, d = _geom(c.in_types[0], c.attrs, n, name)
