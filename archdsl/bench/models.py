@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..files import specs_dir
 
-__all__ = ["MODELS", "SPECS_DIR", "BenchModel", "example_inputs", "torch_module"]
+__all__ = ["CUDA_VARIANTS", "MODELS", "SPECS_DIR", "BenchModel", "example_inputs", "torch_module"]
 
 SPECS_DIR = specs_dir()
 SEQ = 128
@@ -37,6 +37,18 @@ MODELS = [
     BenchModel("gpt2_small", f"GPT-2 small (seq {SEQ})", "gpt2.arch", {"size": "small"}, {"T": SEQ},
                {"input_ids": 50257}),
 ]
+
+
+# -O2 builds timed beside the default one on CUDA, where onnxruntime's CUDA provider differs from its CPU one;
+# label -> (what it is, compile options)
+CUDA_VARIANTS = {
+    # MaxPool is version 22 from opset 22, and onnxruntime matches a kernel registered "from version N" to N
+    # alone: its CUDA MaxPool is registered from 12, so at 22+ the node runs on the CPU (profiled on an H200,
+    # onnxruntime-gpu 1.31, ResNet-50 at opset 26), with copies out of the GPU and back
+    "O2@21": ("--opset 21", {"opset": 21}),
+    # its Resize nodes pay off only in onnxruntime's blocked x86-64 CPU layout
+    "O2-ecs": ("--disable-pass expand_channel_scale", {"disabled_passes": ("expand_channel_scale",)}),
+}
 
 
 def by_key(key: str) -> BenchModel:

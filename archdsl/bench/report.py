@@ -4,6 +4,8 @@ from __future__ import annotations
 
 __all__ = ["error_text", "render"]
 
+from .models import CUDA_VARIANTS
+
 _SHORT = {"dynamo": "dyn", "legacy": "leg"}
 
 
@@ -85,6 +87,8 @@ def _cuda_rows(results: dict, exporters: list[str], notes: list[str]):
         (["CUDA latency O2/torch (95% CI)"] if exporters else [])
     rows = []
     for row in results["models"]:
+        if "cuda_variant_error" in row:
+            notes.append(f"{row['model']}, CUDA variants not built: {row['cuda_variant_error']}")
         if "cuda_error" in row:
             rows.append([row["model"], "error"] + (["-"] if exporters else []))
             notes.append(f"{row['model']}, CUDA latency: {row['cuda_error']}")
@@ -92,11 +96,14 @@ def _cuda_rows(results: dict, exporters: list[str], notes: list[str]):
         ms = row.get("cuda_ms")
         if not ms:
             continue
-        cells = [row["model"], " / ".join(f"{ms[k]:.2f}" if k in ms else "-" for k in labels)]
-        if exporters:
-            ratio, ci = row.get("cuda_ratio", {}), row.get("cuda_ratio_ci", {})
-            cells.append(" / ".join(_ratio(ratio[e], ci.get(e)) if e in ratio else "-" for e in exporters))
-        rows.append(cells)
+        for side in ["O2"] + [k for k in ms if k in CUDA_VARIANTS]:  # the -O2 build, then its variants
+            key = "cuda_ratio" if side == "O2" else f"cuda_ratio@{side}"
+            name = row["model"] if side == "O2" else f"  {CUDA_VARIANTS[side][0]}"
+            cells = [name, " / ".join(f"{ms[k]:.2f}" if k in ms else "-" for k in [side, *exporters])]
+            if exporters:
+                ratio, ci = row.get(key, {}), row.get(key + "_ci", {})
+                cells.append(" / ".join(_ratio(ratio[e], ci.get(e)) if e in ratio else "-" for e in exporters))
+            rows.append(cells)
     return head, rows
 
 

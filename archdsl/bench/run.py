@@ -20,7 +20,7 @@ from ..diagnostics import ArchError
 from ..files import atomic_write
 from ..runtime import MAX_THREADS
 from .latency import alternate_orders, feeds_for, make_session, median_ratio, ratio_interval
-from .models import MODELS, BenchModel, example_inputs, reference_module, torch_module
+from .models import CUDA_VARIANTS, MODELS, BenchModel, example_inputs, reference_module, torch_module
 from .report import error_text
 
 __all__ = ["main"]
@@ -141,8 +141,15 @@ def bench_model(m: BenchModel, work: Path, opts, torch_reason: str | None) -> di
             return sess, feeds_for(sess, ins, m.int_high)
         row.update(_timed(make, list(files), opts.rounds, "latency_ms", "ratio", "latency_error"))
         if opts.cuda:  # a CUDA failure is reported in the CUDA table; the CPU figures stand
-            row.update(_timed(lambda k: make(k, "cuda"), [k for k in files if k != "O0"], opts.rounds, "cuda_ms",
-                              "cuda_ratio", "cuda_error"))
+            variants = {}
+            try:
+                variants = cuda_variants(m, opts.opset, work, row["archdsl_O2"].get("nodes")) if "O2" in files else {}
+            except Exception as e:  # noqa: BLE001 - a note; the default build is still timed
+                row["cuda_variant_error"] = error_text(e)
+            files.update(variants)
+            labels = ["O2", *variants] + [k for k in files if k not in ("O0", "O2") and k not in variants]
+            row.update(_timed(lambda k: make(k, "cuda"), labels, opts.rounds, "cuda_ms", "cuda_ratio",
+                              "cuda_error", variants=list(variants)))
     if not torch_reason and opts.check_outputs:
         try:
             row["max_abs_diff"] = _agreement(m, work / f"{m.key}_weights.npz", opts.opset)
@@ -153,17 +160,42 @@ def bench_model(m: BenchModel, work: Path, opts, torch_reason: str | None) -> di
     return row
 
 
-def _timed(make, labels: list[str], rounds: int, ms_key: str, ratio_key: str, error_key: str) -> dict:
-    """The sides alternated: median ms each, and the -O2 side's median ratio (with its interval) to each other;
-    or, where a session cannot be made or run (a model onnxruntime cannot load), why not."""
+def _timed(make, labels: list[str], rounds: int, ms_key: str, ratio_key: str, error_key: str,
+           variants: list[str] = ()) -> dict:
+    """The sides alternated: median ms each, and the -O2 side's median ratio (with its interval) to each other
+    (each variant's too, to torch's); or, where a session cannot be made or run (a model onnxruntime cannot
+    load), why not."""
     try:
         times = alternate_orders(make, labels, rounds)
     except Exception as e:  # noqa: BLE001 - the row says so; the other models are still measured
         return {error_key: error_text(e)}
     out: dict = {ms_key: {k: statistics.median(v) for k, v in times.items()}}
-    if "O2" in times:
-        out[ratio_key] = {k: median_ratio(times["O2"], times[k]) for k in times if k != "O2"}
-        out[ratio_key + "_ci"] = {k: ratio_interval(times["O2"], times[k]) for k in times if k != "O2"}
+    for side in ("O2", *variants):
+        if side not in times:
+            continue
+        others = [k for k in times if k != side and (side == "O2" or k not in ("O2", *variants))]
+        key = ratio_key if side == "O2" else f"{ratio_key}@{side}"
+        out[key] = {k: median_ratio(times[side], times[k]) for k in others}
+        out[key + "_ci"] = {k: ratio_interval(times[side], times[k]) for k in others}
+    return out
+
+
+def cuda_variants(m: BenchModel, opset: int | None, work: Path, o2_nodes: int | None) -> dict[str, Path]:
+    """CUDA_VARIANTS that differ from the default -O2 build of this model (an opset the run is at or below,
+    a pass that changes nothing: none), each written to WORK; label -> file."""
+    import onnx
+
+    from .. import driver
+    from ..runtime import newest_opset
+    out = {}
+    for label, (_, options) in CUDA_VARIANTS.items():
+        if options.get("opset", 0) >= (opset or newest_opset()):
+            continue
+        model = driver.compile_file(m.path, defines=m.defines, **{"opset": opset, **options})
+        if "disabled_passes" in options and len(model.graph.node) == o2_nodes:
+            continue
+        out[label] = work / f"{m.key}_{label}.onnx"
+        onnx.save(model, str(out[label]))
     return out
 
 
@@ -245,7 +277,9 @@ def _main(argv: list[str] | None) -> int:
     ap.add_argument("--no-choices", dest="choices", action="store_false",
                     help="skip the micro-benchmarks behind the lowering choices (each A against B)")
     ap.add_argument("--no-cuda", dest="use_cuda", action="store_false",
-                    help="skip the CUDA latency table (measured when onnxruntime lists CUDAExecutionProvider)")
+                    help="skip the CUDA latency table (measured when onnxruntime lists CUDAExecutionProvider; "
+                         "it also times the -O2 build at --opset 21 and without expand_channel_scale, where those "
+                         "differ from it)")
     ap.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     ap.add_argument("--markdown", action="store_true", help="print markdown tables (for the README)")
     opts = ap.parse_args(argv)
