@@ -294,6 +294,19 @@ class Evaluator(Calls, Blocks, Operators):
             if e.op == "and":
                 return self.eval(e.right, env) if lt else left
             return left if lt else self.eval(e.right, env)
+        if isinstance(e, A.Compare):
+            left = self.eval(e.operands[0], env)
+            for op, a, b in zip(e.ops, e.operands, e.operands[1:]):
+                right = self.eval(b, env)
+                out = self.binop(op, left, right, e.span, (a.span, b.span))
+                if isinstance(out, Tensor):  # the truth of an elementwise comparison is not known when building
+                    raise ArchTypeError("a chained comparison is `(a < b) and (b < c)`, which tensors cannot be "
+                                        "when building; for elementwise masks write logical_and(a < b, b < c)",
+                                        e.span)
+                if not self.truth(out, e.span, op):  # Python's `and`: the first false comparison is the value
+                    return out
+                left = right
+            return out
         if isinstance(e, A.Pipe):
             return self._pipe(e, env)
         if isinstance(e, A.Labelled):

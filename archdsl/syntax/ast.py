@@ -9,7 +9,7 @@ from ..diagnostics import Span
 
 __all__ = [
     "Expr", "Name", "Const", "Interp", "TupleLit", "ListLit", "ListComp", "DictLit", "BinOp", "UnaryOp",
-    "BoolOp", "IfExp", "Pipe", "Labelled", "Call", "Subscript", "Slice", "Attr",
+    "BoolOp", "Compare", "IfExp", "Pipe", "Labelled", "Call", "Subscript", "Slice", "Attr",
     "Stmt", "Assign", "For", "If", "Repeat", "Return", "Assert", "Let",
     "Import", "ParamDecl", "Formal", "BlockDef", "ModelInput", "ModelDef", "Module",
 ]
@@ -74,6 +74,16 @@ class BinOp:
     op: str
     left: "Expr"
     right: "Expr"
+    span: Span
+
+
+@_dc
+class Compare:
+    """A chain of two or more comparisons, `a < b <= c`: Python's meaning, (a < b) and (b <= c) with b
+    evaluated once (a block call in it makes its layers once)."""
+
+    ops: tuple       # ('<', '<=', ...)
+    operands: tuple  # one more than ops
     span: Span
 
 
@@ -148,7 +158,7 @@ class Attr:
     span: Span
 
 
-Expr = Union[Name, Const, Interp, TupleLit, ListLit, ListComp, DictLit, BinOp, UnaryOp, BoolOp, IfExp,
+Expr = Union[Name, Const, Interp, TupleLit, ListLit, ListComp, DictLit, BinOp, Compare, UnaryOp, BoolOp, IfExp,
              Pipe, Labelled, Call, Subscript, Attr]
 
 

@@ -13,8 +13,7 @@ from . import ast as A
 __all__ = ["ToAst"]
 
 _BINOPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%", "matmul": "@",
-           "pow": "**", "eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=",
-           "in_op": "in", "notin_op": "not in"}
+           "pow": "**"}
 
 
 def _binop(op):
@@ -138,6 +137,15 @@ class ToAst(Transformer):
 
     def and_op(self, meta, c):
         return A.BoolOp("and", c[0], c[1], self._span(meta))
+
+    def cmp_op(self, meta, c):
+        return " ".join(str(t) for t in c)
+
+    def compare(self, meta, c):
+        operands, ops = tuple(c[0::2]), tuple(c[1::2])
+        if len(ops) == 1:
+            return A.BinOp(ops[0], operands[0], operands[1], self._span(meta))
+        return A.Compare(ops, operands, self._span(meta))
 
     def not_op(self, meta, c):
         return A.UnaryOp("not", c[0], self._span(meta))

@@ -242,6 +242,9 @@ def test_line_break_after_operator_continues():
     ("a or b and c", A.BoolOp("or", N("a"), A.BoolOp("and", N("b"), N("c"), _), _)),
     ("a if c else b if d else e", A.IfExp(N("c"), N("a"), A.IfExp(N("d"), N("b"), N("e"), _), _)),
     ("a == b", B("==", N("a"), N("b"))),
+    ("0 <= i < n", A.Compare(("<=", "<"), (C(0), N("i"), N("n")), _)),        # chained, as Python's
+    ("a < b + 1 not in c", A.Compare(("<", "not in"), (N("a"), B("+", N("b"), C(1)), N("c")), _)),
+    ("a == b == c and d", A.BoolOp("and", A.Compare(("==", "=="), (N("a"), N("b"), N("c")), _), N("d"), _)),
 ])
 def test_precedence(text, tree):
     assert expr(text) == tree
