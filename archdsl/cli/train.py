@@ -41,7 +41,9 @@ def add_train_flags(p: argparse.ArgumentParser, building: bool) -> None:
          help="weight decay (default 0; 0.01 for adamw, decoupled as in torch.optim.AdamW)")
     flag("--betas", type=float, nargs=2, default=ADAM_BETAS, metavar=("B1", "B2"),
          help="adam/adamw betas (default %s %s)" % ADAM_BETAS)
-    flag("--eps", type=float, default=ADAM_EPS, help=f"adam/adamw epsilon (default {ADAM_EPS:g})")
+    flag("--eps", type=float, default=ADAM_EPS,
+         help=f"adam/adamw epsilon (default {ADAM_EPS:g}; float16 parameters want a larger one, such as 1e-4: "
+              "1e-8 rounds to 0 in float16 and the updates blow up, as torch's)")
     flag("--label-smoothing", type=float, default=0.0, metavar="E", help="cross_entropy label smoothing")
     flag("--ignore-index", type=int, default=None, metavar="N",
          help="cross_entropy: labels equal to N (padding) count for nothing, in the loss and the accuracy "
