@@ -126,8 +126,21 @@ class Env:
                 if name == "inf" else 'NaN is float("nan")'), span)
         if name in DTYPES and not prefix:  # cast(x, float32): only an input's type is written bare
             return UnknownNameError(f"unknown name '{name}'; a dtype is a string here: write \"{name}\"", span)
+        if name in _TORCH_FUNCTIONS and not prefix:  # torch's spelling of what the language writes another way
+            return UnknownNameError(f"unknown name '{name}'; write {_TORCH_FUNCTIONS[name]}", span)
         hint = did_you_mean(name, list(self.visible()) + list(extra), prefix)
         return UnknownNameError(f"unknown name '{prefix}{name}'{hint}", span)
 
 
 _PYTHON_LITERALS = ("None", "True", "False")
+# torch functions a model writes otherwise here (close spellings, avg_pool2d and layer_norm, find their op by
+# name already)
+_TORCH_FUNCTIONS = {
+    "view": "reshape(x, [...])", "bmm": "a @ b (or matmul(a, b))", "mm": "a @ b (or matmul(a, b))",
+    "addmm": "c + a @ b (gemm(a, b, c) for 2-D)", "baddbmm": "c + a @ b",
+    "narrow": "a slice: x[:, start:start + length]", "index_select": "take(x, index, axis)",
+    "numel": "the product of x.shape", "size": "x.shape", "contiguous": "nothing: drop it",
+    "zeros": "zeros_like(x) or tensor([...])", "ones": "ones_like(x) or tensor([...])",
+    "full": "full_like(x, value) or tensor([...])", "arange": "positions(x, dim) for a tensor, range(n) for numbers",
+    "rand": "rand_like(x)", "randn": "randn_like(x)",
+}
