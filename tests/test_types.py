@@ -40,7 +40,7 @@ def test_formula_arithmetic_and_what_it_does_not_evaluate():
     assert dim_size(dim_floordiv(dim_mul(h, 4), dim_mul(w, 2)), {"H": 6, "W": 3}) == 4  # not (4*6//2)*3
 
 
-@pytest.mark.parametrize("scale", [1 / 3, 1.2345678, 2.5])
+@pytest.mark.parametrize("scale", [1 / 3, 1.2345678, 2.5, 0.5])
 def test_an_upsampled_symbolic_dim_sizes_like_the_integer_rule(scale):
     """The formula kept 6 digits of the scale (floor(H*0.333333) is 0 at H=3, the rule gives 1)."""
     import archdsl
@@ -49,6 +49,17 @@ def test_an_upsampled_symbolic_dim_sizes_like_the_integer_rule(scale):
     for size in (3, 6, 81, 100):
         fixed = archdsl.check_source(src.replace("H]", f"{size}]")).outputs[0][1].type.shape[-1]
         assert dim_size(sym, {"H": size}) == fixed
+
+
+def test_a_halving_upsample_is_the_floor_division_a_stride_2_pool_gives():
+    """floor(H*0.5) and H//2 are equal at every H: a stride-2 pool beside a 0.5x upsample was refused, with a
+    hint that they differ at odd sizes."""
+    import archdsl
+    from archdsl.ops.shapes import _rounding_hint
+    g = archdsl.check_source("model m(x: float32[B, 1, H]) -> y {\n"
+                             "    y = maxpool1d(x, 2) + upsample(x, scale_factor=0.5)\n}\n")
+    assert str(g.outputs[0][1].type.shape[-1]) == "(H//2)"
+    assert _rounding_hint(Sym.opaque("floor(H*0.5)"), dim_floordiv(Sym.of("H"), 2)) == ""
 
 
 def test_sums_of_dims_cancel_and_have_one_form():

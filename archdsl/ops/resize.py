@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..types import Dim, Sym, dim_mul, dim_symbols, numel
+from ..types import Dim, Sym, dim_floordiv, dim_mul, dim_symbols, numel
 from ._common import float_input, shape_str
 from .registry import Attr, OpDef, fail, register
 
@@ -61,6 +61,9 @@ def _out(d: Dim, scale: float) -> Dim:
         return math.floor(d * scale)
     if float(scale).is_integer():
         return dim_mul(d, int(scale))
+    inv = 1 / scale
+    if inv.is_integer() and int(inv) & (int(inv) - 1) == 0:  # 0.5, 0.25: d*scale is exact, floor(d*0.5) is d//2
+        return dim_floordiv(d, int(inv))
     return Sym.opaque(f"floor({d}*{scale!r})")  # repr: the whole float (1/3 as 0.333333 floored 3 to 0)
 
 
