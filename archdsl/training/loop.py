@@ -351,8 +351,8 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             console.print(note)
     stale = start - best[1] if opts.patience is not None and best[1] > 0 else 0
     if stale >= (opts.patience or 1) and start < opts.epochs:  # the resumed run had stopped here already
-        console.print(f"stopping: val_loss has not improved for {stale} epoch{'s' if stale != 1 else ''} "
-                      f"(--patience {opts.patience}), as when {opts.checkpoint} was written")
+        console.print(f"stopping: at epoch {start}, where {opts.checkpoint} was written, val_loss had not "
+                      f"improved for {stale} epoch{'s' if stale != 1 else ''} (--patience {opts.patience})")
         start = opts.epochs
     for epoch in range(start + 1, opts.epochs + 1):
         t0 = time.perf_counter()

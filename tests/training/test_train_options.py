@@ -263,7 +263,8 @@ def test_patience_stops_and_keeps_the_best_epochs_weights(tmp_path, capsys):
     # resumed again after it stopped: it stops at once (it trained one more epoch, "not improved for 3")
     assert main([*argv[:-1], str(tmp_path / "r.npz"), "--epochs", "45", "--resume"]) == 0
     err = capsys.readouterr().err
-    assert "stopping: val_loss has not improved for 3 epochs (--patience 3), as when" in err
+    assert f"stopping: at epoch {best + 3}, where {tmp_path / 'r.ckpt.npz'} was written, val_loss had not improved " \
+        "for 3 epochs (--patience 3)" in err
     assert not re.search(r"^epoch \d+/45", err, re.M) and f"the weights of epoch {best}" in err
     resumed = np.load(tmp_path / "r.npz")
     assert all(np.array_equal(resumed[k], want[k]) for k in want.files)
