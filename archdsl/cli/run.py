@@ -171,6 +171,7 @@ def cmd_run(args, sources) -> int:
                             "or give an input of that size)")
     if asked_batch:
         _check_batch(args.batch, declared, dims, from_given, given)
+    _unsolved(given, declared, {*from_given, *dims, *(_batch_symbols(declared) if asked_batch else ())})
     high: dict[str, int] = {}
     general = None
     if mod is not None:  # embedding ids: random ones within the table, given ones checked against it
@@ -255,35 +256,69 @@ def _holder(sym: str, given: dict, declared: dict) -> str:
     return next(k for k in given if any(sym in runtime.dim_names(d) for d in declared[k]))
 
 
-def _batch_applies(batch: int, declared: dict) -> None:
-    """--batch sizes an input's first dim where that is a symbol first met there (as runtime.input_specs
-    does), or a dim with no name (a model from another tool): say so where none is, rather than ignore it."""
+def _batch_symbols(declared: dict) -> set[str]:
+    """The symbols runtime.input_specs sizes by the batch: first met as an input's first dim, or, met only
+    inside formulas, first met in a first dim's (2*B)."""
     from .. import runtime
     first = _first_met(declared)
-    if any(shape and (shape[0] is None or shape[0] == "" or first.get(shape[0], ("", 1))[1] == 0
-                      or isinstance(shape[0], str) and not runtime.is_name(shape[0]))  # a formula: 2*B
-           for shape in declared.values()):
+    in_formulas: dict[str, int] = {}
+    for shape in declared.values():
+        for i, d in enumerate(shape):
+            if isinstance(d, str) and d and not runtime.is_name(d):
+                for n in runtime.dim_names(d):
+                    if n not in first:
+                        in_formulas.setdefault(n, i)
+    return {s for s, (_, i) in first.items() if i == 0} | {n for n, i in in_formulas.items() if i == 0}
+
+
+def _batch_applies(batch: int, declared: dict) -> None:
+    """--batch sizes the symbols _batch_symbols names, or a first dim with no name (a model from another
+    tool): say so where there is none, rather than ignore it."""
+    from .. import runtime
+    if _batch_symbols(declared) or any(shape and shape[0] in (None, "") for shape in declared.values()):
         return
-    later = next((shape[0] for shape in declared.values() if shape and runtime.is_name(shape[0])), None)
-    if later is not None:
-        k, i = first[later]
-        raise ArchError(f"--batch {batch}: dim '{later}' is first met as dim {i} of '{k}', so no dim is the batch; "
-                        f"size it with --dim {later}={batch}")
+    first = _first_met(declared)
+    for k, shape in declared.items():
+        if shape and isinstance(shape[0], str):  # a name, or a formula of names, met first elsewhere
+            sym = next(n for n in runtime.dim_names(shape[0]) if n in first)
+            at, i = first[sym]
+            what = f"dim '{sym}'" if shape[0] == sym else f"the first dim of '{k}', {shape[0]}, is a formula of " \
+                f"'{sym}', which"
+            raise ArchError(f"--batch {batch}: {what} is first met as dim {i} of '{at}', so no dim is the batch; "
+                            f"size it with --dim {sym}={batch}")
     shown = ", ".join(f"{k}: {_dims(shape)}" for k, shape in declared.items())
     raise ArchError(f"--batch {batch}: " + (f"no input of the model has a symbolic first dim ({shown})"
                                             if declared else "the model has no inputs"))
 
 
 def _check_batch(batch: int, declared: dict, dims: dict, from_given: dict, given: dict) -> None:
-    """--batch sizes the symbolic dims first met as an input's first dim (as runtime.input_specs does); a
-    --dim or a given input that sizes one of them otherwise would win silently."""
-    for sym in (s for s, (_, i) in _first_met(declared).items() if i == 0):
+    """--batch sizes the batch's symbols (_batch_symbols, as runtime.input_specs does); a --dim or a given
+    input that sizes one of them otherwise would win silently."""
+    for sym in sorted(_batch_symbols(declared)):
         if dims.get(sym, batch) != batch:
             raise ArchError(f"--batch {batch} and --dim {sym}={dims[sym]} disagree (the batch is dim '{sym}')")
         if from_given.get(sym, batch) != batch:
             holder = _holder(sym, given, declared)
             raise ArchError(f"--batch {batch}: --input {holder} has {from_given[sym]} for dim '{sym}' (drop --batch, "
                             "or give an input of that batch)")
+
+
+def _unsolved(given: dict, declared: dict, sized: set) -> None:
+    """A given input's formula dim whose symbols nothing else sizes and which archdsl cannot solve them from:
+    say so, rather than compare it with the formula at default sizes (2*B of 7 rows 'but 2 at B=1')."""
+    from .. import runtime
+    for k, a in given.items():
+        for d, n in zip(declared[k], a.shape):
+            if not isinstance(d, str) or not d or runtime.is_name(d):
+                continue
+            free = [s for s in runtime.dim_names(d) if s not in sized]
+            if not free:
+                continue
+            at = [runtime.formula_size(d, {free[0]: v}) for v in (0, 1, 2)] if len(free) == 1 else None
+            if at and None not in at and at[1] - at[0] == at[2] - at[1] != 0:  # linear in it: no whole value fits
+                raise ArchError(f"--input {k}: dim '{d}' is {n}, which no whole {free[0]} gives")
+            raise ArchError(f"--input {k}: dim '{d}' is {n}; archdsl solves a dim for its symbol only where the "
+                            f"formula is linear in one: give {' '.join(f'--dim {s}=N' for s in free)}")
 
 
 def _dims(shape) -> str:

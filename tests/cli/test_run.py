@@ -510,6 +510,41 @@ def test_run_sizes_formula_dims_and_says_where_batch_does_not_apply(tmp_path, ca
     assert "(it names no symbolic dim)" in capsys.readouterr().err
 
 
+def test_run_batch_and_given_sizes_of_formula_dims(tmp_path, capsys):
+    """--batch on [2*B, T] beside [T, B] (B first met past a first dim) was ignored without a word; a given
+    input no whole B fits, or whose formula archdsl cannot solve, was compared with the formula at default
+    sizes ('is 7, but 2 at B=1; inputs that share a dim name must agree')."""
+    late = tmp_path / "late.arch"
+    late.write_text("model m(x: float32[2 * B, T], t: float32[T, B]) -> y {\n    y = x\n}\n")
+    assert main(["run", str(late), "--batch", "3"]) == 1
+    assert "--batch 3: the first dim of 'x', 2*B, is a formula of 'B', which is first met as dim 1 of 't', so no " \
+        "dim is the batch; size it with --dim B=3" in capsys.readouterr().err
+    pair = tmp_path / "pair.arch"
+    pair.write_text("model m(x: float32[2 * B, T], t: float32[B, T]) -> y {\n    y = x\n}\n")
+    assert main(["run", str(pair), "--batch", "3", "--repeat", "1"]) == 0
+    assert "y: [6, 8] float32" in capsys.readouterr().out
+    from onnx import TensorProto, helper  # B met only in a first dim's formula: the batch; --dim must agree
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["2*B", 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["2*B", 4])])
+    only = tmp_path / "only.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), only)
+    assert main(["run", str(only), "--batch", "3", "--repeat", "1"]) == 0
+    assert "y: [6, 4] float32" in capsys.readouterr().out
+    assert main(["run", str(only), "--batch", "3", "--dim", "B=2"]) == 1
+    assert "--batch 3 and --dim B=2 disagree" in capsys.readouterr().err
+    np.save(tmp_path / "x7.npy", np.ones((7, 8), np.float32))
+    assert main(["run", str(pair), "--input", f"x={tmp_path / 'x7.npy'}"]) == 1
+    assert "--input x: dim '2*B' is 7, which no whole B gives" in capsys.readouterr().err
+    half = tmp_path / "half.arch"
+    half.write_text("model m(x: float32[B, T // 2], t: float32[B, T]) -> y {\n    y = x\n}\n")
+    np.save(tmp_path / "x3.npy", np.ones((2, 3), np.float32))
+    assert main(["run", str(half), "--input", f"x={tmp_path / 'x3.npy'}"]) == 1
+    assert "dim '(T//2)' is 3; archdsl solves a dim for its symbol only where the formula is linear in one: give " \
+        "--dim T=N" in capsys.readouterr().err
+    assert main(["run", str(half), "--input", f"x={tmp_path / 'x3.npy'}", "--dim", "T=7", "--repeat", "1"]) == 0
+
+
 def test_run_refuses_a_save_it_cannot_write_before_running(tmp_path, capsys, monkeypatch):
     """--save over the --weights file, or into a folder nothing can be written to, was refused only after
     the model had been built, run and timed."""
