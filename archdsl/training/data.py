@@ -9,6 +9,7 @@ from onnx import helper
 
 from ..diagnostics import ArchError
 from ..lower.weights import read_npz
+from ..runtime import dim_conflict, is_name
 
 __all__ = ["check_class_labels", "check_index_inputs", "check_label_inputs", "first_index", "index_rows",
            "label_inputs", "load_data", "onnx_dims"]
@@ -40,6 +41,11 @@ def load_data(path: str, model, names: list[str], class_dim_of=None, unread: lis
             raise ArchError(f"{path}: '{name}'{at} is {a[tuple(at)]}: the data must be finite (a NaN or inf "
                             "makes the loss NaN)")
         dims = declared[name] = onnx_dims(vi)
+        if dims and isinstance(dims[0], str) and dims[0] and not is_name(dims[0]):  # 2*B: a torch per-head mask
+            raise ArchError(f"{path}: '{name}' is declared [{', '.join(str(d) for d in dims)}]: training cuts every "
+                            f"array into batches of examples along its first dim, which a formula ({dims[0]}) is "
+                            f"not; declare the input per example (as [B, 2, T, T] for a mask of 2*B rows) and "
+                            f"reshape it in the spec")
         if a.ndim != len(dims) or any(isinstance(d, int) and d != s for d, s in zip(dims[1:], a.shape[1:])):
             shown = ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in dims)
             raise ArchError(f"{path}: '{name}' has shape {list(a.shape)}, the model takes [{shown}]"
@@ -53,7 +59,6 @@ def load_data(path: str, model, names: list[str], class_dim_of=None, unread: lis
             raise ArchError(f"{path}: '{name}' has {len(a)} examples, '{names[0]}' has {n}")
         n = len(a)
         out[name] = a
-    from ..runtime import dim_conflict
     clash = dim_conflict(declared, out, skip_first=True)
     if clash:
         raise ArchError(f"{path}: {clash}; arrays that share a dim name must agree on its size")

@@ -229,6 +229,13 @@ def test_data_that_cannot_train_is_refused_before_training(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "ids.npz: 'ids'[4, 2] is 99, but the embedding it indexes (emb) has 16 rows" in err  # before any step
     assert "internal error" not in err
+    heads = tmp_path / "heads.arch"  # a per-head mask of 2*B rows: its right data was refused as '32 examples'
+    heads.write_text("model m(x: float32[B, 4], m: float32[2 * B, 4]) -> y {\n"
+                     "    y = (x -> linear(3) as a) + sum(m)\n}\n")
+    np.savez(tmp_path / "heads.npz", x=x, m=np.zeros((16, 4), np.float32), labels=labels)
+    assert main(["train", str(heads), "--data", str(tmp_path / "heads.npz"), "--quiet"]) == 1
+    assert "'m' is declared [2*B, 4]: training cuts every array into batches of examples along its first dim, " \
+        "which a formula (2*B) is not" in capsys.readouterr().err
 
 
 def test_batch_size_one_with_batchnorm_is_refused_not_a_silent_no_op(tmp_path, capsys):
