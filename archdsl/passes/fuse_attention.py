@@ -103,24 +103,36 @@ def _match(sm: Node, rw: Rewriter):
     return q, kt, v, mask, causal, scale, pv.outputs[0], nodes
 
 
+# ops that make an infinity of finite values: log(0), log1p(-1), exp(100), 1/0, rsqrt(0), atanh(1), ...
+_MAKE_INF = {"log", "log2", "log10", "log1p", "exp", "expm1", "pow", "reciprocal", "rsqrt", "tan", "sinh", "cosh",
+             "atanh"}
+
+
 def _may_be_minus_inf(mask: Value, limit: int = 64) -> bool:
-    """Whether the mask is computed from a constant holding -inf (`where(keep, 0.0, -inf)`): a query whose
-    keys are all masked then gets NaN from the primitives' softmax (as torch's) and zeros from the fused op,
-    so such a mask is left unfused. Finite masks (BERT's (1 - m) * float32.min) fuse; a mask the model is
-    given as an input is taken as it comes (REFERENCE: a row of -inf there gives zeros once fused)."""
+    """Whether the mask may hold -inf (`where(keep, 0.0, -inf)`): a query whose keys are all masked then gets
+    NaN from the primitives' softmax (as torch's) and zeros from the fused op, so such a mask is left unfused.
+    Any infinity counts (negated, +inf is -inf), and any op that makes one of finite values, and a division
+    by anything but a nonzero constant. Finite masks (BERT's (1 - m) * float32.min) fuse; so does a mask the
+    model is given as an input, taken as it comes, and one whose finite constants overflow (-3.4e38 * 10):
+    REFERENCE says what such a row gives fused."""
     seen, todo = set(), [mask]
     while todo and len(seen) < limit:
         v = todo.pop()
         if id(v) in seen:
             continue
         seen.add(id(v))
-        if v.kind == "const" and v.type.dtype.is_float and bool(np.isneginf(v.data).any()):
+        if v.kind == "const" and v.type.dtype.is_float and bool(np.isinf(v.data).any()):
             return True
         n = v.producer
         if n is not None:
-            if n.op in ("log", "log2", "log10") or any(  # log(0), full_like(f, "-inf"), masked_fill(.., -inf)
-                    a in ("-inf", -math.inf) for a in n.attrs.values() if isinstance(a, (str, float))):
+            if n.op in _MAKE_INF or any(  # full_like(f, "-inf"), masked_fill(.., "inf"), float("inf") attributes
+                    a in ("-inf", "inf", "+inf") or isinstance(a, float) and math.isinf(a)
+                    for a in n.attrs.values() if isinstance(a, (str, float))):
                 return True
+            if n.op in ("div", "floordiv", "remainder", "fmod"):
+                d = n.inputs[1]
+                if d.kind != "const" or not bool(np.all(d.data != 0)):
+                    return True
             todo.extend(n.inputs)
     return len(seen) >= limit
 

@@ -82,8 +82,11 @@ def test_a_mask_made_from_minus_inf_is_left_unfused_and_a_finite_one_fuses():
                  "k": r.standard_normal((1, 2, 4, 8)).astype(np.float32), "keep": keep}
         return runtime.session(model).run(None, feeds)[0], [n.op_type for n in model.graph.node]
     for mask in ('where(keep, zeros_like(cast(keep, "float32")), full_like(cast(keep, "float32"), "-inf"))',
-                 'log(cast(keep, "float32"))'):  # -inf made by an op, not a constant
-        assert "Attention" not in build(mask, 2)[1]
+                 'log(cast(keep, "float32"))',  # -inf made by an op, not a constant
+                 'where(keep, 0.0, -full_like(cast(keep, "float32"), "inf"))',  # +inf negated
+                 'log1p(cast(keep, "float32") - 1.0)', '-exp(100.0 * (1.0 - cast(keep, "float32")))',
+                 '-1.0 / cast(keep, "float32")'):
+        assert "Attention" not in build(mask, 2)[1], mask
     y0, _ = build('where(keep, 0.0, float("-inf"))', 0)
     y2, ops = build('where(keep, 0.0, float("-inf"))', 2)
     assert "Attention" not in ops and np.isnan(y0[0, :, 1]).all()
