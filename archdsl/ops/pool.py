@@ -27,25 +27,22 @@ def _geom(x, a, n, name):
     return k, s, p, d
 
 
-def _ceil_cuts(e, x: str, t, k, s, p, d) -> dict:
+def _ceil_cuts(e, t, k, s, p, d) -> dict:
     """ceil_mode drops a last window that would start in the right padding (torch, and ONNX's pools from
     version 22); before it, ONNX's shape inference counts that window, so an output declared at torch's length
-    fails a train step's load: axis -> the length to slice to, ceil((L + pad) / s), for the axes where the two
-    can differ (a static length where they do, else an int64 [1] computed from the input's shape)."""
+    fails a train step's load: axis -> the length to slice to, for the static axes where the two differ. The
+    kernels themselves give torch's length at every version (onnxruntime's, and onnx's reference evaluator),
+    and inference sizes no symbolic axis: those need no cut."""
     cut = {}
     for i, (ki, si, pi, di) in enumerate(zip(k, s, p, d)):
         eff = di * (ki - 1) + 1
         size = t.shape[2 + i]
-        if si == 1 or pi + si <= eff:
+        if si == 1 or pi + si <= eff or not isinstance(size, int):
             continue
-        if isinstance(size, int):
-            onnx_len = -(-(size + 2 * pi - eff) // si) + 1
-            torch_len = window_out(size, ki, si, 2 * pi, di, True)
-            if onnx_len != torch_len:
-                cut[2 + i] = i64(e, [torch_len])
-            continue
-        length = e.op("Shape", [x], start=2 + i, end=3 + i)
-        cut[2 + i] = e.op("Div", [e.op("Add", [length, i64(e, [pi + si - 1])]), i64(e, [si])])
+        onnx_len = -(-(size + 2 * pi - eff) // si) + 1
+        torch_len = window_out(size, ki, si, 2 * pi, di, True)
+        if onnx_len != torch_len:
+            cut[2 + i] = i64(e, [torch_len])
     return cut
 
 
@@ -70,7 +67,7 @@ def _make(kind: str, n: int):
         extra = {"count_include_pad": int(c.attrs["count_include_pad"])} if kind == "avg" else {}
         if any(di != 1 for di in d):
             extra["dilations"] = list(d)
-        cut = _ceil_cuts(e, ins[0], c.in_types[0], k, s, p, d) if c.attrs["ceil_mode"] and e.opset < 22 else {}
+        cut = _ceil_cuts(e, c.in_types[0], k, s, p, d) if c.attrs["ceil_mode"] and e.opset < 22 else {}
         y = e.op(onnx_op, ins, outputs=None if cut else outs, kernel_shape=list(k), strides=list(s),
                  pads=list(p) * 2, ceil_mode=int(c.attrs["ceil_mode"]), **extra)
         if cut:  # onnxruntime's kernel leaves that window out already: the Slice cuts nothing at run time

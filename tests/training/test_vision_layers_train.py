@@ -107,3 +107,35 @@ def test_a_ceil_mode_pool_trains_at_opsets_before_22(tmp_path, pool):
         sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
         losses.append(float(sess.run(["loss"], feeds)[0]))
     assert losses[0] == pytest.approx(losses[2]) and losses[1] == pytest.approx(losses[2])
+
+
+def test_a_ceil_mode_pool_over_a_symbolic_length_needs_no_cut():
+    """Shape inference sizes no symbolic axis, and the kernels (onnxruntime's, onnx's reference evaluator)
+    give torch's length at every version: a symbolic ceil_mode pool at opsets 17-21 is one node, not a Shape,
+    Add, Div and Slice around it, and matches torch at lengths where the pre-22 formula counts one more."""
+    import onnx
+    import torch
+    from onnx.reference import ReferenceEvaluator
+
+    import archdsl
+    from archdsl import runtime
+    src = "model m(x: float32[B, 2, L]) -> y {\n    y = maxpool1d(x, 2, stride=2, padding=1, ceil_mode=true)\n}\n"
+    for opset in (17, 21):
+        model = archdsl.compile_source(src, opset=opset)
+        onnx.checker.check_model(model, full_check=True)
+        assert [n.op_type for n in model.graph.node] == ["MaxPool"]
+        for length in (5, 7, 8):  # 5: the pre-22 formula gives 4 windows, torch 3
+            x = np.random.default_rng(length).standard_normal((1, 2, length)).astype(np.float32)
+            want = torch.nn.functional.max_pool1d(torch.from_numpy(x), 2, 2, 1, ceil_mode=True).numpy()
+            np.testing.assert_array_equal(runtime.session(model).run(None, {"x": x})[0], want)
+            np.testing.assert_array_equal(ReferenceEvaluator(model).run(None, {"x": x})[0], want)
+    sym = ("model m(x: float32[B, 1, L]) -> y {\n    y = maxpool1d(x, 2, stride=2, padding=1, ceil_mode=true) "
+           "-> sum(dim=2) -> linear(3) as fc\n}\n")
+    from archdsl import driver
+    from archdsl.autodiff import OptimConfig, TrainConfig
+    cfg = TrainConfig(loss="cross_entropy", optimizer=OptimConfig("sgd"), lr=0.1)
+    for opset in (17, 21):  # the train step loads and runs
+        ct = driver.build_train(driver.load(text=sym), None, driver.CompileOptions(opt_level=2, opset=opset), cfg)
+        sess = runtime.session(ct.step_model)
+        feeds = runtime.random_feeds(sess, 2, {"L": 5}, seed=0)
+        assert np.isfinite(sess.run(None, feeds)[0]).all()
