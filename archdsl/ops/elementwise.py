@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..types import DType, numel
-from ._common import bfloat16_from, cast_hint, elementwise_cost, float_input, shape_str
+from ._common import (
+    bfloat16_from,
+    cast_hint,
+    elementwise_cost,
+    float_input,
+    narrow_into,
+    shape_str,
+    wide_np,
+    wide_outputs,
+    widen,
+)
 from .registry import OpDef, fail, register
 from .shapes import broadcast
 
@@ -88,26 +100,62 @@ def _same_dtypes_broadcast(label: str):
     return infer
 
 
-def _remainder(e, a, b, t):
-    """torch.remainder / Python's %: the sign of the divisor. ONNX's Mod with fmod=0 does that for integers
-    only; for floats a - floor(a / b) * b."""
-    if not t.dtype.is_float:
-        return e.op("Mod", [a, b], fmod=0)
-    return e.op("Sub", [a, e.op("Mul", [e.op("Floor", [e.op("Div", [a, b])]), b])])
+def _off_sign(e, r, b, f):
+    """Where a truncated remainder r is nonzero with another sign than the divisor b (numpy dtype f): there
+    torch's floor rounding (and Python's) differs from truncation by one step."""
+    zero = e.const(np.zeros((), f))
+    return e.op("And", [e.op("Not", [e.op("Equal", [r, zero])]),
+                        e.op("Xor", [e.op("Less", [r, zero]), e.op("Less", [b, zero])])])
+
+
+def _float_remainder(e, a, b, f, outs=None):
+    """torch's own: fmod (exact), plus b where its sign is off. a - floor(a / b) * b gave -2 for 3e7 % 0.3 and
+    0 for 1e10 % 3.0."""
+    r = e.op("Mod", [a, b], fmod=1)
+    return e.op("Where", [_off_sign(e, r, b, f), e.op("Add", [r, b]), r], outputs=outs)
+
+
+def _float_floordiv(e, a, b, f, outs=None):
+    """torch's rule: (a - fmod(a, b)) / b, one less where fmod's sign is off, rounded to the nearest whole
+    number; 0 takes the sign of a / b, and b = 0 gives a / b. Floor(a / b) gave 10 for 1.0 // 0.1 (torch: 9)."""
+    r = e.op("Mod", [a, b], fmod=1)
+    one, zero = e.const(np.ones((), f)), e.const(np.zeros((), f))
+    div = e.op("Div", [e.op("Sub", [a, r]), b])
+    div = e.op("Where", [_off_sign(e, r, b, f), e.op("Sub", [div, one]), div])
+    low = e.op("Floor", [div])
+    up = e.op("Greater", [e.op("Sub", [div, low]), e.const(np.array(0.5, f))])
+    rounded = e.op("Where", [up, e.op("Add", [low, one]), low])
+    quotient = e.op("Div", [a, b])
+    signed_zero = e.op("Mul", [quotient, zero])  # |a| < |b| here: a / b is finite
+    # the -0 in the second branch: onnxruntime's Where gives +0 for a -0 it picks from the first
+    out = e.op("Where", [e.op("Not", [e.op("Equal", [div, zero])]), rounded, signed_zero])
+    return e.op("Where", [e.op("Equal", [b, zero]), quotient, out], outputs=outs)
 
 
 def _floordiv_lower(e, ins, outs, c):
-    """Python's // (torch.div(rounding_mode="floor")): ONNX's integer Div truncates toward zero, so the
-    remainder comes off first and the division is exact; floats are Floor(a / b)."""
+    """Python's // (torch.div(rounding_mode="floor")). Integers: ONNX's Div truncates toward zero, one less
+    where the remainder's sign is off (a - (a % b) first overflowed: INT64_MAX // -2). Floats: torch's rule
+    (_float_floordiv); 16-bit ones computed in float32."""
     a, b = ins
-    if c.in_types[0].dtype.is_float:
-        e.op("Floor", [e.op("Div", [a, b])], outputs=outs)
-    else:
-        e.op("Div", [e.op("Sub", [a, _remainder(e, a, b, c.in_types[0])]), b], outputs=outs)
+    t = c.in_types[0]
+    if t.dtype.is_float:
+        y = _float_floordiv(e, widen(e, a, t), widen(e, b, t), wide_np(t), wide_outputs(t, outs))
+        narrow_into(e, y, t, outs)
+        return
+    off = _off_sign(e, e.op("Mod", [a, b], fmod=1), b, t.dtype.numpy)
+    e.op("Sub", [e.op("Div", [a, b]), e.op("Cast", [off], to=t.dtype.onnx)], outputs=outs)
 
 
 def _remainder_lower(e, ins, outs, c):
-    e.op("Identity", [_remainder(e, ins[0], ins[1], c.in_types[0])], outputs=outs)
+    """torch.remainder / Python's %: the sign of the divisor. ONNX's Mod with fmod=0 does that for integers;
+    floats take torch's rule (_float_remainder), 16-bit ones in float32."""
+    a, b = ins
+    t = c.in_types[0]
+    if not t.dtype.is_float:
+        e.op("Mod", [a, b], fmod=0, outputs=outs)
+        return
+    y = _float_remainder(e, widen(e, a, t), widen(e, b, t), wide_np(t), wide_outputs(t, outs))
+    narrow_into(e, y, t, outs)
 
 
 register(OpDef(
