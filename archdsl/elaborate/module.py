@@ -248,10 +248,12 @@ def _local_names(tree: A.Module) -> set[str]:
 
 
 def _define(env: Env, name: str, value, span: Span) -> None:
-    if name in env.vars and not isinstance(env.vars[name], BlockFn) or (
-            name in env.vars and isinstance(value, BlockFn) and env.vars[name] is not value and
-            isinstance(env.vars[name], BlockFn) and env.vars[name].defn is not value.defn):
-        raise ArchError(f"'{name}' is defined twice in this file", span)
+    """A name once per file; a block met again as itself is no second definition. A let, param or import
+    alias named like a block replaced it without a word (`f(x)` then said 'int 3 is not callable')."""
+    if name in env.vars:
+        old = env.vars[name]
+        if not (isinstance(old, BlockFn) and isinstance(value, BlockFn) and (old is value or old.defn is value.defn)):
+            raise ArchError(f"'{name}' is defined twice in this file", span)
     env.vars[name] = value
 
 
