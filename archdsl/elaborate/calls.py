@@ -467,6 +467,9 @@ class Calls:
             raise ArchTypeError(f"parameter(): {unknown_dtype(dtype if isinstance(dtype, str) else describe(dtype))}",
                                 span)
         check_elements(shape, "parameter()", span)
+        if init == "constant":  # 1e39 became inf in float32 with a numpy warning; 0.5 an int's 0
+            from ..ops._common import fill_array
+            fill_array("parameter()", value, DTYPES[dtype], named_infinity=False)
         if not isinstance(trainable, bool):  # "no" and a symbolic T - 1 were true
             raise ArchTypeError(f"parameter(): trainable expects true or false, got {describe(trainable)}", span)
         name = self.layer_name(label, "param")

@@ -111,10 +111,11 @@ _MAKE_INF = {"log", "log2", "log10", "log1p", "exp", "expm1", "pow", "reciprocal
 def _may_be_minus_inf(mask: Value, limit: int = 64) -> bool:
     """Whether the mask may hold -inf (`where(keep, 0.0, -inf)`): a query whose keys are all masked then gets
     NaN from the primitives' softmax (as torch's) and zeros from the fused op, so such a mask is left unfused.
-    Any infinity counts (negated, +inf is -inf), and any op that makes one of finite values, and a division
-    by anything but a nonzero constant. Finite masks (BERT's (1 - m) * float32.min) fuse; so does a mask the
-    model is given as an input, taken as it comes, and one whose finite constants overflow (-3.4e38 * 10):
-    REFERENCE says what such a row gives fused."""
+    Any infinity counts (negated, +inf is -inf), and any op that makes one of finite values, a division by
+    anything but a nonzero constant, a buffer (a mask torch keeps as one) and a parameter starting infinite.
+    Finite masks (BERT's (1 - m) * float32.min) fuse; so do a mask the model is given as an input, taken as it
+    comes, a trainable parameter (a learned bias), and finite constants that overflow (-3.4e38 * 10): README
+    says what such a row gives fused."""
     seen, todo = set(), [mask]
     while todo and len(seen) < limit:
         v = todo.pop()
@@ -122,6 +123,10 @@ def _may_be_minus_inf(mask: Value, limit: int = 64) -> bool:
             continue
         seen.add(id(v))
         if v.kind == "const" and v.type.dtype.is_float and bool(np.isinf(v.data).any()):
+            return True
+        if v.kind == "buffer":  # a mask buffer (torch's register_buffer of -inf), or --weights may give one
+            return True
+        if v.kind == "param" and v.spec.init.kind == "constant" and math.isinf(v.spec.init.a):
             return True
         n = v.producer
         if n is not None:

@@ -85,7 +85,9 @@ def test_a_mask_made_from_minus_inf_is_left_unfused_and_a_finite_one_fuses():
                  'log(cast(keep, "float32"))',  # -inf made by an op, not a constant
                  'where(keep, 0.0, -full_like(cast(keep, "float32"), "inf"))',  # +inf negated
                  'log1p(cast(keep, "float32") - 1.0)', '-exp(100.0 * (1.0 - cast(keep, "float32")))',
-                 '-1.0 / cast(keep, "float32")'):
+                 '-1.0 / cast(keep, "float32")',
+                 'where(keep, 0.0, parameter([1], init="constant", value=float("-inf"), trainable=false) as ninf)',
+                 'where(keep, 0.0, parameter([1], init="constant", value=float("-inf")) as ninf)'):
         assert "Attention" not in build(mask, 2)[1], mask
     y0, _ = build('where(keep, 0.0, float("-inf"))', 0)
     y2, ops = build('where(keep, 0.0, float("-inf"))', 2)
