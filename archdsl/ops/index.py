@@ -113,7 +113,7 @@ def _lower(e, ins, outs, c):
     starts = [plan[i][0] for i in axes]
     ends = [plan[i][1] if plan[i][1] is not None else big for i in axes]
     ends = [(-big if (end == -1 and plan[i][2] < 0) else end) for i, end in zip(axes, ends)]
-    steps = [plan[i][2] for i in axes]
+    steps = [max(-big, min(plan[i][2], big)) for i in axes]  # past 64 bits a step takes one element: as big
     i64 = lambda v: e.const(np.array(v, dtype=np.int64))  # noqa: E731
     sliced_out = None if squeeze else outs
     y = e.op("Slice", [ins[0], i64(starts), i64(ends), i64(axes), i64(steps)], outputs=sliced_out)
