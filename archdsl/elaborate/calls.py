@@ -212,7 +212,7 @@ class Calls:
             raise LimitError(f"model has more than {Limits.nodes} nodes", span)
         torch_order = _torch_order(op, args)
         try:
-            node = self.graph.add_node(op.name, inputs, attrs, name + self.call_tag, span)
+            node = self.graph.add_node(op.name, inputs, attrs, self.stream_name(op, attrs, name + self.call_tag), span)
         except ArchError as err:  # conv2d(3, 64, 3): a kernel larger than the image
             if torch_order:
                 err.notes.append((torch_order, span))
@@ -227,6 +227,19 @@ class Calls:
                             span)
         outs = tuple(Tensor(o) for o in node.outputs)
         return outs[0] if len(outs) == 1 and not op.tuple_out else outs
+
+    def stream_name(self, op, attrs: dict, name: str) -> str:
+        """A node that draws random numbers draws them from a stream its name keys (ops/random.py): one label
+        given twice (a loop's `rand_like(x) as r`, a block's `dropout(0.1) as drop` called twice) drew the same
+        numbers twice, as no parameter refused the second. Such a name is made unique (r, r#2, ...)."""
+        if not (op.random or op.name in ("dropout", "drop_path") or attrs.get("dropout")):
+            return name
+        unique, k = name, 1
+        while unique in self.streams:
+            k += 1
+            unique = f"{name}#{k}"
+        self.streams.add(unique)
+        return unique
 
     def seed_input(self, opname: str, span) -> Tensor:
         """The model's int64 scalar input `seed`, added on the first random call (or the one declared so)."""

@@ -257,3 +257,27 @@ def test_train_steps_of_models_with_dead_or_output_seeds_build():
     with pytest.raises(ArchError, match="a model input is named 'seed', which the train step takes as its own"):
         build("model m(x: float32[B, 4], seed: int64[]) -> y {\n    h = x -> linear(4) as fc\n"
               "    y = h + cast(seed, \"float32\") + randn_like(h)\n}\n")
+
+
+def test_one_label_given_to_two_random_calls_draws_two_streams():
+    """A block's `randn_like(mu) as eps` called twice, or a loop's `rand_like(x) as r`, drew the same numbers
+    each time: the stream is keyed by the node's name, which the label made the same (no parameter to refuse
+    the second). The second is eps#2."""
+    src = ("block sample(mu) { return mu + randn_like(mu) as eps }\n"
+           "model m(x: float32[B, 4]) -> (z1, z2, r) {\n    z1 = sample(x)\n    z2 = sample(x)\n"
+           "    l = []\n    for i in range(2) { l = l + [rand_like(x) as u] }\n    r = l[0] - l[1]\n}\n")
+    model = archdsl.compile_source(src)
+    z1, z2, r = runtime.session(model).run(None, {"x": np.zeros((3, 4), np.float32), "seed": np.array(3)})
+    assert not np.allclose(z1, z2) and np.abs(r).min() > 0
+    assert {n.name.split("/")[0] for n in model.graph.node} >= {"eps", "eps#2", "u", "u#2"}
+
+
+def test_one_dropout_label_used_twice_draws_two_masks_in_a_train_step():
+    from archdsl.autodiff import OptimConfig, TrainConfig
+    src = ("model m(x: float32[B, 64]) -> loss {\n    h = x -> linear(64) as fc\n"
+           "    a = h -> dropout(0.5) as drop\n    b = h -> dropout(0.5) as drop\n    loss = mean((a - b) ** 2)\n}\n")
+    ct = driver.build_train(driver.load(text=src), None, driver.CompileOptions(),
+                            TrainConfig(loss="model", optimizer=OptimConfig("sgd"), lr=0.1))
+    sess = runtime.session(ct.step_model)
+    feeds = runtime.random_feeds(sess, 4, {}, seed=0)
+    assert float(sess.run(["loss"], feeds)[0]) > 0  # two masks: a - b is not zero everywhere
