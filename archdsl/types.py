@@ -119,8 +119,8 @@ def dim_mul(a: Dim, b: Dim) -> Dim:
         return 0
     if is_formula(a) or is_formula(b) or (isinstance(b, int) and b < 0):  # 2 * (H/2) is H, W * (H/2) is H*W/2
         ta, tb = _terms(a), _terms(b)
-        if ta is not None and tb is not None:
-            return _from_terms(_times(ta, tb))
+        if ta is not None and tb is not None and (isinstance(b, int) or not (_floors(ta) or _floors(tb))):
+            return _from_terms(_times(ta, tb))  # ((H-1)//2+1)*((W-1)//2+1) stays a product (a conv's map)
     if isinstance(b, int):
         return Sym(a.factors, a.coef * b)
     return Sym(tuple(sorted(a.factors + b.factors)), a.coef * b.coef)
@@ -249,6 +249,13 @@ def _poly(n) -> Terms | None:
         if a is None or not (isinstance(n.right, ast.Constant) and type(n.right.value) is int and n.right.value):
             return None
         return {m: Fraction(c) / n.right.value for m, c in a.items()}
+    if isinstance(n, ast.BinOp) and isinstance(n.op, ast.FloorDiv):  # (H-1)//2: a term of its own
+        a, k = _poly(n.left), n.right.value if isinstance(n.right, ast.Constant) else None
+        if a is None or type(k) is not int or k <= 0 or any(Fraction(c).denominator != 1 for c in a.values()):
+            return None
+        if set(a) <= {()}:
+            return {(): int(a.get((), 0)) // k} if a.get((), 0) // k else {}
+        return {(f"({_from_terms(a)}//{k})",): 1}
     if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub, ast.Mult)):
         a, b = _poly(n.left), _poly(n.right)
         if a is None or b is None:
@@ -272,10 +279,54 @@ def _times(a: Terms, b: Terms) -> Terms:
     return {m: c for m, c in out.items() if c}
 
 
+def _floor_parts(name: str) -> tuple[Terms, int] | None:
+    """(numerator terms, k) of a floor-division term `((H+1)//2)`, else None."""
+    if not name.startswith("(") or "//" not in name:
+        return None
+    try:
+        n = ast.parse(name, mode="eval").body
+    except (SyntaxError, RecursionError, MemoryError):
+        return None
+    if not (isinstance(n, ast.BinOp) and isinstance(n.op, ast.FloorDiv) and isinstance(n.right, ast.Constant)):
+        return None
+    num = _poly(n.left)
+    return None if num is None else (num, n.right.value)
+
+
+def _floors(terms: Terms) -> bool:
+    """Whether a sum has a floor-division term."""
+    return any(_floor_parts(f) is not None for m in terms for f in m)
+
+
+def _fold_floor_constant(terms: Terms) -> Terms:
+    """c*(N//k) + d is c*((N + d/c*k)//k) where c divides d: one form for sizes equal at every size, as
+    (H-1)//2+1 and (H+1)//2 (a strided conv beside a strided slice), or ((H+1)//2+2)-2 and (H+1)//2 (a pad
+    of 1 then an unpadded 3x3 conv after a strided one)."""
+    d = terms.get(())
+    atoms = [m for m in terms if len(m) == 1 and _floor_parts(m[0]) is not None]
+    if not d or Fraction(d).denominator != 1 or len(atoms) != 1:
+        return terms
+    (m,) = atoms
+    c = terms[m]
+    if Fraction(c).denominator != 1 or int(d) % int(c):
+        return terms
+    num, k = _floor_parts(m[0])
+    num = dict(num)
+    num[()] = num.get((), 0) + int(d) // int(c) * k
+    q = _terms(dim_floordiv(_from_terms({x: v for x, v in num.items() if v}), k))  # (2*H+2)//2 is H+1
+    if q is None:
+        return terms
+    out = {x: v for x, v in terms.items() if x not in (m, ())}
+    for x, v in q.items():
+        out[x] = out.get(x, 0) + c * v
+    return {x: v for x, v in out.items() if v}
+
+
 def _from_terms(terms: Terms) -> Dim:
     """The dim a sum of monomials is: a number, a monomial (H, 2*H*W), or a formula written in one order
     (symbols first, by name; the constant last), so that equal sums are equal dims."""
     terms = {m: int(c) if Fraction(c).denominator == 1 else Fraction(c) for m, c in terms.items()}
+    terms = _fold_floor_constant(terms)
     if not terms:
         return 0
     if list(terms) == [()] and isinstance(terms[()], int):

@@ -76,6 +76,35 @@ def test_sums_of_dims_cancel_and_have_one_form():
     assert dim_size(dim_add(t, -1), {"H": 9}) == 4
 
 
+def test_sums_with_a_floor_division_cancel_and_have_one_form():
+    """A constant beside a floor division goes into it: (H-1)//2+1 (a strided conv) is (H+1)//2 (a strided
+    slice), and ((H+1)//2+2)-2 (a pad of 1 then an unpadded 3x3 conv after a strided one: CycleGAN's residual
+    blocks) is (H+1)//2 again; both were refused as different dims."""
+    h = Sym.of("H")
+    conv = window_out(h, 3, 2, 2)
+    assert conv == dim_floordiv(dim_add(h, 1), 2) and str(conv) == "((H+1)//2)"
+    assert window_out(dim_add(conv, 2), 3, 1, 0) == conv
+    assert dim_add(dim_add(conv, -1), -1) == dim_add(conv, -2) == dim_floordiv(dim_add(h, -3), 2)
+    assert dim_add(dim_mul(conv, 2), 2) == dim_mul(dim_floordiv(dim_add(h, 3), 2), 2)
+    assert dim_add(dim_floordiv(h, 2), 3) == dim_floordiv(dim_add(h, 6), 2)
+    assert str(dim_mul(conv, window_out(Sym.of("W"), 3, 2, 2))) == "((H+1)//2)*((W+1)//2)"  # a map stays a product
+
+
+@given(st.lists(st.tuples(st.sampled_from(["add", "floordiv", "mul"]), st.integers(-4, 4)), min_size=1, max_size=7),
+       st.lists(st.integers(-20, 40), min_size=3, max_size=3))
+def test_floor_divisions_with_constants_size_as_the_integer_rule(steps, sizes):
+    """Sums, multiples and floor divisions of H, built in any order, size to Python's integer arithmetic."""
+    d, values = Sym.of("H"), list(sizes)
+    for op, k in steps:
+        if op == "add":
+            d, values = dim_add(d, k), [v + k for v in values]
+        elif op == "floordiv" and k > 0:
+            d, values = dim_floordiv(d, k), [v // k for v in values]
+        elif op == "mul" and k > 0:
+            d, values = dim_mul(d, k), [v * k for v in values]
+    assert [dim_size(d, {"H": v}) for v in sizes] == values
+
+
 @given(st.lists(st.tuples(st.sampled_from(["H", "W", 2, -3, 5]), st.integers(-2, 2)), min_size=1, max_size=6),
        st.integers(1, 9), st.integers(1, 9))
 def test_dim_sums_size_as_the_integer_sums(parts, hv, wv):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..types import Dim, Sym, dim_add, dim_floordiv, dim_mul, dim_size, dim_symbols, plus_text
+from ..types import Dim, Sym, dim_add, dim_floordiv, dim_mul, dim_size, dim_symbols
 from .registry import fail
 
 __all__ = ["broadcast", "norm_axis", "norm_axes", "window_out", "expand", "prod", "same_dim", "torch_dim"]
@@ -124,11 +124,8 @@ def window_out(size: Dim, k: int, s: int, pad: int, d: int = 1, ceil: bool = Fal
         return dim_add(size, pad - eff + 1)
     if pad - eff + s == 0:
         return dim_floordiv(size, s)
-    exact = dim_floordiv(dim_add(size, pad - eff), s)  # (2*H-1)//2 is H-1: a strided conv after an upsample
-    if "//" not in str(exact):
-        return dim_add(exact, 1)
-    span = f"({plus_text(size, pad - eff)})" if pad - eff else str(size)
-    return Sym.opaque(f"{span}//{s}+1")
+    # (2*H-1)//2 is H-1 (a strided conv after an upsample); (H-1)//2+1 is (H+1)//2, as a strided slice has it
+    return dim_add(dim_floordiv(dim_add(size, pad - eff), s), 1)
 
 
 def prod(dims) -> Dim:

@@ -62,7 +62,7 @@ def test_transposed_conv_after_a_strided_conv_over_symbolic_sizes_trains_like_to
     gradient, has that length (output_padding < stride), which the dim algebra cannot show: it was refused
     ("output_padding >= stride needs known lengths", a CycleGAN generator at symbolic sizes)."""
     ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=DOWN_UP)
-    out = {f"2*(({d}-1)//2+1)": 2 * ((n - 1) // 2 + 1) for d, n in zip("HW", hw)}  # the labels' dims
+    out = {f"2*(({d}+1)//2)": 2 * ((n - 1) // 2 + 1) for d, n in zip("HW", hw)}  # the labels' dims
     one_step_like_torch(ct, fwd, batches(ct, 1, 2, 3, seed=7, dims={"H": hw[0], "W": hw[1], **out}))
 
 

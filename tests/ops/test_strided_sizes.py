@@ -1,0 +1,51 @@
+"""Sizes after strided layers over symbolic dims: shapes equal at every size are one dim, so these models,
+which torch runs at any size, build and match it (they were refused as 'shapes differ')."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import archdsl
+from archdsl import runtime
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+RESIDUAL = """model p(x: float32[B, 4, H, W]) -> y {
+    h = x -> conv2d(4, 3, stride=2, padding=1) as down
+    r = h -> pad([1, 1, 1, 1], mode="reflect") -> conv2d(4, 3) as c
+    y = h + r
+}
+"""
+SUBSAMPLED = """model p(x: float32[B, 4, H, W]) -> y {
+    y = (x -> conv2d(4, 3, stride=2, padding=1) as c) + x[:, :, ::2, ::2]
+}
+"""
+
+
+def _run(src: str, x: np.ndarray) -> tuple[np.ndarray, dict]:
+    model = archdsl.compile_source(src)
+    w = {i.name: np.frombuffer(i.raw_data, np.float32).reshape(i.dims) for i in model.graph.initializer
+         if i.name.endswith(("weight", "bias"))}
+    return runtime.session(model).run(None, {"x": x})[0], {k: torch.from_numpy(v.copy()) for k, v in w.items()}
+
+
+@pytest.mark.parametrize("hw", [(7, 10), (8, 5), (3, 4)])
+def test_a_reflect_padded_residual_after_a_strided_conv(hw):
+    """CycleGAN's and pix2pixHD's residual block, written with an explicit pad: ((H+1)//2+2)-2 is (H+1)//2."""
+    x = np.random.default_rng(hw[0]).standard_normal((2, 4, *hw)).astype(np.float32)
+    y, w = _run(RESIDUAL, x)
+    h = F.conv2d(torch.from_numpy(x), w["down.weight"], w["down.bias"], stride=2, padding=1)
+    want = h + F.conv2d(F.pad(h, (1, 1, 1, 1), mode="reflect"), w["c.weight"], w["c.bias"])
+    np.testing.assert_allclose(y, want.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("hw", [(7, 10), (8, 5), (1, 2)])
+def test_a_strided_slice_beside_a_strided_conv(hw):
+    """(H-1)//2+1 (the conv) and (H+1)//2 (x[:, :, ::2]) are one length: a mask subsampled beside a conv."""
+    x = np.random.default_rng(hw[1]).standard_normal((1, 4, *hw)).astype(np.float32)
+    y, w = _run(SUBSAMPLED, x)
+    t = torch.from_numpy(x)
+    want = F.conv2d(t, w["c.weight"], w["c.bias"], stride=2, padding=1) + t[:, :, ::2, ::2]
+    np.testing.assert_allclose(y, want.numpy(), rtol=1e-5, atol=1e-5)
