@@ -341,7 +341,8 @@ def _check_declared_shapes(sess, outs, sizes: dict) -> None:
             continue
         raise ArchError(f"output '{meta.name}' came out {_dims(got)}{at}, but the model declares {_dims(want)}: it "
                         f"reads past the end of an input at these sizes (a slice such as x[:, -3:] takes a dim at "
-                        f"least 3 long)")
+                        f"least 3 long), or an upsample by a fractional scale_factor over a symbolic size came out "
+                        f"one longer in onnxruntime's float32 arithmetic (REFERENCE, upsample)")
 
 
 def _no_kernel_hint(message: str) -> str:

@@ -91,7 +91,19 @@ def _lower(e, ins, outs, c):
         kw = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
     else:  # nearest-exact
         kw = {"mode": "nearest", "coordinate_transformation_mode": "half_pixel", "nearest_mode": "round_prefer_ceil"}
+    x = c.in_types[0]
+    static = all(isinstance(d, int) for d in x.shape[2:])
+    tables = _nearest_tables(x, scales, mode) if scales is not None and static else None
+    if tables is not None:  # nearest at a scale such as 1.2: torch's own source indices, a Gather per axis
+        y = ins[0]
+        for i, idx in enumerate(tables):
+            if idx is not None:
+                y = e.op("Gather", [y, e.const(idx)], axis=2 + i)
+        e.op("Identity", [y], outputs=outs)
+        return
     if scales is not None:
+        if static:  # the float32 scale whose product onnxruntime truncates to torch's length
+            scales = [_ort_scale(n, sc, d) for n, sc, d in zip(x.shape[2:], scales, c.out_types[0].shape[2:])]
         sc = e.const(np.array([1.0, 1.0] + scales, dtype=np.float32))
         e.op("Resize", [ins[0], "", sc], outputs=outs, **kw)
         return
@@ -99,6 +111,47 @@ def _lower(e, ins, outs, c):
     rest = e.op("Shape", [ins[1]], start=2) if len(ins) > 1 else e.const(np.array(sizes, dtype=np.int64))
     full = e.op("Concat", [lead, rest], axis=0)
     e.op("Resize", [ins[0], "", "", full], outputs=outs, **kw)
+
+
+def _exact(scale: float) -> bool:
+    """A scale whose mapping onnxruntime's float32 Resize computes as torch does: whole, or 1/2**k."""
+    inv = 1 / scale
+    return float(scale).is_integer() or inv.is_integer() and int(inv) & (int(inv) - 1) == 0
+
+
+def _nearest_tables(x, scales: list, mode: str) -> list | None:
+    """torch's source index along each axis (None where it is each position itself) for nearest modes at
+    scales onnxruntime maps otherwise: floorf(dst * (float)(1 / scale)), of dst + 0.5 for nearest-exact, at
+    most n - 1, where Resize divides by the float32 scale (at 1.2, row 14 for torch's 15). torch's 2-D nearest
+    kernel copies a kept length, and halves a doubled one in ways not reproduced here: such scales keep Resize
+    (REFERENCE). None where Resize is torch's already (whole scales, 1/2**k)."""
+    if mode in _INTERPOLATING or all(map(_exact, scales)):
+        return None
+    tables = []
+    for n, scale in zip(x.shape[2:], scales):
+        out = math.floor(n * scale)
+        if mode == "nearest" and x.rank == 4 and out in (n, 2 * n):
+            if out == 2 * n:
+                return None
+            tables.append(None)
+            continue
+        d = np.arange(out, dtype=np.float32) + np.float32(0.5 if mode == "nearest-exact" else 0.0)
+        idx = np.minimum(np.floor(d * np.float32(1.0 / scale)), n - 1).astype(np.int64)
+        tables.append(None if np.array_equal(idx, np.arange(n)) else idx)
+    return tables
+
+
+def _ort_scale(n: int, scale: float, want: int) -> float:
+    """A float32 scale that onnxruntime sizes n to torch's length with: it truncates float32(scale) * n,
+    computed in float32, where torch floors the double product (0.58 on 50: 29 against torch's 28). The scale
+    moves by an ulp or two; its mapping with it, by as little."""
+    f = np.float32(scale)
+    for _ in range(16):
+        got = int(f * np.float32(n))
+        if got == want:
+            return float(f)
+        f = np.nextafter(f, np.float32(np.inf if got < want else 0.0))
+    return float(np.float32(scale))
 
 
 def _cubic(t: float) -> list[float]:
@@ -184,7 +237,7 @@ register(OpDef(
     doc="Resize the spatial dims by scale_factor, to size, or to the spatial sizes of like= (a skip "
         "connection's, read at run time: torch's F.interpolate(x, size=skip.shape[2:])) (torch.nn.Upsample); "
         "nearest, nearest-exact, (bi/tri)linear and bicubic (torch's a = -0.75, no antialias) with align_corners. "
-        "A scale that keeps a size (1.2 on 4) maps that dim through the scale, as ONNX Resize (and "
-        "torch.onnx.export's graph), except that onnxruntime copies an input none of whose sizes change; torch's "
-        "CPU kernels copy a kept size in the linear modes and 2-D nearest, and resample it otherwise.",
+        "Known sizes: torch's output lengths and nearest positions; in the linear modes a scale that keeps a "
+        "size (1.2 on 4) maps that dim through the scale, as ONNX Resize, where torch copies it; over symbolic "
+        "sizes onnxruntime's float32 lengths and positions at scales neither whole nor 1/2**k (REFERENCE).",
 ))
