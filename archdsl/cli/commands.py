@@ -101,12 +101,13 @@ def with_external_data(outputs: dict, external: bool | None) -> dict:
 
 
 def beside(out: Path, name: str, what: str, flag: str | None = None) -> Path:
-    """A file written next to an output (the eval model, the checkpoint): refused beside a device or FIFO,
-    where it would be created as a regular file (-o /dev/null made /dev/null.eval.onnx)."""
-    if files.is_special(out):
+    """A file written next to an output (the eval model, the checkpoint), beside where a link to it points:
+    refused beside a device or FIFO, or anything in /dev, where it would be created as a regular file
+    (-o /dev/null made /dev/null.eval.onnx, and -o - into a file /dev/stdout.eval.onnx)."""
+    if files.is_special(out) or Path(os.path.abspath(out)).parts[:2] == ("/", "dev"):
         raise ArchError(f"-o {out} is not a regular file, and {what} would go beside it"
                         + (f"; give {flag} PATH" if flag else "; give -o a file path"))
-    return out.with_name(name)
+    return files.resolved(out).with_name(name)
 
 
 def load_spec(args, sources):

@@ -114,8 +114,8 @@ def cmd_run(args, sources) -> int:
             raise ArchError(f"cannot read {path}: {e.strerror or e}") from None
         if not found:
             raise ArchError(f"{path} is a directory, not a model" if path.is_dir() else f"no such file: {path}")
-        model = path
-        name = path.stem
+        model = files.resolved(path)  # a link's target: onnxruntime finds external data beside the model it
+        name = path.stem                # opened, and refuses a path out of that folder (../real/m.onnx.data)
         mod = None
     else:
         mod = load_spec(args, sources)

@@ -1,0 +1,44 @@
+"""Files written beside an output (the eval model, the checkpoint, external data) go where the output does:
+beside a link's target, never into /dev; a model written through a link runs through it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from archdsl.cli import main
+
+
+def test_companions_go_beside_a_links_target(work):
+    (work / "real").mkdir()
+    (work / "pub").mkdir()
+    os.symlink("../real/t.onnx", work / "pub" / "t.onnx")
+    assert main(["build", str(work / "tiny.arch"), "--train", "-o", str(work / "pub" / "t.onnx")]) == 0
+    assert sorted(os.listdir(work / "real")) == ["t.eval.onnx", "t.onnx"] and os.listdir(work / "pub") == ["t.onnx"]
+    os.symlink("../real/w.npz", work / "pub" / "w.npz")
+    assert main(["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "--epochs", "1", "--quiet",
+                 "-o", str(work / "pub" / "w.npz")]) == 0
+    assert "w.ckpt.npz" in os.listdir(work / "real") and "w.ckpt.npz" not in os.listdir(work / "pub")
+
+
+def test_a_train_step_to_stdout_is_refused_rather_than_its_eval_model_put_in_dev(work):
+    """-o - into a file wrote the step there and created /dev/stdout.eval.onnx (as root)."""
+    with open(work / "t.bin", "wb") as out:
+        p = subprocess.run([sys.executable, "-m", "archdsl", "build", str(work / "tiny.arch"), "--train", "-o", "-"],
+                           stdout=out, stderr=subprocess.PIPE, text=True)
+    assert p.returncode == 1 and "the eval model would go beside it; give -o a file path" in p.stderr
+    assert not os.path.exists("/dev/stdout.eval.onnx")
+
+
+def test_a_model_with_external_data_runs_through_a_link(work, capsys):
+    """onnxruntime refused it: 'External data path escapes model directory'."""
+    (work / "real").mkdir()
+    os.symlink("real/m.onnx", work / "m.onnx")
+    spec = work / "big.arch"
+    spec.write_text("model big(x: float32[B, 64]) -> y {\n    y = x -> linear(64) as fc\n}\n")
+    assert main(["build", str(spec), "--external-data", "-o", str(work / "m.onnx")]) == 0
+    assert "m.onnx.data" in os.listdir(work / "real")
+    capsys.readouterr()
+    assert main(["run", str(work / "m.onnx"), "--repeat", "1"]) == 0
+    assert "y: [1, 64] float32" in capsys.readouterr().out
