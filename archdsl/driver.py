@@ -508,8 +508,9 @@ class _Staged:
             self.out.write_bytes(self.payload)
             return [self.out]
         written = [self.out]
-        stale = None if self.data_name else _own_external_data(self.out)
-        if self.data_name and (self.tmp / self.data_name).exists():  # none when every tensor is under 1 KiB
+        has_data = self.data_name is not None and (self.tmp / self.data_name).exists()  # none: every tensor < 1 KiB
+        stale = None if has_data else _own_external_data(self.out)
+        if has_data:
             parent = self.out.parent
             files.umask_mode(self.tmp / self.data_name)
             files.replace_keeping_mode(self.tmp / self.data_name, parent / self.data_name, like=self.out)

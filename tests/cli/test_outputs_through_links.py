@@ -42,3 +42,15 @@ def test_a_model_with_external_data_runs_through_a_link(work, capsys):
     capsys.readouterr()
     assert main(["run", str(work / "m.onnx"), "--repeat", "1"]) == 0
     assert "y: [1, 64] float32" in capsys.readouterr().out
+
+
+def test_an_external_data_rebuild_that_needs_no_data_file_removes_the_old_one(work):
+    """--external-data with every tensor under 1 KiB writes no .data file: the replaced model's stayed, stale."""
+    big = work / "big.arch"
+    big.write_text("model m(x: float32[B, 64]) -> y {\n    y = x -> linear(64) as fc\n}\n")
+    small = work / "small.arch"
+    small.write_text("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n")
+    out = work / "m.onnx"
+    assert main(["build", str(big), "--external-data", "-o", str(out)]) == 0 and (work / "m.onnx.data").exists()
+    assert main(["build", str(small), "--external-data", "-o", str(out)]) == 0
+    assert not (work / "m.onnx.data").exists()
