@@ -135,25 +135,31 @@ def _evaluate_items(tree: A.Module, loader: _Loader, defines: dict, prefix: str 
     unused = dict(defines)
     with noting_overrides(mod):
         _evaluate_in_order(tree, loader, defines, mod, env, ev, unused, prefix)
-    for name, (value, span, *rest) in unused.items():
-        span = rest[0] if rest else span
-        if "." in name:
-            alias = name.split(".")[0]
-            raise DefineError(f"{_label(prefix + name, span)}: {Path(tree.file).name} imports no file as '{alias}'"
-                              f"{did_you_mean(alias, list(mod.aliases))} ({'-D ' if span else 'the key '}ALIAS.NAME "
-                              f"sets a param of the file imported as ALIAS)", span)
-        if name in mod.unaliased:  # visible here, but its value was fixed when that file was evaluated
-            raise DefineError(f"{_label(prefix + name, span)}: the param '{name}' comes from import "
-                              f"\"{mod.unaliased[name]}\", which has no 'as'; -D sets the params of this file, "
-                              f"or of a file imported `as NAME` with -D {prefix}NAME.{name}=...", span)
-        seen = list(mod.params) + list(mod.unaliased)
-        owners = [a for a, names in mod.aliases.items() if name in names]
-        if owners:  # the exact name in an imported file beats a close one here
-            raise DefineError(f"{_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}'; the "
-                              f"file imported as '{owners[0]}' has: -D {prefix}{owners[0]}.{name}=...", span)
-        raise DefineError(f"{_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}'"
-                          f"{did_you_mean(name, seen)}" + ("" if seen else " (it declares no params)"), span)
+    for name, entry in unused.items():
+        _unused_define(name, entry, tree, mod, prefix)
     return mod
+
+
+def _unused_define(name: str, entry: tuple, tree: A.Module, mod: Module, prefix: str) -> None:
+    """The diagnostic for a -D (or defines key) no param of the file took."""
+    _, span, *rest = entry
+    span = rest[0] if rest else span
+    if "." in name:
+        alias = name.split(".")[0]
+        raise DefineError(f"{_label(prefix + name, span)}: {Path(tree.file).name} imports no file as '{alias}'"
+                          f"{did_you_mean(alias, list(mod.aliases))} ({'-D ' if span else 'the key '}ALIAS.NAME "
+                          f"sets a param of the file imported as ALIAS)", span)
+    if name in mod.unaliased:  # visible here, but its value was fixed when that file was evaluated
+        raise DefineError(f"{_label(prefix + name, span)}: the param '{name}' comes from import "
+                          f"\"{mod.unaliased[name]}\", which has no 'as'; -D sets the params of this file, "
+                          f"or of a file imported `as NAME` with -D {prefix}NAME.{name}=...", span)
+    seen = list(mod.params) + list(mod.unaliased)
+    owners = [a for a, names in mod.aliases.items() if name in names]
+    if owners:  # the exact name in an imported file beats a close one here
+        raise DefineError(f"{_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}'; the "
+                          f"file imported as '{owners[0]}' has: -D {prefix}{owners[0]}.{name}=...", span)
+    raise DefineError(f"{_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}'"
+                      f"{did_you_mean(name, seen)}" + ("" if seen else " (it declares no params)"), span)
 
 
 @contextlib.contextmanager
@@ -173,7 +179,7 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                        unused: dict, prefix: str = "") -> None:
     local = _local_names(tree)
     imported: dict[str, Span] = {}  # a name taken from an import: the import it came from
-    for item in tree.items:
+    for at, item in enumerate(tree.items):
         if isinstance(item, A.Import):
             given = {k[len(item.alias) + 1:]: v for k, v in defines.items() if item.alias and
                      k.startswith(item.alias + ".")}  # -D lib.width=16: the param width of `import ... as lib`
@@ -218,7 +224,15 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                                 [("first defined here", mod.models[item.name].span)])
             mod.models[item.name] = item
         elif isinstance(item, A.Assert):
-            ev.exec_stmt(item, env)
+            try:
+                ev.exec_stmt(item, env)
+            except ArchError:  # `-D szie=small` failed the assert asking for size: the typo is the news
+                later = {i.name for i in tree.items[at + 1:] if isinstance(i, A.ParamDecl)} | \
+                    {i.alias for i in tree.items[at + 1:] if isinstance(i, A.Import) and i.alias}
+                for name, entry in unused.items():
+                    if name.split(".")[0] not in later:
+                        _unused_define(name, entry, tree, mod, prefix)
+                raise
 
 
 def _same_definition(a, b) -> bool:
