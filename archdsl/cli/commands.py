@@ -13,6 +13,7 @@ from .. import driver, files
 from ..diagnostics import ArchError, ArchSyntaxError, SourceMap, render
 from ..ir import print_graph
 from ..summary import summarize
+from ..types import Sym
 from .signals import StdoutFailed, was_interrupted
 from .table import print_table
 
@@ -343,10 +344,12 @@ def cmd_summary(args, sources) -> int:
                 for r in rep["layers"]]
         print_table(f"{rep['model']}", ("layer", "op", "output shape", "params", "FLOPs"), rows,
                     footer=("total", "", "", f"{rep['params']:,}", _fmt(rep["flops"])))
-        batch = any(v.type.shape and str(v.type.shape[0]) in own for v in g.inputs)
+        # "batch 1" where an input's first dim is a symbol counted as 1 (not one fixed, or given with --dim)
+        batch = any(v.type.shape and isinstance(v.type.shape[0], Sym) and str(v.type.shape[0]) not in own
+                    for v in g.inputs)
         unsized = rep["flops_unsized"]
-        at = ", ".join((["batch 1"] if not batch else []) + [f"{k}={v}" for k, v in own.items()]
-                       + [f"{u}=1" for u in unsized])
+        at = ", ".join((["batch 1"] if batch else []) + [f"{k}={v}" for k, v in own.items()]
+                       + [f"{u}=1" for u in unsized]) or "the model's sizes"
         hint = f" (--dim {unsized[0]}=N sizes it)" if unsized else ""
         print(f"params: {rep['params']:,}   buffers: {rep['buffers']:,}   FLOPs at {at}{hint}: {rep['flops']:,}")
     return 0

@@ -220,6 +220,10 @@ def test_summary_sizes_symbolic_dims_and_says_which_it_counted_as_one(tmp_path, 
     assert main(["summary", str(two), "--dim", "T=16"]) == 0
     out = capsys.readouterr().out
     assert "FLOPs at batch 1, T=16: 512" in out and "FLOPs at batch 1: 32" in out
+    fixed = tmp_path / "fixed.arch"  # a fixed first dim is no "batch 1" (it counted 16)
+    fixed.write_text("param B = none\nmodel m(x: float32[B, 4]) -> y { y = x -> linear(3) as l }\n")
+    assert main(["summary", str(fixed), "-D", "B=16"]) == 0
+    assert "FLOPs at the model's sizes: 384" in capsys.readouterr().out
 
 
 def test_summary_dim_sizes_formula_dims_like_fixed_ones(tmp_path, capsys):
