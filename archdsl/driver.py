@@ -108,7 +108,9 @@ def load(path: str | Path | None = None, *, text: str | None = None, file: str =
     return load_file(path, defs, sources, search)
 
 
-def select_models(mod: Module, model: str | None) -> list[str]:
+def select_models(mod: Module, model: str | None, flag: str = "--model {}") -> list[str]:
+    """The models to build: `model`, or every model of the file. `flag` names the choice in a message (the
+    Python API's is model='NAME')."""
     from .diagnostics import UnknownNameError, did_you_mean
     names = list(mod.models)
     if model is not None and not isinstance(model, str):
@@ -118,7 +120,7 @@ def select_models(mod: Module, model: str | None) -> list[str]:
     if model is None:
         return names
     if model not in mod.models:  # a mistake on the command line: no line of the file to show
-        raise UnknownNameError(f"--model {model}: no model '{model}' in {_source_name(mod)}"
+        raise UnknownNameError(f"{flag.format(model)}: no model '{model}' in {_source_name(mod)}"
                                f"{did_you_mean(model, names)} (models: {', '.join(names)})")
     return [model]
 
@@ -385,7 +387,7 @@ def compile_file(path, defines=None, model: str | None = None, **options) -> onn
     opts = _options(options, ("defines", "model"))
     sources = SourceMap()
     mod = load(path, defines=defines, search_path=opts.search_path, sources=sources)
-    return build(mod, model, opts, sources).model
+    return build(mod, _api_model(mod, model), opts, sources).model
 
 
 def compile_source(text: str, defines=None, model: str | None = None, file: str = "<string>",
@@ -394,7 +396,7 @@ def compile_source(text: str, defines=None, model: str | None = None, file: str 
     opts = _options(options)
     sources = SourceMap()
     mod = load(text=text, file=file, defines=defines, search_path=opts.search_path, sources=sources)
-    return build(mod, model, opts, sources).model
+    return build(mod, _api_model(mod, model), opts, sources).model
 
 
 def check_file(path, defines=None, model: str | None = None, search_path=(), **unknown) -> Graph:
@@ -402,7 +404,7 @@ def check_file(path, defines=None, model: str | None = None, search_path=(), **u
     if unknown:  # compile_file's options (opset=) mean nothing here: an ArchError, as compile_file's typos
         _unknown_option(next(iter(unknown)), ["defines", "model", "search_path"])
     mod = load(path, defines=defines, search_path=search_path)
-    return elaborate_model(mod, _one_model(mod, model))
+    return elaborate_model(mod, _one_model(mod, _api_model(mod, model)))
 
 
 def check_source(text: str, defines=None, model: str | None = None, file: str = "<string>",
@@ -411,7 +413,14 @@ def check_source(text: str, defines=None, model: str | None = None, file: str = 
         _unknown_option(next(iter(unknown)), ["defines", "model", "file", "search_path"])
     _text(text)
     mod = load(text=text, file=file, defines=defines, search_path=search_path)
-    return elaborate_model(mod, _one_model(mod, model))
+    return elaborate_model(mod, _one_model(mod, _api_model(mod, model)))
+
+
+def _api_model(mod: Module, model):
+    """model= checked in the API's words (a wrong one said '--model NAME')."""
+    if model is not None:
+        select_models(mod, model, "model={!r}")
+    return model
 
 
 def _text(text) -> None:

@@ -74,6 +74,8 @@ def test_opset_below_17_is_refused():
                                            ({"disabled_passes": "cse"}, "disabled_passes takes a list"),
                                            ({"disabled_passes": 5}, "disabled_passes takes a list"),
                                            ({"model": 5}, "model takes a model's name"),
+                                           ({"model": "mpl"}, r"^model='mpl': no model 'mpl' in mlp.arch; did you "
+                                                              r"mean 'mlp'\?"),  # it said --model mpl
                                            ({"defines": 5}, "defines takes a dict or a list"),
                                            ({"defines": [("a", 1)]}, "defines takes a dict or a list"),
                                            ({"search_path": "inc"}, "search_path takes a list of directories"),
