@@ -127,8 +127,10 @@ class Operators:
             if self.in_assert:
                 raise SymbolicOperand(f"cannot decide {describe(a)} {op} {describe(b)}", span) from None
             detail = str(e).removeprefix("cannot decide ").removeprefix("cannot compare ")
+            nested = isinstance(a, (list, tuple, dict)) or isinstance(b, (list, tuple, dict))  # which pair is open
             raise SymbolicOperand(f"cannot decide {short(a)} {op} {short(b)} when building: it depends on a "
-                                  f"symbolic size ({detail}), {UNDECIDED_ADVICE}", span) from None
+                                  f"symbolic size{f' ({detail})' if nested else ''}, {UNDECIDED_ADVICE}",
+                                  span) from None
 
     def compared(self, fn, *args, span: Span):
         """A comparison (==, <, in) of values that may nest; its walk is charged to the step budget."""
