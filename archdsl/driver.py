@@ -17,7 +17,7 @@ import onnx
 from . import files
 from ._version import __version__
 from .diagnostics import ArchError, SourceMap, not_a_directory, writing
-from .elaborate import Module, elaborate_model, load_file, load_source, parse_define
+from .elaborate import Module, elaborate_model, load_file, load_source, noting_overrides, parse_define
 from .ir import Graph, still_there, unused_results
 from .lower import MIN_OPSET, load_weights, lower_graph
 from .lower.given import checked_weights, torch_array
@@ -159,7 +159,8 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     graph = elaborate_model(mod, name)
     opset = _check_options(options) or newest_opset()
     weights = loaded_weights if loaded_weights is not None else given_weights(options)
-    weights = checked_weights(weights, graph, _weights_file(options))
+    with noting_overrides(mod):  # -D hidden=128 against a checkpoint of 256: the note says where 128 came from
+        weights = checked_weights(weights, graph, _weights_file(options))
     unused, written = unused_results(graph), graph.param_count()
     fed = not options.with_weights and not skeleton  # the parameters are inputs, named as a state_dict's
     stats = (optimize_keeping_params if fed else optimize_graph)(graph, options, opset)
@@ -335,7 +336,8 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
     meta = _metadata(mod, name, options.seed)
     level = min(options.opt_level, TRAIN_LEVEL)
     ev = elaborate_model(mod, name)
-    weights = checked_weights(weights, ev, _weights_file(options))
+    with noting_overrides(mod):
+        weights = checked_weights(weights, ev, _weights_file(options))
     optimize_keeping_params(ev, options, opset)
     ev_weights = {k: v for k, v in weights.items() if k in ev.params} if weights else None
     eval_model = lower_graph(ev, opset=opset, seed=options.seed, weights=ev_weights, metadata=meta,
@@ -436,7 +438,7 @@ def build_file(mod: Module, model: str | None, options: CompileOptions, out: str
     weights = given_weights(options)
     with _no_cyclic_gc():
         compiled = build(mod, model, options, sources, weights, skeleton=True)
-        with writing(out):
+        with writing(out), noting_overrides(mod):
             return compiled, _write_streamed(compiled, options, weights, out, external_data)
 
 

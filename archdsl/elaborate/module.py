@@ -171,7 +171,8 @@ def noting_overrides(mod: Module):
     except DefineError:
         raise
     except ArchError as e:
-        e.notes.extend((f"param '{name}' is set by -D here", span) for name, span in mod.overrides.items())
+        notes = [(f"param '{name}' is set by -D here", span) for name, span in mod.overrides.items()]
+        e.notes.extend(n for n in notes if n not in e.notes)  # once, where two of these nest
         raise
 
 
