@@ -38,13 +38,15 @@ def _common(p: argparse.ArgumentParser, model: str | None = ONE_MODEL, file_help
         p.add_argument("--model", metavar="NAME", help=model)
 
 
-def _optimize_flags(p: argparse.ArgumentParser, emits_ir: bool = False) -> None:
-    """-O0/-O1/-O2, --disable-pass, --report (archdsl/passes)."""
+def _optimize_flags(p: argparse.ArgumentParser, emits_ir: bool = False, report_only: bool = False) -> None:
+    """-O0/-O1/-O2, --disable-pass, --report (archdsl/passes). `report_only`: the passes run only for --report
+    (summary's table counts the model as written)."""
+    only = " (with --report: the table counts the model as written)" if report_only else ""
     p.add_argument("-O", dest="opt_level", type=int, choices=(0, 1, 2), default=None, metavar="LEVEL",
                    help="optimization level: -O0 none, -O1 safe cleanups, -O2 everything (default"
-                        + ("; --emit ir prints the unoptimized IR unless -O is given)" if emits_ir else ")"))
+                        + ("; --emit ir prints the unoptimized IR unless -O is given)" if emits_ir else ")") + only)
     p.add_argument("--disable-pass", dest="disabled_passes", action="append", default=[], metavar="NAME",
-                   help="skip one optimization pass (repeatable); `archdsl passes` lists them")
+                   help="skip one optimization pass (repeatable); `archdsl passes` lists them" + only)
     p.add_argument("--report", action="store_true", help="print nodes and weights (elements of parameters and buffers) "
                    "before/after each pass, then the FLOPs as written and optimized (a linear that becomes "
                    "MatMul + Add counts its bias adds then)")
@@ -95,7 +97,7 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--dim", action="append", default=[], metavar="SYM=N",
                    help="size a symbolic dim for the FLOPs (repeatable; e.g. --dim T=128); unsized ones count as 1, "
                         "a batch of one")
-    _optimize_flags(s)
+    _optimize_flags(s, report_only=True)
 
     r = sub.add_parser("run", help="run a spec or an .onnx file on onnxruntime",
                        description="Run FILE.arch (compiled in memory) or FILE.onnx on onnxruntime with the given "

@@ -320,6 +320,11 @@ def cmd_summary(args, sources) -> int:
     from .train import settings_error
     if (status := settings_error(args, "summary") or pass_flags_error(args, "summary")) is not None:
         return status
+    if not args.report and (args.opt_level is not None or args.disabled_passes):  # the table is as written
+        flag = "--disable-pass" if args.disabled_passes else f"-O{args.opt_level}"
+        print(f"archdsl summary: error: {flag} picks the passes --report runs; the table counts the model as "
+              "written (add --report)", file=sys.stderr)
+        return 2
     dims = dim_flags(args, "summary")
     if dims is None:
         return 2
