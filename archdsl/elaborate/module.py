@@ -209,7 +209,7 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                         if k in target.params or k in target.unaliased:
                             mod.unaliased[k] = item.path
         elif isinstance(item, A.ParamDecl):
-            value = ev.eval(item.value, env)
+            value = _eval_top(ev, item.value, env, tree, at)
             if item.name in defines:
                 value = _override(item, value, defines[item.name], prefix)
                 unused.pop(item.name, None)  # None: a param declared twice is said by _define below
@@ -218,7 +218,7 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
             _define(env, item.name, value, item.span)
             mod.params[item.name] = value
         elif isinstance(item, A.Let):
-            _define(env, item.name, ev.eval(item.value, env), item.span)
+            _define(env, item.name, _eval_top(ev, item.value, env, tree, at), item.span)
         elif isinstance(item, A.ModelDef):
             if item.name in mod.models:
                 raise ArchError(f"model '{item.name}' is defined twice", item.span,
@@ -234,6 +234,21 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                     if name.split(".")[0] not in later:
                         _unused_define(name, entry, tree, mod, prefix)
                 raise
+
+
+def _eval_top(ev: Evaluator, expr, env: Env, tree: A.Module, at: int):
+    """A param's or let's value; a name defined further down the file is said so (it was 'unknown name 'q';
+    did you mean 'eq'?', for `param p = q` above `param q = 3`)."""
+    try:
+        return ev.eval(expr, env)
+    except UnknownNameError as e:
+        m = re.match(r"unknown name '(\w+)'", e.message)
+        later = m and next((i for i in tree.items[at + 1:] if isinstance(i, (A.ParamDecl, A.Let)) and i.name == m[1]),
+                           None)
+        if not later:
+            raise
+        raise UnknownNameError(f"'{m[1]}' is defined further down, on line {later.span.line}: a param or let sees "
+                               "only the names above it (move it up)", e.span, [("defined here", later.span)]) from None
 
 
 def _same_definition(a, b) -> bool:
