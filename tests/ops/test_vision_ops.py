@@ -170,10 +170,11 @@ def test_a_scale_that_keeps_a_size_interpolates():
 
 
 @pytest.mark.parametrize("shape, scale, mode, same", [
-    # no size changes (onnxruntime copies): torch copies in the linear modes and 2-D nearest, resamples otherwise
-    ((4,), 1.2, "nearest", False), ((4,), 1.2, "linear", True), ((4, 4), 1.2, "nearest", True),
-    ((4, 4), 1.2, "nearest-exact", False), ((4, 4), 1.2, "bilinear", True), ((4, 4), 1.2, "bicubic", False),
-    ((4, 4, 4), 1.2, "nearest", False), ((4, 4, 4), 1.2, "trilinear", True),
+    # no size changes (onnxruntime copies): torch copies in the linear modes and 2-D nearest, resamples otherwise;
+    # the nearest modes at known sizes take torch's own positions (one Gather per axis), kept sizes included
+    ((4,), 1.2, "nearest", True), ((4,), 1.2, "linear", True), ((4, 4), 1.2, "nearest", True),
+    ((4, 4), 1.2, "nearest-exact", True), ((4, 4), 1.2, "bilinear", True), ((4, 4), 1.2, "bicubic", False),
+    ((4, 4, 4), 1.2, "nearest", True), ((4, 4, 4), 1.2, "trilinear", True),
     # another size changes (the kept one mapped through the scale): torch copies it in linear and 2-D nearest
     ((4, 3), [1.2, 2.0], "nearest", False), ((4, 3), [1.2, 2.0], "nearest-exact", True),
     ((4, 3), [1.2, 2.0], "bilinear", False), ((4, 3), [1.2, 2.0], "bicubic", True),
