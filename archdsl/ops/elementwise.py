@@ -180,7 +180,7 @@ register(OpDef(
     grad=_fmod_grad,
     doc="The remainder of a / b truncated toward zero, the sign of a, with broadcasting (torch.fmod, C's fmod, "
         "ONNX Mod with fmod=1); % is the remainder with the sign of b. A float b of 0 gives NaN; an integer b of "
-        "0 is a build error where it is a constant, and fails at run time otherwise.",
+        "0 is a build error where it is a constant or computed from constants alone, and fails at run time otherwise.",
 ))
 
 

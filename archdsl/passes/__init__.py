@@ -23,6 +23,7 @@ from . import fold_batchnorm, pretranspose_linear, fuse_gemm, fuse_attention  # 
 from . import expand_channel_scale  # noqa: F401  isort: skip
 from .derived import DerivedSpec
 from .report import format_report
+from .zero_divisors import check_zero_divisors
 
 __all__ = ["DEFAULT_LEVEL", "DerivedSpec", "Pass", "PassContext", "PassError", "PassStat", "TRAIN_LEVEL", "all_passes",
-           "format_report", "optimize", "passes_for", "register_pass"]
+           "check_zero_divisors", "format_report", "optimize", "passes_for", "register_pass"]

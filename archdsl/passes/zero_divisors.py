@@ -1,0 +1,59 @@
+"""Integer division by a divisor the model computes from constants alone (`ids // (tensor([1, 1]) - 1)`,
+`ids % abs(tensor(0))`): its zero is known when building, and onnxruntime, which folds such a divisor itself,
+refuses to load the model with no line of the spec. Not a pass: a check on the graph about to be lowered, at
+every -O level (the divisor is a constant by then at -O1 and -O2, and is evaluated here at -O0)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..diagnostics import EvalError
+from ..ir import Graph, Value
+from ..types import is_static
+from ._evaluate import evaluate
+
+__all__ = ["check_zero_divisors"]
+
+_DIVIDING = ("floordiv", "remainder", "fmod")
+_MAX_NODES = 64  # a divisor computed by more than this is left to onnxruntime
+
+
+def _from_constants(v: Value) -> list | None:
+    """The nodes computing v from constants only, in graph order, or None where an input, a parameter or a
+    random call feeds it (or it takes too many)."""
+    nodes, seen, todo = {}, set(), [v]
+    while todo:
+        x = todo.pop()
+        if id(x) in seen or x.kind == "const":
+            continue
+        seen.add(id(x))
+        n = x.producer
+        if n is None or n.opdef.random or len(nodes) >= _MAX_NODES or \
+                not all(is_static(o.type.shape) and o.type.dtype.np is not None for o in n.outputs):
+            return None
+        nodes[id(n)] = n
+        todo.extend(n.inputs)
+    return list(nodes.values())
+
+
+def check_zero_divisors(g: Graph, opset: int) -> None:
+    order = {id(n): i for i, n in enumerate(g.nodes)}
+    for node in g.nodes:
+        if node.op not in _DIVIDING or node.inputs[1].type.dtype.is_float:
+            continue
+        d = node.inputs[1]
+        if d.kind == "const":
+            value = d.data
+        else:
+            nodes = _from_constants(d)
+            if not nodes:
+                continue
+            nodes.sort(key=lambda n: order[id(n)])
+            consts = {id(x): x.data for n in nodes for x in n.inputs if x.kind == "const"}
+            try:
+                value = evaluate(nodes, [d], consts, opset)[0]
+            except Exception:  # noqa: BLE001 - a kernel onnxruntime lacks: it says so when the model loads
+                continue
+        if not np.all(np.asarray(value) != 0):
+            raise EvalError("integer division by zero: the divisor, computed from constants, holds a 0 (onnxruntime "
+                            "would refuse to load the model)", node.span)
