@@ -189,16 +189,16 @@ def _interp_weights(size: int, out: int, align_corners: bool, scale: float | Non
 
 
 def _grad(b, c, ins, outs, gouts):
-    """nearest modes move elements (scatter g back); linear modes and bicubic are y = W x along each dim,
-    so g x W.
-    Sizes that do not change are a copy in onnxruntime (and in torch's autograd), even with a scale of 1.2."""
+    """nearest modes move elements (g scattered back where the forward took them: a Gather of torch's
+    positions, or Resize); linear modes and bicubic are y = W x along each dim, so g x W, and a copy where no
+    size changes (onnxruntime's Resize copies then, even at a scale of 1.2)."""
     x_t, g = c.in_types[0], gouts[0]
     like = [None] * (len(ins) - 1)  # no gradient reaches the tensor that only lends its sizes
-    if tuple(c.out_types[0].shape[2:]) == tuple(x_t.shape[2:]):  # onnxruntime copies the input then, any scale
-        return [g, *like]
-    if c.attrs["mode"] not in _INTERPOLATING:
+    if c.attrs["mode"] not in _INTERPOLATING:  # the forward itself moves positions: whatever it does, this follows
         return [b.op("autodiff.movement_grad", g, *ins, op="upsample", attrs=dict(c.attrs), positions="int32"),
                 *like]
+    if tuple(c.out_types[0].shape[2:]) == tuple(x_t.shape[2:]):  # onnxruntime copies the input then, any scale
+        return [g, *like]
     if all(d == 1 for d in x_t.shape[2:]):  # from one pixel (a pooled branch, ASPP's): every output is a copy of it
         return [b.op("sum", g, dim=tuple(range(2, x_t.rank)), keepdim=True), *like]
     scales, _ = _plan(x_t, c.attrs, c.in_types[1] if len(ins) > 1 else None)
