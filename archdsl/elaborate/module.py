@@ -68,7 +68,9 @@ class _Loader:
         if there is not None:
             what = "a directory, not a .arch file" if there.is_dir() else "not a regular file (a .arch spec is one)"
             raise ImportNotFoundError(f'import "{rel}": {there} is {what}', span)
-        where = ", ".join(str(t.parent) + ("" if t.parent.is_dir() else " (no such folder)") for t in tried)
+        folders = dict.fromkeys(t.parent for t in tried)  # -I inc twice, or the importer's own folder: once
+        where = ", ".join(str(f) + ("" if f.is_dir() else " (a file, not a folder)" if f.exists() else
+                                    " (no such folder)") for f in folders)
         raise ImportNotFoundError(f'cannot find "{rel}" (looked in {where})', span)
 
     def load_path(self, path: Path, span: Span | None, defines=None, prefix: str = "") -> Module:

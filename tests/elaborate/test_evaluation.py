@@ -286,6 +286,9 @@ def test_an_import_of_a_model_file_or_from_a_missing_folder_says_so(tmp_path):
     spec.write_text('import "lib.arch" as m\n' + _MODEL)
     with pytest.raises(ArchError, match=r"looked in .*, .*nodir \(no such folder\)\)"):
         archdsl.check_file(str(spec), search_path=[str(tmp_path / "nodir")])
+    with pytest.raises(ArchError) as e:  # a folder given twice is listed once; a file is said to be one
+        archdsl.check_file(str(spec), search_path=[str(tmp_path), str(tmp_path / "m.onnx")])
+    assert e.value.message.endswith(f"(looked in {tmp_path}, {tmp_path / 'm.onnx'} (a file, not a folder))")
 
 
 def test_imports_relative_alias_and_search_path(tmp_path):
