@@ -16,7 +16,7 @@ import onnx
 
 from . import files
 from ._version import __version__
-from .diagnostics import ArchError, SourceMap, not_a_directory, writing
+from .diagnostics import ArchError, DefineError, SourceMap, not_a_directory, writing
 from .elaborate import Module, elaborate_model, load_file, load_source, noting_overrides, parse_define
 from .ir import Graph, still_there, unused_results
 from .lower import MIN_OPSET, load_weights, lower_graph
@@ -80,10 +80,14 @@ def parse_defines(items, sources: SourceMap) -> dict:
         return {k: (_python_value(v, k), None) for k, v in items.items()}
     if isinstance(items, str) or not isinstance(items, (list, tuple)) or not all(isinstance(t, str) for t in items):
         raise ArchError(f"defines takes a dict or a list of 'NAME=VALUE' strings, got {items!r}")
-    out = {}
+    out, given = {}, {}
     for i, text in enumerate(items):
         name, val = parse_define(text, sources, i)
-        out[name] = val
+        value = text.partition("=")[2].strip()
+        if name in out and given[name] != value:  # the last one won, unsaid (as --input given twice is refused)
+            raise DefineError(f"-D {name} is given twice, as {given[name]} and as {value}", val[2] if len(val) > 2
+                              else val[1])
+        out[name], given[name] = val, value
     return out
 
 

@@ -370,6 +370,9 @@ def dim_flags(args, command: str) -> dict | None:
                   + (" (a size of 0, an empty KV cache: feed that input, --input NAME=FILE.npy)"
                      if v == "0" and command == "run" else ""), file=sys.stderr)
             return None
+        if dims.get(k, int(v)) != int(v):  # the last one won, unsaid
+            print(f"archdsl {command}: error: --dim {k} is given twice, as {dims[k]} and as {int(v)}", file=sys.stderr)
+            return None
         dims[k] = int(v)
     return dims
 

@@ -351,7 +351,7 @@ def _kind(v) -> str:
 
 def parse_define(text: str, sources: SourceMap, index: int = 0) -> tuple[str, tuple]:
     """`name=value` from the command line. A bare word is a string (`-D size=small`)."""
-    file = DEFINE_FILE if index == 0 else f"<-D #{index + 1}>"
+    file = DEFINE_FILE if index == 0 else f"<-D#{index + 1}>"  # no space: FILE:LINE:COL reads as one word
     sources.add(file, text)
     name, eq, raw = text.partition("=")
     whole = Span(file, 1, 1, 1, len(text) + 1)

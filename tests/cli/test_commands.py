@@ -214,6 +214,8 @@ def test_summary_sizes_symbolic_dims_and_says_which_it_counted_as_one(tmp_path, 
     assert main(["summary", str(spec), "--dim", "S=8"]) == 1
     assert "--dim S: the model has no symbolic dim 'S' (its symbolic dims: B, T)" in capsys.readouterr().err
     assert main(["summary", str(spec), "--dim", "T=x"]) == 2
+    assert main(["summary", str(spec), "--dim", "T=3", "--dim", "T=5"]) == 2  # the last won, unsaid
+    assert "--dim T is given twice, as 3 and as 5" in capsys.readouterr().err
     two = tmp_path / "two.arch"  # a dim that only one of the models has sizes that one
     two.write_text("model enc(x: float32[B, T, 4]) -> y { y = x -> linear(4) }\n"
                    "model head(z: float32[B, 8]) -> y { y = z -> linear(2) }\n")
