@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from .. import driver, files
@@ -265,6 +266,7 @@ def cmd_train(args, sources) -> int:
             files.probe_writable(path)
     ct = driver.build_train(mod, args.model, _options(args), train_config(args), sources)
     warn(ct.graph, ct.unused, sources)
+    started = time.time()
     opts = LoopOptions(data=args.data, val=args.val, epochs=args.epochs, batch_size=args.batch_size, output=out,
                        checkpoint=ckpt, resume=args.resume, provider=args.provider, threads=args.threads,
                        seed=args.seed, quiet=args.quiet, schedule=args.schedule, warmup=args.warmup,
@@ -272,5 +274,11 @@ def cmd_train(args, sources) -> int:
                        schedule_per=args.schedule_per, patience=args.patience,
                        check_sizes=lambda path, sizes: check_spec_at(mod, ct.graph.name, sizes, path),
                        weights_file=getattr(args, "weights", None))
-    run_training(ct, opts)
+    try:
+        run_training(ct, opts)
+    except KeyboardInterrupt:  # "interrupted" said nothing of the epochs the checkpoint keeps
+        if ckpt.exists() and (args.resume or ckpt.stat().st_mtime >= started):
+            print(f"note: {ckpt} holds the last finished epoch: the same command with --resume goes on from it",
+                  file=sys.stderr)
+        raise
     return 0

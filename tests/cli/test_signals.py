@@ -76,3 +76,25 @@ sys.exit(launch.main())
 """)
     res = subprocess.run([sys.executable, str(probe)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 130 and res.stderr.strip() == "interrupted", (res.returncode, res.stderr)
+
+
+def test_ctrl_c_in_training_says_the_checkpoint_goes_on(work, monkeypatch, capsys):
+    """Training stopped by Ctrl-C said only `interrupted`: the checkpoint of the last finished epoch is there,
+    and --resume goes on from it."""
+    from archdsl.training import loop
+    real, calls = loop.Trainer.train_step, []
+
+    def interrupted_in_epoch_2(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 8:  # 40 examples, batches of 8: the third step of the second epoch
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+    monkeypatch.setattr(loop.Trainer, "train_step", interrupted_in_epoch_2)
+    argv = ["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "--batch-size", "8",
+            "--epochs", "3", "-o", str(work / "w.npz"), "--quiet"]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert f"note: {work / 'w.ckpt.npz'} holds the last finished epoch: the same command with --resume" in err
+    assert err.rstrip().endswith("interrupted")
+    monkeypatch.undo()
+    assert main(argv + ["--resume"]) == 0
