@@ -222,8 +222,16 @@ def cmd_build(args, sources) -> int:
 
 
 def pass_flags_error(args, command: str) -> int | None:
-    """--disable-pass or --report under -O0, where no pass runs, is a usage error rather than a flag quietly
-    ignored or an empty table."""
+    """--disable-pass or --report under -O0, where no pass runs, or --disable-pass of an -O2 pass under -O1, is a
+    usage error rather than a flag quietly ignored or an empty table."""
+    if getattr(args, "opt_level", None) == 1:  # an -O2 pass is off at -O1 already: the flag did nothing
+        from ..passes import all_passes
+        levels = {p.name: p.level for p in all_passes()}
+        above = next((n for n in getattr(args, "disabled_passes", ()) if levels.get(n, 0) > 1), None)
+        if above is not None:
+            print(f"archdsl {command}: error: --disable-pass {above} with -O1: that pass runs only at -O2",
+                  file=sys.stderr)
+            return 2
     if getattr(args, "opt_level", None) != 0:
         return None
     for flag, given in (("--disable-pass", getattr(args, "disabled_passes", None)),

@@ -239,6 +239,8 @@ def test_flags_that_would_be_ignored_or_mean_nothing_are_usage_errors(work, caps
         assert "--report with -O0: no pass runs at -O0" in capsys.readouterr().err
     assert main(["build", spec, "--emit", "ir", "-O0", "--report"]) == 2
     assert "--report with -O0" in capsys.readouterr().err
+    assert main(["build", spec, "-O1", "--disable-pass", "fuse_gemm"]) == 2  # off at -O1 already
+    assert "--disable-pass fuse_gemm with -O1: that pass runs only at -O2" in capsys.readouterr().err
     for flags in (["-O1"], ["--disable-pass", "cse"]):  # summary's table is as written: they changed nothing
         assert main(["summary", spec, *flags]) == 2
         assert "the table counts the model as written (add --report)" in capsys.readouterr().err
