@@ -234,6 +234,10 @@ def cmd_train(args, sources) -> int:
         print("archdsl train: error: --schedule step takes its --milestones (and --gamma, default 0.1); they "
               "set nothing for another schedule", file=sys.stderr)
         return 2
+    if args.schedule_per == "batch" and args.schedule == "constant":  # it moved nothing, unsaid
+        print("archdsl train: error: --schedule-per batch moves a schedule, and the constant one has nothing to "
+              "move (--schedule cosine, linear or step)", file=sys.stderr)
+        return 2
     if args.gamma is not None and not (0 < args.gamma < float("inf")):
         print(f"archdsl train: error: --gamma must be a positive number, got {args.gamma:g}", file=sys.stderr)
         return 2

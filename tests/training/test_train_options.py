@@ -113,6 +113,7 @@ def test_warmup_ramps_the_learning_rate_per_update_as_torchs_lambda_lr(tmp_path,
     assert np.allclose(lrs[:4], [0.1 / 3, 0.2 / 3, 0.1, 0.1])
     np.testing.assert_allclose(ours, want, rtol=1e-5, atol=1e-6)
     assert main([*argv, "--warmup", "-1"]) == 2
+    assert main([*argv, "--schedule-per", "batch"]) == 2  # the constant schedule: it moved nothing
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "linear"])
