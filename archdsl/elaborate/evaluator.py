@@ -259,7 +259,12 @@ class Evaluator(Calls, Blocks, Operators):
         if t is A.Call:
             return self._call_expr(e, env, piped=(), label=None, span=e.span)
         if t is A.IfExp:
-            return self.eval(e.then if self.truth(self.eval(e.cond, env), e.cond.span, "if") else e.orelse, env)
+            chosen = e.then if self.truth(self.eval(e.cond, env), e.cond.span, "if") else e.orelse
+            out = self.eval(chosen, env)
+            if chosen is e.orelse and isinstance(e.then, A.Pipe) and is_callable(out):  # `x -> f if c else g`
+                raise ArchTypeError("`x -> f if c else g` reads as `(x -> f) if c else g`, and g was chosen, a "
+                                    "function where the other side is a tensor; write `x -> (f if c else g)`", e.span)
+            return out
         if isinstance(e, A.Interp):
             return self._interp(e, env)
         if isinstance(e, A.ListLit):
