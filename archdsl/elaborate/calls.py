@@ -143,7 +143,9 @@ class Calls:
                 raise ArchTypeError("tensor() makes a constant, not a layer, and cannot be named", span)
             return self.make_constant(args, kwargs, span)
         if isinstance(fn, Builtin) and fn.name == "ref":
-            if label is not None or kwargs or len(args) != 1:
+            if label is not None:
+                raise ArchTypeError("ref() names a parameter that exists, and makes none: it takes no `as`", span)
+            if kwargs or len(args) != 1:
                 raise ArchTypeError('ref() takes one parameter name: ref("wte.weight")', span)
             return self.ref_parameter(args[0], span)
         if isinstance(fn, Builtin) and fn.name == "layer":  # x -> layer("fc") (x piped first), or layer("fc")
