@@ -21,7 +21,7 @@ from ..diagnostics import (
 )
 from ..ops import REQUIRED, coerce_attr
 from ..ops.random import SEED_INPUT
-from ..types import DTYPES, DType, Sym, TensorType, is_formula, literal, unknown_dtype
+from ..types import DTYPES, DType, Sym, TensorType, dim_mul, is_formula, literal, unknown_dtype
 from .bounded import short
 from .builtins import TENSOR_MATH
 from .scalars import Limits, is_int, is_num
@@ -365,6 +365,9 @@ class Calls:
         from the model input that declares it, a formula ((L-1)//2+1 after a strided conv) from the latest
         tensor that has it; multiplied out with the number (2*B*T). The nodes are named by the size, not
         numbered: the same spec at fixed sizes (run's check) and a block called again name the rest as before."""
+        flipped = dim_mul(d, -1) if is_formula(d) else None
+        if isinstance(flipped, Sym) and not is_formula(flipped):  # -T, -2*B: the size, times -1
+            d = Sym(flipped.factors, -flipped.coef)
         parts = []
         for f in d.factors:
             one = Sym((f,))

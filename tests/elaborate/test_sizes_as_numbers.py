@@ -121,3 +121,15 @@ def test_products_with_a_formula_and_the_tensor_a_formula_is_read_from():
     g = archdsl.check_source(src)
     assert all(node.inputs[0].producer is None or node.inputs[0].producer.name == "c"
                for node in g.nodes if node.op == "dim_size")
+
+
+def test_a_negative_multiple_of_a_size_is_read_and_multiplied_out():
+    """-T, T * -1 and -2 * T were refused ('(-T) is the length of no dim'), where 2 * T was read."""
+    src = ("model m(x: float32[B, T]) -> (a, b, c) {\n    n = shape(x)[1]\n"
+           "    a = x * -n\n    b = x * (n * -1)\n    c = x * (-2 * n)\n}\n")
+    sess = runtime.session(archdsl.compile_source(src))
+    x = np.random.default_rng(0).standard_normal((2, 5)).astype(np.float32)
+    a, b, c = sess.run(None, {"x": x})
+    np.testing.assert_allclose(a, -5 * x, rtol=1e-6)
+    np.testing.assert_allclose(b, -5 * x, rtol=1e-6)
+    np.testing.assert_allclose(c, -10 * x, rtol=1e-6)
