@@ -506,13 +506,13 @@ def _eval_dim(ev: Evaluator, d, env: Env, sizes: dict[str, int]):
         return dim
     try:
         v = ev.eval(d, env)
-    except ArchError:  # T + 1 where no input has T: "unknown name 'T'" (or none * 2 for `param T = none`)
+    except ArchError as e:  # T + 1 where no input has T: "unknown name 'T'" (or none * 2 for `param T = none`)
         free = next((n for n in _names_in(d) if not env.has(n.id) or env.lookup(n.id) is None), None)
-        if free is None:
+        if free is None or "did you mean" in e.message:  # hiden * 2 beside param hidden: a typo
             raise
-        raise UnknownNameError(f"this dim's formula reads {free.id}, which no input declares as a dim of its own: a "
-                               f"formula's symbols come from other dims (x: float32[B, {free.id}, 4] beside "
-                               f"p: float32[B, {free.id} + 1, 4])", free.span) from None
+        raise UnknownNameError(f"unknown name '{free.id}': a dim formula's symbols are other dims' (x: float32[B, "
+                               f"{free.id}, 4] beside p: float32[B, {free.id} + 1, 4]), and no input has {free.id} as "
+                               "a dim of its own", free.span) from None
     if isinstance(v, Sym):
         names = set(dim_symbols(v))  # -T, T - T*T: negative at every size of T
         if len(names) == 1 and all(dim_size(v, dict.fromkeys(names, n)) <= 0
