@@ -127,8 +127,9 @@ def _float_floordiv(e, a, b, f, outs=None):
     rounded = e.op("Where", [up, e.op("Add", [low, one]), low])
     quotient = e.op("Div", [a, b])
     signed_zero = e.op("Mul", [quotient, zero])  # |a| < |b| here: a / b is finite
-    # the -0 in the second branch: onnxruntime's Where gives +0 for a -0 it picks from the first
-    out = e.op("Where", [e.op("Not", [e.op("Equal", [div, zero])]), rounded, signed_zero])
+    # the -0 in the second branch: onnxruntime's Where gives +0 for a -0 it picks from the first (and it swaps
+    # Where(Not(c), x, y)'s branches: |div| > 0 rather than Not(div == 0))
+    out = e.op("Where", [e.op("Greater", [e.op("Abs", [div]), zero]), rounded, signed_zero])
     return e.op("Where", [e.op("Equal", [b, zero]), quotient, out], outputs=outs)
 
 
@@ -142,8 +143,12 @@ def _floordiv_lower(e, ins, outs, c):
         y = _float_floordiv(e, widen(e, a, t), widen(e, b, t), wide_np(t), wide_outputs(t, outs))
         narrow_into(e, y, t, outs)
         return
-    off = _off_sign(e, e.op("Mod", [a, b], fmod=1), b, t.dtype.numpy)
-    e.op("Sub", [e.op("Div", [a, b]), e.op("Cast", [off], to=t.dtype.onnx)], outputs=outs)
+    f = t.dtype.numpy
+    minus_one = e.op("Equal", [b, e.const(np.array(-1, f))])  # INT_MIN / -1 traps (SIGFPE); -a wraps, as torch's
+    safe = e.op("Where", [minus_one, e.const(np.array(1, f)), b])
+    off = _off_sign(e, e.op("Mod", [a, safe], fmod=1), safe, f)
+    q = e.op("Sub", [e.op("Div", [a, safe]), e.op("Cast", [off], to=t.dtype.onnx)])
+    e.op("Where", [minus_one, e.op("Neg", [a]), q], outputs=outs)
 
 
 def _remainder_lower(e, ins, outs, c):

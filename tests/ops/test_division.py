@@ -42,11 +42,23 @@ def test_float_floordiv_and_remainder_are_torchs(dtype, level):
 
 @pytest.mark.parametrize("dtype", ["int64", "int32"])
 def test_integer_floordiv_does_not_overflow_near_the_limits(dtype):
-    """(a - a % b) / b overflowed: INT64_MAX // -2 came out positive."""
+    """(a - a % b) / b overflowed: INT64_MAX // -2 came out positive; INT_MIN // -1 killed the process
+    (SIGFPE in onnxruntime's Div) where torch wraps to INT_MIN."""
     info = np.iinfo(dtype)
-    a = np.array([info.max, info.min, info.min, info.max, 7, -7, 7, -7, 0, info.min + 1], dtype)
-    b = np.array([-2, 3, 2, 3, 2, 2, -2, -2, 5, -1], dtype)
+    a = np.array([info.max, info.min, info.min, info.max, 7, -7, 7, -7, 0, info.min + 1, info.min], dtype)
+    b = np.array([-2, 3, 2, 3, 2, 2, -2, -2, 5, -1, -1], dtype)
     q, r = runtime.session(archdsl.compile_source(SRC.format(t=dtype))).run(None, {"a": a, "b": b})
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
     np.testing.assert_array_equal(q, torch.div(ta, tb, rounding_mode="floor").numpy())
     np.testing.assert_array_equal(r, torch.remainder(ta, tb).numpy())
+
+
+def test_a_zero_quotient_keeps_torchs_sign_in_an_optimized_session():
+    """0 // -1 is -0 in torch; onnxruntime's optimizer swapped Where(Not(c), x, y) into Where(c, y, x), and its
+    Where gives +0 for a -0 taken from the first branch."""
+    src = "model m(a: float32[N], b: float32[N]) -> q {\n    q = a // b\n}\n"
+    a = np.array([0.0, -0.0, 0.0, -0.0, -0.5], np.float32)
+    b = np.array([-1.0, 1.0, 1.0, -1.0, -3.0], np.float32)
+    q = runtime.session(archdsl.compile_source(src)).run(None, {"a": a, "b": b})[0]
+    want = torch.div(torch.from_numpy(a), torch.from_numpy(b), rounding_mode="floor").numpy()
+    assert np.array_equal(q, want) and np.array_equal(np.signbit(q), np.signbit(want))
