@@ -92,20 +92,17 @@ def _lower(e, ins, outs, c):
     else:  # nearest-exact
         kw = {"mode": "nearest", "coordinate_transformation_mode": "half_pixel", "nearest_mode": "round_prefer_ceil"}
     x = c.in_types[0]
-    static = all(isinstance(d, int) for d in x.shape[2:])
-    tables = _nearest_tables(x, scales, mode) if scales is not None and static else None
-    if tables is not None:  # nearest at a scale such as 1.2: torch's own source indices, a Gather per axis
+    if scales is not None:
+        plan = _axis_plan(x, scales, c.out_types[0].shape[2:], mode)
         y = ins[0]
-        for i, idx in enumerate(tables):
-            if idx is not None:
+        resized = [sc for how, sc in plan if how == "resize"]
+        if resized:  # the axes Resize takes (the rest at scale 1: their size and positions kept)
+            sc = e.const(np.array([1.0, 1.0] + [sc if how == "resize" else 1.0 for how, sc in plan], dtype=np.float32))
+            y = e.op("Resize", [y, "", sc], **kw)
+        for i, (how, idx) in enumerate(plan):  # nearest at a scale such as 1.2: torch's own positions
+            if how == "gather":
                 y = e.op("Gather", [y, e.const(idx)], axis=2 + i)
         e.op("Identity", [y], outputs=outs)
-        return
-    if scales is not None:
-        if static:  # the float32 scale whose product onnxruntime truncates to torch's length
-            scales = [_ort_scale(n, sc, d) for n, sc, d in zip(x.shape[2:], scales, c.out_types[0].shape[2:])]
-        sc = e.const(np.array([1.0, 1.0] + scales, dtype=np.float32))
-        e.op("Resize", [ins[0], "", sc], outputs=outs, **kw)
         return
     lead = e.op("Shape", [ins[0]], start=0, end=2)
     rest = e.op("Shape", [ins[1]], start=2) if len(ins) > 1 else e.const(np.array(sizes, dtype=np.int64))
@@ -119,26 +116,30 @@ def _exact(scale: float) -> bool:
     return float(scale).is_integer() or inv.is_integer() and int(inv) & (int(inv) - 1) == 0
 
 
-def _nearest_tables(x, scales: list, mode: str) -> list | None:
-    """torch's source index along each axis (None where it is each position itself) for nearest modes at
-    scales onnxruntime maps otherwise: floorf(dst * (float)(1 / scale)), of dst + 0.5 for nearest-exact, at
-    most n - 1, where Resize divides by the float32 scale (at 1.2, row 14 for torch's 15). torch's 2-D nearest
-    kernel copies a kept length, and halves a doubled one in ways not reproduced here: such scales keep Resize
-    (REFERENCE). None where Resize is torch's already (whole scales, 1/2**k)."""
-    if mode in _INTERPOLATING or all(map(_exact, scales)):
-        return None
-    tables = []
-    for n, scale in zip(x.shape[2:], scales):
-        out = math.floor(n * scale)
-        if mode == "nearest" and x.rank == 4 and out in (n, 2 * n):
-            if out == 2 * n:
-                return None
-            tables.append(None)
-            continue
-        d = np.arange(out, dtype=np.float32) + np.float32(0.5 if mode == "nearest-exact" else 0.0)
-        idx = np.minimum(np.floor(d * np.float32(1.0 / scale)), n - 1).astype(np.int64)
-        tables.append(None if np.array_equal(idx, np.arange(n)) else idx)
-    return tables
+def _axis_plan(x, scales: list, out_shape, mode: str) -> list[tuple]:
+    """Per spatial axis how it resizes: ("resize", the float32 scale), ("gather", torch's source positions) or
+    ("keep", None). A known length takes the float32 scale onnxruntime truncates to torch's length
+    (_ort_scale), and in the nearest modes torch's positions, floorf(dst * (float)(1 / scale)) (of dst + 0.5 for
+    nearest-exact) at most n - 1, where Resize divides by the float32 scale (at 1.2, row 14 for torch's 15):
+    scales that are whole or 1/2**k map alike and stay Resize. torch's 2-D nearest kernel copies a kept length
+    and, at a scale such as 2.1, halves a doubled one in ways not reproduced here: such an op stays Resize on
+    every axis (REFERENCE). A symbolic length is Resize's."""
+    axes = list(zip(x.shape[2:], scales, out_shape))
+    nearest = mode not in _INTERPOLATING and not (mode == "nearest" and x.rank == 4 and any(
+        isinstance(n, int) and out == 2 * n and sc != 2.0 for n, sc, out in axes))
+    plan = []
+    for n, scale, out in axes:
+        if not isinstance(n, int) or not isinstance(out, int):
+            plan.append(("resize", scale))
+        elif not nearest or _exact(scale):
+            plan.append(("resize", _ort_scale(n, scale, out)) if out != n or scale != 1.0 else ("keep", None))
+        elif mode == "nearest" and x.rank == 4 and out == n:
+            plan.append(("keep", None))
+        else:
+            d = np.arange(out, dtype=np.float32) + np.float32(0.5 if mode == "nearest-exact" else 0.0)
+            idx = np.minimum(np.floor(d * np.float32(1.0 / scale)), n - 1).astype(np.int64)
+            plan.append(("keep", None) if np.array_equal(idx, np.arange(n)) else ("gather", idx))
+    return plan
 
 
 def _ort_scale(n: int, scale: float, want: int) -> float:
