@@ -13,7 +13,7 @@ from .. import driver, files
 from ..diagnostics import ArchError, ArchSyntaxError, SourceMap, render
 from ..ir import print_graph
 from ..summary import summarize
-from ..types import Sym
+from ..types import Sym, dim_symbols
 from .signals import StdoutFailed, was_interrupted
 from .table import print_table
 
@@ -105,7 +105,7 @@ def beside(out: Path, name: str, what: str, flag: str | None = None) -> Path:
     """A file written next to an output (the eval model, the checkpoint), beside where a link to it points:
     refused beside a device or FIFO, or anything in /dev, where it would be created as a regular file
     (-o /dev/null made /dev/null.eval.onnx, and -o - into a file /dev/stdout.eval.onnx)."""
-    if files.is_special(out) or Path(os.path.abspath(out)).parts[:2] == ("/", "dev"):
+    if files.is_special(out) or Path(os.path.abspath(out)).parent == Path("/dev"):  # /dev/stdout; /dev/shm/x is fine
         raise ArchError(f"-o {out} is not a regular file, and {what} would go beside it"
                         + (f"; give {flag} PATH" if flag else "; give -o a file path"))
     return files.resolved(out).with_name(name)
@@ -358,8 +358,8 @@ def cmd_summary(args, sources) -> int:
         print_table(f"{rep['model']}", ("layer", "op", "output shape", "params", "FLOPs"), rows,
                     footer=("total", "", "", f"{rep['params']:,}", _fmt(rep["flops"])))
         # "batch 1" where an input's first dim is a symbol counted as 1 (not one fixed, or given with --dim)
-        batch = any(v.type.shape and isinstance(v.type.shape[0], Sym) and str(v.type.shape[0]) not in own
-                    for v in g.inputs)
+        batch = any(v.type.shape and isinstance(v.type.shape[0], Sym)
+                    and not set(dim_symbols(v.type.shape[0])) <= set(own) for v in g.inputs)  # 2*B: B given
         unsized = rep["flops_unsized"]
         at = ", ".join((["batch 1"] if batch else []) + [f"{k}={v}" for k, v in own.items()]
                        + [f"{u}=1" for u in unsized]) or "the model's sizes"

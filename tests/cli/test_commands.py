@@ -226,6 +226,11 @@ def test_summary_sizes_symbolic_dims_and_says_which_it_counted_as_one(tmp_path, 
     fixed.write_text("param B = none\nmodel m(x: float32[B, 4]) -> y { y = x -> linear(3) as l }\n")
     assert main(["summary", str(fixed), "-D", "B=16"]) == 0
     assert "FLOPs at the model's sizes: 384" in capsys.readouterr().out
+    mask = tmp_path / "mask.arch"  # a formula first dim (2*B) whose B is given is no "batch 1" either
+    mask.write_text("model m(x: float32[B, T, 4], m: float32[2*B, T, T]) -> y {\n"
+                    "    y = (x -> linear(3) as fc) + sum(m)\n}\n")
+    assert main(["summary", str(mask), "--dim", "B=4", "--dim", "T=3"]) == 0
+    assert "FLOPs at B=4, T=3: 396" in capsys.readouterr().out
 
 
 def test_summary_dim_sizes_formula_dims_like_fixed_ones(tmp_path, capsys):

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from archdsl.cli import main
 
 
@@ -56,3 +58,16 @@ def test_an_external_data_rebuild_that_needs_no_data_file_removes_the_old_one(wo
     assert main(["build", str(big), "--external-data", "-o", str(out)]) == 0 and (work / "m.onnx.data").exists()
     assert main(["build", str(small), "--external-data", "-o", str(out)]) == 0
     assert not (work / "m.onnx.data").exists()
+
+
+@pytest.mark.skipif(not os.access("/dev/shm", os.W_OK), reason="no writable /dev/shm")
+def test_a_train_step_into_dev_shm_is_written(work, tmp_path_factory):
+    """/dev/shm is a folder of regular files: refusing everything under /dev refused it too."""
+    import tempfile
+    folder = tempfile.mkdtemp(dir="/dev/shm")
+    try:
+        assert main(["build", str(work / "tiny.arch"), "--train", "-o", f"{folder}/t.onnx"]) == 0
+        assert sorted(os.listdir(folder)) == ["t.eval.onnx", "t.onnx"]
+    finally:
+        import shutil
+        shutil.rmtree(folder)
