@@ -50,3 +50,9 @@ def test_a_chain_of_tensor_comparisons_says_to_combine_masks():
     with pytest.raises(ArchError) as e:
         archdsl.check_source("model m(x: float32[2, 4]) -> y {\n    y = x < 0 < x\n}\n")
     assert "logical_and(a < b, b < c)" in e.value.message and (e.value.span.line, e.value.span.col) == (2, 9)
+
+
+def test_in_an_assert_a_decided_link_fails_when_building():
+    """`assert B < 8 < 4` waited for a run (its first link is open), where `B < 8 and 8 < 4` fails at build."""
+    with pytest.raises(ArchError, match="never"):
+        archdsl.check_source("model m(x: float32[B, 4]) -> y {\n    assert B < 8 < 4, \"never\"\n    y = x * 2\n}\n")
