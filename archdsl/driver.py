@@ -445,7 +445,7 @@ def build_file(mod: Module, model: str | None, options: CompileOptions, out: str
     weights = given_weights(options)
     with _no_cyclic_gc():
         compiled = build(mod, model, options, sources, weights, skeleton=True)
-        with writing(out), noting_overrides(mod):
+        with writing(out):  # the weights were checked in build, under the -D notes; a write error has none
             return compiled, _write_streamed(compiled, options, weights, out, external_data)
 
 

@@ -147,7 +147,8 @@ def bench_model(m: BenchModel, work: Path, opts, torch_reason: str | None) -> di
             except Exception as e:  # noqa: BLE001 - a note; the default build is still timed
                 row["cuda_variant_error"] = error_text(e)
             files.update(variants)
-            labels = ["O2", *variants] + [k for k in files if k not in ("O0", "O2") and k not in variants]
+            labels = (["O2"] if "O2" in files else []) + list(variants) + \
+                [k for k in files if k not in ("O0", "O2") and k not in variants]  # torch's, where -O2 failed too
             row.update(_timed(lambda k: make(k, "cuda"), labels, opts.rounds, "cuda_ms", "cuda_ratio",
                               "cuda_error", variants=list(variants)))
     if not torch_reason and opts.check_outputs:

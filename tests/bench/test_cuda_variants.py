@@ -86,3 +86,21 @@ def test_a_variant_that_fails_to_build_is_a_note(monkeypatch, tmp_path, capsys):
     assert set(row["cuda_ms"]) == {"O2", "dynamo"}
     _render(row)
     assert "- Tiny, CUDA variants not built: RuntimeError: no opset 21 here" in capsys.readouterr().out
+
+
+def test_torchs_exports_are_timed_on_cuda_where_archdsl_failed_to_build(monkeypatch, tmp_path):
+    """The CUDA labels always began with O2: a failed -O2 build made the row 'KeyError: O2'."""
+    m = _spec(tmp_path, SE)
+
+    def child(args):
+        if args[0] != "torch":
+            return {"error": "exit 1: boom"}
+        onnx.save(driver.compile_file(m.path, opt_level=0), args[3])
+        return {"seconds": 0.1, "nodes": 1, "peak_mb": 1.0}
+    monkeypatch.setattr(run, "_child", child)
+    monkeypatch.setattr(run, "example_inputs", lambda _: [("x", (1, 3, 16, 16), "float32")])
+    cpu = run.make_session
+    monkeypatch.setattr(run, "make_session", lambda path, threads=2, provider="cpu": cpu(path, threads))
+    opts = Namespace(opset=None, exporters=["dynamo"], rounds=2, threads=1, cuda=True, check_outputs=False)
+    row = run.bench_model(m, tmp_path, opts, None)
+    assert "cuda_error" not in row and set(row["cuda_ms"]) == {"dynamo"}

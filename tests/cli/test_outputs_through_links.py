@@ -71,3 +71,12 @@ def test_a_train_step_into_dev_shm_is_written(work, tmp_path_factory):
     finally:
         import shutil
         shutil.rmtree(folder)
+
+
+def test_a_write_error_has_no_define_note(work, capsys):
+    """The -D notes went on every error of the streamed write, an unwritable output's too."""
+    spec = work / "d.arch"
+    spec.write_text("param hidden = 8\nmodel m(x: float32[B, 4]) -> y {\n    y = x -> linear(hidden) as fc\n}\n")
+    assert main(["build", str(spec), "-D", "hidden=6", "-o", "/dev/null", "--external-data"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write external data beside /dev/null" in err and "set by -D" not in err
