@@ -306,8 +306,11 @@ def cmd_check(args, sources) -> int:
     from ..elaborate import elaborate_model
     from ..ir import unused_results
     mod = load_spec(args, sources)
+    from ..passes import check_zero_divisors
+    from ..runtime import newest_opset
     for name in driver.select_models(mod, args.model):
         g = elaborate_model(mod, name)
+        check_zero_divisors(g, newest_opset)  # as build does: a divisor computed from constants that holds a 0
         warn(g, unused_results(g), sources)
         print(f"{_signature(g)}\n  params: {g.param_count():,}  buffers: {g.buffer_count():,}  nodes: {len(g.nodes)}")
     return 0

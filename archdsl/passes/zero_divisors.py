@@ -36,7 +36,9 @@ def _from_constants(v: Value) -> list | None:
     return list(nodes.values())
 
 
-def check_zero_divisors(g: Graph, opset: int) -> None:
+def check_zero_divisors(g: Graph, opset) -> None:
+    """`opset`: the one to evaluate at, or a function giving it (`archdsl check` asks onnxruntime only where a
+    divisor is to be evaluated)."""
     order = {id(n): i for i, n in enumerate(g.nodes)}
     for node in g.nodes:
         if node.op not in _DIVIDING or node.inputs[1].type.dtype.is_float:
@@ -51,7 +53,7 @@ def check_zero_divisors(g: Graph, opset: int) -> None:
             nodes.sort(key=lambda n: order[id(n)])
             consts = {id(x): x.data for n in nodes for x in n.inputs if x.kind == "const"}
             try:
-                value = evaluate(nodes, [d], consts, opset)[0]
+                value = evaluate(nodes, [d], consts, opset() if callable(opset) else opset)[0]
             except Exception:  # noqa: BLE001 - a kernel onnxruntime lacks: it says so when the model loads
                 continue
         if not np.all(np.asarray(value) != 0):
