@@ -183,59 +183,61 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
     local = _local_names(tree)
     imported: dict[str, Span] = {}  # a name taken from an import: the import it came from
     for at, item in enumerate(tree.items):
-        if isinstance(item, A.Import):
-            given = {k[len(item.alias) + 1:]: v for k, v in defines.items() if item.alias and
-                     k.startswith(item.alias + ".")}  # -D lib.width=16: the param width of `import ... as lib`
-            target = loader.load_path(loader.resolve(item.path, tree.file, item.span), item.span, given,
-                                      f"{prefix}{item.alias}." if item.alias else prefix)
-            for k, (_, vspan, *_) in given.items():  # recorded for the model's metadata and the -D notes
-                full = f"{item.alias}.{k}"
-                unused.pop(full, None)  # None: an alias given twice is said by _define below
-                mod.imported_params[full] = target.params[k] if k in target.params else target.imported_params[k]
-                if vspan is not None:
-                    mod.overrides[full] = vspan
-            if item.alias:
-                mod.aliases[item.alias] = list(target.params)
-                _define(env, item.alias, Namespace(item.alias, target.env), item.span)
-            else:
-                for k, v in target.env.vars.items():
-                    if k in local:
-                        continue
-                    if k in imported and not _same_definition(env.vars[k], v):
-                        raise ArchError(f"'{k}' comes from two imports that define it differently; import one "
-                                        f"of them under a name of its own (import \"{item.path}\" as other)",
-                                        item.span, [(f"'{k}' first came from this import", imported[k])])
-                    if k not in env.vars:
-                        env.vars[k] = v
-                        imported[k] = item.span
-                        if k in target.params or k in target.unaliased:
-                            mod.unaliased[k] = item.path
-        elif isinstance(item, A.ParamDecl):
-            value = _eval_top(ev, item.value, env, tree, at)
-            if item.name in defines:
-                value = _override(item, value, defines[item.name], prefix)
-                unused.pop(item.name, None)  # None: a param declared twice is said by _define below
-                if defines[item.name][1] is not None:
-                    mod.overrides[item.name] = defines[item.name][1]
-            _define(env, item.name, value, item.span)
-            mod.params[item.name] = value
-        elif isinstance(item, A.Let):
-            _define(env, item.name, _eval_top(ev, item.value, env, tree, at), item.span)
-        elif isinstance(item, A.ModelDef):
-            if item.name in mod.models:
-                raise ArchError(f"model '{item.name}' is defined twice", item.span,
-                                [("first defined here", mod.models[item.name].span)])
-            mod.models[item.name] = item
-        elif isinstance(item, A.Assert):
-            try:
+        try:
+            if isinstance(item, A.Import):
+                given = {k[len(item.alias) + 1:]: v for k, v in defines.items() if item.alias and
+                         k.startswith(item.alias + ".")}  # -D lib.width=16: the param width of `import ... as lib`
+                target = loader.load_path(loader.resolve(item.path, tree.file, item.span), item.span, given,
+                                          f"{prefix}{item.alias}." if item.alias else prefix)
+                for k, (_, vspan, *_) in given.items():  # recorded for the model's metadata and the -D notes
+                    full = f"{item.alias}.{k}"
+                    unused.pop(full, None)  # None: an alias given twice is said by _define below
+                    mod.imported_params[full] = target.params[k] if k in target.params else target.imported_params[k]
+                    if vspan is not None:
+                        mod.overrides[full] = vspan
+                if item.alias:
+                    mod.aliases[item.alias] = list(target.params)
+                    _define(env, item.alias, Namespace(item.alias, target.env), item.span)
+                else:
+                    for k, v in target.env.vars.items():
+                        if k in local:
+                            continue
+                        if k in imported and not _same_definition(env.vars[k], v):
+                            raise ArchError(f"'{k}' comes from two imports that define it differently; import one "
+                                            f"of them under a name of its own (import \"{item.path}\" as other)",
+                                            item.span, [(f"'{k}' first came from this import", imported[k])])
+                        if k not in env.vars:
+                            env.vars[k] = v
+                            imported[k] = item.span
+                            if k in target.params or k in target.unaliased:
+                                mod.unaliased[k] = item.path
+            elif isinstance(item, A.ParamDecl):
+                value = _eval_top(ev, item.value, env, tree, at)
+                if item.name in defines:
+                    value = _override(item, value, defines[item.name], prefix)
+                    unused.pop(item.name, None)  # None: a param declared twice is said by _define below
+                    if defines[item.name][1] is not None:
+                        mod.overrides[item.name] = defines[item.name][1]
+                _define(env, item.name, value, item.span)
+                mod.params[item.name] = value
+            elif isinstance(item, A.Let):
+                _define(env, item.name, _eval_top(ev, item.value, env, tree, at), item.span)
+            elif isinstance(item, A.ModelDef):
+                if item.name in mod.models:
+                    raise ArchError(f"model '{item.name}' is defined twice", item.span,
+                                    [("first defined here", mod.models[item.name].span)])
+                mod.models[item.name] = item
+            elif isinstance(item, A.Assert):
                 ev.exec_stmt(item, env)
-            except ArchError:  # `-D szie=small` failed the assert asking for size: the typo is the news
-                later = {i.name for i in tree.items[at + 1:] if isinstance(i, A.ParamDecl)} | \
-                    {i.alias for i in tree.items[at + 1:] if isinstance(i, A.Import) and i.alias}
-                for name, entry in unused.items():
-                    if name.split(".")[0] not in later:
-                        _unused_define(name, entry, tree, mod, prefix)
-                raise
+        except DefineError:
+            raise
+        except ArchError:  # `-D szie=small` failed the assert asking for size, or a let reading it: the typo first
+            later = {i.name for i in tree.items[at + 1:] if isinstance(i, A.ParamDecl)} | \
+                {i.alias for i in tree.items[at + 1:] if isinstance(i, A.Import) and i.alias}
+            for name, entry in unused.items():
+                if name.split(".")[0] not in later:
+                    _unused_define(name, entry, tree, mod, prefix)
+            raise
 
 
 def _eval_top(ev: Evaluator, expr, env: Env, tree: A.Module, at: int):
