@@ -232,8 +232,8 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
         except DefineError:
             raise
         except ArchError:  # `-D szie=small` failed the assert asking for size, or a let reading it: the typo first
-            later = {i.name for i in tree.items[at + 1:] if isinstance(i, A.ParamDecl)} | \
-                {i.alias for i in tree.items[at + 1:] if isinstance(i, A.Import) and i.alias}
+            later = {i.name for i in tree.items[at:] if isinstance(i, A.ParamDecl)} | \
+                {i.alias for i in tree.items[at:] if isinstance(i, A.Import) and i.alias}  # this one's own too
             for name, entry in unused.items():
                 if name.split(".")[0] not in later:
                     _unused_define(name, entry, tree, mod, prefix)
