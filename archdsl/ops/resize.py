@@ -94,15 +94,15 @@ def _lower(e, ins, outs, c):
     x = c.in_types[0]
     if scales is not None:
         plan = _axis_plan(x, scales, c.out_types[0].shape[2:], mode)
+        gathers = [(2 + i, idx) for i, (how, idx) in enumerate(plan) if how == "gather"]
         y = ins[0]
-        resized = [sc for how, sc in plan if how == "resize"]
-        if resized:  # the axes Resize takes (the rest at scale 1: their size and positions kept)
+        if any(how == "resize" for how, _ in plan):  # the axes Resize takes (the rest at scale 1: kept as they are)
             sc = e.const(np.array([1.0, 1.0] + [sc if how == "resize" else 1.0 for how, sc in plan], dtype=np.float32))
-            y = e.op("Resize", [y, "", sc], **kw)
-        for i, (how, idx) in enumerate(plan):  # nearest at a scale such as 1.2: torch's own positions
-            if how == "gather":
-                y = e.op("Gather", [y, e.const(idx)], axis=2 + i)
-        e.op("Identity", [y], outputs=outs)
+            y = e.op("Resize", [y, "", sc], outputs=None if gathers else outs, **kw)
+        for k, (axis, idx) in enumerate(gathers):  # nearest at a scale such as 1.2: torch's own positions
+            y = e.op("Gather", [y, e.const(idx)], axis=axis, outputs=outs if k == len(gathers) - 1 else None)
+        if y == ins[0]:  # no length changes and none moves: a copy
+            e.op("Identity", [y], outputs=outs)
         return
     lead = e.op("Shape", [ins[0]], start=0, end=2)
     rest = e.op("Shape", [ins[1]], start=2) if len(ins) > 1 else e.const(np.array(sizes, dtype=np.int64))
