@@ -94,3 +94,17 @@ def test_upsample_axis_by_axis(scale, shape, mode):
     want = F.interpolate(torch.from_numpy(x), scale_factor=sf, mode=mode).numpy()
     assert y.shape == want.shape
     np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("scale, hw", [([1.2, 1.0], (3, 126)), ([1.2, 1.0], (3, 125)), (2.1, (9, 9)),
+                                       (2.1, (100, 9)), (2.1, (16, 3)), ([1.25, 2.0], (3, 64)), (1.2, (4, 4))])
+def test_2d_nearest_copies_and_halves_only_small_outputs_as_torch(scale, hw):
+    """torch's 2-D nearest kernel copies a kept length and halves a doubled one while the output's lengths add
+    up to 128 or less, and resamples them past that: a kept length was always copied (3 x 126 at 1.2 read rows
+    0, 1, 2 for torch's 0, 0, 1), and a length doubled at 2.1 always went to Resize."""
+    x = np.arange(np.prod(hw), dtype=np.float32).reshape(1, 1, *hw)
+    src = (f"model m(x: float32[1, 1, {hw[0]}, {hw[1]}]) -> y {{\n"
+           f"    y = x -> upsample(scale_factor={scale!r})\n}}\n")
+    y = runtime.session(archdsl.compile_source(src)).run(None, {"x": x})[0]
+    sf = tuple(scale) if isinstance(scale, list) else scale
+    np.testing.assert_array_equal(y, F.interpolate(torch.from_numpy(x), scale_factor=sf).numpy())
