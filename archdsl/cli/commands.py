@@ -310,7 +310,7 @@ def cmd_check(args, sources) -> int:
     from ..runtime import newest_opset
     for name in driver.select_models(mod, args.model):
         g = elaborate_model(mod, name)
-        check_zero_divisors(g, newest_opset)  # as build does: a divisor computed from constants that holds a 0
+        check_zero_divisors(g, newest_opset, live_only=True)  # as the default build: a divisor made of constants
         warn(g, unused_results(g), sources)
         print(f"{_signature(g)}\n  params: {g.param_count():,}  buffers: {g.buffer_count():,}  nodes: {len(g.nodes)}")
     return 0

@@ -31,3 +31,14 @@ def test_divisors_that_hold_no_zero_or_are_not_constant_build():
                "    y = (x -> linear(4) as fc) * cast(ids // (tensor([2, 2, 2, 2]) - 2), \"float32\")\n}\n")
         driver.build_train(driver.load(text=src), None, driver.CompileOptions(),
                            TrainConfig(loss="mse", optimizer=OptimConfig("sgd"), lr=0.1))
+
+
+def test_check_leaves_out_a_division_no_output_reads(tmp_path, capsys):
+    """The default build drops it (and builds); check refused it."""
+    from archdsl.cli import main
+    spec = tmp_path / "z.arch"
+    spec.write_text("model m(ids: int64[B, 2]) -> y {\n    z = ids // (tensor([1, 1]) - 1)\n    y = ids + 1\n}\n")
+    assert main(["check", str(spec)]) == 0 and "reaches no output" in capsys.readouterr().err
+    assert main(["build", str(spec), "-o", str(tmp_path / "z.onnx")]) == 0
+    assert main(["build", str(spec), "-O0", "-o", str(tmp_path / "z0.onnx")]) == 1  # -O0 keeps it: onnxruntime
+    assert "integer division by zero" in capsys.readouterr().err                    # would refuse the model
