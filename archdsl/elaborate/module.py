@@ -143,7 +143,8 @@ def _evaluate_items(tree: A.Module, loader: _Loader, defines: dict, prefix: str 
 
 
 def _unused_define(name: str, entry: tuple, tree: A.Module, mod: Module, prefix: str) -> None:
-    """The diagnostic for a -D (or defines key) no param of the file took."""
+    """The diagnostic for a -D (or defines key) no param of the file took (the file's params are named from its
+    declarations: an error above them may come first)."""
     _, span, *rest = entry
     span = rest[0] if rest else span
     if "." in name:
@@ -155,7 +156,7 @@ def _unused_define(name: str, entry: tuple, tree: A.Module, mod: Module, prefix:
         raise DefineError(f"{_label(prefix + name, span)}: the param '{name}' comes from import "
                           f"\"{mod.unaliased[name]}\", which has no 'as'; -D sets the params of this file, "
                           f"or of a file imported `as NAME` with -D {prefix}NAME.{name}=...", span)
-    seen = list(mod.params) + list(mod.unaliased)
+    seen = list(dict.fromkeys([i.name for i in tree.items if isinstance(i, A.ParamDecl)] + list(mod.unaliased)))
     owners = [a for a, names in mod.aliases.items() if name in names]
     if owners:  # the exact name in an imported file beats a close one here
         raise DefineError(f"{_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}'; the "
@@ -234,8 +235,9 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
         except ArchError:  # `-D szie=small` failed the assert asking for size, or a let reading it: the typo first
             later = {i.name for i in tree.items[at:] if isinstance(i, A.ParamDecl)} | \
                 {i.alias for i in tree.items[at:] if isinstance(i, A.Import) and i.alias}  # this one's own too
+            unread = any(isinstance(i, A.Import) and not i.alias for i in tree.items[at:])  # may hold the name
             for name, entry in unused.items():
-                if name.split(".")[0] not in later:
+                if name.split(".")[0] not in later and not (unread and "." not in name):
                     _unused_define(name, entry, tree, mod, prefix)
             raise
 
