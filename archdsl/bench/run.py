@@ -149,8 +149,9 @@ def bench_model(m: BenchModel, work: Path, opts, torch_reason: str | None) -> di
             files.update(variants)
             labels = (["O2"] if "O2" in files else []) + list(variants) + \
                 [k for k in files if k not in ("O0", "O2") and k not in variants]  # torch's, where -O2 failed too
-            row.update(_timed(lambda k: make(k, "cuda"), labels, opts.rounds, "cuda_ms", "cuda_ratio",
-                              "cuda_error", variants=list(variants)))
+            if labels:  # none where -O2 failed and torch is not there
+                row.update(_timed(lambda k: make(k, "cuda"), labels, opts.rounds, "cuda_ms", "cuda_ratio",
+                                  "cuda_error", variants=list(variants)))
     if not torch_reason and opts.check_outputs:
         try:
             row["max_abs_diff"] = _agreement(m, work / f"{m.key}_weights.npz", opts.opset)

@@ -126,9 +126,11 @@ class Env:
                 if name == "inf" else 'NaN is float("nan")'), span)
         if name in DTYPES and not prefix:  # cast(x, float32): only an input's type is written bare
             return UnknownNameError(f"unknown name '{name}'; a dtype is a string here: write \"{name}\"", span)
-        own = did_you_mean(name, self.visible(), prefix)  # `size` for the file's own `sizes`: the typo is the news
-        if name in _TORCH_FUNCTIONS and not prefix and not own:  # torch's spelling of what the language writes so
-            return UnknownNameError(f"unknown name '{name}'; write {_TORCH_FUNCTIONS[name]}", span)
+        if name in _TORCH_FUNCTIONS and not prefix:  # torch's spelling of what the language writes otherwise
+            own = did_you_mean(name, self.visible())  # or a typo of the file's own `sizes`, `views`: both said
+            torch = f"write {_TORCH_FUNCTIONS[name]}"
+            return UnknownNameError(f"unknown name '{name}'" + (f"{own} (for torch's {name}: {torch})" if own
+                                                                 else f"; {torch}"), span)
         hint = did_you_mean(name, list(self.visible()) + list(extra), prefix)
         return UnknownNameError(f"unknown name '{prefix}{name}'{hint}", span)
 

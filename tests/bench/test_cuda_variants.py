@@ -104,3 +104,13 @@ def test_torchs_exports_are_timed_on_cuda_where_archdsl_failed_to_build(monkeypa
     opts = Namespace(opset=None, exporters=["dynamo"], rounds=2, threads=1, cuda=True, check_outputs=False)
     row = run.bench_model(m, tmp_path, opts, None)
     assert "cuda_error" not in row and set(row["cuda_ms"]) == {"dynamo"}
+
+
+def test_no_cuda_row_where_nothing_is_left_to_time(monkeypatch, tmp_path):
+    """-O2 failed and torch is not there: no labels, where alternate_orders said ZeroDivisionError."""
+    m = _spec(tmp_path, SE)
+    monkeypatch.setattr(run, "_child", lambda args: {"error": "exit 1: boom"})
+    monkeypatch.setattr(run, "example_inputs", lambda _: [("x", (1, 3, 16, 16), "float32")])
+    opts = Namespace(opset=None, exporters=[], rounds=2, threads=1, cuda=True, check_outputs=False)
+    row = run.bench_model(m, tmp_path, opts, "no torch")
+    assert "cuda_error" not in row and "cuda_ms" not in row
