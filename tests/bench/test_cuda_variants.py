@@ -109,8 +109,14 @@ def test_torchs_exports_are_timed_on_cuda_where_archdsl_failed_to_build(monkeypa
 def test_no_cuda_row_where_nothing_is_left_to_time(monkeypatch, tmp_path):
     """-O2 failed and torch is not there: no labels, where alternate_orders said ZeroDivisionError."""
     m = _spec(tmp_path, SE)
-    monkeypatch.setattr(run, "_child", lambda args: {"error": "exit 1: boom"})
+
+    def child(args):  # -O0 builds (timed on the CPU), -O2 fails
+        if args[0] != "archdsl" or args[2] != "0":
+            return {"error": "exit 1: boom"}
+        onnx.save(driver.compile_file(m.path, opt_level=0), args[3])
+        return {"seconds": 0.1, "nodes": 1, "peak_mb": 1.0}
+    monkeypatch.setattr(run, "_child", child)
     monkeypatch.setattr(run, "example_inputs", lambda _: [("x", (1, 3, 16, 16), "float32")])
     opts = Namespace(opset=None, exporters=[], rounds=2, threads=1, cuda=True, check_outputs=False)
     row = run.bench_model(m, tmp_path, opts, "no torch")
-    assert "cuda_error" not in row and "cuda_ms" not in row
+    assert "latency_ms" in row and "cuda_error" not in row and "cuda_ms" not in row
