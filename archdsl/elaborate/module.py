@@ -149,8 +149,9 @@ def _unused_define(name: str, entry: tuple, tree: A.Module, mod: Module, prefix:
     span = rest[0] if rest else span
     if "." in name:
         alias = name.split(".")[0]
+        aliases = list(mod.aliases) + [i.alias for i in tree.items if isinstance(i, A.Import) and i.alias]
         raise DefineError(f"{_label(prefix + name, span)}: {Path(tree.file).name} imports no file as '{alias}'"
-                          f"{did_you_mean(alias, list(mod.aliases))} ({'-D ' if span else 'the key '}ALIAS.NAME "
+                          f"{did_you_mean(alias, aliases)} ({'-D ' if span else 'the key '}ALIAS.NAME "
                           f"sets a param of the file imported as ALIAS)", span)
     if name in mod.unaliased:  # visible here, but its value was fixed when that file was evaluated
         raise DefineError(f"{_label(prefix + name, span)}: the param '{name}' comes from import "
@@ -235,9 +236,11 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
         except ArchError:  # `-D szie=small` failed the assert asking for size, or a let reading it: the typo first
             later = {i.name for i in tree.items[at:] if isinstance(i, A.ParamDecl)} | \
                 {i.alias for i in tree.items[at:] if isinstance(i, A.Import) and i.alias}  # this one's own too
-            unread = any(isinstance(i, A.Import) and not i.alias for i in tree.items[at:])  # may hold the name
-            for name, entry in unused.items():
-                if name.split(".")[0] not in later and not (unread and "." not in name):
+            declared = [i.name for i in tree.items if isinstance(i, A.ParamDecl)]
+            unread = any(isinstance(i, A.Import) for i in tree.items[at:])  # an import below may hold a plain name
+            for name, entry in unused.items():  # ... unless it is a near miss of this file's own param
+                if name.split(".")[0] not in later and \
+                        ("." in name or not unread or did_you_mean(name, declared)):
                     _unused_define(name, entry, tree, mod, prefix)
             raise
 

@@ -104,6 +104,17 @@ def _lower(e, ins, outs, c):
         if y == ins[0]:  # no length changes and none moves: a copy
             e.op("Identity", [y], outputs=outs)
         return
+    if sizes is not None and mode not in _INTERPOLATING and all(isinstance(n, int) for n in x.shape[2:]):
+        # torch's positions at (float)(n / out), where Resize divides by out / n (14 to 2 read 6 for torch's 7);
+        # a kept or doubled length maps as torch's 2-D kernel copies or halves it
+        plan = [_moved(_positions(n, out, np.float32(n / out), mode), n) for n, out in zip(x.shape[2:], sizes)]
+        gathers = [(2 + i, idx) for i, (how, idx) in enumerate(plan) if how == "gather"]
+        y = ins[0]
+        for k, (axis, idx) in enumerate(gathers):
+            y = e.op("Gather", [y, e.const(idx)], axis=axis, outputs=outs if k == len(gathers) - 1 else None)
+        if not gathers:
+            e.op("Identity", [y], outputs=outs)
+        return
     lead = e.op("Shape", [ins[0]], start=0, end=2)
     rest = e.op("Shape", [ins[1]], start=2) if len(ins) > 1 else e.const(np.array(sizes, dtype=np.int64))
     full = e.op("Concat", [lead, rest], axis=0)
@@ -123,7 +134,7 @@ def _axis_plan(x, scales: list, out_shape, mode: str) -> list[tuple]:
     nearest-exact) at most n - 1, where Resize divides by the float32 scale (at 1.2, row 14 for torch's 15);
     scales that are whole or 1/2**k map alike and stay Resize. torch's 2-D nearest kernel (torch 2.13, measured
     over 948 shapes) copies a kept length and halves a doubled one while the output's two lengths add up to 128
-    or less; over symbolic lengths that is the run's to decide, and the op stays Resize (REFERENCE)."""
+    or less; beside a symbolic axis that is the run's to decide, and such a length stays Resize (REFERENCE)."""
     axes = list(zip(x.shape[2:], scales, out_shape))
     known = all(isinstance(n, int) and isinstance(out, int) for n, _, out in axes)
     two_d = mode == "nearest" and x.rank == 4
@@ -134,15 +145,26 @@ def _axis_plan(x, scales: list, out_shape, mode: str) -> list[tuple]:
             plan.append(("resize", scale))
         elif out == n and (scale == 1.0 or small):
             plan.append(("keep", None))
-        elif mode in _INTERPOLATING or (two_d and not known) or _exact(scale) and not (small and out == 2 * n):
+        elif mode in _INTERPOLATING or (two_d and not known and out in (n, 2 * n)) or \
+                _exact(scale) and not (small and out == 2 * n):  # kept or doubled beside a symbolic axis: the run's
             plan.append(("resize", _ort_scale(n, scale, out)))
         elif small and out == 2 * n:
             plan.append(("gather", np.arange(out, dtype=np.int64) >> 1))
         else:
-            d = np.arange(out, dtype=np.float32) + np.float32(0.5 if mode == "nearest-exact" else 0.0)
-            idx = np.minimum(np.floor(d * np.float32(1.0 / scale)), n - 1).astype(np.int64)
-            plan.append(("keep", None) if np.array_equal(idx, np.arange(n)) else ("gather", idx))
+            plan.append(_moved(_positions(n, out, np.float32(1.0 / scale), mode), n))
     return plan
+
+
+def _positions(n: int, out: int, step: np.float32, mode: str) -> np.ndarray:
+    """torch's nearest source positions along an axis of n: floorf(dst * step), of dst + 0.5 for nearest-exact,
+    at most n - 1 (step: (float)(1 / scale), or (float)(n / out) for a size)."""
+    d = np.arange(out, dtype=np.float32) + np.float32(0.5 if mode == "nearest-exact" else 0.0)
+    return np.minimum(np.floor(d * step), n - 1).astype(np.int64)
+
+
+def _moved(idx: np.ndarray, n: int) -> tuple:
+    """A plan step: positions that are each of the n as it is (same length too) move nothing."""
+    return ("keep", None) if np.array_equal(idx, np.arange(n)) else ("gather", idx)
 
 
 def _ort_scale(n: int, scale: float, want: int) -> float:

@@ -108,3 +108,23 @@ def test_2d_nearest_copies_and_halves_only_small_outputs_as_torch(scale, hw):
     y = runtime.session(archdsl.compile_source(src)).run(None, {"x": x})[0]
     sf = tuple(scale) if isinstance(scale, list) else scale
     np.testing.assert_array_equal(y, F.interpolate(torch.from_numpy(x), scale_factor=sf).numpy())
+
+
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])
+@pytest.mark.parametrize("n, out", [(14, 2), (14, 4), (20, 12), (21, 48), (14, 23), (9, 18), (7, 7)])
+def test_nearest_upsample_to_a_size_reads_torchs_rows(mode, n, out):
+    """size= went to Resize, which divides by out / n where torch multiplies by (float)(n / out): 14 to 2 read
+    rows 0 and 6, torch's 0 and 7."""
+    x = np.arange(3 * n, dtype=np.float32).reshape(1, 1, 3, n)
+    src = (f"model m(x: float32[1, 1, 3, {n}]) -> y {{\n"
+           f"    y = x -> upsample(size=[5, {out}], mode=\"{mode}\")\n}}\n")
+    y = runtime.session(archdsl.compile_source(src)).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(y, F.interpolate(torch.from_numpy(x), size=(5, out), mode=mode).numpy())
+
+
+def test_a_known_axis_beside_a_symbolic_one_in_2d_nearest():
+    """A symbolic axis sent every axis of a 2-D nearest upsample to Resize: 16 to 19 columns read 14 last."""
+    src = "model m(x: float32[1, 1, H, 16]) -> y {\n    y = x -> upsample(scale_factor=[2.0, 1.2])\n}\n"
+    x = np.tile(np.arange(16, dtype=np.float32), (4, 1))[None, None]
+    y = runtime.session(archdsl.compile_source(src)).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(y, F.interpolate(torch.from_numpy(x), scale_factor=(2.0, 1.2)).numpy())
