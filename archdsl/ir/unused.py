@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 from .graph import Graph, Node
 
-__all__ = ["Unused", "still_there", "unused_results"]
+__all__ = ["Unused", "dead_nodes", "still_there", "unused_results"]
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,18 @@ class Unused:
         return what + f"the built model leaves it out{dropped}"
 
 
-def unused_results(g: Graph) -> list[Unused]:
-    """One entry per dead chain's end, in program order; a backward walk as dead_code's, changing nothing."""
+def dead_nodes(g: Graph) -> set[int]:
+    """ids of the nodes no output depends on: a backward walk as dead_code's, changing nothing."""
     dead: set[int] = set()
     for node in reversed(g.nodes):
         if all(all(id(u) in dead for u in o.uses) and not g.is_output(o) for o in node.outputs):
             dead.add(id(node))
+    return dead
+
+
+def unused_results(g: Graph) -> list[Unused]:
+    """One entry per dead chain's end, in program order."""
+    dead = dead_nodes(g)
     if not dead:
         return []
     only_dead = {id(v) for v in g.params.values() if v.uses and all(id(u) in dead for u in v.uses)}

@@ -61,9 +61,8 @@ def _out(d: Dim, scale: float) -> Dim:
         return math.floor(d * scale)
     if float(scale).is_integer():
         return dim_mul(d, int(scale))
-    inv = 1 / scale
-    if inv.is_integer() and int(inv) & (int(inv) - 1) == 0:  # 0.5, 0.25: d*scale is exact, floor(d*0.5) is d//2
-        return dim_floordiv(d, int(inv))
+    if (k := _halving(scale)) is not None:  # floor(H*0.5) is H//2, as a stride-2 pool's
+        return dim_floordiv(d, k)
     return Sym.opaque(f"floor({d}*{scale!r})")  # repr: the whole float (1/3 as 0.333333 floored 3 to 0)
 
 
@@ -93,27 +92,13 @@ def _lower(e, ins, outs, c):
         kw = {"mode": "nearest", "coordinate_transformation_mode": "half_pixel", "nearest_mode": "round_prefer_ceil"}
     x = c.in_types[0]
     if scales is not None:
-        plan = _axis_plan(x, scales, c.out_types[0].shape[2:], mode)
-        gathers = [(2 + i, idx) for i, (how, idx) in enumerate(plan) if how == "gather"]
-        y = ins[0]
-        if any(how == "resize" for how, _ in plan):  # the axes Resize takes (the rest at scale 1: kept as they are)
-            sc = e.const(np.array([1.0, 1.0] + [sc if how == "resize" else 1.0 for how, sc in plan], dtype=np.float32))
-            y = e.op("Resize", [y, "", sc], outputs=None if gathers else outs, **kw)
-        for k, (axis, idx) in enumerate(gathers):  # nearest at a scale such as 1.2: torch's own positions
-            y = e.op("Gather", [y, e.const(idx)], axis=axis, outputs=outs if k == len(gathers) - 1 else None)
-        if y == ins[0]:  # no length changes and none moves: a copy
-            e.op("Identity", [y], outputs=outs)
+        _apply_plan(e, ins[0], _axis_plan(x, scales, c.out_types[0].shape[2:], mode), outs, kw)
         return
     if sizes is not None and mode not in _INTERPOLATING and all(isinstance(n, int) for n in x.shape[2:]):
         # torch's positions at (float)(n / out), where Resize divides by out / n (14 to 2 read 6 for torch's 7);
         # a kept or doubled length maps as torch's 2-D kernel copies or halves it
         plan = [_moved(_positions(n, out, np.float32(n / out), mode), n) for n, out in zip(x.shape[2:], sizes)]
-        gathers = [(2 + i, idx) for i, (how, idx) in enumerate(plan) if how == "gather"]
-        y = ins[0]
-        for k, (axis, idx) in enumerate(gathers):
-            y = e.op("Gather", [y, e.const(idx)], axis=axis, outputs=outs if k == len(gathers) - 1 else None)
-        if not gathers:
-            e.op("Identity", [y], outputs=outs)
+        _apply_plan(e, ins[0], plan, outs, kw)
         return
     lead = e.op("Shape", [ins[0]], start=0, end=2)
     rest = e.op("Shape", [ins[1]], start=2) if len(ins) > 1 else e.const(np.array(sizes, dtype=np.int64))
@@ -121,10 +106,29 @@ def _lower(e, ins, outs, c):
     e.op("Resize", [ins[0], "", "", full], outputs=outs, **kw)
 
 
+def _apply_plan(e, x: str, plan: list[tuple], outs, kw: dict) -> None:
+    """The axes Resize takes (the rest at scale 1: kept as they are), then a Gather of torch's positions per
+    axis; the last op writes the output (an Identity after it kept onnxruntime from fusing what reads it)."""
+    gathers = [(2 + i, idx) for i, (how, idx) in enumerate(plan) if how == "gather"]
+    y = x
+    if any(how == "resize" for how, _ in plan):
+        sc = e.const(np.array([1.0, 1.0] + [sc if how == "resize" else 1.0 for how, sc in plan], dtype=np.float32))
+        y = e.op("Resize", [y, "", sc], outputs=None if gathers else outs, **kw)
+    for k, (axis, idx) in enumerate(gathers):
+        y = e.op("Gather", [y, e.const(idx)], axis=axis, outputs=outs if k == len(gathers) - 1 else None)
+    if y == x:  # no length changes and none moves: a copy
+        e.op("Identity", [y], outputs=outs)
+
+
+def _halving(scale: float) -> int | None:
+    """k where scale is 1/k with k a power of two (0.5, 0.25: floor(n * scale) is n // k, exactly), else None."""
+    inv = 1 / scale
+    return int(inv) if inv.is_integer() and int(inv) & (int(inv) - 1) == 0 else None
+
+
 def _exact(scale: float) -> bool:
     """A scale whose mapping onnxruntime's float32 Resize computes as torch does: whole, or 1/2**k."""
-    inv = 1 / scale
-    return float(scale).is_integer() or inv.is_integer() and int(inv) & (int(inv) - 1) == 0
+    return float(scale).is_integer() or _halving(scale) is not None
 
 
 def _axis_plan(x, scales: list, out_shape, mode: str) -> list[tuple]:

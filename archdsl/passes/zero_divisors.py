@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..diagnostics import EvalError
-from ..ir import Graph, Value
+from ..ir import Graph, Value, dead_nodes
 from ..types import is_static
 from ._evaluate import evaluate
 
@@ -36,26 +36,14 @@ def _from_constants(v: Value) -> list | None:
     return list(nodes.values())
 
 
-def _reaching_outputs(g: Graph) -> set[int]:
-    """ids of the nodes an output depends on."""
-    seen: set[int] = set()
-    todo = [v for _, v in g.outputs]
-    while todo:
-        n = todo.pop().producer
-        if n is not None and id(n) not in seen:
-            seen.add(id(n))
-            todo.extend(n.inputs)
-    return seen
-
-
 def check_zero_divisors(g: Graph, opset, live_only: bool = False) -> None:
     """`opset`: the one to evaluate at, or a function giving it (`archdsl check` asks onnxruntime only where a
     divisor is to be evaluated). `live_only`: divisions no output reads are left out (`archdsl check`, as the
     default build drops them)."""
     order = {id(n): i for i, n in enumerate(g.nodes)}
-    live = _reaching_outputs(g) if live_only else None
+    dead = dead_nodes(g) if live_only else set()
     for node in g.nodes:
-        if node.op not in _DIVIDING or node.inputs[1].type.dtype.is_float or live is not None and id(node) not in live:
+        if node.op not in _DIVIDING or node.inputs[1].type.dtype.is_float or id(node) in dead:
             continue
         d = node.inputs[1]
         if d.kind == "const":
