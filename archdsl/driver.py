@@ -7,7 +7,6 @@ import gc
 import math
 import numbers
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,13 +20,13 @@ from .elaborate import Module, elaborate_model, load_file, load_source, noting_o
 from .ir import Graph, still_there, unused_results
 from .lower import MIN_OPSET, load_weights, lower_graph
 from .lower.given import checked_weights, torch_array
+from .lower.model_file import EXTERNAL_DATA_THRESHOLD, Staged, no_external_data_beside, write_model, write_models
 from .passes import check_zero_divisors
 
 __all__ = ["CompileOptions", "Compiled", "compile_file", "compile_source", "check_file", "check_source",
-           "load", "select_models", "build", "build_file", "write_model", "parse_defines", "EXTERNAL_DATA_THRESHOLD",
-           "CompiledTrain", "build_train", "compile_train_file", "SEED_MAX"]
+           "load", "select_models", "build", "build_file", "write_model", "write_models", "parse_defines",
+           "EXTERNAL_DATA_THRESHOLD", "CompiledTrain", "build_train", "compile_train_file", "SEED_MAX"]
 
-EXTERNAL_DATA_THRESHOLD = 2 * 1024**3 - 64 * 1024**2  # protobuf's 2 GiB limit, with room for the graph
 SEED_MAX = 2**32 - 1  # the weights draw from (seed, name, block) as 32-bit words; dropout takes it as int64
 
 
@@ -460,7 +459,7 @@ def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict |
                             for v in g.params.values()) >= EXTERNAL_DATA_THRESHOLD
     out = files.resolved(out)
     if files.is_special(out):  # -o /dev/null: written into, not replaced
-        _no_external_data_beside(out, external_data)
+        no_external_data_beside(out, external_data)
         with open(out, "wb") as f:
             write_streaming(compiled.model, param_arrays(g, options.seed, weights, chunked=True), f)
         return [out]
@@ -469,7 +468,7 @@ def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict |
     if external_data:
         not_a_directory(parent / data_name)  # before the weights are generated, not when moving them in place
     made = files.make_parents(parent / out.name)
-    st = _Staged(parent / out.name, data_name=data_name if external_data else None, made=made)
+    st = Staged(parent / out.name, data_name=data_name if external_data else None, made=made)
     try:
         st.tmp = files.temp_dir_beside(st.out)
         with open(st.tmp / out.name, "wb") as f:
@@ -484,136 +483,3 @@ def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict |
         return st.commit()
     finally:
         st.cleanup()
-
-
-def write_model(model: onnx.ModelProto, out: str | Path, external_data: bool | None = None) -> list[Path]:
-    """Write atomically: into a temp dir beside the target, then rename. External data past 2 GiB
-    (onnx then moves the weights out of `model` itself: reload the file to use them again)."""
-    return write_models([(model, out)], external_data)
-
-
-def write_models(items: list[tuple[onnx.ModelProto, str | Path]], external_data: bool | None = None) -> list[Path]:
-    """Several models as one write: every file goes to a temp dir beside its target first, and the renames
-    follow only when all are written (`build --train` replaced the step model, then failed on the eval
-    model). Returns the paths written."""
-    staged: list[_Staged] = []
-    try:
-        for model, out in items:
-            with writing(out):
-                _stage(model, Path(out), external_data, staged)
-        written = []
-        for st in staged:
-            with writing(st.out):
-                written += st.commit()
-        return written
-    finally:
-        for st in staged:
-            st.cleanup()
-
-
-@dataclass
-class _Staged:
-    out: Path
-    tmp: Path | None = None  # the temp dir beside `out`
-    data_name: str | None = None
-    payload: bytes | None = None  # a special file's bytes, written into it at commit
-    made: list[Path] = field(default_factory=list)  # the folders created for it, removed again if it fails
-    committed: bool = False
-
-    def commit(self) -> list[Path]:
-        self.committed = True
-        if self.payload is not None:
-            self.out.write_bytes(self.payload)
-            return [self.out]
-        written = [self.out]
-        has_data = self.data_name is not None and (self.tmp / self.data_name).exists()  # none: every tensor < 1 KiB
-        stale = None if has_data else _own_external_data(self.out)
-        if has_data:
-            parent = self.out.parent
-            files.umask_mode(self.tmp / self.data_name)
-            files.replace_keeping_mode(self.tmp / self.data_name, parent / self.data_name, like=self.out)
-            written.append(parent / self.data_name)
-        files.replace_keeping_mode(self.tmp / self.out.name, self.out)
-        if stale is not None:  # the file being replaced kept its weights there; the new one holds its own
-            stale.unlink(missing_ok=True)
-        return written
-
-    def cleanup(self) -> None:
-        if self.tmp is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        if not self.committed:
-            files.remove_made(self.made)
-
-
-def _own_external_data(out: Path) -> Path | None:
-    """OUT.onnx.data, where the model now at `out` keeps its weights there (an earlier build with external
-    data): a self-contained build replacing it leaves that file stale (hundreds of MB, read by nothing)."""
-    data = out.parent / (out.name + ".data")
-    try:
-        if not data.is_file() or not out.is_file():
-            return None
-    except OSError:  # OUT.onnx.data is too long a name where OUT.onnx is not: there is no such file
-        return None
-    try:
-        old = onnx.load(str(out), load_external_data=False)
-    except Exception:  # noqa: BLE001 - not a model: its data, if any, is not ours to judge
-        return None
-    for t in old.graph.initializer:
-        if t.data_location == onnx.TensorProto.EXTERNAL and \
-                {e.key: e.value for e in t.external_data}.get("location") == data.name:
-            return data
-    return None
-
-
-def _stage(model: onnx.ModelProto, out: Path, external_data: bool | None, staged: list[_Staged]) -> None:
-    """Write `model` beside `out` and add it to `staged`, which holds its temp dir from the moment it exists
-    (so an interrupt at any point still removes it)."""
-    out = files.resolved(out)
-    if external_data is None:  # the threshold keeps 64 MiB for the graph: no ByteSize() walk over the weights
-        external_data = not _small_enough(model)
-    if files.is_special(out):  # -o /dev/null: written into, not replaced
-        _no_external_data_beside(out, external_data)
-        staged.append(_Staged(out, payload=model.SerializeToString(deterministic=True)))
-        return
-    parent = out.parent if str(out.parent) else Path(".")
-    st = _Staged(parent / out.name)
-    staged.append(st)
-    st.made = files.make_parents(st.out)
-    st.tmp = files.temp_dir_beside(st.out)
-    if external_data:
-        st.data_name = out.name + ".data"
-        _save_external(model, st.tmp / out.name, st.data_name)
-    else:
-        (st.tmp / out.name).write_bytes(model.SerializeToString(deterministic=True))
-
-
-def _save_external(model: onnx.ModelProto, path: Path, data_name: str) -> None:
-    """onnx.save_model(save_as_external_data=True) without its check that `data_name` does not exist
-    relative to the working directory (not to the model): a second build, or any file of that name where
-    the command runs, failed with 'External data file exists'."""
-    from onnx import external_data_helper as ext
-
-    from .lower.stream import INLINE_LIMIT
-    for t in model.graph.initializer:
-        if t.HasField("raw_data") and len(t.raw_data) >= INLINE_LIMIT:
-            ext.set_external_data(t, data_name)
-    ext.write_external_data_tensors(model, str(path.parent))
-    path.write_bytes(model.SerializeToString(deterministic=True))
-
-
-def _no_external_data_beside(out: Path, external_data: bool) -> None:
-    if external_data:
-        raise ArchError(f"cannot write external data beside {out}: it is not a regular file (and the model "
-                        "needs external data: it is over 2 GiB or --external-data was given)")
-
-
-def _small_enough(model: onnx.ModelProto) -> bool:
-    """From dims and dtypes: reading `raw_data` would copy every tensor, ByteSize() would serialize the model."""
-    import math
-
-    from onnx import helper
-    total = 0
-    for t in model.graph.initializer:
-        size = helper.tensor_dtype_to_np_dtype(t.data_type).itemsize if t.data_type else 4
-        total += math.prod(t.dims) * size
-    return total < EXTERNAL_DATA_THRESHOLD

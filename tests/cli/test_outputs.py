@@ -308,17 +308,17 @@ def test_external_data_twice_and_from_another_directory(work, monkeypatch):
 
 
 def test_build_train_replaces_neither_file_when_the_second_fails(work, monkeypatch):
-    from archdsl import driver
+    from archdsl.lower import model_file
     out = work / "t.onnx"
     out.write_bytes(b"OLD")
-    real, calls = driver._stage, []
+    real, calls = model_file._stage, []
 
     def flaky(model, path, external, staged):
         calls.append(path)
         if len(calls) == 2:
             raise OSError(28, "No space left on device")
         real(model, path, external, staged)
-    monkeypatch.setattr(driver, "_stage", flaky)
+    monkeypatch.setattr(model_file, "_stage", flaky)
     assert main(["build", str(work / "tiny.arch"), "--train", "-o", str(out)]) == 1
     assert out.read_bytes() == b"OLD" and not (work / "t.eval.onnx").exists()
     assert not [p for p in os.listdir(work) if p.startswith(".")], "no temp files left"

@@ -15,13 +15,13 @@ def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_temp_files(work, monkeypatch)
     """A killed build left its temp directory of partial weights beside the output (SIGINT did not)."""
     import signal
 
-    from archdsl import driver
-    real = driver._stage
+    from archdsl.lower import model_file
+    real = model_file._stage
 
     def killed_while_writing(model, path, external, staged):
         real(model, path, external, staged)
         os.kill(os.getpid(), signal.SIGTERM)  # the handler raises in this thread, here
-    monkeypatch.setattr(driver, "_stage", killed_while_writing)
+    monkeypatch.setattr(model_file, "_stage", killed_while_writing)
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
     with pytest.raises(SystemExit) as e:
         main(["build", str(work / "tiny.arch"), "--train", "-o", str(work / "t.onnx")])
