@@ -143,21 +143,35 @@ def solve_formula(d: str, size: int) -> tuple[str, int] | None:
     return (name, v) if v >= 1 and formula_size(d, {name: v}) == size else None
 
 
-def input_specs(sess, batch: int = 1, dims: dict | None = None) -> list[tuple[str, tuple[int, ...], type]]:
-    """Concrete shapes for every input: a symbolic dim comes from `dims`, else it is the batch when first met as
-    a first dim, else 8; a name keeps the size it got first (inputs that share a dim name agree). A dim an
-    input was declared with as a formula of symbols ((T+1), 2*B: torch's per-head attention mask) is that
-    formula at their sizes (a symbol met only there is 8)."""
-    dims = dict(dims or {})
-    for inp in sess.get_inputs():
-        for i, d in enumerate(inp.shape):
-            if is_name(d) and d not in dims:
-                dims[d] = batch if i == 0 else 8
-    for inp in sess.get_inputs():  # a symbol met only in formulas: the batch in a first dim's (2*B), else 8
-        for i, d in enumerate(inp.shape):
+def batch_symbols(shapes) -> set[str]:
+    """The symbols the batch sizes, of inputs declared with these shapes (in the model's order): those first
+    met as a first dim, and those met only inside formulas whose first formula is a first dim (2*B)."""
+    first: dict[str, int] = {}
+    for shape in shapes:
+        for i, d in enumerate(shape):
+            if is_name(d):
+                first.setdefault(d, i)
+    for shape in shapes:
+        for i, d in enumerate(shape):
             if isinstance(d, str) and d and not is_name(d):
                 for name in dim_names(d):
-                    dims.setdefault(name, batch if i == 0 else 8)
+                    if name not in first:
+                        first[name] = i
+    return {name for name, i in first.items() if i == 0}
+
+
+def input_specs(sess, batch: int = 1, dims: dict | None = None) -> list[tuple[str, tuple[int, ...], type]]:
+    """Concrete shapes for every input: a symbolic dim comes from `dims`, else it is the batch where
+    batch_symbols says so, else 8; a name keeps the size it got first (inputs that share a dim name agree). A
+    dim an input was declared with as a formula of symbols ((T+1), 2*B: torch's per-head attention mask) is
+    that formula at their sizes."""
+    shapes = [inp.shape for inp in sess.get_inputs()]
+    batched = batch_symbols(shapes)
+    dims = dict(dims or {})
+    for shape in shapes:
+        for d in shape:
+            for name in dim_names(d):
+                dims.setdefault(name, batch if name in batched else 8)
     out = []
     for inp in sess.get_inputs():
         shape = []

@@ -171,7 +171,8 @@ def cmd_run(args, sources) -> int:
                             "or give an input of that size)")
     if asked_batch:
         _check_batch(args.batch, declared, dims, from_given, given)
-    _unsolved(given, declared, {*from_given, *dims, *(_batch_symbols(declared) if asked_batch else ())})
+    batched = runtime.batch_symbols(declared.values()) if asked_batch else set()
+    _unsolved(given, declared, {*from_given, *dims, *batched})
     high: dict[str, int] = {}
     general = None
     if mod is not None:  # embedding ids: random ones within the table, given ones checked against it
@@ -256,26 +257,12 @@ def _holder(sym: str, given: dict, declared: dict) -> str:
     return next(k for k in given if any(sym in runtime.dim_names(d) for d in declared[k]))
 
 
-def _batch_symbols(declared: dict) -> set[str]:
-    """The symbols runtime.input_specs sizes by the batch: first met as an input's first dim, or, met only
-    inside formulas, first met in a first dim's (2*B)."""
-    from .. import runtime
-    first = _first_met(declared)
-    in_formulas: dict[str, int] = {}
-    for shape in declared.values():
-        for i, d in enumerate(shape):
-            if isinstance(d, str) and d and not runtime.is_name(d):
-                for n in runtime.dim_names(d):
-                    if n not in first:
-                        in_formulas.setdefault(n, i)
-    return {s for s, (_, i) in first.items() if i == 0} | {n for n, i in in_formulas.items() if i == 0}
-
-
 def _batch_applies(batch: int, declared: dict) -> None:
-    """--batch sizes the symbols _batch_symbols names, or a first dim with no name (a model from another
+    """--batch sizes the symbols runtime.batch_symbols names, or a first dim with no name (a model from another
     tool): say so where there is none, rather than ignore it."""
     from .. import runtime
-    if _batch_symbols(declared) or any(shape and shape[0] in (None, "") for shape in declared.values()):
+    if runtime.batch_symbols(declared.values()) or any(shape and shape[0] in (None, "")
+                                                       for shape in declared.values()):
         return
     first = _first_met(declared)
     for k, shape in declared.items():
@@ -292,9 +279,10 @@ def _batch_applies(batch: int, declared: dict) -> None:
 
 
 def _check_batch(batch: int, declared: dict, dims: dict, from_given: dict, given: dict) -> None:
-    """--batch sizes the batch's symbols (_batch_symbols, as runtime.input_specs does); a --dim or a given
+    """--batch sizes the batch's symbols (runtime.batch_symbols, as runtime.input_specs does); a --dim or a given
     input that sizes one of them otherwise would win silently."""
-    for sym in sorted(_batch_symbols(declared)):
+    from .. import runtime
+    for sym in sorted(runtime.batch_symbols(declared.values())):
         if dims.get(sym, batch) != batch:
             raise ArchError(f"--batch {batch} and --dim {sym}={dims[sym]} disagree (the batch is dim '{sym}')")
         if from_given.get(sym, batch) != batch:
