@@ -215,11 +215,13 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                                 mod.unaliased[k] = item.path
             elif isinstance(item, A.ParamDecl):
                 value = _eval_top(ev, item.value, env, tree, at)
-                if item.name in defines:
-                    value = _override(item, value, defines[item.name], prefix)
-                    unused.pop(item.name, None)  # None: a param declared twice is said by _define below
-                    if defines[item.name][1] is not None:
-                        mod.overrides[item.name] = defines[item.name][1]
+                for key in [k for k in defines if k == item.name] + \
+                        sorted(k for k in defines if k.startswith(item.name + ".")):  # -D cfg.width=8: a field
+                    value = _override(item, value, defines[key], prefix) if key == item.name else \
+                        _override_field(item, value, key, defines[key], prefix)
+                    unused.pop(key, None)  # None: a param declared twice is said by _define below
+                    if defines[key][1] is not None:
+                        mod.overrides[key] = defines[key][1]
                 _define(env, item.name, value, item.span)
                 mod.params[item.name] = value
             elif isinstance(item, A.Let):
@@ -329,6 +331,36 @@ def _override(item: A.ParamDecl, default, given, prefix: str = ""):
         " (the Python API's defines take Python values, as True or 64, not -D's text)"
     raise DefineError(f"{_label(name, span)}: expected {_kind(default)} like the default ({describe(default)}), "
                       f"got {describe(value)}{api}", span, [(f"param '{item.name}' is declared here", item.span)])
+
+
+def _override_field(item: A.ParamDecl, record, key: str, given, prefix: str = ""):
+    """`-D cfg.width=8`: the record param `cfg` with that field (`cfg.a.b` one level further) set as -D sets a
+    param, against the field's default; the record is copied, never changed in place."""
+    path = key.split(".")[1:]
+    span = given[1]
+    at, parents = record, []
+    for i, name in enumerate(path):
+        where = ".".join([item.name, *path[:i]])
+        if not isinstance(at, dict):
+            raise DefineError(f"{_label(prefix + key, span)}: '{where}' is {describe(at)}, not a record: -D "
+                              f"{prefix}NAME.FIELD sets a field of a record param (or a param of the file imported "
+                              "as NAME)", span, [(f"param '{item.name}' is declared here", item.span)])
+        if name not in at:
+            fields = [k for k in at if isinstance(k, str)]
+            raise DefineError(f"{_label(prefix + key, span)}: the record '{where}' has no field '{name}'"
+                              f"{did_you_mean(name, fields)}" + (f" (its fields: {', '.join(fields)})" if fields
+                                                                 else ""),
+                              span, [(f"param '{item.name}' is declared here", item.span)])
+        parents.append(at)
+        at = at[name]
+    try:
+        value = _override(A.ParamDecl(f"{item.name}.{'.'.join(path)}", item.value, item.span), at, given, prefix)
+    except DefineError as e:
+        e.notes = [(f"param '{item.name}' is declared here", item.span)]
+        raise
+    for parent, name in zip(reversed(parents), reversed(path)):
+        value = {**parent, name: value}
+    return value
 
 
 def _label(name: str, span) -> str:

@@ -1,0 +1,35 @@
+"""-D NAME.FIELD on a record param: one field set, checked against its default, the rest kept."""
+
+from __future__ import annotations
+
+import pytest
+
+import archdsl
+from archdsl.diagnostics import DefineError
+
+_SRC = ("param cfg = {width: 4, depth: 2, act: 'relu', inner: {k: 3}}\n"
+        "model m(x: float32[B, 4]) -> y { y = x -> linear(cfg.width * cfg.inner.k) }\n")
+
+
+def test_a_define_sets_one_field_of_a_record_param_and_keeps_the_others():
+    g = archdsl.check_source(_SRC, defines=["cfg.width=8"])
+    assert g.meta["cfg"] == {"width": 8, "depth": 2, "act": "relu", "inner": {"k": 3}}
+    assert g.outputs[0][1].type.shape[1] == 24
+    g = archdsl.check_source(_SRC, defines={"cfg.inner.k": 5, "cfg.act": "gelu"})
+    assert g.meta["cfg"] == {"width": 4, "depth": 2, "act": "gelu", "inner": {"k": 5}}
+    # the whole record first, then its field, whatever the order they were given in
+    g = archdsl.check_source(_SRC, defines=["cfg.width=7", "cfg={width: 1, depth: 1, act: 'a', inner: {k: 2}}"])
+    assert g.meta["cfg"] == {"width": 7, "depth": 1, "act": "a", "inner": {"k": 2}}
+
+
+def test_a_record_define_is_checked_like_a_param_define():
+    with pytest.raises(DefineError, match=r"-D cfg.widht: the record 'cfg' has no field 'widht'; did you mean "
+                                          r"'width'\? \(its fields: width, depth, act, inner\)"):
+        archdsl.check_source(_SRC, defines=["cfg.widht=8"])
+    with pytest.raises(DefineError, match="-D cfg.width: expected an integer like the default") as e:
+        archdsl.check_source(_SRC, defines=["cfg.width=big"])
+    assert e.value.notes[0][0] == "param 'cfg' is declared here"
+    with pytest.raises(DefineError, match=r"'cfg.act' is string \"relu\", not a record"):
+        archdsl.check_source(_SRC, defines=["cfg.act.x=1"])
+    with pytest.raises(DefineError, match="the record 'cfg.inner' has no field 'q'"):
+        archdsl.check_source(_SRC, defines=["cfg.inner.q=1"])
