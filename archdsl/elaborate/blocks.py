@@ -131,6 +131,8 @@ class Blocks:
                 if isinstance(name, str) and not hint and not inside else []
             if full:  # `layer("i1")` inside a block labelled s: layer() takes the full name, s.i1
                 more = f"; did you mean '{full[0]}' (layer() takes a layer's full name)?"
+            elif isinstance(name, str) and name in self.graph.params:  # `parameter(...) as p`, then layer("p")
+                hint, more = "", f"; {named} is a parameter: ref(\"{name}\") reads it again"
             raise UnknownNameError(f"no layer named {named} (yet){hint}{more}", span)
         return self.layers[name]
 

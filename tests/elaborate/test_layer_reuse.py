@@ -357,3 +357,11 @@ def test_a_layer_outside_the_block_under_its_name_is_not_the_blocks():
            "    n = unsqueeze(x, 2) -> batchnorm as \"enc.bn\"\n    z = y -> layer(\"enc\")\n}\n")
     g = archdsl.check_source(src)
     assert sum(n.op == "linear" for n in g.nodes) == 2 and "enc.bn.running_mean" in g.params
+
+
+def test_layer_of_a_parameter_points_to_ref():
+    src = ("model m(x: float32[B, 4]) -> y {\n    w = parameter([4], init=\"ones\") as p\n"
+           "    y = x * w -> layer(\"p\")\n}\n")
+    with pytest.raises(archdsl.ArchError, match=r"no layer named 'p' \(yet\); 'p' is a parameter: ref\(\"p\"\) "
+                                                r"reads it again$"):
+        archdsl.check_source(src)
