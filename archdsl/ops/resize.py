@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..types import Dim, Sym, dim_floordiv, dim_mul, dim_symbols, numel
+from ..types import Dim, DType, Sym, dim_floordiv, dim_mul, dim_symbols, numel
 from ._common import float_input, shape_str
 from .registry import Attr, OpDef, fail, register
 
@@ -94,10 +94,13 @@ def _lower(e, ins, outs, c):
     if scales is not None:
         _apply_plan(e, ins[0], _axis_plan(x, scales, c.out_types[0].shape[2:], mode), outs, kw)
         return
-    if sizes is not None and mode not in _INTERPOLATING and all(isinstance(n, int) for n in x.shape[2:]):
-        # torch's positions at (float)(n / out), where Resize divides by out / n (14 to 2 read 6 for torch's 7);
-        # a kept or doubled length maps as torch's 2-D kernel copies or halves it
-        plan = [_moved(_positions(n, out, np.float32(n / out), mode), n) for n, out in zip(x.shape[2:], sizes)]
+    if mode not in _INTERPOLATING:  # size= or like=: torch's positions at (float)(n / out), where Resize divides
+        # by out / n (14 to 2 read 6 for torch's 7); known lengths as constants, the rest computed at run time
+        # (a kept or doubled length maps alike: n / out is then 1 or 0.5, exactly)
+        targets = sizes if sizes is not None else list(c.in_types[1].shape[2:])
+        plan = [_moved(_positions(n, out, np.float32(n / out), mode), n) if isinstance(n, int) and
+                isinstance(out, int) else ("gather", _run_positions(e, ins, 2 + i, out, mode))
+                for i, (n, out) in enumerate(zip(x.shape[2:], targets))]
         _apply_plan(e, ins[0], plan, outs, kw)
         return
     lead = e.op("Shape", [ins[0]], start=0, end=2)
@@ -115,9 +118,26 @@ def _apply_plan(e, x: str, plan: list[tuple], outs, kw: dict) -> None:
         sc = e.const(np.array([1.0, 1.0] + [sc if how == "resize" else 1.0 for how, sc in plan], dtype=np.float32))
         y = e.op("Resize", [y, "", sc], outputs=None if gathers else outs, **kw)
     for k, (axis, idx) in enumerate(gathers):
-        y = e.op("Gather", [y, e.const(idx)], axis=axis, outputs=outs if k == len(gathers) - 1 else None)
+        idx = idx if isinstance(idx, str) else e.const(idx)  # a name: positions computed at run time
+        y = e.op("Gather", [y, idx], axis=axis, outputs=outs if k == len(gathers) - 1 else None)
     if y == x:  # no length changes and none moves: a copy
         e.op("Identity", [y], outputs=outs)
+
+
+def _run_positions(e, ins, axis: int, out, mode: str) -> str:
+    """_positions computed in the graph, for an axis whose length or target is known only at run time: floor of
+    float32 (dst [+ 0.5]) times float32(n) / float32(out), as torch's kernel does in float, at most n - 1."""
+    f32 = DType.float32.onnx
+    n = e.op("Shape", [ins[0]], start=axis, end=axis + 1)
+    size = e.const(np.array([out], dtype=np.int64)) if isinstance(out, int) else \
+        e.op("Shape", [ins[1]], start=axis, end=axis + 1)
+    dst = e.op("Cast", [e.op("Range", [e.const(np.array(0, dtype=np.int64)), e.op("Squeeze", [size]),
+                                       e.const(np.array(1, dtype=np.int64))])], to=f32)
+    if mode == "nearest-exact":
+        dst = e.op("Add", [dst, e.const(np.array(0.5, dtype=np.float32))])
+    step = e.op("Div", [e.op("Cast", [n], to=f32), e.op("Cast", [size], to=f32)])
+    src = e.op("Cast", [e.op("Floor", [e.op("Mul", [dst, step])])], to=DType.int64.onnx)
+    return e.op("Min", [src, e.op("Sub", [n, e.const(np.array([1], dtype=np.int64))])])
 
 
 def _halving(scale: float) -> int | None:

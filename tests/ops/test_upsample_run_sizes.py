@@ -1,0 +1,56 @@
+"""Nearest upsampling to a length known only at run time (like=, or size= over a symbolic input) reads torch's
+source rows, floorf(dst * (float)(n / out)), computed in the graph; ONNX Resize divides by out / n instead
+(14 rows to 2 read row 6 where torch reads 7)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import archdsl
+from archdsl import runtime
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+_LIKE = ('model m(x: float32[B, 2, H, W], s: float32[B, 1, P, Q]) -> y {{\n'
+         '    y = upsample(x, like=s, mode="{mode}")\n}}\n')
+_SIZE = 'model m(x: float32[B, 2, H, 3]) -> y {{\n    y = upsample(x, size=[{out}, 5], mode="{mode}")\n}}\n'
+
+
+@pytest.mark.parametrize("opt", [0, 2])
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])
+def test_like_reads_torchs_rows_at_every_run_size(mode, opt):
+    sess = runtime.session(archdsl.compile_source(_LIKE.format(mode=mode), opt_level=opt))
+    rng = np.random.default_rng(0)
+    wrong = []
+    for n in range(1, 40):
+        for out in [*range(1, 80, 3), 2 * n - 1, 2 * n, 2 * n + 1]:
+            if out < 1:
+                continue
+            x = rng.standard_normal((1, 2, n, 3)).astype(np.float32)
+            (y,) = sess.run(None, {"x": x, "s": np.zeros((1, 1, out, 7), np.float32)})
+            ref = F.interpolate(torch.from_numpy(x), size=(out, 7), mode=mode).numpy()
+            if not np.array_equal(y, ref):
+                wrong.append((n, out))
+    assert not wrong  # 14 -> 2, 46 -> 93 (nearest-exact) were among them through Resize
+
+
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])
+def test_size_over_a_symbolic_length_reads_torchs_rows(mode):
+    for out in (2, 7, 93):
+        sess = runtime.session(archdsl.compile_source(_SIZE.format(out=out, mode=mode)))
+        for n in (14, 23, 46, 5):
+            x = np.arange(2 * n * 3, dtype=np.float32).reshape(1, 2, n, 3)
+            (y,) = sess.run(None, {"x": x})
+            np.testing.assert_array_equal(y, F.interpolate(torch.from_numpy(x), size=(out, 5), mode=mode).numpy())
+
+
+def test_like_trains_like_torch_where_resize_read_other_rows():
+    """The gradient scatters back to the rows the forward read (movement_grad runs the same lowering)."""
+    from ..training.harness import batches, compile_step, config, one_step_like_torch
+    src = ("model m(x: float32[B, 2, H, 3], s: float32[B, 1, P, 3]) -> y {\n"
+           "    y = x -> conv2d(2, 1) as c -> upsample(like=s, mode=\"nearest-exact\") -> flatten -> sum(dim=1, "
+           "keepdim=true)\n}\n")
+    ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=src)
+    one_step_like_torch(ct, fwd, batches(ct, 1, 2, 2, seed=1, dims={"H": 46, "P": 93}))
