@@ -12,7 +12,7 @@ from ..diagnostics import (
     did_you_mean,
 )
 from ..syntax import ast as A
-from ..types import Sym
+from ..types import DType, Sym
 from .bounded import check_length, comparing, contains, equal, order, short
 from .calls import check_fits
 from .scalars import (
@@ -30,6 +30,16 @@ from .scalars import (
 from .values import Namespace, Tensor, describe
 
 __all__ = ["Operators"]
+
+def _holds(v, dt) -> bool:
+    """Whether a number beside a tensor of 16-bit float dtype `dt` is exactly one of its values (a tensor is)."""
+    if not is_num(v) or isinstance(v, bool):
+        return True
+    try:
+        return bool(float(dt.numpy(v)) == v) or v != v
+    except OverflowError:
+        return False
+
 
 _NEVER_OVERFLOWS = {k: ARITH[k] for k in ("+", "-", "*", "//", "%")}
 
@@ -141,9 +151,22 @@ class Operators:
 
     def tensor_binop(self, opname, a, b, span, operand_spans: tuple = ()):
         tensor = a if isinstance(a, Tensor) else b
+        dt = tensor.type.dtype
+        if dt.is_16bit and dt.is_float and (opname in ("mul", "div") or opname == "floordiv" and a is tensor) \
+                and not all(_holds(v, dt) for v in (a, b)):
+            # h * 1e-8, h / 0.1, h // 0.1 in float16: torch's CPU kernels compute in float32 with the number as a
+            # float32, not rounded to the tensor's dtype first (1.0 // 0.1 is 9, not 10; 1e-8 is no 0), and
+            # round the result back; 1e-8 / h is its h.reciprocal() * 1e-8 (inf at 0, not 0 / 0), within an ulp
+            # of this; its +, -, %, ** and 0.1 // h round the number first (measured, torch 2.13)
+            for v, at in zip((a, b), operand_spans):
+                if is_num(v):
+                    check_fits(v, DType.float32, at)
+            wide = self.call_op(ops.get("cast"), [tensor], {"dtype": "float32"}, None, span)
+            out = self.call_op(ops.get(opname), [wide if v is tensor else v for v in (a, b)], {}, None, span)
+            return self.call_op(ops.get("cast"), [out], {"dtype": dt.label}, None, span)
         for v, at in zip((a, b), operand_spans):  # a number that overflows the dtype: point at the number
             if is_num(v):
-                check_fits(v, tensor.type.dtype, at)
+                check_fits(v, dt, at)
         if opname == "pow" and b is not tensor and is_num(b) and b < 0 and not tensor.type.dtype.is_float:
             raise ArchTypeError(f"an integer tensor to the negative power {b} (torch refuses it; ONNX Pow gives "
                                 f"garbage): cast(x, \"float32\") first", span)

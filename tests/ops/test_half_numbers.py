@@ -1,0 +1,48 @@
+"""A number beside a float16 tensor, as torch's CPU kernels take it: a float32 in *, / and tensor // number
+(computed in float32, rounded back), rounded to float16 first in +, -, % and **."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import archdsl
+from archdsl import runtime
+from archdsl.diagnostics import ArchError
+
+torch = pytest.importorskip("torch")
+
+_H = np.concatenate([np.random.default_rng(0).standard_normal(2000) * 100,
+                     [1000, 0, 2, 1, -1, 7, 1e-3, 65504, 3.3, 0.07, -0.0]]).astype(np.float16)
+
+
+def _run(expr: str) -> np.ndarray:
+    src = f"model m(h: float16[{_H.size}]) -> y {{\n    y = {expr}\n}}\n"
+    return runtime.session(archdsl.compile_source(src)).run(None, {"h": _H})[0]
+
+
+@pytest.mark.parametrize("number", [0.1, 1e-8, 0.3, 3.7, 0.5])
+@pytest.mark.parametrize("op", ["*", "/", "//", "+", "-", "%"])
+def test_a_number_beside_a_half_tensor_is_torchs(op, number):
+    h = torch.from_numpy(_H)
+    for expr in (f"h {op} {number}", f"{number} {op} h"):
+        y = _run(expr)
+        ref = eval(expr, {"h": h}).numpy()
+        assert y.dtype == np.float16
+        if expr.startswith(str(number)) and op in ("/", "//"):  # torch: h.reciprocal() * n; its own rounding
+            close = np.isclose(y.astype(np.float32), ref.astype(np.float32), rtol=2e-3, atol=0, equal_nan=True)
+            assert close.mean() > 0.999
+            continue
+        np.testing.assert_array_equal(y, ref)
+
+
+def test_what_rounding_first_lost():
+    y = _run("h * 1e-8")
+    assert y[_H == 1000][0] == np.float16(1e-5)  # 1e-8 as float16 is 0
+    assert _run("h // 0.1")[_H == 1][0] == 9  # 0.1 as float16 is 0.0999756: 10
+    assert np.isinf(_run("1e-8 / h")[_H == 0][0])  # 0 / 0 was NaN
+    assert _run("h * 1e5")[_H == np.float16(1e-3)][0] == np.float16(np.float32(np.float16(1e-3)) * np.float32(1e5))
+    with pytest.raises(ArchError, match="does not fit float16"):
+        _run("h + 1e5")  # torch rounds it to float16 first: inf
+    with pytest.raises(ArchError, match="does not fit float32"):
+        _run("h * 1e39")
