@@ -549,9 +549,10 @@ def _eval_dim(ev: Evaluator, d, env: Env, sizes: dict[str, int]):
         free = next((n for n in _names_in(d) if not env.has(n.id) or env.lookup(n.id) is None), None)
         if free is None or "did you mean" in e.message:  # hiden * 2 beside param hidden: a typo
             raise
-        raise UnknownNameError(f"unknown name '{free.id}': a dim formula's symbols are other dims' (x: float32[B, "
-                               f"{free.id}, 4] beside p: float32[B, {free.id} + 1, 4]), and no input has {free.id} as "
-                               "a dim of its own", free.span) from None
+        lead = "N" if free.id == "B" else "B"  # the example's batch dim: another name than the one it explains
+        raise UnknownNameError(f"unknown name '{free.id}': a dim formula's symbols are other dims' (x: float32["
+                               f"{lead}, {free.id}, 4] beside p: float32[{lead}, {free.id} + 1, 4]), and no input has "
+                               f"{free.id} as a dim of its own", free.span) from None
     if isinstance(v, Sym):
         names = set(dim_symbols(v))  # -T, T - T*T: negative at every size of T
         if len(names) == 1 and all(dim_size(v, dict.fromkeys(names, n)) <= 0

@@ -59,7 +59,7 @@ def _rounding_hint(x, y) -> str:
         return ""                                                                        # H divides: no hint
     if all(dim_size(y, {name: n}) == dim_size(x, {name: n}) for n in range(1, 100)):  # H//2 and floor(H*0.5):
         return ""                                                                      # the same at odd sizes too
-    return (f"; {y} is {x} only when {name} divides evenly (a strided layer rounds an odd size down), which "
+    return (f"; {y} is {x} only when {name} divides evenly (a strided layer rounds an odd size up or down), which "
             f"archdsl cannot assume of a symbolic {name}: resize one side to the other (`-> upsample(like=...)`), "
             f"or give {name} a number (a fixed size in the input's shape, or `param {name} = none` and -D "
             f"{name}=...)")
