@@ -459,7 +459,7 @@ class Calls:
         return given
 
     def make_parameter(self, shape, label, span, init="zeros", std=0.02, low=0.0, high=1.0, value=0.0,
-                       dtype="float32", trainable=True):
+                       dtype="float32", trainable=None):
         """`parameter([1, 1, 768], init="zeros") as class_token`: a learned tensor used directly."""
         from ..ops import Init, ParamSpec
         from ..types import DTYPES
@@ -488,8 +488,15 @@ class Calls:
         if init == "constant":  # 1e39 became inf in float32 with a numpy warning; 0.5 an int's 0
             from ..ops._common import fill_array
             fill_array("parameter()", value, DTYPES[dtype], named_infinity=False)
+        if trainable is None:  # an integer or bool tensor is a buffer: nothing to learn by gradient
+            trainable = DTYPES[dtype].is_float
         if not isinstance(trainable, bool):  # "no" and a symbolic T - 1 were true
             raise ArchTypeError(f"parameter(): trainable expects true or false, got {describe(trainable)}", span)
+        if not DTYPES[dtype].is_float and (trainable or init not in ("zeros", "ones", "constant")):
+            why = "cannot be trainable (torch refuses gradients for them): leave trainable out, or false, for a " \
+                "buffer" if trainable else f'starts from init="zeros", "ones" or "constant" (init="{init}" draws ' \
+                "floats)"
+            raise ArchTypeError(f"parameter(): {'an' if dtype[0] in 'aeiou' else 'a'} {dtype} parameter {why}", span)
         name = self.layer_name(label, "param")
         spec = ParamSpec("", tuple(shape), inits[init], trainable=bool(trainable))
         self.free_params.add(name)

@@ -175,8 +175,23 @@ class Operators:
         if opname in ("floordiv", "remainder") and b is not tensor and is_num(b) and b == 0 \
                 and not isinstance(b, float) and not tensor.type.dtype.is_float:
             raise EvalError("integer division by zero", operand_spans[1] if len(operand_spans) > 1 else span)
+        if opname == "pow" and a is tensor and not dt.is_float and is_int(b) and b > 3:
+            return self._integer_power(tensor, b, span)
         op = ops.get(opname)
         return self.call_op(op, [a, b], {}, None, span)
+
+    def _integer_power(self, x, k: int, span):
+        """x ** k of an integer tensor by squaring, wrapping on overflow as torch's (onnxruntime's integer Pow
+        goes through double: 3 ** 39 came back rounded, and overflow saturated)."""
+        mul = ops.get("mul")
+        out = None
+        while k:
+            if k & 1:
+                out = x if out is None else self.call_op(mul, [out, x], {}, None, span)
+            k >>= 1
+            if k:
+                x = self.call_op(mul, [x, x], {}, None, span)
+        return out
 
     # ---------------- attributes and indexing ----------------
     def attr(self, v, name: str, span: Span):

@@ -168,7 +168,7 @@ def _clamp_infer(ins, a):
 
 register(OpDef(
     name="clamp", inputs=("x",), category="activation", aliases=("clip",), elementwise=True,
-    attrs=(Attr("min", "float?", None), Attr("max", "float?", None)), infer=_clamp_infer,
+    attrs=(Attr("min", "number?", None), Attr("max", "number?", None)), infer=_clamp_infer,
     lower=lambda e, ins, outs, c: _clip(e, ins[0], c, c.attrs["min"], c.attrs["max"], outs),
     cost=lambda c: 2 * elementwise_cost(c), grad=_window(lambda a: a["min"], lambda a: a["max"], closed=True),
     doc="x limited to [min, max], either bound optional (torch.clamp, ONNX Clip); the gradient passes where "

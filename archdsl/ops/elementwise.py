@@ -73,7 +73,7 @@ def _binary(name, onnx_op, sym):
         if name == "pow" and not x.dtype.is_float and y.dtype.is_float:  # ONNX keeps the base's dtype
             fail(f"'**': the {x.dtype} base with a {y.dtype} exponent would truncate (torch gives floats); "
                  f"cast(x, \"{y.dtype}\") first")
-        if x.dtype != y.dtype and name != "pow":
+        if x.dtype != y.dtype and not (name == "pow" and x.dtype.is_float and not y.dtype.is_float):
             fail(f"'{sym}': dtypes differ ({x.dtype} vs {y.dtype})" + cast_hint(x, y))
         return [x.with_shape(broadcast(x.shape, y.shape, f"'{sym}' operands"))]
 

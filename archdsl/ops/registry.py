@@ -25,7 +25,8 @@ REQUIRED = _Required()
 
 @dataclass(frozen=True, slots=True)
 class Attr:
-    """A compile-time argument. kind: int, float, bool, str, ints, dims, padding, any; `?` allows none.
+    """A compile-time argument. kind: int, float, number (an int kept exact), bool, str, ints, dims, padding,
+    any; `?` allows none.
     kind "given" is no argument: the elaborator sets it to the names of the optional tensor inputs a call gave
     (for an op whose optional inputs their types cannot tell apart: multihead_attention's two masks); a node
     built without it (gradient rules, tests) has none there."""
@@ -213,6 +214,9 @@ def coerce_attr(op: OpDef, attr: Attr, value):
         value = float(value)
         if not math.isfinite(value):
             raise ArchTypeError(f"{where} must be finite, got {value}")
+    elif kind == "number" and (_is_int(value) or isinstance(value, float)):  # an int stays exact (int64 bounds)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ArchTypeError(f"{where} must be finite, got {value}")
     elif kind == "bool" and isinstance(value, bool):
         pass
     elif kind == "str" and isinstance(value, str):
@@ -232,7 +236,7 @@ def coerce_attr(op: OpDef, attr: Attr, value):
         value = None if value is None else tuple(value)
     else:
         symbolic = [v for v in (value if isinstance(value, (list, tuple)) else (value,)) if isinstance(v, Sym)]
-        if symbolic and kind in ("int", "ints", "padding", "float"):  # attributes are fixed in the graph
+        if symbolic and kind in ("int", "ints", "padding", "float", "number"):  # attributes are fixed in the graph
             raise ArchTypeError(f"{where} must be known when the graph is built, got the symbolic dim "
                                 f"{symbolic[0]}; give it a number (-D, or a fixed size in the input's shape)"
                                 + (f"; {attr.symbolic}" if attr.symbolic else ""))
@@ -250,6 +254,7 @@ def coerce_attr(op: OpDef, attr: Attr, value):
     return value
 
 
-_KIND_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+_KIND_WORDS = {"int": "an integer", "float": "a number", "number": "a number", "bool": "true or false",
+               "str": "a string",
                "ints": "an integer or a non-empty list of integers", "dims": "a list of dims",
                "padding": 'an integer, a non-empty list of integers, "same" or "valid"'}
