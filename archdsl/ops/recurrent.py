@@ -138,9 +138,8 @@ def _make_lower(cell):
         bfloat16_from(e, c.in_types[0], cell, f"ONNX {onnx_op} takes")
         a = c.attrs
         data, params = _split_inputs(ins, a)
-        data, lengths = _lengths(data, c.in_types[:len(data)], a)
-        if lengths is not None:  # ONNX's sequence_lens is int32
-            lengths = e.op("Cast", [lengths], to=DType.int32.onnx)
+        data, given = _lengths(data, c.in_types[:len(data)], a)
+        lengths = None if given is None else e.op("Cast", [given], to=DType.int32.onnx)  # ONNX's sequence_lens
         h, dirs, layers = a["hidden_size"], _dirs(a), a["num_layers"]
         rows = _i64(e, torch_to_onnx_rows(cell, h))
         per = 4 if a["bias"] else 2
@@ -172,6 +171,8 @@ def _make_lower(cell):
                 seq = e.op("Squeeze", [y, _i64(e, [1])])
             else:
                 seq = e.op("Reshape", [e.op("Transpose", [y], perm=[0, 2, 1, 3]), _i64(e, [0, 0, -1])])
+        if given is not None:  # zeros past each length from the graph itself: ONNX leaves Y's padded steps to the
+            seq = _zero_padded(e, seq, lengths, c.in_types[0].dtype)  # runtime (onnx's reference computes them)
         e.op("Transpose", [seq], perm=[1, 0, 2], outputs=[outs[0]]) if a["batch_first"] else \
             e.op("Identity", [seq], outputs=[outs[0]])
         if a["return_state"]:
@@ -182,6 +183,15 @@ def _make_lower(cell):
                 else:
                     e.op("Concat", parts, axis=0, outputs=[outs[1 + k]])
     return lower
+
+
+def _zero_padded(e, seq: str, lengths: str, dtype) -> str:
+    """seq [T, B, H] with the steps at or past each sequence's length (int32 [B]) set to zero."""
+    steps = e.op("Squeeze", [e.op("Shape", [seq], start=0, end=1)])
+    t = e.op("Range", [e.const(np.array(0, np.int64)), steps, e.const(np.array(1, np.int64))])
+    t = e.op("Cast", [t], to=DType.int32.onnx)
+    live = e.op("Less", [e.op("Unsqueeze", [t, _i64(e, [1])]), lengths])  # [T, B]
+    return e.op("Where", [e.op("Unsqueeze", [live, _i64(e, [2])]), seq, e.const(np.zeros((), dtype.numpy))])
 
 
 def _make_cost(cell):

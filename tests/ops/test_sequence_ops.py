@@ -325,3 +325,17 @@ model m(x: float32[B, 3], k: bool[B, 3]) -> (a, b) {
 """
     g = archdsl.check_source(src)
     assert [n.op for n in g.nodes] == ["masked_fill"]
+
+
+def test_padded_steps_are_zero_in_the_graph_itself():
+    """ONNX leaves Y's steps past sequence_lens to the runtime (onnx's reference evaluator computes them; onnxruntime
+    writes zeros): the graph zeroes them, so every runtime gives the zeros REFERENCE promises."""
+    import onnx.reference
+    src = "model m(x: float32[B, 6, 4], n: int64[B]) -> y {\n    y = gru(x, lengths=n, hidden_size=5)\n}\n"
+    x = np.random.default_rng(0).standard_normal((2, 6, 4)).astype(np.float32)
+    n = np.array([3, 6])
+    for opt in (0, 2):
+        m = archdsl.compile_source(src, opt_level=opt)
+        y = onnx.reference.ReferenceEvaluator(m).run(None, {"x": x, "n": n})[0]
+        assert not y[0, 3:].any() and y[0, :3].all() and y[1].all()
+        np.testing.assert_allclose(y, runtime.session(m).run(None, {"x": x, "n": n})[0], rtol=1e-5, atol=1e-6)
