@@ -357,8 +357,9 @@ def _register(cell: str, torch_name: str, states: str):
             f"return_state=true also gives the final {', '.join(states.split()).replace('0', '_n')} [layers*D, B, H]. "
             "lengths= (int64 [B], each in 1..T) runs a padded batch as torch's packed sequences: outputs past a "
             "sequence's length are zero and its final state is its last real step's (the reverse direction "
-            f"starts there). ONNX {GATES[cell][1]}, one per layer (sequence_lens); dropout is the identity at "
-            "inference.",
+            f"starts there). ONNX {GATES[cell][1]}, one per layer (sequence_lens: the zeros come from the graph, "
+            "the final state and the reverse direction from a runtime that honours it, as onnxruntime; onnx "
+            "1.23's reference evaluator ignores it); dropout is the identity at inference.",
     ))
 
 
