@@ -21,7 +21,7 @@ from ..diagnostics import (
 )
 from ..ops import REQUIRED, coerce_attr
 from ..ops.random import SEED_INPUT
-from ..types import DTYPES, DType, Sym, TensorType, dim_mul, is_formula, literal, unknown_dtype
+from ..types import DTYPES, DType, Sym, TensorType, dim_mul, is_formula, unknown_dtype
 from .bounded import short
 from .builtins import TENSOR_MATH
 from .scalars import Limits, is_int, is_num
@@ -431,9 +431,7 @@ class Calls:
             raise ArchTypeError(f"tensor(): dtype is one of {', '.join(DTYPES)}, got {describe(name)}", span)
         else:
             dt = DTYPES[name]
-        for x in flat:
-            if isinstance(x, bool) and dt is not DType.bool:
-                raise ArchTypeError(f"tensor(): {literal(x)} among numbers of dtype {dt}", span)
+        for x in flat:  # true and false among numbers are 1 and 0, as torch.tensor([True, 2]) takes them
             if not dt.is_float and isinstance(x, float):
                 raise ArchTypeError(f"tensor(): {x} is a float and the dtype is {dt}", span)
             if dt is DType.bool and x not in (0, 1):
