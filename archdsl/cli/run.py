@@ -11,6 +11,7 @@ import numpy as np
 from .. import driver, files
 from ..diagnostics import ArchError, Span
 from ..lower.weights import numpy_reason
+from ..types import dim_size
 from .commands import (
     announce,
     check_dim_names,
@@ -322,10 +323,16 @@ def _check_declared_shapes(sess, outs, sizes: dict) -> None:
     """An output whose fixed dim came out another size: the model computed past what its inputs give at these
     sizes (x[:, -3:] is typed 3 long, and is 2 long when T is 2), and whatever reads it trusts the declared
     shape. An output of unknown rank (onnxruntime shows it as []) is not checked."""
+    from .. import runtime
     at = f" at {_at(sizes)}" if sizes else ""
+
+    def fits(w, g) -> bool:  # a number, or a formula at the run's sizes ((T-5) is -2 at T=3, and came out 0)
+        n = w if isinstance(w, int) else runtime.formula_size(w, sizes) if w and not runtime.is_name(w) else None
+        return n is None or n == g
+
     for meta, arr in zip(sess.get_outputs(), outs):
         want, got = meta.shape, list(np.shape(arr))
-        if not want or (len(want) == len(got) and all(not isinstance(w, int) or w == g for w, g in zip(want, got))):
+        if not want or (len(want) == len(got) and all(fits(w, g) for w, g in zip(want, got))):
             continue
         raise ArchError(f"output '{meta.name}' came out {_dims(got)}{at}, but the model declares {_dims(want)}: it "
                         f"reads past the end of an input at these sizes (a slice such as x[:, -3:] takes a dim at "
@@ -385,8 +392,12 @@ def _check_retyped(general, fixed, sizes: dict) -> None:
         if m is None or len(n.outputs) != len(m.outputs):
             continue
         for a, b in zip(n.outputs, m.outputs):
-            if a.type.rank == b.type.rank and any(isinstance(x, int) and isinstance(y, int) and x != y
-                                                  for x, y in zip(a.type.shape, b.type.shape)):
-                raise ArchError(f"{n.op} '{n.name}' is typed {a.type} but comes out {b.type} at {_at(sizes)}: the "
-                                f"spec assumes a longer input than this run's (a slice such as x[:, -3:] takes a dim "
-                                f"at least 3 long)", n.span)
+            if a.type.rank != b.type.rank:
+                continue
+            for x, y in zip(a.type.shape, b.type.shape):
+                want = dim_size(x, sizes)  # a formula too: x[:, 5:] is typed T-5 long, -2 at T=3 (and comes out 0)
+                if isinstance(y, int) and want is not None and want != y:
+                    said = "" if isinstance(x, int) else f" ({x} is {want} there)"
+                    raise ArchError(f"{n.op} '{n.name}' is typed {a.type} but comes out {b.type} at {_at(sizes)}"
+                                    f"{said}: the spec assumes a longer input than this run's (a slice such as "
+                                    f"x[:, -3:] takes a dim at least 3 long)", n.span)
