@@ -15,7 +15,7 @@ from ..ops._common import i64 as _i64
 from ..ops._common import numel_tensor, shape_tensor
 from ..ops.losses import BCE_ATTRS, CE_ATTRS, kept_labels, labels64
 from ..ops.random import bits24, dropout_key, hashed_bits, random_values
-from ..types import DTYPES, DType, TensorType, is_static
+from ..types import DTYPES, DType, TensorType, is_static, numel
 
 __all__: list[str] = []
 
@@ -192,7 +192,11 @@ def _ce_grad_lower(e, ins, outs, c):
         depth = e.op("Shape", [logits], start=ax, end=ax + 1)
         low = e.op("Div", [e.const(np.array([eps], np.float32)), e.op("Cast", [depth], to=DType.float32.onnx)])
         values = e.op("Concat", [low, e.op("Add", [low, e.const(np.array([1.0 - eps], np.float32))])], axis=0)
-    target = e.op("OneHot", [lab, depth, values], axis=ax)
+    if lab_t.rank == 0:  # one label for logits [C]: ONNX OneHot takes indices of rank 1 or more
+        target = e.op("Squeeze", [e.op("OneHot", [e.op("Unsqueeze", [lab, _i64(e, [0])]), depth, values], axis=-1),
+                                  _i64(e, [0])])
+    else:
+        target = e.op("OneHot", [lab, depth, values], axis=ax)
     if lt.dtype is not DType.float32:  # onnxruntime's CPU OneHot has no float64 or float16 values
         target = e.op("Cast", [target], to=lt.dtype.onnx)
     diff = e.op("Sub", [sm, target])
@@ -222,8 +226,11 @@ def _bce_grad_lower(which: str):
     def lower(e, ins, outs, c):
         x, t, g = ins
         part = e.op("Sub", [e.op("Sigmoid", [x]), t]) if which == "x" else e.op("Neg", [x])
-        if c.attrs["reduction"] == "mean":
-            g = e.op("Div", [g, e.op("Cast", [numel_tensor(e, x, c.in_types[0])], to=c.in_types[0].dtype.onnx)])
+        if c.attrs["reduction"] == "mean":  # a known count as a scalar: [1] made a scalar x's gradient [1]
+            xt = c.in_types[0]
+            count = e.const(np.array(numel(xt.shape), dtype=xt.dtype.numpy)) if is_static(xt.shape) else \
+                e.op("Cast", [numel_tensor(e, x, xt)], to=xt.dtype.onnx)
+            g = e.op("Div", [g, count])
         e.op("Mul", [part, g], outputs=outs)
     return lower
 
