@@ -145,6 +145,7 @@ class Evaluator(Calls, Blocks, Operators):
         elif isinstance(s, A.For):
             items = self.iterable(self.eval(s.iter, env), s.iter.span)
             for item in items:
+                self._tick(s.span)  # nested loops over long lists with nothing inside counted no steps
                 self.bind(s.targets, item, env, s.span)
                 if env is self.model_env:
                     self._shadowing(s.targets, env, s.span)
@@ -161,6 +162,7 @@ class Evaluator(Calls, Blocks, Operators):
             if isinstance(n, bool) or not isinstance(n, int) or n < 0:
                 raise ArchTypeError(f"repeat count must be a non-negative integer, got {describe(n)}", s.count.span)
             for i in range(n):
+                self._tick(s.span)  # an empty body too: `repeat 2 ** 62 { }` ran for ever
                 if s.var:
                     env.vars[s.var] = i
                 self.exec_body(s.body, env)

@@ -380,3 +380,11 @@ def test_names_the_lowering_adds_keep_clear_of_outputs_and_parameters():
     with pytest.raises(ArchError, match="a parameter already has that name; label it apart with 'as'"):
         archdsl.compile_source("model m(x: float32[B, 4]) -> y {\n    w = parameter([4], init=\"ones\") as seed\n"
                                "    y = rand_like(x) + w\n}\n")
+
+
+@pytest.mark.parametrize("loop", ["repeat (2 ** 62) { }", "repeat 100000 { repeat 100000 { } }",
+                                  "for i in range(100000) { for j in range(100000) { } }"])
+def test_loops_with_nothing_inside_count_their_steps(loop):
+    """Only the statements of a body counted: an empty body ran for ever (2 ** 62 passes, or 1e10 nested)."""
+    with pytest.raises(LimitError, match="evaluation took more than"):
+        archdsl.check_source(f"model m(x: float32[B, 4]) -> y {{\n    {loop}\n    y = x\n}}\n")
