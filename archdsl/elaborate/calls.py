@@ -21,7 +21,7 @@ from ..diagnostics import (
 )
 from ..ops import REQUIRED, coerce_attr
 from ..ops.random import SEED_INPUT
-from ..types import DTYPES, DType, Sym, TensorType, dim_mul, is_formula, unknown_dtype
+from ..types import DTYPES, DType, Sym, TensorType, dim_mul, dim_size, dim_symbols, is_formula, unknown_dtype
 from .bounded import short
 from .builtins import TENSOR_MATH
 from .scalars import Limits, is_int, is_num
@@ -46,6 +46,20 @@ def check_fits(v, dt: DType, span: Span) -> None:
         return
     if not low <= v <= top:
         raise ArchTypeError(f"the number {v} does not fit {dt} ({low}..{top})", span)
+
+
+def _check_symbolic_dim(op: str, d: Sym, span: Span) -> None:
+    """A symbolic size over the dim limit at every size (1099511627776*T after 40 doublings), or whose formula
+    grew past what the shape rules can read in time (each pass of a loop doubling it), is a diagnostic."""
+    text = str(d)
+    if len(text) > Limits.formula_chars:
+        raise LimitError(f"{op} makes a symbolic size whose formula is {len(text)} characters long (the limit is "
+                         f"{Limits.formula_chars}): give its symbols numbers (-D, or fixed sizes in the input's "
+                         "shape)", span)
+    least = dim_size(d, dict.fromkeys(dim_symbols(d), 1))
+    if least is not None and least > Limits.dim:
+        raise LimitError(f"{op} makes a dim of {text}, {least} or more at any size (dims are at most "
+                         f"{Limits.dim})", span)
 
 
 def _keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Span) -> None:
@@ -225,6 +239,8 @@ class Calls:
             for d in o.type.shape:
                 if isinstance(d, int) and not 0 <= d <= Limits.dim:
                     raise LimitError(f"{op.name} makes a dim of {d}", span)
+                if isinstance(d, Sym):
+                    _check_symbolic_dim(op.name, d, span)
             check_elements([d for d in o.type.shape if isinstance(d, int)], f"{op.name} makes a tensor that",
                             span)
         outs = tuple(Tensor(o) for o in node.outputs)

@@ -20,6 +20,7 @@ class Limits:
     elements = 2**34  # per tensor: 64 GiB of float32 (the largest tensor of a 70B LLM has ~1e9)
     nodes = 500_000  # elaboration makes ~10k nodes a second; the bench's deep MLP goes to 100k
     int_bits = 128
+    formula_chars = 1000  # a symbolic size's formula: concat([h, h[:, ::2]]) in a loop doubled it every pass
     items_per_step = 16  # building or walking this many list items or characters costs one evaluation step
 
 

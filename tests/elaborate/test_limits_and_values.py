@@ -388,3 +388,17 @@ def test_loops_with_nothing_inside_count_their_steps(loop):
     """Only the statements of a body counted: an empty body ran for ever (2 ** 62 passes, or 1e10 nested)."""
     with pytest.raises(LimitError, match="evaluation took more than"):
         archdsl.check_source(f"model m(x: float32[B, 4]) -> y {{\n    {loop}\n    y = x\n}}\n")
+
+
+def test_a_symbolic_size_is_held_to_the_limits():
+    """A formula that doubles each pass took exponential time (k=16 ran past a minute); a multiple of T over the
+    dim limit at every size was written into the model (run of it was OOM-killed)."""
+    growing = ("model m(x: float32[B, L]) -> y {\n    let h = x\n"
+               "    repeat 30 { h = concat([h, h[:, ::2]], axis=1) }\n    y = h\n}\n")
+    with pytest.raises(LimitError, match="concat makes a symbolic size whose formula is .* characters long"):
+        archdsl.check_source(growing)
+    doubling = "model m(x: float32[B, T]) -> y {\n    let h = x\n    repeat 40 { h = concat([h, h], axis=1) }\n" \
+               "    y = h\n}\n"
+    with pytest.raises(LimitError, match=r"concat makes a dim of 2147483648\*T, 2147483648 or more at any size"):
+        archdsl.check_source(doubling)
+    archdsl.check_source(doubling.replace("40", "30"))
