@@ -14,9 +14,21 @@ from .manager import PassContext, register_pass
 @register_pass("dead_code", level=1, doc="remove nodes, parameters and constants whose results are unused")
 def dead_code(g: Graph, ctx: PassContext) -> bool:
     rw = Rewriter(g)
+    live: dict[int, int] = {}  # a value's readers not yet found dead (erasing one by one rescanned use lists)
+
+    def readers(v) -> int:
+        if id(v) not in live:
+            live[id(v)] = len({id(u) for u in v.uses})
+        return live[id(v)]
+
+    dead = []
     for node in reversed(g.nodes):
-        if not any(o.uses or rw.is_output(o) for o in node.outputs):
-            rw.erase(node)
+        if any(rw.is_output(o) or readers(o) for o in node.outputs):
+            continue
+        dead.append(node)
+        for v in {id(v): v for v in node.inputs}.values():
+            live[id(v)] = readers(v) - 1
+    rw.erase_all(dead)
     changed = rw.commit()
     n_params, n_consts = len(g.params), len(g.consts)
     g.prune_params()
