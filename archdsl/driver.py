@@ -332,6 +332,12 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
     that derive new parameters (BatchNorm folding, pre-transposed weights) would hide the parameters the step
     updates by name. At -O2 the forward graph first gets the train_forward passes (narrow_rows), before
     autodiff differentiates it, and so does the eval model."""
+    with _no_cyclic_gc():  # as build: the forward, step and eval graphs are cyclic and alive to the end
+        return _build_train(mod, model, options, train, sources)
+
+
+def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
+                 sources: SourceMap | None) -> CompiledTrain:
     from .passes import TRAIN_LEVEL, PassContext, optimize
     from .runtime import newest_opset
     from .training.export import expose_initializers, lower_train_step

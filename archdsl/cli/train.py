@@ -122,7 +122,8 @@ def build_train(args, sources, mod) -> int:
                              read_files(args, sources))
     driver.write_models([(ct.step_model, out), (ct.eval_model, eval_out)], args.external_data)
     info = ct.info
-    n = sum(int(_numel(t)) for t in ct.step_model.graph.initializer if t.name in info.params)
+    params = set(info.params)  # a list: a test per initializer was quadratic in the parameter count
+    n = sum(int(_numel(t)) for t in ct.step_model.graph.initializer if t.name in params)
     announce(f"wrote {out} (train step: {len(info.params)} parameters, {n:,} values, {len(info.state)} state tensors, "
            f"{len(ct.step_model.graph.node)} nodes, {_loss_name(info)} + {info.config.optimizer.name}"
            f"{f', accumulating {info.config.accumulate} batches per update' if info.config.accumulate > 1 else ''}) "
