@@ -46,3 +46,10 @@ def test_what_rounding_first_lost():
         _run("h + 1e5")  # torch rounds it to float16 first: inf
     with pytest.raises(ArchError, match="does not fit float32"):
         _run("h * 1e39")
+
+
+def test_a_number_past_float16_leaves_no_numpy_warning():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "overflow encountered in cast" reached stderr
+        archdsl.check_source("model m(x: float32[B, 4]) -> y {\n    y = cast(x, \"float16\") * 70000.0\n}\n")
