@@ -24,6 +24,7 @@ def load_data(path: str, model, names: list[str], class_dim_of=None, unread: lis
     if unread is not None:
         unread.extend(sorted(set(arrays) - set(names)))
     inputs = {i.name: i for i in model.graph.input}
+    _check_batched(path, {k: onnx_dims(inputs[k].type.tensor_type) for k in names})
     out, declared, n = {}, {}, None
     for name in names:
         if name not in arrays:
@@ -63,6 +64,26 @@ def load_data(path: str, model, names: list[str], class_dim_of=None, unread: lis
     if clash:
         raise ArchError(f"{path}: {clash}; arrays that share a dim name must agree on its size")
     return out
+
+
+def _check_batched(path: str, declared: dict) -> None:
+    """Every array is cut into batches along its first dim: an input without the batch there (a scalar, or
+    m: float32[6] beside x: float32[B, 6]) would be cut as if its rows were examples (and shuffled with them),
+    so it is refused, with what to write instead."""
+    firsts = [dims[0] for dims in declared.values() if dims]
+    symbolic = any(isinstance(d, str) and d for d in firsts)
+    numbers = [d for d in firsts if isinstance(d, int)]
+    for name, dims in declared.items():
+        if dims and (symbolic or not numbers) and not isinstance(dims[0], int):
+            continue
+        if dims and not symbolic and dims[0] == numbers[0]:
+            continue
+        batch = next((d for d in firsts if isinstance(d, str) and d), numbers[0] if numbers else None)
+        what = "a scalar ([])" if not dims else f"declared [{', '.join(str(d) or '?' for d in dims)}]"
+        raise ArchError(f"{path}: the model's input '{name}' is {what}, without the batch ({batch}) as its first "
+                        "dim: training cuts every input into batches of examples along its first dim; give it one "
+                        f"row per example ([{batch}{''.join(f', {d}' for d in dims)}] in the spec, each row the "
+                        "same), or make it a constant or parameter of the spec")
 
 
 def onnx_dims(tensor_type) -> list:

@@ -1,0 +1,38 @@
+"""An input without the batch as its first dim cannot be cut into batches of examples: a scalar crashed
+(len() of a 0-d array), and m: float32[6] beside x: float32[B, 6] was cut and shuffled as if its 6 rows were
+examples (with --batch-size 6, as the message advised)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from archdsl.cli import main
+
+
+@pytest.mark.parametrize("decl, value, shown", [("s: float32[]", np.float32(2), "is a scalar ([])"),
+                                                ("m: float32[6]", np.ones(6, np.float32), "is declared [6]")])
+def test_an_input_without_the_batch_is_refused(tmp_path, capsys, decl, value, shown):
+    name = decl.split(":")[0]
+    spec = tmp_path / "u.arch"
+    spec.write_text(f"model u(x: float32[B, 6], {decl}) -> logits {{\n"
+                    f"    logits = (x * {name}) -> linear(4) as fc\n}}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((6, 6)).astype(np.float32), labels=rng.integers(0, 4, 6),
+             **{name: value})
+    args = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "w.npz"), "--epochs", "1"]
+    assert main(args + ["--batch-size", "6"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"the model's input '{name}' {shown}, without the batch (B) as its first dim" in err, err
+    assert not (tmp_path / "w.npz").exists()
+
+
+def test_a_fixed_batch_model_still_trains(tmp_path, capsys):
+    spec = tmp_path / "f.arch"
+    spec.write_text("model f(x: float32[4, 6], y: float32[4, 2]) -> logits {\n"
+                    "    logits = concat([x, y], axis=1) -> linear(3) as fc\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((8, 6)).astype(np.float32),
+             y=rng.standard_normal((8, 2)).astype(np.float32), labels=rng.integers(0, 3, 8))
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "w.npz"),
+                 "--epochs", "1", "--batch-size", "4", "--quiet"]) == 0
