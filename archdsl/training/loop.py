@@ -19,7 +19,7 @@ from onnx import numpy_helper
 
 from .. import files
 from ..diagnostics import ArchError
-from ..lower import save_weights
+from ..lower import load_weights, save_weights
 from ..lower.weights import numpy_reason
 from . import schedule
 from .data import (
@@ -94,6 +94,7 @@ class Trainer:
             self.set("seed", np.array(seed, dtype=np.int64))
         self.seed = seed
         self.best: tuple[float, int] | None = None  # --patience's, from a checkpoint
+        self.best_output: str | None = None  # where the run that wrote the checkpoint wrote those best weights
         self.plan: dict | None = None  # the lr schedule's settings of the run that wrote the checkpoint
         self.fixed_batch: int | None = None  # the batch size the model fixes (its first dim a number)
         self.config = json.loads(next(p.value for p in compiled.step_model.metadata_props if p.key == TRAIN_CONFIG_KEY))
@@ -136,13 +137,16 @@ class Trainer:
         return {k: self.get(k) for k in self.info.params + self.info.buffers}
 
     def save_checkpoint(self, path: Path, epoch: int, best: tuple[float, int] | None = None,
-                        plan: dict | None = None) -> None:
-        """Every state tensor and the bookkeeping; `best`: --patience's best held-out loss and its epoch;
-        `plan`: the settings the lr schedule follows (a resume that changes them is told what that does)."""
+                        plan: dict | None = None, best_output: Path | None = None) -> None:
+        """Every state tensor and the bookkeeping; `best`: --patience's best held-out loss and its epoch, whose
+        weights went to `best_output`; `plan`: the settings the lr schedule follows (a resume that changes them
+        is told what that does)."""
         arrays = {k: self.get(k) for k in self.info.state_inputs}
         arrays["__epoch__"] = np.array(epoch)
         if best is not None:
             arrays["__best__"] = np.array(best, dtype=np.float64)
+            if best_output is not None:
+                arrays["__best_output__"] = np.array(str(Path(best_output).resolve()))
         if plan is not None:
             arrays["__plan__"] = np.array(json.dumps(plan))
         arrays["__seed__"] = np.array(self.seed, dtype=np.int64)
@@ -168,6 +172,7 @@ class Trainer:
             epoch = int(arrays.pop("__epoch__"))
             best = arrays.pop("__best__", None)
             self.best = (float(best[0]), int(best[1])) if best is not None else None
+            self.best_output = str(arrays.pop("__best_output__")) if "__best_output__" in arrays else None
             plan = json.loads(str(arrays.pop("__plan__", "null")))
             need = set(schedule.PLAN_KEYS) - set(schedule.PLAN_DEFAULTS)  # an older checkpoint has no step keys
             if plan is not None and (not isinstance(plan, dict) or not need <= set(plan) <= set(schedule.PLAN_KEYS)):
@@ -306,8 +311,9 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
         start = trainer.load_checkpoint(opts.checkpoint)
         if opts.epochs:
             console.print(f"resumed from {opts.checkpoint} after epoch {start}"
-                          + (f"; --epochs {opts.epochs} leaves nothing to train: the checkpoint's weights are "
-                             "the output" if start >= opts.epochs else ""))
+                          + (f"; --epochs {opts.epochs} leaves nothing to train: the "
+                             + ("best epoch's" if opts.patience is not None and trainer.best and trainer.best[1] > 0
+                                else "checkpoint's") + " weights are the output" if start >= opts.epochs else ""))
     _check_finite_state(trainer, "the checkpoint" if opts.resume else "the weights")
     fixed = schedule.fixed_batch(ct.step_model, ct.info.data_inputs)
     if fixed is not None:
@@ -349,6 +355,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                                   lambda p: schedule.updates_per_epoch(n, p["batch_size"], keep_last, accumulate))
         if note:
             console.print(note)
+    resumed_at = start
     stale = start - best[1] if opts.patience is not None and best[1] > 0 else 0
     if stale >= (opts.patience or 1) and start < opts.epochs:  # the resumed run had stopped here already
         console.print(f"stopping: at epoch {start}, where {opts.checkpoint} was written, val_loss had not "
@@ -408,7 +415,8 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             stop = epoch - best[1] >= opts.patience
         if opts.checkpoint is not None:
             trainer.save_checkpoint(opts.checkpoint, epoch, best if opts.patience is not None else None,
-                                    schedule.plan(opts))
+                                    schedule.plan(opts), best_output=opts.output if best[1] > resumed_at
+                                    else trainer.best_output)
         if stop:
             stale = epoch - best[1]
             console.print(f"stopping: val_loss has not improved for {stale} epoch{'s' if stale != 1 else ''} "
@@ -416,12 +424,31 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             break
     counts = f"{len(ct.info.params)} parameters, {len(ct.info.buffers)} buffers"
     if opts.patience is not None and best[1] > 0:  # written at that epoch (by this run, or the one resumed)
-        console.print(f"wrote {opts.output} ({counts}): the weights of epoch {best[1]}, the lowest val_loss "
-                      f"({best[0]:.4f})")
+        said = f"the weights of epoch {best[1]}, the lowest val_loss ({best[0]:.4f})"
+        if best[1] > resumed_at:
+            console.print(f"wrote {opts.output} ({counts}): {said}")
+        else:
+            _best_of_resumed(trainer, opts.output, said, counts, console)
         return metrics
     _write_weights(trainer, opts.output)
     console.print(f"wrote {opts.output} ({counts})")
     return metrics
+
+
+def _best_of_resumed(trainer: Trainer, out: Path, said: str, counts: str, console) -> None:
+    """--patience's best epoch came before this run: its weights are in the file the resumed run wrote (this
+    run holds only the last epoch's), kept where -o is that file, copied where it is another."""
+    src = Path(trainer.best_output) if trainer.best_output else None
+    if src is not None and src.resolve() == Path(out).resolve() and src.is_file():
+        console.print(f"kept {out} ({counts}): {said}, written by the run resumed")
+        return
+    if src is None or not src.is_file():
+        where = f"wrote them to {src}, which is gone" if src is not None else "wrote them to its -o"
+        raise ArchError(f"--patience: the lowest val_loss was at epoch {trainer.best[1]}, before this run, and the "
+                        f"run resumed {where}; nothing is written to {out} (its later epochs were no better)")
+    weights = load_weights(src)  # then saved in -o's own format (.npz or .safetensors)
+    files.atomic_write(out, lambda tmp: save_weights(tmp, weights))
+    console.print(f"wrote {out} ({counts}): {said}, a copy of {src}, which the run resumed wrote")
 
 
 def _write_weights(trainer: Trainer, out: Path) -> None:

@@ -78,3 +78,38 @@ def test_a_negative_checkpoint_epoch_is_not_a_checkpoint(tmp_path, capsys):
     assert main(args + ["--epochs", "2", "--resume"]) == 1  # an internal error (exit 70) before
     assert "is not a checkpoint of `archdsl train` (its bookkeeping does not read: __epoch__ is -5)" in \
         capsys.readouterr().err
+
+
+def test_a_resumed_patience_run_writes_the_best_weights_where_it_says(tmp_path, capsys):
+    """--patience's best epoch came before the resumed run: 'wrote OUT' was printed, nothing written to another
+    -o. Now kept where -o is the file the first run wrote, copied (in -o's format) to another, and refused
+    where that file is gone."""
+    import numpy as np
+
+    from archdsl.lower import load_weights
+    spec = tmp_path / "p.arch"
+    spec.write_text("model p(x: float32[B, 6]) -> logits {\n"
+                    "    logits = x -> linear(16) as fc1 -> tanh -> linear(4) as fc2\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(100, 6)).astype("f4"), labels=rng.integers(0, 4, 100))
+    np.savez(tmp_path / "v.npz", x=rng.normal(size=(37, 6)).astype("f4"), labels=rng.integers(0, 4, 37))
+    base = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--val", str(tmp_path / "v.npz"), "--lr", "0.05",
+            "--quiet"]
+    first, ckpt = tmp_path / "pat.npz", tmp_path / "pat.ckpt.npz"
+    assert main(base + ["--epochs", "30", "--patience", "3", "-o", str(first)]) == 0
+    out = capsys.readouterr()
+    assert "stopping: val_loss has not improved" in out.out + out.err  # the data stops it early, at epoch 7 (best: 4)
+    best = load_weights(first)
+    resume = base + ["--epochs", "12", "--patience", "10", "--checkpoint", str(ckpt), "--resume"]
+    other = tmp_path / "other.safetensors"
+    assert main(resume + ["-o", str(other)]) == 0
+    out = capsys.readouterr()
+    assert f"a copy of {first}" in out.out + out.err
+    got = load_weights(other)
+    assert all(np.array_equal(got[k], best[k]) for k in best)
+    assert main(resume + ["-o", str(first)]) == 0
+    out = capsys.readouterr()
+    assert "kept" in out.out + out.err and all(np.array_equal(load_weights(first)[k], best[k]) for k in best)
+    first.unlink()
+    assert main(resume + ["-o", str(tmp_path / "x.npz")]) == 1
+    assert "which is gone; nothing is written" in capsys.readouterr().err and not (tmp_path / "x.npz").exists()
