@@ -167,9 +167,11 @@ class Blocks:
             if tuple(spec.shape) != tuple(v.type.shape):
                 raise ShapeError(f'layer("{fn.name}"): its {spec.name} is {list(v.type.shape)}, and these inputs '
                                  f"({', '.join(str(t.type) for t in tensors)}) need {list(spec.shape)}", span)
-        name = self.layer_name(None, op.name)
-        node = self.graph.add_node(op.name, [t.value for t in tensors] + list(fn.params), attrs, name + self.call_tag,
-                                   span)
+        # named after the layer (proj#2), as a block called again is: an automatic name (linear_0) read as a new
+        # layer in summary, and took a number from the unnamed layers after it (their parameters renamed)
+        k = self.layer_calls[fn.name] = self.layer_calls.get(fn.name, 1) + 1
+        node = self.graph.add_node(op.name, [t.value for t in tensors] + list(fn.params), attrs,
+                                   f"{fn.name}#{k}{self.call_tag}", span)
         outs = tuple(Tensor(o) for o in node.outputs)
         return outs[0] if len(outs) == 1 and not op.tuple_out else outs
 

@@ -365,3 +365,12 @@ def test_layer_of_a_parameter_points_to_ref():
     with pytest.raises(archdsl.ArchError, match=r"no layer named 'p' \(yet\); 'p' is a parameter: ref\(\"p\"\) "
                                                 r"reads it again$"):
         archdsl.check_source(src)
+
+
+def test_a_layer_called_again_is_named_after_it_and_takes_no_automatic_name():
+    """layer("proj") made a node named linear_0 (summary showed a new unnamed linear) and used up that name:
+    the unnamed linear after it had its parameters named linear_1."""
+    g = archdsl.check_source("model m(x: float32[B, 8]) -> y {\n    a = x -> linear(8) as proj\n"
+                             "    b = a -> layer(\"proj\") -> layer(\"proj\")\n    y = b -> linear(4)\n}\n")
+    assert [n.name for n in g.nodes] == ["proj", "proj#2", "proj#3", "linear_0"]
+    assert sorted(g.params) == ["linear_0.bias", "linear_0.weight", "proj.bias", "proj.weight"]
