@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
+from google.protobuf.message import EncodeError
 
 from .. import files
 from ..diagnostics import ArchError, writing
@@ -105,7 +106,7 @@ def _stage(model: onnx.ModelProto, out: Path, external_data: bool | None, staged
         external_data = not _small_enough(model)
     if files.is_special(out):  # -o /dev/null: written into, not replaced
         no_external_data_beside(out, external_data)
-        staged.append(Staged(out, payload=model.SerializeToString(deterministic=True)))
+        staged.append(Staged(out, payload=_serialized(model)))
         return
     parent = out.parent if str(out.parent) else Path(".")
     st = Staged(parent / out.name)
@@ -116,7 +117,17 @@ def _stage(model: onnx.ModelProto, out: Path, external_data: bool | None, staged
         st.data_name = out.name + ".data"
         _save_external(model, st.tmp / out.name, st.data_name)
     else:
-        (st.tmp / out.name).write_bytes(model.SerializeToString(deterministic=True))
+        (st.tmp / out.name).write_bytes(_serialized(model))
+
+
+def _serialized(model: onnx.ModelProto) -> bytes:
+    """The model's bytes; protobuf failing to allocate them (a train step under a memory limit) raised
+    EncodeError 'Failed to serialize proto', an internal error: it is memory running out (the 2 GiB limit
+    is not it: past it the weights go to external data)."""
+    try:
+        return model.SerializeToString(deterministic=True)
+    except EncodeError:
+        raise MemoryError from None
 
 
 def _save_external(model: onnx.ModelProto, path: Path, data_name: str) -> None:
