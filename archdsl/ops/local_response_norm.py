@@ -34,12 +34,22 @@ def _infer(ins, a):
              f"it normalizes across the channels of each position)")
     if a["size"] < 1:
         fail(f"local_response_norm: size must be at least 1 (the channels in the window), got {a['size']}")
+    if not isinstance(x.shape[1], int) and a["size"] > _MAX_SYMBOLIC:  # padded past any size a dim can have
+        fail(f"local_response_norm: size {a['size']} over a symbolic channel count ({x.shape[1]}) pads the channels "
+             f"past the dim limit; sizes up to {_MAX_SYMBOLIC} are taken (a window of 2C-1 covers every channel)")
     return [x]
 
 
-def _window(size: int) -> tuple[int, int]:
-    """torch's window around a channel: (channels before, channels after)."""
-    return size // 2, (size - 1) // 2
+_MAX_SYMBOLIC = 2**16
+
+
+def _window(size: int, channels) -> tuple[int, int]:
+    """torch's window around a channel: (channels before, channels after), at most C - 1 of each where C is
+    known (a wider window reads zeros there: a size of 2**63 - 1 made a Pad past any dim onnxruntime takes)."""
+    before, after = size // 2, (size - 1) // 2
+    if isinstance(channels, int):
+        before, after = min(before, channels - 1), min(after, channels - 1)
+    return before, after
 
 
 def window_sum(e, v: str, rank: int, before: int, after: int) -> str:
@@ -74,7 +84,7 @@ def _decomposed(e, x: str, t, a, outs) -> None:
     """x / (k + alpha / size * S(x^2)) ^ beta, in float32 for 16-bit inputs."""
     dt = wide_np(t)
     h = widen(e, x, t)
-    s = window_sum(e, e.op("Mul", [h, h]), t.rank, *_window(a["size"]))
+    s = window_sum(e, e.op("Mul", [h, h]), t.rank, *_window(a["size"], t.shape[1]))
     d = e.op("Add", [e.op("Mul", [s, e.const(np.array(a["alpha"] / a["size"], dt))]), e.const(np.array(a["k"], dt))])
     y = e.op("Div", [h, e.op("Pow", [d, e.const(np.array(a["beta"], dt))])], outputs=wide_outputs(t, outs))
     narrow_into(e, y, t, outs)
@@ -86,7 +96,7 @@ def _lower(e, ins, outs, c):
 
 def _grad(b, c, ins, outs, gouts):
     t, a = c.in_types[0], c.attrs
-    before, after = _window(a["size"])
+    before, after = _window(a["size"], t.shape[1])
 
     def forward(r, x):
         h = widened(r, x, t.dtype)

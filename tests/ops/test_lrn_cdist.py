@@ -198,3 +198,16 @@ def test_cdist_diagnostics():
     refused(src.format(a="float32[2, 3, 4]", b="float32[3, 5, 4]", rest=""), "cannot broadcast cdist batch dims")
     refused(src.format(a="float32[3, 4]", b="float64[5, 4]", rest=""), "dtypes differ")
     refused(src.format(a="int64[3, 4]", b="int64[5, 4]", rest=""), "must be a float tensor")
+
+
+def test_lrn_wider_than_the_channels_pads_them_at_most_c_minus_1():
+    """A window past every channel reads zeros there: size 100 on 3 channels is torch's, and a size of
+    2**63 - 1 built a Pad past any dim onnxruntime takes (the model failed to load)."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    for size in (100, 2**63 - 1):
+        m = archdsl.compile_source(f"model m(x: float32[B, 3, 4, 4]) -> y {{ y = local_response_norm(x, {size}) }}")
+        y = runtime.session(m).run(None, {"x": x})[0]
+        if size == 100:
+            np.testing.assert_allclose(y, F.local_response_norm(torch.from_numpy(x), size).numpy(), rtol=1e-5)
+    with pytest.raises(archdsl.ArchError, match="pads the channels past the dim limit"):
+        archdsl.check_source("model m(x: float32[B, C, 4, 4]) -> y { y = local_response_norm(x, 2 ** 40) }")
