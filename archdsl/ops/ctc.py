@@ -20,6 +20,9 @@ from .registry import Attr, OpDef, fail, register
 __all__: list[str] = []
 
 
+_MAX_STATES = 2**24  # frames x states per example: a speech model's 400 frames x 401 states is 160k
+
+
 def _infer(ins, a):
     lp, tg, il, tl = ins
     float_input("ctc_loss", lp, "log_probs")
@@ -42,6 +45,9 @@ def _infer(ins, a):
              f"{shape_str(il)}, target_lengths {shape_str(tl)}" + (first if str(t) == str(tg.shape[0]) else ""))
     if tg.shape[1] < 1:
         fail(f"ctc_loss: targets need at least one label position, got {shape_str(tg)}")
+    if t * (2 * tg.shape[1] + 1) > _MAX_STATES:  # the recursion is unrolled: T steps over 2S+1 states each
+        fail(f"ctc_loss: {t} frames of {2 * tg.shape[1] + 1} states (2S+1 for targets padded to S={tg.shape[1]}) are "
+             f"more than the {_MAX_STATES} the unrolled recursion takes")
     if isinstance(c, int) and not 0 <= a["blank"] < c:
         fail(f"ctc_loss: blank={a['blank']} is not a class of the {c} in log_probs {shape_str(lp)}")
     return [TensorType(lp.dtype, (n,) if a["reduction"] == "none" else ())]

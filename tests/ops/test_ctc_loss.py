@@ -109,3 +109,11 @@ def test_ctc_loss_in_float16_sums_in_float32():
 def test_refusals(call, match):
     refused("model m(x: float32[6, 2, 5], s: float32[T, 2, 5], y: int64[2, 3], f: float32[2, 3], il: int64[2], "
             f"tl: int64[2], b: float32[N, 6, 5], yb: int64[N, 3]) -> loss {{\n    loss = {call}\n}}\n", match)
+
+
+def test_targets_padded_past_what_the_unrolled_recursion_takes_are_refused():
+    """words: int64[B, 2147483647] made a 16 GiB constant while building: 'error: out of memory', no line."""
+    src = ("model m(lp: float32[24, B, 9], t: int64[B, 2147483647], il: int64[B], tl: int64[B]) -> loss {\n"
+           "    loss = ctc_loss(lp, t, il, tl)\n}\n")
+    with pytest.raises(archdsl.ArchError, match="more than the 16777216 the unrolled recursion takes"):
+        archdsl.check_source(src)
