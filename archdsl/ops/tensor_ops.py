@@ -132,6 +132,11 @@ def _reduce(name, onnx_op, doc):
             fail(f"mean: needs a float tensor, got {x.dtype} (the mean of integers is not one); "
                  "cast(x, \"float32\") first")
         axes = norm_axes(a["dim"], x.rank)
+        empty = [i for i in (axes or range(x.rank)) if x.shape[i] == 0]
+        if empty and name != "sum":  # onnxruntime gives 0 (mean) and -inf (amax); torch NaN, and an error
+            fail(f"{name}: dim {empty[0]} of {shape_str(x)} is empty: " + (
+                "the mean of no elements is NaN (torch's, with a warning)" if name == "mean" else
+                f"torch refuses {name} over no elements") + "; reduce over a dim that holds some")
         if name == "sum" and not x.dtype.is_float:  # torch sums integers and bools in int64
             x = TensorType(DType.int64, x.shape)
         if a["keepdim"]:

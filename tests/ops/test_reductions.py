@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import archdsl
+
 from .core_harness import NEWEST, OPSET, SETTINGS, SYM, as_torch, b, close, covers, dim, rand, refused, run_op
 
 SYM_ALL = st.sampled_from([False, True, "all"])  # "all": every dim of x symbolic, counts read at run time
@@ -196,3 +198,14 @@ def test_amax_and_amin_of_bools_at_every_opset(opset):
     assert a.dtype == b.dtype == np.bool_
     np.testing.assert_array_equal(a, torch.amax(torch.from_numpy(x > 0), dim=1).numpy())
     np.testing.assert_array_equal(b, torch.amin(torch.from_numpy(x > 0), dim=0, keepdim=True).numpy())
+
+
+@pytest.mark.parametrize("op, words", [("mean", "the mean of no elements is NaN"),
+                                       ("amax", "torch refuses amax over no elements"),
+                                       ("amin", "torch refuses amin over no elements")])
+def test_a_reduction_over_an_empty_dim_is_refused(op, words):
+    """onnxruntime gave 0 for the mean and -inf for amax of x[..., 4:4]; torch NaN, and an error. sum is 0."""
+    src = f"model m(x: float32[B, 3, 8]) -> y {{\n    y = {op}(x[:, :, 4:4], [2])\n}}\n"
+    with pytest.raises(archdsl.ArchError, match=f"{op}: dim 2 of .* is empty: {words}"):
+        archdsl.check_source(src)
+    archdsl.check_source(src.replace(op, "sum"))
