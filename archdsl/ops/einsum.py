@@ -161,9 +161,26 @@ def _grad(b, c, ins, outs, gouts):
 
 
 def _cost(c) -> int:
-    """A multiply and an add for each combination of the letters' values."""
+    """As torch contracts: a letter no later operand nor the output needs is summed out of its operand first
+    (an add per element), then the operands pairwise, left to right, a multiply and an add for each
+    combination of the pair's letters. Every letter's combinations at once counted "ij,jk,kl->il" over
+    64-long letters as 33.5M FLOPs, for the 1.05M of two matmuls."""
     p = plan(c.attrs["equation"], list(c.in_types))
-    return 2 * numel(tuple(p.sizes.values()))
+    size = lambda letters: numel(tuple(p.sizes[ch] for ch in letters))  # noqa: E731
+
+    def needed_after(k: int) -> set:
+        return set(p.out).union(*[set(t) for t in p.terms[k + 1:]])
+
+    def summed(letters: set, needed: set) -> tuple[set, int]:  # letters kept, and the adds of summing the rest
+        kept = letters & needed
+        return kept, (size(letters) if kept != letters else 0)
+
+    cur, total = summed(set(p.terms[0]), needed_after(0))
+    for k in range(1, len(p.terms)):
+        nxt, adds = summed(set(p.terms[k]), needed_after(k) | cur)
+        total += adds + 2 * size(cur | nxt)
+        cur = (cur | nxt) & needed_after(k)
+    return total
 
 
 register(OpDef(

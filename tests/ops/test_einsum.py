@@ -145,3 +145,16 @@ def test_einsum_diagnostics(call, match):
 
 def test_einsum_signature():
     assert archdsl.ops.get("einsum").signature() == "einsum(equation, [operands, ...])"
+
+
+def test_einsum_flops_are_those_of_its_pairwise_contraction():
+    """Counted over every letter at once, "ij,jk,kl->il" of 64-long letters was 33.5M FLOPs, for the 1.05M of
+    (a @ b) @ c (torch's FlopCounterMode: 1,048,576)."""
+    from archdsl.ops import OpCall, get
+    from archdsl.types import DType, TensorType
+    t = TensorType(DType.float32, (64, 64))
+    cost = lambda eq, n: get("einsum").cost(OpCall((t,) * n, (t,), {"equation": eq}))  # noqa: E731
+    assert cost("ij,jk,kl->il", 3) == 2 * 2 * 64**3
+    assert cost("ij,jk->ik", 2) == 2 * 64**3
+    assert cost("ij,jk->i", 2) == 64 * 64 + 2 * 64 * 64  # k summed out of b first, then [i, j] @ [j]
+    assert cost("ij->ji", 1) == 0 and cost("ij->i", 1) == 64 * 64
