@@ -317,8 +317,13 @@ def cmd_check(args, sources) -> int:
 
 
 def _fmt(n: int) -> str:
-    for unit, k in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+    """Two decimals in the largest unit n reaches, the next one up where they round to 1000 (999,996 is
+    1.00M, not 1000.00K); under 1000, the number itself."""
+    units = (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3))
+    for i, (unit, k) in enumerate(units):
         if n >= k:
+            if i and round(n / k, 2) >= 1000:
+                unit, k = units[i - 1]
             return f"{n / k:.2f}{unit}"
     return str(n)
 

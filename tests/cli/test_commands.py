@@ -489,3 +489,9 @@ def test_an_unknown_model_is_a_command_line_error_without_a_caret(tmp_path, caps
         err = capsys.readouterr().err
         assert err == ("error: --model generater: no model 'generater' in gan.arch; did you mean 'generator'? "
                        "(models: generator, critic)\n")
+
+
+def test_summary_counts_round_into_the_next_unit():
+    from archdsl.cli.commands import _fmt
+    assert [_fmt(n) for n in (999, 1000, 999_994, 999_996, 999_996_000, 2_500_000_000_000)] == \
+        ["999", "1.00K", "999.99K", "1.00M", "1.00G", "2.50T"]  # 999,996 was 1000.00K
