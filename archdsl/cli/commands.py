@@ -293,7 +293,7 @@ def warn(graph, unused, sources) -> None:
     """The elaboration's warnings (a symbolic dim's name given another value), then one per computation that
     reaches no output (the build drops it, and its parameters)."""
     said = [ArchError(text, span) for text, span in dict.fromkeys(graph.warnings)]  # a block called again: once
-    said += [ArchError(u.message(), u.node.span) for u in unused]
+    said += [ArchError(u.message(), u.span) for u in unused]
     for w in said:
         try:
             print(render(w, sources, level="warning"), file=sys.stderr)

@@ -12,14 +12,20 @@ __all__ = ["Unused", "dead_nodes", "still_there", "unused_results"]
 
 @dataclass(frozen=True)
 class Unused:
-    node: Node          # the last node of a dead chain (nothing reads it); its span is where to warn
+    node: Node | None   # the last node of a dead chain (nothing reads it); None for a parameter nothing reads
     params: int         # elements of the parameters (and buffers) only dead nodes read
     trainable: int = 0  # of which trainable: what the build's parameter count leaves out
     kept: bool = False  # dead_code does not run (-O0, or disabled) and no other pass removed it either
     names: tuple = ()   # those parameters' names
+    span: object = None  # where to warn: the dead node's, or the parameter's
 
     def message(self) -> str:
-        what = f"'{self.node.name}' ({self.node.op}) is computed but reaches no output: "
+        what = f"'{self.node.name}' ({self.node.op}) is computed but reaches no output: " if self.node else \
+            f"parameter '{self.names[0]}' is made but nothing reads it and it is no output: "
+        if self.node is None:  # the parameter itself: its values are the count
+            how = "keeps it" if self.kept else "leaves it out"
+            later = " (the dead_code pass, on at -O1 and up, leaves it out)" if self.kept else ""
+            return what + f"the built model {how} ({self.params:,} values){later}"
         if self.kept:
             held = f", with its {self.params:,} parameters" if self.params else ""
             return what + f"the built model keeps it{held} (the dead_code pass, on at -O1 and up, leaves it out)"
@@ -37,7 +43,15 @@ def dead_nodes(g: Graph) -> set[int]:
 
 
 def unused_results(g: Graph) -> list[Unused]:
-    """One entry per dead chain's end, in program order."""
+    """One entry per dead chain's end, in program order, then one per parameter nothing reads at all (a
+    `parameter(...) as p` never used: check counted it, the build left it out and said it kept it)."""
+    unread = [Unused(None, _numel(v.type.shape), _numel(v.type.shape) if v.kind == "param" else 0,
+                     names=(v.name,), span=v.span)
+              for v in g.params.values() if not v.uses and not g.is_output(v)]
+    return _dead_chains(g) + unread
+
+
+def _dead_chains(g: Graph) -> list[Unused]:
     dead = dead_nodes(g)
     if not dead:
         return []
@@ -59,7 +73,7 @@ def unused_results(g: Graph) -> list[Unused]:
                     trainable += _numel(v.type.shape) if v.kind == "param" else 0
                 elif v.producer is not None and id(v.producer) in dead:
                     stack.append(v.producer)
-        out.append(Unused(end, params, trainable, names=tuple(names)))
+        out.append(Unused(end, params, trainable, names=tuple(names), span=end.span))
     return out
 
 
@@ -75,4 +89,5 @@ def still_there(unused: list[Unused], g: Graph) -> list[Unused]:
     (fold_batchnorm replaces the node and keeps the conv's weight), is still in g; fold_constants may have
     computed the rest away."""
     there = {id(n) for n in g.nodes}
-    return [replace(u, kept=id(u.node) in there or any(n in g.params for n in u.names)) for u in unused]
+    return [replace(u, kept=(u.node is not None and id(u.node) in there) or any(n in g.params for n in u.names))
+            for u in unused]

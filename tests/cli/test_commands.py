@@ -495,3 +495,19 @@ def test_summary_counts_round_into_the_next_unit():
     from archdsl.cli.commands import _fmt
     assert [_fmt(n) for n in (999, 1000, 999_994, 999_996, 999_996_000, 2_500_000_000_000)] == \
         ["999", "1.00K", "999.99K", "1.00M", "1.00G", "2.50T"]  # 999,996 was 1000.00K
+
+
+def test_a_parameter_nothing_reads_is_warned_and_left_out_of_the_count(tmp_path, capsys):
+    """check said nothing of it, and build counted its 7 values in 'wrote ... 12 params' while the model held 5."""
+    spec = tmp_path / "p.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> (y, p) {\n    y = x -> relu\n"
+                    "    p = parameter([5], init=\"ones\") as pp\n"
+                    "    q = parameter([7], init=\"ones\") as unused_p\n}\n")
+    assert main(["check", str(spec)]) == 0
+    assert "p.arch:4:9: warning: parameter 'unused_p' is made but nothing reads it" in capsys.readouterr().err
+    assert main(["build", str(spec), "-o", str(tmp_path / "p.onnx")]) == 0
+    out = capsys.readouterr()
+    assert "(m: 5 params," in out.out + out.err and "leaves it out (7 values)" in out.err
+    assert main(["build", str(spec), "-o", str(tmp_path / "p.onnx"), "-O0"]) == 0
+    out = capsys.readouterr()
+    assert "(m: 12 params," in out.out + out.err and "keeps it (7 values)" in out.err
