@@ -511,3 +511,14 @@ def test_a_parameter_nothing_reads_is_warned_and_left_out_of_the_count(tmp_path,
     assert main(["build", str(spec), "-o", str(tmp_path / "p.onnx"), "-O0"]) == 0
     out = capsys.readouterr()
     assert "(m: 12 params," in out.out + out.err and "keeps it (7 values)" in out.err
+
+
+def test_results_a_loop_leaves_unread_are_one_warning(tmp_path, capsys):
+    """8000 passes of a loop printed 8000 identical warnings (24,001 lines)."""
+    spec = tmp_path / "l.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    for i in range(300) {\n"
+                    "        u = x -> linear(2) as \"l{i}\"\n    }\n    y = x\n}\n")
+    assert main(["check", str(spec)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "(and 299 more made here, as a loop or a block called again runs it, " \
+        "3,000 parameters in all)" in " ".join(err.split())
