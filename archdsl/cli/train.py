@@ -251,6 +251,10 @@ def cmd_train(args, sources) -> int:
     if empty_name(args, "train", ("-o", "output"), ("--checkpoint", "checkpoint"), ("--data", "data"),
                   ("--val", "val"), ("--weights", "weights")):
         return 2
+    if args.output == "-":  # build's -o - is stdout; train would have written files named - and -.ckpt.npz
+        print("archdsl train: error: -o -: train writes its weights (and their checkpoint beside them) to files; "
+              "give a file name (e.g. -o weights.npz)", file=sys.stderr)
+        return 2
     out = output_path(args.output, example="weights.npz")
     if out.suffix.lower() in _OTHER_FORMATS:  # -o w.onnx got an .npz archive under that name
         print(f"archdsl train: error: -o {args.output}: the weights are written as .npz or .safetensors; give "
@@ -281,8 +285,9 @@ def cmd_train(args, sources) -> int:
                        weights_file=getattr(args, "weights", None))
     try:
         run_training(ct, opts)
-    except KeyboardInterrupt:  # "interrupted" said nothing of the epochs the checkpoint keeps
-        if ckpt.exists() and (args.resume or ckpt.stat().st_mtime >= started):
+    except (KeyboardInterrupt, SystemExit) as e:  # "interrupted" (or SIGTERM's nothing) said nothing of the
+        signalled = isinstance(e, KeyboardInterrupt) or isinstance(e.code, int) and e.code > 128  # checkpoint
+        if signalled and ckpt.exists() and (args.resume or ckpt.stat().st_mtime >= started):
             print(f"note: {ckpt} holds the last finished epoch: the same command with --resume goes on from it",
                   file=sys.stderr)
         raise

@@ -98,3 +98,20 @@ def test_ctrl_c_in_training_says_the_checkpoint_goes_on(work, monkeypatch, capsy
     assert err.rstrip().endswith("interrupted")
     monkeypatch.undo()
     assert main(argv + ["--resume"]) == 0
+
+
+def test_sigterm_in_training_says_the_checkpoint_goes_on_too(work, monkeypatch, capsys):
+    """SIGTERM (SystemExit(143) from exit_cleanly_on_signals) ended training with no word of the checkpoint."""
+    from archdsl.training import loop
+    real, calls = loop.Trainer.train_step, []
+
+    def terminated_in_epoch_2(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 8:
+            raise SystemExit(143)
+        return real(self, *a, **k)
+    monkeypatch.setattr(loop.Trainer, "train_step", terminated_in_epoch_2)
+    with pytest.raises(SystemExit):
+        main(["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "--batch-size", "8",
+              "--epochs", "3", "-o", str(work / "w.npz"), "--quiet"])
+    assert "holds the last finished epoch: the same command with --resume" in capsys.readouterr().err

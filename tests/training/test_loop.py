@@ -445,6 +445,7 @@ def test_one_example_for_a_batchnorm_is_a_diagnostic(tmp_path, capsys):
     (["--val", ""], "--val needs a file name"),
     (["--weights", ""], "--weights needs a file name"),
     (["-o", "w.txt"], "-o w.txt: the weights are written as .npz or .safetensors"),
+    (["-o", "-"], "-o -: train writes its weights (and their checkpoint beside them) to files"),
     (["--lr", "1e-50"], "the learning rate 1e-50 is 0.0 in float32"),
     (["--lr", "1e39"], "the learning rate 1e+39 is inf in float32"),
 ])
