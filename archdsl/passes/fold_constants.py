@@ -4,7 +4,8 @@ Rules: 1. a node whose inputs are all constants (or folded values) is folded.
 2. an input that only lends its shape (`positions(x)`, `expand(c, like=x)`) counts as constant when that
 shape is static: position ids of a fixed-length input become a constant.
 3. only values read by unfolded nodes (or graph outputs) become constants; a result much bigger than the
-constants it comes from (an expand to a large shape) is left to run time, keeping the model small.
+constants it comes from (an expand to a large shape), or grown past 2**24 elements, is left to run time,
+keeping the model (and the build's memory) small.
 One forward walk picks the nodes; one onnxruntime session evaluates them all (their own lowerings)."""
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from .manager import PassContext, register_pass
 # op -> inputs whose values are never read, only their shapes
 SHAPE_ONLY = {"positions": (0,), "expand": (1,), "dim_size": (0,)}
 MAX_GROWTH = 1 << 16               # a folded value may exceed its inputs' size by at most this many elements
+MAX_GROWN = 1 << 24                # nor, larger than every input, hold more elements than this (repeated
+                                   # concat([c, c]) doubled a constant to gigabytes while building)
 
 
 def _size(v: Value) -> int:
@@ -38,15 +41,18 @@ def fold_constants(g: Graph, ctx: PassContext) -> bool:
                 is_static(o.type.shape) and o.type.dtype.np is not None for o in node.outputs):
             continue  # randn_like(zeros) is not a constant
         shape_only = SHAPE_ONLY.get(node.op, ())
-        ok, src = True, 0
+        ok, src, read = True, 0, set()
         for i, v in enumerate(node.inputs):
             if i in shape_only and is_static(v.type.shape) and v.type.dtype.np is not None:
                 continue
             if id(v) not in known:
                 ok = False
                 break
-            src += budget[id(v)]
-        if not ok or any(_size(o) > src + MAX_GROWTH for o in node.outputs):
+            if id(v) not in read:  # concat([c, c]) reads c's elements once
+                read.add(id(v))
+                src += budget[id(v)]
+        largest = max((_size(v) for v in node.inputs), default=0)
+        if not ok or any(_size(o) > src + MAX_GROWTH or _size(o) > max(largest, MAX_GROWN) for o in node.outputs):
             continue
         picked.append(node)
         for o in node.outputs:

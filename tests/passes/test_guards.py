@@ -74,6 +74,19 @@ def test_fold_constants_folds_what_is_as_big_as_its_constants():
     assert _alone(b, "fold_constants", changes=True) == ["add"]
 
 
+def test_fold_constants_does_not_double_a_constant_read_twice():
+    """concat([c, c]) counted c's elements twice, so a loop of them folded a constant that doubled every pass
+    (k=12 took 2.2 GB to build); now c's elements count once, and nothing grown past 2**24 is folded."""
+    b = Builder()
+    x = b.input("x", [1 << 20])
+    c = b.const(np.ones(1 << 16, np.float32))
+    for _ in range(4):
+        c = b.op("concat", c, c, axis=0)
+    b.output("y", b.op("add", x, c))
+    _alone(b, "fold_constants")
+    assert max(v.data.size for v in b.g.consts) <= 1 << 17  # one doubling at most
+
+
 def test_fold_constants_keeps_a_scalar_constant_a_scalar():
     """np.ascontiguousarray made the 0-d tensor(1.0) 1-d in the folding session: unsqueeze, expand and sum
     then folded to [2] where the type says [], and the pass failed (a spec loss reaches such chains)."""
