@@ -357,6 +357,9 @@ def cmd_summary(args, sources) -> int:
     for n, g, own in zip(names, graphs, owns):  # the spec at those sizes: its asserts, a reshape that does not fit
         if own:
             check_spec_at(mod, n, own, "--dim", g)
+    from ..ir import unused_results
+    for g in graphs:  # as check: what the table counts and the build leaves out (stderr: --json stays JSON)
+        warn(g, unused_results(g), sources)
     reports = [summarize(g, own) for g, own in zip(graphs, owns)]
     if getattr(args, "report", False):
         for n, own in zip(names, owns):

@@ -41,7 +41,7 @@ def fold_constants(g: Graph, ctx: PassContext) -> bool:
                 is_static(o.type.shape) and o.type.dtype.np is not None for o in node.outputs):
             continue  # randn_like(zeros) is not a constant
         shape_only = SHAPE_ONLY.get(node.op, ())
-        ok, src, read = True, 0, set()
+        ok, src, read, largest = True, 0, set(), 0
         for i, v in enumerate(node.inputs):
             if i in shape_only and is_static(v.type.shape) and v.type.dtype.np is not None:
                 continue
@@ -51,7 +51,7 @@ def fold_constants(g: Graph, ctx: PassContext) -> bool:
             if id(v) not in read:  # concat([c, c]) reads c's elements once
                 read.add(id(v))
                 src += budget[id(v)]
-        largest = max((_size(v) for v in node.inputs), default=0)
+                largest = max(largest, _size(v))
         if not ok or any(_size(o) > src + MAX_GROWTH or _size(o) > max(largest, MAX_GROWN) for o in node.outputs):
             continue
         picked.append(node)

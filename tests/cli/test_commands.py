@@ -522,3 +522,15 @@ def test_results_a_loop_leaves_unread_are_one_warning(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("warning:") == 1 and "(and 299 more made here, as a loop or a block called again runs it, " \
         "3,000 parameters in all)" in " ".join(err.split())
+
+
+def test_summary_warns_of_what_reaches_no_output_as_check_does(tmp_path, capsys):
+    spec = tmp_path / "d.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    z = x -> linear(30) as dead\n    y = x -> relu\n}\n")
+    for flags in ([], ["--json"]):
+        assert main(["summary", str(spec), *flags]) == 0
+        out = capsys.readouterr()
+        assert "warning: 'dead' (linear) is computed but reaches no output" in out.err
+        if flags:
+            import json
+            assert json.loads(out.out)["params"] == 150
