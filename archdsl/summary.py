@@ -25,9 +25,16 @@ class _OneUnlessGiven(dict):
 def bind_dims(t: TensorType, dims: dict) -> TensorType:
     """Give symbolic dims sizes (`T=128`) for counting; unknown symbols count as 1, as a batch of one, inside
     products and formulas too. A dim that then has no whole positive size (H/2 at H = 1) stays symbolic
-    (counted as 1 by the cost rules)."""
-    sizes = _OneUnlessGiven({k: int(v) for k, v in (dims or {}).items()})
-    return t.with_shape([n if (n := dim_size(d, sizes)) is not None and n > 0 else d for d in t.shape])
+    (counted as 1 by the cost rules), except 0 at sizes all given: x[:, 5:] at --dim T=5 is empty, no work."""
+    given = {k: int(v) for k, v in (dims or {}).items()}
+    sizes = _OneUnlessGiven(given)
+
+    def sized(d):
+        n = dim_size(d, sizes)
+        if n is not None and (n > 0 or n == 0 and set(dim_symbols(d)) <= set(given)):
+            return int(n) if float(n).is_integer() else d
+        return d
+    return t.with_shape([sized(d) for d in t.shape])
 
 
 def input_dims(g: Graph) -> list[str]:

@@ -534,3 +534,13 @@ def test_summary_warns_of_what_reaches_no_output_as_check_does(tmp_path, capsys)
         if flags:
             import json
             assert json.loads(out.out)["params"] == 150
+
+
+def test_summary_counts_a_dim_that_comes_out_empty_as_no_work(tmp_path, capsys):
+    """x[:, 5:] at --dim T=5 is empty (run gives [1, 0, 8]); its linear counted 64 FLOPs, as at T=6."""
+    spec = tmp_path / "e.arch"
+    spec.write_text("model m(x: float32[B, T, 4]) -> y {\n    y = x[:, 5:] -> linear(8) as fc\n}\n")
+    assert main(["summary", str(spec), "--dim", "T=5"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("FLOPs at batch 1, T=5: 0")
+    assert main(["summary", str(spec), "--dim", "T=6"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("FLOPs at batch 1, T=6: 64")
