@@ -70,6 +70,10 @@ def summarize(g: Graph, dims: dict | None = None) -> dict:
         layers.append({"name": n.name, "op": n.op,
                        "shape": [[d if isinstance(d, int) else str(d) for d in o.type.shape] for o in n.outputs],
                        "params": params, "flops": flops})
+    for v in g.params.values():  # a parameter no layer reads (an output itself, or unused): a row of its own,
+        if v.kind == "param" and id(v) not in counted:  # so that the rows add up to the total
+            layers.append({"name": v.name, "op": "parameter", "flops": 0, "params": _numel(v.type.shape),
+                           "shape": [[d if isinstance(d, int) else str(d) for d in v.type.shape]]})
     return {
         "model": g.name,
         "inputs": {v.name: str(v.type) for v in g.inputs},

@@ -544,3 +544,15 @@ def test_summary_counts_a_dim_that_comes_out_empty_as_no_work(tmp_path, capsys):
     assert capsys.readouterr().out.rstrip().endswith("FLOPs at batch 1, T=5: 0")
     assert main(["summary", str(spec), "--dim", "T=6"]) == 0
     assert capsys.readouterr().out.rstrip().endswith("FLOPs at batch 1, T=6: 64")
+
+
+def test_summary_rows_add_up_to_the_total(tmp_path, capsys):
+    """A parameter no layer reads (here an output) was in the total and in no row."""
+    import json
+    spec = tmp_path / "p.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> (y, p) {\n    y = x -> linear(3) as fc\n"
+                    "    p = parameter([5], init=\"ones\") as pp\n}\n")
+    assert main(["summary", str(spec), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert sum(r["params"] for r in rep["layers"]) == rep["params"] == 20
+    assert rep["layers"][-1] == {"name": "pp", "op": "parameter", "flops": 0, "params": 5, "shape": [[5]]}
