@@ -91,7 +91,9 @@ def conv_channels(name: str, x: TensorType, n: int, groups: int, out_channels: i
     cin = known_size(name, "the channel dim", x.shape[1], x, "the weight has a slice per input channel",
                      f"; or, if {shape_str(x)} is [batch, length, channels], transpose(1, 2) first: {name} takes "
                      "[batch, channels, length]" if seq else "")
-    if groups <= 0 or cin % groups or out_channels % groups:
+    if groups <= 0:
+        fail(f"{name}: groups must be positive, got {groups}")
+    if cin % groups or out_channels % groups:
         fail(f"{name}: groups={groups} must divide both in_channels={cin} and out_channels={out_channels}")
     return cin
 

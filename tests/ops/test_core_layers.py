@@ -495,3 +495,9 @@ def test_a_size_of_0_names_its_argument(x, call, words):
     with pytest.raises(archdsl.ArchError) as e:
         archdsl.check_source(f"model m(x: {x}) -> y {{\n    y = {call}\n}}\n")
     assert e.value.message == words and e.value.span is not None and e.value.span.line == 2
+
+
+def test_groups_of_zero_is_said_to_be_no_count():
+    """groups=0 said 'must divide both in_channels and out_channels'."""
+    with pytest.raises(archdsl.ArchError, match="conv2d: groups must be positive, got 0"):
+        archdsl.check_source("model m(x: float32[B, 4, 8, 8]) -> y { y = x -> conv2d(4, 3, groups=0) }")
