@@ -124,7 +124,17 @@ def _branch_dtype(picked) -> DType:
 def _torch_order(op, args) -> str | None:
     """conv2d(3, 16, 3) over 3 channels is torch's Conv2d(in, out, kernel) order; here it reads out_channels=3,
     kernel_size=16, stride=3 and may well pass the shape check. Said when the first number is x's channel count
-    and the "kernel" is one no one writes positionally (8 or more, followed by another number)."""
+    and the "kernel" is one no one writes positionally (8 or more, followed by another number). lstm(8, 16) over
+    8 features is torch's LSTM(input_size, hidden_size); here 8 hidden and 16 layers."""
+    if op.name in ("lstm", "gru") and len(args) >= 3:
+        x, first, second = args[:3]
+        if isinstance(x, Tensor) and x.type.rank == 3 and is_int(first) and is_int(second) and second >= 8 \
+                and x.type.shape[-1] == first:
+            torch = {"lstm": "LSTM", "gru": "GRU"}[op.name]
+            return (f"{op.name}({first}, {second}) reads as hidden_size={first}, num_layers={second}; torch's "
+                    f"nn.{torch}(input_size, hidden_size) is {op.name}({second}) here (the input's {first} features "
+                    "come from x). Write num_layers= to keep this reading")
+        return None
     if not re.fullmatch(r"conv(_transpose)?[123]d", op.name) or len(args) < 4:
         return None
     x, first, second, third = args[:4]
@@ -199,7 +209,12 @@ class Calls:
             op = ops.get(op)
         if self.graph is None:
             raise ArchTypeError(f"'{op.name}' makes a tensor; only inside a model or block", span)
-        tensors, attrs = self.bind_op_args(op, args, kwargs, span)
+        try:
+            tensors, attrs = self.bind_op_args(op, args, kwargs, span)
+        except ArchError as err:  # conv2d(3, 64, 7, stride=2): "stride given twice" is torch's order
+            if (torch_order := _torch_order(op, args)) is not None:
+                err.notes.append((torch_order, span))
+            raise
         if op.name in ("floordiv", "remainder", "fmod") and len(tensors) == 2:  # an integer tensor by a
             d = tensors[1].value  # constant 0: torch raises, onnxruntime refuses to load the model
             if d.kind == "const" and not d.type.dtype.is_float and not tensors[0].type.dtype.is_float \

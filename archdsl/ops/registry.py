@@ -208,6 +208,7 @@ def coerce_attr(op: OpDef, attr: Attr, value):
             return None
         kind = kind[:-1]
     where = f"{op.name}: argument '{attr.name}'"
+    given = value  # as written, for messages: stride=-2 is said as -2, not as the [-2] it becomes
     if kind == "int" and _is_int(value):
         pass
     elif kind == "float" and (_is_int(value) or isinstance(value, float)):
@@ -246,7 +247,7 @@ def coerce_attr(op: OpDef, attr: Attr, value):
     if kind in ("int", "ints", "padding") and not isinstance(value, str) and \
             attr.name not in _SIGNED and \
             any(v < 0 for v in (value if isinstance(value, tuple) else (value,))):
-        raise ArchTypeError(f"{where} must not be negative, got {value if _is_int(value) else list(value)}")
+        raise ArchTypeError(f"{where} must not be negative, got {given if _is_int(given) else list(given)}")
     if kind in ("int", "ints", "padding", "dims") and not isinstance(value, str):
         big = [v for v in (value if isinstance(value, tuple) else (value,)) if _is_int(v) and not -2**63 <= v < 2**63]
         if big:  # ONNX attributes are int64: the lowering failed with an internal error

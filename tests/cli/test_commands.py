@@ -556,3 +556,15 @@ def test_summary_rows_add_up_to_the_total(tmp_path, capsys):
     rep = json.loads(capsys.readouterr().out)
     assert sum(r["params"] for r in rep["layers"]) == rep["params"] == 20
     assert rep["layers"][-1] == {"name": "pp", "op": "parameter", "flops": 0, "params": 5, "shape": [[5]]}
+
+
+def test_an_rnn_in_torchs_argument_order_is_warned_of(tmp_path, capsys):
+    """lstm(8, 16) over 8 features is torch's nn.LSTM(input_size, hidden_size): here 8 hidden and 16 layers,
+    built without a word."""
+    spec = tmp_path / "r.arch"
+    for call, warned in (("lstm(8, 16)", True), ("gru(8, 16)", True), ("lstm(16)", False),
+                         ("lstm(8, num_layers=16)", False), ("lstm(8, 2)", False)):
+        spec.write_text(f"model m(x: float32[B, T, 8]) -> y {{\n    y = x -> {call} as r\n}}\n")
+        assert main(["check", str(spec)]) == 0
+        err = " ".join(capsys.readouterr().err.split())
+        assert ("reads as hidden_size=8, num_layers=16; torch's" in err) == warned, (call, err)
