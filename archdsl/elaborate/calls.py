@@ -62,9 +62,17 @@ def _check_symbolic_dim(op: str, d: Sym, span: Span) -> None:
                          f"{Limits.dim})", span)
 
 
+_FROM_THE_INPUT = {"in_channels": "the channel count", "in_features": "the feature count",
+                   "input_size": "the feature count", "num_features": "the channel count",
+                   "num_channels": "the channel count", "in_dim": "the feature count"}
+
+
 def _keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Span) -> None:
     """Keyword arguments into `given` (the positional ones already there): unknown or repeated is an error."""
     for k, v in kwargs.items():
+        if k not in names and k in _FROM_THE_INPUT:  # torch's constructor names the input's size; here x does
+            raise ArchTypeError(f"{callee}() has no argument '{k}' (torch's): {_FROM_THE_INPUT[k]} comes from the "
+                                f"input tensor; leave it out ({hint})", span)
         if k not in names:
             raise ArchTypeError(f"{callee}() has no argument '{k}'{did_you_mean(k, names)} ({hint})", span)
         if k in given:
