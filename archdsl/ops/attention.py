@@ -74,7 +74,9 @@ def _split(data, a):
 def _check(ins, a):
     q, k, v, mask, am = _split(ins, a)
     e, h = a["embed_dim"], a["num_heads"]
-    if h <= 0 or e % h:
+    if h <= 0:
+        fail(f"multihead_attention: num_heads must be positive, got {h}")
+    if e % h:
         fail(f"multihead_attention: embed_dim {e} must be divisible by num_heads {h}")
     if (k is None) != (v is None):
         fail("multihead_attention: give both key= and value= (or neither, for self-attention)")

@@ -178,7 +178,9 @@ def _functional_checks(name: str, ins, a) -> None:
         fail(f"{name}: dtypes differ (input {x.dtype}, weight {w.dtype}); cast them to one")
     positive(name, a, "stride", "dilation")
     g = a["groups"]
-    if g <= 0 or w.shape[0] % g:
+    if g <= 0:
+        fail(f"{name}: groups must be positive, got {g}")
+    if w.shape[0] % g:
         fail(f"{name}: groups={g} must divide the weight's {'in' if transposed else 'out'}_channels {w.shape[0]}")
     if x.rank != w.rank:
         fail(f"{name}: a weight {shape_str(w)} convolves a rank-{w.rank} input [N, C, "

@@ -22,7 +22,9 @@ def _channels(x, a) -> int:
     if x.rank < 2 or not isinstance(x.shape[1], int):
         fail(f"group_norm: expected an input [N, C, ...] with a known C, got {shape_str(x)}")
     c, g = x.shape[1], a["num_groups"]
-    if g <= 0 or c % g:
+    if g <= 0:
+        fail(f"group_norm: num_groups must be positive, got {g}")
+    if c % g:
         fail(f"group_norm: num_groups={g} must divide the {c} channels of {shape_str(x)}")
     return c
 

@@ -501,3 +501,14 @@ def test_groups_of_zero_is_said_to_be_no_count():
     """groups=0 said 'must divide both in_channels and out_channels'."""
     with pytest.raises(archdsl.ArchError, match="conv2d: groups must be positive, got 0"):
         archdsl.check_source("model m(x: float32[B, 4, 8, 8]) -> y { y = x -> conv2d(4, 3, groups=0) }")
+
+
+@pytest.mark.parametrize("call, words", [
+    ("group_norm(0)", "group_norm: num_groups must be positive, got 0"),
+    ("multihead_attention(embed_dim=4, num_heads=0)", "multihead_attention: num_heads must be positive, got 0"),
+])
+def test_a_zero_count_is_said_to_be_no_count(call, words):
+    """group_norm(0) said 'must divide the 4 channels'; num_heads=0 'embed_dim 4 must be divisible by 0'."""
+    shape = "[B, 4, 8, 8]" if "group" in call else "[B, 3, 4]"
+    with pytest.raises(archdsl.ArchError, match=words):
+        archdsl.check_source(f"model m(x: float32{shape}) -> y {{ y = x -> {call} }}")
