@@ -190,10 +190,10 @@ class Calls:
         if isinstance(fn, BlockLayer):
             return self.reuse_block(fn, args, kwargs, label, span)
         if isinstance(fn, Builtin):
+            if fn.name in TENSOR_MATH and any(isinstance(a, Tensor) for a in args):  # a node, named as mean's
+                return self.call_op(fn.name, args, kwargs, label, span)
             if label is not None:
                 raise ArchTypeError(f"{fn.name}() creates no layer and cannot be named", span)
-            if fn.name in TENSOR_MATH and any(isinstance(a, Tensor) for a in args):
-                return self.call_op(fn.name, args, kwargs, label, span)
             # a builtin walks the lists it is given (max of a million items, 100,000 times, went uncharged);
             # these check every item in Python (~0.1 us each): a step per item, not per 16 as a copy
             if fn.name not in _CONSTANT_TIME:  # len(xs) in a loop over xs was charged the whole list each time

@@ -374,3 +374,11 @@ def test_a_layer_called_again_is_named_after_it_and_takes_no_automatic_name():
                              "    b = a -> layer(\"proj\") -> layer(\"proj\")\n    y = b -> linear(4)\n}\n")
     assert [n.name for n in g.nodes] == ["proj", "proj#2", "proj#3", "linear_0"]
     assert sorted(g.params) == ["linear_0.bias", "linear_0.weight", "proj.bias", "proj.weight"]
+
+
+def test_a_builtin_applied_to_a_tensor_takes_a_name_as_any_op():
+    """x -> sum as s said 'sum() creates no layer and cannot be named', where x -> mean as m was taken."""
+    g = archdsl.check_source("model m(x: float32[B, 4]) -> y {\n    y = x -> sum(dim=1) as s -> exp as e\n}\n")
+    assert [n.name for n in g.nodes] == ["s", "e"]
+    with pytest.raises(archdsl.ArchError, match=r"max\(\) creates no layer and cannot be named"):
+        archdsl.check_source("let q = max([1, 2]) as m\nmodel m(x: float32[B, 4]) -> y {\n    y = x\n}\n")
