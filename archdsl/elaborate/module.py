@@ -495,8 +495,9 @@ def _elaborate_model(mod: Module, name: str, sizes: dict[str, int]) -> Graph:
         where = dict.fromkeys(md.outputs, returned_at)
         vals = list(returned) if isinstance(returned, tuple) and len(md.outputs) > 1 else [returned]
         if len(vals) != len(md.outputs):
-            raise ArchTypeError(f"model {name} returns {len(vals)} values but declares {len(md.outputs)} outputs",
-                                md.span)
+            n = len(vals)
+            raise ArchTypeError(f"model {name} returns {n} value{'s' if n != 1 else ''} but declares "
+                                f"{len(md.outputs)} outputs", returned_at or md.span, [("declared here", md.span)])
         outs = dict(zip(md.outputs, vals))
     else:
         outs = {}
