@@ -241,7 +241,10 @@ def coerce_attr(op: OpDef, attr: Attr, value):
             raise ArchTypeError(f"{where} must be known when the graph is built, got the symbolic dim "
                                 f"{symbolic[0]}; give it a number (-D, or a fixed size in the input's shape)"
                                 + (f"; {attr.symbolic}" if attr.symbolic else ""))
-        raise ArchTypeError(f"{where} expects {_KIND_WORDS.get(kind, kind)}, got {describe(value)}")
+        bad = next(((i, v) for i, v in enumerate(value) if not (_is_int(v) or kind == "dims" and isinstance(v, Sym))),
+                   None) if isinstance(value, (list, tuple)) and kind in ("ints", "dims", "padding") else None
+        which = f" (element {bad[0]} is {describe(bad[1])})" if bad else ""  # not just "list of 4"
+        raise ArchTypeError(f"{where} expects {_KIND_WORDS.get(kind, kind)}, got {describe(value)}{which}")
     if attr.choices is not None and value not in attr.choices:
         raise ArchTypeError(f"{where} must be one of {', '.join(map(_show, attr.choices))}, got {_show(value)}")
     if kind in ("int", "ints", "padding") and not isinstance(value, str) and \

@@ -512,3 +512,12 @@ def test_a_zero_count_is_said_to_be_no_count(call, words):
     shape = "[B, 4, 8, 8]" if "group" in call else "[B, 3, 4]"
     with pytest.raises(archdsl.ArchError, match=words):
         archdsl.check_source(f"model m(x: float32{shape}) -> y {{ y = x -> {call} }}")
+
+
+@pytest.mark.parametrize("call, words", [
+    ('conv2d(4, 3, stride=[1, "a"])', 'got list of 2 (element 1 is string "a")'),
+    ("permute([0, 1.0, 2, 3])", r"got list of 4 \(element 1 is float 1.0\)"),
+])
+def test_a_list_argument_names_its_wrong_element(call, words):
+    with pytest.raises(archdsl.ArchError, match=words):
+        archdsl.check_source(f"model m(x: float32[B, 4, 8, 8]) -> y {{ y = x -> {call} }}")
