@@ -515,7 +515,7 @@ def test_a_zero_count_is_said_to_be_no_count(call, words):
 
 
 @pytest.mark.parametrize("call, words", [
-    ('conv2d(4, 3, stride=[1, "a"])', 'got list of 2 (element 1 is string "a")'),
+    ('conv2d(4, 3, stride=[1, "a"])', r'got list of 2 \(element 1 is string "a"\)'),
     ("permute([0, 1.0, 2, 3])", r"got list of 4 \(element 1 is float 1.0\)"),
 ])
 def test_a_list_argument_names_its_wrong_element(call, words):
