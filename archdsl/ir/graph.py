@@ -191,11 +191,19 @@ class Graph:
         self.consts = [v for v in self.consts if v.uses or self.is_output(v)]
 
 
+_OPERATORS = frozenset({"getitem", "add", "sub", "mul", "div", "pow", "floordiv", "remainder", "matmul", "neg",
+                        "lt", "le", "gt", "ge"})
+
+
 def infer_node(node: Node) -> list[TensorType]:
     try:
         return list(node.opdef.infer([v.type for v in node.inputs], node.attrs))
     except ShapeError as e:
         e.with_span(node.span)
+        if node.op not in _OPERATORS and not e.message.startswith((node.op, "'", "(")):  # "dim1 3 is out of
+            # range ...": say whose (an operator's message names its '+' or its slice itself)
+            e.message = f"{node.op}: {e.message}"
+            e.args = (e.message,)
         if not e.notes:
             e.notes = _provenance(node)
         raise e from None
