@@ -242,7 +242,8 @@ class Calls:
             for spec in specs:
                 for d in spec.shape:
                     if d <= 0 or d > Limits.dim:
-                        raise LimitError(f"{op.name}: parameter '{spec.name}' has a dim of {d}", span)
+                        raise LimitError(f"{op.name}: parameter '{spec.name}' has a dim of {d} (dims are 1 to "
+                                         f"{Limits.dim})", span)
                 check_elements(spec.shape, f"{op.name}: parameter '{spec.name}'", span)
                 inputs.append(self.new_param(f"{name}.{spec.name}", spec, dtype, span, name, label))
             if self.sharing is None:  # in a block called again, layer("fc") stays the first call's
@@ -261,7 +262,7 @@ class Calls:
         for o in node.outputs:
             for d in o.type.shape:
                 if isinstance(d, int) and not 0 <= d <= Limits.dim:
-                    raise LimitError(f"{op.name} makes a dim of {d}", span)
+                    raise LimitError(f"{op.name} makes a dim of {d} (dims are 0 to {Limits.dim})", span)
                 if isinstance(d, Sym):
                     _check_symbolic_dim(op.name, d, span)
             check_elements([d for d in o.type.shape if isinstance(d, int)], f"{op.name} makes a tensor that",
