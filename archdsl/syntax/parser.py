@@ -9,7 +9,7 @@ from pathlib import Path
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from ..diagnostics import ArchError, ArchSyntaxError, LimitError, Span
+from ..diagnostics import ArchError, ArchSyntaxError, LimitError, Span, did_you_mean
 
 __all__ = ["grammar_path", "is_number_literal", "parse_tree", "normalize_source", "source_lines", "MAX_SOURCE_BYTES",
            "MAX_NESTING", "MAX_TOKENS"]
@@ -194,12 +194,37 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         elif str(tok).isidentifier() and "a name" in expected:  # a keyword where a name goes: `as block`
             hint = (f" ('{tok}' is a keyword; a layer name can be a string: as \"{tok}\")" if "a string" in expected
                     else f" ('{tok}' is a keyword, not a name)")
+        else:
+            hint = _misspelled_keyword(tok, expected, source_lines(text)[tok.line - 1][:tok.column - 1])
         return ArchSyntaxError(f"unexpected {shown}{expected}{hint}", span)
     if isinstance(err, UnexpectedEOF):
         lines = source_lines(text)
         span = Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
         return ArchSyntaxError(f"unexpected end of file{_expected(err.expected, _innermost())}", span)
     return ArchSyntaxError(str(err).splitlines()[0], None)
+
+
+_STATEMENT_WORDS = ("return", "for", "repeat", "assert", "if", "elif", "else", "import", "let", "param", "model",
+                    "block")
+
+
+def _misspelled_keyword(tok, expected: str, before: str) -> str:
+    """`modle m(...)`, `retrun x`, `fro i in xs`, `} else if c {`: the word the parser stopped at (or the
+    name just before it, taken as a name) is a near miss of a keyword."""
+    word = str(tok)
+    prev = re.search(r"(\w+)\s*$", before)
+    if word == "if" and prev and prev[1] == "else":
+        return " (archdsl writes `else if` as elif)"
+    if word.isidentifier() and word not in _STATEMENT_WORDS:
+        wanted = [k for k in _STATEMENT_WORDS if f"'{k}'" in expected]
+        hint = did_you_mean(word, wanted)
+        if hint:
+            return hint
+    if prev and prev[1] not in _STATEMENT_WORDS and before.strip() == prev[1]:  # `retrun x`: the first word
+        hint = did_you_mean(prev[1], _STATEMENT_WORDS)
+        if hint:
+            return f" ('{prev[1]}' is taken as a name{hint})"
+    return ""
 
 
 # Brackets outside strings and comments; a string not closed runs to the end of its line.
