@@ -575,8 +575,13 @@ class Calls:
         if self.graph is None:
             raise ArchTypeError("ref() is only allowed inside a model or block", span)
         if not isinstance(name, str) or name not in self.graph.params:
-            hint = did_you_mean(str(name), self.graph.params)
             named = short(name) if isinstance(name, str) else describe(name)
+            own = [p for p in self.graph.params if isinstance(name, str) and p.startswith(f"{name}.")]
+            if own:  # ref("fc"): a layer's name; its parameters are fc.weight, fc.bias
+                raise UnknownNameError(f"no parameter named {named}: it names a layer, whose parameters are "
+                                       f"{', '.join(repr(p) for p in own[:4])} (ref(\"{own[0]}\")); layer({named}) "
+                                       "calls the layer again", span)
+            hint = did_you_mean(str(name), self.graph.params)
             raise UnknownNameError(f"no parameter named {named} (yet){hint}", span)
         return Tensor(self.graph.params[name])
 
