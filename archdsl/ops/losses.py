@@ -30,8 +30,11 @@ def _ce_infer(ins, a):
     ax = norm_axis(a["axis"], logits.rank, "cross_entropy: axis")
     want = logits.shape[:ax] + logits.shape[ax + 1:]
     if tuple(labels.shape) != tuple(want) or labels.dtype not in (DType.int64, DType.int32):
+        torch_way = logits.rank > 2 and ax % logits.rank == logits.rank - 1 and \
+            tuple(labels.shape) == logits.shape[:1] + logits.shape[2:]  # [B, C, T] logits, [B, T] labels
         fail(f"cross_entropy: labels must be integer class indices (int64 or int32) shaped {list(want)} (logits "
-             f"{logits} without the class axis {a['axis']}), got {labels}")
+             f"{logits} without the class axis {a['axis']}), got {labels}"
+             + ("; torch's CrossEntropyLoss reads the classes on dim 1: give axis=1" if torch_way else ""))
     if not 0.0 <= a["label_smoothing"] <= 1.0:
         fail(f"cross_entropy: label_smoothing must be in [0, 1], got {a['label_smoothing']}")
     return [TensorType(logits.dtype, tuple(want) if a["reduction"] == "none" else ())]
