@@ -85,6 +85,7 @@ _SYNONYMS = {"dim": "axis", "axis": "dim", "keepdim": "keepdims", "keepdims": "k
              "attn_mask": "mask", "is_causal": "causal",  # F.scaled_dot_product_attention's names
              "ord": "p"}  # torch.linalg.vector_norm's (for norm only: dropout's p is no order)
 _ONLY_FOR = {"ord": ("norm",)}
+_TORCH_SPELLINGS = {"dim", "keepdim", "attn_mask", "is_causal", "ord"}
 
 
 def _synonyms(op, kwargs: dict, names, given: dict, span: Span) -> dict:
@@ -98,8 +99,9 @@ def _synonyms(op, kwargs: dict, names, given: dict, span: Span) -> dict:
         own = _SYNONYMS.get(k) if op.name in _ONLY_FOR.get(k, (op.name,)) else None
         if k not in names and own in names:
             if own in kwargs:
-                raise ArchTypeError(f"{op.name}(): '{k}' and '{own}' are one argument (torch's and numpy's "
-                                    f"names for it); give only {own}=", span)
+                raise ArchTypeError(f"{op.name}(): '{k}' and '{own}' are one argument (two names for it, "
+                                    f"{'torch' if k in _TORCH_SPELLINGS else 'numpy'}'s and archdsl's); give only "
+                                    f"{own}=", span)
             if own in given:
                 raise ArchTypeError(f"{op.name}(): argument '{own}' given twice (positionally and as {k}=)", span)
             k = own

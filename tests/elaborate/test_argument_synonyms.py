@@ -50,7 +50,11 @@ def test_cross_entropy_takes_dim_for_its_class_axis():
 @pytest.mark.parametrize("call, words", [
     ("softmax(x, dim=-1, axis=-1)", "softmax(): 'dim' and 'axis' are one argument"),
     ("sum(x, axis=1, dim=1)", "sum(): 'axis' and 'dim' are one argument"),
-    ("mean(x, 1, keepdim=true, keepdims=true)", "mean(): 'keepdims' and 'keepdim' are one argument"),
+    ("mean(x, 1, keepdim=true, keepdims=true)", "mean(): 'keepdims' and 'keepdim' are one argument (two names for "
+     "it, numpy's and archdsl's)"),
+    ("scaled_dot_product_attention(x, x, x, attn_mask=x, mask=x)",
+     "scaled_dot_product_attention(): 'attn_mask' and 'mask' are one argument (two names for it, torch's and "
+     "archdsl's)"),
     ("softmax(x, 1, dim=1)", "softmax(): argument 'axis' given twice (positionally and as dim=)"),
 ])
 def test_both_names_at_once_is_an_error_naming_both(call, words):
