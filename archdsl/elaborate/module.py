@@ -194,7 +194,7 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                 for k, (_, vspan, *_) in given.items():  # recorded for the model's metadata and the -D notes
                     full = f"{item.alias}.{k}"
                     unused.pop(full, None)  # None: an alias given twice is said by _define below
-                    mod.imported_params[full] = target.params[k] if k in target.params else target.imported_params[k]
+                    mod.imported_params[full] = _set_value(target, k)
                     if vspan is not None:
                         mod.overrides[full] = vspan
                 if item.alias:
@@ -245,6 +245,20 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                         ("." in name or not unread or did_you_mean(name, declared)):
                     _unused_define(name, entry, tree, mod, prefix)
             raise
+
+
+def _set_value(target: Module, key: str):
+    """What `-D ALIAS.key` set in the imported file, for the metadata: a param, a param of a file it imports
+    (sub.depth), or a field of a record param (cfg.width)."""
+    if key in target.params:
+        return target.params[key]
+    if key in target.imported_params:
+        return target.imported_params[key]
+    name, *path = key.split(".")
+    value = target.params[name]
+    for part in path:
+        value = value[part]
+    return value
 
 
 def _eval_top(ev: Evaluator, expr, env: Env, tree: A.Module, at: int):

@@ -33,3 +33,13 @@ def test_a_record_define_is_checked_like_a_param_define():
         archdsl.check_source(_SRC, defines=["cfg.act.x=1"])
     with pytest.raises(DefineError, match="the record 'cfg.inner' has no field 'q'"):
         archdsl.check_source(_SRC, defines=["cfg.inner.q=1"])
+
+
+def test_a_define_sets_a_field_of_an_imported_files_record_param(tmp_path):
+    """-D lib.cfg.width=16 set the field, then crashed recording it (KeyError: 'cfg.width')."""
+    (tmp_path / "lib.arch").write_text("param cfg = {width: 4, inner: {k: 2}}\n")
+    main = tmp_path / "main.arch"
+    main.write_text("import \"lib.arch\" as lib\nmodel m(x: float32[B, 4]) -> y {\n"
+                    "    y = x -> linear(lib.cfg.width * lib.cfg.inner.k) as fc\n}\n")
+    g = archdsl.check_file(str(main), defines=["lib.cfg.width=16", "lib.cfg.inner.k=3"])
+    assert g.outputs[0][1].type.shape[1] == 48
