@@ -178,8 +178,8 @@ class Operators:
         if opname in ("floordiv", "remainder") and b is not tensor and is_num(b) and b == 0 \
                 and not isinstance(b, float) and not tensor.type.dtype.is_float:
             raise EvalError("integer division by zero", operand_spans[1] if len(operand_spans) > 1 else span)
-        if opname == "pow" and a is tensor and not dt.is_float and is_int(b) and b > 3:
-            return self._integer_power(tensor, b, span)
+        if opname == "pow" and a is tensor and not dt.is_float and dt is not DType.bool and is_int(b) and b >= 1:
+            return self._integer_power(tensor, b, span)  # every runtime's Mul wraps; Pow may go through double
         op = ops.get(opname)
         return self.call_op(op, [a, b], {}, None, span)
 
