@@ -114,6 +114,8 @@ def _global(kind):
         float_input(name, x)
         if x.rank < 3:
             fail(f"{name}: expected an input [N, C, spatial...], got {shape_str(x)}")
+        if 0 in x.shape[1:]:  # onnxruntime's global pools fail on it (torch: NaN or an empty result)
+            fail(f"{name}: {shape_str(x)} is empty (an empty slice?): nothing to pool")
         if a["keepdims"]:
             return [x.with_shape(x.shape[:2] + (1,) * (x.rank - 2))]
         return [x.with_shape(x.shape[:2])]

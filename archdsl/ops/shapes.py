@@ -104,6 +104,8 @@ def torch_dim(name: str, x, dim: int) -> int:
 def window_out(size: Dim, k: int, s: int, pad: int, d: int = 1, ceil: bool = False) -> Dim:
     """Output length of a conv/pool window: floor((L + pad - d*(k-1) - 1) / s) + 1 (ceil for ceil_mode pools)."""
     eff = d * (k - 1) + 1
+    if size == 0:  # x[:, :, 4:4]: onnxruntime's pools and convs fail on it; torch refuses an empty input too
+        fail("the input's length is 0 (an empty slice?): a window needs at least one element")
     if isinstance(size, int):
         span = size + pad - eff
         if span + (s - 1 if ceil else 0) < 0:  # ceil_mode: a window past the end counts if it starts inside

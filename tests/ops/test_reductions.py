@@ -209,3 +209,14 @@ def test_a_reduction_over_an_empty_dim_is_refused(op, words):
     with pytest.raises(archdsl.ArchError, match=f"{op}: dim 2 of .* is empty: {words}"):
         archdsl.check_source(src)
     archdsl.check_source(src.replace(op, "sum"))
+
+
+@pytest.mark.parametrize("call, words", [("global_avgpool(x)", "global_avgpool: .* is empty"),
+                                         ("global_maxpool(x)", "global_maxpool: .* is empty"),
+                                         ("maxpool1d(x, 1)", "maxpool1d: the input's length is 0"),
+                                         ("conv1d(x, 2, 1)", "conv1d: the input's length is 0")])
+def test_a_pool_or_conv_over_an_empty_dim_is_refused(call, words):
+    """They built, and onnxruntime failed inside GlobalAveragePool (torch: NaN, or an error)."""
+    src = f"model m(z: float32[2, 4, 3]) -> y {{\n    x = z[:, :, 3:]\n    y = {call}\n}}\n"
+    with pytest.raises(archdsl.ArchError, match=words):
+        archdsl.check_source(src)
