@@ -366,6 +366,8 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
         graph, train, opset=opset, seed=options.seed, weights=weights, metadata=meta,
         optimize=lambda g: optimize(g, level, tuple(options.disabled_passes), train_ctx),
         doc=f"{name} train step from {_source_name(mod)} (archdsl {__version__})")
+    held = set(info.params) | set(info.buffers)  # a parameter nothing reads stays in the step (unchanged, as torch)
+    unused = [replace(u, kept=u.kept or (u.node is None and u.names[0] in held)) for u in unused]
     return CompiledTrain(step_model, eval_model, info, graph, unused)
 
 

@@ -297,7 +297,8 @@ def warn(graph, unused, sources) -> None:
     for u in unused:
         at.setdefault(u.span, []).append(u)
     said += [ArchError(us[0].message() + (f" (and {len(us) - 1:,} more made here, as a loop or a block called "
-                                          f"again runs it, {sum(u.params for u in us):,} parameters in all)"
+                                          f"again runs it, {sum(u.params for u in us):,} "
+                                          f"{'values' if us[0].node is None else 'parameters'} in all)"
                                           if len(us) > 1 else ""), span) for span, us in at.items()]
     for w in said:
         try:

@@ -23,9 +23,8 @@ class Unused:
         what = f"'{self.node.name}' ({self.node.op}) is computed but reaches no output: " if self.node else \
             f"parameter '{self.names[0]}' is made but nothing reads it and it is no output: "
         if self.node is None:  # the parameter itself: its values are the count
-            how = "keeps it" if self.kept else "leaves it out"
-            later = " (the dead_code pass, on at -O1 and up, leaves it out)" if self.kept else ""
-            return what + f"the built model {how} ({self.params:,} values){later}"
+            how = "keeps it" if self.kept else "leaves it out"  # kept: at -O0, or in a train step (unchanged)
+            return what + f"the built model {how} ({self.params:,} values)"
         if self.kept:
             held = f", with its {self.params:,} parameters" if self.params else ""
             return what + f"the built model keeps it{held} (the dead_code pass, on at -O1 and up, leaves it out)"

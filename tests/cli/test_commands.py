@@ -568,3 +568,11 @@ def test_an_rnn_in_torchs_argument_order_is_warned_of(tmp_path, capsys):
         assert main(["check", str(spec)]) == 0
         err = " ".join(capsys.readouterr().err.split())
         assert ("reads as hidden_size=8, num_layers=16; torch's" in err) == warned, (call, err)
+
+
+def test_a_train_step_keeps_a_parameter_nothing_reads_and_says_so(tmp_path, capsys):
+    spec = tmp_path / "t.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n"
+                    "    q = parameter([7], init=\"ones\") as unused_p\n}\n")
+    assert main(["build", str(spec), "--train", "-o", str(tmp_path / "t.onnx")]) == 0
+    assert "the built model keeps it (7 values)" in capsys.readouterr().err
