@@ -118,7 +118,7 @@ def test_the_spec_is_checked_at_each_data_files_sizes_before_training(tmp_path, 
     assert main(["train", str(spec), "--data", str(tmp_path / files["--data"]), "--val", str(tmp_path / files["--val"]),
                  "--epochs", "1", "-o", str(tmp_path / "w.npz"), "--quiet"]) == 1
     captured = capsys.readouterr()
-    assert "sym.arch:2:19: error: window of 5 (kernel 5, dilation 1) is larger than the padded input of 3" \
+    assert "sym.arch:2:19: error: conv2d: window of 5 (kernel 5, dilation 1) is larger than the padded input of 3" \
         in captured.err
     assert "note: checked at the sizes of " in captured.err and "small.npz: H=3, W=3" in captured.err
     assert "epoch" not in captured.err + captured.out
