@@ -98,9 +98,20 @@ def _lower(e, ins, outs, c):
         # by out / n (14 to 2 read 6 for torch's 7); known lengths as constants, the rest computed at run time
         # (a kept or doubled length maps alike: n / out is then 1 or 0.5, exactly)
         targets = sizes if sizes is not None else list(c.in_types[1].shape[2:])
-        plan = [_moved(_positions(n, out, np.float32(n / out), mode), n) if isinstance(n, int) and
-                isinstance(out, int) else ("gather", _run_positions(e, ins, 2 + i, out, mode))
-                for i, (n, out) in enumerate(zip(x.shape[2:], targets))]
+        fused = _fused(x.rank, targets)
+        small = _small_at_run_time(e, ins, targets) if fused is None and mode == "nearest-exact" else None
+        plan = []
+        for i, (n, out) in enumerate(zip(x.shape[2:], targets)):
+            if not (isinstance(n, int) and isinstance(out, int)):
+                plan.append(("gather", _run_positions(e, ins, 2 + i, out, mode, fused, small)))
+                continue
+            step = np.float32(n / out)
+            if small is None:
+                plan.append(_moved(_positions(n, out, step, mode, bool(fused)), n))
+                continue
+            plain, fma = (_positions(n, out, step, mode, f) for f in (False, True))  # the run's sizes choose
+            plan.append(_moved(plain, n) if np.array_equal(plain, fma) else
+                        ("gather", e.op("Where", [small, e.const(plain), e.const(fma)])))
         _apply_plan(e, ins[0], plan, outs, kw)
         return
     lead = e.op("Shape", [ins[0]], start=0, end=2)
@@ -124,20 +135,51 @@ def _apply_plan(e, x: str, plan: list[tuple], outs, kw: dict) -> None:
         e.op("Identity", [y], outputs=outs)
 
 
-def _run_positions(e, ins, axis: int, out, mode: str) -> str:
+def _run_positions(e, ins, axis: int, out, mode: str, fused: bool | None, small: str | None) -> str:
     """_positions computed in the graph, for an axis whose length or target is known only at run time: floor of
-    float32 (dst [+ 0.5]) times float32(n) / float32(out), as torch's kernel does in float, at most n - 1."""
-    f32 = DType.float32.onnx
+    float32 (dst [+ 0.5]) times float32(n) / float32(out), as torch's kernel does in float, at most n - 1
+    (nearest-exact's fused form in double, where one rounding to float32 is the fma's; `small`, a run-time
+    condition, picks between the two forms where the run's sizes decide, as in 2-D)."""
+    f32, f64 = DType.float32.onnx, DType.float64.onnx
     n = e.op("Shape", [ins[0]], start=axis, end=axis + 1)
     size = e.const(np.array([out], dtype=np.int64)) if isinstance(out, int) else \
         e.op("Shape", [ins[1]], start=axis, end=axis + 1)
     dst = e.op("Cast", [e.op("Range", [e.const(np.array(0, dtype=np.int64)), e.op("Squeeze", [size]),
                                        e.const(np.array(1, dtype=np.int64))])], to=f32)
-    if mode == "nearest-exact":
-        dst = e.op("Add", [dst, e.const(np.array(0.5, dtype=np.float32))])
     step = e.op("Div", [e.op("Cast", [n], to=f32), e.op("Cast", [size], to=f32)])
-    src = e.op("Cast", [e.op("Floor", [e.op("Mul", [dst, step])])], to=DType.int64.onnx)
+    if mode == "nearest-exact":
+        half = e.const(np.array(0.5, dtype=np.float32))
+        dst = e.op("Add", [dst, half])
+        plain = e.op("Floor", [e.op("Mul", [dst, step])])
+        if fused is not False:  # fma(step, dst + 0.5, -0.5): the double product is exact, rounded once
+            prod = e.op("Mul", [e.op("Cast", [step], to=f64), e.op("Cast", [dst], to=f64)])
+            t = e.op("Cast", [e.op("Sub", [prod, e.const(np.array(0.5, dtype=np.float64))])], to=f32)
+            t = e.op("Max", [t, e.const(np.array(0.0, dtype=np.float32))])
+            fma = e.op("Floor", [e.op("Add", [t, half])])
+            plain = fma if fused else e.op("Where", [small, plain, fma])
+        src = plain
+    else:
+        src = e.op("Floor", [e.op("Mul", [dst, step])])
+    src = e.op("Cast", [src], to=DType.int64.onnx)
     return e.op("Min", [src, e.op("Sub", [n, e.const(np.array([1], dtype=np.int64))])])
+
+
+def _fused(rank: int, outs) -> bool | None:
+    """Whether torch's nearest-exact kernel computes positions in its fused form (see _positions): its 1-D and
+    3-D kernels do, its 2-D one where the output's two lengths add up to more than 128 (torch 2.13, measured);
+    None where that sum is the run's to know."""
+    if rank != 4:
+        return True
+    if all(isinstance(o, int) for o in outs):
+        return sum(outs) > 128
+    return None
+
+
+def _small_at_run_time(e, ins, outs) -> str:
+    """A bool [1]: the 2-D output's lengths (numbers, or like='s) add up to 128 or less."""
+    parts = [e.const(np.array([o], dtype=np.int64)) if isinstance(o, int) else
+             e.op("Shape", [ins[1]], start=2 + i, end=3 + i) for i, o in enumerate(outs)]
+    return e.op("LessOrEqual", [e.op("Add", parts), e.const(np.array([128], dtype=np.int64))])
 
 
 def _halving(scale: float) -> int | None:
@@ -161,6 +203,7 @@ def _axis_plan(x, scales: list, out_shape, mode: str) -> list[tuple]:
     or less; beside a symbolic axis that is the run's to decide, and such a length stays Resize (REFERENCE)."""
     axes = list(zip(x.shape[2:], scales, out_shape))
     known = all(isinstance(n, int) and isinstance(out, int) for n, _, out in axes)
+    fused = bool(_fused(x.rank, [out for _, _, out in axes]))  # beside a symbolic axis, 2-D takes the plain form
     two_d = mode == "nearest" and x.rank == 4
     small = two_d and known and sum(out for _, _, out in axes) <= 128
     plan = []
@@ -175,13 +218,20 @@ def _axis_plan(x, scales: list, out_shape, mode: str) -> list[tuple]:
         elif small and out == 2 * n:
             plan.append(("gather", np.arange(out, dtype=np.int64) >> 1))
         else:
-            plan.append(_moved(_positions(n, out, np.float32(1.0 / scale), mode), n))
+            plan.append(_moved(_positions(n, out, np.float32(1.0 / scale), mode, fused), n))
     return plan
 
 
-def _positions(n: int, out: int, step: np.float32, mode: str) -> np.ndarray:
+def _positions(n: int, out: int, step: np.float32, mode: str, fused: bool = False) -> np.ndarray:
     """torch's nearest source positions along an axis of n: floorf(dst * step), of dst + 0.5 for nearest-exact,
-    at most n - 1 (step: (float)(1 / scale), or (float)(n / out) for a size)."""
+    at most n - 1 (step: (float)(1 / scale), or (float)(n / out) for a size). `fused`: nearest-exact as torch's
+    1-D and 3-D kernels (and its 2-D one for large outputs) compute it, floorf(max(fmaf(step, dst + 0.5, -0.5),
+    0) + 0.5): where (dst + 0.5) * n / out is whole it can round up where the plain product rounds down (2 to
+    41, output 20: row 1, not 0)."""
+    if mode == "nearest-exact" and fused:
+        d = np.arange(out, dtype=np.float64) + 0.5
+        t = np.maximum(np.float32(np.float64(step) * d - 0.5), np.float32(0))  # exact in double, rounded once
+        return np.minimum(np.floor(t + np.float32(0.5)), n - 1).astype(np.int64)
     d = np.arange(out, dtype=np.float32) + np.float32(0.5 if mode == "nearest-exact" else 0.0)
     return np.minimum(np.floor(d * step), n - 1).astype(np.int64)
 

@@ -54,3 +54,27 @@ def test_like_trains_like_torch_where_resize_read_other_rows():
            "keepdim=true)\n}\n")
     ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=src)
     one_step_like_torch(ct, fwd, batches(ct, 1, 2, 2, seed=1, dims={"H": 46, "P": 93}))
+
+
+@pytest.mark.parametrize("rank", [3, 4, 5])
+@pytest.mark.parametrize("like", [False, True])
+def test_nearest_exact_takes_torchs_fused_positions(rank, like):
+    """torch's 1-D and 3-D nearest-exact kernels (and its 2-D one where the output's lengths add up past 128)
+    compute floorf(max(fmaf(s, dst + 0.5, -0.5), 0) + 0.5): 2 rows to 41 put row 1 at output 20, where the
+    plain floorf((dst + 0.5) * s) gives row 0."""
+    sp, spl = {3: ("T", "U"), 4: ("H, W", "P, Q"), 5: ("D, H, W", "R, P, Q")}[rank]
+    src = (f"model m(x: float32[B, 1, {sp}], s: float32[B, 1, {spl}]) -> y {{\n"
+           f"    y = upsample(x, like=s, mode=\"nearest-exact\")\n}}\n")
+    sess = runtime.session(archdsl.compile_source(src)) if like else None
+    for n, out, side in [(2, 41, 3), (4, 82, 3), (6, 123, 3), (2, 141, 3), (2, 47, 90), (14, 2, 3)]:
+        shape, oshape = (1, 1, n) + (2,) * (rank - 3), (out,) + (side,) * (rank - 3)
+        x = np.random.default_rng(n).standard_normal(shape).astype(np.float32)
+        if like:
+            y = sess.run(None, {"x": x, "s": np.zeros((1, 1) + oshape, np.float32)})[0]
+        else:
+            fixed = ", ".join(map(str, shape[2:]))
+            y = runtime.session(archdsl.compile_source(
+                f"model m(x: float32[B, 1, {fixed}]) -> y {{\n"
+                f"    y = upsample(x, size={list(oshape)}, mode=\"nearest-exact\")\n}}\n")).run(None, {"x": x})[0]
+        ref = F.interpolate(torch.from_numpy(x), size=oshape, mode="nearest-exact").numpy()
+        np.testing.assert_array_equal(y, ref, err_msg=str((n, out, side)))
