@@ -160,7 +160,8 @@ class Operators:
             # h * 1e-8, h / 0.1, h // 0.1 in float16: torch's CPU kernels compute in float32 with the number as a
             # float32, not rounded to the tensor's dtype first (1.0 // 0.1 is 9, not 10; 1e-8 is no 0), and
             # round the result back; 1e-8 / h is its h.reciprocal() * 1e-8 (inf at 0, not 0 / 0), within an ulp
-            # of this; its +, -, %, ** and 0.1 // h round the number first (measured, torch 2.13)
+            # of this where 1 / h is finite in float16 (at a subnormal h torch's is inf); its +, -, %, ** and
+            # 0.1 // h round the number first (measured, torch 2.13)
             for v, at in zip((a, b), operand_spans):
                 if is_num(v):
                     check_fits(v, DType.float32, at)
