@@ -146,10 +146,12 @@ class Operators:
                                   span) from None
 
     def compared(self, fn, *args, span: Span):
-        """A comparison (==, <, in) of values that may nest; its walk is charged to the step budget."""
+        """A comparison (==, <, in) of values that may nest; its walk is charged to the step budget, a step per
+        item compared (each is a Python-level test, ~0.3 us: at a step per 16, `999999 in xs` over a million
+        items could run 80 times, 27 s, within the budget)."""
         meter = comparing()
         out = fn(*args, meter)
-        self.charge(meter.used, span)
+        self.charge(meter.used * Limits.items_per_step, span)
         return out
 
     def tensor_binop(self, opname, a, b, span, operand_spans: tuple = ()):
