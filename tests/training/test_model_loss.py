@@ -305,3 +305,15 @@ def test_a_per_position_cross_entropy_with_ignore_index_weighs_batches_by_positi
     want = torch.nn.functional.cross_entropy(logits.reshape(-1, 3), torch.from_numpy(y).reshape(-1),
                                              ignore_index=-100, reduction="none").mean()
     assert got == pytest.approx(want.item(), abs=1e-4)
+
+
+def test_a_missing_output_lists_a_few_of_many(tmp_path, capsys):
+    """4000 outputs made one 27 KB error line."""
+    from archdsl.cli import main
+    spec = tmp_path / "w.arch"
+    outs = ", ".join(f"o{i}" for i in range(40))
+    spec.write_text(f"model w(x: float32[B, 4]) -> ({outs}) {{\n"
+                    + "".join(f"    o{i} = x * {i}.0\n" for i in range(40)) + "}\n")
+    assert main(["build", str(spec), "--train", "--loss", "model", "-o", str(tmp_path / "w.onnx")]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "(outputs: o0, o1, o2, o3, o4, o5, o6, o7, ... (40 in all))" in err and "o39" not in err
