@@ -204,10 +204,9 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     labelled = cfg.loss != "model"
     out_name = cfg.output or (graph.outputs[0][0] if labelled else "loss")
     if out_name not in outputs:
-        names = list(outputs)  # 4000 outputs made a 27 KB line: the first few, a close one, and the count
+        names = list(outputs)  # 4000 outputs made a 27 KB line: the first few, and the count
         shown = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
         raise ArchError(f"model {graph.name} has no output '{out_name}' (outputs: {shown})"
-                        f"{did_you_mean(out_name, names)}"
                         + ("" if labelled else "; --loss model minimizes the model's output named loss, or the "
                            "one --output-name names"))
     if "loss" in outputs and labelled:
