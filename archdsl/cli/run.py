@@ -178,13 +178,14 @@ def cmd_run(args, sources) -> int:
     general = None
     if mod is not None:  # embedding ids: random ones within the table, given ones checked against it
         from ..elaborate import elaborate_model
-        from ..training.data import check_index_inputs, check_label_inputs, index_rows, label_inputs
+        from ..training.data import check_ctc_inputs, check_index_inputs, check_label_inputs, index_rows, label_inputs
         general = elaborate_model(mod, name)
         high = {k: classes for k, (classes, _, _) in label_inputs(general).items()}  # labels within the classes
         high.update({k: rows for k, (rows, _) in index_rows(general).items()})
         for k, a in given.items():
             check_index_inputs(given_from[k], {k: a}, general)
             check_label_inputs(given_from[k], {k: a}, general)
+        check_ctc_inputs(", ".join(given_from.values()), given, general)  # lengths beside their targets
     planned = {d: n for k, shape, _ in runtime.input_specs(sess, args.batch, {**from_given, **dims})
                for d, n in zip(declared[k], shape) if runtime.is_name(d)}
     if mod is not None:  # before any input is drawn: --dim T=2147483648 is a diagnostic, not the OOM killer

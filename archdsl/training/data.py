@@ -11,8 +11,8 @@ from ..diagnostics import ArchError
 from ..lower.weights import read_npz
 from ..runtime import dim_conflict, is_name
 
-__all__ = ["check_class_labels", "check_index_inputs", "check_label_inputs", "first_index", "index_rows",
-           "label_inputs", "load_data", "onnx_dims"]
+__all__ = ["check_class_labels", "check_ctc_inputs", "check_index_inputs", "check_label_inputs", "first_index",
+           "index_rows", "label_inputs", "load_data", "onnx_dims"]
 
 
 def load_data(path: str, model, names: list[str], class_dim_of=None, unread: list | None = None
@@ -221,6 +221,33 @@ def check_label_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
                             f"has {classes} classes: labels are 0..{classes - 1}"
                             + (f" or the ignored index {ignore}" if ignore is not None else "")
                             + f" ({int(bad.sum())} out of range)")
+
+
+def check_ctc_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
+    """A spec's ctc_loss reading model inputs directly: targets are classes 0..C-1, target lengths 0..S (the
+    padded target length), input lengths 0..T, as torch requires; past them onnxruntime's GatherElements failed
+    naming no example, and a negative length trained silently (torch refuses it)."""
+    for node in graph.nodes:
+        if node.op != "ctc_loss":
+            continue
+        lp, tg, il, tl = node.inputs
+        frames, _, classes = lp.type.shape
+        limits = ((tl, tg.type.shape[1] + 1, "a target length, 0..{} (targets are padded to that)"),
+                  (il, frames + 1 if isinstance(frames, int) else None, "an input length, 0..{} (the frames)"),
+                  (tg, classes, "a class of its log_probs, 0..{}"))  # the targets within their (checked) lengths
+        for v, top, what in limits:
+            if v.kind != "input" or v.name not in data or not isinstance(top, int):
+                continue
+            got = data[v.name]
+            bad = (got < 0) | (got >= top)
+            if v is tg:  # past a target's length is padding, never read: any value (torch takes -1 or 99)
+                if tl.kind != "input" or tl.name not in data:
+                    continue
+                bad &= np.arange(got.shape[1])[None, :] < np.asarray(data[tl.name]).reshape(-1, 1)
+            if bad.any():
+                at = first_index(bad)
+                raise ArchError(f"{path}: '{v.name}'{at} is {got[tuple(at)]}, but the ctc_loss it feeds ({node.name}) "
+                                f"takes {what.format(top - 1)} ({int(bad.sum())} out of range)")
 
 
 def check_class_labels(path: str, labels: np.ndarray, model, output: str, ignore: int | None = None) -> None:

@@ -24,6 +24,7 @@ from ..lower.weights import numpy_reason
 from . import schedule
 from .data import (
     check_class_labels,
+    check_ctc_inputs,
     check_index_inputs,
     check_label_inputs,
     first_index,
@@ -301,6 +302,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             if opts.check_sizes is not None:
                 opts.check_sizes(path, _symbol_sizes(ct.step_model, data, ct.info.data_inputs))
             check_index_inputs(path, data, ct.graph)
+            check_ctc_inputs(path, data, ct.graph)
             if not ct.info.labelled:  # a --loss's labels: check_class_labels, below
                 check_label_inputs(path, data, ct.graph)
             if ct.info.config.loss == "cross_entropy":
