@@ -19,6 +19,7 @@ from ..diagnostics import (
     UnknownNameError,
     did_you_mean,
 )
+from ..ir import provenance
 from ..ops import REQUIRED, coerce_attr
 from ..ops.random import SEED_INPUT
 from ..types import DTYPES, DType, Sym, TensorType, dim_mul, dim_size, dim_symbols, is_formula, unknown_dtype
@@ -239,7 +240,9 @@ class Calls:
         if op.params is not None:
             try:
                 specs = op.params([t.type for t in tensors], attrs)
-            except ShapeError as err:
+            except ShapeError as err:  # conv2d on a [B, 16] made by a linear: say where that came from
+                if not err.notes:
+                    err.notes = provenance([t.value for t in tensors], span, err.message)
                 raise err.with_span(span) from None
             for spec in specs:
                 for d in spec.shape:

@@ -6,6 +6,7 @@ Values know their producer and their uses; node inputs change only through
 from __future__ import annotations
 
 import collections
+import re
 from typing import Iterable
 
 import numpy as np
@@ -15,7 +16,7 @@ from ..diagnostics import ArchError, ShapeError, Span
 from ..ops import OpDef, ParamSpec
 from ..types import DType, TensorType
 
-__all__ = ["Value", "Node", "Graph"]
+__all__ = ["Value", "Node", "Graph", "provenance"]
 
 
 class Value:
@@ -205,18 +206,23 @@ def infer_node(node: Node) -> list[TensorType]:
             e.message = f"{node.op}: {e.message}"
             e.args = (e.message,)
         if not e.notes:
-            e.notes = _provenance(node)
+            e.notes = provenance(node.inputs, node.span, e.message)
         raise e from None
 
 
-def _provenance(node: Node) -> list:
-    """Where each data input of a failing node was made, when that is elsewhere in the source."""
+def provenance(inputs, at, message: str | None = None) -> list:
+    """Where each data input of a failing op was made, when that is elsewhere in the source (`at`, its span);
+    with the `message`, only the inputs it is about: it shows their shape or dtype, or speaks of the input
+    (kernel_size=0 or clamp's bounds are about no input)."""
     notes = []
-    for v in node.inputs:
+    for v in inputs:
         if v.kind in ("param", "buffer", "const"):
             continue
+        if message is not None and "[" + ", ".join(map(str, v.type.shape)) + "]" not in message and \
+                not re.search(rf"\b({v.type.dtype}|input)\b", message):
+            continue
         span = v.producer.span if v.producer is not None else v.span
-        if span is None or (node.span and (span.line, span.col) == (node.span.line, node.span.col)):
+        if span is None or (at and (span.line, span.col) == (at.line, at.col)):
             continue
         what = f"'{v.name}'" if v.kind == "input" else f"the {v.producer.op} '{v.producer.name}'"
         note = (f"{v.type} comes from {what}", span)
