@@ -68,6 +68,13 @@ _FROM_THE_INPUT = {"in_channels": "the channel count", "in_features": "the featu
                    "num_channels": "the channel count", "in_dim": "the feature count"}
 
 
+def _refuses_empty(op: str) -> bool:
+    """Ops whose onnxruntime kernels fail (instance_norm, group_norm: a segfault) or give another answer than
+    torch (an adaptive pool's 0 or -inf; a transposed conv's bias alone) on an input with an empty dim."""
+    return op in ("instance_norm", "group_norm", "layernorm", "rms_norm", "batchnorm", "local_response_norm") or \
+        op.startswith(("adaptive_", "conv_transpose"))
+
+
 def _keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Span) -> None:
     """Keyword arguments into `given` (the positional ones already there): unknown or repeated is an error."""
     for k, v in kwargs.items():
@@ -231,6 +238,9 @@ class Calls:
             if d.kind == "const" and not d.type.dtype.is_float and not tensors[0].type.dtype.is_float \
                     and not d.data.all():
                 raise EvalError("integer division by zero", span)
+        if tensors and _refuses_empty(op.name) and 0 in tuple(tensors[0].type.shape[1:]):  # onnxruntime crashed
+            raise ShapeError(f"{op.name}: its input {tensors[0].type} is empty (an empty slice?): the layer needs "
+                             "elements to work on (onnxruntime's kernel fails on an empty input)", span)
         if op.random and len(tensors) == 1:  # randn_like(x): the numbers follow the model's `seed` input
             tensors.append(self.seed_input(op.name, span))
         name = self.layer_name(label, op.name)

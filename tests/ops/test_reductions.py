@@ -220,3 +220,13 @@ def test_a_pool_or_conv_over_an_empty_dim_is_refused(call, words):
     src = f"model m(z: float32[2, 4, 3]) -> y {{\n    x = z[:, :, 3:]\n    y = {call}\n}}\n"
     with pytest.raises(archdsl.ArchError, match=words):
         archdsl.check_source(src)
+
+
+@pytest.mark.parametrize("call", ["instancenorm(t)", "group_norm(t, 1)", "layernorm(t, [0])",
+                                  "adaptive_avgpool1d(t, 4)", "adaptive_maxpool1d(t, 1)", "conv_transpose1d(t, 4, 3)"])
+def test_a_layer_over_an_empty_input_is_refused(call):
+    """instance_norm and group_norm of x[:, :, 5:] built, and onnxruntime died of a segfault; an adaptive pool
+    gave 0 or -inf, or 'division by zero'; a transposed conv its bias alone."""
+    src = f"model m(x: float32[2, 3, 5]) -> y {{\n    t = x[:, :, 5:]\n    y = {call}\n}}\n"
+    with pytest.raises(archdsl.ArchError, match=r"its input float32\[2, 3, 0\] is empty"):
+        archdsl.check_source(src)
