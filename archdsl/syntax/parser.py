@@ -195,7 +195,8 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
             hint = (f" ('{tok}' is a keyword; a layer name can be a string: as \"{tok}\")" if "a string" in expected
                     else f" ('{tok}' is a keyword, not a name)")
         else:
-            hint = _misspelled_keyword(tok, expected, source_lines(text)[tok.line - 1][:tok.column - 1])
+            line = source_lines(text)[tok.line - 1]
+            hint = _misspelled_keyword(tok, expected, line[:tok.column - 1], line[tok.column - 1 + len(str(tok)):])
         return ArchSyntaxError(f"unexpected {shown}{expected}{hint}", span)
     if isinstance(err, UnexpectedEOF):
         lines = source_lines(text)
@@ -208,13 +209,18 @@ _STATEMENT_WORDS = ("return", "for", "repeat", "assert", "if", "elif", "else", "
                     "block")
 
 
-def _misspelled_keyword(tok, expected: str, before: str) -> str:
+def _misspelled_keyword(tok, expected: str, before: str, after: str) -> str:
     """`modle m(...)`, `retrun x`, `fro i in xs`, `} else if c {`: the word the parser stopped at (or the
-    name just before it, taken as a name) is a near miss of a keyword."""
+    name just before it, taken as a name) is a near miss of a keyword. `model_dim = 512` at the top of a file
+    is a param (or let) without its keyword, not a misspelled `model`."""
     word = str(tok)
     prev = re.search(r"(\w+)\s*$", before)
     if word == "if" and prev and prev[1] == "else":
         return " (archdsl writes `else if` as elif)"
+    if word in ("elseif", "elsif", "elif_"):
+        return "; did you mean 'elif'?"
+    if word.isidentifier() and "'param'" in expected and re.match(r"\s*=(?!=)", after):
+        return f" (a file's names are declared: param {word} = ... (-D may set it), or let {word} = ...)"
     if word.isidentifier() and word not in _STATEMENT_WORDS:
         wanted = [k for k in _STATEMENT_WORDS if f"'{k}'" in expected]
         hint = did_you_mean(word, wanted)
