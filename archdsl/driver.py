@@ -367,7 +367,9 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
         optimize=lambda g: optimize(g, level, tuple(options.disabled_passes), train_ctx),
         doc=f"{name} train step from {_source_name(mod)} (archdsl {__version__})")
     held = set(info.params) | set(info.buffers)  # a parameter nothing reads stays in the step (unchanged, as torch)
-    unused = [replace(u, kept=u.kept or (u.node is None and u.names[0] in held)) for u in unused]
+    unused = [replace(u, kept=u.kept or (u.node is None and u.names[0] in held),
+                      params_stay=u.node is not None and not u.kept and any(n in held for n in u.names))
+              for u in unused]
     return CompiledTrain(step_model, eval_model, info, graph, unused)
 
 

@@ -18,6 +18,7 @@ class Unused:
     kept: bool = False  # dead_code does not run (-O0, or disabled) and no other pass removed it either
     names: tuple = ()   # those parameters' names
     span: object = None  # where to warn: the dead node's, or the parameter's
+    params_stay: bool = False  # a train step leaves the node out but keeps its parameters (unchanged)
 
     def message(self) -> str:
         what = f"'{self.node.name}' ({self.node.op}) is computed but reaches no output: " if self.node else \
@@ -28,6 +29,9 @@ class Unused:
         if self.kept:
             held = f", with its {self.params:,} parameters" if self.params else ""
             return what + f"the built model keeps it{held} (the dead_code pass, on at -O1 and up, leaves it out)"
+        if self.params_stay:
+            return what + (f"the built model leaves it out; its {self.params:,} parameters stay in the train step, "
+                           "unchanged (nothing reads them)")
         dropped = f", and its {self.params:,} parameters with it" if self.params else ""
         return what + f"the built model leaves it out{dropped}"
 

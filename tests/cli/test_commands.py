@@ -576,3 +576,13 @@ def test_a_train_step_keeps_a_parameter_nothing_reads_and_says_so(tmp_path, caps
                     "    q = parameter([7], init=\"ones\") as unused_p\n}\n")
     assert main(["build", str(spec), "--train", "-o", str(tmp_path / "t.onnx")]) == 0
     assert "the built model keeps it (7 values)" in capsys.readouterr().err
+
+
+def test_a_train_step_keeps_a_dead_layers_parameters_and_says_so(tmp_path, capsys):
+    """'the built model leaves it out, and its 40 parameters with it': the train step keeps them (unchanged)."""
+    import onnx
+    spec = tmp_path / "d.arch"
+    spec.write_text("model u(x: float32[B, 4]) -> y {\n    t = x -> linear(8)\n    y = x -> linear(4) as out\n}\n")
+    assert main(["build", str(spec), "--train", "-o", str(tmp_path / "d.onnx")]) == 0
+    assert "its 40 parameters stay in the train step, unchanged" in " ".join(capsys.readouterr().err.split())
+    assert "linear_0.weight" in {i.name for i in onnx.load(str(tmp_path / "d.onnx")).graph.input}
