@@ -441,6 +441,10 @@ def _best_of_resumed(trainer: Trainer, out: Path, said: str, counts: str, consol
     """--patience's best epoch came before this run: its weights are in the file the resumed run wrote (this
     run holds only the last epoch's), kept where -o is that file, copied where it is another."""
     src = Path(trainer.best_output) if trainer.best_output else None
+    if src is None and Path(out).is_file():  # a checkpoint from before it recorded the file: -o, as then
+        console.print(f"kept {out} ({counts}): {said}, taken to be the run resumed's (its checkpoint does not say "
+                      "where that run wrote them)")
+        return
     if src is not None and src.resolve() == Path(out).resolve() and src.is_file():
         console.print(f"kept {out} ({counts}): {said}, written by the run resumed")
         return
