@@ -33,6 +33,7 @@ from .values import Namespace, Tensor, describe
 
 __all__ = ["Operators"]
 
+
 def _holds(v, dt) -> bool:
     """Whether a number beside a tensor of 16-bit float dtype `dt` is exactly one of its values (a tensor is)."""
     if not is_num(v) or isinstance(v, bool):
