@@ -80,8 +80,8 @@ def _ce_lower(e, ins, outs, c):
         per = e.op("Add", [e.op("Mul", [per, _scalar(e, 1.0 - eps, lt)]),
                            e.op("Mul", [reduce_op(e, "ReduceMean", lsm, [ax], 1), _scalar(e, eps, lt)])])
     per = e.op("Neg", [e.op("Squeeze", [per, _i64(e, [ax])])])
-    if kept is not None:
-        per = e.op("Mul", [per, kept])
+    if kept is not None:  # chosen, not multiplied: an ignored row's -inf or NaN logits times 0 made the loss NaN
+        per = e.op("Where", [e.op("Greater", [kept, _scalar(e, 0.0, lt)]), per, _scalar(e, 0.0, lt)])
     reduced(e, per, kept, c.attrs["reduction"], outputs=outs)
 
 

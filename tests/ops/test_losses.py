@@ -69,3 +69,20 @@ def test_wrong_arguments_are_diagnostics(call, message):
     src = f"model m(x: float32[2, 3], y: int64[2], y2: int64[2, 3]) -> z {{\n    z = {call}\n}}\n"
     with pytest.raises(ArchError, match=message):
         archdsl.check_source(src, file="t.arch")
+
+
+def test_an_ignored_row_with_infinite_or_nan_logits_counts_for_nothing():
+    """The ignored row's loss was multiplied by 0: -inf (a masked class 0) or NaN logits made the loss NaN;
+    torch skips the row."""
+    import archdsl
+    from archdsl import runtime
+    for red in ("mean", "none"):
+        m = archdsl.compile_source(f"model m(x: float32[3, 3], t: int64[3]) -> y {{\n"
+                                   f"    y = cross_entropy(x, t, ignore_index=-100, reduction=\"{red}\")\n}}\n")
+        for bad in ([-np.inf, 0.5, 0.1], [np.nan] * 3):
+            x = np.array([[0.5, 1, 2], bad, [0.2, 3, 0]], np.float32)
+            t = np.array([1, -100, 2])
+            y = runtime.session(m).run(None, {"x": x, "t": t})[0]
+            ref = torch.nn.functional.cross_entropy(torch.from_numpy(x), torch.from_numpy(t), ignore_index=-100,
+                                                    reduction=red).numpy()
+            np.testing.assert_allclose(y, ref, rtol=1e-6)
