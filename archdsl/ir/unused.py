@@ -47,7 +47,7 @@ def dead_nodes(g: Graph) -> set[int]:
 
 def unused_results(g: Graph) -> list[Unused]:
     """One entry per dead chain's end, in program order, then one per parameter nothing reads at all (a
-    `parameter(...) as p` never used: check counted it, the build left it out and said it kept it)."""
+    `parameter(...) as p` never used: check said nothing, and the build left it out but counted it)."""
     unread = [Unused(None, _numel(v.type.shape), _numel(v.type.shape) if v.kind == "param" else 0,
                      names=(v.name,), span=v.span)
               for v in g.params.values() if not v.uses and not g.is_output(v)]
