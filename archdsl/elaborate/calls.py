@@ -353,7 +353,11 @@ class Calls:
                     raise ArchTypeError(f"{op.name}(): '{n}' takes a list of tensors, got one tensor: "
                                         f"{_list_call(op)}", span)
                 if not isinstance(v, (list, tuple)) or not all(isinstance(t, Tensor) for t in v):
-                    raise ArchTypeError(f"{op.name}(): '{n}' must be a list of tensors, got {describe(v)}", span)
+                    bad = next((i for i, t in enumerate(v) if not isinstance(t, Tensor)), None) \
+                        if isinstance(v, (list, tuple)) else None  # concat([x, 3]): which one
+                    which = f" (element {bad} is {describe(v[bad])})" if bad is not None else ""
+                    raise ArchTypeError(f"{op.name}(): '{n}' must be a list of tensors, got {describe(v)}{which}",
+                                        span)
                 picked.extend((n, t) for t in v)
             else:
                 if n == "like" and not isinstance(v, Tensor):  # only its shape is read: a number has none to give

@@ -521,3 +521,9 @@ def test_a_zero_count_is_said_to_be_no_count(call, words):
 def test_a_list_argument_names_its_wrong_element(call, words):
     with pytest.raises(archdsl.ArchError, match=words):
         archdsl.check_source(f"model m(x: float32[B, 4, 8, 8]) -> y {{ y = x -> {call} }}")
+
+
+def test_a_list_of_tensors_names_the_element_that_is_not_one():
+    with pytest.raises(archdsl.ArchError, match=r"'xs' must be a list of tensors, got list of 3 "
+                                                r"\(element 1 is int 3\)"):
+        archdsl.check_source("model m(x: float32[B, 4]) -> y { y = concat([x, 3, x], axis=1) }")
