@@ -239,7 +239,7 @@ def check_ctc_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
             if v.kind != "input" or v.name not in data or not isinstance(top, int):
                 continue
             got = data[v.name]
-            bad = (got < 0) | (got >= top)
+            bad = _outside(got, top)
             if v is tg:  # past a target's length is padding, never read: any value (torch takes -1 or 99)
                 if tl.kind != "input" or tl.name not in data:
                     continue
