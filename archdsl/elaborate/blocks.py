@@ -7,8 +7,8 @@ from __future__ import annotations
 import itertools
 
 from ..diagnostics import ArchError, ArchTypeError, LimitError, ShapeError, Span, UnknownNameError, did_you_mean, quoted
+from .arguments import own_names
 from .bounded import short
-from .calls import own_names
 from .scalars import Limits, ReturnValue
 from .values import BlockFn, BlockLayer, Env, LayerFn, Tensor, describe
 

@@ -4,7 +4,6 @@ symbolic sizes as numbers, constants, and free parameters / ref(); blocks and la
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 
@@ -23,12 +22,13 @@ from ..ir import provenance
 from ..ops import REQUIRED, coerce_attr
 from ..ops.random import SEED_INPUT
 from ..types import DTYPES, DType, Sym, TensorType, dim_mul, dim_size, dim_symbols, is_formula, unknown_dtype
+from .arguments import arg_names, keywords, synonyms, torch_order
 from .bounded import short
 from .builtins import TENSOR_MATH
 from .scalars import Limits, is_int, is_num
 from .values import BlockFn, BlockLayer, Builtin, LayerFn, OpFn, Tensor, describe
 
-__all__ = ["Calls", "check_elements", "check_fits", "own_names"]
+__all__ = ["Calls", "check_elements", "check_fits"]
 
 _ITEM_BY_ITEM = frozenset({"min", "max", "sum", "any", "all"})  # builtins that check each item
 _CONSTANT_TIME = frozenset({"len", "bool"})  # builtins that walk none of their list
@@ -63,68 +63,11 @@ def _check_symbolic_dim(op: str, d: Sym, span: Span) -> None:
                          f"{Limits.dim})", span)
 
 
-_FROM_THE_INPUT = {"in_channels": "the channel count", "in_features": "the feature count",
-                   "input_size": "the feature count", "num_features": "the channel count",
-                   "num_channels": "the channel count", "in_dim": "the feature count"}
-
-
 def _refuses_empty(op: str) -> bool:
     """Ops whose onnxruntime kernels fail (instance_norm, group_norm: a segfault) or give another answer than
     torch (an adaptive pool's 0 or -inf; a transposed conv's bias alone) on an input with an empty dim."""
     return op in ("instance_norm", "group_norm", "layernorm", "rms_norm", "batchnorm", "local_response_norm") or \
         op.startswith(("adaptive_", "conv_transpose"))
-
-
-def _keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Span) -> None:
-    """Keyword arguments into `given` (the positional ones already there): unknown or repeated is an error."""
-    for k, v in kwargs.items():
-        if k not in names and k in _FROM_THE_INPUT:  # torch's constructor names the input's size; here x does
-            raise ArchTypeError(f"{callee}() has no argument '{k}' (torch's): {_FROM_THE_INPUT[k]} comes from the "
-                                f"input tensor; leave it out ({hint})", span)
-        if k not in names:
-            raise ArchTypeError(f"{callee}() has no argument '{k}'{did_you_mean(k, names)} ({hint})", span)
-        if k in given:
-            raise ArchTypeError(f"{callee}(): argument '{k}' given twice", span)
-        given[k] = v
-
-
-# torch's and numpy's names for one argument: an op taking `axis` takes `dim=` for it, and so on
-_SYNONYMS = {"dim": "axis", "axis": "dim", "keepdim": "keepdims", "keepdims": "keepdim",
-             "attn_mask": "mask", "is_causal": "causal",  # F.scaled_dot_product_attention's names
-             "ord": "p"}  # torch.linalg.vector_norm's (for norm only: dropout's p is no order)
-_ONLY_FOR = {"ord": ("norm",)}
-_TORCH_SPELLINGS = {"dim", "keepdim", "attn_mask", "is_causal", "ord"}
-
-
-def _synonyms(op, kwargs: dict, names, given: dict, span: Span) -> dict:
-    """kwargs with torch's or numpy's name for an argument (softmax(x, dim=-1), sum(x, axis=1),
-    mean(x, 1, keepdims=true), sdpa(q, k, v, attn_mask=m, is_causal=true)) renamed to the op's own, where the
-    op has the other name and not this one."""
-    if not op.synonyms:
-        return kwargs
-    out = {}
-    for k, v in kwargs.items():
-        own = _SYNONYMS.get(k) if op.name in _ONLY_FOR.get(k, (op.name,)) else None
-        if k not in names and own in names:
-            if own in kwargs:
-                raise ArchTypeError(f"{op.name}(): '{k}' and '{own}' are one argument (two names for it, "
-                                    f"{'torch' if k in _TORCH_SPELLINGS else 'numpy'}'s and archdsl's); give only "
-                                    f"{own}=", span)
-            if own in given:
-                raise ArchTypeError(f"{op.name}(): argument '{own}' given twice (positionally and as {k}=)", span)
-            k = own
-        out[k] = v
-    return out
-
-
-def own_names(op, kwargs: dict, span: Span) -> dict:
-    """kwargs as the op names them (_synonyms), for a call that binds them elsewhere (layer() again)."""
-    return _synonyms(op, kwargs, _arg_names(op), {}, span)
-
-
-def _arg_names(op) -> list[str]:
-    """An op's tensor slots and attributes, as a call names them."""
-    return [i.lstrip("*").rstrip("?") for i in op.inputs] + [a.name for a in op.arguments]
 
 
 _COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")  # a whole float compares exactly with integers
@@ -137,35 +80,6 @@ def _branch_dtype(picked) -> DType:
     if not nums:
         return DType.bool
     return DType.float32 if any(isinstance(v, float) for v in nums) else DType.int64
-
-
-def _torch_order(op, args) -> str | None:
-    """conv2d(3, 16, 3) over 3 channels is torch's Conv2d(in, out, kernel) order; here it reads out_channels=3,
-    kernel_size=16, stride=3 and may well pass the shape check. Said when the first number is x's channel count
-    and the "kernel" is one no one writes positionally (8 or more, followed by another number). lstm(8, 16) over
-    8 features is torch's LSTM(input_size, hidden_size); here 8 hidden and 16 layers."""
-    if op.name in ("lstm", "gru") and len(args) >= 3:
-        x, first, second = args[:3]
-        if isinstance(x, Tensor) and x.type.rank == 3 and is_int(first) and is_int(second) and second >= 8 \
-                and x.type.shape[-1] == first:
-            torch = {"lstm": "LSTM", "gru": "GRU"}[op.name]
-            return (f"{op.name}({first}, {second}) reads as hidden_size={first}, num_layers={second}; torch's "
-                    f"nn.{torch}(input_size, hidden_size) is {op.name}({second}) here (the input's {first} features "
-                    "come from x). Write num_layers= to keep this reading")
-        return None
-    if not re.fullmatch(r"conv(_transpose)?[123]d", op.name) or len(args) < 4:
-        return None
-    x, first, second, third = args[:4]
-    if not (isinstance(x, Tensor) and x.type.rank > 1 and all(is_int(v) for v in (first, second, third))):
-        return None
-    if x.type.shape[1] != first or second < 8 or third > 7:
-        return None
-    return (f"{op.name}({first}, {second}, {third}) reads as out_channels={first}, kernel_size={second}, "
-            f"stride={third}; torch's nn.{_TORCH_NAMES[op.name]}(in, out, kernel) is {op.name}({second}, {third}) "
-            f"here (the input's {first} channels come from x). Write kernel_size= and stride= to keep this reading")
-
-
-_TORCH_NAMES = {f"conv{t}{n}d": f"Conv{'Transpose' if t else ''}{n}d" for t in ("", "_transpose") for n in (1, 2, 3)}
 
 
 class Calls:
@@ -230,8 +144,8 @@ class Calls:
         try:
             tensors, attrs = self.bind_op_args(op, args, kwargs, span)
         except ArchError as err:  # conv2d(3, 64, 7, stride=2): "stride given twice" is torch's order
-            if (torch_order := _torch_order(op, args)) is not None:
-                err.notes.append((torch_order, span))
+            if (order := torch_order(op, args)) is not None:
+                err.notes.append((order, span))
             raise
         if op.name in ("floordiv", "remainder", "fmod") and len(tensors) == 2:  # an integer tensor by a
             d = tensors[1].value  # constant 0: torch raises, onnxruntime refuses to load the model
@@ -265,15 +179,15 @@ class Calls:
                 self.layers[name] = LayerFn(name, op, attrs, tuple(inputs[len(tensors):]))
         if len(self.graph.nodes) >= Limits.nodes:
             raise LimitError(f"model has more than {Limits.nodes} nodes", span)
-        torch_order = _torch_order(op, args)
+        order = torch_order(op, args)
         try:
             node = self.graph.add_node(op.name, inputs, attrs, self.stream_name(op, attrs, name + self.call_tag), span)
         except ArchError as err:  # conv2d(3, 64, 3): a kernel larger than the image
-            if torch_order:
-                err.notes.append((torch_order, span))
+            if order:
+                err.notes.append((order, span))
             raise
-        if torch_order:  # conv2d(3, 16, 3) may pass the shape check
-            self.graph.warnings.append((torch_order, span))
+        if order:  # conv2d(3, 16, 3) may pass the shape check
+            self.graph.warnings.append((order, span))
         for o in node.outputs:
             for d in o.type.shape:
                 if isinstance(d, int) and not 0 <= d <= Limits.dim:
@@ -320,7 +234,7 @@ class Calls:
         """Positional arguments fill the tensor inputs, then the attributes, in order."""
         slots = [i.lstrip("*").rstrip("?") for i in op.inputs]
         given: dict = {}
-        names = _arg_names(op)
+        names = arg_names(op)
         positional = [i.lstrip("*") for i in op.inputs if not i.endswith("?")] + [a.name for a in op.arguments]
         if op.call_order:  # torch's order: gather(x, dim, index)
             positional = list(op.call_order) + [n for n in positional if n not in op.call_order]
@@ -339,8 +253,8 @@ class Calls:
                                         f"optional tensor inputs are keyword-only: {optional[0]}=... (signature: "
                                         f"{op.signature()})", span)
             given[n] = v
-        kwargs = _synonyms(op, kwargs, names, given, span)
-        _keywords(given, kwargs, names, op.name, f"signature: {op.signature()}", span)
+        kwargs = synonyms(op, kwargs, names, given, span)
+        keywords(given, kwargs, names, op.name, f"signature: {op.signature()}", span)
         picked = []
         for raw, n in zip(op.inputs, slots):
             if n not in given or (given[n] is None and raw.endswith("?")):
@@ -472,7 +386,7 @@ class Calls:
         if len(args) > len(names):
             raise ArchTypeError(f"tensor() takes (values, dtype=...), got {len(args)} positional arguments", span)
         given = dict(zip(names, args))
-        _keywords(given, kwargs, names, "tensor", "it takes values, dtype", span)
+        keywords(given, kwargs, names, "tensor", "it takes values, dtype", span)
         if "values" not in given:
             raise ArchTypeError("tensor() is missing its values: tensor([1, 2, 3])", span)
         if self.graph is None:
@@ -507,7 +421,7 @@ class Calls:
         if len(args) > len(names):
             raise ArchTypeError(f"parameter() takes at most {len(names)} arguments, got {len(args)}", span)
         given = dict(zip(names, args))
-        _keywords(given, kwargs, names, "parameter", f"it takes {', '.join(names)}", span)
+        keywords(given, kwargs, names, "parameter", f"it takes {', '.join(names)}", span)
         if "shape" not in given:
             raise ArchTypeError('parameter() needs a shape: parameter([1, 1, 768], init="zeros") as NAME', span)
         for k in ("std", "low", "high", "value"):

@@ -1,0 +1,99 @@
+"""How a call's arguments are named: keyword binding, torch's and numpy's names for one argument, and the
+hints for torch's spellings (its constructor's input sizes, its positional orders) that would otherwise build
+another model than the one meant."""
+
+from __future__ import annotations
+
+import re
+
+from ..diagnostics import ArchTypeError, Span, did_you_mean
+from .scalars import is_int
+from .values import Tensor
+
+__all__ = ["arg_names", "keywords", "own_names", "synonyms", "torch_order"]
+
+
+_FROM_THE_INPUT = {"in_channels": "the channel count", "in_features": "the feature count",
+                   "input_size": "the feature count", "num_features": "the channel count",
+                   "num_channels": "the channel count", "in_dim": "the feature count"}
+
+
+def keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Span) -> None:
+    """Keyword arguments into `given` (the positional ones already there): unknown or repeated is an error."""
+    for k, v in kwargs.items():
+        if k not in names and k in _FROM_THE_INPUT:  # torch's constructor names the input's size; here x does
+            raise ArchTypeError(f"{callee}() has no argument '{k}' (torch's): {_FROM_THE_INPUT[k]} comes from the "
+                                f"input tensor; leave it out ({hint})", span)
+        if k not in names:
+            raise ArchTypeError(f"{callee}() has no argument '{k}'{did_you_mean(k, names)} ({hint})", span)
+        if k in given:
+            raise ArchTypeError(f"{callee}(): argument '{k}' given twice", span)
+        given[k] = v
+
+
+# torch's and numpy's names for one argument: an op taking `axis` takes `dim=` for it, and so on
+_SYNONYMS = {"dim": "axis", "axis": "dim", "keepdim": "keepdims", "keepdims": "keepdim",
+             "attn_mask": "mask", "is_causal": "causal",  # F.scaled_dot_product_attention's names
+             "ord": "p"}  # torch.linalg.vector_norm's (for norm only: dropout's p is no order)
+_ONLY_FOR = {"ord": ("norm",)}
+_TORCH_SPELLINGS = {"dim", "keepdim", "attn_mask", "is_causal", "ord"}
+
+
+def synonyms(op, kwargs: dict, names, given: dict, span: Span) -> dict:
+    """kwargs with torch's or numpy's name for an argument (softmax(x, dim=-1), sum(x, axis=1),
+    mean(x, 1, keepdims=true), sdpa(q, k, v, attn_mask=m, is_causal=true)) renamed to the op's own, where the
+    op has the other name and not this one."""
+    if not op.synonyms:
+        return kwargs
+    out = {}
+    for k, v in kwargs.items():
+        own = _SYNONYMS.get(k) if op.name in _ONLY_FOR.get(k, (op.name,)) else None
+        if k not in names and own in names:
+            if own in kwargs:
+                raise ArchTypeError(f"{op.name}(): '{k}' and '{own}' are one argument (two names for it, "
+                                    f"{'torch' if k in _TORCH_SPELLINGS else 'numpy'}'s and archdsl's); give only "
+                                    f"{own}=", span)
+            if own in given:
+                raise ArchTypeError(f"{op.name}(): argument '{own}' given twice (positionally and as {k}=)", span)
+            k = own
+        out[k] = v
+    return out
+
+
+def own_names(op, kwargs: dict, span: Span) -> dict:
+    """kwargs as the op names them (synonyms), for a call that binds them elsewhere (layer() again)."""
+    return synonyms(op, kwargs, arg_names(op), {}, span)
+
+
+def arg_names(op) -> list[str]:
+    """An op's tensor slots and attributes, as a call names them."""
+    return [i.lstrip("*").rstrip("?") for i in op.inputs] + [a.name for a in op.arguments]
+
+
+def torch_order(op, args) -> str | None:
+    """conv2d(3, 16, 3) over 3 channels is torch's Conv2d(in, out, kernel) order; here it reads out_channels=3,
+    kernel_size=16, stride=3 and may well pass the shape check. Said when the first number is x's channel count
+    and the "kernel" is one no one writes positionally (8 or more, followed by another number). lstm(8, 16) over
+    8 features is torch's LSTM(input_size, hidden_size); here 8 hidden and 16 layers."""
+    if op.name in ("lstm", "gru") and len(args) >= 3:
+        x, first, second = args[:3]
+        if isinstance(x, Tensor) and x.type.rank == 3 and is_int(first) and is_int(second) and second >= 8 \
+                and x.type.shape[-1] == first:
+            torch = {"lstm": "LSTM", "gru": "GRU"}[op.name]
+            return (f"{op.name}({first}, {second}) reads as hidden_size={first}, num_layers={second}; torch's "
+                    f"nn.{torch}(input_size, hidden_size) is {op.name}({second}) here (the input's {first} features "
+                    "come from x). Write num_layers= to keep this reading")
+        return None
+    if not re.fullmatch(r"conv(_transpose)?[123]d", op.name) or len(args) < 4:
+        return None
+    x, first, second, third = args[:4]
+    if not (isinstance(x, Tensor) and x.type.rank > 1 and all(is_int(v) for v in (first, second, third))):
+        return None
+    if x.type.shape[1] != first or second < 8 or third > 7:
+        return None
+    return (f"{op.name}({first}, {second}, {third}) reads as out_channels={first}, kernel_size={second}, "
+            f"stride={third}; torch's nn.{_TORCH_NAMES[op.name]}(in, out, kernel) is {op.name}({second}, {third}) "
+            f"here (the input's {first} channels come from x). Write kernel_size= and stride= to keep this reading")
+
+
+_TORCH_NAMES = {f"conv{t}{n}d": f"Conv{'Transpose' if t else ''}{n}d" for t in ("", "_transpose") for n in (1, 2, 3)}
