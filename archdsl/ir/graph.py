@@ -14,6 +14,7 @@ import numpy as np
 from .. import ops
 from ..diagnostics import ArchError, ShapeError, Span
 from ..ops import OpDef, ParamSpec
+from ..ops._common import shape_str
 from ..types import DType, TensorType
 
 __all__ = ["Value", "Node", "Graph", "provenance"]
@@ -218,7 +219,7 @@ def provenance(inputs, at, message: str | None = None) -> list:
     for v in inputs:
         if v.kind in ("param", "buffer", "const"):
             continue
-        if message is not None and "[" + ", ".join(map(str, v.type.shape)) + "]" not in message and \
+        if message is not None and shape_str(v.type) not in message and \
                 not re.search(rf"\b({v.type.dtype}|input)\b", message):
             continue
         span = v.producer.span if v.producer is not None else v.span
