@@ -108,3 +108,31 @@ def test_chunked_blocks_reuse_a_bounded_set_of_buffers():
                 np.testing.assert_array_equal(piece, whole[at:at + piece.size])
                 at += piece.size
             assert at == whole.size and whole.size // CHUNK >= 24 and len(buffers) <= 16
+
+
+def test_given_arrays_cross_piece_boundaries_intact():
+    """A given array is written in PIECE-sized writes: one over several pieces, one ending mid-piece and an
+    empty one read back exactly, inline and as external data."""
+    import io
+
+    from archdsl.lower.stream import PIECE, write_streaming
+    rng = np.random.default_rng(0)
+    arrays = {"big": rng.standard_normal(PIECE // 4 * 2 + 3).astype(np.float32).reshape(-1, 1),
+              "odd": rng.integers(0, 255, PIECE + 5, dtype=np.uint8), "empty": np.zeros((0, 4), np.float32)}
+    skeleton = onnx.helper.make_model(onnx.helper.make_graph([], "g", [], []))
+    for external in (False, True):
+        f, data = io.BytesIO(), io.BytesIO() if external else None
+        write_streaming(skeleton, arrays.items(), f, data, "m.data")
+        got = onnx.load_from_string(f.getvalue())
+        if external:
+            blob = data.getvalue()
+            for t in got.graph.initializer:
+                if t.data_location == onnx.TensorProto.EXTERNAL:
+                    where = {e.key: int(e.value) for e in t.external_data if e.key != "location"}
+                    t.raw_data = blob[where["offset"]:where["offset"] + where["length"]]
+                    t.data_location = onnx.TensorProto.DEFAULT
+                    del t.external_data[:]
+        back = _inits(got)
+        assert back.keys() == arrays.keys()
+        for k, a in arrays.items():
+            assert back[k].dtype == a.dtype and back[k].shape == a.shape and np.array_equal(back[k], a), k
