@@ -138,7 +138,8 @@ def _machine_line(results: dict) -> str:
     m = results["machine"]
     return (f"{m['cpu']}, {m['cores']} cores, {m['memory']}; python {m['python']}, onnx {m['onnx']}, "
             f"onnxruntime {m['onnxruntime']} ({m['providers']}), torch {m['torch']}; archdsl opset "
-            f"{results.get('opset', '?')}; latency: batch 1, "
+            f"{results.get('opset', '?')}; compile: median of {results.get('compile_runs', 1)} alternated runs; "
+            f"latency: batch 1, "
             f"{results['threads']} intra-op threads, {results['rounds']} alternated rounds")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,6 +170,7 @@ def test_unknown_model_is_a_usage_error(capsys):
 
 @pytest.mark.parametrize("argv,words", [
     (["--rounds", "0"], "--rounds must be at least 1"),
+    (["--compile-runs", "0"], "--compile-runs must be at least 1"),
     (["--scaling", "abc"], "--scaling expects node counts"),  # a ValueError traceback before
     (["--scaling", "1000,-5"], "--scaling expects node counts"),
     (["--exporters", "dynamo,onnxscript"], "unknown exporter onnxscript"),
@@ -273,11 +275,13 @@ def test_a_model_onnxruntime_cannot_run_is_an_error_in_its_row(monkeypatch, tmp_
 
     from archdsl.bench import run
     from archdsl.bench.models import by_key
-    monkeypatch.setattr(run, "_child", lambda args: {"seconds": 1.0, "nodes": 1, "peak_mb": 1.0})
+
+    def child(args):  # what the child "wrote"
+        Path(args[-1] if args[0] == "write" else args[3]).write_bytes(b"not a model")
+        return {"seconds": 1.0, "nodes": 1, "peak_mb": 1.0}
+    monkeypatch.setattr(run, "_child", child)
     monkeypatch.setattr(run, "example_inputs", lambda m: [])
-    opts = Namespace(opset=None, exporters=[], rounds=1, threads=1, cuda=False, check_outputs=False)
-    for level in (0, 2):  # what the child "wrote"
-        (tmp_path / f"resnet50_O{level}.onnx").write_bytes(b"not a model")
+    opts = Namespace(opset=None, exporters=[], rounds=1, threads=1, cuda=False, check_outputs=False, compile_runs=1)
     row = run.bench_model(by_key("resnet50"), tmp_path, opts, "--no-torch")
     assert "latency_ms" not in row and row["latency_error"].startswith("InvalidProtobuf")
 

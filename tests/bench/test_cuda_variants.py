@@ -39,7 +39,8 @@ def _bench(monkeypatch, tmp_path, m: BenchModel, opset=None) -> dict:
     monkeypatch.setattr(run, "example_inputs", lambda _: [("x", (1, 3, 16, 16), "float32")])
     cpu = run.make_session
     monkeypatch.setattr(run, "make_session", lambda path, threads=2, provider="cpu": cpu(path, threads))
-    opts = Namespace(opset=opset, exporters=["dynamo"], rounds=2, threads=1, cuda=True, check_outputs=False)
+    opts = Namespace(opset=opset, exporters=["dynamo"], rounds=2, threads=1, cuda=True, check_outputs=False,
+                     compile_runs=1)
     return run.bench_model(m, tmp_path, opts, None)
 
 
@@ -101,7 +102,8 @@ def test_torchs_exports_are_timed_on_cuda_where_archdsl_failed_to_build(monkeypa
     monkeypatch.setattr(run, "example_inputs", lambda _: [("x", (1, 3, 16, 16), "float32")])
     cpu = run.make_session
     monkeypatch.setattr(run, "make_session", lambda path, threads=2, provider="cpu": cpu(path, threads))
-    opts = Namespace(opset=None, exporters=["dynamo"], rounds=2, threads=1, cuda=True, check_outputs=False)
+    opts = Namespace(opset=None, exporters=["dynamo"], rounds=2, threads=1, cuda=True, check_outputs=False,
+                     compile_runs=1)
     row = run.bench_model(m, tmp_path, opts, None)
     assert "cuda_error" not in row and set(row["cuda_ms"]) == {"dynamo"}
 
@@ -117,6 +119,7 @@ def test_no_cuda_row_where_nothing_is_left_to_time(monkeypatch, tmp_path):
         return {"seconds": 0.1, "nodes": 1, "peak_mb": 1.0}
     monkeypatch.setattr(run, "_child", child)
     monkeypatch.setattr(run, "example_inputs", lambda _: [("x", (1, 3, 16, 16), "float32")])
-    opts = Namespace(opset=None, exporters=[], rounds=2, threads=1, cuda=True, check_outputs=False)
+    opts = Namespace(opset=None, exporters=[], rounds=2, threads=1, cuda=True, check_outputs=False,
+                     compile_runs=1)
     row = run.bench_model(m, tmp_path, opts, "no torch")
     assert "latency_ms" in row and "cuda_error" not in row and "cuda_ms" not in row
