@@ -13,6 +13,7 @@ data, tensors of 1 KiB or more go to `<file>.data` instead, at increasing offset
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
 from typing import BinaryIO
 
@@ -20,14 +21,15 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from ..diagnostics import ArchError
 from .onnx_model import RAW_DTYPES
-from .weights import Chunked
+from .weights import Chunked, file_bytes
 
 __all__ = ["INLINE_LIMIT", "write_streaming"]
 
 INLINE_LIMIT = 1024  # bytes: smaller tensors stay in the model file even with external data (as onnx does)
-# a given array goes to the file in 1 MiB writes: GPT-2 small's weights mapped from a .safetensors file were
-# written in 0.15 s so, 0.26 s a tensor per write (154 MB at once); 128 KiB to 4 MiB measured 0.15-0.20 s
+# given weights go to the file in 1 MiB writes: GPT-2 small's, from their mapped .safetensors file, took 0.26 s
+# to build written a tensor per write (154 MB at once), 0.15 s in 1 MiB pieces (128 KiB to 4 MiB: 0.15-0.20 s)
 PIECE = 1 << 20
 _MODEL_GRAPH, _GRAPH_INITIALIZER, _TENSOR_RAW_DATA = 7, 5, 9
 
@@ -59,9 +61,13 @@ def _tensor_parts(name: str, arr, data: BinaryIO | None, data_name: str, offset:
         code = RAW_DTYPES.get(dtype)
         if code is None or dtype.byteorder == ">":
             return numpy_helper.from_array(arr, name).SerializeToString(), None, 0
-        arr = np.ascontiguousarray(arr)
-        raw = memoryview(arr.reshape(-1)).cast("B")
-        nbytes, pieces = raw.nbytes, (raw[i:i + PIECE] for i in range(0, max(raw.nbytes, 1), PIECE))
+        source = file_bytes(arr)
+        if source is not None:
+            nbytes, pieces = arr.nbytes, _read(*source, arr.nbytes)
+        else:
+            arr = np.ascontiguousarray(arr)
+            raw = memoryview(arr.reshape(-1)).cast("B")
+            nbytes, pieces = raw.nbytes, (raw[i:i + PIECE] for i in range(0, max(raw.nbytes, 1), PIECE))
     head = onnx.TensorProto(name=name, data_type=RAW_DTYPES[dtype], dims=shape)
     if data is not None and nbytes >= INLINE_LIMIT:
         for piece in pieces:
@@ -72,6 +78,19 @@ def _tensor_parts(name: str, arr, data: BinaryIO | None, data_name: str, offset:
             entry.key, entry.value = k, v
         return head.SerializeToString(), None, nbytes
     return head.SerializeToString(), (nbytes, pieces), 0
+
+
+def _read(f, offset: int, nbytes: int):
+    """nbytes of a mapped weights file from offset, in PIECE-sized reads into one buffer (each piece is written
+    before the next is read). A file cut short meanwhile is an error here, where the mapping raised SIGBUS."""
+    buf = memoryview(bytearray(min(PIECE, nbytes)))
+    done = 0
+    while done < nbytes:
+        n = os.preadv(f.fileno(), [buf[:min(PIECE, nbytes - done)]], offset + done)
+        if n <= 0:
+            raise ArchError(f"the weights file {f.name} was cut short while the model was being written")
+        yield buf[:n]
+        done += n
 
 
 def write_streaming(skeleton: onnx.ModelProto, arrays: Iterable[tuple[str, np.ndarray | Chunked]], f: BinaryIO,

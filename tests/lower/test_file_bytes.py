@@ -1,0 +1,62 @@
+"""Weights mapped from a .safetensors file are written into the model by reading the file (lower/weights.py
+file_bytes, lower/stream.py _read), not through the mapping: only an array whose bytes are exactly the file's
+takes that path."""
+
+from __future__ import annotations
+
+import gc
+import io
+import os
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from archdsl.diagnostics import ArchError
+from archdsl.lower import weights as w
+from archdsl.lower.stream import PIECE, write_streaming
+
+
+def _saved(tmp_path, arrays):
+    p = tmp_path / "w.safetensors"
+    w.save_weights(p, arrays)
+    return p
+
+
+def test_only_arrays_holding_the_files_bytes_are_found(tmp_path):
+    rng = np.random.default_rng(0)
+    p = _saved(tmp_path, {"a": rng.standard_normal((3, 5)).astype(np.float32), "b": np.arange(7, dtype=np.int64)})
+    got = w.read_safetensors(p)
+    for name in ("a", "b"):
+        f, offset = w.file_bytes(got[name])
+        with open(p, "rb") as g:
+            g.seek(offset)
+            assert g.read(got[name].nbytes) == got[name].tobytes(), name
+    a = got["a"]
+    assert w.file_bytes(a.T) is None  # its bytes lie in the file, in another order
+    assert w.file_bytes(a[:, 1:]) is None and w.file_bytes(a.copy()) is None
+    assert w.file_bytes(a[1:]) == (w.file_bytes(a)[0], w.file_bytes(a)[1] + 20)  # a contiguous part is its bytes
+    f = w.file_bytes(a)[0]
+    del got, a
+    gc.collect()
+    assert f.closed and not w._MAPPINGS  # the file is let go with the last array of it
+
+
+def test_a_tensor_over_several_pieces_is_written_whole(tmp_path):
+    big = np.random.default_rng(1).standard_normal(PIECE // 4 * 2 + 7).astype(np.float32)
+    got = w.read_safetensors(_saved(tmp_path, {"big": big, "small": np.ones(3, np.float32)}))
+    assert w.file_bytes(got["big"]) is not None
+    f = io.BytesIO()
+    write_streaming(onnx.helper.make_model(onnx.helper.make_graph([], "g", [], [])), got.items(), f)
+    back = {t.name: numpy_helper.to_array(t) for t in onnx.load_from_string(f.getvalue()).graph.initializer}
+    assert np.array_equal(back["big"], big) and np.array_equal(back["small"], np.ones(3, np.float32))
+
+
+def test_a_file_cut_short_while_building_is_an_error(tmp_path):
+    """Reading through the mapping raised SIGBUS, which killed the process."""
+    p = _saved(tmp_path, {"big": np.ones(PIECE, np.float32)})
+    got = w.read_safetensors(p)
+    os.truncate(p, 1000)
+    with pytest.raises(ArchError, match="cut short"):
+        write_streaming(onnx.ModelProto(), got.items(), io.BytesIO())
