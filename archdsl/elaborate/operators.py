@@ -269,7 +269,13 @@ class Operators:
             else:
                 k = self.eval(ix, env)
                 if not is_int(k):
-                    raise ArchTypeError(f"a tensor index must be an integer or a slice, got {describe(k)}", ix.span)
+                    hint = ""
+                    if isinstance(k, Tensor):  # torch's x[idx] with an index tensor
+                        axis = len(entries) if all(e[0] == "s" for e in entries) else "..."  # x[:, idx]: 1
+                        hint = (f"; to pick by a tensor of indices: take(x, index, axis={axis}) (torch's x[index], "
+                                "index_select), gather(x, dim, index) (torch.gather)")
+                    raise ArchTypeError(f"a tensor index must be an integer or a slice, got {describe(k)}{hint}",
+                                        ix.span)
                 entries.append(("i", k))
         return self.call_op("getitem", [v], {"index": tuple(entries)}, None, span)
 

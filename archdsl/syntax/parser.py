@@ -185,7 +185,9 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         hint = ""
         expected = _expected(err.expected, _innermost(tok))
         if str(tok) == "=" and "__ANON_1" in err.expected:
-            hint = " (use '==' to compare)"
+            line = source_lines(text)[tok.line - 1]
+            hint = (" ('=>' is not an operator: pipe with '->')" if line[tok.column:tok.column + 1] == ">"
+                    else " (use '==' to compare)")
         elif expected == "; expected ',', '='" and str(tok) in (".", "[", "+", "-", "*", "/"):  # s.append(x)
             hint = (" (a statement binds names: NAME = expression; values never change in place: write "
                     "s = s + [x], h = h + 1.0)")
