@@ -59,7 +59,14 @@ def _split_hint(value, k: int) -> str:
 
 
 def _binds_tighter(e) -> tuple:
-    """The note for an operator on the right of '->' (`x -> layernorm + x`): it takes the whole expression."""
+    """The note for an operator on the right of '->' (`x -> layernorm + x`): it takes the whole expression.
+    `linear(3) as fc-1` is a name with a dash, read as a subtraction."""
+    label, right = getattr(e.left, "label", None), e.right  # `as fc` holds the name as a string
+    if e.op == "-" and isinstance(label, A.Const) and isinstance(label.value, str) and (
+            isinstance(right, A.Name) or (isinstance(right, A.Const) and type(right.value) is int)):
+        name = f"{label.value}-{right.id if isinstance(right, A.Name) else right.value}"
+        return (f"'{name}' is read as a subtraction: a layer name with '-' in it is a string, as \"{name}\"",
+                e.span)
     return (f"'{e.op}' binds tighter than '->': the right side of '->' here is the whole '{e.op}' expression, "
             f"whose calls get no piped tensor; to apply the chain first, write (x -> ...) {e.op} ...", e.span)
 
