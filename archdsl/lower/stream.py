@@ -13,7 +13,6 @@ data, tensors of 1 KiB or more go to `<file>.data` instead, at increasing offset
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
 from typing import BinaryIO
 
@@ -85,9 +84,10 @@ def _read(f, offset: int, nbytes: int):
     before the next is read). A file cut short meanwhile is an error here, where the mapping raised SIGBUS."""
     buf = memoryview(bytearray(min(PIECE, nbytes)))
     done = 0
+    f.seek(offset)
     while done < nbytes:
-        n = os.preadv(f.fileno(), [buf[:min(PIECE, nbytes - done)]], offset + done)
-        if n <= 0:
+        n = f.readinto(buf[:min(PIECE, nbytes - done)])  # unbuffered: one read(2) into buf
+        if not n:
             raise ArchError(f"the weights file {f.name} was cut short while the model was being written")
         yield buf[:n]
         done += n

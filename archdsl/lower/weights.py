@@ -214,7 +214,7 @@ _MAPPINGS: dict[int, _Mapping] = {}  # id(memmap) -> where it lies; an entry goe
 
 def _map(path: Path) -> np.memmap:
     """The file mapped read-only, remembered while it is mapped so that `file_bytes` can find its arrays."""
-    f = open(path, "rb")  # noqa: SIM115 - closed when the mapping is collected
+    f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed when the mapping is collected
     try:
         mapped = np.memmap(f, np.uint8, "r")
     except BaseException:
