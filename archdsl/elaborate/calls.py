@@ -49,6 +49,18 @@ def check_fits(v, dt: DType, span: Span) -> None:
         raise ArchTypeError(f"the number {v} does not fit {dt} ({low}..{top})", span)
 
 
+def _half_power(args: list, kwargs: dict) -> str | None:
+    """'sqrt' or 'rsqrt' where a float tensor is raised to the number 0.5 or -0.5; not float16, whose CPU kernel
+    in torch 2.13 keeps C's pow (inf at -inf, +inf at -0.0 for -0.5), as ONNX Pow does."""
+    if len(args) != 2 or kwargs or not isinstance(args[0], Tensor) or not args[0].type.dtype.is_float \
+            or args[0].type.dtype is DType.float16:
+        return None
+    e = args[1]
+    if not is_num(e) or isinstance(e, bool) or e not in (0.5, -0.5):
+        return None
+    return "sqrt" if e > 0 else "rsqrt"
+
+
 def _check_symbolic_dim(op: str, d: Sym, span: Span) -> None:
     """A symbolic size over the dim limit at every size (1099511627776*T after 40 doublings), or whose formula
     grew past what the shape rules can read in time (each pass of a loop doubling it), is a diagnostic."""
@@ -141,6 +153,8 @@ class Calls:
             op = ops.get(op)
         if self.graph is None:
             raise ArchTypeError(f"'{op.name}' makes a tensor; only inside a model or block", span)
+        if op.name == "pow" and (root := _half_power(args, kwargs)):  # torch's x ** 0.5 is sqrt, x ** -0.5 rsqrt:
+            op, args = ops.get(root), args[:1]  # C's pow(-inf, 0.5) is inf (torch: nan), pow(-0.0, -0.5) +inf
         try:
             tensors, attrs = self.bind_op_args(op, args, kwargs, span)
         except ArchError as err:  # conv2d(3, 64, 7, stride=2): "stride given twice" is torch's order
