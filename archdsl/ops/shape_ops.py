@@ -166,7 +166,8 @@ def _reshape_lower(e, ins, outs, c):
 register(OpDef(
     name="reshape", inputs=("x",), category="shape", attrs=(Attr("shape", "dims"),),
     infer=_reshape_infer, lower=_reshape_lower, cost=lambda c: 0, grad=_view_grad,
-    doc="View with a new shape: ints, symbolic dims of the input, and at most one -1 (torch.reshape); one "
+    doc="View with a new shape: ints, symbolic dims of the input (in a model; a block does not see the model's "
+        "symbols by name: shape(x)[0] or -1 there), and at most one -1 (torch.reshape); one "
         "other symbolic size is left to the element count, and several where the target's element count is "
         "the input's ([B, 16, H*W] into [B, 16, H, W]): their sizes are read at run time from a model input or "
         "an earlier value that has them.",

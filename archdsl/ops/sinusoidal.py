@@ -90,6 +90,6 @@ register(OpDef(
     attrs=(Attr("dim", "int"), Attr("max_period", "float", 10000.0), Attr("freq_shift", "float", 1.0),
            Attr("flip_sin_to_cos", "bool", False), Attr("interleave", "bool", False)),
     infer=_infer, lower=_lower, cost=lambda c: 3 * numel(c.out_types[0].shape),
-    doc="Fixed sin/cos embedding of timesteps or positions [...] -> [..., dim] (DDPM default; "
+    doc="Fixed sin/cos embedding of timesteps or positions [...] -> [..., dim] (DDPM default, also Whisper's; "
         "interleave=true, freq_shift=0 for the Transformer's).",
 ))
