@@ -315,12 +315,13 @@ def _digits(tok: Token, file: str) -> str:
 
 
 def _int(tok: Token, file: str) -> int:
-    """INT token text: hex with 0x, else decimal (leading zeros allowed: `007` is 7; Python's base 0 refuses it)."""
+    """INT token text: hex, octal, binary with 0x, 0o, 0b, else decimal (leading zeros allowed: `007` is 7;
+    Python's base 0 refuses it)."""
     s = _digits(tok, file)
     if len(s) > 1000:
         raise LimitError(f"integer literal of {len(s)} digits is too long",
                          Span(file, tok.line, tok.column, tok.end_line, tok.end_column))
-    return int(s, 16) if s[:2] in ("0x", "0X") else int(s, 10)
+    return int(s, {"0x": 16, "0o": 8, "0b": 2}.get(s[:2].lower(), 10))
 
 
 _ESCAPE = re.compile(r"\\(?:[0-7]{1,3}|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|N\{[^}]*\}|.)")

@@ -74,6 +74,7 @@ def test_literals():
     assert expr("[]") == A.ListLit((), _)
     assert expr("(3)") == C(3)
     assert expr("0x10") == C(16)
+    assert expr("0XfF_0") == C(0xFF0) and expr("0o17") == C(15) and expr("0b1010_1") == C(21) and expr("0B1") == C(1)
     assert expr("1_000") == C(1000)
     assert expr("1e-3") == C(0.001)
     assert expr("[1, 2,]") == A.ListLit((C(1), C(2)), _)
