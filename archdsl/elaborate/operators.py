@@ -174,16 +174,11 @@ class Operators:
         for v, at in zip((a, b), operand_spans):  # a number that overflows the dtype: point at the number
             if is_num(v):
                 check_fits(v, dt, at)
-        if opname == "pow" and b is not tensor and is_num(b) and b < 0 and not tensor.type.dtype.is_float:
-            raise ArchTypeError(f"an integer tensor to the negative power {b} (torch refuses it; ONNX Pow gives "
-                                f"garbage): cast(x, \"float32\") first", span)
         # an integer tensor // 0: torch raises, onnxruntime refuses to load the model (call_op catches the
         # function forms and constant tensors; here the caret can point at the 0)
         if opname in ("floordiv", "remainder") and b is not tensor and is_num(b) and b == 0 \
                 and not isinstance(b, float) and not tensor.type.dtype.is_float:
             raise EvalError("integer division by zero", operand_spans[1] if len(operand_spans) > 1 else span)
-        if opname == "pow" and a is tensor and not dt.is_float and dt is not DType.bool and is_int(b) and b >= 1:
-            return self._integer_power(tensor, b, span)  # every runtime's Mul wraps; Pow may go through double
         op = ops.get(opname)
         return self.call_op(op, [a, b], {}, None, span)
 
