@@ -111,8 +111,8 @@ def test_defines_dict_and_strings_override_params():
         driver.parse_defines(["=3"], SourceMap())
     # a word that starts with a digit is a string as well (LLaMA's -D size=7b); numbers stay numbers
     parsed = driver.parse_defines(["size=7b", "n=1e3", "h=0x1f", "r=3x3", "b=0b101", "u=1_000"], SourceMap())
-    assert {k: v[0] for k, v in parsed.items()} == {"size": "7b", "n": 1000.0, "h": 31, "r": "3x3", "b": "0b101",
-                                                    "u": 1000}  # the grammar's numbers only (no 0b): as a file
+    assert {k: v[0] for k, v in parsed.items()} == {"size": "7b", "n": 1000.0, "h": 31, "r": "3x3", "b": 5,
+                                                    "u": 1000}  # the grammar's numbers: as a file reads them
     assert archdsl.check_source(src, defines=["size=7b"]).meta["size"] == "7b"
     with pytest.raises(DefineError, match="expected an integer like the default"):
         archdsl.check_source(src, defines=["width=7b"])
