@@ -6,10 +6,13 @@ weight-normalized upsampling conv_transpose in a train step; the diagnostics."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from onnx import numpy_helper
 
 import archdsl
 from archdsl import runtime
@@ -213,3 +216,25 @@ def test_functional_conv_transpose_diagnostics():
                                                            r"channels, got 4")
     refused(src.format(**{**ok, "rest": ", stride=2, output_padding=2"}), r"output_padding \[2\] must be smaller")
     refused(src.format(**{**ok, "rest": ", stride=0"}), r"conv_transpose: stride must be positive, got 0")
+
+
+def test_conv_transpose3d_layer_params_and_init_are_torchs():
+    """The layer form in 3-D (the other tests reach it through the functional conv_transpose): weight layout
+    [in, out/groups, *k], torch's parameter count and init bound, and its output."""
+    src = ("model m(x: float32[B, 4, 3, 4, 5]) -> y { y = x -> conv_transpose3d(6, (2, 3, 1), stride=(2, 1, 2), "
+           "padding=(0, 1, 0), groups=2) as up }")
+    g = archdsl.check_source(src)
+    assert g.params["up.weight"].type.shape == (4, 3, 2, 3, 1)
+    m = torch.nn.ConvTranspose3d(4, 6, (2, 3, 1), stride=(2, 1, 2), padding=(0, 1, 0), groups=2)
+    assert g.param_count() == sum(p.numel() for p in m.parameters())
+    x = rand(2, 4, 3, 4, 5)
+    model = archdsl.compile_source(src)
+    w = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    (y,) = runtime.session(model).run(None, {"x": x})
+    bound = 1 / math.sqrt(3 * 2 * 3 * 1)  # torch: fan_in from weight dim 1 times the kernel
+    assert np.abs(w["up.weight"]).max() <= bound and np.abs(w["up.weight"]).max() > 0.8 * bound
+    assert np.abs(w["up.bias"]).max() <= bound
+    ref = torch.nn.functional.conv_transpose3d(*map(torch.from_numpy, (x, w["up.weight"], w["up.bias"])),
+                                               stride=(2, 1, 2), padding=(0, 1, 0), groups=2)
+    assert y.shape == tuple(ref.shape)
+    np.testing.assert_allclose(y, ref.numpy(), rtol=1e-4, atol=1e-5)

@@ -214,7 +214,8 @@ def test_conv_padding_mode_refusals(x, call, words):
 
 def test_conv_padding_mode_accepts_what_torch_does():
     """torch takes a mode with padding "valid" or 0, replicate padding past the size, circular padding equal
-    to it, and reflect over a symbolic size (checked at run time)."""
+    to it, and reflect over a symbolic size: each passes the shape check (that a reflect pad fits a symbolic
+    size is the run's to say)."""
     for x, call in [("float32[B, 2, 2]", 'conv1d(x, 4, 1, padding="valid", padding_mode="reflect")'),
                     ("float32[B, 2, 1]", 'conv1d(x, 4, 1, padding=0, padding_mode="reflect")'),
                     ("float32[B, 2, 1]", 'conv1d(x, 4, 3, padding=5, padding_mode="replicate")'),

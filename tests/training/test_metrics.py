@@ -34,6 +34,14 @@ def test_regression_and_binary_losses_are_torchs():
     assert batch_metrics("cross_entropy", np.eye(3), np.array([0, 2, 2])) == (2.0, 3)
 
 
+def test_binary_accuracy_thresholds_the_logit_at_zero():
+    """bce_with_logits predicts 1 where sigmoid(logit) > 0.5, that is logit > 0 (not > 0.5); a label counts as 1
+    above 0.5 (soft labels too)."""
+    logits = np.array([[-2.0, -0.3, 0.3, 2.0, 0.0, 0.4]])
+    labels = np.array([[0.0, 1.0, 1.0, 0.7, 0.2, 1.0]])
+    assert batch_metrics("bce_with_logits", logits, labels) == (5.0, 6)  # all but -0.3 (a 1); logit 0.0 says 0
+
+
 def test_held_out_loss_takes_the_steps_label_smoothing():
     from types import SimpleNamespace
 

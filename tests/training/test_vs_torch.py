@@ -46,6 +46,9 @@ CASES = {
     "resnet18-adamw": (RESNET, ["resolution=64"], 8, config(opt="adamw", lr=1e-3)),
     "mlp-adam-l2-smoothing": (str(ROOT / "specs/mlp.arch"), None, 4,
                               config(opt="adam", lr=1e-3, weight_decay=1e-2, label_smoothing=0.1)),
+    # --betas and --eps reach the update and its bias corrections (every other case has torch's defaults)
+    "lenet5-adamw-betas": (str(ROOT / "specs/lenet5.arch"), None, 4,
+                           config(opt="adamw", lr=1e-2, betas=(0.5, 0.9), eps=1e-3)),
     "mlp-mse": (str(ROOT / "specs/mlp.arch"), None, 4, config(loss="mse", opt="sgd", lr=0.1)),
     "mlp-bce": (str(ROOT / "specs/mlp.arch"), None, 4, config(loss="bce_with_logits", opt="sgd", lr=0.1,
                                                              momentum=0.5)),
