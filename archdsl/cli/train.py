@@ -120,14 +120,15 @@ def build_train(args, sources, mod) -> int:
                       else out.name + ".eval.onnx", "the eval model")
     files.refuse_overwriting(with_external_data({"-o": out, "the eval model": eval_out}, args.external_data),
                              read_files(args, sources))
-    driver.write_models([(ct.step_model, out), (ct.eval_model, eval_out)], args.external_data)
+    written = driver.write_models([(ct.step_model, out), (ct.eval_model, eval_out)], args.external_data)
+    data = [str(p) for p in written if p.name in (out.name + ".data", eval_out.name + ".data")]  # external data
     info = ct.info
     params = set(info.params)  # a list: a test per initializer was quadratic in the parameter count
     n = sum(int(_numel(t)) for t in ct.step_model.graph.initializer if t.name in params)
     announce(f"wrote {out} (train step: {len(info.params)} parameters, {n:,} values, {len(info.state)} state tensors, "
            f"{len(ct.step_model.graph.node)} nodes, {_loss_name(info)} + {info.config.optimizer.name}"
            f"{f', accumulating {info.config.accumulate} batches per update' if info.config.accumulate > 1 else ''}) "
-           f"and {eval_out}",
+           f"and {eval_out}" + (f" + {', '.join(data)}" if data else ""),
            out)
     return 0
 

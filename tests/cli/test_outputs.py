@@ -114,6 +114,17 @@ def test_external_data_on_a_model_with_only_small_tensors(work):
     onnx.checker.check_model(onnx.load(str(work / "e.onnx")))
 
 
+def test_train_build_names_its_external_data(work, capsys):
+    """The message listed the two models and not the .data files beside them (build without --train did)."""
+    mlp = Path(__file__).resolve().parents[2] / "specs" / "mlp.arch"
+    assert main(["build", str(mlp), "--train", "--external-data", "-o", str(work / "e.onnx")]) == 0
+    said = capsys.readouterr().out
+    assert f"+ {work / 'e.onnx.data'}, {work / 'e.eval.onnx.data'}" in said
+    assert (work / "e.onnx.data").is_file() and (work / "e.eval.onnx.data").is_file()
+    assert main(["build", str(mlp), "--train", "-o", str(work / "f.onnx")]) == 0
+    assert ".data" not in capsys.readouterr().out
+
+
 def test_refuse_overwriting_in_python():
     with pytest.raises(ArchError, match="is the spec file"):
         files.refuse_overwriting({"-o": "a/../x.arch"}, {"spec": "x.arch"})
