@@ -16,7 +16,7 @@ from ..ir import Graph, Value
 from ..ops import OpCall
 from ..types import DType, TensorType, is_symbol
 from .emitter import Emitter
-from .weights import CHUNK, Chunked, cast, chunk_count, fill_chunk, materialize
+from .weights import CHUNK, Chunked, cast, chunk_count, fill_chunk, materialize, resident
 
 __all__ = ["lower_graph", "value_info", "LowerResult", "MIN_OPSET", "param_arrays", "RAW_DTYPES"]
 
@@ -37,7 +37,7 @@ def value_info(name: str, t: TensorType):
 def _param_array(v: Value, seed: int, weights: dict | None) -> np.ndarray:
     derive = getattr(v.spec, "derive", None)
     if derive is not None:  # a parameter an optimization pass computes from others (passes/derived.py)
-        return _fitted(derive(lambda src: _param_array(src, seed, weights)), v,
+        return _fitted(derive(lambda src: resident(_param_array(src, seed, weights))), v,
                        "the weight an -O2 pass derives (a folded BatchNorm, a transposed weight)",
                        "; build with -O1, or --disable-pass fold_batchnorm")
     if weights is not None and v.name in weights:
@@ -57,6 +57,7 @@ def _fitted(arr: np.ndarray, v: Value, what: str, advice: str = "") -> np.ndarra
     dt = v.type.dtype
     if arr.dtype == dt.numpy:  # as given, not copied: a mapped checkpoint streams from its file
         return arr
+    arr = resident(arr)
     if dt is DType.bool and arr.size and not np.isin(arr, (0, 1)).all():  # 2.5 and NaN became true
         raise ArchError(f"'{v.name}': {what} holds values other than 0 and 1, and the parameter is bool", v.span)
     if not dt.is_float and dt is not DType.bool:

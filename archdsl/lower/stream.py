@@ -20,9 +20,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..diagnostics import ArchError
 from .onnx_model import RAW_DTYPES
-from .weights import Chunked, file_bytes
+from .weights import Chunked, file_bytes, read_exactly
 
 __all__ = ["INLINE_LIMIT", "write_streaming"]
 
@@ -81,16 +80,12 @@ def _tensor_parts(name: str, arr, data: BinaryIO | None, data_name: str, offset:
 
 def _read(f, offset: int, nbytes: int):
     """nbytes of a mapped weights file from offset, in PIECE-sized reads into one buffer (each piece is written
-    before the next is read). A file cut short meanwhile is an error here, where the mapping raised SIGBUS."""
+    before the next is read)."""
     buf = memoryview(bytearray(min(PIECE, nbytes)))
-    done = 0
-    f.seek(offset)
-    while done < nbytes:
-        n = f.readinto(buf[:min(PIECE, nbytes - done)])  # unbuffered: one read(2) into buf
-        if not n:
-            raise ArchError(f"the weights file {f.name} was cut short while the model was being written")
-        yield buf[:n]
-        done += n
+    for done in range(0, nbytes, PIECE):
+        piece = buf[:min(PIECE, nbytes - done)]
+        read_exactly(f, piece, offset + done)
+        yield piece
 
 
 def write_streaming(skeleton: onnx.ModelProto, arrays: Iterable[tuple[str, np.ndarray | Chunked]], f: BinaryIO,

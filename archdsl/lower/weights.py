@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import threading
 import weakref
 import zlib
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ from ..ops import ParamSpec
 from ..types import DType
 
 __all__ = ["CHUNK", "Chunked", "chunk_count", "file_bytes", "fill_chunk", "materialize", "initial_weights",
-           "load_weights", "numpy_reason", "read_npz", "save_weights"]
+           "load_weights", "numpy_reason", "read_exactly", "read_npz", "resident", "save_weights"]
 
 
 CHUNK = 1 << 18  # elements per independently seeded block of a generated parameter (1 MiB of float32)
@@ -244,6 +246,45 @@ def file_bytes(arr: np.ndarray) -> tuple[BinaryIO, int] | None:
         if m.address <= address and address + arr.nbytes <= m.address + m.size:
             return m.file, address - m.address
     return None
+
+
+_POSITION = threading.Lock()  # where there is no pread (Windows): one seek-and-read at a time
+
+
+def _read_at(f: BinaryIO, view: memoryview, offset: int) -> int:
+    """Bytes of f from offset into view, not moving the file's position, which threads (and forked processes)
+    sharing one loaded checkpoint share: a seek then read by two builds at once wrote wrong weights."""
+    if hasattr(os, "preadv"):
+        return os.preadv(f.fileno(), [view], offset)
+    if hasattr(os, "pread"):  # macOS
+        data = os.pread(f.fileno(), len(view), offset)
+        view[:len(data)] = data
+        return len(data)
+    with _POSITION:
+        f.seek(offset)
+        return f.readinto(view) or 0
+
+
+def read_exactly(f: BinaryIO, view: memoryview, offset: int) -> None:
+    """view filled from f at offset; a file cut short meanwhile is an error (through the mapping it was
+    SIGBUS, which killed the process)."""
+    done = 0
+    while done < len(view):
+        n = _read_at(f, view[done:], offset + done)
+        if n <= 0:
+            raise ArchError(f"the weights file {f.name} was cut short while the model was being written")
+        done += n
+
+
+def resident(arr: np.ndarray) -> np.ndarray:
+    """arr, or where it lies in a mapped weights file, a copy read from the file: for values computed on (a
+    cast, a folded BatchNorm), which through the mapping would also raise SIGBUS on a file cut short."""
+    source = file_bytes(arr)
+    if source is None:
+        return arr
+    out = np.empty(arr.shape, arr.dtype)
+    read_exactly(source[0], memoryview(out.reshape(-1)).cast("B"), source[1])
+    return out
 
 
 def _unique_keys(pairs: list) -> dict:

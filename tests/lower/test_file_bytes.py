@@ -60,3 +60,34 @@ def test_a_file_cut_short_while_building_is_an_error(tmp_path):
     os.truncate(p, 1000)
     with pytest.raises(ArchError, match="cut short"):
         write_streaming(onnx.ModelProto(), got.items(), io.BytesIO())
+
+
+def test_interleaved_reads_of_one_file_do_not_share_a_position(tmp_path):
+    """Two builds from one loaded checkpoint (threads, or forked processes) read the same open file: a seek
+    then sequential reads let one move the other's position, and wrong weights were written."""
+    from archdsl.lower.stream import _read
+    rng = np.random.default_rng(2)
+    arrays = {k: rng.standard_normal(PIECE // 4 * 3).astype(np.float32) for k in ("a", "b")}
+    got = w.read_safetensors(_saved(tmp_path, arrays))
+    readers = {k: _read(*w.file_bytes(got[k]), got[k].nbytes) for k in arrays}
+    pieces: dict = {k: [] for k in arrays}
+    for _ in range(3):  # a piece of one, then a piece of the other
+        for k, r in readers.items():
+            pieces[k].append(bytes(next(r)))
+    for k, a in arrays.items():
+        assert b"".join(pieces[k]) == a.tobytes(), k
+
+
+def test_a_cast_or_folded_weight_is_read_from_the_file(tmp_path):
+    """A float16 checkpoint of a float32 parameter is cast from a copy read from the file, not through the
+    mapping (a file cut short meanwhile was SIGBUS there)."""
+    from archdsl import driver
+    src = 'model m(x: float32[B, 4]) -> y {\n    y = parameter([512, 1024], init="normal") as p\n}\n'
+    p = _saved(tmp_path, {"p": np.ones((512, 1024), np.float16)})
+    weights = w.read_safetensors(p)
+    assert w.file_bytes(w.resident(weights["p"])) is None and np.array_equal(w.resident(weights["p"]), weights["p"])
+    os.truncate(p, 1000)
+    with pytest.raises(ArchError, match="cut short"):
+        driver.build_file(driver.load(text=src, file="m.arch"), None, driver.CompileOptions(weights=weights),
+                          tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
