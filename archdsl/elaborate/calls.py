@@ -49,12 +49,22 @@ def check_fits(v, dt: DType, span: Span) -> None:
         raise ArchTypeError(f"the number {v} does not fit {dt} ({low}..{top})", span)
 
 
+def _pow_operands(op, args: list, kwargs: dict) -> tuple | None:
+    """(tensor, number) where pow is called on a tensor and a number, positionally or by keyword (a=, b=)."""
+    named = dict(zip(op.inputs, args))
+    if len(args) > 2 or set(kwargs) & set(named) or not set(kwargs) <= set(op.inputs):
+        return None  # the binder says what is wrong
+    named.update(kwargs)
+    x, k = named.get("a"), named.get("b")
+    if isinstance(x, Tensor) and is_num(k) and not isinstance(k, bool):
+        return x, k
+    return None
+
+
 def _half_power(x: Tensor, e) -> str | None:
     """'sqrt' or 'rsqrt' where a float tensor is raised to the number 0.5 or -0.5; not float16, whose CPU kernel
     in torch 2.13 keeps C's pow (inf at -inf, +inf at -0.0 for -0.5), as ONNX Pow does."""
-    if not x.type.dtype.is_float or x.type.dtype is DType.float16:
-        return None
-    if not is_num(e) or isinstance(e, bool) or e not in (0.5, -0.5):
+    if not x.type.dtype.is_float or x.type.dtype is DType.float16 or e not in (0.5, -0.5):
         return None
     return "sqrt" if e > 0 else "rsqrt"
 
@@ -151,16 +161,18 @@ class Calls:
             op = ops.get(op)
         if self.graph is None:
             raise ArchTypeError(f"'{op.name}' makes a tensor; only inside a model or block", span)
-        if op.name == "pow" and len(args) == 2 and not kwargs and isinstance(args[0], Tensor):
-            x, k = args
-            if not x.type.dtype.is_float and x.type.dtype is not DType.bool and is_num(k) and not isinstance(k, bool):
+        if op.name == "pow" and (xk := _pow_operands(op, args, kwargs)):
+            x, k = xk
+            if x.type.dtype is not DType.bool:
+                check_fits(k, x.type.dtype, span)  # pow(x, 3000000000) of an int32 tensor: torch refuses it
+            if not x.type.dtype.is_float and x.type.dtype is not DType.bool:
                 if k < 0:
                     raise ArchTypeError(f"an integer tensor to the negative power {k} (torch refuses it; ONNX Pow "
                                         f"gives garbage): cast(x, \"float32\") first", span)
                 if is_int(k) and k >= 1:  # every runtime's Mul wraps as torch's; Pow may go through double
                     return self._integer_power(x, k, span)
             if root := _half_power(x, k):  # torch's x ** 0.5 is sqrt, x ** -0.5 rsqrt: C's pow(-inf, 0.5) is inf
-                op, args = ops.get(root), [x]  # (torch: nan), pow(-0.0, -0.5) +inf (torch: -inf)
+                op, args, kwargs = ops.get(root), [x], {}  # (torch: nan), pow(-0.0, -0.5) +inf (torch: -inf)
         try:
             tensors, attrs = self.bind_op_args(op, args, kwargs, span)
         except ArchError as err:  # conv2d(3, 64, 7, stride=2): "stride given twice" is torch's order

@@ -63,7 +63,9 @@ def _binds_tighter(e) -> tuple:
     `linear(3) as fc-1` is a name with a dash, read as a subtraction."""
     label, right = getattr(e.left, "label", None), e.right  # `as fc` holds the name as a string
     if e.op == "-" and isinstance(label, A.Const) and isinstance(label.value, str) and (
-            isinstance(right, A.Name) or (isinstance(right, A.Const) and type(right.value) is int)):
+            isinstance(right, A.Name) or (isinstance(right, A.Const) and type(right.value) is int)) and \
+            label.span.end_col - label.span.col == len(label.value) and label.span.end_line == right.span.line \
+            and right.span.col == label.span.end_col + 1:  # a bare name, the dash touching both (not `fc - y`)
         name = f"{label.value}-{right.id if isinstance(right, A.Name) else right.value}"
         return (f"'{name}' is read as a subtraction: a layer name with '-' in it is a string, as \"{name}\"",
                 e.span)

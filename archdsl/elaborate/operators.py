@@ -253,7 +253,7 @@ class Operators:
     def tensor_index(self, v, index, env, span):
         """`x[:, 0]`, `x[..., :d]`: integer and slice bounds known at compile time."""
         entries = []
-        for ix in index:
+        for i, ix in enumerate(index):
             if isinstance(ix, A.Slice):
                 parts = [None if p is None else self.eval(p, env) for p in (ix.lo, ix.hi, ix.step)]
                 if any(p is not None and not is_int(p) for p in parts):
@@ -265,10 +265,12 @@ class Operators:
                 k = self.eval(ix, env)
                 if not is_int(k):
                     hint = ""
-                    if isinstance(k, Tensor):  # torch's x[idx] with an index tensor
-                        axis = len(entries) if all(e[0] == "s" for e in entries) else "..."  # x[:, idx]: 1
-                        hint = (f"; to pick by a tensor of indices: take(x, index, axis={axis}) (torch's x[index], "
-                                "index_select), gather(x, dim, index) (torch.gather)")
+                    if isinstance(k, Tensor) and k.type.dtype is DType.bool:  # torch's x[mask]
+                        hint = ("; a bool mask selects as many elements as it has true, which no static graph can "
+                                "shape: where(mask, x, 0.0) keeps x's shape, zeros where the mask is false")
+                    elif isinstance(k, Tensor):  # torch's x[idx] with an index tensor
+                        hint = (f"; to pick by a tensor of indices: take(x, index, axis={_indexed_axis(index, i, v)}) "
+                                "(torch's x[index], index_select), gather(x, dim, index) (torch.gather)")
                     raise ArchTypeError(f"a tensor index must be an integer or a slice, got {describe(k)}{hint}",
                                         ix.span)
                 entries.append(("i", k))
@@ -280,6 +282,14 @@ class Operators:
 _TORCH_METHODS = {"view": "reshape(x, [...])", "size": "x.shape", "float": 'cast(x, "float32")',
                   "long": 'cast(x, "int64")', "contiguous": "nothing: drop it", "t": "x.T", "dim": "x.rank",
                   "ndim": "x.rank", "numel": "the product of x.shape", "max": "amax(x, ...)", "min": "amin(x, ...)"}
+
+
+def _indexed_axis(index, i: int, v) -> int:
+    """The axis of v that index entry i stands for: the entries before it each take one, or after an
+    ellipsis, the entries from it to the end take the last ones."""
+    if any(isinstance(ix, A.Const) and ix.value is Ellipsis for ix in index[:i]):
+        return v.type.rank - (len(index) - i)
+    return i
 
 
 def _method_hint(name: str) -> str:

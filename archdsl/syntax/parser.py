@@ -186,7 +186,7 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         expected = _expected(err.expected, _innermost(tok))
         if str(tok) == "=" and "__ANON_1" in err.expected:
             line = source_lines(text)[tok.line - 1]
-            hint = (" ('=>' is not an operator: pipe with '->')" if line[tok.column:tok.column + 1] == ">"
+            hint = (" ('=>' is not an operator: '->' pipes, '>=' compares)" if line[tok.column:tok.column + 1] == ">"
                     else " (use '==' to compare)")
         elif expected == "; expected ',', '='" and str(tok) in (".", "[", "+", "-", "*", "/"):  # s.append(x)
             hint = (" (a statement binds names: NAME = expression; values never change in place: write "

@@ -302,13 +302,15 @@ class ToAst(Transformer):
 
 
 _STRAY_UNDERSCORE = re.compile(r"__|_$|_[.eE]")
+_STRAY_UNDERSCORE_BASED = re.compile(r"__|_$")
 
 
 def _digits(tok: Token, file: str) -> str:
     """A number's text without its underscores, which go singly between digits as in Python (`1__0`, `1_`
     and `1_.5` are typos the lexer's pattern lets through)."""
     text = str(tok)
-    if _STRAY_UNDERSCORE.search(text):
+    based = text[:2].lower() in ("0x", "0o", "0b")  # in hex, e is a digit (0xff_e0)
+    if (_STRAY_UNDERSCORE_BASED if based else _STRAY_UNDERSCORE).search(text):
         raise ArchSyntaxError(f"invalid number '{text}': an underscore goes between two digits, as in 1_000",
                               Span(file, tok.line, tok.column, tok.end_line, tok.end_column))
     return text.replace("_", "")

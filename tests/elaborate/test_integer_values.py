@@ -29,6 +29,15 @@ def test_an_integer_power_wraps_as_torchs(k, dtype, form):
         np.testing.assert_array_equal(sess.run(None, {"x": x})[0], (torch.from_numpy(x) ** k).numpy())
 
 
+@pytest.mark.parametrize("expr,words", [("pow(x, 3000000000)", "does not fit int32"),
+                                        ("x ** 3000000000", "does not fit int32"),
+                                        ("pow(x, b=-1)", "negative power -1"), ("x ** -1", "negative power -1")])
+def test_an_integer_power_refuses_what_torch_refuses(expr, words):
+    """pow(x, k) skipped the check that k fits x's dtype, and pow(x, b=-1) built a model of zeros."""
+    with pytest.raises(ArchError, match=words):
+        archdsl.check_source(f"model m(x: int32[4]) -> y {{\n    y = {expr}\n}}\n")
+
+
 def test_pow_refuses_two_dtypes_but_a_float_base_takes_an_integer_exponent():
     for a, b in (("float16", "float32"), ("float32", "float64"), ("int32", "int64")):
         with pytest.raises(ArchError, match=rf"'\*\*': dtypes differ \({a} vs {b}\)"):

@@ -75,6 +75,7 @@ def test_literals():
     assert expr("(3)") == C(3)
     assert expr("0x10") == C(16)
     assert expr("0XfF_0") == C(0xFF0) and expr("0o17") == C(15) and expr("0b1010_1") == C(21) and expr("0B1") == C(1)
+    assert expr("0x1_e") == C(30) and expr("0xFF_E0") == C(0xFFE0) and expr("0x_e") == C(14)  # e is a hex digit
     assert expr("1_000") == C(1000)
     assert expr("1e-3") == C(0.001)
     assert expr("[1, 2,]") == A.ListLit((C(1), C(2)), _)
