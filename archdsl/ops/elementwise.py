@@ -23,8 +23,9 @@ _BINARY = {"add": ("Add", "+"), "sub": ("Sub", "-"), "mul": ("Mul", "*"), "div":
 
 
 def _pow_grad(b, c, ins, outs, gouts):
-    """d(a^e)/da = e a^(e-1), 0 where e == 0; d(a^e)/de = a^e log a, 0 where a == 0 (torch's conventions:
-    the plain formulas give 0 * inf = NaN there, as for relu(x) ** p at x = 0)."""
+    """d(a^e)/da = e a^(e-1), 0 where e == 0; d(a^e)/de = a^e log a, 0 where a == 0 and e >= 0 (torch's
+    conventions: the plain formulas give 0 * inf = NaN there, as for relu(x) ** p at x = 0; at a negative e
+    a^e is infinite and so is the gradient)."""
     g, (x, y), t = gouts[0], ins, c.in_types
     e = y if t[1].dtype == t[0].dtype else b.op("cast", y, dtype=t[0].dtype.label)
     ga = gb = None
@@ -35,7 +36,10 @@ def _pow_grad(b, c, ins, outs, gouts):
         ga = b.sum_to(ga, t[0].shape)
     if b.needs(1):
         gb = b.op("mul", g, b.op("mul", outs[0], b.op("log", x)))
-        gb = b.sum_to(b.op("where", b.op("eq", x, b.const(0, like=x)), b.const(0, like=gb), gb), t[1].shape)
+        zero = b.op("eq", x, b.const(0, like=x))
+        if e.kind != "const" or (e.data < 0).any():
+            zero = b.op("logical_and", zero, b.op("ge", e, b.const(0, like=e)))
+        gb = b.sum_to(b.op("where", zero, b.const(0, like=gb), gb), t[1].shape)
     return [ga, gb]
 
 

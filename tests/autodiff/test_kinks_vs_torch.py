@@ -1,7 +1,8 @@
 """Gradients exactly on the kinks, where finite differences say nothing and torch's choice is the spec:
 clamp passes the gradient at its bounds, hardtanh/relu6/hardsigmoid do not, hardswish is 0 at -3 and 1 at
-3, elu is alpha at 0, softplus switches to 1 only strictly above its threshold, and minimum/maximum split
-a tie in half (summed back over broadcast dims). Our gradient graph (float32, onnxruntime) against torch
+3, elu is alpha at 0, softplus switches to 1 only strictly above its threshold, leaky_relu takes its slope
+at 0, abs and pow (x ** e at a zero base) their torch values at 0, and minimum/maximum split a tie in half
+(summed back over broadcast dims). Our gradient graph (float32, onnxruntime) against torch
 autograd in float32, for the objective sum(op(x) * r)."""
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ _CASES = {  # (op, attrs, torch)
     "softplus-low": ("softplus", {"beta": 2.0, "threshold": 3.0}, lambda x: F.softplus(x, 2.0, 3.0)),
     "softplus-one": ("softplus", {"threshold": 1.0}, lambda x: F.softplus(x, 1.0, 1.0)),
     "mish": ("mish", {}, F.mish),
+    "leaky_relu": ("leaky_relu", {}, F.leaky_relu),
+    "leaky_relu-0.2": ("leaky_relu", {"negative_slope": 0.2}, lambda x: F.leaky_relu(x, 0.2)),
+    "abs": ("abs", {}, torch.abs),  # 0 at 0 (an L1 loss on exact ties)
 }
 
 
@@ -66,6 +70,21 @@ def test_activation_gradients_on_the_kinks_are_torchs(case):
     x = np.concatenate([POINTS, -POINTS])
     r = np.random.default_rng(0).uniform(0.5, 2.0, x.shape).astype(np.float32)  # nonzero everywhere
     _same(_ours(op, [x], attrs, r), _theirs(fn, [x], r))
+
+
+@pytest.mark.parametrize("e", [2.0, 3.0, 1.0, 0.5, -1.0])
+def test_pow_gradients_at_a_zero_base_are_torchs(e):
+    """d/dx x**e at x = 0 is e * 0**(e-1): 0 for e > 1, 1 for e = 1, inf for e < 1 (as torch says); y / x
+    would make it NaN. The exponent's gradient, x**e * log(x), is 0 there where torch masks it."""
+    x = np.concatenate([POINTS, -POINTS, np.zeros(2, np.float32)])
+    ex = np.full(x.shape, e, np.float32)
+    r = np.random.default_rng(3).uniform(0.5, 2.0, x.shape).astype(np.float32)
+    ours, theirs = _ours("pow", [x, ex], {}, r), _theirs(torch.pow, [x, ex], r)
+    fine = np.isfinite(theirs[0])
+    np.testing.assert_array_equal(np.isfinite(ours[0]), fine)  # NaN for a negative base, inf at 0 where e < 1
+    np.testing.assert_allclose(ours[0][fine], theirs[0][fine], rtol=2e-6, atol=3e-7)
+    at_zero = x == 0
+    np.testing.assert_array_equal(ours[1][at_zero], theirs[1][at_zero])
 
 
 def test_the_kink_points_are_where_torch_says():

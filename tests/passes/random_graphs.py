@@ -1,6 +1,7 @@
 """Random valid graphs for the pass property tests: chains of steps over an image tensor [2, 4, 4, 4]
 that give every pass something to do (BatchNorm after conv/linear, reshapes and transposes that cancel,
-x*1 and x+0, dropout, duplicated subexpressions, constant subgraphs, attention from primitives) and
+x*1 and x+0, dropout, duplicated subexpressions, constant subgraphs, attention from primitives, values nothing
+reads) and
 things it must leave alone (intermediate values that are graph outputs, layouts that do not cancel, a row
 taken on a softmax's own axis)."""
 
@@ -17,7 +18,7 @@ STEPS = ("conv_bn", "conv_nobias_bn", "bn", "relu", "mul1", "one_mul", "add0", "
          "perm2", "transpose_self", "reshape2", "constfold", "scale", "attention", "attention_mask", "linear3d",
          "expand_same", "cast_same", "getitem_full", "branch", "matmul_bias", "expand_like", "deconv_bn",
          "rows", "rows_end", "cls_attention", "two_rows", "tap", "conv_tap_bn", "perm_turn", "rows_on_axis",
-         "attention_probs_out", "squeeze_excite")
+         "attention_probs_out", "squeeze_excite", "dead")
 FULL = ("s", None, None, None)
 
 
@@ -121,6 +122,11 @@ def apply(b: Builder, h, step: str):
         m = op("silu", op("conv2d", h, out_channels=16, kernel_size=(1,)))
         gate = op("sigmoid", op("conv2d", op("global_avgpool", m), out_channels=16, kernel_size=(1,)))
         return op("conv2d", op("mul", m, gate), out_channels=C, kernel_size=(1,))
+    if step == "dead":  # values nothing reads: a node reading one twice, a layer with parameters (dead_code)
+        t = op("tanh", h)
+        op("add", t, t)
+        op("linear", op("relu", h), out_features=3)
+        return h
     if step == "branch":   # a second output reads an intermediate value
         b.output(f"side{b.k}", op("sigmoid", h))
         return h

@@ -103,3 +103,14 @@ def test_train_graphs_are_left_alone():
 
 def test_scale_on_the_left():
     assert _rewrites(_se("relu").replace("y = h * s", "y = s * h"))
+
+
+def test_a_map_that_is_not_square_is_rewritten_with_its_own_scales():
+    """Only square maps were tested: a Resize with H and W swapped would not type-check and the pass would
+    silently stop firing on an 8x6 map."""
+    src = _se("relu", x="float32[B, 3, 8, 6]")
+    assert _rewrites(src)
+    on = archdsl.compile_source(src)
+    off = archdsl.compile_source(src, disabled_passes=("expand_channel_scale",))
+    x = {"x": np.random.default_rng(1).standard_normal((2, 3, 8, 6)).astype(np.float32)}
+    np.testing.assert_array_equal(runtime.session(on).run(None, x)[0], runtime.session(off).run(None, x)[0])
