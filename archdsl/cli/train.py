@@ -121,7 +121,7 @@ def build_train(args, sources, mod) -> int:
     files.refuse_overwriting(with_external_data({"-o": out, "the eval model": eval_out}, args.external_data),
                              read_files(args, sources))
     written = driver.write_models([(ct.step_model, out), (ct.eval_model, eval_out)], args.external_data)
-    data = [str(p) for p in written if p.name in (out.name + ".data", eval_out.name + ".data")]  # external data
+    data = [str(p) for p in written if any(p.name == q.name + ".data" for q in written)]  # -o a link: its target
     info = ct.info
     params = set(info.params)  # a list: a test per initializer was quadratic in the parameter count
     n = sum(int(_numel(t)) for t in ct.step_model.graph.initializer if t.name in params)

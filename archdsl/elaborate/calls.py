@@ -166,7 +166,7 @@ class Calls:
             if x.type.dtype is not DType.bool:
                 check_fits(k, x.type.dtype, span)  # pow(x, 3000000000) of an int32 tensor: torch refuses it
             if not x.type.dtype.is_float and x.type.dtype is not DType.bool:
-                if k < 0:
+                if k < 0 and is_int(k):  # a float exponent: the shape rule says an integer base would truncate
                     raise ArchTypeError(f"an integer tensor to the negative power {k} (torch refuses it; ONNX Pow "
                                         f"gives garbage): cast(x, \"float32\") first", span)
                 if is_int(k) and k >= 1:  # every runtime's Mul wraps as torch's; Pow may go through double

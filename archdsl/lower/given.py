@@ -7,6 +7,7 @@ import numpy as np
 
 from ..diagnostics import ArchError, did_you_mean, quoted
 from ..ir import Graph
+from .weights import resident
 
 __all__ = ["checked_weights", "torch_array"]
 
@@ -57,7 +58,7 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
         if dtype.kind not in "biuf":
             if not _narrow_float(dtype):
                 raise ArchError(f"{what}: '{name}' holds {dtype} values, not numbers")
-            weights = {**weights, name: np.asarray(arr).astype(np.float32)}  # then cast to the parameter's dtype
+            weights = {**weights, name: resident(np.asarray(arr)).astype(np.float32)}  # then to the parameter's
         if all(isinstance(d, int) for d in v.type.shape) and tuple(np.shape(arr)) != tuple(v.type.shape):
             raise ArchError(f"weights: '{name}' has shape {list(np.shape(arr))}{' in the file' if source else ''}, "
                             f"the model needs {list(v.type.shape)}", v.span)

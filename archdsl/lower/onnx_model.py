@@ -194,6 +194,7 @@ RAW_DTYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float16): Ten
 
 def _add_initializer(graph, arr: np.ndarray, name: str) -> None:
     """Fill the initializer in place: numpy_helper.from_array + append would copy the bytes once more."""
+    arr = resident(arr)  # a mapped file's bytes read from it: through the mapping a file cut short is SIGBUS
     code = RAW_DTYPES.get(arr.dtype)
     if code is None or arr.dtype.byteorder == ">":
         graph.initializer.append(numpy_helper.from_array(arr, name))

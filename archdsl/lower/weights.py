@@ -283,7 +283,7 @@ def resident(arr: np.ndarray) -> np.ndarray:
     if source is None:
         return arr
     out = np.empty(arr.shape, arr.dtype)
-    read_exactly(source[0], memoryview(out.reshape(-1)).cast("B"), source[1])
+    read_exactly(source[0], memoryview(out.reshape(-1).view(np.uint8)), source[1])  # bytes: bfloat16 has no buffer
     return out
 
 

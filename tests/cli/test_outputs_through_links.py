@@ -80,3 +80,17 @@ def test_a_write_error_has_no_define_note(work, capsys):
     assert main(["build", str(spec), "-D", "hidden=6", "-o", "/dev/null", "--external-data"]) == 1
     err = capsys.readouterr().err
     assert "cannot write external data beside /dev/null" in err and "set by -D" not in err
+
+
+def test_a_train_build_through_a_link_names_the_external_data_it_wrote(work, capsys):
+    """The message matched the link's name, not its target's: the step's .data file went unnamed."""
+    from pathlib import Path
+    mlp = Path(__file__).resolve().parents[2] / "specs" / "mlp.arch"
+    (work / "real").mkdir()
+    os.symlink(work / "real" / "target.onnx", work / "link.onnx")
+    assert main(["build", str(mlp), "--train", "--external-data", "-o", str(work / "link.onnx")]) == 0
+    said = capsys.readouterr().out
+    for name in os.listdir(work / "real"):
+        if name.endswith(".data"):
+            assert name in said, name
+    assert sum(n.endswith(".data") for n in os.listdir(work / "real")) == 2

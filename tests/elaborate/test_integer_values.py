@@ -31,7 +31,8 @@ def test_an_integer_power_wraps_as_torchs(k, dtype, form):
 
 @pytest.mark.parametrize("expr,words", [("pow(x, 3000000000)", "does not fit int32"),
                                         ("x ** 3000000000", "does not fit int32"),
-                                        ("pow(x, b=-1)", "negative power -1"), ("x ** -1", "negative power -1")])
+                                        ("pow(x, b=-1)", "negative power -1"), ("x ** -1", "negative power -1"),
+                                        ("x ** -0.5", "would give a float tensor")])  # torch does: 4 ** -0.5
 def test_an_integer_power_refuses_what_torch_refuses(expr, words):
     """pow(x, k) skipped the check that k fits x's dtype, and pow(x, b=-1) built a model of zeros."""
     with pytest.raises(ArchError, match=words):

@@ -91,3 +91,50 @@ def test_a_cast_or_folded_weight_is_read_from_the_file(tmp_path):
         driver.build_file(driver.load(text=src, file="m.arch"), None, driver.CompileOptions(weights=weights),
                           tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def _bf16_file(path, shape):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+    t = torch.randn(*shape, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
+    save_file({"p": t}, str(path))
+    return t.float().numpy()
+
+
+SRC = 'model m(x: float32[B, 4]) -> y {\n    y = parameter([512, 1024], init="normal") as p\n}\n'
+
+
+def test_a_bfloat16_checkpoint_builds_into_float32_parameters(tmp_path):
+    """bfloat16 (most Hugging Face checkpoints) has no buffer protocol: reading it from the file as bytes
+    failed with an internal error."""
+    from archdsl import driver
+    want = _bf16_file(tmp_path / "w.safetensors", (512, 1024))
+    driver.build_file(driver.load(text=SRC, file="m.arch"), None,
+                      driver.CompileOptions(weights=str(tmp_path / "w.safetensors")), tmp_path / "m.onnx")
+    got = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(tmp_path / "m.onnx")).graph.initializer}
+    assert np.array_equal(got["p"], want)
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_a_file_cut_short_after_loading_is_an_error_in_every_build(tmp_path, bf16):
+    """checked_weights' bfloat16 cast and the in-memory ModelProto (compile_file) read through the mapping too."""
+    import archdsl
+    from archdsl import driver
+    p = tmp_path / "w.safetensors"
+    if bf16:
+        _bf16_file(p, (512, 1024))
+    else:
+        w.save_weights(p, {"p": np.ones((512, 1024), np.float32)})
+    for build in (lambda ws: driver.build_file(driver.load(text=SRC, file="m.arch"), None,
+                                               driver.CompileOptions(weights=ws), tmp_path / "m.onnx"),
+                  lambda ws: archdsl.compile_source(SRC, weights=ws)):
+        weights = w.read_safetensors(p)
+        os.truncate(p, 1000)
+        with pytest.raises(ArchError, match="cut short"):
+            build(weights)
+        del weights
+        if bf16:
+            _bf16_file(p, (512, 1024))
+        else:
+            w.save_weights(p, {"p": np.ones((512, 1024), np.float32)})
+    assert not (tmp_path / "m.onnx").exists()
