@@ -1,0 +1,57 @@
+"""`archdsl summary`'s FLOPs per layer against counts made by hand, by the README's convention: 2 x the
+multiply-accumulates of a matrix product or convolution (as papers cite them), a count per element for the
+elementwise work of pools, norms and activations. Only linear, gemm, einsum and embedding were counted by hand;
+a conv that forgot its groups or a matmul its inner dim went unseen."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from archdsl.cli import main
+
+
+def _flops(tmp_path, capsys, inputs: str, body: str, dims=()) -> dict[str, int]:
+    spec = tmp_path / "m.arch"
+    spec.write_text(f"model m({inputs}) -> y {{\n{body}\n}}\n")
+    assert main(["summary", str(spec), "--json", *[a for d in dims for a in ("--dim", d)]]) == 0
+    return {r["name"]: r["flops"] for r in json.loads(capsys.readouterr().out)["layers"]}
+
+
+E, T, S, H, D = 16, 6, 9, 4, 8  # embed, target length, source length, heads, head dim
+
+
+@pytest.mark.parametrize("inputs,body,name,want", [
+    # out 16 x 10 x 12, each from in/groups = 2 channels of a 3x3 window
+    ("x: float32[B, 8, 10, 12]", "    y = x -> conv2d(16, 3, padding=1, groups=4) as c", "c", 2 * 16 * 120 * 2 * 9),
+    ("x: float32[B, 8, 10, 12]", "    y = x -> conv2d(8, 3, padding=1, groups=8) as c", "c", 2 * 8 * 120 * 1 * 9),
+    ("x: float32[B, 8, 10, 12]", "    y = x -> conv2d(4, (1, 3)) as c", "c", 2 * 4 * 10 * 10 * 8 * 3),
+    # each of the 8 x 5 x 5 inputs scatters into 6 x 2 x 2 outputs
+    ("x: float32[B, 8, 5, 5]", "    y = x -> conv_transpose2d(6, 2, stride=2) as c", "c", 2 * 8 * 25 * 6 * 4),
+    ("x: float32[B, 5, 7], w: float32[7, 3]", "    y = x @ w", "matmul_0", 2 * 5 * 3 * 7),
+    ("x: float32[B, 2, 5, 7], w: float32[2, 7, 3]", "    y = matmul(x, w) as mm", "mm", 2 * 2 * 5 * 3 * 7),
+    ("x: float32[B, 3, 8, 8]", "    y = x -> maxpool2d(2) as p", "p", 3 * 4 * 4 * 4),
+    ("x: float32[B, 3, 8, 8]", "    y = x -> avgpool2d(3, stride=1) as p", "p", 3 * 6 * 6 * 9),
+    # q, k, v and output projections (4 of 2 E^2 per position) and the scores and weighted sum (2 T T E each)
+    (f"x: float32[B, {T}, {E}]", f"    y = x -> multihead_attention({E}, 2) as a", "a",
+     4 * 2 * E * E * T + 2 * 2 * T * T * E),
+    # cross-attention: k and v projected over the S source positions
+    (f"x: float32[B, {T}, {E}], m: float32[B, {S}, {E}]", f"    y = multihead_attention(x, {E}, 2, key=m, value=m) as a",
+     "a", 2 * 2 * E * E * T + 2 * 2 * E * E * S + 2 * 2 * T * S * E),
+    (f"q: float32[B, {H}, {T}, {D}], k: float32[B, {H}, {S}, {D}], v: float32[B, {H}, {S}, {D}]",
+     "    y = scaled_dot_product_attention(q, k, v) as a", "a", 2 * H * T * S * D + 2 * H * T * S * D),
+    # per step: 4 gates of h from (input + h) by 2 x MACs, and 8 elementwise per gate unit
+    ("x: float32[B, 5, 3]", "    y = x -> lstm(4) as r", "r", 5 * (2 * 4 * 4 * (3 + 4) + 8 * 4 * 4)),
+    ("x: float32[B, 5, 3]", "    y = x -> gru(4, num_layers=2) as r", "r",
+     5 * (2 * 3 * 4 * (3 + 4) + 8 * 3 * 4) + 5 * (2 * 3 * 4 * (4 + 4) + 8 * 3 * 4)),
+    ("x: float32[B, 3, 8, 8]", "    y = x -> batchnorm as bn", "bn", 2 * 3 * 64),
+    ("x: float32[B, 3, 8, 8]", "    y = x -> gelu as g", "g", 8 * 3 * 64),
+])
+def test_flops_per_layer_are_the_hand_count(tmp_path, capsys, inputs, body, name, want):
+    assert _flops(tmp_path, capsys, inputs, body)[name] == want
+
+
+def test_flops_scale_with_a_sized_symbolic_dim(tmp_path, capsys):
+    got = _flops(tmp_path, capsys, "x: float32[B, T, 7], w: float32[7, 3]", "    y = x @ w", dims=("T=10",))
+    assert got["matmul_0"] == 2 * 10 * 3 * 7
