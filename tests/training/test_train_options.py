@@ -134,6 +134,22 @@ def test_a_schedule_per_batch_is_torchs_scheduler_stepped_per_batch(tmp_path, sc
     np.testing.assert_allclose(whole, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+def test_a_schedule_per_epoch_is_torchs_scheduler_stepped_per_epoch(tmp_path, schedule):
+    """The default --schedule-per epoch over three epochs: epoch e of 3 at cosine's (1 + cos(pi (e-1)/3)) / 2
+    (CosineAnnealingLR, T_max 3) or linear's 1 - (e-1)/3, the same lr for both of its updates: torch's weights
+    (an epoch counted from 1 started at 0.75 lr and ended at 0)."""
+    torch = pytest.importorskip("torch")
+    x, y, w0, argv = _eight_examples(tmp_path, 2)
+    argv += ["--momentum", "0.9", "--lr", "0.1", "--schedule", schedule]
+    assert main([*argv, "--epochs", "3", "--weights", str(tmp_path / "w0.npz")]) == 0
+    want, lrs = _torch_sgd(x, y, w0, 3, lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=3)
+                           if schedule == "cosine" else torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1 - t / 3),
+                           momentum=0.9, per="epoch")
+    assert lrs[0] == lrs[1] == 0.1 and lrs[2] == lrs[3] < 0.1 and lrs[4] > 0
+    np.testing.assert_allclose(np.load(tmp_path / "w.npz")["fc.weight"], want, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("per", ["epoch", "batch"])
 def test_a_step_schedule_is_torchs_multistep_lr(tmp_path, capsys, per):
     """--schedule step --milestones 1,3 --gamma 0.5 over four epochs of two updates: torch's MultiStepLR stepped
