@@ -92,3 +92,16 @@ def test_given_inputs_whose_formulas_disagree_on_a_symbol_are_refused():
     assert dim_conflict(shapes, {"a": np.zeros((6, 4)), "b": np.zeros((9, 4))}) is None
     assert dim_conflict(shapes, {"a": np.zeros((6, 4)), "b": np.zeros((6, 4))}) == \
         "dim '2*B' of 'a' makes B=3, but dim '3*B' of 'b' makes B=2"
+
+
+def test_run_timed_reports_the_median_of_repeat_runs_after_a_warmup(monkeypatch):
+    """--repeat N times N runs after one warm-up run and reports their median (not the last, the worst or
+    one run's time)."""
+    from archdsl import runtime
+    calls = []
+    sess = SimpleNamespace(run=lambda names, feeds: calls.append(1) or [len(calls)])
+    clock = iter([0.0, 0.005, 1.0, 1.001, 2.0, 2.003, 3.0, 3.009, 4.0, 4.002])  # 5, 1, 3, 9, 2 ms
+    monkeypatch.setattr(runtime.time, "perf_counter", lambda: next(clock))
+    outs, ms = runtime.run_timed(sess, {}, repeat=5)
+    assert len(calls) == 6 and outs == [6]  # the warm-up, then 5 timed; the last run's outputs
+    assert abs(ms - 3.0) < 1e-9

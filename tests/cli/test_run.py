@@ -557,3 +557,19 @@ def test_run_refuses_a_save_it_cannot_write_before_running(tmp_path, capsys, mon
     assert "is the --weights file" in capsys.readouterr().err
     assert main(["run", str(spec), "--save", "/proc/nothere/o.npz"]) == 1
     assert "cannot write /proc/nothere/o.npz" in capsys.readouterr().err
+
+
+def test_run_seed_draws_the_inputs_and_the_stats_are_the_outputs(tmp_path, capsys):
+    """--seed draws the random inputs (the same seed the same inputs, another seed others), and the printed
+    mean, std, min and max are the output's."""
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, 50]) -> y {\n    y = x * 3.0\n}\n")
+    saved = {}
+    for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
+        assert main(["run", str(spec), "--seed", seed, "--repeat", "1", "--save", str(tmp_path / f"{name}.npz")]) == 0
+        said = capsys.readouterr().out
+        with np.load(tmp_path / f"{name}.npz") as z:
+            saved[name] = z["input:x"]
+            y = z["y"].astype(np.float64)
+        assert f"mean {y.mean():.4g}  std {y.std():.4g}  min {y.min():.4g}  max {y.max():.4g}" in said
+    assert np.array_equal(saved["a"], saved["b"]) and not np.array_equal(saved["a"], saved["c"])
