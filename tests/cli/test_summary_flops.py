@@ -37,8 +37,9 @@ E, T, S, H, D = 16, 6, 9, 4, 8  # embed, target length, source length, heads, he
     (f"x: float32[B, {T}, {E}]", f"    y = x -> multihead_attention({E}, 2) as a", "a",
      4 * 2 * E * E * T + 2 * 2 * T * T * E),
     # cross-attention: k and v projected over the S source positions
-    (f"x: float32[B, {T}, {E}], m: float32[B, {S}, {E}]", f"    y = multihead_attention(x, {E}, 2, key=m, value=m) as a",
-     "a", 2 * 2 * E * E * T + 2 * 2 * E * E * S + 2 * 2 * T * S * E),
+    (f"x: float32[B, {T}, {E}], m: float32[B, {S}, {E}]",
+     f"    y = multihead_attention(x, {E}, 2, key=m, value=m) as a", "a",
+     2 * 2 * E * E * T + 2 * 2 * E * E * S + 2 * 2 * T * S * E),
     (f"q: float32[B, {H}, {T}, {D}], k: float32[B, {H}, {S}, {D}], v: float32[B, {H}, {S}, {D}]",
      "    y = scaled_dot_product_attention(q, k, v) as a", "a", 2 * H * T * S * D + 2 * H * T * S * D),
     # per step: 4 gates of h from (input + h) by 2 x MACs, and 8 elementwise per gate unit

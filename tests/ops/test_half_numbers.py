@@ -53,3 +53,18 @@ def test_a_number_past_float16_leaves_no_numpy_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # numpy's "overflow encountered in cast" reached stderr
         archdsl.check_source("model m(x: float32[B, 4]) -> y {\n    y = cast(x, \"float16\") * 70000.0\n}\n")
+
+
+@pytest.mark.parametrize("expr,widened", [("h * 0.3", True), ("h / 0.1", True), ("h // 0.1", True),
+                                          ("h + 0.3", False), ("h * 0.5", False)])
+def test_bfloat16_widens_as_float16_does(expr, widened):
+    """torch's bfloat16 kernels take the number as a float32 too (h * 0.3 rounded 0.3 first differed in 47% of
+    elements); onnxruntime's CPU has no bfloat16 arithmetic to run, so the graph says it: the op between two
+    casts, or no casts where the number is exact in bfloat16 (0.5) or the op rounds it first (+)."""
+    g = archdsl.check_source(f"model m(h: bfloat16[8]) -> y {{\n    y = {expr}\n}}\n")
+    ops = [n.op for n in g.nodes]
+    if widened:
+        assert ops[0] == "cast" and ops[-1] == "cast" and g.nodes[0].outputs[0].type.dtype.label == "float32"
+        assert g.nodes[-1].outputs[0].type.dtype.label == "bfloat16"
+    else:
+        assert "cast" not in ops

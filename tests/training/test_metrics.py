@@ -34,6 +34,15 @@ def test_regression_and_binary_losses_are_torchs():
     assert batch_metrics("cross_entropy", np.eye(3), np.array([0, 2, 2])) == (2.0, 3)
 
 
+def test_accuracy_leaves_out_a_real_class_it_is_told_to_ignore():
+    """With padding id 0 (a class argmax can pick), hits on padded positions count in neither the numerator nor
+    the denominator; -1 (never picked) could not tell."""
+    pred = np.array([[5.0, 0.0, 0.0], [5.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 5.0]])
+    labels = np.array([0, 0, 1, 2])  # the first two are padding, predicted as class 0
+    assert batch_metrics("cross_entropy", pred, labels, ignore_index=0) == (2.0, 2)
+    assert batch_metrics("cross_entropy", pred, np.array([0, 0, 2, 2]), ignore_index=0) == (1.0, 2)
+
+
 def test_binary_accuracy_thresholds_the_logit_at_zero():
     """bce_with_logits predicts 1 where sigmoid(logit) > 0.5, that is logit > 0 (not > 0.5); a label counts as 1
     above 0.5 (soft labels too)."""
@@ -55,3 +64,21 @@ def test_held_out_loss_takes_the_steps_label_smoothing():
     got = evaluate(trainer, {"x": np.arange(10), "labels": labels}, 3, "cross_entropy")
     assert got["val_loss"] == pytest.approx(loss_value("cross_entropy", pred, labels, 0.2), rel=1e-12)
     assert got["val_loss"] != pytest.approx(loss_value("cross_entropy", pred, labels), rel=1e-6)
+
+
+def test_an_epochs_loss_weighs_each_batch_by_its_examples(tmp_path, capsys):
+    """7 examples in batches of 3, 3 and 1 at a learning rate too small to move the weight: the printed loss is
+    the mean over the 7 examples, not the mean of the three batch means."""
+    from archdsl.cli import main
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((7, 4)).astype(np.float32), 3 * rng.standard_normal((7, 2)).astype(np.float32)
+    w0 = rng.standard_normal((2, 4)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, labels=y)
+    np.savez(tmp_path / "w0.npz", **{"fc.weight": w0})
+    spec = tmp_path / "lin.arch"
+    spec.write_text("model lin(x: float32[B, 4]) -> y {\n    y = x -> linear(2, bias=false) as fc\n}\n")
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--optimizer", "sgd",
+                 "--lr", "1e-12", "--batch-size", "3", "--epochs", "1", "--weights", str(tmp_path / "w0.npz"),
+                 "-o", str(tmp_path / "w.npz"), "--quiet"]) == 0
+    want = float(((x.astype(np.float64) @ w0.T - y) ** 2).mean())
+    assert f"loss {want:.4f}" in capsys.readouterr().err
