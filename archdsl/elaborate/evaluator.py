@@ -58,15 +58,21 @@ def _split_hint(value, k: int) -> str:
     return f"{said}: for {k} pieces of {dim} give a list of sizes, as split(x, {sizes}, axis={axis})"
 
 
-def _binds_tighter(e) -> tuple:
-    """The note for an operator on the right of '->' (`x -> layernorm + x`): it takes the whole expression.
-    `linear(3) as fc-1` is a name with a dash, read as a subtraction."""
+def _dashed_name(e) -> str | None:
+    """`linear(3) as fc-1`: the name a bare layer label and the dash touching both sides spell (not `fc - y`)."""
     label, right = getattr(e.left, "label", None), e.right  # `as fc` holds the name as a string
     if e.op == "-" and isinstance(label, A.Const) and isinstance(label.value, str) and (
             isinstance(right, A.Name) or (isinstance(right, A.Const) and type(right.value) is int)) and \
             label.span.end_col - label.span.col == len(label.value) and label.span.end_line == right.span.line \
-            and right.span.col == label.span.end_col + 1:  # a bare name, the dash touching both (not `fc - y`)
-        name = f"{label.value}-{right.id if isinstance(right, A.Name) else right.value}"
+            and right.span.col == label.span.end_col + 1:
+        return f"{label.value}-{right.id if isinstance(right, A.Name) else right.value}"
+    return None
+
+
+def _binds_tighter(e) -> tuple:
+    """The note for an operator on the right of '->' (`x -> layernorm + x`): it takes the whole expression."""
+    name = _dashed_name(e)
+    if name is not None:
         return (f"'{name}' is read as a subtraction: a layer name with '-' in it is a string, as \"{name}\"",
                 e.span)
     return (f"'{e.op}' binds tighter than '->': the right side of '->' here is the whole '{e.op}' expression, "
@@ -266,6 +272,10 @@ class Evaluator(Calls, Blocks, Operators):
     def _eval(self, e, env: Env):
         t = type(e)  # the commonest nodes first, by identity (an isinstance chain was a third of a big loop's time)
         if t is A.BinOp:
+            if type(e.left) is A.Labelled and self.graph is not None and (name := _dashed_name(e)):
+                self.graph.warnings.append((f"'as {name}' names the layer '{e.left.label.value}' and subtracts "
+                                            f"{name.partition('-')[2]} from it: a layer name with '-' in it is a "
+                                            f"string, as \"{name}\"", e.span))
             return self.binop(e.op, self.eval(e.left, env), self.eval(e.right, env), e.span,
                               (e.left.span, e.right.span))
         if t is A.Call:
