@@ -1,0 +1,29 @@
+"""The builtins' optional arguments and number semantics, as Python's: int() truncates toward zero,
+enumerate and sum take a start, dtype(x) names the tensor's dtype. Each was documented and never checked."""
+
+from __future__ import annotations
+
+import pytest
+
+import archdsl
+from archdsl.diagnostics import ArchError
+
+
+@pytest.mark.parametrize("claim", [
+    "int(-2.5) == -2", "int(2.7) == 2", "int(-0.5) == 0",
+    "[i for i, _ in enumerate([7, 8], 3)] == [3, 4]", "[i for i, _ in enumerate([7, 8])] == [0, 1]",
+    "sum([1, 2], 10) == 13", "sum([1.5, 2.5]) == 4.0",
+    "dtype(h) == \"float16\"", "dtype(x) == \"float32\"", "dtype(ids) == \"int64\"",
+])
+def test_a_builtin_does_what_python_does(claim):
+    src = (f"model m(x: float32[B, 4], h: float16[B, 4], ids: int64[B]) -> y {{\n    assert {claim}\n"
+           "    y = x\n}\n")
+    archdsl.check_source(src)
+    with pytest.raises(ArchError, match="assertion failed|assert"):
+        archdsl.check_source(src.replace(f"assert {claim}", f"assert not ({claim})"))
+
+
+def test_enumerate_start_names_the_layers():
+    src = ("model m(x: float32[B, 4]) -> y {\n    h = x\n    for i, w in enumerate([8, 6], 1) {\n"
+           "        h = h -> linear(w) as \"fc{i}\"\n    }\n    y = h\n}\n")
+    assert sorted(archdsl.check_source(src).params) == ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]
