@@ -383,9 +383,12 @@ def test_names_the_lowering_adds_keep_clear_of_outputs_and_parameters():
 
 
 @pytest.mark.parametrize("loop", ["repeat (2 ** 62) { }", "repeat 100000 { repeat 100000 { } }",
-                                  "for i in range(100000) { for j in range(100000) { } }"])
+                                  "for i in range(100000) { for j in range(100000) { } }",
+                                  "let l = range(100000)\n    for i in l { for j in l { } }",
+                                  "let l = range(100000)\n    let z = [i for i in l for j in l if false]"])
 def test_loops_with_nothing_inside_count_their_steps(loop):
-    """Only the statements of a body counted: an empty body ran for ever (2 ** 62 passes, or 1e10 nested)."""
+    """Only the statements of a body counted: an empty body ran for ever (2 ** 62 passes, or 1e10 nested);
+    over a list built once (whose range() alone is charged), each pass of a for or a comprehension counts."""
     with pytest.raises(LimitError, match="evaluation took more than"):
         archdsl.check_source(f"model m(x: float32[B, 4]) -> y {{\n    {loop}\n    y = x\n}}\n")
 
