@@ -1,0 +1,30 @@
+"""Where an import is found (REFERENCE): beside the importing file first, then the -I folders in order, then
+$ARCHDSL_PATH. The same file name in each place tells which one was read."""
+
+from __future__ import annotations
+
+from archdsl.cli import main
+
+
+def _lib(folder, width: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "lib.arch").write_text(f"param width = {width}\n")
+
+
+def _width(tmp_path, capsys, *flags) -> str:
+    assert main(["check", str(tmp_path / "spec" / "m.arch"), *flags]) == 0
+    return capsys.readouterr().out
+
+
+def test_an_import_is_found_beside_the_file_then_by_i_then_by_archdsl_path(tmp_path, capsys, monkeypatch):
+    (tmp_path / "spec").mkdir()
+    (tmp_path / "spec" / "m.arch").write_text(
+        'import "lib.arch" as lib\nmodel m(x: float32[B, 4]) -> y {\n    y = x -> linear(lib.width)\n}\n')
+    for name, width in (("env", 1), ("i2", 2), ("i3", 3)):
+        _lib(tmp_path / name, width)
+    monkeypatch.setenv("ARCHDSL_PATH", str(tmp_path / "env"))
+    assert "float32[B, 1]" in _width(tmp_path, capsys)  # only the environment's
+    assert "float32[B, 2]" in _width(tmp_path, capsys, "-I", str(tmp_path / "i2"), "-I", str(tmp_path / "i3"))
+    assert "float32[B, 3]" in _width(tmp_path, capsys, "-I", str(tmp_path / "i3"), "-I", str(tmp_path / "i2"))
+    _lib(tmp_path / "spec", 9)  # beside the spec: first of all
+    assert "float32[B, 9]" in _width(tmp_path, capsys, "-I", str(tmp_path / "i2"))
