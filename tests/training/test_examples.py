@@ -29,7 +29,8 @@ def test_digits_example_reaches_97_percent(tmp_path):
 
 def test_tiny_gpt_example_continues_held_out_sequences(tmp_path):
     """examples/tiny_gpt end to end (about 20 s): a 2-layer GPT-2 from specs/gpt2.arch trained by archdsl train
-    on generated motifs, then greedy generation with the built model (98.4% exact continuations measured)."""
+    on generated motifs, then greedy generation with the built model: the share of held-out sequences not also
+    in the training set continued exactly (97.0% of 263 measured; 98.4% of all 500)."""
     assert _example("tiny_gpt").main(tmp_path) >= 0.9
 
 
