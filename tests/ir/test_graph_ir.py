@@ -138,6 +138,15 @@ def test_check_catches_a_stale_use_list_and_use_before_definition():
         check(g2)
 
 
+def test_check_catches_an_output_nothing_defines():
+    """A pass that erased the node making an output (leaving the output pointing at it) must not pass."""
+    g = tiny()
+    last = g.nodes.pop()
+    assert g.outputs[0][1] is last.outputs[0]
+    with pytest.raises(ArchError, match="output 'y' is not defined"):
+        check(g)
+
+
 def test_check_catches_a_shape_rule_violation_on_rewire():
     g = tiny()
     fc2 = g.nodes[2]
@@ -168,3 +177,6 @@ def test_printer_shows_constants():
     text = print_graph(g)
     assert "const %c0: float32[] = 0.5" in text and "const %c1: float32[] = 1.0" in text
     assert "= mul(x, %c0)" in text and "= add(%0, %c1)" in text
+    big = print_graph(archdsl.check_source("model c(x: float32[9]) -> (y, z) {\n    y = x + tensor([1.0] * 9)\n"
+                                           "    z = x[0:8] + tensor([2.0] * 8)\n}\n", file="c.arch"))
+    assert "float32[9] = <9 values>" in big and "float32[8] = [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]" in big
