@@ -4,26 +4,15 @@ graph, with and without the value_info."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
-import onnx
-import onnxruntime as ort
-
 import archdsl
+
+from ..ort_graph import ort_ops as _fused
 
 BERT = Path(__file__).resolve().parents[2] / "specs" / "bert.arch"
 SMALL = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64,
          "vocab_size": 100}
-
-
-def _fused(model: onnx.ModelProto) -> list[str]:
-    with tempfile.TemporaryDirectory() as d:
-        so = ort.SessionOptions()
-        so.log_severity_level = 4
-        so.optimized_model_filepath = f"{d}/opt.onnx"
-        ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        return [n.op_type for n in onnx.load(f"{d}/opt.onnx").graph.node]
 
 
 def test_value_info_lets_onnxruntime_fuse_skip_layer_norm():

@@ -11,6 +11,8 @@ import archdsl
 from archdsl import check_source, runtime
 from archdsl.passes import PassContext, all_passes
 
+from ..ort_graph import ort_ops as _ort_ops
+
 PASS = next(p for p in all_passes() if p.name == "expand_channel_scale")
 
 
@@ -26,20 +28,6 @@ def _rewrites(src: str, ctx: PassContext = PassContext()) -> bool:
     changed = PASS.fn(g, ctx)
     assert changed == any(n.op == "upsample" for n in g.nodes)
     return changed
-
-
-def _ort_ops(model) -> list[str]:
-    """The ops onnxruntime's CPU actually runs: its optimized graph (written to a temporary file)."""
-    import tempfile
-
-    import onnx
-    import onnxruntime as ort
-    with tempfile.TemporaryDirectory() as d:
-        so = ort.SessionOptions()
-        so.log_severity_level = 4
-        so.optimized_model_filepath = f"{d}/opt.onnx"
-        ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        return [n.op_type for n in onnx.load(f"{d}/opt.onnx").graph.node]
 
 
 def _blocks_convs() -> bool:
