@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from ..types import DType, dim_mul, numel
-from ._common import float_input, kaiming_uniform, shape_str
+from ._common import float_input, kaiming_uniform, positive, shape_str
 from ._common import i64 as _i64
 from ._kernels import never_empty, runs_natively
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
@@ -73,9 +73,8 @@ def _split(data, a):
 
 def _check(ins, a):
     q, k, v, mask, am = _split(ins, a)
+    positive("multihead_attention", a, "num_heads")
     e, h = a["embed_dim"], a["num_heads"]
-    if h <= 0:
-        fail(f"multihead_attention: num_heads must be positive, got {h}")
     if e % h:
         fail(f"multihead_attention: embed_dim {e} must be divisible by num_heads {h}")
     if (k is None) != (v is None):

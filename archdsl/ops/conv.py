@@ -176,10 +176,8 @@ def _functional_checks(name: str, ins, a) -> None:
         fail(f"{name}: the weight's shape must be known sizes, got {shape_str(w)}")
     if w.dtype != x.dtype:
         fail(f"{name}: dtypes differ (input {x.dtype}, weight {w.dtype}); cast them to one")
-    positive(name, a, "stride", "dilation")
+    positive(name, a, "stride", "dilation", "groups")
     g = a["groups"]
-    if g <= 0:
-        fail(f"{name}: groups must be positive, got {g}")
     if w.shape[0] % g:
         fail(f"{name}: groups={g} must divide the weight's {'in' if transposed else 'out'}_channels {w.shape[0]}")
     if x.rank != w.rank:

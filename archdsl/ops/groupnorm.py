@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, numel
-from ._common import check_norm_eps, float_input, narrowed, reduce_op, shape_str, widened
+from ._common import check_norm_eps, float_input, narrowed, positive, reduce_op, shape_str, widened
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
 __all__ = ["channel_params", "check_channel_params", "normalized_forward", "scale_and_bias"]
@@ -21,9 +21,8 @@ __all__ = ["channel_params", "check_channel_params", "normalized_forward", "scal
 def _channels(x, a) -> int:
     if x.rank < 2 or not isinstance(x.shape[1], int):
         fail(f"group_norm: expected an input [N, C, ...] with a known C, got {shape_str(x)}")
+    positive("group_norm", a, "num_groups")
     c, g = x.shape[1], a["num_groups"]
-    if g <= 0:
-        fail(f"group_norm: num_groups must be positive, got {g}")
     if c % g:
         fail(f"group_norm: num_groups={g} must divide the {c} channels of {shape_str(x)}")
     return c
