@@ -277,13 +277,10 @@ def test_summary_sizes_products_of_symbols_and_gemm(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["flops"] == 2 * 16 * 8 * 4 * 4
 
 
-def test_summary_counts_a_tied_weight_in_one_layer(tmp_path, capsys):
+def test_summary_counts_a_tied_weight_in_one_layer(summary_json):
     """The per-layer column counted a tied table in every layer that reads it, so it summed past the total."""
-    spec = tmp_path / "tied.arch"
-    spec.write_text("model m(ids: int64[B, T]) -> y {\n    h = ids -> embedding(10, 6) as emb\n"
-                    "    y = h @ ref(\"emb.weight\").T\n}\n")
-    assert main(["summary", str(spec), "--json"]) == 0
-    rep = json.loads(capsys.readouterr().out)
+    rep = summary_json("model m(ids: int64[B, T]) -> y {\n    h = ids -> embedding(10, 6) as emb\n"
+                       "    y = h @ ref(\"emb.weight\").T\n}\n")
     assert rep["params"] == 60 and sum(r["params"] for r in rep["layers"]) == 60
 
 
@@ -548,14 +545,10 @@ def test_summary_counts_a_dim_that_comes_out_empty_as_no_work(tmp_path, capsys):
     assert capsys.readouterr().out.rstrip().endswith("FLOPs at batch 1, T=6: 64")
 
 
-def test_summary_rows_add_up_to_the_total(tmp_path, capsys):
+def test_summary_rows_add_up_to_the_total(summary_json):
     """A parameter no layer reads (here an output) was in the total and in no row."""
-    import json
-    spec = tmp_path / "p.arch"
-    spec.write_text("model m(x: float32[B, 4]) -> (y, p) {\n    y = x -> linear(3) as fc\n"
-                    "    p = parameter([5], init=\"ones\") as pp\n}\n")
-    assert main(["summary", str(spec), "--json"]) == 0
-    rep = json.loads(capsys.readouterr().out)
+    rep = summary_json("model m(x: float32[B, 4]) -> (y, p) {\n    y = x -> linear(3) as fc\n"
+                       "    p = parameter([5], init=\"ones\") as pp\n}\n")
     assert sum(r["params"] for r in rep["layers"]) == rep["params"] == 20
     assert rep["layers"][-1] == {"name": "pp", "op": "parameter", "flops": 0, "params": 5, "shape": [[5]]}
 

@@ -5,18 +5,12 @@ a conv that forgot its groups or a matmul its inner dim went unseen."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from archdsl.cli import main
 
-
-def _flops(tmp_path, capsys, inputs: str, body: str, dims=()) -> dict[str, int]:
-    spec = tmp_path / "m.arch"
-    spec.write_text(f"model m({inputs}) -> y {{\n{body}\n}}\n")
-    assert main(["summary", str(spec), "--json", *[a for d in dims for a in ("--dim", d)]]) == 0
-    return {r["name"]: r["flops"] for r in json.loads(capsys.readouterr().out)["layers"]}
+def _flops(summary_json, inputs: str, body: str, dims=()) -> dict[str, int]:
+    rep = summary_json(f"model m({inputs}) -> y {{\n{body}\n}}\n", *[a for d in dims for a in ("--dim", d)])
+    return {r["name"]: r["flops"] for r in rep["layers"]}
 
 
 E, T, S, H, D = 16, 6, 9, 4, 8  # embed, target length, source length, heads, head dim
@@ -49,10 +43,10 @@ E, T, S, H, D = 16, 6, 9, 4, 8  # embed, target length, source length, heads, he
     ("x: float32[B, 3, 8, 8]", "    y = x -> batchnorm as bn", "bn", 2 * 3 * 64),
     ("x: float32[B, 3, 8, 8]", "    y = x -> gelu as g", "g", 8 * 3 * 64),
 ])
-def test_flops_per_layer_are_the_hand_count(tmp_path, capsys, inputs, body, name, want):
-    assert _flops(tmp_path, capsys, inputs, body)[name] == want
+def test_flops_per_layer_are_the_hand_count(summary_json, inputs, body, name, want):
+    assert _flops(summary_json, inputs, body)[name] == want
 
 
-def test_flops_scale_with_a_sized_symbolic_dim(tmp_path, capsys):
-    got = _flops(tmp_path, capsys, "x: float32[B, T, 7], w: float32[7, 3]", "    y = x @ w", dims=("T=10",))
+def test_flops_scale_with_a_sized_symbolic_dim(summary_json):
+    got = _flops(summary_json, "x: float32[B, T, 7], w: float32[7, 3]", "    y = x @ w", dims=("T=10",))
     assert got["matmul_0"] == 2 * 10 * 3 * 7
