@@ -59,10 +59,12 @@ def _split_hint(value, k: int) -> str:
 
 
 def _dashed_name(e) -> str | None:
-    """`linear(3) as fc-1`: the name a bare layer label and the dash touching both sides spell (not `fc - y`)."""
+    """`linear(3) as fc-1`: the name a bare layer label and the dash touching both sides spell (not `fc - y`;
+    not `fc-0x1f` either, whose digits the value does not spell)."""
     label, right = getattr(e.left, "label", None), e.right  # `as fc` holds the name as a string
     if e.op == "-" and isinstance(label, A.Const) and isinstance(label.value, str) and (
-            isinstance(right, A.Name) or (isinstance(right, A.Const) and type(right.value) is int)) and \
+            isinstance(right, A.Name) or (isinstance(right, A.Const) and type(right.value) is int and
+                                          right.span.end_col - right.span.col == len(str(right.value)))) and \
             label.span.end_col - label.span.col == len(label.value) and label.span.end_line == right.span.line \
             and right.span.col == label.span.end_col + 1:
         return f"{label.value}-{right.id if isinstance(right, A.Name) else right.value}"

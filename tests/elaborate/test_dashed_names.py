@@ -20,3 +20,9 @@ def test_a_subtraction_written_as_one_is_not():
     for body in ("    z = linear(x, 8) as fc - k", "    z = linear(x, 8) as \"fc\"-1", "    z = linear(x, 8) as fc -1",
                  "    z = linear(x, 8) as \"fc-1\""):
         assert _warnings(body) == [], body
+
+
+def test_a_literal_whose_digits_its_value_does_not_spell_is_not_taken_for_a_name():
+    # 0x1f is 31: "fc-31" would be a name the spec never wrote
+    for body in ("    z = linear(x, 8) as fc-0x1f", "    z = linear(x, 8) as fc-1_0"):
+        assert _warnings(body) == [], body
