@@ -184,10 +184,11 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
             span = Span(file, tok.line, tok.column, tok.line, tok.column + 1)
         hint = ""
         expected = _expected(err.expected, _innermost(tok))
-        if str(tok) == "=" and "__ANON_1" in err.expected:
-            line = source_lines(text)[tok.line - 1]
-            hint = (" ('=>' is not an operator: '->' pipes, '>=' compares)" if line[tok.column:tok.column + 1] == ">"
-                    else " (use '==' to compare)")
+        line = source_lines(text)[tok.line - 1]
+        if str(tok) == "=" and line[tok.column:tok.column + 1] == ">":  # also where a line starts with it
+            hint = " ('=>' is not an operator: '->' pipes, '>=' compares)"
+        elif str(tok) == "=" and "__ANON_1" in err.expected:
+            hint = " (use '==' to compare)"
         elif expected == "; expected ',', '='" and str(tok) in (".", "[", "+", "-", "*", "/"):  # s.append(x)
             hint = (" (a statement binds names: NAME = expression; values never change in place: write "
                     "s = s + [x], h = h + 1.0)")
@@ -197,7 +198,6 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
             hint = (f" ('{tok}' is a keyword; a layer name can be a string: as \"{tok}\")" if "a string" in expected
                     else f" ('{tok}' is a keyword, not a name)")
         else:
-            line = source_lines(text)[tok.line - 1]
             hint = _misspelled_keyword(tok, expected, line[:tok.column - 1], line[tok.column - 1 + len(str(tok)):])
         return ArchSyntaxError(f"unexpected {shown}{expected}{hint}", span)
     if isinstance(err, UnexpectedEOF):
