@@ -56,9 +56,12 @@ def summarize(g: Graph, dims: dict | None = None) -> dict:
     layers = []
     total_flops = 0
     counted: set[int] = set()  # a tied weight counts at the first layer that reads it, as in the total
+    unfit = []  # layers with a size that is not a whole positive number at these sizes (conv 3 at H=1)
     for n in g.nodes:
         call = OpCall(tuple(bind_dims(v.type, dims) for v in n.inputs),
                       tuple(bind_dims(o.type, dims) for o in n.outputs), n.attrs)
+        if any(not isinstance(d, int) for t in call.out_types for d in t.shape):
+            unfit.append(n.name)
         cost = n.opdef.cost
         flops = int(cost(call)) if cost else 0
         total_flops += flops
@@ -82,5 +85,6 @@ def summarize(g: Graph, dims: dict | None = None) -> dict:
         "buffers": g.buffer_count(),
         "flops": total_flops,
         "flops_unsized": unsized_dims(g, dims),
+        "flops_unfit": unfit,
         "layers": layers,
     }

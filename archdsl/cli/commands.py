@@ -381,6 +381,11 @@ def cmd_summary(args, sources) -> int:
         at = ", ".join((["batch 1"] if batch else []) + [f"{k}={v}" for k, v in own.items()]
                        + [f"{u}=1" for u in unsized]) or "the model's sizes"
         hint = f" (--dim {unsized[0]}=N sizes it)" if unsized else ""
+        if rep["flops_unfit"]:  # conv 3 at H=1: no real input has these sizes; the count took such sizes as 1
+            first = rep["flops_unfit"][0]
+            flag = f"--dim {unsized[0]}=N" if unsized else "--dim"
+            hint = (f" (not a size the model runs at: '{first}' has no whole positive output size there, counted "
+                    f"as 1; {flag} gives a real one)")
         print(f"params: {rep['params']:,}   buffers: {rep['buffers']:,}   FLOPs at {at}{hint}: {rep['flops']:,}")
     return 0
 

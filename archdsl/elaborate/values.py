@@ -146,4 +146,5 @@ _TORCH_FUNCTIONS = {
     "zeros": "zeros_like(x) or tensor([...])", "ones": "ones_like(x) or tensor([...])",
     "full": "full_like(x, value) or tensor([...])", "arange": "positions(x, dim) for a tensor, range(n) for numbers",
     "rand": "rand_like(x)", "randn": "randn_like(x)",
+    "meshgrid": "two positions(x, dim) vectors unsqueezed to broadcast: unsqueeze(py, 1) and unsqueeze(px, 0)",
 }

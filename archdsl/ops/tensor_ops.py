@@ -323,7 +323,10 @@ register(OpDef(
         "a start known only at run time (a KV cache's past length P) is added after: positions(x) + P"))),
     infer=_positions_infer, lower=_positions_lower, cost=lambda c: 0,
     grad=lambda b, c, ins, outs, gouts: [None],
-    doc="int64 [start, start+1, ...] as long as dim `dim` of x: position ids for a learned position embedding.",
+    doc="int64 [start, start+1, ...] as long as dim `dim` of x (torch.arange(start, start + x.shape[dim])): "
+        "position ids for a learned position embedding; relative positions as unsqueeze(p, 0) - unsqueeze(p, 1); "
+        "a grid (torch.meshgrid) as two such vectors unsqueezed to broadcast against each other. Folded to a "
+        "constant where that dim is fixed.",
 ))
 
 

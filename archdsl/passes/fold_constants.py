@@ -2,7 +2,8 @@
 
 Rules: 1. a node whose inputs are all constants (or folded values) is folded.
 2. an input that only lends its shape (`positions(x)`, `expand(c, like=x)`) counts as constant when that
-shape is static: position ids of a fixed-length input become a constant.
+shape is static: position ids of a fixed-length input become a constant (positions reads one dim: T of
+[B, T] fixed is enough, the result's static shape says so).
 3. only values read by unfolded nodes (or graph outputs) become constants; a result much bigger than the
 constants it comes from (an expand to a large shape), or grown past 2**24 elements, is left to run time,
 keeping the model (and the build's memory) small.
@@ -43,7 +44,8 @@ def fold_constants(g: Graph, ctx: PassContext) -> bool:
         shape_only = SHAPE_ONLY.get(node.op, ())
         ok, src, read, largest = True, 0, set(), 0
         for i, v in enumerate(node.inputs):
-            if i in shape_only and is_static(v.type.shape) and v.type.dtype.np is not None:
+            if i in shape_only and v.type.dtype.np is not None and (
+                    is_static(v.type.shape) or node.op == "positions"):  # its output is static: its one dim is
                 continue
             if id(v) not in known:
                 ok = False
@@ -94,7 +96,8 @@ def _evaluated(picked: list, rw: Rewriter, ctx: PassContext) -> tuple[list[Value
     for n in picked:
         for v in n.inputs:
             if id(v) not in produced and id(v) not in feeds:
-                feeds[id(v)] = v.data if v.kind == "const" else np.zeros(v.type.shape, dtype=v.type.dtype.np)
+                feeds[id(v)] = v.data if v.kind == "const" else np.zeros(  # a shape-only stand-in (positions
+                    [d if isinstance(d, int) else 1 for d in v.type.shape], dtype=v.type.dtype.np)  # reads no B)
     return wanted, (evaluate(picked, wanted, feeds, ctx.opset) if wanted else [])
 
 

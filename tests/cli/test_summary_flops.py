@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from archdsl.cli import main
+
 
 def _flops(summary_json, inputs: str, body: str, dims=()) -> dict[str, int]:
     rep = summary_json(f"model m({inputs}) -> y {{\n{body}\n}}\n", *[a for d in dims for a in ("--dim", d)])
@@ -50,3 +52,21 @@ def test_flops_per_layer_are_the_hand_count(summary_json, inputs, body, name, wa
 def test_flops_scale_with_a_sized_symbolic_dim(summary_json):
     got = _flops(summary_json, "x: float32[B, T, 7], w: float32[7, 3]", "    y = x @ w", dims=("T=10",))
     assert got["matmul_0"] == 2 * 10 * 3 * 7
+
+
+def test_sizes_a_layer_cannot_have_are_said_to_be_no_real_input(summary_json, capsys):
+    """H=1 for a 3x3 conv: the count takes the conv's (H-2) as 1, a size no input gives; the footer said the
+    figure was at H=1, W=1, where the build itself refuses the model."""
+    spec = "model m(x: float32[B, 3, H, W]) -> y {\n    y = x -> conv2d(8, 3) as conv\n}\n"
+    assert summary_json(spec)["flops_unfit"] == ["conv"]
+    assert summary_json(spec, "--dim", "H=5", "--dim", "W=5")["flops_unfit"] == []
+
+
+def test_the_footer_says_when_the_sizes_fit_no_input(tmp_path, capsys):
+    spec = tmp_path / "c3.arch"
+    spec.write_text("model m(x: float32[B, 3, H, W]) -> y {\n    y = x -> conv2d(8, 3) as conv\n}\n")
+    assert main(["summary", str(spec)]) == 0
+    assert "not a size the model runs at: 'conv' has no whole positive output size there" in capsys.readouterr().out
+    assert main(["summary", str(spec), "--dim", "H=3", "--dim", "W=4"]) == 0
+    out = capsys.readouterr().out
+    assert "FLOPs at batch 1, H=3, W=4: " in out and "not a size" not in out

@@ -95,6 +95,18 @@ def test_fold_constants_keeps_a_scalar_constant_a_scalar():
     assert "ReduceSum" not in {n.op_type for n in archdsl.compile_source(src, opt_level=1).graph.node}
 
 
+def test_fold_constants_folds_positions_of_a_fixed_dim_beside_a_symbolic_batch():
+    """positions(ids) reads only T of [B, 12]: T5's relative-position buckets (positions, a subtraction, abs,
+    log, where) were computed at run time because the whole [B, 12] was not static."""
+    src = ("model m(ids: int64[B, 12]) -> y {\n    p = positions(ids)\n"
+           "    r = abs(unsqueeze(p, 0) - unsqueeze(p, 1))\n"
+           "    y = where(r < 4, r, cast(log(cast(r, \"float32\") + 1.0) * 3.0, \"int64\")) + unsqueeze(ids, 2)\n}\n")
+    ids = np.arange(24, dtype=np.int64).reshape(2, 12)
+    _o0_vs(src, {"ids": ids}, level=1)
+    ops = {n.op_type for n in archdsl.compile_source(src, opt_level=1).graph.node}
+    assert not ops & {"Range", "Shape", "Abs", "Log", "Where"}, ops
+
+
 # ---- cse ----
 
 def test_cse_keeps_the_order_of_a_non_commutative_ops_inputs():
