@@ -338,7 +338,7 @@ def test_a_stopped_bench_ends_cleanly(how, tmp_path):
     out, err = p.communicate(timeout=60)
     assert p.returncode == (130 if how == "int" else 128 + signal.SIGTERM)
     assert "Traceback" not in err and ("interrupted" in err) == (how == "int")
-    assert list(tmp.glob("archdsl-bench-*")) == []  # (lark's grammar cache may stay there, as it should)
+    assert list(tmp.glob("archdsl-bench-*")) == []
     from pathlib import Path
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):  # no child still building into the removed folder
         try:
