@@ -7,15 +7,28 @@ from __future__ import annotations
 
 import contextlib
 
-__all__ = ["record_interrupts", "was_interrupted"]
+__all__ = ["interruption", "note_signal", "record_interrupts", "was_interrupted"]
 
-_interrupted: list[bool] = []  # a Ctrl-C arrived while record_interrupts was in place
+_interrupted: list[int] = []  # the signals (Ctrl-C's SIGINT, SIGTERM, SIGHUP) that arrived while recording
 
 
 def was_interrupted() -> bool:
-    """Whether Ctrl-C came: an interrupt inside an extension (onnxruntime's import) surfaces as another
-    exception (pybind11's ImportError "initialization failed"), which is then an interrupt all the same."""
+    """Whether Ctrl-C (or SIGTERM, SIGHUP) came: an interrupt inside an extension (onnxruntime's import)
+    surfaces as another exception (pybind11's ImportError "initialization failed"), which is then an
+    interrupt all the same."""
     return bool(_interrupted)
+
+
+def note_signal(signum: int) -> None:
+    """Remember a signal whose handler raises (SIGTERM's SystemExit), for was_interrupted."""
+    _interrupted.append(signum)
+
+
+def interruption() -> BaseException:
+    """The exception the last signal stands for: KeyboardInterrupt for Ctrl-C, exit 128 + N for the others."""
+    import signal
+    signum = _interrupted[-1] if _interrupted else signal.SIGINT
+    return KeyboardInterrupt() if signum == signal.SIGINT else SystemExit(128 + signum)
 
 
 @contextlib.contextmanager
@@ -28,7 +41,7 @@ def record_interrupts():
         return
 
     def on_int(signum, frame):
-        _interrupted.append(True)
+        _interrupted.append(signum)
         raise KeyboardInterrupt
     _interrupted.clear()  # main() called again in one process: an earlier run's Ctrl-C is not this one's
     before = signal.signal(signal.SIGINT, on_int)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .. import driver, files
 from ..diagnostics import ArchError, ArchSyntaxError, SourceMap, render
+from ..interrupts import interruption
 from ..ir import print_graph
 from ..summary import summarize
 from ..types import Sym, dim_symbols
@@ -37,8 +38,8 @@ def _diagnostics(fn):
         except (KeyboardInterrupt, BrokenPipeError, StdoutFailed):
             raise
         except Exception as e:  # noqa: BLE001 - the promise is: never a traceback
-            if was_interrupted():  # Ctrl-C inside an extension (onnxruntime's import) came out as this
-                raise KeyboardInterrupt from e
+            if was_interrupted():  # Ctrl-C or SIGTERM inside an extension (onnxruntime's import) came out as this
+                raise interruption() from e
             return _fail(f"archdsl: internal error: {type(e).__name__}: {e} (please report this with the input)", 70)
     return wrapper
 

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from ..interrupts import record_interrupts, was_interrupted
+from ..interrupts import note_signal, record_interrupts, was_interrupted
 
 __all__ = ["StdoutFailed", "exit_cleanly_on_signals", "interruptible", "record_interrupts", "was_interrupted"]
 
@@ -56,6 +56,7 @@ def exit_cleanly_on_signals():
         return
 
     def stop(signum, frame):
+        note_signal(signum)  # raised inside an extension's import, it comes out as an ImportError
         raise SystemExit(128 + signum)
     before = {s: signal.signal(s, stop) for s in sigs}
     try:
@@ -74,7 +75,8 @@ def interruptible(main: Callable[[], int]) -> int:
     with exit_cleanly_on_signals(), record_interrupts():
         try:
             status = main()
-            sys.stdout.flush()
+            if sys.stdout is not None:  # None: started with stdout closed (`archdsl build ... >&-`)
+                sys.stdout.flush()
             return status
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

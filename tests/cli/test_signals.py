@@ -48,6 +48,40 @@ def test_ctrl_c_inside_an_extension_is_an_interrupt_not_an_internal_error(work, 
     assert not (work / "t.onnx").exists()
 
 
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_sigterm_inside_an_extension_is_the_signal_not_an_internal_error(work, monkeypatch, capsys, sig):
+    """SIGTERM's handler raises SystemExit, which pybind11 turns into ImportError during onnxruntime's first
+    import: it said "internal error" (exit 70); it is exit 128 + the signal, quietly, and nothing written."""
+    import signal
+
+    from archdsl import runtime
+    signum = getattr(signal, sig)
+
+    def terminated_import():
+        try:
+            os.kill(os.getpid(), signum)
+        except SystemExit:
+            raise ImportError("initialization failed") from None
+    monkeypatch.setattr(runtime, "newest_opset", terminated_import)
+    with pytest.raises(SystemExit) as e:
+        main(["build", str(work / "tiny.arch"), "-o", str(work / "t.onnx")])
+    assert e.value.code == 128 + signum
+    assert "internal error" not in capsys.readouterr().err
+    assert not (work / "t.onnx").exists()
+
+
+def test_a_closed_stdout_is_no_traceback(work):
+    """Started with stdout closed (`>&-`), Python's sys.stdout is None: the final flush raised AttributeError
+    after the model was written (a traceback, exit 1)."""
+    import subprocess
+    import sys
+    res = subprocess.run([sys.executable, "-m", "archdsl", "build", str(work / "tiny.arch"), "-o",
+                          str(work / "t.onnx")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         timeout=300, preexec_fn=lambda: os.close(1))
+    assert (res.returncode, res.stderr) == (0, "")
+    assert (work / "t.onnx").exists()
+
+
 @pytest.mark.parametrize("as_import_error", [False, True])
 def test_ctrl_c_while_the_command_loads_is_an_interrupt(tmp_path, as_import_error):
     """The `archdsl` entry point records Ctrl-C before numpy, onnx and onnxruntime load: an interrupt there
