@@ -20,7 +20,14 @@ from .elaborate import Module, elaborate_model, load_file, load_source, noting_o
 from .ir import Graph, still_there, unused_results
 from .lower import MIN_OPSET, load_weights, lower_graph
 from .lower.given import checked_weights, torch_array
-from .lower.model_file import EXTERNAL_DATA_THRESHOLD, Staged, no_external_data_beside, write_model, write_models
+from .lower.model_file import (
+    EXTERNAL_DATA_THRESHOLD,
+    Staged,
+    commit_all,
+    no_external_data_beside,
+    write_model,
+    write_models,
+)
 from .passes import check_zero_divisors
 
 __all__ = ["CompileOptions", "Compiled", "compile_file", "compile_source", "check_file", "check_source",
@@ -490,6 +497,6 @@ def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict |
                     (st.tmp / data_name).unlink()
             else:
                 write_streaming(compiled.model, param_arrays(g, options.seed, weights, chunked=True), f)
-        return st.commit()
+        return commit_all([st])
     finally:
         st.cleanup()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 
-__all__ = ["interruption", "note_signal", "record_interrupts", "was_interrupted"]
+__all__ = ["deferred_signals", "interruption", "note_signal", "record_interrupts", "was_interrupted"]
 
 _interrupted: list[int] = []  # the signals (Ctrl-C's SIGINT, SIGTERM, SIGHUP) that arrived while recording
 
@@ -49,3 +49,28 @@ def record_interrupts():
         yield
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+@contextlib.contextmanager
+def deferred_signals():
+    """Ctrl-C, SIGTERM and SIGHUP wait until the block ends, then act as they would have: renaming a model
+    and its .data file (or a train step and its eval model) into place is one act. Blocking the signals
+    (pthread_sigmask) would not do: another thread (onnxruntime's, the weight writers') then takes them and
+    Python still raises in the main thread; this holds them in Python's own handlers instead."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    before = {s: h for s in sigs if (h := signal.getsignal(s)) is not None}  # None: not set from Python
+    held: list[int] = []
+    for s in before:
+        signal.signal(s, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+        for s in dict.fromkeys(held):  # each once, in order: the first one's handler raises
+            signal.raise_signal(s)

@@ -4,6 +4,8 @@ of them are written (a train step and its eval model); external data past protob
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +15,10 @@ from google.protobuf.message import EncodeError
 
 from .. import files
 from ..diagnostics import ArchError, writing
+from ..interrupts import deferred_signals
 
-__all__ = ["EXTERNAL_DATA_THRESHOLD", "Staged", "no_external_data_beside", "write_model", "write_models"]
+__all__ = ["EXTERNAL_DATA_THRESHOLD", "Staged", "commit_all", "no_external_data_beside", "write_model",
+           "write_models"]
 
 EXTERNAL_DATA_THRESHOLD = 2 * 1024**3 - 64 * 1024**2  # protobuf's 2 GiB limit, with room for the graph
 
@@ -34,14 +38,54 @@ def write_models(items: list[tuple[onnx.ModelProto, str | Path]], external_data:
         for model, out in items:
             with writing(out):
                 _stage(model, Path(out), external_data, staged)
-        written = []
-        for st in staged:
-            with writing(st.out):
-                written += st.commit()
-        return written
+        return commit_all(staged)
     finally:
         for st in staged:
             st.cleanup()
+
+
+def commit_all(staged: list[Staged]) -> list[Path]:
+    """Every staged file renamed into place, or none, as one act: Ctrl-C or SIGTERM waits for its end (one
+    between two renames left a new .data file under the old model), two builds into one folder take turns,
+    and a rename that fails (a sticky folder, a file another user owns) puts back the files already
+    replaced, so a model never meets another build's .data file or eval model."""
+    written: list[Path] = []
+    with deferred_signals(), _folders_locked(st.out.parent for st in staged if st.payload is None):
+        try:
+            for st in staged:
+                with writing(st.out):
+                    written += st.commit()
+        except BaseException:
+            for st in reversed(staged):
+                st.roll_back()
+            raise
+        for st in staged:
+            st.finish()
+    return written
+
+
+@contextlib.contextmanager
+def _folders_locked(folders):
+    """An exclusive flock on each output folder while the renames run: two builds into one OUT.onnx at once
+    (each renaming its .data, then its model) left one's model reading the other's weights. Where a
+    folder cannot be locked (a file system without flock), the renames go on unlocked."""
+    import fcntl
+    held = []
+    try:
+        for folder in sorted({str(f) or "." for f in folders}):
+            try:
+                fd = os.open(folder, os.O_RDONLY)
+            except OSError:
+                continue
+            held.append(fd)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:
+                pass
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)  # releases its lock
 
 
 @dataclass
@@ -52,6 +96,9 @@ class Staged:
     payload: bytes | None = None  # a special file's bytes, written into it at commit
     made: list[Path] = field(default_factory=list)  # the folders created for it, removed again if it fails
     committed: bool = False
+    replaced: list[tuple[Path, Path | bool]] = field(default_factory=list)  # (target, its old file kept, or
+    # False: there was none, True: there was one that could not be kept) per rename done
+    stale: Path | None = None
 
     def commit(self) -> list[Path]:
         self.committed = True
@@ -64,18 +111,50 @@ class Staged:
         if has_data:
             parent = self.out.parent
             files.umask_mode(self.tmp / self.data_name)
-            files.replace_keeping_mode(self.tmp / self.data_name, parent / self.data_name, like=self.out)
+            self._replace(self.tmp / self.data_name, parent / self.data_name, like=self.out)
             written.append(parent / self.data_name)
-        files.replace_keeping_mode(self.tmp / self.out.name, self.out)
-        if stale is not None:  # the file being replaced kept its weights there; the new one holds its own
-            stale.unlink(missing_ok=True)
+        self._replace(self.tmp / self.out.name, self.out)
+        self.stale = stale  # the file being replaced kept its weights there; the new one holds its own
         return written
 
+    def finish(self) -> None:
+        """After every file of the write is in place: the replaced model's own .data file goes (not before,
+        so that a rolled-back model still finds it)."""
+        if self.stale is not None:
+            self.stale.unlink(missing_ok=True)
+
+    def _replace(self, new: Path, target: Path, like: Path | None = None) -> None:
+        """Rename `new` over `target`, keeping the file it replaces (a hard link in the temp dir) until the
+        whole write is done, for roll_back."""
+        kept: Path | bool = self.tmp / f".replaced.{len(self.replaced)}"
+        try:
+            os.link(target, kept, follow_symlinks=False)
+        except FileNotFoundError:  # nothing there: rolling back removes the new file
+            kept = False
+        except OSError:  # not linkable (another user's file under protected_hardlinks): it cannot come back
+            kept = True
+        files.replace_keeping_mode(new, target, like=like)
+        self.replaced.append((target, kept))
+
+    def roll_back(self) -> None:
+        """Put back what commit replaced (a target that did not exist is removed again)."""
+        for target, kept in reversed(self.replaced):
+            try:
+                if kept is False:
+                    target.unlink(missing_ok=True)
+                elif kept is not True:
+                    os.replace(kept, target)
+            except OSError:
+                pass
+        self.replaced.clear()
+        self.committed = False
+
     def cleanup(self) -> None:
-        if self.tmp is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        if not self.committed:
-            files.remove_made(self.made)
+        with deferred_signals():  # a second Ctrl-C stopped the cleanup, leaving the temp dir
+            if self.tmp is not None:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+            if not self.committed:
+                files.remove_made(self.made)
 
 
 def _own_external_data(out: Path) -> Path | None:

@@ -1,0 +1,137 @@
+"""A build's files go into place as one act (archdsl/lower/model_file.py commit_all): a model and its .data
+file, a train step and its eval model. Ctrl-C between two renames, a rename that fails and two builds into
+one folder each left a model beside another build's weights."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import onnx
+import pytest
+
+from archdsl import files
+from archdsl.cli import main
+from archdsl.interrupts import deferred_signals
+
+WIDE = "model m(x: float32[B, 64]) -> y {\n    y = x -> linear(512) as fc\n}\n"
+
+
+def _fc(path) -> np.ndarray:
+    """The model's weight as the model file finds it (through its .data file)."""
+    m = onnx.load(str(path))
+    return next(onnx.numpy_helper.to_array(t) for t in m.graph.initializer if t.name == "fc.weight")
+
+
+def _build(spec, out, seed) -> int:
+    return main(["build", str(spec), "-o", str(out), "--external-data", "--seed", str(seed)])
+
+
+@pytest.fixture
+def wide(tmp_path):
+    spec = tmp_path / "wide.arch"
+    spec.write_text(WIDE)
+    assert _build(spec, tmp_path / "seed2.onnx", 2) == 0
+    return spec, _fc(tmp_path / "seed2.onnx")
+
+
+def test_ctrl_c_between_the_data_and_the_model_waits_for_both(wide, tmp_path, monkeypatch, capsys):
+    spec, seed2 = wide
+    out = tmp_path / "m.onnx"
+    assert _build(spec, out, 1) == 0
+    real = files.replace_keeping_mode
+
+    def interrupted_after(new, target, like=None):
+        real(new, target, like)
+        if target.name.endswith(".data"):
+            os.kill(os.getpid(), signal.SIGINT)  # lands between the .data file's rename and the model's
+    monkeypatch.setattr(files, "replace_keeping_mode", interrupted_after)
+    assert _build(spec, out, 2) == 130
+    assert "interrupted" in capsys.readouterr().err
+    np.testing.assert_array_equal(_fc(out), seed2)  # the new weights, in the new model (not seed 1's)
+    seed = {p.key: p.value for p in onnx.load(str(out), load_external_data=False).metadata_props}["archdsl.seed"]
+    assert seed == "2"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_rename_that_fails_puts_back_the_files_it_replaced(wide, tmp_path, monkeypatch, capsys):
+    spec, _ = wide
+    out = tmp_path / "m.onnx"
+    assert _build(spec, out, 1) == 0
+    before = out.read_bytes(), (tmp_path / "m.onnx.data").read_bytes()
+    real = files.replace_keeping_mode
+
+    def refused_model(new, target, like=None):
+        if not target.name.endswith(".data"):
+            raise PermissionError(1, "Operation not permitted")  # a sticky folder, another user's file
+        real(new, target, like)
+    monkeypatch.setattr(files, "replace_keeping_mode", refused_model)
+    assert _build(spec, out, 2) == 1
+    assert "Operation not permitted" in capsys.readouterr().err
+    assert (out.read_bytes(), (tmp_path / "m.onnx.data").read_bytes()) == before
+    monkeypatch.undo()
+    assert _fc(out).shape == (512, 64)  # the model loads: the .data file is its own
+
+
+def test_a_failed_rename_removes_a_data_file_that_was_not_there(wide, tmp_path, monkeypatch):
+    spec, _ = wide
+
+    def refused_model(new, target, like=None, real=files.replace_keeping_mode):
+        if not target.name.endswith(".data"):
+            raise PermissionError(1, "Operation not permitted")
+        real(new, target, like)
+    monkeypatch.setattr(files, "replace_keeping_mode", refused_model)
+    assert _build(spec, tmp_path / "new.onnx", 2) == 1
+    assert not (tmp_path / "new.onnx.data").exists() and not (tmp_path / "new.onnx").exists()
+
+
+def test_a_train_step_is_not_left_beside_an_old_eval_model(tmp_path, monkeypatch):
+    spec = tmp_path / "wide.arch"
+    spec.write_text(WIDE)
+    out = tmp_path / "t.onnx"
+    assert main(["build", str(spec), "--train", "-o", str(out), "--seed", "1"]) == 0
+    before = out.read_bytes(), (tmp_path / "t.eval.onnx").read_bytes()
+    real = files.replace_keeping_mode
+
+    def refused_eval(new, target, like=None):
+        if target.name == "t.eval.onnx":
+            raise PermissionError(1, "Operation not permitted")
+        real(new, target, like)
+    monkeypatch.setattr(files, "replace_keeping_mode", refused_eval)
+    assert main(["build", str(spec), "--train", "-o", str(out), "--seed", "2"]) == 1
+    assert (out.read_bytes(), (tmp_path / "t.eval.onnx").read_bytes()) == before
+
+
+def test_deferred_signals_act_at_the_end_once_each():
+    ran = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_signals():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C stopped the cleanup of temp dirs
+            ran.append("the block ran to its end")
+    assert ran == ["the block ran to its end"]
+
+
+def test_two_builds_into_one_folder_take_turns(wide, tmp_path):
+    """The folder is locked while a build renames its files: a build started while the lock is held waits
+    (two builds at once left one's model reading the other's .data file in 4 of 6 runs)."""
+    import fcntl
+    spec, _ = wide
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        proc = subprocess.Popen([sys.executable, "-m", "archdsl", "build", str(spec), "-o", str(tmp_path / "w.onnx"),
+                                 "--external-data"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(p.name.startswith(".w.onnx.") for p in tmp_path.iterdir()):
+            time.sleep(0.05)  # its temp dir: it is writing
+        time.sleep(1.5)
+        assert proc.poll() is None and not (tmp_path / "w.onnx").exists(), "it renamed without the lock"
+    finally:
+        os.close(fd)
+    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    assert (tmp_path / "w.onnx").exists()
