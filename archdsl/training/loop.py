@@ -198,6 +198,17 @@ class Trainer:
         if seed != self.seed:
             raise ArchError(f"--resume: {path} was trained with --seed {seed}; resume with the same seed "
                             f"(got {self.seed})")
+        names = list(self.info.state_inputs)  # what save_checkpoint writes: every one, no more (a file missing a
+        missing = [k for k in names if k not in arrays]  # parameter resumed it from its random init, silently)
+        extra = sorted(k for k in arrays if k not in set(names))
+        if missing or extra:
+            said = [f"lacks {_names(missing)}, which the model trains" if missing else "",
+                    f"holds {_names(extra)}, which the model does not have" if extra else ""]
+            raise ArchError(f"--resume: {path} {' and '.join(w for w in said if w)}; resume from a checkpoint "
+                            "`archdsl train` wrote for this model")
+        for k, v in list(arrays.items()):  # a big-endian array of the same type: the same numbers
+            if v.dtype != self.get(k).dtype and v.dtype.newbyteorder("=") == self.get(k).dtype:
+                arrays[k] = v.astype(self.get(k).dtype)
         for k, v in arrays.items():  # same names, other sizes: a -D that changed a width
             if k in self.state and tuple(v.shape) != tuple(self.state[k].shape()):
                 raise ArchError(f"--resume: {path} holds '{k}' as {list(v.shape)}, the model has "
@@ -209,6 +220,11 @@ class Trainer:
             if k in self.state:
                 self.set(k, v)
         return epoch
+
+
+def _names(keys: list[str]) -> str:
+    shown = ", ".join(f"'{k}'" for k in keys[:3])
+    return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
 
 
 def _setting(v) -> str:

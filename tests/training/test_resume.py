@@ -113,3 +113,40 @@ def test_a_resumed_patience_run_writes_the_best_weights_where_it_says(tmp_path, 
     first.unlink()
     assert main(resume + ["-o", str(tmp_path / "x.npz")]) == 1
     assert "which is gone; nothing is written" in capsys.readouterr().err and not (tmp_path / "x.npz").exists()
+
+
+def _edited_checkpoint(tmp_path, edit) -> None:
+    ckpt = tmp_path / "w.ckpt.npz"
+    arrays = dict(np.load(ckpt))
+    edit(arrays)
+    with open(ckpt, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def test_resume_refuses_a_checkpoint_missing_a_parameter_or_holding_another(tmp_path, capsys):
+    """A checkpoint without fc.weight resumed it from its random init, and a name the model lacks was
+    ignored, both silently: --weights is strict, as torch's load_state_dict."""
+    base = linear_run(tmp_path) + ["--quiet"]
+    assert main(base + ["--epochs", "1"]) == 0
+    _edited_checkpoint(tmp_path, lambda a: a.pop("fc.weight"))
+    assert main(base + ["--epochs", "2", "--resume"]) == 1
+    assert "lacks 'fc.weight', which the model trains" in capsys.readouterr().err
+    assert main(base + ["--epochs", "1"]) == 0
+    _edited_checkpoint(tmp_path, lambda a: a.update({"fc2.weight": np.zeros(3, np.float32)}))
+    assert main(base + ["--epochs", "2", "--resume"]) == 1
+    assert "holds 'fc2.weight', which the model does not have" in capsys.readouterr().err
+
+
+def test_resume_reads_a_big_endian_checkpoint(tmp_path, capsys):
+    """A checkpoint of '>f4' arrays was refused as 'float32, the model takes float32'."""
+    base = linear_run(tmp_path) + ["--quiet"]
+    assert main(base + ["--epochs", "1"]) == 0
+    native = (tmp_path / "w.ckpt.npz").read_bytes()
+    assert main(base + ["--epochs", "2", "--resume"]) == 0
+    want = dict(np.load(tmp_path / "w.npz"))
+    (tmp_path / "w.ckpt.npz").write_bytes(native)
+    _edited_checkpoint(tmp_path, lambda a: a.update({k: v.astype(v.dtype.newbyteorder(">"))
+                                                     for k, v in a.items() if v.dtype.kind == "f" and v.ndim}))
+    assert main(base + ["--epochs", "2", "--resume"]) == 0, capsys.readouterr().err
+    for k, v in np.load(tmp_path / "w.npz").items():
+        np.testing.assert_array_equal(v, want[k])
