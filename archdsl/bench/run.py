@@ -344,7 +344,7 @@ def _main(argv: list[str] | None) -> int:
     if opts.json:  # after the table: a write that fails now loses nothing printed
         text = json.dumps(results, indent=2)
         try:  # whole or not at all (a full disk truncated the previous file); through a link, into a pipe
-            atomic_write(opts.json, lambda tmp: tmp.write_text(text))
+            atomic_write(opts.json, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         except ArchError as e:
             print(f"archdsl bench: error: {e.message}", file=sys.stderr)
             return 1

@@ -123,13 +123,13 @@ def run_docs(check: bool, root: Path | None = None) -> int:
     ref = root / "grammar" / "REFERENCE.md"
     targets = {ref: _with_ops_table(ref.read_text(encoding="utf-8"), ref),
                root / "specs" / "README.md": spec_catalog(root)}
-    stale = [p for p, new in targets.items() if not p.is_file() or p.read_text() != new]
+    stale = [p for p, new in targets.items() if not p.is_file() or p.read_text(encoding="utf-8") != new]
     if check:
         for p in stale:
             print(f"{p} is out of date: run `archdsl docs`", file=sys.stderr)
         return 1 if stale else 0
     for p in stale:
-        files.atomic_write(p, lambda tmp, text=targets[p]: tmp.write_text(text))
+        files.atomic_write(p, lambda tmp, text=targets[p]: tmp.write_text(text, encoding="utf-8"))
         print(f"updated {p}")
     if not stale:
         print(f"{' and '.join(str(p) for p in targets)} are up to date")

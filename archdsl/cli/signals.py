@@ -72,7 +72,7 @@ def interruptible(main: Callable[[], int]) -> int:
     guarded = isinstance(sys.stdout, _GuardedStdout) or sys.stdout is None
     if not guarded:
         sys.stdout = _GuardedStdout(sys.stdout)
-    with exit_cleanly_on_signals(), record_interrupts():
+    with exit_cleanly_on_signals(), record_interrupts(), _escaping_what_the_terminal_cannot_show():
         try:
             status = main()
             if sys.stdout is not None:  # None: started with stdout closed (`archdsl build ... >&-`)
@@ -90,6 +90,32 @@ def interruptible(main: Callable[[], int]) -> int:
         finally:
             if not guarded:
                 sys.stdout = sys.stdout._stream
+
+
+@contextlib.contextmanager
+def _escaping_what_the_terminal_cannot_show():
+    """A layer named "l\u2026" printed to an ASCII or Latin-1 stdout (PYTHONIOENCODING=ascii, a C locale) was an
+    internal error (UnicodeEncodeError): such characters are written as \\u2026 escapes instead, on stdout
+    and stderr, for the command's run only."""
+    changed = []
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        stream = getattr(stream, "_stream", stream)  # the guarded stdout's own
+        errors = getattr(stream, "errors", None)
+        if errors == "strict" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+                changed.append(stream)
+            except (ValueError, OSError):  # already written to in a way that cannot change
+                pass
+    try:
+        yield
+    finally:
+        for stream in changed:
+            try:
+                stream.reconfigure(errors="strict")
+            except (ValueError, OSError):
+                pass
 
 
 def _drop_pending_output() -> None:

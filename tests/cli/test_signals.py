@@ -82,6 +82,19 @@ def test_a_closed_stdout_is_no_traceback(work):
     assert (work / "t.onnx").exists()
 
 
+def test_a_stdout_that_cannot_show_a_name_escapes_it(tmp_path):
+    """A layer named "l\u2026" printed to an ASCII stdout (PYTHONIOENCODING=ascii, a Latin-1 locale) was an
+    internal error, exit 70."""
+    import subprocess
+    import sys
+    spec = tmp_path / "u.arch"
+    spec.write_text('model m(x: float32[B, 4]) -> y {\n    y = x -> relu as "l\u2026"\n}\n', encoding="utf-8")
+    res = subprocess.run([sys.executable, "-m", "archdsl", "summary", str(spec)],
+                         capture_output=True, env={**os.environ, "PYTHONIOENCODING": "ascii"}, timeout=300)
+    assert res.returncode == 0 and b"internal error" not in res.stderr, res.stderr
+    assert b"l\\u2026" in res.stdout
+
+
 @pytest.mark.parametrize("as_import_error", [False, True])
 def test_ctrl_c_while_the_command_loads_is_an_interrupt(tmp_path, as_import_error):
     """The `archdsl` entry point records Ctrl-C before numpy, onnx and onnxruntime load: an interrupt there
