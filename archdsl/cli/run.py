@@ -55,6 +55,8 @@ def _load_input(name: str, path: str) -> np.ndarray:
 
 
 def _read_input(name: str, path: str) -> np.ndarray:
+    if files.is_special(Path(path)):  # a FIFO: numpy waited for a writer forever, then wanted to seek
+        raise ArchError(f"--input {name}: cannot read {path}: not a regular file (a pipe or a device)")
     try:
         loaded = np.load(path, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - missing, corrupt (BadZipFile) or foreign
@@ -114,7 +116,9 @@ def cmd_run(args, sources) -> int:
         except OSError as e:  # a name over 255 bytes
             raise ArchError(f"cannot read {path}: {e.strerror or e}") from None
         if not found:
-            raise ArchError(f"{path} is a directory, not a model" if path.is_dir() else f"no such file: {path}")
+            raise ArchError(f"{path} is a directory, not a model" if path.is_dir() else
+                            f"{path} is not a regular file (a pipe or a device), not a model" if path.exists() else
+                            f"no such file: {path}")
         model = files.resolved(path)  # a link's target: onnxruntime finds external data beside the model it
         name = path.stem                # opened, and refuses a path out of that folder (../real/m.onnx.data)
         mod = None

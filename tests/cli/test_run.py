@@ -573,3 +573,16 @@ def test_run_seed_draws_the_inputs_and_the_stats_are_the_outputs(tmp_path, capsy
             y = z["y"].astype(np.float64)
         assert f"mean {y.mean():.4g}  std {y.std():.4g}  min {y.min():.4g}  max {y.max():.4g}" in said
     assert np.array_equal(saved["a"], saved["b"]) and not np.array_equal(saved["a"], saved["c"])
+
+
+def test_run_refuses_a_pipe_for_an_input_or_a_model(tmp_path, capsys):
+    """--input x=FIFO waited for a writer forever (and with one, numpy could not seek it); a FIFO named m.onnx
+    was 'no such file'."""
+    import os
+    os.mkfifo(tmp_path / "x.npy")
+    assert main(["run", MLP, "--input", f"x={tmp_path / 'x.npy'}"]) == 1
+    assert f"--input x: cannot read {tmp_path / 'x.npy'}: not a regular file (a pipe or a device)" in \
+        capsys.readouterr().err
+    os.mkfifo(tmp_path / "m.onnx")
+    assert main(["run", str(tmp_path / "m.onnx")]) == 1
+    assert "is not a regular file (a pipe or a device), not a model" in capsys.readouterr().err

@@ -150,3 +150,12 @@ def test_resume_reads_a_big_endian_checkpoint(tmp_path, capsys):
     assert main(base + ["--epochs", "2", "--resume"]) == 0, capsys.readouterr().err
     for k, v in np.load(tmp_path / "w.npz").items():
         np.testing.assert_array_equal(v, want[k])
+
+
+def test_resume_from_a_pipe_is_refused_not_waited_on(tmp_path, capsys):
+    """--resume --checkpoint FIFO waited for a writer forever (--weights and --data refused a pipe already)."""
+    import os
+    base = linear_run(tmp_path) + ["--quiet"]
+    os.mkfifo(tmp_path / "pipe.npz")
+    assert main(base + ["--epochs", "1", "--resume", "--checkpoint", str(tmp_path / "pipe.npz")]) == 1
+    assert "not a regular file (a pipe or a device)" in capsys.readouterr().err
