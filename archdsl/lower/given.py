@@ -69,11 +69,11 @@ def _tied(unknown: list[str], weights: dict) -> str:
     """An extra name holding exactly the values of a name the model reads: torch's state_dict lists a tied
     weight under both modules (head.weight is embed.weight), where a spec reads it once, through ref()."""
     for name in unknown:
-        a = np.asarray(weights[name])
+        a = resident(np.asarray(weights[name]))  # read from a mapped file, not through it (SIGBUS if cut short)
         if a.size < 2 or (a == a.flat[0]).all():  # zeros (a fresh bias) equal many things by chance
             continue
         twin = next((k for k, b in weights.items() if k != name and k not in unknown and np.shape(b) == a.shape
-                     and np.array_equal(np.asarray(b), a)), None)
+                     and np.array_equal(resident(np.asarray(b)), a)), None)
         if twin is not None:
             return (f"; '{name}' holds the same values as '{twin}': a weight torch ties, listed under both names, "
                     f"which the model reads once (ref(\"{twin}\")); leave '{name}' out")

@@ -138,3 +138,16 @@ def test_a_file_cut_short_after_loading_is_an_error_in_every_build(tmp_path, bf1
         else:
             w.save_weights(p, {"p": np.ones((512, 1024), np.float32)})
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_file_cut_short_is_an_error_where_an_extra_name_is_compared_too(tmp_path):
+    """A checkpoint with a name the model lacks is searched for a tied twin (head.weight = embed.weight):
+    that comparison read through the mapping, SIGBUS on a file cut short."""
+    import archdsl
+    rng = np.random.default_rng(3)
+    p = _saved(tmp_path, {"p": rng.standard_normal((512, 1024)).astype(np.float32),
+                          "extra": rng.standard_normal((512, 1024)).astype(np.float32)})
+    weights = w.read_safetensors(p)
+    os.truncate(p, 1000)
+    with pytest.raises(ArchError, match="cut short"):
+        archdsl.compile_source(SRC, weights=weights)
