@@ -115,8 +115,14 @@ def beside(out: Path, name: str, what: str, flag: str | None = None) -> Path:
 def load_spec(args, sources):
     """The spec a command names; a compiled model given in its place is told apart from a broken spec (its
     bytes would read as a file that is not UTF-8)."""
-    if Path(args.file).suffix.lower() == ".onnx":
+    suffix = Path(args.file).suffix.lower()
+    if suffix == ".onnx":
         raise ArchError(f"{args.file} is a compiled ONNX model, not a .arch spec (`archdsl run` runs it)")
+    if suffix in _ARRAY_FILES:  # its bytes read as a spec that is not UTF-8, a line of binary shown
+        hints = (["a spec's weights are given with --weights"] if hasattr(args, "weights") else []) + \
+            (["its inputs with --input NAME=FILE"] if hasattr(args, "input") else [])
+        raise ArchError(f"{args.file} is {_ARRAY_FILES[suffix]}, not a .arch spec" +
+                        (f": {', '.join(hints)}" if hints else ""))
     try:
         return driver.load(args.file, defines=args.defines, search_path=args.include, sources=sources)
     except ArchSyntaxError as e:
@@ -124,6 +130,11 @@ def load_spec(args, sources):
             raise ArchError(f"{args.file} is a compiled ONNX model, not a .arch spec (`archdsl run` runs it "
                             "when its name ends in .onnx)") from None
         raise
+
+
+_ARRAY_FILES = {".npz": "a file of arrays (.npz)", ".npy": "an array (.npy)",
+                ".safetensors": "a file of weights (.safetensors)", ".pt": "a torch.save file",
+                ".pth": "a torch.save file"}
 
 
 def _is_onnx(path) -> bool:

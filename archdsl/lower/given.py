@@ -57,7 +57,8 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
         dtype = np.asarray(arr).dtype  # first: a string's shape is [] and said nothing of what was wrong
         if dtype.kind not in "biuf":
             if not _narrow_float(dtype):
-                raise ArchError(f"{what}: '{name}' holds {dtype} values, not numbers")
+                kind = {"c": "complex numbers", "U": "strings", "S": "strings"}.get(dtype.kind, f"{dtype} values")
+                raise ArchError(f"{what}: '{name}' holds {kind}; a parameter takes real numbers (int, uint, float)")
             weights = {**weights, name: resident(np.asarray(arr)).astype(np.float32)}  # then to the parameter's
         if all(isinstance(d, int) for d in v.type.shape) and tuple(np.shape(arr)) != tuple(v.type.shape):
             raise ArchError(f"weights: '{name}' has shape {list(np.shape(arr))}{' in the file' if source else ''}, "

@@ -165,6 +165,11 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
             header = json.loads(f.read(n), object_pairs_hook=_unique_keys)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise ValueError("not a safetensors file (its header is not JSON)") from None
+        except ValueError as e:
+            if "digits" not in str(e):  # a name twice (_unique_keys)
+                raise
+            raise ValueError("not a safetensors file (a number in its header is thousands of digits long)") \
+                from None  # more digits than Python converts (4300): its own message gave advice about sys
     if not isinstance(header, dict):
         raise ValueError("not a safetensors file (its header is not a JSON object)")
     start, end = 8 + n, size
@@ -328,6 +333,8 @@ def read_npz(path: str | Path, what: str, expected: str) -> dict[str, np.ndarray
         z = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise ArchError(f"{what} file not found: {path}") from None
+    except OSError as e:  # a directory, no permission: said as the OS says it, without the file's format
+        raise ArchError(f"cannot read {what} from {path}: {e.strerror or e}") from None
     except Exception as e:  # a corrupt or foreign file; np.load guesses pickle for anything else
         raise ArchError(f"cannot read {what} from {path}: {numpy_reason(e)}; {expected}") from None
     if not isinstance(z, np.lib.npyio.NpzFile):  # a .npy: one array, no names

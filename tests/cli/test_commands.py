@@ -300,6 +300,16 @@ def test_an_onnx_file_where_a_spec_goes_says_so(tmp_path, capsys, command):
     assert "m.onnx is a compiled ONNX model, not a .arch spec (`archdsl run` runs it)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command, hint", [(["run"], ": a spec's weights are given with --weights, its inputs with "
+                                                     "--input NAME=FILE"),
+                                           (["summary"], "\n")])
+def test_a_file_of_arrays_where_a_spec_goes_says_so(tmp_path, capsys, command, hint):
+    """`archdsl run good.npz` read the zip as a spec: "not UTF-8" and a line of binary."""
+    np.savez(tmp_path / "good.npz", a=np.ones(3))
+    assert main([*command, str(tmp_path / "good.npz")]) == 1
+    assert f"good.npz is a file of arrays (.npz), not a .arch spec{hint}" in capsys.readouterr().err
+
+
 def test_ops_lists_the_registry(capsys):
     assert main(["ops"]) == 0
     out = capsys.readouterr().out

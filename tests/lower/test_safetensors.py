@@ -157,3 +157,21 @@ def test_weights_of_another_size_than_a_define_makes_note_the_define(tmp_path, c
     err = capsys.readouterr().err
     assert "'fc.weight' has shape [8, 4] in the file, the model needs [6, 4]" in err
     assert err.count("note: param 'hidden' is set by -D here") == 1
+
+
+def test_a_header_number_too_long_for_python_is_said_plainly(tmp_path):
+    """A 5000-digit offset gave Python's own 'use sys.set_int_max_str_digits()' advice."""
+    from archdsl.lower.weights import load_weights
+    head = b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,' + b"9" * 5000 + b"]}}"
+    (tmp_path / "w.safetensors").write_bytes(struct.pack("<Q", len(head)) + head + bytes(4))
+    with pytest.raises(ArchError, match=r"a number in its header is thousands of digits long") as e:
+        load_weights(tmp_path / "w.safetensors")
+    assert "sys." not in str(e.value)
+
+
+def test_a_directory_or_an_unreadable_npz_is_said_as_the_os_says_it(tmp_path):
+    from archdsl.lower.weights import load_weights
+    (tmp_path / "d.npz").mkdir()
+    with pytest.raises(ArchError) as e:
+        load_weights(tmp_path / "d.npz")
+    assert str(e.value.message) == f"cannot read weights from {tmp_path / 'd.npz'}: Is a directory"
