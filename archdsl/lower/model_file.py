@@ -69,7 +69,11 @@ def _folders_locked(folders):
     """An exclusive flock on each output folder while the renames run: two builds into one OUT.onnx at once
     (each renaming its .data, then its model) left one's model reading the other's weights. Where a
     folder cannot be locked (a file system without flock), the renames go on unlocked."""
-    import fcntl
+    try:
+        import fcntl
+    except ImportError:  # no flock here (Windows): the renames go on unlocked
+        yield
+        return
     held = []
     try:
         for folder in sorted({str(f) or "." for f in folders}):
