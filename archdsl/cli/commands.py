@@ -387,10 +387,13 @@ def cmd_summary(args, sources) -> int:
         print_table(f"{rep['model']}", ("layer", "op", "output shape", "params", "FLOPs"), rows,
                     footer=("total", "", "", f"{rep['params']:,}", _fmt(rep["flops"])))
         # "batch 1" where an input's first dim is a symbol counted as 1 (not one fixed, or given with --dim)
-        batch = any(v.type.shape and isinstance(v.type.shape[0], Sym)
-                    and not set(dim_symbols(v.type.shape[0])) <= set(own) for v in g.inputs)  # 2*B: B given
+        batch = sorted({n for v in g.inputs if v.type.shape and isinstance(v.type.shape[0], Sym)
+                        and not set(dim_symbols(v.type.shape[0])) <= set(own)  # 2*B: B given
+                        for n in dim_symbols(v.type.shape[0]) if n not in own})
+        said = [] if not batch else ["batch 1"] if set(batch) <= {"B", "batch"} else \
+            [f"batch 1 ({', '.join(f'{b}=1' for b in batch)})"]  # [T, B, F]: T is the one counted as a batch
         unsized = rep["flops_unsized"]
-        at = ", ".join((["batch 1"] if batch else []) + [f"{k}={v}" for k, v in own.items()]
+        at = ", ".join(said + [f"{k}={v}" for k, v in own.items()]
                        + [f"{u}=1" for u in unsized]) or "the model's sizes"
         hint = f" (--dim {unsized[0]}=N sizes it)" if unsized else ""
         if rep["flops_unfit"]:  # conv 3 at H=1: no real input has these sizes; the count took such sizes as 1

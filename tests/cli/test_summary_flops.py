@@ -70,3 +70,11 @@ def test_the_footer_says_when_the_sizes_fit_no_input(tmp_path, capsys):
     assert main(["summary", str(spec), "--dim", "H=3", "--dim", "W=4"]) == 0
     out = capsys.readouterr().out
     assert "FLOPs at batch 1, H=3, W=4: " in out and "not a size" not in out
+
+
+def test_a_leading_dim_other_than_b_is_named_as_the_one_counted_as_a_batch(tmp_path, capsys):
+    """[T, B, F] (an RNN's time-major input): the footer said "batch 1, B=1", T's 1 unsaid."""
+    spec = tmp_path / "tb.arch"
+    spec.write_text("model m(x: float32[T, B, 4]) -> y {\n    y = x -> linear(8)\n}\n")
+    assert main(["summary", str(spec)]) == 0
+    assert "FLOPs at batch 1 (T=1), B=1 (--dim B=N sizes it): 64" in capsys.readouterr().out
