@@ -169,9 +169,8 @@ class Blocks:
                                  f"({', '.join(str(t.type) for t in tensors)}) need {list(spec.shape)}", span)
         # named after the layer (proj#2), as a block called again is: an automatic name (linear_0) read as a new
         # layer in summary, and took a number from the unnamed layers after it (their parameters renamed)
-        k = self.layer_calls[fn.name] = self.layer_calls.get(fn.name, 1) + 1
         node = self.graph.add_node(op.name, [t.value for t in tensors] + list(fn.params), attrs,
-                                   f"{fn.name}#{k}{self.call_tag}", span)
+                                   self.again(fn.name, always=True), span)
         outs = tuple(Tensor(o) for o in node.outputs)
         return outs[0] if len(outs) == 1 and not op.tuple_out else outs
 
@@ -208,10 +207,10 @@ class Blocks:
         if missing:
             raise ArchTypeError(f'layer("{fn.name}") is missing tensor argument {quoted(missing)} (the block '
                                 "is called again on new tensors)", span)
-        saved = self.scope, self.replay, self.sharing, self.call_tag
-        self.calls_again += 1  # its nodes are named apart (shared.attn#2): a dropout draws a mask of its own
+        saved = self.scope, self.replay, self.sharing, self.calling_again
+        # its nodes are named apart (shared.attn#2, Calls.again): a dropout draws a mask of its own
         self.scope, self.replay, self.sharing = fn.name.split("."), list(fn.automatic), fn.name
-        self.call_tag = f"#{self.calls_again + 1}"
+        self.calling_again = True
         try:
             out = self.call_block(fn.fn, [], {**fn.args, **given}, None, span)
             if self.replay:  # it made fewer unnamed layers than its first call
@@ -220,7 +219,7 @@ class Blocks:
                                     "with `as`)", span)
             return out
         finally:
-            self.scope, self.replay, self.sharing, self.call_tag = saved
+            self.scope, self.replay, self.sharing, self.calling_again = saved
 
 
 _PLAIN = (int, float, str, bool, type(None))

@@ -213,7 +213,7 @@ class Calls:
             raise LimitError(f"model has more than {Limits.nodes} nodes", span)
         order = torch_order(op, args)
         try:
-            node = self.graph.add_node(op.name, inputs, attrs, self.stream_name(op, attrs, name + self.call_tag), span)
+            node = self.graph.add_node(op.name, inputs, attrs, self.stream_name(op, attrs, self.again(name)), span)
         except ArchError as err:  # conv2d(3, 64, 3): a kernel larger than the image
             if order:
                 err.notes.append((order, span))
@@ -230,6 +230,15 @@ class Calls:
                             span)
         outs = tuple(Tensor(o) for o in node.outputs)
         return outs[0] if len(outs) == 1 and not op.tuple_out else outs
+
+    def again(self, name: str, always: bool = False) -> str:
+        """A node's name in a block called again (shared.attn#2), or of a layer called again (proj#2): the name
+        with the next number no earlier call took, so that a layer called again inside a block called again
+        is proj#4, not a second proj#2 (and not proj#3#2)."""
+        if not (always or self.calling_again):
+            return name
+        k = self.layer_calls[name] = self.layer_calls.get(name, 1) + 1
+        return f"{name}#{k}"
 
     def stream_name(self, op, attrs: dict, name: str) -> str:
         """A node that draws random numbers draws them from a stream its name keys (ops/random.py): one label
@@ -382,7 +391,8 @@ class Calls:
                 raise ArchTypeError(f"{opname}(): the symbolic size {one} is the length of no dim of the model's "
                                     "inputs or of a tensor computed so far, so it cannot be read at run time", span)
             parts.append(found)
-        prefix = ".".join(self.scope + [f"size({d})"]) + self.call_tag
+        prefix = ".".join(self.scope + [f"size({d})"])
+        prefix = self.again(prefix)
         out = None
         for v, axis in parts:
             t = self.graph.add_node("dim_size", [v], {"axis": axis, "dtype": dt.label}, prefix, span).outputs[0]

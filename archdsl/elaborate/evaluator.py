@@ -101,9 +101,8 @@ class Evaluator(Calls, Blocks, Operators):
         self.dim_index: dict = {}  # symbolic size -> (value, axis): the latest node output that has it, else an input
         self.dim_scanned = -1  # graph.nodes indexed into dim_index so far (-1: not even the inputs)
         self.memo: dict[tuple, object] = {}  # block calls on plain values that made nothing: their results
-        self.calls_again = 0  # blocks called again by layer() so far, for their nodes' names
-        self.layer_calls: dict[str, int] = {}  # a layer's calls again by layer(): its nodes named proj#2, proj#3
-        self.call_tag = ""  # "#2" on the names of the nodes of a block called again
+        self.layer_calls: dict[str, int] = {}  # the number a name's last call again took (proj#3): Calls.again
+        self.calling_again = False  # in a block called again by layer(): its nodes are named apart (attn#2)
         self.streams: set[str] = set()  # names of the nodes that draw random numbers (calls.stream_name)
         self.free_params: set[str] = set()  # made by parameter(): a buffer among them is never updated
         self.steps = 0

@@ -382,3 +382,14 @@ def test_a_builtin_applied_to_a_tensor_takes_a_name_as_any_op():
     assert [n.name for n in g.nodes] == ["s", "e"]
     with pytest.raises(archdsl.ArchError, match=r"max\(\) creates no layer and cannot be named"):
         archdsl.check_source("let q = max([1, 2]) as m\nmodel m(x: float32[B, 4]) -> y {\n    y = x\n}\n")
+
+
+def test_a_layer_called_again_inside_a_block_called_again_gets_a_name_of_its_own():
+    """The block's second call named its own proj as the first call's layer("t.proj") node was named,
+    t.proj#2 twice, and the inner call again t.proj#3#2."""
+    g = archdsl.check_source("block tower(x) {\n    h = x -> linear(8) as proj -> relu\n"
+                             "    return h -> layer(\"t.proj\")\n}\n"
+                             "model m(a: float32[B, 8], b: float32[B, 8]) -> (ya, yb) {\n"
+                             "    ya = a -> tower as t\n    yb = b -> layer(\"t\")\n}\n")
+    names = [n.name for n in g.nodes]
+    assert names == ["t.proj", "t.relu_0", "t.proj#2", "t.proj#3", "t.relu_0#2", "t.proj#4"]
