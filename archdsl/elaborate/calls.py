@@ -354,6 +354,9 @@ class Calls:
             return v
         if (is_num(v) or isinstance(v, bool)) and dt is not None:  # eq(mask, false); true is 1 beside numbers
             if dt is DType.bool and v not in (0, 1):  # np.array(2, bool) is true: eq(b, 2) matched every true
+                if opname not in _COMPARISONS and not opname.startswith("logical_") and opname != "where":
+                    raise ArchTypeError(f"{opname}(): no arithmetic on bool tensors; cast(x, \"float32\") first",
+                                        span)
                 raise ArchTypeError(f"{opname}(): {v} beside a bool tensor, whose elements are only true or "
                                     f"false", span)
             if not dt.is_float and isinstance(v, float) and opname in _COMPARISONS:  # exact: a whole float
