@@ -1,32 +1,42 @@
-"""lark's tables are cached in the user's own cache folder, never in the shared temp dir: lark unpickles its
-cache file, and with `cache=True` that file had a name anyone could foresee in /tmp, so another user who
-planted one ran code as whoever parsed a spec next."""
+"""lark's tables are cached in the user's own cache folder (archdsl/user_cache.py), never in the shared temp
+dir: lark unpickles its cache file, and with `cache=True` that file had a name anyone could foresee in /tmp,
+so another user who planted one ran code as whoever parsed a spec next. The folder is checked on its open
+handle and reached through it, so a folder swapped in after the check is not read either."""
 
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 
 import pytest
 
 PARSE = "import archdsl; archdsl.check_source('model m(x: float32[B, 4]) -> y {\\n    y = x -> relu\\n}\\n')"
+pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="the cache needs /proc/self/fd (Linux)")
 
 
-def _parse(tmp_path, **env) -> None:
+def _parse(tmp_path, cwd=None, **env) -> None:
     full = {k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}
-    full.update(HOME=str(tmp_path / "home"), TMPDIR=str(tmp_path / "tmp"), **env)
+    full.update({"HOME": str(tmp_path / "home"), "TMPDIR": str(tmp_path / "tmp"), **env})
     (tmp_path / "tmp").mkdir(exist_ok=True)
-    subprocess.run([sys.executable, "-c", PARSE], env=full, check=True, timeout=120)
+    (tmp_path / "home").mkdir(exist_ok=True)
+    subprocess.run([sys.executable, "-c", PARSE], env=full, check=True, timeout=120, cwd=cwd or tmp_path)
+
+
+def _cached(tmp_path) -> list:
+    folder = tmp_path / "home" / ".cache" / "archdsl"
+    return sorted(folder.glob("grammar-*.lark-cache")) if folder.is_dir() else []
 
 
 def test_the_cache_is_in_the_users_folder_not_the_temp_dir(tmp_path):
     _parse(tmp_path)
-    folder = tmp_path / "home" / ".cache" / "archdsl"
-    assert [p.name for p in folder.iterdir()] == ["grammar.lark-cache"]
-    assert folder.stat().st_mode & 0o077 == 0
+    assert len(_cached(tmp_path)) == 1
+    for folder in (tmp_path / "home" / ".cache", tmp_path / "home" / ".cache" / "archdsl"):
+        assert folder.stat().st_mode & 0o077 == 0, folder  # made private, whatever the umask
     assert list((tmp_path / "tmp").iterdir()) == []
     _parse(tmp_path)  # read back
+    assert len(_cached(tmp_path)) == 1
 
 
 def test_a_folder_others_can_write_is_not_used(tmp_path):
@@ -38,21 +48,35 @@ def test_a_folder_others_can_write_is_not_used(tmp_path):
 
 
 def test_a_planted_cache_file_is_not_unpickled(tmp_path):
-    """A cache file in a folder others cannot write could only be the user's; one that is not a regular file
-    (a link to a file someone else wrote) is refused before lark opens it."""
-    folder = tmp_path / "xdg" / "archdsl"
-    folder.mkdir(parents=True, mode=0o700)
-    planted = tmp_path / "planted"
+    """A link in place of the cache file (to a file someone else wrote) is refused before lark opens it."""
+    _parse(tmp_path)
+    cached = _cached(tmp_path)[0]
     marker = tmp_path / "ran"
-    import pickle
 
     class Payload:
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
-    planted.write_bytes(b"x\n" + pickle.dumps(Payload()))
-    try:
-        (folder / "grammar.lark-cache").symlink_to(planted)
-    except OSError:
-        pytest.skip("no symlinks here")
-    _parse(tmp_path, XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    planted = tmp_path / "planted"
+    planted.write_bytes(cached.read_bytes().split(b"\n")[0] + b"\n" + pickle.dumps(Payload()))
+    cached.unlink()
+    cached.symlink_to(planted)
+    _parse(tmp_path)
     assert not marker.exists()
+
+
+def test_a_relative_or_missing_home_makes_no_folder_in_the_working_dir(tmp_path):
+    """XDG_CACHE_HOME=rel made ./rel/archdsl; no HOME and no passwd entry made a folder named ~ here."""
+    work = tmp_path / "work"
+    work.mkdir()
+    _parse(tmp_path, cwd=work, XDG_CACHE_HOME="rel", HOME="~")
+    assert list(work.iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to give the home away")
+def test_root_makes_no_folder_in_another_users_home(tmp_path):
+    """sudo -E archdsl ...: root made a root-owned ~/.cache in the user's home, which the user then could
+    not remove."""
+    (tmp_path / "home").mkdir()
+    os.chown(tmp_path / "home", 12345, 12345)
+    _parse(tmp_path)
+    assert list((tmp_path / "home").iterdir()) == []

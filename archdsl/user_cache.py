@@ -1,0 +1,80 @@
+"""The user's own cache folder, ~/.cache/archdsl (or $XDG_CACHE_HOME/archdsl): the parser's tables and the
+lock that makes one build's renames wait for another's. Opened, not named: a check of a path followed by
+an open of the same path let another user who could write a folder above it swap in one of their own in
+between (and the parser's cache is a pickle). The folder is opened once, checked on the open handle (this
+user's, writable by no one else), and reached through /proc/self/fd/N, which names that very folder
+whatever is renamed meanwhile. Linux only: elsewhere there is no cache and no lock. Depends on nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+
+__all__ = ["private_folder", "private_path"]
+
+
+@contextlib.contextmanager
+def private_folder():
+    """The cache folder's file descriptor, made if need be, or None where there is none to trust."""
+    fd = _open()
+    try:
+        yield fd
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def private_path(fd: int, name: str) -> str | None:
+    """A path to `name` in the folder open as `fd` that reaches that folder whatever its name now holds; None
+    where `name` is there and not a regular file of this user's (a link: only this user can put one there,
+    but a tool of theirs may have)."""
+    try:
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+            return None
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    return f"/proc/self/fd/{fd}/{name}"
+
+
+def _open() -> int | None:
+    if not hasattr(os, "getuid") or not os.path.isdir("/proc/self/fd"):
+        return None
+    uid = os.getuid()
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # the XDG spec: a relative value is ignored
+        home = os.path.expanduser("~")
+        if not os.path.isabs(home):  # no HOME and no passwd entry: "~" itself, a folder named ~ in the cwd
+            return None
+        base = os.path.join(home, ".cache")
+    flags = os.O_RDONLY | os.O_DIRECTORY
+    try:
+        try:
+            top = os.open(base, flags)
+        except FileNotFoundError:
+            if os.stat(os.path.dirname(base)).st_uid != uid:  # nothing made in another user's home (sudo -E)
+                return None
+            with contextlib.suppress(FileExistsError):  # another process made it just now
+                os.mkdir(base, 0o700)
+            top = os.open(base, flags)
+        try:
+            try:
+                fd = os.open("archdsl", flags | os.O_NOFOLLOW, dir_fd=top)
+            except FileNotFoundError:
+                if os.fstat(top).st_uid != uid:
+                    return None
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir("archdsl", 0o700, dir_fd=top)
+                fd = os.open("archdsl", flags | os.O_NOFOLLOW, dir_fd=top)
+        finally:
+            os.close(top)
+        st = os.fstat(fd)
+    except OSError:  # a read-only home, a file where the folder goes, a link: no cache
+        return None
+    if st.st_uid != uid or st.st_mode & 0o022:
+        os.close(fd)
+        return None
+    return fd
