@@ -16,6 +16,7 @@ from google.protobuf.message import EncodeError
 from .. import files
 from ..diagnostics import ArchError, writing
 from ..interrupts import deferred_signals
+from ..user_cache import private_folder, private_path
 
 __all__ = ["EXTERNAL_DATA_THRESHOLD", "Staged", "commit_all", "no_external_data_beside", "write_model",
            "write_models"]
@@ -40,17 +41,18 @@ def write_models(items: list[tuple[onnx.ModelProto, str | Path]], external_data:
                 _stage(model, Path(out), external_data, staged)
         return commit_all(staged)
     finally:
-        for st in staged:
-            st.cleanup()
+        with deferred_signals():  # one signal for all: a second Ctrl-C held by one cleanup stopped the next
+            for st in staged:
+                st.cleanup()
 
 
 def commit_all(staged: list[Staged]) -> list[Path]:
     """Every staged file renamed into place, or none, as one act: Ctrl-C or SIGTERM waits for its end (one
-    between two renames left a new .data file under the old model), two builds into one folder take turns,
+    between two renames left a new .data file under the old model), two builds take turns (_commit_lock),
     and a rename that fails (a sticky folder, a file another user owns) puts back the files already
     replaced, so a model never meets another build's .data file or eval model."""
     written: list[Path] = []
-    with deferred_signals(), _folders_locked(st.out.parent for st in staged if st.payload is None):
+    with _commit_lock(), deferred_signals():
         try:
             for st in staged:
                 with writing(st.out):
@@ -65,31 +67,30 @@ def commit_all(staged: list[Staged]) -> list[Path]:
 
 
 @contextlib.contextmanager
-def _folders_locked(folders):
-    """An exclusive flock on each output folder while the renames run: two builds into one OUT.onnx at once
-    (each renaming its .data, then its model) left one's model reading the other's weights. Where a
-    folder cannot be locked (a file system without flock), the renames go on unlocked."""
+def _commit_lock():
+    """The user's archdsl builds rename their files one at a time: two builds into one OUT.onnx at once (each
+    renaming its .data, then its model) left one's model reading the other's weights. The lock is a file in
+    the user's private cache folder (user_cache.py), held for the renames alone, and taken before signals
+    wait: Ctrl-C stops a build waiting for it. (A lock on the output folder itself hung a build run under
+    `flock DIR archdsl build ...`.) Without that folder (not Linux, no home) the renames go on unlocked."""
     try:
         import fcntl
-    except ImportError:  # no flock here (Windows): the renames go on unlocked
+    except ImportError:
         yield
         return
-    held = []
-    try:
-        for folder in sorted({str(f) or "." for f in folders}):
+    with private_folder() as folder:
+        fd = None
+        if folder is not None and private_path(folder, "commit.lock") is not None:
             try:
-                fd = os.open(folder, os.O_RDONLY)
-            except OSError:
-                continue
-            held.append(fd)
-            try:
+                fd = os.open("commit.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600, dir_fd=folder)
                 fcntl.flock(fd, fcntl.LOCK_EX)
             except OSError:
                 pass
-        yield
-    finally:
-        for fd in held:
-            os.close(fd)  # releases its lock
+        try:
+            yield
+        finally:
+            if fd is not None:
+                os.close(fd)  # releases the lock
 
 
 @dataclass

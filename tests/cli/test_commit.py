@@ -116,16 +116,25 @@ def test_deferred_signals_act_at_the_end_once_each():
     assert ran == ["the block ran to its end"]
 
 
-def test_two_builds_into_one_folder_take_turns(wide, tmp_path):
-    """The folder is locked while a build renames its files: a build started while the lock is held waits
-    (two builds at once left one's model reading the other's .data file in 4 of 6 runs)."""
+def _build_process(spec, out, home) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}
+    return subprocess.Popen([sys.executable, "-m", "archdsl", "build", str(spec), "-o", str(out), "--external-data"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**env, "HOME": str(home)})
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="the lock lives in the cache folder (Linux)")
+def test_two_builds_take_turns_at_their_renames(wide, tmp_path):
+    """A build's renames wait while another holds the lock in the user's cache folder (two builds at once left
+    one's model reading the other's .data file in 4 of 6 runs)."""
     import fcntl
     spec, _ = wide
-    fd = os.open(tmp_path, os.O_RDONLY)
+    lock = tmp_path / "home" / ".cache" / "archdsl" / "commit.lock"
+    lock.parent.mkdir(parents=True, mode=0o700)
+    (tmp_path / "home" / ".cache").chmod(0o700)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        proc = subprocess.Popen([sys.executable, "-m", "archdsl", "build", str(spec), "-o", str(tmp_path / "w.onnx"),
-                                 "--external-data"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = _build_process(spec, tmp_path / "w.onnx", tmp_path / "home")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not any(p.name.startswith(".w.onnx.") for p in tmp_path.iterdir()):
             time.sleep(0.05)  # its temp dir: it is writing
@@ -135,3 +144,38 @@ def test_two_builds_into_one_folder_take_turns(wide, tmp_path):
         os.close(fd)
     assert proc.wait(timeout=120) == 0, proc.stderr.read()
     assert (tmp_path / "w.onnx").exists()
+
+
+def test_a_lock_on_the_output_folder_does_not_hold_a_build(wide, tmp_path):
+    """`flock DIR archdsl build -o DIR/m.onnx` hung: the build waited for the lock its own wrapper held."""
+    import fcntl
+    spec, _ = wide
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        proc = _build_process(spec, out / "m.onnx", tmp_path)
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    finally:
+        os.close(fd)
+
+
+def test_a_signal_during_one_cleanup_does_not_skip_the_next(tmp_path, monkeypatch, capsys):
+    """Each temp dir's cleanup held signals on its own and raised at its end, which stopped the loop: the
+    eval model's temp dir stayed, holding the replaced files' last links."""
+    import shutil
+
+    from archdsl.lower import model_file
+    spec = tmp_path / "wide.arch"
+    spec.write_text(WIDE)
+    real, calls = shutil.rmtree, []
+
+    def interrupted_rmtree(path, *a, **k):
+        calls.append(path)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        real(path, *a, **k)
+    monkeypatch.setattr(model_file.shutil, "rmtree", interrupted_rmtree)
+    assert main(["build", str(spec), "--train", "-o", str(tmp_path / "t.onnx")]) == 130
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
