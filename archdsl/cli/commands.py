@@ -190,7 +190,9 @@ def cmd_build(args, sources) -> int:
     if empty_name(args, "build", ("-o", "output"), ("--weights", "weights")) \
             or pass_flags_error(args, "build") is not None:
         return 2
-    if args.output == "-" and os.path.exists("/dev/stdout"):  # the Unix convention; it wrote a file named "-"
+    if args.output == "-":  # the Unix convention; it wrote a file named "-"
+        if sys.stdout is None or not os.path.exists("/dev/stdout"):  # started with stdout closed (>&-)
+            raise ArchError("-o - writes to stdout, which is closed; give -o FILE")
         args.output = "/dev/stdout"
     output_path(args.output)
     if args.emit == "ir" and (unused := _not_for_ir(args)):
@@ -211,6 +213,8 @@ def cmd_build(args, sources) -> int:
             files.atomic_write(args.output, lambda tmp: tmp.write_text("".join(text), encoding="utf-8",
                                                                        errors="surrogateescape"))  # a file name
             announce(f"wrote {args.output}", args.output)
+        elif sys.stdout is None:  # started with stdout closed (>&-): print() would drop it silently
+            raise ArchError("--emit ir prints to stdout, which is closed; give -o FILE")
         else:
             sys.stdout.write("".join(text))
         return 0

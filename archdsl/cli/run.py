@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import driver, files
 from ..diagnostics import ArchError, Span
+from ..interrupts import interruption, was_interrupted
 from ..lower.weights import numpy_reason
 from ..types import dim_size
 from .commands import (
@@ -134,6 +135,8 @@ def cmd_run(args, sources) -> int:
     except ArchError:  # the provider asked for is not there
         raise
     except Exception as e:  # noqa: BLE001 - e.g. no kernel for a dtype on this provider
+        if was_interrupted():  # Ctrl-C or SIGTERM in onnxruntime's first import came out as ImportError
+            raise interruption() from e
         message = runtime.ort_message(e)
         raise ArchError(f"onnxruntime cannot load the model: {message}{_no_kernel_hint(message)}",
                         _node_line(message, sources)) from None

@@ -82,6 +82,37 @@ def test_a_closed_stdout_is_no_traceback(work):
     assert (work / "t.onnx").exists()
 
 
+@pytest.mark.parametrize("flags", [["--emit", "ir"], ["-o", "-"]])
+def test_output_to_a_closed_stdout_is_an_error_not_a_file_named_dash(work, flags):
+    """--emit ir to a closed stdout was an internal error (AttributeError); -o - wrote a file named '-'."""
+    import subprocess
+    import sys
+    res = subprocess.run([sys.executable, "-m", "archdsl", "build", str(work / "tiny.arch"), *flags], cwd=work,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=300,
+                         preexec_fn=lambda: os.close(1))
+    assert res.returncode == 1 and "stdout, which is closed; give -o FILE" in res.stderr, res.stderr
+    assert not (work / "-").exists()
+
+
+def test_sigterm_in_onnxruntimes_import_during_run_is_the_signal(work, monkeypatch, capsys):
+    """`archdsl run` said "onnxruntime cannot load the model: initialization failed", exit 1."""
+    import signal
+
+    from archdsl import runtime
+
+    def terminated(*a, **k):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except SystemExit:
+            raise ImportError("initialization failed") from None
+    assert main(["build", str(work / "tiny.arch"), "-o", str(work / "t.onnx")]) == 0
+    monkeypatch.setattr(runtime, "session", terminated)
+    with pytest.raises(SystemExit) as e:
+        main(["run", str(work / "t.onnx")])
+    assert e.value.code == 128 + signal.SIGTERM
+    assert "cannot load" not in capsys.readouterr().err
+
+
 def test_a_stdout_that_cannot_show_a_name_escapes_it(tmp_path):
     """A layer named "l\u2026" printed to an ASCII stdout (PYTHONIOENCODING=ascii, a Latin-1 locale) was an
     internal error, exit 70."""
