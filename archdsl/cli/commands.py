@@ -118,7 +118,7 @@ def load_spec(args, sources):
     suffix = Path(args.file).suffix.lower()
     if suffix == ".onnx":
         raise ArchError(f"{args.file} is a compiled ONNX model, not a .arch spec (`archdsl run` runs it)")
-    if suffix in _ARRAY_FILES:  # its bytes read as a spec that is not UTF-8, a line of binary shown
+    if suffix in _ARRAY_FILES and os.path.exists(args.file):  # its bytes read as a spec that is not UTF-8
         hints = (["a spec's weights are given with --weights"] if hasattr(args, "weights") else []) + \
             (["its inputs with --input NAME=FILE"] if hasattr(args, "input") else [])
         raise ArchError(f"{args.file} is {_ARRAY_FILES[suffix]}, not a .arch spec" +

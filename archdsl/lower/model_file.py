@@ -116,7 +116,8 @@ class Staged:
         if has_data:
             parent = self.out.parent
             files.umask_mode(self.tmp / self.data_name)
-            self._replace(self.tmp / self.data_name, parent / self.data_name, like=self.out)
+            with writing(parent / self.data_name):  # its own name in the message, not the model's
+                self._replace(self.tmp / self.data_name, parent / self.data_name, like=self.out)
             written.append(parent / self.data_name)
         self._replace(self.tmp / self.out.name, self.out)
         self.stale = stale  # the file being replaced kept its weights there; the new one holds its own

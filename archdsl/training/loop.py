@@ -204,8 +204,8 @@ class Trainer:
         missing = [k for k in names if k not in arrays]  # parameter resumed it from its random init, silently)
         extra = sorted(k for k in arrays if k not in set(names))
         if missing or extra:
-            said = [f"lacks {_names(missing)}, which the model trains" if missing else "",
-                    f"holds {_names(extra)}, which the model does not have" if extra else ""]
+            said = [f"lacks {_names(missing)}, which the train step keeps" if missing else "",
+                    f"holds {_names(extra)}, which the train step does not have" if extra else ""]
             raise ArchError(f"--resume: {path} {' and '.join(w for w in said if w)}; resume from a checkpoint "
                             "`archdsl train` wrote for this model")
         for k, v in list(arrays.items()):  # a big-endian array of the same type: the same numbers

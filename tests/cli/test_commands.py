@@ -591,3 +591,8 @@ def test_a_train_step_keeps_a_dead_layers_parameters_and_says_so(tmp_path, capsy
     assert main(["build", str(spec), "--train", "-o", str(tmp_path / "d.onnx")]) == 0
     assert "its 40 parameters stay in the train step, unchanged" in " ".join(capsys.readouterr().err.split())
     assert "linear_0.weight" in {i.name for i in onnx.load(str(tmp_path / "d.onnx")).graph.input}
+
+
+def test_a_missing_file_named_like_arrays_is_missing(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "missing.npz")]) == 1
+    assert "no such file" in capsys.readouterr().err

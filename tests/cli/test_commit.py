@@ -179,3 +179,15 @@ def test_a_signal_during_one_cleanup_does_not_skip_the_next(tmp_path, monkeypatc
     monkeypatch.setattr(model_file.shutil, "rmtree", interrupted_rmtree)
     assert main(["build", str(spec), "--train", "-o", str(tmp_path / "t.onnx")]) == 130
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_data_file_that_cannot_be_renamed_is_the_one_named(wide, tmp_path, monkeypatch, capsys):
+    spec, _ = wide
+
+    def refused_data(new, target, like=None, real=files.replace_keeping_mode):
+        if target.name.endswith(".data"):
+            raise PermissionError(1, "Operation not permitted")
+        real(new, target, like)
+    monkeypatch.setattr(files, "replace_keeping_mode", refused_data)
+    assert _build(spec, tmp_path / "m.onnx", 2) == 1
+    assert f"cannot write {tmp_path / 'm.onnx.data'}: Operation not permitted" in capsys.readouterr().err

@@ -130,11 +130,11 @@ def test_resume_refuses_a_checkpoint_missing_a_parameter_or_holding_another(tmp_
     assert main(base + ["--epochs", "1"]) == 0
     _edited_checkpoint(tmp_path, lambda a: a.pop("fc.weight"))
     assert main(base + ["--epochs", "2", "--resume"]) == 1
-    assert "lacks 'fc.weight', which the model trains" in capsys.readouterr().err
+    assert "lacks 'fc.weight', which the train step keeps" in capsys.readouterr().err
     assert main(base + ["--epochs", "1"]) == 0
     _edited_checkpoint(tmp_path, lambda a: a.update({"fc2.weight": np.zeros(3, np.float32)}))
     assert main(base + ["--epochs", "2", "--resume"]) == 1
-    assert "holds 'fc2.weight', which the model does not have" in capsys.readouterr().err
+    assert "holds 'fc2.weight', which the train step does not have" in capsys.readouterr().err
 
 
 def test_resume_reads_a_big_endian_checkpoint(tmp_path, capsys):
