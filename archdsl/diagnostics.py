@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import sys
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,9 +196,27 @@ def _visible(c: str) -> str:
 
 
 def _columns(text: str) -> int:
-    """Terminal columns: CJK and emoji take two, combining marks none (so the caret stays under its text)."""
-    return sum(0 if unicodedata.combining(c) or unicodedata.category(c) == "Me"
+    """Terminal columns: CJK and emoji take two, combining marks none (so the caret stays under its text);
+    on a stderr that cannot show a character (ASCII, Latin-1) the command line writes its \\u escape."""
+    enc = (getattr(sys.stderr, "encoding", None) or "utf-8").lower().replace("_", "-")
+    escaped = not enc.startswith("utf")
+    return sum(_escaped_width(c, enc) if escaped and _unshown(c, enc)
+               else 0 if unicodedata.combining(c) or unicodedata.category(c) == "Me"
                else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _unshown(c: str, enc: str) -> bool:
+    try:
+        c.encode(enc)
+    except UnicodeEncodeError:
+        return True
+    except LookupError:  # an encoding Python does not know: take it as showing everything
+        return False
+    return False
+
+
+def _escaped_width(c: str, enc: str) -> int:
+    return len(c.encode(enc, "backslashreplace"))
 
 
 _MAX_SHOWN = 120

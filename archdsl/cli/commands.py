@@ -30,7 +30,12 @@ def _diagnostics(fn):
         try:
             return fn(args, sources)
         except ArchError as e:
-            return _fail(render(e, sources), 1)
+            try:
+                return _fail(render(e, sources), 1)
+            except (KeyboardInterrupt, BrokenPipeError, StdoutFailed):
+                raise
+            except Exception:  # noqa: BLE001 - showing the source failed: the message alone, not a traceback
+                return _fail(f"error: {e.message}", 1)
         except RecursionError:
             return _fail("error: input nested too deeply", 1)
         except MemoryError:

@@ -126,6 +126,19 @@ def test_a_stdout_that_cannot_show_a_name_escapes_it(tmp_path):
     assert b"l\\u2026" in res.stdout
 
 
+def test_the_caret_stays_under_its_text_on_an_ascii_stderr(tmp_path):
+    """The source line's \\u2026 escape is 6 columns where the caret counted 1: it pointed 5 to the left."""
+    import subprocess
+    import sys
+    spec = tmp_path / "c.arch"
+    spec.write_text('model m(x: float32[B, 4]) -> y {\n    y = x -> relu as "l\u2026" -> linear(8, bogus=1)\n}\n',
+                    encoding="utf-8")
+    res = subprocess.run([sys.executable, "-m", "archdsl", "check", str(spec)], capture_output=True, timeout=300,
+                         env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    source, caret = res.stderr.decode("ascii").splitlines()[1:3]
+    assert "\\u2026" in source and caret.index("^") == source.index("linear(8")
+
+
 @pytest.mark.parametrize("as_import_error", [False, True])
 def test_ctrl_c_while_the_command_loads_is_an_interrupt(tmp_path, as_import_error):
     """The `archdsl` entry point records Ctrl-C before numpy, onnx and onnxruntime load: an interrupt there
