@@ -596,3 +596,12 @@ def test_a_train_step_keeps_a_dead_layers_parameters_and_says_so(tmp_path, capsy
 def test_a_missing_file_named_like_arrays_is_missing(tmp_path, capsys):
     assert main(["check", str(tmp_path / "missing.npz")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_diagnostic_that_fails_to_render_is_its_message_not_a_traceback(tmp_path, capsys, monkeypatch):
+    from archdsl.cli import commands
+    spec = tmp_path / "bad.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(8, bogus=1)\n}\n")
+    monkeypatch.setattr(commands, "render", lambda *a, **k: 1 / 0)
+    assert main(["check", str(spec)]) == 1
+    assert capsys.readouterr().err.startswith("error: linear() has no argument 'bogus'")
