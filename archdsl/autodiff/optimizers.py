@@ -29,6 +29,8 @@ class OptimConfig:
     weight_decay: float | None = None  # None: the optimizer's torch default (0, or 0.01 for adamw)
     betas: tuple[float, float] = ADAM_BETAS
     eps: float = ADAM_EPS
+    dampening: float = 0.0  # sgd: the momentum buffer takes (1 - dampening) of each gradient after the first
+    amsgrad: bool = False  # adam/adamw: divide by the largest second moment so far (torch's amsgrad=True)
 
     @property
     def decay(self) -> float:
@@ -43,6 +45,13 @@ class OptimConfig:
             raise ArchError("nesterov needs the sgd optimizer with a momentum > 0")
         if self.momentum and self.name != "sgd":
             raise ArchError(f"momentum is an sgd setting; {self.name} uses betas")
+        if self.dampening and (self.name != "sgd" or not 0.0 < self.dampening <= 1.0):
+            raise ArchError("dampening is an sgd setting in (0, 1]" if self.name == "sgd" else
+                            f"dampening is an sgd setting; {self.name} uses betas")
+        if self.dampening and self.nesterov:
+            raise ArchError("nesterov needs zero dampening (as torch.optim.SGD)")
+        if self.amsgrad and self.name == "sgd":
+            raise ArchError("amsgrad is an adam/adamw setting")
         if self.name == "sgd" and (tuple(self.betas) != ADAM_BETAS or self.eps != ADAM_EPS):
             raise ArchError("betas and eps are adam/adamw settings; sgd uses momentum")
         if not all(math.isfinite(v) for v in (self.momentum, self.decay, self.eps)) \
@@ -55,7 +64,7 @@ class OptimConfig:
         """Per-parameter state, named as in torch.optim's state_dict."""
         if self.name == "sgd":
             return ("momentum_buffer",) if self.momentum else ()
-        return ("exp_avg", "exp_avg_sq")
+        return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
 
 
 @dataclass
@@ -80,7 +89,12 @@ def update(b: GradBuilder, cfg: OptimConfig, p: Value, g: Value, state: list[Sta
     if cfg.name == "sgd":
         if wd:
             g = b.op("add", g, b.op("mul", p, c(wd)))
-        if cfg.momentum:
+        if cfg.momentum and cfg.dampening:  # torch's first step takes the gradient itself as the buffer
+            damped = b.op("add", b.op("mul", state[0].old, c(cfg.momentum)), b.op("mul", g, c(1.0 - cfg.dampening)))
+            buf = b.op("where", b.op("eq", t, b.const(1.0, dtype=np.float64)), g, damped)
+            state[0].new = buf
+            g = buf
+        elif cfg.momentum:
             buf = b.op("add", b.op("mul", state[0].old, c(cfg.momentum)), g)
             state[0].new = buf
             g = b.op("add", g, b.op("mul", buf, c(cfg.momentum))) if cfg.nesterov else buf
@@ -110,5 +124,7 @@ def update(b: GradBuilder, cfg: OptimConfig, p: Value, g: Value, state: list[Sta
     m = b.op("add", b.op("mul", state[0].old, c(b1)), b.op("mul", g, c(1.0 - b1)))
     v = b.op("add", b.op("mul", state[1].old, c(b2)), b.op("mul", b.op("mul", g, g), c(1.0 - b2)))
     state[0].new, state[1].new = m, v
+    if cfg.amsgrad:  # the largest v so far (kept as torch keeps it, the max of the raw second moments)
+        v = state[2].new = b.op("maximum", state[2].old, v)
     denom = b.op("add", b.op("mul", b.op("sqrt", v), cache["k"]), cache["eps"])
     return b.op("sub", p, b.op("div", m, denom))

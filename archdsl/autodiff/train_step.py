@@ -90,8 +90,12 @@ class TrainConfig:
             d["no_decay"] = list(self.no_decay)
         if o.name == "sgd":
             d.update(momentum=o.momentum, nesterov=o.nesterov)
+            if o.dampening:
+                d["dampening"] = o.dampening
         else:
             d.update(betas=list(o.betas), eps=o.eps)
+            if o.amsgrad:
+                d["amsgrad"] = True
         return d
 
 

@@ -38,6 +38,11 @@ def add_train_flags(p: argparse.ArgumentParser, building: bool) -> None:
     flag("--lr", type=float, default=1e-3, metavar="LR", help="learning rate (default 1e-3)")
     flag("--momentum", type=float, default=0.0, metavar="M", help="sgd momentum (default 0)")
     flag("--nesterov", action="store_true", help="sgd with Nesterov momentum")
+    flag("--dampening", type=float, default=0.0, metavar="D",
+         help="sgd: the momentum buffer takes (1 - D) of each gradient after the first (torch's dampening; "
+              "default 0)")
+    flag("--amsgrad", action="store_true",
+         help="adam/adamw: divide by the largest second moment so far (torch's amsgrad=True)")
     flag("--weight-decay", type=float, default=None, metavar="WD",
          help="weight decay (default 0; 0.01 for adamw, decoupled as in torch.optim.AdamW)")
     flag("--betas", type=float, nargs=2, default=ADAM_BETAS, metavar=("B1", "B2"),
@@ -96,7 +101,8 @@ def settings_error(args, command: str) -> int | None:
 def train_config(args):
     from ..autodiff import OptimConfig, TrainConfig
     opt = OptimConfig(args.optimizer, momentum=args.momentum, nesterov=args.nesterov,
-                      weight_decay=args.weight_decay, betas=tuple(args.betas), eps=args.eps)
+                      weight_decay=args.weight_decay, betas=tuple(args.betas), eps=args.eps,
+                      dampening=args.dampening, amsgrad=args.amsgrad)
     return TrainConfig(loss=args.loss, optimizer=opt, lr=args.lr, label_smoothing=args.label_smoothing,
                        ignore_index=args.ignore_index, clip_grad_norm=args.clip_grad_norm, output=args.output_name,
                        freeze=tuple(args.freeze), accumulate=args.accumulate,

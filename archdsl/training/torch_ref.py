@@ -461,10 +461,13 @@ def torch_loss(kind: str, pred: torch.Tensor, labels: np.ndarray, label_smoothin
 
 
 def torch_optimizer(name: str, params, lr: float, momentum: float = 0.0, nesterov: bool = False,
-                    weight_decay: float | None = None, betas=(0.9, 0.999), eps: float = 1e-8):
+                    weight_decay: float | None = None, betas=(0.9, 0.999), eps: float = 1e-8,
+                    dampening: float = 0.0, amsgrad: bool = False):
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay or 0.0)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay or 0.0,
+                               dampening=dampening)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay or 0.0)
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay or 0.0,
+                                amsgrad=amsgrad)
     return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps,
-                             weight_decay=0.01 if weight_decay is None else weight_decay)
+                             weight_decay=0.01 if weight_decay is None else weight_decay, amsgrad=amsgrad)

@@ -432,6 +432,10 @@ def test_output_that_cannot_be_written_is_an_error_not_a_traceback(argv):
     (["--label-smoothing", "0.1", "--loss", "mse"], "label smoothing applies to the cross_entropy loss only"),
     (["--nesterov"], "nesterov needs the sgd optimizer"),
     (["--optimizer", "adamw", "--momentum", "0.9"], "momentum is an sgd setting"),
+    (["--dampening", "0.5"], "dampening is an sgd setting; adamw uses betas"),
+    (["--optimizer", "sgd", "--momentum", "0.9", "--dampening", "2"], "dampening is an sgd setting in (0, 1]"),
+    (["--optimizer", "sgd", "--momentum", "0.9", "--nesterov", "--dampening", "0.1"], "nesterov needs zero dampening"),
+    (["--optimizer", "sgd", "--amsgrad"], "amsgrad is an adam/adamw setting"),
     (["--disable-pass", "nosuch"], "--disable-pass: unknown pass 'nosuch'"),
 ])
 def test_bad_flag_values_are_usage_errors(tmp_path, capsys, flags, words):

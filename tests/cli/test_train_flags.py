@@ -24,6 +24,9 @@ def _graph(path) -> bytes:
     (["--optimizer", "adamw"], ["--eps", "1e-3"], OptimConfig("adamw", eps=1e-3)),
     (["--optimizer", "adam"], ["--betas", "0.5", "0.9"], OptimConfig("adam", betas=(0.5, 0.9))),
     (["--optimizer", "sgd", "--momentum", "0.9"], ["--nesterov"], OptimConfig("sgd", momentum=0.9, nesterov=True)),
+    (["--optimizer", "sgd", "--momentum", "0.9"], ["--dampening", "0.5"],
+     OptimConfig("sgd", momentum=0.9, dampening=0.5)),
+    (["--optimizer", "adam"], ["--amsgrad"], OptimConfig("adam", amsgrad=True)),
     (["--optimizer", "sgd", "--momentum", "0.9"], ["--weight-decay", "0.1"],
      OptimConfig("sgd", momentum=0.9, weight_decay=0.1)),
 ])

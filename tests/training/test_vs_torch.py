@@ -49,6 +49,12 @@ CASES = {
     # --betas and --eps reach the update and its bias corrections (every other case has torch's defaults)
     "lenet5-adamw-betas": (str(ROOT / "specs/lenet5.arch"), None, 4,
                            config(opt="adamw", lr=1e-2, betas=(0.5, 0.9), eps=1e-3)),
+    # sgd's dampening (the first step's buffer is the gradient itself) and adam's amsgrad (a third state)
+    "lenet5-sgd-dampening": (str(ROOT / "specs/lenet5.arch"), None, 4,
+                             config(opt="sgd", lr=0.1, momentum=0.9, dampening=0.5)),
+    "lenet5-adam-amsgrad": (str(ROOT / "specs/lenet5.arch"), None, 4, config(opt="adam", lr=1e-2, amsgrad=True)),
+    "mlp-adamw-amsgrad": (str(ROOT / "specs/mlp.arch"), None, 4, config(opt="adamw", lr=1e-2, amsgrad=True,
+                                                                       betas=(0.9, 0.5))),
     "mlp-mse": (str(ROOT / "specs/mlp.arch"), None, 4, config(loss="mse", opt="sgd", lr=0.1)),
     "mlp-bce": (str(ROOT / "specs/mlp.arch"), None, 4, config(loss="bce_with_logits", opt="sgd", lr=0.1,
                                                              momentum=0.5)),
