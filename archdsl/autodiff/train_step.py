@@ -8,8 +8,8 @@ accumulating: each parameter's gradient sum `<param>.grad_sum` and the micro-bat
 
 Accumulation over N micro-batches is torch's loop of `(loss / N).backward()` with an optimizer step every N:
 each step adds its gradient / N to the sums; where `apply` is true the optimizer runs on the sums (clipped,
-if asked, as clip_grad_norm_ before opt.step()) and they restart at zero; elsewhere parameters, optimizer
-state and `step` pass through (Where), so one model serves both kinds of batch."""
+if asked, as clip_grad_value_ then clip_grad_norm_ before opt.step()) and they restart at zero; elsewhere
+parameters, optimizer state and `step` pass through (Where), so one model serves both kinds of batch."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     ignore_index: int | None = None  # cross_entropy: labels equal to it count for nothing (torch's ignore_index)
     clip_grad_norm: float | None = None  # scale the gradients to at most this global 2-norm (torch's clip_grad_norm_)
+    clip_grad_value: float | None = None  # clamp every gradient element to [-v, v] (torch's clip_grad_value_)
     output: str | None = None  # the model output the loss reads (default: the first)
     freeze: tuple[str, ...] = ()  # parameters left as they are: names, prefixes (layer1) or patterns (*.bias)
     accumulate: int = 1  # micro-batches whose gradients (each / accumulate) sum to one update
@@ -63,6 +64,8 @@ class TrainConfig:
             raise ArchError(f"label smoothing must be in [0, 1], got {self.label_smoothing}")
         if self.clip_grad_norm is not None and not 0 < self.clip_grad_norm < float("inf"):
             raise ArchError(f"the gradient norm to clip to must be positive and finite, got {self.clip_grad_norm}")
+        if self.clip_grad_value is not None and not 0 < self.clip_grad_value < float("inf"):
+            raise ArchError(f"the gradient value to clip to must be positive and finite, got {self.clip_grad_value}")
         if self.ignore_index is not None and self.loss not in ("cross_entropy", None):
             raise ArchError("an ignored label index applies to the cross_entropy loss only")
         if self.ignore_index is not None and not -2**63 <= self.ignore_index < 2**63:
@@ -82,6 +85,8 @@ class TrainConfig:
             d["ignore_index"] = self.ignore_index
         if self.clip_grad_norm is not None:
             d["clip_grad_norm"] = self.clip_grad_norm
+        if self.clip_grad_value is not None:
+            d["clip_grad_value"] = self.clip_grad_value
         if self.freeze:
             d["freeze"] = list(self.freeze)
         if self.accumulate > 1:
@@ -274,6 +279,9 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
                             "the micro-batch that updates); rename the input")
         apply = graph.add_input("apply", TensorType(DType.bool, ()))
         grads, sums = _accumulated(graph, ob, params, grads, cfg.accumulate)
+    if cfg.clip_grad_value is not None:  # first, as a torch loop that calls both usually does
+        grads = [None if g is None else ob.op("clamp", g, min=-cfg.clip_grad_value, max=cfg.clip_grad_value)
+                 for g in grads]
     if cfg.clip_grad_norm is not None:
         grads = _clipped(ob, grads, cfg.clip_grad_norm)
     one = ob.const(1, dtype=DType.int64.np)

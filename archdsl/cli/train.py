@@ -57,6 +57,9 @@ def add_train_flags(p: argparse.ArgumentParser, building: bool) -> None:
     flag("--clip-grad-norm", type=float, default=None, metavar="MAX",
          help="scale the gradients so that their global 2-norm is at most MAX before the update "
               "(torch.nn.utils.clip_grad_norm_; default: no clipping)")
+    flag("--clip-grad-value", type=float, default=None, metavar="V",
+         help="clamp every gradient element to [-V, V] before the update (torch.nn.utils.clip_grad_value_; "
+              "with --clip-grad-norm too, the values are clamped first; default: no clipping)")
     flag("--accumulate", type=int, default=1, metavar="N",
          help="gradient accumulation: one optimizer update per N batches, on the sum of their gradients / N "
               "(torch's (loss / N).backward() with opt.step() every N batches; an epoch's last batch updates "
@@ -104,7 +107,8 @@ def train_config(args):
                       weight_decay=args.weight_decay, betas=tuple(args.betas), eps=args.eps,
                       dampening=args.dampening, amsgrad=args.amsgrad)
     return TrainConfig(loss=args.loss, optimizer=opt, lr=args.lr, label_smoothing=args.label_smoothing,
-                       ignore_index=args.ignore_index, clip_grad_norm=args.clip_grad_norm, output=args.output_name,
+                       ignore_index=args.ignore_index, clip_grad_norm=args.clip_grad_norm,
+                       clip_grad_value=args.clip_grad_value, output=args.output_name,
                        freeze=tuple(args.freeze), accumulate=args.accumulate,
                        no_decay=tuple(args.no_decay))
 

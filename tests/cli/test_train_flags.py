@@ -37,3 +37,15 @@ def test_an_optimizer_flag_reaches_the_step(tmp_path, flags, flag, opt):
     assert _graph(tmp_path / "cli.onnx") == _graph(tmp_path / "api.onnx")
     assert main(["build", str(MLP), "--train", *flags, "-o", str(tmp_path / "base.onnx")]) == 0
     assert _graph(tmp_path / "base.onnx") != _graph(tmp_path / "cli.onnx")
+
+
+@pytest.mark.parametrize("flag, setting", [(["--clip-grad-value", "0.5"], {"clip_grad_value": 0.5}),
+                                           (["--clip-grad-norm", "1.0"], {"clip_grad_norm": 1.0})])
+def test_a_clipping_flag_reaches_the_step(tmp_path, flag, setting):
+    assert main(["build", str(MLP), "--train", "--optimizer", "sgd", *flag, "-o", str(tmp_path / "cli.onnx")]) == 0
+    ct = driver.build_train(driver.load(MLP), None, driver.CompileOptions(),
+                            TrainConfig(optimizer=OptimConfig("sgd"), lr=1e-3, **setting))
+    driver.write_model(ct.step_model, tmp_path / "api.onnx")
+    assert _graph(tmp_path / "cli.onnx") == _graph(tmp_path / "api.onnx")
+    assert main(["build", str(MLP), "--train", "--optimizer", "sgd", "-o", str(tmp_path / "base.onnx")]) == 0
+    assert _graph(tmp_path / "base.onnx") != _graph(tmp_path / "cli.onnx")

@@ -14,8 +14,9 @@ __all__ = ["batches", "compile_step", "config", "initial", "one_step_like_torch"
 
 def config(loss="cross_entropy", opt="sgd", lr=0.1, **kw) -> TrainConfig:
     smooth, ignore, clip = kw.pop("label_smoothing", 0.0), kw.pop("ignore_index", None), kw.pop("clip", None)
+    clip_value = kw.pop("clip_value", None)
     return TrainConfig(loss=loss, optimizer=OptimConfig(opt, **kw), lr=lr, label_smoothing=smooth,
-                       ignore_index=ignore, clip_grad_norm=clip)
+                       ignore_index=ignore, clip_grad_norm=clip, clip_grad_value=clip_value)
 
 
 def compile_step(spec: str, cfg: TrainConfig, defines=None, text: str | None = None):
@@ -90,6 +91,8 @@ def torch_steps(ct, fwd, data: list[dict], dtype=np.float32):
         loss = torch_loss(cfg.loss, pred, feeds["labels"], cfg.label_smoothing, cfg.ignore_index) \
             if ct.info.labelled else pred
         loss.backward()
+        if cfg.clip_grad_value is not None:
+            torch.nn.utils.clip_grad_value_(list(tg.params.values()), cfg.clip_grad_value)
         if cfg.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(list(tg.params.values()), cfg.clip_grad_norm)
         opt.step()

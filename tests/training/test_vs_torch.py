@@ -330,6 +330,26 @@ def test_clip_grad_norm_trains_like_torch(opt, clip):
     assert (moved < 1e-12) == (clip == 1e6)  # the clip did bite (or, at 1e6, did not)
 
 
+@pytest.mark.parametrize("opt, value, norm", [("sgd", 0.01, None), ("adamw", 0.005, None), ("sgd", 0.01, 0.05)])
+def test_clip_grad_value_trains_like_torch(opt, value, norm):
+    """Every gradient element clamped to [-value, value] (torch's clip_grad_value_), before a norm clip when
+    both are asked; three steps against torch float64."""
+    cfg = config(opt=opt, lr=0.3 if opt == "sgd" else 0.05, clip_value=value, clip=norm)
+    ct, fwd = compile_step(None, cfg, text=CLIPPED)
+    data = batches(ct, 3, 8, 4, seed=5)
+    init = initial(ct)
+    lo, so = ort_steps(ct, data)
+    l64, s64 = torch_steps(ct, fwd, data, np.float64)
+    unclipped = torch_steps(compile_step(None, config(opt=opt, lr=cfg.lr, clip=norm), text=CLIPPED)[0], fwd, data,
+                            np.float64)[1]
+    for step in range(3):
+        assert abs(lo[step] - l64[step]) <= 1e-5 * abs(l64[step]), (lo, l64)
+        for name, ref in s64[step].items():
+            assert rel(so[step][name] - init[name], ref - init[name]) < 1e-4, (step, name)
+    # the clamp did bite (at the last step: Adam's first is sign(g) * lr, which a clamp leaves as it is)
+    assert rel(s64[2]["fc1.weight"] - init["fc1.weight"], unclipped[2]["fc1.weight"] - init["fc1.weight"]) > 1e-3
+
+
 @pytest.mark.parametrize("opt", ["adam", "adamw"])
 def test_adam_steps_are_torchs_to_float32_rounding(opt):
     """Three steps of a linear layer at lr 1: torch.optim's (float32) to 1e-6. The bias corrections in
