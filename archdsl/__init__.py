@@ -20,9 +20,15 @@ def __getattr__(name: str):
     if name in _FROM_DRIVER:
         from . import driver
         return getattr(driver, name)
+    if name.startswith("_"):  # archdsl.__main__ would run the command line on the program's own argv
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     try:  # a submodule by attribute (archdsl.runtime), as an eager import of the package made them
         return importlib.import_module(f"{__name__}.{name}")
     except ModuleNotFoundError as e:
         if e.name != f"{__name__}.{name}":
             raise
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_FROM_DRIVER))

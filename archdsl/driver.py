@@ -396,7 +396,7 @@ def _options(options: dict, named: tuple = ("defines", "model", "file")) -> Comp
     unknown = [k for k in options if k not in known]
     if unknown:
         _unknown_option(unknown[0], [*named, *known])
-    if options.get("with_weights") is False and options.get("weights") is not None:
+    if "with_weights" in options and not options["with_weights"] and options.get("weights") is not None:
         raise ArchError("weights= and with_weights=false: the parameters are inputs without weights, so the given "
                         "weights would be dropped; leave one of the two out")
     return CompileOptions(**options)

@@ -108,3 +108,10 @@ def test_the_check_resolves_every_form_of_import():
     assert got == ["ir", "driver", "ops", "_version", "passes", "training.loop"]
     assert _unit(["ops", "probe"]) == "ops" and _unit(["training", "__init__"]) == "training"
     assert _unit(["__init__"]) == "" and _unit(["training", "loop"]) == "training.loop"
+
+
+def test_the_package_runs_nothing_for_a_private_name():
+    """getattr(archdsl, "__main__", None) imported archdsl.__main__, which ran the command line on the program's
+    own argv (and exited)."""
+    assert getattr(archdsl, "__main__", None) is None
+    assert {"compile_source", "check_file"} <= set(dir(archdsl))

@@ -19,13 +19,19 @@ def torch_array(name: str, t):
                         "materialize the model first (to_empty() and an init, or load_state_dict)")
     if getattr(t, "layout", None) is not None and str(t.layout) != "torch.strided":
         t = t.to_dense()  # a sparse tensor: its values, zeros filled in
-    t = t.detach().cpu()
     try:
-        return np.asarray(t)
-    except TypeError:
-        if t.is_floating_point():
-            return np.asarray(t.float())
-        raise ArchError(f"weights: '{name}' is a torch {t.dtype} tensor, which has no numpy type") from None
+        t = t.detach().cpu()
+        if hasattr(t, "resolve_conj"):  # a lazy conjugate or negation (x.conj().imag) that numpy() refuses
+            t = t.resolve_conj().resolve_neg()
+        try:
+            return np.asarray(t)
+        except TypeError:
+            if t.is_floating_point():
+                return np.asarray(t.float())
+            dtype = str(t.dtype).removeprefix("torch.")
+            raise ArchError(f"weights: '{name}' is a torch {dtype} tensor, which has no numpy type") from None
+    except RuntimeError as e:  # a nested tensor, a quantized one...: torch's own word, as a diagnostic
+        raise ArchError(f"weights: '{name}': torch cannot give its values as an array: {e}") from None
 
 
 def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | None:

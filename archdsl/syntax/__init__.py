@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sys
 import threading
 
@@ -120,8 +121,22 @@ def deep_recursion():
         yield
     finally:
         with _deep_lock:
-            _deep_users -= 1
+            _deep_users = max(0, _deep_users - 1)  # a forked child starts at 0 (below)
             if _deep_users == 0 and _deep_saved is not None:
                 if sys.getrecursionlimit() == DEEP:  # unless the program set its own meanwhile
                     sys.setrecursionlimit(_deep_saved)
                 _deep_saved = None
+
+
+def _after_fork_in_child() -> None:
+    """A fork while another thread compiled left the child counting that thread as a user for good: its limit
+    stayed raised. The child has none of the parent's other threads, nor their hold on the lock."""
+    global _deep_lock, _deep_users, _deep_saved
+    _deep_lock = threading.Lock()
+    if _deep_users and _deep_saved is not None and sys.getrecursionlimit() == DEEP:
+        sys.setrecursionlimit(_deep_saved)
+    _deep_users, _deep_saved = 0, None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

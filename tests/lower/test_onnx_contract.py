@@ -98,7 +98,9 @@ def test_opset_below_17_is_refused():
                                            ({"defnes": {}}, r"'defnes'; did you mean 'defines'\? \(options: defines, "
                                                             "model, opset"),
                                            ({"with_weights": False, "weights": {"fc1.weight": np.zeros(3)}},
-                                            "the given weights would be dropped")])
+                                            "the given weights would be dropped"),
+                                           ({"with_weights": np.False_, "weights": {"fc1.weight": np.zeros(3)}},
+                                            "the given weights would be dropped")])  # numpy's false was not
 def test_api_options_are_checked_like_the_flags(options, words):
     """opt_level=5 built at -O2 and seeds were masked to 32 bits, silently; archdsl.ArchError is exported. The
     names the functions take themselves (defines, model) are listed and suggested too; weights given with
@@ -191,6 +193,10 @@ def test_torch_meta_and_sparse_weights():
                                                 "values"):
         archdsl.compile_source(src, weights={"fc.weight": torch.empty(2, 4, device="meta"), "fc.bias": torch.zeros(2)})
     w = torch.eye(2, 4)
+    lazy = torch.randn(2, dtype=torch.cfloat).conj().imag  # a real tensor with its negation bit set
+    got = archdsl.compile_source(src, weights={"fc.weight": w, "fc.bias": lazy})  # torch's RuntimeError before
+    assert np.array_equal({t.name: onnx.numpy_helper.to_array(t) for t in got.graph.initializer}["fc.bias"],
+                          lazy.resolve_neg().numpy())
     model = archdsl.compile_source(src, weights={"fc.weight": w.to_sparse(), "fc.bias": torch.ones(2).to_sparse()})
     got = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     assert np.array_equal(got["fc.weight"], w.numpy()) and np.array_equal(got["fc.bias"], np.ones(2, np.float32))

@@ -454,3 +454,21 @@ def test_two_threads_compiling_deep_chains_keep_the_limit_up_for_each_other():
               "print('ok')\n")
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and run.stdout.strip() == "ok" and "Error" not in run.stderr, run.stderr[-2000:]
+
+
+def test_a_fork_during_another_threads_compile_leaves_the_childs_limit_its_own():
+    """The child inherited the compiling thread's count and never lowered the limit again."""
+    import subprocess
+    import sys
+    script = ("import os, sys, threading, time, archdsl\n"
+              "sys.setrecursionlimit(1000)\n"
+              "src = 'model m(x: float32[B, 4]) -> y {\\n    y = x' + ' -> relu' * 4000 + '\\n}\\n'\n"
+              "t = threading.Thread(target=lambda: archdsl.check_source(src)); t.start()\n"
+              "while sys.getrecursionlimit() == 1000: time.sleep(0.001)\n"
+              "pid = os.fork()\n"
+              "if pid == 0:\n"
+              "    archdsl.check_source('model m(x: float32[B, 4]) -> y {\\n    y = x\\n}\\n')\n"
+              "    os._exit(0 if sys.getrecursionlimit() == 1000 else 3)\n"
+              "t.join(); print(os.waitpid(pid, 0)[1])\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == "0", (run.stdout, run.stderr[-2000:])
