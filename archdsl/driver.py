@@ -179,11 +179,25 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     if not _drops_dead_code(options.opt_level, options.disabled_passes, inference=True):
         unused = still_there(unused, graph)
     declared = written - sum(u.trainable for u in unused if not u.kept)  # as written, less what was dropped
+    if options.with_weights and not skeleton:
+        _fits_in_memory(graph)
     meta = _metadata(mod, name, options.seed)
     res = lower_graph(graph, opset=opset, seed=options.seed, weights=weights, metadata=meta,
                       with_weights=options.with_weights and not skeleton, params_as_inputs=fed,
                       doc=f"{name} from {_source_name(mod)} (archdsl {__version__})")
     return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared, unused)
+
+
+def _fits_in_memory(graph: Graph) -> None:
+    """An in-memory ModelProto holds its weights, and protobuf refuses past 2 GiB: the model came back, and
+    every use of it (serializing, a session, the checker) raised EncodeError. Said before any weight is made."""
+    import numpy as np
+    size = sum(math.prod(v.type.shape) * np.dtype(v.type.dtype.numpy).itemsize for v in graph.params.values())
+    if size >= EXTERNAL_DATA_THRESHOLD:
+        raise ArchError(f"the model's weights take {size / 2**30:.1f} GiB, past the 2 GiB protobuf allows in one "
+                        "in-memory ONNX model: build it to a file (`archdsl build`, or archdsl.driver.build_file, "
+                        "which write the weights as external data), or compile with with_weights=False (the "
+                        "parameters become inputs)")
 
 
 def _drops_dead_code(level: int, disabled, inference: bool) -> bool:
