@@ -8,10 +8,10 @@ from __future__ import annotations
 import importlib
 
 from ._version import __version__
-from .diagnostics import ArchError
+from .diagnostics import ArchError, ArchWarning
 
-__all__ = ["__version__", "ArchError", "CompileOptions", "Compiled", "check_file", "check_source", "compile_file",
-           "compile_source"]
+__all__ = ["__version__", "ArchError", "ArchWarning", "CompileOptions", "Compiled", "check_file", "check_source",
+           "compile_file", "compile_source"]
 
 _FROM_DRIVER = ("CompileOptions", "Compiled", "check_file", "check_source", "compile_file", "compile_source")
 

@@ -34,6 +34,11 @@ class Span:
         return f"{Path(self.file).name}:{self.line}"
 
 
+class ArchWarning(UserWarning):
+    """What `archdsl check` and `build` print as a warning (torch's argument order read otherwise, a result no
+    output reads), raised through Python's warnings by the API's compile and check functions."""
+
+
 class ArchError(Exception):
     """A user mistake, reported at a source span. `kind` names the diagnostic family."""
 

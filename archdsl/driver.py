@@ -422,20 +422,39 @@ def _unknown_option(name: str, known: list[str]):
 
 
 def compile_file(path, defines=None, model: str | None = None, **options) -> onnx.ModelProto:
-    """Compile a `.arch` file to an ONNX model (in memory). Raises ArchError on bad input."""
+    """Compile a `.arch` file to an ONNX model (in memory). Raises ArchError on bad input; what `archdsl build`
+    warns of comes as an ArchWarning (Python's warnings)."""
     opts = _options(options, ("defines", "model"))
     sources = SourceMap()
     mod = load(path, defines=defines, search_path=opts.search_path, sources=sources)
-    return build(mod, _api_model(mod, model), opts, sources).model
+    return _warned(build(mod, _api_model(mod, model), opts, sources))
 
 
 def compile_source(text: str, defines=None, model: str | None = None, file: str = "<string>",
                    **options) -> onnx.ModelProto:
+    """compile_file for a spec's text (`file` names it in diagnostics and resolves its imports)."""
     _text(text)
     opts = _options(options)
     sources = SourceMap()
     mod = load(text=text, file=file, defines=defines, search_path=opts.search_path, sources=sources)
-    return build(mod, _api_model(mod, model), opts, sources).model
+    return _warned(build(mod, _api_model(mod, model), opts, sources))
+
+
+def _warned(c: Compiled) -> onnx.ModelProto:
+    _api_warnings(c.graph, c.unused)
+    return c.model
+
+
+def _api_warnings(graph: Graph, unused) -> None:
+    """The warnings the command line prints, as ArchWarning: the API printed nothing and kept them in an
+    undocumented list, so a library user never saw torch's argument order read otherwise."""
+    import warnings
+
+    from .diagnostics import ArchWarning
+    said = list(dict.fromkeys(graph.warnings)) + list(dict.fromkeys((u.message(), u.span) for u in unused))
+    for text, span in said:
+        where = f"{span.file}:{span.line}:{span.col}: " if span is not None else ""
+        warnings.warn(ArchWarning(where + text), stacklevel=4)  # the caller of compile_source, check_file, ...
 
 
 def check_file(path, defines=None, model: str | None = None, search_path=(), **unknown) -> Graph:
@@ -443,7 +462,12 @@ def check_file(path, defines=None, model: str | None = None, search_path=(), **u
     if unknown:  # compile_file's options (opset=) mean nothing here: an ArchError, as compile_file's typos
         _unknown_option(next(iter(unknown)), ["defines", "model", "search_path"])
     mod = load(path, defines=defines, search_path=search_path)
-    return elaborate_model(mod, _one_model(mod, _api_model(mod, model)))
+    return _checked(elaborate_model(mod, _one_model(mod, _api_model(mod, model))))
+
+
+def _checked(g: Graph) -> Graph:
+    _api_warnings(g, unused_results(g))
+    return g
 
 
 def check_source(text: str, defines=None, model: str | None = None, file: str = "<string>",
@@ -452,7 +476,7 @@ def check_source(text: str, defines=None, model: str | None = None, file: str = 
         _unknown_option(next(iter(unknown)), ["defines", "model", "file", "search_path"])
     _text(text)
     mod = load(text=text, file=file, defines=defines, search_path=search_path)
-    return elaborate_model(mod, _one_model(mod, _api_model(mod, model)))
+    return _checked(elaborate_model(mod, _one_model(mod, _api_model(mod, model))))
 
 
 def _api_model(mod: Module, model):

@@ -1,0 +1,29 @@
+"""The API's compile and check functions give what `archdsl build` and `check` warn of as ArchWarning (the API
+printed nothing and kept it in an undocumented list: a library user never saw torch's argument order read
+otherwise, nor a layer the build left out)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+import archdsl
+
+TORCH_ORDER = "model m(x: float32[B, 3, 32, 32]) -> y {\n    y = x -> conv2d(3, 16, 3) -> relu\n}\n"
+UNUSED = "model m(x: float32[B, 4]) -> y {\n    unused = x -> linear(5) as dead\n    y = x\n}\n"
+
+
+@pytest.mark.parametrize("call", [archdsl.compile_source, archdsl.check_source])
+def test_warnings_reach_the_caller(call):
+    with pytest.warns(archdsl.ArchWarning, match=r"^<string>:2:14: conv2d\(3, 16, 3\) reads as out_channels=3") as got:
+        call(TORCH_ORDER)
+    assert got[0].filename == __file__  # pointing at the caller's line, not archdsl's
+    with pytest.warns(archdsl.ArchWarning, match=r"'dead' \(linear\) is computed but reaches no output"):
+        call(UNUSED)
+
+
+def test_a_clean_spec_warns_of_nothing():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        archdsl.compile_source("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(4)\n}\n")
