@@ -80,13 +80,13 @@ def _commit_lock():
         return
     with private_folder() as folder:
         fd = None
-        if folder is not None and private_path(folder, "commit.lock") is not None:
-            try:
-                fd = os.open("commit.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600, dir_fd=folder)
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except OSError:
-                pass
         try:
+            if folder is not None and private_path(folder, "commit.lock") is not None:
+                try:
+                    fd = os.open("commit.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600, dir_fd=folder)
+                    fcntl.flock(fd, fcntl.LOCK_EX)  # Ctrl-C here raises, and the finally closes it
+                except OSError:
+                    pass
             yield
         finally:
             if fd is not None:
