@@ -288,6 +288,12 @@ class ToAst(Transformer):
                                           at(i, i + 1))
                 if not text[i + 1:end].strip():
                     raise ArchSyntaxError("empty {} in string", at(i + 1, end))
+                spec = _format_spec(text[i + 1:end])
+                if spec is not None:
+                    raise ArchSyntaxError(f"a {{...}} hole holds an expression, without a format spec or "
+                                          f"conversion ('{text[i + 1 + spec:end]}' as in Python's f-strings): "
+                                          f"write {{{text[i + 1:i + 1 + spec].strip()}}}",
+                                          at(i + 1 + spec, end))
                 if lit:
                     parts.append("".join(lit))
                     lit = []
@@ -364,3 +370,21 @@ def _unquote(tok: Token, span: Span) -> str:
 
 def _expr_span(e) -> Span | None:
     return getattr(e, "span", None)
+
+
+def _format_spec(hole: str) -> int | None:
+    """Where an f-string's format spec (`:02d`) or conversion (`!r`) starts in a hole: a ':' or '!' outside
+    brackets and strings (x[1:2] slices; != compares)."""
+    depth, quote = 0, None
+    for k, ch in enumerate(hole):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif depth == 0 and (ch == ":" or ch == "!" and hole[k + 1:k + 2] != "="):
+            return k
+    return None
