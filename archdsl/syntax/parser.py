@@ -202,6 +202,8 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         elif expected == "; expected ',', '='" and str(tok) in (".", "[", "+", "-", "*", "/"):  # s.append(x)
             hint = (" (a statement binds names: NAME = expression; values never change in place: write "
                     "s = s + [x], h = h + 1.0)")
+        elif str(tok) == "if" and "'for'" in expected and "']'" in expected:  # [x for x in xs if a if b]
+            hint = " (a comprehension takes one if: join the conditions with and)"
         elif re.fullmatch(r"\.\d+", str(tok)):  # 0..3
             hint = " (integers from a to b-1 are range(a, b))"
         elif str(tok).isidentifier() and "a name" in expected:  # a keyword where a name goes: `as block`
