@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import re
 from pathlib import Path
 
@@ -120,9 +122,28 @@ def _lark() -> Lark:
     text = grammar_path().read_text(encoding="utf-8")
     key = hashlib.sha256(f"{text}\0{lark.__version__}\0{sys.version_info[:2]}".encode()).hexdigest()[:16]
     with private_folder() as fd:  # one file per grammar, lark and Python: two installs take turns no more
-        cache = (fd is not None and private_path(fd, f"grammar-{key}.lark-cache")) or False
-        return Lark(text, parser="lalr", propagate_positions=True, start=["start", "expr"], postlex=_PostLex(),
-                    maybe_placeholders=True, lexer="basic", cache=cache)
+        final, fresh = f"grammar-{key}.lark-cache", None
+        cache = (fd is not None and private_path(fd, final)) or False
+        if cache and not _exists(final, fd):  # lark writes where it reads, in place: processes starting
+            fresh = f"{final}.{os.getpid()}.tmp"  # together interleaved their bytes; each writes its own,
+            cache = private_path(fd, fresh) or False  # renamed into place whole
+        parser = Lark(text, parser="lalr", propagate_positions=True, start=["start", "expr"], postlex=_PostLex(),
+                      maybe_placeholders=True, lexer="basic", cache=cache)
+        if cache and fresh:
+            try:
+                os.replace(fresh, final, src_dir_fd=fd, dst_dir_fd=fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.unlink(fresh, dir_fd=fd)
+        return parser
+
+
+def _exists(name: str, fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=fd, follow_symlinks=False)
+        return True
+    except OSError:
+        return False
 
 
 def is_number_literal(text: str) -> bool:

@@ -80,3 +80,16 @@ def test_root_makes_no_folder_in_another_users_home(tmp_path):
     os.chown(tmp_path / "home", 12345, 12345)
     _parse(tmp_path)
     assert list((tmp_path / "home").iterdir()) == []
+
+
+def test_processes_starting_together_leave_one_whole_cache_file(tmp_path):
+    """lark writes its cache where it reads it, in place: processes starting together on an empty cache
+    interleaved their bytes, and the next one could not unpickle the file (it rebuilt the tables)."""
+    env = {**{k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}, "HOME": str(tmp_path / "home")}
+    (tmp_path / "home").mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", PARSE], env=env) for _ in range(8)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    assert [p.name for p in (tmp_path / "home" / ".cache" / "archdsl").iterdir()] == [_cached(tmp_path)[0].name]
+    probe = ("import logging; from lark import logger; logger.setLevel(logging.DEBUG); " + PARSE)
+    run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert "Loading grammar from cache" in run.stderr and "Failed" not in run.stderr, run.stderr
