@@ -15,7 +15,7 @@ import onnx
 
 from . import files
 from ._version import __version__
-from .diagnostics import ArchError, DefineError, SourceMap, not_a_directory, writing
+from .diagnostics import ArchError, DefineError, SourceMap, Span, not_a_directory, writing
 from .elaborate import Module, elaborate_model, load_file, load_source, noting_overrides, parse_define
 from .ir import Graph, still_there, unused_results
 from .lower import MIN_OPSET, load_weights, lower_graph
@@ -440,6 +440,22 @@ def compile_source(text: str, defines=None, model: str | None = None, file: str 
     return _warned(build(mod, _api_model(mod, model), opts, sources))
 
 
+def warning_messages(graph: Graph, unused) -> list[tuple[str, Span | None]]:
+    """What check and build warn of: the elaboration's warnings (a symbolic dim's name given another value),
+    each once (a block called again said them twice), then one per place that makes a computation no output
+    reads (the build drops it, and its parameters): a loop that leaves 8000 results unread warned 8000 times
+    at one line; once, with the count."""
+    said = list(dict.fromkeys(graph.warnings))
+    at: dict = {}
+    for u in unused:
+        at.setdefault(u.span, []).append(u)
+    said += [(us[0].message() + (f" (and {len(us) - 1:,} more made here, as a loop or a block called again runs "
+                                 f"it, {sum(u.params for u in us):,} "
+                                 f"{'values' if us[0].node is None else 'parameters'} in all)"
+                                 if len(us) > 1 else ""), span) for span, us in at.items()]
+    return said
+
+
 def _warned(c: Compiled) -> onnx.ModelProto:
     _api_warnings(c.graph, c.unused)
     return c.model
@@ -451,8 +467,7 @@ def _api_warnings(graph: Graph, unused) -> None:
     import warnings
 
     from .diagnostics import ArchWarning
-    said = list(dict.fromkeys(graph.warnings)) + list(dict.fromkeys((u.message(), u.span) for u in unused))
-    for text, span in said:
+    for text, span in warning_messages(graph, unused):
         where = f"{span.file}:{span.line}:{span.col}: " if span is not None else ""
         warnings.warn(ArchWarning(where + text), stacklevel=4)  # the caller of compile_source, check_file, ...
 

@@ -27,3 +27,11 @@ def test_a_clean_spec_warns_of_nothing():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         archdsl.compile_source("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(4)\n}\n")
+
+
+def test_a_loop_warns_once_for_the_results_it_leaves_unread():
+    """One ArchWarning per iteration (2000 for a loop of 2000), where the command line says it once."""
+    src = "model m(x: float32[B, 4]) -> y {\n    repeat 50 as i {\n        u = x -> linear(5)\n    }\n    y = x\n}\n"
+    with pytest.warns(archdsl.ArchWarning) as got:
+        archdsl.check_source(src)
+    assert len(got) == 1 and "(and 49 more made here" in str(got[0].message)

@@ -311,17 +311,8 @@ def _signature(g) -> str:
 
 
 def warn(graph, unused, sources) -> None:
-    """The elaboration's warnings (a symbolic dim's name given another value), then one per computation that
-    reaches no output (the build drops it, and its parameters)."""
-    said = [ArchError(text, span) for text, span in dict.fromkeys(graph.warnings)]  # a block called again: once
-    at: dict = {}  # a loop that leaves 8000 results unread warned 8000 times at one line: once, with the count
-    for u in unused:
-        at.setdefault(u.span, []).append(u)
-    said += [ArchError(us[0].message() + (f" (and {len(us) - 1:,} more made here, as a loop or a block called "
-                                          f"again runs it, {sum(u.params for u in us):,} "
-                                          f"{'values' if us[0].node is None else 'parameters'} in all)"
-                                          if len(us) > 1 else ""), span) for span, us in at.items()]
-    for w in said:
+    """driver.warning_messages, rendered as diagnostics on stderr."""
+    for w in (ArchError(text, span) for text, span in driver.warning_messages(graph, unused)):
         try:
             print(render(w, sources, level="warning"), file=sys.stderr)
         except BrokenPipeError:
