@@ -194,10 +194,11 @@ def _fits_in_memory(graph: Graph) -> None:
     import numpy as np
     size = sum(math.prod(v.type.shape) * np.dtype(v.type.dtype.numpy).itemsize for v in graph.params.values())
     if size >= EXTERNAL_DATA_THRESHOLD:
-        raise ArchError(f"the model's weights take {size / 2**30:.1f} GiB, past the 2 GiB protobuf allows in one "
-                        "in-memory ONNX model: build it to a file (`archdsl build`, or archdsl.driver.build_file, "
-                        "which write the weights as external data), or compile with with_weights=False (the "
-                        "parameters become inputs)")
+        raise ArchError(f"the model's weights take {size / 2**30:.2f} GiB, past the "
+                        f"{EXTERNAL_DATA_THRESHOLD / 2**30:.2f} GiB an in-memory ONNX model can hold (protobuf's "
+                        "2 GiB, less room for the graph): build it to a file (`archdsl build`, or "
+                        "archdsl.driver.build_file, which write the weights as external data), or compile with "
+                        "with_weights=False (the parameters become inputs)")
 
 
 def _drops_dead_code(level: int, disabled, inference: bool) -> bool:

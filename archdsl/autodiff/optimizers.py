@@ -48,6 +48,8 @@ class OptimConfig:
         if self.dampening and (self.name != "sgd" or not 0.0 < self.dampening <= 1.0):
             raise ArchError("dampening is an sgd setting in (0, 1]" if self.name == "sgd" else
                             f"dampening is an sgd setting; {self.name} uses betas")
+        if self.dampening and not self.momentum:  # torch takes it and does nothing with it
+            raise ArchError("dampening damps the momentum buffer: it needs a momentum > 0")
         if self.dampening and self.nesterov:
             raise ArchError("nesterov needs zero dampening (as torch.optim.SGD)")
         if self.amsgrad and self.name == "sgd":

@@ -145,6 +145,11 @@ def _scalar_input(g: Graph, name: str, dtype: DType, init: Init) -> Value:
     return g.add_param(name, ParamSpec(name, (), init, trainable=False), dtype)
 
 
+def _largest(dtype: DType) -> float:
+    import ml_dtypes  # numpy's finfo does not know bfloat16
+    return float(ml_dtypes.finfo(dtype.np).max)
+
+
 def _clipped(ob: GradBuilder, grads: list, max_norm: float) -> list:
     """torch.nn.utils.clip_grad_norm_: every gradient times min(1, max_norm / (||all gradients||_2 + 1e-6)),
     the norm over all of them together, summed in float32 (float64 when a parameter is)."""
@@ -280,6 +285,11 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
         apply = graph.add_input("apply", TensorType(DType.bool, ()))
         grads, sums = _accumulated(graph, ob, params, grads, cfg.accumulate)
     if cfg.clip_grad_value is not None:  # first, as a torch loop that calls both usually does
+        for p, g in zip(params, grads):  # torch's clip_grad_value_ refuses it too
+            top = _largest(g.type.dtype) if g is not None and g.type.dtype.is_float else None
+            if top is not None and cfg.clip_grad_value > top:
+                raise ArchError(f"the gradient value to clip to, {cfg.clip_grad_value:g}, does not fit "
+                                f"{g.type.dtype} (largest {top:g}), the dtype of '{p.name}'")
         grads = [None if g is None else ob.op("clamp", g, min=-cfg.clip_grad_value, max=cfg.clip_grad_value)
                  for g in grads]
     if cfg.clip_grad_norm is not None:

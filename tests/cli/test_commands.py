@@ -436,6 +436,7 @@ def test_output_that_cannot_be_written_is_an_error_not_a_traceback(argv):
     (["--optimizer", "sgd", "--momentum", "0.9", "--dampening", "2"], "dampening is an sgd setting in (0, 1]"),
     (["--optimizer", "sgd", "--momentum", "0.9", "--nesterov", "--dampening", "0.1"], "nesterov needs zero dampening"),
     (["--optimizer", "sgd", "--amsgrad"], "amsgrad is an adam/adamw setting"),
+    (["--optimizer", "sgd", "--dampening", "0.5"], "dampening damps the momentum buffer: it needs a momentum > 0"),
     (["--clip-grad-value", "0"], "the gradient value to clip to must be positive and finite"),
     (["--disable-pass", "nosuch"], "--disable-pass: unknown pass 'nosuch'"),
 ])

@@ -364,3 +364,13 @@ def test_adam_steps_are_torchs_to_float32_rounding(opt):
     for i in range(3):
         for name in ("fc.weight", "fc.bias"):
             assert rel(so[i][name] - init[name], s32[i][name] - init[name]) < 1e-6, (i, name)
+
+
+def test_a_clip_value_a_float16_gradient_cannot_hold_names_the_setting():
+    """It failed inside the step as 'clamp: min: value -1000000.0 does not fit float16', on a matmul the user
+    never wrote (torch's clip_grad_value_ refuses it too)."""
+    import archdsl
+    with pytest.raises(archdsl.ArchError, match=r"the gradient value to clip to, 1e\+06, does not fit float16 "
+                                                r"\(largest 65504\), the dtype of 'fc.weight'"):
+        compile_step(None, config(opt="sgd", clip_value=1e6),
+                     text="model m(x: float16[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n")
