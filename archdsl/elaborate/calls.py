@@ -394,8 +394,7 @@ class Calls:
                 raise ArchTypeError(f"{opname}(): the symbolic size {one} is the length of no dim of the model's "
                                     "inputs or of a tensor computed so far, so it cannot be read at run time", span)
             parts.append(found)
-        prefix = ".".join(self.scope + [f"size({d})"])
-        prefix = self.again(prefix)
+        prefix = self.again(".".join(self.scope + [f"size({d})"]))
         out = None
         for v, axis in parts:
             t = self.graph.add_node("dim_size", [v], {"axis": axis, "dtype": dt.label}, prefix, span).outputs[0]

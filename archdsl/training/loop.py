@@ -202,7 +202,7 @@ class Trainer:
                             f"(got {self.seed})")
         names = list(self.info.state_inputs)  # what save_checkpoint writes: every one, no more (a file missing a
         missing = [k for k in names if k not in arrays]  # parameter resumed it from its random init, silently)
-        extra = sorted(k for k in arrays if k not in set(names))
+        extra = sorted(set(arrays) - set(names))
         if missing or extra:
             said = [f"lacks {_names(missing)}, which the train step keeps" if missing else "",
                     f"holds {_names(extra)}, which the train step does not have" if extra else ""]
