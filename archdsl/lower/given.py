@@ -31,7 +31,8 @@ def torch_array(name: str, t):
             dtype = str(t.dtype).removeprefix("torch.")
             raise ArchError(f"weights: '{name}' is a torch {dtype} tensor, which has no numpy type") from None
     except RuntimeError as e:  # a nested tensor, a quantized one...: torch's own word, as a diagnostic
-        raise ArchError(f"weights: '{name}': torch cannot give its values as an array: {e}") from None
+        said = str(e).replace(" Please file an issue.", "")  # torch's own request, read as archdsl's
+        raise ArchError(f"weights: '{name}': torch cannot give its values as an array: {said}") from None
 
 
 def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | None:

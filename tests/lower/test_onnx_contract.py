@@ -197,6 +197,10 @@ def test_torch_meta_and_sparse_weights():
     got = archdsl.compile_source(src, weights={"fc.weight": w, "fc.bias": lazy})  # torch's RuntimeError before
     assert np.array_equal({t.name: onnx.numpy_helper.to_array(t) for t in got.graph.initializer}["fc.bias"],
                           lazy.resolve_neg().numpy())
+    nested = torch.nested.nested_tensor([torch.zeros(1), torch.zeros(2)])
+    with pytest.raises(archdsl.ArchError, match="torch cannot give its values as an array") as e:
+        archdsl.compile_source(src, weights={"fc.weight": w, "fc.bias": nested})
+    assert "file an issue" not in str(e.value)
     model = archdsl.compile_source(src, weights={"fc.weight": w.to_sparse(), "fc.bias": torch.ones(2).to_sparse()})
     got = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     assert np.array_equal(got["fc.weight"], w.numpy()) and np.array_equal(got["fc.bias"], np.ones(2, np.float32))
