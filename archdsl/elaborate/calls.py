@@ -341,6 +341,9 @@ class Calls:
                     if op.name == "linear" and a.name == "bias" and is_int(given[a.name]) and given[a.name] > 0:
                         err.notes.append((f"torch's nn.Linear(in, out) is linear({given[a.name]}) here: the input "
                                           f"features come from x, and the second number reads as bias=", span))
+                    if op.name == "randint_like" and a.name == "low" and given.get("high") is None:
+                        err.notes.append(("a number given alone is the high end, as in torch.randint_like(x, high)",
+                                          span))
                     raise err.with_span(span) from None
             elif a.default is REQUIRED:
                 raise ArchTypeError(f"{op.name}() is missing argument '{a.name}': {op.signature()}", span)
