@@ -330,7 +330,7 @@ def _override(item: A.ParamDecl, default, given, prefix: str = ""):
     if isinstance(default, str) and len(given) > 3 and type(value) in (int, float):  # -D tag=1.5: as written
         return given[3]
     if isinstance(default, (list, tuple)) and type(value) is type(default):
-        _same_elements(name, item, default, value, span)
+        value = _same_elements(name, item, default, value, span)
     if default is None or type(value) is type(default):
         return value
     if isinstance(default, float) and value in ("inf", "-inf", "+inf"):  # -D p=inf: the ops' spelling of it
@@ -382,12 +382,13 @@ def _label(name: str, span) -> str:
     return f"-D {name}" if span is not None else f"defines[{name!r}]"
 
 
-def _same_elements(name: str, item: A.ParamDecl, default, value, span) -> None:
+def _same_elements(name: str, item: A.ParamDecl, default, value, span):
     """-D widths=[64, 'a'] where the default is a list of integers: the element is refused as a lone value
-    would be (an int where the default's are floats is fine, as for a lone number)."""
+    would be. An int where the default's are floats becomes a float, as a lone number does (-D scales=[1, 2]
+    kept ints: tensor(scales) was int64 and `x * tensor(scales)` failed on dtypes)."""
     kinds = {type(v) for v in default}
     if len(kinds) != 1 or not kinds <= {bool, int, float, str}:
-        return
+        return value
     kind = kinds.pop()
     for i, v in enumerate(value):
         if type(v) is not kind and not (kind is float and type(v) is int):
@@ -395,6 +396,13 @@ def _same_elements(name: str, item: A.ParamDecl, default, value, span) -> None:
             raise DefineError(f"{_label(name, span)}: element {i} is {describe(v)}, and the default's elements are "
                               f"{kinds}", span,
                               [(f"param '{item.name}' is declared here", item.span)])
+    if kind is not float or all(type(v) is float for v in value):
+        return value
+    try:
+        return type(value)(float(v) for v in value)
+    except OverflowError:
+        raise DefineError(f"{_label(name, span)}: an integer is too large for a number (float)", span,
+                          [(f"param '{item.name}' is declared here", item.span)]) from None
 
 
 def _kind(v) -> str:

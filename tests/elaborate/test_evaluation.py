@@ -141,6 +141,14 @@ def test_a_define_of_a_list_checks_its_elements_against_the_default():
         archdsl.check_source(src, defines=["sizes=[1.5]"])
     g = archdsl.check_source(src, defines=["rates=[1, 2]", "sizes=[]", "mixed=[true, 2.5]"])
     assert g.meta["rates"] == [1, 2] and g.meta["sizes"] == []
+    assert [type(v) for v in g.meta["rates"]] == [float, float]  # as a lone number: ints kept made tensor() int64
+
+
+def test_whole_numbers_given_to_a_list_of_floats_make_float_tensors():
+    src = "param fl = [1.0, 2.0]\nmodel m(x: float32[B, 2]) -> y {\n    y = x * tensor(fl)\n}\n"
+    for given in (["fl=[1, 2]"], {"fl": [1, 2]}, {"fl": [3, 2]}):
+        g = archdsl.check_source(src, defines=given)
+        assert str(g.outputs[0][1].type) == "float32[B, 2]", given
 
 
 _RES = """
