@@ -24,18 +24,18 @@ from ..diagnostics import (
 )
 from ..ir import Graph, check
 from ..syntax import ast as A
-from ..syntax import deep_recursion, is_number_literal, normalize_source, parse, parse_expr
+from ..syntax import deep_recursion, normalize_source, parse
 from ..types import DTYPES, Sym, TensorType, dim_size, dim_symbols, unknown_dtype
 from .bounded import comparing, equal
 from .calls import check_elements
+from .defines import define_label, override, override_field
 from .evaluator import Evaluator
 from .scalars import Limits, ReturnValue
 from .values import BlockFn, Builtin, Env, Namespace, OpFn, Tensor, describe
 
-__all__ = ["Module", "load_file", "load_source", "parse_define", "elaborate_model", "MAX_IMPORT_DEPTH"]
+__all__ = ["Module", "load_file", "load_source", "elaborate_model", "MAX_IMPORT_DEPTH"]
 
 MAX_IMPORT_DEPTH = 32
-DEFINE_FILE = "<-D>"
 
 
 @dataclass
@@ -150,19 +150,19 @@ def _unused_define(name: str, entry: tuple, tree: A.Module, mod: Module, prefix:
     if "." in name:
         alias = name.split(".")[0]
         aliases = list(mod.aliases) + [i.alias for i in tree.items if isinstance(i, A.Import) and i.alias]
-        raise DefineError(f"{_label(prefix + name, span)}: {Path(tree.file).name} imports no file as '{alias}'"
+        raise DefineError(f"{define_label(prefix + name, span)}: {Path(tree.file).name} imports no file as '{alias}'"
                           f"{did_you_mean(alias, aliases)} ({'-D ' if span else 'the key '}ALIAS.NAME "
                           f"sets a param of the file imported as ALIAS)", span)
     if name in mod.unaliased:  # visible here, but its value was fixed when that file was evaluated
-        raise DefineError(f"{_label(prefix + name, span)}: the param '{name}' comes from import "
+        raise DefineError(f"{define_label(prefix + name, span)}: the param '{name}' comes from import "
                           f"\"{mod.unaliased[name]}\", which has no 'as'; -D sets the params of this file, "
                           f"or of a file imported `as NAME` with -D {prefix}NAME.{name}=...", span)
     seen = list(dict.fromkeys([i.name for i in tree.items if isinstance(i, A.ParamDecl)] + list(mod.unaliased)))
     owners = [a for a, names in mod.aliases.items() if name in names]
     if owners:  # the exact name in an imported file beats a close one here
-        raise DefineError(f"{_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}'; the "
+        raise DefineError(f"{define_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}'; the "
                           f"file imported as '{owners[0]}' has: -D {prefix}{owners[0]}.{name}=...", span)
-    raise DefineError(f"{_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}'"
+    raise DefineError(f"{define_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}'"
                       f"{did_you_mean(name, seen)}" + ("" if seen else " (it declares no params)"), span)
 
 
@@ -217,8 +217,8 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                 value = _eval_top(ev, item.value, env, tree, at)
                 for key in [k for k in defines if k == item.name] + \
                         sorted(k for k in defines if k.startswith(item.name + ".")):  # -D cfg.width=8: a field
-                    value = _override(item, value, defines[key], prefix) if key == item.name else \
-                        _override_field(item, value, key, defines[key], prefix)
+                    value = override(item, value, defines[key], prefix) if key == item.name else \
+                        override_field(item, value, key, defines[key], prefix)
                     unused.pop(key, None)  # None: a param declared twice is said by _define below
                     if defines[key][1] is not None:
                         mod.overrides[key] = defines[key][1]
@@ -310,145 +310,6 @@ def _define(env: Env, name: str, value, span: Span) -> None:
         if not (isinstance(old, BlockFn) and isinstance(value, BlockFn) and (old is value or old.defn is value.defn)):
             raise ArchError(f"'{name}' is defined twice in this file", span)
     env.vars[name] = value
-
-
-@dataclass(frozen=True)
-class _Word:
-    """A -D value that is no archdsl expression (`1.5b`, `-a`, `if`, `v1.5`): the string itself where the
-    param is a string, else the error reading it as an expression gave."""
-    text: str
-    error: ArchError
-
-
-def _override(item: A.ParamDecl, default, given, prefix: str = ""):
-    value, span = given[0], given[1]
-    name = prefix + item.name  # as the -D wrote it
-    if isinstance(value, _Word):
-        if isinstance(default, str):
-            return value.text
-        raise value.error
-    if isinstance(default, str) and len(given) > 3 and type(value) in (int, float):  # -D tag=1.5: as written
-        return given[3]
-    if isinstance(default, (list, tuple)) and type(value) is type(default):
-        value = _same_elements(name, item, default, value, span)
-    if default is None or type(value) is type(default):
-        return value
-    if isinstance(default, float) and value in ("inf", "-inf", "+inf"):  # -D p=inf: the ops' spelling of it
-        return float(value)
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except OverflowError:  # 10**400: a raw OverflowError from the API before
-            raise DefineError(f"{_label(name, span)}: the integer is too large for a number (float)", span,
-                              [(f"param '{item.name}' is declared here", item.span)]) from None
-    api = "" if span is not None or not isinstance(value, str) else \
-        " (the Python API's defines take Python values, as True or 64, not -D's text)"
-    raise DefineError(f"{_label(name, span)}: expected {_kind(default)} like the default ({describe(default)}), "
-                      f"got {describe(value)}{api}", span, [(f"param '{item.name}' is declared here", item.span)])
-
-
-def _override_field(item: A.ParamDecl, record, key: str, given, prefix: str = ""):
-    """`-D cfg.width=8`: the record param `cfg` with that field (`cfg.a.b` one level further) set as -D sets a
-    param, against the field's default; the record is copied, never changed in place."""
-    path = key.split(".")[1:]
-    span = given[1]
-    at, parents = record, []
-    for i, name in enumerate(path):
-        where = ".".join([item.name, *path[:i]])
-        if not isinstance(at, dict):
-            raise DefineError(f"{_label(prefix + key, span)}: '{where}' is {describe(at)}, not a record: -D "
-                              f"{prefix}NAME.FIELD sets a field of a record param (or a param of the file imported "
-                              "as NAME)", span, [(f"param '{item.name}' is declared here", item.span)])
-        if name not in at:
-            fields = [k for k in at if isinstance(k, str)]
-            raise DefineError(f"{_label(prefix + key, span)}: the record '{where}' has no field '{name}'"
-                              f"{did_you_mean(name, fields)}" + (f" (its fields: {', '.join(fields)})" if fields
-                                                                 else ""),
-                              span, [(f"param '{item.name}' is declared here", item.span)])
-        parents.append(at)
-        at = at[name]
-    try:
-        value = _override(A.ParamDecl(f"{item.name}.{'.'.join(path)}", item.value, item.span), at, given, prefix)
-    except DefineError as e:
-        e.notes = [(f"param '{item.name}' is declared here", item.span)]
-        raise
-    for parent, name in zip(reversed(parents), reversed(path)):
-        value = {**parent, name: value}
-    return value
-
-
-def _label(name: str, span) -> str:
-    """How the value was given: `-D name` on the command line (it has a span), else the API's defines dict."""
-    return f"-D {name}" if span is not None else f"defines[{name!r}]"
-
-
-def _same_elements(name: str, item: A.ParamDecl, default, value, span):
-    """-D widths=[64, 'a'] where the default is a list of integers: the element is refused as a lone value
-    would be. An int where the default's are floats becomes a float, as a lone number does (-D scales=[1, 2]
-    kept ints: tensor(scales) was int64 and `x * tensor(scales)` failed on dtypes)."""
-    kinds = {type(v) for v in default}
-    if len(kinds) != 1 or not kinds <= {bool, int, float, str}:
-        return value
-    kind = kinds.pop()
-    for i, v in enumerate(value):
-        if type(v) is not kind and not (kind is float and type(v) is int):
-            kinds = {bool: "true or false", int: "integers", float: "numbers", str: "strings"}[kind]
-            raise DefineError(f"{_label(name, span)}: element {i} is {describe(v)}, and the default's elements are "
-                              f"{kinds}", span,
-                              [(f"param '{item.name}' is declared here", item.span)])
-    if kind is not float or all(type(v) is float for v in value):
-        return value
-    try:
-        return type(value)(float(v) for v in value)
-    except OverflowError:
-        raise DefineError(f"{_label(name, span)}: an integer is too large for a number (float)", span,
-                          [(f"param '{item.name}' is declared here", item.span)]) from None
-
-
-def _kind(v) -> str:
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
-            list: "a list", tuple: "a tuple", dict: "a dict"}.get(type(v), type(v).__name__)
-
-
-def parse_define(text: str, sources: SourceMap, index: int = 0) -> tuple[str, tuple]:
-    """`name=value` from the command line. A bare word is a string (`-D size=small`)."""
-    file = DEFINE_FILE if index == 0 else f"<-D#{index + 1}>"  # no space: FILE:LINE:COL reads as one word
-    sources.add(file, text)
-    name, eq, raw = text.partition("=")
-    whole = Span(file, 1, 1, 1, len(text) + 1)
-    if not eq or not all(part.isidentifier() for part in name.strip().split(".")):
-        raise DefineError(f"-D expects NAME=VALUE (or ALIAS.NAME=VALUE for an imported file's param), got "
-                          f"'{text}'", whole)
-    name = name.strip()
-    col = len(text) - len(raw.lstrip()) + 1
-    vspan = Span(file, 1, col, 1, len(text) + 1)
-    word = raw.strip()
-    if not word:
-        raise DefineError(f"-D {name}: missing value after '='", vspan)
-    nspan = Span(file, 1, 1, 1, len(text.partition("=")[0]) + 1)
-    if re.fullmatch(r"[0-9][0-9A-Za-z_]*[A-Za-z][0-9A-Za-z_]*", word) and not is_number_literal(word) or \
-            re.fullmatch(r"[A-Za-z_]\w*(-\w+)+", word) or word in ("-inf", "+inf"):
-        # a word that starts with a digit (-D size=7b) is a string too, and so are hyphenated words
-        # (-D mode=nearest-exact: no -D value has names to subtract) and -inf (the ops' spelling, a number
-        # where the param is one)
-        return name, (word, vspan, nspan)
-    plain = re.fullmatch(r"[\w.+-]+", word) is not None  # one word: a string where the param is one
-    try:
-        node = parse_expr(word, vspan)
-    except ArchError as e:
-        if plain:
-            return name, (_Word(word, e), vspan, nspan)
-        raise
-    if isinstance(node, A.Name):
-        return name, (node.id, vspan, nspan)
-    try:
-        value = Evaluator(None).eval(node, Env({}, None))
-    except ArchError as e:
-        error = DefineError(f"-D {name}: {e.message}", e.span or vspan)
-        if plain:
-            return name, (_Word(word, error), vspan, nspan)
-        raise error from None
-    return name, (value, vspan, nspan, word) if plain else (value, vspan, nspan)
 
 
 def load_file(path: str | Path, defines: dict, sources: SourceMap, search_path=()) -> Module:

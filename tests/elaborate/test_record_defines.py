@@ -43,3 +43,16 @@ def test_a_define_sets_a_field_of_an_imported_files_record_param(tmp_path):
                     "    y = x -> linear(lib.cfg.width * lib.cfg.inner.k) as fc\n}\n")
     g = archdsl.check_file(str(main), defines=["lib.cfg.width=16", "lib.cfg.inner.k=3"])
     assert g.outputs[0][1].type.shape[1] == 48
+
+
+@pytest.mark.parametrize("given, words", [
+    ("cfg={width: 'x', depth: 1, act: 'a', inner: {k: 2}}",
+     r"-D cfg.width: expected an integer like the default \(int 4\), got string \"x\""),
+    ("cfg={w: 1, d: 2}", r"-D cfg: the record lacks the fields width, depth, act, inner and has no field w, d"),
+    ("cfg={width: 1, depth: 1, act: 'a', inner: {k: 'z'}}", r"-D cfg.inner.k: expected an integer"),
+])
+def test_a_whole_record_given_by_define_is_checked_field_by_field(given, words):
+    """-D cfg={...} replaced the record unchecked: a field of another type, missing or new failed only where
+    the spec read it (`int 1 has no attribute 'w'`), as -D cfg.width=... did not."""
+    with pytest.raises(DefineError, match=words):
+        archdsl.check_source(_SRC, defines=[given])
