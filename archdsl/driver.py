@@ -191,14 +191,19 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
 def _fits_in_memory(graph: Graph) -> None:
     """An in-memory ModelProto holds its weights, and protobuf refuses past 2 GiB: the model came back, and
     every use of it (serializing, a session, the checker) raised EncodeError. Said before any weight is made."""
-    import numpy as np
-    size = sum(math.prod(v.type.shape) * np.dtype(v.type.dtype.numpy).itemsize for v in graph.params.values())
+    size = _weight_bytes(graph)
     if size >= EXTERNAL_DATA_THRESHOLD:
         raise ArchError(f"the model's weights take {size / 2**30:.2f} GiB, past the "
                         f"{EXTERNAL_DATA_THRESHOLD / 2**30:.2f} GiB an in-memory ONNX model can hold (protobuf's "
                         "2 GiB, less room for the graph): build it to a file (`archdsl build`, or "
                         "archdsl.driver.build_file, which write the weights as external data), or compile with "
                         "with_weights=False (the parameters become inputs)")
+
+
+def _weight_bytes(graph: Graph) -> int:
+    """The bytes of the graph's parameters and buffers as the model file holds them."""
+    import numpy as np
+    return sum(math.prod(v.type.shape) * np.dtype(v.type.dtype.numpy).itemsize for v in graph.params.values())
 
 
 def _drops_dead_code(level: int, disabled, inference: bool) -> bool:
@@ -521,13 +526,11 @@ def build_file(mod: Module, model: str | None, options: CompileOptions, out: str
 
 def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict | None, out: str | Path,
                     external_data: bool | None) -> list[Path]:
-    import numpy as np
 
     from .lower import param_arrays, write_streaming
     g = compiled.graph
     if external_data is None:
-        external_data = sum(math.prod(v.type.shape) * np.dtype(v.type.dtype.numpy).itemsize
-                            for v in g.params.values()) >= EXTERNAL_DATA_THRESHOLD
+        external_data = _weight_bytes(g) >= EXTERNAL_DATA_THRESHOLD
     out = files.resolved(out)
     if files.is_special(out):  # -o /dev/null: written into, not replaced
         no_external_data_beside(out, external_data)
