@@ -526,7 +526,6 @@ def build_file(mod: Module, model: str | None, options: CompileOptions, out: str
 
 def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict | None, out: str | Path,
                     external_data: bool | None) -> list[Path]:
-
     from .lower import param_arrays, write_streaming
     g = compiled.graph
     if external_data is None:
