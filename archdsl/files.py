@@ -63,6 +63,13 @@ def is_special(path: str | Path) -> bool:
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
+def refuse_special(path: str | Path, said: str) -> None:
+    """A pipe or a device where a file of arrays should be: numpy waited for a writer forever. `said` begins
+    the message (`cannot read weights from w.npz`)."""
+    if is_special(path):
+        raise ArchError(f"{said}: not a regular file (a pipe or a device)")
+
+
 def resolved(path: str | Path) -> Path:
     """Where a write to `path` lands: a symlink's target (its link stays), else the path itself. A link to a
     special file stays as given: /dev/stdout on a pipe resolves to /proc/PID/fd/pipe:[N], which no open()

@@ -56,8 +56,7 @@ def _load_input(name: str, path: str) -> np.ndarray:
 
 
 def _read_input(name: str, path: str) -> np.ndarray:
-    if files.is_special(Path(path)):  # a FIFO: numpy waited for a writer forever, then wanted to seek
-        raise ArchError(f"--input {name}: cannot read {path}: not a regular file (a pipe or a device)")
+    files.refuse_special(path, f"--input {name}: cannot read {path}")  # a FIFO: numpy also wanted to seek it
     try:
         loaded = np.load(path, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - missing, corrupt (BadZipFile) or foreign

@@ -129,7 +129,7 @@ def load_weights(path: str | Path) -> dict[str, np.ndarray]:
     """A `.npz` or `.safetensors` file, keyed by parameter name (`layer1.0.conv1.weight`)."""
     p = Path(path)
     if p.suffix.lower() == ".safetensors":
-        _refuse_special(p, "weights")  # an .npz is checked by read_npz
+        files.refuse_special(p, f"cannot read weights from {p}")  # an .npz is checked by read_npz
         try:
             return read_safetensors(p)
         except FileNotFoundError:
@@ -319,16 +319,10 @@ def numpy_reason(e: Exception, member: bool = False) -> str:
     return str(e)
 
 
-def _refuse_special(p: Path, what: str) -> None:
-    """A pipe or a device where a file of arrays should be: numpy waited for a writer forever."""
-    if files.is_special(p):
-        raise ArchError(f"cannot read {what} from {p}: not a regular file (a pipe or a device)")
-
-
 def read_npz(path: str | Path, what: str, expected: str) -> dict[str, np.ndarray]:
     """Every array of an .npz, by name; anything else (a .npy, a text file, a torch.save zip, a corrupt
     archive) a diagnostic that says so. `what` names the file's role, `expected` what it should hold."""
-    _refuse_special(Path(path), what)
+    files.refuse_special(path, f"cannot read {what} from {path}")
     try:
         z = np.load(path, allow_pickle=False)
     except FileNotFoundError:

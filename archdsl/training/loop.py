@@ -158,8 +158,7 @@ class Trainer:
         files.atomic_write(path, save)
 
     def load_checkpoint(self, path: Path) -> int:
-        if files.is_special(path):  # a FIFO: numpy waited for a writer forever
-            raise ArchError(f"--resume: cannot read {path}: not a regular file (a pipe or a device)")
+        files.refuse_special(path, f"--resume: cannot read {path}")
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
