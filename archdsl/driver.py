@@ -23,6 +23,7 @@ from .lower.given import checked_weights, torch_array
 from .lower.model_file import (
     EXTERNAL_DATA_THRESHOLD,
     Staged,
+    cleanup_all,
     commit_all,
     no_external_data_beside,
     write_model,
@@ -555,4 +556,4 @@ def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict |
                 write_streaming(compiled.model, param_arrays(g, options.seed, weights, chunked=True), f)
         return commit_all([st])
     finally:
-        st.cleanup()
+        cleanup_all([st])

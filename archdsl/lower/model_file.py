@@ -18,8 +18,8 @@ from ..diagnostics import ArchError, writing
 from ..interrupts import deferred_signals
 from ..user_cache import private_folder, private_path
 
-__all__ = ["EXTERNAL_DATA_THRESHOLD", "Staged", "commit_all", "no_external_data_beside", "write_model",
-           "write_models"]
+__all__ = ["EXTERNAL_DATA_THRESHOLD", "Staged", "cleanup_all", "commit_all", "no_external_data_beside",
+           "write_model", "write_models"]
 
 EXTERNAL_DATA_THRESHOLD = 2 * 1024**3 - 64 * 1024**2  # protobuf's 2 GiB limit, with room for the graph
 
@@ -41,9 +41,15 @@ def write_models(items: list[tuple[onnx.ModelProto, str | Path]], external_data:
                 _stage(model, Path(out), external_data, staged)
         return commit_all(staged)
     finally:
-        with deferred_signals():  # one signal for all: a second Ctrl-C held by one cleanup stopped the next
-            for st in staged:
-                st.cleanup()
+        cleanup_all(staged)
+
+
+def cleanup_all(staged: list[Staged]) -> None:
+    """Every staged write's temp dir removed (and the folders made for one that did not commit), signals held
+    until the last: a second Ctrl-C stopped the cleanup, leaving a temp dir with the replaced files' links."""
+    with deferred_signals():
+        for st in staged:
+            st.cleanup()
 
 
 def commit_all(staged: list[Staged]) -> list[Path]:
@@ -156,11 +162,11 @@ class Staged:
         self.committed = False
 
     def cleanup(self) -> None:
-        with deferred_signals():  # a second Ctrl-C stopped the cleanup, leaving the temp dir
-            if self.tmp is not None:
-                shutil.rmtree(self.tmp, ignore_errors=True)
-            if not self.committed:
-                files.remove_made(self.made)
+        """Through cleanup_all, which holds signals for it."""
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        if not self.committed:
+            files.remove_made(self.made)
 
 
 def _own_external_data(out: Path) -> Path | None:
