@@ -99,8 +99,7 @@ def bench_one(name: str, threads: int, repeat: int, provider: str, optimizer: st
     dev = "cuda" if provider == "cuda" else "cpu"
     tg = TorchGraph(driver.elaborate_model(mod, ct.eval_model.graph.name), init, dev)
     o = cfg.optimizer
-    opt = torch_optimizer(o.name, list(tg.params.values()), cfg.lr, o.momentum, o.nesterov, o.weight_decay, o.betas,
-                          o.eps, o.dampening, o.amsgrad)
+    opt = torch_optimizer(o, list(tg.params.values()), cfg.lr)
 
     def torch_step():
         opt.zero_grad()

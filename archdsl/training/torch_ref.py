@@ -5,6 +5,7 @@ on exactly the graph archdsl compiled. Needs torch; only the tests and the bench
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -14,6 +15,9 @@ from archdsl.ir import Graph
 from archdsl.ops import attention
 from archdsl.ops.random import randint_bounds
 from archdsl.types import Sym, dim_size
+
+if TYPE_CHECKING:
+    from archdsl.autodiff import OptimConfig
 
 __all__ = ["TorchGraph", "torch_loss", "torch_optimizer"]
 
@@ -460,14 +464,11 @@ def torch_loss(kind: str, pred: torch.Tensor, labels: np.ndarray, label_smoothin
     return F.binary_cross_entropy_with_logits(pred, lab)
 
 
-def torch_optimizer(name: str, params, lr: float, momentum: float = 0.0, nesterov: bool = False,
-                    weight_decay: float | None = None, betas=(0.9, 0.999), eps: float = 1e-8,
-                    dampening: float = 0.0, amsgrad: bool = False):
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay or 0.0,
-                               dampening=dampening)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay or 0.0,
-                                amsgrad=amsgrad)
-    return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps,
-                             weight_decay=0.01 if weight_decay is None else weight_decay, amsgrad=amsgrad)
+def torch_optimizer(o: OptimConfig, params, lr: float):
+    """torch.optim's optimizer for an archdsl OptimConfig, every setting passed (the callers spelled its fields
+    out one by one, and a new one could be left behind)."""
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=o.momentum, nesterov=o.nesterov, dampening=o.dampening,
+                               weight_decay=o.decay)
+    adam = torch.optim.Adam if o.name == "adam" else torch.optim.AdamW
+    return adam(params, lr=lr, betas=o.betas, eps=o.eps, weight_decay=o.decay, amsgrad=o.amsgrad)

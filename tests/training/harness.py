@@ -82,8 +82,7 @@ def torch_steps(ct, fwd, data: list[dict], dtype=np.float32):
     cast = lambda d: {k: v.astype(dtype) if v.dtype == np.float32 else v for k, v in d.items()}
     data = [cast(f) for f in data]
     tg = TorchGraph(fwd, cast(initial(ct)))
-    opt = torch_optimizer(o.name, list(tg.params.values()), cfg.lr, o.momentum, o.nesterov, o.weight_decay,
-                          o.betas, o.eps, o.dampening, o.amsgrad)
+    opt = torch_optimizer(o, list(tg.params.values()), cfg.lr)
     losses, states = [], []
     for feeds in data:
         opt.zero_grad()
