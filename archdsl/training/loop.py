@@ -207,19 +207,17 @@ class Trainer:
                     f"holds {_names(extra)}, which the train step does not have" if extra else ""]
             raise ArchError(f"--resume: {path} {' and '.join(w for w in said if w)}; resume from a checkpoint "
                             "`archdsl train` wrote for this model")
-        for k, v in list(arrays.items()):  # a big-endian array of the same type: the same numbers
-            if v.dtype != self.get(k).dtype and v.dtype.newbyteorder("=") == self.get(k).dtype:
-                arrays[k] = v.astype(self.get(k).dtype)
-        for k, v in arrays.items():  # same names, other sizes: a -D that changed a width
-            if k in self.state and tuple(v.shape) != tuple(self.state[k].shape()):
+        for k, v in list(arrays.items()):  # every name is the state's now: checked, then set
+            want = self.get(k).dtype
+            if v.dtype != want and v.dtype.newbyteorder("=") == want:  # big-endian, the same numbers
+                v = arrays[k] = v.astype(want)
+            if tuple(v.shape) != tuple(self.state[k].shape()):  # same names, other sizes: a -D changed a width
                 raise ArchError(f"--resume: {path} holds '{k}' as {list(v.shape)}, the model has "
                                 f"{list(self.state[k].shape())}; resume with the same model (and -D values)")
-            if k in self.state and v.dtype != self.get(k).dtype:  # else onnxruntime blamed the training data
-                raise ArchError(f"--resume: {path} holds '{k}' as {v.dtype.name}, the model takes "
-                                f"{self.get(k).dtype.name}")
+            if v.dtype != want:  # else onnxruntime blamed the training data
+                raise ArchError(f"--resume: {path} holds '{k}' as {v.dtype.name}, the model takes {want.name}")
         for k, v in arrays.items():
-            if k in self.state:
-                self.set(k, v)
+            self.set(k, v)
         return epoch
 
 
