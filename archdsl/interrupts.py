@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import contextlib
 
-__all__ = ["deferred_signals", "interruption", "note_signal", "record_interrupts", "was_interrupted"]
+__all__ = ["deferred_signals", "interruption", "note_signal", "record_interrupts", "stopping_signals",
+           "was_interrupted"]
 
 _interrupted: list[int] = []  # the signals (Ctrl-C's SIGINT, SIGTERM, SIGHUP) that arrived while recording
 
@@ -17,6 +18,12 @@ def was_interrupted() -> bool:
     surfaces as another exception (pybind11's ImportError "initialization failed"), which is then an
     interrupt all the same."""
     return bool(_interrupted)
+
+
+def stopping_signals() -> list:
+    """SIGTERM and SIGHUP (where the platform has it): the signals besides Ctrl-C that stop a command."""
+    import signal
+    return [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
 
 
 def note_signal(signum: int) -> None:
@@ -62,8 +69,8 @@ def deferred_signals():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    sigs = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
-    before = {s: h for s in sigs if (h := signal.getsignal(s)) is not None}  # None: not set from Python
+    before = {s: h for s in [signal.SIGINT, *stopping_signals()]
+              if (h := signal.getsignal(s)) is not None}  # None: not set from Python
     held: list[int] = []
     for s in before:
         signal.signal(s, lambda signum, frame: held.append(signum))

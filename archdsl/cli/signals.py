@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from ..interrupts import note_signal, record_interrupts, was_interrupted
+from ..interrupts import note_signal, record_interrupts, stopping_signals, was_interrupted
 
 __all__ = ["StdoutFailed", "exit_cleanly_on_signals", "interruptible", "record_interrupts", "was_interrupted"]
 
@@ -50,7 +50,7 @@ def exit_cleanly_on_signals():
     previous handlers come back afterwards (main() may be called from a program of its own)."""
     import signal
     import threading
-    sigs = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    sigs = stopping_signals()
     if threading.current_thread() is not threading.main_thread():
         yield
         return
