@@ -1,0 +1,142 @@
+"""`archdsl summary`: its table, JSON, the sizes it counts at (--dim) and what it warns of."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from archdsl.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+MLP = str(ROOT / "specs" / "mlp.arch")
+
+
+def test_summary_json(capsys):
+    assert main(["summary", str(ROOT / "specs" / "resnet.arch"), "-D", "depth=18", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["params"] == 11_689_512
+    assert rep["buffers"] == 2 * 4800  # running mean and var of every BatchNorm channel
+    assert rep["flops"] > 3e9 and len(rep["layers"]) > 50
+    assert {"name", "op", "shape", "params", "flops"} <= set(rep["layers"][0])
+
+
+def test_summary_sizes_symbolic_dims_and_says_which_it_counted_as_one(tmp_path, capsys):
+    """FLOPs were labelled "batch 1" while every other symbolic dim also counted as 1 (GPT-2 per token)."""
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(ids: int64[B, T]) -> y {\n    y = ids -> embedding(10, 4) as emb -> linear(4) as fc\n}\n")
+    assert main(["summary", str(spec)]) == 0
+    assert "FLOPs at batch 1, T=1 (--dim T=N sizes it): 32" in capsys.readouterr().out  # 2 * 4 * 4
+    assert main(["summary", str(spec), "--dim", "T=8", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["flops"] == 8 * 32 and rep["flops_unsized"] == []
+    assert main(["summary", str(spec), "--dim", "S=8"]) == 1
+    assert "--dim S: the model has no symbolic dim 'S' (its symbolic dims: B, T)" in capsys.readouterr().err
+    assert main(["summary", str(spec), "--dim", "T=x"]) == 2
+    assert main(["summary", str(spec), "--dim", "T=3", "--dim", "T=5"]) == 2  # the last won, unsaid
+    assert "--dim T is given twice, as 3 and as 5" in capsys.readouterr().err
+    two = tmp_path / "two.arch"  # a dim that only one of the models has sizes that one
+    two.write_text("model enc(x: float32[B, T, 4]) -> y { y = x -> linear(4) }\n"
+                   "model head(z: float32[B, 8]) -> y { y = z -> linear(2) }\n")
+    assert main(["summary", str(two), "--dim", "T=16"]) == 0
+    out = capsys.readouterr().out
+    assert "FLOPs at batch 1, T=16: 512" in out and "FLOPs at batch 1: 32" in out
+    fixed = tmp_path / "fixed.arch"  # a fixed first dim is no "batch 1" (it counted 16)
+    fixed.write_text("param B = none\nmodel m(x: float32[B, 4]) -> y { y = x -> linear(3) as l }\n")
+    assert main(["summary", str(fixed), "-D", "B=16"]) == 0
+    assert "FLOPs at the model's sizes: 384" in capsys.readouterr().out
+    mask = tmp_path / "mask.arch"  # a formula first dim (2*B) whose B is given is no "batch 1" either
+    mask.write_text("model m(x: float32[B, T, 4], m: float32[2*B, T, T]) -> y {\n"
+                    "    y = (x -> linear(3) as fc) + sum(m)\n}\n")
+    assert main(["summary", str(mask), "--dim", "B=4", "--dim", "T=3"]) == 0
+    assert "FLOPs at B=4, T=3: 396" in capsys.readouterr().out
+
+
+def test_summary_dim_sizes_formula_dims_like_fixed_ones(tmp_path, capsys):
+    """After a strided conv L is `(L-1)//2+1`: --dim L=64 counted it as 1 (144 FLOPs against 4,608)."""
+    body = "    y = x -> conv1d(4, 3, stride=2, padding=1) -> conv1d(4, 3, padding=1)\n}\n"
+    (tmp_path / "s.arch").write_text("model m(x: float32[B, 2, L]) -> y {\n" + body)
+    (tmp_path / "f.arch").write_text("model m(x: float32[B, 2, 64]) -> y {\n" + body)
+    assert main(["summary", str(tmp_path / "s.arch"), "--dim", "L=64", "--json"]) == 0
+    sized = json.loads(capsys.readouterr().out)["flops"]
+    assert main(["summary", str(tmp_path / "f.arch"), "--json"]) == 0
+    assert sized == json.loads(capsys.readouterr().out)["flops"] > 4000
+
+
+def test_summary_checks_the_spec_at_the_dim_sizes(tmp_path, capsys):
+    """--dim T=10 where the spec reshapes T into fours (or asserts T <= 8): a diagnostic at the line, as `run`
+    gives; summary printed a table with FLOPs of 2.5 rows."""
+    (tmp_path / "s.arch").write_text("model m(x: float32[B, T]) -> y {\n    assert is_symbolic(T) or T <= 16\n"
+                                     "    y = x -> reshape([B, -1, 4])\n}\n")
+    assert main(["summary", str(tmp_path / "s.arch"), "--dim", "T=12"]) == 0
+    capsys.readouterr()
+    assert main(["summary", str(tmp_path / "s.arch"), "--dim", "T=10"]) == 1
+    err = capsys.readouterr().err
+    assert "s.arch:3:14: error: reshape: cannot reshape [B, 10]" in err and "checked at the sizes of --dim: T=10" in err
+    assert main(["summary", str(tmp_path / "s.arch"), "--dim", "T=20", "--json"]) == 1
+    assert "s.arch:2:5: error: assertion failed" in capsys.readouterr().err
+
+
+def test_summary_sizes_products_of_symbols_and_gemm(tmp_path, capsys):
+    """[B*T, 64] counted as 1 row (only T given: B*T stayed symbolic), so a linear after reshape(x, [-1, 64])
+    did 1/128 of the same linear before it; a gemm over a symbolic batch counted 0."""
+    (tmp_path / "s.arch").write_text(
+        "model m(x: float32[B, T, 64]) -> y {\n    a = x -> linear(64) as fc1\n"
+        "    y = reshape(x, [-1, 64]) -> linear(64) as fc2\n}\n"
+        "model g(x: float32[B, 64], w: float32[64, 32], c: float32[32]) -> y { y = gemm(x, w, c=c) }\n"
+        "model w(x: float32[B, 16, 16]) -> y { y = reshape(x, [4 * B, 4, 16]) -> linear(8) as fc }\n")
+    assert main(["summary", str(tmp_path / "s.arch"), "--model", "m", "--dim", "T=128", "--json"]) == 0
+    fc1, fc2 = (r["flops"] for r in json.loads(capsys.readouterr().out)["layers"] if r["name"] in ("fc1", "fc2"))
+    assert fc1 == fc2 == 2 * 64 * 64 * 128  # a linear's bias add is not counted
+    assert main(["summary", str(tmp_path / "s.arch"), "--model", "g", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["flops"] == (2 * 64 + 1) * 32  # c's add, as MatMul + Add
+    assert main(["summary", str(tmp_path / "s.arch"), "--model", "w", "--json"]) == 0  # 4*B at batch 1 is 4
+    assert json.loads(capsys.readouterr().out)["flops"] == 2 * 16 * 8 * 4 * 4
+
+
+def test_summary_counts_a_tied_weight_in_one_layer(summary_json):
+    """The per-layer column counted a tied table in every layer that reads it, so it summed past the total."""
+    rep = summary_json("model m(ids: int64[B, T]) -> y {\n    h = ids -> embedding(10, 6) as emb\n"
+                       "    y = h @ ref(\"emb.weight\").T\n}\n")
+    assert rep["params"] == 60 and sum(r["params"] for r in rep["layers"]) == 60
+
+
+def test_summary_table(capsys):
+    assert main(["summary", MLP]) == 0
+    out = capsys.readouterr().out
+    assert "fc1" in out and "200,960" in out and "203,530" in out
+
+
+def test_summary_counts_round_into_the_next_unit():
+    from archdsl.cli.commands import _fmt
+    assert [_fmt(n) for n in (999, 1000, 999_994, 999_996, 999_996_000, 2_500_000_000_000)] == \
+        ["999", "1.00K", "999.99K", "1.00M", "1.00G", "2.50T"]  # 999,996 was 1000.00K
+
+
+def test_summary_warns_of_what_reaches_no_output_as_check_does(tmp_path, capsys):
+    spec = tmp_path / "d.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    z = x -> linear(30) as dead\n    y = x -> relu\n}\n")
+    for flags in ([], ["--json"]):
+        assert main(["summary", str(spec), *flags]) == 0
+        out = capsys.readouterr()
+        assert "warning: 'dead' (linear) is computed but reaches no output" in out.err
+        if flags:
+            import json
+            assert json.loads(out.out)["params"] == 150
+
+
+def test_summary_counts_a_dim_that_comes_out_empty_as_no_work(tmp_path, capsys):
+    """x[:, 5:] at --dim T=5 is empty (run gives [1, 0, 8]); its linear counted 64 FLOPs, as at T=6."""
+    spec = tmp_path / "e.arch"
+    spec.write_text("model m(x: float32[B, T, 4]) -> y {\n    y = x[:, 5:] -> linear(8) as fc\n}\n")
+    assert main(["summary", str(spec), "--dim", "T=5"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("FLOPs at batch 1, T=5: 0")
+    assert main(["summary", str(spec), "--dim", "T=6"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("FLOPs at batch 1, T=6: 64")
+
+
+def test_summary_rows_add_up_to_the_total(summary_json):
+    """A parameter no layer reads (here an output) was in the total and in no row."""
+    rep = summary_json("model m(x: float32[B, 4]) -> (y, p) {\n    y = x -> linear(3) as fc\n"
+                       "    p = parameter([5], init=\"ones\") as pp\n}\n")
+    assert sum(r["params"] for r in rep["layers"]) == rep["params"] == 20
+    assert rep["layers"][-1] == {"name": "pp", "op": "parameter", "flops": 0, "params": 5, "shape": [[5]]}

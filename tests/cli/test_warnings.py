@@ -1,0 +1,144 @@
+"""What check, build and --train warn of (a result no output reads, torch's argument order, a symbolic
+dim's name given another value), said once, and what the build then keeps or leaves out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+
+from archdsl.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+MLP = str(ROOT / "specs" / "mlp.arch")
+
+
+def test_a_result_that_reaches_no_output_is_a_warning(tmp_path, capsys):
+    """`z = x -> linear(3)` never read: check and build counted its 15 parameters, and the built model had none,
+    without a word. A weight it shares with a live layer is not counted as dropped."""
+    spec = tmp_path / "u.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    z = x -> linear(3) as fc -> relu\n"
+                    "    w = x -> linear(4) as head\n    v = x @ ref(\"head.weight\")\n    y = w\n}\n")
+    for argv in (["check", str(spec)], ["build", str(spec), "-o", str(tmp_path / "u.onnx")],
+                 ["build", str(spec), "--train", "--loss", "mse", "-o", str(tmp_path / "t.onnx")]):
+        assert main(argv) == 0
+        err = capsys.readouterr().err
+        assert err.count("warning:") == 2, err
+        fate = "; its 15 parameters stay in the train step, unchanged (nothing reads them)" if "--train" in argv \
+            else ", and its 15 parameters with it"  # the step keeps fc.weight and fc.bias (and their Adam state)
+        assert "u.arch:2:33: warning: 'relu_0' (relu) is computed but reaches no output: the built model leaves it " \
+               f"out{fate}\n   2 |     z = x -> linear(3) as fc -> relu\n" in err
+        assert "u.arch:4:9: warning: 'matmul_0' (matmul) is computed but reaches no output: the built model leaves " \
+               "it out\n" in err
+    assert main(["check", MLP]) == 0 and capsys.readouterr().err == ""
+    assert main(["build", str(spec), "-o", str(tmp_path / "u.onnx")]) == 0  # head's 20, not fc's 15 as well
+    assert f"wrote {tmp_path / 'u.onnx'} (m: 20 params," in capsys.readouterr().out
+    for flags in (["-O0"], ["--disable-pass", "dead_code"], ["--train", "--loss", "mse", "-O0"]):  # kept: said so
+        assert main(["build", str(spec), *flags, "-o", str(tmp_path / "k.onnx")]) == 0
+        out, err = capsys.readouterr()
+        assert "--train" in flags or f"wrote {tmp_path / 'k.onnx'} (m: 35 params," in out
+        assert "'relu_0' (relu) is computed but reaches no output: the built model keeps it, with its 15 " \
+               "parameters (the dead_code pass, on at -O1 and up, leaves it out)\n" in err
+        assert {"fc.weight", "fc.bias"} <= {t.name for t in onnx.load(tmp_path / "k.onnx").graph.initializer}
+    spec.write_text("model m(x: float32[B, 3, 8, 8]) -> y {\n    z = x -> conv2d(4, 3) as c -> batchnorm as bn\n"
+                    "    y = x\n}\n")  # fold_batchnorm replaces the dead node: it is still kept
+    assert main(["build", str(spec), "--disable-pass", "dead_code", "-o", str(tmp_path / "k.onnx")]) == 0
+    assert "'bn' (batchnorm) is computed but reaches no output: the built model keeps it" in capsys.readouterr().err
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    d = tensor([1.0, 2.0]) * 2.0\n    y = relu(x)\n}\n")
+    assert main(["build", str(spec), "-O1", "--disable-pass", "dead_code", "-o", str(tmp_path / "k.onnx")]) == 0
+    assert "the built model leaves it out" in capsys.readouterr().err  # fold_constants computed it away
+
+
+def test_a_symbolic_dim_given_another_value_is_a_warning(tmp_path, capsys):
+    """`T = 5` silently made reshape(x, [-1, T, 4]) use 5; a Mamba-style `B = x -> linear(3)` turned the next
+    [B, T, 3] into 'a list of dims, got list of 3'. B = x.shape[0] (the same dim) says nothing."""
+    spec = tmp_path / "s.arch"
+    spec.write_text("model m(x: float32[B, T, 4]) -> y {\n    B = x.shape[0]\n    T = 5\n"
+                    "    y = reshape(x, [-1, T, 4]) -> linear(2) as fc\n}\n")
+    for argv in (["check", str(spec)], ["build", str(spec), "-o", str(tmp_path / "s.onnx")],
+                 ["build", str(spec), "--train", "--loss", "mse", "-o", str(tmp_path / "t.onnx")]):
+        assert main(argv) == 0
+        err = capsys.readouterr().err
+        assert err.count("warning:") == 1, err
+        assert "s.arch:3:5: warning: 'T' was the symbolic dim T of the model's inputs; from here on it names " \
+               "int 5, and a shape written with T below uses that (another name keeps the dim)\n" in err
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    B = x.shape[0]\n"
+                    "    for B in [1] {\n        y = x\n    }\n}\n")
+    assert main(["check", str(spec)]) == 0  # a loop variable too
+    assert "s.arch:3:5: warning: 'B' was the symbolic dim B" in capsys.readouterr().err  # after B = the same dim
+
+
+def test_a_conv_in_torchs_argument_order_is_a_warning_said_once(tmp_path, capsys):
+    """conv2d(3, 16, 3) over 3 channels (torch's Conv2d(in, out, kernel)) passed the shape check as
+    out_channels=3, kernel_size=16, stride=3, silently; a block called twice says it once; keywords, or a
+    first number that is not x's channel count, say nothing."""
+    spec = tmp_path / "s.arch"
+    spec.write_text("block b(x) {\n    return x -> conv2d(3, 16, 3)\n}\n"
+                    "model m(x: float32[B, 3, 32, 32]) -> y {\n    y = b(b(x) -> upsample(size=[32, 32]))\n}\n")
+    for argv in (["check", str(spec)], ["build", str(spec), "-o", str(tmp_path / "s.onnx")]):
+        assert main(argv) == 0
+        err = capsys.readouterr().err
+        assert err.count("warning:") == 1, err
+        assert "s.arch:2:17: warning: conv2d(3, 16, 3) reads as out_channels=3, kernel_size=16, stride=3; torch's " \
+               "nn.Conv2d(in, out, kernel) is conv2d(16, 3) here (the input's 3 channels come from x)" in err
+    for body in ("x -> conv2d(3, kernel_size=16, stride=3)", "x -> conv2d(8, 16, 3)", "x -> conv2d(3, 3, 2)",
+                 "x -> conv_transpose2d(3, 5, 2)"):
+        spec.write_text(f"model m(x: float32[B, 3, 32, 32]) -> y {{\n    y = {body}\n}}\n")
+        assert main(["check", str(spec)]) == 0
+        assert "warning" not in capsys.readouterr().err
+
+
+def test_a_parameter_nothing_reads_is_warned_and_left_out_of_the_count(tmp_path, capsys):
+    """check said nothing of it, and build counted its 7 values in 'wrote ... 12 params' while the model held 5."""
+    spec = tmp_path / "p.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> (y, p) {\n    y = x -> relu\n"
+                    "    p = parameter([5], init=\"ones\") as pp\n"
+                    "    q = parameter([7], init=\"ones\") as unused_p\n}\n")
+    assert main(["check", str(spec)]) == 0
+    assert "p.arch:4:9: warning: parameter 'unused_p' is made but nothing reads it" in capsys.readouterr().err
+    assert main(["build", str(spec), "-o", str(tmp_path / "p.onnx")]) == 0
+    out = capsys.readouterr()
+    assert "(m: 5 params," in out.out + out.err and "leaves it out (7 values)" in out.err
+    assert main(["build", str(spec), "-o", str(tmp_path / "p.onnx"), "-O0"]) == 0
+    out = capsys.readouterr()
+    assert "(m: 12 params," in out.out + out.err and "keeps it (7 values)" in out.err
+
+
+def test_results_a_loop_leaves_unread_are_one_warning(tmp_path, capsys):
+    """8000 passes of a loop printed 8000 identical warnings (24,001 lines)."""
+    spec = tmp_path / "l.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    for i in range(300) {\n"
+                    "        u = x -> linear(2) as \"l{i}\"\n    }\n    y = x\n}\n")
+    assert main(["check", str(spec)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "(and 299 more made here, as a loop or a block called again runs it, " \
+        "3,000 parameters in all)" in " ".join(err.split())
+
+
+def test_an_rnn_in_torchs_argument_order_is_warned_of(tmp_path, capsys):
+    """lstm(8, 16) over 8 features is torch's nn.LSTM(input_size, hidden_size): here 8 hidden and 16 layers,
+    built without a word."""
+    spec = tmp_path / "r.arch"
+    for call, warned in (("lstm(8, 16)", True), ("gru(8, 16)", True), ("lstm(16)", False),
+                         ("lstm(8, num_layers=16)", False), ("lstm(8, 2)", False)):
+        spec.write_text(f"model m(x: float32[B, T, 8]) -> y {{\n    y = x -> {call} as r\n}}\n")
+        assert main(["check", str(spec)]) == 0
+        err = " ".join(capsys.readouterr().err.split())
+        assert ("reads as hidden_size=8, num_layers=16; torch's" in err) == warned, (call, err)
+
+
+def test_a_train_step_keeps_a_parameter_nothing_reads_and_says_so(tmp_path, capsys):
+    spec = tmp_path / "t.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n"
+                    "    q = parameter([7], init=\"ones\") as unused_p\n}\n")
+    assert main(["build", str(spec), "--train", "-o", str(tmp_path / "t.onnx")]) == 0
+    assert "the built model keeps it (7 values)" in capsys.readouterr().err
+
+
+def test_a_train_step_keeps_a_dead_layers_parameters_and_says_so(tmp_path, capsys):
+    """'the built model leaves it out, and its 40 parameters with it': the train step keeps them (unchanged)."""
+    spec = tmp_path / "d.arch"
+    spec.write_text("model u(x: float32[B, 4]) -> y {\n    t = x -> linear(8)\n    y = x -> linear(4) as out\n}\n")
+    assert main(["build", str(spec), "--train", "-o", str(tmp_path / "d.onnx")]) == 0
+    assert "its 40 parameters stay in the train step, unchanged" in " ".join(capsys.readouterr().err.split())
+    assert "linear_0.weight" in {i.name for i in onnx.load(str(tmp_path / "d.onnx")).graph.input}
