@@ -211,6 +211,21 @@ def dim_add(a: Dim, b: Dim) -> Dim:
     return _from_terms({m: c for m, c in total.items() if c})
 
 
+def difference_bounds(a, b) -> tuple:
+    """(lo, hi): bounds of a - b at every size (each symbol a whole number of at least 0), None where a side
+    is unbounded or unknown (a formula with //, min or floor): `T + 1` and `T` differ by 1, `2*T` is at
+    least `T`, `4 - T` at most 4."""
+    ta, tb = (_terms(v) if isinstance(v, Sym) else {(): Fraction(v)} for v in (a, b))
+    if ta is None or tb is None:
+        return None, None
+    diff = dict(ta)
+    for m, c in tb.items():
+        diff[m] = diff.get(m, 0) - c
+    const = diff.pop((), 0)
+    coefs = [c for c in diff.values() if c]
+    return (const if all(c > 0 for c in coefs) else None), (const if all(c < 0 for c in coefs) else None)
+
+
 Terms = dict  # monomial (sorted symbol names, () for the constant) -> coefficient (an int, or a Fraction)
 
 

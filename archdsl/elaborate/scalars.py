@@ -3,10 +3,11 @@ symbolic-dim arithmetic, and how a Python error reads in a diagnostic."""
 
 from __future__ import annotations
 
+import math
 import operator
 
 from ..diagnostics import ArchTypeError, EvalError
-from ..types import MAX_DIM, Sym, dim_add, dim_floordiv, dim_mul
+from ..types import MAX_DIM, Sym, difference_bounds, dim_add, dim_floordiv, dim_mul
 from .values import BlockFn, BlockLayer, Builtin, LayerFn, OpFn, describe
 
 __all__ = ["ARITH", "COMPARE", "TENSOR_OPS", "Limits", "ReturnValue", "is_callable", "is_int", "is_num", "py_error",
@@ -71,15 +72,17 @@ def is_sizes(d) -> bool:
 
 
 def sizes_order(op: str, a, b) -> bool | None:
-    """`T >= 0`, `2*T > -1`, `T < 0`: an ordering a product of sizes decides against a number whatever the
-    sizes (all at least 0); None where the sizes decide it (`T <= 64`)."""
-    if is_sizes(b) and is_num(a):
-        a, b, op = b, a, {"<": ">", "<=": ">=", ">": "<", ">=": "<="}[op]
-    if not (is_sizes(a) and is_num(b)) or isinstance(b, bool):
+    """`T >= 0`, `T + 1 > T`, `2*T >= T`, `4 - T <= 4`: an ordering every size decides (each a whole number of
+    at least 0, so a - b has a bound of the right sign); None where the sizes decide it (`T <= 64`, `S < T`)."""
+    if not (isinstance(a, Sym) or isinstance(b, Sym)) or not all(
+            isinstance(v, Sym) or (is_num(v) and not isinstance(v, bool) and math.isfinite(v)) for v in (a, b)):
         return None
-    if op in (">=", ">"):
-        return True if (b <= 0 if op == ">=" else b < 0) else None
-    return False if (b < 0 if op == "<=" else b <= 0) else None
+    lo, hi = difference_bounds(a, b)
+    if op in (">", "<="):
+        decided = True if lo is not None and lo > 0 else False if hi is not None and hi <= 0 else None
+        return decided if decided is None or op == ">" else not decided
+    decided = True if lo is not None and lo >= 0 else False if hi is not None and hi < 0 else None
+    return decided if decided is None or op == ">=" else not decided
 
 
 def sym_arith(op, a, b, span):

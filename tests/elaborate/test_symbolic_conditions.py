@@ -114,15 +114,18 @@ def test_what_no_size_can_make_true_is_decided(cond, taken):
     ("T >= 0", True), ("T > -1", True), ("0 <= T", True), ("2 * T >= 0", True),
     ("T < 0", False), ("T <= -1", False), ("-3 > T", False),
     ("T % 1 == 0", True), ("(2 * T) % 2 == 0", True), ("(2 * T) % 2 != 0", False),
+    ("T + 1 > T", True), ("2 * T >= T", True), ("T - 1 < T", True), ("T <= T", True), ("(4 - T) * 2 <= 8", True),
+    ("T + 1 <= T", False), ("T < T", False), ("3 * T < T", False),
 ])
 def test_orders_and_remainders_every_size_decides_are_decided(cond, taken):
     """A size is a whole number of at least 0: `T >= 0` and `T % 1 == 0` hold at every run, `T < 0` at none;
-    they were refused as undecidable. `T >= 1`, `T % 2` depend on the size and stay open."""
+    they were refused as undecidable, and so were `T + 1 > T` and `2*T >= T` (a - b bounded whatever the
+    sizes). `T >= 1`, `T % 2`, `2*T > T` (T may be 0), `B*T >= T` depend on the sizes and stay open."""
     body = "model m(x: float32[B, T]) -> y {\n    y = x\n    T = shape(x)[1]\n" \
            f"    if {cond} {{\n        y = x + 1.0\n    }}\n}}\n"
     g = archdsl.check_source(body)
     assert any(n.op == "add" for n in g.nodes) == taken
-    for open_cond in ("T >= 1", "T % 2 == 0", "T < 64"):
+    for open_cond in ("T >= 1", "T % 2 == 0", "T < 64", "2 * T > T", "shape(x)[0] * T >= T", "T // 2 <= T"):
         with pytest.raises(ArchError, match="when building"):
             archdsl.check_source(body.replace(cond, open_cond))
 
