@@ -23,7 +23,7 @@ MAX_TOKENS = 100_000  # the parser takes ~10-20k tokens a second: 4 MiB of `+1` 
 
 # A line break after one of these does not end the statement.
 _CONTINUES = {"->", ",", "=", "(", "[", "{", ".", ":", "+", "-", "*", "/", "//", "%", "@", "**",
-              "==", "!=", "<", "<=", ">", ">=", "and", "or", "not", "in", "as"}
+              "==", "!=", "<", "<=", ">", ">=", "and", "or", "not", "in", "as", "if", "else"}
 # A block body's `{` follows what can end an expression (`if x > 0 {`, `repeat n {`, `-> y {`), or a
 # statement's `else`; any other `{` (after `=`, `else` of an `a if c else b`, an operator, `(`) opens a dict.
 _ENDS_EXPR_TYPES = {"NAME", "INT", "FLOAT", "STRING"}
@@ -74,9 +74,9 @@ class _PostLex:
             v = tok.value if tok.type not in ("NAME", "STRING", "INT", "FLOAT") else None
             after_block = prev is not None and str(prev) == "}" and closed == "block"
             if pending is not None:
-                # `}` of an if's block, a line break, then else/elif: the same if statement (a statement
-                # never starts with either word, so nothing else could be meant)
-                if tok != "->" and not (after_block and v in ("else", "elif")):
+                # `}` of an if's block, a line break, then else/elif: the same if statement; `else` anywhere
+                # else continues a conditional expression (a statement never starts with either word)
+                if tok != "->" and not (v == "else" or after_block and v == "elif"):
                     yield pending
                 pending = None
             if v in ("(", "[", "{"):
@@ -225,6 +225,9 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
                     "s = s + [x], h = h + 1.0)")
         elif str(tok) == "if" and "'for'" in expected and "']'" in expected:  # [x for x in xs if a if b]
             hint = " (a comprehension takes one if: join the conditions with and)"
+        elif str(tok) == "else" and re.match(r"\s*if\b", line):  # `y = a` then a line `if c else b`
+            hint = (" (a line that starts with 'if' is an if statement: to go on with `a if c else b` on the "
+                    "next line, break after 'if' or 'else', or before 'else')")
         elif re.fullmatch(r"\.\d+", str(tok)):  # 0..3
             hint = " (integers from a to b-1 are range(a, b))"
         elif str(tok).isidentifier() and "a name" in expected:  # a keyword where a name goes: `as block`

@@ -228,6 +228,16 @@ def test_line_break_after_operator_continues():
     assert expr("a +\n        b") == B("+", N("a"), N("b"))
 
 
+@pytest.mark.parametrize("text", ["a if\n        c else b", "a if c else\n        b", "a if c\n        else b",
+                                  "a if c\n\n        else b"])
+def test_a_conditional_expression_breaks_after_if_or_else_or_before_else(text):
+    """A statement never starts with `else`, so a line that does continues the expression (it was "unexpected
+    end of line" after `if c`); a line that starts with `if` is an if statement, as before."""
+    assert expr(text) == A.IfExp(N("c"), N("a"), N("b"), _)
+    with pytest.raises(ArchSyntaxError, match="unexpected 'else'.*starts with 'if' is an if statement"):
+        parse("model m(x: float32[B, 4]) -> y {\n    y = x\n        if true else x\n}\n", "t.arch")
+
+
 @pytest.mark.parametrize("text, tree", [
     ("a + b * c", B("+", N("a"), B("*", N("b"), N("c")))),
     ("a * b + c", B("+", B("*", N("a"), N("b")), N("c"))),
