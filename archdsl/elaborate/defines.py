@@ -38,6 +38,8 @@ def override(item: A.ParamDecl, default, given, prefix: str = ""):
         value = _same_elements(name, item, default, value, span)
     if _is_record(default) and isinstance(value, dict):
         value = _same_fields(item, default, value, given, prefix)
+    elif isinstance(default, dict) and isinstance(value, dict):
+        value = _same_entries(name, item, default, value, span)
     if default is None or type(value) is type(default):
         return value
     if isinstance(default, float) and value in ("inf", "-inf", "+inf"):  # -D p=inf: the ops' spelling of it
@@ -88,12 +90,12 @@ def _is_record(v) -> bool:
     return isinstance(v, dict) and bool(v) and all(isinstance(k, str) for k in v)
 
 
-def _same_fields(item: A.ParamDecl, default: dict, value: dict, given, prefix: str) -> dict:
+def _same_fields(item: A.ParamDecl, default: dict, value: dict, given, prefix: str, param: str = "") -> dict:
     """-D cfg={width: 'x', depth: 2} where the default is a record: every field as -D cfg.width would set it
     (a field missing, one it does not have, a value of another type: it failed where the spec read it)."""
     span = given[1]
     name = prefix + item.name
-    notes = [(f"param '{item.name}' is declared here", item.span)]
+    notes = [(f"param '{param or item.name}' is declared here", item.span)]
     missing = [k for k in default if k not in value]
     extra = [k for k in value if k not in default]
     if missing or extra:
@@ -120,23 +122,64 @@ def _same_elements(name: str, item: A.ParamDecl, default, value, span):
     """-D widths=[64, 'a'] where the default is a list of integers: the element is refused as a lone value
     would be. An int where the default's are floats becomes a float, as a lone number does (-D scales=[1, 2]
     kept ints: tensor(scales) was int64 and `x * tensor(scales)` failed on dtypes)."""
+    if default and all(_is_record(v) and v.keys() == default[0].keys() for v in default):  # a list of records
+        return type(value)(_element_record(name, item, default[0], v, i, span) for i, v in enumerate(value))
     kinds = {type(v) for v in default}
     if len(kinds) != 1 or not kinds <= {bool, int, float, str}:
         return value
     kind = kinds.pop()
     for i, v in enumerate(value):
         if type(v) is not kind and not (kind is float and type(v) is int):
-            kinds = {bool: "true or false", int: "integers", float: "numbers", str: "strings"}[kind]
             raise DefineError(f"{define_label(name, span)}: element {i} is {describe(v)}, and the default's "
-                              f"elements are {kinds}", span,
+                              f"elements are {_KINDS[kind]}", span,
                               [(f"param '{item.name}' is declared here", item.span)])
     if kind is not float or all(type(v) is float for v in value):
         return value
+    return type(value)(_float(name, item, v, span) for v in value)
+
+
+def _element_record(name: str, item: A.ParamDecl, default: dict, value, i: int, span):
+    """Element i of -D blocks=[{width: 8, depth: 1}, ...] where the default's elements are records of the same
+    fields: checked as -D blocks={...} would be against one of them (it failed where the spec read it)."""
+    if not isinstance(value, dict):
+        raise DefineError(f"{define_label(name, span)}: element {i} is {describe(value)}, and the default's "
+                          f"elements are records ({', '.join(default)})", span,
+                          [(f"param '{item.name}' is declared here", item.span)])
+    element = A.ParamDecl(f"{name}[{i}]", item.value, item.span)
+    return _same_fields(element, default, value, (value, span), "", param=item.name)
+
+
+def _same_entries(name: str, item: A.ParamDecl, default: dict, value: dict, span) -> dict:
+    """-D table={1: 'x'} where the default maps integers to numbers ({1: 2.0, 2: 4.0}): keys and values of the
+    default's kinds (the keys themselves may differ), an int where its values are floats a float."""
+    out = {}
+    for label, of_default, given in (("key", default.keys(), value.keys()), ("value", default.values(), None)):
+        kinds = {type(v) for v in of_default}
+        if len(kinds) != 1 or not kinds <= {bool, int, float, str}:
+            continue
+        kind = kinds.pop()
+        for k, v in value.items():
+            x = k if given is not None else v
+            if type(x) is not kind and not (kind is float and type(x) is int):
+                said = f"key {describe(k)}" if given is not None else \
+                    f"the value of key {describe(k)} is {describe(x)}"
+                raise DefineError(f"{define_label(name, span)}: {said}, and the default's {label}s are "
+                                  f"{_KINDS[kind]}", span,
+                                  [(f"param '{item.name}' is declared here", item.span)])
+            if given is None and kind is float:
+                out[k] = _float(name, item, v, span)
+    return {**value, **out}
+
+
+def _float(name: str, item: A.ParamDecl, v, span) -> float:
     try:
-        return type(value)(float(v) for v in value)
+        return float(v)
     except OverflowError:
         raise DefineError(f"{define_label(name, span)}: an integer is too large for a number (float)", span,
                           [(f"param '{item.name}' is declared here", item.span)]) from None
+
+
+_KINDS = {bool: "true or false", int: "integers", float: "numbers", str: "strings"}
 
 
 def _kind(v) -> str:

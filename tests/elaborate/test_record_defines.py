@@ -56,3 +56,32 @@ def test_a_whole_record_given_by_define_is_checked_field_by_field(given, words):
     the spec read it (`int 1 has no attribute 'w'`), as -D cfg.width=... did not."""
     with pytest.raises(DefineError, match=words):
         archdsl.check_source(_SRC, defines=[given])
+
+
+_LISTS = ("param blocks = [{width: 8, depth: 1}, {width: 16, depth: 2}]\nparam table = {1: 2.0, 2: 4.0}\n"
+          "model m(x: float32[B, 4]) -> y {\n    y = x -> linear(blocks[-1].width)\n    y = y * table[1]\n}\n")
+
+
+@pytest.mark.parametrize("given, words", [
+    ("blocks=[{width: 'a', depth: 1}]", r"-D blocks\[0\].width: expected an integer like the default \(int 8\), "
+                                        r"got string \"a\""),
+    ("blocks=[{width: 4, depth: 1}, 3]", r"-D blocks: element 1 is int 3, and the default's elements are "
+                                         r"records \(width, depth\)"),
+    ("blocks=[{width: 4}]", r"-D blocks\[0\]: the record lacks the field depth"),
+    ("table={1: 'x'}", r"-D table: the value of key int 1 is string \"x\", and the default's values are numbers"),
+    ("table={'a': 2.0}", r"-D table: key string \"a\", and the default's keys are integers"),
+])
+def test_a_list_of_records_and_a_dict_with_number_keys_given_by_define_are_checked(given, words):
+    """-D blocks=[...] over a list of records and -D table={...} over a dict with integer keys were taken
+    unchecked: a wrong field or value failed only where the spec read it, pointing at the spec's line."""
+    with pytest.raises(DefineError, match=words) as e:
+        archdsl.check_source(_LISTS, defines=[given])
+    assert e.value.notes[0][0] == "param '" + given.partition("=")[0] + "' is declared here"
+
+
+def test_a_list_of_records_and_a_dict_with_number_keys_given_by_define_are_taken():
+    g = archdsl.check_source(_LISTS, defines=["blocks=[{width: 4, depth: 1}, {width: 32, depth: 3}]",
+                                              "table={1: 3, 7: 1.5}"])
+    assert g.meta["blocks"] == [{"width": 4, "depth": 1}, {"width": 32, "depth": 3}]
+    assert g.meta["table"] == {1: 3.0, 7: 1.5} and type(g.meta["table"][1]) is float  # an int where floats go
+    assert g.outputs[0][1].type.shape[1] == 32
