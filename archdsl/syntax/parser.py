@@ -228,10 +228,14 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         elif str(tok) == "else" and re.match(r"\s*if\b", line):  # `y = a` then a line `if c else b`
             hint = (" (a line that starts with 'if' is an if statement: to go on with `a if c else b` on the "
                     "next line, break after 'if' or 'else', or before 'else')")
-        elif re.fullmatch(r"\.\d+", str(tok)):  # 0..3
-            hint = " (integers from a to b-1 are range(a, b))"
+        elif re.fullmatch(r"\.\d+", str(tok)):
+            hint = (" (integers from a to b-1 are range(a, b))" if line[:tok.column - 1].endswith(".")  # 0..3
+                    else f" (an item of a list or tuple is x[{str(tok)[1:]}]; a field of a record is x.name)")
         elif str(tok).isidentifier() and "a name" in expected:  # a keyword where a name goes: `as block`
-            hint = (f" ('{tok}' is a keyword; a layer name can be a string: as \"{tok}\")" if "a string" in expected
+            after_as = re.search(r"\bas\s*$", text[max(0, tok.start_pos - 200):tok.start_pos])
+            hint = (f" ('{tok}' is a keyword; a layer name can be a string: as \"{tok}\")"
+                    if "a string" in expected and after_as
+                    else f" ('{tok}' is a keyword; a dict key can be a string: \"{tok}\")" if "a string" in expected
                     else f" ('{tok}' is a keyword, not a name)")
         else:
             hint = _misspelled_keyword(tok, expected, line[:tok.column - 1], line[tok.column - 1 + len(str(tok)):])
