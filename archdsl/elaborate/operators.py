@@ -33,6 +33,8 @@ from .values import Namespace, Tensor, describe
 
 __all__ = ["Operators"]
 
+_ARITHMETIC = {op: sym for sym, op in TENSOR_OPS.items() if sym in ARITH}  # mul -> '*', not the comparisons
+
 
 def _holds(v, dt) -> bool:
     """Whether a number beside a tensor of 16-bit float dtype `dt` is exactly one of its values (a tensor is)."""
@@ -179,6 +181,9 @@ class Operators:
         if opname in ("floordiv", "remainder") and b is not tensor and is_num(b) and b == 0 \
                 and not isinstance(b, float) and not tensor.type.dtype.is_float:
             raise EvalError("integer division by zero", operand_spans[1] if len(operand_spans) > 1 else span)
+        if dt is DType.bool and opname in _ARITHMETIC:  # `b * 2` said mul(), `b * 1` '*' (from the op)
+            raise ArchTypeError(f"'{_ARITHMETIC[opname]}': no arithmetic on bool tensors; cast(x, \"float32\") first",
+                                span)
         op = ops.get(opname)
         return self.call_op(op, [a, b], {}, None, span)
 

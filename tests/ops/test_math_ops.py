@@ -200,6 +200,9 @@ def test_other_float_widths(text, dtype):
     ("frac(i)", r"frac: input must be a float tensor"),
     ("fmod(b, b)", r"fmod: no arithmetic on bool"),
     ("trunc(b)", r"trunc: no arithmetic on bool"),
+    ("b * 2", r"^'\*': no arithmetic on bool"),  # as `b * 1` and `b * b` say it (it named mul())
+    ("3 - b", r"^'-': no arithmetic on bool"),
+    ("mul(b, 2)", r"^mul\(\): no arithmetic on bool"),
 ])
 def test_refusals(text, match):
     refused(f"model m(x: float32[2], i: int64[2], b: bool[2]) -> y {{\n    y = {text}\n}}\n", match)
