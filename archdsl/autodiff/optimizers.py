@@ -1,8 +1,9 @@
 """Optimizers as IR update rules, with torch.optim's formulas: SGD (momentum, Nesterov, weight decay),
 Adam (L2 weight decay added to the gradient) and AdamW (decoupled weight decay).
 
-State tensors start at zero, so step 1 matches torch (whose SGD momentum buffer starts as the first
-gradient: momentum * 0 + g is the same thing; dampening is not offered for that reason)."""
+State tensors start at zero, and step 1 matches torch: its SGD momentum buffer starts as the first gradient,
+which momentum * 0 + g is without dampening; with dampening the update takes g itself at step 1 (a Where on
+`step`), as torch does, and (1 - dampening) * g after."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ class OptimConfig:
         if self.momentum and self.name != "sgd":
             raise ArchError(f"momentum is an sgd setting; {self.name} uses betas")
         if self.dampening and (self.name != "sgd" or not 0.0 < self.dampening <= 1.0):
-            raise ArchError("dampening is an sgd setting in (0, 1]" if self.name == "sgd" else
+            raise ArchError(f"dampening is an sgd setting in (0, 1], got {self.dampening}" if self.name == "sgd" else
                             f"dampening is an sgd setting; {self.name} uses betas")
         if self.dampening and not self.momentum:  # torch takes it and does nothing with it
             raise ArchError("dampening damps the momentum buffer: it needs a momentum > 0")

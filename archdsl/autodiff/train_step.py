@@ -58,6 +58,8 @@ class TrainConfig:
         if not 0 < lr32 < float("inf"):
             raise ArchError(f"the learning rate {self.lr} is {lr32} in float32, the step's lr input; it must be "
                             "positive and finite there")
+        if self.loss == "model":  # said before the generic refusals below: the spec's loss may be a cross_entropy
+            _no_loss_settings(self, "--loss model trains the model's own loss")
         if self.label_smoothing and self.loss not in ("cross_entropy", None):
             raise ArchError("label smoothing applies to the cross_entropy loss only")
         if not 0.0 <= self.label_smoothing <= 1.0:
@@ -201,12 +203,17 @@ def resolved(cfg: TrainConfig, outputs) -> TrainConfig:
     import dataclasses
     loss = cfg.loss or ("model" if "loss" in outputs else "cross_entropy")
     if loss == "model":
-        for flag, given in (("label smoothing", cfg.label_smoothing), ("an ignored label index",
-                                                                       cfg.ignore_index is not None)):
-            if given:
-                raise ArchError(f"{flag} applies to a loss of --loss; the model computes its own loss (its output "
-                                f"'{cfg.output or 'loss'}'): give it to the spec's cross_entropy(...)")
+        _no_loss_settings(cfg, f"the model computes its own loss (its output '{cfg.output or 'loss'}')")
     return dataclasses.replace(cfg, loss=loss)
+
+
+def _no_loss_settings(cfg: TrainConfig, why: str) -> None:
+    """Label smoothing and ignore_index are settings of a loss archdsl adds; a spec's own loss takes them in
+    its cross_entropy(...) call."""
+    for flag, given in (("label smoothing", cfg.label_smoothing), ("an ignored label index",
+                                                                   cfg.ignore_index is not None)):
+        if given:
+            raise ArchError(f"{flag} applies to a loss of --loss; {why}: give it to the spec's cross_entropy(...)")
 
 
 def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from .._version import __version__
@@ -23,6 +24,19 @@ _EPILOG = """examples:
 
 exit status: 0 success, 1 a diagnostic about the input, 2 a usage error."""
 
+
+class _Parser(argparse.ArgumentParser):
+    """argparse reads `-1e-3` and `-inf` after a flag as an option name ("expected one argument"): a value
+    of --lr, --clip-grad-value or --betas that is a negative number in any spelling is taken as a number
+    (then refused with the flag's own message). The subcommands' parsers are of this class too."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBER
+
+
+_NEGATIVE_NUMBER = re.compile(r"^-(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)([eE][-+]?\d[\d_]*)?$|^-(inf|infinity|nan)$",
+                              re.IGNORECASE)
 
 ONE_MODEL = "which model of the file (needed when it has several)"
 SOME_MODELS = "only this model of the file (default: every model)"
@@ -53,7 +67,7 @@ def _optimize_flags(p: argparse.ArgumentParser, emits_ir: bool = False, report_o
 
 
 def make_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="archdsl", description="Compile .arch architecture specs to ONNX.",
+    ap = _Parser(prog="archdsl", description="Compile .arch architecture specs to ONNX.",
                                  epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"archdsl {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")

@@ -266,6 +266,12 @@ def test_output_that_cannot_be_written_is_an_error_not_a_traceback(argv):
     (["--optimizer", "sgd", "--amsgrad"], "amsgrad is an adam/adamw setting"),
     (["--optimizer", "sgd", "--dampening", "0.5"], "dampening damps the momentum buffer: it needs a momentum > 0"),
     (["--clip-grad-value", "0"], "the gradient value to clip to must be positive and finite"),
+    # a negative number in any spelling is a value, not an option name ("expected one argument")
+    (["--clip-grad-value", "-1e-3"], "the gradient value to clip to must be positive and finite, got -0.001"),
+    (["--clip-grad-value", "-inf"], "the gradient value to clip to must be positive and finite, got -inf"),
+    (["--lr", "-1E-3"], "the learning rate must be positive and finite, got -0.001"),
+    (["--betas", "0.9", "-1e-3"], "betas must be in [0, 1), got [0.9, -0.001]"),
+    (["--optimizer", "sgd", "--momentum", "0.9", "--dampening", "-1e0"], "in (0, 1], got -1.0"),
     (["--disable-pass", "nosuch"], "--disable-pass: unknown pass 'nosuch'"),
 ])
 def test_bad_flag_values_are_usage_errors(tmp_path, capsys, flags, words):

@@ -116,6 +116,20 @@ def test_settings_that_do_not_fit_a_spec_loss(tmp_path, capsys, extra, message):
     assert not (tmp_path / "w.npz").exists()
 
 
+@pytest.mark.parametrize("extra, setting", [(["--label-smoothing", "0.1"], "label smoothing"),
+                                            (["--ignore-index", "3"], "an ignored label index")])
+def test_a_loss_setting_with_an_explicit_loss_model_says_where_it_goes(tmp_path, capsys, extra, setting):
+    """With --loss model given, these said "... applies to the cross_entropy loss only", though the spec's
+    own loss may well be a cross_entropy: the same advice as where the model's loss is taken by default."""
+    spec = tmp_path / "mt.arch"
+    spec.write_text(MULTITASK)
+    assert main(["build", str(spec), "--train", "--loss", "model", "-o", str(tmp_path / "s.onnx"), *extra]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{setting} applies to a loss of --loss; --loss model trains the model's own loss: give it to the " \
+           "spec's cross_entropy(...)" in err
+    assert not list(tmp_path.glob("*.onnx"))
+
+
 def test_loss_model_names_its_output(tmp_path, capsys):
     """--loss model trains on the output --output-name names (default: loss), which must be a scalar."""
     spec = tmp_path / "t.arch"
