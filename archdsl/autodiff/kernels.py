@@ -10,7 +10,7 @@ import math
 import numpy as np
 from onnx import helper, numpy_helper
 
-from ..ops import Attr, OpCall, OpDef, fail, get, register
+from ..ops import Attr, OpCall, OpDef, fail, get, give_numbers, register
 from ..ops._common import i64 as _i64
 from ..ops._common import numel_tensor, shape_tensor
 from ..ops.more_math import cumsum_infer, cumsum_lower
@@ -321,8 +321,8 @@ def _avgpool_symbolic(e, ins, outs, c):
     n, dt = x_t.rank - 2, x_t.dtype.numpy
     k, s, p = a["kernel"], a["stride"], a["pads"]
     if a["ceil_mode"]:
-        fail(f"avgpool gradient: ceil_mode over a symbolic spatial dim needs known sizes, got {x_t}; give them "
-             "numbers (-D, or fixed sizes in the model input's shape), or use ceil_mode=false")
+        fail(f"avgpool gradient: ceil_mode over a symbolic spatial dim needs known sizes, got {x_t}; "
+             f"{give_numbers(*x_t.shape[2:])}, or use ceil_mode=false")
     window = np.ones((1, 1) + tuple(k), dtype=dt)
     if a["count_include_pad"]:
         scaled = e.op("Mul", [g, e.const(np.array(1.0 / math.prod(k), dtype=dt))])

@@ -19,7 +19,7 @@ from ..diagnostics import (
     did_you_mean,
 )
 from ..ir import provenance
-from ..ops import REQUIRED, coerce_attr
+from ..ops import REQUIRED, coerce_attr, give_numbers
 from ..ops.random import SEED_INPUT
 from ..types import DTYPES, DType, Sym, TensorType, dim_mul, dim_size, dim_symbols, is_formula, unknown_dtype
 from .arguments import arg_names, keywords, synonyms, torch_order
@@ -75,8 +75,7 @@ def _check_symbolic_dim(op: str, d: Sym, span: Span) -> None:
     text = str(d)
     if len(text) > Limits.formula_chars:
         raise LimitError(f"{op} makes a symbolic size whose formula is {len(text)} characters long (the limit is "
-                         f"{Limits.formula_chars}): give its symbols numbers (-D, or fixed sizes in the input's "
-                         "shape)", span)
+                         f"{Limits.formula_chars}): {give_numbers(d)}", span)
     least = dim_size(d, dict.fromkeys(dim_symbols(d), 1))
     if least is not None and least > Limits.dim:
         raise LimitError(f"{op} makes a dim of {text}, {least} or more at any size (dims are at most "

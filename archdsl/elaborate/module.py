@@ -390,7 +390,7 @@ def _elaborate_model(mod: Module, name: str, sizes: dict[str, int]) -> Graph:
             outs[o] = env.vars[o]
             where[o] = ev.assigned_at.get(o)  # the assignment that ran, not the last one written
     for o, v in outs.items():
-        if isinstance(v, tuple) and len(md.outputs) == 1 and v and all(isinstance(t, Tensor) for t in v):
+        if isinstance(v, tuple) and len(md.outputs) == 1 and len(v) > 1 and all(isinstance(t, Tensor) for t in v):
             n = len(v)  # `return x, x` (or y = a block's tuple) under `-> y`
             outputs = ", ".join([o, *(f"{o}{i}" for i in range(2, n + 1))])
             raise ArchTypeError(f"output '{o}' of model {name} must be a tensor, got a tuple of {n} tensors: keep one "

@@ -181,7 +181,8 @@ class Operators:
         if opname in ("floordiv", "remainder") and b is not tensor and is_num(b) and b == 0 \
                 and not isinstance(b, float) and not tensor.type.dtype.is_float:
             raise EvalError("integer division by zero", operand_spans[1] if len(operand_spans) > 1 else span)
-        if dt is DType.bool and opname in _ARITHMETIC:  # `b * 2` said mul(), `b * 1` '*' (from the op)
+        if dt is DType.bool and opname in _ARITHMETIC and not (isinstance(a, Tensor) and isinstance(b, Tensor)):
+            # `b * 2` said mul(), `b * 1` and `b * b` '*' (the op's own check, which notes where b comes from)
             raise ArchTypeError(f"'{_ARITHMETIC[opname]}': no arithmetic on bool tensors; cast(x, \"float32\") first",
                                 span)
         op = ops.get(opname)

@@ -20,12 +20,13 @@ from .registry import (
     coerce_attr,
     fail,
     get,
+    give_numbers,
     lookup,
     register,
 )
 
 __all__ = ["REQUIRED", "Attr", "Init", "OpCall", "OpDef", "ParamSpec", "SharedValues", "all_names", "all_ops",
-           "call_attrs", "coerce_attr", "fail", "get", "lookup", "reduce_op", "register"]
+           "call_attrs", "coerce_attr", "fail", "get", "give_numbers", "lookup", "reduce_op", "register"]
 
 for _m in pkgutil.iter_modules(__path__):
     if _m.name not in ("registry", "shapes") and not _m.name.startswith("_"):

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from ..types import DType, TensorType, dim_symbols, is_static, numel
-from .registry import Init, OpCall, fail
+from ..types import DType, TensorType, is_static, numel
+from .registry import Init, OpCall, fail, give_numbers
 
 __all__ = ["kaiming_uniform", "bias_uniform", "float_input", "elementwise_cost", "same_type", "shape_str",
            "conv_channels", "normalized_dims", "i64", "one_dtype",
@@ -48,12 +48,7 @@ def known_size(op: str, what: str, d, t: TensorType, why: str, hint: str = "") -
     """A dim a layer's weights are sized by, or a diagnostic that says which sizes to fix and where."""
     if isinstance(d, int):
         return d
-    names = dim_symbols(d)
-    which = " and ".join(filter(None, [", ".join(names[:-1]), names[-1]])) if names else str(d)
-    one = len(names) <= 1
-    fail(f"{op}: {what} must be a known size ({why}), got {d} in {shape_str(t)}; give {which} "
-         + ("a number: a fixed size in the model input's shape, or a param (-D sets it)" if one else
-            "numbers: fixed sizes in the model input's shape, or params (-D sets them)") + hint)
+    fail(f"{op}: {what} must be a known size ({why}), got {d} in {shape_str(t)}; {give_numbers(d)}{hint}")
 
 
 def float_input(op: str, t: TensorType, what: str = "input") -> None:

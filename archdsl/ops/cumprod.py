@@ -16,7 +16,7 @@ import numpy as np
 from ..types import DType, TensorType, numel
 from ._common import i64 as _i64
 from ._common import shape_str
-from .registry import Attr, OpDef, fail, register
+from .registry import Attr, OpDef, fail, give_numbers, register
 from .shapes import norm_axis, torch_dim
 
 __all__: list[str] = []
@@ -29,7 +29,7 @@ def _axis(x: TensorType, dim: int) -> int | None:
         return None
     if not isinstance(x.shape[ax], int):
         fail(f"cumprod: dim {dim} of {shape_str(x)} must be a known size (the product is unrolled into "
-             f"log2(n) steps at build time); give it a number (-D, or a fixed size in the input's shape)")
+             f"log2(n) steps at build time); {give_numbers(x.shape[ax])}")
     return ax
 
 

@@ -195,8 +195,8 @@ def _tile_grad(b, c, ins, outs, gouts):
 
 register(OpDef(
     name="tile", inputs=("x",), category="shape",
-    attrs=(Attr("dims", "ints", symbolic="to repeat a size-1 dim to a run-time size, expand(x, [B, -1, -1], "
-                                          "like=y) reads B from y"),),
+    attrs=(Attr("dims", "ints", symbolic="to repeat a size-1 dim to a run-time size, expand(x, [shape(y)[0], "
+                                          "-1, -1], like=y) reads it from y (in a model or a block)"),),
     infer=_tile_infer, lower=_tile_lower, grad=_tile_grad, cost=lambda c: 0,
     doc="x repeated dims[i] times along each dim (torch.tile; ONNX Tile): fewer counts than dims prepend 1s, "
         "more prepend dims, so tile(x, sizes) is torch's x.repeat(*sizes) (`repeat` is the language's loop "

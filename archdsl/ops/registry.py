@@ -8,11 +8,23 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..diagnostics import ArchTypeError, ShapeError
-from ..types import Sym, TensorType, describe
+from ..types import Sym, TensorType, describe, dim_symbols
 from ..types import literal as _show
 
 __all__ = ["REQUIRED", "Attr", "Init", "ParamSpec", "OpDef", "register", "get", "lookup", "all_ops",
-           "call_attrs", "coerce_attr", "fail", "OpCall", "SharedValues"]
+           "call_attrs", "coerce_attr", "fail", "give_numbers", "OpCall", "SharedValues"]
+
+
+def give_numbers(*dims) -> str:
+    """How the symbols of `dims` get numbers: a symbol of the model's inputs is no param, so `-D T=8` alone
+    fails ("has no param 'T'") unless the file declares one (`param T = none`)."""
+    names = list(dict.fromkeys(n for d in dims for n in dim_symbols(d)))
+    if not names:
+        return "give them numbers: fixed sizes in the model input's shape, or params (-D sets them)"
+    which = " and ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
+    return f"give {which} " + ("a number: a fixed size in the model input's shape, or a param (-D sets it)"
+                               if len(names) == 1 else
+                               "numbers: fixed sizes in the model input's shape, or params (-D sets them)")
 
 
 class _Required:
@@ -239,7 +251,7 @@ def coerce_attr(op: OpDef, attr: Attr, value):
         symbolic = [v for v in (value if isinstance(value, (list, tuple)) else (value,)) if isinstance(v, Sym)]
         if symbolic and kind in ("int", "ints", "padding", "float", "number"):  # attributes are fixed in the graph
             raise ArchTypeError(f"{where} must be known when the graph is built, got the symbolic dim "
-                                f"{symbolic[0]}; give it a number (-D, or a fixed size in the input's shape)"
+                                f"{symbolic[0]}; {give_numbers(symbolic[0])}"
                                 + (f"; {attr.symbolic}" if attr.symbolic else ""))
         bad = next(((i, v) for i, v in enumerate(value) if not (_is_int(v) or kind == "dims" and isinstance(v, Sym))),
                    None) if isinstance(value, (list, tuple)) and kind in ("ints", "dims", "padding") else None

@@ -10,9 +10,9 @@ import math
 
 import numpy as np
 
-from ..types import Dim, DType, Sym, dim_floordiv, dim_mul, dim_symbols, numel
+from ..types import Dim, DType, Sym, dim_floordiv, dim_mul, numel
 from ._common import float_input, shape_str
-from .registry import Attr, OpDef, fail, register
+from .registry import Attr, OpDef, fail, give_numbers, register
 
 __all__: list[str] = []
 
@@ -305,11 +305,9 @@ def _grad(b, c, ins, outs, gouts):
     n = x_t.rank - 2
     out_sp = c.out_types[0].shape[2:]
     if not all(isinstance(d, int) for d in tuple(x_t.shape[2:]) + tuple(out_sp)):
-        names = sorted({n for d in tuple(x_t.shape[2:]) + tuple(out_sp) for n in dim_symbols(d)})
         fail(f"upsample: the gradient of mode \"{c.attrs['mode']}\" needs known spatial sizes (its weights are "
-             f"a matrix per axis), got {shape_str(x_t)} to {shape_str(c.out_types[0])}; give "
-             f"{' and '.join(names) or 'them'} numbers (-D, or fixed sizes in the model input's shape), or use "
-             "mode=\"nearest\", whose gradient takes any size")
+             f"a matrix per axis), got {shape_str(x_t)} to {shape_str(c.out_types[0])}; "
+             f"{give_numbers(*x_t.shape[2:], *out_sp)}, or use mode=\"nearest\", whose gradient takes any size")
     for i in range(n):
         ax = 2 + i
         w = _interp_weights(x_t.shape[ax], out_sp[i], c.attrs["align_corners"], scales[i] if scales else None,

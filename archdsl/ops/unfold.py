@@ -14,7 +14,7 @@ import numpy as np
 
 from ..types import DType, TensorType, dim_mul, numel
 from ._common import float_input, i64, positive, reduce_op, shape_str
-from .registry import Attr, OpDef, fail, register
+from .registry import Attr, OpDef, fail, give_numbers, register
 from .shapes import expand, window_out
 
 __all__: list[str] = []
@@ -150,7 +150,7 @@ def _unfold_grad(b, c, ins, outs, gouts):
     hw = c.in_types[0].shape[-2:]
     if not all(isinstance(v, int) for v in hw):
         fail(f"unfold: the gradient (a fold onto the input's {list(hw)}) needs known height and width; "
-             f"give them numbers (-D, or fixed sizes in the input's shape)")
+             f"{give_numbers(*hw)}")
     return [b.op("fold", gouts[0], output_size=tuple(hw), **_settings(c.attrs))]
 
 

@@ -40,3 +40,21 @@ def test_fold(geo, lead, c, seed):
     k = a["kernel_size"]
     check_grad("fold", [normal(seed, *lead, c * k[0] * k[1], _blocks(hw, a))], {"output_size": hw, **a}, seed=seed,
                linear=True)
+
+
+def test_a_symbolic_height_says_how_to_give_it_a_number():
+    """The message said "(-D, or fixed sizes in the input's shape)", and `-D H=8` then failed: H of the
+    model's input is no param. It names the sizes and a param, which -D sets (`param H = none`)."""
+    import pytest
+
+    from archdsl import driver
+    from archdsl.autodiff import TrainConfig
+    from archdsl.diagnostics import ArchError
+    src = ("model u(x: float32[B, 2, H, W]) -> loss {\n    cols = x -> conv2d(2, 1) as c -> unfold(3, padding=1)\n"
+           "    loss = mean(cols ** 2)\n}\n")
+    with pytest.raises(ArchError, match=r"unfold: the gradient .* needs known height and width; give H and W "
+                                        r"numbers: fixed sizes in the model input's shape, or params \(-D sets them\)"):
+        driver.build_train(driver.load(text=src), None, driver.CompileOptions(), TrainConfig(loss="model"))
+    sized = "param H = none\nparam W = none\n" + src
+    driver.build_train(driver.load(text=sized, defines=["H=8", "W=8"]), None, driver.CompileOptions(),
+                       TrainConfig(loss="model"))
