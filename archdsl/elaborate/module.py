@@ -162,6 +162,12 @@ def _unused_define(name: str, entry: tuple, tree: A.Module, mod: Module, prefix:
     if owners:  # the exact name in an imported file beats a close one here
         raise DefineError(f"{define_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}'; the "
                           f"file imported as '{owners[0]}' has: -D {prefix}{owners[0]}.{name}=...", span)
+    sized = next(((m.name, i.name) for m in tree.items if isinstance(m, A.ModelDef) for i in m.inputs
+                  if any(isinstance(d, A.Name) and d.id == name for d in i.dims)), None)
+    if sized:  # -D T=8 where T is a symbolic size of an input: a name of the shape, no param
+        raise DefineError(f"{define_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}': "
+                          f"'{name}' is a symbolic size of model {sized[0]}'s input '{sized[1]}'; to set it by -D, "
+                          f"declare it a param, `param {name} = none` (the size stays symbolic without -D)", span)
     raise DefineError(f"{define_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}'"
                       f"{did_you_mean(name, seen)}" + ("" if seen else " (it declares no params)"), span)
 

@@ -383,6 +383,17 @@ def test_defines_through_an_alias_keep_their_notes_and_their_place(tmp_path):
     assert "one.arch has no param 'widht' (it declares no params)" in e.value.message
 
 
+def test_a_define_of_an_input_size_says_to_declare_it_a_param():
+    """-D H=8 where H is a symbolic size of an input said only "has no param 'H' (it declares no params)";
+    a diagnostic that asks for a number for H (unfold's gradient, tile's count) had sent the user there."""
+    src = "model u(x: float32[B, 2, H, W]) -> y {\n    y = x * 2.0\n}\n"
+    with pytest.raises(DefineError, match=r"-D H: <string> has no param 'H': 'H' is a symbolic size of model u's "
+                                          r"input 'x'; to set it by -D, declare it a param, `param H = none`"):
+        archdsl.check_source(src, defines=["H=8"])
+    g = archdsl.check_source("param H = none\n" + src, defines=["H=8"])
+    assert [str(v.type) for v in g.inputs] == ["float32[B, 2, 8, W]"]
+
+
 def test_import_cycle_is_reported(tmp_path):
     _files(tmp_path, **{"a.arch": 'import "b.arch"\n' + _MODEL, "b.arch": 'import "a.arch"\nlet k = 1\n'})
     with pytest.raises(ImportCycleError, match=r"a\.arch -> b\.arch -> a\.arch"):
