@@ -216,7 +216,9 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         hint = ""
         expected = _expected(err.expected, _innermost(tok))
         line = source_lines(text)[tok.line - 1]
-        if str(tok) == "=" and line[tok.column:tok.column + 1] == ">":  # also where a line starts with it
+        if tok.type == "_NL" and "'{'" in expected and text[tok.end_pos:].lstrip().startswith("{"):
+            hint = " (a body's '{' goes on the line of its header, as `model m(x: ...) -> y {`, `if c {`)"
+        elif str(tok) == "=" and line[tok.column:tok.column + 1] == ">":  # also where a line starts with it
             hint = " ('=>' is not an operator: '->' pipes, '>=' compares)"
         elif str(tok) == "=" and "__ANON_1" in err.expected:
             hint = " (use '==' to compare)"

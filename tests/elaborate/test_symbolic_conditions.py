@@ -144,3 +144,15 @@ def test_a_formula_input_dim_may_read_a_symbol_declared_later():
         archdsl.check_source("param hidden = 4\nmodel m(x: float32[B, hiden * 2]) -> y {\n    y = x\n}\n")
     with pytest.raises(ArchError, match=r"a dim must be positive, and \(-T\) is at no size of T"):
         archdsl.check_source("model m(x: float32[B, T], p: float32[B, -T]) -> y {\n    y = x\n}\n")
+
+
+def test_a_number_asked_for_a_param_left_at_none_notes_the_param():
+    """"give NB a number: ... or a param (-D sets it)" where NB already is `param NB = none`: the note says
+    the -D to give."""
+    src = ("param NB = none\nmodel m(x: float32[NB, 4, 8]) -> y {\n"
+           "    y = conv(x, parameter([4, 2, 3]) as w, groups=NB)\n}\n")
+    with pytest.raises(ArchError) as e:
+        archdsl.check_source(src)
+    assert e.value.notes == [("'NB' is the file's `param NB = none`: -D NB=N gives it a number", e.value.notes[0][1])]
+    assert e.value.notes[0][1].line == 1
+    assert archdsl.check_source(src, defines=["NB=2"]).inputs[0].type.shape[0] == 2
