@@ -125,7 +125,10 @@ def test_orders_and_remainders_every_size_decides_are_decided(cond, taken):
            f"    if {cond} {{\n        y = x + 1.0\n    }}\n}}\n"
     g = archdsl.check_source(body)
     assert any(n.op == "add" for n in g.nodes) == taken
-    for open_cond in ("T >= 1", "T % 2 == 0", "T < 64", "2 * T > T", "shape(x)[0] * T >= T", "T // 2 <= T"):
+    for open_cond in ("T >= 1", "T % 2 == 0", "T < 64", "2 * T > T", "shape(x)[0] * T >= T", "T // 2 <= T",
+                      # a floor term may be negative: each is false at some T (the first three were decided)
+                      "T // 2 - 3 >= 0", "(T - 5) // 2 >= 0", "(-T) // 2 >= 0", "T // 2 - 3 < 0",
+                      "(T - shape(x)[0]) // 2 >= 0"):
         with pytest.raises(ArchError, match="when building"):
             archdsl.check_source(body.replace(cond, open_cond))
 
