@@ -216,14 +216,11 @@ def provenance(inputs, at, message: str | None = None) -> list:
     with the `message`, only the inputs it is about: it shows their shape or dtype, or speaks of the input
     (kernel_size=0 or clamp's bounds are about no input)."""
     notes = []
-    # a message that shows some operand's shape is about that one (a conv's bias of the wrong size: not the
-    # input, though its dtype is in the message too)
-    shown = message is not None and any(shape_str(v.type) in message for v in inputs)
     for v in inputs:
         if v.kind in ("param", "buffer", "const"):
             continue
         if message is not None and shape_str(v.type) not in message and \
-                (shown or not re.search(rf"\b({v.type.dtype}|input)\b", message)):
+                not re.search(rf"\b({v.type.dtype}|input)\b", message):
             continue
         span = v.producer.span if v.producer is not None else v.span
         if span is None or (at and (span.line, span.col) == (at.line, at.col)):
