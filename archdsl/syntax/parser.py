@@ -216,7 +216,16 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         hint = ""
         expected = _expected(err.expected, _innermost(tok))
         line = source_lines(text)[tok.line - 1]
-        if tok.type == "_NL" and "'{'" in expected and text[tok.end_pos:].lstrip().startswith("{"):
+        went_on = _line_break_after(text, tok)  # `if` or `else` ended the line before: this one goes on
+        first = not line[:tok.column - 1].strip()
+        if str(tok) == "if" and went_on == "else":  # `} else` then a line `if c {`
+            hint = " (archdsl writes `else if` as elif)"
+        elif went_on:
+            hint = (f" (the line before ends with '{went_on}', so this line goes on with its conditional expression, "
+                    "`a if c else b`)")
+        elif str(tok) == "else" and first:  # `y = x` then a line `else`
+            hint = " ('else' follows an if statement's '}', or the condition of `a if c else b`)"
+        elif tok.type == "_NL" and "'{'" in expected and text[tok.end_pos:].lstrip().startswith("{"):
             hint = " (a body's '{' goes on the line of its header, as `model m(x: ...) -> y {`, `if c {`)"
         elif str(tok) == "=" and line[tok.column:tok.column + 1] == ">":  # also where a line starts with it
             hint = " ('=>' is not an operator: '->' pipes, '>=' compares)"
@@ -231,7 +240,10 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
             hint = (" (a line that starts with 'if' is an if statement: to go on with `a if c else b` on the "
                     "next line, break after 'if' or 'else', or before 'else')")
         elif re.fullmatch(r"\.\d+", str(tok)):
-            hint = (" (integers from a to b-1 are range(a, b))" if line[:tok.column - 1].endswith(".")  # 0..3
+            before = line[:tok.column - 1]
+            hint = (" (integers from a to b-1 are range(a, b))" if before.endswith(".")  # 0..3
+                    else " (a number has one '.'; dotted text such as a version is a string: \"1.5.2\")"
+                    if before[-1:].isdigit()  # 1.5.2
                     else f" (an item of a list or tuple is x[{str(tok)[1:]}]; a field of a record is x.name)")
         elif str(tok).isidentifier() and "a name" in expected:  # a keyword where a name goes: `as block`
             after_as = re.search(r"\bas\s*$", text[max(0, tok.start_pos - 200):tok.start_pos])
@@ -247,6 +259,18 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         span = Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
         return ArchSyntaxError(f"unexpected end of file{_expected(err.expected, _innermost())}", span)
     return ArchSyntaxError(str(err).splitlines()[0], None)
+
+
+def _line_break_after(text: str, tok) -> str | None:
+    """'if' or 'else' where the code line before tok's line ends with that word (its line break was taken as
+    going on), else None."""
+    start = text.rfind("\n", 0, tok.start_pos) + 1 if tok.type != "_NL" else tok.start_pos
+    for code in reversed(text[max(0, start - 2000):start].splitlines()):
+        code = code.split("#")[0].strip()  # a '#' in a string on that line only hides what we look for
+        if code:
+            ends = re.search(r"(?<![\w.])(if|else)$", code)
+            return ends[1] if ends else None
+    return None
 
 
 _STATEMENT_WORDS = ("return", "for", "repeat", "assert", "if", "elif", "else", "import", "let", "param", "model",
