@@ -47,7 +47,8 @@ class OptimConfig:
         if self.momentum and self.name != "sgd":
             raise ArchError(f"momentum is an sgd setting; {self.name} uses betas")
         if self.dampening and (self.name != "sgd" or not 0.0 < self.dampening <= 1.0):
-            raise ArchError(f"dampening is an sgd setting in (0, 1], got {self.dampening}" if self.name == "sgd" else
+            raise ArchError(f"dampening must be in [0, 1] (0, the default, damps nothing), got {self.dampening}"
+                            if self.name == "sgd" else
                             f"dampening is an sgd setting; {self.name} uses betas")
         if self.dampening and not self.momentum:  # torch takes it and does nothing with it
             raise ArchError("dampening damps the momentum buffer: it needs a momentum > 0")

@@ -59,7 +59,7 @@ class TrainConfig:
             raise ArchError(f"the learning rate {self.lr} is {lr32} in float32, the step's lr input; it must be "
                             "positive and finite there")
         if self.loss == "model":  # said before the generic refusals below: the spec's loss may be a cross_entropy
-            _no_loss_settings(self, "--loss model trains the model's own loss")
+            _no_loss_settings(self, "with --loss model the spec computes its own")
         if self.label_smoothing and self.loss not in ("cross_entropy", None):
             raise ArchError("label smoothing applies to the cross_entropy loss only")
         if not 0.0 <= self.label_smoothing <= 1.0:
@@ -213,7 +213,8 @@ def _no_loss_settings(cfg: TrainConfig, why: str) -> None:
     for flag, given in (("label smoothing", cfg.label_smoothing), ("an ignored label index",
                                                                    cfg.ignore_index is not None)):
         if given:
-            raise ArchError(f"{flag} applies to a loss of --loss; {why}: give it to the spec's cross_entropy(...)")
+            raise ArchError(f"{flag} applies to the cross_entropy loss archdsl adds (--loss cross_entropy); {why}: "
+                            "give it to the spec's cross_entropy(...)")
 
 
 def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:

@@ -40,7 +40,7 @@ def add_train_flags(p: argparse.ArgumentParser, building: bool) -> None:
     flag("--nesterov", action="store_true", help="sgd with Nesterov momentum")
     flag("--dampening", type=float, default=0.0, metavar="D",
          help="sgd: the momentum buffer takes (1 - D) of each gradient after the first (torch's dampening; "
-              "default 0); D in (0, 1], with --momentum > 0 and without --nesterov")
+              "default 0); D in [0, 1], with --momentum > 0 and without --nesterov")
     flag("--amsgrad", action="store_true",
          help="adam/adamw: divide by the largest second moment so far (torch's amsgrad=True)")
     flag("--weight-decay", type=float, default=None, metavar="WD",

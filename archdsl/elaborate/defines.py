@@ -115,7 +115,10 @@ def _same_fields(item: A.ParamDecl, default: dict, value: dict, given, prefix: s
 
 def define_label(name: str, span) -> str:
     """How the value was given: `-D name` on the command line (it has a span), else the API's defines dict."""
-    return f"-D {name}" if span is not None else f"defines[{name!r}]"
+    if span is not None:
+        return f"-D {name}"
+    base, bracket, rest = name.partition("[")  # blocks[0].width: the list param's key, then the item
+    return f"defines[{base!r}]{bracket}{rest}"
 
 
 def _same_elements(name: str, item: A.ParamDecl, default, value, span):

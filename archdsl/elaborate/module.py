@@ -163,10 +163,11 @@ def _unused_define(name: str, entry: tuple, tree: A.Module, mod: Module, prefix:
         raise DefineError(f"{define_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}'; the "
                           f"file imported as '{owners[0]}' has: -D {prefix}{owners[0]}.{name}=...", span)
     sized = next(((m.name, i.name) for m in tree.items if isinstance(m, A.ModelDef) for i in m.inputs
-                  if any(isinstance(d, A.Name) and d.id == name for d in i.dims)), None)
+                  if any(n.id == name for d in i.dims for n in _names_in(d))), None)
     if sized:  # -D T=8 where T is a symbolic size of an input: a name of the shape, no param
         raise DefineError(f"{define_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}': "
-                          f"'{name}' is a symbolic size of model {sized[0]}'s input '{sized[1]}'; to set it by -D, "
+                          f"'{name}' is a symbolic size of model {sized[0]}'s input '{sized[1]}'; to set it "
+                          f"{'by -D' if span is not None else 'in defines'}, "
                           f"declare it a param, `param {name} = none` (the size stays symbolic without -D)", span)
     raise DefineError(f"{define_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}'"
                       f"{did_you_mean(name, seen)}" + ("" if seen else " (it declares no params)"), span)
@@ -404,8 +405,8 @@ def _elaborate_model(mod: Module, name: str, sizes: dict[str, int]) -> Graph:
             n = len(v)  # `return x, x` (or y = a block's tuple) under `-> y`
             outputs = ", ".join([o, *(f"{o}{i}" for i in range(2, n + 1))])
             raise ArchTypeError(f"output '{o}' of model {name} must be a tensor, got a tuple of {n} tensors: keep one "
-                                f"of them ([0] is the first), or declare {n} outputs, -> ({outputs}), and return them "
-                                "all",
+                                f"of them ([0] is the first), or declare {n} outputs, -> ({outputs}), and give each "
+                                "its value",
                                 where.get(o) or md.span, [("declared here", md.span)])
         if not isinstance(v, Tensor):
             raise ArchTypeError(f"output '{o}' of model {name} must be a tensor, got {describe(v)}"

@@ -261,7 +261,7 @@ def test_output_that_cannot_be_written_is_an_error_not_a_traceback(argv):
     (["--nesterov"], "nesterov needs the sgd optimizer"),
     (["--optimizer", "adamw", "--momentum", "0.9"], "momentum is an sgd setting"),
     (["--dampening", "0.5"], "dampening is an sgd setting; adamw uses betas"),
-    (["--optimizer", "sgd", "--momentum", "0.9", "--dampening", "2"], "dampening is an sgd setting in (0, 1]"),
+    (["--optimizer", "sgd", "--momentum", "0.9", "--dampening", "2"], "dampening must be in [0, 1]"),
     (["--optimizer", "sgd", "--momentum", "0.9", "--nesterov", "--dampening", "0.1"], "nesterov needs zero dampening"),
     (["--optimizer", "sgd", "--amsgrad"], "amsgrad is an adam/adamw setting"),
     (["--optimizer", "sgd", "--dampening", "0.5"], "dampening damps the momentum buffer: it needs a momentum > 0"),
@@ -271,7 +271,8 @@ def test_output_that_cannot_be_written_is_an_error_not_a_traceback(argv):
     (["--clip-grad-value", "-inf"], "the gradient value to clip to must be positive and finite, got -inf"),
     (["--lr", "-1E-3"], "the learning rate must be positive and finite, got -0.001"),
     (["--betas", "0.9", "-1e-3"], "betas must be in [0, 1), got [0.9, -0.001]"),
-    (["--optimizer", "sgd", "--momentum", "0.9", "--dampening", "-1e0"], "in (0, 1], got -1.0"),
+    (["--optimizer", "sgd", "--momentum", "0.9", "--dampening", "-1e0"],
+     "in [0, 1] (0, the default, damps nothing), got -1.0"),
     (["--disable-pass", "nosuch"], "--disable-pass: unknown pass 'nosuch'"),
 ])
 def test_bad_flag_values_are_usage_errors(tmp_path, capsys, flags, words):

@@ -390,6 +390,9 @@ def test_a_define_of_an_input_size_says_to_declare_it_a_param():
     with pytest.raises(DefineError, match=r"-D H: <string> has no param 'H': 'H' is a symbolic size of model u's "
                                           r"input 'x'; to set it by -D, declare it a param, `param H = none`"):
         archdsl.check_source(src, defines=["H=8"])
+    with pytest.raises(DefineError, match=r"'T' is a symbolic size of model u's input 'z'"):  # in a formula
+        archdsl.check_source("model u(z: float32[B, 2 * T], x: float32[B, T]) -> y {\n    y = x\n}\n",
+                             defines=["T=8"])
     g = archdsl.check_source("param H = none\n" + src, defines=["H=8"])
     assert [str(v.type) for v in g.inputs] == ["float32[B, 2, 8, W]"]
 

@@ -79,6 +79,11 @@ def test_a_list_of_records_and_a_dict_with_number_keys_given_by_define_are_check
     assert e.value.notes[0][0] == "param '" + given.partition("=")[0] + "' is declared here"
 
 
+def test_the_api_names_an_element_of_a_list_define_after_its_key():
+    with pytest.raises(DefineError, match=r"defines\['blocks'\]\[0\]\.width: expected an integer"):
+        archdsl.check_source(_LISTS, defines={"blocks": [{"width": "a", "depth": 1}]})
+
+
 def test_a_list_of_records_and_a_dict_with_number_keys_given_by_define_are_taken():
     g = archdsl.check_source(_LISTS, defines=["blocks=[{width: 4, depth: 1}, {width: 32, depth: 3}]",
                                               "table={1: 3, 7: 1.5}"])

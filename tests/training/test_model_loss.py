@@ -100,9 +100,10 @@ def test_archdsl_train_on_a_spec_loss(tmp_path, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--loss", "mse"], "a model output is named 'loss', which the train step outputs as the loss it minimizes: "
                         "leave out --loss mse to train on the model's own loss, or rename the output"),
-    (["--label-smoothing", "0.1"], "label smoothing applies to a loss of --loss; the model computes its own loss "
+    (["--label-smoothing", "0.1"], "label smoothing applies to the cross_entropy loss archdsl adds (--loss "
+                                   "cross_entropy); the model computes its own loss "
                                    "(its output 'loss'): give it to the spec's cross_entropy(...)"),
-    (["--ignore-index", "-1"], "an ignored label index applies to a loss of --loss"),
+    (["--ignore-index", "-1"], "an ignored label index applies to the cross_entropy loss archdsl adds"),
     (["--output-name", "logits"], "the loss must be a float scalar to minimize; output 'logits' is "
                                   "float32[B, 3] (reduce it: mean(...))"),
 ])
@@ -125,7 +126,8 @@ def test_a_loss_setting_with_an_explicit_loss_model_says_where_it_goes(tmp_path,
     spec.write_text(MULTITASK)
     assert main(["build", str(spec), "--train", "--loss", "model", "-o", str(tmp_path / "s.onnx"), *extra]) == 2
     err = " ".join(capsys.readouterr().err.split())
-    assert f"{setting} applies to a loss of --loss; --loss model trains the model's own loss: give it to the " \
+    assert f"{setting} applies to the cross_entropy loss archdsl adds (--loss cross_entropy); with --loss model " \
+           "the spec computes its own: give it to the " \
            "spec's cross_entropy(...)" in err
     assert not list(tmp_path.glob("*.onnx"))
 
