@@ -261,9 +261,9 @@ def _itemsize(elem_type: int) -> int:
 
 def random_feeds(sess, batch: int = 1, dims: dict | None = None, seed: int = 0, high: dict | None = None,
                  skip: set | None = None) -> dict:
-    """Random data per input but those in `skip`: N(0, 1) floats; integers in [0, high) where `high` says, else
-    [0, 2). Inputs larger than the memory free are a diagnostic before any is drawn: --dim T=2147483648 had
-    the kernel's OOM killer end the process."""
+    """Random data per input but those in `skip`: N(0, 1) floats; integers in [0, high) where `high` says (or
+    [low, high) where it gives a pair), else [0, 2). Inputs larger than the memory free are a diagnostic before
+    any is drawn: --dim T=2147483648 had the kernel's OOM killer end the process."""
     rng = np.random.default_rng(seed)
     specs = [s for s in input_specs(sess, batch, dims) if s[0] not in (skip or ())]
     sizes = {name: math.prod(shape) * np.dtype(dt).itemsize for name, shape, dt in specs}
@@ -284,7 +284,8 @@ def random_feeds(sess, batch: int = 1, dims: dict | None = None, seed: int = 0, 
             feeds[name] = rng.integers(0, 2, shape).astype(bool)
         else:  # a random call's seed: any 31-bit number (ids of 0 and 1 stay in range for every table)
             top = (high or {}).get(name, 2**31 if name == "seed" and not shape else 2)  # ops.random.SEED_INPUT
-            feeds[name] = rng.integers(0, top, shape).astype(dt)
+            low, top = top if isinstance(top, tuple) else (0, top)
+            feeds[name] = rng.integers(low, top, shape).astype(dt)
     return feeds
 
 

@@ -184,7 +184,14 @@ def cmd_run(args, sources) -> int:
     general = None
     if mod is not None:  # embedding ids: random ones within the table, given ones checked against it
         from ..elaborate import elaborate_model
-        from ..training.data import check_ctc_inputs, check_index_inputs, check_label_inputs, index_rows, label_inputs
+        from ..training.data import (
+            check_ctc_inputs,
+            check_index_inputs,
+            check_label_inputs,
+            check_length_inputs,
+            index_rows,
+            label_inputs,
+        )
         general = elaborate_model(mod, name)
         high = {k: classes for k, (classes, _, _) in label_inputs(general).items()}  # labels within the classes
         high.update({k: rows for k, (rows, _) in index_rows(general).items()})
@@ -201,6 +208,14 @@ def cmd_run(args, sources) -> int:
     if problem:
         shown = ", ".join(f"{d}={n}" for d, n in planned.items())
         raise ArchError(f"{problem} (the sizes of this run: {shown})", _node_line(problem, sources))
+    if general is not None:  # an lstm's lengths=: 1..T at this run's T, given (checked) or drawn
+        from ..training.data import check_length_inputs, length_inputs
+        from ..types import dim_size
+        check_length_inputs(", ".join(given_from.values()), given, general, planned)
+        for k, (x, axis, _, _) in length_inputs(general).items():
+            steps = dim_size(x.type.shape[axis], planned)
+            if steps:
+                high[k] = (1, steps + 1)
     feeds = runtime.random_feeds(sess, args.batch, {**from_given, **dims}, args.seed, high=high, skip=set(given))
     feeds.update(given)
     clash = runtime.dim_conflict(declared, feeds)

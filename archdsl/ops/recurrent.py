@@ -22,7 +22,7 @@ from ._common import bfloat16_from, float_input, positive, shape_str
 from ._common import i64 as _i64
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
-__all__ = ["GATES", "check_trainable", "decompose", "torch_to_onnx_rows"]
+__all__ = ["GATES", "check_trainable", "decompose", "lengths_input", "torch_to_onnx_rows"]
 
 MAX_LAYERS = 1024
 
@@ -94,6 +94,15 @@ def _lengths(data: list, types: list, a) -> tuple[list, object]:
     given = a.get("given")
     has = "lengths" in given if given is not None else len(types) > 1 and not types[-1].dtype.is_float
     return (data[:-1], data[-1]) if has else (data, None)
+
+
+def lengths_input(node):
+    """(x, lengths) of an lstm/gru node given lengths=, else None: what a run's data is checked against."""
+    if node.op not in GATES:
+        return None
+    data, _ = _split_inputs(node.inputs, node.attrs)
+    data, lengths = _lengths(data, [v.type for v in data], node.attrs)
+    return None if lengths is None else (data[0], lengths)
 
 
 def _make_infer(cell):

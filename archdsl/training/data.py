@@ -10,9 +10,11 @@ from onnx import helper
 from ..diagnostics import ArchError
 from ..lower.weights import read_npz
 from ..runtime import dim_conflict, is_name
+from ..types import dim_size
 
-__all__ = ["check_class_labels", "check_ctc_inputs", "check_index_inputs", "check_label_inputs", "first_index",
-           "index_rows", "label_inputs", "load_data", "onnx_dims"]
+__all__ = ["check_class_labels", "check_ctc_inputs", "check_index_inputs", "check_label_inputs",
+           "check_length_inputs", "first_index", "index_rows", "label_inputs", "length_inputs", "load_data",
+           "onnx_dims"]
 
 
 def load_data(path: str, model, names: list[str], class_dim_of=None, unread: list | None = None
@@ -248,6 +250,39 @@ def check_ctc_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
                 at = first_index(bad)
                 raise ArchError(f"{path}: '{v.name}'{at} is {got[tuple(at)]}, but the ctc_loss it feeds ({node.name}) "
                                 f"takes {what.format(top - 1)} ({int(bad.sum())} out of range)")
+
+
+def length_inputs(graph) -> dict[str, tuple]:
+    """The model inputs an lstm/gru reads directly as lengths=: (its input x, the axis of x's time steps, the
+    op, the node's name)."""
+    from ..ops.recurrent import lengths_input
+    out = {}
+    for node in graph.nodes:
+        got = lengths_input(node)
+        if got is not None and got[1].kind == "input":
+            out[got[1].name] = (got[0], 1 if node.attrs["batch_first"] else 0, node.op, node.name)
+    return out
+
+
+def check_length_inputs(path: str, data: dict[str, np.ndarray], graph, sizes: dict | None = None) -> None:
+    """A sequence's length is 1..T, as torch's pack_padded_sequence requires: onnxruntime ran a 0 silently
+    (outputs of zeros) and refused one past T mid-run naming no example. T is x's time steps: where its size
+    is symbolic, at the run's `sizes`, or read from x's data."""
+    for name, (x, axis, op, node) in length_inputs(graph).items():
+        if name not in data:
+            continue
+        steps = dim_size(x.type.shape[axis], sizes or {})
+        if steps is None:
+            if x.kind != "input" or x.name not in data:
+                continue
+            steps = np.shape(data[x.name])[axis]
+        got = np.asarray(data[name])
+        bad = (got < 1) | (got > steps)
+        if bad.any():
+            at = first_index(bad)
+            raise ArchError(f"{path}: '{name}'{at} is {got[tuple(at)]}, but the {op} it feeds "
+                            f"({node}) takes lengths 1..{steps}, the time steps of its input "
+                            f"({int(bad.sum())} out of range)")
 
 
 def check_class_labels(path: str, labels: np.ndarray, model, output: str, ignore: int | None = None) -> None:

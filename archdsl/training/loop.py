@@ -27,6 +27,7 @@ from .data import (
     check_ctc_inputs,
     check_index_inputs,
     check_label_inputs,
+    check_length_inputs,
     first_index,
     index_rows,
     label_inputs,
@@ -318,6 +319,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                 opts.check_sizes(path, _symbol_sizes(ct.step_model, data, ct.info.data_inputs))
             check_index_inputs(path, data, ct.graph)
             check_ctc_inputs(path, data, ct.graph)
+            check_length_inputs(path, data, ct.graph)
             if not ct.info.labelled:  # a --loss's labels: check_class_labels, below
                 check_label_inputs(path, data, ct.graph)
             if ct.info.config.loss == "cross_entropy":
