@@ -26,13 +26,15 @@ exit status: 0 success, 1 a diagnostic about the input, 2 a usage error."""
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse reads `-1e-3` and `-inf` after a flag as an option name ("expected one argument"): a value
-    of --lr, --clip-grad-value or --betas that is a negative number in any spelling is taken as a number
-    (then refused with the flag's own message). The subcommands' parsers are of this class too."""
+    """argparse reads `-1e-3` and `-inf` after a flag as an option name ("expected one argument"), and
+    `-Inf` as -I with the value 'nf': a value of --lr, --clip-grad-value or --betas that is a negative number
+    in any spelling is taken as a number (then refused with the flag's own message). The subcommands'
+    parsers are of this class too."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._negative_number_matcher = _NEGATIVE_NUMBER
+    def _parse_optional(self, arg_string):
+        if _NEGATIVE_NUMBER.match(arg_string) and arg_string not in self._option_string_actions:
+            return None  # a value (argparse's own test knows only -1 and -.5)
+        return super()._parse_optional(arg_string)
 
 
 _NEGATIVE_NUMBER = re.compile(r"^-(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)([eE][-+]?\d[\d_]*)?$|^-(inf|infinity|nan)$",

@@ -269,6 +269,7 @@ def test_output_that_cannot_be_written_is_an_error_not_a_traceback(argv):
     # a negative number in any spelling is a value, not an option name ("expected one argument")
     (["--clip-grad-value", "-1e-3"], "the gradient value to clip to must be positive and finite, got -0.001"),
     (["--clip-grad-value", "-inf"], "the gradient value to clip to must be positive and finite, got -inf"),
+    (["--clip-grad-value", "-Infinity"], "the gradient value to clip to must be positive and finite, got -inf"),
     (["--lr", "-1E-3"], "the learning rate must be positive and finite, got -0.001"),
     (["--betas", "0.9", "-1e-3"], "betas must be in [0, 1), got [0.9, -0.001]"),
     (["--optimizer", "sgd", "--momentum", "0.9", "--dampening", "-1e0"],
