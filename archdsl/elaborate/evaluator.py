@@ -16,7 +16,7 @@ from ..diagnostics import (
 )
 from ..ir import Graph
 from ..syntax import ast as A
-from ..types import Sym, dim_mul, dim_symbols
+from ..types import DType, Sym, dim_mul, dim_symbols
 from .blocks import Blocks
 from .bounded import check_length, printing, short, to_str
 from .builtins import BUILTINS
@@ -303,6 +303,9 @@ class Evaluator(Calls, Blocks, Operators):
             if e.op == "not":
                 return not self.truth(v, e.operand.span, "not")
             if isinstance(v, Tensor):
+                if e.op == "-" and v.type.dtype is DType.bool:  # said `neg:`, where `b * 2` says '*'
+                    raise ArchTypeError("unary '-': no arithmetic on bool tensors; logical_not(b) flips them, "
+                                        "cast(b, \"float32\") makes numbers of them", e.span)
                 return v if e.op == "+" else self.call_op("neg", [v], {}, None, e.span)
             if isinstance(v, Sym) and e.op == "-":
                 return dim_mul(v, -1)

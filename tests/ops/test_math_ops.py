@@ -203,6 +203,7 @@ def test_other_float_widths(text, dtype):
     ("b * 2", r"^'\*': no arithmetic on bool"),  # as `b * 1` and `b * b` say it (it named mul())
     ("3 - b", r"^'-': no arithmetic on bool"),
     ("mul(b, 2)", r"^mul\(\): no arithmetic on bool"),
+    ("-b", r"^unary '-': no arithmetic on bool tensors; logical_not\(b\) flips them"),
 ])
 def test_refusals(text, match):
     refused(f"model m(x: float32[2], i: int64[2], b: bool[2]) -> y {{\n    y = {text}\n}}\n", match)
