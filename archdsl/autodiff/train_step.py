@@ -48,6 +48,14 @@ class TrainConfig:
     accumulate: int = 1  # micro-batches whose gradients (each / accumulate) sum to one update
     no_decay: tuple[str, ...] = ()  # parameters without weight decay (patterns as freeze: biases, norms)
 
+    def __post_init__(self) -> None:
+        for name in ("freeze", "no_decay"):  # freeze="fc" is one pattern, not the letters f and c
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, (value,))
+            elif not all(isinstance(p, str) for p in value):
+                raise ArchError(f"{name} takes patterns (strings), got {list(value)!r}")
+
     def validate(self) -> None:
         """Settings that no model makes right: checked before any compile (the CLI: a usage error)."""
         self.optimizer.validate()
