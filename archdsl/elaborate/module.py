@@ -104,7 +104,7 @@ class _Loader:
         key = key or file
         self.stack.append(key)
         try:
-            return _evaluate_items(parse(text, file), self, defines or {}, prefix)
+            return _evaluate_items(parse(text, file, normalized=True), self, defines or {}, prefix)
         finally:
             self.stack.pop()
 

@@ -67,10 +67,11 @@ def _parse_expr(text: str, span: Span):
     return _shift(node, span)
 
 
-def parse(text: str, file: str) -> ast.Module:
-    """Source text to a Module; raises ArchSyntaxError (with a span) on bad input."""
+def parse(text: str, file: str, normalized: bool = False) -> ast.Module:
+    """Source text to a Module; raises ArchSyntaxError (with a span) on bad input. `normalized`: text has been
+    through normalize_source already."""
     with deep_recursion():
-        tree = parse_tree(text, file)
+        tree = parse_tree(text, file, normalized=normalized)
         try:
             return ToAst(file, parse_expr).transform(tree)
         except VisitError as e:

@@ -23,7 +23,7 @@ MAX_TOKENS = 100_000  # the parser takes ~10-20k tokens a second: 4 MiB of `+1` 
 
 # A line break after one of these does not end the statement.
 _CONTINUES = {"->", ",", "=", "(", "[", "{", ".", ":", "+", "-", "*", "/", "//", "%", "@", "**",
-              "==", "!=", "<", "<=", ">", ">=", "and", "or", "not", "in", "as", "if", "else"}
+              "==", "!=", "<", "<=", ">", ">=", "and", "or", "not", "in", "as", "if", "elif", "else"}
 # A block body's `{` follows what can end an expression (`if x > 0 {`, `repeat n {`, `-> y {`), or a
 # statement's `else`; any other `{` (after `=`, `else` of an `a if c else b`, an operator, `(`) opens a dict.
 _ENDS_EXPR_TYPES = {"NAME", "INT", "FLOAT", "STRING"}
@@ -69,7 +69,8 @@ class _PostLex:
                 inside = bool(stack) and stack[-1] != "block"
                 if prev is None or inside or str(prev) in _CONTINUES and prev.type not in ("NAME", "STRING"):
                     continue
-                pending = tok
+                if pending is None:  # the first: a comment line between splits the breaks, and the caret of
+                    pending = tok   # "unexpected end of line" belongs where the line ended
                 continue
             v = tok.value if tok.type not in ("NAME", "STRING", "INT", "FLOAT") else None
             after_block = prev is not None and str(prev) == "}" and closed == "block"
@@ -216,16 +217,20 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         hint = ""
         expected = _expected(err.expected, _innermost(tok))
         line = source_lines(text)[tok.line - 1]
-        went_on = _line_break_after(text, tok)  # `if` or `else` ended the line before: this one goes on
+        went_on = _line_break_after(text, tok)  # an expression's `if`/`else` ended the line before
         first = not line[:tok.column - 1].strip()
-        if str(tok) == "if" and went_on == "else":  # `} else` then a line `if c {`
+        prior = _code_before(text, tok.start_pos).rstrip() if str(tok) == "if" else ""
+        if re.search(r"\}\s*else$", prior):  # `} else if c {`, also across a line break
             hint = " (archdsl writes `else if` as elif)"
+        elif re.search(r"(?<![\w.])else$", prior):  # `a if c else if d else e`
+            hint = " (a conditional expression's else takes a value: `a if c else b`, or `a if c else b if d else e`)"
         elif went_on:
             hint = (f" (the line before ends with '{went_on}', so this line goes on with its conditional expression, "
                     "`a if c else b`)")
         elif str(tok) == "else" and first:  # `y = x` then a line `else`
             hint = " ('else' follows an if statement's '}', or the condition of `a if c else b`)"
-        elif tok.type == "_NL" and "'{'" in expected and text[tok.end_pos:].lstrip().startswith("{"):
+        elif tok.type == "_NL" and "'{'" in expected and \
+                _STRINGS_AND_COMMENTS.sub("", text[tok.end_pos:tok.end_pos + 2000]).lstrip().startswith("{"):
             hint = " (a body's '{' goes on the line of its header, as `model m(x: ...) -> y {`, `if c {`)"
         elif str(tok) == "=" and line[tok.column:tok.column + 1] == ">":  # also where a line starts with it
             hint = " ('=>' is not an operator: '->' pipes, '>=' compares)"
@@ -241,9 +246,9 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
                     "next line, break after 'if' or 'else', or before 'else')")
         elif re.fullmatch(r"\.\d+", str(tok)):
             before = line[:tok.column - 1]
+            number = re.search(r"(?<![\w.])\d[\d_]*\.\d*([eE][-+]?\d+)?$", before)  # 1.5 then .2, not h1 then .0
             hint = (" (integers from a to b-1 are range(a, b))" if before.endswith(".")  # 0..3
-                    else " (a number has one '.'; dotted text such as a version is a string: \"1.5.2\")"
-                    if before[-1:].isdigit()  # 1.5.2
+                    else " (a number has one '.'; dotted text such as a version is a string: \"1.5.2\")" if number
                     else f" (an item of a list or tuple is x[{str(tok)[1:]}]; a field of a record is x.name)")
         elif str(tok).isidentifier() and "a name" in expected:  # a keyword where a name goes: `as block`
             after_as = re.search(r"\bas\s*$", text[max(0, tok.start_pos - 200):tok.start_pos])
@@ -261,15 +266,24 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
     return ArchSyntaxError(str(err).splitlines()[0], None)
 
 
+_STRINGS_AND_COMMENTS = re.compile(r"""#[^\n]*|"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?""")
+
+
+def _code_before(text: str, pos: int) -> str:
+    """The source before pos (its last 2000 characters) with comments dropped and strings emptied, so that
+    neither a '#' in a string nor an `if` in a comment reads as code; lines broken at '\n' only, as the lexer
+    breaks them (a form feed or U+2028 is inside a line)."""
+    return _STRINGS_AND_COMMENTS.sub(lambda m: "" if m[0].startswith("#") else '""', text[max(0, pos - 2000):pos])
+
+
 def _line_break_after(text: str, tok) -> str | None:
-    """'if' or 'else' where the code line before tok's line ends with that word (its line break was taken as
-    going on), else None."""
-    start = text.rfind("\n", 0, tok.start_pos) + 1 if tok.type != "_NL" else tok.start_pos
-    for code in reversed(text[max(0, start - 2000):start].splitlines()):
-        code = code.split("#")[0].strip()  # a '#' in a string on that line only hides what we look for
+    """'if' or 'else' where the code line before tok's line ends with a conditional expression's `if` or
+    `else` (its line break was taken as going on), else None; a statement's (`if` alone, `} else`) is not."""
+    for code in reversed(_code_before(text, tok.start_pos).split("\n")[:-1]):
+        code = code.strip()
         if code:
             ends = re.search(r"(?<![\w.])(if|else)$", code)
-            return ends[1] if ends else None
+            return ends[1] if ends and code[:ends.start()].strip() not in ("", "}") else None
     return None
 
 
@@ -283,8 +297,6 @@ def _misspelled_keyword(tok, expected: str, before: str, after: str) -> str:
     is a param (or let) without its keyword, not a misspelled `model`."""
     word = str(tok)
     prev = re.search(r"(\w+)\s*$", before)
-    if word == "if" and prev and prev[1] == "else":
-        return " (archdsl writes `else if` as elif)"
     if word in ("elseif", "elsif", "elif_"):
         return "; did you mean 'elif'?"
     if word.isidentifier() and "'param'" in expected and re.match(r"\s*=(?!=)", after):
@@ -348,9 +360,11 @@ def source_lines(text: str) -> list[str]:
     return text.removesuffix("\n").split("\n")
 
 
-def parse_tree(text: str, file: str, start: str = "start"):
-    """Source text to a Lark tree; any syntax problem raises ArchSyntaxError with a span."""
-    text = normalize_source(text)
+def parse_tree(text: str, file: str, start: str = "start", normalized: bool = False):
+    """Source text to a Lark tree; any syntax problem raises ArchSyntaxError with a span. `normalized`: the
+    caller has (a second pass took a second byte-order mark off, which is an error, and moved the carets)."""
+    if not normalized:
+        text = normalize_source(text)
     if len(text.encode("utf-8", errors="replace")) > MAX_SOURCE_BYTES:
         raise LimitError(f"source file is larger than {MAX_SOURCE_BYTES // (1024 * 1024)} MiB", Span(file, 1, 1, 1, 2))
     try:

@@ -1,0 +1,67 @@
+"""Hints of syntax errors that read the code around the failing token across lines (parser._translate):
+they must be true of the code, read as the lexer reads it (strings, comments, '\\n' line breaks only), and a
+statement's `if`/`else` is not a conditional expression's."""
+
+from __future__ import annotations
+
+import pytest
+
+from archdsl.diagnostics import ArchSyntaxError
+from archdsl.syntax import parse
+
+_M = "model m(x: float32[B, 4]) -> y {{\n{}\n}}\n"
+_GOES_ON = "so this line goes on with its conditional expression"
+
+
+@pytest.mark.parametrize("body, said, not_said", [
+    # the continuation hint only where an expression's if/else ended the code line before
+    ('    y = x if\n    z = 2', "the line before ends with 'if', " + _GOES_ON, "use '=='"),
+    ('    t = "a if#b"\n    y = = x', None, _GOES_ON),                # a '#' in a string is no comment
+    ('    t = 1  # see\f if\n    y = = x', None, _GOES_ON),            # a form feed is inside the line
+    ('    t = 1  # see\u0085 else\n    y = = x', None, _GOES_ON),     # so is NEL
+    ('    y = x\n    if true {\n        y = x\n    } else\n        y = x + 1', "unexpected 'y'", _GOES_ON),
+    ('    depth = 1\n    if\n    depth = 2 {\n        y = x\n    }', "use '=='", _GOES_ON),  # a statement's if
+    # else if: elif for a statement, a value for an expression
+    ('    y = x\n    if true {\n        y = x\n    } else if false {\n        y = x\n    }', "as elif", None),
+    ('    y = x\n    if true {\n        y = x\n    } else\n    if false {\n        y = x\n    }', "as elif", None),
+    ('    y = x if true else if false else x', "a conditional expression's else takes a value", "elif"),
+    ('    y = x if true else\n    if false else x', "a conditional expression's else takes a value", "elif"),
+    # a '.N' after a number, after a name ending in a digit
+    ('    v = 1.5.2\n    y = x', "a number has one '.'", None),
+    ('    h1 = (x, x)\n    y = h1.0', "an item of a list or tuple is x[0]", "a number has one"),
+])
+def test_hints_read_the_code_around_the_token(body, said, not_said):
+    with pytest.raises(ArchSyntaxError) as e:
+        parse(_M.format(body), "t.arch")
+    if said:
+        assert said in e.value.message, e.value.message
+    if not_said:
+        assert not_said not in e.value.message, e.value.message
+
+
+def test_the_end_of_line_caret_stays_on_the_line_that_ended_before_a_comment_line():
+    """A comment line split the line breaks and the caret went under the comment (2:11 here)."""
+    for src in ("model m(x: float32[B, 4]) -> y\n# the body\n{\n    y = x\n}\n",
+                "model m(x: float32[B, 4]) -> y\n{\n    y = x\n}\n"):
+        with pytest.raises(ArchSyntaxError) as e:
+            parse(src, "t.arch")
+        assert (e.value.span.line, e.value.span.col) == (1, 31)
+        assert "a body's '{' goes on the line of its header" in e.value.message
+
+
+def test_a_second_byte_order_mark_is_an_error_at_its_place():
+    """The source was normalized twice on the way to the parser, so a second BOM was dropped silently."""
+    import archdsl
+    from archdsl.diagnostics import ArchError
+    body = "model m(x: float32[B, 4]) -> y {\n    y = x\n}\n"
+    assert archdsl.check_source("\ufeff" + body)
+    with pytest.raises(ArchError, match="unexpected character '\\\\ufeff'") as e:
+        archdsl.check_source("\ufeff\ufeff" + body)
+    assert (e.value.span.line, e.value.span.col) == (1, 1)
+
+
+def test_elif_may_end_a_line_as_if_and_else_may():
+    """`} elif` then a line `true {` was "unexpected end of line", where `if` then a line `true {` parsed."""
+    src = "model m(x: float32[B, 4]) -> y {\n    y = x\n    if false {\n        y = x\n    } elif\n" \
+          "        true {\n        y = x + 1.0\n    }\n}\n"
+    parse(src, "t.arch")
