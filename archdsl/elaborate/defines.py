@@ -127,12 +127,11 @@ def _same_elements(name: str, item: A.ParamDecl, default, value, span):
     kept ints: tensor(scales) was int64 and `x * tensor(scales)` failed on dtypes)."""
     if default and all(_is_record(v) and v.keys() == default[0].keys() for v in default):  # a list of records
         return type(value)(_element_record(name, item, default[0], v, i, span) for i, v in enumerate(value))
-    kinds = {type(v) for v in default}
-    if len(kinds) != 1 or not kinds <= {bool, int, float, str}:
+    kind = _one_kind(default)
+    if kind is None:
         return value
-    kind = kinds.pop()
     for i, v in enumerate(value):
-        if type(v) is not kind and not (kind is float and type(v) is int):
+        if not _of_kind(v, kind):
             raise DefineError(f"{define_label(name, span)}: element {i} is {describe(v)}, and the default's "
                               f"elements are {_KINDS[kind]}", span,
                               [(f"param '{item.name}' is declared here", item.span)])
@@ -155,23 +154,26 @@ def _element_record(name: str, item: A.ParamDecl, default: dict, value, i: int, 
 def _same_entries(name: str, item: A.ParamDecl, default: dict, value: dict, span) -> dict:
     """-D table={1: 'x'} where the default maps integers to numbers ({1: 2.0, 2: 4.0}): keys and values of the
     default's kinds (the keys themselves may differ), an int where its values are floats a float."""
-    out = {}
-    for label, of_default, given in (("key", default.keys(), value.keys()), ("value", default.values(), None)):
-        kinds = {type(v) for v in of_default}
-        if len(kinds) != 1 or not kinds <= {bool, int, float, str}:
-            continue
-        kind = kinds.pop()
-        for k, v in value.items():
-            x = k if given is not None else v
-            if type(x) is not kind and not (kind is float and type(x) is int):
-                said = f"key {describe(k)}" if given is not None else \
-                    f"the value of key {describe(k)} is {describe(x)}"
-                raise DefineError(f"{define_label(name, span)}: {said}, and the default's {label}s are "
-                                  f"{_KINDS[kind]}", span,
-                                  [(f"param '{item.name}' is declared here", item.span)])
-            if given is None and kind is float:
-                out[k] = _float(name, item, v, span)
-    return {**value, **out}
+    keys, values = _one_kind(default.keys()), _one_kind(default.values())
+    for k, v in value.items():
+        wrong = (f"key {describe(k)}, and the default's keys are {_KINDS[keys]}" if keys and not _of_kind(k, keys)
+                 else f"the value of key {describe(k)} is {describe(v)}, and the default's values are "
+                      f"{_KINDS[values]}" if values and not _of_kind(v, values) else None)
+        if wrong:
+            raise DefineError(f"{define_label(name, span)}: {wrong}", span,
+                              [(f"param '{item.name}' is declared here", item.span)])
+    return {k: _float(name, item, v, span) for k, v in value.items()} if values is float else value
+
+
+def _one_kind(items):
+    """The one scalar type (bool, int, float or str) of a default's items, else None (mixed, nested, none)."""
+    kinds = {type(v) for v in items}
+    return kinds.pop() if len(kinds) == 1 and kinds <= {bool, int, float, str} else None
+
+
+def _of_kind(v, kind) -> bool:
+    """A given item of the default's kind; a whole number where it has floats too (it becomes one)."""
+    return type(v) is kind or (kind is float and type(v) is int)
 
 
 def _float(name: str, item: A.ParamDecl, v, span) -> float:
