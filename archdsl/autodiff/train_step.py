@@ -51,8 +51,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("freeze", "no_decay"):  # freeze="fc" is one pattern, not the letters f and c
             value = getattr(self, name)
-            if isinstance(value, str):
-                object.__setattr__(self, name, (value,))
+            if value is None or isinstance(value, str):
+                object.__setattr__(self, name, () if value is None else (value,))
             elif not all(isinstance(p, str) for p in value):
                 raise ArchError(f"{name} takes patterns (strings), got {list(value)!r}")
 

@@ -202,11 +202,9 @@ def cmd_run(args, sources) -> int:
         shown = ", ".join(f"{d}={n}" for d, n in planned.items())
         raise ArchError(f"{problem} (the sizes of this run: {shown})", _node_line(problem, sources))
     if general is not None:  # an lstm's lengths=: 1..T at this run's T, given (checked) or drawn
-        from ..training.data import check_length_inputs, length_inputs
-        from ..types import dim_size
+        from ..training.data import check_length_inputs, length_limits
         check_length_inputs(", ".join(given_from.values()), given, general, planned)
-        for k, (x, axis, _, _) in length_inputs(general).items():
-            steps = dim_size(x.type.shape[axis], planned)
+        for k, (steps, _, _) in length_limits(general, given, planned).items():
             if steps:
                 high[k] = (1, steps + 1)
     feeds = runtime.random_feeds(sess, args.batch, {**from_given, **dims}, args.seed, high=high, skip=set(given))

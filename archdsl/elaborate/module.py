@@ -168,7 +168,8 @@ def _unused_define(name: str, entry: tuple, tree: A.Module, mod: Module, prefix:
         raise DefineError(f"{define_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}': "
                           f"'{name}' is a symbolic size of model {sized[0]}'s input '{sized[1]}'; to set it "
                           f"{'by -D' if span is not None else 'in defines'}, "
-                          f"declare it a param, `param {name} = none` (the size stays symbolic without -D)", span)
+                          f"declare it a param, `param {name} = none` (the size stays symbolic where none is "
+                          "given)", span)
     raise DefineError(f"{define_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}'"
                       f"{did_you_mean(name, seen)}" + ("" if seen else " (it declares no params)"), span)
 

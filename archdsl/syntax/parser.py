@@ -217,12 +217,17 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         hint = ""
         expected = _expected(err.expected, _innermost(tok))
         line = source_lines(text)[tok.line - 1]
-        went_on = _line_break_after(text, tok)  # an expression's `if`/`else` ended the line before
+        # an expression's `if`/`else` ended the line before (not inside brackets, where a comprehension's `if`
+        # may end a line, nor where an `else` follows: `y = x if` then `c = 4 else z` is a '==' typo)
+        went_on = _line_break_after(text, tok) if _innermost(tok) not in ("(", "[") and \
+            "else" not in line[tok.column - 1:] else None
         first = not line[:tok.column - 1].strip()
-        prior = _code_before(text, tok.start_pos).rstrip() if str(tok) == "if" else ""
-        if re.search(r"\}\s*else$", prior):  # `} else if c {`, also across a line break
+        prior = [c.strip() for c in _code_before(text, tok.start_pos).split("\n")] if str(tok) == "if" else []
+        else_line = next((c for c in reversed(prior) if c), "")
+        if re.search(r"\}\s*else$", else_line) and re.match(r"\}|(el)?if\b", else_line):  # `} else if c {`, an
+            # if statement's (its line opens with `}` or if), also across a line break; not `x if {} else if`
             hint = " (archdsl writes `else if` as elif)"
-        elif re.search(r"(?<![\w.])else$", prior):  # `a if c else if d else e`
+        elif re.search(r"(?<![\w.])else$", else_line):  # `a if c else if d else e`
             hint = " (a conditional expression's else takes a value: `a if c else b`, or `a if c else b if d else e`)"
         elif went_on:
             hint = (f" (the line before ends with '{went_on}', so this line goes on with its conditional expression, "
@@ -230,7 +235,7 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         elif str(tok) == "else" and first:  # `y = x` then a line `else`
             hint = " ('else' follows an if statement's '}', or the condition of `a if c else b`)"
         elif tok.type == "_NL" and "'{'" in expected and \
-                _STRINGS_AND_COMMENTS.sub("", text[tok.end_pos:tok.end_pos + 2000]).lstrip().startswith("{"):
+                _code(text[tok.end_pos:tok.end_pos + 2000]).lstrip()[:1] == "{":
             hint = " (a body's '{' goes on the line of its header, as `model m(x: ...) -> y {`, `if c {`)"
         elif str(tok) == "=" and line[tok.column:tok.column + 1] == ">":  # also where a line starts with it
             hint = " ('=>' is not an operator: '->' pipes, '>=' compares)"
@@ -246,9 +251,11 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
                     "next line, break after 'if' or 'else', or before 'else')")
         elif re.fullmatch(r"\.\d+", str(tok)):
             before = line[:tok.column - 1]
-            number = re.search(r"(?<![\w.])\d[\d_]*\.\d*([eE][-+]?\d+)?$", before)  # 1.5 then .2, not h1 then .0
+            number = re.search(r"(?<![\w.])\d\w*(\.\d*([eE][-+]?\d+)?)?$", before)  # 1.5, 1e3, 0x1f; not h1
             hint = (" (integers from a to b-1 are range(a, b))" if before.endswith(".")  # 0..3
-                    else " (a number has one '.'; dotted text such as a version is a string: \"1.5.2\")" if number
+                    else " (a number has one '.'; dotted text such as a version is a string: \"1.5.2\")"
+                    if number and "." in number[0]
+                    else " (a number has no items or fields)" if number
                     else f" (an item of a list or tuple is x[{str(tok)[1:]}]; a field of a record is x.name)")
         elif str(tok).isidentifier() and "a name" in expected:  # a keyword where a name goes: `as block`
             after_as = re.search(r"\bas\s*$", text[max(0, tok.start_pos - 200):tok.start_pos])
@@ -269,11 +276,18 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
 _STRINGS_AND_COMMENTS = re.compile(r"""#[^\n]*|"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?""")
 
 
+def _code(text: str) -> str:
+    """text with comments dropped and strings emptied, so that neither a '#' in a string nor an `if` in a
+    comment reads as code; lines broken at '\n' only, as the lexer breaks them (a form feed or U+2028 is
+    inside a line)."""
+    return _STRINGS_AND_COMMENTS.sub(lambda m: "" if m[0].startswith("#") else '""', text)
+
+
 def _code_before(text: str, pos: int) -> str:
-    """The source before pos (its last 2000 characters) with comments dropped and strings emptied, so that
-    neither a '#' in a string nor an `if` in a comment reads as code; lines broken at '\n' only, as the lexer
-    breaks them (a form feed or U+2028 is inside a line)."""
-    return _STRINGS_AND_COMMENTS.sub(lambda m: "" if m[0].startswith("#") else '""', text[max(0, pos - 2000):pos])
+    """The code of the whole lines (up to ~2000 characters) before pos, and of pos's line up to it: a window
+    that began inside a comment would read its tail as code."""
+    start = 0 if pos <= 2000 else text.find("\n", pos - 2000, pos) + 1
+    return _code(text[start:pos])
 
 
 def _line_break_after(text: str, tok) -> str | None:
@@ -283,7 +297,8 @@ def _line_break_after(text: str, tok) -> str | None:
         code = code.strip()
         if code:
             ends = re.search(r"(?<![\w.])(if|else)$", code)
-            return ends[1] if ends and code[:ends.start()].strip() not in ("", "}") else None
+            head = code[:ends.start()].strip() if ends else ""
+            return ends[1] if ends and head not in ("", "}") and not head.endswith(";") else None
     return None
 
 

@@ -13,7 +13,8 @@ from ..runtime import dim_conflict, is_name
 from ..types import dim_size
 
 __all__ = ["check_class_labels", "check_ctc_inputs", "check_index_inputs", "check_label_inputs",
-           "check_length_inputs", "first_index", "index_rows", "label_inputs", "length_inputs", "load_data",
+           "check_length_inputs", "first_index", "index_rows", "label_inputs", "length_inputs", "length_limits",
+           "load_data",
            "onnx_dims"]
 
 
@@ -252,30 +253,45 @@ def check_ctc_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
                                 f"takes {what.format(top - 1)} ({int(bad.sum())} out of range)")
 
 
-def length_inputs(graph) -> dict[str, tuple]:
-    """The model inputs an lstm/gru reads directly as lengths=: (its input x, the axis of x's time steps, the
-    op, the node's name)."""
+def length_inputs(graph) -> dict[str, list[tuple]]:
+    """The model inputs lstm/gru layers read directly as lengths=: for each, every such layer as (its input
+    x, the axis of x's time steps, the op, the node's name)."""
     from ..ops.recurrent import lengths_input
-    out = {}
+    out: dict[str, list[tuple]] = {}
     for node in graph.nodes:
         got = lengths_input(node)
         if got is not None and got[1].kind == "input":
-            out[got[1].name] = (got[0], 1 if node.attrs["batch_first"] else 0, node.op, node.name)
+            out.setdefault(got[1].name, []).append((got[0], 1 if node.attrs["batch_first"] else 0, node.op,
+                                                    node.name))
+    return out
+
+
+def _steps(x, axis: int, data: dict, sizes: dict | None) -> int | None:
+    """x's time steps: a fixed size, a symbolic one at the run's `sizes`, or read from x's data."""
+    steps = dim_size(x.type.shape[axis], sizes or {})
+    if steps is None and x.kind == "input" and x.name in data:
+        steps = np.shape(data[x.name])[axis]
+    return steps
+
+
+def length_limits(graph, data: dict, sizes: dict | None = None) -> dict[str, tuple[int, str, str]]:
+    """Each lengths= input's largest length: the fewest time steps of the layers it feeds, with that layer's
+    op and name (lengths reading layers of 10 and 5 steps are 1..5)."""
+    out = {}
+    for name, layers in length_inputs(graph).items():
+        known = [(steps, op, node) for x, axis, op, node in layers
+                 if (steps := _steps(x, axis, data, sizes)) is not None]
+        if known:
+            out[name] = min(known)
     return out
 
 
 def check_length_inputs(path: str, data: dict[str, np.ndarray], graph, sizes: dict | None = None) -> None:
     """A sequence's length is 1..T, as torch's pack_padded_sequence requires: onnxruntime ran a 0 silently
-    (outputs of zeros) and refused one past T mid-run naming no example. T is x's time steps: where its size
-    is symbolic, at the run's `sizes`, or read from x's data."""
-    for name, (x, axis, op, node) in length_inputs(graph).items():
+    (outputs of zeros) and refused one past T mid-run naming no example."""
+    for name, (steps, op, node) in length_limits(graph, data, sizes).items():
         if name not in data:
             continue
-        steps = dim_size(x.type.shape[axis], sizes or {})
-        if steps is None:
-            if x.kind != "input" or x.name not in data:
-                continue
-            steps = np.shape(data[x.name])[axis]
         got = np.asarray(data[name])
         bad = (got < 1) | (got > steps)
         if bad.any():

@@ -26,8 +26,15 @@ _GOES_ON = "so this line goes on with its conditional expression"
     ('    y = x\n    if true {\n        y = x\n    } else\n    if false {\n        y = x\n    }', "as elif", None),
     ('    y = x if true else if false else x', "a conditional expression's else takes a value", "elif"),
     ('    y = x if true else\n    if false else x', "a conditional expression's else takes a value", "elif"),
+    ('    y = x if {} == {} else if true else x', "a conditional expression's else takes a value", "elif"),
+    # a '=' typo in a condition keeps its hint: inside brackets (a comprehension's if), or an else follows
+    ('    ks = [k for k in range(4) if\n          k = 2]\n    y = x', "use '=='", _GOES_ON),
+    ('    y = x if\n        shape(x)[1] = 4 else x * 2', "use '=='", _GOES_ON),
+    ('    y = x; if\n    true = 2 {\n        y = x\n    }', None, _GOES_ON),  # a statement's if, after ';'
+    ('    y = x\n' + '    # a note that ends in if\n' * 120 + '    z = = 2', None, _GOES_ON),  # window in a comment
     # a '.N' after a number, after a name ending in a digit
     ('    v = 1.5.2\n    y = x', "a number has one '.'", None),
+    ('    v = 1e3.5\n    y = x', "a number has no items or fields", "x[5]"),
     ('    h1 = (x, x)\n    y = h1.0', "an item of a list or tuple is x[0]", "a number has one"),
 ])
 def test_hints_read_the_code_around_the_token(body, said, not_said):

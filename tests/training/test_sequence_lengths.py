@@ -45,3 +45,18 @@ def test_run_draws_lengths_within_the_runs_steps_and_checks_given_ones(tmp_path,
     assert main(["run", str(spec), "--batch", "4", "--dim", "T=4", "--input", f"lengths={tmp_path / 'len.npy'}"]) == 1
     assert "'lengths'[3] is 5, but the lstm it feeds (lstm) takes lengths 1..4" in capsys.readouterr().err
     assert main(["run", str(spec), "--batch", "4", "--dim", "T=5", "--input", f"lengths={tmp_path / 'len.npy'}"]) == 0
+
+
+def test_lengths_feeding_layers_of_different_steps_are_held_to_the_fewest(tmp_path, capsys):
+    """One lengths input read by an lstm over 5 steps and one over 10 was checked (and drawn) against the
+    last layer's 10, and onnxruntime then refused a 7 mid-run."""
+    spec = tmp_path / "two.arch"
+    spec.write_text("model m(x: float32[B, 10, 4], x2: float32[B, 5, 4], L: int64[B]) -> (y, y2) {\n"
+                    "    y = lstm(x2, lengths=L, hidden_size=3)\n    y2 = lstm(x, lengths=L, hidden_size=3)\n}\n")
+    for seed in range(3):
+        assert main(["run", str(spec), "--batch", "16", "--seed", str(seed), "--save", str(tmp_path / "o.npz")]) == 0
+        assert np.load(tmp_path / "o.npz")["input:L"].max() <= 5
+    capsys.readouterr()
+    np.save(tmp_path / "L.npy", np.array([7, 1, 2, 3]))
+    assert main(["run", str(spec), "--batch", "4", "--input", f"L={tmp_path / 'L.npy'}"]) == 1
+    assert "'L'[0] is 7, but the lstm it feeds (lstm_0) takes lengths 1..5" in capsys.readouterr().err

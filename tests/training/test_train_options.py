@@ -457,3 +457,4 @@ def test_the_apis_freeze_takes_one_pattern_as_a_string():
     assert "fc2.weight.exp_avg" in inputs and "fc1.weight.exp_avg" not in inputs  # fc1 frozen: no optimizer state
     with pytest.raises(ArchError, match=r"freeze takes patterns \(strings\), got \[1\]"):
         TrainConfig(freeze=(1,))
+    assert TrainConfig(freeze=None, no_decay=None).freeze == ()  # none: nothing frozen, as before
