@@ -263,7 +263,10 @@ class Operators:
             if isinstance(ix, A.Slice):
                 parts = [None if p is None else self.eval(p, env) for p in (ix.lo, ix.hi, ix.step)]
                 if any(p is not None and not is_int(p) for p in parts):
-                    raise ArchTypeError("tensor slice bounds must be integers known at compile time", ix.span)
+                    sym = next((p for p in parts if isinstance(p, Sym)), None)
+                    hint = (f", got the symbolic size {sym}; a bound a fixed number from the end is known (x[:, :-2] "
+                            "drops the last 2 positions, whatever the size)" if sym is not None else "")
+                    raise ArchTypeError(f"tensor slice bounds must be integers known at compile time{hint}", ix.span)
                 entries.append(("s", *parts))
             elif isinstance(ix, A.Const) and ix.value is Ellipsis:
                 entries.append(("e",))
