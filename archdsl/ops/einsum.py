@@ -163,8 +163,9 @@ def _grad(b, c, ins, outs, gouts):
 def _cost(c) -> int:
     """As torch contracts: a letter no later operand nor the output needs is summed out of its operand first
     (an add per element), then the operands pairwise, left to right, a multiply and an add for each
-    combination of the pair's letters. Every letter's combinations at once counted "ij,jk,kl->il" over
-    64-long letters as 33.5M FLOPs, for the 1.05M of two matmuls."""
+    combination of the pair's letters, a multiply alone where the pair sums no letter (an outer product,
+    "bi,bj->bij", as `*` counts it). Every letter's combinations at once counted "ij,jk,kl->il" over 64-long
+    letters as 33.5M FLOPs, for the 1.05M of two matmuls."""
     p = plan(c.attrs["equation"], list(c.in_types))
     size = lambda letters: numel(tuple(p.sizes[ch] for ch in letters))  # noqa: E731
 
@@ -178,8 +179,9 @@ def _cost(c) -> int:
     cur, total = summed(set(p.terms[0]), needed_after(0))
     for k in range(1, len(p.terms)):
         nxt, adds = summed(set(p.terms[k]), needed_after(k) | cur)
-        total += adds + 2 * size(cur | nxt)
-        cur = (cur | nxt) & needed_after(k)
+        both, kept = cur | nxt, (cur | nxt) & needed_after(k)
+        total += adds + (2 if kept != both else 1) * size(both)
+        cur = kept
     return total
 
 

@@ -158,3 +158,14 @@ def test_einsum_flops_are_those_of_its_pairwise_contraction():
     assert cost("ij,jk->ik", 2) == 2 * 64**3
     assert cost("ij,jk->i", 2) == 64 * 64 + 2 * 64 * 64  # k summed out of b first, then [i, j] @ [j]
     assert cost("ij->ji", 1) == 0 and cost("ij->i", 1) == 64 * 64
+
+
+def test_einsum_that_sums_nothing_counts_a_multiply_per_product():
+    """"bi,bj->bij" (an outer product) and "bi,bi->bi" counted 2 FLOPs per product, twice what the same `*`
+    counts: with no letter summed there are no adds."""
+    src = ("model m(a: float32[B, 64], b: float32[B, 32]) -> (y1, y2, h1, h2) {\n"
+           "    y1 = einsum(\"bi,bj->bij\", [a, b])\n    y2 = unsqueeze(a, 2) * unsqueeze(b, 1)\n"
+           "    h1 = einsum(\"bi,bi->bi\", [a, a])\n    h2 = a * a\n}\n")
+    from archdsl.summary import summarize
+    rows = {r["name"]: r["flops"] for r in summarize(archdsl.check_source(src))["layers"]}
+    assert (rows["einsum_0"], rows["einsum_1"]) == (rows["mul_0"], rows["mul_1"]) == (64 * 32, 64)
