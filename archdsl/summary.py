@@ -8,7 +8,7 @@ from .ir import Graph
 from .ops import OpCall
 from .types import Sym, TensorType, dim_size, dim_symbols
 
-__all__ = ["summarize", "bind_dims"]
+__all__ = ["summarize", "bind_dims", "counted_at"]
 
 
 def _numel(shape) -> int:
@@ -48,6 +48,18 @@ def unsized_dims(g: Graph, dims: dict) -> list[str]:
     return [f for f in input_dims(g) if f not in dims and f not in batch]
 
 
+def counted_at(g: Graph, dims: dict) -> str:
+    """The sizes a FLOP count took, as a label: "batch 1" where an input's first dim is a symbol counted as 1
+    (not fixed, nor given), the given dims, the other symbols as 1; "the model's sizes" where none is open."""
+    batch = sorted({n for v in g.inputs if v.type.shape and isinstance(v.type.shape[0], Sym)
+                    and not set(dim_symbols(v.type.shape[0])) <= set(dims)  # 2*B: B given
+                    for n in dim_symbols(v.type.shape[0]) if n not in dims})
+    said = [] if not batch else ["batch 1"] if set(batch) <= {"B", "batch"} else \
+        [f"batch 1 ({', '.join(f'{b}=1' for b in batch)})"]  # [T, B, F]: T is the one counted as a batch
+    return ", ".join(said + [f"{k}={v}" for k, v in dims.items()]
+                     + [f"{u}=1" for u in unsized_dims(g, dims)]) or "the model's sizes"
+
+
 def summarize(g: Graph, dims: dict | None = None) -> dict:
     """params count trainable tensors once each (tied weights once), as torch's parameters() does.
     FLOPs are 2 x multiply-accumulates plus the elementwise ops (an activation, a norm, a residual add: 1-8
@@ -85,6 +97,7 @@ def summarize(g: Graph, dims: dict | None = None) -> dict:
         "buffers": g.buffer_count(),
         "flops": total_flops,
         "flops_unsized": unsized_dims(g, dims),
+        "flops_at": counted_at(g, dims),
         "flops_unfit": unfit,
         "layers": layers,
     }

@@ -14,7 +14,6 @@ from ..diagnostics import ArchError, ArchSyntaxError, SourceMap, render
 from ..interrupts import interruption
 from ..ir import print_graph
 from ..summary import summarize
-from ..types import Sym, dim_symbols
 from .signals import StdoutFailed, was_interrupted
 from .table import print_table
 
@@ -276,7 +275,7 @@ def _optimize_ir(g, args, model: str | None = None, dims: dict | None = None) ->
     written = summarize(g, dims)["flops"] if getattr(args, "report", False) else 0
     stats = driver.optimize_graph(g, driver.CompileOptions(**opt_options(args)),
                                   getattr(args, "opset", None) or newest_opset())
-    report_passes(args, stats, lambda: (written, summarize(g, dims)["flops"]), model, dims)
+    report_passes(args, stats, lambda: (written, summarize(g, dims)), model, dims)
 
 
 def report_compile(args, mod, compiled, dims: dict | None = None) -> None:
@@ -285,13 +284,14 @@ def report_compile(args, mod, compiled, dims: dict | None = None) -> None:
     from ..elaborate import elaborate_model
     report_passes(args, compiled.pass_stats,
                   lambda: (summarize(elaborate_model(mod, compiled.graph.name), dims)["flops"],
-                           summarize(compiled.graph, dims)["flops"]), dims=dims or None)
+                           summarize(compiled.graph, dims)), dims=dims or None)
 
 
 def report_passes(args, stats, flops, model: str | None = None, dims: dict | None = None) -> None:
     """--report: nodes and weights before/after each pass (on stderr when stdout carries IR or JSON), then
-    the FLOPs as written and as optimized, `flops()` (narrow_rows computes fewer positions; nodes alone do not
-    show it). `model` names the model when a file has several."""
+    the FLOPs as written and as optimized, `flops()`: the count as written and the optimized graph's summary
+    (narrow_rows computes fewer positions; nodes alone do not show it). `model` names the model when a file
+    has several."""
     if not getattr(args, "report", False):
         return
     from ..passes.report import REPORT_HEAD, report_rows
@@ -299,9 +299,8 @@ def report_passes(args, stats, flops, model: str | None = None, dims: dict | Non
     title = "optimization passes" + (f" of {model}" if model else "")
     print_table(f"{title} (weights: elements of parameters and buffers)", REPORT_HEAD, report_rows(stats), file=out)
     written, optimized = flops()
-    at = (", ".join(f"{k}={v}" for k, v in dims.items()) + ", other symbolic dims 1" if dims
-          else "batch 1, every symbolic dim 1")
-    print(f"FLOPs{f' of {model}' if model else ''} ({at}): {written:,} as written, {optimized:,} optimized", file=out)
+    print(f"FLOPs{f' of {model}' if model else ''} ({optimized['flops_at']}): {written:,} as written, "
+          f"{optimized['flops']:,} optimized", file=out)
 
 
 def _signature(g) -> str:
@@ -386,15 +385,8 @@ def cmd_summary(args, sources) -> int:
                 for r in rep["layers"]]
         print_table(f"{rep['model']}", ("layer", "op", "output shape", "params", "FLOPs"), rows,
                     footer=("total", "", "", f"{rep['params']:,}", _fmt(rep["flops"])))
-        # "batch 1" where an input's first dim is a symbol counted as 1 (not one fixed, or given with --dim)
-        batch = sorted({n for v in g.inputs if v.type.shape and isinstance(v.type.shape[0], Sym)
-                        and not set(dim_symbols(v.type.shape[0])) <= set(own)  # 2*B: B given
-                        for n in dim_symbols(v.type.shape[0]) if n not in own})
-        said = [] if not batch else ["batch 1"] if set(batch) <= {"B", "batch"} else \
-            [f"batch 1 ({', '.join(f'{b}=1' for b in batch)})"]  # [T, B, F]: T is the one counted as a batch
         unsized = rep["flops_unsized"]
-        at = ", ".join(said + [f"{k}={v}" for k, v in own.items()]
-                       + [f"{u}=1" for u in unsized]) or "the model's sizes"
+        at = rep["flops_at"]
         hint = f" (--dim {unsized[0]}=N sizes it)" if unsized else ""
         if rep["flops_unfit"]:  # conv 3 at H=1: no real input has these sizes; the count took such sizes as 1
             first = rep["flops_unfit"][0]

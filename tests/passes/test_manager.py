@@ -170,7 +170,16 @@ def test_report_names_the_model_and_the_dims(tmp_path, capsys):
     assert main(["summary", str(spec), "--json", "--report", "--dim", "T=16"]) == 0
     err = capsys.readouterr().err
     assert "optimization passes of a" in err and "optimization passes of b" in err
-    assert "FLOPs of a (T=16, other symbolic dims 1): 1,024 as written" in err  # 2 * 8 * 4 on 16 positions
-    assert "FLOPs of b (batch 1, every symbolic dim 1): 8 as written, 8 optimized" in err
+    assert "FLOPs of a (batch 1, T=16): 1,024 as written" in err  # 2 * 8 * 4 on 16 positions
+    assert "FLOPs of b (batch 1): 8 as written, 8 optimized" in err  # the summary table's words for its sizes
     assert main(["build", str(spec), "--model", "a", "--train", "--report", "-o", str(tmp_path / "a.onnx")]) == 2
     assert "a train step runs only the -O1 cleanups" in capsys.readouterr().err
+
+
+def test_report_of_a_model_of_fixed_sizes_says_so(tmp_path, capsys):
+    """--report said "(batch 1, every symbolic dim 1)" for a model of batch 2 and no symbolic dim, whose count
+    it was not: it now says what summary's table says."""
+    spec = tmp_path / "fixed.arch"
+    spec.write_text("model m(x: float32[2, 4]) -> y {\n    y = x -> linear(8)\n}\n")
+    assert main(["summary", str(spec), "--report"]) == 0
+    assert "FLOPs (the model's sizes): 128 as written, 128 optimized" in capsys.readouterr().out
