@@ -551,8 +551,9 @@ def test_a_model_with_a_fixed_batch_trains_in_whole_batches(tmp_path, capsys):
             "sgd", "--lr", "0.1", "--epochs", "2", "-o", str(tmp_path / "w.npz"), "--weights", str(tmp_path / "w0.npz")]
     assert main([*argv, "--batch-size", "4", "--val", str(tmp_path / "d.npz")]) == 0
     err = " ".join(capsys.readouterr().err.split())
-    assert "note: the model takes batches of exactly 4: " in err and "last 2 examples, a short batch, are left out " \
-        "(8 of 10 used)" in err
+    assert "note: the model takes batches of exactly 4: each epoch leaves out the last 2 examples of its shuffled " \
+        "order, a short batch (8 of 10 used per epoch)" in err  # other examples each epoch, not the file's last
+    assert "d.npz's last 2 examples, a short batch, are left out (8 of 10 used)" in err  # as --val: file order
     lin = torch.nn.Linear(3, 2, bias=False)
     with torch.no_grad():
         lin.weight.copy_(torch.from_numpy(w0))
