@@ -10,7 +10,7 @@ from ..diagnostics import ArchTypeError, Span, did_you_mean
 from .scalars import is_int
 from .values import Tensor
 
-__all__ = ["arg_names", "keywords", "own_names", "synonyms", "torch_order"]
+__all__ = ["arg_names", "input_size_first", "keywords", "own_names", "synonyms", "torch_order"]
 
 
 _FROM_THE_INPUT = {"in_channels": "the channel count", "in_features": "the feature count",
@@ -94,6 +94,19 @@ def torch_order(op, args) -> str | None:
     return (f"{op.name}({first}, {second}, {third}) reads as out_channels={first}, kernel_size={second}, "
             f"stride={third}; torch's nn.{_TORCH_NAMES[op.name]}(in, out, kernel) is {op.name}({second}, {third}) "
             f"here (the input's {first} channels come from x). Write kernel_size= and stride= to keep this reading")
+
+
+def input_size_first(op, args) -> str | None:
+    """conv2d(3, 16, kernel_size=3) over 3 channels, linear(784, out_features=10) over 784 features: torch's
+    constructor takes the input's size first, which a layer here reads from x (said beside "given twice")."""
+    if op.params is None or len(args) < 2 or not isinstance(args[0], Tensor) or not is_int(args[1]) \
+            or not op.arguments:
+        return None
+    shape, size = args[0].type.shape, args[1]
+    if len(shape) < 2 or size not in (shape[1], shape[-1]):
+        return None
+    return (f"the {size} reads as {op.arguments[0].name}={size}: torch's constructor takes the input's size "
+            "first, which here comes from x; leave it out")
 
 
 _TORCH_NAMES = {f"conv{t}{n}d": f"Conv{'Transpose' if t else ''}{n}d" for t in ("", "_transpose") for n in (1, 2, 3)}

@@ -22,7 +22,7 @@ from ..ir import provenance
 from ..ops import REQUIRED, coerce_attr, give_numbers
 from ..ops.random import SEED_INPUT
 from ..types import DTYPES, DType, Sym, TensorType, dim_mul, dim_size, dim_symbols, is_formula, unknown_dtype
-from .arguments import arg_names, keywords, synonyms, torch_order
+from .arguments import arg_names, input_size_first, keywords, synonyms, torch_order
 from .bounded import short
 from .builtins import TENSOR_MATH
 from .scalars import Limits, is_int, is_num
@@ -175,8 +175,9 @@ class Calls:
         try:
             tensors, attrs = self.bind_op_args(op, args, kwargs, span)
         except ArchError as err:  # conv2d(3, 64, 7, stride=2): "stride given twice" is torch's order
-            if (order := torch_order(op, args)) is not None:
-                err.notes.append((order, span))
+            note = torch_order(op, args) or ("given twice" in err.message and input_size_first(op, args))
+            if note:  # conv2d(3, 16, kernel_size=3): torch's input size first
+                err.notes.append((note, span))
             raise
         if op.name in ("floordiv", "remainder", "fmod") and len(tensors) == 2:  # an integer tensor by a
             d = tensors[1].value  # constant 0: torch raises, onnxruntime refuses to load the model
