@@ -120,6 +120,9 @@ class Env:
             return UnknownNameError(f"unknown name '{name}'; a spec computes no gradients itself (no input "
                                     "gradients, no double backward: a WGAN-GP penalty's critic gradient is written "
                                     "out by hand); `archdsl build --train` differentiates the loss", span)
+        if name in ("training", "is_training", "eval") and not prefix:  # "did you mean 'range'?"
+            return UnknownNameError(f"unknown name '{name}'; a spec has no mode flag: a train step runs dropout and "
+                                    "batchnorm in training mode, an inference model in eval mode", span)
         if name in ("inf", "nan") and not prefix:  # -inf said "did you mean 'sin'?"
             return UnknownNameError(f"unknown name '{name}'; " + (
                 'infinity is the string "inf" or "-inf" where a fill value is taken, or float("inf")'
@@ -131,8 +134,10 @@ class Env:
             torch = f"write {_TORCH_FUNCTIONS[name]}"
             return UnknownNameError(f"unknown name '{name}'" + (f"{own} (for torch's {name}: {torch})" if own
                                                                  else f"; {torch}"), span)
-        hint = did_you_mean(name, list(self.visible()) + list(extra), prefix)
-        return UnknownNameError(f"unknown name '{prefix}{name}'{hint}", span)
+        squashed = {v.lower().replace("_", ""): v for v in [*self.visible(), *extra]}
+        same = squashed.get(name.lower().replace("_", "")) if name != name.lower() and not prefix else None
+        hint = f"; did you mean '{same}'?" if same else did_you_mean(name, list(self.visible()) + list(extra), prefix)
+        return UnknownNameError(f"unknown name '{prefix}{name}'{hint}", span)  # LeakyReLU: leaky_relu
 
 
 _PYTHON_LITERALS = ("None", "True", "False")
@@ -151,4 +156,13 @@ _TORCH_FUNCTIONS = {
     **{n: "global_maxpool(x) for an output of 1 (there is no 3-D adaptive pool)"
        for n in ("adaptive_maxpool3d", "adaptive_max_pool3d")},
     "meshgrid": "two positions(x, dim) vectors unsqueezed to broadcast: unsqueeze(py, 1) and unsqueeze(px, 0)",
+    # losses and layers under torch's and Keras's names (each said "did you mean" something unrelated)
+    "mse_loss": "mean((a - b) ** 2), or train with --loss mse", "l1_loss": "mean(abs(a - b))",
+    "nll_loss": "cross_entropy(logits, labels), which takes the logits (no log_softmax before it)",
+    **{n: "bce_with_logits(logits, targets), which takes the logits (no sigmoid before it)"
+       for n in ("binary_cross_entropy", "bce_loss", "bce")},
+    "kl_div": "sum(p * (log(p) - log_q)) for target probabilities p and log-probabilities log_q",
+    "Sequential": "a chain, x -> f -> g (a block to reuse one)", "Dense": "linear(n)", "dense": "linear(n)",
+    "rnn": "lstm(x, hidden) or gru(x, hidden) (there is no plain RNN cell)",
+    **{n: f"{n}1d, {n}2d or {n}3d (by the input's rank)" for n in ("maxpool", "avgpool")},
 }

@@ -232,6 +232,14 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         elif went_on:
             hint = (f" (the line before ends with '{went_on}', so this line goes on with its conditional expression, "
                     "`a if c else b`)")
+        elif python := _python_word(line[:tok.column - 1]):  # `while i < 3 {`, `print(x)`, `lambda t: ...`
+            hint = f" (archdsl has no '{python[0]}': {python[1]})"
+        elif str(tok) == "//" and first:
+            hint = " (a comment starts with '#')"
+        elif re.search(r"\bimport\s*$", line[:tok.column - 1]) and "a string" in expected:
+            hint = " (import takes a .arch file's path: import \"lib.arch\" as lib; a spec needs no torch)"
+        elif tok.type == "STRING" and re.search(r"(?<![\w.])[fFrRbB]{1,2}$", line[:tok.column - 1]):  # f"fc{i}"
+            hint = " (a string fills in {i} itself: drop the prefix)"
         elif str(tok) == "else" and first:  # `y = x` then a line `else`
             hint = " ('else' follows an if statement's '}', or the condition of `a if c else b`)"
         elif tok.type == "_NL" and "'{'" in expected and \
@@ -299,6 +307,28 @@ def _line_break_after(text: str, tok) -> str | None:
             ends = re.search(r"(?<![\w.])(if|else)$", code)
             head = code[:ends.start()].strip() if ends else ""
             return ends[1] if ends and head not in ("", "}") and not head.endswith(";") else None
+    return None
+
+
+# Python's words for what archdsl says otherwise, as the statement's first word or the word before the token
+_PYTHON_WORDS = {
+    "while": "loops are `for i in range(n) {` and `repeat n {`, their counts known when building",
+    "print": "nothing runs while building; `archdsl check` and `archdsl summary` show the shapes",
+    "lambda": "a function is a block, `block f(t) { return t * 2 }`",
+    "def": "a function is a block, `block f(t) { return ... }`",
+    "class": "a network is `model m(x: float32[B, 4]) -> y { ... }`, its parts blocks",
+    "pass": "an empty body is `{}`", "raise": "`assert cond, \"message\"` fails the build",
+    "try": "a build stops at the first error", "with": "there is no context to enter",
+}
+
+
+def _python_word(before: str):
+    """(word, what to write) where the statement opens with a Python word archdsl lacks, or the token follows
+    one (`f = lambda t: ...`)."""
+    words = re.findall(r"[A-Za-z_]\w*", _code(before))  # not a word inside a string
+    for word in (words[:1] + words[-1:]) if words else []:
+        if word in _PYTHON_WORDS:
+            return word, _PYTHON_WORDS[word]
     return None
 
 

@@ -269,6 +269,23 @@ def test_torch_tensor_methods_name_the_function_to_call(stmt, hint):
     assert e.value.message == f"a tensor has no attribute '{name}' (it has shape, T, rank, dtype){hint}"
 
 
+@pytest.mark.parametrize("stmt, message", [
+    ("h = mse_loss(x, x)", "unknown name 'mse_loss'; write mean((a - b) ** 2), or train with --loss mse"),
+    ("h = nll_loss(x, x)", "unknown name 'nll_loss'; write cross_entropy(logits, labels), which takes the logits"),
+    ("h = binary_cross_entropy(x, x)", "write bce_with_logits(logits, targets)"),
+    ("h = LeakyReLU(x)", "unknown name 'LeakyReLU'; did you mean 'leaky_relu'?"),
+    ("h = BatchNorm2d(x)", "did you mean 'batchnorm2d'?"),
+    ("h = Sequential(x)", "write a chain, x -> f -> g"),
+    ("h = x if training else x", "unknown name 'training'; a spec has no mode flag"),
+])
+def test_torch_and_keras_names_say_what_to_write(stmt, message):
+    """They said "did you mean 'ctc_loss'?" (mse_loss), 'cross_entropy' (binary_cross_entropy), 'range'
+    (training), or nothing (LeakyReLU)."""
+    with pytest.raises(ArchError) as e:
+        body(f"    {stmt}")
+    assert message in e.value.message
+
+
 def test_len_of_a_scalar_tensor():
     with pytest.raises(ArchError, match=r"len\(\) of a scalar tensor \(float32\[\]\)"):
         body("    n = len(s)", inputs="x: float32[2, 4], s: float32[]")

@@ -36,6 +36,14 @@ _GOES_ON = "so this line goes on with its conditional expression"
     ('    v = 1.5.2\n    y = x', "a number has one '.'", None),
     ('    v = 1e3.5\n    y = x', "a number has no items or fields", "x[5]"),
     ('    h1 = (x, x)\n    y = h1.0', "an item of a list or tuple is x[0]", "a number has one"),
+    # Python's words and forms, said in archdsl's terms
+    ('    y = x\n    while y {\n        y = x\n    }', "archdsl has no 'while': loops are", None),
+    ('    y = x\n    print(x)', "archdsl has no 'print'", None),
+    ('    f = lambda t: t * 2\n    y = x', "archdsl has no 'lambda': a function is a block", None),
+    ('    y = x\n    pass', "archdsl has no 'pass': an empty body is `{}`", "assert"),
+    ('    y = x\n    // a comment', "a comment starts with '#'", None),
+    ('    y = x -> linear(4) as f"fc{1}"', "a string fills in {i} itself: drop the prefix", None),
+    ('    y = x -> linear(4) as "while" = 2', None, "archdsl has no"),  # a word in a string is no keyword
 ])
 def test_hints_read_the_code_around_the_token(body, said, not_said):
     with pytest.raises(ArchSyntaxError) as e:
@@ -72,3 +80,8 @@ def test_elif_may_end_a_line_as_if_and_else_may():
     src = "model m(x: float32[B, 4]) -> y {\n    y = x\n    if false {\n        y = x\n    } elif\n" \
           "        true {\n        y = x + 1.0\n    }\n}\n"
     parse(src, "t.arch")
+
+
+def test_import_of_a_python_module_says_what_import_takes():
+    with pytest.raises(ArchSyntaxError, match="import takes a .arch file's path"):
+        parse("import torch\n" + _M.format("    y = x"), "t.arch")
