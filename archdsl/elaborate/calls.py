@@ -25,7 +25,7 @@ from ..types import DTYPES, DType, Sym, TensorType, dim_mul, dim_size, dim_symbo
 from .arguments import arg_names, input_size_first, keywords, synonyms, torch_order
 from .bounded import short
 from .builtins import TENSOR_MATH
-from .scalars import Limits, is_int, is_num
+from .scalars import Limits, check_fits, is_int, is_num
 from .values import BlockFn, BlockLayer, Builtin, LayerFn, OpFn, Tensor, describe
 
 __all__ = ["Calls", "check_elements", "check_fits"]
@@ -35,18 +35,7 @@ _CONSTANT_TIME = frozenset({"len", "bool"})  # builtins that walk none of their 
 _PARAMETER_ARGS = ("shape", "init", "std", "low", "high", "value", "dtype", "trainable")
 
 
-def check_fits(v, dt: DType, span: Span) -> None:
-    """A number becoming a constant of a tensor's dtype: out of range it would be a silent inf (with a numpy
-    warning) or an overflow, so it is a diagnostic at the number instead."""
-    if dt is DType.bool:
-        return
-    low, top = dt.limits()
-    if dt.is_float:
-        if math.isfinite(v) and abs(v) > top:
-            raise ArchTypeError(f"the number {v} does not fit {dt} (largest {top:g})", span)
-        return
-    if not low <= v <= top:
-        raise ArchTypeError(f"the number {v} does not fit {dt} ({low}..{top})", span)
+LAYER_CALL = "a layer is applied to its input"  # the note of torch's linear(10)(x)
 
 
 def _pow_operands(op, args: list, kwargs: dict) -> tuple | None:
@@ -377,8 +366,11 @@ class Calls:
             return Tensor(self.graph.add_const(np.array(v, dtype=dt.numpy), span))
         if isinstance(v, Sym) and dt is not None and dt is not DType.bool:
             return self.dim_tensor(v, dt, opname, span)
+        layer = is_num(v) and slot == "x" and getattr(ops.lookup(opname), "params", None)  # linear(10)(x)
         raise ArchTypeError(f"{opname}(): '{slot}' must be a tensor, got {describe(v)}"
-                            + (self.none_hint() if v is None else ""), span)
+                            + (self.none_hint() if v is None else ""), span,
+                            [(f"{LAYER_CALL}: x -> {opname}({v}) or {opname}(x, {v}); {opname}({v}) alone is no "
+                              "module", span)] if layer else [])
 
     def dim_tensor(self, d: Sym, dt: DType, opname: str, span) -> Tensor:
         """A symbolic size as a scalar of dtype dt, read at run time from shapes, factor by factor: a symbol (B, T)

@@ -20,7 +20,7 @@ from ..types import DType, Sym, dim_mul, dim_symbols
 from .blocks import Blocks
 from .bounded import check_length, printing, short, to_str
 from .builtins import BUILTINS
-from .calls import Calls
+from .calls import LAYER_CALL, Calls
 from .operators import Operators
 from .scalars import UNDECIDED_ADVICE, Limits, ReturnValue, SymbolicOperand, is_callable, is_num, py_error
 from .values import BlockLayer, Env, LayerFn, OpFn, Tensor, describe
@@ -432,8 +432,10 @@ class Evaluator(Calls, Blocks, Operators):
         try:
             fn = self.eval(e, env)
         except ArchError as err:
-            if piped and isinstance(e, A.BinOp) and not err.notes:  # x -> reshape([-1, 8]) + b
-                err.notes.append(_binds_tighter(e))
+            if piped and isinstance(e, A.BinOp):  # x -> reshape([-1, 8]) + b: the pipe binds looser (and a
+                err.notes = [n for n in err.notes if not n[0].startswith(LAYER_CALL)]  # layer there had x)
+                if not err.notes:
+                    err.notes.append(_binds_tighter(e))
             raise
         if piped or label is not None:
             if not is_callable(fn):

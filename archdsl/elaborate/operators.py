@@ -16,7 +16,6 @@ from ..diagnostics import (
 from ..syntax import ast as A
 from ..types import DType, Sym
 from .bounded import check_length, comparing, contains, equal, order, short
-from .calls import check_fits
 from .scalars import (
     ARITH,
     COMPARE,
@@ -24,6 +23,7 @@ from .scalars import (
     UNDECIDED_ADVICE,
     Limits,
     SymbolicOperand,
+    check_fits,
     is_int,
     is_num,
     sizes_order,

@@ -6,12 +6,12 @@ from __future__ import annotations
 import math
 import operator
 
-from ..diagnostics import ArchTypeError, EvalError
-from ..types import MAX_DIM, Sym, difference_bounds, dim_add, dim_floordiv, dim_mul
+from ..diagnostics import ArchTypeError, EvalError, Span
+from ..types import MAX_DIM, DType, Sym, difference_bounds, dim_add, dim_floordiv, dim_mul
 from .values import BlockFn, BlockLayer, Builtin, LayerFn, OpFn, describe
 
-__all__ = ["ARITH", "COMPARE", "TENSOR_OPS", "Limits", "ReturnValue", "is_callable", "is_int", "is_num", "py_error",
-           "sym_arith"]
+__all__ = ["ARITH", "COMPARE", "TENSOR_OPS", "Limits", "ReturnValue", "check_fits", "is_callable", "is_int", "is_num",
+           "py_error", "sym_arith"]
 
 
 class Limits:
@@ -45,6 +45,20 @@ TENSOR_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "//": "floordiv", 
 
 def is_num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_fits(v, dt: DType, span: Span) -> None:
+    """A number becoming a constant of a tensor's dtype: out of range it would be a silent inf (with a numpy
+    warning) or an overflow, so it is a diagnostic at the number instead."""
+    if dt is DType.bool:
+        return
+    low, top = dt.limits()
+    if dt.is_float:
+        if math.isfinite(v) and abs(v) > top:
+            raise ArchTypeError(f"the number {v} does not fit {dt} (largest {top:g})", span)
+        return
+    if not low <= v <= top:
+        raise ArchTypeError(f"the number {v} does not fit {dt} ({low}..{top})", span)
 
 
 def is_callable(fn) -> bool:
