@@ -442,6 +442,9 @@ def _eval_dim(ev: Evaluator, d, env: Env, sizes: dict[str, int]):
     """A name nothing defines is a symbolic dim; so is a file param left at none (`param T = none`), which
     `-D T=16` turns into a number: one spec, symbolic for inference and fixed where training needs it.
     `sizes` turns a symbolic dim into its number."""
+    if isinstance(d, A.Name) and d.id in ("None", "none") and not env.has(d.id):  # torch's/Keras's (None, 8)
+        raise ArchTypeError(f"a dim of unknown size is a name, not {d.id}: float32[B, T, 8] (inputs sharing a name "
+                            "share its size)", d.span)
     if isinstance(d, A.Name) and (not env.has(d.id) or env.lookup(d.id) is None):
         dim = sizes.get(d.id) or Sym.of(d.id)
         env.vars[d.id] = ev.dims[d.id] = dim
@@ -464,7 +467,9 @@ def _eval_dim(ev: Evaluator, d, env: Env, sizes: dict[str, int]):
                                 d.span)
         return v
     if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-        raise ArchTypeError(f"a dim must be a positive integer or a symbol, got {describe(v)}", d.span)
+        raise ArchTypeError(f"a dim must be a positive integer or a symbol, got {describe(v)}"
+                            + ("; a dim of unknown size is a name: float32[B, 20]" if v is None or v == -1 else ""),
+                            d.span)
     if v > Limits.dim:
         raise LimitError(f"dim {v} is over the limit of {Limits.dim}", d.span)
     return v

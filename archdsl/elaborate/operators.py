@@ -277,6 +277,8 @@ class Operators:
                     if isinstance(k, Tensor) and k.type.dtype is DType.bool:  # torch's x[mask]
                         hint = ("; a bool mask selects as many elements as it has true, which no static graph can "
                                 "shape: where(mask, x, 0.0) keeps x's shape, zeros where the mask is false")
+                    elif k is None:  # torch's x[:, None]
+                        hint = f"; a new dim of size 1 is unsqueeze(x, {i})"
                     elif isinstance(k, Tensor):  # torch's x[idx] with an index tensor
                         hint = (f"; to pick by a tensor of indices: take(x, index, axis={_indexed_axis(index, i, v)}) "
                                 "(torch's x[index], index_select), gather(x, dim, index) (torch.gather)")

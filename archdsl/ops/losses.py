@@ -24,6 +24,9 @@ def _scalar(e, v, t: TensorType):
 # ---- cross_entropy ----
 def _ce_infer(ins, a):
     logits, labels = ins[0], ins[1]
+    if not logits.dtype.is_float and labels.dtype.is_float:  # cross_entropy(labels, logits): cast was no fix
+        fail(f"cross_entropy: the logits come first, then the labels: got {logits.dtype} logits beside {labels.dtype} "
+             "labels (swapped?)")
     float_input("cross_entropy", logits, "logits")
     if logits.rank < 1:
         fail(f"cross_entropy: logits need a class dim, got a scalar {logits}")
