@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..types import DType, TensorType, is_static, numel
+from ..types import DType, TensorType, dim_symbols, is_static, is_symbol, numel
 from .registry import Init, OpCall, fail, give_numbers
 
 __all__ = ["kaiming_uniform", "bias_uniform", "float_input", "elementwise_cost", "same_type", "shape_str",
@@ -48,6 +48,13 @@ def known_size(op: str, what: str, d, t: TensorType, why: str, hint: str = "") -
     """A dim a layer's weights are sized by, or a diagnostic that says which sizes to fix and where."""
     if isinstance(d, int):
         return d
+    batch = [n for n in dim_symbols(d) if n in ("B", "N", "batch")]
+    if batch and not is_symbol(d):  # flatten(x, 0) to [192*B], reshape([32, -1]) to [32, 8*B]: no number is the fix
+        fail(f"{op}: {what} must be a known size ({why}), got {d} in {shape_str(t)}: a size that multiplies in the "
+             f"batch ({batch[0]}) came from a flatten or reshape across examples; flatten(x) and reshape(x, "
+             f"[{batch[0]}, -1]) keep dim 0")
+    if not hint and t.rank == 3 and d == t.shape[-1] and isinstance(t.shape[1], int):  # [B, 64, T] into linear
+        hint = f"; or, if {shape_str(t)} is [batch, channels, length], transpose(1, 2) first"
     fail(f"{op}: {what} must be a known size ({why}), got {d} in {shape_str(t)}; {give_numbers(d)}{hint}")
 
 
