@@ -4,6 +4,8 @@ size check (check_pad_fits) also serve the convs' padding_mode (conv.py)."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..types import Dim, dim_add, numel
 from ._common import fill_array, i64, shape_str
 from .registry import Attr, OpDef, fail, register
@@ -48,7 +50,10 @@ def lower_pad(e, x: str, x_t, pairs, mode: str, value=None, outputs=None) -> str
             x = e.op("Concat", parts, outputs=outputs if ax == padded[-1] else None, axis=ax)
         return x
     pads = i64(e, [p[0] for p in pairs] + [p[1] for p in pairs])
-    extra = [e.const(fill_array("pad", value, x_t.dtype))] if mode == "constant" else []
+    fill = fill_array("pad", value, x_t.dtype) if mode == "constant" else None
+    # a fill of 0 (not -0.0) is Pad's own default: left out, not one constant shared by every Pad, which
+    # onnxruntime's QOperator quantizer removes after the first Pad it rewrites
+    extra = [e.const(fill)] if fill is not None and (fill != 0 or np.signbit(fill)) else []
     return e.op("Pad", [x, pads] + extra, outputs=outputs, mode=_MODES[mode])
 
 
