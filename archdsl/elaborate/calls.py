@@ -369,7 +369,7 @@ class Calls:
         layer = is_num(v) and slot == "x" and getattr(ops.lookup(opname), "params", None)  # linear(10)(x)
         raise ArchTypeError(f"{opname}(): '{slot}' must be a tensor, got {describe(v)}"
                             + (self.none_hint() if v is None else ""), span,
-                            [(f"{LAYER_CALL}: x -> {opname}({v}) or {opname}(x, {v}); {opname}({v}) alone is no "
+                            [(f"{LAYER_CALL}: x -> {opname}(...) or {opname}(x, ...); {opname}(...) alone is no "
                               "module", span)] if layer else [])
 
     def dim_tensor(self, d: Sym, dt: DType, opname: str, span) -> Tensor:

@@ -264,8 +264,9 @@ class Operators:
                 parts = [None if p is None else self.eval(p, env) for p in (ix.lo, ix.hi, ix.step)]
                 if any(p is not None and not is_int(p) for p in parts):
                     sym = next((p for p in parts if isinstance(p, Sym)), None)
-                    hint = (f", got the symbolic size {sym}; a bound a fixed number from the end is known (x[:, :-2] "
-                            "drops the last 2 positions, whatever the size)" if sym is not None else "")
+                    hint = (f", got the symbolic size {sym}; a bound a fixed number from the end is known (x[:, -2:] "
+                            "keeps the last 2 positions, x[:, :-2] drops them, whatever the size)" if sym is not None
+                            else "")
                     raise ArchTypeError(f"tensor slice bounds must be integers known at compile time{hint}", ix.span)
                 entries.append(("s", *parts))
             elif isinstance(ix, A.Const) and ix.value is Ellipsis:
@@ -277,8 +278,10 @@ class Operators:
                     if isinstance(k, Tensor) and k.type.dtype is DType.bool:  # torch's x[mask]
                         hint = ("; a bool mask selects as many elements as it has true, which no static graph can "
                                 "shape: where(mask, x, 0.0) keeps x's shape, zeros where the mask is false")
-                    elif k is None:  # torch's x[:, None]
-                        hint = f"; a new dim of size 1 is unsqueeze(x, {i})"
+                    elif k is None:  # torch's x[:, None]: the axis it makes, where no ... or integer comes first
+                        kinds = [e[0] for e in entries]
+                        hint = ("; a new dim of size 1 is unsqueeze(x, axis)" if "e" in kinds or "i" in kinds
+                                else f"; a new dim of size 1 is unsqueeze(x, {i}) for this x")
                     elif isinstance(k, Tensor):  # torch's x[idx] with an index tensor
                         hint = (f"; to pick by a tensor of indices: take(x, index, axis={_indexed_axis(index, i, v)}) "
                                 "(torch's x[index], index_select), gather(x, dim, index) (torch.gather)")

@@ -42,15 +42,17 @@ class Emitter(SharedValues):
         self.nodes.append(node)
         return outputs[0] if len(outputs) == 1 else list(outputs)
 
-    def const(self, array: np.ndarray, stem: str = "const") -> str:
-        """A constant as an initializer; equal constants are shared."""
+    def const(self, array: np.ndarray, stem: str = "const", shared: bool = True) -> str:
+        """A constant as an initializer; equal constants are shared, unless `shared` is false (a tool that
+        rewrites one reader assumes it is the only one: onnxruntime's quantizer with a Pad's fill)."""
         array = np.asarray(array)
         key = (array.dtype.str, array.shape, array.tobytes())
-        if key in self._const_cache:
+        if shared and key in self._const_cache:
             return self._const_cache[key]
         name = self._fresh(stem)
         self.initializers.append(numpy_helper.from_array(array, name))
-        self._const_cache[key] = name
+        if shared:
+            self._const_cache[key] = name
         return name
 
     def note_dims(self, value: str, shape) -> None:

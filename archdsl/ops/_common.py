@@ -49,7 +49,8 @@ def known_size(op: str, what: str, d, t: TensorType, why: str, hint: str = "") -
     if isinstance(d, int):
         return d
     batch = [n for n in dim_symbols(d) if n in ("B", "N", "batch")]
-    if batch and not is_symbol(d):  # flatten(x, 0) to [192*B], reshape([32, -1]) to [32, 8*B]: no number is the fix
+    if batch and not is_symbol(d) and not is_symbol(t.shape[0]):  # flatten(x, 0) to [192*B], reshape([32, -1])
+        # to [32, 8*B]: the batch went into another dim (not [B, 3*N], [T, 8*B]: a leading symbol kept)
         fail(f"{op}: {what} must be a known size ({why}), got {d} in {shape_str(t)}: a size that multiplies in the "
              f"batch ({batch[0]}) came from a flatten or reshape across examples; flatten(x) and reshape(x, "
              f"[{batch[0]}, -1]) keep dim 0")

@@ -51,9 +51,9 @@ def lower_pad(e, x: str, x_t, pairs, mode: str, value=None, outputs=None) -> str
         return x
     pads = i64(e, [p[0] for p in pairs] + [p[1] for p in pairs])
     fill = fill_array("pad", value, x_t.dtype) if mode == "constant" else None
-    # a fill of 0 (not -0.0) is Pad's own default: left out, not one constant shared by every Pad, which
-    # onnxruntime's QOperator quantizer removes after the first Pad it rewrites
-    extra = [e.const(fill)] if fill is not None and (fill != 0 or np.signbit(fill)) else []
+    # a fill of 0 (not -0.0) is Pad's own default: left out; any other is the Pad's own, never one constant
+    # shared by several Pads, which onnxruntime's QOperator quantizer removes after the first it rewrites
+    extra = [e.const(fill, shared=False)] if fill is not None and (fill != 0 or np.signbit(fill)) else []
     return e.op("Pad", [x, pads] + extra, outputs=outputs, mode=_MODES[mode])
 
 

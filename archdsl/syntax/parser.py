@@ -232,12 +232,13 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         elif went_on:
             hint = (f" (the line before ends with '{went_on}', so this line goes on with its conditional expression, "
                     "`a if c else b`)")
-        elif python := _python_word(line[:tok.column - 1]):  # `while i < 3 {`, `print(x)`, `lambda t: ...`
+        elif python := _python_word(line[:tok.column - 1], tok, first):  # `while i < 3 {`, `print(x)`, `lambda t:`
             hint = f" (archdsl has no '{python[0]}': {python[1]})"
         elif str(tok) == "//" and first:
             hint = " (a comment starts with '#')"
         elif re.search(r"\bimport\s*$", line[:tok.column - 1]) and "a string" in expected:
-            hint = " (import takes a .arch file's path: import \"lib.arch\" as lib; a spec needs no torch)"
+            hint = (" (import takes a .arch file's path: import \"lib.arch\" as lib"
+                    + ("; a spec needs no torch)" if str(tok) in ("torch", "nn", "numpy", "np") else ")"))
         elif tok.type == "STRING" and re.search(r"(?<![\w.])[fFrRbB]{1,2}$", line[:tok.column - 1]):  # f"fc{i}"
             hint = " (a string fills in {i} itself: drop the prefix)"
         elif str(tok) == "else" and first:  # `y = x` then a line `else`
@@ -319,16 +320,21 @@ _PYTHON_WORDS = {
     "class": "a network is `model m(x: float32[B, 4]) -> y { ... }`, its parts blocks",
     "pass": "an empty body is `{}`", "raise": "`assert cond, \"message\"` fails the build",
     "try": "a build stops at the first error", "with": "there is no context to enter",
+    "from": "imports are `import \"lib.arch\" as lib` at the top of the file; a spec needs no torch",
 }
 
 
-def _python_word(before: str):
-    """(word, what to write) where the statement opens with a Python word archdsl lacks, or the token follows
-    one (`f = lambda t: ...`)."""
-    words = re.findall(r"[A-Za-z_]\w*", _code(before))  # not a word inside a string
-    for word in (words[:1] + words[-1:]) if words else []:
-        if word in _PYTHON_WORDS:
-            return word, _PYTHON_WORDS[word]
+def _python_word(before: str, tok, first: bool):
+    """(word, what to write) where a statement opens with a Python word archdsl lacks (`while i < 3 {`:
+    the word, then the token the parser stopped at; or the word itself, where no statement starts so), or
+    the token is a lambda's parameter. The words are no keywords here: `lambda = 0.5` is a param, and an
+    error further on in a line that uses it is not about Python."""
+    code = _code(before).strip()
+    word = str(tok) if first else code if re.fullmatch(r"[A-Za-z_]\w*", code) else None
+    if word in _PYTHON_WORDS:
+        return word, _PYTHON_WORDS[word]
+    if tok.type == "NAME" and re.search(r"(?<![\w.])lambda$", code):  # f = lambda t: t * 2
+        return "lambda", _PYTHON_WORDS["lambda"]
     return None
 
 

@@ -129,10 +129,10 @@ def check_fixed_batch(fixed: tuple[int, str], opts: "LoopOptions", data: dict, c
         if n < size:
             raise ArchError(f"{path} holds {n} example{'s' if n != 1 else ''}, fewer than the one batch of {size} "
                             "the model takes")
-        if n % size and path == opts.data:  # shuffled: the tail of each epoch's order, other examples each time
+        if n % size and path == opts.data and opts.epochs:  # shuffled: each epoch's tail, other examples each time
             console.print(f"note: the model takes batches of exactly {size}: each epoch leaves out the last "
                           f"{n % size} examples of its shuffled order, a short batch ({n - n % size} of {n} used "
                           "per epoch)")
-        if n % size and path == opts.val:  # in file order
+        if n % size and (path == opts.val or not opts.epochs):  # in file order (--epochs 0 only evaluates)
             console.print(f"note: the model takes batches of exactly {size}: {path}'s last {n % size} examples, a "
                           f"short batch, are left out ({n - n % size} of {n} used)")

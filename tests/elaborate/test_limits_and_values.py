@@ -433,3 +433,35 @@ def test_a_membership_test_costs_a_step_per_item():
     with pytest.raises(LimitError, match="evaluation took more than"):
         archdsl.check_source(src)
     assert time.perf_counter() - t0 < 60
+
+
+@pytest.mark.parametrize("src, said, not_said", [
+    # the batch went into another dim (flatten(0)); not [B, 3*N] (PointNet's N points) nor [T, 8*B]
+    ("model m(x: float32[B, 3, 8, 8]) -> y {\n    y = x -> flatten(0) -> linear(10)\n}\n",
+     "a size that multiplies in the batch (B)", None),
+    ("model m(x: float32[B, N, 3]) -> y {\n    y = x -> flatten(1) -> linear(10)\n}\n",
+     "give N a number", "multiplies in the batch"),
+    ("model m(x: float32[T, B, 8]) -> y {\n    y = x -> flatten(1) -> linear(10)\n}\n",
+     "give B a number", "multiplies in the batch"),
+    # torch's input size first: conv reads channels (dim 1), linear features (the last dim), nothing else
+    ("model m(x: float32[B, 4, 16]) -> y {\n    y = x -> conv1d(16, 8, kernel_size=3)\n}\n",
+     "given twice", "torch's constructor"),
+    ("model m(x: float32[B, 4, 16]) -> y {\n    y = x -> conv1d(4, 8, kernel_size=3)\n}\n",
+     "the 4 reads as out_channels=4", None),
+    ("model m(x: float32[B, 10, 32]) -> y {\n    y = x -> linear(10, out_features=5)\n}\n",
+     "given twice", "torch's constructor"),
+    # a new dim at an index after ... or an integer: no axis to name
+    ("model m(x: float32[B, 3, 5]) -> y {\n    y = x[..., none]\n}\n", "unsqueeze(x, axis)", None),
+    ("model m(x: float32[B, 3, 5]) -> y {\n    y = x[0, :, none]\n}\n", "unsqueeze(x, axis)", None),
+    ("model m(x: float32[B, 3, 5]) -> y {\n    y = x[:, none]\n}\n", "unsqueeze(x, 1) for this x", None),
+])
+def test_hints_only_where_they_are_true(src, said, not_said):
+    """From a review: each of these hints fired where it was false (found by running them against the
+    model: [B, 3*N] got the flatten hint, conv1d(16, ...) over a length of 16 the constructor note, x[..., none]
+    unsqueeze(x, 1))."""
+    with pytest.raises(ArchError) as e:
+        archdsl.check_source(src)
+    text = e.value.message + " ".join(n for n, _ in e.value.notes)
+    assert said in text, text
+    if not_said:
+        assert not_said not in text, text

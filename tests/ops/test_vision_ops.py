@@ -486,14 +486,16 @@ def test_circular_pad_over_a_symbolic_length(opset):
     np.testing.assert_array_equal(y, F.pad(t(x), [3, 2], mode="circular").numpy())
 
 
-def test_a_zero_pad_gives_no_fill_constant():
-    """Every Pad read one shared 0 constant, which onnxruntime's QOperator quantizer removed after rewriting
-    the first Pad (the model then named an unknown initializer); 0 is Pad's default. -0.0 keeps its own."""
+def test_a_pad_fill_is_left_out_at_zero_and_never_shared():
+    """Every Pad read one shared fill constant, which onnxruntime's QOperator quantizer removed after rewriting
+    the first Pad (the model then named an unknown initializer): 0 is Pad's default, left out; any other fill,
+    -0.0 included, is each Pad's own."""
     src = "model m(x: float32[B, 1, 16]) -> y {{ y = x -> pad([2, 0]{v}) -> pad([1, 1]{v}) }}"
     pads = [n for n in archdsl.compile_source(src.format(v="")).graph.node if n.op_type == "Pad"]
     assert len(pads) == 2 and all(len(n.input) == 2 for n in pads)
-    pads = [n for n in archdsl.compile_source(src.format(v=", value=-0.0")).graph.node if n.op_type == "Pad"]
-    assert all(len(n.input) == 3 for n in pads)
+    for v in (", value=-0.0", ", value=0.5"):  # a fill of its own: the quantizer removed a shared one
+        pads = [n for n in archdsl.compile_source(src.format(v=v)).graph.node if n.op_type == "Pad"]
+        assert all(len(n.input) == 3 for n in pads) and pads[0].input[2] != pads[1].input[2]
     (y,), _ = run(src.format(v=""), {"x": np.ones((2, 1, 16), np.float32)})
     assert y.shape == (2, 1, 20) and y[..., :3].sum() == 0 and y[..., 3:19].min() == 1
 

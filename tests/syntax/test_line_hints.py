@@ -44,6 +44,8 @@ _GOES_ON = "so this line goes on with its conditional expression"
     ('    y = x\n    // a comment', "a comment starts with '#'", None),
     ('    y = x -> linear(4) as f"fc{1}"', "a string fills in {i} itself: drop the prefix", None),
     ('    y = x -> linear(4) as "while" = 2', None, "archdsl has no"),  # a word in a string is no keyword
+    ('    y = x * lambda if lambda = 0.5 else x', "use '=='", "archdsl has no"),  # a param named lambda
+    ('    y = concat([x,\n    print, x)', None, "archdsl has no"),  # a continuation line, not a statement
 ])
 def test_hints_read_the_code_around_the_token(body, said, not_said):
     with pytest.raises(ArchSyntaxError) as e:
@@ -85,3 +87,12 @@ def test_elif_may_end_a_line_as_if_and_else_may():
 def test_import_of_a_python_module_says_what_import_takes():
     with pytest.raises(ArchSyntaxError, match="import takes a .arch file's path"):
         parse("import torch\n" + _M.format("    y = x"), "t.arch")
+
+
+@pytest.mark.parametrize("top, word", [("def f(t):", "def"), ("class Net(nn.Module):", "class"),
+                                       ('print("hi")', "print"), ("while true {", "while"),
+                                       ("from torch import nn", "from")])
+def test_a_python_statement_at_the_top_of_a_file_says_what_archdsl_writes(top, word):
+    """The hint looked only at words before the failing token: at a file's top level the token is the word."""
+    with pytest.raises(ArchSyntaxError, match=f"archdsl has no '{word}'"):
+        parse(top + "\n" + _M.format("    y = x"), "t.arch")

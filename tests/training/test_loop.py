@@ -571,3 +571,16 @@ def test_a_model_with_a_fixed_batch_trains_in_whole_batches(tmp_path, capsys):
         in " ".join(capsys.readouterr().err.split())
     assert main([*argv, "--batch-size", "4", "--val", str(tmp_path / "small.npz")]) == 1
     assert "small.npz holds 3 examples, fewer than the one batch of 4 the model takes" in capsys.readouterr().err
+
+
+def test_the_fixed_batch_note_of_an_evaluation_names_the_files_last_examples(tmp_path, capsys):
+    """--epochs 0 reads --data in file order: its note said "each epoch leaves out ... of its shuffled order"."""
+    spec = tmp_path / "fb.arch"
+    spec.write_text("model m(x: float32[4, 3]) -> y {\n    y = x -> linear(2) as fc\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((10, 3)).astype(np.float32),
+             labels=rng.standard_normal((10, 2)).astype(np.float32))
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--batch-size", "4",
+                 "--epochs", "0"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "d.npz's last 2 examples, a short batch, are left out (8 of 10 used)" in err and "shuffled" not in err
