@@ -455,6 +455,9 @@ def _eval_dim(ev: Evaluator, d, env: Env, sizes: dict[str, int]):
         free = next((n for n in _names_in(d) if not env.has(n.id) or env.lookup(n.id) is None), None)
         if free is None or "did you mean" in e.message:  # hiden * 2 beside param hidden: a typo
             raise
+        if free.id in ("None", "none"):  # [B, 2 * None]: the example below would show float32[B, None, 4]
+            raise ArchTypeError(f"a dim of unknown size is a name, not {free.id}: float32[B, 2 * T] beside an input "
+                                "that has T as a dim of its own", free.span) from None
         lead = "N" if free.id == "B" else "B"  # the example's batch dim: another name than the one it explains
         raise UnknownNameError(f"unknown name '{free.id}': a dim formula's symbols are other dims' (x: float32["
                                f"{lead}, {free.id}, 4] beside p: float32[{lead}, {free.id} + 1, 4]), and no input has "
