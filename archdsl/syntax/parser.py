@@ -311,7 +311,7 @@ def _line_break_after(text: str, tok) -> str | None:
     return None
 
 
-# Python's words for what archdsl says otherwise, as the statement's first word or the word before the token
+# Python's words for what archdsl says otherwise, where a statement opens with one
 _PYTHON_WORDS = {
     "while": "loops are `for i in range(n) {` and `repeat n {`, their counts known when building",
     "print": "nothing runs while building; `archdsl check` and `archdsl summary` show the shapes",
