@@ -353,9 +353,12 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                         "example (no spatial dims, or all of size 1), whose batch statistics need at least 2 "
                         "examples (every batch would be skipped); give --batch-size 2 or more")
     if start < opts.epochs:
+        outs = [o.name for o in ct.eval_model.graph.output]  # of several, the one a --loss reads is said
+        reads = f", {ct.info.config.loss} on output '{ct.info.output}' (of {', '.join(outs)})" \
+            if ct.info.labelled and len(outs) > 1 else ""
         console.print(f"training {ct.eval_model.graph.name} on {trainer.step.get_providers()[0]}: "
                       f"{n} example{'s' if n != 1 else ''}, "
-                      f"batch {opts.batch_size}, {ct.info.config.optimizer.name} lr {ct.info.config.lr}")
+                      f"batch {opts.batch_size}, {ct.info.config.optimizer.name} lr {ct.info.config.lr}{reads}")
         if needs_two and n % opts.batch_size == 1 and n > 1:
             console.print(f"note: each epoch leaves out one example, a last batch of one (its BatchNorm would see "
                           f"one value per channel; torch refuses it too): {n - 1} of {n} train")

@@ -333,3 +333,18 @@ def test_a_missing_output_lists_a_few_of_many(tmp_path, capsys):
     assert main(["build", str(spec), "--train", "--loss", "model", "-o", str(tmp_path / "w.onnx")]) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "(outputs: o0, o1, o2, o3, o4, o5, o6, o7, ... (40 in all))" in err and "o39" not in err
+
+
+def test_the_banner_names_the_output_a_loss_reads_of_several(tmp_path, capsys):
+    """With several outputs, --loss cross_entropy trained on the first without a word (a beginner's `-> (feat,
+    logits)` trained the features as 8-class logits)."""
+    spec = tmp_path / "two.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> (feat, logits) {\n    feat = x -> linear(8) as f\n"
+                    "    logits = feat -> linear(3) as head\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((16, 4)).astype(np.float32), labels=rng.integers(0, 3, 16))
+    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--epochs", "1", "-o", str(tmp_path / "w.npz")]
+    assert main(argv) == 0
+    assert "cross_entropy on output 'feat' (of feat, logits)" in " ".join(capsys.readouterr().err.split())
+    assert main([*argv, "--output-name", "logits"]) == 0
+    assert "cross_entropy on output 'logits' (of feat, logits)" in " ".join(capsys.readouterr().err.split())
