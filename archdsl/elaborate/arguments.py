@@ -103,7 +103,9 @@ def input_size_first(op, args) -> str | None:
             or not op.arguments:
         return None
     shape, size = args[0].type.shape, args[1]
-    channels_first = re.match(r"(conv|batchnorm|group_norm|instance_norm)", op.name) is not None
+    if not re.match(r"(conv|batchnorm|instance_norm|linear$|lstm$|gru$)", op.name):  # not group_norm (groups
+        return None                                                                # first), embedding (the rows)
+    channels_first = re.match(r"(conv|batchnorm|instance_norm)", op.name) is not None
     if len(shape) < 2 or size != (shape[1] if channels_first else shape[-1]):  # conv: channels; linear: features
         return None
     return (f"the {size} reads as {op.arguments[0].name}={size}: torch's constructor takes the input's size "

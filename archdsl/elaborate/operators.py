@@ -280,7 +280,8 @@ class Operators:
                                 "shape: where(mask, x, 0.0) keeps x's shape, zeros where the mask is false")
                     elif k is None:  # torch's x[:, None]: the axis it makes, where no ... or integer comes first
                         kinds = [e[0] for e in entries]
-                        hint = ("; a new dim of size 1 is unsqueeze(x, axis)" if "e" in kinds or "i" in kinds
+                        hint = ("; a new dim of size 1 is unsqueeze(x, axis)"
+                                if "e" in kinds or "i" in kinds or i > v.type.rank
                                 else f"; a new dim of size 1 is unsqueeze(x, {i}) for this x")
                     elif isinstance(k, Tensor):  # torch's x[idx] with an index tensor
                         hint = (f"; to pick by a tensor of indices: take(x, index, axis={_indexed_axis(index, i, v)}) "

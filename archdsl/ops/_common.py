@@ -48,12 +48,12 @@ def known_size(op: str, what: str, d, t: TensorType, why: str, hint: str = "") -
     """A dim a layer's weights are sized by, or a diagnostic that says which sizes to fix and where."""
     if isinstance(d, int):
         return d
-    batch = [n for n in dim_symbols(d) if n in ("B", "N", "batch")]
-    if batch and not is_symbol(d) and not is_symbol(t.shape[0]):  # flatten(x, 0) to [192*B], reshape([32, -1])
-        # to [32, 8*B]: the batch went into another dim (not [B, 3*N], [T, 8*B]: a leading symbol kept)
+    batch = [n for n in dim_symbols(d) if n in ("B", "batch") and str(t.shape[0]) != n]
+    if batch and not is_symbol(d):  # flatten(x, 0) to [192*B], reshape([32, -1]) to [32, 8*B], a permuted
+        # [T, 8*B]: the batch went into another dim (not [B, 3*N]: N may be points; B leads there)
         fail(f"{op}: {what} must be a known size ({why}), got {d} in {shape_str(t)}: a size that multiplies in the "
-             f"batch ({batch[0]}) came from a flatten or reshape across examples; flatten(x) and reshape(x, "
-             f"[{batch[0]}, -1]) keep dim 0")
+             f"batch ({batch[0]}) came from a flatten or reshape across examples; keep {batch[0]} a dim of its own "
+             "(flatten(x) keeps dim 0)")
     if not hint and t.rank == 3 and d == t.shape[-1] and isinstance(t.shape[1], int):  # [B, 64, T] into linear
         hint = f"; or, if {shape_str(t)} is [batch, channels, length], transpose(1, 2) first"
     fail(f"{op}: {what} must be a known size ({why}), got {d} in {shape_str(t)}; {give_numbers(d)}{hint}")

@@ -232,7 +232,8 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         elif went_on:
             hint = (f" (the line before ends with '{went_on}', so this line goes on with its conditional expression, "
                     "`a if c else b`)")
-        elif python := _python_word(line[:tok.column - 1], tok, first):  # `while i < 3 {`, `print(x)`, `lambda t:`
+        elif _innermost(tok) not in ("(", "[") and \
+                (python := _python_word(line[:tok.column - 1], tok, line[tok.column - 1 + len(str(tok)):])):
             hint = f" (archdsl has no '{python[0]}': {python[1]})"
         elif str(tok) == "//" and first:
             hint = " (a comment starts with '#')"
@@ -324,16 +325,18 @@ _PYTHON_WORDS = {
 }
 
 
-def _python_word(before: str, tok, first: bool):
-    """(word, what to write) where a statement opens with a Python word archdsl lacks (`while i < 3 {`:
-    the word, then the token the parser stopped at; or the word itself, where no statement starts so), or
-    the token is a lambda's parameter. The words are no keywords here: `lambda = 0.5` is a param, and an
-    error further on in a line that uses it is not about Python."""
-    code = _code(before).strip()
-    word = str(tok) if first else code if re.fullmatch(r"[A-Za-z_]\w*", code) else None
-    if word in _PYTHON_WORDS:
+def _python_word(before: str, tok, after: str):
+    """(word, what to write) where a statement (from a line's start, a '{' or a ';') opens with a Python word
+    archdsl lacks: `while i < 3 {` (the word, then the token the parser stopped at), or the word itself where
+    no statement starts so (`def f():` at the top); or the token follows a lambda. The words are no keywords
+    here: `lambda = 0.5` is a name given a value (a param, or a top-level one missing its `param`), and an
+    error further on in a line that uses one is not about Python."""
+    code = _code(before)
+    stmt = re.split(r"[{;]", code)[-1].strip()  # the statement so far
+    word = str(tok) if not stmt else stmt if re.fullmatch(r"[A-Za-z_]\w*", stmt) else None
+    if word in _PYTHON_WORDS and not (word == str(tok) and re.match(r"\s*=(?!=)", after)):
         return word, _PYTHON_WORDS[word]
-    if tok.type == "NAME" and re.search(r"(?<![\w.])lambda$", code):  # f = lambda t: t * 2
+    if (tok.type == "NAME" or str(tok) == ":") and re.search(r"(?<![\w.])lambda\s*$", code):  # f = lambda t: ...
         return "lambda", _PYTHON_WORDS["lambda"]
     return None
 

@@ -436,13 +436,20 @@ def test_a_membership_test_costs_a_step_per_item():
 
 
 @pytest.mark.parametrize("src, said, not_said", [
-    # the batch went into another dim (flatten(0)); not [B, 3*N] (PointNet's N points) nor [T, 8*B]
+    # the batch went into another dim (flatten(0), a sequence-first flatten(1)); not [B, 3*N] or [8, 3*N]
+    # (PointNet's N points)
     ("model m(x: float32[B, 3, 8, 8]) -> y {\n    y = x -> flatten(0) -> linear(10)\n}\n",
+     "a size that multiplies in the batch (B)", None),
+    ("model m(x: float32[T, B, 8]) -> y {\n    y = x -> flatten(1) -> linear(10)\n}\n",
      "a size that multiplies in the batch (B)", None),
     ("model m(x: float32[B, N, 3]) -> y {\n    y = x -> flatten(1) -> linear(10)\n}\n",
      "give N a number", "multiplies in the batch"),
-    ("model m(x: float32[T, B, 8]) -> y {\n    y = x -> flatten(1) -> linear(10)\n}\n",
-     "give B a number", "multiplies in the batch"),
+    ("model m(x: float32[8, N, 3]) -> y {\n    y = x -> flatten(1) -> linear(10)\n}\n",
+     "give N a number", "multiplies in the batch"),
+    # torch's GroupNorm takes num_groups first, Embedding the rows: no input-size note
+    ("model m(x: float32[B, 64, 8, 8]) -> y {\n    y = x -> group_norm(64, num_groups=64)\n}\n",
+     "given twice", "torch's constructor"),
+    ("model m(x: float32[B, 3, 5]) -> y {\n    y = x[:, :, :, :, none]\n}\n", "unsqueeze(x, axis)", None),
     # torch's input size first: conv reads channels (dim 1), linear features (the last dim), nothing else
     ("model m(x: float32[B, 4, 16]) -> y {\n    y = x -> conv1d(16, 8, kernel_size=3)\n}\n",
      "given twice", "torch's constructor"),

@@ -46,6 +46,10 @@ _GOES_ON = "so this line goes on with its conditional expression"
     ('    y = x -> linear(4) as "while" = 2', None, "archdsl has no"),  # a word in a string is no keyword
     ('    y = x * lambda if lambda = 0.5 else x', "use '=='", "archdsl has no"),  # a param named lambda
     ('    y = concat([x,\n    print, x)', None, "archdsl has no"),  # a continuation line, not a statement
+    ('    y = concat([x,\n        x\n        pass], 1)', None, "archdsl has no"),  # a missing comma
+    ('    y = x; pass', "archdsl has no 'pass'", None),  # a statement after ';'
+    ('    if true { print(x) }\n    y = x', "archdsl has no 'print'", None),  # after '{'
+    ('    f = lambda: x\n    y = x', "archdsl has no 'lambda'", None),
 ])
 def test_hints_read_the_code_around_the_token(body, said, not_said):
     with pytest.raises(ArchSyntaxError) as e:
@@ -82,6 +86,13 @@ def test_elif_may_end_a_line_as_if_and_else_may():
     src = "model m(x: float32[B, 4]) -> y {\n    y = x\n    if false {\n        y = x\n    } elif\n" \
           "        true {\n        y = x + 1.0\n    }\n}\n"
     parse(src, "t.arch")
+
+
+def test_a_top_level_name_given_a_value_is_a_param_whatever_python_calls_it():
+    """`lambda = 0.5` at the top of a file is a param without its keyword, as `width = 64` is: it got the
+    Python hint once the hints looked at top-level words."""
+    with pytest.raises(ArchSyntaxError, match=r"a file's names are declared: param lambda = "):
+        parse("lambda = 0.5\n" + _M.format("    y = x"), "t.arch")
 
 
 def test_import_of_a_python_module_says_what_import_takes():
