@@ -24,6 +24,9 @@ def keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Spa
         if k not in names and k in _FROM_THE_INPUT:  # torch's constructor names the input's size; here x does
             raise ArchTypeError(f"{callee}() has no argument '{k}' (torch's): {_FROM_THE_INPUT[k]} comes from the "
                                 f"input tensor; leave it out ({hint})", span)
+        if k == "batch_first" and k not in names:  # torch's nn.MultiheadAttention(..., batch_first=True)
+            raise ArchTypeError(f"{callee}() has no argument '{k}': it takes batch-first inputs ([B, T, ...]) "
+                                f"always; leave it out ({hint})", span)
         if k not in names:
             raise ArchTypeError(f"{callee}() has no argument '{k}'{did_you_mean(k, names)} ({hint})", span)
         if k in given:
