@@ -1,19 +1,17 @@
-"""Elaboration: compile-time values, builtins, -D overrides, names of layers, blocks, imports and limits."""
+"""Elaboration: compile-time values, builtins, names of layers, blocks, imports and limits (-D: test_defines)."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import archdsl
-from archdsl import driver
-from archdsl.diagnostics import ArchError, DefineError, ImportCycleError, LimitError, SourceMap
+from archdsl.diagnostics import ArchError, ImportCycleError, LimitError
 from archdsl.types import Sym
 
-_MODEL = "model m(x: float32[2, 4]) -> y { y = x }\n"
+from .harness import _MODEL, _files, out_shape
 
 
 def value(expr: str, defines=None):
@@ -24,10 +22,6 @@ def value(expr: str, defines=None):
 
 def body(stmts: str, inputs: str = "x: float32[2, 4]", **kw):
     return archdsl.check_source(f"model m({inputs}) -> y {{\n{stmts}\n}}\n", **kw)
-
-
-def out_shape(g) -> tuple:
-    return tuple(g.outputs[0][1].type.shape)
 
 
 @pytest.mark.parametrize("expr, want", [
@@ -91,64 +85,6 @@ def test_record_access_by_attribute():
     g = archdsl.check_source("let cfg = {width: 8, act: 'relu'}\n"
                              "model m(x: float32[2, 4]) -> y { y = x -> linear(cfg.width) }\n")
     assert out_shape(g) == (2, 8)
-
-
-def test_defines_dict_and_strings_override_params():
-    src = "param width = 3\nparam size = 'small'\nparam rate = 0.5\n" \
-          "model m(x: float32[2, 4]) -> y { y = x -> linear(width * 2) }\n"
-    assert out_shape(archdsl.check_source(src)) == (2, 6)
-    assert out_shape(archdsl.check_source(src, defines={"width": 5})) == (2, 10)
-    g = archdsl.check_source(src, defines=["width=4", "size=large", "rate=1"])
-    assert out_shape(g) == (2, 8)
-    assert g.meta["size"] == "large" and g.meta["rate"] == 1.0 and isinstance(g.meta["rate"], float)
-    parsed = driver.parse_defines(["depth=2 + 3", "name=tiny", "xs=[1, 2]"], SourceMap())
-    assert {k: v[0] for k, v in parsed.items()} == {"depth": 5, "name": "tiny", "xs": [1, 2]}
-    with pytest.raises(DefineError, match="no param 'widht'.*width"):
-        archdsl.check_source(src, defines={"widht": 5})
-    with pytest.raises(DefineError, match="expected an integer"):
-        archdsl.check_source(src, defines=["width=big"])
-    with pytest.raises(DefineError, match="NAME=VALUE"):
-        driver.parse_defines(["=3"], SourceMap())
-    # a word that starts with a digit is a string as well (LLaMA's -D size=7b); numbers stay numbers
-    parsed = driver.parse_defines(["size=7b", "n=1e3", "h=0x1f", "r=3x3", "b=0b101", "u=1_000"], SourceMap())
-    assert {k: v[0] for k, v in parsed.items()} == {"size": "7b", "n": 1000.0, "h": 31, "r": "3x3", "b": 5,
-                                                    "u": 1000}  # the grammar's numbers: as a file reads them
-    assert archdsl.check_source(src, defines=["size=7b"]).meta["size"] == "7b"
-    with pytest.raises(DefineError, match="expected an integer like the default"):
-        archdsl.check_source(src, defines=["width=7b"])
-    # one word that is no expression is a string where the param is one (it was a syntax error or an unknown
-    # name); elsewhere the error reading it stands, and a value with brackets or spaces is never a word
-    for word in ("1.5b", "-a", "if", "model", "v1.5", "a+b", "1.50", "2024", "-1", "1e5"):
-        assert archdsl.check_source(src, defines=[f"size={word}"]).meta["size"] == word
-    assert archdsl.check_source(src, defines=["rate=1.50", "width=2"]).meta["rate"] == 1.5
-    with pytest.raises(DefineError, match="-D width: unknown name 'a'"):
-        archdsl.check_source(src, defines=["width=-a"])
-    with pytest.raises(ArchError, match="unexpected 'if'"):
-        archdsl.check_source(src, defines=["width=if"])
-    with pytest.raises(ArchError, match="unexpected end of the expression"):
-        archdsl.check_source(src, defines=["size=[relu"])
-
-
-def test_a_define_of_a_list_checks_its_elements_against_the_default():
-    """-D sizes=[1, 'a'] where the default holds integers was taken, and failed wherever the string was used;
-    an integer where the default's elements are numbers is fine, and an empty list or a mixed default take
-    anything."""
-    src = "param sizes = [1, 2]\nparam rates = [0.5, 1.0]\nparam mixed = [1, 'a']\n" + _MODEL
-    with pytest.raises(DefineError, match=r"-D sizes: element 1 is string \"a\", and the default's elements are "
-                                          r"integers"):
-        archdsl.check_source(src, defines=["sizes=[1, 'a']"])
-    with pytest.raises(DefineError, match=r"element 0 is float 1.5"):
-        archdsl.check_source(src, defines=["sizes=[1.5]"])
-    g = archdsl.check_source(src, defines=["rates=[1, 2]", "sizes=[]", "mixed=[true, 2.5]"])
-    assert g.meta["rates"] == [1, 2] and g.meta["sizes"] == []
-    assert [type(v) for v in g.meta["rates"]] == [float, float]  # as a lone number: ints kept made tensor() int64
-
-
-def test_whole_numbers_given_to_a_list_of_floats_make_float_tensors():
-    src = "param fl = [1.0, 2.0]\nmodel m(x: float32[B, 2]) -> y {\n    y = x * tensor(fl)\n}\n"
-    for given in (["fl=[1, 2]"], {"fl": [1, 2]}, {"fl": [3, 2]}):
-        g = archdsl.check_source(src, defines=given)
-        assert str(g.outputs[0][1].type) == "float32[B, 2]", given
 
 
 _RES = """
@@ -265,13 +201,6 @@ def test_assert_message_reaches_the_user():
         archdsl.check_source("param depth = 50\nassert depth in [18, 34], \"depth must be 18 or 34\"\n" + _MODEL)
 
 
-def _files(tmp_path, **files):
-    for name, text in files.items():
-        p = tmp_path / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-
-
 def test_an_import_of_a_directory_or_a_device_says_what_it_found(tmp_path):
     """They said 'cannot find "/tmp" (looked in /)', of a path that exists."""
     (tmp_path / "lib").mkdir()
@@ -311,90 +240,6 @@ def test_imports_relative_alias_and_search_path(tmp_path):
     assert out_shape(g) == (2, 11)
     with pytest.raises(ArchError, match="cannot find \"shared.arch\""):
         archdsl.check_file(tmp_path / "main.arch")
-
-
-def test_defines_reach_an_imported_files_params_by_its_alias(tmp_path):
-    """-D lib.width=16 sets the param of the file imported `as lib` (it was 'expects NAME=VALUE'); the same
-    file imported under another name keeps its own value, and the model's metadata records the setting."""
-    import json
-    _files(tmp_path, **{
-        "sub.arch": "param depth = 1\n",
-        "lib.arch": ('import "sub.arch" as s\nparam width = 8\n'
-                     "block mlp(x) { return x -> linear(width * s.depth) as fc }\n"),
-        "main.arch": ('import "lib.arch" as lib\nimport "lib.arch" as lib2\n'
-                      "model m(x: float32[2, 4]) -> (y, z) { y = x -> lib.mlp as a\n    z = x -> lib2.mlp as b }\n"),
-    })
-    main = tmp_path / "main.arch"
-    g = archdsl.check_file(main, defines=["lib.width=3", "lib.s.depth=2"])
-    assert [tuple(v.type.shape) for _, v in g.outputs] == [(2, 6), (2, 8)]
-    g = archdsl.check_file(main, defines={"lib2.s.depth": 5})  # the API's dict takes the dotted names too
-    assert [tuple(v.type.shape) for _, v in g.outputs] == [(2, 8), (2, 40)]
-    m = archdsl.compile_file(main, defines=["lib.width=3"])
-    meta = {p.key: p.value for p in m.metadata_props}
-    assert json.loads(meta["archdsl.params"]) == {"lib.width": 3}
-    for defines, words in ((["lib.widht=3"], "-D lib.widht: lib.arch has no param 'widht'; did you mean 'width'"),
-                           (["lib.s.dpth=3"], "-D lib.s.dpth: sub.arch has no param 'dpth'"),
-                           (["lb.width=3"], "-D lb.width: main.arch imports no file as 'lb'; did you mean 'lib'"),
-                           (["lib.width=x"], "-D lib.width: expected an integer like the default"),
-                           (["lib..width=3"], "-D expects NAME=VALUE"),
-                           (["width=3"], "-D width: main.arch has no param 'width'; the file imported as 'lib' has: "
-                                         "-D lib.width=..."),
-                           (["lib.depth=3"], "-D lib.depth: lib.arch has no param 'depth'; the file imported as 's' "
-                                             "has: -D lib.s.depth=...")):
-        with pytest.raises(DefineError, match=words):
-            archdsl.check_file(main, defines=defines)
-
-
-def test_a_define_of_a_param_imported_without_alias_says_how_to_set_it(tmp_path):
-    """`import "lib.arch"` makes lib's `width` visible, but -D width said "main.arch has no param 'width' (it
-    declares no params)", as if it did not exist; also through a chain of imports without aliases."""
-    _files(tmp_path, **{
-        "lib.arch": "param width = 8\nblock f(x) { return x -> linear(width) }\n",
-        "mid.arch": 'import "lib.arch"\n',
-        "main.arch": 'import "mid.arch"\nmodel m(x: float32[2, 4]) -> y { y = f(x) }\n',
-    })
-    with pytest.raises(DefineError, match=r"-D width: the param 'width' comes from import \"mid.arch\", which "
-                                          r"has no 'as'; -D sets the params of this file, or of a file imported "
-                                          r"`as NAME` with -D NAME.width="):
-        archdsl.check_file(tmp_path / "main.arch", defines=["width=4"])
-    with pytest.raises(DefineError, match=r"-D widht: main.arch has no param 'widht'; did you mean 'width'"):
-        archdsl.check_file(tmp_path / "main.arch", defines=["widht=4"])
-
-
-def test_defines_through_an_alias_keep_their_notes_and_their_place(tmp_path):
-    """A review's cases: an alias or a param given twice with a -D was a KeyError (exit 70); an error in
-    the imported block lacked the 'set by -D here' note; the dotted name was offered as a main-file param."""
-    _files(tmp_path, **{
-        "lib.arch": "param width = 8\nblock mlp(x) { return x -> linear(width) as fc }\n",
-        "dup.arch": ('import "lib.arch" as l\nimport "lib.arch" as l\n'
-                     "model m(x: float32[2, 4]) -> y { y = x -> l.mlp as p }\n"),
-        "twice.arch": "param width = 8\nparam width = 9\nmodel m(x: float32[2, 4]) -> y { y = x }\n",
-        "one.arch": 'import "lib.arch" as l\nmodel m(x: float32[2, 4]) -> y { y = x -> l.mlp as p }\n',
-    })
-    with pytest.raises(ArchError, match="'l' is defined twice in this file"):
-        archdsl.check_file(tmp_path / "dup.arch", defines=["l.width=3"])
-    with pytest.raises(ArchError, match="'width' is defined twice in this file"):
-        archdsl.check_file(tmp_path / "twice.arch", defines=["width=3"])
-    with pytest.raises(ArchError) as e:
-        archdsl.check_file(tmp_path / "one.arch", defines=["l.width=0"])
-    assert "param 'l.width' is set by -D here" in [text for text, _ in e.value.notes]
-    with pytest.raises(DefineError) as e:
-        archdsl.check_file(tmp_path / "one.arch", defines=["l.width=3", "widht=1"])
-    assert "one.arch has no param 'widht' (it declares no params)" in e.value.message
-
-
-def test_a_define_of_an_input_size_says_to_declare_it_a_param():
-    """-D H=8 where H is a symbolic size of an input said only "has no param 'H' (it declares no params)";
-    a diagnostic that asks for a number for H (unfold's gradient, tile's count) had sent the user there."""
-    src = "model u(x: float32[B, 2, H, W]) -> y {\n    y = x * 2.0\n}\n"
-    with pytest.raises(DefineError, match=r"-D H: <string> has no param 'H': 'H' is a symbolic size of model u's "
-                                          r"input 'x'; to set it by -D, declare it a param, `param H = none`"):
-        archdsl.check_source(src, defines=["H=8"])
-    with pytest.raises(DefineError, match=r"'T' is a symbolic size of model u's input 'z'"):  # in a formula
-        archdsl.check_source("model u(z: float32[B, 2 * T], x: float32[B, T]) -> y {\n    y = x\n}\n",
-                             defines=["T=8"])
-    g = archdsl.check_source("param H = none\n" + src, defines=["H=8"])
-    assert [str(v.type) for v in g.inputs] == ["float32[B, 2, 8, W]"]
 
 
 def test_import_cycle_is_reported(tmp_path):
@@ -466,43 +311,6 @@ def test_search_path_from_the_command_line(tmp_path, capsys):
     assert 'cannot find "blocks.arch"' in capsys.readouterr().err
     assert main(["check", str(tmp_path / "app/main.arch"), "-I", str(tmp_path / "lib")]) == 0
     assert "params: 15" in capsys.readouterr().out
-
-
-def test_define_values_keep_their_types():
-    src = ("param n = 2\nparam rate = 0.5\nparam act = 'relu'\nparam deep = false\nparam dims = [4, 4]\n"
-           "model m(x: float32[2, 4]) -> y { y = x }\n")
-    g = archdsl.check_source(src, defines=["n=3", "rate=2", "act=gelu", "deep=true", "dims=[8, 2]"])
-    assert g.meta == {"n": 3, "rate": 2.0, "act": "gelu", "deep": True, "dims": [8, 2]}
-    # a hyphenated word is a string too (it was `nearest - exact`: "unknown name 'nearest'")
-    assert archdsl.check_source(src, defines=["act=nearest-exact"]).meta["act"] == "nearest-exact"
-    with pytest.raises(DefineError, match='expected an integer like the default .* got string "a-1"'):
-        archdsl.check_source(src, defines=["n=a-1"])
-    for bad in ("n=2.5", "deep=1", "dims=4", "act=[3]", "act=true"):
-        with pytest.raises(DefineError):
-            archdsl.check_source(src, defines=[bad])
-    assert archdsl.check_source(src, defines=["act=3"]).meta["act"] == "3"  # a number for a string: as written
-
-
-def test_defines_inf_and_minus_inf_are_infinity_for_a_number_param():
-    """`-D p=inf` for cdist's `param p = 2.0` was refused ("expected a number"), and `-D p=-inf` was an
-    unknown name: the ops spell infinity "inf"/"-inf", so a number param takes those words as infinities."""
-    src = "param p = 2.0\nparam fill = '-inf'\nmodel m(x: float32[2, 4]) -> y { y = x }\n"
-    g = archdsl.check_source(src, defines=["p=inf", "fill=inf"])
-    assert g.meta == {"p": float("inf"), "fill": "inf"}
-    g = archdsl.check_source(src, defines=["p=-inf", "fill=-inf"])
-    assert g.meta == {"p": -float("inf"), "fill": "-inf"}
-    assert archdsl.check_source(src, defines=["p=+inf"]).meta["p"] == float("inf")
-    for bad in ("p=infinity", "p=nan", "p=-infinity"):
-        with pytest.raises(DefineError):
-            archdsl.check_source(src, defines=[bad])
-    text = ("param p = 2.0\nmodel m(x: float32[B, 5, 3], y: float32[B, 4, 3]) -> d {\n"
-            "    d = cdist(x, y, p=p)\n}\n")
-    x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
-    y = np.random.default_rng(1).standard_normal((2, 4, 3)).astype(np.float32)
-    from archdsl import runtime
-    sess = runtime.session(archdsl.compile_source(text, defines=["p=inf"]), "cpu")
-    got, = sess.run(None, {"x": x, "y": y})
-    np.testing.assert_allclose(got, np.abs(x[:, :, None] - y[:, None]).max(-1), rtol=1e-6)
 
 
 def test_automatic_names_skip_the_names_of_as():
@@ -591,11 +399,3 @@ def test_a_swin_relative_position_bias_from_a_tensor_index_matches_torch():
     index = rel[:, :, 0] * (2 * n - 1) + rel[:, :, 1]
     ref = torch.from_numpy(table)[index.reshape(-1)].reshape(n * n, n * n, -1).permute(2, 0, 1)
     assert np.array_equal(ours, ref.numpy())
-
-
-
-def test_defines_take_numpy_scalars_as_the_numbers_they_are():
-    """defines={"depth": np.int64(18)} said "expected an integer ..., got int64"."""
-    g = archdsl.check_file(Path(__file__).resolve().parents[2] / "specs" / "resnet.arch",
-                           defines={"depth": np.int64(18)})
-    assert g.param_count() == 11689512
