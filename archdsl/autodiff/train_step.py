@@ -20,6 +20,7 @@ import numpy as np
 from ..diagnostics import ArchError, did_you_mean
 from ..ir import Graph, Value, check
 from ..ops import Init, ParamSpec
+from ..ops.losses import squashed_logits
 from ..types import DType, TensorType, dim_size
 from .builder import GradBuilder
 from .engine import gradients, prune_dead
@@ -281,6 +282,10 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
             hint = ("; cross_entropy is the default loss: --loss names another (mse, bce_with_logits), or the "
                     "spec computes its own (an output named loss)") if defaulted else ""
             raise ArchError(e.message + hint, e.span or pred.span, e.notes) from None
+        if said := squashed_logits(cfg.loss, pred):  # `y = ... -> softmax` trained with --loss cross_entropy
+            graph.warnings.append((f"output '{out_name}': --loss {said}; end it at the logits (for probabilities "
+                                   f"as well, a second output softmax(logits), and --output-name naming the "
+                                   f"logits)", pred.producer.span))
         labels = graph.add_input("labels", lt)
         b = GradBuilder(graph, None, tag="loss")
         loss = make_loss(b, cfg.loss, pred, labels, cfg.label_smoothing, cfg.ignore_index)

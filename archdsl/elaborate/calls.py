@@ -25,6 +25,7 @@ from ..types import DTYPES, DType, Sym, TensorType, dim_mul, dim_size, dim_symbo
 from .arguments import arg_names, input_size_first, keywords, synonyms, torch_order
 from .bounded import short
 from .builtins import TENSOR_MATH
+from .lints import suspicious
 from .scalars import Limits, check_fits, is_int, is_num
 from .values import BlockFn, BlockLayer, Builtin, LayerFn, OpFn, Tensor, describe
 
@@ -200,14 +201,14 @@ class Calls:
                 self.layers[name] = LayerFn(name, op, attrs, tuple(inputs[len(tensors):]))
         if len(self.graph.nodes) >= Limits.nodes:
             raise LimitError(f"model has more than {Limits.nodes} nodes", span)
-        order = torch_order(op, args)
+        order = torch_order(op, args) or suspicious(op, tensors, attrs)
         try:
             node = self.graph.add_node(op.name, inputs, attrs, self.stream_name(op, attrs, self.again(name)), span)
         except ArchError as err:  # conv2d(3, 64, 3): a kernel larger than the image
             if order:
                 err.notes.append((order, span))
             raise
-        if order:  # conv2d(3, 16, 3) may pass the shape check
+        if order:  # conv2d(3, 16, 3) may pass the shape check (as may a conv over channels-last images)
             self.graph.warnings.append((order, span))
         for o in node.outputs:
             for d in o.type.shape:

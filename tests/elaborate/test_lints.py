@@ -1,0 +1,96 @@
+"""Calls that pass the shape check and are most likely a mistake are warned of (elaborate/lints.py): a reshape
+that fixes the batch, channels-last images into a conv, a softmax's output into a loss that takes logits. Each
+was a beginner's spec that built and then trained badly or failed at run time naming something else."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+import archdsl
+from archdsl.cli import main
+
+
+def said(body: str, inputs: str = "x: float32[B, 16, 16]", out: str = "y") -> list[str]:
+    src = f"model m({inputs}) -> {out} {{\n{body}\n}}\n"
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        archdsl.check_source(src)
+    return [str(w.message) for w in got if issubclass(w.category, archdsl.ArchWarning)]
+
+
+def test_a_reshape_that_fixes_every_size_says_the_one_batch_it_runs_at():
+    """reshape(x, [32, 256]) of a [B, 16, 16] checked with y: [32, 10], ran only at B = 32, and train blamed
+    the labels' shape. -1, B itself, or a fixed input say nothing."""
+    assert said("    y = reshape(x, [32, 256]) -> linear(10)") == [
+        "<string>:2:9: reshape to [32, 256] fixes every size of [B, 16, 16] (256*B values): the model runs only when "
+        "B = 32, and B is gone from the shape; write -1 (or B) for the dim that carries B"]
+    assert "runs only when 16*B*T = 512, and B, T are gone" in said(
+        "    y = reshape(x, [512])", "x: float32[B, T, 16]")[0]
+    for ok in ("    y = reshape(x, [-1, 256])", "    y = reshape(x, [B, 256])", "    y = reshape(x, [B * 16, 16])"):
+        assert said(ok) == [], ok
+    assert said("    y = reshape(x, [32, 256])", "x: float32[32, 16, 16]") == []
+    with pytest.raises(archdsl.ArchError, match="cannot reshape"):  # 300 is no multiple of 256: an error
+        archdsl.check_source("model m(x: float32[B, 16, 16]) -> y {\n    y = reshape(x, [300])\n}\n")
+
+
+def test_channels_last_images_into_a_conv_are_said_with_the_permute():
+    """[B, 224, 224, 3] into conv2d built a layer of 224 input channels over 224x3 images; kernels that fit a
+    width of 3 passed the shape check. Deep in a net ([B, 512, 4, 4]), a conv1d's input of fewer than 16
+    points, or a [B, 32, 3] that is no model input (conv1d's length 3 may be a net's own), nothing is said."""
+    assert said("    y = x -> conv2d(16, 3, padding=1)", "x: float32[B, 224, 224, 3]") == [
+        "<string>:2:14: conv2d reads [B, 224, 224, 3] as 224 channels of 224x3 images (channels first, as torch's); "
+        "if it is [batch, height, width, channels], permute([0, 3, 1, 2]) it first"]
+    assert "as 1024 channels of sequences of length 3 (channels first, as torch's); if it is [batch, length, " \
+           "channels], permute([0, 2, 1]) it first" in said("    y = x -> conv1d(64, 1)", "x: float32[B, 1024, 3]")[0]
+    assert "as 32 channels of 32x32x1 volumes" in said("    y = x -> conv3d(8, 1)", "x: float32[B, 32, 32, 32, 1]")[0]
+    for shape, body in (("[B, 3, 224, 224]", "y = x -> conv2d(16, 3)"), ("[B, 512, 4, 4]", "y = x -> conv2d(16, 3)"),
+                        ("[B, 8, 3]", "y = x -> conv1d(16, 1)"),  # points: too few to say
+                        ("[B, 3, 32]", "y = x -> transpose(1, 2) -> conv1d(4, 1)")):  # [B, 32, 3] inside
+        assert said(f"    {body}", f"x: float32{shape}") == [], shape
+    with pytest.raises(archdsl.ArchError) as err:  # a kernel wider than 3: the note goes with the error
+        archdsl.check_source("model m(x: float32[B, 64, 64, 3]) -> y {\n    y = x -> conv2d(16, 5)\n}\n")
+    assert "larger than the padded input of 3" in err.value.message
+    assert any("permute([0, 3, 1, 2])" in text for text, _ in err.value.notes)
+
+
+def test_a_softmax_into_cross_entropy_is_said():
+    """cross_entropy(softmax(z), t) trains on log_softmax(softmax(z)); bce_with_logits of a sigmoid likewise.
+    log_softmax first is harmless (log_softmax is idempotent), as is a softmax the loss does not read."""
+    inputs = "x: float32[B, 20], t: int64[B], u: float32[B, 3]"
+    got = said("    p = x -> linear(10) -> softmax\n    q = x -> linear(3) -> sigmoid\n"
+               "    loss = cross_entropy(p, t) + bce_with_logits(q, u)", inputs, "loss")
+    assert got == [
+        "<string>:4:12: cross_entropy takes logits and applies its own log_softmax (as torch's), and here it is given "
+        "a softmax's output: it trains on log_softmax(softmax(x)), slowly or not at all; give it the logits (the "
+        "softmax's input)",
+        "<string>:4:34: bce_with_logits takes logits and applies its own sigmoid (as torch's), and here it is given a "
+        "sigmoid's output: it trains on sigmoid(sigmoid(x)), slowly or not at all; give it the logits (the sigmoid's "
+        "input)"]
+    assert said("    z = x -> linear(10)\n    p = softmax(z)\n    loss = cross_entropy(log_softmax(z), t) + "
+                "mean(p) + bce_with_logits(z -> linear(3), u)", inputs, "loss") == []
+
+
+def test_an_output_that_ends_in_a_softmax_trained_with_its_loss_is_said(tmp_path, capsys):
+    """`y = ... -> softmax` built with --train --loss cross_entropy: the step squashes twice; said at the
+    softmax. A logits output with a softmax output beside it, read by --output-name, says nothing."""
+    spec = tmp_path / "s.arch"
+    spec.write_text("model m(x: float32[B, 20]) -> y {\n    y = x -> linear(10) -> softmax\n}\n")
+    assert main(["check", str(spec)]) == 0 and capsys.readouterr().err == ""  # inference: a fine output
+    assert main(["build", str(spec), "--train", "--loss", "cross_entropy", "-o", str(tmp_path / "t.onnx")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "s.arch:2:28: warning: output 'y': --loss cross_entropy takes logits " \
+        "and applies its own log_softmax (as torch's), and here it is given a softmax's output: it trains on " \
+        "log_softmax(softmax(x)), slowly or not at all; end it at the logits (for probabilities as well, a second " \
+        "output softmax(logits), and --output-name naming the logits)\n" in err, err
+    spec.write_text("model m(x: float32[B, 20]) -> (logits, p) {\n    logits = x -> linear(10)\n"
+                    "    p = softmax(logits)\n}\n")
+    assert main(["build", str(spec), "--train", "--loss", "cross_entropy", "--output-name", "logits",
+                 "-o", str(tmp_path / "t.onnx")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    spec.write_text("model m(x: float32[B, 20]) -> y {\n    y = x -> linear(3) -> sigmoid\n}\n")
+    assert main(["build", str(spec), "--train", "--loss", "bce_with_logits", "-o", str(tmp_path / "t.onnx")]) == 0
+    assert "--loss bce_with_logits takes logits and applies its own sigmoid" in capsys.readouterr().err
+    assert main(["build", str(spec), "--train", "--loss", "mse", "-o", str(tmp_path / "t.onnx")]) == 0
+    assert "warning" not in capsys.readouterr().err  # mse of a sigmoid is a regression on [0, 1]
