@@ -1,11 +1,12 @@
-"""Adaptive average and max pools over 1 or 2 spatial dims (torch.nn.AdaptiveAvgPool1d/2d,
-AdaptiveMaxPool1d/2d): output i along a dim of length L reduces the window [floor(i*L/out), ceil((i+1)*L/out)).
+"""Adaptive average and max pools over 1, 2 or 3 spatial dims (torch.nn.AdaptiveAvgPool1d/2d/3d,
+AdaptiveMaxPool1d/2d/3d): output i along a dim of length L reduces the window [floor(i*L/out), ceil((i+1)*L/out)).
 
 Each spatial dim is one of: kept (output_size none or equal to L: windows of one element), reduced whole
 (output 1: the only choice over a symbolic L), or cut into windows (a known L). When every cut divides its
 dim, the windows are a plain AveragePool/MaxPool (kernel = stride = L / out); otherwise the dims are taken one
 after the other (both reductions are separable over a window that is a product of intervals): an average as a
-MatMul with a constant [L, out] averaging matrix, a max as per-window Slice + ReduceMax, concatenated."""
+MatMul with a constant [L, out] averaging matrix (a depth dim moved last for it and back), a max as per-window
+Slice + ReduceMax, concatenated."""
 
 from __future__ import annotations
 
@@ -51,6 +52,13 @@ def _plan(name: str, x, a, n: int) -> list[tuple[str, int]]:
         else:
             plan.append(("cut", o))
     return plan
+
+
+def _swap(rank: int, axis: int) -> list[int]:
+    """The permutation that swaps axis and the last one (its own inverse)."""
+    perm = list(range(rank))
+    perm[axis], perm[-1] = perm[-1], perm[axis]
+    return perm
 
 
 def _out_dim(step, size):
@@ -103,6 +111,11 @@ def _make(kind: str, n: int):
             if kind == "avg":
                 m = _matrix(size, out).astype(t.dtype.numpy)
                 front = axis == t.rank - 2  # [.., L, W]: the transposed matrix multiplies from the left
+                if axis < t.rank - 2:  # a 3-D pool's depth: moved last, averaged, moved back
+                    swap = _swap(t.rank, axis)
+                    y = e.op("Transpose", [e.op("MatMul", [e.op("Transpose", [y], perm=swap), e.const(m)])],
+                             perm=swap, outputs=last)
+                    continue
                 y = e.op("MatMul", [e.const(np.ascontiguousarray(m.T)), y] if front else [y, e.const(m)],
                          outputs=last)
             else:
@@ -124,6 +137,10 @@ def _make(kind: str, n: int):
             for i, s in enumerate(plan):
                 if s[0] in ("pool", "cut"):
                     m = _matrix(t.shape[2 + i], _count(s, t.shape[2 + i]))
+                    if 2 + i < t.rank - 2:
+                        y = r.op("transpose", r.op("matmul", r.op("transpose", y, dim0=2 + i, dim1=-1),
+                                                   r.const(m, like=x)), dim0=2 + i, dim1=-1)
+                        continue
                     front = 2 + i == t.rank - 2
                     y = r.op("matmul", r.const(m.T, like=x), y) if front else r.op("matmul", y, r.const(m, like=x))
             return y
@@ -143,7 +160,7 @@ def _make(kind: str, n: int):
         name=name, inputs=("x",), category="pool", attrs=(Attr("output_size", "any"),), infer=infer, lower=lower,
         grad=max_grad if kind == "max" else avg_grad, cost=lambda c: numel(c.in_types[0].shape),
         doc=f"{'Max' if kind == 'max' else 'Average'} over torch's adaptive windows [floor(i*L/out), "
-            f"ceil((i+1)*L/out)): [N, C, {'L' if n == 1 else 'H, W'}] -> [N, C, *output_size] "
+            f"ceil((i+1)*L/out)): [N, C, {('L', 'H, W', 'D, H, W')[n - 1]}] -> [N, C, *output_size] "
             f"(torch.nn.Adaptive{kind.capitalize()}Pool{n}d); output_size an integer or a list of {n}"
             + (" (none keeps a dim). Over a symbolic size only 1 (a global pool) or none. " if n > 1 else
                ". Over a symbolic size only 1 (a global pool). ")
@@ -179,6 +196,6 @@ def _max_windows(r, x, t, plan, out_shape):
 
 
 for _k in ("avg", "max"):
-    for _n in (1, 2):
+    for _n in (1, 2, 3):
         _make(_k, _n)
 

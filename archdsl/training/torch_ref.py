@@ -403,7 +403,8 @@ for _n in (1, 2, 3):
     _OPS[f"maxpool{_n}d"] = _pool("max", _n)
     _OPS[f"avgpool{_n}d"] = _pool("avg", _n)
 for _n, _avg, _max in ((1, F.adaptive_avg_pool1d, F.adaptive_max_pool1d),
-                       (2, F.adaptive_avg_pool2d, F.adaptive_max_pool2d)):
+                       (2, F.adaptive_avg_pool2d, F.adaptive_max_pool2d),
+                       (3, F.adaptive_avg_pool3d, F.adaptive_max_pool3d)):
     _OPS[f"adaptive_avgpool{_n}d"] = lambda n, x, f=_avg: f(x, _output_size(n))
     _OPS[f"adaptive_maxpool{_n}d"] = lambda n, x, f=_max: f(x, _output_size(n))
 

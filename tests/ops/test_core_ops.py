@@ -86,7 +86,8 @@ _USES = {
     "pixel_shuffle": "x4 -> pixel_shuffle(1)", "pixel_unshuffle": "x4 -> pixel_unshuffle(1)",  # rearrange.py
     "flip": "flip(x, [0, -1])", "adaptive_avgpool1d": "x3 -> adaptive_avgpool1d(2)",  # adaptive_pool.py
     "adaptive_avgpool2d": "x4 -> adaptive_avgpool2d([2, 1])", "adaptive_maxpool1d": "x3 -> adaptive_maxpool1d(2)",
-    "adaptive_maxpool2d": "x4 -> adaptive_maxpool2d(2)",
+    "adaptive_maxpool2d": "x4 -> adaptive_maxpool2d(2)", "adaptive_avgpool3d": "x5 -> adaptive_avgpool3d(2)",
+    "adaptive_maxpool3d": "x5 -> adaptive_maxpool3d([2, 1, none])",
     "instance_norm": "x -> unsqueeze(0) -> instance_norm(affine=true)",  # instance_norm.py
     "var": "var(x, 1)", "std": "std(x)", "logsumexp": "logsumexp(x, [1])", "normalize": "normalize(x)",  # reductions.py
     "cosine_similarity": "cosine_similarity(x, x3[:, :, 0])",

@@ -97,7 +97,8 @@ def test_flip_matches_torch(shape, data, opset, sym, dtype):
 # ---------------- adaptive pools ----------------
 
 def _torch_adaptive(kind: str, n: int, x: np.ndarray, out):
-    fn = {"avg": (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d), "max": (F.adaptive_max_pool1d, F.adaptive_max_pool2d)}
+    fn = {"avg": (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d),
+          "max": (F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d)}
     return fn[kind][n - 1](_t(x).double(), tuple(out) if isinstance(out, list) else out).numpy()
 
 
@@ -105,15 +106,16 @@ def _arch(v) -> str:
     return "none" if v is None else str([_arch(u) for u in v]).replace("'", "") if isinstance(v, list) else str(v)
 
 
-@covers("adaptive_avgpool1d", "adaptive_avgpool2d", "adaptive_maxpool1d", "adaptive_maxpool2d")
+@covers("adaptive_avgpool1d", "adaptive_avgpool2d", "adaptive_avgpool3d", "adaptive_maxpool1d", "adaptive_maxpool2d",
+        "adaptive_maxpool3d")
 @pytest.mark.parametrize("kind", ["avg", "max"])
 @SETTINGS
-@given(n=st.integers(1, 2), sizes=st.lists(st.integers(1, 9), min_size=2, max_size=2), data=st.data(), opset=OPSET,
+@given(n=st.integers(1, 3), sizes=st.lists(st.integers(1, 9), min_size=3, max_size=3), data=st.data(), opset=OPSET,
        sym=SYM, as_int=st.booleans())
 def test_adaptive_pools_match_torch(kind, n, sizes, data, opset, sym, as_int):
     """torch's windows for every output size against every input size: divisible (one pool op), not
-    (averaging matrices, sliced maxima), larger than the input (windows that overlap), 1 (a global pool),
-    none (the dim kept), an int for every dim or a list."""
+    (averaging matrices, sliced maxima; a 3-D pool's depth moved last and back), larger than the input
+    (windows that overlap), 1 (a global pool), none (the dim kept), an int for every dim or a list."""
     sizes = sizes[:n]
     out = [data.draw(st.one_of(st.none(), st.integers(1, 10)) if n > 1 else st.integers(1, 10)) for _ in range(n)]
     if as_int:
@@ -121,6 +123,16 @@ def test_adaptive_pools_match_torch(kind, n, sizes, data, opset, sym, as_int):
     x = rand(2, 3, *sizes, seed=sum(sizes))
     y, _ = run_op(f"adaptive_{kind}pool{n}d(x, {_arch(out)})", x=x, opset=opset, sym=sym)
     close(y, _torch_adaptive(kind, n, x, out))
+
+
+@pytest.mark.parametrize("kind", ["avg", "max"])
+@pytest.mark.parametrize("out", [[2, 3, 4], [3, None, 1], 5])
+def test_3d_adaptive_pools_cut_the_depth_like_torch(kind, out):
+    """A depth of 5 into 2 or 3 windows (not a pool op: the averaging matrix needs the dim moved last), with
+    the height and width kept, cut or reduced whole."""
+    x = rand(2, 3, 5, 6, 7, seed=3)
+    y, _ = run_op(f"adaptive_{kind}pool3d(x, {_arch(out)})", x=x, opset=28, sym=True)
+    close(y, _torch_adaptive(kind, 3, x, out))
 
 
 @pytest.mark.parametrize("out", ["[2, 3]", "[4, 3]"])

@@ -48,6 +48,21 @@ def test_vision_layers_over_symbolic_sizes_train_like_torch(hw):
     one_step_like_torch(ct, fwd, batches(ct, 1, 2, 3, seed=6, dims={"H": hw[0], "W": hw[1]}))
 
 
+VOLUME = """
+model volume(x: float32[B, 2, 5, 6, 7]) -> y {
+    h = x -> conv3d(4, 3, padding=1) as c1 -> relu
+    a = h -> adaptive_avgpool3d([2, 3, 4]) -> flatten                # the depth cut: moved last and back
+    m = h -> adaptive_maxpool3d([3, none, 1]) -> flatten
+    y = concat([a, m], axis=1) -> linear(3) as head
+}
+"""
+
+
+def test_3d_adaptive_pools_train_like_torch():
+    ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=VOLUME)
+    one_step_like_torch(ct, fwd, batches(ct, 1, 2, 3, seed=8))
+
+
 DOWN_UP = """
 model down_up(x: float32[B, 4, H, W]) -> y {
     h = x -> conv2d(4, 3, stride=2, padding=1) as down -> relu       # [B, 4, (H-1)//2+1, (W-1)//2+1]
