@@ -4,6 +4,7 @@ the call fails), changing nothing."""
 from __future__ import annotations
 
 from ..ops.losses import squashed_logits
+from ..ops.recurrent import layout_hint
 from ..ops.shapes import prod
 from ..types import dim_symbols, is_formula
 
@@ -22,6 +23,8 @@ def suspicious(op, tensors: list, attrs: dict) -> str | None:
         return _fixed_reshape(x, attrs.get("shape"))
     if op.name in ("conv1d", "conv2d", "conv3d"):
         return _channels_last(op.name, x, tensors[0].value.kind == "input")
+    if op.name in ("lstm", "gru"):
+        return layout_hint(op.name, x, attrs.get("batch_first", True))
     return None
 
 

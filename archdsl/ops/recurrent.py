@@ -22,7 +22,7 @@ from ._common import bfloat16_from, float_input, positive, shape_str
 from ._common import i64 as _i64
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
-__all__ = ["GATES", "check_trainable", "decompose", "lengths_input", "torch_to_onnx_rows"]
+__all__ = ["GATES", "check_trainable", "decompose", "layout_hint", "lengths_input", "torch_to_onnx_rows"]
 
 MAX_LAYERS = 1024
 
@@ -327,11 +327,32 @@ def decompose(r, cell: str, c, vals, dropout=None):
     return res
 
 
+_BATCH_NAMES = ("B", "batch", "N")
+
+
+def layout_hint(cell: str, x_t, batch_first: bool) -> str | None:
+    """An input whose dim names say the other layout: [T, B, F] read batch first (archdsl's default; torch's
+    is time first) takes T for the batch and steps over B, and passes every shape check."""
+    if x_t.rank != 3:
+        return None
+    names = [str(d) if not isinstance(d, int) else None for d in x_t.shape[:2]]
+    batch_at = 1 if batch_first else 0
+    if names[batch_at] not in _BATCH_NAMES or names[1 - batch_at] is None or names[1 - batch_at] in _BATCH_NAMES:
+        return None
+    return (f"{cell} reads {shape_str(x_t)} as [{'batch, steps' if batch_first else 'steps, batch'}, features] "
+            f"(batch_first={'true' if batch_first else 'false'}{', the default' if batch_first else ''}), so "
+            f"{names[1 - batch_at]} is taken for the batch and {names[batch_at]} for the time steps; "
+            + ("for time-major input write batch_first=false (torch's default)" if batch_first else
+               "for batch-first input leave batch_first=false out"))
+
+
 def check_trainable(cell: str, c) -> None:
     """Training unrolls the recurrence over the time steps: say so when their number is symbolic."""
     a = c.attrs
     x_t = c.in_types[0]
     t = x_t.shape[1] if a["batch_first"] else x_t.shape[0]
+    if not isinstance(t, int) and (hint := layout_hint(cell, x_t, a["batch_first"])):
+        raise ArchError(f"{cell}: training needs a fixed sequence length, and {hint}")
     if not isinstance(t, int):
         b_dim = x_t.shape[0] if a["batch_first"] else x_t.shape[1]
         fixed, sym = ((f"[{b_dim}, 16, ...]", f"[{b_dim}, {t}, ...]") if a["batch_first"] else

@@ -76,17 +76,31 @@ def _check_batched(path: str, declared: dict) -> None:
     firsts = [dims[0] for dims in declared.values() if dims]
     symbolic = any(isinstance(d, str) and d for d in firsts)
     numbers = [d for d in firsts if isinstance(d, int)]
+    names = {d for d in firsts if isinstance(d, str) and d}
     for name, dims in declared.items():
+        later = [i for i, d in enumerate(dims[1:], 1) if d in names and d != dims[0]]
+        if later:  # x: [T, B, 8] beside labels [B]: time-major data, cut along T
+            _batch_not_first(path, name, dims, later[0])
         if dims and (symbolic or not numbers) and not isinstance(dims[0], int):
             continue
         if dims and not symbolic and dims[0] == numbers[0]:
             continue
         batch = next((d for d in firsts if isinstance(d, str) and d), numbers[0] if numbers else None)
+        if isinstance(batch, str) and batch in dims:  # [8, B, 8]
+            _batch_not_first(path, name, dims, dims.index(batch))
         what = "a scalar ([])" if not dims else f"declared [{', '.join(str(d) or '?' for d in dims)}]"
         raise ArchError(f"{path}: the model's input '{name}' is {what}, without the batch ({batch}) as its first "
                         "dim: training cuts every input into batches of examples along its first dim; give it one "
                         f"row per example ([{batch}{''.join(f', {d}' for d in dims)}] in the spec, each row the "
                         "same), or make it a constant or parameter of the spec")
+
+
+def _batch_not_first(path: str, name: str, dims: list, at: int) -> None:
+    """Time-major data ([T, B, F]): the batch is there, on another dim; cut along the first it would be T."""
+    raise ArchError(f"{path}: the model's input '{name}' is declared [{', '.join(str(d) or '?' for d in dims)}], "
+                    f"with the batch ({dims[at]}) on dim {at}: training cuts every input into batches of examples "
+                    f"along its first dim; declare it batch first ([{dims[at]}, ...], the data stored so) and "
+                    "permute it in the spec where a layer wants another order (lstm and gru take batch_first=false)")
 
 
 def onnx_dims(tensor_type) -> list:

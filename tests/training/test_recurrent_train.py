@@ -4,12 +4,15 @@ what cannot be trained yet (a symbolic sequence length); dropout between stacked
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 
+import archdsl
 from archdsl import driver
 from archdsl.diagnostics import ArchError
 
@@ -114,6 +117,29 @@ def test_symbolic_sequence_length_is_a_diagnostic(cell, batch_first):
     assert e.value.span is not None and e.value.span.line == 2, "at the recurrent layer"
     notes = " ".join(n for n, _ in e.value.notes)
     assert ("[B, 16, ...]" if batch_first else "[16, B, ...]") in notes and "-D T=" in notes, notes
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_time_major_dims_read_batch_first_say_so(cell):
+    """[T, B, 8] into gru() (batch first, archdsl's default): the training error advised -D B=16, the batch
+    fixed as the sequence length; check passed it without a word, stepping over B."""
+    src = f"model m(x: float32[T, B, 8]) -> y {{\n    y = x -> {cell}(4) as rnn\n}}\n"
+    hint = (f"{cell} reads [T, B, 8] as [batch, steps, features] (batch_first=true, the default), so T is taken for "
+            "the batch and B for the time steps; for time-major input write batch_first=false (torch's default)")
+    with pytest.warns(archdsl.ArchWarning, match=re.escape(hint)):
+        driver.check_source(src)
+    with pytest.raises(ArchError) as e:
+        compile_step(None, config(loss="mse", opt="sgd"), text=src)
+    assert e.value.message == f"{cell}: training needs a fixed sequence length, and {hint}"
+    with pytest.warns(archdsl.ArchWarning, match=r"lstm reads \[B, T, 8\] as \[steps, batch, features\] "
+                      r"\(batch_first=false\), so T is taken for the batch and B for the time steps; for "
+                      "batch-first input leave batch_first=false out"):
+        driver.check_source("model m(x: float32[B, T, 8]) -> y {\n    y = x -> lstm(4, batch_first=false)\n}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for shape, first in (("B, T, 8", "true"), ("T, B, 8", "false"), ("N, 16, 8", "true"), ("T, S, 8", "true")):
+            driver.check_source(f"model m(x: float32[{shape}]) -> y {{\n    y = x -> {cell}(4, batch_first={first})\n"
+                                "}\n")
 
 
 def test_fixed_length_from_a_param_trains():

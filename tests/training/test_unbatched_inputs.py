@@ -36,3 +36,22 @@ def test_a_fixed_batch_model_still_trains(tmp_path, capsys):
              y=rng.standard_normal((8, 2)).astype(np.float32), labels=rng.integers(0, 3, 8))
     assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "w.npz"),
                  "--epochs", "1", "--batch-size", "4", "--quiet"]) == 0
+
+
+@pytest.mark.parametrize("decl, body", [
+    ("x: float32[8, B, 6]", "(x -> gru(4, batch_first=false) as rnn)[-1] -> linear(3) as fc"),
+    ("x: float32[T, B, 6]", "mean(x, 0) -> linear(3) as fc")])
+def test_time_major_data_says_to_put_the_batch_first(tmp_path, capsys, decl, body):
+    """[8, B, 6] was told to become [B, 8, B, 6]; [T, B, 6] beside labels [B] was cut along T ("'labels' has
+    30 examples, 'x' has 8")."""
+    spec = tmp_path / "t.arch"
+    spec.write_text(f"model t({decl}) -> logits {{\n    logits = {body}\n}}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((8, 30, 6)).astype(np.float32), labels=rng.integers(0, 3, 30))
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "w.npz")]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"the model's input 'x' is declared [{decl.split('[')[1]}, with the batch (B) on dim 1: training cuts " \
+           "every input into batches of examples along its first dim; declare it batch first ([B, ...], the data " \
+           "stored so) and permute it in the spec where a layer wants another order (lstm and gru take " \
+           "batch_first=false)" in err, err
+    assert not (tmp_path / "w.npz").exists()
