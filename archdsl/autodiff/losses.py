@@ -38,6 +38,10 @@ def labels_type(loss: str, pred: TensorType, output: str) -> TensorType:
                             f"compute the loss in the spec with the class axis chosen (an output named loss = "
                             f"cross_entropy({output}, {_labels_name(output)}, axis=1), {_labels_name(output)} an "
                             f"input of the model)")
+        if classes == 1:  # torch's loss is 0 too, whatever the weights: nothing would train
+            raise ArchError(f"cross_entropy over output '{output}' ({pred}): one class, so the loss is 0 whatever "
+                            "the weights; for a yes/no target, --loss bce_with_logits with float 0/1 labels of the "
+                            "output's shape")
         return TensorType(DType.int64, pred.shape[:ax] + pred.shape[ax + 1:])
     if loss in ("mse", "bce_with_logits"):
         if not pred.dtype.is_float:

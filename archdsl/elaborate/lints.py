@@ -15,6 +15,9 @@ def suspicious(op, tensors: list, attrs: dict) -> str | None:
     """A warning for one call, from its bound inputs (in the op's order) and attributes."""
     if op.name in ("cross_entropy", "bce_with_logits") and tensors:
         said = squashed_logits(op.name, tensors[0].value)
+        if op.name == "cross_entropy" and not said and _one_class(tensors[0].type, attrs.get("axis", -1)):
+            return ("cross_entropy over one class is 0 whatever the weights (as torch's); for a yes/no target, "
+                    "bce_with_logits with float 0/1 targets of the logits' shape")
         return said and f"{said}; give it the logits (the {tensors[0].value.producer.op}'s input)"
     if not tensors:
         return None
@@ -26,6 +29,10 @@ def suspicious(op, tensors: list, attrs: dict) -> str | None:
     if op.name in ("lstm", "gru"):
         return layout_hint(op.name, x, attrs.get("batch_first", True))
     return None
+
+
+def _one_class(t, axis) -> bool:
+    return t.rank > 0 and isinstance(axis, int) and -t.rank <= axis < t.rank and t.shape[axis] == 1
 
 
 def _fixed_reshape(x, shape) -> str | None:

@@ -4,6 +4,8 @@ ids within their table, class labels within their logits' classes)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from onnx import helper
 
@@ -12,17 +14,25 @@ from ..lower.weights import read_npz
 from ..runtime import dim_conflict, is_name
 from ..types import dim_size
 
-__all__ = ["check_class_labels", "check_ctc_inputs", "check_index_inputs", "check_label_inputs",
+__all__ = ["LabelsFor", "check_class_labels", "check_ctc_inputs", "check_index_inputs", "check_label_inputs",
            "check_length_inputs", "first_index", "index_rows", "label_inputs", "length_inputs", "length_limits",
            "load_data",
            "onnx_dims"]
 
 
-def load_data(path: str, model, names: list[str], class_dim_of=None, unread: list | None = None
-              ) -> dict[str, np.ndarray]:
+@dataclass(frozen=True)
+class LabelsFor:
+    """What a --loss's labels are for, for a message on labels of another shape: the loss, the output it
+    reads, and every output's dims (another output may be the one the labels fit)."""
+    loss: str
+    output: str
+    outputs: dict  # name -> onnx_dims
+
+
+def load_data(path: str, model, names: list[str], labels_for: LabelsFor | None = None, unread: list | None = None,
+              notes: list | None = None) -> dict[str, np.ndarray]:
     """The arrays a model reads, by input name, checked against its declared dtypes and static dims.
-    `class_dim_of`: cross_entropy's prediction as (name, dims), for labels shaped the way torch's loss wants
-    them (the classes on dim 1). `unread` receives the names of the file's other arrays."""
+    `unread` receives the names of the file's other arrays, `notes` what the cast did to integer data."""
     arrays = read_npz(path, "data", "the data is an .npz with one array per model input (by name) and 'labels'")
     if unread is not None:
         unread.extend(sorted(set(arrays) - set(names)))
@@ -37,7 +47,9 @@ def load_data(path: str, model, names: list[str], class_dim_of=None, unread: lis
         a = np.asarray(arrays[name])
         if a.dtype.kind not in "biuf":  # strings, complex numbers, dates: nothing a model reads
             want = helper.tensor_dtype_to_np_dtype(vi.elem_type).name
-            raise ArchError(f"{path}: '{name}' holds {a.dtype} values; the model takes {want}")
+            names_hint = ("; class names become indices with np.unique(labels, return_inverse=True)[1]"
+                          if a.dtype.kind in "US" and name == "labels" else "")
+            raise ArchError(f"{path}: '{name}' holds {a.dtype} values; the model takes {want}{names_hint}")
         if a.ndim and not len(a):
             raise ArchError(f"{path}: '{name}' has no examples (its first dim is 0)")
         if a.dtype.kind == "f" and not np.isfinite(a).all():
@@ -50,14 +62,22 @@ def load_data(path: str, model, names: list[str], class_dim_of=None, unread: lis
                             f"array into batches of examples along its first dim, which a formula ({dims[0]}) is "
                             f"not; declare the input per example (as [B, 2, T, T] for a mask of 2*B rows) and "
                             f"reshape it in the spec")
-        if a.ndim != len(dims) or any(isinstance(d, int) and d != s for d, s in zip(dims[1:], a.shape[1:])):
-            shown = ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in dims)
-            raise ArchError(f"{path}: '{name}' has shape {list(a.shape)}, the model takes [{shown}]"
-                            + (_class_dim_hint(a.shape, *class_dim_of) if name == "labels" and class_dim_of else ""))
+        if not _fits(a.shape, dims):
+            labelled = name == "labels" and labels_for is not None
+            raise ArchError(f"{path}: '{name}' has shape {list(a.shape)}, the model takes {_shown(dims)}"
+                            + (labels_hint(a.shape, labels_for) if labelled else "")
+                            + _layout_hint(name, a.shape, dims))
         want = helper.tensor_dtype_to_np_dtype(vi.elem_type)  # onnx's own table: uint8, int8, ... too
         if a.dtype != want:
             if np.issubdtype(want, np.integer) and not np.issubdtype(a.dtype, np.integer):
-                raise ArchError(f"{path}: '{name}' must hold integers ({np.dtype(want).name}), got {a.dtype}")
+                whole = a.dtype.kind == "f" and bool((a == np.round(a)).all())
+                raise ArchError(f"{path}: '{name}' must hold integers ({np.dtype(want).name}), got {a.dtype}"
+                                + (f"; its values are whole numbers: store {name}.astype(np.{np.dtype(want).name})"
+                                   if whole else "; cross_entropy takes class indices, not probabilities"
+                                   if name == "labels" and labels_for and labels_for.loss == "cross_entropy" else ""))
+            if notes is not None and a.dtype.kind in "iu" and want.kind == "f" and a.size:
+                notes.append(f"{path}: '{name}' holds {a.dtype} values ({a.min()}..{a.max()}), cast to "
+                             f"{np.dtype(want).name} as they are (not scaled)")
             a = _cast(path, name, a, np.dtype(want))
         if n is not None and len(a) != n:
             raise ArchError(f"{path}: '{name}' has {len(a)} examples, '{names[0]}' has {n}")
@@ -108,15 +128,57 @@ def onnx_dims(tensor_type) -> list:
     return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in tensor_type.shape.dim]
 
 
-def _class_dim_hint(shape, output: str, dims: list) -> str:
-    """Labels of a [B, C, H, W] prediction shaped [B, H, W]: torch's CrossEntropyLoss reads the classes on
-    dim 1, archdsl's cross_entropy on the last dim (as for [B, T, vocab] logits)."""
+def _fits(shape, dims) -> bool:
+    """An array's shape against declared dims past the batch: ints must match, names take any size."""
+    return len(shape) == len(dims) and all(not isinstance(d, int) or d == s for d, s in zip(dims[1:], shape[1:]))
+
+
+def _shown(dims) -> str:
+    return "[" + ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in dims) + "]"
+
+
+def _labels_dims(loss: str, dims: list) -> list:
+    """The labels a loss takes for an output of these dims: class indices drop the class dim."""
+    return dims[:-1] if loss == "cross_entropy" else dims
+
+
+def labels_hint(shape, of: LabelsFor) -> str:
+    """What labels of another shape are likely meant for: torch's class dim, one-hot rows or regression
+    targets under cross_entropy, class indices under mse or bce_with_logits, another output."""
+    dims = of.outputs[of.output]
+    said = f" ({of.loss}'s labels for output '{of.output}' {_shown(dims)})"
     torch_way = dims[:1] + dims[2:]
-    if len(dims) < 3 or len(shape) != len(torch_way) or any(isinstance(d, int) and d != s
-                                                            for d, s in zip(torch_way[1:], shape[1:])):
-        return ""
-    return (f"; cross_entropy takes the classes on the last dim of '{output}' (torch's CrossEntropyLoss on dim "
-            f"1): end the spec with permute({[0, *range(2, len(dims)), 1]}) to put them last")
+    if of.loss == "cross_entropy" and len(dims) >= 3 and _fits(shape, torch_way):
+        return (f"{said}; cross_entropy takes the classes on the last dim of '{of.output}' (torch's "
+                f"CrossEntropyLoss on dim 1): end the spec with permute({[0, *range(2, len(dims)), 1]}) to put them "
+                "last")
+    other = next((k for k, d in of.outputs.items() if k != of.output and _fits(shape, _labels_dims(of.loss, d))),
+                 None)
+    if other is not None:
+        return f"{said}; output '{other}' is {_shown(of.outputs[other])}: --output-name {other} trains on it"
+    if of.loss == "cross_entropy" and _fits(shape, dims):
+        return (f"{said}; cross_entropy takes one class index per example: one-hot rows become "
+                "labels.argmax(-1); targets of the output's shape take --loss mse (or bce_with_logits for 0/1 "
+                "targets)")
+    if of.loss != "cross_entropy" and _fits(shape, dims[:-1]):
+        return (f"{said}; {of.loss} takes a {'float 0/1 ' if of.loss == 'bce_with_logits' else ''}target of the "
+                "output's shape: class indices go with --loss cross_entropy")
+    return said
+
+
+def _layout_hint(name: str, shape, dims) -> str:
+    """The same values in another layout: a channels-last image, a missing or an extra dim of 1."""
+    n = len(dims)
+    if len(shape) == n >= 3 and _fits(shape, dims[:1] + dims[2:] + dims[1:2]) and not _fits(shape, dims):
+        perm = (0, n - 1, *range(1, n - 1))
+        return f"; channels last? {name}.transpose{perm} is {_shown([shape[i] for i in perm])}"
+    for k in range(1, n):
+        if len(shape) == n - 1 and dims[k] == 1 and _fits(shape[:k] + (1,) + shape[k:], dims):
+            return f"; {name}[{':, ' * k}None] adds the missing dim of 1"
+    for k in range(1, len(shape)):
+        if len(shape) == n + 1 and shape[k] == 1 and _fits(shape[:k] + shape[k + 1:], dims):
+            return f"; {name}.squeeze({k}) drops the dim of 1"
+    return ""
 
 
 def first_index(mask: np.ndarray) -> list[int]:
@@ -331,7 +393,9 @@ def check_class_labels(path: str, labels: np.ndarray, model, output: str, ignore
     bad = _outside(labels, classes, ignore)
     if bad.any():
         at, count = first_index(bad), int(bad.sum())
+        ones = bool(labels.size) and labels.min() == 1 and labels.max() == classes  # 1..C: counted from 1
         raise ArchError(f"{path}: labels{at} is {int(labels[tuple(at)])}, but '{output}' has {classes} "
-                        f"classes: cross_entropy takes class indices 0..{classes - 1}"
+                        f"class{'es' if classes != 1 else ''}: cross_entropy takes class indices 0..{classes - 1}"
                         + (f" or the ignored index {ignore}" if ignore is not None else "")
-                        + f" ({count} label{'s' if count > 1 else ''} out of range)")
+                        + f" ({count} label{'s' if count > 1 else ''} out of range)"
+                        + (f"; the labels run 1..{classes}: store labels - 1" if ones else ""))

@@ -23,6 +23,7 @@ from ..lower import load_weights, save_weights
 from ..lower.weights import numpy_reason
 from . import schedule
 from .data import (
+    LabelsFor,
     check_class_labels,
     check_ctc_inputs,
     check_index_inputs,
@@ -303,16 +304,20 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     if not names:
         raise ArchError(f"model {ct.eval_model.graph.name} has no inputs: `archdsl train` batches its data over "
                         "the model's inputs")
-    pred = next((o for o in ct.eval_model.graph.output if o.name == ct.info.output), None)
-    class_dim_of = (ct.info.output, onnx_dims(pred.type.tensor_type)) \
-        if pred is not None and ct.info.config.loss == "cross_entropy" else None
+    outputs = {o.name: onnx_dims(o.type.tensor_type) for o in ct.eval_model.graph.output}
+    labels_for = LabelsFor(ct.info.config.loss, ct.info.output, outputs) \
+        if ct.info.labelled and ct.info.output in outputs else None
     unread: tuple[list, list] = ([], [])
-    train = load_data(opts.data, ct.step_model, names, class_dim_of, unread[0])
-    val = load_data(opts.val, ct.step_model, names, class_dim_of, unread[1]) if opts.val else None
-    for path, extra in dict(zip((opts.data, opts.val), unread)).items():  # once per file (--val may be --data)
+    notes: tuple[list, list] = ([], [])
+    train = load_data(opts.data, ct.step_model, names, labels_for, unread[0], notes[0])
+    val = load_data(opts.val, ct.step_model, names, labels_for, unread[1], notes[1]) if opts.val else None
+    files_read = 1 if opts.val in (None, opts.data) else 2  # once per file (--val may be --data)
+    for path, extra, said in list(zip((opts.data, opts.val), unread, notes))[:files_read]:
         if extra:  # a 'labels' beside a loss the spec computes: nothing reads it
             console.print(f"note: {path} also holds {', '.join(repr(k) for k in extra)}, which the step does "
                           f"not read (it reads {', '.join(names)})")
+        for text in said:  # uint8 pixels, cast as they are
+            console.print(f"note: {text}")
     for path, data in ((opts.data, train), (opts.val, val)):
         if data is not None:
             if opts.check_sizes is not None:

@@ -72,6 +72,17 @@ def test_a_softmax_into_cross_entropy_is_said():
                 "mean(p) + bce_with_logits(z -> linear(3), u)", inputs, "loss") == []
 
 
+def test_cross_entropy_over_one_class_is_said():
+    """cross_entropy of a [B, 1] logit is 0 whatever the weights (torch's too): a binary target meant
+    bce_with_logits. Over another axis of more classes, nothing is said."""
+    inputs = "x: float32[B, 4], t: int64[B]"
+    assert said("    loss = cross_entropy(x -> linear(1), t)", inputs, "loss") == [
+        "<string>:2:12: cross_entropy over one class is 0 whatever the weights (as torch's); for a yes/no target, "
+        "bce_with_logits with float 0/1 targets of the logits' shape"]
+    assert said("    loss = cross_entropy(x -> linear(3), t)", inputs, "loss") == []
+    assert said("    loss = cross_entropy(x -> linear(1), t2, axis=0)", "x: float32[5, 4], t2: int64[1]", "loss") == []
+
+
 def test_an_output_that_ends_in_a_softmax_trained_with_its_loss_is_said(tmp_path, capsys):
     """`y = ... -> softmax` built with --train --loss cross_entropy: the step squashes twice; said at the
     softmax. A logits output with a softmax output beside it, read by --output-name, says nothing."""

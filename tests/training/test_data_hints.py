@@ -1,0 +1,98 @@
+"""What `archdsl train` says of data that does not fit (training/data.py): the loss and output the labels are
+for, and the likely fix (one-hot rows, regression targets under the default loss, class indices under mse or
+bce, another output, a channels-last image, a dim of 1 too few or too many, whole numbers stored as floats,
+1-based labels, class names); integer pixels cast as they are get a note. Each said only "the model takes
+[...]" before, or nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from archdsl.cli import main
+
+MLP = "model mlp(x: float32[B, 6]) -> logits {\n    logits = x -> linear(8) as fc1 -> relu -> linear(4) as fc2\n}\n"
+TWO = ("model two(x: float32[B, 6]) -> (logits, stats) {\n    logits = x -> linear(4) as fc\n"
+       "    stats = x -> linear(2) as reg\n}\n")
+CNN = ("model cnn(x: float32[B, 1, 8, 8]) -> logits {\n"
+       "    logits = x -> conv2d(2, 3) as c -> flatten -> linear(4) as fc\n}\n")
+N = 12
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((N, 6)).astype(np.float32)
+IMG = RNG.standard_normal((N, 1, 8, 8)).astype(np.float32)
+CLASSES = RNG.integers(0, 4, N)
+
+
+def train(tmp_path, capsys, spec: str, flags=(), **arrays) -> tuple[int, str]:
+    (tmp_path / "s.arch").write_text(spec)
+    np.savez(tmp_path / "d.npz", **arrays)
+    rc = main(["train", str(tmp_path / "s.arch"), "--data", str(tmp_path / "d.npz"), "--epochs", "1",
+               "-o", str(tmp_path / "w.npz"), *flags])
+    return rc, " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.parametrize("spec, flags, arrays, said", [
+    (MLP, [], {"x": X, "labels": np.eye(4, dtype=np.float32)[CLASSES]},
+     "'labels' has shape [12, 4], the model takes [B] (cross_entropy's labels for output 'logits' [B, 4]); "
+     "cross_entropy takes one class index per example: one-hot rows become labels.argmax(-1); targets of the "
+     "output's shape take --loss mse (or bce_with_logits for 0/1 targets)"),
+    (MLP, ["--loss", "bce_with_logits"], {"x": X, "labels": CLASSES},
+     "'labels' has shape [12], the model takes [B, 4] (bce_with_logits's labels for output 'logits' [B, 4]); "
+     "bce_with_logits takes a float 0/1 target of the output's shape: class indices go with --loss cross_entropy"),
+    (TWO, ["--loss", "mse"], {"x": X, "labels": X[:, :2]},
+     "'labels' has shape [12, 2], the model takes [B, 4] (mse's labels for output 'logits' [B, 4]); output 'stats' "
+     "is [B, 2]: --output-name stats trains on it"),
+    (MLP, [], {"x": X, "labels": CLASSES[:, None]},
+     "'labels' has shape [12, 1], the model takes [B] (cross_entropy's labels for output 'logits' [B, 4]); "
+     "labels.squeeze(1) drops the dim of 1"),
+    (CNN, [], {"x": IMG.transpose(0, 2, 3, 1), "labels": CLASSES},
+     "'x' has shape [12, 8, 8, 1], the model takes [B, 1, 8, 8]; channels last? x.transpose(0, 3, 1, 2) is "
+     "[12, 1, 8, 8]"),
+    (CNN, [], {"x": IMG[:, 0], "labels": CLASSES}, "'x' has shape [12, 8, 8], the model takes [B, 1, 8, 8]; "
+                                                   "x[:, None] adds the missing dim of 1"),
+    (MLP, [], {"x": X, "labels": CLASSES.astype(np.float32)},
+     "'labels' must hold integers (int64), got float32; its values are whole numbers: store "
+     "labels.astype(np.int64)"),
+    (MLP, [], {"x": X, "labels": CLASSES + 0.5}, "'labels' must hold integers (int64), got float64; cross_entropy "
+                                                 "takes class indices, not probabilities"),
+    (MLP, [], {"x": X, "labels": np.arange(N) % 4 + 1},
+     "labels[3] is 4, but 'logits' has 4 classes: cross_entropy takes class indices 0..3 (3 labels out of "
+     "range); the labels run 1..4: store labels - 1"),
+    (MLP, [], {"x": X, "labels": np.array(["cat", "dog", "owl"] * 4)},
+     "'labels' holds <U3 values; the model takes int64; class names become indices with np.unique(labels, "
+     "return_inverse=True)[1]"),
+])
+def test_data_that_does_not_fit_says_what_it_is_likely_meant_for(tmp_path, capsys, spec, flags, arrays, said):
+    rc, err = train(tmp_path, capsys, spec, flags, **arrays)
+    assert rc == 1 and said in err, err
+    assert not (tmp_path / "w.npz").exists()
+
+
+def test_other_mistakes_get_no_guess(tmp_path, capsys):
+    rc, err = train(tmp_path, capsys, MLP, (), x=X, labels=np.zeros((N, 3), np.int64))
+    assert rc == 1 and err.endswith("'labels' has shape [12, 3], the model takes [B] (cross_entropy's labels for "
+                                    "output 'logits' [B, 4])"), err
+    rc, err = train(tmp_path, capsys, CNN, (), x=IMG[:, :, :, :7], labels=CLASSES)
+    assert rc == 1 and err.endswith("'x' has shape [12, 1, 8, 7], the model takes [B, 1, 8, 8]"), err
+
+
+def test_integer_pixels_are_cast_as_they_are_with_a_note(tmp_path, capsys):
+    """uint8 images trained at 0..255 (loss 15.7 against 2.2 at 0..1) without a word; float64 is cast
+    silently (numpy's default float)."""
+    pixels = (RNG.random((N, 1, 8, 8)) * 255).astype(np.uint8)
+    rc, err = train(tmp_path, capsys, CNN, (), x=pixels, labels=CLASSES)
+    assert rc == 0 and f"note: {tmp_path / 'd.npz'}: 'x' holds uint8 values ({pixels.min()}..{pixels.max()}), " \
+                       "cast to float32 as they are (not scaled)" in err, err
+    rc, err = train(tmp_path, capsys, CNN, (), x=IMG.astype(np.float64), labels=CLASSES)
+    assert rc == 0 and "note:" not in err, err
+
+
+def test_one_class_under_cross_entropy_is_refused_with_the_binary_loss(tmp_path, capsys):
+    """One logit trained with the default loss: 0 whatever the weights, '100% accuracy' on all-zero labels."""
+    spec = "model bin(x: float32[B, 6]) -> logit {\n    logit = x -> linear(1) as fc\n}\n"
+    rc, err = train(tmp_path, capsys, spec, (), x=X, labels=np.zeros(N, np.int64))
+    assert rc == 1 and "error: cross_entropy over output 'logit' (float32[B, 1]): one class, so the loss is 0 " \
+                       "whatever the weights; for a yes/no target, --loss bce_with_logits with float 0/1 labels " \
+                       "of the output's shape" in err, err
+    rc, err = train(tmp_path, capsys, spec, ["--loss", "bce_with_logits"], x=X, labels=np.zeros((N, 1), np.float32))
+    assert rc == 0, err
