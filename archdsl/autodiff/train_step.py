@@ -216,6 +216,30 @@ def resolved(cfg: TrainConfig, outputs) -> TrainConfig:
     return dataclasses.replace(cfg, loss=loss)
 
 
+def _warn_untrained(graph: Graph, out_name: str, ungraded: list[Value]) -> None:
+    """Parameters that feed only outputs the loss does not read (a second head) stay as initialized, as in
+    torch: said once, at the first of them (one that feeds nothing has its own warning)."""
+    fed: dict[int, list[str]] = {}  # a value's id -> the other outputs it feeds
+    for name, v in graph.outputs:
+        if name == out_name:
+            continue
+        todo, seen = [v], set()
+        while todo:
+            u = todo.pop()
+            if id(u) not in seen:
+                seen.add(id(u))
+                fed.setdefault(id(u), []).append(name)
+                todo.extend(u.producer.inputs if u.producer is not None else ())
+    left = [p for p in ungraded if id(p) in fed]
+    if left:
+        outs = list(dict.fromkeys(o for p in left for o in fed[id(p)]))
+        names = ", ".join(f"'{p.name}'" for p in left[:4]) + (f" and {len(left) - 4} more" if len(left) > 4 else "")
+        graph.warnings.append((f"{names} feed{'s' if len(left) == 1 else ''} only output{'s' if len(outs) > 1 else ''} "
+                               f"{', '.join(repr(o) for o in outs)}, which the loss (on '{out_name}') does not read: "
+                               "the train step leaves them as initialized, as torch does; a loss the spec computes "
+                               "(an output named loss) can train every output", left[0].span))
+
+
 def _no_loss_settings(cfg: TrainConfig, why: str) -> None:
     """Label smoothing and ignore_index are settings of a loss archdsl adds; a spec's own loss takes them in
     its cross_entropy(...) call."""
@@ -297,6 +321,7 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
                         f"'{out_name}' (eq, comparisons, casts to integers and detach pass none, as in torch)",
                         pred.span)
 
+    _warn_untrained(graph, out_name, [p for p, g in zip(params, grads) if g is None])
     ob = GradBuilder(graph, None, tag="optim")
     sums: list = []
     if cfg.accumulate > 1:

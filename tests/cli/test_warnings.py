@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from archdsl.cli import main
@@ -142,3 +143,28 @@ def test_a_train_step_keeps_a_dead_layers_parameters_and_says_so(tmp_path, capsy
     assert main(["build", str(spec), "--train", "-o", str(tmp_path / "d.onnx")]) == 0
     assert "its 40 parameters stay in the train step, unchanged" in " ".join(capsys.readouterr().err.split())
     assert "linear_0.weight" in {i.name for i in onnx.load(str(tmp_path / "d.onnx")).graph.input}
+
+
+def test_a_head_no_loss_reads_is_a_warning_in_build_train_and_train(tmp_path, capsys):
+    """A second head beside the one --loss reads stayed at its initialization (as torch's would) without a
+    word; a parameter that feeds nothing keeps its own warning, and a head --output-name picks is trained."""
+    spec = tmp_path / "two.arch"
+    spec.write_text("model two(x: float32[B, 6]) -> (logits, stats) {\n    h = x -> linear(8) as trunk -> relu\n"
+                    "    logits = h -> linear(4) as cls\n    stats = h -> linear(2) as reg\n"
+                    "    unused = x -> linear(3) as dead\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((8, 6)).astype(np.float32), labels=rng.integers(0, 4, 8))
+    said = ("two.arch:4:18: warning: 'reg.weight', 'reg.bias' feed only output 'stats', which the loss (on 'logits') "
+            "does not read: the train step leaves them as initialized, as torch does; a loss the spec computes (an "
+            "output named loss) can train every output\n")
+    for argv in (["build", str(spec), "--train", "-o", str(tmp_path / "t.onnx")],
+                 ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--epochs", "1",
+                  "-o", str(tmp_path / "w.npz")]):
+        assert main(argv) == 0
+        err = capsys.readouterr().err
+        assert said in err and err.count("warning:") == 2 and "'dead' (linear) is computed" in err, err
+    assert main(["check", str(spec)]) == 0 and "feed only" not in capsys.readouterr().err
+    assert main(["build", str(spec), "--train", "--output-name", "stats", "--loss", "mse",
+                 "-o", str(tmp_path / "t.onnx")]) == 0
+    err = capsys.readouterr().err
+    assert "'cls.weight', 'cls.bias' feed only output 'logits', which the loss (on 'stats') does not read" in err
