@@ -382,6 +382,9 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                                   lambda p: schedule.updates_per_epoch(n, p["batch_size"], keep_last, accumulate))
         if note:
             console.print(note)
+    if start < opts.epochs:
+        for text in schedule.unreached(plan, updates):
+            console.print(f"note: {text}")
     resumed_at = start
     stale = start - best[1] if opts.patience is not None and best[1] > 0 else 0
     if stale >= (opts.patience or 1) and start < opts.epochs:  # the resumed run had stopped here already

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .loop import LoopOptions
 
 __all__ = ["PLAN_DEFAULTS", "PLAN_KEYS", "batches", "batches_per_epoch", "check_fixed_batch", "factor", "fixed_batch",
-           "plan", "plan_note", "updates_per_epoch"]
+           "plan", "plan_note", "unreached", "updates_per_epoch"]
 
 
 PLAN_KEYS = ("epochs", "batch_size", "schedule", "schedule_per", "warmup", "milestones", "gamma")
@@ -81,6 +81,24 @@ def factor(plan: dict, u: float, passed: int) -> float:
     if schedule == "step":
         return plan["gamma"] ** bisect.bisect_right(plan["milestones"], passed)
     return 1.0
+
+
+def unreached(plan: dict, updates: int) -> list[str]:
+    """Settings the run ends before they act, said before it starts (torch runs them as silently): milestones
+    past the last epoch (or update, per batch), a warmup longer than the run."""
+    said = []
+    per_batch = plan["schedule_per"] == "batch"
+    length, unit = (updates, "update") if per_batch else (plan["epochs"], "epoch")
+    late = [m for m in plan["milestones"] if m >= length] if plan["schedule"] == "step" else []
+    if late:
+        said.append(f"--milestones {','.join(map(str, late))}: the lr is multiplied after {unit} N, and this run "
+                    f"has {length} {unit}{'s' if length != 1 else ''}"
+                    + ("; it stays --lr throughout" if len(late) == len(plan["milestones"]) else ""))
+    if plan["warmup"] and plan["warmup"] > updates:
+        said.append(f"--warmup {plan['warmup']} is longer than the run's {updates} "
+                    f"update{'s' if updates != 1 else ''}: the lr rises to {updates / plan['warmup']:.1%} of --lr at "
+                    "the last")
+    return said
 
 
 def batches_per_epoch(n: int, size: int, keep_last: int) -> int:

@@ -178,6 +178,26 @@ def test_a_step_schedule_is_torchs_multistep_lr(tmp_path, capsys, per):
     assert "--schedule step takes its --milestones" in capsys.readouterr().err
 
 
+def test_milestones_and_a_warmup_the_run_ends_before_are_noted(tmp_path, capsys):
+    """--milestones 5,10 in a 2-epoch run, --warmup 1000 in one of 4 updates changed nothing or little, without
+    a word (torch's schedulers run them as silently). Milestones the run passes say nothing."""
+    _, _, _, argv = _eight_examples(tmp_path, 3)
+    argv = [a for a in argv if a != "--quiet"]
+    for flags, said in (
+            (["--schedule", "step", "--milestones", "1,5,10", "--epochs", "2"],
+             "note: --milestones 5,10: the lr is multiplied after epoch N, and this run has 2 epochs\n"),
+            (["--schedule", "step", "--milestones", "5", "--schedule-per", "batch", "--epochs", "2"],
+             "note: --milestones 5: the lr is multiplied after update N, and this run has 4 updates; it stays --lr "
+             "throughout\n"),
+            (["--warmup", "1000", "--epochs", "2"],
+             "note: --warmup 1000 is longer than the run's 4 updates: the lr rises to 0.4% of --lr at the last\n"),
+            (["--schedule", "step", "--milestones", "1,3", "--schedule-per", "batch", "--warmup", "4",
+              "--epochs", "2"], None)):
+        assert main([*argv, *flags]) == 0
+        err = capsys.readouterr().err
+        assert said in err if said else "note:" not in err, err
+
+
 @pytest.mark.parametrize("optimizer", [["--optimizer", "sgd", "--momentum", "0.9", "--weight-decay", "0.1"],
                                        ["--optimizer", "adamw", "--weight-decay", "0.1"]])
 def test_freeze_leaves_parameters_as_torchs_requires_grad_false(tmp_path, capsys, optimizer):
