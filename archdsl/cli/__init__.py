@@ -7,6 +7,7 @@ import re
 import sys
 
 from .._version import __version__
+from ..diagnostics import did_you_mean
 from .args import DEFINE_HELP, THREADS_HELP, seed, threads
 from .commands import COMMANDS
 from .signals import interruptible
@@ -161,6 +162,31 @@ def make_parser() -> argparse.ArgumentParser:
     return ap
 
 
+# other tools' spellings of a flag (torch scripts, Keras, the Hugging Face Trainer)
+_SPELLINGS = {"--learning-rate": "--lr", "--learning_rate": "--lr", "--bs": "--batch-size",
+              "--batch_size": "--batch-size", "--optim": "--optimizer", "--num-epochs": "--epochs",
+              "--num_epochs": "--epochs", "--n-epochs": "--epochs", "--wd": "--weight-decay",
+              "--weight_decay": "--weight-decay"}
+
+
+def _unknown_hint(parser: argparse.ArgumentParser, argv: list[str], first: str) -> str:
+    """What an unrecognized argument likely meant: another tool's spelling or a typo of a flag, or a value
+    given to a flag that takes none (`--resume ckpt.npz`)."""
+    flags = {o for a in parser._actions for o in a.option_strings}
+    if first.startswith("--"):
+        name = first.split("=", 1)[0]
+        if _SPELLINGS.get(name) in flags:
+            return f"; {parser.prog.split()[-1]} spells it {_SPELLINGS[name]}"
+        return did_you_mean(name, [f for f in flags if f.startswith("--")])
+    at = argv.index(first) if first in argv else 0
+    prev = next((a for a in parser._actions if at and argv[at - 1] in a.option_strings), None)
+    if prev is not None and prev.nargs == 0:
+        more = "; --checkpoint FILE names the checkpoint it reads" if prev.dest == "resume" and \
+            "--checkpoint" in flags else ""
+        return f" ({argv[at - 1]} takes no value{more})"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:  # its own argument parser (python -m archdsl.bench); argparse would eat its flags
@@ -170,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = ap.parse_known_args(argv)
     if extra:  # said by the parser the flag was given to: a subcommand's usage lists its own flags
         after = args.command in argv and extra[0] in argv[argv.index(args.command) + 1:]
-        (ap.subcommands[args.command] if after else ap).error(f"unrecognized arguments: {' '.join(extra)}")
+        parser = ap.subcommands[args.command] if after else ap
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{_unknown_hint(parser, argv, extra[0])}")
     if args.command is None:
         ap.print_help()
         return 2

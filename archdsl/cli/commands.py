@@ -124,7 +124,8 @@ def load_spec(args, sources):
         raise ArchError(f"{args.file} is a compiled ONNX model, not a .arch spec (`archdsl run` runs it)")
     if suffix in _ARRAY_FILES and os.path.exists(args.file):  # its bytes read as a spec that is not UTF-8
         hints = (["a spec's weights are given with --weights"] if hasattr(args, "weights") else []) + \
-            (["its inputs with --input NAME=FILE"] if hasattr(args, "input") else [])
+            (["its inputs with --input NAME=FILE"] if hasattr(args, "input") else []) + \
+            (["training data with --data"] if hasattr(args, "data") else [])
         raise ArchError(f"{args.file} is {_ARRAY_FILES[suffix]}, not a .arch spec" +
                         (f": {', '.join(hints)}" if hints else ""))
     try:
@@ -139,6 +140,7 @@ def load_spec(args, sources):
 _ARRAY_FILES = {".npz": "a file of arrays (.npz)", ".npy": "an array (.npy)",
                 ".safetensors": "a file of weights (.safetensors)", ".pt": "a torch.save file",
                 ".pth": "a torch.save file"}
+_NOT_A_MODEL = set(_ARRAY_FILES) | {".arch", ".pkl", ".json", ".txt", ".h5", ".ckpt"}
 
 
 def _is_onnx(path) -> bool:
@@ -199,6 +201,10 @@ def cmd_build(args, sources) -> int:
             raise ArchError("-o - writes to stdout, which is closed; give -o FILE")
         args.output = "/dev/stdout"
     output_path(args.output)
+    if args.emit != "ir" and args.output and Path(args.output).suffix.lower() in _NOT_A_MODEL:  # -o w.npz: a
+        print(f"archdsl build: error: -o {args.output}: build writes an ONNX model; give the .onnx suffix "  # model
+              "(train writes the weights it trains as .npz)", file=sys.stderr)  # that run took for arrays
+        return 2
     if args.emit == "ir" and (unused := _not_for_ir(args)):
         print(f"archdsl build: error: --emit ir prints the IR; {unused}", file=sys.stderr)
         return 2

@@ -353,3 +353,35 @@ def test_a_diagnostic_that_fails_to_render_is_its_message_not_a_traceback(tmp_pa
     monkeypatch.setattr(commands, "render", lambda *a, **k: 1 / 0)
     assert main(["check", str(spec)]) == 1
     assert capsys.readouterr().err.startswith("error: linear() has no argument 'bogus'")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", MLP, "--learning-rate", "0.1"], "unrecognized arguments: --learning-rate 0.1; train spells it --lr"),
+    (["train", MLP, "--bs", "8"], "unrecognized arguments: --bs 8; train spells it --batch-size"),
+    (["train", MLP, "--batchsize", "8"], "unrecognized arguments: --batchsize 8; did you mean '--batch-size'?"),
+    (["build", MLP, "--seeed", "3"], "unrecognized arguments: --seeed 3; did you mean '--seed'?"),
+    (["train", MLP, "--resume", "ckpt.npz"],
+     "unrecognized arguments: ckpt.npz (--resume takes no value; --checkpoint FILE names the checkpoint it reads)"),
+    (["build", MLP, "--train", "--nesterov", "0.9"], "unrecognized arguments: 0.9 (--nesterov takes no value)"),
+    (["build", MLP, "extra.arch"], "unrecognized arguments: extra.arch\n"),  # nothing to guess
+])
+def test_unrecognized_arguments_say_what_they_likely_meant(tmp_path, capsys, argv, words):
+    """Another tool's spelling (--learning-rate, --bs), a typo, or a value after a flag that takes none was only
+    "unrecognized arguments"."""
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--data", str(tmp_path / "d.npz")] if argv[0] == "train" else argv)
+    assert e.value.code == 2 and words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [[], ["--train"]])
+def test_build_refuses_an_output_named_as_arrays(tmp_path, capsys, flags):
+    """build -o p.npz wrote an ONNX model under that name, which `run` then took for a file of arrays."""
+    assert main(["build", MLP, *flags, "-o", str(tmp_path / "p.npz")]) == 2
+    assert f"-o {tmp_path / 'p.npz'}: build writes an ONNX model; give the .onnx suffix (train writes the weights " \
+           "it trains as .npz)" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+    assert main(["build", MLP, "--emit", "ir", "-o", str(tmp_path / "p.txt")]) == 0  # the IR is text
+    np.savez(tmp_path / "d.npz", x=np.zeros((2, 784), np.float32))
+    assert main(["train", str(tmp_path / "d.npz"), "--data", MLP, "-o", str(tmp_path / "w.npz")]) == 1
+    assert "d.npz is a file of arrays (.npz), not a .arch spec: a spec's weights are given with --weights, training " \
+           "data with --data" in capsys.readouterr().err
