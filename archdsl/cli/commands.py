@@ -140,7 +140,7 @@ def load_spec(args, sources):
 _ARRAY_FILES = {".npz": "a file of arrays (.npz)", ".npy": "an array (.npy)",
                 ".safetensors": "a file of weights (.safetensors)", ".pt": "a torch.save file",
                 ".pth": "a torch.save file"}
-_NOT_A_MODEL = set(_ARRAY_FILES) | {".arch", ".pkl", ".json", ".txt", ".h5", ".ckpt"}
+_NOT_A_MODEL = set(_ARRAY_FILES) | {".pkl", ".json", ".txt", ".h5", ".ckpt"}  # an .arch: "is the spec file"
 
 
 def _is_onnx(path) -> bool:
