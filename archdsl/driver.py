@@ -107,6 +107,11 @@ def load(path: str | Path | None = None, *, text: str | None = None, file: str =
         raise ArchError(f"expected the path of a .arch file (a str or a Path), got {path!r}"[:200])
     if text is None and not str(path):  # "" is the current directory to pathlib: "is a directory" about nothing
         raise ArchError("expected the path of a .arch file, got an empty one")
+    if text is None and (kind := NOT_SPECS.get(Path(path).suffix.lower())) and os.path.exists(path):
+        raise ArchError(f"{path} is {kind}, not a .arch spec")  # its bytes read as a spec that is not UTF-8
+    if text is not None and "\n" not in text and text.strip().endswith(".arch") and " " not in text.strip():
+        raise ArchError(f"the spec's text is {text!r}, a file name: compile_file and check_file read a file, "
+                        "compile_source and check_source a spec's text")
     if not isinstance(file, str):
         raise ArchError(f"file names the spec's text in messages: a str, got {file!r}"[:200])
     if isinstance(search_path, (str, bytes)) or not isinstance(search_path, (list, tuple)) or \
@@ -118,6 +123,12 @@ def load(path: str | Path | None = None, *, text: str | None = None, file: str =
     if text is not None:
         return load_source(text, file, defs, sources, search)
     return load_file(path, defs, sources, search)
+
+
+# files a spec's path may name by mistake, as what they hold
+NOT_SPECS = {".onnx": "a compiled ONNX model", ".npz": "a file of arrays (.npz)", ".npy": "an array (.npy)",
+             ".safetensors": "a file of weights (.safetensors)", ".pt": "a torch.save file",
+             ".pth": "a torch.save file"}
 
 
 def select_models(mod: Module, model: str | None, flag: str = "--model {}") -> list[str]:

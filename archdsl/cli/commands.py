@@ -122,11 +122,11 @@ def load_spec(args, sources):
     suffix = Path(args.file).suffix.lower()
     if suffix == ".onnx":
         raise ArchError(f"{args.file} is a compiled ONNX model, not a .arch spec (`archdsl run` runs it)")
-    if suffix in _ARRAY_FILES and os.path.exists(args.file):  # its bytes read as a spec that is not UTF-8
+    if suffix in driver.NOT_SPECS and os.path.exists(args.file):  # as driver.load says, with the flag for it
         hints = (["a spec's weights are given with --weights"] if hasattr(args, "weights") else []) + \
             (["its inputs with --input NAME=FILE"] if hasattr(args, "input") else []) + \
             (["training data with --data"] if hasattr(args, "data") else [])
-        raise ArchError(f"{args.file} is {_ARRAY_FILES[suffix]}, not a .arch spec" +
+        raise ArchError(f"{args.file} is {driver.NOT_SPECS[suffix]}, not a .arch spec" +
                         (f": {', '.join(hints)}" if hints else ""))
     try:
         return driver.load(args.file, defines=args.defines, search_path=args.include, sources=sources)
@@ -137,10 +137,8 @@ def load_spec(args, sources):
         raise
 
 
-_ARRAY_FILES = {".npz": "a file of arrays (.npz)", ".npy": "an array (.npy)",
-                ".safetensors": "a file of weights (.safetensors)", ".pt": "a torch.save file",
-                ".pth": "a torch.save file"}
-_NOT_A_MODEL = set(_ARRAY_FILES) | {".pkl", ".json", ".txt", ".h5", ".ckpt"}  # an .arch: "is the spec file"
+# what build -o refuses to name a model (an .arch there is refused later, as the spec or an import)
+_NOT_A_MODEL = set(driver.NOT_SPECS) - {".onnx"} | {".pkl", ".json", ".txt", ".h5", ".ckpt"}
 
 
 def _is_onnx(path) -> bool:

@@ -54,7 +54,8 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
     missing = [n for n in graph.params if n not in weights]
     if unknown:  # a suggestion only among the names on the other side: fc3.weight is not fc2.weight's typo
         raise ArchError(f"{what} has {len(unknown)} name{'s' if len(unknown) > 1 else ''} the model does not: "
-                        f"{quoted(unknown)}{did_you_mean(unknown[0], missing) or _tied(unknown, weights)}"
+                        f"{quoted(unknown)}"
+                        f"{_prefixed(unknown, graph) or did_you_mean(unknown[0], missing) or _tied(unknown, weights)}"
                         f"{_running_stats(unknown, graph)}")
     if missing:
         raise ArchError(f"{what} lacks {len(missing)} of the model's {len(graph.params)} parameters and "
@@ -71,6 +72,19 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
             raise ArchError(f"weights: '{name}' has shape {list(np.shape(arr))}{' in the file' if source else ''}, "
                             f"the model needs {list(v.type.shape)}", v.span)
     return weights
+
+
+def _prefixed(unknown: list[str], graph: Graph) -> str:
+    """Every unknown name is a parameter's behind one prefix: torch's DataParallel/DDP ('module.'), a wrapper
+    module ('model.'), torch.compile ('_orig_mod.'). The suggestion among the missing names was a guess
+    ('module.fc1.weight': did you mean 'fc1.bias'?)."""
+    parts = unknown[0].split(".")
+    for i in range(1, len(parts)):
+        prefix = ".".join(parts[:i]) + "."
+        if all(u.startswith(prefix) and u[len(prefix):] in graph.params for u in unknown):
+            return (f"; each is a parameter's name behind '{prefix}' (a wrapper's, as torch's DataParallel "
+                    f"'module.'): strip it, {{k.removeprefix('{prefix}'): v for k, v in state_dict.items()}}")
+    return ""
 
 
 def _tied(unknown: list[str], weights: dict) -> str:

@@ -221,6 +221,38 @@ def test_api_arguments_of_the_wrong_type_are_arch_errors(call, words):
         call()
 
 
+def test_a_path_for_text_or_a_file_of_arrays_for_a_spec_says_which_function(tmp_path):
+    """compile_source("mlp.arch") parsed the name ("unexpected 'mlp'"); compile_file of an .npz said "the file is
+    not UTF-8" where the command line said what the file was. A one-line spec is still text."""
+    for fn in (archdsl.compile_source, archdsl.check_source):
+        with pytest.raises(archdsl.ArchError, match=r"^the spec's text is 'specs/mlp.arch', a file name: compile_file "
+                           "and check_file read a file, compile_source and check_source a spec's text$"):
+            fn("specs/mlp.arch")
+    archdsl.check_source("model m(x: float32[B, 2]) -> y { y = x }  # from mlp.arch")
+    np.savez(tmp_path / "d.npz", x=np.zeros(3))
+    for fn in (archdsl.compile_file, archdsl.check_file):
+        with pytest.raises(archdsl.ArchError, match=r"d.npz is a file of arrays \(.npz\), not a .arch spec$"):
+            fn(tmp_path / "d.npz")
+
+
+def test_a_state_dict_behind_a_wrappers_prefix_says_to_strip_it():
+    """DataParallel's 'module.fc1.weight' got "did you mean 'fc1.bias'?"."""
+    src = "model m(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc1 -> linear(2) as fc2\n}\n"
+    shapes = {"fc1.weight": (3, 4), "fc1.bias": (3,), "fc2.weight": (2, 3), "fc2.bias": (2,)}
+    for prefix in ("module.", "_orig_mod.model."):
+        with pytest.raises(archdsl.ArchError) as e:
+            archdsl.compile_source(src, weights={prefix + k: np.zeros(v, np.float32) for k, v in shapes.items()})
+        assert e.value.message.endswith(f"; each is a parameter's name behind '{prefix}' (a wrapper's, as torch's "
+                                        f"DataParallel 'module.'): strip it, {{k.removeprefix('{prefix}'): v for k, "
+                                        "v in state_dict.items()}"), e.value.message
+    weights = {k: np.zeros(v, np.float32) for k, v in shapes.items() if k != "fc2.bias"}
+    with pytest.raises(archdsl.ArchError, match="did you mean 'fc2.bias'"):  # a typo: no prefix to strip
+        archdsl.compile_source(src, weights={**weights, "fc2.bais": np.zeros(2, np.float32)})
+    with pytest.raises(archdsl.ArchError, match="'module.fc2.bias', 'x.fc1.bias'; did you mean 'fc2.bias'"):
+        archdsl.compile_source(src, weights={**{k: v for k, v in weights.items() if k != "fc1.bias"},
+                                             "module.fc2.bias": np.zeros(2), "x.fc1.bias": np.zeros(3)})
+
+
 def test_a_float_param_given_a_huge_integer_is_a_diagnostic():
     with pytest.raises(archdsl.ArchError, match=r"defines\['s'\]: the integer is too large for a number"):
         archdsl.compile_source("param s = 1.0\nmodel m(x: float32[B, 2]) -> y { y = x * s }", defines={"s": 10**400})
