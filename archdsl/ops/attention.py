@@ -310,5 +310,6 @@ register(OpDef(
         "kdim/vdim for keys and values of other sizes (then q_proj_weight, k_proj_weight, v_proj_weight as "
         "torch), causal mask (key j > query i: top-left aligned as torch's is_causal), key_padding_mask (bool "
         "[B, S], true = ignore), attn_mask (bool, true = not allowed, or float, added; [T, S] or [B*H, T, S]); "
-        "the masks combine. A query left no key gets zeros.",
+        "the masks combine. A query left no key gets zeros. At opset 23-24 it runs as onnxruntime's Attention "
+        "kernel, which refuses a batch or sequence of length 0 (other opsets take one).",
 ))

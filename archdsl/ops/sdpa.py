@@ -241,5 +241,6 @@ register(OpDef(
         "query i, top-left aligned as torch's is_causal); scale defaults to "
         "1/sqrt(head size); enable_gqa=true lets key and value have fewer heads (dim -3), each shared by "
         "query heads / kv heads query heads (grouped-query attention); ONNX Attention for [B, heads, T, head "
-        "size] at opset 23+ where onnxruntime runs it as a kernel (23-24 in 1.32).",
+        "size] at opset 23+ where onnxruntime runs it as a kernel (23-24 in 1.32; the kernel refuses a batch "
+        "or sequence of length 0, which other opsets take).",
 ))
