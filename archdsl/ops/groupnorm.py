@@ -1,6 +1,6 @@
 """group_norm: torch.nn.GroupNorm (statistics per sample and group of channels, per-channel affine).
 
-Lowered at every opset as reshape to [N, G, -1], InstanceNormalization (per N, G), reshape back, per-channel
+Lowered at every opset as reshape to [N, G, C/G * spatial], InstanceNormalization (per N, G), reshape back, per-channel
 affine. ONNX's GroupNormalization (opset 21+) is not used: onnxruntime has no kernel for it and expands its
 function body, whose one-pass variance (E[x^2] - E[x]^2) cancels where a group's mean is large next to its
 spread (mean 1000, std 1: error 0.2; mean 1e4: NaN; torch and this decomposition: 1e-4). float64 takes two
@@ -60,6 +60,21 @@ def _infer(ins, a):
     return [x]
 
 
+def _grouped_shape(e, x: str, x_t, g: int) -> str:
+    """[N, G, C/G * spatial] as Reshape's shape, without -1: ONNX cannot infer a -1 from an empty batch
+    (torch's GroupNorm takes one). Symbolic spatial sizes are multiplied at run time, and G is read from the
+    shape too: of a shape with one computed size, onnxruntime's ReshapeFusion makes that size -1 again."""
+    spatial, per = x_t.shape[2:], x_t.shape[1] // g
+    if all(isinstance(d, int) for d in spatial):
+        return e.const(np.array([0, g, per * int(np.prod(spatial, dtype=np.int64))], dtype=np.int64))
+    i64 = lambda v: e.const(np.array(v, dtype=np.int64))  # noqa: E731
+    shape = e.op("Shape", [x])
+    sizes = e.op("Slice", [shape, i64([2]), i64([x_t.rank])])
+    groups = e.op("Div", [e.op("Slice", [shape, i64([1]), i64([2])]), i64([per])])
+    return e.op("Concat", [i64([0]), groups, e.op("Mul", [reduce_op(e, "ReduceProd", sizes, [0], 1), i64([per])])],
+                axis=0)
+
+
 def _lower(e, ins, outs, c):
     x_t = c.in_types[0]
     ch, g, eps = x_t.shape[1], c.attrs["num_groups"], c.attrs["eps"]
@@ -67,7 +82,7 @@ def _lower(e, ins, outs, c):
     x = ins[0]
     if x_t.dtype is DType.bfloat16:
         x = e.op("Cast", [x], to=DType.float32.onnx)
-    grouped = e.op("Reshape", [x, e.const(np.array([0, g, -1], dtype=np.int64))])
+    grouped = e.op("Reshape", [x, _grouped_shape(e, x, x_t, g)])
     if x_t.dtype is DType.float64:
         d = e.op("Sub", [grouped, reduce_op(e, "ReduceMean", grouped, [2], 1)])
         var = reduce_op(e, "ReduceMean", e.op("Mul", [d, d]), [2], 1)

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import archdsl
+from archdsl import runtime
 
 from .core_harness import NEWEST, OPSET, SETTINGS, SYM, as_torch, b, close, covers, dim, rand, refused, run_op
 
@@ -230,3 +231,20 @@ def test_a_layer_over_an_empty_input_is_refused(call):
     src = f"model m(x: float32[2, 3, 5]) -> y {{\n    t = x[:, :, 5:]\n    y = {call}\n}}\n"
     with pytest.raises(archdsl.ArchError, match=r"its input float32\[2, 3, 0\] is empty"):
         archdsl.check_source(src)
+
+
+@pytest.mark.parametrize("decl, shapes", [("[B, 4, T]", [(0, 4, 3), (3, 4, 7)]), ("[B, 4, 5]", [(0, 4, 5)]),
+                                          ("[B, 4]", [(0, 4), (2, 4)]), ("[B, 4, H, W]", [(0, 4, 3, 5), (2, 4, 3, 5)])])
+@pytest.mark.parametrize("opset", [17, NEWEST])
+def test_group_norm_takes_an_empty_batch_as_torch_does(decl, shapes, opset):
+    """Its Reshape to [0, G, -1] failed on a batch of 0 (ONNX cannot infer -1 from no elements); torch's
+    GroupNorm gives an empty result. Symbolic spatial sizes are multiplied at run time."""
+    for dtype in ("float32", "float64"):
+        model = archdsl.compile_source(f"model a(x: {dtype}{decl}) -> y {{\n    y = x -> group_norm(2) as gn\n}}\n",
+                                       opset=opset)
+        for shape in shapes:
+            x = np.random.default_rng(len(shape)).standard_normal(shape).astype(dtype)
+            y = runtime.session(model).run(None, {"x": x})[0]
+            want = torch.nn.functional.group_norm(torch.from_numpy(x), 2, eps=1e-5).numpy()
+            assert y.shape == want.shape
+            np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
