@@ -151,10 +151,6 @@ _TORCH_FUNCTIONS = {
     "zeros": "zeros_like(x) or tensor([...])", "ones": "ones_like(x) or tensor([...])",
     "full": "full_like(x, value) or tensor([...])", "arange": "positions(x, dim) for a tensor, range(n) for numbers",
     "rand": "rand_like(x)", "randn": "randn_like(x)",
-    **{n: "global_avgpool(x) for an output of 1 (there is no 3-D adaptive pool)"
-       for n in ("adaptive_avgpool3d", "adaptive_avg_pool3d")},
-    **{n: "global_maxpool(x) for an output of 1 (there is no 3-D adaptive pool)"
-       for n in ("adaptive_maxpool3d", "adaptive_max_pool3d")},
     "meshgrid": "two positions(x, dim) vectors unsqueezed to broadcast: unsqueeze(py, 1) and unsqueeze(px, 0)",
     # losses and layers under torch's and Keras's names (each said "did you mean" something unrelated)
     "mse_loss": "mean((a - b) ** 2), or train with --loss mse", "l1_loss": "mean(abs(a - b))",
