@@ -100,7 +100,11 @@ class Operators:
             except SymbolicOperand as e:  # `T % 2`: fine in an assert, which waits for a run
                 if self.in_assert:
                     raise
-                raise SymbolicOperand(f"{e.message} when building: a symbolic size is {UNDECIDED_ADVICE}",
+                size = a if isinstance(a, Sym) else b
+                beside = "; beside a tensor a symbolic size is read at run time: apply it to the tensor first " \
+                    f"(t * {size} * 0.5 rather than t * (0.5 * {size}))" if op == "*" and \
+                    (isinstance(a, float) or isinstance(b, float)) else ""
+                raise SymbolicOperand(f"{e.message} when building: a symbolic size is {UNDECIDED_ADVICE}{beside}",
                                       span) from None
         if op == "+" and type(a) is type(b) and isinstance(a, (str, list, tuple)):
             check_length(len(a) + len(b))
