@@ -24,11 +24,34 @@ def suspicious(op, tensors: list, attrs: dict) -> str | None:
     x = tensors[0].type
     if op.name == "reshape":
         return _fixed_reshape(x, attrs.get("shape"))
-    if op.name in ("conv1d", "conv2d", "conv3d"):
-        return _channels_last(op.name, x, tensors[0].value.kind == "input")
+    if op.name in ("conv1d", "conv2d", "conv3d") and not _along_other_dims(attrs.get("kernel_size")):
+        return _channels_last(op.name, x) if _from_input(tensors[0].value) else None  # not inside a net
     if op.name in ("lstm", "gru"):
         return layout_hint(op.name, x, attrs.get("batch_first", True))
     return None
+
+
+# ops that keep a model input's layout question open: data fed on to a conv through them may still be channels last
+_PASSING = frozenset(("reshape", "permute", "transpose", "cast", "getitem", "unsqueeze", "squeeze", "add", "sub",
+                      "mul", "div", "neg", "clamp"))
+
+
+def _from_input(v, steps: int = 8) -> bool:
+    """A model input, or one through a few elementwise or layout ops (x / 255 - mean): where channels-last
+    data comes in. A conv's or pool's output deep in a net ([B, 512, 62, 4] in an audio CNN) is its own."""
+    for _ in range(steps):
+        if v.kind == "input":
+            return True
+        if v.producer is None or v.producer.op not in _PASSING:
+            return False
+        v = v.producer.inputs[0]
+    return False
+
+
+def _along_other_dims(k) -> bool:
+    """A kernel of 1 along the last dim and more along another ([3, 1]): a conv over the other dims (a 1-D
+    conv written as conv2d over [B, C, T, 1]), its axes chosen, not channels-last data."""
+    return isinstance(k, (list, tuple)) and len(k) > 1 and k[-1] == 1 and max(k) > 1
 
 
 def _one_class(t, axis) -> bool:
@@ -42,23 +65,26 @@ def _fixed_reshape(x, shape) -> str | None:
     if not symbols or shape is None or any(not isinstance(d, int) or d == -1 for d in shape):
         return None
     total, target = prod(x.shape), prod(shape)
+    if not is_formula(total) and target % total.coef:  # no size fits: the shape check says so
+        return None
     single = len(symbols) == 1 and not is_formula(total) and total.factors == (symbols[0],)
-    only = f"{symbols[0]} = {target // total.coef}" if single and target % total.coef == 0 else f"{total} = {target}"
+    only = f"{symbols[0]} = {target // total.coef}" if single else f"{total} = {target}"
+    fix = (f"write -1 (or {symbols[0]}) for the dim that carries {symbols[0]}" if len(symbols) == 1 else
+           f"write {', '.join(symbols)} in the shape where they belong (-1 may stand for one of them)")
     return (f"reshape to {list(shape)} fixes every size of [{', '.join(map(str, x.shape))}] ({total} values): the "
             f"model runs only when {only}, and {', '.join(symbols)} {'is' if len(symbols) == 1 else 'are'} gone "
-            f"from the shape; write -1 (or {symbols[0]}) for the dim that carries {symbols[0]}")
+            f"from the shape; {fix}")
 
 
-def _channels_last(name: str, x, is_input: bool) -> str | None:
+def _channels_last(name: str, x) -> str | None:
     """conv2d over [B, 224, 224, 3] makes 224 channels of 224x3 images: channels-last data (Keras', an image
     file's) fed to a channels-first conv passes the shape check with kernels that fit the width of 3."""
     n = int(name[-2])
     shape = x.shape
     if x.rank != n + 2 or not all(isinstance(d, int) for d in shape[1:]) or shape[-1] > 4:
         return None
-    spatial = shape[1:-1]
-    if n == 1 and not (is_input and shape[1] >= 16) or n > 1 and min(spatial) < 16:
-        return None  # [B, 512, 4, 4] deep in a net is channels-first; a [B, 128, 3] input is points or frames
+    if min(shape[1:-1]) < 16:  # a [B, 8, 3] input is a few points or frames
+        return None
     size = "x".join(map(str, shape[2:]))
     what = {1: f"sequences of length {size}", 2: f"{size} images", 3: f"{size} volumes"}[n]
     letters = {1: "length", 2: "height, width", 3: "depth, height, width"}[n]

@@ -26,28 +26,35 @@ def test_a_reshape_that_fixes_every_size_says_the_one_batch_it_runs_at():
     assert said("    y = reshape(x, [32, 256]) -> linear(10)") == [
         "<string>:2:9: reshape to [32, 256] fixes every size of [B, 16, 16] (256*B values): the model runs only when "
         "B = 32, and B is gone from the shape; write -1 (or B) for the dim that carries B"]
-    assert "runs only when 16*B*T = 512, and B, T are gone" in said(
-        "    y = reshape(x, [512])", "x: float32[B, T, 16]")[0]
+    assert said("    y = reshape(x, [512])", "x: float32[B, T, 16]")[0].endswith(
+        "runs only when 16*B*T = 512, and B, T are gone from the shape; write B, T in the shape where they belong "
+        "(-1 may stand for one of them)")
     for ok in ("    y = reshape(x, [-1, 256])", "    y = reshape(x, [B, 256])", "    y = reshape(x, [B * 16, 16])"):
         assert said(ok) == [], ok
     assert said("    y = reshape(x, [32, 256])", "x: float32[32, 16, 16]") == []
-    with pytest.raises(archdsl.ArchError, match="cannot reshape"):  # 300 is no multiple of 256: an error
+    with pytest.raises(archdsl.ArchError, match="cannot reshape") as err:  # 300 is no multiple of 256: an error,
         archdsl.check_source("model m(x: float32[B, 16, 16]) -> y {\n    y = reshape(x, [300])\n}\n")
+    assert not any("runs only when" in text for text, _ in err.value.notes)  # "when 256*B = 300"
 
 
 def test_channels_last_images_into_a_conv_are_said_with_the_permute():
     """[B, 224, 224, 3] into conv2d built a layer of 224 input channels over 224x3 images; kernels that fit a
-    width of 3 passed the shape check. Deep in a net ([B, 512, 4, 4]), a conv1d's input of fewer than 16
-    points, or a [B, 32, 3] that is no model input (conv1d's length 3 may be a net's own), nothing is said."""
+    width of 3 passed the shape check. Deep in a net ([B, 512, 4, 4]; an audio CNN's [B, 64, 64, 4] after
+    pooling the mel axis), over fewer than 16 points, or by a [3, 1] kernel (a 1-D conv written as conv2d),
+    nothing is said; through a scaling or a transpose of the input, it is."""
     assert said("    y = x -> conv2d(16, 3, padding=1)", "x: float32[B, 224, 224, 3]") == [
         "<string>:2:14: conv2d reads [B, 224, 224, 3] as 224 channels of 224x3 images (channels first, as torch's); "
         "if it is [batch, height, width, channels], permute([0, 3, 1, 2]) it first"]
     assert "as 1024 channels of sequences of length 3 (channels first, as torch's); if it is [batch, length, " \
            "channels], permute([0, 2, 1]) it first" in said("    y = x -> conv1d(64, 1)", "x: float32[B, 1024, 3]")[0]
     assert "as 32 channels of 32x32x1 volumes" in said("    y = x -> conv3d(8, 1)", "x: float32[B, 32, 32, 32, 1]")[0]
+    assert "conv2d reads [B, 64, 64, 3] as 64" in said("    y = (x / 255.0 - 0.5) -> conv2d(8, 3, padding=1)",
+                                                       "x: float32[B, 64, 64, 3]")[0]
     for shape, body in (("[B, 3, 224, 224]", "y = x -> conv2d(16, 3)"), ("[B, 512, 4, 4]", "y = x -> conv2d(16, 3)"),
                         ("[B, 8, 3]", "y = x -> conv1d(16, 1)"),  # points: too few to say
-                        ("[B, 3, 32]", "y = x -> transpose(1, 2) -> conv1d(4, 1)")):  # [B, 32, 3] inside
+                        ("[B, 3, 3]", "y = x -> conv1d(32, 1) -> conv1d(4, 1)"),  # [B, 32, 3] inside a net
+                        ("[B, 1, 64, 32]", "y = x -> conv2d(64, 3, padding=1) -> maxpool2d([1, 8]) -> conv2d(8, 3)"),
+                        ("[B, 40, 98, 1]", "y = x -> conv2d(16, [3, 1], padding=[1, 0])")):  # a 1-D conv as 2-D
         assert said(f"    {body}", f"x: float32{shape}") == [], shape
     with pytest.raises(archdsl.ArchError) as err:  # a kernel wider than 3: the note goes with the error
         archdsl.check_source("model m(x: float32[B, 64, 64, 3]) -> y {\n    y = x -> conv2d(16, 5)\n}\n")
