@@ -335,9 +335,9 @@ def layout_hint(cell: str, x_t, batch_first: bool) -> str | None:
     is time first) takes T for the batch and steps over B, and passes every shape check."""
     if x_t.rank != 3:
         return None
-    names = [str(d) if not isinstance(d, int) else None for d in x_t.shape[:2]]
+    names = [str(d) for d in x_t.shape[:2]]  # [16, B, 8] too: T fixed by -D T=16
     batch_at = 1 if batch_first else 0
-    if names[batch_at] not in _BATCH_NAMES or names[1 - batch_at] is None or names[1 - batch_at] in _BATCH_NAMES:
+    if names[batch_at] not in _BATCH_NAMES or names[1 - batch_at] in _BATCH_NAMES:
         return None
     return (f"{cell} reads {shape_str(x_t)} as [{'batch, steps' if batch_first else 'steps, batch'}, features] "
             f"(batch_first={'true' if batch_first else 'false'}{', the default' if batch_first else ''}), so "

@@ -65,7 +65,7 @@ def load_data(path: str, model, names: list[str], labels_for: LabelsFor | None =
         if not _fits(a.shape, dims):
             labelled = name == "labels" and labels_for is not None
             raise ArchError(f"{path}: '{name}' has shape {list(a.shape)}, the model takes {_shown(dims)}"
-                            + (labels_hint(a.shape, labels_for) if labelled else "")
+                            + (labels_hint(a.shape, labels_for, a.dtype.kind in "iu") if labelled else "")
                             + _layout_hint(name, a.shape, dims))
         want = helper.tensor_dtype_to_np_dtype(vi.elem_type)  # onnx's own table: uint8, int8, ... too
         if a.dtype != want:
@@ -96,11 +96,12 @@ def _check_batched(path: str, declared: dict) -> None:
     firsts = [dims[0] for dims in declared.values() if dims]
     symbolic = any(isinstance(d, str) and d for d in firsts)
     numbers = [d for d in firsts if isinstance(d, int)]
-    names = {d for d in firsts if isinstance(d, str) and d}
+    named = [d for d in firsts if isinstance(d, str) and d]
+    lead = declared.get("labels", [None])[:1] or [None]  # the labels' first dim, else the commonest first dim
+    batch_name = lead[0] if isinstance(lead[0], str) and lead[0] else max(named, key=named.count, default=None)
     for name, dims in declared.items():
-        later = [i for i, d in enumerate(dims[1:], 1) if d in names and d != dims[0]]
-        if later:  # x: [T, B, 8] beside labels [B]: time-major data, cut along T
-            _batch_not_first(path, name, dims, later[0])
+        if batch_name and dims and dims[0] != batch_name and batch_name in dims[1:]:  # x: [T, B, 8] beside
+            _batch_not_first(path, name, dims, dims.index(batch_name))                # labels [B]: cut along T
         if dims and (symbolic or not numbers) and not isinstance(dims[0], int):
             continue
         if dims and not symbolic and dims[0] == numbers[0]:
@@ -142,9 +143,10 @@ def _labels_dims(loss: str, dims: list) -> list:
     return dims[:-1] if loss == "cross_entropy" else dims
 
 
-def labels_hint(shape, of: LabelsFor) -> str:
+def labels_hint(shape, of: LabelsFor, integer: bool) -> str:
     """What labels of another shape are likely meant for: torch's class dim, one-hot rows or regression
-    targets under cross_entropy, class indices under mse or bce_with_logits, another output."""
+    targets under cross_entropy, integer class indices under mse or bce_with_logits of several outputs (one
+    output, [B, 1], wants the labels as a column: _layout_hint's), another output."""
     dims = of.outputs[of.output]
     said = f" ({of.loss}'s labels for output '{of.output}' {_shown(dims)})"
     torch_way = dims[:1] + dims[2:]
@@ -160,7 +162,7 @@ def labels_hint(shape, of: LabelsFor) -> str:
         return (f"{said}; cross_entropy takes one class index per example: one-hot rows become "
                 "labels.argmax(-1); targets of the output's shape take --loss mse (or bce_with_logits for 0/1 "
                 "targets)")
-    if of.loss != "cross_entropy" and _fits(shape, dims[:-1]):
+    if of.loss != "cross_entropy" and integer and dims and dims[-1] != 1 and _fits(shape, dims[:-1]):
         return (f"{said}; {of.loss} takes a {'float 0/1 ' if of.loss == 'bce_with_logits' else ''}target of the "
                 "output's shape: class indices go with --loss cross_entropy")
     return said

@@ -135,9 +135,12 @@ def test_time_major_dims_read_batch_first_say_so(cell):
                       r"\(batch_first=false\), so T is taken for the batch and B for the time steps; for "
                       "batch-first input leave batch_first=false out"):
         driver.check_source("model m(x: float32[B, T, 8]) -> y {\n    y = x -> lstm(4, batch_first=false)\n}\n")
+    with pytest.warns(archdsl.ArchWarning, match=r"reads \[16, B, 8\] as \[batch, steps, features\]"):  # -D T=16
+        driver.check_source(f"model m(x: float32[16, B, 8]) -> y {{\n    y = x -> {cell}(4)\n}}\n")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for shape, first in (("B, T, 8", "true"), ("T, B, 8", "false"), ("N, 16, 8", "true"), ("T, S, 8", "true")):
+        for shape, first in (("B, T, 8", "true"), ("T, B, 8", "false"), ("N, 16, 8", "true"), ("T, S, 8", "true"),
+                             ("16, 8, 8", "true")):
             driver.check_source(f"model m(x: float32[{shape}]) -> y {{\n    y = x -> {cell}(4, batch_first={first})\n"
                                 "}\n")
 

@@ -55,3 +55,15 @@ def test_time_major_data_says_to_put_the_batch_first(tmp_path, capsys, decl, bod
            "stored so) and permute it in the spec where a layer wants another order (lstm and gru take " \
            "batch_first=false)" in err, err
     assert not (tmp_path / "w.npz").exists()
+
+
+def test_a_batch_first_input_beside_an_unbatched_one_is_not_called_time_major(tmp_path, capsys):
+    """x [B, T, 8] beside mask [T, T] (labels [B, T, 3]) was said to have "the batch (T) on dim 1"."""
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, T, 8], mask: float32[T, T]) -> y {\n    y = x -> linear(3) as fc\n}\n")
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 6, 8), np.float32), mask=np.zeros((6, 6), np.float32),
+             labels=np.zeros((4, 6, 3), np.float32))
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--loss", "mse",
+                 "-o", str(tmp_path / "w.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "'mask' has 6 examples, 'x' has 4" in err and "on dim 1" not in err, err
