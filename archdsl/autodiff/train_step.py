@@ -234,9 +234,11 @@ def _warn_untrained(graph: Graph, out_name: str, ungraded: list[Value]) -> None:
     if left:
         outs = list(dict.fromkeys(o for p in left for o in fed[id(p)]))
         names = ", ".join(f"'{p.name}'" for p in left[:4]) + (f" and {len(left) - 4} more" if len(left) > 4 else "")
-        graph.warnings.append((f"{names} feed{'s' if len(left) == 1 else ''} only output{'s' if len(outs) > 1 else ''} "
-                               f"{', '.join(repr(o) for o in outs)}, which the loss (on '{out_name}') does not read: "
-                               "the train step leaves them as initialized, as torch does; a loss the spec computes "
+        one = len(left) == 1
+        graph.warnings.append((f"{names} get{'s' if one else ''} no gradient from the loss (on '{out_name}'); "
+                               f"{'it feeds' if one else 'they feed'} output{'s' if len(outs) > 1 else ''} "
+                               f"{', '.join(repr(o) for o in outs)}, and the train step leaves "
+                               f"{'it' if one else 'them'} as initialized, as torch does; a loss the spec computes "
                                "(an output named loss) can train every output", left[0].span))
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
 import sys
 
 from .._version import __version__
-from ..diagnostics import did_you_mean
 from .args import DEFINE_HELP, THREADS_HELP, seed, threads
 from .commands import COMMANDS
 from .signals import interruptible
@@ -177,13 +177,15 @@ def _unknown_hint(parser: argparse.ArgumentParser, argv: list[str], first: str) 
         name = first.split("=", 1)[0]
         if _SPELLINGS.get(name) in flags:
             return f"; {parser.prog.split()[-1]} spells it {_SPELLINGS[name]}"
-        return did_you_mean(name, [f for f in flags if f.startswith("--")])
-    at = argv.index(first) if first in argv else 0
-    prev = next((a for a in parser._actions if at and argv[at - 1] in a.option_strings), None)
-    if prev is not None and prev.nargs == 0:
-        more = "; --checkpoint FILE names the checkpoint it reads" if prev.dest == "resume" and \
+        words = {f[2:]: f for f in flags if f.startswith("--")}  # compared without the dashes: --bs is no --seed
+        close = difflib.get_close_matches(name[2:], list(words), n=1, cutoff=0.75)
+        return f"; did you mean '{words[close[0]]}'?" if close else ""
+    no_value = {o: a for a in parser._actions if a.nargs == 0 for o in a.option_strings}
+    after = next((argv[i - 1] for i, a in enumerate(argv) if a == first and i and argv[i - 1] in no_value), None)
+    if after is not None:
+        more = "; --checkpoint FILE names the checkpoint it reads" if no_value[after].dest == "resume" and \
             "--checkpoint" in flags else ""
-        return f" ({argv[at - 1]} takes no value{more})"
+        return f" ({after} takes no value{more})"
     return ""
 
 

@@ -364,12 +364,15 @@ def test_a_diagnostic_that_fails_to_render_is_its_message_not_a_traceback(tmp_pa
      "unrecognized arguments: ckpt.npz (--resume takes no value; --checkpoint FILE names the checkpoint it reads)"),
     (["build", MLP, "--train", "--nesterov", "0.9"], "unrecognized arguments: 0.9 (--nesterov takes no value)"),
     (["build", MLP, "extra.arch"], "unrecognized arguments: extra.arch\n"),  # nothing to guess
+    (["run", MLP, "--bs", "3"], "unrecognized arguments: --bs 3\n"),  # not '--seed'
+    (["--verbose", "check", MLP], "unrecognized arguments: --verbose\n"),  # not '--version'
+    (["train", MLP, "--resume", "d.npz"], "unrecognized arguments: d.npz (--resume takes no value"),  # --data d.npz
 ])
 def test_unrecognized_arguments_say_what_they_likely_meant(tmp_path, capsys, argv, words):
     """Another tool's spelling (--learning-rate, --bs), a typo, or a value after a flag that takes none was only
     "unrecognized arguments"."""
     with pytest.raises(SystemExit) as e:
-        main([*argv, "--data", str(tmp_path / "d.npz")] if argv[0] == "train" else argv)
+        main([*argv[:2], "--data", "d.npz", *argv[2:]] if argv[0] == "train" else argv)
     assert e.value.code == 2 and words in capsys.readouterr().err
 
 

@@ -154,17 +154,22 @@ def test_a_head_no_loss_reads_is_a_warning_in_build_train_and_train(tmp_path, ca
                     "    unused = x -> linear(3) as dead\n}\n")
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "d.npz", x=rng.standard_normal((8, 6)).astype(np.float32), labels=rng.integers(0, 4, 8))
-    said = ("two.arch:4:18: warning: 'reg.weight', 'reg.bias' feed only output 'stats', which the loss (on 'logits') "
-            "does not read: the train step leaves them as initialized, as torch does; a loss the spec computes (an "
-            "output named loss) can train every output\n")
+    said = ("two.arch:4:18: warning: 'reg.weight', 'reg.bias' get no gradient from the loss (on 'logits'); they "
+            "feed output 'stats', and the train step leaves them as initialized, as torch does; a loss the spec "
+            "computes (an output named loss) can train every output\n")
     for argv in (["build", str(spec), "--train", "-o", str(tmp_path / "t.onnx")],
                  ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--epochs", "1",
                   "-o", str(tmp_path / "w.npz")]):
         assert main(argv) == 0
         err = capsys.readouterr().err
         assert said in err and err.count("warning:") == 2 and "'dead' (linear) is computed" in err, err
-    assert main(["check", str(spec)]) == 0 and "feed only" not in capsys.readouterr().err
+    assert main(["check", str(spec)]) == 0 and "no gradient" not in capsys.readouterr().err
     assert main(["build", str(spec), "--train", "--output-name", "stats", "--loss", "mse",
                  "-o", str(tmp_path / "t.onnx")]) == 0
     err = capsys.readouterr().err
-    assert "'cls.weight', 'cls.bias' feed only output 'logits', which the loss (on 'stats') does not read" in err
+    assert "'cls.weight', 'cls.bias' get no gradient from the loss (on 'stats'); they feed output 'logits'" in err
+    spec.write_text("model d(x: float32[B, 6]) -> (y, z) {\n    z = x -> linear(4) as head2\n"
+                    "    y = (x -> linear(4) as head1) + detach(z)\n}\n")  # head2 reaches y, without a gradient
+    assert main(["build", str(spec), "--train", "--loss", "mse", "-o", str(tmp_path / "t.onnx")]) == 0
+    assert "'head2.weight', 'head2.bias' get no gradient from the loss (on 'y'); they feed output 'z'" \
+        in capsys.readouterr().err
