@@ -173,6 +173,10 @@ def _atan2(y, x):
 
 def _truths(name, v) -> list[bool]:
     """all()/any() of a list of compile-time values; a tensor's truth is only known at run time."""
+    if isinstance(v, Tensor):  # torch.all(mask): a reduction, written here as one over its 0/1 values
+        form = 'eq(amin(cast(m, "int64")), 1)' if name == "all" else 'gt(amax(cast(m, "int64")), 0)'
+        raise ArchTypeError(f"{name}() takes a list of values known when building; for a bool tensor m's "
+                            f"{name}() as a tensor, write {form}")
     items = _seq(name, v)
     if any(isinstance(x, Tensor) for x in items):
         raise ArchTypeError(f"{name}() of tensors: their values are only known at run time; a condition must be a "

@@ -152,6 +152,17 @@ _TORCH_FUNCTIONS = {
     "full": "full_like(x, value) or tensor([...])", "arange": "positions(x, dim) for a tensor, range(n) for numbers",
     "rand": "rand_like(x)", "randn": "randn_like(x)",
     "meshgrid": "two positions(x, dim) vectors unsqueezed to broadcast: unsqueeze(py, 1) and unsqueeze(px, 0)",
+    "outer": "unsqueeze(a, 1) * unsqueeze(b, 0)", "lerp": "a + w * (b - a)", "square": "x * x",
+    "softmin": "softmax(-x)", "movedim": "permute(x, [...])", "swapaxes": "transpose(x, dim0, dim1)",
+    "unflatten": "reshape(x, [...])", "count_nonzero": 'sum(cast(ne(x, 0.0), "int64"))',
+    "hypot": "sqrt(a * a + b * b)", "addcmul": "x + value * a * b", "addcdiv": "x + value * a / b",
+    "nansum": "sum(where(isnan(x), 0.0, x))", "threshold": "where(x > threshold, x, value)",
+    "tanhshrink": "x - tanh(x)", "softshrink": "where(abs(x) > lambd, x - sign(x) * lambd, 0.0)",
+    "hardshrink": "where(abs(x) > lambd, x, 0.0)",
+    **{n: "mean(where(abs(d) < delta, 0.5 * d * d, delta * (abs(d) - 0.5 * delta))) for d = a - b"
+       for n in ("huber_loss", "HuberLoss")},
+    **{n: "mean(where(abs(d) < beta, 0.5 * d * d / beta, abs(d) - 0.5 * beta)) for d = a - b"
+       for n in ("smooth_l1_loss", "SmoothL1Loss")},
     # losses and layers under torch's and Keras's names (each said "did you mean" something unrelated)
     "mse_loss": "mean((a - b) ** 2), or train with --loss mse", "l1_loss": "mean(abs(a - b))",
     "nll_loss": "cross_entropy(logits, labels), which takes the logits (no log_softmax before it)",

@@ -1,0 +1,56 @@
+"""torch functions the language writes otherwise (elaborate/values.py _TORCH_FUNCTIONS): the unknown name says
+what to write, and what it says, written out, computes torch's result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import archdsl
+from archdsl import runtime
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+# name as torch calls it, what the message says, that written for a, b (and w): torch's result
+CASES = [
+    ("huber_loss(a, b)", "mean(where(abs(d) < delta, 0.5 * d * d, delta * (abs(d) - 0.5 * delta))) for d = a - b",
+     "mean(where(abs(a - b) < 1.5, 0.5 * (a - b) * (a - b), 1.5 * (abs(a - b) - 0.5 * 1.5)))",
+     lambda a, b: F.huber_loss(a, b, delta=1.5)),
+    ("smooth_l1_loss(a, b)", "mean(where(abs(d) < beta, 0.5 * d * d / beta, abs(d) - 0.5 * beta)) for d = a - b",
+     "mean(where(abs(a - b) < 0.7, 0.5 * (a - b) * (a - b) / 0.7, abs(a - b) - 0.5 * 0.7))",
+     lambda a, b: F.smooth_l1_loss(a, b, beta=0.7)),
+    ("outer(a[0], b[0])", "unsqueeze(a, 1) * unsqueeze(b, 0)", "unsqueeze(a[0], 1) * unsqueeze(b[0], 0)",
+     lambda a, b: torch.outer(a[0], b[0])),
+    ("lerp(a, b, 0.3)", "a + w * (b - a)", "a + 0.3 * (b - a)", lambda a, b: torch.lerp(a, b, 0.3)),
+    ("softmin(a)", "softmax(-x)", "softmax(-a)", lambda a, b: F.softmin(a, dim=-1)),
+    ("count_nonzero(a)", 'sum(cast(ne(x, 0.0), "int64"))', 'sum(cast(ne(relu(a), 0.0), "int64"))',
+     lambda a, b: torch.count_nonzero(F.relu(a))),
+    ("hypot(a, b)", "sqrt(a * a + b * b)", "sqrt(a * a + b * b)", torch.hypot),
+    ("softshrink(a)", "where(abs(x) > lambd, x - sign(x) * lambd, 0.0)", "where(abs(a) > 0.5, a - sign(a) * 0.5, 0.0)",
+     lambda a, b: F.softshrink(a, 0.5)),
+    ("hardshrink(a)", "where(abs(x) > lambd, x, 0.0)", "where(abs(a) > 0.5, a, 0.0)",
+     lambda a, b: F.hardshrink(a, 0.5)),
+    ("tanhshrink(a)", "x - tanh(x)", "a - tanh(a)", lambda a, b: F.tanhshrink(a)),
+    ("threshold(a, 0.1, 2.0)", "where(x > threshold, x, value)", "where(a > 0.1, a, 2.0)",
+     lambda a, b: F.threshold(a, 0.1, 2.0)),
+    ("all(a > 0)", 'eq(amin(cast(m, "int64")), 1)', 'eq(amin(cast(gt(a, -3.0), "int64")), 1)',
+     lambda a, b: torch.all(a > -3.0)),
+    ("any(a > 0)", 'gt(amax(cast(m, "int64")), 0)', 'gt(amax(cast(gt(a, 1.0), "int64")), 0)',
+     lambda a, b: torch.any(a > 1.0)),
+]
+
+
+def _spec(expr: str) -> str:
+    return f"model m(a: float32[3, 5], b: float32[3, 5]) -> y {{\n    y = {expr}\n}}\n"
+
+
+@pytest.mark.parametrize("call, said, written, want", CASES, ids=[c[0].split("(")[0] for c in CASES])
+def test_a_torch_function_says_what_to_write_and_that_computes_torchs_result(call, said, written, want):
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source(_spec(call))
+    assert said in e.value.message, e.value.message
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((3, 5)).astype(np.float32) * 2 for _ in range(2))
+    y = runtime.session(archdsl.compile_source(_spec(written))).run(None, {"a": a, "b": b})[0]
+    np.testing.assert_allclose(y, want(torch.from_numpy(a), torch.from_numpy(b)).numpy(), rtol=1e-5, atol=1e-6)
