@@ -63,6 +63,23 @@ def test_3d_adaptive_pools_train_like_torch():
     one_step_like_torch(ct, fwd, batches(ct, 1, 2, 3, seed=8))
 
 
+@pytest.mark.parametrize("out", ["[3, 5, 2]", "[2, none, 7]", "4", "[6, 1, 2]"])
+def test_3d_adaptive_max_pools_over_uneven_windows_train_like_torch(out):
+    """Windows that overlap, differ in length (a -inf slot pads the shorter) or outnumber the inputs."""
+    src = ("model m(x: float32[B, 2, 5, 7, 4]) -> y {\n    h = x -> conv3d(3, 1) as c\n"
+           f"    y = h -> adaptive_maxpool3d({out}) -> flatten -> linear(2) as fc\n}}\n")
+    ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=src)
+    one_step_like_torch(ct, fwd, batches(ct, 1, 2, 2, seed=9))
+
+
+def test_an_adaptive_max_pools_gradient_grows_with_its_dims_not_its_windows():
+    """Its gradient sliced every window of every dim, nested: 13^3 windows made a step of 49,228 nodes."""
+    src = ("model m(x: float32[B, 4, 32, 32, 32]) -> y {\n"
+           "    y = x -> conv3d(4, 1) as c -> adaptive_maxpool3d(13) -> flatten -> linear(3) as fc\n}\n")
+    ct, _ = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=src)
+    assert len(ct.step_model.graph.node) < 400
+
+
 DOWN_UP = """
 model down_up(x: float32[B, 4, H, W]) -> y {
     h = x -> conv2d(4, 3, stride=2, padding=1) as down -> relu       # [B, 4, (H-1)//2+1, (W-1)//2+1]
