@@ -180,6 +180,7 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     from .runtime import newest_opset
     name = _one_model(mod, model)
     graph = elaborate_model(mod, name)
+    ranges = _int_inputs(graph)  # as written: the passes may turn an embedding into a Gather
     opset = _check_options(options) or newest_opset()
     weights = loaded_weights if loaded_weights is not None else given_weights(options)
     with noting_overrides(mod):  # -D hidden=128 against a checkpoint of 256: the note says where 128 came from
@@ -193,7 +194,7 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     declared = written - sum(u.trainable for u in unused if not u.kept)  # as written, less what was dropped
     if options.with_weights and not skeleton:
         _fits_in_memory(graph)
-    meta = _metadata(mod, name, options.seed)
+    meta = {**_metadata(mod, name, options.seed), **ranges}
     res = lower_graph(graph, opset=opset, seed=options.seed, weights=weights, metadata=meta,
                       with_weights=options.with_weights and not skeleton, params_as_inputs=fed,
                       doc=f"{name} from {_source_name(mod)} (archdsl {__version__})")
@@ -313,6 +314,15 @@ def _metadata(mod: Module, name: str, seed: int) -> dict:
             "archdsl.model": name, "archdsl.seed": str(seed)}
 
 
+def _int_inputs(graph: Graph) -> dict:
+    """archdsl.int_inputs: what the integer inputs hold (ids, labels, lengths), for `archdsl run MODEL.onnx`."""
+    import json
+
+    from .training.data import int_input_ranges
+    ranges = int_input_ranges(graph)
+    return {"archdsl.int_inputs": json.dumps(ranges, sort_keys=True)} if ranges else {}
+
+
 def _source_name(mod: Module) -> str:
     """The spec's file name for the model's metadata and doc strings (valid UTF-8 whatever the disk holds)."""
     from .diagnostics import utf8
@@ -386,12 +396,13 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
     meta = _metadata(mod, name, options.seed)
     level = min(options.opt_level, TRAIN_LEVEL)
     ev = elaborate_model(mod, name)
+    ev_meta = {**meta, **_int_inputs(ev)}
     with noting_overrides(mod):
         weights = checked_weights(weights, ev, _weights_file(options))
     optimize_keeping_params(ev, options, opset)
     check_zero_divisors(ev, opset)
     ev_weights = {k: v for k, v in weights.items() if k in ev.params} if weights else None
-    eval_model = lower_graph(ev, opset=opset, seed=options.seed, weights=ev_weights, metadata=meta,
+    eval_model = lower_graph(ev, opset=opset, seed=options.seed, weights=ev_weights, metadata=ev_meta,
                              doc=f"{name} (eval) from {_source_name(mod)} (archdsl {__version__})").model
     expose_initializers(eval_model, list(ev.params))
     graph = elaborate_model(mod, name)

@@ -201,6 +201,8 @@ def cmd_run(args, sources) -> int:
     if problem:
         shown = ", ".join(f"{d}={n}" for d, n in planned.items())
         raise ArchError(f"{problem} (the sizes of this run: {shown})", _node_line(problem, sources))
+    if mod is None:  # an .onnx archdsl built says what its integer inputs hold
+        high.update(_recorded_ranges(sess, planned))
     if general is not None:  # an lstm's lengths=: 1..T at this run's T, given (checked) or drawn
         from ..training.data import check_length_inputs, length_limits
         check_length_inputs(", ".join(given_from.values()), given, general, planned)
@@ -236,6 +238,27 @@ def cmd_run(args, sources) -> int:
     if save is not None:
         _save(save, args, sources, {m.name: a for m, a in zip(sess.get_outputs(), outs)}, feeds)
     return 0
+
+
+def _recorded_ranges(sess, sizes: dict) -> dict:
+    """The random integers' ranges an .onnx records (driver's archdsl.int_inputs): ids and labels [low,
+    high), lengths 1..the fewest steps at this run's sizes. A model from elsewhere records none: 0 or 1."""
+    import json
+    text = sess.get_modelmeta().custom_metadata_map.get("archdsl.int_inputs")
+    try:
+        recorded = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    out = {}
+    for name, r in recorded.items() if isinstance(recorded, dict) else ():
+        if not isinstance(r, dict):
+            continue
+        steps = [int(d) if d.isdigit() else sizes.get(d) for d in r.get("steps", ()) if isinstance(d, str)]
+        if "high" in r:
+            out[name] = (r.get("low", 0), r["high"])
+        elif steps and None not in steps and min(steps) >= 1:  # a formula's steps: left to the default
+            out[name] = (1, min(steps) + 1)
+    return out
 
 
 def _save(out: Path, args, sources, outputs: dict, feeds: dict) -> None:

@@ -15,9 +15,8 @@ from ..runtime import dim_conflict, is_name
 from ..types import dim_size
 
 __all__ = ["LabelsFor", "check_class_labels", "check_ctc_inputs", "check_index_inputs", "check_label_inputs",
-           "check_length_inputs", "first_index", "index_rows", "label_inputs", "length_inputs", "length_limits",
-           "load_data",
-           "onnx_dims"]
+           "check_length_inputs", "first_index", "index_rows", "int_input_ranges", "label_inputs", "length_inputs",
+           "length_limits", "load_data", "onnx_dims"]
 
 
 @dataclass(frozen=True)
@@ -341,6 +340,17 @@ def length_inputs(graph) -> dict[str, list[tuple]]:
         if got is not None and got[1].kind == "input":
             out.setdefault(got[1].name, []).append((got[0], 1 if node.attrs["batch_first"] else 0, node.op,
                                                     node.name))
+    return out
+
+
+def int_input_ranges(graph) -> dict[str, dict]:
+    """What a model's integer inputs hold, for its metadata (an .onnx says nothing of it, and `archdsl run`
+    drew 0 or 1 for an lstm's lengths): embedding ids and a spec's own labels [0, high), lengths 1..the
+    fewest time steps of the layers they feed (each a dim, a number or a symbol the run sizes)."""
+    out: dict[str, dict] = {name: {"low": 0, "high": n} for name, (n, _, _) in label_inputs(graph).items()}
+    out.update({name: {"low": 0, "high": n} for name, (n, _) in index_rows(graph).items()})
+    for name, layers in length_inputs(graph).items():
+        out[name] = {"low": 1, "steps": [str(x.type.shape[axis]) for x, axis, _, _ in layers]}
     return out
 
 
