@@ -95,9 +95,7 @@ def _check_batched(path: str, declared: dict) -> None:
     firsts = [dims[0] for dims in declared.values() if dims]
     symbolic = any(isinstance(d, str) and d for d in firsts)
     numbers = [d for d in firsts if isinstance(d, int)]
-    named = [d for d in firsts if isinstance(d, str) and d]
-    lead = declared.get("labels", [None])[:1] or [None]  # the labels' first dim, else the commonest first dim
-    batch_name = lead[0] if isinstance(lead[0], str) and lead[0] else max(named, key=named.count, default=None)
+    batch_name = _batch_name(declared)
     for name, dims in declared.items():
         if batch_name and dims and dims[0] != batch_name and batch_name in dims[1:]:  # x: [T, B, 8] beside
             _batch_not_first(path, name, dims, dims.index(batch_name))                # labels [B]: cut along T
@@ -106,13 +104,22 @@ def _check_batched(path: str, declared: dict) -> None:
         if dims and not symbolic and dims[0] == numbers[0]:
             continue
         batch = next((d for d in firsts if isinstance(d, str) and d), numbers[0] if numbers else None)
-        if isinstance(batch, str) and batch in dims:  # [8, B, 8]
-            _batch_not_first(path, name, dims, dims.index(batch))
         what = "a scalar ([])" if not dims else f"declared [{', '.join(str(d) or '?' for d in dims)}]"
         raise ArchError(f"{path}: the model's input '{name}' is {what}, without the batch ({batch}) as its first "
                         "dim: training cuts every input into batches of examples along its first dim; give it one "
                         f"row per example ([{batch}{''.join(f', {d}' for d in dims)}] in the spec, each row the "
                         "same), or make it a constant or parameter of the spec")
+
+
+def _batch_name(declared: dict) -> str | None:
+    """The batch's dim name: the labels' first dim, else the one first dim named so (B, batch, N), else the
+    first dim every input shares; None where the names leave it open."""
+    lead = (declared.get("labels") or [None])[0]
+    if isinstance(lead, str) and lead:
+        return lead
+    named = {dims[0] for dims in declared.values() if dims and isinstance(dims[0], str) and dims[0]}
+    batchy = named & {"B", "batch", "N"}
+    return next(iter(batchy)) if len(batchy) == 1 else next(iter(named)) if len(named) == 1 else None
 
 
 def _batch_not_first(path: str, name: str, dims: list, at: int) -> None:
