@@ -199,9 +199,10 @@ def cmd_build(args, sources) -> int:
             raise ArchError("-o - writes to stdout, which is closed; give -o FILE")
         args.output = "/dev/stdout"
     output_path(args.output)
-    if args.emit != "ir" and args.output and Path(args.output).suffix.lower() in _NOT_A_MODEL:  # -o w.npz: a
-        print(f"archdsl build: error: -o {args.output}: build writes an ONNX model; give the .onnx suffix "  # model
-              "(train writes the weights it trains as .npz)", file=sys.stderr)  # that run took for arrays
+    # -o w.npz wrote a model that `run` then took for a file of arrays
+    if args.emit != "ir" and args.output and Path(args.output).suffix.lower() in _NOT_A_MODEL:
+        print(f"archdsl build: error: -o {args.output}: build writes an ONNX model; give the .onnx suffix "
+              "(train writes the weights it trains as .npz)", file=sys.stderr)
         return 2
     if args.emit == "ir" and (unused := _not_for_ir(args)):
         print(f"archdsl build: error: --emit ir prints the IR; {unused}", file=sys.stderr)
