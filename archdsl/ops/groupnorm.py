@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, numel
-from ._common import check_norm_eps, float_input, narrowed, positive, reduce_op, shape_str, widened
+from ._common import check_norm_eps, float_input, i64, narrowed, positive, reduce_op, shape_str, widened
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
 __all__ = ["channel_params", "check_channel_params", "normalized_forward", "scale_and_bias"]
@@ -67,12 +67,11 @@ def _grouped_shape(e, x: str, x_t, g: int) -> str:
     spatial, per = x_t.shape[2:], x_t.shape[1] // g
     if all(isinstance(d, int) for d in spatial):
         return e.const(np.array([0, g, per * int(np.prod(spatial, dtype=np.int64))], dtype=np.int64))
-    i64 = lambda v: e.const(np.array(v, dtype=np.int64))  # noqa: E731
     shape = e.op("Shape", [x])
-    sizes = e.op("Slice", [shape, i64([2]), i64([x_t.rank])])
-    groups = e.op("Div", [e.op("Slice", [shape, i64([1]), i64([2])]), i64([per])])
-    return e.op("Concat", [i64([0]), groups, e.op("Mul", [reduce_op(e, "ReduceProd", sizes, [0], 1), i64([per])])],
-                axis=0)
+    sizes = e.op("Slice", [shape, i64(e, [2]), i64(e, [x_t.rank])])
+    groups = e.op("Div", [e.op("Slice", [shape, i64(e, [1]), i64(e, [2])]), i64(e, [per])])
+    per_group = e.op("Mul", [reduce_op(e, "ReduceProd", sizes, [0], 1), i64(e, [per])])
+    return e.op("Concat", [i64(e, [0]), groups, per_group], axis=0)
 
 
 def _lower(e, ins, outs, c):
