@@ -310,8 +310,8 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
             raise ArchError(e.message + hint, e.span or pred.span, e.notes) from None
         if said := squashed_logits(cfg.loss, pred):  # `y = ... -> softmax` trained with --loss cross_entropy
             graph.warnings.append((f"output '{out_name}': --loss {said}; end it at the logits (for probabilities "
-                                   f"as well, a second output softmax(logits), and --output-name naming the "
-                                   f"logits)", pred.producer.span))
+                                   f"as well, a second output {pred.producer.op}(logits), and --output-name naming "
+                                   "the logits)", pred.producer.span))
         labels = graph.add_input("labels", lt)
         b = GradBuilder(graph, None, tag="loss")
         loss = make_loss(b, cfg.loss, pred, labels, cfg.label_smoothing, cfg.ignore_index)

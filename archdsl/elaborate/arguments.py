@@ -27,12 +27,30 @@ def keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Spa
         if k == "batch_first" and k not in names:  # torch's nn.MultiheadAttention(..., batch_first=True)
             raise ArchTypeError(f"{callee}() has no argument '{k}': it takes batch-first inputs ([B, T, ...]) "
                                 f"always; leave it out ({hint})", span)
+        if k not in names and k in _KERAS:  # return_sequences= suggested return_state, which gives a tuple
+            raise ArchTypeError(f"{callee}() has no argument '{k}' (Keras's): {_KERAS[k]} ({hint})", span)
         if k not in names:
             raise ArchTypeError(f"{callee}() has no argument '{k}'{did_you_mean(k, names)} ({hint})", span)
         if k in given:
             raise ArchTypeError(f"{callee}(): argument '{k}' given twice", span)
         given[k] = v
 
+
+# Keras's layer arguments, as written here
+_KERAS = {
+    "return_sequences": "an lstm or gru returns every step's output, [B, T, H]; the last step's alone is out[:, -1] "
+                        "(with lengths=, return_state=true and the final state h_n[-1])",
+    "units": "the size is the first argument (linear(64), lstm(64))",
+    "filters": "the channel count is the first argument (conv2d(32, 3))",
+    "activation": "chain the activation after the layer (x -> linear(64) -> relu)",
+    "rate": "the dropout probability is p (dropout(0.5))",
+    "data_format": "archdsl's layers take channels first, [B, C, H, W]; permute([0, 3, 1, 2]) channels-last data",
+    "mask_zero": "an lstm or gru takes lengths= (each example's count of real steps, the padding after them)",
+    "input_dim": "embedding(num_embeddings, embedding_dim): the table's rows, then the vector size",
+    "output_dim": "embedding(num_embeddings, embedding_dim): the table's rows, then the vector size",
+    "use_bias": "bias=false",
+    "epsilon": "eps=",
+}
 
 # torch's and numpy's names for one argument: an op taking `axis` takes `dim=` for it, and so on
 _SYNONYMS = {"dim": "axis", "axis": "dim", "keepdim": "keepdims", "keepdims": "keepdim",

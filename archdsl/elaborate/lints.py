@@ -24,10 +24,65 @@ def suspicious(op, tensors: list, attrs: dict) -> str | None:
     x = tensors[0].type
     if op.name == "reshape":
         return _fixed_reshape(x, attrs.get("shape"))
-    if op.name in ("conv1d", "conv2d", "conv3d") and not _along_other_dims(attrs.get("kernel_size")):
-        return _channels_last(op.name, x) if _from_input(tensors[0].value) else None  # not inside a net
+    if op.name in ("softmax", "log_softmax") and _one_class(x, attrs.get("axis", -1)):
+        return (f"{op.name} over a dim of size 1 is {'1' if op.name == 'softmax' else '0'} everywhere, and no "
+                "gradient passes it; one logit's probability is sigmoid(x)")
+    if op.name == "batchnorm":
+        return _keras_batchnorm(attrs) or _channels_last(op.name, x, x.rank - 2, tensors[0].value)
+    sequence = _sequence_from(tensors[0].value) if x.rank == 3 else None
+    if sequence and op.name in _ALONG_DIM_1:  # an embedding's or an lstm's [B, T, F]
+        return (f"{op.name} reads [{', '.join(map(str, x.shape))}], {sequence}'s [batch, steps, features], as "
+                f"{x.shape[1]} {_ALONG_DIM_1[op.name]}; transpose(x, 1, 2) first (Keras's layers take steps first)"
+                + ("; a pool over the steps is amax(x, dim=1) or mean(x, dim=1)" if "pool" in op.name else ""))
+    if op.name in ("conv1d", "conv2d", "conv3d") and _along_other_dims(attrs.get("kernel_size")):
+        return None
+    if op.name in _SPATIAL:
+        return _channels_last(op.name, x, _SPATIAL[op.name] or x.rank - 2, tensors[0].value)
     if op.name in ("lstm", "gru"):
         return layout_hint(op.name, x, attrs.get("batch_first", True))
+    return None
+
+
+# layers that read [B, C, ...] with the spatial dims after the channels (0: any rank)
+_SPATIAL = {**{f"{k}{n}d": n for k in ("conv", "maxpool", "avgpool") for n in (1, 2, 3)},
+            "global_avgpool": 0, "global_maxpool": 0}
+# what a layer makes of dim 1 of a [B, T, F] sequence
+_ALONG_DIM_1 = {"conv1d": "channels (its steps), sliding over the features",
+                "batchnorm": "channels (its steps), normalized over the features",
+                **{n: "channels (its steps), pooled over the features"
+                   for n in ("maxpool1d", "avgpool1d", "global_avgpool", "global_maxpool", "adaptive_avgpool1d",
+                             "adaptive_maxpool1d")}}
+_SEQUENCES = {"embedding": "an embedding", "lstm": "an lstm", "gru": "a gru"}
+# ops between a sequence layer and the next that keep its [batch, steps, features]
+_ELEMENTWISE = frozenset(("add", "sub", "mul", "div", "neg", "clamp", "cast", "dropout", "relu", "gelu", "tanh",
+                          "sigmoid", "silu", "leaky_relu"))
+
+
+def _sequence_from(v, steps: int = 8) -> str | None:
+    """'an embedding' or 'an lstm' where v is one's batch-first [B, T, F] output, through elementwise ops and
+    dropout: a sequence whose dim 1 is the steps, never channels."""
+    for _ in range(steps):
+        p = v.producer
+        if p is None:
+            return None
+        if p.op == "embedding" or p.op in ("lstm", "gru") and p.attrs.get("batch_first", True) and v is p.outputs[0]:
+            return _SEQUENCES[p.op]
+        if p.op not in _ELEMENTWISE:  # a transpose: whatever comes next may be meant
+            return None
+        v = p.inputs[0]
+    return None
+
+
+def _keras_batchnorm(attrs: dict) -> str | None:
+    """batchnorm(momentum=0.99): Keras's momentum keeps that share of the running statistics, torch's is the new
+    batch's share; batchnorm(0.99, 1e-3), Keras's positional habit, made eps 0.99."""
+    momentum, eps = attrs.get("momentum"), attrs.get("eps")
+    if isinstance(momentum, float) and momentum > 0.5:
+        return (f"batchnorm momentum={momentum:g} weighs each new batch's statistics {momentum:g} in the running "
+                f"ones (torch's convention); Keras's momentum={momentum:g} is momentum={1 - momentum:.3g} here")
+    if isinstance(eps, float) and 0.1 <= eps < 1:  # 1 and up is refused: torch's channel count there
+        return (f"batchnorm eps={eps:g} adds {eps:g} to every variance; Keras's BatchNormalization(momentum, "
+                "epsilon) order is (eps, momentum) here: write eps= and momentum= by name")
     return None
 
 
@@ -76,15 +131,16 @@ def _fixed_reshape(x, shape) -> str | None:
             f"from the shape; {fix}")
 
 
-def _channels_last(name: str, x) -> str | None:
+def _channels_last(name: str, x, n: int, v) -> str | None:
     """conv2d over [B, 224, 224, 3] makes 224 channels of 224x3 images: channels-last data (Keras', an image
-    file's) fed to a channels-first conv passes the shape check with kernels that fit the width of 3."""
-    n = int(name[-2])
+    file's) fed to a channels-first conv passes the shape check with kernels that fit the width of 3; a
+    batchnorm or a pool there, without a word. Said of a model input only: inside a net a map may well be
+    [B, 512, 62, 4] (an audio CNN's)."""
     shape = x.shape
-    if x.rank != n + 2 or not all(isinstance(d, int) for d in shape[1:]) or shape[-1] > 4:
+    if not 1 <= n <= 3 or x.rank != n + 2 or not all(isinstance(d, int) for d in shape[1:]) or shape[-1] > 4:
         return None
-    if min(shape[1:-1]) < 16:  # a [B, 8, 3] input is a few points or frames
-        return None
+    if min(shape[1:-1]) < (16 if n == 1 else 8) or not _from_input(v):  # [B, 8, 3]: a few points or frames;
+        return None                                                       # [B, 8, 8, 1]: digits, channels last
     size = "x".join(map(str, shape[2:]))
     what = {1: f"sequences of length {size}", 2: f"{size} images", 3: f"{size} volumes"}[n]
     letters = {1: "length", 2: "height, width", 3: "depth, height, width"}[n]

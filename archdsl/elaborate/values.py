@@ -169,7 +169,27 @@ _TORCH_FUNCTIONS = {
     **{n: "bce_with_logits(logits, targets), which takes the logits (no sigmoid before it)"
        for n in ("binary_cross_entropy", "bce_loss", "bce")},
     "kl_div": "sum(p * (log(p) - log_q)) for target probabilities p and log-probabilities log_q",
-    "Sequential": "a chain, x -> f -> g (a block to reuse one)", "Dense": "linear(n)", "dense": "linear(n)",
+    "Sequential": "a chain, x -> f -> g (a block to reuse one)",
+    **{n: "linear(n), the activation chained after it (x -> linear(64) -> relu)" for n in ("Dense", "dense")},
+    # Keras's layers: its [B, T, F] sequences and channels-last images are laid out otherwise here
+    **{n: f"{'amax' if 'Max' in n or 'max' in n else 'mean'}(x, dim=1) over a [B, T, F] sequence (Keras's "
+          f"layout); {'global_maxpool' if 'Max' in n or 'max' in n else 'global_avgpool'} pools the dims after "
+          "the channels of [B, C, L]"
+       for n in ("GlobalMaxPooling1D", "GlobalAveragePooling1D", "global_max_pooling1d",
+                 "global_average_pooling1d", "GlobalMaxPool1D", "GlobalAvgPool1D")},
+    **{n: f"{'global_maxpool' if 'Max' in n or 'max' in n else 'global_avgpool'}(x) over [B, C, H, W] (channels "
+          "first: permute([0, 3, 1, 2]) channels-last images first)"
+       for n in ("GlobalMaxPooling2D", "GlobalAveragePooling2D", "global_max_pooling2d",
+                 "global_average_pooling2d", "GlobalMaxPool2D", "GlobalAvgPool2D")},
+    **{n: f"{'max' if 'Max' in n else 'avg'}pool{n[-2]}d(x, kernel_size) over channels-first input"
+       for n in ("MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
+                 "AveragePooling3D", "MaxPool2D", "AvgPool2D")},
+    "Concatenate": "concat([a, b], axis=-1) (concat's own default is axis=1, torch's channels)",
+    "BatchNormalization": "batchnorm(x, eps=1e-3, momentum=0.01): Keras's momentum=0.99 keeps 0.99 of the "
+                          "running statistics, torch's and archdsl's momentum is the new batch's share",
+    "Activation": "the activation itself, chained (x -> relu)",
+    "Flatten": "flatten(x)", "Dropout": "dropout(x, p)", "Embedding": "embedding(num_embeddings, embedding_dim)",
+    "LSTM": "lstm(hidden_size): every step's output [B, T, H]; out[:, -1] the last", "GRU": "gru(hidden_size)",
     "rnn": "lstm(x, hidden) or gru(x, hidden) (there is no plain RNN cell)",
     **{n: f"{n}1d, {n}2d or {n}3d (by the input's rank)" for n in ("maxpool", "avgpool")},
 }

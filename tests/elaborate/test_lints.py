@@ -109,6 +109,53 @@ def test_an_output_that_ends_in_a_softmax_trained_with_its_loss_is_said(tmp_path
     assert "warning" not in capsys.readouterr().err
     spec.write_text("model m(x: float32[B, 20]) -> y {\n    y = x -> linear(3) -> sigmoid\n}\n")
     assert main(["build", str(spec), "--train", "--loss", "bce_with_logits", "-o", str(tmp_path / "t.onnx")]) == 0
-    assert "--loss bce_with_logits takes logits and applies its own sigmoid" in capsys.readouterr().err
+    assert "--loss bce_with_logits takes logits and applies its own sigmoid" in (err := capsys.readouterr().err)
+    assert "a second output sigmoid(logits)" in err  # softmax of one logit would be 1 everywhere
     assert main(["build", str(spec), "--train", "--loss", "mse", "-o", str(tmp_path / "t.onnx")]) == 0
     assert "warning" not in capsys.readouterr().err  # mse of a sigmoid is a regression on [0, 1]
+
+
+SEQ = "ids: int64[B, 20], x: float32[B, 64], img: float32[B, 32, 32, 3], d: float32[B, 8, 8, 1]"
+
+
+@pytest.mark.parametrize("body, words", [
+    # Keras's text CNN: conv1d slid over the 16 embedding dims with the 20 steps as channels
+    ("ids -> embedding(50, 16) -> dropout(0.1) -> conv1d(32, 3, padding=\"same\")",
+     "conv1d reads [B, 20, 16], an embedding's [batch, steps, features], as 20 channels (its steps), sliding over "
+     "the features; transpose(x, 1, 2) first (Keras's layers take steps first)"),
+    # GlobalMaxPooling1D: global_maxpool pooled the 32 hidden units of each step
+    ("ids -> embedding(50, 16) -> lstm(32) -> global_maxpool(keepdims=false)",
+     "global_maxpool reads [B, 20, 32], an lstm's [batch, steps, features], as 20 channels (its steps), pooled over "
+     "the features; transpose(x, 1, 2) first (Keras's layers take steps first); a pool over the steps is "
+     "amax(x, dim=1) or mean(x, dim=1)"),
+    ("x -> linear(1) -> softmax", "softmax over a dim of size 1 is 1 everywhere, and no gradient passes it; one "
+                                  "logit's probability is sigmoid(x)"),
+    ("img -> batchnorm -> maxpool2d(2)", "batchnorm reads [B, 32, 32, 3] as 32 channels of 32x3 images"),
+    ("img -> global_avgpool", "global_avgpool reads [B, 32, 32, 3] as 32 channels of 32x3 images"),
+    ("x -> batchnorm(momentum=0.99)", "batchnorm momentum=0.99 weighs each new batch's statistics 0.99 in the "
+                                      "running ones (torch's convention); Keras's momentum=0.99 is momentum=0.01 here"),
+    ("x -> batchnorm(0.99, 1e-3)", "batchnorm eps=0.99 adds 0.99 to every variance; Keras's "
+                                   "BatchNormalization(momentum, epsilon) order is (eps, momentum) here"),
+])
+def test_keras_habits_are_said(body, words):
+    """Each built a different model from the Keras one it was written from, and trained without a word."""
+    got = said(f"    y = {body}", SEQ)
+    assert len(got) == 1 and words in got[0], got
+
+
+@pytest.mark.parametrize("body", [
+    "ids -> embedding(50, 16) -> transpose(1, 2) -> conv1d(32, 3)",  # [B, 16, 20]: meant
+    "ids -> embedding(50, 16) -> lstm(32) -> amax(dim=1)", "ids -> embedding(50, 16) -> mean(dim=1)",
+    "x -> linear(3) -> softmax", "x -> batchnorm(momentum=0.1, eps=1e-3)",
+    "permute(img, [0, 3, 1, 2]) -> batchnorm -> global_avgpool",
+])
+def test_keras_habits_written_the_way_here_say_nothing(body):
+    assert said(f"    y = {body}", SEQ) == []
+
+
+def test_digits_sized_channels_last_images_are_said_where_the_conv_fails():
+    """[B, 8, 8, 1] (sklearn's digits, channels last): a 3x3 kernel does not fit the width of 1; the error
+    now says why."""
+    with pytest.raises(archdsl.ArchError) as err:
+        archdsl.check_source("model m(d: float32[B, 8, 8, 1]) -> y {\n    y = d -> maxpool2d(2)\n}\n")
+    assert any("maxpool2d reads [B, 8, 8, 1] as 8 channels of 8x1 images" in text for text, _ in err.value.notes)
