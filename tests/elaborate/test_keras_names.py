@@ -1,0 +1,44 @@
+"""Keras's layer names and keyword arguments say what to write here (elaborate/values.py, arguments.py):
+GlobalMaxPooling1D suggested global_maxpool, which pools a [B, T, F] sequence over its features, and
+return_sequences= suggested return_state=, which gives a tuple."""
+
+from __future__ import annotations
+
+import pytest
+
+import archdsl
+
+
+def _error(body: str) -> str:
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source(f"model m(x: float32[B, 20, 16]) -> y {{\n    y = {body}\n}}\n")
+    return e.value.message
+
+
+@pytest.mark.parametrize("name, words", [
+    ("GlobalMaxPooling1D", "write amax(x, dim=1) over a [B, T, F] sequence (Keras's layout); global_maxpool pools "
+                           "the dims after the channels of [B, C, L]"),
+    ("GlobalAveragePooling1D", "write mean(x, dim=1) over a [B, T, F] sequence"),
+    ("GlobalAveragePooling2D", "write global_avgpool(x) over [B, C, H, W] (channels first: permute([0, 3, 1, 2]) "
+                               "channels-last images first)"),
+    ("MaxPooling2D", "write maxpool2d(x, kernel_size) over channels-first input"),
+    ("BatchNormalization", "write batchnorm(x, eps=1e-3, momentum=0.01): Keras's momentum=0.99 keeps 0.99 of the "
+                           "running statistics"),
+    ("Dense", "write linear(n), the activation chained after it (x -> linear(64) -> relu)"),
+    ("Concatenate", "write concat([a, b], axis=-1)"),
+])
+def test_keras_layer_names_say_what_to_write(name, words):
+    assert _error(f"x -> {name}").startswith(f"unknown name '{name}'; {words}")
+
+
+@pytest.mark.parametrize("call, words", [
+    ("lstm(8, return_sequences=false)", "lstm() has no argument 'return_sequences' (Keras's): an lstm or gru returns "
+                                        "every step's output, [B, T, H]; the last step's alone is out[:, -1]"),
+    ("linear(units=8)", "linear() has no argument 'units' (Keras's): the size is the first argument"),
+    ("conv1d(filters=8, kernel_size=3)", "the channel count is the first argument (conv2d(32, 3))"),
+    ("linear(8, activation=\"relu\")", "chain the activation after the layer (x -> linear(64) -> relu)"),
+    ("dropout(rate=0.2)", "the dropout probability is p (dropout(0.5))"),
+    ("lstm(8, mask_zero=true)", "an lstm or gru takes lengths= (each example's count of real steps"),
+])
+def test_keras_keyword_arguments_say_what_to_write(call, words):
+    assert words in _error(f"x -> {call}")
