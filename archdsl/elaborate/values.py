@@ -188,6 +188,7 @@ _TORCH_FUNCTIONS = {
     "BatchNormalization": "batchnorm(x, eps=1e-3, momentum=0.01): Keras's momentum=0.99 keeps 0.99 of the "
                           "running statistics, torch's and archdsl's momentum is the new batch's share",
     "Activation": "the activation itself, chained (x -> relu)",
+    **{n: "lstm(x, hidden, bidirectional=true) (or gru)" for n in ("Bidirectional", "bidirectional")},
     "Flatten": "flatten(x)", "Dropout": "dropout(x, p)", "Embedding": "embedding(num_embeddings, embedding_dim)",
     "LSTM": "lstm(hidden_size): every step's output [B, T, H]; out[:, -1] the last", "GRU": "gru(hidden_size)",
     "rnn": "lstm(x, hidden) or gru(x, hidden) (there is no plain RNN cell)",

@@ -56,6 +56,9 @@ def known_size(op: str, what: str, d, t: TensorType, why: str, hint: str = "") -
              "(flatten(x) keeps dim 0)")
     if not hint and t.rank == 3 and d == t.shape[-1] and isinstance(t.shape[1], int):  # [B, 64, T] into linear
         hint = f"; or, if {shape_str(t)} is [batch, channels, length], transpose(1, 2) first"
+    if not hint and t.rank >= 4 and d == t.shape[1] and isinstance(t.shape[-1], int) and t.shape[-1] <= 4:
+        hint = (f"; or, if {shape_str(t)} is [batch, {', '.join(['spatial'] * (t.rank - 2))}, channels] (channels "
+                f"last), permute({[0, t.rank - 1, *range(1, t.rank - 1)]}) it first")  # [B, H, W, 3] into conv2d
     fail(f"{op}: {what} must be a known size ({why}), got {d} in {shape_str(t)}; {give_numbers(d)}{hint}")
 
 
