@@ -165,7 +165,7 @@ class Evaluator(Calls, Blocks, Operators):
                 self._tick(s.span)  # nested loops over long lists with nothing inside counted no steps
                 self.bind(s.targets, item, env, s.span)
                 if env is self.model_env:
-                    self._shadowing(s.targets, env, s.span)
+                    self._shadowing(s.targets, env, s.span, loop=True)
                 self.exec_body(s.body, env)
         elif isinstance(s, A.If):
             for cond, body in s.branches:
@@ -182,6 +182,8 @@ class Evaluator(Calls, Blocks, Operators):
                 self._tick(s.span)  # an empty body too: `repeat 2 ** 62 { }` ran for ever
                 if s.var:
                     env.vars[s.var] = i
+                    if env is self.model_env:  # `repeat 2 as T` over an input's T, as `for T in ...`
+                        self._shadowing([s.var], env, s.span, loop=True)
                 self.exec_body(s.body, env)
         elif isinstance(s, A.Return):
             vals = [self.eval(v, env) for v in s.values]
@@ -201,17 +203,18 @@ class Evaluator(Calls, Blocks, Operators):
         else:  # pragma: no cover - the parser produces no other statements
             raise EvalError(f"unsupported statement {type(s).__name__}", s.span)
 
-    def _shadowing(self, targets, env: Env, span: Span) -> None:
+    def _shadowing(self, targets, env: Env, span: Span, loop: bool = False) -> None:
         """A model-body name that was a symbolic dim of the inputs and now holds something else: the shapes
-        written with it below mean the new value (`T = 5`, a Mamba `B = x -> linear(n)`)."""
+        written with it below mean the new value (`T = 5`, a Mamba `B = x -> linear(n)`, a loop's variable)."""
         for name in targets:
             dim = self.dims.get(name)
             if dim is not None and env.vars.get(name) != dim and self.graph is not None:
                 del self.dims[name]  # said once
+                now = describe(env.vars.get(name))
                 self.graph.warnings.append((
                     f"'{name}' was the symbolic dim {name} of the model's inputs; from here on it names "
-                    f"{describe(env.vars.get(name))}, and a shape written with {name} below uses that (another "
-                    f"name keeps the dim)", span))
+                    f"{f'the loop variable ({now} first)' if loop else now}, and a shape written with {name} below "
+                    f"uses that (another name keeps the dim)", span))
 
     def bind(self, targets, value, env: Env, span: Span):
         if len(targets) == 1:

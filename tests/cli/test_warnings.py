@@ -66,7 +66,13 @@ def test_a_symbolic_dim_given_another_value_is_a_warning(tmp_path, capsys):
     spec.write_text("model m(x: float32[B, 4]) -> y {\n    B = x.shape[0]\n"
                     "    for B in [1] {\n        y = x\n    }\n}\n")
     assert main(["check", str(spec)]) == 0  # a loop variable too
-    assert "s.arch:3:5: warning: 'B' was the symbolic dim B" in capsys.readouterr().err  # after B = the same dim
+    assert "s.arch:3:5: warning: 'B' was the symbolic dim B of the model's inputs; from here on it names the loop " \
+           "variable (int 1 first)" in capsys.readouterr().err  # after B = the same dim
+    spec.write_text("model m(x: float32[B, T, 4]) -> y {\n    repeat 2 as T {\n        x = x * 2.0\n    }\n"
+                    "    y = reshape(x, [B, T * 4])\n}\n")  # checked as [B, 4] (T = 1), failed at run time
+    assert main(["check", str(spec)]) == 0
+    assert "s.arch:2:5: warning: 'T' was the symbolic dim T of the model's inputs; from here on it names the loop " \
+           "variable (int 0 first)" in capsys.readouterr().err
 
 
 def test_a_conv_in_torchs_argument_order_is_a_warning_said_once(tmp_path, capsys):
