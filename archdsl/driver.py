@@ -318,7 +318,7 @@ def _int_inputs(graph: Graph) -> dict:
     """archdsl.int_inputs: what the integer inputs hold (ids, labels, lengths), for `archdsl run MODEL.onnx`."""
     import json
 
-    from .training.data import int_input_ranges
+    from .ir.int_inputs import int_input_ranges
     ranges = int_input_ranges(graph)
     return {"archdsl.int_inputs": json.dumps(ranges, sort_keys=True)} if ranges else {}
 

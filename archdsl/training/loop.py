@@ -30,8 +30,6 @@ from .data import (
     check_label_inputs,
     check_length_inputs,
     first_index,
-    index_rows,
-    label_inputs,
     load_data,
     mean_masked_labels,
     onnx_dims,
@@ -39,8 +37,7 @@ from .data import (
 from .export import TRAIN_CONFIG_KEY
 from .metrics import batch_metrics
 
-__all__ = ["LoopOptions", "Trainer", "check_index_inputs", "check_label_inputs", "index_rows", "label_inputs",
-           "load_data", "run_training"]
+__all__ = ["LoopOptions", "Trainer", "check_index_inputs", "check_label_inputs", "load_data", "run_training"]
 
 
 @dataclass(frozen=True)
