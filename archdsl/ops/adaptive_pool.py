@@ -154,7 +154,9 @@ def _make(kind: str, n: int):
         plan = _plan(name, t, c.attrs, n)
         if all(s == "keep" for s, _ in plan):
             return [gouts[0]]
-        return b.vjp(lambda r, x: _max_windows(r, x, t, plan, c.out_types[0].shape), [ins[0]], gouts)
+        if all(s != "cut" for s, _ in plan):
+            return b.vjp(lambda r, x: _max_windows(r, x, t, plan, c.out_types[0].shape), [ins[0]], gouts)
+        return [_cut_max_grad(b, ins[0], outs[0], gouts[0], t, plan)]
 
     register(OpDef(
         name=name, inputs=("x",), category="pool", attrs=(Attr("output_size", "any"),), infer=infer, lower=lower,
@@ -170,37 +172,61 @@ def _make(kind: str, n: int):
 
 
 def _max_windows(r, x, t, plan, out_shape):
-    """amax over each adaptive window of x, in registry ops (for the gradient rule): each pooled dim's windows
-    gathered as [.., out, kernel, ..] (take; a shorter window padded by a -inf slot), then one amax over the
-    kernel dims, so that tied maxima share a window's gradient as amax's do. Nodes grow with the dims, not
-    with the windows (one slice per window and dim, nested, made 20^3 windows 49,000 nodes)."""
-    if all(s != "cut" for s, _ in plan):  # the windows tile every dim: split each pooled dim into (out, kernel)
-        shape, red = list(t.shape[:2]), []
-        for i, (s, v) in enumerate(plan):
-            size = t.shape[2 + i]
-            shape += [size // v, v] if s == "pool" else [size]
-            if s != "keep":
-                red.append(len(shape) - 1)
-        y = r.op("reshape", x, shape=tuple(shape)) if len(shape) != t.rank else x
-        return r.op("reshape", r.op("amax", y, dim=tuple(red), keepdim=True), shape=tuple(out_shape))
-    y, red, shift = x, [], 0
+    """amax over each adaptive window of x where the windows tile every dim (each pooled dim split into
+    [out, kernel]), in registry ops: the gradient rule's forward, whose amax shares tied maxima's gradient."""
+    shape, red = list(t.shape[:2]), []
+    for i, (s, v) in enumerate(plan):
+        size = t.shape[2 + i]
+        shape += [size // v, v] if s == "pool" else [size]
+        if s != "keep":
+            red.append(len(shape) - 1)
+    y = r.op("reshape", x, shape=tuple(shape)) if len(shape) != t.rank else x
+    return r.op("reshape", r.op("amax", y, dim=tuple(red), keepdim=True), shape=tuple(out_shape))
+
+
+def _cut_max_grad(b, x, y, g, t, plan):
+    """The gradient where windows differ in length or overlap: each pooled dim's windows gathered as
+    [.., out, kernel, ..] (take; a shorter window's unused slots masked out), and each window's gradient
+    shared among the elements equal to its maximum (an all -inf window among all of them, as amax shares).
+    Nodes grow with the dims, not the windows (one slice per window and dim, nested, made 13^3 windows
+    49,000 nodes). The take's own gradient adds each element's shares from the windows it is in."""
+    gathers, valid, red, kept = [], None, [], list(t.shape[:2])  # kept: y's and g's shape in the gathered layout
+    rank = t.rank + sum(s in ("pool", "cut") for s, _ in plan)
+    shift = 0
     for i, (s, v) in enumerate(plan):
         axis, size = 2 + i + shift, t.shape[2 + i]
         if s == "all":
             red.append(axis)
+            kept.append(1)
+        if s == "keep":
+            kept.append(size)
         if s not in ("pool", "cut"):
             continue
         wins = windows(size, _count((s, v), size))
         k = max(hi - lo for lo, hi in wins)
-        if any(hi - lo < k for lo, hi in wins):  # index `size`: the -inf slot, never a maximum
-            edge = r.op("getitem", y, index=tuple(("s", 0, 1, 1) if a == axis else ("s", None, None, None)
-                                                  for a in range(y.type.rank)))
-            y = r.op("concat", y, r.op("full_like", edge, value="-inf"), axis=axis)
-        index = [[lo + j if lo + j < hi else size for j in range(k)] for lo, hi in wins]
-        y = r.op("take", y, r.const(index, dtype=np.int64), axis=axis)  # [.., out, k, ..]
+        gathers.append(([[min(lo + j, hi - 1) for j in range(k)] for lo, hi in wins], axis))
+        if any(hi - lo < k for lo, hi in wins):
+            mask = np.array([[lo + j < hi for j in range(k)] for lo, hi in wins])
+            view = [1] * rank
+            view[axis], view[axis + 1] = mask.shape
+            m = b.const(mask.reshape(view), dtype=np.bool_)
+            valid = m if valid is None else b.op("logical_and", valid, m)
         red.append(axis + 1)
+        kept += [len(wins), 1]
         shift += 1
-    return r.op("reshape", r.op("amax", y, dim=tuple(red), keepdim=True), shape=tuple(out_shape))
+
+    def gather(r, v):
+        for index, axis in gathers:
+            v = r.op("take", v, r.const(index, dtype=np.int64), axis=axis)
+        return v
+    windowed = gather(b, x)
+    hit = b.op("eq", windowed, b.op("reshape", y, shape=tuple(kept)))
+    if valid is not None:
+        hit = b.op("logical_and", hit, valid)
+    hit = b.op("cast", hit, dtype=x.type.dtype.name)
+    count = b.op("maximum", b.op("sum", hit, dim=tuple(red), keepdim=True), b.const(1.0, like=hit))
+    share = b.op("mul", hit, b.op("div", b.op("reshape", g, shape=tuple(kept)), count))
+    return b.vjp(gather, [x], [share])[0]
 
 
 for _k in ("avg", "max"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .harness import batches, compile_step, config, one_step_like_torch
+from .harness import batches, compile_step, config, one_step_like_torch, ort_steps
 
 pytest.importorskip("torch")
 
@@ -70,6 +70,22 @@ def test_3d_adaptive_max_pools_over_uneven_windows_train_like_torch(out):
            f"    y = h -> adaptive_maxpool3d({out}) -> flatten -> linear(2) as fc\n}}\n")
     ct, fwd = compile_step(None, config(loss="mse", opt="sgd", lr=0.1), text=src)
     one_step_like_torch(ct, fwd, batches(ct, 1, 2, 2, seed=9))
+
+
+@pytest.mark.parametrize("x, want", [
+    ([-np.inf] * 5, [1 / 2, 1 / 2 + 1 / 3, 1 / 3, 1 / 2 + 1 / 3, 1 / 2]),  # every element ties: shares
+    ([-np.inf, -np.inf, 0.0, -np.inf, -np.inf], [1 / 2, 1 / 2, 1.0, 1 / 2, 1 / 2]),
+    ([0.0, 2.0, 1.0, 2.0, 0.0], [0.0, 1.5, 0.0, 1.5, 0.0]),
+])
+def test_an_adaptive_max_pools_windows_share_their_gradient_among_tied_maxima(x, want):
+    """Windows [0, 2), [1, 4), [3, 5) of 5 into 3: each output's gradient 1, shared among its window's
+    maxima. A shorter window padded by a -inf slot lost the slot's share where the window was all -inf."""
+    src = ("model m(x: float64[1, 1, 5]) -> loss {\n"
+           "    h = x + parameter([1, 1, 5], init=\"zeros\", dtype=\"float64\") as p\n"
+           "    loss = sum(adaptive_maxpool1d(h, 3))\n}\n")
+    ct, _ = compile_step(None, config(loss="model", opt="sgd", lr=1.0), text=src)
+    _, params = ort_steps(ct, [{"x": np.array(x).reshape(1, 1, 5)}])
+    np.testing.assert_allclose(-params[0]["p"].ravel(), want, rtol=1e-12)
 
 
 def test_an_adaptive_max_pools_gradient_grows_with_its_dims_not_its_windows():
