@@ -396,13 +396,13 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
     meta = _metadata(mod, name, options.seed)
     level = min(options.opt_level, TRAIN_LEVEL)
     ev = elaborate_model(mod, name)
-    ev_meta = {**meta, **_int_inputs(ev)}
+    meta.update(_int_inputs(ev))  # the eval model's and the step's: `archdsl run` draws their ids and lengths
     with noting_overrides(mod):
         weights = checked_weights(weights, ev, _weights_file(options))
     optimize_keeping_params(ev, options, opset)
     check_zero_divisors(ev, opset)
     ev_weights = {k: v for k, v in weights.items() if k in ev.params} if weights else None
-    eval_model = lower_graph(ev, opset=opset, seed=options.seed, weights=ev_weights, metadata=ev_meta,
+    eval_model = lower_graph(ev, opset=opset, seed=options.seed, weights=ev_weights, metadata=meta,
                              doc=f"{name} (eval) from {_source_name(mod)} (archdsl {__version__})").model
     expose_initializers(eval_model, list(ev.params))
     graph = elaborate_model(mod, name)

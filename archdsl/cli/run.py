@@ -243,23 +243,36 @@ def cmd_run(args, sources) -> int:
 
 def _recorded_ranges(sess, sizes: dict) -> dict:
     """The random integers' ranges an .onnx records (driver's archdsl.int_inputs): ids and labels [low,
-    high), lengths 1..the fewest steps at this run's sizes. A model from elsewhere records none: 0 or 1."""
+    high), lengths 1..the fewest steps at this run's sizes (of the layers whose steps are known, as for a
+    spec). A model from elsewhere records none: 0 or 1; an entry that does not read as archdsl writes them
+    is passed over."""
     import json
-    text = sess.get_modelmeta().custom_metadata_map.get("archdsl.int_inputs")
+
+    from .. import runtime
     try:
-        recorded = json.loads(text) if text else {}
+        recorded = json.loads(sess.get_modelmeta().custom_metadata_map.get("archdsl.int_inputs") or "{}")
     except ValueError:
         return {}
+    whole = lambda v: type(v) is int and 0 <= v < 1 << 62  # noqa: E731 - not a bool, not past int64
     out = {}
     for name, r in recorded.items() if isinstance(recorded, dict) else ():
         if not isinstance(r, dict):
             continue
-        steps = [int(d) if d.isdigit() else sizes.get(d) for d in r.get("steps", ()) if isinstance(d, str)]
-        if "high" in r:
-            out[name] = (r.get("low", 0), r["high"])
-        elif steps and None not in steps and min(steps) >= 1:  # a formula's steps: left to the default
-            out[name] = (1, min(steps) + 1)
+        low, high, steps = r.get("low", 0), r.get("high"), r.get("steps")
+        if whole(low) and whole(high) and low < high:
+            out[name] = (low, high)
+        elif isinstance(steps, list):
+            known = [n for d in steps if isinstance(d, str) and (n := _steps_at(runtime, d, sizes)) is not None]
+            if known and min(known) >= 1:
+                out[name] = (1, min(known) + 1)
     return out
+
+
+def _steps_at(runtime, d: str, sizes: dict) -> int | None:
+    """A recorded time-step count at this run's sizes: a number, a symbol, or a formula of them."""
+    if d.isascii() and d.isdigit():
+        return int(d)
+    return sizes.get(d) if runtime.is_name(d) else runtime.formula_size(d, sizes)
 
 
 def _save(out: Path, args, sources, outputs: dict, feeds: dict) -> None:

@@ -42,8 +42,40 @@ def test_an_onnx_records_what_its_integer_inputs_hold_and_run_draws_them(tmp_pat
     capsys.readouterr()
 
 
-def test_a_train_steps_eval_model_records_them_too(tmp_path, capsys):
+def test_a_train_step_and_its_eval_model_record_them_too(tmp_path, capsys):
     (tmp_path / "m.arch").write_text(SPEC.replace("[B, T, 4]", "[B, 5, 4]").replace("[B, T]", "[B, 5]"))
     assert main(["build", str(tmp_path / "m.arch"), "--train", "-o", str(tmp_path / "t.onnx")]) == 0
-    meta = {p.key: p.value for p in onnx.load(tmp_path / "t.eval.onnx").metadata_props}
-    assert json.loads(meta["archdsl.int_inputs"])["n"] == {"low": 1, "steps": ["5"]}
+    for name in ("t.eval.onnx", "t.onnx"):  # the step's too (it drew 0s and 1s for its lengths)
+        meta = {p.key: p.value for p in onnx.load(tmp_path / name).metadata_props}
+        assert json.loads(meta["archdsl.int_inputs"])["n"] == {"low": 1, "steps": ["5"]}
+
+
+def test_lengths_of_layers_with_formula_steps_are_drawn_at_the_run_sizes(tmp_path, capsys):
+    """An lstm over T and a gru over 2*T steps: lengths 1..T (the fewest); a formula step dropped the whole
+    range, and lengths were 0s and 1s."""
+    (tmp_path / "m.arch").write_text("model m(x: float32[B, T, 8], n: int64[B]) -> y {\n"
+                                     "    a = lstm(x, 16, lengths=n)\n"
+                                     "    b = gru(concat([x, x], axis=1), 16, lengths=n)\n"
+                                     "    y = a[:, 0] + b[:, 0]\n}\n")
+    assert main(["build", str(tmp_path / "m.arch"), "-o", str(tmp_path / "m.onnx")]) == 0
+    assert main(["run", str(tmp_path / "m.onnx"), "--batch", "64", "--dim", "T=6",
+                 "--save", str(tmp_path / "o.npz")]) == 0
+    n = np.load(tmp_path / "o.npz")["input:n"]
+    assert n.min() >= 1 and n.max() == 6
+    capsys.readouterr()
+
+
+def test_metadata_that_does_not_read_as_archdsls_is_passed_over(tmp_path, capsys):
+    """A hand-edited or foreign entry: internal errors (int() of "x", high <= 0, low >= high, past int64,
+    steps of null or '²'); now that input's integers are 0s and 1s, as for a model from elsewhere."""
+    (tmp_path / "m.arch").write_text(SPEC)
+    assert main(["build", str(tmp_path / "m.arch"), "-o", str(tmp_path / "m.onnx")]) == 0
+    model = onnx.load(tmp_path / "m.onnx")
+    entry = next(p for p in model.metadata_props if p.key == "archdsl.int_inputs")
+    for bad in ({"ids": {"high": "x"}}, {"ids": {"high": 0}}, {"ids": {"high": None}}, {"ids": {"low": 5, "high": 2}},
+                {"ids": {"high": 1e30}}, {"ids": {"high": 10**20}}, {"ids": {"high": [1, 2]}}, {"ids": {"high": True}},
+                {"n": {"steps": None}}, {"n": {"steps": ["\u00b2"]}}, {"n": {"steps": [3]}}, ["ids"], "ids"):
+        entry.value = json.dumps(bad)
+        onnx.save(model, tmp_path / "bad.onnx")
+        assert main(["run", str(tmp_path / "bad.onnx"), "--dim", "T=4"]) == 0, bad
+    capsys.readouterr()
