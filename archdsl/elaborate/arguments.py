@@ -44,7 +44,8 @@ _KERAS = {
     "filters": "the channel count is the first argument (conv2d(32, 3))",
     "activation": "chain the activation after the layer (x -> linear(64) -> relu)",
     "rate": "the dropout probability is p (dropout(0.5))",
-    "data_format": "archdsl's layers take channels first, [B, C, H, W]; permute([0, 3, 1, 2]) channels-last data",
+    "data_format": "archdsl's layers take channels first, [B, C, ...]; permute channels-last data first "
+                   "(permute([0, 2, 1]) for [B, L, C], permute([0, 3, 1, 2]) for [B, H, W, C])",
     "mask_zero": "an lstm or gru takes lengths= (each example's count of real steps, the padding after them)",
     "input_dim": "embedding(num_embeddings, embedding_dim): the table's rows, then the vector size",
     "output_dim": "embedding(num_embeddings, embedding_dim): the table's rows, then the vector size",

@@ -25,27 +25,31 @@ def suspicious(op, tensors: list, attrs: dict) -> str | None:
     if op.name == "reshape":
         return _fixed_reshape(x, attrs.get("shape"))
     if op.name in ("softmax", "log_softmax") and _one_class(x, attrs.get("axis", -1)):
+        one = "sigmoid" if op.name == "softmax" else "logsigmoid"
         return (f"{op.name} over a dim of size 1 is {'1' if op.name == 'softmax' else '0'} everywhere, and no "
-                "gradient passes it; one logit's probability is sigmoid(x)")
-    if op.name == "batchnorm":
-        return _keras_batchnorm(attrs) or _channels_last(op.name, x, x.rank - 2, tensors[0].value)
+                f"gradient passes it (a single logit's {'probability' if one == 'sigmoid' else 'log-probability'} "
+                f"is {one}(x))")
     sequence = _sequence_from(tensors[0].value) if x.rank == 3 else None
     if sequence and op.name in _ALONG_DIM_1:  # an embedding's or an lstm's [B, T, F]
         return (f"{op.name} reads [{', '.join(map(str, x.shape))}], {sequence}'s [batch, steps, features], as "
                 f"{x.shape[1]} {_ALONG_DIM_1[op.name]}; transpose(x, 1, 2) first (Keras's layers take steps first)"
                 + ("; a pool over the steps is amax(x, dim=1) or mean(x, dim=1)" if "pool" in op.name else ""))
-    if op.name in ("conv1d", "conv2d", "conv3d") and _along_other_dims(attrs.get("kernel_size")):
-        return None
-    if op.name in _SPATIAL:
-        return _channels_last(op.name, x, _SPATIAL[op.name] or x.rank - 2, tensors[0].value)
+    if op.name in _SPATIAL and not _along_other_dims(attrs.get("kernel_size")):
+        layout = _channels_last(op.name, x, _SPATIAL[op.name] or x.rank - 2, tensors[0].value)
+    else:
+        layout = None
+    if op.name == "batchnorm":
+        return "; and ".join(filter(None, (layout, _keras_batchnorm(attrs)))) or None
+    if layout or op.name in _SPATIAL:
+        return layout
     if op.name in ("lstm", "gru"):
         return layout_hint(op.name, x, attrs.get("batch_first", True))
     return None
 
 
 # layers that read [B, C, ...] with the spatial dims after the channels (0: any rank)
-_SPATIAL = {**{f"{k}{n}d": n for k in ("conv", "maxpool", "avgpool") for n in (1, 2, 3)},
-            "global_avgpool": 0, "global_maxpool": 0}
+_SPATIAL = {**{f"{k}{n}d": n for k in ("conv", "maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool")
+               for n in (1, 2, 3)}, "global_avgpool": 0, "global_maxpool": 0, "batchnorm": 0}
 # what a layer makes of dim 1 of a [B, T, F] sequence
 _ALONG_DIM_1 = {"conv1d": "channels (its steps), sliding over the features",
                 "batchnorm": "channels (its steps), normalized over the features",
@@ -139,6 +143,8 @@ def _channels_last(name: str, x, n: int, v) -> str | None:
     shape = x.shape
     if not 1 <= n <= 3 or x.rank != n + 2 or not all(isinstance(d, int) for d in shape[1:]) or shape[-1] > 4:
         return None
+    if shape[-1] == 1 and (n == 1 or len(set(shape[1:-1])) > 1):  # [B, 512, 1], [B, 16, 100, 1]: a length of
+        return None  # 1, a 1-D signal laid out as 2-D; a grayscale image channels last is square ([B, 28, 28, 1])
     if min(shape[1:-1]) < (16 if n == 1 else 8) or not _from_input(v):  # [B, 8, 3]: a few points or frames;
         return None                                                       # [B, 8, 8, 1]: digits, channels last
     size = "x".join(map(str, shape[2:]))

@@ -177,10 +177,15 @@ _TORCH_FUNCTIONS = {
           "the channels of [B, C, L]"
        for n in ("GlobalMaxPooling1D", "GlobalAveragePooling1D", "global_max_pooling1d",
                  "global_average_pooling1d", "GlobalMaxPool1D", "GlobalAvgPool1D")},
-    **{n: f"{'global_maxpool' if 'Max' in n or 'max' in n else 'global_avgpool'}(x) over [B, C, H, W] (channels "
-          "first: permute([0, 3, 1, 2]) channels-last images first)"
+    **{n: f"{'global_maxpool' if 'Max' in n or 'max' in n else 'global_avgpool'}(x, keepdims=false) over "
+          "[B, C, ...] (channels first: permute channels-last images first, permute([0, 3, 1, 2]) for [B, H, W, C])"
        for n in ("GlobalMaxPooling2D", "GlobalAveragePooling2D", "global_max_pooling2d",
-                 "global_average_pooling2d", "GlobalMaxPool2D", "GlobalAvgPool2D")},
+                 "global_average_pooling2d", "GlobalMaxPool2D", "GlobalAvgPool2D", "GlobalMaxPooling3D",
+                 "GlobalAveragePooling3D", "GlobalMaxPool3D", "GlobalAvgPool3D")},
+    "LayerNormalization": "layernorm(x) (over the last dim, as Keras's default axis=-1; eps=1e-3 for Keras's)",
+    "SimpleRNN": "lstm(x, hidden) or gru(x, hidden) (there is no plain RNN cell)",
+    "Masking": "lstm(x, hidden, lengths=n) (each example's count of real steps, the padding after them)",
+    "Lambda": "the expression itself, in the chain or an assignment (y = x * 2.0)",
     **{n: f"{'max' if 'Max' in n else 'avg'}pool{n[-2]}d(x, kernel_size) over channels-first input"
        for n in ("MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
                  "AveragePooling3D", "MaxPool2D", "AvgPool2D")},

@@ -9,8 +9,8 @@ import numpy as np
 from ..types import DType, TensorType, dim_symbols, is_static, is_symbol, numel
 from .registry import Init, OpCall, fail, give_numbers
 
-__all__ = ["kaiming_uniform", "bias_uniform", "float_input", "elementwise_cost", "same_type", "shape_str",
-           "conv_channels", "normalized_dims", "i64", "one_dtype",
+__all__ = ["channels_last_hint", "kaiming_uniform", "bias_uniform", "float_input", "elementwise_cost", "same_type",
+           "shape_str", "conv_channels", "normalized_dims", "i64", "one_dtype",
            "widen", "wide_np", "wide_outputs", "narrow_into"]
 
 
@@ -56,10 +56,18 @@ def known_size(op: str, what: str, d, t: TensorType, why: str, hint: str = "") -
              "(flatten(x) keeps dim 0)")
     if not hint and t.rank == 3 and d == t.shape[-1] and isinstance(t.shape[1], int):  # [B, 64, T] into linear
         hint = f"; or, if {shape_str(t)} is [batch, channels, length], transpose(1, 2) first"
-    if not hint and t.rank >= 4 and d == t.shape[1] and isinstance(t.shape[-1], int) and t.shape[-1] <= 4:
-        hint = (f"; or, if {shape_str(t)} is [batch, {', '.join(['spatial'] * (t.rank - 2))}, channels] (channels "
-                f"last), permute({[0, t.rank - 1, *range(1, t.rank - 1)]}) it first")  # [B, H, W, 3] into conv2d
+    if not hint and d == t.shape[1]:  # [B, H, W, 3] into conv2d
+        hint = channels_last_hint(t, "; or, if ")
     fail(f"{op}: {what} must be a known size ({why}), got {d} in {shape_str(t)}; {give_numbers(d)}{hint}")
+
+
+def channels_last_hint(t: TensorType, lead: str = "; if ") -> str:
+    """For a layer that wants [N, C, ...] with a known C, given channels-last images of a symbolic size
+    ([B, H, W, 3]): the permute that puts the channels first."""
+    if t.rank < 4 or not isinstance(t.shape[-1], int) or t.shape[-1] > 4 or isinstance(t.shape[1], int):
+        return ""
+    return (f"{lead}{shape_str(t)} is [batch, {', '.join(['spatial'] * (t.rank - 2))}, channels] (channels last), "
+            f"permute({[0, t.rank - 1, *range(1, t.rank - 1)]}) it first")
 
 
 def float_input(op: str, t: TensorType, what: str = "input") -> None:

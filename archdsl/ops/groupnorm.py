@@ -12,7 +12,17 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, numel
-from ._common import check_norm_eps, float_input, i64, narrowed, positive, reduce_op, shape_str, widened
+from ._common import (
+    channels_last_hint,
+    check_norm_eps,
+    float_input,
+    i64,
+    narrowed,
+    positive,
+    reduce_op,
+    shape_str,
+    widened,
+)
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
 __all__ = ["channel_params", "check_channel_params", "normalized_forward", "scale_and_bias"]
@@ -20,7 +30,7 @@ __all__ = ["channel_params", "check_channel_params", "normalized_forward", "scal
 
 def _channels(x, a) -> int:
     if x.rank < 2 or not isinstance(x.shape[1], int):
-        fail(f"group_norm: expected an input [N, C, ...] with a known C, got {shape_str(x)}")
+        fail(f"group_norm: expected an input [N, C, ...] with a known C, got {shape_str(x)}{channels_last_hint(x)}")
     positive("group_norm", a, "num_groups")
     c, g = x.shape[1], a["num_groups"]
     if c % g:

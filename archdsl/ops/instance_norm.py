@@ -10,7 +10,7 @@ on [8, 64, 32, 32]."""
 from __future__ import annotations
 
 from ..types import numel
-from ._common import bfloat16_from, check_norm_eps, float_input, shape_str
+from ._common import bfloat16_from, channels_last_hint, check_norm_eps, float_input, shape_str
 from .groupnorm import channel_params, normalized_forward, scale_and_bias
 from .registry import Attr, OpDef, fail, register
 
@@ -19,7 +19,8 @@ __all__: list[str] = []
 
 def _channels(x) -> int:
     if x.rank < 3 or not isinstance(x.shape[1], int):
-        fail(f"instance_norm: expected an input [N, C, spatial...] with a known C, got {shape_str(x)}")
+        fail(f"instance_norm: expected an input [N, C, spatial...] with a known C, got {shape_str(x)}"
+             f"{channels_last_hint(x)}")
     return x.shape[1]
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import math
 
 from ..types import numel
-from ._common import check_norm_eps, elementwise_cost, float_input, narrowed, normalized_dims, shape_str, widened
+from ._common import (
+    channels_last_hint,
+    check_norm_eps,
+    elementwise_cost,
+    float_input,
+    narrowed,
+    normalized_dims,
+    shape_str,
+    widened,
+)
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
 
@@ -14,7 +23,8 @@ def _bn_params(ins, a):
     if x.rank < 2 or not isinstance(x.shape[1], int):
         seq = x.rank == 3 and isinstance(x.shape[2], int)  # [B, T, 64]: channels last
         fail(f"batchnorm: expected an input [N, C, ...] with a known C, got {shape_str(x)}"
-             + (f"; if {shape_str(x)} is [batch, length, channels], transpose(1, 2) first" if seq else ""))
+             + (f"; if {shape_str(x)} is [batch, length, channels], transpose(1, 2) first" if seq else
+                channels_last_hint(x)))
     c = x.shape[1]
     specs = []
     if a["affine"]:

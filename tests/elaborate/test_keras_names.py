@@ -19,8 +19,12 @@ def _error(body: str) -> str:
     ("GlobalMaxPooling1D", "write amax(x, dim=1) over a [B, T, F] sequence (Keras's layout); global_maxpool pools "
                            "the dims after the channels of [B, C, L]"),
     ("GlobalAveragePooling1D", "write mean(x, dim=1) over a [B, T, F] sequence"),
-    ("GlobalAveragePooling2D", "write global_avgpool(x) over [B, C, H, W] (channels first: permute([0, 3, 1, 2]) "
-                               "channels-last images first)"),
+    ("GlobalAveragePooling2D", "write global_avgpool(x, keepdims=false) over [B, C, ...] (channels first: "
+                               "permute channels-last images first, permute([0, 3, 1, 2]) for [B, H, W, C])"),
+    ("GlobalMaxPooling3D", "write global_maxpool(x, keepdims=false)"),
+    ("LayerNormalization", "write layernorm(x) (over the last dim, as Keras's default axis=-1"),
+    ("SimpleRNN", "write lstm(x, hidden) or gru(x, hidden)"), ("Masking", "write lstm(x, hidden, lengths=n)"),
+    ("Lambda", "write the expression itself"),
     ("MaxPooling2D", "write maxpool2d(x, kernel_size) over channels-first input"),
     ("BatchNormalization", "write batchnorm(x, eps=1e-3, momentum=0.01): Keras's momentum=0.99 keeps 0.99 of the "
                            "running statistics"),
@@ -39,6 +43,17 @@ def test_keras_layer_names_say_what_to_write(name, words):
     ("linear(8, activation=\"relu\")", "chain the activation after the layer (x -> linear(64) -> relu)"),
     ("dropout(rate=0.2)", "the dropout probability is p (dropout(0.5))"),
     ("lstm(8, mask_zero=true)", "an lstm or gru takes lengths= (each example's count of real steps"),
+    ("conv1d(8, 3, data_format=\"channels_last\")", "(permute([0, 2, 1]) for [B, L, C], permute([0, 3, 1, 2]) for "
+                                                     "[B, H, W, C])"),
 ])
 def test_keras_keyword_arguments_say_what_to_write(call, words):
     assert words in _error(f"x -> {call}")
+
+
+@pytest.mark.parametrize("layer", ["batchnorm", "group_norm(1)", "instance_norm", "conv2d(4, 3)"])
+def test_channels_last_images_of_a_symbolic_size_say_to_permute(layer):
+    """[B, H, W, 3] into a layer that sizes its weights by dim 1: only conv said to permute."""
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source(f"model m(x: float32[B, H, W, 3]) -> y {{\n    y = x -> {layer}\n}}\n")
+    assert e.value.message.endswith("[B, H, W, 3] is [batch, spatial, spatial, channels] (channels last), "
+                                    "permute([0, 3, 1, 2]) it first"), e.value.message

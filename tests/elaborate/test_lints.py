@@ -115,7 +115,8 @@ def test_an_output_that_ends_in_a_softmax_trained_with_its_loss_is_said(tmp_path
     assert "warning" not in capsys.readouterr().err  # mse of a sigmoid is a regression on [0, 1]
 
 
-SEQ = "ids: int64[B, 20], x: float32[B, 64], img: float32[B, 32, 32, 3], d: float32[B, 8, 8, 1]"
+SEQ = ("ids: int64[B, 20], x: float32[B, 64], img: float32[B, 32, 32, 3], d: float32[B, 8, 8, 1], "
+       "line: float32[B, 16, 100, 1]")
 
 
 @pytest.mark.parametrize("body, words", [
@@ -128,8 +129,13 @@ SEQ = "ids: int64[B, 20], x: float32[B, 64], img: float32[B, 32, 32, 3], d: floa
      "global_maxpool reads [B, 20, 32], an lstm's [batch, steps, features], as 20 channels (its steps), pooled over "
      "the features; transpose(x, 1, 2) first (Keras's layers take steps first); a pool over the steps is "
      "amax(x, dim=1) or mean(x, dim=1)"),
-    ("x -> linear(1) -> softmax", "softmax over a dim of size 1 is 1 everywhere, and no gradient passes it; one "
-                                  "logit's probability is sigmoid(x)"),
+    ("x -> linear(1) -> softmax", "softmax over a dim of size 1 is 1 everywhere, and no gradient passes it (a "
+                                  "single logit's probability is sigmoid(x))"),
+    ("x -> linear(1) -> log_softmax", "(a single logit's log-probability is logsigmoid(x))"),
+    ("ids -> embedding(50, 16) -> batchnorm", "batchnorm reads [B, 20, 16], an embedding's [batch, steps, "
+                                              "features], as 20 channels (its steps), normalized over the features"),
+    ("img -> batchnorm(momentum=0.99)", "permute([0, 3, 1, 2]) it first; and batchnorm momentum=0.99"),
+    ("img -> adaptive_avgpool2d(2)", "adaptive_avgpool2d reads [B, 32, 32, 3] as 32 channels of 32x3 images"),
     ("img -> batchnorm -> maxpool2d(2)", "batchnorm reads [B, 32, 32, 3] as 32 channels of 32x3 images"),
     ("img -> global_avgpool", "global_avgpool reads [B, 32, 32, 3] as 32 channels of 32x3 images"),
     ("x -> batchnorm(momentum=0.99)", "batchnorm momentum=0.99 weighs each new batch's statistics 0.99 in the "
@@ -148,6 +154,8 @@ def test_keras_habits_are_said(body, words):
     "ids -> embedding(50, 16) -> lstm(32) -> amax(dim=1)", "ids -> embedding(50, 16) -> mean(dim=1)",
     "x -> linear(3) -> softmax", "x -> batchnorm(momentum=0.1, eps=1e-3)",
     "permute(img, [0, 3, 1, 2]) -> batchnorm -> global_avgpool",
+    "line -> batchnorm -> maxpool2d([2, 1]) -> conv2d(8, [3, 1])",  # a 1-D signal laid out [B, C, T, 1]
+    "unsqueeze(x, -1) -> batchnorm",  # [B, 64, 1]: BatchNorm1d over a length of 1
 ])
 def test_keras_habits_written_the_way_here_say_nothing(body):
     assert said(f"    y = {body}", SEQ) == []
