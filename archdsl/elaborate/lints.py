@@ -34,14 +34,11 @@ def suspicious(op, tensors: list, attrs: dict) -> str | None:
         return (f"{op.name} reads [{', '.join(map(str, x.shape))}], {sequence}'s [batch, steps, features], as "
                 f"{x.shape[1]} {_ALONG_DIM_1[op.name]}; transpose(x, 1, 2) first (Keras's layers take steps first)"
                 + ("; a pool over the steps is amax(x, dim=1) or mean(x, dim=1)" if "pool" in op.name else ""))
-    if op.name in _SPATIAL and not _along_other_dims(attrs.get("kernel_size")):
-        layout = _channels_last(op.name, x, _SPATIAL[op.name] or x.rank - 2, tensors[0].value)
-    else:
-        layout = None
-    if op.name == "batchnorm":
-        return "; and ".join(filter(None, (layout, _keras_batchnorm(attrs)))) or None
-    if layout or op.name in _SPATIAL:
-        return layout
+    if op.name in _SPATIAL:
+        layout = None if _along_other_dims(attrs.get("kernel_size")) else \
+            _channels_last(op.name, x, _SPATIAL[op.name] or x.rank - 2, tensors[0].value)
+        said = (layout, _keras_batchnorm(attrs)) if op.name == "batchnorm" else (layout,)
+        return "; and ".join(filter(None, said)) or None
     if op.name in ("lstm", "gru"):
         return layout_hint(op.name, x, attrs.get("batch_first", True))
     return None
@@ -143,10 +140,12 @@ def _channels_last(name: str, x, n: int, v) -> str | None:
     shape = x.shape
     if not 1 <= n <= 3 or x.rank != n + 2 or not all(isinstance(d, int) for d in shape[1:]) or shape[-1] > 4:
         return None
-    if shape[-1] == 1 and (n == 1 or len(set(shape[1:-1])) > 1):  # [B, 512, 1], [B, 16, 100, 1]: a length of
-        return None  # 1, a 1-D signal laid out as 2-D; a grayscale image channels last is square ([B, 28, 28, 1])
-    if min(shape[1:-1]) < (16 if n == 1 else 8) or not _from_input(v):  # [B, 8, 3]: a few points or frames;
-        return None                                                       # [B, 8, 8, 1]: digits, channels last
+    # a last dim of 1: [B, 512, 1] is a length of 1, [B, 16, 100, 1] a 1-D signal laid out as 2-D; a grayscale
+    # image channels last is square ([B, 28, 28, 1]). [B, 8, 3] is a few points or frames; [B, 8, 8, 1] digits.
+    if shape[-1] == 1 and (n == 1 or len(set(shape[1:-1])) > 1):
+        return None
+    if min(shape[1:-1]) < (16 if n == 1 else 8) or not _from_input(v):
+        return None
     size = "x".join(map(str, shape[2:]))
     what = {1: f"sequences of length {size}", 2: f"{size} images", 3: f"{size} volumes"}[n]
     letters = {1: "length", 2: "height, width", 3: "depth, height, width"}[n]
