@@ -129,6 +129,15 @@ def formula_size(d: str, sizes: dict) -> int | None:
     return formula_value(d, sizes)
 
 
+def dim_at(d, sizes: dict) -> int | None:
+    """An ONNX dim (a number, a symbol's name, or a formula archdsl wrote) at these sizes; None where unsized."""
+    if isinstance(d, int):
+        return d
+    if not isinstance(d, str) or not d:
+        return None
+    return sizes.get(d) if is_name(d) else formula_size(d, sizes)
+
+
 def solve_formula(d: str, size: int) -> tuple[str, int] | None:
     """The one symbol of a formula dim and the size that gives it `size` ((T+1) of 7: T=6; 2*B of 6: B=3),
     where the formula is linear in it; None otherwise."""

@@ -13,9 +13,10 @@ from typing import Union
 import numpy as np
 
 __all__ = ["DType", "Sym", "Dim", "TensorType", "dim_str", "is_static", "numel", "DTYPES", "unknown_dtype", "describe",
-           "dim_size", "is_formula", "literal", "MAX_DIM"]
+           "dim_size", "is_formula", "literal", "BATCH_NAMES", "MAX_DIM"]
 
 MAX_DIM = 2**31 - 1  # the largest size of any dim, symbolic ones at run time included
+BATCH_NAMES = ("B", "batch", "N")  # a symbolic dim so named is taken for the batch where a hint must guess
 
 
 class DType(enum.Enum):

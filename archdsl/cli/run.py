@@ -262,17 +262,11 @@ def _recorded_ranges(sess, sizes: dict) -> dict:
         if whole(low) and whole(high) and low < high:
             out[name] = (low, high)
         elif isinstance(steps, list):
-            known = [n for d in steps if isinstance(d, str) and (n := _steps_at(runtime, d, sizes)) is not None]
+            known = [n for d in steps if (type(d) is int or isinstance(d, str)) and (n := runtime.dim_at(d, sizes))
+                     is not None]
             if known and min(known) >= 1:
                 out[name] = (1, min(known) + 1)
     return out
-
-
-def _steps_at(runtime, d: str, sizes: dict) -> int | None:
-    """A recorded time-step count at this run's sizes: a number, a symbol, or a formula of them."""
-    if d.isascii() and d.isdigit():
-        return int(d)
-    return sizes.get(d) if runtime.is_name(d) else runtime.formula_size(d, sizes)
 
 
 def _save(out: Path, args, sources, outputs: dict, feeds: dict) -> None:
@@ -377,7 +371,7 @@ def _check_declared_shapes(sess, outs, sizes: dict) -> None:
     at = f" at {_at(sizes)}" if sizes else ""
 
     def fits(w, g) -> bool:  # a number, or a formula at the run's sizes ((T-5) is -2 at T=3, and came out 0)
-        n = w if isinstance(w, int) else runtime.formula_size(w, sizes) if w and not runtime.is_name(w) else None
+        n = runtime.dim_at(w, sizes) if not runtime.is_name(w) else None
         return n is None or n == g
 
     for meta, arr in zip(sess.get_outputs(), outs):

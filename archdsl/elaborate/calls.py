@@ -201,15 +201,15 @@ class Calls:
                 self.layers[name] = LayerFn(name, op, attrs, tuple(inputs[len(tensors):]))
         if len(self.graph.nodes) >= Limits.nodes:
             raise LimitError(f"model has more than {Limits.nodes} nodes", span)
-        order = torch_order(op, args) or suspicious(op, tensors, attrs)
+        said = torch_order(op, args) or suspicious(op, tensors, attrs)
         try:
             node = self.graph.add_node(op.name, inputs, attrs, self.stream_name(op, attrs, self.again(name)), span)
         except ArchError as err:  # conv2d(3, 64, 3): a kernel larger than the image
-            if order:
-                err.notes.append((order, span))
+            if said:
+                err.notes.append((said, span))
             raise
-        if order:  # conv2d(3, 16, 3) may pass the shape check (as may a conv over channels-last images)
-            self.graph.warnings.append((order, span))
+        if said:  # conv2d(3, 16, 3) may pass the shape check (as may a conv over channels-last images)
+            self.graph.warnings.append((said, span))
         for o in node.outputs:
             for d in o.type.shape:
                 if isinstance(d, int) and not 0 <= d <= Limits.dim:

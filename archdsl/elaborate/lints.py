@@ -3,6 +3,8 @@ the call fails), changing nothing."""
 
 from __future__ import annotations
 
+from .. import ops
+from ..ops._common import channels_first_perm
 from ..ops.losses import squashed_logits
 from ..ops.recurrent import layout_hint
 from ..ops.shapes import prod
@@ -13,18 +15,18 @@ __all__ = ["suspicious"]
 
 def suspicious(op, tensors: list, attrs: dict) -> str | None:
     """A warning for one call, from its bound inputs (in the op's order) and attributes."""
-    if op.name in ("cross_entropy", "bce_with_logits") and tensors:
+    if not tensors:
+        return None
+    if op.name in ("cross_entropy", "bce_with_logits"):
         said = squashed_logits(op.name, tensors[0].value)
-        if op.name == "cross_entropy" and not said and _one_class(tensors[0].type, attrs.get("axis", -1)):
+        if op.name == "cross_entropy" and not said and _one_class(tensors[0].type, attrs["axis"]):
             return ("cross_entropy over one class is 0 whatever the weights (as torch's); for a yes/no target, "
                     "bce_with_logits with float 0/1 targets of the logits' shape")
         return said and f"{said}; give it the logits (the {tensors[0].value.producer.op}'s input)"
-    if not tensors:
-        return None
     x = tensors[0].type
     if op.name == "reshape":
         return _fixed_reshape(x, attrs.get("shape"))
-    if op.name in ("softmax", "log_softmax") and _one_class(x, attrs.get("axis", -1)):
+    if op.name in ("softmax", "log_softmax") and _one_class(x, attrs["axis"]):
         one = "sigmoid" if op.name == "softmax" else "logsigmoid"
         return (f"{op.name} over a dim of size 1 is {'1' if op.name == 'softmax' else '0'} everywhere, and no "
                 f"gradient passes it (a single logit's {'probability' if one == 'sigmoid' else 'log-probability'} "
@@ -40,7 +42,7 @@ def suspicious(op, tensors: list, attrs: dict) -> str | None:
         said = (layout, _keras_batchnorm(attrs)) if op.name == "batchnorm" else (layout,)
         return "; and ".join(filter(None, said)) or None
     if op.name in ("lstm", "gru"):
-        return layout_hint(op.name, x, attrs.get("batch_first", True))
+        return layout_hint(op.name, x, attrs["batch_first"])
     return None
 
 
@@ -54,23 +56,29 @@ _ALONG_DIM_1 = {"conv1d": "channels (its steps), sliding over the features",
                    for n in ("maxpool1d", "avgpool1d", "global_avgpool", "global_maxpool", "adaptive_avgpool1d",
                              "adaptive_maxpool1d")}}
 _SEQUENCES = {"embedding": "an embedding", "lstm": "an lstm", "gru": "a gru"}
-# ops between a sequence layer and the next that keep its [batch, steps, features]
-_ELEMENTWISE = frozenset(("add", "sub", "mul", "div", "neg", "clamp", "cast", "dropout", "relu", "gelu", "tanh",
-                          "sigmoid", "silu", "leaky_relu"))
+# layout ops that keep a model input's layout question open (with the elementwise ops: x / 255 - mean)
+_LAYOUT = frozenset(("reshape", "permute", "transpose", "getitem", "unsqueeze", "squeeze"))
 
 
-def _sequence_from(v, steps: int = 8) -> str | None:
-    """'an embedding' or 'an lstm' where v is one's batch-first [B, T, F] output, through elementwise ops and
-    dropout: a sequence whose dim 1 is the steps, never channels."""
-    for _ in range(steps):
+def _source(v, through=frozenset()):
+    """The value v was computed from through elementwise ops (and the ops in `through`), first input first:
+    a model input or the output of the first other op."""
+    for _ in range(8):  # a few steps back: the layer feeding it, not the whole net
         p = v.producer
-        if p is None:
-            return None
-        if p.op == "embedding" or p.op in ("lstm", "gru") and p.attrs.get("batch_first", True) and v is p.outputs[0]:
-            return _SEQUENCES[p.op]
-        if p.op not in _ELEMENTWISE:  # a transpose: whatever comes next may be meant
-            return None
+        if p is None or not (ops.get(p.op).elementwise or p.op in through):
+            return v
         v = p.inputs[0]
+    return v
+
+
+def _sequence_from(v) -> str | None:
+    """'an embedding' or 'an lstm' where v is one's batch-first [B, T, F] output through elementwise ops: a
+    sequence whose dim 1 is the steps, never channels (a transpose between them: what follows may be meant)."""
+    u = _source(v)
+    p = u.producer
+    if p is not None and (p.op == "embedding" or p.op in ("lstm", "gru") and p.attrs["batch_first"]
+                          and u is p.outputs[0]):
+        return _SEQUENCES[p.op]
     return None
 
 
@@ -87,21 +95,10 @@ def _keras_batchnorm(attrs: dict) -> str | None:
     return None
 
 
-# ops that keep a model input's layout question open: data fed on to a conv through them may still be channels last
-_PASSING = frozenset(("reshape", "permute", "transpose", "cast", "getitem", "unsqueeze", "squeeze", "add", "sub",
-                      "mul", "div", "neg", "clamp"))
-
-
-def _from_input(v, steps: int = 8) -> bool:
+def _from_input(v) -> bool:
     """A model input, or one through a few elementwise or layout ops (x / 255 - mean): where channels-last
     data comes in. A conv's or pool's output deep in a net ([B, 512, 62, 4] in an audio CNN) is its own."""
-    for _ in range(steps):
-        if v.kind == "input":
-            return True
-        if v.producer is None or v.producer.op not in _PASSING:
-            return False
-        v = v.producer.inputs[0]
-    return False
+    return _source(v, _LAYOUT).kind == "input"
 
 
 def _along_other_dims(k) -> bool:
@@ -149,6 +146,6 @@ def _channels_last(name: str, x, n: int, v) -> str | None:
     size = "x".join(map(str, shape[2:]))
     what = {1: f"sequences of length {size}", 2: f"{size} images", 3: f"{size} volumes"}[n]
     letters = {1: "length", 2: "height, width", 3: "depth, height, width"}[n]
-    order = [0, n + 1, *range(1, n + 1)]
+    order = channels_first_perm(n + 2)
     return (f"{name} reads [{', '.join(map(str, shape))}] as {shape[1]} channels of {what} (channels first, as "
             f"torch's); if it is [batch, {letters}, channels], permute({order}) it first")

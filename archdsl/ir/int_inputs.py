@@ -56,5 +56,6 @@ def int_input_ranges(graph) -> dict[str, dict]:
     out: dict[str, dict] = {name: {"low": 0, "high": n} for name, (n, _, _) in label_inputs(graph).items()}
     out.update({name: {"low": 0, "high": n} for name, (n, _) in index_rows(graph).items()})
     for name, layers in length_inputs(graph).items():
-        out[name] = {"low": 1, "steps": [str(x.type.shape[axis]) for x, axis, _, _ in layers]}
+        out[name] = {"low": 1, "steps": [d if isinstance(d := x.type.shape[axis], int) else str(d)
+                                         for x, axis, _, _ in layers]}
     return out

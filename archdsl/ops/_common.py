@@ -9,8 +9,8 @@ import numpy as np
 from ..types import DType, TensorType, dim_symbols, is_static, is_symbol, numel
 from .registry import Init, OpCall, fail, give_numbers
 
-__all__ = ["channels_last_hint", "kaiming_uniform", "bias_uniform", "float_input", "elementwise_cost", "same_type",
-           "shape_str", "conv_channels", "normalized_dims", "i64", "one_dtype",
+__all__ = ["channels_first_perm", "channels_last_hint", "kaiming_uniform", "bias_uniform", "float_input",
+           "elementwise_cost", "same_type", "shape_str", "conv_channels", "normalized_dims", "i64", "one_dtype",
            "widen", "wide_np", "wide_outputs", "narrow_into"]
 
 
@@ -61,13 +61,22 @@ def known_size(op: str, what: str, d, t: TensorType, why: str, hint: str = "") -
     fail(f"{op}: {what} must be a known size ({why}), got {d} in {shape_str(t)}; {give_numbers(d)}{hint}")
 
 
+def channels_first_perm(rank: int) -> list[int]:
+    """The permute that puts a channels-last tensor's channels first: [0, rank - 1, 1, ..., rank - 2]."""
+    return [0, rank - 1, *range(1, rank - 1)]
+
+
 def channels_last_hint(t: TensorType, lead: str = "; if ") -> str:
-    """For a layer that wants [N, C, ...] with a known C, given channels-last images of a symbolic size
-    ([B, H, W, 3]): the permute that puts the channels first."""
-    if t.rank < 4 or not isinstance(t.shape[-1], int) or t.shape[-1] > 4 or isinstance(t.shape[1], int):
+    """For a layer that wants [N, C, ...] with a known C, given channels-last data of a symbolic size
+    ([B, T, 64] sequences, [B, H, W, 3] images): the transpose or permute that puts the channels first."""
+    if t.rank < 3 or not isinstance(t.shape[-1], int) or isinstance(t.shape[1], int):
+        return ""
+    if t.rank == 3:
+        return f"{lead}{shape_str(t)} is [batch, length, channels], transpose(1, 2) first"
+    if t.shape[-1] > 4:
         return ""
     return (f"{lead}{shape_str(t)} is [batch, {', '.join(['spatial'] * (t.rank - 2))}, channels] (channels last), "
-            f"permute({[0, t.rank - 1, *range(1, t.rank - 1)]}) it first")
+            f"permute({channels_first_perm(t.rank)}) it first")
 
 
 def float_input(op: str, t: TensorType, what: str = "input") -> None:

@@ -147,9 +147,8 @@ def _make(kind: str, n: int):
         return b.vjp(forward, [ins[0]], gouts)
 
     def max_grad(b, c, ins, outs, gouts):
-        """The gradient of the same max written with amax over each window (reshaped into [.., out, kernel]
-        when the windows tile the dims, else sliced one by one and concatenated): each window's gradient to
-        its maximum, shared among tied maxima as amax and global_maxpool do."""
+        """Each window's gradient to its maximum, shared among tied maxima as amax and global_maxpool do: the
+        gradient of amax over [.., out, kernel] where the windows tile the dims, else _cut_max_grad's."""
         t = c.in_types[0]
         plan = _plan(name, t, c.attrs, n)
         if all(s == "keep" for s, _ in plan):
@@ -209,8 +208,7 @@ def _cut_max_grad(b, x, y, g, t, plan):
             mask = np.array([[lo + j < hi for j in range(k)] for lo, hi in wins])
             view = [1] * rank
             view[axis], view[axis + 1] = mask.shape
-            m = b.const(mask.reshape(view), dtype=np.bool_)
-            valid = m if valid is None else b.op("logical_and", valid, m)
+            valid = mask.reshape(view) if valid is None else valid & mask.reshape(view)
         red.append(axis + 1)
         kept += [len(wins), 1]
         shift += 1
@@ -221,8 +219,8 @@ def _cut_max_grad(b, x, y, g, t, plan):
         return v
     windowed = gather(b, x)
     hit = b.op("eq", windowed, b.op("reshape", y, shape=tuple(kept)))
-    if valid is not None:
-        hit = b.op("logical_and", hit, valid)
+    if valid is not None:  # one constant for every dim's unused slots
+        hit = b.op("logical_and", hit, b.const(valid, dtype=np.bool_))
     hit = b.op("cast", hit, dtype=x.type.dtype.name)
     count = b.op("maximum", b.op("sum", hit, dim=tuple(red), keepdim=True), b.const(1.0, like=hit))
     share = b.op("mul", hit, b.op("div", b.op("reshape", g, shape=tuple(kept)), count))

@@ -20,11 +20,8 @@ from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
 def _bn_params(ins, a):
     x = ins[0]
-    if x.rank < 2 or not isinstance(x.shape[1], int):
-        seq = x.rank == 3 and isinstance(x.shape[2], int)  # [B, T, 64]: channels last
-        fail(f"batchnorm: expected an input [N, C, ...] with a known C, got {shape_str(x)}"
-             + (f"; if {shape_str(x)} is [batch, length, channels], transpose(1, 2) first" if seq else
-                channels_last_hint(x)))
+    if x.rank < 2 or not isinstance(x.shape[1], int):  # [B, T, 64], [B, H, W, 3]: channels last
+        fail(f"batchnorm: expected an input [N, C, ...] with a known C, got {shape_str(x)}{channels_last_hint(x)}")
     c = x.shape[1]
     specs = []
     if a["affine"]:

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from ..diagnostics import ArchError
-from ..types import DType, TensorType, numel
+from ..types import BATCH_NAMES, DType, TensorType, numel
 from ._common import bfloat16_from, float_input, positive, shape_str
 from ._common import i64 as _i64
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
@@ -327,9 +327,6 @@ def decompose(r, cell: str, c, vals, dropout=None):
     return res
 
 
-_BATCH_NAMES = ("B", "batch", "N")
-
-
 def layout_hint(cell: str, x_t, batch_first: bool) -> str | None:
     """An input whose dim names say the other layout: [T, B, F] read batch first (archdsl's default; torch's
     is time first) takes T for the batch and steps over B, and passes every shape check."""
@@ -337,7 +334,7 @@ def layout_hint(cell: str, x_t, batch_first: bool) -> str | None:
         return None
     names = [str(d) for d in x_t.shape[:2]]  # [16, B, 8] too: T fixed by -D T=16
     batch_at = 1 if batch_first else 0
-    if names[batch_at] not in _BATCH_NAMES or names[1 - batch_at] in _BATCH_NAMES:
+    if names[batch_at] not in BATCH_NAMES or names[1 - batch_at] in BATCH_NAMES:
         return None
     return (f"{cell} reads {shape_str(x_t)} as [{'batch, steps' if batch_first else 'steps, batch'}, features] "
             f"(batch_first={'true' if batch_first else 'false'}{', the default' if batch_first else ''}), so "

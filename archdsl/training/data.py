@@ -12,8 +12,9 @@ from onnx import helper
 from ..diagnostics import ArchError
 from ..ir.int_inputs import index_rows, label_inputs, length_inputs
 from ..lower.weights import read_npz
+from ..ops._common import channels_first_perm
 from ..runtime import dim_conflict, is_name
-from ..types import dim_size
+from ..types import BATCH_NAMES, dim_size
 
 __all__ = ["LabelsFor", "check_class_labels", "check_ctc_inputs", "check_index_inputs", "check_label_inputs",
            "check_length_inputs", "first_index", "length_limits", "load_data", "onnx_dims"]
@@ -118,7 +119,7 @@ def _batch_name(declared: dict) -> str | None:
     if isinstance(lead, str) and lead:
         return lead
     named = {dims[0] for dims in declared.values() if dims and isinstance(dims[0], str) and dims[0]}
-    batchy = named & {"B", "batch", "N"}
+    batchy = named & set(BATCH_NAMES)
     return next(iter(batchy)) if len(batchy) == 1 else next(iter(named)) if len(named) == 1 else None
 
 
@@ -178,7 +179,7 @@ def _layout_hint(name: str, shape, dims) -> str:
     """The same values in another layout: a channels-last image, a missing or an extra dim of 1."""
     n = len(dims)
     if len(shape) == n >= 3 and _fits(shape, dims[:1] + dims[2:] + dims[1:2]) and not _fits(shape, dims):
-        perm = (0, n - 1, *range(1, n - 1))
+        perm = tuple(channels_first_perm(n))
         return f"; channels last? {name}.transpose{perm} is {_shown([shape[i] for i in perm])}"
     for k in range(1, n):
         if len(shape) == n - 1 and dims[k] == 1 and _fits(shape[:k] + (1,) + shape[k:], dims):

@@ -42,6 +42,17 @@ def train_metadata(step: TrainStep) -> dict:
     return {TRAIN_STATE_KEY: json.dumps(step.state, sort_keys=False), TRAIN_CONFIG_KEY: json.dumps(info)}
 
 
+def _labels_range(step: TrainStep, graph: Graph, metadata: dict) -> dict:
+    """--loss cross_entropy's labels are class indices below the output's class count: added to the
+    archdsl.int_inputs the forward recorded (`archdsl run STEP.onnx` drew 0s and 1s for them)."""
+    pred = dict(graph.outputs).get(step.output)
+    classes = pred.type.shape[-1] if pred is not None and pred.type.rank else None
+    if step.config.loss != "cross_entropy" or not isinstance(classes, int):
+        return {}
+    ranges = json.loads(metadata.get("archdsl.int_inputs", "{}"))
+    return {"archdsl.int_inputs": json.dumps({**ranges, "labels": {"low": 0, "high": classes}}, sort_keys=True)}
+
+
 def lower_train_step(graph: Graph, cfg: TrainConfig, *, opset: int, seed: int, weights: dict | None,
                      metadata: dict, doc: str, optimize=None) -> tuple[onnx.ModelProto, TrainStep]:
     """Build the train step from a checked forward graph (consumed), optimize (`optimize(graph)`), lower."""
@@ -60,8 +71,7 @@ def lower_train_step(graph: Graph, cfg: TrainConfig, *, opset: int, seed: int, w
                             f"does not: '{unknown[0]}'")
     if "seed" in step.state_inputs and "seed" not in (weights or {}):  # dropout's stream follows --seed
         weights = {**(weights or {}), "seed": np.array(seed, np.int64)}
-    meta = dict(metadata)
-    meta.update(train_metadata(step))
+    meta = {**metadata, **train_metadata(step), **_labels_range(step, graph, metadata)}
     res = lower_graph(graph, opset=opset, seed=seed, weights=weights, metadata=meta, doc=doc)
     expose_initializers(res.model, step.state_inputs)
     return res.model, step

@@ -47,7 +47,16 @@ def test_a_train_step_and_its_eval_model_record_them_too(tmp_path, capsys):
     assert main(["build", str(tmp_path / "m.arch"), "--train", "-o", str(tmp_path / "t.onnx")]) == 0
     for name in ("t.eval.onnx", "t.onnx"):  # the step's too (it drew 0s and 1s for its lengths)
         meta = {p.key: p.value for p in onnx.load(tmp_path / name).metadata_props}
-        assert json.loads(meta["archdsl.int_inputs"])["n"] == {"low": 1, "steps": ["5"]}
+        assert json.loads(meta["archdsl.int_inputs"])["n"] == {"low": 1, "steps": [5]}
+    assert main(["build", str(tmp_path / "m.arch"), "--train", "--loss", "model", "--output-name", "loss",
+                 "-o", str(tmp_path / "own.onnx")]) == 0  # the spec's own labels t, not the step's
+    capsys.readouterr()
+    (tmp_path / "c.arch").write_text("model c(x: float32[B, 4]) -> logits {\n    logits = x -> linear(7) as fc\n}\n")
+    assert main(["build", str(tmp_path / "c.arch"), "--train", "-o", str(tmp_path / "c.onnx")]) == 0
+    meta = {p.key: p.value for p in onnx.load(tmp_path / "c.onnx").metadata_props}
+    assert json.loads(meta["archdsl.int_inputs"]) == {"labels": {"low": 0, "high": 7}}  # --loss cross_entropy's
+    assert main(["run", str(tmp_path / "c.onnx"), "--batch", "64", "--save", str(tmp_path / "o.npz")]) == 0
+    assert set(np.load(tmp_path / "o.npz")["input:labels"].tolist()) == set(range(7))
 
 
 def test_lengths_of_layers_with_formula_steps_are_drawn_at_the_run_sizes(tmp_path, capsys):
@@ -74,8 +83,12 @@ def test_metadata_that_does_not_read_as_archdsls_is_passed_over(tmp_path, capsys
     entry = next(p for p in model.metadata_props if p.key == "archdsl.int_inputs")
     for bad in ({"ids": {"high": "x"}}, {"ids": {"high": 0}}, {"ids": {"high": None}}, {"ids": {"low": 5, "high": 2}},
                 {"ids": {"high": 1e30}}, {"ids": {"high": 10**20}}, {"ids": {"high": [1, 2]}}, {"ids": {"high": True}},
-                {"n": {"steps": None}}, {"n": {"steps": ["\u00b2"]}}, {"n": {"steps": [3]}}, ["ids"], "ids"):
+                {"n": {"steps": None}}, {"n": {"steps": ["\u00b2"]}}, {"n": {"steps": [True]}}, ["ids"], "ids"):
         entry.value = json.dumps(bad)
         onnx.save(model, tmp_path / "bad.onnx")
-        assert main(["run", str(tmp_path / "bad.onnx"), "--dim", "T=4"]) == 0, bad
+        assert main(["run", str(tmp_path / "bad.onnx"), "--dim", "T=4", "--batch", "32",
+                     "--save", str(tmp_path / "o.npz")]) == 0, bad
+        drawn = np.load(tmp_path / "o.npz")
+        name = bad if isinstance(bad, str) else bad[0] if isinstance(bad, list) else next(iter(bad))
+        assert set(np.unique(drawn[f"input:{name}"]).tolist()) <= {0, 1}, bad  # as for a model from elsewhere
     capsys.readouterr()
