@@ -28,7 +28,7 @@ def keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Spa
             raise ArchTypeError(f"{callee}() has no argument '{k}': it takes batch-first inputs ([B, T, ...]) "
                                 f"always; leave it out ({hint})", span)
         if k not in names and k in _KERAS:  # return_sequences= suggested return_state, which gives a tuple
-            raise ArchTypeError(f"{callee}() has no argument '{k}' (Keras's): {_KERAS[k]} ({hint})", span)
+            raise ArchTypeError(f"{callee}() has no argument '{k}' ({_KERAS[k][0]}'s): {_KERAS[k][1]} ({hint})", span)
         if k not in names:
             raise ArchTypeError(f"{callee}() has no argument '{k}'{did_you_mean(k, names)} ({hint})", span)
         if k in given:
@@ -37,20 +37,32 @@ def keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Spa
 
 
 # Keras's layer arguments, as written here
-_KERAS = {
-    "return_sequences": "an lstm or gru returns every step's output, [B, T, H]; the last step's alone is out[:, -1] "
-                        "(with lengths=, return_state=true and the final state h_n[-1])",
-    "units": "the size is the first argument (linear(64), lstm(64))",
-    "filters": "the channel count is the first argument (conv2d(32, 3))",
-    "activation": "chain the activation after the layer (x -> linear(64) -> relu)",
-    "rate": "the dropout probability is p (dropout(0.5))",
-    "data_format": "archdsl's layers take channels first, [B, C, ...]; permute channels-last data first "
-                   "(permute([0, 2, 1]) for [B, L, C], permute([0, 3, 1, 2]) for [B, H, W, C])",
-    "mask_zero": "an lstm or gru takes lengths= (each example's count of real steps, the padding after them)",
-    "input_dim": "embedding(num_embeddings, embedding_dim): the table's rows, then the vector size",
-    "output_dim": "embedding(num_embeddings, embedding_dim): the table's rows, then the vector size",
-    "use_bias": "bias=false",
-    "epsilon": "eps=",
+_KERAS = {  # name: (whose, what to write)
+    "return_sequences": ("Keras", "an lstm or gru returns every step's output, [B, T, H]; the last step's alone is "
+                                  "out[:, -1] (with lengths=, return_state=true and the final state h_n[-1])"),
+    "units": ("Keras", "the size is the first argument (linear(64), lstm(64))"),
+    "filters": ("Keras", "the channel count is the first argument (conv2d(32, 3))"),
+    "features": ("Flax", "the size is the first argument (linear(64), conv2d(32, 3), embedding(1000, 64))"),
+    "qkv_features": ("Flax", "multihead_attention's embed_dim= (kdim=, vdim= for keys and values of other sizes)"),
+    "activation": ("Keras", "chain the activation after the layer (x -> linear(64) -> relu)"),
+    "rate": ("Keras", "the dropout probability is p (dropout(0.5))"),
+    "deterministic": ("Flax", "none needed: a train step runs dropout, an inference model does not"),
+    "use_running_average": ("Flax", "none needed: a train step uses the batch's statistics, an inference model the "
+                                    "running ones"),
+    "data_format": ("Keras", "archdsl's layers take channels first, [B, C, ...]; permute channels-last data first "
+                             "(permute([0, 2, 1]) for [B, L, C], permute([0, 3, 1, 2]) for [B, H, W, C])"),
+    "mask_zero": ("Keras", "an lstm or gru takes lengths= (each example's count of real steps, the padding after "
+                           "them)"),
+    "input_dim": ("Keras", "embedding(num_embeddings, embedding_dim): the table's rows, then the vector size"),
+    "output_dim": ("Keras", "embedding(num_embeddings, embedding_dim): the table's rows, then the vector size"),
+    "window_shape": ("Flax", "kernel_size= (maxpool2d(x, 2))"),
+    "feature_group_count": ("Flax", "groups="),
+    "kernel_init": ("Flax", "init= on a parameter(); a layer's weights start as torch's default init"),
+    "time_major": ("Flax", "batch_first=false"),
+    "ddof": ("numpy", "correction="),
+    "reduction_axes": ("Flax", "the norm's own dims: layernorm over the last, group_norm over each group"),
+    "use_bias": ("Keras", "bias=false"),
+    "epsilon": ("Keras", "eps="),
 }
 
 # torch's and numpy's names for one argument: an op taking `axis` takes `dim=` for it, and so on

@@ -127,6 +127,9 @@ class Env:
             return UnknownNameError(f"unknown name '{name}'; " + (
                 'infinity is the string "inf" or "-inf" where a fill value is taken, or float("inf")'
                 if name == "inf" else 'NaN is float("nan")'), span)
+        if name in _MODULES and not prefix:  # jnp.mean(x), F.relu(x): "did you mean 'max'?"
+            return UnknownNameError(f"unknown name '{name}'; archdsl's ops are plain names, without a module: "
+                                    f"drop '{name}.' ({name}.mean(x) is mean(x))", span)
         if name in DTYPES and not prefix:  # cast(x, float32): only an input's type is written bare
             return UnknownNameError(f"unknown name '{name}'; a dtype is a string here: write \"{name}\"", span)
         if name in _TORCH_FUNCTIONS and not prefix:  # torch's spelling of what the language writes otherwise
@@ -141,6 +144,9 @@ class Env:
 
 
 _PYTHON_LITERALS = ("None", "True", "False")
+# other libraries' module names, as ported code calls through them
+_MODULES = frozenset(("jnp", "np", "numpy", "torch", "jax", "lax", "optax", "flax", "nn", "F", "tf", "keras",
+                      "layers", "linen"))
 # torch functions a model writes otherwise here (close spellings, avg_pool2d and layer_norm, find their op by
 # name already)
 _TORCH_FUNCTIONS = {
@@ -183,6 +189,26 @@ _TORCH_FUNCTIONS = {
                  "global_average_pooling2d", "GlobalMaxPool2D", "GlobalAvgPool2D", "GlobalMaxPooling3D",
                  "GlobalAveragePooling3D", "GlobalMaxPool3D", "GlobalAvgPool3D")},
     "LayerNormalization": "layernorm(x) (over the last dim, as Keras's default axis=-1; eps=1e-3 for Keras's)",
+    # Flax's, optax's and jax.numpy's
+    "sigmoid_binary_cross_entropy": "bce_with_logits(logits, targets, reduction=\"none\")",
+    "softmax_cross_entropy_with_integer_labels": "cross_entropy(logits, labels, reduction=\"none\")",
+    "l2_loss": "0.5 * (a - b) ** 2 (optax's: half the squared error)", "squared_error": "(a - b) ** 2",
+    "expand_dims": "unsqueeze(x, dim)", "moveaxis": "permute(x, [...])", "take_along_axis": "gather(x, dim, index)",
+    "dot": "a @ b (or matmul(a, b))", "prod": "the product written out (a * b), or exp(sum(log(x))) of positives",
+    "scan": "a loop (for/repeat) over the steps, unrolled; lstm and gru scan themselves",
+    **{n: "maxpool1d, maxpool2d or maxpool3d (by the input's rank; 2d for Flax's images)" for n in ("max_pool",)},
+    **{n: "avgpool1d, avgpool2d or avgpool3d (by the input's rank; 2d for Flax's images)" for n in ("avg_pool",)},
+    "Conv": "conv2d(out_channels, kernel_size) (conv1d, conv3d by the input's rank), channels first",
+    "Embed": "embedding(num_embeddings, embedding_dim)",
+    **{n: "multihead_attention(x, embed_dim=..., num_heads=...) over [batch, length, features] (with its "
+          "projections; scaled_dot_product_attention has none)"
+       for n in ("SelfAttention", "MultiHeadDotProductAttention", "MultiHeadAttention")},
+    "dot_product_attention": "scaled_dot_product_attention(q, k, v) over [batch, heads, length, head size] "
+                             "(torch's; Flax's [batch, length, heads, head size] is transpose(q, 1, 2) first)",
+    **{n: "lstm(x, hidden) or gru(x, hidden) over the whole sequence (no cell to step by hand)"
+       for n in ("GRUCell", "LSTMCell", "OptimizedLSTMCell", "RNN")},
+    "make_causal_mask": "causal=true (multihead_attention, scaled_dot_product_attention), or causal_mask(scores)",
+    "make_attention_mask": "key_padding_mask= (true for a key to ignore: torch's; Flax's masks are true to attend)",
     "SimpleRNN": "lstm(x, hidden) or gru(x, hidden) (there is no plain RNN cell)",
     "Masking": "lstm(x, hidden, lengths=n) (each example's count of real steps, the padding after them)",
     "Lambda": "the expression itself, in the chain or an assignment (y = x * 2.0)",

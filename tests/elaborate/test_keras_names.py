@@ -25,6 +25,14 @@ def _error(body: str) -> str:
     ("LayerNormalization", "write layernorm(x) (over the last dim, as Keras's default axis=-1"),
     ("SimpleRNN", "write lstm(x, hidden) or gru(x, hidden)"), ("Masking", "write lstm(x, hidden, lengths=n)"),
     ("Lambda", "write the expression itself"),
+    ("dot_product_attention", "write scaled_dot_product_attention(q, k, v) over [batch, heads, length, head size] "
+                              "(torch's; Flax's [batch, length, heads, head size] is transpose(q, 1, 2) first)"),
+    ("SelfAttention", "write multihead_attention(x, embed_dim=..., num_heads=...)"),
+    ("Conv", "write conv2d(out_channels, kernel_size)"), ("Embed", "write embedding(num_embeddings, embedding_dim)"),
+    ("GRUCell", "write lstm(x, hidden) or gru(x, hidden) over the whole sequence"),
+    ("l2_loss", "write 0.5 * (a - b) ** 2 (optax's: half the squared error)"),
+    ("sigmoid_binary_cross_entropy", "write bce_with_logits(logits, targets"),
+    ("expand_dims", "write unsqueeze(x, dim)"), ("make_causal_mask", "write causal=true"),
     ("MaxPooling2D", "write maxpool2d(x, kernel_size) over channels-first input"),
     ("BatchNormalization", "write batchnorm(x, eps=1e-3, momentum=0.01): Keras's momentum=0.99 keeps 0.99 of the "
                            "running statistics"),
@@ -43,6 +51,9 @@ def test_keras_layer_names_say_what_to_write(name, words):
     ("linear(8, activation=\"relu\")", "chain the activation after the layer (x -> linear(64) -> relu)"),
     ("dropout(rate=0.2)", "the dropout probability is p (dropout(0.5))"),
     ("lstm(8, mask_zero=true)", "an lstm or gru takes lengths= (each example's count of real steps"),
+    ("linear(features=8)", "linear() has no argument 'features' (Flax's): the size is the first argument"),
+    ("dropout(0.1, deterministic=true)", "(Flax's): none needed: a train step runs dropout"),
+    ("gru(8, time_major=true)", "(Flax's): batch_first=false"),
     ("conv1d(8, 3, data_format=\"channels_last\")", "(permute([0, 2, 1]) for [B, L, C], permute([0, 3, 1, 2]) for "
                                                      "[B, H, W, C])"),
 ])
@@ -57,3 +68,10 @@ def test_channels_last_images_of_a_symbolic_size_say_to_permute(layer):
         archdsl.check_source(f"model m(x: float32[B, H, W, 3]) -> y {{\n    y = x -> {layer}\n}}\n")
     assert e.value.message.endswith("[B, H, W, 3] is [batch, spatial, spatial, channels] (channels last), "
                                     "permute([0, 3, 1, 2]) it first"), e.value.message
+
+
+@pytest.mark.parametrize("module", ["jnp", "F", "nn", "torch", "optax", "jax"])
+def test_a_module_prefix_says_to_drop_it(module):
+    """jnp.mean(x), F.relu(x): "unknown name 'jnp'", or "did you mean 'max'?" for jax."""
+    assert _error(f"{module}.relu(x)") == (f"unknown name '{module}'; archdsl's ops are plain names, without a "
+                                           f"module: drop '{module}.' ({module}.mean(x) is mean(x))")
