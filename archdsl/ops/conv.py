@@ -25,7 +25,8 @@ def _pads(a, n, k, d):
         return [(0, 0)] * n
     if p == "same":
         if any(s != 1 for s in expand(a["stride"], n, "stride")):
-            fail('padding="same" needs stride 1 (as in PyTorch)')
+            fail('padding="same" needs stride 1 (as in PyTorch); TensorFlow\'s and Flax\'s SAME at stride 2 pads the '
+                 'end: pad(x, [0, 1, 0, 1]) -> a conv with padding=0 (for a 3x3 kernel on an even size)')
         total = [di * (ki - 1) for ki, di in zip(k, d)]
         return [(t // 2, t - t // 2) for t in total]
     return [(q, q) for q in expand(p, n, "padding")]

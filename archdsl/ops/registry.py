@@ -256,7 +256,11 @@ def coerce_attr(op: OpDef, attr: Attr, value):
         bad = next(((i, v) for i, v in enumerate(value) if not (_is_int(v) or kind == "dims" and isinstance(v, Sym))),
                    None) if isinstance(value, (list, tuple)) and kind in ("ints", "dims", "padding") else None
         which = f" (element {bad[0]} is {describe(bad[1])})" if bad else ""  # not just "list of 4"
-        raise ArchTypeError(f"{where} expects {_KIND_WORDS.get(kind, kind)}, got {describe(value)}{which}")
+        case = "; the strings are lowercase here" if kind == "padding" and isinstance(value, str) \
+            and value.lower() in ("same", "valid") else ""  # TF's and Flax's "SAME"
+        pool = "; a pool takes padding in numbers (padding=k // 2 keeps the size at stride 1)" \
+            if kind == "ints" and attr.name == "padding" and value in ("same", "valid", "SAME", "VALID") else ""
+        raise ArchTypeError(f"{where} expects {_KIND_WORDS.get(kind, kind)}, got {describe(value)}{which}{case}{pool}")
     if attr.choices is not None and value not in attr.choices:
         raise ArchTypeError(f"{where} must be one of {', '.join(map(_show, attr.choices))}, got {_show(value)}")
     if kind in ("int", "ints", "padding") and not isinstance(value, str) and \
