@@ -55,7 +55,7 @@ _KERAS = {  # name: (whose, what to write)
                            "them)"),
     "input_dim": ("Keras", "embedding(num_embeddings, embedding_dim): the table's rows, then the vector size"),
     "output_dim": ("Keras", "embedding(num_embeddings, embedding_dim): the table's rows, then the vector size"),
-    "window_shape": ("Flax", "kernel_size= (maxpool2d(x, 2))"),
+    "window_shape": ("Flax", "kernel_size= (maxpool2d(x, 2)); the stride defaults to the kernel here, to 1 in Flax"),
     "feature_group_count": ("Flax", "groups="),
     "kernel_init": ("Flax", "init= on a parameter(); a layer's weights start as torch's default init"),
     "time_major": ("Flax", "batch_first=false"),

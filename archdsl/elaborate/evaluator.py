@@ -23,7 +23,7 @@ from .builtins import BUILTINS
 from .calls import LAYER_CALL, Calls
 from .operators import Operators
 from .scalars import UNDECIDED_ADVICE, Limits, ReturnValue, SymbolicOperand, is_callable, is_num, py_error
-from .values import BlockLayer, Env, LayerFn, OpFn, Tensor, describe
+from .values import MODULES, BlockLayer, Env, LayerFn, OpFn, Tensor, describe
 
 __all__ = ["Evaluator", "Limits"]
 
@@ -354,6 +354,10 @@ class Evaluator(Calls, Blocks, Operators):
         if isinstance(e, A.Labelled):
             return self._call_expr(e.expr, env, piped=(), label=self._label(e.label, env), span=e.span)
         if isinstance(e, A.Attr):
+            module = _module_path(e.value)  # jnp.mean(x) said "unknown name 'jnp'", jax.nn.gelu "did you mean 'max'?"
+            if module and not env.has(module.split(".")[0]):
+                raise UnknownNameError(f"unknown name '{module.split('.')[0]}'; archdsl's ops are plain names, "
+                                       f"without a module: {module}.{e.name}(...) is {e.name}(...)", e.value.span)
             return self.attr(self.eval(e.value, env), e.name, e.span)
         if isinstance(e, A.Subscript):
             return self.subscript(self.eval(e.value, env), e.index, env, e.span)
@@ -450,3 +454,14 @@ class Evaluator(Calls, Blocks, Operators):
         return fn
 
     # ---------------- calls ----------------
+
+
+def _module_path(e) -> str | None:
+    """'torch.nn.functional' for torch.nn.functional.relu's object: a dotted path from another library's module."""
+    parts = []
+    while isinstance(e, A.Attr):
+        parts.append(e.name)
+        e = e.value
+    if not isinstance(e, A.Name) or e.id not in MODULES:
+        return None
+    return ".".join([e.id, *reversed(parts)])

@@ -27,16 +27,16 @@ def suspicious(op, tensors: list, attrs: dict) -> str | None:
     if op.name == "reshape":
         return _fixed_reshape(x, attrs["shape"]) or _reshape_as_permute(x, attrs["shape"], tensors[0].value)
     if op.name == "scaled_dot_product_attention" and x.rank == 4 and not isinstance(x.shape[-3], int) \
-            and isinstance(x.shape[-2], int):  # Flax's [batch, length, heads, head size]
+            and isinstance(x.shape[-2], int) and str(x.shape[-3]) not in _HEADS:  # Flax's [batch, length, heads, d]
         return (f"scaled_dot_product_attention takes [batch, heads, length, head size] (torch's): "
                 f"[{', '.join(map(str, x.shape))}] reads {x.shape[-3]} as the heads and {x.shape[-2]} as the length; "
-                "transpose(q, 1, 2) first, and k and v (Flax's dot_product_attention takes [batch, length, heads, "
-                "head size])")
+                "if it is [batch, length, heads, head size] (Flax's dot_product_attention), transpose(q, 1, 2) "
+                "first, and k and v")
     if op.name == "multihead_attention" and (kpm := _given(op, tensors, attrs).get("key_padding_mask")):
         return _kept_as_true(kpm.value)
-    if op.name in _MAP_READERS and x.rank >= 4 and _source(tensors[0].value).producer is not None \
-            and _source(tensors[0].value).producer.op in _MAPS:
-        return _map_reader(op.name, x, attrs)
+    maker = _source(tensors[0].value).producer
+    if op.name in _MAP_READERS and x.rank >= 4 and maker is not None and maker.op in _MAPS:
+        return _map_reader(op.name, x, attrs, maker.op)
     if op.name in ("softmax", "log_softmax") and _one_class(x, attrs["axis"]):
         one = "sigmoid" if op.name == "softmax" else "logsigmoid"
         return (f"{op.name} over a dim of size 1 is {'1' if op.name == 'softmax' else '0'} everywhere, and no "
@@ -67,11 +67,14 @@ _ALONG_DIM_1 = {"conv1d": "channels (its steps), sliding over the features",
                    for n in ("maxpool1d", "avgpool1d", "global_avgpool", "global_maxpool", "adaptive_avgpool1d",
                              "adaptive_maxpool1d")}}
 _SEQUENCES = {"embedding": "an embedding", "lstm": "an lstm", "gru": "a gru"}
-# layers that keep a sequence's [batch, steps, features] (a linear over an embedding's output)
-_KEEP_STEPS = frozenset(("linear", "layernorm", "rms_norm", "multihead_attention"))
+# layers that keep a sequence's [batch, steps, features] (a linear over an embedding's output; not a norm,
+# after which gMLP's conv1d mixes the steps on purpose)
+_KEEP_STEPS = frozenset(("linear", "multihead_attention"))
 # ops whose output is a [B, C, H, W] (or 3-D) map, and the ops that read such a map's last dim as features
-_MAPS = frozenset((*(f"{k}{n}d" for k in ("conv", "maxpool", "avgpool", "conv_transpose") for n in (2, 3)),
-                   "batchnorm", "group_norm", "instance_norm"))
+_MAPS = frozenset((*(f"{k}{n}d" for k in ("conv", "maxpool", "avgpool", "conv_transpose", "adaptive_avgpool",
+                                         "adaptive_maxpool") for n in (2, 3)),
+                   "batchnorm", "group_norm", "instance_norm", "global_avgpool", "global_maxpool"))
+_HEADS = frozenset(("H", "heads", "h", "nh", "num_heads", "n_heads"))
 _MAP_READERS = frozenset(("linear", "layernorm", "mean", "sum", "amax", "amin"))
 # layout ops that keep a model input's layout question open (with the elementwise ops: x / 255 - mean)
 _LAYOUT = frozenset(("reshape", "permute", "transpose", "getitem", "unsqueeze", "squeeze"))
@@ -82,8 +85,8 @@ def _source(v, through=frozenset()):
     a model input or the output of the first other op."""
     for _ in range(8):  # a few steps back: the layer feeding it, not the whole net
         p = v.producer
-        if p is None or not (ops.get(p.op).elementwise or p.op in through):
-            return v
+        if p is None or p.op == "where" or not (ops.get(p.op).elementwise or p.op in through):
+            return v  # where's first input is its condition, not the data
         v = p.inputs[0]
     return v
 
@@ -110,30 +113,31 @@ def _kept_as_true(mask) -> str | None:
     torch's and archdsl's is true for a key to ignore, so every real token was ignored."""
     p = mask.producer
     zero = p is not None and p.op in ("gt", "ne") and len(p.inputs) == 2 and p.inputs[1].kind == "const" \
-        and not p.inputs[1].data.any()
+        and not p.inputs[1].data.any() and not p.inputs[0].type.dtype.is_float  # token ids, not a 0/1 float flag
     if not zero:
         return None
-    return (f"multihead_attention's key_padding_mask is true for a key to ignore (torch's); this one ({p.op} 0) is "
-            "true for the real tokens (Flax's and Keras's way): write eq(ids, 0)")
+    return (f"multihead_attention's key_padding_mask is true for a key to ignore (torch's); this one ({p.op} 0 of "
+            "token ids) is true for the real tokens (Flax's and Keras's way): write eq(ids, 0) of the same ids")
 
 
-def _map_reader(name: str, x, attrs: dict) -> str | None:
+def _map_reader(name: str, x, attrs: dict, maker: str) -> str | None:
     """A conv's [B, C, H, W] read as if its last dim were features (Flax's NHWC habits after a permute at the
     input): a linear or layernorm over the width, a mean over channels and height."""
-    shown = f"[{', '.join(map(str, x.shape))}]"
+    shown = f"a {maker}'s [{', '.join(map(str, x.shape))}]"
     if name == "linear":
-        return (f"linear acts on the last dim of a conv's {shown}, its width: flatten(x) first, or "
+        return (f"linear acts on the last dim of {shown}, its width: flatten(x) first, or "
                 "global_avgpool(x, keepdims=false) for the channels")
-    if name == "layernorm":
-        return (f"layernorm normalizes the last dim of a conv's {shown}, its width; over each example's channels "
-                "and positions: group_norm(1)")
+    if name == "layernorm" and len(attrs.get("normalized_shape") or (0,)) == 1:  # ([C, H, W]: torch's, meant)
+        return (f"layernorm normalizes the last dim of {shown}, its width; over each example's channels and "
+                "positions: group_norm(1)")
     dims = attrs.get("dim")
     dims = (dims,) if isinstance(dims, int) else tuple(dims or ())
     axes = {d % x.rank for d in dims}
     spatial = set(range(2, x.rank))
-    if 1 in axes and not spatial <= axes:  # Flax's mean(axis=(1, 2)) of NHWC
-        return (f"{name} over dims {sorted(axes)} of a conv's {shown} takes in its channels (dim 1) and not every "
-                f"spatial dim: a spatial {name} is dim={sorted(spatial)} (NHWC's axis=(1, 2) is dims 2, 3 here)")
+    if name != "layernorm" and 1 in axes and axes & spatial and not spatial <= axes:  # NHWC's axis=(1, 2)
+        return (f"{name} over dims {sorted(axes)} of {shown} takes in its channels (dim 1) and some but not all "
+                f"spatial dims: a spatial {name} is dim={sorted(spatial)} (channels-last axis="
+                f"{tuple(range(1, x.rank - 1))} is dims {', '.join(map(str, sorted(spatial)))} here)")
     return None
 
 
@@ -143,7 +147,7 @@ def _reshape_as_permute(x, shape, v) -> str | None:
     if x.rank != 4 or len(shape) != 4 or not all(isinstance(d, int) for d in x.shape[1:]) or not _from_input(v):
         return None
     h, w, c = x.shape[1:]
-    if not 1 < c <= 4 or list(shape[1:]) != [c, h, w]:
+    if not 1 < c <= 4 or list(shape[1:]) != [c, h, w] or [c, h, w] == [h, w, c]:  # an identity reshape
         return None
     return (f"reshape to {list(shape)} keeps the numbers of [{', '.join(map(str, x.shape))}] in their order, so "
             f"each pixel's {c} channels land across the image; channels last to first is permute([0, 3, 1, 2])")

@@ -127,9 +127,6 @@ class Env:
             return UnknownNameError(f"unknown name '{name}'; " + (
                 'infinity is the string "inf" or "-inf" where a fill value is taken, or float("inf")'
                 if name == "inf" else 'NaN is float("nan")'), span)
-        if name in _MODULES and not prefix:  # jnp.mean(x), F.relu(x): "did you mean 'max'?"
-            return UnknownNameError(f"unknown name '{name}'; archdsl's ops are plain names, without a module: "
-                                    f"drop '{name}.' ({name}.mean(x) is mean(x))", span)
         if name in DTYPES and not prefix:  # cast(x, float32): only an input's type is written bare
             return UnknownNameError(f"unknown name '{name}'; a dtype is a string here: write \"{name}\"", span)
         if name in _TORCH_FUNCTIONS and not prefix:  # torch's spelling of what the language writes otherwise
@@ -144,9 +141,9 @@ class Env:
 
 
 _PYTHON_LITERALS = ("None", "True", "False")
-# other libraries' module names, as ported code calls through them
-_MODULES = frozenset(("jnp", "np", "numpy", "torch", "jax", "lax", "optax", "flax", "nn", "F", "tf", "keras",
-                      "layers", "linen"))
+# other libraries' module names, as ported code calls through them (jnp.mean(x), F.relu(x))
+MODULES = frozenset(("jnp", "np", "numpy", "torch", "jax", "lax", "optax", "flax", "nn", "F", "tf", "keras",
+                     "layers", "linen", "functional"))
 # torch functions a model writes otherwise here (close spellings, avg_pool2d and layer_norm, find their op by
 # name already)
 _TORCH_FUNCTIONS = {
@@ -196,8 +193,9 @@ _TORCH_FUNCTIONS = {
     "expand_dims": "unsqueeze(x, dim)", "moveaxis": "permute(x, [...])", "take_along_axis": "gather(x, dim, index)",
     "dot": "a @ b (or matmul(a, b))", "prod": "the product written out (a * b), or exp(sum(log(x))) of positives",
     "scan": "a loop (for/repeat) over the steps, unrolled; lstm and gru scan themselves",
-    **{n: "maxpool1d, maxpool2d or maxpool3d (by the input's rank; 2d for Flax's images)" for n in ("max_pool",)},
-    **{n: "avgpool1d, avgpool2d or avgpool3d (by the input's rank; 2d for Flax's images)" for n in ("avg_pool",)},
+    **{n: f"{n[:3]}pool1d, {n[:3]}pool2d or {n[:3]}pool3d (by the input's rank; 2d for Flax's images), whose "
+          "stride defaults to the kernel (Flax's to 1: give stride= as Flax's strides)"
+       for n in ("max_pool", "avg_pool")},
     "Conv": "conv2d(out_channels, kernel_size) (conv1d, conv3d by the input's rank), channels first",
     "Embed": "embedding(num_embeddings, embedding_dim)",
     **{n: "multihead_attention(x, embed_dim=..., num_heads=...) over [batch, length, features] (with its "

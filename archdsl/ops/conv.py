@@ -25,8 +25,10 @@ def _pads(a, n, k, d):
         return [(0, 0)] * n
     if p == "same":
         if any(s != 1 for s in expand(a["stride"], n, "stride")):
-            fail('padding="same" needs stride 1 (as in PyTorch); TensorFlow\'s and Flax\'s SAME at stride 2 pads the '
-                 'end: pad(x, [0, 1, 0, 1]) -> a conv with padding=0 (for a 3x3 kernel on an even size)')
+            fail('padding="same" needs stride 1 (as in PyTorch); TensorFlow\'s and Flax\'s SAME at a stride s pads '
+                 'each spatial dim of size n by p = max((ceil(n / s) - 1) * s + k - n, 0) in all, p // 2 before and '
+                 'the rest after: pad(x, [...]) by that, then the conv with padding=0 (a 3x3 kernel at stride 2 on '
+                 'an even image: pad(x, [0, 1, 0, 1]))')
         total = [di * (ki - 1) for ki, di in zip(k, d)]
         return [(t // 2, t - t // 2) for t in total]
     return [(q, q) for q in expand(p, n, "padding")]

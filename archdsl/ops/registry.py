@@ -259,7 +259,8 @@ def coerce_attr(op: OpDef, attr: Attr, value):
         case = "; the strings are lowercase here" if kind == "padding" and isinstance(value, str) \
             and value.lower() in ("same", "valid") else ""  # TF's and Flax's "SAME"
         pool = "; a pool takes padding in numbers (padding=k // 2 keeps the size at stride 1)" \
-            if kind == "ints" and attr.name == "padding" and value in ("same", "valid", "SAME", "VALID") else ""
+            if op.category == "pool" and attr.name == "padding" and isinstance(value, str) \
+            and value.lower() in ("same", "valid") else ""
         raise ArchTypeError(f"{where} expects {_KIND_WORDS.get(kind, kind)}, got {describe(value)}{which}{case}{pool}")
     if attr.choices is not None and value not in attr.choices:
         raise ArchTypeError(f"{where} must be one of {', '.join(map(_show, attr.choices))}, got {_show(value)}")

@@ -70,8 +70,16 @@ def test_channels_last_images_of_a_symbolic_size_say_to_permute(layer):
                                     "permute([0, 3, 1, 2]) it first"), e.value.message
 
 
-@pytest.mark.parametrize("module", ["jnp", "F", "nn", "torch", "optax", "jax"])
-def test_a_module_prefix_says_to_drop_it(module):
+@pytest.mark.parametrize("path", ["jnp", "F", "nn", "torch.nn.functional", "optax", "jax.nn"])
+def test_a_module_prefix_says_to_drop_it(path):
     """jnp.mean(x), F.relu(x): "unknown name 'jnp'", or "did you mean 'max'?" for jax."""
-    assert _error(f"{module}.relu(x)") == (f"unknown name '{module}'; archdsl's ops are plain names, without a "
-                                           f"module: drop '{module}.' ({module}.mean(x) is mean(x))")
+    assert _error(f"{path}.relu(x)") == (f"unknown name '{path.split('.')[0]}'; archdsl's ops are plain names, "
+                                         f"without a module: {path}.relu(...) is relu(...)")
+
+
+def test_a_module_name_without_a_dot_is_an_unknown_name_as_any():
+    """F as an undeclared dim, `layers` for a param `layer`: the module message was said of them too."""
+    assert _error("reshape(x, [B, 20, F])") == "unknown name 'F'"
+    with pytest.raises(archdsl.ArchError, match="unknown name 'layers'; did you mean 'layer'"):
+        archdsl.check_source("param layer = 2\nmodel m(x: float32[B, 4]) -> y {\n    y = x * layers\n}\n")
+    assert archdsl.check_source("param F = 2\nmodel m(x: float32[B, 4]) -> y {\n    y = x * F\n}\n")

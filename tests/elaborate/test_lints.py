@@ -170,24 +170,27 @@ def test_digits_sized_channels_last_images_are_said_where_the_conv_fails():
 
 
 FLAX = ("x: float32[B, T, 32], ids: int64[B, T], tok: int64[B, 20], img: float32[B, 3, 16, 16], "
-        "raw: float32[B, 28, 28, 3]")
+        "raw: float32[B, 28, 28, 3], q4: float32[B, H, 16, 64], pad: float32[B, T], cube: float32[B, 3, 3, 3]")
 
 
 @pytest.mark.parametrize("body, words", [
     # Flax's dot_product_attention layout: attention across the 4 heads of each step, no token mixing
     ("scaled_dot_product_attention(reshape(x, [B, T, 4, 8]), reshape(x, [B, T, 4, 8]), reshape(x, [B, T, 4, 8]))",
      "scaled_dot_product_attention takes [batch, heads, length, head size] (torch's): [B, T, 4, 8] reads T as the "
-     "heads and 4 as the length; transpose(q, 1, 2) first"),
+     "heads and 4 as the length; if it is [batch, length, heads, head size] (Flax's dot_product_attention), "
+     "transpose(q, 1, 2) first"),
     # Flax's padding mask, true for the real tokens: every real token ignored
     ("multihead_attention(x, key_padding_mask=ids > 0, embed_dim=32, num_heads=4)",
-     "multihead_attention's key_padding_mask is true for a key to ignore (torch's); this one (gt 0) is true for the "
-     "real tokens (Flax's and Keras's way): write eq(ids, 0)"),
-    ("img -> conv2d(8, 3) -> relu -> linear(10)", "linear acts on the last dim of a conv's [B, 8, 14, 14], its width: "
-                                                 "flatten(x) first, or global_avgpool(x, keepdims=false)"),
-    ("img -> conv2d(8, 3) -> layernorm", "layernorm normalizes the last dim of a conv's [B, 8, 14, 14], its width"),
-    ("mean(img -> conv2d(8, 3), dim=[1, 2])", "mean over dims [1, 2] of a conv's [B, 8, 14, 14] takes in its "
-                                              "channels (dim 1) and not every spatial dim: a spatial mean is "
-                                              "dim=[2, 3]"),
+     "multihead_attention's key_padding_mask is true for a key to ignore (torch's); this one (gt 0 of token ids) is "
+     "true for the real tokens (Flax's and Keras's way): write eq(ids, 0) of the same ids"),
+    ("img -> conv2d(8, 3) -> relu -> linear(10)", "linear acts on the last dim of a conv2d's [B, 8, 14, 14], its "
+                                                 "width: flatten(x) first, or global_avgpool(x, keepdims=false)"),
+    ("img -> conv2d(8, 3) -> global_avgpool -> linear(10)", "linear acts on the last dim of a global_avgpool's "
+                                                           "[B, 8, 1, 1]"),  # Keras's GlobalAveragePooling2D, Dense
+    ("img -> conv2d(8, 3) -> layernorm", "layernorm normalizes the last dim of a conv2d's [B, 8, 14, 14], its width"),
+    ("mean(img -> conv2d(8, 3), dim=[1, 2])", "mean over dims [1, 2] of a conv2d's [B, 8, 14, 14] takes in its "
+                                              "channels (dim 1) and some but not all spatial dims: a spatial mean is "
+                                              "dim=[2, 3] (channels-last axis=(1, 2) is dims 2, 3 here)"),
     ("reshape(raw, [B, 3, 28, 28])", "reshape to [B, 3, 28, 28] keeps the numbers of [B, 28, 28, 3] in their order, "
                                      "so each pixel's 3 channels land across the image; channels last to first is "
                                      "permute([0, 3, 1, 2])"),
@@ -205,6 +208,12 @@ def test_flax_habits_are_said(body, words):
     "img -> conv2d(8, 3) -> flatten -> linear(10)", "mean(img -> conv2d(8, 3), dim=[2, 3])",
     "img -> conv2d(8, 3) -> permute([0, 2, 3, 1]) -> layernorm -> linear(8)",  # ConvNeXt's channels-last block
     "permute(raw, [0, 3, 1, 2])", "mean(img -> conv2d(8, 3), dim=[1, 2, 3])",
+    "mean(img -> conv2d(8, 3), dim=1, keepdim=true)",  # PixelNorm, CBAM: over the channels alone
+    "img -> conv2d(8, 3, padding=1) -> layernorm([8, 16, 16])",  # torch's nn.LayerNorm([C, H, W])
+    "tok -> embedding(50, 32) -> layernorm -> conv1d(20, 1)",  # gMLP's spatial gating: the steps mixed on purpose
+    "scaled_dot_product_attention(q4, q4, q4)",  # [B, H, 16, 64]: H a symbolic head count
+    "multihead_attention(x, key_padding_mask=gt(pad, 0.0), embed_dim=32, num_heads=4)",  # a float padding flag
+    "reshape(cube, [B, 3, 3, 3])",  # an identity reshape
 ])
 def test_flax_habits_written_the_way_here_say_nothing(body):
     assert said(f"    y = {body}", FLAX) == []
