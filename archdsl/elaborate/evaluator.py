@@ -356,12 +356,24 @@ class Evaluator(Calls, Blocks, Operators):
         if isinstance(e, A.Attr):
             module = _module_path(e.value)  # jnp.mean(x) said "unknown name 'jnp'", jax.nn.gelu "did you mean 'max'?"
             if module and not env.has(module.split(".")[0]):
-                raise UnknownNameError(f"unknown name '{module.split('.')[0]}'; archdsl's ops are plain names, "
-                                       f"without a module: {module}.{e.name}(...) is {e.name}(...)", e.value.span)
+                raise self._module_name(module, e, env)
             return self.attr(self.eval(e.value, env), e.name, e.span)
         if isinstance(e, A.Subscript):
             return self.subscript(self.eval(e.value, env), e.index, env, e.span)
         raise EvalError(f"cannot evaluate {type(e).__name__} here", e.span)
+
+    def _module_name(self, module: str, e, env: Env) -> UnknownNameError:
+        """jnp.mean: archdsl's names have no module; the name after it is said as an unknown bare name would be
+        (nn.Dense: Dense's own hint, np.float32: a dtype is a string)."""
+        root = module.split(".")[0]
+        try:
+            self.lookup(e.name, env, e.span)
+        except UnknownNameError as err:
+            rest = err.message[len(f"unknown name '{e.name}'"):]
+            return UnknownNameError(f"unknown name '{root}'; archdsl's names have no module, and '{e.name}' is not "
+                                    f"one either{rest}", e.value.span)
+        return UnknownNameError(f"unknown name '{root}'; archdsl's names have no module: {module}.{e.name} is "
+                                f"{e.name}", e.value.span)
 
     def lookup(self, name: str, env: Env, span: Span):
         scope = env

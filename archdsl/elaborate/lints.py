@@ -27,7 +27,7 @@ def suspicious(op, tensors: list, attrs: dict) -> str | None:
     if op.name == "reshape":
         return _fixed_reshape(x, attrs["shape"]) or _reshape_as_permute(x, attrs["shape"], tensors[0].value)
     if op.name == "scaled_dot_product_attention" and x.rank == 4 and not isinstance(x.shape[-3], int) \
-            and isinstance(x.shape[-2], int) and str(x.shape[-3]) not in _HEADS:  # Flax's [batch, length, heads, d]
+            and isinstance(x.shape[-2], int) and _squashed(x.shape[-3]) not in _HEADS:  # Flax's [B, T, heads, d]
         return (f"scaled_dot_product_attention takes [batch, heads, length, head size] (torch's): "
                 f"[{', '.join(map(str, x.shape))}] reads {x.shape[-3]} as the heads and {x.shape[-2]} as the length; "
                 "if it is [batch, length, heads, head size] (Flax's dot_product_attention), transpose(q, 1, 2) "
@@ -74,7 +74,12 @@ _KEEP_STEPS = frozenset(("linear", "multihead_attention"))
 _MAPS = frozenset((*(f"{k}{n}d" for k in ("conv", "maxpool", "avgpool", "conv_transpose", "adaptive_avgpool",
                                          "adaptive_maxpool") for n in (2, 3)),
                    "batchnorm", "group_norm", "instance_norm", "global_avgpool", "global_maxpool"))
-_HEADS = frozenset(("H", "heads", "h", "nh", "num_heads", "n_heads"))
+_HEADS = frozenset(("h", "heads", "head", "nh", "nhead", "nheads", "numhead", "numheads"))  # names of a head count
+
+
+def _squashed(d) -> str:
+    """A dim's name as _HEADS holds it: n_head, NH, num_heads."""
+    return str(d).lower().replace("_", "")
 _MAP_READERS = frozenset(("linear", "layernorm", "mean", "sum", "amax", "amin"))
 # layout ops that keep a model input's layout question open (with the elementwise ops: x / 255 - mean)
 _LAYOUT = frozenset(("reshape", "permute", "transpose", "getitem", "unsqueeze", "squeeze"))
@@ -85,9 +90,9 @@ def _source(v, through=frozenset()):
     a model input or the output of the first other op."""
     for _ in range(8):  # a few steps back: the layer feeding it, not the whole net
         p = v.producer
-        if p is None or p.op == "where" or not (ops.get(p.op).elementwise or p.op in through):
-            return v  # where's first input is its condition, not the data
-        v = p.inputs[0]
+        if p is None or not (ops.get(p.op).elementwise or p.op in through):
+            return v
+        v = p.inputs[1 if p.op == "where" else 0]  # where's first input is its condition, not the data
     return v
 
 
@@ -113,8 +118,8 @@ def _kept_as_true(mask) -> str | None:
     torch's and archdsl's is true for a key to ignore, so every real token was ignored."""
     p = mask.producer
     zero = p is not None and p.op in ("gt", "ne") and len(p.inputs) == 2 and p.inputs[1].kind == "const" \
-        and not p.inputs[1].data.any() and not p.inputs[0].type.dtype.is_float  # token ids, not a 0/1 float flag
-    if not zero:
+        and not p.inputs[1].data.any()
+    if not zero or not any(u.op == "embedding" for u in p.inputs[0].uses):  # token ids, not a padding flag
         return None
     return (f"multihead_attention's key_padding_mask is true for a key to ignore (torch's); this one ({p.op} 0 of "
             "token ids) is true for the real tokens (Flax's and Keras's way): write eq(ids, 0) of the same ids")
@@ -123,7 +128,7 @@ def _kept_as_true(mask) -> str | None:
 def _map_reader(name: str, x, attrs: dict, maker: str) -> str | None:
     """A conv's [B, C, H, W] read as if its last dim were features (Flax's NHWC habits after a permute at the
     input): a linear or layernorm over the width, a mean over channels and height."""
-    shown = f"a {maker}'s [{', '.join(map(str, x.shape))}]"
+    shown = f"{'an' if maker[0] in 'aeiou' else 'a'} {maker}'s [{', '.join(map(str, x.shape))}]"
     if name == "linear":
         return (f"linear acts on the last dim of {shown}, its width: flatten(x) first, or "
                 "global_avgpool(x, keepdims=false) for the channels")

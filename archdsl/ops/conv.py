@@ -25,10 +25,11 @@ def _pads(a, n, k, d):
         return [(0, 0)] * n
     if p == "same":
         if any(s != 1 for s in expand(a["stride"], n, "stride")):
+            example = " (a 3x3 kernel at stride 2 on an even image: pad(x, [0, 1, 0, 1]))" if n == 2 else ""
             fail('padding="same" needs stride 1 (as in PyTorch); TensorFlow\'s and Flax\'s SAME at a stride s pads '
-                 'each spatial dim of size n by p = max((ceil(n / s) - 1) * s + k - n, 0) in all, p // 2 before and '
-                 'the rest after: pad(x, [...]) by that, then the conv with padding=0 (a 3x3 kernel at stride 2 on '
-                 'an even image: pad(x, [0, 1, 0, 1]))')
+                 'each spatial dim of size n by p = max((ceil(n / s) - 1) * s + k - n, 0) in all (k the dilated '
+                 'kernel, (k - 1) * dilation + 1), p // 2 before and the rest after: pad(x, [...]) by that, then '
+                 f'the conv with padding=0{example}')
         total = [di * (ki - 1) for ki, di in zip(k, d)]
         return [(t // 2, t - t // 2) for t in total]
     return [(q, q) for q in expand(p, n, "padding")]

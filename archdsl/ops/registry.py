@@ -258,8 +258,9 @@ def coerce_attr(op: OpDef, attr: Attr, value):
         which = f" (element {bad[0]} is {describe(bad[1])})" if bad else ""  # not just "list of 4"
         case = "; the strings are lowercase here" if kind == "padding" and isinstance(value, str) \
             and value.lower() in ("same", "valid") else ""  # TF's and Flax's "SAME"
-        pool = "; a pool takes padding in numbers (padding=k // 2 keeps the size at stride 1)" \
-            if op.category == "pool" and attr.name == "padding" and isinstance(value, str) \
+        pool = ('; a pool takes its padding as numbers: "valid" is padding=0, the default; TensorFlow\'s "same" '
+                "pads p = max((ceil(n / s) - 1) * s + k - n, 0) in all, p // 2 before (0 for a 2x2 pool at stride "
+                "2 on an even size)") if op.category == "pool" and attr.name == "padding" and isinstance(value, str) \
             and value.lower() in ("same", "valid") else ""
         raise ArchTypeError(f"{where} expects {_KIND_WORDS.get(kind, kind)}, got {describe(value)}{which}{case}{pool}")
     if attr.choices is not None and value not in attr.choices:

@@ -73,8 +73,19 @@ def test_channels_last_images_of_a_symbolic_size_say_to_permute(layer):
 @pytest.mark.parametrize("path", ["jnp", "F", "nn", "torch.nn.functional", "optax", "jax.nn"])
 def test_a_module_prefix_says_to_drop_it(path):
     """jnp.mean(x), F.relu(x): "unknown name 'jnp'", or "did you mean 'max'?" for jax."""
-    assert _error(f"{path}.relu(x)") == (f"unknown name '{path.split('.')[0]}'; archdsl's ops are plain names, "
-                                         f"without a module: {path}.relu(...) is relu(...)")
+    assert _error(f"{path}.relu(x)") == (f"unknown name '{path.split('.')[0]}'; archdsl's names have no module: "
+                                         f"{path}.relu is relu")
+
+
+@pytest.mark.parametrize("written, said", [
+    ("nn.Dense(8)", "unknown name 'nn'; archdsl's names have no module, and 'Dense' is not one either; write "
+                    "linear(n)"),
+    ("cast(x, jnp.float16)", "'float16' is not one either; a dtype is a string here: write \"float16\""),
+    ("nn.ReLU(x)", "'ReLU' is not one either; did you mean 'relu'?"), ("torch.pi", "'pi' is not one either"),
+])
+def test_a_module_prefix_before_no_name_says_what_the_bare_name_would(written, said):
+    """nn.Dense: "nn.Dense(...) is Dense(...)" claimed a name that is not one, and hid Dense's own hint."""
+    assert said in _error(written)
 
 
 def test_a_module_name_without_a_dot_is_an_unknown_name_as_any():

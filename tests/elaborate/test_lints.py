@@ -170,7 +170,8 @@ def test_digits_sized_channels_last_images_are_said_where_the_conv_fails():
 
 
 FLAX = ("x: float32[B, T, 32], ids: int64[B, T], tok: int64[B, 20], img: float32[B, 3, 16, 16], "
-        "raw: float32[B, 28, 28, 3], q4: float32[B, H, 16, 64], pad: float32[B, T], cube: float32[B, 3, 3, 3]")
+        "raw: float32[B, 28, 28, 3], q4: float32[B, H, 16, 64], pad: float32[B, T], cube: float32[B, 3, 3, 3], "
+        "nq: float32[B, n_head, 16, 64]")
 
 
 @pytest.mark.parametrize("body, words", [
@@ -180,7 +181,7 @@ FLAX = ("x: float32[B, T, 32], ids: int64[B, T], tok: int64[B, 20], img: float32
      "heads and 4 as the length; if it is [batch, length, heads, head size] (Flax's dot_product_attention), "
      "transpose(q, 1, 2) first"),
     # Flax's padding mask, true for the real tokens: every real token ignored
-    ("multihead_attention(x, key_padding_mask=ids > 0, embed_dim=32, num_heads=4)",
+    ("multihead_attention(ids -> embedding(50, 32), key_padding_mask=ids > 0, embed_dim=32, num_heads=4)",
      "multihead_attention's key_padding_mask is true for a key to ignore (torch's); this one (gt 0 of token ids) is "
      "true for the real tokens (Flax's and Keras's way): write eq(ids, 0) of the same ids"),
     ("img -> conv2d(8, 3) -> relu -> linear(10)", "linear acts on the last dim of a conv2d's [B, 8, 14, 14], its "
@@ -188,6 +189,8 @@ FLAX = ("x: float32[B, T, 32], ids: int64[B, T], tok: int64[B, 20], img: float32
     ("img -> conv2d(8, 3) -> global_avgpool -> linear(10)", "linear acts on the last dim of a global_avgpool's "
                                                            "[B, 8, 1, 1]"),  # Keras's GlobalAveragePooling2D, Dense
     ("img -> conv2d(8, 3) -> layernorm", "layernorm normalizes the last dim of a conv2d's [B, 8, 14, 14], its width"),
+    ("where(img > 0.0, img, img * 0.2) -> conv2d(8, 3) -> adaptive_avgpool2d(2) -> linear(4)",
+     "linear acts on the last dim of an adaptive_avgpool2d's [B, 8, 2, 2]"),  # through where's data, not its cond
     ("mean(img -> conv2d(8, 3), dim=[1, 2])", "mean over dims [1, 2] of a conv2d's [B, 8, 14, 14] takes in its "
                                               "channels (dim 1) and some but not all spatial dims: a spatial mean is "
                                               "dim=[2, 3] (channels-last axis=(1, 2) is dims 2, 3 here)"),
@@ -213,6 +216,8 @@ def test_flax_habits_are_said(body, words):
     "tok -> embedding(50, 32) -> layernorm -> conv1d(20, 1)",  # gMLP's spatial gating: the steps mixed on purpose
     "scaled_dot_product_attention(q4, q4, q4)",  # [B, H, 16, 64]: H a symbolic head count
     "multihead_attention(x, key_padding_mask=gt(pad, 0.0), embed_dim=32, num_heads=4)",  # a float padding flag
+    "multihead_attention(x, key_padding_mask=ids > 0, embed_dim=32, num_heads=4)",  # 1 marks padding: no ids
+    "scaled_dot_product_attention(nq, nq, nq)",  # [B, n_head, 16, 64]: GPT-2's name for the head count
     "reshape(cube, [B, 3, 3, 3])",  # an identity reshape
 ])
 def test_flax_habits_written_the_way_here_say_nothing(body):
