@@ -104,7 +104,7 @@ def arg_names(op) -> list[str]:
     return [i.lstrip("*").rstrip("?") for i in op.inputs] + [a.name for a in op.arguments]
 
 
-def torch_order(op, args) -> str | None:
+def torch_order(op, args, kwargs=None) -> str | None:
     """conv2d(3, 16, 3) over 3 channels is torch's Conv2d(in, out, kernel) order; here it reads out_channels=3,
     kernel_size=16, stride=3 and may well pass the shape check. Said when the first number is x's channel count
     and the "kernel" is one no one writes positionally (8 or more, followed by another number). lstm(8, 16) over
@@ -122,6 +122,11 @@ def torch_order(op, args) -> str | None:
         return None
     x, first, second, third = args[:4]
     if not (isinstance(x, Tensor) and x.type.rank > 1 and all(is_int(v) for v in (first, second, third))):
+        return None
+    groups = (kwargs or {}).get("groups", 1)
+    if is_int(groups) and groups > 1 and second % groups:  # torch's reading would be refused: out % groups
+        return None
+    if len(args) > 4 and args[4] == (second - 1) // 2:  # conv1d(512, 41, 4, 20): padding for a kernel of 41
         return None
     if x.type.shape[1] != first or second < 8 or third > 7:
         return None

@@ -165,7 +165,7 @@ class Calls:
         try:
             tensors, attrs = self.bind_op_args(op, args, kwargs, span)
         except ArchError as err:  # conv2d(3, 64, 7, stride=2): "stride given twice" is torch's order
-            note = torch_order(op, args) or ("given twice" in err.message and input_size_first(op, args))
+            note = torch_order(op, args, kwargs) or ("given twice" in err.message and input_size_first(op, args))
             if note:  # conv2d(3, 16, kernel_size=3): torch's input size first
                 err.notes.append((note, span))
             raise
@@ -201,7 +201,7 @@ class Calls:
                 self.layers[name] = LayerFn(name, op, attrs, tuple(inputs[len(tensors):]))
         if len(self.graph.nodes) >= Limits.nodes:
             raise LimitError(f"model has more than {Limits.nodes} nodes", span)
-        said = torch_order(op, args) or suspicious(op, tensors, attrs)
+        said = torch_order(op, args, kwargs) or suspicious(op, tensors, attrs)
         try:
             node = self.graph.add_node(op.name, inputs, attrs, self.stream_name(op, attrs, self.again(name)), span)
         except ArchError as err:  # conv2d(3, 64, 3): a kernel larger than the image

@@ -366,6 +366,10 @@ class Evaluator(Calls, Blocks, Operators):
         """jnp.mean: archdsl's names have no module; the name after it is said as an unknown bare name would be
         (nn.Dense: Dense's own hint, np.float32: a dtype is a string)."""
         root = module.split(".")[0]
+        if root == "self":  # self.fc1(x) from a module's forward
+            return UnknownNameError("unknown name 'self'; a spec has no module object: a layer is written where it "
+                                    f"is used (x -> linear(64) as {e.name}), and layer(\"{e.name}\") calls it again",
+                                    e.value.span)
         try:
             self.lookup(e.name, env, e.span)
         except UnknownNameError as err:

@@ -27,7 +27,8 @@ def suspicious(op, tensors: list, attrs: dict) -> str | None:
     if op.name == "reshape":
         return _fixed_reshape(x, attrs["shape"]) or _reshape_as_permute(x, attrs["shape"], tensors[0].value)
     if op.name == "scaled_dot_product_attention" and x.rank == 4 and not isinstance(x.shape[-3], int) \
-            and isinstance(x.shape[-2], int) and _squashed(x.shape[-3]) not in _HEADS:  # Flax's [B, T, heads, d]
+            and isinstance(x.shape[-2], int) and _squashed(x.shape[-3]) not in _HEADS \
+            and _split_into_heads(tensors[0].value):  # Flax's [batch, length, heads, head size]
         return (f"scaled_dot_product_attention takes [batch, heads, length, head size] (torch's): "
                 f"[{', '.join(map(str, x.shape))}] reads {x.shape[-3]} as the heads and {x.shape[-2]} as the length; "
                 "if it is [batch, length, heads, head size] (Flax's dot_product_attention), transpose(q, 1, 2) "
@@ -37,7 +38,7 @@ def suspicious(op, tensors: list, attrs: dict) -> str | None:
     maker = _source(tensors[0].value).producer
     if op.name in _MAP_READERS and x.rank >= 4 and maker is not None and maker.op in _MAPS:
         return _map_reader(op.name, x, attrs, maker.op)
-    if op.name in ("softmax", "log_softmax") and _one_class(x, attrs["axis"]):
+    if op.name in ("softmax", "log_softmax") and _one_class(x, attrs["axis"]) and _is_head(tensors[0].value):
         one = "sigmoid" if op.name == "softmax" else "logsigmoid"
         return (f"{op.name} over a dim of size 1 is {'1' if op.name == 'softmax' else '0'} everywhere, and no "
                 f"gradient passes it (a single logit's {'probability' if one == 'sigmoid' else 'log-probability'} "
@@ -75,6 +76,24 @@ _MAPS = frozenset((*(f"{k}{n}d" for k in ("conv", "maxpool", "avgpool", "conv_tr
                                          "adaptive_maxpool") for n in (2, 3)),
                    "batchnorm", "group_norm", "instance_norm", "global_avgpool", "global_maxpool"))
 _HEADS = frozenset(("h", "heads", "head", "nh", "nhead", "nheads", "numhead", "numheads"))  # names of a head count
+
+
+def _is_head(v) -> bool:
+    """A linear's output (through elementwise ops): a classifier's logits, not scores over keys that one -D
+    setting leaves one of (attention over a single source step)."""
+    p = _source(v).producer
+    return p is not None and p.op == "linear"
+
+
+def _split_into_heads(v) -> bool:
+    """A projection reshaped into [B, T, heads, head size]: Flax's layout comes so; torch's extra batch dims
+    ([B, frames, 196, 64] in TimeSformer) do not."""
+    p = _source(v).producer
+    if p is None or p.op != "reshape":
+        return False
+    src, out = p.inputs[0].type, v.type
+    return src.rank == 3 and src.shape[-1] == out.shape[-2] * out.shape[-1] if isinstance(src.shape[-1], int) \
+        else False
 
 
 def _squashed(d) -> str:
@@ -214,11 +233,13 @@ def _channels_last(name: str, x, n: int, v) -> str | None:
     if not 1 <= n <= 3 or x.rank != n + 2 or not all(isinstance(d, int) for d in shape[1:]) or shape[-1] > 4:
         return None
     # a last dim of 1: [B, 512, 1] is a length of 1, [B, 16, 100, 1] a 1-D signal laid out as 2-D; a grayscale
-    # image channels last is square ([B, 28, 28, 1]). [B, 8, 3] is a few points or frames; [B, 8, 8, 1] digits.
+    # image channels last is square ([B, 28, 28, 1]). A 1-D input of 128 points and more ([B, 1024, 3]); images
+    # from 8x8 (digits) and not much longer than wide.
     if shape[-1] == 1 and (n == 1 or len(set(shape[1:-1])) > 1):
         return None
-    if min(shape[1:-1]) < (16 if n == 1 else 8) or not _from_input(v):
-        return None
+    spatial = shape[1:-1]
+    if min(spatial) < (128 if n == 1 else 8) or max(spatial) > 8 * min(spatial) or not _from_input(v):
+        return None  # [B, 64, 4]: 64 sensors; [B, 2048, 25, 4]: a backbone's map, not an image of 2048x25
     size = "x".join(map(str, shape[2:]))
     what = {1: f"sequences of length {size}", 2: f"{size} images", 3: f"{size} volumes"}[n]
     letters = {1: "length", 2: "height, width", 3: "depth, height, width"}[n]

@@ -336,6 +336,8 @@ def layout_hint(cell: str, x_t, batch_first: bool) -> str | None:
     batch_at = 1 if batch_first else 0
     if names[batch_at] not in BATCH_NAMES or names[1 - batch_at] in BATCH_NAMES:
         return None
+    if names[batch_at] == "N" and names[1 - batch_at] not in ("T", "S", "L"):  # [bs, N, 2]: N points or steps
+        return None
     return (f"{cell} reads {shape_str(x_t)} as [{'batch, steps' if batch_first else 'steps, batch'}, features] "
             f"(batch_first={'true' if batch_first else 'false'}{', the default' if batch_first else ''}), so "
             f"{names[1 - batch_at]} is taken for the batch and {names[batch_at]} for the time steps; "

@@ -259,9 +259,9 @@ def coerce_attr(op: OpDef, attr: Attr, value):
         case = "; the strings are lowercase here" if kind == "padding" and isinstance(value, str) \
             and value.lower() in ("same", "valid") else ""  # TF's and Flax's "SAME"
         pool = ('; a pool takes its padding as numbers: "valid" is padding=0, the default; TensorFlow\'s "same" '
-                "pads p = max((ceil(n / s) - 1) * s + k - n, 0) in all, p // 2 before (0 for a 2x2 pool at stride "
-                "2 on an even size)") if op.category == "pool" and attr.name == "padding" and isinstance(value, str) \
-            and value.lower() in ("same", "valid") else ""
+                "pads p = max((ceil(n / s) - 1) * s + k - n, 0) in all, the odd one after: padding=p // 2 with "
+                "ceil_mode=true (and count_include_pad=false for an avgpool)") if op.category == "pool" \
+            and attr.name == "padding" and isinstance(value, str) and value.lower() in ("same", "valid") else ""
         raise ArchTypeError(f"{where} expects {_KIND_WORDS.get(kind, kind)}, got {describe(value)}{which}{case}{pool}")
     if attr.choices is not None and value not in attr.choices:
         raise ArchTypeError(f"{where} must be one of {', '.join(map(_show, attr.choices))}, got {_show(value)}")

@@ -82,6 +82,9 @@ def test_a_module_prefix_says_to_drop_it(path):
                     "linear(n)"),
     ("cast(x, jnp.float16)", "'float16' is not one either; a dtype is a string here: write \"float16\""),
     ("nn.ReLU(x)", "'ReLU' is not one either; did you mean 'relu'?"), ("torch.pi", "'pi' is not one either"),
+    ("math.sqrt(8.0)", "unknown name 'math'; archdsl's names have no module: math.sqrt is sqrt"),
+    ("self.fc1(x)", "unknown name 'self'; a spec has no module object: a layer is written where it is used (x -> "
+                    "linear(64) as fc1), and layer(\"fc1\") calls it again"),
 ])
 def test_a_module_prefix_before_no_name_says_what_the_bare_name_would(written, said):
     """nn.Dense: "nn.Dense(...) is Dense(...)" claimed a name that is not one, and hid Dense's own hint."""

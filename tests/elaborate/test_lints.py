@@ -171,7 +171,8 @@ def test_digits_sized_channels_last_images_are_said_where_the_conv_fails():
 
 FLAX = ("x: float32[B, T, 32], ids: int64[B, T], tok: int64[B, 20], img: float32[B, 3, 16, 16], "
         "raw: float32[B, 28, 28, 3], q4: float32[B, H, 16, 64], pad: float32[B, T], cube: float32[B, 3, 3, 3], "
-        "nq: float32[B, n_head, 16, 64]")
+        "nq: float32[B, n_head, 16, 64], frames: float32[B, F, 196, 64], one: float32[B, 1, 32], "
+        "feat: float32[B, 2048, 25, 4], sensors: float32[B, 64, 4], traj: float32[bs, N, 2]")
 
 
 @pytest.mark.parametrize("body, words", [
@@ -218,7 +219,23 @@ def test_flax_habits_are_said(body, words):
     "multihead_attention(x, key_padding_mask=gt(pad, 0.0), embed_dim=32, num_heads=4)",  # a float padding flag
     "multihead_attention(x, key_padding_mask=ids > 0, embed_dim=32, num_heads=4)",  # 1 marks padding: no ids
     "scaled_dot_product_attention(nq, nq, nq)",  # [B, n_head, 16, 64]: GPT-2's name for the head count
+    "scaled_dot_product_attention(frames, frames, frames)",  # TimeSformer: frames as a batch dim, torch's
+    "softmax(x @ transpose(one, 1, 2), dim=-1)",  # attention over a single key (-D S=1): not a 1-logit head
+    "feat -> conv2d(8, 1)",  # a backbone's [B, 2048, 25, 4] map as a head's input, not a 2048x25 image
+    "sensors -> conv1d(32, 3, padding=1)",  # 64 sensors of 4 steps
+    "traj -> linear(64) -> lstm(128)",  # [bs, N, 64]: N points, bs the batch
     "reshape(cube, [B, 3, 3, 3])",  # an identity reshape
 ])
 def test_flax_habits_written_the_way_here_say_nothing(body):
     assert said(f"    y = {body}", FLAX) == []
+
+
+def test_torchs_argument_order_is_not_said_where_torchs_reading_cannot_be():
+    """MelGAN's discriminator writes conv1d(1024, 41, 4, 20, groups=256) over 1024 channels: torch's reading
+    (41 output channels) is refused with groups=256, and padding 20 is a kernel of 41's 'same'. A plain
+    conv1d(512, 10, 5) over 512 channels stays ambiguous and is said (keywords keep it quiet)."""
+    audio = "x: float32[B, 1024, 4000]"
+    assert said("    y = x -> conv1d(1024, 41, 4, 20, groups=256)", audio) == []
+    assert said("    y = x -> conv1d(1024, 41, 4, 20)", audio) == []
+    assert "conv1d(1024, 10, 5) reads as out_channels=1024" in said("    y = x -> conv1d(1024, 10, 5)", audio)[0]
+    assert said("    y = x -> conv1d(1024, kernel_size=10, stride=5)", audio) == []
