@@ -18,6 +18,7 @@ from ..cli.args import some_threads
 from ..cli.signals import interruptible
 from ..diagnostics import ArchError
 from ..files import atomic_write
+from ..interrupts import stopping_signals
 from ..runtime import MAX_THREADS
 from .latency import alternate_orders, feeds_for, make_session, median_ratio, ratio_interval
 from .models import CUDA_VARIANTS, MODELS, BenchModel, example_inputs, reference_module, torch_module
@@ -29,15 +30,33 @@ EXPORTERS = ("dynamo", "legacy")
 
 
 def _child(args: list[str], timeout: float = 1800) -> dict:
+    """One measurement in a process of its own. A stop (Ctrl-C, SIGTERM) is held while the child starts: one
+    that landed inside subprocess.run's Popen, before the `with` that kills the child, left it building into the
+    temp folder the parent then removed (and recreated it)."""
+    import signal
     cmd = [sys.executable, "-m", "archdsl.bench.child", *args]
+    mask = getattr(signal, "pthread_sigmask", lambda how, sigs: set())  # POSIX; elsewhere the window stays
+    held = mask(signal.SIG_BLOCK, {signal.SIGINT, *stopping_signals()})
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f}s"}
-    for line in reversed(p.stdout.splitlines()):
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    except BaseException:
+        mask(signal.SIG_SETMASK, held)
+        raise
+    with p:
+        try:
+            mask(signal.SIG_SETMASK, held)  # a stop that came while the child started is raised here
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            return {"error": f"timed out after {timeout:.0f}s"}
+        except BaseException:  # a stop: the child goes with it
+            p.kill()
+            raise
+    for line in reversed(out.splitlines()):
         if line.startswith("BENCH-RESULT "):
             return json.loads(line[len("BENCH-RESULT "):])
-    tail = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["no output"]
+    tail = (err or out).strip().splitlines()[-1:] or ["no output"]
     return {"error": f"exit {p.returncode}: {tail[0][:200]}"}
 
 

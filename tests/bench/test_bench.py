@@ -384,3 +384,32 @@ def test_the_specs_are_found_where_the_package_is():
     from pathlib import Path
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert '\n"specs" = "archdsl/specs"' in pyproject.split("[tool.hatch.build.targets.wheel.force-include]")[1]
+
+
+def test_a_stop_while_a_child_starts_kills_the_child(monkeypatch):
+    """A SIGTERM that lands while the child process is being started (inside subprocess.run's Popen, before
+    the `with` that kills it on an exception) left the child building into the temp folder its parent then
+    removed (and recreated it): the bench's stop test failed once under load. The stop waits until the child
+    is held."""
+    import os
+    import signal
+    import subprocess
+
+    from archdsl.bench import run
+    from archdsl.cli.signals import exit_cleanly_on_signals
+    started = []
+    real = subprocess.Popen
+
+    def popen_then_stop(*args, **kwargs):
+        p = real([*args[0][:1], "-c", "import time; time.sleep(60)"], **kwargs)
+        started.append(p)
+        os.kill(os.getpid(), signal.SIGTERM)  # the stop arrives before the caller holds p
+        return p
+    monkeypatch.setattr(subprocess, "Popen", popen_then_stop)
+    with pytest.raises(SystemExit), exit_cleanly_on_signals():
+        run._child(["noop"], timeout=30)
+    try:
+        assert started and started[0].wait(timeout=10) is not None  # killed, not sleeping on for a minute
+    finally:
+        for p in started:
+            p.kill()
