@@ -81,6 +81,17 @@ def _binds_tighter(e) -> tuple:
             f"whose calls get no piped tensor; to apply the chain first, write (x -> ...) {e.op} ...", e.span)
 
 
+def _module_path(e) -> str | None:
+    """'torch.nn.functional' for torch.nn.functional.relu's object: a dotted path from another library's module."""
+    parts = []
+    while isinstance(e, A.Attr):
+        parts.append(e.name)
+        e = e.value
+    if not isinstance(e, A.Name) or e.id not in MODULES:
+        return None
+    return ".".join([e.id, *reversed(parts)])
+
+
 class Evaluator(Calls, Blocks, Operators):
     """Evaluates one model's body into `graph`, tracking the layer-name scope."""
 
@@ -470,14 +481,3 @@ class Evaluator(Calls, Blocks, Operators):
         return fn
 
     # ---------------- calls ----------------
-
-
-def _module_path(e) -> str | None:
-    """'torch.nn.functional' for torch.nn.functional.relu's object: a dotted path from another library's module."""
-    parts = []
-    while isinstance(e, A.Attr):
-        parts.append(e.name)
-        e = e.value
-    if not isinstance(e, A.Name) or e.id not in MODULES:
-        return None
-    return ".".join([e.id, *reversed(parts)])
