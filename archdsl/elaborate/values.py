@@ -207,7 +207,6 @@ _TORCH_FUNCTIONS = {
        for n in ("GRUCell", "LSTMCell", "OptimizedLSTMCell", "RNN")},
     "make_causal_mask": "causal=true (multihead_attention, scaled_dot_product_attention), or causal_mask(scores)",
     "make_attention_mask": "key_padding_mask= (true for a key to ignore: torch's; Flax's masks are true to attend)",
-    "SimpleRNN": "lstm(x, hidden) or gru(x, hidden) (there is no plain RNN cell)",
     "Masking": "lstm(x, hidden, lengths=n) (each example's count of real steps, the padding after them)",
     "Lambda": "the expression itself, in the chain or an assignment (y = x * 2.0)",
     **{n: f"{'max' if 'Max' in n else 'avg'}pool{n[-2]}d(x, kernel_size) over channels-first input"
@@ -220,6 +219,6 @@ _TORCH_FUNCTIONS = {
     **{n: "lstm(x, hidden, bidirectional=true) (or gru)" for n in ("Bidirectional", "bidirectional")},
     "Flatten": "flatten(x)", "Dropout": "dropout(x, p)", "Embedding": "embedding(num_embeddings, embedding_dim)",
     "LSTM": "lstm(hidden_size): every step's output [B, T, H]; out[:, -1] the last", "GRU": "gru(hidden_size)",
-    "rnn": "lstm(x, hidden) or gru(x, hidden) (there is no plain RNN cell)",
+    **{n: "lstm(x, hidden) or gru(x, hidden) (there is no plain RNN cell)" for n in ("rnn", "SimpleRNN")},
     **{n: f"{n}1d, {n}2d or {n}3d (by the input's rank)" for n in ("maxpool", "avgpool")},
 }

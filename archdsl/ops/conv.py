@@ -9,7 +9,7 @@ import math
 from ..diagnostics import ShapeError
 from ..types import numel
 from ._common import bfloat16_from, conv_channels, float_input, kaiming_uniform, positive, shape_str
-from .registry import Attr, OpCall, OpDef, ParamSpec, fail, get, register
+from .registry import SAME_PADDING, Attr, OpCall, OpDef, ParamSpec, fail, get, register
 from .shapes import expand, window_out
 from .vision_misc import check_pad_fits, lower_pad
 
@@ -27,7 +27,7 @@ def _pads(a, n, k, d):
         if any(s != 1 for s in expand(a["stride"], n, "stride")):
             example = " (a 3x3 kernel at stride 2 on an even image: pad(x, [0, 1, 0, 1]))" if n == 2 else ""
             fail('padding="same" needs stride 1 (as in PyTorch); TensorFlow\'s and Flax\'s SAME at a stride s pads '
-                 'each spatial dim of size n by p = max((ceil(n / s) - 1) * s + k - n, 0) in all (k the dilated '
+                 f'each spatial dim of size n by {SAME_PADDING} in all (k the dilated '
                  'kernel, (k - 1) * dilation + 1), p // 2 before and the rest after: pad(x, [...]) by that, then '
                  f'the conv with padding=0{example}')
         total = [di * (ki - 1) for ki, di in zip(k, d)]

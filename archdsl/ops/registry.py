@@ -12,7 +12,7 @@ from ..types import Sym, TensorType, describe, dim_symbols
 from ..types import literal as _show
 
 __all__ = ["REQUIRED", "Attr", "Init", "ParamSpec", "OpDef", "register", "get", "lookup", "all_ops",
-           "call_attrs", "coerce_attr", "fail", "give_numbers", "OpCall", "SharedValues"]
+           "call_attrs", "coerce_attr", "fail", "give_numbers", "OpCall", "SAME_PADDING", "SharedValues"]
 
 
 def give_numbers(*dims) -> str:
@@ -212,6 +212,10 @@ def call_attrs(op: OpDef, given: dict, where: str) -> dict:
     return full
 
 
+# TensorFlow's and Flax's SAME padding of a dim of size n, kernel k (dilated), stride s: said by conv and the pools
+SAME_PADDING = "p = max((ceil(n / s) - 1) * s + k - n, 0)"
+
+
 def coerce_attr(op: OpDef, attr: Attr, value):
     """Check a user-given value against the attribute's kind; raise ArchTypeError if it does not fit."""
     kind = attr.kind
@@ -259,7 +263,7 @@ def coerce_attr(op: OpDef, attr: Attr, value):
         case = "; the strings are lowercase here" if kind == "padding" and isinstance(value, str) \
             and value.lower() in ("same", "valid") else ""  # TF's and Flax's "SAME"
         pool = ('; a pool takes its padding as numbers: "valid" is padding=0, the default; TensorFlow\'s "same" '
-                "pads p = max((ceil(n / s) - 1) * s + k - n, 0) in all, the odd one after: padding=p // 2 with "
+                f"pads {SAME_PADDING} in all, the odd one after: padding=p // 2 with "
                 "ceil_mode=true (and count_include_pad=false for an avgpool)") if op.category == "pool" \
             and attr.name == "padding" and isinstance(value, str) and value.lower() in ("same", "valid") else ""
         raise ArchTypeError(f"{where} expects {_KIND_WORDS.get(kind, kind)}, got {describe(value)}{which}{case}{pool}")
