@@ -173,8 +173,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    import signal
-    # the parent held its stops while starting this process (run._child), and a signal mask is inherited
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
     sys.exit(main(sys.argv[1:]))

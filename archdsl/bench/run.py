@@ -18,7 +18,7 @@ from ..cli.args import some_threads
 from ..cli.signals import interruptible
 from ..diagnostics import ArchError
 from ..files import atomic_write
-from ..interrupts import stopping_signals
+from ..interrupts import deferred_signals
 from ..runtime import MAX_THREADS
 from .latency import alternate_orders, feeds_for, make_session, median_ratio, ratio_interval
 from .models import CUDA_VARIANTS, MODELS, BenchModel, example_inputs, reference_module, torch_module
@@ -30,27 +30,28 @@ EXPORTERS = ("dynamo", "legacy")
 
 
 def _child(args: list[str], timeout: float = 1800) -> dict:
-    """One measurement in a process of its own. A stop (Ctrl-C, SIGTERM) is held while the child starts: one
-    that landed inside subprocess.run's Popen, before the `with` that kills the child, left it building into the
-    temp folder the parent then removed (and recreated it)."""
-    import signal
+    """One measurement in a process of its own. A stop (Ctrl-C, SIGTERM) that comes while the child starts is
+    held and raised once `p` names it, so the child is killed with it: one inside Popen's own Python code left
+    the child building into the temp folder the parent then removed (and recreated it). A signal mask did not
+    hold it: the kernel gives the signal to another thread (OpenBLAS's) and Python still raises in the main one."""
     cmd = [sys.executable, "-m", "archdsl.bench.child", *args]
-    mask = getattr(signal, "pthread_sigmask", lambda how, sigs: set())  # POSIX; elsewhere the window stays
-    held = mask(signal.SIG_BLOCK, {signal.SIGINT, *stopping_signals()})
+    p = None
     try:
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    except BaseException:
-        mask(signal.SIG_SETMASK, held)
+        with deferred_signals():
+            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    except BaseException:  # a stop that came while it started
+        if p is not None:
+            p.kill()
+            p.wait()
         raise
     with p:
         try:
-            mask(signal.SIG_SETMASK, held)  # a stop that came while the child started is raised here
             out, err = p.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             p.kill()
             p.communicate()
             return {"error": f"timed out after {timeout:.0f}s"}
-        except BaseException:  # a stop: the child goes with it
+        except BaseException:  # a stop: the child goes with it (Popen's exit would wait for it to finish)
             p.kill()
             raise
     for line in reversed(out.splitlines()):
