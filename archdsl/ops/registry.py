@@ -266,7 +266,8 @@ def coerce_attr(op: OpDef, attr: Attr, value):
                 f"pads {SAME_PADDING} in all, the odd one after: padding=p // 2 with "
                 "ceil_mode=true (and count_include_pad=false for an avgpool)") if op.category == "pool" \
             and attr.name == "padding" and isinstance(value, str) and value.lower() in ("same", "valid") else ""
-        raise ArchTypeError(f"{where} expects {_KIND_WORDS.get(kind, kind)}, got {describe(value)}{which}{case}{pool}")
+        raise ArchTypeError(f"{where} expects {_KIND_WORDS.get(kind, kind)}, got {describe(value)}{which}{case}{pool}"
+                            f"{_pairs_hint(attr, value)}{_choices_hint(attr, value)}")
     if attr.choices is not None and value not in attr.choices:
         raise ArchTypeError(f"{where} must be one of {', '.join(map(_show, attr.choices))}, got {_show(value)}")
     if kind in ("int", "ints", "padding") and not isinstance(value, str) and \
@@ -278,6 +279,30 @@ def coerce_attr(op: OpDef, attr: Attr, value):
         if big:  # ONNX attributes are int64: the lowering failed with an internal error
             raise ArchTypeError(f"{where} must fit in 64 bits, got {big[0]}")
     return value
+
+
+def _choices_hint(attr: Attr, value) -> str:
+    """gelu(approximate=true), as in jax.nn.gelu and Keras: here the choice is named, as in torch."""
+    if attr.kind != "str" or not attr.choices or not isinstance(value, bool):
+        return ""
+    others = [c for c in attr.choices if c != attr.default]
+    pick = f": {attr.name}={_show(others[0] if value else attr.default)}" if len(others) == 1 else ""
+    return f"; one of {', '.join(map(_show, attr.choices))}{pick}"
+
+
+def _pairs_hint(attr: Attr, value) -> str:
+    """Keras's ZeroPadding2D and JAX's lax.conv write padding as (before, after) pairs, one per spatial dim.
+    Only a conv's uneven padding is a pad of zeros before it (a max pool pads with -inf, a transposed conv's
+    padding crops), so only a conv gets that recipe."""
+    pairs = [tuple(v) for v in value if isinstance(v, (list, tuple)) and len(v) == 2 and all(map(_is_int, v))] \
+        if attr.name == "padding" and isinstance(value, (list, tuple)) else []
+    if not pairs or len(pairs) != len(value):
+        return ""
+    said = "; padding is one number per spatial dim, the same before and after"
+    if all(a == b for a, b in pairs):
+        return f"{said}: padding={[a for a, _ in pairs]}"
+    flat = [n for pair in reversed(pairs) for n in pair]  # pad's pairs run from the last dim backwards
+    return f"{said}: pad first, pad(x, {flat}), then padding=0" if attr.kind == "padding" else said
 
 
 _KIND_WORDS = {"int": "an integer", "float": "a number", "number": "a number", "bool": "true or false",
