@@ -164,7 +164,7 @@ def render(results: dict, exporters: list[str], markdown: bool = False) -> None:
         return
     from rich.console import Console
     from rich.table import Table
-    con = Console(width=220)
+    con = Console(width=220, markup=False, emoji=False, highlight=False)  # errors and paths print as they are
     con.print(_machine_line(results))
     for t_title, h, rs in ((title, head, rows), ("onnxruntime CUDA latency, batch 1", ghead, grows),
                            ("compile time vs graph size (deep MLP, width 16)", shead, srows),

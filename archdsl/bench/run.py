@@ -107,6 +107,7 @@ def _agreement(m: BenchModel, path_o2_weights: Path, opset: int | None = None) -
     import torch
 
     from .. import driver
+    from ..lower import save_weights
     module = torch_module(m)
     g = driver.check_file(m.path, defines=m.defines)
     sd = {k: v.detach().numpy() for k, v in module.state_dict().items()}
@@ -118,7 +119,7 @@ def _agreement(m: BenchModel, path_o2_weights: Path, opset: int | None = None) -
         if tuple(a.shape) != tuple(v.type.shape) and a.ndim == 2 and tuple(a.shape[::-1]) == tuple(v.type.shape):
             a = a.T
         weights[name] = np.ascontiguousarray(a)
-    np.savez(path_o2_weights, **weights)
+    save_weights(path_o2_weights, weights)
     model = driver.compile_file(m.path, defines=m.defines, weights=str(path_o2_weights), opset=opset)
     sess = make_session(model.SerializeToString(), 2)
     ins = example_inputs(m)

@@ -11,7 +11,7 @@ import numpy as np
 from .. import driver, files
 from ..diagnostics import ArchError, Span
 from ..interrupts import interruption, was_interrupted
-from ..lower.weights import numpy_reason
+from ..lower.weights import numpy_reason, write_npz
 from ..types import dim_size
 from .commands import (
     announce,
@@ -275,10 +275,14 @@ def _save(out: Path, args, sources, outputs: dict, feeds: dict) -> None:
     ins = read_files(args, sources, **{f"--input {k}": f for k, _, f in (i.partition("=") for i in args.input)})
     files.refuse_overwriting({"--save": out}, ins)
     arrays = {**{f"input:{k}": np.asarray(v) for k, v in feeds.items()}, **outputs}
+    taken = [k for k in outputs if k in (f"input:{i}" for i in feeds)]
+    if taken:  # a model made elsewhere: the output would silently stand in for the input fed
+        raise ArchError(f"--save: the model has an output named {taken[0]!r}, the name --save gives the input "
+                        f"{taken[0][len('input:'):]!r} it fed; one file cannot hold both under that name")
 
     def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:  # a file object: np.savez appends .npz to a path without it
-            np.savez(f, **arrays)
+        with open(tmp, "wb") as f:
+            write_npz(f, arrays)
     files.atomic_write(out, write)
     announce(f"wrote {out} ({len(outputs)} output{'s' if len(outputs) != 1 else ''}, {len(feeds)} "
              f"input{'s' if len(feeds) != 1 else ''})", out)

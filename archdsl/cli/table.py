@@ -17,7 +17,8 @@ def print_table(title: str, header, rows, footer=None, file=None) -> None:
         t.add_column(h, footer=footer[i] if footer else "", justify="right" if i >= 3 else "left")
     for r in rows:
         t.add_row(*r)
-    Console(width=160, file=file).print(t)
+    # no markup: rich read a shape [batch, seq, 8] or a layer "experts[red]" as style tags and dropped them
+    Console(width=160, file=file, markup=False, emoji=False, highlight=False).print(t)
 
 
 def _plain(title, header, rows, footer, file=None) -> None:

@@ -21,7 +21,7 @@ from ..ops import ParamSpec
 from ..types import DType
 
 __all__ = ["CHUNK", "Chunked", "chunk_count", "file_bytes", "fill_chunk", "materialize", "initial_weights",
-           "load_weights", "numpy_reason", "read_exactly", "read_npz", "resident", "save_weights"]
+           "load_weights", "numpy_reason", "read_exactly", "read_npz", "resident", "save_weights", "write_npz"]
 
 
 CHUNK = 1 << 18  # elements per independently seeded block of a generated parameter (1 MiB of float32)
@@ -361,7 +361,17 @@ def save_weights(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
         files.umask_mode(p)
     else:
         with open(p, "wb") as f:
-            np.savez(f, **arrays)
+            write_npz(f, arrays)
+
+
+def write_npz(f: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
+    """What np.savez(f, **arrays) writes, without reading the names `file` and `allow_pickle` as its own
+    arguments: an output or parameter so named was an internal error, or silently left out."""
+    import zipfile
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+        for name, a in arrays.items():
+            with z.open(f"{name}.npy", "w", force_zip64=True) as out:
+                np.lib.format.write_array(out, np.asanyarray(a), allow_pickle=False)
 
 
 def initial_weights(graph, seed: int = 0) -> dict[str, np.ndarray]:

@@ -20,7 +20,7 @@ from onnx import numpy_helper
 from .. import files
 from ..diagnostics import ArchError
 from ..lower import load_weights, save_weights
-from ..lower.weights import numpy_reason
+from ..lower.weights import numpy_reason, write_npz
 from . import schedule
 from .data import (
     LabelsFor,
@@ -152,8 +152,8 @@ class Trainer:
         arrays["__seed__"] = np.array(self.seed, dtype=np.int64)
         arrays["__config__"] = np.array(json.dumps(_fingerprint(self.config)))
         def save(tmp: Path) -> None:
-            with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a path without it
-                np.savez(f, **arrays)
+            with open(tmp, "wb") as f:
+                write_npz(f, arrays)
         files.atomic_write(path, save)
 
     def load_checkpoint(self, path: Path) -> int:
@@ -295,7 +295,9 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     """The whole loop; returns the last epoch's metrics."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-    console = console or Console(stderr=True, soft_wrap=True)  # a log file's lines stay whole (no 80-column wrap)
+    # a log file's lines stay whole (no 80-column wrap); paths and names print as they are, where rich read
+    # `exp[lr=0.1].npz` as markup (and `runs[/]w.npz` as an error)
+    console = console or Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
     trainer = Trainer(ct, opts.provider, opts.threads, opts.seed)
     names = ct.info.data_inputs + (["labels"] if ct.info.labelled else [])
     if not names:

@@ -85,6 +85,31 @@ def test_run_saves_its_outputs_and_inputs(tmp_path, capsys):
         assert z.files == ["x"]
 
 
+def test_run_saves_outputs_named_as_numpys_own_arguments(tmp_path, capsys):
+    """np.savez(f, **arrays) read an output named `file` as its own argument (an internal error) and one named
+    `allow_pickle` as a flag (left out of the file)."""
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> (file, allow_pickle) {\n    file = x * 2\n"
+                    "    allow_pickle = x + 1\n}\n")
+    out = tmp_path / "o.npz"
+    assert main(["run", str(spec), "--seed", "1", "--repeat", "1", "--save", str(out)]) == 0
+    with np.load(out) as z:
+        assert sorted(z.files) == ["allow_pickle", "file", "input:x"]
+        np.testing.assert_array_equal(z["file"], z["input:x"] * 2)
+
+
+def test_run_refuses_to_save_an_output_named_as_an_input_is_saved(tmp_path, capsys):
+    """A model made elsewhere whose output is named input:x: the file held it in place of the x fed."""
+    import onnx
+    from onnx import TensorProto, helper
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["input:x"])], "clash",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                          [helper.make_tensor_value_info("input:x", TensorProto.FLOAT, [2])])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "c.onnx")
+    assert main(["run", str(tmp_path / "c.onnx"), "--repeat", "1", "--save", str(tmp_path / "c.npz")]) == 1
+    assert "output named 'input:x'" in capsys.readouterr().err and not (tmp_path / "c.npz").exists()
+
+
 def test_run_refuses_a_dim_the_model_does_not_have(capsys):
     assert main(["run", MLP, "--dim", "T=4"]) == 1  # ignored before: a typo in SYM went unnoticed
     assert "--dim T: the model has no symbolic dim 'T' (its symbolic dims: B)" in capsys.readouterr().err

@@ -140,3 +140,12 @@ def test_summary_rows_add_up_to_the_total(summary_json):
                        "    p = parameter([5], init=\"ones\") as pp\n}\n")
     assert sum(r["params"] for r in rep["layers"]) == rep["params"] == 20
     assert rep["layers"][-1] == {"name": "pp", "op": "parameter", "flops": 0, "params": 5, "shape": [[5]]}
+
+
+def test_summary_prints_shapes_and_names_that_look_like_markup(tmp_path, capsys):
+    """rich read `[batch, seq, 8]` and a layer "experts[red]" as style tags: the shape column was empty."""
+    spec = tmp_path / "m.arch"
+    spec.write_text('model m(x: float32[batch, seq, 16]) -> y {\n    y = x -> linear(8) as "experts[red]"\n}\n')
+    assert main(["summary", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert "[batch, seq, 8]" in out and "experts[red]" in out

@@ -62,6 +62,16 @@ def test_train_resume_and_build_with_weights(data, tmp_path, capsys):
     assert abs(100 * float((logits.argmax(-1) == y).mean()) - last) < 0.01, "same accuracy as the loop measured"
 
 
+def test_paths_that_look_like_markup_print_as_they_are(data, tmp_path, capsys):
+    """rich read `exp[lr=0.1].npz` as a style tag (printed `wrote exp.npz`) and `runs[/]w.npz` as an error."""
+    (tmp_path / "runs[").mkdir()
+    for name in ("exp[lr=0.1].npz", "runs[/]w.npz"):
+        out = tmp_path / name
+        assert main(["train", DIGITS, "-D", "width=4", "--data", str(data / "train.npz"), "--epochs", "1",
+                     "-o", str(out), "--quiet"]) == 0
+        assert f"wrote {out} (" in capsys.readouterr().err and out.exists()
+
+
 def test_safetensors_and_build_train(data, tmp_path, capsys):
     pytest.importorskip("safetensors")
     w = tmp_path / "w.safetensors"
