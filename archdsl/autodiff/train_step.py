@@ -144,12 +144,19 @@ class TrainStep:
 
 
 _STATE_WHAT = {"seed": "what dropout and random calls draw from", "step": "the step count",
-               "lr": "the learning rate", "micro": "the micro-batch count"}
+               "lr": "the learning rate", "micro": "the micro-batch count",
+               "labels": "the targets the loss compares with", "apply": "true on the micro-batch that updates"}
+
+
+def _refuse_reserved_params(g: Graph, names: set[str]) -> None:
+    """A parameter named as one of the step's own inputs became that input too (labels: float weights read as
+    int64 targets, an invalid model) or met the step's state of that name (seed: a wrong-shaped weight)."""
+    for name in sorted(names & set(g.params)):
+        raise ArchError(f"parameter '{name}' has the name of an input of the train step ({_STATE_WHAT[name]}); "
+                        "name it apart with 'as'", g.params[name].span)
 
 
 def _scalar_input(g: Graph, name: str, dtype: DType, init: Init) -> Value:
-    if name in g.params:
-        raise ArchError(f"the train step needs an input named '{name}', but the model has a parameter of that name")
     if any(v.name == name for v in g.inputs):  # a declared `seed` read as data too
         raise ArchError(f"a model input is named '{name}', which the train step takes as its own {dtype} scalar "
                         f"state ({_STATE_WHAT.get(name, name)}); rename the input")
@@ -271,6 +278,8 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
                         f"leave out --loss {cfg.loss} to train on the model's own loss, or rename the output")
     drop_seed_input(graph)  # rand_like's `seed`: the step's own seed state (and its step) replace it
     data_inputs = [v.name for v in graph.inputs]
+    _refuse_reserved_params(graph, {"lr", "step", "seed"} | ({"micro", "apply"} if cfg.accumulate > 1 else set())
+                            | ({"labels"} if labelled else set()))
     if "labels" in data_inputs and labelled:
         raise ArchError(f"a model input is named 'labels'; the train step of --loss {cfg.loss} feeds the targets "
                         "under that name (rename the input, or compute the loss in the spec: an output named loss, "

@@ -4,6 +4,7 @@ diagnostics for what cannot be trained."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -220,6 +221,17 @@ def test_op_without_gradient_rule_names_only_the_parameters_behind_it():
     msg = e.value.message
     assert "on the path from 'fc0.weight', 'fc0.bias', 'fc1.weight' and 1 more to the loss" in msg, msg
     assert e.value.span is not None and e.value.span.line == 3
+
+
+@pytest.mark.parametrize("name, accumulate", [("labels", 1), ("apply", 2), ("seed", 1), ("lr", 1), ("micro", 2)])
+def test_a_parameter_named_as_an_input_of_the_step_is_a_diagnostic(name, accumulate):
+    """labels and apply became one graph input with the step's own (float weights read as int64 targets: a model
+    the checker refuses), seed a wrong-shaped weight, and lr said so without pointing at the parameter."""
+    src = f"model m(x: float32[B, 4]) -> y {{\n    let w = parameter([4]) as {name}\n    y = (x * w) -> linear(3)\n}}\n"
+    with pytest.raises(ArchError) as e:
+        compile_step(None, dataclasses.replace(config(), accumulate=accumulate), text=src)
+    assert f"parameter '{name}' has the name of an input of the train step" in e.value.message
+    assert e.value.span is not None and e.value.span.line == 2
 
 
 def test_cross_entropy_on_a_symbolic_class_dim_is_refused_at_build_time():
