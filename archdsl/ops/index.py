@@ -66,6 +66,8 @@ def resolve_index(x, index):
             plan.append((lo or 0, hi, step, False))
             continue
         s = slice(lo, hi, step).indices(d)
+        if not range(*s):  # an empty backward slice starts at python's -1, "before 0", which ONNX reads as the last
+            s = (0, 0, 1)
         plan.append((s[0], s[1], s[2], False))
     return plan
 
