@@ -356,8 +356,15 @@ def read_npz(path: str | Path, what: str, expected: str) -> dict[str, np.ndarray
 def save_weights(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     p = Path(path)
     if p.suffix.lower() == ".safetensors":
+        import re
+
+        from safetensors import SafetensorError
         from safetensors.numpy import save_file
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(p))
+        try:
+            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(p))
+        except SafetensorError as e:  # its I/O errors are no OSError: a full disk was an internal error
+            code = re.search(r"os error (\d+)", str(e))
+            raise (OSError(int(code[1]), os.strerror(int(code[1]))) if code else OSError(str(e))) from None
         files.umask_mode(p)
     else:
         with open(p, "wb") as f:

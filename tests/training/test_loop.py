@@ -72,6 +72,21 @@ def test_paths_that_look_like_markup_print_as_they_are(data, tmp_path, capsys):
         assert f"wrote {out} (" in capsys.readouterr().err and out.exists()
 
 
+def test_a_full_disk_under_safetensors_is_a_diagnostic(data, tmp_path, capsys, monkeypatch):
+    """safetensors raises its own SafetensorError, no OSError, for a full disk: it was an internal error."""
+    import safetensors.numpy
+    from safetensors import SafetensorError
+
+    def full(*a, **k):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+    monkeypatch.setattr(safetensors.numpy, "save_file", full)
+    out = tmp_path / "w.safetensors"
+    assert main(["train", DIGITS, "-D", "width=4", "--data", str(data / "train.npz"), "--epochs", "1",
+                 "-o", str(out), "--quiet"]) == 1
+    assert f"cannot write {out}: No space left on device" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_safetensors_and_build_train(data, tmp_path, capsys):
     pytest.importorskip("safetensors")
     w = tmp_path / "w.safetensors"
