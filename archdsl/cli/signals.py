@@ -92,28 +92,41 @@ def interruptible(main: Callable[[], int]) -> int:
                 sys.stdout = sys.stdout._stream
 
 
+def _escape(e: UnicodeError):
+    """Bytes a file name's surrogate escapes stand for go out as those bytes (as a C locale's surrogateescape
+    writes them); any other character the stream cannot encode as a \\u escape."""
+    import codecs
+    if isinstance(e, UnicodeEncodeError):
+        chunk = e.object[e.start:e.end]
+        if all(0xDC80 <= ord(c) <= 0xDCFF for c in chunk):
+            return bytes(ord(c) - 0xDC00 for c in chunk), e.end
+    return codecs.backslashreplace_errors(e)
+
+
 @contextlib.contextmanager
 def _escaping_what_the_terminal_cannot_show():
     """A layer named "l\u2026" printed to an ASCII or Latin-1 stdout (PYTHONIOENCODING=ascii, a C locale) was an
     internal error (UnicodeEncodeError): such characters are written as \\u2026 escapes instead, on stdout
-    and stderr, for the command's run only."""
+    and stderr, for the command's run only. A C locale's streams escape surrogates only, so they change too."""
+    import codecs
+    codecs.register_error("archdsl-escape", _escape)
     changed = []
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         stream = getattr(stream, "_stream", stream)  # the guarded stdout's own
         errors = getattr(stream, "errors", None)
-        if errors == "strict" and hasattr(stream, "reconfigure"):
+        if errors in ("strict", "surrogateescape") and hasattr(stream, "reconfigure"):
             try:
-                stream.reconfigure(errors="backslashreplace")
-                changed.append(stream)
+                stream.reconfigure(errors="archdsl-escape")
+                changed.append((stream, errors))
             except (ValueError, OSError):  # already written to in a way that cannot change
                 pass
     try:
         yield
     finally:
-        for stream in changed:
+        for stream, errors in changed:
             try:
-                stream.reconfigure(errors="strict")
+                stream.reconfigure(errors=errors)
             except (ValueError, OSError):
                 pass
 

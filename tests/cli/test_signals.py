@@ -120,10 +120,27 @@ def test_a_stdout_that_cannot_show_a_name_escapes_it(tmp_path):
     import sys
     spec = tmp_path / "u.arch"
     spec.write_text('model m(x: float32[B, 4]) -> y {\n    y = x -> relu as "l\u2026"\n}\n', encoding="utf-8")
-    res = subprocess.run([sys.executable, "-m", "archdsl", "summary", str(spec)],
-                         capture_output=True, env={**os.environ, "PYTHONIOENCODING": "ascii"}, timeout=300)
-    assert res.returncode == 0 and b"internal error" not in res.stderr, res.stderr
-    assert b"l\\u2026" in res.stdout
+    c_locale = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONIO"))}
+    for env in ({**os.environ, "PYTHONIOENCODING": "ascii"},  # a C locale's stdout escapes surrogates only
+                {**c_locale, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}):
+        res = subprocess.run([sys.executable, "-m", "archdsl", "summary", str(spec)], capture_output=True, env=env,
+                             timeout=300)
+        assert res.returncode == 0 and b"internal error" not in res.stderr, res.stderr
+        assert b"l\\u2026" in res.stdout
+
+
+def test_a_c_locale_prints_a_file_name_as_its_bytes(tmp_path):
+    """A name that is no UTF-8 comes back from the OS with surrogate escapes: they print as the bytes."""
+    import subprocess
+    import sys
+    spec = tmp_path / "u.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    y = x -> relu\n}\n")
+    out = os.fsencode(tmp_path) + b"/m\xff.onnx"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONIO"))},
+           "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    res = subprocess.run([sys.executable, "-m", "archdsl", "build", str(spec), "-o", out], capture_output=True,
+                         env=env, timeout=300)
+    assert res.returncode == 0 and b"wrote " + out + b" (" in res.stdout, res
 
 
 def test_the_caret_stays_under_its_text_on_an_ascii_stderr(tmp_path):
