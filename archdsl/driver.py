@@ -25,6 +25,7 @@ from .lower.model_file import (
     Staged,
     cleanup_all,
     commit_all,
+    data_file_name,
     no_external_data_beside,
     write_model,
     write_models,
@@ -560,11 +561,11 @@ def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict |
             write_streaming(compiled.model, param_arrays(g, options.seed, weights, chunked=True), f)
         return [out]
     parent = out.parent if str(out.parent) else Path(".")
-    data_name = out.name + ".data"
+    data_name = data_file_name(out) if external_data else None
     if external_data:
         not_a_directory(parent / data_name)  # before the weights are generated, not when moving them in place
     made = files.make_parents(parent / out.name)
-    st = Staged(parent / out.name, data_name=data_name if external_data else None, made=made)
+    st = Staged(parent / out.name, data_name=data_name, made=made)
     try:
         st.tmp = files.temp_dir_beside(st.out)
         with open(st.tmp / out.name, "wb") as f:

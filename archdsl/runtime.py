@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from .diagnostics import ArchError
+from .diagnostics import ArchError, utf8
 from .types import Sym, dim_symbols, formula_value
 
 __all__ = ["cpu_fallback", "dim_conflict", "newest_opset", "ort_message", "providers", "session", "random_feeds",
@@ -77,12 +77,30 @@ def session(model, provider: str = "auto", threads: int | None = None, spin: boo
     if not spin:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     src = (model.SerializeToString() if isinstance(model, onnx.ModelProto)
-           else str(model) if not isinstance(model, bytes) else model)
+           else _path_or_bytes(str(model)) if not isinstance(model, bytes) else model)
     sess = ort.InferenceSession(src, sess_options=so, providers=providers(provider))
     fallback = cpu_fallback(sess) if provider == "cuda" else None
     if fallback:
         raise ArchError(f"--provider cuda: {fallback}")
     return sess
+
+
+def _path_or_bytes(path: str):
+    """onnxruntime opens a file by a UTF-8 name: one whose bytes are not UTF-8 (surrogate escapes here) was a
+    pybind11 'incompatible constructor arguments' error. Such a model is read here and handed over as bytes,
+    unless its weights lie beside it in files onnxruntime would look for by the model's own path."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        pass
+    with open(path, "rb") as f:
+        data = f.read()
+    proto = onnx.load_model_from_string(data)
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
+        raise ArchError(f"onnxruntime opens models by UTF-8 file names, and {utf8(path)} is not one, its weights "
+                        "in files beside it: rename it")
+    return data
 
 
 def cpu_fallback(sess) -> str | None:

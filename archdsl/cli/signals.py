@@ -93,8 +93,8 @@ def interruptible(main: Callable[[], int]) -> int:
 
 
 def _escape(e: UnicodeError):
-    """Bytes a file name's surrogate escapes stand for go out as those bytes (as a C locale's surrogateescape
-    writes them); any other character the stream cannot encode as a \\u escape."""
+    """On a C locale's stream: the bytes a file name's surrogate escapes stand for go out as those bytes (as
+    its surrogateescape wrote them); any other character it cannot encode as a \\u escape."""
     import codecs
     if isinstance(e, UnicodeEncodeError):
         chunk = e.object[e.start:e.end]
@@ -117,7 +117,7 @@ def _escaping_what_the_terminal_cannot_show():
         errors = getattr(stream, "errors", None)
         if errors in ("strict", "surrogateescape") and hasattr(stream, "reconfigure"):
             try:
-                stream.reconfigure(errors="archdsl-escape")
+                stream.reconfigure(errors="archdsl-escape" if errors == "surrogateescape" else "backslashreplace")
                 changed.append((stream, errors))
             except (ValueError, OSError):  # already written to in a way that cannot change
                 pass

@@ -14,12 +14,12 @@ import onnx
 from google.protobuf.message import EncodeError
 
 from .. import files
-from ..diagnostics import ArchError, writing
+from ..diagnostics import ArchError, utf8, writing
 from ..interrupts import deferred_signals
 from ..user_cache import private_folder, private_path
 
-__all__ = ["EXTERNAL_DATA_THRESHOLD", "Staged", "cleanup_all", "commit_all", "no_external_data_beside",
-           "write_model", "write_models"]
+__all__ = ["EXTERNAL_DATA_THRESHOLD", "Staged", "cleanup_all", "commit_all", "data_file_name",
+           "no_external_data_beside", "write_model", "write_models"]
 
 EXTERNAL_DATA_THRESHOLD = 2 * 1024**3 - 64 * 1024**2  # protobuf's 2 GiB limit, with room for the graph
 
@@ -205,7 +205,7 @@ def _stage(model: onnx.ModelProto, out: Path, external_data: bool | None, staged
     st.made = files.make_parents(st.out)
     st.tmp = files.temp_dir_beside(st.out)
     if external_data:
-        st.data_name = out.name + ".data"
+        st.data_name = data_file_name(out)
         _save_external(model, st.tmp / out.name, st.data_name)
     else:
         (st.tmp / out.name).write_bytes(_serialized(model))
@@ -233,6 +233,18 @@ def _save_external(model: onnx.ModelProto, path: Path, data_name: str) -> None:
             ext.set_external_data(t, data_name)
     ext.write_external_data_tensors(model, str(path.parent))
     path.write_bytes(model.SerializeToString(deterministic=True))
+
+
+def data_file_name(out: Path) -> str:
+    """OUT.onnx.data, the name the model records for its weights' file: ONNX keeps it as UTF-8, which a name
+    whose bytes are not UTF-8 cannot be (an internal error halfway through writing)."""
+    name = out.name + ".data"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ArchError(f"cannot write external data beside {utf8(str(out))}: ONNX records the name of the data "
+                        "file as UTF-8, and this file name is not; rename it") from None
+    return name
 
 
 def no_external_data_beside(out: Path, external_data: bool) -> None:

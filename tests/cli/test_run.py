@@ -611,3 +611,16 @@ def test_run_refuses_a_pipe_for_an_input_or_a_model(tmp_path, capsys):
     os.mkfifo(tmp_path / "m.onnx")
     assert main(["run", str(tmp_path / "m.onnx")]) == 1
     assert "is not a regular file (a pipe or a device), not a model" in capsys.readouterr().err
+
+
+def test_run_an_onnx_file_whose_name_is_not_utf8(tmp_path, capsys):
+    """onnxruntime opens files by UTF-8 names: a name of other bytes was a pybind11 'incompatible constructor
+    arguments' error, though build had written it; one with external data cannot be built so."""
+    import os
+    out = str(tmp_path / os.fsdecode(b"m\xff.onnx"))
+    assert main(["build", LENET, "-o", out]) == 0
+    assert main(["run", out, "--repeat", "1"]) == 0
+    assert "logits: [1, 10] float32" in capsys.readouterr().out
+    assert main(["build", LENET, "-o", out + "2", "--external-data"]) == 1
+    assert "ONNX records the name of the data file as UTF-8" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == [os.fsdecode(b"m\xff.onnx")]
