@@ -204,6 +204,7 @@ def cmd_run(args, sources) -> int:
         raise ArchError(f"{problem} (the sizes of this run: {shown})", _node_line(problem, sources))
     if mod is None:  # an .onnx archdsl built says what its integer inputs hold
         high.update(_recorded_ranges(sess, planned))
+        _check_recorded(given, given_from, high)
     if general is not None:  # an lstm's lengths=: 1..T at this run's T, given (checked) or drawn
         from ..training.data import check_length_inputs, length_limits
         check_length_inputs(", ".join(given_from.values()), given, general, planned)
@@ -239,6 +240,20 @@ def cmd_run(args, sources) -> int:
     if save is not None:
         _save(save, args, sources, {m.name: a for m, a in zip(sess.get_outputs(), outs)}, feeds)
     return 0
+
+
+def _check_recorded(given: dict, given_from: dict, ranges: dict) -> None:
+    """Given integers outside the range the model records, refused as for its spec: ONNX's Gather wraps a
+    negative id round to a row from the end, where torch's embedding refuses it."""
+    for k, (low, high) in ((k, r) for k, r in ranges.items() if k in given):
+        a = np.asarray(given[k])
+        if a.dtype.kind not in "iu" or not a.size:
+            continue
+        bad = (a < low) | (a >= high)
+        if bad.any():
+            at = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ArchError(f"{given_from[k]}: '{k}'{list(at)} is {a[at]}, outside {low}..{high - 1}, the range the "
+                            f"model records for it ({int(bad.sum())} out of range)")
 
 
 def _recorded_ranges(sess, sizes: dict) -> dict:

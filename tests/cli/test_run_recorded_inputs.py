@@ -92,3 +92,21 @@ def test_metadata_that_does_not_read_as_archdsls_is_passed_over(tmp_path, capsys
         name = bad if isinstance(bad, str) else bad[0] if isinstance(bad, list) else next(iter(bad))
         assert set(np.unique(drawn[f"input:{name}"]).tolist()) <= {0, 1}, bad  # as for a model from elsewhere
     capsys.readouterr()
+
+
+def test_given_integers_outside_the_recorded_range_are_refused(tmp_path, capsys):
+    """As `run SPEC` refuses them: onnxruntime's Gather took id -2 as row 48 and the run went on."""
+    (tmp_path / "m.arch").write_text(SPEC)
+    assert main(["build", str(tmp_path / "m.arch"), "-o", str(tmp_path / "m.onnx")]) == 0
+    fine = {"ids": [[1, 2, 3]], "n": [3], "t": [1]}
+
+    def run(feeds):
+        for k, v in feeds.items():
+            np.save(tmp_path / f"{k}.npy", np.array(v, np.int64))
+        flags = [a for k in feeds for a in ("--input", f"{k}={tmp_path / f'{k}.npy'}")]
+        return main(["run", str(tmp_path / "m.onnx"), *flags, "--repeat", "1"])
+    for name, bad, words in (("ids", [[1, -2, 3]], "'ids'[0, 1] is -2, outside 0..49"),
+                             ("n", [0], "'n'[0] is 0, outside 1..3"), ("t", [3], "'t'[0] is 3, outside 0..2")):
+        assert run({**fine, name: bad}) == 1
+        assert words in capsys.readouterr().err
+    assert run(fine) == 0
