@@ -109,6 +109,7 @@ _ZZ = "model zz(x: float32[B, T]) -> y {\n    y = x\n}\n"
 @pytest.mark.parametrize("header,words", [
     ("# @dims T", "zz.arch:2: '@dims T': each entry is NAME=SIZE (T=128), got 'T'"),
     ("# @dims T=abc", "got 'T=abc'"),
+    ("# @dims T=\u00b2", "got 'T=\u00b2'"),  # isdigit() took it, int() did not: an internal error
 ])
 def test_a_malformed_dims_line_is_a_diagnostic(tmp_path, capsys, header, words):
     """`# @dims T` was an internal error (ValueError from dict())."""

@@ -60,7 +60,7 @@ def _dims_line(body: str, where: str) -> dict[str, int]:
     dims = {}
     for kv in body.split():
         name, eq, size = kv.partition("=")
-        if not (eq and name.isidentifier() and size.isdigit()):
+        if not (eq and name.isidentifier() and re.fullmatch(r"[0-9]+", size)):  # isdigit() takes "²"
             raise ArchError(f"{where}: '@dims {body.strip()}': each entry is NAME=SIZE (T=128), got '{kv}'")
         dims[name] = int(size)
     return dims
