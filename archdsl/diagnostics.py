@@ -119,6 +119,8 @@ def writing(path):
     p = not_a_directory(path)
     try:
         yield
+    except BrokenPipeError:  # `-o - | head -c 100`: the reader stopped early, as for any command's output
+        raise
     except OSError as e:
         raise ArchError(f"cannot write {p}: {e.strerror or e}") from None
 

@@ -371,6 +371,21 @@ def test_o_dash_is_stdout(work):
     assert not (work / "-").exists()
 
 
+def test_o_dash_into_a_reader_that_stops_early_ends_quietly(work):
+    """`build -o - | head -c 100` said "cannot write /dev/stdout: Broken pipe", exit 1, where every other
+    command's output into such a pipe ends quietly."""
+    import subprocess
+    import sys
+    spec = work / "wide.arch"
+    spec.write_text("model wide(x: float32[B, 512]) -> y {\n    y = x -> linear(512) -> linear(512)\n}\n")
+    p = subprocess.Popen([sys.executable, "-m", "archdsl", "build", str(spec), "-o", "-"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.read(100)
+    p.stdout.close()  # 2 MB of weights still to come
+    err = p.stderr.read()
+    assert p.wait(timeout=120) == 0 and b"Broken pipe" not in err and b"error" not in err, err
+
+
 def test_a_malformed_checkpoint_is_a_diagnostic(work, capsys):
     args = ["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "-o", str(work / "w.npz"),
             "--resume", "--quiet"]
