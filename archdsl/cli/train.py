@@ -266,6 +266,10 @@ def cmd_train(args, sources) -> int:
         print("archdsl train: error: -o -: train writes its weights (and their checkpoint beside them) to files; "
               "give a file name (e.g. -o weights.npz)", file=sys.stderr)
         return 2
+    if args.checkpoint == "-":  # it wrote a file named -
+        print("archdsl train: error: --checkpoint -: the checkpoint is a file, read again by --resume; give a file "
+              "name (e.g. --checkpoint run.ckpt.npz)", file=sys.stderr)
+        return 2
     out = output_path(args.output, example="weights.npz")
     if out.suffix.lower() in _OTHER_FORMATS:  # -o w.onnx got an .npz archive under that name
         print(f"archdsl train: error: -o {args.output}: the weights are written as .npz or .safetensors; give "

@@ -471,6 +471,7 @@ def test_one_example_for_a_batchnorm_is_a_diagnostic(tmp_path, capsys):
     (["--weights", ""], "--weights needs a file name"),
     (["-o", "w.txt"], "-o w.txt: the weights are written as .npz or .safetensors"),
     (["-o", "-"], "-o -: train writes its weights (and their checkpoint beside them) to files"),
+    (["--checkpoint", "-"], "--checkpoint -: the checkpoint is a file, read again by --resume"),
     (["--lr", "1e-50"], "the learning rate 1e-50 is 0.0 in float32"),
     (["--lr", "1e39"], "the learning rate 1e+39 is inf in float32"),
 ])
@@ -481,7 +482,7 @@ def test_train_flags_that_were_quietly_ignored_or_lost(flags, words, tmp_path, c
     args = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--quiet", "-o", str(tmp_path / "w.npz")]
     assert main(args + flags) == 2
     assert words in capsys.readouterr().err
-    assert not (tmp_path / "w.txt").exists()
+    assert not (tmp_path / "w.txt").exists() and not Path("-").exists()
 
 
 def test_an_empty_weights_name_is_a_usage_error_in_build_and_run(tmp_path, capsys):
