@@ -171,6 +171,23 @@ class SourceMap:
         lines = text.split("\n")  # as the parser counts lines: a form feed or U+2028 does not end one
         return lines[line - 1].removesuffix("\r").translate(_BREAKS) if 0 < line <= len(lines) else None
 
+    def node_line(self, message: str) -> Span | None:
+        """The spec line of the node an onnxruntime message names (archdsl names nodes
+        `label/Op_N@file.arch:LINE`), as a span over that line's text, so the error shows it; None for a model
+        not built from these files."""
+        import re
+        m = re.search(r"@([^'\s@]+\.arch):(\d+)'", message)
+        if m is None:
+            return None
+        base, line = m.group(1), int(m.group(2))
+        named = [f for f in self.files() if Path(f).name == base]
+        file = named[0] if len(named) == 1 else None  # two imported files of one name: which, the node does not say
+        text = self.line(file, line) if file is not None else None
+        if not text or not text.strip():
+            return None
+        col = len(text) - len(text.lstrip()) + 1
+        return Span(file, line, col, line, len(text.rstrip()) + 1)
+
 
 # Characters a terminal would show as a line break or nothing, shown as a space so the caret stays under its column.
 _BREAKS = {ord(c): " " for c in "\r\f\v\x1c\x1d\x1e\x85\u2028\u2029"}

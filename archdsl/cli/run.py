@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import driver, files
-from ..diagnostics import ArchError, Span
+from ..diagnostics import ArchError
 from ..interrupts import interruption, was_interrupted
 from ..lower.weights import numpy_reason, write_npz
 from ..types import dim_size
@@ -138,7 +138,7 @@ def cmd_run(args, sources) -> int:
             raise interruption() from e
         message = runtime.ort_message(e)
         raise ArchError(f"onnxruntime cannot load the model: {message}{_no_kernel_hint(message)}",
-                        _node_line(message, sources)) from None
+                        sources.node_line(message)) from None
     odd = next((o for o in sess.get_outputs() if o.type not in runtime.NUMERIC_TYPES), None)
     if odd is not None:  # a sequence or a string tensor: no shape and statistics to print (an internal error)
         raise ArchError(f"output '{odd.name}' is {odd.type}: archdsl run prints and saves numeric tensors only; "
@@ -201,7 +201,7 @@ def cmd_run(args, sources) -> int:
     problem = runtime.too_large(model, planned)
     if problem:
         shown = ", ".join(f"{d}={n}" for d, n in planned.items())
-        raise ArchError(f"{problem} (the sizes of this run: {shown})", _node_line(problem, sources))
+        raise ArchError(f"{problem} (the sizes of this run: {shown})", sources.node_line(problem))
     if mod is None:  # an .onnx archdsl built says what its integer inputs hold
         high.update(_recorded_ranges(sess, planned))
         _check_recorded(given, given_from, high)
@@ -227,7 +227,7 @@ def cmd_run(args, sources) -> int:
                             ", which onnxruntime's Python API cannot hand over (numpy has no such type): end the "
                             "spec with cast(..., \"float32\") to run it here; other runtimes take the model as it is"
                             ) from None
-        raise ArchError(f"onnxruntime could not run the model: {message}", _node_line(message, sources)) from None
+        raise ArchError(f"onnxruntime could not run the model: {message}", sources.node_line(message)) from None
     _check_declared_shapes(sess, outs, sizes)
     print(f"{name} on {sess.get_providers()[0]}")
     for meta, arr in zip(sess.get_outputs(), outs):
@@ -413,22 +413,6 @@ def _no_kernel_hint(message: str) -> str:
     return (f"{made}; onnxruntime here has no {m.group(1)} kernel for this model's types: grammar/REFERENCE.md "
             "lists the float64 and bfloat16 ops its CPU provider lacks; cast(x, \"float32\") before them, or run "
             "the model on a runtime that has them")
-
-
-def _node_line(message: str, sources) -> Span | None:
-    """The spec line of the node an onnxruntime message names (archdsl names nodes `label/Op_N@file.arch:LINE`),
-    as a span over that line's text, so the error shows it; None for a model not built from this spec."""
-    m = re.search(r"@([^'\s@]+\.arch):(\d+)'", message)
-    if m is None or sources is None:
-        return None
-    base, line = m.group(1), int(m.group(2))
-    named = [f for f in sources.files() if Path(f).name == base]
-    file = named[0] if len(named) == 1 else None  # two imported files of one name: which, the node does not say
-    text = sources.line(file, line) if file is not None else None
-    if not text or not text.strip():
-        return None
-    col = len(text) - len(text.lstrip()) + 1
-    return Span(file, line, col, line, len(text.rstrip()) + 1)
 
 
 def check_spec_at(mod, name: str, sizes: dict, whose: str, general=None) -> None:

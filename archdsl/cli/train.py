@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .. import driver, files
 from ..autodiff.optimizers import ADAM_BETAS, ADAM_EPS
+from ..diagnostics import ArchError
 from .args import DEFINE_HELP, THREADS_HELP, seed, threads
 from .commands import announce, beside, empty_name, load_spec, output_path, read_files, warn, with_external_data
 
@@ -86,7 +87,6 @@ def train_flags_without_train(args) -> list[str]:
 def settings_error(args, command: str) -> int | None:
     """Flag values no model makes right (a negative --lr, --betas 2 3, --nesterov without momentum, an
     unknown --disable-pass): a usage error, exit 2, before the spec is read."""
-    from ..diagnostics import ArchError
     from ..passes import passes_for
     try:
         if hasattr(args, "loss") and getattr(args, "train", True):  # `train`, or `build --train`
@@ -300,6 +300,10 @@ def cmd_train(args, sources) -> int:
                        weights_file=getattr(args, "weights", None))
     try:
         run_training(ct, opts)
+    except ArchError as e:  # onnxruntime failing inside a node: the spec line it comes from, as run shows it
+        if e.span is None and (span := sources.node_line(e.message)) is not None:
+            raise ArchError(e.message, span, e.notes) from None
+        raise
     except (KeyboardInterrupt, SystemExit) as e:  # "interrupted" (or SIGTERM's nothing) said nothing of the
         signalled = isinstance(e, KeyboardInterrupt) or isinstance(e.code, int) and e.code > 128  # checkpoint
         if signalled and ckpt.exists() and (args.resume or ckpt.stat().st_mtime >= started):

@@ -502,8 +502,10 @@ def _on_batch(path: str, idx, run):
         if type(e).__name__ == "NotImplemented" or "type is not supported" in message:  # a kernel the
             # provider lacks (no 16-bit scatter-add on the CPU): not the data's fault
             raise ArchError(f"onnxruntime cannot run this model on its provider: {message}") from None
-        first, last = int(np.min(idx)), int(np.max(idx))
-        what = f"example {first}" if first == last else f"a batch of examples in {first}..{last}"
+        shown = sorted(int(i) for i in idx)
+        what = f"example {shown[0]}" if len(shown) == 1 else \
+            f"a batch of examples {', '.join(map(str, shown[:5]))}" + (f" and {len(shown) - 5} more" if len(shown) > 5
+                                                                       else "")
         raise ArchError(f"{path}: onnxruntime failed on {what}: {message}") from None
 
 

@@ -87,6 +87,20 @@ def test_a_full_disk_under_safetensors_is_a_diagnostic(data, tmp_path, capsys, m
     assert not out.exists()
 
 
+def test_onnxruntime_failing_on_a_batch_shows_the_spec_line(tmp_path, capsys):
+    """As `run` shows it: the message named the node (`@rs.arch:2`) but had no source line or caret, and said
+    "examples in 2..59", the lowest and highest of a shuffled batch, for its examples."""
+    spec = tmp_path / "rs.arch"
+    spec.write_text("model net(x: float32[B, 4]) -> loss {\n    h = reshape(x, [-1, 8])\n"
+                    "    loss = mean(h -> linear(3) as fc)\n}\n")
+    np.savez(tmp_path / "d.npz", x=np.ones((63, 4), np.float32))  # a last batch of 31 rows of 4: no rows of 8
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--epochs", "1", "--quiet",
+                 "-o", str(tmp_path / "w.npz")]) == 1
+    err = capsys.readouterr().err
+    assert f"{spec}:2:5: error:" in err and "   2 |     h = reshape(x, [-1, 8])" in err
+    assert "onnxruntime failed on a batch of examples " in err and " and 26 more: " in err
+
+
 def test_safetensors_and_build_train(data, tmp_path, capsys):
     pytest.importorskip("safetensors")
     w = tmp_path / "w.safetensors"
