@@ -28,14 +28,16 @@ def _flatten_lower(e, ins, outs, c):
         return
     s = norm_axis(c.attrs["start_dim"], x.rank)
     end = norm_axis(c.attrs["end_dim"], x.rank)
-    tail = x.shape[end + 1:]
-    head = e.const(np.array([0] * s + [-1] + [d for d in tail if isinstance(d, int)], dtype=np.int64))
+    tail, middle = x.shape[end + 1:], x.shape[s:end + 1]
+    # the flattened size where it is known: -1 beside a 0-size batch names no size (onnxruntime refused B=0)
+    size = int(np.prod(middle)) if all(isinstance(d, int) for d in middle) else -1
+    head = e.const(np.array([0] * s + [size] + [d for d in tail if isinstance(d, int)], dtype=np.int64))
     if all(isinstance(d, int) for d in tail):
         e.op("Reshape", [ins[0], head], outputs=outs)
         return
     # a symbolic dim after end_dim: the tail read from the input's shape at run time (0 would copy the dim
     # at the output's index, which flattening has shifted)
-    lead = e.const(np.array([0] * s + [-1], dtype=np.int64))
+    lead = e.const(np.array([0] * s + [size], dtype=np.int64))
     e.op("Reshape", [ins[0], e.op("Concat", [lead, e.op("Shape", [ins[0]], start=end + 1)], axis=0)], outputs=outs)
 
 

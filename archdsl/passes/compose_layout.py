@@ -4,7 +4,7 @@ Rules: 1. permute/transpose after permute/transpose: one permute with the compos
 (out[i] = x[p1[p2[i]]]); an identity result is then dropped by remove_noops.
 2. reshape/flatten/squeeze/unsqueeze after reshape/flatten/squeeze/unsqueeze: one reshape of the first
 input to the last output's shape, when that shape can be lowered from it (every symbolic dim but at most
-one is a dim of the input).
+one is a dim of the input), and not for two squeezes/unsqueezes it would have to read shapes for.
 The first node stays while something else reads it (dead_code removes it otherwise)."""
 
 from __future__ import annotations
@@ -33,6 +33,14 @@ def lowerable_reshape(src_shape: tuple, target: tuple) -> bool:
     return sum(1 for d in target if isinstance(d, Sym) and d not in src_shape) <= 1
 
 
+def _units_only(inner: Node, node: Node, src, out) -> bool:
+    """Squeezes and unsqueezes that would become a reshape read from run-time shapes ([B, T] to [B, 1, 1, T]: a
+    Shape, a Gather and a Concat for two nodes that read none): onnxruntime folds that into a target of 0s and
+    -1, which names no size at batch 0, where the unsqueezes ran."""
+    return {inner.op, node.op} <= {"squeeze", "unsqueeze"} and any(
+        isinstance(d, Sym) and not (i < src.type.rank and src.type.shape[i] == d) for i, d in enumerate(out.type.shape))
+
+
 @register_pass("compose_layout", level=1, doc="merge chains of transposes/permutes and of reshapes")
 def compose_layout(g: Graph, ctx: PassContext) -> bool:
     rw = Rewriter(g)
@@ -49,7 +57,7 @@ def compose_layout(g: Graph, ctx: PassContext) -> bool:
             new = g.make_node("permute", [inner.inputs[0]], {"dims": tuple(p1[i] for i in p2)}, node.name, node.span)
         elif node.op in _RESHAPES and inner.op in _RESHAPES:
             src = inner.inputs[0]
-            if not lowerable_reshape(src.type.shape, out.type.shape):
+            if not lowerable_reshape(src.type.shape, out.type.shape) or _units_only(inner, node, src, out):
                 continue
             try:
                 new = g.make_node("reshape", [src], {"shape": tuple(out.type.shape)}, node.name, node.span)

@@ -100,3 +100,18 @@ def test_o0_and_o2_agree(path, opset):
         assert_close(out0, out2, tol=2e-4)
         if opset is None:  # at another opset the lowering decomposes other ops: node counts do not compare
             assert len(opt.model.graph.node) <= len(base.model.graph.node), f"{model}: -O2 made the model bigger"
+            _runs_at_batch_0(base.model, s0, s2)
+
+
+def _runs_at_batch_0(model, *sessions) -> None:
+    """A model with a batch dim runs on an empty batch, as torch's does: flatten's Reshape to [0, -1] (which
+    names no size beside a 0), and compose_layout's reshape for two unsqueezes (onnxruntime folds its
+    run-time shape into 0s and a -1), were refused. onnxruntime 1.32 kills the process on an LSTM or GRU
+    at batch 0: those are left out."""
+    if any(n.op_type in ("LSTM", "GRU", "RNN") for n in model.graph.node):
+        return
+    feeds = random_feeds(sessions[0], 0, DIMS, seed=3)
+    if not any(0 in np.shape(v) for v in feeds.values()):  # no batch dim
+        return
+    shapes = [[o.shape for o in s.run(None, feeds)] for s in sessions]
+    assert shapes[0] == shapes[1]
