@@ -107,12 +107,13 @@ def arg_names(op) -> list[str]:
 def torch_order(op, args, kwargs=None) -> str | None:
     """conv2d(3, 16, 3) over 3 channels is torch's Conv2d(in, out, kernel) order; here it reads out_channels=3,
     kernel_size=16, stride=3 and may well pass the shape check. Said when the first number is x's channel count
-    and the "kernel" is one no one writes positionally (8 or more, followed by another number). lstm(8, 16) over
-    8 features is torch's LSTM(input_size, hidden_size); here 8 hidden and 16 layers."""
+    and the "kernel" is one no one writes positionally (8 or more, followed by another number), unless the padding
+    fits that kernel. lstm(8, 16) over 8 features is torch's LSTM(input_size, hidden_size); here 8 hidden and 16
+    layers (more than 8 layers: no one stacks that many)."""
     if op.name in ("lstm", "gru") and len(args) >= 3:
         x, first, second = args[:3]
-        if isinstance(x, Tensor) and x.type.rank == 3 and is_int(first) and is_int(second) and second >= 8 \
-                and x.type.shape[-1] == first:
+        if isinstance(x, Tensor) and x.type.rank == 3 and is_int(first) and is_int(second) and second > 8 \
+                and x.type.shape[-1] == first:  # 8 layers is GNMT's lstm(1024, 8); more than 8 no one stacks
             torch = {"lstm": "LSTM", "gru": "GRU"}[op.name]
             return (f"{op.name}({first}, {second}) reads as hidden_size={first}, num_layers={second}; torch's "
                     f"nn.{torch}(input_size, hidden_size) is {op.name}({second}) here (the input's {first} features "
@@ -126,7 +127,8 @@ def torch_order(op, args, kwargs=None) -> str | None:
     groups = (kwargs or {}).get("groups", 1)
     if is_int(groups) and groups > 1 and second % groups:  # torch's reading would be refused: out % groups
         return None
-    if len(args) > 4 and args[4] == (second - 1) // 2:  # conv1d(512, 41, 4, 20): padding for a kernel of 41
+    padding = args[4] if len(args) > 4 else (kwargs or {}).get("padding")
+    if padding == "same" or padding == (second - 1) // 2:  # conv1d(512, 41, 4, 20): padding for a kernel of 41
         return None
     if x.type.shape[1] != first or second < 8 or third > 7:
         return None

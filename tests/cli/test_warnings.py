@@ -124,14 +124,14 @@ def test_results_a_loop_leaves_unread_are_one_warning(tmp_path, capsys):
 
 def test_an_rnn_in_torchs_argument_order_is_warned_of(tmp_path, capsys):
     """lstm(8, 16) over 8 features is torch's nn.LSTM(input_size, hidden_size): here 8 hidden and 16 layers,
-    built without a word."""
+    built without a word. 8 layers is a stack people build (GNMT's lstm(1024, 8)): not said."""
     spec = tmp_path / "r.arch"
     for call, warned in (("lstm(8, 16)", True), ("gru(8, 16)", True), ("lstm(16)", False),
-                         ("lstm(8, num_layers=16)", False), ("lstm(8, 2)", False)):
+                         ("lstm(8, num_layers=16)", False), ("lstm(8, 2)", False), ("lstm(8, 8)", False)):
         spec.write_text(f"model m(x: float32[B, T, 8]) -> y {{\n    y = x -> {call} as r\n}}\n")
         assert main(["check", str(spec)]) == 0
         err = " ".join(capsys.readouterr().err.split())
-        assert ("reads as hidden_size=8, num_layers=16; torch's" in err) == warned, (call, err)
+        assert ("reads as hidden_size=8, num_layers=" in err) == warned, (call, err)
 
 
 def test_a_train_step_keeps_a_parameter_nothing_reads_and_says_so(tmp_path, capsys):
