@@ -216,10 +216,12 @@ class Evaluator(Calls, Blocks, Operators):
 
     def _shadowing(self, targets, env: Env, span: Span, loop: bool = False) -> None:
         """A model-body name that was a symbolic dim of the inputs and now holds something else: the shapes
-        written with it below mean the new value (`T = 5`, a Mamba `B = x -> linear(n)`, a loop's variable)."""
+        written with it below mean the new value (`T = 5`, a Mamba `B = x -> linear(n)`, a loop's variable).
+        Another symbolic size is meant (torch's `B, C, H, W = shape(h)` after a strided conv): not said."""
         for name in targets:
             dim = self.dims.get(name)
-            if dim is not None and env.vars.get(name) != dim and self.graph is not None:
+            if dim is not None and env.vars.get(name) != dim and self.graph is not None \
+                    and not isinstance(env.vars.get(name), Sym):
                 del self.dims[name]  # said once
                 now = describe(env.vars.get(name))
                 self.graph.warnings.append((

@@ -75,6 +75,15 @@ def test_a_symbolic_dim_given_another_value_is_a_warning(tmp_path, capsys):
            "variable (int 0 first)" in capsys.readouterr().err
 
 
+def test_a_symbolic_dim_rebound_to_the_size_a_layer_made_says_nothing(tmp_path, capsys):
+    """torch's `B, C, H, W = shape(h)` after a strided conv: H and W are meant to name the new sizes."""
+    spec = tmp_path / "s.arch"
+    spec.write_text("model m(x: float32[B, 3, H, W]) -> y {\n    h = x -> conv2d(64, 4, stride=4) as stem\n"
+                    "    B, C, H, W = shape(h)\n    y = reshape(h, [B, C, H * W])\n}\n")
+    assert main(["check", str(spec)]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_a_conv_in_torchs_argument_order_is_a_warning_said_once(tmp_path, capsys):
     """conv2d(3, 16, 3) over 3 channels (torch's Conv2d(in, out, kernel)) passed the shape check as
     out_channels=3, kernel_size=16, stride=3, silently; a block called twice says it once; keywords, or a
