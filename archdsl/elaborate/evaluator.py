@@ -464,6 +464,8 @@ class Evaluator(Calls, Blocks, Operators):
                 if k in kwargs:
                     raise ArchTypeError(f"argument '{k}' given twice", v.span)
                 kwargs[k] = self.eval(v, env)
+            if not is_callable(fn) and (hidden := _hides_a_function(e.func, fn)):
+                raise ArchTypeError(f"{describe(fn)} is not callable{hidden}", e.span)
             return self.call(fn, args, kwargs, label, e.span)
         try:
             fn = self.eval(e, env)
@@ -477,9 +479,19 @@ class Evaluator(Calls, Blocks, Operators):
             if not is_callable(fn):
                 what = ("the right side of '->' must be a layer, block or function" if piped else
                         "only a layer or block call can be named with 'as'")
-                raise ArchTypeError(f"{what}, got {describe(fn)}", e.span,
+                raise ArchTypeError(f"{what}, got {describe(fn)}{_hides_a_function(e, fn)}", e.span,
                                     [_binds_tighter(e)] if piped and isinstance(e, A.BinOp) else [])
             return self.call(fn, list(piped), {}, label, e.span)
         return fn
 
     # ---------------- calls ----------------
+
+
+def _hides_a_function(e, fn) -> str:
+    """`param dropout = 0.1` then `dropout(dropout)`, a block argument named `channels`: a name bound to a value
+    hides the op or builtin of that name (lookup finds the value first), and 'float 0.1 is not callable' said
+    nothing of why."""
+    if not isinstance(e, A.Name) or not (e.id in BUILTINS or ops.lookup(e.id) is not None):
+        return ""
+    return (f": here '{e.id}' is the {describe(fn)} bound to that name, which hides the "
+            f"{'op' if ops.lookup(e.id) is not None else 'builtin'} {e.id}(); give the value another name")
