@@ -361,6 +361,7 @@ def _elaborate_model(mod: Module, name: str, sizes: dict[str, int]) -> Graph:
     md = mod.models[name]
     g = Graph(name, md.span)
     ev = Evaluator(g)
+    ev.models = set(mod.models)
     env = Env({}, mod.env)
     formula_names = {n.id for inp in md.inputs for dim in inp.dims if not isinstance(dim, A.Name)
                      for n in _names_in(dim)}
