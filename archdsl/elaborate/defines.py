@@ -10,7 +10,7 @@ from ..diagnostics import ArchError, DefineError, SourceMap, Span, did_you_mean
 from ..syntax import ast as A
 from ..syntax import is_number_literal, parse_expr
 from .evaluator import Evaluator
-from .values import Env, describe
+from .values import Env, OpFn, describe
 
 __all__ = ["DEFINE_FILE", "define_label", "override", "override_field", "parse_define"]
 
@@ -40,6 +40,8 @@ def override(item: A.ParamDecl, default, given, prefix: str = ""):
         value = _same_fields(item, default, value, given, prefix)
     elif isinstance(default, dict) and isinstance(value, dict):
         value = _same_entries(name, item, default, value, span)
+    if isinstance(default, str) and value == "+inf":  # the ops' spelling of it, as REFERENCE says
+        return "inf"
     if default is None or type(value) is type(default):
         return value
     if isinstance(default, float) and value in ("inf", "-inf", "+inf"):  # -D p=inf: the ops' spelling of it
@@ -132,8 +134,10 @@ def _same_elements(name: str, item: A.ParamDecl, default, value, span):
         return value
     for i, v in enumerate(value):
         if not _of_kind(v, kind):
+            quote = f' (inside a list a word is a name: quote it, "{v.op.name}")' \
+                if kind is str and isinstance(v, OpFn) else ""  # a bare -D act=silu is a string; [silu] an op
             raise DefineError(f"{define_label(name, span)}: element {i} is {describe(v)}, and the default's "
-                              f"elements are {_KINDS[kind]}", span,
+                              f"elements are {_KINDS[kind]}{quote}", span,
                               [(f"param '{item.name}' is declared here", item.span)])
     if kind is not float or all(type(v) is float for v in value):
         return value

@@ -172,6 +172,15 @@ def test_define_values_keep_their_types():
     assert archdsl.check_source(src, defines=["act=3"]).meta["act"] == "3"  # a number for a string: as written
 
 
+def test_a_bare_word_in_a_list_for_strings_says_to_quote_it():
+    """-D act=silu is a string, but in -D acts=[silu, gelu] the words are names (ops): 'element 0 is op' gave
+    no hint."""
+    src = 'param acts = ["relu", "gelu"]\nmodel m(x: float32[2, 4]) -> y { y = x }\n'
+    with pytest.raises(DefineError, match=r'element 0 is op, .* \(inside a list a word is a name: quote it, "silu"\)'):
+        archdsl.check_source(src, defines=["acts=[silu, gelu]"])
+    assert archdsl.check_source(src, defines=['acts=["silu", "gelu"]']).meta["acts"] == ["silu", "gelu"]
+
+
 def test_defines_inf_and_minus_inf_are_infinity_for_a_number_param():
     """`-D p=inf` for cdist's `param p = 2.0` was refused ("expected a number"), and `-D p=-inf` was an
     unknown name: the ops spell infinity "inf"/"-inf", so a number param takes those words as infinities."""
@@ -180,7 +189,7 @@ def test_defines_inf_and_minus_inf_are_infinity_for_a_number_param():
     assert g.meta == {"p": float("inf"), "fill": "inf"}
     g = archdsl.check_source(src, defines=["p=-inf", "fill=-inf"])
     assert g.meta == {"p": -float("inf"), "fill": "-inf"}
-    assert archdsl.check_source(src, defines=["p=+inf"]).meta["p"] == float("inf")
+    assert archdsl.check_source(src, defines=["p=+inf", "fill=+inf"]).meta == {"p": float("inf"), "fill": "inf"}
     for bad in ("p=infinity", "p=nan", "p=-infinity"):
         with pytest.raises(DefineError):
             archdsl.check_source(src, defines=[bad])
