@@ -223,7 +223,8 @@ BUILTINS = {b.name: b for b in [
     Builtin("any", lambda v: any(_truths("any", v)), "true when some item of a list is true (Python's any)"),
     Builtin("min", _minmax("min", min), "smallest of numbers or of a list"),
     Builtin("max", _minmax("max", max), "largest of numbers or of a list (for a tensor's, use amax)"),
-    Builtin("sum", _sum, "sum of a list of numbers, or the sum op on a tensor"),
+    Builtin("sum", _sum, "sum of a list of numbers, or of tensors (added in turn, as python's sum), or the sum op on a "
+            "tensor"),
     Builtin("int", _int, "truncate to an integer"),
     Builtin("float", _float, "convert to a float"),
     Builtin("str", _str, "convert to a string"),

@@ -125,6 +125,12 @@ class Calls:
         if isinstance(fn, Builtin):
             if fn.name in TENSOR_MATH and any(isinstance(a, Tensor) for a in args):  # a node, named as mean's
                 return self.call_op(fn.name, args, kwargs, label, span)
+            if fn.name == "sum" and len(args) == 1 and not kwargs and label is None and isinstance(args[0], (
+                    list, tuple)) and args[0] and any(isinstance(a, Tensor) for a in args[0]):
+                total = args[0][0]  # python's sum(hs) of a list of tensors (a block's branches): added in turn
+                for a in args[0][1:]:
+                    total = self.binop("+", total, a, span)
+                return total
             if label is not None:
                 raise ArchTypeError(f"{fn.name}() creates no layer and cannot be named", span)
             # a builtin walks the lists it is given (max of a million items, 100,000 times, went uncharged);

@@ -27,3 +27,14 @@ def test_enumerate_start_names_the_layers():
     src = ("model m(x: float32[B, 4]) -> y {\n    h = x\n    for i, w in enumerate([8, 6], 1) {\n"
            "        h = h -> linear(w) as \"fc{i}\"\n    }\n    y = h\n}\n")
     assert sorted(archdsl.check_source(src).params) == ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]
+
+
+def test_sum_of_a_list_of_tensors_adds_them_as_pythons_does():
+    """sum(branches) of a block's outputs (torch code's sum(list)): it said 'sum() expects a number'."""
+    import numpy as np
+
+    from archdsl import runtime
+    m = archdsl.compile_source("model m(x: float32[B, 4]) -> y {\n    let hs = [x * 2.0, x, x + 1.0]\n"
+                               "    y = sum(hs)\n}\n")
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    np.testing.assert_allclose(runtime.session(m, "cpu", 1).run(None, {"x": x})[0], 4 * x + 1)
