@@ -237,6 +237,9 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
             hint = f" (archdsl has no '{python[0]}': {python[1]})"
         elif str(tok) == "//" and first:
             hint = " (a comment starts with '#')"
+        elif re.match(r"\s*repeat\b", line) and "'as'" in expected and "'{'" in expected:  # repeat depth * 2 {
+            count = line[line.index("repeat") + 6:].split("{")[0].split(" as ")[0].strip()
+            hint = f" (repeat's count is a name, a number, a call or in brackets: repeat ({count}))"
         elif re.search(r"\bimport\s*$", line[:tok.column - 1]) and "a string" in expected:
             hint = (" (import takes a .arch file's path: import \"lib.arch\" as lib"
                     + ("; a spec needs no torch)" if str(tok) in ("torch", "nn", "numpy", "np") else ")"))
