@@ -203,8 +203,9 @@ def cmd_run(args, sources) -> int:
         shown = ", ".join(f"{d}={n}" for d, n in planned.items())
         raise ArchError(f"{problem} (the sizes of this run: {shown})", sources.node_line(problem))
     if mod is None:  # an .onnx archdsl built says what its integer inputs hold
-        high.update(_recorded_ranges(sess, planned))
-        _check_recorded(given, given_from, high)
+        ranges, ignored = _recorded_ranges(sess, planned)
+        high.update(ranges)
+        _check_recorded(given, given_from, ranges, ignored)
     if general is not None:  # an lstm's lengths=: 1..T at this run's T, given (checked) or drawn
         from ..training.data import check_length_inputs, length_limits
         check_length_inputs(", ".join(given_from.values()), given, general, planned)
@@ -242,46 +243,49 @@ def cmd_run(args, sources) -> int:
     return 0
 
 
-def _check_recorded(given: dict, given_from: dict, ranges: dict) -> None:
+def _check_recorded(given: dict, given_from: dict, ranges: dict, ignored: dict) -> None:
     """Given integers outside the range the model records, refused as for its spec: ONNX's Gather wraps a
-    negative id round to a row from the end, where torch's embedding refuses it."""
+    negative id round to a row from the end, where torch's embedding refuses it. Labels may hold the
+    ignore_index the model records."""
     for k, (low, high) in ((k, r) for k, r in ranges.items() if k in given):
         a = np.asarray(given[k])
         if a.dtype.kind not in "iu" or not a.size:
             continue
-        bad = (a < low) | (a >= high)
+        bad = ((a < low) | (a >= high)) & (a != ignored[k] if k in ignored else True)
         if bad.any():
             at = tuple(int(i) for i in np.argwhere(bad)[0])
             raise ArchError(f"{given_from[k]}: '{k}'{list(at)} is {a[at]}, outside {low}..{high - 1}, the range the "
                             f"model records for it ({int(bad.sum())} out of range)")
 
 
-def _recorded_ranges(sess, sizes: dict) -> dict:
+def _recorded_ranges(sess, sizes: dict) -> tuple[dict, dict]:
     """The random integers' ranges an .onnx records (driver's archdsl.int_inputs): ids and labels [low,
     high), lengths 1..the fewest steps at this run's sizes (of the layers whose steps are known, as for a
-    spec). A model from elsewhere records none: 0 or 1; an entry that does not read as archdsl writes them
-    is passed over."""
+    spec); and the labels' ignore_index, by input. A model from elsewhere records none: 0 or 1; an entry
+    that does not read as archdsl writes them is passed over."""
     import json
 
     from .. import runtime
     try:
         recorded = json.loads(sess.get_modelmeta().custom_metadata_map.get("archdsl.int_inputs") or "{}")
     except ValueError:
-        return {}
+        return {}, {}
     whole = lambda v: type(v) is int and 0 <= v < 1 << 62  # noqa: E731 - not a bool, not past int64
-    out = {}
+    out, ignored = {}, {}
     for name, r in recorded.items() if isinstance(recorded, dict) else ():
         if not isinstance(r, dict):
             continue
         low, high, steps = r.get("low", 0), r.get("high"), r.get("steps")
         if whole(low) and whole(high) and low < high:
             out[name] = (low, high)
+            if type(r.get("ignore")) is int and -1 << 63 <= r["ignore"] < 1 << 63:
+                ignored[name] = r["ignore"]
         elif isinstance(steps, list):
             known = [n for d in steps if (type(d) is int or isinstance(d, str)) and (n := runtime.dim_at(d, sizes))
                      is not None]
             if known and min(known) >= 1:
                 out[name] = (1, min(known) + 1)
-    return out
+    return out, ignored
 
 
 def _save(out: Path, args, sources, outputs: dict, feeds: dict) -> None:

@@ -51,9 +51,11 @@ def length_inputs(graph) -> dict[str, list[tuple]]:
 
 def int_input_ranges(graph) -> dict[str, dict]:
     """What a model's integer inputs hold, for its metadata (an .onnx says nothing of it, and `archdsl run`
-    drew 0 or 1 for an lstm's lengths): embedding ids and a spec's own labels [0, high), lengths 1..the
-    fewest time steps of the layers they feed (each a dim, a number or a symbol the run sizes)."""
-    out: dict[str, dict] = {name: {"low": 0, "high": n} for name, (n, _, _) in label_inputs(graph).items()}
+    drew 0 or 1 for an lstm's lengths): embedding ids and a spec's own labels [0, high) (labels also the
+    ignore_index, which they may hold), lengths 1..the fewest time steps of the layers they feed (each a dim, a
+    number or a symbol the run sizes)."""
+    out: dict[str, dict] = {name: {"low": 0, "high": n, **({"ignore": ig} if ig is not None else {})}
+                            for name, (n, ig, _) in label_inputs(graph).items()}  # ignore: cross_entropy's ignore_index
     out.update({name: {"low": 0, "high": n} for name, (n, _) in index_rows(graph).items()})
     for name, layers in length_inputs(graph).items():
         out[name] = {"low": 1, "steps": [d if isinstance(d := x.type.shape[axis], int) else str(d)

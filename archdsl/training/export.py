@@ -50,7 +50,9 @@ def _labels_range(step: TrainStep, graph: Graph, metadata: dict) -> dict:
     if step.config.loss != "cross_entropy" or not isinstance(classes, int):
         return {}
     ranges = json.loads(metadata.get("archdsl.int_inputs", "{}"))
-    return {"archdsl.int_inputs": json.dumps({**ranges, "labels": {"low": 0, "high": classes}}, sort_keys=True)}
+    ignore = {} if step.config.ignore_index is None else {"ignore": step.config.ignore_index}
+    return {"archdsl.int_inputs": json.dumps({**ranges, "labels": {"low": 0, "high": classes, **ignore}},
+                                             sort_keys=True)}
 
 
 def lower_train_step(graph: Graph, cfg: TrainConfig, *, opset: int, seed: int, weights: dict | None,

@@ -110,3 +110,23 @@ def test_given_integers_outside_the_recorded_range_are_refused(tmp_path, capsys)
         assert run({**fine, name: bad}) == 1
         assert words in capsys.readouterr().err
     assert run(fine) == 0
+
+
+def test_labels_may_hold_the_ignore_index_the_model_records(tmp_path, capsys):
+    """A spec's cross_entropy(..., ignore_index=-100) and a train step's --ignore-index: -100 is a label
+    torch takes, which run SPEC and train took, and run MODEL.onnx refused as out of range."""
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, 4], labels: int64[B]) -> loss {\n"
+                    "    loss = cross_entropy(x -> linear(3) as fc, labels, ignore_index=-100)\n}\n")
+    np.save(tmp_path / "x.npy", np.ones((4, 4), np.float32))
+    feeds = ["--input", f"x={tmp_path / 'x.npy'}", "--input", f"labels={tmp_path / 'y.npy'}", "--repeat", "1"]
+    plain = tmp_path / "p.arch"
+    plain.write_text("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n")
+    assert main(["build", str(spec), "-o", str(tmp_path / "m.onnx")]) == 0
+    assert main(["build", str(plain), "--train", "--ignore-index", "-100", "-o", str(tmp_path / "s.onnx")]) == 0
+    for model in ("m.onnx", "s.onnx"):
+        np.save(tmp_path / "y.npy", np.array([0, 1, -100, 2]))
+        assert main(["run", str(tmp_path / model), *feeds]) == 0, capsys.readouterr().err
+        np.save(tmp_path / "y.npy", np.array([0, 1, -99, 2]))
+        assert main(["run", str(tmp_path / model), *feeds]) == 1
+        assert "'labels'[2] is -99, outside 0..2" in capsys.readouterr().err
