@@ -218,13 +218,14 @@ class Evaluator(Calls, Blocks, Operators):
     def _shadowing(self, targets, env: Env, span: Span, loop: bool = False) -> None:
         """A model-body name that was a symbolic dim of the inputs and now holds something else: the shapes
         written with it below mean the new value (`T = 5`, a Mamba `B = x -> linear(n)`, a loop's variable).
-        Another symbolic size is meant (torch's `B, C, H, W = shape(h)` after a strided conv): not said."""
+        A size made from the dim itself is meant (torch's `B, C, H, W = shape(h)` after a strided conv: H//4):
+        not said."""
         for name in targets:
-            dim = self.dims.get(name)
-            if dim is not None and env.vars.get(name) != dim and self.graph is not None \
-                    and not isinstance(env.vars.get(name), Sym):
+            dim, now = self.dims.get(name), env.vars.get(name)
+            if dim is not None and now != dim and self.graph is not None \
+                    and not (isinstance(now, Sym) and dim_symbols(now) == [name]):
                 del self.dims[name]  # said once
-                now = describe(env.vars.get(name))
+                now = describe(now)
                 self.graph.warnings.append((
                     f"'{name}' was the symbolic dim {name} of the model's inputs; from here on it names "
                     f"{f'the loop variable ({now} first)' if loop else now}, and a shape written with {name} below "

@@ -82,6 +82,11 @@ def test_a_symbolic_dim_rebound_to_the_size_a_layer_made_says_nothing(tmp_path, 
                     "    B, C, H, W = shape(h)\n    y = reshape(h, [B, C, H * W])\n}\n")
     assert main(["check", str(spec)]) == 0
     assert "warning" not in capsys.readouterr().err
+    spec.write_text("model m(x: float32[B, T, 8], s: float32[B, S, 8]) -> y {\n    T = shape(s)[1]\n"
+                    "    y = reshape(x, [B, T * 8])\n}\n")  # another input's dim: said
+    assert main(["check", str(spec)]) == 0
+    assert "'T' was the symbolic dim T of the model's inputs; from here on it names symbolic dim S" in \
+        capsys.readouterr().err
 
 
 def test_a_conv_in_torchs_argument_order_is_a_warning_said_once(tmp_path, capsys):
