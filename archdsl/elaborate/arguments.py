@@ -128,7 +128,7 @@ def torch_order(op, args, kwargs=None) -> str | None:
     if is_int(groups) and groups > 1 and second % groups:  # torch's reading would be refused: out % groups
         return None
     padding = args[4] if len(args) > 4 else (kwargs or {}).get("padding")
-    if padding == "same" or padding == (second - 1) // 2:  # conv1d(512, 41, 4, 20): padding for a kernel of 41
+    if padding == (second - 1) // 2:  # conv1d(512, 41, 4, 20): padding for a kernel of 41 ("same" fits both)
         return None
     if x.type.shape[1] != first or second < 8 or third > 7:
         return None
