@@ -4,7 +4,7 @@ Rules: 1. permute/transpose after permute/transpose: one permute with the compos
 (out[i] = x[p1[p2[i]]]); an identity result is then dropped by remove_noops.
 2. reshape/flatten/squeeze/unsqueeze after reshape/flatten/squeeze/unsqueeze: one reshape of the first
 input to the last output's shape, when that shape can be lowered from it (every symbolic dim but at most
-one is a dim of the input), and not for two squeezes/unsqueezes it would have to read shapes for.
+one is a dim of the input), and not where it would read run-time shapes that neither of the two read.
 The first node stays while something else reads it (dead_code removes it otherwise)."""
 
 from __future__ import annotations
@@ -33,12 +33,20 @@ def lowerable_reshape(src_shape: tuple, target: tuple) -> bool:
     return sum(1 for d in target if isinstance(d, Sym) and d not in src_shape) <= 1
 
 
-def _units_only(inner: Node, node: Node, src, out) -> bool:
-    """Squeezes and unsqueezes that would become a reshape read from run-time shapes ([B, T] to [B, 1, 1, T]: a
-    Shape, a Gather and a Concat for two nodes that read none): onnxruntime folds that into a target of 0s and
-    -1, which names no size at batch 0, where the unsqueezes ran."""
-    return {inner.op, node.op} <= {"squeeze", "unsqueeze"} and any(
-        isinstance(d, Sym) and not (i < src.type.rank and src.type.shape[i] == d) for i, d in enumerate(out.type.shape))
+def _reads_shapes(node: Node) -> bool:
+    """Whether a reshape's lowering reads run-time shapes: a symbolic dim not at its own place in the input
+    (squeeze and unsqueeze lower to ops that read none)."""
+    if node.op in ("squeeze", "unsqueeze"):
+        return False
+    src, out = node.inputs[0].type.shape, node.outputs[0].type.shape
+    return any(isinstance(d, Sym) and not (i < len(src) and src[i] == d) for i, d in enumerate(out))
+
+
+def _reads_more_shapes(inner: Node, node: Node, merged: Node) -> bool:
+    """The merged reshape reads run-time shapes where neither of the two did ([B, T] unsqueezed twice to
+    [B, 1, 1, T]: a Shape, a Gather and a Concat for two nodes that read none): onnxruntime folds that into a
+    target of 0s and a -1, which names no size at batch 0, where the two ran."""
+    return _reads_shapes(merged) and not (_reads_shapes(inner) or _reads_shapes(node))
 
 
 @register_pass("compose_layout", level=1, doc="merge chains of transposes/permutes and of reshapes")
@@ -57,7 +65,7 @@ def compose_layout(g: Graph, ctx: PassContext) -> bool:
             new = g.make_node("permute", [inner.inputs[0]], {"dims": tuple(p1[i] for i in p2)}, node.name, node.span)
         elif node.op in _RESHAPES and inner.op in _RESHAPES:
             src = inner.inputs[0]
-            if not lowerable_reshape(src.type.shape, out.type.shape) or _units_only(inner, node, src, out):
+            if not lowerable_reshape(src.type.shape, out.type.shape):
                 continue
             try:
                 new = g.make_node("reshape", [src], {"shape": tuple(out.type.shape)}, node.name, node.span)
@@ -65,7 +73,7 @@ def compose_layout(g: Graph, ctx: PassContext) -> bool:
                 continue
         else:
             continue
-        if new.outputs[0].type != out.type:
+        if new.outputs[0].type != out.type or new.op == "reshape" and _reads_more_shapes(inner, node, new):
             for v in new.inputs:
                 v.uses.remove(new)
             continue

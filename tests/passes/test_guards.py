@@ -180,6 +180,17 @@ def test_compose_layout_composes_permutations_in_order():
     assert y.producer.op == "permute" and y.producer.inputs[0] is x  # one permute (the first is dead code now)
 
 
+@pytest.mark.parametrize("sig, body", [
+    ("x: float32[B, T]", "x -> unsqueeze(1) -> unsqueeze(1)"),
+    ("x: float32[B, T, 4]", "reshape(x, [B, T, 2, 2]) -> unsqueeze(1)"),
+    ("x: float32[B, T]", "x -> unsqueeze(1) -> reshape([B, 1, T, 1])"),
+])
+def test_compose_layout_keeps_what_runs_on_an_empty_batch(sig, body):
+    """A merged reshape that reads run-time shapes neither of the two read: onnxruntime folds it into 0s and a
+    -1, which names no size at batch 0, where -O0 ran."""
+    _o0_vs(f"model m({sig}) -> y {{\n    y = {body}\n}}\n", {"x": _x(0, 5, *([4] if "4]" in sig else []))})
+
+
 # ---- narrow_rows ----
 
 def test_narrow_rows_reads_a_negative_softmax_axis():
