@@ -121,7 +121,7 @@ class Evaluator(Calls, Blocks, Operators):
         self.model_env: Env | None = None  # the model body's scope, whose assignments are recorded:
         self.assigned_at: dict[str, Span] = {}  # name -> the assignment that ran last there (output messages)
         self.dims: dict[str, object] = {}  # symbolic dims of the model's inputs, by name (a shadowing warning)
-        self.models: set[str] = set()  # the file's models: a name of one called from another is said so
+        self.models: set[str] = set()  # the file's and its imports' models: one called from another is said so
         self.in_assert = False  # evaluating an assert's condition: what a symbolic size leaves open defers it
 
     # ---------------- names ----------------
@@ -411,8 +411,8 @@ class Evaluator(Calls, Blocks, Operators):
                                    f"only its arguments; read it from a tensor (shape(x)[0]), pass it in as an "
                                    f"argument, or let reshape infer it (-1)", span)
         if name in self.models:  # "did you mean 'cdist'?" for a GAN's disc(gen(z))
-            raise UnknownNameError(f"unknown name '{name}': {name} is a model of this file, and a model is not called "
-                                   "from another; put its layers in a block and call that from each model", span)
+            raise UnknownNameError(f"unknown name '{name}': {name} is a model, and a model is not called from "
+                                   "another; put its layers in a block and call that from each model", span)
         raise env.missing(name, span, extra=list(BUILTINS) + ops.all_names())
 
     def _label(self, label_expr, env):

@@ -49,6 +49,7 @@ class Module:
     aliases: dict[str, list[str]] = field(default_factory=dict)  # `import "..." as NAME`: NAME -> its params
     imported_params: dict[str, object] = field(default_factory=dict)  # set by -D NAME.param: for the metadata
     unaliased: dict[str, str] = field(default_factory=dict)  # a param seen through `import "p"` (no as) -> p
+    imported_models: set[str] = field(default_factory=set)  # models of the files imported without `as`
 
 
 @dataclass
@@ -213,6 +214,7 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                     mod.aliases[item.alias] = list(target.params)
                     _define(env, item.alias, Namespace(item.alias, target.env), item.span)
                 else:
+                    mod.imported_models |= set(target.models) | target.imported_models
                     for k, v in target.env.vars.items():
                         if k in local:
                             continue
@@ -361,7 +363,7 @@ def _elaborate_model(mod: Module, name: str, sizes: dict[str, int]) -> Graph:
     md = mod.models[name]
     g = Graph(name, md.span)
     ev = Evaluator(g)
-    ev.models = set(mod.models)
+    ev.models = set(mod.models) | mod.imported_models
     env = Env({}, mod.env)
     formula_names = {n.id for inp in md.inputs for dim in inp.dims if not isinstance(dim, A.Name)
                      for n in _names_in(dim)}
