@@ -495,8 +495,10 @@ class Evaluator(Calls, Blocks, Operators):
 def _hides_a_function(e, fn) -> str:
     """`param dropout = 0.1` then `dropout(dropout)`, a block argument named `channels`: a name bound to a value
     hides the op or builtin of that name (lookup finds the value first), and 'float 0.1 is not callable' said
-    nothing of why."""
-    if not isinstance(e, A.Name) or not (e.id in BUILTINS or ops.lookup(e.id) is not None):
+    nothing of why. A string naming an op was meant as that layer."""
+    if isinstance(fn, str) and ops.lookup(fn) is not None:  # `norm = "layernorm"`, then x -> norm: the layer meant
+        return f"; a string does not call the op it names: write {fn}, or choose between layers with if/else"
+    if not isinstance(e, A.Name) or not (e.id in BUILTINS or ops.lookup(e.id) is not None) or isinstance(fn, str):
         return ""
     return (f": here '{e.id}' is the {describe(fn)} bound to that name, which hides the "
             f"{'op' if ops.lookup(e.id) is not None else 'builtin'} {e.id}(); give the value another name")
