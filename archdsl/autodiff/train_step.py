@@ -204,7 +204,8 @@ def _accumulated(graph: Graph, ob: GradBuilder, params: list, grads: list, n: in
             continue
         name = f"{p.name}.grad_sum"
         if name in graph.params:
-            raise ArchError(f"the train step's gradient sum '{name}' has the name of a model parameter")
+            raise ArchError(f"the train step's gradient sum '{name}' has the name of a model parameter; name it "
+                            "apart with 'as'", graph.params[name].span)
         acc = graph.add_param(name, ParamSpec(name, tuple(p.type.shape), Init("zeros"), trainable=False),
                               p.type.dtype)
         total = ob.op("add", acc, ob.op("mul", g, ob.const(1.0 / n, like=g)))
@@ -398,8 +399,9 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
         ({"apply"} if cfg.accumulate > 1 else set())
     clash = [k for k, _ in graph.outputs if k in taken]
     if clash:
+        param = graph.params.get(clash[0])
         raise ArchError(f"the train step's output '{clash[0]}' would have the name of an input; rename the "
-                        "model output or parameter")
+                        "model output or parameter", param.span if param is not None else None)
     prune_dead(graph)
     check(graph)
     return TrainStep(graph, data_inputs, state_inputs, {k: k[: -len(NEW)] for k, _ in new_outputs}, out_name,
@@ -470,5 +472,6 @@ def _may_be_one(dims: tuple, sizes: dict[str, int]) -> bool:
 def _state(g: Graph, p: Value, what: str) -> Value:
     name = f"{p.name}.{what}"
     if name in g.params:
-        raise ArchError(f"optimizer state '{name}' has the name of a model parameter")
+        raise ArchError(f"optimizer state '{name}' has the name of a model parameter; name it apart with 'as'",
+                        g.params[name].span)
     return g.add_param(name, ParamSpec(name, tuple(p.type.shape), Init("zeros"), trainable=False), p.type.dtype)
