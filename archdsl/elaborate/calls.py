@@ -125,9 +125,11 @@ class Calls:
         if isinstance(fn, Builtin):
             if fn.name in TENSOR_MATH and any(isinstance(a, Tensor) for a in args):  # a node, named as mean's
                 return self.call_op(fn.name, args, kwargs, label, span)
-            if fn.name == "sum" and len(args) == 1 and not kwargs and label is None and isinstance(args[0], (
+            if fn.name == "sum" and len(args) in (1, 2) and not kwargs and label is None and isinstance(args[0], (
                     list, tuple)) and args[0] and any(isinstance(a, Tensor) for a in args[0]):
-                total = args[0][0]  # python's sum(hs) of a list of tensors (a block's branches): added in turn
+                # python's sum(hs) (or sum(hs, start)) of a list of tensors, a block's branches: added in turn
+                total = args[0][0] if len(args) == 1 or type(args[1]) in (int, float) and args[1] == 0 else \
+                    self.binop("+", args[1], args[0][0], span)
                 for a in args[0][1:]:
                     total = self.binop("+", total, a, span)
                 return total
