@@ -127,12 +127,7 @@ class Calls:
                 return self.call_op(fn.name, args, kwargs, label, span)
             if fn.name == "sum" and len(args) in (1, 2) and not kwargs and label is None and isinstance(args[0], (
                     list, tuple)) and args[0] and any(isinstance(a, Tensor) for a in args[0]):
-                # python's sum(hs) (or sum(hs, start)) of a list of tensors, a block's branches: added in turn
-                total = args[0][0] if len(args) == 1 or type(args[1]) in (int, float) and args[1] == 0 else \
-                    self.binop("+", args[1], args[0][0], span)
-                for a in args[0][1:]:
-                    total = self.binop("+", total, a, span)
-                return total
+                return self.add_all(args[0], args[1] if len(args) == 2 else 0, span)
             if label is not None:
                 raise ArchTypeError(f"{fn.name}() creates no layer and cannot be named", span)
             # a builtin walks the lists it is given (max of a million items, 100,000 times, went uncharged);

@@ -125,6 +125,13 @@ class Operators:
             raise LimitError("integer too large", span)
         return out
 
+    def add_all(self, items, start, span: Span):
+        """python's sum(hs) (or sum(hs, start)) of a list of tensors, a block's branches: added in turn."""
+        total = items[0] if type(start) in (int, float) and start == 0 else self.binop("+", start, items[0], span)
+        for a in items[1:]:
+            total = self.binop("+", total, a, span)
+        return total
+
     def arith(self, op: str, a, b, span: Span):
         """Numbers: Python's operators, with a diagnostic where Python would overflow."""
         if (op == "**" and is_int(a) and is_int(b) and b > 0 and abs(a) > 1

@@ -234,9 +234,10 @@ def test_a_parameter_named_as_an_input_of_the_step_is_a_diagnostic(name, accumul
     assert e.value.span is not None and e.value.span.line == 2
 
 
-@pytest.mark.parametrize("name, words", [("loss", "the train step's output 'loss' would have the name of an input"),
-                                         ("w.new", "the train step's output 'w.new' would have the name of an input"),
-                                         ("w.exp_avg", "optimizer state 'w.exp_avg' has the name of a model parameter")])
+@pytest.mark.parametrize("name, words", [
+    ("loss", "the train step's output 'loss' would have the name of an input"),
+    ("w.new", "the train step's output 'w.new' would have the name of an input"),
+    ("w.exp_avg", "optimizer state 'w.exp_avg' has the name of a model parameter")])
 def test_a_parameter_named_as_the_steps_state_or_output_is_shown_where_it_is_made(name, words):
     """These said `error:` with no line: which of the spec's parameters, the message did not show."""
     src = (f'model m(x: float32[B, 4]) -> y {{\n    let w = parameter([4]) as "w"\n    let v = parameter([4]) as '
