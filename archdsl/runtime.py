@@ -99,7 +99,7 @@ def _path_or_bytes(path: str):
     proto = onnx.load_model_from_string(data)
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
         raise ArchError(f"onnxruntime opens models by UTF-8 file names, and {utf8(path)} is not one, its weights "
-                        "in files beside it: rename it")
+                        "in files beside it: rename the folder or file whose name is not UTF-8")
     return data
 
 

@@ -267,7 +267,7 @@ def coerce_attr(op: OpDef, attr: Attr, value):
                 "ceil_mode=true (and count_include_pad=false for an avgpool)") if op.category == "pool" \
             and attr.name == "padding" and isinstance(value, str) and value.lower() in ("same", "valid") else ""
         raise ArchTypeError(f"{where} expects {_KIND_WORDS.get(kind, kind)}, got {describe(value)}{which}{case}{pool}"
-                            f"{_pairs_hint(attr, value)}{_choices_hint(attr, value)}")
+                            f"{_pairs_hint(op, attr, value)}{_choices_hint(attr, value)}")
     if attr.choices is not None and value not in attr.choices:
         raise ArchTypeError(f"{where} must be one of {', '.join(map(_show, attr.choices))}, got {_show(value)}")
     if kind in ("int", "ints", "padding") and not isinstance(value, str) and \
@@ -290,19 +290,20 @@ def _choices_hint(attr: Attr, value) -> str:
     return f"; one of {', '.join(map(_show, attr.choices))}{pick}"
 
 
-def _pairs_hint(attr: Attr, value) -> str:
+def _pairs_hint(op, attr: Attr, value) -> str:
     """Keras's ZeroPadding2D and JAX's lax.conv write padding as (before, after) pairs, one per spatial dim.
-    Only a conv's uneven padding is a pad of zeros before it (a max pool pads with -inf, a transposed conv's
-    padding crops), so only a conv gets that recipe."""
+    Only a conv's uneven padding is a pad before it (a max pool pads with -inf), so only a conv gets that
+    recipe; a transposed conv's pairs (JAX's) mean another padding altogether: none."""
     pairs = [tuple(v) for v in value if isinstance(v, (list, tuple)) and len(v) == 2 and all(map(_is_int, v))] \
-        if attr.name == "padding" and isinstance(value, (list, tuple)) else []
+        if attr.name == "padding" and isinstance(value, (list, tuple)) and "transpose" not in op.name else []
     if not pairs or len(pairs) != len(value):
         return ""
     said = "; padding is one number per spatial dim, the same before and after"
     if all(a == b for a, b in pairs):
         return f"{said}: padding={[a for a, _ in pairs]}"
     flat = [n for pair in reversed(pairs) for n in pair]  # pad's pairs run from the last dim backwards
-    return f"{said}: pad first, pad(x, {flat}), then padding=0" if attr.kind == "padding" else said
+    return (f"{said}: pad first, pad(x, {flat}) (with padding_mode's mode= unless zeros), then padding=0"
+            if attr.kind == "padding" else said)
 
 
 _KIND_WORDS = {"int": "an integer", "float": "a number", "number": "a number", "bool": "true or false",
