@@ -214,6 +214,10 @@ def cmd_run(args, sources) -> int:
                 high[k] = (1, steps + 1)
     feeds = runtime.random_feeds(sess, args.batch, {**from_given, **dims}, args.seed, high=high, skip=set(given))
     feeds.update(given)
+    empty = next((k for k, a in feeds.items() if 0 in np.shape(a)), None)
+    if empty is not None and _has_rnn(model):
+        raise ArchError(f"--input {empty}: an empty array, and onnxruntime (1.32) ends the process on an LSTM or "
+                        "GRU given no examples; give at least one")
     clash = runtime.dim_conflict(declared, feeds)
     if clash:
         raise ArchError(f"--input: {clash}; inputs that share a dim name must agree on its size")
@@ -241,6 +245,13 @@ def cmd_run(args, sources) -> int:
     if save is not None:
         _save(save, args, sources, {m.name: a for m, a in zip(sess.get_outputs(), outs)}, feeds)
     return 0
+
+
+def _has_rnn(model) -> bool:
+    """An ONNX LSTM, GRU or RNN in the model (a ModelProto, or a path: read without its external weights)."""
+    import onnx
+    proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model), load_external_data=False)
+    return any(n.op_type in ("LSTM", "GRU", "RNN") for n in proto.graph.node)
 
 
 def _check_recorded(given: dict, given_from: dict, ranges: dict, ignored: dict) -> None:

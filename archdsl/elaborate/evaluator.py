@@ -498,7 +498,7 @@ def _hides_a_function(e, fn) -> str:
     nothing of why. A string naming an op was meant as that layer."""
     if isinstance(fn, str) and ops.lookup(fn) is not None:  # `norm = "layernorm"`, then x -> norm: the layer meant
         return f"; a string does not call the op it names: write {fn}, or choose between layers with if/else"
-    if not isinstance(e, A.Name) or not (e.id in BUILTINS or ops.lookup(e.id) is not None) or isinstance(fn, str):
+    if not isinstance(e, A.Name) or not (e.id in BUILTINS or ops.lookup(e.id) is not None):
         return ""
     return (f": here '{e.id}' is the {describe(fn)} bound to that name, which hides the "
             f"{'op' if ops.lookup(e.id) is not None else 'builtin'} {e.id}(); give the value another name")

@@ -33,20 +33,26 @@ def lowerable_reshape(src_shape: tuple, target: tuple) -> bool:
     return sum(1 for d in target if isinstance(d, Sym) and d not in src_shape) <= 1
 
 
-def _reads_shapes(node: Node) -> bool:
-    """Whether a reshape's lowering reads run-time shapes: a symbolic dim not at its own place in the input
-    (squeeze and unsqueeze lower to ops that read none)."""
+def _zero_and_rest(node: Node) -> bool:
+    """Whether a reshape's lowering keeps a symbolic dim in place (a 0 in ONNX's target) beside a size it
+    computes from symbolic dims (a -1, or run-time shapes onnxruntime folds into one): a -1 beside a 0 names
+    no size when that dim is 0 (batch 0). squeeze and unsqueeze lower to ops with no target; flatten keeps
+    the dims before start_dim and computes the flattened size."""
+    src, out = node.inputs[0].type.shape, node.outputs[0].type.shape
     if node.op in ("squeeze", "unsqueeze"):
         return False
-    src, out = node.inputs[0].type.shape, node.outputs[0].type.shape
-    return any(isinstance(d, Sym) and not (i < len(src) and src[i] == d) for i, d in enumerate(out))
+    if node.op == "flatten":
+        start = node.attrs["start_dim"] % max(len(src), 1)
+        end = node.attrs["end_dim"] % max(len(src), 1)
+        return any(isinstance(d, Sym) for d in src[:start]) and any(isinstance(d, Sym) for d in src[start:end + 1])
+    kept = any(isinstance(d, Sym) and i < len(src) and src[i] == d for i, d in enumerate(out))
+    return kept and any(isinstance(d, Sym) and not (i < len(src) and src[i] == d) for i, d in enumerate(out))
 
 
 def _reads_more_shapes(inner: Node, node: Node, merged: Node) -> bool:
-    """The merged reshape reads run-time shapes where neither of the two did ([B, T] unsqueezed twice to
-    [B, 1, 1, T]: a Shape, a Gather and a Concat for two nodes that read none): onnxruntime folds that into a
-    target of 0s and a -1, which names no size at batch 0, where the two ran."""
-    return _reads_shapes(merged) and not (_reads_shapes(inner) or _reads_shapes(node))
+    """The merged reshape would be such a target where neither of the two was ([B, T] unsqueezed twice to
+    [B, 1, 1, T]): onnxruntime refuses it at batch 0, where the two ran."""
+    return _zero_and_rest(merged) and not (_zero_and_rest(inner) or _zero_and_rest(node))
 
 
 @register_pass("compose_layout", level=1, doc="merge chains of transposes/permutes and of reshapes")

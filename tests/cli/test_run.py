@@ -624,3 +624,18 @@ def test_run_an_onnx_file_whose_name_is_not_utf8(tmp_path, capsys):
     assert main(["build", LENET, "-o", out + "2", "--external-data"]) == 1
     assert "ONNX records the name of the data file as UTF-8" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == [os.fsdecode(b"m\xff.onnx")]
+
+
+def test_run_refuses_an_empty_batch_into_an_lstm(tmp_path):
+    """onnxruntime 1.32 ends the process (SIGABRT) on an LSTM or GRU given no examples: run said nothing.
+    In a subprocess, so that a regression fails this test, not the whole run of the tests."""
+    import subprocess
+    import sys
+    spec = tmp_path / "l.arch"
+    spec.write_text("model m(x: float32[B, T, 4]) -> y {\n    y = x -> gru(8)\n}\n")
+    np.save(tmp_path / "e.npy", np.zeros((0, 5, 4), np.float32))
+    assert main(["build", str(spec), "-o", str(tmp_path / "l.onnx")]) == 0
+    for model in (spec, tmp_path / "l.onnx"):
+        res = subprocess.run([sys.executable, "-m", "archdsl", "run", str(model), "--input", f"x={tmp_path / 'e.npy'}",
+                              "--repeat", "1"], capture_output=True, text=True, timeout=300)
+        assert res.returncode == 1 and "ends the process on an LSTM or GRU given no examples" in res.stderr, res

@@ -184,11 +184,14 @@ def test_compose_layout_composes_permutations_in_order():
     ("x: float32[B, T]", "x -> unsqueeze(1) -> unsqueeze(1)"),
     ("x: float32[B, T, 4]", "reshape(x, [B, T, 2, 2]) -> unsqueeze(1)"),
     ("x: float32[B, T]", "x -> unsqueeze(1) -> reshape([B, 1, T, 1])"),
+    ("x: float32[B, 1, T, 2]", "x -> flatten(0, 1) -> unsqueeze(-1)"),
+    ("x: float32[B, 1, T, 2]", "x -> unsqueeze(-1) -> flatten(0, 1)"),
 ])
 def test_compose_layout_keeps_what_runs_on_an_empty_batch(sig, body):
-    """A merged reshape that reads run-time shapes neither of the two read: onnxruntime folds it into 0s and a
-    -1, which names no size at batch 0, where -O0 ran."""
-    _o0_vs(f"model m({sig}) -> y {{\n    y = {body}\n}}\n", {"x": _x(0, 5, *([4] if "4]" in sig else []))})
+    """A merged reshape that keeps the batch in place beside a size it computes (0s and a -1 in ONNX's target,
+    which name no size at batch 0) where neither of the two did: -O0 ran, -O2 was refused."""
+    shape = {"[B, T]": (0, 5), "[B, T, 4]": (0, 5, 4), "[B, 1, T, 2]": (0, 1, 5, 2)}[sig[sig.index("["):]]
+    _o0_vs(f"model m({sig}) -> y {{\n    y = {body}\n}}\n", {"x": _x(*shape)})
 
 
 # ---- narrow_rows ----

@@ -247,6 +247,14 @@ def test_a_parameter_named_as_the_steps_state_or_output_is_shown_where_it_is_mad
     assert words in e.value.message and e.value.span is not None and e.value.span.line == 3
 
 
+def test_a_model_output_named_as_an_input_of_the_step_is_shown_where_it_is_made():
+    """An output `lr` beside the one trained: the step's own lr parameter was found, and had no line."""
+    src = "model m(x: float32[B, 4]) -> (y, lr) {\n    y = x -> linear(3)\n    lr = y * 2.0\n}\n"
+    with pytest.raises(ArchError) as e:
+        compile_step(None, dataclasses.replace(config(), output="y"), text=src)
+    assert "output 'lr' would have the name of an input" in e.value.message and e.value.span.line == 3
+
+
 def test_cross_entropy_on_a_symbolic_class_dim_is_refused_at_build_time():
     """torch's [B, C, T] logits under --loss cross_entropy: the classes are taken on the last dim, T, which is
     symbolic, so no data check could see that labels [B, C] were meant for dim 1; refused when the step is built,
