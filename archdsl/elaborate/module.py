@@ -212,7 +212,8 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                         mod.overrides[full] = vspan
                 if item.alias:
                     mod.aliases[item.alias] = list(target.params)
-                    _define(env, item.alias, Namespace(item.alias, target.env), item.span)
+                    _define(env, item.alias, Namespace(item.alias, target.env,
+                                                       frozenset(target.models) | target.imported_models), item.span)
                 else:
                     mod.imported_models |= set(target.models) | target.imported_models
                     for k, v in target.env.vars.items():

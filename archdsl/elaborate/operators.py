@@ -11,6 +11,7 @@ from ..diagnostics import (
     EvalError,
     LimitError,
     Span,
+    UnknownNameError,
     did_you_mean,
 )
 from ..syntax import ast as A
@@ -231,6 +232,10 @@ class Operators:
             try:
                 return v.env.vars[name]
             except KeyError:
+                if name in v.models:
+                    raise UnknownNameError(f"unknown name '{v.name}.{name}': {name} is a model, and a model is not "
+                                           "called from another; put its layers in a block and call that from each "
+                                           "model", span) from None
                 raise v.env.missing(name, span, prefix=f"{v.name}.") from None
         if isinstance(v, dict):
             if name in v:

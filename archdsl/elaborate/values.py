@@ -78,6 +78,7 @@ class Builtin:
 class Namespace:
     name: str
     env: "Env"
+    models: frozenset = frozenset()  # the imported file's models: `lib.disc(...)` is said to be one
     kind_name = "imported module"
 
 
