@@ -399,10 +399,10 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
         ({"apply"} if cfg.accumulate > 1 else set())
     clash = [k for k, _ in graph.outputs if k in taken]
     if clash:
-        out = dict(model_outs).get(clash[0])  # where the model's output is made, else the parameter
-        made = out.producer if out is not None else graph.params.get(clash[0])
+        out = dict(model_outs).get(clash[0])  # where the model's output is made (an input passed through: its
+        made = (out.producer or out) if out is not None else graph.params.get(clash[0])  # declaration), or the param
         raise ArchError(f"the train step's output '{clash[0]}' would have the name of an input; rename the "
-                        "model output or parameter", made.span if made is not None else None)
+                        "model output, input or parameter", made.span if made is not None else None)
     prune_dead(graph)
     check(graph)
     return TrainStep(graph, data_inputs, state_inputs, {k: k[: -len(NEW)] for k, _ in new_outputs}, out_name,

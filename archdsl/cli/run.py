@@ -214,10 +214,10 @@ def cmd_run(args, sources) -> int:
                 high[k] = (1, steps + 1)
     feeds = runtime.random_feeds(sess, args.batch, {**from_given, **dims}, args.seed, high=high, skip=set(given))
     feeds.update(given)
-    empty = next((k for k, a in feeds.items() if 0 in np.shape(a)), None)
-    if empty is not None and _has_rnn(model):
-        raise ArchError(f"--input {empty}: an empty array, and onnxruntime (1.32) ends the process on an LSTM or "
-                        "GRU given no examples; give at least one")
+    empty = [k for k, a in feeds.items() if 0 in np.shape(a)]
+    if empty and (into := _into_an_rnn(model, empty)):
+        raise ArchError(f"--input {into}: an array with a dim of size 0 ({list(np.shape(feeds[into]))}), which reaches "
+                        "an LSTM or GRU, and onnxruntime (1.32) ends the process on one given an empty input")
     clash = runtime.dim_conflict(declared, feeds)
     if clash:
         raise ArchError(f"--input: {clash}; inputs that share a dim name must agree on its size")
@@ -247,11 +247,22 @@ def cmd_run(args, sources) -> int:
     return 0
 
 
-def _has_rnn(model) -> bool:
-    """An ONNX LSTM, GRU or RNN in the model (a ModelProto, or a path: read without its external weights)."""
+def _into_an_rnn(model, names: list[str]) -> str | None:
+    """The first of these inputs that reaches an ONNX LSTM, GRU or RNN (the model a ModelProto, or a path: read
+    without its external weights)."""
     import onnx
     proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model), load_external_data=False)
-    return any(n.op_type in ("LSTM", "GRU", "RNN") for n in proto.graph.node)
+    for name in names:
+        reached, grew = {name}, True
+        while grew:  # the nodes are in order, but a pass over them all until nothing is added costs little
+            grew = False
+            for n in proto.graph.node:
+                if reached.intersection(n.input) and not reached.issuperset(n.output):
+                    if n.op_type in ("LSTM", "GRU", "RNN"):
+                        return name
+                    reached.update(n.output)
+                    grew = True
+    return None
 
 
 def _check_recorded(given: dict, given_from: dict, ranges: dict, ignored: dict) -> None:

@@ -23,7 +23,7 @@ from .builtins import BUILTINS
 from .calls import LAYER_CALL, Calls
 from .operators import Operators
 from .scalars import UNDECIDED_ADVICE, Limits, ReturnValue, SymbolicOperand, is_callable, is_num, py_error
-from .values import MODULES, BlockLayer, Env, LayerFn, OpFn, Tensor, describe
+from .values import MODULES, BlockLayer, Env, LayerFn, OpFn, Tensor, describe, model_called
 
 __all__ = ["Evaluator", "Limits"]
 
@@ -411,8 +411,7 @@ class Evaluator(Calls, Blocks, Operators):
                                    f"only its arguments; read it from a tensor (shape(x)[0]), pass it in as an "
                                    f"argument, or let reshape infer it (-1)", span)
         if name in self.models:  # "did you mean 'cdist'?" for a GAN's disc(gen(z))
-            raise UnknownNameError(f"unknown name '{name}': {name} is a model, and a model is not called from "
-                                   "another; put its layers in a block and call that from each model", span)
+            raise UnknownNameError(model_called(name, name), span)
         raise env.missing(name, span, extra=list(BUILTINS) + ops.all_names())
 
     def _label(self, label_expr, env):

@@ -30,7 +30,7 @@ from .scalars import (
     sizes_order,
     sym_arith,
 )
-from .values import Namespace, Tensor, describe
+from .values import Namespace, Tensor, describe, model_called
 
 __all__ = ["Operators"]
 
@@ -233,9 +233,7 @@ class Operators:
                 return v.env.vars[name]
             except KeyError:
                 if name in v.models:
-                    raise UnknownNameError(f"unknown name '{v.name}.{name}': {name} is a model, and a model is not "
-                                           "called from another; put its layers in a block and call that from each "
-                                           "model", span) from None
+                    raise UnknownNameError(model_called(f"{v.name}.{name}", name), span) from None
                 raise v.env.missing(name, span, prefix=f"{v.name}.") from None
         if isinstance(v, dict):
             if name in v:

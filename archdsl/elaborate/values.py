@@ -10,7 +10,8 @@ from ..ops import OpDef
 from ..syntax import ast as A
 from ..types import DTYPES, describe
 
-__all__ = ["Tensor", "OpFn", "BlockFn", "LayerFn", "BlockLayer", "Builtin", "Namespace", "Env", "describe"]
+__all__ = ["Tensor", "OpFn", "BlockFn", "LayerFn", "BlockLayer", "Builtin", "Namespace", "Env", "describe",
+           "model_called"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -72,6 +73,12 @@ class Builtin:
     fn: object
     doc: str = ""
     kind_name = "builtin function"
+
+
+def model_called(written: str, name: str) -> str:
+    """A GAN's disc(gen(z)) in a third model: 'did you mean cdist?' said nothing of models."""
+    return (f"unknown name '{written}': {name} is a model, and a model is not called from another; put its layers "
+            "in a block and call that from each model")
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -50,9 +50,12 @@ def _zero_and_rest(node: Node) -> bool:
 
 
 def _reads_more_shapes(inner: Node, node: Node, merged: Node) -> bool:
-    """The merged reshape would be such a target where neither of the two was ([B, T] unsqueezed twice to
-    [B, 1, 1, T]): onnxruntime refuses it at batch 0, where the two ran."""
-    return _zero_and_rest(merged) and not (_zero_and_rest(inner) or _zero_and_rest(node))
+    """The merged reshape's target is read at run time (a symbolic dim that moves: [B, T] unsqueezed twice to
+    [B, 1, 1, T]) where neither of the two fails at batch 0 already: onnxruntime folds such a target into 0s
+    and -1s, which fail at batch 0, where the two ran."""
+    src, out = merged.inputs[0].type.shape, merged.outputs[0].type.shape
+    moved = any(isinstance(d, Sym) and not (i < len(src) and src[i] == d) for i, d in enumerate(out))
+    return moved and not (_zero_and_rest(inner) or _zero_and_rest(node))
 
 
 @register_pass("compose_layout", level=1, doc="merge chains of transposes/permutes and of reshapes")

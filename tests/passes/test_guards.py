@@ -186,6 +186,7 @@ def test_compose_layout_composes_permutations_in_order():
     ("x: float32[B, T]", "x -> unsqueeze(1) -> reshape([B, 1, T, 1])"),
     ("x: float32[B, 1, T, 2]", "x -> flatten(0, 1) -> unsqueeze(-1)"),
     ("x: float32[B, 1, T, 2]", "x -> unsqueeze(-1) -> flatten(0, 1)"),
+    ("x: float32[B, T, 4]", "x -> unsqueeze(0) -> unsqueeze(0)"),
 ])
 def test_compose_layout_keeps_what_runs_on_an_empty_batch(sig, body):
     """A merged reshape that keeps the batch in place beside a size it computes (0s and a -1 in ONNX's target,

@@ -253,6 +253,10 @@ def test_a_model_output_named_as_an_input_of_the_step_is_shown_where_it_is_made(
     with pytest.raises(ArchError) as e:
         compile_step(None, dataclasses.replace(config(), output="y"), text=src)
     assert "output 'lr' would have the name of an input" in e.value.message and e.value.span.line == 3
+    src = "model m(x: float32[B, 4], t: float32[B, 3]) -> (y, t) {\n    y = x -> linear(3)\n}\n"  # passed through
+    with pytest.raises(ArchError) as e:
+        compile_step(None, dataclasses.replace(config(), output="y"), text=src)
+    assert "output 't' would have the name of an input" in e.value.message and e.value.span.line == 1
 
 
 def test_cross_entropy_on_a_symbolic_class_dim_is_refused_at_build_time():
