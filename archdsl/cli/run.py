@@ -253,15 +253,12 @@ def _into_an_rnn(model, names: list[str]) -> str | None:
     import onnx
     proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model), load_external_data=False)
     for name in names:
-        reached, grew = {name}, True
-        while grew:  # the nodes are in order, but a pass over them all until nothing is added costs little
-            grew = False
-            for n in proto.graph.node:
-                if reached.intersection(n.input) and not reached.issuperset(n.output):
-                    if n.op_type in ("LSTM", "GRU", "RNN"):
-                        return name
-                    reached.update(n.output)
-                    grew = True
+        reached = {name}
+        for n in proto.graph.node:  # in order: ONNX's nodes are sorted so that each follows its inputs
+            if reached.intersection(n.input):
+                if n.op_type in ("LSTM", "GRU", "RNN"):
+                    return name
+                reached.update(n.output)
     return None
 
 

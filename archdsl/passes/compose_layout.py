@@ -4,7 +4,8 @@ Rules: 1. permute/transpose after permute/transpose: one permute with the compos
 (out[i] = x[p1[p2[i]]]); an identity result is then dropped by remove_noops.
 2. reshape/flatten/squeeze/unsqueeze after reshape/flatten/squeeze/unsqueeze: one reshape of the first
 input to the last output's shape, when that shape can be lowered from it (every symbolic dim but at most
-one is a dim of the input), and not where it would read run-time shapes that neither of the two read.
+one is a dim of the input), and not where it would read run-time shapes (failing at batch 0) unless one
+of the two already fails there.
 The first node stays while something else reads it (dead_code removes it otherwise)."""
 
 from __future__ import annotations
@@ -46,16 +47,20 @@ def _zero_and_rest(node: Node) -> bool:
         end = node.attrs["end_dim"] % max(len(src), 1)
         return any(isinstance(d, Sym) for d in src[:start]) and any(isinstance(d, Sym) for d in src[start:end + 1])
     kept = any(isinstance(d, Sym) and i < len(src) and src[i] == d for i, d in enumerate(out))
-    return kept and any(isinstance(d, Sym) and not (i < len(src) and src[i] == d) for i, d in enumerate(out))
+    return kept and _moves(src, out)
+
+
+def _moves(src: tuple, out: tuple) -> bool:
+    """A symbolic dim of the target not at its own place in the input: a size the lowering reads at run time."""
+    return any(isinstance(d, Sym) and not (i < len(src) and src[i] == d) for i, d in enumerate(out))
 
 
 def _reads_more_shapes(inner: Node, node: Node, merged: Node) -> bool:
     """The merged reshape's target is read at run time (a symbolic dim that moves: [B, T] unsqueezed twice to
     [B, 1, 1, T]) where neither of the two fails at batch 0 already: onnxruntime folds such a target into 0s
     and -1s, which fail at batch 0, where the two ran."""
-    src, out = merged.inputs[0].type.shape, merged.outputs[0].type.shape
-    moved = any(isinstance(d, Sym) and not (i < len(src) and src[i] == d) for i, d in enumerate(out))
-    return moved and not (_zero_and_rest(inner) or _zero_and_rest(node))
+    return _moves(merged.inputs[0].type.shape, merged.outputs[0].type.shape) and \
+        not (_zero_and_rest(inner) or _zero_and_rest(node))
 
 
 @register_pass("compose_layout", level=1, doc="merge chains of transposes/permutes and of reshapes")
