@@ -157,9 +157,10 @@ def _refuse_reserved_params(g: Graph, names: set[str]) -> None:
 
 
 def _scalar_input(g: Graph, name: str, dtype: DType, init: Init) -> Value:
-    if any(v.name == name for v in g.inputs):  # a declared `seed` read as data too
+    clash = next((v for v in g.inputs if v.name == name), None)
+    if clash is not None:  # a declared `seed` read as data too
         raise ArchError(f"a model input is named '{name}', which the train step takes as its own {dtype} scalar "
-                        f"state ({_STATE_WHAT.get(name, name)}); rename the input")
+                        f"state ({_STATE_WHAT.get(name, name)}); rename the input", clash.span)
     return g.add_param(name, ParamSpec(name, (), init, trainable=False), dtype)
 
 

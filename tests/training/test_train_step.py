@@ -257,6 +257,10 @@ def test_a_model_output_named_as_an_input_of_the_step_is_shown_where_it_is_made(
     with pytest.raises(ArchError) as e:
         compile_step(None, dataclasses.replace(config(), output="y"), text=src)
     assert "output 't' would have the name of an input" in e.value.message and e.value.span.line == 1
+    src = "model m(x: float32[B, 4], lr: float32[B, 4]) -> y {\n    y = (x + lr) -> linear(3)\n}\n"  # an input
+    with pytest.raises(ArchError) as e:
+        compile_step(None, config(), text=src)
+    assert "a model input is named 'lr'" in e.value.message and e.value.span.line == 1
 
 
 def test_cross_entropy_on_a_symbolic_class_dim_is_refused_at_build_time():
