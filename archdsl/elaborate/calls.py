@@ -124,9 +124,9 @@ class Calls:
             return self.reuse_block(fn, args, kwargs, label, span)
         if isinstance(fn, Builtin):
             if fn.name == "sum" and args and isinstance(args[0], (list, tuple)) and label is None and \
-                    any(isinstance(a, Tensor) for a in args[0]) and len(args) + len(kwargs) <= 2 and \
-                    set(kwargs) <= {"start"} and not (len(args) == 2 and kwargs):  # python's sum(hs, start=0)
-                return self.add_all(args[0], args[1] if len(args) == 2 else kwargs.get("start", 0), span)
+                    any(isinstance(a, Tensor) for a in [*args[0], *args[1:], *kwargs.values()]) and \
+                    len(args) + len(kwargs) <= 2 and set(kwargs) <= {"start"} and not (len(args) == 2 and kwargs):
+                return self.add_all(args[0], args[1] if len(args) == 2 else kwargs.get("start", 0), span)  # python's
             if fn.name in TENSOR_MATH and any(isinstance(a, Tensor) for a in args):  # a node, named as mean's
                 return self.call_op(fn.name, args, kwargs, label, span)
             if label is not None:

@@ -128,6 +128,8 @@ class Operators:
 
     def add_all(self, items, start, span: Span):
         """python's sum(hs) (or sum(hs, start)) of a list of tensors, a block's branches: added in turn."""
+        if not items:
+            return start
         total = items[0] if type(start) is int and start == 0 else self.binop("+", start, items[0], span)
         for a in items[1:]:
             total = self.binop("+", total, a, span)

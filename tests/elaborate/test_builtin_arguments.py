@@ -38,6 +38,7 @@ def test_sum_of_a_list_of_tensors_adds_them_as_pythons_does():
                                "    y = sum(hs)\n}\n")
     x = np.arange(8, dtype=np.float32).reshape(2, 4)
     np.testing.assert_allclose(runtime.session(m, "cpu", 1).run(None, {"x": x})[0], 4 * x + 1)
-    for start, want in (("0", 2 * x), ("1.5", 2 * x + 1.5), ("x", 3 * x), ("start=1.0", 2 * x + 1)):  # python's
-        m = archdsl.compile_source(f"model m(x: float32[B, 4]) -> y {{\n    y = sum([x, x], {start})\n}}\n")
+    for items, start, want in (("[x, x]", "0", 2 * x), ("[x, x]", "1.5", 2 * x + 1.5), ("[x, x]", "x", 3 * x),
+                               ("[x, x]", "start=1.0", 2 * x + 1), ("[1.0, 2.0]", "x", x + 3), ("[]", "x", x)):
+        m = archdsl.compile_source(f"model m(x: float32[B, 4]) -> y {{\n    y = sum({items}, {start})\n}}\n")
         np.testing.assert_allclose(runtime.session(m, "cpu", 1).run(None, {"x": x})[0], want)
