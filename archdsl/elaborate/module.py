@@ -210,12 +210,12 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                     mod.imported_params[full] = _set_value(target, k)
                     if vspan is not None:
                         mod.overrides[full] = vspan
+                models = frozenset(target.models) | target.imported_models  # a model called is said to be one
                 if item.alias:
                     mod.aliases[item.alias] = list(target.params)
-                    _define(env, item.alias, Namespace(item.alias, target.env,
-                                                       frozenset(target.models) | target.imported_models), item.span)
+                    _define(env, item.alias, Namespace(item.alias, target.env, models), item.span)
                 else:
-                    mod.imported_models |= set(target.models) | target.imported_models
+                    mod.imported_models |= models
                     for k, v in target.env.vars.items():
                         if k in local:
                             continue

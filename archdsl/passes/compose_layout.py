@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ..diagnostics import ShapeError
 from ..ir import Graph, Node
+from ..ops.shapes import norm_axis
 from ..types import Sym
 from ._rewrite import Rewriter
 from .manager import PassContext, register_pass
@@ -43,8 +44,9 @@ def _zero_and_rest(node: Node) -> bool:
     if node.op in ("squeeze", "unsqueeze"):
         return False
     if node.op == "flatten":
-        start = node.attrs["start_dim"] % max(len(src), 1)
-        end = node.attrs["end_dim"] % max(len(src), 1)
+        if not src:  # a scalar flattens to [1]
+            return False
+        start, end = (norm_axis(node.attrs[k], len(src)) for k in ("start_dim", "end_dim"))
         return any(isinstance(d, Sym) for d in src[:start]) and any(isinstance(d, Sym) for d in src[start:end + 1])
     kept = any(isinstance(d, Sym) and i < len(src) and src[i] == d for i, d in enumerate(out))
     return kept and _moves(src, out)
