@@ -1,0 +1,133 @@
+"""`archdsl train` and the batch sizes a model takes: BatchNorm given batches of one (refused where it would
+be a silent no-op, trained where spatial dims give it values), sized from the data over symbolic dims, and a
+model with a fixed batch trained in whole batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from archdsl.cli import main
+
+BN = "model net(x: float32[B, 4]) -> y { y = x -> linear(8) as fc -> batchnorm as bn -> linear(3) as head }"
+
+
+def test_batch_size_one_with_batchnorm_is_refused_not_a_silent_no_op(tmp_path, capsys):
+    """Every batch of one was skipped (batch statistics of one example): no step ran, yet the run exited 0."""
+    spec = tmp_path / "bn.arch"
+    spec.write_text("model bn(x: float32[B, 4]) -> y {\n    y = x -> linear(4) as fc -> batchnorm as bn "
+                    "-> linear(3) as out\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((8, 4)).astype(np.float32), labels=rng.integers(0, 3, 8))
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--batch-size", "1", "--quiet",
+                 "-o", str(tmp_path / "w.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "--batch-size 1: the model has a BatchNorm that sees one value per channel" in err
+    assert "training bn" not in err  # refused before it said it was training
+    np.savez(tmp_path / "d9.npz", x=rng.standard_normal((9, 4)).astype(np.float32), labels=rng.integers(0, 3, 9))
+    assert main(["train", str(spec), "--data", str(tmp_path / "d9.npz"), "--batch-size", "4", "--epochs", "1",
+                 "-o", str(tmp_path / "w.npz")]) == 0
+    assert "each epoch leaves out one example, a last batch of one" in " ".join(capsys.readouterr().err.split())
+
+
+def test_batchnorm_with_spatial_dims_trains_on_batches_of_one(tmp_path, capsys):
+    """With spatial dims a batch of one still has several values per channel (torch trains it): the batches
+    of one were skipped for any model with BatchNorm. The step's own running statistics show they ran."""
+    from archdsl import driver
+    from archdsl.autodiff import TrainConfig
+    spec = tmp_path / "bn.arch"
+    spec.write_text("model bn(x: float32[B, 2, 6]) -> y {\n    y = x -> conv1d(3, 3, padding=1) as c "
+                    "-> batchnorm as bn -> flatten -> linear(3) as out\n}\n")
+    assert driver.compile_train_file(spec, TrainConfig()).info.min_batch == 1
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((3, 2, 6)).astype(np.float32), labels=rng.integers(0, 3, 3))
+    out = tmp_path / "w.npz"
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--batch-size", "1", "--quiet",
+                 "--epochs", "1", "-o", str(out)]) == 0
+    assert int(np.load(tmp_path / "w.ckpt.npz")["step"]) == 3  # one step per example: none was skipped
+
+
+@pytest.mark.parametrize("stride", [1, 2])  # L itself, and the formula (L-1)//2+1 a strided conv makes
+@pytest.mark.parametrize("length,steps", [(6, 3), (1, None)])
+def test_batchnorm_over_symbolic_spatial_dims_is_sized_from_the_data(tmp_path, capsys, stride, length, steps):
+    """A symbolic L made every BatchNorm count as 'no spatial dims': --batch-size 1 was refused and the last
+    example of an odd split skipped, though torch trains them. The loop now sizes L from the data: at L=6
+    batches of one train; at L=1 they would be one value per channel, and are refused as before."""
+    spec = tmp_path / "bn.arch"
+    spec.write_text(f"model bn(x: float32[B, 2, L]) -> y {{\n    y = x -> conv1d(3, 3, stride={stride}, padding=1) "
+                    "as c -> batchnorm as bn -> global_avgpool -> flatten -> linear(3) as out\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((3, 2, length)).astype(np.float32),
+             labels=rng.integers(0, 3, 3))
+    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--batch-size", "1", "--quiet", "--epochs", "1",
+            "-o", str(tmp_path / "w.npz")]
+    if steps is None:
+        assert main(argv) == 1
+        assert "one value per channel" in capsys.readouterr().err
+    else:
+        assert main(argv) == 0
+        assert int(np.load(tmp_path / "w.ckpt.npz")["step"]) == steps  # one step per example: none skipped
+
+
+def test_one_example_for_a_batchnorm_is_a_diagnostic(tmp_path, capsys):
+    """The batch of one was skipped, so nothing trained and the run said it succeeded."""
+    spec = tmp_path / "bn.arch"
+    spec.write_text(BN)
+    np.savez(tmp_path / "one.npz", x=np.ones((1, 4), np.float32), labels=np.zeros(1, np.int64))
+    assert main(["train", str(spec), "--data", str(tmp_path / "one.npz"), "--quiet",
+                 "-o", str(tmp_path / "w.npz")]) == 1
+    assert "holds one example; the model has a BatchNorm" in capsys.readouterr().err
+    assert not (tmp_path / "w.npz").exists()
+
+
+def test_a_model_with_a_fixed_batch_trains_in_whole_batches(tmp_path, capsys):
+    """`param B = none` and -D B=4 (a batch dim fixed in the model): --batch-size must be 4, a short last batch
+    is left out (torch's drop_last) with a note, held-out data too; other batch sizes, and a file smaller than
+    one batch, are refused up front (onnxruntime stopped mid-epoch on the short batch). SGD over two epochs is
+    torch's loop with drop_last."""
+    torch = pytest.importorskip("torch")
+    spec = tmp_path / "fixed.arch"
+    spec.write_text("param B = none\nmodel m(x: float32[B, 3]) -> y {\n    y = x -> linear(2, bias=false) as fc\n}\n")
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((10, 3)).astype(np.float32), rng.standard_normal((10, 2)).astype(np.float32)
+    w0 = rng.standard_normal((2, 3)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, labels=y)
+    np.savez(tmp_path / "w0.npz", **{"fc.weight": w0})
+    np.savez(tmp_path / "small.npz", x=x[:3], labels=y[:3])
+    argv = ["train", str(spec), "-D", "B=4", "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--optimizer",
+            "sgd", "--lr", "0.1", "--epochs", "2", "-o", str(tmp_path / "w.npz"), "--weights", str(tmp_path / "w0.npz")]
+    assert main([*argv, "--batch-size", "4", "--val", str(tmp_path / "d.npz")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "note: the model takes batches of exactly 4: each epoch leaves out the last 2 examples of its shuffled " \
+        "order, a short batch (8 of 10 used per epoch)" in err  # other examples each epoch, not the file's last
+    assert "d.npz's last 2 examples, a short batch, are left out (8 of 10 used)" in err  # as --val: file order
+    lin = torch.nn.Linear(3, 2, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(w0))
+    opt = torch.optim.SGD(lin.parameters(), lr=0.1)
+    for epoch in (1, 2):
+        order = np.random.default_rng([0, epoch]).permutation(10)
+        for idx in (order[:4], order[4:8]):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(lin(torch.from_numpy(x[idx])), torch.from_numpy(y[idx])).backward()
+            opt.step()
+    np.testing.assert_allclose(np.load(tmp_path / "w.npz")["fc.weight"], lin.weight.detach().numpy(), rtol=1e-5,
+                               atol=1e-6)
+    assert main([*argv, "--batch-size", "8"]) == 1
+    assert "the model takes batches of exactly 4 (its input 'x' has a first dim of 4): give --batch-size 4" \
+        in " ".join(capsys.readouterr().err.split())
+    assert main([*argv, "--batch-size", "4", "--val", str(tmp_path / "small.npz")]) == 1
+    assert "small.npz holds 3 examples, fewer than the one batch of 4 the model takes" in capsys.readouterr().err
+
+
+def test_the_fixed_batch_note_of_an_evaluation_names_the_files_last_examples(tmp_path, capsys):
+    """--epochs 0 reads --data in file order: its note said "each epoch leaves out ... of its shuffled order"."""
+    spec = tmp_path / "fb.arch"
+    spec.write_text("model m(x: float32[4, 3]) -> y {\n    y = x -> linear(2) as fc\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((10, 3)).astype(np.float32),
+             labels=rng.standard_normal((10, 2)).astype(np.float32))
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--batch-size", "4",
+                 "--epochs", "0"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "d.npz's last 2 examples, a short batch, are left out (8 of 10 used)" in err and "shuffled" not in err
