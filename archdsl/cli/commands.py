@@ -14,7 +14,7 @@ from ..diagnostics import ArchError, ArchSyntaxError, SourceMap, render
 from ..interrupts import interruption
 from ..ir import print_graph
 from ..summary import summarize
-from .signals import StdoutFailed, was_interrupted
+from .signals import StdoutFailed, stdout_closed, was_interrupted
 from .table import print_table
 
 __all__ = ["COMMANDS", "announce", "beside", "check_dim_names", "dim_flags", "empty_name", "load_spec",
@@ -81,7 +81,9 @@ def output_path(raw: str | None, flag: str = "-o", example: str = "model.onnx") 
 
 def announce(message: str, out) -> None:
     """The 'wrote' line, on stderr when the output is stdout itself (-o /dev/stdout | ...), where it would
-    end up inside the file."""
+    end up inside the file. Nothing when stdout is closed (`>&-`): the file is written."""
+    if stdout_closed():
+        return
     try:
         to_err = os.path.samestat(os.stat(out), os.fstat(sys.stdout.fileno()))
     except (OSError, ValueError, AttributeError):  # no stdout file (pytest's capture) or no output
@@ -195,7 +197,7 @@ def cmd_build(args, sources) -> int:
             or pass_flags_error(args, "build") is not None:
         return 2
     if args.output == "-":  # the Unix convention; it wrote a file named "-"
-        if sys.stdout is None or not os.path.exists("/dev/stdout"):  # started with stdout closed (>&-)
+        if stdout_closed() or not os.path.exists("/dev/stdout"):  # started with stdout closed (>&-)
             raise ArchError("-o - writes to stdout, which is closed; give -o FILE")
         args.output = "/dev/stdout"
     output_path(args.output)
@@ -222,7 +224,7 @@ def cmd_build(args, sources) -> int:
             files.atomic_write(args.output, lambda tmp: tmp.write_text("".join(text), encoding="utf-8",
                                                                        errors="surrogateescape"))  # a file name
             announce(f"wrote {args.output}", args.output)
-        elif sys.stdout is None:  # started with stdout closed (>&-): print() would drop it silently
+        elif stdout_closed():  # started with stdout closed (>&-)
             raise ArchError("--emit ir prints to stdout, which is closed; give -o FILE")
         else:
             sys.stdout.write("".join(text))

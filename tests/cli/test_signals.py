@@ -82,6 +82,16 @@ def test_a_closed_stdout_is_no_traceback(work):
     assert (work / "t.onnx").exists()
 
 
+@pytest.mark.parametrize("command", [["ops"], ["summary", "tiny.arch"], ["run", "tiny.arch"]])
+def test_a_command_printing_its_result_to_a_closed_stdout_fails(work, command):
+    """print() drops its text when stdout is closed: these exited 0 having shown nothing."""
+    import subprocess
+    import sys
+    res = subprocess.run([sys.executable, "-m", "archdsl", *command], cwd=work, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, timeout=300, preexec_fn=lambda: os.close(1))
+    assert (res.returncode, res.stderr) == (1, "error: cannot write the output to stdout: stdout is closed\n")
+
+
 @pytest.mark.parametrize("flags", [["--emit", "ir"], ["-o", "-"]])
 def test_output_to_a_closed_stdout_is_an_error_not_a_file_named_dash(work, flags):
     """--emit ir to a closed stdout was an internal error (AttributeError); -o - wrote a file named '-'."""
