@@ -55,7 +55,7 @@ def override(item: A.ParamDecl, default, given, prefix: str = ""):
     api = "" if span is not None or not isinstance(value, str) else \
         " (the Python API's defines take Python values, as True or 64, not -D's text)"
     if isinstance(default, str) and isinstance(value, OpFn):  # -D names={a: silu}: a word inside is a name
-        api = f' (inside a list or record a word is a name: quote it, "{value.op.name}")'
+        api = f' (inside a list, record or expression a word is a name: quote it, "{value.op.name}")'
 
     raise DefineError(f"{define_label(name, span)}: expected {_kind(default)} like the default ({describe(default)}), "
                       f"got {describe(value)}{api}", span, [(f"param '{item.name}' is declared here", item.span)])
@@ -137,7 +137,7 @@ def _same_elements(name: str, item: A.ParamDecl, default, value, span):
         return value
     for i, v in enumerate(value):
         if not _of_kind(v, kind):
-            quote = f' (inside a list or record a word is a name: quote it, "{v.op.name}")' \
+            quote = f' (inside a list, record or expression a word is a name: quote it, "{v.op.name}")' \
                 if kind is str and isinstance(v, OpFn) else ""  # a bare -D act=silu is a string; [silu] an op
             raise DefineError(f"{define_label(name, span)}: element {i} is {describe(v)}, and the default's "
                               f"elements are {_KINDS[kind]}{quote}", span,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import archdsl
-from archdsl.diagnostics import ArchError
+from archdsl.diagnostics import ArchError, ArchTypeError
 
 
 @pytest.mark.parametrize("claim", [
@@ -42,3 +42,9 @@ def test_sum_of_a_list_of_tensors_adds_them_as_pythons_does():
                                ("[x, x]", "start=1.0", 2 * x + 1), ("[1.0, 2.0]", "x", x + 3), ("[]", "x", x)):
         m = archdsl.compile_source(f"model m(x: float32[B, 4]) -> y {{\n    y = sum({items}, {start})\n}}\n")
         np.testing.assert_allclose(runtime.session(m, "cpu", 1).run(None, {"x": x})[0], want)
+
+
+def test_sum_of_tensors_with_a_start_that_is_no_number_names_sum():
+    """sum([x], "a") said "add(): 'a' must be a tensor", naming a parameter of an op the user never called."""
+    with pytest.raises(ArchTypeError, match=r'^sum\(\): start must be a number or a tensor, got string "a"'):
+        archdsl.check_source('model m(x: float32[B, 4]) -> y {\n    y = sum([x, x], "a")\n}\n')
