@@ -32,6 +32,19 @@ def _size(v: Value) -> int:
     return math.prod(v.type.shape)
 
 
+def lends_shape_only(node, i: int) -> bool:
+    """Rule 2: node's input i is read for its static shape only (positions reads one dim: its output's static
+    shape says that dim is fixed)."""
+    v = node.inputs[i]
+    return i in SHAPE_ONLY.get(node.op, ()) and v.type.dtype.np is not None and (
+        is_static(v.type.shape) or node.op == "positions")
+
+
+def stand_in(v: Value) -> np.ndarray:
+    """An array of v's shape (a symbolic dim as 1) for an input read for its shape only."""
+    return np.zeros([d if isinstance(d, int) else 1 for d in v.type.shape], dtype=v.type.dtype.np)
+
+
 @register_pass("fold_constants", level=1, doc="evaluate nodes whose inputs are constants (or only static shapes)")
 def fold_constants(g: Graph, ctx: PassContext) -> bool:
     known: set[int] = {id(c) for c in g.consts}
@@ -41,11 +54,9 @@ def fold_constants(g: Graph, ctx: PassContext) -> bool:
         if node.opdef.random or not node.outputs or not all(
                 is_static(o.type.shape) and o.type.dtype.np is not None for o in node.outputs):
             continue  # randn_like(zeros) is not a constant
-        shape_only = SHAPE_ONLY.get(node.op, ())
         ok, src, read, largest = True, 0, set(), 0
         for i, v in enumerate(node.inputs):
-            if i in shape_only and v.type.dtype.np is not None and (
-                    is_static(v.type.shape) or node.op == "positions"):  # its output is static: its one dim is
+            if lends_shape_only(node, i):
                 continue
             if id(v) not in known:
                 ok = False
@@ -96,8 +107,7 @@ def _evaluated(picked: list, rw: Rewriter, ctx: PassContext) -> tuple[list[Value
     for n in picked:
         for v in n.inputs:
             if id(v) not in produced and id(v) not in feeds:
-                feeds[id(v)] = v.data if v.kind == "const" else np.zeros(  # a shape-only stand-in (positions
-                    [d if isinstance(d, int) else 1 for d in v.type.shape], dtype=v.type.dtype.np)  # reads no B)
+                feeds[id(v)] = v.data if v.kind == "const" else stand_in(v)
     return wanted, (evaluate(picked, wanted, feeds, ctx.opset) if wanted else [])
 
 

@@ -11,6 +11,7 @@ from ..diagnostics import EvalError
 from ..ir import Graph, Value, dead_nodes
 from ..types import is_static
 from ._evaluate import evaluate
+from .fold_constants import lends_shape_only, stand_in
 
 __all__ = ["check_zero_divisors"]
 
@@ -19,8 +20,8 @@ _MAX_NODES = 64  # a divisor computed by more than this is left to onnxruntime
 
 
 def _from_constants(v: Value) -> list | None:
-    """The nodes computing v from constants only, in graph order, or None where an input, a parameter or a
-    random call feeds it (or it takes too many)."""
+    """The nodes computing v from constants (and static shapes, as fold_constants takes them: `positions(ids)`),
+    or None where an input's values, a parameter or a random call feed it (or it takes too many)."""
     nodes, seen, todo = {}, set(), [v]
     while todo:
         x = todo.pop()
@@ -32,7 +33,7 @@ def _from_constants(v: Value) -> list | None:
                 not all(is_static(o.type.shape) and o.type.dtype.np is not None for o in n.outputs):
             return None
         nodes[id(n)] = n
-        todo.extend(n.inputs)
+        todo.extend(u for i, u in enumerate(n.inputs) if not lends_shape_only(n, i))
     return list(nodes.values())
 
 
@@ -53,7 +54,9 @@ def check_zero_divisors(g: Graph, opset, live_only: bool = False) -> None:
             if not nodes:
                 continue
             nodes.sort(key=lambda n: order[id(n)])
-            consts = {id(x): x.data for n in nodes for x in n.inputs if x.kind == "const"}
+            made = {id(o) for n in nodes for o in n.outputs}
+            consts = {id(x): x.data if x.kind == "const" else stand_in(x)
+                      for n in nodes for x in n.inputs if id(x) not in made}
             try:
                 value = evaluate(nodes, [d], consts, opset() if callable(opset) else opset)[0]
             except Exception:  # noqa: BLE001 - a kernel onnxruntime lacks: it says so when the model loads
