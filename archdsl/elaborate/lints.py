@@ -213,6 +213,8 @@ def _fixed_reshape(x, shape) -> str | None:
     if not symbols or shape is None or any(not isinstance(d, int) or d == -1 for d in shape):
         return None
     total, target = prod(x.shape), prod(shape)
+    if isinstance(total, int):  # a 0-size dim beside the symbols ([B, 0, 4]): no symbol left in the count
+        return None
     if not is_formula(total) and target % total.coef:  # no size fits: the shape check says so
         return None
     single = len(symbols) == 1 and not is_formula(total) and total.factors == (symbols[0],)

@@ -35,6 +35,8 @@ def test_a_reshape_that_fixes_every_size_says_the_one_batch_it_runs_at():
     with pytest.raises(archdsl.ArchError, match="cannot reshape") as err:  # 300 is no multiple of 256: an error,
         archdsl.check_source("model m(x: float32[B, 16, 16]) -> y {\n    y = reshape(x, [300])\n}\n")
     assert not any("runs only when" in text for text, _ in err.value.notes)  # "when 256*B = 300"
+    with pytest.raises(archdsl.ArchError, match=r"cannot reshape \[B, 0, 16\] \(0 elements\)"):  # an internal
+        archdsl.check_source("model m(x: float32[B, 16, 16]) -> y {\n    y = reshape(x[:, 0:0], [2, 8])\n}\n")  # error
 
 
 def test_channels_last_images_into_a_conv_are_said_with_the_permute():
