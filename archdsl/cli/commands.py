@@ -249,16 +249,21 @@ def cmd_build(args, sources) -> int:
 
 
 def pass_flags_error(args, command: str) -> int | None:
-    """--disable-pass or --report under -O0, where no pass runs, or --disable-pass of an -O2 pass under -O1, is a
-    usage error rather than a flag quietly ignored or an empty table."""
+    """--disable-pass or --report under -O0, where no pass runs, --disable-pass of an -O2 pass under -O1, or of
+    an inference pass with --train, is a usage error rather than a flag quietly ignored or an empty table."""
+    from ..passes import all_passes
+    passes = {p.name: p for p in all_passes()}
+    disabled = [passes[n] for n in getattr(args, "disabled_passes", ()) if n in passes]
     if getattr(args, "opt_level", None) == 1:  # an -O2 pass is off at -O1 already: the flag did nothing
-        from ..passes import all_passes
-        levels = {p.name: p.level for p in all_passes()}
-        above = next((n for n in getattr(args, "disabled_passes", ()) if levels.get(n, 0) > 1), None)
+        above = next((p.name for p in disabled if p.level > 1), None)
         if above is not None:
             print(f"archdsl {command}: error: --disable-pass {above} with -O1: that pass runs only at -O2",
                   file=sys.stderr)
             return 2
+    if getattr(args, "train", False) and (idle := next((p.name for p in disabled if not p.in_train_steps), None)):
+        print(f"archdsl {command}: error: --disable-pass {idle} with --train: that pass runs in inference builds "
+              "only (`archdsl passes` marks them), not in a train step or its eval model", file=sys.stderr)
+        return 2
     if getattr(args, "opt_level", None) != 0:
         return None
     for flag, given in (("--disable-pass", getattr(args, "disabled_passes", None)),

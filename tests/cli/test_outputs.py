@@ -169,6 +169,9 @@ def test_flags_that_would_be_ignored_or_mean_nothing_are_usage_errors(work, caps
     assert "--report with -O0" in capsys.readouterr().err
     assert main(["build", spec, "-O1", "--disable-pass", "fuse_gemm"]) == 2  # off at -O1 already
     assert "--disable-pass fuse_gemm with -O1: that pass runs only at -O2" in capsys.readouterr().err
+    assert main(["build", spec, "--train", "--disable-pass", "fold_batchnorm"]) == 2  # never runs in a step
+    assert "--disable-pass fold_batchnorm with --train: that pass runs in inference builds only" in \
+        capsys.readouterr().err
     for flags in (["-O1"], ["--disable-pass", "cse"]):  # summary's table is as written: they changed nothing
         assert main(["summary", spec, *flags]) == 2
         assert "the table counts the model as written (add --report)" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from archdsl import runtime
 from archdsl.cli import main
@@ -40,9 +41,21 @@ def test_speech_ctc_example_transcribes_held_out_utterances(tmp_path):
     assert _example("speech_ctc").main(tmp_path) >= 0.9
 
 
+def test_diffusion_example_runs_end_to_end(tmp_path):
+    """examples/diffusion's steps on a sliver of its data (about 5 s): make_data, archdsl train, build --weights,
+    sampling with the built UNet and the judge. The digits it draws after one short epoch prove nothing; the
+    slow test below holds the example's claim."""
+    res = _example("diffusion").main(tmp_path, epochs=1, draws=1, samples=10)
+    assert sum(res["classes"]) == 10 and np.isfinite(res["samples"]["nearest"])
+    assert res["held-out digits"]["confident"] > res["noise"]["confident"]  # the judge tells digits from noise
+    assert res["held-out digits"]["nearest"] < res["noise"]["nearest"]
+
+
+@pytest.mark.slow
 def test_diffusion_example_draws_digits(tmp_path):
-    """examples/diffusion end to end (1.5 to 2 minutes): a DDPM UNet from specs/ddpm_unet.arch trained by archdsl
-    train draws digits that a classifier recognizes and that lie near the training digits, far from noise."""
+    """examples/diffusion end to end (1.5 to 3 minutes, the longest test: `-m slow` runs it): a DDPM UNet from
+    specs/ddpm_unet.arch trained by archdsl train draws digits that a classifier recognizes and that lie near
+    the training digits, far from noise."""
     res = _example("diffusion").main(tmp_path)
     assert res["samples"]["confident"] >= 0.45 > res["noise"]["confident"]
     assert res["samples"]["nearest"] <= 3.2 < res["noise"]["nearest"]
