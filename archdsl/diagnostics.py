@@ -143,8 +143,23 @@ def did_you_mean(name: str, candidates, prefix: str = "") -> str:
     not part of what is compared (every name under `lib.` would look alike)."""
     names = sorted(set(candidates))
     folded = [c for c in names if c.lower() == name.lower()]  # Relu for relu: the case alone differs
-    close = folded or difflib.get_close_matches(name, names, n=1, cutoff=0.6)
-    return f"; did you mean '{prefix}{close[0]}'?" if close else ""
+    close = folded[:1] or _closest(name, names)
+    if not close:
+        return ""
+    said = [f"'{prefix}{c}'" for c in close]
+    return f"; did you mean {said[0] if len(said) == 1 else ', '.join(said[:-1]) + ' or ' + said[-1]}?"
+
+
+def _closest(name: str, names: list[str]) -> list[str]:
+    """The candidates nearest to name (difflib's ratio, at least 0.6), up to three where they tie: of fc1 and
+    fc2 for fc, difflib's own pick was the one that sorts last."""
+    scored = []
+    for c in names:
+        m = difflib.SequenceMatcher(None, name, c)
+        if m.real_quick_ratio() >= 0.6 and m.quick_ratio() >= 0.6 and (r := m.ratio()) >= 0.6:
+            scored.append((r, c))
+    best = max((r for r, _ in scored), default=None)
+    return [c for r, c in scored if r == best][:3]
 
 
 class SourceMap:

@@ -300,7 +300,7 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     buffers = [v for v in graph.buffers()]
     if not params:
         raise ArchError(f"model {graph.name} has no trainable parameters"
-                        + (" (--freeze left none)" if cfg.freeze else ""))
+                        + (" (--freeze left none)" if cfg.freeze else ""), graph.span)
 
     lr = _scalar_input(graph, "lr", DType.float32, Init("constant", cfg.lr))
     step = _scalar_input(graph, "step", DType.int64, Init("zeros"))

@@ -444,6 +444,21 @@ def test_a_freeze_prefix_that_matches_nothing_suggests_the_closest_prefix(tmp_pa
     assert not list(tmp_path.glob("*.onnx"))
 
 
+def test_a_near_miss_between_equally_close_names_suggests_them_all(tmp_path, capsys):
+    """`--freeze fc` of fc1 and fc2 suggested fc2 alone (difflib's pick among ties is the one sorting last)."""
+    spec = tmp_path / "t.arch"
+    spec.write_text("model m(x: float32[B, 8]) -> y {\n    y = x -> linear(8) as fc1 -> linear(3) as fc2\n}\n")
+    assert main(["build", str(spec), "--train", "--freeze", "fc", "-o", str(tmp_path / "t.onnx")]) == 1
+    assert "did you mean 'fc1' or 'fc2'?" in capsys.readouterr().err
+
+
+def test_a_model_with_nothing_to_train_is_said_at_its_header(tmp_path, capsys):
+    spec = tmp_path / "n.arch"
+    spec.write_text("model n(x: float32[B, 4]) -> y {\n    y = relu(x)\n}\n")
+    assert main(["build", str(spec), "--train", "-o", str(tmp_path / "n.onnx")]) == 1
+    assert capsys.readouterr().err.startswith(f"{spec}:1:1: error: model n has no trainable parameters\n")
+
+
 def test_no_decay_may_name_what_freeze_froze(tmp_path, capsys):
     """`--freeze fc1 --no-decay fc1.bias` (or '*.bias' for both): the frozen parameter gets no decay anyway,
     as in a torch param group; it was refused as matching no parameter, with a suggestion naming another
