@@ -22,7 +22,8 @@ def test_a_computed_zero_divisor_is_a_diagnostic(divisor, op, level):
 
 
 def test_divisors_that_hold_no_zero_or_are_not_constant_build():
-    for body in ("ids // (tensor([1, 2, 3, 4]) + 1)", "ids % ids", "ids // (positions(ids) + 1)", "ids // (ids * 0 + 2)",
+    for body in ("ids // (tensor([1, 2, 3, 4]) + 1)", "ids % ids", "ids // (positions(ids) + 1)",
+                 "ids // (ids * 0 + 2)",
                  "cast(ids, \"float32\") // (tensor([1.0]) - 1.0)"):  # a float // 0 is inf, as torch's
         archdsl.compile_source(f"model m(ids: int64[B, 4]) -> y {{\n    y = {body}\n}}\n")
     with pytest.raises(EvalError):  # in a train step's model too
