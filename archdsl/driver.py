@@ -205,7 +205,7 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
 def _fits_in_memory(graph: Graph) -> None:
     """An in-memory ModelProto holds its weights, and protobuf refuses past 2 GiB: the model came back, and
     every use of it (serializing, a session, the checker) raised EncodeError. Said before any weight is made."""
-    size = _weight_bytes(graph)
+    size = sum(_weight_bytes(graph))
     if size >= EXTERNAL_DATA_THRESHOLD:
         raise ArchError(f"the model's weights take {size / 2**30:.2f} GiB, past the "
                         f"{EXTERNAL_DATA_THRESHOLD / 2**30:.2f} GiB an in-memory ONNX model can hold (protobuf's "
@@ -214,10 +214,10 @@ def _fits_in_memory(graph: Graph) -> None:
                         "with_weights=False (the parameters become inputs)")
 
 
-def _weight_bytes(graph: Graph) -> int:
-    """The bytes of the graph's parameters and buffers as the model file holds them."""
+def _weight_bytes(graph: Graph) -> list[int]:
+    """The bytes of each of the graph's parameters and buffers as the model file holds them."""
     import numpy as np
-    return sum(math.prod(v.type.shape) * np.dtype(v.type.dtype.numpy).itemsize for v in graph.params.values())
+    return [math.prod(v.type.shape) * np.dtype(v.type.dtype.numpy).itemsize for v in graph.params.values()]
 
 
 def _drops_dead_code(level: int, disabled, inference: bool) -> bool:
@@ -553,10 +553,10 @@ def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict |
     from .lower import param_arrays, write_streaming
     g = compiled.graph
     if external_data is None:
-        external_data = _weight_bytes(g) >= EXTERNAL_DATA_THRESHOLD
+        external_data = sum(_weight_bytes(g)) >= EXTERNAL_DATA_THRESHOLD
     out = files.resolved(out)
     if files.is_special(out):  # -o /dev/null: written into, not replaced
-        no_external_data_beside(out, external_data)
+        no_external_data_beside(out, external_data, max(_weight_bytes(g), default=0))
         with open(out, "wb") as f:
             write_streaming(compiled.model, param_arrays(g, options.seed, weights, chunked=True), f)
         return [out]

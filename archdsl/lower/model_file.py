@@ -196,7 +196,7 @@ def _stage(model: onnx.ModelProto, out: Path, external_data: bool | None, staged
     if external_data is None:  # the threshold keeps 64 MiB for the graph: no ByteSize() walk over the weights
         external_data = not _small_enough(model)
     if files.is_special(out):  # -o /dev/null: written into, not replaced
-        no_external_data_beside(out, external_data)
+        no_external_data_beside(out, external_data, max(_tensor_bytes(model), default=0))
         staged.append(Staged(out, payload=_serialized(model)))
         return
     parent = out.parent if str(out.parent) else Path(".")
@@ -247,19 +247,23 @@ def data_file_name(out: Path) -> str:
     return name
 
 
-def no_external_data_beside(out: Path, external_data: bool) -> None:
-    if external_data:
+def no_external_data_beside(out: Path, external_data: bool, largest: int) -> None:
+    """-o /dev/stdout, a pipe: no file can go beside it. A model whose every tensor is under INLINE_LIMIT
+    bytes keeps them all inline with --external-data too (no .data file), so it is written."""
+    from .stream import INLINE_LIMIT
+    if external_data and largest >= INLINE_LIMIT:
         raise ArchError(f"cannot write external data beside {out}: it is not a regular file (and the model "
                         "needs external data: it is over 2 GiB or --external-data was given)")
 
 
-def _small_enough(model: onnx.ModelProto) -> bool:
+def _tensor_bytes(model: onnx.ModelProto) -> list[int]:
     """From dims and dtypes: reading `raw_data` would copy every tensor, ByteSize() would serialize the model."""
     import math
 
     from onnx import helper
-    total = 0
-    for t in model.graph.initializer:
-        size = helper.tensor_dtype_to_np_dtype(t.data_type).itemsize if t.data_type else 4
-        total += math.prod(t.dims) * size
-    return total < EXTERNAL_DATA_THRESHOLD
+    return [math.prod(t.dims) * (helper.tensor_dtype_to_np_dtype(t.data_type).itemsize if t.data_type else 4)
+            for t in model.graph.initializer]
+
+
+def _small_enough(model: onnx.ModelProto) -> bool:
+    return sum(_tensor_bytes(model)) < EXTERNAL_DATA_THRESHOLD

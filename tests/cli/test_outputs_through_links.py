@@ -77,9 +77,22 @@ def test_a_write_error_has_no_define_note(work, capsys):
     """The -D notes went on every error of the streamed write, an unwritable output's too."""
     spec = work / "d.arch"
     spec.write_text("param hidden = 8\nmodel m(x: float32[B, 4]) -> y {\n    y = x -> linear(hidden) as fc\n}\n")
-    assert main(["build", str(spec), "-D", "hidden=6", "-o", "/dev/null", "--external-data"]) == 1
+    assert main(["build", str(spec), "-D", "hidden=600", "-o", "/dev/null", "--external-data"]) == 1
     err = capsys.readouterr().err
     assert "cannot write external data beside /dev/null" in err and "set by -D" not in err
+
+
+def test_external_data_of_a_model_whose_tensors_all_stay_inline_goes_to_a_device(work, capsys):
+    """Every tensor under 1 KiB stays in the model with --external-data (no .data file): -o /dev/null was
+    refused as though the model needed one."""
+    spec = work / "d.arch"
+    spec.write_text("param hidden = 8\nmodel m(x: float32[B, 4]) -> y {\n    y = x -> linear(hidden) as fc\n}\n")
+    assert main(["build", str(spec), "-D", "hidden=6", "-o", "/dev/null", "--external-data"]) == 0
+    import archdsl
+    from archdsl.lower.model_file import write_model  # a model in memory (the train step's way)
+    assert main(["build", str(spec), "--train", "-o", "/dev/null", "--external-data"]) == 1  # beside it: eval
+    assert "the eval model would go beside it" in capsys.readouterr().err
+    write_model(archdsl.compile_source(spec.read_text()), "/dev/null", external_data=True)
 
 
 def test_a_train_build_through_a_link_names_the_external_data_it_wrote(work, capsys):
