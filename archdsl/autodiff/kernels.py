@@ -66,7 +66,7 @@ _internal("zeros_like", ("x",), _same, doc="zeros shaped like x",
 
 _internal("reshape_like", ("g", "x"), lambda ins, a: [ins[0].with_shape(ins[1].shape)],
           lower=lambda e, ins, outs, c: e.op("Reshape", [ins[0], shape_tensor(e, ins[1], c.in_types[1])],
-                                             outputs=outs),
+                                             outputs=outs, allowzero=1),  # x's sizes: a 0 is a 0, not a copy
           grad=lambda b, c, ins, outs, gouts: [b.reshape_like(gouts[0], ins[0]), None],
           doc="g viewed with x's shape")
 

@@ -29,16 +29,19 @@ def _flatten_lower(e, ins, outs, c):
     s = norm_axis(c.attrs["start_dim"], x.rank)
     end = norm_axis(c.attrs["end_dim"], x.rank)
     tail, middle = x.shape[end + 1:], x.shape[s:end + 1]
-    # the flattened size where it is known: -1 beside a 0-size batch names no size (onnxruntime refused B=0)
-    size = int(np.prod(middle)) if all(isinstance(d, int) for d in middle) else -1
-    head = e.const(np.array([0] * s + [size] + [d for d in tail if isinstance(d, int)], dtype=np.int64))
-    if all(isinstance(d, int) for d in tail):
-        e.op("Reshape", [ins[0], head], outputs=outs)
+    if all(isinstance(d, int) for d in (*middle, *tail)):  # the lead's 0s copy its dims, whatever their size
+        head = [0] * s + [int(np.prod(middle))] + list(tail)
+        e.op("Reshape", [ins[0], e.const(np.array(head, dtype=np.int64))], outputs=outs)
         return
-    # a symbolic dim after end_dim: the tail read from the input's shape at run time (0 would copy the dim
-    # at the output's index, which flattening has shifted)
-    lead = e.const(np.array([0] * s + [size], dtype=np.int64))
-    e.op("Reshape", [ins[0], e.op("Concat", [lead, e.op("Shape", [ins[0]], start=end + 1)], axis=0)], outputs=outs)
+    # a symbolic dim in or after the flattened ones: every size read from the input's shape at run time, the
+    # flattened one multiplied out, with allowzero=1. A -1 beside a 0-size batch names no size (onnxruntime
+    # refused B = 0), and a 0 read at run time would copy a dim instead ([T, 2, B] flatten(0, 1) at B = 0
+    # gave (0, 1, 1)).
+    size = _i64(e, int(np.prod(middle))) if all(isinstance(d, int) for d in middle) else \
+        e.op("ReduceProd", [e.op("Shape", [ins[0]], start=s, end=end + 1)], keepdims=1)
+    parts = ([e.op("Shape", [ins[0]], start=0, end=s)] if s else []) + [size] + \
+        ([e.op("Shape", [ins[0]], start=end + 1)] if tail else [])
+    e.op("Reshape", [ins[0], e.op("Concat", parts, axis=0)], outputs=outs, allowzero=1)
 
 
 def _view_grad(b, c, ins, outs, gouts):
@@ -150,19 +153,65 @@ def _reshape_lower(e, ins, outs, c):
                      f"before this reshape, so it cannot be read at run time; leave one dim to -1 or reshape "
                      f"where a value of that size exists")
             spec.append(("size", size))
+    if all(not isinstance(v, tuple) for v in spec) and not (0 in spec and -1 in spec):
+        e.op("Reshape", [ins[0], e.const(np.array(spec, dtype=np.int64))], outputs=outs)
+        return
+    # sizes read at run time may be 0 (an empty batch), which Reshape reads as "copy the input's dim" unless
+    # allowzero=1 ([T, 2, B] into [T, 2, 1, B] at B = 0 gave (T, 2, 1, 1)); and a -1 beside a 0 names no
+    # size ([B, T, 4] into [B, -1] failed at B = 0). So every size is written out, read from the input's
+    # shape, the -1's multiplied out from the symbols of its dim.
+    sizes = _every_size(e, ins[0], x, c.out_types[0].shape, spec)
+    if sizes is not None:
+        e.op("Reshape", [ins[0], e.op("Concat", sizes, axis=0)], outputs=outs, allowzero=1)
+        return
+    # a -1 whose size is no product of sizes at hand (a formula with + or //): ONNX's reading, which at a
+    # 0-size dim fails or gives another shape (REFERENCE)
     if all(not isinstance(v, tuple) for v in spec):
         e.op("Reshape", [ins[0], e.const(np.array(spec, dtype=np.int64))], outputs=outs)
         return
     shape = e.op("Shape", [ins[0]]) if any(v[0] == "dim" for v in spec if isinstance(v, tuple)) else None
-    parts = []
-    for v in spec:
-        if isinstance(v, tuple) and v[0] == "dim":
-            parts.append(e.op("Gather", [shape, e.const(np.array([v[1]], dtype=np.int64))], axis=0))
-        elif isinstance(v, tuple):
-            parts.append(v[1])
-        else:
-            parts.append(e.const(np.array([v], dtype=np.int64)))
+    parts = [e.op("Gather", [shape, _i64(e, v[1])], axis=0) if isinstance(v, tuple) and v[0] == "dim" else
+             v[1] if isinstance(v, tuple) else _i64(e, v) for v in spec]
     e.op("Reshape", [ins[0], e.op("Concat", parts, axis=0)], outputs=outs)
+
+
+def _every_size(e, x_name: str, x, out_shape: tuple, spec: list) -> list | None:
+    """The target's sizes as int64 [1] tensors, none of them 0-for-copy or -1; None where the -1's dim is
+    not a product of symbols the input's shape or an earlier value has."""
+    shape: list = []
+
+    def dim(i: int) -> str:
+        if not shape:
+            shape.append(e.op("Shape", [x_name]))
+        return e.op("Gather", [shape[0], _i64(e, i)], axis=0)
+
+    def product(d) -> str | None:
+        if isinstance(d, int):
+            return _i64(e, d)
+        if is_formula(d):
+            return None
+        size = _i64(e, d.coef) if d.coef != 1 else None
+        for f in d.factors:
+            s = Sym.of(f)
+            have = dim(x.shape.index(s)) if s in x.shape else e.dim(s)
+            if have is None:
+                return None
+            size = have if size is None else e.op("Mul", [size, have])
+        return size
+
+    sizes = []
+    for i, v in enumerate(spec):
+        if isinstance(v, tuple):
+            sizes.append(dim(v[1]) if v[0] == "dim" else v[1])
+        elif v == 0:
+            sizes.append(dim(i))
+        elif v == -1:
+            if (size := product(out_shape[i])) is None:
+                return None
+            sizes.append(size)
+        else:
+            sizes.append(_i64(e, v))
+    return sizes
 
 
 register(OpDef(

@@ -4,8 +4,8 @@ Rules: 1. permute/transpose after permute/transpose: one permute with the compos
 (out[i] = x[p1[p2[i]]]); an identity result is then dropped by remove_noops.
 2. reshape/flatten/squeeze/unsqueeze after reshape/flatten/squeeze/unsqueeze: one reshape of the first
 input to the last output's shape, when that shape can be lowered from it (every symbolic dim but at most
-one is a dim of the input), and not where it would read run-time shapes (failing at batch 0) unless one
-of the two already fails there.
+one is a dim of the input), and not where it would read run-time shapes (a Shape, Gathers and a Concat
+in place of a constant target) unless one of the two already reads them.
 The first node stays while something else reads it (dead_code removes it otherwise)."""
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ def lowerable_reshape(src_shape: tuple, target: tuple) -> bool:
 
 
 def _zero_and_rest(node: Node) -> bool:
-    """Whether a reshape's lowering keeps a symbolic dim in place (a 0 in ONNX's target) beside a size it
-    computes from symbolic dims (a -1, or run-time shapes onnxruntime folds into one): a -1 beside a 0 names
-    no size when that dim is 0 (batch 0). squeeze and unsqueeze lower to ops with no target; flatten keeps
-    the dims before start_dim and computes the flattened size."""
+    """Whether a reshape's lowering reads its target at run time: a symbolic dim kept in place beside a size
+    computed from symbolic dims (a -1 beside a 0 names no size at batch 0, so both are read from the
+    input's shape: ops/shape_ops). squeeze and unsqueeze lower to ops with no target; flatten keeps the dims
+    before start_dim and computes the flattened size."""
     src, out = node.inputs[0].type.shape, node.outputs[0].type.shape
     if node.op in ("squeeze", "unsqueeze"):
         return False
@@ -59,8 +59,8 @@ def _moves(src: tuple, out: tuple) -> bool:
 
 def _reads_more_shapes(inner: Node, node: Node, merged: Node) -> bool:
     """The merged reshape's target is read at run time (a symbolic dim that moves: [B, T] unsqueezed twice to
-    [B, 1, 1, T]) where neither of the two fails at batch 0 already: onnxruntime folds such a target into 0s
-    and -1s, which fail at batch 0, where the two ran."""
+    [B, 1, 1, T]) where neither of the two reads one: more nodes than it saves (BERT-base's mask: 382 nodes
+    merged, 379 not)."""
     return _moves(merged.inputs[0].type.shape, merged.outputs[0].type.shape) and \
         not (_zero_and_rest(inner) or _zero_and_rest(node))
 
