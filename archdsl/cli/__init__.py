@@ -10,7 +10,7 @@ import sys
 from .._version import __version__
 from .args import DEFINE_HELP, THREADS_HELP, seed, threads
 from .commands import COMMANDS
-from .signals import interruptible
+from .signals import interruptible, stdout_closed
 from .train import add_train_flags, add_train_parser
 
 __all__ = ["main", "make_parser"]
@@ -210,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
+    if stdout_closed() and (args.command in ("ops", "passes", "summary") or args.command == "run" and not args.save):
+        # started with stdout closed (`>&-`): print() drops the text that is the command's whole result (check's
+        # is its exit status; build's and train's files are written, run --save's too)
+        print(f"archdsl {args.command}: error: stdout is closed, and {args.command} prints its result there",
+              file=sys.stderr)
+        return 2
     if args.command == "passes":
         from ..passes import all_passes
         passes = all_passes()

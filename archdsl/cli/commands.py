@@ -79,11 +79,12 @@ def output_path(raw: str | None, flag: str = "-o", example: str = "model.onnx") 
     return Path(raw)
 
 
+_STDOUT_NAMES = ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+
+
 def announce(message: str, out) -> None:
     """The 'wrote' line, on stderr when the output is stdout itself (-o /dev/stdout | ...), where it would
-    end up inside the file. Nothing when stdout is closed (`>&-`): the file is written."""
-    if stdout_closed():
-        return
+    end up inside the file."""
     try:
         to_err = os.path.samestat(os.stat(out), os.fstat(sys.stdout.fileno()))
     except (OSError, ValueError, AttributeError):  # no stdout file (pytest's capture) or no output
@@ -196,9 +197,10 @@ def cmd_build(args, sources) -> int:
     if empty_name(args, "build", ("-o", "output"), ("--weights", "weights")) \
             or pass_flags_error(args, "build") is not None:
         return 2
+    if args.output in _STDOUT_NAMES and (stdout_closed() or not os.path.exists("/dev/stdout")):  # `>&-`:
+        # /dev/stdout led to whatever file took fd 1 since (onnxruntime's opens /dev/null), or to no file
+        raise ArchError(f"-o {args.output} writes to stdout, which is closed; give -o FILE")
     if args.output == "-":  # the Unix convention; it wrote a file named "-"
-        if stdout_closed() or not os.path.exists("/dev/stdout"):  # started with stdout closed (>&-)
-            raise ArchError("-o - writes to stdout, which is closed; give -o FILE")
         args.output = "/dev/stdout"
     output_path(args.output)
     # -o w.npz wrote a model that `run` then took for a file of arrays

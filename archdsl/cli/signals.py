@@ -44,20 +44,9 @@ class _GuardedStdout:
         return getattr(self._stream, name)
 
 
-class _ClosedStdout:
-    """sys.stdout of a command started with stdout closed (`archdsl ops >&-`): Python makes it None and print()
-    drops the text, so a command whose output is its result exited 0 having shown nothing. Writing fails as
-    on a full disk instead (as coreutils do); `announce`'s 'wrote' line, about a file that exists, is left out."""
-
-    def write(self, text):
-        raise StdoutFailed("stdout is closed")
-
-    def flush(self):
-        pass
-
-
 def stdout_closed() -> bool:
-    return sys.stdout is None or isinstance(sys.stdout, _ClosedStdout)
+    """Started with stdout closed (`>&-`): Python makes sys.stdout None, and print() drops what it is given."""
+    return sys.stdout is None
 
 
 @contextlib.contextmanager
@@ -86,13 +75,14 @@ def exit_cleanly_on_signals():
 def interruptible(main: Callable[[], int]) -> int:
     """main() under exit_cleanly_on_signals; Ctrl-C says `interrupted` and exits 130; a reader that went away
     (`archdsl bench | head`) ends it quietly; output that cannot be written (a full disk) is an error, exit 1."""
-    guarded = isinstance(sys.stdout, (_GuardedStdout, _ClosedStdout))
+    guarded = isinstance(sys.stdout, _GuardedStdout) or sys.stdout is None
     if not guarded:
-        sys.stdout = _ClosedStdout() if sys.stdout is None else _GuardedStdout(sys.stdout)
+        sys.stdout = _GuardedStdout(sys.stdout)
     with exit_cleanly_on_signals(), record_interrupts(), _escaping_what_the_terminal_cannot_show():
         try:
             status = main()
-            sys.stdout.flush()
+            if sys.stdout is not None:  # None: started with stdout closed (`archdsl build ... >&-`)
+                sys.stdout.flush()
             return status
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
@@ -105,7 +95,7 @@ def interruptible(main: Callable[[], int]) -> int:
             return 1
         finally:
             if not guarded:
-                sys.stdout = getattr(sys.stdout, "_stream", None)
+                sys.stdout = sys.stdout._stream
 
 
 def _escape(e: UnicodeError):
