@@ -151,15 +151,17 @@ def did_you_mean(name: str, candidates, prefix: str = "") -> str:
 
 
 def _closest(name: str, names: list[str]) -> list[str]:
-    """The candidates nearest to name (difflib's ratio, at least 0.6), up to three where they tie: of fc1 and
-    fc2 for fc, difflib's own pick was the one that sorts last."""
+    """The candidates nearest to name (difflib's get_close_matches' score, at least 0.6), every one that ties,
+    where they are four at most (more name no likely one): of fc1 and fc2 for fc, difflib's own pick was the
+    one that sorts last."""
     scored = []
     for c in names:
-        m = difflib.SequenceMatcher(None, name, c)
+        m = difflib.SequenceMatcher(None, c, name)  # get_close_matches' order: ratio() is not symmetric
         if m.real_quick_ratio() >= 0.6 and m.quick_ratio() >= 0.6 and (r := m.ratio()) >= 0.6:
             scored.append((r, c))
     best = max((r for r, _ in scored), default=None)
-    return [c for r, c in scored if r == best][:3]
+    tied = [c for r, c in scored if r == best]
+    return tied if len(tied) <= 4 else []
 
 
 class SourceMap:

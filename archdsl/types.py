@@ -76,11 +76,11 @@ def unknown_dtype(name) -> str:
     """The diagnostic for a dtype name archdsl does not have: `float` is float32 in torch, a close spelling
     is suggested, and the dtypes are listed."""
     meant = _DTYPE_WORDS.get(name) if isinstance(name, str) else None
-    if meant is None and isinstance(name, str):
-        from difflib import get_close_matches
-        close = get_close_matches(name, list(DTYPES), n=1, cutoff=0.6)
-        meant = close[0] if close else None
-    hint = (f"; did you mean '{meant}" + (")?" if "(" in meant else "'?")) if meant else ""
+    if meant is not None:
+        hint = f"; did you mean '{meant}" + (")?" if "(" in meant else "'?")
+    else:
+        from .diagnostics import did_you_mean
+        hint = did_you_mean(name, DTYPES) if isinstance(name, str) else ""  # float6: float16 or float64
     return f"unknown dtype {name!r}{hint} (one of {', '.join(DTYPES)})"
 
 

@@ -204,3 +204,19 @@ def test_a_floor_division_of_a_floor_division_is_one(a, m, n, c):
         assert dim_size(q, sizes) == (dim_size(a, sizes) + c) // m // n
     if isinstance(inner, Sym) and str(inner).count("//") == 1 and inner.coef == 1:
         assert str(q).count("//") == 1
+
+
+def test_a_misspelt_dtype_suggests_every_equally_close_one():
+    """float6 is as near float16 as float64: one was named, the one sorting last."""
+    from archdsl.types import unknown_dtype
+    assert unknown_dtype("float6").startswith("unknown dtype 'float6'; did you mean 'float16' or 'float64'? (one of")
+
+
+def test_did_you_mean_lists_ties_in_difflibs_scoring():
+    """Ties: all of them up to four (fc5 of fc1..fc4 showed three as if complete), none past that; the score
+    is get_close_matches' (candidate first: ratio() is not symmetric, and glg dropped log)."""
+    from archdsl.diagnostics import did_you_mean
+    assert did_you_mean("fc5", ["fc1", "fc2", "fc3", "fc4"]) == "; did you mean 'fc1', 'fc2', 'fc3' or 'fc4'?"
+    assert did_you_mean("fc6", ["fc1", "fc2", "fc3", "fc4", "fc5"]) == ""
+    assert did_you_mean("glg", ["log", "glu"]) == "; did you mean 'glu' or 'log'?"
+    assert did_you_mean("relu", ["Relu", "relu6"], "lib.") == "; did you mean 'lib.Relu'?"

@@ -128,8 +128,8 @@ class Operators:
 
     def add_all(self, items, start, span: Span):
         """python's sum(hs) (or sum(hs, start)) of a list of tensors, a block's branches: added in turn."""
-        if not (isinstance(start, Tensor) or is_num(start)):  # add() named its own parameter: "add(): 'a' must.."
-            raise ArchTypeError(f"sum(): start must be a number or a tensor, got {describe(start)}", span)
+        if not (isinstance(start, (Tensor, Sym, bool)) or is_num(start)):  # add() named its own parameter
+            raise ArchTypeError(f"sum(): start must be a number, a size or a tensor, got {describe(start)}", span)
         if not items:
             return start
         total = items[0] if type(start) is int and start == 0 else self.binop("+", start, items[0], span)
