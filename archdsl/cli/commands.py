@@ -262,7 +262,8 @@ def pass_flags_error(args, command: str) -> int | None:
             print(f"archdsl {command}: error: --disable-pass {above} with -O1: that pass runs only at -O2",
                   file=sys.stderr)
             return 2
-    if getattr(args, "train", False) and (idle := next((p.name for p in disabled if not p.in_train_steps), None)):
+    if getattr(args, "train", False) and getattr(args, "emit", None) != "ir" and \
+            (idle := next((p.name for p in disabled if not p.in_train_steps), None)):  # --emit ir: refused after
         print(f"archdsl {command}: error: --disable-pass {idle} with --train: that pass runs in inference builds "
               "only (`archdsl passes` marks them), not in a train step or its eval model", file=sys.stderr)
         return 2

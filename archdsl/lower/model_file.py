@@ -252,8 +252,9 @@ def no_external_data_beside(out: Path, external_data: bool, largest: int) -> Non
     bytes keeps them all inline with --external-data too (no .data file), so it is written."""
     from .stream import INLINE_LIMIT
     if external_data and largest >= INLINE_LIMIT:
-        raise ArchError(f"cannot write external data beside {out}: it is not a regular file (and the model "
-                        "needs external data: it is over 2 GiB or --external-data was given)")
+        raise ArchError(f"cannot write external data beside {out}: it is not a regular file, and the model's "
+                        f"tensors of {INLINE_LIMIT} bytes or more would go to a .data file beside it (it is over "
+                        "2 GiB, or --external-data was given)")
 
 
 def _tensor_bytes(model: onnx.ModelProto) -> list[int]:

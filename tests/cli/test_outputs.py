@@ -172,6 +172,8 @@ def test_flags_that_would_be_ignored_or_mean_nothing_are_usage_errors(work, caps
     assert main(["build", spec, "--train", "--disable-pass", "fold_batchnorm"]) == 2  # never runs in a step
     assert "--disable-pass fold_batchnorm with --train: that pass runs in inference builds only" in \
         capsys.readouterr().err
+    assert main(["build", spec, "--train", "--emit", "ir", "--disable-pass", "fold_batchnorm"]) == 2  # the IR is
+    assert "--emit ir prints the IR; --train applies to the ONNX model only" in capsys.readouterr().err  # inference
     for flags in (["-O1"], ["--disable-pass", "cse"]):  # summary's table is as written: they changed nothing
         assert main(["summary", spec, *flags]) == 2
         assert "the table counts the model as written (add --report)" in capsys.readouterr().err

@@ -42,7 +42,7 @@ def test_speech_ctc_example_transcribes_held_out_utterances(tmp_path):
 
 
 def test_diffusion_example_runs_end_to_end(tmp_path):
-    """examples/diffusion's steps on a sliver of its data (about 5 s): make_data, archdsl train, build --weights,
+    """examples/diffusion's steps on a sliver of its data (5 to 15 s): make_data, archdsl train, build --weights,
     sampling with the built UNet and the judge. The digits it draws after one short epoch prove nothing; the
     slow test below holds the example's claim."""
     res = _example("diffusion").main(tmp_path, epochs=1, draws=1, samples=10)
