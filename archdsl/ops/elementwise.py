@@ -175,18 +175,20 @@ register(OpDef(
 ))
 
 
-def _fmod_grad(b, c, ins, outs, gouts):
-    """torch's: g for a, -g * trunc(a / b) for b."""
-    g = gouts[0]
-    gb = b.op("neg", b.op("mul", g, b.op("trunc", b.op("div", ins[0], ins[1])))) if b.needs(1) else None
-    return [b.sum_to(g, c.in_types[0].shape) if b.needs(0) else None,
-            b.sum_to(gb, c.in_types[1].shape) if gb is not None else None]
+def _quotient_grad(rounding: str):
+    """torch's for a - b * round(a / b) (fmod: trunc; %: floor): g for a, -g * round(a / b) for b."""
+    def grad(b, c, ins, outs, gouts):
+        g = gouts[0]
+        gb = b.op("neg", b.op("mul", g, b.op(rounding, b.op("div", ins[0], ins[1])))) if b.needs(1) else None
+        return [b.sum_to(g, c.in_types[0].shape) if b.needs(0) else None,
+                b.sum_to(gb, c.in_types[1].shape) if gb is not None else None]
+    return grad
 
 
 register(OpDef(
     name="fmod", inputs=("a", "b"), category="math", infer=_same_dtypes_broadcast("fmod"), elementwise=True,
     lower=lambda e, ins, outs, c: e.op("Mod", ins, outputs=outs, fmod=1), cost=elementwise_cost,
-    grad=_fmod_grad,
+    grad=_quotient_grad("trunc"),
     doc="The remainder of a / b truncated toward zero, the sign of a, with broadcasting (torch.fmod, C's fmod, "
         "ONNX Mod with fmod=1); % is the remainder with the sign of b. A float b of 0 gives NaN; an integer b of "
         "0 is a build error where it is a constant or computed from constants alone, and fails at run time otherwise.",
@@ -195,8 +197,9 @@ register(OpDef(
 
 register(OpDef(
     name="remainder", inputs=("a", "b"), category="math", infer=_same_dtypes_broadcast("'%'"), elementwise=True,
-    lower=_remainder_lower, cost=elementwise_cost,
-    doc="a % b with broadcasting, the sign of b as Python (torch.remainder); no gradient (index arithmetic)",
+    lower=_remainder_lower, cost=elementwise_cost, grad=_quotient_grad("floor"),
+    doc="a % b with broadcasting, the sign of b as Python (torch.remainder); torch's gradient (1 for a, "
+        "-floor(a / b) for b)",
 ))
 
 def _matmul_infer(ins, a):

@@ -88,13 +88,13 @@ def test_more_math(op, shape, seed):
     check_grad(op, [_MATH_DOMAINS[op](normal(seed, *shape))], seed=seed)
 
 
-@pytest.mark.parametrize("op", ["atan2", "logaddexp", "fmod"])
+@pytest.mark.parametrize("op", ["atan2", "logaddexp", "fmod", "remainder"])  # remainder: it had none, torch has
 @FAST
 @given(data=st.data(), seed=st.integers(0, 99))
 def test_more_math_binary_broadcast(op, data, seed):
     sa, sb = _broadcast_pair(data.draw)
     a, b = normal(seed, *sa) * 2, normal(seed + 1, *sb)
-    if op == "fmod":  # away from the jumps where a / b crosses a whole number
+    if op in ("fmod", "remainder"):  # away from the jumps where a / b crosses a whole number
         b = np.where(np.abs(b) < 0.3, 0.3, b)
         a = np.where(np.abs(a / b - np.round(a / b)) < 0.05, a + 0.2 * b, a)
     check_grad(op, [a, b], seed=seed)
