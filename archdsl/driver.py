@@ -152,7 +152,8 @@ def select_models(mod: Module, model: str | None, flag: str = "--model {}") -> l
 def _one_model(mod: Module, model: str | None) -> str:
     names = select_models(mod, model)
     if len(names) > 1:
-        raise ArchError(f"{mod.path} defines several models ({', '.join(names)}); pick one with --model / model=")
+        raise ArchError(f"{mod.path} defines several models ({', '.join(names)}); pick one with --model NAME "
+                        "(model= in Python)")
     return names[0]
 
 

@@ -339,6 +339,10 @@ def test_an_unknown_model_is_a_command_line_error_without_a_caret(tmp_path, caps
         err = capsys.readouterr().err
         assert err == ("error: --model generater: no model 'generater' in gan.arch; did you mean 'generator'? "
                        "(models: generator, critic)\n")
+    for command in ("build", "run"):  # none picked: the flag to give, in the CLI's words
+        assert main([command, str(spec)]) == 1
+        assert "defines several models (generator, critic); pick one with --model NAME (model= in Python)" in \
+            capsys.readouterr().err
 
 
 def test_a_missing_file_named_like_arrays_is_missing(tmp_path, capsys):
