@@ -394,6 +394,7 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
     from .training.export import expose_initializers, lower_train_step
     name = _one_model(mod, model)
     opset = _check_options(options) or newest_opset()
+    _check_train(train, options)
     weights = given_weights(options)
     meta = _metadata(mod, name, options.seed)
     level = min(options.opt_level, TRAIN_LEVEL)
@@ -423,6 +424,18 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
                       params_stay=u.node is not None and not u.kept and any(n in held for n in u.names))
               for u in unused]
     return CompiledTrain(step_model, eval_model, info, graph, unused)
+
+
+def _check_train(train, options: CompileOptions) -> None:
+    """The API's train= and options, before anything is lowered: a dict or None for train was an
+    AttributeError, and with_weights=False was taken and ignored (a step holds its weights as its state)."""
+    from .autodiff import TrainConfig
+    if not isinstance(train, TrainConfig):
+        raise ArchError(f"train takes an archdsl.autodiff.TrainConfig (TrainConfig(lr=0.1, optimizer="
+                        f"OptimConfig(\"adamw\"))), got {type(train).__name__} {str(train)[:80]!r}")
+    if not options.with_weights:
+        raise ArchError("with_weights=false does not apply to a train step: it holds its weights, as its state")
+    train.validate()
 
 
 def compile_train_file(path, train, defines=None, model: str | None = None, **options) -> CompiledTrain:
@@ -541,7 +554,15 @@ def build_file(mod: Module, model: str | None, options: CompileOptions, out: str
                external_data: bool | None = None, sources: SourceMap | None = None) -> tuple[Compiled, list[Path]]:
     """`archdsl build`: compile and write `out` atomically, the weights streamed into the file as they are
     generated (lower/stream.py), so no ModelProto ever holds them. External data when asked or past 2 GiB.
-    The returned Compiled's model is the skeleton (no weights)."""
+    The returned Compiled's model is the skeleton (no weights); with_weights=False writes the model whose
+    parameters are inputs, whole."""
+    if isinstance(out, bool) or not isinstance(out, (str, os.PathLike)) or str(out) == "":
+        raise ArchError(f"out takes the path of the .onnx file to write, got {out!r}")
+    _check_options(options)  # before given_weights reads a checkpoint of gigabytes
+    if not options.with_weights:  # the parameters are inputs: no weights to stream (all of them were written)
+        compiled = build(mod, model, options, sources)
+        with writing(out):
+            return compiled, write_model(compiled.model, out, external_data)
     weights = given_weights(options)
     with _no_cyclic_gc():
         compiled = build(mod, model, options, sources, weights, skeleton=True)

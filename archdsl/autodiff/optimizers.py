@@ -8,6 +8,7 @@ which momentum * 0 + g is without dampening; with dampening the update takes g i
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,10 +17,24 @@ from ..diagnostics import ArchError
 from ..ir import Value
 from .builder import GradBuilder
 
-__all__ = ["OPTIMIZERS", "OptimConfig", "StateSlot", "update"]
+__all__ = ["OPTIMIZERS", "OptimConfig", "StateSlot", "check_kinds", "update"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim's defaults
+
+
+def check_kinds(cfg, kinds: dict) -> None:
+    """The API's config fields have the kind they are used as (lr="0.1" was a TypeError deep in a check):
+    name -> (str, int or float, whether None is taken)."""
+    for name, (want, optional) in kinds.items():
+        v = getattr(cfg, name)
+        if v is None and optional:
+            continue
+        if isinstance(v, str) if want is str else not isinstance(v, bool) and isinstance(
+                v, numbers.Integral if want is int else numbers.Real):
+            continue
+        what = {str: "a string", int: "an integer", float: "a number"}[want]
+        raise ArchError(f"{name} takes {what}{' or None' if optional else ''}, got {v!r}")
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,11 @@ class OptimConfig:
         return 0.01 if self.name == "adamw" else 0.0
 
     def validate(self) -> None:
+        check_kinds(self, {"name": (str, False), "momentum": (float, False), "weight_decay": (float, True),
+                           "eps": (float, False), "dampening": (float, False)})
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2 or \
+                not all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in self.betas):
+            raise ArchError(f"betas takes two numbers, got {self.betas!r}")
         if self.name not in OPTIMIZERS:
             raise ArchError(f"unknown optimizer '{self.name}' (one of {', '.join(OPTIMIZERS)})")
         if self.nesterov and (self.name != "sgd" or self.momentum <= 0):

@@ -25,7 +25,7 @@ from ..types import DType, TensorType, dim_size
 from .builder import GradBuilder
 from .engine import gradients, prune_dead
 from .losses import labels_type, make_loss
-from .optimizers import OptimConfig, StateSlot, update
+from .optimizers import OptimConfig, StateSlot, check_kinds, update
 from .train_mode import TrainInputs, drop_seed_input, to_training
 
 __all__ = ["NEW", "TrainConfig", "TrainStep", "build_train_step", "resolved"]
@@ -59,6 +59,11 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Settings that no model makes right: checked before any compile (the CLI: a usage error)."""
+        if not isinstance(self.optimizer, OptimConfig):  # optimizer="adam" from Python: an AttributeError
+            raise ArchError(f"optimizer takes an OptimConfig (OptimConfig(\"adam\")), got {self.optimizer!r}")
+        check_kinds(self, {"lr": (float, False), "label_smoothing": (float, False), "clip_grad_norm": (float, True),
+                      "clip_grad_value": (float, True), "accumulate": (int, False), "ignore_index": (int, True),
+                      "loss": (str, True), "output": (str, True)})
         self.optimizer.validate()
         if not 0 < self.lr < float("inf"):
             raise ArchError(f"the learning rate must be positive and finite, got {self.lr}")

@@ -136,3 +136,22 @@ def test_given_arrays_cross_piece_boundaries_intact():
         assert back.keys() == arrays.keys()
         for k, a in arrays.items():
             assert back[k].dtype == a.dtype and back[k].shape == a.shape and np.array_equal(back[k], a), k
+
+
+def test_build_file_without_weights_writes_the_model_whose_parameters_are_inputs(tmp_path):
+    """build_file took with_weights=False and streamed every weight into the file anyway, the -O2 graph too
+    (the 2 GiB error sends API users there)."""
+    mod = driver.load(SPECS / "mlp.arch")
+    driver.build_file(mod, None, driver.CompileOptions(with_weights=False), tmp_path / "h.onnx")
+    m = onnx.load(tmp_path / "h.onnx")
+    assert [i.name for i in m.graph.input] == ["x", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+    assert not m.graph.initializer
+
+
+@pytest.mark.parametrize("out,options", [(None, {}), (3, {}), ("", {}),
+                                         ("m.onnx", {"opset": 99, "weights": "/no/such/file.npz"})])
+def test_build_file_checks_its_arguments_before_reading_weights(tmp_path, out, options):
+    """out=None was a TypeError, and a bad opset was found only after the weights were read."""
+    mod = driver.load(SPECS / "mlp.arch")
+    with pytest.raises(driver.ArchError, match="out takes the path|opset 99 is not supported"):
+        driver.build_file(mod, None, driver.CompileOptions(**options), out if out != "m.onnx" else tmp_path / out)

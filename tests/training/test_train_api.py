@@ -1,0 +1,36 @@
+"""compile_train_file's own arguments from Python: a train= that is no TrainConfig, fields of the wrong kind
+and with_weights=False were tracebacks deep in the build, or quietly ignored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from archdsl import driver
+from archdsl.autodiff import OptimConfig, TrainConfig
+from archdsl.diagnostics import ArchError
+
+MLP = Path(__file__).resolve().parents[2] / "specs" / "mlp.arch"
+
+
+@pytest.mark.parametrize("train,said", [
+    (None, "train takes an archdsl.autodiff.TrainConfig"),
+    ({"lr": 0.1}, "train takes an archdsl.autodiff.TrainConfig"),
+    (TrainConfig(optimizer="adam"), "optimizer takes an OptimConfig"),
+    (TrainConfig(lr="0.1"), "lr takes a number, got '0.1'"),
+    (TrainConfig(accumulate="2"), "accumulate takes an integer"),
+    (TrainConfig(clip_grad_norm=True), "clip_grad_norm takes a number or None"),
+    (TrainConfig(optimizer=OptimConfig("adam", betas=(0.9,))), "betas takes two numbers"),
+    (TrainConfig(optimizer=OptimConfig("sgd", momentum="0.9")), "momentum takes a number"),
+])
+def test_a_train_config_of_the_wrong_kind_is_said(train, said):
+    with pytest.raises(ArchError, match=said):
+        driver.compile_train_file(MLP, train)
+
+
+def test_a_train_step_refuses_with_weights_false():
+    """The step holds its weights as its state: the option was taken and ignored."""
+    with pytest.raises(ArchError, match="with_weights=false does not apply to a train step"):
+        driver.compile_train_file(MLP, TrainConfig(), with_weights=False)
+    assert driver.compile_train_file(MLP, TrainConfig(lr=0.1, optimizer=OptimConfig("adamw"))).step_model.graph.node
