@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..types import Sym, dim_add, dim_floordiv, is_formula, numel
+from ..types import Sym, dim_add, dim_floordiv, dim_mul, dim_size, dim_symbols, is_formula, numel
 from ._common import one_dtype, shape_str
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis, parity_hint, prod
@@ -28,15 +28,19 @@ def _flatten_lower(e, ins, outs, c):
         return
     s = norm_axis(c.attrs["start_dim"], x.rank)
     end = norm_axis(c.attrs["end_dim"], x.rank)
-    tail, middle = x.shape[end + 1:], x.shape[s:end + 1]
-    if all(isinstance(d, int) for d in (*middle, *tail)):  # the lead's 0s copy its dims, whatever their size
-        head = [0] * s + [int(np.prod(middle))] + list(tail)
+    tail, lead, middle = x.shape[end + 1:], x.shape[:s], x.shape[s:end + 1]
+    known = all(isinstance(d, int) for d in middle)
+    if all(isinstance(d, int) for d in tail) and 0 not in x.shape and \
+            (known or all(isinstance(d, int) for d in lead)):
+        # one constant target: the lead's 0s copy its dims, and a -1 is sized by the other dims, none of them
+        # 0 unless the element count is 0 too
+        head = [0] * s + [int(np.prod(middle)) if known else -1] + list(tail)
         e.op("Reshape", [ins[0], e.const(np.array(head, dtype=np.int64))], outputs=outs)
         return
-    # a symbolic dim in or after the flattened ones: every size read from the input's shape at run time, the
-    # flattened one multiplied out, with allowzero=1. A -1 beside a 0-size batch names no size (onnxruntime
-    # refused B = 0), and a 0 read at run time would copy a dim instead ([T, 2, B] flatten(0, 1) at B = 0
-    # gave (0, 1, 1)).
+    # every size read from the input's shape at run time, the flattened one multiplied out, with allowzero=1:
+    # a -1 beside a lead dim that is 0 (an empty batch) names no size (onnxruntime refused B = 0), a 0 read
+    # at run time in the tail would copy a dim instead ([T, 2, B] flatten(0, 1) at B = 0 gave (0, 1, 1)),
+    # and so would a static 0 (x[:, :, 3:] of 3 flattened: (0, 2, 4) for (0, 0, 4))
     size = _i64(e, int(np.prod(middle))) if all(isinstance(d, int) for d in middle) else \
         e.op("ReduceProd", [e.op("Shape", [ins[0]], start=s, end=end + 1)], keepdims=1)
     parts = ([e.op("Shape", [ins[0]], start=0, end=s)] if s else []) + [size] + \
@@ -176,42 +180,64 @@ def _reshape_lower(e, ins, outs, c):
 
 
 def _every_size(e, x_name: str, x, out_shape: tuple, spec: list) -> list | None:
-    """The target's sizes as int64 [1] tensors, none of them 0-for-copy or -1; None where the -1's dim is
-    not a product of symbols the input's shape or an earlier value has."""
+    """The target's sizes as int64 [1] tensors, none of them 0-for-copy or -1; None (and nothing emitted)
+    where the -1's dim is not a multiple of factors the input's shape or an earlier value has (each factor a
+    symbol or a formula such as (T-1) or ((T+1)//2) that is itself a dim)."""
+    def source(f: str):  # ("dim", i) of the input, ("sym", s) that an earlier value has, or None
+        s = Sym.of(f)
+        if s in x.shape:
+            return ("dim", x.shape.index(s))
+        return ("sym", s) if s in e.dim_sources else None
+
+    plan = []
+    for i, v in enumerate(spec):
+        if v == -1:
+            d = out_shape[i]
+            coef, factors = (d, []) if isinstance(d, int) else (d.coef, [source(f) for f in d.factors])
+            if any(f is None for f in factors):  # (8*T-8): 8 times the input's (T-1)?
+                if (times := _multiple_of_a_dim(d, x.shape)) is None:
+                    return None
+                coef, factors = times[0], [("dim", x.shape.index(times[1]))]
+            plan.append(("product", coef, factors))
+        else:
+            plan.append(("dim", i) if v == 0 else v)
     shape: list = []
 
-    def dim(i: int) -> str:
+    def read(src) -> str:
+        if src[0] != "dim":
+            return src[1] if src[0] == "size" else e.dim(src[1])
         if not shape:
             shape.append(e.op("Shape", [x_name]))
-        return e.op("Gather", [shape[0], _i64(e, i)], axis=0)
-
-    def product(d) -> str | None:
-        if isinstance(d, int):
-            return _i64(e, d)
-        if is_formula(d):
-            return None
-        size = _i64(e, d.coef) if d.coef != 1 else None
-        for f in d.factors:
-            s = Sym.of(f)
-            have = dim(x.shape.index(s)) if s in x.shape else e.dim(s)
-            if have is None:
-                return None
-            size = have if size is None else e.op("Mul", [size, have])
-        return size
+        return e.op("Gather", [shape[0], _i64(e, src[1])], axis=0)
 
     sizes = []
-    for i, v in enumerate(spec):
-        if isinstance(v, tuple):
-            sizes.append(dim(v[1]) if v[0] == "dim" else v[1])
-        elif v == 0:
-            sizes.append(dim(i))
-        elif v == -1:
-            if (size := product(out_shape[i])) is None:
-                return None
+    for v in plan:
+        if isinstance(v, tuple) and v[0] == "product":
+            size = _i64(e, v[1]) if v[1] != 1 or not v[2] else None
+            for f in v[2]:
+                size = read(f) if size is None else e.op("Mul", [size, read(f)])
             sizes.append(size)
         else:
-            sizes.append(_i64(e, v))
+            sizes.append(read(v) if isinstance(v, tuple) else _i64(e, v))
     return sizes
+
+
+def sizes_written_out(x_shape: tuple, target: tuple) -> bool:
+    """Whether _reshape_lower can write out the size a -1 stands for in this target (the dim that is not one of
+    the input's, if any) from the input's own dims, where a 0 at run time leaves ONNX's -1 no size."""
+    left = [d for d in target if isinstance(d, Sym) and d not in x_shape]
+    return not left or all(Sym.of(f) in x_shape for f in left[-1].factors) or \
+        _multiple_of_a_dim(left[-1], x_shape) is not None
+
+
+def _multiple_of_a_dim(d, dims) -> tuple[int, Sym] | None:
+    """(k, q) where d is k times the symbolic dim q of `dims`, as dims are written ((8*T-8) is 8 * (T-1))."""
+    for q in dict.fromkeys(q for q in dims if isinstance(q, Sym)):
+        sizes = dict.fromkeys(dim_symbols(d) + dim_symbols(q), 97)  # a size no formula here makes 0
+        a, b = dim_size(d, sizes), dim_size(q, sizes)
+        if a and b and a % b == 0 and dim_mul(q, a // b) == d:
+            return a // b, q
+    return None
 
 
 register(OpDef(

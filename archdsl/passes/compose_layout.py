@@ -5,13 +5,15 @@ Rules: 1. permute/transpose after permute/transpose: one permute with the compos
 2. reshape/flatten/squeeze/unsqueeze after reshape/flatten/squeeze/unsqueeze: one reshape of the first
 input to the last output's shape, when that shape can be lowered from it (every symbolic dim but at most
 one is a dim of the input), and not where it would read run-time shapes (a Shape, Gathers and a Concat
-in place of a constant target) unless one of the two already reads them.
+in place of a constant target) unless one of the two already reads them, nor where the size left to ONNX's
+-1 cannot be written out from the input's dims (it names no size beside a 0: the two ran at batch 0).
 The first node stays while something else reads it (dead_code removes it otherwise)."""
 
 from __future__ import annotations
 
 from ..diagnostics import ShapeError
 from ..ir import Graph, Node
+from ..ops.shape_ops import sizes_written_out
 from ..ops.shapes import norm_axis
 from ..types import Sym
 from ._rewrite import Rewriter
@@ -36,10 +38,10 @@ def lowerable_reshape(src_shape: tuple, target: tuple) -> bool:
 
 
 def _zero_and_rest(node: Node) -> bool:
-    """Whether a reshape's lowering reads its target at run time: a symbolic dim kept in place beside a size
-    computed from symbolic dims (a -1 beside a 0 names no size at batch 0, so both are read from the
-    input's shape: ops/shape_ops). squeeze and unsqueeze lower to ops with no target; flatten keeps the dims
-    before start_dim and computes the flattened size."""
+    """Whether a reshape's lowering reads its target at run time (ops/shape_ops): a symbolic dim kept in place
+    beside a size computed from symbolic dims (a -1 beside a 0 names no size at batch 0, so both are read
+    from the input's shape). squeeze and unsqueeze lower to ops with no target; flatten keeps the dims
+    before start_dim and computes the flattened size (a symbolic dim after end_dim is read too)."""
     src, out = node.inputs[0].type.shape, node.outputs[0].type.shape
     if node.op in ("squeeze", "unsqueeze"):
         return False
@@ -47,7 +49,8 @@ def _zero_and_rest(node: Node) -> bool:
         if not src:  # a scalar flattens to [1]
             return False
         start, end = (norm_axis(node.attrs[k], len(src)) for k in ("start_dim", "end_dim"))
-        return any(isinstance(d, Sym) for d in src[:start]) and any(isinstance(d, Sym) for d in src[start:end + 1])
+        return any(isinstance(d, Sym) for d in src[:start]) and any(isinstance(d, Sym) for d in src[start:end + 1]) \
+            or any(isinstance(d, Sym) for d in src[end + 1:])
     kept = any(isinstance(d, Sym) and i < len(src) and src[i] == d for i, d in enumerate(out))
     return kept and _moves(src, out)
 
@@ -89,7 +92,8 @@ def compose_layout(g: Graph, ctx: PassContext) -> bool:
                 continue
         else:
             continue
-        if new.outputs[0].type != out.type or new.op == "reshape" and _reads_more_shapes(inner, node, new):
+        if new.outputs[0].type != out.type or new.op == "reshape" and (
+                _reads_more_shapes(inner, node, new) or not sizes_written_out(src.type.shape, out.type.shape)):
             for v in new.inputs:
                 v.uses.remove(new)
             continue

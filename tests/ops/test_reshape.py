@@ -188,3 +188,27 @@ def test_layout_chains_over_empty_dims_match_torch(lines):
             got = runtime.session(m, "cpu", 1).run(None, {"x": x.numpy()})[0]
             assert got.shape == tuple(env["y"].shape), (level, b, t, src)
             np.testing.assert_array_equal(got, env["y"].numpy())
+
+
+@pytest.mark.parametrize("body,torch_code", [
+    ("h = x[:, ::2]\n    y = reshape(permute(h, [1, 2, 0]), [((T+1)//2) * 3, B])",  # a formula dim, no -1
+     "y = x[:, ::2].permute(1, 2, 0).reshape((T + 1) // 2 * 3, B)"),
+    ("h = x[:, 1:]\n    y = unsqueeze(flatten(h, 1), 1)",  # compose_layout merged it into a failing target
+     "y = x[:, 1:].flatten(1).unsqueeze(1)"),
+    ("h = x[:, 1:]\n    y = reshape(h, [B, (T - 1) * 3])", "y = x[:, 1:].reshape(B, (T - 1) * 3)"),
+    ("y = flatten(x[:, :, 3:], 1, 2)", "y = x[:, :, 3:].flatten(1, 2)"),  # a static 0 read as a copy
+])
+def test_reshapes_of_formula_and_static_empty_dims_match_torch(body, torch_code):
+    """Review cases: a formula dim fell back to ONNX's -1 and copying 0s ((0, 3) for (9, 0)), a merge of
+    two that ran failed at -O1, and a flattened static 0 gave (0, 2, 4) for (0, 0, 4) and failed at B = 2."""
+    torch = pytest.importorskip("torch")
+    src = f"model m(x: float32[B, T, 3]) -> y {{\n    {body}\n}}\n"
+    models = {level: archdsl.compile_source(src, opt_level=level) for level in (0, 1, 2)}
+    for b, t in ((0, 5), (2, 5), (2, 1), (0, 1)):
+        x = torch.arange(b * t * 3, dtype=torch.float32).reshape(b, t, 3)
+        env = {"x": x, "B": b, "T": t}
+        exec(torch_code, env)
+        for level, m in models.items():
+            got = runtime.session(m, "cpu", 1).run(None, {"x": x.numpy()})[0]
+            assert got.shape == tuple(env["y"].shape), (level, b, t)
+            np.testing.assert_array_equal(got, env["y"].numpy())
