@@ -289,6 +289,8 @@ def _check_options(opts) -> str | None:
         return f"--opset {opts.opset} is not supported ({MIN_OPSET}..{newest_opset()})"
     if opts.json == "":
         return "--json needs a file name"
+    if sys.stdout is None and not opts.json:  # started with `>&-`: minutes of timing, and the table dropped
+        return "stdout is closed, and the table goes there; give --json PATH"
     if opts.json:
         p = Path(opts.json)
         if p.is_dir() or not p.parent.is_dir() or not os.access(p.parent, os.W_OK):

@@ -210,10 +210,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
-    if stdout_closed() and (args.command in ("ops", "passes", "summary") or args.command == "run" and not args.save):
+    if stdout_closed() and (args.command in ("ops", "passes", "summary") or args.command == "run" and not args.save
+                            or getattr(args, "report", False)
+                            or args.command == "build" and args.emit == "ir" and not args.output):
         # started with stdout closed (`>&-`): print() drops the text that is the command's whole result (check's
-        # is its exit status; build's and train's files are written, run --save's too)
-        print(f"archdsl {args.command}: error: stdout is closed, and {args.command} prints its result there",
+        # is its exit status; build's and train's files are written, run --save's too), or the --report asked
+        what = "--report" if getattr(args, "report", False) else "--emit ir" if getattr(args, "emit", None) == "ir" \
+            else args.command
+        print(f"archdsl {args.command}: error: stdout is closed, and {what} prints its result there",
               file=sys.stderr)
         return 2
     if args.command == "passes":

@@ -152,6 +152,8 @@ def _main(argv: list[str] | None) -> int:
                     help="wall: elapsed time; cpu: process CPU time, steadier on a busy machine with --threads 1 "
                          "(with more threads it sums every thread's time, a pool's waiting included)")
     args = ap.parse_args(argv)
+    if sys.stdout is None:  # started with `>&-`: every step timed, and the table dropped
+        ap.error("stdout is closed, and the table goes there")
     args.models = list(dict.fromkeys(args.models))  # each model timed once
     try:
         import torch  # noqa: F401

@@ -83,7 +83,9 @@ def test_a_closed_stdout_is_no_traceback(work):
 
 
 @pytest.mark.parametrize("command", [["ops"], ["summary", "tiny.arch"], ["run", "tiny.arch"], ["check", "tiny.arch"],
-                                     ["run", "tiny.arch", "--save", "o.npz"], ["docs", "--check"]])
+                                     ["run", "tiny.arch", "--save", "o.npz"], ["docs", "--check"],
+                                     ["build", "tiny.arch", "--emit", "ir"], ["build", "tiny.arch", "--report"],
+                                     ["bench", "--quick"]])
 def test_a_command_whose_result_is_printed_refuses_a_closed_stdout(work, command):
     """print() drops its text when stdout is closed: ops, summary and run exited 0 having shown nothing. They
     are refused before any work; check (its verdict is the exit status), run --save (o.npz is the result) and
@@ -95,13 +97,16 @@ def test_a_command_whose_result_is_printed_refuses_a_closed_stdout(work, command
     if command[0] in ("check", "docs") or "--save" in command:
         assert res.returncode in (0, 1) and "stdout is closed" not in res.stderr, res.stderr  # docs: no repo here
         assert "--save" not in command or (work / "o.npz").exists()
-    else:
+    elif command[0] == "bench":  # --json PATH is its other output
         assert (res.returncode, res.stderr) == (
-            2, f"archdsl {command[0]}: error: stdout is closed, and {command[0]} prints its result there\n")
+            2, "archdsl bench: error: stdout is closed, and the table goes there; give --json PATH\n")
+    else:
+        what = command[-1] if command[-1] == "--report" else "--emit ir" if "ir" in command else command[0]
+        assert (res.returncode, res.stderr) == (
+            2, f"archdsl {command[0]}: error: stdout is closed, and {what} prints its result there\n")
 
 
-@pytest.mark.parametrize("flags", [["--emit", "ir"], ["-o", "-"], ["-o", "/dev/stdout"],
-                                   ["--emit", "ir", "-o", "/dev/fd/1"]])
+@pytest.mark.parametrize("flags", [["-o", "-"], ["-o", "/dev/stdout"], ["--emit", "ir", "-o", "/dev/fd/1"]])
 def test_output_to_a_closed_stdout_is_an_error_not_a_file_named_dash(work, flags):
     """--emit ir to a closed stdout was an internal error (AttributeError); -o - wrote a file named '-';
     -o /dev/stdout wrote into whatever file had taken fd 1 since (onnxruntime's /dev/null): exit 0."""
