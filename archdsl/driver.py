@@ -74,6 +74,10 @@ def _python_value(v, name: str = "", depth: int = 0):
         return {k: _python_value(x, name, depth + 1) for k, x in v.items()}
     if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 13000:  # ~3900 digits: Python
         raise ArchError(f"defines[{name!r}]: integer too large ({v.bit_length()} bits)")  # refuses to print more
+    if v is not None and not isinstance(v, (bool, int, float, str, list, tuple, dict)):  # a param = none took
+        # anything: an array as a dim was numpy's ValueError, a lambda went into the metadata as its repr
+        raise ArchError(f"defines[{name!r}]: {type(v).__name__} {str(v)[:60]!r} is no value a param takes (none, "
+                        "a bool, a number, a string, or a list or record of them, as -D writes)")
     return v
 
 
@@ -108,6 +112,9 @@ def load(path: str | Path | None = None, *, text: str | None = None, file: str =
         raise ArchError(f"expected the path of a .arch file (a str or a Path), got {path!r}"[:200])
     if text is None and not str(path):  # "" is the current directory to pathlib: "is a directory" about nothing
         raise ArchError("expected the path of a .arch file, got an empty one")
+    if text is None and isinstance(path, str) and ("\n" in path or "{" in path) and not os.path.exists(path):
+        raise ArchError(f"expected the path of a .arch file, got a spec's text ({path[:40]!r}...): compile_source "
+                        "and check_source take the text")
     if text is None and (kind := NOT_SPECS.get(Path(path).suffix.lower())) and os.path.exists(path):
         raise ArchError(f"{path} is {kind}, not a .arch spec")  # its bytes read as a spec that is not UTF-8
     if text is not None and "\n" not in text and text.strip().endswith(".arch") and " " not in text.strip():
@@ -271,6 +278,8 @@ def _check_options(options: CompileOptions) -> int | None:
     if w is not None and not isinstance(w, (str, os.PathLike, Mapping)) or w == "":
         raise ArchError(f"weights takes the path of a .npz or .safetensors file, or a dict of arrays by parameter "
                         f"name, got {type(w).__name__} {str(w)[:80]!r}")
+    if isinstance(w, (str, os.PathLike)) and "\0" in os.fspath(w):  # os.stat's ValueError before
+        raise ArchError(f"weights: the path holds a NUL byte: {os.fspath(w)[:80]!r}")
     if isinstance(w, Mapping) and not all(isinstance(k, str) for k in w):
         bad = next(k for k in w if not isinstance(k, str))
         raise ArchError(f"weights: the keys are parameter names (strings), got {type(bad).__name__} {bad!r}")
