@@ -265,8 +265,9 @@ _MAX_SHOWN = 120
 
 def render(err: ArchError, sources: SourceMap | None = None, level: str = "error") -> str:
     """`file:line:col: error: message`, the source line, a caret under the span, then notes. A warning is an
-    ArchError that is not raised, rendered with level="warning"."""
-    sources = sources or SourceMap()
+    ArchError that is not raised, rendered with level="warning". Without `sources`, those of the API call
+    that raised it (driver), else the files on disk."""
+    sources = sources or getattr(err, "sources", None) or SourceMap()
     where = f"{err.span}: " if err.span else ""
     out = [f"{where}{level}: {err.message}"]
     if err.span:

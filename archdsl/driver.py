@@ -451,8 +451,9 @@ def compile_train_file(path, train, defines=None, model: str | None = None, **op
     """The train step and eval model of a `.arch` file (in memory); `train` is an autodiff.TrainConfig."""
     opts = _options(options)
     sources = SourceMap()
-    mod = load(path, defines=defines, search_path=opts.search_path, sources=sources)
-    return build_train(mod, model, opts, train, sources)
+    with _shown_from(sources):
+        mod = load(path, defines=defines, search_path=opts.search_path, sources=sources)
+        return build_train(mod, model, opts, train, sources)
 
 
 def _options(options: dict, named: tuple = ("defines", "model", "file")) -> CompileOptions:
@@ -479,8 +480,9 @@ def compile_file(path, defines=None, model: str | None = None, **options) -> onn
     warns of comes as an ArchWarning (Python's warnings)."""
     opts = _options(options, ("defines", "model"))
     sources = SourceMap()
-    mod = load(path, defines=defines, search_path=opts.search_path, sources=sources)
-    return _warned(build(mod, _api_model(mod, model), opts, sources))
+    with _shown_from(sources):
+        mod = load(path, defines=defines, search_path=opts.search_path, sources=sources)
+        return _warned(build(mod, _api_model(mod, model), opts, sources))
 
 
 def compile_source(text: str, defines=None, model: str | None = None, file: str = "<string>",
@@ -489,8 +491,9 @@ def compile_source(text: str, defines=None, model: str | None = None, file: str 
     _text(text)
     opts = _options(options)
     sources = SourceMap()
-    mod = load(text=text, file=file, defines=defines, search_path=opts.search_path, sources=sources)
-    return _warned(build(mod, _api_model(mod, model), opts, sources))
+    with _shown_from(sources):
+        mod = load(text=text, file=file, defines=defines, search_path=opts.search_path, sources=sources)
+        return _warned(build(mod, _api_model(mod, model), opts, sources))
 
 
 def warning_messages(graph: Graph, unused) -> list[tuple[str, Span | None]]:
@@ -529,8 +532,10 @@ def check_file(path, defines=None, model: str | None = None, search_path=(), **u
     """The checked IR of one model, for inspection (`archdsl.ir.print_graph(g)`)."""
     if unknown:  # compile_file's options (opset=) mean nothing here: an ArchError, as compile_file's typos
         _unknown_option(next(iter(unknown)), ["defines", "model", "search_path"])
-    mod = load(path, defines=defines, search_path=search_path)
-    return _checked(elaborate_model(mod, _one_model(mod, _api_model(mod, model))))
+    sources = SourceMap()
+    with _shown_from(sources):
+        mod = load(path, defines=defines, search_path=search_path, sources=sources)
+        return _checked(elaborate_model(mod, _one_model(mod, _api_model(mod, model))))
 
 
 def _checked(g: Graph) -> Graph:
@@ -543,8 +548,23 @@ def check_source(text: str, defines=None, model: str | None = None, file: str = 
     if unknown:
         _unknown_option(next(iter(unknown)), ["defines", "model", "file", "search_path"])
     _text(text)
-    mod = load(text=text, file=file, defines=defines, search_path=search_path)
-    return _checked(elaborate_model(mod, _one_model(mod, _api_model(mod, model))))
+    sources = SourceMap()
+    with _shown_from(sources):
+        mod = load(text=text, file=file, defines=defines, search_path=search_path, sources=sources)
+        return _checked(elaborate_model(mod, _one_model(mod, _api_model(mod, model))))
+
+
+@contextlib.contextmanager
+def _shown_from(sources: SourceMap):
+    """An API call's ArchError keeps the texts it was compiled from, for diagnostics.render to show: the
+    source line of compile_source(text, file="specs/x.arch") came from the file on disk (another line),
+    and "<string>" showed none."""
+    try:
+        yield
+    except ArchError as e:
+        if getattr(e, "sources", None) is None:
+            e.sources = sources
+        raise
 
 
 def _api_model(mod: Module, model):

@@ -29,3 +29,17 @@ def test_a_specs_text_given_as_its_path_says_which_function_takes_text():
 def test_a_nul_byte_in_a_weights_path_is_said():
     with pytest.raises(archdsl.ArchError, match="weights: the path holds a NUL byte"):
         archdsl.compile_source("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(2)\n}\n", weights="w\0.npz")
+
+
+def test_an_api_error_renders_against_the_text_it_was_compiled_from(tmp_path):
+    """render(e) read the source line from disk: compile_source(text, file=...) of an unsaved buffer showed the
+    file's line 2 under the caret, and "<string>" showed no line at all."""
+    from archdsl.diagnostics import render
+    on_disk = tmp_path / "m.arch"
+    on_disk.write_text("# an older version\n# of the file\n")
+    text = "model m(x: float32[B, 4]) -> y {\n    y = conv2(x)\n}\n"
+    for kwargs in ({"file": str(on_disk)}, {}):
+        for call in (archdsl.compile_source, archdsl.check_source):
+            with pytest.raises(archdsl.ArchError) as e:
+                call(text, **kwargs)
+            assert render(e.value).splitlines()[1:] == ["   2 |     y = conv2(x)", "               ^^^^^"]
