@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import os
 import re
 import statistics
@@ -67,8 +68,12 @@ def session(model, provider: str = "auto", threads: int | None = None, spin: boo
     """An InferenceSession from a ModelProto, bytes or a path. spin=False: its thread pool sleeps between runs
     (benchmarks that time it in turn with other work, which a spinning pool would slow)."""
     import onnxruntime as ort
-    if threads is not None and not 0 <= threads <= MAX_THREADS:
-        raise ArchError(f"threads must be 0 (onnxruntime's default) to {MAX_THREADS}, got {threads}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral)
+                                or not 0 <= threads <= MAX_THREADS):  # "2" and 2.5: raw TypeErrors before
+        raise ArchError(f"threads must be 0 (onnxruntime's default) to {MAX_THREADS}, got {threads!r}")
+    if isinstance(model, (str, os.PathLike)) and not os.path.isfile(model):  # onnxruntime's NoSuchFile before
+        raise ArchError(f"no such model file: {os.fspath(model)}" if not os.path.exists(model) else
+                        f"{os.fspath(model)} is not a model file")
     so = ort.SessionOptions()
     so.log_severity_level = 4  # errors reach the caller as exceptions; no raw log line too
     if threads:

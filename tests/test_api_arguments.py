@@ -43,3 +43,16 @@ def test_an_api_error_renders_against_the_text_it_was_compiled_from(tmp_path):
             with pytest.raises(archdsl.ArchError) as e:
                 call(text, **kwargs)
             assert render(e.value).splitlines()[1:] == ["   2 |     y = conv2(x)", "               ^^^^^"]
+
+
+@pytest.mark.parametrize("args,said", [(("/no/such/model.onnx",), "no such model file"),
+                                       ((".",), "is not a model file"),
+                                       (("m.onnx", "cpu", "2"), "threads must be 0"),
+                                       (("m.onnx", "cpu", 2.5), "threads must be 0")])
+def test_runtime_session_refuses_what_onnxruntime_would_fail_on(tmp_path, monkeypatch, args, said):
+    from archdsl import runtime
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.onnx").write_bytes(archdsl.compile_source(SRC, defines={"T": 2}).SerializeToString())
+    with pytest.raises(archdsl.ArchError, match=said):
+        runtime.session(*args)
+    assert runtime.session("m.onnx", "cpu", 2).get_inputs()[0].name == "x"
