@@ -17,6 +17,7 @@ from . import files
 from ._version import __version__
 from .diagnostics import ArchError, DefineError, SourceMap, Span, not_a_directory, writing
 from .elaborate import Module, elaborate_model, load_file, load_source, noting_overrides, parse_define
+from .elaborate.provenance import int_input_metadata, model_metadata, source_name
 from .ir import Graph, still_there, unused_results
 from .lower import MIN_OPSET, load_weights, lower_graph
 from .lower.given import checked_weights, torch_array
@@ -151,7 +152,7 @@ def select_models(mod: Module, model: str | None, flag: str = "--model {}") -> l
     if model is None:
         return names
     if model not in mod.models:  # a mistake on the command line: no line of the file to show
-        raise UnknownNameError(f"{flag.format(model)}: no model '{model}' in {_source_name(mod)}"
+        raise UnknownNameError(f"{flag.format(model)}: no model '{model}' in {source_name(mod)}"
                                f"{did_you_mean(model, names)} (models: {', '.join(names)})")
     return [model]
 
@@ -189,7 +190,7 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     from .runtime import newest_opset
     name = _one_model(mod, model)
     graph = elaborate_model(mod, name)
-    ranges = _int_inputs(graph)  # as written: the passes may turn an embedding into a Gather
+    ranges = int_input_metadata(graph)  # as written: the passes may turn an embedding into a Gather
     opset = _check_options(options) or newest_opset()
     weights = loaded_weights if loaded_weights is not None else given_weights(options)
     with noting_overrides(mod):  # -D hidden=128 against a checkpoint of 256: the note says where 128 came from
@@ -203,10 +204,10 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     declared = written - sum(u.trainable for u in unused if not u.kept)  # as written, less what was dropped
     if options.with_weights and not skeleton:
         _fits_in_memory(graph)
-    meta = {**_metadata(mod, name, options.seed), **ranges}
+    meta = {**model_metadata(mod, name, options.seed), **ranges}
     res = lower_graph(graph, opset=opset, seed=options.seed, weights=weights, metadata=meta,
                       with_weights=options.with_weights and not skeleton, params_as_inputs=fed,
-                      doc=f"{name} from {_source_name(mod)} (archdsl {__version__})")
+                      doc=f"{name} from {source_name(mod)} (archdsl {__version__})")
     return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared, unused)
 
 
@@ -314,66 +315,6 @@ def optimize_graph(graph: Graph, options: CompileOptions, opset: int) -> list:
     return optimize(graph, options.opt_level, tuple(options.disabled_passes), ctx)
 
 
-_METADATA_ITEMS = 100_000  # list items and dict entries recorded per param value
-_METADATA_DEPTH = 100  # and how deeply nested
-
-
-def _metadata(mod: Module, name: str, seed: int) -> dict:
-    """What a model (inference or train step) records of its making: the params as set (-D ALIAS.NAME ones
-    too), the source file, the model's name and the seed."""
-    return {"archdsl.params": _jsonable({**mod.params, **mod.imported_params}), "archdsl.source": _source_name(mod),
-            "archdsl.model": name, "archdsl.seed": str(seed)}
-
-
-def _int_inputs(graph: Graph) -> dict:
-    """archdsl.int_inputs: what the integer inputs hold (ids, labels, lengths), for `archdsl run MODEL.onnx`."""
-    import json
-
-    from .ir.int_inputs import int_input_ranges
-    ranges = int_input_ranges(graph)
-    return {"archdsl.int_inputs": json.dumps(ranges, sort_keys=True)} if ranges else {}
-
-
-def _source_name(mod: Module) -> str:
-    """The spec's file name for the model's metadata and doc strings (valid UTF-8 whatever the disk holds)."""
-    from .diagnostics import utf8
-    return utf8(Path(mod.path).name)
-
-
-def _jsonable(params: dict) -> dict:
-    """Param values for the metadata. A value is walked for at most _METADATA_ITEMS items (a bounded.Meter)
-    and recorded as a note past that: a list that shares itself ([[[0] * 1000] * 1000] * 1000) is cheap to
-    make but has 10^9 leaves, and writing them hung the build."""
-    import math
-
-    from .diagnostics import LimitError
-    from .elaborate.bounded import Meter
-    from .types import Sym
-
-    def conv(v, meter: Meter, depth: int = 0):
-        if isinstance(v, (list, tuple, dict)):
-            meter.spend(len(v))
-            if depth > _METADATA_DEPTH:  # a list that holds itself (the API's defines): RecursionError before
-                raise LimitError(f"nested deeper than {_METADATA_DEPTH}")
-        if isinstance(v, (list, tuple)):
-            return [conv(x, meter, depth + 1) for x in v]
-        if isinstance(v, dict):
-            return {str(k): conv(x, meter, depth + 1) for k, x in v.items()}
-        if isinstance(v, Sym) or isinstance(v, float) and not math.isfinite(v):
-            return str(v)  # strict JSON has no inf or nan: "inf", "nan"
-        return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
-
-    out = {}
-    for k, v in params.items():
-        try:
-            out[k] = conv(v, Meter("", _METADATA_ITEMS))
-        except LimitError as e:
-            what = (f"nested deeper than {_METADATA_DEPTH}" if "nested" in e.message
-                    else f"of more than {_METADATA_ITEMS:,} items")
-            out[k] = f"<{type(v).__name__} {what}, not recorded>"
-    return out
-
-
 @dataclass
 class CompiledTrain:
     """A train-step model, its eval model (the inference graph with every parameter and buffer an
@@ -405,17 +346,17 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
     opset = _check_options(options) or newest_opset()
     _check_train(train, options)
     weights = given_weights(options)
-    meta = _metadata(mod, name, options.seed)
+    meta = model_metadata(mod, name, options.seed)
     level = min(options.opt_level, TRAIN_LEVEL)
     ev = elaborate_model(mod, name)
-    meta.update(_int_inputs(ev))  # the eval model's and the step's: `archdsl run` draws their ids and lengths
+    meta.update(int_input_metadata(ev))  # the eval model's and the step's: `archdsl run` draws their ids and lengths
     with noting_overrides(mod):
         weights = checked_weights(weights, ev, _weights_file(options))
     optimize_keeping_params(ev, options, opset)
     check_zero_divisors(ev, opset)
     ev_weights = {k: v for k, v in weights.items() if k in ev.params} if weights else None
     eval_model = lower_graph(ev, opset=opset, seed=options.seed, weights=ev_weights, metadata=meta,
-                             doc=f"{name} (eval) from {_source_name(mod)} (archdsl {__version__})").model
+                             doc=f"{name} (eval) from {source_name(mod)} (archdsl {__version__})").model
     expose_initializers(eval_model, list(ev.params))
     graph = elaborate_model(mod, name)
     # the forward keeps a dead result until the whole step is optimized: kept where dead_code does not run then
@@ -427,7 +368,7 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
     step_model, info = lower_train_step(
         graph, train, opset=opset, seed=options.seed, weights=weights, metadata=meta,
         optimize=lambda g: optimize(g, level, tuple(options.disabled_passes), train_ctx),
-        doc=f"{name} train step from {_source_name(mod)} (archdsl {__version__})")
+        doc=f"{name} train step from {source_name(mod)} (archdsl {__version__})")
     held = set(info.params) | set(info.buffers)  # a parameter nothing reads stays in the step (unchanged, as torch)
     unused = [replace(u, kept=u.kept or (u.node is None and u.names[0] in held),
                       params_stay=u.node is not None and not u.kept and any(n in held for n in u.names))
