@@ -1,6 +1,6 @@
 """`archdsl run MODEL.onnx` draws integer inputs as the model's archdsl.int_inputs metadata says
-(elaborate/provenance.py, cli/run.py): an lstm's lengths 1..T at the run's T, embedding ids below the table's rows, a spec's own labels
-below its classes. An .onnx said nothing of them, and lengths were drawn 0 or 1."""
+(elaborate/provenance.py, cli/run.py): an lstm's lengths 1..T at the run's T, embedding ids below the table's
+rows, a spec's own labels below its classes. An .onnx said nothing of them, and lengths were drawn 0 or 1."""
 
 from __future__ import annotations
 
