@@ -17,23 +17,33 @@ from ..diagnostics import ArchError
 from ..ir import Value
 from .builder import GradBuilder
 
-__all__ = ["OPTIMIZERS", "OptimConfig", "StateSlot", "check_kinds", "update"]
+__all__ = ["OPTIMIZERS", "OptimConfig", "StateSlot", "check_kinds", "plain_numbers", "update"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim's defaults
 
 
+def plain_numbers(cfg) -> None:
+    """numpy's scalars in a config's fields as the Python numbers they stand for (np.float32(0.1) for lr went
+    into the metadata's JSON, which refused it), an array of betas as a tuple."""
+    import dataclasses
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if type(v).__module__ == "numpy":
+            object.__setattr__(cfg, f.name, v.item() if getattr(v, "shape", None) == () else tuple(v.tolist()))
+
+
 def check_kinds(cfg, kinds: dict) -> None:
     """The API's config fields have the kind they are used as (lr="0.1" was a TypeError deep in a check):
-    name -> (str, int or float, whether None is taken)."""
+    name -> (str, bool, int or float, whether None is taken)."""
     for name, (want, optional) in kinds.items():
         v = getattr(cfg, name)
         if v is None and optional:
             continue
-        if isinstance(v, str) if want is str else not isinstance(v, bool) and isinstance(
+        if isinstance(v, want) if want in (str, bool) else not isinstance(v, bool) and isinstance(
                 v, numbers.Integral if want is int else numbers.Real):
             continue
-        what = {str: "a string", int: "an integer", float: "a number"}[want]
+        what = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}[want]
         raise ArchError(f"{name} takes {what}{' or None' if optional else ''}, got {v!r}")
 
 
@@ -48,6 +58,9 @@ class OptimConfig:
     dampening: float = 0.0  # sgd: the momentum buffer takes (1 - dampening) of each gradient after the first
     amsgrad: bool = False  # adam/adamw: divide by the largest second moment so far (torch's amsgrad=True)
 
+    def __post_init__(self) -> None:
+        plain_numbers(self)
+
     @property
     def decay(self) -> float:
         if self.weight_decay is not None:
@@ -56,7 +69,8 @@ class OptimConfig:
 
     def validate(self) -> None:
         check_kinds(self, {"name": (str, False), "momentum": (float, False), "weight_decay": (float, True),
-                           "eps": (float, False), "dampening": (float, False)})
+                           "eps": (float, False), "dampening": (float, False), "nesterov": (bool, False),
+                           "amsgrad": (bool, False)})
         if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2 or \
                 not all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in self.betas):
             raise ArchError(f"betas takes two numbers, got {self.betas!r}")

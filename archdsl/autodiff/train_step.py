@@ -25,7 +25,7 @@ from ..types import DType, TensorType, dim_size
 from .builder import GradBuilder
 from .engine import gradients, prune_dead
 from .losses import labels_type, make_loss
-from .optimizers import OptimConfig, StateSlot, check_kinds, update
+from .optimizers import OptimConfig, StateSlot, check_kinds, plain_numbers, update
 from .train_mode import TrainInputs, drop_seed_input, to_training
 
 __all__ = ["NEW", "TrainConfig", "TrainStep", "build_train_step", "resolved"]
@@ -50,6 +50,7 @@ class TrainConfig:
     no_decay: tuple[str, ...] = ()  # parameters without weight decay (patterns as freeze: biases, norms)
 
     def __post_init__(self) -> None:
+        plain_numbers(self)
         for name in ("freeze", "no_decay"):  # freeze="fc" is one pattern, not the letters f and c
             value = getattr(self, name)
             if value is None or isinstance(value, str):

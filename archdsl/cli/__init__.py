@@ -9,7 +9,7 @@ import sys
 
 from .._version import __version__
 from .args import DEFINE_HELP, THREADS_HELP, seed, threads
-from .commands import COMMANDS
+from .commands import COMMANDS, report_on_stderr
 from .signals import interruptible, stdout_closed
 from .train import add_train_flags, add_train_parser
 
@@ -211,11 +211,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args) -> int:
     if stdout_closed() and (args.command in ("ops", "passes", "summary") or args.command == "run" and not args.save
-                            or getattr(args, "report", False)
+                            or getattr(args, "report", False) and not report_on_stderr(args)
                             or args.command == "build" and args.emit == "ir" and not args.output):
         # started with stdout closed (`>&-`): print() drops the text that is the command's whole result (check's
         # is its exit status; build's and train's files are written, run --save's too), or the --report asked
-        what = "--report" if getattr(args, "report", False) else "--emit ir" if getattr(args, "emit", None) == "ir" \
+        what = "--emit ir" if getattr(args, "emit", None) == "ir" else "--report" if getattr(args, "report", False) \
             else args.command
         print(f"archdsl {args.command}: error: stdout is closed, and {what} prints its result there",
               file=sys.stderr)

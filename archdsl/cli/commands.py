@@ -18,7 +18,8 @@ from .signals import StdoutFailed, stdout_closed, was_interrupted
 from .table import print_table
 
 __all__ = ["COMMANDS", "announce", "beside", "check_dim_names", "dim_flags", "empty_name", "load_spec",
-           "opt_options", "output_path", "pass_flags_error", "read_files", "report_compile", "with_external_data"]
+           "opt_options", "output_path", "pass_flags_error", "read_files", "report_compile", "report_on_stderr",
+           "with_external_data"]
 
 
 def _diagnostics(fn):
@@ -300,6 +301,11 @@ def report_compile(args, mod, compiled, dims: dict | None = None) -> None:
                            summarize(compiled.graph, dims)), dims=dims or None)
 
 
+def report_on_stderr(args) -> bool:
+    """--report goes to stderr where stdout carries IR or JSON."""
+    return getattr(args, "emit", None) == "ir" or bool(getattr(args, "json", False))
+
+
 def report_passes(args, stats, flops, model: str | None = None, dims: dict | None = None) -> None:
     """--report: nodes and weights before/after each pass (on stderr when stdout carries IR or JSON), then
     the FLOPs as written and as optimized, `flops()`: the count as written and the optimized graph's summary
@@ -308,7 +314,7 @@ def report_passes(args, stats, flops, model: str | None = None, dims: dict | Non
     if not getattr(args, "report", False):
         return
     from ..passes.report import REPORT_HEAD, report_rows
-    out = sys.stderr if getattr(args, "emit", None) == "ir" or getattr(args, "json", False) else None
+    out = sys.stderr if report_on_stderr(args) else None
     title = "optimization passes" + (f" of {model}" if model else "")
     print_table(f"{title} (weights: elements of parameters and buffers)", REPORT_HEAD, report_rows(stats), file=out)
     written, optimized = flops()

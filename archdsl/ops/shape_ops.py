@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..types import Sym, dim_add, dim_floordiv, dim_mul, dim_size, dim_symbols, is_formula, numel
+from ..types import Sym, dim_add, dim_floordiv, is_formula, numel
 from ._common import one_dtype, shape_str
 from .registry import Attr, OpDef, fail, register
+from .run_time_dims import emit_dim, readable
 from .shapes import norm_axis, parity_hint, prod
 
 
@@ -181,44 +182,29 @@ def _reshape_lower(e, ins, outs, c):
 
 def _every_size(e, x_name: str, x, out_shape: tuple, spec: list) -> list | None:
     """The target's sizes as int64 [1] tensors, none of them 0-for-copy or -1; None (and nothing emitted)
-    where the -1's dim is not a multiple of factors the input's shape or an earlier value has (each factor a
-    symbol or a formula such as (T-1) or ((T+1)//2) that is itself a dim)."""
-    def source(f: str):  # ("dim", i) of the input, ("sym", s) that an earlier value has, or None
-        s = Sym.of(f)
-        if s in x.shape:
-            return ("dim", x.shape.index(s))
-        return ("sym", s) if s in e.dim_sources else None
+    where the -1's dim holds a size neither the input's shape nor an earlier value has (run_time_dims)."""
+    def known(s: Sym) -> bool:
+        return s in x.shape or s in e.dim_sources
 
-    plan = []
-    for i, v in enumerate(spec):
-        if v == -1:
-            d = out_shape[i]
-            coef, factors = (d, []) if isinstance(d, int) else (d.coef, [source(f) for f in d.factors])
-            if any(f is None for f in factors):  # (8*T-8): 8 times the input's (T-1)?
-                if (times := _multiple_of_a_dim(d, x.shape)) is None:
-                    return None
-                coef, factors = times[0], [("dim", x.shape.index(times[1]))]
-            plan.append(("product", coef, factors))
-        else:
-            plan.append(("dim", i) if v == 0 else v)
+    if any(v == -1 and not readable(out_shape[i], known) for i, v in enumerate(spec)):
+        return None
     shape: list = []
 
-    def read(src) -> str:
-        if src[0] != "dim":
-            return src[1] if src[0] == "size" else e.dim(src[1])
+    def read(s) -> str:  # a symbolic size, or the input's dim at an index
+        if isinstance(s, Sym) and s not in x.shape:
+            return e.dim(s)
         if not shape:
             shape.append(e.op("Shape", [x_name]))
-        return e.op("Gather", [shape[0], _i64(e, src[1])], axis=0)
+        return e.op("Gather", [shape[0], _i64(e, x.shape.index(s) if isinstance(s, Sym) else s)], axis=0)
 
     sizes = []
-    for v in plan:
-        if isinstance(v, tuple) and v[0] == "product":
-            size = _i64(e, v[1]) if v[1] != 1 or not v[2] else None
-            for f in v[2]:
-                size = read(f) if size is None else e.op("Mul", [size, read(f)])
-            sizes.append(size)
+    for i, v in enumerate(spec):
+        if isinstance(v, tuple):
+            sizes.append(read(v[1]) if v[0] == "dim" else v[1])
+        elif v == 0:
+            sizes.append(read(i))
         else:
-            sizes.append(read(v) if isinstance(v, tuple) else _i64(e, v))
+            sizes.append(emit_dim(e, out_shape[i], known, read) if v == -1 else _i64(e, v))
     return sizes
 
 
@@ -226,18 +212,7 @@ def sizes_written_out(x_shape: tuple, target: tuple) -> bool:
     """Whether _reshape_lower can write out the size a -1 stands for in this target (the dim that is not one of
     the input's, if any) from the input's own dims, where a 0 at run time leaves ONNX's -1 no size."""
     left = [d for d in target if isinstance(d, Sym) and d not in x_shape]
-    return not left or all(Sym.of(f) in x_shape for f in left[-1].factors) or \
-        _multiple_of_a_dim(left[-1], x_shape) is not None
-
-
-def _multiple_of_a_dim(d, dims) -> tuple[int, Sym] | None:
-    """(k, q) where d is k times the symbolic dim q of `dims`, as dims are written ((8*T-8) is 8 * (T-1))."""
-    for q in dict.fromkeys(q for q in dims if isinstance(q, Sym)):
-        sizes = dict.fromkeys(dim_symbols(d) + dim_symbols(q), 97)  # a size no formula here makes 0
-        a, b = dim_size(d, sizes), dim_size(q, sizes)
-        if a and b and a % b == 0 and dim_mul(q, a // b) == d:
-            return a // b, q
-    return None
+    return not left or readable(left[-1], lambda s: s in x_shape)
 
 
 register(OpDef(

@@ -85,7 +85,8 @@ def test_a_closed_stdout_is_no_traceback(work):
 @pytest.mark.parametrize("command", [["ops"], ["summary", "tiny.arch"], ["run", "tiny.arch"], ["check", "tiny.arch"],
                                      ["run", "tiny.arch", "--save", "o.npz"], ["docs", "--check"],
                                      ["build", "tiny.arch", "--emit", "ir"], ["build", "tiny.arch", "--report"],
-                                     ["bench", "--quick"]])
+                                     ["bench", "--quick"],
+                                     ["build", "tiny.arch", "--emit", "ir", "-O2", "-o", "t.ir", "--report"]])
 def test_a_command_whose_result_is_printed_refuses_a_closed_stdout(work, command):
     """print() drops its text when stdout is closed: ops, summary and run exited 0 having shown nothing. They
     are refused before any work; check (its verdict is the exit status), run --save (o.npz is the result) and
@@ -94,9 +95,10 @@ def test_a_command_whose_result_is_printed_refuses_a_closed_stdout(work, command
     import sys
     res = subprocess.run([sys.executable, "-m", "archdsl", *command], cwd=work, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True, timeout=300, preexec_fn=lambda: os.close(1))
-    if command[0] in ("check", "docs") or "--save" in command:
+    if command[0] in ("check", "docs") or "--save" in command or "t.ir" in command:  # --report to stderr there
         assert res.returncode in (0, 1) and "stdout is closed" not in res.stderr, res.stderr  # docs: no repo here
         assert "--save" not in command or (work / "o.npz").exists()
+        assert "t.ir" not in command or (work / "t.ir").exists()
     elif command[0] == "bench":  # --json PATH is its other output
         assert (res.returncode, res.stderr) == (
             2, "archdsl bench: error: stdout is closed, and the table goes there; give --json PATH\n")

@@ -23,6 +23,7 @@ MLP = Path(__file__).resolve().parents[2] / "specs" / "mlp.arch"
     (TrainConfig(clip_grad_norm=True), "clip_grad_norm takes a number or None"),
     (TrainConfig(optimizer=OptimConfig("adam", betas=(0.9,))), "betas takes two numbers"),
     (TrainConfig(optimizer=OptimConfig("sgd", momentum="0.9")), "momentum takes a number"),
+    (TrainConfig(optimizer=OptimConfig("adam", amsgrad="no")), "amsgrad takes true or false, got 'no'"),
 ])
 def test_a_train_config_of_the_wrong_kind_is_said(train, said):
     with pytest.raises(ArchError, match=said):
@@ -34,3 +35,12 @@ def test_a_train_step_refuses_with_weights_false():
     with pytest.raises(ArchError, match="with_weights=false does not apply to a train step"):
         driver.compile_train_file(MLP, TrainConfig(), with_weights=False)
     assert driver.compile_train_file(MLP, TrainConfig(lr=0.1, optimizer=OptimConfig("adamw"))).step_model.graph.node
+
+
+def test_numpy_numbers_in_a_train_config_are_taken_as_pythons():
+    """np.float32(0.1) for lr went into the metadata's JSON (a TypeError), for clip_grad_value into clamp's
+    argument check; an array of betas was refused."""
+    import numpy as np
+    for train in (TrainConfig(lr=np.float32(0.1), accumulate=np.int64(2), clip_grad_value=np.float32(0.5)),
+                  TrainConfig(optimizer=OptimConfig("adam", betas=np.array([0.8, 0.99]), amsgrad=np.bool_(True)))):
+        assert driver.compile_train_file(MLP, train).step_model.graph.node
