@@ -114,7 +114,7 @@ def load(path: str | Path | None = None, *, text: str | None = None, file: str =
         raise ArchError(f"expected the path of a .arch file (a str or a Path), got {path!r}"[:200])
     if text is None and not str(path):  # "" is the current directory to pathlib: "is a directory" about nothing
         raise ArchError("expected the path of a .arch file, got an empty one")
-    if text is None and isinstance(path, str) and ("\n" in path or re.search(r"\bmodel\s+\w+\s*\(", path)) \
+    if text is None and isinstance(path, str) and ("\n" in path or re.search(r"\bmodel\s+\w+\s*\(.*->", path)) \
             and not os.path.exists(path):  # not 'specs/{name}.arch', a template left unformatted
         raise ArchError(f"expected the path of a .arch file, got a spec's text ({path[:40]!r}...): compile_source "
                         "and check_source take the text")

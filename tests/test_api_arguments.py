@@ -26,6 +26,8 @@ def test_a_specs_text_given_as_its_path_says_which_function_takes_text():
         archdsl.compile_file("model m(x: float32[B, 4]) -> y {\n    y = x\n}\n")
     with pytest.raises(archdsl.ArchError, match=r"^no such file: specs/\{name\}.arch"):  # a template, not text
         archdsl.compile_file("specs/{name}.arch")
+    with pytest.raises(archdsl.ArchError, match=r"^no such file: models/model resnet\(v1\).arch"):
+        archdsl.compile_file("models/model resnet(v1).arch")
 
 
 def test_a_nul_byte_in_a_weights_path_is_said():

@@ -8,7 +8,6 @@ which momentum * 0 + g is without dampening; with dampening the update takes g i
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,10 +26,16 @@ def plain_numbers(cfg) -> None:
     """numpy's scalars in a config's fields as the Python numbers they stand for (np.float32(0.1) for lr went
     into the metadata's JSON, which refused it), an array of betas as a tuple."""
     import dataclasses
-    for f in dataclasses.fields(cfg):
-        v = getattr(cfg, f.name)
+
+    def plain(v):
+        if type(v).__module__ == "numpy" and getattr(v, "shape", None) != ():
+            return tuple(plain(x) for x in v.tolist())
         if type(v).__module__ == "numpy":
-            object.__setattr__(cfg, f.name, v.item() if getattr(v, "shape", None) == () else tuple(v.tolist()))
+            v = v.item()
+            return float(v) if type(v).__module__ == "numpy" else v  # longdouble's item() is itself
+        return type(v)(plain(x) for x in v) if type(v) in (tuple, list) else v
+    for f in dataclasses.fields(cfg):
+        object.__setattr__(cfg, f.name, plain(getattr(cfg, f.name)))
 
 
 def check_kinds(cfg, kinds: dict) -> None:
@@ -41,7 +46,7 @@ def check_kinds(cfg, kinds: dict) -> None:
         if v is None and optional:
             continue
         if isinstance(v, want) if want in (str, bool) else not isinstance(v, bool) and isinstance(
-                v, numbers.Integral if want is int else numbers.Real):
+                v, int if want is int else (int, float)):  # a Fraction went on into the metadata's JSON
             continue
         what = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}[want]
         raise ArchError(f"{name} takes {what}{' or None' if optional else ''}, got {v!r}")
@@ -72,7 +77,7 @@ class OptimConfig:
                            "eps": (float, False), "dampening": (float, False), "nesterov": (bool, False),
                            "amsgrad": (bool, False)})
         if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2 or \
-                not all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in self.betas):
+                not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in self.betas):
             raise ArchError(f"betas takes two numbers, got {self.betas!r}")
         if self.name not in OPTIMIZERS:
             raise ArchError(f"unknown optimizer '{self.name}' (one of {', '.join(OPTIMIZERS)})")

@@ -215,8 +215,8 @@ def _dispatch(args) -> int:
                             or args.command == "build" and args.emit == "ir" and not args.output):
         # started with stdout closed (`>&-`): print() drops the text that is the command's whole result (check's
         # is its exit status; build's and train's files are written, run --save's too), or the --report asked
-        what = "--emit ir" if getattr(args, "emit", None) == "ir" else "--report" if getattr(args, "report", False) \
-            else args.command
+        what = "--emit ir" if getattr(args, "emit", None) == "ir" else args.command if args.command == "summary" or \
+            not getattr(args, "report", False) else "--report"
         print(f"archdsl {args.command}: error: stdout is closed, and {what} prints its result there",
               file=sys.stderr)
         return 2

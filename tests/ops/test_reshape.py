@@ -199,10 +199,16 @@ def test_layout_chains_over_empty_dims_match_torch(lines):
     ("h = x[:, 1:]\n    y = reshape(permute(h, [1, 2, 0]), [(T - 1) * 3, B])",  # (3*T-3): no product of dims
      "y = x[:, 1:].permute(1, 2, 0).reshape((T - 1) * 3, B)"),
     ("h = concat([x[:, 1:], x], 1)\n    y = reshape(h, [B, -1])", "y = torch.cat([x[:, 1:], x], 1).reshape(B, -1)"),
+    ("h = concat([x[:, 3:], x], 1)\n    y = reshape(h, [B, -1])",  # (2*T-3) says -1 at T = 1: read the dim
+     "y = torch.cat([x[:, 3:], x], 1).reshape(B, -1)"),
+    ("h = concat([x[:, 1::2], x[:, 1:]], 1)\n    y = reshape(h, [B, -1])",  # ((T-2)//2)+T: floor, not trunc
+     "y = torch.cat([x[:, 1::2], x[:, 1:]], 1).reshape(B, -1)"),
 ])
 def test_reshapes_of_formula_dims_match_torch(body, torch_code):
-    """Review cases: a formula dim fell back to ONNX's -1 and copying 0s ((0, 3) for (9, 0)), and a merge of
-    two that ran failed at -O1. A formula below 0 (x[:, 1:] at T = 0) is a size of 0."""
+    """Review cases: a formula dim fell back to ONNX's -1 and copying 0s ((0, 3) for (9, 0)), a merge of two
+    that ran failed at -O1, a size computed from its formula truncated ((T-2)//2 at T = 1) or undercounted a
+    slice past the end (x[:, 3:] at T = 1); the input's own dims are read where the size is a multiple of
+    them."""
     torch = pytest.importorskip("torch")
     src = f"model m(x: float32[B, T, 3]) -> y {{\n    {body}\n}}\n"
     models = {level: archdsl.compile_source(src, opt_level=level) for level in (0, 1, 2)}

@@ -24,6 +24,7 @@ MLP = Path(__file__).resolve().parents[2] / "specs" / "mlp.arch"
     (TrainConfig(optimizer=OptimConfig("adam", betas=(0.9,))), "betas takes two numbers"),
     (TrainConfig(optimizer=OptimConfig("sgd", momentum="0.9")), "momentum takes a number"),
     (TrainConfig(optimizer=OptimConfig("adam", amsgrad="no")), "amsgrad takes true or false, got 'no'"),
+    (TrainConfig(lr=__import__("fractions").Fraction(1, 10)), "lr takes a number"),  # went on into the JSON
 ])
 def test_a_train_config_of_the_wrong_kind_is_said(train, said):
     with pytest.raises(ArchError, match=said):
@@ -42,5 +43,6 @@ def test_numpy_numbers_in_a_train_config_are_taken_as_pythons():
     argument check; an array of betas was refused."""
     import numpy as np
     for train in (TrainConfig(lr=np.float32(0.1), accumulate=np.int64(2), clip_grad_value=np.float32(0.5)),
-                  TrainConfig(optimizer=OptimConfig("adam", betas=np.array([0.8, 0.99]), amsgrad=np.bool_(True)))):
+                  TrainConfig(optimizer=OptimConfig("adam", betas=np.array([0.8, 0.99]), amsgrad=np.bool_(True))),
+                  TrainConfig(lr=np.longdouble(0.1), optimizer=OptimConfig("adam", betas=(np.float32(0.8), 0.99)))):
         assert driver.compile_train_file(MLP, train).step_model.graph.node
