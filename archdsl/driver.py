@@ -116,8 +116,8 @@ def load(path: str | Path | None = None, *, text: str | None = None, file: str =
         raise ArchError("expected the path of a .arch file, got an empty one")
     if text is None and isinstance(path, str) and ("\n" in path or re.search(r"\bmodel\s+\w+\s*\(.*->", path)) \
             and not os.path.exists(path):  # not 'specs/{name}.arch', a template left unformatted
-        raise ArchError(f"expected the path of a .arch file, got a spec's text ({path[:40]!r}...): compile_source "
-                        "and check_source take the text")
+        raise ArchError(f"expected the path of a .arch file, got what reads as a spec's text ({path[:40]!r}...; in "
+                        "Python, compile_source and check_source take the text)")
     if text is None and (kind := NOT_SPECS.get(Path(path).suffix.lower())) and os.path.exists(path):
         raise ArchError(f"{path} is {kind}, not a .arch spec")  # its bytes read as a spec that is not UTF-8
     if text is not None and "\n" not in text and text.strip().endswith(".arch") and " " not in text.strip():

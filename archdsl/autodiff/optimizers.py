@@ -31,8 +31,9 @@ def plain_numbers(cfg) -> None:
         if type(v).__module__ == "numpy" and getattr(v, "shape", None) != ():
             return tuple(plain(x) for x in v.tolist())
         if type(v).__module__ == "numpy":
-            v = v.item()
-            return float(v) if type(v).__module__ == "numpy" else v  # longdouble's item() is itself
+            item = v.item()  # a longdouble's item() is itself: a float; anything else is left to be refused
+            return float(item) if type(item).__module__ == "numpy" and np.issubdtype(type(item), np.floating) \
+                else item
         return type(v)(plain(x) for x in v) if type(v) in (tuple, list) else v
     for f in dataclasses.fields(cfg):
         object.__setattr__(cfg, f.name, plain(getattr(cfg, f.name)))

@@ -2,9 +2,9 @@
 written out: a -1 or a 0-for-copy names no size, or the wrong one, where a size is 0 at run time (an empty
 batch). In order of trust:
 1. a product of sizes at hand (`B*T`, `3*((T+1)//2)` where `((T+1)//2)` is a dim);
-2. a multiple of a product of the input's dims (`(-H+H*T)` is H times the input's `(T-1)`): the dims as
-   they are, right also where a formula of the symbols is not (`x[:, 3:]` at T = 1 is empty, where
-   `(T-3)` says -2);
+2. a multiple or a fraction of a product of the input's dims (`(-H+H*T)` is H times the input's `(T-1)`):
+   the dims as they are, right also where a formula of the symbols is not (`x[:, 3:]` at T = 1 is empty,
+   where `(T-3)` says -2);
 3. the formula itself over sizes at hand (`(B//4)`), + - * and // by a number, floor division as Python's."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from ..types import Sym, dim_mul, dim_size, dim_symbols
 
-__all__ = ["emit_dim", "readable"]
+__all__ = ["emit_dim", "plan_dim"]
 
 _OPS = {ast.Add: "Add", ast.Sub: "Sub", ast.Mult: "Mul"}
 
@@ -29,18 +29,28 @@ def _tree(text: str):
         return None
 
 
-def _multiple(d, dims: tuple) -> tuple[int, tuple] | None:
-    """(k, indices) where d is k times the product of the dims at those indices (tier 2)."""
-    symbolic = [i for i, q in enumerate(dims) if isinstance(q, Sym)]
-    for n in range(1, min(len(symbolic), 4) + 1):
-        for picked in itertools.combinations(symbolic, n):
+def _multiple(d, dims: tuple) -> tuple[str, int, tuple] | None:
+    """("multiple", k, indices) where d is k times the product of the dims at those indices, or ("fraction",
+    k, indices) where it is that product divided by k (tier 2): k proposed at a few sizes, the match checked on
+    the formulas themselves (dim_mul normalizes them), so a miss is possible and a wrong size is not."""
+    names = set(dim_symbols(d))
+    candidates = [i for i, q in enumerate(dims) if isinstance(q, Sym) and set(dim_symbols(q)) <= names]
+    trials = [dict.fromkeys(names, n) for n in (97, 98, 1009)]  # odd, even, and a third: no size is 0 at all
+    want = [dim_size(d, t) for t in trials]
+    for n in range(len(candidates), 0, -1):  # all of them first: the dims a -1 merges, as a flatten's
+        for picked in itertools.combinations(candidates, n):
             p = dims[picked[0]]
             for i in picked[1:]:
                 p = dim_mul(p, dims[i])
-            sizes = dict.fromkeys(dim_symbols(d) + dim_symbols(p), 97)  # sizes no formula here makes 0
-            a, b = dim_size(d, sizes), dim_size(p, sizes)
-            if a and b and a % b == 0 and dim_mul(p, a // b) == d:
-                return a // b, picked
+            for a, t in zip(want, trials):
+                b = dim_size(p, t)
+                if not a or not b:
+                    continue
+                if a % b == 0 and dim_mul(p, a // b) == d:
+                    return ("multiple", a // b, picked)
+                if b % a == 0 and dim_mul(d, b // a) == p:
+                    return ("fraction", b // a, picked)
+                break  # the proposed k did not match: another size would propose the same
     return None
 
 
@@ -58,28 +68,24 @@ def _formula_ok(n, known: Callable[[Sym], bool]) -> bool:
         _formula_ok(n.right, known)
 
 
-def _plan(d, dims: tuple, known: Callable[[Sym], bool]):
-    """("product", coef, factors) | ("multiple", k, indices) | ("formula", coef, factors) | None."""
+def plan_dim(d, dims: tuple, known: Callable[[Sym], bool]):
+    """How emit_dim computes d from the input's `dims` and the sizes `known`: ("product", coef, factors) |
+    ("multiple" or "fraction", k, indices) | ("formula", coef, factors); None where it cannot (a min, a
+    floor or an exact / of a shape rule, a division by a size, a size no value has)."""
     if isinstance(d, int):
         return ("product", d, [])
     if all(known(Sym.of(f)) for f in d.factors):
         return ("product", d.coef, list(d.factors))
     if (m := _multiple(d, dims)) is not None:
-        return ("multiple", *m)
+        return m
     if all(known(Sym.of(f)) or f.startswith("(") and (t := _tree(f)) is not None and _formula_ok(t, known)
            for f in d.factors):
         return ("formula", d.coef, list(d.factors))
     return None
 
 
-def readable(d, dims: tuple, known: Callable[[Sym], bool]) -> bool:
-    """Whether emit_dim can compute d from the input's `dims` and the sizes `known` (min, floor and exact /
-    of the shape rules, a division by a size, or a size no value has: it cannot)."""
-    return _plan(d, dims, known) is not None
-
-
-def emit_dim(e, d, dims: tuple, known: Callable[[Sym], bool], read: Callable) -> str:
-    """d's size as an int64 [1] tensor (readable must hold); `read` gives a known symbol's size, or the
+def emit_dim(e, plan, known: Callable[[Sym], bool], read: Callable) -> str:
+    """A planned dim's size as an int64 [1] tensor (plan_dim's); `read` gives a known symbol's size, or the
     input's dim at an index."""
     def i64(v: int) -> str:
         return e.const(np.array([v], dtype=np.int64))
@@ -96,14 +102,14 @@ def emit_dim(e, d, dims: tuple, known: Callable[[Sym], bool], read: Callable) ->
             return e.op("Div", [e.op("Sub", [a, e.op("Mod", [a, b], fmod=0)]), b])  # the divisor's sign
         return e.op(_OPS[type(n.op)], [a, b])
 
-    kind, coef, parts = _plan(d, dims, known)
-    size = i64(coef) if coef != 1 or not parts else None
+    kind, coef, parts = plan
+    size = i64(coef) if coef != 1 and kind != "fraction" or not parts else None
     for p in parts:
-        if kind == "multiple":
+        if kind in ("multiple", "fraction"):
             v = read(p)
         elif kind == "product" or known(Sym.of(p)):
             v = read(Sym.of(p))
         else:  # below 0 is a size of 0 (where the symbols' formula undercounts: tier 2 did not apply)
             v = e.op("Max", [value(_tree(p)), i64(0)])
         size = v if size is None else e.op("Mul", [size, v])
-    return size
+    return e.op("Div", [size, i64(coef)]) if kind == "fraction" else size  # exact: the dims are k times it

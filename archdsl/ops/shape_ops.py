@@ -7,7 +7,7 @@ import numpy as np
 from ..types import Sym, dim_add, dim_floordiv, is_formula, numel
 from ._common import one_dtype, shape_str
 from .registry import Attr, OpDef, fail, register
-from .run_time_dims import emit_dim, readable
+from .run_time_dims import emit_dim, plan_dim
 from .shapes import norm_axis, parity_hint, prod
 
 
@@ -186,7 +186,8 @@ def _every_size(e, x_name: str, x, out_shape: tuple, spec: list) -> list | None:
     def known(s: Sym) -> bool:
         return s in x.shape or s in e.dim_sources
 
-    if any(v == -1 and not readable(out_shape[i], x.shape, known) for i, v in enumerate(spec)):
+    plans = {i: plan_dim(out_shape[i], x.shape, known) for i, v in enumerate(spec) if v == -1}
+    if None in plans.values():
         return None
     shape: list = []
 
@@ -204,7 +205,7 @@ def _every_size(e, x_name: str, x, out_shape: tuple, spec: list) -> list | None:
         elif v == 0:
             sizes.append(read(i))
         else:
-            sizes.append(emit_dim(e, out_shape[i], x.shape, known, read) if v == -1 else _i64(e, v))
+            sizes.append(emit_dim(e, plans[i], known, read) if v == -1 else _i64(e, v))
     return sizes
 
 
@@ -212,7 +213,7 @@ def sizes_written_out(x_shape: tuple, target: tuple) -> bool:
     """Whether _reshape_lower can write out the size a -1 stands for in this target (the dim that is not one of
     the input's, if any) from the input's own dims, where a 0 at run time leaves ONNX's -1 no size."""
     left = [d for d in target if isinstance(d, Sym) and d not in x_shape]
-    return not left or readable(left[-1], x_shape, lambda s: s in x_shape)
+    return not left or plan_dim(left[-1], x_shape, lambda s: s in x_shape) is not None
 
 
 register(OpDef(

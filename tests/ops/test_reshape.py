@@ -237,3 +237,30 @@ def test_flatten_of_a_static_empty_dim_and_its_one_node():
     for body in ("flatten(x, 0, 1)", "flatten(x, 0)", "flatten(x, 1)"):
         one = archdsl.compile_source(f"model m(x: float32[2, T, 4]) -> y {{\n    y = {body}\n}}\n")
         assert [n.op_type for n in one.graph.node] == ["Reshape"], body
+
+
+@pytest.mark.parametrize("sig,body,torch_code,sizes", [
+    ("x: float32[B, T, C, D, E, F]", "h = concat([x[:, 3:], x], 1)\n    y = reshape(h, [B, -1])",
+     "y = torch.cat([x[:, 3:], x], 1).reshape(x.shape[0], -1)", [(2, t, 2, 1, 1, 2) for t in (1, 2, 4)]),
+    ("x: float32[B, T]", "h = concat([x[:, 6:], x], 1)\n    y = reshape(h, [B, 2, -1])",  # half of a dim
+     "y = torch.cat([x[:, 6:], x], 1).reshape(x.shape[0], 2, -1)", [(2, t) for t in (2, 4, 8)]),
+    ("x: float32[B, H]", "a = reshape(x, [B, -1, 2])\n    c = concat([a[:, 3:], a[:, :1]], 1)\n"
+     "    y = reshape(c, [B, -1])",  # (H/2-2): an exact division, never matched at an odd size
+     "a = x.reshape(x.shape[0], -1, 2)\ny = torch.cat([a[:, 3:], a[:, :1]], 1).reshape(x.shape[0], -1)",
+     [(2, h) for h in (2, 4, 10)]),
+    ("x: float32[B, T, 4]", "h = concat([x[:, 194:], x], 1)\n    y = reshape(h, [B, -1])",  # 0 at T = 97
+     "y = torch.cat([x[:, 194:], x], 1).reshape(x.shape[0], -1)", [(2, t, 4) for t in (1, 100, 200)]),
+])
+def test_a_minus_one_is_read_from_the_inputs_dims_where_their_formula_undercounts(sig, body, torch_code, sizes):
+    """Review cases: the size a -1 stands for is read as a multiple or a fraction of the input's own dims (up
+    to all of them); computed from its formula, a slice past the end (x[:, 3:] at T = 1) counted below 0."""
+    torch = pytest.importorskip("torch")
+    src = f"model m({sig}) -> y {{\n    {body}\n}}\n"
+    models = [archdsl.compile_source(src, opt_level=level) for level in (0, 2)]
+    for shape in sizes:
+        x = torch.arange(int(np.prod(shape)), dtype=torch.float32).reshape(shape)
+        env = {"x": x, "torch": torch}
+        exec(torch_code, env)
+        for m in models:
+            np.testing.assert_array_equal(runtime.session(m, "cpu", 1).run(None, {"x": x.numpy()})[0],
+                                          env["y"].numpy())

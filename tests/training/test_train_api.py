@@ -25,6 +25,7 @@ MLP = Path(__file__).resolve().parents[2] / "specs" / "mlp.arch"
     (TrainConfig(optimizer=OptimConfig("sgd", momentum="0.9")), "momentum takes a number"),
     (TrainConfig(optimizer=OptimConfig("adam", amsgrad="no")), "amsgrad takes true or false, got 'no'"),
     (TrainConfig(lr=__import__("fractions").Fraction(1, 10)), "lr takes a number"),  # went on into the JSON
+    (TrainConfig(lr=__import__("numpy").clongdouble(0.1 + 5j)), "lr takes a number"),  # lost its 5j
 ])
 def test_a_train_config_of_the_wrong_kind_is_said(train, said):
     with pytest.raises(ArchError, match=said):
