@@ -63,8 +63,8 @@ class TrainConfig:
         if not isinstance(self.optimizer, OptimConfig):  # optimizer="adam" from Python: an AttributeError
             raise ArchError(f"optimizer takes an OptimConfig (OptimConfig(\"adam\")), got {self.optimizer!r}")
         check_kinds(self, {"lr": (float, False), "label_smoothing": (float, False), "clip_grad_norm": (float, True),
-                      "clip_grad_value": (float, True), "accumulate": (int, False), "ignore_index": (int, True),
-                      "loss": (str, True), "output": (str, True)})
+                           "clip_grad_value": (float, True), "accumulate": (int, False),
+                           "ignore_index": (int, True), "loss": (str, True), "output": (str, True)})
         self.optimizer.validate()
         if not 0 < self.lr < float("inf"):
             raise ArchError(f"the learning rate must be positive and finite, got {self.lr}")

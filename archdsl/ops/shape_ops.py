@@ -164,13 +164,13 @@ def _reshape_lower(e, ins, outs, c):
     # sizes read at run time may be 0 (an empty batch), which Reshape reads as "copy the input's dim" unless
     # allowzero=1 ([T, 2, B] into [T, 2, 1, B] at B = 0 gave (T, 2, 1, 1)); and a -1 beside a 0 names no
     # size ([B, T, 4] into [B, -1] failed at B = 0). So every size is written out, read from the input's
-    # shape, the -1's multiplied out from the symbols of its dim.
+    # shape, the -1's as run_time_dims plans it.
     sizes = _every_size(e, ins[0], x, c.out_types[0].shape, spec)
     if sizes is not None:
         e.op("Reshape", [ins[0], e.op("Concat", sizes, axis=0)], outputs=outs, allowzero=1)
         return
-    # a -1 whose size is no product of sizes at hand (a formula with + or //): ONNX's reading, which at a
-    # 0-size dim fails or gives another shape (REFERENCE)
+    # a -1 whose size run_time_dims cannot write out (a min or floor of a shape rule, a division by a size):
+    # ONNX's reading, which at a 0-size dim fails or gives another shape (REFERENCE)
     if all(not isinstance(v, tuple) for v in spec):
         e.op("Reshape", [ins[0], e.const(np.array(spec, dtype=np.int64))], outputs=outs)
         return
