@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from ..cli.args import some_threads
-from ..cli.signals import interruptible
+from ..cli.signals import interruptible, stdout_closed
 from ..diagnostics import ArchError
 from ..files import atomic_write
 from ..interrupts import deferred_signals
@@ -289,7 +289,7 @@ def _check_options(opts) -> str | None:
         return f"--opset {opts.opset} is not supported ({MIN_OPSET}..{newest_opset()})"
     if opts.json == "":
         return "--json needs a file name"
-    if sys.stdout is None and not opts.json:  # started with `>&-`: minutes of timing, and the table dropped
+    if stdout_closed() and not opts.json:  # started with `>&-`: minutes of timing, and the table dropped
         return "stdout is closed, and the table goes there; give --json PATH"
     if opts.json:
         p = Path(opts.json)

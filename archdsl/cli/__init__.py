@@ -210,13 +210,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
-    if stdout_closed() and (args.command in ("ops", "passes", "summary") or args.command == "run" and not args.save
-                            or getattr(args, "report", False) and not report_on_stderr(args)
-                            or args.command == "build" and args.emit == "ir" and not args.output):
-        # started with stdout closed (`>&-`): print() drops the text that is the command's whole result (check's
-        # is its exit status; build's and train's files are written, run --save's too), or the --report asked
-        what = "--emit ir" if getattr(args, "emit", None) == "ir" else args.command if args.command == "summary" or \
-            not getattr(args, "report", False) else "--report"
+    if stdout_closed() and (what := _printed_result(args)):
         print(f"archdsl {args.command}: error: stdout is closed, and {what} prints its result there",
               file=sys.stderr)
         return 2
@@ -231,6 +225,17 @@ def _dispatch(args) -> int:
         from .docs import cmd_docs
         return cmd_docs(args)
     return COMMANDS[args.command](args)
+
+
+def _printed_result(args) -> str | None:
+    """What prints a result to stdout, refused before any work where stdout is closed (`>&-`: print() drops
+    the text): the command itself, --emit ir without -o, or a --report not sent to stderr. check's result is
+    its exit status; build's, train's and run --save's are files."""
+    if args.command in ("ops", "passes", "summary") or args.command == "run" and not args.save:
+        return args.command
+    if args.command == "build" and args.emit == "ir" and not args.output:
+        return "--emit ir"
+    return "--report" if getattr(args, "report", False) and not report_on_stderr(args) else None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -42,7 +42,7 @@ def _flatten_lower(e, ins, outs, c):
     # a -1 beside a lead dim that is 0 (an empty batch) names no size (onnxruntime refused B = 0), a 0 read
     # at run time in the tail would copy a dim instead ([T, 2, B] flatten(0, 1) at B = 0 gave (0, 1, 1)),
     # and so would a static 0 (x[:, :, 3:] of 3 flattened: (0, 2, 4) for (0, 0, 4))
-    size = _i64(e, int(np.prod(middle))) if all(isinstance(d, int) for d in middle) else \
+    size = _i64(e, int(np.prod(middle))) if known else \
         e.op("ReduceProd", [e.op("Shape", [ins[0]], start=s, end=end + 1)], keepdims=1)
     parts = ([e.op("Shape", [ins[0]], start=0, end=s)] if s else []) + [size] + \
         ([e.op("Shape", [ins[0]], start=end + 1)] if tail else [])

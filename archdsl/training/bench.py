@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from ..cli.args import positive, some_threads
-from ..cli.signals import interruptible
+from ..cli.signals import interruptible, stdout_closed
 from ..diagnostics import ArchError
 from ..files import specs_dir
 from ..runtime import MAX_THREADS
@@ -152,7 +152,7 @@ def _main(argv: list[str] | None) -> int:
                     help="wall: elapsed time; cpu: process CPU time, steadier on a busy machine with --threads 1 "
                          "(with more threads it sums every thread's time, a pool's waiting included)")
     args = ap.parse_args(argv)
-    if sys.stdout is None:  # started with `>&-`: every step timed, and the table dropped
+    if stdout_closed():  # started with `>&-`: every step timed, and the table dropped
         ap.error("stdout is closed, and the table goes there")
     args.models = list(dict.fromkeys(args.models))  # each model timed once
     try:
