@@ -46,24 +46,32 @@ def _unshuffle_infer(ins, a):
     return [x.with_shape(x.shape[:-3] + (dim_mul(c, r * r), dim_exact_div(h, r), dim_exact_div(w, r)))]
 
 
-def _target(e, lead: int, fixed: list[int], tail: str | None = None) -> str:
-    """A Reshape target: 0 (copy) for the `lead` leading dims, the fixed entries, then `tail` (an int64 tensor
-    of dims read at run time) when given."""
-    head = _i64(e, [0] * lead + fixed)
-    return head if tail is None else e.op("Concat", [head, tail], axis=0)
-
-
-def _last(e, x: str, t, mul: int = 1, div: int = 1) -> tuple[list[int], str | None]:
-    """The last dim of x times mul / div: a fixed entry when known, else read at run time."""
-    w = t.shape[-1]
-    if isinstance(w, int):
-        return [w * mul // div], None
-    s = e.op("Shape", [x], start=-1)
-    if mul != 1:
-        s = e.op("Mul", [s, _i64(e, [mul])])
-    if div != 1:
-        s = e.op("Div", [s, _i64(e, [div])])
-    return [], s
+def _reshape(e, y: str, x: str, t, lead: int, sizes: list, outputs=None) -> str:
+    """y reshaped to x's `lead` leading dims, then `sizes`, each an int or (i, mul, div): x's dim i times mul //
+    div. Every size written out, read at run time where symbolic, with allowzero=1: a -1 names no size at an
+    empty batch (onnxruntime refused pixel_unshuffle over [0, 4, 6, 6]), and a 0 copied the wrong dim."""
+    parts: list = []  # int64 tensors, lists of ints, and (start, end) ranges of x's dims read at run time
+    for s in [(i, 1, 1) for i in range(lead)] + sizes:
+        if isinstance(s, tuple) and not isinstance(t.shape[s[0]], int):
+            i, mul, div = s[0] % t.rank, s[1], s[2]
+            if mul != 1 or div != 1:
+                d = e.op("Shape", [x], start=i, end=i + 1)
+                d = e.op("Mul", [d, _i64(e, [mul])]) if mul != 1 else d
+                parts.append(e.op("Div", [d, _i64(e, [div])]) if div != 1 else d)
+            elif parts and isinstance(parts[-1], tuple) and parts[-1][1] == i:
+                parts[-1] = (parts[-1][0], i + 1)  # x's dims i-1 and i: one Shape
+            else:
+                parts.append((i, i + 1))
+            continue
+        s = t.shape[s[0]] * s[1] // s[2] if isinstance(s, tuple) else s
+        if parts and isinstance(parts[-1], list):
+            parts[-1].append(s)
+        else:
+            parts.append([s])
+    parts = [_i64(e, q) if isinstance(q, list) else e.op("Shape", [x], start=q[0], end=q[1])
+             if isinstance(q, tuple) else q for q in parts]
+    target = parts[0] if len(parts) == 1 else e.op("Concat", parts, axis=0)
+    return e.op("Reshape", [y, target], outputs=outputs, allowzero=1)
 
 
 _DEPTH_TO_SPACE = (DType.float32, DType.float64, DType.float16)  # the dtypes onnxruntime's kernel takes
@@ -77,11 +85,9 @@ def _shuffle_lower(e, ins, outs, c):
         e.op("DepthToSpace", ins, outputs=outs, blocksize=r, mode="CRD")
         return
     lead, ch = t.rank - 3, t.shape[-3] // (r * r)
-    fixed, tail = _last(e, ins[0], t)
-    y = e.op("Reshape", [ins[0], _target(e, lead, [ch, r, r, -1] + fixed, tail)])
+    y = _reshape(e, ins[0], ins[0], t, lead, [ch, r, r, (-2, 1, 1), (-1, 1, 1)])
     y = e.op("Transpose", [y], perm=list(range(lead)) + [lead + i for i in (0, 3, 1, 4, 2)])
-    fixed, tail = _last(e, ins[0], t, mul=r)
-    e.op("Reshape", [y, _target(e, lead, [ch, -1] + fixed, tail)], outputs=outs)
+    _reshape(e, y, ins[0], t, lead, [ch, (-2, r, 1), (-1, r, 1)], outputs=outs)
 
 
 def _unshuffle_lower(e, ins, outs, c):
@@ -89,14 +95,9 @@ def _unshuffle_lower(e, ins, outs, c):
     its channels come out as (r, r, C), torch's as (C, r, r)."""
     t, r = c.in_types[0], c.attrs["downscale_factor"]
     lead = t.rank - 3
-    fixed, tail = _last(e, ins[0], t, div=r)
-    if tail is not None:
-        tail = e.op("Concat", [tail, _i64(e, [r])], axis=0)
-    y = e.op("Reshape", [ins[0], _target(e, lead + 1, [-1, r] + fixed + ([r] if tail is None else []), tail)])
+    y = _reshape(e, ins[0], ins[0], t, lead, [(-3, 1, 1), (-2, 1, r), r, (-1, 1, r), r])
     y = e.op("Transpose", [y], perm=list(range(lead)) + [lead + i for i in (0, 2, 4, 1, 3)])
-    out = c.out_types[0].shape[-2:]
-    hw = None if all(isinstance(d, int) for d in out) else e.op("Shape", [y], start=-2)
-    e.op("Reshape", [y, _target(e, lead, [-1] + (list(out) if hw is None else []), hw)], outputs=outs)
+    _reshape(e, y, ins[0], t, lead, [(-3, r * r, 1), (-2, 1, r), (-1, 1, r)], outputs=outs)
 
 
 register(OpDef(
@@ -116,7 +117,8 @@ register(OpDef(
         b.op("pixel_shuffle", gouts[0], upscale_factor=c.attrs["downscale_factor"]), ins[0])],
     doc="[*, C, H*r, W*r] -> [*, C*r*r, H, W], the inverse of pixel_shuffle "
         "(torch.nn.functional.pixel_unshuffle); a known height or width must be divisible by r, a symbolic one "
-        "must be at run time. Gradient: pixel_shuffle.",
+        "must be at run time. An empty input gets the rule's shape ([0, 4, 6, 6] -> [0, 16, 3, 3]), where torch "
+        "returns it unchanged. Gradient: pixel_shuffle.",
 ))
 
 

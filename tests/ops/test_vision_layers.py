@@ -78,6 +78,27 @@ def test_pixel_shuffle_and_unshuffle_over_symbolic_height_and_width(dtype):
     np.testing.assert_array_equal(y, 2 * xs[0].astype(np.float32).repeat(2, 1))
 
 
+@pytest.mark.parametrize("expr,decl,shape,want", [
+    ("pixel_unshuffle(x, 2)", "float32[B, 4, 6, 6]", (0, 4, 6, 6), (0, 16, 3, 3)),
+    ("pixel_unshuffle(x, 2)", "int64[B, C, H, W]", (0, 3, 4, 6), (0, 12, 2, 3)),
+    ("pixel_unshuffle(x, 2)", "float32[2, B, 4, H, W]", (2, 0, 4, 0, 4), (2, 0, 16, 0, 2)),
+    ("pixel_unshuffle(x, 2)", "float32[B, 2, H, W]", (3, 2, 4, 0), (3, 8, 2, 0)),
+    ("pixel_shuffle(x, 2)", "int32[B, 8, H, W]", (0, 8, 3, 5), (0, 2, 6, 10)),
+    ("pixel_shuffle(x, 3)", "float32[2, B, 9, H, 3]", (2, 0, 9, 2, 3), (2, 0, 1, 6, 9)),
+    ("pixel_shuffle(x, 2)", "int64[B, 8, 3, W]", (2, 8, 3, 0), (2, 2, 6, 0)),
+])
+def test_pixel_shuffle_and_unshuffle_over_empty_dims(expr, decl, shape, want):
+    """A -1 in their Reshapes named no size where another dim is 0 (onnxruntime refused an empty batch), and a
+    0 copied the input's dim. The shape is the rule's: torch's pixel_unshuffle returns an empty input as it
+    is ((0, 4, 6, 6) for the first case), its pixel_shuffle follows the rule."""
+    x = np.zeros(shape, decl.split("[")[0])
+    for level in (0, 2):
+        model = archdsl.compile_source(f"model m(x: {decl}) -> y {{\n    y = {expr}\n}}\n", opt_level=level)
+        assert runtime.session(model, "cpu", 1).run(None, {"x": x})[0].shape == want
+    if expr.startswith("pixel_shuffle"):
+        assert tuple(F.pixel_shuffle(_t(x), int(expr[-2])).shape) == want
+
+
 # ---------------- flip ----------------
 
 @covers("flip")
