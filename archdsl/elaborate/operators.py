@@ -173,22 +173,32 @@ class Operators:
         self.charge(meter.used * Limits.items_per_step, span)
         return out
 
+    def widened(self, opname, a, b, span, operand_spans: tuple = (), label=None):
+        """h * 1e-8, h / 0.1, h // 0.1 in float16 (the operators and mul(), div(), floordiv()): torch's CPU
+        kernels compute in float32 with the number as a float32, not rounded to the tensor's dtype first
+        (1.0 // 0.1 is 9, not 10; 1e-8 is no 0), and round the result back; 1e-8 / h is its h.reciprocal() *
+        1e-8 (inf at 0, not 0 / 0), within an ulp of this where 1 / h is finite in float16 (at a subnormal h
+        torch's is inf); its +, -, %, ** and 0.1 // h round the number first (measured, torch 2.13). None
+        where this is not such a case."""
+        tensor = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
+        if tensor is None:
+            return None
+        dt = tensor.type.dtype
+        if not (dt.is_16bit and dt.is_float and (opname in ("mul", "div") or opname == "floordiv" and a is tensor)
+                and not all(_holds(v, dt) for v in (a, b))):
+            return None
+        for v, at in zip((a, b), operand_spans):
+            if is_num(v):
+                check_fits(v, DType.float32, at)
+        wide = self.call_op(ops.get("cast"), [tensor], {"dtype": "float32"}, None, span)
+        out = self.call_op(ops.get(opname), [wide if v is tensor else v for v in (a, b)], {}, label, span)
+        return self.call_op(ops.get("cast"), [out], {"dtype": dt.label}, None, span)
+
     def tensor_binop(self, opname, a, b, span, operand_spans: tuple = ()):
+        if (out := self.widened(opname, a, b, span, operand_spans)) is not None:
+            return out
         tensor = a if isinstance(a, Tensor) else b
         dt = tensor.type.dtype
-        if dt.is_16bit and dt.is_float and (opname in ("mul", "div") or opname == "floordiv" and a is tensor) \
-                and not all(_holds(v, dt) for v in (a, b)):
-            # h * 1e-8, h / 0.1, h // 0.1 in float16: torch's CPU kernels compute in float32 with the number as a
-            # float32, not rounded to the tensor's dtype first (1.0 // 0.1 is 9, not 10; 1e-8 is no 0), and
-            # round the result back; 1e-8 / h is its h.reciprocal() * 1e-8 (inf at 0, not 0 / 0), within an ulp
-            # of this where 1 / h is finite in float16 (at a subnormal h torch's is inf); its +, -, %, ** and
-            # 0.1 // h round the number first (measured, torch 2.13)
-            for v, at in zip((a, b), operand_spans):
-                if is_num(v):
-                    check_fits(v, DType.float32, at)
-            wide = self.call_op(ops.get("cast"), [tensor], {"dtype": "float32"}, None, span)
-            out = self.call_op(ops.get(opname), [wide if v is tensor else v for v in (a, b)], {}, None, span)
-            return self.call_op(ops.get("cast"), [out], {"dtype": dt.label}, None, span)
         for v, at in zip((a, b), operand_spans):  # a number that overflows the dtype: point at the number
             if is_num(v):
                 check_fits(v, dt, at)

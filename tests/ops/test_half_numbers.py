@@ -48,6 +48,15 @@ def test_what_rounding_first_lost():
         _run("h * 1e39")
 
 
+@pytest.mark.parametrize("call,operator", [("floordiv(h, 0.1)", "h // 0.1"), ("mul(h, 1e-8)", "h * 1e-8"),
+                                           ("h -> div(0.3)", "h / 0.3"), ("mul(a=h, b=0.3) as m", "h * 0.3"),
+                                           ("mul(1e-8, h)", "1e-8 * h"), ("floordiv(0.1, h)", "0.1 // h")])
+def test_the_function_forms_take_the_number_as_the_operators_do(call, operator):
+    """floordiv(h, 0.1) rounded 0.1 to float16 first (10 at 1.0, torch 9) and mul(h, 1e-8) gave 0, where
+    h // 0.1 and h * 1e-8 followed torch."""
+    np.testing.assert_array_equal(_run(call), _run(operator))
+
+
 def test_a_number_past_float16_leaves_no_numpy_warning():
     import warnings
     with warnings.catch_warnings():
