@@ -227,6 +227,22 @@ def test_float16_rms_norm_keeps_a_small_eps_and_large_values(opset):
     np.testing.assert_allclose(y.astype(np.float32), want.astype(np.float32), rtol=2e-3, atol=1e-3)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_rms_norm_default_eps_is_torchs(dtype):
+    """torch computes 16-bit inputs in float32 with float32's epsilon; float16's own (2**-10) halved the first
+    row's result, bfloat16's (2**-7) more."""
+    torch = pytest.importorskip("torch")
+    from archdsl.ops.rmsnorm import default_eps
+    from archdsl.types import DTYPES
+    x = torch.tensor([[.01, .02, -.01, .03], [1e-3, 0, 0, 0]]).to(getattr(torch, dtype))
+    F = torch.nn.functional
+    assert torch.equal(F.rms_norm(x, (4,)), F.rms_norm(x, (4,), eps=default_eps(DTYPES[dtype])))
+    if dtype in ("float16", "float64"):
+        m = _compile(f"model m(x: {dtype}[B, 4]) -> y {{ y = x -> rms_norm }}")
+        (y,) = runtime.session(m).run(None, {"x": x.numpy()})
+        np.testing.assert_allclose(y.astype(np.float64), F.rms_norm(x, (4,)).double().numpy(), rtol=2e-3)
+
+
 @pytest.mark.parametrize("norm", ["rms_norm(eps=1e-10)", "layernorm(eps=1e-10)", "group_norm(2, eps=1e-10)"])
 def test_float16_norms_train_through_a_zero_row(norm):
     """The gradient rules made eps a float16 constant: 1e-10 became 0 and a zero row's update was NaN. They
