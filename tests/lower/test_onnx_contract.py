@@ -184,6 +184,35 @@ def test_bfloat16_weights_load_from_safetensors_and_torch(tmp_path, model_dtype)
         archdsl.compile_source(src, weights={**sd, "fc.weight": torch.zeros(2, 4, dtype=torch.complex64)})
 
 
+def test_bfloat16_checkpoints_are_checked_against_the_parameters_dtype(tmp_path, capsys):
+    """ml_dtypes' bfloat16 is of numpy kind 'V', which the range and whole-number checks skipped where
+    `archdsl build` streams a .safetensors file: 1e30 became inf in a float16 parameter and [2.5, -1.75] was
+    truncated into an int64 buffer, where float32 values are refused (the API checked both)."""
+    import ml_dtypes
+    from safetensors.numpy import save_file
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float16[B, 2]) -> y {\n    p = parameter([2], dtype=\"int64\") as idx\n"
+                    "    y = (x -> linear(2) as fc) + cast(p, \"float16\")\n}\n")
+    ok = {"fc.weight": np.eye(2), "fc.bias": np.zeros(2), "idx": np.array([2, -1])}
+    cases = {"ok": {}, "big": {"fc.weight": np.full((2, 2), 1e30)}, "frac": {"idx": np.array([2.5, -1.75])}}
+    for name, change in cases.items():
+        w = tmp_path / f"{name}.safetensors"
+        save_file({k: v.astype(ml_dtypes.bfloat16) for k, v in {**ok, **change}.items()}, str(w))
+        for build in (lambda: main(["build", str(spec), "--weights", str(w), "-o", str(tmp_path / "m.onnx")]),
+                      lambda: archdsl.compile_file(spec, weights=str(w)) and 0):
+            if name == "ok":
+                assert build() == 0
+                continue
+            try:
+                code = build()
+            except ArchError as e:
+                code, err = 1, str(e)
+            else:
+                err = capsys.readouterr().err
+            assert code == 1 and ("reaches 1.00026e+30, beyond float16's range" in err if name == "big" else
+                                  "'idx': the weights file's value holds fractions" in err), err
+
+
 def test_torch_meta_and_sparse_weights():
     """A meta tensor (a model built on the meta device) has no values: an ArchError saying so, not torch's
     NotImplementedError; a sparse one loads its values, as load_state_dict's copy does."""
