@@ -11,7 +11,7 @@ import numpy as np
 from .. import driver, files
 from ..diagnostics import ArchError
 from ..interrupts import interruption, was_interrupted
-from ..lower.weights import numpy_reason, write_npz
+from ..lower.weights import npy_bfloat16, numpy_reason, raw_bytes, write_npz
 from ..types import dim_size
 from .commands import (
     announce,
@@ -37,8 +37,9 @@ def _check_input(sess, name: str, arr: np.ndarray, path: str) -> None:
     dims = ", ".join(str(d) for d in meta.shape)
     if arr.dtype != np.dtype(want_dt) or arr.ndim != len(meta.shape) or any(
             isinstance(d, int) and d != n for d, n in zip(meta.shape, arr.shape)):
+        raw = raw_bytes(arr.dtype)
         raise ArchError(f"--input {name}: the model takes {np.dtype(want_dt).name}[{dims}], "
-                        f"{path} holds {arr.dtype.name}{list(arr.shape)}")
+                        f"{path} holds {arr.dtype.name}{list(arr.shape)}{f': {raw}' if raw else ''}")
 
 
 def _spec_only_flags(args) -> list[str]:
@@ -62,7 +63,7 @@ def _read_input(name: str, path: str) -> np.ndarray:
     except Exception as e:  # noqa: BLE001 - missing, corrupt (BadZipFile) or foreign
         raise ArchError(f"--input {name}: cannot read {path}: {numpy_reason(e)}") from None
     if isinstance(loaded, np.ndarray):
-        return loaded
+        return npy_bfloat16(loaded)
     with loaded:
         names = list(loaded.files)
         saved = f"input:{name}"  # what `run --save` wrote
@@ -71,7 +72,7 @@ def _read_input(name: str, path: str) -> np.ndarray:
             raise ArchError(f"--input {name}: {path} holds {len(names)} arrays "
                             f"({', '.join(names) or 'none'}) and none is called '{name}'")
         try:
-            return loaded[pick]
+            return npy_bfloat16(loaded[pick])
         except Exception as e:  # noqa: BLE001 - a corrupt member, or an object array
             raise ArchError(f"--input {name}: cannot read '{pick}' from {path}: {numpy_reason(e, member=True)}") \
                 from None

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..diagnostics import ArchError, did_you_mean, quoted
 from ..ir import Graph
-from .weights import resident
+from .weights import raw_bytes, resident
 
 __all__ = ["checked_weights", "torch_array"]
 
@@ -65,7 +65,8 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
         dtype = np.asarray(arr).dtype  # first: a string's shape is [] and said nothing of what was wrong
         if dtype.kind not in "biuf":
             if not _narrow_float(dtype):
-                kind = {"c": "complex numbers", "U": "strings", "S": "strings"}.get(dtype.kind, f"{dtype} values")
+                kind = {"c": "complex numbers", "U": "strings", "S": "strings"}.get(
+                    dtype.kind, raw_bytes(dtype) or f"{dtype} values")
                 raise ArchError(f"{what}: '{name}' holds {kind}; a parameter takes real numbers (int, uint, float)")
             weights = {**weights, name: resident(np.asarray(arr)).astype(np.float32)}  # then to the parameter's
         if all(isinstance(d, int) for d in v.type.shape) and tuple(np.shape(arr)) != tuple(v.type.shape):

@@ -21,7 +21,8 @@ from ..ops import ParamSpec
 from ..types import DType
 
 __all__ = ["CHUNK", "Chunked", "chunk_count", "file_bytes", "fill_chunk", "materialize", "initial_weights",
-           "load_weights", "numpy_reason", "read_exactly", "read_npz", "resident", "save_weights", "write_npz"]
+           "load_weights", "npy_bfloat16", "numpy_reason", "raw_bytes", "read_exactly", "read_npz", "resident",
+           "save_weights", "write_npz"]
 
 
 CHUNK = 1 << 18  # elements per independently seeded block of a generated parameter (1 MiB of float32)
@@ -319,6 +320,22 @@ def numpy_reason(e: Exception, member: bool = False) -> str:
     return str(e)
 
 
+def npy_bfloat16(arr: np.ndarray) -> np.ndarray:
+    """numpy's .npy format writes ml_dtypes' bfloat16 as raw 2-byte values (|V2) and reads it back so: such an
+    array as the bfloat16 it holds (no other type comes back as 2 raw bytes; it was said as "void16")."""
+    dt = arr.dtype
+    return arr.view(_dtype("bfloat16")) if dt.kind == "V" and dt.names is None and dt.itemsize == 2 and \
+        dt.subdtype is None else arr
+
+
+def raw_bytes(dtype: np.dtype) -> str | None:
+    """What to say of an array numpy read as raw bytes: a float8 saved to an .npy (its kind is not recorded)."""
+    if dtype.kind != "V" or dtype.names is not None:
+        return None
+    return (f"raw {dtype.itemsize}-byte values (numpy's .npy format does not record ml_dtypes' float8 types; save "
+            "them as float32, or in a .safetensors file)")
+
+
 def read_npz(path: str | Path, what: str, expected: str) -> dict[str, np.ndarray]:
     """Every array of an .npz, by name; anything else (a .npy, a text file, a torch.save zip, a corrupt
     archive) a diagnostic that says so. `what` names the file's role, `expected` what it should hold."""
@@ -346,7 +363,7 @@ def read_npz(path: str | Path, what: str, expected: str) -> dict[str, np.ndarray
         out = {}
         for k in z.files:
             try:
-                out[k] = z[k]
+                out[k] = npy_bfloat16(z[k])
             except Exception as e:  # noqa: BLE001 - a corrupt member, or an object array
                 raise ArchError(f"cannot read {what} from {path}: '{k}': {numpy_reason(e, member=True)}; "
                                 f"{expected}") from None

@@ -144,3 +144,23 @@ def test_weights_at_the_edge_of_int64_and_into_bool(work):
     m = build(c=np.array([2.0 ** 62, -(2.0 ** 63)]), f=np.array([1.0, 0.0]))
     got = {t.name: numpy_helper.to_array(t).tolist() for t in m.graph.initializer}
     assert got["c"] == [2 ** 62, -(2 ** 63)] and got["f"] == [True, False]
+
+
+def test_bfloat16_and_float8_arrays_from_npy_files(work, capsys):
+    """numpy's .npy format writes ml_dtypes' bfloat16 as raw 2-byte values (|V2), which were refused as "holds
+    |V2 values" (weights) or said as "void16" (--input): they are read as the bfloat16 they hold. A float8 (|V1)
+    does not say which kind it is: the message says what it is and what to save instead."""
+    import ml_dtypes
+    w = {"fc1.weight": np.ones((8, 4)), "fc1.bias": np.zeros(8), "fc2.weight": np.full((3, 8), 0.5),
+         "fc2.bias": np.zeros(3)}
+    np.savez(work / "bf.npz", **{k: v.astype(ml_dtypes.bfloat16) for k, v in w.items()})
+    assert main(["build", str(work / "tiny.arch"), "--weights", str(work / "bf.npz"), "-o", str(work / "b.onnx")]) == 0
+    got = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(work / "b.onnx")).graph.initializer}
+    assert all(np.array_equal(got[k], v) for k, v in w.items())
+    np.savez(work / "f8.npz", **{**w, "fc2.bias": np.zeros(3, ml_dtypes.float8_e4m3fn)})
+    assert main(["build", str(work / "tiny.arch"), "--weights", str(work / "f8.npz")]) == 1
+    assert "'fc2.bias' holds raw 1-byte values (numpy's .npy format does not record ml_dtypes' float8 types; save " \
+           "them as float32, or in a .safetensors file)" in capsys.readouterr().err
+    np.save(work / "x.npy", np.ones((2, 4), ml_dtypes.bfloat16))
+    assert main(["run", str(work / "tiny.arch"), "--input", f"x={work / 'x.npy'}"]) == 1
+    assert "takes float32[B, 4], " + str(work / "x.npy") + " holds bfloat16[2, 4]" in capsys.readouterr().err
