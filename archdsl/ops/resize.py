@@ -206,6 +206,7 @@ def _axis_plan(x, scales: list, out_shape, mode: str) -> list[tuple]:
     fused = bool(_fused(x.rank, [out for _, _, out in axes]))  # beside a symbolic axis, 2-D takes the plain form
     two_d = mode == "nearest" and x.rank == 4
     small = two_d and known and sum(out for _, _, out in axes) <= 128
+    gathered = known and x.dtype is DType.float64 and mode not in _INTERPOLATING  # onnxruntime has no float64 Resize
     plan = []
     for n, scale, out in axes:
         if not isinstance(n, int) or not isinstance(out, int):
@@ -213,8 +214,8 @@ def _axis_plan(x, scales: list, out_shape, mode: str) -> list[tuple]:
         elif out == n and (scale == 1.0 or small):
             plan.append(("keep", None))
         elif mode in _INTERPOLATING or (two_d and not known and out in (n, 2 * n)) or \
-                _exact(scale) and not (small and out == 2 * n):  # kept or doubled beside a symbolic axis: the run's
-            plan.append(("resize", _ort_scale(n, scale, out)))
+                _exact(scale) and not (small and out == 2 * n) and not gathered:  # kept or doubled beside a
+            plan.append(("resize", _ort_scale(n, scale, out)))  # symbolic axis: the run's
         elif small and out == 2 * n:
             plan.append(("gather", np.arange(out, dtype=np.int64) >> 1))
         else:
