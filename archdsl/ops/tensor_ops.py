@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from onnx import numpy_helper
 
 from ..types import DTYPES, DType, Sym, TensorType, numel, unknown_dtype
 from ._common import elementwise_cost, fill_array, reduce_op, select, shape_str, tril_keep
@@ -159,6 +160,9 @@ def _reduce(name, onnx_op, doc):
         if not axes:  # a scalar: nothing to reduce (an empty axes attribute cannot even be written)
             e.op("Identity", [src], outputs=outs)
             return
+        if name == "sum" and not x.dtype.is_float:
+            _integer_sum(e, src, x.rank, axes, c.attrs["keepdim"], outs)
+            return
         reduce_op(e, onnx_op, src, axes, int(c.attrs["keepdim"]), outputs=outs)
 
     def grad(b, c, ins, outs, gouts):
@@ -181,9 +185,25 @@ def _reduce(name, onnx_op, doc):
                    infer=infer, lower=lower, cost=lambda c: numel(c.in_types[0].shape), doc=doc, grad=grad))
 
 
+def _integer_sum(e, x: str, rank: int, axes: list[int], keepdim: bool, outs) -> None:
+    """An int64 sum as MatMuls with a vector of ones, one per reduced axis (moved last): onnxruntime's int64
+    ReduceSum goes through double (2**60 + 1 + 1 gave 2**60), its int64 MatMul is exact and wraps as torch's
+    sum does."""
+    for k, a in enumerate(sorted(axes, reverse=True)):  # the highest first: the lower axes keep their index
+        r = rank - k
+        if a != r - 1:
+            x = e.op("Transpose", [x], perm=[i for i in range(r) if i != a] + [a])
+        ones = e.op("ConstantOfShape", [e.op("Shape", [x], start=-1)], value=numpy_helper.from_array(
+            np.ones(1, np.int64)))
+        last = k == len(axes) - 1 and not keepdim
+        x = e.op("MatMul", [x, ones], outputs=outs if last else None)
+    if keepdim:
+        e.op("Unsqueeze", [x, e.const(np.array(sorted(axes), dtype=np.int64))], outputs=outs)
+
+
 _reduce("mean", "ReduceMean", "Mean over dims (all when none), torch.mean.")
 _reduce("sum", "ReduceSum", "Sum over dims (all when none), torch.sum; integers and bools sum in int64, "
-        "as torch.")
+        "exactly (wrapping on overflow), as torch (by MatMul: onnxruntime's int64 ReduceSum rounds past 2**53).")
 _reduce("amax", "ReduceMax", "Max over dims (all when none), torch.amax.")
 _reduce("amin", "ReduceMin", "Min over dims (all when none), torch.amin.")
 

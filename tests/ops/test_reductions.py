@@ -248,3 +248,23 @@ def test_group_norm_takes_an_empty_batch_as_torch_does(decl, shapes, opset):
             want = torch.nn.functional.group_norm(torch.from_numpy(x), 2, eps=1e-5).numpy()
             assert y.shape == want.shape
             np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("expr", ["sum(x)", "sum(x, dim=[1])", "sum(x, dim=[0], keepdim=true)",
+                                  "sum(x, dim=[2, 0])", "sum(x, dim=[0, 1, 2], keepdim=true)"])
+@pytest.mark.parametrize("dtype", ["int64", "int32", "bool"])
+def test_integer_sums_are_exact_as_torchs(expr, dtype):
+    """onnxruntime's int64 ReduceSum goes through double: 2**60 + 1 + 1 + 1 came back as 2**60. The sums are
+    exact (and wrap on overflow) as torch's, also over an empty batch."""
+    model = archdsl.compile_source(f"model m(x: {dtype}[B, 4, 3]) -> y {{\n    y = {expr}\n}}\n")
+    sess = runtime.session(model)
+    rng = np.random.default_rng(0)
+    big = {"int64": [2**60 + 1, 2**53 + 1, 2**62, 2**62], "int32": [2**31 - 1] * 4, "bool": [True] * 4}[dtype]
+    for n in (2, 0):
+        x = rng.integers(0, 2 if dtype == "bool" else 9, (n, 4, 3)).astype(dtype)
+        if n:
+            x[:, :, 0] = big
+        code = expr.replace("true", "True").replace("sum(x", "torch.sum(x")
+        t = eval(code, {"torch": torch, "x": torch.from_numpy(x)})
+        y = sess.run(None, {"x": x})[0]
+        assert y.dtype == np.int64 and y.shape == tuple(t.shape) and y.tolist() == t.tolist(), (n, y, t)
