@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..types import DType
-from ._common import bfloat16_from, elementwise_cost, fill_array, float_input
+from ._common import bfloat16_from, elementwise_cost, fill_array, float_input, wide_np, widen
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis
 
@@ -269,10 +269,18 @@ def _softplus_lower(e, ins, outs, c):
     if not switch:
         e.op("Softplus", [x], outputs=outs)
         return
-    z = x if beta == 1.0 else e.op("Mul", [x, scalar(e, c, beta)])
+    t = c.in_types[0]
+    if t.dtype.is_16bit:  # in float32, as torch's kernel: beta rounded to float16 first was an ulp off
+        x = widen(e, x, t)
+
+    def k(v):
+        return e.const(np.array(v, dtype=wide_np(t)))
+    z = x if beta == 1.0 else e.op("Mul", [x, k(beta)])
     sp = e.op("Softplus", [z])
-    sp = sp if beta == 1.0 else e.op("Div", [sp, scalar(e, c, beta)])
-    e.op("Where", [e.op("Greater", [z, scalar(e, c, thr)]), x, sp], outputs=outs)
+    sp = sp if beta == 1.0 else e.op("Div", [sp, k(beta)])
+    y = e.op("Where", [e.op("Greater", [z, k(thr)]), x, sp], outputs=None if t.dtype.is_16bit else outs)
+    if t.dtype.is_16bit:
+        e.op("Cast", [y], to=t.dtype.onnx, outputs=outs)
 
 
 def _softplus_grad(b, c, ins, outs, gouts):

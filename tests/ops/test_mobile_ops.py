@@ -191,3 +191,15 @@ def test_a_dtype_mismatch_says_to_cast_and_that_integer_sums_are_int64():
     with pytest.raises(ArchError, match=r"minimum: dtypes differ \(float32 vs int64\); cast one to the "
                                                 r"other \(archdsl does not promote as torch does\)$"):
         check_source("model m(x: float32[2], i: int64[2]) -> y {\n    y = minimum(x, i)\n}\n")
+
+
+@pytest.mark.parametrize("beta, threshold", [(0.1, 20.0), (2.0, 20.0), (3.0, 1.0), (1.0, 5.0)])
+def test_float16_softplus_with_a_beta_is_torchs(beta, threshold):
+    """torch computes a half softplus in float32 with beta as a float32; beta rounded to float16 first put 1817
+    of these 4002 values an ulp off at beta = 0.1."""
+    import archdsl
+    from archdsl import runtime
+    x = np.concatenate([np.linspace(-30, 30, 4001), [0.0]]).astype(np.float16)
+    m = archdsl.compile_source(f"model m(x: float16[N]) -> y {{ y = softplus(x, {beta}, {threshold}) }}")
+    y = runtime.session(m).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(y, F.softplus(torch.from_numpy(x), beta, threshold).numpy())
