@@ -98,3 +98,24 @@ def test_the_span_of_a_hole_after_an_escape():
     (let,) = parse('let s = "\\x41{i + 1}z"\n', "t.arch").items
     hole = let.value.parts[1]
     assert (hole.span.col, hole.span.end_col) == (15, 20) and (hole.left.span.col, hole.left.span.end_col) == (15, 16)
+
+
+@pytest.mark.parametrize("filler", ["\n" * 1_000_000, "\r\n \n" * 300_000, 'let s = "' + "a" * 1_000_000 + '"\n',
+                                    'let s = "' + "a\\t" * 300_000 + '"\n', "let h = 0x" + "f" * 1_000_000 + "\n",
+                                    "let h = 0x" + "f_" * 300_000 + "f\n"])
+def test_long_tokens_lex_in_little_memory(filler):
+    """Terminals that repeated a group per character (_NL's (\\r?\\n[\\t ]*)+, STRING's ([^"]|\\\\.)*, INT's
+    (_?[0-9a-f])+) kept Python's regex backtracking state for each: a source under the 4 MiB limit took 3.5
+    GB to lex. Only runs of one character class repeat now (a group per escape, per underscore, per CRLF)."""
+    import tracemalloc
+
+    from archdsl.diagnostics import ArchError
+    tracemalloc.start()
+    try:
+        parse(filler + "model m(x: float32[B, 4]) -> y {\n    y = x\n}\n", "big.arch")
+    except ArchError as e:  # the 1,000,002-digit literal: past the digits limit, after lexing
+        assert "too long" in str(e)
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < 120 * 2**20, peak
