@@ -280,10 +280,11 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
         shown = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
         raise ArchError(f"model {graph.name} has no output '{out_name}' (outputs: {shown})"
                         + ("" if labelled else "; --loss model minimizes the model's output named loss, or the "
-                           "one --output-name names"))
+                           "one --output-name names"), graph.span)
     if "loss" in outputs and labelled:
         raise ArchError(f"a model output is named 'loss', which the train step outputs as the loss it minimizes: "
-                        f"leave out --loss {cfg.loss} to train on the model's own loss, or rename the output")
+                        f"leave out --loss {cfg.loss} to train on the model's own loss, or rename the output",
+                        outputs["loss"].span)
     drop_seed_input(graph)  # rand_like's `seed`: the step's own seed state (and its step) replace it
     data_inputs = [v.name for v in graph.inputs]
     _refuse_reserved_params(graph, {"lr", "step", "seed"} | ({"micro", "apply"} if cfg.accumulate > 1 else set())
@@ -291,7 +292,7 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     if "labels" in data_inputs and labelled:
         raise ArchError(f"a model input is named 'labels'; the train step of --loss {cfg.loss} feeds the targets "
                         "under that name (rename the input, or compute the loss in the spec: an output named loss, "
-                        "e.g. cross_entropy(logits, labels))")
+                        "e.g. cross_entropy(logits, labels))", next(v.span for v in graph.inputs if v.name == "labels"))
     if not labelled:
         t = outputs[out_name].type
         if t.rank or not t.dtype.is_float:
@@ -299,7 +300,7 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
                             + (" (reduce it: mean(...))" if t.dtype.is_float else ""), outputs[out_name].span)
         if out_name != "loss" and "loss" in outputs:
             raise ArchError(f"the train step outputs the loss it minimizes (output '{out_name}') as 'loss', which "
-                            "would hide the model's own output named loss; rename one of them")
+                            "would hide the model's own output named loss; rename one of them", outputs["loss"].span)
     frozen = _freeze(graph, cfg.freeze) if cfg.freeze else set()
     undecayed = _undecayed(graph, cfg, frozen) if cfg.no_decay else set()
     params = [v for v in graph.trainable()]

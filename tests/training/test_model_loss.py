@@ -117,6 +117,20 @@ def test_settings_that_do_not_fit_a_spec_loss(tmp_path, capsys, extra, message):
     assert not (tmp_path / "w.npz").exists()
 
 
+@pytest.mark.parametrize("spec, extra, where", [
+    ("model m(x: float32[B, 4], labels: int64[B]) -> y {\n    y = x -> linear(3) as fc\n}\n", [],
+     "t.arch:1:27: error: a model input is named 'labels'"),
+    ("model m(x: float32[B, 4]) -> (y, loss) {\n    y = x -> linear(3) as fc\n    loss = mean(y)\n}\n",
+     ["--loss", "mse"], "t.arch:3:12: error: a model output is named 'loss'"),
+])
+def test_train_step_name_clashes_point_at_the_declaration(tmp_path, capsys, spec, extra, where):
+    """These two said no file:line:col and showed no source line, where the clash with `lr` did."""
+    (tmp_path / "t.arch").write_text(spec)
+    assert main(["build", str(tmp_path / "t.arch"), "--train", *extra]) == 1
+    err = capsys.readouterr().err
+    assert where in err and "^^^" in err
+
+
 @pytest.mark.parametrize("extra, setting", [(["--label-smoothing", "0.1"], "label smoothing"),
                                             (["--ignore-index", "3"], "an ignored label index")])
 def test_a_loss_setting_with_an_explicit_loss_model_says_where_it_goes(tmp_path, capsys, extra, setting):
