@@ -131,6 +131,14 @@ def utf8(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def printable(text: str, keep: str = "") -> str:
+    """Control and other unprintable characters as escapes (\\x1b, \\n, \\u200b), those in `keep` as they are:
+    a file name holding an escape sequence cleared the terminal, one holding a newline forged a line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+
+
 def quoted(names, shown: int = 3) -> str:
     """Names for a message: the first few quoted, then how many more ('a', 'b', 'c' and 4 more)."""
     names = list(names)
@@ -268,12 +276,13 @@ def render(err: ArchError, sources: SourceMap | None = None, level: str = "error
     ArchError that is not raised, rendered with level="warning". Without `sources`, those of the API call
     that raised it (driver), else the files on disk."""
     sources = sources or getattr(err, "sources", None) or SourceMap()
-    where = f"{err.span}: " if err.span else ""
-    out = [f"{where}{level}: {err.message}"]
+    where = f"{printable(str(err.span))}: " if err.span else ""
+    out = [f"{where}{level}: {printable(err.message, keep=chr(10))}"]
     if err.span:
         out += _excerpt(err.span, sources)
     for msg, span in err.notes:
-        out.append(f"{span}: note: {msg}" if span else f"note: {msg}")
+        msg = printable(msg, keep=chr(10))
+        out.append(f"{printable(str(span))}: note: {msg}" if span else f"note: {msg}")
         if span:
             out += _excerpt(span, sources)
     return "\n".join(out)

@@ -21,6 +21,7 @@ from ..diagnostics import (
     Span,
     UnknownNameError,
     did_you_mean,
+    printable,
 )
 from ..ir import Graph, check
 from ..syntax import ast as A
@@ -68,11 +69,11 @@ class _Loader:
         there = next((t for t in tried if t.exists()), None)  # a directory, a device: found, and not a spec
         if there is not None:
             what = "a directory, not a .arch file" if there.is_dir() else "not a regular file (a .arch spec is one)"
-            raise ImportNotFoundError(f'import "{rel}": {there} is {what}', span)
+            raise ImportNotFoundError(f'import "{printable(rel)}": {printable(str(there))} is {what}', span)
         folders = dict.fromkeys(t.parent for t in tried)  # -I inc twice, or the importer's own folder: once
-        where = ", ".join(str(f) + ("" if f.is_dir() else " (a file, not a folder)" if f.exists() else
+        where = ", ".join(printable(str(f)) + ("" if f.is_dir() else " (a file, not a folder)" if f.exists() else
                                     " (no such folder)") for f in folders)
-        raise ImportNotFoundError(f'cannot find "{rel}" (looked in {where})', span)
+        raise ImportNotFoundError(f'cannot find "{printable(rel)}" (looked in {where})', span)
 
     def load_path(self, path: Path, span: Span | None, defines=None, prefix: str = "") -> Module:
         key = str(path)

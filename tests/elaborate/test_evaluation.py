@@ -212,6 +212,19 @@ def test_an_import_of_a_directory_or_a_device_says_what_it_found(tmp_path):
             archdsl.check_file(str(spec))
 
 
+def test_control_characters_in_an_import_path_are_shown_escaped(tmp_path, capsys):
+    """They went to the terminal raw: an escape sequence cleared it, a newline forged a line of its own."""
+    from archdsl.cli import main
+    (tmp_path / "x\nfake: ok").mkdir()
+    spec = tmp_path / "m.arch"
+    for target, words in ((r"a\x1b[2J\nfake: ok\u200b.arch", r'cannot find "a\x1b[2J\nfake: ok\u200b.arch"'),
+                          (r"x\nfake: ok", r'import "x\nfake: ok": ')):
+        spec.write_text(f'import "{target}"\n' + _MODEL)
+        assert main(["check", str(spec)]) == 1
+        err = capsys.readouterr().err
+        assert words in err and "\x1b" not in err and "\u200b" not in err and "\nfake" not in err, err
+
+
 def test_an_import_of_a_model_file_or_from_a_missing_folder_says_so(tmp_path):
     """`import "m.onnx"` read the protobuf as source ("unexpected character '\\x08'" over a garbled line), and
     a search folder given with -I that does not exist was listed as if it had been searched."""
