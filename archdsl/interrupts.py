@@ -66,16 +66,16 @@ def deferred_signals():
     Python still raises in the main thread; this holds them in Python's own handlers instead."""
     import signal
     import threading
+    held: list[int] = []  # the signals that came, for the block to look at (a commit undoes itself)
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield held
         return
     before = {s: h for s in [signal.SIGINT, *stopping_signals()]
               if (h := signal.getsignal(s)) is not None}  # None: not set from Python
-    held: list[int] = []
     for s in before:
         signal.signal(s, lambda signum, frame: held.append(signum))
     try:
-        yield
+        yield held
     finally:
         for s, h in before.items():
             signal.signal(s, h)

@@ -54,11 +54,12 @@ def cleanup_all(staged: list[Staged]) -> None:
 
 def commit_all(staged: list[Staged]) -> list[Path]:
     """Every staged file renamed into place, or none, as one act: Ctrl-C or SIGTERM waits for its end (one
-    between two renames left a new .data file under the old model), two builds take turns (_commit_lock),
-    and a rename that fails (a sticky folder, a file another user owns) puts back the files already
-    replaced, so a model never meets another build's .data file or eval model."""
+    between two renames left a new .data file under the old model) and then puts back what it replaced (the
+    build exits 130 as interrupted: its files must be the ones before, not the new ones), two builds take turns
+    (_commit_lock), and a rename that fails (a sticky folder, a file another user owns) puts back the files
+    already replaced, so a model never meets another build's .data file or eval model."""
     written: list[Path] = []
-    with _commit_lock(), deferred_signals():
+    with _commit_lock(), deferred_signals() as held:
         try:
             for st in staged:
                 with writing(st.out):
@@ -67,8 +68,12 @@ def commit_all(staged: list[Staged]) -> list[Path]:
             for st in reversed(staged):
                 st.roll_back()
             raise
-        for st in staged:
-            st.finish()
+        if held:  # raised as the block ends
+            for st in reversed(staged):
+                st.roll_back()
+        else:
+            for st in staged:
+                st.finish()
     return written
 
 

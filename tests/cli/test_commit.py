@@ -39,10 +39,16 @@ def wide(tmp_path):
     return spec, _fc(tmp_path / "seed2.onnx")
 
 
-def test_ctrl_c_between_the_data_and_the_model_waits_for_both(wide, tmp_path, monkeypatch, capsys):
-    spec, seed2 = wide
-    out = tmp_path / "m.onnx"
-    assert _build(spec, out, 1) == 0
+@pytest.mark.parametrize("fresh", [False, True])
+def test_ctrl_c_between_the_data_and_the_model_puts_both_back(wide, tmp_path, monkeypatch, capsys, fresh):
+    """The renames finish together and are then undone: the build exits 130 as interrupted, and its files are
+    the ones before (it had left the new model in place, exit 130 telling a script or make it had failed), or
+    none where there were none."""
+    spec, _ = wide
+    out = tmp_path / "new" / "m.onnx" if fresh else tmp_path / "m.onnx"
+    if not fresh:
+        assert _build(spec, out, 1) == 0
+        seed1 = _fc(out)
     real = files.replace_keeping_mode
 
     def interrupted_after(new, target, like=None):
@@ -52,9 +58,12 @@ def test_ctrl_c_between_the_data_and_the_model_waits_for_both(wide, tmp_path, mo
     monkeypatch.setattr(files, "replace_keeping_mode", interrupted_after)
     assert _build(spec, out, 2) == 130
     assert "interrupted" in capsys.readouterr().err
-    np.testing.assert_array_equal(_fc(out), seed2)  # the new weights, in the new model (not seed 1's)
-    seed = {p.key: p.value for p in onnx.load(str(out), load_external_data=False).metadata_props}["archdsl.seed"]
-    assert seed == "2"
+    if fresh:
+        assert not (tmp_path / "new").exists()
+    else:
+        np.testing.assert_array_equal(_fc(out), seed1)  # the old weights, in the old model
+        meta = {p.key: p.value for p in onnx.load(str(out), load_external_data=False).metadata_props}
+        assert meta["archdsl.seed"] == "1"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
