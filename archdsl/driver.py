@@ -339,6 +339,17 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
         return _build_train(mod, model, options, train, sources)
 
 
+def _trainable_size(graph: Graph) -> None:
+    """The model limit for the train step too: its gradients make it ~4 times the model (a 100,000-node model's
+    step took 49 s and 2.1 GB, one of 400,000 went past 4 GB), so a model over a quarter of it is refused
+    before the work."""
+    from .elaborate.scalars import Limits
+    if 4 * len(graph.nodes) > Limits.nodes:
+        raise ArchError(f"model {graph.name} has {len(graph.nodes):,} nodes: its train step would have about four "
+                        f"times as many, past the limit of {Limits.nodes:,} (a model of at most "
+                        f"{Limits.nodes // 4:,} nodes trains)", graph.span)
+
+
 def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
                  sources: SourceMap | None) -> CompiledTrain:
     from .passes import TRAIN_LEVEL, PassContext, optimize
@@ -351,6 +362,7 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
     meta = model_metadata(mod, name, options.seed)
     level = min(options.opt_level, TRAIN_LEVEL)
     ev = elaborate_model(mod, name)
+    _trainable_size(ev)
     meta.update(int_input_metadata(ev))  # the eval model's and the step's: `archdsl run` draws their ids and lengths
     with noting_overrides(mod):
         weights = checked_weights(weights, ev, _weights_file(options))

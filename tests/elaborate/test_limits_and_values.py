@@ -477,3 +477,22 @@ def test_hints_only_where_they_are_true(src, said, not_said):
     assert said in text, text
     if not_said:
         assert not_said not in text, text
+
+
+def test_the_node_limit_holds_for_a_train_step_too(tmp_path, monkeypatch):
+    """Elaboration's limit only: a model under it made a train step ~4 times larger (400,000 tanh went past 4 GB
+    and 4 minutes); a model over a quarter of the limit is refused before any of that work."""
+    from archdsl import driver
+    from archdsl.autodiff import TrainConfig
+    from archdsl.elaborate.scalars import Limits
+    monkeypatch.setattr(Limits, "nodes", 40)
+    spec = tmp_path / "deep.arch"
+    for n, ok in ((9, True), (10, False)):
+        spec.write_text(f"model m(x: float32[B, 4]) -> y {{\n    h = x -> linear(4) as fc\n"
+                        f"    repeat {n} {{ h = tanh(h) }}\n    y = h\n}}\n")
+        if ok:
+            driver.compile_train_file(spec, TrainConfig())
+            continue
+        with pytest.raises(LimitError, match=r"model m has 11 nodes: its train step would have about four times as "
+                                             r"many, past the limit of 40 \(a model of at most 10 nodes trains\)"):
+            driver.compile_train_file(spec, TrainConfig())
