@@ -16,7 +16,7 @@ import onnx
 
 from . import files
 from ._version import __version__
-from .diagnostics import ArchError, DefineError, SourceMap, Span, not_a_directory, writing
+from .diagnostics import ArchError, DefineError, LimitError, SourceMap, Span, not_a_directory, writing
 from .elaborate import Module, elaborate_model, load_file, load_source, noting_overrides, parse_define
 from .elaborate.provenance import int_input_metadata, model_metadata, source_name
 from .ir import Graph, still_there, unused_results
@@ -345,7 +345,7 @@ def _trainable_size(graph: Graph) -> None:
     before the work."""
     from .elaborate.scalars import Limits
     if 4 * len(graph.nodes) > Limits.nodes:
-        raise ArchError(f"model {graph.name} has {len(graph.nodes):,} nodes: its train step would have about four "
+        raise LimitError(f"model {graph.name} has {len(graph.nodes):,} nodes: its train step would have about four "
                         f"times as many, past the limit of {Limits.nodes:,} (a model of at most "
                         f"{Limits.nodes // 4:,} nodes trains)", graph.span)
 
