@@ -14,7 +14,7 @@ from ..ops import Attr, OpDef, fail, reduce_op, register
 from ..ops._common import i64 as _i64
 from ..ops._common import numel_tensor, shape_tensor
 from ..ops.losses import BCE_ATTRS, CE_ATTRS, kept_labels, labels64
-from ..ops.random import bits24, dropout_key, hashed_bits, random_values
+from ..ops.random import bits24, hashed_bits, random_key, random_values
 from ..types import DTYPES, DType, TensorType, is_static, numel
 
 __all__: list[str] = []
@@ -130,7 +130,7 @@ def _dropout_lower(e, ins, outs, c):
     x, seed, step = ins
     x_t = c.in_types[0]
     p = c.attrs["p"]
-    z = hashed_bits(e, x, x_t, seed, step, dropout_key(c.attrs["stream"]))
+    z = hashed_bits(e, x, x_t, seed, step, random_key(c.attrs["stream"]))
     u = bits24(e, z, 40)  # 24 random bits as float
     keep = e.op("GreaterOrEqual", [u, e.const(np.array(p * 2.0**24, dtype=np.float32))])
     mask = e.op("Mul", [e.op("Cast", [keep], to=x_t.dtype.onnx), _scalar(e, 1.0 / (1.0 - p), x_t)])

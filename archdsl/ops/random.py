@@ -23,7 +23,7 @@ from ._common import i64 as _i64
 from ._common import numel_tensor, shape_tensor
 from .registry import Attr, OpDef, fail, register
 
-__all__ = ["KINDS", "SEED_INPUT", "bits24", "check_seed", "dropout_key", "hashed_bits", "randint_bounds",
+__all__ = ["KINDS", "SEED_INPUT", "bits24", "check_seed", "hashed_bits", "randint_bounds", "random_key",
            "random_values", "stream_id"]
 
 SEED_INPUT = "seed"  # the model input a random call adds (unless given seed=)
@@ -47,14 +47,11 @@ def splitmix(v: int) -> int:
 
 
 def random_key(stream: int) -> int:
-    """A random call's stream as the hash's key: mixed, so that two calls' numbers are not one sequence shifted
-    (a key of stream * GOLDEN, dropout's, makes stream A's element i stream B's element i + A - B)."""
+    """A random layer's stream (a dropout's, a randn_like's) as the hash's key: mixed, so that two layers'
+    numbers are not one sequence shifted (a key of stream * GOLDEN, dropout's until 2026-12, made stream A's
+    element i stream B's element i + A - B: two of BERT-base's dropouts, whose crc32s are 4,975,877 apart, drew
+    the same mask shifted over a batch of 32 x 512 x 768)."""
     return splitmix(stream)
-
-
-def dropout_key(stream: int) -> int:
-    """Dropout's key, kept as it was so that every train step at opset 18+ stays byte-identical."""
-    return stream * _GOLDEN % 2**64
 
 
 def _mix(e, z, shift):

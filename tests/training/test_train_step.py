@@ -141,6 +141,31 @@ def test_dropout_mask_comes_from_seed_and_step():
         assert abs(np.corrcoef(flat[:-1], flat[1:])[0, 1]) < 0.02, "neighbours draw independently"
 
 
+def test_two_dropout_streams_are_not_one_mask_shifted():
+    """A dropout's key was stream * GOLDEN, and the hash reads index * GOLDEN + key: stream s + d's element j was
+    stream s's element j + d, every seed and step (two of BERT-base's dropouts, 4,975,877 apart, shared a
+    shifted mask over a batch). The stream is mixed now, as rand_like's is."""
+    g = driver.check_source("model m(x: float32[B, 65536]) -> y { y = x }")
+    from archdsl.autodiff import GradBuilder
+    from archdsl.ir import check
+    from archdsl.lower import lower_graph
+    from archdsl.ops import Init, ParamSpec
+    from archdsl.types import DType
+    seed = g.add_param("seed", ParamSpec("seed", (), Init("zeros"), False), DType.int64)
+    step = g.add_param("step", ParamSpec("step", (), Init("zeros"), False), DType.int64)
+    b = GradBuilder(g, None)
+    d = 1000
+    g.outputs = [(n, b.op("autodiff.dropout_mask", g.inputs[0], seed, step, p=0.5, stream=s))
+                 for n, s in (("a", 7), ("b", 7 + d))]
+    check(g)
+    for opset in (17, 21):
+        a, bb = (o != 0 for o in runtime.session(lower_graph(g, opset=opset).model, "cpu").run(
+            None, {"x": np.zeros((1, 65536), np.float32)}))
+        for shift in (d, -d, 0):
+            x, y = (a[0, shift:], bb[0, :65536 - shift]) if shift >= 0 else (a[0, :shift], bb[0, -shift:])
+            assert 0.48 < (x == y).mean() < 0.52, (opset, shift)
+
+
 DROP_PATH = """
 model residual(x: float32[B, 3, 4]) -> y {
     h = x -> linear(4) as fc -> drop_path(0.5)
