@@ -7,8 +7,10 @@ epoch) written atomically; `--resume` continues from it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,6 +97,7 @@ class Trainer:
         self.seed = seed
         self.best: tuple[float, int] | None = None  # --patience's, from a checkpoint
         self.best_output: str | None = None  # where the run that wrote the checkpoint wrote those best weights
+        self.best_digest: str | None = None  # and that file's sha256 then (a checkpoint from before: none)
         self.plan: dict | None = None  # the lr schedule's settings of the run that wrote the checkpoint
         self.fixed_batch: int | None = None  # the batch size the model fixes (its first dim a number)
         self.config = json.loads(next(p.value for p in compiled.step_model.metadata_props if p.key == TRAIN_CONFIG_KEY))
@@ -137,16 +140,21 @@ class Trainer:
         return {k: self.get(k) for k in self.info.params + self.info.buffers}
 
     def save_checkpoint(self, path: Path, epoch: int, best: tuple[float, int] | None = None,
-                        plan: dict | None = None, best_output: Path | None = None) -> None:
+                        plan: dict | None = None, best_output: Path | None = None, best_digest: str | None = None
+                        ) -> None:
         """Every state tensor and the bookkeeping; `best`: --patience's best held-out loss and its epoch, whose
-        weights went to `best_output`; `plan`: the settings the lr schedule follows (a resume that changes them
-        is told what that does)."""
+        weights went to `best_output` (its path from the checkpoint's folder, and its sha256: an absolute path
+        led a copied experiment folder's resume to another run's file); `plan`: the settings the lr schedule
+        follows (a resume that changes them is told what that does)."""
         arrays = {k: self.get(k) for k in self.info.state_inputs}
         arrays["__epoch__"] = np.array(epoch)
         if best is not None:
             arrays["__best__"] = np.array(best, dtype=np.float64)
             if best_output is not None:
-                arrays["__best_output__"] = np.array(str(Path(best_output).resolve()))
+                arrays["__best_output__"] = np.array(os.path.relpath(Path(best_output).resolve(),
+                                                                     Path(path).resolve().parent))
+            if best_digest is not None:
+                arrays["__best_sha256__"] = np.array(best_digest)
         if plan is not None:
             arrays["__plan__"] = np.array(json.dumps(plan))
         arrays["__seed__"] = np.array(self.seed, dtype=np.int64)
@@ -173,7 +181,9 @@ class Trainer:
             epoch = int(arrays.pop("__epoch__"))
             best = arrays.pop("__best__", None)
             self.best = (float(best[0]), int(best[1])) if best is not None else None
-            self.best_output = str(arrays.pop("__best_output__")) if "__best_output__" in arrays else None
+            if "__best_output__" in arrays:  # from the checkpoint's folder (absolute in older checkpoints)
+                self.best_output = str(Path(path).resolve().parent / str(arrays.pop("__best_output__")))
+            self.best_digest = str(arrays.pop("__best_sha256__")) if "__best_sha256__" in arrays else None
             plan = json.loads(str(arrays.pop("__plan__", "null")))
             need = set(schedule.PLAN_KEYS) - set(schedule.PLAN_DEFAULTS)  # an older checkpoint has no step keys
             if plan is not None and (not isinstance(plan, dict) or not need <= set(plan) <= set(schedule.PLAN_KEYS)):
@@ -385,6 +395,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
         for text in schedule.unreached(plan, updates):
             console.print(f"note: {text}")
     resumed_at = start
+    digest = None  # of the best weights this run writes (--patience with a checkpoint)
     stale = start - best[1] if opts.patience is not None and best[1] > 0 else 0
     if stale >= (opts.patience or 1) and start < opts.epochs:  # the resumed run had stopped here already
         console.print(f"stopping: at epoch {start}, where {opts.checkpoint} was written, val_loss had not "
@@ -441,11 +452,13 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             if metrics["val_loss"] < best[0]:  # NaN never improves
                 best = (metrics["val_loss"], epoch)
                 _write_weights(trainer, opts.output)  # the best so far, kept should a later epoch be worse
+                digest = _sha256(opts.output) if opts.checkpoint is not None else None
             stop = epoch - best[1] >= opts.patience
         if opts.checkpoint is not None:
+            ours = best[1] > resumed_at
             trainer.save_checkpoint(opts.checkpoint, epoch, best if opts.patience is not None else None,
-                                    schedule.plan(opts), best_output=opts.output if best[1] > resumed_at
-                                    else trainer.best_output)
+                                    schedule.plan(opts), best_output=opts.output if ours else trainer.best_output,
+                                    best_digest=digest if ours else trainer.best_digest)
         if stop:
             stale = epoch - best[1]
             console.print(f"stopping: val_loss has not improved for {stale} epoch{'s' if stale != 1 else ''} "
@@ -466,22 +479,35 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
 
 def _best_of_resumed(trainer: Trainer, out: Path, said: str, counts: str, console) -> None:
     """--patience's best epoch came before this run: its weights are in the file the resumed run wrote (this
-    run holds only the last epoch's), kept where -o is that file, copied where it is another."""
+    run holds only the last epoch's), found where the checkpoint says (from its own folder: a copied or moved
+    experiment folder finds its own) or at -o, and taken only where the file is still what that run wrote (its
+    sha256); kept where -o is that file, copied where it is another."""
     src = Path(trainer.best_output) if trainer.best_output else None
     if src is None and Path(out).is_file():  # a checkpoint from before it recorded the file: -o, as then
         console.print(f"kept {out} ({counts}): {said}, taken to be the run resumed's (its checkpoint does not say "
                       "where that run wrote them)")
         return
-    if src is not None and src.resolve() == Path(out).resolve() and src.is_file():
+    found = [p for p in dict.fromkeys(q for q in (src, Path(out)) if q is not None)
+             if p.is_file() and (trainer.best_digest is None or _sha256(p) == trainer.best_digest)]
+    if any(p.resolve() == Path(out).resolve() for p in found):
         console.print(f"kept {out} ({counts}): {said}, written by the run resumed")
         return
-    if src is None or not src.is_file():
-        where = f"wrote them to {src}, which is gone" if src is not None else "wrote them to its -o"
+    if not found:
+        where = (f"wrote them to {src}, which " + ("holds other weights now" if src.is_file() else "is gone")
+                 if src is not None else "wrote them to its -o")
         raise ArchError(f"--patience: the lowest val_loss was at epoch {trainer.best[1]}, before this run, and the "
                         f"run resumed {where}; nothing is written to {out} (its later epochs were no better)")
-    weights = load_weights(src)  # then saved in -o's own format (.npz or .safetensors)
+    weights = load_weights(found[0])  # then saved in -o's own format (.npz or .safetensors)
     files.atomic_write(out, lambda tmp: save_weights(tmp, weights))
-    console.print(f"wrote {out} ({counts}): {said}, a copy of {src}, which the run resumed wrote")
+    console.print(f"wrote {out} ({counts}): {said}, a copy of {found[0]}, which the run resumed wrote")
+
+
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _write_weights(trainer: Trainer, out: Path) -> None:

@@ -115,6 +115,39 @@ def test_a_resumed_patience_run_writes_the_best_weights_where_it_says(tmp_path, 
     assert "which is gone; nothing is written" in capsys.readouterr().err and not (tmp_path / "x.npz").exists()
 
 
+def test_a_resumed_patience_run_in_a_copied_folder_takes_its_own_best_weights(tmp_path, capsys):
+    """The checkpoint kept the best weights' absolute path: a copy of the experiment folder resumed from the
+    original folder's file (another run's weights by then, said to be epoch N's), and a moved folder failed.
+    The path is now from the checkpoint's folder, and the file must still be what the run wrote (its sha256)."""
+    import shutil
+
+    from archdsl.lower import load_weights
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "p.arch").write_text("model p(x: float32[B, 6]) -> logits {\n"
+                              "    logits = x -> linear(16) as fc1 -> tanh -> linear(4) as fc2\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(a / "d.npz", x=rng.normal(size=(100, 6)).astype("f4"), labels=rng.integers(0, 4, 100))
+    np.savez(a / "v.npz", x=rng.normal(size=(37, 6)).astype("f4"), labels=rng.integers(0, 4, 37))
+
+    def run(folder, *extra):
+        return main(["train", str(folder / "p.arch"), "--data", str(folder / "d.npz"), "--val", str(folder / "v.npz"),
+                     "--lr", "0.05", "--quiet", "-o", str(folder / "w.npz"), "--checkpoint", str(folder / "c.npz"),
+                     *extra])
+    assert run(a, "--epochs", "30", "--patience", "3") == 0  # stops at epoch 7, its best at 4
+    best = load_weights(a / "w.npz")
+    shutil.copytree(a, tmp_path / "b")
+    np.savez(a / "w.npz", **{k: v + 1 for k, v in best.items()})  # the first folder's file is another's now
+    capsys.readouterr()
+    assert run(tmp_path / "b", "--epochs", "12", "--patience", "10", "--resume") == 0
+    assert "kept" in capsys.readouterr().err
+    got = load_weights(tmp_path / "b" / "w.npz")
+    assert all(np.array_equal(got[k], best[k]) for k in best)
+    np.savez(tmp_path / "b" / "w.npz", **{k: v + 1 for k, v in best.items()})
+    assert run(tmp_path / "b", "--epochs", "12", "--patience", "10", "--resume") == 1
+    assert "w.npz, which holds other weights now; nothing is written" in capsys.readouterr().err
+
+
 def _edited_checkpoint(tmp_path, edit) -> None:
     ckpt = tmp_path / "w.ckpt.npz"
     arrays = dict(np.load(ckpt))
