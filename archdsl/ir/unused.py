@@ -89,8 +89,13 @@ def _numel(shape) -> int:
 
 def still_there(unused: list[Unused], g: Graph) -> list[Unused]:
     """Once the passes have run on g without dead_code: kept where the dead node, or a parameter only it read
-    (fold_batchnorm replaces the node and keeps the conv's weight), is still in g; fold_constants may have
+    (fold_batchnorm replaces the node and keeps the conv's weight, folded), is still in g; fold_constants may have
     computed the rest away."""
     there = {id(n) for n in g.nodes}
-    return [replace(u, kept=(u.node is not None and id(u.node) in there) or any(n in g.params for n in u.names))
+    names, todo = set(), list(g.params.values())
+    while todo:  # a parameter, or one a derived parameter (conv.weight.folded) is computed from
+        v = todo.pop()
+        names.add(v.name)
+        todo += getattr(v.spec, "sources", ())
+    return [replace(u, kept=(u.node is not None and id(u.node) in there) or any(n in names for n in u.names))
             for u in unused]

@@ -5,8 +5,9 @@ Rule: y = bn(conv(x, W, b)) with s = gamma / sqrt(var + eps) is conv(x, W * s[:,
 Applies when the conv/linear output is read only by the BatchNorm, its
 weight (and bias) only by it, and the BatchNorm's parameters are parameters (not computed); for linear, only
 on a [N, C] output, where BatchNorm1d's channel dim is the feature dim. The folded weight and bias are
-derived parameters (`derived.DerivedSpec`): computed from the originals at lowering time, when weights
-exist, so counting and checking never materialize anything. Inference graphs only."""
+derived parameters (`derived.DerivedSpec`) named conv.weight.folded and conv.bias.folded: computed from the
+originals at lowering time, when weights exist, so counting and checking never materialize anything. Inference
+graphs only."""
 
 from __future__ import annotations
 
@@ -81,9 +82,12 @@ def fold_batchnorm(g: Graph, ctx: PassContext) -> bool:
         w, bias = layer.inputs[1], (layer.inputs[2] if len(layer.inputs) > 2 else None)
         bn_params = list(bn.inputs[1:])
         out_axis = 1 if layer.op.startswith("conv_transpose") else 0   # [in, out, *k] vs [out, in, *k]
-        new_w = derived_param(w.name, w.type, [w] + bn_params, _fold_weight(eps, affine, out_axis), w.kind == "param")
-        b_name = bias.name if bias is not None else edits.fresh(w.name.rsplit(".", 1)[0] + ".bias"
-                                                                 if "." in w.name else w.name + ".bias")
+        # new names, as pretranspose_linear's fc.weight.T: under conv.weight a reader of the file by state_dict
+        # names took the folded values for the trained ones (and found a bias the conv never had)
+        new_w = derived_param(edits.fresh(w.name + ".folded"), w.type, [w] + bn_params,
+                              _fold_weight(eps, affine, out_axis), w.kind == "param")
+        b_name = edits.fresh((bias.name if bias is not None else w.name.rsplit(".", 1)[0] + ".bias"
+                              if "." in w.name else w.name + ".bias") + ".folded")
         c = w.type.shape[out_axis]
         new_b = derived_param(b_name, TensorType(w.type.dtype, (c,)), ([bias] if bias is not None else []) + bn_params,
                               _fold_bias(eps, affine, bias is not None), w.kind == "param")
@@ -93,8 +97,8 @@ def fold_batchnorm(g: Graph, ctx: PassContext) -> bool:
             for v in new.inputs:
                 v.uses.remove(new)
             continue
-        edits.set(new_w)
-        edits.set(new_b, after=w.name)
+        edits.set(new_w, after=w.name)
+        edits.set(new_b, after=new_w.name)
         rw.insert_before(layer, new)
         rw.replace(bn.outputs[0], new.outputs[0])
         rw.erase(bn)

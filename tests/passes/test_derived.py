@@ -25,7 +25,7 @@ def test_float64_weights_keep_their_precision_at_o2(shape, tail, tmp_path):
     for level in (0, 2):
         m = archdsl.compile_source(src, opt_level=level, weights=str(path))
         if level == 2:
-            derived = "fc.weight.T" if "T" in shape else "fc.weight"
+            derived = "fc.weight.T" if "T" in shape else "fc.weight.folded"
             assert derived in {t.name for t in m.graph.initializer}, "the pass made its parameter"
             assert "BatchNormalization" not in {n.op_type for n in m.graph.node}
         (outs[level],) = runtime.session(m).run(None, {"x": x})
@@ -42,8 +42,9 @@ def test_a_folded_float16_weight_beyond_its_range_is_a_diagnostic(tmp_path):
                "bn.bias": np.zeros(1, np.float32), "bn.running_mean": np.zeros(1, np.float32),
                "bn.running_var": np.full(1, 1e-3, np.float32)}
     np.savez(tmp_path / "w.npz", **weights)
-    with pytest.raises(archdsl.ArchError, match=r"'c.weight': the weight an -O2 pass derives .* beyond float16's "
-                                                r"range \(65504\); build with -O1, or --disable-pass fold_batchnorm"):
+    with pytest.raises(archdsl.ArchError, match=r"'c.weight.folded': the weight an -O2 pass derives .* beyond "
+                                                r"float16's range \(65504\); build with -O1, or --disable-pass "
+                                                r"fold_batchnorm"):
         archdsl.compile_source(src, weights=str(tmp_path / "w.npz"))
     m = archdsl.compile_source(src, opt_level=1, weights=str(tmp_path / "w.npz"))
     assert all(np.isfinite(np.frombuffer(t.raw_data, np.float16)).all() for t in m.graph.initializer)
