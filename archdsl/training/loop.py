@@ -129,9 +129,13 @@ class Trainer:
             b.bind_ortvalue_input(inp, v)
         return float(outs["loss"].numpy()), outs[self.info.output].numpy() if want_pred else None
 
-    def predict(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+    def predict(self, batch: dict[str, np.ndarray], index: int = 0) -> np.ndarray:
+        """The eval model on a batch; its `seed` (a spec's rand_like, randn_like) is the run's plus the batch's
+        index: with the run's alone every batch drew the same numbers, one draw scored over and over."""
         feeds = {k: v for k, v in batch.items() if k in self.eval_inputs}
         feeds.update({k: self.get(k) for k in self.state if k in self.eval_inputs})
+        if "seed" in feeds and index:
+            feeds["seed"] = np.array((int(feeds["seed"]) + index + 2**63) % 2**64 - 2**63, dtype=np.int64)
         names = [o.name for o in self.eval.get_outputs()]
         return self.eval.run([self.info.output if self.info.output in names else names[0]], feeds)[0]
 
@@ -544,7 +548,7 @@ def evaluate(trainer: Trainer, data: dict, batch_size: int, loss_kind: str, path
     masked = {} if trainer.info.labelled else mean_masked_labels(trainer.ct.graph)
     for i in range(0, n - n % size if trainer.fixed_batch else n, size):  # a fixed size: whole batches only
         batch = {k: v[i:i + size] for k, v in data.items()}
-        pred = _on_batch(path, np.arange(i, min(i + size, n)), lambda: trainer.predict(batch))
+        pred = _on_batch(path, np.arange(i, min(i + size, n)), lambda: trainer.predict(batch, i // size))
         labels = batch.get("labels") if trainer.info.labelled else None
         weight = _counted(labels, cfg.ignore_index, min(size, n - i)) if trainer.info.labelled else \
             _spec_counted(batch, masked, min(size, n - i))

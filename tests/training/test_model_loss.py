@@ -362,3 +362,18 @@ def test_the_banner_names_the_output_a_loss_reads_of_several(tmp_path, capsys):
     assert "cross_entropy on output 'feat' (of feat, logits)" in " ".join(capsys.readouterr().err.split())
     assert main([*argv, "--output-name", "logits"]) == 0
     assert "cross_entropy on output 'logits' (of feat, logits)" in " ".join(capsys.readouterr().err.split())
+
+
+def test_evaluation_batches_draw_random_numbers_of_their_own(tmp_path, capsys):
+    """The eval model's seed was the run's for every batch: a spec's randn_like drew the same numbers in each,
+    so 2048 examples scored exactly what their first 256 did (one draw averaged, not 8)."""
+    spec = tmp_path / "noisy.arch"
+    spec.write_text("model noisy(x: float32[B, 4]) -> (loss, noise) {\n    noise = randn_like(x)\n"
+                    "    loss = mean((x * parameter([4], init=\"ones\") as s - noise) ** 2)\n}\n")
+    losses = []
+    for n in (256, 2048):
+        np.savez(tmp_path / "v.npz", x=np.zeros((n, 4), np.float32))
+        assert main(["train", str(spec), "--loss", "model", "--data", str(tmp_path / "v.npz"), "--epochs", "0",
+                     "--batch-size", "256", "--quiet"]) == 0
+        losses.append(float(re.search(r"evaluation\s+loss (\S+)", capsys.readouterr().err).group(1)))
+    assert losses[0] != losses[1] and abs(losses[1] - 1.0) < 0.05, losses
