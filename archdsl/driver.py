@@ -220,9 +220,10 @@ def _fits_in_memory(graph: Graph) -> None:
     if size >= EXTERNAL_DATA_THRESHOLD:
         raise ArchError(f"the model's weights take {size / 2**30:.2f} GiB, past the "
                         f"{EXTERNAL_DATA_THRESHOLD / 2**30:.2f} GiB an in-memory ONNX model can hold (protobuf's "
-                        "2 GiB, less room for the graph): build it to a file (`archdsl build`, or "
-                        "archdsl.driver.build_file, which write the weights as external data), or compile with "
-                        "with_weights=False (the parameters become inputs)")
+                        "2 GiB, less room for the graph): build it to a file first, which keeps the weights as "
+                        "external data (`archdsl build SPEC -o M.onnx`, then `archdsl run M.onnx`; from Python, "
+                        "archdsl.driver.build_file), or from Python compile with with_weights=False (the parameters "
+                        "become inputs)")
 
 
 def _weight_bytes(graph: Graph) -> list[int]:

@@ -79,3 +79,15 @@ def test_run_refuses_a_save_it_cannot_write_before_running(tmp_path, capsys, mon
     assert "is the --weights file" in capsys.readouterr().err
     assert main(["run", str(spec), "--save", "/proc/nothere/o.npz"]) == 1
     assert "cannot write /proc/nothere/o.npz" in capsys.readouterr().err
+
+
+def test_run_of_a_spec_past_2_gib_says_what_the_command_line_can_do(tmp_path, monkeypatch, capsys):
+    """It suggested archdsl.driver.build_file and with_weights=False, which only the Python API has."""
+    from archdsl import driver
+    monkeypatch.setattr(driver, "EXTERNAL_DATA_THRESHOLD", 64)  # the tiny spec's weights past it
+    spec = tmp_path / "w.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(8) as fc\n}\n")
+    assert main(["run", str(spec)]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "build it to a file first, which keeps the weights as external data (`archdsl build SPEC -o M.onnx`, " \
+           "then `archdsl run M.onnx`" in err
