@@ -60,7 +60,7 @@ def test_held_out_loss_takes_the_steps_label_smoothing():
     labels = rng.integers(0, 4, 10)
     trainer = SimpleNamespace(info=SimpleNamespace(config=SimpleNamespace(label_smoothing=0.2, ignore_index=None),
                                                    labelled=True),
-                              predict=lambda batch: pred[batch["x"]], fixed_batch=None)
+                              predict=lambda batch, index=0: pred[batch["x"]], fixed_batch=None)
     got = evaluate(trainer, {"x": np.arange(10), "labels": labels}, 3, "cross_entropy")
     assert got["val_loss"] == pytest.approx(loss_value("cross_entropy", pred, labels, 0.2), rel=1e-12)
     assert got["val_loss"] != pytest.approx(loss_value("cross_entropy", pred, labels), rel=1e-6)
