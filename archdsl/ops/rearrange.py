@@ -29,11 +29,10 @@ def _shuffle_infer(ins, a):
     x = ins[0]
     r = _factor("pixel_shuffle", "upscale_factor", x, a)
     c, h, w = x.shape[-3:]
-    if not isinstance(c, int):
-        fail(f"pixel_shuffle: the channel dim (-3) must be a known size, got {c} in {shape_str(x)}")
-    if c % (r * r):
+    if isinstance(c, int) and c % (r * r):
         fail(f"pixel_shuffle: the {c} channels of {shape_str(x)} are not divisible by upscale_factor^2 = {r * r}")
-    return [x.with_shape(x.shape[:-3] + (c // (r * r), dim_mul(h, r), dim_mul(w, r)))]
+    # a symbolic C (pixel_unshuffle's gradient over [B, C, H, W] gets [B, 4*C, ...]): C/(r*r), exact at run time
+    return [x.with_shape(x.shape[:-3] + (dim_exact_div(c, r * r), dim_mul(h, r), dim_mul(w, r)))]
 
 
 def _unshuffle_infer(ins, a):
@@ -84,7 +83,7 @@ def _shuffle_lower(e, ins, outs, c):
     if t.rank == 4 and t.dtype in _DEPTH_TO_SPACE:
         e.op("DepthToSpace", ins, outputs=outs, blocksize=r, mode="CRD")
         return
-    lead, ch = t.rank - 3, t.shape[-3] // (r * r)
+    lead, ch = t.rank - 3, (-3, 1, r * r)
     y = _reshape(e, ins[0], ins[0], t, lead, [ch, r, r, (-2, 1, 1), (-1, 1, 1)])
     y = e.op("Transpose", [y], perm=list(range(lead)) + [lead + i for i in (0, 3, 1, 4, 2)])
     _reshape(e, y, ins[0], t, lead, [ch, (-2, r, 1), (-1, r, 1)], outputs=outs)
@@ -106,8 +105,8 @@ register(OpDef(
     grad=lambda b, c, ins, outs, gouts: [b.reshape_like(
         b.op("pixel_unshuffle", gouts[0], downscale_factor=c.attrs["upscale_factor"]), ins[0])],
     doc="[*, C*r*r, H, W] -> [*, C, H*r, W*r], channel c*r*r + i*r + j to row h*r + i, column w*r + j "
-        "(torch.nn.functional.pixel_shuffle, sub-pixel convolution; ONNX DepthToSpace in CRD mode). The channel "
-        "dim must be known; batch, height and width may be symbolic. Gradient: pixel_unshuffle.",
+        "(torch.nn.functional.pixel_shuffle, sub-pixel convolution; ONNX DepthToSpace in CRD mode). Any dim may "
+        "be symbolic (a symbolic channel dim must be divisible by r*r at run time). Gradient: pixel_unshuffle.",
 ))
 
 register(OpDef(
