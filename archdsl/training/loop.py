@@ -456,7 +456,8 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             if metrics["val_loss"] < best[0]:  # NaN never improves
                 best = (metrics["val_loss"], epoch)
                 _write_weights(trainer, opts.output)  # the best so far, kept should a later epoch be worse
-                digest = _sha256(opts.output) if opts.checkpoint is not None else None
+                digest = _sha256(opts.output) if opts.checkpoint is not None and Path(opts.output).is_file() \
+                    else None  # -o /dev/stdout: no file to read back
             stop = epoch - best[1] >= opts.patience
         if opts.checkpoint is not None:
             ours = best[1] > resumed_at
@@ -491,8 +492,10 @@ def _best_of_resumed(trainer: Trainer, out: Path, said: str, counts: str, consol
         console.print(f"kept {out} ({counts}): {said}, taken to be the run resumed's (its checkpoint does not say "
                       "where that run wrote them)")
         return
-    found = [p for p in dict.fromkeys(q for q in (src, Path(out)) if q is not None)
-             if p.is_file() and (trainer.best_digest is None or _sha256(p) == trainer.best_digest)]
+    if trainer.best_digest is None:  # a checkpoint from before the digest: the file it names, as then
+        found = [src] if src.is_file() else []
+    else:
+        found = [p for p in dict.fromkeys((src, Path(out))) if p.is_file() and _sha256(p) == trainer.best_digest]
     if any(p.resolve() == Path(out).resolve() for p in found):
         console.print(f"kept {out} ({counts}): {said}, written by the run resumed")
         return

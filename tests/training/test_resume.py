@@ -148,6 +148,47 @@ def test_a_resumed_patience_run_in_a_copied_folder_takes_its_own_best_weights(tm
     assert "w.npz, which holds other weights now; nothing is written" in capsys.readouterr().err
 
 
+def test_an_older_checkpoint_without_a_digest_takes_the_file_it_names(tmp_path, capsys):
+    """A checkpoint from before the sha256 (an absolute __best_output__, no __best_sha256__) had any existing -o
+    kept as the best epoch's weights, where the file it names is copied (review33)."""
+    from archdsl.lower import load_weights
+    spec = tmp_path / "p.arch"
+    spec.write_text("model p(x: float32[B, 6]) -> logits {\n"
+                    "    logits = x -> linear(16) as fc1 -> tanh -> linear(4) as fc2\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(100, 6)).astype("f4"), labels=rng.integers(0, 4, 100))
+    np.savez(tmp_path / "v.npz", x=rng.normal(size=(37, 6)).astype("f4"), labels=rng.integers(0, 4, 37))
+    base = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--val", str(tmp_path / "v.npz"), "--lr", "0.05",
+            "--quiet", "--checkpoint", str(tmp_path / "c.npz")]
+    assert main(base + ["--epochs", "30", "--patience", "3", "-o", str(tmp_path / "best.npz")]) == 0
+    best = load_weights(tmp_path / "best.npz")
+    arrays = dict(np.load(tmp_path / "c.npz"))
+    arrays["__best_output__"] = np.array(str(tmp_path / "best.npz"))
+    del arrays["__best_sha256__"]
+    np.savez(tmp_path / "c.npz", **arrays)
+    other = tmp_path / "other.npz"
+    np.savez(other, **{k: v + 1 for k, v in best.items()})
+    capsys.readouterr()
+    assert main(base + ["--epochs", "12", "--patience", "10", "--resume", "-o", str(other)]) == 0
+    assert f"a copy of {tmp_path / 'best.npz'}" in capsys.readouterr().err
+    assert all(np.array_equal(load_weights(other)[k], best[k]) for k in best)
+
+
+def test_patience_with_a_checkpoint_writes_to_stdout(tmp_path):
+    """The best weights' digest read -o back: -o /dev/stdout (a pipe, a terminal) waited for ever."""
+    import subprocess
+    import sys
+    spec = tmp_path / "p.arch"
+    spec.write_text("model p(x: float32[B, 6]) -> logits {\n    logits = x -> linear(4) as fc\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(40, 6)).astype("f4"), labels=rng.integers(0, 4, 40))
+    r = subprocess.run([sys.executable, "-m", "archdsl", "train", str(spec), "--data", str(tmp_path / "d.npz"),
+                        "--val", str(tmp_path / "d.npz"), "--epochs", "2", "--patience", "2", "--quiet",
+                        "--checkpoint", str(tmp_path / "c.npz"), "-o", "/dev/stdout"],
+                       capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0 and r.stdout.startswith(b"PK"), r.stderr  # the weights' .npz went down the pipe
+
+
 def _edited_checkpoint(tmp_path, edit) -> None:
     ckpt = tmp_path / "w.ckpt.npz"
     arrays = dict(np.load(ckpt))
