@@ -7,7 +7,7 @@ import numpy as np
 
 from ..diagnostics import ArchError, did_you_mean, quoted
 from ..ir import Graph
-from .weights import raw_bytes, resident
+from .weights import narrow_float, raw_bytes, resident
 
 __all__ = ["checked_weights", "torch_array"]
 
@@ -64,7 +64,7 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
         v = graph.params[name]
         dtype = np.asarray(arr).dtype  # first: a string's shape is [] and said nothing of what was wrong
         if dtype.kind not in "biuf":
-            if not _narrow_float(dtype):
+            if not narrow_float(dtype):
                 kind = {"c": "complex numbers", "U": "strings", "S": "strings"}.get(
                     dtype.kind, raw_bytes(dtype) or f"{dtype} values")
                 raise ArchError(f"{what}: '{name}' holds {kind}; a parameter takes real numbers (int, uint, float)")
@@ -115,16 +115,3 @@ def _running_stats(unknown: list[str], graph: Graph) -> str:
             "statistics (torch's default, track_running_stats=False) and keeps none; these come from "
             "track_running_stats=True, whose eval mode would use them instead: leave them out of the file if each "
             "example's own statistics are what you want")
-
-
-def _narrow_float(dtype) -> bool:
-    """ml_dtypes' narrow floats (numpy kind 'V'): bfloat16 from a safetensors file or a dict of arrays, float8
-    from a dict (safetensors' numpy loader cannot read float8)."""
-    import ml_dtypes
-    if dtype.kind != "V":  # numpy's finfo, which ml_dtypes falls back to, takes complex types too
-        return False
-    try:
-        ml_dtypes.finfo(dtype)
-    except (TypeError, ValueError):
-        return False
-    return True

@@ -21,8 +21,8 @@ from ..ops import ParamSpec
 from ..types import DType
 
 __all__ = ["CHUNK", "Chunked", "chunk_count", "file_bytes", "fill_chunk", "materialize", "initial_weights",
-           "load_weights", "npy_bfloat16", "numpy_reason", "raw_bytes", "read_exactly", "read_npz", "resident",
-           "save_weights", "write_npz"]
+           "load_weights", "narrow_float", "npy_bfloat16", "numpy_reason", "raw_bytes", "read_exactly", "read_npz",
+           "resident", "save_weights", "write_npz"]
 
 
 CHUNK = 1 << 18  # elements per independently seeded block of a generated parameter (1 MiB of float32)
@@ -328,12 +328,27 @@ def npy_bfloat16(arr: np.ndarray) -> np.ndarray:
         dt.subdtype is None else arr
 
 
+def narrow_float(dtype) -> bool:
+    """ml_dtypes' narrow floats (numpy kind 'V'): bfloat16 from a safetensors file or a dict of arrays, float8
+    from a dict (safetensors' numpy loader cannot read float8)."""
+    import ml_dtypes
+    if dtype.kind != "V":  # numpy's finfo, which ml_dtypes falls back to, takes complex types too
+        return False
+    try:
+        ml_dtypes.finfo(dtype)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def raw_bytes(dtype: np.dtype) -> str | None:
     """What to say of an array numpy read as raw bytes: a float8 saved to an .npy (its kind is not recorded)."""
     if dtype.kind != "V" or dtype.names is not None:
         return None
-    return (f"raw {dtype.itemsize}-byte values (numpy's .npy format does not record ml_dtypes' float8 types; save "
-            "them as float32, or in a .safetensors file)")
+    if dtype.itemsize != 1:
+        return f"raw {dtype.itemsize}-byte values (of no type numpy records)"
+    return ("raw 1-byte values (numpy's .npy format does not record ml_dtypes' float8 types; save them as float32, "
+            "or in a .safetensors file)")
 
 
 def read_npz(path: str | Path, what: str, expected: str) -> dict[str, np.ndarray]:

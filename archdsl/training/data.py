@@ -11,7 +11,7 @@ from onnx import helper
 
 from ..diagnostics import ArchError
 from ..ir.int_inputs import index_rows, label_inputs, length_inputs
-from ..lower.weights import read_npz
+from ..lower.weights import narrow_float, raw_bytes, read_npz
 from ..ops._common import channels_first_perm
 from ..runtime import dim_conflict, is_name
 from ..types import BATCH_NAMES, dim_size
@@ -45,11 +45,14 @@ def load_data(path: str, model, names: list[str], labels_for: LabelsFor | None =
                             f"the model reads {', '.join(names)}")
         vi = inputs[name].type.tensor_type
         a = np.asarray(arrays[name])
+        if narrow_float(a.dtype):  # bfloat16 (ml_dtypes'): exact in float32, then cast as float16 data is
+            a = a.astype(np.float32)
         if a.dtype.kind not in "biuf":  # strings, complex numbers, dates: nothing a model reads
             want = helper.tensor_dtype_to_np_dtype(vi.elem_type).name
             names_hint = ("; class names become indices with np.unique(labels, return_inverse=True)[1]"
                           if a.dtype.kind in "US" and name == "labels" else "")
-            raise ArchError(f"{path}: '{name}' holds {a.dtype} values; the model takes {want}{names_hint}")
+            raise ArchError(f"{path}: '{name}' holds {raw_bytes(a.dtype) or f'{a.dtype} values'}; the model takes "
+                            f"{want}{names_hint}")
         if a.ndim and not len(a):
             raise ArchError(f"{path}: '{name}' has no examples (its first dim is 0)")
         if a.dtype.kind == "f" and not np.isfinite(a).all():

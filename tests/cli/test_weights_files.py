@@ -164,3 +164,21 @@ def test_bfloat16_and_float8_arrays_from_npy_files(work, capsys):
     np.save(work / "x.npy", np.ones((2, 4), ml_dtypes.bfloat16))
     assert main(["run", str(work / "tiny.arch"), "--input", f"x={work / 'x.npy'}"]) == 1
     assert "takes float32[B, 4], " + str(work / "x.npy") + " holds bfloat16[2, 4]" in capsys.readouterr().err
+
+
+def test_bfloat16_training_data_is_cast_as_float16_data_is(work, capsys):
+    """--data refused bfloat16 arrays ("holds bfloat16 values; the model takes float32"), where float16 ones are
+    cast; a float8 array says it came back as raw bytes, and a raw array of another size does not blame float8."""
+    import ml_dtypes
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 4)).astype(np.float32)
+    labels = rng.integers(0, 3, 40)
+    train = ["train", str(work / "tiny.arch"), "--epochs", "1", "--quiet", "-o", str(work / "o.npz"), "--data"]
+    for dt, ok in ((ml_dtypes.bfloat16, True), (ml_dtypes.float8_e4m3fn, False), ("V4", False)):
+        np.savez(work / "d.npz", x=x.astype(dt) if dt != "V4" else x.view("V4"), labels=labels)
+        assert main(train + [str(work / "d.npz")]) == (0 if ok else 1)
+        err = capsys.readouterr().err
+        if dt is ml_dtypes.float8_e4m3fn:
+            assert "'x' holds raw 1-byte values (numpy's .npy format does not record ml_dtypes' float8 types" in err
+        elif dt == "V4":
+            assert "'x' holds raw 4-byte values (of no type numpy records); the model takes float32" in err
