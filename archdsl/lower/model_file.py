@@ -50,6 +50,8 @@ def cleanup_all(staged: list[Staged]) -> None:
     with deferred_signals():
         for st in staged:
             st.cleanup()
+        for st in staged:  # then the folders made for them: a train step's, holding its eval model's temp dir
+            st.remove_made()  # until that was removed, stayed behind
 
 
 def commit_all(staged: list[Staged]) -> list[Path]:
@@ -74,6 +76,7 @@ def commit_all(staged: list[Staged]) -> list[Path]:
         else:
             for st in staged:
                 st.finish()
+            held.clear()  # one during finish() comes after the write is done, and cannot undo it: dropped
     return written
 
 
@@ -167,9 +170,11 @@ class Staged:
         self.committed = False
 
     def cleanup(self) -> None:
-        """Through cleanup_all, which holds signals for it."""
+        """Through cleanup_all, which holds signals for it (and calls remove_made after every cleanup)."""
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def remove_made(self) -> None:
         if not self.committed:
             files.remove_made(self.made)
 

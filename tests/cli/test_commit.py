@@ -98,6 +98,36 @@ def test_a_failed_rename_removes_a_data_file_that_was_not_there(wide, tmp_path, 
     assert not (tmp_path / "new.onnx.data").exists() and not (tmp_path / "new.onnx").exists()
 
 
+@pytest.mark.parametrize("when", ["rename", "finish"])
+def test_a_signal_at_the_end_of_a_train_build_into_new_folders(tmp_path, monkeypatch, capsys, when):
+    """During the renames: undone, and the folders made for the step go too (they held the eval model's temp dir
+    when their removal was tried, and stayed). During finish(), after the write is done: the build ends as
+    written, not 130 with the new files in place (review33)."""
+    from archdsl.lower import model_file
+    spec = tmp_path / "wide.arch"
+    spec.write_text(WIDE)
+    out = tmp_path / "new" / "deeper" / "t.onnx"
+    real_replace, real_finish = files.replace_keeping_mode, model_file.Staged.finish
+
+    def interrupted_after(new, target, like=None):
+        real_replace(new, target, like)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def interrupted_finish(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        real_finish(self)
+    if when == "rename":
+        monkeypatch.setattr(files, "replace_keeping_mode", interrupted_after)
+    else:
+        monkeypatch.setattr(model_file.Staged, "finish", interrupted_finish)
+    code = main(["build", str(spec), "--train", "-o", str(out)])
+    if when == "rename":
+        assert code == 130 and not (tmp_path / "new").exists()
+    else:
+        assert code == 0 and out.exists() and (out.parent / "t.eval.onnx").exists()
+    capsys.readouterr()
+
+
 def test_a_train_step_is_not_left_beside_an_old_eval_model(tmp_path, monkeypatch):
     spec = tmp_path / "wide.arch"
     spec.write_text(WIDE)
