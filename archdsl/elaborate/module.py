@@ -451,8 +451,8 @@ def _eval_dim(ev: Evaluator, d, env: Env, sizes: dict[str, int]):
         raise ArchTypeError(f"a dim of unknown size is a name, not {d.id}: float32[B, T, 8] (inputs sharing a name "
                             "share its size)", d.span)
     if isinstance(d, A.Name) and (not env.has(d.id) or env.lookup(d.id) is None):
-        if len(d.id) > Limits.formula_chars:  # said at the first op as a formula "too long", all of it printed
-            raise LimitError(f"a dim name of {len(d.id)} characters (the limit is {Limits.formula_chars})", d.span)
+        if len(d.id) > Limits.dim_name_chars:  # said at the first op as a formula "too long", all of it printed
+            raise LimitError(f"a dim name of {len(d.id)} characters (the limit is {Limits.dim_name_chars})", d.span)
         dim = sizes.get(d.id) or Sym.of(d.id)
         env.vars[d.id] = ev.dims[d.id] = dim
         return dim

@@ -22,6 +22,7 @@ class Limits:
     nodes = 500_000  # elaboration makes ~10k nodes a second; the bench's deep MLP goes to 100k
     int_bits = 128
     formula_chars = 1000  # a symbolic size's formula: concat([h, h[:, ::2]]) in a loop doubled it every pass
+    dim_name_chars = 100  # a symbolic dim's name: formulas of a few of them stay well under formula_chars
     items_per_step = 16  # building or walking this many list items or characters costs one evaluation step
 
 

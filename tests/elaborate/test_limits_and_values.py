@@ -418,11 +418,12 @@ def test_a_symbolic_size_is_held_to_the_limits():
                "    repeat 30 { h = concat([h, h[:, ::2]], axis=1) }\n    y = h\n}\n")
     with pytest.raises(LimitError, match="concat makes a symbolic size whose formula is .* characters long"):
         archdsl.check_source(growing)
-    name = "D" * 1001  # a long dim name was said as such a formula at its first op, all of it printed
-    with pytest.raises(LimitError, match="a dim name of 1001 characters") as e:
+    name = "D" * 101  # a long dim name was said as such a formula at its first op, all of it printed
+    with pytest.raises(LimitError, match=r"a dim name of 101 characters \(the limit is 100\)") as e:
         archdsl.check_source(f"model m(x: float32[{name}, 4]) -> y {{\n    y = relu(x)\n}}\n")
     assert e.value.span.line == 1 and e.value.span.col == 20
-    archdsl.check_source(f"model m(x: float32[{name[1:]}, 4]) -> y {{\n    y = relu(x)\n}}\n")
+    two = f"model m(x: float32[{name[1:]}, {name[1:].lower()}]) -> y {{\n    y = reshape(x, [-1]) * 2\n}}\n"
+    archdsl.check_source(two)  # two names at the limit in one formula: under formula_chars
     doubling = "model m(x: float32[B, T]) -> y {\n    let h = x\n    repeat 40 { h = concat([h, h], axis=1) }\n" \
                "    y = h\n}\n"
     with pytest.raises(LimitError, match=r"concat makes a dim of 2147483648\*T, 2147483648 or more at any size"):
