@@ -80,21 +80,24 @@ def test_a_negative_checkpoint_epoch_is_not_a_checkpoint(tmp_path, capsys):
         capsys.readouterr().err
 
 
+def _patience_scene(folder) -> list[str]:
+    """p.arch, d.npz and v.npz in `folder` (a run with --patience 3 stops at epoch 7, its best at 4); the train
+    command's arguments up to -o."""
+    (folder / "p.arch").write_text("model p(x: float32[B, 6]) -> logits {\n"
+                                   "    logits = x -> linear(16) as fc1 -> tanh -> linear(4) as fc2\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(folder / "d.npz", x=rng.normal(size=(100, 6)).astype("f4"), labels=rng.integers(0, 4, 100))
+    np.savez(folder / "v.npz", x=rng.normal(size=(37, 6)).astype("f4"), labels=rng.integers(0, 4, 37))
+    return ["train", str(folder / "p.arch"), "--data", str(folder / "d.npz"), "--val", str(folder / "v.npz"),
+            "--lr", "0.05", "--quiet"]
+
+
 def test_a_resumed_patience_run_writes_the_best_weights_where_it_says(tmp_path, capsys):
     """--patience's best epoch came before the resumed run: 'wrote OUT' was printed, nothing written to another
     -o. Now kept where -o is the file the first run wrote, copied (in -o's format) to another, and refused
     where that file is gone."""
-    import numpy as np
-
     from archdsl.lower import load_weights
-    spec = tmp_path / "p.arch"
-    spec.write_text("model p(x: float32[B, 6]) -> logits {\n"
-                    "    logits = x -> linear(16) as fc1 -> tanh -> linear(4) as fc2\n}\n")
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "d.npz", x=rng.normal(size=(100, 6)).astype("f4"), labels=rng.integers(0, 4, 100))
-    np.savez(tmp_path / "v.npz", x=rng.normal(size=(37, 6)).astype("f4"), labels=rng.integers(0, 4, 37))
-    base = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--val", str(tmp_path / "v.npz"), "--lr", "0.05",
-            "--quiet"]
+    base = _patience_scene(tmp_path)
     first, ckpt = tmp_path / "pat.npz", tmp_path / "pat.ckpt.npz"
     assert main(base + ["--epochs", "30", "--patience", "3", "-o", str(first)]) == 0
     out = capsys.readouterr()
@@ -124,11 +127,7 @@ def test_a_resumed_patience_run_in_a_copied_folder_takes_its_own_best_weights(tm
     from archdsl.lower import load_weights
     a = tmp_path / "a"
     a.mkdir()
-    (a / "p.arch").write_text("model p(x: float32[B, 6]) -> logits {\n"
-                              "    logits = x -> linear(16) as fc1 -> tanh -> linear(4) as fc2\n}\n")
-    rng = np.random.default_rng(0)
-    np.savez(a / "d.npz", x=rng.normal(size=(100, 6)).astype("f4"), labels=rng.integers(0, 4, 100))
-    np.savez(a / "v.npz", x=rng.normal(size=(37, 6)).astype("f4"), labels=rng.integers(0, 4, 37))
+    _patience_scene(a)
 
     def run(folder, *extra):
         return main(["train", str(folder / "p.arch"), "--data", str(folder / "d.npz"), "--val", str(folder / "v.npz"),
@@ -152,14 +151,7 @@ def test_an_older_checkpoint_without_a_digest_takes_the_file_it_names(tmp_path, 
     """A checkpoint from before the sha256 (an absolute __best_output__, no __best_sha256__) had any existing -o
     kept as the best epoch's weights, where the file it names is copied (review33)."""
     from archdsl.lower import load_weights
-    spec = tmp_path / "p.arch"
-    spec.write_text("model p(x: float32[B, 6]) -> logits {\n"
-                    "    logits = x -> linear(16) as fc1 -> tanh -> linear(4) as fc2\n}\n")
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "d.npz", x=rng.normal(size=(100, 6)).astype("f4"), labels=rng.integers(0, 4, 100))
-    np.savez(tmp_path / "v.npz", x=rng.normal(size=(37, 6)).astype("f4"), labels=rng.integers(0, 4, 37))
-    base = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--val", str(tmp_path / "v.npz"), "--lr", "0.05",
-            "--quiet", "--checkpoint", str(tmp_path / "c.npz")]
+    base = _patience_scene(tmp_path) + ["--checkpoint", str(tmp_path / "c.npz")]
     assert main(base + ["--epochs", "30", "--patience", "3", "-o", str(tmp_path / "best.npz")]) == 0
     best = load_weights(tmp_path / "best.npz")
     arrays = dict(np.load(tmp_path / "c.npz"))
