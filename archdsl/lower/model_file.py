@@ -48,17 +48,22 @@ def cleanup_all(staged: list[Staged]) -> None:
     """Every staged write's temp dir removed (and the folders made for one that did not commit), signals held
     until the last: a second Ctrl-C stopped the cleanup, leaving a temp dir with the replaced files' links."""
     with deferred_signals():
-        for st in staged:
-            st.cleanup()
-        for st in staged:  # then the folders made for them: a train step's, holding its eval model's temp dir
-            st.remove_made()  # until that was removed, stayed behind
+        _cleanup(staged)
+
+
+def _cleanup(staged: list[Staged]) -> None:
+    for st in staged:
+        st.cleanup()
+    for st in staged:  # then the folders made for them: a train step's, holding its eval model's temp dir
+        st.remove_made()  # until that was removed, stayed behind
 
 
 def commit_all(staged: list[Staged]) -> list[Path]:
     """Every staged file renamed into place, or none, as one act: Ctrl-C or SIGTERM waits for its end (one
     between two renames left a new .data file under the old model) and then puts back what it replaced (the
-    build exits 130 as interrupted: its files must be the ones before, not the new ones), two builds take turns
-    (_commit_lock), and a rename that fails (a sticky folder, a file another user owns) puts back the files
+    build exits 130 as interrupted: its files must be the ones before, not the new ones), while one that comes
+    after the renames, during the cleanup that follows them, is dropped (the write is done); two builds take
+    turns (_commit_lock), and a rename that fails (a sticky folder, a file another user owns) puts back the files
     already replaced, so a model never meets another build's .data file or eval model."""
     written: list[Path] = []
     with _commit_lock(), deferred_signals() as held:
@@ -70,13 +75,16 @@ def commit_all(staged: list[Staged]) -> list[Path]:
             for st in reversed(staged):
                 st.roll_back()
             raise
-        if held:  # raised as the block ends
+        undone = bool(held)  # then raised as the block ends
+        if undone:
             for st in reversed(staged):
                 st.roll_back()
         else:
             for st in staged:
                 st.finish()
-            held.clear()  # one during finish() comes after the write is done, and cannot undo it: dropped
+        _cleanup(staged)  # the replaced files' links go with the temp dirs (a large .data's space is freed here)
+        if not undone:
+            held.clear()  # one during finish() or the cleanup comes after the write is done: dropped
     return written
 
 
@@ -170,13 +178,16 @@ class Staged:
         self.committed = False
 
     def cleanup(self) -> None:
-        """Through cleanup_all, which holds signals for it (and calls remove_made after every cleanup)."""
+        """Through cleanup_all or commit_all, which hold signals for it (and call remove_made after every
+        cleanup); once."""
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
 
     def remove_made(self) -> None:
         if not self.committed:
             files.remove_made(self.made)
+            self.made = []
 
 
 def _own_external_data(out: Path) -> Path | None:
