@@ -462,8 +462,9 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
         if opts.checkpoint is not None:
             ours = best[1] > resumed_at
             trainer.save_checkpoint(opts.checkpoint, epoch, best if opts.patience is not None else None,
-                                    schedule.plan(opts), best_output=opts.output if ours else trainer.best_output,
-                                    best_digest=digest if ours else trainer.best_digest)
+                                    schedule.plan(opts), best_output=(opts.output if Path(opts.output).is_file()
+                                                                      else None) if ours else trainer.best_output,
+                                    best_digest=digest if ours else trainer.best_digest)  # -o /dev/stdout: none
         if stop:
             stale = epoch - best[1]
             console.print(f"stopping: val_loss has not improved for {stale} epoch{'s' if stale != 1 else ''} "
@@ -493,7 +494,7 @@ def _best_of_resumed(trainer: Trainer, out: Path, said: str, counts: str, consol
                       "where that run wrote them)")
         return
     if trainer.best_digest is None:  # a checkpoint from before the digest: the file it names, as then
-        found = [src] if src.is_file() else []
+        found = [src] if src is not None and src.is_file() else []
     else:
         found = [p for p in dict.fromkeys((src, Path(out))) if p.is_file() and _sha256(p) == trainer.best_digest]
     if any(p.resolve() == Path(out).resolve() for p in found):

@@ -166,6 +166,19 @@ def test_an_older_checkpoint_without_a_digest_takes_the_file_it_names(tmp_path, 
     assert all(np.array_equal(load_weights(other)[k], best[k]) for k in best)
 
 
+def test_a_checkpoint_that_names_no_best_file_and_no_output_yet(tmp_path, capsys):
+    """A checkpoint from before the best weights' file was recorded, resumed into an -o that does not exist:
+    an internal error (None.is_file()) where the message says where that run wrote them (review34)."""
+    base = _patience_scene(tmp_path) + ["--checkpoint", str(tmp_path / "c.npz")]
+    assert main(base + ["--epochs", "30", "--patience", "3", "-o", str(tmp_path / "best.npz")]) == 0
+    arrays = dict(np.load(tmp_path / "c.npz"))
+    del arrays["__best_output__"], arrays["__best_sha256__"]
+    np.savez(tmp_path / "c.npz", **arrays)
+    capsys.readouterr()
+    assert main(base + ["--epochs", "12", "--patience", "10", "--resume", "-o", str(tmp_path / "new.npz")]) == 1
+    assert "the run resumed wrote them to its -o; nothing is written to" in capsys.readouterr().err
+
+
 def test_patience_with_a_checkpoint_writes_to_stdout(tmp_path):
     """The best weights' digest read -o back: -o /dev/stdout (a pipe, a terminal) waited for ever."""
     import subprocess
@@ -179,6 +192,7 @@ def test_patience_with_a_checkpoint_writes_to_stdout(tmp_path):
                         "--checkpoint", str(tmp_path / "c.npz"), "-o", "/dev/stdout"],
                        capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
     assert r.returncode == 0 and r.stdout.startswith(b"PK"), r.stderr  # the weights' .npz went down the pipe
+    assert "__best_output__" not in np.load(tmp_path / "c.npz")  # a /proc pipe's path was recorded
 
 
 def _edited_checkpoint(tmp_path, edit) -> None:
