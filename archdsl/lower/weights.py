@@ -343,7 +343,7 @@ def narrow_float(dtype) -> bool:
 
 def raw_bytes(dtype: np.dtype) -> str | None:
     """What to say of an array numpy read as raw bytes: a float8 saved to an .npy (its kind is not recorded)."""
-    if dtype.kind != "V" or dtype.names is not None:
+    if dtype.kind != "V" or dtype.names is not None or narrow_float(dtype):  # bfloat16 is a type numpy keeps
         return None
     if dtype.itemsize != 1:
         return f"raw {dtype.itemsize}-byte values (of no type numpy records)"

@@ -45,6 +45,7 @@ def load_data(path: str, model, names: list[str], labels_for: LabelsFor | None =
                             f"the model reads {', '.join(names)}")
         vi = inputs[name].type.tensor_type
         a = np.asarray(arrays[name])
+        given = a.dtype  # as the file holds it, for the messages below
         if narrow_float(a.dtype):  # bfloat16 (ml_dtypes'): exact in float32, then cast as float16 data is
             a = a.astype(np.float32)
         if a.dtype.kind not in "biuf":  # strings, complex numbers, dates: nothing a model reads
@@ -71,10 +72,14 @@ def load_data(path: str, model, names: list[str], labels_for: LabelsFor | None =
                             + (labels_hint(a.shape, labels_for, a.dtype.kind in "iu") if labelled else "")
                             + _layout_hint(name, a.shape, dims))
         want = helper.tensor_dtype_to_np_dtype(vi.elem_type)  # onnx's own table: uint8, int8, ... too
+        if narrow_float(np.dtype(want)):  # it failed at the first batch, blaming the examples
+            raise ArchError(f"the model's input '{name}' is {np.dtype(want).name}, which onnxruntime cannot be fed "
+                            f"from Python (numpy has no such type): declare it float32 and cast(x, "
+                            f"\"{np.dtype(want).name}\") in the spec")
         if a.dtype != want:
             if np.issubdtype(want, np.integer) and not np.issubdtype(a.dtype, np.integer):
                 whole = a.dtype.kind == "f" and bool((a == np.round(a)).all())
-                raise ArchError(f"{path}: '{name}' must hold integers ({np.dtype(want).name}), got {a.dtype}"
+                raise ArchError(f"{path}: '{name}' must hold integers ({np.dtype(want).name}), got {given}"
                                 + (f"; its values are whole numbers: store {name}.astype(np.{np.dtype(want).name})"
                                    if whole else "; cross_entropy takes class indices, not probabilities"
                                    if name == "labels" and labels_for and labels_for.loss == "cross_entropy" else ""))
