@@ -166,9 +166,7 @@ class Calls:
                     return self._integer_power(x, k, span)
             if root := _half_power(x, k):  # torch's x ** 0.5 is sqrt, x ** -0.5 rsqrt: C's pow(-inf, 0.5) is inf
                 op, args, kwargs = ops.get(root), [x], {}  # (torch: nan), pow(-0.0, -0.5) +inf (torch: -inf)
-        if op.name in ("mul", "div", "floordiv") and set(kwargs) <= set(op.inputs[len(args):]) and \
-                len(pair := [*args, *(kwargs[k] for k in op.inputs[len(args):] if k in kwargs)]) == 2 and \
-                (out := self.widened(op.name, *pair, span, label=label)) is not None:  # mul(h, 1e-8) as h * 1e-8
+        if (out := self.widened_call(op, args, kwargs, label, span)) is not None:  # mul(h, 1e-8) as h * 1e-8
             return out
         try:
             tensors, attrs = self.bind_op_args(op, args, kwargs, span)

@@ -194,6 +194,14 @@ class Operators:
         out = self.call_op(ops.get(opname), [wide if v is tensor else v for v in (a, b)], {}, label, span)
         return self.call_op(ops.get("cast"), [out], {"dtype": dt.label}, None, span)
 
+    def widened_call(self, op, args: list, kwargs: dict, label, span):
+        """widened() for the function forms mul(h, 0.1), div(h, b=0.1), floordiv(h, 0.1): None where not one."""
+        rest = op.inputs[len(args):]
+        if op.name not in ("mul", "div", "floordiv") or not set(kwargs) <= set(rest):
+            return None
+        pair = [*args, *(kwargs[k] for k in rest if k in kwargs)]
+        return self.widened(op.name, *pair, span, label=label) if len(pair) == 2 else None
+
     def tensor_binop(self, opname, a, b, span, operand_spans: tuple = ()):
         if (out := self.widened(opname, a, b, span, operand_spans)) is not None:
             return out

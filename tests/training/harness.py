@@ -12,6 +12,13 @@ from archdsl.autodiff import OptimConfig, TrainConfig
 __all__ = ["batches", "compile_step", "config", "initial", "one_step_like_torch", "ort_steps", "rel", "torch_steps"]
 
 
+DROPOUT = """
+model m(x: float32[B, 64]) -> y {
+    y = x -> linear(64) as fc -> dropout(0.25) -> linear(3) as out
+}
+"""
+
+
 def config(loss="cross_entropy", opt="sgd", lr=0.1, **kw) -> TrainConfig:
     smooth, ignore, clip = kw.pop("label_smoothing", 0.0), kw.pop("ignore_index", None), kw.pop("clip", None)
     clip_value = kw.pop("clip_value", None)
