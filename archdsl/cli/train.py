@@ -271,6 +271,8 @@ def cmd_train(args, sources) -> int:
               "name (e.g. --checkpoint run.ckpt.npz)", file=sys.stderr)
         return 2
     out = output_path(args.output, example="weights.npz")
+    if str(out).startswith(("/dev/", "/proc/")):  # -o /dev/stdout > w.npz: w.npz, once (w.npz replaced, the link
+        out = files.resolved(out)  # then led to "w.npz (deleted)", and the next better epoch wrote a file so named)
     if out.suffix.lower() in _OTHER_FORMATS:  # -o w.onnx got an .npz archive under that name
         print(f"archdsl train: error: -o {args.output}: the weights are written as .npz or .safetensors; give "
               "one of those suffixes", file=sys.stderr)

@@ -399,7 +399,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
         for text in schedule.unreached(plan, updates):
             console.print(f"note: {text}")
     resumed_at = start
-    digest = None  # of the best weights this run writes (--patience with a checkpoint)
+    best_path = digest = None  # of the best weights this run writes (--patience with a checkpoint)
     stale = start - best[1] if opts.patience is not None and best[1] > 0 else 0
     if stale >= (opts.patience or 1) and start < opts.epochs:  # the resumed run had stopped here already
         console.print(f"stopping: at epoch {start}, where {opts.checkpoint} was written, val_loss had not "
@@ -456,15 +456,14 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             if metrics["val_loss"] < best[0]:  # NaN never improves
                 best = (metrics["val_loss"], epoch)
                 _write_weights(trainer, opts.output)  # the best so far, kept should a later epoch be worse
-                digest = _sha256(opts.output) if opts.checkpoint is not None and Path(opts.output).is_file() \
-                    else None  # -o /dev/stdout: no file to read back
+                kept = opts.checkpoint is not None and Path(opts.output).is_file()  # -o /dev/stdout: no file
+                best_path, digest = (opts.output, _sha256(opts.output)) if kept else (None, None)
             stop = epoch - best[1] >= opts.patience
         if opts.checkpoint is not None:
             ours = best[1] > resumed_at
             trainer.save_checkpoint(opts.checkpoint, epoch, best if opts.patience is not None else None,
-                                    schedule.plan(opts), best_output=(opts.output if Path(opts.output).is_file()
-                                                                      else None) if ours else trainer.best_output,
-                                    best_digest=digest if ours else trainer.best_digest)  # -o /dev/stdout: none
+                                    schedule.plan(opts), best_output=best_path if ours else trainer.best_output,
+                                    best_digest=digest if ours else trainer.best_digest)
         if stop:
             stale = epoch - best[1]
             console.print(f"stopping: val_loss has not improved for {stale} epoch{'s' if stale != 1 else ''} "
@@ -496,7 +495,8 @@ def _best_of_resumed(trainer: Trainer, out: Path, said: str, counts: str, consol
     if trainer.best_digest is None:  # a checkpoint from before the digest: the file it names, as then
         found = [src] if src is not None and src.is_file() else []
     else:
-        found = [p for p in dict.fromkeys((src, Path(out))) if p.is_file() and _sha256(p) == trainer.best_digest]
+        found = [p for p in dict.fromkeys(q for q in (src, Path(out)) if q is not None)
+                 if p.is_file() and _sha256(p) == trainer.best_digest]
     if any(p.resolve() == Path(out).resolve() for p in found):
         console.print(f"kept {out} ({counts}): {said}, written by the run resumed")
         return

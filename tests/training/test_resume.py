@@ -179,6 +179,21 @@ def test_a_checkpoint_that_names_no_best_file_and_no_output_yet(tmp_path, capsys
     assert "the run resumed wrote them to its -o; nothing is written to" in capsys.readouterr().err
 
 
+def test_a_checkpoint_with_a_digest_and_no_file(tmp_path, capsys):
+    """-o moved away after its best epoch: later checkpoints kept the digest and dropped the path, and the resume
+    was an internal error (None.is_file()); the path is decided with the digest now, and a checkpoint with a
+    digest alone is said as one naming no file (review35)."""
+    base = _patience_scene(tmp_path) + ["--checkpoint", str(tmp_path / "c.npz")]
+    assert main(base + ["--epochs", "30", "--patience", "3", "-o", str(tmp_path / "best.npz")]) == 0
+    arrays = dict(np.load(tmp_path / "c.npz"))
+    assert "__best_output__" in arrays and "__best_sha256__" in arrays
+    del arrays["__best_output__"]
+    np.savez(tmp_path / "c.npz", **arrays)
+    capsys.readouterr()
+    assert main(base + ["--epochs", "12", "--patience", "10", "--resume", "-o", str(tmp_path / "new.npz")]) == 1
+    assert "nothing is written to" in capsys.readouterr().err
+
+
 def test_patience_with_a_checkpoint_writes_to_stdout(tmp_path):
     """The best weights' digest read -o back: -o /dev/stdout (a pipe, a terminal) waited for ever."""
     import subprocess
@@ -239,3 +254,23 @@ def test_resume_from_a_pipe_is_refused_not_waited_on(tmp_path, capsys):
     os.mkfifo(tmp_path / "pipe.npz")
     assert main(base + ["--epochs", "1", "--resume", "--checkpoint", str(tmp_path / "pipe.npz")]) == 1
     assert "not a regular file (a pipe or a device)" in capsys.readouterr().err
+
+
+def test_patience_into_stdout_redirected_to_a_file(tmp_path):
+    """-o /dev/stdout > w.npz: the first write replaced w.npz, /dev/stdout then led to "w.npz (deleted)", and the
+    best epoch's weights went to a new file of that name while w.npz kept epoch 1's (review35)."""
+    import subprocess
+    import sys
+
+    from archdsl.lower import load_weights
+    base = _patience_scene(tmp_path)
+    assert main(base + ["--epochs", "7", "-o", str(tmp_path / "ref.npz"), "--patience", "3",
+                        "--checkpoint", str(tmp_path / "r.npz")]) == 0
+    with open(tmp_path / "w.npz", "wb") as f:
+        r = subprocess.run([sys.executable, "-m", "archdsl", *base, "--epochs", "7", "--patience", "3",
+                            "--checkpoint", str(tmp_path / "c.npz"), "-o", "/dev/stdout"], stdout=f,
+                           stderr=subprocess.PIPE, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert not [p for p in tmp_path.iterdir() if "deleted" in p.name]
+    got, want = load_weights(tmp_path / "w.npz"), load_weights(tmp_path / "ref.npz")
+    assert all(np.array_equal(got[k], want[k]) for k in want)  # the best epoch's (4), as -o ref.npz wrote
