@@ -44,6 +44,11 @@ def load_data(path: str, model, names: list[str], labels_for: LabelsFor | None =
             raise ArchError(f"{path} has no array '{name}' (it has: {', '.join(sorted(arrays)) or 'nothing'}); "
                             f"the model reads {', '.join(names)}")
         vi = inputs[name].type.tensor_type
+        want = helper.tensor_dtype_to_np_dtype(vi.elem_type)  # onnx's own table: uint8, int8, ... too
+        if narrow_float(np.dtype(want)):  # the model's, before the data's: it failed at the first batch
+            raise ArchError(f"the model's input '{name}' is {np.dtype(want).name}, which onnxruntime cannot be fed "
+                            f"from Python (numpy has no such type): declare it float32 and cast(x, "
+                            f"\"{np.dtype(want).name}\") in the spec")
         a = np.asarray(arrays[name])
         given = a.dtype  # as the file holds it, for the messages below
         if narrow_float(a.dtype):  # bfloat16 (ml_dtypes'): exact in float32, then cast as float16 data is
@@ -71,11 +76,6 @@ def load_data(path: str, model, names: list[str], labels_for: LabelsFor | None =
             raise ArchError(f"{path}: '{name}' has shape {list(a.shape)}, the model takes {_shown(dims)}"
                             + (labels_hint(a.shape, labels_for, a.dtype.kind in "iu") if labelled else "")
                             + _layout_hint(name, a.shape, dims))
-        want = helper.tensor_dtype_to_np_dtype(vi.elem_type)  # onnx's own table: uint8, int8, ... too
-        if narrow_float(np.dtype(want)):  # it failed at the first batch, blaming the examples
-            raise ArchError(f"the model's input '{name}' is {np.dtype(want).name}, which onnxruntime cannot be fed "
-                            f"from Python (numpy has no such type): declare it float32 and cast(x, "
-                            f"\"{np.dtype(want).name}\") in the spec")
         if a.dtype != want:
             if np.issubdtype(want, np.integer) and not np.issubdtype(a.dtype, np.integer):
                 whole = a.dtype.kind == "f" and bool((a == np.round(a)).all())

@@ -187,12 +187,13 @@ def test_bfloat16_training_data_is_cast_as_float16_data_is(work, capsys):
 def test_a_bfloat16_input_model_is_refused_by_train_before_the_batches(work, capsys):
     """onnxruntime cannot be fed bfloat16 from Python: `train` failed at the first batch, blaming examples 0, 1,
     3, ...; it is said at the data, as `run` says it. A bfloat16 labels array is named as such, not as the
-    float32 it was cast to; a real bfloat16 --input is not said to be raw bytes (review34)."""
+    float32 it was cast to; a real bfloat16 --input is not said to be raw bytes (review34). The model's input is
+    said first, before its data's shape (review35)."""
     import ml_dtypes
     spec = work / "bf.arch"
     spec.write_text("model m(x: bfloat16[B, 4]) -> y {\n    y = cast(x, \"float32\") -> linear(3) as fc\n}\n")
     rng = np.random.default_rng(0)
-    np.savez(work / "d.npz", x=rng.standard_normal((40, 4)).astype(np.float32), labels=rng.integers(0, 3, 40))
+    np.savez(work / "d.npz", x=rng.standard_normal((40, 3)).astype(np.float32), labels=rng.integers(0, 3, 40))
     assert main(["train", str(spec), "--data", str(work / "d.npz"), "--epochs", "1", "-o", str(work / "o.npz")]) == 1
     assert "the model's input 'x' is bfloat16, which onnxruntime cannot be fed from Python (numpy has no such " \
            "type): declare it float32 and cast(x, \"bfloat16\") in the spec" in capsys.readouterr().err
