@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from .diagnostics import ArchError, not_a_directory, writing
+from .interrupts import deferred_signals
 
 __all__ = ["specs_dir", "refuse_overwriting", "is_special", "resolved", "copy_into", "umask_mode", "atomic_write",
            "make_parents", "remove_made", "replace_keeping_mode", "temp_dir_beside"]
@@ -155,7 +156,8 @@ def probe_writable(path: str | Path) -> None:
     with writing(path):
         up = next((p for p in path.parents if p.exists()), None)
         if up is not None:
-            os.rmdir(tempfile.mkdtemp(prefix=".archdsl-probe.", dir=up))
+            with deferred_signals():  # Ctrl-C between the two left the probe's folder
+                os.rmdir(tempfile.mkdtemp(prefix=".archdsl-probe.", dir=up))
 
 
 def atomic_write(path: str | Path, save) -> None:
@@ -171,7 +173,8 @@ def atomic_write(path: str | Path, save) -> None:
         with writing(path):
             if not special:
                 made = make_parents(path)
-            tmp_dir = Path(tempfile.mkdtemp()) if special else temp_dir_beside(path)
+            with deferred_signals():  # made and known together: Ctrl-C in between left an empty hidden folder
+                tmp_dir = Path(tempfile.mkdtemp()) if special else temp_dir_beside(path)
             save(tmp_dir / path.name)
             if special:
                 copy_into(tmp_dir / path.name, path)

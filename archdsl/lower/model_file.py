@@ -223,8 +223,9 @@ def _stage(model: onnx.ModelProto, out: Path, external_data: bool | None, staged
     parent = out.parent if str(out.parent) else Path(".")
     st = Staged(parent / out.name)
     staged.append(st)
-    st.made = files.make_parents(st.out)
-    st.tmp = files.temp_dir_beside(st.out)
+    with deferred_signals():  # made and known together: Ctrl-C in between left empty folders behind
+        st.made = files.make_parents(st.out)
+        st.tmp = files.temp_dir_beside(st.out)
     if external_data:
         st.data_name = data_file_name(out)
         _save_external(model, st.tmp / out.name, st.data_name)

@@ -239,3 +239,29 @@ def test_a_data_file_that_cannot_be_renamed_is_the_one_named(wide, tmp_path, mon
     monkeypatch.setattr(files, "replace_keeping_mode", refused_data)
     assert _build(spec, tmp_path / "m.onnx", 2) == 1
     assert f"cannot write {tmp_path / 'm.onnx.data'}: Operation not permitted" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["build", "{spec}", "-o", "{tmp}/new/m.onnx"],
+                                  ["build", "{spec}", "--train", "-o", "{tmp}/new/m.onnx"],
+                                  ["build", "{spec}", "--external-data", "-o", "{tmp}/new/m.onnx"],
+                                  ["train", "{tiny}", "--data", "{tmp}/d.npz", "--epochs", "1", "--quiet",
+                                   "-o", "{tmp}/new/w.npz"]])
+def test_ctrl_c_as_a_temp_dir_is_made_leaves_nothing(tmp_path, monkeypatch, capsys, argv):
+    """A temp dir (or the writable probe's) was made, then its path stored: a Ctrl-C in between left an empty
+    hidden folder beside the output, and the folders made above it (review35)."""
+    import tempfile
+    spec = tmp_path / "wide.arch"
+    spec.write_text(WIDE)
+    (tmp_path / "tiny.arch").write_text("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n")
+    np.savez(tmp_path / "d.npz", x=np.ones((8, 4), np.float32), labels=np.zeros(8, np.int64))
+    real = tempfile.mkdtemp
+
+    def interrupted(*a, **k):
+        made = real(*a, **k)
+        if str(made).startswith(str(tmp_path)):
+            os.kill(os.getpid(), signal.SIGINT)
+        return made
+    monkeypatch.setattr(tempfile, "mkdtemp", interrupted)
+    args = [a.format(spec=spec, tiny=tmp_path / "tiny.arch", tmp=tmp_path) for a in argv]
+    assert main(args) == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz", "tiny.arch", "wide.arch"]
