@@ -16,7 +16,7 @@ from ..ir import Graph, Value
 from ..ops import OpCall
 from ..types import DType, TensorType, is_symbol
 from .emitter import Emitter
-from .weights import CHUNK, Chunked, cast, chunk_count, fill_chunk, materialize, resident
+from .weights import CHUNK, Chunked, cast, chunk_count, fill_chunk, materialize, narrow_float, resident
 
 __all__ = ["lower_graph", "value_info", "LowerResult", "MIN_OPSET", "param_arrays", "RAW_DTYPES"]
 
@@ -58,7 +58,7 @@ def _fitted(arr: np.ndarray, v: Value, what: str, advice: str = "") -> np.ndarra
     if arr.dtype == dt.numpy:  # as given, not copied: a mapped checkpoint streams from its file
         return arr
     arr = resident(arr)
-    if arr.dtype.kind == "V":  # bfloat16, float8 (ml_dtypes): exact in float32, and checked as floats there (of
+    if narrow_float(arr.dtype):  # bfloat16, float8 (ml_dtypes): exact in float32, and checked as floats there (of
         arr = arr.astype(np.float32)  # kind "V", a bfloat16 1e30 became inf in float16, 2.5 truncated in int64)
     if dt is DType.bool and arr.size and not np.isin(arr, (0, 1)).all():  # 2.5 and NaN became true
         raise ArchError(f"'{v.name}': {what} holds values other than 0 and 1, and the parameter is bool", v.span)
