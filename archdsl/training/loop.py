@@ -37,7 +37,7 @@ from .data import (
     onnx_dims,
 )
 from .export import TRAIN_CONFIG_KEY
-from .metrics import batch_metrics
+from .metrics import batch_metrics, batch_weight, spec_batch_weight
 
 __all__ = ["LoopOptions", "Trainer", "check_index_inputs", "check_label_inputs", "load_data", "run_training"]
 
@@ -285,26 +285,6 @@ def _not_finite(loss: float, epoch: int, step: int, steps: int, first: bool) -> 
     return f"{where}; if the weights diverged, lower the learning rate (--lr)"
 
 
-def _counted(labels: np.ndarray, ignore: int | None, examples: int) -> int:
-    """What a batch's mean loss is over, to weigh it in an epoch's: its examples, or with an ignored label
-    index the labels that count."""
-    return examples if ignore is None or labels is None else int((labels != ignore).sum())
-
-
-def _spec_counted(batch: dict, masked: dict[str, int], examples: int) -> int:
-    """A spec's own loss: 0 when every label of a cross_entropy with an ignore_index is ignored in this
-    batch (its mean is 0/0, NaN, with a zero gradient, as torch's); with one such label input, the labels
-    that count (the mean is over them, so a batch weighs by them, as the --loss flag's does); else the
-    examples."""
-    present = {k: ig for k, ig in masked.items() if k in batch}
-    if any(bool((batch[k] == ig).all()) for k, ig in present.items()):
-        return 0
-    if len(present) == 1:
-        (k, ig), = present.items()
-        return int((batch[k] != ig).sum())
-    return examples
-
-
 def run_training(ct, opts: LoopOptions, console=None) -> dict:
     """The whole loop; returns the last epoch's metrics."""
     from rich.console import Console
@@ -431,8 +411,8 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                         warming = done < opts.warmup
                     trainer.set("lr", np.array(lr * f, np.float32))
                 loss, pred = _on_batch(opts.data, idx, lambda: trainer.train_step(batch))
-                weight = _counted(batch.get("labels"), ignore, len(idx)) if ct.info.labelled else \
-                    _spec_counted(batch, masked, len(idx))
+                weight = batch_weight(batch.get("labels"), ignore, len(idx)) if ct.info.labelled else \
+                    spec_batch_weight(batch, masked, len(idx))
                 if weight == 0:  # every label ignored: the step ran with a zero gradient, as torch's does
                     bar.update(task, advance=1)
                     continue
@@ -554,8 +534,8 @@ def evaluate(trainer: Trainer, data: dict, batch_size: int, loss_kind: str, path
         batch = {k: v[i:i + size] for k, v in data.items()}
         pred = _on_batch(path, np.arange(i, min(i + size, n)), lambda: trainer.predict(batch, i // size))
         labels = batch.get("labels") if trainer.info.labelled else None
-        weight = _counted(labels, cfg.ignore_index, min(size, n - i)) if trainer.info.labelled else \
-            _spec_counted(batch, masked, min(size, n - i))
+        weight = batch_weight(labels, cfg.ignore_index, min(size, n - i)) if trainer.info.labelled else \
+            spec_batch_weight(batch, masked, min(size, n - i))
         if weight:
             total += loss_value(loss_kind, pred, labels, cfg.label_smoothing, cfg.ignore_index) * weight
             seen += weight

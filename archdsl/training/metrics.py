@@ -1,10 +1,11 @@
-"""Loss and accuracy of a batch in numpy, for the eval side of the loop (the step computes its own loss)."""
+"""Loss, accuracy and weight of a batch in numpy, for the figures the loop prints (the step computes its own
+loss)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["batch_metrics", "loss_value"]
+__all__ = ["batch_metrics", "batch_weight", "loss_value", "spec_batch_weight"]
 
 
 def batch_metrics(loss: str, pred: np.ndarray, labels: np.ndarray, ignore_index: int | None = None
@@ -41,3 +42,23 @@ def loss_value(loss: str, pred: np.ndarray, labels: np.ndarray | None, label_smo
     if loss == "mse":
         return float(((p - labels) ** 2).mean())
     return float((np.maximum(p, 0) - p * labels + np.log1p(np.exp(-np.abs(p)))).mean())
+
+
+def batch_weight(labels: np.ndarray, ignore: int | None, examples: int) -> int:
+    """What a batch's mean loss is over, to weigh it in an epoch's: its examples, or with an ignored label
+    index the labels that count."""
+    return examples if ignore is None or labels is None else int((labels != ignore).sum())
+
+
+def spec_batch_weight(batch: dict, masked: dict[str, int], examples: int) -> int:
+    """A spec's own loss: 0 when every label of a cross_entropy with an ignore_index is ignored in this
+    batch (its mean is 0/0, NaN, with a zero gradient, as torch's); with one such label input, the labels
+    that count (the mean is over them, so a batch weighs by them, as the --loss flag's does); else the
+    examples."""
+    present = {k: ig for k, ig in masked.items() if k in batch}
+    if any(bool((batch[k] == ig).all()) for k, ig in present.items()):
+        return 0
+    if len(present) == 1:
+        (k, ig), = present.items()
+        return int((batch[k] != ig).sum())
+    return examples
