@@ -196,6 +196,10 @@ def add_train_parser(sub) -> None:
                         "the weights of the epoch with the lowest (written as it happens), the checkpoint the last "
                         "epoch's state (default: no early stopping)")
     t.add_argument("--batch-size", type=int, default=32, metavar="B", help="examples per step (default 32)")
+    t.add_argument("--eval-batch-size", type=int, metavar="B",
+                   help="examples per batch of the evaluation (--val, --epochs 0; default --batch-size): a loss that "
+                        "mixes a batch's examples (a contrastive one) has another value at another size; a "
+                        "per-example one only runs faster in bigger batches")
     t.add_argument("-o", "--output", default="weights.npz", metavar="W.npz",
                    help="trained parameters and buffers, .npz or .safetensors (default weights.npz)")
     t.add_argument("--checkpoint", metavar="CKPT.npz",
@@ -227,13 +231,17 @@ def _milestones(text: str) -> tuple[int, ...]:
 def cmd_train(args, sources) -> int:
     from ..training.loop import LoopOptions, run_training
     from .run import check_spec_at
-    if args.epochs < 0 or args.batch_size < 1:
-        print("archdsl train: error: --epochs must be 0 (evaluate only) or more, --batch-size at least 1",
-              file=sys.stderr)
+    if args.epochs < 0 or args.batch_size < 1 or (args.eval_batch_size is not None and args.eval_batch_size < 1):
+        print("archdsl train: error: --epochs must be 0 (evaluate only) or more, --batch-size and --eval-batch-size "
+              "at least 1", file=sys.stderr)
         return 2
     if args.patience is not None and args.patience < 1:
         print(f"archdsl train: error: --patience is a number of epochs, at least 1, got {args.patience}",
               file=sys.stderr)
+        return 2
+    if args.eval_batch_size is not None and not args.val and args.epochs:
+        print("archdsl train: error: --eval-batch-size sizes the evaluation of --val (or of --epochs 0); without "
+              "either it sets nothing", file=sys.stderr)
         return 2
     if args.patience is not None and not args.val:
         print("archdsl train: error: --patience needs --val (it watches the held-out loss)", file=sys.stderr)
@@ -293,7 +301,8 @@ def cmd_train(args, sources) -> int:
     ct = driver.build_train(mod, args.model, _options(args), train_config(args), sources)
     warn(ct.graph, ct.unused, sources)
     started = time.time()
-    opts = LoopOptions(data=args.data, val=args.val, epochs=args.epochs, batch_size=args.batch_size, output=out,
+    opts = LoopOptions(data=args.data, val=args.val, epochs=args.epochs, batch_size=args.batch_size,
+                       eval_batch_size=args.eval_batch_size, output=out,
                        checkpoint=ckpt, resume=args.resume, provider=args.provider, threads=args.threads,
                        seed=args.seed, quiet=args.quiet, schedule=args.schedule, warmup=args.warmup,
                        milestones=args.milestones or (), gamma=0.1 if args.gamma is None else args.gamma,

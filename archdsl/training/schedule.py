@@ -142,6 +142,9 @@ def check_fixed_batch(fixed: tuple[int, str], opts: "LoopOptions", data: dict, c
     if opts.batch_size != size:
         raise ArchError(f"the model takes batches of exactly {size} (its input '{name}' has a first dim of {size}): "
                         f"give --batch-size {size}, or declare that dim symbolic (B) to train on any batch size")
+    if opts.eval_batch_size not in (None, size):
+        raise ArchError(f"the model takes batches of exactly {size} (its input '{name}' has a first dim of {size}), "
+                        f"and its evaluation too: --eval-batch-size {opts.eval_batch_size} cannot be")
     for path, arrays in data.items():
         n = len(next(iter(arrays.values())))
         if n < size:

@@ -1,8 +1,10 @@
 """`archdsl train` and the batch sizes a model takes: BatchNorm given batches of one (refused where it would
-be a silent no-op, trained where spatial dims give it values), sized from the data over symbolic dims, and a
-model with a fixed batch trained in whole batches."""
+be a silent no-op, trained where spatial dims give it values), sized from the data over symbolic dims, a
+model with a fixed batch trained in whole batches, and the batches evaluation runs."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -131,3 +133,54 @@ def test_the_fixed_batch_note_of_an_evaluation_names_the_files_last_examples(tmp
                  "--epochs", "0"]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "d.npz's last 2 examples, a short batch, are left out (8 of 10 used)" in err and "shuffled" not in err
+
+
+def test_evaluation_runs_in_batches_of_the_batch_size_or_the_eval_batch_size(tmp_path, capsys):
+    """A loss that mixes a batch's examples (here each example against the batch's mean, as a contrastive
+    loss does) is another number at another batch size: evaluation ran 256 at a time whatever --batch-size
+    said, so val_loss was not the training loss's number (a CLIP: 4.67 against 2.73 at batch 4). It runs
+    --batch-size at a time, or --eval-batch-size; the val_loss is the batches' losses weighed by examples."""
+    spec = tmp_path / "mix.arch"
+    spec.write_text("model m(x: float32[B, 3]) -> loss {\n    s = x -> linear(1, bias=false) as fc\n"
+                    "    loss = mean((s - mean(s)) * (s - mean(s)))\n}\n")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((10, 3)).astype(np.float32)
+    w = rng.standard_normal((1, 3)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x)
+    np.savez(tmp_path / "w.npz", **{"fc.weight": w})
+    s = (x @ w.T)[:, 0].astype(np.float64)
+
+    def held_out(size):
+        parts = [s[i:i + size] for i in range(0, len(s), size)]
+        return sum(p.var() * len(p) for p in parts) / len(s)
+
+    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--weights", str(tmp_path / "w.npz"),
+            "--epochs", "0"]
+    for flags, size in ((["--batch-size", "4"], 4), (["--batch-size", "4", "--eval-batch-size", "10"], 10),
+                        (["--eval-batch-size", "3"], 3)):
+        assert main([*argv, *flags]) == 0
+        captured = capsys.readouterr()
+        got = float(re.search(r"evaluation  loss (\S+)", captured.out + captured.err).group(1))
+        assert got == pytest.approx(held_out(size), abs=1e-4), flags
+    assert held_out(4) != pytest.approx(held_out(10), abs=1e-3)  # the sizes tell apart
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--eval-batch-size", "8", "--epochs", "1",
+                 "-o", str(tmp_path / "o.npz")]) == 2
+    assert "--eval-batch-size sizes the evaluation of --val (or of --epochs 0); without either it sets nothing" \
+        in capsys.readouterr().err
+    assert main([*argv, "--eval-batch-size", "0"]) == 2
+    assert "--batch-size and --eval-batch-size at least 1" in capsys.readouterr().err
+
+
+def test_a_fixed_batch_refuses_another_eval_batch_size(tmp_path, capsys):
+    """The model's batch size is its evaluation's too: another --eval-batch-size is a usage error, not a
+    failure at the first held-out batch."""
+    spec = tmp_path / "fb.arch"
+    spec.write_text("model m(x: float32[4, 3]) -> y {\n    y = x -> linear(2) as fc\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((8, 3)).astype(np.float32),
+             labels=rng.standard_normal((8, 2)).astype(np.float32))
+    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--batch-size", "4",
+            "--epochs", "0"]
+    assert main([*argv, "--eval-batch-size", "8"]) == 1
+    assert "and its evaluation too: --eval-batch-size 8 cannot be" in " ".join(capsys.readouterr().err.split())
+    assert main([*argv, "--eval-batch-size", "4"]) == 0

@@ -286,8 +286,8 @@ model clip(a: float32[B, 6], b: float32[B, 5]) -> loss {{
 
 
 def test_the_held_out_loss_of_a_spec_with_ignore_index_is_the_mean_over_counted_labels(tmp_path, capsys):
-    """Evaluation runs 256 examples at a time: a chunk of padding only gave NaN (and --patience stopped on
-    it), and chunks were weighed by their examples rather than by the labels that count. The printed
+    """Evaluation runs in batches (--batch-size, 32 here): a batch of padding only gave NaN (and --patience
+    stopped on it), and batches were weighed by their examples rather than by the labels that count. The printed
     val_loss is now torch's cross_entropy over the whole file."""
     torch = pytest.importorskip("torch")
     spec = tmp_path / "m.arch"
@@ -296,8 +296,8 @@ def test_the_held_out_loss_of_a_spec_with_ignore_index_is_the_mean_over_counted_
     rng = np.random.default_rng(0)
     x = rng.standard_normal((300, 4)).astype(np.float32)
     y = rng.integers(0, 3, 300)
-    y[:256] = -1                        # the first evaluation chunk is all padding
-    y[256:][rng.random(44) < 0.5] = -1  # the second has half its labels ignored
+    y[:256] = -1                        # the first evaluation batches are all padding
+    y[256:][rng.random(44) < 0.5] = -1  # the last ones have half their labels ignored
     np.savez(tmp_path / "v.npz", x=x, y=y)
     np.savez(tmp_path / "w.npz", **{"fc.weight": rng.standard_normal((3, 4)).astype(np.float32),
                                     "fc.bias": rng.standard_normal(3).astype(np.float32)})
