@@ -39,6 +39,11 @@ def _bad_label(v: str) -> bool:
 _MISSING = object()
 
 
+def _names(targets: tuple) -> list[str]:
+    """A loop's names, its nested ones included (for i, (c, s) in ...: i, c, s)."""
+    return [n for t in targets for n in (_names(t) if isinstance(t, tuple) else (t,))]
+
+
 def _split_hint(value, k: int) -> str:
     """`a, b = split(x, 2, axis=1)` on 58 channels made 29 pieces: split takes the size of a piece, as torch.split
     does (not a count, as numpy.split and torch.chunk do); say how to get k pieces."""
@@ -177,7 +182,7 @@ class Evaluator(Calls, Blocks, Operators):
                 self._tick(s.span)  # nested loops over long lists with nothing inside counted no steps
                 self.bind(s.targets, item, env, s.span)
                 if env is self.model_env:
-                    self._shadowing(s.targets, env, s.span, loop=True)
+                    self._shadowing(_names(s.targets), env, s.span, loop=True)
                 self.exec_body(s.body, env)
         elif isinstance(s, A.If):
             for cond, body in s.branches:
@@ -246,7 +251,10 @@ class Evaluator(Calls, Blocks, Operators):
                         "and gru with return_state=true give (output, state))") if isinstance(value, Tensor) else ""
             raise ArchTypeError(f"cannot unpack {what} into {len(targets)} names{hint}", span)
         for t, v in zip(targets, value):
-            env.vars[t] = v
+            if isinstance(t, tuple):  # for i, (c, s) in enumerate(cfg)
+                self.bind(t, v, env, span)
+            else:
+                env.vars[t] = v
 
     def iterable(self, v, span):
         if isinstance(v, dict):

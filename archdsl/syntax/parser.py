@@ -237,9 +237,6 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
             hint = f" (archdsl has no '{python[0]}': {python[1]})"
         elif str(tok) == "//" and first:
             hint = " (a comment starts with '#')"
-        elif str(tok) in ("(", "[") and expected == "; expected a name" and \
-                re.search(r"\bfor\s+[\w\s,]*$", line[:tok.column - 1]):  # for i, (p, q) in enumerate(zip(a, b))
-            hint = " (a for binds plain names, not nested ones: for i, p, q in zip(range(len(a)), a, b))"
         elif re.match(r"\s*repeat\b", line) and "'as'" in expected and "'{'" in expected:  # repeat depth * 2 {
             count = line[line.index("repeat") + 6:].split("{")[0].split(" as ")[0].strip()
             hint = f" (repeat's count is a name, a number, a call or in brackets: repeat ({count}))"

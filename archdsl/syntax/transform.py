@@ -101,7 +101,14 @@ class ToAst(Transformer):
         return A.For(c[0], c[1], c[2], self._span(meta))
 
     def loop_target(self, meta, c):
-        return tuple(str(x) for x in c)
+        if len(c) == 1 and isinstance(c[0], tuple):  # for (a, b) in ...: as for a, b in ...
+            return c[0]
+        return tuple(x if isinstance(x, tuple) else str(x) for x in c)
+
+    def target_group(self, meta, c):
+        """A bracketed target: (a) is a; (a, b) unpacks (a tuple of names, nested as written)."""
+        names = tuple(x if isinstance(x, tuple) else str(x) for x in c)
+        return names if len(names) > 1 else names[0]
 
     def if_stmt(self, meta, c):
         branches = [(c[0], c[1])]

@@ -81,6 +81,25 @@ def test_nested_comprehensions_as_python(expr):
     assert [tuple(v) if isinstance(v, (list, tuple)) and expr.startswith("[(") else v for v in got] == eval(expr)
 
 
+@pytest.mark.parametrize("expr", [
+    "[i * 100 + c * 10 + s for i, (c, s) in enumerate([[1, 2], [3, 4]])]",
+    "[c + k for (c, [s, k]) in [[1, [2, 3]], [4, [5, 6]]] if s > 2]",
+    "[a * b for (a), b in zip([1, 2], [3, 4])]",
+])
+def test_nested_loop_names_unpack_as_python(expr):
+    """A torchvision-style config table: `for i, (c, s) in enumerate(cfg)` was a syntax error."""
+    assert value(expr) == eval(expr)
+
+
+def test_a_for_statement_unpacks_nested_names():
+    g = body("    h = x\n    for i, (c, s) in enumerate([[3, 2], [5, 1]]) {\n"
+             "        h = h -> linear(10 * i + c * s) as \"fc{i}\"\n    }\n    y = h")
+    assert out_shape(g) == (2, 15)
+    assert [tuple(g.params[f"fc{i}.weight"].spec.shape) for i in (0, 1)] == [(6, 4), (15, 6)]
+    with pytest.raises(ArchError, match="cannot unpack a list of 3 values into 2 names"):
+        body("    for i, (c, s) in enumerate([[1, 2, 3]]) {\n        y = x\n    }\n    y = x")
+
+
 def test_record_access_by_attribute():
     g = archdsl.check_source("let cfg = {width: 8, act: 'relu'}\n"
                              "model m(x: float32[2, 4]) -> y { y = x -> linear(cfg.width) }\n")

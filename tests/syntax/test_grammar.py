@@ -126,6 +126,9 @@ def test_for_one_and_several_targets():
     assert f2.targets == ("i", "n") and f2.iter == call("enumerate", N("xs"))
     (f3,) = body("    for (a, b) in pairs { y = a }")
     assert f3.targets == ("a", "b")
+    (f4,) = body("    for i, (c, [s, (k)]) in enumerate(cfg) { y = c }")
+    assert f4.targets == ("i", ("c", ("s", "k")))  # nested as Python's; (k) is k
+    assert expr("[c for i, (c, s) in enumerate(cfg)]").targets == ("i", ("c", "s"))
 
 
 def test_if_elif_else():
