@@ -164,7 +164,7 @@ def drop_seed_input(graph: Graph) -> None:
             continue
         only_seed = all(u.opdef.random and v is u.inputs[1] and v is not u.inputs[0] for u in v.uses)
         if v.uses and only_seed or v in graph.implicit and not v.uses:
-            graph.inputs.remove(v)
+            graph.remove_input(v)
 
 
 def to_training(graph: Graph, extra: TrainInputs) -> dict[str, Value]:

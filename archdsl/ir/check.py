@@ -21,6 +21,9 @@ def check(graph: Graph) -> Graph:
                 users[id(v)] = {id(n) for n in v.uses}
             if id(node) not in users[id(v)]:
                 raise ArchError(f"internal: use list of an input of '{node.name}' is stale", node.span)
+        if node.slots is not None and sorted(i for at in node.slots.values() for i in at) != \
+                list(range(len(node.inputs))) or any(node.inputs[i] is not v for v, i in _slotted(node)):
+            raise ArchError(f"internal: input positions of '{node.name}' are stale", node.span)
         types = infer_node(node)
         if [o.type for o in node.outputs] != types:
             got = ", ".join(str(o.type) for o in node.outputs)
@@ -32,6 +35,14 @@ def check(graph: Graph) -> Graph:
         if id(v) not in defined:
             raise ArchError(f"internal: output '{name}' is not defined", graph.span)
     return graph
+
+
+def _slotted(node):
+    """(input, position) for each position Node.slots records, read back by id."""
+    if node.slots is None:
+        return []
+    by_id = {id(v): v for v in node.inputs}
+    return [(by_id.get(k), i) for k, at in node.slots.items() for i in at]
 
 
 def _span(v) -> tuple[int, int] | None:

@@ -47,7 +47,7 @@ class Value:
 
 
 class Node:
-    __slots__ = ("op", "inputs", "outputs", "attrs", "name", "span")
+    __slots__ = ("op", "inputs", "outputs", "attrs", "name", "span", "slots")
 
     def __init__(self, op: str, inputs: list[Value], attrs: dict, name: str, span: Span | None):
         self.op = op
@@ -56,6 +56,9 @@ class Node:
         self.attrs = attrs
         self.name = name
         self.span = span
+        # a wide node's input positions by value id, made by Graph.replace_all_uses_with, kept by set_input: a
+        # pass that rewires each of a 16k-input concat's inputs scanned them all per input (10 s)
+        self.slots: dict[int, list[int]] | None = None
 
     @property
     def opdef(self) -> OpDef:
@@ -65,11 +68,15 @@ class Node:
         return f"Node({self.op} {self.name})"
 
 
+_WIDE = 16  # inputs past which a node keeps its input positions (Node.slots)
+
+
 class Graph:
     def __init__(self, name: str, span: Span | None = None):
         self.name = name
         self.span = span
-        self.inputs: list[Value] = []
+        self.inputs: list[Value] = []  # changed by add_input and remove_input only
+        self._input_named: dict[str, Value] = {}
         self.params: dict[str, Value] = {}
         self.consts: list[Value] = []
         self.nodes: list[Node] = []
@@ -96,10 +103,21 @@ class Graph:
     def add_input(self, name: str, type: TensorType, span: Span | None = None) -> Value:
         v = Value(type, "input", name=name, span=span)
         self.inputs.append(v)
+        self._input_named.setdefault(name, v)
         return v
 
+    def remove_input(self, v: Value) -> None:
+        self.inputs.remove(v)
+        if self._input_named.get(v.name) is v:
+            del self._input_named[v.name]
+
+    def input_named(self, name: str) -> Value | None:
+        """Asked per parameter and per random call: a scan of the inputs each time was quadratic (4,000
+        inputs, each through its own linear: 5 s)."""
+        return self._input_named.get(name)
+
     def add_param(self, name: str, spec: ParamSpec, dtype: DType, span: Span | None = None) -> Value:
-        clash = next((v for v in self.inputs if v.name == name), None)
+        clash = self.input_named(name)
         if clash is not None:  # in ONNX an initializer named like an input is that input's default
             raise ArchError(f"parameter '{name}' has the name of a model input; name it apart with 'as'", span,
                             [(f"input '{name}' is declared here", clash.span)] if clash.span else [])
@@ -150,12 +168,31 @@ class Graph:
         old.uses.remove(node)
         node.inputs[i] = value
         value.uses.append(node)
+        if node.slots is not None:
+            node.slots[id(old)].remove(i)
+            node.slots.setdefault(id(value), []).append(i)
 
     def replace_all_uses_with(self, old: Value, new: Value) -> None:
-        for node in list(old.uses):
-            for i, v in enumerate(node.inputs):
-                if v is old:
-                    self.set_input(node, i, new)
+        if old is new:
+            return
+        users, old.uses = old.uses, []
+        done: set[int] = set()
+        for node in users:
+            if id(node) in done:  # read twice: both places went at its first turn
+                continue
+            done.add(id(node))
+            if node.slots is None and len(node.inputs) > _WIDE:
+                node.slots = {}
+                for i, v in enumerate(node.inputs):
+                    node.slots.setdefault(id(v), []).append(i)
+            if node.slots is None:
+                at = [i for i, v in enumerate(node.inputs) if v is old]
+            else:
+                at = node.slots.pop(id(old), [])
+                node.slots.setdefault(id(new), []).extend(at)
+            for i in at:
+                node.inputs[i] = new
+        new.uses.extend(users)
         if self.is_output(old):
             self.outputs = [(n, new if v is old else v) for n, v in self.outputs]
 

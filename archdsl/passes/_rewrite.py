@@ -35,7 +35,7 @@ class Rewriter:
                 raise ValueError(f"erasing {node} whose output is still used")
         for v in node.inputs:
             v.uses.remove(node)
-        node.inputs = []
+        node.inputs, node.slots = [], None
         self._dead.add(id(node))
         self.changed = True
 
@@ -51,7 +51,7 @@ class Rewriter:
         for v in read.values():
             v.uses = [u for u in v.uses if id(u) not in ids]
         for n in nodes:
-            n.inputs = []
+            n.inputs, n.slots = [], None
             self._dead.add(id(n))
         self.changed = self.changed or bool(nodes)
 

@@ -180,3 +180,31 @@ def test_printer_shows_constants():
     big = print_graph(archdsl.check_source("model c(x: float32[9]) -> (y, z) {\n    y = x + tensor([1.0] * 9)\n"
                                            "    z = x[0:8] + tensor([2.0] * 8)\n}\n", file="c.arch"))
     assert "float32[9] = <9 values>" in big and "float32[8] = [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]" in big
+
+
+def test_a_wide_node_keeps_its_input_positions_through_every_rewire():
+    """A concat of 40 values, some read twice: replace_all_uses_with moves each value's every place (the wide
+    node's positions come from Node.slots, not a scan of its inputs), set_input keeps them, and the checker
+    catches positions that went stale."""
+    g = archdsl.check_source("model w(x: float32[B, 4]) -> y {\n    hs = [x * float(i) for i in range(20)]\n"
+                             "    y = concat(hs + hs, axis=1)\n}\n")
+    (cat,) = [n for n in g.nodes if n.op == "concat"]
+    hs = cat.inputs[:20]
+    relu = g.add_node("relu", [g.inputs[0]], {}, "r")
+    g.nodes.remove(relu)
+    g.nodes.insert(0, relu)
+    r = relu.outputs[0]
+    for k in (3, 7, 3):
+        g.replace_all_uses_with(cat.inputs[k], r)
+        assert cat.slots is not None  # wide: positions kept
+    assert [i for i, v in enumerate(cat.inputs) if v is r] == [3, 7, 23, 27]
+    assert cat.inputs[3] is r and hs[3].uses == [] and r.uses.count(cat) == 4
+    g.set_input(cat, 23, hs[3])
+    g.replace_all_uses_with(r, hs[5])
+    assert [i for i, v in enumerate(cat.inputs) if v is hs[5]] == [3, 5, 7, 25, 27]
+    assert cat.inputs[23] is hs[3] and r.uses == []
+    assert_use_def(g)
+    check(g)
+    cat.inputs[0], cat.inputs[1] = cat.inputs[1], cat.inputs[0]  # behind the graph's back
+    with pytest.raises(ArchError, match="input positions of 'concat.*' are stale"):
+        check(g)
