@@ -242,16 +242,18 @@ class Calls:
         numbers twice, as no parameter refused the second. Such a name is made unique (r, r#2, ...)."""
         if not (op.random or op.name in ("dropout", "drop_path") or attrs.get("dropout")):
             return name
-        unique, k = name, 1
+        k = self.stream_last.get(name, 1)  # names are only ever taken: the first free one is past the last given
+        unique = name if k == 1 else f"{name}#{k}"
         while unique in self.streams:
             k += 1
             unique = f"{name}#{k}"
         self.streams.add(unique)
+        self.stream_last[name] = k
         return unique
 
     def seed_input(self, opname: str, span) -> Tensor:
         """The model's int64 scalar input `seed`, added on the first random call (or the one declared so)."""
-        have = next((v for v in self.graph.inputs if v.name == SEED_INPUT), None)
+        have = self.graph.input_named(SEED_INPUT)
         want = TensorType(DType.int64, ())
         if have is None and SEED_INPUT in self.graph.params:  # an initializer would be the input's default
             raise ArchTypeError(f"{opname}(): a random call reads the model's int64 input '{SEED_INPUT}', and a "

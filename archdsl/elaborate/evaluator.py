@@ -120,6 +120,7 @@ class Evaluator(Calls, Blocks, Operators):
         self.layer_calls: dict[str, int] = {}  # the number a name's last call again took (proj#3): Calls.again
         self.calling_again = False  # in a block called again by layer(): its nodes are named apart (attn#2)
         self.streams: set[str] = set()  # names of the nodes that draw random numbers (calls.stream_name)
+        self.stream_last: dict[str, int] = {}  # and the number each label last took (drop#7)
         self.free_params: set[str] = set()  # made by parameter(): a buffer among them is never updated
         self.steps = 0
         self.depth = 0
