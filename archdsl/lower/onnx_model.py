@@ -89,6 +89,11 @@ def _streamable(v: Value, weights: dict | None) -> int:
     return chunk_count(v.spec) if v.type.dtype.np == np.float32 else 0
 
 
+# elements of a parameter made on the writer's thread: a worker's hand-over cost more than the numbers (32,000
+# linear(4) layers of 18 weights each: 2.6 s of a 7 s build waiting on the pool)
+_INLINE = 4096
+
+
 def param_arrays(g: Graph, seed: int, weights: dict | None, chunked: bool = False):
     """(name, array) in parameter order, generated on a few threads (numpy releases the GIL) within a
     bounded window of tasks. With `chunked`, a randomly initialized parameter comes as a `Chunked` whose
@@ -137,7 +142,9 @@ def param_arrays(g: Graph, seed: int, weights: dict | None, chunked: bool = Fals
         task = next(pending, None)
         if task is None:
             return
-        if pool is None:
+        if math.prod(task[1].type.shape) <= _INLINE:
+            fut = None  # made by take(), on the caller's thread
+        elif pool is None:
             fut: Future = Future()
             fut.set_result(run(task))
         else:
@@ -147,7 +154,7 @@ def param_arrays(g: Graph, seed: int, weights: dict | None, chunked: bool = Fals
     def take():
         task, fut = window.popleft()
         submit()
-        return task, fut.result()
+        return task, run(task) if fut is None else fut.result()
 
     def rest(first: np.ndarray, n: int):
         piece = first
