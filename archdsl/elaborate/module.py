@@ -198,6 +198,9 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                        unused: dict, prefix: str = "") -> None:
     local = _local_names(tree)
     imported: dict[str, Span] = {}  # a name taken from an import: the import it came from
+    by_param: dict[str, list[str]] = {}  # -D keys by the param they set (cfg.width: cfg); one scan, not one a param
+    for k in sorted(defines):
+        by_param.setdefault(k.split(".", 1)[0], []).append(k)
     for at, item in enumerate(tree.items):
         try:
             if isinstance(item, A.Import):
@@ -231,8 +234,8 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                                 mod.unaliased[k] = item.path
             elif isinstance(item, A.ParamDecl):
                 value = _eval_top(ev, item.value, env, tree, at)
-                for key in [k for k in defines if k == item.name] + \
-                        sorted(k for k in defines if k.startswith(item.name + ".")):  # -D cfg.width=8: a field
+                keys = by_param.get(item.name, [])
+                for key in [k for k in keys if k == item.name] + [k for k in keys if k != item.name]:  # cfg.width
                     value = override(item, value, defines[key], prefix) if key == item.name else \
                         override_field(item, value, key, defines[key], prefix)
                     unused.pop(key, None)  # None: a param declared twice is said by _define below
