@@ -16,8 +16,8 @@ import onnx
 
 from . import files
 from ._version import __version__
-from .diagnostics import ArchError, DefineError, LimitError, SourceMap, Span, not_a_directory, writing
-from .elaborate import Module, elaborate_model, load_file, load_source, noting_overrides, parse_define
+from .diagnostics import ArchError, LimitError, SourceMap, Span, not_a_directory, writing
+from .elaborate import Module, elaborate_model, load_file, load_source, noting_overrides, parse_defines
 from .elaborate.provenance import int_input_metadata, model_metadata, source_name
 from .interrupts import deferred_signals
 from .ir import Graph, still_there, unused_results
@@ -62,48 +62,6 @@ class Compiled:
     pass_stats: list = field(default_factory=list)   # passes.PassStat per pass run (--report)
     declared_params: int | None = None               # trainable params as written (less unused ones), before passes
     unused: list = field(default_factory=list)       # ir.Unused: results that reach no output, as written
-
-
-def _python_value(v, name: str = "", depth: int = 0):
-    """numpy's scalars (np.int64(18), np.float32(0.5), np.bool_) as the Python numbers they stand for, in lists,
-    tuples and dicts too; an integer past archdsl's limit is refused here (printing it raised a ValueError)."""
-    if type(v).__module__ == "numpy" and getattr(v, "shape", None) == ():
-        v = v.item()
-    if depth > 100:  # a list holding itself: left as given (the metadata says it nests too deep)
-        return v
-    if type(v) in (list, tuple):  # a namedtuple or other subclass is left as given (and refused later)
-        return type(v)(_python_value(x, name, depth + 1) for x in v)
-    if type(v) is dict:
-        return {k: _python_value(x, name, depth + 1) for k, x in v.items()}
-    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 13000:  # ~3900 digits: Python
-        raise ArchError(f"defines[{name!r}]: integer too large ({v.bit_length()} bits)")  # refuses to print more
-    if v is not None and not isinstance(v, (bool, int, float, str, list, tuple, dict)):  # a param = none took
-        # anything: an array as a dim was numpy's ValueError, a lambda went into the metadata as its repr
-        raise ArchError(f"defines[{name!r}]: {type(v).__name__} {str(v)[:60]!r} is no value a param takes (none, "
-                        "a bool, a number, a string, or a list or record of them, as -D writes)")
-    return v
-
-
-def parse_defines(items, sources: SourceMap) -> dict:
-    """`-D` strings (`depth=50`) or a dict of Python values, to name -> (value, span)."""
-    if items is None:
-        return {}
-    if isinstance(items, dict):
-        bad = [k for k in items if not isinstance(k, str) or not all(p.isidentifier() for p in k.split("."))]
-        if bad:
-            raise ArchError(f"defines: a key must be a param's name, got {bad[0]!r}")
-        return {k: (_python_value(v, k), None) for k, v in items.items()}
-    if isinstance(items, str) or not isinstance(items, (list, tuple)) or not all(isinstance(t, str) for t in items):
-        raise ArchError(f"defines takes a dict or a list of 'NAME=VALUE' strings, got {items!r}")
-    out, given = {}, {}
-    for i, text in enumerate(items):
-        name, val = parse_define(text, sources, i)
-        value = text.partition("=")[2].strip()
-        if name in out and given[name] != value:  # the last one won, unsaid (as --input given twice is refused)
-            raise DefineError(f"-D {name} is given twice, as {given[name]} and as {value}", val[2] if len(val) > 2
-                              else val[1])
-        out[name], given[name] = val, value
-    return out
 
 
 def load(path: str | Path | None = None, *, text: str | None = None, file: str = "<string>", defines=None,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .defines import DEFINE_FILE, parse_define
+from .defines import DEFINE_FILE, parse_define, parse_defines
 from .module import Module, elaborate_model, load_file, load_source, noting_overrides
 
 __all__ = ["DEFINE_FILE", "Module", "elaborate_model", "load_file", "load_source", "noting_overrides",
-           "parse_define"]
+           "parse_define", "parse_defines"]
