@@ -300,14 +300,25 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
 
 
 def _trainable_size(graph: Graph) -> None:
-    """The model limit for the train step too: its gradients make it ~4 times the model (a 100,000-node model's
-    step took 49 s and 2.1 GB, one of 400,000 went past 4 GB), so a model over a quarter of it is refused
-    before the work."""
+    """The model limit for the train step too. Its gradients alone make it at least ~4 times the model (a
+    100,000-node model's step took 49 s and 2.1 GB, one of 400,000 went past 4 GB), so a model over a quarter
+    of it is refused before the work; the step itself is held to the limit by _step_size."""
     from .elaborate.scalars import Limits
     if 4 * len(graph.nodes) > Limits.nodes:
-        raise LimitError(f"model {graph.name} has {len(graph.nodes):,} nodes: its train step would have about four "
-                        f"times as many, past the limit of {Limits.nodes:,} (a model of at most "
-                        f"{Limits.nodes // 4:,} nodes trains)", graph.span)
+        raise LimitError(f"model {graph.name} has {len(graph.nodes):,} nodes: its train step would have at least "
+                        f"four times as many, past the limit of {Limits.nodes:,} (a model of at most "
+                        f"{Limits.nodes // 4:,} nodes may train)", graph.span)
+
+
+def _step_size(step: Graph, model: Graph, nodes: int) -> None:
+    """The step as autodiff made it, before it is optimized and lowered (three quarters of the work): with
+    each parameter's update and BatchNorm's and dropout's training forms it came to 7-38 times the model (a
+    16,000-node MLP's adamw step: 288,000 nodes, 35 s, 1.4 GB), so the model's own check let millions by."""
+    from .elaborate.scalars import Limits
+    if len(step.nodes) > Limits.nodes:
+        raise LimitError(f"the train step of model {model.name} has {len(step.nodes):,} nodes, "
+                        f"{len(step.nodes) / nodes:.0f} times the model's {nodes:,} (gradients, each parameter's "
+                        f"update), past the limit of {Limits.nodes:,}", model.span)
 
 
 def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
@@ -323,6 +334,7 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
     level = min(options.opt_level, TRAIN_LEVEL)
     ev = elaborate_model(mod, name)
     _trainable_size(ev)
+    forward = len(ev.nodes)
     meta.update(int_input_metadata(ev))  # the eval model's and the step's: `archdsl run` draws their ids and lengths
     with noting_overrides(mod):
         weights = checked_weights(weights, ev, _weights_file(options))
@@ -339,9 +351,12 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
     optimize(graph, options.opt_level, tuple(options.disabled_passes),
              PassContext(opset=opset, inference=False, train_forward=True))
     train_ctx = PassContext(opset=opset, inference=False)
+
+    def optimize_step(step: Graph) -> None:
+        _step_size(step, ev, forward)
+        optimize(step, level, tuple(options.disabled_passes), train_ctx)
     step_model, info = lower_train_step(
-        graph, train, opset=opset, seed=options.seed, weights=weights, metadata=meta,
-        optimize=lambda g: optimize(g, level, tuple(options.disabled_passes), train_ctx),
+        graph, train, opset=opset, seed=options.seed, weights=weights, metadata=meta, optimize=optimize_step,
         doc=f"{name} train step from {source_name(mod)} (archdsl {__version__})")
     held = set(info.params) | set(info.buffers)  # a parameter nothing reads stays in the step (unchanged, as torch)
     unused = [replace(u, kept=u.kept or (u.node is None and u.names[0] in held),

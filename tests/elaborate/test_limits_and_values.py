@@ -482,18 +482,29 @@ def test_hints_only_where_they_are_true(src, said, not_said):
 
 def test_the_node_limit_holds_for_a_train_step_too(tmp_path, monkeypatch):
     """Elaboration's limit only: a model under it made a train step ~4 times larger (400,000 tanh went past 4 GB
-    and 4 minutes); a model over a quarter of the limit is refused before any of that work."""
+    and 4 minutes); a model over a quarter of the limit is refused before any of that work. The step as
+    autodiff made it is held to the limit too, before it is optimized and lowered: each parameter's update
+    (adamw's most of all), BatchNorm and dropout made steps of 7-38 times the model, which the quarter let by
+    (a 16,000-node MLP's adamw step: 288,000 nodes and 1.4 GB)."""
     from archdsl import driver
-    from archdsl.autodiff import TrainConfig
+    from archdsl.autodiff import OptimConfig, TrainConfig
     from archdsl.elaborate.scalars import Limits
-    monkeypatch.setattr(Limits, "nodes", 40)
+    monkeypatch.setattr(Limits, "nodes", 60)
     spec = tmp_path / "deep.arch"
-    for n, ok in ((9, True), (10, False)):
+    for n, ok in ((14, True), (15, False)):
         spec.write_text(f"model m(x: float32[B, 4]) -> y {{\n    h = x -> linear(4) as fc\n"
                         f"    repeat {n} {{ h = tanh(h) }}\n    y = h\n}}\n")
         if ok:
-            driver.compile_train_file(spec, TrainConfig())
+            with pytest.raises(LimitError, match="the train step of model m has"):  # past the forward's check
+                driver.compile_train_file(spec, TrainConfig())
             continue
-        with pytest.raises(LimitError, match=r"model m has 11 nodes: its train step would have about four times as "
-                                             r"many, past the limit of 40 \(a model of at most 10 nodes trains\)"):
+        with pytest.raises(LimitError, match=r"model m has 16 nodes: its train step would have at least four times "
+                                             r"as many, past the limit of 60 \(a model of at most 15 nodes may "
+                                             r"train\)"):
             driver.compile_train_file(spec, TrainConfig())
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    h = x -> linear(4) as fc\n    repeat 9 { h = tanh(h) }"
+                    "\n    y = h\n}\n")
+    assert driver.compile_train_file(spec, TrainConfig()).step_model is not None  # sgd: 47 nodes
+    with pytest.raises(LimitError, match=r"the train step of model m has 86 nodes, 9 times the model's 10 "
+                                         r"\(gradients, each parameter's update\), past the limit of 60"):
+        driver.compile_train_file(spec, TrainConfig(optimizer=OptimConfig("adamw")))
