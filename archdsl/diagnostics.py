@@ -50,9 +50,15 @@ class ArchError(Exception):
         self.span = span
         self.notes = list(notes or [])
 
+    arg: str | None = None  # the argument of a call it is about (stride): the caret goes under it where written
+
     def with_span(self, span: Span | None) -> "ArchError":
         if self.span is None and span is not None:
             self.span = span
+        return self
+
+    def about(self, arg: str | None) -> "ArchError":
+        self.arg = arg
         return self
 
 

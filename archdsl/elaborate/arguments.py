@@ -10,7 +10,8 @@ from ..diagnostics import ArchTypeError, Span, did_you_mean
 from .scalars import is_int
 from .values import Tensor
 
-__all__ = ["arg_names", "input_size_first", "keywords", "own_names", "synonyms", "torch_order"]
+__all__ = ["arg_names", "input_size_first", "keywords", "own_names", "positional_names", "synonyms",
+           "torch_order"]
 
 
 _FROM_THE_INPUT = {"in_channels": "the channel count", "in_features": "the feature count",
@@ -23,16 +24,17 @@ def keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Spa
     for k, v in kwargs.items():
         if k not in names and k in _FROM_THE_INPUT:  # torch's constructor names the input's size; here x does
             raise ArchTypeError(f"{callee}() has no argument '{k}' (torch's): {_FROM_THE_INPUT[k]} comes from the "
-                                f"input tensor; leave it out ({hint})", span)
+                                f"input tensor; leave it out ({hint})", span).about(k)
         if k == "batch_first" and k not in names:  # torch's nn.MultiheadAttention(..., batch_first=True)
             raise ArchTypeError(f"{callee}() has no argument '{k}': it takes batch-first inputs ([B, T, ...]) "
-                                f"always; leave it out ({hint})", span)
+                                f"always; leave it out ({hint})", span).about(k)
         if k not in names and k in _KERAS:  # return_sequences= suggested return_state, which gives a tuple
-            raise ArchTypeError(f"{callee}() has no argument '{k}' ({_KERAS[k][0]}'s): {_KERAS[k][1]} ({hint})", span)
+            raise ArchTypeError(f"{callee}() has no argument '{k}' ({_KERAS[k][0]}'s): {_KERAS[k][1]} ({hint})",
+                                span).about(k)
         if k not in names:
-            raise ArchTypeError(f"{callee}() has no argument '{k}'{did_you_mean(k, names)} ({hint})", span)
+            raise ArchTypeError(f"{callee}() has no argument '{k}'{did_you_mean(k, names)} ({hint})", span).about(k)
         if k in given:
-            raise ArchTypeError(f"{callee}(): argument '{k}' given twice", span)
+            raise ArchTypeError(f"{callee}(): argument '{k}' given twice", span).about(k)
         given[k] = v
 
 
@@ -97,6 +99,15 @@ def synonyms(op, kwargs: dict, names, given: dict, span: Span) -> dict:
 def own_names(op, kwargs: dict, span: Span) -> dict:
     """kwargs as the op names them (synonyms), for a call that binds them elsewhere (layer() again)."""
     return synonyms(op, kwargs, arg_names(op), {}, span)
+
+
+def positional_names(op) -> list[str]:
+    """What an op's positional arguments fill, in order: its tensor inputs, then its attributes (torch's order
+    where the op keeps one: gather(x, dim, index))."""
+    positional = [i.lstrip("*") for i in op.inputs if not i.endswith("?")] + [a.name for a in op.arguments]
+    if op.call_order:
+        positional = list(op.call_order) + [n for n in positional if n not in op.call_order]
+    return positional
 
 
 def arg_names(op) -> list[str]:

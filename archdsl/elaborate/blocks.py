@@ -46,9 +46,9 @@ class Blocks:
         for k, v in kwargs.items():
             if k not in formals:
                 raise ArchTypeError(f"block {d.name}() has no argument '{k}'{did_you_mean(k, formals)}", span,
-                                    [(f"{d.name} is defined here", d.span)])
+                                    [(f"{d.name} is defined here", d.span)]).about(k)
             if k in local.vars:
-                raise ArchTypeError(f"block {d.name}(): argument '{k}' given twice", span)
+                raise ArchTypeError(f"block {d.name}(): argument '{k}' given twice", span).about(k)
             local.vars[k] = v
         for f in d.formals:
             if f.name not in local.vars:
@@ -195,13 +195,14 @@ class Blocks:
         given = dict(zip(tensors, args))
         for k, v in kwargs.items():
             if k not in fn.args:
-                raise ArchTypeError(f"block {d.name}() has no argument '{k}'{did_you_mean(k, list(fn.args))}", span)
+                raise ArchTypeError(f"block {d.name}() has no argument '{k}'{did_you_mean(k, list(fn.args))}",
+                                    span).about(k)
             if k not in tensors:
                 raise ArchTypeError(f'layer("{fn.name}"): {k} was {describe(fn.args[k])} when the block was first '
                                     "called; a call again takes only its tensor arguments, the others as first given",
                                     span)
             if k in given:
-                raise ArchTypeError(f"block {d.name}(): argument '{k}' given twice", span)
+                raise ArchTypeError(f"block {d.name}(): argument '{k}' given twice", span).about(k)
             given[k] = v
         missing = [k for k in tensors if k not in given]
         if missing:

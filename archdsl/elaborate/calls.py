@@ -22,7 +22,7 @@ from ..ir import provenance
 from ..ops import REQUIRED, coerce_attr, give_numbers
 from ..ops.random import SEED_INPUT
 from ..types import DTYPES, DType, Sym, TensorType, dim_mul, dim_size, dim_symbols, is_formula, unknown_dtype
-from .arguments import arg_names, input_size_first, keywords, synonyms, torch_order
+from .arguments import arg_names, input_size_first, keywords, positional_names, synonyms, torch_order
 from .bounded import short
 from .builtins import TENSOR_MATH
 from .lints import suspicious
@@ -89,6 +89,7 @@ def _branch_dtype(picked) -> DType:
     if not nums:
         return DType.bool
     return DType.float32 if any(isinstance(v, float) for v in nums) else DType.int64
+
 
 
 class Calls:
@@ -274,9 +275,7 @@ class Calls:
         slots = [i.lstrip("*").rstrip("?") for i in op.inputs]
         given: dict = {}
         names = arg_names(op)
-        positional = [i.lstrip("*") for i in op.inputs if not i.endswith("?")] + [a.name for a in op.arguments]
-        if op.call_order:  # torch's order: gather(x, dim, index)
-            positional = list(op.call_order) + [n for n in positional if n not in op.call_order]
+        positional = positional_names(op)
         listed = [k for k, n in enumerate(positional) if "*" + n in op.inputs]
         if listed and len(args) > listed[0] + 1 and isinstance(args[listed[0] + 1], Tensor):
             raise ArchTypeError(f"{op.name}() takes its tensors as one list: {_list_call(op)}", span)

@@ -17,6 +17,7 @@ from ..diagnostics import (
 from ..ir import Graph
 from ..syntax import ast as A
 from ..types import DType, Sym, dim_mul, dim_symbols
+from .arguments import positional_names
 from .blocks import Blocks
 from .bounded import check_length, printing, short, to_str
 from .builtins import BUILTINS
@@ -479,7 +480,12 @@ class Evaluator(Calls, Blocks, Operators):
                 kwargs[k] = self.eval(v, env)
             if not is_callable(fn) and (hidden := _hides_a_function(e.func, fn)):
                 raise ArchTypeError(f"{describe(fn)} is not callable{hidden}", e.span)
-            return self.call(fn, args, kwargs, label, e.span)
+            try:
+                return self.call(fn, args, kwargs, label, e.span)
+            except ArchError as err:
+                if err.arg is not None and err.span == e.span:
+                    err.span = _argument_span(e, fn, len(piped), err.arg) or err.span
+                raise
         try:
             fn = self.eval(e, env)
         except ArchError as err:
@@ -498,6 +504,18 @@ class Evaluator(Calls, Blocks, Operators):
         return fn
 
     # ---------------- calls ----------------
+
+
+def _argument_span(call: A.Call, fn, piped: int, arg: str) -> Span | None:
+    """Where a call writes the argument a diagnostic is about (conv2d(8, 3, stride=0): `stride=0`; an op's
+    positional one too), so the caret goes under it rather than the whole call."""
+    for (k, _), at in zip(call.kwargs, call.kw_spans):
+        if k == arg:
+            return at
+    if isinstance(fn, OpFn) and arg in (names := positional_names(fn.op)):
+        k = names.index(arg) - piped
+        return call.args[k].span if 0 <= k < len(call.args) and hasattr(call.args[k], "span") else None
+    return None
 
 
 def _hides_a_function(e, fn) -> str:

@@ -115,9 +115,9 @@ def conv_channels(name: str, x: TensorType, n: int, groups: int, out_channels: i
                      f"; or, if {shape_str(x)} is [batch, length, channels], transpose(1, 2) first: {name} takes "
                      "[batch, channels, length]" if seq else "")
     if groups <= 0:
-        fail(f"{name}: groups must be positive, got {groups}")
+        fail(f"{name}: groups must be positive, got {groups}", "groups")
     if cin % groups or out_channels % groups:
-        fail(f"{name}: groups={groups} must divide both in_channels={cin} and out_channels={out_channels}")
+        fail(f"{name}: groups={groups} must divide both in_channels={cin} and out_channels={out_channels}", "groups")
     return cin
 
 
@@ -205,7 +205,7 @@ def check_eps(op: str, eps) -> None:
     """A normalization's eps is added to a variance: a negative one makes sqrt NaN wherever the variance is
     smaller (torch does not check; its outputs turn NaN)."""
     if eps is not None and not (eps >= 0 and math.isfinite(eps)):
-        fail(f"{op}: eps must be >= 0 and finite, got {eps}")
+        fail(f"{op}: eps must be >= 0 and finite, got {eps}", "eps")
 
 
 def positive(op: str, a: dict, *names: str) -> None:
@@ -215,7 +215,7 @@ def positive(op: str, a: dict, *names: str) -> None:
         v = a[n]
         if any(x <= 0 for x in (v if isinstance(v, tuple) else (v,))):
             shown = list(v) if isinstance(v, tuple) and len(v) > 1 else v[0] if isinstance(v, tuple) else v
-            fail(f"{op}: {n} must be positive, got {shown}")
+            fail(f"{op}: {n} must be positive, got {shown}", n)
 
 
 def check_norm_eps(op: str, eps, whole: str) -> None:
@@ -226,9 +226,9 @@ def check_norm_eps(op: str, eps, whole: str) -> None:
     if eps is None:
         return
     if not (eps > 0 and math.isfinite(eps)):
-        fail(f"{op}: eps must be positive and finite (1/sqrt(var + eps) stays finite then), got {eps:g}")
+        fail(f"{op}: eps must be positive and finite (1/sqrt(var + eps) stays finite then), got {eps:g}", "eps")
     if eps >= 1:
-        fail(f"{op}: eps got {eps:g}, which is no epsilon (a small number such as 1e-5, below 1); {whole}")
+        fail(f"{op}: eps got {eps:g}, which is no epsilon (a small number such as 1e-5, below 1); {whole}", "eps")
 
 
 def reduce_op(e, onnx_op: str, x: str, axes: list[int], keepdims: int, outputs=None) -> str:

@@ -52,7 +52,7 @@ def _ce_infer(ins, a):
              f"{logits} without the class axis {a['axis']}), got {labels}"
              + ("; torch's CrossEntropyLoss reads the classes on dim 1: give axis=1" if torch_way else ""))
     if not 0.0 <= a["label_smoothing"] <= 1.0:
-        fail(f"cross_entropy: label_smoothing must be in [0, 1], got {a['label_smoothing']}")
+        fail(f"cross_entropy: label_smoothing must be in [0, 1], got {a['label_smoothing']}", "label_smoothing")
     return [TensorType(logits.dtype, tuple(want) if a["reduction"] == "none" else ())]
 
 

@@ -38,7 +38,7 @@ def _bn_infer(ins, a):
                    "BatchNorm2d(num_features) is batchnorm2d with no argument here (and BatchNorm1d, BatchNorm3d "
                    "likewise); eps=1e-3 sets eps")
     if not 0.0 <= a["momentum"] <= 1.0:
-        fail(f"batchnorm: momentum must be in [0, 1], got {a['momentum']}")
+        fail(f"batchnorm: momentum must be in [0, 1], got {a['momentum']}", "momentum")
     for p in ins[1:]:
         if p.shape != (x.shape[1],):
             fail(f"batchnorm: expected {p.shape[0]} channels, got {x.shape[1]} (input {shape_str(x)})")
@@ -166,7 +166,7 @@ register(OpDef(
 
 def _dropout_infer(ins, a):
     if not 0.0 <= a["p"] <= 1.0:
-        fail(f"dropout: p must be in [0, 1], got {a['p']}")
+        fail(f"dropout: p must be in [0, 1], got {a['p']}", "p")
     return [ins[0]]
 
 
@@ -181,7 +181,7 @@ register(OpDef(
 
 def _drop_path_infer(ins, a):
     if not 0.0 <= a["p"] <= 1.0:
-        fail(f"drop_path: p must be in [0, 1], got {a['p']}")
+        fail(f"drop_path: p must be in [0, 1], got {a['p']}", "p")
     if ins[0].rank < 1:
         fail("drop_path: needs a batch dim (it drops whole examples)")
     return [ins[0]]

@@ -19,11 +19,12 @@ def _geom(x, a, n, name):
     p = expand(a["padding"], n, "padding")
     d = expand(a.get("dilation", (1,)), n, "dilation")
     if any(v <= 0 for v in k + s):
-        fail(f"{name}: kernel_size and stride must be positive, got {list(k)} and {list(s)}")
+        fail(f"{name}: kernel_size and stride must be positive, got {list(k)} and {list(s)}",
+             "kernel_size" if any(v <= 0 for v in k) else "stride")
     if any(v <= 0 for v in d):
-        fail(f"{name}: dilation must be positive, got {list(d)}")
+        fail(f"{name}: dilation must be positive, got {list(d)}", "dilation")
     if any(2 * pi > ki for pi, ki in zip(p, k)):  # the kernel's own size, dilated or not (torch's check)
-        fail(f"{name}: padding {list(p)} must be at most half the kernel {list(k)}")
+        fail(f"{name}: padding {list(p)} must be at most half the kernel {list(k)}", "padding")
     return k, s, p, d
 
 

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..diagnostics import ArchTypeError, ShapeError
+from ..diagnostics import ArchError, ArchTypeError, ShapeError
 from ..types import Sym, TensorType, describe, dim_symbols
 from ..types import literal as _show
 
@@ -184,9 +184,9 @@ def all_names() -> list[str]:
     return sorted([k for k in _REGISTRY if _REGISTRY[k].category != "internal"] + list(_ALIASES))
 
 
-def fail(msg: str):
-    """Raise a shape error from inside a shape rule; the checker adds the span."""
-    raise ShapeError(msg)
+def fail(msg: str, arg: str | None = None):
+    """Raise a shape error from inside a shape rule; the checker adds the span (the argument's, given `arg`)."""
+    raise ShapeError(msg).about(arg)
 
 
 def _is_int(v) -> bool:
@@ -217,7 +217,14 @@ SAME_PADDING = "p = max((ceil(n / s) - 1) * s + k - n, 0)"
 
 
 def coerce_attr(op: OpDef, attr: Attr, value):
-    """Check a user-given value against the attribute's kind; raise ArchTypeError if it does not fit."""
+    """Check a user-given value against the attribute's kind; raise ArchTypeError, about it, if it does not fit."""
+    try:
+        return _coerce(op, attr, value)
+    except ArchError as e:
+        raise e.about(attr.name) from None
+
+
+def _coerce(op: OpDef, attr: Attr, value):
     kind = attr.kind
     if kind.endswith("?"):
         if value is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Union
 
 from ..diagnostics import Span
@@ -134,6 +134,7 @@ class Call:
     args: tuple
     kwargs: tuple  # ((name, Expr), ...)
     span: Span
+    kw_spans: tuple = field(default=(), compare=False)  # each `name=value`, where a diagnostic about it points
 
 
 @_dc

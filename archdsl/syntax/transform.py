@@ -183,15 +183,16 @@ class ToAst(Transformer):
         return self.str_lit(meta, c)
 
     def call(self, meta, c):
-        args, kwargs = [], []
+        args, kwargs, kw_spans = [], [], []
         for a in (c[1] or ()):
             if isinstance(a, tuple):
-                kwargs.append(a)
+                kwargs.append(a[:2])
+                kw_spans.append(a[2])
             else:
                 if kwargs:
                     raise ArchSyntaxError("positional argument after a keyword argument", _expr_span(a))
                 args.append(a)
-        return A.Call(c[0], tuple(args), tuple(kwargs), self._span(meta))
+        return A.Call(c[0], tuple(args), tuple(kwargs), self._span(meta), tuple(kw_spans))
 
     def args(self, meta, c):
         return tuple(c)
@@ -200,7 +201,7 @@ class ToAst(Transformer):
         return c[0]
 
     def kw_arg(self, meta, c):
-        return (str(c[0]), c[1])
+        return (str(c[0]), c[1], self._span(meta))
 
     def subscript(self, meta, c):
         return A.Subscript(c[0], c[1], self._span(meta))
