@@ -25,7 +25,7 @@ _LAYERS = {"conv1d", "conv2d", "conv3d", "linear", "conv_transpose1d", "conv_tra
 def _fold_weight(eps: float, affine: bool, out_axis: int):
     def fn(w, *bn):
         gamma, _, _, var = _bn_arrays(bn, affine)
-        s = gamma / np.sqrt(var + np.float32(eps))
+        s = _scale(gamma, var, eps)
         shape = [1] * w.ndim
         shape[out_axis] = -1
         return w * s.reshape(shape)
@@ -36,9 +36,16 @@ def _fold_bias(eps: float, affine: bool, has_bias: bool):
     def fn(*arrays):
         b = arrays[0] if has_bias else None
         gamma, beta, mean, var = _bn_arrays(arrays[1:] if has_bias else arrays, affine)
-        s = gamma / np.sqrt(var + np.float32(eps))
+        s = _scale(gamma, var, eps)
         return ((b if b is not None else 0.0) - mean) * s + beta
     return fn
+
+
+def _scale(gamma, var, eps: float):
+    """gamma / sqrt(var + eps); a negative running_var (a bad --weights file) is NaN, as torch's, and not
+    numpy's RuntimeWarning printed from this file."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return gamma / np.sqrt(var + np.float32(eps))
 
 
 def _bn_arrays(bn, affine):

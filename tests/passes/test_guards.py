@@ -251,6 +251,23 @@ def test_fold_batchnorm_leaves_statistics_that_are_not_parameters():
     assert "batchnorm" in _alone(b, "fold_batchnorm")
 
 
+def test_fold_batchnorm_of_a_negative_running_var_is_nan_without_numpys_warning():
+    """A --weights file whose running_var is negative: the folded weights are NaN there (as torch's output), and
+    numpy's "invalid value encountered in sqrt" no longer leaks from the pass's own source line."""
+    import warnings
+    rng = np.random.default_rng(0)
+    weights = {"c.weight": rng.standard_normal((2, 3, 1, 1)).astype(np.float32),
+               "bn.weight": np.ones(2, np.float32), "bn.bias": np.zeros(2, np.float32),
+               "bn.running_mean": np.zeros(2, np.float32), "bn.running_var": np.array([1.0, -4.0], np.float32),
+               "bn.num_batches_tracked": np.array(0, np.int64)}
+    src = "model m(x: float32[B, 3, 4, 4]) -> y {\n    y = x -> conv2d(2, 1, bias=false) as c -> batchnorm as bn\n}\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = archdsl.compile_source(src, weights=weights)
+    (y,) = runtime.session(model, "cpu", 1).run(None, {"x": _x(1, 3, 4, 4)})
+    assert np.isfinite(y[:, 0]).all() and np.isnan(y[:, 1]).all()
+
+
 # ---- pretranspose_linear, fuse_gemm ----
 
 def test_pretranspose_linear_leaves_a_weight_that_is_an_input():
