@@ -17,13 +17,17 @@ from .registry import Attr, OpDef, fail, register
 __all__ = ["frequencies", "reference"]
 
 
-def frequencies(dim: int, max_period: float, freq_shift: float) -> np.ndarray:
-    half = dim // 2
-    denom = half - freq_shift
+def _denominator(dim: int, freq_shift: float) -> float:
+    denom = dim // 2 - freq_shift
     if denom <= 0:
         fail(f"sinusoidal_embedding: dim {dim} is too small for freq_shift {freq_shift} (half - shift must be > 0)")
+    return denom
+
+
+def frequencies(dim: int, max_period: float, freq_shift: float) -> np.ndarray:
     # float32 throughout, as the reference implementations compute it
-    return np.exp(np.arange(half, dtype=np.float32) * np.float32(-math.log(max_period) / denom))
+    return np.exp(np.arange(dim // 2, dtype=np.float32) * np.float32(-math.log(max_period)
+                                                                     / _denominator(dim, freq_shift)))
 
 
 def reference(t: np.ndarray, dim: int, max_period: float = 10000.0, freq_shift: float = 1.0,
@@ -39,10 +43,10 @@ def reference(t: np.ndarray, dim: int, max_period: float = 10000.0, freq_shift: 
 
 def _check(a) -> None:
     if a["dim"] < 2:
-        fail(f"sinusoidal_embedding: dim must be at least 2, got {a['dim']}")
+        fail(f"sinusoidal_embedding: dim must be at least 2, got {a['dim']}", "dim")
     if a["max_period"] <= 0:
-        fail(f"sinusoidal_embedding: max_period must be positive, got {a['max_period']}")
-    frequencies(a["dim"], a["max_period"], a["freq_shift"])
+        fail(f"sinusoidal_embedding: max_period must be positive, got {a['max_period']}", "max_period")
+    _denominator(a["dim"], a["freq_shift"])  # not the table itself: a dim of 2**30 made 4 GB to check a shape
 
 
 def _infer(ins, a):

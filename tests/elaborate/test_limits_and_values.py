@@ -508,3 +508,18 @@ def test_the_node_limit_holds_for_a_train_step_too(tmp_path, monkeypatch):
     with pytest.raises(LimitError, match=r"the train step of model m has 86 nodes, 9 times the model's 10 "
                                          r"\(gradients, each parameter's update\), past the limit of 60"):
         driver.compile_train_file(spec, TrainConfig(optimizer=OptimConfig("adamw")))
+
+
+def test_sinusoidal_embeddings_shape_check_builds_no_frequency_table():
+    """Checking the shape built the whole table of frequencies: dim=2**30 took 4.2 GB (numpy's, traced here) and
+    2**31 ran out of memory before the dim limit was said."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        g = archdsl.check_source("model m(t: float32[B]) -> y {\n    y = t -> sinusoidal_embedding(1073741824)\n}\n")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert g.outputs[0][1].type.shape[-1] == 2**30 and peak < 50 * 2**20
+    with pytest.raises(ArchError, match=r"sinusoidal_embedding makes a dim of 2147483648 \(dims are 0 to "):
+        archdsl.check_source("model m(t: float32[B]) -> y {\n    y = t -> sinusoidal_embedding(2147483648)\n}\n")
