@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import ops
 from ..diagnostics import ArchError, ShapeError
+from ..ops.recurrent import lengths_input
 from .graph import Graph, infer_node
 
 __all__ = ["check"]
@@ -30,6 +33,7 @@ def check(graph: Graph) -> Graph:
             raise ShapeError(f"{node.op} '{node.name}': recorded type {got} disagrees with its shape rule "
                              f"({', '.join(map(str, types))})", node.span)
         _check_index_range(node)
+        _check_known_values(node)
         defined.update(id(o) for o in node.outputs)
     for name, v in graph.outputs:
         if id(v) not in defined:
@@ -80,3 +84,38 @@ def _check_index_range(node) -> None:
         allowed = f"0..{n - 1}" if low == 0 else f"{-n}..{n - 1}"
         raise ShapeError(f"{node.op} '{node.name}' reads {what} {first}..{last}, but its table {has} "
                          f"({allowed})", node.span)
+
+
+def _value_rules(node):
+    """(input, lowest, highest, a value also allowed, what it holds) for the labels and lengths an op reads."""
+    if node.op == "cross_entropy":
+        logits = node.inputs[0].type
+        classes = logits.shape[node.attrs["axis"] % logits.rank] if logits.rank else None
+        if isinstance(classes, int):
+            yield node.inputs[1], 0, classes - 1, node.attrs["ignore_index"], f"labels of its {classes} classes"
+    elif node.op == "ctc_loss":
+        frames, positions = node.inputs[0].type.shape[0], node.inputs[1].type.shape[-1]
+        yield node.inputs[2], 0, frames, None, f"input_lengths of its {frames} frames"
+        yield node.inputs[3], 0, positions, None, f"target_lengths of its {positions} label positions"
+    elif (got := lengths_input(node)) is not None:
+        steps = got[0].type.shape[1 if node.attrs["batch_first"] else 0]
+        if isinstance(steps, int):
+            yield got[1], 1, steps, None, f"lengths of its {steps} steps"
+
+
+def _check_known_values(node) -> None:
+    """Labels and lengths known at compile time must be ones the op takes: a constant label past the classes
+    and an lstm's length past its steps built, then failed in onnxruntime only, and a ctc_loss input length
+    past its frames folded into a number (torch refuses it)."""
+    for v, low, high, also, what in _value_rules(node):
+        if v.kind == "const" and v.data is not None and v.data.dtype.kind in "iu":
+            values = v.data.reshape(-1)
+        elif (known := _span(v)) is not None:  # positions(): its first and last
+            values = np.array(known)
+        else:
+            continue
+        bad = values[((values < low) | (values > high)) & (values != (low if also is None else also))]
+        if bad.size:
+            raise ShapeError(f"{node.op} '{node.name}' reads {int(bad[0])} among the {what} ({low}..{high}"
+                             f"{'' if also is None else f', or {also}'})", node.span)
+

@@ -208,3 +208,31 @@ def test_a_wide_node_keeps_its_input_positions_through_every_rewire():
     cat.inputs[0], cat.inputs[1] = cat.inputs[1], cat.inputs[0]  # behind the graph's back
     with pytest.raises(ArchError, match="input positions of 'concat.*' are stale"):
         check(g)
+
+
+@pytest.mark.parametrize("body, said", [
+    ("y = ctc_loss(lp, tensor([[1, 2]]), tensor([9]), tensor([2]))",
+     r"ctc_loss 'ctc_loss_0' reads 9 among the input_lengths of its 2 frames \(0\.\.2\)"),
+    ("y = ctc_loss(lp, tensor([[1, 2]]), tensor([2]), tensor([3]))",
+     r"reads 3 among the target_lengths of its 2 label positions \(0\.\.2\)"),
+    ("y = cross_entropy(lp[0], tensor([4]))", r"cross_entropy 'cross_entropy_0' reads 4 among the labels of its 4 "
+                                              r"classes \(0\.\.3\)"),
+    ("y = cross_entropy(lp[0], tensor([-1])) + cross_entropy(lp[1], tensor([-2]), ignore_index=-1)",
+     r"'cross_entropy_0' reads -1 among the labels of its 4 classes \(0\.\.3\)"),
+    ("y = cross_entropy(lp[1], tensor([-2]), ignore_index=-1)", r"reads -2 among the labels of its 4 classes "
+                                                                r"\(0\.\.3, or -1\)"),
+    ("y = x -> lstm(3, lengths=tensor([4]))", r"lstm 'lstm_0' reads 4 among the lengths of its 3 steps \(1\.\.3\)"),
+    ("y = x -> gru(3, lengths=tensor([0]))", r"gru 'gru_0' reads 0 among the lengths of its 3 steps \(1\.\.3\)"),
+])
+def test_labels_and_lengths_known_at_compile_time_must_fit(body, said):
+    """A constant length past ctc_loss's frames was folded into a number (1.033 where torch refuses it); a
+    constant label past the classes, or an lstm length past its steps, built and failed in onnxruntime only."""
+    with pytest.raises(ShapeError, match=said):
+        archdsl.check_source(f"model m(lp: float32[2, 1, 4], x: float32[1, 3, 4]) -> y {{\n    {body}\n}}\n")
+
+
+def test_labels_and_lengths_that_fit_pass_the_checker():
+    archdsl.check_source("model m(lp: float32[2, 1, 4], x: float32[1, 3, 4]) -> y {\n"
+                         "    y = ctc_loss(lp, tensor([[1, 2]]), tensor([2]), tensor([1])) + cross_entropy(lp[0], "
+                         "tensor([3]), ignore_index=-1) + cross_entropy(lp[1], tensor([-1]), ignore_index=-1) + "
+                         "mean(x -> lstm(3, lengths=tensor([3])))\n}\n")
