@@ -180,12 +180,14 @@ class Evaluator(Calls, Blocks, Operators):
             env.vars[s.name] = self.eval(s.value, env)
         elif isinstance(s, A.For):
             items = self.iterable(self.eval(s.iter, env), s.iter.span)
-            for item in items:
+            for k, item in enumerate(items):
                 self._tick(s.span)  # nested loops over long lists with nothing inside counted no steps
                 self.bind(s.targets, item, env, s.span)
                 if env is self.model_env:
                     self._shadowing(_names(s.targets), env, s.span, loop=True)
-                self.exec_body(s.body, env)
+                names = _names(s.targets)
+                self._loop_pass(s, env, f"pass {k + 1} of {len(items)} of this loop, " + ", ".join(
+                    f"{n} = {short(env.vars[n], 40)}" for n in names))
         elif isinstance(s, A.If):
             for cond, body in s.branches:
                 if self.truth(self.eval(cond, env), cond.span, "if"):
@@ -203,7 +205,7 @@ class Evaluator(Calls, Blocks, Operators):
                     env.vars[s.var] = i
                     if env is self.model_env:  # `repeat 2 as T` over an input's T, as `for T in ...`
                         self._shadowing([s.var], env, s.span, loop=True)
-                self.exec_body(s.body, env)
+                self._loop_pass(s, env, f"pass {i + 1} of {n} of this repeat" + (f", {s.var} = {i}" if s.var else ""))
         elif isinstance(s, A.Return):
             vals = [self.eval(v, env) for v in s.values]
             raise ReturnValue(vals[0] if len(vals) == 1 else tuple(vals), s.span)
@@ -237,6 +239,16 @@ class Evaluator(Calls, Blocks, Operators):
                     f"'{name}' was the symbolic dim {name} of the model's inputs; from here on it names "
                     f"{f'the loop variable ({now} first)' if loop else now}, and a shape written with {name} below "
                     f"uses that (another name keeps the dim)", span))
+
+    def _loop_pass(self, s, env: Env, which: str) -> None:
+        """A loop's body once; an error in it says which pass (the 4th maxpool of a repeat said nothing)."""
+        try:
+            self.exec_body(s.body, env)
+        except SymbolicOperand:
+            raise
+        except ArchError as err:
+            err.notes.append((f"in {which}", s.span))
+            raise
 
     def bind(self, targets, value, env: Env, span: Span):
         if len(targets) == 1:
