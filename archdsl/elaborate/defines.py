@@ -165,11 +165,25 @@ def _same_entries(name: str, item: A.ParamDecl, default: dict, value: dict, span
     for k, v in value.items():
         wrong = (f"key {describe(k)}, and the default's keys are {_KINDS[keys]}" if keys and not _of_kind(k, keys)
                  else f"the value of key {describe(k)} is {describe(v)}, and the default's values are "
-                      f"{_KINDS[values]}" if values and not _of_kind(v, values) else None)
+                      f"{_KINDS[values]}" if values and not _of_kind(v, values) else _list_entry(default, k, v))
         if wrong:
             raise DefineError(f"{define_label(name, span)}: {wrong}", span,
                               [(f"param '{item.name}' is declared here", item.span)])
     return {k: _float(name, item, v, span) for k, v in value.items()} if values is float else value
+
+
+def _list_entry(default: dict, k, v) -> str | None:
+    """What is wrong with a given value where every default value is a list ({18: [2, 2], 34: [3, 4]}, a stage
+    table): a list is wanted, of the default lists' one kind of element."""
+    if not default or not all(type(d) in (list, tuple) for d in default.values()):
+        return None
+    inner = _one_kind([x for d in default.values() for x in d])
+    kinds = f"lists of {_KINDS[inner]}" if inner else "lists"
+    if type(v) not in (list, tuple):
+        return f"the value of key {describe(k)} is {describe(v)}, and the default's values are {kinds}"
+    bad = next((i for i, x in enumerate(v) if inner and not _of_kind(x, inner)), None)
+    return None if bad is None else (f"the value of key {describe(k)} has {describe(v[bad])} at element {bad}, and "
+                                     f"the default's values are {kinds}")
 
 
 def _one_kind(items):

@@ -79,6 +79,25 @@ def test_a_list_of_records_and_a_dict_with_number_keys_given_by_define_are_check
     assert e.value.notes[0][0] == "param '" + given.partition("=")[0] + "' is declared here"
 
 
+_STAGES = ("param stages = {18: [2, 2], 34: [3, 4]}\nparam empty = {}\n"
+           "model m(x: float32[B, 4]) -> y {\n    y = x -> linear(stages[18][0] + len(empty))\n}\n")
+
+
+@pytest.mark.parametrize("given, words", [
+    ("stages={18: 'a'}", r"-D stages: the value of key int 18 is string \"a\", and the default's values are lists "
+                         r"of integers"),
+    ("stages={18: [2, 'x']}", r"-D stages: the value of key int 18 has string \"x\" at element 1, and the default's "
+                              r"values are lists of integers"),
+])
+def test_a_dict_of_lists_given_by_define_is_checked(given, words):
+    """A dict whose values are lists (a ResNet's stage table) took any values: REFERENCE says a dict -D takes
+    keys and values of its default's kinds, and a string there failed only where the spec read it."""
+    with pytest.raises(DefineError, match=words):
+        archdsl.check_source(_STAGES, defines=[given])
+    g = archdsl.check_source(_STAGES, defines=["stages={18: [5, 1], 50: [3, 4, 6, 3]}", "empty={1: 'x'}"])
+    assert g.outputs[0][1].type.shape[1] == 6
+
+
 def test_the_api_names_an_element_of_a_list_define_after_its_key():
     with pytest.raises(DefineError, match=r"defines\['blocks'\]\[0\]\.width: expected an integer"):
         archdsl.check_source(_LISTS, defines={"blocks": [{"width": "a", "depth": 1}]})
