@@ -509,4 +509,4 @@ def describe(v) -> str:
         return "dict"
     if isinstance(v, complex):
         return f"complex number {v}"
-    return getattr(v, "kind_name", type(v).__name__)
+    return getattr(v, "description", None) or getattr(v, "kind_name", type(v).__name__)

@@ -36,12 +36,20 @@ class OpFn:
     op: OpDef
     kind_name = "op"
 
+    @property
+    def description(self) -> str:  # for describe(): `x -> relu + x` said "got op"
+        return f"the op {self.op.name}"
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class BlockFn:
     defn: A.BlockDef
     env: "Env"
     kind_name = "block"
+
+    @property
+    def description(self) -> str:
+        return f"the block {self.defn.name}"
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -87,7 +87,7 @@ def expand(v: tuple, n: int, what: str) -> tuple:
     if len(v) == 1:
         return v * n
     if len(v) != n:
-        fail(f"{what} has {len(v)} values but the input has {n} spatial dims")
+        fail(f"{what} has {len(v)} values but the input has {n} spatial dims", what)
     return tuple(v)
 
 

@@ -110,9 +110,11 @@ def _searchsorted_infer(ins, a):
     seq, v = ins
     if a["side"] == "left" and a["right"]:
         fail("searchsorted: side=\"left\" and right=true disagree")
-    if seq.dtype is DType.bool or seq.dtype != v.dtype:
-        fail(f"searchsorted: sorted_sequence and values must have one dtype, not bool, got {seq.dtype} and "
-             f"{v.dtype}; cast one first")
+    if seq.dtype is DType.bool:
+        fail("searchsorted: sorted_sequence must be numbers, not bool; cast it first")
+    if seq.dtype != v.dtype:
+        fail(f"searchsorted: sorted_sequence and values must have one dtype, got {seq.dtype} and {v.dtype}; cast "
+             "one first")
     if seq.rank < 1:
         fail("searchsorted: sorted_sequence must have at least one dim (the sorted one, last)")
     if seq.rank > 1 and (v.rank != seq.rank or tuple(v.shape[:-1]) != tuple(seq.shape[:-1])):

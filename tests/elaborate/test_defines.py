@@ -177,13 +177,13 @@ def test_a_bare_word_in_a_list_for_strings_says_to_quote_it():
     no hint."""
     src = 'param acts = ["relu", "gelu"]\nmodel m(x: float32[2, 4]) -> y { y = x }\n'
     hint = r'\(inside a list, record or expression a word is a name: quote it, "silu"\)'
-    with pytest.raises(DefineError, match=r'element 0 is op, .* ' + hint):
+    with pytest.raises(DefineError, match=r'element 0 is the op silu, .* ' + hint):
         archdsl.check_source(src, defines=["acts=[silu, gelu]"])
     rec = 'param names = {a: "relu", b: "gelu"}\nmodel m(x: float32[2, 4]) -> y { y = x }\n'
-    with pytest.raises(DefineError, match=r'names.a: .* got op ' + hint):
+    with pytest.raises(DefineError, match=r'names.a: .* got the op silu ' + hint):
         archdsl.check_source(rec, defines=["names={a: silu, b: gelu}"])
     one = 'param act = "gelu"\nmodel m(x: float32[2, 4]) -> y { y = x }\n'  # the hint said "list or record"
-    with pytest.raises(DefineError, match=r'act: .* got op ' + hint):
+    with pytest.raises(DefineError, match=r'act: .* got the op silu ' + hint):
         archdsl.check_source(one, defines=["act=silu if true else gelu"])
     assert archdsl.check_source(src, defines=['acts=["silu", "gelu"]']).meta["acts"] == ["silu", "gelu"]
 

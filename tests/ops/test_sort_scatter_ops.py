@@ -286,7 +286,9 @@ def test_searchsorted_nan_values_number_and_side_as_torch():
 
 
 @pytest.mark.parametrize("call,words", [
-    ("searchsorted(s, i)", "sorted_sequence and values must have one dtype, not bool, got float32 and int64"),
+    ("searchsorted(s, i)", "sorted_sequence and values must have one dtype, got float32 and int64"),
+    ("searchsorted(s > 0, v > 0)", "sorted_sequence must be numbers, not bool; cast it first"),  # said of
+    # float32 and int64 too: "one dtype, not bool, got float32 and int64"
     ("searchsorted(s2, v)", "needs values whose dims but the last are the same, [2, K], got [3]"),
     ("searchsorted(s, v, side=\"left\", right=true)", "side=\"left\" and right=true disagree"),
     ("searchsorted(s, v, side=\"up\")", "argument 'side' must be one of \"left\", \"right\""),
