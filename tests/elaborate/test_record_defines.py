@@ -59,7 +59,9 @@ def test_a_whole_record_given_by_define_is_checked_field_by_field(given, words):
 
 
 _LISTS = ("param blocks = [{width: 8, depth: 1}, {width: 16, depth: 2}]\nparam table = {1: 2.0, 2: 4.0}\n"
-          "model m(x: float32[B, 4]) -> y {\n    y = x -> linear(blocks[-1].width)\n    y = y * table[1]\n}\n")
+          "param stages = {18: [2, 2], 34: [3, 4]}\nparam empty = {}\n"
+          "model m(x: float32[B, 4]) -> y {\n    y = x -> linear(blocks[-1].width + stages[18][0] + len(empty))\n"
+          "    y = y * table[1]\n}\n")
 
 
 @pytest.mark.parametrize("given, words", [
@@ -70,32 +72,19 @@ _LISTS = ("param blocks = [{width: 8, depth: 1}, {width: 16, depth: 2}]\nparam t
     ("blocks=[{width: 4}]", r"-D blocks\[0\]: the record lacks the field depth"),
     ("table={1: 'x'}", r"-D table: the value of key int 1 is string \"x\", and the default's values are numbers"),
     ("table={'a': 2.0}", r"-D table: key string \"a\", and the default's keys are integers"),
-])
-def test_a_list_of_records_and_a_dict_with_number_keys_given_by_define_are_checked(given, words):
-    """-D blocks=[...] over a list of records and -D table={...} over a dict with integer keys were taken
-    unchecked: a wrong field or value failed only where the spec read it, pointing at the spec's line."""
-    with pytest.raises(DefineError, match=words) as e:
-        archdsl.check_source(_LISTS, defines=[given])
-    assert e.value.notes[0][0] == "param '" + given.partition("=")[0] + "' is declared here"
-
-
-_STAGES = ("param stages = {18: [2, 2], 34: [3, 4]}\nparam empty = {}\n"
-           "model m(x: float32[B, 4]) -> y {\n    y = x -> linear(stages[18][0] + len(empty))\n}\n")
-
-
-@pytest.mark.parametrize("given, words", [
     ("stages={18: 'a'}", r"-D stages: the value of key int 18 is string \"a\", and the default's values are lists "
                          r"of integers"),
     ("stages={18: [2, 'x']}", r"-D stages: the value of key int 18 has string \"x\" at element 1, and the default's "
                               r"values are lists of integers"),
 ])
-def test_a_dict_of_lists_given_by_define_is_checked(given, words):
-    """A dict whose values are lists (a ResNet's stage table) took any values: REFERENCE says a dict -D takes
-    keys and values of its default's kinds, and a string there failed only where the spec read it."""
-    with pytest.raises(DefineError, match=words):
-        archdsl.check_source(_STAGES, defines=[given])
-    g = archdsl.check_source(_STAGES, defines=["stages={18: [5, 1], 50: [3, 4, 6, 3]}", "empty={1: 'x'}"])
-    assert g.outputs[0][1].type.shape[1] == 6
+def test_a_list_of_records_and_a_dict_with_number_keys_given_by_define_are_checked(given, words):
+    """-D blocks=[...] over a list of records and -D table={...} over a dict with integer keys were taken
+    unchecked: a wrong field or value failed only where the spec read it, pointing at the spec's line. So was
+    a dict whose values are lists (a ResNet's stage table), though REFERENCE says a dict -D takes keys and
+    values of its default's kinds."""
+    with pytest.raises(DefineError, match=words) as e:
+        archdsl.check_source(_LISTS, defines=[given])
+    assert e.value.notes[0][0] == "param '" + given.partition("=")[0] + "' is declared here"
 
 
 def test_the_api_names_an_element_of_a_list_define_after_its_key():
@@ -105,7 +94,8 @@ def test_the_api_names_an_element_of_a_list_define_after_its_key():
 
 def test_a_list_of_records_and_a_dict_with_number_keys_given_by_define_are_taken():
     g = archdsl.check_source(_LISTS, defines=["blocks=[{width: 4, depth: 1}, {width: 32, depth: 3}]",
-                                              "table={1: 3, 7: 1.5}"])
+                                              "table={1: 3, 7: 1.5}", "stages={18: [5, 1], 50: [3, 4, 6, 3]}",
+                                              "empty={1: 'x'}"])
     assert g.meta["blocks"] == [{"width": 4, "depth": 1}, {"width": 32, "depth": 3}]
     assert g.meta["table"] == {1: 3.0, 7: 1.5} and type(g.meta["table"][1]) is float  # an int where floats go
-    assert g.outputs[0][1].type.shape[1] == 32
+    assert g.outputs[0][1].type.shape[1] == 32 + 5 + 1
