@@ -76,7 +76,7 @@ def _check(ins, a):
     positive("multihead_attention", a, "num_heads")
     e, h = a["embed_dim"], a["num_heads"]
     if e % h:
-        fail(f"multihead_attention: embed_dim {e} must be divisible by num_heads {h}")
+        fail(f"multihead_attention: embed_dim {e} must be divisible by num_heads {h}", "num_heads")
     if (k is None) != (v is None):
         fail("multihead_attention: give both key= and value= (or neither, for self-attention)")
     for name in ("kdim", "vdim"):

@@ -17,7 +17,7 @@ def _infer(ins, a):
         fail(f"embedding: std must be >= 0, got {a['std']}")
     p, n = a.get("padding_idx"), w.shape[0]
     if p is not None and not -n <= p < n:
-        fail(f"embedding: padding_idx {p} is not a row of a {n}-row table ({-n}..{n - 1})")
+        fail(f"embedding: padding_idx {p} is not a row of a {n}-row table ({-n}..{n - 1})", "padding_idx")
     return [w.with_shape(ids.shape + (w.shape[1],))]
 
 

@@ -34,7 +34,7 @@ def _channels(x, a) -> int:
     positive("group_norm", a, "num_groups")
     c, g = x.shape[1], a["num_groups"]
     if c % g:
-        fail(f"group_norm: num_groups={g} must divide the {c} channels of {shape_str(x)}")
+        fail(f"group_norm: num_groups={g} must divide the {c} channels of {shape_str(x)}", "num_groups")
     return c
 
 
