@@ -33,7 +33,7 @@ from .lower.model_file import (
     write_model,
     write_models,
 )
-from .passes import check_zero_divisors
+from .passes import check_computed_constants
 
 __all__ = ["CompileOptions", "Compiled", "compile_file", "compile_source", "check_file", "check_source",
            "load", "select_models", "build", "build_file", "write_model", "write_models", "parse_defines",
@@ -159,7 +159,7 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     unused, written = unused_results(graph), graph.param_count()
     fed = not options.with_weights and not skeleton  # the parameters are inputs, named as a state_dict's
     stats = (optimize_keeping_params if fed else optimize_graph)(graph, options, opset)
-    check_zero_divisors(graph, opset)
+    check_computed_constants(graph, opset)
     if not _drops_dead_code(options.opt_level, options.disabled_passes, inference=True):
         unused = still_there(unused, graph)
     declared = written - sum(u.trainable for u in unused if not u.kept)  # as written, less what was dropped
@@ -339,7 +339,7 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
     with noting_overrides(mod):
         weights = checked_weights(weights, ev, _weights_file(options))
     optimize_keeping_params(ev, options, opset)
-    check_zero_divisors(ev, opset)
+    check_computed_constants(ev, opset)
     ev_weights = {k: v for k, v in weights.items() if k in ev.params} if weights else None
     eval_model = lower_graph(ev, opset=opset, seed=options.seed, weights=ev_weights, metadata=meta,
                              doc=f"{name} (eval) from {source_name(mod)} (archdsl {__version__})").model

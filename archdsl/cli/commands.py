@@ -342,11 +342,11 @@ def cmd_check(args, sources) -> int:
     from ..elaborate import elaborate_model
     from ..ir import unused_results
     mod = load_spec(args, sources)
-    from ..passes import check_zero_divisors
+    from ..passes import check_computed_constants
     from ..runtime import newest_opset
     for name in driver.select_models(mod, args.model):
         g = elaborate_model(mod, name)
-        check_zero_divisors(g, newest_opset, live_only=True)  # as the default build: a divisor made of constants
+        check_computed_constants(g, newest_opset, live_only=True)  # as the default build: a 0 divisor, a length
         warn(g, unused_results(g), sources)
         print(f"{_signature(g)}\n  params: {g.param_count():,}  buffers: {g.buffer_count():,}  nodes: {len(g.nodes)}")
     return 0

@@ -9,7 +9,7 @@ from ..diagnostics import ArchError, ShapeError
 from ..ops.recurrent import lengths_input
 from .graph import Graph, infer_node
 
-__all__ = ["check"]
+__all__ = ["check", "check_values", "value_rules"]
 
 
 def check(graph: Graph) -> Graph:
@@ -86,7 +86,7 @@ def _check_index_range(node) -> None:
                          f"({allowed})", node.span)
 
 
-def _value_rules(node):
+def value_rules(node):
     """(input, lowest, highest, a value also allowed, what it holds) for the labels and lengths an op reads."""
     if node.op == "cross_entropy":
         logits = node.inputs[0].type
@@ -107,15 +107,21 @@ def _check_known_values(node) -> None:
     """Labels and lengths known at compile time must be ones the op takes: a constant label past the classes
     and an lstm's length past its steps built, then failed in onnxruntime only, and a ctc_loss input length
     past its frames folded into a number (torch refuses it)."""
-    for v, low, high, also, what in _value_rules(node):
+    for v, low, high, also, what in value_rules(node):
         if v.kind == "const" and v.data is not None and v.data.dtype.kind in "iu":
             values = v.data.reshape(-1)
         elif (known := _span(v)) is not None:  # positions(): its first and last
             values = np.array(known)
         else:
             continue
-        bad = values[((values < low) | (values > high)) & (values != (low if also is None else also))]
-        if bad.size:
-            raise ShapeError(f"{node.op} '{node.name}' reads {int(bad[0])} among the {what} ({low}..{high}"
-                             f"{'' if also is None else f', or {also}'})", node.span)
+        check_values(node, values, low, high, also, what)
+
+
+def check_values(node, values: np.ndarray, low: int, high: int, also, what: str) -> None:
+    """Values an op reads (value_rules) in low..high, or `also` (an ignore_index)."""
+    values = np.asarray(values).reshape(-1)
+    bad = values[((values < low) | (values > high)) & (values != (low if also is None else also))]
+    if bad.size:
+        raise ShapeError(f"{node.op} '{node.name}' reads {int(bad[0])} among the {what} ({low}..{high}"
+                         f"{'' if also is None else f', or {also}'})", node.span)
 

@@ -21,9 +21,9 @@ from . import dead_code, fold_constants, cse, remove_noops, compose_layout  # no
 from . import narrow_rows  # noqa: F401  isort: skip
 from . import fold_batchnorm, pretranspose_linear, fuse_gemm, fuse_attention  # noqa: F401  isort: skip
 from . import expand_channel_scale  # noqa: F401  isort: skip
+from .computed_constants import check_computed_constants
 from .derived import DerivedSpec
 from .report import format_report
-from .zero_divisors import check_zero_divisors
 
 __all__ = ["DEFAULT_LEVEL", "DerivedSpec", "Pass", "PassContext", "PassError", "PassStat", "TRAIN_LEVEL", "all_passes",
-           "check_zero_divisors", "format_report", "optimize", "passes_for", "register_pass"]
+           "check_computed_constants", "format_report", "optimize", "passes_for", "register_pass"]

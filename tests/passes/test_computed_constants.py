@@ -1,4 +1,4 @@
-"""check_zero_divisors: an integer division by a divisor computed from constants that holds a 0 is a diagnostic
+"""check_computed_constants: an integer division by a divisor computed from constants that holds a 0 is a diagnostic
 at the division's line, at every -O level (onnxruntime refused to load such a model, with no spec line)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import archdsl
-from archdsl.diagnostics import EvalError
+from archdsl.diagnostics import EvalError, ShapeError
 
 
 @pytest.mark.parametrize("divisor", ["(tensor([1, 2, 1, 2]) - 1)", "(tensor([1, 1, 1, 1]) * 0)", "(tensor(3) // 4)",
@@ -44,3 +44,20 @@ def test_check_leaves_out_a_division_no_output_reads(tmp_path, capsys):
     assert main(["build", str(spec), "-o", str(tmp_path / "z.onnx")]) == 0
     assert main(["build", str(spec), "-O0", "-o", str(tmp_path / "z0.onnx")]) == 1  # -O0 keeps it: onnxruntime
     assert "integer division by zero" in capsys.readouterr().err                    # would refuse the model
+
+
+@pytest.mark.parametrize("body, said", [
+    ('y = x -> lstm(4, batch_first=false, lengths=cast(tensor([6, 3]), "int32"))',
+     "lstm 'lstm_0' reads 6 among the lengths of its 5 steps (1..5)"),
+    ("y = ctc_loss(log_softmax(x, axis=2), tensor([[1, 2, 3], [1, 0, 0]]), tensor([6, 5]) + 0, tensor([3, 1]))",
+     "ctc_loss 'ctc_loss_0' reads 6 among the input_lengths of its 5 frames (0..5)"),
+    ("y = cross_entropy(x[0], tensor([1, 4]) + 0)", "cross_entropy 'cross_entropy_0' reads 4 among the labels of "
+                                                    "its 4 classes (0..3)"),
+])
+@pytest.mark.parametrize("level", [0, 2])
+def test_labels_and_lengths_computed_from_constants_must_fit(body, said, level):
+    """The checker refuses a plain constant; one written as an expression (int32 lengths are a cast) got past it,
+    -O2 then folded it into the very constant, and a ctc_loss gave a number torch refuses (8.44) where
+    onnxruntime did not fail as it does for lstm and cross_entropy."""
+    with pytest.raises(ShapeError, match=__import__("re").escape(said)):
+        archdsl.compile_source(f"model m(x: float32[5, 2, 4]) -> y {{\n    {body}\n}}\n", opt_level=level)
