@@ -40,6 +40,22 @@ def _bad_label(v: str) -> bool:
 _MISSING = object()
 
 
+LOOP_NOTES = 4  # the innermost loop passes an error names (as blocks.CALL_NOTES)
+
+
+def _note_pass(err: ArchError, which: str, span: Span, shown: list) -> None:
+    """An error inside a loop says which pass (the 5th maxpool of a repeat said nothing); a loop that a
+    recursion re-enters is said once, and only the innermost few loops are."""
+    if any(at == span for _, at in err.notes):
+        return
+    said = getattr(err, "loop_passes", 0)
+    err.loop_passes = said + 1
+    if said < LOOP_NOTES:
+        err.notes.append((f"in {which}" + "".join(f", {n} = {short(v, 40)}" for n, v in shown), span))
+    elif said == LOOP_NOTES:
+        err.notes.append(("(and in further loops)", None))
+
+
 def _names(targets: tuple) -> list[str]:
     """A loop's names, its nested ones included (for i, (c, s) in ...: i, c, s)."""
     return [n for t in targets for n in (_names(t) if isinstance(t, tuple) else (t,))]
@@ -180,14 +196,27 @@ class Evaluator(Calls, Blocks, Operators):
             env.vars[s.name] = self.eval(s.value, env)
         elif isinstance(s, A.For):
             items = self.iterable(self.eval(s.iter, env), s.iter.span)
+            names = _names(s.targets)
             for k, item in enumerate(items):
                 self._tick(s.span)  # nested loops over long lists with nothing inside counted no steps
-                self.bind(s.targets, item, env, s.span)
-                if env is self.model_env:
-                    self._shadowing(_names(s.targets), env, s.span, loop=True)
-                names = _names(s.targets)
-                self._loop_pass(s, env, f"pass {k + 1} of {len(items)} of this loop, " + ", ".join(
-                    f"{n} = {short(env.vars[n], 40)}" for n in names))
+                values = None
+                try:
+                    self.bind(s.targets, item, env, s.span)
+                    if env is self.model_env:
+                        self._shadowing(names, env, s.span, loop=True)
+                    values = [env.vars[n] for n in names]  # as the pass began: the body may assign them
+                    self.exec_body(s.body, env)
+                except SymbolicOperand:
+                    raise
+                except ArchError as err:  # which pass: said (and formatted) only on an error, loops are hot
+                    shown = list(zip(names, values)) if values is not None else [("item", item)]
+                    _note_pass(err, f"pass {k + 1} of {len(items)} of this loop", s.span, shown)
+                    raise
+                except ArchError as err:  # which pass, formatted only now: loops are hot
+                    bound = names if env.vars.get(names[-1], _MISSING) is values[-1] else ["item"] \
+                        if "values" not in locals() else names
+                    _note_pass(err, f"pass {k + 1} of {len(items)} of this loop", s.span, bound, values)
+                    raise
         elif isinstance(s, A.If):
             for cond, body in s.branches:
                 if self.truth(self.eval(cond, env), cond.span, "if"):
@@ -201,11 +230,17 @@ class Evaluator(Calls, Blocks, Operators):
                 raise ArchTypeError(f"repeat count must be a non-negative integer, got {describe(n)}", s.count.span)
             for i in range(n):
                 self._tick(s.span)  # an empty body too: `repeat 2 ** 62 { }` ran for ever
-                if s.var:
-                    env.vars[s.var] = i
-                    if env is self.model_env:  # `repeat 2 as T` over an input's T, as `for T in ...`
-                        self._shadowing([s.var], env, s.span, loop=True)
-                self._loop_pass(s, env, f"pass {i + 1} of {n} of this repeat" + (f", {s.var} = {i}" if s.var else ""))
+                try:
+                    if s.var:
+                        env.vars[s.var] = i
+                        if env is self.model_env:  # `repeat 2 as T` over an input's T, as `for T in ...`
+                            self._shadowing([s.var], env, s.span, loop=True)
+                    self.exec_body(s.body, env)
+                except SymbolicOperand:
+                    raise
+                except ArchError as err:
+                    _note_pass(err, f"pass {i + 1} of {n} of this repeat", s.span, [(s.var, i)] if s.var else [])
+                    raise
         elif isinstance(s, A.Return):
             vals = [self.eval(v, env) for v in s.values]
             raise ReturnValue(vals[0] if len(vals) == 1 else tuple(vals), s.span)
@@ -239,16 +274,6 @@ class Evaluator(Calls, Blocks, Operators):
                     f"'{name}' was the symbolic dim {name} of the model's inputs; from here on it names "
                     f"{f'the loop variable ({now} first)' if loop else now}, and a shape written with {name} below "
                     f"uses that (another name keeps the dim)", span))
-
-    def _loop_pass(self, s, env: Env, which: str) -> None:
-        """A loop's body once; an error in it says which pass (the 4th maxpool of a repeat said nothing)."""
-        try:
-            self.exec_body(s.body, env)
-        except SymbolicOperand:
-            raise
-        except ArchError as err:
-            err.notes.append((f"in {which}", s.span))
-            raise
 
     def bind(self, targets, value, env: Env, span: Span):
         if len(targets) == 1:

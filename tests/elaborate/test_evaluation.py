@@ -431,3 +431,15 @@ def test_a_swin_relative_position_bias_from_a_tensor_index_matches_torch():
     index = rel[:, :, 0] * (2 * n - 1) + rel[:, :, 1]
     ref = torch.from_numpy(table)[index.reshape(-1)].reshape(n * n, n * n, -1).permute(2, 0, 1)
     assert np.array_equal(ours, ref.numpy())
+
+
+def test_an_error_in_nested_loops_names_the_innermost_passes():
+    """Each loop says its pass, formatted only when an error passes through it; past four loops one line
+    says there are more (as block calls do)."""
+    loops = "".join(f"{'    ' * (k + 1)}for i{k} in range(2) {{\n" for k in range(6))
+    src = (f"model m(x: float32[B, 4]) -> y {{\n{loops}{'    ' * 7}x = x -> linear(i5 - 1)\n"
+           + "".join(f"{'    ' * k}}}\n" for k in range(6, 0, -1)) + "    y = x\n}\n")
+    with pytest.raises(ArchError, match="out_features. must not be negative, got -1") as e:
+        archdsl.check_source(src)
+    said = [m for m, _ in e.value.notes]
+    assert said == [f"in pass 1 of 2 of this loop, i{k} = 0" for k in (5, 4, 3, 2)] + ["(and in further loops)"]
