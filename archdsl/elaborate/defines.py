@@ -169,15 +169,28 @@ def _same_entries(name: str, item: A.ParamDecl, default: dict, value: dict, span
         if wrong:
             raise DefineError(f"{define_label(name, span)}: {wrong}", span,
                               [(f"param '{item.name}' is declared here", item.span)])
-    return {k: _float(name, item, v, span) for k, v in value.items()} if values is float else value
+    if values is float:
+        return {k: _float(name, item, v, span) for k, v in value.items()}
+    if _list_kind(default) is float:  # {18: [1, 2]} where the default's lists hold floats: floats, as a list's
+        return {k: type(v)(_float(name, item, x, span) for x in v) for k, v in value.items()}
+    return value
+
+
+def _list_kind(default: dict):
+    """Where every default value is a list ({18: [2, 2], 34: [3, 4]}, a stage table): the one kind of their
+    elements, or list where they are mixed; else None."""
+    if not default or not all(type(d) in (list, tuple) for d in default.values()):
+        return None
+    return _one_kind([x for d in default.values() for x in d]) or list
 
 
 def _list_entry(default: dict, k, v) -> str | None:
-    """What is wrong with a given value where every default value is a list ({18: [2, 2], 34: [3, 4]}, a stage
-    table): a list is wanted, of the default lists' one kind of element."""
-    if not default or not all(type(d) in (list, tuple) for d in default.values()):
+    """What is wrong with a given value where every default value is a list: a list is wanted, of the default
+    lists' one kind of element."""
+    inner = _list_kind(default)
+    if inner is None:
         return None
-    inner = _one_kind([x for d in default.values() for x in d])
+    inner = None if inner is list else inner
     kinds = f"lists of {_KINDS[inner]}" if inner else "lists"
     if type(v) not in (list, tuple):
         return f"the value of key {describe(k)} is {describe(v)}, and the default's values are {kinds}"

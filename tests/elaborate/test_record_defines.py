@@ -59,7 +59,7 @@ def test_a_whole_record_given_by_define_is_checked_field_by_field(given, words):
 
 
 _LISTS = ("param blocks = [{width: 8, depth: 1}, {width: 16, depth: 2}]\nparam table = {1: 2.0, 2: 4.0}\n"
-          "param stages = {18: [2, 2], 34: [3, 4]}\nparam empty = {}\n"
+          "param stages = {18: [2, 2], 34: [3, 4]}\nparam empty = {}\nparam scales = {1: [0.5, 1.0]}\n"
           "model m(x: float32[B, 4]) -> y {\n    y = x -> linear(blocks[-1].width + stages[18][0] + len(empty))\n"
           "    y = y * table[1]\n}\n")
 
@@ -95,7 +95,8 @@ def test_the_api_names_an_element_of_a_list_define_after_its_key():
 def test_a_list_of_records_and_a_dict_with_number_keys_given_by_define_are_taken():
     g = archdsl.check_source(_LISTS, defines=["blocks=[{width: 4, depth: 1}, {width: 32, depth: 3}]",
                                               "table={1: 3, 7: 1.5}", "stages={18: [5, 1], 50: [3, 4, 6, 3]}",
-                                              "empty={1: 'x'}"])
+                                              "empty={1: 'x'}", "scales={1: [1, 2], 2: [3]}"])
     assert g.meta["blocks"] == [{"width": 4, "depth": 1}, {"width": 32, "depth": 3}]
     assert g.meta["table"] == {1: 3.0, 7: 1.5} and type(g.meta["table"][1]) is float  # an int where floats go
     assert g.outputs[0][1].type.shape[1] == 32 + 5 + 1
+    assert g.meta["scales"] == {1: [1.0, 2.0], 2: [3.0]} and type(g.meta["scales"][1][0]) is float  # as a list's
