@@ -105,6 +105,7 @@ class Trainer:
         self.best: tuple[float, int] | None = None  # --patience's, from a checkpoint
         self.best_output: str | None = None  # where the run that wrote the checkpoint wrote those best weights
         self.best_digest: str | None = None  # and that file's sha256 then (a checkpoint from before: none)
+        self.best_eval: int | None = None  # the batch size its val_loss was evaluated at (older checkpoints: none)
         self.plan: dict | None = None  # the lr schedule's settings of the run that wrote the checkpoint
         self.fixed_batch: int | None = None  # the batch size the model fixes (its first dim a number)
         self.config = json.loads(next(p.value for p in compiled.step_model.metadata_props if p.key == TRAIN_CONFIG_KEY))
@@ -150,13 +151,13 @@ class Trainer:
     def weights(self) -> dict[str, np.ndarray]:
         return {k: self.get(k) for k in self.info.params + self.info.buffers}
 
-    def save_checkpoint(self, path: Path, epoch: int, best: tuple[float, int] | None = None,
+    def save_checkpoint(self, path: Path, epoch: int, best: tuple | None = None,
                         plan: dict | None = None, best_output: Path | None = None, best_digest: str | None = None
                         ) -> None:
-        """Every state tensor and the bookkeeping; `best`: --patience's best held-out loss and its epoch, whose
-        weights went to `best_output` (its path from the checkpoint's folder, and its sha256: an absolute path
-        led a copied experiment folder's resume to another run's file); `plan`: the settings the lr schedule
-        follows (a resume that changes them is told what that does)."""
+        """Every state tensor and the bookkeeping; `best`: --patience's best held-out loss, its epoch and the
+        batch size it was evaluated at, whose weights went to `best_output` (its path from the checkpoint's
+        folder, and its sha256: an absolute path led a copied experiment folder's resume to another run's file);
+        `plan`: the settings the lr schedule follows (a resume that changes them is told what that does)."""
         arrays = {k: self.get(k) for k in self.info.state_inputs}
         arrays["__epoch__"] = np.array(epoch)
         if best is not None:
@@ -192,6 +193,7 @@ class Trainer:
             epoch = int(arrays.pop("__epoch__"))
             best = arrays.pop("__best__", None)
             self.best = (float(best[0]), int(best[1])) if best is not None else None
+            self.best_eval = int(best[2]) if best is not None and best.size > 2 else None  # its eval batches
             if "__best_output__" in arrays:  # from the checkpoint's folder (absolute in older checkpoints)
                 self.best_output = str(Path(path).resolve().parent / str(arrays.pop("__best_output__")))
             self.best_digest = str(arrays.pop("__best_sha256__")) if "__best_sha256__" in arrays else None
@@ -385,6 +387,11 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     if start < opts.epochs:
         for text in schedule.unreached(plan, updates):
             console.print(f"note: {text}")
+    was = trainer.best_eval or (max(trainer.plan["batch_size"], 256) if trainer.plan else None)  # before: at least 256
+    if opts.patience is not None and best[1] > 0 and was and was != opts.eval_size and not trainer.fixed_batch:
+        console.print(f"note: {opts.checkpoint}'s lowest val_loss ({best[0]:.4f}, epoch {best[1]}) was evaluated in "
+                      f"batches of {was}, this run's are of {opts.eval_size}: a loss that mixes a batch's examples "
+                      f"compares unlike numbers then (--eval-batch-size {was} keeps them alike)")
     resumed_at = start
     best_path = digest = None  # of the best weights this run writes (--patience with a checkpoint)
     stale = start - best[1] if opts.patience is not None and best[1] > 0 else 0
@@ -448,8 +455,10 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             stop = epoch - best[1] >= opts.patience
         if opts.checkpoint is not None:
             ours = best[1] > resumed_at
-            trainer.save_checkpoint(opts.checkpoint, epoch, best if opts.patience is not None else None,
-                                    schedule.plan(opts), best_output=best_path if ours else trainer.best_output,
+            size = opts.eval_size if ours else trainer.best_eval  # the batches its val_loss was evaluated in
+            record = None if opts.patience is None else (*best, size) if size else best
+            trainer.save_checkpoint(opts.checkpoint, epoch, record, schedule.plan(opts),
+                                    best_output=best_path if ours else trainer.best_output,
                                     best_digest=digest if ours else trainer.best_digest)
         if stop:
             stale = epoch - best[1]

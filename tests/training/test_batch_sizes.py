@@ -184,3 +184,34 @@ def test_a_fixed_batch_refuses_another_eval_batch_size(tmp_path, capsys):
     assert main([*argv, "--eval-batch-size", "8"]) == 1
     assert "and its evaluation too: --eval-batch-size 8 cannot be" in " ".join(capsys.readouterr().err.split())
     assert main([*argv, "--eval-batch-size", "4"]) == 0
+
+
+def test_a_resume_with_patience_says_when_its_eval_batches_differ_from_the_best_epochs(tmp_path, capsys):
+    """--patience compares the checkpoint's lowest val_loss with new ones: measured in other batches, a loss that
+    mixes a batch's examples "improved" by the batch size alone and -o was replaced, unsaid. The checkpoint
+    keeps the size; one from before it was evaluated in batches of at least 256."""
+    spec = tmp_path / "mix.arch"
+    spec.write_text("model m(x: float32[B, 3]) -> loss {\n    s = x -> linear(1, bias=false) as fc\n"
+                    "    loss = mean((s - mean(s)) * (s - mean(s)))\n}\n")
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((40, 3)).astype(np.float32))
+    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--val", str(tmp_path / "d.npz"), "--patience",
+            "1", "--lr", "1e-4", "-o", str(tmp_path / "w.npz")]
+
+    def said() -> str:
+        captured = capsys.readouterr()
+        return " ".join((captured.out + captured.err).split())
+    assert main([*argv, "--epochs", "1", "--eval-batch-size", "10"]) == 0
+    assert np.load(tmp_path / "w.ckpt.npz")["__best__"].tolist() == [pytest.approx(
+        float(re.search(r"val_loss (\S+)", said()).group(1)), abs=1e-4), 1, 10]
+    note = "'s lowest val_loss ({}, epoch {}) was evaluated in batches of {}, this run's are of 2"
+    assert main([*argv, "--epochs", "2", "--eval-batch-size", "2", "--resume"]) == 0
+    out = said()
+    assert "w.ckpt.npz" + note.format(re.search(r"\((\S+), epoch 1\)", out).group(1), 1, 10) in out
+    assert main([*argv, "--epochs", "3", "--eval-batch-size", "2", "--resume"]) == 0
+    assert "was evaluated in batches of" not in said()  # epoch 2's, in batches of 2
+    ckpt = dict(np.load(tmp_path / "w.ckpt.npz"))
+    ckpt["__best__"] = ckpt["__best__"][:2]  # as written before the size was kept: at max(--batch-size, 256)
+    np.savez(tmp_path / "w.ckpt.npz", **ckpt)
+    assert main([*argv, "--epochs", "4", "--eval-batch-size", "2", "--resume"]) == 0
+    assert "was evaluated in batches of 256, this run's are of 2" in said()
