@@ -318,7 +318,33 @@ def _step_size(step: Graph, model: Graph, nodes: int) -> None:
     if len(step.nodes) > Limits.nodes:
         raise LimitError(f"the train step of model {model.name} has {len(step.nodes):,} nodes, "
                         f"{len(step.nodes) / nodes:.0f} times the model's {nodes:,} (gradients, each parameter's "
-                        f"update), past the limit of {Limits.nodes:,}", model.span)
+                        f"update), past the limit of {Limits.nodes:,} (a smaller model, or sgd, whose update is the "
+                        "smallest)", model.span)
+
+
+def _available_memory() -> int | None:
+    """Bytes the kernel says a new allocation can have (Linux's MemAvailable), else None."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+
+
+def _train_memory(graph: Graph, train) -> None:
+    """A train step holds its parameters, buffers and the optimizer's moments, and building it took about twice
+    that at its peak (GPT-2 medium with adamw: 4.3 GB of state, 8.5 GB): past the memory there is, the kernel
+    killed the build (LLaMA-2-7B: 84 GB of state) with no word; said before the work."""
+    moments = train.optimizer.moments
+    sizes = _weight_bytes(graph)
+    state = sum(sizes) + moments * sum(b for v, b in zip(graph.params.values(), sizes) if v.kind == "param")
+    available = _available_memory()
+    if available is not None and 2 * state > available:
+        raise ArchError(f"the train step of model {graph.name} holds {state / 2**30:.1f} GiB of state (parameters, "
+                        f"buffers and {moments} optimizer moment{'s' if moments != 1 else ''} per parameter), and "
+                        f"building it takes about twice that; {available / 2**30:.1f} GiB of memory is available "
+                        f"(a smaller model{', or an optimizer with fewer moments: sgd keeps none' if moments else ''}"
+                        ")", graph.span)
 
 
 def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
@@ -334,6 +360,7 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
     level = min(options.opt_level, TRAIN_LEVEL)
     ev = elaborate_model(mod, name)
     _trainable_size(ev)
+    _train_memory(ev, train)
     forward = len(ev.nodes)
     meta.update(int_input_metadata(ev))  # the eval model's and the step's: `archdsl run` draws their ids and lengths
     with noting_overrides(mod):

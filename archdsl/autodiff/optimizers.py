@@ -68,6 +68,11 @@ class OptimConfig:
         plain_numbers(self)
 
     @property
+    def moments(self) -> int:
+        """State tensors the update keeps per parameter, each the parameter's size."""
+        return (2 + self.amsgrad) if self.name in ("adam", "adamw") else int(bool(self.momentum))
+
+    @property
     def decay(self) -> float:
         if self.weight_decay is not None:
             return self.weight_decay

@@ -523,3 +523,23 @@ def test_sinusoidal_embeddings_shape_check_builds_no_frequency_table():
     assert g.outputs[0][1].type.shape[-1] == 2**30 and peak < 50 * 2**20
     with pytest.raises(ArchError, match=r"sinusoidal_embedding makes a dim of 2147483648 \(dims are 0 to "):
         archdsl.check_source("model m(t: float32[B]) -> y {\n    y = t -> sinusoidal_embedding(2147483648)\n}\n")
+
+
+def test_a_train_step_past_the_memory_there_is_is_said_before_the_work(tmp_path, monkeypatch):
+    """LLaMA-2-7B's adamw step (75 GiB of state) was killed by the kernel after two minutes, with no word: its
+    parameters, buffers and optimizer moments, twice over, are weighed against the memory available."""
+    from archdsl import driver
+    from archdsl.autodiff import OptimConfig, TrainConfig
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, 256]) -> y {\n    y = x -> linear(256) as fc -> batchnorm as bn\n}\n")
+    state = (256 * 256 + 5 * 256) * 4  # fc's weight and bias, bn's weight, bias and running statistics
+    for opt, moments in (("adamw", 2), ("sgd", 0)):
+        total = state + moments * (256 * 256 + 3 * 256) * 4  # moments of the trainable ones only
+        monkeypatch.setattr(driver, "_available_memory", lambda: 2 * total - 1)
+        with pytest.raises(ArchError, match=rf"holds 0\.0 GiB of state \(parameters, buffers and {moments} optimizer "
+                                            rf"moments? per parameter\)"):
+            driver.compile_train_file(spec, TrainConfig(optimizer=OptimConfig(opt)))
+        monkeypatch.setattr(driver, "_available_memory", lambda: 2 * total)
+        driver.compile_train_file(spec, TrainConfig(optimizer=OptimConfig(opt)))
+    monkeypatch.setattr(driver, "_available_memory", lambda: None)  # not Linux: not weighed
+    driver.compile_train_file(spec, TrainConfig(optimizer=OptimConfig("adamw")))
