@@ -91,7 +91,6 @@ def _branch_dtype(picked) -> DType:
     return DType.float32 if any(isinstance(v, float) for v in nums) else DType.int64
 
 
-
 class Calls:
     """The Evaluator's call handling (a mixin: it uses the evaluator's graph, scopes and eval)."""
 
