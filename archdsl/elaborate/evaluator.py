@@ -212,11 +212,6 @@ class Evaluator(Calls, Blocks, Operators):
                     shown = list(zip(names, values)) if values is not None else [("item", item)]
                     _note_pass(err, f"pass {k + 1} of {len(items)} of this loop", s.span, shown)
                     raise
-                except ArchError as err:  # which pass, formatted only now: loops are hot
-                    bound = names if env.vars.get(names[-1], _MISSING) is values[-1] else ["item"] \
-                        if "values" not in locals() else names
-                    _note_pass(err, f"pass {k + 1} of {len(items)} of this loop", s.span, bound, values)
-                    raise
         elif isinstance(s, A.If):
             for cond, body in s.branches:
                 if self.truth(self.eval(cond, env), cond.span, "if"):
