@@ -496,6 +496,9 @@ def check_file(path, defines=None, model: str | None = None, search_path=(), **u
 
 
 def _checked(g: Graph) -> Graph:
+    """As `archdsl check`: values computed from constants too (a zero divisor, a length past its steps)."""
+    from .runtime import newest_opset
+    check_computed_constants(g, newest_opset, live_only=True)
     _api_warnings(g, unused_results(g))
     return g
 

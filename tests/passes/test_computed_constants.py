@@ -61,3 +61,12 @@ def test_labels_and_lengths_computed_from_constants_must_fit(body, said, level):
     onnxruntime did not fail as it does for lstm and cross_entropy."""
     with pytest.raises(ShapeError, match=__import__("re").escape(said)):
         archdsl.compile_source(f"model m(x: float32[5, 2, 4]) -> y {{\n    {body}\n}}\n", opt_level=level)
+
+
+def test_the_apis_check_refuses_what_archdsl_check_does():
+    """check_source and check_file returned "the checked IR" of a spec `archdsl check` refuses."""
+    with pytest.raises(ShapeError, match="reads 6 among the lengths of its 5 steps"):
+        archdsl.check_source('model m(x: float32[5, 2, 4]) -> y {\n    y = x -> lstm(4, batch_first=false, '
+                             'lengths=cast(tensor([6, 3]), "int32"))\n}\n')
+    with pytest.raises(EvalError, match="integer division by zero"):
+        archdsl.check_source("model m(ids: int64[B, 4]) -> y {\n    y = ids // (tensor([1, 2, 1, 2]) - 1)\n}\n")
