@@ -332,19 +332,24 @@ def _available_memory() -> int | None:
 
 
 def _train_memory(graph: Graph, train) -> None:
-    """A train step holds its parameters, buffers and the optimizer's moments, and building it took about twice
-    that at its peak (GPT-2 medium with adamw: 4.3 GB of state, 8.5 GB): past the memory there is, the kernel
-    killed the build (LLaMA-2-7B: 84 GB of state) with no word; said before the work."""
-    moments = train.optimizer.moments
-    sizes = _weight_bytes(graph)
-    state = sum(sizes) + moments * sum(b for v, b in zip(graph.params.values(), sizes) if v.kind == "param")
+    """A train step holds its parameters, buffers and the state its update adds (optimizer moments, gradient
+    sums), and building it took about twice that at its peak (GPT-2 medium with adamw: 4.3 GB of state,
+    8.5 GB): past the memory there is, the kernel killed the build (LLaMA-2-7B: 75 GiB of state) with no word.
+    Said before the work, with what would fit."""
+    from .autodiff import state_bytes
+    weights, added = state_bytes(graph, train)
     available = _available_memory()
-    if available is not None and 2 * state > available:
-        raise ArchError(f"the train step of model {graph.name} holds {state / 2**30:.1f} GiB of state (parameters, "
-                        f"buffers and {moments} optimizer moment{'s' if moments != 1 else ''} per parameter), and "
-                        f"building it takes about twice that; {available / 2**30:.1f} GiB of memory is available "
-                        f"(a smaller model{', or an optimizer with fewer moments: sgd keeps none' if moments else ''}"
-                        ")", graph.span)
+    if available is None or 2 * (weights + added) <= available:
+        return
+    fix = "a smaller model: its weights alone, twice over, are more" if 2 * weights > available else \
+        "sgd without momentum and no --accumulate keep no state beside the weights, or --freeze part of the model"
+    raise ArchError(f"the train step of model {graph.name} holds {_gib(weights + added)} of state ({_gib(weights)} "
+                    f"of parameters and buffers, {_gib(added)} of optimizer moments and gradient sums), and building "
+                    f"it takes about twice that; {_gib(available)} of memory is available ({fix})", graph.span)
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 def _build_train(mod: Module, model: str | None, options: CompileOptions, train,

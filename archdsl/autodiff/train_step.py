@@ -417,6 +417,16 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
                      [v.name for v in params], [v.name for v in buffers], cfg, bn_spatial)
 
 
+def state_bytes(graph: Graph, cfg: TrainConfig) -> tuple[int, int]:
+    """(bytes of the parameters and buffers, bytes of the state the step adds: each trained parameter's
+    optimizer moments, and its gradient sum with accumulate > 1; --freeze's parameters get none)."""
+    per = cfg.optimizer.moments + (cfg.accumulate > 1)
+    size = {v.name: int(np.prod(v.type.shape, dtype=np.int64)) * np.dtype(v.type.dtype.numpy).itemsize
+            for v in graph.params.values()}
+    trained = [v.name for v in graph.trainable() if not any(_hit(v.name, p) for p in cfg.freeze)]
+    return sum(size.values()), per * sum(size[n] for n in trained)
+
+
 def _hit(name: str, pat: str) -> bool:
     """A pattern is a name, a prefix up to a dot (`layer1` names layer1.0.conv1.weight) or an fnmatch pattern
     (`*.bias`)."""
