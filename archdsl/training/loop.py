@@ -388,7 +388,9 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
         for text in schedule.unreached(plan, updates):
             console.print(f"note: {text}")
     was = trainer.best_eval or (max(trainer.plan["batch_size"], 256) if trainer.plan else None)  # before: at least 256
-    if opts.patience is not None and best[1] > 0 and was and was != opts.eval_size and not trainer.fixed_batch:
+    held = len(next(iter(val.values()))) if val else 0  # a file smaller than both is one batch either way
+    if opts.patience is not None and best[1] > 0 and start < opts.epochs and was and not trainer.fixed_batch \
+            and min(was, held) != min(opts.eval_size, held):
         console.print(f"note: {opts.checkpoint}'s lowest val_loss ({best[0]:.4f}, epoch {best[1]}) was evaluated in "
                       f"batches of {was}, this run's are of {opts.eval_size}: a loss that mixes a batch's examples "
                       f"compares unlike numbers then (--eval-batch-size {was} keeps them alike)")

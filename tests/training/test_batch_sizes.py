@@ -215,3 +215,9 @@ def test_a_resume_with_patience_says_when_its_eval_batches_differ_from_the_best_
     np.savez(tmp_path / "w.ckpt.npz", **ckpt)
     assert main([*argv, "--epochs", "4", "--eval-batch-size", "2", "--resume"]) == 0
     assert "was evaluated in batches of 256, this run's are of 2" in said()
+    ckpt = dict(np.load(tmp_path / "w.ckpt.npz"))
+    ckpt["__best__"] = ckpt["__best__"][:2]
+    np.savez(tmp_path / "w.ckpt.npz", **ckpt)
+    assert main([*argv, "--epochs", "4", "--eval-batch-size", "2", "--resume"]) == 0  # nothing left to evaluate
+    assert main([*argv, "--epochs", "5", "--eval-batch-size", "64", "--resume"]) == 0  # 40 examples: one batch
+    assert "was evaluated in batches of" not in said()  # either way
