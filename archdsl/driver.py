@@ -16,7 +16,7 @@ import onnx
 
 from . import files
 from ._version import __version__
-from .diagnostics import ArchError, LimitError, SourceMap, Span, not_a_directory, writing
+from .diagnostics import ArchError, SourceMap, Span, not_a_directory, writing
 from .elaborate import Module, elaborate_model, load_file, load_source, noting_overrides, parse_defines
 from .elaborate.provenance import int_input_metadata, model_metadata, source_name
 from .interrupts import deferred_signals
@@ -299,61 +299,10 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
         return _build_train(mod, model, options, train, sources)
 
 
-def _trainable_size(graph: Graph) -> None:
-    """The model limit for the train step too. Its gradients alone make it at least ~4 times the model (a
-    100,000-node model's step took 49 s and 2.1 GB, one of 400,000 went past 4 GB), so a model over a quarter
-    of it is refused before the work; the step itself is held to the limit by _step_size."""
-    from .elaborate.scalars import Limits
-    if 4 * len(graph.nodes) > Limits.nodes:
-        raise LimitError(f"model {graph.name} has {len(graph.nodes):,} nodes: its train step would have at least "
-                        f"four times as many, past the limit of {Limits.nodes:,} (a model of at most "
-                        f"{Limits.nodes // 4:,} nodes may train)", graph.span)
-
-
-def _step_size(step: Graph, model: Graph, nodes: int) -> None:
-    """The step as autodiff made it, before it is optimized and lowered (three quarters of the work): with
-    each parameter's update and BatchNorm's and dropout's training forms it came to 7-38 times the model (a
-    16,000-node MLP's adamw step: 288,000 nodes, 35 s, 1.4 GB), so the model's own check let millions by."""
-    from .elaborate.scalars import Limits
-    if len(step.nodes) > Limits.nodes:
-        raise LimitError(f"the train step of model {model.name} has {len(step.nodes):,} nodes, "
-                        f"{len(step.nodes) / nodes:.0f} times the model's {nodes:,} (gradients, each parameter's "
-                        f"update), past the limit of {Limits.nodes:,} (a smaller model, or sgd, whose update is the "
-                        "smallest)", model.span)
-
-
-def _available_memory() -> int | None:
-    """Bytes the kernel says a new allocation can have (Linux's MemAvailable), else None."""
-    try:
-        with open("/proc/meminfo") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError, IndexError):
-        return None
-
-
-def _train_memory(graph: Graph, train) -> None:
-    """A train step holds its parameters, buffers and the state its update adds (optimizer moments, gradient
-    sums), and building it took about twice that at its peak (GPT-2 medium with adamw: 4.3 GB of state,
-    8.5 GB): past the memory there is, the kernel killed the build (LLaMA-2-7B: 75 GiB of state) with no word.
-    Said before the work, with what would fit."""
-    from .autodiff import state_bytes
-    weights, added = state_bytes(graph, train)
-    available = _available_memory()
-    if available is None or 2 * (weights + added) <= available:
-        return
-    fix = "a smaller model: its weights alone, twice over, are more" if 2 * weights > available else \
-        "sgd without momentum and no --accumulate keep no state beside the weights, or --freeze part of the model"
-    raise ArchError(f"the train step of model {graph.name} holds {_gib(weights + added)} of state ({_gib(weights)} "
-                    f"of parameters and buffers, {_gib(added)} of optimizer moments and gradient sums), and building "
-                    f"it takes about twice that; {_gib(available)} of memory is available ({fix})", graph.span)
-
-
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
-
-
 def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
                  sources: SourceMap | None) -> CompiledTrain:
+    from .autodiff import limits
+    from .elaborate.scalars import Limits
     from .passes import TRAIN_LEVEL, PassContext, optimize
     from .runtime import newest_opset
     from .training.export import expose_initializers, lower_train_step
@@ -364,8 +313,8 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
     meta = model_metadata(mod, name, options.seed)
     level = min(options.opt_level, TRAIN_LEVEL)
     ev = elaborate_model(mod, name)
-    _trainable_size(ev)
-    _train_memory(ev, train)
+    limits.check_model_size(ev, Limits.nodes)
+    limits.check_train_memory(ev, train, limits.available_memory())
     forward = len(ev.nodes)
     meta.update(int_input_metadata(ev))  # the eval model's and the step's: `archdsl run` draws their ids and lengths
     with noting_overrides(mod):
@@ -385,7 +334,7 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
     train_ctx = PassContext(opset=opset, inference=False)
 
     def optimize_step(step: Graph) -> None:
-        _step_size(step, ev, forward)
+        limits.check_step_size(step, ev, forward, Limits.nodes)
         optimize(step, level, tuple(options.disabled_passes), train_ctx)
     step_model, info = lower_train_step(
         graph, train, opset=opset, seed=options.seed, weights=weights, metadata=meta, optimize=optimize_step,

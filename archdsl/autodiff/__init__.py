@@ -7,7 +7,7 @@ from .builder import GradBuilder
 from .engine import gradients, prune_dead
 from .losses import LOSSES
 from .optimizers import OPTIMIZERS, OptimConfig
-from .train_step import NEW, TrainConfig, TrainStep, build_train_step, state_bytes
+from .train_step import NEW, TrainConfig, TrainStep, build_train_step
 
 __all__ = [
            "LOSSES",
@@ -20,5 +20,4 @@ __all__ = [
            "build_train_step",
            "gradients",
            "prune_dead",
-           "state_bytes",
 ]

@@ -530,7 +530,7 @@ def test_a_train_step_past_the_memory_there_is_is_said_before_the_work(tmp_path,
     parameters, buffers and the state its update adds, twice over, are weighed against the memory available,
     --freeze's parameters with no moments (a frozen GPT-2 XL fits where the whole one does not)."""
     from archdsl import driver
-    from archdsl.autodiff import OptimConfig, TrainConfig
+    from archdsl.autodiff import OptimConfig, TrainConfig, limits
     spec = tmp_path / "m.arch"
     spec.write_text("model m(x: float32[B, 256]) -> y {\n    y = x -> linear(256) as fc -> batchnorm as bn\n}\n")
     weights, trained = (256 * 256 + 5 * 256) * 4, (256 * 256 + 3 * 256) * 4  # bn's running stats are not trained
@@ -538,18 +538,18 @@ def test_a_train_step_past_the_memory_there_is_is_said_before_the_work(tmp_path,
                        (TrainConfig(optimizer=OptimConfig("sgd", momentum=0.9), accumulate=2), 2 * trained),
                        (TrainConfig(optimizer=OptimConfig("adamw"), freeze=("fc",)), 2 * 2 * 256 * 4),
                        (TrainConfig(optimizer=OptimConfig("sgd")), 0)):
-        monkeypatch.setattr(driver, "_available_memory", lambda: 2 * (weights + added) - 1)
+        monkeypatch.setattr(limits, "available_memory", lambda: 2 * (weights + added) - 1)
         with pytest.raises(ArchError, match=rf"\({weights / 2**20:.1f} MiB of parameters and buffers, "
                                             rf"{added / 2**20:.1f} MiB of optimizer moments and gradient sums\)"):
             driver.compile_train_file(spec, cfg)
-        monkeypatch.setattr(driver, "_available_memory", lambda: 2 * (weights + added))
+        monkeypatch.setattr(limits, "available_memory", lambda: 2 * (weights + added))
         driver.compile_train_file(spec, cfg)
-    monkeypatch.setattr(driver, "_available_memory", lambda: 2 * weights + 1)
+    monkeypatch.setattr(limits, "available_memory", lambda: 2 * weights + 1)
     with pytest.raises(ArchError, match=r"\(sgd without momentum and no --accumulate keep no state beside the "
                                         r"weights, or --freeze part of the model\)"):
         driver.compile_train_file(spec, TrainConfig(optimizer=OptimConfig("adamw")))
-    monkeypatch.setattr(driver, "_available_memory", lambda: 2 * weights - 1)
+    monkeypatch.setattr(limits, "available_memory", lambda: 2 * weights - 1)
     with pytest.raises(ArchError, match=r"\(a smaller model: its weights alone, twice over, are more\)"):
         driver.compile_train_file(spec, TrainConfig(optimizer=OptimConfig("sgd")))
-    monkeypatch.setattr(driver, "_available_memory", lambda: None)  # not Linux: not weighed
+    monkeypatch.setattr(limits, "available_memory", lambda: None)  # not Linux: not weighed
     driver.compile_train_file(spec, TrainConfig(optimizer=OptimConfig("adamw")))
