@@ -37,7 +37,7 @@ from .data import (
     onnx_dims,
 )
 from .export import TRAIN_CONFIG_KEY
-from .metrics import batch_metrics, batch_weight, spec_batch_weight
+from .metrics import batch_metrics, batch_weight, loss_value, spec_batch_weight
 
 __all__ = ["LoopOptions", "Trainer", "check_index_inputs", "check_label_inputs", "load_data", "run_training"]
 
@@ -542,7 +542,6 @@ def _on_batch(path: str, idx, run):
 
 
 def evaluate(trainer: Trainer, data: dict, batch_size: int, loss_kind: str, path: str = "validation data") -> dict:
-    from .metrics import loss_value
     n = len(next(iter(data.values())))
     total, seen, correct, counted = 0.0, 0, 0.0, 0
     size = trainer.fixed_batch or batch_size
