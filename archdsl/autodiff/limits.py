@@ -31,13 +31,25 @@ def check_step_size(step: Graph, model: Graph, nodes: int, limit: int) -> None:
                          "smallest)", model.span)
 
 
-def available_memory() -> int | None:
-    """Bytes the kernel says a new allocation can have (Linux's MemAvailable), else None."""
-    try:
-        with open("/proc/meminfo") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError, IndexError):
-        return None
+def available_memory(root: str = "/") -> int | None:
+    """Bytes a new allocation can have: Linux's MemAvailable, or less where the process's cgroup (a container's
+    memory limit, v2 or v1) leaves less, since the host's figure ignores that limit; None where neither says."""
+    def read(path: str) -> str | None:
+        try:
+            with open(root + path) as f:
+                return f.read()
+        except OSError:
+            return None
+    found = []
+    meminfo = read("proc/meminfo") or ""
+    found += [int(line.split()[1]) * 1024 for line in meminfo.splitlines() if line.startswith("MemAvailable:")
+              and line.split()[1].isdigit()]
+    for limit, used in (("sys/fs/cgroup/memory.max", "sys/fs/cgroup/memory.current"),
+                        ("sys/fs/cgroup/memory/memory.limit_in_bytes", "sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        cap, now = (read(limit) or "").strip(), (read(used) or "").strip()
+        if cap.isdigit() and now.isdigit() and int(cap) < 2**60:  # "max", or v1's "no limit": a huge number
+            found.append(max(int(cap) - int(now), 0))
+    return min(found) if found else None
 
 
 def check_train_memory(graph: Graph, cfg: TrainConfig, available: int | None) -> None:

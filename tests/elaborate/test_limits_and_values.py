@@ -553,3 +553,27 @@ def test_a_train_step_past_the_memory_there_is_is_said_before_the_work(tmp_path,
         driver.compile_train_file(spec, TrainConfig(optimizer=OptimConfig("sgd")))
     monkeypatch.setattr(limits, "available_memory", lambda: None)  # not Linux: not weighed
     driver.compile_train_file(spec, TrainConfig(optimizer=OptimConfig("adamw")))
+
+
+def test_the_memory_available_is_a_containers_limit_where_it_is_the_lesser(tmp_path):
+    """MemAvailable is the host's: inside a container limited to less, the kernel's kill the guard is there to
+    prevent still came. A cgroup's limit (v2, or v1) less its usage counts where it is smaller."""
+    from archdsl.autodiff.limits import available_memory
+
+    def machine(files: dict) -> str:
+        root = tmp_path / str(len(list(tmp_path.iterdir())))
+        for path, text in files.items():
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_text(text)
+        return str(root) + "/"
+    meminfo = {"proc/meminfo": "MemTotal: 24000000 kB\nMemAvailable:   20000000 kB\n"}
+    assert available_memory(machine(meminfo)) == 20000000 * 1024
+    assert available_memory(machine({**meminfo, "sys/fs/cgroup/memory.max": "8589934592\n",
+                                     "sys/fs/cgroup/memory.current": "1073741824\n"})) == 7 * 2**30
+    assert available_memory(machine({**meminfo, "sys/fs/cgroup/memory.max": "max\n",
+                                     "sys/fs/cgroup/memory.current": "1073741824\n"})) == 20000000 * 1024
+    assert available_memory(machine({**meminfo, "sys/fs/cgroup/memory/memory.limit_in_bytes": "4294967296\n",
+                                     "sys/fs/cgroup/memory/memory.usage_in_bytes": "0\n"})) == 4 * 2**30
+    assert available_memory(machine({**meminfo, "sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712",
+                                     "sys/fs/cgroup/memory/memory.usage_in_bytes": "5"})) == 20000000 * 1024
+    assert available_memory(machine({})) is None  # neither: not weighed
