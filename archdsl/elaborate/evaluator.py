@@ -190,8 +190,9 @@ class Evaluator(Calls, Blocks, Operators):
             value = self.eval(s.value, env)
             self.bind(s.targets, value, env, s.span)
             if env is self.model_env:
-                self.assigned_at.update(dict.fromkeys(s.targets, s.span))
-                self._shadowing(s.targets, env, s.span)
+                names = _names(s.targets)
+                self.assigned_at.update(dict.fromkeys(names, s.span))
+                self._shadowing(names, env, s.span)
         elif isinstance(s, A.Let):
             env.vars[s.name] = self.eval(s.value, env)
         elif isinstance(s, A.For):

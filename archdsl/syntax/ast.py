@@ -165,14 +165,14 @@ Expr = Union[Name, Const, Interp, TupleLit, ListLit, ListComp, DictLit, BinOp, C
 
 @_dc
 class Assign:
-    targets: tuple[str, ...]
+    targets: tuple  # names, a bracketed group a nested tuple of them: a, (b, c) = ...
     value: Expr
     span: Span
 
 
 @_dc
 class For:
-    targets: tuple[str, ...]
+    targets: tuple  # as Assign's
     iter: Expr
     body: tuple
     span: Span

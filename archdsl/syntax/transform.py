@@ -89,13 +89,13 @@ class ToAst(Transformer):
 
     # ---- statements ----
     def assign(self, meta, c):
-        names = [x for x in c if isinstance(x, Token)]
-        values = c[len(names):]
+        n = next(i for i, x in enumerate(c) if not isinstance(x, (Token, str, tuple)))
+        targets, values = self.loop_target(meta, c[:n]), c[n:]  # names, or bracketed groups of them
         if len(values) == 1:
-            return A.Assign(tuple(map(str, names)), values[0], self._span(meta))
+            return A.Assign(targets, values[0], self._span(meta))
         first, last = values[0].span, values[-1].span  # `a, b = 1, 2`: a tuple, as in Python
         at = Span(first.file, first.line, first.col, last.end_line, last.end_col)
-        return A.Assign(tuple(map(str, names)), A.TupleLit(tuple(values), at), self._span(meta))
+        return A.Assign(targets, A.TupleLit(tuple(values), at), self._span(meta))
 
     def for_stmt(self, meta, c):
         return A.For(c[0], c[1], c[2], self._span(meta))
@@ -109,6 +109,8 @@ class ToAst(Transformer):
         """A bracketed target: (a) is a; (a, b) unpacks (a tuple of names, nested as written)."""
         names = tuple(x if isinstance(x, tuple) else str(x) for x in c)
         return names if len(names) > 1 else names[0]
+
+    assigned_group = target_group
 
     def if_stmt(self, meta, c):
         branches = [(c[0], c[1])]

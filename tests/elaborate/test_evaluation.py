@@ -91,6 +91,14 @@ def test_nested_loop_names_unpack_as_python(expr):
     assert value(expr) == eval(expr)
 
 
+def test_an_assignment_unpacks_nested_names_as_python():
+    g = body("    (v, i), rest = topk(x, 2), x\n    a, (b, [k, m]) = 1, (2, [3, 4])\n"
+             "    y = v * float(a + b + k + m) + rest[:, :2]", inputs="x: float32[2, 5]")
+    assert out_shape(g) == (2, 2) and [n.op for n in g.nodes][:1] == ["topk"]
+    with pytest.raises(ArchError, match="cannot unpack a tuple of 3 values into 2 names"):
+        body("    a, (b, c) = 1, (2, 3, 4)\n    y = x")
+
+
 def test_a_for_statement_unpacks_nested_names():
     g = body("    h = x\n    for i, (c, s) in enumerate([[3, 2], [5, 1]]) {\n"
              "        h = h -> linear(10 * i + c * s) as \"fc{i}\"\n    }\n    y = h")

@@ -131,6 +131,15 @@ def test_for_one_and_several_targets():
     assert expr("[c for i, (c, s) in enumerate(cfg)]").targets == ("i", ("c", "s"))
 
 
+def test_an_assignment_unpacks_nested_names():
+    """As a for's targets: (v, i), rest = topk(x, 2), x was a syntax error."""
+    (a1,) = body("    (v, i), rest = f(x)")
+    assert a1.targets == (("v", "i"), "rest")
+    (a2,) = body("    (a, b) = p")
+    (a3,) = body("    [a, (b)] = p")
+    assert a2.targets == a3.targets == ("a", "b")
+
+
 def test_if_elif_else():
     (s,) = body("    if a { y = 1 } elif b { y = 2 } elif c { y = 3 } else { y = 4 }")
     asg = [A.Assign(("y",), C(k), _) for k in (1, 2, 3, 4)]
