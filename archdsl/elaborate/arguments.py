@@ -10,7 +10,7 @@ from ..diagnostics import ArchTypeError, Span, did_you_mean
 from .scalars import is_int
 from .values import Tensor
 
-__all__ = ["arg_names", "input_size_first", "keywords", "own_names", "positional_names", "synonyms",
+__all__ = ["arg_names", "input_size_first", "keywords", "own_name", "own_names", "positional_names", "synonyms",
            "torch_order"]
 
 
@@ -83,8 +83,8 @@ def synonyms(op, kwargs: dict, names, given: dict, span: Span) -> dict:
         return kwargs
     out = {}
     for k, v in kwargs.items():
-        own = _SYNONYMS.get(k) if op.name in _ONLY_FOR.get(k, (op.name,)) else None
-        if k not in names and own in names:
+        own = own_name(op, k, names)
+        if own != k:
             if own in kwargs:
                 raise ArchTypeError(f"{op.name}(): '{k}' and '{own}' are one argument (two names for it, "
                                     f"{'torch' if k in _TORCH_SPELLINGS else 'numpy'}'s and archdsl's); give only "
@@ -94,6 +94,12 @@ def synonyms(op, kwargs: dict, names, given: dict, span: Span) -> dict:
             k = own
         out[k] = v
     return out
+
+
+def own_name(op, k: str, names) -> str:
+    """The op's name for a keyword (axis for torch's dim=), or the keyword itself."""
+    own = _SYNONYMS.get(k) if op.synonyms and op.name in _ONLY_FOR.get(k, (op.name,)) else None
+    return own if k not in names and own in names else k
 
 
 def own_names(op, kwargs: dict, span: Span) -> dict:

@@ -17,14 +17,14 @@ from ..diagnostics import (
 from ..ir import Graph
 from ..syntax import ast as A
 from ..types import DType, Sym, dim_mul, dim_symbols
-from .arguments import positional_names
+from .arguments import arg_names, own_name, positional_names
 from .blocks import Blocks
 from .bounded import check_length, printing, short, to_str
 from .builtins import BUILTINS
 from .calls import LAYER_CALL, Calls
 from .operators import Operators
 from .scalars import UNDECIDED_ADVICE, Limits, ReturnValue, SymbolicOperand, is_callable, is_num, py_error
-from .values import MODULES, BlockLayer, Env, LayerFn, OpFn, Tensor, describe, model_called
+from .values import MODULES, BlockLayer, Builtin, Env, LayerFn, OpFn, Tensor, describe, model_called
 
 __all__ = ["Evaluator", "Limits"]
 
@@ -542,10 +542,11 @@ class Evaluator(Calls, Blocks, Operators):
 def _argument_span(call: A.Call, fn, piped: int, arg: str) -> Span | None:
     """Where a call writes the argument a diagnostic is about (conv2d(8, 3, stride=0): `stride=0`; an op's
     positional one too), so the caret goes under it rather than the whole call."""
+    op = fn.op if isinstance(fn, OpFn) else ops.lookup(fn.name) if isinstance(fn, Builtin) else None  # sum(...)
     for (k, _), at in zip(call.kwargs, call.kw_spans):
-        if k == arg:
+        if k == arg or op is not None and own_name(op, k, arg_names(op)) == arg:  # softmax's dim=
             return at
-    if isinstance(fn, OpFn) and arg in (names := positional_names(fn.op)):
+    if op is not None and arg in (names := positional_names(op)):
         k = names.index(arg) - piped
         return call.args[k].span if 0 <= k < len(call.args) and hasattr(call.args[k], "span") else None
     return None
