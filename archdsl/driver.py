@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import math
 import numbers
 import os
 import re
@@ -175,7 +174,7 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
 def _fits_in_memory(graph: Graph) -> None:
     """An in-memory ModelProto holds its weights, and protobuf refuses past 2 GiB: the model came back, and
     every use of it (serializing, a session, the checker) raised EncodeError. Said before any weight is made."""
-    size = sum(_weight_bytes(graph))
+    size = sum(graph.param_bytes().values())
     if size >= EXTERNAL_DATA_THRESHOLD:
         raise ArchError(f"the model's weights take {size / 2**30:.2f} GiB, past the "
                         f"{EXTERNAL_DATA_THRESHOLD / 2**30:.2f} GiB an in-memory ONNX model can hold (protobuf's "
@@ -183,12 +182,6 @@ def _fits_in_memory(graph: Graph) -> None:
                         "external data (`archdsl build SPEC -o M.onnx`, then `archdsl run M.onnx`; from Python, "
                         "archdsl.driver.build_file), or from Python compile with with_weights=False (the parameters "
                         "become inputs)")
-
-
-def _weight_bytes(graph: Graph) -> list[int]:
-    """The bytes of each of the graph's parameters and buffers as the model file holds them."""
-    import numpy as np
-    return [math.prod(v.type.shape) * np.dtype(v.type.dtype.numpy).itemsize for v in graph.params.values()]
 
 
 def _drops_dead_code(level: int, disabled, inference: bool) -> bool:
@@ -517,11 +510,12 @@ def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict |
                     external_data: bool | None) -> list[Path]:
     from .lower import param_arrays, write_streaming
     g = compiled.graph
+    sizes = g.param_bytes().values()
     if external_data is None:
-        external_data = sum(_weight_bytes(g)) >= EXTERNAL_DATA_THRESHOLD
+        external_data = sum(sizes) >= EXTERNAL_DATA_THRESHOLD
     out = files.resolved(out)
     if files.is_special(out):  # -o /dev/null: written into, not replaced
-        no_external_data_beside(out, external_data, max(_weight_bytes(g), default=0))
+        no_external_data_beside(out, external_data, max(sizes, default=0))
         with open(out, "wb") as f:
             write_streaming(compiled.model, param_arrays(g, options.seed, weights, chunked=True), f)
         return [out]

@@ -421,8 +421,7 @@ def state_bytes(graph: Graph, cfg: TrainConfig) -> tuple[int, int]:
     """(bytes of the parameters and buffers, bytes of the state the step adds: each trained parameter's
     optimizer moments, and its gradient sum with accumulate > 1; --freeze's parameters get none)."""
     per = cfg.optimizer.moments + (cfg.accumulate > 1)
-    size = {v.name: int(np.prod(v.type.shape, dtype=np.int64)) * np.dtype(v.type.dtype.numpy).itemsize
-            for v in graph.params.values()}
+    size = graph.param_bytes()
     trained = [v.name for v in graph.trainable() if not any(_hit(v.name, p) for p in cfg.freeze)]
     return sum(size.values()), per * sum(size[n] for n in trained)
 

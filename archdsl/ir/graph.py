@@ -224,6 +224,11 @@ class Graph:
     def buffer_count(self) -> int:
         return sum(int(np.prod(v.type.shape, dtype=np.int64)) for v in self.buffers())
 
+    def param_bytes(self) -> dict[str, int]:
+        """The bytes of each parameter and buffer, as a model file (or a train step's state) holds them."""
+        return {k: int(np.prod(v.type.shape, dtype=np.int64)) * np.dtype(v.type.dtype.numpy).itemsize
+                for k, v in self.params.items()}
+
     def prune_params(self) -> None:
         """Drop parameters and constants no node reads (after passes, or an unused layer)."""
         self.params = {k: v for k, v in self.params.items() if v.uses or self.is_output(v)}
