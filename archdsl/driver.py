@@ -18,7 +18,6 @@ from ._version import __version__
 from .diagnostics import ArchError, SourceMap, Span, not_a_directory, writing
 from .elaborate import Module, elaborate_model, load_file, load_source, noting_overrides, parse_defines
 from .elaborate.provenance import int_input_metadata, model_metadata, source_name
-from .interrupts import deferred_signals
 from .ir import Graph, still_there, unused_results
 from .lower import MIN_OPSET, load_weights, lower_graph
 from .lower.given import checked_weights, torch_array
@@ -525,9 +524,7 @@ def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict |
         not_a_directory(parent / data_name)  # before the weights are generated, not when moving them in place
     st = Staged(parent / out.name, data_name=data_name)
     try:
-        with deferred_signals():  # made and known together: Ctrl-C in between left empty folders behind
-            st.made = files.make_parents(st.out)
-            st.tmp = files.temp_dir_beside(st.out)
+        st.make_temp()
         with open(st.tmp / out.name, "wb") as f:
             if external_data:
                 with open(st.tmp / data_name, "wb") as data:

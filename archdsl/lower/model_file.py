@@ -177,6 +177,13 @@ class Staged:
         self.replaced.clear()
         self.committed = False
 
+    def make_temp(self) -> None:
+        """The folders up to the output and a temp dir beside it, made and recorded together: a Ctrl-C in
+        between left empty folders behind."""
+        with deferred_signals():
+            self.made = files.make_parents(self.out)
+            self.tmp = files.temp_dir_beside(self.out)
+
     def cleanup(self) -> None:
         """Through cleanup_all or commit_all, which hold signals for it (and call remove_made after every
         cleanup); once."""
@@ -223,9 +230,7 @@ def _stage(model: onnx.ModelProto, out: Path, external_data: bool | None, staged
     parent = out.parent if str(out.parent) else Path(".")
     st = Staged(parent / out.name)
     staged.append(st)
-    with deferred_signals():  # made and known together: Ctrl-C in between left empty folders behind
-        st.made = files.make_parents(st.out)
-        st.tmp = files.temp_dir_beside(st.out)
+    st.make_temp()
     if external_data:
         st.data_name = data_file_name(out)
         _save_external(model, st.tmp / out.name, st.data_name)
