@@ -161,17 +161,17 @@ def _element_record(name: str, item: A.ParamDecl, default: dict, value, i: int, 
 def _same_entries(name: str, item: A.ParamDecl, default: dict, value: dict, span) -> dict:
     """-D table={1: 'x'} where the default maps integers to numbers ({1: 2.0, 2: 4.0}): keys and values of the
     default's kinds (the keys themselves may differ), an int where its values are floats a float."""
-    keys, values = _one_kind(default.keys()), _one_kind(default.values())
+    keys, values, lists = _one_kind(default.keys()), _one_kind(default.values()), _list_kind(default)
     for k, v in value.items():
         wrong = (f"key {describe(k)}, and the default's keys are {_KINDS[keys]}" if keys and not _of_kind(k, keys)
                  else f"the value of key {describe(k)} is {describe(v)}, and the default's values are "
-                      f"{_KINDS[values]}" if values and not _of_kind(v, values) else _list_entry(default, k, v))
+                      f"{_KINDS[values]}" if values and not _of_kind(v, values) else _list_entry(lists, k, v))
         if wrong:
             raise DefineError(f"{define_label(name, span)}: {wrong}", span,
                               [(f"param '{item.name}' is declared here", item.span)])
     if values is float:
         return {k: _float(name, item, v, span) for k, v in value.items()}
-    if _list_kind(default) is float:  # {18: [1, 2]} where the default's lists hold floats: floats, as a list's
+    if lists is float:  # {18: [1, 2]} where the default's lists hold floats: floats, as a list's
         return {k: type(v)(_float(name, item, x, span) for x in v) for k, v in value.items()}
     return value
 
@@ -184,13 +184,12 @@ def _list_kind(default: dict):
     return _one_kind([x for d in default.values() for x in d]) or list
 
 
-def _list_entry(default: dict, k, v) -> str | None:
-    """What is wrong with a given value where every default value is a list: a list is wanted, of the default
-    lists' one kind of element."""
-    inner = _list_kind(default)
-    if inner is None:
+def _list_entry(lists, k, v) -> str | None:
+    """What is wrong with a given value where every default value is a list (`lists`, _list_kind's): a list is
+    wanted, of the default lists' one kind of element."""
+    if lists is None:
         return None
-    inner = None if inner is list else inner
+    inner = None if lists is list else lists
     kinds = f"lists of {_KINDS[inner]}" if inner else "lists"
     if type(v) not in (list, tuple):
         return f"the value of key {describe(k)} is {describe(v)}, and the default's values are {kinds}"

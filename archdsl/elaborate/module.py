@@ -234,8 +234,7 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                                 mod.unaliased[k] = item.path
             elif isinstance(item, A.ParamDecl):
                 value = _eval_top(ev, item.value, env, tree, at)
-                keys = by_param.get(item.name, [])
-                for key in [k for k in keys if k == item.name] + [k for k in keys if k != item.name]:  # cfg.width
+                for key in by_param.get(item.name, ()):  # sorted: cfg itself before cfg.width, a field
                     value = override(item, value, defines[key], prefix) if key == item.name else \
                         override_field(item, value, key, defines[key], prefix)
                     unused.pop(key, None)  # None: a param declared twice is said by _define below
