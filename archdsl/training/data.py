@@ -54,11 +54,10 @@ def load_data(path: str, model, names: list[str], labels_for: LabelsFor | None =
         if narrow_float(a.dtype):  # bfloat16 (ml_dtypes'): exact in float32, then cast as float16 data is
             a = a.astype(np.float32)
         if a.dtype.kind not in "biuf":  # strings, complex numbers, dates: nothing a model reads
-            want = helper.tensor_dtype_to_np_dtype(vi.elem_type).name
             names_hint = ("; class names become indices with np.unique(labels, return_inverse=True)[1]"
                           if a.dtype.kind in "US" and name == "labels" else "")
             raise ArchError(f"{path}: '{name}' holds {raw_bytes(a.dtype) or f'{a.dtype} values'}; the model takes "
-                            f"{want}{names_hint}")
+                            f"{np.dtype(want).name}{names_hint}")
         if a.ndim and not len(a):
             raise ArchError(f"{path}: '{name}' has no examples (its first dim is 0)")
         if a.dtype.kind == "f" and not np.isfinite(a).all():
