@@ -124,4 +124,3 @@ def check_values(node, values: np.ndarray, low: int, high: int, also, what: str)
     if bad.size:
         raise ShapeError(f"{node.op} '{node.name}' reads {int(bad[0])} among the {what} ({low}..{high}"
                          f"{'' if also is None else f', or {also}'})", node.span)
-

@@ -26,7 +26,7 @@ def _shift_span(v: Span, span: Span) -> Span:
 
 def _shift(node, span: Span):
     """Move the spans of an expression parsed from a fragment onto its place in the file (a span in a tuple
-too: a call's keyword spans)."""
+    too: a call's keyword spans)."""
     if isinstance(node, Span):
         return _shift_span(node, span)
     if dataclasses.is_dataclass(node) and not isinstance(node, type):

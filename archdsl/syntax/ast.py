@@ -165,7 +165,7 @@ Expr = Union[Name, Const, Interp, TupleLit, ListLit, ListComp, DictLit, BinOp, C
 
 @_dc
 class Assign:
-    targets: tuple  # names, a bracketed group a nested tuple of them: a, (b, c) = ...
+    targets: tuple  # names; a bracketed group is a nested tuple of them (a, (b, c) = ...)
     value: Expr
     span: Span
 

@@ -89,7 +89,7 @@ class ToAst(Transformer):
 
     # ---- statements ----
     def assign(self, meta, c):
-        n = next(i for i, x in enumerate(c) if not isinstance(x, (Token, str, tuple)))
+        n = next(i for i, x in enumerate(c) if not isinstance(x, (str, tuple)))  # a name (a Token is a str)
         targets, values = self.loop_target(meta, c[:n]), c[n:]  # names, or bracketed groups of them
         if len(values) == 1:
             return A.Assign(targets, values[0], self._span(meta))
