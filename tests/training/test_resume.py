@@ -274,3 +274,17 @@ def test_patience_into_stdout_redirected_to_a_file(tmp_path):
     assert not [p for p in tmp_path.iterdir() if "deleted" in p.name]
     got, want = load_weights(tmp_path / "w.npz"), load_weights(tmp_path / "ref.npz")
     assert all(np.array_equal(got[k], want[k]) for k in want)  # the best epoch's (4), as -o ref.npz wrote
+
+
+def test_a_resume_without_patience_forgets_the_lowest_so_a_later_patience_run_starts_afresh(tmp_path, capsys):
+    """As README says: the epochs trained without --patience were not watched, so a later --patience resume
+    neither stops at once on the old count nor copies the old best weights; it counts from where it starts."""
+    base = _patience_scene(tmp_path) + ["--checkpoint", str(tmp_path / "c.npz"), "-o", str(tmp_path / "w.npz")]
+    assert main(base + ["--epochs", "30", "--patience", "3"]) == 0  # stops at epoch 7, its best at 4
+    assert "__best__" in np.load(tmp_path / "c.npz").files
+    assert main(base + ["--epochs", "9", "--resume"]) == 0
+    assert "__best__" not in np.load(tmp_path / "c.npz").files
+    capsys.readouterr()
+    assert main(base + ["--epochs", "10", "--patience", "3", "--resume"]) == 0
+    out = " ".join((lambda o: o.out + o.err)(capsys.readouterr()).split())
+    assert "stopping" not in out and "the weights of epoch 10" in out, out
