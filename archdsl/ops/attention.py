@@ -81,7 +81,7 @@ def _check(ins, a):
         fail("multihead_attention: give both key= and value= (or neither, for self-attention)")
     for name in ("kdim", "vdim"):
         if a[name] is not None and a[name] < 1:
-            fail(f"multihead_attention: {name} must be at least 1, got {a[name]}")
+            fail(f"multihead_attention: {name} must be at least 1, got {a[name]}", name)
     if separate(a) and k is None:
         sizes = ", ".join(f"{n}={a[n]}" for n in ("kdim", "vdim") if a[n] is not None)
         fail(f"multihead_attention: {sizes} sets the key's and value's sizes apart from embed_dim {e}; give key= "
@@ -116,7 +116,7 @@ def _check(ins, a):
             fail(f"multihead_attention: attn_mask must be [{t}, {s}] (query length, key length) or "
                  f"[{bh}, {t}, {s}] (batch * heads first, torch's layout), got {shape_str(am)}")
     if not 0.0 <= a["dropout"] < 1.0:
-        fail(f"multihead_attention: dropout must be in [0, 1), got {a['dropout']}")
+        fail(f"multihead_attention: dropout must be in [0, 1), got {a['dropout']}", "dropout")
     return q, k, v, mask, am
 
 

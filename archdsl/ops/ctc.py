@@ -49,7 +49,7 @@ def _infer(ins, a):
         fail(f"ctc_loss: {t} frames of {2 * tg.shape[1] + 1} states (2S+1 for targets padded to S={tg.shape[1]}) are "
              f"more than the {_MAX_STATES} the unrolled recursion takes")
     if isinstance(c, int) and not 0 <= a["blank"] < c:
-        fail(f"ctc_loss: blank={a['blank']} is not a class of the {c} in log_probs {shape_str(lp)}")
+        fail(f"ctc_loss: blank={a['blank']} is not a class of the {c} in log_probs {shape_str(lp)}", "blank")
     return [TensorType(lp.dtype, (n,) if a["reduction"] == "none" else ())]
 
 

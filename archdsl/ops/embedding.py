@@ -14,7 +14,7 @@ def _infer(ins, a):
     if w.rank != 2:
         fail(f"embedding: table must be 2-D, got {shape_str(w)}")
     if not a["std"] >= 0:
-        fail(f"embedding: std must be >= 0, got {a['std']}")
+        fail(f"embedding: std must be >= 0, got {a['std']}", "std")
     p, n = a.get("padding_idx"), w.shape[0]
     if p is not None and not -n <= p < n:
         fail(f"embedding: padding_idx {p} is not a row of a {n}-row table ({-n}..{n - 1})", "padding_idx")

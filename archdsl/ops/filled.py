@@ -16,7 +16,7 @@ def _dtype(name: str, x: TensorType, a):
     if a["dtype"] is None:
         return x.dtype
     if a["dtype"] not in DTYPES:
-        fail(f"{name}: {unknown_dtype(a['dtype'])}")
+        fail(f"{name}: {unknown_dtype(a['dtype'])}", "dtype")
     return DTYPES[a["dtype"]]
 
 

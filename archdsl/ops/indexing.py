@@ -36,7 +36,7 @@ def _topk_infer(ins, a):
     ax = _topk_axis(x, a)
     n, k = x.shape[ax], a["k"]
     if isinstance(n, int) and k > n:
-        fail(f"topk: k={k} is larger than dim {a['dim']} of {shape_str(x)} ({n})")
+        fail(f"topk: k={k} is larger than dim {a['dim']} of {shape_str(x)} ({n})", "k")
     shape = x.shape[:ax] + (k,) + x.shape[ax + 1:]
     return [x.with_shape(shape), TensorType(DType.int64, shape)]
 
@@ -125,7 +125,7 @@ def _one_hot_infer(ins, a):
     if ids.dtype not in (DType.int64, DType.int32):
         fail(f"one_hot: ids must be an int64 or int32 tensor (class indices), got {ids.dtype} {shape_str(ids)}")
     if a["num_classes"] < 1:
-        fail(f"one_hot: num_classes must be at least 1, got {a['num_classes']}")
+        fail(f"one_hot: num_classes must be at least 1, got {a['num_classes']}", "num_classes")
     return [TensorType(DType.int64, ids.shape + (a["num_classes"],))]
 
 

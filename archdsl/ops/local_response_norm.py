@@ -33,7 +33,7 @@ def _infer(ins, a):
         fail(f"local_response_norm: expected an input [N, C, ...] of rank 3 or more, got {shape_str(x)} (as torch: "
              f"it normalizes across the channels of each position)")
     if a["size"] < 1:
-        fail(f"local_response_norm: size must be at least 1 (the channels in the window), got {a['size']}")
+        fail(f"local_response_norm: size must be at least 1 (the channels in the window), got {a['size']}", "size")
     if not isinstance(x.shape[1], int) and a["size"] > _MAX_SYMBOLIC:  # padded past any size a dim can have
         fail(f"local_response_norm: size {a['size']} over a symbolic channel count ({x.shape[1]}) pads the channels "
              f"past the dim limit; sizes up to {_MAX_SYMBOLIC} are taken (a window of 2C-1 covers every channel)")

@@ -35,9 +35,9 @@ def _rounding_infer(name: str):
         x = ins[0]
         _no_bool(name, x)
         if a.get("decimals", 0) and not x.dtype.is_float:
-            fail(f"{name}: decimals={a['decimals']} needs a float tensor, got {x.dtype} (as torch.round)")
+            fail(f"{name}: decimals={a['decimals']} needs a float tensor, got {x.dtype} (as torch.round)", "decimals")
         if abs(a.get("decimals", 0)) > _MAX_DECIMALS:  # 10**309 is past any float
-            fail(f"{name}: decimals={a['decimals']} is outside -{_MAX_DECIMALS}..{_MAX_DECIMALS}")
+            fail(f"{name}: decimals={a['decimals']} is outside -{_MAX_DECIMALS}..{_MAX_DECIMALS}", "decimals")
         return [x]
     return infer
 

@@ -59,7 +59,7 @@ def _var_infer(name: str):
             if n - a["correction"] <= 0:
                 fail(f"{name}: correction={a['correction']:g} leaves no degrees of freedom over {n} element"
                      f"{'s' if n != 1 else ''} of {shape_str(x)} (torch returns inf or nan); use a smaller "
-                     f"correction (0 for the population {name})")
+                     f"correction (0 for the population {name})", "correction")
         return [x.with_shape(_reduced(x, axes, a["keepdim"]))]
     return infer
 
@@ -180,7 +180,7 @@ def _normalize_infer(ins, a):
     x = ins[0]
     float_input("normalize", x)
     if not a["p"] > 0:
-        fail(f"normalize: p must be > 0, got {a['p']:g}")
+        fail(f"normalize: p must be > 0, got {a['p']:g}", "p")
     check_eps("normalize", a["eps"])
     if x.rank == 0:
         fail("normalize: needs a tensor of at least 1 dim, got a 0-d tensor")

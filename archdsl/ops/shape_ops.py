@@ -18,7 +18,7 @@ def _flatten_infer(ins, a):
     s = norm_axis(a["start_dim"], x.rank, "start_dim")
     e = norm_axis(a["end_dim"], x.rank, "end_dim")
     if e < s:
-        fail(f"flatten: end_dim {a['end_dim']} comes before start_dim {a['start_dim']}")
+        fail(f"flatten: end_dim {a['end_dim']} comes before start_dim {a['start_dim']}", "end_dim")
     return [x.with_shape(x.shape[:s] + (prod(x.shape[s:e + 1]),) + x.shape[e + 1:])]
 
 
@@ -231,7 +231,7 @@ def _perm_infer(ins, a):
     x = ins[0]
     dims = [norm_axis(d, x.rank, "permute dim") for d in a["dims"]]
     if sorted(dims) != list(range(x.rank)):
-        fail(f"permute: {list(a['dims'])} is not a permutation of the {x.rank} dims of {shape_str(x)}")
+        fail(f"permute: {list(a['dims'])} is not a permutation of the {x.rank} dims of {shape_str(x)}", "dims")
     return [x.with_shape(tuple(x.shape[d] for d in dims))]
 
 

@@ -308,7 +308,7 @@ register(OpDef(
 
 def _cast_infer(ins, a):
     if a["dtype"] not in DTYPES:
-        fail(f"cast: {unknown_dtype(a['dtype'])}")
+        fail(f"cast: {unknown_dtype(a['dtype'])}", "dtype")
     return [TensorType(DTYPES[a["dtype"]], ins[0].shape)]
 
 

@@ -65,7 +65,7 @@ def _infer(ins, a):
         fill_array("pad", a["value"], x.dtype, named_infinity=False)  # pad takes a number, not "inf"
     elif a["value"] != 0.0:  # it would be ignored
         fail(f"pad: mode \"{mode}\" fills from the tensor itself and takes no value= (got {a['value']:g}); "
-             "as torch's, only mode=\"constant\" fills with a value")
+             "as torch's, only mode=\"constant\" fills with a value", "value")
     if any(lo < 0 or hi < 0 for lo, hi in pairs):  # a negative amount crops that side, as torch's
         if mode == "circular":
             fail(f"pad: a negative amount crops, which circular mode does not take here, got {list(a['pad'])}; "
