@@ -272,9 +272,13 @@ class Evaluator(Calls, Blocks, Operators):
                     f"uses that (another name keeps the dim)", span))
 
     def bind(self, targets, value, env: Env, span: Span):
-        if len(targets) == 1:
+        """`targets` as written: one name takes the value; several names, or one bracketed group, unpack it."""
+        if len(targets) == 1 and isinstance(targets[0], str):
             env.vars[targets[0]] = value
-            return
+        else:
+            self._unpack(targets[0] if len(targets) == 1 else targets, value, env, span)
+
+    def _unpack(self, targets: tuple, value, env: Env, span: Span):
         if not isinstance(value, (list, tuple)) or len(value) != len(targets):
             if isinstance(value, (list, tuple)):
                 kind = "list" if isinstance(value, list) else "tuple"
@@ -284,10 +288,11 @@ class Evaluator(Calls, Blocks, Operators):
                 what = f"{describe(value)}, one value,"
                 hint = ("; an op gives one tensor unless it returns several (split, chunk, unbind, topk; lstm "
                         "and gru with return_state=true give (output, state))") if isinstance(value, Tensor) else ""
-            raise ArchTypeError(f"cannot unpack {what} into {len(targets)} names{hint}", span)
+            names = f"{len(targets)} name{'s' if len(targets) != 1 else ''}"
+            raise ArchTypeError(f"cannot unpack {what} into {names}{hint}", span)
         for t, v in zip(targets, value):
             if isinstance(t, tuple):  # for i, (c, s) in enumerate(cfg)
-                self.bind(t, v, env, span)
+                self._unpack(t, v, env, span)
             else:
                 env.vars[t] = v
 

@@ -54,7 +54,7 @@ class ListLit:
 @_dc
 class ListComp:
     elt: "Expr"
-    targets: tuple[str, ...]
+    targets: tuple  # as Assign's
     iter: "Expr"
     cond: "Expr | None"
     span: Span
@@ -165,7 +165,7 @@ Expr = Union[Name, Const, Interp, TupleLit, ListLit, ListComp, DictLit, BinOp, C
 
 @_dc
 class Assign:
-    targets: tuple  # names; a bracketed group is a nested tuple of them (a, (b, c) = ...)
+    targets: tuple  # names; a bracketed group is a nested tuple of them: (a,), [a] and (a, b) unpack, (a) is a
     value: Expr
     span: Span
 

@@ -101,16 +101,18 @@ class ToAst(Transformer):
         return A.For(c[0], c[1], c[2], self._span(meta))
 
     def loop_target(self, meta, c):
-        if len(c) == 1 and isinstance(c[0], tuple):  # for (a, b) in ...: as for a, b in ...
-            return c[0]
+        """The names; a bracketed group is a nested tuple (for (a, b) in: one target that unpacks two)."""
         return tuple(x if isinstance(x, tuple) else str(x) for x in c)
 
     def target_group(self, meta, c):
-        """A bracketed target: (a) is a; (a, b) unpacks (a tuple of names, nested as written)."""
-        names = tuple(x if isinstance(x, tuple) else str(x) for x in c)
-        return names if len(names) > 1 else names[0]
+        """(a, b), (a,) or [a]: unpacks (a tuple of names, nested as written), as in Python."""
+        return self.loop_target(meta, c)
 
-    assigned_group = target_group
+    def target_paren(self, meta, c):
+        """(a) is a, as in Python: no unpacking."""
+        return c[0] if isinstance(c[0], tuple) else str(c[0])
+
+    assigned_group, assigned_paren = target_group, target_paren
 
     def if_stmt(self, meta, c):
         branches = [(c[0], c[1])]

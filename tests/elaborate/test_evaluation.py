@@ -85,6 +85,10 @@ def test_nested_comprehensions_as_python(expr):
     "[i * 100 + c * 10 + s for i, (c, s) in enumerate([[1, 2], [3, 4]])]",
     "[c + k for (c, [s, k]) in [[1, [2, 3]], [4, [5, 6]]] if s > 2]",
     "[a * b for (a), b in zip([1, 2], [3, 4])]",
+    "[a * 10 + b for (a,), [b] in zip([(1,), (2,)], [[3], [4]])]",  # (a,) and [b] unpack one: [b] was b = [3]
+    "[a for [a] in [[5], [6]]]",
+    "[a for (a,) in [(7,)]]",
+    "[(a, b, c) for [a, b, c,] in [[1, 2, 3]]]",
 ])
 def test_nested_loop_names_unpack_as_python(expr):
     """A torchvision-style config table: `for i, (c, s) in enumerate(cfg)` was a syntax error."""
@@ -97,6 +101,9 @@ def test_an_assignment_unpacks_nested_names_as_python():
     assert out_shape(g) == (2, 2) and [n.op for n in g.nodes][:1] == ["topk"]
     with pytest.raises(ArchError, match="cannot unpack a tuple of 3 values into 2 names"):
         body("    a, (b, c) = 1, (2, 3, 4)\n    y = x")
+    body("    (a,), [b], (c) = (1,), [2], 3\n    assert a * 100 + b * 10 + c == 123\n    y = x")  # as Python's
+    with pytest.raises(ArchError, match="cannot unpack a list of 2 values into 1 name$"):
+        body("    [a] = [1, 2]\n    y = x")
 
 
 def test_a_for_statement_unpacks_nested_names():

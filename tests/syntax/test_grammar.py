@@ -125,9 +125,11 @@ def test_for_one_and_several_targets():
     (f2,) = body("    for i, n in enumerate(xs) {\n        y = n\n    }")
     assert f2.targets == ("i", "n") and f2.iter == call("enumerate", N("xs"))
     (f3,) = body("    for (a, b) in pairs { y = a }")
-    assert f3.targets == ("a", "b")
+    assert f3.targets == (("a", "b"),)  # one target that unpacks two
     (f4,) = body("    for i, (c, [s, (k)]) in enumerate(cfg) { y = c }")
     assert f4.targets == ("i", ("c", ("s", "k")))  # nested as Python's; (k) is k
+    (f5,) = body("    for (a,), [b], (c) in xs { y = a }")
+    assert f5.targets == (("a",), ("b",), "c")  # (a,) and [b] unpack one, as in Python
     assert expr("[c for i, (c, s) in enumerate(cfg)]").targets == ("i", ("c", "s"))
 
 
@@ -137,7 +139,9 @@ def test_an_assignment_unpacks_nested_names():
     assert a1.targets == (("v", "i"), "rest")
     (a2,) = body("    (a, b) = p")
     (a3,) = body("    [a, (b)] = p")
-    assert a2.targets == a3.targets == ("a", "b")
+    assert a2.targets == a3.targets == (("a", "b"),)
+    (a4,) = body("    (a,), (b) = p")
+    assert a4.targets == (("a",), "b")
 
 
 def test_if_elif_else():
