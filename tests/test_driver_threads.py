@@ -1,0 +1,51 @@
+"""Builds from several threads of one program (the API embedded in a larger one): what they share of the
+process is put back as it was found."""
+
+from __future__ import annotations
+
+import threading
+
+from archdsl import driver
+
+
+def test_builds_in_threads_leave_the_garbage_collector_as_they_found_it(monkeypatch):
+    """Each build turned gc off, and back on only if it had found it on: a build that read the switch while
+    another had it off, the other then ending, turned it off and left it off for the rest of the host program.
+    That moment is made here: build B is held just after it reads the switch, until build A has ended."""
+    read, a_ended = threading.Event(), threading.Event()
+    b = None
+
+    class Switch:  # gc's, as the driver uses it
+        on = True
+
+        def isenabled(self):
+            now = self.on
+            if threading.current_thread() is b:
+                read.set()
+                a_ended.wait(5)
+            return now
+
+        def disable(self):
+            self.on = False
+
+        def enable(self):
+            self.on = True
+    switch = Switch()
+    monkeypatch.setattr(driver, "gc", switch)
+
+    def build_b():
+        with driver._no_cyclic_gc():
+            pass
+    a = driver._no_cyclic_gc()
+    a.__enter__()
+    assert not switch.on
+    b = threading.Thread(target=build_b)
+    b.start()
+    read.wait(0.5)  # B reads it off here (it need not read it at all: A's build is still on)
+    a.__exit__(None, None, None)
+    a_ended.set()
+    b.join()
+    assert switch.on
+    switch.on = False  # a host that keeps it off finds it off
+    build_b()
+    assert not switch.on
