@@ -6,13 +6,15 @@ import contextlib
 import functools
 import os
 import re
+import stat
+import threading
 from pathlib import Path
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from ..diagnostics import ArchError, ArchSyntaxError, LimitError, Span, did_you_mean
-from ..user_cache import private_folder, private_path
+from ..user_cache import private_folder
 
 __all__ = ["grammar_path", "is_number_literal", "parse_tree", "normalize_source", "source_lines", "MAX_SOURCE_BYTES",
            "MAX_NESTING", "MAX_TOKENS"]
@@ -51,11 +53,16 @@ class _PostLex:
     always_accept = ("_NL",)
 
     def __init__(self) -> None:
-        self.open: list = []  # brackets still open when lexing stopped, for "never closed" hints
+        self._here = threading.local()  # one parser serves every thread: each keeps its own brackets
+
+    @property
+    def open(self) -> list:
+        """The brackets still open when this thread's last lexing stopped, for "never closed" hints."""
+        return getattr(self._here, "open", [])
 
     def process(self, stream):
         stack: list[str] = []
-        self.open = opened = []
+        self._here.open = opened = []
         prev: Token | None = None
         pending: Token | None = None
         closed = None  # what the last `}` closed: "block" or "dict"
@@ -113,38 +120,55 @@ def _opens_block(prev, stmt_else: bool) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def _lark() -> Lark:
-    """The parser. Its LALR tables take 0.14 s to build and 0.06 s to load from the user's cache folder
-    (user_cache.py). Not lark's `cache=True`: that file was in the shared temp dir under a name anyone could
-    foresee, and lark unpickles it, so another user who planted it ran code as whoever parsed a spec next."""
+    """The parser. Its LALR tables take ~0.2 s to build and 0.01 s to load from the user's cache folder
+    (user_cache.py). Not lark's `cache=`: with `cache=True` that file was in the shared temp dir under a name
+    anyone could foresee, and lark unpickles it, so another user who planted it ran code as whoever parsed a
+    spec next; with a path, lark keys the file on that path (/proc/self/fd/N: a process with another N, or the
+    temp name a first run wrote, rebuilt the tables and rewrote the file in place)."""
     import hashlib
     import sys
 
     import lark
     text = grammar_path().read_text(encoding="utf-8")
     key = hashlib.sha256(f"{text}\0{lark.__version__}\0{sys.version_info[:2]}".encode()).hexdigest()[:16]
-    with private_folder() as fd:  # one file per grammar, lark and Python: two installs take turns no more
-        final, fresh = f"grammar-{key}.lark-cache", None
-        cache = (fd is not None and private_path(fd, final)) or False
-        if cache and not _exists(final, fd):  # lark writes where it reads, in place: processes starting
-            fresh = f"{final}.{os.getpid()}.tmp"  # together interleaved their bytes; each writes its own,
-            cache = private_path(fd, fresh) or False  # renamed into place whole
-        parser = Lark(text, parser="lalr", propagate_positions=True, start=["start", "expr"], postlex=_PostLex(),
-                      maybe_placeholders=True, lexer="basic", cache=cache)
-        if cache and fresh:
-            try:
-                os.replace(fresh, final, src_dir_fd=fd, dst_dir_fd=fd)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    os.unlink(fresh, dir_fd=fd)
+    name = f"grammar-{key}.lark-tables"  # one file per grammar, lark and Python: two installs take turns no more
+    with private_folder() as fd:
+        parser = _load_tables(fd, name) if fd is not None else None
+        if parser is None:
+            parser = Lark(text, parser="lalr", propagate_positions=True, start=["start", "expr"],
+                          postlex=_PostLex(), maybe_placeholders=True, lexer="basic")
+            if fd is not None:
+                _save_tables(parser, fd, name)
         return parser
 
 
-def _exists(name: str, fd: int) -> bool:
+def _load_tables(fd: int, name: str) -> Lark | None:
+    """The saved parser, or None where there is none (or it does not load: a damaged file is made again)."""
     try:
-        os.stat(name, dir_fd=fd, follow_symlinks=False)
-        return True
+        f = open(os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=fd), "rb")
     except OSError:
-        return False
+        return None
+    with f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():  # put there by a tool of this user's
+            return None
+        try:  # Lark.load takes no postlex; its _load is what lark's own cache= calls with one
+            return Lark.__new__(Lark)._load(f, postlex=_PostLex())
+        except Exception:  # noqa: BLE001 - truncated, another lark's, not a pickle at all
+            return None
+
+
+def _save_tables(parser: Lark, fd: int, name: str) -> None:
+    """Written under a name of this process's own and renamed into place whole: processes starting together
+    interleaved their bytes when each wrote the one file in place."""
+    tmp = f"{name}.{os.getpid()}.tmp"
+    try:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600, dir_fd=fd), "wb") as f:
+            parser.save(f, exclude_options=("postlex",))  # given again to load (it keeps per-thread state)
+        os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+    except Exception:  # noqa: BLE001 - a full disk, a read-only folder: each process builds its own tables then
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=fd)
 
 
 def is_number_literal(text: str) -> bool:

@@ -107,3 +107,41 @@ def test_a_python_statement_at_the_top_of_a_file_says_what_archdsl_writes(top, w
     """The hint looked only at words before the failing token: at a file's top level the token is the word."""
     with pytest.raises(ArchSyntaxError, match=f"archdsl has no '{word}'"):
         parse(top + "\n" + _M.format("    y = x"), "t.arch")
+
+
+def test_threads_parsing_at_once_keep_their_own_open_brackets():
+    """One parser serves every thread, and its lexer kept the brackets still open on the parser: a syntax
+    error's hints and its "never closed" note read another thread's brackets (a note lost, a ']' the file
+    never opened)."""
+    import sys
+    import threading
+    from pathlib import Path
+
+    bad = _M.format("    y = relu(x\n    z = 2")
+    try:
+        parse(bad, "bad.arch")
+    except ArchSyntaxError as e:
+        want = (e.message, [n for n, _ in e.notes])
+    good = (Path(__file__).parents[2] / "specs" / "vit.arch").read_text()
+    stop, seen = threading.Event(), []
+
+    def busy():
+        while not stop.is_set():
+            parse(good, "vit.arch")
+    workers = [threading.Thread(target=busy) for _ in range(2)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for w in workers:
+            w.start()
+        for _ in range(40):
+            try:
+                parse(bad, "bad.arch")
+            except ArchSyntaxError as e:
+                seen.append((e.message, [n for n, _ in e.notes]))
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+        sys.setswitchinterval(interval)
+    assert "never closed" in want[1][0] and seen == [want] * 40
