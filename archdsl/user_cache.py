@@ -3,7 +3,9 @@ lock that makes one build's renames wait for another's. Opened, not named: a che
 an open of the same path let another user who could write a folder above it swap in one of their own in
 between (and the parser's cache is a pickle). The folder is opened once, checked on the open handle (this
 user's, writable by no one else), and reached through /proc/self/fd/N, which names that very folder
-whatever is renamed meanwhile. Linux only: elsewhere there is no cache and no lock. Depends on nothing."""
+whatever is renamed meanwhile. Where the home has none (read-only, missing), the lock (not the cache) goes in
+the same kind of folder in the temp dir. Linux only: elsewhere there is no cache and no lock. Depends on
+nothing."""
 
 from __future__ import annotations
 
@@ -15,9 +17,13 @@ __all__ = ["private_folder", "private_path"]
 
 
 @contextlib.contextmanager
-def private_folder():
-    """The cache folder's file descriptor, made if need be, or None where there is none to trust."""
+def private_folder(temp_ok: bool = False):
+    """The cache folder's file descriptor, made if need be, or None where there is none to trust. `temp_ok`:
+    else a folder of this user's own in the temp dir (for a lock, which reads nothing from its folder; never
+    for the parser's pickle), so that a read-only or missing home still has one."""
     fd = _open()
+    if fd is None and temp_ok:
+        fd = _open_temp()
     try:
         yield fd
     finally:
@@ -61,20 +67,42 @@ def _open() -> int | None:
                 os.mkdir(base, 0o700)
             top = os.open(base, flags)
         try:
-            try:
-                fd = os.open("archdsl", flags | os.O_NOFOLLOW, dir_fd=top)
-            except FileNotFoundError:
-                if os.fstat(top).st_uid != uid:
-                    return None
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir("archdsl", 0o700, dir_fd=top)
-                fd = os.open("archdsl", flags | os.O_NOFOLLOW, dir_fd=top)
+            return _own_folder(top, "archdsl", os.fstat(top).st_uid == uid)
         finally:
             os.close(top)
-        st = os.fstat(fd)
     except OSError:  # a read-only home, a file where the folder goes, a link: no cache
         return None
-    if st.st_uid != uid or st.st_mode & 0o022:
+
+
+def _open_temp() -> int | None:
+    """archdsl-UID in the temp dir: one another user made first is not this user's, and is refused."""
+    import tempfile
+    if not hasattr(os, "getuid") or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        top = os.open(tempfile.gettempdir(), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            return _own_folder(top, f"archdsl-{os.getuid()}", True)
+        finally:
+            os.close(top)
+    except OSError:
+        return None
+
+
+def _own_folder(top: int, name: str, may_make: bool) -> int | None:
+    """`name` in the folder open as `top`, made (0700) if missing and `may_make`; None unless it is a folder of
+    this user's that no one else may write. Raises OSError."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    try:
+        fd = os.open(name, flags, dir_fd=top)
+    except FileNotFoundError:
+        if not may_make:
+            return None
+        with contextlib.suppress(FileExistsError):  # another process made it just now
+            os.mkdir(name, 0o700, dir_fd=top)
+        fd = os.open(name, flags, dir_fd=top)
+    st = os.fstat(fd)
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
         os.close(fd)
         return None
     return fd

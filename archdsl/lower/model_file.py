@@ -94,13 +94,14 @@ def _commit_lock():
     renaming its .data, then its model) left one's model reading the other's weights. The lock is a file in
     the user's private cache folder (user_cache.py), held for the renames alone, and taken before signals
     wait: Ctrl-C stops a build waiting for it. (A lock on the output folder itself hung a build run under
-    `flock DIR archdsl build ...`.) Without that folder (not Linux, no home) the renames go on unlocked."""
+    `flock DIR archdsl build ...`.) Without that folder (a read-only or missing home) it is in a folder of
+    the user's own in the temp dir; without either (not Linux) the renames go on unlocked."""
     try:
         import fcntl
     except ImportError:
         yield
         return
-    with private_folder() as folder:
+    with private_folder(temp_ok=True) as folder:
         fd = None
         try:
             if folder is not None and private_path(folder, "commit.lock") is not None:

@@ -163,25 +163,34 @@ def test_deferred_signals_act_at_the_end_once_each():
     assert ran == ["the block ran to its end"]
 
 
-def _build_process(spec, out, home) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}
+def _build_process(spec, out, home, **env) -> subprocess.Popen:
+    env = {**{k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}, "HOME": str(home), **env}
     return subprocess.Popen([sys.executable, "-m", "archdsl", "build", str(spec), "-o", str(out), "--external-data"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**env, "HOME": str(home)})
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="the lock lives in the cache folder (Linux)")
-def test_two_builds_take_turns_at_their_renames(wide, tmp_path):
+@pytest.mark.parametrize("home_has_one", [True, False])
+def test_two_builds_take_turns_at_their_renames(wide, tmp_path, home_has_one):
     """A build's renames wait while another holds the lock in the user's cache folder (two builds at once left
-    one's model reading the other's .data file in 4 of 6 runs)."""
+    one's model reading the other's .data file in 4 of 6 runs), or, where the home has none (read-only, as in
+    many containers: here ~/.cache is a file), in a folder of the user's own in the temp dir (none was taken)."""
     import fcntl
     spec, _ = wide
-    lock = tmp_path / "home" / ".cache" / "archdsl" / "commit.lock"
-    lock.parent.mkdir(parents=True, mode=0o700)
-    (tmp_path / "home" / ".cache").chmod(0o700)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "tmp").mkdir()
+    if home_has_one:
+        lock = tmp_path / "home" / ".cache" / "archdsl" / "commit.lock"
+        lock.parent.mkdir(parents=True, mode=0o700)
+        (tmp_path / "home" / ".cache").chmod(0o700)
+    else:
+        (tmp_path / "home" / ".cache").write_text("")
+        lock = tmp_path / "tmp" / f"archdsl-{os.getuid()}" / "commit.lock"
+        lock.parent.mkdir(mode=0o700)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        proc = _build_process(spec, tmp_path / "w.onnx", tmp_path / "home")
+        proc = _build_process(spec, tmp_path / "w.onnx", tmp_path / "home", TMPDIR=str(tmp_path / "tmp"))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not any(p.name.startswith(".w.onnx.") for p in tmp_path.iterdir()):
             time.sleep(0.05)  # its temp dir: it is writing
