@@ -210,7 +210,7 @@ def _fixed_reshape(x, shape) -> str | None:
     """reshape(x, [32, 256]) of a [B, 16, 16]: every size fixed, so the model runs at one batch size only and
     the output has lost B (train then blames the labels' shape)."""
     symbols = sorted({s for d in x.shape for s in dim_symbols(d)})
-    if not symbols or shape is None or any(not isinstance(d, int) or d == -1 for d in shape):
+    if not symbols or shape is None or any(not isinstance(d, int) or d <= 0 for d in shape):  # 0: refused
         return None
     total, target = prod(x.shape), prod(shape)
     if isinstance(total, int):  # a 0-size dim beside the symbols ([B, 0, 4]): no symbol left in the count
@@ -220,7 +220,8 @@ def _fixed_reshape(x, shape) -> str | None:
     single = len(symbols) == 1 and not is_formula(total) and total.factors == (symbols[0],)
     only = f"{symbols[0]} = {target // total.coef}" if single else f"{total} = {target}"
     fix = (f"write -1 (or {symbols[0]}) for the dim that carries {symbols[0]}" if len(symbols) == 1 else
-           f"write {', '.join(symbols)} in the shape where they belong (-1 may stand for one of them)")
+           f"write {', '.join(symbols)} in the shape where they belong (inside a block, which sees only its "
+           "arguments, shape(x)[i] of the tensor; -1 may stand for one of them)")
     return (f"reshape to {list(shape)} fixes every size of [{', '.join(map(str, x.shape))}] ({total} values): the "
             f"model runs only when {only}, and {', '.join(symbols)} {'is' if len(symbols) == 1 else 'are'} gone "
             f"from the shape; {fix}")

@@ -68,7 +68,9 @@ def _reshape_target(x, shape):
     if sum(1 for d in shape if d == -1) > 1:
         fail("reshape: at most one dim may be -1")
     if any(isinstance(d, int) and (d < -1 or d == 0) for d in shape):  # ONNX would read a 0 as "copy the dim"
-        fail(f"reshape: dims must be positive or -1, got {shape}")
+        keep = (": a 0 is not \"keep this dim\" as in ONNX's Reshape; write the size (a dim's name, or "
+                "shape(x)[i] inside a block) or -1") if 0 in shape else ""
+        fail(f"reshape: dims must be positive or -1, got {shape}{keep}", "shape")
     known = prod([d for d in shape if d != -1])
     total = prod(x.shape)
     if -1 in shape:

@@ -28,7 +28,7 @@ def test_a_reshape_that_fixes_every_size_says_the_one_batch_it_runs_at():
         "B = 32, and B is gone from the shape; write -1 (or B) for the dim that carries B"]
     assert said("    y = reshape(x, [512])", "x: float32[B, T, 16]")[0].endswith(
         "runs only when 16*B*T = 512, and B, T are gone from the shape; write B, T in the shape where they belong "
-        "(-1 may stand for one of them)")
+        "(inside a block, which sees only its arguments, shape(x)[i] of the tensor; -1 may stand for one of them)")
     for ok in ("    y = reshape(x, [-1, 256])", "    y = reshape(x, [B, 256])", "    y = reshape(x, [B * 16, 16])"):
         assert said(ok) == [], ok
     assert said("    y = reshape(x, [32, 256])", "x: float32[32, 16, 16]") == []
