@@ -225,7 +225,10 @@ register(OpDef(
         "symbols by name: shape(x)[0] or -1 there), and at most one -1 (torch.reshape); one "
         "other symbolic size is left to the element count, and several where the target's element count is "
         "the input's ([B, 16, H*W] into [B, 16, H, W]): their sizes are read at run time from a model input or "
-        "an earlier value that has them.",
+        "an earlier value that has them. A symbolic dim is not split by a number ([B, H // 4, 4, W // 4, 4, C] "
+        "of a [B, H, W, C]: nothing says 4 divides H, so the element counts differ): split it with -1 "
+        "(reshape(h, [B, H, -1, 4, C]) splits W, as Swin's windows), take the count from the result "
+        "(n = shape(p)[2]) and write it back from there ([B, H, n * 4, C]).",
 ))
 
 
