@@ -3,7 +3,6 @@ elaborate one model into a checked IR graph."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from ..syntax import deep_recursion, normalize_source, parse
 from ..types import DTYPES, Sym, TensorType, dim_size, dim_symbols, unknown_dtype
 from .bounded import comparing, equal
 from .calls import check_elements
+from .define_notes import noting_overrides
 from .defines import define_label, override, override_field
 from .evaluator import Evaluator
 from .scalars import Limits, ReturnValue
@@ -174,24 +174,6 @@ def _unused_define(name: str, entry: tuple, tree: A.Module, mod: Module, prefix:
                           "given)", span)
     raise DefineError(f"{define_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}'"
                       f"{did_you_mean(name, seen)}" + ("" if seen else " (it declares no params)"), span)
-
-
-@contextlib.contextmanager
-def noting_overrides(mod: Module):
-    """A diagnostic from a spec built with -D values also shows those values: the failing line names the
-    param (or a let computed from it), not the value the command line gave it."""
-    try:
-        yield
-    except DefineError:
-        raise
-    except ArchError as e:
-        notes = [(f"param '{name}' is set by -D here", span) for name, span in mod.overrides.items()]
-        if "-D" in e.message:  # "give T a number: ... or a param (-D sets it)" where T already is one
-            notes += [(f"'{i.name}' is the file's `param {i.name} = none`: -D {i.name}=N gives it a number", i.span)
-                      for i in mod.ast.items if isinstance(i, A.ParamDecl) and mod.params.get(i.name, 0) is None
-                      and re.search(rf"(?<![\w.]){re.escape(i.name)}\b", e.message)]
-        e.notes.extend(n for n in notes if n not in e.notes)  # once, where two of these nest
-        raise
 
 
 def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Module, env: Env, ev: Evaluator,

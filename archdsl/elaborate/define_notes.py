@@ -1,0 +1,122 @@
+"""Which -D values a diagnostic shows: those its lines may depend on. Every -D value was shown under every
+error, so `-D flag=true` read as the cause of a reshape error on a line that never reads flag."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+
+from ..diagnostics import ArchError, DefineError, Span
+from ..syntax import ast as A
+
+__all__ = ["noting_overrides"]
+
+
+@contextlib.contextmanager
+def noting_overrides(mod):
+    """A diagnostic from a spec built with -D values also shows those its lines may read: the failing line
+    names the param (or a let computed from it), not the value the command line gave it. `mod`: a Module."""
+    try:
+        yield
+    except DefineError:
+        raise
+    except ArchError as e:
+        bearing = _bearing(mod.ast, [s for s in [e.span, *(s for _, s in e.notes)]
+                                     if isinstance(s, Span) and s.file == mod.ast.file])
+        notes = [(f"param '{name}' is set by -D here", span) for name, span in mod.overrides.items()
+                 if bearing is None or name.split(".", 1)[0] in bearing]
+        if "-D" in e.message:  # "give T a number: ... or a param (-D sets it)" where T already is one
+            notes += [(f"'{i.name}' is the file's `param {i.name} = none`: -D {i.name}=N gives it a number", i.span)
+                      for i in mod.ast.items if isinstance(i, A.ParamDecl) and mod.params.get(i.name, 0) is None
+                      and re.search(rf"(?<![\w.]){re.escape(i.name)}\b", e.message)]
+        e.notes.extend(n for n in notes if n not in e.notes)  # once, where two of these nest
+        raise
+
+
+def _bearing(tree: A.Module, spans: list[Span]) -> set[str] | None:
+    """The names the code on the diagnostic's lines may depend on: those written there, the conditions, loops
+    and counts around it, and, through every assignment, let, param, block and model of the file (by name,
+    whatever the scope: more rather than fewer), what those are computed from. None: no line of this file."""
+    if not spans:
+        return None
+    lines = [(s.line, s.end_line) for s in spans]
+    deps: dict[str, set[str]] = {}
+    seeds: set[str] = set()
+
+    def on(line: int, end: int | None = None) -> bool:
+        return any(a <= (end or line) and line <= b for a, b in lines)
+
+    def depend(targets, names: set[str]) -> None:
+        for t in targets:
+            if isinstance(t, tuple):
+                depend(t, names)
+            else:
+                deps.setdefault(t, set()).update(names)
+
+    def walk(stmts, around: set[str]) -> None:
+        for s in stmts:
+            head, inner = _header(s)
+            if on(s.span.line) or inner is None and on(s.span.line, s.span.end_line):
+                seeds.update(head | around)
+            if isinstance(s, A.If):
+                for _, body in s.branches:
+                    walk(body, around | head)
+                walk(s.orelse, around | head)
+            elif inner is not None:
+                if isinstance(s, A.For):
+                    depend(s.targets, head | around)
+                elif isinstance(s, A.Repeat) and s.var:
+                    depend((s.var,), head | around)
+                walk(inner, around | head)
+            elif isinstance(s, A.Assign):
+                depend(s.targets, head | around)
+            elif isinstance(s, A.Let):
+                depend((s.name,), head | around)
+
+    for item in tree.items:
+        if isinstance(item, (A.ParamDecl, A.Let)):
+            names = _names(item.value)
+            depend((item.name,), names)
+            if on(item.span.line, item.span.end_line):
+                seeds.update(names)
+        elif isinstance(item, (A.BlockDef, A.ModelDef)):
+            depend((item.name,), _names(item))
+            header = _names(item.formals if isinstance(item, A.BlockDef) else item.inputs)
+            if on(item.span.line):
+                seeds.update(header)
+            walk(item.body, header if isinstance(item, A.ModelDef) else set())
+        elif on(item.span.line, item.span.end_line):  # a file-level assert
+            seeds.update(_names(item))
+    seen, todo = set(), list(seeds)
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo.extend(deps.get(n, ()))
+    return seen
+
+
+def _header(s) -> tuple[set[str], tuple | None]:
+    """The names a statement reads itself (a compound one's condition, items or count), and its body (None for
+    a simple statement)."""
+    if isinstance(s, A.If):
+        return {n for c, _ in s.branches for n in _names(c)}, ()
+    if isinstance(s, A.For):
+        return _names(s.iter), s.body
+    if isinstance(s, A.Repeat):
+        return _names(s.count), s.body
+    return _names(s), None
+
+
+def _names(node) -> set[str]:
+    out, todo = set(), [node]
+    while todo:
+        e = todo.pop()
+        if isinstance(e, A.Name):
+            out.add(e.id)
+        elif dataclasses.is_dataclass(e) and not isinstance(e, Span):
+            todo.extend(getattr(e, f.name) for f in dataclasses.fields(e))
+        elif isinstance(e, (tuple, list)):
+            todo.extend(e)
+    return out
