@@ -118,8 +118,18 @@ def _opens_block(prev, stmt_else: bool) -> bool:
     return str(prev) in _ENDS_EXPR or (str(prev) == "else" and stmt_else)
 
 
-@functools.lru_cache(maxsize=1)
+_making = threading.Lock()
+
+
 def _lark() -> Lark:
+    """The one parser, made once: threads parsing a process's first spec at once each made one, and read
+    another's open brackets for their hints."""
+    with _making:
+        return _made()
+
+
+@functools.lru_cache(maxsize=1)
+def _made() -> Lark:
     """The parser. Its LALR tables take ~0.2 s to build and 0.01 s to load from the user's cache folder
     (user_cache.py). Not lark's `cache=`: with `cache=True` that file was in the shared temp dir under a name
     anyone could foresee, and lark unpickles it, so another user who planted it ran code as whoever parsed a
@@ -130,8 +140,9 @@ def _lark() -> Lark:
 
     import lark
     text = grammar_path().read_text(encoding="utf-8")
-    key = hashlib.sha256(f"{text}\0{lark.__version__}\0{sys.version_info[:2]}".encode()).hexdigest()[:16]
-    name = f"grammar-{key}.lark-tables"  # one file per grammar, lark and Python: two installs take turns no more
+    here = Path(__file__).read_text(encoding="utf-8")  # the options given to Lark below, and _PostLex
+    key = hashlib.sha256(f"{text}\0{here}\0{lark.__version__}\0{sys.version_info[:2]}".encode()).hexdigest()[:16]
+    name = f"grammar-{key}.lark-tables"  # one file per grammar, parser, lark and Python: installs do not take turns
     with private_folder() as fd:
         parser = _load_tables(fd, name) if fd is not None else None
         if parser is None:
@@ -145,7 +156,7 @@ def _lark() -> Lark:
 def _load_tables(fd: int, name: str) -> Lark | None:
     """The saved parser, or None where there is none (or it does not load: a damaged file is made again)."""
     try:
-        f = open(os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=fd), "rb")
+        f = open(os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd), "rb")  # a FIFO: no wait
     except OSError:
         return None
     with f:
@@ -166,6 +177,9 @@ def _save_tables(parser: Lark, fd: int, name: str) -> None:
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600, dir_fd=fd), "wb") as f:
             parser.save(f, exclude_options=("postlex",))  # given again to load (it keeps per-thread state)
         os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+        for old in os.listdir(fd):  # lark's own cache files, before archdsl saved the tables itself
+            if old.startswith("grammar-") and old.endswith(".lark-cache"):
+                os.unlink(old, dir_fd=fd)
     except Exception:  # noqa: BLE001 - a full disk, a read-only folder: each process builds its own tables then
         with contextlib.suppress(OSError):
             os.unlink(tmp, dir_fd=fd)

@@ -145,3 +145,22 @@ def test_threads_parsing_at_once_keep_their_own_open_brackets():
             w.join()
         sys.setswitchinterval(interval)
     assert "never closed" in want[1][0] and seen == [want] * 40
+
+
+def test_threads_parsing_a_processs_first_spec_at_once_keep_their_hints(tmp_path):
+    """Before the parser was made, each thread made its own, and the hints read the one kept: three of four
+    threads lost their "never closed" note (and their ')' among the expected tokens)."""
+    import os
+    import subprocess
+    import sys
+    child = ("import threading\nfrom archdsl.diagnostics import ArchSyntaxError\nfrom archdsl.syntax import parse\n"
+             f"bad = {_M.format('    y = relu(x' + chr(10) + '    z = 2')!r}\n"
+             "go, said = threading.Barrier(4), []\n"
+             "def one():\n    go.wait()\n    try:\n        parse(bad, 'bad.arch')\n"
+             "    except ArchSyntaxError as e:\n        said.append((e.message, [n for n, _ in e.notes]))\n"
+             "ts = [threading.Thread(target=one) for _ in range(4)]\n[t.start() for t in ts]\n[t.join() for t in ts]\n"
+             "print(sum(\"')'\" in m and any('never closed' in n for n in notes) for m, notes in said))\n")
+    env = {**{k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}, "HOME": str(tmp_path)}
+    for _ in range(2):  # the tables made, then loaded
+        run = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True, timeout=120)
+        assert run.stdout.split() == ["4"], run.stdout + run.stderr

@@ -127,3 +127,35 @@ def test_a_damaged_tables_file_is_made_again(tmp_path):
     assert not _loads(tmp_path, env)
     _parse(tmp_path)
     assert _loads(tmp_path, env)
+
+
+def test_the_tables_are_keyed_on_the_parser_module_too(tmp_path, monkeypatch):
+    """The key held the grammar, lark and Python only: an upgrade that changed the options given to Lark (a
+    start rule) or the post-lexer loaded the old tables, and failed ("Unknown start rule")."""
+    from pathlib import Path
+
+    from archdsl.syntax import parser
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    real, module = Path.read_text, Path(parser.__file__)
+    try:
+        for edit in ("", "\n# start=[..., 'assign']\n"):
+            monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: real(self, *a, **k) + (edit if self == module
+                                                                                                 else ""))
+            parser._made.cache_clear()
+            parser._lark()
+        assert len(list((tmp_path / ".cache" / "archdsl").glob("grammar-*.lark-tables"))) == 2
+    finally:
+        monkeypatch.undo()
+        parser._made.cache_clear()
+
+
+def test_a_fifo_in_place_of_the_tables_does_not_hang_a_parse_and_old_cache_files_go(tmp_path):
+    _parse(tmp_path)
+    (cached,) = _cached(tmp_path)
+    old = cached.parent / "grammar-0123456789abcdef.lark-cache"  # lark's own, from before
+    old.write_bytes(b"x")
+    cached.unlink()
+    os.mkfifo(cached)
+    _parse(tmp_path)  # it waited for a writer (timeout: 120 s)
+    assert not old.exists()
