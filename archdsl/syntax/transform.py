@@ -88,9 +88,11 @@ class ToAst(Transformer):
         return tuple(c)
 
     # ---- statements ----
-    def assign(self, meta, c):
+    def assign(self, meta, c, unpacking: bool = False):
         n = next(i for i, x in enumerate(c) if not isinstance(x, (str, tuple)))  # a name (a Token is a str)
         targets, values = self.loop_target(meta, c[:n]), c[n:]  # names, or bracketed groups of them
+        if unpacking:  # a, b, = ...: one group, as (a, b) = ...
+            targets = (targets,)
         if len(values) == 1:
             return A.Assign(targets, values[0], self._span(meta))
         first, last = values[0].span, values[-1].span  # `a, b = 1, 2`: a tuple, as in Python
@@ -103,6 +105,13 @@ class ToAst(Transformer):
     def loop_target(self, meta, c):
         """The names; a bracketed group is a nested tuple (for (a, b) in: one target that unpacks two)."""
         return tuple(x if isinstance(x, tuple) else str(x) for x in c)
+
+    def assign_unpacking(self, meta, c):
+        return self.assign(meta, c, unpacking=True)
+
+    def loop_target_unpacking(self, meta, c):
+        """for a, in ...: a trailing comma makes the names one group, as (a,) does."""
+        return (self.loop_target(meta, c),)
 
     def target_group(self, meta, c):
         """(a, b), (a,) or [a]: unpacks (a tuple of names, nested as written), as in Python."""

@@ -89,6 +89,8 @@ def test_nested_comprehensions_as_python(expr):
     "[a for [a] in [[5], [6]]]",
     "[a for (a,) in [(7,)]]",
     "[(a, b, c) for [a, b, c,] in [[1, 2, 3]]]",
+    "[a * 10 + b for a, b, in [(1, 2), (3, 4)]]",
+    "[a for a, in [(8,), (9,)]]",  # a syntax error, with a hint blaming 'in'
 ])
 def test_nested_loop_names_unpack_as_python(expr):
     """A torchvision-style config table: `for i, (c, s) in enumerate(cfg)` was a syntax error."""
@@ -102,6 +104,7 @@ def test_an_assignment_unpacks_nested_names_as_python():
     with pytest.raises(ArchError, match="cannot unpack a tuple of 3 values into 2 names"):
         body("    a, (b, c) = 1, (2, 3, 4)\n    y = x")
     body("    (a,), [b], (c) = (1,), [2], 3\n    assert a * 100 + b * 10 + c == 123\n    y = x")  # as Python's
+    body("    a, = (1,)\n    b, c, = [2, 3]\n    assert a * 100 + b * 10 + c == 123\n    y = x")
     with pytest.raises(ArchError, match="cannot unpack a list of 2 values into 1 name$"):
         body("    [a] = [1, 2]\n    y = x")
 

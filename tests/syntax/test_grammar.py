@@ -130,6 +130,8 @@ def test_for_one_and_several_targets():
     assert f4.targets == ("i", ("c", ("s", "k")))  # nested as Python's; (k) is k
     (f5,) = body("    for (a,), [b], (c) in xs { y = a }")
     assert f5.targets == (("a",), ("b",), "c")  # (a,) and [b] unpack one, as in Python
+    (f6,) = body("    for a, in xs { y = a }")
+    assert f6.targets == (("a",),)  # as for (a,) in
     assert expr("[c for i, (c, s) in enumerate(cfg)]").targets == ("i", ("c", "s"))
 
 
@@ -142,6 +144,8 @@ def test_an_assignment_unpacks_nested_names():
     assert a2.targets == a3.targets == (("a", "b"),)
     (a4,) = body("    (a,), (b) = p")
     assert a4.targets == (("a",), "b")
+    (a5,) = body("    a, b, = p")
+    assert a5.targets == (("a", "b"),)
 
 
 def test_if_elif_else():
