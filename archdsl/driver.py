@@ -7,7 +7,6 @@ import gc
 import numbers
 import os
 import re
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,6 +32,7 @@ from .lower.model_file import (
     write_models,
 )
 from .passes import check_computed_constants
+from .shared_switch import SharedSwitch
 
 __all__ = ["CompileOptions", "Compiled", "compile_file", "compile_source", "check_file", "check_source",
            "load", "select_models", "build", "build_file", "write_model", "write_models", "parse_defines",
@@ -125,29 +125,22 @@ def _one_model(mod: Module, model: str | None) -> str:
     return names[0]
 
 
-_gc_lock, _gc_builds, _gc_was = threading.Lock(), 0, True  # builds in flight, what they found
+def _gc_off() -> bool | None:
+    if not gc.isenabled():
+        return None
+    gc.disable()
+    return True
 
 
-@contextlib.contextmanager
+_no_cyclic_gc_switch = SharedSwitch(_gc_off, lambda _: gc.enable())
+
+
 def _no_cyclic_gc():
     """The IR is cyclic (values <-> nodes) and alive until the end of a build: a full collection finds
     nothing to free, and with 100k nodes those collections made the compile superlinear (+20%). Builds in
-    several threads share the one switch: the first in turns it off, the last out puts back what it found
-    (each on its own, one could find it off, another's doing, and leave it off for good)."""
-    global _gc_builds, _gc_was
-    with _gc_lock:
-        if _gc_builds == 0:
-            _gc_was = gc.isenabled()
-            gc.disable()
-        _gc_builds += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_builds -= 1
-            if _gc_builds == 0 and _gc_was:
-                gc.enable()
-
+    several threads share the one switch (each on its own, one could find it off, another's doing, and leave
+    it off for good)."""
+    return _no_cyclic_gc_switch.held()
 
 
 def build(mod: Module, model: str | None, options: CompileOptions, sources: SourceMap | None = None,

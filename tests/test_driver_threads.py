@@ -49,3 +49,22 @@ def test_builds_in_threads_leave_the_garbage_collector_as_they_found_it(monkeypa
     switch.on = False  # a host that keeps it off finds it off
     build_b()
     assert not switch.on
+
+
+def test_a_fork_during_another_threads_build_gives_the_child_its_collector_back():
+    """The child inherited the build's switch turned off and a count of one build, which it never ends."""
+    import subprocess
+    import sys
+    script = ("import gc, os, sys, threading, time, archdsl\n"
+              "small = 'model m(x: float32[B, 4]) -> y {\\n    y = x -> relu\\n}\\n'\n"
+              "archdsl.compile_source(small)  # its imports done: a fork amid one left the child's import locks held\n"
+              "src = 'model m(x: float32[B, 4]) -> y {\\n    y = x' + ' -> relu' * 3000 + '\\n}\\n'\n"
+              "t = threading.Thread(target=lambda: archdsl.compile_source(src)); t.start()\n"
+              "while gc.isenabled(): time.sleep(0.0005)\n"
+              "pid = os.fork()\n"
+              "if pid == 0:\n"
+              "    archdsl.compile_source(small)\n"
+              "    os._exit(0 if gc.isenabled() else 3)\n"
+              "t.join(); print(os.waitpid(pid, 0)[1], gc.isenabled())\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.split() == ["0", "True"], (run.stdout, run.stderr[-2000:])

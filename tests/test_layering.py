@@ -1,9 +1,9 @@
 """DESIGN.md's layering, checked: no import (at module level or inside a function) runs back up the stages.
 
 types ◀── ops ◀── ir ◀── syntax / elaborate / passes / autodiff / lower ◀── driver ◀── cli; diagnostics,
-interrupts and user_cache at the bottom; runtime (over types) used by the driver and the faces only. The train
-step's lowering (training.export) is a stage beside lower; the training loop and its benchmark are faces, like
-cli and bench."""
+interrupts, user_cache and shared_switch at the bottom; runtime (over types) used by the driver and the faces
+only. The train step's lowering (training.export) is a stage beside lower; the training loop and its benchmark
+are faces, like cli and bench."""
 
 from __future__ import annotations
 
@@ -13,14 +13,15 @@ from pathlib import Path
 import archdsl
 
 ROOT = Path(archdsl.__file__).parent
-BASE = {"diagnostics", "_version", "interrupts", "user_cache"}
+BASE = {"diagnostics", "_version", "interrupts", "user_cache", "shared_switch"}
 STAGES = {"types", "ops", "ir", "syntax", "elaborate", "passes", "autodiff", "lower", "summary", "files"}
 FACES = {"cli", "bench", "training.loop", "training.data", "training.schedule", "training.bench", "training.torch_ref",
          "training.metrics", "__main__", "_launch"}
 
 # what each unit may import besides itself and BASE
 ALLOWED = {
-    "diagnostics": set(), "_version": set(), "interrupts": set(), "user_cache": set(), "files": set(),
+    "diagnostics": set(), "_version": set(), "interrupts": set(), "user_cache": set(), "shared_switch": set(),
+    "files": set(),
     "types": set(),
     "ops": {"types"},
     "ir": {"ops", "types"},

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 import sys
-import threading
 
 from lark.exceptions import VisitError
 
 from ..diagnostics import ArchError, LimitError, Span
+from ..shared_switch import SharedSwitch
 from . import ast
 from .parser import grammar_path, is_number_literal, normalize_source, parse_tree
 from .transform import ToAst
@@ -104,43 +102,27 @@ def _deepest(tree, file: str) -> Span:
 
 
 DEEP = 30_000
-_deep_lock = threading.Lock()
-_deep_users = 0
-_deep_saved: int | None = None
 
 
-@contextlib.contextmanager
+def _raise_limit() -> int | None:
+    old = sys.getrecursionlimit()
+    if old >= DEEP:
+        return None
+    sys.setrecursionlimit(DEEP)
+    return old
+
+
+def _lower_limit(old: int) -> None:
+    if sys.getrecursionlimit() == DEEP:  # unless the program set its own meanwhile
+        sys.setrecursionlimit(old)
+
+
+_deep = SharedSwitch(_raise_limit, _lower_limit)
+
+
 def deep_recursion():
     """Long generated chains (`x -> relu -> ...` thousands deep) nest as deep as they are long, and parsing
     and evaluating them recurse that far. The limit is raised while any thread compiles and put back when the
     last one is done: a program that imports archdsl keeps its own (it was raised for good on the first
     parse), and one thread finishing never lowers it under another still deep in a chain."""
-    global _deep_users, _deep_saved
-    with _deep_lock:
-        if _deep_users == 0 and sys.getrecursionlimit() < DEEP:
-            _deep_saved = sys.getrecursionlimit()
-            sys.setrecursionlimit(DEEP)
-        _deep_users += 1
-    try:
-        yield
-    finally:
-        with _deep_lock:
-            _deep_users = max(0, _deep_users - 1)  # a forked child starts at 0 (below)
-            if _deep_users == 0 and _deep_saved is not None:
-                if sys.getrecursionlimit() == DEEP:  # unless the program set its own meanwhile
-                    sys.setrecursionlimit(_deep_saved)
-                _deep_saved = None
-
-
-def _after_fork_in_child() -> None:
-    """A fork while another thread compiled left the child counting that thread as a user for good: its limit
-    stayed raised. The child has none of the parent's other threads, nor their hold on the lock."""
-    global _deep_lock, _deep_users, _deep_saved
-    _deep_lock = threading.Lock()
-    if _deep_users and _deep_saved is not None and sys.getrecursionlimit() == DEEP:
-        sys.setrecursionlimit(_deep_saved)
-    _deep_users, _deep_saved = 0, None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    return _deep.held()

@@ -121,6 +121,17 @@ def _opens_block(prev, stmt_else: bool) -> bool:
 _making = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    """A fork while another thread made the parser: the child has that thread's hold on the lock, not the
+    thread (every parse in the child waited for good)."""
+    global _making
+    _making = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _lark() -> Lark:
     """The one parser, made once: threads parsing a process's first spec at once each made one, and read
     another's open brackets for their hints."""
