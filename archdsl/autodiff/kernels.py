@@ -12,7 +12,7 @@ from onnx import helper, numpy_helper
 
 from ..ops import Attr, OpCall, OpDef, fail, get, give_numbers, register
 from ..ops._common import i64 as _i64
-from ..ops._common import numel_tensor, shape_tensor
+from ..ops._common import numel_tensor, reshape_like, shape_tensor
 from ..ops.more_math import cumsum_infer, cumsum_lower
 from ..types import DTYPES, DType, TensorType
 from .conv_grad import im2col_weight_grad
@@ -65,8 +65,7 @@ _internal("zeros_like", ("x",), _same, doc="zeros shaped like x",
           grad=lambda b, c, ins, outs, gouts: [None])
 
 _internal("reshape_like", ("g", "x"), lambda ins, a: [ins[0].with_shape(ins[1].shape)],
-          lower=lambda e, ins, outs, c: e.op("Reshape", [ins[0], shape_tensor(e, ins[1], c.in_types[1])],
-                                             outputs=outs, allowzero=1),  # x's sizes: a 0 is a 0, not a copy
+          lower=lambda e, ins, outs, c: reshape_like(e, ins[0], ins[1], c.in_types[1], outs),
           grad=lambda b, c, ins, outs, gouts: [b.reshape_like(gouts[0], ins[0]), None],
           doc="g viewed with x's shape")
 
@@ -264,7 +263,7 @@ def _maxpool_lower(e, ins, outs, c):
                   pads=list(a["pads"]), ceil_mode=int(a["ceil_mode"]), **dil)
     flat = e.op("Reshape", [g, _i64(e, [-1])])
     out = scatter_add(e, numel_tensor(e, x, x_t), e.op("Reshape", [idx, _i64(e, [-1])]), flat, x_t.dtype)
-    e.op("Reshape", [out, shape_tensor(e, x, x_t)], outputs=outs)
+    reshape_like(e, out, x, x_t, outs)
 
 
 _internal("maxpool_grad", ("x", "g"), lambda ins, a: [ins[0]], _maxpool_lower,
@@ -373,7 +372,7 @@ def _getitem_lower(e, ins, outs, c):
     g_t, x_t = c.in_types
     n = numel_tensor(e, x, x_t)
     flat_pos = e.op("Range", [e.const(np.array(0, np.int64)), e.op("Squeeze", [n]), e.const(np.array(1, np.int64))])
-    pos = e.op("Reshape", [flat_pos, shape_tensor(e, x, x_t)])
+    pos = reshape_like(e, flat_pos, x, x_t)
     sel = f"{outs[0]}/positions"
     call = OpCall((TensorType(DType.int64, x_t.shape),), (TensorType(DType.int64, g_t.shape),),
                   {"index": c.attrs["index"]})
@@ -381,7 +380,7 @@ def _getitem_lower(e, ins, outs, c):
     zeros = zeros_of(e, n, x_t.dtype)
     out = e.op("ScatterElements", [zeros, e.op("Reshape", [sel, _i64(e, [-1])]),
                                    e.op("Reshape", [g, _i64(e, [-1])])], axis=0)
-    e.op("Reshape", [out, shape_tensor(e, x, x_t)], outputs=outs)
+    reshape_like(e, out, x, x_t, outs)
 
 
 _internal("getitem_grad", ("g", "x"), lambda ins, a: [ins[1]], _getitem_lower, attrs=(Attr("index", "any"),),

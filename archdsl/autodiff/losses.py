@@ -38,6 +38,9 @@ def labels_type(loss: str, pred: TensorType, output: str) -> TensorType:
                             f"compute the loss in the spec with the class axis chosen (an output named loss = "
                             f"cross_entropy({output}, {_labels_name(output)}, axis=1), {_labels_name(output)} an "
                             f"input of the model)")
+        if classes == 0:
+            raise ArchError(f"cross_entropy over output '{output}' ({pred}): its class dim is empty, so no label "
+                            "is a class (torch refuses it)")
         if classes == 1:  # torch's loss is 0 too, whatever the weights: nothing would train
             raise ArchError(f"cross_entropy over output '{output}' ({pred}): one class, so the loss is 0 whatever "
                             "the weights; for a yes/no target, --loss bce_with_logits with float 0/1 labels of the "
@@ -46,6 +49,9 @@ def labels_type(loss: str, pred: TensorType, output: str) -> TensorType:
     if loss in ("mse", "bce_with_logits"):
         if not pred.dtype.is_float:
             raise ArchError(f"{loss} needs a float output; output '{output}' is {pred}")
+        if 0 in pred.shape:
+            raise ArchError(f"{loss} over output '{output}' ({pred}): it is empty, and the mean of no elements is "
+                            "NaN (torch's, with a warning)")
         return pred
     if loss == "model":
         raise ArchError("internal: the model's own loss takes no labels")

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..ops import Attr, OpCall, OpDef, fail, get, register
 from ..ops._common import i64 as _i64
-from ..ops._common import numel_tensor, shape_tensor
+from ..ops._common import numel_tensor, reshape_like
 from ..types import DTYPES, DType, TensorType
 from .kernels import scatter_add
 
@@ -29,7 +29,7 @@ def _lower(e, ins, outs, c):
                 and int(np.prod(x_t.shape, dtype=np.int64)) >= 2**31 - 1:
             fail("gradient: tensor too large for int32 positions")
         pos = e.op("Cast", [pos], to=pos_dt.onnx)
-    pos = e.op("Reshape", [pos, shape_tensor(e, x, x_t)])
+    pos = reshape_like(e, pos, x, x_t)
     op = get(c.attrs["op"])
     sel = f"{outs[0]}/positions"
     call = OpCall((TensorType(pos_dt, x_t.shape), *extra_t), (TensorType(pos_dt, g_t.shape),), dict(c.attrs["attrs"]))
@@ -39,7 +39,7 @@ def _lower(e, ins, outs, c):
         idx = e.op("Cast", [idx], to=DType.int64.onnx)
     acc = scatter_add(e, n1, idx, e.op("Reshape", [g, _i64(e, [-1])]), x_t.dtype)
     acc = e.op("Slice", [acc, _i64(e, [1]), n1, _i64(e, [0])])
-    e.op("Reshape", [acc, shape_tensor(e, x, x_t)], outputs=outs)
+    reshape_like(e, acc, x, x_t, outs)
 
 
 register(OpDef(

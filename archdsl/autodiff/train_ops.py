@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ops import Attr, OpDef, fail, reduce_op, register
 from ..ops._common import i64 as _i64
-from ..ops._common import numel_tensor, shape_tensor
+from ..ops._common import numel_tensor, reshape_like
 from ..ops.losses import BCE_ATTRS, CE_ATTRS, kept_labels, labels64
 from ..ops.random import bits24, hashed_bits, random_key, random_values
 from ..types import DTYPES, DType, TensorType, is_static, numel
@@ -134,7 +134,7 @@ def _dropout_lower(e, ins, outs, c):
     u = bits24(e, z, 40)  # 24 random bits as float
     keep = e.op("GreaterOrEqual", [u, e.const(np.array(p * 2.0**24, dtype=np.float32))])
     mask = e.op("Mul", [e.op("Cast", [keep], to=x_t.dtype.onnx), _scalar(e, 1.0 / (1.0 - p), x_t)])
-    e.op("Reshape", [mask, shape_tensor(e, x, x_t)], outputs=outs)
+    reshape_like(e, mask, x, x_t, outs)
 
 
 def _seed_and_step(op: str, seed: TensorType, step: TensorType) -> None:

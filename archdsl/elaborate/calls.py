@@ -3,8 +3,6 @@ symbolic sizes as numbers, constants, and free parameters / ref(); blocks and la
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .. import ops
@@ -26,10 +24,10 @@ from .arguments import arg_names, input_size_first, keywords, positional_names, 
 from .bounded import short
 from .builtins import TENSOR_MATH
 from .lints import suspicious
-from .scalars import Limits, check_fits, is_int, is_num
+from .scalars import Limits, check_elements, check_fits, is_int, is_num
 from .values import BlockFn, BlockLayer, Builtin, LayerFn, OpFn, Tensor, describe
 
-__all__ = ["Calls", "check_elements", "check_fits"]
+__all__ = ["Calls"]
 
 _ITEM_BY_ITEM = frozenset({"min", "max", "sum", "any", "all"})  # builtins that check each item
 _CONSTANT_TIME = frozenset({"len", "bool"})  # builtins that walk none of their list
@@ -72,11 +70,14 @@ def _check_symbolic_dim(op: str, d: Sym, span: Span) -> None:
                          f"{Limits.dim})", span)
 
 
-def _refuses_empty(op: str) -> bool:
-    """Ops whose onnxruntime kernels fail (instance_norm, group_norm: a segfault) or give another answer than
-    torch (an adaptive pool's 0 or -inf; a transposed conv's bias alone) on an input with an empty dim."""
-    return op in ("instance_norm", "group_norm", "layernorm", "rms_norm", "batchnorm", "local_response_norm") or \
-        op.startswith(("adaptive_", "conv_transpose"))
+def _refuses_empty(op: str, shape: tuple) -> bool:
+    """Ops whose onnxruntime kernels crash (group_norm: a segfault; unfold: a division by zero; lstm, gru: an
+    abort at any empty dim) or fail or differ from torch past the batch (a pool's empty length: window_out's)."""
+    if op.startswith(("avgpool", "maxpool")):
+        return shape[1:2] == (0,)
+    return 0 in (shape if op in ("lstm", "gru") else shape[1:]) and (op in (
+        "instance_norm", "group_norm", "layernorm", "rms_norm", "batchnorm", "local_response_norm", "unfold", "fold",
+        "lstm", "gru") or op.startswith(("adaptive_", "conv_transpose")))
 
 
 _COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")  # a whole float compares exactly with integers
@@ -180,7 +181,7 @@ class Calls:
             if d.kind == "const" and not d.type.dtype.is_float and not tensors[0].type.dtype.is_float \
                     and not d.data.all():
                 raise EvalError("integer division by zero", span)
-        if tensors and _refuses_empty(op.name) and 0 in tuple(tensors[0].type.shape[1:]):  # onnxruntime crashed
+        if tensors and _refuses_empty(op.name, tuple(tensors[0].type.shape)):  # onnxruntime crashed
             raise ShapeError(f"{op.name}: its input {tensors[0].type} is empty (an empty slice?): the layer needs "
                              "elements to work on (onnxruntime's kernel fails on an empty input)", span)
         if op.random and len(tensors) == 1:  # randn_like(x): the numbers follow the model's `seed` input
@@ -579,14 +580,6 @@ def _nested(v, span, depth: int = 0) -> tuple[list, tuple[int, ...]]:
                             "rectangular", span)
     inner = shapes.pop() if shapes else ()
     return [x for flat, _ in parts for x in flat], (len(v), *inner)
-
-
-def check_elements(dims, what: str, span) -> None:
-    """A tensor of more than Limits.elements numbers (symbolic dims count as 1): `check` counted
-    parameter([2**30, 2**30]) happily and `build` then ran out of memory with no location."""
-    n = math.prod(dims)
-    if n > Limits.elements:
-        raise LimitError(f"{what} has {n:,} elements, over the limit of {Limits.elements:,}", span)
 
 
 def _list_call(op) -> str:

@@ -27,11 +27,10 @@ from ..syntax import ast as A
 from ..syntax import deep_recursion, normalize_source, parse
 from ..types import DTYPES, Sym, TensorType, dim_size, dim_symbols, unknown_dtype
 from .bounded import comparing, equal
-from .calls import check_elements
 from .define_notes import noting_overrides
 from .defines import define_label, override, override_field
 from .evaluator import Evaluator
-from .scalars import Limits, ReturnValue
+from .scalars import Limits, ReturnValue, check_elements
 from .values import BlockFn, Builtin, Env, Namespace, OpFn, Tensor, describe
 
 __all__ = ["Module", "load_file", "load_source", "elaborate_model", "MAX_IMPORT_DEPTH"]

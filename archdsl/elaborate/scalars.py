@@ -6,12 +6,12 @@ from __future__ import annotations
 import math
 import operator
 
-from ..diagnostics import ArchTypeError, EvalError, Span
+from ..diagnostics import ArchTypeError, EvalError, LimitError, Span
 from ..types import MAX_DIM, DType, Sym, difference_bounds, dim_add, dim_floordiv, dim_mul
 from .values import BlockFn, BlockLayer, Builtin, LayerFn, OpFn, describe
 
-__all__ = ["ARITH", "COMPARE", "TENSOR_OPS", "Limits", "ReturnValue", "check_fits", "is_callable", "is_int", "is_num",
-           "py_error", "sym_arith"]
+__all__ = ["ARITH", "COMPARE", "TENSOR_OPS", "Limits", "ReturnValue", "check_elements", "check_fits", "is_callable",
+           "is_int", "is_num", "py_error", "sym_arith"]
 
 
 class Limits:
@@ -24,6 +24,14 @@ class Limits:
     formula_chars = 1000  # a symbolic size's formula: concat([h, h[:, ::2]]) in a loop doubled it every pass
     dim_name_chars = 100  # a symbolic dim's name: formulas of a few of them stay well under formula_chars
     items_per_step = 16  # building or walking this many list items or characters costs one evaluation step
+
+
+def check_elements(dims, what: str, span) -> None:
+    """A tensor of more than Limits.elements numbers (symbolic dims count as 1): `check` counted
+    parameter([2**30, 2**30]) happily and `build` then ran out of memory with no location."""
+    n = math.prod(dims)
+    if n > Limits.elements:
+        raise LimitError(f"{what} has {n:,} elements, over the limit of {Limits.elements:,}", span)
 
 
 class ReturnValue(Exception):

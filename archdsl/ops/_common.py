@@ -24,6 +24,12 @@ def shape_tensor(e, name: str, t: TensorType) -> str:
     return i64(e, list(t.shape)) if is_static(t.shape) else e.op("Shape", [name])
 
 
+def reshape_like(e, v: str, name: str, t: TensorType, outputs=None) -> str:
+    """`v` reshaped to the shape of `name`, a tensor of type `t`, with allowzero=1: a size of 0 is a 0, where
+    ONNX's Reshape reads it as "copy this dim" (an empty slice's random numbers failed to load)."""
+    return e.op("Reshape", [v, shape_tensor(e, name, t)], outputs=outputs, allowzero=1)
+
+
 def numel_tensor(e, name: str, t: TensorType) -> str:
     """Element count as a 1-element int64 tensor."""
     if is_static(t.shape):

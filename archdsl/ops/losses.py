@@ -44,6 +44,8 @@ def _ce_infer(ins, a):
     if logits.rank < 1:
         fail(f"cross_entropy: logits need a class dim, got a scalar {logits}")
     ax = norm_axis(a["axis"], logits.rank, "cross_entropy: axis")
+    if logits.shape[ax] == 0:  # torch: "Target 0 is out of bounds"
+        fail(f"cross_entropy: the class dim {a['axis']} of the logits {logits} is empty: no class for a label to be")
     want = logits.shape[:ax] + logits.shape[ax + 1:]
     if tuple(labels.shape) != tuple(want) or labels.dtype not in (DType.int64, DType.int32):
         torch_way = logits.rank > 2 and ax % logits.rank == logits.rank - 1 and \

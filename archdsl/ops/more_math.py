@@ -197,6 +197,8 @@ def _arg_infer(name: str):
         if x.dtype is DType.bool:
             fail(f"{name}: not defined on bool tensors (nor in torch); cast(x, \"int64\") first")
         if a["dim"] is None:
+            if 0 in x.shape:  # onnxruntime's kernel fails; torch refuses it too
+                fail(f"{name}: {shape_str(x)} is empty; there is no {name[3:]} to find")
             return [TensorType(DType.int64, (1,) * x.rank if a["keepdim"] else ())]
         if x.rank == 0:
             fail(f"{name}: a 0-d tensor has no dim {a['dim']}; leave dim out")

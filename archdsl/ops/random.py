@@ -20,7 +20,7 @@ import numpy as np
 
 from ..types import DTYPES, DType, TensorType, numel
 from ._common import i64 as _i64
-from ._common import numel_tensor, shape_tensor
+from ._common import numel_tensor, reshape_like
 from .registry import Attr, OpDef, fail, register
 
 __all__ = ["KINDS", "SEED_INPUT", "bits24", "check_seed", "hashed_bits", "randint_bounds", "random_key",
@@ -113,7 +113,7 @@ def random_values(e, x: str, x_t: TensorType, seed: str, step: str, stream: int,
         v = e.op("Add", [e.op("Cast", [q], to=DType.int64.onnx), _i64(e, low)])
         if dtype is not DType.int64:
             v = e.op("Cast", [v], to=dtype.onnx)
-        e.op("Reshape", [v, shape_tensor(e, x, x_t)], outputs=outputs)
+        reshape_like(e, v, x, x_t, outputs)
         return
     scale = e.const(np.array(2.0**-24, np.float32))
     if kind == "uniform":
@@ -130,7 +130,7 @@ def random_values(e, x: str, x_t: TensorType, seed: str, step: str, stream: int,
         v = e.op("Mul", [radius, e.op("Cos", [e.op("Mul", [u2, e.const(np.array(2 * np.pi, np.float32))])])])
     if dtype is not DType.float32:
         v = e.op("Cast", [v], to=dtype.onnx)
-    e.op("Reshape", [v, shape_tensor(e, x, x_t)], outputs=outputs)
+    reshape_like(e, v, x, x_t, outputs)
 
 
 _UNIFORM_BITS = {DType.float16: 11, DType.bfloat16: 8}  # the bits of a number in [0.5, 1)

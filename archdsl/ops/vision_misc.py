@@ -34,6 +34,9 @@ def check_pad_fits(op: str, x, pairs, mode: str, what: str = "padding") -> None:
                 and max(lo, hi) >= d + (mode == "circular")):
             limit = "smaller than" if mode == "reflect" else "at most"
             fail(f"{op}: {mode} {what} ({lo}, {hi}) on dim {ax} must be {limit} its size {d} (input {shape_str(x)})")
+        if mode == "replicate" and (lo or hi) and d == 0:  # onnxruntime's edge mode fails, as torch's does
+            fail(f"{op}: replicate {what} ({lo}, {hi}) on dim {ax} copies its edge, and the dim is empty (input "
+                 f"{shape_str(x)})")
 
 
 def lower_pad(e, x: str, x_t, pairs, mode: str, value=None, outputs=None) -> str:

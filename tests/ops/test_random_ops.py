@@ -281,3 +281,13 @@ def test_one_dropout_label_used_twice_draws_two_masks_in_a_train_step():
     sess = runtime.session(ct.step_model)
     feeds = runtime.random_feeds(sess, 4, {}, seed=0)
     assert float(sess.run(["loss"], feeds)[0]) > 0  # two masks: a - b is not zero everywhere
+
+
+@pytest.mark.parametrize("shape", ["2, 4, 8", "B, 4, 8"])
+def test_random_numbers_shaped_like_an_empty_slice(shape):
+    """Their Reshape read the 0 as "copy this dim": the model failed ONNX's checker (static sizes) or
+    onnxruntime ("dimension with value zero exceeds", symbolic ones)."""
+    model = archdsl.compile_source(f"model m(x: float32[{shape}]) -> y {{\n    y = randn_like(x[:, :, 3:3])\n}}\n")
+    onnx.checker.check_model(model, full_check=True)
+    (y,) = runtime.session(model).run(None, {"x": np.ones((2, 4, 8), np.float32), "seed": np.array(0)})
+    assert y.shape == (2, 4, 0)

@@ -100,3 +100,17 @@ def test_one_class_under_cross_entropy_is_refused_with_the_binary_loss(tmp_path,
                        "of the output's shape" in err, err
     rc, err = train(tmp_path, capsys, spec, ["--loss", "bce_with_logits"], x=X, labels=np.zeros((N, 1), np.float32))
     assert rc == 0, err
+
+
+@pytest.mark.parametrize("loss, said", [
+    ("cross_entropy", "its class dim is empty, so no label is a class (torch refuses it)"),
+    ("mse", "it is empty, and the mean of no elements is NaN"),
+])
+def test_an_empty_output_is_refused_with_the_outputs_place(tmp_path, capsys, loss, said):
+    """Zero classes (an empty slice of the logits): a ZeroDivisionError in the step's lowering under
+    cross_entropy, and under mse "error: mean: ..." without a place in the file or a word of the user's."""
+    spec = tmp_path / "e.arch"
+    spec.write_text("model m(x: float32[B, 8]) -> y {\n    y = (x -> linear(8) as fc)[:, 2:2]\n}\n")
+    assert main(["build", str(spec), "--train", "--loss", loss, "-o", str(tmp_path / "e.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{spec}:2:9: error: {loss} over output 'y' (float32[B, 0]): {said}"), err
