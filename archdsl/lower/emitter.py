@@ -6,9 +6,11 @@ import numpy as np
 from onnx import helper, numpy_helper
 
 from ..diagnostics import utf8
-from ..ops import SharedValues
+from ..ops import SharedValues, fail
 
-__all__ = ["Emitter"]
+__all__ = ["CONSTANT_BYTES", "Emitter"]
+
+CONSTANT_BYTES = 2**30
 
 
 class Emitter(SharedValues):
@@ -20,6 +22,7 @@ class Emitter(SharedValues):
         self.doc = ""
         self._count = 0
         self._const_cache: dict[tuple, str] = {}
+        self.const_bytes = 0  # of every constant so far (the parameters are not constants)
         self.dim_sources: dict = {}  # a symbolic dim (Sym) -> (value, axis) that has it
         self._dim_cache: dict = {}
 
@@ -46,6 +49,11 @@ class Emitter(SharedValues):
         """A constant as an initializer; equal constants are shared, unless `shared` is false (a tool that
         rewrites one reader assumes it is the only one: onnxruntime's quantizer with a Pad's fill)."""
         array = np.asarray(array)
+        self.const_bytes += array.nbytes
+        if self.const_bytes > CONSTANT_BYTES:  # past protobuf's 2 GiB: an internal error after minutes (eye(50000))
+            fail(f"this op makes a constant of {_size(array.nbytes)} as it is written to ONNX, and a model's "
+                 f"constants may take {_size(CONSTANT_BYTES)} in all (protobuf holds 2 GiB besides external "
+                 "data); make it smaller")
         key = (array.dtype.str, array.shape, array.tobytes())
         if shared and key in self._const_cache:
             return self._const_cache[key]
@@ -71,3 +79,7 @@ class Emitter(SharedValues):
                 return None
             self._dim_cache[d] = self.op("Shape", [src[0]], start=src[1], end=src[1] + 1)
         return self._dim_cache[d]
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"

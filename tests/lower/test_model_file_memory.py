@@ -16,3 +16,18 @@ class _Unwritable:
 def test_a_failed_serialization_is_out_of_memory():
     with pytest.raises(MemoryError):
         model_file._serialized(_Unwritable())
+
+
+@pytest.mark.parametrize("call", ['eye(2000, dtype="bool")', "t -> sinusoidal_embedding(2**21)"])
+def test_constants_an_op_makes_past_the_limit_are_a_diagnostic(monkeypatch, call):
+    """eye(50000, dtype="bool") or sinusoidal_embedding(2**30) checked clean, then build ran 20 s and 9 GB to an
+    internal EncodeError: the constants op lowerings make were counted nowhere. (The limit, 1 GiB, is lowered
+    here to keep the test small.)"""
+    import archdsl
+    from archdsl.lower import emitter
+    monkeypatch.setattr(emitter, "CONSTANT_BYTES", 2**20)
+    src = f"model m(t: float32[B]) -> y {{\n    y = {call}\n}}\n"
+    archdsl.check_source(src)
+    with pytest.raises(archdsl.ArchError, match=r"this op makes a constant of \d+\.\d MiB .* 1\.0 MiB in all") as e:
+        archdsl.compile_source(src)
+    assert e.value.span.line == 2
