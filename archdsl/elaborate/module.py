@@ -460,9 +460,9 @@ def _eval_dim(ev: Evaluator, d, env: Env, sizes: dict[str, int]):
                                 d.span)
         return v
     if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        unknown = "; a dim of unknown size is a name: float32[B, N] (a name no param or let defines)"
         raise ArchTypeError(f"a dim must be a positive integer or a symbol, got {describe(v)}"
-                            + ("; a dim of unknown size is a name: float32[B, 20]" if v is None or v == -1 else ""),
-                            d.span)
+                            + (unknown if v is None or v == -1 else ""), d.span)
     if v > Limits.dim:
         raise LimitError(f"dim {v} is over the limit of {Limits.dim}", d.span)
     return v
