@@ -72,12 +72,13 @@ def _split_hint(value, k: int) -> str:
     shape = node.inputs[0].type.shape
     dim = shape[axis % len(shape)]
     said = f"; split(x, {size}, axis={axis}) cuts pieces of {size} each (split takes piece sizes, as torch.split)"
+    pieces = f"{k} piece{'s' if k != 1 else ''}"
     if dim % k == 0:  # split refuses a symbolic dim: `dim` is a number
-        return (f"{said}, not {size} pieces: for {k} pieces write chunk(x, {k}, axis={axis}) (torch.chunk) or "
+        return (f"{said}, not {size} pieces: for {pieces} write chunk(x, {k}, axis={axis}) (torch.chunk) or "
                 f"split(x, {dim // k}, axis={axis})")
     q, r = divmod(dim, k)
     sizes = [q + 1] * r + [q] * (k - r)
-    return f"{said}: for {k} pieces of {dim} give a list of sizes, as split(x, {sizes}, axis={axis})"
+    return f"{said}: for {pieces} of {dim} give a list of sizes, as split(x, {sizes}, axis={axis})"
 
 
 def _dashed_name(e) -> str | None:

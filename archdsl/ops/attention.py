@@ -73,7 +73,7 @@ def _split(data, a):
 
 def _check(ins, a):
     q, k, v, mask, am = _split(ins, a)
-    positive("multihead_attention", a, "num_heads")
+    positive("multihead_attention", a, "embed_dim", "num_heads")
     e, h = a["embed_dim"], a["num_heads"]
     if e % h:
         fail(f"multihead_attention: embed_dim {e} must be divisible by num_heads {h}", "num_heads")
