@@ -141,7 +141,7 @@ def _lark() -> Lark:
 
 @functools.lru_cache(maxsize=1)
 def _made() -> Lark:
-    """The parser. Its LALR tables take ~0.2 s to build and 0.01 s to load from the user's cache folder
+    """The parser. Its LALR tables take ~0.2 s to build and 0.01-0.03 s to load from the user's cache folder
     (user_cache.py). Not lark's `cache=`: with `cache=True` that file was in the shared temp dir under a name
     anyone could foresee, and lark unpickles it, so another user who planted it ran code as whoever parsed a
     spec next; with a path, lark keys the file on that path (/proc/self/fd/N: a process with another N, or the
