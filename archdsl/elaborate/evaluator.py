@@ -181,19 +181,6 @@ class Evaluator(Calls, Blocks, Operators):
         if self.steps > Limits.steps:
             raise LimitError(f"evaluation took more than {Limits.steps} steps", span)
 
-    def _loop_nodes(self, pass_: int, passes: int, seen: list, span: Span) -> None:
-        """After a loop's second pass: the fewer nodes of its first two, times the passes left, past the node
-        limit is said now (a 600,000-pass repeat of a relu took 25 s to reach it, a ResNet stage of 65,536
-        blocks 70 s). `seen`: the graph's node count before the loop and after each pass so far."""
-        if self.graph is None or pass_ > 1:
-            return
-        seen.append(len(self.graph.nodes))
-        if pass_ == 1:
-            each = min(seen[1] - seen[0], seen[2] - seen[1])
-            if seen[2] + each * (passes - 2) > Limits.nodes:
-                raise LimitError(f"model has more than {Limits.nodes} nodes: this loop of {passes:,} passes makes "
-                                 f"{each:,} or more a pass", span)
-
     def charge(self, items: int, span: Span):
         """Building or walking a big value costs steps in proportion: a loop of big copies stays bounded."""
         self._tick(span, items // Limits.items_per_step)
@@ -211,7 +198,7 @@ class Evaluator(Calls, Blocks, Operators):
             env.vars[s.name] = self.eval(s.value, env)
         elif isinstance(s, A.For):
             items = self.iterable(self.eval(s.iter, env), s.iter.span)
-            names, seen = _names(s.targets), [len(self.graph.nodes)] if self.graph is not None else []
+            names = _names(s.targets)
             for k, item in enumerate(items):
                 self._tick(s.span)  # nested loops over long lists with nothing inside counted no steps
                 values = None
@@ -221,7 +208,6 @@ class Evaluator(Calls, Blocks, Operators):
                         self._shadowing(names, env, s.span, loop=True)
                     values = [env.vars[n] for n in names]  # as the pass began: the body may assign them
                     self.exec_body(s.body, env)
-                    self._loop_nodes(k, len(items), seen, s.span)
                 except SymbolicOperand:
                     raise
                 except ArchError as err:  # which pass: said (and formatted) only on an error, loops are hot
@@ -239,7 +225,6 @@ class Evaluator(Calls, Blocks, Operators):
             n = self.eval(s.count, env)
             if isinstance(n, bool) or not isinstance(n, int) or n < 0:
                 raise ArchTypeError(f"repeat count must be a non-negative integer, got {describe(n)}", s.count.span)
-            seen = [len(self.graph.nodes)] if self.graph is not None else []
             for i in range(n):
                 self._tick(s.span)  # an empty body too: `repeat 2 ** 62 { }` ran for ever
                 try:
@@ -248,7 +233,6 @@ class Evaluator(Calls, Blocks, Operators):
                         if env is self.model_env:  # `repeat 2 as T` over an input's T, as `for T in ...`
                             self._shadowing([s.var], env, s.span, loop=True)
                     self.exec_body(s.body, env)
-                    self._loop_nodes(i, n, seen, s.span)
                 except SymbolicOperand:
                     raise
                 except ArchError as err:
