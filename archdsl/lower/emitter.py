@@ -49,19 +49,25 @@ class Emitter(SharedValues):
         """A constant as an initializer; equal constants are shared, unless `shared` is false (a tool that
         rewrites one reader assumes it is the only one: onnxruntime's quantizer with a Pad's fill)."""
         array = np.asarray(array)
-        self.const_bytes += array.nbytes
-        if self.const_bytes > CONSTANT_BYTES:  # past protobuf's 2 GiB: an internal error after minutes (eye(50000))
-            fail(f"this op makes a constant of {_size(array.nbytes)} as it is written to ONNX, and a model's "
-                 f"constants may take {_size(CONSTANT_BYTES)} in all (protobuf holds 2 GiB besides external "
-                 "data); make it smaller")
+        if array.nbytes > CONSTANT_BYTES:  # before its bytes are copied for the key (eye(50000): minutes, 9 GB)
+            self._too_many(array.nbytes)
         key = (array.dtype.str, array.shape, array.tobytes())
         if shared and key in self._const_cache:
             return self._const_cache[key]
+        if self.const_bytes + array.nbytes > CONSTANT_BYTES:
+            self._too_many(array.nbytes)
+        self.const_bytes += array.nbytes  # a shared constant is one initializer, counted once
         name = self._fresh(stem)
         self.initializers.append(numpy_helper.from_array(array, name))
         if shared:
             self._const_cache[key] = name
         return name
+
+    def _too_many(self, nbytes: int) -> None:
+        """Constants past protobuf's 2 GiB were an internal EncodeError after minutes."""
+        fail(f"this op makes a constant of {_size(nbytes)} as it is written to ONNX, which brings the model's "
+             f"constants to {_size(self.const_bytes + nbytes)}, past the {_size(CONSTANT_BYTES)} they may take "
+             "(protobuf holds 2 GiB besides external data); make it smaller")
 
     def note_dims(self, value: str, shape) -> None:
         """Remember where each symbolic dim of a value lowered so far can be read at run time (the first
