@@ -28,7 +28,8 @@ def test_constants_an_op_makes_past_the_limit_are_a_diagnostic(monkeypatch, call
     monkeypatch.setattr(emitter, "CONSTANT_BYTES", 2**20)
     src = f"model m(t: float32[B]) -> y {{\n    y = {call}\n}}\n"
     archdsl.check_source(src)
-    with pytest.raises(archdsl.ArchError, match=r"this op makes a constant of \d+\.\d MiB .* past the 1\.0 MiB they may take") as e:
+    said = r"this op makes a constant of \d+\.\d MiB .* past the 1\.0 MiB they may take"
+    with pytest.raises(archdsl.ArchError, match=said) as e:
         archdsl.compile_source(src)
     assert e.value.span.line == 2
 
