@@ -36,12 +36,15 @@ def noting_overrides(mod):
 
 def _bearing(tree: A.Module, spans: list[Span]) -> set[str] | None:
     """The names the code on the diagnostic's lines may depend on: those written there, the conditions, loops
-    and counts around it, and, through every assignment, let, param, block and model of the file (by name,
-    whatever the scope: more rather than fewer), what those are computed from. None: no line of this file."""
+    and counts around it, the arguments where the block it is in is called, and, through every assignment,
+    let, param, block and model of the file (by name, whatever the scope: more rather than fewer), what those
+    are computed from. None: no line of this file."""
     if not spans:
         return None
     lines = [(s.line, s.end_line) for s in spans]
+    blocks = {i.name for i in tree.items if isinstance(i, A.BlockDef)}
     deps: dict[str, set[str]] = {}
+    calls: dict[str, list[tuple[set[str], str | None]]] = {}  # block -> (names read where called, caller block)
     seeds: set[str] = set()
 
     def on(line: int, end: int | None = None) -> bool:
@@ -54,26 +57,29 @@ def _bearing(tree: A.Module, spans: list[Span]) -> set[str] | None:
             else:
                 deps.setdefault(t, set()).update(names)
 
-    def walk(stmts, around: set[str]) -> None:
+    def walk(stmts, around: set[str], owner: str | None) -> None:
         for s in stmts:
             head, inner = _header(s)
-            if on(s.span.line) or inner is None and on(s.span.line, s.span.end_line):
+            for b in head & blocks:
+                calls.setdefault(b, []).append((head | around, owner))
+            if any(on(a, b) for a, b in _header_lines(s)):
                 seeds.update(head | around)
             if isinstance(s, A.If):
                 for _, body in s.branches:
-                    walk(body, around | head)
-                walk(s.orelse, around | head)
+                    walk(body, around | head, owner)
+                walk(s.orelse, around | head, owner)
             elif inner is not None:
                 if isinstance(s, A.For):
                     depend(s.targets, head | around)
                 elif isinstance(s, A.Repeat) and s.var:
                     depend((s.var,), head | around)
-                walk(inner, around | head)
+                walk(inner, around | head, owner)
             elif isinstance(s, A.Assign):
                 depend(s.targets, head | around)
             elif isinstance(s, A.Let):
                 depend((s.name,), head | around)
 
+    inside: list[str] = []  # the blocks whose lines the diagnostic is on
     for item in tree.items:
         if isinstance(item, (A.ParamDecl, A.Let)):
             names = _names(item.value)
@@ -82,12 +88,25 @@ def _bearing(tree: A.Module, spans: list[Span]) -> set[str] | None:
                 seeds.update(names)
         elif isinstance(item, (A.BlockDef, A.ModelDef)):
             depend((item.name,), _names(item))
-            header = _names(item.formals if isinstance(item, A.BlockDef) else item.inputs)
-            if on(item.span.line):
+            parts = item.formals if isinstance(item, A.BlockDef) else item.inputs
+            header = _names(parts)
+            if on(item.span.line, max([item.span.line] + [p.span.end_line for p in parts])):
                 seeds.update(header)
-            walk(item.body, header if isinstance(item, A.ModelDef) else set())
+            if isinstance(item, A.BlockDef) and on(item.span.line, item.span.end_line):
+                inside.append(item.name)
+            walk(item.body, header if isinstance(item, A.ModelDef) else set(),
+                 item.name if isinstance(item, A.BlockDef) else None)
         elif on(item.span.line, item.span.end_line):  # a file-level assert
             seeds.update(_names(item))
+    done: set[str] = set()
+    while inside:  # a block's error may come from what it was given: its callers' arguments, and theirs
+        b = inside.pop()
+        if b not in done:
+            done.add(b)
+            for names, caller in calls.get(b, ()):
+                seeds.update(names)
+                if caller is not None:
+                    inside.append(caller)
     seen, todo = set(), list(seeds)
     while todo:
         n = todo.pop()
@@ -95,6 +114,19 @@ def _bearing(tree: A.Module, spans: list[Span]) -> set[str] | None:
             seen.add(n)
             todo.extend(deps.get(n, ()))
     return seen
+
+
+def _header_lines(s) -> list[tuple[int, int]]:
+    """The lines of a statement's own part: a simple one's whole span, a compound one's header (its condition,
+    items or count, over as many lines as they take; an if's elif conditions too)."""
+    if isinstance(s, A.If):
+        return [(s.span.line, s.branches[0][0].span.end_line)] + [(c.span.line, c.span.end_line)
+                                                                   for c, _ in s.branches[1:]]
+    if isinstance(s, A.For):
+        return [(s.span.line, s.iter.span.end_line)]
+    if isinstance(s, A.Repeat):
+        return [(s.span.line, s.count.span.end_line)]
+    return [(s.span.line, s.span.end_line)]
 
 
 def _header(s) -> tuple[set[str], tuple | None]:
