@@ -107,6 +107,8 @@ def _bearing(tree: A.Module, spans: list[Span]) -> set[str] | None:
                 seeds.update(names)
                 if caller is not None:
                     inside.append(caller)
+    if done & _held_as_values(tree, blocks):  # g = mlp; g(x, hidden): the callers are not found by name
+        return None
     seen, todo = set(), list(seeds)
     while todo:
         n = todo.pop()
@@ -114,6 +116,27 @@ def _bearing(tree: A.Module, spans: list[Span]) -> set[str] | None:
             seen.add(n)
             todo.extend(deps.get(n, ()))
     return seen
+
+
+def _held_as_values(tree: A.Module, blocks: set[str]) -> set[str]:
+    """The blocks the file names other than to call them (`g = mlp`, `[mlp, other]`, an argument)."""
+    held, todo = set(), [(tree, False)]
+    while todo:
+        e, callee = todo.pop()
+        if isinstance(e, A.Name):
+            if e.id in blocks and not callee:
+                held.add(e.id)
+        elif isinstance(e, A.Call):
+            todo += [(e.func, True), (e.args, False), (e.kwargs, False)]
+        elif isinstance(e, A.Pipe):
+            todo += [(e.left, False), (e.right, True)]
+        elif isinstance(e, A.Labelled):
+            todo += [(e.expr, callee), (e.label, False)]
+        elif dataclasses.is_dataclass(e) and not isinstance(e, Span):
+            todo.extend((getattr(e, f.name), False) for f in dataclasses.fields(e))
+        elif isinstance(e, (tuple, list)):
+            todo.extend((x, False) for x in e)
+    return held
 
 
 def _header_lines(s) -> list[tuple[int, int]]:
