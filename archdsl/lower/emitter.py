@@ -23,6 +23,7 @@ class Emitter(SharedValues):
         self._count = 0
         self._const_cache: dict[tuple, str] = {}
         self.const_bytes = 0  # of every constant so far (the parameters are not constants)
+        self._largest: tuple[int, str] = (0, "")  # its bytes, and where in the spec it is made
         self.dim_sources: dict = {}  # a symbolic dim (Sym) -> (value, axis) that has it
         self._dim_cache: dict = {}
 
@@ -57,6 +58,7 @@ class Emitter(SharedValues):
         if self.const_bytes + array.nbytes > CONSTANT_BYTES:
             self._too_many(array.nbytes)
         self.const_bytes += array.nbytes  # a shared constant is one initializer, counted once
+        self._largest = max(self._largest, (array.nbytes, self.doc))
         name = self._fresh(stem)
         self.initializers.append(numpy_helper.from_array(array, name))
         if shared:
@@ -65,9 +67,11 @@ class Emitter(SharedValues):
 
     def _too_many(self, nbytes: int) -> None:
         """Constants past protobuf's 2 GiB were an internal EncodeError after minutes."""
-        fail(f"this op makes a constant of {_size(nbytes)} as it is written to ONNX, which brings the model's "
-             f"constants to {_size(self.const_bytes + nbytes)}, past the {_size(CONSTANT_BYTES)} they may take "
-             "(protobuf holds 2 GiB besides external data); make it smaller")
+        big, where = self._largest
+        largest = f"; the largest so far, {_size(big)}, is made at {where}" if big > nbytes and where else ""
+        fail(f"this op makes a constant of {_size(nbytes)} as it is written to ONNX, which takes the model's "
+             f"constants {_size(self.const_bytes + nbytes - CONSTANT_BYTES)} past the {_size(CONSTANT_BYTES)} "
+             f"they may take (protobuf holds 2 GiB besides external data){largest}; make them smaller")
 
     def note_dims(self, value: str, shape) -> None:
         """Remember where each symbolic dim of a value lowered so far can be read at run time (the first
@@ -88,4 +92,6 @@ class Emitter(SharedValues):
 
 
 def _size(n: int) -> str:
+    if n < 2**20:
+        return f"{n:,} bytes"
     return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"

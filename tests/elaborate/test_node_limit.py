@@ -27,7 +27,7 @@ def test_a_loop_past_the_limit_is_refused_where_it_passes_it():
 
 
 @pytest.mark.parametrize("body", [
-    "    for d in [40, 20, 10, 5] {\n        repeat d {\n            h = h -> relu\n        }\n    }",  # 75 in all
+    "    for d in [50, 20, 10, 5] {\n        repeat d {\n            h = h -> relu\n        }\n    }",  # 85 in all
     "    h = first(h, 3)",  # a loop of a million passes that returns at the fourth
 ])
 def test_loops_within_the_limit_build_whatever_their_first_passes_make(body):

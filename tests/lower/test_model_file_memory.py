@@ -44,3 +44,16 @@ def test_a_constant_many_ops_share_counts_once(monkeypatch):
            "    return x + scaled_dot_product_attention(q, q, q, causal=true)\n}\n"
            "model m(x: float32[1, 64, 8]) -> y {\n    y = x\n    repeat 6 {\n        y = layer(y)\n    }\n}\n")
     archdsl.compile_source(src, opset=22)
+
+
+def test_the_constants_message_names_where_the_largest_is_made(monkeypatch):
+    """A small op that tipped the sum was the only one named, and the sizes read "1.00 GiB, past the 1.00 GiB"."""
+    import archdsl
+    from archdsl.lower import emitter
+    monkeypatch.setattr(emitter, "CONSTANT_BYTES", 2**20)
+    src = 'model m(t: float32[B]) -> (y, z) {\n    y = eye(1020, dtype="bool")\n    z = eye(200, dtype="bool")\n}\n'
+    with pytest.raises(archdsl.ArchError, match=r"constant of 40,000 bytes .* takes the model's constants "
+                       r"[\d,]+ bytes past the 1\.0 MiB .*; the largest so far, 1,040,400 bytes, is made at "
+                       r"<string>:2; make them smaller") as e:
+        archdsl.compile_source(src, opt_level=0)
+    assert e.value.span.line == 3
