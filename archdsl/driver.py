@@ -160,19 +160,19 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     weights = loaded_weights if loaded_weights is not None else given_weights(options)
     with noting_overrides(mod):  # -D hidden=128 against a checkpoint of 256: the note says where 128 came from
         weights = checked_weights(weights, graph, _weights_file(options))
-    unused, written = unused_results(graph), graph.param_count()
-    fed = not options.with_weights and not skeleton  # the parameters are inputs, named as a state_dict's
-    stats = (optimize_keeping_params if fed else optimize_graph)(graph, options, opset)
-    check_computed_constants(graph, opset)
-    if not _drops_dead_code(options.opt_level, options.disabled_passes, inference=True):
-        unused = still_there(unused, graph)
-    declared = written - sum(u.trainable for u in unused if not u.kept)  # as written, less what was dropped
-    if options.with_weights and not skeleton:
-        _fits_in_memory(graph)
-    meta = {**model_metadata(mod, name, options.seed), **ranges}
-    res = lower_graph(graph, opset=opset, seed=options.seed, weights=weights, metadata=meta,
-                      with_weights=options.with_weights and not skeleton, params_as_inputs=fed,
-                      doc=f"{name} from {source_name(mod)} (archdsl {__version__})")
+        unused, written = unused_results(graph), graph.param_count()
+        fed = not options.with_weights and not skeleton  # the parameters are inputs, named as a state_dict's
+        stats = (optimize_keeping_params if fed else optimize_graph)(graph, options, opset)
+        check_computed_constants(graph, opset)  # a label past its classes, as a -D made it
+        if not _drops_dead_code(options.opt_level, options.disabled_passes, inference=True):
+            unused = still_there(unused, graph)
+        declared = written - sum(u.trainable for u in unused if not u.kept)  # as written, less what was dropped
+        if options.with_weights and not skeleton:
+            _fits_in_memory(graph)
+        meta = {**model_metadata(mod, name, options.seed), **ranges}
+        res = lower_graph(graph, opset=opset, seed=options.seed, weights=weights, metadata=meta,
+                          with_weights=options.with_weights and not skeleton, params_as_inputs=fed,
+                          doc=f"{name} from {source_name(mod)} (archdsl {__version__})")  # -D T=17000's mask
     return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared, unused)
 
 
@@ -315,13 +315,13 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
     limits.check_train_memory(ev, train, limits.available_memory())
     forward = len(ev.nodes)
     meta.update(int_input_metadata(ev))  # the eval model's and the step's: `archdsl run` draws their ids and lengths
-    with noting_overrides(mod):
+    with noting_overrides(mod):  # the -D values the failing lines read, as a build's (_build)
         weights = checked_weights(weights, ev, _weights_file(options))
-    optimize_keeping_params(ev, options, opset)
-    check_computed_constants(ev, opset)
-    ev_weights = {k: v for k, v in weights.items() if k in ev.params} if weights else None
-    eval_model = lower_graph(ev, opset=opset, seed=options.seed, weights=ev_weights, metadata=meta,
-                             doc=f"{name} (eval) from {source_name(mod)} (archdsl {__version__})").model
+        optimize_keeping_params(ev, options, opset)
+        check_computed_constants(ev, opset)
+        ev_weights = {k: v for k, v in weights.items() if k in ev.params} if weights else None
+        eval_model = lower_graph(ev, opset=opset, seed=options.seed, weights=ev_weights, metadata=meta,
+                                 doc=f"{name} (eval) from {source_name(mod)} (archdsl {__version__})").model
     expose_initializers(eval_model, list(ev.params))
     graph = elaborate_model(mod, name)
     # the forward keeps a dead result until the whole step is optimized: kept where dead_code does not run then
@@ -444,13 +444,14 @@ def check_file(path, defines=None, model: str | None = None, search_path=(), **u
     sources = SourceMap()
     with _shown_from(sources):
         mod = load(path, defines=defines, search_path=search_path, sources=sources)
-        return _checked(elaborate_model(mod, _one_model(mod, _api_model(mod, model))))
+        return _checked(elaborate_model(mod, _one_model(mod, _api_model(mod, model))), mod)
 
 
-def _checked(g: Graph) -> Graph:
+def _checked(g: Graph, mod: Module) -> Graph:
     """As `archdsl check`: values computed from constants too (a zero divisor, a length past its steps)."""
     from .runtime import newest_opset
-    check_computed_constants(g, newest_opset, live_only=True)
+    with noting_overrides(mod):
+        check_computed_constants(g, newest_opset, live_only=True)
     _api_warnings(g, unused_results(g))
     return g
 
@@ -463,7 +464,7 @@ def check_source(text: str, defines=None, model: str | None = None, file: str = 
     sources = SourceMap()
     with _shown_from(sources):
         mod = load(text=text, file=file, defines=defines, search_path=search_path, sources=sources)
-        return _checked(elaborate_model(mod, _one_model(mod, _api_model(mod, model))))
+        return _checked(elaborate_model(mod, _one_model(mod, _api_model(mod, model))), mod)
 
 
 @contextlib.contextmanager

@@ -339,14 +339,15 @@ def warn(graph, unused, sources) -> None:
 
 @_diagnostics
 def cmd_check(args, sources) -> int:
-    from ..elaborate import elaborate_model
+    from ..elaborate import elaborate_model, noting_overrides
     from ..ir import unused_results
     mod = load_spec(args, sources)
     from ..passes import check_computed_constants
     from ..runtime import newest_opset
     for name in driver.select_models(mod, args.model):
         g = elaborate_model(mod, name)
-        check_computed_constants(g, newest_opset, live_only=True)  # as the default build: a 0 divisor, a length
+        with noting_overrides(mod):  # as the default build: a 0 divisor, a length, with the -D values it read
+            check_computed_constants(g, newest_opset, live_only=True)
         warn(g, unused_results(g), sources)
         print(f"{_signature(g)}\n  params: {g.param_count():,}  buffers: {g.buffer_count():,}  nodes: {len(g.nodes)}")
     return 0

@@ -57,3 +57,15 @@ def test_the_constants_message_names_where_the_largest_is_made(monkeypatch):
                        r"<string>:2; make them smaller") as e:
         archdsl.compile_source(src, opt_level=0)
     assert e.value.span.line == 3
+
+
+def test_a_lowering_error_notes_the_define_that_made_it(monkeypatch, tmp_path, capsys):
+    """Lowering ran outside the -D notes: -D n=2000 made the table, and the error did not say so."""
+    from archdsl.cli import main
+    from archdsl.lower import emitter
+    monkeypatch.setattr(emitter, "CONSTANT_BYTES", 2**20)
+    spec = tmp_path / "e.arch"
+    spec.write_text('param n = 10\nparam other = 1\nmodel m(t: float32[B]) -> y {\n    y = eye(n, dtype="bool")\n}\n')
+    assert main(["build", str(spec), "-D", "n=2000", "-D", "other=2", "-O0", "-o", str(tmp_path / "e.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert "this op makes a constant" in err and "note: param 'n' is set by -D here" in err and "'other'" not in err
