@@ -45,6 +45,8 @@ def _infer(ins, a):
              f"{shape_str(il)}, target_lengths {shape_str(tl)}" + (first if str(t) == str(tg.shape[0]) else ""))
     if tg.shape[1] < 1:
         fail(f"ctc_loss: targets need at least one label position, got {shape_str(tg)}")
+    if n == 0:  # torch: "log_probs tensor must not be empty"; the unrolled recursion's reshape failed at build
+        fail(f"ctc_loss: the batch of log_probs {shape_str(lp)} is empty (an empty slice?)")
     if t * (2 * tg.shape[1] + 1) > _MAX_STATES:  # the recursion is unrolled: T steps over 2S+1 states each
         fail(f"ctc_loss: {t} frames of {2 * tg.shape[1] + 1} states (2S+1 for targets padded to S={tg.shape[1]}) are "
              f"more than the {_MAX_STATES} the unrolled recursion takes")

@@ -55,7 +55,16 @@ def _ce_infer(ins, a):
              + ("; torch's CrossEntropyLoss reads the classes on dim 1: give axis=1" if torch_way else ""))
     if not 0.0 <= a["label_smoothing"] <= 1.0:
         fail(f"cross_entropy: label_smoothing must be in [0, 1], got {a['label_smoothing']}", "label_smoothing")
+    _no_mean_of_none("cross_entropy", want, a)
     return [TensorType(logits.dtype, tuple(want) if a["reduction"] == "none" else ())]
+
+
+def _no_mean_of_none(name: str, shape, a) -> None:
+    """A mean over no examples known when building: onnxruntime's ReduceMean gives 0, torch NaN (a size that
+    is 0 at run time only is REFERENCE's 0)."""
+    if a["reduction"] == "mean" and 0 in shape:
+        fail(f"{name}: the losses {list(shape)} are empty (an empty slice?): their mean is NaN in torch; "
+             "reduction=\"sum\" gives 0", "reduction")
 
 
 def labels64(e, lab, t: TensorType):
@@ -125,6 +134,7 @@ def _bce_infer(ins, a):
     float_input("bce_with_logits", x)
     if x.shape != t.shape or x.dtype != t.dtype:
         fail(f"bce_with_logits: the target must have the shape and dtype of the logits {x}, got {t}")
+    _no_mean_of_none("bce_with_logits", x.shape, a)
     return [x if a["reduction"] == "none" else TensorType(x.dtype, ())]
 
 

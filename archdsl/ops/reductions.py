@@ -56,6 +56,10 @@ def _var_infer(name: str):
         sel = [x.shape[i] for i in axes]
         if all(isinstance(d, int) for d in sel):
             n = int(np.prod(sel, dtype=np.int64))
+            if n == 0:  # whatever the correction, as mean's
+                empty = next(i for i in axes if x.shape[i] == 0)
+                fail(f"{name}: dim {empty} of {shape_str(x)} is empty: the {name} of no elements is NaN (torch's, "
+                     "with a warning); reduce over a dim that holds some")
             if n - a["correction"] <= 0:
                 fail(f"{name}: correction={a['correction']:g} leaves no degrees of freedom over {n} element"
                      f"{'s' if n != 1 else ''} of {shape_str(x)} (torch returns inf or nan); use a smaller "
