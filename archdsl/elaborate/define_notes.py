@@ -165,13 +165,4 @@ def _header(s) -> tuple[set[str], tuple | None]:
 
 
 def _names(node) -> set[str]:
-    out, todo = set(), [node]
-    while todo:
-        e = todo.pop()
-        if isinstance(e, A.Name):
-            out.add(e.id)
-        elif dataclasses.is_dataclass(e) and not isinstance(e, Span):
-            todo.extend(getattr(e, f.name) for f in dataclasses.fields(e))
-        elif isinstance(e, (tuple, list)):
-            todo.extend(e)
-    return out
+    return {n.id for n in A.names_in(node)}

@@ -164,7 +164,7 @@ def _unused_define(name: str, entry: tuple, tree: A.Module, mod: Module, prefix:
         raise DefineError(f"{define_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}'; the "
                           f"file imported as '{owners[0]}' has: -D {prefix}{owners[0]}.{name}=...", span)
     sized = next(((m.name, i.name) for m in tree.items if isinstance(m, A.ModelDef) for i in m.inputs
-                  if any(n.id == name for d in i.dims for n in _names_in(d))), None)
+                  if any(n.id == name for d in i.dims for n in A.names_in(d))), None)
     if sized:  # -D T=8 where T is a symbolic size of an input: a name of the shape, no param
         raise DefineError(f"{define_label(prefix + name, span)}: {Path(tree.file).name} has no param '{name}': "
                           f"'{name}' is a symbolic size of model {sized[0]}'s input '{sized[1]}'; to set it "
@@ -351,7 +351,7 @@ def _elaborate_model(mod: Module, name: str, sizes: dict[str, int]) -> Graph:
     ev.models = set(mod.models) | mod.imported_models
     env = Env({}, mod.env)
     formula_names = {n.id for inp in md.inputs for dim in inp.dims if not isinstance(dim, A.Name)
-                     for n in _names_in(dim)}
+                     for n in A.names_in(dim)}
     for d in (dim for inp in md.inputs for dim in inp.dims if isinstance(dim, A.Name) and dim.id in formula_names):
         if not env.has(d.id) or env.lookup(d.id) is None:  # a symbol a formula dim reads (2 * B) that a later
             _eval_dim(ev, d, env, sizes)                    # input declares
@@ -411,21 +411,6 @@ def _elaborate_model(mod: Module, name: str, sizes: dict[str, int]) -> Graph:
     return check(g)
 
 
-def _names_in(expr) -> list:
-    """The A.Name nodes of an expression (a formula dim), in order."""
-    import dataclasses
-    out, todo = [], [expr]
-    while todo:
-        e = todo.pop()
-        if isinstance(e, A.Name):
-            out.append(e)
-        elif dataclasses.is_dataclass(e):
-            todo.extend(getattr(e, f.name) for f in dataclasses.fields(e))
-        elif isinstance(e, (tuple, list)):
-            todo.extend(e)
-    return out
-
-
 def _eval_dim(ev: Evaluator, d, env: Env, sizes: dict[str, int]):
     """A name nothing defines is a symbolic dim; so is a file param left at none (`param T = none`), which
     `-D T=16` turns into a number: one spec, symbolic for inference and fixed where training needs it.
@@ -442,7 +427,7 @@ def _eval_dim(ev: Evaluator, d, env: Env, sizes: dict[str, int]):
     try:
         v = ev.eval(d, env)
     except ArchError as e:  # T + 1 where no input has T: "unknown name 'T'" (or none * 2 for `param T = none`)
-        free = next((n for n in _names_in(d) if not env.has(n.id) or env.lookup(n.id) is None), None)
+        free = next((n for n in A.names_in(d) if not env.has(n.id) or env.lookup(n.id) is None), None)
         if free is None or "did you mean" in e.message:  # hiden * 2 beside param hidden: a typo
             raise
         if free.id in ("None", "none"):  # [B, 2 * None]: the example below would show float32[B, None, 4]

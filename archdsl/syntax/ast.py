@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -11,7 +12,7 @@ __all__ = [
     "Expr", "Name", "Const", "Interp", "TupleLit", "ListLit", "ListComp", "DictLit", "BinOp", "UnaryOp",
     "BoolOp", "Compare", "IfExp", "Pipe", "Labelled", "Call", "Subscript", "Slice", "Attr",
     "Stmt", "Assign", "For", "If", "Repeat", "Return", "Assert", "Let",
-    "Import", "ParamDecl", "Formal", "BlockDef", "ModelInput", "ModelDef", "Module",
+    "Import", "ParamDecl", "Formal", "BlockDef", "ModelInput", "ModelDef", "Module", "names_in",
 ]
 
 _dc = dataclass(frozen=True, slots=True)
@@ -268,3 +269,17 @@ class Module:
     file: str
     items: tuple
     span: Span
+
+
+def names_in(node) -> list:
+    """The Name nodes of an expression or statement (a formula dim, a line a diagnostic is on), in order."""
+    out, todo = [], [node]
+    while todo:
+        e = todo.pop()
+        if isinstance(e, Name):
+            out.append(e)
+        elif dataclasses.is_dataclass(e):
+            todo.extend(getattr(e, f.name) for f in dataclasses.fields(e))
+        elif isinstance(e, (tuple, list)):
+            todo.extend(e)
+    return out
