@@ -21,8 +21,9 @@ def private_folder(temp_ok: bool = False):
     """The cache folder's file descriptor, made if need be, or None where there is none to trust. `temp_ok`:
     else a folder of this user's own in the temp dir (for a lock, which reads nothing from its folder; never
     for the parser's pickle), so that a read-only or missing home still has one."""
-    fd = _open()
-    if fd is None and temp_ok:
+    linux = hasattr(os, "getuid") and os.path.isdir("/proc/self/fd")
+    fd = _open() if linux else None
+    if fd is None and temp_ok and linux:
         fd = _open_temp()
     try:
         yield fd
@@ -47,8 +48,6 @@ def private_path(fd: int, name: str) -> str | None:
 
 
 def _open() -> int | None:
-    if not hasattr(os, "getuid") or not os.path.isdir("/proc/self/fd"):
-        return None
     uid = os.getuid()
     base = os.environ.get("XDG_CACHE_HOME", "")
     if not os.path.isabs(base):  # the XDG spec: a relative value is ignored
@@ -77,8 +76,6 @@ def _open() -> int | None:
 def _open_temp() -> int | None:
     """archdsl-UID in the temp dir: one another user made first is not this user's, and is refused."""
     import tempfile
-    if not hasattr(os, "getuid") or not os.path.isdir("/proc/self/fd"):
-        return None
     try:
         top = os.open(tempfile.gettempdir(), os.O_RDONLY | os.O_DIRECTORY)
         try:
