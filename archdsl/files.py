@@ -9,16 +9,18 @@ its target)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import tempfile
+import zlib
 from pathlib import Path
 
 from .diagnostics import ArchError, not_a_directory, writing
 from .interrupts import deferred_signals
 
 __all__ = ["specs_dir", "refuse_overwriting", "is_special", "resolved", "copy_into", "umask_mode", "atomic_write",
-           "make_parents", "remove_made", "replace_keeping_mode", "temp_dir_beside"]
+           "make_parents", "remove_made", "replace_keeping_mode", "temp_dir_beside", "remove_dead_temps"]
 
 
 def specs_dir() -> Path:
@@ -142,8 +144,60 @@ def copy_into(src: Path, dst: Path) -> None:
 
 def temp_dir_beside(path: Path) -> Path:
     """A fresh hidden directory next to `path` (same file system: the finished file is renamed out of it),
-    named after it; the name is cut so that a 255-byte one still leaves room for the random part."""
-    return Path(tempfile.mkdtemp(prefix=f".{path.name[:200]}.", dir=path.parent))
+    named after it and after the process that makes it (remove_dead_temps); the name is cut so that a
+    255-byte one still leaves room for the rest."""
+    return Path(tempfile.mkdtemp(prefix=f".{path.name[:_KEPT]}.{_owner_tag()}", dir=path.parent))
+
+
+_KEPT = 180  # characters of the output's name in its temp dir's
+_TAG = re.compile(r"a([0-9a-f]{8})-(\d+)-(\d+)-[^.]{8}\Z")  # host, pid, start time, mkdtemp's random part
+
+
+def _proc_start(pid: int | str) -> str | None:
+    """The process's start time (clock ticks after boot), which a later process given the same pid differs
+    in; None where there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _host() -> str | None:
+    """This kernel's boot and pid namespace, hashed: a pid means the same process only where both match (a
+    folder shared by containers or hosts holds temp dirs whose pids are not ours to look up)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", "rb") as f:
+            boot = f.read().strip()
+        return f"{zlib.crc32(boot + os.readlink('/proc/self/ns/pid').encode()):08x}"
+    except OSError:  # not Linux
+        return None
+
+
+def _owner_tag() -> str:
+    host, start = _host(), _proc_start("self")
+    return "" if host is None or start is None else f"a{host}-{os.getpid()}-{start}-"
+
+
+def remove_dead_temps(path: Path) -> None:
+    """Remove the temp dirs beside `path` that builds of it killed outright (SIGKILL, the OOM killer) left:
+    a hidden copy of a model, often GBs. Called once a later build of the same output has put its files in
+    place (until then such a dir may hold the only matching model and .data pair). Only dirs whose process
+    is known gone are removed: made on this host and pid namespace, by a pid that is no longer running (or
+    now runs another process)."""
+    host = _host()
+    if host is None:
+        return
+    prefix = f".{path.name[:_KEPT]}."
+    try:
+        entries = [e for e in os.scandir(path.parent) if e.name.startswith(prefix)]
+    except OSError:
+        return
+    for e in entries:
+        m = _TAG.match(e.name, len(prefix))
+        if m is None or m[1] != host or _proc_start(m[2]) == m[3] or not e.is_dir(follow_symlinks=False):
+            continue
+        shutil.rmtree(e.path, ignore_errors=True)
 
 
 def probe_writable(path: str | Path) -> None:
@@ -180,6 +234,7 @@ def atomic_write(path: str | Path, save) -> None:
                 copy_into(tmp_dir / path.name, path)
             else:
                 replace_keeping_mode(tmp_dir / path.name, path)
+                remove_dead_temps(path)
             done = True
     finally:
         if tmp_dir is not None:

@@ -84,6 +84,9 @@ def commit_all(staged: list[Staged]) -> list[Path]:
                 st.finish()
         _cleanup(staged)  # the replaced files' links go with the temp dirs (a large .data's space is freed here)
         if not undone:
+            for st in staged:
+                if st.payload is None:  # a file, not a special one
+                    files.remove_dead_temps(st.out)
             held.clear()  # one during finish() or the cleanup comes after the write is done: dropped
     return written
 
