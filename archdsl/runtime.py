@@ -9,6 +9,7 @@ import os
 import re
 import statistics
 import time
+import zlib
 
 import numpy as np
 import onnx
@@ -294,9 +295,9 @@ def _itemsize(elem_type: int) -> int:
 def random_feeds(sess, batch: int = 1, dims: dict | None = None, seed: int = 0, high: dict | None = None,
                  skip: set | None = None) -> dict:
     """Random data per input but those in `skip`: N(0, 1) floats; integers in [0, high) where `high` says (or
-    [low, high) where it gives a pair), else [0, 2). Inputs larger than the memory free are a diagnostic before
-    any is drawn: --dim T=2147483648 had the kernel's OOM killer end the process."""
-    rng = np.random.default_rng(seed)
+    [low, high) where it gives a pair), else [0, 2). Each input draws from its own stream (seed, crc32(name)):
+    `run --input` giving one input leaves the others' values as they were. Inputs larger than the memory free
+    are a diagnostic before any is drawn: --dim T=2147483648 had the kernel's OOM killer end the process."""
     specs = [s for s in input_specs(sess, batch, dims) if s[0] not in (skip or ())]
     sizes = {name: math.prod(shape) * np.dtype(dt).itemsize for name, shape, dt in specs}
     for name, shape, _ in specs:
@@ -310,6 +311,7 @@ def random_feeds(sess, batch: int = 1, dims: dict | None = None, seed: int = 0, 
                         f"most), more than the {_bytes(free)} of memory free: give smaller sizes")
     feeds = {}
     for name, shape, dt in specs:
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
         if np.issubdtype(dt, np.floating):
             feeds[name] = rng.standard_normal(shape).astype(dt)
         elif dt is np.bool_:

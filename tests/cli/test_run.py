@@ -533,6 +533,22 @@ def test_run_seed_draws_the_inputs_and_the_stats_are_the_outputs(tmp_path, capsy
     assert np.array_equal(saved["a"], saved["b"]) and not np.array_equal(saved["a"], saved["c"])
 
 
+def test_giving_one_input_leaves_the_others_random_values_as_they_were(tmp_path, capsys):
+    """Each random input draws from its own stream: feeding `a` from a file used to shift `b`'s values."""
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(a: float32[B, 3], b: float32[B, 3]) -> y {\n    y = a + b\n}\n")
+    np.save(tmp_path / "a.npy", np.ones((1, 3), np.float32))
+    saved = {}
+    for name, given in (("random", []), ("given", ["--input", f"a={tmp_path / 'a.npy'}"])):
+        assert main(["run", str(spec), "--repeat", "1", "--save", str(tmp_path / f"{name}.npz"), *given]) == 0
+        with np.load(tmp_path / f"{name}.npz") as z:
+            saved[name] = {k: z[k] for k in z.files}
+    capsys.readouterr()
+    assert np.array_equal(saved["given"]["input:a"], np.ones((1, 3), np.float32))
+    assert not np.array_equal(saved["random"]["input:a"], saved["given"]["input:a"])
+    assert np.array_equal(saved["random"]["input:b"], saved["given"]["input:b"])
+
+
 def test_run_refuses_a_pipe_for_an_input_or_a_model(tmp_path, capsys):
     """--input x=FIFO waited for a writer forever (and with one, numpy could not seek it); a FIFO named m.onnx
     was 'no such file'."""
