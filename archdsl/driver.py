@@ -169,7 +169,7 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
         declared = written - sum(u.trainable for u in unused if not u.kept)  # as written, less what was dropped
         if options.with_weights and not skeleton:
             _fits_in_memory(graph)
-        meta = {**model_metadata(mod, name, options.seed), **ranges}
+        meta = {**model_metadata(mod, name, options.seed, options.weights), **ranges}
         res = lower_graph(graph, opset=opset, seed=options.seed, weights=weights, metadata=meta,
                           with_weights=options.with_weights and not skeleton, params_as_inputs=fed,
                           doc=f"{name} from {source_name(mod)} (archdsl {__version__})")  # -D T=17000's mask
@@ -308,7 +308,7 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
     opset = _check_options(options) or newest_opset()
     _check_train(train, options)
     weights = given_weights(options)
-    meta = model_metadata(mod, name, options.seed)
+    meta = model_metadata(mod, name, options.seed, options.weights)
     level = min(options.opt_level, TRAIN_LEVEL)
     ev = elaborate_model(mod, name)
     limits.check_model_size(ev, Limits.nodes)

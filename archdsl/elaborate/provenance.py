@@ -3,6 +3,7 @@ source file's name, the model's name and seed, and what its integer inputs hold.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..ir import Graph
@@ -14,11 +15,18 @@ _METADATA_ITEMS = 100_000  # list items and dict entries recorded per param valu
 _METADATA_DEPTH = 100  # and how deeply nested
 
 
-def model_metadata(mod: Module, name: str, seed: int) -> dict:
+def model_metadata(mod: Module, name: str, seed: int, weights=None) -> dict:
     """What a model (inference or train step) records of its making: the params as set (-D ALIAS.NAME ones
-    too), the source file, the model's name and the seed."""
-    return {"archdsl.params": _jsonable({**mod.params, **mod.imported_params}), "archdsl.source": source_name(mod),
-            "archdsl.model": name, "archdsl.seed": str(seed)}
+    too), the source file, the model's name, and the seed its weights were drawn with or, where they were
+    given (a file's path or, from Python, arrays), where they came from: the seed then made none of them."""
+    from ..diagnostics import utf8
+    meta = {"archdsl.params": _jsonable({**mod.params, **mod.imported_params}), "archdsl.source": source_name(mod),
+            "archdsl.model": name}
+    if weights is None:
+        meta["archdsl.seed"] = str(seed)
+    else:
+        meta["archdsl.weights"] = "arrays given" if isinstance(weights, Mapping) else utf8(Path(weights).name)
+    return meta
 
 
 def int_input_metadata(graph: Graph) -> dict:

@@ -26,6 +26,24 @@ def test_a_built_model_records_its_making(tmp_path, capsys):
     assert m.producer_name == "archdsl" and m.producer_version == __version__
 
 
+def test_a_model_built_from_given_weights_names_them_not_a_seed(tmp_path, capsys):
+    """The seed draws no weight of such a model: `archdsl.seed` said where its weights came from wrongly."""
+    import numpy as np
+
+    import archdsl
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, 3]) -> y { y = x -> linear(2) as fc }\n")
+    weights = {"fc.weight": np.ones((2, 3), np.float32), "fc.bias": np.zeros(2, np.float32)}
+    np.savez(tmp_path / "w.npz", **weights)
+    for flags in ([], ["--train"]):
+        out = tmp_path / ("t.onnx" if flags else "m.onnx")
+        assert main(["build", str(spec), "--weights", str(tmp_path / "w.npz"), "-o", str(out), *flags]) == 0
+        meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+        assert meta["archdsl.weights"] == "w.npz" and "archdsl.seed" not in meta
+    meta = {p.key: p.value for p in archdsl.compile_source(spec.read_text(), weights=weights).metadata_props}
+    assert meta["archdsl.weights"] == "arrays given" and "archdsl.seed" not in meta
+
+
 def test_a_model_past_protobufs_limit_goes_to_external_data():
     """Decided from dims and dtypes (a tensor declared 3 GiB with no data): a train step that big must not
     be serialized whole (it failed as out of memory)."""
