@@ -1,11 +1,14 @@
 """group_norm: torch.nn.GroupNorm (statistics per sample and group of channels, per-channel affine).
 
-Lowered at every opset as reshape to [N, G, C/G * spatial], InstanceNormalization (per N, G), reshape back, per-channel
-affine. ONNX's GroupNormalization (opset 21+) is not used: onnxruntime has no kernel for it and expands its
-function body, whose one-pass variance (E[x^2] - E[x]^2) cancels where a group's mean is large next to its
-spread (mean 1000, std 1: error 0.2; mean 1e4: NaN; torch and this decomposition: 1e-4). float64 takes two
-explicit passes (onnxruntime has no float64 InstanceNormalization), bfloat16 the float32 path and back (its
-statistics in float32, as torch's)."""
+Lowered at every opset as reshape to [N, G, C/G * spatial], LayerNormalization over the last axis, reshape back,
+per-channel affine (instance_norm too, with a group per channel). onnxruntime's LayerNormalization kernel
+keeps its sums in double: its InstanceNormalization and ReduceMean sum in float32, so a constant 3.3 over
+128x128 came out as 0.07 rather than 0 (the mean off by 2e-7, divided by sqrt(eps)), and a mean of 3000 with
+spread 0.01 as noise (error 4.9; torch 0.017, LayerNormalization 0.008; measured 2026-12-06). ONNX's
+GroupNormalization (opset 21+) is not used: onnxruntime has no kernel for it and expands its function body,
+whose one-pass variance (E[x^2] - E[x]^2) in float32 cancels (mean 1000, std 1: error 0.2; mean 1e4: NaN).
+float64 takes two explicit passes (in double throughout), bfloat16 the float32 path and back (its statistics
+in float32, as torch's)."""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from ._common import (
 )
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
-__all__ = ["channel_params", "check_channel_params", "normalized_forward", "scale_and_bias"]
+__all__ = ["channel_params", "check_channel_params", "lower_grouped", "normalized_forward"]
 
 
 def _channels(x, a) -> int:
@@ -53,14 +56,6 @@ def check_channel_params(op: str, params, c: int) -> None:
             fail(f"{op}: parameter shape {shape_str(p)} does not match {c} channels")
 
 
-def scale_and_bias(e, ins, x_t, affine: bool) -> tuple[str, str]:
-    """The per-channel scale and bias an ONNX norm op takes: the learned ones, or ones and zeros."""
-    if affine:
-        return ins[1], ins[2]
-    ch, dt = x_t.shape[1], x_t.dtype.numpy
-    return e.const(np.ones(ch, dtype=dt)), e.const(np.zeros(ch, dtype=dt))
-
-
 def _infer(ins, a):
     x = ins[0]
     float_input("group_norm", x)
@@ -70,42 +65,50 @@ def _infer(ins, a):
     return [x]
 
 
-def _grouped_shape(e, x: str, x_t, g: int) -> str:
-    """[N, G, C/G * spatial] as Reshape's shape, without -1: ONNX cannot infer a -1 from an empty batch
-    (torch's GroupNorm takes one). Symbolic spatial sizes are multiplied at run time, and G is read from the
-    shape too: of a shape with one computed size, onnxruntime's ReshapeFusion makes that size -1 again."""
+def _grouped_shape(e, x: str, x_t, g: int) -> tuple[str, str]:
+    """[N, G, C/G * spatial] as Reshape's shape, without -1 (ONNX cannot infer a -1 from an empty batch, which
+    torch's GroupNorm takes), and its last size as a 1-D tensor. Symbolic spatial sizes are multiplied at run
+    time, and G is read from the shape too: of a shape with one computed size, onnxruntime's ReshapeFusion
+    makes that size -1 again."""
     spatial, per = x_t.shape[2:], x_t.shape[1] // g
     if all(isinstance(d, int) for d in spatial):
-        return e.const(np.array([0, g, per * int(np.prod(spatial, dtype=np.int64))], dtype=np.int64))
+        size = per * int(np.prod(spatial, dtype=np.int64))
+        return e.const(np.array([0, g, size], dtype=np.int64)), i64(e, [size])
     shape = e.op("Shape", [x])
     sizes = e.op("Slice", [shape, i64(e, [2]), i64(e, [x_t.rank])])
     groups = e.op("Div", [e.op("Slice", [shape, i64(e, [1]), i64(e, [2])]), i64(e, [per])])
     per_group = e.op("Mul", [reduce_op(e, "ReduceProd", sizes, [0], 1), i64(e, [per])])
-    return e.op("Concat", [i64(e, [0]), groups, per_group], axis=0)
+    return e.op("Concat", [i64(e, [0]), groups, per_group], axis=0), per_group
 
 
-def _lower(e, ins, outs, c):
-    x_t = c.in_types[0]
-    ch, g, eps = x_t.shape[1], c.attrs["num_groups"], c.attrs["eps"]
-    scale, bias = scale_and_bias(e, ins, x_t, c.attrs["affine"])
+def lower_grouped(e, ins, outs, x_t, g: int, eps: float, affine: bool) -> None:
+    """x [N, C, ...] normalized per example and group of C/g channels (biased variance), then the optional
+    per-channel affine: group_norm's lowering, and instance_norm's (g = C)."""
     x = ins[0]
     if x_t.dtype is DType.bfloat16:
         x = e.op("Cast", [x], to=DType.float32.onnx)
-    grouped = e.op("Reshape", [x, _grouped_shape(e, x, x_t, g)])
+    shape, size = _grouped_shape(e, x, x_t, g)
+    grouped = e.op("Reshape", [x, shape])
     if x_t.dtype is DType.float64:
         d = e.op("Sub", [grouped, reduce_op(e, "ReduceMean", grouped, [2], 1)])
         var = reduce_op(e, "ReduceMean", e.op("Mul", [d, d]), [2], 1)
         normed = e.op("Div", [d, e.op("Sqrt", [e.op("Add", [var, e.const(np.array(eps, dtype=np.float64))])])])
-    else:
+    else:  # a scale of ones the group's size: a constant shape is folded by onnxruntime when the session loads
         dt = np.float16 if x_t.dtype is DType.float16 else np.float32
-        normed = e.op("InstanceNormalization", [grouped, e.const(np.ones(g, dtype=dt)),
-                                                e.const(np.zeros(g, dtype=dt))], epsilon=eps)
-    y = e.op("Reshape", [normed, e.op("Shape", [ins[0]])])
+        ones = e.op("Expand", [e.const(np.ones(1, dtype=dt)), size])
+        normed = e.op("LayerNormalization", [grouped, ones], axis=2, epsilon=eps)
+    last = None if x_t.dtype is DType.bfloat16 or affine else outs
+    y = e.op("Reshape", [normed, e.op("Shape", [ins[0]])], outputs=last)
     if x_t.dtype is DType.bfloat16:
-        y = e.op("Cast", [y], to=DType.bfloat16.onnx)
-    per_channel = e.const(np.array([ch] + [1] * (x_t.rank - 2), dtype=np.int64))
-    y = e.op("Mul", [y, e.op("Reshape", [scale, per_channel])])
-    e.op("Add", [y, e.op("Reshape", [bias, per_channel])], outputs=outs)
+        y = e.op("Cast", [y], to=DType.bfloat16.onnx, outputs=None if affine else outs)
+    if affine:
+        per_channel = e.const(np.array([x_t.shape[1]] + [1] * (x_t.rank - 2), dtype=np.int64))
+        y = e.op("Mul", [y, e.op("Reshape", [ins[1], per_channel])])
+        e.op("Add", [y, e.op("Reshape", [ins[2], per_channel])], outputs=outs)
+
+
+def _lower(e, ins, outs, c):
+    lower_grouped(e, ins, outs, c.in_types[0], c.attrs["num_groups"], c.attrs["eps"], c.attrs["affine"])
 
 
 def normalized_forward(x_t, groups: int, eps: float):
@@ -133,7 +136,7 @@ register(OpDef(
     name="group_norm", grad=_grad, inputs=("x",), category="layer", aliases=("groupnorm",),
     attrs=(Attr("num_groups", "int"), Attr("eps", "float", 1e-5), Attr("affine", "bool", True)),
     params=_params, infer=_infer, lower=_lower, cost=lambda c: 5 * numel(c.out_types[0].shape),
-    doc="Group normalization over groups of channels (torch.nn.GroupNorm); lowered through InstanceNormalization "
-        "at every opset (ONNX GroupNormalization, as onnxruntime runs it, loses precision where a group's mean is "
-        "large next to its spread).",
+    doc="Group normalization over groups of channels (torch.nn.GroupNorm); lowered through LayerNormalization "
+        "over each group at every opset (onnxruntime's GroupNormalization and InstanceNormalization lose "
+        "precision where a group's mean is large next to its spread).",
 ))

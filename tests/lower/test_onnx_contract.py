@@ -470,8 +470,9 @@ def test_an_op_the_opset_cannot_express_is_a_diagnostic_at_build(tmp_path, capsy
 
 
 _BF16_OPS = ["heaviside(value_at_zero=0.5)", "layernorm(elementwise_affine=false)", "group_norm(2, affine=false)",
-             "group_norm(2)", "sinusoidal_embedding(6)", "gru(4)", "lstm(4)", "conv_transpose1d(4, 3)",
-             "conv1d(4, 3)", "maxpool1d(2)", "rms_norm", "softmax(axis=-1)", "gelu", "linear(3)"]
+             "group_norm(2)", "instance_norm(affine=true)", "sinusoidal_embedding(6)", "gru(4)", "lstm(4)",
+             "conv_transpose1d(4, 3)", "conv1d(4, 3)", "maxpool1d(2)", "rms_norm", "softmax(axis=-1)", "gelu",
+             "linear(3)"]
 
 
 @pytest.mark.parametrize("op", _BF16_OPS)
