@@ -246,7 +246,7 @@ def reduce_op(e, onnx_op: str, x: str, axes: list[int], keepdims: int, outputs=N
 
 
 def bfloat16_from(e, t: TensorType, name: str, what: str, opset: int = 22) -> None:
-    """ONNX's conv, pool, recurrent and instance-norm ops take bfloat16 only from opset 22 (GroupNormalization
+    """ONNX's conv, pool and recurrent ops take bfloat16 only from opset 22 (GroupNormalization
     from 21): below that the model would fail the checker, so the build says so at the op."""
     if t.dtype is DType.bfloat16 and e.opset < opset:
         fail(f"{name}: {what} bfloat16 from opset {opset}; this build targets opset {e.opset}")
