@@ -73,6 +73,16 @@ def test_cumprod_of_other_float_dtypes(dtype):
           rtol=1e-3 if dtype == "float16" else 1e-12)
 
 
+@pytest.mark.parametrize("xs", [[0.0] + [2.0] * 199, [0.0, 1e20, 1e20, 2.0], [1e-30, 1e-30, 1e30, 1e30],
+                                [0.5, 0.0, 1e30, 1e30], [1e30] * 3 + [1e-30] * 3])
+def test_cumprod_of_float32_past_its_range_in_between_as_torch(xs):
+    """Multiplied in float64 as torch's CPU kernel: the scan's segments of 2^128 were inf before they met the
+    0 (NaN where torch gives 0), and 1e-30 * 1e-30 * 1e30 underflowed to 0 (torch: 1e-30)."""
+    x = np.array([xs], np.float32)
+    y, _ = run_op("cumprod(x, 1)", x=x)
+    np.testing.assert_array_equal(y, torch.cumprod(torch.from_numpy(x), 1).numpy())
+
+
 def test_cumprod_of_a_scalar_is_the_scalar():
     y, _ = run_op("cumprod(x, -1)", x=np.array(-2.5, np.float32))
     assert y.shape == () and y == -2.5
