@@ -70,10 +70,14 @@ def _var_infer(name: str):
 
 def _var_lower(name: str):
     def lower(e, ins, outs, c):
+        """In float64 for float32 (float32 for 16-bit), as torch's CPU kernel accumulates: onnxruntime's
+        float32 ReduceMean sums in float32, and a mean of 1e4 with spread 1e-3 gave a variance 2e-3 off (torch
+        2e-8); squares past 3.4e38 made std(1e19 values) inf."""
         t, a = c.in_types[0], c.attrs
         axes = norm_axes(a["dim"], t.rank)
-        np_dt = wide_np(t)
-        x = widen(e, ins[0], t)
+        wide = DType.float64 if t.dtype is DType.float32 else DType.float32 if t.dtype.is_16bit else t.dtype
+        np_dt = wide.numpy
+        x = ins[0] if wide is t.dtype else e.op("Cast", [ins[0]], to=wide.onnx)
         if not axes:  # a 0-d tensor: one element (torch: nan for correction 1, refused above)
             x, axes, keep = e.op("Unsqueeze", [x, _i64(e, [0])]), [0], False
             t = TensorType(t.dtype, (1,))
@@ -84,11 +88,12 @@ def _var_lower(name: str):
         # torch divides by max(0, N - correction): inf or nan where that is 0 (sizes known only at run time)
         div = e.op("Max", [e.op("Sub", [_count(e, x, t, axes, np_dt), e.const(np.array(a["correction"], np_dt))]),
                            e.const(np.array(0.0, np_dt))])
-        last = wide_outputs(c.in_types[0], outs)
+        last = outs if wide is c.in_types[0].dtype else None
         y = e.op("Div", [ss, div], outputs=None if name == "std" else last)
         if name == "std":
             y = e.op("Sqrt", [y], outputs=last)
-        narrow_into(e, y, c.in_types[0], outs)
+        if last is None:
+            e.op("Cast", [y], outputs=outs, to=c.in_types[0].dtype.onnx)
     return lower
 
 
@@ -127,7 +132,8 @@ for _name, _what, _formula in (("var", "variance", "sum((x - mean)^2) / (N - cor
         doc=f"The {_what} over dims (all when none), {_formula} (torch.{_name}; "
             f"correction=1 is Bessel's, 0 the population {_what}). A correction that leaves no degrees of freedom "
             f"is refused where N is known; at run time (symbolic dims) the divisor is max(0, N - correction), as "
-            f"torch's, giving inf or nan.",
+            f"torch's, giving inf or nan. float32 is computed in float64 and 16-bit floats in float32, as torch's "
+            f"CPU kernel accumulates them.",
     ))
 
 

@@ -77,6 +77,20 @@ def test_std_of_float16_is_computed_in_float32(opset):
     np.testing.assert_allclose(y, want, rtol=1e-3)
 
 
+def test_var_and_std_of_float32_are_computed_in_float64():
+    """As torch's CPU kernel: onnxruntime's float32 ReduceMean sums in float32, and a mean of 1e4 with spread
+    1e-3 gave a variance 4e-3 off (torch 5e-8); squares of 1e19 made the std inf."""
+    rng = np.random.default_rng(0)
+    x = (1e4 + 1e-3 * rng.standard_normal((2, 4096))).astype(np.float32)
+    for fn in ("var", "std"):
+        y, _ = run_op(f"{fn}(x, 1)", x=x)
+        want = getattr(torch, fn)(torch.from_numpy(x).double(), 1).numpy()
+        np.testing.assert_allclose(y, want, rtol=1e-6)
+    x = np.array([[1e19, -2e19, 3e19, 5e18], [1e-25, -2e-25, 3e-25, 5e-26]], np.float32)
+    y, _ = run_op("std(x, 1)", x=x)
+    np.testing.assert_allclose(y, torch.std(torch.from_numpy(x), 1).numpy(), rtol=1e-6)
+
+
 # ---------------- logsumexp ----------------
 
 @covers("logsumexp")
