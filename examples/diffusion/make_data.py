@@ -44,8 +44,12 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.draws < 1:
         ap.error("--draws must be at least 1")
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError:
+        raise SystemExit("this example needs scikit-learn (its bundled digits are the data): "
+                         'pip install -e ".[examples]" in the repository, or pip install scikit-learn') from None
     d = load_digits()
     x = (d.images / 8.0 - 1.0).astype(np.float32)[:, None]      # pixel values 0..16 -> [-1, 1]
     xt, xv, yt, yv = train_test_split(x, d.target, test_size=0.2, random_state=args.seed, stratify=d.target)

@@ -14,8 +14,12 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).parent), help="folder for train.npz and val.npz")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError:
+        raise SystemExit("this example needs scikit-learn (its bundled digits are the data): "
+                         'pip install -e ".[examples]" in the repository, or pip install scikit-learn') from None
     d = load_digits()
     x = (d.images / 16.0).astype(np.float32)[:, None]
     y = d.target.astype(np.int64)

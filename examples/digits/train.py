@@ -27,7 +27,9 @@ def main(out: Path = HERE / "out", epochs: int = 20) -> float:
 
     t0 = time.perf_counter()
     out.mkdir(exist_ok=True)
-    subprocess.run([sys.executable, str(HERE / "make_data.py"), "--out", str(out)], check=True)
+    made = subprocess.run([sys.executable, str(HERE / "make_data.py"), "--out", str(out)])
+    if made.returncode:  # make_data.py said why
+        sys.exit(made.returncode)
     spec = str(HERE / "digits.arch")
     rc = archdsl(["train", spec, "--data", str(out / "train.npz"), "--val", str(out / "val.npz"),
                   "--epochs", str(epochs), "--batch-size", "32", "--lr", "1e-3", "--schedule", "cosine",
