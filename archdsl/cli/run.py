@@ -29,17 +29,23 @@ from .commands import (
 __all__ = ["cmd_run"]
 
 
-def _check_input(sess, name: str, arr: np.ndarray, path: str) -> None:
-    """A --input array against the model's input: dtype, rank and every fixed dim."""
+def _check_input(sess, name: str, arr: np.ndarray, path: str) -> np.ndarray:
+    """A --input array against the model's input: rank and every fixed dim, and its dtype, to which numbers
+    are cast where every value fits, as training data is (numpy's float64 for a float32 input; never
+    fractions to integers)."""
     from ..runtime import input_specs
+    from ..training.data import cast_values
     meta = next(i for i in sess.get_inputs() if i.name == name)
     (_, _, want_dt), = [s for s in input_specs(sess) if s[0] == name]
+    want = np.dtype(want_dt)
     dims = ", ".join(str(d) for d in meta.shape)
-    if arr.dtype != np.dtype(want_dt) or arr.ndim != len(meta.shape) or any(
+    castable = arr.dtype.kind in "biuf" and want.kind in "biuf" and not (want.kind in "iu" and arr.dtype.kind == "f")
+    if (arr.dtype != want and not castable) or arr.ndim != len(meta.shape) or any(
             isinstance(d, int) and d != n for d, n in zip(meta.shape, arr.shape)):
         raw = raw_bytes(arr.dtype)
-        raise ArchError(f"--input {name}: the model takes {np.dtype(want_dt).name}[{dims}], "
+        raise ArchError(f"--input {name}: the model takes {want.name}[{dims}], "
                         f"{path} holds {arr.dtype.name}{list(arr.shape)}{f': {raw}' if raw else ''}")
+    return arr if arr.dtype == want else cast_values(f"--input {name}={path}", name, arr, want)
 
 
 def _spec_only_flags(args) -> list[str]:
@@ -159,8 +165,7 @@ def cmd_run(args, sources) -> int:
             raise ArchError(f"--input {k} is given twice")
         if k not in declared:
             raise ArchError(f"--input: the model has no input '{k}' (inputs: {', '.join(declared)})")
-        given[k] = _load_input(k, f)
-        _check_input(sess, k, given[k], f)
+        given[k] = _check_input(sess, k, _load_input(k, f), f)
         given_from[k] = f"--input {k}={f}"
     clash = runtime.dim_conflict(declared, given)  # before random inputs take sizes from the given ones
     if clash:

@@ -16,8 +16,8 @@ from ..ops._common import channels_first_perm
 from ..runtime import dim_conflict, is_name
 from ..types import BATCH_NAMES, dim_size
 
-__all__ = ["LabelsFor", "check_class_labels", "check_ctc_inputs", "check_index_inputs", "check_label_inputs",
-           "check_length_inputs", "first_index", "length_limits", "load_data", "onnx_dims"]
+__all__ = ["LabelsFor", "cast_values", "check_class_labels", "check_ctc_inputs", "check_index_inputs",
+           "check_label_inputs", "check_length_inputs", "first_index", "length_limits", "load_data", "onnx_dims"]
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def load_data(path: str, model, names: list[str], labels_for: LabelsFor | None =
             if notes is not None and a.dtype.kind in "iu" and want.kind == "f" and a.size:
                 notes.append(f"{path}: '{name}' holds {a.dtype} values ({a.min()}..{a.max()}), cast to "
                              f"{np.dtype(want).name} as they are (not scaled)")
-            a = _cast(path, name, a, np.dtype(want))
+            a = cast_values(path, name, a, np.dtype(want))
         if n is not None and len(a) != n:
             raise ArchError(f"{path}: '{name}' has {len(a)} examples, '{names[0]}' has {n}")
         n = len(a)
@@ -202,10 +202,11 @@ def first_index(mask: np.ndarray) -> list[int]:
     return [int(i) for i in np.argwhere(mask)[0]] if mask.ndim else []
 
 
-def _cast(path: str, name: str, a: np.ndarray, want: np.dtype) -> np.ndarray:
-    """`a` as the model's dtype, where every value fits: numpy's cast wraps integers (2**40 became 0 in
-    int32) and turns numbers beyond a float's range into inf (1e5, or the integer 100000, in float16). A bool
-    input takes bools or numbers that are exactly 0 or 1: numpy made 0.1 and 7 true."""
+def cast_values(path: str, name: str, a: np.ndarray, want: np.dtype) -> np.ndarray:
+    """`a` as the model's dtype, where every value fits (training data, and `run --input`): numpy's cast
+    wraps integers (2**40 became 0 in int32) and turns numbers beyond a float's range into inf (1e5, or the
+    integer 100000, in float16). A bool input takes bools or numbers that are exactly 0 or 1: numpy made 0.1
+    and 7 true."""
     if want.kind == "b":
         bad = (a != 0) & (a != 1)  # NaN too
         if bad.any():

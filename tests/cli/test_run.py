@@ -30,7 +30,8 @@ def test_run_arch_and_onnx(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("arr, what", [(np.ones((2, 5), np.float32), "float32[2, 5]"),
-                                       (np.ones((2, 784), np.float64), "float64[2, 784]"),
+                                       (np.ones((2, 5), np.float64), "float64[2, 5]"),
+                                       (np.full((2, 784), "a"), "str32[2, 784]"),
                                        (np.ones(784, np.float32), "float32[784]")])
 def test_run_input_of_the_wrong_shape_or_dtype_is_a_diagnostic(tmp_path, capsys, arr, what):
     x = tmp_path / "x.npy"
@@ -39,6 +40,28 @@ def test_run_input_of_the_wrong_shape_or_dtype_is_a_diagnostic(tmp_path, capsys,
     err = capsys.readouterr().err
     assert f"--input x: the model takes float32[B, 784], {x} holds {what}" in err
     assert "internal error" not in err
+
+
+def test_run_input_numbers_are_cast_where_they_fit_as_training_data_is(tmp_path, capsys):
+    """np.random.randn's float64 for a float32 input was refused (`archdsl train` casts it)."""
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, 3], i: int64[B]) -> (y, j) {\n    y = x * 2.0\n    j = i + 1\n}\n")
+    feeds = {"x": np.full((2, 3), 0.1), "i": np.arange(2, dtype=np.int32), "big": np.full((2, 3), 1e300),
+             "half": np.array([0.5, 1.0])}
+    for k, v in feeds.items():
+        np.save(tmp_path / f"{k}.npy", v)
+    out = tmp_path / "out.npz"
+    assert main(["run", str(spec), "--input", f"x={tmp_path / 'x.npy'}", "--input", f"i={tmp_path / 'i.npy'}",
+                 "--repeat", "1", "--save", str(out)]) == 0
+    capsys.readouterr()
+    with np.load(out) as z:
+        assert z["input:x"].dtype == np.float32 and z["input:i"].dtype == np.int64
+        np.testing.assert_array_equal(z["y"], np.full((2, 3), np.float32(0.1) * 2, np.float32))
+        np.testing.assert_array_equal(z["j"], [1, 2])
+    assert main(["run", str(spec), "--input", f"x={tmp_path / 'big.npy'}"]) == 1
+    assert "'x'[0, 0] is 1e+300, beyond float32" in capsys.readouterr().err
+    assert main(["run", str(spec), "--input", f"i={tmp_path / 'half.npy'}"]) == 1
+    assert "the model takes int64[B]" in capsys.readouterr().err
 
 
 def test_run_input_from_an_npz(tmp_path, capsys):
