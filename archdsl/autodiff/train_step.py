@@ -91,7 +91,7 @@ class TrainConfig:
             raise ArchError(f"--no-decay leaves out weight decay, but {self.optimizer.name} has none here "
                             "(give --weight-decay)")
         if not 1 <= self.accumulate <= 2**31:
-            raise ArchError(f"gradient accumulation takes 1 or more micro-batches per update, got {self.accumulate}")
+            raise ArchError(f"gradient accumulation takes 1 to {2**31} micro-batches per update, got {self.accumulate}")
 
     def describe(self) -> dict:
         o = self.optimizer

@@ -121,8 +121,10 @@ def test_accumulate_is_checked_and_recorded(tmp_path, capsys):
     _data(tmp_path, 10)
     argv = ["train", str(tmp_path / "mlp.arch"), "--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "w.npz"),
             "--batch-size", "4", "--quiet"]
-    assert main([*argv, "--accumulate", "0"]) == 2
-    assert "gradient accumulation takes 1 or more micro-batches per update, got 0" in capsys.readouterr().err
+    for n in ("0", str(2**31 + 1)):
+        assert main([*argv, "--accumulate", n]) == 2
+        assert f"gradient accumulation takes 1 to 2147483648 micro-batches per update, got {n}" in \
+            capsys.readouterr().err
     assert main([*argv, "--epochs", "1", "--accumulate", "2"]) == 0
     assert main([*argv, "--epochs", "2", "--resume"]) == 1
     assert "made with other settings (accumulate 2 there, not given here)" in capsys.readouterr().err
