@@ -58,6 +58,13 @@ def test_logsigmoid_does_not_underflow():
     assert y[0] == -100.0
 
 
+def test_logsigmoid_keeps_its_tail():
+    """log(1 + exp(-x)) was 0 from x = 17 (1 + 4e-8 rounds to 1) and 17% off at 15: log1p keeps it."""
+    x = np.array([10.0, 15.0, 17.0, 20.0, 30.0, 88.0], np.float32)
+    y, _ = run_op("logsigmoid(x)", x=x)
+    np.testing.assert_allclose(y, F.logsigmoid(torch.tensor(x, dtype=torch.float64)).numpy(), rtol=1e-5)
+
+
 # ---------------- glu ----------------
 
 @covers("glu")
