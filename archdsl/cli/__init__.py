@@ -58,7 +58,8 @@ def _common(p: argparse.ArgumentParser, model: str | None = ONE_MODEL, file_help
 def _optimize_flags(p: argparse.ArgumentParser, emits_ir: bool = False, report_only: bool = False) -> None:
     """-O0/-O1/-O2, --disable-pass, --report (archdsl/passes). `report_only`: the passes run only for --report
     (summary's table counts the model as written)."""
-    only = " (with --report: the table counts the model as written)" if report_only else ""
+    only = (" (only with --report, whose pass table it shapes: the summary table counts the model as written)"
+            if report_only else "")
     p.add_argument("-O", dest="opt_level", type=int, choices=(0, 1, 2), default=None, metavar="LEVEL",
                    help="optimization level: -O0 none, -O1 safe cleanups, -O2 everything (default"
                         + ("; --emit ir prints the unoptimized IR unless -O is given)" if emits_ir else ")") + only)

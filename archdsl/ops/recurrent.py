@@ -354,14 +354,14 @@ def check_trainable(cell: str, c) -> None:
         raise ArchError(f"{cell}: training needs a fixed sequence length, and {hint}")
     if not isinstance(t, int):
         b_dim = x_t.shape[0] if a["batch_first"] else x_t.shape[1]
-        fixed, sym = ((f"[{b_dim}, 16, ...]", f"[{b_dim}, {t}, ...]") if a["batch_first"] else
-                      (f"[16, {b_dim}, ...]", f"[{t}, {b_dim}, ...]"))
+        fixed, sym = ((f"[{b_dim}, LENGTH, ...]", f"[{b_dim}, {t}, ...]") if a["batch_first"] else
+                      (f"[LENGTH, {b_dim}, ...]", f"[{t}, {b_dim}, ...]"))
         name = str(t) if str(t).isidentifier() else "T"
         raise ArchError(
             f"{cell}: training needs a fixed sequence length, but the input {shape_str(x_t)} has length "
             f"{t} (the gradient unrolls the recurrence over the time steps)",
-            notes=[(f"give it a number: -D {name}=16 where the file declares `param {name} = none` (symbolic "
-                    f"until -D fixes it), or write the input as {fixed} rather than {sym}", None)])
+            notes=[(f"give it your sequences' length: -D {name}=LENGTH where the file declares `param {name} = "
+                    f"none` (symbolic until -D fixes it), or write the input as {fixed} rather than {sym}", None)])
 
 
 def _make_grad(cell):
