@@ -53,10 +53,10 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
     unknown = sorted(set(weights) - set(graph.params))
     missing = [n for n in graph.params if n not in weights]
     if unknown:  # a suggestion only among the names on the other side: fc3.weight is not fc2.weight's typo
+        hint = (_prefixed(unknown, graph) or _none_shared(weights, unknown, graph)
+                or did_you_mean(unknown[0], missing) or _tied(unknown, weights))
         raise ArchError(f"{what} has {len(unknown)} name{'s' if len(unknown) > 1 else ''} the model does not: "
-                        f"{quoted(unknown)}"
-                        f"{_prefixed(unknown, graph) or did_you_mean(unknown[0], missing) or _tied(unknown, weights)}"
-                        f"{_running_stats(unknown, graph)}")
+                        f"{quoted(unknown)}{hint}{_running_stats(unknown, graph)}")
     if missing:
         raise ArchError(f"{what} lacks {len(missing)} of the model's {len(graph.params)} parameters and "
                         f"buffers: {quoted(missing)}")
@@ -73,6 +73,15 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
             raise ArchError(f"weights: '{name}' has shape {list(np.shape(arr))}{' in the file' if source else ''}, "
                             f"the model needs {list(v.type.shape)}", v.span)
     return weights
+
+
+def _none_shared(weights: dict, unknown: list[str], graph: Graph) -> str:
+    """A file that names none of the model's parameters is another model's (or not weights at all): a guess
+    at one name ('embed.weight': did you mean 'mid.bn1.weight'?) pointed the wrong way."""
+    if len(unknown) < len(weights):
+        return ""
+    return (f"; none of its {len(weights)} names is one of the model's {len(graph.params)} (another model's "
+            f"weights, or not weights at all?)")
 
 
 def _prefixed(unknown: list[str], graph: Graph) -> str:

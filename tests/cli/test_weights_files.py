@@ -93,6 +93,16 @@ def test_weights_file_mistakes_name_the_file_and_suggest_among_the_unmatched(wor
                  "-o", str(work / "t.onnx")]) == 0
 
 
+def test_a_file_of_none_of_the_models_names_is_not_given_a_guess(work, capsys):
+    """Another model's weights (or training data) got "did you mean 'fc1.bias'?" for 'embed.weight'."""
+    np.savez(work / "other.npz", **{"embed.weight": np.zeros((8, 4), np.float32), "fc1.b": np.zeros(8, np.float32)})
+    for f in ("other.npz", "data.npz"):
+        assert main(["build", str(work / "tiny.arch"), "--weights", str(work / f)]) == 1
+        err = capsys.readouterr().err
+        assert "none of its 2 names is one of the model's 4 (another model's weights, or not weights at all?)" in err
+        assert "did you mean" not in err
+
+
 def test_weights_of_another_dtype_load_exactly_or_not_at_all(work, capsys):
     """Every value went through float32: int64 2**40 became -2**31 in an int32 buffer, 1.7 became 1, int64
     100000 became inf in float16 with no word, and a float64 parameter lost the last bit of 2**53 - 1."""
