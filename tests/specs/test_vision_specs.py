@@ -50,6 +50,20 @@ def test_param_count(case):
     assert g.param_count() == expected
 
 
+def test_efficientnet_trains_with_torchvisions_stochastic_depth_and_dropout():
+    """Its train step had no stochastic depth (torchvision's 0.2, growing over the blocks), and the
+    classifier's dropout could not be turned off by -D: no step compared exactly with torch."""
+    from archdsl import driver
+    from archdsl.autodiff import TrainConfig
+
+    def random(**defines) -> bool:  # the step takes a seed: it draws masks
+        ct = driver.compile_train_file(SPECS / "efficientnet.arch", TrainConfig(),
+                                       defines={"resolution": 32, "classes": 10, **defines})
+        return "seed" in [i.name for i in ct.step_model.graph.input]
+    assert random() and random(dropout_p=0.0)  # the blocks' drop_path alone
+    assert not random(dropout_p=0.0, stochastic_depth_prob=0.0)  # deterministic: comparable with torch
+
+
 @pytest.mark.parametrize("variant,resolution", list(zip([f"b{i}" for i in range(8)],
                                                         [224, 240, 260, 300, 380, 456, 528, 600])))
 def test_efficientnet_default_resolution_and_shapes(variant, resolution):
