@@ -9,7 +9,7 @@ from ..ir import Value
 from ..types import DType, Sym, TensorType
 from .builder import GradBuilder
 
-__all__ = ["LOSSES", "class_axis", "labels_type", "make_loss"]
+__all__ = ["LOSSES", "class_axis", "image_classes", "labels_type", "make_loss"]
 
 LOSSES = ("cross_entropy", "mse", "bce_with_logits", "model")  # model: the spec's own scalar output
 
@@ -56,6 +56,20 @@ def labels_type(loss: str, pred: TensorType, output: str) -> TensorType:
     if loss == "model":
         raise ArchError("internal: the model's own loss takes no labels")
     raise ArchError(f"unknown loss '{loss}' (one of {', '.join(LOSSES)})")
+
+
+def image_classes(loss: str, pred: TensorType, output: str) -> str | None:
+    """What to say of an image-shaped output [N, C, S, S] trained with cross_entropy: the classes are taken on
+    its last dim (the one loss convention here, [..., classes]), where torch's cross_entropy takes dim 1 of
+    such a map. A symbolic S is refused by labels_type; a fixed one built a step whose labels were
+    [N, C, S], with no word."""
+    s = pred.shape
+    if loss != "cross_entropy" or pred.rank < 4 or not isinstance(s[-1], int) or s[-1] != s[-2] or s[1] == s[-1]:
+        return None
+    perm = [0, *range(2, pred.rank), 1]
+    return (f"cross_entropy takes the classes on the last dim of output '{output}' ({pred}: {s[-1]} classes, "
+            f"labels {TensorType(DType.int64, s[:-1])}); torch's takes dim 1 ({s[1]}) of such a map: for that "
+            f"layout end the spec with permute({perm})")
 
 
 def make_loss(b: GradBuilder, loss: str, pred: Value, labels: Value, label_smoothing: float = 0.0,

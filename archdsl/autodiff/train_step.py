@@ -24,7 +24,7 @@ from ..ops.losses import squashed_logits
 from ..types import DType, TensorType, dim_size
 from .builder import GradBuilder
 from .engine import gradients, prune_dead
-from .losses import labels_type, make_loss
+from .losses import image_classes, labels_type, make_loss
 from .optimizers import OptimConfig, StateSlot, check_kinds, plain_numbers, update
 from .train_mode import TrainInputs, drop_seed_input, to_training
 
@@ -326,6 +326,8 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
             hint = ("; cross_entropy is the default loss: --loss names another (mse, bce_with_logits), or the "
                     "spec computes its own (an output named loss)") if defaulted else ""
             raise ArchError(e.message + hint, e.span or pred.span, e.notes) from None
+        if said := image_classes(cfg.loss, pred.type, out_name):  # a segmentation map [N, C, H, W]
+            graph.warnings.append((said, pred.span))
         if said := squashed_logits(cfg.loss, pred):  # `y = ... -> softmax` trained with --loss cross_entropy
             graph.warnings.append((f"output '{out_name}': --loss {said}; end it at the logits (for probabilities "
                                    f"as well, a second output {pred.producer.op}(logits), and --output-name naming "

@@ -193,3 +193,19 @@ def test_a_head_no_loss_reads_is_a_warning_in_build_train_and_train(tmp_path, ca
     assert main(["build", str(spec), "--train", "--loss", "mse", "-o", str(tmp_path / "t.onnx")]) == 0
     assert "'head2.weight', 'head2.bias' get no gradient from the loss (on 'y'); they feed output 'z'" \
         in capsys.readouterr().err
+
+
+def test_a_segmentation_map_trained_with_classes_on_its_last_dim_is_a_warning(tmp_path, capsys):
+    """[B, 2, 32, 32] logits: the step took 32 classes on the last dim (labels [B, 2, 32]) with no word, where
+    torch's cross_entropy takes the 2 on dim 1 (a symbolic H, W was refused with the same advice)."""
+    head = "model seg(x: float32[B, 3, 32, 32]) -> logits {\n    logits = x -> conv2d(2, 1)"
+    for tail, warned in (("", True), (" -> permute([0, 2, 3, 1])", False)):
+        spec = tmp_path / "seg.arch"
+        spec.write_text(head + tail + "\n}\n")
+        assert main(["build", str(spec), "--train", "-o", str(tmp_path / "seg.onnx")]) == 0
+        err = capsys.readouterr().err
+        assert ("seg.arch:2:19: warning: cross_entropy takes the classes on the last dim of output 'logits' "
+                "(float32[B, 2, 32, 32]: 32 classes, labels int64[B, 2, 32]); torch's takes dim 1 (2) of such a "
+                "map: for that layout end the spec with permute([0, 2, 3, 1])" in err) == warned, err
+        assert main(["build", str(spec), "--train", "--loss", "mse", "-o", str(tmp_path / "seg.onnx")]) == 0
+        assert "warning" not in capsys.readouterr().err
