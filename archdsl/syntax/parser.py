@@ -239,11 +239,12 @@ def _expected(exp, inner: str | None = None) -> str:
     return f"; expected {', '.join(words)}" if words else ""
 
 
-def _innermost(tok=None) -> str | None:
-    """The innermost bracket still open where the parse stopped (not counting the offending token)."""
+def _innermost(tok=None, depth: int = 1) -> str | None:
+    """The innermost bracket still open where the parse stopped (not counting the offending token); depth 2:
+    the one around it."""
     opened = [t for t in getattr(_lark().options.postlex, "open", [])
               if tok is None or (t.line, t.column) != (getattr(tok, "line", None), getattr(tok, "column", None))]
-    return str(opened[-1]) if opened else None
+    return str(opened[-depth]) if len(opened) >= depth else None
 
 
 def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
@@ -303,6 +304,9 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
             hint = " (a body's '{' goes on the line of its header, as `model m(x: ...) -> y {`, `if c {`)"
         elif str(tok) == "=" and line[tok.column:tok.column + 1] == ">":  # also where a line starts with it
             hint = " ('=>' is not an operator: '->' pipes, '>=' compares)"
+        elif str(tok) == "=" and _innermost(tok) == "[" and _innermost(tok, 2) == "(" and \
+                re.search(r",\s*[A-Za-z_]\w*\s*$", line[:tok.column - 1]):  # concat([x, y, axis=1)
+            hint = " (a list's '[' is still open here: a keyword argument follows its ']', as concat([a, b], axis=1))"
         elif str(tok) == "=" and "__ANON_1" in err.expected:
             hint = " (use '==' to compare)"
         elif expected == "; expected ',', '='" and str(tok) in (".", "[", "+", "-", "*", "/"):  # s.append(x)
