@@ -50,6 +50,11 @@ class ArchError(Exception):
         self.span = span
         self.notes = list(notes or [])
 
+    def __str__(self) -> str:
+        """file:line:col: message, as an API call's uncaught error shows it in a traceback (the message alone
+        left the user to find the line); render() gives the whole diagnostic, with the line and a caret."""
+        return f"{printable(str(self.span))}: {self.message}" if self.span else self.message
+
     arg: str | None = None  # the argument of a call it is about (stride): the caret goes under it where written
 
     def with_span(self, span: Span | None) -> "ArchError":

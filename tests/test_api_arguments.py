@@ -60,3 +60,12 @@ def test_runtime_session_refuses_what_onnxruntime_would_fail_on(tmp_path, monkey
     with pytest.raises(archdsl.ArchError, match=said):
         runtime.session(*args)
     assert runtime.session("m.onnx", "cpu", 2).get_inputs()[0].name == "x"
+
+
+def test_an_uncaught_error_shows_where_it_is():
+    """str(e) was the bare message: a traceback left the API user to find the line (render gives the rest)."""
+    from archdsl.diagnostics import render
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source("model m(x: float32[B, 4]) -> y {\n    y = x @ x\n}\n", file="m.arch")
+    assert str(e.value) == f"m.arch:2:9: {e.value.message}" and e.value.message.startswith("'@'")
+    assert render(e.value).splitlines()[:2] == [f"m.arch:2:9: error: {e.value.message}", "   2 |     y = x @ x"]

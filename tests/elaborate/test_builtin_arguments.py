@@ -46,7 +46,8 @@ def test_sum_of_a_list_of_tensors_adds_them_as_pythons_does():
 
 def test_sum_of_tensors_with_a_start_that_is_no_number_names_sum():
     """sum([x], "a") said "add(): 'a' must be a tensor", naming a parameter of an op the user never called."""
-    with pytest.raises(ArchTypeError, match=r'^sum\(\): start must be a number, a size or a tensor, got string "a"'):
+    with pytest.raises(ArchTypeError, match=r'^<string>:2:9: sum\(\): start must be a number, a size or a tensor, '
+                                            r'got string "a"'):
         archdsl.check_source('model m(x: float32[B, 4]) -> y {\n    y = sum([x, x], "a")\n}\n')
     for start in ("B", "x.shape[0]", "true"):  # as x + B and x + true
         archdsl.check_source(f"model m(x: float32[B, 4]) -> y {{\n    y = sum([x, x], {start})\n}}\n")
