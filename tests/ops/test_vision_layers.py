@@ -276,6 +276,15 @@ def test_instance_norm_names_torchs_running_statistics_in_a_weights_file():
                                net.train()(torch.from_numpy(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_group_norms_in_float64_leave_no_unread_constant():
+    """The group's length was made for every dtype, read only by the LayerNormalization of float32 and
+    float16: onnxruntime warned of the unused initializer at every load."""
+    for norm in ("instance_norm(x)", "group_norm(x, 2)"):
+        model = archdsl.compile_source(f"model m(x: float64[B, 4, 16]) -> y {{ y = {norm} }}")
+        read = {i for n in model.graph.node for i in n.input}
+        assert [t.name for t in model.graph.initializer if t.name not in read] == []
+
+
 @pytest.mark.parametrize("norm, groups", [("instance_norm(x)", 4), ("group_norm(x, 2)", 2), ("group_norm(x, 1)", 1)])
 def test_group_statistics_as_accurate_as_torchs(norm, groups):
     """onnxruntime's InstanceNormalization (and ReduceMean) sum in float32: a constant 3.3 over 128x128 came out
