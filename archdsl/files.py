@@ -146,10 +146,13 @@ def temp_dir_beside(path: Path) -> Path:
     """A fresh hidden directory next to `path` (same file system: the finished file is renamed out of it),
     named after it and after the process that makes it (remove_dead_temps); the name is cut so that a
     255-byte one still leaves room for the rest."""
-    return Path(tempfile.mkdtemp(prefix=f".{path.name[:_KEPT]}.{_owner_tag()}", dir=path.parent))
+    return Path(tempfile.mkdtemp(prefix=f".{_kept(path.name)}.{_owner_tag()}", dir=path.parent))
 
 
-_KEPT = 180  # characters of the output's name in its temp dir's
+def _kept(name: str) -> str:
+    """The output's name cut to 206 bytes: room for the dots, the longest owner tag (39) and mkdtemp's 8."""
+    return os.fsdecode(os.fsencode(name)[:206])
+
 _TAG = re.compile(r"a([0-9a-f]{8})-(\d+)-(\d+)-[^.]{8}\Z")  # host, pid, start time, mkdtemp's random part
 
 
@@ -165,12 +168,15 @@ def _proc_start(pid: int | str) -> str | None:
 
 def _host() -> str | None:
     """This kernel's boot and pid namespace, hashed: a pid means the same process only where both match (a
-    folder shared by containers or hosts holds temp dirs whose pids are not ours to look up)."""
+    folder shared by containers or hosts holds temp dirs whose pids are not ours to look up). None where /proc
+    is not this pid namespace's (`unshare --pid` without --mount-proc: /proc/PID is another process there)."""
     try:
+        if int(os.readlink("/proc/self")) != os.getpid():
+            return None
         with open("/proc/sys/kernel/random/boot_id", "rb") as f:
             boot = f.read().strip()
         return f"{zlib.crc32(boot + os.readlink('/proc/self/ns/pid').encode()):08x}"
-    except OSError:  # not Linux
+    except (OSError, ValueError):  # not Linux
         return None
 
 
@@ -188,7 +194,7 @@ def remove_dead_temps(path: Path) -> None:
     host = _host()
     if host is None:
         return
-    prefix = f".{path.name[:_KEPT]}."
+    prefix = f".{_kept(path.name)}."
     try:
         entries = [e for e in os.scandir(path.parent) if e.name.startswith(prefix)]
     except OSError:

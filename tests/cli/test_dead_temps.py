@@ -64,3 +64,20 @@ def test_only_dirs_known_dead_go(work):
     files.atomic_write(out, lambda tmp: tmp.write_bytes(b"saved"))
     assert out.read_bytes() == b"saved"
     assert mine.is_dir() and other_host.is_dir() and unnamed.is_dir() and not reused.exists()
+
+
+def test_an_output_name_of_up_to_255_bytes_of_utf8_builds(work):
+    """The name was cut to 180 characters: 115 'é' (235 bytes) left no room for the owner tag."""
+    for name in ("é" * 115 + ".onnx", "模" * 83 + ".onnx"):
+        assert len(name.encode()) <= 255
+        assert main(["build", str(work / "tiny.arch"), "-o", str(work / name)]) == 0
+        assert (work / name).is_file()
+
+
+def test_no_tag_where_proc_is_another_pid_namespaces(work, monkeypatch):
+    """Under `unshare --pid` without its own /proc, /proc/PID is another process: a live build's dir looked
+    dead to a second build, which removed it."""
+    monkeypatch.setattr(os, "getpid", lambda: 2)
+    assert files._owner_tag() == "" and files._host() is None
+    d = files.temp_dir_beside(work / "m.npz")
+    assert files._TAG.match(d.name, len(".m.npz.")) is None and len(d.name) == len(".m.npz.") + 8
