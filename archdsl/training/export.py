@@ -73,6 +73,7 @@ def lower_train_step(graph: Graph, cfg: TrainConfig, *, opset: int, seed: int, w
                             f"does not: '{unknown[0]}'")
     if "seed" in step.state_inputs and "seed" not in (weights or {}):  # dropout's stream follows --seed
         weights = {**(weights or {}), "seed": np.array(seed, np.int64)}
+        metadata = {**metadata, "archdsl.seed": str(seed)}  # also where the weights were given
     meta = {**metadata, **train_metadata(step), **_labels_range(step, graph, metadata)}
     res = lower_graph(graph, opset=opset, seed=seed, weights=weights, metadata=meta, doc=doc)
     expose_initializers(res.model, step.state_inputs)

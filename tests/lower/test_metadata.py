@@ -42,6 +42,14 @@ def test_a_model_built_from_given_weights_names_them_not_a_seed(tmp_path, capsys
         assert meta["archdsl.weights"] == "w.npz" and "archdsl.seed" not in meta
     meta = {p.key: p.value for p in archdsl.compile_source(spec.read_text(), weights=weights).metadata_props}
     assert meta["archdsl.weights"] == "arrays given" and "archdsl.seed" not in meta
+    drop = tmp_path / "d.arch"  # a train step with dropout: --seed draws its masks, so it is recorded too
+    drop.write_text("model m(x: float32[B, 3]) -> y { y = x -> linear(2) as fc -> dropout(0.5) }\n")
+    for seed in ("1", "7"):
+        out = tmp_path / f"d{seed}.onnx"
+        assert main(["build", str(drop), "--train", "--weights", str(tmp_path / "w.npz"), "--seed", seed, "-o",
+                     str(out)]) == 0
+        meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+        assert meta["archdsl.weights"] == "w.npz" and meta["archdsl.seed"] == seed
 
 
 def test_a_model_past_protobufs_limit_goes_to_external_data():
