@@ -56,6 +56,19 @@ def _steps(n: int):
         s *= 2
 
 
+def _zero_after_a_zero(e, x: str, y: str, ax: int, dt) -> str:
+    """y set to 0 from x's first 0 on, up to its first inf or NaN (0 * inf is NaN in torch's loop too): the
+    scan multiplies the factors after a 0 into segments first, which overflow to inf before they meet it
+    (0 then 200 twos in float16, 0 then 17 values of 3e38 in float32: NaN where torch gives 0)."""
+    def seen(mask: str) -> str:  # true from the first true along ax on
+        count = e.op("CumSum", [e.op("Cast", [mask], to=DType.int64.onnx), e.const(np.array(ax, np.int64))])
+        return e.op("Greater", [count, e.const(np.array(0, np.int64))])
+    zero = e.const(np.array(0, dt))
+    past = seen(e.op("Or", [e.op("IsInf", [x]), e.op("IsNaN", [x])]))
+    after = e.op("And", [seen(e.op("Equal", [x, zero])), e.op("Not", [past])])
+    return e.op("Where", [after, zero, y])
+
+
 def _lower(e, ins, outs, c):
     """The inclusive scan y_k = x_1 ... x_k: at each step y *= y shifted forward by s (ones in the gap);
     integers and bools in int64, 16-bit floats in float32 and float32 in float64, as torch's CPU kernel
@@ -68,8 +81,11 @@ def _lower(e, ins, outs, c):
         x = e.op("Cast", [x], to=wide.onnx)
     ax = _axis(t, c.attrs["dim"])
     n = t.shape[ax] if ax is not None else 1
+    given = x
     for s in _steps(n):
         x = e.op("Mul", [x, _shift(e, x, t.rank, ax, n, s, 1, wide.numpy, True)])
+    if t.dtype.is_float and n > 1:
+        x = _zero_after_a_zero(e, given, x, ax, wide.numpy)
     if t.dtype.is_float and wide is not t.dtype:
         e.op("Cast", [x], outputs=outs, to=t.dtype.onnx)
     else:

@@ -83,6 +83,19 @@ def test_cumprod_of_float32_past_its_range_in_between_as_torch(xs):
     np.testing.assert_array_equal(y, torch.cumprod(torch.from_numpy(x), 1).numpy())
 
 
+@pytest.mark.parametrize("dtype, xs", [("float16", [0.0] + [2.0] * 199), ("float64", [0.0] + [2.0] * 1099),
+                                       ("float32", [0.0] + [3e38] * 17), ("float32", [0.0] + [1e20] * 33),
+                                       ("float32", [2.0, 0.0, np.inf, 3.0]), ("float32", [np.inf, 0.0, 1.0]),
+                                       ("float32", [0.0, np.nan, 1.0]), ("float16", [0.0, 1.0, -np.inf])])
+def test_cumprod_is_zero_from_a_zero_on_as_torchs_loop(dtype, xs):
+    """The scan multiplies the factors after a 0 into segments first, which overflowed to inf before they
+    met it: NaN where torch gives 0 (an inf or NaN among the factors gives NaN in both)."""
+    x = np.array([xs], dtype)
+    model = archdsl.compile_source(f"model m(x: {dtype}[B, {len(xs)}]) -> y {{\n    y = cumprod(x, 1)\n}}\n")
+    (y,) = runtime.session(model, "cpu").run(None, {"x": x})
+    np.testing.assert_array_equal(y, torch.cumprod(torch.from_numpy(x), 1).numpy())
+
+
 def test_cumprod_of_a_scalar_is_the_scalar():
     y, _ = run_op("cumprod(x, -1)", x=np.array(-2.5, np.float32))
     assert y.shape == () and y == -2.5
