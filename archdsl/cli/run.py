@@ -11,7 +11,7 @@ import numpy as np
 from .. import driver, files
 from ..diagnostics import ArchError
 from ..interrupts import interruption, was_interrupted
-from ..lower.weights import npy_bfloat16, numpy_reason, raw_bytes, write_npz
+from ..lower.weights import narrow_float, npy_bfloat16, numpy_reason, raw_bytes, write_npz
 from ..types import dim_size
 from .commands import (
     announce,
@@ -39,12 +39,15 @@ def _check_input(sess, name: str, arr: np.ndarray, path: str) -> np.ndarray:
     (_, _, want_dt), = [s for s in input_specs(sess) if s[0] == name]
     want = np.dtype(want_dt)
     dims = ", ".join(str(d) for d in meta.shape)
+    held = arr.dtype
+    if narrow_float(held) and held != want:  # bfloat16 (ml_dtypes'): exact in float32, then cast as others are
+        arr = arr.astype(np.float32)
     castable = arr.dtype.kind in "biuf" and want.kind in "biuf" and not (want.kind in "iu" and arr.dtype.kind == "f")
     if (arr.dtype != want and not castable) or arr.ndim != len(meta.shape) or any(
             isinstance(d, int) and d != n for d, n in zip(meta.shape, arr.shape)):
-        raw = raw_bytes(arr.dtype)
+        raw = raw_bytes(held)
         raise ArchError(f"--input {name}: the model takes {want.name}[{dims}], "
-                        f"{path} holds {arr.dtype.name}{list(arr.shape)}{f': {raw}' if raw else ''}")
+                        f"{path} holds {held.name}{list(arr.shape)}{f': {raw}' if raw else ''}")
     return arr if arr.dtype == want else cast_values(f"--input {name}={path}", name, arr, want)
 
 
