@@ -133,13 +133,21 @@ def test_write_floor_child_writes_the_bytes(tmp_path):
 
 def test_given_weights_child_builds_the_model_its_own_init_builds(tmp_path):
     """archdsl-given: the weights a seed-0 build draws, written as a checkpoint before the clock and loaded with
-    --weights inside it (as torch's exporters are timed on a module whose weights exist): the same file."""
+    --weights inside it (as torch's exporters are timed on a module whose weights exist): the same model, but
+    for the metadata saying where its weights came from."""
     from archdsl.bench.run import _child
     own = _child(["archdsl", "efficientnet_b0", "2", str(tmp_path / "own.onnx")])
     given = _child(["archdsl-given", "efficientnet_b0", "2", str(tmp_path / "given.onnx")])
     assert own["nodes"] == given["nodes"] and given["seconds"] > 0
     assert (tmp_path / "given.onnx.safetensors").stat().st_size > 20e6
-    assert (tmp_path / "own.onnx").read_bytes() == (tmp_path / "given.onnx").read_bytes()
+    import onnx
+    own, given = (onnx.load(str(tmp_path / f"{k}.onnx")) for k in ("own", "given"))
+    meta = [{p.key: p.value for p in m.metadata_props} for m in (own, given)]
+    assert meta[0].pop("archdsl.seed") == "0" and meta[1].pop("archdsl.weights") == "given.onnx.safetensors"
+    assert meta[0] == meta[1]  # the rest of what they record, and the graph and weights, are the same
+    for m in (own, given):
+        del m.metadata_props[:]
+    assert own.SerializeToString() == given.SerializeToString()
 
 
 def test_scaling_child_reports_nodes_and_time(tmp_path):
