@@ -171,9 +171,11 @@ def test_bfloat16_and_float8_arrays_from_npy_files(work, capsys):
     assert main(["build", str(work / "tiny.arch"), "--weights", str(work / "f8.npz")]) == 1
     assert "'fc2.bias' holds raw 1-byte values (numpy's .npy format does not record ml_dtypes' float8 types; save " \
            "them as float32, or in a .safetensors file)" in capsys.readouterr().err
-    np.save(work / "x.npy", np.ones((2, 4), ml_dtypes.bfloat16))
+    np.save(work / "x.npy", np.ones((2, 4), ml_dtypes.bfloat16))  # read as bfloat16, then cast as training data
+    assert main(["run", str(work / "tiny.arch"), "--input", f"x={work / 'x.npy'}"]) == 0
+    np.save(work / "x.npy", np.ones((2, 5), ml_dtypes.bfloat16))
     assert main(["run", str(work / "tiny.arch"), "--input", f"x={work / 'x.npy'}"]) == 1
-    assert "takes float32[B, 4], " + str(work / "x.npy") + " holds bfloat16[2, 4]" in capsys.readouterr().err
+    assert "takes float32[B, 4], " + str(work / "x.npy") + " holds bfloat16[2, 5]" in capsys.readouterr().err
 
 
 def test_bfloat16_training_data_is_cast_as_float16_data_is(work, capsys):
@@ -212,7 +214,7 @@ def test_a_bfloat16_input_model_is_refused_by_train_before_the_batches(work, cap
     assert main(["train", str(work / "tiny.arch"), "--data", str(work / "d.npz"), "--epochs", "1",
                  "-o", str(work / "o.npz")]) == 1
     assert "'labels' must hold integers (int64), got bfloat16" in capsys.readouterr().err
-    np.save(work / "x.npy", np.ones((2, 4), ml_dtypes.bfloat16))
+    np.save(work / "x.npy", np.ones((2, 5), ml_dtypes.bfloat16))
     assert main(["run", str(work / "tiny.arch"), "--input", f"x={work / 'x.npy'}"]) == 1
     err = capsys.readouterr().err
-    assert "holds bfloat16[2, 4]" in err and "raw" not in err
+    assert "holds bfloat16[2, 5]" in err and "raw" not in err
