@@ -57,16 +57,17 @@ def _steps(n: int):
 
 
 def _zero_after_a_zero(e, x: str, y: str, ax: int, dt) -> str:
-    """y set to 0 from x's first 0 on, up to its first inf or NaN (0 * inf is NaN in torch's loop too): the
-    scan multiplies the factors after a 0 into segments first, which overflow to inf before they meet it
-    (0 then 200 twos in float16, 0 then 17 values of 3e38 in float32: NaN where torch gives 0)."""
+    """y's NaNs from x's first 0 on, up to its first inf or NaN (0 * inf is NaN in torch's loop too), set to
+    0: the scan multiplies the factors after a 0 into segments first, which overflow to inf before they meet
+    it (0 then 200 twos in float16, 0 then 17 values of 3e38 in float32: NaN where torch gives 0). Elsewhere
+    after a 0 the scan's own signed zero stays (torch's -0 of [-1, 0, 5])."""
     def seen(mask: str) -> str:  # true from the first true along ax on
         count = e.op("CumSum", [e.op("Cast", [mask], to=DType.int64.onnx), e.const(np.array(ax, np.int64))])
         return e.op("Greater", [count, e.const(np.array(0, np.int64))])
     zero = e.const(np.array(0, dt))
     past = seen(e.op("Or", [e.op("IsInf", [x]), e.op("IsNaN", [x])]))
     after = e.op("And", [seen(e.op("Equal", [x, zero])), e.op("Not", [past])])
-    return e.op("Where", [after, zero, y])
+    return e.op("Where", [e.op("And", [after, e.op("IsNaN", [y])]), zero, y])
 
 
 def _lower(e, ins, outs, c):

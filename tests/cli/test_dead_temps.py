@@ -68,10 +68,14 @@ def test_only_dirs_known_dead_go(work):
 
 def test_an_output_name_of_up_to_255_bytes_of_utf8_builds(work):
     """The name was cut to 180 characters: 115 'é' (235 bytes) left no room for the owner tag."""
-    for name in ("é" * 115 + ".onnx", "模" * 83 + ".onnx"):
+    for name in ("é" * 115 + ".onnx", "模" * 83 + ".onnx", "模" * 69 + ".onnx"):
         assert len(name.encode()) <= 255
         assert main(["build", str(work / "tiny.arch"), "-o", str(work / name)]) == 0
         assert (work / name).is_file()
+    name = "模" * 69 + ".onnx"  # cut inside a character: onnx's external-data writer refused the temp dir's name
+    (work / "big.arch").write_text("model m(x: float32[B, 64]) -> y { y = x -> linear(64) }\n")
+    assert main(["build", str(work / "big.arch"), "--train", "--external-data", "-o", str(work / name)]) == 0
+    assert (work / (name + ".data")).is_file()
 
 
 def test_no_tag_where_proc_is_another_pid_namespaces(work, monkeypatch):

@@ -96,6 +96,14 @@ def test_cumprod_is_zero_from_a_zero_on_as_torchs_loop(dtype, xs):
     np.testing.assert_array_equal(y, torch.cumprod(torch.from_numpy(x), 1).numpy())
 
 
+def test_cumprod_keeps_the_sign_of_its_zeros():
+    """Zeroing from a 0 on wrote +0 where torch's loop gives -0 (a -0 factor, or a 0 after a negative)."""
+    for xs in ([-0.0, 2.0], [-1.0, 0.0, 5.0], [0.0, -3.0, 2.0]):
+        x = np.array([xs], np.float32)
+        y, _ = run_op("cumprod(x, 1)", x=x)
+        np.testing.assert_array_equal(np.signbit(y), np.signbit(torch.cumprod(torch.from_numpy(x), 1).numpy()))
+
+
 def test_cumprod_of_a_scalar_is_the_scalar():
     y, _ = run_op("cumprod(x, -1)", x=np.array(-2.5, np.float32))
     assert y.shape == () and y == -2.5
