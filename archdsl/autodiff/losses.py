@@ -58,18 +58,24 @@ def labels_type(loss: str, pred: TensorType, output: str) -> TensorType:
     raise ArchError(f"unknown loss '{loss}' (one of {', '.join(LOSSES)})")
 
 
-def image_classes(loss: str, pred: TensorType, output: str) -> str | None:
+def image_classes(loss: str, pred: TensorType, output: str, defaulted: bool = False) -> str | None:
     """What to say of an image-shaped output [N, C, S, S] trained with cross_entropy: the classes are taken on
     its last dim (the one loss convention here, [..., classes]), where torch's cross_entropy takes dim 1 of
     such a map. A symbolic S is refused by labels_type; a fixed one built a step whose labels were
-    [N, C, S], with no word."""
+    [N, C, S], with no word. A map of one channel holds values, not classes' scores (a denoiser's noise)."""
     s = pred.shape
     if loss != "cross_entropy" or pred.rank < 4 or not isinstance(s[-1], int) or s[-1] != s[-2] or s[1] == s[-1]:
         return None
-    perm = [0, *range(2, pred.rank), 1]
-    return (f"cross_entropy takes the classes on the last dim of output '{output}' ({pred}: {s[-1]} classes, "
-            f"labels {TensorType(DType.int64, s[:-1])}); torch's takes dim 1 ({s[1]}) of such a map: for that "
-            f"layout end the spec with permute({perm})")
+    said = (f"cross_entropy takes the classes on the last dim of output '{output}' ({pred}: {s[-1]} classes, "
+            f"labels {TensorType(DType.int64, s[:-1])})")
+    if s[1] != 1:
+        said += f"; torch's takes dim 1 ({s[1]}) of such a map: for that layout end the spec with " \
+                f"permute({[0, *range(2, pred.rank), 1]})"
+    else:
+        said += "; a map of one channel holds values, not classes' scores"
+    if defaulted:
+        said += "; cross_entropy is the default loss: --loss names another (mse, bce_with_logits)"
+    return said
 
 
 def make_loss(b: GradBuilder, loss: str, pred: Value, labels: Value, label_smoothing: float = 0.0,

@@ -53,7 +53,7 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
     unknown = sorted(set(weights) - set(graph.params))
     missing = [n for n in graph.params if n not in weights]
     if unknown:  # a suggestion only among the names on the other side: fc3.weight is not fc2.weight's typo
-        hint = (_prefixed(unknown, graph) or _none_shared(weights, unknown, graph)
+        hint = (_prefixed(unknown, graph) or _none_shared(weights, unknown, missing, graph)
                 or did_you_mean(unknown[0], missing) or _tied(unknown, weights))
         raise ArchError(f"{what} has {len(unknown)} name{'s' if len(unknown) > 1 else ''} the model does not: "
                         f"{quoted(unknown)}{hint}{_running_stats(unknown, graph)}")
@@ -75,13 +75,15 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
     return weights
 
 
-def _none_shared(weights: dict, unknown: list[str], graph: Graph) -> str:
-    """A file that names none of the model's parameters is another model's (or not weights at all): a guess
-    at one name ('embed.weight': did you mean 'mid.bn1.weight'?) pointed the wrong way."""
-    if len(unknown) < len(weights):
+def _none_shared(weights: dict, unknown: list[str], missing: list[str], graph: Graph) -> str:
+    """A file that names none of the model's parameters is another model's or not weights at all: a guess at
+    one name ('embed.weight': did you mean 'mid.bn1.weight'?) pointed the wrong way. Unless each of its names
+    is close to one of the model's: a misspelt file ('fc.wieght') is told 'did you mean'."""
+    if len(unknown) < len(weights) or all(did_you_mean(u, missing) for u in unknown[:20]):
         return ""
-    return (f"; none of its {len(weights)} names is one of the model's {len(graph.params)} (another model's "
-            f"weights, or not weights at all?)")
+    names = f"{len(weights)} names" if len(weights) > 1 else "1 name"
+    return f"; none of its {names} is one of the model's {len(graph.params)} (another model's weights, or not " \
+           "weights at all?)"
 
 
 def _prefixed(unknown: list[str], graph: Graph) -> str:

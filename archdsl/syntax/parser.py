@@ -305,7 +305,8 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         elif str(tok) == "=" and line[tok.column:tok.column + 1] == ">":  # also where a line starts with it
             hint = " ('=>' is not an operator: '->' pipes, '>=' compares)"
         elif str(tok) == "=" and _innermost(tok) == "[" and _innermost(tok, 2) == "(" and \
-                re.search(r",\s*[A-Za-z_]\w*\s*$", line[:tok.column - 1]):  # concat([x, y, axis=1)
+                re.search(r",\s*[A-Za-z_]\w*\s*$", text[max(0, tok.start_pos - 200):tok.start_pos]):
+            # concat([x, y, axis=1), the keyword also on a line of its own
             hint = " (a list's '[' is still open here: a keyword argument follows its ']', as concat([a, b], axis=1))"
         elif str(tok) == "=" and "__ANON_1" in err.expected:
             hint = " (use '==' to compare)"

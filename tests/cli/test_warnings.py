@@ -209,3 +209,14 @@ def test_a_segmentation_map_trained_with_classes_on_its_last_dim_is_a_warning(tm
                 "map: for that layout end the spec with permute([0, 2, 3, 1])" in err) == warned, err
         assert main(["build", str(spec), "--train", "--loss", "mse", "-o", str(tmp_path / "seg.onnx")]) == 0
         assert "warning" not in capsys.readouterr().err
+
+
+def test_a_one_channel_map_under_the_default_loss_is_told_to_name_another(tmp_path, capsys):
+    """A denoiser's [B, 1, 8, 8] noise with no --loss was advised permute([0, 2, 3, 1]), which then failed as one
+    class; it holds values, and the default loss is what to change."""
+    spec = tmp_path / "den.arch"
+    spec.write_text("model den(x: float32[B, 1, 8, 8]) -> noise {\n    noise = x -> conv2d(1, 3, padding=1)\n}\n")
+    assert main(["build", str(spec), "--train", "-o", str(tmp_path / "den.onnx")]) == 0
+    err = capsys.readouterr().err
+    assert "a map of one channel holds values, not classes' scores; cross_entropy is the default loss: --loss " \
+           "names another (mse, bce_with_logits)" in err and "permute" not in err

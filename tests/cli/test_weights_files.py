@@ -94,13 +94,18 @@ def test_weights_file_mistakes_name_the_file_and_suggest_among_the_unmatched(wor
 
 
 def test_a_file_of_none_of_the_models_names_is_not_given_a_guess(work, capsys):
-    """Another model's weights (or training data) got "did you mean 'fc1.bias'?" for 'embed.weight'."""
-    np.savez(work / "other.npz", **{"embed.weight": np.zeros((8, 4), np.float32), "fc1.b": np.zeros(8, np.float32)})
+    """Another model's weights (or training data) got "did you mean 'fc1.bias'?" for 'embed.weight'; a file
+    whose every name is misspelt is still told what each was meant to be (review42)."""
+    np.savez(work / "other.npz", **{"embed.weight": np.zeros((8, 4), np.float32),
+                                    "encoder.layers.0.attn.in_proj": np.zeros(8, np.float32)})
     for f in ("other.npz", "data.npz"):
         assert main(["build", str(work / "tiny.arch"), "--weights", str(work / f)]) == 1
         err = capsys.readouterr().err
         assert "none of its 2 names is one of the model's 4 (another model's weights, or not weights at all?)" in err
         assert "did you mean" not in err
+    np.savez(work / "typo.npz", **{"fc1.wieght": np.zeros((8, 4), np.float32)})
+    assert main(["build", str(work / "tiny.arch"), "--weights", str(work / "typo.npz")]) == 1
+    assert "'fc1.wieght'; did you mean 'fc1.weight'?" in capsys.readouterr().err
 
 
 def test_weights_of_another_dtype_load_exactly_or_not_at_all(work, capsys):
