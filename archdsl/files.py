@@ -154,6 +154,7 @@ def _kept(name: str) -> str:
     a character's end (half a character's bytes made a name onnx's external-data writer refused)."""
     return os.fsencode(name)[:206].decode("utf-8", "ignore")
 
+
 _TAG = re.compile(r"a([0-9a-f]{8})-(\d+)-(\d+)-[^.]{8}\Z")  # host, pid, start time, mkdtemp's random part
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..diagnostics import utf8
 from ..ir import Graph
 from .module import Module
 
@@ -19,7 +20,6 @@ def model_metadata(mod: Module, name: str, seed: int, weights=None) -> dict:
     """What a model (inference or train step) records of its making: the params as set (-D ALIAS.NAME ones
     too), the source file, the model's name, and the seed its weights were drawn with or, where they were
     given (a file's path or, from Python, arrays), where they came from: the seed then made none of them."""
-    from ..diagnostics import utf8
     meta = {"archdsl.params": _jsonable({**mod.params, **mod.imported_params}), "archdsl.source": source_name(mod),
             "archdsl.model": name}
     if weights is None:
@@ -40,7 +40,6 @@ def int_input_metadata(graph: Graph) -> dict:
 
 def source_name(mod: Module) -> str:
     """The spec's file name for the model's metadata and doc strings (valid UTF-8 whatever the disk holds)."""
-    from ..diagnostics import utf8
     return utf8(Path(mod.path).name)
 
 
