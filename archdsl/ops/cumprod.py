@@ -118,10 +118,12 @@ register(OpDef(
 def _grad_lower(e, ins, outs, c):
     """dx = E * S: E the exclusive product (y shifted forward, a 1 first); S the reverse scan of the affine
     maps s -> g_k + x_{k+1} s, as pairs (A, B) = (a product of x's, a partial sum), combined
-    B_k += A_k B_{k+s}, A_k *= A_{k+s}, with B = 0 and x = 1 past the end. 16-bit in float32."""
+    B_k += A_k B_{k+s}, A_k *= A_{k+s}, with B = 0 and x = 1 past the end. 16-bit in float32, float32 in
+    float64, as the forward: A's segments after a 0 overflowed (x = [0, 3e30, 3e30, 3e30] gave NaN where
+    torch's gradient is 0)."""
     g, x, y = ins
     t = c.in_types[0]
-    wide = DType.float32 if t.dtype.is_16bit else t.dtype
+    wide = DType.float32 if t.dtype.is_16bit else DType.float64
     if wide is not t.dtype:
         g, x, y = (e.op("Cast", [v], to=wide.onnx) for v in (g, x, y))
     ax = norm_axis(c.attrs["dim"], t.rank)

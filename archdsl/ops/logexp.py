@@ -29,15 +29,17 @@ def _float_infer(name: str):
     return infer
 
 
-def log1p_of(e, x: str, f) -> str:
+def log1p_of(e, x: str, f, finite: bool = False) -> str:
     """log(1 + x) to a few ulps: x * log(u) / (u - 1), u = 1 + x (Kahan's: the quotient cancels u's rounding),
-    x itself where 1 + x rounds to 1 (the factor 1 there; also where u - 1 is inf, which made it inf / inf).
-    A product, not a Where picking x: onnxruntime's Where turns -0 into +0, and log1p(-0) is -0."""
+    x itself where 1 + x rounds to 1 (the factor 1 there; also where u - 1 is inf, which made it inf / inf,
+    a case left out when the caller knows x is small and finite: `finite`). A product, not a Where picking x:
+    onnxruntime's Where turns -0 into +0, and log1p(-0) is -0."""
     one = e.const(np.array(1, f))
     u = e.op("Add", [x, one])
     d = e.op("Sub", [u, one])
     q = e.op("Where", [e.op("Equal", [d, e.const(np.array(0, f))]), one, e.op("Div", [e.op("Log", [u]), d])])
-    q = e.op("Where", [e.op("Equal", [d, e.const(np.array(np.inf, f))]), one, q])
+    if not finite:
+        q = e.op("Where", [e.op("Equal", [d, e.const(np.array(np.inf, f))]), one, q])
     return e.op("Mul", [x, q])
 
 

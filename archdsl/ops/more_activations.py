@@ -124,7 +124,7 @@ def _logsigmoid_lower(e, ins, outs, c):
     t = c.out_types[0]
     f = wide_np(t)
     x = widen(e, ins[0], t)
-    tail = log1p_of(e, e.op("Exp", [e.op("Neg", [e.op("Abs", [x])])]), f)
+    tail = log1p_of(e, e.op("Exp", [e.op("Neg", [e.op("Abs", [x])])]), f, finite=True)  # exp(-|x|) in [0, 1]
     y = e.op("Sub", [e.op("Min", [x, e.const(np.array(0, f))]), tail], outputs=wide_outputs(t, outs))
     narrow_into(e, y, t, outs)
 

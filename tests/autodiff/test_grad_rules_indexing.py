@@ -171,3 +171,29 @@ def test_repeat_interleave(shape, data, repeats, seed):
     r = len(shape)
     d = data.draw(st.sampled_from([None] + list(range(-r, r))))
     check_grad("repeat_interleave", [normal(seed, *shape)], {"repeats": repeats, "dim": d}, seed=seed, linear=True)
+
+
+def test_cumprod_gradient_after_a_zero_of_factors_near_float32s_limit(tmp_path):
+    """The backward scan's products after a 0 overflowed in float32 (x = [0, 3e30, 3e30, 3e30]: NaN where
+    torch's gradient is 0); it runs in float64, as the forward."""
+    import onnx
+    torch = pytest.importorskip("torch")
+    from archdsl import runtime
+    from archdsl.cli import main
+    spec = tmp_path / "c.arch"
+    spec.write_text("model m(r: float32[1, 4]) -> loss {\n    x = parameter([1, 4]) as p\n"
+                    "    loss = sum(cumprod(x, 1) * r)\n}\n")
+    x = np.array([[0.0, 3e30, 3e30, 3e30]], np.float32)
+    np.savez(tmp_path / "w.npz", p=x)
+    assert main(["build", str(spec), "--train", "--loss", "model", "--optimizer", "sgd", "--lr", "1", "--weights",
+                 str(tmp_path / "w.npz"), "-o", str(tmp_path / "c.onnx")]) == 0
+    sess = runtime.session(tmp_path / "c.onnx", "cpu")
+    init = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "c.onnx")).graph.initializer}
+    r = np.array([[-1.0, 0.5, 2.0, 0.25]], np.float32)
+    feeds = {i.name: r if i.name == "r" else init[i.name] for i in sess.get_inputs()}
+    outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+    grad = x - outs["p.new"]
+    xt = torch.tensor(x, requires_grad=True)
+    (torch.cumprod(xt, 1) * torch.from_numpy(r)).sum().backward()
+    np.testing.assert_array_equal(grad[:, 1:], xt.grad.numpy()[:, 1:])
+    assert grad[0, 0] == xt.grad[0, 0].item() == np.inf
