@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import ops
 from ..ir import Graph, Node, Value
-from ..types import Dim, TensorType
+from ..types import Dim, DType, TensorType
 
 __all__ = ["GradBuilder"]
 
@@ -83,16 +83,24 @@ class GradBuilder:
             return g
         return self.op("autodiff.reshape_like", g, x)
 
-    def count(self, x: Value, dims: tuple[int, ...] | None = None) -> Value:
-        """Number of elements of x over `dims` (all when none) as a scalar of x's float dtype."""
+    def count(self, x: Value, dims: tuple[int, ...] | None = None, dtype: DType | None = None) -> Value:
+        """Number of elements of x over `dims` (all when none) as a scalar of x's float dtype (or `dtype`)."""
         shape = x.type.shape
         axes = range(len(shape)) if dims is None else [d % len(shape) for d in dims]
         sel = [shape[i] for i in axes]
-        dt = x.type.dtype if x.type.dtype.is_float else None
+        dt = dtype or (x.type.dtype if x.type.dtype.is_float else None)
         if all(isinstance(d, int) for d in sel):
             return self.const(float(np.prod(sel, dtype=np.int64)), dtype=dt.numpy if dt else np.float32)
         return self.op("autodiff.count", x, dims=tuple(axes) if dims is not None else None,
                        dtype=(dt.label if dt else "float32"))
+
+    def over_count(self, g: Value, x: Value, dims: tuple[int, ...] | None = None) -> Value:
+        """g / the number of elements of x over `dims`, a mean's gradient; float16 divides in float32: a count
+        past 65,504 is inf there, and a mean over 65,536 values gave every gradient 0."""
+        if x.type.dtype is not DType.float16:
+            return self.op("div", g, self.count(x, dims))
+        wide = self.op("div", self.op("cast", g, dtype="float32"), self.count(x, dims, DType.float32))
+        return self.op("cast", wide, dtype="float16")
 
     def vjp(self, fn, inputs: list[Value], gouts: list[Value | None]) -> list[Value | None]:
         """Gradients of `inputs` through a composite: `fn(b, *inputs)` recomputes the op from simpler registry

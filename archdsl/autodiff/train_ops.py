@@ -209,11 +209,20 @@ def _ce_grad_lower(e, ins, outs, c):
     if reduction == "sum":
         e.op("Mul", [diff, g], outputs=outs)
         return
+    wide = DType.float32 if lt.dtype is DType.float16 else lt.dtype  # 65,536 labels are inf in float16
     if kept is None:
-        rows = e.op("Cast", [numel_tensor(e, labels, lab_t)], to=lt.dtype.onnx)
+        rows = e.op("Cast", [numel_tensor(e, labels, lab_t)], to=wide.onnx)
     else:  # no label counts: a zero gradient (torch's), not 0 * g / 0
-        rows = e.op("Max", [e.op("ReduceSum", [kept], keepdims=0), _scalar(e, 1.0, lt)])
-    e.op("Mul", [diff, e.op("Div", [g, rows])], outputs=outs)
+        counted = kept if wide is lt.dtype else e.op("Cast", [kept], to=wide.onnx)
+        rows = e.op("Max", [e.op("ReduceSum", [counted], keepdims=0), e.const(np.array(1.0, wide.numpy))])
+    e.op("Mul", [diff, _over(e, g, rows, lt.dtype)], outputs=outs)
+
+
+def _over(e, g: str, count: str, dtype: DType) -> str:
+    """g / count (a scalar of float32 for float16 g: counts past 65,504 are inf in float16)."""
+    if dtype is not DType.float16:
+        return e.op("Div", [g, count])
+    return e.op("Cast", [e.op("Div", [e.op("Cast", [g], to=DType.float32.onnx), count])], to=dtype.onnx)
 
 
 _internal("cross_entropy_grad", ("logits", "labels", "g"), lambda ins, a: [ins[0]], _ce_grad_lower,
@@ -228,9 +237,10 @@ def _bce_grad_lower(which: str):
         part = e.op("Sub", [e.op("Sigmoid", [x]), t]) if which == "x" else e.op("Neg", [x])
         if c.attrs["reduction"] == "mean":  # a known count as a scalar: [1] made a scalar x's gradient [1]
             xt = c.in_types[0]
-            count = e.const(np.array(numel(xt.shape), dtype=xt.dtype.numpy)) if is_static(xt.shape) else \
-                e.op("Cast", [numel_tensor(e, x, xt)], to=xt.dtype.onnx)
-            g = e.op("Div", [g, count])
+            wide = DType.float32 if xt.dtype is DType.float16 else xt.dtype
+            count = e.const(np.array(numel(xt.shape), dtype=wide.numpy)) if is_static(xt.shape) else \
+                e.op("Cast", [numel_tensor(e, x, xt)], to=wide.onnx)
+            g = _over(e, g, count, xt.dtype)
         e.op("Mul", [part, g], outputs=outs)
     return lower
 

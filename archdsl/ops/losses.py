@@ -81,11 +81,16 @@ def kept_labels(e, lab64: str, c):
     return e.op("Where", [keep, lab64, _i64(e, 0)]), e.op("Cast", [keep], to=c.in_types[0].dtype.onnx)
 
 
-def reduced(e, per: str, kept, reduction: str, outputs=None) -> str:
+def reduced(e, per: str, kept, reduction: str, outputs=None, dtype: DType | None = None) -> str:
     """Per-label losses (0 where a label is ignored) as torch reduces them: the mean over the labels that count
-    (0/0 when none does, as torch's), their sum, or as they are."""
+    (0/0 when none does, as torch's), their sum, or as they are. float16 sums in float32: 65,536 labels
+    counted to inf there."""
     if reduction == "none":
         return e.op("Identity", [per], outputs=outputs)
+    if dtype is DType.float16:
+        per = e.op("Cast", [per], to=DType.float32.onnx)
+        kept = None if kept is None else e.op("Cast", [kept], to=DType.float32.onnx)
+        return e.op("Cast", [reduced(e, per, kept, reduction)], to=DType.float16.onnx, outputs=outputs)
     if reduction == "sum":
         return e.op("ReduceSum", [e.op("Flatten", [per], axis=0)], keepdims=0, outputs=outputs)
     if kept is None:
@@ -109,7 +114,7 @@ def _ce_lower(e, ins, outs, c):
     per = e.op("Neg", [e.op("Squeeze", [per, _i64(e, [ax])])])
     if kept is not None:  # chosen, not multiplied: an ignored row's -inf or NaN logits times 0 made the loss NaN
         per = e.op("Where", [e.op("Greater", [kept, _scalar(e, 0.0, lt)]), per, _scalar(e, 0.0, lt)])
-    reduced(e, per, kept, c.attrs["reduction"], outputs=outs)
+    reduced(e, per, kept, c.attrs["reduction"], outputs=outs, dtype=lt.dtype)
 
 
 CE_ATTRS = (Attr("axis", "int", -1, doc="the class axis"),
@@ -147,7 +152,7 @@ def _bce_lower(e, ins, outs, c):
         one = e.const(np.array(1, dtype=t_x.dtype.numpy))
         softplus = e.op("Log", [e.op("Add", [one, e.op("Exp", [e.op("Neg", [e.op("Abs", [x])])])])])
     per = e.op("Add", [e.op("Sub", [e.op("Relu", [x]), e.op("Mul", [x, t])]), softplus])
-    reduced(e, per, None, c.attrs["reduction"], outputs=outs)
+    reduced(e, per, None, c.attrs["reduction"], outputs=outs, dtype=t_x.dtype)
 
 
 BCE_ATTRS = (Attr("reduction", "str", "mean", choices=REDUCTIONS, doc="torch's: mean, sum or none"),)

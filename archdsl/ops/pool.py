@@ -140,7 +140,7 @@ def _global(kind):
         if not c.attrs["keepdims"]:
             for d in dims:
                 g = b.op("unsqueeze", g, dim=d)
-        return [b.broadcast_to(b.op("div", g, b.count(x, dims)), x)]
+        return [b.broadcast_to(b.over_count(g, x, dims), x)]
 
     register(OpDef(
         name=name, inputs=("x",), category="pool", attrs=(Attr("keepdims", "bool", True),), grad=grad,

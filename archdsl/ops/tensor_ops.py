@@ -177,7 +177,7 @@ def _reduce(name, onnx_op, doc):
             for ax in axes:
                 g = b.op("unsqueeze", g, dim=ax)
         if name == "mean":
-            g = b.op("div", g, b.count(x, tuple(axes)))
+            g = b.over_count(g, x, tuple(axes))
         return [b.broadcast_to(g, x)]
 
     register(OpDef(name=name, inputs=("x",), category="math",
