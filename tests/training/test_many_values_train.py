@@ -1,6 +1,6 @@
-"""float16 train steps over 65,536 values or more: the count a mean divides by is inf in float16, and every
-gradient came out 0 with nothing said (mean, global_avgpool, cross_entropy with and without ignore_index,
-bce_with_logits); the counts are taken in float32 now."""
+"""Train steps over many values at once. float16 over 65,536 or more: the count a mean divides by was inf in
+float16, and every gradient came out 0 with nothing said (mean, global_avgpool, cross_entropy, bce_with_logits);
+the counts are taken in float32 now. BatchNorm over one long channel: its statistics are taken in float64."""
 
 from __future__ import annotations
 
@@ -40,3 +40,24 @@ def test_a_float16_mean_over_65536_values_has_its_gradient(tmp_path, body, input
     want = grad(x.astype(np.float64))
     assert np.count_nonzero(g) > 0.99 * g.size
     np.testing.assert_allclose(g, want, rtol=2e-2, atol=1e-7)
+
+
+def test_batchnorm_statistics_of_one_long_channel_as_torchs(tmp_path):
+    """BatchNorm2d(1) over [8, 1, 256, 256]: onnxruntime's float32 ReduceMean over the channel's one long run
+    of values made a constant channel's mean and running_var wrong (its output 0.96 where torch's is 0); the
+    batch statistics are taken in float64."""
+    torch = pytest.importorskip("torch")
+    spec = tmp_path / "bn.arch"
+    spec.write_text("model m(x: float32[8, 1, 256, 256]) -> y {\n    y = x -> batchnorm2d as bn -> flatten -> "
+                    "linear(2) as fc\n}\n")
+    out = tmp_path / "bn.onnx"
+    assert main(["build", str(spec), "--train", "--optimizer", "sgd", "--lr", "0.01", "-o", str(out)]) == 0
+    sess = runtime.session(out, "cpu")
+    rng = np.random.default_rng(0)
+    for mean, sd in ((1.1, 0.0), (-40.0, 20.0), (1e4, 1.0)):
+        x = (mean + sd * rng.standard_normal((8, 1, 256, 256))).astype(np.float32)
+        got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"x": x, "labels": np.zeros(8, np.int64)})))
+        bn = torch.nn.BatchNorm2d(1).train()
+        bn(torch.from_numpy(x))
+        np.testing.assert_allclose(got["bn.running_mean.new"], bn.running_mean.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(got["bn.running_var.new"], bn.running_var.numpy(), rtol=1e-6)
