@@ -63,12 +63,10 @@ def image_classes(loss: str, pred: TensorType, output: str, defaulted: bool = Fa
     its last dim (the one loss convention here, [..., classes]), where torch's cross_entropy takes dim 1 of
     such a map. A symbolic S is refused by labels_type; a fixed one built a step whose labels were
     [N, C, S], with no word. A map of one channel holds values, not classes' scores (a denoiser's noise).
-    Image-shaped: square (S, S) after other channels, or channels fewer than either spatial size ([N, 2, 8,
-    16]); a channels-last map [N, H, W, C] is neither, unless its C is the size of W."""
+    Square maps only: fewer channels than spatial size also matched a channels-last [N, 16, 64, 21] and a
+    multi-codebook [N, 4, 16, 512], whose classes are rightly last (review43)."""
     s = pred.shape
-    if loss != "cross_entropy" or pred.rank < 4 or not all(isinstance(d, int) for d in s[1:]):
-        return None
-    if not (s[-1] == s[-2] != s[1] or s[1] < min(s[-2], s[-1])):
+    if loss != "cross_entropy" or pred.rank < 4 or not isinstance(s[-1], int) or s[-1] != s[-2] or s[1] == s[-1]:
         return None
     said = (f"cross_entropy takes the classes on the last dim of output '{output}' ({pred}: {s[-1]} classes, "
             f"labels {TensorType(DType.int64, s[:-1])})")
