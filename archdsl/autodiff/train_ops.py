@@ -40,18 +40,14 @@ def _bn_infer(ins, a):
     return [x, ins[3], ins[4], stat, stat, x]
 
 
-def _reduce_mean(e, x, axes: list[int]):
-    return reduce_op(e, "ReduceMean", x, axes, keepdims=1)
-
-
-def _accurate_mean(e, v: str, x_t: TensorType) -> str:
-    """The per-channel mean of a float32 batch in float64: onnxruntime's float32 ReduceMean over one channel's
-    long run of values (BatchNorm2d(1) on [16, 1, 256, 256]) put a constant channel's output at 0.96, and
-    its running_var 5e-4 off (torch: 1e-8)."""
+def _per_channel(e, reduce: str, v: str, x_t: TensorType) -> str:
+    """A per-channel ReduceMean or ReduceSum of a float32 batch, in float64: onnxruntime's float32 reductions
+    over one channel's long run of values (BatchNorm2d(1) on [16, 1, 256, 256]) put a constant channel's
+    output at 0.96, its running_var 5e-4 off (torch: 1e-8), and its gradient 1.8e-3 (torch: 7e-6)."""
     axes = _bn_axes(x_t.rank)
     if x_t.dtype is not DType.float32:
-        return _reduce_mean(e, v, axes)
-    wide = _reduce_mean(e, e.op("Cast", [v], to=DType.float64.onnx), axes)
+        return reduce_op(e, reduce, v, axes, keepdims=1)
+    wide = reduce_op(e, reduce, e.op("Cast", [v], to=DType.float64.onnx), axes, keepdims=1)
     return e.op("Cast", [wide], to=DType.float32.onnx)
 
 
@@ -68,9 +64,9 @@ def _bn_lower(e, ins, outs, c):
     y_out, rm_out, rv_out, mean_out, rstd_out, d_out = outs
     cshape = _i64(e, [1, ch] + [1] * (x_t.rank - 2))
     flat = _i64(e, [ch])
-    mean_k = _accurate_mean(e, x, x_t)
+    mean_k = _per_channel(e, "ReduceMean", x, x_t)
     d = e.op("Sub", [x, mean_k], outputs=[d_out])
-    var_k = _accurate_mean(e, e.op("Mul", [d, d]), x_t)
+    var_k = _per_channel(e, "ReduceMean", e.op("Mul", [d, d]), x_t)
     rstd_k = e.op("Reciprocal", [e.op("Sqrt", [e.op("Add", [var_k, _scalar(e, c.attrs["eps"], x_t)])])])
     mean = e.op("Reshape", [mean_k, flat], outputs=[mean_out])
     var = e.op("Reshape", [var_k, flat])
@@ -111,7 +107,6 @@ def _bn_grad_lower(e, ins, outs, c):
     g, d, w, rstd = ins
     x_t = c.in_types[1]
     ch = x_t.shape[1]
-    axes = _i64(e, _bn_axes(x_t.rank))
     cshape = _i64(e, [1, ch] + [1] * (x_t.rank - 2))
     gx_out, gw_out, gb_out = outs
     if is_static(x_t.shape):
@@ -120,8 +115,8 @@ def _bn_grad_lower(e, ins, outs, c):
         n = e.op("Cast", [e.op("Div", [numel_tensor(e, d, x_t), _i64(e, [ch])])], to=x_t.dtype.onnx)
         inv_n = e.op("Reciprocal", [n])
     r = e.op("Reshape", [rstd, cshape])
-    sg = e.op("ReduceSum", [g, axes], keepdims=1)
-    sgd = e.op("ReduceSum", [e.op("Mul", [g, d]), axes], keepdims=1)
+    sg = _per_channel(e, "ReduceSum", g, x_t)
+    sgd = _per_channel(e, "ReduceSum", e.op("Mul", [g, d]), x_t)
     a = e.op("Mul", [e.op("Reshape", [w, cshape]), r])
     bcoef = e.op("Neg", [e.op("Mul", [e.op("Mul", [a, e.op("Mul", [r, r])]), e.op("Mul", [sgd, inv_n])])])
     c0 = e.op("Neg", [e.op("Mul", [a, e.op("Mul", [sg, inv_n])])])

@@ -61,3 +61,29 @@ def test_batchnorm_statistics_of_one_long_channel_as_torchs(tmp_path):
         bn(torch.from_numpy(x))
         np.testing.assert_allclose(got["bn.running_mean.new"], bn.running_mean.numpy(), rtol=1e-6)
         np.testing.assert_allclose(got["bn.running_var.new"], bn.running_var.numpy(), rtol=1e-6)
+
+
+def test_batchnorm_gradient_over_one_long_channel_as_torchs(tmp_path):
+    """Its backward's sums of g and g * d were float32 ReduceSums over the channel's long run: the gradient was
+    1.8e-3 off (relative to its largest) where torch's float32 is 7e-6 (review43)."""
+    torch = pytest.importorskip("torch")
+    spec = tmp_path / "bn.arch"
+    spec.write_text("model m(x: float32[8, 1, 256, 256], r: float32[8, 1, 256, 256]) -> loss {\n"
+                    '    p = parameter([1, 256, 256], init="zeros") as p\n    h = (x + p) -> batchnorm2d as bn\n'
+                    "    loss = sum(h * r) + sum(h) * 100.0\n}\n")
+    out = tmp_path / "bn.onnx"
+    assert main(["build", str(spec), "--train", "--loss", "model", "--optimizer", "sgd", "--lr", "1", "-o",
+                 str(out)]) == 0
+    sess = runtime.session(out, "cpu")
+    rng = np.random.default_rng(0)
+    x = (-40 + 20 * rng.standard_normal((8, 1, 256, 256))).astype(np.float32)
+    r = rng.standard_normal((8, 1, 256, 256)).astype(np.float32)
+    g = -dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"x": x, "r": r})))["p.new"].astype(np.float64)
+    grads = {}
+    for dt in (torch.float32, torch.float64):
+        p = torch.zeros(1, 256, 256, dtype=dt, requires_grad=True)
+        h = torch.nn.BatchNorm2d(1).to(dt).train()(torch.tensor(x, dtype=dt) + p)
+        ((h * torch.tensor(r, dtype=dt)).sum() + h.sum() * 100.0).backward()
+        grads[dt] = p.grad.double().numpy()
+    exact = grads[torch.float64]
+    assert np.abs(g - exact).max() <= 5 * max(np.abs(grads[torch.float32] - exact).max(), 1e-9)
