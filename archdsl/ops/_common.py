@@ -263,6 +263,12 @@ def narrowed(b, v, dtype: DType):
 
 
 # the same in a lowering: a 16-bit input computed in float32 (widen), the result cast back (narrow_into)
+def accumulated(dtype: DType) -> DType:
+    """The float dtype torch's CPU kernels accumulate a float dtype's sums and products in: float64 for float32
+    (and float64), float32 for 16-bit (onnxruntime's float32 reductions add up in float32)."""
+    return DType.float32 if dtype.is_16bit else DType.float64
+
+
 def widen(e, x: str, t: TensorType) -> str:
     return e.op("Cast", [x], to=DType.float32.onnx) if t.dtype.is_16bit else x
 

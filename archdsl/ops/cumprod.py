@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, TensorType, numel
+from ._common import accumulated, shape_str
 from ._common import i64 as _i64
-from ._common import shape_str
 from .registry import Attr, OpDef, fail, give_numbers, register
 from .shapes import norm_axis, torch_dim
 
@@ -77,7 +77,7 @@ def _lower(e, ins, outs, c):
     a 0 made segments of 2^128 = inf before they met the 0 (NaN where torch gives 0), and 1e-30 * 1e-30 * 1e30
     underflowed to 0 (torch: 1e-30)."""
     x, t = ins[0], c.in_types[0]
-    wide = DType.int64 if not t.dtype.is_float else DType.float32 if t.dtype.is_16bit else DType.float64
+    wide = accumulated(t.dtype) if t.dtype.is_float else DType.int64
     if wide is not t.dtype:
         x = e.op("Cast", [x], to=wide.onnx)
     ax = _axis(t, c.attrs["dim"])
@@ -123,7 +123,7 @@ def _grad_lower(e, ins, outs, c):
     torch's gradient is 0)."""
     g, x, y = ins
     t = c.in_types[0]
-    wide = DType.float32 if t.dtype.is_16bit else DType.float64
+    wide = accumulated(t.dtype)
     if wide is not t.dtype:
         g, x, y = (e.op("Cast", [v], to=wide.onnx) for v in (g, x, y))
     ax = norm_axis(c.attrs["dim"], t.rank)

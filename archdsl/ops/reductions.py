@@ -10,6 +10,7 @@ import numpy as np
 
 from ..types import DType, TensorType, numel
 from ._common import (
+    accumulated,
     check_eps,
     float_input,
     narrow_into,
@@ -75,7 +76,7 @@ def _var_lower(name: str):
         2e-8); squares past 3.4e38 made std(1e19 values) inf."""
         t, a = c.in_types[0], c.attrs
         axes = norm_axes(a["dim"], t.rank)
-        wide = DType.float64 if t.dtype is DType.float32 else DType.float32 if t.dtype.is_16bit else t.dtype
+        wide = accumulated(t.dtype)
         np_dt = wide.numpy
         x = ins[0] if wide is t.dtype else e.op("Cast", [ins[0]], to=wide.onnx)
         if not axes:  # a 0-d tensor: one element (torch: nan for correction 1, refused above)
