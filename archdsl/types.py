@@ -340,11 +340,36 @@ def _fold_floor_constant(terms: Terms) -> Terms:
     return {x: v for x, v in out.items() if v}
 
 
+def _fold_floor_runs(terms: Terms) -> Terms:
+    """(N+a)//k + (N+a+1)//k + ... + (N+a+k-1)//k is N+a (Hermite's identity), so that an even/odd split
+    joined back (x[:, 0::2] beside x[:, 1::2]: (T+1)//2 and T//2) is T long again."""
+    runs: dict = {}  # (numerator without its constant, k, coefficient) -> {constant: monomial}
+    for m, c in terms.items():
+        parts = _floor_parts(m[0]) if len(m) == 1 and Fraction(c).denominator == 1 else None
+        if parts is None or type(parts[1]) is not int or parts[1] < 2:
+            continue
+        num, k = parts
+        a = num.get((), 0)
+        if Fraction(a).denominator == 1 and all(Fraction(v).denominator == 1 for v in num.values()):
+            rest = tuple(sorted((x, int(v)) for x, v in num.items() if x != () and v))
+            runs.setdefault((rest, k, int(c)), {})[int(a)] = m
+    out = dict(terms)
+    for (rest, k, c), by_a in runs.items():
+        for a in sorted(by_a):
+            run = [by_a.get(a + j) for j in range(k)]
+            if all(m is not None and m in out for m in run):
+                for m in run:
+                    del out[m]
+                for x, v in rest + (((), a),):
+                    out[x] = out.get(x, 0) + c * v
+    return {x: v for x, v in out.items() if v}
+
+
 def _from_terms(terms: Terms) -> Dim:
     """The dim a sum of monomials is: a number, a monomial (H, 2*H*W), or a formula written in one order
     (symbols first, by name; the constant last), so that equal sums are equal dims."""
     terms = {m: int(c) if Fraction(c).denominator == 1 else Fraction(c) for m, c in terms.items()}
-    terms = _fold_floor_constant(terms)
+    terms = _fold_floor_constant(_fold_floor_runs(terms))
     if not terms:
         return 0
     if list(terms) == [()] and isinstance(terms[()], int):

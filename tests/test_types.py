@@ -90,6 +90,31 @@ def test_sums_with_a_floor_division_cancel_and_have_one_form():
     assert str(dim_mul(conv, window_out(Sym.of("W"), 3, 2, 2))) == "((H+1)//2)*((W+1)//2)"  # a map stays a product
 
 
+def test_the_floor_parts_of_a_dim_sum_back_to_it():
+    """(T+1)//2 + T//2 is T (Hermite's identity): an even/odd split joined back was refused as not T long."""
+    t = Sym.of("T")
+    even, odd = dim_floordiv(dim_add(t, 1), 2), dim_floordiv(t, 2)
+    assert dim_add(even, odd) == t and dim_add(odd, even) == t
+    thirds = [dim_floordiv(dim_add(t, j), 3) for j in (2, 0, 1)]
+    assert dim_add(dim_add(thirds[0], thirds[1]), thirds[2]) == t
+    assert dim_add(thirds[0], thirds[1]) != t  # two of the three parts are not T
+    assert dim_add(dim_add(even, odd), even) == dim_add(t, even)
+    shifted = [dim_floordiv(dim_add(dim_mul(t, 2), j), 2) for j in (3, 4)]  # (2T+3)//2 + (2T+4)//2 is 2T+3
+    assert dim_add(shifted[0], shifted[1]) == dim_add(dim_mul(t, 2), 3)
+
+
+@given(st.integers(2, 5), st.integers(-6, 6), st.integers(0, 4), st.lists(st.integers(0, 40), min_size=3, max_size=3))
+def test_sums_of_floor_parts_size_as_the_integer_sums(k, a, drop, sizes):
+    """k floor parts (T+a+j)//k summed, all of them or all but one, size as the integers do."""
+    t = Sym.of("T")
+    total = 0
+    for j in range(k):
+        if j != drop:
+            total = dim_add(total, dim_floordiv(dim_add(t, a + j), k))
+    want = [sum((v + a + j) // k for j in range(k) if j != drop) for v in sizes]
+    assert [dim_size(total, {"T": v}) for v in sizes] == want
+
+
 @given(st.lists(st.tuples(st.sampled_from(["add", "floordiv", "mul"]), st.integers(-4, 4)), min_size=1, max_size=7),
        st.lists(st.integers(-20, 40), min_size=3, max_size=3))
 def test_floor_divisions_with_constants_size_as_the_integer_rule(steps, sizes):

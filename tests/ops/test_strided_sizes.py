@@ -128,3 +128,19 @@ def test_a_known_axis_beside_a_symbolic_one_in_2d_nearest():
     x = np.tile(np.arange(16, dtype=np.float32), (4, 1))[None, None]
     y = runtime.session(archdsl.compile_source(src)).run(None, {"x": x})[0]
     np.testing.assert_array_equal(y, F.interpolate(torch.from_numpy(x), scale_factor=(2.0, 1.2)).numpy())
+
+
+@pytest.mark.parametrize("t", [1, 5, 6, 9])
+def test_an_even_odd_split_joined_back_is_its_input_long(t):
+    """A lifting-scheme step (Haar wavelet, polyphase de-interleave): x[..., 0::2] and x[..., 1::2] are
+    (T+1)//2 and T//2 long, and joined back T long again, which the checker refused as a different size."""
+    src = """model p(x: float32[B, 2, T]) -> y {
+    even = x[:, :, 0::2]
+    odd = x[:, :, 1::2]
+    y = concat([even, odd * 2.0], axis=2) + x
+}
+"""
+    x = np.random.default_rng(t).standard_normal((3, 2, t)).astype(np.float32)
+    y, _ = _run(src, x)
+    even, odd = x[:, :, 0::2], x[:, :, 1::2]
+    np.testing.assert_allclose(y, np.concatenate([even, odd * 2], axis=2) + x, rtol=1e-6)
