@@ -14,6 +14,7 @@ from ..diagnostics import ArchError, ArchSyntaxError, SourceMap, render
 from ..interrupts import interruption
 from ..ir import print_graph
 from ..summary import summarize
+from ..types import dim_symbols
 from .signals import StdoutFailed, stdout_closed, was_interrupted
 from .table import print_table
 
@@ -410,7 +411,10 @@ def cmd_summary(args, sources) -> int:
         hint = f" (--dim {unsized[0]}=N sizes it)" if unsized else ""
         if rep["flops_unfit"]:  # conv 3 at H=1: no real input has these sizes; the count took such sizes as 1
             first = rep["flops_unfit"][0]
-            flag = f"--dim {unsized[0]}=N" if unsized else "--dim"
+            node = next(n for n in g.nodes if n.name == first)
+            its = {f for v in node.inputs + node.outputs for d in v.type.shape for f in dim_symbols(d)}
+            named = [u for u in unsized if u in its] or unsized  # H of a conv, not the T of another input
+            flag = f"--dim {named[0]}=N" if named else "--dim"
             hint = (f" (not a size the model runs at: '{first}' has no whole positive output size there, counted "
                     f"as 1; {flag} gives a real one)")
         print(f"params: {rep['params']:,}   buffers: {rep['buffers']:,}   FLOPs at {at}{hint}: {rep['flops']:,}")

@@ -72,6 +72,17 @@ def test_the_footer_says_when_the_sizes_fit_no_input(tmp_path, capsys):
     assert "FLOPs at batch 1, H=3, W=4: " in out and "not a size" not in out
 
 
+def test_the_footer_names_a_dim_of_the_layer_that_does_not_fit(tmp_path, capsys):
+    """A sequence input beside an image: the footer told the user to size T, which the conv does not read."""
+    spec = tmp_path / "two.arch"
+    spec.write_text("model m(x: float32[B, T, 8], im: float32[B, 3, H, W]) -> (y, z) {\n"
+                    "    y = x -> linear(16) as fc\n    z = im -> conv2d(4, 3) as c\n}\n")
+    assert main(["summary", str(spec)]) == 0
+    assert "'c' has no whole positive output size there, counted as 1; --dim H=N gives" in capsys.readouterr().out
+    assert main(["summary", str(spec), "--dim", "H=5"]) == 0
+    assert "--dim W=N gives" in capsys.readouterr().out
+
+
 def test_a_leading_dim_other_than_b_is_named_as_the_one_counted_as_a_batch(tmp_path, capsys):
     """[T, B, F] (an RNN's time-major input): the footer said "batch 1, B=1", T's 1 unsaid."""
     spec = tmp_path / "tb.arch"
