@@ -393,7 +393,7 @@ def save_weights(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
         from safetensors import SafetensorError
         from safetensors.numpy import save_file
         try:
-            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(p))
+            save_file({k: np.require(v, requirements="C") for k, v in arrays.items()}, str(p))  # 0-d stays 0-d
         except SafetensorError as e:  # its I/O errors are no OSError: a full disk was an internal error
             code = re.search(r"os error (\d+)", str(e))
             raise (OSError(int(code[1]), os.strerror(int(code[1]))) if code else OSError(str(e))) from None

@@ -183,3 +183,25 @@ def test_a_directory_or_an_unreadable_npz_is_said_as_the_os_says_it(tmp_path):
     with pytest.raises(ArchError) as e:
         load_weights(tmp_path / "d.npz")
     assert str(e.value.message) == f"cannot read weights from {tmp_path / 'd.npz'}: Is a directory"
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".npz"])
+def test_saved_weights_keep_every_shape_and_load_back(tmp_path, suffix):
+    """A 0-d parameter (CLIP's logit_scale) was saved as [1] to .safetensors (numpy's ascontiguousarray is at
+    least 1-d), and `build --weights` then refused the file `train -o` had written."""
+    arrays = {"s": np.asarray(np.float32(2.5)), "m": np.arange(6, dtype=np.float32).reshape(2, 3)[:, ::2]}
+    path = tmp_path / f"w{suffix}"
+    save_weights(path, arrays)
+    got = load_weights(path)
+    assert {k: v.shape for k, v in got.items()} == {"s": (), "m": (2, 2)}
+    np.testing.assert_array_equal(got["m"], arrays["m"])
+    spec = tmp_path / "scal.arch"
+    spec.write_text('model net(x: float32[B, 4]) -> y {\n    s = parameter([], init="constant", value=2.0) as '
+                    'logit_scale\n    y = (x -> linear(3) as fc) * exp(s)\n}\n')
+    model = driver.compile_file(spec, with_weights=True)
+    w = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    w["logit_scale"] = np.asarray(np.float32(0.5))
+    save_weights(path, w)
+    assert main(["build", str(spec), "--weights", str(path), "-o", str(tmp_path / "m.onnx")]) == 0
+    got = {i.name: numpy_helper.to_array(i) for i in onnx.load(tmp_path / "m.onnx").graph.initializer}
+    assert got["logit_scale"].shape == () and got["logit_scale"] == np.float32(0.5)
