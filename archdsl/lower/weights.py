@@ -368,8 +368,9 @@ def read_npz(path: str | Path, what: str, expected: str) -> dict[str, np.ndarray
     with z:
         members = z.zip.namelist()
         if any(m.endswith("data.pkl") for m in members):
-            how = ("numpy.savez(path, **{k: v.numpy() for k, v in state_dict.items()}), or "
-                   "safetensors.torch.save_file" if what == "weights" else
+            how = ("safetensors.torch.save_file(state_dict, 'w.safetensors'), which keeps bfloat16, or "
+                   "numpy.savez(path, **{k: v.numpy() for k, v in state_dict.items()}), bfloat16 tensors .float() "
+                   "first (numpy has no bfloat16)" if what == "weights" else
                    "numpy.savez(path, x=x.numpy(), labels=labels.numpy()), one array per name")
             raise ArchError(f"cannot read {what} from {path}: it is a torch.save file (pickled); {expected} ({how})")
         if not all(m.endswith(".npy") for m in members):
