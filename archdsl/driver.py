@@ -205,6 +205,9 @@ def given_weights(options: CompileOptions) -> dict | None:
 
 def _array(name: str, v):
     import numpy as np
+    if isinstance(v, Mapping):  # a training checkpoint: {"model": state_dict, "optimizer": ..., "epoch": 3}
+        raise ArchError(f"weights: '{name}' holds a dict, not an array (a checkpoint's state_dict?): pass that "
+                        f"dict itself, weights=checkpoint[{name!r}]")
     try:
         return np.asarray(v)
     except ValueError:  # numpy's "inhomogeneous shape"
@@ -236,6 +239,9 @@ def _check_options(options: CompileOptions) -> int | None:
     if not isinstance(passes, (list, tuple)) or not all(isinstance(p, str) for p in passes):
         raise ArchError(f"disabled_passes takes a list of pass names, got {passes!r}")
     w = options.weights
+    if hasattr(w, "state_dict") and hasattr(w, "parameters") and not isinstance(w, Mapping):  # a torch module
+        raise ArchError(f"weights takes a dict of arrays by parameter name, got the torch module {type(w).__name__} "
+                        "itself: pass its state_dict() (weights=module.state_dict())")
     if w is not None and not isinstance(w, (str, os.PathLike, Mapping)) or w == "":
         raise ArchError(f"weights takes the path of a .npz or .safetensors file, or a dict of arrays by parameter "
                         f"name, got {type(w).__name__} {str(w)[:80]!r}")

@@ -38,22 +38,20 @@ def torch_array(name: str, t):
 def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | None:
     """A weights file names exactly the model's parameters and buffers, as torch's strict load_state_dict:
     a missing one would quietly keep its random init (a stale or misspelled file, a model that is mostly
-    random), an extra one is a sign of another model. Only numbers load. A BatchNorm's
-    `num_batches_tracked` (in every torch state_dict, used by nothing archdsl runs) is taken and dropped:
-    the weights are returned without it. `source` (the file) names it in the messages."""
+    random), an extra one is a sign of another model. Only numbers load. The buffers torch modules keep
+    beside their parameters that the model has no use for (`_torch_buffer`) are taken and dropped: the weights
+    are returned without them. `source` (the file) names it in the messages."""
     if weights is None:
         return None
     what = f"weights file {source}" if source else "weights"
     if "__epoch__" in weights and "__epoch__" not in graph.params:  # what save_checkpoint writes
         raise ArchError(f"{what} is a checkpoint of `archdsl train` (the whole training state); the trained "
                         "weights are in the file its -o wrote, and `archdsl train --resume` continues from it")
-    counter = ".num_batches_tracked"
-    weights = {n: a for n, a in weights.items()
-               if not (n.endswith(counter) and n[: -len(counter)] + ".running_mean" in graph.params)}
+    weights = {n: a for n, a in weights.items() if not _torch_buffer(n, graph.params)}
     unknown = sorted(set(weights) - set(graph.params))
     missing = [n for n in graph.params if n not in weights]
     if unknown:  # a suggestion only among the names on the other side: fc3.weight is not fc2.weight's typo
-        hint = (_prefixed(unknown, graph) or _none_shared(weights, unknown, missing, graph)
+        hint = (_prefixed(unknown, missing, graph) or _none_shared(weights, unknown, missing, graph)
                 or did_you_mean(unknown[0], missing) or _tied(unknown, weights))
         raise ArchError(f"{what} has {len(unknown)} name{'s' if len(unknown) > 1 else ''} the model does not: "
                         f"{quoted(unknown)}{hint}{_running_stats(unknown, graph)}")
@@ -86,22 +84,45 @@ def _none_shared(weights: dict, unknown: list[str], missing: list[str], graph: G
            "weights at all?)"
 
 
-def _prefixed(unknown: list[str], graph: Graph) -> str:
-    """Every unknown name is a parameter's behind one prefix: torch's DataParallel/DDP ('module.'), a wrapper
-    module ('model.'), torch.compile ('_orig_mod.'). The suggestion among the missing names was a guess
-    ('module.fc1.weight': did you mean 'fc1.bias'?)."""
-    parts = unknown[0].split(".")
-    for i in range(1, len(parts)):
-        prefix = ".".join(parts[:i]) + "."
-        if all(u.startswith(prefix) and u[len(prefix):] in graph.params for u in unknown):
-            return (f"; each is a parameter's name behind '{prefix}' (a wrapper's, as torch's DataParallel "
-                    f"'module.'): strip it, {{k.removeprefix('{prefix}'): v for k, v in state_dict.items()}}")
+def _torch_buffer(name: str, params) -> bool:
+    """A buffer a torch module keeps in its state_dict that the model computes itself or has no use for: a
+    BatchNorm's num_batches_tracked (in every torch state_dict), the causal mask `attn.bias` (and
+    `attn.masked_bias`) of Hugging Face's GPT-2 checkpoints, Swin's relative_position_index."""
+    if name in params:
+        return False
+    head, _, leaf = name.rpartition(".")
+    if leaf == "num_batches_tracked":
+        return head + ".running_mean" in params
+    if leaf in ("bias", "masked_bias") and head.rpartition(".")[2] == "attn":
+        return head + ".c_attn.weight" in params
+    return leaf == "relative_position_index" and head + ".relative_position_bias_table" in params
+
+
+def _prefixed(unknown: list[str], missing: list[str], graph: Graph) -> str:
+    """The missing parameters are the file's names behind one prefix: torch's DataParallel/DDP ('module.'), a
+    wrapper module ('model.', Hugging Face's 'transformer.'), torch.compile ('_orig_mod.'), or one net of a
+    checkpoint that holds several (a GAN's 'netG.' beside 'netD.'). The suggestion among the missing names
+    was a guess ('module.fc1.weight': did you mean 'fc1.bias'?)."""
+    if not missing:
+        return ""
+    prefixes = dict.fromkeys(".".join(u.split(".")[:i]) + "." for u in unknown
+                             for i in range(1, min(4, u.count(".") + 1)))  # module., model.decoder., ...
+    for prefix in prefixes:
+        behind = [u[len(prefix):] for u in unknown if u.startswith(prefix)]
+        if set(missing) <= set(behind) and all(b in graph.params or _torch_buffer(b, graph.params) for b in behind):
+            strip = f"k.removeprefix('{prefix}'): v for k, v in state_dict.items()"
+            if len(behind) == len(unknown):
+                return (f"; each is a parameter's name behind '{prefix}' (a wrapper's, as torch's DataParallel "
+                        f"'module.'): strip it, {{{strip}}}")
+            return (f"; the model's parameters are its names behind '{prefix}' ({len(behind)} of them): keep those "
+                    f"and strip it, {{{strip} if k.startswith('{prefix}')}}")
     return ""
 
 
 def _tied(unknown: list[str], weights: dict) -> str:
     """An extra name holding exactly the values of a name the model reads: torch's state_dict lists a tied
     weight under both modules (head.weight is embed.weight), where a spec reads it once, through ref()."""
+    twins: dict[str, list[str]] = {}  # a name the model reads -> the unknown names holding its values
     for name in unknown:
         a = resident(np.asarray(weights[name]))  # read from a mapped file, not through it (SIGBUS if cut short)
         if a.size < 2 or (a == a.flat[0]).all():  # zeros (a fresh bias) equal many things by chance
@@ -109,9 +130,15 @@ def _tied(unknown: list[str], weights: dict) -> str:
         twin = next((k for k, b in weights.items() if k != name and k not in unknown and np.shape(b) == a.shape
                      and np.array_equal(resident(np.asarray(b)), a)), None)
         if twin is not None:
-            return (f"; '{name}' holds the same values as '{twin}': a weight torch ties, listed under both names, "
-                    f"which the model reads once (ref(\"{twin}\")); leave '{name}' out")
-    return ""
+            twins.setdefault(twin, []).append(name)
+    if not twins:
+        return ""
+    twin, names = next(iter(twins.items()))  # one weight at a time: the message stays short
+    if len(names) == 1:
+        return (f"; '{names[0]}' holds the same values as '{twin}': a weight torch ties, listed under both names, "
+                f"which the model reads once (ref(\"{twin}\")); leave '{names[0]}' out")
+    return (f"; {quoted(names)} hold the same values as '{twin}': a weight torch ties, listed under each of "
+            f"these names, which the model reads once (ref(\"{twin}\")); leave them out")
 
 
 def _running_stats(unknown: list[str], graph: Graph) -> str:

@@ -1,0 +1,97 @@
+"""Weights as torch writes them: the buffers its modules keep beside their parameters, wrappers' prefixes, tied
+weights listed under several names. Each is either taken (the file loads) or told precisely."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import archdsl
+from archdsl.lower.given import _torch_buffer
+from archdsl.lower.weights import initial_weights
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+TINY_GPT2 = {"n_layer": 2, "n_head": 2, "n_embd": 8, "vocab": 10, "n_positions": 8}
+BN = "model m(x: float32[B, 3, 4, 4]) -> y {\n    y = x -> conv2d(4, 3) as conv -> batchnorm2d as bn\n}\n"
+
+
+def _weights(graph) -> dict:
+    return initial_weights(graph, seed=1)
+
+
+def _message(src_or_file, weights, **options) -> str:
+    with pytest.raises(archdsl.ArchError) as e:
+        if isinstance(src_or_file, Path):
+            archdsl.compile_file(src_or_file, weights=weights, **options)
+        else:
+            archdsl.compile_source(src_or_file, weights=weights, **options)
+    return e.value.message
+
+
+def test_hugging_faces_gpt2_checkpoint_loads_with_its_causal_mask_buffers():
+    """The published gpt2 files hold h.N.attn.bias (the causal mask, [1, 1, n, n]) and h.N.attn.masked_bias
+    beside the parameters; gpt2.arch says its names are those files', and the build refused the mask names."""
+    w = _weights(archdsl.check_file(SPECS / "gpt2.arch", defines=TINY_GPT2))
+    for i in range(2):
+        w[f"h.{i}.attn.bias"] = np.tril(np.ones((8, 8), bool))[None, None]
+        w[f"h.{i}.attn.masked_bias"] = np.array(-1e4, np.float32)
+    model = archdsl.compile_file(SPECS / "gpt2.arch", defines=TINY_GPT2, weights=w, opt_level=0)
+    got = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    assert "h.0.attn.bias" not in got
+    np.testing.assert_array_equal(got["h.1.attn.c_attn.weight"], w["h.1.attn.c_attn.weight"])
+
+
+def test_a_models_parameters_behind_a_prefix_among_other_names_are_pointed_to():
+    """GPT2LMHeadModel's state_dict ('transformer.' before each name, and the tied lm_head.weight) and a GAN's
+    checkpoint holding both nets got a wrong 'did you mean' or 'not weights at all?'."""
+    w = _weights(archdsl.check_file(SPECS / "gpt2.arch", defines=TINY_GPT2))
+    hf = {"transformer." + k: v for k, v in w.items()} | {"lm_head.weight": w["wte.weight"]}
+    said = _message(SPECS / "gpt2.arch", hf, defines=TINY_GPT2)
+    assert said.endswith(f"; the model's parameters are its names behind 'transformer.' ({len(w)} of them): keep "
+                         "those and strip it, {k.removeprefix('transformer.'): v for k, v in state_dict.items() if "
+                         "k.startswith('transformer.')}"), said
+    two_nets = {"netG." + k: v for k, v in _weights(archdsl.check_source(BN)).items()}
+    two_nets |= {"netG.bn.num_batches_tracked": np.array(3), "netD.fc.weight": np.ones((2, 4), np.float32)}
+    assert "names behind 'netG.' (7 of them): keep those" in _message(BN, two_nets)
+
+
+def test_a_dataparallel_checkpoint_of_a_batchnorm_model_is_told_to_strip_the_prefix():
+    """'module.bn.num_batches_tracked' is not a parameter even stripped (it is dropped), and one such name
+    turned the hint into 'another model's weights, or not weights at all?'."""
+    w = {"module." + k: v for k, v in _weights(archdsl.check_source(BN)).items()}
+    w["module.bn.num_batches_tracked"] = np.array(7)
+    assert "each is a parameter's name behind 'module.'" in _message(BN, w)
+    assert "not weights at all" not in _message(BN, w)
+
+
+def test_every_name_a_tied_weight_is_listed_under_is_told():
+    text = ("model lm(ids: int64[B, T]) -> logits {\n    h = ids -> embedding(30, 8) as embed\n"
+            "    logits = h @ ref(\"embed.weight\").T\n}\n")
+    table = np.random.default_rng(0).standard_normal((30, 8))
+    said = _message(text, {"embed.weight": table, "head.weight": table.copy(), "tgt.weight": table.copy()})
+    assert "; 'head.weight', 'tgt.weight' hold the same values as 'embed.weight': a weight torch ties" in said
+    assert said.endswith("leave them out")
+
+
+def test_the_buffers_dropped_are_those_the_model_has_no_parameter_for():
+    params = {"bn.running_mean": 0, "h.0.attn.c_attn.weight": 0, "b.attn.relative_position_bias_table": 0,
+              "fc.bias": 0}
+    assert _torch_buffer("bn.num_batches_tracked", params) and _torch_buffer("h.0.attn.bias", params)
+    assert _torch_buffer("h.0.attn.masked_bias", params)
+    assert _torch_buffer("b.attn.relative_position_index", params)
+    for name in ("fc.num_batches_tracked", "h.1.attn.bias", "fc.bias", "b.relative_position_index", "attn.bias"):
+        assert not _torch_buffer(name, params), name
+
+
+def test_a_module_or_a_checkpoint_given_as_weights_is_told_what_to_pass():
+    torch = pytest.importorskip("torch")
+    module = torch.nn.Linear(4, 3)
+    assert "got the torch module Linear itself: pass its state_dict()" in _message(
+        "model m(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n", module)
+    checkpoint = {"epoch": 3, "model": {"fc.weight": np.zeros((3, 4))}}
+    assert _message("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n", checkpoint) == \
+        "weights: 'model' holds a dict, not an array (a checkpoint's state_dict?): pass that dict itself, " \
+        "weights=checkpoint['model']"
