@@ -288,7 +288,9 @@ def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = N
     if with_weights:
         for name, arr in param_arrays(g, seed, weights):
             _add_initializer(model.graph, arr, name)
-    model.graph.initializer.extend(initializers + e.initializers)
+    read = {i for n in e.nodes for i in n.input} | {o.name for o in outputs}
+    made = [t for t in e.initializers if t.name in read]  # a lowering's constant its chosen form left unread
+    model.graph.initializer.extend(initializers + made)  # (onnxruntime warns of each at every load)
     model.ir_version = min(helper.find_min_ir_version_for([helper.make_opsetid("", opset)]), onnx.IR_VERSION)
     model.producer_version = __version__
     meta = {"archdsl.version": __version__}

@@ -67,6 +67,8 @@ def run_op(expr: str, *, opset: int = NEWEST, sym: bool | str = False, **inputs:
     res = lower_graph(g, opset=opset, weights=weights)
     onnx.checker.check_model(res.model, full_check=True)
     assert_shapes_agree(g, res)
+    read = {i for n in res.model.graph.node for i in n.input}  # onnxruntime warns of an unread one at each load
+    assert [t.name for t in res.model.graph.initializer if t.name not in read] == [], expr
     out = runtime.session(res.model, provider="cpu", threads=1).run(None, inputs)[0]
     t = g.outputs[0][1].type
     rule = concrete(t.shape, {n: first.shape[i] for i, n in enumerate(names)})

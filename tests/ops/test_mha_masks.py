@@ -179,3 +179,16 @@ def test_diagnostics(extra, call, words):
     with pytest.raises(ArchError, match=words):
         archdsl.check_source(f"model m(x: float32[B, T, 8], {extra}) -> y {{ "
                              f"y = x -> multihead_attention(8, 2, {call}) }}")
+
+
+@pytest.mark.parametrize("opset", OPSETS)
+@pytest.mark.parametrize("bias", ["true", "false"])
+def test_separate_projections_leave_no_unread_constant(opset, bias):
+    """kdim/vdim without a bias: the packed projection's split sizes were made and read by nothing, and
+    onnxruntime warned 'Removing initializer' at every load."""
+    src = (f"model m(q: float32[B, T, {E}], k: float32[B, S, 6], v: float32[B, S, 5]) -> y {{\n"
+           f"    y = multihead_attention(q, key=k, value=v, embed_dim={E}, num_heads=2, kdim=6, vdim=5, "
+           f"bias={bias}) as a\n}}\n")
+    model, _ = _compile(src, opset)
+    read = {i for n in model.graph.node for i in n.input}
+    assert [t.name for t in model.graph.initializer if t.name not in read] == []
