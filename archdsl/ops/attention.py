@@ -290,13 +290,17 @@ def _grad(b, c, ins, outs, gouts):
 
 
 def _cost(c):
+    """The four projections and the two products, and per score its scale and softmax (6) and a mask's add, as
+    scaled_dot_product_attention counts them."""
     a = c.attrs
-    q, k, v, _, _ = _split(c.in_types[:-n_params(a)], a)
+    q, k, v, mask, am = _split(c.in_types[:-n_params(a)], a)
     e = a["embed_dim"]
     t = numel(q.shape[:-1])
     s = numel((k if k is not None else q).shape[:-1])
     kd, vd = (k.shape[-1], v.shape[-1]) if k is not None else (e, e)
-    return 2 * e * (2 * e * t + (kd + vd) * s) + 4 * t * (s // max(1, numel(q.shape[:1]))) * e
+    scores = t * (s // max(1, numel(q.shape[:1])))  # per head: [B, T, S]
+    per_score = 6 + (mask is not None or am is not None or a["causal"])
+    return 2 * e * (2 * e * t + (kd + vd) * s) + 4 * scores * e + per_score * a["num_heads"] * scores
 
 
 register(OpDef(

@@ -227,9 +227,14 @@ def _grad(b, c, ins, outs, gouts):
 
 
 def _cost(c):
+    """The two products, and per score its scale and softmax (6) and a mask's add: what the same attention
+    written out (q @ k.T * scale, softmax, @ v) counts."""
     q, k, v = c.in_types[:3]
+    if not (isinstance(k.shape[-2], int) and isinstance(v.shape[-2], int)):
+        return 4 * numel(q.shape)
+    per_score = 6 + (len(c.in_types) > 3 or c.attrs["causal"])
     return 2 * numel(q.shape) * k.shape[-2] + 2 * numel(c.out_types[0].shape) * v.shape[-2] \
-        if isinstance(k.shape[-2], int) and isinstance(v.shape[-2], int) else 4 * numel(q.shape)
+        + per_score * numel(q.shape[:-1]) * k.shape[-2]
 
 
 register(OpDef(

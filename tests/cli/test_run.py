@@ -41,7 +41,7 @@ def test_run_checks_the_spec_at_the_sizes_it_runs(capsys):
            "-D", "n_positions=32", "--repeat", "1"]
     assert main(["run", *gpt, "--dim", "T=40"]) == 1
     err = capsys.readouterr().err
-    assert "gpt2.arch:76:5: error: sequence length is longer than n_positions" in err
+    assert "gpt2.arch:78:5: error: sequence length is longer than n_positions" in err
     assert "note: checked at the sizes of this run: B=1, T=40" in err and "onnxruntime" not in err
     assert main(["run", *gpt, "--dim", "T=32", "--batch", "2"]) == 0
     assert "logits: [2, 32, 16]" in capsys.readouterr().out

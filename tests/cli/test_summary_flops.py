@@ -29,15 +29,17 @@ E, T, S, H, D = 16, 6, 9, 4, 8  # embed, target length, source length, heads, he
     ("x: float32[B, 2, 5, 7], w: float32[2, 7, 3]", "    y = matmul(x, w) as mm", "mm", 2 * 2 * 5 * 3 * 7),
     ("x: float32[B, 3, 8, 8]", "    y = x -> maxpool2d(2) as p", "p", 3 * 4 * 4 * 4),
     ("x: float32[B, 3, 8, 8]", "    y = x -> avgpool2d(3, stride=1) as p", "p", 3 * 6 * 6 * 9),
-    # q, k, v and output projections (4 of 2 E^2 per position) and the scores and weighted sum (2 T T E each)
+    # q, k, v and output projections (4 of 2 E^2 per position), the scores and weighted sum (2 T T E each),
+    # and each head's scores scaled and softmaxed (6 per score, as the same attention written out counts)
     (f"x: float32[B, {T}, {E}]", f"    y = x -> multihead_attention({E}, 2) as a", "a",
-     4 * 2 * E * E * T + 2 * 2 * T * T * E),
+     4 * 2 * E * E * T + 2 * 2 * T * T * E + 6 * 2 * T * T),
     # cross-attention: k and v projected over the S source positions
     (f"x: float32[B, {T}, {E}], m: float32[B, {S}, {E}]",
      f"    y = multihead_attention(x, {E}, 2, key=m, value=m) as a", "a",
-     2 * 2 * E * E * T + 2 * 2 * E * E * S + 2 * 2 * T * S * E),
+     2 * 2 * E * E * T + 2 * 2 * E * E * S + 2 * 2 * T * S * E + 6 * 2 * T * S),
     (f"q: float32[B, {H}, {T}, {D}], k: float32[B, {H}, {S}, {D}], v: float32[B, {H}, {S}, {D}]",
-     "    y = scaled_dot_product_attention(q, k, v) as a", "a", 2 * H * T * S * D + 2 * H * T * S * D),
+     "    y = scaled_dot_product_attention(q, k, v) as a", "a",
+     2 * H * T * S * D + 2 * H * T * S * D + 6 * H * T * S),
     # per step: 4 gates of h from (input + h) by 2 x MACs, and 8 elementwise per gate unit
     ("x: float32[B, 5, 3]", "    y = x -> lstm(4) as r", "r", 5 * (2 * 4 * 4 * (3 + 4) + 8 * 4 * 4)),
     ("x: float32[B, 5, 3]", "    y = x -> gru(4, num_layers=2) as r", "r",
@@ -47,6 +49,17 @@ E, T, S, H, D = 16, 6, 9, 4, 8  # embed, target length, source length, heads, he
 ])
 def test_flops_per_layer_are_the_hand_count(summary_json, inputs, body, name, want):
     assert _flops(summary_json, inputs, body)[name] == want
+
+
+@pytest.mark.parametrize("mask", ["", ", causal=true"])
+def test_an_attention_counts_as_the_same_attention_written_out(summary_json, mask):
+    """scaled_dot_product_attention counted its two products only: 9% less than its ops written out here."""
+    inputs = "q: float32[B, 2, 5, 4], k: float32[B, 2, 7, 4], v: float32[B, 2, 7, 4]"
+    fused = _flops(summary_json, inputs, f"    y = scaled_dot_product_attention(q, k, v{mask}) as a")["a"]
+    scores = "q @ transpose(k, -2, -1) * 0.5"
+    scores = f"causal_mask({scores})" if mask else scores
+    written = _flops(summary_json, inputs, f"    y = softmax({scores}, axis=-1) @ v")
+    assert fused == sum(written.values())
 
 
 def test_flops_scale_with_a_sized_symbolic_dim(summary_json):
