@@ -303,8 +303,10 @@ def report_compile(args, mod, compiled, dims: dict | None = None) -> None:
 
 
 def report_on_stderr(args) -> bool:
-    """--report goes to stderr where stdout carries IR or JSON."""
-    return getattr(args, "emit", None) == "ir" or bool(getattr(args, "json", False))
+    """--report goes to stderr where stdout carries IR, JSON or the model itself (`-o -`: the table came
+    after the model's bytes, a corrupt model for whatever read the pipe)."""
+    return getattr(args, "emit", None) == "ir" or bool(getattr(args, "json", False)) \
+        or getattr(args, "output", None) in _STDOUT_NAMES
 
 
 def report_passes(args, stats, flops, model: str | None = None, dims: dict | None = None) -> None:

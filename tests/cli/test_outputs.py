@@ -293,6 +293,18 @@ def test_o_dash_is_stdout(work):
     assert not (work / "-").exists()
 
 
+def test_a_report_beside_a_model_on_stdout_goes_to_stderr(work):
+    """`build -o - --report`: the pass table came after the model's bytes, a corrupt model for the pipe's
+    reader (and exit 0)."""
+    import subprocess
+    import sys
+    res = subprocess.run([sys.executable, "-m", "archdsl", "build", str(work / "tiny.arch"), "-o", "-", "--report"],
+                         capture_output=True, check=False, cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert onnx.load_from_string(res.stdout).graph.name == "tiny"
+    assert b"optimization passes" in res.stderr and b"as written" in res.stderr
+
+
 def test_o_dash_into_a_reader_that_stops_early_ends_quietly(work):
     """`build -o - | head -c 100` said "cannot write /dev/stdout: Broken pipe", exit 1, where every other
     command's output into such a pipe ends quietly."""
