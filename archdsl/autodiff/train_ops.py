@@ -36,19 +36,37 @@ def _bn_axes(rank: int) -> list[int]:
 
 def _bn_infer(ins, a):
     x = ins[0]
-    stat = x.with_shape((x.shape[1],))
+    stat = TensorType(_computed_in(x.dtype), (x.shape[1],))  # the batch's mean and 1/std: the gradient reads them
     return [x, ins[3], ins[4], stat, stat, x]
+
+
+def _computed_in(dtype: DType) -> DType:
+    """A 16-bit batch's statistics and gradient are computed in float32, as torch's kernels do: in float16 its
+    squared deviations, its count past 65,504, 1/std^3 and the running variance overflowed (onnxruntime's CPU,
+    which runs float16 arithmetic in float32, hid it; its CUDA kernels and other runtimes do not)."""
+    return DType.float32 if dtype.is_16bit else dtype
 
 
 def _per_channel(e, reduce: str, v: str, x_t: TensorType) -> str:
     """A per-channel ReduceMean or ReduceSum of a float32 batch, in float64: onnxruntime's float32 reductions
     over one channel's long run of values (BatchNorm2d(1) on [16, 1, 256, 256]) put a constant channel's
-    output at 0.96, its running_var 5e-4 off (torch: 1e-8), and its gradient 1.8e-3 (torch: 7e-6)."""
+    output at 0.96, its running_var 5e-4 off (torch: 1e-8), and its gradient 1.8e-3 (torch: 7e-6). A 16-bit
+    batch is widened to float32 before it comes here (`x_t.dtype.is_16bit`), and sums in float32 as torch's."""
     axes = _bn_axes(x_t.rank)
     if x_t.dtype is not DType.float32:
         return reduce_op(e, reduce, v, axes, keepdims=1)
     wide = reduce_op(e, reduce, e.op("Cast", [v], to=DType.float64.onnx), axes, keepdims=1)
     return e.op("Cast", [wide], to=DType.float32.onnx)
+
+
+def _into(e, op: str, ins: list, out: str, dtype: DType, ct: DType, **attrs) -> str:
+    """op's result, computed in ct, written to the node's output `out` of `dtype` too (cast down where that is
+    16-bit); the ct value is returned for what reads it further."""
+    if dtype is ct:
+        return e.op(op, ins, outputs=[out], **attrs)
+    v = e.op(op, ins, **attrs)
+    e.op("Cast", [v], to=dtype.onnx, outputs=[out])
+    return v
 
 
 def _bn_lower(e, ins, outs, c):
@@ -57,33 +75,37 @@ def _bn_lower(e, ins, outs, c):
     second step on its gradients drifted from torch's, so the statistics are computed here. So was its
     inference-mode form with these statistics for y: one pass instead of Mul + Add (0.9 vs 3.1 ms per
     ResNet-18 step), but it rounds as x * a + (b - mean * a), which put AdamW's first step on near-zero
-    gradients past 1e-4 of torch's.) d = x - mean is an output too: the gradient reads it (one Sub less)."""
-    x, w, b, rm, rv = ins
+    gradients past 1e-4 of torch's.) d = x - mean is an output too: the gradient reads it (one Sub less).
+    A 16-bit batch in float32 (`_computed_in`)."""
     x_t = c.in_types[0]
+    ct = _computed_in(x_t.dtype)
+    x, w, b, rm, rv = (v if t.dtype is ct else e.op("Cast", [v], to=ct.onnx) for v, t in zip(ins, c.in_types))
+    wt = TensorType(ct, x_t.shape)
     ch = x_t.shape[1]
     y_out, rm_out, rv_out, mean_out, rstd_out, d_out = outs
     cshape = _i64(e, [1, ch] + [1] * (x_t.rank - 2))
     flat = _i64(e, [ch])
-    mean_k = _per_channel(e, "ReduceMean", x, x_t)
-    d = e.op("Sub", [x, mean_k], outputs=[d_out])
-    var_k = _per_channel(e, "ReduceMean", e.op("Mul", [d, d]), x_t)
-    rstd_k = e.op("Reciprocal", [e.op("Sqrt", [e.op("Add", [var_k, _scalar(e, c.attrs["eps"], x_t)])])])
+    mean_k = _per_channel(e, "ReduceMean", x, wt)
+    d = _into(e, "Sub", [x, mean_k], d_out, x_t.dtype, ct)  # the gradient reads it in x's dtype
+    var_k = _per_channel(e, "ReduceMean", e.op("Mul", [d, d]), wt)
+    rstd_k = e.op("Reciprocal", [e.op("Sqrt", [e.op("Add", [var_k, _scalar(e, c.attrs["eps"], wt)])])])
     mean = e.op("Reshape", [mean_k, flat], outputs=[mean_out])
     var = e.op("Reshape", [var_k, flat])
     scale = e.op("Mul", [rstd_k, e.op("Reshape", [w, cshape])])
-    e.op("Add", [e.op("Mul", [d, scale]), e.op("Reshape", [b, cshape])], outputs=[y_out])
+    _into(e, "Add", [e.op("Mul", [d, scale]), e.op("Reshape", [b, cshape])], y_out, x_t.dtype, ct)
     e.op("Reshape", [rstd_k, flat], outputs=[rstd_out])
     m = c.attrs["momentum"]
     if is_static(x_t.shape):
         n = float(np.prod(x_t.shape, dtype=np.int64) // ch)
-        unbias = _scalar(e, n / max(n - 1.0, 1.0), x_t)
+        unbias = _scalar(e, n / max(n - 1.0, 1.0), wt)
     else:
-        n = e.op("Cast", [e.op("Div", [numel_tensor(e, x, x_t), _i64(e, [ch])])], to=x_t.dtype.onnx)
-        unbias = e.op("Div", [n, e.op("Max", [e.op("Sub", [n, _scalar(e, 1.0, x_t)]), _scalar(e, 1.0, x_t)])])
-    keep = _scalar(e, 1.0 - m, x_t)
-    mom = _scalar(e, m, x_t)
-    e.op("Add", [e.op("Mul", [rm, keep]), e.op("Mul", [mean, mom])], outputs=[rm_out])
-    e.op("Add", [e.op("Mul", [rv, keep]), e.op("Mul", [e.op("Mul", [var, unbias]), mom])], outputs=[rv_out])
+        n = e.op("Cast", [e.op("Div", [numel_tensor(e, ins[0], x_t), _i64(e, [ch])])], to=ct.onnx)
+        unbias = e.op("Div", [n, e.op("Max", [e.op("Sub", [n, _scalar(e, 1.0, wt)]), _scalar(e, 1.0, wt)])])
+    keep = _scalar(e, 1.0 - m, wt)
+    mom = _scalar(e, m, wt)
+    _into(e, "Add", [e.op("Mul", [rm, keep]), e.op("Mul", [mean, mom])], rm_out, c.in_types[3].dtype, ct)
+    _into(e, "Add", [e.op("Mul", [rv, keep]), e.op("Mul", [e.op("Mul", [var, unbias]), mom])], rv_out,
+          c.in_types[4].dtype, ct)
 
 
 def _bn_grad(b, c, ins, outs, gouts):
@@ -103,27 +125,30 @@ _internal("batchnorm_train", ("x", "weight", "bias", "running_mean", "running_va
 def _bn_grad_lower(e, ins, outs, c):
     """With d = x - mean, r = 1/std, n values per channel, sg = sum g, sgd = sum g d:
     gx = w r g - w r^3 sgd / n * d - w r sg / n;  gw = r sgd;  gb = sg (per-channel factors, 7 passes; d comes
-    from the forward)."""
-    g, d, w, rstd = ins
+    from the forward). A 16-bit batch in float32 (`_computed_in`: r^3 overflowed float16 at a std below 0.025)."""
     x_t = c.in_types[1]
+    ct = _computed_in(x_t.dtype)
+    g, d, w, rstd = (v if t.dtype is ct else e.op("Cast", [v], to=ct.onnx) for v, t in zip(ins, c.in_types))
+    wt = TensorType(ct, x_t.shape)
     ch = x_t.shape[1]
     cshape = _i64(e, [1, ch] + [1] * (x_t.rank - 2))
     gx_out, gw_out, gb_out = outs
     if is_static(x_t.shape):
-        inv_n = _scalar(e, 1.0 / (np.prod(x_t.shape, dtype=np.int64) // ch), x_t)
+        inv_n = _scalar(e, 1.0 / (np.prod(x_t.shape, dtype=np.int64) // ch), wt)
     else:
-        n = e.op("Cast", [e.op("Div", [numel_tensor(e, d, x_t), _i64(e, [ch])])], to=x_t.dtype.onnx)
+        n = e.op("Cast", [e.op("Div", [numel_tensor(e, ins[1], x_t), _i64(e, [ch])])], to=ct.onnx)
         inv_n = e.op("Reciprocal", [n])
     r = e.op("Reshape", [rstd, cshape])
-    sg = _per_channel(e, "ReduceSum", g, x_t)
-    sgd = _per_channel(e, "ReduceSum", e.op("Mul", [g, d]), x_t)
+    sg = _per_channel(e, "ReduceSum", g, wt)
+    sgd = _per_channel(e, "ReduceSum", e.op("Mul", [g, d]), wt)
     a = e.op("Mul", [e.op("Reshape", [w, cshape]), r])
     bcoef = e.op("Neg", [e.op("Mul", [e.op("Mul", [a, e.op("Mul", [r, r])]), e.op("Mul", [sgd, inv_n])])])
     c0 = e.op("Neg", [e.op("Mul", [a, e.op("Mul", [sg, inv_n])])])
-    e.op("Add", [e.op("Add", [e.op("Mul", [g, a]), e.op("Mul", [d, bcoef])]), c0], outputs=[gx_out])
+    _into(e, "Add", [e.op("Add", [e.op("Mul", [g, a]), e.op("Mul", [d, bcoef])]), c0], gx_out, x_t.dtype, ct)
     flat = _i64(e, [ch])
-    e.op("Reshape", [e.op("Mul", [sgd, r]), flat], outputs=[gw_out])
-    e.op("Reshape", [sg, flat], outputs=[gb_out])
+    wd = c.in_types[2].dtype
+    _into(e, "Reshape", [e.op("Mul", [sgd, r]), flat], gw_out, wd, ct)
+    _into(e, "Reshape", [sg, flat], gb_out, wd, ct)
 
 
 _internal("batchnorm_train_grad", ("g", "d", "weight", "rstd"),

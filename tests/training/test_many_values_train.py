@@ -94,3 +94,28 @@ def test_batchnorm_gradient_over_one_long_channel_as_torchs(tmp_path):
         grads[dt] = p.grad.double().numpy()
     exact = grads[torch.float64]
     assert np.abs(g - exact).max() <= 5 * max(np.abs(grads[torch.float32] - exact).max(), 1e-9)
+
+
+@pytest.mark.parametrize("scale, rows", [(300.0, 64), (0.01, 64), (1.0, 70000)])
+def test_a_float16_batchnorm_step_as_written_is_finite(tmp_path, scale, rows):
+    """float16 train-mode batchnorm computed its squared deviations (std 300: inf), 1/std^3 (std 0.01: NaN
+    gradients) and its count (70,000 rows: a NaN running_var) in float16; onnxruntime's CPU runs float16
+    arithmetic in float32 and hid all three. The reference evaluator computes each op in its own dtype."""
+    spec = tmp_path / "bn.arch"
+    spec.write_text("model net(x: float16[B, 4]) -> y {\n"
+                    "    y = x -> linear(4, bias=false) as fc0 -> batchnorm as bn -> linear(2) as fc\n}\n")
+    out = tmp_path / "bn.onnx"
+    assert main(["build", str(spec), "--train", "--optimizer", "sgd", "--lr", "0.1", "-o", str(out)]) == 0
+    model = onnx.load(str(out))
+    init = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    rng = np.random.default_rng(0)
+    feeds = {"x": (scale * rng.standard_normal((rows, 4))).astype(np.float16),
+             "labels": rng.integers(0, 2, rows).astype(np.int64)}
+    ref = ReferenceEvaluator(model)
+    by_ref = dict(zip(ref.output_names, ref.run(None, {n: feeds.get(n, init.get(n)) for n in ref.input_names})))
+    sess = runtime.session(out, "cpu")
+    by_ort = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+    for name in ("loss", "bn.running_var.new", "bn.weight.new", "fc0.weight.new"):
+        assert np.isfinite(by_ref[name].astype(np.float32)).all(), name
+        np.testing.assert_allclose(by_ref[name].astype(np.float32), by_ort[name].astype(np.float32), rtol=5e-3,
+                                   atol=2e-3, err_msg=name)
