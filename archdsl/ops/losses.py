@@ -83,14 +83,14 @@ def kept_labels(e, lab64: str, c):
 
 def reduced(e, per: str, kept, reduction: str, outputs=None, dtype: DType | None = None) -> str:
     """Per-label losses (0 where a label is ignored) as torch reduces them: the mean over the labels that count
-    (0/0 when none does, as torch's), their sum, or as they are. float16 sums in float32: 65,536 labels
-    counted to inf there."""
+    (0/0 when none does, as torch's), their sum, or as they are. 16-bit sums in float32: 65,536 labels
+    counted to inf in float16, and a bfloat16 sum stops growing at 256 ones."""
     if reduction == "none":
         return e.op("Identity", [per], outputs=outputs)
-    if dtype is DType.float16:
+    if dtype is not None and dtype.is_16bit:
         per = e.op("Cast", [per], to=DType.float32.onnx)
         kept = None if kept is None else e.op("Cast", [kept], to=DType.float32.onnx)
-        return e.op("Cast", [reduced(e, per, kept, reduction)], to=DType.float16.onnx, outputs=outputs)
+        return e.op("Cast", [reduced(e, per, kept, reduction)], to=dtype.onnx, outputs=outputs)
     if reduction == "sum":
         return e.op("ReduceSum", [e.op("Flatten", [per], axis=0)], keepdims=0, outputs=outputs)
     if kept is None:
