@@ -7,7 +7,18 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, TensorType, numel
-from ._common import bfloat16_from, elementwise_cost, float_input, one_dtype, reduce_op, shape_str, sign_bit
+from ._common import (
+    bfloat16_from,
+    elementwise_cost,
+    float_input,
+    narrow_into,
+    one_dtype,
+    reduce_op,
+    shape_str,
+    sign_bit,
+    wide_outputs,
+    widen,
+)
 from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis, torch_dim
@@ -177,7 +188,9 @@ def cumsum_lower(reverse: int):
             e.op("Identity", [x], outputs=outs)
             return
         ax = torch_dim("cumsum", t, c.attrs["dim"])
-        e.op("CumSum", [x, _i64(e, ax)], outputs=outs, reverse=reverse)
+        # 16-bit sums in float32, as torch's kernel: float16 ones summed as written stopped growing at 2048
+        y = e.op("CumSum", [widen(e, x, t), _i64(e, ax)], outputs=wide_outputs(t, outs), reverse=reverse)
+        narrow_into(e, y, t, outs)
     return lower
 
 

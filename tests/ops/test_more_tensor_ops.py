@@ -106,6 +106,20 @@ def test_cumsum_of_a_scalar_is_the_scalar():
     close(y, torch.cumsum(torch.arange(3.0).sum(), -1).numpy())
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_a_16bit_cumsum_sums_in_float32_as_written(dtype):
+    """As torch's kernel: float16 ones summed in float16 stop growing at 2048. onnxruntime's CPU sums float16
+    in float32 anyway; onnx's reference evaluator runs the graph as written (and bfloat16, which onnxruntime's
+    CPU cannot)."""
+    from onnx.reference import ReferenceEvaluator
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    model = archdsl.compile_source(f"model m(x: {dtype}[4096]) -> (y, z) {{\n    y = cumsum(x, 0)\n"
+                                   f"    z = flip(cumsum(flip(x, [0]), 0), [0])\n}}\n")
+    x = np.ones(4096, np.float16 if dtype == "float16" else ml_dtypes.bfloat16)
+    y, z = ReferenceEvaluator(model).run(None, {"x": x})
+    assert y.dtype == x.dtype and float(y[-1]) == 4096.0 and float(z[0]) == 4096.0
+
+
 @SETTINGS
 @given(shape=st.lists(dim, min_size=0, max_size=3), data=st.data(), keep=st.booleans(),
        dtype=st.sampled_from(["int64", "int32", "bool"]))
