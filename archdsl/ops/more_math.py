@@ -198,7 +198,8 @@ register(OpDef(
     name="cumsum", inputs=("x",), category="math", attrs=(Attr("dim", "int"),),
     infer=cumsum_infer, lower=cumsum_lower(0), cost=lambda c: numel(c.in_types[0].shape),
     grad=lambda b, c, ins, outs, gouts: [b.op("autodiff.cumsum_reverse", gouts[0], dim=c.attrs["dim"])],
-    doc="Running sum along dim (torch.cumsum; ONNX CumSum); integers and bools sum in int64, as torch.",
+    doc="Running sum along dim (torch.cumsum; ONNX CumSum); integers and bools sum in int64, float16 and bfloat16 "
+        "in float32, as torch.",
 ))
 
 
