@@ -105,6 +105,13 @@ def cmd_run(args, sources) -> int:
     if bad is not None:  # a malformed flag, as --dim T: a usage error before any work (it exited 1)
         print(f"archdsl run: error: --input expects NAME=FILE.npy or NAME=FILE.npz, got '{bad}'", file=sys.stderr)
         return 2
+    names = [item.partition("=")[0] for item in args.input]
+    twice = next((k for i, k in enumerate(names) if k in names[:i]), None)
+    if twice is not None:
+        raise ArchError(f"--input {twice} is given twice")
+    dims = dim_flags(args, "run")  # before any work too (after the compile and the session, it took seconds)
+    if dims is None:
+        return 2
     save = output_path(args.save, "--save", "outputs.npz")
     if save is not None and save.suffix.lower() != ".npz":
         print(f"archdsl run: error: --save {args.save}: the outputs are written as an .npz; give that suffix",
@@ -153,9 +160,6 @@ def cmd_run(args, sources) -> int:
     if odd is not None:  # a sequence or a string tensor: no shape and statistics to print (an internal error)
         raise ArchError(f"output '{odd.name}' is {odd.type}: archdsl run prints and saves numeric tensors only; "
                         "run the model with onnxruntime itself")
-    dims = dim_flags(args, "run")
-    if dims is None:
-        return 2
     declared = {i.name: list(i.shape) for i in sess.get_inputs()}
     if asked_batch:
         _batch_applies(args.batch, declared)
@@ -163,9 +167,7 @@ def cmd_run(args, sources) -> int:
     check_dim_names(dims, symbols)
     given, given_from = {}, {}
     for item in args.input:
-        k, _, f = item.partition("=")  # NAME=FILE: checked before any work
-        if k in given:
-            raise ArchError(f"--input {k} is given twice")
+        k, _, f = item.partition("=")  # NAME=FILE, each name once: checked before any work
         if k not in declared:
             raise ArchError(f"--input: the model has no input '{k}' (inputs: {', '.join(declared)})")
         given[k] = _check_input(sess, k, _load_input(k, f), f)

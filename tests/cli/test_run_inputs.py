@@ -174,3 +174,21 @@ def test_giving_one_input_leaves_the_others_random_values_as_they_were(tmp_path,
     assert np.array_equal(saved["given"]["input:a"], np.ones((1, 3), np.float32))
     assert not np.array_equal(saved["random"]["input:a"], saved["given"]["input:a"])
     assert np.array_equal(saved["random"]["input:b"], saved["given"]["input:b"])
+
+
+def test_run_flag_mistakes_are_said_before_the_spec_is_compiled(tmp_path, capsys, monkeypatch):
+    """A malformed --dim, or an --input given twice, was said only after the compile and the session (8 s
+    for GPT-2): the spec is not even read first now."""
+    from archdsl import driver
+
+    def no_compile(*a, **k):
+        raise AssertionError("compiled before the flags were checked")
+    monkeypatch.setattr(driver, "build", no_compile)
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, T]) -> y {\n    y = x\n}\n")
+    assert main(["run", str(spec), "--dim", "T"]) == 2
+    assert "--dim expects SYM=N" in capsys.readouterr().err
+    assert main(["run", str(spec), "--dim", "T=3", "--dim", "T=4"]) == 2
+    assert "--dim T is given twice" in capsys.readouterr().err
+    assert main(["run", str(spec), "--input", "x=a.npy", "--input", "x=b.npy"]) == 1
+    assert "--input x is given twice" in capsys.readouterr().err
