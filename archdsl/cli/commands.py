@@ -167,6 +167,8 @@ def _not_for_ir(args) -> str:
         return "--report reports the passes, which run on the IR only with -O1 or -O2"
     if args.disabled_passes and not args.opt_level:  # without -O (-O0 is refused before, pass_flags_error)
         return "--disable-pass picks passes, which run on the IR only with -O1 or -O2"
+    if args.opset is not None and not args.opt_level:  # the IR as written is the same at every opset
+        return "--opset sets the ONNX lowering and the passes' fusions, which run on the IR only with -O1 or -O2"
     return ""
 
 

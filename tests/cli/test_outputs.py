@@ -182,9 +182,12 @@ def test_flags_that_would_be_ignored_or_mean_nothing_are_usage_errors(work, caps
                          (["--weights", data], "--weights applies to the ONNX model only"),
                          (["--external-data"], "--external-data applies to the ONNX model only"),
                          (["--seed", "3"], "--seed applies to the ONNX model only"),
-                         (["--report"], "--report reports the passes, which run on the IR only with -O1 or -O2")):
+                         (["--report"], "--report reports the passes, which run on the IR only with -O1 or -O2"),
+                         (["--opset", "17"], "--opset sets the ONNX lowering and the passes' fusions, which run on "
+                                             "the IR only with -O1 or -O2")):
         assert main(["build", spec, "--emit", "ir"] + extra) == 2  # the inference IR was printed, flags ignored
         assert words in capsys.readouterr().err
+    assert main(["build", spec, "--emit", "ir", "-O2", "--opset", "17"]) == 0  # the passes' choices differ by it
     np.savez(work / "bad.npz", x=np.zeros((4, 5), np.float32), labels=np.zeros(4, np.int64))
     assert main(["train", spec, "--data", str(work / "bad.npz"), "-o", str(work / "w.npz")]) == 1
     assert "'x' has shape [4, 5], the model takes [B, 4]" in capsys.readouterr().err
