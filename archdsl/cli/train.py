@@ -298,6 +298,10 @@ def cmd_train(args, sources) -> int:
                                  read_files(args, sources, **{"--data": args.data, "--val": args.val}))
         for path in (out, ckpt):
             files.probe_writable(path)
+    from ..training.data import check_data_file
+    for path in (args.data, args.val):
+        if path:
+            check_data_file(path)
     ct = driver.build_train(mod, args.model, _options(args), train_config(args), sources)
     warn(ct.graph, ct.unused, sources)
     started = time.time()

@@ -354,6 +354,20 @@ def raw_bytes(dtype: np.dtype) -> str | None:
 def read_npz(path: str | Path, what: str, expected: str) -> dict[str, np.ndarray]:
     """Every array of an .npz, by name; anything else (a .npy, a text file, a torch.save zip, a corrupt
     archive) a diagnostic that says so. `what` names the file's role, `expected` what it should hold."""
+    with open_npz(path, what, expected) as z:
+        out = {}
+        for k in z.files:
+            try:
+                out[k] = npy_bfloat16(z[k])
+            except Exception as e:  # noqa: BLE001 - a corrupt member, or an object array
+                raise ArchError(f"cannot read {what} from {path}: '{k}': {numpy_reason(e, member=True)}; "
+                                f"{expected}") from None
+        return out
+
+
+def open_npz(path: str | Path, what: str, expected: str):
+    """The .npz, open (its arrays not read yet: a typo'd name is said before any long work), or read_npz's
+    diagnostic for what it is instead."""
     files.refuse_special(path, f"cannot read {what} from {path}")
     try:
         z = np.load(path, allow_pickle=False)
@@ -365,7 +379,7 @@ def read_npz(path: str | Path, what: str, expected: str) -> dict[str, np.ndarray
         raise ArchError(f"cannot read {what} from {path}: {numpy_reason(e)}; {expected}") from None
     if not isinstance(z, np.lib.npyio.NpzFile):  # a .npy: one array, no names
         raise ArchError(f"cannot read {what} from {path}: it holds one unnamed array; {expected}")
-    with z:
+    try:
         members = z.zip.namelist()
         if any(m.endswith("data.pkl") for m in members):
             how = ("safetensors.torch.save_file(state_dict, 'w.safetensors'), which keeps bfloat16, or "
@@ -376,14 +390,10 @@ def read_npz(path: str | Path, what: str, expected: str) -> dict[str, np.ndarray
         if not all(m.endswith(".npy") for m in members):
             raise ArchError(f"cannot read {what} from {path}: a zip archive of other files, not an .npz; "
                             f"{expected}")
-        out = {}
-        for k in z.files:
-            try:
-                out[k] = npy_bfloat16(z[k])
-            except Exception as e:  # noqa: BLE001 - a corrupt member, or an object array
-                raise ArchError(f"cannot read {what} from {path}: '{k}': {numpy_reason(e, member=True)}; "
-                                f"{expected}") from None
-        return out
+    except BaseException:
+        z.close()
+        raise
+    return z
 
 
 def save_weights(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
