@@ -17,4 +17,8 @@ def main() -> int:
                 print("interrupted", file=sys.stderr)
                 return 130
             raise
-    return cli_main()
+    try:
+        return cli_main()
+    except KeyboardInterrupt:  # in the few ms of argument parsing before the command's own handling starts
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -341,27 +341,36 @@ def _fold_floor_constant(terms: Terms) -> Terms:
 
 
 def _fold_floor_runs(terms: Terms) -> Terms:
-    """(N+a)//k + (N+a+1)//k + ... + (N+a+k-1)//k is N+a (Hermite's identity), so that an even/odd split
-    joined back (x[:, 0::2] beside x[:, 1::2]: (T+1)//2 and T//2) is T long again."""
-    runs: dict = {}  # (numerator without its constant, k, coefficient) -> {constant: monomial}
+    """(N+r)//k summed over every r = 0..k-1 is N (Hermite's identity), so that an even/odd split joined back
+    (x[:, 0::2] beside x[:, 1::2]: (T+1)//2 and T//2) is T long again. Every part (N+a)//k is written
+    (N+a%k)//k + a//k, so that equal sums have one form whatever their parts' offsets and order ((T+2)//2 +
+    (T-1)//2 is T too), then as many whole runs fold as every residue has copies. (A part alone takes its
+    constant back in _fold_floor_constant: (T-1)//2 stays as it is.)"""
+    runs: dict = {}  # (numerator without its constant, k) -> [(monomial, constant, coefficient)]
     for m, c in terms.items():
         parts = _floor_parts(m[0]) if len(m) == 1 and Fraction(c).denominator == 1 else None
         if parts is None or type(parts[1]) is not int or parts[1] < 2:
             continue
         num, k = parts
-        a = num.get((), 0)
-        if Fraction(a).denominator == 1 and all(Fraction(v).denominator == 1 for v in num.values()):
+        if all(Fraction(v).denominator == 1 for v in num.values()):
             rest = tuple(sorted((x, int(v)) for x, v in num.items() if x != () and v))
-            runs.setdefault((rest, k, int(c)), {})[int(a)] = m
+            runs.setdefault((rest, k), []).append((m, int(num.get((), 0)), int(c)))
     out = dict(terms)
-    for (rest, k, c), by_a in runs.items():
-        for a in sorted(by_a):
-            run = [by_a.get(a + j) for j in range(k)]
-            if all(m is not None and m in out for m in run):
-                for m in run:
-                    del out[m]
-                for x, v in rest + (((), a),):
-                    out[x] = out.get(x, 0) + c * v
+
+    def add(x, v):  # changes add up: one group's numerator may be another group's part (3*(T//2))
+        out[x] = out.get(x, 0) + v
+    for (rest, k), parts in runs.items():
+        per_residue: dict[int, int] = {}
+        for _, a, c in parts:
+            per_residue[a % k] = per_residue.get(a % k, 0) + c
+        whole = max(0, min(per_residue.values())) if len(per_residue) == k else 0
+        for m, a, c in parts:  # each part as (N + a%k)//k + a//k, less `whole` copies of every residue
+            add(m, -c)
+            add((), c * (a // k))
+        for r, c in per_residue.items():
+            add((f"({_from_terms(dict(rest) | ({(): r} if r else {}))}//{k})",), c - whole)
+        for x, v in rest:
+            add(x, whole * v)
     return {x: v for x, v in out.items() if v}
 
 

@@ -101,6 +101,29 @@ def test_the_floor_parts_of_a_dim_sum_back_to_it():
     assert dim_add(dim_add(even, odd), even) == dim_add(t, even)
     shifted = [dim_floordiv(dim_add(dim_mul(t, 2), j), 2) for j in (3, 4)]  # (2T+3)//2 + (2T+4)//2 is 2T+3
     assert dim_add(shifted[0], shifted[1]) == dim_add(dim_mul(t, 2), 3)
+    assert dim_add(dim_floordiv(dim_add(t, 2), 2), dim_floordiv(dim_add(t, -1), 2)) == t  # any offsets
+    assert dim_add(dim_mul(even, 2), odd) == dim_add(t, even)  # one whole run of two copies of a residue
+    n = dim_mul(odd, 3)  # a numerator that is itself a floor part's multiple: two groups' changes add up
+    halves = [dim_floordiv(dim_add(n, j), 2) for j in (0, 1, 0, 1)]
+    assert dim_add(dim_add(dim_add(halves[0], halves[1]), halves[2]), halves[3]) == dim_mul(n, 2)
+
+
+@given(st.integers(2, 4), st.lists(st.tuples(st.integers(-6, 6), st.integers(1, 3)), min_size=1, max_size=8),
+       st.randoms())
+def test_sums_of_floor_parts_have_one_form_whatever_their_order(k, parts, rnd):
+    """(T+2)//2 + (T-1)//2 is T as (T+1)//2 + T//2 is; the parts' order decided whether a sum folded."""
+    t = Sym.of("T")
+
+    def total(order):
+        d = 0
+        for a, c in order:
+            d = dim_add(d, dim_mul(dim_floordiv(dim_add(t, a), k), c))
+        return d
+    shuffled = list(parts)
+    rnd.shuffle(shuffled)
+    assert total(parts) == total(shuffled)
+    assert [dim_size(total(parts), {"T": v}) for v in (0, 1, 7, 12)] == \
+        [sum(c * ((v + a) // k) for a, c in parts) for v in (0, 1, 7, 12)]
 
 
 @given(st.integers(2, 5), st.integers(-6, 6), st.integers(0, 4), st.lists(st.integers(0, 40), min_size=3, max_size=3))
