@@ -13,7 +13,7 @@ from .. import driver, files
 from ..diagnostics import ArchError, ArchSyntaxError, SourceMap, render
 from ..interrupts import interruption
 from ..ir import print_graph
-from ..summary import summarize
+from ..summary import bind_dims, summarize
 from ..types import dim_symbols
 from .signals import StdoutFailed, stdout_closed, was_interrupted
 from .table import print_table
@@ -416,9 +416,9 @@ def cmd_summary(args, sources) -> int:
         if rep["flops_unfit"]:  # conv 3 at H=1: no real input has these sizes; the count took such sizes as 1
             first = rep["flops_unfit"][0]
             node = next(n for n in g.nodes if n.name == first)
-            its = {f for v in node.inputs + node.outputs for d in v.type.shape for f in dim_symbols(d)}
-            named = [u for u in unsized if u in its] or unsized  # H of a conv, not the T of another input
-            flag = f"--dim {named[0]}=N" if named else "--dim"
+            unfit = [d for o in node.outputs for d in bind_dims(o.type, own).shape if not isinstance(d, int)]
+            named = [f for d in unfit for f in dim_symbols(d) if f not in own]  # the W of a (1, 3) conv's W-2,
+            flag = f"--dim {named[0]}=N" if named else "--dim"                  # the B of x[2:]'s B-2
             hint = (f" (not a size the model runs at: '{first}' has no whole positive output size there, counted "
                     f"as 1; {flag} gives a real one)")
         print(f"params: {rep['params']:,}   buffers: {rep['buffers']:,}   FLOPs at {at}{hint}: {rep['flops']:,}")

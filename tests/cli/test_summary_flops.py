@@ -94,6 +94,10 @@ def test_the_footer_names_a_dim_of_the_layer_that_does_not_fit(tmp_path, capsys)
     assert "'c' has no whole positive output size there, counted as 1; --dim H=N gives" in capsys.readouterr().out
     assert main(["summary", str(spec), "--dim", "H=5"]) == 0
     assert "--dim W=N gives" in capsys.readouterr().out
+    for body, dim in (("z = im -> conv2d(4, (1, 3)) as c", "W"), ("z = im[2:] -> conv2d(4, 1) as c", "B")):
+        spec.write_text(f"model m(im: float32[B, 3, H, W]) -> z {{\n    {body}\n}}\n")  # a 1x3 kernel: W-2;
+        assert main(["summary", str(spec)]) == 0                                       # x[2:]: B-2
+        assert f"counted as 1; --dim {dim}=N gives" in capsys.readouterr().out, body
 
 
 def test_a_leading_dim_other_than_b_is_named_as_the_one_counted_as_a_batch(tmp_path, capsys):
