@@ -199,15 +199,29 @@ def given_weights(options: CompileOptions) -> dict | None:
     """The weights the options name: a file's arrays, or a dict's (torch tensors on the CPU too)."""
     w = options.weights
     if isinstance(w, Mapping):
+        _not_a_checkpoint(w)
         return {k: torch_array(k, v) if hasattr(v, "detach") else _array(k, v) for k, v in w.items()}
     return load_weights(w) if w else None
 
 
+def _not_a_checkpoint(w: Mapping) -> None:
+    """A training checkpoint ({"model": state_dict, "optimizer": {...}, "epoch": 3}) is told which of its dicts
+    to pass: the one a checkpoint names so, else the one that holds arrays (not the first dict found)."""
+    nested = [k for k, v in w.items() if isinstance(v, Mapping)]
+    if not nested:
+        return
+    arrays = [k for k in nested if w[k] and all(hasattr(a, "shape") for a in w[k].values())]
+    best = next((k for k in nested if k in ("state_dict", "model_state_dict", "model", "module", "net")), None) \
+        or (arrays[0] if len(arrays) == 1 else None)
+    said = ", ".join(map(repr, nested))
+    raise ArchError(f"weights holds {'a dict' if len(nested) == 1 else 'dicts'}, not only arrays ({said}): a "
+                    "training checkpoint? "
+                    + (f"pass its state_dict, weights=checkpoint[{best!r}]" if best else
+                       "pass the dict of parameter arrays it holds"))
+
+
 def _array(name: str, v):
     import numpy as np
-    if isinstance(v, Mapping):  # a training checkpoint: {"model": state_dict, "optimizer": ..., "epoch": 3}
-        raise ArchError(f"weights: '{name}' holds a dict, not an array (a checkpoint's state_dict?): pass that "
-                        f"dict itself, weights=checkpoint[{name!r}]")
     try:
         return np.asarray(v)
     except ValueError:  # numpy's "inhomogeneous shape"

@@ -50,12 +50,14 @@ def test_a_models_parameters_behind_a_prefix_among_other_names_are_pointed_to():
     w = _weights(archdsl.check_file(SPECS / "gpt2.arch", defines=TINY_GPT2))
     hf = {"transformer." + k: v for k, v in w.items()} | {"lm_head.weight": w["wte.weight"]}
     said = _message(SPECS / "gpt2.arch", hf, defines=TINY_GPT2)
-    assert said.endswith(f"; the model's parameters are its names behind 'transformer.' ({len(w)} of them): keep "
+    assert said.endswith(f"; the model's {len(w)} parameters and buffers are its names behind 'transformer.': keep "
                          "those and strip it, {k.removeprefix('transformer.'): v for k, v in state_dict.items() if "
                          "k.startswith('transformer.')}"), said
+    hf |= {"transformer.h.0.attn.bias": np.tril(np.ones((8, 8), bool))[None, None]}  # not counted: dropped
+    assert f"the model's {len(w)} parameters and buffers" in _message(SPECS / "gpt2.arch", hf, defines=TINY_GPT2)
     two_nets = {"netG." + k: v for k, v in _weights(archdsl.check_source(BN)).items()}
     two_nets |= {"netG.bn.num_batches_tracked": np.array(3), "netD.fc.weight": np.ones((2, 4), np.float32)}
-    assert "names behind 'netG.' (7 of them): keep those" in _message(BN, two_nets)
+    assert "the model's 6 parameters and buffers are its names behind 'netG.': keep those" in _message(BN, two_nets)
 
 
 def test_a_dataparallel_checkpoint_of_a_batchnorm_model_is_told_to_strip_the_prefix():
@@ -76,14 +78,22 @@ def test_every_name_a_tied_weight_is_listed_under_is_told():
     assert said.endswith("leave them out")
 
 
-def test_the_buffers_dropped_are_those_the_model_has_no_parameter_for():
+def test_the_buffers_dropped_are_those_the_model_has_no_parameter_for_in_their_form():
+    """By name and form: a learned tensor under such a name (a GPT-2 variant's learned score bias) is refused
+    as torch's strict load refuses it, not dropped without a word."""
     params = {"bn.running_mean": 0, "h.0.attn.c_attn.weight": 0, "b.attn.relative_position_bias_table": 0,
               "fc.bias": 0}
-    assert _torch_buffer("bn.num_batches_tracked", params) and _torch_buffer("h.0.attn.bias", params)
-    assert _torch_buffer("h.0.attn.masked_bias", params)
-    assert _torch_buffer("b.attn.relative_position_index", params)
-    for name in ("fc.num_batches_tracked", "h.1.attn.bias", "fc.bias", "b.relative_position_index", "attn.bias"):
-        assert not _torch_buffer(name, params), name
+    mask, count, index = np.tril(np.ones((5, 5), np.uint8))[None, None], np.array(4), np.arange(9).reshape(3, 3)
+    assert _torch_buffer("bn.num_batches_tracked", count, params) and _torch_buffer("h.0.attn.bias", mask, params)
+    assert _torch_buffer("h.0.attn.bias", mask.astype(bool), params)
+    assert _torch_buffer("h.0.attn.masked_bias", np.array(-1e4, np.float32), params)
+    assert _torch_buffer("b.attn.relative_position_index", index, params)
+    for name, value in (("fc.num_batches_tracked", count), ("h.1.attn.bias", mask), ("fc.bias", np.zeros(3)),
+                        ("b.relative_position_index", index), ("attn.bias", mask),
+                        ("h.0.attn.bias", np.ones(24, np.float32)), ("h.0.attn.bias", np.ones((1, 1, 5, 5))),
+                        ("h.0.attn.masked_bias", np.ones((3, 5))), ("bn.num_batches_tracked", np.array(4.0)),
+                        ("b.attn.relative_position_index", index.astype(np.float32))):
+        assert not _torch_buffer(name, value, params), (name, value)
 
 
 def test_a_module_or_a_checkpoint_given_as_weights_is_told_what_to_pass():
@@ -91,7 +101,14 @@ def test_a_module_or_a_checkpoint_given_as_weights_is_told_what_to_pass():
     module = torch.nn.Linear(4, 3)
     assert "got the torch module Linear itself: pass its state_dict()" in _message(
         "model m(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n", module)
-    checkpoint = {"epoch": 3, "model": {"fc.weight": np.zeros((3, 4))}}
-    assert _message("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n", checkpoint) == \
-        "weights: 'model' holds a dict, not an array (a checkpoint's state_dict?): pass that dict itself, " \
-        "weights=checkpoint['model']"
+    src = "model m(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n"
+    sd = {"fc.weight": np.zeros((3, 4)), "fc.bias": np.zeros(3)}
+    assert _message(src, {"epoch": 3, "model": sd}) == "weights holds a dict, not only arrays ('model'): a training " \
+        "checkpoint? pass its state_dict, weights=checkpoint['model']"
+    # the dict a checkpoint names so, or the one of arrays: not the first dict found (the optimizer's, the args)
+    said = _message(src, {"optimizer": {"state": {}, "param_groups": []}, "model": sd, "epoch": 3})
+    assert said.endswith("('optimizer', 'model'): a training checkpoint? pass its state_dict, "
+                         "weights=checkpoint['model']"), said
+    assert _message(src, {"epoch": 3, "args": {"lr": 0.1}, "weights": sd}).endswith("checkpoint['weights']")
+    assert _message(src, {"a": {"x": np.ones(2)}, "b": {"y": np.ones(2)}}).endswith(
+        "pass the dict of parameter arrays it holds")
