@@ -215,6 +215,20 @@ sys.exit(launch.main())
     assert res.returncode == 130 and res.stderr.strip() == "interrupted", (res.returncode, res.stderr)
 
 
+def test_ctrl_c_while_the_arguments_are_parsed_ends_as_interrupted(monkeypatch, capsys):
+    """Between the entry point's guard and the command's own handling (make_parser, parse_known_args: a few
+    ms) a Ctrl-C was a traceback; a timing sweep hit it 2 times in 101."""
+    import archdsl._launch as launch
+    import archdsl.cli as cli
+
+    def parser_interrupted():
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "make_parser", parser_interrupted)
+    monkeypatch.setattr("sys.argv", ["archdsl", "check", "x.arch"])
+    assert launch.main() == 130
+    assert capsys.readouterr().err.strip() == "interrupted"
+
+
 def test_ctrl_c_in_training_says_the_checkpoint_goes_on(work, monkeypatch, capsys):
     """Training stopped by Ctrl-C said only `interrupted`: the checkpoint of the last finished epoch is there,
     and --resume goes on from it."""
