@@ -149,3 +149,17 @@ def test_summary_prints_shapes_and_names_that_look_like_markup(tmp_path, capsys)
     assert main(["summary", str(spec)]) == 0
     out = capsys.readouterr().out
     assert "[batch, seq, 8]" in out and "experts[red]" in out
+
+
+def test_long_layer_names_wrap_instead_of_being_cut_alike(tmp_path, capsys):
+    """rich cut names past the column with an ellipsis: two layers whose names differ at the end read the same."""
+    stem = "stage_" + "very_long_name_" * 8
+    spec = tmp_path / "long.arch"
+    spec.write_text(f'model m(x: float32[B, 64]) -> y {{\n    y = x -> linear(32) as "{stem}.one" -> relu -> '
+                    f'linear(64) as "{stem}.two"\n}}\n')
+    assert main(["summary", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out
+    rows = [line for line in out.splitlines() if "│" in line]
+    cells = "".join(line.split("│")[1].strip() for line in rows)
+    assert f"{stem}.one" in cells and f"{stem}.two" in cells
