@@ -298,7 +298,9 @@ def cmd_train(args, sources) -> int:
                                  read_files(args, sources, **{"--data": args.data, "--val": args.val}))
         for path in (out, ckpt):
             files.probe_writable(path)
+    from ..runtime import providers
     from ..training.data import check_data_file
+    providers(args.provider)  # a provider this onnxruntime lacks, the data files: said before the compile
     for path in (args.data, args.val):
         if path:
             check_data_file(path)
