@@ -215,6 +215,15 @@ def cmd_build(args, sources) -> int:
     if args.emit == "ir" and (unused := _not_for_ir(args)):
         print(f"archdsl build: error: --emit ir prints the IR; {unused}", file=sys.stderr)
         return 2
+    if args.emit == "ir" and args.output and Path(args.output).suffix.lower() == ".onnx":  # run took it for a model
+        print(f"archdsl build: error: -o {args.output}: --emit ir writes the IR as text; give it another suffix "
+              "(.ir)", file=sys.stderr)
+        return 2
+    if args.emit != "ir" and not getattr(args, "train", False) and args.weights and args.seed:  # (a train
+        # step's dropout draws from --seed)
+        print("archdsl build: error: --seed draws the random initialization, which --weights replaces (the file "
+              "gives every parameter)", file=sys.stderr)
+        return 2
     mod = load_spec(args, sources)
     if args.emit == "ir":
         from ..elaborate import elaborate_model

@@ -12,9 +12,11 @@ import numpy as np
 import onnx
 import pytest
 
+import archdsl
 from archdsl import files
 from archdsl.cli import main
 from archdsl.diagnostics import ArchError
+from archdsl.lower.weights import initial_weights
 
 from .conftest import TINY
 
@@ -188,6 +190,14 @@ def test_flags_that_would_be_ignored_or_mean_nothing_are_usage_errors(work, caps
         assert main(["build", spec, "--emit", "ir"] + extra) == 2  # the inference IR was printed, flags ignored
         assert words in capsys.readouterr().err
     assert main(["build", spec, "--emit", "ir", "-O2", "--opset", "17"]) == 0  # the passes' choices differ by it
+    capsys.readouterr()
+    assert main(["build", spec, "--emit", "ir", "-o", str(work / "x.onnx")]) == 2  # text that run took for a model
+    assert "--emit ir writes the IR as text; give it another suffix (.ir)" in capsys.readouterr().err
+    assert not (work / "x.onnx").exists()
+    np.savez(work / "w.npz", **{k: v for k, v in initial_weights(archdsl.check_file(spec), 0).items()})
+    assert main(["build", spec, "--weights", str(work / "w.npz"), "--seed", "3", "-o", str(work / "m.onnx")]) == 2
+    assert "--seed draws the random initialization, which --weights replaces" in capsys.readouterr().err
+    assert main(["build", spec, "--weights", str(work / "w.npz"), "-o", str(work / "m.onnx")]) == 0
     np.savez(work / "bad.npz", x=np.zeros((4, 5), np.float32), labels=np.zeros(4, np.int64))
     assert main(["train", spec, "--data", str(work / "bad.npz"), "-o", str(work / "w.npz")]) == 1
     assert "'x' has shape [4, 5], the model takes [B, 4]" in capsys.readouterr().err
