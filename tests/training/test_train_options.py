@@ -260,6 +260,12 @@ def test_epochs_0_evaluates_the_starting_weights(tmp_path, capsys):
     assert "evaluated the initial weights" in capsys.readouterr().err
     assert main([*argv, "--epochs", "-1"]) == 2
     assert "--epochs must be 0 (evaluate only) or more" in capsys.readouterr().err
+    for extra in (["--schedule", "cosine"], ["--warmup", "5"], ["--checkpoint", str(tmp_path / "c.npz")],
+                  ["--val", data, "--patience", "2"]):  # each was taken and set nothing
+        assert main([*argv, "--epochs", "0", *extra]) == 2, extra
+        assert f"--epochs 0 evaluates the initial weights and trains nothing; {extra[-2]} applies to training" in \
+            capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
 
 
 def test_patience_stops_and_keeps_the_best_epochs_weights(tmp_path, capsys):
