@@ -282,6 +282,9 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         elif went_on:
             hint = (f" (the line before ends with '{went_on}', so this line goes on with its conditional expression, "
                     "`a if c else b`)")
+        elif str(tok) == "." and (label := re.search(r"\bas\s+([A-Za-z_]\w*)$", line[:tok.column - 1])):
+            dotted = label[1] + "." + re.match(r"[\w.]*", line[tok.column:])[0]  # as head.fc: torch's names
+            hint = f" (a dotted layer name is a string: as \"{dotted}\")"
         elif _innermost(tok) not in ("(", "[") and \
                 (python := _python_word(line[:tok.column - 1], tok, line[tok.column - 1 + len(str(tok)):])):
             hint = f" (archdsl has no '{python[0]}': {python[1]})"
