@@ -223,5 +223,6 @@ for _name, _what in (("rand_like", "uniform on [0, 1)"),
         "The model takes an int64 scalar input `seed` (or give seed= a tensor of your own): the numbers are a "
         "hash of (seed, this call's name, element index), the same for the same seed, so feed a new seed for "
         "new numbers (`archdsl run` feeds one drawn from its --seed). In a train step they come from the step's "
-        "seed and step inputs instead, as dropout's mask: new numbers every step. The reparameterization trick: "
-        "z = mu + exp(0.5 * logvar) * randn_like(mu); gradients pass through the product, none to x.")
+        "seed and step inputs instead (a seed= given here too), as dropout's mask: new numbers every step. The "
+        "reparameterization trick: z = mu + exp(0.5 * logvar) * randn_like(mu); gradients pass through the "
+        "product, none to x.")
