@@ -26,7 +26,6 @@ def main(out: Path = HERE / "out", epochs: int = 20) -> float:
     from archdsl.cli import main as archdsl
 
     t0 = time.perf_counter()
-    out.mkdir(exist_ok=True)
     made = subprocess.run([sys.executable, str(HERE / "make_data.py"), "--out", str(out)])
     if made.returncode:  # make_data.py said why
         sys.exit(made.returncode)

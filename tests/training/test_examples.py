@@ -28,6 +28,17 @@ def test_digits_example_reaches_97_percent(tmp_path):
     assert _example("digits").main(tmp_path) >= 0.97
 
 
+def test_digits_example_without_scikit_learn_says_so_and_makes_no_folder(tmp_path, monkeypatch):
+    """Its data comes from scikit-learn: without it the script says so in one line, and left an empty out/."""
+    fake = tmp_path / "fake"
+    (fake / "sklearn").mkdir(parents=True)
+    (fake / "sklearn" / "__init__.py").write_text("raise ImportError('no scikit-learn here')\n")
+    monkeypatch.setenv("PYTHONPATH", str(fake))  # make_data.py runs in a child process
+    with pytest.raises(SystemExit) as e:
+        _example("digits").main(tmp_path / "out")
+    assert e.value.code == 1 and not (tmp_path / "out").exists()
+
+
 def test_tiny_gpt_example_continues_held_out_sequences(tmp_path):
     """examples/tiny_gpt end to end (about 20 s): a 2-layer GPT-2 from specs/gpt2.arch trained by archdsl train
     on generated motifs, then greedy generation with the built model: the share of held-out sequences not also
