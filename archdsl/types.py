@@ -6,6 +6,7 @@ import ast
 import enum
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Union
@@ -343,9 +344,9 @@ def _fold_floor_constant(terms: Terms) -> Terms:
 def _fold_floor_runs(terms: Terms) -> Terms:
     """(N+r)//k summed over every r = 0..k-1 is N (Hermite's identity), so that an even/odd split joined back
     (x[:, 0::2] beside x[:, 1::2]: (T+1)//2 and T//2) is T long again. Every part (N+a)//k is written
-    (N+a%k)//k + a//k, so that equal sums have one form whatever their parts' offsets and order ((T+2)//2 +
-    (T-1)//2 is T too), then as many whole runs fold as every residue has copies. (A part alone takes its
-    constant back in _fold_floor_constant: (T-1)//2 stays as it is.)"""
+    (N+a%k)//k + a//k, so that equal sums have one form whatever their parts' offsets, signs and order
+    ((T+2)//2 + (T-1)//2 is T too), then whole runs fold. (A part alone takes its constant back in
+    _fold_floor_constant: (T-1)//2 stays as it is.)"""
     runs: dict = {}  # (numerator without its constant, k) -> [(monomial, constant, coefficient)]
     for m, c in terms.items():
         parts = _floor_parts(m[0]) if len(m) == 1 and Fraction(c).denominator == 1 else None
@@ -363,12 +364,18 @@ def _fold_floor_runs(terms: Terms) -> Terms:
         per_residue: dict[int, int] = {}
         for _, a, c in parts:
             per_residue[a % k] = per_residue.get(a % k, 0) + c
-        whole = max(0, min(per_residue.values())) if len(per_residue) == k else 0
+        # the runs taken out (or put in): the count most residues have (a missing one has 0), the least of
+        # equally common ones: the fewest parts left, and one form for equal sums (T - (T+1)//2 is T//2,
+        # T - (T+1)//2 - T//2 is 0, -(T//1000) stays as it is)
+        counts = Counter(per_residue.values())
+        counts[0] += k - len(per_residue)
+        most = max(counts.values())
+        whole = min(v for v, n in counts.items() if n == most)
         for m, a, c in parts:  # each part as (N + a%k)//k + a//k, less `whole` copies of every residue
             add(m, -c)
             add((), c * (a // k))
-        for r, c in per_residue.items():
-            add((f"({_from_terms(dict(rest) | ({(): r} if r else {}))}//{k})",), c - whole)
+        for r in (range(k) if whole else per_residue):  # (whole != 0: no more residues missing than present)
+            add((f"({_from_terms(dict(rest) | ({(): r} if r else {}))}//{k})",), per_residue.get(r, 0) - whole)
         for x, v in rest:
             add(x, whole * v)
     return {x: v for x, v in out.items() if v}

@@ -103,15 +103,19 @@ def test_the_floor_parts_of_a_dim_sum_back_to_it():
     assert dim_add(shifted[0], shifted[1]) == dim_add(dim_mul(t, 2), 3)
     assert dim_add(dim_floordiv(dim_add(t, 2), 2), dim_floordiv(dim_add(t, -1), 2)) == t  # any offsets
     assert dim_add(dim_mul(even, 2), odd) == dim_add(t, even)  # one whole run of two copies of a residue
+    minus = [dim_mul(even, -1), dim_mul(odd, -1)]  # T - x[0::2]'s length - x[1::2]'s: 0, and T - (T+1)//2 is T//2
+    assert dim_add(dim_add(t, minus[0]), minus[1]) == 0 and dim_add(t, minus[0]) == odd
+    assert str(dim_add(5, dim_mul(dim_floordiv(t, 1000), -1))).count("//") == 1  # not 999 parts (T+r)//1000
     n = dim_mul(odd, 3)  # a numerator that is itself a floor part's multiple: two groups' changes add up
     halves = [dim_floordiv(dim_add(n, j), 2) for j in (0, 1, 0, 1)]
     assert dim_add(dim_add(dim_add(halves[0], halves[1]), halves[2]), halves[3]) == dim_mul(n, 2)
 
 
-@given(st.integers(2, 4), st.lists(st.tuples(st.integers(-6, 6), st.integers(1, 3)), min_size=1, max_size=8),
-       st.randoms())
+@given(st.integers(2, 4), st.lists(st.tuples(st.integers(-6, 6), st.sampled_from([-2, -1, 1, 2, 3])), min_size=1,
+                                   max_size=8), st.randoms())
 def test_sums_of_floor_parts_have_one_form_whatever_their_order(k, parts, rnd):
-    """(T+2)//2 + (T-1)//2 is T as (T+1)//2 + T//2 is; the parts' order decided whether a sum folded."""
+    """(T+2)//2 + (T-1)//2 is T as (T+1)//2 + T//2 is; the parts' order (and subtracted parts) decided whether
+    a sum folded."""
     t = Sym.of("T")
 
     def total(order):
