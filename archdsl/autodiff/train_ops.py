@@ -51,7 +51,7 @@ def _per_channel(e, reduce: str, v: str, x_t: TensorType) -> str:
     """A per-channel ReduceMean or ReduceSum of a float32 batch, in float64: onnxruntime's float32 reductions
     over one channel's long run of values (BatchNorm2d(1) on [16, 1, 256, 256]) put a constant channel's
     output at 0.96, its running_var 5e-4 off (torch: 1e-8), and its gradient 1.8e-3 (torch: 7e-6). A 16-bit
-    batch is widened to float32 before it comes here (`x_t.dtype.is_16bit`), and sums in float32 as torch's."""
+    batch comes here already widened to float32 (x_t its widened type), and sums in float32, as torch's."""
     axes = _bn_axes(x_t.rank)
     if x_t.dtype is not DType.float32:
         return reduce_op(e, reduce, v, axes, keepdims=1)

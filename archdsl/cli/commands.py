@@ -219,8 +219,8 @@ def cmd_build(args, sources) -> int:
         print(f"archdsl build: error: -o {args.output}: --emit ir writes the IR as text; give it another suffix "
               "(.ir)", file=sys.stderr)
         return 2
-    if args.emit != "ir" and not getattr(args, "train", False) and args.weights and args.seed:  # (a train
-        # step's dropout draws from --seed)
+    # an inference build's --seed draws the initialization only (a train step's dropout draws from it too)
+    if args.emit != "ir" and not getattr(args, "train", False) and args.weights and args.seed:
         print("archdsl build: error: --seed draws the random initialization, which --weights replaces (the file "
               "gives every parameter)", file=sys.stderr)
         return 2

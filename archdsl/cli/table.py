@@ -15,7 +15,7 @@ def print_table(title: str, header, rows, footer=None, file=None) -> None:
     t = Table(title=title, show_footer=footer is not None)
     for i, h in enumerate(header):
         t.add_column(h, footer=footer[i] if footer else "", justify="right" if i >= 3 else "left",
-                     overflow="fold")  # a long name wraps: cut with an ellipsis, two layers' rows read the same
+                     overflow="fold")  # a long name wraps (cut short, two names that differ at the end read alike)
     for r in rows:
         t.add_row(*r)
     # no markup: rich read a shape [batch, seq, 8] or a layer "experts[red]" as style tags and dropped them

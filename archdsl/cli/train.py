@@ -246,13 +246,13 @@ def cmd_train(args, sources) -> int:
     if args.patience is not None and not args.val:
         print("archdsl train: error: --patience needs --val (it watches the held-out loss)", file=sys.stderr)
         return 2
+    # with --resume, --epochs 0 evaluates the checkpoint --checkpoint names
     idle = [flag for flag, given in (("--schedule", args.schedule != "constant"), ("--warmup", args.warmup),
                                      ("--patience", args.patience is not None),
-                                     ("--checkpoint", args.checkpoint and not args.resume)) if given]  # (--resume
-    # --epochs 0 evaluates the checkpoint --checkpoint names)
-    if not args.epochs and idle:  # each was taken, and the initial weights evaluated as without it
-        print(f"archdsl train: error: --epochs 0 evaluates the initial weights and trains nothing; {', '.join(idle)} "
-              f"{'applies' if len(idle) == 1 else 'apply'} to training", file=sys.stderr)
+                                     ("--checkpoint", args.checkpoint and not args.resume)) if given]
+    if not args.epochs and idle:  # each was taken, and the starting weights evaluated as without it
+        print(f"archdsl train: error: --epochs 0 evaluates the starting weights and trains nothing; "
+              f"{', '.join(idle)} {'applies' if len(idle) == 1 else 'apply'} to training", file=sys.stderr)
         return 2
     if args.warmup < 0:
         print("archdsl train: error: --warmup is a number of steps, 0 or more", file=sys.stderr)

@@ -263,7 +263,7 @@ def test_epochs_0_evaluates_the_starting_weights(tmp_path, capsys):
     for extra in (["--schedule", "cosine"], ["--warmup", "5"], ["--checkpoint", str(tmp_path / "c.npz")],
                   ["--val", data, "--patience", "2"]):  # each was taken and set nothing
         assert main([*argv, "--epochs", "0", *extra]) == 2, extra
-        assert f"--epochs 0 evaluates the initial weights and trains nothing; {extra[-2]} applies to training" in \
+        assert f"--epochs 0 evaluates the starting weights and trains nothing; {extra[-2]} applies to training" in \
             capsys.readouterr().err
     assert {p: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
 
