@@ -282,8 +282,10 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         elif went_on:
             hint = (f" (the line before ends with '{went_on}', so this line goes on with its conditional expression, "
                     "`a if c else b`)")
-        elif str(tok) == "." and (label := re.search(r"\bas\s+([A-Za-z_]\w*)$", line[:tok.column - 1])):
-            dotted = label[1] + "." + re.match(r"[\w.]*", line[tok.column:])[0]  # as head.fc: torch's names
+        elif re.fullmatch(r"\.\d*", str(tok)) and not re.match(r"\s*(import|repeat|for)\b", line) and \
+                (label := re.search(r"\bas\s+([A-Za-z_]\w*)$", line[:tok.column - 1])):  # (an import's alias,
+            # repeat's and for's names are plain names) as head.fc, as features.0 ('.0' lexes as a number)
+            dotted = label[1] + str(tok) + re.match(r"[\w.]*", line[tok.column - 1 + len(str(tok)):])[0]
             hint = f" (a dotted layer name is a string: as \"{dotted}\")"
         elif _innermost(tok) not in ("(", "[") and \
                 (python := _python_word(line[:tok.column - 1], tok, line[tok.column - 1 + len(str(tok)):])):
