@@ -127,6 +127,16 @@ def torch_order(op, args, kwargs=None) -> str | None:
     and the "kernel" is one no one writes positionally (8 or more, followed by another number), unless the padding
     fits that kernel. lstm(8, 16) over 8 features is torch's LSTM(input_size, hidden_size); here 8 hidden and 16
     layers (more than 8 layers: no one stacks that many)."""
+    if op.name == "embedding" and len(args) >= 4 and is_int(args[3]):  # nn.Embedding(100, 32, 0): padding_idx
+        return (f"embedding(ids, {args[1]}, {args[2]}, {args[3]}) reads as std={args[3]}"
+                + (" (an all-zero table)" if args[3] == 0 else "") + f"; torch's nn.Embedding(num_embeddings, "
+                f"embedding_dim, padding_idx) is padding_idx={args[3]} here. Write std= to keep this reading")
+    if op.name == "upsample" and len(args) >= 2 and isinstance(args[1], (list, tuple)) and args[1] \
+            and all(is_int(v) and v >= 8 for v in args[1]):  # F.interpolate(x, [16, 16]): a size
+        sizes = ", ".join(map(str, args[1]))
+        return (f"the [{sizes}] reads as scale_factor=[{sizes}], {args[1][0]}x the input's size; torch's "
+                f"F.interpolate(x, size) and nn.Upsample(size) take the size first: write size=[{sizes}] here, or "
+                "scale_factor= to keep this reading")
     if op.name in ("lstm", "gru") and len(args) >= 3:
         x, first, second = args[:3]
         if isinstance(x, Tensor) and x.type.rank == 3 and is_int(first) and is_int(second) and second > 8 \

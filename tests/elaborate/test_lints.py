@@ -243,3 +243,19 @@ def test_torchs_argument_order_is_not_said_where_torchs_reading_cannot_be():
     assert said("    y = x -> conv1d(1024, kernel_size=10, stride=5)", audio) == []
     assert said("    y = x -> conv1d(1024, 41, 1, padding=20)", audio) == []  # by name it fits the reading too
     assert said('    y = x -> conv1d(1024, 41, 1, padding="same")', audio)  # fits either reading: said
+
+
+def test_torchs_positional_size_and_padding_idx_are_said():
+    """F.interpolate(x, [16, 16]) is a size in torch and was a 16x upscale here (128x128 from 8x8, nothing
+    said); nn.Embedding(100, 32, 0) is padding_idx=0 in torch and was std=0 here, an all-zero table. A scale
+    written positionally as this op's order has it, and keywords, stay quiet."""
+    image, ids = "x: float32[B, 3, 8, 8]", "x: int64[B, T]"
+    assert "the [16, 16] reads as scale_factor=[16, 16], 16x the input's size; torch's F.interpolate(x, size)" in \
+        said("    y = interpolate(x, [16, 16], mode=\"bilinear\")", image)[0]
+    for body in ("upsample(x, 2)", "upsample(x, [2, 2])", "interpolate(x, size=[16, 16])",
+                 "upsample(x, scale_factor=[8, 8])"):
+        assert said(f"    y = {body}", image) == [], body
+    assert "embedding(ids, 100, 32, 0) reads as std=0 (an all-zero table); torch's nn.Embedding(num_embeddings, " \
+           "embedding_dim, padding_idx) is padding_idx=0 here" in said("    y = embedding(x, 100, 32, 0)", ids)[0]
+    for body in ("embedding(x, 100, 32, 0.02)", "embedding(x, 100, 32, std=0)", "embedding(x, 100, 32)"):
+        assert said(f"    y = {body}", ids) == [], body
