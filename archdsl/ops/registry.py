@@ -127,6 +127,8 @@ class OpDef:
     # draws random numbers (randn_like): two calls differ, and a constant input does not make it a constant, so
     # the passes neither merge nor fold it
     random: bool = False
+    # names of the op that take only some ranks, as torch's classes do: {alias: (ranks, torch's class)}
+    alias_ranks: dict = field(default_factory=dict, compare=False)
     attr_index: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -527,6 +527,22 @@ def test_a_small_eps_given_positionally_still_works(call):
     archdsl.check_source(f"model m(x: float32[B, 64, 8, 8]) -> y {{\n    y = x -> {call}\n}}\n")
 
 
+@pytest.mark.parametrize("name, ranks", [("batchnorm1d", (2, 3)), ("batchnorm2d", (4,)), ("batchnorm3d", (5,)),
+                                         ("batchnorm", (2, 3, 4, 5))])
+def test_batchnorm_aliases_take_torchs_ranks(name, ranks):
+    """batchnorm2d of a 3-D tensor normalized over dim 1 where torch's BatchNorm2d refuses it (a layout ported
+    wrong); the plain name takes any rank. Called, piped, or bound to a name first."""
+    for rank in (2, 3, 4, 5):
+        shape = ", ".join(["B", "4"] + ["3"] * (rank - 2))
+        for body in (f"y = x -> {name}", f"y = {name}(x, eps=1e-3)", f"f = {name}\n    y = x -> f"):
+            src = f"model m(x: float32[{shape}]) -> y {{\n    {body}\n}}\n"
+            if rank in ranks:
+                archdsl.check_source(src)
+            else:
+                refused(src, f"{name} takes a .*-D input, as torch's BatchNorm.d, got float32\\[{re.escape(shape)}\\] "
+                             f"\\({rank}-D\\)")
+
+
 def test_mean_of_integers_is_refused_as_torch_does():
     """ONNX ReduceMean on int64 truncates (the mean of [1, 2] was 1)."""
     with pytest.raises(archdsl.ArchError, match="mean: needs a float tensor, got int64"):
