@@ -162,11 +162,11 @@ def fuse_attention(g: Graph, ctx: PassContext) -> bool:
             continue
         anchor = next(n for n in nodes[2:] if n.op == "matmul")  # q @ kT: q and kT are both defined by then
         kp = kt.producer
+        swap = None
         if kp is not None and kp.op in ("transpose", "permute") and perm_of(kp) == [0, 1, 3, 2]:
             k = kp.inputs[0]
-        else:
+        else:  # placed only once the fused op is made: a refused fusion left it behind, dead, every round
             swap = g.make_node("permute", [kt], {"dims": (0, 1, 3, 2)}, f"{anchor.name}.key", anchor.span)
-            rw.insert_before(anchor, swap)
             k = swap.outputs[0]
         d = q.type.shape[-1]
         default = isinstance(d, int) and math.isclose(scale, 1.0 / math.sqrt(d), rel_tol=1e-6)
@@ -175,14 +175,22 @@ def fuse_attention(g: Graph, ctx: PassContext) -> bool:
         try:
             new = g.make_node("scaled_dot_product_attention", ins, attrs, nodes[0].name.rsplit(".", 1)[0] + ".sdpa"
                               if "." in nodes[0].name else "sdpa", nodes[0].span)
-        except ShapeError:  # a shape the fused op does not take: leave the primitives
+        except ShapeError:  # a shape the fused op does not take (a rank-0 mask): leave the primitives
+            new = None
+        if new is None or new.outputs[0].type != out.type:
+            _unmake([n for n in (new, swap) if n is not None])
             continue
-        if new.outputs[0].type != out.type:
-            for x in new.inputs:
-                x.uses.remove(new)
-            continue
+        if swap is not None:
+            rw.insert_before(anchor, swap)
         rw.insert_before(nodes[1], new)   # the softmax @ v matmul: every input is defined by then
         rw.replace(out, new.outputs[0])
         for n in nodes[1:2] + nodes[:1] + nodes[2:]:
             rw.erase(n)
     return rw.commit()
+
+
+def _unmake(nodes) -> None:
+    """Take nodes made with `Graph.make_node` and never placed off their inputs' uses."""
+    for n in nodes:
+        for x in n.inputs:
+            x.uses.remove(n)

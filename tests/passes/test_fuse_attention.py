@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 import archdsl
-from archdsl import runtime
+from archdsl import check_source, runtime
 from archdsl.ops._kernels import runs_natively
+from archdsl.passes import PassContext, optimize
+from archdsl.passes.fuse_attention import fuse_attention
 
 pytestmark = pytest.mark.skipif(not runs_natively("Attention", 24), reason="no Attention kernel at opset 24 here")
 
@@ -98,3 +100,18 @@ def test_a_mask_made_from_minus_inf_is_left_unfused_and_a_finite_one_fuses():
     y2, ops = build("(1.0 - cast(keep, \"float32\")) * -3.4028234663852886e38", 2, empty_row=False)
     assert "Attention" in ops
     np.testing.assert_allclose(y2, y0, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bias", ["s", "parameter([], init=\"zeros\") as b"])
+def test_a_fusion_the_fused_op_refuses_changes_nothing(bias):
+    """A scalar score bias (sdpa takes no rank-0 mask) with a key not literally transposed: the key's permute was
+    placed before the fused op was refused, so every round added a dead node and said it changed the graph (the
+    file kept one dead Transpose; 8 rounds ran)."""
+    src = ("model m(q: float32[B, 2, T, 4], kt: float32[B, 2, 4, T], v: float32[B, 2, T, 4], s: float32[]) -> y {\n"
+           f"    y = (q @ kt / 2.0 + {bias} -> softmax) @ v\n}}\n")
+    g = check_source(src)
+    stats = optimize(g, 2, ctx=PassContext(opset=24))
+    assert not any(s.changed for s in stats if s.name == "fuse_attention")
+    assert not fuse_attention(g, PassContext(opset=24)) and not any(n.op == "permute" for n in g.nodes)
+    model = archdsl.compile_source(src, opset=24, opt_level=2)
+    assert len(model.graph.node) == len(archdsl.compile_source(src, opset=24, opt_level=1).graph.node)
