@@ -9,7 +9,7 @@ from ..diagnostics import ArchError, ShapeError
 from ..ops.recurrent import lengths_input
 from .graph import Graph, infer_node
 
-__all__ = ["check", "check_values", "value_rules"]
+__all__ = ["check", "check_indices", "check_values", "index_rule", "value_rules"]
 
 
 def check(graph: Graph) -> Graph:
@@ -66,21 +66,28 @@ def _span(v) -> tuple[int, int] | None:
 def _check_index_range(node) -> None:
     """Indices known at compile time must lie in the table: 0..n-1 for embedding ids (as torch), -n..n-1 for
     take and gather (ONNX Gather counts a negative index from the end)."""
+    if (rule := index_rule(node)) is not None and (known := _span(rule[0])) is not None:
+        check_indices(node, *known, rule, "positions" if rule[0].kind != "const" else "indices")
+
+
+def index_rule(node):
+    """(the indices input, its lowest allowed value, the table's length, its axis) where that length is known."""
     rule = ops.get(node.op).indexes
     if rule is None:
-        return
+        return None
     ids, table, axis = rule
-    known = _span(node.inputs[ids])
     t = node.inputs[table].type
     ax = node.attrs[axis] if isinstance(axis, str) else axis
     n = t.shape[ax % t.rank] if t.rank else None
-    if known is None or not isinstance(n, int):
-        return
-    first, last = known
-    low = 0 if node.op == "embedding" else -n
+    if not isinstance(n, int):
+        return None
+    return node.inputs[ids], 0 if node.op == "embedding" else -n, n, ax
+
+
+def check_indices(node, first: int, last: int, rule, what: str) -> None:
+    _, low, n, ax = rule
     if last >= n or first < low:
         has = f"has {n} rows" if node.op == "embedding" else f"has {n} entries along axis {ax}"
-        what = "positions" if node.inputs[ids].kind != "const" else "indices"
         allowed = f"0..{n - 1}" if low == 0 else f"{-n}..{n - 1}"
         raise ShapeError(f"{node.op} '{node.name}' reads {what} {first}..{last}, but its table {has} "
                          f"({allowed})", node.span)

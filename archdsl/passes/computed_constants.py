@@ -2,8 +2,9 @@
 (`ids // (tensor([1, 1]) - 1)`: onnxruntime, which folds such a divisor itself, refused to load the model with
 no line of the spec), and labels or lengths out of their op's range (`lengths=cast(tensor([6, 3]), "int32")`
 over 5 steps: onnxruntime failed at run time; a ctc_loss input length past its frames gave a number torch
-refuses). The checker (ir/check.py) refuses a plain constant; these are computed, and known when building
-all the same. Not a pass: a check on the graph about to be lowered, at every -O level (such a value is a
+refuses), and indices past their table (`tensor([1, 7]) + 0` into 5 rows: a failure at run time; `- 3`: a
+row counted from the end). The checker (ir/check.py) refuses a plain constant; these are computed, and known
+when building all the same. Not a pass: a check on the graph about to be lowered, at every -O level (such a value is a
 constant by then at -O1 and -O2, and is evaluated here at -O0)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 
 from ..diagnostics import EvalError
 from ..ir import Graph, Value, dead_nodes
-from ..ir.check import check_values, value_rules
+from ..ir.check import check_indices, check_values, index_rule, value_rules
 from ..types import is_static
 from ._evaluate import evaluate
 from .fold_constants import lends_shape_only, stand_in
@@ -75,3 +76,7 @@ def check_computed_constants(g: Graph, opset, live_only: bool = False) -> None:
         for v, low, high, also, what in value_rules(node):
             if (value := _value(v, order, opset)) is not None:  # a constant too: folded at -O1 and -O2
                 check_values(node, value, low, high, also, what)
+        if (rule := index_rule(node)) is not None and getattr(rule[0].producer, "op", None) != "positions" and \
+                (value := _value(rule[0], order, opset)) is not None and value.size and value.dtype.kind in "iu":
+            # a constant the passes folded too; positions() alone the checker bounds without running it
+            check_indices(node, int(value.min()), int(value.max()), rule, "indices computed from constants,")

@@ -63,6 +63,28 @@ def test_labels_and_lengths_computed_from_constants_must_fit(body, said, level):
         archdsl.compile_source(f"model m(x: float32[5, 2, 4]) -> y {{\n    {body}\n}}\n", opt_level=level)
 
 
+@pytest.mark.parametrize("body, said", [
+    ("y = tensor([1, 7]) + 0 -> embedding(5, 4) as emb", "embedding 'emb' reads indices computed from constants, "
+                                                         "1..7, but its table has 5 rows (0..4)"),
+    ("y = x[0] + sum(tensor([2, 3]) - 3 -> embedding(5, 4) as emb, dim=0)",
+     "embedding 'emb' reads indices computed from constants, -1..0, but its table has 5 rows (0..4)"),
+    ("y = take(x, tensor([0, 4]) + 1, axis=1)", "take 'take_0' reads indices computed from constants, 1..5, but "
+                                                 "its table has 5 entries along axis 1 (-5..4)"),
+    ("y = positions(x[0], dim=1) + 3 -> embedding(6, 4) as emb", "reads indices computed from constants, 3..6"),
+])
+@pytest.mark.parametrize("level", [0, 2])
+def test_indices_computed_from_constants_must_fit_their_table(body, said, level):
+    """As labels: a plain constant past its table is refused, one written as an expression built, then failed
+    in onnxruntime (1..7 of 5 rows) or read a row counted from the end (-1: the last row, where torch raises)."""
+    with pytest.raises(ShapeError, match=__import__("re").escape(said)):
+        archdsl.compile_source(f"model m(x: float32[2, 5, 4]) -> y {{\n    {body}\n}}\n", opt_level=level)
+
+
+def test_indices_computed_from_constants_that_fit_build():
+    archdsl.compile_source("model m(x: float32[2, 5, 4]) -> y {\n    y = tensor([3, 7]) - 3 -> embedding(5, 4) as e\n"
+                           "    z = take(x, tensor([0, 4]) - 5, axis=1)\n}\n")
+
+
 def test_the_apis_check_refuses_what_archdsl_check_does():
     """check_source and check_file returned "the checked IR" of a spec `archdsl check` refuses."""
     with pytest.raises(ShapeError, match="reads 6 among the lengths of its 5 steps"):
