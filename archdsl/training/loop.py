@@ -7,6 +7,7 @@ epoch) written atomically; `--resume` continues from it."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -23,7 +24,7 @@ from .. import files
 from ..diagnostics import ArchError
 from ..lower import load_weights, save_weights
 from ..lower.weights import numpy_reason, write_npz
-from . import schedule
+from . import identity, schedule
 from .data import (
     LabelsFor,
     check_class_labels,
@@ -110,6 +111,11 @@ class Trainer:
         self.fixed_batch: int | None = None  # the batch size the model fixes (its first dim a number)
         self.config = json.loads(next(p.value for p in compiled.step_model.metadata_props if p.key == TRAIN_CONFIG_KEY))
 
+    @functools.cached_property
+    def step_id(self) -> dict:
+        """The train step's digest, model name and params, kept in a checkpoint (identity.check_resume)."""
+        return identity.step_identity(self.ct.step_model, self.info.state_inputs)
+
     def set(self, name: str, value: np.ndarray) -> None:
         self.state[name] = self.ort.OrtValue.ortvalue_from_numpy(np.asarray(value, order="C"), self.device, 0)
         self._binding = None  # rebind everything on the next step
@@ -170,7 +176,8 @@ class Trainer:
         if plan is not None:
             arrays["__plan__"] = np.array(json.dumps(plan))
         arrays["__seed__"] = np.array(self.seed, dtype=np.int64)
-        arrays["__config__"] = np.array(json.dumps(_fingerprint(self.config)))
+        arrays["__config__"] = np.array(json.dumps(identity.fingerprint(self.config)))
+        arrays[identity.STEP_KEY] = np.array(json.dumps(self.step_id))
         def save(tmp: Path) -> None:
             with open(tmp, "wb") as f:
                 write_npz(f, arrays)
@@ -190,6 +197,9 @@ class Trainer:
             raise ArchError(f"--resume: {path} is not a checkpoint of `archdsl train` (it has no __epoch__)")
         try:  # a damaged or hand-made file: its bookkeeping entries must be what train writes
             saved = json.loads(str(arrays.pop("__config__", "{}")))
+            made_by = json.loads(str(arrays.pop(identity.STEP_KEY, "null")))  # older checkpoints: none
+            if made_by is not None and not (isinstance(made_by, dict) and isinstance(made_by.get("sha256"), str)):
+                raise TypeError(f"{identity.STEP_KEY} is not a train step's digest")
             epoch = int(arrays.pop("__epoch__"))
             best = arrays.pop("__best__", None)
             self.best = (float(best[0]), int(best[1])) if best is not None else None
@@ -210,14 +220,7 @@ class Trainer:
         except (TypeError, ValueError) as e:
             raise ArchError(f"--resume: {path} is not a checkpoint of `archdsl train` (its bookkeeping does not "
                             f"read: {e})") from None
-        now = _fingerprint(self.config)
-        if saved and saved != now:
-            diff = sorted(k for k in now.keys() | saved.keys() if saved.get(k) != now.get(k))  # a key one side
-            # leaves out (label_smoothing at 0) differs too; state_inputs is the step's own bookkeeping
-            shown = [f"{k} {_setting(saved.get(k))} there, {_setting(now.get(k))} here" for k in diff
-                     if k != "state_inputs"] or ["the model's parameters"]
-            raise ArchError(f"--resume: {path} was made with other settings ({'; '.join(shown)}); resume with the "
-                            "same loss, optimizer and model")
+        identity.check_resume(path, saved, made_by, self.config, self.step_id)
         if seed != self.seed:
             raise ArchError(f"--resume: {path} was trained with --seed {seed}; resume with the same seed "
                             f"(got {self.seed})")
@@ -246,15 +249,6 @@ class Trainer:
 def _names(keys: list[str]) -> str:
     shown = ", ".join(f"'{k}'" for k in keys[:3])
     return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
-
-
-def _setting(v) -> str:
-    return "not given" if v is None else json.dumps(v)
-
-
-def _fingerprint(cfg: dict) -> dict:
-    """What must not change between a checkpoint and its resumption (lr and epochs may)."""
-    return {k: v for k, v in cfg.items() if k not in ("lr",)}
 
 
 def _symbol_sizes(model, data: dict, names: list[str]) -> dict[str, int]:

@@ -215,6 +215,11 @@ def test_resume_refuses_a_checkpoint_that_does_not_fit(data, tmp_path, capsys):
     assert main(train + ["--epochs", "1"]) == 0
     capsys.readouterr()
     assert main(train + ["--epochs", "2", "--resume", "-D", "width=16"]) == 1
+    assert "made by another train step (-D width=32 there, 16 here)" in capsys.readouterr().err
+    ckpt = tmp_path / "w.ckpt.npz"  # a checkpoint from before the step's digest was kept: its shapes say it
+    with np.load(ckpt) as z:
+        np.savez(ckpt, **{k: z[k] for k in z.files if k != "__step__"})
+    assert main(train + ["--epochs", "2", "--resume", "-D", "width=16"]) == 1
     assert "holds 'conv1.weight' as [32, 1, 3, 3], the model has [16, 1, 3, 3]" in capsys.readouterr().err
     other = tmp_path / "other.npz"  # some other .npz (the --data file itself is refused as an output)
     other.write_bytes((data / "train.npz").read_bytes())

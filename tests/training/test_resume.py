@@ -288,3 +288,47 @@ def test_a_resume_without_patience_forgets_the_lowest_so_a_later_patience_run_st
     assert main(base + ["--epochs", "10", "--patience", "3", "--resume"]) == 0
     out = " ".join((lambda o: o.out + o.err)(capsys.readouterr()).split())
     assert "stopping" not in out and "the weights of epoch 10" in out, out
+
+
+def _act_scene(folder) -> list[str]:
+    """a.arch (model net, -D act picks relu or tanh; model other, the same layers), d.npz: the train command's
+    arguments up to -o."""
+    (folder / "a.arch").write_text(
+        'param act = "relu"\nmodel net(x: float32[B, 8]) -> y {\n    h = x -> linear(16) as fc1\n'
+        '    if act == "relu" { h = relu(h) } else { h = tanh(h) }\n    y = h -> linear(3) as fc2\n}\n'
+        "model other(x: float32[B, 8]) -> y {\n    y = x -> linear(16) as fc1 -> relu -> linear(3) as fc2\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(folder / "d.npz", x=rng.standard_normal((20, 8)).astype(np.float32), labels=rng.integers(0, 3, 20))
+    return ["train", str(folder / "a.arch"), "--data", str(folder / "d.npz"), "--batch-size", "8", "--quiet",
+            "-o", str(folder / "w.npz")]
+
+
+def test_resume_refuses_a_checkpoint_of_another_train_step(tmp_path, capsys):
+    """Names and shapes were all a resume compared: a relu network's checkpoint continued as a tanh one
+    (-D act=tanh), and one model's as another's of the same file (--model)."""
+    base = _act_scene(tmp_path)
+    assert main(base + ["--epochs", "1", "--model", "net"]) == 0
+    capsys.readouterr()
+    assert main(base + ["--epochs", "2", "--model", "net", "-D", "act=tanh", "--resume"]) == 1
+    assert 'made by another train step (-D act="relu" there, "tanh" here)' in capsys.readouterr().err
+    assert main(base + ["--epochs", "2", "--model", "other", "--resume"]) == 1
+    assert 'made by another train step (model "net" there, "other" here' in capsys.readouterr().err
+    assert main(base + ["--epochs", "2", "--model", "net", "--no-decay", "fc1", "--resume"]) == 1
+    assert 'another train step (no_decay not given there, ["fc1"] here)' in capsys.readouterr().err
+    spec = tmp_path / "a.arch"  # an edit that computes the same: comments, lines moved, -D giving the default
+    spec.write_text("# ReLU or tanh\n\n" + spec.read_text())
+    assert main(base + ["--epochs", "2", "--model", "net", "-D", "act=relu", "--resume"]) == 0
+
+
+def test_resume_compares_what_freeze_and_no_decay_patterns_select(tmp_path, capsys):
+    """--freeze fc1 and --freeze 'fc1.*' (or --no-decay fc1 --no-decay fc2 in either order) are the same run;
+    the resume compared the patterns as written and refused it."""
+    base = _act_scene(tmp_path) + ["--model", "net"]
+    assert main(base + ["--epochs", "1", "--freeze", "fc1", "--no-decay", "fc1", "--no-decay", "fc2"]) == 0
+    assert main(base + ["--epochs", "2", "--freeze", "fc1.*", "--no-decay", "fc2", "--no-decay", "fc1",
+                        "--resume"]) == 0
+    capsys.readouterr()
+    assert main(base + ["--epochs", "3", "--freeze", "fc1.*", "--no-decay", "fc2", "--resume"]) == 0  # frozen:
+    capsys.readouterr()                                                                   # no decay to take
+    assert main(base + ["--epochs", "4", "--freeze", "fc1.*", "--no-decay", "fc1", "--resume"]) == 1
+    assert 'another train step (no_decay ["fc2"] there, ["fc1"] here)' in capsys.readouterr().err
