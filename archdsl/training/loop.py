@@ -279,12 +279,15 @@ def _check_finite_state(trainer: Trainer, source: str) -> None:
                             f"{'numbers' if name in buffers else 'finite values'} only")
 
 
-def _not_finite(loss: float, epoch: int, step: int, steps: int, first: bool) -> str:
-    """Before the first update the learning rate cannot be the cause: then the data or the model is."""
+def _not_finite(loss: float, epoch: int, step: int, steps: int, first: bool, weights: str | None = None) -> str:
+    """Before the first update the learning rate cannot be the cause: then the data, the model or the weights
+    it starts from are (finite weights of 1e33 from a diverged run give an inf loss too)."""
     where = f"the loss is {loss} at epoch {epoch}, step {step} of {steps}"
     if first:
-        return (f"{where}, before any update: the model gives it on this data (a log or sqrt of a negative, a "
-                f"division by zero, inputs out of range?), not the learning rate")
+        who = f"the starting weights ({weights}) or the model give it on this data" if weights else \
+            "the model gives it on this data"
+        return (f"{where}, before any update: {who} (a log or sqrt of a negative, a division by zero, inputs "
+                f"out of range?), not the learning rate")
     return f"{where}; if the weights diverged, lower the learning rate (--lr)"
 
 
@@ -403,7 +406,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
         warming = (opts.warmup > 0 or per_batch) and "lr" in trainer.state and "step" in trainer.state
         rng = np.random.default_rng([opts.seed, epoch])
         total, seen, correct, counted = 0.0, 0, 0.0, 0
-        steps = -(-n // opts.batch_size)
+        steps = batches  # the batches that run: a fixed batch size or a batchnorm leaves a short last one out
         with Progress(TextColumn(f"epoch {epoch}/{opts.epochs}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), console=console,
                       transient=True, disable=opts.quiet or not console.is_terminal) as bar:
@@ -427,7 +430,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                     bar.update(task, advance=1)
                     continue
                 if not np.isfinite(loss):
-                    raise ArchError(_not_finite(loss, epoch, step, steps, first=epoch == 1 and step == 1))
+                    raise ArchError(_not_finite(loss, epoch, step, steps, epoch == 1 and step == 1, opts.weights_file))
                 total += loss * weight
                 seen += weight
                 if ct.info.labelled:

@@ -507,3 +507,21 @@ def test_log_lines_are_not_wrapped_when_stderr_is_a_file(tmp_path, capsys, monke
     assert main([*argv, "--epochs", "1"]) == 0
     err = capsys.readouterr().err
     assert "training t on CPUExecutionProvider: 16 examples, batch 32, adamw lr 0.001\n" in err
+
+
+def test_a_non_finite_loss_counts_the_batches_that_run_and_names_the_starting_weights(tmp_path, capsys):
+    """A fixed batch size leaves the last 2 of 50 examples out: 3 steps an epoch, where the message (and the
+    bar) said 4. Finite weights of 3e38 (a diverged run's) gave an inf loss blamed on the model and data alone."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((50, 8)).astype(np.float32), labels=rng.integers(0, 3, 50))
+    spec = tmp_path / "f.arch"
+    spec.write_text("model fixed(x: float32[16, 8]) -> y {\n    y = x -> linear(3) as fc\n}\n")
+    argv = ["--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "w.npz"), "--quiet", "--optimizer", "sgd",
+            "--batch-size", "16"]
+    assert main(["train", str(spec), *argv, "--lr", "1e38"]) == 1
+    assert "the loss is inf at epoch 1, step 2 of 3;" in " ".join(capsys.readouterr().err.split())
+    big = tmp_path / "big.npz"
+    np.savez(big, **{"fc.weight": np.full((3, 8), 3e38, np.float32), "fc.bias": np.zeros(3, np.float32)})
+    assert main(["train", str(spec), *argv, "--lr", "1e-3", "--weights", str(big)]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"step 1 of 3, before any update: the starting weights ({big}) or the model give it" in err
