@@ -58,26 +58,49 @@ def labels_type(loss: str, pred: TensorType, output: str) -> TensorType:
     raise ArchError(f"unknown loss '{loss}' (one of {', '.join(LOSSES)})")
 
 
-def image_classes(loss: str, pred: TensorType, output: str, defaulted: bool = False) -> str | None:
-    """What to say of an image-shaped output [N, C, S, S] trained with cross_entropy: the classes are taken on
+def image_classes(loss: str, pred: Value, output: str, defaulted: bool = False) -> str | None:
+    """What to say of an image-shaped output [N, C, ...] trained with cross_entropy: the classes are taken on
     its last dim (the one loss convention here, [..., classes]), where torch's cross_entropy takes dim 1 of
-    such a map. A symbolic S is refused by labels_type; a fixed one built a step whose labels were
-    [N, C, S], with no word. A map of one channel holds values, not classes' scores (a denoiser's noise).
-    Square maps only: fewer channels than spatial size also matched a channels-last [N, 16, 64, 21] and a
+    such a map. A symbolic last dim is refused by labels_type; a fixed one built a step whose labels were
+    [N, C, ...], with no word. A map of one channel holds values, not classes' scores (a denoiser's noise).
+    Known to be a map where a conv made it (dim 1 its channels: a WaveNet's [N, 16, 64], a U-Net's 17x23), or
+    where it is square: fewer channels than spatial size also matched a channels-last [N, 16, 64, 21] and a
     multi-codebook [N, 4, 16, 512], whose classes are rightly last (review43)."""
-    s = pred.shape
-    if loss != "cross_entropy" or pred.rank < 4 or not isinstance(s[-1], int) or s[-1] != s[-2] or s[1] == s[-1]:
+    t = pred.type
+    s = t.shape
+    if loss != "cross_entropy" or t.rank < 3 or not isinstance(s[-1], int) or s[1] == s[-1]:
         return None
-    said = (f"cross_entropy takes the classes on the last dim of output '{output}' ({pred}: {s[-1]} classes, "
+    if not _made_by_conv(pred) and (t.rank < 4 or s[-1] != s[-2]):
+        return None
+    said = (f"cross_entropy takes the classes on the last dim of output '{output}' ({t}: {s[-1]} classes, "
             f"labels {TensorType(DType.int64, s[:-1])})")
     if s[1] != 1:
         said += f"; torch's takes dim 1 ({s[1]}) of such a map: for that layout end the spec with " \
-                f"permute({[0, *range(2, pred.rank), 1]})"
+                f"permute({[0, *range(2, t.rank), 1]})"
     else:
         said += "; a map of one channel holds values, not classes' scores"
     if defaulted:
         said += "; cross_entropy is the default loss: --loss names another (mse, bce_with_logits)"
     return said
+
+
+_CONVS = ("conv", "conv1d", "conv2d", "conv3d", "conv_transpose", "conv_transpose1d", "conv_transpose2d",
+          "conv_transpose3d")
+_KEEP_CHANNELS = ("batchnorm", "autodiff.batchnorm_train", "instance_norm", "group_norm", "dropout",
+                  "prelu")  # dim 1 stays the channels (a train form too)
+
+
+def _made_by_conv(v: Value) -> bool:
+    """v is a conv's output, through ops that keep its layout (an activation, a norm over channels, an add of
+    another map of its shape)."""
+    while (p := v.producer) is not None:
+        if p.op in _CONVS:
+            return True
+        same = [x for x in p.inputs if x.type.shape == v.type.shape]
+        if not same or not (p.opdef.elementwise or p.op in _KEEP_CHANNELS):
+            return False
+        v = same[0]
+    return False
 
 
 def make_loss(b: GradBuilder, loss: str, pred: Value, labels: Value, label_smoothing: float = 0.0,

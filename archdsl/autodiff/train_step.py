@@ -326,7 +326,7 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
             hint = ("; cross_entropy is the default loss: --loss names another (mse, bce_with_logits), or the "
                     "spec computes its own (an output named loss)") if defaulted else ""
             raise ArchError(e.message + hint, e.span or pred.span, e.notes) from None
-        if said := image_classes(cfg.loss, pred.type, out_name, defaulted):  # a segmentation map [N, C, H, W]
+        if said := image_classes(cfg.loss, pred, out_name, defaulted):  # a segmentation map [N, C, H, W]
             graph.warnings.append((said, pred.span))
         if said := squashed_logits(cfg.loss, pred):  # `y = ... -> softmax` trained with --loss cross_entropy
             graph.warnings.append((f"output '{out_name}': --loss {said}; end it at the logits (for probabilities "

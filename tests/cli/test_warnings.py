@@ -211,14 +211,21 @@ def test_a_segmentation_map_trained_with_classes_on_its_last_dim_is_a_warning(tm
         assert "warning" not in capsys.readouterr().err
 
 
-def test_a_map_that_is_not_square_is_not_guessed_at(tmp_path, capsys):
+def test_a_map_that_is_not_square_is_warned_of_only_where_a_conv_made_it(tmp_path, capsys):
     """Fewer channels than spatial size also matched a channels-last map and a multi-codebook output, whose
-    classes are rightly last, and told them to permute (review43): only square maps are warned of."""
-    for out in ("conv2d(21, 1) -> permute([0, 2, 3, 1])", "conv2d(2, 1)"):
+    classes are rightly last, and told them to permute (review43): only square maps were warned of, and a
+    U-Net's 16x64 (or a WaveNet's [B, 16, 64]) took its last dim as the classes with no word. A conv's output,
+    through layout-keeping ops, has its channels on dim 1."""
+    for inp, out, warned in (("3, 16, 64", "conv2d(21, 1) -> permute([0, 2, 3, 1])", ""),
+                             ("64", "linear(2048) -> reshape([B, 4, 16, 32])", ""),
+                             ("3, 16, 64", "conv2d(2, 1)", "(float32[B, 2, 16, 64]: 64 classes"),
+                             ("3, 16, 64", "conv2d(2, 1) -> batchnorm -> relu", "permute([0, 2, 3, 1])"),
+                             ("8, 64", "conv1d(16, 1)", "(float32[B, 16, 64]: 64 classes, labels int64[B, 16])")):
         spec = tmp_path / "seg.arch"
-        spec.write_text(f"model seg(x: float32[B, 3, 16, 64]) -> logits {{\n    logits = x -> {out}\n}}\n")
+        spec.write_text(f"model seg(x: float32[B, {inp}]) -> logits {{\n    logits = x -> {out}\n}}\n")
         assert main(["build", str(spec), "--train", "--loss", "cross_entropy", "-o", str(tmp_path / "s.onnx")]) == 0
-        assert "warning" not in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert ("warning" in err) == bool(warned) and warned in err, err
 
 
 def test_a_one_channel_map_under_the_default_loss_is_told_to_name_another(tmp_path, capsys):
