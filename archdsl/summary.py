@@ -60,6 +60,11 @@ def counted_at(g: Graph, dims: dict) -> str:
                      + [f"{u}=1" for u in unsized_dims(g, dims)]) or "the model's sizes"
 
 
+def _param_row(v) -> dict:
+    return {"name": v.name, "op": "parameter", "flops": 0, "params": _numel(v.type.shape),
+            "shape": [[d if isinstance(d, int) else str(d) for d in v.type.shape]]}
+
+
 def summarize(g: Graph, dims: dict | None = None) -> dict:
     """params count trainable tensors once each (tied weights once), as torch's parameters() does.
     FLOPs are 2 x multiply-accumulates plus the elementwise ops (an activation, a norm, a residual add: 1-8
@@ -81,14 +86,16 @@ def summarize(g: Graph, dims: dict | None = None) -> dict:
         for v in n.inputs:
             if v.kind == "param" and id(v) not in counted:
                 counted.add(id(v))
-                params += _numel(v.type.shape)
+                if v.name.startswith(n.name + "."):
+                    params += _numel(v.type.shape)
+                else:  # a free parameter(...): a row of its own, under its name (DETR's query_embed.weight
+                    layers.append(_param_row(v))  # showed as the unsqueeze that first read it)
         layers.append({"name": n.name, "op": n.op,
                        "shape": [[d if isinstance(d, int) else str(d) for d in o.type.shape] for o in n.outputs],
                        "params": params, "flops": flops})
     for v in g.params.values():  # a parameter no layer reads (an output itself, or unused): a row of its own,
         if v.kind == "param" and id(v) not in counted:  # so that the rows add up to the total
-            layers.append({"name": v.name, "op": "parameter", "flops": 0, "params": _numel(v.type.shape),
-                           "shape": [[d if isinstance(d, int) else str(d) for d in v.type.shape]]})
+            layers.append(_param_row(v))
     return {
         "model": g.name,
         "inputs": {v.name: str(v.type) for v in g.inputs},

@@ -142,6 +142,17 @@ def test_summary_rows_add_up_to_the_total(summary_json):
     assert rep["layers"][-1] == {"name": "pp", "op": "parameter", "flops": 0, "params": 5, "shape": [[5]]}
 
 
+def test_a_free_parameter_is_a_row_under_its_own_name(summary_json):
+    """DETR's query embedding, a parameter(...) read by an unsqueeze, was counted in the row 'unsqueeze_0': its
+    name, which torch's named_parameters() lists, was nowhere in the table. A layer's own stay in its row."""
+    rep = summary_json("model m(mem: float32[B, S, 16]) -> q {\n"
+                       "    qe = parameter([5, 16], init=\"normal\") as \"query_embed.weight\"\n"
+                       "    q = expand(unsqueeze(qe, 0), [shape(mem)[0], 5, 16], like=mem) -> linear(16) as fc\n}\n")
+    rows = [(r["name"], r["op"], r["params"]) for r in rep["layers"]]
+    assert rows[0] == ("query_embed.weight", "parameter", 80) and ("unsqueeze_0", "unsqueeze", 0) in rows
+    assert ("fc", "linear", 16 * 16 + 16) in rows and sum(r[2] for r in rows) == rep["params"]
+
+
 def test_summary_prints_shapes_and_names_that_look_like_markup(tmp_path, capsys):
     """rich read `[batch, seq, 8]` and a layer "experts[red]" as style tags: the shape column was empty."""
     spec = tmp_path / "m.arch"
