@@ -27,7 +27,7 @@ def noting_overrides(mod):
         notes = [(f"param '{name}' is set by -D here", span) for name, span in mod.overrides.items()
                  if bearing is None or name.split(".", 1)[0] in bearing]
         if "-D" in e.message:  # "give T a number: ... or a param (-D sets it)" where T already is one
-            notes += [(f"'{i.name}' is the file's `param {i.name} = none`: -D {i.name}=N gives it a number", i.span)
+            notes += [(f"'{i.name}' is the file's `param {i.name} = none`: -D {i.name}=SIZE gives it a number", i.span)
                       for i in mod.ast.items if isinstance(i, A.ParamDecl) and mod.params.get(i.name, 0) is None
                       and re.search(rf"(?<![\w.]){re.escape(i.name)}\b", e.message)]
         e.notes.extend(n for n in notes if n not in e.notes)  # once, where two of these nest
