@@ -204,6 +204,10 @@ def cmd_build(args, sources) -> int:
     if args.output in _STDOUT_NAMES and (stdout_closed() or not os.path.exists("/dev/stdout")):  # `>&-`:
         # /dev/stdout led to whatever file took fd 1 since (onnxruntime's opens /dev/null), or to no file
         raise ArchError(f"-o {args.output} writes to stdout, which is closed; give -o FILE")
+    if args.output in _STDOUT_NAMES and getattr(args, "train", False) and args.emit != "ir":  # as train's -o -
+        print(f"archdsl build: error: -o {args.output}: a train step is written with its eval model beside it; "
+              "give a file name (e.g. -o step.onnx)", file=sys.stderr)
+        return 2
     if args.output == "-":  # the Unix convention; it wrote a file named "-"
         args.output = "/dev/stdout"
     output_path(args.output)

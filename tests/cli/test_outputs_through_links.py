@@ -25,13 +25,14 @@ def test_companions_go_beside_a_links_target(work):
 
 
 def test_a_train_step_to_stdout_is_refused_rather_than_its_eval_model_put_in_dev(work):
-    """-o - into a file wrote the step there and created /dev/stdout.eval.onnx (as root)."""
+    """-o - into a file wrote the step there and created /dev/stdout.eval.onnx (as root). A usage error (exit 2),
+    as train's -o - is."""
     stray = "/dev/stdout.eval.onnx"
     before = os.stat(stray).st_mtime_ns if os.path.exists(stray) else None  # another run's, perhaps
     with open(work / "t.bin", "wb") as out:
         p = subprocess.run([sys.executable, "-m", "archdsl", "build", str(work / "tiny.arch"), "--train", "-o", "-"],
                            stdout=out, stderr=subprocess.PIPE, text=True)
-    assert p.returncode == 1 and "the eval model would go beside it; give -o a file path" in p.stderr
+    assert p.returncode == 2 and "a train step is written with its eval model beside it; give a file name" in p.stderr
     assert (os.stat(stray).st_mtime_ns if os.path.exists(stray) else None) == before
 
 

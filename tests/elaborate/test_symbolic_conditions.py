@@ -156,7 +156,8 @@ def test_a_number_asked_for_a_param_left_at_none_notes_the_param():
            "    y = conv(x, parameter([4, 2, 3]) as w, groups=NB)\n}\n")
     with pytest.raises(ArchError) as e:
         archdsl.check_source(src)
-    assert e.value.notes == [("'NB' is the file's `param NB = none`: -D NB=SIZE gives it a number", e.value.notes[0][1])]
+    said = "'NB' is the file's `param NB = none`: -D NB=SIZE gives it a number"
+    assert e.value.notes == [(said, e.value.notes[0][1])]
     assert e.value.notes[0][1].line == 1
     assert archdsl.check_source(src, defines=["NB=2"]).inputs[0].type.shape[0] == 2
 
