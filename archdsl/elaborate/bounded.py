@@ -51,7 +51,7 @@ def check_length(n: int) -> None:
 
 # ---------------- printing ----------------
 
-_NAMED = {OpFn: lambda v: v.op.name, BlockFn: lambda v: v.defn.name, Builtin: lambda v: v.name,
+_NAMED = {OpFn: lambda v: v.name, BlockFn: lambda v: v.defn.name, Builtin: lambda v: v.name,
           Namespace: lambda v: v.name}
 
 

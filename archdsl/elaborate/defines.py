@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .. import ops
 from ..diagnostics import ArchError, DefineError, SourceMap, Span, did_you_mean
 from ..syntax import ast as A
 from ..syntax import is_number_literal, parse_expr
@@ -44,6 +45,8 @@ def override(item: A.ParamDecl, default, given, prefix: str = ""):
         return "inf"
     if default is None or type(value) is type(default):
         return value
+    if isinstance(default, OpFn) and isinstance(value, str) and (op := _op_named(value)) is not None:
+        return OpFn(op, value if value in op.alias_ranks else "")  # -D act=silu: a bare word is the op's name
     if isinstance(default, float) and value in ("inf", "-inf", "+inf"):  # -D p=inf: the ops' spelling of it
         return float(value)
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
@@ -55,7 +58,7 @@ def override(item: A.ParamDecl, default, given, prefix: str = ""):
     api = "" if span is not None or not isinstance(value, str) else \
         " (the Python API's defines take Python values, as True or 64, not -D's text)"
     if isinstance(default, str) and isinstance(value, OpFn):  # -D names={a: silu}: a word inside is a name
-        api = f' (inside a list, record or expression a word is a name: quote it, "{value.op.name}")'
+        api = f' (inside a list, record or expression a word is a name: quote it, "{value.name}")'
 
     raise DefineError(f"{define_label(name, span)}: expected {_kind(default)} like the default ({describe(default)}), "
                       f"got {describe(value)}{api}", span, [(f"param '{item.name}' is declared here", item.span)])
@@ -137,7 +140,7 @@ def _same_elements(name: str, item: A.ParamDecl, default, value, span):
         return value
     for i, v in enumerate(value):
         if not _of_kind(v, kind):
-            quote = f' (inside a list, record or expression a word is a name: quote it, "{v.op.name}")' \
+            quote = f' (inside a list, record or expression a word is a name: quote it, "{v.name}")' \
                 if kind is str and isinstance(v, OpFn) else ""  # a bare -D act=silu is a string; [silu] an op
             raise DefineError(f"{define_label(name, span)}: element {i} is {describe(v)}, and the default's "
                               f"elements are {_KINDS[kind]}{quote}", span,
@@ -222,7 +225,12 @@ _KINDS = {bool: "true or false", int: "integers", float: "numbers", str: "string
 
 def _kind(v) -> str:
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
-            list: "a list", tuple: "a tuple", dict: "a dict"}.get(type(v), type(v).__name__)
+            list: "a list", tuple: "a tuple", dict: "a dict", OpFn: "an op"}.get(type(v), type(v).__name__)
+
+
+def _op_named(name: str):
+    op = ops.lookup(name)
+    return op if op is not None and op.category != "internal" else None
 
 
 def parse_define(text: str, sources: SourceMap, index: int = 0) -> tuple[str, tuple]:

@@ -454,7 +454,7 @@ class Evaluator(Calls, Blocks, Operators):
             return BUILTINS[name]
         op = ops.lookup(name)
         if op is not None and op.category != "internal":  # dim_size and autodiff's helpers: no checks for a spec
-            return OpFn(op, name)
+            return OpFn(op, name if name in op.alias_ranks else "")
         if self.graph is not None and any(name in dim_symbols(d) for v in self.graph.inputs for d in v.type.shape):
             raise UnknownNameError(f"unknown name '{name}': {name} is a size of the model's inputs, and a block sees "
                                    f"only its arguments; read it from a tensor (shape(x)[0]), pass it in as an "

@@ -287,7 +287,7 @@ def _same_definition(a, b) -> bool:
     if isinstance(a, Namespace):
         return a.env is b.env
     if isinstance(a, OpFn):
-        return a.op is b.op
+        return a.op is b.op and a.called == b.called
     if isinstance(a, Builtin):
         return a.fn is b.fn
     try:

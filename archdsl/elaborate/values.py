@@ -34,12 +34,18 @@ class Tensor:
 @dataclass(frozen=True, slots=True)
 class OpFn:
     op: OpDef
-    called: str = field(default="", compare=False)  # the name written: an alias (batchnorm2d) may check more
+    # the alias written where it checks more than the op (batchnorm2d: 4-D, as torch's class), else "": then
+    # batchnorm1d and batchnorm2d are two values (== and imports tell them apart), clip and clamp one
+    called: str = ""
     kind_name = "op"
 
     @property
+    def name(self) -> str:
+        return self.called or self.op.name
+
+    @property
     def description(self) -> str:  # for describe(): `x -> relu + x` said "got op"
-        return f"the op {self.op.name}"
+        return f"the op {self.name}"
 
 
 @dataclass(frozen=True, slots=True, eq=False)

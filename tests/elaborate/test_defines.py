@@ -188,6 +188,17 @@ def test_a_bare_word_in_a_list_for_strings_says_to_quote_it():
     assert archdsl.check_source(src, defines=['acts=["silu", "gelu"]']).meta["acts"] == ["silu", "gelu"]
 
 
+def test_a_bare_word_for_a_param_whose_default_is_an_op_is_that_op():
+    """`param act = relu` with -D act=silu said 'expected OpFn like the default, got string "silu"': no way to
+    set it from the command line, and a Python class name for what was wanted."""
+    src = "param act = relu\nmodel m(x: float32[B, 4]) -> y {\n    y = x -> act\n}\n"
+    assert [n.op for n in archdsl.check_source(src, defines=["act=silu"]).nodes] == ["silu"]
+    with pytest.raises(ArchError, match="batchnorm2d takes a 4-D input"):  # the alias, with its check
+        archdsl.check_source(src, defines=["act=batchnorm2d"])
+    with pytest.raises(DefineError, match='act: expected an op like the default \\(the op relu\\), got string "foo"'):
+        archdsl.check_source(src, defines=["act=foo"])
+
+
 def test_defines_inf_and_minus_inf_are_infinity_for_a_number_param():
     """`-D p=inf` for cdist's `param p = 2.0` was refused ("expected a number"), and `-D p=-inf` was an
     unknown name: the ops spell infinity "inf"/"-inf", so a number param takes those words as infinities."""

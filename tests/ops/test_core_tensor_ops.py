@@ -543,6 +543,21 @@ def test_batchnorm_aliases_take_torchs_ranks(name, ranks):
                              f"\\({rank}-D\\)")
 
 
+def test_batchnorm_aliases_are_values_of_their_own(tmp_path):
+    """batchnorm1d == batchnorm2d was true (one op underneath), so two imports binding `norm` to each were one
+    definition, and the import order decided whether a 3-D input was refused."""
+    archdsl.check_source('assert batchnorm1d != batchnorm2d and batchnorm2d == batchnorm2d and clip == clamp\n'
+                         'assert str(batchnorm2d) == "batchnorm2d" and not (batchnorm2d in [batchnorm1d, batchnorm])\n'
+                         "model m(x: float32[B, 4]) -> y {\n    y = x -> batchnorm1d\n}\n")
+    (tmp_path / "lib1.arch").write_text("let norm = batchnorm1d\n")
+    (tmp_path / "lib2.arch").write_text("let norm = batchnorm2d\n")
+    for first, second in (("lib1", "lib2"), ("lib2", "lib1")):
+        (tmp_path / "m.arch").write_text(f'import "{first}.arch"\nimport "{second}.arch"\n'
+                                         "model m(x: float32[B, 4, 8]) -> y {\n    y = x -> norm\n}\n")
+        with pytest.raises(archdsl.ArchError, match="'norm' comes from two imports that define it differently"):
+            archdsl.check_file(tmp_path / "m.arch")
+
+
 def test_mean_of_integers_is_refused_as_torch_does():
     """ONNX ReduceMean on int64 truncates (the mean of [1, 2] was 1)."""
     with pytest.raises(archdsl.ArchError, match="mean: needs a float tensor, got int64"):
