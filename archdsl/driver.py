@@ -305,6 +305,7 @@ class CompiledTrain:
     info: object
     graph: Graph
     unused: list = field(default_factory=list)  # results that reach no output, as written (ir.Unused)
+    digest: str = ""  # of the elaborated graph (training.identity): what a checkpoint's resume compares
 
 
 def build_train(mod: Module, model: str | None, options: CompileOptions, train,
@@ -324,6 +325,7 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
     from .passes import TRAIN_LEVEL, PassContext, optimize
     from .runtime import newest_opset
     from .training.export import expose_initializers, lower_train_step
+    from .training.identity import graph_digest
     name = _one_model(mod, model)
     opset = _check_options(options) or newest_opset()
     _check_train(train, options)
@@ -347,6 +349,7 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
     # the forward keeps a dead result until the whole step is optimized: kept where dead_code does not run then
     kept = not _drops_dead_code(level, options.disabled_passes, inference=False)
     unused = [replace(u, kept=kept) for u in unused_results(graph)]
+    digest = graph_digest(graph)  # before any pass: the same whatever the opset, -O level or runtime
     optimize(graph, options.opt_level, tuple(options.disabled_passes),
              PassContext(opset=opset, inference=False, train_forward=True))
     train_ctx = PassContext(opset=opset, inference=False)
@@ -361,7 +364,7 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
     unused = [replace(u, kept=u.kept or (u.node is None and u.names[0] in held),
                       params_stay=u.node is not None and not u.kept and any(n in held for n in u.names))
               for u in unused]
-    return CompiledTrain(step_model, eval_model, info, graph, unused)
+    return CompiledTrain(step_model, eval_model, info, graph, unused, digest)
 
 
 def _check_train(train, options: CompileOptions) -> None:

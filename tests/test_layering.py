@@ -32,12 +32,13 @@ ALLOWED = {
     "lower": {"ir", "ops", "types", "files"},
     "summary": {"ir", "ops", "types"},
     "training.export": {"autodiff", "lower", "ir", "ops", "types", "files"},
+    "training.identity": set(),  # a train step's digest, for --resume: the driver makes it, the loop compares
     "training": {"training.export"},  # the package's __init__ re-exports the stage
     "runtime": {"types"},  # the dims a model file names: types reads the formulas it wrote
-    "driver": STAGES | {"training", "training.export", "runtime"},
+    "driver": STAGES | {"training", "training.export", "training.identity", "runtime"},
     "": {"driver"},  # archdsl/__init__.py: the public API
 }
-FACE_ALLOWED = STAGES | {"driver", "runtime", "training", "training.export"} | FACES
+FACE_ALLOWED = STAGES | {"driver", "runtime", "training", "training.export", "training.identity"} | FACES
 
 
 def _unit(parts: list[str]) -> str:

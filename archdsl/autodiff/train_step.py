@@ -132,6 +132,7 @@ class TrainStep:
     buffers: list[str]
     config: TrainConfig
     bn_spatial: tuple = ()  # each BatchNorm's spatial dims, symbols where the model has them
+    undecayed: tuple[str, ...] = ()  # the trainable parameters --no-decay took out of weight decay
 
     @property
     def labelled(self) -> bool:
@@ -416,7 +417,7 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     prune_dead(graph)
     check(graph)
     return TrainStep(graph, data_inputs, state_inputs, {k: k[: -len(NEW)] for k, _ in new_outputs}, out_name,
-                     [v.name for v in params], [v.name for v in buffers], cfg, bn_spatial)
+                     [v.name for v in params], [v.name for v in buffers], cfg, bn_spatial, tuple(sorted(undecayed)))
 
 
 def state_bytes(graph: Graph, cfg: TrainConfig) -> tuple[int, int]:

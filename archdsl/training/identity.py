@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-import onnx
+import numpy as np
 
 from ..diagnostics import ArchError
 
@@ -14,24 +14,42 @@ STEP_KEY = "__step__"
 _PATTERNS = ("freeze", "no_decay")  # compared by what they select (the step itself), not as written
 
 
-def step_identity(model: onnx.ModelProto, state_inputs) -> dict:
-    """A digest of the step's computation (its nodes' ops, wiring and attributes, its constants, its inputs and
-    outputs; not node names, which hold the spec's line numbers, nor the state's starting values), with the
-    model's name and param values to say what differs."""
+def graph_digest(g) -> str:
+    """The elaborated graph as the spec, -D values and model make it, before any pass (so the same whatever
+    the opset, -O level or onnxruntime): inputs, parameters, constants, each node's op, wiring, attributes and
+    output types. Not node names and spans, which move with the spec's lines."""
     h = hashlib.sha256()
-    for n in model.graph.node:
-        bare = onnx.NodeProto()
-        bare.CopyFrom(n)
-        bare.ClearField("name")
-        bare.ClearField("doc_string")
-        h.update(bare.SerializeToString(deterministic=True))
-    state = set(state_inputs)
-    for t in model.graph.initializer:
-        if t.name not in state:
-            h.update(t.SerializeToString(deterministic=True))
-    for v in (*model.graph.input, *model.graph.output):
-        h.update(v.SerializeToString(deterministic=True))
-    meta = {p.key: p.value for p in model.metadata_props}
+    refs: dict[int, int] = {}
+
+    def put(*parts) -> None:
+        for p in parts:
+            h.update(p if isinstance(p, bytes) else repr(p).encode())
+            h.update(b"\0")
+
+    for v in (*g.inputs, *g.params.values(), *g.consts):
+        refs[id(v)] = len(refs)
+        put(v.kind, v.name if v.kind != "const" else "", str(v.type))
+        if v.kind == "const":
+            put(np.ascontiguousarray(v.data).tobytes())
+    for n in g.nodes:
+        put(n.op, [refs.get(id(x)) for x in n.inputs], sorted((k, _plain(a)) for k, a in n.attrs.items()),
+            [str(o.type) for o in n.outputs])
+        for o in n.outputs:
+            refs[id(o)] = len(refs)
+    put([(k, refs.get(id(v))) for k, v in g.outputs])
+    return h.hexdigest()
+
+
+def _plain(a):
+    return a.tobytes() if isinstance(a, np.ndarray) else a
+
+
+def step_identity(ct) -> dict:
+    """What a checkpoint keeps of the train step that made it: the graph's digest with the parameters
+    --no-decay took out (the rest of the step's settings are its config), the model's name and param values."""
+    h = hashlib.sha256(ct.digest.encode())
+    h.update(json.dumps(list(ct.info.undecayed)).encode())
+    meta = {p.key: p.value for p in ct.step_model.metadata_props}
     return {"sha256": h.hexdigest(), "model": meta.get("archdsl.model"),
             "params": json.loads(meta.get("archdsl.params", "{}"))}
 

@@ -114,7 +114,7 @@ class Trainer:
     @functools.cached_property
     def step_id(self) -> dict:
         """The train step's digest, model name and params, kept in a checkpoint (identity.check_resume)."""
-        return identity.step_identity(self.ct.step_model, self.info.state_inputs)
+        return identity.step_identity(self.ct)
 
     def set(self, name: str, value: np.ndarray) -> None:
         self.state[name] = self.ort.OrtValue.ortvalue_from_numpy(np.asarray(value, order="C"), self.device, 0)
@@ -198,7 +198,8 @@ class Trainer:
         try:  # a damaged or hand-made file: its bookkeeping entries must be what train writes
             saved = json.loads(str(arrays.pop("__config__", "{}")))
             made_by = json.loads(str(arrays.pop(identity.STEP_KEY, "null")))  # older checkpoints: none
-            if made_by is not None and not (isinstance(made_by, dict) and isinstance(made_by.get("sha256"), str)):
+            if made_by is not None and not (isinstance(made_by, dict) and isinstance(made_by.get("sha256"), str)
+                                            and isinstance(made_by.get("params", {}), dict)):
                 raise TypeError(f"{identity.STEP_KEY} is not a train step's digest")
             epoch = int(arrays.pop("__epoch__"))
             best = arrays.pop("__best__", None)
@@ -398,6 +399,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
         console.print(f"stopping: at epoch {start}, where {opts.checkpoint} was written, val_loss had not "
                       f"improved for {stale} epoch{'s' if stale != 1 else ''} (--patience {opts.patience})")
         start = opts.epochs
+    updated = start > 0  # an update has run (a non-finite loss before one is not the learning rate's doing)
     for epoch in range(start + 1, opts.epochs + 1):
         t0 = time.perf_counter()
         if "lr" in trainer.state:  # lr is a step input: a schedule just feeds it (and a resumed run takes --lr)
@@ -424,13 +426,14 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                         warming = done < opts.warmup
                     trainer.set("lr", np.array(lr * f, np.float32))
                 loss, pred = _on_batch(opts.data, idx, lambda: trainer.train_step(batch))
+                first, updated = not updated, updated or accumulate == 1 or bool(batch["apply"])
                 weight = batch_weight(batch.get("labels"), ignore, len(idx)) if ct.info.labelled else \
                     spec_batch_weight(batch, masked, len(idx))
                 if weight == 0:  # every label ignored: the step ran with a zero gradient, as torch's does
                     bar.update(task, advance=1)
                     continue
                 if not np.isfinite(loss):
-                    raise ArchError(_not_finite(loss, epoch, step, steps, epoch == 1 and step == 1, opts.weights_file))
+                    raise ArchError(_not_finite(loss, epoch, step, steps, first, opts.weights_file))
                 total += loss * weight
                 seen += weight
                 if ct.info.labelled:

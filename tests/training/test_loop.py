@@ -525,3 +525,17 @@ def test_a_non_finite_loss_counts_the_batches_that_run_and_names_the_starting_we
     assert main(["train", str(spec), *argv, "--lr", "1e-3", "--weights", str(big)]) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert f"step 1 of 3, before any update: the starting weights ({big}) or the model give it" in err
+
+
+def test_a_non_finite_loss_before_the_first_update_of_accumulated_steps_is_not_blamed_on_the_lr(tmp_path, capsys):
+    """With --accumulate 3 the first update runs after micro-batch 3: a NaN at micro-batch 2 was blamed on the
+    learning rate (review47)."""
+    x = np.ones((48, 8), np.float32)
+    x[20] = 1e30  # x * x overflows in the second batch of 16
+    np.savez(tmp_path / "d.npz", x=x, labels=np.zeros(48, np.int64))
+    spec = tmp_path / "sq.arch"
+    spec.write_text("model sq(x: float32[B, 8]) -> y {\n    y = x * x -> linear(3) as fc\n}\n")
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--epochs", "1", "--batch-size", "16",
+                 "--accumulate", "3", "-o", str(tmp_path / "w.npz"), "--quiet"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "before any update: the model gives it on this data" in err and "--lr" not in err

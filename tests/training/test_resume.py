@@ -332,3 +332,35 @@ def test_resume_compares_what_freeze_and_no_decay_patterns_select(tmp_path, caps
     capsys.readouterr()                                                                   # no decay to take
     assert main(base + ["--epochs", "4", "--freeze", "fc1.*", "--no-decay", "fc1", "--resume"]) == 1
     assert 'another train step (no_decay ["fc2"] there, ["fc1"] here)' in capsys.readouterr().err
+
+
+def test_a_train_steps_identity_is_the_same_at_any_opset_and_level(tmp_path):
+    """The digest hashed the lowered ONNX, so a checkpoint made under another onnxruntime (another newest opset,
+    another Attention kernel) was refused as 'the spec computes otherwise since' (review47)."""
+    from archdsl import driver
+    from archdsl.autodiff import OptimConfig, TrainConfig
+    from archdsl.training.identity import step_identity
+    spec = tmp_path / "r.arch"
+    spec.write_text("model r(x: float32[B, T, 8]) -> y {\n    h = x -> rms_norm(8) as norm\n"
+                    "    y = scaled_dot_product_attention(h, h, h, is_causal=true) -> mean(1) -> linear(3) as fc\n}\n")
+    cfg = TrainConfig(optimizer=OptimConfig("adamw"), no_decay=("*.bias",))
+    ids = {(opset, level): step_identity(driver.compile_train_file(spec, cfg, opset=opset, opt_level=level))
+           for opset in (17, 22, 24) for level in (0, 2)}
+    assert len({i["sha256"] for i in ids.values()}) == 1
+    other = TrainConfig(optimizer=OptimConfig("adamw"), no_decay=("fc.weight",))  # another parameter undecayed
+    assert step_identity(driver.compile_train_file(spec, other))["sha256"] != ids[(24, 2)]["sha256"]
+
+
+def test_a_damaged_step_record_is_not_a_checkpoint(tmp_path, capsys):
+    """A __step__ whose params were not a record was an internal error (review47)."""
+    base = _act_scene(tmp_path) + ["--model", "net"]
+    assert main(base + ["--epochs", "1"]) == 0
+    ckpt = tmp_path / "w.ckpt.npz"
+    with np.load(ckpt) as z:
+        arrays = {k: z[k] for k in z.files}
+    for bad in ('{"sha256": "abc", "model": "net", "params": [1]}', '"abc"'):
+        np.savez(ckpt, **{**arrays, "__step__": np.array(bad)})
+        capsys.readouterr()
+        assert main(base + ["--epochs", "2", "--resume"]) == 1
+        assert "is not a checkpoint of `archdsl train` (its bookkeeping does not read: __step__ is not a train " \
+               "step's digest)" in capsys.readouterr().err
