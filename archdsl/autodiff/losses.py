@@ -42,9 +42,12 @@ def labels_type(loss: str, pred: TensorType, output: str) -> TensorType:
             raise ArchError(f"cross_entropy over output '{output}' ({pred}): its class dim is empty, so no label "
                             "is a class (torch refuses it)")
         if classes == 1:  # torch's loss is 0 too, whatever the weights: nothing would train
+            ones = pred.rank >= 3 and all(d == 1 for d in pred.shape[2:]) and pred.shape[1] != 1
+            layout = f"; if dim 1 ({pred.shape[1]}) holds the classes (torch's layout), end the spec with flatten" \
+                if ones else ""
             raise ArchError(f"cross_entropy over output '{output}' ({pred}): one class, so the loss is 0 whatever "
                             "the weights; for a yes/no target, --loss bce_with_logits with float 0/1 labels of the "
-                            "output's shape")
+                            f"output's shape{layout}")
         return TensorType(DType.int64, pred.shape[:ax] + pred.shape[ax + 1:])
     if loss in ("mse", "bce_with_logits"):
         if not pred.dtype.is_float:

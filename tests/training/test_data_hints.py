@@ -98,8 +98,14 @@ def test_one_class_under_cross_entropy_is_refused_with_the_binary_loss(tmp_path,
     assert rc == 1 and "error: cross_entropy over output 'logit' (float32[B, 1]): one class, so the loss is 0 " \
                        "whatever the weights; for a yes/no target, --loss bce_with_logits with float 0/1 labels " \
                        "of the output's shape" in err, err
+    assert "torch's layout" not in err
     rc, err = train(tmp_path, capsys, spec, ["--loss", "bce_with_logits"], x=X, labels=np.zeros((N, 1), np.float32))
     assert rc == 0, err
+    head = "model head(x: float32[B, 6, 1, 1]) -> logits {\n    logits = x -> conv2d(10, 1) as fc\n}\n"
+    rc, err = train(tmp_path, capsys, head, (), x=X[:, :, None, None], labels=np.zeros(N, np.int64))
+    assert rc == 1 and "one class, so the loss is 0 whatever the weights; for a yes/no target, --loss " \
+        "bce_with_logits with float 0/1 labels of the output's shape; if dim 1 (10) holds the classes (torch's " \
+        "layout), end the spec with flatten" in " ".join(err.split()), err  # [B, 10, 1, 1]: a conv head's
 
 
 @pytest.mark.parametrize("loss, said", [
