@@ -20,7 +20,7 @@ import numpy as np
 from ..diagnostics import ArchError, did_you_mean
 from ..ir import Graph, Value, check
 from ..ops import Init, ParamSpec
-from ..ops.losses import squashed_logits
+from ..ops.losses import squashed_logits, squashing
 from ..types import DType, TensorType, dim_size
 from .builder import GradBuilder
 from .engine import gradients, prune_dead
@@ -326,13 +326,17 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
         except ArchError as e:  # at the output's definition; a default loss says it was one
             hint = ("; cross_entropy is the default loss: --loss names another (mse, bce_with_logits), or the "
                     "spec computes its own (an output named loss)") if defaulted else ""
+            if cfg.loss == "cross_entropy" and squashing("bce_with_logits", pred) is not None:  # DCGAN's D
+                hint = (f"; output '{out_name}' ends in a sigmoid, which bce_with_logits applies itself: end the "
+                        "model at the sigmoid's input for it") + hint
             raise ArchError(e.message + hint, e.span or pred.span, e.notes) from None
         if said := image_classes(cfg.loss, pred, out_name, defaulted):  # a segmentation map [N, C, H, W]
             graph.warnings.append((said, pred.span))
         if said := squashed_logits(cfg.loss, pred):  # `y = ... -> softmax` trained with --loss cross_entropy
+            squash = squashing(cfg.loss, pred)  # maybe before a flatten
             graph.warnings.append((f"output '{out_name}': --loss {said}; end it at the logits (for probabilities "
-                                   f"as well, a second output {pred.producer.op}(logits), and --output-name naming "
-                                   "the logits)", pred.producer.span))
+                                   f"as well, a second output {squash.op}(logits), and --output-name naming "
+                                   "the logits)", squash.span))
         labels = graph.add_input("labels", lt)
         b = GradBuilder(graph, None, tag="loss")
         loss = make_loss(b, cfg.loss, pred, labels, cfg.label_smoothing, cfg.ignore_index)

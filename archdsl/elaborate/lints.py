@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .. import ops
 from ..ops._common import channels_first_perm
-from ..ops.losses import squashed_logits
+from ..ops.losses import squashed_logits, squashing
 from ..ops.recurrent import layout_hint
 from ..ops.shapes import prod
 from ..types import dim_symbols, is_formula
@@ -22,7 +22,7 @@ def suspicious(op, tensors: list, attrs: dict) -> str | None:
         if op.name == "cross_entropy" and not said and _one_class(tensors[0].type, attrs["axis"]):
             return ("cross_entropy over one class is 0 whatever the weights (as torch's); for a yes/no target, "
                     "bce_with_logits with float 0/1 targets of the logits' shape")
-        return said and f"{said}; give it the logits (the {tensors[0].value.producer.op}'s input)"
+        return said and f"{said}; give it the logits (the {squashing(op.name, tensors[0].value).op}'s input)"
     x = tensors[0].type
     if op.name == "reshape":
         return _fixed_reshape(x, attrs["shape"]) or _reshape_as_permute(x, attrs["shape"], tensors[0].value)

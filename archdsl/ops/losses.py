@@ -12,20 +12,32 @@ from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis
 
-__all__ = ["BCE_ATTRS", "CE_ATTRS", "REDUCTIONS", "kept_labels", "labels64", "squashed_logits"]
+__all__ = ["BCE_ATTRS", "CE_ATTRS", "REDUCTIONS", "kept_labels", "labels64", "squashed_logits", "squashing"]
 
 REDUCTIONS = ("mean", "sum", "none")
 
 _OWN_SQUASH = {"cross_entropy": ("softmax", "log_softmax"), "bce_with_logits": ("sigmoid", "sigmoid")}
 
 
+_VALUES_KEPT = ("flatten", "reshape", "squeeze", "unsqueeze", "permute", "transpose", "getitem")
+
+
+def squashing(loss: str, logits):
+    """The softmax (sigmoid) node a loss that takes logits is given the output of, through ops that only move
+    its values (DCGAN's discriminator ends sigmoid -> flatten), or None."""
+    squash = _OWN_SQUASH.get(loss)
+    node = getattr(logits, "producer", None)
+    while squash is not None and node is not None and node.op in _VALUES_KEPT:
+        node = node.inputs[0].producer
+    return node if squash is not None and node is not None and node.op == squash[0] else None
+
+
 def squashed_logits(loss: str, logits) -> str | None:
     """What to say when a loss that takes logits is given a softmax's (a sigmoid's) output: it squashes them
     again, so training crawls with nothing wrong in any shape (torch takes the same logits)."""
-    squash = _OWN_SQUASH.get(loss)
-    producer = getattr(logits, "producer", None)
-    if squash is None or producer is None or producer.op != squash[0]:
+    if squashing(loss, logits) is None:
         return None
+    squash = _OWN_SQUASH[loss]
     return (f"{loss} takes logits and applies its own {squash[1]} (as torch's), and here it is given a {squash[0]}'s "
             f"output: it trains on {squash[1]}({squash[0]}(x)), slowly or not at all")
 

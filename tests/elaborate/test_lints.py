@@ -259,3 +259,23 @@ def test_torchs_positional_size_and_padding_idx_are_said():
            "embedding_dim, padding_idx) is padding_idx=0 here" in said("    y = embedding(x, 100, 32, 0)", ids)[0]
     for body in ("embedding(x, 100, 32, 0.02)", "embedding(x, 100, 32, std=0)", "embedding(x, 100, 32)"):
         assert said(f"    y = {body}", ids) == [], body
+
+
+def test_a_sigmoid_behind_a_flatten_into_bce_with_logits_is_said(tmp_path, capsys):
+    """DCGAN's discriminator ends sigmoid -> flatten (as torch's tutorial, for BCELoss): a shape op between
+    turned the warning off, and trained on sigmoid(sigmoid(x)), where a fake could never score below log 2.
+    The default loss's one-class refusal, which advises bce_with_logits, says the output ends in a sigmoid."""
+    inputs = "x: float32[B, 8], u: float32[B]"
+    assert said("    p = x -> linear(1) -> sigmoid\n    loss = bce_with_logits(p[:, 0], u)", inputs, "loss") == [
+        "<string>:3:12: bce_with_logits takes logits and applies its own sigmoid (as torch's), and here it is given "
+        "a sigmoid's output: it trains on sigmoid(sigmoid(x)), slowly or not at all; give it the logits (the "
+        "sigmoid's input)"]
+    spec = tmp_path / "d.arch"
+    spec.write_text("model d(x: float32[B, 8]) -> p {\n    p = x -> linear(1) as fc -> sigmoid -> flatten\n}\n")
+    assert main(["build", str(spec), "--train", "--loss", "bce_with_logits", "-o", str(tmp_path / "t.onnx")]) == 0
+    assert "d.arch:2:33: warning: output 'p': --loss bce_with_logits takes logits and applies its own sigmoid" \
+        in capsys.readouterr().err
+    assert main(["build", str(spec), "--train", "-o", str(tmp_path / "t.onnx")]) == 1
+    assert "one class, so the loss is 0 whatever the weights; for a yes/no target, --loss bce_with_logits with " \
+        "float 0/1 labels of the output's shape; output 'p' ends in a sigmoid, which bce_with_logits applies " \
+        "itself: end the model at the sigmoid's input for it" in " ".join(capsys.readouterr().err.split())
