@@ -234,28 +234,56 @@ def resolved(cfg: TrainConfig, outputs) -> TrainConfig:
 
 def _warn_untrained(graph: Graph, out_name: str, ungraded: list[Value]) -> None:
     """Parameters that feed only outputs the loss does not read (a second head) stay as initialized, as in
-    torch: said once, at the first of them (one that feeds nothing has its own warning)."""
+    torch: said once, at the first of them (one that feeds nothing has its own warning). So are ones the loss
+    reaches only through detach (a GAN's discriminator step over detach(gen(z)), where torch's optimizer would
+    hold the discriminator's alone)."""
     fed: dict[int, list[str]] = {}  # a value's id -> the other outputs it feeds
     for name, v in graph.outputs:
-        if name == out_name:
-            continue
-        todo, seen = [v], set()
-        while todo:
-            u = todo.pop()
-            if id(u) not in seen:
-                seen.add(id(u))
-                fed.setdefault(id(u), []).append(name)
-                todo.extend(u.producer.inputs if u.producer is not None else ())
+        if name != out_name:
+            for i in _ancestors(v):
+                fed.setdefault(i, []).append(name)
     left = [p for p in ungraded if id(p) in fed]
+    upstream = _ancestors(dict(graph.outputs)[out_name])
+    stopped = [p for p in ungraded if id(p) not in fed and id(p) in upstream]
+    if stopped:
+        held = {id(p) for p in stopped}
+        prefix = _prefix(stopped, [p for p in graph.trainable() if id(p) not in held])
+        graph.warnings.append((f"{_listed(stopped)} reach{'es' if len(stopped) == 1 else ''} the loss (on "
+                               f"'{out_name}') only through detach (or integer and comparison ops): no gradient, so "
+                               "the step leaves them as they are, carrying their optimizer state unchanged; "
+                               f"--freeze {prefix or 'them'} leaves them out of the update's state", stopped[0].span))
     if left:
         outs = list(dict.fromkeys(o for p in left for o in fed[id(p)]))
-        names = ", ".join(f"'{p.name}'" for p in left[:4]) + (f" and {len(left) - 4} more" if len(left) > 4 else "")
         one = len(left) == 1
-        graph.warnings.append((f"{names} get{'s' if one else ''} no gradient from the loss (on '{out_name}'); "
+        graph.warnings.append((f"{_listed(left)} get{'s' if one else ''} no gradient from the loss (on '{out_name}'); "
                                f"{'it feeds' if one else 'they feed'} output{'s' if len(outs) > 1 else ''} "
                                f"{', '.join(repr(o) for o in outs)}, and the train step leaves "
                                f"{'it' if one else 'them'} as initialized, as torch does; a loss the spec computes "
                                "(an output named loss) can train every output", left[0].span))
+
+
+def _listed(params: list[Value]) -> str:
+    return ", ".join(f"'{p.name}'" for p in params[:4]) + (f" and {len(params) - 4} more" if len(params) > 4 else "")
+
+
+def _prefix(params: list[Value], others: list[Value]) -> str:
+    """The layer prefix `params` share and no other parameter has (G of G.fc1.weight and G.fc2.bias), or ""."""
+    parts = [p.name.split(".")[:-1] for p in params]
+    n = 0
+    while all(len(q) > n and q[n] == parts[0][n] for q in parts):
+        n += 1
+    prefix = ".".join(parts[0][:n])
+    return prefix if prefix and not any(o.name.startswith(prefix + ".") for o in others) else ""
+
+
+def _ancestors(v: Value) -> set[int]:
+    seen, todo = set(), [v]
+    while todo:
+        u = todo.pop()
+        if id(u) not in seen:
+            seen.add(id(u))
+            todo.extend(u.producer.inputs if u.producer is not None else ())
+    return seen
 
 
 def _no_loss_settings(cfg: TrainConfig, why: str) -> None:

@@ -237,3 +237,23 @@ def test_a_one_channel_map_under_the_default_loss_is_told_to_name_another(tmp_pa
     err = capsys.readouterr().err
     assert "a map of one channel holds values, not classes' scores; cross_entropy is the default loss: --loss " \
            "names another (mse, bce_with_logits)" in err and "permute" not in err
+
+
+def test_parameters_the_loss_reaches_only_through_detach_are_said_with_the_freeze_that_drops_them(tmp_path, capsys):
+    """A GAN's discriminator step over detach(gen(z)): the generator's weights were counted as trained and
+    carried their Adam state through unchanged, with no word (torch's optimizer would hold D's alone)."""
+    spec = tmp_path / "g.arch"
+    spec.write_text("block gen(z) {\n    return z -> linear(8) as fc1 -> relu -> linear(8) as fc2\n}\n"
+                    "model d(z: float32[B, 4], real: float32[B, 8], t: float32[B, 1]) -> loss {\n"
+                    "    fake = detach(gen(z) as G)\n"
+                    "    both = concat([real, fake], axis=0)\n"
+                    "    loss = bce_with_logits(both -> linear(1) as D, concat([t, t], axis=0))\n"
+                    "}\n")
+    out = str(tmp_path / "d.onnx")
+    assert main(["build", str(spec), "--train", "-o", out]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "g.arch:2:17: warning: 'G.fc1.weight', 'G.fc1.bias', 'G.fc2.weight', 'G.fc2.bias' reach the loss (on " \
+        "'loss') only through detach (or integer and comparison ops): no gradient, so the step leaves them as they " \
+        "are, carrying their optimizer state unchanged; --freeze G leaves them out of the update's state" in err, err
+    assert main(["build", str(spec), "--train", "--freeze", "G", "-o", out]) == 0
+    assert "warning" not in capsys.readouterr().err
