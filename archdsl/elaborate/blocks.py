@@ -185,7 +185,10 @@ class Blocks:
         buffers = [n for n in fn.params if self.graph.params[n].kind == "buffer" and n not in self.free_params]
         if buffers:
             raise ArchTypeError(f'layer("{fn.name}"): the block keeps buffers ({quoted(buffers)}) that each call '
-                                "would update in training; only blocks without buffers are called again", span)
+                                "would update in training; only blocks without buffers are called again. For a "
+                                "discriminator on real and fake: one call on concat([real, fake], axis=0), or a "
+                                "loss over one batch at a time with --accumulate 2 (torch's two backward() calls)",
+                                span)
         d = fn.fn.defn
         tensors = [k for k, v in fn.args.items() if isinstance(v, Tensor) or  # a list of tensors too: f([x, y])
                    isinstance(v, (list, tuple)) and v and all(isinstance(t, Tensor) for t in v)]

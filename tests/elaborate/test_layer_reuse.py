@@ -254,6 +254,8 @@ model m(x: float32[B, 8]) -> (y, z) {
     ('y = x -> blk(4) as enc\n    z = x[:, :4] -> layer("enc")', "enc.fc.weight is float32[4, 6], and this call "
                                                                  "needs float32[4, 4]"),
     ('y = x -> bn_blk() as enc\n    z = x -> layer("enc")', "the block keeps buffers ('enc.bn.running_mean'"),
+    ('y = x -> bn_blk() as enc\n    z = x -> layer("enc")', "For a discriminator on real and fake: one call on "
+                                                          "concat([real, fake], axis=0), or a loss over one batch"),
     ('y = x -> branchy() as enc\n    z = x[:, :2] -> layer("enc")', "makes an unnamed mul where its first call"),
 ])
 def test_block_refusals(body, words):
