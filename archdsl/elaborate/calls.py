@@ -92,18 +92,6 @@ def _branch_dtype(picked) -> DType:
     return DType.float32 if any(isinstance(v, float) for v in nums) else DType.int64
 
 
-def _check_alias_rank(fn: OpFn, ranks: tuple[int, ...], torch_name: str, x, span: Span) -> None:
-    """batchnorm2d of a 3-D tensor: torch's BatchNorm2d refuses it, and a spec ported from torch meant another
-    layout; the op's own name takes any rank."""
-    if not isinstance(x, Tensor) or x.type.rank in ranks:
-        return
-    def said(rs):
-        return " or ".join(f"{r}-D" for r in rs)
-    others = ", ".join(f"{a} {said(rs)}" for a, (rs, _) in fn.op.alias_ranks.items() if a != fn.called)
-    raise ArchTypeError(f"{fn.called} takes a {said(ranks)} input, as torch's {torch_name}, got {x.type} "
-                        f"({x.type.rank}-D); {others}, and {fn.op.name} any rank", span)
-
-
 class Calls:
     """The Evaluator's call handling (a mixin: it uses the evaluator's graph, scopes and eval)."""
 
@@ -111,8 +99,7 @@ class Calls:
         if isinstance(fn, OpFn):
             if fn.op.written:  # its attributes are its syntax's own encoding (getitem's index)
                 raise ArchTypeError(f"{fn.op.name} is written {fn.op.written}, not called", span)
-            if ranks := fn.op.alias_ranks.get(fn.called):
-                _check_alias_rank(fn, *ranks, args[0] if args else kwargs.get(fn.op.inputs[0]), span)
+            fn.check_rank(args[0] if args else kwargs.get(fn.op.inputs[0]), span)
             return self.call_op(fn.op, args, kwargs, label, span)
         if isinstance(fn, BlockFn):
             return self.call_block(fn, args, kwargs, label, span)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..diagnostics import UnknownNameError, did_you_mean
+from ..diagnostics import ArchTypeError, UnknownNameError, did_you_mean
 from ..ir import Value
 from ..ops import OpDef
 from ..syntax import ast as A
@@ -46,6 +46,21 @@ class OpFn:
     @property
     def description(self) -> str:  # for describe(): `x -> relu + x` said "got op"
         return f"the op {self.name}"
+
+    def check_rank(self, x, span) -> None:
+        """batchnorm2d of a 3-D tensor: torch's BatchNorm2d refuses it, and a spec ported from torch meant
+        another layout; the op's own name takes any rank."""
+        if not self.called or not isinstance(x, Tensor):
+            return
+        ranks, torch_name = self.op.alias_ranks[self.called]
+        if x.type.rank in ranks:
+            return
+
+        def said(rs):
+            return " or ".join(f"{r}-D" for r in rs)
+        others = ", ".join(f"{a} {said(rs)}" for a, (rs, _) in self.op.alias_ranks.items() if a != self.called)
+        raise ArchTypeError(f"{self.called} takes a {said(ranks)} input, as torch's {torch_name}, got {x.type} "
+                            f"({x.type.rank}-D); {others}, and {self.op.name} any rank", span)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
