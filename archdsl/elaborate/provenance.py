@@ -51,7 +51,7 @@ def _jsonable(params: dict) -> dict:
 
     from ..diagnostics import LimitError
     from ..types import Sym
-    from .bounded import Meter
+    from .bounded import Meter, to_str
 
     def conv(v, meter: Meter, depth: int = 0):
         if isinstance(v, (list, tuple, dict)):
@@ -64,7 +64,9 @@ def _jsonable(params: dict) -> dict:
             return {str(k): conv(x, meter, depth + 1) for k, x in v.items()}
         if isinstance(v, Sym) or isinstance(v, float) and not math.isfinite(v):
             return str(v)  # strict JSON has no inf or nan: "inf", "nan"
-        return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
+        if v is None or isinstance(v, (int, float, str, bool)):
+            return v
+        return to_str(v)  # an op, block or builtin by its name (its repr held addresses: builds differed)
 
     out = {}
     for k, v in params.items():

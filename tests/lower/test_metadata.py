@@ -26,6 +26,21 @@ def test_a_built_model_records_its_making(tmp_path, capsys):
     assert m.producer_name == "archdsl" and m.producer_version == __version__
 
 
+def test_params_holding_ops_blocks_and_builtins_are_recorded_by_name(tmp_path, capsys):
+    """They were recorded as Python reprs with memory addresses: two builds of one spec differed, and the value
+    of -D act=silu could not be read back."""
+    spec = tmp_path / "f.arch"
+    spec.write_text("param act = relu\nparam norm = batchnorm2d\nblock twice(x) {\n    return x * 2\n}\n"
+                    "param b = twice\nparam f = max\n"
+                    "model m(x: float32[2, 4, 3, 3]) -> y {\n    y = x -> conv2d(4, 1) -> act -> norm -> b\n}\n")
+    out = [tmp_path / "a.onnx", tmp_path / "b.onnx"]
+    for o in out:
+        assert main(["build", str(spec), "-D", "act=silu", "-o", str(o)]) == 0
+    assert out[0].read_bytes() == out[1].read_bytes()
+    meta = {p.key: p.value for p in onnx.load(str(out[0])).metadata_props}
+    assert json.loads(meta["archdsl.params"]) == {"act": "silu", "norm": "batchnorm2d", "b": "twice", "f": "max"}
+
+
 def test_a_model_built_from_given_weights_names_them_not_a_seed(tmp_path, capsys):
     """The seed draws no weight of such a model: `archdsl.seed` said where its weights came from wrongly."""
     import numpy as np
