@@ -11,6 +11,7 @@ import numpy as np
 from ..diagnostics import ArchError
 
 STEP_KEY = "__step__"
+SCHEME = 2  # how the digest is made; a checkpoint of another (or none) is compared by its settings alone
 _PATTERNS = ("freeze", "no_decay")  # compared by what they select (the step itself), not as written
 
 
@@ -50,7 +51,7 @@ def step_identity(ct) -> dict:
     h = hashlib.sha256(ct.digest.encode())
     h.update(json.dumps(list(ct.info.undecayed)).encode())
     meta = {p.key: p.value for p in ct.step_model.metadata_props}
-    return {"sha256": h.hexdigest(), "model": meta.get("archdsl.model"),
+    return {"scheme": SCHEME, "sha256": h.hexdigest(), "model": meta.get("archdsl.model"),
             "params": json.loads(meta.get("archdsl.params", "{}"))}
 
 
@@ -60,8 +61,10 @@ def fingerprint(cfg: dict, patterns: bool = True) -> dict:
 
 
 def check_resume(path, saved_cfg: dict, saved_step: dict | None, cfg: dict, step: dict) -> None:
-    """Refuse a checkpoint another train step wrote. A checkpoint from before the step's digest was kept is
-    compared by its settings alone (its freeze/no_decay patterns as written)."""
+    """Refuse a checkpoint another train step wrote. A checkpoint from before the step's digest was kept, or
+    of another digest's scheme, is compared by its settings alone (its freeze/no_decay patterns as written)."""
+    if saved_step is not None and saved_step.get("scheme") != SCHEME:  # an archdsl before this digest's
+        saved_step = None
     now, then = fingerprint(cfg, saved_step is None), fingerprint(saved_cfg, saved_step is None)
     if saved_cfg and then != now:
         diff = sorted(k for k in now.keys() | then.keys() if then.get(k) != now.get(k))  # a key one side
