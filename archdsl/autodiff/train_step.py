@@ -251,7 +251,8 @@ def _warn_untrained(graph: Graph, out_name: str, ungraded: list[Value]) -> None:
         graph.warnings.append((f"{_listed(stopped)} reach{'es' if len(stopped) == 1 else ''} the loss (on "
                                f"'{out_name}') only through detach (or integer and comparison ops): no gradient, so "
                                "the step leaves them as they are, carrying their optimizer state unchanged; "
-                               f"--freeze {prefix or 'them'} leaves them out of the update's state", stopped[0].span))
+                               f"{f'--freeze {prefix}' if prefix else '--freeze with each of their names'} leaves "
+                               "them out of the update's state", stopped[0].span))
     if left:
         outs = list(dict.fromkeys(o for p in left for o in fed[id(p)]))
         one = len(left) == 1
@@ -273,7 +274,7 @@ def _prefix(params: list[Value], others: list[Value]) -> str:
     while all(len(q) > n and q[n] == parts[0][n] for q in parts):
         n += 1
     prefix = ".".join(parts[0][:n])
-    return prefix if prefix and not any(o.name.startswith(prefix + ".") for o in others) else ""
+    return prefix if prefix and not any(o.name == prefix or o.name.startswith(prefix + ".") for o in others) else ""
 
 
 def _ancestors(v: Value) -> set[int]:

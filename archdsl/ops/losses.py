@@ -23,12 +23,13 @@ _VALUES_KEPT = ("flatten", "reshape", "squeeze", "unsqueeze", "permute", "transp
 
 
 def squashing(loss: str, logits):
-    """The softmax (sigmoid) node a loss that takes logits is given the output of, through ops that only move
-    its values (DCGAN's discriminator ends sigmoid -> flatten), or None."""
+    """The softmax (sigmoid) node a loss that takes logits is given the output of, or None; a sigmoid's through
+    ops that only move its values (DCGAN's discriminator ends sigmoid -> flatten), where a softmax's axis
+    would no longer be the classes' (softmax(x, -1) -> transpose(1, 2))."""
     squash = _OWN_SQUASH.get(loss)
     node = getattr(logits, "producer", None)
-    while squash is not None and node is not None and node.op in _VALUES_KEPT:
-        node = node.inputs[0].producer
+    while squash == _OWN_SQUASH["bce_with_logits"] and node is not None and node.op in _VALUES_KEPT:
+        node = node.inputs[0].producer  # a sigmoid has no axis: moved or reshaped, it is the same squash
     return node if squash is not None and node is not None and node.op == squash[0] else None
 
 

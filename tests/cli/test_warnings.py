@@ -257,3 +257,7 @@ def test_parameters_the_loss_reaches_only_through_detach_are_said_with_the_freez
         "are, carrying their optimizer state unchanged; --freeze G leaves them out of the update's state" in err, err
     assert main(["build", str(spec), "--train", "--freeze", "G", "-o", out]) == 0
     assert "warning" not in capsys.readouterr().err
+    spec.write_text('model m(x: float32[B, 4]) -> y {\n    s = parameter([4]) as "t"\n'  # t itself trains: no
+                    '    u = x -> linear(4) as "t.b" -> linear(4) as "t.c" -> detach\n    y = x * s + u\n}\n')
+    assert main(["build", str(spec), "--train", "--loss", "mse", "-o", out]) == 0  # --freeze t (review48)
+    assert "--freeze with each of their names leaves them out" in " ".join(capsys.readouterr().err.split())
