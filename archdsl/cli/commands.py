@@ -111,11 +111,22 @@ def with_external_data(outputs: dict, external: bool | None) -> dict:
     return {**outputs, **{f"{k} (its external data)": Path(f"{p}.data") for k, p in outputs.items() if p}}
 
 
+def _a_std_stream(out: str | None) -> bool:
+    """-o - and every spelling of stdout or stderr (//dev/stdout, /dev/./fd/2)."""
+    return out == "-" or out is not None and _normal(out) in _STDOUT_NAMES + ("/dev/stderr", "/dev/fd/2",
+                                                                               "/proc/self/fd/2")
+
+
+def _normal(path) -> str:
+    """The absolute path with `.`, `..` and repeated slashes gone (POSIX keeps a leading `//` apart)."""
+    return "/" + os.path.abspath(path).lstrip("/")
+
+
 def beside(out: Path, name: str, what: str, flag: str | None = None) -> Path:
     """A file written next to an output (the eval model, the checkpoint), beside where a link to it points:
     refused beside a device or FIFO, or anything in /dev, where it would be created as a regular file
     (-o /dev/null made /dev/null.eval.onnx, and -o - into a file /dev/stdout.eval.onnx)."""
-    if files.is_special(out) or Path(os.path.abspath(out)).parent == Path("/dev"):  # /dev/stdout; /dev/shm/x is fine
+    if files.is_special(out) or Path(_normal(out)).parent == Path("/dev"):  # /dev/stdout; /dev/shm/x is fine
         raise ArchError(f"-o {out} is not a regular file, and {what} would go beside it"
                         + (f"; give {flag} PATH" if flag else "; give -o a file path"))
     return files.resolved(out).with_name(name)
@@ -204,7 +215,7 @@ def cmd_build(args, sources) -> int:
     if args.output in _STDOUT_NAMES and (stdout_closed() or not os.path.exists("/dev/stdout")):  # `>&-`:
         # /dev/stdout led to whatever file took fd 1 since (onnxruntime's opens /dev/null), or to no file
         raise ArchError(f"-o {args.output} writes to stdout, which is closed; give -o FILE")
-    if args.output in _STDOUT_NAMES and getattr(args, "train", False) and args.emit != "ir":  # as train's -o -
+    if getattr(args, "train", False) and args.emit != "ir" and _a_std_stream(args.output):  # as train's -o -
         print(f"archdsl build: error: -o {args.output}: a train step is written with its eval model beside it; "
               "give a file name (e.g. -o step.onnx)", file=sys.stderr)
         return 2
