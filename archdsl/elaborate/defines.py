@@ -11,7 +11,7 @@ from ..diagnostics import ArchError, DefineError, SourceMap, Span, did_you_mean
 from ..syntax import ast as A
 from ..syntax import is_number_literal, parse_expr
 from .evaluator import Evaluator
-from .values import Env, OpFn, describe
+from .values import BlockFn, Builtin, Env, OpFn, describe
 
 __all__ = ["DEFINE_FILE", "define_label", "override", "override_field", "parse_define", "parse_defines"]
 
@@ -26,7 +26,8 @@ class _Word:
     error: ArchError
 
 
-def override(item: A.ParamDecl, default, given, prefix: str = ""):
+def override(item: A.ParamDecl, default, given, prefix: str = "", names=None):
+    """`names`: the file's names so far (a block a bare word names, -D act=myblock)."""
     value, span = given[0], given[1]
     name = prefix + item.name  # as the -D wrote it
     if isinstance(value, _Word):
@@ -45,8 +46,11 @@ def override(item: A.ParamDecl, default, given, prefix: str = ""):
         return "inf"
     if default is None or type(value) is type(default):
         return value
-    if isinstance(default, OpFn) and isinstance(value, str) and (op := _op_named(value)) is not None:
-        return OpFn(op, value if value in op.alias_ranks else "")  # -D act=silu: a bare word is the op's name
+    if isinstance(default, (OpFn, BlockFn)) and isinstance(value, str):  # -D act=silu: a bare word names one
+        if isinstance(found := names(value) if names else None, (OpFn, BlockFn)):  # the file's, as in the spec
+            return found
+        if (op := _op_named(value)) is not None:
+            return OpFn(op, value if value in op.alias_ranks else "")
     if isinstance(default, float) and value in ("inf", "-inf", "+inf"):  # -D p=inf: the ops' spelling of it
         return float(value)
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
@@ -225,7 +229,8 @@ _KINDS = {bool: "true or false", int: "integers", float: "numbers", str: "string
 
 def _kind(v) -> str:
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
-            list: "a list", tuple: "a tuple", dict: "a dict", OpFn: "an op"}.get(type(v), type(v).__name__)
+            list: "a list", tuple: "a tuple", dict: "a dict", OpFn: "an op or block", BlockFn: "an op or block",
+            Builtin: "a builtin function"}.get(type(v), type(v).__name__)
 
 
 def _op_named(name: str):

@@ -195,8 +195,13 @@ def test_a_bare_word_for_a_param_whose_default_is_an_op_is_that_op():
     assert [n.op for n in archdsl.check_source(src, defines=["act=silu"]).nodes] == ["silu"]
     with pytest.raises(ArchError, match="batchnorm2d takes a 4-D input"):  # the alias, with its check
         archdsl.check_source(src, defines=["act=batchnorm2d"])
-    with pytest.raises(DefineError, match='act: expected an op like the default \\(the op relu\\), got string "foo"'):
+    with pytest.raises(DefineError, match='act: expected an op or block like the default \\(the op relu\\), got '
+                                          'string "foo"'):
         archdsl.check_source(src, defines=["act=foo"])
+    blocks = ("block twice(x) {\n    return x * 2\n}\nblock less(x) {\n    return x - 1\n}\nparam act = twice\n"
+              "model m(x: float32[B, 4]) -> y {\n    y = x -> act\n}\n")  # 'expected BlockFn' before
+    assert [n.op for n in archdsl.check_source(blocks, defines=["act=less"]).nodes] == ["sub"]
+    assert [n.op for n in archdsl.check_source(blocks, defines=["act=gelu"]).nodes] == ["gelu"]
 
 
 def test_defines_inf_and_minus_inf_are_infinity_for_a_number_param():
