@@ -213,10 +213,10 @@ def dim_add(a: Dim, b: Dim) -> Dim:
     return _from_terms({m: c for m, c in total.items() if c})
 
 
-def difference_bounds(a, b) -> tuple:
-    """(lo, hi): bounds of a - b at every size (each symbol a whole number of at least 0), None where a side
-    is unbounded or unknown (a term with //, min or floor, which may be negative: T//2 - 3 is ((T-6)//2)):
-    `T + 1` and `T` differ by 1, `2*T` is at least `T`, `4 - T` at most 4."""
+def difference_bounds(a, b, least: int = 0) -> tuple:
+    """(lo, hi): bounds of a - b at every size (each symbol a whole number of at least `least`, 0 or 1), None
+    where a side is unbounded or unknown (a term with //, min or floor, which may be negative: T//2 - 3 is
+    ((T-6)//2)): `T + 1` and `T` differ by 1, `2*T` is at least `T`, `4 - T` at most 4."""
     ta, tb = (_terms(v) if isinstance(v, Sym) else {(): Fraction(v)} for v in (a, b))
     if ta is None or tb is None:
         return None, None
@@ -227,6 +227,7 @@ def difference_bounds(a, b) -> tuple:
     if not all(f.isidentifier() for m, c in diff.items() if c for f in m):  # a floor term, ((T-5)//2), may be
         return None, None                                                   # negative: no sign to read
     coefs = [c for c in diff.values() if c]
+    const += least * sum(coefs)  # each monomial at least least**degree
     return (const if all(c > 0 for c in coefs) else None), (const if all(c < 0 for c in coefs) else None)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..types import Sym, dim_add, dim_floordiv, is_formula, numel
+from ..types import Sym, difference_bounds, dim_add, dim_floordiv, is_formula, numel
 from ._common import one_dtype, shape_str
 from .registry import Attr, OpDef, fail, register
 from .run_time_dims import emit_dim, plan_dim
@@ -85,7 +85,8 @@ def _reshape_target(x, shape):
     elif isinstance(total, int) and isinstance(known, int) and total != known:
         fail(f"reshape: cannot reshape {shape_str(x)} ({total} elements) into {shape} ({known} elements)")
     elif total != known and _never_equal(total, known):
-        some = "" if _monomial(total)[1] == _monomial(known)[1] else " for any value of the symbolic dims"
+        a, b = _monomial(total), _monomial(known)
+        some = "" if a is not None and b is not None and a[1] == b[1] else " for any value of the symbolic dims"
         fail(f"reshape: cannot reshape {shape_str(x)} ({total} elements) into {shape} ({known} elements){some}")
     return tuple(shape)
 
@@ -105,10 +106,12 @@ def _fraction(total, known) -> bool:
 
 def _never_equal(total, known) -> bool:
     """No whole values of the symbols make the counts equal: 4*B into [3, 5] (4 does not divide 15), or 8*B
-    into [3*B] (same symbols, other coefficient)."""
+    into [3*B] (same symbols, other coefficient), or sums whose difference has one sign at every size of at
+    least 1 (a class token's [B, T+1, 4] into [B, T, 4]: 4*B more)."""
     a, b = _monomial(total), _monomial(known)
     if a is None or b is None:
-        return False
+        lo, hi = difference_bounds(total, known, least=1)
+        return lo is not None and lo > 0 or hi is not None and hi < 0
     if a[1] == b[1]:
         return a[0] != b[0]
     if not b[1]:  # symbols into a fixed count: their coefficient must divide it

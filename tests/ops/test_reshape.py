@@ -18,6 +18,10 @@ from archdsl import runtime
     ("[B, 8]", "[3, 3]", False),       # 9 is no multiple of 8
     ("[B, 4]", "[3, 5]", False),
     ("[B, 6, 4]", "[B, 5, 5]", False),
+    ("[B, T, 4]", "[B, T + 1, 4]", False),  # 4*B more at every size: a class token's reshape (lang2 hunt)
+    ("[B, T, 4]", "[B, T - 1, 4]", False),
+    ("[B, T, 4]", "[B, 2 * T - 1, 4]", True),  # T = 1 fits
+    ("[B, T, 4]", "[B, T // 2, 4]", True),     # a floor: no sign read (it would fail at run time)
     ("[B, 4]", "[8]", True),           # B = 2 fits
     ("[B, 8]", "[B, -1, 4]", True),
     ("[B, 6]", "[-1, 4]", True),       # B even fits
@@ -29,6 +33,15 @@ def test_reshape_refuses_counts_no_value_of_the_symbols_can_match(x, target, ok)
     else:
         with pytest.raises(archdsl.ArchError, match="reshape: cannot reshape"):
             archdsl.check_source(src)
+
+
+def test_a_class_token_concatenated_then_reshaped_to_the_input_is_refused():
+    """It passed check and build, and failed in every run (onnxruntime's Reshape): [B, T+1, 4] into [B, T, 4]."""
+    with pytest.raises(archdsl.ArchError, match=r"cannot reshape \[B, \(T\+1\), 4\] \(\(4\*B\+4\*B\*T\) elements\) "
+                                                r"into \[B, T, 4\] \(4\*B\*T elements\) for any value"):
+        archdsl.check_source("model m(x: float32[B, T, 4], c: float32[1, 1, 4]) -> y {\n"
+                             "    h = concat([expand(c, [B, 1, 4], like=x), x], axis=1)\n"
+                             "    y = reshape(h, [B, T, 4])\n}\n")
 
 
 @pytest.mark.parametrize("level", [0, 2])
