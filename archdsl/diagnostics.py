@@ -233,8 +233,13 @@ def _excerpt(span: Span, sources: SourceMap) -> list[str]:
     src = sources.line(span.file, span.line)
     if src is None:
         return []
-    src = src.expandtabs(4) if "\t" not in src[: span.col] else src.replace("\t", " ")
-    width = (span.end_col - span.col) if span.end_line == span.line else len(src) - span.col + 1
+    end_col = span.end_col
+    if "\t" not in src[: span.col]:  # tabs after the caret's start widen what it spans, not where it starts
+        end_col = len(src[: span.end_col - 1].expandtabs(4)) + 1
+        src = src.expandtabs(4)
+    else:
+        src = src.replace("\t", " ")
+    width = (end_col - span.col) if span.end_line == span.line else len(src) - span.col + 1
     width = max(1, min(width, max(1, len(src) - span.col + 1)))
     col = span.col
     if len(src) > _MAX_SHOWN:  # show a window around the caret, not a whole generated line
