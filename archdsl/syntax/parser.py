@@ -386,6 +386,11 @@ _PYTHON_WORDS = {
     "pass": "an empty body is `{}`", "raise": "`assert cond, \"message\"` fails the build",
     "try": "a build stops at the first error", "with": "there is no context to enter",
     "from": "imports are `import \"lib.arch\" as lib` at the top of the file; a spec needs no torch",
+    "del": "a value no output reads is left out of the model: nothing to delete",
+    "break": "a loop's count is known when building: loop over the items wanted (`for i in range(k)`)",
+    "continue": "a loop's count is known when building: put the body under `if` instead",
+    "global": "a block sees the file's names and its own arguments: pass a value in as an argument",
+    "yield": "a block returns its results, `return a, b`",
 }
 
 
@@ -409,6 +414,9 @@ _STATEMENT_WORDS = ("return", "for", "repeat", "assert", "if", "elif", "else", "
                     "block")
 
 
+_TOP_LEVEL = ("import", "param", "model", "block")
+
+
 def _misspelled_keyword(tok, expected: str, before: str, after: str) -> str:
     """`modle m(...)`, `retrun x`, `fro i in xs`, `} else if c {`: the word the parser stopped at (or the
     name just before it, taken as a name) is a near miss of a keyword. `model_dim = 512` at the top of a file
@@ -425,7 +433,8 @@ def _misspelled_keyword(tok, expected: str, before: str, after: str) -> str:
         if hint:
             return hint
     if prev and prev[1] not in _STATEMENT_WORDS and before.strip() == prev[1]:  # `retrun x`: the first word
-        hint = did_you_mean(prev[1], _STATEMENT_WORDS)
+        inside = before[:1].isspace()  # an indented line, in a body: no import, param, model or block there
+        hint = did_you_mean(prev[1], [w for w in _STATEMENT_WORDS if not (inside and w in _TOP_LEVEL)])
         if hint:
             return f" ('{prev[1]}' is taken as a name{hint})"
     return ""

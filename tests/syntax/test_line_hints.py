@@ -50,6 +50,15 @@ _GOES_ON = "so this line goes on with its conditional expression"
     ('    y = x; pass', "archdsl has no 'pass'", None),  # a statement after ';'
     ('    if true { print(x) }\n    y = x', "archdsl has no 'print'", None),  # after '{'
     ('    f = lambda: x\n    y = x', "archdsl has no 'lambda'", None),
+    # del, break, continue, global, yield; a near miss of a top-level word inside a body is not it (lang2)
+    ('    h = x\n    del h\n    y = x', "archdsl has no 'del'", "did you mean 'model'"),
+    ('    for i in range(3) {\n        if i == 1 {\n            break\n        }\n    }\n    y = x',
+     "archdsl has no 'break'", None),
+    ('    y = x\n    continue', "archdsl has no 'continue'", None),
+    ('    global y\n    y = x', "archdsl has no 'global'", None),
+    ('    y = x\n    yield y', "archdsl has no 'yield'", None),
+    ('    h = x\n    parm h\n    y = x', None, "did you mean 'param'"),
+    ('    h = x\n    retrun h', "did you mean 'return'", None),
 ])
 def test_hints_read_the_code_around_the_token(body, said, not_said):
     with pytest.raises(ArchSyntaxError) as e:
