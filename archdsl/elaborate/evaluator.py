@@ -517,7 +517,7 @@ class Evaluator(Calls, Blocks, Operators):
                 if k in kwargs:
                     raise ArchTypeError(f"argument '{k}' given twice", v.span)
                 kwargs[k] = self.eval(v, env)
-            if not is_callable(fn) and (hidden := _hides_a_function(e.func, fn)):
+            if not is_callable(fn) and (hidden := _hides_a_function(e.func, fn, env)):
                 raise ArchTypeError(f"{describe(fn)} is not callable{hidden}", e.span)
             try:
                 return self.call(fn, args, kwargs, label, e.span)
@@ -537,7 +537,7 @@ class Evaluator(Calls, Blocks, Operators):
             if not is_callable(fn):
                 what = ("the right side of '->' must be a layer, block or function" if piped else
                         "only a layer or block call can be named with 'as'")
-                raise ArchTypeError(f"{what}, got {describe(fn)}{_hides_a_function(e, fn)}", e.span,
+                raise ArchTypeError(f"{what}, got {describe(fn)}{_hides_a_function(e, fn, env)}", e.span,
                                     [_binds_tighter(e)] if piped and isinstance(e, A.BinOp) else [])
             return self.call(fn, list(piped), {}, label, e.span)
         return fn
@@ -558,7 +558,7 @@ def _argument_span(call: A.Call, fn, piped: int, arg: str) -> Span | None:
     return None
 
 
-def _hides_a_function(e, fn) -> str:
+def _hides_a_function(e, fn, env: Env) -> str:
     """`param dropout = 0.1` then `dropout(dropout)`, a block argument named `channels`: a name bound to a value
     hides the op or builtin of that name (lookup finds the value first), and 'float 0.1 is not callable' said
     nothing of why. A string naming an op was meant as that layer."""
@@ -566,5 +566,9 @@ def _hides_a_function(e, fn) -> str:
         return f"; a string does not call the op it names: write {fn}, or choose between layers with if/else"
     if not isinstance(e, A.Name) or not (e.id in BUILTINS or ops.lookup(e.id) is not None):
         return ""
-    return (f": here '{e.id}' is the {describe(fn)} bound to that name, which hides the "
-            f"{'op' if ops.lookup(e.id) is not None else 'builtin'} {e.id}(); give the value another name")
+    kind = "op" if ops.lookup(e.id) is not None else "builtin"
+    if (path := env.import_of(e.id)) is not None:  # the user's own file binds no such name: nothing to rename
+        return (f": here '{e.id}' is the {describe(fn)} that import \"{path}\" brings in, which hides the {kind} "
+                f"{e.id}(); import that file under a name of its own (import \"{path}\" as lib) to keep both")
+    return (f": here '{e.id}' is the {describe(fn)} bound to that name, which hides the {kind} {e.id}(); give the "
+            "value another name")

@@ -210,6 +210,7 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                                             item.span, [(f"'{k}' first came from this import", imported[k])])
                         if k not in env.vars:
                             env.vars[k] = v
+                            env.imported[k] = item.path
                             imported[k] = item.span
                             if k in target.params or k in target.unaliased:
                                 mod.unaliased[k] = item.path

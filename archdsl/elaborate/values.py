@@ -125,6 +125,7 @@ class Env:
 
     vars: dict = field(default_factory=dict)
     parent: "Env | None" = None
+    imported: dict = field(default_factory=dict)  # a name an import without `as` bound here -> that import's path
 
     def lookup(self, name: str):
         env = self
@@ -133,6 +134,13 @@ class Env:
                 return env.vars[name]
             env = env.parent
         raise KeyError(name)
+
+    def import_of(self, name: str) -> str | None:
+        """The path of the import that bound `name` in the scope that has it, or None."""
+        env = self
+        while env is not None and name not in env.vars:
+            env = env.parent
+        return env.imported.get(name) if env is not None else None
 
     def has(self, name: str) -> bool:
         try:

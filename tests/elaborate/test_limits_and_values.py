@@ -119,6 +119,20 @@ def test_local_definitions_win_over_imported_ones_in_any_order(tmp_path, local, 
         assert tuple(g.outputs[0][1].type.shape) == (2, 3)
 
 
+def test_an_imported_name_that_hides_an_op_names_the_import(tmp_path):
+    """A constants file's `let mean = [...]`, imported without `as`, hid mean(): the message said to give the
+    value another name, which the user's own file does not bind (lang2 hunt)."""
+    (tmp_path / "consts.arch").write_text("let mean = [0.485, 0.456, 0.406]\n")
+    (tmp_path / "m.arch").write_text('import "consts.arch"\nmodel m(x: float32[B, 3, 8, 8]) -> y {\n'
+                                     "    y = mean(x, dim=[2, 3])\n}\n")
+    with pytest.raises(ArchError, match="here 'mean' is the list of 3 that import \"consts.arch\" brings in, which "
+                                        "hides the op mean\\(\\); import that file under a name of its own"):
+        archdsl.check_file(tmp_path / "m.arch")
+    (tmp_path / "m.arch").write_text('import "consts.arch" as c\nmodel m(x: float32[B, 3, 8, 8]) -> y {\n'
+                                     "    y = mean(x, dim=[2, 3]) - tensor(c.mean)\n}\n")
+    archdsl.check_file(tmp_path / "m.arch")
+
+
 def test_two_imports_that_define_a_name_differently_are_a_diagnostic(tmp_path):
     """The first import won silently (a model took x1's block where x2's was meant); one definition reached
     through two imports (a diamond) or an equal number is fine, and `as` keeps both."""
