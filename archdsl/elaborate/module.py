@@ -423,7 +423,8 @@ def _eval_dim(ev: Evaluator, d, env: Env, sizes: dict[str, int]):
     if isinstance(d, A.Name) and (not env.has(d.id) or env.lookup(d.id) is None):
         if len(d.id) > Limits.dim_name_chars:  # said at the first op as a formula "too long", all of it printed
             raise LimitError(f"a dim name of {len(d.id)} characters (the limit is {Limits.dim_name_chars})", d.span)
-        dim = sizes.get(d.id) or Sym.of(d.id)
+        dim = sizes.get(d.id) or Sym.of(d.id)  # a size of 0 stays symbolic: checked at 0, a dim shared by two
+        # inputs, a reshape target or a norm over an empty T were refused where onnxruntime runs them (review49)
         env.vars[d.id] = ev.dims[d.id] = dim
         return dim
     try:

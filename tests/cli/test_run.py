@@ -47,6 +47,22 @@ def test_run_checks_the_spec_at_the_sizes_it_runs(capsys):
     assert "logits: [2, 32, 16]" in capsys.readouterr().out
 
 
+def test_an_empty_batch_or_length_runs_where_onnxruntime_runs_it(tmp_path, capsys):
+    """Checking the spec with a symbol bound to 0 refused what runs: a dim shared by two inputs ('a dim must be a
+    positive integer'), a reshape to [B * T, 4], a layernorm over an empty T (review49): 0 stays symbolic."""
+    np.save(tmp_path / "b0.npy", np.zeros((0, 4), np.float32))
+    np.save(tmp_path / "t0.npy", np.zeros((2, 0, 4), np.float32))
+    spec = tmp_path / "e.arch"
+    for sig, body, inputs in (("x: float32[B, 4], mask: float32[B, 4]", "y = (x * mask) -> linear(2) as fc",
+                               {"x": "b0", "mask": "b0"}),
+                              ("x: float32[B, T, 4]", "y = reshape(x, [B * T, 4]) -> linear(2) as fc", {"x": "t0"}),
+                              ("x: float32[B, T, 4]", "y = x -> layernorm(4) as ln", {"x": "t0"})):
+        spec.write_text(f"model m({sig}) -> y {{\n    {body}\n}}\n")
+        feeds = [a for k, v in inputs.items() for a in ("--input", f"{k}={tmp_path / v}.npy")]
+        assert main(["run", str(spec), *feeds, "--repeat", "1"]) == 0, capsys.readouterr().err
+        assert "empty" in capsys.readouterr().out
+
+
 def test_a_slice_longer_than_the_run_gives_is_a_diagnostic(tmp_path, capsys):
     """x[:, -3:] (or x[:, 0:3]) is typed 3 long and comes out 2 long at T=2: run printed y: [1, 2, 4] against
     a declared [B, 3, 4] and exited 0, and a mean over the slice silently averaged 2 rows. From the spec the
