@@ -271,7 +271,10 @@ def test_a_sigmoid_behind_a_flatten_into_bce_with_logits_is_said(tmp_path, capsy
         "a sigmoid's output: it trains on sigmoid(sigmoid(x)), slowly or not at all; give it the logits (the "
         "sigmoid's input)"]
     assert said("    p = softmax(x3, -1) -> transpose(1, 2)\n    loss = cross_entropy(p, t)",  # not the classes'
-                "x3: float32[B, 3, 5], t: int64[B, 5]", "loss") == []  # axis: a softmax is not looked through
+                "x3: float32[B, 3, 5], t: int64[B, 5]", "loss") == []  # axis: no softmax through a transpose
+    got = said("    p = x3 -> softmax(-1) -> reshape([B * 3, 5])\n    loss = cross_entropy(p, reshape(t, [B * 3]))",
+               "x3: float32[B, 3, 5], t: int64[B, 3]", "loss")  # rows kept whole: said (review49)
+    assert len(got) == 1 and "it trains on log_softmax(softmax(x))" in got[0]
     spec = tmp_path / "d.arch"
     spec.write_text("model d(x: float32[B, 8]) -> p {\n    p = x -> linear(1) as fc -> sigmoid -> flatten\n}\n")
     assert main(["build", str(spec), "--train", "--loss", "bce_with_logits", "-o", str(tmp_path / "t.onnx")]) == 0
