@@ -112,9 +112,11 @@ def with_external_data(outputs: dict, external: bool | None) -> dict:
 
 
 def _a_std_stream(out: str | None) -> bool:
-    """-o - and every spelling of stdout or stderr (//dev/stdout, /dev/./fd/2)."""
-    return out == "-" or out is not None and _normal(out) in _STDOUT_NAMES + ("/dev/stderr", "/dev/fd/2",
-                                                                               "/proc/self/fd/2")
+    """-o - and every spelling of stdout or stderr (//dev/stdout, /dev/./fd/2, /proc/thread-self/fd/1)."""
+    if out is None:
+        return False
+    name = re.sub(r"^/proc/thread-self/", "/proc/self/", _normal(out))
+    return out == "-" or name in _STDOUT_NAMES + ("/dev/stderr", "/dev/fd/2", "/proc/self/fd/2")
 
 
 def _normal(path) -> str:
