@@ -10,6 +10,7 @@ from .. import ops
 from ..diagnostics import ArchError, DefineError, SourceMap, Span, did_you_mean
 from ..syntax import ast as A
 from ..syntax import is_number_literal, parse_expr
+from .builtins import BUILTINS
 from .evaluator import Evaluator
 from .values import BlockFn, Builtin, Env, OpFn, describe
 
@@ -51,6 +52,8 @@ def override(item: A.ParamDecl, default, given, prefix: str = "", names=None):
             return found
         if (op := _op_named(value)) is not None:
             return OpFn(op, value if value in op.alias_ranks else "")
+    if isinstance(default, Builtin) and isinstance(value, str) and value in BUILTINS:  # -D f=min
+        return BUILTINS[value]
     if isinstance(default, float) and value in ("inf", "-inf", "+inf"):  # -D p=inf: the ops' spelling of it
         return float(value)
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):

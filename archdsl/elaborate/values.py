@@ -104,6 +104,10 @@ class Builtin:
     doc: str = ""
     kind_name = "builtin function"
 
+    @property
+    def description(self) -> str:  # for describe(): which builtin, as "the op relu" says which op
+        return f"the builtin {self.name}"
+
 
 def model_called(written: str, name: str) -> str:
     """A GAN's disc(gen(z)) in a third model: 'did you mean cdist?' said nothing of models."""

@@ -202,6 +202,10 @@ def test_a_bare_word_for_a_param_whose_default_is_an_op_is_that_op():
               "model m(x: float32[B, 4]) -> y {\n    y = x -> act\n}\n")  # 'expected BlockFn' before
     assert [n.op for n in archdsl.check_source(blocks, defines=["act=less"]).nodes] == ["sub"]
     assert [n.op for n in archdsl.check_source(blocks, defines=["act=gelu"]).nodes] == ["gelu"]
+    builtin = "param f = max\nmodel m(x: float32[B, 4]) -> y {\n    y = x * f(2, 3)\n}\n"  # review49: 'min' refused
+    assert archdsl.check_source(builtin, defines=["f=min"]).consts[0].data == 2
+    with pytest.raises(DefineError, match='f: expected a builtin function like the default \\(the builtin max\\)'):
+        archdsl.check_source(builtin, defines=["f=nope"])
 
 
 def test_defines_inf_and_minus_inf_are_infinity_for_a_number_param():
