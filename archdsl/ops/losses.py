@@ -20,14 +20,14 @@ _OWN_SQUASH = {"cross_entropy": ("softmax", "log_softmax"), "bce_with_logits": (
 
 
 _VALUES_KEPT = ("flatten", "reshape", "squeeze", "unsqueeze", "permute", "transpose", "getitem")
-_LAST_KEPT = ("flatten", "reshape", "squeeze", "unsqueeze", "getitem")  # where the last dim may stay the last
+_LAST_KEPT = ("flatten", "reshape", "squeeze", "unsqueeze")  # rows whole where the last dim stays the last
 
 
-def squashing(loss: str, logits, classes_last: bool = True):
+def squashing(loss: str, logits, axis: int = -1):
     """The softmax (sigmoid) node a loss that takes logits is given the output of, or None. A sigmoid's through
-    ops that only move its values (DCGAN's discriminator ends sigmoid -> flatten); a softmax's over its last
-    dim only through ops that keep that dim last and whole (softmax -> reshape([B * T, C])), and only into a
-    loss whose classes are last: moved, its axis is no longer the classes' (softmax(x, -1) -> transpose(1, 2))."""
+    ops that only move its values (DCGAN's discriminator ends sigmoid -> flatten). A softmax's only over the
+    loss's class `axis`, and through ops that keep its rows whole only where both are the last dims
+    (softmax -> reshape([B * T, C])): moved, its axis is no longer the classes' (softmax(x, -1) -> transpose)."""
     squash = _OWN_SQUASH.get(loss)
     if squash is None:
         return None
@@ -35,21 +35,23 @@ def squashing(loss: str, logits, classes_last: bool = True):
     if squash[0] == "sigmoid":
         while node is not None and node.op in _VALUES_KEPT:
             node = node.inputs[0].producer
-    elif classes_last:
-        seen = node
-        while node is not None and node.op in _LAST_KEPT and node.inputs[0].type.rank and node.outputs[0].type.rank \
-                and node.inputs[0].type.shape[-1] == node.outputs[0].type.shape[-1]:
-            node = node.inputs[0].producer
-        if node is not seen and node is not None and node.op == "softmax" and \
-                node.attrs["axis"] % node.inputs[0].type.rank != node.inputs[0].type.rank - 1:
-            return None  # looked through to a softmax over another dim
-    return node if node is not None and node.op == squash[0] else None
+        return node if node is not None and node.op == "sigmoid" else None
+    rank = logits.type.rank
+    last = rank and axis % rank == rank - 1
+    while last and node is not None and node.op in _LAST_KEPT and node.inputs[0].type.rank \
+            and node.inputs[0].type.shape[-1] == node.outputs[0].type.shape[-1]:
+        node = node.inputs[0].producer
+    if node is None or node.op != "softmax" or not node.inputs[0].type.rank:
+        return None
+    r = node.inputs[0].type.rank
+    over = node.attrs["axis"] % r
+    return node if (over == r - 1 if node.outputs[0] is not logits else over == axis % rank) else None
 
 
-def squashed_logits(loss: str, logits, classes_last: bool = True) -> str | None:
+def squashed_logits(loss: str, logits, axis: int = -1) -> str | None:
     """What to say when a loss that takes logits is given a softmax's (a sigmoid's) output: it squashes them
     again, so training crawls with nothing wrong in any shape (torch takes the same logits)."""
-    if squashing(loss, logits, classes_last) is None:
+    if squashing(loss, logits, axis) is None:
         return None
     squash = _OWN_SQUASH[loss]
     return (f"{loss} takes logits and applies its own {squash[1]} (as torch's), and here it is given a {squash[0]}'s "

@@ -275,6 +275,14 @@ def test_a_sigmoid_behind_a_flatten_into_bce_with_logits_is_said(tmp_path, capsy
     got = said("    p = x3 -> softmax(-1) -> reshape([B * 3, 5])\n    loss = cross_entropy(p, reshape(t, [B * 3]))",
                "x3: float32[B, 3, 5], t: int64[B, 3]", "loss")  # rows kept whole: said (review49)
     assert len(got) == 1 and "it trains on log_softmax(softmax(x))" in got[0]
+    for body, inputs in (("p = softmax(x3, 1)\n    loss = cross_entropy(p, t)", "x3: float32[B, 5, 5], t: int64[B, 5]"),
+                         ("p = softmax(x3, -1)\n    loss = cross_entropy(p, t, axis=1)",
+                          "x3: float32[B, 3, 5], t: int64[B, 5]"),
+                         ("p = softmax(x3, -1)[:, :, 0]\n    loss = cross_entropy(p, t)",
+                          "x3: float32[B, 5, 5], t: int64[B]")):  # another axis than the classes' (review50)
+        assert said(f"    {body}", inputs, "loss") == [], body
+    assert len(said("    p = softmax(x3, 1)\n    loss = cross_entropy(p, t, axis=1)",
+                    "x3: float32[B, 3, 5], t: int64[B, 5]", "loss")) == 1
     spec = tmp_path / "d.arch"
     spec.write_text("model d(x: float32[B, 8]) -> p {\n    p = x -> linear(1) as fc -> sigmoid -> flatten\n}\n")
     assert main(["build", str(spec), "--train", "--loss", "bce_with_logits", "-o", str(tmp_path / "t.onnx")]) == 0
