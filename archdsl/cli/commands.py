@@ -112,11 +112,23 @@ def with_external_data(outputs: dict, external: bool | None) -> dict:
 
 
 def _a_std_stream(out: str | None) -> bool:
-    """-o - and every spelling of stdout or stderr (//dev/stdout, /dev/./fd/2, /proc/thread-self/fd/1)."""
+    """-o - and stdout or stderr by any path (//dev/stdout, /dev/./fd/2, /proc/PID/fd/1): the file it names
+    is the one open as fd 1 or 2."""
     if out is None:
         return False
-    name = re.sub(r"^/proc/thread-self/", "/proc/self/", _normal(out))
-    return out == "-" or name in _STDOUT_NAMES + ("/dev/stderr", "/dev/fd/2", "/proc/self/fd/2")
+    if out == "-" or _normal(out) in _STDOUT_NAMES + ("/dev/stderr", "/dev/fd/2", "/proc/self/fd/2"):
+        return True
+    try:
+        named = os.stat(out)
+    except OSError:  # no such file yet: a new file is no stream
+        return False
+    for fd in (1, 2):
+        try:
+            if os.path.samestat(named, os.fstat(fd)):
+                return True
+        except OSError:  # closed
+            pass
+    return False
 
 
 def _normal(path) -> str:

@@ -47,13 +47,14 @@ def override(item: A.ParamDecl, default, given, prefix: str = "", names=None):
         return "inf"
     if default is None or type(value) is type(default):
         return value
-    if isinstance(default, (OpFn, BlockFn)) and isinstance(value, str):  # -D act=silu: a bare word names one
-        if isinstance(found := names(value) if names else None, (OpFn, BlockFn)):  # the file's, as in the spec
-            return found
-        if (op := _op_named(value)) is not None:
+    if isinstance(default, (OpFn, BlockFn, Builtin)) and isinstance(value, str):  # -D act=silu, f=min: a bare
+        if isinstance(found := names(value) if names else None, (OpFn, BlockFn, Builtin)):  # word is the file's
+            return found                                                                  # name, as in the spec
+        if isinstance(default, Builtin):
+            if value in BUILTINS:
+                return BUILTINS[value]
+        elif (op := _op_named(value)) is not None:
             return OpFn(op, value if value in op.alias_ranks else "")
-    if isinstance(default, Builtin) and isinstance(value, str) and value in BUILTINS:  # -D f=min
-        return BUILTINS[value]
     if isinstance(default, float) and value in ("inf", "-inf", "+inf"):  # -D p=inf: the ops' spelling of it
         return float(value)
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):

@@ -34,7 +34,8 @@ def test_a_train_step_to_stdout_is_refused_rather_than_its_eval_model_put_in_dev
                            stdout=out, stderr=subprocess.PIPE, text=True)
     assert p.returncode == 2 and "a train step is written with its eval model beside it; give a file name" in p.stderr
     assert (os.stat(stray).st_mtime_ns if os.path.exists(stray) else None) == before
-    for spelling in ("//dev/stdout", "/dev/./stdout", "/dev/fd/2", "/dev/stderr", "/proc/thread-self/fd/1"):
+    for spelling in ("//dev/stdout", "/dev/./stdout", "/dev/fd/2", "/dev/stderr", "/proc/thread-self/fd/1",
+                     f"/proc/{os.getpid()}/fd/1"):  # review50: the file open as fd 1, by any path
         assert main(["build", str(work / "tiny.arch"), "--train", "-o", spelling]) == 2  # review48: //dev/stdout
         # wrote the step to stdout
     assert (os.stat(stray).st_mtime_ns if os.path.exists(stray) else None) == before

@@ -206,6 +206,8 @@ def test_a_bare_word_for_a_param_whose_default_is_an_op_is_that_op():
     assert archdsl.check_source(builtin, defines=["f=min"]).consts[0].data == 2
     with pytest.raises(DefineError, match='f: expected a builtin function like the default \\(the builtin max\\)'):
         archdsl.check_source(builtin, defines=["f=nope"])
+    own = "block min(a, b) {\n    return a + b\n}\n" + builtin  # the file's min, as `param f = min` takes it
+    assert archdsl.check_source(own, defines=["f=min"]).consts[0].data == 5  # (review50: the builtin's 2)
 
 
 def test_defines_inf_and_minus_inf_are_infinity_for_a_number_param():
