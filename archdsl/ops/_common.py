@@ -273,6 +273,11 @@ def widen(e, x: str, t: TensorType) -> str:
     return e.op("Cast", [x], to=DType.float32.onnx) if t.dtype.is_16bit else x
 
 
+def narrow(e, x: str, t: TensorType) -> str:
+    """widen's way back: a float32 value cast to 16-bit t's dtype (t of another dtype: x as it is)."""
+    return e.op("Cast", [x], to=t.dtype.onnx) if t.dtype.is_16bit else x
+
+
 def wide_np(t: TensorType):
     """The numpy dtype a widened t computes in (for its constants)."""
     return np.float32 if t.dtype.is_16bit else t.dtype.numpy

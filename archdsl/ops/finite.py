@@ -20,7 +20,7 @@ def _nan(e, x: str) -> str:
 
 def _inf(e, x: str, t: TensorType, **signs) -> str:
     """IsInf takes float16/bfloat16 only from opset 20: 16-bit floats are tested in float32 (exactly)."""
-    return e.op("IsInf", [e.op("Cast", [x], to=DType.float32.onnx) if t.dtype.is_16bit else x], **signs)
+    return e.op("IsInf", [widen(e, x, t)], **signs)
 
 
 def _everywhere(e, x: str, value: bool, outs) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, TensorType, numel
-from ._common import float_input, reduce_op, widen
+from ._common import float_input, narrow, reduce_op, widen
 from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis
@@ -138,7 +138,7 @@ def _ce_lower(e, ins, outs, c):
     per = e.op("GatherElements", [lsm, e.op("Unsqueeze", [lab, _i64(e, [ax])])], axis=ax)
     if eps:  # the mean over the classes: 16-bit in float32, as torch's sums (bfloat16 over 50,257 was 9.6 for 10.7)
         mean = reduce_op(e, "ReduceMean", widen(e, lsm, lt), [ax], 1)
-        mean = e.op("Cast", [mean], to=lt.dtype.onnx) if lt.dtype.is_16bit else mean
+        mean = narrow(e, mean, lt)
         per = e.op("Add", [e.op("Mul", [per, _scalar(e, 1.0 - eps, lt)]), e.op("Mul", [mean, _scalar(e, eps, lt)])])
     per = e.op("Neg", [e.op("Squeeze", [per, _i64(e, [ax])])])
     if kept is not None:  # chosen, not multiplied: an ignored row's -inf or NaN logits times 0 made the loss NaN

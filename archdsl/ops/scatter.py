@@ -11,7 +11,7 @@ import numpy as np
 
 from ..types import DType, TensorType, numel
 from ._common import i64 as _i64
-from ._common import narrow_into, shape_str, wide_np, wide_outputs, widen
+from ._common import narrow, narrow_into, shape_str, wide_np, wide_outputs, widen
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis, same_dim, torch_dim
 
@@ -145,7 +145,7 @@ def _index_add_lower(e, ins, outs, c):
     if alpha != 1:  # 16-bit: times alpha in float32, rounded back before the sum
         scale = e.const(np.array(alpha if x_t.dtype.is_float else int(alpha), dtype=wide_np(x_t)))
         scaled = e.op("Mul", [widen(e, source, x_t), scale])
-        source = e.op("Cast", [scaled], to=x_t.dtype.onnx) if x_t.dtype.is_16bit else scaled
+        source = narrow(e, scaled, x_t)
     _scatter_nodes(e, x, idx, source, x_t, ax, outs)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..types import DType, TensorType, numel
 from ._common import i64 as _i64
+from ._common import widen
 from .registry import Attr, OpDef, fail, register
 from .shapes import torch_dim
 
@@ -129,7 +130,7 @@ def _searchsorted_lower(e, ins, outs, c):
     comparison per pair, [..., K, M], summed over M. Not(seq >= v) rather than seq < v: a NaN value then
     counts every element, as torch's M."""
     seq_t = c.in_types[0]
-    seq, v = (e.op("Cast", [x], to=DType.float32.onnx) if seq_t.dtype.is_16bit else x for x in ins)
+    seq, v = (widen(e, x, seq_t) for x in ins)
     if seq_t.rank > 1:
         seq = e.op("Unsqueeze", [seq, _i64(e, [-2])])
     v = e.op("Unsqueeze", [v, _i64(e, [-1])])
