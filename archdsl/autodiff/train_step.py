@@ -361,11 +361,10 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
             raise ArchError(e.message + hint, e.span or pred.span, e.notes) from None
         if said := image_classes(cfg.loss, pred, out_name, defaulted):  # a segmentation map [N, C, H, W]
             graph.warnings.append((said, pred.span))
-        if said := squashed_logits(cfg.loss, pred):  # `y = ... -> softmax` trained with --loss cross_entropy
-            squash = squashing(cfg.loss, pred)  # maybe before a flatten
-            graph.warnings.append((f"output '{out_name}': --loss {said}; end it at the logits (for probabilities "
-                                   f"as well, a second output {squash.op}(logits), and --output-name naming "
-                                   "the logits)", squash.span))
+        if (squash := squashing(cfg.loss, pred)) is not None:  # `y = ... -> softmax` under --loss cross_entropy
+            graph.warnings.append((f"output '{out_name}': --loss {squashed_logits(cfg.loss)}; end it at the "
+                                   f"logits (for probabilities as well, a second output {squash.op}(logits), and "
+                                   "--output-name naming the logits)", squash.span))
         labels = graph.add_input("labels", lt)
         b = GradBuilder(graph, None, tag="loss")
         loss = make_loss(b, cfg.loss, pred, labels, cfg.label_smoothing, cfg.ignore_index)

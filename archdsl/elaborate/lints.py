@@ -19,11 +19,13 @@ def suspicious(op, tensors: list, attrs: dict) -> str | None:
         return None
     if op.name in ("cross_entropy", "bce_with_logits"):
         axis = attrs["axis"] if op.name == "cross_entropy" else -1  # the classes' dim
-        said = squashed_logits(op.name, tensors[0].value, axis)
-        if op.name == "cross_entropy" and not said and _one_class(tensors[0].type, attrs["axis"]):
+        squash = squashing(op.name, tensors[0].value, axis)
+        if squash is not None:
+            return f"{squashed_logits(op.name)}; give it the logits (the {squash.op}'s input)"
+        if op.name == "cross_entropy" and _one_class(tensors[0].type, attrs["axis"]):
             return ("cross_entropy over one class is 0 whatever the weights (as torch's); for a yes/no target, "
                     "bce_with_logits with float 0/1 targets of the logits' shape")
-        return said and f"{said}; give it the logits (the {squashing(op.name, tensors[0].value, axis).op}'s input)"
+        return None
     x = tensors[0].type
     if op.name == "reshape":
         return _fixed_reshape(x, attrs["shape"]) or _reshape_as_permute(x, attrs["shape"], tensors[0].value)

@@ -48,11 +48,10 @@ def squashing(loss: str, logits, axis: int = -1):
     return node if (over == r - 1 if node.outputs[0] is not logits else over == axis % rank) else None
 
 
-def squashed_logits(loss: str, logits, axis: int = -1) -> str | None:
-    """What to say when a loss that takes logits is given a softmax's (a sigmoid's) output: it squashes them
-    again, so training crawls with nothing wrong in any shape (torch takes the same logits)."""
-    if squashing(loss, logits, axis) is None:
-        return None
+def squashed_logits(loss: str) -> str:
+    """What to say when a loss that takes logits is given a softmax's (a sigmoid's) output (squashing() found
+    it): it squashes them again, so training crawls with nothing wrong in any shape (torch takes the same
+    logits)."""
     squash = _OWN_SQUASH[loss]
     return (f"{loss} takes logits and applies its own {squash[1]} (as torch's), and here it is given a {squash[0]}'s "
             f"output: it trains on {squash[1]}({squash[0]}(x)), slowly or not at all")
