@@ -282,6 +282,10 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
         elif went_on:
             hint = (f" (the line before ends with '{went_on}', so this line goes on with its conditional expression, "
                     "`a if c else b`)")
+        elif _innermost(tok) not in ("(", "[") and "':'" not in expected and (cont := _continued(text, tok)) and \
+                (first or str(tok) == "=" and re.fullmatch(r"\s*[A-Za-z_]\w*(\s*,\s*[A-Za-z_]\w*)*\s*",
+                                                          line[:tok.column - 1])):  # `a = 4,` then `y = x`
+            hint = f" (line {cont[0]} ends with '{cont[1]}', so this line goes on from it)"
         elif re.fullmatch(r"\.\d*", str(tok)) and not re.match(r"\s*(import|repeat|for)\b", line) and \
                 (label := re.search(r"\bas\s+([A-Za-z_]\w*)$", line[:tok.column - 1])):  # (an import's alias,
             # repeat's and for's names are plain names) as head.fc, as features.0 ('.0' lexes as a number)
@@ -373,6 +377,19 @@ def _line_break_after(text: str, tok) -> str | None:
             ends = re.search(r"(?<![\w.])(if|else)$", code)
             head = code[:ends.start()].strip() if ends else ""
             return ends[1] if ends and head not in ("", "}") and not head.endswith(";") else None
+    return None
+
+
+def _continued(text: str, tok) -> tuple[int, str] | None:
+    """(line, symbol) where the code line before tok's ends with an operator, '=' or ',' (an expression's
+    if/else is said otherwise): the lexer took tok's line as going on with it, so a stray `a = 4,` reads the
+    next statement as part of a tuple."""
+    lines = source_lines(text)
+    for n in range(tok.line - 1, 0, -1):
+        code = _code(lines[n - 1]).strip()
+        if code:
+            end = re.search(r"(->|==|!=|<=|>=|\*\*|//|(?<!\d)\.|[,=:+\-*/%@<>])$|(?<![\w.])(and|or|not|in|as)$", code)
+            return (n, end[0]) if end else None
     return None
 
 

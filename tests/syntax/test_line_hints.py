@@ -59,6 +59,16 @@ _GOES_ON = "so this line goes on with its conditional expression"
     ('    y = x\n    yield y', "archdsl has no 'yield'", None),
     ('    h = x\n    parm h\n    y = x', None, "did you mean 'param'"),
     ('    h = x\n    retrun h', "did you mean 'return'", None),
+    # a line that ends with ',' or an operator goes on: the next statement is read as part of it
+    ('    a = 4,\n    y = x', "line 2 ends with ',', so this line goes on from it", "use '=='"),
+    ('    a = 4,  # four\n\n    # the output\n    y = x', "line 2 ends with ','", "use '=='"),
+    ('    h = x ->\n    y = relu(h)', "line 2 ends with '->'", "use '=='"),
+    ('    a, b = 1, 2 *\n    return x', "line 2 ends with '*'", None),
+    ('    h = x and\n    y, z = x, x', "line 2 ends with 'and'", None),
+    ('    a = 1.\n    y = = x', None, "ends with '.'"),                # 1. is a number
+    ('    a = "x,"\n    y = = x', None, "ends with ','"),             # a ',' in a string
+    ('    y = concat([x,\n    y = x])', None, "goes on from it"),      # inside brackets a line break is none
+    ('    y = x\n    y = x == 1 if true else\n    z = 1', "its conditional expression", "goes on from it"),
 ])
 def test_hints_read_the_code_around_the_token(body, said, not_said):
     with pytest.raises(ArchSyntaxError) as e:
