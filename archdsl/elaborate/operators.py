@@ -280,9 +280,11 @@ class Operators:
         k = self.eval(ix, env)
         if isinstance(v, dict):
             if not self.decided(contains, k, v, op="in", span=span):
-                keys = ", ".join(map(str, list(v)[:20])) + (", ..." if len(v) > 20 else "")
-                shown = k if isinstance(k, str) and len(k) <= 60 else short(k)
-                raise EvalError(f"key {shown} is not in the dict (keys: {keys})", span)
+                keys = ", ".join(map(short, list(v)[:20])) + (", ..." if len(v) > 20 else "")
+                hint = ""
+                if isinstance(ix, A.Name) and ix.id in v and not isinstance(k, str):  # d[max]: a builtin's name
+                    hint = f'; {ix.id} here is {describe(k)}: the string key is written ["{ix.id}"]'
+                raise EvalError(f"key {short(k)} is not in the dict (keys: {keys}){hint}", span)
             return v[k]
         if isinstance(v, (list, tuple, str)):
             if not is_int(k):

@@ -238,7 +238,10 @@ def test_integer_powers_up_to_the_limit_are_computed():
     ("h = x + parameter([4], init='uniform', low=1, high=0) as p", r"uniform needs low <= high, got low=1, high=0"),
     ("h = x + parameter([4], init='normal', std=-1) as p", r"normal needs std >= 0, got std=-1"),
     ("h = x + parameter([4], init='trunc_normal', std=float('nan')) as p", r"trunc_normal needs std >= 0"),
-    ("n = {a: 1}[[1]]", r"key \[1\] is not in the dict \(keys: a\)"),
+    ("n = {a: 1}[[1]]", r"key \[1\] is not in the dict \(keys: 'a'\)"),
+    ("n = {max: 1}[max]", r"key max is not in the dict \(keys: 'max'\); max here is the builtin max: the string key "
+                          r'is written \["max"\]'),
+    ("n = {'max': 1}[min]", r"key min is not in the dict \(keys: 'max'\)$"),
     ("n = 10.0 ** 1000", r"10.0 \*\* 1000 is too large for a float"),
     ("n = 1 in 'abc'", r"'in' a string needs a string on the left, got int 1"),
     ("n = [1] < ['a']", r'cannot compare int 1 < string "a"'),
