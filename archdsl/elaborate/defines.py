@@ -12,7 +12,7 @@ from ..syntax import ast as A
 from ..syntax import is_number_literal, parse_expr
 from .builtins import BUILTINS
 from .evaluator import Evaluator
-from .values import BlockFn, Builtin, Env, OpFn, describe
+from .values import BlockFn, Builtin, Env, Namespace, OpFn, describe
 
 __all__ = ["DEFINE_FILE", "define_label", "override", "override_field", "parse_define", "parse_defines"]
 
@@ -34,6 +34,10 @@ def override(item: A.ParamDecl, default, given, prefix: str = "", names=None):
     if isinstance(value, _Word):
         if isinstance(default, str):
             return value.text
+        if isinstance(default, (OpFn, BlockFn, Builtin)) and names:  # -D act=lib.blk: an imported file's
+            found = _imported(value.text, names, name, given[1])
+            if found is not None:
+                return found
         raise value.error
     if isinstance(default, str) and len(given) > 3 and type(value) in (int, float):  # -D tag=1.5: as written
         return given[3]
@@ -70,6 +74,23 @@ def override(item: A.ParamDecl, default, given, prefix: str = "", names=None):
 
     raise DefineError(f"{define_label(name, span)}: expected {_kind(default)} like the default ({describe(default)}), "
                       f"got {describe(value)}{api}", span, [(f"param '{item.name}' is declared here", item.span)])
+
+
+def _imported(text: str, names, name: str, span):
+    """The block, op or builtin `lib.blk` names through the file's imports, or None where its first word is no
+    import (the error reading it as an expression is said instead)."""
+    first, *rest = text.split(".")
+    at = names(first) if first.isidentifier() else None
+    if not isinstance(at, Namespace) or not rest or not all(p.isidentifier() for p in rest):
+        return None
+    for i, part in enumerate(rest):
+        if not isinstance(at, Namespace) or part not in at.env.vars:
+            where = ".".join([first, *rest[:i]])
+            fns = [k for k, v in at.env.vars.items() if isinstance(v, (OpFn, BlockFn, Builtin, Namespace))] \
+                if isinstance(at, Namespace) else []
+            raise DefineError(f"-D {name}: {where} has no '{part}'{did_you_mean(part, fns)}", span)
+        at = at.env.vars[part]
+    return at
 
 
 def override_field(item: A.ParamDecl, record, key: str, given, prefix: str = ""):

@@ -210,6 +210,20 @@ def test_a_bare_word_for_a_param_whose_default_is_an_op_is_that_op():
     assert archdsl.check_source(own, defines=["f=min"]).consts[0].data == 5  # (review50: the builtin's 2)
 
 
+
+def test_a_dotted_word_for_an_op_valued_param_names_an_imported_files_block(tmp_path):
+    """`-D act=lib.blk` said "unknown name 'lib'": the -D value is read without the file's names, and only a
+    bare word was looked up in them."""
+    (tmp_path / "lib.arch").write_text("block blk(t) {\n    return t - 1\n}\n")
+    spec = tmp_path / "m.arch"
+    spec.write_text('import "lib.arch" as lib\nparam act = relu\n'
+                    "model m(x: float32[B, 4]) -> y {\n    y = x -> act\n}\n")
+    assert [n.op for n in archdsl.check_file(spec, defines=["act=lib.blk"]).nodes] == ["sub"]
+    with pytest.raises(DefineError, match="-D act: lib has no 'bkl'; did you mean 'blk'"):
+        archdsl.check_file(spec, defines=["act=lib.bkl"])
+    with pytest.raises(DefineError, match="-D act: unknown name 'lab'"):  # no import: as before
+        archdsl.check_file(spec, defines=["act=lab.blk"])
+
 def test_defines_inf_and_minus_inf_are_infinity_for_a_number_param():
     """`-D p=inf` for cdist's `param p = 2.0` was refused ("expected a number"), and `-D p=-inf` was an
     unknown name: the ops spell infinity "inf"/"-inf", so a number param takes those words as infinities."""
