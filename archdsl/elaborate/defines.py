@@ -93,7 +93,7 @@ def _imported(text: str, names, name: str, span):
     return at
 
 
-def override_field(item: A.ParamDecl, record, key: str, given, prefix: str = ""):
+def override_field(item: A.ParamDecl, record, key: str, given, prefix: str = "", names=None):
     """`-D cfg.width=8`: the record param `cfg` with that field (`cfg.a.b` one level further) set as -D sets a
     param, against the field's default; the record is copied, never changed in place."""
     path = key.split(".")[1:]
@@ -114,7 +114,8 @@ def override_field(item: A.ParamDecl, record, key: str, given, prefix: str = "")
         parents.append(at)
         at = at[name]
     try:
-        value = override(A.ParamDecl(f"{item.name}.{'.'.join(path)}", item.value, item.span), at, given, prefix)
+        value = override(A.ParamDecl(f"{item.name}.{'.'.join(path)}", item.value, item.span), at, given, prefix,
+                         names)
     except DefineError as e:
         e.notes = [(f"param '{item.name}' is declared here", item.span)]
         raise

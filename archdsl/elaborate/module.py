@@ -219,7 +219,7 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                 named = lambda w: env.lookup(w) if env.has(w) else None  # noqa: E731 - a block -D names
                 for key in by_param.get(item.name, ()):  # sorted: cfg itself before cfg.width, a field
                     value = override(item, value, defines[key], prefix, named) if key == item.name else \
-                        override_field(item, value, key, defines[key], prefix)
+                        override_field(item, value, key, defines[key], prefix, named)
                     unused.pop(key, None)  # None: a param declared twice is said by _define below
                     if defines[key][1] is not None:
                         mod.overrides[key] = defines[key][1]

@@ -223,6 +223,10 @@ def test_a_dotted_word_for_an_op_valued_param_names_an_imported_files_block(tmp_
         archdsl.check_file(spec, defines=["act=lib.bkl"])
     with pytest.raises(DefineError, match="-D act: unknown name 'lab'"):  # no import: as before
         archdsl.check_file(spec, defines=["act=lab.blk"])
+    spec.write_text('import "lib.arch" as lib\nblock mine(t) {\n    return t * 3\n}\nparam cfg = {act: relu}\n'
+                    "model m(x: float32[B, 4]) -> y {\n    y = x -> cfg.act\n}\n")  # a record's field too
+    assert [n.op for n in archdsl.check_file(spec, defines=["cfg.act=mine"]).nodes] == ["mul"]
+    assert [n.op for n in archdsl.check_file(spec, defines=["cfg.act=lib.blk"]).nodes] == ["sub"]
 
 def test_defines_inf_and_minus_inf_are_infinity_for_a_number_param():
     """`-D p=inf` for cdist's `param p = 2.0` was refused ("expected a number"), and `-D p=-inf` was an
