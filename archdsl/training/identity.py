@@ -78,8 +78,10 @@ def check_resume(path, saved_cfg: dict, saved_step: dict | None, cfg: dict, step
     shown = [f"model {_setting(saved_step.get('model'))} there, {_setting(step['model'])} here"
              if saved_step.get("model") != step["model"] else ""]
     old, new = saved_step.get("params") or {}, step["params"]
-    shown += [f"-D {k}={_setting(old.get(k))} there, {_setting(new.get(k))} here"
-              for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+    shown += [f"param {k} new in the spec (= {_setting(new[k])})" if k not in old else
+              f"param {k} no longer in the spec" if k not in new else
+              f"-D {k}={_setting(old[k])} there, {_setting(new[k])} here"
+              for k in sorted(old.keys() | new.keys()) if k not in old or k not in new or old[k] != new[k]]
     shown += [f"{k} {_setting(saved_cfg.get(k))} there, {_setting(cfg.get(k))} here" for k in _PATTERNS
               if saved_cfg.get(k) != cfg.get(k)]
     said = "; ".join(s for s in shown if s) or "the spec computes otherwise since"

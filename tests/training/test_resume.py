@@ -318,6 +318,11 @@ def test_resume_refuses_a_checkpoint_of_another_train_step(tmp_path, capsys):
     spec = tmp_path / "a.arch"  # an edit that computes the same: comments, lines moved, -D giving the default
     spec.write_text("# ReLU or tanh\n\n" + spec.read_text())
     assert main(base + ["--epochs", "2", "--model", "net", "-D", "act=relu", "--resume"]) == 0
+    capsys.readouterr()
+    spec.write_text(spec.read_text().replace('param act = "relu"\n', 'param act = "relu"\nparam scale = 2.0\n')
+                    .replace("y = h -> linear(3) as fc2", "y = h * scale -> linear(3) as fc2"))
+    assert main(base + ["--epochs", "3", "--model", "net", "--resume"]) == 1  # said as the spec's, not a -D
+    assert "another train step (param scale new in the spec (= 2.0))" in capsys.readouterr().err
 
 
 def test_resume_compares_what_freeze_and_no_decay_patterns_select(tmp_path, capsys):
