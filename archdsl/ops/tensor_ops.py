@@ -83,23 +83,23 @@ def _expand_target(x, a):
 
 
 def _expand_checked(ins, a) -> tuple:
-    """The target, where every symbolic dim the input does not already have can be read from `like` at run
-    time (without it the lowering could only broadcast 1: the declared shape would be false)."""
+    """The target, where a symbolic dim the input does not already have is read at run time from `like`, when
+    given, else from a model input or earlier value with that dim (the lowering says where none has it)."""
     x, like = ins[0], (ins[1] if len(ins) > 1 else None)
     target = _expand_target(x, a)
     lead = len(target) - x.rank
     for i, d in enumerate(target):
         src = x.shape[i - lead] if i >= lead else 1
-        if not isinstance(d, int) and d != src and (like is None or d not in like.shape):
-            where = f"the like= tensor {shape_str(like)} has no dim {d}" if like is not None \
-                else "give like= a tensor with it"
-            fail(f"expand: symbolic dim {d} is only known at run time; {where} (expand(x, [...], like=y))")
+        if not isinstance(d, int) and d != src and like is not None and d not in like.shape:
+            fail(f"expand: symbolic dim {d} is only known at run time, and the like= tensor {shape_str(like)} "
+                 f"has no dim {d} (expand(x, [...], like=y))")
     return target
 
 
 def _expand_lower(e, ins, outs, c):
     x = c.in_types[0]
     target = _expand_target(x, c.attrs)
+    lead = len(target) - x.rank
     ref = c.in_types[1:] and ins[1]
     parts = []
     for i, d in enumerate(target):
@@ -108,8 +108,14 @@ def _expand_lower(e, ins, outs, c):
         elif ref and d in c.in_types[1].shape:
             shp = e.op("Shape", [ref])
             parts.append(e.op("Gather", [shp, _i64(e, [c.in_types[1].shape.index(d)])], axis=0))
-        else:
+        elif i >= lead and x.shape[i - lead] == d:
             parts.append(_i64(e, [1]))  # Expand broadcasts 1 against the existing dim
+        elif (size := e.dim(d)) is not None:  # B of a model input, as reshape reads it
+            parts.append(size)
+        else:
+            fail(f"expand: the size {d} is not the size of any dim of a model input or of a value computed "
+                 "before this expand, so it cannot be read at run time; give like= a tensor with it "
+                 "(expand(x, [...], like=y))")
     shape = e.op("Concat", parts, axis=0) if len(parts) > 1 else parts[0]
     e.op("Expand", [ins[0], shape], outputs=outs)
 
@@ -119,8 +125,8 @@ register(OpDef(
     infer=lambda ins, a: [ins[0].with_shape(_expand_checked(ins, a))],
     lower=_expand_lower, cost=lambda c: 0,
     grad=lambda b, c, ins, outs, gouts: [b.sum_to(gouts[0], c.in_types[0].shape)] + [None] * (len(ins) - 1),
-    doc="Broadcast size-1 dims to `shape` (torch.expand; -1 keeps a dim). Symbolic dims are read from `like`: "
-        "expand(cls, [B, 1, 768], like=x).",
+    doc="Broadcast size-1 dims to `shape` (torch.expand; -1 keeps a dim). A symbolic dim is read at run time "
+        "from `like` when given (expand(cls, [B, 1, 768], like=x)), else from a model input with it.",
 ))
 
 

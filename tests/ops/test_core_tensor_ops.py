@@ -481,16 +481,28 @@ def test_positions(shape, data, start, sym):
     np.testing.assert_array_equal(y, np.arange(shape[d], dtype=np.int64) + start)
 
 
-def test_expand_to_a_symbolic_dim_needs_like():
-    """Without like= the lowering could only broadcast 1: the checker declared [T, 8], onnxruntime gave [1, 8]."""
+def test_expand_to_a_symbolic_dim_reads_it_from_like_or_a_model_input():
+    """Without like= the lowering had only broadcast 1 (the checker declared [T, 8], onnxruntime gave [1, 8]),
+    then it was refused; `expand(cls, [B, 1, D])` is torch's cls_token.expand(B, -1, -1), B the model's own
+    input size, so it is read from the input as reshape reads it."""
     src = "model m(x: float32[1, 8], z: float32[T]) -> y {\n    y = expand(x, [T, 8]%s)\n}\n"
-    with pytest.raises(archdsl.ArchError, match="symbolic dim T is only known at run time; give like="):
-        archdsl.check_source(src % "")
     with pytest.raises(archdsl.ArchError, match=re.escape("the like= tensor [1, 8] has no dim T")):
         archdsl.check_source(src % ", like=x")
-    (y,) = runtime.session(archdsl.compile_source(src % ", like=z")).run(
-        None, {"x": np.ones((1, 8), np.float32), "z": np.zeros(3, np.float32)})
-    assert y.shape == (3, 8)
+    feeds = {"x": np.arange(8, dtype=np.float32).reshape(1, 8), "z": np.zeros(3, np.float32)}
+    for like in (", like=z", ""):
+        (y,) = runtime.session(archdsl.compile_source(src % like)).run(None, feeds)
+        np.testing.assert_array_equal(y, np.broadcast_to(feeds["x"], (3, 8)))
+    tokens = ("model m(x: float32[B, T, 4]) -> y {\n    cls = parameter([1, 1, 4]) as cls\n"
+              "    y = concat([expand(cls, [B, 1, 4]), x], axis=1)\n}\n")
+    sess = runtime.session(archdsl.compile_source(tokens))
+    for b in (1, 3):
+        (y,) = sess.run(None, {"x": np.ones((b, 5, 4), np.float32)})
+        assert y.shape == (b, 6, 4)
+    twice = "model m(x: float32[B, 4]) -> y {\n    y = expand(parameter([1, 4]) as c, [2 * B, 4])\n}\n"
+    archdsl.check_source(twice)  # no value has 2*B: said where the lowering reads it
+    with pytest.raises(archdsl.ArchError, match="the size 2\\*B is not the size of any dim of a model input") as e:
+        archdsl.compile_source(twice)
+    assert e.value.span is not None and e.value.span.line == 2
 
 
 @pytest.mark.parametrize("call", ["batchnorm(x, eps=-1)", "layernorm(x, eps=-1e-5)", "group_norm(x, 2, eps=-1)",
