@@ -185,6 +185,7 @@ def _transformer_feeds(rng, masked: bool) -> dict:
     if masked:
         sp, tp = np.zeros((2, 7), bool), np.zeros((2, 5), bool)
         sp[1, 4:] = True
+        sp[0, :] = True  # a source of padding alone: its queries see no key, torch gives zeros, not an average
         tp[0, 3:] = True
         feeds.update(src_key_padding_mask=sp, tgt_key_padding_mask=tp)
     return feeds
