@@ -58,10 +58,15 @@ def _dropout(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dic
     p = node.attrs["p"]
     if p == 0.0:
         return x, {}
-    if p == 1.0:  # torch: x * 0 (a NaN or inf stays NaN), and a zero gradient
-        return b.op("mul", x, b.scalar(0.0, x)), {}
-    mask = b.op("autodiff.dropout_mask", x, extra.seed, extra.step, p=p, stream=stream_id(node.name))
-    return b.op("mul", x, mask), {}
+    return _dropped(b, x, p, extra, stream_id(node.name)), {}
+
+
+def _dropped(r, x: Value, p: float, extra: TrainInputs, stream: int) -> Value:
+    """x with dropout p drawn on it; p = 1 is torch's x * 0 (a NaN or inf stays NaN, the gradient 0), where
+    a mask would scale what it keeps by 1 / (1 - p)."""
+    if p == 1.0:
+        return r.op("mul", x, r.scalar(0.0, x))
+    return r.op("mul", x, r.op("autodiff.dropout_mask", x, extra.seed, extra.step, p=p, stream=stream))
 
 
 def _drop_path(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[str, Value]]:
@@ -94,7 +99,7 @@ def _attention(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, d
     stream = stream_id(node.name)
 
     def drop(r, probs):
-        return r.op("mul", probs, r.op("autodiff.dropout_mask", probs, extra.seed, extra.step, p=p, stream=stream))
+        return _dropped(r, probs, p, extra, stream)
 
     call = OpCall(tuple(v.type for v in node.inputs), tuple(o.type for o in node.outputs), node.attrs)
     return decompose(b, call, list(node.inputs), drop), {}
@@ -141,9 +146,7 @@ def _recurrent(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[list[Val
         raise err.with_span(node.span) from None
 
     def drop(r, seq, layer):
-        mask = r.op("autodiff.dropout_mask", seq, extra.seed, extra.step, p=p,
-                    stream=stream_id(f"{node.name}.layer{layer}"))
-        return r.op("mul", seq, mask)
+        return _dropped(r, seq, p, extra, stream_id(f"{node.name}.layer{layer}"))
 
     return decompose_recurrent(b, node.op, call, list(node.inputs), drop), {}
 

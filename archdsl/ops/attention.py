@@ -115,8 +115,8 @@ def _check(ins, a):
         if tuple(am.shape) not in ((t, s), (bh, t, s)):
             fail(f"multihead_attention: attn_mask must be [{t}, {s}] (query length, key length) or "
                  f"[{bh}, {t}, {s}] (batch * heads first, torch's layout), got {shape_str(am)}")
-    if not 0.0 <= a["dropout"] < 1.0:
-        fail(f"multihead_attention: dropout must be in [0, 1), got {a['dropout']}", "dropout")
+    if not 0.0 <= a["dropout"] <= 1.0:
+        fail(f"multihead_attention: dropout must be in [0, 1], got {a['dropout']}", "dropout")
     return q, k, v, mask, am
 
 

@@ -55,8 +55,8 @@ def _check_attrs(cell, a):
     positive(cell, a, "hidden_size", "num_layers")
     if a["num_layers"] > MAX_LAYERS:  # each one is parameters and nodes: 10^6 layers ran out of memory
         fail(f"{cell}: num_layers {a['num_layers']} is over the limit of {MAX_LAYERS}", "num_layers")
-    if not 0.0 <= a["dropout"] < 1.0:
-        fail(f"{cell}: dropout must be in [0, 1), got {a['dropout']}", "dropout")
+    if not 0.0 <= a["dropout"] <= 1.0:
+        fail(f"{cell}: dropout must be in [0, 1], got {a['dropout']}", "dropout")
 
 
 def _make_params(cell):

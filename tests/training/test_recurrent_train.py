@@ -222,3 +222,29 @@ def test_dropout_on_one_layer_keeps_the_onnx_forward(cell):
                               f"-> linear(2) as fc }}")
     onnx.checker.check_model(ct.step_model, full_check=True)
     assert cell.upper() in {n.op_type for n in ct.step_model.graph.node}
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_dropout_one_between_layers_drops_everything_as_torch_does(cell):
+    """dropout=1.0 was refused ("must be in [0, 1)") where torch takes it: the second layer then sees zeros
+    (a mask would scale by 1 / (1 - p)). The step's loss is torch's in training mode (float64)."""
+    torch = pytest.importorskip("torch")
+    states = "hn, cn" if cell == "lstm" else "hn"
+    src = (f"model m(x: float64[2, 4, 3]) -> y {{\n"
+           f"    seq, {states} = x -> {cell}(3, num_layers=2, dropout=1.0, return_state=true) as rnn\n"
+           f"    y = concat([seq[:, -1], hn[-1]], axis=-1)\n}}\n")
+    ct, _ = compile_step(None, config(loss="mse", opt="sgd", lr=1.0), text=src)
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((2, 4, 3)), "labels": rng.standard_normal((2, 6))}
+    import onnxruntime as ort
+    sess = ort.InferenceSession(ct.step_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert "seed" not in {i.name for i in sess.get_inputs()}, "nothing is drawn"
+    loss = sess.run(["loss"], {i.name: feeds.get(i.name, initial(ct).get(i.name)) for i in sess.get_inputs()})[0]
+    ref = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(3, 3, num_layers=2, dropout=1.0,
+                                                             batch_first=True).double().train()
+    ref.load_state_dict({k.removeprefix("rnn."): torch.from_numpy(v) for k, v in initial(ct).items()
+                         if k.startswith("rnn.") and "/" not in k})  # not its constants
+    seq, state = ref(torch.from_numpy(feeds["x"]))
+    hn = state[0] if cell == "lstm" else state
+    want = torch.nn.functional.mse_loss(torch.cat([seq[:, -1], hn[-1]], -1), torch.from_numpy(feeds["labels"]))
+    assert np.isclose(float(loss), float(want), rtol=1e-12), (float(loss), float(want))

@@ -297,6 +297,20 @@ model m(x: float64[2, 5, 8]) -> y {
 
 
 
+def test_attention_dropout_one_drops_every_weight():
+    """dropout=1.0 was refused ("must be in [0, 1)") where torch's MultiheadAttention takes it: every attention
+    weight is dropped, so the layer gives its out-projection's bias (a mask would scale by 1 / (1 - p))."""
+    ct, _ = compile_step(None, config(loss="mse", opt="sgd", lr=1.0),
+                         text=ATTENTION_DROPOUT.replace("dropout=0.5", "dropout=1.0"))
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((2, 5, 8)), "labels": rng.standard_normal((2, 5, 3))}
+    sess = runtime.session(ct.step_model, "cpu")
+    assert "seed" not in {i.name for i in sess.get_inputs()}, "nothing is drawn"
+    w = initial(ct)
+    loss = sess.run(["loss"], {i.name: feeds.get(i.name, w.get(i.name)) for i in sess.get_inputs()})[0]
+    y = w["out.weight"] @ w["attn.out_proj.bias"] + w["out.bias"]
+    assert np.isclose(float(loss), float(np.mean((y - feeds["labels"]) ** 2)), rtol=1e-12)
+
 def test_the_step_models_dropout_seed_is_the_builds_seed(tmp_path):
     """`build --train --seed 1` wrote a seed of 0 into the step model: every seed gave the same masks to a
     program that drives the step itself (`archdsl train` feeds its own)."""
