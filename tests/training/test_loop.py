@@ -4,6 +4,7 @@ test_examples.py)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -364,6 +365,31 @@ def test_embedding_ids_out_of_range_are_diagnostics(tmp_path, capsys):
     ids[2, 3] = 10
     assert main(_lm(tmp_path, ids)) == 1
     assert "'ids'[2, 3] is 10" in capsys.readouterr().err
+
+
+def test_ids_a_take_of_a_parameter_table_reads_are_checked_before_training(tmp_path, capsys):
+    """The translator looks its shared tables up with take(): an id past the table failed inside onnxruntime
+    on a batch, naming no example, where an embedding's is said before training (seq2seq hunt). take keeps
+    numpy's negative indices, so -rows..rows-1 pass; `archdsl run` draws ids within the table."""
+    spec = tmp_path / "t.arch"
+    spec.write_text("model lm(ids: int64[B, 6]) -> logits {\n    t = parameter([10, 8]) as table\n"
+                    "    logits = take(t, ids) -> mean(dim=1) -> linear(10) as head\n}\n")
+    run = lambda ids: main(["train", str(spec), "--data", str(tmp_path / "ids.npz"), "--epochs", "1",  # noqa: E731
+                            "--quiet", "-o", str(tmp_path / "w.npz")]) if np.savez(
+        tmp_path / "ids.npz", ids=ids, labels=np.zeros(len(ids), np.int64)) is None else None
+    ids = np.ones((4, 6), np.int64)
+    ids[1, 2], ids[0, 0] = -10, 9
+    assert run(ids) == 0
+    capsys.readouterr()
+    ids[2, 3] = 10
+    assert run(ids) == 1
+    assert "'ids'[2, 3] is 10, but the table it looks up (table) has 10 rows: ids are -10..9" in capsys.readouterr().err
+    ids[2, 3] = -11
+    assert run(ids) == 1
+    assert "'ids'[2, 3] is -11" in capsys.readouterr().err
+    import archdsl
+    meta = {p.key: p.value for p in archdsl.compile_file(spec).metadata_props}  # what `archdsl run` draws
+    assert json.loads(meta["archdsl.int_inputs"]) == {"ids": {"low": 0, "high": 10}}
 
 
 def test_data_the_models_dtype_cannot_hold_is_a_diagnostic(tmp_path, capsys):
