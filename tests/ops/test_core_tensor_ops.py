@@ -495,9 +495,9 @@ def test_expand_to_a_symbolic_dim_reads_it_from_like_or_a_model_input():
     tokens = ("model m(x: float32[B, T, 4]) -> y {\n    cls = parameter([1, 1, 4]) as cls\n"
               "    y = concat([expand(cls, [B, 1, 4]), x], axis=1)\n}\n")
     sess = runtime.session(archdsl.compile_source(tokens))
-    for b in (1, 3):
-        (y,) = sess.run(None, {"x": np.ones((b, 5, 4), np.float32)})
-        assert y.shape == (b, 6, 4)
+    for batch in (1, 3):
+        (y,) = sess.run(None, {"x": np.ones((batch, 5, 4), np.float32)})
+        assert y.shape == (batch, 6, 4)
     twice = "model m(x: float32[B, 4]) -> y {\n    y = expand(parameter([1, 4]) as c, [2 * B, 4])\n}\n"
     archdsl.check_source(twice)  # no value has 2*B: said where the lowering reads it
     with pytest.raises(archdsl.ArchError, match="the size 2\\*B is not the size of any dim of a model input") as e:
