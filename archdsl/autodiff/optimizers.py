@@ -162,8 +162,8 @@ def update(b: GradBuilder, cfg: OptimConfig, p: Value, g: Value, state: list[Sta
         # at lr = 0); to any lr above ~1e-23 it adds nothing a float32 holds.
         step_size = b.op("add", b.op("div", lr64, bc1), d(_STEP_FLOOR))
         k = b.op("reciprocal", b.op("mul", b.op("sqrt", bc2), step_size))
-        cache["k"] = b.op("cast", k, dtype=p.type.dtype.label)
-        cache["eps"] = b.op("cast", b.op("div", d(cfg.eps), step_size), dtype=p.type.dtype.label)
+        cache["k"] = b.op("cast", k, dtype=_work(p))
+        cache["eps"] = b.op("cast", b.op("div", d(cfg.eps), step_size), dtype=_work(p))
     if cfg.name == "adamw" and wd:
         if "decay" not in cache:
             cache["decay"] = b.op("sub", c(1.0), b.op("mul", lr, c(wd)))
@@ -175,5 +175,16 @@ def update(b: GradBuilder, cfg: OptimConfig, p: Value, g: Value, state: list[Sta
     state[0].new, state[1].new = m, v
     if cfg.amsgrad:  # the largest v so far (kept as torch keeps it, the max of the raw second moments)
         v = state[2].new = b.op("maximum", state[2].old, v)
+    if _work(p) != p.type.dtype.label:  # k is ~1/lr: past float16's 65504 below lr 1.5e-5 (a step of 0 or NaN
+        # where the runtime computes as written), so the step is computed in float32, as torch's addcdiv is
+        m, v = (b.op("cast", t, dtype="float32") for t in (m, v))
+        denom = b.op("add", b.op("mul", b.op("sqrt", v), cache["k"]), cache["eps"])
+        return b.op("cast", b.op("sub", b.op("cast", p, dtype="float32"), b.op("div", m, denom)),
+                    dtype=p.type.dtype.label)
     denom = b.op("add", b.op("mul", b.op("sqrt", v), cache["k"]), cache["eps"])
     return b.op("sub", p, b.op("div", m, denom))
+
+
+def _work(p: Value) -> str:
+    """The dtype Adam's step is computed in: float32 for a 16-bit parameter, else the parameter's own."""
+    return "float32" if p.type.dtype.is_16bit else p.type.dtype.label

@@ -125,6 +125,38 @@ def test_a_float16_batchnorm_step_as_written_is_finite(tmp_path, scale, rows):
                                    atol=2e-3, err_msg=name)
 
 
+
+@pytest.mark.parametrize("lr", [1e-3, 3e-5, 1e-5])
+def test_a_float16_adam_step_as_written_takes_small_learning_rates(tmp_path, lr):
+    """Adam's shared 1/step-size scalar (~1/lr) was cast to float16: past its 65504 below lr ~4.8e-5, so
+    where each op runs in its own dtype every update was 0 or NaN (onnxruntime's CPU hid it; a CUDA kernel
+    would not). Now the step runs in float32 and is rounded once, as torch's addcdiv; torch's Adam on the
+    same float16 weights and gradient moves every weight to within one float16 step of ours (schedules hunt)."""
+    torch = pytest.importorskip("torch")
+    spec = tmp_path / "h.arch"
+    spec.write_text("model net(x: float16[B, 8]) -> y {\n    y = x -> linear(4) as fc\n}\n")
+    out = tmp_path / "h.onnx"
+    assert main(["build", str(spec), "--train", "--optimizer", "adam", "--eps", "1e-4", "--loss", "mse",
+                 "--lr", str(lr), "-o", str(out)]) == 0
+    model = onnx.load(str(out))
+    init = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((16, 8)).astype(np.float16),
+             "labels": np.full((16, 4), -4.0, np.float16)}  # gradients far from 0: no sign to round away
+    ref = ReferenceEvaluator(model)
+    got = dict(zip(ref.output_names, ref.run(None, {n: feeds.get(n, init.get(n)) for n in ref.input_names})))
+    w, b = (torch.tensor(init[n], requires_grad=True) for n in ("fc.weight", "fc.bias"))
+    opt = torch.optim.Adam([w, b], lr=lr, eps=1e-4)
+    y = torch.nn.functional.linear(torch.tensor(feeds["x"]).float(), w.float(), b.float())
+    torch.nn.functional.mse_loss(y, torch.tensor(feeds["labels"]).float()).backward()
+    opt.step()
+    assert (got["fc.weight.new"] != init["fc.weight"]).any(), "small weights move (their float16 step is small)"
+    for name, want in (("fc.weight", w), ("fc.bias", b)):
+        new = got[name + ".new"].astype(np.float32)
+        assert np.isfinite(new).all(), name
+        ulp = np.spacing(np.abs(want.detach().numpy())).astype(np.float32)
+        assert (np.abs(new - want.detach().float().numpy()) <= ulp).all(), name
+
 class LogSoftmax(OpRun):  # (the evaluator takes an op's replacement by its class name)
     """The reference evaluator's LogSoftmax is log(softmax(x)) in x's dtype, far off in bfloat16 over many
     classes; exact here (rounded to x's dtype), so that only archdsl's own reductions run as written."""
