@@ -371,15 +371,15 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     best = trainer.best if opts.resume and trainer.best is not None else (math.inf, 0)  # --patience's
     base_lr = float(ct.info.config.lr)
     per_batch = opts.schedule_per == "batch" and opts.schedule != "constant"
-    plan = schedule.plan(opts)
+    plan = schedule.plan(opts, n)
     accumulate = ct.info.config.accumulate
     batches = schedule.batches_per_epoch(n, opts.batch_size, keep_last)
     # the whole run's, for a per-batch schedule
     updates = opts.epochs * schedule.updates_per_epoch(n, opts.batch_size, keep_last, accumulate)
     if opts.resume and trainer.plan is not None and start < opts.epochs and "lr" in trainer.state:
         done = int(trainer.get("step")) if "step" in trainer.state else 0
-        note = schedule.plan_note(opts.checkpoint, trainer.plan, schedule.plan(opts), base_lr, start + 1, done,
-                                  lambda p: schedule.updates_per_epoch(n, p["batch_size"], keep_last, accumulate))
+        note = schedule.plan_note(opts.checkpoint, trainer.plan, plan, base_lr, start + 1, done, lambda p: schedule
+                                  .updates_per_epoch(p["examples"] or n, p["batch_size"], keep_last, accumulate))
         if note:
             console.print(note)
     if start < opts.epochs:
@@ -459,7 +459,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
             ours = best[1] > resumed_at
             size = opts.eval_size if ours else trainer.best_eval  # the batches its val_loss was evaluated in
             record = None if opts.patience is None else (*best, size) if size else best
-            trainer.save_checkpoint(opts.checkpoint, epoch, record, schedule.plan(opts),
+            trainer.save_checkpoint(opts.checkpoint, epoch, record, plan,
                                     best_output=best_path if ours else trainer.best_output,
                                     best_digest=digest if ours else trainer.best_digest)
         if stop:

@@ -19,16 +19,19 @@ __all__ = ["PLAN_DEFAULTS", "PLAN_KEYS", "batches", "batches_per_epoch", "check_
            "plan", "plan_note", "unreached", "updates_per_epoch"]
 
 
-PLAN_KEYS = ("epochs", "batch_size", "schedule", "schedule_per", "warmup", "milestones", "gamma")
+PLAN_KEYS = ("epochs", "batch_size", "schedule", "schedule_per", "warmup", "milestones", "gamma", "examples")
 PLAN_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "schedule": "--schedule",
               "schedule_per": "--schedule-per", "warmup": "--warmup", "milestones": "--milestones",
               "gamma": "--gamma"}
-# what a checkpoint written before the step schedule lacks
-PLAN_DEFAULTS = {"milestones": [], "gamma": 0.1}
+# what a checkpoint written before the step schedule (or before its examples were kept) lacks
+PLAN_DEFAULTS = {"milestones": [], "gamma": 0.1, "examples": None}
 
 
-def plan(opts: "LoopOptions") -> dict:
-    return {k: list(v) if k == "milestones" else v for k, v in ((k, getattr(opts, k)) for k in PLAN_KEYS)}
+def plan(opts: "LoopOptions", examples: int) -> dict:
+    """The settings the lr schedule reads, for a resume to compare: a per-batch schedule's length is its
+    updates, so the number of training examples is one of them."""
+    return {**{k: list(v) if k == "milestones" else v for k, v in ((k, getattr(opts, k)) for k in PLAN_KEYS[:-1])},
+            "examples": examples}
 
 
 def next_lr(plan: dict, base_lr: float, epoch: int, done: int, per_epoch: int) -> float:
@@ -51,17 +54,18 @@ def plan_note(path, saved: dict, now: dict, base_lr: float, epoch: int, done: in
     over_the_run = [p for p in (saved, now) if p["schedule"] in ("cosine", "linear")]  # read --epochs
     per_batch = any(p["schedule_per"] == "batch" for p in over_the_run)
     keys = ["warmup"] + (["schedule", "schedule_per"] if scheduled else []) + (["epochs"] if over_the_run else []) + \
-        (["batch_size"] if per_batch else []) + \
+        (["batch_size", "examples"] if per_batch else []) + \
         (["milestones", "gamma"] if "step" in (saved["schedule"], now["schedule"]) else [])
-    changed = [k for k in PLAN_KEYS if k in keys and saved[k] != now[k]]
+    changed = [k for k in PLAN_KEYS if k in keys and saved[k] != now[k] and (k != "examples" or saved[k])]
     if not changed:
         return None
     show = lambda v: ",".join(map(str, v)) if isinstance(v, list) else v  # noqa: E731 - as the flag is written
     def reads(p: dict, k: str) -> bool:  # a cosine run has no milestones to name, a step run no length
         return (k not in ("milestones", "gamma") or p["schedule"] == "step") and \
             (k != "epochs" or p["schedule"] in ("cosine", "linear"))
-    was = " ".join(f"{PLAN_FLAGS[k]} {show(saved[k])}" for k in changed if reads(saved, k))
-    new = " ".join(f"{PLAN_FLAGS[k]} {show(now[k])}" for k in changed if reads(now, k))
+    said = lambda p, k: f"--data of {p[k]} examples" if k == "examples" else f"{PLAN_FLAGS[k]} {show(p[k])}"  # noqa: E731
+    was = " ".join(said(saved, k) for k in changed if reads(saved, k))
+    new = " ".join(said(now, k) for k in changed if reads(now, k))
     ended = epoch > saved["epochs"] and saved["schedule"] in ("cosine", "linear")
     then = "its run had ended" if ended else \
         f"with its {was} it would be {next_lr(saved, base_lr, epoch, done, per_epoch(saved)):.6g}"

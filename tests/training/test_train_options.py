@@ -337,9 +337,10 @@ def test_a_resume_that_changes_the_schedule_names_the_lr_it_runs_at(tmp_path, ca
         arrays = dict(z)
     plan = json.loads(str(arrays["__plan__"]))
     assert plan == {"epochs": 1, "batch_size": 4, "schedule": "cosine", "schedule_per": "epoch", "warmup": 0,
-                    "milestones": [], "gamma": 0.1}
-    # and written as a checkpoint from before --schedule step was (no milestones, no gamma): it still resumes
-    old = {k: v for k, v in plan.items() if k not in ("milestones", "gamma")}
+                    "milestones": [], "gamma": 0.1, "examples": 8}
+    # and written as a checkpoint from before --schedule step was (no milestones, no gamma, no examples): it
+    # still resumes
+    old = {k: v for k, v in plan.items() if k not in ("milestones", "gamma", "examples")}
     arrays["__plan__"] = np.array(json.dumps({**old, "epochs": 2}))
     np.savez(ckpt, **arrays)
     resume = [a for a in argv if a != "--weights" and not a.endswith("w0.npz")] + ["--resume"]
@@ -358,6 +359,32 @@ def test_a_resume_that_changes_the_schedule_names_the_lr_it_runs_at(tmp_path, ca
     np.savez(ckpt, **arrays)
     assert main([*resume, "--epochs", "7"]) == 0  # the same settings: nothing to say
     assert "note:" not in capsys.readouterr().err
+
+
+def test_a_per_batch_schedule_resumed_on_more_examples_says_the_lr_it_runs_at(tmp_path, capsys):
+    """A per-batch cosine's length is its updates, so more examples (--data of 16 where the checkpoint's run
+    had 8) is another schedule: the lr jumped back up with no note, where another --batch-size had one
+    (schedules hunt). A per-epoch schedule does not read the count."""
+    import json
+    x, y, _, argv = _eight_examples(tmp_path, 0)
+    np.savez(tmp_path / "d16.npz", x=np.concatenate([x, x]), labels=np.concatenate([y, y]))
+    more = [str(tmp_path / "d16.npz") if a == str(tmp_path / "d.npz") else a for a in argv]
+    ckpt = tmp_path / "w.ckpt.npz"
+    for per, said in (("batch", True), ("epoch", False)):
+        assert main([*argv, "--lr", "0.1", "--schedule", "cosine", "--schedule-per", per, "--epochs", "1"]) == 0
+        with np.load(ckpt) as z:  # as if planned as 2 epochs and stopped after 1
+            arrays = dict(z)
+        arrays["__plan__"] = np.array(json.dumps({**json.loads(str(arrays["__plan__"])), "epochs": 2}))
+        np.savez(ckpt, **arrays)
+        capsys.readouterr()
+        assert main([*more, "--lr", "0.1", "--schedule", "cosine", "--schedule-per", per, "--epochs", "2",
+                     "--resume"]) == 0
+        err = " ".join(capsys.readouterr().err.split())
+        # update 3 of 2 epochs of 4 batches: 0.1 * (1 + cos(pi * 2/8)) / 2; of 2 epochs of 2 batches the
+        # checkpoint's plan: 0.1 * (1 + cos(pi * 2/4)) / 2
+        note = ("was trained with --data of 8 examples; with --data of 16 examples the lr schedule is another one: "
+                "the next update runs at lr 0.0853553 (with its --data of 8 examples it would be 0.05)")
+        assert (note in err) == said, err
 
 
 @pytest.mark.parametrize("per", ["epoch", "batch"])
