@@ -69,6 +69,10 @@ def check_resume(path, saved_cfg: dict, saved_step: dict | None, cfg: dict, step
     if saved_cfg and then != now:
         diff = sorted(k for k in now.keys() | then.keys() if then.get(k) != now.get(k))  # a key one side
         # leaves out (label_smoothing at 0) differs too; state_inputs is the step's own bookkeeping
+        moved = _frozen_otherwise(then, now) if set(diff) <= {"params", "buffers", "state_inputs"} else None
+        if moved:
+            raise ArchError(f"--resume: {path} was made by a run that trained other parameters ({moved}); resume "
+                            "with the same --freeze")
         shown = [f"{k} {_setting(then.get(k))} there, {_setting(now.get(k))} here" for k in diff
                  if k != "state_inputs"] or ["the model's parameters"]
         raise ArchError(f"--resume: {path} was made with other settings ({'; '.join(shown)}); resume with the "
@@ -87,6 +91,17 @@ def check_resume(path, saved_cfg: dict, saved_step: dict | None, cfg: dict, step
     said = "; ".join(s for s in shown if s) or "the spec computes otherwise since"
     raise ArchError(f"--resume: {path} was made by another train step ({said}); resume with the same spec, "
                     "--model, -D values and training settings")
+
+
+def _frozen_otherwise(then: dict, now: dict) -> str | None:
+    """"fc2.weight, fc2.bias trained there, frozen here" where the same parameters and buffers are only
+    split otherwise between trained and frozen (another --freeze); None where the names themselves differ."""
+    old, new = set(then.get("params") or []), set(now.get("params") or [])
+    if old | set(then.get("buffers") or []) != new | set(now.get("buffers") or []):
+        return None
+    said = [f"{', '.join(sorted(a - b))} trained {where}, frozen {other}" for a, b, where, other in
+            ((old, new, "there", "here"), (new, old, "here", "there")) if a - b]
+    return "; ".join(said) or None
 
 
 def _setting(v) -> str:

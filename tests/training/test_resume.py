@@ -337,6 +337,10 @@ def test_resume_compares_what_freeze_and_no_decay_patterns_select(tmp_path, caps
     capsys.readouterr()                                                                   # no decay to take
     assert main(base + ["--epochs", "4", "--freeze", "fc1.*", "--no-decay", "fc1", "--resume"]) == 1
     assert 'another train step (no_decay ["fc2"] there, ["fc1"] here)' in capsys.readouterr().err
+    assert main(base + ["--epochs", "4", "--freeze", "fc2", "--no-decay", "fc2", "--resume"]) == 1  # said as
+    err = " ".join(capsys.readouterr().err.split())  # the --freeze it is, not as the loss, optimizer and model
+    assert ("trained other parameters (fc2.bias, fc2.weight trained there, frozen here; fc1.bias, fc1.weight "
+            "trained here, frozen there); resume with the same --freeze") in err, err
 
 
 def test_a_train_steps_identity_is_the_same_at_any_opset_and_level(tmp_path):
