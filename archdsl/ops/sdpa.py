@@ -107,8 +107,9 @@ def _lower(e, ins, outs, c):
               and never_empty(*q_t.shape[:-1], *c.in_types[1].shape[:-1]) and runs_natively("Attention", e.opset))
     if native:
         t, n = q_t.shape[-2], c.in_types[1].shape[-2]
-        ins = list(ins[:3]) + ([attention_mask(e, ins[3], c.in_types[3].shape, ins[0], ins[1], t, n)]
-                               if len(ins) > 3 else [])
+        mask = [] if len(ins) < 4 else \
+            [ins[3] if c.in_types[3].dtype is DType.bool else off_lowest(e, ins[3], q_t.dtype)]
+        ins = list(ins[:3]) + [attention_mask(e, m, c.in_types[3].shape, ins[0], ins[1], t, n) for m in mask]
         e.op("Attention", ins, outputs=outs, is_causal=int(c.attrs["causal"]), scale=scale)
         return
     dt = q_t.dtype.numpy
@@ -130,6 +131,16 @@ def _lower(e, ins, outs, c):
         e.op("Where", [no_key(e, m, dt), e.const(np.array(0, dtype=dt)), ctx], outputs=outs)
         return
     e.op("MatMul", [e.op("Softmax", [s], axis=-1), ins[2]], outputs=outs)
+
+
+def off_lowest(e, mask: str, dtype: DType) -> str:
+    """A float mask for onnxruntime's Attention kernel, its dtype's lowest value moved one step up: the kernel
+    gives a query whose every mask value is the lowest (Hugging Face's (1 - m) * finfo.min padding mask, all
+    padding) zeros, where the softmax over equal scores, torch's, is the mean of the values. -inf stays."""
+    lowest = dtype.limits()[0]
+    const = lambda v: e.const(np.array(v, dtype=dtype.numpy))  # noqa: E731
+    return e.op("Where", [e.op("Equal", [mask, const(lowest)]), const(np.nextafter(np.array(lowest, dtype.numpy),
+                                                                                    np.array(0, dtype.numpy))), mask])
 
 
 def no_key(e, bias: str, dt) -> str:
