@@ -224,6 +224,21 @@ def positive(op: str, a: dict, *names: str) -> None:
             fail(f"{op}: {n} must be positive, got {shown}", n)
 
 
+def eps_attribute_fits(eps: float, dtype: DType) -> bool:
+    """Whether a norm's eps may be an ONNX float attribute (32-bit) on a dtype's tensor: for float64, only an
+    eps float32 holds exactly (1e-5 is 1.0000000000000001e-05 there: the output ~1e-8 off torch's), else the
+    op is decomposed with eps a float64 constant."""
+    return dtype is not DType.float64 or float(np.float32(eps)) == eps
+
+
+def standardized(e, x: str, axes: list[int], eps: float, dt, outputs=None) -> str:
+    """(x - mean) / sqrt(var + eps) over axes (the biased variance), written out: a norm's float64 form, with
+    eps a constant of x's dtype (an ONNX float attribute would round it to float32)."""
+    d = e.op("Sub", [x, reduce_op(e, "ReduceMean", x, axes, 1)])
+    var = reduce_op(e, "ReduceMean", e.op("Mul", [d, d]), axes, 1)
+    return e.op("Div", [d, e.op("Sqrt", [e.op("Add", [var, e.const(np.array(eps, dtype=dt))])])], outputs=outputs)
+
+
 def check_norm_eps(op: str, eps, whole: str) -> None:
     """A norm's eps is a small positive number added to a variance. Positional arguments fill it after the
     input (and num_groups, normalized_shape), so torch's channel count written there (batchnorm2d(64),

@@ -24,6 +24,7 @@ from ._common import (
     positive,
     reduce_op,
     shape_str,
+    standardized,
     widened,
 )
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
@@ -91,9 +92,7 @@ def lower_grouped(e, ins, outs, x_t, g: int, eps: float, affine: bool) -> None:
     grouped = e.op("Reshape", [x, shape])
     dt = np.float64 if x_t.dtype is DType.float64 else np.float16 if x_t.dtype is DType.float16 else np.float32
     if x_t.dtype is DType.float64:
-        d = e.op("Sub", [grouped, reduce_op(e, "ReduceMean", grouped, [2], 1)])
-        var = reduce_op(e, "ReduceMean", e.op("Mul", [d, d]), [2], 1)
-        normed = e.op("Div", [d, e.op("Sqrt", [e.op("Add", [var, e.const(np.array(eps, dtype=dt))])])])
+        normed = standardized(e, grouped, [2], eps, dt)
     else:  # a scale of ones the group's size: a constant shape is folded by onnxruntime when the session loads
         length = i64(e, [size]) if isinstance(size, int) else size
         ones = e.op("Expand", [e.const(np.ones(1, dtype=dt)), length])

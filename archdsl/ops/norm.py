@@ -9,10 +9,12 @@ from ._common import (
     channels_last_hint,
     check_norm_eps,
     elementwise_cost,
+    eps_attribute_fits,
     float_input,
     narrowed,
     normalized_dims,
     shape_str,
+    standardized,
     widened,
 )
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
@@ -55,6 +57,15 @@ def _bn_lower(e, ins, outs, c):
         scale = e.const(np.ones(ch, dtype=c.in_types[0].dtype.numpy))
         bias = e.const(np.zeros(ch, dtype=c.in_types[0].dtype.numpy))
         mean, var = rest
+    x_t = c.in_types[0]
+    if not eps_attribute_fits(c.attrs["eps"], x_t.dtype):  # float64: (x - mean) * scale / sqrt(var + eps) + bias,
+        # per channel, eps a float64 constant
+        import numpy as np
+        per_channel = e.const(np.array([x_t.shape[1]] + [1] * (x_t.rank - 2), dtype=np.int64))
+        k = e.op("Div", [scale, e.op("Sqrt", [e.op("Add", [var, e.const(np.array(c.attrs["eps"], np.float64))])])])
+        y = e.op("Mul", [e.op("Sub", [x, e.op("Reshape", [mean, per_channel])]), e.op("Reshape", [k, per_channel])])
+        e.op("Add", [y, e.op("Reshape", [bias, per_channel])], outputs=outs)
+        return
     e.op("BatchNormalization", [x, scale, bias, mean, var], outputs=outs, epsilon=c.attrs["eps"])
 
 
@@ -128,6 +139,14 @@ def _ln_lower(e, ins, outs, c):
     x_t = c.in_types[0]
     ns = _norm_dims(x_t, c.attrs)
     ins = list(ins)
+    if not eps_attribute_fits(c.attrs["eps"], x_t.dtype):  # float64: written out, eps a float64 constant
+        y = standardized(e, ins[0], list(range(x_t.rank - len(ns), x_t.rank)), c.attrs["eps"], np.float64,
+                         outputs=outs if len(ins) == 1 else None)
+        if len(ins) > 1:
+            y = e.op("Mul", [y, ins[1]], outputs=outs if len(ins) == 2 else None)
+        if len(ins) > 2:
+            e.op("Add", [y, ins[2]], outputs=outs)
+        return
     if len(ins) == 1:
         ins.append(e.const(np.ones(ns, dtype=x_t.dtype.numpy)))
     e.op("LayerNormalization", ins, outputs=outs, axis=-len(ns), epsilon=c.attrs["eps"])

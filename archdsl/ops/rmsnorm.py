@@ -8,7 +8,17 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, numel
-from ._common import check_norm_eps, float_input, narrowed, normalized_dims, reduce_op, wide_np, widen, widened
+from ._common import (
+    check_norm_eps,
+    eps_attribute_fits,
+    float_input,
+    narrowed,
+    normalized_dims,
+    reduce_op,
+    wide_np,
+    widen,
+    widened,
+)
 from .registry import Attr, Init, OpDef, ParamSpec, register
 
 __all__ = ["default_eps"]
@@ -45,7 +55,7 @@ def _lower(e, ins, outs, c):
     eps = c.attrs["eps"] if c.attrs["eps"] is not None else default_eps(x_t.dtype)
     np_dt = x_t.dtype.numpy
     scale = ins[1] if len(ins) > 1 else None
-    if e.opset >= 23:
+    if e.opset >= 23 and eps_attribute_fits(eps, x_t.dtype):
         if scale is None:
             scale = e.const(np.ones(ns, dtype=np_dt))
         e.op("RMSNormalization", [ins[0], scale], outputs=outs, axis=-len(ns), epsilon=float(eps))

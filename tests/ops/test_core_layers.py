@@ -528,3 +528,33 @@ def test_a_list_of_tensors_names_the_element_that_is_not_one():
     with pytest.raises(archdsl.ArchError, match=r"'xs' must be a list of tensors, got list of 3 "
                                                 r"\(element 1 is int 3\)"):
         archdsl.check_source("model m(x: float32[B, 4]) -> y { y = concat([x, 3, x], axis=1) }")
+
+
+@pytest.mark.parametrize("layer, opset", [("layernorm(4, eps=1e-5)", 17), ("layernorm(4, eps=1e-5)", 23),
+                                          ("rms_norm(4, eps=1e-5)", 23), ("group_norm(2, eps=1e-5)", 17)])
+def test_a_float64_norm_keeps_its_eps_in_float64(layer, opset):
+    """ONNX's float attributes are float32: LayerNormalization's and RMSNormalization's epsilon=1e-5 on a float64
+    input is 1.0000000000000001e-05 rounded, the output ~1e-8 off torch's where eps matters (llama hunt)."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    ref = {"layernorm": lambda t: F.layer_norm(t, [4], eps=1e-5), "rms_norm": lambda t: F.rms_norm(t, [4], eps=1e-5),
+           "group_norm": lambda t: F.group_norm(t, 2, eps=1e-5)}[layer.split("(")[0]]
+    x = np.random.default_rng(0).standard_normal((3, 4, 4)) * 3e-3  # a variance near eps
+    model = archdsl.compile_source(f"model n(x: float64[B, 4, 4]) -> y {{\n    y = x -> {layer} as n\n}}",
+                                   opset=opset)
+    (y,) = runtime.session(model).run(None, {"x": x})
+    np.testing.assert_allclose(y, ref(torch.from_numpy(x)).numpy(), rtol=1e-13, atol=1e-15)
+
+
+def test_a_float64_batchnorm_keeps_its_eps_in_float64():
+    """BatchNormalization's epsilon attribute too: running_var 1e-5 beside eps 1e-5 was 2e-9 off (llama hunt)."""
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4))
+    var = np.full(3, 1e-5)
+    model = archdsl.compile_source("model t(x: float64[B, 3, 4, 4]) -> y {\n    y = x -> batchnorm2d as bn\n}",
+                                   weights={"bn.weight": np.ones(3), "bn.bias": np.zeros(3),
+                                            "bn.running_mean": np.zeros(3), "bn.running_var": var})
+    (y,) = runtime.session(model).run(None, {"x": x})
+    want = torch.nn.functional.batch_norm(torch.from_numpy(x), torch.zeros(3, dtype=torch.float64),
+                                          torch.from_numpy(var), eps=1e-5)
+    np.testing.assert_allclose(y, want.numpy(), rtol=1e-13)
