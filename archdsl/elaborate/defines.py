@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from .. import ops
-from ..diagnostics import ArchError, DefineError, SourceMap, Span, did_you_mean
+from ..diagnostics import ArchError, DefineError, SourceMap, Span, UnknownNameError, did_you_mean
 from ..syntax import ast as A
 from ..syntax import is_number_literal, parse_expr
 from .builtins import BUILTINS
@@ -17,6 +17,25 @@ from .values import BlockFn, Builtin, Env, Namespace, OpFn, describe
 __all__ = ["DEFINE_FILE", "define_label", "override", "override_field", "parse_define", "parse_defines"]
 
 DEFINE_FILE = "<-D>"
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    """A -D expression naming a block or import only the file has (`-D acts=[silu, myblock]`, `-D
+    acts=[lib.blk]`): evaluated with those of the file's names where the param is set, else its error."""
+    node: object
+    error: ArchError
+    label: str  # -D NAME, for an error the file's names give
+
+    def value(self, names):
+        env = {n.id: v for n in A.names_in(self.node)  # the file's blocks and imports, as a bare word's
+               if names is not None and isinstance(v := names(n.id), (OpFn, BlockFn, Builtin, Namespace))}
+        if not env:
+            raise self.error
+        try:
+            return Evaluator(None).eval(self.node, Env(env, None))
+        except ArchError as e:  # `lib.nope`: lib is the file's, nope is not
+            raise DefineError(f"{self.label}: {e.message}", e.span or self.error.span) from None
 
 
 @dataclass(frozen=True)
@@ -30,6 +49,8 @@ class _Word:
 def override(item: A.ParamDecl, default, given, prefix: str = "", names=None):
     """`names`: the file's names so far (a block a bare word names, -D act=myblock)."""
     value, span = given[0], given[1]
+    if isinstance(value, _Deferred):
+        value = value.value(names)
     name = prefix + item.name  # as the -D wrote it
     if isinstance(value, _Word):
         if isinstance(default, str):
@@ -301,6 +322,8 @@ def parse_define(text: str, sources: SourceMap, index: int = 0) -> tuple[str, tu
         error = DefineError(f"-D {name}: {e.message}", e.span or vspan)
         if plain:
             return name, (_Word(word, error), vspan, nspan)
+        if isinstance(e, UnknownNameError):  # a name only the file has: said where the param is set
+            return name, (_Deferred(node, error, f"-D {name}"), vspan, nspan)
         raise error from None
     return name, (value, vspan, nspan, word) if plain else (value, vspan, nspan)
 

@@ -227,6 +227,17 @@ def test_a_dotted_word_for_an_op_valued_param_names_an_imported_files_block(tmp_
                     "model m(x: float32[B, 4]) -> y {\n    y = x -> cfg.act\n}\n")  # a record's field too
     assert [n.op for n in archdsl.check_file(spec, defines=["cfg.act=mine"]).nodes] == ["mul"]
     assert [n.op for n in archdsl.check_file(spec, defines=["cfg.act=lib.blk"]).nodes] == ["sub"]
+    spec.write_text('import "lib.arch" as lib\nblock mine(t) {\n    return t * 3\n}\nparam width = 4\n'
+                    "param acts = [relu]\nmodel m(x: float32[B, 4]) -> y {\n    h = x\n"
+                    "    for a in acts {\n        h = a(h)\n    }\n    y = h * width\n}\n")  # in a list too
+    ops = lambda d: [n.op for n in archdsl.check_file(spec, defines=d).nodes]  # noqa: E731
+    assert ops(["acts=[silu, mine, lib.blk]"]) == ["silu", "mul", "sub", "mul"]
+    with pytest.raises(DefineError, match="-D acts: unknown name 'nope'"):
+        ops(["acts=[silu, nope]"])
+    with pytest.raises(DefineError, match="-D acts: unknown name 'lib.nope'"):
+        ops(["acts=[lib.nope]"])
+    with pytest.raises(DefineError, match="-D width: unknown name 'width'"):  # the file's values stay its own
+        ops(["width=width*2"])
 
 def test_defines_inf_and_minus_inf_are_infinity_for_a_number_param():
     """`-D p=inf` for cdist's `param p = 2.0` was refused ("expected a number"), and `-D p=-inf` was an
