@@ -175,8 +175,9 @@ def update(b: GradBuilder, cfg: OptimConfig, p: Value, g: Value, state: list[Sta
     state[0].new, state[1].new = m, v
     if cfg.amsgrad:  # the largest v so far (kept as torch keeps it, the max of the raw second moments)
         v = state[2].new = b.op("maximum", state[2].old, v)
-    if _work(p) != p.type.dtype.label:  # k is ~1/lr: past float16's 65504 below lr 1.5e-5 (a step of 0 or NaN
-        # where the runtime computes as written), so the step is computed in float32, as torch's addcdiv is
+    if _work(p) != p.type.dtype.label:  # k is ~1/lr: past float16's 65504 below lr ~4.8e-5 at step 1 (bias
+        # corrections), ~1.5e-5 later (a step of 0 or NaN where the runtime computes as written), so the step
+        # is computed in float32, as torch's addcdiv is
         m, v = (b.op("cast", t, dtype="float32") for t in (m, v))
         denom = b.op("add", b.op("mul", b.op("sqrt", v), cache["k"]), cache["eps"])
         return b.op("cast", b.op("sub", b.op("cast", p, dtype="float32"), b.op("div", m, denom)),

@@ -199,7 +199,7 @@ def cmd_run(args, sources) -> int:
         from ..training.data import check_ctc_inputs, check_index_inputs, check_label_inputs
         general = elaborate_model(mod, name)
         high = {k: classes for k, (classes, _, _) in label_inputs(general).items()}  # labels within the classes
-        high.update({k: rows for k, (rows, _, _) in index_rows(general).items()})
+        high.update({k: rows for k, (rows, *_) in index_rows(general).items()})
         for k, a in given.items():
             check_index_inputs(given_from[k], {k: a}, general)
             check_label_inputs(given_from[k], {k: a}, general)

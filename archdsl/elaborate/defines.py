@@ -57,9 +57,12 @@ def override(item: A.ParamDecl, default, given, prefix: str = "", names=None):
             return value.text
         if isinstance(default, (OpFn, BlockFn, Builtin)) and names:  # -D act=lib.blk: an imported file's
             found = _imported(value.text, names, name, given[1])
-            if found is not None:
+            if isinstance(found, (OpFn, BlockFn, Builtin)):
                 return found
-        raise value.error
+            if found is not None:  # lib.width: a number, said as any other value of the wrong kind
+                value = found
+        if isinstance(value, _Word):
+            raise value.error
     if isinstance(default, str) and len(given) > 3 and type(value) in (int, float):  # -D tag=1.5: as written
         return given[3]
     if isinstance(default, (list, tuple)) and type(value) is type(default):

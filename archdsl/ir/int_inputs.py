@@ -9,22 +9,27 @@ from ..ops.recurrent import lengths_input
 __all__ = ["index_rows", "int_input_ranges", "label_inputs", "length_inputs"]
 
 
-def index_rows(graph) -> dict[str, tuple[int, str, bool]]:
-    """The model inputs read directly as embedding ids: the rows of the smallest table each indexes, the
-    embedding's name (a take's table's), and whether negative ids count from the end (a take() of a
-    parameter table, which keeps numpy's negative indices, as the translator's shared tables are looked up;
-    an embedding's do not)."""
-    rows: dict[str, tuple[int, str, bool]] = {}
+def index_rows(graph) -> dict[str, tuple[int, str, bool, bool]]:
+    """The model inputs read directly as embedding ids: the rows of the smallest table each indexes, that
+    table's lookup (an embedding's name, a take's table's), whether negative ids count from the end (where
+    only take()s of parameter tables read them: take keeps numpy's negative indices, as the translator's shared
+    tables are looked up; an embedding does not), and whether the smallest table is a take's."""
+    rows: dict[str, tuple[int, str, bool, bool]] = {}
     for node in graph.nodes:
         if node.op == "embedding":
-            ids, n, wraps = node.inputs[0], node.inputs[1].type.shape[0], False
+            ids, n, took = node.inputs[0], node.inputs[1].type.shape[0], False
         elif node.op == "take" and node.inputs[0].kind == "param":
             table = node.inputs[0].type
-            ids, n, wraps = node.inputs[1], table.shape[node.attrs["axis"] % table.rank], True
+            ids, n, took = node.inputs[1], table.shape[node.attrs["axis"] % table.rank], True
         else:
             continue
-        if ids.kind == "input" and isinstance(n, int) and (n, wraps) < rows.get(ids.name, (n + 1, True))[::2]:
-            rows[ids.name] = (n, node.inputs[0].name if wraps else node.name, wraps)
+        if ids.kind != "input" or not isinstance(n, int):
+            continue
+        entry = (n, node.inputs[0].name if took else node.name, took, took)
+        if ids.name in rows:  # ids every lookup takes: the fewest rows, and no negatives where one refuses them
+            had = rows[ids.name]
+            entry = (*min(entry, had)[:2], entry[2] and had[2], min(entry, had)[3])
+        rows[ids.name] = entry
     return rows
 
 
@@ -62,7 +67,7 @@ def int_input_ranges(graph) -> dict[str, dict]:
     number or a symbol the run sizes)."""
     out: dict[str, dict] = {name: {"low": 0, "high": n, **({"ignore": ig} if ig is not None else {})}
                             for name, (n, ig, _) in label_inputs(graph).items()}  # ignore: cross_entropy's ignore_index
-    out.update({name: {"low": 0, "high": n} for name, (n, _, _) in index_rows(graph).items()})
+    out.update({name: {"low": 0, "high": n} for name, (n, *_) in index_rows(graph).items()})
     for name, layers in length_inputs(graph).items():
         out[name] = {"low": 1, "steps": [d if isinstance(d := x.type.shape[axis], int) else str(d)
                                          for x, axis, _, _ in layers]}

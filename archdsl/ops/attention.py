@@ -25,7 +25,7 @@ from ._common import float_input, kaiming_uniform, positive, shape_str
 from ._common import i64 as _i64
 from ._kernels import never_empty, runs_natively
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
-from .sdpa import attention_mask, causal_bias, mask_bias, no_key
+from .sdpa import attention_mask, causal_bias, mask_bias, no_key, off_lowest
 
 __all__ = ["decompose", "n_params", "projection_weights", "separate", "slots"]
 
@@ -191,7 +191,7 @@ def _lower(e, ins, outs, c):
     pad = data[at["key_padding_mask"]] if mask_t is not None else None
     am = data[at["attn_mask"]] if am_t is not None else None
     if (e.opset >= 23 and not (a["causal"] and (pad is not None or am is not None)) and never_empty(*lengths)
-            and q_t.dtype is not DType.float64 and runs_natively("Attention", e.opset)):  # float64: float32-exact
+            and q_t.dtype is DType.float32 and runs_natively("Attention", e.opset)):  # as sdpa's (ops/sdpa.py)
         k = e.op("Transpose", [e.op("Reshape", [k, heads])], perm=[0, 2, 1, 3])   # [B, H, S, D]
         ctx = _native(e, q, k, v, pad, am, am_t, h, a["causal"], t, s, dt)
     else:
@@ -226,7 +226,7 @@ def _native(e, q, k, v, padding, am, am_t, h: int, causal: bool, t, n, dt):
     if padding is not None:
         mask, shape = e.op("Not", [e.op("Unsqueeze", [padding, _i64(e, [1, 2])])]), ("B", 1, 1, n)  # [B, 1, 1, S]
     if am is not None:
-        m = e.op("Not", [am]) if am_t.dtype is DType.bool else am
+        m = e.op("Not", [am]) if am_t.dtype is DType.bool else off_lowest(e, am, am_t.dtype)
         m = _heads4(e, m, h) if am_t.rank == 3 else m
         if mask is not None and am_t.dtype is DType.bool:
             m = e.op("And", [mask, m])
@@ -314,6 +314,6 @@ register(OpDef(
         "kdim/vdim for keys and values of other sizes (then q_proj_weight, k_proj_weight, v_proj_weight as "
         "torch), causal mask (key j > query i: top-left aligned as torch's is_causal), key_padding_mask (bool "
         "[B, S], true = ignore), attn_mask (bool, true = not allowed, or float, added; [T, S] or [B*H, T, S]); "
-        "the masks combine. A query left no key gets zeros. At opset 23-24 it runs as onnxruntime's Attention "
-        "kernel, which refuses a batch or sequence of length 0 (other opsets take one).",
+        "the masks combine. A query left no key gets zeros. At opset 23-24 a float32 one runs as onnxruntime's "
+        "Attention kernel, which refuses a batch or sequence of length 0 (other opsets take one).",
 ))

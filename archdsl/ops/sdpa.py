@@ -102,8 +102,10 @@ def _lower(e, ins, outs, c):
         c = OpCall((q_t, q_t.with_shape(c.in_types[1].shape[:-3] + (q_t.shape[-3],) + c.in_types[1].shape[-2:]),
                     q_t.with_shape(c.in_types[2].shape[:-3] + (q_t.shape[-3],) + c.in_types[2].shape[-2:]),
                     *c.in_types[3:]), c.out_types, c.attrs)
-    native = (e.opset >= 23 and q_t.rank == 4 and scale > 0 and q_t.dtype is not DType.float64  # float64: its
-              # kernel is float32-exact (2.6e-8 off torch); scale <= 0: refused
+    native = (e.opset >= 23 and q_t.rank == 4 and scale > 0 and q_t.dtype is DType.float32  # float64: its
+              # kernel is float32-exact (2.6e-8 off torch); float16: it adds the mask to float16 scores (an offset
+              # of -1024 cost 0.29) and overflows past 65504 (NaN), where torch and the decomposition on
+              # onnxruntime's CPU compute in float32; scale <= 0: refused
               and never_empty(*q_t.shape[:-1], *c.in_types[1].shape[:-1]) and runs_natively("Attention", e.opset))
     if native:
         t, n = q_t.shape[-2], c.in_types[1].shape[-2]
@@ -256,7 +258,8 @@ register(OpDef(
     doc="softmax(q k^T * scale + mask) v (torch's F.scaled_dot_product_attention; causal=true masks key j > "
         "query i, top-left aligned as torch's is_causal); scale defaults to "
         "1/sqrt(head size); enable_gqa=true lets key and value have fewer heads (dim -3), each shared by "
-        "query heads / kv heads query heads (grouped-query attention); ONNX Attention for [B, heads, T, head "
-        "size] at opset 23+ where onnxruntime runs it as a kernel (23-24 in 1.32; the kernel refuses a batch "
-        "or sequence of length 0, which other opsets take).",
+        "query heads / kv heads query heads (grouped-query attention); ONNX Attention for float32 [B, heads, "
+        "T, head size] at opset 23+ where onnxruntime runs it as a kernel (23-24 in 1.32; the kernel refuses a "
+        "batch or sequence of length 0, which other opsets take; float16 and float64 are written out: the kernel "
+        "adds a float16 mask to float16 scores, and computes float64 in float32).",
 ))

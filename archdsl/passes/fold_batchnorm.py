@@ -42,10 +42,11 @@ def _fold_bias(eps: float, affine: bool, has_bias: bool):
 
 
 def _scale(gamma, var, eps: float):
-    """gamma / sqrt(var + eps); a negative running_var (a bad --weights file) is NaN, as torch's, and not
-    numpy's RuntimeWarning printed from this file."""
+    """gamma / sqrt(var + eps), eps in float64 for float64 statistics (the unfolded op keeps it so); a negative
+    running_var (a bad --weights file) is NaN, as torch's, and not numpy's RuntimeWarning printed from this
+    file."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return gamma / np.sqrt(var + np.float32(eps))
+        return gamma / np.sqrt(var + np.asarray(eps, np.float64 if var.dtype == np.float64 else np.float32))
 
 
 def _bn_arrays(bn, affine):

@@ -156,8 +156,8 @@ def fuse_attention(g: Graph, ctx: PassContext) -> bool:
         if m is None:
             continue
         q, kt, v, mask, causal, scale, out, nodes = m
-        if q.type.dtype not in (DType.float32, DType.float16) or not (scale > 0 and math.isfinite(scale)):
-            continue  # onnxruntime's Attention refuses a scale <= 0
+        if q.type.dtype is not DType.float32 or not (scale > 0 and math.isfinite(scale)):
+            continue  # onnxruntime's Attention refuses a scale <= 0; sdpa decomposes float16 (ops/sdpa.py)
         if mask is not None and _may_be_minus_inf(mask):  # a row of -inf: NaN from the primitives, 0 fused
             continue
         anchor = next(n for n in nodes[2:] if n.op == "matmul")  # q @ kT: q and kT are both defined by then

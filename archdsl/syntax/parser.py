@@ -388,7 +388,9 @@ def _continued(text: str, tok) -> tuple[int, str] | None:
     for n in range(tok.line - 1, 0, -1):
         code = _code(lines[n - 1]).strip()
         if code:
-            end = re.search(r"(->|==|!=|<=|>=|\*\*|//|(?<!\d)\.|[,=:+\-*/%@<>])$|(?<![\w.])(and|or|not|in|as)$", code)
+            end = re.search(r"(->|==|!=|<=|>=|\*\*|//|[.,=:+\-*/%@<>])$|(?<![\w.])(and|or|not|in|as)$", code)
+            if end and end[0] == "." and re.search(r"(?<![\w.])\d[\d_]*\.$", code):  # `1.` is a number
+                return None
             return (n, end[0]) if end else None
     return None
 

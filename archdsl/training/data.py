@@ -253,17 +253,17 @@ def check_index_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
     """A model input read directly as embedding ids holds row numbers 0..rows-1: onnxruntime's Gather
     reads -1 as the last row (torch's nn.Embedding refuses it), and stops past the end with an error that
     names no example. A take() of a parameter table keeps numpy's negative indices: -rows..rows-1."""
-    for name, (rows, table, wraps) in index_rows(graph).items():
+    for name, (rows, table, wraps, took) in index_rows(graph).items():
         if name not in data:
             continue
         got = data[name]
         bad = _outside(got + rows if wraps else got, 2 * rows if wraps else rows)
         if bad.any():
             at = first_index(bad)
-            what, ids = (f"the table it looks up ({table})", f"{-rows}..{rows - 1}") if wraps else \
-                (f"the embedding it indexes ({table})", f"0..{rows - 1}")
-            raise ArchError(f"{path}: '{name}'{at} is {got[tuple(at)]}, but {what} has {rows} rows: ids are "
-                            f"{ids} ({int(bad.sum())} out of range)")
+            what = f"the table it looks up ({table})" if took else f"the embedding it indexes ({table})"
+            also = ", and an embedding of them takes no negative id" if took and not wraps else ""
+            raise ArchError(f"{path}: '{name}'{at} is {got[tuple(at)]}, but {what} has {rows} rows{also}: ids are "
+                            f"{f'{-rows}..' if wraps else '0..'}{rows - 1} ({int(bad.sum())} out of range)")
 
 
 def mean_masked_labels(graph) -> dict[str, int]:

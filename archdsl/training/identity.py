@@ -70,9 +70,11 @@ def check_resume(path, saved_cfg: dict, saved_step: dict | None, cfg: dict, step
         diff = sorted(k for k in now.keys() | then.keys() if then.get(k) != now.get(k))  # a key one side
         # leaves out (label_smoothing at 0) differs too; state_inputs is the step's own bookkeeping
         moved = _frozen_otherwise(then, now) if set(diff) <= {"params", "buffers", "state_inputs"} else None
-        if moved:
+        if moved:  # another --freeze, or a spec that made a parameter trainable=false (or true) since
+            why = "the same --freeze" if saved_cfg.get("freeze") != cfg.get("freeze") else \
+                "the same spec (which of its parameters are trainable changed)"
             raise ArchError(f"--resume: {path} was made by a run that trained other parameters ({moved}); resume "
-                            "with the same --freeze")
+                            f"with {why}")
         shown = [f"{k} {_setting(then.get(k))} there, {_setting(now.get(k))} here" for k in diff
                  if k != "state_inputs"] or ["the model's parameters"]
         raise ArchError(f"--resume: {path} was made with other settings ({'; '.join(shown)}); resume with the "

@@ -223,6 +223,10 @@ def test_a_dotted_word_for_an_op_valued_param_names_an_imported_files_block(tmp_
         archdsl.check_file(spec, defines=["act=lib.bkl"])
     with pytest.raises(DefineError, match="-D act: unknown name 'lab'"):  # no import: as before
         archdsl.check_file(spec, defines=["act=lab.blk"])
+    (tmp_path / "lib.arch").write_text("param width = 3\nblock blk(t) {\n    return t - 1\n}\n")
+    with pytest.raises(DefineError, match=r"-D act: expected an op or block like the default \(the op relu\), got "
+                                          "int 3"):  # a number the import has (review51: it passed the -D)
+        archdsl.check_file(spec, defines=["act=lib.width"])
     spec.write_text('import "lib.arch" as lib\nblock mine(t) {\n    return t * 3\n}\nparam cfg = {act: relu}\n'
                     "model m(x: float32[B, 4]) -> y {\n    y = x -> cfg.act\n}\n")  # a record's field too
     assert [n.op for n in archdsl.check_file(spec, defines=["cfg.act=mine"]).nodes] == ["mul"]

@@ -558,3 +558,11 @@ def test_a_float64_batchnorm_keeps_its_eps_in_float64():
     want = torch.nn.functional.batch_norm(torch.from_numpy(x), torch.zeros(3, dtype=torch.float64),
                                           torch.from_numpy(var), eps=1e-5)
     np.testing.assert_allclose(y, want.numpy(), rtol=1e-13)
+    folded = ("model t(x: float64[B, 3]) -> y {\n    y = x -> linear(3, bias=false) as fc -> batchnorm1d as bn\n}")
+    x2 = x[:, :, 0, 0]
+    eye = {"fc.weight": np.eye(3), "bn.weight": np.ones(3), "bn.bias": np.zeros(3), "bn.running_mean": np.zeros(3),
+           "bn.running_var": var}
+    for level in (0, 2):  # -O2 folds it into the linear: eps in float64 there too (review51)
+        model = archdsl.compile_source(folded, opt_level=level, weights=eye)
+        (y,) = runtime.session(model).run(None, {"x": x2})
+        np.testing.assert_allclose(y, x2 / np.sqrt(var + 1e-5), rtol=1e-13)

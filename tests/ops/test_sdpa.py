@@ -110,6 +110,45 @@ def test_a_mask_at_the_lowest_value_is_an_ordinary_number_at_every_opset(opset):
     np.testing.assert_allclose(y, _reference(q, q, q, m, False), rtol=1e-4, atol=1e-5)
 
 
+
+@pytest.mark.parametrize("opset", OPSETS)
+def test_multihead_attentions_float_mask_at_the_lowest_value_too(opset):
+    """multihead_attention's own Attention kernel path took a float attn_mask as given: a query whose mask
+    row is all float32's lowest got zeros at opsets 23-24, 0.32 off torch (review51, kernels hunt)."""
+    src = ("model a(x: float32[B, T, 8], m: float32[T, T]) -> y {\n"
+           "    y = multihead_attention(x, 8, num_heads=2, attn_mask=m) as attn\n}")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 4, 8)).astype(np.float32)
+    m = np.zeros((4, 4), np.float32)
+    m[1] = np.finfo(np.float32).min
+    weights = {"attn.in_proj_weight": rng.standard_normal((24, 8)).astype(np.float32) * 0.3,
+               "attn.in_proj_bias": np.zeros(24, np.float32), "attn.out_proj.weight": np.eye(8, dtype=np.float32),
+               "attn.out_proj.bias": np.zeros(8, np.float32)}
+    (y,) = runtime.session(archdsl.compile_source(src, opset=opset, weights=weights)).run(None, {"x": x, "m": m})
+    v = x @ weights["attn.in_proj_weight"][16:].T  # the values, all heads side by side
+    np.testing.assert_allclose(y[:, 1], v.mean(axis=1), rtol=1e-5, atol=1e-6)  # query 1: the mean of v
+
+
+@pytest.mark.parametrize("opset", OPSETS)
+def test_float16_attention_is_computed_as_the_decomposition_is(opset):
+    """onnxruntime's Attention kernel adds a float16 mask to float16 scores (an ALiBi-like bias offset by
+    -1024 was 0.29 off torch's half) and overflows past 65504 (NaN): float16 is decomposed at every opset,
+    where onnxruntime computes it in float32 (kernels hunt)."""
+    src = ("model a(q: float16[B, 2, T, 8], k: float16[B, 2, S, 8], m: float16[1, 1, 1, S]) -> y {\n"
+           "    y = sdpa(q, k, k, mask=m)\n}")
+    model = archdsl.compile_source(src, opset=opset)
+    assert not any(n.op_type == "Attention" for n in model.graph.node)
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((1, 2, 4, 8)).astype(np.float16)
+    k = rng.standard_normal((1, 2, 8, 8)).astype(np.float16)
+    m = (-1024 - 0.5 * np.arange(8)).astype(np.float16).reshape(1, 1, 1, 8)
+    (y,) = runtime.session(model).run(None, {"q": q, "k": k, "m": m})
+    want = _reference(*(a.astype(np.float64) for a in (q, k, k, m)), False)
+    np.testing.assert_allclose(y.astype(np.float64), want, atol=2e-3)
+    (y,) = runtime.session(model).run(None, {"q": q * 300, "k": k * 300, "m": m * 0})  # scores past 65504
+    assert np.isfinite(y).all()
+
+
 @pytest.mark.parametrize("opset", [o for o in OPSETS if o >= 23 and runs_natively("Attention", o)])
 def test_an_input_length_still_gets_the_kernel(opset):
     model = archdsl.compile_source("model a(q: float32[B, 2, T, 8]) -> y { y = sdpa(q, q, q) }", opset=opset)

@@ -66,6 +66,7 @@ _GOES_ON = "so this line goes on with its conditional expression"
     ('    a, b = 1, 2 *\n    return x', "line 2 ends with '*'", None),
     ('    h = x and\n    y, z = x, x', "line 2 ends with 'and'", None),
     ('    a = 1.\n    y = = x', None, "ends with '.'"),                # 1. is a number
+    ('    h = x1.\n    y = h', "line 2 ends with '.'", "use '=='"),      # x1. is not (review51)
     ('    a = "x,"\n    y = = x', None, "ends with ','"),             # a ',' in a string
     ('    y = concat([x,\n    y = x])', None, "goes on from it"),      # inside brackets a line break is none
     ('    y = x\n    y = x == 1 if true else\n    z = 1', "its conditional expression", "goes on from it"),

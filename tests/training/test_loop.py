@@ -390,6 +390,15 @@ def test_ids_a_take_of_a_parameter_table_reads_are_checked_before_training(tmp_p
     import archdsl
     meta = {p.key: p.value for p in archdsl.compile_file(spec).metadata_props}  # what `archdsl run` draws
     assert json.loads(meta["archdsl.int_inputs"]) == {"ids": {"low": 0, "high": 10}}
+    spec.write_text("model lm(ids: int64[B, 6]) -> logits {\n    t = parameter([5, 8]) as table\n"  # review51: the
+                    "    e = ids -> embedding(10, 8) as emb\n"  # embedding's refusal of -1 held, the table's 5 rows
+                    "    logits = (take(t, ids) + e) -> mean(dim=1) -> linear(10) as head\n}\n")
+    ids[2, 3] = 0
+    assert run(ids) == 1
+    ids[0, 0] = 4
+    assert run(ids) == 1
+    assert ("'ids'[1, 2] is -10, but the table it looks up (table) has 5 rows, and an embedding of them takes no "
+            "negative id: ids are 0..4") in capsys.readouterr().err
 
 
 def test_data_the_models_dtype_cannot_hold_is_a_diagnostic(tmp_path, capsys):

@@ -343,6 +343,24 @@ def test_resume_compares_what_freeze_and_no_decay_patterns_select(tmp_path, caps
             "trained here, frozen there); resume with the same --freeze") in err, err
 
 
+def test_resume_says_a_spec_that_froze_a_parameter_as_the_specs(tmp_path, capsys):
+    """A spec edited to make a parameter trainable=false was said as "resume with the same --freeze", where
+    no run gave --freeze (review51)."""
+    spec = tmp_path / "s.arch"
+    spec.write_text('model net(x: float32[B, 4]) -> y {\n    s = parameter([4], init="ones", trainable=true) as scale\n'
+                    "    y = x * s -> linear(3) as fc\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((8, 4)).astype(np.float32), labels=rng.integers(0, 3, 8))
+    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--quiet", "-o", str(tmp_path / "w.npz")]
+    assert main([*argv, "--epochs", "1"]) == 0
+    spec.write_text(spec.read_text().replace("trainable=true", "trainable=false"))
+    capsys.readouterr()
+    assert main([*argv, "--epochs", "2", "--resume"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert ("trained other parameters (scale trained there, frozen here); resume with the same spec (which of its "
+            "parameters are trainable changed)") in err, err
+
+
 def test_a_train_steps_identity_is_the_same_at_any_opset_and_level(tmp_path):
     """The digest hashed the lowered ONNX, so a checkpoint made under another onnxruntime (another newest opset,
     another Attention kernel) was refused as 'the spec computes otherwise since' (review47)."""
