@@ -64,7 +64,7 @@ def test_diffusion_example_runs_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_diffusion_example_draws_digits(tmp_path):
-    """examples/diffusion end to end (1.5 to 3 minutes, the longest test: `-m slow` runs it): a DDPM UNet from
+    """examples/diffusion end to end (27 s to 2 minutes, the longest test: `-m slow` runs it): a DDPM UNet from
     specs/ddpm_unet.arch trained by archdsl train draws digits that a classifier recognizes and that lie near
     the training digits, far from noise."""
     res = _example("diffusion").main(tmp_path)
