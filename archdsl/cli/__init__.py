@@ -123,9 +123,9 @@ def make_parser() -> argparse.ArgumentParser:
     _common(r, file_help="a .arch spec (compiled in memory) or a compiled .onnx model")
     r.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
                    help="feed an input from a .npy file, or an .npz (its array NAME, or its only one), cast to "
-                        "the input's dtype where every value fits (numpy's float64 to float32; never fractions to "
-                        "integers); repeatable; the others are random, their symbolic dims taken from the given "
-                        "inputs")
+                        "the input's dtype where every value fits (numpy's float64 to float32; never floats to "
+                        "integers, even whole ones); repeatable; the others are random, their symbolic dims taken "
+                        "from the given inputs")
     r.add_argument("--batch", type=int, metavar="N", help="batch size for a symbolic first dim (default 1)")
     r.add_argument("--dim", action="append", default=[], metavar="SYM=N",
                    help="size of another symbolic dim (default 8, or as in an --input)")

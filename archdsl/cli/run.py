@@ -32,7 +32,7 @@ __all__ = ["cmd_run"]
 def _check_input(sess, name: str, arr: np.ndarray, path: str) -> np.ndarray:
     """A --input array against the model's input: rank and every fixed dim, and its dtype, to which numbers
     are cast where every value fits, as training data is (numpy's float64 for a float32 input; never
-    fractions to integers)."""
+    floats to integers)."""
     from ..runtime import input_specs
     from ..training.data import cast_values
     meta = next(i for i in sess.get_inputs() if i.name == name)
@@ -46,8 +46,11 @@ def _check_input(sess, name: str, arr: np.ndarray, path: str) -> np.ndarray:
     if (arr.dtype != want and not castable) or arr.ndim != len(meta.shape) or any(
             isinstance(d, int) and d != n for d, n in zip(meta.shape, arr.shape)):
         raw = raw_bytes(held)
+        whole = want.kind in "iu" and arr.dtype.kind == "f" and arr.ndim == len(meta.shape) and \
+            bool((arr == np.round(arr)).all())  # as training data is said
         raise ArchError(f"--input {name}: the model takes {want.name}[{dims}], "
-                        f"{path} holds {held.name}{list(arr.shape)}{f': {raw}' if raw else ''}")
+                        f"{path} holds {held.name}{list(arr.shape)}{f': {raw}' if raw else ''}"
+                        + (f"; its values are whole numbers: store them .astype(np.{want.name})" if whole else ""))
     return arr if arr.dtype == want else cast_values(f"--input {name}={path}", name, arr, want)
 
 
