@@ -117,7 +117,11 @@ def _lower(e, ins, outs, c):
     dt = q_t.dtype.numpy
     r = q_t.rank
     kt = e.op("Transpose", [ins[1]], perm=list(range(r - 2)) + [r - 1, r - 2])
-    s = e.op("Mul", [e.op("MatMul", [ins[0], kt]), e.const(np.array(scale, dtype=dt))])
+    if q_t.dtype.is_16bit:  # q and k each times sqrt(scale) first, as torch's math: q k^T can pass 65504 where
+        root = e.const(np.array(math.sqrt(scale), dtype=dt))  # the scaled scores do not (a runtime that
+        s = e.op("MatMul", [e.op("Mul", [ins[0], root]), e.op("Mul", [kt, root])])  # multiplies in float16)
+    else:
+        s = e.op("Mul", [e.op("MatMul", [ins[0], kt]), e.const(np.array(scale, dtype=dt))])
     if c.attrs["causal"]:
         s = e.op("Add", [s, causal_bias(e, s, q_t.shape[-2], c.in_types[1].shape[-2], r, dt)])
     elif len(ins) > 3:
@@ -197,7 +201,11 @@ def attention_mask(e, mask: str, shape: tuple, q: str, k: str, t, n) -> str:
 def _attend(r, q, k, v, mask, causal: bool, scale: float, dropout=None):
     """softmax(q k^T * scale (+ mask)) v in registry ops, for gradients (see _grad and attention.py);
     `dropout(r, probs)` drops attention weights in training."""
-    s = r.op("mul", r.op("matmul", q, r.op("transpose", k)), r.const(scale, like=q))
+    if q.type.dtype.is_16bit:  # as _lower: scaled before the product, which can pass 65504 in float16
+        root = r.const(math.sqrt(scale), like=q)
+        s = r.op("matmul", r.op("mul", q, root), r.op("transpose", r.op("mul", k, root)))
+    else:
+        s = r.op("mul", r.op("matmul", q, r.op("transpose", k)), r.const(scale, like=q))
     t, n = q.type.shape[-2], k.type.shape[-2]
     if causal:
         if isinstance(t, int) and isinstance(n, int):

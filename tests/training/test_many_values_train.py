@@ -157,6 +157,26 @@ def test_a_float16_adam_step_as_written_takes_small_learning_rates(tmp_path, lr)
         ulp = np.spacing(np.abs(want.detach().numpy())).astype(np.float32)
         assert (np.abs(new - want.detach().float().numpy()) <= ulp).all(), name
 
+
+def test_a_float16_attention_step_as_written_scales_before_its_product(tmp_path):
+    """sdpa's float16 train step formed q k^T before scaling it: past 65504 where the scaled scores are not, so
+    where each op runs in its own dtype the loss was NaN (onnxruntime's CPU computes float16 in float32 and hid
+    it). Now q and k are scaled first, as torch's math backend does (reference hunt)."""
+    spec = tmp_path / "a.arch"
+    spec.write_text("model attn(q: float16[B, 2, T, 64], k: float16[B, 2, T, 64], v: float16[B, 2, T, 64]) -> y {\n"
+                    "    y = scaled_dot_product_attention(q -> linear(64) as lq, k, v)\n}\n")
+    out = tmp_path / "a.onnx"
+    assert main(["build", str(spec), "--train", "--optimizer", "sgd", "--lr", "1e-3", "--loss", "mse", "-o",
+                 str(out)]) == 0
+    model = onnx.load(str(out))
+    init = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    rng = np.random.default_rng(0)
+    feeds = {n: (rng.standard_normal((1, 2, 8, 64)) * s).astype(np.float16) for n, s in (("q", 250), ("k", 70))}
+    feeds.update(v=rng.standard_normal((1, 2, 8, 64)).astype(np.float16), labels=np.zeros((1, 2, 8, 64), np.float16))
+    ref = ReferenceEvaluator(model)
+    got = dict(zip(ref.output_names, ref.run(None, {n: feeds.get(n, init.get(n)) for n in ref.input_names})))
+    assert np.isfinite(got["loss"]) and np.isfinite(got["lq.weight.new"].astype(np.float32)).all()
+
 class LogSoftmax(OpRun):  # (the evaluator takes an op's replacement by its class name)
     """The reference evaluator's LogSoftmax is log(softmax(x)) in x's dtype, far off in bfloat16 over many
     classes; exact here (rounded to x's dtype), so that only archdsl's own reductions run as written."""
