@@ -293,3 +293,15 @@ def test_tiny_swin_matches_the_torch_module(tmp_path):
 def test_swin_refuses_a_resolution_its_windows_do_not_tile():
     with pytest.raises(archdsl.ArchError, match="multiples of the window"):
         archdsl.check_file(SPECS / "swin.arch", defines={"resolution": 200})
+
+
+@pytest.mark.parametrize("defines, words", [
+    # 10 channels over 3 heads checked and built, then failed in onnxruntime at batch 1 and mixed windows at
+    # batch 9 (the window attention's reshape by -1: torchvision's fails at every batch; vitswin hunt)
+    ({"embed_dim": 10, "depths": [1, 1], "heads": [3, 3], "window": 2, "resolution": 16}, "a multiple of its heads"),
+    ({"window": 1, "resolution": 16}, "at least 1 wide"),  # maps 4, 2, 1, 0: a concat error inside patch merging
+    ({"window": 1, "resolution": 56, "depths": [2, 2, 2], "heads": [3, 6, 12]}, "even before each patch merging"),
+])
+def test_swin_refuses_heads_and_maps_its_stages_cannot_take(defines, words):
+    with pytest.raises(archdsl.ArchError, match=words):
+        archdsl.check_file(SPECS / "swin.arch", defines=defines)
