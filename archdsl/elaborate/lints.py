@@ -3,6 +3,9 @@ the call fails), changing nothing."""
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+
 from .. import ops
 from ..ops._common import channels_first_perm
 from ..ops.losses import squashed_logits, squashing
@@ -28,7 +31,8 @@ def suspicious(op, tensors: list, attrs: dict) -> str | None:
         return None
     x = tensors[0].type
     if op.name == "reshape":
-        return _fixed_reshape(x, attrs["shape"]) or _reshape_as_permute(x, attrs["shape"], tensors[0].value)
+        return _fixed_reshape(x, attrs["shape"]) or _fractional_reshape(x, attrs["shape"]) or \
+            _reshape_as_permute(x, attrs["shape"], tensors[0].value)
     if op.name == "scaled_dot_product_attention" and x.rank == 4 and not isinstance(x.shape[-3], int) \
             and isinstance(x.shape[-2], int) and _squashed(x.shape[-3]) not in _HEADS \
             and _split_into_heads(tensors[0].value):  # Flax's [batch, length, heads, head size]
@@ -228,6 +232,30 @@ def _fixed_reshape(x, shape) -> str | None:
     return (f"reshape to {list(shape)} fixes every size of [{', '.join(map(str, x.shape))}] ({total} values): the "
             f"model runs only when {only}, and {', '.join(symbols)} {'is' if len(symbols) == 1 else 'are'} gone "
             f"from the shape; {fix}")
+
+
+def _fractional_reshape(x, shape) -> str | None:
+    """reshape(x, [-1, 3]) of a [B, 10]: the -1 is 10*B/3, a whole number only when B is a multiple of 3, so
+    the model runs at those sizes only, where the shape check passed (swin's width that its heads did not
+    divide built, then failed in onnxruntime at batch 1 and mixed windows at batch 9)."""
+    total = prod(x.shape)
+    if shape is None or list(shape).count(-1) != 1 or isinstance(total, int) or is_formula(total):
+        return None
+    left, rest = Counter(total.factors), 1
+    for d in shape:
+        if isinstance(d, int):
+            rest *= d if d != -1 else 1
+        elif not is_formula(d) and d.coef == 1 and all(left[f] > 0 for f in d.factors):
+            left.subtract(d.factors)
+        else:
+            return None
+    need = rest // math.gcd(total.coef, rest) if rest > 0 else 1
+    if need == 1:
+        return None
+    what = "*".join(sorted(left.elements())) or "1"
+    return (f"reshape to {list(shape)} of [{', '.join(map(str, x.shape))}] makes its -1 {what} * "
+            f"{total.coef // math.gcd(total.coef, rest)}/{need}: a whole number only when {what} is a multiple of "
+            f"{need}, so the model runs only at such sizes (torch's reshape too); check the sizes it splits")
 
 
 def _channels_last(name: str, x, n: int, v) -> str | None:
