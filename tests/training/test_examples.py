@@ -40,15 +40,17 @@ def test_digits_example_without_scikit_learn_says_so_and_makes_no_folder(tmp_pat
 
 
 def test_tiny_gpt_example_continues_held_out_sequences(tmp_path):
-    """examples/tiny_gpt end to end (about 20 s): a 2-layer GPT-2 from specs/gpt2.arch trained by archdsl train
-    on generated motifs, then greedy generation with the built model: the share of held-out sequences not also
-    in the training set continued exactly (97.0% of 263 measured; 98.4% of all 500)."""
+    """examples/tiny_gpt end to end (6 to 13 s idle, up to a minute beside other work): a 2-layer GPT-2 from
+    specs/gpt2.arch trained by archdsl train on generated motifs, then greedy generation with the built model:
+    the share of held-out sequences not also in the training set continued exactly (97.0% of 263 measured;
+    98.4% of all 500)."""
     assert _example("tiny_gpt").main(tmp_path) >= 0.9
 
 
 def test_speech_ctc_example_transcribes_held_out_utterances(tmp_path):
-    """examples/speech_ctc end to end (about 9 s): a bidirectional GRU over padded frames (lengths=) trained with
-    ctc_loss by archdsl train, then greedy CTC decoding with the built recognizer (98.0% exact measured)."""
+    """examples/speech_ctc end to end (4 to 9 s idle, up to 21 s beside other work): a bidirectional GRU over
+    padded frames (lengths=) trained with ctc_loss by archdsl train, then greedy CTC decoding with the built
+    recognizer (98.0% exact measured)."""
     assert _example("speech_ctc").main(tmp_path) >= 0.9
 
 
