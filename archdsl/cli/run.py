@@ -43,11 +43,12 @@ def _check_input(sess, name: str, arr: np.ndarray, path: str) -> np.ndarray:
     if narrow_float(held) and held != want:  # bfloat16 (ml_dtypes'): exact in float32, then cast as others are
         arr = arr.astype(np.float32)
     castable = arr.dtype.kind in "biuf" and want.kind in "biuf" and not (want.kind in "iu" and arr.dtype.kind == "f")
-    if (arr.dtype != want and not castable) or arr.ndim != len(meta.shape) or any(
-            isinstance(d, int) and d != n for d, n in zip(meta.shape, arr.shape)):
+    fits = arr.ndim == len(meta.shape) and all(not isinstance(d, int) or d == n for d, n in zip(meta.shape, arr.shape))
+    if (arr.dtype != want and not castable) or not fits:
         raw = raw_bytes(held)
-        whole = want.kind in "iu" and arr.dtype.kind == "f" and arr.ndim == len(meta.shape) and \
-            bool((arr == np.round(arr)).all())  # as training data is said
+        whole = want.kind in "iu" and arr.dtype.kind == "f" and fits and bool(np.isfinite(arr).all()) and \
+            bool((arr == np.round(arr)).all()) and (not arr.size or np.iinfo(want).min <= arr.min() and
+                                                    arr.max() <= np.iinfo(want).max)  # as training data is said
         raise ArchError(f"--input {name}: the model takes {want.name}[{dims}], "
                         f"{path} holds {held.name}{list(arr.shape)}{f': {raw}' if raw else ''}"
                         + (f"; its values are whole numbers: store them .astype(np.{want.name})" if whole else ""))

@@ -250,7 +250,7 @@ def _fractional_reshape(x, shape) -> str | None:
         else:
             return None
     need = rest // math.gcd(total.coef, rest) if rest > 0 else 1
-    if need == 1:
+    if need == 1 or not +left:  # every symbol placed: a fixed count that does not divide, which the check says
         return None
     what = "*".join(sorted(left.elements())) or "1"
     return (f"reshape to {list(shape)} of [{', '.join(map(str, x.shape))}] makes its -1 {what} * "

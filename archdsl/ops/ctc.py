@@ -150,6 +150,7 @@ register(OpDef(
         "NaN); zero_infinity=true makes its loss 0 too. The alpha recursion in log space unrolled over the T "
         "frames, so T must be a number. Its gradient is the true one with respect to log_probs; torch's adds "
         "exp(log_probs), which cancels through the log_softmax before it (the same gradient to the logits). The "
-        "built model does not check the lengths (torch raises): an input length past T reads as T, a negative "
-        "target length gives inf; `archdsl train` checks its data's before training.",
+        "built model does not check the lengths (torch raises): an input length past T reads as T, a target "
+        "length outside 0..S gives a wrong loss or an onnxruntime error; `archdsl train` and `archdsl run "
+        "--input` check them first.",
 ))

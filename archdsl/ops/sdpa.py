@@ -118,8 +118,9 @@ def _lower(e, ins, outs, c):
     r = q_t.rank
     kt = e.op("Transpose", [ins[1]], perm=list(range(r - 2)) + [r - 1, r - 2])
     if q_t.dtype.is_16bit:  # q and k each times sqrt(scale) first, as torch's math: q k^T can pass 65504 where
-        root = e.const(np.array(math.sqrt(scale), dtype=dt))  # the scaled scores do not (a runtime that
-        s = e.op("MatMul", [e.op("Mul", [ins[0], root]), e.op("Mul", [kt, root])])  # multiplies in float16)
+        root = math.sqrt(abs(scale))  # the scaled scores do not (a runtime that multiplies in float16); a
+        s = e.op("MatMul", [e.op("Mul", [ins[0], e.const(np.array(math.copysign(root, scale), dtype=dt))]),
+                            e.op("Mul", [kt, e.const(np.array(root, dtype=dt))])])  # negative scale's sign on q
     else:
         s = e.op("Mul", [e.op("MatMul", [ins[0], kt]), e.const(np.array(scale, dtype=dt))])
     if c.attrs["causal"]:
@@ -202,8 +203,9 @@ def _attend(r, q, k, v, mask, causal: bool, scale: float, dropout=None):
     """softmax(q k^T * scale (+ mask)) v in registry ops, for gradients (see _grad and attention.py);
     `dropout(r, probs)` drops attention weights in training."""
     if q.type.dtype.is_16bit:  # as _lower: scaled before the product, which can pass 65504 in float16
-        root = r.const(math.sqrt(scale), like=q)
-        s = r.op("matmul", r.op("mul", q, root), r.op("transpose", r.op("mul", k, root)))
+        root = math.sqrt(abs(scale))
+        s = r.op("matmul", r.op("mul", q, r.const(math.copysign(root, scale), like=q)),
+                 r.op("transpose", r.op("mul", k, r.const(root, like=k))))
     else:
         s = r.op("mul", r.op("matmul", q, r.op("transpose", k)), r.const(scale, like=q))
     t, n = q.type.shape[-2], k.type.shape[-2]

@@ -70,8 +70,10 @@ def check_resume(path, saved_cfg: dict, saved_step: dict | None, cfg: dict, step
         diff = sorted(k for k in now.keys() | then.keys() if then.get(k) != now.get(k))  # a key one side
         # leaves out (label_smoothing at 0) differs too; state_inputs is the step's own bookkeeping
         moved = _frozen_otherwise(then, now) if set(diff) <= {"params", "buffers", "state_inputs"} else None
-        if moved:  # another --freeze, or a spec that made a parameter trainable=false (or true) since
+        if moved:  # another --freeze, -D value, or a spec that made a parameter trainable=false (or true) since
+            defines = _params_changed(saved_step, step)
             why = "the same --freeze" if saved_cfg.get("freeze") != cfg.get("freeze") else \
+                f"the same -D values ({'; '.join(defines)})" if defines else \
                 "the same spec (which of its parameters are trainable changed)"
             raise ArchError(f"--resume: {path} was made by a run that trained other parameters ({moved}); resume "
                             f"with {why}")
@@ -83,16 +85,24 @@ def check_resume(path, saved_cfg: dict, saved_step: dict | None, cfg: dict, step
         return  # two models of one file alike in every node are still two models
     shown = [f"model {_setting(saved_step.get('model'))} there, {_setting(step['model'])} here"
              if saved_step.get("model") != step["model"] else ""]
-    old, new = saved_step.get("params") or {}, step["params"]
-    shown += [f"param {k} new in the spec (= {_setting(new[k])})" if k not in old else
-              f"param {k} no longer in the spec" if k not in new else
-              f"-D {k}={_setting(old[k])} there, {_setting(new[k])} here"
-              for k in sorted(old.keys() | new.keys()) if k not in old or k not in new or old[k] != new[k]]
+    shown += _params_changed(saved_step, step)
     shown += [f"{k} {_setting(saved_cfg.get(k))} there, {_setting(cfg.get(k))} here" for k in _PATTERNS
               if saved_cfg.get(k) != cfg.get(k)]
     said = "; ".join(s for s in shown if s) or "the spec computes otherwise since"
     raise ArchError(f"--resume: {path} was made by another train step ({said}); resume with the same spec, "
                     "--model, -D values and training settings")
+
+
+def _params_changed(saved_step: dict | None, step: dict) -> list[str]:
+    """The file params whose values differ between the checkpoint's step and this one, as -D would set them
+    (or as the spec gained or lost them); none where the checkpoint keeps no step."""
+    if saved_step is None:
+        return []
+    old, new = saved_step.get("params") or {}, step["params"]
+    return [f"param {k} new in the spec (= {_setting(new[k])})" if k not in old else
+            f"param {k} no longer in the spec" if k not in new else
+            f"-D {k}={_setting(old[k])} there, {_setting(new[k])} here"
+            for k in sorted(old.keys() | new.keys()) if k not in old or k not in new or old[k] != new[k]]
 
 
 def _frozen_otherwise(then: dict, now: dict) -> str | None:

@@ -62,6 +62,10 @@ def test_run_input_numbers_are_cast_where_they_fit_as_training_data_is(tmp_path,
     np.save(tmp_path / "whole.npy", np.array([0.0, 1.0]))  # said as training data's is (diffusion hunt)
     assert main(["run", str(spec), "--input", f"i={tmp_path / 'whole.npy'}"]) == 1
     assert "holds float64[2]; its values are whole numbers: store them .astype(np.int64)" in capsys.readouterr().err
+    for bad in (np.array([np.inf, 1.0]), np.array([1e30, 1.0])):  # no advice a cast would betray (review52)
+        np.save(tmp_path / "bad.npy", bad)
+        assert main(["run", str(spec), "--input", f"i={tmp_path / 'bad.npy'}"]) == 1
+        assert "whole numbers" not in capsys.readouterr().err
     import ml_dtypes  # a bfloat16 .npy (exact in float32) as training data takes it
     np.save(tmp_path / "bf.npy", np.full((2, 3), 1.5).astype(ml_dtypes.bfloat16))
     assert main(["run", str(spec), "--input", f"x={tmp_path / 'bf.npy'}", "--repeat", "1", "--save", str(out)]) == 0

@@ -52,6 +52,9 @@ def test_a_reshape_whose_minus_one_is_a_fraction_says_the_sizes_it_runs_at():
                        ("    y = reshape(x, [-1, 8])", "x: float32[B, 16, 16]"),
                        ("    y = reshape(x, [-1, 5])", "x: float32[2, 10]")):
         assert said(ok, inputs) == [], ok
+    with pytest.raises(archdsl.ArchError) as err:  # B placed: a count that never divides, no size to run at
+        archdsl.check_source("model m(x: float32[B, 10]) -> y {\n    y = reshape(x, [B, -1, 3])\n}\n")
+    assert not any("multiple of" in text for text, _ in err.value.notes), err.value.notes  # (review52)
 
 def test_channels_last_images_into_a_conv_are_said_with_the_permute():
     """[B, 224, 224, 3] into conv2d built a layer of 224 input channels over 224x3 images; kernels that fit a

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import onnx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -147,12 +148,38 @@ def test_float16_attention_is_computed_as_the_decomposition_is(opset):
     np.testing.assert_allclose(y.astype(np.float64), want, atol=2e-3)
     (y,) = runtime.session(model).run(None, {"q": q * 300, "k": k * 300, "m": m * 0})  # scores past 65504
     assert np.isfinite(y).all()
+    q32 = q.astype(np.float64)  # a negative scale, as torch takes it (sqrt of it was a math domain error: review52)
+    src = "model a(q: float16[B, 2, T, 8]) -> y {\n    y = sdpa(q, q, q, scale=-0.5)\n}"
+    (y,) = runtime.session(archdsl.compile_source(src, opset=opset)).run(None, {"q": q})
+    s = q32 @ np.swapaxes(q32, -1, -2) * -0.5
+    p = np.exp(s - s.max(-1, keepdims=True))
+    np.testing.assert_allclose(y.astype(np.float64), (p / p.sum(-1, keepdims=True)) @ q32, atol=4e-3)
     if opset == NEWEST:  # as written, each op in float16 (onnxruntime's CPU computes float16 in float32): q k^T
         from onnx.reference import ReferenceEvaluator  # past 65504 where the scaled scores are not (reference hunt)
         feeds = {"q": q * 120, "k": k * 120, "m": m * 0}
         (ref,) = ReferenceEvaluator(model).run(None, feeds)
         assert np.isfinite(ref).all()
         np.testing.assert_allclose(ref.astype(np.float32), runtime.session(model).run(None, feeds)[0], atol=2e-2)
+
+
+@pytest.mark.parametrize("opset", OPSETS)
+def test_float16_multihead_attention_is_the_decomposition_too(opset):
+    """multihead_attention's own kernel path took float16 at opsets 23-24: an attn_mask offset by -1024 was
+    1.03 off torch there (review52)."""
+    src = ("model a(x: float16[B, T, 8], m: float16[T, T]) -> y {\n"
+           "    y = multihead_attention(x, 8, num_heads=2, attn_mask=m) as attn\n}")
+    model = archdsl.compile_source(src, opset=opset)
+    assert not any(n.op_type == "Attention" for n in model.graph.node)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 4, 8)).astype(np.float16)
+    m = (-1024 - 0.5 * np.arange(4)).astype(np.float16) * np.ones((4, 1), np.float16)
+    (y,) = runtime.session(model).run(None, {"x": x, "m": m})
+    w = {i.name: onnx.numpy_helper.to_array(i).astype(np.float64) for i in model.graph.initializer}
+    q, k, v = np.split(x.astype(np.float64) @ w["attn.in_proj_weight"].T + w["attn.in_proj_bias"], 3, axis=-1)
+    heads = lambda t: t.reshape(2, 4, 2, 4).transpose(0, 2, 1, 3)  # noqa: E731
+    ctx = _reference(heads(q), heads(k), heads(v), m.astype(np.float64), False).transpose(0, 2, 1, 3).reshape(2, 4, 8)
+    want = ctx @ w["attn.out_proj.weight"].T + w["attn.out_proj.bias"]
+    np.testing.assert_allclose(y.astype(np.float64), want, atol=1e-2)
 
 
 @pytest.mark.parametrize("opset", [o for o in OPSETS if o >= 23 and runs_natively("Attention", o)])

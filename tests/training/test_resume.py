@@ -359,6 +359,12 @@ def test_resume_says_a_spec_that_froze_a_parameter_as_the_specs(tmp_path, capsys
     err = " ".join(capsys.readouterr().err.split())
     assert ("trained other parameters (scale trained there, frozen here); resume with the same spec (which of its "
             "parameters are trainable changed)") in err, err
+    spec.write_text(spec.read_text().replace("trainable=false", "trainable=tr").replace("model", "param tr = true\n"
+                                                                                         "model", 1))
+    assert main([*argv, "--epochs", "1"]) == 0  # a -D that freezes it is said as the -D (review52)
+    capsys.readouterr()
+    assert main([*argv, "--epochs", "2", "--resume", "-D", "tr=false"]) == 1
+    assert "resume with the same -D values (-D tr=true there, false here)" in " ".join(capsys.readouterr().err.split())
 
 
 def test_a_train_steps_identity_is_the_same_at_any_opset_and_level(tmp_path):
