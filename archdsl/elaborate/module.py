@@ -346,6 +346,16 @@ def elaborate_model(mod: Module, name: str, sizes: dict[str, int] | None = None)
         return _elaborate_model(mod, name, sizes or {})
 
 
+def _with_warnings(err: ArchError, g: Graph) -> ArchError:
+    """An error with the warnings of the calls before it as notes: conv2d(3, 16, 3) in torch's argument order,
+    or channels-last images into a conv, fail layers later ("a window larger than the input"), and the
+    warning that says why was printed only where the model built."""
+    for said, span in g.warnings:
+        if span != err.span and all(said not in text and span != at for text, at in err.notes):  # (the failing
+            err.notes.append((f"a call before it was warned of: {said}", span))          # call's own: said there)
+    return err
+
+
 def _elaborate_model(mod: Module, name: str, sizes: dict[str, int]) -> Graph:
     md = mod.models[name]
     g = Graph(name, md.span)
@@ -375,6 +385,8 @@ def _elaborate_model(mod: Module, name: str, sizes: dict[str, int]) -> Graph:
         ev.exec_body(md.body, env)
     except ReturnValue as r:
         returned, returned_at = r.value, r.span
+    except ArchError as err:
+        raise _with_warnings(err, g) from None
     where = {}  # output -> the statement that gave it its value, for the messages below
     if returned is not None:
         where = dict.fromkeys(md.outputs, returned_at)
