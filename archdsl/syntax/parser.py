@@ -319,6 +319,9 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
             hint = " (a list's '[' is still open here: a keyword argument follows its ']', as concat([a, b], axis=1))"
         elif str(tok) == "=" and "__ANON_1" in err.expected:
             hint = " (use '==' to compare)"
+        elif expected == "; expected ',', '='" and (word := _chain_left(text, tok)):  # `h = x -> fc1`, then `relu`
+            hint = (f" (the chain on the line before ends there, so '{word}' starts a statement; a line that goes on "
+                    f"with the chain starts with '->': -> {word})")
         elif expected == "; expected ',', '='" and str(tok) in (".", "[", "+", "-", "*", "/"):  # s.append(x)
             hint = (" (a statement binds names: NAME = expression; values never change in place: write "
                     "s = s + [x], h = h + 1.0)")
@@ -378,6 +381,19 @@ def _line_break_after(text: str, tok) -> str | None:
             head = code[:ends.start()].strip() if ends else ""
             return ends[1] if ends and head not in ("", "}") and not head.endswith(";") else None
     return None
+
+
+def _chain_left(text: str, tok) -> str | None:
+    """The name a statement opens with where it is a bare layer (`relu`, `linear(10)`, lines that go on with
+    '->' after it) on the line after a chain: its line lacks the '->' that would have continued the chain."""
+    lines = _code_before(text, tok.start_pos).split("\n")
+    at = len(lines) - 1
+    while at > 0 and (not lines[at].strip() or lines[at].strip().startswith("->")):
+        at -= 1
+    first = lines[at].strip()
+    word = re.fullmatch(r"([A-Za-z_]\w*)(\(.*)?", first.split("->")[0].strip()) if "=" not in first else None
+    before = next((c for c in reversed(lines[:at]) if c.strip()), "")
+    return word[1] if word and "->" in before and word[1] not in _STATEMENT_WORDS else None
 
 
 def _continued(text: str, tok) -> tuple[int, str] | None:

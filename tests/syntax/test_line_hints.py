@@ -67,6 +67,11 @@ _GOES_ON = "so this line goes on with its conditional expression"
     ('    h = x and\n    y, z = x, x', "line 2 ends with 'and'", None),
     ('    a = 1.\n    y = = x', None, "ends with '.'"),                # 1. is a number
     ('    h = x1.\n    y = h', "line 2 ends with '.'", "use '=='"),      # x1. is not (review51)
+    # a chain's line without its '->' starts a statement (newuser2): the name it starts with said
+    ('    y = x -> linear(8) as fc1\n        relu\n        -> linear(4) as fc2', "'relu' starts a statement; a "
+     "line that goes on with the chain starts with '->': -> relu", None),
+    ('    y = x -> relu\n        linear(4)', "-> linear)", None),
+    ('    y = x * 2\n    relu\n    -> linear(4)', None, "the chain"),  # no chain on the line before
     ('    a = "x,"\n    y = = x', None, "ends with ','"),             # a ',' in a string
     ('    y = concat([x,\n    y = x])', None, "goes on from it"),      # inside brackets a line break is none
     ('    y = x\n    y = x == 1 if true else\n    z = 1', "its conditional expression", "goes on from it"),
