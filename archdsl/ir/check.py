@@ -7,6 +7,7 @@ import numpy as np
 from .. import ops
 from ..diagnostics import ArchError, ShapeError
 from ..ops.recurrent import lengths_input
+from ..ops.tensor_ops import expand_unread
 from .graph import Graph, infer_node
 
 __all__ = ["check", "check_indices", "check_values", "index_rule", "value_rules"]
@@ -16,6 +17,7 @@ def check(graph: Graph) -> Graph:
     """Raise a diagnostic at the node's span if a value is used before it is defined or a type disagrees."""
     defined = {id(v) for v in graph.inputs} | {id(v) for v in graph.params.values()} | {id(v) for v in graph.consts}
     users: dict[int, set[int]] = {}  # a value's use list as a set, made once: a list scan per read was quadratic
+    sizes = {d for v in graph.inputs for d in v.type.shape if not isinstance(d, int)}  # symbolic, at hand so far
     for node in graph.nodes:
         for v in node.inputs:
             if id(v) not in defined:
@@ -34,6 +36,10 @@ def check(graph: Graph) -> Graph:
                              f"({', '.join(map(str, types))})", node.span)
         _check_index_range(node)
         _check_known_values(node)
+        if node.op == "expand" and (why := expand_unread(node.inputs[0].type, node.inputs[1].type if len(
+                node.inputs) > 1 else None, node.outputs[0].type.shape, sizes.__contains__)) is not None:
+            raise ShapeError(why, node.span)  # as the lowering would: `check` says it too
+        sizes.update(d for o in node.outputs for d in o.type.shape if not isinstance(d, int))
         defined.update(id(o) for o in node.outputs)
     for name, v in graph.outputs:
         if id(v) not in defined:

@@ -96,26 +96,38 @@ def _expand_checked(ins, a) -> tuple:
     return target
 
 
+def expand_unread(x, like, target, readable) -> str | None:
+    """Why an expand's target cannot be written at run time: a symbolic size that neither x, like= nor a value
+    `readable(d)` says is at hand (a model input's, a node's before it) has; None where every size can be.
+    The checker asks it over the elaborated graph, the lowering over the values lowered so far."""
+    lead = len(target) - x.rank
+    for i, d in enumerate(target):
+        if not isinstance(d, int) and not (like is not None and d in like.shape) and \
+                not (i >= lead and x.shape[i - lead] == d) and not readable(d):
+            return (f"expand: the size {d} is not the size of any dim of a model input or of a value computed "
+                    "before this expand, so it cannot be read at run time; give like= a tensor with it "
+                    "(expand(x, [...], like=y))")
+    return None
+
+
 def _expand_lower(e, ins, outs, c):
     x = c.in_types[0]
     target = _expand_target(x, c.attrs)
+    like = c.in_types[1] if len(c.in_types) > 1 else None
+    if (why := expand_unread(x, like, target, lambda d: e.dim(d) is not None)) is not None:
+        fail(why)
     lead = len(target) - x.rank
-    ref = c.in_types[1:] and ins[1]
     parts = []
     for i, d in enumerate(target):
         if isinstance(d, int):
             parts.append(_i64(e, [d]))
-        elif ref and d in c.in_types[1].shape:
-            shp = e.op("Shape", [ref])
-            parts.append(e.op("Gather", [shp, _i64(e, [c.in_types[1].shape.index(d)])], axis=0))
+        elif like is not None and d in like.shape:
+            shp = e.op("Shape", [ins[1]])
+            parts.append(e.op("Gather", [shp, _i64(e, [like.shape.index(d)])], axis=0))
         elif i >= lead and x.shape[i - lead] == d:
             parts.append(_i64(e, [1]))  # Expand broadcasts 1 against the existing dim
-        elif (size := e.dim(d)) is not None:  # B of a model input, as reshape reads it
-            parts.append(size)
-        else:
-            fail(f"expand: the size {d} is not the size of any dim of a model input or of a value computed "
-                 "before this expand, so it cannot be read at run time; give like= a tensor with it "
-                 "(expand(x, [...], like=y))")
+        else:  # B of a model input, as reshape reads it
+            parts.append(e.dim(d))
     shape = e.op("Concat", parts, axis=0) if len(parts) > 1 else parts[0]
     e.op("Expand", [ins[0], shape], outputs=outs)
 
