@@ -34,7 +34,7 @@ def _check_input(sess, name: str, arr: np.ndarray, path: str) -> np.ndarray:
     are cast where every value fits, as training data is (numpy's float64 for a float32 input; never
     floats to integers)."""
     from ..runtime import input_specs
-    from ..training.data import cast_values
+    from ..training.data import cast_values, round_trips
     meta = next(i for i in sess.get_inputs() if i.name == name)
     (_, _, want_dt), = [s for s in input_specs(sess) if s[0] == name]
     want = np.dtype(want_dt)
@@ -46,9 +46,7 @@ def _check_input(sess, name: str, arr: np.ndarray, path: str) -> np.ndarray:
     fits = arr.ndim == len(meta.shape) and all(not isinstance(d, int) or d == n for d, n in zip(meta.shape, arr.shape))
     if (arr.dtype != want and not castable) or not fits:
         raw = raw_bytes(held)
-        whole = want.kind in "iu" and arr.dtype.kind == "f" and fits and bool(np.isfinite(arr).all()) and \
-            bool((arr == np.round(arr)).all()) and (not arr.size or np.iinfo(want).min <= arr.min() and
-                                                    arr.max() <= np.iinfo(want).max)  # as training data is said
+        whole = want.kind in "iu" and arr.dtype.kind == "f" and fits and round_trips(arr, want)
         raise ArchError(f"--input {name}: the model takes {want.name}[{dims}], "
                         f"{path} holds {held.name}{list(arr.shape)}{f': {raw}' if raw else ''}"
                         + (f"; its values are whole numbers: store them .astype(np.{want.name})" if whole else ""))

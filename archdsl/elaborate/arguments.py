@@ -132,7 +132,9 @@ def torch_order(op, args, kwargs=None) -> str | None:
                 + (" (an all-zero table)" if args[3] == 0 else "") + f"; torch's nn.Embedding(num_embeddings, "
                 f"embedding_dim, padding_idx) is padding_idx={args[3]} here. Write std= to keep this reading")
     if op.name == "upsample" and len(args) >= 2 and isinstance(args[1], (list, tuple)) and args[1] \
-            and all(is_int(v) and v >= 8 for v in args[1]):  # F.interpolate(x, [16, 16]): a size
+            and all(is_int(v) and v >= 8 for v in args[1]) and not (  # F.interpolate(x, [16, 16]): a size,
+                isinstance(args[0], Tensor) and len(args[1]) == args[0].type.rank - 2 and any(  # not one that
+                    isinstance(d, int) and v < d for v, d in zip(args[1], args[0].type.shape[2:]))):  # shrinks
         sizes = ", ".join(map(str, args[1]))
         return (f"the [{sizes}] reads as scale_factor=[{sizes}], {args[1][0]}x the input's size; torch's "
                 f"F.interpolate(x, size) and nn.Upsample(size) take the size first: write size=[{sizes}] here, or "
@@ -155,8 +157,9 @@ def torch_order(op, args, kwargs=None) -> str | None:
     if is_int(groups) and groups > 1 and second % groups:  # torch's reading would be refused: out % groups
         return None
     padding = args[4] if len(args) > 4 else (kwargs or {}).get("padding")
-    if padding == (second - 1) // 2:  # conv1d(512, 41, 4, 20): padding for a kernel of 41 ("same" fits both)
-        return None
+    fitting = {(second - 1) // 2, second // 2} | ({(second - third) // 2} if "transpose" in op.name else set())
+    if padding in fitting:  # conv1d(512, 41, 4, 20), conv1d(64, 16, 1, 8), conv_transpose2d(256, 8, 4, 2): the
+        return None         # padding of a kernel of 41, 16, 8 ("same" fits torch's reading as well: said)
     if x.type.shape[1] != first or second < 8 or third > 7:
         return None
     return (f"{op.name}({first}, {second}, {third}) reads as out_channels={first}, kernel_size={second}, "

@@ -23,7 +23,7 @@ from ..types import DTYPES, DType, Sym, TensorType, dim_mul, dim_size, dim_symbo
 from .arguments import arg_names, input_size_first, keywords, positional_names, synonyms, torch_order
 from .bounded import short
 from .builtins import TENSOR_MATH
-from .lints import suspicious
+from .lints import reads_layout, suspicious
 from .scalars import Limits, check_elements, check_fits, is_int, is_num
 from .values import BlockFn, BlockLayer, Builtin, LayerFn, OpFn, Tensor, describe
 
@@ -209,7 +209,8 @@ class Calls:
                 self.layers[name] = LayerFn(name, op, attrs, tuple(inputs[len(tensors):]))
         if len(self.graph.nodes) >= Limits.nodes:
             raise LimitError(f"model has more than {Limits.nodes} nodes", span)
-        said = torch_order(op, args, kwargs) or suspicious(op, tensors, attrs)
+        order = torch_order(op, args, kwargs)
+        said = order or suspicious(op, tensors, attrs)
         try:
             node = self.graph.add_node(op.name, inputs, attrs, self.stream_name(op, attrs, self.again(name)), span)
         except ArchError as err:  # conv2d(3, 64, 3): a kernel larger than the image
@@ -218,6 +219,8 @@ class Calls:
             raise
         if said:  # conv2d(3, 16, 3) may pass the shape check (as may a conv over channels-last images)
             self.graph.warnings.append((said, span))
+            if order or reads_layout(op.name):
+                self.graph.misreads.append((said, span))
         for o in node.outputs:
             for d in o.type.shape:
                 if isinstance(d, int) and not 0 <= d <= Limits.dim:

@@ -13,7 +13,13 @@ from ..ops.recurrent import layout_hint
 from ..ops.shapes import prod
 from ..types import dim_symbols, is_formula
 
-__all__ = ["suspicious"]
+__all__ = ["reads_layout", "suspicious"]
+
+
+def reads_layout(name: str) -> bool:
+    """Ops whose warnings say a tensor's dims were read otherwise than meant (channels-last images into a conv,
+    a [B, T, F] sequence into a pool, time-major steps into an lstm): a later error is often their doing."""
+    return name in _SPATIAL or name in ("lstm", "gru")
 
 
 def suspicious(op, tensors: list, attrs: dict) -> str | None:

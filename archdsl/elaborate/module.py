@@ -342,23 +342,29 @@ def load_source(text: str, file: str, defines: dict, sources: SourceMap, search_
 def elaborate_model(mod: Module, name: str, sizes: dict[str, int] | None = None) -> Graph:
     """Run one model's body: tensors become IR nodes; the result is shape-checked. `sizes` gives symbolic
     input dims a number (`run --dim T=40`): the spec is then checked at those sizes, its asserts included."""
+    g = Graph(name, mod.models[name].span)
     with noting_overrides(mod), deep_recursion():
-        return _elaborate_model(mod, name, sizes or {})
+        try:
+            return _elaborate_model(mod, name, sizes or {}, g)
+        except ArchError as err:
+            raise _with_warnings(err, g) from None
 
 
 def _with_warnings(err: ArchError, g: Graph) -> ArchError:
     """An error with the warnings of the calls before it as notes: conv2d(3, 16, 3) in torch's argument order,
     or channels-last images into a conv, fail layers later ("a window larger than the input"), and the
     warning that says why was printed only where the model built."""
-    for said, span in g.warnings:
-        if span != err.span and all(said not in text and span != at for text, at in err.notes):  # (the failing
-            err.notes.append((f"a call before it was warned of: {said}", span))          # call's own: said there)
+    at = (err.span.line, err.span.col) if err.span is not None else None
+    noted = {(s.line, s.col) for _, s in err.notes if s is not None}
+    for said, span in g.misreads:  # (not a call's other warnings: a note beside an unrelated error misleads)
+        own = span is None or (span.line, span.col) == at and at in noted  # the failing call's own: noted there
+        if not own and all(said not in text for text, _ in err.notes):
+            err.notes.append((f"a call before it was warned of: {said}", span))
     return err
 
 
-def _elaborate_model(mod: Module, name: str, sizes: dict[str, int]) -> Graph:
+def _elaborate_model(mod: Module, name: str, sizes: dict[str, int], g: Graph) -> Graph:
     md = mod.models[name]
-    g = Graph(name, md.span)
     ev = Evaluator(g)
     ev.models = set(mod.models) | mod.imported_models
     env = Env({}, mod.env)
@@ -385,8 +391,6 @@ def _elaborate_model(mod: Module, name: str, sizes: dict[str, int]) -> Graph:
         ev.exec_body(md.body, env)
     except ReturnValue as r:
         returned, returned_at = r.value, r.span
-    except ArchError as err:
-        raise _with_warnings(err, g) from None
     where = {}  # output -> the statement that gave it its value, for the messages below
     if returned is not None:
         where = dict.fromkeys(md.outputs, returned_at)

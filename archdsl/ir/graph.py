@@ -83,6 +83,8 @@ class Graph:
         self.outputs: list[tuple[str, Value]] = []
         self.meta: dict[str, str] = {}
         self.warnings: list[tuple[str, Span | None]] = []  # said by check and build, changing nothing
+        self.misreads: list[tuple[str, Span | None]] = []  # those of them of a call read otherwise than torch's
+        # (argument order, layout), which often fail layers later: said with such an error
         self.implicit: list[Value] = []  # inputs the spec does not declare (randn_like's `seed`): dropped unread
 
     @property

@@ -105,8 +105,8 @@ def expand_unread(x, like, target, readable) -> str | None:
         if not isinstance(d, int) and not (like is not None and d in like.shape) and \
                 not (i >= lead and x.shape[i - lead] == d) and not readable(d):
             return (f"expand: the size {d} is not the size of any dim of a model input or of a value computed "
-                    "before this expand, so it cannot be read at run time; give like= a tensor with it "
-                    "(expand(x, [...], like=y))")
+                    "before this expand that an output depends on, so it cannot be read at run time; give like= a "
+                    "tensor with it (expand(x, [...], like=y))")
     return None
 
 

@@ -319,7 +319,10 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
             hint = " (a list's '[' is still open here: a keyword argument follows its ']', as concat([a, b], axis=1))"
         elif str(tok) == "=" and "__ANON_1" in err.expected:
             hint = " (use '==' to compare)"
-        elif expected == "; expected ',', '='" and (word := _chain_left(text, tok)):  # `h = x -> fc1`, then `relu`
+        elif expected == "; expected ',', '='" and (str(tok) == "->" or tok.type == "_NL" or str(tok) == "(" and
+                                                   re.fullmatch(r"\([^()]*\)\s*(->.*|as\b.*)?",
+                                                                _code(line[tok.column - 1:]).strip())) and \
+                (word := _chain_left(text, tok)):  # `h = x -> fc1`, then `relu` or `linear(4)` alone on a line
             hint = (f" (the chain on the line before ends there, so '{word}' starts a statement; a line that goes on "
                     f"with the chain starts with '->': -> {word})")
         elif expected == "; expected ',', '='" and str(tok) in (".", "[", "+", "-", "*", "/"):  # s.append(x)
@@ -379,7 +382,7 @@ def _line_break_after(text: str, tok) -> str | None:
         if code:
             ends = re.search(r"(?<![\w.])(if|else)$", code)
             head = code[:ends.start()].strip() if ends else ""
-            return ends[1] if ends and head not in ("", "}") and not head.endswith(";") else None
+            return ends[1] if ends and head not in ("", "}") and not head.endswith((";", "}", "{")) else None
     return None
 
 
@@ -392,8 +395,9 @@ def _chain_left(text: str, tok) -> str | None:
         at -= 1
     first = lines[at].strip()
     word = re.fullmatch(r"([A-Za-z_]\w*)(\(.*)?", first.split("->")[0].strip()) if "=" not in first else None
-    before = next((c for c in reversed(lines[:at]) if c.strip()), "")
-    return word[1] if word and "->" in before and word[1] not in _STATEMENT_WORDS else None
+    before = next((c for c in reversed(lines[:at]) if c.strip()), "").strip()
+    chain = re.search(r"(?<![=!<>])=(?!=).*->|^->", before) and not before.endswith("{")  # not a header's `-> y {`
+    return word[1] if word and chain and word[1] not in _STATEMENT_WORDS else None
 
 
 def _continued(text: str, tok) -> tuple[int, str] | None:

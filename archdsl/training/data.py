@@ -16,7 +16,7 @@ from ..ops._common import channels_first_perm
 from ..runtime import dim_conflict, is_name
 from ..types import BATCH_NAMES, dim_size
 
-__all__ = ["LabelsFor", "cast_values", "check_class_labels", "check_ctc_inputs", "check_data_file",
+__all__ = ["LabelsFor", "cast_values", "round_trips", "check_class_labels", "check_ctc_inputs", "check_data_file",
            "check_index_inputs", "check_label_inputs", "check_length_inputs", "first_index", "length_limits",
            "load_data", "onnx_dims"]
 
@@ -31,6 +31,13 @@ class LabelsFor:
 
 
 _EXPECTED = "the data is an .npz with one array per model input (by name) and 'labels'"
+
+
+def round_trips(a: np.ndarray, want: np.dtype) -> bool:
+    """Whether float values are whole numbers that `want` (an integer dtype) holds: what .astype(want) keeps
+    (inf, NaN, 1e30 and 2.0**63 do not survive it)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return bool(np.isfinite(a).all()) and bool((a.astype(want).astype(a.dtype) == a).all())
 
 
 def check_data_file(path: str) -> None:
@@ -87,7 +94,7 @@ def load_data(path: str, model, names: list[str], labels_for: LabelsFor | None =
                             + _layout_hint(name, a.shape, dims))
         if a.dtype != want:
             if np.issubdtype(want, np.integer) and not np.issubdtype(a.dtype, np.integer):
-                whole = a.dtype.kind == "f" and bool((a == np.round(a)).all())
+                whole = a.dtype.kind == "f" and round_trips(a, np.dtype(want))
                 raise ArchError(f"{path}: '{name}' must hold integers ({np.dtype(want).name}), got {given}"
                                 + (f"; its values are whole numbers: store {name}.astype(np.{np.dtype(want).name})"
                                    if whole else "; cross_entropy takes class indices, not probabilities"

@@ -73,7 +73,7 @@ def check_resume(path, saved_cfg: dict, saved_step: dict | None, cfg: dict, step
         if moved:  # another --freeze, -D value, or a spec that made a parameter trainable=false (or true) since
             defines = _params_changed(saved_step, step)
             why = "the same --freeze" if saved_cfg.get("freeze") != cfg.get("freeze") else \
-                f"the same -D values ({'; '.join(defines)})" if defines else \
+                f"the same spec and -D values ({'; '.join(defines)})" if defines else \
                 "the same spec (which of its parameters are trainable changed)"
             raise ArchError(f"--resume: {path} was made by a run that trained other parameters ({moved}); resume "
                             f"with {why}")

@@ -62,7 +62,8 @@ def test_run_input_numbers_are_cast_where_they_fit_as_training_data_is(tmp_path,
     np.save(tmp_path / "whole.npy", np.array([0.0, 1.0]))  # said as training data's is (diffusion hunt)
     assert main(["run", str(spec), "--input", f"i={tmp_path / 'whole.npy'}"]) == 1
     assert "holds float64[2]; its values are whole numbers: store them .astype(np.int64)" in capsys.readouterr().err
-    for bad in (np.array([np.inf, 1.0]), np.array([1e30, 1.0])):  # no advice a cast would betray (review52)
+    for bad in (np.array([np.inf, 1.0]), np.array([1e30, 1.0]), np.array([2.0 ** 63, 1.0])):  # no advice a
+        # cast would betray (review52, review53: 2**63 passed a bound compared in float64)
         np.save(tmp_path / "bad.npy", bad)
         assert main(["run", str(spec), "--input", f"i={tmp_path / 'bad.npy'}"]) == 1
         assert "whole numbers" not in capsys.readouterr().err

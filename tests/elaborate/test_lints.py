@@ -260,6 +260,8 @@ def test_torchs_argument_order_is_not_said_where_torchs_reading_cannot_be():
     assert said("    y = x -> conv1d(1024, kernel_size=10, stride=5)", audio) == []
     assert said("    y = x -> conv1d(1024, 41, 1, padding=20)", audio) == []  # by name it fits the reading too
     assert said('    y = x -> conv1d(1024, 41, 1, padding="same")', audio)  # fits either reading: said
+    assert said("    y = x -> conv1d(1024, 16, 1, 8)", audio) == []  # an even kernel's k // 2 (ECG ResNets; lint2)
+    assert said("    y = x -> conv_transpose1d(1024, 8, 4, 2)", audio) == []  # (k - s) // 2: exactly 4x longer
 
 
 def test_torchs_positional_size_and_padding_idx_are_said():
@@ -309,3 +311,20 @@ def test_a_sigmoid_behind_a_flatten_into_bce_with_logits_is_said(tmp_path, capsy
     assert "one class, so the loss is 0 whatever the weights; for a yes/no target, --loss bce_with_logits with " \
         "float 0/1 labels of the output's shape; output 'p' ends in a sigmoid, which bce_with_logits applies " \
         "itself: end the model at the sigmoid's input for it" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_later_error_says_the_misread_calls_before_it_and_no_others():
+    """conv2d in torch's order in a loop's first pass, failing in its second, kept its warning off the error
+    (the same place as the failing call); a reshape's warning in another branch came with an unrelated error
+    (lint2). An upsample whose [8, 8] would shrink its 32x32 input is a scale (lint2)."""
+    loop = ("let widths = [[3, 64], [64, 128]]\nmodel vgg(x: float32[B, 3, 224, 224]) -> y {\n    h = x\n"
+            "    for w in widths {\n        h = h -> conv2d(w[0], w[1], 3) -> relu\n    }\n    y = h\n}\n")
+    with pytest.raises(archdsl.ArchError) as err:
+        archdsl.check_source(loop)
+    assert any("a call before it was warned of: conv2d(3, 64, 3) reads as" in text for text, _ in err.value.notes)
+    apart = ("model m(x: float32[B, 10], z: float32[B, 4]) -> y {\n    a = reshape(x, [-1, 3])\n"
+             "    y = z -> linear(4) + z -> relu\n}\n")
+    with pytest.raises(archdsl.ArchError) as err:
+        archdsl.check_source(apart)
+    assert not any("warned of" in text for text, _ in err.value.notes), err.value.notes
+    assert said('    y = upsample(x, [8, 8], mode="bilinear")', "x: float32[B, 21, 32, 32]") == []

@@ -72,6 +72,12 @@ _GOES_ON = "so this line goes on with its conditional expression"
      "line that goes on with the chain starts with '->': -> relu", None),
     ('    y = x -> relu\n        linear(4)', "-> linear)", None),
     ('    y = x * 2\n    relu\n    -> linear(4)', None, "the chain"),  # no chain on the line before
+    ('    h = x -> linear(8)\n    tanh\n    y = h', "-> tanh)", None),  # the line alone (hints hunt)
+    ('    x -> relu\n    y = x', None, "the chain"),  # the model header's `-> y {` is no chain (hints hunt)
+    ('    h = x -> linear(4)\n    y[0] = h', "values never change in place", "the chain"),  # (review53)
+    ('    h = x -> linear(4)\n    h.append(x)\n    y = h', "values never change in place", "the chain"),
+    ('    h = x -> linear(4)\n    h += 1.0\n    y = h', "values never change in place", "the chain"),
+    ('    if true { h = x } else\n        h = x -> relu\n    y = h', None, "conditional expression"),  # (hints)
     ('    a = "x,"\n    y = = x', None, "ends with ','"),             # a ',' in a string
     ('    y = concat([x,\n    y = x])', None, "goes on from it"),      # inside brackets a line break is none
     ('    y = x\n    y = x == 1 if true else\n    z = 1', "its conditional expression", "goes on from it"),

@@ -59,6 +59,8 @@ def train(tmp_path, capsys, spec: str, flags=(), **arrays) -> tuple[int, str]:
      "labels.astype(np.int64)"),
     (MLP, [], {"x": X, "labels": CLASSES + 0.5}, "'labels' must hold integers (int64), got float64; cross_entropy "
                                                  "takes class indices, not probabilities"),
+    (MLP, [], {"x": X, "labels": np.full(N, 1e30)}, "'labels' must hold integers (int64), got float64; cross_entropy "
+                                                    "takes class indices, not probabilities"),  # (no cast: review53)
     (MLP, [], {"x": X, "labels": np.arange(N) % 4 + 1},
      "labels[3] is 4, but 'logits' has 4 classes: cross_entropy takes class indices 0..3 (3 labels out of "
      "range); the labels run 1..4: store labels - 1"),

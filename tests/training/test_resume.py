@@ -364,7 +364,8 @@ def test_resume_says_a_spec_that_froze_a_parameter_as_the_specs(tmp_path, capsys
     assert main([*argv, "--epochs", "1"]) == 0  # a -D that freezes it is said as the -D (review52)
     capsys.readouterr()
     assert main([*argv, "--epochs", "2", "--resume", "-D", "tr=false"]) == 1
-    assert "resume with the same -D values (-D tr=true there, false here)" in " ".join(capsys.readouterr().err.split())
+    assert "resume with the same spec and -D values (-D tr=true there, false here)" in \
+        " ".join(capsys.readouterr().err.split())
 
 
 def test_a_train_steps_identity_is_the_same_at_any_opset_and_level(tmp_path):
