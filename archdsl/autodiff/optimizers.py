@@ -153,7 +153,7 @@ def update(b: GradBuilder, cfg: OptimConfig, p: Value, g: Value, state: list[Sta
         # in float64, as torch's bias corrections (Python floats): in float32, 0.999 is 0.99900001 and
         # 1 - 0.999 ** t 1.3e-5 small at t = 1, every Adam step 6.4e-6 short
         d = lambda v: b.const(v, dtype=np.float64)  # noqa: E731
-        t64, lr64 = b.op("cast", t, dtype="float64"), b.op("cast", lr, dtype="float64")
+        t64, lr64 = b.op("cast", t, dtype="float64"), b.op("cast", cache.get("lr32", lr), dtype="float64")
         bc1 = b.op("sub", d(1.0), b.op("pow", d(b1), t64))
         bc2 = b.op("sub", d(1.0), b.op("pow", d(b2), t64))
         # p - step_size * m / (sqrt(v) / sqrt(bc2) + eps)  ==  p - m / (sqrt(v) * k + eps / step_size).
@@ -164,10 +164,13 @@ def update(b: GradBuilder, cfg: OptimConfig, p: Value, g: Value, state: list[Sta
         k = b.op("reciprocal", b.op("mul", b.op("sqrt", bc2), step_size))
         cache["k"] = b.op("cast", k, dtype=_work(p))
         cache["eps"] = b.op("cast", b.op("div", d(cfg.eps), step_size), dtype=_work(p))
+    wide = _work(p) != p.type.dtype.label
     if cfg.name == "adamw" and wd:
-        if "decay" not in cache:
-            cache["decay"] = b.op("sub", c(1.0), b.op("mul", lr, c(wd)))
-        p = b.op("mul", p, cache["decay"])
+        if "decay" not in cache:  # 16-bit: in float32 (1 - lr * wd in float16 steps by 4.9e-4: twice the decay)
+            lr_d = cache.get("lr32", lr)
+            cache["decay"] = b.op("sub", b.const(1.0, like=lr_d), b.op("mul", lr_d, b.const(wd, like=lr_d)))
+        if not wide:
+            p = b.op("mul", p, cache["decay"])
     elif wd:
         g = b.op("add", g, b.op("mul", p, c(wd)))
     m = b.op("add", b.op("mul", state[0].old, c(b1)), b.op("mul", g, c(1.0 - b1)))
@@ -175,13 +178,15 @@ def update(b: GradBuilder, cfg: OptimConfig, p: Value, g: Value, state: list[Sta
     state[0].new, state[1].new = m, v
     if cfg.amsgrad:  # the largest v so far (kept as torch keeps it, the max of the raw second moments)
         v = state[2].new = b.op("maximum", state[2].old, v)
-    if _work(p) != p.type.dtype.label:  # k is ~1/lr: past float16's 65504 below lr ~4.8e-5 at step 1 (bias
+    if wide:  # k is ~1/lr: past float16's 65504 below lr ~4.8e-5 at step 1 (bias
         # corrections), ~1.5e-5 later (a step of 0 or NaN where the runtime computes as written), so the step
         # is computed in float32, as torch's addcdiv is
         m, v = (b.op("cast", t, dtype="float32") for t in (m, v))
         denom = b.op("add", b.op("mul", b.op("sqrt", v), cache["k"]), cache["eps"])
-        return b.op("cast", b.op("sub", b.op("cast", p, dtype="float32"), b.op("div", m, denom)),
-                    dtype=p.type.dtype.label)
+        p32 = b.op("cast", p, dtype="float32")
+        if cfg.name == "adamw" and wd:
+            p32 = b.op("mul", p32, cache["decay"])
+        return b.op("cast", b.op("sub", p32, b.op("div", m, denom)), dtype=p.type.dtype.label)
     denom = b.op("add", b.op("mul", b.op("sqrt", v), cache["k"]), cache["eps"])
     return b.op("sub", p, b.op("div", m, denom))
 

@@ -413,6 +413,8 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
         if "t" not in cache:
             cache["t"] = ob.op("cast", next_step, dtype="float64")  # Adam's bias corrections are float64
             cache["lr"] = lr if p.type.dtype is DType.float32 else ob.op("cast", lr, dtype=p.type.dtype.label)
+            if p.type.dtype.is_16bit:  # Adam's 16-bit step is computed in float32, from the lr as fed
+                cache["lr32"] = lr
         new_outputs.append((p.name + NEW, update(ob, cfg.optimizer, p, g, slots, cache["lr"], cache["t"], cache,
                                                  decay=p.name not in undecayed)))
         state_slots += slots

@@ -177,6 +177,28 @@ def test_a_float16_attention_step_as_written_scales_before_its_product(tmp_path)
     got = dict(zip(ref.output_names, ref.run(None, {n: feeds.get(n, init.get(n)) for n in ref.input_names})))
     assert np.isfinite(got["loss"]) and np.isfinite(got["lq.weight.new"].astype(np.float32)).all()
 
+
+def test_a_float16_adamw_decay_is_rounded_once(tmp_path):
+    """AdamW's 1 - lr * wd was computed in float16 (lr 1e-3, wd 0.3: 0.99951, a decay of 4.9e-4 for 3e-4) and
+    the decayed weight rounded before the float32 step: twice the decay over 20 steps (gradcheck2). Now the
+    decay is in the float32 step: one step is torch's formula in float32, rounded once."""
+    spec = tmp_path / "w.arch"
+    spec.write_text('model m(c: float32[256]) -> loss {\n    w = parameter([256], init="ones", dtype="float16") as w\n'
+                    '    loss = sum(cast(w, "float32") * c)\n}\n')
+    out = tmp_path / "w.onnx"
+    assert main(["build", str(spec), "--train", "--loss", "model", "--optimizer", "adamw", "--lr", "1e-3",
+                 "--weight-decay", "0.3", "--eps", "1e-4", "-o", str(out)]) == 0
+    model = onnx.load(str(out))
+    init = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    w0 = np.linspace(0.5, 2, 256).astype(np.float16)
+    feeds = {"c": np.full(256, 0.5, np.float32), "w": w0}
+    ref = ReferenceEvaluator(model)
+    got = dict(zip(ref.output_names, ref.run(None, {n: feeds.get(n, init.get(n)) for n in ref.input_names})))
+    w32 = w0.astype(np.float32)  # step 1: m / (sqrt(v) + eps) with bias corrections is g / (|g| + eps)
+    want = (w32 * np.float32(1 - 1e-3 * 0.3) - np.float32(1e-3) * np.float32(0.5 / (0.5 + 1e-4))).astype(np.float16)
+    off = got["w.new"] != want
+    assert off.mean() < 0.05, f"{off.sum()} of 256 weights off torch's formula rounded once"
+
 class LogSoftmax(OpRun):  # (the evaluator takes an op's replacement by its class name)
     """The reference evaluator's LogSoftmax is log(softmax(x)) in x's dtype, far off in bfloat16 over many
     classes; exact here (rounded to x's dtype), so that only archdsl's own reductions run as written."""
