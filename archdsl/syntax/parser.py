@@ -319,9 +319,8 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
             hint = " (a list's '[' is still open here: a keyword argument follows its ']', as concat([a, b], axis=1))"
         elif str(tok) == "=" and "__ANON_1" in err.expected:
             hint = " (use '==' to compare)"
-        elif expected == "; expected ',', '='" and (str(tok) == "->" or tok.type == "_NL" or str(tok) == "(" and
-                                                   re.fullmatch(r"\([^()]*\)\s*(->.*|as\b.*)?",
-                                                                _code(line[tok.column - 1:]).strip())) and \
+        elif expected == "; expected ',', '='" and (str(tok) in ("->", "(") or tok.type == "_NL") and \
+                (str(tok) != "(" or re.fullmatch(r"\s*(->.*|as\b.*)?", _after_call(text, tok.start_pos))) and \
                 (word := _chain_left(text, tok)):  # `h = x -> fc1`, then `relu` or `linear(4)` alone on a line
             hint = (f" (the chain on the line before ends there, so '{word}' starts a statement; a line that goes on "
                     f"with the chain starts with '->': -> {word})")
@@ -384,6 +383,17 @@ def _line_break_after(text: str, tok) -> str | None:
             head = code[:ends.start()].strip() if ends else ""
             return ends[1] if ends and head not in ("", "}") and not head.endswith((";", "}", "{")) else None
     return None
+
+
+def _after_call(text: str, pos: int) -> str:
+    """The code on the line of the ')' that closes the '(' at pos (across lines, nested brackets counted), after
+    it; "#" where it is never closed."""
+    code, depth = _code(text[pos:pos + 4000]), 0
+    for i, ch in enumerate(code):
+        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(ch, 0)
+        if depth == 0:
+            return code[i + 1:].split("\n")[0]
+    return "#"
 
 
 def _chain_left(text: str, tok) -> str | None:
