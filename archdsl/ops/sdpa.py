@@ -127,14 +127,19 @@ def _lower(e, ins, outs, c):
         s = e.op("Add", [s, causal_bias(e, s, q_t.shape[-2], c.in_types[1].shape[-2], r, dt)])
     elif len(ins) > 3:
         m_t = c.in_types[3]
-        if m_t.dtype is not DType.bool:
+        wide = m_t.dtype is not DType.bool and q_t.dtype.is_16bit
+        if wide:  # added and normalized in float32, as torch's kernels: in float16 a mask near -65504 (HF's
+            f32 = DType.float32.onnx  # finfo.min) rounds the scores away (a spacing of 32 there)
+            s = e.op("Add", [e.op("Cast", [s], to=f32), e.op("Cast", [ins[3]], to=f32)])
+        elif m_t.dtype is not DType.bool:
             s = e.op("Add", [s, ins[3]])
         elif _smaller(m_t.shape, q_t.shape[:-1] + (c.in_types[1].shape[-2],)):
             s = e.op("Add", [s, mask_bias(e, ins[3], dt, attend=True)])
         else:  # as large as the scores: one Where instead of a Where and an Add
             s = e.op("Where", [ins[3], s, e.const(np.array(-np.inf, dtype=dt))])
         m = ins[3] if m_t.dtype is not DType.bool else mask_bias(e, ins[3], dt, attend=True)
-        ctx = e.op("MatMul", [e.op("Softmax", [s], axis=-1), ins[2]])
+        probs = e.op("Softmax", [s], axis=-1)
+        ctx = e.op("MatMul", [e.op("Cast", [probs], to=q_t.dtype.onnx) if wide else probs, ins[2]])
         e.op("Where", [no_key(e, m, dt), e.const(np.array(0, dtype=dt)), ctx], outputs=outs)
         return
     e.op("MatMul", [e.op("Softmax", [s], axis=-1), ins[2]], outputs=outs)
@@ -219,9 +224,12 @@ def _attend(r, q, k, v, mask, causal: bool, scale: float, dropout=None):
             query_at = r.op("unsqueeze", r.op("positions", s, dim=-2), dim=-1)
             s = r.op("where", r.op("gt", r.op("positions", s, dim=-1), query_at), r.const(-np.inf, like=s), s)
     dead = None
+    wide = mask is not None and mask.type.dtype is not DType.bool and q.type.dtype.is_16bit  # as _lower: in float32
     if mask is not None:
         if mask.type.dtype is DType.bool:
             s = r.op("where", mask, s, r.const(-np.inf, like=s))
+        elif wide:
+            s = r.op("add", r.op("cast", s, dtype="float32"), r.op("cast", mask, dtype="float32"))
         else:
             s = r.op("add", s, mask)
         # a query with no key left: softmax over finite scores instead, the output zeroed, so that neither
@@ -229,6 +237,8 @@ def _attend(r, q, k, v, mask, causal: bool, scale: float, dropout=None):
         dead = r.op("eq", r.op("amax", s, dim=(-1,), keepdim=True), r.const(-np.inf, like=s))
         s = r.op("where", dead, r.const(0.0, like=s), s)
     probs = r.op("softmax", s)
+    if wide:
+        probs = r.op("cast", probs, dtype=q.type.dtype.label)
     if dropout is not None:
         probs = dropout(r, probs)
     out = r.op("matmul", probs, v)

@@ -160,6 +160,12 @@ def test_float16_attention_is_computed_as_the_decomposition_is(opset):
         (ref,) = ReferenceEvaluator(model).run(None, feeds)
         assert np.isfinite(ref).all()
         np.testing.assert_allclose(ref.astype(np.float32), runtime.session(model).run(None, feeds)[0], atol=2e-2)
+        hf = np.full((1, 1, 1, 8), np.finfo(np.float16).min, np.float16)  # HF's (1 - m) * finfo.min of an
+        # all-padding sequence: added in float32, where float16's spacing of 32 near it rounded the scores away
+        feeds = {"q": q * 4, "k": k * 4, "m": hf}  # (gradcheck2)
+        (ref,) = ReferenceEvaluator(model).run(None, feeds)
+        want = _reference(*(a.astype(np.float64) for a in (feeds["q"], k * 4, k * 4, hf)), False)
+        np.testing.assert_allclose(ref.astype(np.float64), want, rtol=2e-2, atol=2e-2)
 
 
 @pytest.mark.parametrize("opset", OPSETS)

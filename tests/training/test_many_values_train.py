@@ -199,6 +199,33 @@ def test_a_float16_adamw_decay_is_rounded_once(tmp_path):
     off = got["w.new"] != want
     assert off.mean() < 0.05, f"{off.sum()} of 256 weights off torch's formula rounded once"
 
+
+def test_a_float16_attention_step_adds_a_float_mask_in_float32(tmp_path):
+    """A query whose every key HF's float16 mask (-65504) hides had its scores rounded away where the step runs
+    in float16 as written (a spacing of 32 there): its output and gradient were noise (gradcheck2). The
+    reference evaluator now gives onnxruntime's (which computes float16 in float32) loss and gradient."""
+    spec = tmp_path / "m.arch"
+    spec.write_text("model a(q: float16[1, 1, 3, 8], k: float16[1, 1, 4, 8], v: float16[1, 1, 4, 8], "
+                    "m: float16[3, 4]) -> y {\n"
+                    "    dq = parameter([1, 1, 3, 8], init=\"zeros\", dtype=\"float16\") as dq\n"
+                    "    y = scaled_dot_product_attention(q + dq, k, v, mask=m)\n}\n")
+    out = tmp_path / "m.onnx"
+    assert main(["build", str(spec), "--train", "--optimizer", "sgd", "--lr", "1", "--loss", "mse", "-o",
+                 str(out)]) == 0
+    model = onnx.load(str(out))
+    init = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    rng = np.random.default_rng(0)
+    low = np.finfo(np.float16).min
+    feeds = {n: (4 * rng.standard_normal((1, 1, t, 8))).astype(np.float16) for n, t in (("q", 3), ("k", 4), ("v", 4))}
+    feeds.update(m=np.array([[0, 0, low, low], [low] * 4, [0, low, 0, 0]], np.float16),
+                 labels=rng.standard_normal((1, 1, 3, 8)).astype(np.float16))
+    ref = ReferenceEvaluator(model)
+    got = dict(zip(ref.output_names, ref.run(None, {n: feeds.get(n, init.get(n)) for n in ref.input_names})))
+    sess = runtime.session(out, "cpu")
+    want = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+    np.testing.assert_allclose(float(got["loss"]), float(want["loss"]), rtol=1e-2)
+    np.testing.assert_allclose(got["dq.new"].astype(np.float32), want["dq.new"].astype(np.float32), atol=0.1)
+
 class LogSoftmax(OpRun):  # (the evaluator takes an op's replacement by its class name)
     """The reference evaluator's LogSoftmax is log(softmax(x)) in x's dtype, far off in bfloat16 over many
     classes; exact here (rounded to x's dtype), so that only archdsl's own reductions run as written."""
