@@ -205,9 +205,14 @@ def _lower(e, ins, outs, c):
             m = mask_bias(e, am, dt, attend=False) if am_t.dtype is DType.bool else am  # [T, S] or [B*H, T, S]
             m = _heads4(e, m, h) if am_t.rank == 3 else m
             bias = m if bias is None else e.op("Add", [bias, m])
-        if bias is not None:  # one Add of a small 0/-inf mask (sdpa.mask_bias)
+        wide = bias is not None and q_t.dtype.is_16bit and am_t is not None and am_t.dtype is not DType.bool
+        if wide:  # a float attn_mask added and normalized in float32, as sdpa's (HF's -65504 rounds scores away)
+            scores = e.op("Add", [e.op("Cast", [scores], to=DType.float32.onnx), e.op("Cast", [bias],
+                                                                                      to=DType.float32.onnx)])
+        elif bias is not None:  # one Add of a small 0/-inf mask (sdpa.mask_bias)
             scores = e.op("Add", [scores, bias])
-        ctx = e.op("MatMul", [e.op("Softmax", [scores], axis=-1), v])               # [B, H, T, D]
+        probs = e.op("Softmax", [scores], axis=-1)
+        ctx = e.op("MatMul", [e.op("Cast", [probs], to=q_t.dtype.onnx) if wide else probs, v])  # [B, H, T, D]
         if pad is not None or am is not None:  # a query left no key (causal alone leaves one): zeros, not NaN
             ctx = e.op("Where", [no_key(e, bias, dt), e.const(np.array(0, dtype=dt)), ctx])
     ctx = e.op("Reshape", [e.op("Transpose", [ctx], perm=[0, 2, 1, 3]), _i64(e, [0, 0, emb])])

@@ -186,6 +186,12 @@ def test_float16_multihead_attention_is_the_decomposition_too(opset):
     ctx = _reference(heads(q), heads(k), heads(v), m.astype(np.float64), False).transpose(0, 2, 1, 3).reshape(2, 4, 8)
     want = ctx @ w["attn.out_proj.weight"].T + w["attn.out_proj.bias"]
     np.testing.assert_allclose(y.astype(np.float64), want, atol=1e-2)
+    if opset == NEWEST:  # a row all at float16's lowest, as written (each op in float16): added in float32
+        from onnx.reference import ReferenceEvaluator
+        feeds = {"x": (4 * x).astype(np.float16), "m": np.zeros((4, 4), np.float16)}
+        feeds["m"][1] = np.finfo(np.float16).min
+        (ref,) = ReferenceEvaluator(model).run(None, feeds)
+        np.testing.assert_allclose(ref.astype(np.float32), runtime.session(model).run(None, feeds)[0], atol=1e-2)
 
 
 @pytest.mark.parametrize("opset", [o for o in OPSETS if o >= 23 and runs_natively("Attention", o)])
