@@ -158,8 +158,8 @@ def torch_order(op, args, kwargs=None) -> str | None:
         return None
     padding = args[4] if len(args) > 4 else (kwargs or {}).get("padding")
     fitting = {(second - 1) // 2} | ({second // 2} if is_int(padding) and padding > 4 else set())
-    if padding in fitting:  # conv1d(512, 41, 4, 20), conv1d(64, 16, 1, 8): the padding of a kernel of 41, 16,
-        return None         # where torch's stride (20, 8) would be no one's; "same" fits torch's reading too
+    if is_int(padding) and padding in fitting:  # conv1d(512, 41, 4, 20), conv1d(64, 16, 1, 8): the padding
+        return None  # of a kernel of 41, 16, where torch's stride (20, 8) would be no one's; "same" fits torch's too
     if x.type.shape[1] != first or second < 8 or third > 7:
         return None
     return (f"{op.name}({first}, {second}, {third}) reads as out_channels={first}, kernel_size={second}, "

@@ -388,11 +388,15 @@ def _line_break_after(text: str, tok) -> str | None:
 def _after_call(text: str, pos: int) -> str:
     """The code on the line of the ')' that closes the '(' at pos (across lines, nested brackets counted), after
     it; "#" where it is never closed."""
-    code, depth = _code(text[pos:pos + 4000]), 0
+    code, opened = _code(text[pos:pos + 4000]), []
     for i, ch in enumerate(code):
-        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(ch, 0)
-        if depth == 0:
-            return code[i + 1:].split("\n")[0]
+        if ch in _PAIRS:
+            opened.append(_PAIRS[ch])
+        elif ch in ")]}":
+            if not opened or opened.pop() != ch:  # another bracket's closer: the '(' is never closed
+                return "#"
+            if not opened:
+                return code[i + 1:].split("\n")[0]
     return "#"
 
 

@@ -261,6 +261,8 @@ def test_torchs_argument_order_is_not_said_where_torchs_reading_cannot_be():
     assert said("    y = x -> conv1d(1024, 41, 1, padding=20)", audio) == []  # by name it fits the reading too
     assert said('    y = x -> conv1d(1024, 41, 1, padding="same")', audio)  # fits either reading: said
     assert said("    y = x -> conv1d(1024, 16, 1, 8)", audio) == []  # an even kernel's k // 2 (ECG ResNets; lint2)
+    for pad in ("[1, 1]", "padding=[1, 2]"):  # a list padding: 'unhashable type' (review55)
+        assert said(f"    y = x -> conv2d(64, 3, 1, {pad})", "x: float32[B, 3, 32, 32]") == [], pad
     assert said("    y = x -> conv2d(1024, 8, 3, 4)", "x: float32[B, 1024, 16, 16]")  # torch's stride 4: said
     assert said("    y = x -> conv_transpose1d(1024, 8, 4, 2)", audio)  # torch's ConvTranspose1d(1024, 8, 4, 2), the
     # common upsampler, as plausible as (k - s) // 2 here (review54)
