@@ -19,6 +19,18 @@ from archdsl.cli import main
 _W = 'w = parameter([128, 128], init="zeros", dtype="float16") as p'
 
 
+def _as_written(tmp_path, text: str, flags: list[str], feeds: dict) -> tuple[dict, object]:
+    """`archdsl build --train FLAGS` of a spec, run once by onnx's reference evaluator (each op in its own dtype,
+    as written) on feeds and the step's initializers: its outputs by name, and the step's file."""
+    spec, out = tmp_path / "s.arch", tmp_path / "s.onnx"
+    spec.write_text(text)
+    assert main(["build", str(spec), "--train", *flags, "-o", str(out)]) == 0
+    model = onnx.load(str(out))
+    init = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    ref = ReferenceEvaluator(model)
+    return dict(zip(ref.output_names, ref.run(None, {n: feeds.get(n, init.get(n)) for n in ref.input_names}))), out
+
+
 @pytest.mark.parametrize("body, inputs, grad", [
     (f"{_W}\n    loss = mean(x * w)", {}, lambda x: x.sum(0) / 65536),
     (f"{_W}\n    loss = mean(global_avgpool(reshape(x * w, [1, 1, 512, 128])))", {}, lambda x: x.sum(0) / 65536),
@@ -162,19 +174,12 @@ def test_a_float16_attention_step_as_written_scales_before_its_product(tmp_path)
     """sdpa's float16 train step formed q k^T before scaling it: past 65504 where the scaled scores are not, so
     where each op runs in its own dtype the loss was NaN (onnxruntime's CPU computes float16 in float32 and hid
     it). Now q and k are scaled first, as torch's math backend does (reference hunt)."""
-    spec = tmp_path / "a.arch"
-    spec.write_text("model attn(q: float16[B, 2, T, 64], k: float16[B, 2, T, 64], v: float16[B, 2, T, 64]) -> y {\n"
-                    "    y = scaled_dot_product_attention(q -> linear(64) as lq, k, v)\n}\n")
-    out = tmp_path / "a.onnx"
-    assert main(["build", str(spec), "--train", "--optimizer", "sgd", "--lr", "1e-3", "--loss", "mse", "-o",
-                 str(out)]) == 0
-    model = onnx.load(str(out))
-    init = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
     rng = np.random.default_rng(0)
     feeds = {n: (rng.standard_normal((1, 2, 8, 64)) * s).astype(np.float16) for n, s in (("q", 250), ("k", 70))}
     feeds.update(v=rng.standard_normal((1, 2, 8, 64)).astype(np.float16), labels=np.zeros((1, 2, 8, 64), np.float16))
-    ref = ReferenceEvaluator(model)
-    got = dict(zip(ref.output_names, ref.run(None, {n: feeds.get(n, init.get(n)) for n in ref.input_names})))
+    got, _ = _as_written(tmp_path, "model attn(q: float16[B, 2, T, 64], k: float16[B, 2, T, 64], "
+                         "v: float16[B, 2, T, 64]) -> y {\n    y = scaled_dot_product_attention(q -> linear(64) as lq, "
+                         "k, v)\n}\n", ["--optimizer", "sgd", "--lr", "1e-3", "--loss", "mse"], feeds)
     assert np.isfinite(got["loss"]) and np.isfinite(got["lq.weight.new"].astype(np.float32)).all()
 
 
@@ -182,18 +187,11 @@ def test_a_float16_adamw_decay_is_rounded_once(tmp_path):
     """AdamW's 1 - lr * wd was computed in float16 (lr 1e-3, wd 0.3: 0.99951, a decay of 4.9e-4 for 3e-4) and
     the decayed weight rounded before the float32 step: twice the decay over 20 steps (gradcheck2). Now the
     decay is in the float32 step: one step is torch's formula in float32, rounded once."""
-    spec = tmp_path / "w.arch"
-    spec.write_text('model m(c: float32[256]) -> loss {\n    w = parameter([256], init="ones", dtype="float16") as w\n'
-                    '    loss = sum(cast(w, "float32") * c)\n}\n')
-    out = tmp_path / "w.onnx"
-    assert main(["build", str(spec), "--train", "--loss", "model", "--optimizer", "adamw", "--lr", "1e-3",
-                 "--weight-decay", "0.3", "--eps", "1e-4", "-o", str(out)]) == 0
-    model = onnx.load(str(out))
-    init = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
     w0 = np.linspace(0.5, 2, 256).astype(np.float16)
-    feeds = {"c": np.full(256, 0.5, np.float32), "w": w0}
-    ref = ReferenceEvaluator(model)
-    got = dict(zip(ref.output_names, ref.run(None, {n: feeds.get(n, init.get(n)) for n in ref.input_names})))
+    got, _ = _as_written(tmp_path, 'model m(c: float32[256]) -> loss {\n    w = parameter([256], init="ones", '
+                         'dtype="float16") as w\n    loss = sum(cast(w, "float32") * c)\n}\n',
+                         ["--loss", "model", "--optimizer", "adamw", "--lr", "1e-3", "--weight-decay", "0.3", "--eps",
+                          "1e-4"], {"c": np.full(256, 0.5, np.float32), "w": w0})
     w32 = w0.astype(np.float32)  # step 1: m / (sqrt(v) + eps) with bias corrections is g / (|g| + eps)
     want = (w32 * np.float32(1 - 1e-3 * 0.3) - np.float32(1e-3) * np.float32(0.5 / (0.5 + 1e-4))).astype(np.float16)
     off = got["w.new"] != want
@@ -204,27 +202,20 @@ def test_a_float16_attention_step_adds_a_float_mask_in_float32(tmp_path):
     """A query whose every key HF's float16 mask (-65504) hides had its scores rounded away where the step runs
     in float16 as written (a spacing of 32 there): its output and gradient were noise (gradcheck2). The
     reference evaluator now gives onnxruntime's (which computes float16 in float32) loss and gradient."""
-    spec = tmp_path / "m.arch"
-    spec.write_text("model a(q: float16[1, 1, 3, 8], k: float16[1, 1, 4, 8], v: float16[1, 1, 4, 8], "
-                    "m: float16[3, 4]) -> y {\n"
-                    "    dq = parameter([1, 1, 3, 8], init=\"zeros\", dtype=\"float16\") as dq\n"
-                    "    y = scaled_dot_product_attention(q + dq, k, v, mask=m)\n}\n")
-    out = tmp_path / "m.onnx"
-    assert main(["build", str(spec), "--train", "--optimizer", "sgd", "--lr", "1", "--loss", "mse", "-o",
-                 str(out)]) == 0
-    model = onnx.load(str(out))
-    init = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
     rng = np.random.default_rng(0)
     low = np.finfo(np.float16).min
     feeds = {n: (4 * rng.standard_normal((1, 1, t, 8))).astype(np.float16) for n, t in (("q", 3), ("k", 4), ("v", 4))}
     feeds.update(m=np.array([[0, 0, low, low], [low] * 4, [0, low, 0, 0]], np.float16),
                  labels=rng.standard_normal((1, 1, 3, 8)).astype(np.float16))
-    ref = ReferenceEvaluator(model)
-    got = dict(zip(ref.output_names, ref.run(None, {n: feeds.get(n, init.get(n)) for n in ref.input_names})))
+    got, out = _as_written(tmp_path, "model a(q: float16[1, 1, 3, 8], k: float16[1, 1, 4, 8], v: float16[1, 1, 4, 8], "
+                           "m: float16[3, 4]) -> y {\n    dq = parameter([1, 1, 3, 8], init=\"zeros\", "
+                           "dtype=\"float16\") as dq\n    y = scaled_dot_product_attention(q + dq, k, v, mask=m)\n}\n",
+                           ["--optimizer", "sgd", "--lr", "1", "--loss", "mse"], feeds)
     sess = runtime.session(out, "cpu")
     want = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
     np.testing.assert_allclose(float(got["loss"]), float(want["loss"]), rtol=1e-2)
     np.testing.assert_allclose(got["dq.new"].astype(np.float32), want["dq.new"].astype(np.float32), atol=0.1)
+
 
 class LogSoftmax(OpRun):  # (the evaluator takes an op's replacement by its class name)
     """The reference evaluator's LogSoftmax is log(softmax(x)) in x's dtype, far off in bfloat16 over many
