@@ -61,6 +61,14 @@ def _names(targets: tuple) -> list[str]:
     return [n for t in targets for n in (_names(t) if isinstance(t, tuple) else (t,))]
 
 
+def _state_hint(value, targets: tuple) -> str:
+    """torch's `out, (h, c) = lstm(x)`: here lstm's return_state gives its three tensors side by side."""
+    node = value[0].value.producer if value and all(isinstance(t, Tensor) for t in value) else None
+    if node is None or node.op != "lstm" or len(value) != 3 or not any(isinstance(t, tuple) for t in targets):
+        return ""
+    return "; lstm with return_state=true gives output, h_n, c_n side by side: out, h, c = ... (torch's out, (h, c))"
+
+
 def _split_hint(value, k: int) -> str:
     """`a, b = split(x, 2, axis=1)` on 58 channels made 29 pieces: split takes the size of a piece, as torch.split
     does (not a count, as numpy.split and torch.chunk do); say how to get k pieces."""
@@ -284,11 +292,12 @@ class Evaluator(Calls, Blocks, Operators):
             if isinstance(value, (list, tuple)):
                 kind = "list" if isinstance(value, list) else "tuple"
                 what = f"a {kind} of {len(value)} value{'s' if len(value) != 1 else ''}"
-                hint = _split_hint(value, len(targets))
+                hint = _split_hint(value, len(targets)) or _state_hint(value, targets)
             else:
                 what = f"{describe(value)}, one value,"
                 hint = ("; an op gives one tensor unless it returns several (split, chunk, unbind, topk; lstm "
-                        "and gru with return_state=true give (output, state))") if isinstance(value, Tensor) else ""
+                        "with return_state=true gives output, h_n, c_n and gru output, h_n)") \
+                    if isinstance(value, Tensor) else ""
             names = f"{len(targets)} name{'s' if len(targets) != 1 else ''}"
             raise ArchTypeError(f"cannot unpack {what} into {names}{hint}", span)
         for t, v in zip(targets, value):

@@ -317,6 +317,10 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
                 re.search(r",\s*[A-Za-z_]\w*\s*$", text[max(0, tok.start_pos - 200):tok.start_pos]):
             # concat([x, y, axis=1), the keyword also on a line of its own
             hint = " (a list's '[' is still open here: a keyword argument follows its ']', as concat([a, b], axis=1))"
+        elif str(tok) == "=" and _innermost(tok) == "(" and _innermost(tok, 2) == "(" and \
+                re.search(r",\s*[A-Za-z_]\w*\s*$", text[max(0, tok.start_pos - 200):tok.start_pos]):
+            # concat((a, b, axis=1)): the inner '(' is a tuple's, where no keyword goes (hints hunt)
+            hint = " (a tuple's '(' is still open here: a keyword argument follows its ')', as concat((a, b), axis=1))"
         elif str(tok) == "=" and "__ANON_1" in err.expected:
             hint = " (use '==' to compare)"
         elif expected == "; expected ',', '='" and (str(tok) in ("->", "(") or tok.type == "_NL") and \
@@ -347,7 +351,8 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
                     else f" ('{tok}' is a keyword; a dict key can be a string: \"{tok}\")" if "a string" in expected
                     else f" ('{tok}' is a keyword, not a name)")
         else:
-            hint = _misspelled_keyword(tok, expected, line[:tok.column - 1], line[tok.column - 1 + len(str(tok)):])
+            hint = _misspelled_keyword(tok, expected, line[:tok.column - 1], line[tok.column - 1 + len(str(tok)):],
+                                       "}" in _code_before(text, tok.start_pos))
         return ArchSyntaxError(f"unexpected {shown}{expected}{hint}", span)
     if isinstance(err, UnexpectedEOF):
         lines = source_lines(text)
@@ -470,7 +475,7 @@ _STATEMENT_WORDS = ("return", "for", "repeat", "assert", "if", "elif", "else", "
 _TOP_LEVEL = ("import", "param", "model", "block")
 
 
-def _misspelled_keyword(tok, expected: str, before: str, after: str) -> str:
+def _misspelled_keyword(tok, expected: str, before: str, after: str, closed: bool = False) -> str:
     """`modle m(...)`, `retrun x`, `fro i in xs`, `} else if c {`: the word the parser stopped at (or the
     name just before it, taken as a name) is a near miss of a keyword. `model_dim = 512` at the top of a file
     is a param (or let) without its keyword, not a misspelled `model`."""
@@ -479,6 +484,8 @@ def _misspelled_keyword(tok, expected: str, before: str, after: str) -> str:
     if word in ("elseif", "elsif", "elif_"):
         return "; did you mean 'elif'?"
     if word.isidentifier() and "'param'" in expected and re.match(r"\s*=(?!=)", after):
+        if before[:1].isspace() and closed:  # an indented statement read at the top level: a '}' closed its body
+            return " (this indented line is read outside any body: a '}' before it closed the model or block)"
         return f" (a file's names are declared: param {word} = ... (-D may set it), or let {word} = ...)"
     if word.isidentifier() and word not in _STATEMENT_WORDS:
         wanted = [k for k in _STATEMENT_WORDS if f"'{k}'" in expected]

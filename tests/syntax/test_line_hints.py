@@ -76,6 +76,9 @@ _GOES_ON = "so this line goes on with its conditional expression"
     ('    h = x -> linear(8)\n    maxpool2d((2, 2))\n    y = h', "-> maxpool2d)", None),  # nested (review54)
     ('    h = x -> linear(8)\n    linear(\n        4)\n    y = h', "-> linear)", None),  # a call over lines
     ('    h = x -> linear(8)\n    linear(4\n    y = h', None, "the chain"),  # never closed: no '->' fixes it
+    # a keyword argument inside a tuple's '(' (as a list's '['); a '}' that closed the body early (hints hunt)
+    ('    y = concat((x, x, axis=1))', "a tuple's '(' is still open here", "use '=='"),
+    ('    if true {\n        h = x\n    }}\n    y = h', "a '}' before it closed the model or block", "param y"),
     ('    x -> relu\n    y = x', None, "the chain"),  # the model header's `-> y {` is no chain (hints hunt)
     ('    h = x -> linear(4)\n    y[0] = h', "values never change in place", "the chain"),  # (review53)
     ('    h = x -> linear(4)\n    h.append(x)\n    y = h', "values never change in place", "the chain"),
