@@ -298,7 +298,8 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
             hint = " (a comment starts with '#')"
         elif re.match(r"\s*repeat\s*-", line) and str(tok) == "-":  # repeat -1 {: a count is 0 or more
             hint = " (repeat's count is a name, a number, a call or in brackets, and 0 or more)"
-        elif re.match(r"\s*repeat\b", line) and "'as'" in expected and "'{'" in expected:  # repeat depth * 2 {
+        elif re.match(r"\s*repeat\b", line) and "'as'" in expected and "'{'" in expected and \
+                str(tok) in ("+", "-", "*", "/", "//", "%", "**", "@"):  # repeat depth * 2 { (an operator only)
             count = line[line.index("repeat") + 6:].split("{")[0].split(" as ")[0].strip()
             hint = f" (repeat's count is a name, a number, a call or in brackets: repeat ({count}))"
         elif re.search(r"\bimport\s*$", line[:tok.column - 1]) and "a string" in expected:
