@@ -247,7 +247,7 @@ def _innermost(tok=None, depth: int = 1) -> str | None:
     return str(opened[-depth]) if len(opened) >= depth else None
 
 
-def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
+def _translate(err: UnexpectedInput, file: str, text: str, start: str = "start") -> ArchSyntaxError:
     if isinstance(err, UnexpectedCharacters):
         ch = text[err.pos_in_stream] if 0 <= err.pos_in_stream < len(text) else "?"
         span = Span(file, err.line, err.column, err.line, err.column + 1)
@@ -353,7 +353,8 @@ def _translate(err: UnexpectedInput, file: str, text: str) -> ArchSyntaxError:
                     else f" ('{tok}' is a keyword, not a name)")
         else:
             hint = _misspelled_keyword(tok, expected, line[:tok.column - 1], line[tok.column - 1 + len(str(tok)):],
-                                       "}" in _code_before(text, tok.start_pos))
+                                       "}" in _code_before(text, tok.start_pos),
+                                       start == "start" and _innermost(tok) not in ("(", "["))
         return ArchSyntaxError(f"unexpected {shown}{expected}{hint}", span)
     if isinstance(err, UnexpectedEOF):
         lines = source_lines(text)
@@ -476,7 +477,8 @@ _STATEMENT_WORDS = ("return", "for", "repeat", "assert", "if", "elif", "else", "
 _TOP_LEVEL = ("import", "param", "model", "block")
 
 
-def _misspelled_keyword(tok, expected: str, before: str, after: str, closed: bool = False) -> str:
+def _misspelled_keyword(tok, expected: str, before: str, after: str, closed: bool = False,
+                        statement: bool = True) -> str:
     """`modle m(...)`, `retrun x`, `fro i in xs`, `} else if c {`: the word the parser stopped at (or the
     name just before it, taken as a name) is a near miss of a keyword. `model_dim = 512` at the top of a file
     is a param (or let) without its keyword, not a misspelled `model`."""
@@ -493,7 +495,8 @@ def _misspelled_keyword(tok, expected: str, before: str, after: str, closed: boo
         hint = did_you_mean(word, wanted)
         if hint:
             return hint
-    if prev and prev[1] not in _STATEMENT_WORDS and before.strip() == prev[1]:  # `retrun x`: the first word
+    if statement and prev and prev[1] not in _STATEMENT_WORDS and before.strip() == prev[1]:  # `retrun x`: a
+        # statement's first word (not one inside brackets, a string's hole or a -D value, where no keyword goes)
         inside = before[:1].isspace()  # an indented line, in a body: no import, param, model or block there
         hint = did_you_mean(prev[1], [w for w in _STATEMENT_WORDS if not (inside and w in _TOP_LEVEL)])
         if hint:
@@ -558,7 +561,7 @@ def parse_tree(text: str, file: str, start: str = "start", normalized: bool = Fa
     try:
         return _lark().parse(text, start=start)
     except UnexpectedInput as e:
-        raise _unclosed_note(_translate(e, file, text), file, text) from None
+        raise _unclosed_note(_translate(e, file, text, start), file, text) from None
     except LimitError as e:
         if e.span is not None:
             e.span = Span(file, e.span.line, e.span.col, e.span.end_line, e.span.end_col)

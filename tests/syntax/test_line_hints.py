@@ -78,6 +78,8 @@ _GOES_ON = "so this line goes on with its conditional expression"
     ('    h = x -> linear(8)\n    linear(4\n    y = h', None, "the chain"),  # never closed: no '->' fixes it
     # a keyword argument inside a tuple's '(' (as a list's '['); a '}' that closed the body early (hints hunt)
     ('    y = concat((x, x, axis=1))', "a tuple's '(' is still open here", "use '=='"),
+    ('    d = {tiny: [[1, 2], 0.1],\n         small: [[ [1, 2], 0.4],\n         base: [[1, 2], 0.5]}\n    y = x',
+     None, "is taken as a name"),  # inside brackets no statement starts: no keyword is meant (hints hunt)
     ('    h = x\n    repeat 2\n    {\n        h = h\n    }\n    y = h', "a body's '{' goes on the line", "repeat (2)"),
     ('    h = x\n    repeat 2: {\n        h = h\n    }\n    y = h', None, "repeat (2:)"),  # not an operator
     ('    if true {\n        h = x\n    }}\n    y = h', "a '}' before it closed the model or block", "param y"),
