@@ -129,7 +129,13 @@ def _check_batched(path: str, declared: dict) -> None:
         if dims and not symbolic and dims[0] == numbers[0]:
             continue
         batch = next((d for d in firsts if isinstance(d, str) and d), numbers[0] if numbers else None)
-        what = "a scalar ([])" if not dims else f"declared [{', '.join(str(d) or '?' for d in dims)}]"
+        shown = f"[{', '.join(str(d) or '?' for d in dims)}]"
+        what = "a scalar ([])" if not dims else f"declared {shown}"
+        if name == "labels":  # --loss's labels take the shape of the output it reads: that output lost the batch
+            raise ArchError(f"{path}: the labels are {shown}, the shape of the output the loss "
+                            f"reads, without the batch ({batch}) as its first dim: training cuts them into batches "
+                            f"of examples, so the output must keep {batch} (a reshape that fixes every size of it "
+                            "loses it: see the warnings above)")
         raise ArchError(f"{path}: the model's input '{name}' is {what}, without the batch ({batch}) as its first "
                         "dim: training cuts every input into batches of examples along its first dim; give it one "
                         f"row per example ([{batch}{''.join(f', {d}' for d in dims)}] in the spec, each row the "

@@ -67,3 +67,19 @@ def test_a_batch_first_input_beside_an_unbatched_one_is_not_called_time_major(tm
                  "-o", str(tmp_path / "w.npz")]) == 1
     err = capsys.readouterr().err
     assert "'mask' has 6 examples, 'x' has 4" in err and "on dim 1" not in err, err
+
+
+def test_labels_shaped_by_an_output_that_lost_the_batch_say_so(tmp_path, capsys):
+    """A reshape that fixes every size ([B, 16, 16] into [32, 256]) gives the output, and so --loss's labels,
+    no batch: the refusal said "the model's input 'labels' is declared [32] ... [B, 32] in the spec", an input
+    the spec never declared (lint2)."""
+    spec = tmp_path / "f.arch"
+    spec.write_text("model m(x: float32[B, 16, 16]) -> y {\n    y = x -> reshape([32, 256]) -> linear(10) as fc\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((64, 16, 16)).astype(np.float32),
+             labels=rng.integers(0, 10, 64))
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--batch-size", "32", "--epochs", "1",
+                 "-o", str(tmp_path / "w.npz")]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the labels are [32], the shape of the output the loss reads, without the batch (B)" in err, err
+    assert "in the spec" not in err
