@@ -60,9 +60,15 @@ class _PostLex:
         """The brackets still open when this thread's last lexing stopped, for "never closed" hints."""
         return getattr(self._here, "open", [])
 
+    @property
+    def closed(self) -> str | None:
+        """What the last '}' lexed closed ("block" or "dict"), for the hint of a body closed early."""
+        return getattr(self._here, "closed", None)
+
     def process(self, stream):
         stack: list[str] = []
         self._here.open = opened = []
+        self._here.closed = None
         prev: Token | None = None
         pending: Token | None = None
         closed = None  # what the last `}` closed: "block" or "dict"
@@ -101,6 +107,8 @@ class _PostLex:
                     raise LimitError(f"braces nested deeper than {MAX_NESTING}", _tok_span("<input>", tok))
             elif v in (")", "]", "}") and stack:
                 closed = stack.pop()
+                if v == "}":
+                    self._here.closed = closed
             if v == "else":
                 stmt_else = after_block
             yield tok
@@ -299,7 +307,8 @@ def _translate(err: UnexpectedInput, file: str, text: str, start: str = "start")
         elif re.match(r"\s*repeat\s*-", line) and str(tok) == "-":  # repeat -1 {: a count is 0 or more
             hint = " (repeat's count is a name, a number, a call or in brackets, and 0 or more)"
         elif re.match(r"\s*repeat\b", line) and "'as'" in expected and "'{'" in expected and \
-                str(tok) in ("+", "-", "*", "/", "//", "%", "**", "@"):  # repeat depth * 2 { (an operator only)
+                (str(tok) in ("+", "-", "*", "/", "//", "%", "**", "@") or str(tok) == "if" and
+                 "else" in line[tok.column:]):  # repeat depth * 2 {, repeat 4 if big else 2 {
             count = line[line.index("repeat") + 6:].split("{")[0].split(" as ")[0].strip()
             hint = f" (repeat's count is a name, a number, a call or in brackets: repeat ({count}))"
         elif re.search(r"\bimport\s*$", line[:tok.column - 1]) and "a string" in expected:
@@ -353,8 +362,9 @@ def _translate(err: UnexpectedInput, file: str, text: str, start: str = "start")
                     else f" ('{tok}' is a keyword, not a name)")
         else:
             hint = _misspelled_keyword(tok, expected, line[:tok.column - 1], line[tok.column - 1 + len(str(tok)):],
-                                       "}" in _code_before(text, tok.start_pos),
-                                       start == "start" and _innermost(tok) not in ("(", "["))
+                                       getattr(_lark().options.postlex, "closed", None) == "block",
+                                       start == "start" and _innermost(tok) not in ("(", "[") and
+                                       expected != "; expected ':'")
         return ArchSyntaxError(f"unexpected {shown}{expected}{hint}", span)
     if isinstance(err, UnexpectedEOF):
         lines = source_lines(text)

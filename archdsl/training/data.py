@@ -54,7 +54,7 @@ def load_data(path: str, model, names: list[str], labels_for: LabelsFor | None =
     if unread is not None:
         unread.extend(sorted(set(arrays) - set(names)))
     inputs = {i.name: i for i in model.graph.input}
-    _check_batched(path, {k: onnx_dims(inputs[k].type.tensor_type) for k in names})
+    _check_batched(path, {k: onnx_dims(inputs[k].type.tensor_type) for k in names}, labels_for is not None)
     out, declared, n = {}, {}, None
     for name in names:
         if name not in arrays:
@@ -113,7 +113,7 @@ def load_data(path: str, model, names: list[str], labels_for: LabelsFor | None =
     return out
 
 
-def _check_batched(path: str, declared: dict) -> None:
+def _check_batched(path: str, declared: dict, derived_labels: bool = False) -> None:
     """Every array is cut into batches along its first dim: an input without the batch there (a scalar, or
     m: float32[6] beside x: float32[B, 6]) would be cut as if its rows were examples (and shuffled with them),
     so it is refused, with what to write instead."""
@@ -131,11 +131,12 @@ def _check_batched(path: str, declared: dict) -> None:
         batch = next((d for d in firsts if isinstance(d, str) and d), numbers[0] if numbers else None)
         shown = f"[{', '.join(str(d) or '?' for d in dims)}]"
         what = "a scalar ([])" if not dims else f"declared {shown}"
-        if name == "labels":  # --loss's labels take the shape of the output it reads: that output lost the batch
+        if name == "labels" and derived_labels:  # --loss's labels take the shape of the output it reads (the
+            # spec's own `labels` input, under --loss model, is said as any input)
             raise ArchError(f"{path}: the labels are {shown}, the shape of the output the loss "
                             f"reads, without the batch ({batch}) as its first dim: training cuts them into batches "
-                            f"of examples, so the output must keep {batch} (a reshape that fixes every size of it "
-                            "loses it: see the warnings above)")
+                            f"of examples, so the output must keep {batch} (a reshape that fixes every size, or a "
+                            "reduction over the batch, loses it)")
         raise ArchError(f"{path}: the model's input '{name}' is {what}, without the batch ({batch}) as its first "
                         "dim: training cuts every input into batches of examples along its first dim; give it one "
                         f"row per example ([{batch}{''.join(f', {d}' for d in dims)}] in the spec, each row the "

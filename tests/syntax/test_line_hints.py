@@ -80,6 +80,9 @@ _GOES_ON = "so this line goes on with its conditional expression"
     ('    y = concat((x, x, axis=1))', "a tuple's '(' is still open here", "use '=='"),
     ('    d = {tiny: [[1, 2], 0.1],\n         small: [[ [1, 2], 0.4],\n         base: [[1, 2], 0.5]}\n    y = x',
      None, "is taken as a name"),  # inside brackets no statement starts: no keyword is meant (hints hunt)
+    ('    d = {\n        width: 8,\n        repeats 4,\n    }\n    y = x', None, "is taken as a name"),  # a dict's
+    ('    h = x\n    repeat 4 if true else 2 {\n        h = h\n    }\n    y = h', "repeat (4 if true else 2)",
+     None),  # a conditional count keeps its hint (review56)
     ('    h = x\n    repeat 2\n    {\n        h = h\n    }\n    y = h', "a body's '{' goes on the line", "repeat (2)"),
     ('    h = x\n    repeat 2: {\n        h = h\n    }\n    y = h', None, "repeat (2:)"),  # not an operator
     ('    if true {\n        h = x\n    }}\n    y = h', "a '}' before it closed the model or block", "param y"),
@@ -205,3 +208,11 @@ def test_threads_parsing_a_processs_first_spec_at_once_keep_their_hints(tmp_path
     for _ in range(2):  # the tables made, then loaded
         run = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True, timeout=120)
         assert run.stdout.split() == ["4"], run.stdout + run.stderr
+
+
+def test_an_indented_line_after_a_dicts_brace_is_no_body_closed_early():
+    """Any '}' before an indented top-level line was taken as a body's: after `param cfg = {a: 1}` the hint said a
+    '}' closed the model or block, where none came before (review56)."""
+    with pytest.raises(ArchSyntaxError) as e:
+        parse("param cfg = {a: 1}\n    width = 8\nmodel m(x: float32[B, 8]) -> y {\n    y = x\n}\n", "t.arch")
+    assert "closed the model or block" not in e.value.message and "param width = ..." in e.value.message

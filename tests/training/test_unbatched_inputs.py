@@ -83,3 +83,11 @@ def test_labels_shaped_by_an_output_that_lost_the_batch_say_so(tmp_path, capsys)
     err = " ".join(capsys.readouterr().err.split())
     assert "the labels are [32], the shape of the output the loss reads, without the batch (B)" in err, err
     assert "in the spec" not in err
+    spec.write_text("model m(x: float32[B, 8], labels: float32[8]) -> loss {\n"  # the spec's own `labels` input,
+                    "    loss = mean(((x -> linear(8) as fc) - labels) ** 2)\n}\n")  # said as any input (review56)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((64, 8)).astype(np.float32),
+             labels=rng.standard_normal(8).astype(np.float32))
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--epochs", "1",
+                 "-o", str(tmp_path / "w.npz")]) == 1
+    assert "the model's input 'labels' is declared [8], without the batch (B)" in " ".join(
+        capsys.readouterr().err.split())
