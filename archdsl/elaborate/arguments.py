@@ -157,9 +157,9 @@ def torch_order(op, args, kwargs=None) -> str | None:
     if is_int(groups) and groups > 1 and second % groups:  # torch's reading would be refused: out % groups
         return None
     padding = args[4] if len(args) > 4 else (kwargs or {}).get("padding")
-    fitting = {(second - 1) // 2} | ({second // 2} if is_int(padding) and padding > 4 else set())
-    if is_int(padding) and padding in fitting:  # conv1d(512, 41, 4, 20), conv1d(64, 16, 1, 8): the padding
-        return None  # of a kernel of 41, 16, where torch's stride (20, 8) would be no one's; "same" fits torch's too
+    if is_int(padding) and (padding == (second - 1) // 2 or padding > 4 and padding == second // 2):
+        return None  # conv1d(512, 41, 4, 20), conv1d(64, 16, 1, 8): the padding of a kernel of 41, 16, where
+        # torch's stride (20, 8) would be no one's ("same" fits torch's reading too: said)
     if x.type.shape[1] != first or second < 8 or third > 7:
         return None
     return (f"{op.name}({first}, {second}, {third}) reads as out_channels={first}, kernel_size={second}, "

@@ -258,7 +258,7 @@ def _fractional_reshape(x, shape) -> str | None:
     need = rest // math.gcd(total.coef, rest) if rest > 0 else 1
     if need == 1 or not +left:  # every symbol placed: a fixed count that does not divide, which the check says
         return None
-    what = "*".join(sorted(left.elements())) or "1"
+    what = "*".join(sorted(left.elements()))
     return (f"reshape to {list(shape)} of [{', '.join(map(str, x.shape))}] makes its -1 {what} * "
             f"{total.coef // math.gcd(total.coef, rest)}/{need}: a whole number only when {what} is a multiple of "
             f"{need}, so the model runs only at such sizes (torch's reshape too); check the sizes it splits")

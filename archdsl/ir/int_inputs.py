@@ -28,7 +28,8 @@ def index_rows(graph) -> dict[str, tuple[int, str, bool, bool]]:
         entry = (n, node.inputs[0].name if took else node.name, took, took)
         if ids.name in rows:  # ids every lookup takes: the fewest rows, and no negatives where one refuses them
             had = rows[ids.name]
-            entry = (*min(entry, had)[:2], entry[2] and had[2], min(entry, had)[3])
+            fewest = min(entry, had)
+            entry = (fewest[0], fewest[1], entry[2] and had[2], fewest[3])
         rows[ids.name] = entry
     return rows
 

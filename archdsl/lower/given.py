@@ -55,14 +55,15 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
     if unknown:  # a suggestion only among the names on the other side: fc3.weight is not fc2.weight's typo
         hint = (_prefixed(unknown, missing, weights, graph) or _none_shared(weights, unknown, missing, graph)
                 or did_you_mean(unknown[0], missing) or _tied(unknown, weights))
-        if not missing and not hint and not _running_stats(unknown, graph):  # a VAE's weights for its decoder
-            # alone: every name of the model is there
+        stats = _running_stats(unknown, graph)
+        if not missing and not hint and not stats:  # a VAE's weights for its decoder alone: every name of the
+            # model is there
             hint = (f"; it holds all {len(graph.params)} of the model's parameters and buffers besides (another "
                     "model's, as an encoder's beside the decoder built here): keep only the model's names in it "
                     "(`archdsl.check_file(spec).params` holds them), as torch's load_state_dict(strict=False) "
                     "would take it")
         raise ArchError(f"{what} has {len(unknown)} name{'s' if len(unknown) > 1 else ''} the model does not: "
-                        f"{quoted(unknown)}{hint}{_running_stats(unknown, graph)}")
+                        f"{quoted(unknown)}{hint}{stats}")
     if missing:
         raise ArchError(f"{what} lacks {len(missing)} of the model's {len(graph.params)} parameters and "
                         f"buffers: {quoted(missing)}")

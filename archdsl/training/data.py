@@ -16,9 +16,9 @@ from ..ops._common import channels_first_perm
 from ..runtime import dim_conflict, is_name
 from ..types import BATCH_NAMES, dim_size
 
-__all__ = ["LabelsFor", "cast_values", "round_trips", "check_class_labels", "check_ctc_inputs", "check_data_file",
+__all__ = ["LabelsFor", "cast_values", "check_class_labels", "check_ctc_inputs", "check_data_file",
            "check_index_inputs", "check_label_inputs", "check_length_inputs", "first_index", "length_limits",
-           "load_data", "onnx_dims"]
+           "load_data", "onnx_dims", "round_trips"]
 
 
 @dataclass(frozen=True)

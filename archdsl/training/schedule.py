@@ -30,8 +30,8 @@ PLAN_DEFAULTS = {"milestones": [], "gamma": 0.1, "examples": None}
 def plan(opts: "LoopOptions", examples: int) -> dict:
     """The settings the lr schedule reads, for a resume to compare: a per-batch schedule's length is its
     updates, so the number of training examples is one of them."""
-    return {**{k: list(v) if k == "milestones" else v for k, v in ((k, getattr(opts, k)) for k in PLAN_KEYS[:-1])},
-            "examples": examples}
+    return {k: examples if k == "examples" else list(opts.milestones) if k == "milestones" else getattr(opts, k)
+            for k in PLAN_KEYS}
 
 
 def next_lr(plan: dict, base_lr: float, epoch: int, done: int, per_epoch: int) -> float:
