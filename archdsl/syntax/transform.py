@@ -315,6 +315,12 @@ class ToAst(Transformer):
                                           f"conversion ('{text[i + 1 + spec:end]}' as in Python's f-strings): "
                                           f"write {{{text[i + 1:i + 1 + spec].strip()}}}",
                                           at(i + 1 + spec, end))
+                comma = _top_level(text[i + 1:end], ",")
+                if comma is not None:  # Python's f"{i, j}" shows a tuple; here it said only "unexpected ','"
+                    holes = "_".join(f"{{{v}}}" for v in _top_level_parts(text[i + 1:end]))
+                    raise ArchSyntaxError(f"a {{...}} hole holds one expression, not a tuple: give each value a "
+                                          f"hole of its own, e.g. {holes}",
+                                          at(i + 1 + comma, i + 2 + comma))
                 if lit:
                     parts.append("".join(lit))
                     lit = []
@@ -396,6 +402,21 @@ def _expr_span(e) -> Span | None:
 def _format_spec(hole: str) -> int | None:
     """Where an f-string's format spec (`:02d`) or conversion (`!r`) starts in a hole: a ':' or '!' outside
     brackets and strings (x[1:2] slices; != compares)."""
+    return _top_level(hole, ":!")
+
+
+def _top_level_parts(hole: str) -> list[str]:
+    """A hole's comma-separated values (commas inside brackets and strings are theirs)."""
+    parts = []
+    while (k := _top_level(hole, ",")) is not None:
+        parts.append(hole[:k].strip())
+        hole = hole[k + 1:]
+    return [p for p in parts + [hole.strip()] if p]
+
+
+def _top_level(hole: str, chars: str) -> int | None:
+    """The offset of the first of chars in a hole outside brackets and strings (a '!' only when no '='
+    follows it: != compares)."""
     depth, quote = 0, None
     for k, ch in enumerate(hole):
         if quote:
@@ -406,6 +427,6 @@ def _format_spec(hole: str) -> int | None:
             depth += 1
         elif ch in ")]":
             depth -= 1
-        elif depth == 0 and (ch == ":" or ch == "!" and hole[k + 1:k + 2] != "="):
+        elif depth == 0 and ch in chars and (ch != "!" or hole[k + 1:k + 2] != "="):
             return k
     return None
