@@ -496,9 +496,10 @@ def _misspelled_keyword(tok, expected: str, before: str, after: str, closed: boo
     prev = re.search(r"(\w+)\s*$", before)
     if word in ("elseif", "elsif", "elif_"):
         return "; did you mean 'elif'?"
+    if "'param'" in expected and before[:1].isspace() and not before.strip() and closed:  # an indented
+        # statement (`y = ...`, `return h`, `for ...`) read at the top level: a '}' before it closed its body
+        return " (this indented line is read outside any body: a '}' before it closed the model or block)"
     if word.isidentifier() and "'param'" in expected and re.match(r"\s*=(?!=)", after):
-        if before[:1].isspace() and closed:  # an indented statement read at the top level: a '}' closed its body
-            return " (this indented line is read outside any body: a '}' before it closed the model or block)"
         return f" (a file's names are declared: param {word} = ... (-D may set it), or let {word} = ...)"
     if word.isidentifier() and word not in _STATEMENT_WORDS:
         wanted = [k for k in _STATEMENT_WORDS if f"'{k}'" in expected]

@@ -86,6 +86,9 @@ _GOES_ON = "so this line goes on with its conditional expression"
     ('    h = x\n    repeat 2\n    {\n        h = h\n    }\n    y = h', "a body's '{' goes on the line", "repeat (2)"),
     ('    h = x\n    repeat 2: {\n        h = h\n    }\n    y = h', None, "repeat (2:)"),  # not an operator
     ('    if true {\n        h = x\n    }}\n    y = h', "a '}' before it closed the model or block", "param y"),
+    ('    if true {\n        h = x\n    }}\n    return h', "a '}' before it closed the model", None),  # any
+    ('    if true {\n        h = x\n    }}\n    for i in range(2) {\n    }', "a '}' before it closed", None),  # line
+    ('    if true {\n        h = x\n    }}\n    h -> relu', "a '}' before it closed", None),  # (review56)
     ('    x -> relu\n    y = x', None, "the chain"),  # the model header's `-> y {` is no chain (hints hunt)
     ('    h = x -> linear(4)\n    y[0] = h', "values never change in place", "the chain"),  # (review53)
     ('    h = x -> linear(4)\n    h.append(x)\n    y = h', "values never change in place", "the chain"),
