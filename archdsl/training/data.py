@@ -120,10 +120,11 @@ def _check_batched(path: str, declared: dict, derived_labels: bool = False) -> N
     firsts = [dims[0] for dims in declared.values() if dims]
     symbolic = any(isinstance(d, str) and d for d in firsts)
     numbers = [d for d in firsts if isinstance(d, int)]
-    batch_name = _batch_name(declared)
+    batch_name = _batch_name(declared, derived_labels)
     for name, dims in declared.items():
         if batch_name and dims and dims[0] != batch_name and batch_name in dims[1:]:  # x: [T, B, 8] beside
-            _batch_not_first(path, name, dims, dims.index(batch_name))                # labels [B]: cut along T
+            _batch_not_first(path, name, dims, dims.index(batch_name),                # labels [B]: cut along T
+                             name == "labels" and derived_labels)
         if dims and (symbolic or not numbers) and not isinstance(dims[0], int):
             continue
         if dims and not symbolic and dims[0] == numbers[0]:
@@ -143,10 +144,14 @@ def _check_batched(path: str, declared: dict, derived_labels: bool = False) -> N
                         "same), or make it a constant or parameter of the spec")
 
 
-def _batch_name(declared: dict) -> str | None:
+def _batch_name(declared: dict, derived_labels: bool = False) -> str | None:
     """The batch's dim name: the labels' first dim, else the one first dim named so (B, batch, N), else the
-    first dim every input shares; None where the names leave it open."""
+    first dim every input shares; None where the names leave it open. Labels that take the shape of the
+    output a --loss reads name it only with a batch's name: a time-major output ([T, B, C]) does not make T the
+    batch."""
     lead = (declared.get("labels") or [None])[0]
+    if derived_labels and lead not in BATCH_NAMES:
+        return _batch_name({k: v for k, v in declared.items() if k != "labels"}) or _batch_name(declared)
     if isinstance(lead, str) and lead:
         return lead
     named = {dims[0] for dims in declared.values() if dims and isinstance(dims[0], str) and dims[0]}
@@ -154,8 +159,14 @@ def _batch_name(declared: dict) -> str | None:
     return next(iter(batchy)) if len(batchy) == 1 else next(iter(named)) if len(named) == 1 else None
 
 
-def _batch_not_first(path: str, name: str, dims: list, at: int) -> None:
+def _batch_not_first(path: str, name: str, dims: list, at: int, output: bool = False) -> None:
     """Time-major data ([T, B, F]): the batch is there, on another dim; cut along the first it would be T."""
+    shown = f"[{', '.join(str(d) or '?' for d in dims)}]"
+    if output:  # labels in the shape of a time-major output (a transpose before it is returned)
+        raise ArchError(f"{path}: the labels are {shown}, the shape of the output the loss reads, with the batch "
+                        f"({dims[at]}) on dim {at}: training cuts them into batches of examples along their first "
+                        f"dim; return the output batch first (the spec's last transpose or permute left out), or "
+                        f"write the loss in the spec and train with --loss model")
     raise ArchError(f"{path}: the model's input '{name}' is declared [{', '.join(str(d) or '?' for d in dims)}], "
                     f"with the batch ({dims[at]}) on dim {at}: training cuts every input into batches of examples "
                     f"along its first dim; declare it batch first ([{dims[at]}, ...], the data stored so) and "

@@ -91,3 +91,18 @@ def test_labels_shaped_by_an_output_that_lost_the_batch_say_so(tmp_path, capsys)
                  "-o", str(tmp_path / "w.npz")]) == 1
     assert "the model's input 'labels' is declared [8], without the batch (B)" in " ".join(
         capsys.readouterr().err.split())
+
+
+def test_labels_shaped_by_a_time_major_output_blame_the_output(tmp_path, capsys):
+    """An output transposed to [T, B, C] made its labels' T the batch, and the refusal told the user to
+    declare the batch-first input x [B, T, 8] "batch first ([T, ...])" (review56)."""
+    spec = tmp_path / "t.arch"
+    spec.write_text("model m(x: float32[B, T, 8]) -> y {\n    y = x -> linear(4) as fc -> transpose(0, 1)\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((6, 5, 8)).astype(np.float32),
+             labels=rng.standard_normal((5, 6, 4)).astype(np.float32))
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--epochs", "1",
+                 "-o", str(tmp_path / "w.npz")]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the labels are [T, B, 4], the shape of the output the loss reads, with the batch (B) on dim 1" in err, err
+    assert "the model's input 'x'" not in err and not (tmp_path / "w.npz").exists()
