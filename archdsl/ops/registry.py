@@ -276,7 +276,7 @@ def _coerce(op: OpDef, attr: Attr, value):
                 "ceil_mode=true (and count_include_pad=false for an avgpool)") if op.category == "pool" \
             and attr.name == "padding" and isinstance(value, str) and value.lower() in ("same", "valid") else ""
         raise ArchTypeError(f"{where} expects {_KIND_WORDS.get(kind, kind)}, got {describe(value)}{which}{case}{pool}"
-                            f"{_pairs_hint(op, attr, value)}{_choices_hint(attr, value)}")
+                            f"{_pairs_hint(op, attr, value)}{_choices_hint(attr, value)}{_weight_hint(op, attr, value)}")
     if attr.choices is not None and value not in attr.choices:
         raise ArchTypeError(f"{where} must be one of {', '.join(map(_show, attr.choices))}, got {_show(value)}")
     if kind in ("int", "ints", "padding") and not isinstance(value, str) and \
@@ -313,6 +313,20 @@ def _pairs_hint(op, attr: Attr, value) -> str:
     flat = [n for pair in reversed(pairs) for n in pair]  # pad's pairs run from the last dim backwards
     return (f"{said}: pad first, pad(x, {flat}) (with padding_mode's mode= unless zeros), then padding=0"
             if attr.kind == "padding" else said)
+
+
+def _weight_hint(op, attr: Attr, value) -> str:
+    """torch's functional forms, F.conv2d(x, w) and F.linear(x, w): here a layer's second argument is its
+    size, and a weight the spec computes goes to conv / conv_transpose or a matmul."""
+    if getattr(value, "kind_name", None) != "tensor" or attr.name not in ("out_channels", "out_features"):
+        return ""
+    if op.name == "linear":
+        return "; linear makes its own weight: a weight the spec computes is applied as x @ w.T + b"
+    if op.name.startswith(("conv1d", "conv2d", "conv3d", "conv_transpose")):
+        given = "conv_transpose" if op.name.startswith("conv_transpose") else "conv"
+        return (f"; {op.name} makes its own weight: a weight the spec computes goes to {given}(x, weight, bias=b) "
+                f"(torch's functional {op.name})")
+    return ""
 
 
 _KIND_WORDS = {"int": "an integer", "float": "a number", "number": "a number", "bool": "true or false",
