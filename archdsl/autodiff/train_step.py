@@ -232,7 +232,7 @@ def resolved(cfg: TrainConfig, outputs) -> TrainConfig:
     return dataclasses.replace(cfg, loss=loss)
 
 
-def _warn_untrained(graph: Graph, out_name: str, ungraded: list[Value]) -> None:
+def _warn_untrained(graph: Graph, out_name: str, ungraded: list[Value], spec_loss: bool) -> None:
     """Parameters that feed only outputs the loss does not read (a second head) stay as initialized, as in
     torch: said once, at the first of them (one that feeds nothing has its own warning). So are ones the loss
     reaches only through detach (a GAN's discriminator step over detach(gen(z)), where torch's optimizer would
@@ -242,25 +242,30 @@ def _warn_untrained(graph: Graph, out_name: str, ungraded: list[Value]) -> None:
         if name != out_name:
             for i in _ancestors(v):
                 fed.setdefault(i, []).append(name)
-    left = [p for p in ungraded if id(p) in fed]
     upstream = _ancestors(dict(graph.outputs)[out_name])
-    stopped = [p for p in ungraded if id(p) not in fed and id(p) in upstream]
+    stopped = [p for p in ungraded if id(p) in upstream]  # what also feeds an output the loss reads is stopped
+    left = [p for p in ungraded if id(p) in fed and id(p) not in upstream]  # (vqvae hunt: it said "feeds
+    # output 'recon'" of a VQ-VAE's encoder past an argmin, the loss reading recon)
     if stopped:
         held = {id(p) for p in stopped}
         prefix = _prefix(stopped, [p for p in graph.trainable() if id(p) not in held])
-        graph.warnings.append((f"{_listed(stopped)} reach{'es' if len(stopped) == 1 else ''} the loss (on "
+        one = len(stopped) == 1
+        them, its = ("it", "its") if one else ("them", "their")
+        graph.warnings.append((f"{_listed(stopped)} reach{'es' if one else ''} the loss (on "
                                f"'{out_name}') only through detach (or integer and comparison ops): no gradient, so "
-                               "the step leaves them as they are, carrying their optimizer state unchanged; "
-                               f"{f'--freeze {prefix}' if prefix else '--freeze with each of their names'} leaves "
-                               "them out of the update's state", stopped[0].span))
+                               f"the step leaves {them} as {'it is' if one else 'they are'}, carrying {its} optimizer "
+                               f"state unchanged; {f'--freeze {prefix} ' if prefix else '--freeze with each of '}"
+                               f"{'' if prefix else 'their names '}leaves {them} out of the update's state",
+                               stopped[0].span))
     if left:
         outs = list(dict.fromkeys(o for p in left for o in fed[id(p)]))
         one = len(left) == 1
         graph.warnings.append((f"{_listed(left)} get{'s' if one else ''} no gradient from the loss (on '{out_name}'); "
                                f"{'it feeds' if one else 'they feed'} output{'s' if len(outs) > 1 else ''} "
                                f"{', '.join(repr(o) for o in outs)}, and the train step leaves "
-                               f"{'it' if one else 'them'} as initialized, as torch does; a loss the spec computes "
-                               "(an output named loss) can train every output", left[0].span))
+                               f"{'it' if one else 'them'} as initialized, as torch does"
+                               + ("" if spec_loss else "; a loss the spec computes (an output named loss) can train "
+                                  "every output"), left[0].span))
 
 
 def _listed(params: list[Value]) -> str:
@@ -376,7 +381,7 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
                         f"'{out_name}' (eq, comparisons, casts to integers and detach pass none, as in torch)",
                         pred.span)
 
-    _warn_untrained(graph, out_name, [p for p, g in zip(params, grads) if g is None])
+    _warn_untrained(graph, out_name, [p for p, g in zip(params, grads) if g is None], not labelled)
     ob = GradBuilder(graph, None, tag="optim")
     sums: list = []
     if cfg.accumulate > 1:
