@@ -385,7 +385,7 @@ def compile_train_file(path, train, defines=None, model: str | None = None, **op
     sources = SourceMap()
     with _shown_from(sources):
         mod = load(path, defines=defines, search_path=opts.search_path, sources=sources)
-        return build_train(mod, model, opts, train, sources)
+        return _warned(build_train(mod, model, opts, train, sources))  # the train step's own warnings too
 
 
 def _options(options: dict, named: tuple = ("defines", "model", "file")) -> CompileOptions:
@@ -414,7 +414,7 @@ def compile_file(path, defines=None, model: str | None = None, **options) -> onn
     sources = SourceMap()
     with _shown_from(sources):
         mod = load(path, defines=defines, search_path=opts.search_path, sources=sources)
-        return _warned(build(mod, _api_model(mod, model), opts, sources))
+        return _warned(build(mod, _api_model(mod, model), opts, sources)).model
 
 
 def compile_source(text: str, defines=None, model: str | None = None, file: str = "<string>",
@@ -425,7 +425,7 @@ def compile_source(text: str, defines=None, model: str | None = None, file: str 
     sources = SourceMap()
     with _shown_from(sources):
         mod = load(text=text, file=file, defines=defines, search_path=opts.search_path, sources=sources)
-        return _warned(build(mod, _api_model(mod, model), opts, sources))
+        return _warned(build(mod, _api_model(mod, model), opts, sources)).model
 
 
 def warning_messages(graph: Graph, unused) -> list[tuple[str, Span | None]]:
@@ -444,9 +444,10 @@ def warning_messages(graph: Graph, unused) -> list[tuple[str, Span | None]]:
     return said
 
 
-def _warned(c: Compiled) -> onnx.ModelProto:
+def _warned(c):
+    """A Compiled or CompiledTrain, its warnings given as the command line prints them."""
     _api_warnings(c.graph, c.unused)
-    return c.model
+    return c
 
 
 def _api_warnings(graph: Graph, unused) -> None:

@@ -35,3 +35,18 @@ def test_a_loop_warns_once_for_the_results_it_leaves_unread():
     with pytest.warns(archdsl.ArchWarning) as got:
         archdsl.check_source(src)
     assert len(got) == 1 and "(and 49 more made here" in str(got[0].message)
+
+
+def test_a_train_step_from_python_warns_as_build_train_does(tmp_path):
+    """compile_train_file gave no ArchWarning at all, neither the model's nor the train step's own (a head the
+    loss never reads), which `archdsl build --train` prints (vqvae hunt)."""
+    from archdsl.autodiff import TrainConfig
+    from archdsl.driver import compile_train_file
+    spec = tmp_path / "t.arch"
+    spec.write_text("model m(x: float32[B, 3, 32, 32]) -> (y, z) {\n    h = x -> conv2d(3, 16, 3) -> global_avgpool\n"
+                    "    y = h -> linear(4) as head1\n    z = h -> linear(2) as head2\n}\n")
+    with pytest.warns(archdsl.ArchWarning) as got:
+        compile_train_file(spec, TrainConfig(loss="mse", output="y"))
+    said = [str(w.message) for w in got]
+    assert any("reads as out_channels=3" in m for m in said) and any("'head2.weight'" in m for m in said), said
+    assert all(w.filename == __file__ for w in got)
