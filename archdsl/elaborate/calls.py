@@ -320,13 +320,12 @@ class Calls:
                     raise ArchTypeError(f"{op.name}(): like= takes a tensor whose sizes to match, got "
                                         f"{describe(v)}", span)
                 picked.append((n, v))
-        tensors_given = [v for _, v in picked if isinstance(v, Tensor)]  # numbers take a non-bool neighbour's dtype
-        ref = next((v for v in tensors_given if v.type.dtype is not DType.bool),
-                   tensors_given[0] if tensors_given else None)
-        ref_dt = ref.type.dtype if ref is not None else None
-        if ref_dt is DType.bool and "cond" in op.inputs:  # where(c, 1.0, 0.0): numbers are not the condition's
-            if not any(n != "cond" and isinstance(v, Tensor) for n, v in picked):  # where(c, mask, 0): bool
-                ref_dt = _branch_dtype(picked)
+        tensors_given = [v for n, v in picked if isinstance(v, Tensor) and n != "cond"]  # numbers take a non-bool
+        ref = next((v for v in tensors_given if v.type.dtype is not DType.bool),  # neighbour's dtype, never the
+                   tensors_given[0] if tensors_given else None)  # condition's (where(i, x, 0.0), i int64: that the
+        ref_dt = ref.type.dtype if ref is not None else None     # condition is no bool is where's to say)
+        if ref is None and "cond" in op.inputs:  # where(c, 1.0, 0.0): the numbers' own dtype
+            ref_dt = _branch_dtype(picked) if any(n == "cond" and isinstance(v, Tensor) for n, v in picked) else None
         tensors = [self.as_tensor(v, DType.int64 if n in op.positions and is_int(v) else
                                   None if isinstance(v, bool) and not op.elementwise else ref_dt, op.name, n, span)
                    for n, v in picked]  # take(w, 0): the index is a position; take(w, true) is no index at all

@@ -229,7 +229,7 @@ _reduce("amin", "ReduceMin", "Min over dims (all when none), torch.amin.")
 def _where_infer(ins, a):
     cond, x, y = ins
     if cond.dtype is not DType.bool:
-        fail(f"where: condition must be bool, got {cond.dtype}")
+        fail(f"where: condition must be bool, got {cond.dtype} (as torch; a 0/1 mask m is the condition m != 0)")
     if x.dtype != y.dtype:
         fail(f"where: branches differ in dtype ({x.dtype} vs {y.dtype})")
     return [x.with_shape(broadcast(broadcast(cond.shape, x.shape, "where operands"), y.shape, "where operands"))]
