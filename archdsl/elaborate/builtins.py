@@ -83,16 +83,19 @@ def _seq(name, v):
 
 
 def _minmax(name, f):
-    def g(*a):
+    def g(*a, **kw):
         items = a[0] if len(a) == 1 and isinstance(a[0], (list, tuple)) else a
         if not items:
             raise ArchTypeError(f"{name}() of nothing")
         for x in items:
             if isinstance(x, Tensor):  # the elementwise forms are ops of their own (torch.minimum/maximum)
-                whole = "amax(x) for a tensor's largest element" if name == "max" else \
-                    "amin(x) for a tensor's smallest element"
+                a_ = "amax" if name == "max" else "amin"
+                whole = f"{a_}(x) for a tensor's {'largest' if name == 'max' else 'smallest'} element, or " \
+                        f"{a_}(x, dim) and arg{name}(x, dim) for the values and indices torch.{name}(x, dim) gives"
                 raise ArchTypeError(f"{name}() takes numbers, got {describe(x)}; for tensors use {name}imum(a, b) "
-                                    f"elementwise, or {whole}")
+                                    f"elementwise, {whole}")
+        if kw:  # max(a, b, dim=1) of numbers: the TypeError's "does not take", with the builtin's doc
+            raise TypeError(name)
         return f(_num(name, x) for x in items)
     return g
 

@@ -168,9 +168,12 @@ def _refused(src: str, words: str):
     ("x % i", "'%': dtypes differ (float32 vs int64)"),
     ("m // m", "'//': no arithmetic on bool tensors"),
     ("x * min(x, 1)", "min() takes numbers, got tensor float32[3]; for tensors use minimum(a, b) elementwise, "
-                      "or amin(x)"),
+                      "amin(x)"),
     ("x * max([1, x])", "max() takes numbers, got tensor float32[3]; for tensors use maximum(a, b) elementwise, "
-                        "or amax(x)"),
+                        "amax(x)"),
+    ("x * min(x, dim=0)", "or amin(x, dim) and argmin(x, dim) for the values and indices torch.min(x, dim) gives"),
+    ("x * max(x, dim=0)", "or amax(x, dim) and argmax(x, dim)"),  # torch's keyword form said only "does not
+    # take (tensor float32[3], dim=int 0)" (vqvae hunt)
 ])
 def test_misuse_is_a_diagnostic(expr, words):
     _refused(f"model m(x: float32[3], i: int64[3], m: bool[3]) -> y {{\n    y = {expr}\n}}\n", words)
