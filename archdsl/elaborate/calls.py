@@ -368,6 +368,10 @@ class Calls:
                                         + (f", so no element of the {dt} tensor equals it" if opname == "eq"
                                            else f" and the tensor is {dt}")
                                         + "; cast(x, \"float32\") first", span)
+                if not dt.limits()[0] <= v <= dt.limits()[1]:  # `ids < 1e30`
+                    raise ArchTypeError(f"{opname}(): the number {v:g} lies outside {dt}'s range, so the comparison "
+                                        "is the same for every element (torch gives all true or all false): compare "
+                                        "with a number in range", span)
                 v = int(v)
             elif not dt.is_float and isinstance(v, float):  # x * 0.5 would be x * 0, and ids * 1e3 stay ints
                 raise ArchTypeError(f"{opname}(): the number {v} is a float and the tensor beside it is {dt} "

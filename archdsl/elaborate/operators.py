@@ -208,8 +208,8 @@ class Operators:
         tensor = a if isinstance(a, Tensor) else b
         dt = tensor.type.dtype
         for v, at in zip((a, b), operand_spans):  # a number that overflows the dtype: point at the number
-            if is_num(v):
-                check_fits(v, dt, at)
+            if is_num(v) and not (isinstance(v, float) and not dt.is_float):  # a float beside an integer
+                check_fits(v, dt, at)  # tensor is the call's to say (as_tensor), whatever its size
         # an integer tensor // 0: torch raises, onnxruntime refuses to load the model (call_op catches the
         # function forms and constant tensors; here the caret can point at the 0)
         if opname in ("floordiv", "remainder") and b is not tensor and is_num(b) and b == 0 \

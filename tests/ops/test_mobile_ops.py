@@ -171,6 +171,10 @@ def _refused(src: str, words: str):
                       "amin(x)"),
     ("x * max([1, x])", "max() takes numbers, got tensor float32[3]; for tensors use maximum(a, b) elementwise, "
                         "amax(x)"),
+    ("(1 - i) * -3.4028234663852886e38", "mul(): the number -3.4028234663852886e+38 is a float and the tensor "
+                                         "beside it is int64"),  # a port's finfo.min mask: "does not fit int64"
+    ("i < 1e30", "lt(): the number 1e+30 lies outside int64's range, so the comparison is the same for every "
+                 "element"),  # as lt(i, 1e30), which said it did not fit (t5 hunt)
     ("x * min(x, dim=0)", "or amin(x, dim) and argmin(x, dim) for the values and indices torch.min(x, dim) gives"),
     ("x * max(x, dim=0)", "or amax(x, dim) and argmax(x, dim)"),  # torch's keyword form said only "does not
     # take (tensor float32[3], dim=int 0)" (vqvae hunt)
