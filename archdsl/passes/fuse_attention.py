@@ -122,7 +122,9 @@ def _may_be_minus_inf(mask: Value, limit: int = 64) -> bool:
         if id(v) in seen:
             continue
         seen.add(id(v))
-        if v.kind == "const" and v.type.dtype.is_float and bool(np.isinf(v.data).any()):
+        if not v.type.dtype.is_float:  # an integer or bool holds no infinity: T5's buckets take a log of
+            continue                  # positions, cast to int64 for a table's rows (t5 hunt)
+        if v.kind == "const" and bool(np.isinf(v.data).any()):
             return True
         if v.kind == "buffer":  # a mask buffer (torch's register_buffer of -inf), or --weights may give one
             return True
@@ -134,6 +136,8 @@ def _may_be_minus_inf(mask: Value, limit: int = 64) -> bool:
                     a in ("-inf", "inf", "+inf") or isinstance(a, float) and math.isinf(a)
                     for a in n.attrs.values() if isinstance(a, (str, float))):
                 return True
+            if n.op == "cast" and v.type.dtype is DType.float16 and not n.inputs[0].type.dtype.is_float:
+                return True  # an integer past 65504 becomes inf
             if n.op in ("div", "floordiv", "remainder", "fmod"):
                 d = n.inputs[1]
                 if d.kind != "const" or not bool(np.all(d.data != 0)):
