@@ -161,11 +161,14 @@ def _map_reader(name: str, x, attrs: dict, maker: str) -> str | None:
     """A conv's [B, C, H, W] read as if its last dim were features (Flax's NHWC habits after a permute at the
     input): a linear or layernorm over the width, a mean over channels and height."""
     shown = f"{'an' if maker[0] in 'aeiou' else 'a'} {maker}'s [{', '.join(map(str, x.shape))}]"
+    last, first = f"permute({[0, *range(2, x.rank), 1]})", f"permute({[0, x.rank - 1, *range(1, x.rank - 1)]})"
     if name == "linear":
         return (f"linear acts on the last dim of {shown}, its width: flatten(x) first, or "
-                "global_avgpool(x, keepdims=false) for the channels")
+                "global_avgpool(x, keepdims=false) for the channels; on each position's channels (ConvNeXt's "
+                f"pointwise linear): {last} before it, {first} after, or a conv with kernel 1")
     if name == "layernorm" and len(attrs.get("normalized_shape") or (0,)) == 1:  # ([C, H, W]: torch's, meant)
-        return (f"layernorm normalizes the last dim of {shown}, its width; over each example's channels and "
+        return (f"layernorm normalizes the last dim of {shown}, its width; over each position's channels "
+                f"(ConvNeXt's LayerNorm2d): {last} -> layernorm -> {first}; over each example's channels and "
                 "positions: group_norm(1)")
     dims = attrs.get("dim")
     dims = (dims,) if isinstance(dims, int) else tuple(dims or ())

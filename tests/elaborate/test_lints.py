@@ -208,7 +208,12 @@ FLAX = ("x: float32[B, T, 32], ids: int64[B, T], tok: int64[B, 20], img: float32
                                                  "width: flatten(x) first, or global_avgpool(x, keepdims=false)"),
     ("img -> conv2d(8, 3) -> global_avgpool -> linear(10)", "linear acts on the last dim of a global_avgpool's "
                                                            "[B, 8, 1, 1]"),  # Keras's GlobalAveragePooling2D, Dense
-    ("img -> conv2d(8, 3) -> layernorm", "layernorm normalizes the last dim of a conv2d's [B, 8, 14, 14], its width"),
+    ("img -> conv2d(8, 3) -> layernorm", "layernorm normalizes the last dim of a conv2d's [B, 8, 14, 14], its width; "
+                                         "over each position's channels (ConvNeXt's LayerNorm2d): permute([0, 2, 3, "
+                                         "1]) -> layernorm -> permute([0, 3, 1, 2]); over each example's channels and "
+                                         "positions: group_norm(1)"),  # group_norm(1) alone (convnext hunt)
+    ("img -> conv2d(8, 3) -> linear(8)", "on each position's channels (ConvNeXt's pointwise linear): permute([0, 2, "
+                                         "3, 1]) before it, permute([0, 3, 1, 2]) after, or a conv with kernel 1"),
     ("where(img > 0.0, img, img * 0.2) -> conv2d(8, 3) -> adaptive_avgpool2d(2) -> linear(4)",
      "linear acts on the last dim of an adaptive_avgpool2d's [B, 8, 2, 2]"),  # through where's data, not its cond
     ("mean(img -> conv2d(8, 3), dim=[1, 2])", "mean over dims [1, 2] of a conv2d's [B, 8, 14, 14] takes in its "
