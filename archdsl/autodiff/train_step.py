@@ -66,11 +66,11 @@ class TrainConfig:
                            "clip_grad_value": (float, True), "accumulate": (int, False),
                            "ignore_index": (int, True), "loss": (str, True), "output": (str, True)})
         self.optimizer.validate()
-        if not 0 < self.lr < float("inf"):
-            raise ArchError(f"the learning rate must be positive and finite, got {self.lr}")
+        if not 0 <= self.lr < float("inf"):  # 0, as torch's optimizers take it: the state and BatchNorm's
+            raise ArchError(f"the learning rate must be 0 or more and finite, got {self.lr}")  # statistics move
         with np.errstate(over="ignore"):
             lr32 = float(np.float32(self.lr))  # the step's lr input is float32
-        if not 0 < lr32 < float("inf"):
+        if not (0 < lr32 < float("inf") or self.lr == 0):
             raise ArchError(f"the learning rate {self.lr} is {lr32} in float32, the step's lr input; it must be "
                             "positive and finite there")
         if self.loss == "model":  # said before the generic refusals below: the spec's loss may be a cross_entropy

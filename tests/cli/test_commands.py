@@ -251,8 +251,8 @@ def test_output_that_cannot_be_written_is_an_error_not_a_traceback(argv):
     assert r.stderr.strip() == "error: cannot write the output to stdout: No space left on device"
 
 @pytest.mark.parametrize("flags,words", [
-    (["--lr", "-1"], "the learning rate must be positive and finite"),
-    (["--lr", "nan"], "the learning rate must be positive and finite"),
+    (["--lr", "-1"], "the learning rate must be 0 or more and finite"),
+    (["--lr", "nan"], "the learning rate must be 0 or more and finite"),
     (["--betas", "2", "3"], "betas must be in [0, 1)"),
     (["--eps", "-1"], "eps > 0"),
     (["--weight-decay", "-1"], "weight decay must be >= 0"),
@@ -270,7 +270,7 @@ def test_output_that_cannot_be_written_is_an_error_not_a_traceback(argv):
     (["--clip-grad-value", "-1e-3"], "the gradient value to clip to must be positive and finite, got -0.001"),
     (["--clip-grad-value", "-inf"], "the gradient value to clip to must be positive and finite, got -inf"),
     (["--clip-grad-value", "-Infinity"], "the gradient value to clip to must be positive and finite, got -inf"),
-    (["--lr", "-1E-3"], "the learning rate must be positive and finite, got -0.001"),
+    (["--lr", "-1E-3"], "the learning rate must be 0 or more and finite, got -0.001"),
     (["--betas", "0.9", "-1e-3"], "betas must be in [0, 1), got [0.9, -0.001]"),
     (["--optimizer", "sgd", "--momentum", "0.9", "--dampening", "-1e0"],
      "in [0, 1] (0, the default, damps nothing), got -1.0"),
