@@ -137,12 +137,18 @@ def _one_hot_lower(e, ins, outs, c):
     e.op("Cast", [hit], outputs=outs, to=DType.int64.onnx)
 
 
+_ONE_HOT_SYMBOLIC = ("over a run-time count N, a comparison with positions is the mask: eq(unsqueeze(ids, -1), "
+                     "positions(x, dim=d)) of a tensor x with N at dim d (bool; cast it for a float one)")
+
 register(OpDef(
-    name="one_hot", inputs=("ids",), category="math", attrs=(Attr("num_classes", "int"),), positions=("ids",),
+    name="one_hot", inputs=("ids",), category="math", positions=("ids",),
+    attrs=(Attr("num_classes", "int", symbolic=_ONE_HOT_SYMBOLIC),),
     infer=_one_hot_infer, lower=_one_hot_lower, cost=lambda c: numel(c.out_types[0].shape),
     doc="int64 [..., num_classes] with a 1 at each id (torch.nn.functional.one_hot; num_classes is required "
         "here). An id outside 0..num_classes-1 gives a row of zeros where torch raises. No gradient (integer "
-        "output); cast(one_hot(y, n), \"float32\") makes a float mask.",
+        "output); cast(one_hot(y, n), \"float32\") makes a float mask. num_classes is a number; over a "
+        "run-time count N, eq(unsqueeze(ids, -1), positions(x, dim=d)) of a tensor x with N at dim d is the "
+        "bool mask.",
 ))
 
 
