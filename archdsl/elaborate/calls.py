@@ -492,7 +492,8 @@ class Calls:
             raise ArchTypeError("parameter() is only allowed inside a model or block", span)
         if not isinstance(shape, (list, tuple)) or not all(is_int(d) and 0 < d <= Limits.dim for d in shape):
             sym = next((d for d in shape if isinstance(d, Sym)), None) if isinstance(shape, (list, tuple)) else None
-            raise ArchTypeError(f"parameter() needs a list of positive integer dims, got {short(shape)}"
+            raise ArchTypeError(f"parameter() needs a list of positive integer dims ([] for a scalar), got "
+                                f"{short(shape)}"
                                 + (f": {sym} is a symbolic size, known only at run time, and a parameter's size is "
                                    "fixed when it is created (give it a number: a fixed size in the input's shape "
                                    "or a param)" if sym is not None else ""), span)
