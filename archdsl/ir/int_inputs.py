@@ -1,4 +1,5 @@
-"""What a model's integer inputs hold, read from its graph: embedding ids (rows of a table), a spec's own
+"""What a model's integer inputs hold, read from its graph: indices (embedding ids, rows of a table, a
+gather's positions), a spec's own
 labels (classes of its cross_entropy), lstm/gru lengths (steps of the layers they feed). The training data's
 checks and `archdsl run` draw and check them; a built model records them as metadata."""
 
@@ -10,28 +11,44 @@ __all__ = ["index_rows", "int_input_ranges", "label_inputs", "length_inputs"]
 
 
 def index_rows(graph) -> dict[str, tuple[int, str, bool, bool]]:
-    """The model inputs read directly as embedding ids: the rows of the smallest table each indexes, that
-    table's lookup (an embedding's name, a take's table's), whether negative ids count from the end (where
-    only take()s of parameter tables read them: take keeps numpy's negative indices, as the translator's shared
-    tables are looked up; an embedding does not), and whether the smallest table is a take's."""
+    """The model inputs read directly as indices along a dim of known size: embedding ids, take()'s indices
+    (the translator's shared tables), gather's, index_add's and scatter_add's. Each as the fewest positions
+    any reading has, what has them (said in words), whether negative ids count from the end (where no
+    embedding reads them: the others keep numpy's and ONNX's negative indices), and whether the fewest are
+    not an embedding's."""
     rows: dict[str, tuple[int, str, bool, bool]] = {}
     for node in graph.nodes:
-        if node.op == "embedding":
-            ids, n, took = node.inputs[0], node.inputs[1].type.shape[0], False
-        elif node.op == "take" and node.inputs[0].kind == "param":
-            table = node.inputs[0].type
-            ids, n, took = node.inputs[1], table.shape[node.attrs["axis"] % table.rank], True
-        else:
+        got = _indexed(node)
+        if got is None:
             continue
+        ids, n, what = got
         if ids.kind != "input" or not isinstance(n, int):
             continue
-        entry = (n, node.inputs[0].name if took else node.name, took, took)
-        if ids.name in rows:  # ids every lookup takes: the fewest rows, and no negatives where one refuses them
+        took = node.op != "embedding"
+        entry = (n, what, took, took)
+        if ids.name in rows:  # ids every reading takes: the fewest rows, and no negatives where one refuses them
             had = rows[ids.name]
             fewest = min(entry, had)
             entry = (fewest[0], fewest[1], entry[2] and had[2], fewest[3])
         rows[ids.name] = entry
     return rows
+
+
+def _indexed(node):
+    """(the index input, the size it indexes, what has that size in words) of a node that reads indices."""
+    x = node.inputs[0] if node.inputs else None
+    if x is None or x.type.rank == 0:
+        return None
+    if node.op == "embedding":
+        return x, node.inputs[1].type.shape[0], f"the embedding it indexes ({node.name})"
+    if node.op == "take":
+        n = x.type.shape[node.attrs["axis"] % x.type.rank]
+        return node.inputs[1], n, (f"the table it looks up ({x.name})" if x.kind == "param"
+                                   else f"axis {node.attrs['axis']} of what take '{node.name}' reads")
+    if node.op in ("gather", "index_add", "scatter_add"):
+        dim = node.attrs["dim"] % x.type.rank
+        return node.inputs[1], x.type.shape[dim], f"dim {dim} of what {node.op} '{node.name}' reads"
+    return None
 
 
 def label_inputs(graph) -> dict[str, tuple[int, int | None, str]]:
@@ -63,7 +80,7 @@ def length_inputs(graph) -> dict[str, list[tuple]]:
 
 def int_input_ranges(graph) -> dict[str, dict]:
     """What a model's integer inputs hold, for its metadata (an .onnx says nothing of it, and `archdsl run`
-    drew 0 or 1 for an lstm's lengths): embedding ids and a spec's own labels [0, high) (labels also the
+    drew 0 or 1 for an lstm's lengths): indices (index_rows) and a spec's own labels [0, high) (labels also the
     ignore_index, which they may hold), lengths 1..the fewest time steps of the layers they feed (each a dim, a
     number or a symbol the run sizes)."""
     out: dict[str, dict] = {name: {"low": 0, "high": n, **({"ignore": ig} if ig is not None else {})}

@@ -276,7 +276,8 @@ def _coerce(op: OpDef, attr: Attr, value):
                 "ceil_mode=true (and count_include_pad=false for an avgpool)") if op.category == "pool" \
             and attr.name == "padding" and isinstance(value, str) and value.lower() in ("same", "valid") else ""
         raise ArchTypeError(f"{where} expects {_KIND_WORDS.get(kind, kind)}, got {describe(value)}{which}{case}{pool}"
-                            f"{_pairs_hint(op, attr, value)}{_choices_hint(attr, value)}{_weight_hint(op, attr, value)}")
+                            f"{_pairs_hint(op, attr, value)}{_choices_hint(attr, value)}"
+                            f"{_weight_hint(op, attr, value)}")
     if attr.choices is not None and value not in attr.choices:
         raise ArchTypeError(f"{where} must be one of {', '.join(map(_show, attr.choices))}, got {_show(value)}")
     if kind in ("int", "ints", "padding") and not isinstance(value, str) and \

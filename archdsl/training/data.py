@@ -277,7 +277,7 @@ def _outside(values: np.ndarray, n: int, allowed: int | None = None) -> np.ndarr
 def check_index_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
     """A model input read directly as embedding ids holds row numbers 0..rows-1: onnxruntime's Gather
     reads -1 as the last row (torch's nn.Embedding refuses it), and stops past the end with an error that
-    names no example. A take() of a parameter table keeps numpy's negative indices: -rows..rows-1."""
+    names no example. take(), gather, index_add and scatter_add keep negative indices: -rows..rows-1."""
     for name, (rows, table, wraps, took) in index_rows(graph).items():
         if name not in data:
             continue
@@ -285,9 +285,9 @@ def check_index_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
         bad = _outside(got + rows if wraps else got, 2 * rows if wraps else rows)
         if bad.any():
             at = first_index(bad)
-            what = f"the table it looks up ({table})" if took else f"the embedding it indexes ({table})"
             also = ", and an embedding of them takes no negative id" if took and not wraps else ""
-            raise ArchError(f"{path}: '{name}'{at} is {got[tuple(at)]}, but {what} has {rows} rows{also}: ids are "
+            many = f"{rows} row{'s' if rows != 1 else ''}"
+            raise ArchError(f"{path}: '{name}'{at} is {got[tuple(at)]}, but {table} has {many}{also}: ids are "
                             f"{f'{-rows}..' if wraps else '0..'}{rows - 1} ({int(bad.sum())} out of range)")
 
 

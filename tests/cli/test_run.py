@@ -158,6 +158,26 @@ def test_run_keeps_embedding_ids_within_the_table(tmp_path, capsys):
         err = capsys.readouterr().err
         assert f"ids.npy: 'ids'[0, 0] {words}, but the embedding it indexes (emb) has 100 rows: ids are 0..99" in err
 
+
+@pytest.mark.parametrize("body, shape", [("gather(x, 1, i)", "B, 1"), ("take(x, i, axis=1)", "B, 1"),
+                                         ("scatter_add(zeros_like(x), 1, i, x)", "B, 1"),
+                                         ("index_add(x, 1, i, x)", "1")])
+def test_run_keeps_indices_within_what_they_index(tmp_path, capsys, body, shape):
+    """gather's (and take's, scatter_add's, index_add's) index inputs were drawn 0 or 1 as any integer input:
+    out of range for a dim of 1, and the run stopped with onnxruntime's raw error (moe hunt); given ones past
+    the end are said before the run."""
+    spec = tmp_path / "g.arch"
+    spec.write_text(f"model m(x: float32[B, 1], i: int64[{shape}]) -> y {{\n    y = {body}\n}}\n")
+    for _ in range(3):  # random draws
+        assert main(["run", str(spec), "--batch", "4", "--repeat", "1"]) == 0, capsys.readouterr().err
+    np.save(tmp_path / "i.npy", np.full((2, 1) if "B" in shape else (1,), 1, np.int64))
+    np.save(tmp_path / "x.npy", np.ones((2, 1), np.float32))
+    assert main(["run", str(spec), "--input", f"i={tmp_path / 'i.npy'}", "--input", f"x={tmp_path / 'x.npy'}"]) == 1
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"'i'[0{', 0' if 'B' in shape else ''}] is 1, but " in said and " of what " in said and \
+        " has 1 row: ids are -1..0" in said, said
+
+
 def test_run_refuses_a_batch_the_model_cannot_take(tmp_path, capsys):
     spec = tmp_path / "fixed.arch"
     spec.write_text("model m(x: float32[2, 4]) -> y {\n    y = x -> linear(3)\n}\n")
