@@ -1,7 +1,7 @@
 """What a model's integer inputs hold, read from its graph: indices (embedding ids, rows of a table, a
-gather's positions), a spec's own
-labels (classes of its cross_entropy), lstm/gru lengths (steps of the layers they feed). The training data's
-checks and `archdsl run` draw and check them; a built model records them as metadata."""
+gather's positions), a spec's own labels (classes of its cross_entropy), lstm/gru lengths (steps of the
+layers they feed). The training data's checks and `archdsl run` draw and check them; a built model records
+them as metadata."""
 
 from __future__ import annotations
 
