@@ -171,6 +171,10 @@ def check_grad(op: str, arrays: list[np.ndarray], attrs: dict | None = None, *, 
                           OPSET32 if linear else OPSET64, tied)
     if linear:
         eps, rtol = 1.0, max(rtol, 1e-4)
+        # the loss at |inputs| with |r|: the sum of its terms' sizes (convs, pools and moves are sums of
+        # products with positive coefficients), which a float32 loss rounds at ~1e-7 of, whatever it cancels to
+        abs_model, _ = _build(op, types, attrs, DType.float32, [None if r is None else np.abs(r) for r in rs], [],
+                              OPSET32, tied)
     for _ in range(directions):
         vs = {i: np.asarray(rng.standard_normal(feeds[f"in{i}"].shape)) for i in wrt}
         cast = (lambda a: np.asarray(a, np.float32 if a.dtype == np.float64 else a.dtype)) if linear else np.asarray
@@ -180,8 +184,10 @@ def check_grad(op: str, arrays: list[np.ndarray], attrs: dict | None = None, *, 
         fd = (lp - lm) / (2 * eps)
         an = sum(float(np.sum(g * vs[i])) for i, g in zip(wrt, grads))
         scale = max(abs(fd), abs(an), 1e-3)
-        # float32 losses (linear ops) round at about 1e-7 of their size: that bounds what fd can resolve
-        atol = 1e-7 + (1e-6 * max(abs(lp), abs(lm)) / (2 * eps) if linear else 0.0)
+        # float32 losses (linear ops) round at about 1e-7 of their terms' size: that bounds what fd can resolve
+        size = float(run_model(abs_model, {k: cast(np.abs(v) + eps * np.abs(vs[int(k[2:])]) if int(k[2:]) in vs
+                                                   else v) for k, v in feeds.items()})[0]) if linear else 0.0
+        atol = 1e-7 + (1e-6 * max(abs(lp), abs(lm), size) / (2 * eps) if linear else 0.0)
         assert abs(fd - an) <= rtol * scale + atol, f"{op}: finite differences {fd:.8g}, gradient {an:.8g}"
     # the same gradient graph in float32 on onnxruntime agrees
     m32, _ = _build(op, types, attrs, DType.float32, rs, wrt, OPSET32, tied)
