@@ -121,6 +121,12 @@ def _check_batched(path: str, declared: dict, derived_labels: bool = False) -> N
     symbolic = any(isinstance(d, str) and d for d in firsts)
     numbers = [d for d in firsts if isinstance(d, int)]
     batch_name = _batch_name(declared, derived_labels)
+    if batch_name not in BATCH_NAMES:  # no first dim is named as a batch, but a later one is: x [T, B, 8] beside
+        for name, dims in declared.items():  # time-major labels (or [10, B, 8]) was cut along T without a word
+            at = next((i for i, d in enumerate(dims[1:], 1) if d not in firsts and (  # torch's RNNs' (L, N, H);
+                d in ("B", "batch") or d == "N" and dims[0] in ("T", "L", "S"))), None)  # points [G, N, 3] stay
+            if at is not None and not (name == "labels" and derived_labels):
+                _batch_not_first(path, name, dims, at)
     for name, dims in declared.items():
         if batch_name and dims and dims[0] != batch_name and batch_name in dims[1:]:  # x: [T, B, 8] beside
             _batch_not_first(path, name, dims, dims.index(batch_name),                # labels [B]: cut along T
@@ -147,11 +153,12 @@ def _check_batched(path: str, declared: dict, derived_labels: bool = False) -> N
 def _batch_name(declared: dict, derived_labels: bool = False) -> str | None:
     """The batch's dim name: the labels' first dim, else the one first dim named so (B, batch, N), else the
     first dim every input shares; None where the names leave it open. Labels that take the shape of the
-    output a --loss reads name it only with a batch's name: a time-major output ([T, B, C]) does not make T the
-    batch."""
+    output a --loss reads give way to a batch's name among the inputs': a time-major output ([T, B, C]) does
+    not make T the batch."""
     lead = (declared.get("labels") or [None])[0]
-    if derived_labels and lead not in BATCH_NAMES:
-        return _batch_name({k: v for k, v in declared.items() if k != "labels"}) or _batch_name(declared)
+    if derived_labels and lead not in BATCH_NAMES:  # a batch's name among the inputs' first dims, else the labels'
+        guess = _batch_name({k: v for k, v in declared.items() if k != "labels"})
+        return guess if guess in BATCH_NAMES else _batch_name(declared)
     if isinstance(lead, str) and lead:
         return lead
     named = {dims[0] for dims in declared.values() if dims and isinstance(dims[0], str) and dims[0]}
