@@ -37,10 +37,10 @@ def index_rows(graph) -> dict[str, tuple[int, str, bool, bool]]:
 def _indexed(node):
     """(the index input, the size it indexes, what has that size in words) of a node that reads indices."""
     x = node.inputs[0] if node.inputs else None
+    if node.op == "embedding":  # ids first (of any rank, 0-d too), then the table
+        return x, node.inputs[1].type.shape[0], f"the embedding it indexes ({node.name})"
     if x is None or x.type.rank == 0:
         return None
-    if node.op == "embedding":
-        return x, node.inputs[1].type.shape[0], f"the embedding it indexes ({node.name})"
     if node.op == "take":
         n = x.type.shape[node.attrs["axis"] % x.type.rank]
         return node.inputs[1], n, (f"the table it looks up ({x.name})" if x.kind == "param"

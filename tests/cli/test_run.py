@@ -157,6 +157,10 @@ def test_run_keeps_embedding_ids_within_the_table(tmp_path, capsys):
         assert main(["run", str(spec), "--input", f"ids={tmp_path / 'ids.npy'}"]) == 1
         err = capsys.readouterr().err
         assert f"ids.npy: 'ids'[0, 0] {words}, but the embedding it indexes (emb) has 100 rows: ids are 0..99" in err
+    spec.write_text("model m(ids: int64[]) -> y {\n    y = embedding(ids, 10, 4) as emb\n}\n")  # 0-d ids: left
+    np.save(tmp_path / "ids.npy", np.array(12, np.int64))  # unchecked by 6cce0cc (review57)
+    assert main(["run", str(spec), "--input", f"ids={tmp_path / 'ids.npy'}"]) == 1
+    assert "'ids'[] is 12, but the embedding it indexes (emb) has 10 rows" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("body, shape", [("gather(x, 1, i)", "B, 1"), ("take(x, i, axis=1)", "B, 1"),
