@@ -496,16 +496,16 @@ def _misspelled_keyword(tok, expected: str, before: str, after: str, closed: boo
     prev = re.search(r"(\w+)\s*$", before)
     if word in ("elseif", "elsif", "elif_"):
         return "; did you mean 'elif'?"
-    if "'param'" in expected and before[:1].isspace() and not before.strip() and closed:  # an indented
-        # statement (`y = ...`, `return h`, `for ...`) read at the top level: a '}' before it closed its body
+    near = did_you_mean(word, [k for k in _STATEMENT_WORDS if f"'{k}'" in expected]) \
+        if word.isidentifier() and word not in _STATEMENT_WORDS else ""
+    if "'param'" in expected and before[:1].isspace() and not before.strip() and closed and \
+            not (near and not re.match(r"\s*=(?!=)", after)):  # an indented statement (`y = ...`, `return h`,
+        # `for ...`) read at the top level: a '}' before it closed its body (`  modle m(...)`: a misspelling)
         return " (this indented line is read outside any body: a '}' before it closed the model or block)"
     if word.isidentifier() and "'param'" in expected and re.match(r"\s*=(?!=)", after):
         return f" (a file's names are declared: param {word} = ... (-D may set it), or let {word} = ...)"
-    if word.isidentifier() and word not in _STATEMENT_WORDS:
-        wanted = [k for k in _STATEMENT_WORDS if f"'{k}'" in expected]
-        hint = did_you_mean(word, wanted)
-        if hint:
-            return hint
+    if near:
+        return near
     if statement and prev and prev[1] not in _STATEMENT_WORDS and before.strip() == prev[1]:  # `retrun x`: a
         # statement's first word (not one inside brackets, a string's hole or a -D value, where no keyword goes)
         inside = before[:1].isspace()  # an indented line, in a body: no import, param, model or block there

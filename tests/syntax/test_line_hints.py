@@ -213,6 +213,15 @@ def test_threads_parsing_a_processs_first_spec_at_once_keep_their_hints(tmp_path
         assert run.stdout.split() == ["4"], run.stdout + run.stderr
 
 
+def test_an_indented_misspelled_keyword_after_a_closed_body_keeps_its_suggestion():
+    """`  modle m(...)` after a block closed as meant was told a '}' closed its body early, and lost "did you
+    mean 'model'?" (review57)."""
+    for line, word in (("  modle m(x: float32[B, 4]) -> y {\n    y = x\n}", "model"), ("    paramm n = 3", "param")):
+        with pytest.raises(ArchSyntaxError) as e:
+            parse(f"block b(x) {{\n    return x\n}}\n{line}\n", "t.arch")
+        assert e.value.message.endswith(f"did you mean '{word}'?"), e.value.message
+
+
 def test_an_indented_line_after_a_dicts_brace_is_no_body_closed_early():
     """Any '}' before an indented top-level line was taken as a body's: after `param cfg = {a: 1}` the hint said a
     '}' closed the model or block, where none came before (review56)."""
