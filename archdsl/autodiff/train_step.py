@@ -248,8 +248,9 @@ def _warn_untrained(graph: Graph, out_name: str, ungraded: list[Value], spec_los
     # output 'recon'" of a VQ-VAE's encoder past an argmin, the loss reading recon)
     if stopped:
         held = {id(p) for p in stopped}
-        prefix = _prefix(stopped, [p for p in graph.trainable() if id(p) not in held])
-        one = len(stopped) == 1
+        one = len(stopped) == 1  # one parameter's own name freezes it (review57: "with each of their names")
+        prefix = _prefix(stopped, [p for p in graph.trainable() if id(p) not in held]) or (stopped[0].name if one
+                                                                                            else "")
         them, its = ("it", "its") if one else ("them", "their")
         graph.warnings.append((f"{_listed(stopped)} reach{'es' if one else ''} the loss (on "
                                f"'{out_name}') only through detach (or integer and comparison ops): no gradient, so "

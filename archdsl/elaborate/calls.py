@@ -369,7 +369,7 @@ class Calls:
                                            else f" and the tensor is {dt}")
                                         + "; cast(x, \"float32\") first", span)
                 if not dt.limits()[0] <= v <= dt.limits()[1]:  # `ids < 1e30`
-                    raise ArchTypeError(f"{opname}(): the number {v:g} lies outside {dt}'s range, so the comparison "
+                    raise ArchTypeError(f"{opname}(): the number {v!r} lies outside {dt}'s range, so the comparison "
                                         "is the same for every element (torch gives all true or all false): compare "
                                         "with a number in range", span)
                 v = int(v)

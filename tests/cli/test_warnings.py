@@ -262,6 +262,10 @@ def test_parameters_the_loss_reaches_only_through_detach_are_said_with_the_freez
                     '    u = x -> linear(4) as "t.b" -> linear(4) as "t.c" -> detach\n    y = x * s + u\n}\n')
     assert main(["build", str(spec), "--train", "--loss", "mse", "-o", out]) == 0  # --freeze t (review48)
     assert "--freeze with each of their names leaves them out" in " ".join(capsys.readouterr().err.split())
+    spec.write_text('model m(x: float32[B, 4]) -> y {\n    s = parameter([4]) as scale\n    y = x * detach(s)\n'
+                    '    y = y -> linear(4) as fc\n}\n')  # one parameter: its own name (review57)
+    assert main(["build", str(spec), "--train", "--loss", "mse", "-o", out]) == 0
+    assert "--freeze scale leaves it out of the update's state" in " ".join(capsys.readouterr().err.split())
 
 
 def test_a_parameter_past_an_argmin_that_feeds_the_read_output_is_said_stopped_not_unread(tmp_path, capsys):

@@ -175,6 +175,7 @@ def _refused(src: str, words: str):
                                          "beside it is int64"),  # a port's finfo.min mask: "does not fit int64"
     ("i < 1e30", "lt(): the number 1e+30 lies outside int64's range, so the comparison is the same for every "
                  "element"),  # as lt(i, 1e30), which said it did not fit (t5 hunt)
+    ("i < 9223372036854775808.0", "the number 9.223372036854776e+18 lies outside"),  # not 9.22337e+18 (review57)
     ("x * min(x, dim=0)", "or amin(x, dim) and argmin(x, dim) for the values and indices torch.min(x, dim) gives"),
     ("x * max(x, dim=0)", "or amax(x, dim) and argmax(x, dim)"),  # torch's keyword form said only "does not
     # take (tensor float32[3], dim=int 0)" (vqvae hunt)
