@@ -1,4 +1,4 @@
-"""einsum(equation, [a, b, ...]): torch.einsum, lowered to ONNX Einsum.
+"""einsum(equation, [a, b, ...]): torch.einsum, lowered to ONNX Einsum (a two-operand contraction to MatMul).
 
 The equation is read at compile time into a canonical form: one letter per dim of each operand (`...`
 becomes letters the equation does not use, right-aligned as numpy broadcasts), and an explicit output
@@ -126,9 +126,46 @@ def _lower(e, ins, outs, c):
         terms.append("".join(ch for j, ch in enumerate(p.terms[k]) if j not in axes))
     equation = ",".join(terms) + "->" + p.out
     if not wide:
+        if dt in (DType.float32, DType.float64) and _matmul(e, names, terms, p.out, outs):
+            return
         e.op("Einsum", names, outputs=outs, equation=equation)
         return
     e.op("Cast", [e.op("Einsum", names, equation=equation)], outputs=outs, to=dt.onnx)
+
+
+def _matmul(e, names: list, terms: list, out: str, outs) -> bool:
+    """Two operands, each letter in both (batch or contracted) or in one and the output, at most one letter
+    each of left, contracted and right: Transposes, a MatMul and a Transpose, written out. onnxruntime's
+    Einsum kernel (1.32) dies of SIGFPE on `bqd,bkd->bqk` at a batch or contracted size 0, killing the process;
+    MatMul takes size 0 as torch does (ops2 hunt). Other equations keep Einsum. False where not written."""
+    import numpy as np
+    if len(terms) != 2 or any(len(set(t)) != len(t) for t in terms):
+        return False
+    a, b = terms
+    batch = [c for c in out if c in a and c in b]
+    left, right = [c for c in a if c not in b], [c for c in b if c not in a]
+    summed = [c for c in a if c in b and c not in out]
+    if any(c not in out for c in left + right) or len(left) > 1 or len(right) > 1 or len(summed) > 1:
+        return False
+    rank = len(batch) + 2
+
+    def arrange(x, term: str, order: list[str], pads: list[int]):
+        """x with its letters in `order`, then a dim of 1 at each of pads (a group with no letter)."""
+        perm = [term.index(c) for c in order]
+        if perm != list(range(len(perm))):
+            x = e.op("Transpose", [x], perm=perm)
+        return e.op("Unsqueeze", [x, e.const(np.array(pads, dtype=np.int64))]) if pads else x
+    x = arrange(names[0], a, batch + left + summed, [rank - 2] * (not left) + [rank - 1] * (not summed))
+    y = arrange(names[1], b, batch + summed + right, [rank - 2] * (not summed) + [rank - 1] * (not right))
+    got = batch + (left or ["."]) + (right or ["."])  # the MatMul's letters, "." where a 1 was put
+    pads = [j for j, c in enumerate(got) if c == "."]
+    perm = [[c for c in got if c != "."].index(c) for c in out]
+    steps = [("MatMul", [y], {})] + [("Squeeze", [e.const(np.array(pads, dtype=np.int64))], {})] * bool(pads) \
+        + [("Transpose", [], {"perm": perm})] * (perm != sorted(perm))
+    z = x
+    for k, (op, more, attrs) in enumerate(steps):  # the last writes the output
+        z = e.op(op, [z, *more], **({"outputs": outs} if k == len(steps) - 1 else {}), **attrs)
+    return True
 
 
 def _grad(b, c, ins, outs, gouts):
@@ -191,6 +228,9 @@ register(OpDef(
     doc="Sums of products over the letters of an equation (torch.einsum; ONNX Einsum): "
         "einsum(\"bij,bjk->bik\", [a, b]), the operands in one list as concat's. Without '->' the output is "
         "torch's (letters written once, in ASCII order); '...' broadcasts, and so does a dim of size 1 against "
-        "a larger one. bfloat16 is computed in float32 (ONNX Einsum takes none). The gradient is an einsum per "
+        "a larger one. bfloat16 is computed in float32 (ONNX Einsum takes none). A float32 or float64 "
+        "contraction of two operands with at most one letter each of left, summed and right (bhqd,bhkd->bhqk) "
+        "is written as Transposes and a MatMul: onnxruntime's Einsum kernel dies on some at size 0. The "
+        "gradient is an einsum per "
         "operand; an operand whose subscripts repeat a letter (a diagonal, 'ii->i') has none.",
 ))

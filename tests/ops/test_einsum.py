@@ -169,3 +169,42 @@ def test_einsum_that_sums_nothing_counts_a_multiply_per_product():
     from archdsl.summary import summarize
     rows = {r["name"]: r["flops"] for r in summarize(archdsl.check_source(src))["layers"]}
     assert (rows["einsum_0"], rows["einsum_1"]) == (rows["mul_0"], rows["mul_1"]) == (64 * 32, 64)
+
+
+_MATMUL_FORMS = ["bhqd,bhkd->bhqk", "bqd,bkd->bqk", "abcd,abed->abce", "ij,jk->ik", "ij,kj->ki", "i,i->", "i,j->ij",
+                 "bi,bj->bij", "bij,bj->bi", "ji,jk->ki", "bij,bj->ib"]
+
+
+def test_contractions_at_size_zero_run_as_torch():
+    """onnxruntime's Einsum kernel died of SIGFPE (the whole process) on `bhqd,bhkd->bhqk` at a batch or a
+    contracted size of 0 (ops2 hunt): two-operand contractions go to MatMul, which takes size 0. In a child
+    process, so that a regression fails this test instead of killing the run."""
+    import subprocess
+    import sys
+    child = ("import numpy as np, torch, archdsl\nfrom archdsl import runtime\n"
+             f"for eq in {_MATMUL_FORMS!r}:\n"
+             "    terms = eq.split('->')[0].split(',')\n"
+             "    for zero in sorted(set(''.join(terms))):\n"
+             "        arrs = [np.ones([0 if c == zero else 3 for c in t], np.float32) for t in terms]\n"
+             "        decl = ', '.join(f'a{k}: float32[{\", \".join(\"N\" if c == zero else \"3\" for c in t)}]'"
+             " for k, t in enumerate(terms))\n"
+             "        src = f'model m({decl}) -> y {{\\n    y = einsum(\"{eq}\", [a0, a1])\\n}}\\n'\n"
+             "        y = runtime.session(archdsl.compile_source(src)).run(None, {f'a{k}': a for k, a in "
+             "enumerate(arrs)})[0]\n"
+             "        want = torch.einsum(eq, *map(torch.from_numpy, arrs)).numpy()\n"
+             "        assert y.shape == want.shape and np.array_equal(y, want), (eq, zero, y.shape, want.shape)\n"
+             "print('ok')\n")
+    run = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.split() == ["ok"], (run.returncode, run.stderr[-2000:])
+
+
+@pytest.mark.parametrize("eq", _MATMUL_FORMS)
+def test_contractions_written_as_matmul_match_torch(eq):
+    terms = eq.split("->")[0].split(",")
+    sizes = dict(zip("bhqdkijeac", (2, 3, 4, 5, 6, 3, 4, 5, 2, 3)))
+    _against_torch(eq, _operands(eq, sizes, 0))
+    model = archdsl.compile_source("model m(" + ", ".join(
+        f"a{k}: float32[{', '.join(str(sizes[c]) for c in t)}]" for k, t in enumerate(terms)) +
+        f') -> y {{\n    y = einsum("{eq}", [a0, a1])\n}}\n')
+    assert "Einsum" not in {n.op_type for n in model.graph.node} and \
+        "MatMul" in {n.op_type for n in model.graph.node}
