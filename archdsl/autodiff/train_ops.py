@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ops import Attr, OpDef, fail, reduce_op, register
 from ..ops._common import i64 as _i64
-from ..ops._common import numel_tensor, reshape_like
+from ..ops._common import numel_tensor, reshape_like, sigmoid
 from ..ops.losses import BCE_ATTRS, CE_ATTRS, kept_labels, labels64
 from ..ops.random import bits24, hashed_bits, random_key, random_values
 from ..types import DTYPES, DType, TensorType, is_static, numel
@@ -265,7 +265,7 @@ def _bce_grad_lower(which: str):
     element count for the mean, each element's own g for reduction none."""
     def lower(e, ins, outs, c):
         x, t, g = ins
-        part = e.op("Sub", [e.op("Sigmoid", [x]), t]) if which == "x" else e.op("Neg", [x])
+        part = e.op("Sub", [sigmoid(e, x, c.in_types[0].dtype), t]) if which == "x" else e.op("Neg", [x])
         if c.attrs["reduction"] == "mean":  # a known count as a scalar: [1] made a scalar x's gradient [1]
             xt = c.in_types[0]
             wide = DType.float32 if xt.dtype is DType.float16 else xt.dtype

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..types import DType
-from ._common import bfloat16_from, elementwise_cost, fill_array, float_input, wide_np, widen
+from ._common import bfloat16_from, elementwise_cost, fill_array, float_input, sigmoid, wide_np, widen
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis
 
@@ -43,7 +43,11 @@ def _simple(name, onnx_op, doc, flops=1, **fixed):
 
 
 _simple("relu", "Relu", "max(x, 0)")
-_simple("sigmoid", "Sigmoid", "1 / (1 + exp(-x))", flops=4)
+register(OpDef(
+    name="sigmoid", inputs=("x",), category="activation", infer=float_same("sigmoid"), elementwise=True,
+    lower=lambda e, ins, outs, c: sigmoid(e, ins[0], c.in_types[0].dtype, outs),
+    cost=lambda c: 4 * elementwise_cost(c), doc="1 / (1 + exp(-x))", grad=_pointwise_grad(_GRAD["sigmoid"]),
+))
 _simple("tanh", "Tanh", "hyperbolic tangent", flops=4)
 
 
@@ -63,7 +67,7 @@ register(OpDef(
 
 
 def _silu_lower(e, ins, outs, c):
-    s = e.op("Sigmoid", ins)
+    s = sigmoid(e, ins[0], c.in_types[0].dtype)
     e.op("Mul", [ins[0], s], outputs=outs)
 
 

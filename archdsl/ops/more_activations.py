@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import numel
-from ._common import elementwise_cost, float_input, narrow_into, shape_str, wide_np, wide_outputs, widen
+from ._common import elementwise_cost, float_input, narrow_into, shape_str, sigmoid, wide_np, wide_outputs, widen
 from .activation import exp_side, float_same, scalar
 from .logexp import log1p_of
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
@@ -95,7 +95,7 @@ def _glu_infer(ins, a):
 def _glu_lower(e, ins, outs, c):
     ax, h = _glu_half(c.in_types[0], c.attrs)
     first, second = e.op("Split", [ins[0], e.const(np.array([h, h], dtype=np.int64))], axis=ax, n_out=2)
-    e.op("Mul", [first, e.op("Sigmoid", [second])], outputs=outs)
+    e.op("Mul", [first, sigmoid(e, second, c.in_types[0].dtype)], outputs=outs)
 
 
 def _glu_grad(b, c, ins, outs, gouts):
