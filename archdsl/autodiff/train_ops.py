@@ -216,6 +216,8 @@ def _ce_grad_lower(e, ins, outs, c):
     classes = lt.shape[ax]
     lab, kept = kept_labels(e, labels64(e, labels, lab_t), c)
     sm = e.op("Softmax", [logits], axis=ax)
+    exact = eps if lt.dtype is DType.float64 else 0.0  # float64 smoothing: the one-hot's 0 and 1, smoothed after,
+    eps -= exact                                       # in float64 (eps / classes in float32 was 2e-7 off: ops2)
     if isinstance(classes, int):
         depth = _i64(e, classes)
         values = e.const(np.array([eps / classes, 1.0 - eps + eps / classes], dtype=np.float32))
@@ -230,6 +232,9 @@ def _ce_grad_lower(e, ins, outs, c):
         target = e.op("OneHot", [lab, depth, values], axis=ax)
     if lt.dtype is not DType.float32:  # onnxruntime's CPU OneHot has no float64 or float16 values
         target = e.op("Cast", [target], to=lt.dtype.onnx)
+    if exact:
+        low = e.op("Div", [e.const(np.array(exact, np.float64)), e.op("Cast", [depth], to=DType.float64.onnx)])
+        target = e.op("Add", [e.op("Mul", [target, e.const(np.array(1.0 - exact, np.float64))]), low])
     diff = e.op("Sub", [sm, target])
     if kept is not None:
         diff = e.op("Mul", [diff, e.op("Unsqueeze", [kept, _i64(e, [ax])])])
