@@ -170,6 +170,8 @@ class Calls:
                 op, args, kwargs = ops.get(root), [x], {}  # (torch: nan), pow(-0.0, -0.5) +inf (torch: -inf)
         if (out := self.widened_call(op, args, kwargs, label, span)) is not None:  # mul(h, 1e-8) as h * 1e-8
             return out
+        if op.name == "clamp" and (out := self.clamped(args, kwargs, label, span)) is not None:  # a run-time
+            return out  # bound: torch.clamp(x, max=t), boxes.clamp(max=width) of a symbolic width
         try:
             tensors, attrs = self.bind_op_args(op, args, kwargs, span)
         except ArchError as err:  # conv2d(3, 64, 7, stride=2): "stride given twice" is torch's order
@@ -320,12 +322,11 @@ class Calls:
                     raise ArchTypeError(f"{op.name}(): like= takes a tensor whose sizes to match, got "
                                         f"{describe(v)}", span)
                 picked.append((n, v))
-        tensors_given = [v for n, v in picked if isinstance(v, Tensor) and n != "cond"]  # numbers take a non-bool
-        ref = next((v for v in tensors_given if v.type.dtype is not DType.bool),  # neighbour's dtype, never the
-                   tensors_given[0] if tensors_given else None)  # condition's (where(i, x, 0.0), i int64: that the
-        ref_dt = ref.type.dtype if ref is not None else None     # condition is no bool is where's to say)
-        if ref is None and "cond" in op.inputs:  # where(c, 1.0, 0.0): the numbers' own dtype
-            ref_dt = _branch_dtype(picked) if any(n == "cond" and isinstance(v, Tensor) for n, v in picked) else None
+        near = [v for n, v in picked if isinstance(v, Tensor) and n != "cond"]  # numbers take a non-bool neighbour's
+        ref = next((v for v in near if v.type.dtype is not DType.bool), near[0] if near else None)  # dtype, never
+        ref_dt = ref.type.dtype if ref is not None else None  # where's condition's (a non-bool one is where's to say)
+        if ref is None and any(n == "cond" and isinstance(v, Tensor) for n, v in picked):  # where(c, 1.0, 0.0):
+            ref_dt = _branch_dtype(picked)  # the numbers' own dtype
         tensors = [self.as_tensor(v, DType.int64 if n in op.positions and is_int(v) else
                                   None if isinstance(v, bool) and not op.elementwise else ref_dt, op.name, n, span)
                    for n, v in picked]  # take(w, 0): the index is a position; take(w, true) is no index at all

@@ -222,6 +222,24 @@ class Operators:
         op = ops.get(opname)
         return self.call_op(op, [a, b], {}, None, span)
 
+    def clamped(self, args: list, kwargs: dict, label, span):
+        """clamp(x, min, max) with a bound known at run time only (a tensor, or a symbolic size) as maximum and
+        minimum (ONNX Clip takes its bounds as inputs, but the op's are attributes); None where every bound is
+        a number (the op itself). At x equal to a tensor bound the gradient is shared, where torch's clamp gives
+        it all to x."""
+        names = ("x", "min", "max")
+        if len(args) > 3 or set(kwargs) - set(names) or any(n in kwargs for n in names[:len(args)]):
+            return None  # the op's own binding says what is wrong
+        got = {**dict(zip(names, args)), **kwargs}
+        if not isinstance(got.get("x"), Tensor) or not any(isinstance(got.get(n), (Tensor, Sym)) for n in names[1:]):
+            return None
+        y = got["x"]
+        for bound, op in (("min", "maximum"), ("max", "minimum")):
+            if got.get(bound) is not None:
+                last = bound == "max" or got.get("max") is None
+                y = self.call_op(ops.get(op), [y, got[bound]], {}, label if last else None, span)
+        return y
+
     def _integer_power(self, x, k: int, span):
         """x ** k of an integer tensor by squaring, wrapping on overflow as torch's (onnxruntime's integer Pow
         goes through double: 3 ** 39 came back rounded, and overflow saturated)."""

@@ -176,7 +176,9 @@ register(OpDef(
     lower=lambda e, ins, outs, c: _clip(e, ins[0], c, c.attrs["min"], c.attrs["max"], outs),
     cost=lambda c: 2 * elementwise_cost(c), grad=_window(lambda a: a["min"], lambda a: a["max"], closed=True),
     doc="x limited to [min, max], either bound optional (torch.clamp, ONNX Clip); the gradient passes where "
-        "min <= x <= max, the bounds included.",
+        "min <= x <= max, the bounds included. A bound known at run time only, a tensor (torch.clamp(x, min=t)) "
+        "or a symbolic size (boxes clamped to an image's width), makes maximum(x, min) then minimum(.., max), "
+        "whose gradient at x equal to a tensor bound is shared between them.",
 ))
 
 

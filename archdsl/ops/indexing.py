@@ -76,6 +76,7 @@ register(OpDef(
     doc="The k largest (largest=false: smallest) elements along dim and their int64 indices, a tuple "
         "(values, indices) as torch.topk: `v, i = topk(x, 2)`. ONNX TopK: always sorted, and tied values in "
         "order of index, where torch's order among ties is unspecified; NaN counts as the largest, as torch. k "
+        "is a number (a symbolic size is refused: the output's size is fixed when the graph is built); k "
         "larger than a known dim is refused (over a symbolic dim onnxruntime stops at run time). The values' "
         "gradient goes back to the chosen positions.",
 ))

@@ -331,7 +331,9 @@ register(OpDef(
     attrs=(Attr("scale_factor", "any", None),
            Attr("mode", "str", "nearest",
                 choices=("nearest", "nearest-exact", "linear", "bilinear", "trilinear", "bicubic")),
-           Attr("align_corners", "bool", False), Attr("size", "ints?", None)),
+           Attr("align_corners", "bool", False),
+           Attr("size", "ints?", None, symbolic="to another tensor's run-time size: upsample(x, like=that_tensor) "
+                "(torch's F.interpolate(x, size=skip.shape[2:]))")),
     infer=_infer, lower=_lower, cost=_cost, grad=_grad,
     doc="Resize the spatial dims by scale_factor, to size, or to the spatial sizes of like= (a skip "
         "connection's, read at run time: torch's F.interpolate(x, size=skip.shape[2:])) (torch.nn.Upsample); "

@@ -211,3 +211,33 @@ def test_float16_softplus_with_a_beta_is_torchs(beta, threshold):
     m = archdsl.compile_source(f"model m(x: float16[N]) -> y {{ y = softplus(x, {beta}, {threshold}) }}")
     y = runtime.session(m).run(None, {"x": x})[0]
     np.testing.assert_array_equal(y, F.softplus(torch.from_numpy(x), beta, threshold).numpy())
+
+
+def test_clamp_takes_bounds_known_at_run_time_as_torch():
+    """torch.clamp(x, min=t) with a tensor t, and torchvision's boxes.clamp(max=width) of a run-time width, were
+    refused ("expects a number, got tensor", "must be known when the graph is built") (detection hunt): as
+    maximum and minimum, forward and gradient as torch's (away from ties)."""
+    import archdsl
+    from archdsl import driver, runtime
+    from archdsl.autodiff import OptimConfig, TrainConfig
+    src = ("model m(s: float32[B, N], img: float32[B, 3, H, W], w: float32[B, 1]) -> (y, loss) {\n"
+           "    h = s * parameter([1], init=\"ones\") as k\n"
+           "    y = clamp(h, 0, shape(img)[3]) + clamp(h, min=-w, max=w) + clamp(h, max=shape(img)[2])\n"
+           "    loss = sum(y)\n}\n")
+    rng = np.random.default_rng(0)
+    s, w = (rng.standard_normal((2, 9)) * 6).astype(np.float32), np.abs(rng.standard_normal((2, 1))).astype(np.float32)
+    img = np.zeros((2, 3, 4, 5), np.float32)
+    y, _ = runtime.session(archdsl.compile_source(src)).run(None, {"s": s, "img": img, "w": w})
+    t, tw = torch.from_numpy(s).requires_grad_(), torch.from_numpy(w)
+    want = t.clamp(0, 5) + torch.clamp(t, -tw, tw) + t.clamp(max=4)
+    np.testing.assert_array_equal(y, want.detach().numpy())
+    ct = driver.build_train(driver.load(text=src, file="t.arch"), None, driver.CompileOptions(),
+                            TrainConfig(loss="model", lr=1.0, optimizer=OptimConfig("sgd")))
+    sess = runtime.session(ct.step_model)
+    feeds = {"s": s, "img": img, "w": w}
+    out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {
+        i.name: feeds[i.name] for i in sess.get_inputs() if i.name in feeds})))
+    k = torch.ones(1, requires_grad=True)
+    h = torch.from_numpy(s) * k
+    (h.clamp(0, 5) + torch.clamp(h, -tw, tw) + h.clamp(max=4)).sum().backward()
+    np.testing.assert_allclose(1 - out["k.new"], k.grad.numpy(), rtol=1e-5)
