@@ -280,16 +280,25 @@ def _check_finite_state(trainer: Trainer, source: str) -> None:
                             f"{'numbers' if name in buffers else 'finite values'} only")
 
 
-def _not_finite(loss: float, epoch: int, step: int, steps: int, first: bool, weights: str | None = None) -> str:
-    """Before the first update the learning rate cannot be the cause: then the data, the model or the weights
-    it starts from are (finite weights of 1e33 from a diverged run give an inf loss too)."""
-    where = f"the loss is {loss} at epoch {epoch}, step {step} of {steps}"
+def _not_finite(loss: float, epoch: int, step: int, steps: int, first: bool, weights: str | None = None,
+                idx=()) -> str:
+    """Before the first update (at a learning rate above 0) the learning rate cannot be the cause: then the
+    data, the model or the weights it starts from are (finite weights of 1e33 from a diverged run give an inf
+    loss too)."""
+    where = f"the loss is {loss} at epoch {epoch}, step {step} of {steps} ({_examples(idx)})"
     if first:
         who = f"the starting weights ({weights}) or the model give it on this data" if weights else \
             "the model gives it on this data"
-        return (f"{where}, before any update: {who} (a log or sqrt of a negative, a division by zero, inputs "
-                f"out of range?), not the learning rate")
+        return (f"{where}, before any update moved the weights: {who} (a log or sqrt of a negative, a division "
+                "by zero, a softmax over only -inf, inputs out of range?), not the learning rate")
     return f"{where}; if the weights diverged, lower the learning rate (--lr)"
+
+
+def _examples(idx) -> str:
+    shown = sorted(int(i) for i in idx)
+    return f"example {shown[0]}" if len(shown) == 1 else \
+        f"a batch of examples {', '.join(map(str, shown[:5]))}" + (f" and {len(shown) - 5} more" if len(shown) > 5
+                                                                   else "")
 
 
 def run_training(ct, opts: LoopOptions, console=None) -> dict:
@@ -399,7 +408,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
         console.print(f"stopping: at epoch {start}, where {opts.checkpoint} was written, val_loss had not "
                       f"improved for {stale} epoch{'s' if stale != 1 else ''} (--patience {opts.patience})")
         start = opts.epochs
-    updated = start > 0  # an update has run (a non-finite loss before one is not the learning rate's doing)
+    updated = start > 0  # an update has moved the weights (a non-finite loss before one is not the lr's doing)
     for epoch in range(start + 1, opts.epochs + 1):
         t0 = time.perf_counter()
         if "lr" in trainer.state:  # lr is a step input: a schedule just feeds it (and a resumed run takes --lr)
@@ -426,14 +435,16 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                         warming = done < opts.warmup
                     trainer.set("lr", np.array(lr * f, np.float32))
                 loss, pred = _on_batch(opts.data, idx, lambda: trainer.train_step(batch))
-                first, updated = not updated, updated or accumulate == 1 or bool(batch["apply"])
+                moved = (accumulate == 1 or bool(batch["apply"])) and not (  # an update at lr 0 moves nothing
+                    "lr" in trainer.state and float(trainer.get("lr")) == 0)
+                first, updated = not updated, updated or moved
                 weight = batch_weight(batch.get("labels"), ignore, len(idx)) if ct.info.labelled else \
                     spec_batch_weight(batch, masked, len(idx))
                 if weight == 0:  # every label ignored: the step ran with a zero gradient, as torch's does
                     bar.update(task, advance=1)
                     continue
                 if not np.isfinite(loss):
-                    raise ArchError(_not_finite(loss, epoch, step, steps, first, opts.weights_file))
+                    raise ArchError(_not_finite(loss, epoch, step, steps, first, opts.weights_file, idx))
                 total += loss * weight
                 seen += weight
                 if ct.info.labelled:
@@ -534,11 +545,7 @@ def _on_batch(path: str, idx, run):
         if type(e).__name__ == "NotImplemented" or "type is not supported" in message:  # a kernel the
             # provider lacks (no 16-bit scatter-add on the CPU): not the data's fault
             raise ArchError(f"onnxruntime cannot run this model on its provider: {message}") from None
-        shown = sorted(int(i) for i in idx)
-        what = f"example {shown[0]}" if len(shown) == 1 else \
-            f"a batch of examples {', '.join(map(str, shown[:5]))}" + (f" and {len(shown) - 5} more" if len(shown) > 5
-                                                                       else "")
-        raise ArchError(f"{path}: onnxruntime failed on {what}: {message}") from None
+        raise ArchError(f"{path}: onnxruntime failed on {_examples(idx)}: {message}") from None
 
 
 def evaluate(trainer: Trainer, data: dict, batch_size: int, loss_kind: str, path: str = "validation data") -> dict:
