@@ -201,7 +201,7 @@ def cmd_run(args, sources) -> int:
         from ..training.data import check_ctc_inputs, check_index_inputs, check_label_inputs
         general = elaborate_model(mod, name)
         high = {k: classes for k, (classes, _, _) in label_inputs(general).items()}  # labels within the classes
-        high.update({k: rows for k, (rows, *_) in index_rows(general).items()})
+        high.update({k: rows for k, (rows, *_) in index_rows(general, parts=True).items()})  # fit every reading
         for k, a in given.items():
             check_index_inputs(given_from[k], {k: a}, general)
             check_label_inputs(given_from[k], {k: a}, general)
@@ -225,6 +225,7 @@ def cmd_run(args, sources) -> int:
         for k, (steps, _, _) in length_limits(general, given, planned).items():
             if steps:
                 high[k] = (1, steps + 1)
+        high.update(_run_time_rows(general, planned, high))
     feeds = runtime.random_feeds(sess, args.batch, {**from_given, **dims}, args.seed, high=high, skip=set(given))
     feeds.update(given)
     empty = [k for k, a in feeds.items() if 0 in np.shape(a)]
@@ -288,6 +289,19 @@ def _check_recorded(given: dict, given_from: dict, ranges: dict, ignored: dict) 
             at = tuple(int(i) for i in np.argwhere(bad)[0])
             raise ArchError(f"{given_from[k]}: '{k}'{list(at)} is {a[at]}, outside {low}..{high - 1}, the range the "
                             f"model records for it ({int(bad.sum())} out of range)")
+
+
+def _run_time_rows(graph, sizes: dict, high: dict) -> dict:
+    """Indices along a symbolic dim (a GNN's edge_index[0] into its N nodes) drawn below that dim's size in
+    this run, the fewest any reading has (0s and 1s failed in onnxruntime at N = 1: gnn hunt)."""
+    from .. import runtime
+    from ..ir.int_inputs import index_readings
+    fewest: dict = {}
+    for name, _, n, _, _ in index_readings(graph):
+        size = n if isinstance(n, int) else runtime.dim_at(str(n), sizes)
+        if name not in high and fewest.get(name, 1) is not None:
+            fewest[name] = None if size is None or size < 1 else min(size, fewest.get(name, size))
+    return {k: n for k, n in fewest.items() if n is not None}
 
 
 def _recorded_ranges(sess, sizes: dict) -> tuple[dict, dict]:

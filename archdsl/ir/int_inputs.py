@@ -7,31 +7,62 @@ from __future__ import annotations
 
 from ..ops.recurrent import lengths_input
 
-__all__ = ["index_rows", "int_input_ranges", "label_inputs", "length_inputs"]
+__all__ = ["index_readings", "index_rows", "int_input_ranges", "label_inputs", "length_inputs"]
 
 
-def index_rows(graph) -> dict[str, tuple[int, str, bool, bool]]:
-    """The model inputs read directly as indices along a dim of known size: embedding ids, take()'s indices
-    (the translator's shared tables), gather's, index_add's and scatter_add's. Each as the fewest positions
-    any reading has, what has them (said in words), whether negative ids count from the end (where no
-    embedding reads them: the others keep numpy's and ONNX's negative indices), and whether the fewest are
-    not an embedding's."""
-    rows: dict[str, tuple[int, str, bool, bool]] = {}
+def index_readings(graph) -> list[tuple]:
+    """Every reading of a model input as indices along a dim: embedding ids, take()'s indices (the
+    translator's shared tables), gather's, index_add's and scatter_add's, of the input itself or of fixed
+    positions of it (`cat[:, 3] -> embedding(...)`, one table per column; `edge_index[0]`). Each as (the
+    input's name, the numpy index of what is read or None for all of it, the size indexed (a number or a
+    symbol), what has that size in words, whether negative ids count from the end (not an embedding's))."""
+    out = []
     for node in graph.nodes:
         got = _indexed(node)
         if got is None:
             continue
         ids, n, what = got
-        if ids.kind != "input" or not isinstance(n, int):
+        source, select = _source(ids)
+        if source is not None:
+            out.append((source.name, select, n, what, node.op != "embedding"))
+    return out
+
+
+def index_rows(graph, parts: bool = False) -> dict[str, tuple[int, str, bool, bool]]:
+    """The model inputs read whole as indices along dims of known size (index_readings; `parts`: or some of
+    their positions, for ids to draw that fit every reading): each as the fewest positions any reading has,
+    what has them (said in words), whether negative ids count from the end (where no embedding reads them),
+    and whether the fewest are not an embedding's."""
+    rows: dict[str, tuple[int, str, bool, bool]] = {}
+    for name, select, n, what, took in index_readings(graph):
+        if not isinstance(n, int) or select is not None and not parts:
             continue
-        took = node.op != "embedding"
         entry = (n, what, took, took)
-        if ids.name in rows:  # ids every reading takes: the fewest rows, and no negatives where one refuses them
-            had = rows[ids.name]
+        if name in rows:  # ids every reading takes: the fewest rows, and no negatives where one refuses them
+            had = rows[name]
             fewest = min(entry, had)
             entry = (fewest[0], fewest[1], entry[2] and had[2], fewest[3])
-        rows[ids.name] = entry
+        rows[name] = entry
     return rows
+
+
+def _source(v):
+    """(the model input v is, or fixed positions of: one getitem of numbers and whole or fixed slices, the
+    numpy index of them), else (None, None)."""
+    if v.kind == "input":
+        return v, None
+    n = v.producer
+    if n is None or n.op != "getitem" or n.inputs[0].kind != "input":
+        return None, None
+    select = []
+    for part in n.attrs["index"]:
+        if part[0] == "i" and isinstance(part[1], int):
+            select.append(part[1])
+        elif part[0] == "s" and all(b is None or isinstance(b, int) for b in part[1:]):
+            select.append(slice(*part[1:]))
+        else:
+            return None, None
+    return n.inputs[0], tuple(select)
 
 
 def _indexed(node):

@@ -10,7 +10,7 @@ import numpy as np
 from onnx import helper
 
 from ..diagnostics import ArchError
-from ..ir.int_inputs import index_rows, label_inputs, length_inputs
+from ..ir.int_inputs import index_readings, index_rows, label_inputs, length_inputs
 from ..lower.weights import narrow_float, open_npz, raw_bytes, read_npz
 from ..ops._common import channels_first_perm
 from ..runtime import dim_conflict, is_name
@@ -296,6 +296,21 @@ def check_index_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
             many = f"{rows} row{'s' if rows != 1 else ''}"
             raise ArchError(f"{path}: '{name}'{at} is {got[tuple(at)]}, but {table} has {many}{also}: ids are "
                             f"{f'{-rows}..' if wraps else '0..'}{rows - 1} ({int(bad.sum())} out of range)")
+    for name, select, rows, table, wraps in index_readings(graph):  # fixed positions of an input, each
+        if name not in data or select is None or not isinstance(rows, int):  # read on its own (a column
+            continue  # per embedding: DLRM's cat[:, i], multi-task labels y[:, 0])
+        try:
+            got = data[name][select]
+        except IndexError:  # the data's sizes are checked against the spec elsewhere
+            continue
+        bad = _outside(got + rows if wraps else got, 2 * rows if wraps else rows)
+        if bad.any():
+            at = first_index(bad)
+            shown = ", ".join(f"{p.start or ''}:{p.stop or ''}{f':{p.step}' if p.step else ''}"
+                              if isinstance(p, slice) else str(p) for p in select)
+            raise ArchError(f"{path}: '{name}[{shown}]'{at} is {got[tuple(at)]}, but {table} has {rows} "
+                            f"row{'s' if rows != 1 else ''}: ids are {f'{-rows}..' if wraps else '0..'}{rows - 1} "
+                            f"({int(bad.sum())} out of range)")
 
 
 def mean_masked_labels(graph) -> dict[str, int]:

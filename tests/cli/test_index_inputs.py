@@ -1,0 +1,51 @@
+"""Index inputs read through fixed positions (one embedding per column of an id matrix, DLRM's cat[:, i]) and
+along symbolic dims (a GNN's edge_index[0] into its N nodes): checked per reading in train's data and run's
+--input, drawn within every reading by run (they were unchecked, or drawn as 0s and 1s)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from archdsl.cli import main
+
+COLUMNS = ("model m(cat: int64[B, 3], x: float32[B, 2]) -> y {\n"
+           "    es = [cat[:, i] -> embedding(rows, 4) as \"emb.{i}\" for i, rows in enumerate([3, 10, 4])]\n"
+           "    y = concat([x] + es, axis=1) -> linear(1) as fc\n}\n")
+
+
+def test_each_column_of_an_id_matrix_is_checked_against_its_own_table(tmp_path, capsys):
+    """A -1 in column 2 trained silently (the last row of its table); a 10 stopped mid-epoch with
+    onnxruntime's Gather message naming another batch (tabular hunt). Column 1's 10-row table takes 9."""
+    spec = tmp_path / "c.arch"
+    spec.write_text(COLUMNS)
+    rng = np.random.default_rng(0)
+    cat = np.stack([rng.integers(0, 3, 40), rng.integers(0, 10, 40), rng.integers(0, 4, 40)], axis=1)
+    cat[33, 2] = -1
+    x = rng.standard_normal((40, 2)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", cat=cat, x=x, labels=rng.random((40, 1)).astype(np.float32))
+    args = ["--data", str(tmp_path / "d.npz"), "--loss", "mse", "--epochs", "1", "-o", str(tmp_path / "w.npz")]
+    assert main(["train", str(spec), *args]) == 1
+    assert "'cat[:, 2]'[33] is -1, but the embedding it indexes (emb.2) has 4 rows: ids are 0..3" in \
+        " ".join(capsys.readouterr().err.split())
+    cat[33, 2] = 3
+    np.savez(tmp_path / "d.npz", cat=cat, x=x, labels=rng.random((40, 1)).astype(np.float32))
+    assert main(["train", str(spec), *args, "--quiet"]) == 0
+    given = cat[:2].copy()
+    given[1, 2] = 4
+    np.save(tmp_path / "cat.npy", given)
+    assert main(["run", str(spec), "--input", f"cat={tmp_path / 'cat.npy'}"]) == 1
+    assert "'cat[:, 2]'[1] is 4, but the embedding it indexes (emb.2) has 4 rows" in capsys.readouterr().err
+    for _ in range(3):  # drawn below the smallest table
+        assert main(["run", str(spec), "--batch", "32", "--repeat", "1"]) == 0
+
+
+def test_indices_along_a_symbolic_dim_are_drawn_below_its_size(tmp_path, capsys):
+    """A message-passing GNN: edge_index[0] picks nodes of x [N, 8]; run drew 0s and 1s, out of range at
+    N = 1 (onnxruntime's ScatterElements error: gnn hunt)."""
+    spec = tmp_path / "g.arch"
+    spec.write_text("model g(x: float32[N, 8], edge_index: int64[2, E]) -> y {\n"
+                    "    msg = take(x, edge_index[0], axis=0)\n"
+                    "    y = index_add(zeros_like(x), 0, edge_index[1], msg)\n}\n")
+    for flags in ([], ["--dim", "N=3", "--dim", "E=50"]):
+        for _ in range(3):
+            assert main(["run", str(spec), "--repeat", "1", *flags]) == 0, capsys.readouterr().err
