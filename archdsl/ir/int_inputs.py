@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..ops.recurrent import lengths_input
 
-__all__ = ["index_readings", "index_rows", "int_input_ranges", "label_inputs", "length_inputs"]
+__all__ = ["index_readings", "index_rows", "int_input_ranges", "label_inputs", "label_readings", "length_inputs"]
 
 
 def index_readings(graph) -> list[tuple]:
@@ -82,18 +82,29 @@ def _indexed(node):
     return None
 
 
-def label_inputs(graph) -> dict[str, tuple[int, int | None, str]]:
-    """The model inputs a spec's own cross_entropy reads directly as labels: (classes, its ignore_index, the
-    node's name), the fewest classes where several read one input."""
-    out: dict[str, tuple[int, int | None, str]] = {}
+def label_readings(graph) -> list[tuple]:
+    """Every reading of a model input as a spec's own cross_entropy's labels, whole or at fixed positions (a
+    multi-task y[:, 0]): (the input's name, the numpy index read or None, classes, its ignore_index, the node's
+    name)."""
+    out = []
     for node in graph.nodes:
-        if node.op != "cross_entropy" or node.inputs[1].kind != "input":
+        if node.op != "cross_entropy":
             continue
+        source, select = _source(node.inputs[1])
         logits = node.inputs[0].type
         classes = logits.shape[node.attrs["axis"] % logits.rank]
-        name = node.inputs[1].name
-        if isinstance(classes, int) and classes < out.get(name, (classes + 1,))[0]:
-            out[name] = (classes, node.attrs["ignore_index"], node.name)
+        if source is not None and isinstance(classes, int):
+            out.append((source.name, select, classes, node.attrs["ignore_index"], node.name))
+    return out
+
+
+def label_inputs(graph) -> dict[str, tuple[int, int | None, str]]:
+    """The model inputs a spec's own cross_entropy reads whole as labels: (classes, its ignore_index, the
+    node's name), the fewest classes where several read one input."""
+    out: dict[str, tuple[int, int | None, str]] = {}
+    for name, select, classes, ignore, node in label_readings(graph):
+        if select is None and classes < out.get(name, (classes + 1,))[0]:
+            out[name] = (classes, ignore, node)
     return out
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from onnx import helper
 
 from ..diagnostics import ArchError
-from ..ir.int_inputs import index_readings, index_rows, label_inputs, length_inputs
+from ..ir.int_inputs import index_readings, index_rows, label_readings, length_inputs
 from ..lower.weights import narrow_float, open_npz, raw_bytes, read_npz
 from ..ops._common import channels_first_perm
 from ..runtime import dim_conflict, is_name
@@ -281,6 +281,12 @@ def _outside(values: np.ndarray, n: int, allowed: int | None = None) -> np.ndarr
     return bad & (values != allowed) if allowed is not None else bad
 
 
+def _shown_index(select: tuple) -> str:
+    """A numpy index as the spec wrote it: `:, 2`."""
+    return ", ".join(f"{'' if p.start is None else p.start}:{'' if p.stop is None else p.stop}"
+                     f"{'' if p.step is None else f':{p.step}'}" if isinstance(p, slice) else str(p) for p in select)
+
+
 def check_index_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
     """A model input read directly as embedding ids holds row numbers 0..rows-1: onnxruntime's Gather
     reads -1 as the last row (torch's nn.Embedding refuses it), and stops past the end with an error that
@@ -306,9 +312,7 @@ def check_index_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
         bad = _outside(got + rows if wraps else got, 2 * rows if wraps else rows)
         if bad.any():
             at = first_index(bad)
-            shown = ", ".join(f"{p.start or ''}:{p.stop or ''}{f':{p.step}' if p.step else ''}"
-                              if isinstance(p, slice) else str(p) for p in select)
-            raise ArchError(f"{path}: '{name}[{shown}]'{at} is {got[tuple(at)]}, but {table} has {rows} "
+            raise ArchError(f"{path}: '{name}[{_shown_index(select)}]'{at} is {got[tuple(at)]}, but {table} has {rows} "
                             f"row{'s' if rows != 1 else ''}: ids are {f'{-rows}..' if wraps else '0..'}{rows - 1} "
                             f"({int(bad.sum())} out of range)")
 
@@ -334,10 +338,14 @@ def check_label_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
     """Labels a spec's cross_entropy reads are class indices 0..classes-1 (or its ignore_index), as torch
     requires: onnxruntime's GatherElements reads -1 as the last class and fails past the end naming no
     example."""
-    for name, (classes, ignore, node) in label_inputs(graph).items():
+    for name, select, classes, ignore, node in label_readings(graph):  # whole, or a column (y[:, 0])
         if name not in data:
             continue
-        got = data[name]
+        try:
+            got = data[name] if select is None else data[name][select]
+        except IndexError:  # the data's sizes are checked against the spec elsewhere
+            continue
+        name = name if select is None else f"{name}[{_shown_index(select)}]"
         if ignore is not None and got.size and bool((got == ignore).all()):
             raise ArchError(f"{path}: every value of '{name}' is the ignore_index {ignore} of the cross_entropy it "
                             f"feeds ({node}): no label counts toward the loss")

@@ -1,4 +1,5 @@
-"""Index inputs read through fixed positions (one embedding per column of an id matrix, DLRM's cat[:, i]) and
+"""Index and label inputs read through fixed positions (one embedding per column of an id matrix, DLRM's cat[:, i];
+multi-task labels y[:, 0]) and
 along symbolic dims (a GNN's edge_index[0] into its N nodes): checked per reading in train's data and run's
 --input, drawn within every reading by run (they were unchecked, or drawn as 0s and 1s)."""
 
@@ -49,3 +50,23 @@ def test_indices_along_a_symbolic_dim_are_drawn_below_its_size(tmp_path, capsys)
     for flags in ([], ["--dim", "N=3", "--dim", "E=50"]):
         for _ in range(3):
             assert main(["run", str(spec), "--repeat", "1", *flags]) == 0, capsys.readouterr().err
+
+
+def test_labels_read_at_a_column_are_checked_against_their_loss(tmp_path, capsys):
+    """Multi-task labels y[:, 0] and y[:, 1]: a -1 trained silently as the last class, a 3 stopped mid-epoch
+    with onnxruntime's GatherElements message (tabular hunt)."""
+    spec = tmp_path / "mt.arch"
+    spec.write_text("model mt(x: float32[B, 4], y: int64[B, 2]) -> loss {\n    h = x -> linear(8) as trunk\n"
+                    "    loss = cross_entropy(h -> linear(3) as a, y[:, 0]) + cross_entropy(h -> linear(5) as b, "
+                    "y[:, 1])\n}\n")
+    rng = np.random.default_rng(0)
+    y = np.stack([rng.integers(0, 3, 24), rng.integers(0, 5, 24)], axis=1)
+    y[7, 0] = -1
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((24, 4)).astype(np.float32), y=y)
+    args = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--epochs", "1", "-o", str(tmp_path / "w.npz")]
+    assert main(args) == 1
+    assert "'y[:, 0]'[7] is -1, but the cross_entropy it feeds (cross_entropy_0) has 3 classes" in \
+        " ".join(capsys.readouterr().err.split())
+    y[7, 0] = 2  # column 1 takes 0..4
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((24, 4)).astype(np.float32), y=y)
+    assert main([*args, "--quiet"]) == 0
