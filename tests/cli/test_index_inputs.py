@@ -1,7 +1,7 @@
-"""Index and label inputs read through fixed positions (one embedding per column of an id matrix, DLRM's cat[:, i];
-multi-task labels y[:, 0]) and
-along symbolic dims (a GNN's edge_index[0] into its N nodes): checked per reading in train's data and run's
---input, drawn within every reading by run (they were unchecked, or drawn as 0s and 1s)."""
+"""Index and label inputs read at fixed positions (one embedding per column of an id matrix, DLRM's
+cat[:, i]; multi-task labels y[:, 0]) and along symbolic dims (a GNN's edge_index[0] into its N nodes):
+checked per reading in train's data and run's --input, drawn within every reading by run (they were
+unchecked, or drawn as 0s and 1s)."""
 
 from __future__ import annotations
 
