@@ -140,3 +140,27 @@ def test_a_missing_or_foreign_data_file_is_said_before_the_step_is_compiled(tmp_
         rc = main(["train", str(tmp_path / "s.arch"), *flags, "-o", str(tmp_path / "w.npz"), "--quiet"])
         assert rc == 1 and words in capsys.readouterr().err, flags
     assert not (tmp_path / "w.npz").exists()
+
+
+def test_nan_data_is_taken_by_a_spec_that_finds_the_gaps_itself(tmp_path, capsys):
+    """Tabular data marks missing values as NaN; a spec that fills them (isnan, nan_to_num) was refused ("the
+    data must be finite") in train and --val alike, where run took the same input (tabular hunt). Another
+    input's NaN is still refused."""
+    spec = tmp_path / "imp.arch"
+    spec.write_text("model imp(num: float32[B, 4], z: float32[B, 2]) -> logit {\n    miss = isnan(num)\n"
+                    "    x = where(miss, parameter([4]) as fill, num)\n"
+                    "    logit = concat([x, z], axis=1) -> linear(1) as fc\n}\n")
+    rng = np.random.default_rng(0)
+    num, z = rng.standard_normal((N, 4)).astype(np.float32), rng.standard_normal((N, 2)).astype(np.float32)
+    num[3, 1] = np.nan
+    labels = rng.integers(0, 2, (N, 1)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", num=num, z=z, labels=labels)
+    args = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--val", str(tmp_path / "d.npz"), "--loss",
+            "bce_with_logits", "--epochs", "2", "-o", str(tmp_path / "w.npz")]
+    assert main(args) == 0
+    out = capsys.readouterr()
+    assert "loss nan" not in out.out + out.err and "val_loss" in out.out + out.err
+    z[2, 0] = np.nan
+    np.savez(tmp_path / "d.npz", num=num, z=z, labels=labels)
+    assert main(args) == 1
+    assert "'z'[2, 0] is nan: the data must be finite" in capsys.readouterr().err
