@@ -208,6 +208,8 @@ _TORCH_FUNCTIONS = {
     "outer": "unsqueeze(a, 1) * unsqueeze(b, 0)", "lerp": "a + w * (b - a)", "square": "x * x",
     "softmin": "softmax(-x)", "movedim": "permute(x, [...])", "swapaxes": "transpose(x, dim0, dim1)",
     "unflatten": "reshape(x, [...])", "count_nonzero": 'sum(cast(ne(x, 0.0), "int64"))',
+    "hstack": "concat(xs, axis=1) (of 1-d tensors: axis=0)", "vstack": "concat(xs, axis=0) (1-d ones: stack)",
+    "dstack": "concat(xs, axis=2)", "column_stack": "stack(xs, dim=1) (of 1-d tensors; else concat)",
     "hypot": "sqrt(a * a + b * b)", "addcmul": "x + value * a * b", "addcdiv": "x + value * a / b",
     "nansum": "sum(where(isnan(x), 0.0, x))", "threshold": "where(x > threshold, x, value)",
     "tanhshrink": "x - tanh(x)", "softshrink": "where(abs(x) > lambd, x - sign(x) * lambd, 0.0)",
