@@ -388,7 +388,8 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     if cfg.accumulate > 1:
         if "apply" in data_inputs:
             raise ArchError("a model input is named 'apply', which gradient accumulation's step feeds (true on "
-                            "the micro-batch that updates); rename the input")
+                            "the micro-batch that updates); rename the input",
+                            next((v.span for v in graph.inputs if v.name == "apply"), None))
         apply = graph.add_input("apply", TensorType(DType.bool, ()))
         grads, sums = _accumulated(graph, ob, params, grads, cfg.accumulate)
     if cfg.clip_grad_value is not None:  # first, as a torch loop that calls both usually does
@@ -451,7 +452,8 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     clash = [k for k, _ in graph.outputs if k in taken]
     if clash:
         out = dict(model_outs).get(clash[0])  # where the model's output is made (an input passed through: its
-        made = (out.producer or out) if out is not None else graph.params.get(clash[0])  # declaration), or the param
+        made = (out.producer or out) if out is not None else graph.params.get(clash[0]) or next(  # declaration),
+            (v for v in graph.inputs if v.name == clash[0]), None)  # the param, or the input (an input named loss)
         raise ArchError(f"the train step's output '{clash[0]}' would have the name of an input; rename the "
                         "model output, input or parameter", made.span if made is not None else None)
     prune_dead(graph)

@@ -216,6 +216,10 @@ def test_a_model_output_named_as_an_input_of_the_step_is_shown_where_it_is_made(
     with pytest.raises(ArchError) as e:
         compile_step(None, config(), text=src)
     assert "a model input is named 'lr'" in e.value.message and e.value.span.line == 1
+    for name, cfg in (("apply", dataclasses.replace(config(), accumulate=2)), ("loss", config())):  # these two
+        with pytest.raises(ArchError) as e:  # had no line (tabular hunt)
+            compile_step(None, cfg, text=src.replace("lr", name))
+        assert f"'{name}'" in e.value.message and e.value.span is not None and e.value.span.line == 1
 
 
 def test_cross_entropy_on_a_symbolic_class_dim_is_refused_at_build_time():
