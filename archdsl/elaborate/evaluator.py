@@ -62,11 +62,15 @@ def _names(targets: tuple) -> list[str]:
 
 
 def _state_hint(value, targets: tuple) -> str:
-    """torch's `out, (h, c) = lstm(x)`: here lstm's return_state gives its three tensors side by side."""
+    """torch's `out, (h, c) = lstm(x)`, or a gru's two names for an lstm's three: here return_state gives
+    output, h_n (and an lstm's c_n) side by side."""
     node = value[0].value.producer if value and all(isinstance(t, Tensor) for t in value) else None
-    if node is None or node.op != "lstm" or len(value) != 3 or not any(isinstance(t, tuple) for t in targets):
+    if node is None or (node.op, len(value)) not in (("lstm", 3), ("gru", 2)):
         return ""
-    return "; lstm with return_state=true gives output, h_n, c_n side by side: out, h, c = ... (torch's out, (h, c))"
+    if node.op == "gru":
+        return "; gru with return_state=true gives output and h_n: out, h = ... (an lstm also gives c_n)"
+    nested = " (torch's out, (h, c))" if any(isinstance(t, tuple) for t in targets) else ""
+    return f"; lstm with return_state=true gives output, h_n, c_n side by side: out, h, c = ...{nested}"
 
 
 def _split_hint(value, k: int) -> str:
