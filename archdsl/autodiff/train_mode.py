@@ -18,6 +18,7 @@ from ..ops.conv import mode_pad
 from ..ops.random import KINDS, randint_bounds, stream_id
 from ..ops.recurrent import check_trainable
 from ..ops.recurrent import decompose as decompose_recurrent
+from ..types import DType
 from .builder import GradBuilder
 from .conv_train import conv_gemm_fits
 from .conv_winograd import MIN_TILE_ROWS, WINOGRAD_TILES, tile_rows, winograd_fits
@@ -135,9 +136,10 @@ def _conv(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[s
 
 def _recurrent(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[list[Value], dict[str, Value]] | None:
     """lstm/gru dropout acts between stacked layers, inside the op: train on its unrolled decomposition
-    with a mask on each layer's output but the last's (the form torch's training uses)."""
-    p = node.attrs["dropout"]
-    if p == 0.0 or node.attrs["num_layers"] == 1:
+    with a mask on each layer's output but the last's (the form torch's training uses). A float64 one too:
+    onnxruntime has no float64 LSTM or GRU kernel, so its train step failed at run (rnn2 hunt)."""
+    p = node.attrs["dropout"] if node.attrs["num_layers"] > 1 else 0.0
+    if p == 0.0 and node.inputs[0].type.dtype is not DType.float64:
         return None
     call = OpCall(tuple(v.type for v in node.inputs), tuple(o.type for o in node.outputs), node.attrs)
     try:
@@ -148,7 +150,7 @@ def _recurrent(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[list[Val
     def drop(r, seq, layer):
         return _dropped(r, seq, p, extra, stream_id(f"{node.name}.layer{layer}"))
 
-    return decompose_recurrent(b, node.op, call, list(node.inputs), drop), {}
+    return decompose_recurrent(b, node.op, call, list(node.inputs), drop if p else None), {}
 
 
 TRAIN_FORMS: dict[str, Callable] = {"batchnorm": _batchnorm, "dropout": _dropout, "drop_path": _drop_path,

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 from archdsl import driver, runtime
 from archdsl.autodiff import OptimConfig, TrainConfig
@@ -56,8 +56,8 @@ def batches(ct, n: int, batch: int, classes: int, seed: int = 0, dims=None) -> l
                  for i, d in enumerate(lab.type.tensor_type.shape.dim)]
         if lab.type.tensor_type.elem_type == 7:
             feeds["labels"] = rng.integers(0, classes, shape).astype(np.int64)
-        else:
-            feeds["labels"] = rng.random(shape).astype(np.float32)
+        else:  # the model's float dtype (float64 labels for a float64 model)
+            feeds["labels"] = rng.random(shape).astype(helper.tensor_dtype_to_np_dtype(lab.type.tensor_type.elem_type))
         out.append(feeds)
     return out
 
