@@ -126,18 +126,19 @@ def _lower(e, ins, outs, c):
         terms.append("".join(ch for j, ch in enumerate(p.terms[k]) if j not in axes))
     equation = ",".join(terms) + "->" + p.out
     if not wide:
-        if dt in (DType.float32, DType.float64) and _matmul(e, names, terms, p.out, outs):
+        if dt in (DType.float32, DType.float64) and _matmul(e, names, terms, p.out, p.sizes, outs):
             return
         e.op("Einsum", names, outputs=outs, equation=equation)
         return
     e.op("Cast", [e.op("Einsum", names, equation=equation)], outputs=outs, to=dt.onnx)
 
 
-def _matmul(e, names: list, terms: list, out: str, outs) -> bool:
-    """Two operands, each letter in both (batch or contracted) or in one and the output, at most one letter
-    each of left, contracted and right: Transposes, a MatMul and a Transpose, written out. onnxruntime's
-    Einsum kernel (1.32) dies of SIGFPE on `bqd,bkd->bqk` at a batch or contracted size 0, killing the process;
-    MatMul takes size 0 as torch does (ops2 hunt). Other equations keep Einsum. False where not written."""
+def _matmul(e, names: list, terms: list, out: str, sizes: dict, outs) -> bool:
+    """Two operands, each letter in both (batch or contracted) or in one and the output: Transposes, a MatMul
+    and a Transpose, written out; a group of several letters (left, contracted or right: bijd,bkjd->bik) is
+    Reshaped into one dim, its sizes known. onnxruntime's Einsum kernel (1.32) dies of SIGFPE on `bqd,bkd->bqk`
+    at a batch or contracted size 0, killing the process; MatMul takes size 0 as torch does (ops2, docs3
+    hunts). Other equations keep Einsum. False where not written."""
     import numpy as np
     if len(terms) != 2 or any(len(set(t)) != len(t) for t in terms):
         return False
@@ -145,23 +146,48 @@ def _matmul(e, names: list, terms: list, out: str, outs) -> bool:
     batch = [c for c in out if c in a and c in b]
     left, right = [c for c in a if c not in b], [c for c in b if c not in a]
     summed = [c for c in a if c in b and c not in out]
-    if any(c not in out for c in left + right) or len(left) > 1 or len(right) > 1 or len(summed) > 1:
+    groups = (left, summed, right)
+    if any(c not in out for c in left + right) or \
+            any(len(g) > 1 and not all(isinstance(sizes[c], int) for c in g) for g in groups):
         return False
-    rank = len(batch) + 2
+    i64 = lambda v: e.const(np.array(v, dtype=np.int64))  # noqa: E731
+    nb = len(batch)
 
-    def arrange(x, term: str, order: list[str], pads: list[int]):
-        """x with its letters in `order`, then a dim of 1 at each of pads (a group with no letter)."""
+    def arrange(x, term: str, order: list[str]):
         perm = [term.index(c) for c in order]
-        if perm != list(range(len(perm))):
-            x = e.op("Transpose", [x], perm=perm)
-        return e.op("Unsqueeze", [x, e.const(np.array(pads, dtype=np.int64))]) if pads else x
-    x = arrange(names[0], a, batch + left + summed, [rank - 2] * (not left) + [rank - 1] * (not summed))
-    y = arrange(names[1], b, batch + summed + right, [rank - 2] * (not summed) + [rank - 1] * (not right))
-    got = batch + (left or ["."]) + (right or ["."])  # the MatMul's letters, "." where a 1 was put
-    pads = [j for j, c in enumerate(got) if c == "."]
-    perm = [[c for c in got if c != "."].index(c) for c in out]
-    steps = [("MatMul", [y], {})] + [("Squeeze", [e.const(np.array(pads, dtype=np.int64))], {})] * bool(pads) \
-        + [("Transpose", [], {"perm": perm})] * (perm != sorted(perm))
+        return e.op("Transpose", [x], perm=perm) if perm != list(range(len(perm))) else x
+
+    def dims(x, order: list[str], parts: list[list[str]]):
+        """A Reshape's sizes: x's batch dims as they run, then each group as one dim (a symbolic letter alone
+        read from x)."""
+        got = [e.op("Shape", [x], start=0, end=nb)] if nb else []
+        for g in parts:
+            if len(g) == 1 and not isinstance(sizes[g[0]], int):
+                k = order.index(g[0])
+                got.append(e.op("Shape", [x], start=k, end=k + 1))
+            else:
+                got.append(i64([int(np.prod([sizes[c] for c in g], dtype=np.int64))]))
+        return e.op("Concat", got, axis=0)
+    xo, yo = batch + left + summed, batch + summed + right
+    xa, ya = arrange(names[0], a, xo), arrange(names[1], b, yo)
+    if any(len(g) > 1 for g in groups):
+        x = e.op("Reshape", [xa, dims(xa, xo, [left, summed])], allowzero=1)
+        y = e.op("Reshape", [ya, dims(ya, yo, [summed, right])], allowzero=1)
+    else:  # [batch, L, K] and [batch, K, R] as they are, a 1 where a group has no letter
+        x = e.op("Unsqueeze", [xa, i64([nb] * (not left) + [nb + 1] * (not summed))]) if not (left and summed) else xa
+        y = e.op("Unsqueeze", [ya, i64([nb] * (not summed) + [nb + 1] * (not right))]) if not (summed and right) else ya
+    got = batch + left + right  # the letters once each group has its own dims back
+    perm = [got.index(c) for c in out]
+    steps = [("MatMul", [y], {})]
+    if len(left) != 1 or len(right) != 1:
+        back = [e.op("Shape", [xa], start=0, end=nb)] if nb else []
+        for c in left + right:
+            src, order = (xa, xo) if c in left else (ya, yo)
+            back.append(i64([sizes[c]]) if isinstance(sizes[c], int) else
+                        e.op("Shape", [src], start=order.index(c), end=order.index(c) + 1))
+        steps.append(("Reshape", [e.op("Concat", back, axis=0) if back else i64([])], {"allowzero": 1}))
+    if perm != list(range(len(perm))):
+        steps.append(("Transpose", [], {"perm": perm}))
     z = x
     for k, (op, more, attrs) in enumerate(steps):  # the last writes the output
         z = e.op(op, [z, *more], **({"outputs": outs} if k == len(steps) - 1 else {}), **attrs)
@@ -229,8 +255,9 @@ register(OpDef(
         "einsum(\"bij,bjk->bik\", [a, b]), the operands in one list as concat's. Without '->' the output is "
         "torch's (letters written once, in ASCII order); '...' broadcasts, and so does a dim of size 1 against "
         "a larger one. bfloat16 is computed in float32 (ONNX Einsum takes none). A float32 or float64 "
-        "contraction of two operands with at most one letter each of left, summed and right (bhqd,bhkd->bhqk) "
-        "is written as Transposes and a MatMul: onnxruntime's Einsum kernel dies on some at size 0. The "
+        "contraction of two operands (bhqd,bhkd->bhqk; bijd,bkjd->bik, its groups of letters Reshaped into one "
+        "dim where their sizes are known) is written as Transposes and a MatMul: onnxruntime's Einsum kernel "
+        "dies on some at size 0. The "
         "gradient is an einsum per "
         "operand; an operand whose subscripts repeat a letter (a diagonal, 'ii->i') has none.",
 ))

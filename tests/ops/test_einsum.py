@@ -172,7 +172,9 @@ def test_einsum_that_sums_nothing_counts_a_multiply_per_product():
 
 
 _MATMUL_FORMS = ["bhqd,bhkd->bhqk", "bqd,bkd->bqk", "abcd,abed->abce", "ij,jk->ik", "ij,kj->ki", "i,i->", "i,j->ij",
-                 "bi,bj->bij", "bij,bj->bi", "ji,jk->ki", "bij,bj->ib"]
+                 "bi,bj->bij", "bij,bj->bi", "ji,jk->ki", "bij,bj->ib",
+                 "bijd,bkjd->bik", "bhijd,bhkjd->bhik", "ijd,kjd->ik", "abc,bcd->ad", "bchw,bc->bhw",
+                 "bijk,bjk->bi", "ij,ij->", "ab,cd->abcd", "bqhd,bkhd->bhqk"]  # several letters a group (docs3)
 
 
 def test_contractions_at_size_zero_run_as_torch():
@@ -201,7 +203,7 @@ def test_contractions_at_size_zero_run_as_torch():
 @pytest.mark.parametrize("eq", _MATMUL_FORMS)
 def test_contractions_written_as_matmul_match_torch(eq):
     terms = eq.split("->")[0].split(",")
-    sizes = dict(zip("bhqdkijeac", (2, 3, 4, 5, 6, 3, 4, 5, 2, 3)))
+    sizes = dict(zip("bhqdkijeacw", (2, 3, 4, 5, 6, 3, 4, 5, 2, 3, 2)))
     _against_torch(eq, _operands(eq, sizes, 0))
     model = archdsl.compile_source("model m(" + ", ".join(
         f"a{k}: float32[{', '.join(str(sizes[c]) for c in t)}]" for k, t in enumerate(terms)) +
