@@ -174,3 +174,18 @@ def test_long_layer_names_wrap_instead_of_being_cut_alike(tmp_path, capsys):
     rows = [line for line in out.splitlines() if "│" in line]
     cells = "".join(line.split("│")[1].strip() for line in rows)
     assert f"{stem}.one" in cells and f"{stem}.two" in cells
+
+
+def test_a_summary_of_thousands_of_layers_is_plain_text_aligned_as_the_table(tmp_path, capsys):
+    """rich laid out GPT-2 XL's 2,000 rows at 1.5-2 ms each, longer than the compile (scaling2 hunt): past
+    1,000 rows the table is plain text, names left and numbers right, as the rich one aligns them."""
+    from archdsl.cli import table
+    spec = tmp_path / "deep.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    h = x\n    repeat 1100 {\n        h = h -> linear(4)\n"
+                    "    }\n    y = h\n}\n")
+    assert main(["summary", str(spec)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = [line for line in out if line.startswith("linear_")]
+    assert len(rows) == 1100 and not any("│" in line for line in out)
+    assert len({len(line) for line in rows}) == 1 and rows[0].split()[-2:] == ["20", "32"] and rows[0].endswith(" 32")
+    assert table.PLAIN_PAST == 1000
