@@ -292,31 +292,30 @@ def _shown_index(select: tuple) -> str:
 def check_index_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
     """A model input read directly as embedding ids holds row numbers 0..rows-1: onnxruntime's Gather
     reads -1 as the last row (torch's nn.Embedding refuses it), and stops past the end with an error that
-    names no example. take(), gather, index_add and scatter_add keep negative indices: -rows..rows-1."""
+    names no example. take(), gather, index_add and scatter_add keep negative indices: -rows..rows-1. An
+    input read whole is checked against the fewest rows of its readings; fixed positions of one (a column per
+    embedding: DLRM's cat[:, i]) each against their own."""
     for name, (rows, table, wraps, took) in index_rows(graph).items():
-        if name not in data:
+        if name in data:
+            _ids_within(path, name, data[name], rows, table, wraps,
+                        ", and an embedding of them takes no negative id" if took and not wraps else "")
+    for name, select, rows, table, wraps in index_readings(graph):
+        if name not in data or select is None or not isinstance(rows, int):
             continue
-        got = data[name]
-        bad = _outside(got + rows if wraps else got, 2 * rows if wraps else rows)
-        if bad.any():
-            at = first_index(bad)
-            also = ", and an embedding of them takes no negative id" if took and not wraps else ""
-            many = f"{rows} row{'s' if rows != 1 else ''}"
-            raise ArchError(f"{path}: '{name}'{at} is {got[tuple(at)]}, but {table} has {many}{also}: ids are "
-                            f"{f'{-rows}..' if wraps else '0..'}{rows - 1} ({int(bad.sum())} out of range)")
-    for name, select, rows, table, wraps in index_readings(graph):  # fixed positions of an input, each
-        if name not in data or select is None or not isinstance(rows, int):  # read on its own (a column
-            continue  # per embedding: DLRM's cat[:, i], multi-task labels y[:, 0])
         try:
             got = data[name][select]
         except IndexError:  # the data's sizes are checked against the spec elsewhere
             continue
-        bad = _outside(got + rows if wraps else got, 2 * rows if wraps else rows)
-        if bad.any():
-            at = first_index(bad)
-            raise ArchError(f"{path}: '{name}[{_shown_index(select)}]'{at} is {got[tuple(at)]}, but {table} has {rows} "
-                            f"row{'s' if rows != 1 else ''}: ids are {f'{-rows}..' if wraps else '0..'}{rows - 1} "
-                            f"({int(bad.sum())} out of range)")
+        _ids_within(path, f"{name}[{_shown_index(select)}]", got, rows, table, wraps)
+
+
+def _ids_within(path: str, name: str, got: np.ndarray, rows: int, table: str, wraps: bool, also: str = "") -> None:
+    bad = _outside(got + rows if wraps else got, 2 * rows if wraps else rows)
+    if bad.any():
+        at = first_index(bad)
+        raise ArchError(f"{path}: '{name}'{at} is {got[tuple(at)]}, but {table} has {rows} "
+                        f"row{'s' if rows != 1 else ''}{also}: ids are {f'{-rows}..' if wraps else '0..'}{rows - 1} "
+                        f"({int(bad.sum())} out of range)")
 
 
 def mean_masked_labels(graph) -> dict[str, int]:
