@@ -93,47 +93,42 @@ def test_labels_shaped_by_an_output_that_lost_the_batch_say_so(tmp_path, capsys)
         capsys.readouterr().err.split())
 
 
+def _trained(tmp_path, spec: str, x: np.ndarray, labels_shape: tuple, *flags) -> int:
+    """`archdsl train SPEC` with --loss mse on x and random labels of that shape."""
+    (tmp_path / "t.arch").write_text(spec)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=x, labels=rng.standard_normal(labels_shape).astype(np.float32))
+    return main(["train", str(tmp_path / "t.arch"), "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--epochs",
+                 "1", "-o", str(tmp_path / "w.npz"), *flags])
+
+
 def test_labels_shaped_by_a_time_major_output_blame_the_output(tmp_path, capsys):
     """An output transposed to [T, B, C] made its labels' T the batch, and the refusal told the user to
     declare the batch-first input x [B, T, 8] "batch first ([T, ...])" (review56)."""
-    spec = tmp_path / "t.arch"
-    spec.write_text("model m(x: float32[B, T, 8]) -> y {\n    y = x -> linear(4) as fc -> transpose(0, 1)\n}\n")
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "d.npz", x=rng.standard_normal((6, 5, 8)).astype(np.float32),
-             labels=rng.standard_normal((5, 6, 4)).astype(np.float32))
-    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--epochs", "1",
-                 "-o", str(tmp_path / "w.npz")]) == 1
+    spec = "model m(x: float32[B, T, 8]) -> y {\n    y = x -> linear(4) as fc -> transpose(0, 1)\n}\n"
+    assert _trained(tmp_path, spec, np.ones((6, 5, 8), np.float32), (5, 6, 4)) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "the labels are [T, B, 4], the shape of the output the loss reads, with the batch (B) on dim 1" in err, err
     assert "the model's input 'x'" not in err and not (tmp_path / "w.npz").exists()
 
 
-@pytest.mark.parametrize("decl, body, shown", [
-    ("x: float32[S, bsz, 8]", "x -> linear(4) as fc -> permute([1, 0, 2])", "[S, bsz, 8], with the batch (bsz)"),
-    ("x: float32[T, B, 8]", "x -> linear(4) as fc", "[T, B, 8], with the batch (B)"),  # time-major through:
-    ("x: float32[10, B, 8]", "x -> lstm(hidden_size=4, batch_first=false) as rnn", "[10, B, 8], with the batch (B)"),
+@pytest.mark.parametrize("decl, body, labels, shown", [
+    ("x: float32[S, bsz, 8]", "x -> linear(4) as fc -> permute([1, 0, 2])", (6, 10, 4),
+     "[S, bsz, 8], with the batch (bsz)"),
+    ("x: float32[T, B, 8]", "x -> linear(4) as fc", (10, 6, 4), "[T, B, 8], with the batch (B)"),  # both
+    ("x: float32[10, B, 8]", "x -> lstm(hidden_size=4, batch_first=false) as rnn", (10, 6, 4),  # time-major
+     "[10, B, 8], with the batch (B)"),
 ])
-def test_a_time_major_input_is_said_whatever_the_output(tmp_path, capsys, decl, body, shown):
+def test_a_time_major_input_is_said_whatever_the_output(tmp_path, capsys, decl, body, labels, shown):
     """A batch not named B blamed a batch-first output (review57); an input and output both time-major were cut
     along T without a word, and a fixed T of 10 was advised as --batch-size 10 (review57)."""
-    spec = tmp_path / "t.arch"
-    spec.write_text(f"model m({decl}) -> y {{\n    y = {body}\n}}\n")
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((10, 6, 8)).astype(np.float32)
-    out = {"permute": (6, 10, 4), "lstm": (10, 6, 4)}.get(body.split("(")[0].split()[-1], (10, 6, 4))
-    np.savez(tmp_path / "d.npz", x=x, labels=rng.standard_normal(out).astype(np.float32))
-    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--epochs", "1",
-                 "--batch-size", "8", "-o", str(tmp_path / "w.npz")]) == 1
+    spec = f"model m({decl}) -> y {{\n    y = {body}\n}}\n"
+    assert _trained(tmp_path, spec, np.ones((10, 6, 8), np.float32), labels, "--batch-size", "8") == 1
     err = " ".join(capsys.readouterr().err.split())
     assert f"the model's input 'x' is declared {shown} on dim 1" in err, err
 
 
-def test_points_along_a_dim_named_n_are_no_batch(tmp_path, capsys):
+def test_points_along_a_dim_named_n_are_no_batch(tmp_path):
     """x [G, N, 3] (graphs of N points): N on dim 1 is no time-major batch."""
-    spec = tmp_path / "p.arch"
-    spec.write_text("model m(x: float32[G, N, 3]) -> y {\n    y = x -> linear(4) as fc\n}\n")
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "d.npz", x=rng.standard_normal((6, 5, 3)).astype(np.float32),
-             labels=rng.standard_normal((6, 5, 4)).astype(np.float32))
-    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--epochs", "1",
-                 "-o", str(tmp_path / "w.npz")]) == 0
+    spec = "model m(x: float32[G, N, 3]) -> y {\n    y = x -> linear(4) as fc\n}\n"
+    assert _trained(tmp_path, spec, np.ones((6, 5, 3), np.float32), (6, 5, 4)) == 0
