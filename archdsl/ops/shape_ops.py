@@ -156,12 +156,16 @@ def _reshape_lower(e, ins, outs, c):
             spec.append(("dim", x.shape.index(d)))
         elif minus_one and d is minus_one[0] and i == max(j for j, t in enumerate(target) if t is d):
             spec.append(-1)
-        else:  # several: _reshape_infer made sure the counts agree; the size comes from a value that has it
-            size = e.dim(d)
+        else:  # several: _reshape_infer made sure the counts agree; the size comes from a value that has it,
+            size = e.dim(d)  # or is computed from the input's dims (2*N of [B, N, 2, M, 2]: MobileViT's fold)
+            if size is None:
+                known, read = _reader(e, ins[0], x)
+                plan = plan_dim(d, x.shape, known)
+                size = emit_dim(e, plan, known, read) if plan is not None else None
             if size is None:
                 fail(f"reshape: the size {d} is not the size of any dim of a model input or of a value computed "
-                     f"before this reshape, so it cannot be read at run time; leave one dim to -1 or reshape "
-                     f"where a value of that size exists")
+                     f"before this reshape, so it cannot be read at run time; merge dims with flatten(x, "
+                     f"start, end) instead, or reshape where a value of that size exists")
             spec.append(("size", size))
     if all(not isinstance(v, tuple) for v in spec) and not (0 in spec and -1 in spec):
         e.op("Reshape", [ins[0], e.const(np.array(spec, dtype=np.int64))], outputs=outs)
@@ -188,21 +192,10 @@ def _reshape_lower(e, ins, outs, c):
 def _every_size(e, x_name: str, x, out_shape: tuple, spec: list) -> list | None:
     """The target's sizes as int64 [1] tensors, none of them 0-for-copy or -1; None (and nothing emitted)
     where the -1's dim holds a size neither the input's shape nor an earlier value has (run_time_dims)."""
-    def known(s: Sym) -> bool:
-        return s in x.shape or s in e.dim_sources
-
+    known, read = _reader(e, x_name, x)
     plans = {i: plan_dim(out_shape[i], x.shape, known) for i, v in enumerate(spec) if v == -1}
     if None in plans.values():
         return None
-    shape: list = []
-
-    def read(s) -> str:  # a symbolic size, or the input's dim at an index
-        if isinstance(s, Sym) and s not in x.shape:
-            return e.dim(s)
-        if not shape:
-            shape.append(e.op("Shape", [x_name]))
-        return e.op("Gather", [shape[0], _i64(e, x.shape.index(s) if isinstance(s, Sym) else s)], axis=0)
-
     sizes = []
     for i, v in enumerate(spec):
         if isinstance(v, tuple):
@@ -212,6 +205,22 @@ def _every_size(e, x_name: str, x, out_shape: tuple, spec: list) -> list | None:
         else:
             sizes.append(emit_dim(e, plans[i], known, read) if v == -1 else _i64(e, v))
     return sizes
+
+
+def _reader(e, x_name: str, x):
+    """(whether a symbol's size can be read, reading it): from the input's shape, or an earlier value's."""
+    shape: list = []
+
+    def known(s: Sym) -> bool:
+        return s in x.shape or s in e.dim_sources
+
+    def read(s) -> str:  # a symbolic size, or the input's dim at an index
+        if isinstance(s, Sym) and s not in x.shape:
+            return e.dim(s)
+        if not shape:
+            shape.append(e.op("Shape", [x_name]))
+        return e.op("Gather", [shape[0], _i64(e, x.shape.index(s) if isinstance(s, Sym) else s)], axis=0)
+    return known, read
 
 
 def sizes_written_out(x_shape: tuple, target: tuple) -> bool:

@@ -277,3 +277,14 @@ def test_a_minus_one_is_read_from_the_inputs_dims_where_their_formula_undercount
         for m in models:
             np.testing.assert_array_equal(runtime.session(m, "cpu", 1).run(None, {"x": x.numpy()})[0],
                                           env["y"].numpy())
+
+
+def test_a_merge_of_two_symbolic_pairs_computes_its_sizes_from_the_input():
+    """torch's x.reshape(b, d, h * ph, w * pw), MobileViT's fold-back: 2*N and 2*M are sizes no value has, so
+    the build failed, advising a -1 that `check` then refused (porting2 hunt). They are products of the
+    input's dims, read at run time (an empty batch or N = 0 too)."""
+    src = "model m(q: float32[B, 3, N, 2, M, 2]) -> y {\n    y = reshape(q, [B, 3, N * 2, M * 2])\n}\n"
+    sess = runtime.session(archdsl.compile_source(src))
+    for shape in ((2, 3, 4, 2, 5, 2), (0, 3, 4, 2, 5, 2), (1, 3, 0, 2, 3, 2)):
+        q = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        np.testing.assert_array_equal(sess.run(None, {"q": q})[0], q.reshape(shape[0], 3, shape[2] * 2, shape[4] * 2))
