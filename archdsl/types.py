@@ -179,7 +179,7 @@ def dim_exact_div(a: Dim, b: Dim) -> Dim:
     terms = _terms(a)
     if isinstance(b, int):
         return dim_floordiv(a, b) if terms is None else _from_terms({m: Fraction(c) / b for m, c in terms.items()})
-    if terms is None or is_formula(b):
+    if terms is None:  # a formula factor of b ((W+1)//2, a strided conv's) cancels as an atom, as a symbol does
         return dim_floordiv(a, b)
     out: Terms = {}
     for m, c in terms.items():

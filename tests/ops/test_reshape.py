@@ -288,3 +288,18 @@ def test_a_merge_of_two_symbolic_pairs_computes_its_sizes_from_the_input():
     for shape in ((2, 3, 4, 2, 5, 2), (0, 3, 4, 2, 5, 2), (1, 3, 0, 2, 3, 2)):
         q = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
         np.testing.assert_array_equal(sess.run(None, {"q": q})[0], q.reshape(shape[0], 3, shape[2] * 2, shape[4] * 2))
+
+
+def test_a_split_and_write_back_after_a_strided_conv_cancels_its_formula():
+    """The documented split-and-write-back (-1, then shape(p)[2] * 2) over a strided conv's ((H+1)//2) left
+    2*(4*((H+1)//2)*((W+1)//2)*B//(8*((W+1)//2)*B)) uncancelled, and the add beside the map was refused
+    (porting2 hunt): a formula factor of the divisor cancels as a symbol does."""
+    src = ("model m(x: float32[B, 3, H, W]) -> y {\n    h = x -> conv2d(4, 3, stride=2, padding=1)\n"
+           "    p = reshape(h, [B, 4, -1, 2, shape(h)[3]])\n"
+           "    y = h + reshape(p, [B, 4, shape(p)[2] * 2, shape(h)[3]])\n}\n")
+    g = archdsl.check_source(src)
+    assert str(g.outputs[0][1].type) == "float32[B, 4, ((H+1)//2), ((W+1)//2)]"
+    sess = runtime.session(archdsl.compile_source(src))
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 7)).astype(np.float32)
+    (y,) = sess.run(None, {"x": x})
+    assert y.shape == (2, 4, 4, 4)
