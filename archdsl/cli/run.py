@@ -299,9 +299,9 @@ def _run_time_rows(graph, sizes: dict, high: dict) -> dict:
     fewest: dict = {}
     for name, _, n, _, _ in index_readings(graph):
         size = n if isinstance(n, int) else runtime.dim_at(str(n), sizes)
-        if name not in high and fewest.get(name, 1) is not None:
+        if fewest.get(name, 1) is not None and not isinstance(high.get(name), tuple):  # (lengths: their own)
             fewest[name] = None if size is None or size < 1 else min(size, fewest.get(name, size))
-    return {k: n for k, n in fewest.items() if n is not None}
+    return {k: min(n, high.get(k, n)) for k, n in fewest.items() if n is not None}  # below every reading's size
 
 
 def _recorded_ranges(sess, sizes: dict) -> tuple[dict, dict]:

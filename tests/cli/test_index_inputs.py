@@ -50,6 +50,9 @@ def test_indices_along_a_symbolic_dim_are_drawn_below_its_size(tmp_path, capsys)
     for flags in ([], ["--dim", "N=3", "--dim", "E=50"]):
         for _ in range(3):
             assert main(["run", str(spec), "--repeat", "1", *flags]) == 0, capsys.readouterr().err
+    spec.write_text(spec.read_text().replace("axis=0)", "axis=0) + (edge_index[0] -> embedding(1000, 8) as e)"))
+    for seed in ("1", "2", "3"):  # the embedding's 1000 rows are no bound at N = 50 (review58)
+        assert main(["run", str(spec), "--repeat", "1", "--dim", "N=50", "--dim", "E=200", "--seed", seed]) == 0
 
 
 def test_labels_read_at_a_column_are_checked_against_their_loss(tmp_path, capsys):
