@@ -12,7 +12,7 @@ import string
 from dataclasses import dataclass
 
 from ..types import DType, TensorType, numel
-from ._common import one_dtype, shape_str
+from ._common import one_dtype, reduce_op, shape_str
 from .registry import Attr, OpDef, fail, register
 
 __all__: list[str] = []
@@ -125,31 +125,29 @@ def _lower(e, ins, outs, c):
         names.append(x)
         terms.append("".join(ch for j, ch in enumerate(p.terms[k]) if j not in axes))
     equation = ",".join(terms) + "->" + p.out
-    if not wide:
-        if dt in (DType.float32, DType.float64) and _matmul(e, names, terms, p.out, p.sizes, outs):
-            return
-        e.op("Einsum", names, outputs=outs, equation=equation)
-        return
-    e.op("Cast", [e.op("Einsum", names, equation=equation)], outputs=outs, to=dt.onnx)
+    z = _matmul(e, names, terms, p.out, p.sizes, None if wide else outs)
+    if z is None:
+        z = e.op("Einsum", names, equation=equation, **({} if wide else {"outputs": outs}))
+    if wide:
+        e.op("Cast", [z], outputs=outs, to=dt.onnx)
 
 
-def _matmul(e, names: list, terms: list, out: str, sizes: dict, outs) -> bool:
+def _matmul(e, names: list, terms: list, out: str, sizes: dict, outs) -> str | None:
     """Two operands, each letter in both (batch or contracted) or in one and the output: Transposes, a MatMul
     and a Transpose, written out; a group of several letters (left, contracted or right: bijd,bkjd->bik) is
-    Reshaped into one dim, its sizes known. onnxruntime's Einsum kernel (1.32) dies of SIGFPE on `bqd,bkd->bqk`
-    at a batch or contracted size 0, killing the process; MatMul takes size 0 as torch does (ops2, docs3
-    hunts). Other equations keep Einsum. False where not written."""
+    Reshaped into one dim. onnxruntime's Einsum kernel (1.32) dies of SIGFPE on `bqd,bkd->bqk` at a batch or
+    contracted size 0, killing the process; MatMul takes size 0 as torch does (ops2, docs3, review58 hunts).
+    Other equations keep Einsum. The result's name (written to outs when given), None where not written."""
     import numpy as np
     if len(terms) != 2 or any(len(set(t)) != len(t) for t in terms):
-        return False
+        return None
     a, b = terms
     batch = [c for c in out if c in a and c in b]
     left, right = [c for c in a if c not in b], [c for c in b if c not in a]
     summed = [c for c in a if c in b and c not in out]
     groups = (left, summed, right)
-    if any(c not in out for c in left + right) or \
-            any(len(g) > 1 and not all(isinstance(sizes[c], int) for c in g) for g in groups):
-        return False
+    if any(c not in out for c in left + right):
+        return None
     i64 = lambda v: e.const(np.array(v, dtype=np.int64))  # noqa: E731
     nb = len(batch)
 
@@ -158,15 +156,15 @@ def _matmul(e, names: list, terms: list, out: str, sizes: dict, outs) -> bool:
         return e.op("Transpose", [x], perm=perm) if perm != list(range(len(perm))) else x
 
     def dims(x, order: list[str], parts: list[list[str]]):
-        """A Reshape's sizes: x's batch dims as they run, then each group as one dim (a symbolic letter alone
-        read from x)."""
+        """A Reshape's sizes: x's batch dims as they run, then each group as one dim (its product read from
+        x's shape where a letter is symbolic)."""
         got = [e.op("Shape", [x], start=0, end=nb)] if nb else []
         for g in parts:
-            if len(g) == 1 and not isinstance(sizes[g[0]], int):
-                k = order.index(g[0])
-                got.append(e.op("Shape", [x], start=k, end=k + 1))
-            else:
+            if all(isinstance(sizes[c], int) for c in g):
                 got.append(i64([int(np.prod([sizes[c] for c in g], dtype=np.int64))]))
+                continue
+            k = order.index(g[0])  # a group's letters lie side by side in x
+            got.append(reduce_op(e, "ReduceProd", e.op("Shape", [x], start=k, end=k + len(g)), [0], 1))
         return e.op("Concat", got, axis=0)
     xo, yo = batch + left + summed, batch + summed + right
     xa, ya = arrange(names[0], a, xo), arrange(names[1], b, yo)
@@ -190,8 +188,8 @@ def _matmul(e, names: list, terms: list, out: str, sizes: dict, outs) -> bool:
         steps.append(("Transpose", [], {"perm": perm}))
     z = x
     for k, (op, more, attrs) in enumerate(steps):  # the last writes the output
-        z = e.op(op, [z, *more], **({"outputs": outs} if k == len(steps) - 1 else {}), **attrs)
-    return True
+        z = e.op(op, [z, *more], **({"outputs": outs} if k == len(steps) - 1 and outs else {}), **attrs)
+    return z
 
 
 def _grad(b, c, ins, outs, gouts):
@@ -254,10 +252,9 @@ register(OpDef(
     doc="Sums of products over the letters of an equation (torch.einsum; ONNX Einsum): "
         "einsum(\"bij,bjk->bik\", [a, b]), the operands in one list as concat's. Without '->' the output is "
         "torch's (letters written once, in ASCII order); '...' broadcasts, and so does a dim of size 1 against "
-        "a larger one. bfloat16 is computed in float32 (ONNX Einsum takes none). A float32 or float64 "
-        "contraction of two operands (bhqd,bhkd->bhqk; bijd,bkjd->bik, its groups of letters Reshaped into one "
-        "dim where their sizes are known) is written as Transposes and a MatMul: onnxruntime's Einsum kernel "
-        "dies on some at size 0. The "
+        "a larger one. bfloat16 is computed in float32 (ONNX Einsum takes none). A contraction of two operands "
+        "(bhqd,bhkd->bhqk; bijd,bkjd->bik, each group of letters Reshaped into one dim) is written as "
+        "Transposes and a MatMul: onnxruntime's Einsum kernel dies on some at size 0. The "
         "gradient is an einsum per "
         "operand; an operand whose subscripts repeat a letter (a diagonal, 'ii->i') has none.",
 ))

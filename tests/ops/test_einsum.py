@@ -195,6 +195,15 @@ def test_contractions_at_size_zero_run_as_torch():
              "enumerate(arrs)})[0]\n"
              "        want = torch.einsum(eq, *map(torch.from_numpy, arrs)).numpy()\n"
              "        assert y.shape == want.shape and np.array_equal(y, want), (eq, zero, y.shape, want.shape)\n"
+             "for dt, eq in (('float16', 'bhqd,bhkd->bhqk'), ('int64', 'bqd,bkd->bqk'), ('float32', 'bijd,bkjd->bik')):\n"
+             "    sym = 'bj' if dt == 'float32' else 'b'  # a symbolic letter in a group of two (review58)\n"
+             "    terms = eq.split('->')[0].split(',')\n"
+             "    decl = ', '.join(f'a{k}: {dt}[{\", \".join(c.upper() if c in sym else \"3\" for c in t)}]' for k, t "
+             "in enumerate(terms))\n"
+             "    src = f'model m({decl}) -> y {{\\n    y = einsum(\"{eq}\", [a0, a1])\\n}}\\n'\n"
+             "    arrs = [np.ones([0 if c == 'b' else 3 for c in t], dt) for t in terms]\n"
+             "    y = runtime.session(archdsl.compile_source(src)).run(None, {f'a{k}': a for k, a in enumerate(arrs)})[0]\n"
+             "    assert y.shape == torch.einsum(eq, *map(torch.from_numpy, arrs)).shape, (dt, eq, y.shape)\n"
              "print('ok')\n")
     run = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and run.stdout.split() == ["ok"], (run.returncode, run.stderr[-2000:])
