@@ -296,9 +296,8 @@ def _not_finite(loss: float, epoch: int, step: int, steps: int, first: bool, wei
 
 def _examples(idx) -> str:
     shown = sorted(int(i) for i in idx)
-    return f"example {shown[0]}" if len(shown) == 1 else \
-        f"a batch of examples {', '.join(map(str, shown[:5]))}" + (f" and {len(shown) - 5} more" if len(shown) > 5
-                                                                   else "")
+    more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
+    return f"example {shown[0]}" if len(shown) == 1 else f"a batch of examples {', '.join(map(str, shown[:5]))}{more}"
 
 
 def run_training(ct, opts: LoopOptions, console=None) -> dict:
@@ -542,7 +541,8 @@ def _on_batch(path: str, idx, run):
     except Exception as e:  # noqa: BLE001 - onnxruntime's own exception types
         from ..runtime import ort_message
         message = ort_message(e)
-        if type(e).__name__ == "NotImplemented" or "type is not supported" in message:  # a kernel the
+        if type(e).__name__ == "NotImplemented" or any(w in message for w in ("type is not supported",
+                                                                               "does not support")):  # a kernel the
             # provider lacks (no 16-bit scatter-add on the CPU): not the data's fault
             raise ArchError(f"onnxruntime cannot run this model on its provider: {message}") from None
         raise ArchError(f"{path}: onnxruntime failed on {_examples(idx)}: {message}") from None

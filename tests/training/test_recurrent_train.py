@@ -261,3 +261,20 @@ def test_a_float64_recurrent_layer_trains_like_torch(cell):
                                 f"-> linear(2) as fc\n}}\n")
     assert cell.upper() not in {n.op_type for n in ct.step_model.graph.node}
     _steps_like_torch(ct, fwd, batches(ct, 2, 3, 10, seed=1))
+
+
+def test_a_float64_recurrent_models_validation_blames_the_runtime_not_the_data(tmp_path, capsys):
+    """Its inference model keeps ONNX LSTM, which onnxruntime has no float64 kernel for: --val failed
+    "on a batch of examples 0, 1, 2, 3" of the validation file (review58)."""
+    from archdsl.cli import main
+    spec = tmp_path / "r.arch"
+    spec.write_text("model m(x: float64[B, 5, 3]) -> y {\n    h = x -> lstm(4) as rnn\n"
+                    "    y = h[:, -1] -> linear(2) as fc\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((8, 5, 3)), labels=rng.standard_normal((8, 2)))
+    args = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--epochs", "1",
+            "-o", str(tmp_path / "w.npz")]
+    assert main(args) == 0
+    assert main([*args, "--val", str(tmp_path / "d.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "onnxruntime cannot run this model on its provider" in err and "batch of examples" not in err
