@@ -56,8 +56,8 @@ def load_data(path: str, model, names: list[str], labels_for: LabelsFor | None =
     inputs = {i.name: i for i in model.graph.input}
     _check_batched(path, {k: onnx_dims(inputs[k].type.tensor_type) for k in names}, labels_for is not None)
     out, declared, n = {}, {}, None
-    screened = {i for node in model.graph.node if node.op_type in ("IsNaN", "IsInf") for i in node.input}  # a
-    # spec that finds the gaps itself (isnan, nan_to_num: tabular data's missing values) takes NaN data
+    nans, infs = _screened(model, "IsNaN"), _screened(model, "IsInf")  # a spec that finds the gaps itself
+    # (isnan, nan_to_num: tabular data's missing values) takes NaN data there
     for name in names:
         if name not in arrays:
             raise ArchError(f"{path} has no array '{name}' (it has: {', '.join(sorted(arrays)) or 'nothing'}); "
@@ -79,8 +79,10 @@ def load_data(path: str, model, names: list[str], labels_for: LabelsFor | None =
                             f"{np.dtype(want).name}{names_hint}")
         if a.ndim and not len(a):
             raise ArchError(f"{path}: '{name}' has no examples (its first dim is 0)")
-        if a.dtype.kind == "f" and name not in screened and not np.isfinite(a).all():
-            at = first_index(~np.isfinite(a))
+        bad = (np.isnan(a) & (name not in nans)) | (np.isinf(a) & (name not in infs)) if a.dtype.kind == "f" \
+            else None
+        if bad is not None and bad.any():
+            at = first_index(bad)
             raise ArchError(f"{path}: '{name}'{at} is {a[tuple(at)]}: the data must be finite (a NaN or inf "
                             "makes the loss NaN)")
         dims = declared[name] = onnx_dims(vi)
@@ -113,6 +115,23 @@ def load_data(path: str, model, names: list[str], labels_for: LabelsFor | None =
     if clash:
         raise ArchError(f"{path}: {clash}; arrays that share a dim name must agree on its size")
     return out
+
+
+_MOVES = {"Cast", "Slice", "Gather", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Transpose", "Flatten"}
+
+
+def _screened(model, op_type: str) -> set[str]:
+    """The graph inputs an IsNaN (or IsInf) node reads, directly or through casts, slices and reshapes of
+    them (isnan(num[:, 0:2]), isnan(cast(x, "float32")))."""
+    made = {o: n for n in model.graph.node for o in n.output}
+    seen, todo = set(), [i for n in model.graph.node if n.op_type == op_type for i in n.input[:1]]
+    while todo:
+        v = todo.pop()
+        if v not in seen:
+            seen.add(v)
+            if (n := made.get(v)) is not None and n.op_type in _MOVES:
+                todo.extend(n.input[:1])
+    return seen & {i.name for i in model.graph.input}
 
 
 def _check_batched(path: str, declared: dict, derived_labels: bool = False) -> None:

@@ -177,35 +177,37 @@ _MATMUL_FORMS = ["bhqd,bhkd->bhqk", "bqd,bkd->bqk", "abcd,abed->abce", "ij,jk->i
                  "bijk,bjk->bi", "ij,ij->", "ab,cd->abcd", "bqhd,bkhd->bhqk"]  # several letters a group (docs3)
 
 
-def test_contractions_at_size_zero_run_as_torch():
+def test_contractions_at_size_zero_run_as_torch(tmp_path):
     """onnxruntime's Einsum kernel died of SIGFPE (the whole process) on `bhqd,bhkd->bhqk` at a batch or a
-    contracted size of 0 (ops2 hunt): two-operand contractions go to MatMul, which takes size 0. In a child
-    process, so that a regression fails this test instead of killing the run."""
+    contracted size of 0 (ops2 hunt), and in float16, int64 and with a symbolic letter in a group of two
+    (review58): two-operand contractions go to MatMul, which takes size 0. In a child process, so that a
+    regression fails this test instead of killing the run."""
     import subprocess
     import sys
-    child = ("import numpy as np, torch, archdsl\nfrom archdsl import runtime\n"
-             f"for eq in {_MATMUL_FORMS!r}:\n"
-             "    terms = eq.split('->')[0].split(',')\n"
-             "    for zero in sorted(set(''.join(terms))):\n"
-             "        arrs = [np.ones([0 if c == zero else 3 for c in t], np.float32) for t in terms]\n"
-             "        decl = ', '.join(f'a{k}: float32[{\", \".join(\"N\" if c == zero else \"3\" for c in t)}]'"
-             " for k, t in enumerate(terms))\n"
-             "        src = f'model m({decl}) -> y {{\\n    y = einsum(\"{eq}\", [a0, a1])\\n}}\\n'\n"
-             "        y = runtime.session(archdsl.compile_source(src)).run(None, {f'a{k}': a for k, a in "
-             "enumerate(arrs)})[0]\n"
-             "        want = torch.einsum(eq, *map(torch.from_numpy, arrs)).numpy()\n"
-             "        assert y.shape == want.shape and np.array_equal(y, want), (eq, zero, y.shape, want.shape)\n"
-             "for dt, eq in (('float16', 'bhqd,bhkd->bhqk'), ('int64', 'bqd,bkd->bqk'), ('float32', 'bijd,bkjd->bik')):\n"
-             "    sym = 'bj' if dt == 'float32' else 'b'  # a symbolic letter in a group of two (review58)\n"
-             "    terms = eq.split('->')[0].split(',')\n"
-             "    decl = ', '.join(f'a{k}: {dt}[{\", \".join(c.upper() if c in sym else \"3\" for c in t)}]' for k, t "
-             "in enumerate(terms))\n"
-             "    src = f'model m({decl}) -> y {{\\n    y = einsum(\"{eq}\", [a0, a1])\\n}}\\n'\n"
-             "    arrs = [np.ones([0 if c == 'b' else 3 for c in t], dt) for t in terms]\n"
-             "    y = runtime.session(archdsl.compile_source(src)).run(None, {f'a{k}': a for k, a in enumerate(arrs)})[0]\n"
-             "    assert y.shape == torch.einsum(eq, *map(torch.from_numpy, arrs)).shape, (dt, eq, y.shape)\n"
-             "print('ok')\n")
-    run = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
+    child = tmp_path / "child.py"
+    child.write_text(f"""
+import numpy as np, torch, archdsl
+from archdsl import runtime
+
+def run(eq, dt, symbols, zero):
+    terms = eq.split("->")[0].split(",")
+    dims = lambda t: ", ".join(c.upper() if c in symbols else "3" for c in t)
+    decl = ", ".join(f"a{{k}}: {{dt}}[{{dims(t)}}]" for k, t in enumerate(terms))
+    src = f"model m({{decl}}) -> y {{{{\\n    y = einsum(\\"{{eq}}\\", [a0, a1])\\n}}}}\\n"
+    arrs = [np.ones([0 if c == zero else 3 for c in t], dt) for t in terms]
+    y = runtime.session(archdsl.compile_source(src)).run(None, {{f"a{{k}}": a for k, a in enumerate(arrs)}})[0]
+    want = torch.einsum(eq, *map(torch.from_numpy, arrs)).numpy()
+    assert y.shape == want.shape and np.array_equal(y, want), (eq, dt, zero, y.shape, want.shape)
+
+for eq in {_MATMUL_FORMS!r}:
+    for zero in sorted(set(eq.split("->")[0].replace(",", ""))):
+        run(eq, "float32", zero, zero)
+for dt, eq, symbols in (("float16", "bhqd,bhkd->bhqk", "b"), ("int64", "bqd,bkd->bqk", "b"),
+                        ("float32", "bijd,bkjd->bik", "bj")):
+    run(eq, dt, symbols, "b")
+print("ok")
+""")
+    run = subprocess.run([sys.executable, str(child)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and run.stdout.split() == ["ok"], (run.returncode, run.stderr[-2000:])
 
 
