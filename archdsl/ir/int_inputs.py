@@ -47,19 +47,24 @@ def index_rows(graph, parts: bool = False) -> dict[str, tuple[int, str, bool, bo
 
 
 def _source(v):
-    """(the model input v is, or fixed positions of: one getitem of numbers and whole or fixed slices, the
-    numpy index of them), else (None, None)."""
+    """(the model input v is, or fixed positions of: one getitem of numbers, whole or fixed slices and '...',
+    or one of unbind's pieces; the numpy index of them), else (None, None)."""
     if v.kind == "input":
         return v, None
     n = v.producer
-    if n is None or n.op != "getitem" or n.inputs[0].kind != "input":
+    if n is None or n.op not in ("getitem", "unbind") or n.inputs[0].kind != "input":
         return None, None
+    if n.op == "unbind":  # piece k of unbind(x, dim): x[:, ..., k] at dim
+        dim = n.attrs["dim"] % n.inputs[0].type.rank
+        return n.inputs[0], (slice(None),) * dim + (n.outputs.index(v),)
     select = []
     for part in n.attrs["index"]:
         if part[0] == "i" and isinstance(part[1], int):
             select.append(part[1])
         elif part[0] == "s" and all(b is None or isinstance(b, int) for b in part[1:]):
             select.append(slice(*part[1:]))
+        elif part[0] == "e":
+            select.append(Ellipsis)
         else:
             return None, None
     return n.inputs[0], tuple(select)

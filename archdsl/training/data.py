@@ -304,8 +304,9 @@ def _outside(values: np.ndarray, n: int, allowed: int | None = None) -> np.ndarr
 
 def _shown_index(select: tuple) -> str:
     """A numpy index as the spec wrote it: `:, 2`."""
-    return ", ".join(f"{'' if p.start is None else p.start}:{'' if p.stop is None else p.stop}"
-                     f"{'' if p.step is None else f':{p.step}'}" if isinstance(p, slice) else str(p) for p in select)
+    return ", ".join("..." if p is Ellipsis else f"{'' if p.start is None else p.start}:"
+                     f"{'' if p.stop is None else p.stop}{'' if p.step is None else f':{p.step}'}"
+                     if isinstance(p, slice) else str(p) for p in select)
 
 
 def check_index_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:

@@ -73,3 +73,20 @@ def test_labels_read_at_a_column_are_checked_against_their_loss(tmp_path, capsys
     y[7, 0] = 2  # column 1 takes 0..4
     np.savez(tmp_path / "d.npz", x=rng.standard_normal((24, 4)).astype(np.float32), y=y)
     assert main([*args, "--quiet"]) == 0
+
+
+def test_columns_read_through_an_ellipsis_or_unbind_are_checked_too(tmp_path, capsys):
+    """cat[..., 1] and unbind(cat, dim=1)[i] trained a -1 silently (review58)."""
+    for read in ("cat[..., i]", "unbind(cat, dim=1)[i]"):
+        spec = tmp_path / "c.arch"
+        spec.write_text(COLUMNS.replace("cat[:, i]", read))
+        rng = np.random.default_rng(0)
+        cat = np.stack([rng.integers(0, 3, 40), rng.integers(0, 10, 40), rng.integers(0, 4, 40)], axis=1)
+        cat[5, 0] = -1
+        np.savez(tmp_path / "d.npz", cat=cat, x=rng.standard_normal((40, 2)).astype(np.float32),
+                 labels=rng.random((40, 1)).astype(np.float32))
+        assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--loss", "mse", "--epochs", "1",
+                     "-o", str(tmp_path / "w.npz")]) == 1
+        shown = "..., 0" if "..." in read else ":, 0"
+        assert f"'cat[{shown}]'[5] is -1, but the embedding it indexes (emb.0) has 3 rows" in \
+            " ".join(capsys.readouterr().err.split())
