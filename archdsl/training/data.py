@@ -117,6 +117,7 @@ def load_data(path: str, model, names: list[str], labels_for: LabelsFor | None =
     return out
 
 
+_TIME_NAMES = ("T", "L", "S")  # a sequence's length, as torch's RNN docs name it: never the batch in a guess
 _MOVES = {"Cast", "Slice", "Gather", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Transpose", "Flatten"}
 
 
@@ -145,7 +146,7 @@ def _check_batched(path: str, declared: dict, derived_labels: bool = False) -> N
     if batch_name not in BATCH_NAMES:  # no first dim is named as a batch, but a later one is: x [T, B, 8] beside
         for name, dims in declared.items():  # time-major labels (or [10, B, 8]) was cut along T without a word
             at = next((i for i, d in enumerate(dims[1:], 1) if d not in firsts and (  # torch's RNNs' (L, N, H);
-                d in ("B", "batch") or d == "N" and dims[0] in ("T", "L", "S"))), None)  # points [G, N, 3] stay
+                d in ("B", "batch") or d == "N" and dims[0] in _TIME_NAMES)), None)  # points [G, N, 3] stay
             if at is not None and not (name == "labels" and derived_labels):
                 _batch_not_first(path, name, dims, at)
     for name, dims in declared.items():
@@ -177,9 +178,9 @@ def _batch_name(declared: dict, derived_labels: bool = False) -> str | None:
     output a --loss reads give way to a batch's name among the inputs': a time-major output ([T, B, C]) does
     not make T the batch."""
     lead = (declared.get("labels") or [None])[0]
-    if derived_labels and lead not in BATCH_NAMES:  # a batch's name among the inputs' first dims, else the labels'
-        guess = _batch_name({k: v for k, v in declared.items() if k != "labels"})
-        return guess if guess in BATCH_NAMES else _batch_name(declared)
+    if derived_labels and lead not in BATCH_NAMES:  # a batch's name among the inputs' first dims (or theirs when
+        guess = _batch_name({k: v for k, v in declared.items() if k != "labels"})  # the labels lead with time's
+        return guess if guess in BATCH_NAMES or guess and lead in _TIME_NAMES else _batch_name(declared)
     if isinstance(lead, str) and lead:
         return lead
     named = {dims[0] for dims in declared.values() if dims and isinstance(dims[0], str) and dims[0]}

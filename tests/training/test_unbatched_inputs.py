@@ -102,13 +102,16 @@ def _trained(tmp_path, spec: str, x: np.ndarray, labels_shape: tuple, *flags) ->
                  "1", "-o", str(tmp_path / "w.npz"), *flags])
 
 
-def test_labels_shaped_by_a_time_major_output_blame_the_output(tmp_path, capsys):
+@pytest.mark.parametrize("batch, time", [("B", "T"), ("bsz", "S")])
+def test_labels_shaped_by_a_time_major_output_blame_the_output(tmp_path, capsys, batch, time):
     """An output transposed to [T, B, C] made its labels' T the batch, and the refusal told the user to
-    declare the batch-first input x [B, T, 8] "batch first ([T, ...])" (review56)."""
-    spec = "model m(x: float32[B, T, 8]) -> y {\n    y = x -> linear(4) as fc -> transpose(0, 1)\n}\n"
+    declare the batch-first input x [B, T, 8] "batch first ([T, ...])" (review56; a batch named bsz beside S:
+    review58)."""
+    spec = f"model m(x: float32[{batch}, {time}, 8]) -> y {{\n    y = x -> linear(4) as fc -> transpose(0, 1)\n}}\n"
     assert _trained(tmp_path, spec, np.ones((6, 5, 8), np.float32), (5, 6, 4)) == 1
     err = " ".join(capsys.readouterr().err.split())
-    assert "the labels are [T, B, 4], the shape of the output the loss reads, with the batch (B) on dim 1" in err, err
+    assert f"the labels are [{time}, {batch}, 4], the shape of the output the loss reads, with the batch " \
+        f"({batch}) on dim 1" in err, err
     assert "the model's input 'x'" not in err and not (tmp_path / "w.npz").exists()
 
 
