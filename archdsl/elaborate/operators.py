@@ -3,10 +3,13 @@ tensor arithmetic as IR nodes, attribute access (x.shape, .T) and subscripts (li
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .. import ops
 from ..diagnostics import (
+    ArchError,
     ArchTypeError,
     EvalError,
     LimitError,
@@ -237,7 +240,12 @@ class Operators:
         for bound, op in (("min", "maximum"), ("max", "minimum")):
             if got.get(bound) is not None:
                 last = bound == "max" or got.get("max") is None
-                y = self.call_op(ops.get(op), [y, got[bound]], {}, label if last else None, span)
+                try:
+                    y = self.call_op(ops.get(op), [y, got[bound]], {}, label if last else None, span)
+                except ArchError as err:  # said as the clamp the spec wrote, not the op it became (review58)
+                    err.message = re.sub(rf"^{op}(\(\))?", "clamp", err.message)
+                    err.args = (err.message,)
+                    raise
         return y
 
     def _integer_power(self, x, k: int, span):

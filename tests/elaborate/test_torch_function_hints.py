@@ -36,6 +36,7 @@ CASES = [
      lambda a, b: F.threshold(a, 0.1, 2.0)),
     ("hstack([a, b])", "concat(xs, axis=1)", "concat([a, b], axis=1)", lambda a, b: torch.hstack([a, b])),
     ("vstack([a, b])", "concat(xs, axis=0)", "concat([a, b], axis=0)", lambda a, b: torch.vstack([a, b])),
+    ("dstack([a, b])", "stack(xs, dim=2)", "stack([a, b], dim=2)", lambda a, b: torch.dstack([a, b])),  # 2-d
     ("column_stack([a[0], b[0]])", "stack(xs, dim=1)", "stack([a[0], b[0]], dim=1)",
      lambda a, b: torch.column_stack([a[0], b[0]])),  # hstack said "did you mean 'stack'" (tabular hunt)
     ("all(a > 0)", 'eq(amin(cast(m, "int64")), 1)', 'eq(amin(cast(gt(a, -3.0), "int64")), 1)',

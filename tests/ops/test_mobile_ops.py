@@ -241,3 +241,5 @@ def test_clamp_takes_bounds_known_at_run_time_as_torch():
     h = torch.from_numpy(s) * k
     (h.clamp(0, 5) + torch.clamp(h, -tw, tw) + h.clamp(max=4)).sum().backward()
     np.testing.assert_allclose(1 - out["k.new"], k.grad.numpy(), rtol=1e-5)
+    with pytest.raises(archdsl.ArchError, match=":2:9: clamp: dtypes differ"):  # said as the clamp (review58)
+        archdsl.check_source("model m(x: float32[B, 4], t: int64[B, 4]) -> y {\n    y = clamp(x, min=t)\n}\n")
