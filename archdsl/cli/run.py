@@ -11,7 +11,7 @@ import numpy as np
 from .. import driver, files
 from ..diagnostics import ArchError
 from ..interrupts import interruption, was_interrupted
-from ..lower.weights import narrow_float, npy_bfloat16, numpy_reason, raw_bytes, write_npz
+from ..lower.weights import narrow_float, npy_bfloat16, npz_member, numpy_reason, raw_bytes, write_npz
 from ..types import dim_size
 from .commands import (
     announce,
@@ -83,7 +83,7 @@ def _read_input(name: str, path: str) -> np.ndarray:
             raise ArchError(f"--input {name}: {path} holds {len(names)} arrays "
                             f"({', '.join(names) or 'none'}) and none is called '{name}'")
         try:
-            return npy_bfloat16(loaded[pick])
+            return npz_member(loaded, pick)
         except Exception as e:  # noqa: BLE001 - a corrupt member, or an object array
             raise ArchError(f"--input {name}: cannot read '{pick}' from {path}: {numpy_reason(e, member=True)}") \
                 from None

@@ -21,8 +21,8 @@ from ..ops import ParamSpec
 from ..types import DType
 
 __all__ = ["CHUNK", "Chunked", "chunk_count", "file_bytes", "fill_chunk", "materialize", "initial_weights",
-           "load_weights", "narrow_float", "npy_bfloat16", "numpy_reason", "raw_bytes", "read_exactly", "read_npz",
-           "resident", "save_weights", "write_npz"]
+           "load_weights", "narrow_float", "npy_bfloat16", "npz_member", "numpy_reason", "raw_bytes", "read_exactly",
+           "read_npz", "resident", "save_weights", "write_npz"]
 
 
 CHUNK = 1 << 18  # elements per independently seeded block of a generated parameter (1 MiB of float32)
@@ -182,7 +182,7 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
             code, shape, (lo, hi) = info["dtype"], info["shape"], info["data_offsets"]
         except (TypeError, KeyError, ValueError):
             raise ValueError(f"'{name}': no dtype, shape and data_offsets in the header") from None
-        if code not in _SAFETENSORS_DTYPES:
+        if not isinstance(code, str) or code not in _SAFETENSORS_DTYPES:  # ["F32"] was unhashable: a crash
             raise ValueError(f"'{name}': dtype {code} is not one archdsl reads (one of "
                              f"{', '.join(_SAFETENSORS_DTYPES)})")
         dtype = _dtype(_SAFETENSORS_DTYPES[code])
@@ -312,11 +312,14 @@ def _dtype(name: str) -> np.dtype:
 
 def numpy_reason(e: Exception, member: bool = False) -> str:
     """Why numpy did not load a file or an archive member, in words a user can act on: for anything that is
-    not .npy/.npz numpy guesses a pickle and says to allow_pickle, which archdsl never does."""
+    not .npy/.npz numpy guesses a pickle and says to allow_pickle, which archdsl never does; a damaged .npy
+    header came as Python's repr of a syntax node."""
     if "Object arrays" in str(e) or ("pickle" in str(e) and member):
         return "it holds Python objects (an object array), which are not loaded"
     if "pickle" in str(e):
         return "not a .npy or .npz file"
+    if "malformed node" in str(e) or "header" in str(e).lower() and "<ast." in str(e):
+        return "its .npy header is damaged"
     return str(e)
 
 
@@ -351,6 +354,15 @@ def raw_bytes(dtype: np.dtype) -> str | None:
             "or in a .safetensors file)")
 
 
+def npz_member(z, k: str) -> np.ndarray:
+    """One array of an open .npz. numpy hands back a member that is no .npy array (no magic, or a name without
+    .npy) as its raw bytes, which were read on as an array: a ValueError here."""
+    a = z[k]
+    if not isinstance(a, np.ndarray):
+        raise ValueError("it is not a .npy array (a damaged or foreign member)")
+    return npy_bfloat16(a)
+
+
 def read_npz(path: str | Path, what: str, expected: str) -> dict[str, np.ndarray]:
     """Every array of an .npz, by name; anything else (a .npy, a text file, a torch.save zip, a corrupt
     archive) a diagnostic that says so. `what` names the file's role, `expected` what it should hold."""
@@ -358,7 +370,7 @@ def read_npz(path: str | Path, what: str, expected: str) -> dict[str, np.ndarray
         out = {}
         for k in z.files:
             try:
-                out[k] = npy_bfloat16(z[k])
+                out[k] = npz_member(z, k)
             except Exception as e:  # noqa: BLE001 - a corrupt member, or an object array
                 raise ArchError(f"cannot read {what} from {path}: '{k}': {numpy_reason(e, member=True)}; "
                                 f"{expected}") from None
@@ -390,6 +402,10 @@ def open_npz(path: str | Path, what: str, expected: str):
         if not all(m.endswith(".npy") for m in members):
             raise ArchError(f"cannot read {what} from {path}: a zip archive of other files, not an .npz; "
                             f"{expected}")
+        if len(set(members)) != len(members):  # numpy reads the last copy, silently
+            twice = next(m for i, m in enumerate(members) if m in members[:i])
+            raise ArchError(f"cannot read {what} from {path}: '{twice.removesuffix('.npy')}' is stored twice in "
+                            f"it; {expected}")
     except BaseException:
         z.close()
         raise

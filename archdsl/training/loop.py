@@ -23,7 +23,7 @@ from onnx import numpy_helper
 from .. import files
 from ..diagnostics import ArchError
 from ..lower import load_weights, save_weights
-from ..lower.weights import numpy_reason, write_npz
+from ..lower.weights import npz_member, numpy_reason, write_npz
 from . import identity, schedule
 from .data import (
     LabelsFor,
@@ -187,7 +187,7 @@ class Trainer:
         files.refuse_special(path, f"--resume: cannot read {path}")
         try:
             with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
+                arrays = {k: npz_member(z, k) for k in z.files}
         except FileNotFoundError:
             raise ArchError(f"--resume: no checkpoint at {path}") from None
         except Exception as e:  # noqa: BLE001 - a corrupt or foreign file (numpy guesses a pickle)
@@ -208,17 +208,14 @@ class Trainer:
             if "__best_output__" in arrays:  # from the checkpoint's folder (absolute in older checkpoints)
                 self.best_output = str(Path(path).resolve().parent / str(arrays.pop("__best_output__")))
             self.best_digest = str(arrays.pop("__best_sha256__")) if "__best_sha256__" in arrays else None
-            plan = json.loads(str(arrays.pop("__plan__", "null")))
-            need = set(schedule.PLAN_KEYS) - set(schedule.PLAN_DEFAULTS)  # an older checkpoint has no step keys
-            if plan is not None and (not isinstance(plan, dict) or not need <= set(plan) <= set(schedule.PLAN_KEYS)):
-                raise TypeError("__plan__ is not the schedule's settings")
-            self.plan = plan if plan is None else {**schedule.PLAN_DEFAULTS, **plan}
+            self.plan = schedule.read_plan(json.loads(str(arrays.pop("__plan__", "null"))))
             seed = int(arrays.pop("__seed__", self.seed))  # shuffling follows --seed: another one is another run
-            if not isinstance(saved, dict):
-                raise TypeError("__config__ is not a dict")
+            if not isinstance(saved, dict) or not all(isinstance(saved.get(k) or [], list) for k in ("params",
+                                                                                                   "buffers")):
+                raise TypeError("__config__ is not a dict of the step's settings")
             if epoch < 0:
                 raise ValueError(f"__epoch__ is {epoch}")
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, IndexError) as e:  # (a __best__ of one value)
             raise ArchError(f"--resume: {path} is not a checkpoint of `archdsl train` (its bookkeeping does not "
                             f"read: {e})") from None
         identity.check_resume(path, saved, made_by, self.config, self.step_id)

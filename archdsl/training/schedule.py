@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .loop import LoopOptions
 
 __all__ = ["PLAN_DEFAULTS", "PLAN_KEYS", "batches", "batches_per_epoch", "check_fixed_batch", "factor", "fixed_batch",
-           "plan", "plan_note", "unreached", "updates_per_epoch"]
+           "plan", "plan_note", "read_plan", "unreached", "updates_per_epoch"]
 
 
 PLAN_KEYS = ("epochs", "batch_size", "schedule", "schedule_per", "warmup", "milestones", "gamma", "examples")
@@ -25,6 +25,18 @@ PLAN_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "schedule": "-
               "gamma": "--gamma"}
 # what a checkpoint written before the step schedule (or before its examples were kept) lacks
 PLAN_DEFAULTS = {"milestones": [], "gamma": 0.1, "examples": None}
+
+
+def read_plan(plan) -> dict | None:
+    """A checkpoint's __plan__ as the loop reads it (older checkpoints' missing keys at their defaults); a
+    TypeError where it is not what train writes (a hand-made or damaged file: milestones of 5 crashed)."""
+    need = set(PLAN_KEYS) - set(PLAN_DEFAULTS)  # an older checkpoint has no step keys
+    if plan is None:
+        return None
+    if not isinstance(plan, dict) or not need <= set(plan) <= set(PLAN_KEYS) or not isinstance(
+            plan.get("milestones", []), list) or not all(type(m) is int for m in plan.get("milestones", [])):
+        raise TypeError("__plan__ is not the schedule's settings")
+    return {**PLAN_DEFAULTS, **plan}
 
 
 def plan(opts: "LoopOptions", examples: int) -> dict:
