@@ -79,6 +79,9 @@ def load_data(path: str, model, names: list[str], labels_for: LabelsFor | None =
                             f"{np.dtype(want).name}{names_hint}")
         if a.ndim and not len(a):
             raise ArchError(f"{path}: '{name}' has no examples (its first dim is 0)")
+        if name == "labels" and labels_for is not None and not a.size:  # [16, 0]: loss 0 in training, NaN in
+            raise ArchError(f"{path}: 'labels' has shape {list(a.shape)}, no label in any example: nothing "  # eval
+                            "counts toward the loss")
         bad = (np.isnan(a) & (name not in nans)) | (np.isinf(a) & (name not in infs)) if a.dtype.kind == "f" \
             else None
         if bad is not None and bad.any():

@@ -102,3 +102,13 @@ def test_a_checkpoints_bookkeeping_of_the_wrong_kind(tmp_path, capsys, trained, 
     np.savez(tmp_path / "r.ckpt.npz", **members)
     _said(capsys, ["train", MLP, "--data", str(trained / "data.npz"), "--epochs", "2", "-o", str(tmp_path / "r.npz"),
                    "--resume"], "its bookkeeping does not read")
+
+
+def test_labels_with_no_positions_are_refused(tmp_path, capsys):
+    """Labels [16, 0] (a tagger fed sequences of length 0) trained at loss 0 and evaluated at NaN on the same
+    data (datafuzz hunt)."""
+    spec = tmp_path / "tag.arch"
+    spec.write_text("model tag(ids: int64[B, T]) -> y {\n    y = ids -> embedding(10, 4) as e -> linear(5) as fc\n}\n")
+    np.savez(tmp_path / "d.npz", ids=np.zeros((16, 0), np.int64), labels=np.zeros((16, 0), np.int64))
+    _said(capsys, ["train", str(spec), "--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "w.npz")],
+          "'labels' has shape [16, 0], no label in any example")
