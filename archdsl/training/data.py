@@ -82,8 +82,8 @@ def load_data(path: str, model, names: list[str], labels_for: LabelsFor | None =
         if name == "labels" and labels_for is not None and not a.size:  # [16, 0]: loss 0 in training, NaN in
             raise ArchError(f"{path}: 'labels' has shape {list(a.shape)}, no label in any example: nothing "  # eval
                             "counts toward the loss")
-        bad = (np.isnan(a) & (name not in nans)) | (np.isinf(a) & (name not in infs)) if a.dtype.kind == "f" \
-            else None
+        bad = (np.isnan(a) & _unscreened(a, nans.get(name))) | (np.isinf(a) & _unscreened(a, infs.get(name))) \
+            if a.dtype.kind == "f" else None
         if bad is not None and bad.any():
             at = first_index(bad)
             raise ArchError(f"{path}: '{name}'{at} is {a[tuple(at)]}: the data must be finite (a NaN or inf "
@@ -121,21 +121,66 @@ def load_data(path: str, model, names: list[str], labels_for: LabelsFor | None =
 
 
 _TIME_NAMES = ("T", "L", "S")  # a sequence's length, as torch's RNN docs name it: never the batch in a guess
-_MOVES = {"Cast", "Slice", "Gather", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Transpose", "Flatten"}
+_MOVES = {"Cast", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Transpose", "Flatten"}  # every element kept
 
 
-def _screened(model, op_type: str) -> set[str]:
-    """The graph inputs an IsNaN (or IsInf) node reads, directly or through casts, slices and reshapes of
-    them (isnan(num[:, 0:2]), isnan(cast(x, "float32")))."""
+def _screened(model, op_type: str) -> dict[str, list]:
+    """The graph inputs an IsNaN (or IsInf) node reads, directly or through casts and reshapes, each with the
+    numpy indexes of what it screens (None: all of it; a Slice or Gather of constant positions, read straight
+    from the input: isnan(num[:, 0:2]) screens those columns only, review59)."""
     made = {o: n for n in model.graph.node for o in n.output}
-    seen, todo = set(), [i for n in model.graph.node if n.op_type == op_type for i in n.input[:1]]
-    while todo:
-        v = todo.pop()
-        if v not in seen:
-            seen.add(v)
-            if (n := made.get(v)) is not None and n.op_type in _MOVES:
-                todo.extend(n.input[:1])
-    return seen & {i.name for i in model.graph.input}
+    consts = {t.name: t for t in model.graph.initializer}
+    inputs = {i.name for i in model.graph.input}
+    out: dict[str, list] = {}
+    for node in model.graph.node:
+        if node.op_type != op_type:
+            continue
+        v, region = node.input[0], None
+        while v not in inputs and (n := made.get(v)) is not None:
+            if n.op_type in _MOVES and region is None or n.op_type in ("Cast", "Identity"):
+                v = n.input[0]
+            elif n.op_type in ("Slice", "Gather") and region is None and (region := _positions(n, consts)) is not None:
+                v = n.input[0]
+            else:
+                break
+        if v in inputs:
+            out.setdefault(v, []).append(region)
+    return out
+
+
+def _positions(node, consts: dict):
+    """A Slice's or Gather's constant positions as a numpy index, else None."""
+    from onnx import numpy_helper
+    vals = [numpy_helper.to_array(consts[i]) if i in consts else None for i in node.input[1:]]
+    if node.op_type == "Gather":
+        if vals[0] is None:
+            return None
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        return (slice(None),) * axis + (vals[0],) if axis >= 0 else None
+    if any(v is None for v in vals[:2]) or any(i and i not in consts for i in node.input[3:]):
+        return None
+    starts, ends = vals[0], vals[1]
+    axes = vals[2] if len(vals) > 2 and vals[2] is not None else range(len(starts))
+    steps = vals[3] if len(vals) > 3 and vals[3] is not None else [1] * len(starts)
+    if any(a < 0 for a in axes):
+        return None
+    index = [slice(None)] * (max(axes) + 1)
+    for a, b, e, k in zip(axes, starts, ends, steps):
+        index[a] = slice(int(b), int(e), int(k))
+    return tuple(index)
+
+
+def _unscreened(a: np.ndarray, regions: list | None) -> np.ndarray:
+    """Where a holds values no IsNaN (IsInf) screen reads."""
+    left = np.ones(a.shape, bool)
+    for region in regions or ():
+        if region is None:
+            return np.zeros(a.shape, bool)
+        try:
+            left[region] = False
+        except (IndexError, ValueError):  # the data's sizes are checked against the spec elsewhere
+            pass
+    return left
 
 
 def _check_batched(path: str, declared: dict, derived_labels: bool = False) -> None:

@@ -168,9 +168,14 @@ def test_nan_data_is_taken_by_a_spec_that_finds_the_gaps_itself(tmp_path, capsys
     np.savez(tmp_path / "d.npz", num=num, z=z, labels=labels)  # (review58)
     head = "model imp(num: float32[B, 4], z: float32[B, 2]) -> logit {\n"
     tail = "    logit = concat([x, z], axis=1) -> linear(1) as fc\n}\n"
-    for body, rc in (("    x = where(isinf(num), 0.0, num)\n", 1),
-                     ("    a = num[:, 0:2]\n    x = concat([where(isnan(a), 0.0, a), num[:, 2:]], axis=1)\n", 0),
+    columns = "    a = num[:, 0:2]\n    x = concat([where(isnan(a), 0.0, a), num[:, 2:]], axis=1)\n"
+    for body, rc in (("    x = where(isinf(num), 0.0, num)\n", 1), (columns, 0),
                      ('    x = cast(where(isnan(cast(num, "float64")), 0.0, cast(num, "float64")), "float32")\n', 0)):
         spec.write_text(head + body + tail)
         assert main([*args, "--quiet"]) == rc, (body, capsys.readouterr().err)
         capsys.readouterr()
+    num[5, 3] = np.nan  # outside the columns the slice screens: said as it was (review59)
+    np.savez(tmp_path / "d.npz", num=num, z=z, labels=labels)
+    spec.write_text(head + columns + tail)
+    assert main(args) == 1
+    assert "'num'[5, 3] is nan: the data must be finite" in capsys.readouterr().err
