@@ -243,7 +243,7 @@ class Operators:
                 try:
                     y = self.call_op(ops.get(op), [y, got[bound]], {}, label if last else None, span)
                 except ArchError as err:  # said as the clamp the spec wrote, not the op it became (review58)
-                    err.message = re.sub(rf"^{op}(\(\))?", "clamp", err.message)
+                    err.message = re.sub(rf"\b{op}(\(\))?", "clamp", err.message)
                     err.args = (err.message,)
                     raise
         return y

@@ -243,3 +243,6 @@ def test_clamp_takes_bounds_known_at_run_time_as_torch():
     np.testing.assert_allclose(1 - out["k.new"], k.grad.numpy(), rtol=1e-5)
     with pytest.raises(archdsl.ArchError, match=":2:9: clamp: dtypes differ"):  # said as the clamp (review58)
         archdsl.check_source("model m(x: float32[B, 4], t: int64[B, 4]) -> y {\n    y = clamp(x, min=t)\n}\n")
+    with pytest.raises(archdsl.ArchError) as e:  # the message's body too (review59)
+        archdsl.check_source("model m(x: float32[B, 4], t: float32[B, 3]) -> y {\n    y = clamp(x, min=t)\n}\n")
+    assert "clamp: cannot broadcast clamp operands" in e.value.message and "maximum" not in e.value.message
