@@ -42,7 +42,8 @@ def _check_input(sess, name: str, arr: np.ndarray, path: str) -> np.ndarray:
     held = arr.dtype
     if narrow_float(held) and held != want:  # bfloat16 (ml_dtypes'): exact in float32, then cast as others are
         arr = arr.astype(np.float32)
-    castable = arr.dtype.kind in "biuf" and want.kind in "biuf" and not (want.kind in "iu" and arr.dtype.kind == "f")
+    castable = arr.dtype.kind in "biuf" and want.kind in "biuf" and not (want.kind in "iu" and arr.dtype.kind in "fb")
+    # (bool ids, as floats, are refused, as training data's are)
     fits = arr.ndim == len(meta.shape) and all(not isinstance(d, int) or d == n for d, n in zip(meta.shape, arr.shape))
     if (arr.dtype != want and not castable) or not fits:
         raw = raw_bytes(held)
