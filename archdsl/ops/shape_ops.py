@@ -131,7 +131,8 @@ def _reshape_infer(ins, a):
     x = ins[0]
     target = list(a["shape"])
     unresolved = _unresolved(x, target)
-    if len(unresolved) + (-1 in target) > 1 and (-1 in target or prod(target) != prod(x.shape)):
+    if len(unresolved) + (-1 in target) > 1 and (-1 in target or prod(target) != prod(x.shape)) and not (
+            -1 in target and len(unresolved) == 1 and _exact_rest(x, target)):  # [B, 3, N*2, -1]: the -1 is 2*M
         # several sizes read at run time ([B, 16, H*W] into [B, 16, H, W]) only where the counts are the same
         # product: with -1, or with counts that merely may be equal, ONNX's Reshape would decide at run time
         fail(f"reshape: {', '.join(map(str, unresolved))} {'is' if len(unresolved) == 1 else 'are'} not a dim of "
@@ -139,6 +140,14 @@ def _reshape_infer(ins, a):
              f"target's element count is the input's ({prod(target) if -1 not in target else 'with -1: unknown'} "
              f"vs {prod(x.shape)})")
     return [x.with_shape(_reshape_target(x, target))]
+
+
+def _exact_rest(x, target) -> bool:
+    """Whether the -1 beside one size of no input dim is a whole product of the input's sizes (12*B*M*N over
+    3*B*2*N is 2*M), so that the element counts agree whatever the sizes."""
+    from ..types import dim_exact_div
+    rest = dim_exact_div(prod(x.shape), prod([d for d in target if d != -1]))
+    return isinstance(rest, int) or isinstance(rest, Sym) and "//" not in str(rest) and "/" not in str(rest)
 
 
 def _reshape_lower(e, ins, outs, c):
@@ -236,8 +245,10 @@ register(OpDef(
     doc="View with a new shape: ints, symbolic dims of the input (in a model; a block does not see the model's "
         "symbols by name: shape(x)[0] or -1 there), and at most one -1 (torch.reshape); one "
         "other symbolic size is left to the element count, and several where the target's element count is "
-        "the input's ([B, 16, H*W] into [B, 16, H, W]): their sizes are read at run time from a model input or "
-        "an earlier value that has them. A symbolic dim is not split by a number ([B, H // 4, 4, W // 4, 4, C] "
+        "the input's ([B, 16, H*W] into [B, 16, H, W]; with a -1, where it is a whole product of the sizes: "
+        "[B, 3, N * 2, -1] of [B, 3, N, 2, M, 2]): their sizes are read at run time from a model input, an "
+        "earlier value that has them, or the input's own dims (N * 2). A symbolic dim is not split by a number "
+        "([B, H // 4, 4, W // 4, 4, C] "
         "of a [B, H, W, C]: nothing says 4 divides H, so the element counts differ): split it with -1 "
         "(reshape(h, [B, H, -1, 4, C]) splits W, as Swin's windows), take the count from the result "
         "(n = shape(p)[2]) and write it back from there ([B, H, n * 4, C]).",

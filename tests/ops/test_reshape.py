@@ -123,7 +123,7 @@ def test_tokens_back_to_an_image_of_formula_size(hw):
 
 
 @pytest.mark.parametrize("x, target", [("[B, 16, T]", "[B, 16, H, W]"),      # T elements are not H*W
-                                       ("[B, 16, H*W]", "[B, 16, H, -1]"),   # -1 beside a size read at run time
+                                       ("[B, 16, H*W]", "[B, 16, H, 3, -1]"),  # a -1 of W/3 beside H
                                        ("[B, 16, H*W]", "[B, 16, W, H, 2]")])
 def test_several_sizes_read_at_run_time_need_the_same_element_count(x, target):
     src = f"model m(z: float32[H, W], x: float32{x}) -> y {{\n    y = reshape(x * 1.0, {target})\n}}\n"
@@ -131,6 +131,8 @@ def test_several_sizes_read_at_run_time_need_the_same_element_count(x, target):
         archdsl.check_source(src)
     ok = "model m(z: float32[H, W], x: float32[B, 16, H*W]) -> y {\n    y = reshape(x * 1.0, [B, 16, W, H])\n}\n"
     assert str(archdsl.check_source(ok).outputs[0][1].type) == "float32[B, 16, W, H]"
+    ok = ok.replace("[B, 16, W, H]", "[B, 16, H, -1]")  # a -1 that is a whole product (W): its count agrees
+    assert str(archdsl.check_source(ok).outputs[0][1].type) == "float32[B, 16, H, W]"
 
 
 _LAYOUT = {"permute": lambda v, p: v.permute(p), "transpose": lambda v, a, b: v.transpose(a, b),
@@ -283,11 +285,15 @@ def test_a_merge_of_two_symbolic_pairs_computes_its_sizes_from_the_input():
     """torch's x.reshape(b, d, h * ph, w * pw), MobileViT's fold-back: 2*N and 2*M are sizes no value has, so
     the build failed, advising a -1 that `check` then refused (porting2 hunt). They are products of the
     input's dims, read at run time (an empty batch or N = 0 too)."""
-    src = "model m(q: float32[B, 3, N, 2, M, 2]) -> y {\n    y = reshape(q, [B, 3, N * 2, M * 2])\n}\n"
-    sess = runtime.session(archdsl.compile_source(src))
-    for shape in ((2, 3, 4, 2, 5, 2), (0, 3, 4, 2, 5, 2), (1, 3, 0, 2, 3, 2)):
-        q = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-        np.testing.assert_array_equal(sess.run(None, {"q": q})[0], q.reshape(shape[0], 3, shape[2] * 2, shape[4] * 2))
+    for target in ("[B, 3, N * 2, M * 2]", "[B, 3, N * 2, -1]", "[B, 3, -1, M * 2]"):  # a -1 beside a merged size,
+        src = f"model m(q: float32[B, 3, N, 2, M, 2]) -> y {{\n    y = reshape(q, {target})\n}}\n"  # as advised
+        sess = runtime.session(archdsl.compile_source(src))
+        for shape in ((2, 3, 4, 2, 5, 2), (0, 3, 4, 2, 5, 2), (1, 3, 0, 2, 3, 2)):
+            q = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+            want = q.reshape(shape[0], 3, shape[2] * 2, shape[4] * 2)
+            np.testing.assert_array_equal(sess.run(None, {"q": q})[0], want)
+    with pytest.raises(archdsl.ArchError, match="3\\*N is not a dim of"):  # a -1 of 4*M/3: not a whole product
+        archdsl.check_source("model m(q: float32[B, 3, N, 2, M, 2]) -> y {\n    y = reshape(q, [B, 3, N * 3, -1])\n}\n")
 
 
 def test_a_split_and_write_back_after_a_strided_conv_cancels_its_formula():
