@@ -158,11 +158,11 @@ def update(b: GradBuilder, cfg: OptimConfig, p: Value, g: Value, state: list[Sta
         bc2 = b.op("sub", d(1.0), b.op("pow", d(b2), t64))
         # p - step_size * m / (sqrt(v) / sqrt(bc2) + eps)  ==  p - m / (sqrt(v) * k + eps / step_size).
         # At lr = 0 (--lr 0, a warm-up's first step) torch leaves every parameter as it is. k would be inf
-        # there, and a parameter whose v is 0 NaN (0 * inf): 1e-30 added keeps k finite (<= 3.2e31; to any lr
-        # above ~1e-23 it adds nothing a float32 holds), while eps / step_size, not floored, is inf, so that
-        # m / denom is exactly 0 and the parameter stays to the bit.
+        # there, and a parameter whose v is 0 NaN (0 * inf): k's step size is at least 1e-30 (k <= 3.2e31;
+        # exact for any lr above ~1e-30, where adding 1e-30 moved a zero parameter by 1e-31: review57), while
+        # eps / step_size, not floored, is inf, so that m / denom is exactly 0 and the parameter stays.
         step_size = b.op("div", lr64, bc1)
-        k = b.op("reciprocal", b.op("mul", b.op("sqrt", bc2), b.op("add", step_size, d(_STEP_FLOOR))))
+        k = b.op("reciprocal", b.op("mul", b.op("sqrt", bc2), b.op("maximum", step_size, d(_STEP_FLOOR))))
         cache["k"] = b.op("cast", k, dtype=_work(p))
         cache["eps"] = b.op("cast", b.op("div", d(cfg.eps), step_size), dtype=_work(p))
     wide = _work(p) != p.type.dtype.label
