@@ -35,3 +35,20 @@ def test_a_zero_learning_rate_moves_no_weight(dtype, opt):
              and not np.array_equal(out[n], init[n[:-4]])]
     assert any("running_mean" in n for n in moved) and any("running_var" in n for n in moved), moved
     assert len(moved) > 2, moved  # the momentum buffers or Adam's moments
+
+
+def test_a_tiny_learning_rate_moves_a_zero_bias_as_torch_does():
+    """Adam's first step from a zero bias is -lr * sign(g) (m / sqrt(v) is +-1, eps aside): at lr 1e-31 the
+    floor that keeps k finite was added to the step size and doubled it (review57)."""
+    src = ("model m(x: float32[B, 3]) -> y {\n    y = (x -> linear(2, bias=false) as fc) + "
+           "parameter([2], init=\"zeros\") as bias\n}\n")
+    ct = driver.build_train(driver.load(text=src, file="t.arch"), None, driver.CompileOptions(),
+                            TrainConfig(loss="mse", optimizer=OptimConfig("adam", eps=1e-40), lr=1e-31))
+    sess = runtime.session(ct.step_model, "cpu")
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((4, 3)).astype(np.float32), "labels": rng.standard_normal((4, 2)).astype("f4")}
+    out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {
+        i.name: feeds[i.name] for i in sess.get_inputs() if i.name in feeds})))
+    init = {t.name: onnx.numpy_helper.to_array(t) for t in ct.step_model.graph.initializer}
+    assert not init["bias"].any()
+    np.testing.assert_allclose(np.abs(out["bias.new"]), 1e-31, rtol=1e-5)
