@@ -141,7 +141,24 @@ def _prefixed(unknown: list[str], missing: list[str], weights: dict, graph: Grap
             count = sum(b in params for b in names)
             return (f"; the model's {count} parameters and buffers are its names behind '{prefix}': keep those "
                     f"and strip it, {{{strip} if k.startswith('{prefix}')}}")
-    return ""
+    return _wrapped(unknown, missing, params)
+
+
+def _wrapped(unknown: list[str], missing: list[str], params) -> str:
+    """Every name of the file behind one first part (DataParallel's 'module.') that explains some of them, and
+    another difference behind it (a submodule the spec names otherwise: 'module.encoder.layers.0...' for
+    'layers.0...'): both said, where the nearest-name guess suggested one name of 29 (newuser3 hunt)."""
+    heads = {u.partition(".")[0] for u in unknown}
+    if len(heads) != 1 or not all("." in u for u in unknown):
+        return ""
+    prefix = heads.pop() + "."
+    left = [u[len(prefix):] for u in unknown if u[len(prefix):] not in params]
+    if not left or len(left) == len(unknown):
+        return ""
+    pair = next(((b, m) for b in left for m in missing if b.endswith("." + m)), None)
+    also = f" ('{pair[0]}' is the model's '{pair[1]}' behind '{pair[0][:-len(pair[1])]}')" if pair else ""
+    return (f"; every name starts with '{prefix}' (a wrapper's, as torch's DataParallel): strip it; "
+            f"behind it {len(left)} still differ from the model's {len(missing)} missing names{also}")
 
 
 def _tied(unknown: list[str], weights: dict) -> str:

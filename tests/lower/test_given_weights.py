@@ -69,6 +69,16 @@ def test_a_dataparallel_checkpoint_of_a_batchnorm_model_is_told_to_strip_the_pre
     assert "not weights at all" not in _message(BN, w)
 
 
+def test_a_dataparallel_checkpoint_with_another_difference_behind_the_prefix_says_both():
+    """'module.' on every name and 'encoder.' on some (torch's nn.TransformerEncoder where the spec names its
+    layers "layers.{i}"): the nearest-name guess said "did you mean 'conv.weight'?" (newuser3 hunt)."""
+    w = _weights(archdsl.check_source(BN))
+    w = {"module." + ("encoder." + k if k.startswith("bn.") else k): v for k, v in w.items()}
+    said = _message(BN, w)
+    assert "every name starts with 'module.' (a wrapper's, as torch's DataParallel): strip it; behind it 4 still " \
+        "differ from the model's 6 missing names ('encoder.bn." in said and "did you mean" not in said, said
+
+
 def test_every_name_a_tied_weight_is_listed_under_is_told():
     text = ("model lm(ids: int64[B, T]) -> logits {\n    h = ids -> embedding(30, 8) as embed\n"
             "    logits = h @ ref(\"embed.weight\").T\n}\n")
