@@ -398,6 +398,16 @@ def test_a_fill_value_with_a_mode_that_copies_is_refused(mode):
             rf'pad: mode "{mode}" fills from the tensor itself and takes no value= \(got 2\)')
 
 
+def test_pad_of_a_bool_mask_takes_true_and_false():
+    """torch's F.pad(mask, (1, 0), value=False) (a CLS token's row of a padding mask): "expects a number, got
+    false", where value=1 was taken (newuser3 hunt)."""
+    m = np.array([[True, False], [False, True]])
+    for value, fill in (("false", False), ("true", True)):
+        model = archdsl.compile_source(f"model p(m: bool[B, 2]) -> y {{\n    y = pad(m, [1, 0], value={value})\n}}\n")
+        (y,) = runtime.session(model).run(None, {"m": m})
+        np.testing.assert_array_equal(y, np.pad(m, ((0, 0), (1, 0)), constant_values=fill))
+
+
 def test_pad_of_a_bfloat16_tensor_passes_the_full_checker():
     """Its fill value was written as a float64 constant."""
     model = archdsl.compile_source("model p(x: bfloat16[2, 3]) -> y {\n    y = pad(x, [1, 1])\n}\n")
