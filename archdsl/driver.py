@@ -176,17 +176,22 @@ def _build(mod: Module, model: str | None, options: CompileOptions, sources: Sou
     return Compiled(graph, res.model, mod, sources or SourceMap(), stats, declared, unused)
 
 
-def _fits_in_memory(graph: Graph) -> None:
+def _fits_in_memory(graph: Graph, what: str = "the model's weights", cli: str = "") -> None:
     """An in-memory ModelProto holds its weights, and protobuf refuses past 2 GiB: the model came back, and
-    every use of it (serializing, a session, the checker) raised EncodeError. Said before any weight is made."""
+    every use of it (serializing, a session, the checker) raised EncodeError. Said before any weight is made
+    (a train step's, after: api3 hunt)."""
     size = sum(graph.param_bytes().values())
+    if size >= EXTERNAL_DATA_THRESHOLD and cli:
+        raise ArchError(f"{what} takes {size / 2**30:.2f} GiB, past the {EXTERNAL_DATA_THRESHOLD / 2**30:.2f} GiB "
+                        f"an in-memory ONNX model can hold (protobuf's 2 GiB): build it to a file, which keeps them "
+                        f"as external data ({cli})")
     if size >= EXTERNAL_DATA_THRESHOLD:
         raise ArchError(f"the model's weights take {size / 2**30:.2f} GiB, past the "
                         f"{EXTERNAL_DATA_THRESHOLD / 2**30:.2f} GiB an in-memory ONNX model can hold (protobuf's "
                         "2 GiB, less room for the graph): build it to a file first, which keeps the weights as "
                         "external data (`archdsl build SPEC -o M.onnx`, then `archdsl run M.onnx`; from Python, "
-                        "archdsl.driver.build_file), or from Python compile with with_weights=False (the parameters "
-                        "become inputs)")
+                        "archdsl.driver.build_file(archdsl.driver.load(path), None, archdsl.driver.CompileOptions(), "
+                        "'M.onnx')), or from Python compile with with_weights=False (the parameters become inputs)")
 
 
 def _drops_dead_code(level: int, disabled, inference: bool) -> bool:
@@ -381,11 +386,14 @@ def _check_train(train, options: CompileOptions) -> None:
 
 def compile_train_file(path, train, defines=None, model: str | None = None, **options) -> CompiledTrain:
     """The train step and eval model of a `.arch` file (in memory); `train` is an autodiff.TrainConfig."""
-    opts = _options(options)
+    opts = _options(options, ("defines", "model"))  # (it offered file=, then refused it: api3 hunt)
     sources = SourceMap()
     with _shown_from(sources):
         mod = load(path, defines=defines, search_path=opts.search_path, sources=sources)
-        return _warned(build_train(mod, model, opts, train, sources))  # the train step's own warnings too
+        ct = build_train(mod, _api_model(mod, model), opts, train, sources)
+        _fits_in_memory(ct.graph, "the train step's state (parameters, buffers, optimizer slots)",
+                        "`archdsl build SPEC --train -o T.onnx`")  # it came back, and every use raised EncodeError
+        return _warned(ct)  # the train step's own warnings too
 
 
 def _options(options: dict, named: tuple = ("defines", "model", "file")) -> CompileOptions:
@@ -524,6 +532,9 @@ def build_file(mod: Module, model: str | None, options: CompileOptions, out: str
     parameters are inputs, whole."""
     if isinstance(out, bool) or not isinstance(out, (str, os.PathLike)) or str(out) == "":
         raise ArchError(f"out takes the path of the .onnx file to write, got {out!r}")
+    if not isinstance(mod, Module):  # a spec's path: an AttributeError deep inside (api3 hunt)
+        raise ArchError(f"build_file takes a loaded module, archdsl.driver.load(path), got {type(mod).__name__} "
+                        f"{str(mod)[:80]!r}")
     _check_options(options)  # before given_weights reads a checkpoint of gigabytes
     if not options.with_weights:  # the parameters are inputs: no weights to stream (all of them were written)
         compiled = build(mod, model, options, sources)

@@ -62,7 +62,7 @@ def known_size(op: str, what: str, d, t: TensorType, why: str, hint: str = "") -
              "(flatten(x) keeps dim 0)")
     if not hint and t.rank == 3 and d == t.shape[-1] and isinstance(t.shape[1], int):  # [B, 64, T] into linear
         hint = f"; or, if {shape_str(t)} is [batch, channels, length], transpose(1, 2) first"
-    if not hint and d == t.shape[1]:  # [B, H, W, 3] into conv2d
+    if not hint and t.rank >= 2 and d == t.shape[1]:  # [B, H, W, 3] into conv2d ([B] into linear: api3 hunt)
         hint = channels_last_hint(t, "; or, if ")
     fail(f"{op}: {what} must be a known size ({why}), got {d} in {shape_str(t)}; {give_numbers(d)}{hint}")
 

@@ -47,3 +47,22 @@ def test_numpy_numbers_in_a_train_config_are_taken_as_pythons():
                   TrainConfig(optimizer=OptimConfig("adam", betas=np.array([0.8, 0.99]), amsgrad=np.bool_(True))),
                   TrainConfig(lr=np.longdouble(0.1), optimizer=OptimConfig("adam", betas=(np.float32(0.8), 0.99)))):
         assert driver.compile_train_file(MLP, train).step_model.graph.node
+
+
+def test_a_train_step_past_what_an_in_memory_model_holds_says_to_build_to_a_file(monkeypatch):
+    """A step whose parameters and optimizer state pass 2 GiB came back, and every use of it raised EncodeError
+    (api3 hunt); here at a threshold made small."""
+    monkeypatch.setattr(driver, "EXTERNAL_DATA_THRESHOLD", 1_000_000)  # mlp: 0.8 MB of weights, 1.6 with momentum
+    with pytest.raises(ArchError, match="the train step.s state .* build it to a file, .*archdsl build SPEC --train"):
+        driver.compile_train_file(MLP, TrainConfig(optimizer=OptimConfig("sgd", momentum=0.9)))
+
+
+def test_the_options_and_model_are_said_in_the_apis_words():
+    """file= was offered ("did you mean 'file'?") and refused; model= was said as "--model zz" (api3 hunt)."""
+    with pytest.raises(ArchError) as e:
+        driver.compile_train_file(MLP, TrainConfig(), file="x.arch")
+    assert "unknown option 'file'" in e.value.message and "'file'?" not in e.value.message
+    with pytest.raises(ArchError, match="^.*model='zz': no model 'zz'"):
+        driver.compile_train_file(MLP, TrainConfig(), model="zz")
+    with pytest.raises(ArchError, match="build_file takes a loaded module, archdsl.driver.load"):
+        driver.build_file(str(MLP), None, driver.CompileOptions(), "o.onnx")
