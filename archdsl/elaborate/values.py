@@ -211,6 +211,8 @@ _TORCH_FUNCTIONS = {
     "hstack": "concat(xs, axis=1) (of 1-d tensors: axis=0)", "vstack": "concat(xs, axis=0) (1-d ones: stack)",
     "dstack": "stack(xs, dim=2) (of 2-d tensors; of 3-d ones concat(xs, axis=2))",
     "column_stack": "stack(xs, dim=1) (of 1-d tensors; else concat)",
+    "diag_embed": "eye(n) * unsqueeze(v, -2) (v's n values on the diagonal of an [..., n, n])",
+    "diag": "eye(n) * unsqueeze(v, 0) for a vector's [n, n]; sum(m * eye(n), dim=-1) for a matrix's diagonal",
     "hypot": "sqrt(a * a + b * b)", "addcmul": "x + value * a * b", "addcdiv": "x + value * a / b",
     "nansum": "sum(where(isnan(x), 0.0, x))", "threshold": "where(x > threshold, x, value)",
     "tanhshrink": "x - tanh(x)", "softshrink": "where(abs(x) > lambd, x - sign(x) * lambd, 0.0)",
@@ -256,7 +258,9 @@ _TORCH_FUNCTIONS = {
        for n in ("SelfAttention", "MultiHeadDotProductAttention", "MultiHeadAttention")},
     "dot_product_attention": "scaled_dot_product_attention(q, k, v) over [batch, heads, length, head size] "
                              "(torch's; Flax's [batch, length, heads, head size] is transpose(q, 1, 2) first)",
-    **{n: "lstm(x, hidden) or gru(x, hidden) over the whole sequence (no cell to step by hand)"
+    **{n: "lstm(x, hidden) or gru(x, hidden) over the whole sequence; to step by hand (a decoder's cell), the "
+          "layer over a sequence of one step ([B, 1, F]) with h0= (and c0=) of [1, B, H] and return_state=true, "
+          "called again with layer(\"name\") at the next step (torch's cell's weight_ih is its weight_ih_l0)"
        for n in ("GRUCell", "LSTMCell", "OptimizedLSTMCell", "RNN")},
     "make_causal_mask": "causal=true (multihead_attention, scaled_dot_product_attention), or causal_mask(scores)",
     "make_attention_mask": "key_padding_mask= (true for a key to ignore: torch's; Flax's masks are true to attend)",

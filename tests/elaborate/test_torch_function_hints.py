@@ -39,11 +39,22 @@ CASES = [
     ("dstack([a, b])", "stack(xs, dim=2)", "stack([a, b], dim=2)", lambda a, b: torch.dstack([a, b])),  # 2-d
     ("column_stack([a[0], b[0]])", "stack(xs, dim=1)", "stack([a[0], b[0]], dim=1)",
      lambda a, b: torch.column_stack([a[0], b[0]])),  # hstack said "did you mean 'stack'" (tabular hunt)
+    ("diag_embed(a)", "eye(n) * unsqueeze(v, -2)", "eye(5) * unsqueeze(a, -2)", lambda a, b: torch.diag_embed(a)),
+    ("diag(a[0])", "eye(n) * unsqueeze(v, 0)", "eye(5) * unsqueeze(a[0], 0)", lambda a, b: torch.diag(a[0])),  # Glow's
     ("all(a > 0)", 'eq(amin(cast(m, "int64")), 1)', 'eq(amin(cast(gt(a, -3.0), "int64")), 1)',
      lambda a, b: torch.all(a > -3.0)),
     ("any(a > 0)", 'gt(amax(cast(m, "int64")), 0)', 'gt(amax(cast(gt(a, 1.0), "int64")), 0)',
      lambda a, b: torch.any(a > 1.0)),
 ]
+
+
+def test_a_torch_cell_says_how_to_step_a_recurrent_layer_by_hand():
+    """"no cell to step by hand" had a decoder's LSTMCell nowhere to go; a one-step sequence and layer() is the
+    way (porting3 hunt: Show-Attend-Tell's decode_step matched torch written so)."""
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source("model m(x: float32[B, 4]) -> y {\n    y = x -> LSTMCell(4)\n}\n")
+    assert "a sequence of one step ([B, 1, F]) with h0= (and c0=) of [1, B, H]" in e.value.message
+    assert "weight_ih is its weight_ih_l0" in e.value.message
 
 
 def _spec(expr: str) -> str:
