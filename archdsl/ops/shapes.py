@@ -16,7 +16,7 @@ def same_dim(a: Dim, b: Dim) -> bool:
 
 def broadcast(a: tuple[Dim, ...], b: tuple[Dim, ...], what: str = "operands") -> tuple[Dim, ...]:
     """numpy broadcasting over ints and symbols; different symbols are a mismatch."""
-    out = []
+    out, differ = [], []
     for i in range(max(len(a), len(b))):
         x = a[len(a) - 1 - i] if i < len(a) else 1
         y = b[len(b) - 1 - i] if i < len(b) else 1
@@ -25,8 +25,11 @@ def broadcast(a: tuple[Dim, ...], b: tuple[Dim, ...], what: str = "operands") ->
         elif x == 1:
             out.append(y)
         else:
-            fail(f"cannot broadcast {what}: shapes [{', '.join(map(str, a))}] and [{', '.join(map(str, b))}] "
-                 f"differ at dim {max(len(a), len(b)) - 1 - i} ({x} vs {y})" + parity_hint(x, y))
+            differ.insert(0, (max(len(a), len(b)) - 1 - i, x, y))
+    if differ:  # every dim that differs (H and W both, not W alone: porting3 hunt), the first one's hint
+        said = " and ".join(f"dim {d} ({x} vs {y})" for d, x, y in differ)
+        fail(f"cannot broadcast {what}: shapes [{', '.join(map(str, a))}] and [{', '.join(map(str, b))}] "
+             f"differ at {said}" + parity_hint(*differ[0][1:]))
     return tuple(reversed(out))
 
 
