@@ -542,8 +542,9 @@ def test_an_autoencoder_over_a_symbolic_size_says_why_its_output_is_not_its_inpu
            "conv_transpose2d(3, 4, stride=2, padding=1)\n"
            "    loss = mean((r - x) ** 2)\n}\n")
     for loss in ("mean((r - x) ** 2)", "mean((x - r) ** 2)"):  # either side first (x first lost the hint)
-        with pytest.raises(archdsl.ArchError, match=r"4\*\(W//4\) is W only when W divides evenly .* resize one "
-                                                    r"side to the other .* or give W a number"):
+        with pytest.raises(archdsl.ArchError, match=r"differ at dim 2 .* and dim 3 .*4\*\(H//4\) is H only when H "
+                                                    r"divides evenly .* resize one side to the other .* or give H a "
+                                                    r"number"):  # both dims named, the first one's advice
             archdsl.check_source(src.replace("mean((r - x) ** 2)", loss))
     archdsl.check_source(src.replace("[B, 3, H, W]", "[B, 3, 16, 24]"))
     for body in ("x + (x -> maxpool2d(2))", "x + (x -> maxpool2d(2) -> upsample(scale_factor=4))"):
