@@ -141,10 +141,10 @@ def _prefixed(unknown: list[str], missing: list[str], weights: dict, graph: Grap
             count = sum(b in params for b in names)
             return (f"; the model's {count} parameters and buffers are its names behind '{prefix}': keep those "
                     f"and strip it, {{{strip} if k.startswith('{prefix}')}}")
-    return _wrapped(unknown, missing, params)
+    return _wrapped(unknown, missing, weights, params)
 
 
-def _wrapped(unknown: list[str], missing: list[str], params) -> str:
+def _wrapped(unknown: list[str], missing: list[str], weights: dict, params) -> str:
     """Every name of the file behind one first part (DataParallel's 'module.') that explains some of them, and
     another difference behind it (a submodule the spec names otherwise: 'module.encoder.layers.0...' for
     'layers.0...'): both said, where the nearest-name guess suggested one name of 29 (newuser3 hunt)."""
@@ -152,13 +152,15 @@ def _wrapped(unknown: list[str], missing: list[str], params) -> str:
     if len(heads) != 1 or not all("." in u for u in unknown):
         return ""
     prefix = heads.pop() + "."
-    left = [u[len(prefix):] for u in unknown if u[len(prefix):] not in params]
-    if not left or len(left) == len(unknown):
+    behind = {u[len(prefix):] for u in unknown}
+    left = [b for b in behind if b not in params and not _torch_buffer(b, weights[prefix + b], params)]
+    still = [m for m in missing if m not in behind]  # what stripping the prefix does not give the model
+    if not still or len(still) == len(missing):
         return ""
-    pair = next(((b, m) for b in left for m in missing if b.endswith("." + m)), None)
-    also = f" ('{pair[0]}' is the model's '{pair[1]}' behind '{pair[0][:-len(pair[1])]}')" if pair else ""
-    return (f"; every name starts with '{prefix}' (a wrapper's, as torch's DataParallel): strip it; "
-            f"behind it {len(left)} still differ from the model's {len(missing)} missing names{also}")
+    pair = next(((b, m) for b in sorted(left) for m in still if b.endswith("." + m)), None)
+    also = f": '{pair[0]}' is the model's '{pair[1]}' behind '{pair[0][:-len(pair[1])]}'" if pair else ""
+    return (f"; every name starts with '{prefix}' (a wrapper's, as torch's DataParallel): strip it; then "
+            f"{len(still)} of the model's names {'is' if len(still) == 1 else 'are'} still missing{also}")
 
 
 def _tied(unknown: list[str], weights: dict) -> str:

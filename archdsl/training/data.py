@@ -135,14 +135,12 @@ def _screened(model, op_type: str) -> dict[str, list]:
     for node in model.graph.node:
         if node.op_type != op_type:
             continue
-        v, region = node.input[0], None
-        while v not in inputs and (n := made.get(v)) is not None:
-            if n.op_type in _MOVES and region is None or n.op_type in ("Cast", "Identity"):
-                v = n.input[0]
-            elif n.op_type in ("Slice", "Gather") and region is None and (region := _positions(n, consts)) is not None:
-                v = n.input[0]
-            else:
-                break
+        v, region, whole = node.input[0], None, False
+        while v not in inputs and (n := made.get(v)) is not None and n.op_type in _MOVES | {"Slice", "Gather"}:
+            if not whole and n.op_type not in ("Cast", "Identity") and (region is not None or n.op_type in (
+                    "Slice", "Gather") and (region := _positions(n, consts)) is None):  # positions it cannot map
+                whole, region = True, None  # (a second indexing, a reshape before one): the whole input, as before
+            v = n.input[0]  # (review60)
         if v in inputs:
             out.setdefault(v, []).append(region)
     return out

@@ -75,8 +75,9 @@ def test_a_dataparallel_checkpoint_with_another_difference_behind_the_prefix_say
     w = _weights(archdsl.check_source(BN))
     w = {"module." + ("encoder." + k if k.startswith("bn.") else k): v for k, v in w.items()}
     said = _message(BN, w)
-    assert "every name starts with 'module.' (a wrapper's, as torch's DataParallel): strip it; behind it 4 still " \
-        "differ from the model's 6 missing names ('encoder.bn." in said and "did you mean" not in said, said
+    assert "every name starts with 'module.' (a wrapper's, as torch's DataParallel): strip it; then 4 of the " \
+        "model's names are still missing: 'encoder.bn." in said and "did you mean" not in said, said  # (review60:
+    # it counted the 6 missing before the strip)
 
 
 def test_every_name_a_tied_weight_is_listed_under_is_told():

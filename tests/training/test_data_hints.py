@@ -174,6 +174,10 @@ def test_nan_data_is_taken_by_a_spec_that_finds_the_gaps_itself(tmp_path, capsys
         spec.write_text(head + body + tail)
         assert main([*args, "--quiet"]) == rc, (body, capsys.readouterr().err)
         capsys.readouterr()
+    for screen in ("num[:, 0:2][:, 1]", "unsqueeze(num, 1)[:, 0, 1]"):  # positions it does not map: the whole
+        spec.write_text(head + f"    a = {screen}\n    x = concat([unsqueeze(where(isnan(a), 0.0, a), 1), num[:, 2:3], "
+                        "num[:, 2:3], num[:, 2:3]], axis=1)\n" + tail)  # input screened, as before (review60)
+        assert main([*args, "--quiet"]) == 0, (screen, capsys.readouterr().err)
     num[5, 3] = np.nan  # outside the columns the slice screens: said as it was (review59)
     np.savez(tmp_path / "d.npz", num=num, z=z, labels=labels)
     spec.write_text(head + columns + tail)
