@@ -9,6 +9,7 @@ from ..diagnostics import ArchError, ShapeError
 from ..ops.recurrent import lengths_input
 from ..ops.tensor_ops import expand_unread
 from .graph import Graph, infer_node
+from .unused import dead_nodes
 
 __all__ = ["check", "check_indices", "check_values", "index_rule", "value_rules"]
 
@@ -18,7 +19,8 @@ def check(graph: Graph) -> Graph:
     defined = {id(v) for v in graph.inputs} | {id(v) for v in graph.params.values()} | {id(v) for v in graph.consts}
     users: dict[int, set[int]] = {}  # a value's use list as a set, made once: a list scan per read was quadratic
     sizes = {d for v in graph.inputs for d in v.type.shape if not isinstance(d, int)}  # symbolic, at hand so far
-    live = _reaching(graph) if any(n.op == "expand" for n in graph.nodes) else set()  # (only what the build keeps)
+    expands = any(n.op == "expand" for n in graph.nodes)
+    dead = dead_nodes(graph) if expands else set()  # the sizes an expand may read: only what the build keeps
     for node in graph.nodes:
         for v in node.inputs:
             if id(v) not in defined:
@@ -40,24 +42,13 @@ def check(graph: Graph) -> Graph:
         if node.op == "expand" and (why := expand_unread(node.inputs[0].type, node.inputs[1].type if len(
                 node.inputs) > 1 else None, node.outputs[0].type.shape, sizes.__contains__)) is not None:
             raise ShapeError(why, node.span)  # as the lowering would: `check` says it too
-        sizes.update(d for o in node.outputs if id(o) in live for d in o.type.shape if not isinstance(d, int))
+        if expands and id(node) not in dead:
+            sizes.update(d for o in node.outputs for d in o.type.shape if not isinstance(d, int))
         defined.update(id(o) for o in node.outputs)
     for name, v in graph.outputs:
         if id(v) not in defined:
             raise ArchError(f"internal: output '{name}' is not defined", graph.span)
     return graph
-
-
-def _reaching(graph: Graph) -> set[int]:
-    """The values an output depends on: what the build keeps (dead ones are gone before lowering)."""
-    todo, seen = [v for _, v in graph.outputs], set()
-    while todo:
-        v = todo.pop()
-        if id(v) not in seen:
-            seen.add(id(v))
-            if v.producer is not None:
-                todo.extend(v.producer.inputs)
-    return seen
 
 
 def _slotted(node):

@@ -121,7 +121,8 @@ def load_data(path: str, model, names: list[str], labels_for: LabelsFor | None =
 
 
 _TIME_NAMES = ("T", "L", "S")  # a sequence's length, as torch's RNN docs name it: never the batch in a guess
-_MOVES = {"Cast", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Transpose", "Flatten"}  # every element kept
+# back from an IsNaN to the input it screens: moves that keep every element, and indexings
+_WALKED = {"Cast", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Transpose", "Flatten", "Slice", "Gather"}
 
 
 def _screened(model, op_type: str) -> dict[str, list]:
@@ -136,7 +137,7 @@ def _screened(model, op_type: str) -> dict[str, list]:
         if node.op_type != op_type:
             continue
         v, region, whole = node.input[0], None, False
-        while v not in inputs and (n := made.get(v)) is not None and n.op_type in _MOVES | {"Slice", "Gather"}:
+        while v not in inputs and (n := made.get(v)) is not None and n.op_type in _WALKED:
             if not whole and n.op_type not in ("Cast", "Identity") and (region is not None or n.op_type in (
                     "Slice", "Gather") and (region := _positions(n, consts)) is None):  # positions it cannot map
                 whole, region = True, None  # (a second indexing, a reshape before one): the whole input, as before
@@ -204,7 +205,7 @@ def _check_batched(path: str, declared: dict, derived_labels: bool = False) -> N
         if dims and not symbolic and dims[0] == numbers[0]:
             continue
         batch = next((d for d in firsts if isinstance(d, str) and d), numbers[0] if numbers else None)
-        shown = f"[{', '.join(str(d) or '?' for d in dims)}]"
+        shown = _shown(dims)
         what = "a scalar ([])" if not dims else f"declared {shown}"
         if name == "labels" and derived_labels:  # --loss's labels take the shape of the output it reads (the
             # spec's own `labels` input, under --loss model, is said as any input)
@@ -236,13 +237,13 @@ def _batch_name(declared: dict, derived_labels: bool = False) -> str | None:
 
 def _batch_not_first(path: str, name: str, dims: list, at: int, output: bool = False) -> None:
     """Time-major data ([T, B, F]): the batch is there, on another dim; cut along the first it would be T."""
-    shown = f"[{', '.join(str(d) or '?' for d in dims)}]"
+    shown = _shown(dims)
     if output:  # labels in the shape of a time-major output (a transpose before it is returned)
         raise ArchError(f"{path}: the labels are {shown}, the shape of the output the loss reads, with the batch "
                         f"({dims[at]}) on dim {at}: training cuts them into batches of examples along their first "
                         f"dim; return the output batch first (the spec's last transpose or permute left out), or "
                         f"write the loss in the spec and train with --loss model")
-    raise ArchError(f"{path}: the model's input '{name}' is declared [{', '.join(str(d) or '?' for d in dims)}], "
+    raise ArchError(f"{path}: the model's input '{name}' is declared {shown}, "
                     f"with the batch ({dims[at]}) on dim {at}: training cuts every input into batches of examples "
                     f"along its first dim; declare it batch first ([{dims[at]}, ...], the data stored so) and "
                     "permute it in the spec where a layer wants another order (lstm and gru take batch_first=false)")
