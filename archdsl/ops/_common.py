@@ -312,8 +312,7 @@ def sigmoid(e, x: str, dtype: DType, outputs=None) -> str:
     """ONNX Sigmoid, but in float64 1 / (1 + exp(-x)): onnxruntime's float64 Sigmoid kernel is 3.6e-8 off at
     -20, 0.1% at -30 and 0 from about -37, where torch keeps float64's precision to about -709 (ops2 hunt)."""
     if dtype is not DType.float64:
-        return e.op("Sigmoid", [x], **({"outputs": outputs} if outputs else {}))
+        return e.op("Sigmoid", [x], outputs=outputs)
     one = e.const(np.array(1.0, dtype=np.float64))
-    return e.op("Reciprocal", [e.op("Add", [one, e.op("Exp", [e.op("Neg", [x])])])],
-                **({"outputs": outputs} if outputs else {}))
+    return e.op("Reciprocal", [e.op("Add", [one, e.op("Exp", [e.op("Neg", [x])])])], outputs=outputs)
 

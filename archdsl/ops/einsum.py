@@ -12,7 +12,7 @@ import string
 from dataclasses import dataclass
 
 from ..types import DType, TensorType, numel
-from ._common import one_dtype, reduce_op, shape_str
+from ._common import i64, one_dtype, reduce_op, shape_str
 from .registry import Attr, OpDef, fail, register
 
 __all__: list[str] = []
@@ -127,7 +127,7 @@ def _lower(e, ins, outs, c):
     equation = ",".join(terms) + "->" + p.out
     z = _matmul(e, names, terms, p.out, p.sizes, None if wide else outs)
     if z is None:
-        z = e.op("Einsum", names, equation=equation, **({} if wide else {"outputs": outs}))
+        z = e.op("Einsum", names, outputs=None if wide else outs, equation=equation)
     if wide:
         e.op("Cast", [z], outputs=outs, to=dt.onnx)
 
@@ -148,7 +148,6 @@ def _matmul(e, names: list, terms: list, out: str, sizes: dict, outs) -> str | N
     groups = (left, summed, right)
     if any(c not in out for c in left + right):
         return None
-    i64 = lambda v: e.const(np.array(v, dtype=np.int64))  # noqa: E731
     nb = len(batch)
 
     def arrange(x, term: str, order: list[str]):
@@ -161,7 +160,7 @@ def _matmul(e, names: list, terms: list, out: str, sizes: dict, outs) -> str | N
         got = [e.op("Shape", [x], start=0, end=nb)] if nb else []
         for g in parts:
             if all(isinstance(sizes[c], int) for c in g):
-                got.append(i64([int(np.prod([sizes[c] for c in g], dtype=np.int64))]))
+                got.append(i64(e, [int(np.prod([sizes[c] for c in g], dtype=np.int64))]))
                 continue
             k = order.index(g[0])  # a group's letters lie side by side in x
             got.append(reduce_op(e, "ReduceProd", e.op("Shape", [x], start=k, end=k + len(g)), [0], 1))
@@ -172,8 +171,9 @@ def _matmul(e, names: list, terms: list, out: str, sizes: dict, outs) -> str | N
         x = e.op("Reshape", [xa, dims(xa, xo, [left, summed])], allowzero=1)
         y = e.op("Reshape", [ya, dims(ya, yo, [summed, right])], allowzero=1)
     else:  # [batch, L, K] and [batch, K, R] as they are, a 1 where a group has no letter
-        x = e.op("Unsqueeze", [xa, i64([nb] * (not left) + [nb + 1] * (not summed))]) if not (left and summed) else xa
-        y = e.op("Unsqueeze", [ya, i64([nb] * (not summed) + [nb + 1] * (not right))]) if not (summed and right) else ya
+        pad_x, pad_y = [nb] * (not left) + [nb + 1] * (not summed), [nb] * (not summed) + [nb + 1] * (not right)
+        x = e.op("Unsqueeze", [xa, i64(e, pad_x)]) if pad_x else xa
+        y = e.op("Unsqueeze", [ya, i64(e, pad_y)]) if pad_y else ya
     got = batch + left + right  # the letters once each group has its own dims back
     perm = [got.index(c) for c in out]
     steps = [("MatMul", [y], {})]
@@ -181,14 +181,14 @@ def _matmul(e, names: list, terms: list, out: str, sizes: dict, outs) -> str | N
         back = [e.op("Shape", [xa], start=0, end=nb)] if nb else []
         for c in left + right:
             src, order = (xa, xo) if c in left else (ya, yo)
-            back.append(i64([sizes[c]]) if isinstance(sizes[c], int) else
+            back.append(i64(e, [sizes[c]]) if isinstance(sizes[c], int) else
                         e.op("Shape", [src], start=order.index(c), end=order.index(c) + 1))
-        steps.append(("Reshape", [e.op("Concat", back, axis=0) if back else i64([])], {"allowzero": 1}))
+        steps.append(("Reshape", [e.op("Concat", back, axis=0) if back else i64(e, [])], {"allowzero": 1}))
     if perm != list(range(len(perm))):
         steps.append(("Transpose", [], {"perm": perm}))
     z = x
     for k, (op, more, attrs) in enumerate(steps):  # the last writes the output
-        z = e.op(op, [z, *more], **({"outputs": outs} if k == len(steps) - 1 and outs else {}), **attrs)
+        z = e.op(op, [z, *more], outputs=outs if k == len(steps) - 1 else None, **attrs)
     return z
 
 
