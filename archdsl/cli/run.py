@@ -477,7 +477,27 @@ def check_spec_at(mod, name: str, sizes: dict, whose: str, general=None) -> None
         e.notes.append((f"checked at the sizes of {whose}: {_at(sizes)}", None))
         raise
     if sizes:
-        _check_retyped(general or elaborate_model(mod, name), fixed, sizes)
+        general = general or elaborate_model(mod, name)
+        _check_windows(general, sizes)
+        _check_retyped(general, fixed, sizes)
+
+
+def _check_windows(general, sizes: dict) -> None:
+    """A conv's or pool's spatial dim that these sizes make 0: the spec keeps a size of 0 symbolic (a batch of 0
+    and an empty KV cache run), so its shape check passed; onnxruntime's kernel would fail inside the node
+    (ConvTranspose computes a border of bias instead), and torch refuses the input."""
+    from ..ops import registry
+    for n in general.nodes:
+        k = registry.get(n.op).windowed if registry.lookup(n.op) else 0
+        if not k or not n.inputs:
+            continue
+        x = n.inputs[0].type
+        start = 2 if k < 0 else x.rank - k
+        for axis, d in enumerate(x.shape[start:], start):
+            if not isinstance(d, int) and dim_size(d, sizes) == 0:
+                raise ArchError(f"{n.op} '{n.name}': its input {x} has {d} = 0 on dim {axis} at {_at(sizes)}: a "
+                                f"window needs at least one element there (onnxruntime's kernel fails on it, and "
+                                f"torch refuses an empty spatial dim too; a batch of 0 runs)", n.span)
 
 
 def _check_retyped(general, fixed, sizes: dict) -> None:

@@ -138,7 +138,7 @@ def _make(n: int) -> None:
         attrs=(Attr("out_channels", "int"), Attr("kernel_size", "ints"), Attr("stride", "ints", 1),
                Attr("padding", "ints", 0), Attr("output_padding", "ints", 0), Attr("groups", "int", 1),
                Attr("bias", "bool", True), Attr("dilation", "ints", 1)),
-        params=params, infer=infer, lower=lower, cost=cost, grad=grad,
+        params=params, infer=infer, lower=lower, cost=cost, grad=grad, windowed=n,
         doc=f"{n}-D transposed convolution (torch.nn.ConvTranspose{n}d), weight [in, out/groups, *kernel].",
     ))
 

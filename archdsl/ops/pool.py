@@ -93,6 +93,7 @@ def _make(kind: str, n: int):
         attrs.append(Attr("dilation", "ints", 1))
     register(OpDef(
         name=name, inputs=("x",), category="pool", attrs=tuple(attrs), infer=infer, lower=lower, grad=grad,
+        windowed=n,
         cost=lambda c: numel(c.out_types[0].shape) * math.prod(expand(c.attrs["kernel_size"], n, "kernel_size")),
         doc=f"{'Max' if kind == 'max' else 'Average'} pooling over {n} spatial dims "
             f"(torch.nn.{kind.capitalize()}Pool{n}d); stride defaults to the kernel"

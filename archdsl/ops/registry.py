@@ -127,6 +127,9 @@ class OpDef:
     # draws random numbers (randn_like): two calls differ, and a constant input does not make it a constant, so
     # the passes neither merge nor fold it
     random: bool = False
+    # trailing dims of input 0 that a window slides over (-1: every dim after [N, C]): onnxruntime's kernels fail
+    # on a size of 0 there and torch refuses one, so a run whose sizes make one 0 is refused before it starts
+    windowed: int = 0
     # names of the op that take only some ranks, as torch's classes do: {alias: (ranks, torch's class)}
     alias_ranks: dict = field(default_factory=dict, compare=False)
     attr_index: dict = field(default_factory=dict, compare=False, repr=False)
