@@ -333,7 +333,7 @@ def parse_define(text: str, sources: SourceMap, index: int = 0) -> tuple[str, tu
 
 def _python_value(v, name: str = "", depth: int = 0):
     """numpy's scalars (np.int64(18), np.float32(0.5), np.bool_) as the Python numbers they stand for, in lists,
-    tuples and dicts too; an integer past archdsl's limit is refused here (printing it raised a ValueError)."""
+    tuples and dicts (keys too); an integer past archdsl's limit is refused here (printing it raised a ValueError)."""
     if type(v).__module__ == "numpy" and getattr(v, "shape", None) == ():
         v = v.item()
     if depth > 100:  # a list holding itself: left as given (the metadata says it nests too deep)
@@ -341,7 +341,7 @@ def _python_value(v, name: str = "", depth: int = 0):
     if type(v) in (list, tuple):  # a namedtuple or other subclass is left as given (and refused later)
         return type(v)(_python_value(x, name, depth + 1) for x in v)
     if type(v) is dict:
-        return {k: _python_value(x, name, depth + 1) for k, x in v.items()}
+        return {_python_value(k, name, depth + 1): _python_value(x, name, depth + 1) for k, x in v.items()}
     if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 13000:  # ~3900 digits: Python
         raise ArchError(f"defines[{name!r}]: integer too large ({v.bit_length()} bits)")  # refuses to print more
     if v is not None and not isinstance(v, (bool, int, float, str, list, tuple, dict)):  # a param = none took

@@ -270,3 +270,10 @@ def test_defines_take_numpy_scalars_as_the_numbers_they_are():
     g = archdsl.check_file(Path(__file__).resolve().parents[2] / "specs" / "resnet.arch",
                            defines={"depth": np.int64(18)})
     assert g.param_count() == 11689512
+
+
+def test_a_dict_define_takes_numpy_integer_keys():
+    """defines={"sizes": {np.int64(2): 4}} said "key int64, and the default's keys are integers"."""
+    src = "param sizes = {1: 8, 2: 16}\nmodel m(x: float32[B, 4]) -> y {\n    y = linear(x, sizes[2])\n}\n"
+    g = archdsl.check_source(src, defines={"sizes": {np.int64(1): np.int32(3), np.int64(2): 5}})
+    assert g.param_count() == 4 * 5 + 5
