@@ -320,5 +320,6 @@ register(OpDef(
         "torch), causal mask (key j > query i: top-left aligned as torch's is_causal), key_padding_mask (bool "
         "[B, S], true = ignore), attn_mask (bool, true = not allowed, or float, added; [T, S] or [B*H, T, S]); "
         "the masks combine. A query left no key gets zeros. At opset 23-24 a float32 one runs as onnxruntime's "
-        "Attention kernel, which refuses a batch or sequence of length 0 (other opsets take one).",
+        "Attention kernel, which refuses a batch or sequence of length 0 (other opsets take one): a length that "
+        "can be 0 (a formula such as (T+1)//2 after a strided conv) is written out as at other opsets.",
 ))

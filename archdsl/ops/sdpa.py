@@ -280,6 +280,8 @@ register(OpDef(
         "1/sqrt(head size); enable_gqa=true lets key and value have fewer heads (dim -3), each shared by "
         "query heads / kv heads query heads (grouped-query attention); ONNX Attention for float32 [B, heads, "
         "T, head size] at opset 23+ where onnxruntime runs it as a kernel (23-24 in 1.32; the kernel refuses a "
-        "batch or sequence of length 0, which other opsets take; float16 and float64 are written out: the kernel "
-        "adds a float16 mask to float16 scores, and computes float64 in float32).",
+        "batch or sequence of length 0, which other opsets take, so a length that can be 0, a formula such as "
+        "(T+1)//2 after a strided conv or T-1 after x[:, 1:], is written out as at other opsets; float16 and "
+        "float64 are written out too: the kernel adds a float16 mask to float16 scores, and computes float64 in "
+        "float32).",
 ))
