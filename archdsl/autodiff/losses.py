@@ -95,10 +95,14 @@ _KEEP_CHANNELS = ("batchnorm", "autodiff.batchnorm_train", "instance_norm", "gro
 
 def _made_by_conv(v: Value) -> bool:
     """v is a conv's output, through ops that keep its layout (an activation, a norm over channels, an add of
-    another map of its shape)."""
+    another map of its shape, a resize). Read on the graph before to_training, whose convs of 16 channels or
+    more are other ops."""
     while (p := v.producer) is not None:
         if p.op in _CONVS:
             return True
+        if p.op == "upsample":  # a head resized back to the input's size (DeepLab, PSPNet): channels kept
+            v = p.inputs[0]
+            continue
         same = [x for x in p.inputs if x.type.shape == v.type.shape]
         if not same or not (p.opdef.elementwise or p.op in _KEEP_CHANNELS):
             return False

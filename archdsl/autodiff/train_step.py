@@ -351,6 +351,8 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     micro = _scalar_input(graph, "micro", DType.int64, Init("zeros")) if cfg.accumulate > 1 else None
     extra = TrainInputs(lambda: _scalar_input(graph, "seed", DType.int64, Init("zeros")), micro or step)
     bn_spatial = tuple(tuple(n.inputs[0].type.shape[2:]) for n in graph.nodes if n.op == "batchnorm")
+    # a segmentation map [N, C, H, W] under cross_entropy, read before the convs become their training forms
+    image = image_classes(cfg.loss, dict(graph.outputs)[out_name], out_name, defaulted) if labelled else None
     buffer_updates = to_training(graph, extra)
     check(graph)  # the training forms are shape-checked like the rest
 
@@ -365,8 +367,8 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
                 hint = (f"; output '{out_name}' ends in a sigmoid, which bce_with_logits applies itself: end the "
                         "model at the sigmoid's input for it") + hint
             raise ArchError(e.message + hint, e.span or pred.span, e.notes) from None
-        if said := image_classes(cfg.loss, pred, out_name, defaulted):  # a segmentation map [N, C, H, W]
-            graph.warnings.append((said, pred.span))
+        if image:
+            graph.warnings.append((image, pred.span))
         if (squash := squashing(cfg.loss, pred)) is not None:  # `y = ... -> softmax` under --loss cross_entropy
             graph.warnings.append((f"output '{out_name}': --loss {squashed_logits(cfg.loss)}; end it at the "
                                    f"logits (for probabilities as well, a second output {squash.op}(logits), and "

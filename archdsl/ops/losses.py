@@ -157,7 +157,10 @@ register(OpDef(
         b.op("autodiff.cross_entropy_grad", ins[0], ins[1], gouts[0], **c.attrs), None],
     doc="cross-entropy of logits against integer class indices on `axis` (the last dim; torch's "
         "F.cross_entropy takes the classes on dim 1), with label smoothing, an ignored index and reduction "
-        "(mean, sum, or none: one loss per label, 0 for an ignored one) as torch's",
+        "(mean, sum, or none: one loss per label, 0 for an ignored one) as torch's. The built model does not "
+        "check the labels (torch raises): one past the classes fails in onnxruntime's GatherElements, a negative "
+        "one other than ignore_index reads a class from the end (-1 the last); `archdsl train` and `run --input` "
+        "refuse both",
 ))
 
 

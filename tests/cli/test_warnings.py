@@ -221,7 +221,12 @@ def test_a_map_that_is_not_square_is_warned_of_only_where_a_conv_made_it(tmp_pat
                              ("64", "linear(2048) -> reshape([B, 4, 16, 32])", ""),
                              ("3, 16, 64", "conv2d(2, 1)", "(float32[B, 2, 16, 64]: 64 classes"),
                              ("3, 16, 64", "conv2d(2, 1) -> batchnorm -> relu", "permute([0, 2, 3, 1])"),
-                             ("8, 64", "conv1d(16, 1)", "(float32[B, 16, 64]: 64 classes, labels int64[B, 16])")):
+                             ("8, 64", "conv1d(16, 1)", "(float32[B, 16, 64]: 64 classes, labels int64[B, 16])"),
+                             # 16 channels in or more: the train step's conv is another op (segmentation hunt)
+                             ("16, 10, 14", "conv2d(4, 1)", "(float32[B, 4, 10, 14]: 14 classes"),
+                             ("32, 64", "conv1d(16, 1)", "(float32[B, 16, 64]: 64 classes"),
+                             ("3, 40, 56", "conv2d(16, 3, stride=4, padding=1) -> conv2d(5, 1) -> "
+                              "upsample(size=[40, 56], mode=\"bilinear\")", "(float32[B, 5, 40, 56]: 56 classes")):
         spec = tmp_path / "seg.arch"
         spec.write_text(f"model seg(x: float32[B, {inp}]) -> logits {{\n    logits = x -> {out}\n}}\n")
         assert main(["build", str(spec), "--train", "--loss", "cross_entropy", "-o", str(tmp_path / "s.onnx")]) == 0
