@@ -506,8 +506,15 @@ def check_class_labels(path: str, labels: np.ndarray, model, output: str, ignore
     if bad.any():
         at, count = first_index(bad), int(bad.sum())
         ones = bool(labels.size) and labels.min() == 1 and labels.max() == classes  # 1..C: counted from 1
+        marks = np.unique(labels[bad])
+        marker = int(marks[0]) if ignore is None and len(marks) == 1 and int(marks[0]) in _IGNORE_MARKS else None
         raise ArchError(f"{path}: labels{at} is {int(labels[tuple(at)])}, but '{output}' has {classes} "
                         f"class{'es' if classes != 1 else ''}: cross_entropy takes class indices 0..{classes - 1}"
                         + (f" or the ignored index {ignore}" if ignore is not None else "")
                         + f" ({count} label{'s' if count > 1 else ''} out of range)"
-                        + (f"; the labels run 1..{classes}: store labels - 1" if ones else ""))
+                        + (f"; the labels run 1..{classes}: store labels - 1" if ones else "")
+                        + (f"; if {marker} marks what the loss skips (a segmentation's unlabelled pixels), "
+                           f"--ignore-index {marker}" if marker is not None else ""))
+
+
+_IGNORE_MARKS = (255, -1, -100)  # VOC's and Cityscapes' void pixels, a common -1, torch's default ignore_index

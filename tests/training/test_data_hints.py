@@ -64,6 +64,9 @@ def train(tmp_path, capsys, spec: str, flags=(), **arrays) -> tuple[int, str]:
     (MLP, [], {"x": X, "labels": np.arange(N) % 4 + 1},
      "labels[3] is 4, but 'logits' has 4 classes: cross_entropy takes class indices 0..3 (3 labels out of "
      "range); the labels run 1..4: store labels - 1"),
+    (MLP, [], {"x": X, "labels": np.where(np.arange(N) % 5 == 4, 255, CLASSES)},
+     "labels[4] is 255, but 'logits' has 4 classes: cross_entropy takes class indices 0..3 (2 labels out of "
+     "range); if 255 marks what the loss skips (a segmentation's unlabelled pixels), --ignore-index 255"),
     (MLP, [], {"x": X, "labels": np.array(["cat", "dog", "owl"] * 4)},
      "'labels' holds <U3 values; the model takes int64; class names become indices with np.unique(labels, "
      "return_inverse=True)[1]"),
