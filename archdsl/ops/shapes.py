@@ -48,8 +48,9 @@ def parity_hint(x, y) -> str:
 
 def _rounding_hint(x, y) -> str:
     """H against a size computed from H by floor division (4*((H//2)//2) after two stride-2 convs and two
-    transposed ones: an autoencoder; 2*(H//4) against H//2 a level deeper in a U-Net): equal only where H
-    divides evenly, which a symbolic H is not known to."""
+    transposed ones: an autoencoder; 2*(H//4) against H//2 a level deeper in a U-Net): equal at some sizes
+    only (2*(H//4) is H//2 at H=5, not at H=6), which a symbolic H is not known to be; one where they differ
+    is named."""
     if not isinstance(x, Sym) or not isinstance(y, Sym) or "//" not in str(x) + str(y):
         return ""
     names = {*dim_symbols(x), *dim_symbols(y)}
@@ -60,12 +61,14 @@ def _rounding_hint(x, y) -> str:
         x, y = y, x
     if any(dim_size(y, {name: n}) != dim_size(x, {name: n}) for n in (720720, 1441440)):  # not equal even where
         return ""                                                                        # H divides: no hint
-    if all(dim_size(y, {name: n}) == dim_size(x, {name: n}) for n in range(1, 100)):  # H//2 and floor(H*0.5):
-        return ""                                                                      # the same at odd sizes too
-    return (f"; {y} is {x} only when {name} divides evenly (a strided layer rounds an odd size up or down), which "
-            f"archdsl cannot assume of a symbolic {name}: resize one side to the other (`-> upsample(like=...)`), "
-            f"or give {name} a number (a fixed size in the input's shape, or `param {name} = none` and -D "
-            f"{name}=...)")
+    differ = next((n for n in range(1, 100) if dim_size(y, {name: n}) != dim_size(x, {name: n})), None)
+    if differ is None:  # H//2 and floor(H*0.5): the same at odd sizes too
+        return ""
+    at = f"{dim_size(y, {name: differ})} and {dim_size(x, {name: differ})} at {name}={differ}"
+    return (f"; {y} and {x} differ at some sizes of {name} ({at}: a strided layer rounds an odd size "
+            f"up or down), which archdsl cannot rule out for a symbolic {name}: resize one side to the other "
+            f"(`-> upsample(like=...)`), or give {name} a number (a fixed size in the input's shape, or "
+            f"`param {name} = none` and -D {name}=...)")
 
 
 def norm_axis(axis: int, rank: int, what: str = "axis") -> int:
