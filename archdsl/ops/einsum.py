@@ -1,4 +1,5 @@
-"""einsum(equation, [a, b, ...]): torch.einsum, lowered to ONNX Einsum (a two-operand contraction to MatMul).
+"""einsum(equation, [a, b, ...]): torch.einsum, lowered to MatMuls, pairwise (ONNX Einsum for one operand or a
+diagonal).
 
 The equation is read at compile time into a canonical form: one letter per dim of each operand (`...`
 becomes letters the equation does not use, right-aligned as numpy broadcasts), and an explicit output
@@ -125,11 +126,38 @@ def _lower(e, ins, outs, c):
         names.append(x)
         terms.append("".join(ch for j, ch in enumerate(p.terms[k]) if j not in axes))
     equation = ",".join(terms) + "->" + p.out
-    z = _matmul(e, names, terms, p.out, p.sizes, None if wide else outs)
+    z = _chain(e, names, terms, p.out, p.sizes, None if wide else outs) if len(terms) > 1 else None
     if z is None:
         z = e.op("Einsum", names, outputs=None if wide else outs, equation=equation)
     if wide:
         e.op("Cast", [z], outputs=outs, to=dt.onnx)
+
+
+def _chain(e, names: list, terms: list, out: str, sizes: dict, outs) -> str | None:
+    """Operands contracted pairwise, left to right, as torch contracts them, each pair by _matmul; a letter that
+    neither a later operand nor the output reads is summed out of its operand first (bij,bjk->b). onnxruntime's
+    Einsum (1.32) dies of SIGFPE at a size 0 in three- and four-operand forms too (Mamba-2's
+    blhn,bshn,bhls,bshp->blhp; ssm hunt). A letter repeated within an operand (a diagonal) keeps Einsum: None."""
+    if any(len(set(t)) != len(t) for t in terms):
+        return None
+
+    def needed(k: int) -> set:
+        return set(out).union(*terms[k + 1:])
+
+    def summed(x, term: str, keep: set):
+        axes = [j for j, ch in enumerate(term) if ch not in keep]
+        if not axes:
+            return x, term
+        return reduce_op(e, "ReduceSum", x, axes, 0), "".join(ch for ch in term if ch in keep)
+
+    x, cur = summed(names[0], terms[0], needed(0))
+    for k in range(1, len(terms)):
+        y, nxt = summed(names[k], terms[k], needed(k) | set(cur))
+        last = k == len(terms) - 1
+        res = out if last else "".join(ch for ch in cur + "".join(c for c in nxt if c not in cur) if ch in needed(k))
+        x = _matmul(e, [x, y], [cur, nxt], res, sizes, outs if last else None)
+        cur = res
+    return x
 
 
 def _matmul(e, names: list, terms: list, out: str, sizes: dict, outs) -> str | None:
@@ -137,7 +165,8 @@ def _matmul(e, names: list, terms: list, out: str, sizes: dict, outs) -> str | N
     and a Transpose, written out; a group of several letters (left, contracted or right: bijd,bkjd->bik) is
     Reshaped into one dim. onnxruntime's Einsum kernel (1.32) dies of SIGFPE on `bqd,bkd->bqk` at a batch or
     contracted size 0, killing the process; MatMul takes size 0 as torch does (ops2, docs3, review58 hunts).
-    Other equations keep Einsum. The result's name (written to outs when given), None where not written."""
+    A letter in one operand alone and not the output (_chain sums such letters first) or repeated in one keeps
+    Einsum. The result's name (written to outs when given), None where not written."""
     import numpy as np
     if len(terms) != 2 or any(len(set(t)) != len(t) for t in terms):
         return None
@@ -167,6 +196,16 @@ def _matmul(e, names: list, terms: list, out: str, sizes: dict, outs) -> str | N
         return e.op("Concat", got, axis=0)
     xo, yo = batch + left + summed, batch + summed + right
     xa, ya = arrange(names[0], a, xo), arrange(names[1], b, yo)
+    got = batch + left + right  # the letters once each group has its own dims back
+    perm = [got.index(c) for c in out]
+    if not summed and not (left and right):  # an elementwise product (bls,bls->bls; bi,b->bi): a broadcast Mul,
+        # where MatMul multiplied one 1x1 matrix per element (0.6 s for 2M of them). An outer product stays a
+        # MatMul (L x 1 x R each): onnx's shape inference with data_prop refused i,j->ij as Unsqueezes and a Mul
+        x = e.op("Unsqueeze", [xa, i64(e, list(range(nb + len(left), nb + len(left) + len(right))))]) if right else xa
+        y = e.op("Unsqueeze", [ya, i64(e, list(range(nb, nb + len(left))))]) if left else ya
+        if perm == list(range(len(perm))):
+            return e.op("Mul", [x, y], outputs=outs)
+        return e.op("Transpose", [e.op("Mul", [x, y])], outputs=outs, perm=perm)
     if any(len(g) > 1 for g in groups):
         x = e.op("Reshape", [xa, dims(xa, xo, [left, summed])], allowzero=1)
         y = e.op("Reshape", [ya, dims(ya, yo, [summed, right])], allowzero=1)
@@ -174,8 +213,6 @@ def _matmul(e, names: list, terms: list, out: str, sizes: dict, outs) -> str | N
         pad_x, pad_y = [nb] * (not left) + [nb + 1] * (not summed), [nb] * (not summed) + [nb + 1] * (not right)
         x = e.op("Unsqueeze", [xa, i64(e, pad_x)]) if pad_x else xa
         y = e.op("Unsqueeze", [ya, i64(e, pad_y)]) if pad_y else ya
-    got = batch + left + right  # the letters once each group has its own dims back
-    perm = [got.index(c) for c in out]
     steps = [("MatMul", [y], {})]
     if len(left) != 1 or len(right) != 1:
         back = [e.op("Shape", [xa], start=0, end=nb)] if nb else []
@@ -252,9 +289,11 @@ register(OpDef(
     doc="Sums of products over the letters of an equation (torch.einsum; ONNX Einsum): "
         "einsum(\"bij,bjk->bik\", [a, b]), the operands in one list as concat's. Without '->' the output is "
         "torch's (letters written once, in ASCII order); '...' broadcasts, and so does a dim of size 1 against "
-        "a larger one. bfloat16 is computed in float32 (ONNX Einsum takes none). A contraction of two operands "
-        "(bhqd,bhkd->bhqk; bijd,bkjd->bik, each group of letters Reshaped into one dim) is written as "
-        "Transposes and a MatMul: onnxruntime's Einsum kernel dies on some at size 0. The "
-        "gradient is an einsum per "
-        "operand; an operand whose subscripts repeat a letter (a diagonal, 'ii->i') has none.",
+        "a larger one. bfloat16 is computed in float32 (ONNX Einsum takes none). Operands are contracted "
+        "pairwise, left to right, as torch does: each pair (bhqd,bhkd->bhqk; bijd,bkjd->bik, each group of "
+        "letters Reshaped into one dim) as Transposes and a MatMul (a Mul where it sums no letter and one side "
+        "has no letter of its own), a letter no later operand nor the output reads summed out first; "
+        "onnxruntime's Einsum kernel dies on some at size 0. One operand, or one that repeats a letter (a "
+        "diagonal, 'ii->i'), stays ONNX Einsum. The gradient is an einsum per operand; an operand whose "
+        "subscripts repeat a letter has none.",
 ))

@@ -172,15 +172,19 @@ def test_einsum_that_sums_nothing_counts_a_multiply_per_product():
 
 
 _MATMUL_FORMS = ["bhqd,bhkd->bhqk", "bqd,bkd->bqk", "abcd,abed->abce", "ij,jk->ik", "ij,kj->ki", "i,i->", "i,j->ij",
+                 "ij,j->ij", "i,i->i", "bls,bls->bls",  # elementwise: a Mul
                  "bi,bj->bij", "bij,bj->bi", "ji,jk->ki", "bij,bj->ib",
                  "bijd,bkjd->bik", "bhijd,bhkjd->bhik", "ijd,kjd->ik", "abc,bcd->ad", "bchw,bc->bhw",
-                 "bijk,bjk->bi", "ij,ij->", "ab,cd->abcd", "bqhd,bkhd->bhqk"]  # several letters a group (docs3)
+                 "bijk,bjk->bi", "ij,ij->", "ab,cd->abcd", "bqhd,bkhd->bhqk",  # several letters a group (docs3)
+                 "bij,bjk->b", "bln,bsn,bls->bls", "blhn,bshn,bhls,bshp->blhp", "ab,bc,cd->ad",
+                 "bi,bi,bi->b"]  # a letter summed in one operand alone; three and four operands (ssm hunt)
 
 
 def test_contractions_at_size_zero_run_as_torch(tmp_path):
     """onnxruntime's Einsum kernel died of SIGFPE (the whole process) on `bhqd,bhkd->bhqk` at a batch or a
     contracted size of 0 (ops2 hunt), and in float16, int64 and with a symbolic letter in a group of two
-    (review58): two-operand contractions go to MatMul, which takes size 0. In a child process, so that a
+    (review58), and in three- and four-operand forms (ssm hunt): contractions go to MatMuls, pairwise, which take
+    size 0. In a child process, so that a
     regression fails this test instead of killing the run."""
     import subprocess
     import sys
@@ -193,7 +197,8 @@ def run(eq, dt, symbols, zero):
     terms = eq.split("->")[0].split(",")
     dims = lambda t: ", ".join(c.upper() if c in symbols else "3" for c in t)
     decl = ", ".join(f"a{{k}}: {{dt}}[{{dims(t)}}]" for k, t in enumerate(terms))
-    src = f"model m({{decl}}) -> y {{{{\\n    y = einsum(\\"{{eq}}\\", [a0, a1])\\n}}}}\\n"
+    ops = ", ".join(f"a{{k}}" for k in range(len(terms)))
+    src = f"model m({{decl}}) -> y {{{{\\n    y = einsum(\\"{{eq}}\\", [{{ops}}])\\n}}}}\\n"
     arrs = [np.ones([0 if c == zero else 3 for c in t], dt) for t in terms]
     y = runtime.session(archdsl.compile_source(src)).run(None, {{f"a{{k}}": a for k, a in enumerate(arrs)}})[0]
     want = torch.einsum(eq, *map(torch.from_numpy, arrs)).numpy()
@@ -214,10 +219,10 @@ print("ok")
 @pytest.mark.parametrize("eq", _MATMUL_FORMS)
 def test_contractions_written_as_matmul_match_torch(eq):
     terms = eq.split("->")[0].split(",")
-    sizes = dict(zip("bhqdkijeacw", (2, 3, 4, 5, 6, 3, 4, 5, 2, 3, 2)))
+    sizes = dict(zip("bhqdkijeacwlnsp", (2, 3, 4, 5, 6, 3, 4, 5, 2, 3, 2, 3, 2, 4, 5)))
     _against_torch(eq, _operands(eq, sizes, 0))
     model = archdsl.compile_source("model m(" + ", ".join(
         f"a{k}: float32[{', '.join(str(sizes[c]) for c in t)}]" for k, t in enumerate(terms)) +
-        f') -> y {{\n    y = einsum("{eq}", [a0, a1])\n}}\n')
-    assert "Einsum" not in {n.op_type for n in model.graph.node} and \
-        "MatMul" in {n.op_type for n in model.graph.node}
+        f') -> y {{\n    y = einsum("{eq}", [{", ".join(f"a{k}" for k in range(len(terms)))}])\n}}\n')
+    ops = {n.op_type for n in model.graph.node}  # a product that sums no letter is a broadcast Mul
+    assert "Einsum" not in ops and ("MatMul" in ops or "Mul" in ops), ops
