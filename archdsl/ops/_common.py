@@ -207,6 +207,14 @@ def fill_array(op: str, value, dtype: DType, named_infinity: bool = True):
     return np.array(v, dtype=dtype.numpy)
 
 
+def check_fill(name: str, x: TensorType, v) -> None:
+    """A fill value attribute: a number (true and false are 1 and 0, as torch's), or "-inf"/"inf" for a float
+    tensor, that fits the tensor's dtype."""
+    if isinstance(v, str) and v not in ("-inf", "inf") or not isinstance(v, (int, float, str)):
+        fail(f'{name}: value must be a number, true, false, "-inf" or "inf", got {v!r}')
+    fill_array(name, v, x.dtype)
+
+
 def check_eps(op: str, eps) -> None:
     """A normalization's eps is added to a variance: a negative one makes sqrt NaN wherever the variance is
     smaller (torch does not check; its outputs turn NaN)."""

@@ -239,8 +239,7 @@ def _coerce(op: OpDef, attr: Attr, value):
     given = value  # as written, for messages: stride=-2 is said as -2, not as the [-2] it becomes
     if kind == "int" and _is_int(value):
         pass
-    elif kind == "float" and (_is_int(value) or isinstance(value, float) or  # a fill value of true/false, as
-                              attr.name == "value" and isinstance(value, bool)):  # torch's pad of a bool mask
+    elif kind == "float" and (_is_int(value) or isinstance(value, float)):
         value = float(value)
         if not math.isfinite(value):
             raise ArchTypeError(f"{where} must be finite, got {value}")

@@ -6,7 +6,7 @@ import numpy as np
 from onnx import numpy_helper
 
 from ..types import DTYPES, DType, Sym, TensorType, numel, unknown_dtype
-from ._common import elementwise_cost, fill_array, reduce_op, select, shape_str, tril_keep
+from ._common import check_fill, elementwise_cost, fill_array, reduce_op, select, shape_str, tril_keep
 from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register
 from .sdpa import mask_bias
@@ -254,19 +254,11 @@ def _fill_value(e, c):
     return e.const(fill_array("fill", c.attrs["value"], c.in_types[0].dtype))
 
 
-def _check_fill(name: str, x, v) -> None:
-    """The fill value: a number (true and false are 1 and 0, as torch's), or "-inf"/"inf" for a float tensor,
-    that fits the tensor's dtype."""
-    if isinstance(v, str) and v not in ("-inf", "inf") or not isinstance(v, (int, float, str)):
-        fail(f'{name}: value must be a number, true, false, "-inf" or "inf", got {v!r}')
-    fill_array(name, v, x.dtype)
-
-
 def _masked_fill_infer(ins, a):
     x, m = ins
     if m.dtype is not DType.bool:
         fail(f"masked_fill: mask must be bool, got {m.dtype}")
-    _check_fill("masked_fill", x, a["value"])
+    check_fill("masked_fill", x, a["value"])
     return [x.with_shape(broadcast(x.shape, m.shape, "masked_fill operands"))]
 
 
@@ -310,7 +302,7 @@ def _causal_infer(ins, a):
     x = ins[0]
     if x.rank < 2:
         fail(f"causal_mask: needs [..., T, S], got {shape_str(x)}")
-    _check_fill("causal_mask", x, a["value"])
+    check_fill("causal_mask", x, a["value"])
     return [x]
 
 

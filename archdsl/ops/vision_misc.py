@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import Dim, dim_add, numel
-from ._common import fill_array, i64, shape_str
+from ._common import check_fill, fill_array, i64, shape_str
 from .registry import Attr, OpDef, fail, register
 
 __all__ = ["check_pad_fits", "lower_pad"]
@@ -60,14 +60,18 @@ def lower_pad(e, x: str, x_t, pairs, mode: str, value=None, outputs=None) -> str
     return e.op("Pad", [x, pads] + extra, outputs=outputs, mode=_MODES[mode])
 
 
+def _shown(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def _infer(ins, a):
     x = ins[0]
     pairs = _per_axis(x, a)
     mode = a["mode"]
     if mode == "constant":
-        fill_array("pad", a["value"], x.dtype, named_infinity=False)  # pad takes a number, not "inf"
-    elif a["value"] != 0.0:  # it would be ignored
-        fail(f"pad: mode \"{mode}\" fills from the tensor itself and takes no value= (got {a['value']:g}); "
+        check_fill("pad", x, a["value"])  # -inf too, torch's F.pad(x, p, value=-inf) (a log-space scan's identity)
+    elif a["value"] not in (0, 0.0):  # it would be ignored
+        fail(f"pad: mode \"{mode}\" fills from the tensor itself and takes no value= (got {_shown(a['value'])}); "
              "as torch's, only mode=\"constant\" fills with a value", "value")
     if any(lo < 0 or hi < 0 for lo, hi in pairs):  # a negative amount crops that side, as torch's
         if mode == "circular":
@@ -96,9 +100,9 @@ register(OpDef(
     name="pad", inputs=("x",), category="shape",
     grad=lambda b, c, ins, outs, gouts: [b.op("autodiff.movement_grad", gouts[0], ins[0], op="pad",
                                               attrs={**c.attrs, "value": 0.0})],
-    attrs=(Attr("pad", "ints"), Attr("mode", "str", "constant", choices=tuple(_MODES)), Attr("value", "float", 0.0)),
+    attrs=(Attr("pad", "ints"), Attr("mode", "str", "constant", choices=tuple(_MODES)), Attr("value", "any", 0.0)),
     infer=_infer, lower=_lower, cost=lambda c: numel(c.out_types[0].shape) if c.attrs["mode"] != "constant" else 0,
     doc="Pad trailing dims, pairs (begin, end) from the last dim backwards (torch.nn.functional.pad); "
         "constant, reflect, replicate or circular. A negative amount crops that side, as torch's (not in circular "
-        "mode: slice first); value= is constant mode's fill.",
+        "mode: slice first); value= is constant mode's fill: a number, true/false, or \"-inf\"/\"inf\".",
 ))
