@@ -478,26 +478,33 @@ def check_spec_at(mod, name: str, sizes: dict, whose: str, general=None) -> None
         raise
     if sizes:
         general = general or elaborate_model(mod, name)
-        _check_windows(general, sizes)
+        _check_nonempty(general, sizes)
         _check_retyped(general, fixed, sizes)
 
 
-def _check_windows(general, sizes: dict) -> None:
-    """A conv's or pool's spatial dim that these sizes make 0: the spec keeps a size of 0 symbolic (a batch of 0
-    and an empty KV cache run), so its shape check passed; onnxruntime's kernel would fail inside the node
-    (ConvTranspose computes a border of bias instead), and torch refuses the input."""
+def _check_nonempty(general, sizes: dict) -> None:
+    """A dim that these sizes make 0 where an op needs elements (a conv's spatial dims, argmax's dim: its
+    OpDef.nonempty): the spec keeps a size of 0 symbolic (a batch of 0 and an empty KV cache run), so the op's
+    shape check passed; onnxruntime would fail inside the node, or compute what torch refuses (ConvTranspose a
+    border of bias, amax -inf). Said as the op's own check says a fixed 0."""
+    from ..diagnostics import ShapeError
     from ..ops import registry
     for n in general.nodes:
-        k = registry.get(n.op).windowed if registry.lookup(n.op) else 0
-        if not k or not n.inputs:
+        op = registry.lookup(n.op)
+        if op is None or op.nonempty is None or not n.inputs:
             continue
-        x = n.inputs[0].type
-        start = 2 if k < 0 else x.rank - k
-        for axis, d in enumerate(x.shape[start:], start):
-            if not isinstance(d, int) and dim_size(d, sizes) == 0:
-                raise ArchError(f"{n.op} '{n.name}': its input {x} has {d} = 0 on dim {axis} at {_at(sizes)}: a "
-                                f"window needs at least one element there (onnxruntime's kernel fails on it, and "
-                                f"torch refuses an empty spatial dim too; a batch of 0 runs)", n.span)
+        ins = [v.type for v in n.inputs]
+        x = ins[0]
+        zero = [ax for ax in op.nonempty(ins, n.attrs) if not isinstance(x.shape[ax], int)
+                and dim_size(x.shape[ax], sizes) == 0]
+        if not zero:
+            continue
+        try:
+            op.infer([x.with_shape(tuple(0 if i in zero else d for i, d in enumerate(x.shape))), *ins[1:]], n.attrs)
+            said = f"{n.op}: dim {zero[0]} of its input is empty, where it needs elements"
+        except ShapeError as e:  # a shared rule's message (a window's) names no op
+            said = e.message if e.message.startswith(f"{n.op}:") else f"{n.op}: {e.message}"
+        raise ArchError(f"{said} ({x.shape[zero[0]]} = 0 at {_at(sizes)})", n.span)
 
 
 def _check_retyped(general, fixed, sizes: dict) -> None:

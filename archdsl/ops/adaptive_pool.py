@@ -15,7 +15,7 @@ import numpy as np
 from ..types import DType, literal, numel
 from ._common import bfloat16_from, float_input, reduce_op, shape_str
 from ._common import i64 as _i64
-from .registry import Attr, OpDef, fail, register
+from .registry import Attr, OpDef, fail, register, spatial_axes
 
 __all__ = ["windows"]
 
@@ -84,6 +84,9 @@ def _make(kind: str, n: int):
     def infer(ins, a):
         x = ins[0]
         float_input(name, x)
+        if 0 in x.shape[2:]:  # onnxruntime gives 0 or -inf; torch refuses (an average to 1: NaN); a fixed 0 is
+            # refused before this by the elaborator (calls._refuses_empty), a run's symbolic 0 here (nonempty)
+            fail(f"{name}: {shape_str(x)} is empty (an empty slice?): nothing to pool")
         plan = _plan(name, x, a, n)
         return [x.with_shape(x.shape[:2] + tuple(_out_dim(s, d) for s, d in zip(plan, x.shape[2:])))]
 
@@ -160,6 +163,7 @@ def _make(kind: str, n: int):
     register(OpDef(
         name=name, inputs=("x",), category="pool", attrs=(Attr("output_size", "any"),), infer=infer, lower=lower,
         grad=max_grad if kind == "max" else avg_grad, cost=lambda c: numel(c.in_types[0].shape),
+        nonempty=spatial_axes,
         doc=f"{'Max' if kind == 'max' else 'Average'} over torch's adaptive windows [floor(i*L/out), "
             f"ceil((i+1)*L/out)): [N, C, {('L', 'H, W', 'D, H, W')[n - 1]}] -> [N, C, *output_size] "
             f"(torch.nn.Adaptive{kind.capitalize()}Pool{n}d); output_size an integer or a list of {n}"

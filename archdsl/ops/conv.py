@@ -9,7 +9,7 @@ import math
 from ..diagnostics import ShapeError
 from ..types import numel
 from ._common import bfloat16_from, conv_channels, float_input, kaiming_uniform, positive, shape_str
-from .registry import SAME_PADDING, Attr, OpCall, OpDef, ParamSpec, fail, get, register
+from .registry import SAME_PADDING, Attr, OpCall, OpDef, ParamSpec, fail, get, register, spatial_axes
 from .shapes import expand, window_out
 from .vision_misc import check_pad_fits, lower_pad
 
@@ -141,7 +141,7 @@ def _make(n: int):
         attrs=(Attr("out_channels", "int"), Attr("kernel_size", "ints"), Attr("stride", "ints", 1),
                Attr("padding", "padding", 0), Attr("dilation", "ints", 1), Attr("groups", "int", 1),
                Attr("bias", "bool", True), Attr("padding_mode", "str", "zeros", choices=PADDING_MODES)),
-        params=params, infer=infer, lower=lower, cost=cost, grad=grad, windowed=n,
+        params=params, infer=infer, lower=lower, cost=cost, grad=grad, nonempty=spatial_axes,
         doc=f"{n}-D convolution (torch.nn.Conv{n}d); groups=channels gives a depthwise conv. padding is a number, "
             f"one per spatial dim, or \"same\" (stride 1; an odd total padded one more at the end, as torch) or "
             f"\"valid\" (none). padding_mode (torch's): \"zeros\" (default), \"reflect\", \"replicate\" or "
@@ -228,7 +228,7 @@ def register_functional(name: str, attrs: tuple[Attr, ...], doc: str) -> None:
         return layer.cost(call)
 
     register(OpDef(name=name, inputs=("x", "weight", "bias?"), category="math", attrs=attrs, infer=infer,
-                   lower=lower, grad=grad, cost=cost, doc=doc, windowed=-1))
+                   lower=lower, grad=grad, cost=cost, doc=doc, nonempty=spatial_axes))
 
 
 register_functional(

@@ -12,7 +12,7 @@ import numpy as np
 from ..types import Dim, dim_add, dim_mul, numel
 from ._common import bfloat16_from, conv_channels, float_input, kaiming_uniform, positive, shape_str
 from .conv import register_functional
-from .registry import Attr, OpDef, ParamSpec, fail, register
+from .registry import Attr, OpDef, ParamSpec, fail, register, spatial_axes
 from .shapes import expand
 
 __all__: list[str] = []
@@ -138,7 +138,7 @@ def _make(n: int) -> None:
         attrs=(Attr("out_channels", "int"), Attr("kernel_size", "ints"), Attr("stride", "ints", 1),
                Attr("padding", "ints", 0), Attr("output_padding", "ints", 0), Attr("groups", "int", 1),
                Attr("bias", "bool", True), Attr("dilation", "ints", 1)),
-        params=params, infer=infer, lower=lower, cost=cost, grad=grad, windowed=n,
+        params=params, infer=infer, lower=lower, cost=cost, grad=grad, nonempty=spatial_axes,
         doc=f"{n}-D transposed convolution (torch.nn.ConvTranspose{n}d), weight [in, out/groups, *kernel].",
     ))
 

@@ -253,6 +253,7 @@ for _name, _onnx, _what in (("argmax", "ArgMax", "largest"), ("argmin", "ArgMin"
     register(OpDef(
         name=_name, inputs=("x",), category="math", attrs=(Attr("dim", "int?", None), Attr("keepdim", "bool", False)),
         infer=_arg_infer(_name), lower=_arg_lower(_onnx), cost=lambda c: numel(c.in_types[0].shape),
+        nonempty=lambda ins, a: range(ins[0].rank) if a["dim"] is None else [norm_axis(a["dim"], ins[0].rank)],
         doc=f"int64 index of the {_what} element along dim, the first one on ties, a NaN before any number "
             f"(torch.{_name}); dim=none: into the flattened tensor. No gradient (integer output).",
     ))

@@ -6,7 +6,7 @@ import math
 
 from ..types import numel
 from ._common import bfloat16_from, float_input, i64, shape_str
-from .registry import Attr, OpDef, fail, register
+from .registry import Attr, OpDef, fail, register, spatial_axes
 from .shapes import expand, window_out
 
 
@@ -93,7 +93,7 @@ def _make(kind: str, n: int):
         attrs.append(Attr("dilation", "ints", 1))
     register(OpDef(
         name=name, inputs=("x",), category="pool", attrs=tuple(attrs), infer=infer, lower=lower, grad=grad,
-        windowed=n,
+        nonempty=spatial_axes,
         cost=lambda c: numel(c.out_types[0].shape) * math.prod(expand(c.attrs["kernel_size"], n, "kernel_size")),
         doc=f"{'Max' if kind == 'max' else 'Average'} pooling over {n} spatial dims "
             f"(torch.nn.{kind.capitalize()}Pool{n}d); stride defaults to the kernel"
@@ -145,6 +145,7 @@ def _global(kind):
 
     register(OpDef(
         name=name, inputs=("x",), category="pool", attrs=(Attr("keepdims", "bool", True),), grad=grad,
+        nonempty=spatial_axes,
         infer=infer, lower=lower, cost=lambda c: numel(c.in_types[0].shape),
         doc=f"{'Max' if kind == 'max' else 'Mean'} over all spatial dims: [N, C, ...] -> [N, C, 1, ...] "
             f"(like {'AdaptiveMaxPool' if kind == 'max' else 'AdaptiveAvgPool'}(1)); keepdims=false gives [N, C]."

@@ -4,6 +4,7 @@ lowering, cost and (later) gradient rule. Stages consult it; none of them specia
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -127,9 +128,11 @@ class OpDef:
     # draws random numbers (randn_like): two calls differ, and a constant input does not make it a constant, so
     # the passes neither merge nor fold it
     random: bool = False
-    # trailing dims of input 0 that a window slides over (-1: every dim after [N, C]): onnxruntime's kernels fail
-    # on a size of 0 there and torch refuses one, so a run whose sizes make one 0 is refused before it starts
-    windowed: int = 0
+    # (input types, attrs) -> the axes of input 0 that must hold an element (a conv's spatial dims, argmax's dim):
+    # infer refuses a fixed 0 there; a symbolic dim a run's sizes make 0 (kept symbolic: a batch of 0 runs) is
+    # refused before the run with infer's message, where onnxruntime failed in the node or computed what torch
+    # refuses
+    nonempty: Callable[[list[TensorType], dict], Iterable[int]] | None = None
     # names of the op that take only some ranks, as torch's classes do: {alias: (ranks, torch's class)}
     alias_ranks: dict = field(default_factory=dict, compare=False)
     attr_index: dict = field(default_factory=dict, compare=False, repr=False)
@@ -161,6 +164,11 @@ class OpDef:
 
 _REGISTRY: dict[str, OpDef] = {}
 _ALIASES: dict[str, str] = {}
+
+
+def spatial_axes(ins: list[TensorType], a: dict) -> range:
+    """The dims after [N, C] of input 0: what a conv, pool or resize works over (OpDef.nonempty)."""
+    return range(2, ins[0].rank)
 
 
 def register(op: OpDef) -> OpDef:

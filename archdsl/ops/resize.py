@@ -12,7 +12,7 @@ import numpy as np
 
 from ..types import Dim, DType, Sym, dim_floordiv, dim_mul, numel
 from ._common import float_input, shape_str
-from .registry import Attr, OpDef, fail, give_numbers, register
+from .registry import Attr, OpDef, fail, give_numbers, register, spatial_axes
 
 __all__: list[str] = []
 
@@ -70,6 +70,8 @@ def _infer(ins, a):
     x = ins[0]
     float_input("upsample", x)
     like = ins[1] if len(ins) > 1 else None
+    if 0 in x.shape[2:]:  # onnxruntime gives an empty map (or fails); torch refuses
+        fail(f"upsample: {shape_str(x)} is empty (an empty slice?): nothing to resize")
     scales, sizes = _plan(x, a, like)
     spatial = list(like.shape[2:]) if like is not None else sizes if sizes is not None else \
         [_out(d, s) for d, s in zip(x.shape[2:], scales)]
@@ -334,7 +336,7 @@ register(OpDef(
            Attr("align_corners", "bool", False),
            Attr("size", "ints?", None, symbolic="to another tensor's run-time size: upsample(x, like=that_tensor) "
                 "(torch's F.interpolate(x, size=skip.shape[2:]))")),
-    infer=_infer, lower=_lower, cost=_cost, grad=_grad,
+    infer=_infer, lower=_lower, cost=_cost, grad=_grad, nonempty=spatial_axes,
     doc="Resize the spatial dims by scale_factor, to size, or to the spatial sizes of like= (a skip "
         "connection's, read at run time: torch's F.interpolate(x, size=skip.shape[2:])) (torch.nn.Upsample); "
         "nearest, nearest-exact, (bi/tri)linear and bicubic (torch's a = -0.75, no antialias) with align_corners. "

@@ -200,7 +200,9 @@ def _reduce(name, onnx_op, doc):
 
     register(OpDef(name=name, inputs=("x",), category="math",
                    attrs=(Attr("dim", "ints?", None), Attr("keepdim", "bool", False)),
-                   infer=infer, lower=lower, cost=lambda c: numel(c.in_types[0].shape), doc=doc, grad=grad))
+                   infer=infer, lower=lower, cost=lambda c: numel(c.in_types[0].shape), doc=doc, grad=grad,
+                   nonempty=None if name == "sum" else
+                   lambda ins, a: norm_axes(a["dim"], ins[0].rank) or range(ins[0].rank)))
 
 
 def _integer_sum(e, x: str, rank: int, axes: list[int], keepdim: bool, outs) -> None:

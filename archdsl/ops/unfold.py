@@ -172,7 +172,7 @@ register(OpDef(
     name="unfold", inputs=("x",), category="tensor",
     attrs=(Attr("kernel_size", "ints"),) + _GEOM,
     infer=_unfold_infer, lower=_unfold_lower, grad=_unfold_grad, cost=lambda c: numel(c.out_types[0].shape),
-    windowed=2,
+    nonempty=lambda ins, a: range(ins[0].rank - 2, ins[0].rank),
     doc="Sliding blocks as columns (torch.nn.functional.unfold, nn.Unfold, im2col): [N, C, H, W] (or [C, H, W]) "
         "to [N, C*kh*kw, L], row c*kh*kw + i*kw + j, L = Lh*Lw block positions, as torch. Lowered to a grouped "
         "Conv with a constant one-hot weight and a Reshape. C must be known; a symbolic N works, and symbolic "

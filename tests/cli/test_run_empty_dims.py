@@ -1,0 +1,38 @@
+"""A dim that a run's sizes make 0 where the op needs elements (a conv's or pool's spatial dims, argmax's dim) is
+refused at the op with its own check's words: the spec keeps a size of 0 symbolic (a batch of 0 runs), and
+onnxruntime failed inside the node with its own text, or computed what torch refuses (a transposed conv a border
+of bias, amax -inf, mean 0)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from archdsl.cli import main
+
+
+@pytest.mark.parametrize("op", ["conv2d(x, 4, 3, padding=1)", "conv_transpose2d(x, 4, 3)", "maxpool2d(x, 3, padding=1)",
+                                "unfold(x, 3, padding=1)", "conv(x, parameter([4, 3, 3, 3]), padding=1)",
+                                # review61: the empty checks of pools, resizes and reductions at a symbolic 0
+                                "global_maxpool(x)", "adaptive_avgpool2d(x, 1)", "upsample(x, scale_factor=2)",
+                                "argmax(x, dim=2)", "amax(x, dim=2)", "mean(x, dim=2)"])
+def test_an_empty_dim_where_the_op_needs_elements_is_a_diagnostic_at_the_op(tmp_path, capsys, op):
+    spec = tmp_path / "win.arch"
+    spec.write_text(f"model m(x: float32[B, 3, H, W]) -> y {{\n    y = {op}\n}}\n")
+    empty = tmp_path / "x.npy"
+    np.save(empty, np.zeros((1, 3, 0, 5), np.float32))
+    assert main(["run", str(spec), "--input", f"x={empty}", "--repeat", "1"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    name = op.split("(")[0]
+    assert f"win.arch:2:9: error: {name}: " in err and "(H = 0 at B=1, H=0, W=5)" in err, err
+    np.save(empty, np.zeros((0, 3, 4, 5), np.float32))  # a batch of 0 runs
+    assert main(["run", str(spec), "--input", f"x={empty}", "--repeat", "1"]) == 0
+
+
+
+def test_a_resize_of_an_empty_slice_is_refused():
+    """onnxruntime gave an empty map where torch refuses ("Input and output sizes should be greater than 0")."""
+    import archdsl
+    with pytest.raises(archdsl.ArchError, match=r"upsample: \[B, 3, 0, 8\] is empty \(an empty slice\?\)"):
+        archdsl.check_source("model m(x: float32[B, 3, 8, 8]) -> y {\n    y = upsample(x[:, :, 4:4], scale_factor=2)\n"
+                             "}\n")
