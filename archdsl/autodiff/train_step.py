@@ -21,7 +21,7 @@ from ..diagnostics import ArchError, did_you_mean
 from ..ir import Graph, Value, check
 from ..ops import Init, ParamSpec
 from ..ops.losses import squashed_logits, squashing
-from ..types import DType, TensorType, dim_size
+from ..types import DType, TensorType, dim_size, is_symbol
 from .builder import GradBuilder
 from .engine import gradients, prune_dead
 from .losses import image_classes, labels_type, make_loss
@@ -131,8 +131,9 @@ class TrainStep:
     params: list[str]  # trainable parameters
     buffers: list[str]
     config: TrainConfig
-    bn_spatial: tuple = ()  # each BatchNorm's spatial dims, symbols where the model has them
+    bn_dims: tuple = ()  # each BatchNorm input's dims but its channels (symbols where the model has them)
     undecayed: tuple[str, ...] = ()  # the trainable parameters --no-decay took out of weight decay
+    batch: tuple[str, ...] = ()  # the data inputs' symbolic first dims: 1 at one example
 
     @property
     def labelled(self) -> bool:
@@ -145,9 +146,11 @@ class TrainStep:
         return self.min_batch_at({})
 
     def min_batch_at(self, sizes: dict[str, int]) -> int:
-        """min_batch once the symbolic dims have sizes (the training data's): a BatchNorm over
-        [B, C, H, W] needs two examples only where H * W is 1; a dim it cannot work out may be 1."""
-        return 2 if any(_may_be_one(dims, sizes) for dims in self.bn_spatial) else 1
+        """min_batch once the symbolic dims have sizes (the training data's, the batch's at one example): a
+        BatchNorm over [B, C, H, W] needs two examples only where H * W is 1, one over [2*B, C] (SimCLR's two
+        views) or [B*T, C] (flattened tokens) never; a dim it cannot work out may be 1."""
+        one = {**dict.fromkeys(self.batch, 1), **sizes}
+        return 2 if any(_may_be_one(dims, one) for dims in self.bn_dims) else 1
 
 
 _STATE_WHAT = {"seed": "what dropout and random calls draw from", "step": "the step count",
@@ -350,7 +353,8 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     # dropout draws anew per micro-batch: `step` stands still while gradients accumulate
     micro = _scalar_input(graph, "micro", DType.int64, Init("zeros")) if cfg.accumulate > 1 else None
     extra = TrainInputs(lambda: _scalar_input(graph, "seed", DType.int64, Init("zeros")), micro or step)
-    bn_spatial = tuple(tuple(n.inputs[0].type.shape[2:]) for n in graph.nodes if n.op == "batchnorm")
+    bn_dims = tuple(tuple(n.inputs[0].type.shape[:1] + n.inputs[0].type.shape[2:]) for n in graph.nodes
+                    if n.op == "batchnorm")
     # a segmentation map [N, C, H, W] under cross_entropy, read before the convs become their training forms
     image = image_classes(cfg.loss, dict(graph.outputs)[out_name], out_name, defaulted) if labelled else None
     buffer_updates = to_training(graph, extra)
@@ -461,7 +465,9 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
     prune_dead(graph)
     check(graph)
     return TrainStep(graph, data_inputs, state_inputs, {k: k[: -len(NEW)] for k, _ in new_outputs}, out_name,
-                     [v.name for v in params], [v.name for v in buffers], cfg, bn_spatial, tuple(sorted(undecayed)))
+                     [v.name for v in params], [v.name for v in buffers], cfg, bn_dims, tuple(sorted(undecayed)),
+                     tuple(sorted({str(v.type.shape[0]) for v in graph.inputs if v.name in data_inputs and v.type.rank
+                                   and is_symbol(v.type.shape[0])})))
 
 
 def state_bytes(graph: Graph, cfg: TrainConfig) -> tuple[int, int]:
@@ -522,9 +528,9 @@ def _undecayed(graph: Graph, cfg: TrainConfig, frozen: frozenset) -> set[str]:
 
 
 def _may_be_one(dims: tuple, sizes: dict[str, int]) -> bool:
-    """Whether a BatchNorm with these spatial dims would, on a batch of one example, normalize one value per
-    channel (no spatial dims, or all of size 1): its batch statistics are undefined, and torch raises. A
-    dim is sized from `sizes` (`H`, `2*H`, `(H-3)//2+1`); one with an unsized symbol may be 1."""
+    """Whether a BatchNorm over these dims (all but the channels) would, on a batch of one example, normalize
+    one value per channel: its batch statistics are undefined, and torch raises. A dim is sized from `sizes`
+    (the batch's symbol at 1; `H`, `2*H`, `(H-3)//2+1`); one with an unsized symbol may be 1."""
     total = 1
     for d in dims:
         n = dim_size(d, sizes)

@@ -71,6 +71,21 @@ def test_batchnorm_over_symbolic_spatial_dims_is_sized_from_the_data(tmp_path, c
         assert int(np.load(tmp_path / "w.ckpt.npz")["step"]) == steps  # one step per example: none skipped
 
 
+@pytest.mark.parametrize("rows", ["concat([x, x * 2.0], axis=0)", "reshape(x, [-1, 2])"])
+def test_batchnorm_over_rows_made_from_the_batch_trains_on_batches_of_one(tmp_path, capsys, rows):
+    """SimCLR's two views through one BatchNorm ([2*B, C]) and flattened tokens ([B*2, C]) see 2 values per
+    channel at one example: --batch-size 1 was refused, and the last example of an odd split left out, where
+    torch trains them (contrastive hunt)."""
+    spec = tmp_path / "bn.arch"
+    spec.write_text(f"model bn(x: float32[B, 4]) -> loss {{\n    h = {rows} -> batchnorm as bn\n"
+                    "    loss = mean(h ** 2)\n}\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((3, 4)).astype(np.float32))
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--batch-size", "1", "--quiet",
+                 "--epochs", "1", "-o", str(tmp_path / "w.npz")]) == 0, capsys.readouterr().err
+    assert int(np.load(tmp_path / "w.ckpt.npz")["step"]) == 3  # one step per example: none was skipped
+
+
 def test_one_example_for_a_batchnorm_is_a_diagnostic(tmp_path, capsys):
     """The batch of one was skipped, so nothing trained and the run said it succeeded."""
     spec = tmp_path / "bn.arch"
