@@ -333,12 +333,12 @@ class Operators:
                     hint = (f", got the symbolic size {sym}; a bound a fixed number from the end is known (x[:, -2:] "
                             "keeps the last 2 positions, x[:, :-2] drops them, whatever the size)" if sym is not None
                             else "")
-                    plain = not any(isinstance(p, A.Const) and p.value is Ellipsis for p in index[:i])
-                    if plain and sym is not None and parts[0] in (None, 0) and parts[1] is sym and \
-                            parts[2] in (None, 1):  # Demucs' skip[..., :d.shape[-1]]
-                        hint += (f"; the first {sym} positions of dim {i} (a crop to the length of a decoder's map) "
-                                 f"are take(t, positions(r, dim={i}), axis={i}), t the tensor sliced here and r one "
-                                 f"that is {sym} long on dim {i}")
+                    dots = any(isinstance(p, A.Const) and p.value is Ellipsis for p in index[:i])
+                    ax = v.type.rank - (len(index) - i) if dots and isinstance(v, Tensor) else i  # after a '...'
+                    if sym is not None and parts[0] in (None, 0) and parts[1] is sym and parts[2] in (None, 1):
+                        hint += (f"; the first {sym} positions of dim {ax} (a crop to the length of a decoder's map, "
+                                 f"Demucs' skip[..., :d.shape[-1]]) are take(t, positions(r, dim={ax}), axis={ax}), "
+                                 f"t the tensor sliced here and r one that is {sym} long on dim {ax}")
                     raise ArchTypeError(f"tensor slice bounds must be integers known at compile time{hint}", ix.span)
                 entries.append(("s", *parts))
             elif isinstance(ix, A.Const) and ix.value is Ellipsis:
