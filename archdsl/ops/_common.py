@@ -10,8 +10,8 @@ from ..types import DType, TensorType, dim_symbols, is_static, is_symbol, numel
 from .registry import Init, OpCall, fail, give_numbers
 
 __all__ = ["channels_first_perm", "channels_last_hint", "kaiming_uniform", "bias_uniform", "float_input",
-           "elementwise_cost", "same_type", "shape_str", "conv_channels", "normalized_dims", "i64", "one_dtype",
-           "widen", "wide_np", "wide_outputs", "narrow_into", "sigmoid"]
+           "elementwise_cost", "same_type", "shape_str", "conv_channels", "spatial_rank", "normalized_dims", "i64",
+           "one_dtype", "widen", "wide_np", "wide_outputs", "narrow_into", "sigmoid"]
 
 
 def i64(e, v) -> str:
@@ -111,11 +111,19 @@ def float_pair_infer(name: str):
     return infer
 
 
+def spatial_rank(name: str, x: TensorType, n: int) -> None:
+    """An n-d conv's or pool's input is [N, C, *n spatial]; torch's unbatched [C, *spatial] is said how to write."""
+    if x.rank != n + 2:
+        unbatched = (f"; torch's unbatched [C, {', '.join(['spatial'] * n)}] form: unsqueeze(x, 0) first, [0] of the "
+                     "result after") if x.rank == n + 1 else ""
+        fail(f"{name}: expected a rank-{n + 2} input [N, C, {', '.join(['spatial'] * n)}], got {shape_str(x)}"
+             + unbatched)
+
+
 def conv_channels(name: str, x: TensorType, n: int, groups: int, out_channels: int) -> int:
     """The input channels of an n-d (transposed) conv, after the checks both kinds make before they can
     create their weights: rank, a known channel dim, groups dividing both channel counts."""
-    if x.rank != n + 2:
-        fail(f"{name}: expected a rank-{n + 2} input [N, C, {', '.join(['spatial'] * n)}], got {shape_str(x)}")
+    spatial_rank(name, x, n)
     seq = n == 1 and isinstance(x.shape[2], int) and not isinstance(x.shape[1], int)  # [B, T, F]: channels last
     cin = known_size(name, "the channel dim", x.shape[1], x, "the weight has a slice per input channel",
                      f"; or, if {shape_str(x)} is [batch, length, channels], transpose(1, 2) first: {name} takes "

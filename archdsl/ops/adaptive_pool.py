@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, literal, numel
-from ._common import bfloat16_from, float_input, reduce_op, shape_str
+from ._common import bfloat16_from, float_input, reduce_op, shape_str, spatial_rank
 from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register, spatial_axes
 
@@ -27,8 +27,7 @@ def windows(size: int, out: int) -> list[tuple[int, int]]:
 
 def _plan(name: str, x, a, n: int) -> list[tuple[str, int]]:
     """Per spatial dim: ("keep", 0), ("all", 0), ("pool", kernel) or ("cut", out)."""
-    if x.rank != n + 2:
-        fail(f"{name}: expected a rank-{n + 2} input [N, C, {', '.join(['spatial'] * n)}], got {shape_str(x)}")
+    spatial_rank(name, x, n)
     out = a["output_size"]
     out = [out] * n if isinstance(out, int) and not isinstance(out, bool) else out
     if not isinstance(out, (list, tuple)) or len(out) != n or \

@@ -8,7 +8,7 @@ import math
 
 from ..diagnostics import ShapeError
 from ..types import numel
-from ._common import bfloat16_from, conv_channels, float_input, kaiming_uniform, positive, shape_str
+from ._common import bfloat16_from, conv_channels, float_input, kaiming_uniform, positive, shape_str, spatial_rank
 from .registry import SAME_PADDING, Attr, OpCall, OpDef, ParamSpec, fail, get, register, spatial_axes
 from .shapes import expand, window_out
 from .vision_misc import check_pad_fits, lower_pad
@@ -79,8 +79,7 @@ def _make(n: int):
     def infer(ins, a):
         x, w = ins[0], ins[1]
         float_input(name, x)
-        if x.rank != n + 2:
-            fail(f"{name}: expected a rank-{n + 2} input, got {shape_str(x)}")
+        spatial_rank(name, x, n)
         g = a["groups"]
         if w.rank != n + 2 or w.shape[1] * g != x.shape[1]:
             fail(f"{name}: expected {w.shape[1] * g} input channels, got {x.shape[1]} (input {shape_str(x)})")

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from ..types import Dim, dim_add, dim_mul, numel
-from ._common import bfloat16_from, conv_channels, float_input, kaiming_uniform, positive, shape_str
+from ._common import bfloat16_from, conv_channels, float_input, kaiming_uniform, positive, shape_str, spatial_rank
 from .conv import register_functional
 from .registry import Attr, OpDef, ParamSpec, fail, register, spatial_axes
 from .shapes import expand
@@ -78,8 +78,7 @@ def _make(n: int) -> None:
     def infer(ins, a):
         x, w = ins[0], ins[1]
         float_input(name, x)
-        if x.rank != n + 2:
-            fail(f"{name}: expected a rank-{n + 2} input, got {shape_str(x)}")
+        spatial_rank(name, x, n)
         if w.rank != n + 2 or w.shape[0] != x.shape[1]:
             fail(f"{name}: expected {w.shape[0]} input channels, got {x.shape[1]} (input {shape_str(x)})")
         k, s, p, op, d = _geom(a, n)

@@ -5,15 +5,14 @@ from __future__ import annotations
 import math
 
 from ..types import numel
-from ._common import bfloat16_from, float_input, i64, shape_str
+from ._common import bfloat16_from, float_input, i64, shape_str, spatial_rank
 from .registry import Attr, OpDef, fail, register, spatial_axes
 from .shapes import expand, window_out
 
 
 def _geom(x, a, n, name):
     """(kernel, stride, padding, dilation) per spatial dim; dilation is the max pools' alone (torch's)."""
-    if x.rank != n + 2:
-        fail(f"{name}: expected a rank-{n + 2} input, got {shape_str(x)}")
+    spatial_rank(name, x, n)
     k = expand(a["kernel_size"], n, "kernel_size")
     s = expand(a["stride"] if a["stride"] is not None else a["kernel_size"], n, "stride")
     p = expand(a["padding"], n, "padding")
