@@ -104,7 +104,10 @@ register(OpDef(
     name="batchnorm", inputs=("x",), category="layer", aliases=("batchnorm1d", "batchnorm2d", "batchnorm3d"),
     alias_ranks={"batchnorm1d": ((2, 3), "BatchNorm1d"), "batchnorm2d": ((4,), "BatchNorm2d"),
                  "batchnorm3d": ((5,), "BatchNorm3d")}, grad=_bn_grad,
-    attrs=(Attr("eps", "float", 1e-5), Attr("momentum", "float", 0.1), Attr("affine", "bool", True)),
+    attrs=(Attr("eps", "float", 1e-5),
+           Attr("momentum", "float", 0.1, none="torch's momentum=None, a cumulative average of every batch's "
+                                                 "statistics, is not supported here: a number (torch's default 0.1)"),
+           Attr("affine", "bool", True)),
     params=_bn_params, infer=_bn_infer, lower=_bn_lower, cost=lambda c: 2 * elementwise_cost(c),
     doc="Batch normalization over dim 1 (torch.nn.BatchNorm1d/2d/3d); inference uses running statistics. "
         "batchnorm1d takes 2-D or 3-D input, batchnorm2d 4-D, batchnorm3d 5-D (as torch's), batchnorm any rank.",

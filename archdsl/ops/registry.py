@@ -50,6 +50,7 @@ class Attr:
     choices: tuple | None = None
     doc: str = ""
     symbolic: str = ""  # what to write instead, added to the refusal of a symbolic dim here
+    none: str = ""  # what to say where none is given and not taken (torch's BatchNorm momentum=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +289,7 @@ def _coerce(op: OpDef, attr: Attr, value):
             and attr.name == "padding" and isinstance(value, str) and value.lower() in ("same", "valid") else ""
         raise ArchTypeError(f"{where} expects {_KIND_WORDS.get(kind, kind)}, got {describe(value)}{which}{case}{pool}"
                             f"{_pairs_hint(op, attr, value)}{_choices_hint(attr, value)}"
-                            f"{_weight_hint(op, attr, value)}")
+                            f"{_weight_hint(op, attr, value)}{f'; {attr.none}' if value is None and attr.none else ''}")
     if attr.choices is not None and value not in attr.choices:
         raise ArchTypeError(f"{where} must be one of {', '.join(map(_show, attr.choices))}, got {_show(value)}")
     if kind in ("int", "ints", "padding") and not isinstance(value, str) and \
