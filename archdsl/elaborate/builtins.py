@@ -12,7 +12,7 @@ from .bounded import MAX_LIST, to_str
 from .scalars import UNDECIDED_ADVICE, SymbolicOperand, is_int
 from .values import Builtin, Tensor, describe
 
-__all__ = ["BUILTINS", "MAX_LIST"]
+__all__ = ["BUILTINS", "MAX_LIST", "UNROLLED"]
 
 MAX_NDIGITS = 1000
 
@@ -38,7 +38,7 @@ def _tensor(name, v) -> Tensor:
     return v
 
 
-_UNROLLED = "loops unroll at compile time, so the count must be known when the model is built"
+UNROLLED = "loops unroll at compile time, so the count must be known when the model is built"
 
 
 def _range(*a):
@@ -46,10 +46,10 @@ def _range(*a):
         if isinstance(x, Sym):  # range(x.shape[1]) over a symbolic T
             fix = (f"a fixed size in the input's shape, or `param {x} = none` in the file and -D {x}=5"
                    if is_symbol(x) else "fixed sizes in the input's shape, or params set with -D")
-            raise ArchTypeError(f"range() of the symbolic dim {x}, a size known only at run time: {_UNROLLED} "
+            raise ArchTypeError(f"range() of the symbolic dim {x}, a size known only at run time: {UNROLLED} "
                                 f"({fix})")
         if x is None:  # range(T) of `param T = none`
-            raise ArchTypeError(f"range() of none (a param left at none, as `param NAME = none`?): {_UNROLLED} "
+            raise ArchTypeError(f"range() of none (a param left at none, as `param NAME = none`?): {UNROLLED} "
                                 "(-D NAME=5 sets such a param)")
         if isinstance(x, float):
             raise ArchTypeError(f"range() takes integers, got the float {x} (int({x}), or // for a whole "

@@ -16,11 +16,11 @@ from ..diagnostics import (
 )
 from ..ir import Graph
 from ..syntax import ast as A
-from ..types import DType, Sym, dim_mul, dim_symbols
+from ..types import DType, Sym, dim_mul, dim_symbols, is_symbol
 from .arguments import arg_names, own_name, positional_names
 from .blocks import Blocks
 from .bounded import check_length, printing, short, to_str
-from .builtins import BUILTINS
+from .builtins import BUILTINS, UNROLLED
 from .calls import LAYER_CALL, Calls
 from .operators import Operators
 from .scalars import UNDECIDED_ADVICE, Limits, ReturnValue, SymbolicOperand, is_callable, is_num, py_error
@@ -236,7 +236,12 @@ class Evaluator(Calls, Blocks, Operators):
         elif isinstance(s, A.Repeat):
             n = self.eval(s.count, env)
             if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-                raise ArchTypeError(f"repeat count must be a non-negative integer, got {describe(n)}", s.count.span)
+                said = ""
+                if isinstance(n, Sym):  # repeat T over an input's T: as range(T) says it
+                    said = (f": {UNROLLED} (a fixed size in the input's shape, or `param {n} = none` in the file "
+                            f"and -D {n}=5)" if is_symbol(n) else f": {UNROLLED}")
+                raise ArchTypeError(f"repeat count must be a non-negative integer, got {describe(n)}{said}",
+                                    s.count.span)
             for i in range(n):
                 self._tick(s.span)  # an empty body too: `repeat 2 ** 62 { }` ran for ever
                 try:
