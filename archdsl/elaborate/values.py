@@ -177,6 +177,10 @@ class Env:
             return UnknownNameError(f"unknown name '{name}'; " + (
                 'infinity is the string "inf" or "-inf" where a fill value is taken, or float("inf")'
                 if name == "inf" else 'NaN is float("nan")'), span)
+        if name in ("pi", "tau") and not prefix:  # NeRF's positional encoding: math.pi
+            value = "3.141592653589793" if name == "pi" else "6.283185307179586"
+            return UnknownNameError(f"unknown name '{name}'; the language has no named constants: write the number, "
+                                    f"or `let {name} = {value}` at the file's top", span)
         if name in DTYPES and not prefix:  # cast(x, float32): only an input's type is written bare
             return UnknownNameError(f"unknown name '{name}'; a dtype is a string here: write \"{name}\"", span)
         if name in _TORCH_FUNCTIONS and not prefix:  # torch's spelling of what the language writes otherwise
@@ -204,6 +208,7 @@ _TORCH_FUNCTIONS = {
     "zeros": "zeros_like(x) or tensor([...])", "ones": "ones_like(x) or tensor([...])",
     "full": "full_like(x, value) or tensor([...])", "arange": "positions(x, dim) for a tensor, range(n) for numbers",
     "rand": "rand_like(x)", "randn": "randn_like(x)",
+    "linspace": "tensor([lo + (hi - lo) * i / (n - 1) for i in range(n)]) (lo, hi and n known when building)",
     "meshgrid": "two positions(x, dim) vectors unsqueezed to broadcast: unsqueeze(py, 1) and unsqueeze(px, 0)",
     "outer": "unsqueeze(a, 1) * unsqueeze(b, 0)", "lerp": "a + w * (b - a)", "square": "x * x",
     "softmin": "softmax(-x)", "movedim": "permute(x, [...])", "swapaxes": "transpose(x, dim0, dim1)",

@@ -45,6 +45,13 @@ CASES = [
      lambda a, b: torch.all(a > -3.0)),
     ("any(a > 0)", 'gt(amax(cast(m, "int64")), 0)', 'gt(amax(cast(gt(a, 1.0), "int64")), 0)',
      lambda a, b: torch.any(a > 1.0)),
+    ("a * linspace(-1.0, 2.0, 5)", "tensor([lo + (hi - lo) * i / (n - 1) for i in range(n)])",  # NeRF's depths
+     "a * tensor([-1.0 + (2.0 - -1.0) * i / (5 - 1) for i in range(5)])",
+     lambda a, b: a * torch.linspace(-1.0, 2.0, 5)),
+    ("a * pi", "write the number, or `let pi = 3.141592653589793` at the file's top", "a * 3.141592653589793",
+     lambda a, b: a * torch.pi),
+    ("a * math.pi", "'pi' is not one either; the language has no named constants", "a * 3.141592653589793",
+     lambda a, b: a * torch.pi),
 ]
 
 
