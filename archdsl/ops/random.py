@@ -74,7 +74,8 @@ def _squares32(e, ctr: str, key: str) -> str:
 def hashed_bits(e, x: str, x_t: TensorType, seed: str, step: str, key: int) -> str:
     """64 random bits per element of x, flat (uint64), from (seed, step, key, index): splitmix64 of
     index * GOLDEN + seed * M1 + step * M2 + key; below opset 18, two Squares draws of the index's counters
-    under the (odd) key seed * M1 + step * M2 + key."""
+    (2 * index, 2 * index + 1, each with the top bit of base = seed * M1 + step * M2 + key) under the odd key
+    2 * base + 1."""
     n = numel_tensor(e, x, x_t)
     idx = e.op("Range", [_i64(e, 0), e.op("Squeeze", [n]), _i64(e, 1)])
     idx = e.op("Cast", [idx], to=13)  # uint64
@@ -82,7 +83,11 @@ def hashed_bits(e, x: str, x_t: TensorType, seed: str, step: str, key: int) -> s
                                      e.op("Mul", [e.op("Cast", [step], to=13), _u64(e, _MIX2)])]), _u64(e, key)])
     if e.opset < 18:
         odd = e.op("Add", [e.op("BitShift", [base, _u64(e, 1)], direction="LEFT"), _u64(e, 1)])
-        two = e.op("Mul", [idx, _u64(e, 2)])
+        # the key's shift drops base's top bit: it goes to the counters' (which an index never reaches), or
+        # seeds s and s - 2**63 drew the same numbers (opsets hunt)
+        top = e.op("BitShift", [e.op("BitShift", [base, _u64(e, 63)], direction="RIGHT"), _u64(e, 63)],
+                   direction="LEFT")
+        two = e.op("Add", [e.op("Mul", [idx, _u64(e, 2)]), top])
         high = _squares32(e, two, odd)
         low = _squares32(e, e.op("Add", [two, _u64(e, 1)]), odd)
         return e.op("Add", [e.op("BitShift", [high, _u64(e, 32)], direction="LEFT"), low])

@@ -40,8 +40,8 @@ def _bits(n: int, seed: int, step: int, name: str, opset: int) -> list[int]:
     has BitwiseXor), Squares below it."""
     base = (seed * _MIX1 + step * _MIX2 + _splitmix(zlib.crc32(name.encode()))) & M64
     if opset < 18:
-        key = ((base << 1) + 1) & M64
-        return [(_squares32(2 * i, key) << 32) + _squares32(2 * i + 1, key) for i in range(n)]
+        key, top = ((base << 1) + 1) & M64, base & (1 << 63)
+        return [(_squares32(2 * i + top, key) << 32) + _squares32(2 * i + 1 + top, key) for i in range(n)]
     return [_splitmix((i * _GOLDEN + base) & M64) for i in range(n)]
 
 
@@ -72,10 +72,14 @@ def test_the_numbers_are_the_hash_of_seed_name_and_index(call, kind, bounds, ops
     src = f"model m(x: float32[B, 5]) -> y {{\n    y = {call} as noise\n}}\n"
     m = archdsl.compile_source(src, opset=opset)
     sess = runtime.session(m, "cpu")
-    for seed in (0, 3, 2**40):
+    drawn = {}
+    for seed in (0, 3, 2**40, -2**63, 2**40 - 2**63):  # the last two differ from 0 and 2**40 in the top bit alone
         y = sess.run(None, {"x": np.zeros((3, 5), np.float32), "seed": np.array(seed, np.int64)})[0]
         want = reference(15, seed, 0, "noise", kind, opset, *bounds).reshape(3, 5)
         np.testing.assert_allclose(y, want, rtol=2e-6, atol=2e-6)  # Log/Cos in onnxruntime vs numpy: last bits
+        drawn[seed] = y
+    # at opset 17 the key's shift dropped that bit: seeds s and s - 2**63 drew the same numbers (opsets hunt)
+    assert not np.array_equal(drawn[0], drawn[-2**63]) and not np.array_equal(drawn[2**40], drawn[2**40 - 2**63])
 
 
 @pytest.mark.parametrize("opset", [17, NEWEST])
