@@ -18,6 +18,7 @@ from ..ops.conv import mode_pad
 from ..ops.random import KINDS, randint_bounds, stream_id
 from ..ops.recurrent import check_trainable
 from ..ops.recurrent import decompose as decompose_recurrent
+from ..ops.sdpa import written as sdpa_written
 from ..types import DType
 from .builder import GradBuilder
 from .conv_train import conv_gemm_fits
@@ -106,6 +107,16 @@ def _attention(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, d
     return decompose(b, call, list(node.inputs), drop), {}
 
 
+def _sdpa(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[str, Value]] | None:
+    """scaled_dot_product_attention's dropout_p, as multihead_attention's dropout: on the softmax weights."""
+    p = node.attrs["dropout_p"]
+    if p == 0.0:
+        return None
+    stream = stream_id(node.name)
+    call = OpCall(tuple(v.type for v in node.inputs), tuple(o.type for o in node.outputs), node.attrs)
+    return sdpa_written(b, call, list(node.inputs), lambda r, probs: _dropped(r, probs, p, extra, stream)), {}
+
+
 def _conv(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[Value, dict[str, Value]] | None:
     """A conv trains as GEMMs: 3x3 stride 1 by Winograd F(4x4, 3x3) or F(2x2, 3x3) where there are enough tiles
     (conv_winograd.py), others as im2col GEMMs in channels-last layout (conv_train.py). onnxruntime's
@@ -155,7 +166,7 @@ def _recurrent(b: GradBuilder, node: Node, extra: TrainInputs) -> tuple[list[Val
 
 TRAIN_FORMS: dict[str, Callable] = {"batchnorm": _batchnorm, "dropout": _dropout, "drop_path": _drop_path,
                                     "rand_like": _random, "randn_like": _random, "randint_like": _random,
-                                    "multihead_attention": _attention,
+                                    "multihead_attention": _attention, "scaled_dot_product_attention": _sdpa,
                                     "conv1d": _conv, "conv2d": _conv, "conv3d": _conv,
                                     "lstm": _recurrent, "gru": _recurrent}
 

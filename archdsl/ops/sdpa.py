@@ -22,11 +22,13 @@ from ._kernels import never_empty, runs_natively
 from .registry import Attr, OpCall, OpDef, fail, register
 from .shapes import broadcast
 
-__all__: list[str] = []
+__all__ = ["written"]
 
 
 def _infer(ins, a):
     q, k, v = ins[:3]
+    if not 0.0 <= a["dropout_p"] <= 1.0:
+        fail(f"scaled_dot_product_attention: dropout_p must be in [0, 1], got {a['dropout_p']}", "dropout_p")
     for what, t in (("query", q), ("key", k), ("value", v)):
         float_input("scaled_dot_product_attention", t, what)
         if t.rank < 2:
@@ -245,18 +247,24 @@ def _attend(r, q, k, v, mask, causal: bool, scale: float, dropout=None):
     return r.op("where", dead, r.const(0.0, like=out), out) if dead is not None else out
 
 
-def _grad(b, c, ins, outs, gouts):
-    causal, scale, rep = c.attrs["causal"], _scale(c), _kv_heads(c)
+def written(r, c, ins, dropout=None):
+    """The op in registry ops (its gradient's form; a train step's where dropout_p drops attention weights):
+    `dropout(r, probs)` as _attend's."""
+    rep = _kv_heads(c)
 
-    def widen(r, x):  # repeat_interleave of the heads, as copies the gradient sums back
+    def widen(x):  # repeat_interleave of the heads, as copies the gradient sums back
         if rep == 1:
             return x
         rank = x.type.rank
         shape = x.type.shape
         copies = r.op("concat", *[r.op("unsqueeze", x, dim=rank - 2)] * rep, axis=rank - 2)
         return r.op("reshape", copies, shape=shape[:-3] + (shape[-3] * rep,) + shape[-2:])
-    return b.vjp(lambda r, q, k, v, *m: _attend(r, q, widen(r, k), widen(r, v), m[0] if m else None, causal, scale),
-                 list(ins), gouts)
+    q, k, v, *m = ins
+    return _attend(r, q, widen(k), widen(v), m[0] if m else None, c.attrs["causal"], _scale(c), dropout)
+
+
+def _grad(b, c, ins, outs, gouts):
+    return b.vjp(lambda r, *vals: written(r, c, vals), list(ins), gouts)
 
 
 def _cost(c):
@@ -273,10 +281,11 @@ def _cost(c):
 register(OpDef(
     name="scaled_dot_product_attention", inputs=("query", "key", "value", "mask?"), category="layer",
     aliases=("sdpa",), attrs=(Attr("causal", "bool", False), Attr("scale", "float?", None),
-                              Attr("enable_gqa", "bool", False)),
+                              Attr("enable_gqa", "bool", False), Attr("dropout_p", "float", 0.0)),
     infer=_infer, lower=_lower, cost=_cost, grad=_grad,
     doc="softmax(q k^T * scale + mask) v (torch's F.scaled_dot_product_attention; causal=true masks key j > "
-        "query i, top-left aligned as torch's is_causal); scale defaults to "
+        "query i, top-left aligned as torch's is_causal); dropout_p drops attention weights in a train step "
+        "(torch's in training: `dropout_p=p if self.training else 0`), none at inference; scale defaults to "
         "1/sqrt(head size); enable_gqa=true lets key and value have fewer heads (dim -3), each shared by "
         "query heads / kv heads query heads (grouped-query attention); ONNX Attention for float32 [B, heads, "
         "T, head size] at opset 23+ where onnxruntime runs it as a kernel (23-24 in 1.32; the kernel refuses a "
