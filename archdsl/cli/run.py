@@ -495,8 +495,8 @@ def _check_nonempty(general, sizes: dict) -> None:
             continue
         ins = [v.type for v in n.inputs]
         x = ins[0]
-        zero = [ax for ax in op.nonempty(ins, n.attrs) if not isinstance(x.shape[ax], int)
-                and dim_size(x.shape[ax], sizes) == 0]
+        zero = [ax for ax in op.nonempty(ins, n.attrs) if not isinstance(x.shape[ax], int)  # (B-1) is -1 at B=0,
+                and (dim_size(x.shape[ax], sizes) or 0) <= 0]  # and x[1:] comes out empty
         if not zero:
             continue
         try:
@@ -504,7 +504,7 @@ def _check_nonempty(general, sizes: dict) -> None:
             said = f"{n.op}: dim {zero[0]} of its input is empty, where it needs elements"
         except ShapeError as e:  # a shared rule's message (a window's) names no op
             said = e.message if e.message.startswith(f"{n.op}:") else f"{n.op}: {e.message}"
-        raise ArchError(f"{said} ({x.shape[zero[0]]} = 0 at {_at(sizes)})", n.span)
+        raise ArchError(f"{said} ({x.shape[zero[0]]} comes out 0 at {_at(sizes)})", n.span)
 
 
 def _check_retyped(general, fixed, sizes: dict) -> None:

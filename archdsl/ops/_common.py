@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..types import DType, TensorType, dim_symbols, is_static, is_symbol, numel
+from ..types import DType, TensorType, describe, dim_symbols, is_static, is_symbol, numel
 from .registry import Init, OpCall, fail, give_numbers
 
 __all__ = ["channels_first_perm", "channels_last_hint", "kaiming_uniform", "bias_uniform", "float_input",
@@ -204,12 +204,13 @@ def fill_array(op: str, value, dtype: DType, named_infinity: bool = True):
              + (f'"{value}" (the default, for float scores)' if value == "-inf" else repr(value)))
     if dtype.is_float:
         top = dtype.limits()[1]
-        if math.isfinite(v) and abs(v) > top:
+        if isinstance(v, int) and abs(v) > top or math.isfinite(v) and abs(v) > top:  # 10**400: no float (an
+            # OverflowError in isfinite)
             fail(f"{op}: value {value} does not fit {dtype} (largest {top:g})"
                  + ("; use \"inf\" or \"-inf\" for infinity" if named_infinity else ""))
     elif dtype is not DType.bool:
         low, top = dtype.limits()
-        if not math.isfinite(v) or v != int(v) or not low <= int(v) <= top:
+        if not isinstance(v, int) and (not math.isfinite(v) or v != int(v)) or not low <= int(v) <= top:
             fail(f"{op}: value {value} does not fit the {dtype} tensor ({low}..{top}, whole numbers)")
         v = int(v)
     return np.array(v, dtype=dtype.numpy)
@@ -219,7 +220,7 @@ def check_fill(name: str, x: TensorType, v) -> None:
     """A fill value attribute: a number (true and false are 1 and 0, as torch's), or "-inf"/"inf" for a float
     tensor, that fits the tensor's dtype."""
     if isinstance(v, str) and v not in ("-inf", "inf") or not isinstance(v, (int, float, str)):
-        fail(f'{name}: value must be a number, true, false, "-inf" or "inf", got {v!r}')
+        fail(f'{name}: value must be a number, true, false, "-inf" or "inf", got {describe(v)}', "value")
     fill_array(name, v, x.dtype)
 
 

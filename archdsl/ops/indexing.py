@@ -73,6 +73,7 @@ register(OpDef(
     name="topk", inputs=("x",), category="math",
     attrs=(Attr("k", "int"), Attr("dim", "int", -1), Attr("largest", "bool", True), Attr("sorted", "bool", True)),
     infer=_topk_infer, lower=_topk_lower, grad=_topk_grad, cost=lambda c: numel(c.in_types[0].shape),
+    nonempty=lambda ins, a: [_topk_axis(ins[0], a)] if a["k"] > 0 else [],  # k past a dim a run makes 0
     doc="The k largest (largest=false: smallest) elements along dim and their int64 indices, a tuple "
         "(values, indices) as torch.topk: `v, i = topk(x, 2)`. ONNX TopK: always sorted, and tied values in "
         "order of index, where torch's order among ties is unspecified; NaN counts as the largest, as torch. k "

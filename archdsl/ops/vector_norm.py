@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..types import DType, TensorType
-from ._common import float_input, narrow_into, narrowed, reduce_op, wide_np, wide_outputs, widen, widened
+from ._common import float_input, narrow_into, narrowed, reduce_op, shape_str, wide_np, wide_outputs, widen, widened
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axes
 
@@ -30,8 +30,11 @@ def _p(v) -> float:
 def _infer(ins, a):
     x = ins[0]
     float_input("norm", x)
-    _p(a["p"])
+    p = _p(a["p"])
     axes = norm_axes(a["dim"], x.rank, "norm: dim")
+    empty = [i for i in (axes or range(x.rank)) if x.shape[i] == 0]
+    if empty and math.isinf(p):  # ReduceMax of nothing: -inf; torch refuses
+        fail(f"norm: dim {empty[0]} of {shape_str(x)} is empty: torch refuses the {a['p']} norm over no elements")
     shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape)) if a["keepdim"] else \
         tuple(d for i, d in enumerate(x.shape) if i not in axes)
     return [TensorType(x.dtype, shape)]
@@ -99,7 +102,9 @@ register(OpDef(
     name="norm", inputs=("x",), category="math", aliases=("vector_norm",),
     attrs=(Attr("p", "any", 2.0, doc='a number, inf or -inf ("inf", "-inf"), or "fro" (2)'),
            Attr("dim", "ints?", None), Attr("keepdim", "bool", False)),
-    infer=_infer, lower=_lower, grad=_grad, cost=lambda c: 3 * int(np.prod(
+    infer=_infer, lower=_lower, grad=_grad,
+    nonempty=lambda ins, a: (norm_axes(a["dim"], ins[0].rank) or range(ins[0].rank)) if math.isinf(_p(a["p"])) else [],
+    cost=lambda c: 3 * int(np.prod(
         [d if isinstance(d, int) else 1 for d in c.in_types[0].shape])),
     doc="The vector p-norm ||x||_p over dims, or over every element (dim=none) (torch.linalg.vector_norm, "
         "torch.norm): 2 the Euclidean norm (ReduceL2), 1 the sum of |x|, inf / -inf the largest / smallest |x|, "
