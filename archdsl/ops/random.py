@@ -110,11 +110,13 @@ def random_values(e, x: str, x_t: TensorType, seed: str, step: str, stream: int,
     """x's shape of numbers: uniform on [0, 1) from the top 24 bits (11 for float16, 8 for bfloat16: their
     spacing below 1, so that none rounds up to 1.0), or normal by Box-Muller from two 24-bit uniforms (the first
     in (0, 1], so its log is finite: |n| <= 5.77), computed in float32; or integers in [low, high) as
-    (24 bits * (high - low)) >> 24 in uint64 (exact: the product stays below 2**48)."""
+    (40 bits * (high - low)) >> 40 in uint64 (exact: the product stays below 2**64 for ranges up to 2**24; each
+    value is drawn by floor or ceil of 2**40 / (high - low) of the patterns, 24 bits made one value in three of a
+    range of 3 * 2**22 twice as likely as the others: vae hunt)."""
     z = hashed_bits(e, x, x_t, seed, step, random_key(stream))
     if kind == "integer":
-        top = e.op("BitShift", [z, _u64(e, 40)], direction="RIGHT")
-        q = e.op("BitShift", [e.op("Mul", [top, _u64(e, high - low)]), _u64(e, 24)], direction="RIGHT")
+        top = e.op("BitShift", [z, _u64(e, 24)], direction="RIGHT")
+        q = e.op("BitShift", [e.op("Mul", [top, _u64(e, high - low)]), _u64(e, 40)], direction="RIGHT")
         v = e.op("Add", [e.op("Cast", [q], to=DType.int64.onnx), _i64(e, low)])
         if dtype is not DType.int64:
             v = e.op("Cast", [v], to=dtype.onnx)
@@ -188,7 +190,8 @@ def _randint_infer(ins, a):
     if not high > low:
         fail(f"randint_like: high must be greater than low, got low={low}, high={high}")
     if high - low > 2**24:
-        fail(f"randint_like: at most 2**24 values apart (the hash gives 24 bits per number), got {high - low}")
+        fail(f"randint_like: at most 2**24 values apart (40 hashed bits per number keep them within 2**-16 of "
+             f"uniform), got {high - low}")
     if dt is DType.bool:
         fits = 0 <= low and high <= 2
     elif dt.is_float:
@@ -220,7 +223,7 @@ _register(
     "timesteps: randint_like(x[:, 0, 0, 0], 1000, dtype=\"int64\")). Seeded as rand_like: the model's "
     "`seed` input, or in a train step its seed and step.")
 
-for _name, _what in (("rand_like", "uniform on [0, 1)"),
+for _name, _what in (("rand_like", "uniform on [0, 1), multiples of 2**-24 (a float64 one too: drawn in float32)"),
                      ("randn_like", "standard normal (Box-Muller in float32: |n| <= 5.77)")):
     _register(
         _name, KINDS[_name], (Attr("dtype", "str?", None, choices=_FLOATS),), _infer(_name),
