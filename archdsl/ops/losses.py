@@ -10,7 +10,7 @@ from ..types import DType, TensorType, numel
 from ._common import float_input, narrow, reduce_op, widen
 from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register
-from .shapes import norm_axis
+from .shapes import norm_axis, parity_hint
 
 __all__ = ["BCE_ATTRS", "CE_ATTRS", "REDUCTIONS", "kept_labels", "labels64", "squashed_logits", "squashing"]
 
@@ -169,7 +169,9 @@ def _bce_infer(ins, a):
     x, t = ins
     float_input("bce_with_logits", x)
     if x.shape != t.shape or x.dtype != t.dtype:
-        fail(f"bce_with_logits: the target must have the shape and dtype of the logits {x}, got {t}")
+        differ = next(((a, b) for a, b in zip(x.shape, t.shape) if a != b), None) if x.rank == t.rank else None
+        fail(f"bce_with_logits: the target must have the shape and dtype of the logits {x}, got {t}"
+             + (parity_hint(*differ) if differ else ""))  # an autoencoder's 2*(H//2) against H
     _no_mean_of_none("bce_with_logits", x.shape, a)
     return [x if a["reduction"] == "none" else TensorType(x.dtype, ())]
 
