@@ -46,13 +46,17 @@ def _grid(name: str, hw, k, d, p, s) -> tuple:
 def _unfold_infer(ins, a):
     x = ins[0]
     float_input("unfold", x)
+    windows = ("; torch's Tensor.unfold(-1, size, step), windows along one dim of [N, C, L], is "
+               "unsqueeze(x, 2) -> unfold([1, size], stride=[1, step]): [N, C*size, windows]")
     if x.rank not in (3, 4):
-        fail(f"unfold: expected a rank-4 input [N, C, H, W] (or an unbatched [C, H, W]), got {shape_str(x)}")
+        fail(f"unfold: expected a rank-4 input [N, C, H, W] (or an unbatched [C, H, W]), got {shape_str(x)}"
+             + (windows if x.rank == 2 else ""))
     k, d, p, s = _geom("unfold", a)
     c = x.shape[-3]
     if not isinstance(c, int):
+        unbatched = f" (a rank-3 input is an unbatched [C, H, W], so its C is {c})" if x.rank == 3 else ""
         fail(f"unfold: the channel dim must be a known size (the lowering's one-hot weight has C*kh*kw rows), "
-             f"got {c}")
+             f"got {c}{unbatched}" + (windows if x.rank == 3 else ""))
     lh, lw = _grid("unfold", x.shape[-2:], k, d, p, s)
     return [x.with_shape(tuple(x.shape[:-3]) + (c * k[0] * k[1], dim_mul(lh, lw)))]
 
