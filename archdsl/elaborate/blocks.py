@@ -133,7 +133,12 @@ class Blocks:
                 more = f"; did you mean '{full[0]}' (layer() takes a layer's full name)?"
             elif isinstance(name, str) and name in self.graph.params:  # `parameter(...) as p`, then layer("p")
                 hint, more = "", f"; {named} is a parameter: ref(\"{name}\") reads it again"
-            raise UnknownNameError(f"no layer named {named} (yet){hint}{more}", span)
+            yet = " (yet)"
+            if not inside and not full and (op := next((n.op for n in self.graph.nodes if n.name == name), None)):
+                hint, yet, more = "", "", (f": {named} is a {op}, which has no parameters to share; write {op}(...) "
+                                           "again where it is needed" + (" (it draws its own mask, as torch's module "
+                                           "called again)" if op == "dropout" else ""))  # contrastive hunt
+            raise UnknownNameError(f"no layer named {named}{yet}{hint}{more}", span)
         return self.layers[name]
 
     def reuse_layer(self, fn: LayerFn, args, kwargs, label, span):
@@ -193,8 +198,13 @@ class Blocks:
         tensors = [k for k, v in fn.args.items() if isinstance(v, Tensor) or  # a list of tensors too: f([x, y])
                    isinstance(v, (list, tuple)) and v and all(isinstance(t, Tensor) for t in v)]
         if len(args) > len(tensors):
+            others = [k for k in fn.args if k not in tensors]  # where torch's forward(x, h=None) passes h next
+            why = (f": {others[0]} was {describe(fn.args[others[0]])} when the block was first called, and a call "
+                   f"again takes only its tensor arguments, the others as first given; to pass {others[0]} each "
+                   "time, give it a tensor in the first call too (zeros_like(...) for a state that starts empty, "
+                   "full_like(...) for a number)" if others else "")
             raise ArchTypeError(f'layer("{fn.name}") takes the tensor arguments of block {d.name}() '
-                                f"({', '.join(tensors) or 'none'}), got {len(args)} values", span)
+                                f"({', '.join(tensors) or 'none'}), got {len(args)} values{why}", span)
         given = dict(zip(tensors, args))
         for k, v in kwargs.items():
             if k not in fn.args:
