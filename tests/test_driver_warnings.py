@@ -50,3 +50,15 @@ def test_a_train_step_from_python_warns_as_build_train_does(tmp_path):
     said = [str(w.message) for w in got]
     assert any("reads as out_channels=3" in m for m in said) and any("'head2.weight'" in m for m in said), said
     assert all(w.filename == __file__ for w in got)
+
+
+def test_a_first_call_left_out_says_the_layers_other_calls_keep_its_parameters():
+    """`f(x) as f` made only to be called with layer("f"): 'leaves it out' read as if the shared layer was gone
+    (capsule hunt); its parameters stay, read by the other calls."""
+    src = ("block odefunc(h) { return h -> linear(8) as fc1 -> tanh -> linear(4) as fc2 }\n"
+           "model m(x: float32[B, 4]) -> y {\n    unused = odefunc(x) as f\n    y = x + layer(\"f\")(x)\n}\n")
+    with pytest.warns(archdsl.ArchWarning, match=r"'f.fc2' \(linear\) is computed but reaches no output: the built "
+                                                 r"model leaves it out, not the parameters it reads, which the rest "
+                                                 r"of the model reads"):
+        g = archdsl.check_source(src)
+    assert g.param_count() == 4 * 8 + 8 + 8 * 4 + 4

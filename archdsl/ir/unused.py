@@ -19,6 +19,7 @@ class Unused:
     names: tuple = ()   # those parameters' names
     span: object = None  # where to warn: the dead node's, or the parameter's
     params_stay: bool = False  # a train step leaves the node out but keeps its parameters (unchanged)
+    shared: bool = False  # it reads parameters that live nodes read too (a layer's first call, layer() the rest)
 
     def message(self) -> str:
         what = f"'{self.node.name}' ({self.node.op}) is computed but reaches no output: " if self.node else \
@@ -32,6 +33,9 @@ class Unused:
         if self.params_stay:
             return what + (f"the built model leaves it out; its {self.params:,} parameters stay in the train step, "
                            "unchanged (nothing reads them)")
+        if self.shared and not self.params:  # `f(x) as f` made to be called with layer("f") alone (capsule hunt)
+            return what + "the built model leaves it out, not the parameters it reads, which the rest of the " \
+                "model reads"
         dropped = f", and its {self.params:,} parameters with it" if self.params else ""
         return what + f"the built model leaves it out{dropped}"
 
@@ -62,13 +66,14 @@ def _dead_chains(g: Graph) -> list[Unused]:
     ends = [n for n in g.nodes if id(n) in dead and not any(o.uses for o in n.outputs)]
     out, seen = [], set()  # a node or parameter two dead ends share is counted at the first
     for end in ends:
-        stack, params, trainable, names = [end], 0, 0, []
+        stack, params, trainable, names, shared = [end], 0, 0, [], False
         while stack:  # the dead region that ends here: its own parameters
             n = stack.pop()
             if id(n) in seen:
                 continue
             seen.add(id(n))
             for v in n.inputs:
+                shared |= v.is_param and id(v) not in only_dead
                 if v.is_param and id(v) in only_dead and id(v) not in seen:
                     seen.add(id(v))
                     names.append(v.name)
@@ -76,7 +81,7 @@ def _dead_chains(g: Graph) -> list[Unused]:
                     trainable += _numel(v.type.shape) if v.kind == "param" else 0
                 elif v.producer is not None and id(v.producer) in dead:
                     stack.append(v.producer)
-        out.append(Unused(end, params, trainable, names=tuple(names), span=end.span))
+        out.append(Unused(end, params, trainable, names=tuple(names), span=end.span, shared=shared))
     return out
 
 

@@ -30,7 +30,7 @@ def test_a_result_that_reaches_no_output_is_a_warning(tmp_path, capsys):
         assert "u.arch:2:33: warning: 'relu_0' (relu) is computed but reaches no output: the built model leaves it " \
                f"out{fate}\n   2 |     z = x -> linear(3) as fc -> relu\n" in err
         assert "u.arch:4:9: warning: 'matmul_0' (matmul) is computed but reaches no output: the built model leaves " \
-               "it out\n" in err
+               "it out, not the parameters it reads, which the rest of the model reads\n" in err  # head.weight
     assert main(["check", MLP]) == 0 and capsys.readouterr().err == ""
     assert main(["build", str(spec), "-o", str(tmp_path / "u.onnx")]) == 0  # head's 20, not fc's 15 as well
     assert f"wrote {tmp_path / 'u.onnx'} (m: 20 params," in capsys.readouterr().out
