@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast as _pyast
 import re
+from dataclasses import dataclass
 
 from lark import Token, Transformer, v_args
 
@@ -20,6 +21,12 @@ def _binop(op):
     def rule(self, meta, children):
         return A.BinOp(op, children[0], children[1], self._span(meta))
     return rule
+
+
+@dataclass(frozen=True)
+class _NegKey:
+    """A dict literal's key written with a minus ({-1: ...}): the number's token, negated by entry()."""
+    token: Token
 
 
 @v_args(meta=True)
@@ -276,10 +283,18 @@ class ToAst(Transformer):
     def dict_lit(self, meta, c):
         return A.DictLit(tuple(x for x in c if x is not None), self._span(meta))
 
+    def neg_key(self, meta, c):
+        return _NegKey(c[0])
+
     def entry(self, meta, c):
         key = c[0]
+        sign = 1
+        if isinstance(key, _NegKey):
+            key, sign = key.token, -1
         if key.type == "INT":
-            k = _int(key, self.file)
+            k = sign * _int(key, self.file)
+        elif key.type == "FLOAT":
+            k = sign * float(_digits(key, self.file))
         elif key.type == "STRING":
             k = _unquote(key, self._tspan(key))
         else:

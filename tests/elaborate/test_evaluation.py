@@ -461,3 +461,16 @@ def test_an_error_in_nested_loops_names_the_innermost_passes():
         archdsl.check_source(src)
     said = [m for m, _ in e.value.notes]
     assert said == [f"in pass 1 of 2 of this loop, i{k} = 0" for k in (5, 4, 3, 2)] + ["(and in further loops)"]
+
+
+def test_a_dict_literal_takes_float_and_negative_number_keys():
+    """{0.5: [...], 1.0: [...]} (ShuffleNetV2's width table) and {-1: ...} were a parse error, though the docs speak
+    of number keys and a lookup by float worked (mobile hunt)."""
+    src = ("let outs = {0.5: [24, 48], 1.0: [24, 116], -1: [3, 4], -0.5: [1, 2], 0x10: [7, 7]}\nparam w = 1.0\n"
+           "model m(x: float32[B, 4]) -> y {\n    y = x -> linear(outs[w][1] + outs[-1][0] + outs[-0.5][1] + "
+           "outs[16][0])\n}\n")
+    for w, width in (("1.0", 116 + 3 + 2 + 7), ("0.5", 48 + 3 + 2 + 7)):
+        g = archdsl.check_source(src, defines=[f"w={w}"])
+        assert g.param_count() == 4 * width + width
+    with pytest.raises(archdsl.ArchError, match="unexpected 'x'"):
+        archdsl.check_source("let d = {-x: 1}\nmodel m(x: float32[B, 4]) -> y {\n    y = x\n}\n")
