@@ -255,13 +255,21 @@ def _innermost(tok=None, depth: int = 1) -> str | None:
     return str(opened[-depth]) if len(opened) >= depth else None
 
 
+# operators Python and torch have and the language spells as calls
+_OPERATORS = {"^": "bitwise_xor(a, b) (logical_xor for bool masks)",
+              "&": "bitwise_and(a, b) (logical_and for bool masks; `and` between compile-time values)",
+              "|": "bitwise_or(a, b) (logical_or for bool masks; `or` between compile-time values)",
+              "~": "bitwise_not(x) (logical_not for a bool mask; `not` for a compile-time value)"}
+
+
 def _translate(err: UnexpectedInput, file: str, text: str, start: str = "start") -> ArchSyntaxError:
     if isinstance(err, UnexpectedCharacters):
         ch = text[err.pos_in_stream] if 0 <= err.pos_in_stream < len(text) else "?"
         span = Span(file, err.line, err.column, err.line, err.column + 1)
         if ch in "\"'":
             return ArchSyntaxError(f"string not closed: a string ends with {ch} on the line where it starts", span)
-        return ArchSyntaxError(f"unexpected character {ch!r}", span)
+        hint = _OPERATORS.get(ch, "")
+        return ArchSyntaxError(f"unexpected character {ch!r}" + (f"; torch's {ch} is {hint}" if hint else ""), span)
     if isinstance(err, UnexpectedToken):
         tok = err.token
         if tok.type == "$END":

@@ -24,8 +24,9 @@ SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[Healt
 FEW = settings(SETTINGS, max_examples=6)  # for tests parametrized over many ops
 OPSET = st.sampled_from([17, NEWEST])
 SYM = st.booleans()
-CORE_MODULES = ("activation", "adaptive_pool", "cdist", "conv", "ctc", "cumprod", "detach", "einsum", "elementwise",
-                "embedding", "eye", "filled", "finite", "grid_sample", "index", "indexing", "instance_norm", "linear",
+CORE_MODULES = ("activation", "adaptive_pool", "bitwise", "cdist", "conv", "ctc", "cumprod", "detach", "einsum",
+                "elementwise", "embedding", "eye", "filled", "finite", "grid_sample", "index", "indexing",
+                "instance_norm", "linear",
                 "local_response_norm", "logexp", "logical", "losses", "more_activations", "more_math", "norm", "pool",
                 "random", "rearrange", "reductions", "repeat_interleave", "scatter", "shape_ops", "sorting",
                 "tensor_ops", "trig", "unfold", "vector_norm")

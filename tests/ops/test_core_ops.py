@@ -102,6 +102,8 @@ _USES = {
     "searchsorted": "searchsorted(x, x)",
     "logical_and": "logical_and(x, m)", "logical_or": "logical_or(m, x)", "logical_xor": "logical_xor(x, x)",
     "logical_not": "logical_not(x)",  # logical.py
+    "bitwise_and": "bitwise_and(x, x)", "bitwise_or": "bitwise_or(x, x)", "bitwise_xor": "bitwise_xor(x, x)",
+    "bitwise_not": "bitwise_not(x)",  # bitwise.py
     "rand_like": "rand_like(x)", "randn_like": "randn_like(x3)", "randint_like": "randint_like(x, 2)",  # random.py
     "scatter_add": "scatter_add(x, 1, argsort(x), x)",  # scatter.py
     "index_add": "index_add(x, 1, argmax(x, 1), x[:, :2], alpha=2)",
@@ -162,7 +164,8 @@ def test_every_dtype_gives_a_diagnostic_or_a_valid_model(dtype, opset):
                 assert dtype == "float64" and missing and missing[1] in _NO_FLOAT64, f"{op}: {e}"
         accepted.append(op)
     if dtype == "float32":
-        assert accepted == sorted(set(_USES) - {"embedding"})  # embedding takes integer ids
+        integer = {"embedding", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not"}  # integer ids, bits
+        assert accepted == sorted(set(_USES) - integer)
     if dtype == "int64":
         assert {"embedding", "add", "concat", "reshape", "getitem"} <= set(accepted)
     assert set(_USES) >= {op.name for op in ops.all_ops() if op.infer.__module__.rsplit(".", 1)[-1] in CORE_MODULES}
