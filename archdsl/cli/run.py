@@ -496,7 +496,7 @@ def _check_nonempty(general, sizes: dict) -> None:
         ins = [v.type for v in n.inputs]
         x = ins[0]
         zero = [ax for ax in op.nonempty(ins, n.attrs) if not isinstance(x.shape[ax], int)  # (B-1) is -1 at B=0,
-                and (dim_size(x.shape[ax], sizes) or 0) <= 0]  # and x[1:] comes out empty
+                and (k := dim_size(x.shape[ax], sizes)) is not None and k <= 0]  # and x[1:] comes out empty
         if not zero:
             continue
         try:

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..diagnostics import ShapeError
 from ..ir import Graph, Node, Value
+from ..ops import get
 from ..ops._kernels import runs_natively
 from ..types import DType
 from ._rewrite import Rewriter, single_use
@@ -174,7 +175,8 @@ def fuse_attention(g: Graph, ctx: PassContext) -> bool:
             k = swap.outputs[0]
         d = q.type.shape[-1]
         default = isinstance(d, int) and math.isclose(scale, 1.0 / math.sqrt(d), rel_tol=1e-6)
-        attrs = {"causal": causal, "scale": None if default else float(scale), "enable_gqa": False}
+        attrs = {**get("scaled_dot_product_attention").defaults(),  # dropout_p 0 (a KeyError once it was added)
+                 "causal": causal, "scale": None if default else float(scale)}
         ins = [q, k, v] + ([mask] if mask is not None else [])
         try:
             new = g.make_node("scaled_dot_product_attention", ins, attrs, nodes[0].name.rsplit(".", 1)[0] + ".sdpa"

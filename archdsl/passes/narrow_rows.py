@@ -192,7 +192,9 @@ def _cover(demands: list, t: TensorType) -> Sel | None:
 
 def _draws(node: Node) -> bool:
     """Draws a dropout mask when training (dropout, attention dropout): narrowed, it would draw others."""
-    return float(node.attrs.get("p" if node.op in ("dropout", "drop_path") else "dropout", 0.0)) > 0.0
+    rate = "p" if node.op in ("dropout", "drop_path") else "dropout_p" if node.op == "scaled_dot_product_attention" \
+        else "dropout"
+    return float(node.attrs.get(rate, 0.0)) > 0.0
 
 
 def _suffix(s: Sel, dim: Dim) -> bool:

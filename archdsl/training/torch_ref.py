@@ -366,7 +366,8 @@ def _pad(n, x):
 
 _OPS["pad"] = _pad
 _OPS["scaled_dot_product_attention"] = lambda n, q, k, v, m=None: F.scaled_dot_product_attention(
-    q, k, v, attn_mask=m, is_causal=n.attrs["causal"], scale=n.attrs["scale"], enable_gqa=n.attrs["enable_gqa"])
+    q, k, v, attn_mask=m, dropout_p=n.attrs["dropout_p"], is_causal=n.attrs["causal"], scale=n.attrs["scale"],
+    enable_gqa=n.attrs["enable_gqa"])
 _OPS["conv"] = _OPS["conv_transpose"] = _functional_conv
 _OPS["dim_size"] = lambda n, x: torch.tensor(x.shape[n.attrs["axis"]], dtype=getattr(torch, n.attrs["dtype"]),
                                              device=x.device)

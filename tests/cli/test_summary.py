@@ -76,6 +76,14 @@ def test_summary_checks_the_spec_at_the_dim_sizes(tmp_path, capsys):
     assert "s.arch:2:5: error: assertion failed" in capsys.readouterr().err
 
 
+def test_summary_dim_leaves_the_other_symbolic_dims_unsized_not_empty(tmp_path, capsys):
+    """--dim B=2 beside an unsized H: the check of dims that must hold elements took H as 0 and refused the conv
+    (review63); an unsized dim counts as 1, as before."""
+    spec = tmp_path / "c.arch"
+    spec.write_text("model m(x: float32[B, 3, H, W]) -> y {\n    y = x -> conv2d(8, 3) as c -> amax(dim=2)\n}\n")
+    assert main(["summary", str(spec), "--dim", "B=2"]) == 0, capsys.readouterr().err
+
+
 def test_summary_sizes_products_of_symbols_and_gemm(tmp_path, capsys):
     """[B*T, 64] counted as 1 row (only T given: B*T stayed symbolic), so a linear after reshape(x, [-1, 64])
     did 1/128 of the same linear before it; a gemm over a symbolic batch counted 0."""
