@@ -240,6 +240,8 @@ class Evaluator(Calls, Blocks, Operators):
                 if isinstance(n, Sym):  # repeat T over an input's T: as range(T) says it
                     said = (f": {UNROLLED} (a fixed size in the input's shape, or `param {n} = none` in the file "
                             f"and -D {n}=5)" if is_symbol(n) else f": {UNROLLED}")
+                elif n is None:  # `param n = none` left unset
+                    said = f" (a param left at none, as `param NAME = none`?): {UNROLLED} (-D NAME=5 sets such a param)"
                 raise ArchTypeError(f"repeat count must be a non-negative integer, got {describe(n)}{said}",
                                     s.count.span)
             for i in range(n):

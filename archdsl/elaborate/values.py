@@ -165,7 +165,8 @@ class Env:
         """`prefix` + `name` is unknown (`lib.` + `shufle`, a name looked up in an import's scope); the close
         one is suggested as it would be written, under the same prefix."""
         if name in _PYTHON_LITERALS and not prefix:  # None said "did you mean 'ne'?"
-            index = " (torch's x[:, None] is unsqueeze(x, 1) here: an index adds no dim)" if name == "None" else ""
+            index = " (and torch's x[:, None] is unsqueeze(x, 1) here: an index adds no dim)" if name == "None" \
+                else ""
             return UnknownNameError(f"unknown name '{name}'; the literal is spelled '{name.lower()}'{index}", span)
         if name in ("grad", "gradient", "autograd", "backward") and not prefix:  # "did you mean 'stop_gradient'?"
             return UnknownNameError(f"unknown name '{name}'; a spec computes no gradients itself (no input "

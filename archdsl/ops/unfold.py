@@ -49,8 +49,10 @@ def _unfold_infer(ins, a):
     windows = ("; torch's Tensor.unfold(-1, size, step), windows along one dim of [N, C, L], is "
                "unsqueeze(x, 2) -> unfold([1, size], stride=[1, step]): [N, C*size, windows]")
     if x.rank not in (3, 4):
+        series = ("; torch's Tensor.unfold(-1, size, step) of [N, L] is unsqueeze(x, 1) -> unsqueeze(2) -> "
+                  "unfold([1, size], stride=[1, step]): [N, size, windows]") if x.rank == 2 else ""
         fail(f"unfold: expected a rank-4 input [N, C, H, W] (or an unbatched [C, H, W]), got {shape_str(x)}"
-             + (windows if x.rank == 2 else ""))
+             + series)
     k, d, p, s = _geom("unfold", a)
     c = x.shape[-3]
     if not isinstance(c, int):
