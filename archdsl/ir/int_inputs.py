@@ -46,12 +46,25 @@ def index_rows(graph, parts: bool = False) -> dict[str, tuple[int, str, bool, bo
     return rows
 
 
+# ops whose output holds the values of their first input (reshaped, cast among integers): an index read through
+# them is the input's (torch's q.gather(1, a.unsqueeze(1)))
+_SAME_VALUES = ("unsqueeze", "squeeze", "reshape", "flatten", "detach", "expand")
+
+
 def _source(v):
     """(the model input v is, or fixed positions of: one getitem of numbers, whole or fixed slices and '...',
-    or one of unbind's pieces; the numpy index of them), else (None, None)."""
+    or one of unbind's pieces; the numpy index of them), else (None, None); through ops that keep the values
+    (an unsqueeze, a cast between integer types) and a where() whose other branch is a constant (label dropout
+    for classifier-free guidance: where(drop, null_class, y)), whose data every value of is then checked."""
     if v.kind == "input":
         return v, None
     n = v.producer
+    if n is not None and (n.op in _SAME_VALUES or n.op == "cast" and not n.inputs[0].type.dtype.is_float
+                          and not v.type.dtype.is_float and v.type.dtype.label != "bool"):
+        return _source(n.inputs[0])
+    if n is not None and n.op == "where":
+        branches = [b for b in n.inputs[1:] if b.kind != "const"]
+        return _source(branches[0]) if len(branches) == 1 else (None, None)
     if n is None or n.op not in ("getitem", "unbind") or n.inputs[0].kind != "input":
         return None, None
     if n.op == "unbind":  # piece k of unbind(x, dim): x[:, ..., k] at dim

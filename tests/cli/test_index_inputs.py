@@ -90,3 +90,28 @@ def test_columns_read_through_an_ellipsis_or_unbind_are_checked_too(tmp_path, ca
         shown = "..., 0" if "..." in read else ":, 0"
         assert f"'cat[{shown}]'[5] is -1, but the embedding it indexes (emb.0) has 3 rows" in \
             " ".join(capsys.readouterr().err.split())
+
+
+def test_ids_read_through_an_unsqueeze_or_a_label_dropout_where_are_checked_and_drawn(tmp_path, capsys):
+    """DQN's q.gather(1, a.unsqueeze(1)) (rl hunt) and DiT's where(drop, null_class, y) -> embedding (dit hunt):
+    an out-of-range action stopped in onnxruntime's GatherElements, a -3 label trained as class 8, and run drew
+    both as 0s and 1s."""
+    spec = tmp_path / "q.arch"
+    spec.write_text("model q(s: float32[B, 6], a: int64[B], y: int64[B]) -> loss {\n"
+                    "    qs = s -> linear(4) as head\n    qa = squeeze(gather(qs, 1, unsqueeze(a, 1)), 1)\n"
+                    "    e = where(rand_like(qa) < 0.1, 10, y) -> embedding(11, 1) as table\n"
+                    "    loss = mean((qa - squeeze(e, 1)) ** 2)\n}\n")
+    rng = np.random.default_rng(0)
+    a, y = rng.integers(0, 4, 32), rng.integers(0, 11, 32)
+    s = rng.standard_normal((32, 6)).astype(np.float32)
+    args = ["--epochs", "1", "--batch-size", "16", "--quiet", "-o", str(tmp_path / "w.npz")]
+    for bad, said in (("a", "'a'[3] is 4, but dim 1 of what gather 'gather_0' reads has 4 rows"),
+                      ("y", "'y'[3] is -3, but the embedding it indexes (table) has 11 rows")):
+        data = {"s": s, "a": a.copy(), "y": y.copy()}
+        data[bad][3] = 4 if bad == "a" else -3
+        np.savez(tmp_path / "d.npz", **data)
+        assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), *args]) == 1
+        assert said in " ".join(capsys.readouterr().err.split())
+    assert main(["run", str(spec), "--batch", "256", "--repeat", "1", "--save", str(tmp_path / "r.npz")]) == 0
+    drawn = np.load(tmp_path / "r.npz")
+    assert set(np.unique(drawn["input:a"])) == {0, 1, 2, 3} and drawn["input:y"].max() > 5
