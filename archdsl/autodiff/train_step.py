@@ -481,9 +481,11 @@ def state_bytes(graph: Graph, cfg: TrainConfig) -> tuple[int, int]:
 
 def _hit(name: str, pat: str) -> bool:
     """A pattern is a name, a prefix up to a dot (`layer1` names layer1.0.conv1.weight) or an fnmatch pattern
-    (`*.bias`)."""
+    (`*.bias`), which names a layer's parameters as a prefix does (`*.base_layer`, `layers.*.attn.q_proj`: they
+    matched nothing, lora hunt)."""
     import fnmatch
-    return name == pat or name.startswith(pat + ".") or fnmatch.fnmatchcase(name, pat)
+    return name == pat or name.startswith(pat + ".") or fnmatch.fnmatchcase(name, pat) or \
+        any(c in pat for c in "*?[") and fnmatch.fnmatchcase(name, pat + ".*")
 
 
 def _matched(graph: Graph, patterns: tuple[str, ...], flag: str, frozen: frozenset = frozenset()) -> list[Value]:
@@ -492,8 +494,13 @@ def _matched(graph: Graph, patterns: tuple[str, ...], flag: str, frozen: frozens
     trainable = graph.trainable()
     for pat in patterns:
         if not any(_hit(v.name, pat) for v in trainable) and not any(_hit(n, pat) for n in frozen):
+            parent, _, leaf = pat.rpartition(".")  # torch's q_proj.weight, now q_proj.base_layer.weight (LoRA)
+            inner = [v.name for v in trainable if parent and not any(c in pat for c in "*?[")
+                     and v.name.startswith(parent + ".") and v.name.endswith("." + leaf)]
+            near = (f"; did you mean {' or '.join(repr(n) for n in inner[:2])} (inside {parent})?" if inner
+                    else did_you_mean(pat, _near(pat, [v.name for v in trainable])))
             raise ArchError(f"{flag} {pat}: no trainable parameter of {graph.name} matches"
-                            f"{did_you_mean(pat, _near(pat, [v.name for v in trainable]))} (a name, a prefix "
+                            f"{near} (a name, a prefix "
                             f"such as 'layer1', or a pattern such as '*.bias')")
     return [v for v in trainable if any(_hit(v.name, pat) for pat in patterns)]
 

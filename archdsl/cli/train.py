@@ -67,7 +67,8 @@ def add_train_flags(p: argparse.ArgumentParser, building: bool) -> None:
               "with the group it closes, however short); the step takes a bool input `apply`. Default 1")
     flag("--freeze", action="append", default=[], metavar="PATTERN",
          help="leave these parameters as they are (torch's requires_grad_(False)): a name, a prefix such as "
-              "'layer1', or a pattern such as '*.bias' (repeatable)")
+              "'layer1', or a pattern such as '*.bias' or '*.base_layer' (a layer's parameters, as a prefix) "
+              "(repeatable)")
     flag("--no-decay", action="append", default=[], metavar="PATTERN",
          help="train these parameters without weight decay (torch: a param group with weight_decay 0, usual for "
               "biases and norm weights): a name, a prefix, or a pattern such as '*.bias' (repeatable)")

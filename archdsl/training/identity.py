@@ -86,8 +86,10 @@ def check_resume(path, saved_cfg: dict, saved_step: dict | None, cfg: dict, step
     shown = [f"model {_setting(saved_step.get('model'))} there, {_setting(step['model'])} here"
              if saved_step.get("model") != step["model"] else ""]
     shown += _params_changed(saved_step, step)
+    same_split = all(set(saved_cfg.get(k) or []) == set(cfg.get(k) or []) for k in ("params", "buffers"))
     shown += [f"{k} {_setting(saved_cfg.get(k))} there, {_setting(cfg.get(k))} here" for k in _PATTERNS
-              if saved_cfg.get(k) != cfg.get(k)]
+              if saved_cfg.get(k) != cfg.get(k) and not (k == "freeze" and same_split)]  # written otherwise, the
+    # same parameters frozen: not the difference (lora hunt)
     said = "; ".join(s for s in shown if s) or "the spec computes otherwise since"
     raise ArchError(f"--resume: {path} was made by another train step ({said}); resume with the same spec, "
                     "--model, -D values and training settings")

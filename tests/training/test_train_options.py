@@ -477,6 +477,24 @@ def test_a_freeze_prefix_that_matches_nothing_suggests_the_closest_prefix(tmp_pa
     assert not list(tmp_path.glob("*.onnx"))
 
 
+def test_a_wildcard_pattern_names_a_layers_parameters_as_a_prefix_does(tmp_path, capsys):
+    """LoRA's --freeze '*.base_layer' matched nothing (a prefix up to a dot held for literal patterns alone), and
+    torch's q_proj.weight, now q_proj.base_layer.weight, was said as the LoRA weights' names (lora hunt)."""
+    spec = tmp_path / "l.arch"
+    spec.write_text('block lora(x, out) {\n    h = x -> linear(out) as base_layer\n'
+                    '    a = parameter([2, shape(x)[-1]], init="normal") as "lora_A.weight"\n'
+                    '    return h + x @ a.T @ parameter([out, 2]).T\n}\n'
+                    'model m(x: float32[B, 8]) -> y {\n    y = x -> lora(8) as q_proj -> lora(3) as v_proj\n}\n')
+    from archdsl import driver
+    from archdsl.autodiff import TrainConfig
+    ct = driver.compile_train_file(spec, TrainConfig(freeze=("*.base_layer",)))
+    assert sorted(ct.info.params) == ["q_proj.lora_A.weight", "q_proj.param_0", "v_proj.lora_A.weight",
+                                      "v_proj.param_0"]
+    assert main(["build", str(spec), "--train", "--freeze", "q_proj.weight", "-o", str(tmp_path / "l.onnx")]) == 1
+    assert "did you mean 'q_proj.base_layer.weight' or 'q_proj.lora_A.weight' (inside q_proj)?" in \
+        capsys.readouterr().err
+
+
 def test_a_near_miss_between_equally_close_names_suggests_them_all(tmp_path, capsys):
     """`--freeze fc` of fc1 and fc2 suggested fc2 alone (difflib's pick among ties is the one sorting last)."""
     spec = tmp_path / "t.arch"
