@@ -366,7 +366,9 @@ def _roll_lower(e, ins, outs, c):
 
 
 register(OpDef(
-    name="roll", inputs=("x",), category="shape", attrs=(Attr("shifts", "ints"), Attr("dims", "ints")),
+    name="roll", inputs=("x",), category="shape",
+    attrs=(Attr("shifts", "ints", symbolic="a shift known only at run time (SimCLR's roll(p, B)) is a take of wrapped "
+                "positions: take(x, (positions(x, dim=d) - shift) % shape(x)[d], axis=d)"), Attr("dims", "ints")),
     infer=_roll_infer, lower=_roll_lower, cost=lambda c: 0,
     grad=lambda b, c, ins, outs, gouts: [b.op("roll", gouts[0], shifts=tuple(-k for k in c.attrs["shifts"]),
                                               dims=tuple(c.attrs["dims"]))],
