@@ -25,7 +25,7 @@ FEW = settings(SETTINGS, max_examples=6)  # for tests parametrized over many ops
 OPSET = st.sampled_from([17, NEWEST])
 SYM = st.booleans()
 CORE_MODULES = ("activation", "adaptive_pool", "bitwise", "cdist", "conv", "ctc", "cumprod", "detach", "einsum",
-                "elementwise", "embedding", "eye", "filled", "finite", "grid_sample", "index", "indexing",
+                "elementwise", "embedding", "eye", "filled", "finite", "gamma", "grid_sample", "index", "indexing",
                 "instance_norm", "linear",
                 "local_response_norm", "logexp", "logical", "losses", "more_activations", "more_math", "norm", "pool",
                 "random", "rearrange", "reductions", "repeat_interleave", "scatter", "shape_ops", "sorting",

@@ -104,6 +104,7 @@ _USES = {
     "logical_not": "logical_not(x)",  # logical.py
     "bitwise_and": "bitwise_and(x, x)", "bitwise_or": "bitwise_or(x, x)", "bitwise_xor": "bitwise_xor(x, x)",
     "bitwise_not": "bitwise_not(x)",  # bitwise.py
+    "lgamma": "lgamma(x)", "digamma": "digamma(x)",  # gamma.py
     "rand_like": "rand_like(x)", "randn_like": "randn_like(x3)", "randint_like": "randint_like(x, 2)",  # random.py
     "scatter_add": "scatter_add(x, 1, argsort(x), x)",  # scatter.py
     "index_add": "index_add(x, 1, argmax(x, 1), x[:, :2], alpha=2)",
