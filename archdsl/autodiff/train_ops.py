@@ -24,9 +24,9 @@ def _scalar(e, v, t: TensorType):
     return e.const(np.array(v, dtype=t.dtype.numpy))
 
 
-def _internal(name, inputs, infer, lower, attrs=(), doc="", grad=None):
+def _internal(name, inputs, infer, lower, attrs=(), doc="", grad=None, random=False):
     register(OpDef(name=f"autodiff.{name}", inputs=inputs, attrs=tuple(attrs), infer=infer, lower=lower,
-                   cost=lambda c: 0, category="internal", doc=doc, grad=grad))
+                   cost=lambda c: 0, category="internal", doc=doc, grad=grad, random=random))
 
 
 # ---- batchnorm on batch statistics ----
@@ -181,7 +181,7 @@ def _dropout_infer(ins, a):
 
 _internal("dropout_mask", ("x", "seed", "step"), _dropout_infer, _dropout_lower,
           attrs=(Attr("p", "float"), Attr("stream", "int")), grad=lambda b, c, ins, outs, gouts: [None] * 3,
-          doc="0 or 1/(1-p) per element of x, hashed from (seed, step, stream, index)")
+          doc="0 or 1/(1-p) per element of x, hashed from (seed, step, stream, index)", random=True)
 
 
 # ---- rand_like / randn_like in a train step ----
@@ -200,7 +200,7 @@ def _random_infer(ins, a):
 _internal("random_values", ("x", "seed", "step"), _random_infer, _random_lower,
           attrs=(Attr("kind", "str"), Attr("dtype", "str"), Attr("stream", "int"), Attr("low", "int", 0),
                  Attr("high", "int", 1)),
-          grad=lambda b, c, ins, outs, gouts: [None] * 3,
+          grad=lambda b, c, ins, outs, gouts: [None] * 3, random=True,
           doc="rand_like/randn_like/randint_like in a train step: x's shape, hashed from (seed, step, stream, "
               "index)")
 

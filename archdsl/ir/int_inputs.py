@@ -64,7 +64,13 @@ def _source(v):
         return _source(n.inputs[0])
     if n is not None and n.op == "where":
         branches = [b for b in n.inputs[1:] if b.kind != "const"]
-        return _source(branches[0]) if len(branches) == 1 else (None, None)
+        if len(branches) != 1:
+            return None, None
+        source, select = _source(branches[0])
+        # where(ids < 0, 0, ids): the model remaps the values it would refuse (padding, an UNK row, labels to
+        # ignore_index), so the input's values are not what is read; a condition of its own (label dropout's
+        # rand_like(...) < p) leaves them as they are (review64)
+        return (None, None) if source is None or _reads(n.inputs[0], source) else (source, select)
     if n is None or n.op not in ("getitem", "unbind") or n.inputs[0].kind != "input":
         return None, None
     if n.op == "unbind":  # piece k of unbind(x, dim): x[:, ..., k] at dim
@@ -81,6 +87,24 @@ def _source(v):
         else:
             return None, None
     return n.inputs[0], tuple(select)
+
+
+# ops whose first input gives only a shape (random ones too): rand_like(cast(y, "float32")) reads no value of y
+_SHAPE_ONLY = ("rand_like", "randn_like", "randint_like", "zeros_like", "ones_like", "full_like", "positions")
+
+
+def _reads(v, source) -> bool:
+    """Whether v is computed from the values of `source` (a model input)."""
+    seen, todo = set(), [v]
+    while todo:
+        u = todo.pop()
+        if u is source:
+            return True
+        p = u.producer
+        if p is not None and id(u) not in seen:
+            seen.add(id(u))
+            todo.extend(p.inputs[1:] if p.op in _SHAPE_ONLY or p.opdef.random else p.inputs)  # a train step's draws
+    return False
 
 
 def _indexed(node):

@@ -377,7 +377,8 @@ for _name in ("rand_like", "randn_like"):  # torch's own generator: the same dis
                                                              else x.dtype))(getattr(torch, _name))
 _OPS["randint_like"] = lambda n, x, seed=None: torch.randint_like(
     x, *randint_bounds(n.attrs), dtype=getattr(torch, n.attrs["dtype"]) if n.attrs["dtype"] else x.dtype)
-for _name in ("logical_and", "logical_or", "logical_xor", "logical_not"):
+for _name in ("logical_and", "logical_or", "logical_xor", "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor",
+              "bitwise_not", "lgamma", "digamma"):
     _OPS[_name] = (lambda fn: lambda n, *xs: fn(*xs))(getattr(torch, _name))
 for _name in ("tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "log1p", "expm1", "log2",
               "log10", "trunc", "frac", "isnan", "isinf", "isfinite", "atan2", "logaddexp", "fmod"):

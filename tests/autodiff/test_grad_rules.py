@@ -314,6 +314,9 @@ WITHOUT = {
     "searchsorted": "int64 output (indices), never differentiated",
     "eye": "a constant: no tensor input to differentiate",
     **{m: "bool output, never differentiated" for m in ("isnan", "isinf", "isfinite")},
+    **{b: "integer or bool output, never differentiated" for b in ("bitwise_and", "bitwise_or", "bitwise_xor",
+                                                                  "bitwise_not")},
+    "autodiff.trigamma": "digamma's gradient: a train step differentiates once (no double backward)",
 }
 
 

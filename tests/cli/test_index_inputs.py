@@ -115,3 +115,19 @@ def test_ids_read_through_an_unsqueeze_or_a_label_dropout_where_are_checked_and_
     assert main(["run", str(spec), "--batch", "256", "--repeat", "1", "--save", str(tmp_path / "r.npz")]) == 0
     drawn = np.load(tmp_path / "r.npz")
     assert set(np.unique(drawn["input:a"])) == {0, 1, 2, 3} and drawn["input:y"].max() > 5
+
+
+def test_ids_the_model_remaps_with_a_where_of_their_own_are_not_refused(tmp_path, capsys):
+    """where(ids < 0, 0, ids) -> embedding (padding ids to row 0) and where(y < 0, -100, y) into cross_entropy
+    (labels to its ignore_index) remap the very values a check would refuse: the where beside a constant was
+    followed whatever its condition, and valid data refused (review64)."""
+    spec = tmp_path / "p.arch"
+    spec.write_text("model m(ids: int64[B, 4], y: int64[B]) -> loss {\n"
+                    "    e = where(ids < 0, 0, ids) -> embedding(5, 3) as emb -> mean(dim=1)\n"
+                    "    loss = cross_entropy(e, where(y < 0, -100, y), ignore_index=-100)\n}\n")
+    rng = np.random.default_rng(0)
+    ids, y = rng.integers(0, 5, (16, 4)), rng.integers(0, 3, 16)
+    ids[:, 3], y[2] = -1, -1
+    np.savez(tmp_path / "d.npz", ids=ids, y=y)
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--epochs", "1", "--quiet",
+                 "-o", str(tmp_path / "w.npz")]) == 0, capsys.readouterr().err
