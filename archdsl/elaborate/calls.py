@@ -359,7 +359,8 @@ class Calls:
         if (is_num(v) or isinstance(v, bool)) and dt is not None:  # eq(mask, false); true is 1 beside numbers
             if dt is DType.bool and v not in (0, 1):  # np.array(2, bool) is true: eq(b, 2) matched every true
                 if opname not in _COMPARISONS and not opname.startswith("logical_") and opname != "where":
-                    raise ArchTypeError(f"{opname}(): no arithmetic on bool tensors; cast(x, \"float32\") first",
+                    to = "int64" if opname.startswith("bitwise_") else "float32"  # torch's b ^ 2 is int64
+                    raise ArchTypeError(f"{opname}(): no arithmetic on bool tensors; cast(x, \"{to}\") first",
                                         span)
                 raise ArchTypeError(f"{opname}(): {v} beside a bool tensor, whose elements are only true or "
                                     f"false", span)
@@ -375,6 +376,9 @@ class Calls:
                                         "with a number in range", span)
                 v = int(v)
             elif not dt.is_float and isinstance(v, float):  # x * 0.5 would be x * 0, and ids * 1e3 stay ints
+                if opname.startswith("bitwise_"):  # torch refuses a float there too
+                    raise ArchTypeError(f"{opname}(): the number {v} is a float; bitwise ops take integers: write "
+                                        f"an integer", span)
                 raise ArchTypeError(f"{opname}(): the number {v} is a float and the tensor beside it is {dt} "
                                     f"(torch would give a float tensor); cast(x, \"float32\") first, or write "
                                     f"an integer", span)

@@ -256,10 +256,13 @@ def _innermost(tok=None, depth: int = 1) -> str | None:
 
 
 # operators Python and torch have and the language spells as calls
-_OPERATORS = {"^": "bitwise_xor(a, b) (logical_xor for bool masks)",
-              "&": "bitwise_and(a, b) (logical_and for bool masks; `and` between compile-time values)",
-              "|": "bitwise_or(a, b) (logical_or for bool masks; `or` between compile-time values)",
-              "~": "bitwise_not(x) (logical_not for a bool mask; `not` for a compile-time value)"}
+_OPERATORS = {"^": "bitwise_xor(a, b) of integer tensors (logical_xor for bool masks)",
+              "&": "bitwise_and(a, b) of integer tensors (logical_and for bool masks; the compile-time `and` is "
+                   "logical, not bitwise: 6 and 1 is 1, 6 & 1 is 0)",
+              "|": "bitwise_or(a, b) of integer tensors (logical_or for bool masks; the compile-time `or` is "
+                   "logical, not bitwise)",
+              "~": "bitwise_not(x) of an integer tensor (logical_not for a bool mask; the compile-time `not` is "
+                   "logical: not 3 is false, ~3 is -4)"}
 
 
 def _translate(err: UnexpectedInput, file: str, text: str, start: str = "start") -> ArchSyntaxError:

@@ -58,3 +58,12 @@ def test_pythons_bitwise_operators_say_which_op(op, said):
     with pytest.raises(archdsl.ArchError, match="unexpected character") as e:
         archdsl.check_source(f"model m(a: int64[B, 3]) -> y {{\n    y = {op}\n}}\n")
     assert f"is {said}" in e.value.message
+
+
+@pytest.mark.parametrize("expr, said", [("bitwise_xor(b, 2)", 'no arithmetic on bool tensors; cast(x, "int64") first'),
+                                        ("bitwise_and(i, 2.0)", "the number 2.0 is a float; bitwise ops take "
+                                                                "integers")])
+def test_a_number_beside_a_bitwise_op_gets_integer_advice(expr, said):
+    """The arithmetic ops' advice, cast(x, "float32"), is refused by a bitwise op (review64)."""
+    refused(f"model m(b: bool[B, 3], i: int32[B, 3]) -> y {{\n    y = {expr}\n}}\n", said.replace("(", r"\(")
+            .replace(")", r"\)"))
