@@ -198,11 +198,18 @@ class Blocks:
         tensors = [k for k, v in fn.args.items() if isinstance(v, Tensor) or  # a list of tensors too: f([x, y])
                    isinstance(v, (list, tuple)) and v and all(isinstance(t, Tensor) for t in v)]
         if len(args) > len(tensors):
-            others = [k for k in fn.args if k not in tensors]  # where torch's forward(x, h=None) passes h next
-            why = (f": {others[0]} was {describe(fn.args[others[0]])} when the block was first called, and a call "
-                   f"again takes only its tensor arguments, the others as first given; to pass {others[0]} each "
-                   "time, give it a tensor in the first call too (zeros_like(...) for a state that starts empty, "
-                   "full_like(...) for a number)" if others else "")
+            # the values as torch's forward(x, h=None) would take them: which argument changed since the first call
+            placed = dict(zip(fn.args, args))
+            changed = [k for k in fn.args if k in placed and k not in tensors
+                       and not (placed[k] is fn.args[k] or not isinstance(placed[k], Tensor) and
+                                type(placed[k]) is type(fn.args[k]) and placed[k] == fn.args[k])]
+            k = changed[0] if changed else None
+            tensor_first = k is not None and (fn.args[k] is None or isinstance(fn.args[k], float))
+            why = (f": {k} was {describe(fn.args[k])} when the block was first called, and a call again takes only "
+                   "its tensor arguments, the others as first given" + (
+                       f"; to pass {k} each time, give it a tensor in the first call too (zeros_like(...) for a "
+                       "state that starts empty, full_like(...) for a number)" if tensor_first else "")
+                   if k is not None else "; the others are as first given: leave them out")
             raise ArchTypeError(f'layer("{fn.name}") takes the tensor arguments of block {d.name}() '
                                 f"({', '.join(tensors) or 'none'}), got {len(args)} values{why}", span)
         given = dict(zip(tensors, args))
