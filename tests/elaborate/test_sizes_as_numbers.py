@@ -68,11 +68,15 @@ def test_a_loss_per_example_trains_like_torch():
     one_step_like_torch(ct, fwd, batches(ct, 2, 3, 2, seed=1))
 
 
-def test_a_size_no_tensor_has_is_refused():
+def test_a_size_no_tensor_has_is_computed_or_refused():
+    """(L-1)//2 written by hand was refused (no tensor has it); it is computed from L (keypoints hunt). A bool
+    tensor beside a size takes no number."""
+    import numpy as np
+
+    from archdsl import runtime
     src = "model m(x: float32[B, L]) -> y {\n    y = x / ((shape(x)[1] - 1) // 2)\n}\n"
-    with pytest.raises(archdsl.ArchError, match=r"div\(\): the symbolic size .*L-1.* is the length of no dim of the "
-                                                r"model's inputs or of a tensor computed so far"):
-        archdsl.check_source(src)
+    x = np.arange(14, dtype=np.float32).reshape(2, 7)
+    np.testing.assert_allclose(runtime.session(archdsl.compile_source(src)).run(None, {"x": x})[0], x / 3)
     with pytest.raises(archdsl.ArchError, match=r"'b' must be a tensor, got symbolic dim B"):  # bool: no number
         archdsl.check_source("model m(x: bool[B, L]) -> y {\n    y = eq(x, shape(x)[0])\n}\n")
 
@@ -133,3 +137,20 @@ def test_a_negative_multiple_of_a_size_is_read_and_multiplied_out():
     np.testing.assert_allclose(a, -5 * x, rtol=1e-6)
     np.testing.assert_allclose(b, -5 * x, rtol=1e-6)
     np.testing.assert_allclose(c, -10 * x, rtol=1e-6)
+
+
+def test_a_formula_no_tensor_has_is_computed_from_its_symbols():
+    """xs / (W - 1) (an align_corners grid) and clamp(i + 1, max=W - 1) (a keypoint's neighbour) were refused:
+    (W-1) is the length of no tensor's dim (keypoints hunt); it is W's size less 1, read at run time."""
+    import numpy as np
+    import torch
+
+    from archdsl import runtime
+    src = ("model grid(hm: float32[B, K, H, W]) -> (nx, xr, half) {\n"
+           "    nx = cast(positions(hm, dim=3), \"float32\") / (W - 1) * 2.0 - 1.0\n"
+           "    xr = clamp(argmax(hm, dim=3) + 1, max=W - 1)\n    half = amax(hm) * ((H + 1) // 2 - 2 * K)\n}\n")
+    hm = np.random.default_rng(0).standard_normal((2, 3, 5, 7)).astype(np.float32)
+    nx, xr, half = runtime.session(archdsl.compile_source(src)).run(None, {"hm": hm})
+    np.testing.assert_allclose(nx, np.arange(7) / 6 * 2 - 1, rtol=1e-6)
+    np.testing.assert_array_equal(xr, np.minimum(torch.from_numpy(hm).argmax(3).numpy() + 1, 6))
+    np.testing.assert_allclose(half, hm.max() * (3 - 6), rtol=1e-6)
