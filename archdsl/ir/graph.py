@@ -267,7 +267,10 @@ def provenance(inputs, at, message: str | None = None) -> list:
                 not re.search(rf"\b({v.type.dtype}|input)\b", message):
             continue
         span = v.producer.span if v.producer is not None else v.span
-        if span is None or (at and (span.line, span.col) == (at.line, at.col)):
+        # the failing op's own span (x -> f -> g: each node starts where the chain does) says nothing new; the left
+        # operand of `a * w - b * w` starts there too but ends before it, and is said (keypoints hunt)
+        if span is None or (at and (span.line, span.col, span.end_line, span.end_col) ==
+                            (at.line, at.col, at.end_line, at.end_col)):
             continue
         what = f"'{v.name}'" if v.kind == "input" else f"the {v.producer.op} '{v.producer.name}'"
         note = (f"{v.type} comes from {what}", span)
