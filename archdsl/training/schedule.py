@@ -81,8 +81,15 @@ def plan_note(path, saved: dict, now: dict, base_lr: float, epoch: int, done: in
     ended = epoch > saved["epochs"] and saved["schedule"] in ("cosine", "linear")
     then = "its run had ended" if ended else \
         f"with its {was} it would be {next_lr(saved, base_lr, epoch, done, per_epoch(saved)):.6g}"
+    zero = ""
+    if now["schedule_per"] == "batch" and now["schedule"] in ("cosine", "linear"):  # its length is counted in this
+        length = now["epochs"] * per_epoch(now)  # run's updates; the done ones were counted in the checkpoint's
+        idle = done + (now["epochs"] - epoch + 1) * per_epoch(now) - length
+        if idle > 0:  # another --batch-size or --data: the schedule ends before the run does (optim3 hunt)
+            zero = (f"; the schedule ends at update {length}, so the last {idle} update{'s' if idle != 1 else ''} "
+                    "of this run are at lr 0: resume with the same --batch-size and --data, or more --epochs")
     return (f"note: {path} was trained with {was}; with {new} the lr schedule is another one: the next update "
-            f"runs at lr {next_lr(now, base_lr, epoch, done, per_epoch(now)):.6g} ({then})")
+            f"runs at lr {next_lr(now, base_lr, epoch, done, per_epoch(now)):.6g} ({then}){zero}")
 
 
 def factor(plan: dict, u: float, passed: int) -> float:
@@ -111,9 +118,13 @@ def unreached(plan: dict, updates: int) -> list[str]:
                     f"has {length} {unit}{'s' if length != 1 else ''}"
                     + ("; it stays --lr throughout" if len(late) == len(plan["milestones"]) else ""))
     if plan["warmup"] and plan["warmup"] > updates:
+        rises = updates / plan["warmup"]
+        # the schedule scales the warmup's lr too (a linear decay ends near 0): the last update's share of --lr
+        f = factor(plan, (updates - 1) / updates, updates - 1) if per_batch else \
+            factor(plan, (plan["epochs"] - 1) / plan["epochs"], plan["epochs"] - 1)
         said.append(f"--warmup {plan['warmup']} is longer than the run's {updates} "
-                    f"update{'s' if updates != 1 else ''}: the lr rises to {updates / plan['warmup']:.1%} of --lr at "
-                    "the last")
+                    f"update{'s' if updates != 1 else ''}: the lr rises to {rises:.1%} of --lr at the last"
+                    + (f", which the {plan['schedule']} schedule scales to {rises * f:.1%}" if f != 1.0 else ""))
     return said
 
 

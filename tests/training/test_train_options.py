@@ -191,6 +191,9 @@ def test_milestones_and_a_warmup_the_run_ends_before_are_noted(tmp_path, capsys)
              "throughout\n"),
             (["--warmup", "1000", "--epochs", "2"],
              "note: --warmup 1000 is longer than the run's 4 updates: the lr rises to 0.4% of --lr at the last\n"),
+            (["--warmup", "20", "--epochs", "2", "--schedule", "linear", "--schedule-per", "batch"],  # optim3 hunt
+             "note: --warmup 20 is longer than the run's 4 updates: the lr rises to 20.0% of --lr at the last, which "
+             "the linear schedule scales to 5.0%\n"),
             (["--schedule", "step", "--milestones", "1,3", "--schedule-per", "batch", "--warmup", "4",
               "--epochs", "2"], None)):
         assert main([*argv, *flags]) == 0
@@ -385,6 +388,26 @@ def test_a_per_batch_schedule_resumed_on_more_examples_says_the_lr_it_runs_at(tm
         note = ("was trained with --data of 8 examples; with --data of 16 examples the lr schedule is another one: "
                 "the next update runs at lr 0.0853553 (with its --data of 8 examples it would be 0.05)")
         assert (note in err) == said, err
+
+
+def test_a_per_batch_schedule_resumed_on_fewer_examples_says_its_last_updates_run_at_lr_0(tmp_path, capsys):
+    """Resumed on 8 examples after an epoch of 16 (4 updates done), the run's 2 epochs of 2 updates end the cosine
+    at update 4: its 2 remaining updates run at lr 0, which the note did not say (optim3 hunt)."""
+    import json
+    x, y, _, argv = _eight_examples(tmp_path, 0)
+    np.savez(tmp_path / "d16.npz", x=np.concatenate([x, x]), labels=np.concatenate([y, y]))
+    more = [str(tmp_path / "d16.npz") if a == str(tmp_path / "d.npz") else a for a in argv]
+    flags = ["--lr", "0.1", "--schedule", "cosine", "--schedule-per", "batch"]
+    assert main([*more, *flags, "--epochs", "1"]) == 0
+    ckpt = tmp_path / "w.ckpt.npz"
+    with np.load(ckpt) as z:  # as if planned as 2 epochs and stopped after 1
+        arrays = dict(z)
+    arrays["__plan__"] = np.array(json.dumps({**json.loads(str(arrays["__plan__"])), "epochs": 2}))
+    np.savez(ckpt, **arrays)
+    capsys.readouterr()
+    assert main([*argv, *flags, "--epochs", "2", "--resume"]) == 0
+    assert "the schedule ends at update 4, so the last 2 updates of this run are at lr 0" in \
+        " ".join(capsys.readouterr().err.split())
 
 
 @pytest.mark.parametrize("per", ["epoch", "batch"])
