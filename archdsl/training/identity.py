@@ -52,7 +52,7 @@ def step_identity(ct) -> dict:
     h.update(json.dumps(list(ct.info.undecayed)).encode())
     meta = {p.key: p.value for p in ct.step_model.metadata_props}
     return {"scheme": SCHEME, "sha256": h.hexdigest(), "model": meta.get("archdsl.model"),
-            "params": json.loads(meta.get("archdsl.params", "{}"))}
+            "params": json.loads(meta.get("archdsl.params", "{}")), "undecayed": list(ct.info.undecayed)}
 
 
 def fingerprint(cfg: dict, patterns: bool = True) -> dict:
@@ -86,10 +86,11 @@ def check_resume(path, saved_cfg: dict, saved_step: dict | None, cfg: dict, step
     shown = [f"model {_setting(saved_step.get('model'))} there, {_setting(step['model'])} here"
              if saved_step.get("model") != step["model"] else ""]
     shown += _params_changed(saved_step, step)
-    same_split = all(set(saved_cfg.get(k) or []) == set(cfg.get(k) or []) for k in ("params", "buffers"))
+    same = {"freeze": all(set(saved_cfg.get(k) or []) == set(cfg.get(k) or []) for k in ("params", "buffers")),
+            "no_decay": "undecayed" in saved_step and set(saved_step["undecayed"]) == set(step["undecayed"])}
     shown += [f"{k} {_setting(saved_cfg.get(k))} there, {_setting(cfg.get(k))} here" for k in _PATTERNS
-              if saved_cfg.get(k) != cfg.get(k) and not (k == "freeze" and same_split)]  # written otherwise, the
-    # same parameters frozen: not the difference (lora hunt)
+              if saved_cfg.get(k) != cfg.get(k) and not same[k]]  # written otherwise, selecting the same
+    # parameters: not the difference (lora hunt, review64; a checkpoint from before "undecayed" was kept says it)
     said = "; ".join(s for s in shown if s) or "the spec computes otherwise since"
     raise ArchError(f"--resume: {path} was made by another train step ({said}); resume with the same spec, "
                     "--model, -D values and training settings")

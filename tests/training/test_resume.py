@@ -344,6 +344,17 @@ def test_resume_compares_what_freeze_and_no_decay_patterns_select(tmp_path, caps
             "trained here, frozen there); resume with the same --freeze") in err, err
 
 
+def test_a_refused_resume_names_no_pattern_that_selects_what_it_did(tmp_path, capsys):
+    """-D act=tanh is the difference; --no-decay fc2 against the checkpoint's 'fc2.*' (the same parameters) was
+    named as one too (review64)."""
+    base = _act_scene(tmp_path) + ["--model", "net"]
+    assert main(base + ["--epochs", "1", "--no-decay", "fc2.*"]) == 0
+    capsys.readouterr()
+    assert main(base + ["--epochs", "2", "--no-decay", "fc2", "-D", "act=tanh", "--resume"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "another train step (-D act=\"relu\" there, \"tanh\" here)" in err and "no_decay" not in err, err
+
+
 def test_resume_says_a_spec_that_froze_a_parameter_as_the_specs(tmp_path, capsys):
     """A spec edited to make a parameter trainable=false was said as "resume with the same --freeze", where
     no run gave --freeze (review51)."""
