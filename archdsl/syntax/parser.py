@@ -559,8 +559,34 @@ def _unclosed_note(err: ArchSyntaxError, file: str, text: str) -> ArchSyntaxErro
         unmatched = _unmatched(text)
         if (tok.line, tok.column) < (err.span.line, err.span.col) and tok.line < err.span.line \
                 and (tok.line, tok.column) in unmatched:
-            err.notes.append((f"'{tok}' opened here is never closed", _tok_span(file, tok)))
+            inner = _misaligned_brace(text) if str(tok) == "{" else None
+            if inner is not None and inner[0] > tok.line:  # a for's '{' the model's closer was taken for
+                line, col, closer = inner
+                err.notes.append((f"'{{' opened here is never closed: the '}}' on line {closer} that the parser "
+                                  f"took for it lines up with an outer block", Span(file, line, col, line, col + 1)))
+            else:
+                err.notes.append((f"'{tok}' opened here is never closed", _tok_span(file, tok)))
     return err
+
+
+def _misaligned_brace(text: str) -> tuple[int, int, int] | None:
+    """(line, col of a '{', the line of the '}' matched to it) for the innermost '{' whose '}' starts a line
+    indented less than the line the '{' is on: the body left open (`for ... {` whose '}' is missing, the
+    model's '}' closing it instead), which the indentation shows and the brackets do not."""
+    lines = source_lines(text)
+    indent = [len(s) - len(s.lstrip(" \t")) for s in lines]
+    stack, found = [], None
+    for m in _BRACKETS.finditer(text):
+        v = m.group()
+        if v == "{":
+            stack.append(m.start())
+        elif v == "}" and stack:
+            opened = _position(text, stack.pop())
+            closed = _position(text, m.start())
+            first = lines[closed[0] - 1][:closed[1] - 1].strip() == ""
+            if first and closed[1] - 1 < indent[opened[0] - 1] and (found is None or opened > found[:2]):
+                found = (*opened, closed[0])
+    return found
 
 
 def normalize_source(text: str) -> str:
