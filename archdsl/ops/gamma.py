@@ -130,9 +130,9 @@ def _make(name: str, build, grad, doc: str, category: str = "math") -> None:
 
 
 _make("lgamma", _lgamma, lambda b, c, ins, outs, gouts: [b.op("mul", gouts[0], b.op("digamma", ins[0]))],
-      "log |Gamma(x)|, elementwise (torch.lgamma): inf at 0 and the negative integers; float tensors (16-bit "
-      "ones computed in float32). Written out in ONNX ops (Stirling's series at x + 8, the recurrence down, the "
-      "reflection below 1/2); within a few float32 ulps of torch. Gradient digamma(x).")
+      "log |Gamma(x)|, elementwise (torch.lgamma): inf at 0 and the negative integers; float tensors, computed in "
+      "float64. Written out in ONNX ops (Stirling's series at x + 8, the recurrence down, the reflection below "
+      "1/2); within float32's rounding of torch. Gradient digamma(x).")
 _make("digamma", _digamma, lambda b, c, ins, outs, gouts: [b.op("mul", gouts[0], b.op("autodiff.trigamma", ins[0]))],
       "d/dx lgamma(x), elementwise (torch.digamma): -inf at 0, NaN at the negative integers, as torch; float "
       "tensors. Written out in ONNX ops as lgamma is. Gradient trigamma(x) (torch.polygamma(1, x)).")
