@@ -1,5 +1,6 @@
 """Calls during elaboration: ops (arguments bound to attributes and tensor slots, one IR node each), builtins,
-symbolic sizes as numbers, constants, and free parameters / ref(); blocks and layer() are in blocks.py."""
+constants, and free parameters / ref(); blocks and layer() are in blocks.py, symbolic sizes as numbers in
+run_time_sizes.py."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ..diagnostics import (
 from ..ir import provenance
 from ..ops import REQUIRED, coerce_attr, give_numbers
 from ..ops.random import SEED_INPUT
-from ..types import DTYPES, DType, Sym, TensorType, dim_mul, dim_size, dim_symbols, is_formula, unknown_dtype
+from ..types import DTYPES, DType, Sym, TensorType, dim_size, dim_symbols, unknown_dtype
 from .arguments import arg_names, input_size_first, keywords, positional_names, synonyms, torch_order
 from .bounded import short
 from .builtins import TENSOR_MATH
@@ -391,79 +392,6 @@ class Calls:
                             + (self.none_hint() if v is None else ""), span,
                             [(f"{LAYER_CALL}: x -> {opname}(...) or {opname}(x, ...); {opname}(...) alone is no "
                               "module", span)] if layer else [])
-
-    def dim_tensor(self, d: Sym, dt: DType, opname: str, span) -> Tensor:
-        """A symbolic size as a scalar of dtype dt, read at run time from shapes, factor by factor: a symbol (B, T)
-        from the model input that declares it, a formula ((L-1)//2+1 after a strided conv) from the latest
-        tensor that has it; multiplied out with the number (2*B*T). The nodes are named by the size, not
-        numbered: the same spec at fixed sizes (run's check) and a block called again name the rest as before."""
-        flipped = dim_mul(d, -1) if is_formula(d) else None
-        if isinstance(flipped, Sym) and not is_formula(flipped):  # -T, -2*B: the size, times -1
-            d = Sym(flipped.factors, -flipped.coef)
-        parts = []
-        prefix = self.again(".".join(self.scope + [f"size({d})"]))
-        for f in d.factors:
-            one = Sym((f,))
-            found = self.dim_source(one) if is_formula(one) else next(  # symbols: the inputs' declarations
-                ((v, v.type.shape.index(one)) for v in self.graph.inputs if one in v.type.shape), None)
-            if found is None and is_formula(one):  # (W-1) beside a tensor: computed from W (keypoints hunt)
-                found = self._formula_value(f, dt, opname, prefix, span)
-            if found is None:
-                raise ArchTypeError(f"{opname}(): the symbolic size {one} is the length of no dim of the model's "
-                                    "inputs or of a tensor computed so far, so it cannot be read at run time", span)
-            parts.append(found)
-        out = None
-        for v, axis in parts:
-            t = v if axis is None else \
-                self.graph.add_node("dim_size", [v], {"axis": axis, "dtype": dt.label}, prefix, span).outputs[0]
-            out = t if out is None else self.graph.add_node("mul", [out, t], {}, prefix, span).outputs[0]
-        if d.coef != 1:
-            k = self.graph.add_const(np.array(d.coef, dtype=dt.numpy), span)
-            out = self.graph.add_node("mul", [out, k], {}, prefix, span).outputs[0]
-        return Tensor(out)
-
-    def _formula_value(self, text: str, dt: DType, opname: str, prefix: str, span):
-        """(the value, None) of a formula of symbols and whole numbers by +, -, * and // ((W-1), (H+1)//2) that no
-        tensor has as a dim, computed in int64 from its symbols' run-time sizes; None for any other formula."""
-        import ast
-
-        ops_of = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.FloorDiv: "floordiv"}
-
-        def build(node):
-            if isinstance(node, ast.Name):
-                return self.dim_tensor(Sym((node.id,)), DType.int64, opname, span).value
-            if isinstance(node, ast.Constant) and type(node.value) is int:
-                return self.graph.add_const(np.array(node.value, dtype=np.int64), span)
-            if isinstance(node, ast.BinOp) and type(node.op) in ops_of:
-                a, b = build(node.left), build(node.right)
-                if a is not None and b is not None:
-                    return self.graph.add_node(ops_of[type(node.op)], [a, b], {}, prefix, span).outputs[0]
-            return None
-        try:
-            v = build(ast.parse(text, mode="eval").body)
-        except (SyntaxError, ArchError):
-            return None
-        if v is not None and dt is not DType.int64:
-            v = self.graph.add_node("cast", [v], {"dtype": dt.label}, prefix, span).outputs[0]
-        return None if v is None else (v, None)
-
-    def dim_source(self, d: Sym):
-        """(value, axis) of the latest node output so far with the size d (the tensor just computed, rather than
-        an earlier branch that may be dead), else of a model input; an index kept as the graph grows, so each
-        lookup costs only the nodes added since the last."""
-        if self.dim_scanned < 0:  # the inputs first
-            for v in self.graph.inputs:
-                for axis, x in enumerate(v.type.shape):
-                    self.dim_index.setdefault(x, (v, axis))
-            self.dim_scanned = 0
-        nodes = self.graph.nodes
-        for n in nodes[self.dim_scanned:]:
-            for o in n.outputs:
-                for axis, x in enumerate(o.type.shape):
-                    if not isinstance(x, int):
-                        self.dim_index[x] = (o, axis)
-        self.dim_scanned = len(nodes)
-        return self.dim_index.get(d)
 
     def make_constant(self, args, kwargs, span) -> Tensor:
         """tensor([[1, 2], [3, 4]], dtype="int64"): a constant from compile-time numbers (an index table, a

@@ -23,6 +23,7 @@ from .bounded import check_length, printing, short, to_str
 from .builtins import BUILTINS, UNROLLED
 from .calls import LAYER_CALL, Calls
 from .operators import Operators
+from .run_time_sizes import RunTimeSizes
 from .scalars import UNDECIDED_ADVICE, Limits, ReturnValue, SymbolicOperand, is_callable, is_num, py_error
 from .values import MODULES, BlockLayer, Builtin, Env, LayerFn, OpFn, Tensor, describe, model_called
 
@@ -127,7 +128,7 @@ def _module_path(e) -> str | None:
     return ".".join([e.id, *reversed(parts)])
 
 
-class Evaluator(Calls, Blocks, Operators):
+class Evaluator(Calls, RunTimeSizes, Blocks, Operators):
     """Evaluates one model's body into `graph`, tracking the layer-name scope."""
 
     def __init__(self, graph: Graph | None):

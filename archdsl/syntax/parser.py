@@ -15,6 +15,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from ..diagnostics import ArchError, ArchSyntaxError, LimitError, Span, did_you_mean
 from ..user_cache import private_folder
+from .brackets import PAIRS, misaligned_brace, unmatched
 
 __all__ = ["grammar_path", "is_number_literal", "parse_tree", "normalize_source", "source_lines", "MAX_SOURCE_BYTES",
            "MAX_NESTING", "MAX_TOKENS"]
@@ -31,7 +32,6 @@ _CONTINUES = {"->", ",", "=", "(", "[", "{", ".", ":", "+", "-", "*", "/", "//",
 _ENDS_EXPR_TYPES = {"NAME", "INT", "FLOAT", "STRING"}
 _ENDS_EXPR = {")", "]", "}", "true", "false", "none"}
 
-_PAIRS = {"(": ")", "[": "]", "{": "}"}
 _PLAIN = {
     "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a string",
     "_NL": "end of line", "$END": "end of file", "SEMICOLON": "';'",
@@ -95,7 +95,7 @@ class _PostLex:
                 pending = None
             if v in ("(", "[", "{"):
                 opened.append(tok)
-            elif v in (")", "]", "}") and opened and _PAIRS[str(opened[-1])] == v:
+            elif v in (")", "]", "}") and opened and PAIRS[str(opened[-1])] == v:
                 opened.pop()
             if v in ("(", "["):
                 stack.append(v)
@@ -238,10 +238,10 @@ def _expected(exp, inner: str | None = None) -> str:
     closer that cannot come here: keep only the one that closes the innermost open bracket (`inner`), and
     no line end or ';' inside parentheses or square brackets, where a line break is not a separator."""
     words = {_describe(t) for t in exp if not t.startswith("__IGNORE")}
-    words -= {f"'{c}'" for c in _PAIRS.values() if inner is None or c != _PAIRS[inner]}
+    words -= {f"'{c}'" for c in PAIRS.values() if inner is None or c != PAIRS[inner]}
     if inner in ("(", "["):
         words -= {"end of line", "';'"}
-    words = sorted(words, key=lambda w: (w.strip("'") not in _PAIRS.values(), w))  # the closer first
+    words = sorted(words, key=lambda w: (w.strip("'") not in PAIRS.values(), w))  # the closer first
     if len(words) > 8:
         words = words[:8] + ["..."]
     return f"; expected {', '.join(words)}" if words else ""
@@ -418,8 +418,8 @@ def _after_call(text: str, pos: int) -> str:
     it; "#" where it is never closed."""
     code, opened = _code(text[pos:pos + 4000]), []
     for i, ch in enumerate(code):
-        if ch in _PAIRS:
-            opened.append(_PAIRS[ch])
+        if ch in PAIRS:
+            opened.append(PAIRS[ch])
         elif ch in ")]}":
             if not opened or opened.pop() != ch:  # another bracket's closer: the '(' is never closed
                 return "#"
@@ -526,40 +526,15 @@ def _misspelled_keyword(tok, expected: str, before: str, after: str, closed: boo
     return ""
 
 
-# Brackets outside strings and comments; a string not closed runs to the end of its line.
-_BRACKETS = re.compile(r"""#[^\n]*|"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?|[()\[\]{}]""")
-
-
-def _unmatched(text: str) -> set:
-    """(line, col) of every bracket in the whole text that no closer matches (a bracket the parse stopped
-    inside may well be closed further on; then the note would be false). Scanned without the lexer, so a
-    character it refuses does not hide the rest of the file."""
-    stack: list = []
-    bad: set = set()
-    for m in _BRACKETS.finditer(text):
-        v = m.group()
-        if v in _PAIRS:
-            stack.append((v, m.start()))
-        elif v in (")", "]", "}") and any(_PAIRS[t] == v for t, _ in stack):
-            while _PAIRS[stack[-1][0]] != v:
-                bad.add(_position(text, stack.pop()[1]))
-            stack.pop()
-    return bad | {_position(text, pos) for _, pos in stack}
-
-
-def _position(text: str, pos: int) -> tuple[int, int]:
-    return text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
-
-
 def _unclosed_note(err: ArchSyntaxError, file: str, text: str) -> ArchSyntaxError:
     """When the parse fails inside brackets, say where the innermost one was opened."""
     opened = getattr(_lark().options.postlex, "open", [])
     if opened and err.span is not None:
         tok = opened[-1]
-        unmatched = _unmatched(text)
+        unclosed = unmatched(text)
         if (tok.line, tok.column) < (err.span.line, err.span.col) and tok.line < err.span.line \
-                and (tok.line, tok.column) in unmatched:
-            inner = _misaligned_brace(text) if str(tok) == "{" else None
+                and (tok.line, tok.column) in unclosed:
+            inner = misaligned_brace(text, source_lines(text)) if str(tok) == "{" else None
             if inner is not None and inner[0] > tok.line:  # a for's '{' the model's closer was taken for
                 line, col, closer = inner
                 err.notes.append((f"'{{' opened here is never closed: the '}}' on line {closer} that the parser "
@@ -567,26 +542,6 @@ def _unclosed_note(err: ArchSyntaxError, file: str, text: str) -> ArchSyntaxErro
             else:
                 err.notes.append((f"'{tok}' opened here is never closed", _tok_span(file, tok)))
     return err
-
-
-def _misaligned_brace(text: str) -> tuple[int, int, int] | None:
-    """(line, col of a '{', the line of the '}' matched to it) for the innermost '{' whose '}' starts a line
-    indented less than the line the '{' is on: the body left open (`for ... {` whose '}' is missing, the
-    model's '}' closing it instead), which the indentation shows and the brackets do not."""
-    lines = source_lines(text)
-    indent = [len(s) - len(s.lstrip(" \t")) for s in lines]
-    stack, found = [], None
-    for m in _BRACKETS.finditer(text):
-        v = m.group()
-        if v == "{":
-            stack.append(m.start())
-        elif v == "}" and stack:
-            opened = _position(text, stack.pop())
-            closed = _position(text, m.start())
-            first = lines[closed[0] - 1][:closed[1] - 1].strip() == ""
-            if first and closed[1] - 1 < indent[opened[0] - 1] and (found is None or opened > found[:2]):
-                found = (*opened, closed[0])
-    return found
 
 
 def normalize_source(text: str) -> str:
