@@ -202,7 +202,8 @@ def cmd_run(args, sources) -> int:
         from ..training.data import check_ctc_inputs, check_index_inputs, check_label_inputs
         general = elaborate_model(mod, name)
         high = {k: classes for k, (classes, _, _) in label_inputs(general).items()}  # labels within the classes
-        high.update({k: rows for k, (rows, *_) in index_rows(general, parts=True).items()})  # fit every reading
+        high.update({k: rows for k, (rows, *_) in index_rows(general, parts=True, drawing=True).items()})  # fit every
+        # reading, a remapped one's too
         for k, a in given.items():
             check_index_inputs(given_from[k], {k: a}, general)
             check_label_inputs(given_from[k], {k: a}, general)
@@ -298,7 +299,7 @@ def _run_time_rows(graph, sizes: dict, high: dict) -> dict:
     from .. import runtime
     from ..ir.int_inputs import index_readings
     fewest: dict = {}
-    for name, _, n, _, _ in index_readings(graph):
+    for name, _, n, _, _ in index_readings(graph, drawing=True):
         size = n if isinstance(n, int) else runtime.dim_at(str(n), sizes)
         if fewest.get(name, 1) is not None and not isinstance(high.get(name), tuple):  # (lengths: their own)
             fewest[name] = None if size is None or size < 1 else min(size, fewest.get(name, size))

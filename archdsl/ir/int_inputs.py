@@ -10,31 +10,33 @@ from ..ops.recurrent import lengths_input
 __all__ = ["index_readings", "index_rows", "int_input_ranges", "label_inputs", "label_readings", "length_inputs"]
 
 
-def index_readings(graph) -> list[tuple]:
+def index_readings(graph, drawing: bool = False) -> list[tuple]:
     """Every reading of a model input as indices along a dim: embedding ids, take()'s indices (the
     translator's shared tables), gather's, index_add's and scatter_add's, of the input itself or of fixed
     positions of it (`cat[:, 3] -> embedding(...)`, one table per column; `edge_index[0]`). Each as (the
     input's name, the numpy index of what is read or None for all of it, the size indexed (a number or a
-    symbol), what has that size in words, whether negative ids count from the end (not an embedding's))."""
+    symbol), what has that size in words, whether negative ids count from the end (not an embedding's)).
+    `drawing`: for ids to draw, also through a where that remaps the input's own values (where(ids < 0, 0, ids)),
+    whose data cannot be checked against the size without the condition."""
     out = []
     for node in graph.nodes:
         got = _indexed(node)
         if got is None:
             continue
         ids, n, what = got
-        source, select = _source(ids)
+        source, select = _source(ids, drawing)
         if source is not None:
             out.append((source.name, select, n, what, node.op != "embedding"))
     return out
 
 
-def index_rows(graph, parts: bool = False) -> dict[str, tuple[int, str, bool, bool]]:
+def index_rows(graph, parts: bool = False, drawing: bool = False) -> dict[str, tuple[int, str, bool, bool]]:
     """The model inputs read whole as indices along dims of known size (index_readings; `parts`: or some of
     their positions, for ids to draw that fit every reading): each as the fewest positions any reading has,
     what has them (said in words), whether negative ids count from the end (where no embedding reads them),
     and whether the fewest are not an embedding's."""
     rows: dict[str, tuple[int, str, bool, bool]] = {}
-    for name, select, n, what, took in index_readings(graph):
+    for name, select, n, what, took in index_readings(graph, drawing):
         if not isinstance(n, int) or select is not None and not parts:
             continue
         entry = (n, what, took, took)
@@ -51,7 +53,7 @@ def index_rows(graph, parts: bool = False) -> dict[str, tuple[int, str, bool, bo
 _SAME_VALUES = ("unsqueeze", "squeeze", "reshape", "flatten", "detach", "expand")
 
 
-def _source(v):
+def _source(v, drawing: bool = False):
     """(the model input v is, or fixed positions of: one getitem of numbers, whole or fixed slices and '...',
     or one of unbind's pieces; the numpy index of them), else (None, None); through ops that keep the values
     (an unsqueeze, a cast between integer types) and a where() whose other branch is a constant (label dropout
@@ -61,16 +63,16 @@ def _source(v):
     n = v.producer
     if n is not None and (n.op in _SAME_VALUES or n.op == "cast" and not n.inputs[0].type.dtype.is_float
                           and not v.type.dtype.is_float and v.type.dtype.label != "bool"):
-        return _source(n.inputs[0])
+        return _source(n.inputs[0], drawing)
     if n is not None and n.op == "where":
         branches = [b for b in n.inputs[1:] if b.kind != "const"]
         if len(branches) != 1:
             return None, None
-        source, select = _source(branches[0])
+        source, select = _source(branches[0], drawing)
         # where(ids < 0, 0, ids): the model remaps the values it would refuse (padding, an UNK row, labels to
-        # ignore_index), so the input's values are not what is read; a condition of its own (label dropout's
-        # rand_like(...) < p) leaves them as they are (review64)
-        return (None, None) if source is None or _reads(n.inputs[0], source) else (source, select)
+        # ignore_index), so the input's values are not what is read: not checked (review64), though drawn within
+        # the size; a condition of its own (label dropout's rand_like(...) < p) leaves them as they are
+        return (None, None) if source is None or not drawing and _reads(n.inputs[0], source) else (source, select)
     if n is None or n.op not in ("getitem", "unbind") or n.inputs[0].kind != "input":
         return None, None
     if n.op == "unbind":  # piece k of unbind(x, dim): x[:, ..., k] at dim
@@ -90,7 +92,8 @@ def _source(v):
 
 
 # ops whose first input gives only a shape (random ones too): rand_like(cast(y, "float32")) reads no value of y
-_SHAPE_ONLY = ("rand_like", "randn_like", "randint_like", "zeros_like", "ones_like", "full_like", "positions")
+_SHAPE_ONLY = ("rand_like", "randn_like", "randint_like", "zeros_like", "ones_like", "full_like", "positions",
+               "dim_size")
 
 
 def _reads(v, source) -> bool:
@@ -169,7 +172,7 @@ def int_input_ranges(graph) -> dict[str, dict]:
     number or a symbol the run sizes)."""
     out: dict[str, dict] = {name: {"low": 0, "high": n, **({"ignore": ig} if ig is not None else {})}
                             for name, (n, ig, _) in label_inputs(graph).items()}  # ignore: cross_entropy's ignore_index
-    out.update({name: {"low": 0, "high": n} for name, (n, *_) in index_rows(graph).items()})
+    out.update({name: {"low": 0, "high": n} for name, (n, *_) in index_rows(graph).items()})  # run --input checks
     for name, layers in length_inputs(graph).items():
         out[name] = {"low": 1, "steps": [d if isinstance(d := x.type.shape[axis], int) else str(d)
                                          for x, axis, _, _ in layers]}

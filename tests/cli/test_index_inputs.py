@@ -131,3 +131,17 @@ def test_ids_the_model_remaps_with_a_where_of_their_own_are_not_refused(tmp_path
     np.savez(tmp_path / "d.npz", ids=ids, y=y)
     assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--epochs", "1", "--quiet",
                  "-o", str(tmp_path / "w.npz")]) == 0, capsys.readouterr().err
+
+
+def test_a_where_on_a_shape_only_condition_is_still_checked_and_a_remap_still_drawn(tmp_path, capsys):
+    """A condition that reads only the input's length (positions, T) turned the check off (its dim_size counted as
+    reading the values); a remapping where (ids < 0 to row 0), not checked, drew 0s and 1s (review65)."""
+    spec = tmp_path / "k.arch"
+    spec.write_text("model m(ids: int64[B, T]) -> y {\n    keep = lt(positions(ids, dim=1) + 1, T)\n"
+                    "    y = where(keep, ids, 0) -> embedding(5, 3) as emb\n}\n")
+    np.save(tmp_path / "ids.npy", np.array([[1, -2, 3, 0]]))
+    assert main(["run", str(spec), "--input", f"ids={tmp_path / 'ids.npy'}", "--repeat", "1"]) == 1
+    assert "'ids'[0, 1] is -2, but the embedding it indexes (emb) has 5 rows" in capsys.readouterr().err
+    spec.write_text("model m(ids: int64[B, 4]) -> y {\n    y = where(ids < 0, 0, ids) -> embedding(5, 3) as emb\n}\n")
+    assert main(["run", str(spec), "--batch", "64", "--repeat", "1", "--save", str(tmp_path / "r.npz")]) == 0
+    assert set(np.unique(np.load(tmp_path / "r.npz")["input:ids"])) == {0, 1, 2, 3, 4}
