@@ -57,6 +57,9 @@ class RunTimeSizes:
                 return self.dim_tensor(Sym((node.id,)), DType.int64, opname, span).value
             if isinstance(node, ast.Constant) and type(node.value) is int:
                 return self.graph.add_const(np.array(node.value, dtype=np.int64), span)
+            if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):  # 1 - L is written (-L+1)
+                a = build(node.operand)
+                return None if a is None else self.graph.add_node("neg", [a], {}, prefix, span).outputs[0]
             if isinstance(node, ast.BinOp) and type(node.op) in ops_of:
                 a, b = build(node.left), build(node.right)
                 if a is not None and b is not None:

@@ -71,8 +71,8 @@ def _lgamma(s: _Series, x: str) -> str:
 
 
 def _poles(s: _Series, x: str, value: str) -> str:
-    """value, NaN at the negative integers (torch's digamma and trigamma there), whose sin(pi x) rounds short of
-    0 and gave a huge finite number."""
+    """value, NaN at the negative integers (torch's digamma there; trigamma's pole, digamma's gradient only where
+    digamma is NaN), whose sin(pi x) rounds short of 0 and gave a huge finite number."""
     pole = s("And", s("Less", x, s.c(0.0)), s("Equal", x, s("Floor", x)))
     return s("Where", pole, s.c(math.nan), value)
 
@@ -91,8 +91,8 @@ def _digamma(s: _Series, x: str) -> str:
     a = _pi_frac(s, x)  # tan's period is pi; no float64 Tan in onnxruntime: cos / sin
     cot = s("Div", s("Mul", s.c(math.pi), s("Cos", a)), s("Sin", a))
     out = s("Where", below, s("Sub", at_r, cot), at_r)
-    zero = s("Equal", x, s.c(0.0))
-    return _poles(s, x, s("Where", zero, s.c(-math.inf), out))
+    zero = s("Equal", x, s.c(0.0))  # -inf at +0, +inf at -0: -1/x, as torch's copysign(inf, -x)
+    return _poles(s, x, s("Where", zero, s("Neg", s("Reciprocal", x)), out))
 
 
 def _trigamma(s: _Series, x: str) -> str:

@@ -84,10 +84,13 @@ def plan_note(path, saved: dict, now: dict, base_lr: float, epoch: int, done: in
     zero = ""
     if now["schedule_per"] == "batch" and now["schedule"] in ("cosine", "linear"):  # its length is counted in this
         length = now["epochs"] * per_epoch(now)  # run's updates; the done ones were counted in the checkpoint's
-        idle = done + (now["epochs"] - epoch + 1) * per_epoch(now) - length
+        run = (now["epochs"] - epoch + 1) * per_epoch(now)
+        idle = min(done + run - length, run)
         if idle > 0:  # another --batch-size or --data: the schedule ends before the run does (optim3 hunt)
-            zero = (f"; the schedule ends at update {length}, so the last {idle} update{'s' if idle != 1 else ''} "
-                    "of this run are at lr 0: resume with the same --batch-size and --data, or more --epochs")
+            which = "every update of this run is" if idle == run else \
+                f"the last {idle} update{'s' if idle != 1 else ''} of this run {'are' if idle != 1 else 'is'}"
+            zero = (f"; the schedule ends at update {length}, so {which} at lr 0: resume with the same --batch-size "
+                    "and --data, or more --epochs")
     return (f"note: {path} was trained with {was}; with {new} the lr schedule is another one: the next update "
             f"runs at lr {next_lr(now, base_lr, epoch, done, per_epoch(now)):.6g} ({then}){zero}")
 

@@ -74,9 +74,9 @@ def test_a_size_no_tensor_has_is_computed_or_refused():
     import numpy as np
 
     from archdsl import runtime
-    src = "model m(x: float32[B, L]) -> y {\n    y = x / ((shape(x)[1] - 1) // 2)\n}\n"
-    x = np.arange(14, dtype=np.float32).reshape(2, 7)
-    np.testing.assert_allclose(runtime.session(archdsl.compile_source(src)).run(None, {"x": x})[0], x / 3)
+    src = "model m(x: float32[B, L]) -> y {\n    y = x / ((shape(x)[1] - 1) // 2) + x * (1 - L)\n}\n"
+    x = np.arange(14, dtype=np.float32).reshape(2, 7)  # 1 - L is the formula (-L+1): a leading minus (review65)
+    np.testing.assert_allclose(runtime.session(archdsl.compile_source(src)).run(None, {"x": x})[0], x / 3 - 6 * x)
     with pytest.raises(archdsl.ArchError, match=r"'b' must be a tensor, got symbolic dim B"):  # bool: no number
         archdsl.check_source("model m(x: bool[B, L]) -> y {\n    y = eq(x, shape(x)[0])\n}\n")
 

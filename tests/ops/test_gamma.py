@@ -37,6 +37,12 @@ def test_lgamma_and_digamma_match_torch(dtype):
         assert (np.abs(ours[f] - want[f]) / scale).max() < (1e-7 if dtype == "float32" else 1e-12)
 
 
+def test_digamma_at_minus_zero_is_plus_infinity():
+    """torch's copysign(inf, -x) at 0: +inf at -0, where -inf was given (review65)."""
+    _, b = _both(np.array([0.0, -0.0], np.float32), "float32")
+    np.testing.assert_array_equal(b, [-np.inf, np.inf])
+
+
 def test_lgamma_of_16_bit_floats_is_computed_wider():
     x = np.array([0.1, 0.5, 3.0, 17.5, -2.5], np.float16)
     a, b = _both(x, "float16")

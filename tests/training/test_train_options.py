@@ -392,7 +392,7 @@ def test_a_per_batch_schedule_resumed_on_more_examples_says_the_lr_it_runs_at(tm
 
 def test_a_per_batch_schedule_resumed_on_fewer_examples_says_its_last_updates_run_at_lr_0(tmp_path, capsys):
     """Resumed on 8 examples after an epoch of 16 (4 updates done), the run's 2 epochs of 2 updates end the cosine
-    at update 4: its 2 remaining updates run at lr 0, which the note did not say (optim3 hunt)."""
+    at update 4: its remaining updates run at lr 0, which the note did not say (optim3 hunt)."""
     import json
     x, y, _, argv = _eight_examples(tmp_path, 0)
     np.savez(tmp_path / "d16.npz", x=np.concatenate([x, x]), labels=np.concatenate([y, y]))
@@ -406,7 +406,18 @@ def test_a_per_batch_schedule_resumed_on_fewer_examples_says_its_last_updates_ru
     np.savez(ckpt, **arrays)
     capsys.readouterr()
     assert main([*argv, *flags, "--epochs", "2", "--resume"]) == 0
-    assert "the schedule ends at update 4, so the last 2 updates of this run are at lr 0" in \
+    assert "the schedule ends at update 4, so every update of this run is at lr 0" in \
+        " ".join(capsys.readouterr().err.split())
+    np.savez(tmp_path / "d4.npz", x=x[:4], labels=y[:4])  # 8 updates done of a run planned as 4 epochs, resumed
+    assert main([*more, *flags, "--epochs", "2"]) == 0  # on 4 examples for epochs 3-4: 2 updates past the
+    with np.load(ckpt) as z:  # schedule's 4 (review65: "the last 6 updates" of a run of 2)
+        arrays = dict(z)
+    arrays["__plan__"] = np.array(json.dumps({**json.loads(str(arrays["__plan__"])), "epochs": 4}))
+    np.savez(ckpt, **arrays)
+    capsys.readouterr()
+    fewer = [str(tmp_path / "d4.npz") if a == str(tmp_path / "d.npz") else a for a in argv]
+    assert main([*fewer, *flags, "--epochs", "4", "--resume"]) == 0
+    assert "the schedule ends at update 4, so every update of this run is at lr 0" in \
         " ".join(capsys.readouterr().err.split())
 
 
