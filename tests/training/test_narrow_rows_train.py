@@ -40,14 +40,17 @@ def test_narrow_rows_runs_on_the_forward_graph_before_autodiff(dropout):
         assert rel(s2[-1][name], s1[-1][name]) < 1e-5, name
 
 
-def test_attention_dropout_keeps_its_masks_under_narrow_rows():
+@pytest.mark.parametrize("attention", [
+    "h = x -> multihead_attention(8, 2, dropout=0.2) as attn -> linear(8) as fc",
+    # sdpa's dropout_p was not seen as drawing masks (narrow_rows read `dropout`): narrowed (review63)
+    "q = x -> linear(8) as q -> reshape([-1, 6, 2, 4]) -> permute([0, 2, 1, 3])\n"
+    "    k = x -> linear(8) as k -> reshape([-1, 6, 2, 4]) -> permute([0, 2, 1, 3])\n"
+    "    v = x -> linear(8) as v -> reshape([-1, 6, 2, 4]) -> permute([0, 2, 1, 3])\n"
+    "    h = scaled_dot_product_attention(q, k, v, dropout_p=0.5) -> permute([0, 2, 1, 3]) -> reshape([-1, 6, 8])"])
+def test_attention_dropout_keeps_its_masks_under_narrow_rows(attention):
     """The -O2 step draws the attention dropout masks the -O1 step draws: the attention is not narrowed to
     the class token (its weights' mask would take other numbers), only what follows it."""
-    src = """
-model m(x: float32[B, 6, 8]) -> y {
-    h = x -> multihead_attention(8, 2, dropout=0.2) as attn -> linear(8) as fc
-    y = h[:, 0] -> linear(10) as head
-}"""
+    src = f"model m(x: float32[B, 6, 8]) -> y {{\n    {attention}\n    y = h[:, 0] -> linear(10) as head\n}}"
     mod = driver.load(text=src, file="t.arch")
     cfg = config(opt="sgd", lr=0.1)
     o1 = driver.build_train(mod, None, driver.CompileOptions(opt_level=1), cfg)
@@ -89,22 +92,3 @@ def test_causal_attention_narrowed_to_its_first_row_over_a_symbolic_length_train
             np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6, err_msg=name)
         start = next(numpy_helper.to_array(i) for i in o1.step_model.graph.initializer if i.name == "head.weight")
         assert np.abs(want["head.weight.new"] - start).max() > 0 and np.isfinite(want["loss"])
-
-
-def test_sdpa_dropout_keeps_its_masks_under_narrow_rows():
-    """scaled_dot_product_attention's dropout_p was not seen as drawing masks (narrow_rows read `dropout`): the
-    -O2 step narrowed it to the class token and drew other masks than -O1's (review63)."""
-    src = """
-model m(x: float32[B, 6, 8]) -> y {
-    q = x -> linear(8) as q -> reshape([-1, 6, 2, 4]) -> permute([0, 2, 1, 3])
-    k = x -> linear(8) as k -> reshape([-1, 6, 2, 4]) -> permute([0, 2, 1, 3])
-    v = x -> linear(8) as v -> reshape([-1, 6, 2, 4]) -> permute([0, 2, 1, 3])
-    h = scaled_dot_product_attention(q, k, v, dropout_p=0.5) -> permute([0, 2, 1, 3]) -> reshape([-1, 6, 8])
-    y = h[:, 0] -> linear(10) as head
-}"""
-    mod = driver.load(text=src, file="t.arch")
-    cfg = config(opt="sgd", lr=0.1)
-    o1 = driver.build_train(mod, None, driver.CompileOptions(opt_level=1), cfg)
-    o2 = driver.build_train(mod, None, driver.CompileOptions(), cfg)
-    data = batches(o1, 3, 4, 10, seed=2)
-    assert rel(ort_steps(o2, data)[0], ort_steps(o1, data)[0]) < 1e-6
