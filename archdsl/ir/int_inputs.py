@@ -56,8 +56,9 @@ _SAME_VALUES = ("unsqueeze", "squeeze", "reshape", "flatten", "detach", "expand"
 def _source(v, drawing: bool = False):
     """(the model input v is, or fixed positions of: one getitem of numbers, whole or fixed slices and '...',
     or one of unbind's pieces; the numpy index of them), else (None, None); through ops that keep the values
-    (an unsqueeze, a cast between integer types) and a where() whose other branch is a constant (label dropout
-    for classifier-free guidance: where(drop, null_class, y)), whose data every value of is then checked."""
+    (an unsqueeze, a cast between integer types) and a where() whose other branch is a constant and whose
+    condition reads no value of the input (label dropout for classifier-free guidance: where(drop, null_class,
+    y)), whose data every value of is then checked; `drawing`, through a remapping one too."""
     if v.kind == "input":
         return v, None
     n = v.producer
