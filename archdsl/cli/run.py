@@ -218,8 +218,8 @@ def cmd_run(args, sources) -> int:
         shown = ", ".join(f"{d}={n}" for d, n in planned.items())
         raise ArchError(f"{problem} (the sizes of this run: {shown})", sources.node_line(problem))
     if mod is None:  # an .onnx archdsl built says what its integer inputs hold
-        ranges, ignored = _recorded_ranges(sess, planned)
-        high.update(ranges)
+        ranges, ignored, drawn = _recorded_ranges(sess, planned)
+        high.update({**drawn, **ranges})
         _check_recorded(given, given_from, ranges, ignored)
     if general is not None:  # an lstm's lengths=: 1..T at this run's T, given (checked) or drawn
         from ..training.data import check_length_inputs, length_limits
@@ -306,34 +306,37 @@ def _run_time_rows(graph, sizes: dict, high: dict) -> dict:
     return {k: min(n, high.get(k, n)) for k, n in fewest.items() if n is not None}  # below every reading's size
 
 
-def _recorded_ranges(sess, sizes: dict) -> tuple[dict, dict]:
+def _recorded_ranges(sess, sizes: dict) -> tuple[dict, dict, dict]:
     """The random integers' ranges an .onnx records (driver's archdsl.int_inputs): ids and labels [low,
     high), lengths 1..the fewest steps at this run's sizes (of the layers whose steps are known, as for a
-    spec); and the labels' ignore_index, by input. A model from elsewhere records none: 0 or 1; an entry
-    that does not read as archdsl writes them is passed over."""
+    spec); the labels' ignore_index, by input; and ids to draw below the fewest rows at this run's sizes, not
+    checked (a GNN's edge list into its N nodes, columns of several tables). A model from elsewhere records
+    none: 0 or 1; an entry that does not read as archdsl writes them is passed over."""
     import json
 
     from .. import runtime
     try:
         recorded = json.loads(sess.get_modelmeta().custom_metadata_map.get("archdsl.int_inputs") or "{}")
     except ValueError:
-        return {}, {}
+        return {}, {}, {}
     whole = lambda v: type(v) is int and 0 <= v < 1 << 62  # noqa: E731 - not a bool, not past int64
-    out, ignored = {}, {}
+    out, ignored, drawn = {}, {}, {}
     for name, r in recorded.items() if isinstance(recorded, dict) else ():
         if not isinstance(r, dict):
             continue
-        low, high, steps = r.get("low", 0), r.get("high"), r.get("steps")
+        low, high, steps, rows = r.get("low", 0), r.get("high"), r.get("steps"), r.get("rows")
         if whole(low) and whole(high) and low < high:
             out[name] = (low, high)
             if type(r.get("ignore")) is int and -1 << 63 <= r["ignore"] < 1 << 63:
                 ignored[name] = r["ignore"]
-        elif isinstance(steps, list):
-            known = [n for d in steps if (type(d) is int or isinstance(d, str)) and (n := runtime.dim_at(d, sizes))
-                     is not None]
-            if known and min(known) >= 1:
+        elif isinstance(steps, list) or isinstance(rows, list):  # lengths 1..steps; ids 0..rows, drawn alone
+            known = [n for d in (steps if isinstance(steps, list) else rows) if (type(d) is int or isinstance(d, str))
+                     and (n := runtime.dim_at(d, sizes)) is not None]
+            if known and min(known) >= 1 and isinstance(steps, list):
                 out[name] = (1, min(known) + 1)
-    return out, ignored
+            elif known and min(known) >= 1:
+                drawn[name] = min(known)
+    return out, ignored, drawn
 
 
 def _save(out: Path, args, sources, outputs: dict, feeds: dict) -> None:

@@ -170,10 +170,16 @@ def int_input_ranges(graph) -> dict[str, dict]:
     """What a model's integer inputs hold, for its metadata (an .onnx says nothing of it, and `archdsl run`
     drew 0 or 1 for an lstm's lengths): indices (index_rows) and a spec's own labels [0, high) (labels also the
     ignore_index, which they may hold), lengths 1..the fewest time steps of the layers they feed (each a dim, a
-    number or a symbol the run sizes)."""
+    number or a symbol the run sizes), and other index readings' sizes as `rows` (a symbol the run sizes, a
+    column's table): drawn below the fewest, not checked (segment hunt)."""
     out: dict[str, dict] = {name: {"low": 0, "high": n, **({"ignore": ig} if ig is not None else {})}
                             for name, (n, ig, _) in label_inputs(graph).items()}  # ignore: cross_entropy's ignore_index
     out.update({name: {"low": 0, "high": n} for name, (n, *_) in index_rows(graph).items()})  # run --input checks
+    rows: dict[str, list] = {}  # the others (fixed positions, a size the run gives: a GNN's N): to draw within
+    for name, _, n, _, _ in index_readings(graph, drawing=True):
+        if name not in out:
+            rows.setdefault(name, []).append(n if isinstance(n, int) else str(n))
+    out.update({name: {"low": 0, "rows": r} for name, r in rows.items()})
     for name, layers in length_inputs(graph).items():
         out[name] = {"low": 1, "steps": [d if isinstance(d := x.type.shape[axis], int) else str(d)
                                          for x, axis, _, _ in layers]}

@@ -130,3 +130,19 @@ def test_labels_may_hold_the_ignore_index_the_model_records(tmp_path, capsys):
         np.save(tmp_path / "y.npy", np.array([0, 1, -99, 2]))
         assert main(["run", str(tmp_path / model), *feeds]) == 1
         assert "'labels'[2] is -99, outside 0..2" in capsys.readouterr().err
+
+
+def test_an_onnx_draws_an_edge_list_within_the_node_count_of_the_run(tmp_path, capsys):
+    """Ids read along a dim the run sizes (a GNN's edge_index into its N nodes) were not recorded: the .onnx drew
+    0s and 1s and failed in onnxruntime at N = 1, where the spec drew within N (segment hunt)."""
+    spec = tmp_path / "g.arch"
+    spec.write_text("model gnn(x: float32[N, 4], edge_index: int64[2, E]) -> y {\n"
+                    "    msg = take(x, edge_index[0], axis=0)\n"
+                    "    y = index_add(zeros_like(x), 0, edge_index[1], msg)\n}\n")
+    model = tmp_path / "g.onnx"
+    assert main(["build", str(spec), "-o", str(model)]) == 0
+    assert main(["run", str(model), "--dim", "N=1", "--dim", "E=6", "--repeat", "1"]) == 0
+    assert main(["run", str(model), "--dim", "N=50", "--dim", "E=400", "--repeat", "1",
+                 "--save", str(tmp_path / "r.npz")]) == 0
+    drawn = np.load(tmp_path / "r.npz")["input:edge_index"]
+    assert drawn.min() == 0 and 40 <= drawn.max() <= 49
