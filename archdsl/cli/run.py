@@ -219,7 +219,7 @@ def cmd_run(args, sources) -> int:
         raise ArchError(f"{problem} (the sizes of this run: {shown})", sources.node_line(problem))
     if mod is None:  # an .onnx archdsl built says what its integer inputs hold
         ranges, ignored, drawn = _recorded_ranges(sess, planned)
-        high.update({**drawn, **ranges})
+        high.update({**ranges, **drawn})
         _check_recorded(given, given_from, ranges, ignored)
     if general is not None:  # an lstm's lengths=: 1..T at this run's T, given (checked) or drawn
         from ..training.data import check_length_inputs, length_limits
@@ -325,17 +325,19 @@ def _recorded_ranges(sess, sizes: dict) -> tuple[dict, dict, dict]:
         if not isinstance(r, dict):
             continue
         low, high, steps, rows = r.get("low", 0), r.get("high"), r.get("steps"), r.get("rows")
+
+        def fewest(dims):  # at this run's sizes
+            known = [n for d in dims if (type(d) is int or isinstance(d, str)) and (n := runtime.dim_at(d, sizes))
+                     is not None] if isinstance(dims, list) else []
+            return min(known) if known and min(known) >= 1 else None
         if whole(low) and whole(high) and low < high:
             out[name] = (low, high)
             if type(r.get("ignore")) is int and -1 << 63 <= r["ignore"] < 1 << 63:
                 ignored[name] = r["ignore"]
-        elif isinstance(steps, list) or isinstance(rows, list):  # lengths 1..steps; ids 0..rows, drawn alone
-            known = [n for d in (steps if isinstance(steps, list) else rows) if (type(d) is int or isinstance(d, str))
-                     and (n := runtime.dim_at(d, sizes)) is not None]
-            if known and min(known) >= 1 and isinstance(steps, list):
-                out[name] = (1, min(known) + 1)
-            elif known and min(known) >= 1:
-                drawn[name] = min(known)
+        elif (n := fewest(steps)) is not None:  # lengths 1..steps
+            out[name] = (1, n + 1)
+        if (n := fewest(rows)) is not None:  # ids 0..rows at this run's sizes, drawn (not checked)
+            drawn[name] = (out[name][0], min(out[name][1], n)) if name in out and low == 0 else n
     return out, ignored, drawn
 
 

@@ -175,11 +175,13 @@ def int_input_ranges(graph) -> dict[str, dict]:
     out: dict[str, dict] = {name: {"low": 0, "high": n, **({"ignore": ig} if ig is not None else {})}
                             for name, (n, ig, _) in label_inputs(graph).items()}  # ignore: cross_entropy's ignore_index
     out.update({name: {"low": 0, "high": n} for name, (n, *_) in index_rows(graph).items()})  # run --input checks
-    rows: dict[str, list] = {}  # the others (fixed positions, a size the run gives: a GNN's N): to draw within
+    rows: dict[str, list] = {}  # every reading (fixed positions, a size the run gives: a GNN's N): to draw within
     for name, _, n, _, _ in index_readings(graph, drawing=True):
-        if name not in out:
-            rows.setdefault(name, []).append(n if isinstance(n, int) else str(n))
-    out.update({name: {"low": 0, "rows": r} for name, r in rows.items()})
+        rows.setdefault(name, []).append(n if isinstance(n, int) else str(n))
+    for name, r in rows.items():  # beside a high to check against (an embedding's table) where they say more
+        high = out.get(name, {}).get("high")
+        if high is None or any(not isinstance(n, int) or n < high for n in r):
+            out.setdefault(name, {"low": 0})["rows"] = r
     for name, layers in length_inputs(graph).items():
         out[name] = {"low": 1, "steps": [d if isinstance(d := x.type.shape[axis], int) else str(d)
                                          for x, axis, _, _ in layers]}

@@ -534,7 +534,7 @@ def _unclosed_note(err: ArchSyntaxError, file: str, text: str) -> ArchSyntaxErro
         unclosed = unmatched(text)
         if (tok.line, tok.column) < (err.span.line, err.span.col) and tok.line < err.span.line \
                 and (tok.line, tok.column) in unclosed:
-            inner = misaligned_brace(text, source_lines(text)) if str(tok) == "{" else None
+            inner = misaligned_brace(text, source_lines(text), err.span.line) if str(tok) == "{" else None
             if inner is not None and inner[0] > tok.line:  # a for's '{' the model's closer was taken for
                 line, col, closer = inner
                 err.notes.append((f"'{{' opened here is never closed: the '}}' on line {closer} that the parser "

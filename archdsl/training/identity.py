@@ -87,7 +87,8 @@ def check_resume(path, saved_cfg: dict, saved_step: dict | None, cfg: dict, step
              if saved_step.get("model") != step["model"] else ""]
     shown += _params_changed(saved_step, step)
     same = {"freeze": all(set(saved_cfg.get(k) or []) == set(cfg.get(k) or []) for k in ("params", "buffers")),
-            "no_decay": "undecayed" in saved_step and set(saved_step["undecayed"]) == set(step["undecayed"])}
+            "no_decay": isinstance(got := saved_step.get("undecayed"), list) and all(isinstance(n, str) for n in got)
+            and set(got) == set(step["undecayed"])}
     shown += [f"{k} {_setting(saved_cfg.get(k))} there, {_setting(cfg.get(k))} here" for k in _PATTERNS
               if saved_cfg.get(k) != cfg.get(k) and not same[k]]  # written otherwise, selecting the same
     # parameters: not the difference (lora hunt, review64; a checkpoint from before "undecayed" was kept says it)

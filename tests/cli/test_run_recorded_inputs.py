@@ -146,3 +146,14 @@ def test_an_onnx_draws_an_edge_list_within_the_node_count_of_the_run(tmp_path, c
                  "--save", str(tmp_path / "r.npz")]) == 0
     drawn = np.load(tmp_path / "r.npz")["input:edge_index"]
     assert drawn.min() == 0 and 40 <= drawn.max() <= 49
+
+
+def test_an_onnx_draws_ids_read_whole_and_along_a_run_size_below_both(tmp_path, capsys):
+    """ids read whole by a 10-row embedding (recorded as high 10, checked) and at column 0 by a take over N (not
+    recorded beside it): the .onnx drew up to 9 and failed in onnxruntime at N = 1 (review66)."""
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[N, 4], ids: int64[B, 2]) -> y {\n    e = ids -> embedding(10, 4) as emb\n"
+                    "    y = sum(e, dim=1) + take(x, ids[:, 0], axis=0)\n}\n")
+    model = tmp_path / "m.onnx"
+    assert main(["build", str(spec), "-o", str(model)]) == 0
+    assert main(["run", str(model), "--dim", "N=1", "--dim", "B=64", "--repeat", "1"]) == 0, capsys.readouterr().err

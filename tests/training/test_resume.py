@@ -355,6 +355,21 @@ def test_a_refused_resume_names_no_pattern_that_selects_what_it_did(tmp_path, ca
     assert "another train step (-D act=\"relu\" there, \"tanh\" here)" in err and "no_decay" not in err, err
 
 
+def test_a_checkpoint_whose_undecayed_names_do_not_read_is_no_internal_error(tmp_path, capsys):
+    """__step__'s undecayed of 5 (a hand-edited file) was iterated: an internal error (review66)."""
+    import json
+    base = _act_scene(tmp_path) + ["--model", "net"]
+    assert main(base + ["--epochs", "1"]) == 0
+    ckpt = tmp_path / "w.ckpt.npz"
+    with np.load(ckpt) as z:
+        arrays = dict(z)
+    arrays["__step__"] = np.array(json.dumps({**json.loads(str(arrays["__step__"])), "undecayed": 5}))
+    np.savez(ckpt, **arrays)
+    capsys.readouterr()
+    assert main(base + ["--epochs", "2", "-D", "act=tanh", "--resume"]) == 1
+    assert "another train step (-D act=\"relu\" there" in capsys.readouterr().err
+
+
 def test_resume_says_a_spec_that_froze_a_parameter_as_the_specs(tmp_path, capsys):
     """A spec edited to make a parameter trainable=false was said as "resume with the same --freeze", where
     no run gave --freeze (review51)."""
