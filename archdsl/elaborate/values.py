@@ -215,8 +215,6 @@ _TORCH_FUNCTIONS = {
           "comprehensions; there is no FFT op)" for n in ("fft", "rfft", "irfft", "stft")},
     "median": "sort(x, dim)[0] and its middle position, [..., (n - 1) // 2] (torch's lower median)",
     "kthvalue": "sort(x, dim)[0] and its position k - 1",
-    "scatter_reduce": "scatter_add(x, dim, index, src) for a sum (a mean: that over scatter_add of ones); no "
-                      "amax/amin/prod reduction",
     "meshgrid": "two positions(x, dim) vectors unsqueezed to broadcast: unsqueeze(py, 1) and unsqueeze(px, 0)",
     "outer": "unsqueeze(a, 1) * unsqueeze(b, 0)", "lerp": "a + w * (b - a)", "square": "x * x",
     "softmin": "softmax(-x)", "movedim": "permute(x, [...])", "swapaxes": "transpose(x, dim0, dim1)",

@@ -263,6 +263,10 @@ _OPS = {
     "argsort": lambda n, x: torch.argsort(x, dim=n.attrs["dim"], descending=n.attrs["descending"], stable=True),
     "searchsorted": lambda n, s, v: torch.searchsorted(s, v, right=n.attrs["right"], side=n.attrs["side"]),
     "scatter_add": lambda n, x, i, s: x.scatter_add(n.attrs["dim"], i.long(), s),
+    "scatter": lambda n, x, i, s: x.scatter(n.attrs["dim"], i.long(), s.expand(i.shape) if s.dim() == 0 else s),
+    "scatter_reduce": lambda n, x, i, s: x.scatter_reduce(n.attrs["dim"], i.long(), s.expand(i.shape) if s.dim() == 0
+                                                          else s, n.attrs["reduce"],
+                                                          include_self=n.attrs["include_self"]),
     "index_add": lambda n, x, i, s: torch.index_add(x, n.attrs["dim"], i.long(), s, alpha=_alpha(n, x)),
     "cumprod": lambda n, x: torch.cumprod(x, n.attrs["dim"]),
     "unfold": lambda n, x: F.unfold(x, **_blocks(n)),

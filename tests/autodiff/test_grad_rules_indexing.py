@@ -197,3 +197,27 @@ def test_cumprod_gradient_after_a_zero_of_factors_near_float32s_limit(tmp_path):
     (torch.cumprod(xt, 1) * torch.from_numpy(r)).sum().backward()
     np.testing.assert_array_equal(grad[:, 1:], xt.grad.numpy()[:, 1:])
     assert grad[0, 0] == xt.grad[0, 0].item() == np.inf
+
+
+@FAST
+@given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data(), seed=st.integers(0, 99),
+       reduce=st.sampled_from(["none", "sum", "mean", "amax", "amin"]), keep=st.booleans())
+def test_scatter_and_scatter_reduce(shape, data, seed, reduce, keep):
+    """scatter (reduce none) and scatter_reduce's sum, mean, amax and amin, with and without include_self;
+    distinct values, so that no tie sits at a kink of amax/amin."""
+    r = len(shape)
+    d = data.draw(st.integers(-r, r - 1))
+    ishape = _index_shape(data, shape, d)
+    sshape = [m + data.draw(st.integers(0, 1)) for m in ishape]
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, shape[d], ishape)
+    x = rng.permutation(int(np.prod(shape))).reshape(shape) * 0.37 - 3.0
+    src = rng.permutation(int(np.prod(sshape))).reshape(sshape) * 0.41 + 0.13
+    if reduce == "none":  # distinct indices along d: of repeated ones torch's gradient (gather) goes to every
+        # writer, where only the one that lands counts
+        full = list(ishape)
+        full[d] = shape[d]
+        index = np.take(rng.random(full).argsort(axis=d), range(min(ishape[d], shape[d])), axis=d)
+        check_grad("scatter", [x, index, src], {"dim": d}, seed=seed)
+    else:
+        check_grad("scatter_reduce", [x, index, src], {"dim": d, "reduce": reduce, "include_self": keep}, seed=seed)

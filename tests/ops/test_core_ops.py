@@ -107,6 +107,7 @@ _USES = {
     "lgamma": "lgamma(x)", "digamma": "digamma(x)",  # gamma.py
     "rand_like": "rand_like(x)", "randn_like": "randn_like(x3)", "randint_like": "randint_like(x, 2)",  # random.py
     "scatter_add": "scatter_add(x, 1, argsort(x), x)",  # scatter.py
+    "scatter": "scatter(x, 1, argsort(x), x)", "scatter_reduce": 'scatter_reduce(x, 1, argsort(x), x, "sum")',
     "index_add": "index_add(x, 1, argmax(x, 1), x[:, :2], alpha=2)",
     "cumprod": "cumprod(x, 1)", "repeat_interleave": "repeat_interleave(x, 2, 1)", "eye": "eye(2, 3)",
     "unfold": "x4 -> unfold(1)", "fold": "fold(x3, [1, 1], 1)",  # unfold.py

@@ -296,3 +296,63 @@ def test_searchsorted_nan_values_number_and_side_as_torch():
 def test_searchsorted_diagnostics(call, words):
     refused(f"model m(s: float32[4], s2: float32[2, 4], v: float32[3], i: int64[3]) -> y {{\n    y = {call}\n}}\n",
             __import__("re").escape(words))
+
+
+# ---------------- scatter, scatter_reduce ----------------
+
+@covers("scatter", "scatter_reduce")
+@SETTINGS
+@given(data=st.data(), seed=st.integers(0, 99), sym=SYM, dtype=st.sampled_from(["float32", "int64", "int32"]),
+       reduce=st.sampled_from(["sum", "prod", "mean", "amax", "amin"]), keep=st.booleans())
+def test_scatter_reduce_matches_torch(data, seed, sym, dtype, reduce, keep):
+    """Repeated indices reduce together; include_self=false starts from the src alone; an integer mean floors."""
+    shape, d, ishape, sshape = data.draw(_scatter_case(sym))
+    rng = np.random.default_rng(seed)
+    x, src = ((rng.standard_normal(s) * 4).astype(dtype) for s in (shape, sshape))
+    index = rng.integers(0, shape[d], ishape)
+    y, _ = run_op(f'scatter_reduce(x, {d}, index, src, "{reduce}", include_self={str(keep).lower()})', x=x,
+                  index=index, src=src, sym=sym)
+    want = as_torch(x).scatter_reduce(d, as_torch(index), as_torch(src)[tuple(slice(m) for m in ishape)], reduce,
+                                      include_self=keep).numpy()
+    close(y, want) if dtype == "float32" else np.testing.assert_array_equal(y, want)
+
+
+def test_scatter_writes_a_tensor_or_a_number_as_torch():
+    x, index = np.zeros((2, 4), np.float32), np.array([[3, 0], [1, 2]])
+    src = np.arange(1, 7, dtype=np.float32).reshape(2, 3)
+    y, _ = run_op("scatter(x, 1, index, src)", x=x, index=index, src=src)  # src's corner
+    np.testing.assert_array_equal(y, as_torch(x).scatter(1, as_torch(index), as_torch(src)).numpy())
+    y, _ = run_op("scatter(x, 1, index, 7.0)", x=x, index=index)
+    np.testing.assert_array_equal(y, as_torch(x).scatter(1, as_torch(index), 7.0).numpy())
+
+
+def test_scatter_reduce_amax_shares_the_gradient_among_ties_as_torch():
+    """GAT's per-node max over its incoming edges (include_self=false), and a tie between x and src."""
+    from .core_harness import grads_of
+    x = np.array([[1.0, 2.0, 3.0, 0.5]])
+    index = np.array([[0, 0, 1, 3, 3]])
+    src = np.array([[2.0, 2.0, 5.0, 0.5, 0.25]])
+    for keep in (True, False):
+        spec = ("model m(x: float64[1, 4], index: int64[1, 5], src: float64[1, 5]) -> y {\n"
+                f'    y = scatter_reduce(x, 1, index, src, "amax", include_self={str(keep).lower()})\n}}\n')
+        r = np.array([[1.0, 2.0, 3.0, 4.0]])
+        got = grads_of(spec, {"x": x, "index": index, "src": src}, r, ["x", "src"])
+        tx, ts = torch.tensor(x, requires_grad=True), torch.tensor(src, requires_grad=True)
+        (tx.scatter_reduce(1, torch.tensor(index), ts, "amax", include_self=keep) * torch.tensor(r)).sum().backward()
+        np.testing.assert_allclose(got["x"], tx.grad.numpy())
+        np.testing.assert_allclose(got["src"], ts.grad.numpy())
+
+
+def test_scatter_reduce_diagnostics(tmp_path):
+    head = "model m(x: float32[3, 4], i: int64[3, 2], s: float32[3, 2]) -> y {\n    y = "
+    refused(head + 'scatter_reduce(x, 1, i, s, "max")\n}\n', r"must be one of .*amax")
+    with pytest.raises(archdsl.ArchError, match=r'reduce="amax" is ONNX ScatterElements\' max/min, in opset 18'):
+        archdsl.compile_source(head + 'scatter_reduce(x, 1, i, s, "amax")\n}\n', opset=17)
+    src = "model m(x: float32[B, 4], i: int64[B, 2], s: float32[B, 2]) -> y {\n    y = x -> linear(4) as fc\n" \
+          '    y = scatter_reduce(y, 1, i, s, "prod")\n}\n'
+    from archdsl import driver
+    from archdsl.autodiff import TrainConfig
+    spec = tmp_path / "p.arch"
+    spec.write_text(src)
+    with pytest.raises(archdsl.ArchError, match=r'no gradient for reduce="prod"'):
+        driver.compile_train_file(spec, TrainConfig(loss="mse"))
