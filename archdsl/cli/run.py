@@ -327,9 +327,9 @@ def _recorded_ranges(sess, sizes: dict) -> tuple[dict, dict, dict]:
         low, high, steps, rows = r.get("low", 0), r.get("high"), r.get("steps"), r.get("rows")
 
         def fewest(dims):  # at this run's sizes
-            known = [n for d in dims if (type(d) is int or isinstance(d, str)) and (n := runtime.dim_at(d, sizes))
+            known = [n for d in dims if (whole(d) or isinstance(d, str)) and (n := runtime.dim_at(d, sizes))
                      is not None] if isinstance(dims, list) else []
-            return min(known) if known and min(known) >= 1 else None
+            return min(known) if known and 1 <= min(known) < 1 << 62 else None
         if whole(low) and whole(high) and low < high:
             out[name] = (low, high)
             if type(r.get("ignore")) is int and -1 << 63 <= r["ignore"] < 1 << 63:
@@ -337,7 +337,7 @@ def _recorded_ranges(sess, sizes: dict) -> tuple[dict, dict, dict]:
         elif (n := fewest(steps)) is not None:  # lengths 1..steps
             out[name] = (1, n + 1)
         if (n := fewest(rows)) is not None:  # ids 0..rows at this run's sizes, drawn (not checked)
-            drawn[name] = (out[name][0], min(out[name][1], n)) if name in out and low == 0 else n
+            drawn[name] = (out[name][0], min(out[name][1], n)) if name in out else n
     return out, ignored, drawn
 
 

@@ -38,31 +38,34 @@ def misaligned_brace(text: str, lines: list[str], before: int) -> tuple[int, int
     """(line, col of a '{', the line of the '}' matched to it) for the innermost block '{' opened before line
     `before` whose '}' starts a line indented less than the statement the '{' ends: the body left open (`for ...
     {` whose '}' is missing, the model's '}' closing it instead), which the indentation shows and the brackets do
-    not. A '{' inside ( or [, or after = , or :, is a dict literal's; a statement split over lines takes the
-    indent of its first."""
-    indent = [len(s) - len(s.lstrip(" \t")) for s in lines]
-    starts = list(range(len(lines)))  # each line's statement's first line: a line inside ( or [ goes on one
+    not. A '{' inside ( or [, or after = , : or return, is a dict literal's; a statement split over lines (inside
+    brackets, or after an operator) takes the indent of its first; tabs count to 8."""
+    indent = [_width(s) for s in lines]
+    starts = list(range(len(lines)))  # each line's statement's first line: a line inside ( or [ goes on one,
+    goes_on = _continued(lines)  # and one after a line that ends in an operator (`[16, 32] +`, `a and`)
     stack, found, depth, line = [], None, 0, 1
     for m in BRACKETS.finditer(text):
         v = m.group()
         at = position(text, m.start())
         while line < at[0]:  # the lines up to this bracket: a line begun inside ( or [ continues the one before
             line += 1
-            if depth > 0:
+            if depth > 0 or goes_on[line - 1]:
                 starts[line - 1] = starts[line - 2]
         if v in "([":
             depth += 1
         elif v in ")]":
             depth = max(depth - 1, 0)
-        elif v == "{":  # a dict literal's: inside ( or [, or after = , :
-            stack.append((m.start(), depth > 0 or _before(text, m.start()) in ("=", ",", ":")))
+        elif v == "{":  # a dict literal's: inside ( or [, or after = , : or return
+            literal = depth > 0 or _before(text, m.start()) in ("=", ",", ":") or \
+                re.search(r"\breturn\s*$", text[max(0, m.start() - 64):m.start()]) is not None
+            stack.append((m.start(), literal))
         elif v == "}" and stack:
             start, literal = stack.pop()
             opened = position(text, start)
             closed = position(text, m.start())
-            first = lines[closed[0] - 1][:closed[1] - 1].strip() == ""
+            ahead = lines[closed[0] - 1][:closed[1] - 1]
             statement = indent[starts[opened[0] - 1]]
-            if not literal and first and closed[1] - 1 < statement and opened[0] < before and \
+            if not literal and ahead.strip() == "" and _width(ahead + "}") < statement and opened[0] < before and \
                     (found is None or opened > found[:2]):
                 found = (*opened, closed[0])
     return found
@@ -74,3 +77,23 @@ def _before(text: str, pos: int) -> str:
     while j >= 0 and text[j] in " \t\n":
         j -= 1
     return text[j] if j >= 0 else ""
+
+
+_GOES_ON = ("->", ",", "=", "+", "-", "*", "/", "%", "@", "<", ">", " and", " or", " not", " if", " else", " as",
+            " in")
+
+
+def _continued(lines: list[str]) -> list[bool]:
+    """Whether each line continues the statement of the one before: that one ends in an operator or a word that
+    cannot end a statement, or this one begins with `->`."""
+    out = [False] * len(lines)
+    for i in range(1, len(lines)):
+        before = lines[i - 1].split("#", 1)[0].rstrip()  # a '#' in a string cuts it short: a guess either way
+        out[i] = before.endswith(_GOES_ON) or lines[i].lstrip().startswith("->")
+    return out
+
+
+def _width(s: str) -> int:
+    """The columns a line's leading blanks take, tabs to 8 as Python counts them."""
+    e = s.expandtabs(8)
+    return len(e) - len(e.lstrip(" "))

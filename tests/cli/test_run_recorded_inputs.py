@@ -157,3 +157,21 @@ def test_an_onnx_draws_ids_read_whole_and_along_a_run_size_below_both(tmp_path, 
     model = tmp_path / "m.onnx"
     assert main(["build", str(spec), "-o", str(model)]) == 0
     assert main(["run", str(model), "--dim", "N=1", "--dim", "B=64", "--repeat", "1"]) == 0, capsys.readouterr().err
+
+
+def test_rows_that_do_not_read_as_archdsl_writes_them_are_passed_over(tmp_path, capsys):
+    """rows of 2**70 (a hand-edited file) was an internal error, and a low of 3 beside rows dropped the table's
+    high, drawing ids past it (review67)."""
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[N, 4], ids: int64[B]) -> y {\n    e = ids -> embedding(10, 4) as emb\n"
+                    "    y = e + take(x, ids, axis=0)\n}\n")
+    model = tmp_path / "m.onnx"
+    assert main(["build", str(spec), "-o", str(model)]) == 0
+    for entry in ({"low": 0, "rows": [2 ** 70]}, {"low": 3, "high": 9, "rows": ["N"]}):
+        m = onnx.load(model)
+        for p in m.metadata_props:
+            if p.key == "archdsl.int_inputs":
+                p.value = json.dumps({"ids": entry})
+        onnx.save(m, tmp_path / "e.onnx")
+        assert main(["run", str(tmp_path / "e.onnx"), "--dim", "N=30", "--dim", "B=50", "--repeat", "1"]) == 0, \
+            capsys.readouterr().err
