@@ -122,7 +122,7 @@ def _indexed(node):
         n = x.type.shape[node.attrs["axis"] % x.type.rank]
         return node.inputs[1], n, (f"the table it looks up ({x.name})" if x.kind == "param"
                                    else f"axis {node.attrs['axis']} of what take '{node.name}' reads")
-    if node.op in ("gather", "index_add", "scatter_add"):
+    if node.op in ("gather", "index_add", "scatter_add", "scatter", "scatter_reduce"):
         dim = node.attrs["dim"] % x.type.rank
         return node.inputs[1], x.type.shape[dim], f"dim {dim} of what {node.op} '{node.name}' reads"
     return None

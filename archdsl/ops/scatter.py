@@ -13,7 +13,7 @@ import numpy as np
 from ..types import DType, TensorType, numel
 from ._common import i64 as _i64
 from ._common import narrow, narrow_into, shape_str, wide_np, wide_outputs, widen
-from .registry import Attr, OpDef, fail, register
+from .registry import Attr, OpCall, OpDef, fail, register
 from .shapes import norm_axis, same_dim, torch_dim
 
 __all__: list[str] = []
@@ -22,8 +22,8 @@ __all__: list[str] = []
 def _operands(name: str, x: TensorType, index: TensorType, src: TensorType, what: str) -> None:
     if index.dtype not in (DType.int64, DType.int32):
         fail(f"{name}: index must be int64 or int32, got {index.dtype} {shape_str(index)}")
-    if x.dtype is DType.bool:
-        fail(f"{name}: no sums of bool tensors here; cast(x, \"int64\") first")
+    if x.dtype is DType.bool and name != "scatter":  # a write takes bools; onnxruntime reduces none
+        fail(f"{name}: no reduction of bool tensors here; cast(x, \"int64\") first")
     if src.dtype != x.dtype:
         fail(f"{name}: {what} must have x's dtype {x.dtype}, got {src.dtype} (as torch); cast it first")
 
@@ -218,6 +218,22 @@ def _identity(red: str, t: TensorType):
     return low if red == "amax" else high
 
 
+def _lifted(lower):
+    """A 0-d x (and its index and src) scattered as tensors of one element, as scatter_add does: ScatterElements
+    takes rank 1 and up (review68: it failed in onnxruntime where torch gives the scalar)."""
+    def wrapped(e, ins, outs, c):
+        if c.in_types[0].rank:
+            lower(e, ins, outs, c)
+            return
+        one = _i64(e, [0])
+        flat = [e.op("Unsqueeze", [v, one]) if t.rank == 0 else v for v, t in zip(ins, c.in_types)]
+        types = tuple(t.with_shape((1,)) if t.rank == 0 else t for t in c.in_types)
+        y = f"{outs[0]}/one"
+        lower(e, flat, [y], OpCall(types, (c.out_types[0].with_shape((1,)),), c.attrs))
+        e.op("Squeeze", [y, one], outputs=outs)
+    return wrapped
+
+
 def _scatter_infer(ins, a):
     return _checked("scatter", ins, a, value=True)
 
@@ -263,7 +279,7 @@ def _scatter_grad(b, c, ins, outs, gouts):
 register(OpDef(
     name="scatter", inputs=("x", "index", "src"), category="shape", attrs=(Attr("dim", "int"),),
     call_order=("x", "dim", "index", "src"), positions=("index",), indexes=(1, 0, "dim"),
-    infer=_scatter_infer, lower=_scatter_lower, grad=_scatter_grad, cost=lambda c: numel(c.in_types[1].shape),
+    infer=_scatter_infer, lower=_lifted(_scatter_lower), grad=_scatter_grad, cost=lambda c: numel(c.in_types[1].shape),
     doc="x with src written at the indices: out[i][index[i][j]] = src[i][j] for dim=1 (torch.Tensor.scatter, out "
         "of place; ONNX ScatterElements). src a tensor (its corner of index's shape is read) or a number (torch's "
         "value=). Repeated indices: one of the values (the last in onnxruntime's CPU kernel, as torch's CPU; ONNX "
@@ -360,7 +376,7 @@ register(OpDef(
     attrs=(Attr("dim", "int"), Attr("reduce", "str", choices=tuple(_ONNX_REDUCTION)),
            Attr("include_self", "bool", True)),
     call_order=("x", "dim", "index", "src", "reduce"), positions=("index",), indexes=(1, 0, "dim"),
-    infer=_reduce_infer, lower=_reduce_lower, grad=_reduce_grad, cost=lambda c: numel(c.in_types[1].shape),
+    infer=_reduce_infer, lower=_lifted(_reduce_lower), grad=_reduce_grad, cost=lambda c: numel(c.in_types[1].shape),
     doc="x with src reduced into the positions index names (torch.Tensor.scatter_reduce, out of place): reduce "
         "\"sum\", \"prod\", \"mean\", \"amax\" or \"amin\"; include_self=false starts those positions from the "
         "reduction alone (a graph's per-node max over its incoming edges: scatter_reduce(full_like(x, 0.0), 0, "

@@ -198,6 +198,13 @@ def _drop_path(x, p: float):
     return x * keep / (1 - p)
 
 
+def _src(x, i, s):
+    """scatter's src as torch takes it: x's dtype (a float64 reference's constants stay float32), a number spread
+    over index."""
+    s = s.to(x.dtype)
+    return s.expand(i.shape) if s.dim() == 0 else s
+
+
 _OPS = {
     "linear": lambda n, x, w, b=None: F.linear(x, w, b),
     "batchnorm": lambda n, x, *p: F.batch_norm(
@@ -263,9 +270,8 @@ _OPS = {
     "argsort": lambda n, x: torch.argsort(x, dim=n.attrs["dim"], descending=n.attrs["descending"], stable=True),
     "searchsorted": lambda n, s, v: torch.searchsorted(s, v, right=n.attrs["right"], side=n.attrs["side"]),
     "scatter_add": lambda n, x, i, s: x.scatter_add(n.attrs["dim"], i.long(), s),
-    "scatter": lambda n, x, i, s: x.scatter(n.attrs["dim"], i.long(), s.expand(i.shape) if s.dim() == 0 else s),
-    "scatter_reduce": lambda n, x, i, s: x.scatter_reduce(n.attrs["dim"], i.long(), s.expand(i.shape) if s.dim() == 0
-                                                          else s, n.attrs["reduce"],
+    "scatter": lambda n, x, i, s: x.scatter(n.attrs["dim"], i.long(), _src(x, i, s)),
+    "scatter_reduce": lambda n, x, i, s: x.scatter_reduce(n.attrs["dim"], i.long(), _src(x, i, s), n.attrs["reduce"],
                                                           include_self=n.attrs["include_self"]),
     "index_add": lambda n, x, i, s: torch.index_add(x, n.attrs["dim"], i.long(), s, alpha=_alpha(n, x)),
     "cumprod": lambda n, x: torch.cumprod(x, n.attrs["dim"]),

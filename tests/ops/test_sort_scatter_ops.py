@@ -202,7 +202,7 @@ def test_scatter_add_diagnostics():
     refused(head + "scatter_add(x[:2], 1, i, s)\n}\n", r"larger than x \[2, 4\] at dim 0 \(3 > 2\)")
     refused(head + "scatter_add(x, 1, s, s)\n}\n", "index must be int64 or int32")
     refused(head + "scatter_add(x, 1, i, cast(s, \"float64\"))\n}\n", "src must have x's dtype float32")
-    refused(head + "scatter_add(b, 1, i, b)\n}\n", "no sums of bool tensors")
+    refused(head + "scatter_add(b, 1, i, b)\n}\n", "no reduction of bool tensors")
     refused(head + "scatter_add(x, 2, i, s)\n}\n", "dim 2 is out of range")
     refused(head + "scatter_add(x, i, s)\n}\n", r"missing its tensor input 'src': scatter_add\(x, dim, index, src\)")
 
@@ -356,3 +356,22 @@ def test_scatter_reduce_diagnostics(tmp_path):
     spec.write_text(src)
     with pytest.raises(archdsl.ArchError, match=r'no gradient for reduce="prod"'):
         driver.compile_train_file(spec, TrainConfig(loss="mse"))
+
+
+def test_scatter_of_a_0d_or_bool_tensor_and_its_indices_checked(tmp_path, capsys):
+    """A 0-d x failed in onnxruntime (scatter_add's one-element path was not taken), a bool x was told "no sums"
+    for a write, and the indices went unchecked by run and train (review68)."""
+    y, _ = run_op('scatter_reduce(x, 0, i, s, "sum")', x=np.array(1.0, np.float32), i=np.array(0),
+                  s=np.array(5.0, np.float32))
+    assert y == 6.0
+    b = np.zeros((1, 4), bool)
+    y, _ = run_op("scatter(b, 1, i, s)", b=b, i=np.array([[0, 1, 0, 1]]), s=np.ones((1, 4), bool))
+    np.testing.assert_array_equal(y, [[True, True, False, False]])
+    from archdsl.cli import main
+    spec = tmp_path / "r.arch"
+    spec.write_text('model m(x: float32[3, 4], i: int64[3, 2], s: float32[3, 2]) -> y {\n'
+                    '    y = scatter_reduce(x, 1, i, s, "amax", include_self=false)\n}\n')
+    np.save(tmp_path / "i.npy", np.array([[0, 4], [1, 2], [3, 3]]))
+    assert main(["run", str(spec), "--input", f"i={tmp_path / 'i.npy'}", "--repeat", "1"]) == 1
+    assert "'i'[0, 1] is 4, but dim 1 of what scatter_reduce 'scatter_reduce_0' reads has 4 rows" in \
+        capsys.readouterr().err
