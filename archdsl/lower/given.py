@@ -63,7 +63,7 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
                     "(`archdsl.check_file(spec).params` holds them), as torch's load_state_dict(strict=False) "
                     "would take it")
         raise ArchError(f"{what} has {len(unknown)} name{'s' if len(unknown) > 1 else ''} the model does not: "
-                        f"{quoted(unknown)}{hint}{stats}")
+                        f"{quoted(unknown)}{hint}{_unlabelled(unknown, missing)}{stats}")
     if missing:
         raise ArchError(f"{what} lacks {len(missing)} of the model's {len(graph.params)} parameters and "
                         f"buffers: {quoted(missing)}")
@@ -197,3 +197,21 @@ def _running_stats(unknown: list[str], graph: Graph) -> str:
             "statistics (torch's default, track_running_stats=False) and keeps none; these come from "
             "track_running_stats=True, whose eval mode would use them instead: leave them out of the file if each "
             "example's own statistics are what you want")
+
+
+def _unlabelled(unknown: list[str], missing: list[str]) -> str:
+    """Where the file's name and the model's differ in one part that is the model's automatic name of an
+    unlabelled layer (torch's self_attn against multihead_attention_0): label that layer as the file names it
+    (newuser4 hunt: only renaming the file's keys was said)."""
+    import re
+    have = unknown[0].split(".")
+    for name in missing:
+        want = name.split(".")
+        if len(want) != len(have):
+            continue
+        differ = [i for i, (a, b) in enumerate(zip(have, want)) if a != b]
+        if len(differ) == 1 and re.fullmatch(r"[a-z][a-z0-9_]*_\d+", want[differ[0]]):
+            i = differ[0]
+            return (f"; the file lacks {len(missing)} of the model's names beside them: '{want[i]}' is an unlabelled "
+                    f"layer's automatic name, and labelling that layer `as {have[i]}` in the spec gives it the file's")
+    return ""

@@ -230,3 +230,20 @@ def test_a_bfloat16_input_model_is_refused_by_train_before_the_batches(work, cap
     assert main(["run", str(work / "tiny.arch"), "--input", f"x={work / 'x.npy'}"]) == 1
     err = capsys.readouterr().err
     assert "holds bfloat16[2, 5]" in err and "raw" not in err
+
+
+def test_torchs_name_for_an_unlabelled_layer_says_to_label_it(tmp_path, capsys):
+    """A torch state_dict's self_attn.* against the model's automatic multihead_attention_0.*: only renaming the
+    file's keys to the automatic names was said (newuser4 hunt)."""
+    import numpy as np
+
+    from archdsl.cli import main
+    spec = tmp_path / "a.arch"
+    spec.write_text("model m(x: float32[B, 3, 8]) -> y {\n    y = x -> multihead_attention(8, 2)\n}\n")
+    rng = np.random.default_rng(0)
+    arrays = {"self_attn.in_proj_weight": rng.standard_normal((24, 8)), "self_attn.in_proj_bias": np.zeros(24),
+              "self_attn.out_proj.weight": rng.standard_normal((8, 8)), "self_attn.out_proj.bias": np.zeros(8)}
+    np.savez(tmp_path / "w.npz", **{k: v.astype(np.float32) for k, v in arrays.items()})
+    assert main(["build", str(spec), "--weights", str(tmp_path / "w.npz"), "-o", str(tmp_path / "a.onnx")]) == 1
+    assert "'multihead_attention_0' is an unlabelled layer's automatic name, and labelling that layer `as self_attn`" \
+        in " ".join(capsys.readouterr().err.split())
