@@ -202,3 +202,15 @@ def test_run_flag_mistakes_are_said_before_the_spec_is_compiled(tmp_path, capsys
     assert "--dim T is given twice" in capsys.readouterr().err
     assert main(["run", str(spec), "--input", "x=a.npy", "--input", "x=b.npy"]) == 1
     assert "--input x is given twice" in capsys.readouterr().err
+
+
+def test_one_example_without_its_batch_dim_is_told_to_add_it(tmp_path, capsys):
+    """[4] for int64[B, T] said only the two shapes, where train's data check gives the fix (newuser4 hunt)."""
+    import numpy as np
+
+    from archdsl.cli import main
+    spec = tmp_path / "e.arch"
+    spec.write_text("model m(ids: int64[B, T]) -> y {\n    y = ids -> embedding(10, 4) as emb\n}\n")
+    np.save(tmp_path / "p.npy", np.array([1, 2, 3, 4]))
+    assert main(["run", str(spec), "--input", f"ids={tmp_path / 'p.npy'}", "--repeat", "1"]) == 1
+    assert "p.npy holds int64[4]; one example? store it with the batch dim, as array[None]" in capsys.readouterr().err
