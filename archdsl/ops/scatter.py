@@ -39,6 +39,32 @@ def _scatter_nodes(e, x: str, idx: str, upd: str, t: TensorType, ax: int, outs, 
     return outs[0]
 
 
+def _as_index(e, src: str, s_t: TensorType, i_t: TensorType, idx: str) -> str:
+    """src in index's shape: its corner (torch reads only that), or a number spread over it (scatter's value)."""
+    if s_t.rank == 0:
+        return e.op("Expand", [src, e.op("Shape", [idx])])
+    if tuple(s_t.shape) != tuple(i_t.shape):
+        ends = _i64(e, list(i_t.shape)) if all(isinstance(d, int) for d in i_t.shape) else e.op("Shape", [idx])
+        return e.op("Slice", [src, _i64(e, [0] * s_t.rank), ends, _i64(e, list(range(s_t.rank)))])
+    return src
+
+
+def _lifted(lower):
+    """A 0-d x (and its index and src) scattered as tensors of one element, as scatter_add does: ScatterElements
+    takes rank 1 and up (review68: it failed in onnxruntime where torch gives the scalar)."""
+    def wrapped(e, ins, outs, c):
+        if c.in_types[0].rank:
+            lower(e, ins, outs, c)
+            return
+        one = _i64(e, [0])
+        flat = [e.op("Unsqueeze", [v, one]) if t.rank == 0 else v for v, t in zip(ins, c.in_types)]
+        types = tuple(t.with_shape((1,)) if t.rank == 0 else t for t in c.in_types)
+        y = f"{outs[0]}/one"
+        lower(e, flat, [y], OpCall(types, (c.out_types[0].with_shape((1,)),), c.attrs))
+        e.op("Squeeze", [y, one], outputs=outs)
+    return wrapped
+
+
 # ---------------- scatter_add ----------------
 
 def _checked(name: str, ins, a, value: bool = False):
@@ -66,21 +92,11 @@ def _scatter_add_infer(ins, a):
 
 
 def _scatter_add_lower(e, ins, outs, c):
-    """src cut to index's shape first (torch reads only that corner of it; ScatterElements wants equal shapes);
-    a 0-d x is scattered as a tensor of one element."""
+    """src cut to index's shape first (torch reads only that corner of it; ScatterElements wants equal shapes)."""
     x, idx, src = ins
     x_t, i_t, s_t = c.in_types
-    if tuple(s_t.shape) != tuple(i_t.shape):
-        ends = _i64(e, list(i_t.shape)) if all(isinstance(d, int) for d in i_t.shape) else e.op("Shape", [idx])
-        src = e.op("Slice", [src, _i64(e, [0] * s_t.rank), ends, _i64(e, list(range(s_t.rank)))])
-    if x_t.rank == 0:
-        one = _i64(e, [0])
-        x, idx, src = (e.op("Unsqueeze", [v, one]) for v in (x, idx, src))
-        y = f"{outs[0]}/one"
-        _scatter_nodes(e, x, idx, src, x_t, 0, [y])
-        e.op("Squeeze", [y, one], outputs=outs)
-        return
-    _scatter_nodes(e, x, idx, src, x_t, torch_dim("scatter_add", x_t, c.attrs["dim"]), outs)
+    _scatter_nodes(e, x, idx, _as_index(e, src, s_t, i_t, idx), x_t, torch_dim("scatter_add", x_t, c.attrs["dim"]),
+                   outs)
 
 
 def _scatter_add_grad(b, c, ins, outs, gouts):
@@ -90,28 +106,15 @@ def _scatter_add_grad(b, c, ins, outs, gouts):
     if g is None:
         return [None, None, None]
     _, i_t, s_t = c.in_types
-    gsrc = None
-    if b.needs(2):
-        gsrc = b.op("gather", g, ins[1], dim=c.attrs["dim"])
-        if tuple(s_t.shape) != tuple(i_t.shape):
-            extra = []
-            for s, m in zip(s_t.shape, i_t.shape):
-                if same_dim(s, m):
-                    extra.append(0)
-                elif isinstance(s, int) and isinstance(m, int):
-                    extra.append(s - m)
-                else:
-                    fail(f"scatter_add: the gradient to src {shape_str(s_t)} needs its size beyond index "
-                         f"{shape_str(i_t)} known ({s} vs {m})")
-            pads = [p for n in reversed(extra) for p in (0, n)]
-            gsrc = b.op("pad", gsrc, pad=pads)
+    gsrc = _src_grad(b, b.op("gather", g, ins[1], dim=c.attrs["dim"]), i_t, s_t, "scatter_add") if b.needs(2) \
+        else None
     return [g if b.needs(0) else None, None, gsrc]
 
 
 register(OpDef(
     name="scatter_add", inputs=("x", "index", "src"), category="shape", attrs=(Attr("dim", "int"),),
     call_order=("x", "dim", "index", "src"), positions=("index",), indexes=(1, 0, "dim"),
-    infer=_scatter_add_infer, lower=_scatter_add_lower, grad=_scatter_add_grad,
+    infer=_scatter_add_infer, lower=_lifted(_scatter_add_lower), grad=_scatter_add_grad,
     cost=lambda c: numel(c.in_types[1].shape),
     doc="x with src added at the indices: out[i][index[i][j]] += src[i][j] for dim=1 (torch.Tensor.scatter_add, "
         "out of place; ONNX ScatterElements, reduction add). index, src and x share a rank; index may be smaller "
@@ -191,16 +194,6 @@ register(OpDef(
 _ONNX_REDUCTION = {"sum": "add", "mean": "add", "prod": "mul", "amax": "max", "amin": "min"}
 
 
-def _as_index(e, src: str, s_t: TensorType, i_t: TensorType, idx: str) -> str:
-    """src in index's shape: its corner (torch reads only that), or a number spread over it (scatter's value)."""
-    if s_t.rank == 0:
-        return e.op("Expand", [src, e.op("Shape", [idx])])
-    if tuple(s_t.shape) != tuple(i_t.shape):
-        ends = _i64(e, list(i_t.shape)) if all(isinstance(d, int) for d in i_t.shape) else e.op("Shape", [idx])
-        return e.op("Slice", [src, _i64(e, [0] * s_t.rank), ends, _i64(e, list(range(s_t.rank)))])
-    return src
-
-
 def _filled(e, like: str, value, t: TensorType) -> str:
     """A tensor of `like`'s shape holding value, in t's (wide) dtype."""
     return e.op("Expand", [e.const(np.array(value, dtype=wide_np(t))), e.op("Shape", [like])])
@@ -218,22 +211,6 @@ def _identity(red: str, t: TensorType):
     return low if red == "amax" else high
 
 
-def _lifted(lower):
-    """A 0-d x (and its index and src) scattered as tensors of one element, as scatter_add does: ScatterElements
-    takes rank 1 and up (review68: it failed in onnxruntime where torch gives the scalar)."""
-    def wrapped(e, ins, outs, c):
-        if c.in_types[0].rank:
-            lower(e, ins, outs, c)
-            return
-        one = _i64(e, [0])
-        flat = [e.op("Unsqueeze", [v, one]) if t.rank == 0 else v for v, t in zip(ins, c.in_types)]
-        types = tuple(t.with_shape((1,)) if t.rank == 0 else t for t in c.in_types)
-        y = f"{outs[0]}/one"
-        lower(e, flat, [y], OpCall(types, (c.out_types[0].with_shape((1,)),), c.attrs))
-        e.op("Squeeze", [y, one], outputs=outs)
-    return wrapped
-
-
 def _scatter_infer(ins, a):
     return _checked("scatter", ins, a, value=True)
 
@@ -245,7 +222,7 @@ def _scatter_lower(e, ins, outs, c):
                    "none")
 
 
-def _src_grad(b, gsrc, src, i_t: TensorType, s_t: TensorType):
+def _src_grad(b, gsrc, i_t: TensorType, s_t: TensorType, name: str):
     """A gradient read at the indices (index's shape) as src's: zeros past index's corner, summed for a number."""
     if s_t.rank == 0:
         return b.op("sum", gsrc)
@@ -254,7 +231,7 @@ def _src_grad(b, gsrc, src, i_t: TensorType, s_t: TensorType):
     extra = [0 if same_dim(s, m) else s - m if isinstance(s, int) and isinstance(m, int) else None
              for s, m in zip(s_t.shape, i_t.shape)]
     if None in extra:
-        fail(f"the gradient to src {shape_str(s_t)} needs its size beyond index {shape_str(i_t)} known")
+        fail(f"{name}: the gradient to src {shape_str(s_t)} needs its size beyond index {shape_str(i_t)} known")
     return b.op("pad", gsrc, pad=[p for n in reversed(extra) for p in (0, n)])
 
 
@@ -272,7 +249,8 @@ def _scatter_grad(b, c, ins, outs, gouts):
     if g is None:
         return [None, None, None]
     gx = b.op("mul", g, b.op("sub", b.scalar(1.0, like=g), _named(b, x, index, d))) if b.needs(0) else None
-    gs = _src_grad(b, b.op("gather", g, index, dim=d), src, c.in_types[1], c.in_types[2]) if b.needs(2) else None
+    gs = _src_grad(b, b.op("gather", g, index, dim=d), c.in_types[1], c.in_types[2], "scatter") if b.needs(2) \
+        else None
     return [gx, None, gs]
 
 
@@ -367,7 +345,7 @@ def _reduce_grad(b, c, ins, outs, gouts):
         gs = b.op("gather", share, index, dim=d)
         if hit_s is not None:
             gs = b.op("mul", gs, hit_s)
-        gs = _src_grad(b, gs, src, i_t, s_t)
+        gs = _src_grad(b, gs, i_t, s_t, "scatter_reduce")
     return [gx, None, gs]
 
 
