@@ -48,8 +48,9 @@ def _check_input(sess, name: str, arr: np.ndarray, path: str) -> np.ndarray:
     if (arr.dtype != want and not castable) or not fits:
         raw = raw_bytes(held)
         whole = want.kind in "iu" and arr.dtype.kind == "f" and fits and round_trips(arr, want)
-        one = arr.ndim == len(meta.shape) - 1 and all(not isinstance(d, int) or d == n  # one example: the batch
-                                                      for d, n in zip(meta.shape[1:], arr.shape))  # dim missing
+        batch = bool(meta.shape) and (not isinstance(meta.shape[0], int) or meta.shape[0] == 1)  # a symbolic or 1
+        one = batch and arr.ndim == len(meta.shape) - 1 and all(not isinstance(d, int) or d == n  # first dim: one
+                                                                for d, n in zip(meta.shape[1:], arr.shape))  # example
         raise ArchError(f"--input {name}: the model takes {want.name}[{dims}], "
                         f"{path} holds {held.name}{list(arr.shape)}{f': {raw}' if raw else ''}"
                         + (f"; its values are whole numbers: store them .astype(np.{want.name})" if whole else "")

@@ -323,13 +323,15 @@ class Calls:
                     raise ArchTypeError(f"{op.name}(): like= takes a tensor whose sizes to match, got "
                                         f"{describe(v)}", span)
                 picked.append((n, v))
-        near = [v for n, v in picked if isinstance(v, Tensor) and n != "cond"]  # numbers take a non-bool neighbour's
-        ref = next((v for v in near if v.type.dtype is not DType.bool), near[0] if near else None)  # dtype, never
-        ref_dt = ref.type.dtype if ref is not None else None  # where's condition's (a non-bool one is where's to say)
+        near = [v for n, v in picked if isinstance(v, Tensor) and n != "cond" and n not in op.positions]  # numbers
+        # take a non-bool neighbour's dtype (not an index's: scatter(mask, 1, i, true) writes a bool)
+        ref = next((v for v in near if v.type.dtype is not DType.bool), near[0] if near else None)  # never where's
+        ref_dt = ref.type.dtype if ref is not None else None  # condition's (a non-bool one is where's to say)
         if ref is None and any(n == "cond" and isinstance(v, Tensor) for n, v in picked):  # where(c, 1.0, 0.0):
             ref_dt = _branch_dtype(picked)  # the numbers' own dtype
         tensors = [self.as_tensor(v, DType.int64 if n in op.positions and is_int(v) else
-                                  None if isinstance(v, bool) and not op.elementwise else ref_dt, op.name, n, span)
+                                  None if isinstance(v, bool) and not op.elementwise and ref_dt is not DType.bool
+                                  else ref_dt, op.name, n, span)
                    for n, v in picked]  # take(w, 0): the index is a position; take(w, true) is no index at all
         attrs = {}
         for a in op.attrs:

@@ -116,7 +116,11 @@ def _indexed(node):
     x = node.inputs[0] if node.inputs else None
     if node.op == "embedding":  # ids first (of any rank, 0-d too), then the table
         return x, node.inputs[1].type.shape[0], f"the embedding it indexes ({node.name})"
-    if x is None or x.type.rank == 0:
+    if x is None:
+        return None
+    if node.op in ("gather", "index_add", "scatter_add", "scatter", "scatter_reduce") and x.type.rank == 0:
+        return node.inputs[1], 1, f"the 0-d tensor {node.op} '{node.name}' reads"  # one element, index 0 or -1
+    if x.type.rank == 0:
         return None
     if node.op == "take":
         n = x.type.shape[node.attrs["axis"] % x.type.rank]

@@ -63,7 +63,7 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
                     "(`archdsl.check_file(spec).params` holds them), as torch's load_state_dict(strict=False) "
                     "would take it")
         raise ArchError(f"{what} has {len(unknown)} name{'s' if len(unknown) > 1 else ''} the model does not: "
-                        f"{quoted(unknown)}{hint}{_unlabelled(unknown, missing)}{stats}")
+                        f"{quoted(unknown)}{hint}{_unlabelled(unknown, missing, weights, graph)}{stats}")
     if missing:
         raise ArchError(f"{what} lacks {len(missing)} of the model's {len(graph.params)} parameters and "
                         f"buffers: {quoted(missing)}")
@@ -199,19 +199,30 @@ def _running_stats(unknown: list[str], graph: Graph) -> str:
             "example's own statistics are what you want")
 
 
-def _unlabelled(unknown: list[str], missing: list[str]) -> str:
-    """Where the file's name and the model's differ in one part that is the model's automatic name of an
-    unlabelled layer (torch's self_attn against multihead_attention_0): label that layer as the file names it
-    (newuser4 hunt: only renaming the file's keys was said)."""
+def _unlabelled(unknown: list[str], missing: list[str], weights: dict, graph: Graph) -> str:
+    """Where every name of the file's under one part (torch's self_attn) is a model's name under another that is
+    an unlabelled layer's automatic one (multihead_attention_0: an op's name and a number), shapes alike: label
+    that layer as the file names it (newuser4 hunt: only renaming the file's keys was said; review69: a
+    pairing by name alone chose another layer, and a user's label enc_1 was called automatic)."""
     import re
+
+    from ..ops import lookup
     have = unknown[0].split(".")
     for name in missing:
         want = name.split(".")
-        if len(want) != len(have):
+        differ = [i for i, (a, b) in enumerate(zip(have, want)) if a != b] if len(want) == len(have) else []
+        if len(differ) != 1:
             continue
-        differ = [i for i, (a, b) in enumerate(zip(have, want)) if a != b]
-        if len(differ) == 1 and re.fullmatch(r"[a-z][a-z0-9_]*_\d+", want[differ[0]]):
-            i = differ[0]
+        i = differ[0]
+        auto = re.fullmatch(r"([a-z][a-z0-9_]*)_\d+", want[i])
+        if auto is None or lookup(auto[1]) is None:  # a label the user wrote (enc_1), not an op's name
+            continue
+        prefix, mine = ".".join(have[:i + 1]) + ".", ".".join(want[:i + 1]) + "."
+        theirs = [n for n in unknown if n.startswith(prefix)]
+        alike = all(mine + n[len(prefix):] in graph.params and
+                    tuple(np.shape(weights[n])) == tuple(graph.params[mine + n[len(prefix):]].type.shape)
+                    for n in theirs)
+        if alike:
             return (f"; the file lacks {len(missing)} of the model's names beside them: '{want[i]}' is an unlabelled "
                     f"layer's automatic name, and labelling that layer `as {have[i]}` in the spec gives it the file's")
     return ""

@@ -56,8 +56,8 @@ def misaligned_brace(text: str, lines: list[str], before: int) -> tuple[int, int
         elif v in ")]":
             depth = max(depth - 1, 0)
         elif v == "{":  # a dict literal's: inside ( or [, or after = , : or return
-            literal = depth > 0 or _before(text, m.start()) in ("=", ",", ":") or \
-                re.search(r"\breturn\s*$", text[max(0, m.start() - 64):m.start()]) is not None
+            code = _code_before(text, m.start())
+            literal = depth > 0 or code[-1:] in ("=", ",", ":") or re.search(r"\breturn$", code) is not None
             stack.append((m.start(), literal))
         elif v == "}" and stack:
             start, literal = stack.pop()
@@ -71,12 +71,15 @@ def misaligned_brace(text: str, lines: list[str], before: int) -> tuple[int, int
     return found
 
 
-def _before(text: str, pos: int) -> str:
-    """The last character before pos that is no space or line break ("" at the start)."""
-    j = pos - 1
-    while j >= 0 and text[j] in " \t\n":
-        j -= 1
-    return text[j] if j >= 0 else ""
+def _code_before(text: str, pos: int) -> str:
+    """The code before pos on its line, or on the last line before it that has some, comments left out (`} else
+    # or return` then `{` on the next line: the '{' is the else's)."""
+    start = text.rfind("\n", 0, pos) + 1
+    code = text[start:pos].rstrip()  # a '{' that is code has no '#' before it on its line
+    while not code and start > 0:
+        end, start = start - 1, text.rfind("\n", 0, start - 1) + 1
+        code = text[start:end].split("#", 1)[0].rstrip()
+    return code
 
 
 _GOES_ON = ("->", ",", "=", "+", "-", "*", "/", "%", "@", "<", ">", " and", " or", " not", " if", " else", " as",

@@ -214,3 +214,7 @@ def test_one_example_without_its_batch_dim_is_told_to_add_it(tmp_path, capsys):
     np.save(tmp_path / "p.npy", np.array([1, 2, 3, 4]))
     assert main(["run", str(spec), "--input", f"ids={tmp_path / 'p.npy'}", "--repeat", "1"]) == 1
     assert "p.npy holds int64[4]; one example? store it with the batch dim, as array[None]" in capsys.readouterr().err
+
+    spec.write_text("model m(ids: int64[2, T]) -> y {\n    y = ids -> embedding(10, 4) as emb\n}\n")  # a fixed
+    assert main(["run", str(spec), "--input", f"ids={tmp_path / 'p.npy'}", "--repeat", "1"]) == 1  # batch of 2
+    assert "one example?" not in capsys.readouterr().err  # (review69: array[None] was refused next)

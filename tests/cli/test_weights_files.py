@@ -247,3 +247,25 @@ def test_torchs_name_for_an_unlabelled_layer_says_to_label_it(tmp_path, capsys):
     assert main(["build", str(spec), "--weights", str(tmp_path / "w.npz"), "-o", str(tmp_path / "a.onnx")]) == 1
     assert "'multihead_attention_0' is an unlabelled layer's automatic name, and labelling that layer `as self_attn`" \
         in " ".join(capsys.readouterr().err.split())
+
+
+def test_the_label_hint_pairs_layers_by_shape_and_not_a_users_own_label(tmp_path, capsys):
+    """proj/head against linear_0/linear_1 suggested `as head` for linear_0 (the first by name), and a user's label
+    enc_1 was called an automatic name (review69)."""
+    import numpy as np
+
+    from archdsl.cli import main
+    spec = tmp_path / "t.arch"
+    spec.write_text("model m(x: float32[B, 8]) -> y {\n    y = x -> linear(16) -> relu -> linear(3)\n}\n")
+    rng = np.random.default_rng(0)
+    w = {"proj.weight": rng.standard_normal((16, 8)), "proj.bias": np.zeros(16),
+         "head.weight": rng.standard_normal((3, 16)), "head.bias": np.zeros(3)}
+    np.savez(tmp_path / "w.npz", **{k: v.astype(np.float32) for k, v in w.items()})
+    assert main(["build", str(spec), "--weights", str(tmp_path / "w.npz"), "-o", str(tmp_path / "t.onnx")]) == 1
+    assert "'linear_1' is an unlabelled layer's automatic name, and labelling that layer `as head`" in \
+        " ".join(capsys.readouterr().err.split())
+    spec.write_text("model m(x: float32[B, 8]) -> y {\n    y = x -> linear(16) as enc_1\n}\n")
+    np.savez(tmp_path / "w.npz", **{"enc1.weight": w["proj.weight"].astype(np.float32), "enc1.bias": np.zeros(16,
+                                                                                                           np.float32)})
+    assert main(["build", str(spec), "--weights", str(tmp_path / "w.npz"), "-o", str(tmp_path / "t.onnx")]) == 1
+    assert "automatic name" not in capsys.readouterr().err

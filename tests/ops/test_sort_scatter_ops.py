@@ -375,3 +375,17 @@ def test_scatter_of_a_0d_or_bool_tensor_and_its_indices_checked(tmp_path, capsys
     assert main(["run", str(spec), "--input", f"i={tmp_path / 'i.npy'}", "--repeat", "1"]) == 1
     assert "'i'[0, 1] is 4, but dim 1 of what scatter_reduce 'scatter_reduce_0' reads has 4 rows" in \
         capsys.readouterr().err
+
+
+def test_a_bool_mask_takes_true_and_a_0d_index_is_checked(tmp_path, capsys):
+    """scatter(mask, 1, i, true) refused true (a number took the index's int64), and a 0-d x's index went
+    unchecked by run (review69)."""
+    y, _ = run_op("scatter(x, 1, i, true)", x=np.zeros((2, 3), bool), i=np.array([[0, 2], [1, 1]]))
+    np.testing.assert_array_equal(y, [[True, False, True], [False, True, False]])
+    from archdsl.cli import main
+    spec = tmp_path / "z.arch"
+    spec.write_text("model m(x: float32[B, 4], i: int64[]) -> y {\n    s = sum(x)\n    y = scatter(s, 0, i, s)\n}\n")
+    np.save(tmp_path / "i.npy", np.array(1))
+    assert main(["run", str(spec), "--input", f"i={tmp_path / 'i.npy'}", "--repeat", "1"]) == 1
+    assert "'i'[] is 1, but the 0-d tensor scatter 'scatter_0' reads has 1 row" in capsys.readouterr().err
+    assert main(["run", str(spec), "--repeat", "1"]) == 0  # drawn as 0
