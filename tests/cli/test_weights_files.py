@@ -232,40 +232,29 @@ def test_a_bfloat16_input_model_is_refused_by_train_before_the_batches(work, cap
     assert "holds bfloat16[2, 5]" in err and "raw" not in err
 
 
-def test_torchs_name_for_an_unlabelled_layer_says_to_label_it(tmp_path, capsys):
-    """A torch state_dict's self_attn.* against the model's automatic multihead_attention_0.*: only renaming the
-    file's keys to the automatic names was said (newuser4 hunt)."""
+def _refused_with(tmp_path, capsys, body: str, shapes: dict) -> str:
+    """Build `y = x -> body` over x: float32[B, 3, 8] with a weights file of these names and shapes: its error."""
     import numpy as np
 
     from archdsl.cli import main
     spec = tmp_path / "a.arch"
-    spec.write_text("model m(x: float32[B, 3, 8]) -> y {\n    y = x -> multihead_attention(8, 2)\n}\n")
-    rng = np.random.default_rng(0)
-    arrays = {"self_attn.in_proj_weight": rng.standard_normal((24, 8)), "self_attn.in_proj_bias": np.zeros(24),
-              "self_attn.out_proj.weight": rng.standard_normal((8, 8)), "self_attn.out_proj.bias": np.zeros(8)}
-    np.savez(tmp_path / "w.npz", **{k: v.astype(np.float32) for k, v in arrays.items()})
+    spec.write_text(f"model m(x: float32[B, 3, 8]) -> y {{\n    y = x -> {body}\n}}\n")
+    np.savez(tmp_path / "w.npz", **{k: np.zeros(v, np.float32) for k, v in shapes.items()})
     assert main(["build", str(spec), "--weights", str(tmp_path / "w.npz"), "-o", str(tmp_path / "a.onnx")]) == 1
+    return " ".join(capsys.readouterr().err.split())
+
+
+def test_torchs_name_for_an_unlabelled_layer_says_to_label_it(tmp_path, capsys):
+    """A torch state_dict's self_attn.* against the model's automatic multihead_attention_0.*: only renaming the
+    file's keys to the automatic names was said (newuser4 hunt). Layers are paired by every name and shape (review69:
+    proj/head against linear_0/linear_1 said `as head` of linear_0), never by a user's own label (enc_1)."""
+    err = _refused_with(tmp_path, capsys, "multihead_attention(8, 2)", {
+        "self_attn.in_proj_weight": (24, 8), "self_attn.in_proj_bias": (24,), "self_attn.out_proj.weight": (8, 8),
+        "self_attn.out_proj.bias": (8,)})
     assert "'multihead_attention_0' is an unlabelled layer's automatic name, and labelling that layer `as self_attn`" \
-        in " ".join(capsys.readouterr().err.split())
-
-
-def test_the_label_hint_pairs_layers_by_shape_and_not_a_users_own_label(tmp_path, capsys):
-    """proj/head against linear_0/linear_1 suggested `as head` for linear_0 (the first by name), and a user's label
-    enc_1 was called an automatic name (review69)."""
-    import numpy as np
-
-    from archdsl.cli import main
-    spec = tmp_path / "t.arch"
-    spec.write_text("model m(x: float32[B, 8]) -> y {\n    y = x -> linear(16) -> relu -> linear(3)\n}\n")
-    rng = np.random.default_rng(0)
-    w = {"proj.weight": rng.standard_normal((16, 8)), "proj.bias": np.zeros(16),
-         "head.weight": rng.standard_normal((3, 16)), "head.bias": np.zeros(3)}
-    np.savez(tmp_path / "w.npz", **{k: v.astype(np.float32) for k, v in w.items()})
-    assert main(["build", str(spec), "--weights", str(tmp_path / "w.npz"), "-o", str(tmp_path / "t.onnx")]) == 1
-    assert "'linear_1' is an unlabelled layer's automatic name, and labelling that layer `as head`" in \
-        " ".join(capsys.readouterr().err.split())
-    spec.write_text("model m(x: float32[B, 8]) -> y {\n    y = x -> linear(16) as enc_1\n}\n")
-    np.savez(tmp_path / "w.npz", **{"enc1.weight": w["proj.weight"].astype(np.float32), "enc1.bias": np.zeros(16,
-                                                                                                           np.float32)})
-    assert main(["build", str(spec), "--weights", str(tmp_path / "w.npz"), "-o", str(tmp_path / "t.onnx")]) == 1
-    assert "automatic name" not in capsys.readouterr().err
+        in err
+    err = _refused_with(tmp_path, capsys, "linear(16) -> relu -> linear(3)", {
+        "proj.weight": (16, 8), "proj.bias": (16,), "head.weight": (3, 16), "head.bias": (3,)})
+    assert "'linear_1' is an unlabelled layer's automatic name, and labelling that layer `as head`" in err
+    assert "automatic name" not in _refused_with(tmp_path, capsys, "linear(16) as enc_1", {
+        "enc1.weight": (16, 8), "enc1.bias": (16,)})
