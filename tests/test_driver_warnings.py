@@ -62,3 +62,16 @@ def test_a_first_call_left_out_says_the_layers_other_calls_keep_its_parameters()
                                                  r"of the model reads"):
         g = archdsl.check_source(src)
     assert g.param_count() == 4 * 8 + 8 + 8 * 4 + 4
+
+
+def test_a_view_made_only_for_its_shape_is_no_dead_result():
+    """torch's NeRF pads with `expand(tensor([1e10]), dists[..., :1].shape)`: the slice exists for shape() alone
+    and was warned of as a result reaching no output (porting4 hunt). A dead relu beside it, or a layer read only
+    by rank(), is still said: the relu is work thrown away, the layer's parameters leave the model."""
+    src = ("model m(d: float32[R, 15]) -> y {\n    n = shape(d[:, :1])\n    c = channels(d[:, 2:4])\n"
+           "    t = d[:, :2].dtype\n    g = relu(d[:, 1:2])\n    r = rank(d -> linear(3))\n"
+           "    y = concat([d, expand(tensor([1e10]), n)], axis=-1)\n}\n")
+    with pytest.warns(archdsl.ArchWarning) as got:
+        archdsl.check_source(src)
+    said = sorted(str(w.message).split(": ", 1)[1].split(" is computed")[0] for w in got)
+    assert said == ["'linear_0' (linear)", "'relu_0' (relu)"], said

@@ -35,6 +35,7 @@ def _integral(name, v, f):
 def _tensor(name, v) -> Tensor:
     if not isinstance(v, Tensor):
         raise ArchTypeError(f"{name}() expects a tensor, got {describe(v)}")
+    v.value.shape_read = True
     return v
 
 

@@ -266,6 +266,8 @@ class Operators:
     # ---------------- attributes and indexing ----------------
     def attr(self, v, name: str, span: Span):
         if isinstance(v, Tensor):
+            if name in ("shape", "rank", "dtype"):
+                v.value.shape_read = True
             if name == "shape":
                 return tuple(v.shape)
             if name == "T":

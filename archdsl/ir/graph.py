@@ -23,7 +23,7 @@ __all__ = ["Value", "Node", "Graph", "provenance"]
 class Value:
     """An SSA value: a graph input, a parameter or buffer, a constant, or a node output."""
 
-    __slots__ = ("type", "kind", "name", "producer", "index", "uses", "spec", "data", "span")
+    __slots__ = ("type", "kind", "name", "producer", "index", "uses", "spec", "data", "span", "shape_read")
 
     def __init__(self, type: TensorType, kind: str, name: str | None = None, producer: "Node | None" = None,
                  index: int = 0, spec: ParamSpec | None = None, data: np.ndarray | None = None,
@@ -37,6 +37,8 @@ class Value:
         self.spec = spec
         self.data = data
         self.span = span
+        # the spec read its shape, rank or dtype (`shape(d[:, :1])`): a node kept only for that is no dead result
+        self.shape_read = False
 
     @property
     def is_param(self) -> bool:

@@ -81,7 +81,8 @@ def _dead_chains(g: Graph) -> list[Unused]:
                     trainable += _numel(v.type.shape) if v.kind == "param" else 0
                 elif v.producer is not None and id(v.producer) in dead:
                     stack.append(v.producer)
-        out.append(Unused(end, params, trainable, names=tuple(names), span=end.span, shared=shared))
+        if params or not all(o.shape_read for o in end.outputs):  # not a view made for shape() alone
+            out.append(Unused(end, params, trainable, names=tuple(names), span=end.span, shared=shared))
     return out
 
 
