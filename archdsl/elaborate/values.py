@@ -257,6 +257,7 @@ _TORCH_FUNCTIONS = {
     "softmax_cross_entropy_with_integer_labels": "cross_entropy(logits, labels, reduction=\"none\")",
     "l2_loss": "0.5 * (a - b) ** 2 (optax's: half the squared error)", "squared_error": "(a - b) ** 2",
     "expand_dims": "unsqueeze(x, dim)", "moveaxis": "permute(x, [...])", "take_along_axis": "gather(x, dim, index)",
+    "take_along_dim": "gather(x, dim, index) (torch.take_along_dim with a dim)",
     "dot": "a @ b (or matmul(a, b))", "prod": "the product written out (a * b), or exp(sum(log(x))) of positives",
     "scan": "a loop (for/repeat) over the steps, unrolled; lstm and gru scan themselves",
     **{n: f"{n[:3]}pool1d, {n[:3]}pool2d or {n[:3]}pool3d (by the input's rank; 2d for Flax's images), whose "

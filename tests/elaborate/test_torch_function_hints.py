@@ -48,6 +48,8 @@ CASES = [
     ("a * linspace(-1.0, 2.0, 5)", "tensor([lo + (hi - lo) * i / (n - 1) for i in range(n)])",  # NeRF's depths
      "a * tensor([-1.0 + (2.0 - -1.0) * i / (5 - 1) for i in range(5)])",
      lambda a, b: a * torch.linspace(-1.0, 2.0, 5)),
+    ("take_along_dim(a, argsort(b, dim=1), 1)", "gather(x, dim, index)", "gather(a, 1, argsort(b, dim=1))",
+     lambda a, b: torch.take_along_dim(a, torch.argsort(b, dim=1), 1)),  # said nothing (porting4 hunt)
     ("a * pi", "write the number, or `let pi = 3.141592653589793` at the file's top", "a * 3.141592653589793",
      lambda a, b: a * torch.pi),
     ("a * math.pi", "'pi' is not one either; the language has no named constants", "a * 3.141592653589793",
