@@ -202,12 +202,10 @@ def cmd_run(args, sources) -> int:
     general = None
     if mod is not None:  # embedding ids: random ones within the table, given ones checked against it
         from ..elaborate import elaborate_model
-        from ..ir.int_inputs import index_rows, label_inputs
+        from ..ir.int_inputs import draw_limits
         from ..training.data import check_ctc_inputs, check_index_inputs, check_label_inputs
         general = elaborate_model(mod, name)
-        high = {k: classes for k, (classes, _, _) in label_inputs(general).items()}  # labels within the classes
-        high.update({k: rows for k, (rows, *_) in index_rows(general, parts=True, drawing=True).items()})  # fit every
-        # reading, a remapped one's too
+        high = draw_limits(general)  # labels within the classes, ids within the rows: fit every reading
         for k, a in given.items():
             check_index_inputs(given_from[k], {k: a}, general)
             check_label_inputs(given_from[k], {k: a}, general)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from ..ops.recurrent import lengths_input
 
-__all__ = ["index_readings", "index_rows", "int_input_ranges", "label_inputs", "label_readings", "length_inputs"]
+__all__ = ["draw_limits", "index_readings", "index_rows", "int_input_ranges", "label_inputs", "label_readings",
+           "length_inputs"]
 
 
 def index_readings(graph, drawing: bool = False) -> list[tuple]:
@@ -48,17 +49,21 @@ def index_rows(graph, parts: bool = False, drawing: bool = False) -> dict[str, t
     return rows
 
 
-# ops whose output holds the values of their first input (reshaped, cast among integers): an index read through
-# them is the input's (torch's q.gather(1, a.unsqueeze(1)))
-_SAME_VALUES = ("unsqueeze", "squeeze", "reshape", "flatten", "detach", "expand")
+# ops whose output holds the values of their first input (reshaped, reordered, repeated; cast among integers): an
+# index read through them is the input's (torch's q.gather(1, a.unsqueeze(1)), a time-major transpose(ids, 0, 1))
+_SAME_VALUES = ("unsqueeze", "squeeze", "reshape", "flatten", "detach", "expand", "transpose", "permute", "flip",
+                "roll", "tile", "repeat_interleave")
+# ops whose outputs are pieces of their first input along a dim: read as positions of it, as unbind's
+_PIECES = {"unbind": "dim", "split": "axis", "chunk": "dim"}
 
 
 def _source(v, drawing: bool = False):
     """(the model input v is, or fixed positions of: one getitem of numbers, whole or fixed slices and '...',
     or one of unbind's pieces; the numpy index of them), else (None, None); through ops that keep the values
-    (an unsqueeze, a cast between integer types) and a where() whose other branch is a constant and whose
-    condition reads no value of the input (label dropout for classifier-free guidance: where(drop, null_class,
-    y)), whose data every value of is then checked; `drawing`, through a remapping one too."""
+    (an unsqueeze, a transpose, a cast between integer types), a concat or stack of one reading with itself,
+    and a where() whose other branch is a constant and whose condition reads no input's values (label dropout
+    for classifier-free guidance: where(drop, null_class, y)), whose data every value of is then checked;
+    `drawing`, through any such where (a remapping one, a mask given as an input) too."""
     if v.kind == "input":
         return v, None
     n = v.producer
@@ -72,13 +77,24 @@ def _source(v, drawing: bool = False):
         source, select = _source(branches[0], drawing)
         # where(ids < 0, 0, ids): the model remaps the values it would refuse (padding, an UNK row, labels to
         # ignore_index), so the input's values are not what is read: not checked (review64), though drawn within
-        # the size; a condition of its own (label dropout's rand_like(...) < p) leaves them as they are
-        return (None, None) if source is None or not drawing and _reads(n.inputs[0], source) else (source, select)
-    if n is None or n.op not in ("getitem", "unbind") or n.inputs[0].kind != "input":
+        # the size; nor where a mask given beside them picks them (where(valid, y, -100): the -1 at an invalid
+        # position is never read, review70); a condition of its own (label dropout's rand_like(...) < p) leaves
+        # them as they are
+        return (None, None) if source is None or not drawing and _reads_an_input(n.inputs[0]) else (source, select)
+    if n is not None and n.op in ("concat", "stack"):  # concat([ids, ids]): the values of one reading
+        got = {(id(s), repr(sel)): (s, sel) for s, sel in (_source(u, drawing) for u in n.inputs)}
+        return next(iter(got.values())) if len(got) == 1 else (None, None)
+    if n is None or n.op not in ("getitem", *_PIECES) or n.inputs[0].kind != "input":
         return None, None
-    if n.op == "unbind":  # piece k of unbind(x, dim): x[:, ..., k] at dim
-        dim = n.attrs["dim"] % n.inputs[0].type.rank
-        return n.inputs[0], (slice(None),) * dim + (n.outputs.index(v),)
+    if n.op in _PIECES:  # piece k along dim: x[:, ..., k] of unbind, x[:, ..., start:start + size] of split
+        dim = n.attrs[_PIECES[n.op]] % n.inputs[0].type.rank
+        k = n.outputs.index(v)
+        if n.op == "unbind":
+            return n.inputs[0], (slice(None),) * dim + (k,)
+        before = [o.type.shape[dim] for o in n.outputs[:k + 1]]
+        if not all(isinstance(d, int) for d in before):
+            return None, None
+        return n.inputs[0], (slice(None),) * dim + (slice(sum(before[:-1]), sum(before)),)
     select = []
     for part in n.attrs["index"]:
         if part[0] == "i" and isinstance(part[1], int):
@@ -97,12 +113,12 @@ _SHAPE_ONLY = ("rand_like", "randn_like", "randint_like", "zeros_like", "ones_li
                "dim_size")
 
 
-def _reads(v, source) -> bool:
-    """Whether v is computed from the values of `source` (a model input)."""
+def _reads_an_input(v) -> bool:
+    """Whether v is computed from the values of a model input."""
     seen, todo = set(), [v]
     while todo:
         u = todo.pop()
-        if u is source:
+        if u.kind == "input":
             return True
         p = u.producer
         if p is not None and id(u) not in seen:
@@ -148,6 +164,19 @@ def label_readings(graph) -> list[tuple]:
     return out
 
 
+def draw_limits(graph) -> dict[str, int]:
+    """The top of the random integers to draw for each input read as labels or indices of a known size, whole
+    or at fixed positions: the fewest classes or rows any reading has, so that what is drawn fits every reading
+    (labels y that an embedding also reads: drawn past the classes, review70)."""
+    out: dict[str, int] = {}
+    for name, _, n, _, _ in index_readings(graph, drawing=True):
+        if isinstance(n, int):
+            out[name] = min(n, out.get(name, n))
+    for name, _, classes, _, _ in label_readings(graph):
+        out[name] = min(classes, out.get(name, classes))
+    return out
+
+
 def label_inputs(graph) -> dict[str, tuple[int, int | None, str]]:
     """The model inputs a spec's own cross_entropy reads whole as labels: (classes, its ignore_index, the
     node's name), the fewest classes where several read one input."""
@@ -178,10 +207,15 @@ def int_input_ranges(graph) -> dict[str, dict]:
     column's table): drawn below the fewest, not checked (segment hunt)."""
     out: dict[str, dict] = {name: {"low": 0, "high": n, **({"ignore": ig} if ig is not None else {})}
                             for name, (n, ig, _) in label_inputs(graph).items()}  # ignore: cross_entropy's ignore_index
-    out.update({name: {"low": 0, "high": n} for name, (n, *_) in index_rows(graph).items()})  # run --input checks
+    for name, (n, *_) in index_rows(graph).items():  # run --input checks; ids that are labels too fit both
+        had = out.get(name, {}).get("high", n)  # (and the ignore_index, which the table would refuse, is none)
+        out[name] = {"low": 0, "high": min(n, had)}
     rows: dict[str, list] = {}  # every reading (fixed positions, a size the run gives: a GNN's N): to draw within
     for name, _, n, _, _ in index_readings(graph, drawing=True):
         rows.setdefault(name, []).append(n if isinstance(n, int) else str(n))
+    for name, select, classes, _, _ in label_readings(graph):  # labels at fixed positions (y[:, 0]) beside ids
+        if name in rows or select is not None:
+            rows.setdefault(name, []).append(classes)
     for name, r in rows.items():  # beside a high to check against (an embedding's table) where they say more
         high = out.get(name, {}).get("high")
         if high is None or any(not isinstance(n, int) or n < high for n in r):

@@ -144,8 +144,10 @@ register(OpDef(
     name="group_norm", grad=_grad, inputs=("x",), category="layer", aliases=("groupnorm",),
     attrs=(Attr("num_groups", "int"), Attr("eps", "float", 1e-5), Attr("affine", "bool", True)),
     params=_params, infer=_infer, lower=_lower, cost=lambda c: 5 * numel(c.out_types[0].shape),
+    nonempty=lambda ins, a: range(1, ins[0].rank),  # onnxruntime's LayerNormalization refuses an empty row
     doc="Group normalization over groups of channels (torch.nn.GroupNorm); lowered through LayerNormalization "
         "over each group at every opset (onnxruntime's GroupNormalization and InstanceNormalization lose "
         "precision where a group's mean is large next to its spread). A spatial size of 0 known only at run "
-        "time is an onnxruntime error there (LayerNormalization refuses an empty row; torch gives an empty map).",
+        "time is an onnxruntime error there (LayerNormalization refuses an empty row; torch gives an empty map): "
+        "`archdsl run` says so first.",
 ))

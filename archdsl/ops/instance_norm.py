@@ -57,6 +57,7 @@ register(OpDef(
     name="instance_norm", grad=_grad, inputs=("x",), category="layer", aliases=("instancenorm",),
     attrs=(Attr("eps", "float", 1e-5), Attr("affine", "bool", False)),
     params=_params, infer=_infer, lower=_lower, cost=lambda c: 5 * numel(c.out_types[0].shape),
+    nonempty=lambda ins, a: range(1, ins[0].rank),  # as group_norm's: LayerNormalization refuses an empty row
     doc="Instance normalization (torch.nn.InstanceNorm1d/2d/3d): per example and channel over the spatial "
         "dims, biased variance; affine=true learns weight (ones) and bias (zeros) of C, named as torch's "
         "state_dict. No running statistics (track_running_stats=false, torch's default). Lowered through "

@@ -12,7 +12,7 @@ from .registry import Attr, OpDef, fail, register
 
 __all__ = ["check_pad_fits", "lower_pad"]
 
-_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}  # circular: a Concat
 
 
 def _per_axis(x, a) -> list[tuple[int, int]]:
@@ -40,9 +40,10 @@ def check_pad_fits(op: str, x, pairs, mode: str, what: str = "padding") -> None:
 
 
 def lower_pad(e, x: str, x_t, pairs, mode: str, value=None, outputs=None) -> str:
-    """x padded by (begin, end) per axis in a torch mode: one ONNX Pad, but circular below opset 19 (no Pad
-    mode "wrap" there) as a Concat per padded axis of x's last `begin` elements, x and its first `end` ones."""
-    if mode == "circular" and e.opset < 19:
+    """x padded by (begin, end) per axis in a torch mode: one ONNX Pad, but circular as a Concat per padded axis
+    of x's last `begin` elements, x and its first `end` ones: Pad's mode "wrap" (opset 19) fails in onnxruntime
+    1.32 on any empty input, a batch of 0 too (review70)."""
+    if mode == "circular":
         padded = [ax for ax, p in enumerate(pairs) if p != (0, 0)]
         if not padded:
             return e.op("Identity", [x], outputs=outputs)
@@ -102,6 +103,8 @@ register(OpDef(
                                               attrs={**c.attrs, "value": 0.0})],
     attrs=(Attr("pad", "ints"), Attr("mode", "str", "constant", choices=tuple(_MODES)), Attr("value", "any", 0.0)),
     infer=_infer, lower=_lower, cost=lambda c: numel(c.out_types[0].shape) if c.attrs["mode"] != "constant" else 0,
+    # reflect, replicate and circular copy from a padded dim: an empty one is refused, as torch's
+    nonempty=lambda ins, a: [ax for ax, p in enumerate(_per_axis(ins[0], a)) if a["mode"] != "constant" and any(p)],
     doc="Pad trailing dims, pairs (begin, end) from the last dim backwards (torch.nn.functional.pad); "
         "constant, reflect, replicate or circular. A negative amount crops that side, as torch's (not in circular "
         "mode: slice first); value= is constant mode's fill: a number, true/false, or \"-inf\"/\"inf\".",

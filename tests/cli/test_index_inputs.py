@@ -6,6 +6,7 @@ unchecked, or drawn as 0s and 1s)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from archdsl.cli import main
 
@@ -145,3 +146,53 @@ def test_a_where_on_a_shape_only_condition_is_still_checked_and_a_remap_still_dr
     spec.write_text("model m(ids: int64[B, 4]) -> y {\n    y = where(ids < 0, 0, ids) -> embedding(5, 3) as emb\n}\n")
     assert main(["run", str(spec), "--batch", "64", "--repeat", "1", "--save", str(tmp_path / "r.npz")]) == 0
     assert set(np.unique(np.load(tmp_path / "r.npz")["input:ids"])) == {0, 1, 2, 3, 4}
+
+
+def test_labels_a_mask_input_picks_are_not_refused_where_the_mask_drops_them(tmp_path, capsys):
+    """where(valid, y, -100) and where(pad, 0, ids) with the mask given beside the data: the -1 at a position the
+    mask drops is never read, and was refused as out of range (review70; the where beside a constant was
+    followed for DiT's label dropout, whose condition reads no input)."""
+    spec = tmp_path / "v.arch"
+    spec.write_text("model m(x: float32[B, 4], valid: bool[B], pad: bool[B], y: int64[B], ids: int64[B]) -> loss {\n"
+                    "    e = where(pad, 0, ids) -> embedding(10, 4) as emb\n"
+                    "    loss = cross_entropy((x + e) -> linear(3) as fc, where(valid, y, -100), ignore_index=-100)\n"
+                    "}\n")
+    mask = np.array([True, True, False])
+    np.savez(tmp_path / "d.npz", x=np.ones((3, 4), np.float32), valid=mask, pad=~mask, y=np.array([0, 2, -1]),
+             ids=np.array([1, 9, -1]))
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--loss", "model", "--epochs", "1",
+                 "--quiet", "-o", str(tmp_path / "w.npz")]) == 0, capsys.readouterr().err
+
+
+def test_an_input_read_as_labels_and_as_ids_is_drawn_within_both(tmp_path, capsys):
+    """y read by cross_entropy (3 classes) and an embedding of 100 rows, whole or a column each: run drew ids up to
+    99 into the loss (onnxruntime's GatherElements error), and the .onnx recorded the embedding's range alone
+    (review70)."""
+    for ys, yl in (("y", "y"), ("y[:, 1]", "y[:, 0]")):
+        spec = tmp_path / "a.arch"
+        spec.write_text(f"model m(x: float32[B, 4], y: int64[B{', 2' if ys != 'y' else ''}]) -> loss {{\n"
+                        f"    e = {ys} -> embedding(100, 4) as emb\n"
+                        f"    loss = cross_entropy((x + e) -> linear(3) as fc, {yl})\n}}\n")
+        assert main(["build", str(spec), "-o", str(tmp_path / "a.onnx")]) == 0
+        for model in (spec, tmp_path / "a.onnx"):
+            for seed in ("1", "2"):
+                assert main(["run", str(model), "--batch", "64", "--repeat", "1", "--seed", seed]) == 0, \
+                    capsys.readouterr().err
+    np.save(tmp_path / "y.npy", np.array([5, 1]))
+    spec.write_text(spec.read_text().replace("y[:, 1]", "y").replace("y[:, 0]", "y").replace(", 2]", "]"))
+    assert main(["build", str(spec), "-o", str(tmp_path / "a.onnx")]) == 0
+    assert main(["run", str(tmp_path / "a.onnx"), "--input", f"y={tmp_path / 'y.npy'}"]) == 1
+    assert "'y'[0] is 5, outside 0..2, the range the model records for it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("read", ["transpose(ids, 0, 1)", "permute(ids, [1, 0])", "flip(ids, [1])",
+                                  "concat([ids, ids], axis=1)", "tile(ids, [2, 1])", "split(ids, 2, axis=1)[1]"])
+def test_ids_read_through_ops_that_reorder_or_split_them_are_checked(tmp_path, capsys, read):
+    """A time-major transpose(ids, 0, 1) -> embedding read a -1 as row 9, silently (review70); a split's piece is
+    checked at its positions."""
+    spec = tmp_path / "t.arch"
+    spec.write_text(f"model m(ids: int64[B, 4]) -> y {{\n    y = {read} -> embedding(10, 3) as emb\n}}\n")
+    np.save(tmp_path / "i.npy", np.array([[1, 2, 3, -1], [1, 2, 3, 4]]))
+    assert main(["run", str(spec), "--input", f"ids={tmp_path / 'i.npy'}", "--repeat", "1"]) == 1
+    shown = "'ids[:, 2:4]'[0, 1]" if "split" in read else "'ids'[0, 3]"
+    assert f"{shown} is -1, but the embedding it indexes (emb) has 10 rows" in capsys.readouterr().err
