@@ -31,14 +31,13 @@ def index_readings(graph, drawing: bool = False) -> list[tuple]:
     return out
 
 
-def index_rows(graph, parts: bool = False, drawing: bool = False) -> dict[str, tuple[int, str, bool, bool]]:
-    """The model inputs read whole as indices along dims of known size (index_readings; `parts`: or some of
-    their positions, for ids to draw that fit every reading): each as the fewest positions any reading has,
-    what has them (said in words), whether negative ids count from the end (where no embedding reads them),
-    and whether the fewest are not an embedding's."""
+def index_rows(graph) -> dict[str, tuple[int, str, bool, bool]]:
+    """The model inputs read whole as indices along dims of known size (index_readings): each as the fewest
+    positions any reading has, what has them (said in words), whether negative ids count from the end (where
+    no embedding reads them), and whether the fewest are not an embedding's."""
     rows: dict[str, tuple[int, str, bool, bool]] = {}
-    for name, select, n, what, took in index_readings(graph, drawing):
-        if not isinstance(n, int) or select is not None and not parts:
+    for name, select, n, what, took in index_readings(graph):
+        if not isinstance(n, int) or select is not None:
             continue
         entry = (n, what, took, took)
         if name in rows:  # ids every reading takes: the fewest rows, and no negatives where one refuses them
