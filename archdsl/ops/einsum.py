@@ -1,5 +1,6 @@
-"""einsum(equation, [a, b, ...]): torch.einsum, lowered to MatMuls, pairwise (ONNX Einsum for one operand or a
-diagonal).
+"""einsum(equation, [a, b, ...]): torch.einsum, lowered to MatMuls, pairwise; a diagonal (a letter repeated in an
+operand) first, by a mask; one operand to a ReduceSum and a Transpose: no ONNX Einsum, whose kernel in onnxruntime
+1.32 dies of SIGFPE on some equations at a size 0.
 
 The equation is read at compile time into a canonical form: one letter per dim of each operand (`...`
 becomes letters the equation does not use, right-aligned as numpy broadcasts), and an explicit output
@@ -115,7 +116,7 @@ def _lower(e, ins, outs, c):
     types = list(c.in_types)
     p = plan(c.attrs["equation"], types)
     dt = types[0].dtype
-    wide = dt is DType.bfloat16  # ONNX Einsum takes no bfloat16; onnxruntime's float16 result equals torch's
+    wide = dt is DType.bfloat16  # onnxruntime's CPU has no bfloat16 MatMul; its float16 result equals torch's
     names, terms = [], []
     for k, (x, t) in enumerate(zip(ins, types)):
         axes = p.squeezed(k, t)
@@ -123,23 +124,53 @@ def _lower(e, ins, outs, c):
             x = e.op("Squeeze", [x, e.const(np.array(axes, dtype=np.int64))])
         if wide:
             x = e.op("Cast", [x], to=DType.float32.onnx)
+        x, term = _diagonal(e, x, "".join(ch for j, ch in enumerate(p.terms[k]) if j not in axes),
+                            np.zeros((), (DType.float32 if wide else dt).numpy))
         names.append(x)
-        terms.append("".join(ch for j, ch in enumerate(p.terms[k]) if j not in axes))
-    equation = ",".join(terms) + "->" + p.out
-    z = _chain(e, names, terms, p.out, p.sizes, None if wide else outs) if len(terms) > 1 else None
+        terms.append(term)
+    at = None if wide else outs
+    z = _chain(e, names, terms, p.out, p.sizes, at) if len(terms) > 1 else _single(e, names[0], terms[0], p.out, at)
     if z is None:
-        z = e.op("Einsum", names, outputs=None if wide else outs, equation=equation)
+        z = e.op("Einsum", names, outputs=at, equation=",".join(terms) + "->" + p.out)
     if wide:
         e.op("Cast", [z], outputs=outs, to=dt.onnx)
+
+
+def _diagonal(e, x: str, term: str, zero) -> tuple[str, str]:
+    """x with each letter repeated in its term (bjtj) kept at its first place only: the diagonal, as a Where
+    of an Equal of two Ranges and a ReduceSum of the later axis. onnxruntime's Einsum (1.32) dies of SIGFPE on
+    a diagonal at a size 0 (bjtj->bt, fdf->f: ops3 hunt)."""
+    import numpy as np
+    while len(set(term)) != len(term):
+        c = next(ch for ch in term if term.count(ch) > 1)
+        first, later = term.index(c), term.index(c, term.index(c) + 1)
+        n = e.op("Squeeze", [e.op("Shape", [x], start=first, end=first + 1)])
+        r = e.op("Range", [e.const(np.array(0, np.int64)), n, e.const(np.array(1, np.int64))])
+        along = [e.op("Reshape", [r, i64(e, [-1 if j == ax else 1 for j in range(len(term))])])
+                 for ax in (first, later)]
+        x = e.op("Where", [e.op("Equal", along), x, e.const(zero)])
+        x = reduce_op(e, "ReduceSum", x, [later], 0)
+        term = term[:later] + term[later + 1:]
+    return x, term
+
+
+def _single(e, x: str, term: str, out: str, outs) -> str:
+    """One operand of distinct letters: the letters the output leaves out summed, the rest in its order."""
+    gone = [j for j, ch in enumerate(term) if ch not in out]
+    if gone:
+        x = reduce_op(e, "ReduceSum", x, gone, 0)
+        term = "".join(ch for ch in term if ch in out)
+    perm = [term.index(c) for c in out]
+    if perm == list(range(len(perm))):
+        return e.op("Identity", [x], outputs=outs)
+    return e.op("Transpose", [x], outputs=outs, perm=perm)
 
 
 def _chain(e, names: list, terms: list, out: str, sizes: dict, outs) -> str | None:
     """Operands contracted pairwise, left to right, as torch contracts them, each pair by _matmul; a letter that
     neither a later operand nor the output reads is summed out of its operand first (bij,bjk->b). onnxruntime's
     Einsum (1.32) dies of SIGFPE at a size 0 in three- and four-operand forms too (Mamba-2's
-    blhn,bshn,bhls,bshp->blhp; ssm hunt). A letter repeated within an operand (a diagonal) keeps Einsum: None."""
-    if any(len(set(t)) != len(t) for t in terms):
-        return None
+    blhn,bshn,bhls,bshp->blhp; ssm hunt). The terms' letters are distinct (_diagonal has taken the diagonals)."""
 
     def needed(k: int) -> set:
         return set(out).union(*terms[k + 1:])
@@ -165,8 +196,9 @@ def _matmul(e, names: list, terms: list, out: str, sizes: dict, outs) -> str | N
     and a Transpose, written out; a group of several letters (left, contracted or right: bijd,bkjd->bik) is
     Reshaped into one dim. onnxruntime's Einsum kernel (1.32) dies of SIGFPE on `bqd,bkd->bqk` at a batch or
     contracted size 0, killing the process; MatMul takes size 0 as torch does (ops2, docs3, review58 hunts).
-    A letter in one operand alone and not the output (_chain sums such letters first) or repeated in one keeps
-    Einsum. The result's name (written to outs when given), None where not written."""
+    A letter in one operand alone and not the output (_chain sums such letters first) or repeated in one
+    (_diagonal takes it first) is not written here. The result's name (written to outs when given), None where
+    not written."""
     import numpy as np
     if len(terms) != 2 or any(len(set(t)) != len(t) for t in terms):
         return None
@@ -286,14 +318,15 @@ def _cost(c) -> int:
 register(OpDef(
     name="einsum", inputs=("*operands",), category="math", attrs=(Attr("equation", "str"),),
     call_order=("equation", "operands"), infer=_infer, lower=_lower, grad=_grad, cost=_cost,
-    doc="Sums of products over the letters of an equation (torch.einsum; ONNX Einsum): "
+    doc="Sums of products over the letters of an equation (torch.einsum): "
         "einsum(\"bij,bjk->bik\", [a, b]), the operands in one list as concat's. Without '->' the output is "
         "torch's (letters written once, in ASCII order); '...' broadcasts, and so does a dim of size 1 against "
-        "a larger one. bfloat16 is computed in float32 (ONNX Einsum takes none). Operands are contracted "
+        "a larger one. bfloat16 is computed in float32. Operands are contracted "
         "pairwise, left to right, as torch does: each pair (bhqd,bhkd->bhqk; bijd,bkjd->bik, each group of "
         "letters Reshaped into one dim) as Transposes and a MatMul (a Mul where it sums no letter and one side "
         "has no letter of its own), a letter no later operand nor the output reads summed out first; "
-        "onnxruntime's Einsum kernel dies on some at size 0. One operand, or one that repeats a letter (a "
-        "diagonal, 'ii->i'), stays ONNX Einsum. The gradient is an einsum per operand; an operand whose "
-        "subscripts repeat a letter has none.",
+        "a letter an operand repeats (a diagonal, 'ii->i') is taken by a mask and a ReduceSum first, and one "
+        "operand is a ReduceSum and a Transpose: no ONNX Einsum, whose onnxruntime kernel dies on some "
+        "equations at size 0. The gradient is an einsum per operand; an operand whose subscripts repeat a "
+        "letter has none.",
 ))

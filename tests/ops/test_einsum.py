@@ -178,14 +178,17 @@ _MATMUL_FORMS = ["bhqd,bhkd->bhqk", "bqd,bkd->bqk", "abcd,abed->abce", "ij,jk->i
                  "bijk,bjk->bi", "ij,ij->", "ab,cd->abcd", "bqhd,bkhd->bhqk",  # several letters a group (docs3)
                  "bij,bjk->b", "bln,bsn,bls->bls", "blhn,bshn,bhls,bshp->blhp", "ab,bc,cd->ad",
                  "bi,bi,bi->b"]  # a letter summed in one operand alone; three and four operands (ssm hunt)
+# a diagonal (a letter repeated in an operand) and one operand: a mask and a ReduceSum, a Transpose (ops3 hunt)
+_OTHER_FORMS = ["bjtj->bt", "fdf->f", "fdf->fd", "fdf->df", "ifdf->if", "hf,fdf->fh", "f,fdf->f", "ii->i",
+                "bii,bij->bj", "iij->ji", "ij->ji", "ij->j", "ij->", "bhij->bhj"]
 
 
 def test_contractions_at_size_zero_run_as_torch(tmp_path):
     """onnxruntime's Einsum kernel died of SIGFPE (the whole process) on `bhqd,bhkd->bhqk` at a batch or a
     contracted size of 0 (ops2 hunt), and in float16, int64 and with a symbolic letter in a group of two
     (review58), and in three- and four-operand forms (ssm hunt): contractions go to MatMuls, pairwise, which take
-    size 0. In a child process, so that a
-    regression fails this test instead of killing the run."""
+    size 0; and on a diagonal of letters apart (bjtj->bt, fdf->f: ops3 hunt), taken by a mask now. In a child
+    process, so that a regression fails this test instead of killing the run."""
     import subprocess
     import sys
     child = tmp_path / "child.py"
@@ -204,7 +207,7 @@ def run(eq, dt, symbols, zero):
     want = torch.einsum(eq, *map(torch.from_numpy, arrs)).numpy()
     assert y.shape == want.shape and np.array_equal(y, want), (eq, dt, zero, y.shape, want.shape)
 
-for eq in {_MATMUL_FORMS!r}:
+for eq in {_MATMUL_FORMS + _OTHER_FORMS!r}:
     for zero in sorted(set(eq.split("->")[0].replace(",", ""))):
         run(eq, "float32", zero, zero)
 for dt, eq, symbols in (("float16", "bhqd,bhkd->bhqk", "b"), ("int64", "bqd,bkd->bqk", "b"),
@@ -216,13 +219,13 @@ print("ok")
     assert run.returncode == 0 and run.stdout.split() == ["ok"], (run.returncode, run.stderr[-2000:])
 
 
-@pytest.mark.parametrize("eq", _MATMUL_FORMS)
+@pytest.mark.parametrize("eq", _MATMUL_FORMS + _OTHER_FORMS)
 def test_contractions_written_as_matmul_match_torch(eq):
     terms = eq.split("->")[0].split(",")
-    sizes = dict(zip("bhqdkijeacwlnsp", (2, 3, 4, 5, 6, 3, 4, 5, 2, 3, 2, 3, 2, 4, 5)))
+    sizes = dict(zip("bhqdkijeacwlnsptf", (2, 3, 4, 5, 6, 3, 4, 5, 2, 3, 2, 3, 2, 4, 5, 3, 4)))
     _against_torch(eq, _operands(eq, sizes, 0))
     model = archdsl.compile_source("model m(" + ", ".join(
         f"a{k}: float32[{', '.join(str(sizes[c]) for c in t)}]" for k, t in enumerate(terms)) +
         f') -> y {{\n    y = einsum("{eq}", [{", ".join(f"a{k}" for k in range(len(terms)))}])\n}}\n')
     ops = {n.op_type for n in model.graph.node}  # a product that sums no letter is a broadcast Mul
-    assert "Einsum" not in ops and ("MatMul" in ops or "Mul" in ops), ops
+    assert "Einsum" not in ops and ("MatMul" in ops or "Mul" in ops or eq in _OTHER_FORMS), ops
