@@ -64,9 +64,15 @@ def _lgamma(s: _Series, x: str) -> str:
     series = s("Add", stirling, s.poly(z, [(1, 1 / 12), (3, -1 / 360), (5, 1 / 1260), (7, -1 / 1680), (9, 1 / 1188),
                                       (11, -691 / 360360), (13, 1 / 156), (15, -3617 / 122400)]))
     at_r = s("Sub", series, logs)
-    # lgamma(x) = log(pi / |sin(pi x)|) - lgamma(1 - x): inf at 0 and the negative integers, as torch
-    sine = s("Abs", s("Sin", _pi_frac(s, x)))
-    out = s("Where", below, s("Sub", s("Log", s("Div", s.c(math.pi), sine)), at_r), at_r)
+    # lgamma(x) = log(pi / |sin(pi x)|) - lgamma(1 - x), written -log|f| - log(sin(a) / a) for f = x - round(x)
+    # and a = pi f: inf at 0 and the negative integers, as torch; pi over the sine overflowed to inf below
+    # 1.75e-308, and pi x rounded among the subnormals (ops3 hunt)
+    f = s("Sub", x, s("Round", x))
+    a = s("Mul", f, s.c(math.pi))
+    sinc = s("Where", s("Equal", a, s.c(0.0)), s.c(1.0), s("Div", s("Sin", a), a))
+    out = s("Where", below, s("Sub", s("Neg", s("Add", s("Log", s("Abs", f)), s("Log", sinc))), at_r), at_r)
+    # 0 at 1 and 2 exactly, as torch's: the series and the logs cancel to -1.8e-15 there
+    out = s("Where", s("Or", s("Equal", x, s.c(1.0)), s("Equal", x, s.c(2.0))), s.c(0.0), out)
     return s("Where", s("IsInf", x), s.c(math.inf), out)  # both infinities: inf, as torch
 
 
@@ -132,7 +138,8 @@ def _make(name: str, build, grad, doc: str, category: str = "math") -> None:
 _make("lgamma", _lgamma, lambda b, c, ins, outs, gouts: [b.op("mul", gouts[0], b.op("digamma", ins[0]))],
       "log |Gamma(x)|, elementwise (torch.lgamma): inf at 0 and the negative integers; float tensors, computed in "
       "float64. Written out in ONNX ops (Stirling's series at x + 8, the recurrence down, the reflection below "
-      "1/2); within float32's rounding of torch. Gradient digamma(x).")
+      "1/2); within float32's rounding of torch (float64: within ~4e-15 absolute, so less in relative terms near "
+      "its roots, 1, 2 and one between each pair of negative integers; 0 exactly at 1 and 2). Gradient digamma(x).")
 _make("digamma", _digamma, lambda b, c, ins, outs, gouts: [b.op("mul", gouts[0], b.op("autodiff.trigamma", ins[0]))],
       "d/dx lgamma(x), elementwise (torch.digamma): -inf at 0, NaN at the negative integers, as torch; float "
       "tensors. Written out in ONNX ops as lgamma is. Gradient trigamma(x) (torch.polygamma(1, x)).")

@@ -43,6 +43,16 @@ def test_digamma_at_minus_zero_is_plus_infinity():
     np.testing.assert_array_equal(b, [-np.inf, np.inf])
 
 
+def test_lgamma_is_zero_at_one_and_two_and_finite_at_tiny_float64s():
+    """-1.8e-15 at 1 and 2 (the series and the logs cancelling: the sign of lgamma(x) == 0 checks), and inf below
+    1.75e-308 in float64, where pi / sin(pi x) overflowed; torch's 744.44 at 5e-324 (ops3 hunt)."""
+    a, _ = _both(np.array([1.0, 2.0], np.float32), "float32")
+    np.testing.assert_array_equal(a, [0.0, 0.0])
+    x = np.array([5e-324, 1e-310, -1e-310, 1.0, 2.0])
+    a, _ = _both(x, "float64")
+    np.testing.assert_allclose(a, torch.lgamma(torch.from_numpy(x)).numpy(), rtol=1e-14, atol=0)
+
+
 def test_lgamma_of_16_bit_floats_is_computed_wider():
     x = np.array([0.1, 0.5, 3.0, 17.5, -2.5], np.float16)
     a, b = _both(x, "float16")
