@@ -11,9 +11,28 @@ from ..ops._common import channels_first_perm
 from ..ops.losses import squashed_logits, squashing
 from ..ops.recurrent import layout_hint
 from ..ops.shapes import prod
-from ..types import dim_symbols, is_formula
+from ..types import dim_add, dim_mul, dim_symbols, is_formula
 
 __all__ = ["reads_layout", "suspicious"]
+
+
+def _top_left_over_a_cache(q, k) -> str | None:
+    """sdpa's causal=true over keys a formula longer than the queries (S queries after a KV cache's P keys):
+    top-left aligned as torch's is_causal, the new queries miss the keys after the first S; the decoded tokens
+    came out wrong, silently (kvcache hunt)."""
+    if q == k or isinstance(k, int) or not (isinstance(q, int) or set(dim_symbols(q)) < set(dim_symbols(k))):
+        return None
+    return (f"scaled_dot_product_attention: causal=true is top-left aligned (torch's is_causal): query i sees keys "
+            f"0..i, so over {k} keys, more than the queries' {q} (a KV cache's keys before them), the queries miss "
+            f"the last keys; for queries that come after the keys, give mask= the bool mask of the keys each keeps, "
+            f"positions(k, dim=-2) <= unsqueeze(positions(q, dim=-2), 1) + {_offset(q, k)}, or write the scores "
+            f"out with causal_mask(scores), bottom-right aligned")
+
+
+def _offset(q, k) -> str:
+    """k - q (P for S against (P+S)), parenthesized where a formula."""
+    d = dim_add(k, dim_mul(q, -1) if not isinstance(q, int) else -q)
+    return str(d)
 
 
 def reads_layout(name: str) -> bool:
@@ -46,6 +65,10 @@ def suspicious(op, tensors: list, attrs: dict) -> str | None:
                 f"[{', '.join(map(str, x.shape))}] reads {x.shape[-3]} as the heads and {x.shape[-2]} as the length; "
                 "if it is [batch, length, heads, head size] (Flax's dot_product_attention), transpose(q, 1, 2) "
                 "first, and k and v")
+    if op.name == "scaled_dot_product_attention" and attrs.get("causal") and len(tensors) > 1 and x.rank >= 2:
+        said = _top_left_over_a_cache(x.shape[-2], tensors[1].type.shape[-2])
+        if said:
+            return said
     if op.name == "multihead_attention" and (kpm := _given(op, tensors, attrs).get("key_padding_mask")):
         return _kept_as_true(kpm.value)
     maker = _source(tensors[0].value).producer

@@ -270,9 +270,15 @@ def _tri_infer(name: str):
     return infer
 
 
+# a KV cache's mask: torch's triu(full((S, P + S), -inf), diagonal=P + 1) at a run-time past length P (kvcache hunt)
+_TRI_SYMBOLIC = ("a diagonal offset by a run-time length (a KV cache's past P: triu(full_like(s, \"-inf\"), "
+                 "diagonal=P + 1) over scores s [..., S, P + S]) is causal_mask(s), bottom-right aligned (a key is "
+                 "hidden past query i + P), or masked_fill(s, positions(s, dim=-1) > "
+                 "unsqueeze(positions(s, dim=-2), 1) + P, \"-inf\")")
 for _name, _upper, _part in (("tril", 0, "on and below"), ("triu", 1, "on and above")):
     register(OpDef(
-        name=_name, inputs=("x",), category="math", attrs=(Attr("diagonal", "int", 0),), infer=_tri_infer(_name),
+        name=_name, inputs=("x",), category="math", attrs=(Attr("diagonal", "int", 0, symbolic=_TRI_SYMBOLIC),),
+        infer=_tri_infer(_name),
         lower=lambda e, ins, outs, c, u=_upper: e.op("Trilu", [ins[0], _i64(e, c.attrs["diagonal"])],
                                                      outputs=outs, upper=u),
         cost=elementwise_cost,

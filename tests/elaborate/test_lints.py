@@ -337,3 +337,20 @@ def test_a_later_error_says_the_misread_calls_before_it_and_no_others():
         archdsl.check_source(apart)
     assert not any("warned of" in text for text, _ in err.value.notes), err.value.notes
     assert said('    y = upsample(x, [8, 8], mode="bilinear")', "x: float32[B, 21, 32, 32]") == []
+
+
+def test_a_causal_sdpa_over_a_kv_cache_longer_than_its_queries_is_said():
+    """causal=true is top-left aligned (torch's is_causal): S new queries after P cached keys missed the last P keys,
+    and a decoder step built from specs/llama.arch decoded other tokens, silently (kvcache hunt). The same lengths,
+    or independent ones (cross-attention), say nothing."""
+    cache = "q: float32[B, 2, S, 8], past: float32[B, 2, P, 8]"
+    got = said("    k = concat([past, q], axis=2)\n    y = scaled_dot_product_attention(q, k, k, causal=true)", cache)
+    assert len(got) == 1 and "causal=true is top-left aligned (torch's is_causal): query i sees keys 0..i, so over " \
+        "(P+S) keys, more than the queries' S" in got[0] and "unsqueeze(positions(q, dim=-2), 1) + P," in got[0], got
+    one = said("    k = concat([past, q], axis=2)\n    y = scaled_dot_product_attention(q, k, k, causal=true)",
+               "q: float32[B, 2, 1, 8], past: float32[B, 2, P, 8]")
+    assert len(one) == 1 and "over (P+1) keys, more than the queries' 1" in one[0], one
+    for body, inputs in (("    y = scaled_dot_product_attention(q, q, q, causal=true)", cache),
+                         ("    y = scaled_dot_product_attention(q, k, k, causal=true)",
+                          "q: float32[B, 2, T, 8], k: float32[B, 2, S, 8]")):
+        assert said(body, inputs) == [], body
