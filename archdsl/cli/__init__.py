@@ -113,8 +113,8 @@ def make_parser() -> argparse.ArgumentParser:
     _common(s, model=SOME_MODELS)
     s.add_argument("--json", action="store_true", help="print a JSON object (params, buffers, flops, layers, ...)")
     s.add_argument("--dim", action="append", default=[], metavar="SYM=N",
-                   help="size a symbolic dim for the FLOPs (repeatable; e.g. --dim T=128); unsized ones count as 1, "
-                        "a batch of one")
+                   help="size a symbolic dim for the FLOPs (repeatable; e.g. --dim T=128; 0 too: a KV cache's first "
+                        "step, --dim P=0); unsized ones count as 1, a batch of one")
     _optimize_flags(s, report_only=True)
 
     r = sub.add_parser("run", help="run a spec or an .onnx file on onnxruntime",

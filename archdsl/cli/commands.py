@@ -468,8 +468,9 @@ def dim_flags(args, command: str) -> dict | None:
     dims = {}
     for d in args.dim:
         k, _, v = d.partition("=")
-        if not k or not re.fullmatch(r"[0-9]+", v) or int(v) < 1:  # isdigit() takes '²', int() does not
-            print(f"archdsl {command}: error: --dim expects SYM=N with N >= 1, got '{d}'"
+        least = 0 if command == "summary" else 1  # the FLOPs of a KV cache's first step (P=0); run's arrays
+        if not k or not re.fullmatch(r"[0-9]+", v) or int(v) < least:  # isdigit() takes '²', int() does not
+            print(f"archdsl {command}: error: --dim expects SYM=N with N >= {least}, got '{d}'"
                   + (" (a size of 0, an empty KV cache: feed that input, --input NAME=FILE.npy)"
                      if v == "0" and command == "run" else ""), file=sys.stderr)
             return None

@@ -142,6 +142,22 @@ def test_summary_counts_a_dim_that_comes_out_empty_as_no_work(tmp_path, capsys):
     assert capsys.readouterr().out.rstrip().endswith("FLOPs at batch 1, T=6: 64")
 
 
+def test_summary_sizes_an_empty_kv_cache_and_refuses_an_empty_image(tmp_path, capsys):
+    """--dim P=0 (a KV cache's first step) was refused as 'N >= 1', with no other way to count those FLOPs
+    (kvcache hunt); a conv over an H of 0 is the op's diagnostic, as run's."""
+    spec = tmp_path / "kv.arch"
+    spec.write_text("model m(q: float32[B, S, 8], past: float32[B, P, 8]) -> y {\n    k = concat([past, q], axis=1)\n"
+                    "    y = softmax(causal_mask(q @ k.T)) @ k\n}\n")
+    flops = []
+    for p in ("0", "2"):
+        assert main(["summary", str(spec), "--dim", f"P={p}", "--dim", "S=4"]) == 0
+        flops.append(int(capsys.readouterr().out.rstrip().rsplit(": ", 1)[1].replace(",", "")))
+    assert 0 < flops[0] < flops[1], flops
+    spec.write_text("model m(x: float32[B, 3, H, 8]) -> y {\n    y = x -> conv2d(3, 4, 3, padding=1)\n}\n")
+    assert main(["summary", str(spec), "--dim", "H=0"]) == 1
+    assert "conv2d: the input's length is 0" in capsys.readouterr().err
+
+
 def test_summary_rows_add_up_to_the_total(summary_json):
     """A parameter no layer reads (here an output) was in the total and in no row."""
     rep = summary_json("model m(x: float32[B, 4]) -> (y, p) {\n    y = x -> linear(3) as fc\n"
