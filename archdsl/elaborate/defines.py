@@ -21,17 +21,22 @@ DEFINE_FILE = "<-D>"
 
 @dataclass(frozen=True)
 class _Deferred:
-    """A -D expression naming a block or import only the file has (`-D acts=[silu, myblock]`, `-D
-    acts=[lib.blk]`): evaluated with those of the file's names where the param is set, else its error."""
+    """A -D expression that names ops, blocks or imports (`-D acts=[silu, myblock]`, `-D acts=[lib.blk]`, `-D
+    cfg={act: gelu}`): evaluated with the file's names first where the param is set, as a bare word is (`[gelu]`
+    was the op where the file has a block gelu, unless the list also named one only the file has: lang2 hunt);
+    where the file has none of them, the value read without them, else the error that gave."""
     node: object
-    error: ArchError
+    error: ArchError | None
     label: str  # -D NAME, for an error the file's names give
+    plain: object = None  # the value read without the file's names (where that had no error)
 
     def value(self, names):
         env = {n.id: v for n in A.names_in(self.node)  # the file's blocks and imports, as a bare word's
                if names is not None and isinstance(v := names(n.id), (OpFn, BlockFn, Builtin, Namespace))}
         if not env:
-            raise self.error
+            if self.error is not None:
+                raise self.error
+            return self.plain
         try:
             return Evaluator(None).eval(self.node, Env(env, None))
         except ArchError as e:  # `lib.nope`: lib is the file's, nope is not
@@ -49,9 +54,20 @@ class _Word:
 def override(item: A.ParamDecl, default, given, prefix: str = "", names=None):
     """`names`: the file's names so far (a block a bare word names, -D act=myblock)."""
     value, span = given[0], given[1]
-    if isinstance(value, _Deferred):
-        value = value.value(names)
     name = prefix + item.name  # as the -D wrote it
+    if isinstance(value, _Deferred):
+        try:
+            value = value.value(names)
+        except ArchError as e:  # -D 'tags=[foo]' for strings: "did you mean 'floor'?" said nothing of quoting
+            words = isinstance(default, str) or isinstance(default, (list, tuple)) and default and \
+                all(isinstance(v, str) for v in default)
+            unknown = re.match(r"unknown name '(\w+)'", e.message.partition(": ")[2])
+            if words and unknown:
+                kind = " is a string" if isinstance(default, str) else "'s elements are strings"
+                raise DefineError(f"{define_label(name, span)}: unknown name '{unknown[1]}': the default{kind}, and "
+                                  f'inside a list, record or expression a word is a name: quote it, "{unknown[1]}"',
+                                  span, [(f"param '{item.name}' is declared here", item.span)]) from None
+            raise
     if isinstance(value, _Word):
         if isinstance(default, str):
             return value.text
@@ -66,15 +82,17 @@ def override(item: A.ParamDecl, default, given, prefix: str = "", names=None):
     if isinstance(default, str) and len(given) > 3 and type(value) in (int, float):  # -D tag=1.5: as written
         return given[3]
     if isinstance(default, (list, tuple)) and type(value) is type(default):
-        value = _same_elements(name, item, default, value, span)
+        value = _same_elements(name, item, default, value, span, names)
     if _is_record(default) and isinstance(value, dict):
-        value = _same_fields(item, default, value, given, prefix)
+        value = _same_fields(item, default, value, given, prefix, names=names)
     elif isinstance(default, dict) and isinstance(value, dict):
         value = _same_entries(name, item, default, value, span)
     if isinstance(default, str) and value == "+inf":  # the ops' spelling of it, as REFERENCE says
         return "inf"
     if default is None or type(value) is type(default):
         return value
+    if isinstance(default, (OpFn, BlockFn, Builtin)) and isinstance(value, (OpFn, BlockFn, Builtin)):
+        return value  # {act: mine} where the default is {act: relu}: a block for an op, as -D cfg.act=mine
     if isinstance(default, (OpFn, BlockFn, Builtin)) and isinstance(value, str):  # -D act=silu, f=min: a bare
         if isinstance(found := names(value) if names else None, (OpFn, BlockFn, Builtin)):  # word is the file's
             return found                                                                  # name, as in the spec
@@ -152,7 +170,8 @@ def _is_record(v) -> bool:
     return isinstance(v, dict) and bool(v) and all(isinstance(k, str) for k in v)
 
 
-def _same_fields(item: A.ParamDecl, default: dict, value: dict, given, prefix: str, param: str = "") -> dict:
+def _same_fields(item: A.ParamDecl, default: dict, value: dict, given, prefix: str, param: str = "",
+                 names=None) -> dict:
     """-D cfg={width: 'x', depth: 2} where the default is a record: every field as -D cfg.width would set it
     (a field missing, one it does not have, a value of another type: it failed where the spec read it)."""
     span = given[1]
@@ -168,7 +187,8 @@ def _same_fields(item: A.ParamDecl, default: dict, value: dict, given, prefix: s
     out = {}
     for k, v in value.items():
         try:
-            out[k] = override(A.ParamDecl(f"{item.name}.{k}", item.value, item.span), default[k], (v, span), prefix)
+            out[k] = override(A.ParamDecl(f"{item.name}.{k}", item.value, item.span), default[k], (v, span), prefix,
+                              names)
         except DefineError as e:
             e.notes = notes
             raise
@@ -183,12 +203,12 @@ def define_label(name: str, span) -> str:
     return f"defines[{base!r}]{bracket}{rest}"
 
 
-def _same_elements(name: str, item: A.ParamDecl, default, value, span):
+def _same_elements(name: str, item: A.ParamDecl, default, value, span, names=None):
     """-D widths=[64, 'a'] where the default is a list of integers: the element is refused as a lone value
     would be. An int where the default's are floats becomes a float, as a lone number does (-D scales=[1, 2]
     kept ints: tensor(scales) was int64 and `x * tensor(scales)` failed on dtypes)."""
     if default and all(_is_record(v) and v.keys() == default[0].keys() for v in default):  # a list of records
-        return type(value)(_element_record(name, item, default[0], v, i, span) for i, v in enumerate(value))
+        return type(value)(_element_record(name, item, default[0], v, i, span, names) for i, v in enumerate(value))
     kind = _one_kind(default)
     if kind is None:
         return value
@@ -204,7 +224,7 @@ def _same_elements(name: str, item: A.ParamDecl, default, value, span):
     return type(value)(_float(name, item, v, span) for v in value)
 
 
-def _element_record(name: str, item: A.ParamDecl, default: dict, value, i: int, span):
+def _element_record(name: str, item: A.ParamDecl, default: dict, value, i: int, span, names=None):
     """Element i of -D blocks=[{width: 8, depth: 1}, ...] where the default's elements are records of the same
     fields: checked as -D blocks={...} would be against one of them (it failed where the spec read it)."""
     if not isinstance(value, dict):
@@ -212,7 +232,7 @@ def _element_record(name: str, item: A.ParamDecl, default: dict, value, i: int, 
                           f"elements are records ({', '.join(default)})", span,
                           [(f"param '{item.name}' is declared here", item.span)])
     element = A.ParamDecl(f"{name}[{i}]", item.value, item.span)
-    return _same_fields(element, default, value, (value, span), "", param=item.name)
+    return _same_fields(element, default, value, (value, span), "", param=item.name, names=names)
 
 
 def _same_entries(name: str, item: A.ParamDecl, default: dict, value: dict, span) -> dict:
@@ -328,7 +348,17 @@ def parse_define(text: str, sources: SourceMap, index: int = 0) -> tuple[str, tu
         if isinstance(e, UnknownNameError):  # a name only the file has: said where the param is set
             return name, (_Deferred(node, error, f"-D {name}"), vspan, nspan)
         raise error from None
+    if _names_a_function(value):  # [gelu], {act: gelu}: the file's gelu where it has one
+        return name, (_Deferred(node, None, f"-D {name}", value), vspan, nspan)
     return name, (value, vspan, nspan, word) if plain else (value, vspan, nspan)
+
+
+def _names_a_function(v, depth: int = 0) -> bool:
+    """Whether a -D value holds an op, block or builtin (in a list, tuple or dict, at any depth)."""
+    if isinstance(v, (OpFn, BlockFn, Builtin)):
+        return True
+    items = v if type(v) in (list, tuple) else [*v.keys(), *v.values()] if type(v) is dict else ()
+    return depth < 100 and any(_names_a_function(x, depth + 1) for x in items)
 
 
 def _python_value(v, name: str = "", depth: int = 0):

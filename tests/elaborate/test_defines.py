@@ -243,6 +243,26 @@ def test_a_dotted_word_for_an_op_valued_param_names_an_imported_files_block(tmp_
     with pytest.raises(DefineError, match="-D width: unknown name 'width'"):  # the file's values stay its own
         ops(["width=width*2"])
 
+def test_a_name_in_a_defined_list_or_record_is_the_files_first_whatever_else_the_value_holds():
+    """-D acts=[gelu] was the op where the file has a block gelu, and the file's block once the list named one only
+    the file has ([gelu, mine]); -D cfg={act: gelu} the op where -D cfg.act=gelu was the block; a whole record could
+    not name a block at all ("expected an op or block ..., got the block mine"); an unknown word in a list of
+    strings said "did you mean 'floor'?" (lang2 hunt)."""
+    src = ("param acts = [relu]\nparam cfg = {act: relu}\nparam tags = [\"a\"]\n"
+           "block gelu(x) { return x * 3.0 }\nblock mine(x) { return x * 5.0 }\n"
+           "model m(x: float32[B, 4]) -> (y, w) {\n    y = x\n    for f in acts { y = y -> f }\n    w = x -> cfg.act\n}\n")
+    ops = lambda *d: [n.op for n in archdsl.check_source(src, defines=list(d)).nodes]  # noqa: E731
+    for given in (["acts=[gelu]"], ["acts=[gelu, relu]"]):
+        assert ops(*given)[0] == "mul", given  # the block's x * 3.0
+    assert ops("acts=[silu]")[0] == "silu"
+    for given in ("cfg.act=gelu", "cfg={act: gelu}"):
+        assert ops(given)[-1] == "mul", given
+    assert ops("cfg={act: mine}", "acts=[]") == ["mul"] and ops("cfg={act: sigmoid}")[-1] == "sigmoid"
+    with pytest.raises(DefineError, match="-D tags: unknown name 'foo': the default's elements are strings, and "
+                                          'inside a list, record or expression a word is a name: quote it, "foo"'):
+        ops("tags=[foo]")
+
+
 def test_defines_inf_and_minus_inf_are_infinity_for_a_number_param():
     """`-D p=inf` for cdist's `param p = 2.0` was refused ("expected a number"), and `-D p=-inf` was an
     unknown name: the ops spell infinity "inf"/"-inf", so a number param takes those words as infinities."""
