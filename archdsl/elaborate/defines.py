@@ -66,7 +66,7 @@ def override(item: A.ParamDecl, default, given, prefix: str = "", names=None):
                 kind = " is a string" if isinstance(default, str) else "'s elements are strings"
                 raise DefineError(f"{define_label(name, span)}: unknown name '{unknown[1]}': the default{kind}, and "
                                   f'inside a list, record or expression a word is a name: quote it, "{unknown[1]}"',
-                                  span, [(f"param '{item.name}' is declared here", item.span)]) from None
+                                  e.span or span, [(f"param '{item.name}' is declared here", item.span)]) from None
             raise
     if isinstance(value, _Word):
         if isinstance(default, str):
@@ -209,6 +209,10 @@ def _same_elements(name: str, item: A.ParamDecl, default, value, span, names=Non
     kept ints: tensor(scales) was int64 and `x * tensor(scales)` failed on dtypes)."""
     if default and all(_is_record(v) and v.keys() == default[0].keys() for v in default):  # a list of records
         return type(value)(_element_record(name, item, default[0], v, i, span, names) for i, v in enumerate(value))
+    if default and all(isinstance(v, (OpFn, BlockFn, Builtin)) for v in default):  # the API's {"acts": ["gelu"]},
+        return type(value)(override(A.ParamDecl(f"{item.name}[{i}]", item.value, item.span), default[0],  # as a
+                                    (v, span), "", names) if isinstance(v, str) else v  # record field's string
+                           for i, v in enumerate(value))
     kind = _one_kind(default)
     if kind is None:
         return value

@@ -113,7 +113,8 @@ _SHAPE_ONLY = ("rand_like", "randn_like", "randint_like", "zeros_like", "ones_li
 
 
 def _reads_an_input(v) -> bool:
-    """Whether v is computed from the values of a model input."""
+    """Whether v is computed from the values of a model input: a draw reads none (its `seed` input, a train
+    step's seed and step, pick no value of the data: label dropout stays checked, review71)."""
     seen, todo = set(), [v]
     while todo:
         u = todo.pop()
@@ -122,7 +123,7 @@ def _reads_an_input(v) -> bool:
         p = u.producer
         if p is not None and id(u) not in seen:
             seen.add(id(u))
-            todo.extend(p.inputs[1:] if p.op in _SHAPE_ONLY or p.opdef.random else p.inputs)  # a train step's draws
+            todo.extend(() if p.opdef.random else p.inputs[1:] if p.op in _SHAPE_ONLY else p.inputs)
     return False
 
 

@@ -116,6 +116,12 @@ def test_ids_read_through_an_unsqueeze_or_a_label_dropout_where_are_checked_and_
     assert main(["run", str(spec), "--batch", "256", "--repeat", "1", "--save", str(tmp_path / "r.npz")]) == 0
     drawn = np.load(tmp_path / "r.npz")
     assert set(np.unique(drawn["input:a"])) == {0, 1, 2, 3} and drawn["input:y"].max() > 5
+    np.save(tmp_path / "y.npy", np.array([3, -3]))  # run's --input, of the spec and of its .onnx (review71: the
+    assert main(["build", str(spec), "-o", str(tmp_path / "q.onnx")]) == 0  # draw's seed input counted as a mask)
+    for model, said in ((spec, "'y'[1] is -3, but the embedding it indexes (table) has 11 rows"),
+                        (tmp_path / "q.onnx", "'y'[1] is -3, outside 0..10, the range the model records for it")):
+        assert main(["run", str(model), "--input", f"y={tmp_path / 'y.npy'}", "--repeat", "1"]) == 1
+        assert said in capsys.readouterr().err
 
 
 def test_ids_the_model_remaps_with_a_where_of_their_own_are_not_refused(tmp_path, capsys):

@@ -250,7 +250,8 @@ def test_a_name_in_a_defined_list_or_record_is_the_files_first_whatever_else_the
     strings said "did you mean 'floor'?" (lang2 hunt)."""
     src = ("param acts = [relu]\nparam cfg = {act: relu}\nparam tags = [\"a\"]\n"
            "block gelu(x) { return x * 3.0 }\nblock mine(x) { return x * 5.0 }\n"
-           "model m(x: float32[B, 4]) -> (y, w) {\n    y = x\n    for f in acts { y = y -> f }\n    w = x -> cfg.act\n}\n")
+           "model m(x: float32[B, 4]) -> (y, w) {\n    y = x\n    for f in acts { y = y -> f }\n"
+           "    w = x -> cfg.act\n}\n")
     ops = lambda *d: [n.op for n in archdsl.check_source(src, defines=list(d)).nodes]  # noqa: E731
     for given in (["acts=[gelu]"], ["acts=[gelu, relu]"]):
         assert ops(*given)[0] == "mul", given  # the block's x * 3.0
@@ -259,8 +260,11 @@ def test_a_name_in_a_defined_list_or_record_is_the_files_first_whatever_else_the
         assert ops(given)[-1] == "mul", given
     assert ops("cfg={act: mine}", "acts=[]") == ["mul"] and ops("cfg={act: sigmoid}")[-1] == "sigmoid"
     with pytest.raises(DefineError, match="-D tags: unknown name 'foo': the default's elements are strings, and "
-                                          'inside a list, record or expression a word is a name: quote it, "foo"'):
-        ops("tags=[foo]")
+                                          'inside a list, record or expression a word is a name: quote it, "foo"') as e:
+        ops('tags=["a", foo]')
+    assert (e.value.span.col, e.value.span.end_col) == (12, 15)  # the word, not the whole list (review71)
+    api = lambda d: [n.op for n in archdsl.check_source(src, defines=d).nodes]  # noqa: E731 - Python's strings
+    assert api({"acts": ["gelu", "silu"]})[:2] == ["mul", "silu"] and api({"cfg": {"act": "mine"}})[-1] == "mul"
 
 
 def test_defines_inf_and_minus_inf_are_infinity_for_a_number_param():
