@@ -14,6 +14,7 @@ from ..ops import Attr, OpCall, OpDef, fail, get, give_numbers, register
 from ..ops._common import i64 as _i64
 from ..ops._common import numel_tensor, reshape_like, shape_tensor
 from ..ops.more_math import cumsum_infer, cumsum_lower
+from ..ops.pool import ceil_end_pads
 from ..types import DTYPES, DType, TensorType
 from .conv_grad import im2col_weight_grad
 
@@ -259,8 +260,14 @@ def _maxpool_lower(e, ins, outs, c):
     x, g = ins
     x_t = c.in_types[0]
     dil = {"dilations": list(a["dilation"])} if any(d != 1 for d in a["dilation"]) else {}
-    _, idx = e.op("MaxPool", [x], n_out=2, kernel_shape=list(a["kernel"]), strides=list(a["stride"]),
-                  pads=list(a["pads"]), ceil_mode=int(a["ceil_mode"]), **dil)
+    k, n = list(a["kernel"]), x_t.rank - 2
+    pads, ceil = list(a["pads"]), int(a["ceil_mode"])
+    ends = ceil_end_pads(x_t.shape, k, a["stride"], pads[:n], list(a["dilation"]) * (n // len(a["dilation"])),
+                         a["ceil_mode"], e.opset)
+    if ends is not None:  # as the forward's pool: floor windows over torch's end padding below opset 22
+        pads, ceil = pads[:n] + ends, 0
+    _, idx = e.op("MaxPool", [x], n_out=2, kernel_shape=k, strides=list(a["stride"]), pads=pads, ceil_mode=ceil,
+                  **dil)
     flat = e.op("Reshape", [g, _i64(e, [-1])])
     out = scatter_add(e, numel_tensor(e, x, x_t), e.op("Reshape", [idx, _i64(e, [-1])]), flat, x_t.dtype)
     reshape_like(e, out, x, x_t, outs)

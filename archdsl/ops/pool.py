@@ -46,6 +46,25 @@ def _ceil_cuts(e, t, k, s, p, d) -> dict:
     return cut
 
 
+def ceil_end_pads(shape, k, s, p, d, ceil: bool, opset: int) -> list[int] | None:
+    """Below opset 22 ONNX's shape inference counts a ceil_mode window that starts in the right padding, which
+    torch drops (ONNX too from 22) and onnxruntime's kernel leaves out: a node inferred one length and computed
+    another, and onnxruntime reused its buffer for a later tensor of the inferred size ("Shape mismatch
+    attempting to re-use buffer", difffuzz hunt). There, at known sizes: the end padding per spatial dim that
+    gives torch's length by the floor rule, to pool with ceil_mode=0 (each under the kernel, as onnxruntime
+    requires); None where ceil_mode stays (not asked, opset 22 on, a symbolic size, a dilated kernel's end)."""
+    if not ceil or opset >= 22:
+        return None
+    ends = []
+    for i, (ki, si, pi, di) in enumerate(zip(k, s, p, d)):
+        size = shape[2 + i]
+        if not isinstance(size, int):
+            return None
+        eff = di * (ki - 1) + 1
+        ends.append(max((window_out(size, ki, si, 2 * pi, di, True) - 1) * si + eff - size - pi, 0))
+    return ends if all(end < ki for end, ki in zip(ends, k)) else None
+
+
 def _concat(e, parts: list) -> str:
     return parts[0] if len(parts) == 1 else e.op("Concat", parts, axis=0)
 
@@ -67,9 +86,16 @@ def _make(kind: str, n: int):
         extra = {"count_include_pad": int(c.attrs["count_include_pad"])} if kind == "avg" else {}
         if any(di != 1 for di in d):
             extra["dilations"] = list(d)
-        cut = _ceil_cuts(e, c.in_types[0], k, s, p, d) if c.attrs["ceil_mode"] and e.opset < 22 else {}
-        y = e.op(onnx_op, ins, outputs=None if cut else outs, kernel_shape=list(k), strides=list(s),
-                 pads=list(p) * 2, ceil_mode=int(c.attrs["ceil_mode"]), **extra)
+        x, ceil, pads = ins[0], int(c.attrs["ceil_mode"]), list(p) * 2
+        ends = ceil_end_pads(c.in_types[0].shape, k, s, p, d, c.attrs["ceil_mode"], e.opset)
+        if ends is not None:  # floor windows over the end padding torch's ceil_mode reads
+            ceil, pads = 0, list(p) + ends
+            if kind == "avg" and c.attrs["count_include_pad"]:  # torch counts the padding, not the overhang: the
+                x = e.op("Pad", [x, i64(e, [0, 0, *p, 0, 0, *p])])  # padding as zeros, and only them counted
+                pads, extra["count_include_pad"] = [0] * n + [max(end - pi, 0) for end, pi in zip(ends, p)], 0
+        cut = _ceil_cuts(e, c.in_types[0], k, s, p, d) if ceil and e.opset < 22 else {}
+        y = e.op(onnx_op, [x], outputs=None if cut else outs, kernel_shape=list(k), strides=list(s),
+                 pads=pads, ceil_mode=ceil, **extra)
         if cut:  # onnxruntime's kernel leaves that window out already: the Slice cuts nothing at run time
             axes = sorted(cut)
             e.op("Slice", [y, i64(e, [0] * len(axes)), _concat(e, [cut[a] for a in axes]), i64(e, axes)],
