@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 
-from ..types import is_formula
+from ..types import difference_bounds, is_formula
 
 __all__ = ["never_empty", "runs_natively"]
 
@@ -54,5 +54,14 @@ def runs_natively(op_type: str, opset: int, n_inputs: int = 3, rank: int = 4, **
 def never_empty(*dims) -> bool:
     """No dim can be 0 at run time: onnxruntime's Attention kernel refuses an empty batch, query or key
     ("q_sequence_length > 0"), which the MatMul/Softmax decomposition computes. A plain symbol (B, T) is a
-    model input's size, taken to be at least 1; a formula (T-1, from x[:, 1:]) can be 0."""
-    return all(d > 0 if isinstance(d, int) else d.coef > 0 and not is_formula(d) for d in dims)
+    model input's size, taken to be at least 1, and so is a sum of them with no negative part (a KV cache's
+    keys, P+S: at least the queries' S, though P is 0 at the first step; kvcache hunt); another formula (T-1,
+    from x[:, 1:]) can be 0."""
+    return all(d > 0 if isinstance(d, int) else d.coef > 0 and (not is_formula(d) or _sum_of_sizes(d))
+               for d in dims)
+
+
+def _sum_of_sizes(d) -> bool:
+    """A formula of whole sizes, each added with a positive factor and nothing taken away (P+S, 2*T+1)."""
+    least, _ = difference_bounds(d, 0)
+    return least is not None and least >= 0

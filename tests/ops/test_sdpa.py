@@ -201,6 +201,24 @@ def test_an_input_length_still_gets_the_kernel(opset):
 
 
 @pytest.mark.parametrize("opset", OPSETS)
+def test_a_kv_caches_keys_get_the_kernel_and_match_at_the_first_step(opset):
+    """A cache's keys, concat([past, new]) of length P+S, were taken as possibly empty (a formula) and never ran on
+    the kernel (kvcache hunt); a sum with no negative part is at least its S. Right at P = 0 and after."""
+    src = ("model a(q: float32[B, 2, S, 8], past: float32[B, 2, P, 8]) -> y {\n    k = concat([past, q], axis=2)\n"
+           "    y = sdpa(q, k, k, mask=positions(k, dim=-2) <= unsqueeze(positions(q, dim=-2), 1) + P)\n}")
+    model = archdsl.compile_source(src, opset=opset)
+    fused = any(n.op_type == "Attention" for n in model.graph.node)
+    assert fused == (opset >= 23 and runs_natively("Attention", opset))
+    rng, sess = np.random.default_rng(0), runtime.session(model)
+    for p, s in ((0, 3), (4, 1), (2, 2)):
+        q, past = (rng.standard_normal((2, 2, n, 8)).astype(np.float32) for n in (s, p))
+        k = np.concatenate([past, q], axis=2)
+        keep = np.arange(p + s)[None, :] <= np.arange(s)[:, None] + p
+        np.testing.assert_allclose(sess.run(None, {"q": q, "past": past})[0], _reference(q, k, k, keep, False),
+                                   rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("opset", OPSETS)
 @pytest.mark.parametrize("causal", [False, True])
 def test_grouped_query_attention_is_torchs(opset, causal):
     """enable_gqa: 6 query heads over 2 key/value heads, each kv head serving 3 consecutive query heads
