@@ -215,6 +215,10 @@ _TORCH_FUNCTIONS = {
           "comprehensions; there is no FFT op)" for n in ("fft", "rfft", "irfft", "stft")},
     "median": "sort(x, dim)[0] and its middle position, [..., (n - 1) // 2] (torch's lower median)",
     "kthvalue": "sort(x, dim)[0] and its position k - 1",
+    **{n: f"stack([{'amax' if n == 'cummax' else 'amin'}(x[:, :i + 1], dim=1) for i in range(T)], dim=1) at a "
+          "fixed length T (values only: no such op)" for n in ("cummax", "cummin")},
+    "embedding_bag": "mean(ids -> embedding(n, d), dim=1) (or sum, amax) over bags of one fixed size [B, L]; "
+                     "per_sample_weights: multiply before the sum",
     "meshgrid": "two positions(x, dim) vectors unsqueezed to broadcast: unsqueeze(py, 1) and unsqueeze(px, 0)",
     "outer": "unsqueeze(a, 1) * unsqueeze(b, 0)", "lerp": "a + w * (b - a)", "square": "x * x",
     "softmin": "softmax(-x)", "movedim": "permute(x, [...])", "swapaxes": "transpose(x, dim0, dim1)",

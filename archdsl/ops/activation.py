@@ -209,8 +209,18 @@ register(OpDef(
 
 
 def _hard(name, onnx_op, lower_extra=None):
-    """hardsigmoid and hardswish: ONNX ops of their own, bfloat16 there only from opset 22."""
+    """hardsigmoid and hardswish: ONNX ops of their own, bfloat16 there only from opset 22; float64 written out
+    as torch computes it, clip(x + 3, 0, 6) / 6 (times x): ONNX's alpha attribute is a float32 (1/6 rounded,
+    3e-8 off torch), and onnxruntime has no float64 kernel but at opset 18 (difffuzz2 hunt)."""
     def lower(e, ins, outs, c):
+        t = c.in_types[0].dtype
+        if t is DType.float64:
+            three, six = (e.const(np.array(v, np.float64)) for v in (3.0, 6.0))
+            clipped = e.op("Clip", [e.op("Add", [ins[0], three]), e.const(np.array(0.0, np.float64)), six])
+            if name == "hardswish":
+                clipped = e.op("Mul", [ins[0], clipped])
+            e.op("Div", [clipped, six], outputs=outs)
+            return
         bfloat16_from(e, c.in_types[0], name, f"ONNX {onnx_op} takes")
         e.op(onnx_op, ins, outputs=outs, **(lower_extra or {}))
     return lower

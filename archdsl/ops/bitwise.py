@@ -43,7 +43,8 @@ def _binary(name: str, onnx_op: str, what: str) -> None:
     register(OpDef(name=name, inputs=("a", "b"), category="math", infer=infer, elementwise=True,
                    lower=_lower(name, onnx_op), cost=elementwise_cost,
                    doc=f"Elementwise bitwise {what} of integer or bool tensors of one dtype, with broadcasting "
-                       f"(torch.{name}, Python's and torch's `{ {'and': '&', 'or': '|', 'xor': '^'}[what] }`); "
+                       f"(torch.{name}, torch's `{ {'and': '&', 'or': '|', 'xor': '^'}[what] }`, which is no "
+                       "operator here); "
                        "a number beside a tensor takes its dtype. Integers need opset 18+ (ONNX "
                        f"{onnx_op}); bools are the logical op at any opset."))
 
@@ -61,6 +62,7 @@ def _not_infer(ins, a):
 register(OpDef(
     name="bitwise_not", inputs=("x",), category="math", infer=_not_infer, elementwise=True,
     lower=_lower("bitwise_not", "BitwiseNot"), cost=elementwise_cost,
-    doc="Elementwise bitwise not of an integer or bool tensor (torch.bitwise_not, `~x`): -x - 1 of a signed "
+    doc="Elementwise bitwise not of an integer or bool tensor (torch.bitwise_not, torch's `~x`, no operator "
+        "here): -x - 1 of a signed "
         "integer, not of a bool. Integers need opset 18+ (ONNX BitwiseNot); a bool is logical not at any opset.",
 ))

@@ -306,8 +306,8 @@ def _corner(b, src, s_t: TensorType, i_t: TensorType, index):
     if s_t.rank == 0:
         return b.op("add", b.op("zeros_like", index, dtype=s_t.dtype.label), src)
     if not all(isinstance(m, int) for m in i_t.shape):
-        fail(f"scatter_reduce: the gradient of amax/amin needs src {shape_str(s_t)} as large as index "
-             f"{shape_str(i_t)}, or index's size known")
+        fail(f"scatter_reduce: the gradient of amax/amin needs src {shape_str(s_t)} the shape of index "
+             f"{shape_str(i_t)} (as torch's does), or index's sizes known to read src's corner")
     return b.op("getitem", src, index=tuple(("s", 0, m, None) for m in i_t.shape))
 
 

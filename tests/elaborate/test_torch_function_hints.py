@@ -50,6 +50,10 @@ CASES = [
      lambda a, b: a * torch.linspace(-1.0, 2.0, 5)),
     ("take_along_dim(a, argsort(b, dim=1), 1)", "gather(x, dim, index)", "gather(a, 1, argsort(b, dim=1))",
      lambda a, b: torch.take_along_dim(a, torch.argsort(b, dim=1), 1)),  # said nothing (porting4 hunt)
+    ("cummax(a, 1)", "stack([amax(x[:, :i + 1], dim=1) for i in range(T)], dim=1)",  # difffuzz2 hunt
+     "stack([amax(a[:, :i + 1], dim=1) for i in range(5)], dim=1)", lambda a, b: torch.cummax(a, 1).values),
+    ("cummin(a, 1)", "stack([amin(x[:, :i + 1], dim=1) for i in range(T)], dim=1)",
+     "stack([amin(a[:, :i + 1], dim=1) for i in range(5)], dim=1)", lambda a, b: torch.cummin(a, 1).values),
     ("a * pi", "write the number, or `let pi = 3.141592653589793` at the file's top", "a * 3.141592653589793",
      lambda a, b: a * torch.pi),
     ("a * math.pi", "'pi' is not one either; the language has no named constants", "a * 3.141592653589793",
@@ -59,7 +63,8 @@ CASES = [
 
 @pytest.mark.parametrize("call, said", [("rfft(a)", "x @ tensor(cos table) and x @ tensor(sin table)"),
                                         ("median(a, 1)", "sort(x, dim)[0] and its middle position"),
-                                        ("kthvalue(a, 2, 1)", "sort(x, dim)[0] and its position k - 1")])
+                                        ("kthvalue(a, 2, 1)", "sort(x, dim)[0] and its position k - 1"),
+                                        ("embedding_bag(i, a)", "mean(ids -> embedding(n, d), dim=1)")])
 def test_torch_functions_with_no_op_say_what_to_write(call, said):
     """rfft, median and kthvalue said "did you mean" something unrelated (timeseries hunt)."""
     with pytest.raises(archdsl.ArchError) as e:

@@ -83,6 +83,22 @@ def test_infinities_go_through_as_in_torch(text):
     close(y, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("opset", [17, 18, 21, NEWEST])
+def test_float64_hardsigmoid_and_hardswish_are_torchs_at_every_opset(opset):
+    """ONNX's HardSigmoid takes alpha as a float32 (1/6 rounded: 3e-8 off torch's float64), and onnxruntime has no
+    float64 kernel for either but at opset 18 (difffuzz2 hunt): written out, they are torch's to the last bit."""
+    import archdsl
+    from archdsl import runtime
+    x = np.concatenate([np.linspace(-4, 4, 17), EDGES, -EDGES, [np.inf, -np.inf, 1e300]])
+    for text in ("hardsigmoid(x)", "hardswish(x)"):
+        model = archdsl.compile_source(f"model m(x: float64[N]) -> y {{\n    y = {text}\n}}\n", opset=opset)
+        (y,) = runtime.session(model).run(None, {"x": x})
+        assert y.dtype == np.float64
+        want = _torch(_ACTS[text], x)
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+        np.testing.assert_allclose(y, want, rtol=1e-15, atol=0)
+
+
 @pytest.mark.parametrize("dtype", ["int64", "int32"])
 def test_clamp_of_integers_keeps_the_dtype(dtype):
     x = np.arange(-5, 6).astype(dtype)
