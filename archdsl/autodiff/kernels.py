@@ -14,7 +14,7 @@ from ..ops import Attr, OpCall, OpDef, fail, get, give_numbers, register
 from ..ops._common import i64 as _i64
 from ..ops._common import numel_tensor, reshape_like, shape_tensor
 from ..ops.more_math import cumsum_infer, cumsum_lower
-from ..ops.pool import ceil_end_pads
+from ..ops.pool import ceil_end_pads, pad_past_kernel
 from ..types import DTYPES, DType, TensorType
 from .conv_grad import im2col_weight_grad
 
@@ -264,13 +264,24 @@ def _maxpool_lower(e, ins, outs, c):
     pads, ceil = list(a["pads"]), int(a["ceil_mode"])
     ends = ceil_end_pads(x_t.shape, k, a["stride"], pads[:n], list(a["dilation"]) * (n // len(a["dilation"])),
                          a["ceil_mode"], e.opset)
+    padded, over = x, [0] * n
     if ends is not None:  # as the forward's pool: floor windows over torch's end padding below opset 22
+        padded, ends, over = pad_past_kernel(e, x, x_t.dtype, k, ends)
         pads, ceil = pads[:n] + ends, 0
-    _, idx = e.op("MaxPool", [x], n_out=2, kernel_shape=k, strides=list(a["stride"]), pads=pads, ceil_mode=ceil,
-                  **dil)
+    _, idx = e.op("MaxPool", [padded], n_out=2, kernel_shape=k, strides=list(a["stride"]), pads=pads,
+                  ceil_mode=ceil, **dil)
     flat = e.op("Reshape", [g, _i64(e, [-1])])
-    out = scatter_add(e, numel_tensor(e, x, x_t), e.op("Reshape", [idx, _i64(e, [-1])]), flat, x_t.dtype)
-    reshape_like(e, out, x, x_t, outs)
+    if not any(over):
+        out = scatter_add(e, numel_tensor(e, x, x_t), e.op("Reshape", [idx, _i64(e, [-1])]), flat, x_t.dtype)
+        reshape_like(e, out, x, x_t, outs)
+        return
+    # the indices count the Pad's elements too: scattered over the padded tensor, then its ends cut off
+    shape = e.op("Shape", [padded])
+    out = scatter_add(e, e.op("ReduceProd", [shape], keepdims=1), e.op("Reshape", [idx, _i64(e, [-1])]), flat,
+                      x_t.dtype)
+    axes = list(range(2, n + 2))
+    e.op("Slice", [e.op("Reshape", [out, shape], allowzero=1), _i64(e, [0] * n), _i64(e, list(x_t.shape[2:])),
+                   _i64(e, axes)], outputs=outs)
 
 
 _internal("maxpool_grad", ("x", "g"), lambda ins, a: [ins[0]], _maxpool_lower,

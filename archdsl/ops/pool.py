@@ -52,7 +52,8 @@ def ceil_end_pads(shape, k, s, p, d, ceil: bool, opset: int) -> list[int] | None
     another, and onnxruntime reused its buffer for a later tensor of the inferred size ("Shape mismatch
     attempting to re-use buffer", difffuzz hunt). There, at known sizes: the end padding per spatial dim that
     gives torch's length by the floor rule, to pool with ceil_mode=0 (each under the kernel, as onnxruntime
-    requires); None where ceil_mode stays (not asked, opset 22 on, a symbolic size, a dilated kernel's end)."""
+    requires, else the rest by `pad_past_kernel`); None where ceil_mode stays (not asked, opset 22 on, a symbolic
+    size)."""
     if not ceil or opset >= 22:
         return None
     ends = []
@@ -62,7 +63,21 @@ def ceil_end_pads(shape, k, s, p, d, ceil: bool, opset: int) -> list[int] | None
             return None
         eff = di * (ki - 1) + 1
         ends.append(max((window_out(size, ki, si, 2 * pi, di, True) - 1) * si + eff - size - pi, 0))
-    return ends if all(end < ki for end, ki in zip(ends, k)) else None
+    return ends
+
+
+def pad_past_kernel(e, x: str, dtype, k, ends: list[int]) -> tuple[str, list[int], list[int]]:
+    """onnxruntime's pools refuse a pad that is not under the kernel, and a dilated max pool's end can need one
+    (kernel 2, dilation 3): that part written as a Pad of -inf (torch's padding for a max) before the pool,
+    where keeping ceil_mode for the whole node let another dim's extra window through (review72 hunt).
+    (x, padded or not; the ends left to the pool's pads; what the Pad added at each spatial dim's end)."""
+    import numpy as np
+    over = [max(end - (ki - 1), 0) for end, ki in zip(ends, k)]
+    if not any(over):
+        return x, ends, over
+    n = len(k)
+    x = e.op("Pad", [x, i64(e, [0] * (n + 2) + [0, 0, *over]), e.const(np.array(-np.inf, dtype.numpy))])
+    return x, [end - o for end, o in zip(ends, over)], over
 
 
 def _concat(e, parts: list) -> str:
@@ -89,6 +104,7 @@ def _make(kind: str, n: int):
         x, ceil, pads = ins[0], int(c.attrs["ceil_mode"]), list(p) * 2
         ends = ceil_end_pads(c.in_types[0].shape, k, s, p, d, c.attrs["ceil_mode"], e.opset)
         if ends is not None:  # floor windows over the end padding torch's ceil_mode reads
+            x, ends, _ = pad_past_kernel(e, x, c.in_types[0].dtype, k, ends)
             ceil, pads = 0, list(p) + ends
             if kind == "avg" and c.attrs["count_include_pad"]:  # torch counts the padding, not the overhang: the
                 x = e.op("Pad", [x, i64(e, [0, 0, *p, 0, 0, *p])])  # padding as zeros, and only them counted

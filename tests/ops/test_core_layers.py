@@ -489,6 +489,24 @@ def test_a_ceil_mode_pool_before_opset_22_runs_beside_a_tensor_of_the_length_onn
     assert y.shape == (2, 4, 2 * h.shape[2], 3)
 
 
+@pytest.mark.filterwarnings("ignore:.*linear acts on the last dim")  # a linear over W, as the failing model had
+@pytest.mark.parametrize("opset", [17, 21, 22])
+def test_a_dilated_ceil_mode_max_pool_with_an_end_pad_past_its_kernel_runs_beside_another_dims_cut(opset):
+    """H: kernel 2 dilated by 3 needs an end pad of 2, which onnxruntime's pools refuse (not under the kernel);
+    W: a window ONNX's shape inference before opset 22 counts and torch drops. The node kept ceil_mode for
+    both and onnxruntime reused its buffer for the inferred length ("Shape mismatch attempting to re-use
+    buffer", review72 hunt): H's end is a Pad of -inf now."""
+    torch = pytest.importorskip("torch")
+    src = ("model m(x: float32[B, 4, 3, 4]) -> (h, y) {\n    h = maxpool2d(x, [2, 1], stride=[2, 2], padding=[1, 0], "
+           "dilation=[3, 1], ceil_mode=true)\n    y = h -> linear(3) as fc\n}\n")
+    x = rand(2, 4, 3, 4)
+    h, y = runtime.session(archdsl.compile_source(src, opset=opset)).run(None, {"x": x})
+    want = torch.nn.functional.max_pool2d(torch.from_numpy(x).double(), [2, 1], [2, 2], [1, 0], dilation=[3, 1],
+                                          ceil_mode=True)
+    close(h, want.numpy())
+    assert y.shape == (2, 4, 2, 3)
+
+
 @covers("global_avgpool", "global_maxpool")
 @pytest.mark.parametrize("kind", ["avg", "max"])
 @FEW
