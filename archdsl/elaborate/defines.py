@@ -111,6 +111,12 @@ def override(item: A.ParamDecl, default, given, prefix: str = "", names=None):
                               [(f"param '{item.name}' is declared here", item.span)]) from None
     api = "" if span is not None or not isinstance(value, str) else \
         " (the Python API's defines take Python values, as True or 64, not -D's text)"
+    if isinstance(default, (OpFn, BlockFn, Builtin)) and isinstance(value, str) and span is None:  # {"act": "gelo"}
+        known = list(BUILTINS) if isinstance(default, Builtin) else \
+            [n for op in ops.all_ops() if op.category != "internal" for n in (op.name, *op.aliases)]
+        what = "builtin function" if isinstance(default, Builtin) else "op or block"
+        raise DefineError(f"{define_label(name, span)}: no {what} named '{value}'{did_you_mean(value, known)}",
+                          span, [(f"param '{item.name}' is declared here", item.span)])
     if isinstance(default, str) and isinstance(value, OpFn):  # -D names={a: silu}: a word inside is a name
         api = f' (inside a list, record or expression a word is a name: quote it, "{value.name}")'
 
@@ -211,8 +217,8 @@ def _same_elements(name: str, item: A.ParamDecl, default, value, span, names=Non
         return type(value)(_element_record(name, item, default[0], v, i, span, names) for i, v in enumerate(value))
     if default and all(isinstance(v, (OpFn, BlockFn, Builtin)) for v in default):  # the API's {"acts": ["gelu"]},
         return type(value)(override(A.ParamDecl(f"{item.name}[{i}]", item.value, item.span), default[0],  # as a
-                                    (v, span), "", names) if isinstance(v, str) else v  # record field's string
-                           for i, v in enumerate(value))
+                                    (v, span), "", names)  # record field's string; `[3]` refused here, as
+                           for i, v in enumerate(value))    # -D act=3 is (review72 hunt)
     kind = _one_kind(default)
     if kind is None:
         return value

@@ -267,6 +267,21 @@ def test_a_name_in_a_defined_list_or_record_is_the_files_first_whatever_else_the
     assert api({"acts": ["gelu", "silu"]})[:2] == ["mul", "silu"] and api({"cfg": {"act": "mine"}})[-1] == "mul"
 
 
+def test_a_defined_list_of_ops_checks_each_element_where_it_is_set():
+    """-D acts=[3] where the default is [relu] was blamed where the loop applied it ("the right side of '->' must
+    be a layer"), where -D act=3 is refused at the -D; the API's {"acts": ["gelo"]} said its defines take Python
+    values, not -D's text, though a name as a string is what it takes (review72 hunt)."""
+    src = "param acts = [relu]\nmodel m(x: float32[B, 4]) -> y {\n    y = x\n    for f in acts { y = y -> f }\n}\n"
+    with pytest.raises(DefineError, match=r"-D acts\[0\]: expected an op or block like the default .*got int 3") as e:
+        archdsl.check_source(src, defines=["acts=[3]"])
+    assert e.value.span.file == "<-D>"
+    for given, want in (({"acts": ["gelo"]}, r"defines\['acts'\]\[0\]: no op or block named 'gelo'; did you mean "
+                                             r"'gelu'\?"),
+                        ({"acts": [3]}, r"defines\['acts'\]\[0\]: expected an op or block .* got int 3")):
+        with pytest.raises(DefineError, match=want):
+            archdsl.check_source(src, defines=given)
+
+
 def test_defines_inf_and_minus_inf_are_infinity_for_a_number_param():
     """`-D p=inf` for cdist's `param p = 2.0` was refused ("expected a number"), and `-D p=-inf` was an
     unknown name: the ops spell infinity "inf"/"-inf", so a number param takes those words as infinities."""
