@@ -103,9 +103,9 @@ class OptimConfig:
             raise ArchError("amsgrad is an adam/adamw setting")
         if self.name == "sgd" and (tuple(self.betas) != ADAM_BETAS or self.eps != ADAM_EPS):
             raise ArchError("betas and eps are adam/adamw settings; sgd uses momentum")
-        if not all(math.isfinite(v) for v in (self.momentum, self.decay, self.eps)) \
-                or self.momentum < 0 or self.decay < 0 or self.eps <= 0:  # nan passes every comparison
-            raise ArchError("momentum and weight decay must be >= 0, eps > 0 (and all finite)")
+        for what, v in (("momentum", self.momentum), ("weight decay", self.decay), ("eps", self.eps)):
+            if not math.isfinite(v) or v < 0:  # nan passes every comparison; eps 0 too, as torch.optim.Adam
+                raise ArchError(f"{what} must be >= 0 and finite, got {v:g}")  # (a zero gradient is 0/0 then)
         if not all(0.0 <= b < 1.0 for b in self.betas):
             raise ArchError(f"betas must be in [0, 1), got {list(self.betas)}")
 
