@@ -98,7 +98,8 @@ def _torch_buffer(name: str, value, params) -> bool:
     its name and its form (a learned tensor under such a name is no buffer: it is refused as torch's strict
     load refuses it): a BatchNorm's num_batches_tracked (an integer, in every torch state_dict), the causal
     mask `attn.bias` ([1, 1, n, n] of 0 and 1) and `attn.masked_bias` (a number) of Hugging Face's GPT-2
-    checkpoints, Swin's relative_position_index (integers)."""
+    checkpoints, Swin's relative_position_index (integers), BERT's embeddings.position_ids (0, 1, ..., n-1:
+    saved by transformers up to 4.30, and non-persistent after)."""
     if name in params:
         return False
     head, _, leaf = name.rpartition(".")
@@ -107,6 +108,10 @@ def _torch_buffer(name: str, value, params) -> bool:
         return head + ".running_mean" in params and dtype.kind in "iu" and math.prod(shape) == 1
     if leaf == "relative_position_index":
         return head + ".relative_position_bias_table" in params and dtype.kind in "iu"
+    if leaf == "position_ids":
+        return head + ".position_embeddings.weight" in params and dtype.kind in "iu" and len(shape) in (1, 2) \
+            and math.prod(shape[:-1]) == 1 and bool(np.array_equal(resident(np.asarray(value)).reshape(-1),
+                                                                   np.arange(shape[-1])))
     if head.rpartition(".")[2] != "attn" or head + ".c_attn.weight" not in params:
         return False
     if leaf == "masked_bias":

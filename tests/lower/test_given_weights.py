@@ -93,7 +93,13 @@ def test_the_buffers_dropped_are_those_the_model_has_no_parameter_for_in_their_f
     """By name and form: a learned tensor under such a name (a GPT-2 variant's learned score bias) is refused
     as torch's strict load refuses it, not dropped without a word."""
     params = {"bn.running_mean": 0, "h.0.attn.c_attn.weight": 0, "b.attn.relative_position_bias_table": 0,
-              "fc.bias": 0}
+              "fc.bias": 0, "embeddings.position_embeddings.weight": 0}
+    ids = np.arange(6)[None]  # BERT's embeddings.position_ids, which transformers saved up to 4.30 (specs3 hunt)
+    assert _torch_buffer("embeddings.position_ids", ids, params) and _torch_buffer("embeddings.position_ids",
+                                                                                    ids[0].astype(np.int32), params)
+    for value in (ids.astype(np.float32), ids[:, ::-1], np.arange(12).reshape(2, 6), np.zeros((1, 6), np.int64)):
+        assert not _torch_buffer("embeddings.position_ids", value, params), value
+    assert not _torch_buffer("encoder.position_ids", ids, params)
     mask, count, index = np.tril(np.ones((5, 5), np.uint8))[None, None], np.array(4), np.arange(9).reshape(3, 3)
     assert _torch_buffer("bn.num_batches_tracked", count, params) and _torch_buffer("h.0.attn.bias", mask, params)
     assert _torch_buffer("h.0.attn.bias", mask.astype(bool), params)
