@@ -444,7 +444,7 @@ class Evaluator(Calls, RunTimeSizes, Blocks, Operators):
                 raise self._module_name(module, e, env)
             return self.attr(self.eval(e.value, env), e.name, e.span)
         if isinstance(e, A.Subscript):
-            return self.subscript(self.eval(e.value, env), e.index, env, e.span)
+            return self.subscript(self.eval(e.value, env), e.index, env, e.span, e.value)
         raise EvalError(f"cannot evaluate {type(e).__name__} here", e.span)
 
     def _module_name(self, module: str, e, env: Env) -> UnknownNameError:

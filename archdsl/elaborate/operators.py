@@ -294,9 +294,10 @@ class Operators:
                             span)
         raise ArchTypeError(f"{describe(v)} has no attribute '{name}'", span)
 
-    def subscript(self, v, index, env, span):
+    def subscript(self, v, index, env, span, target=None):
+        """`target`: the expression indexed, to name in advice (b[:, none] is unsqueeze(b, 1))."""
         if isinstance(v, Tensor):
-            return self.tensor_index(v, index, env, span)
+            return self.tensor_index(v, index, env, span, target.id if isinstance(target, A.Name) else "x")
         if len(index) != 1:
             raise ArchTypeError(f"{describe(v)} takes one index", span)
         ix = index[0]
@@ -324,7 +325,7 @@ class Operators:
             return v[k]
         raise ArchTypeError(f"cannot index {describe(v)}", span)
 
-    def tensor_index(self, v, index, env, span):
+    def tensor_index(self, v, index, env, span, called: str = "x"):
         """`x[:, 0]`, `x[..., :d]`: integer and slice bounds known at compile time."""
         entries = []
         for i, ix in enumerate(index):
@@ -354,9 +355,11 @@ class Operators:
                                 "shape: where(mask, x, 0.0) keeps x's shape, zeros where the mask is false")
                     elif k is None:  # torch's x[:, None]: the axis it makes, where no ... or integer comes first
                         kinds = [e[0] for e in entries]
-                        hint = ("; a new dim of size 1 is unsqueeze(x, axis)"
+                        last = i == len(index) - 1 and "i" not in kinds  # x[..., None]: the last axis
+                        hint = (f"; a new dim of size 1 is unsqueeze({called}, -1)" if last and "e" in kinds else
+                                f"; a new dim of size 1 is unsqueeze({called}, axis)"
                                 if "e" in kinds or "i" in kinds or i > v.type.rank
-                                else f"; a new dim of size 1 is unsqueeze(x, {i}) for this x")
+                                else f"; a new dim of size 1 is unsqueeze({called}, {i})")
                     elif isinstance(k, Tensor):  # torch's x[idx] with an index tensor
                         hint = (f"; to pick by a tensor of indices: take(x, index, axis={_indexed_axis(index, i, v)}) "
                                 "(torch's x[index], index_select), gather(x, dim, index) (torch.gather)")

@@ -482,10 +482,13 @@ def test_a_membership_test_costs_a_step_per_item():
      "the 4 reads as out_channels=4", None),
     ("model m(x: float32[B, 10, 32]) -> y {\n    y = x -> linear(10, out_features=5)\n}\n",
      "given twice", "torch's constructor"),
-    # a new dim at an index after ... or an integer: no axis to name
-    ("model m(x: float32[B, 3, 5]) -> y {\n    y = x[..., none]\n}\n", "unsqueeze(x, axis)", None),
+    # a new dim at an index after an integer, or after ... but not last: no axis to name; the last after ...: -1
+    ("model m(x: float32[B, 3, 5]) -> y {\n    y = x[..., none]\n}\n", "unsqueeze(x, -1)", None),
+    ("model m(x: float32[B, 3, 5]) -> y {\n    y = x[..., none, :]\n}\n", "unsqueeze(x, axis)", None),
     ("model m(x: float32[B, 3, 5]) -> y {\n    y = x[0, :, none]\n}\n", "unsqueeze(x, axis)", None),
-    ("model m(x: float32[B, 3, 5]) -> y {\n    y = x[:, none]\n}\n", "unsqueeze(x, 1) for this x", None),
+    ("model m(x: float32[B, 3, 5]) -> y {\n    y = x[:, none]\n}\n", "unsqueeze(x, 1)", None),
+    # the tensor indexed, by its name (it said x for b: porting5 hunt)
+    ("model m(x: float32[B, 8, 4], b: float32[8]) -> y {\n    y = x + b[:, none]\n}\n", "unsqueeze(b, 1)", None),
 ])
 def test_hints_only_where_they_are_true(src, said, not_said):
     """From a review: each of these hints fired where it was false (found by running them against the
