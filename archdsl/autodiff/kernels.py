@@ -100,12 +100,13 @@ def _finite(e, g, dtype):
 
 
 def _relu_grad_lower(e, ins, outs, c):
-    """g * (y > 0), g made finite first (_finite): Cast + Mul, not a Where (6x slower in onnxruntime)."""
-    mask = e.op("Cast", [e.op("Greater", [ins[1], _zero(e, c, 1)])], to=c.in_types[0].dtype.onnx)
+    """g * not(y <= 0), g made finite first (_finite): Cast + Mul, not a Where (6x slower in onnxruntime). At
+    y NaN g passes, as torch's threshold_backward gives (review73 hunt)."""
+    mask = e.op("Cast", [e.op("Not", [e.op("LessOrEqual", [ins[1], _zero(e, c, 1)])])], to=c.in_types[0].dtype.onnx)
     e.op("Mul", [_finite(e, ins[0], c.in_types[0].dtype), mask], outputs=outs)
 
 
-_internal("relu_grad", ("g", "y"), _same, doc="g where y > 0", lower=_relu_grad_lower)
+_internal("relu_grad", ("g", "y"), _same, doc="g where y > 0 (or NaN)", lower=_relu_grad_lower)
 
 
 def _leaky_lower(e, ins, outs, c):
@@ -124,15 +125,10 @@ def _window_lower(e, ins, outs, c):
     as relu_grad: clamp's ends are in the window (torch.clamp), hardtanh's and hardsigmoid's are not."""
     g, x = ins
     a, dt = c.attrs, c.in_types[1].dtype
-    if a["nan"]:  # outside the window 0, else g: NaN, outside no bound, passes (hardtanh's test, torch's)
-        tests = [("Less" if a["closed"] else "LessOrEqual", a["low"]),
-                 ("Greater" if a["closed"] else "GreaterOrEqual", a["high"])]
-    else:
-        tests = [("GreaterOrEqual" if a["closed"] else "Greater", a["low"]),
-                 ("LessOrEqual" if a["closed"] else "Less", a["high"])]
+    tests = [("GreaterOrEqual" if a["closed"] else "Greater", a["low"]),
+             ("LessOrEqual" if a["closed"] else "Less", a["high"])]
     masks = [e.op(op, [x, e.const(np.array(v, dtype=dt.numpy))]) for op, v in tests if v is not None]
-    mask = masks[0] if len(masks) == 1 else e.op("Or" if a["nan"] else "And", masks)
-    mask = e.op("Cast", [e.op("Not", [mask]) if a["nan"] else mask], to=dt.onnx)
+    mask = e.op("Cast", [masks[0] if len(masks) == 1 else e.op("And", masks)], to=dt.onnx)
     if a["scale"] != 1.0:
         mask = e.op("Mul", [mask, e.const(np.array(a["scale"], dtype=dt.numpy))])
     e.op("Mul", [_finite(e, g, c.in_types[0].dtype), mask], outputs=outs)
@@ -140,19 +136,18 @@ def _window_lower(e, ins, outs, c):
 
 _internal("window_grad", ("g", "x"), _same, lower=_window_lower,
           attrs=(Attr("low", "float?", None), Attr("high", "float?", None), Attr("closed", "bool"),
-                 Attr("scale", "float", 1.0), Attr("nan", "bool", False)),
-          doc="g * scale where x lies between low and high, else 0 (NaN: `nan`)")
+                 Attr("scale", "float", 1.0)), doc="g * scale where x lies between low and high, else 0")
 
 
 def _hardswish_lower(e, ins, outs, c):
-    """torch's hardswish_backward: 0 where x <= -3, g (x / 3 + 1/2) where -3 < x < 3, else g (x >= 3, and
-    NaN, which fails both tests there: review72 hunt)."""
+    """torch's hardswish_backward: 0 where x <= -3, g where x >= 3, else g (x / 3 + 1/2): NaN at NaN, as torch's
+    vectorized CPU kernel gives (its scalar tail, under 16 elements, gives g; it gave 0 here)."""
     g, x = ins
     k = lambda v: e.const(np.array(v, dtype=c.in_types[1].dtype.numpy))
-    inside = e.op("And", [e.op("Greater", [x, k(-3)]), e.op("Less", [x, k(3)])])
-    above = e.op("Cast", [e.op("Not", [e.op("LessOrEqual", [x, k(-3)])])], to=c.in_types[1].dtype.onnx)
     slope = e.op("Add", [e.op("Div", [x, k(3)]), k(0.5)])
-    e.op("Mul", [_finite(e, g, c.in_types[0].dtype), e.op("Where", [inside, slope, above])], outputs=outs)
+    slope = e.op("Where", [e.op("GreaterOrEqual", [x, k(3)]), k(1), slope])
+    slope = e.op("Where", [e.op("LessOrEqual", [x, k(-3)]), k(0), slope])
+    e.op("Mul", [_finite(e, g, c.in_types[0].dtype), slope], outputs=outs)
 
 
 _internal("hardswish_grad", ("g", "x"), _same, lower=_hardswish_lower, doc="gradient of hardswish")

@@ -144,11 +144,10 @@ def _clip(e, x: str, c, low, high, outputs):
     return e.op("Clip", [x] + bounds, outputs=outputs)
 
 
-def _window(low, high, closed, scale=1.0, nan=False):
-    """Gradient g * scale where x lies between the bounds (autodiff.window_grad), 0 elsewhere; at NaN g * scale
-    where `nan` (torch's test is then "outside", which NaN fails: hardtanh, relu6), else 0."""
+def _window(low, high, closed, scale=1.0):
+    """Gradient g * scale where x lies between the bounds (autodiff.window_grad), 0 elsewhere."""
     return lambda b, c, ins, outs, gouts: [b.op("autodiff.window_grad", gouts[0], ins[0], low=low(c.attrs),
-                                                high=high(c.attrs), closed=closed, scale=scale, nan=nan)]
+                                                high=high(c.attrs), closed=closed, scale=scale)]
 
 
 def _bounds(name, names, low, high, dtype):
@@ -197,14 +196,14 @@ register(OpDef(
     attrs=(Attr("min_val", "float", -1.0), Attr("max_val", "float", 1.0)), infer=_hardtanh_infer,
     lower=lambda e, ins, outs, c: _clip(e, ins[0], c, c.attrs["min_val"], c.attrs["max_val"], outs),
     cost=lambda c: 2 * elementwise_cost(c),
-    grad=_window(lambda a: a["min_val"], lambda a: a["max_val"], closed=False, nan=True),
+    grad=_window(lambda a: a["min_val"], lambda a: a["max_val"], closed=False),
     doc="x limited to [min_val, max_val] (torch.nn.Hardtanh, ONNX Clip); unlike clamp the gradient is 0 at "
         "the bounds.",
 ))
 register(OpDef(
     name="relu6", inputs=("x",), category="activation", elementwise=True, infer=float_same("relu6"),
     lower=lambda e, ins, outs, c: _clip(e, ins[0], c, 0.0, 6.0, outs), cost=lambda c: 2 * elementwise_cost(c),
-    grad=_window(lambda a: 0.0, lambda a: 6.0, closed=False, nan=True),
+    grad=_window(lambda a: 0.0, lambda a: 6.0, closed=False),
     doc="min(max(x, 0), 6) = hardtanh(x, 0, 6) (MobileNetV2); gradient 0 at 0 and 6, as torch's.",
 ))
 
@@ -249,13 +248,12 @@ def _elu_lower(e, ins, outs, c):
 
 
 def exp_side(b, x, g, pos: float, neg: float, inner: float):
-    """g neg exp(inner x) where x <= 0, else g pos: the gradient of the elu family (elu, selu, celu; torch's
-    takes the second side at x = 0, and the first at NaN, which fails its test x <= 0). exp(inner x), not from
-    y, which cancels to nothing for very negative x."""
+    """g pos where x > 0, else g neg exp(inner x): the gradient of the elu family (elu, selu, celu; torch's
+    takes the second side at x = 0). exp(inner x), not from y, which cancels to nothing for very negative x."""
     z = x if inner == 1.0 else b.op("mul", x, b.const(inner, like=x))
     slope = b.op("mul", b.op("exp", z), b.const(neg, like=x))
-    return b.op("where", b.op("le", x, b.const(0.0, like=x)), b.op("mul", g, slope),
-                g if pos == 1.0 else b.op("mul", g, b.const(pos, like=x)))
+    return b.op("where", b.op("gt", x, b.const(0.0, like=x)), g if pos == 1.0 else b.op("mul", g, b.const(pos, like=x)),
+                b.op("mul", g, slope))
 
 
 def _elu_grad(b, c, ins, outs, gouts):
