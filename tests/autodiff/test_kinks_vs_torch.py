@@ -32,6 +32,8 @@ _CASES = {  # (op, attrs, torch)
     "hardswish": ("hardswish", {}, F.hardswish),
     "elu": ("elu", {}, F.elu),
     "elu-alpha": ("elu", {"alpha": 0.5}, lambda x: F.elu(x, 0.5)),
+    "selu": ("selu", {}, F.selu),
+    "celu": ("celu", {"alpha": 2.0}, lambda x: F.celu(x, 2.0)),
     "softplus": ("softplus", {}, F.softplus),
     "softplus-low": ("softplus", {"beta": 2.0, "threshold": 3.0}, lambda x: F.softplus(x, 2.0, 3.0)),
     "softplus-one": ("softplus", {"threshold": 1.0}, lambda x: F.softplus(x, 1.0, 1.0)),
