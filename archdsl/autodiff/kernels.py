@@ -272,18 +272,36 @@ def _maxpool_lower(e, ins, outs, c):
         pads, ceil = pads[:n] + ends, 0
     _, idx = e.op("MaxPool", [padded], n_out=2, kernel_shape=k, strides=list(a["stride"]), pads=pads,
                   ceil_mode=ceil, **dil)
-    flat = e.op("Reshape", [g, _i64(e, [-1])])
+    padding_alone = _windows_of_padding(x_t.shape[2:], c.in_types[1].shape[2:], k, a["stride"], list(a["pads"][:n]),
+                                        list(a["dilation"]) * (n // len(a["dilation"])))
+    if padding_alone is not None:  # their output is the dtype's lowest, of no input: no gradient
+        g = e.op("Mul", [g, e.const(padding_alone.astype(x_t.dtype.numpy))])
+        idx = e.op("Max", [idx, _i64(e, [0])])  # (onnxruntime's index for them is anything, -5 or another's 3)
+    flat, idx = e.op("Reshape", [g, _i64(e, [-1])]), e.op("Reshape", [idx, _i64(e, [-1])])
     if not any(over):
-        out = scatter_add(e, numel_tensor(e, x, x_t), e.op("Reshape", [idx, _i64(e, [-1])]), flat, x_t.dtype)
+        out = scatter_add(e, numel_tensor(e, x, x_t), idx, flat, x_t.dtype)
         reshape_like(e, out, x, x_t, outs)
         return
     # the indices count the Pad's elements too: scattered over the padded tensor, then its ends cut off
     shape = e.op("Shape", [padded])
-    out = scatter_add(e, e.op("ReduceProd", [shape], keepdims=1), e.op("Reshape", [idx, _i64(e, [-1])]), flat,
-                      x_t.dtype)
+    out = scatter_add(e, e.op("ReduceProd", [shape], keepdims=1), idx, flat, x_t.dtype)
     axes = list(range(2, n + 2))
     e.op("Slice", [e.op("Reshape", [out, shape], allowzero=1), _i64(e, [0] * n), _i64(e, list(x_t.shape[2:])),
                    _i64(e, axes)], outputs=outs)
+
+
+def _windows_of_padding(sizes, out, k, stride, pads, dilation):
+    """1 for each window of a dilated max pool with a tap on the input, 0 for one whose taps all fall in the
+    padding ([1, 1, *out]), at known sizes; None where every window reads the input (kernel 2 dilated by 3 over 2
+    rows padded by 1 reads rows -1 and 2: the gradient went to x[n, c-1, 0, 3], review73 hunt)."""
+    if not all(isinstance(v, int) for v in (*sizes, *out)) or all(d == 1 for d in dilation):
+        return None
+    keep = np.ones((1, 1), bool)
+    for size, o, ki, si, pi, di in zip(sizes, out, k, stride, pads, dilation):
+        taps = np.arange(o)[:, None] * si - pi + np.arange(ki)[None, :] * di
+        along = ((taps >= 0) & (taps < size)).any(axis=1)
+        keep = keep[..., None] & along
+    return None if keep.all() else keep
 
 
 _internal("maxpool_grad", ("x", "g"), lambda ins, a: [ins[0]], _maxpool_lower,

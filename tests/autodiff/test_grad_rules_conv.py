@@ -11,8 +11,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from archdsl.types import DType, TensorType
+
 from . import gradcheck
-from .gradcheck import FAST, check_grad, normal
+from .gradcheck import FAST, _build, check_grad, normal, run_model
 from .gradcheck import valid as _valid
 
 
@@ -128,6 +130,20 @@ def test_dilated_ceil_mode_max_pool_whose_end_padding_passes_the_kernel(n):
     x = normal(5, 2, 2, 3, 4, 4)[..., 0] if n == 2 else normal(5, 2, 2, 3, 4, 4)
     x = np.linspace(-3, 3, x.size)[np.argsort(np.argsort(x.ravel()))].reshape(x.shape)
     check_grad(f"maxpool{n}d", [x], attrs, seed=5)
+
+
+@pytest.mark.parametrize("ceil", [False, True])
+def test_a_dilated_max_pool_window_of_padding_alone_has_no_gradient(ceil):
+    """Kernel 2 dilated by 3 over 2 rows padded by 1: a window's taps are rows -1 and 2, padding both. Its output
+    is the dtype's lowest whatever x is; onnxruntime's index for it is negative, and the scatter wrapped it onto
+    x[n, c-1, 0, 3] (review73 hunt)."""
+    attrs = {"kernel_size": [2, 3], "stride": [2, 1], "padding": [1, 1], "dilation": [3, 2], "ceil_mode": ceil}
+    x = normal(7, 2, 3, 2, 4).astype(np.float32)
+    for opset in (21, 22):
+        model, _ = _build("maxpool2d", [TensorType(DType.float32, x.shape)], attrs, DType.float32,
+                          [np.ones((2, 3, 1, 2))], [0], opset)
+        _, grad = run_model(model, {"in0": x})
+        np.testing.assert_array_equal(grad, np.zeros_like(x))  # every window here reads padding alone
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
