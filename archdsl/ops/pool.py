@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..types import numel
-from ._common import bfloat16_from, float_input, i64, shape_str, spatial_rank
+from ._common import bfloat16_from, float_input, i64, reduce_op, shape_str, spatial_rank
 from .registry import Attr, OpDef, fail, register, spatial_axes
 from .shapes import expand, window_out
 
@@ -150,7 +150,7 @@ for _k in ("max", "avg"):
 
 def _global(kind):
     name = f"global_{kind}pool"
-    onnx_op = "GlobalMaxPool" if kind == "max" else "GlobalAveragePool"
+    onnx_op = "GlobalAveragePool"
 
     def infer(ins, a):
         x = ins[0]
@@ -165,7 +165,10 @@ def _global(kind):
 
     def lower(e, ins, outs, c):
         bfloat16_from(e, c.in_types[0], name, "ONNX pools take")
-        if c.attrs["keepdims"]:
+        if kind == "max":  # ReduceMax: onnxruntime's GlobalMaxPool starts from the lowest float, and a map of
+            axes = list(range(2, c.in_types[0].rank))  # -inf alone (a masked max over time) gave it, not -inf
+            reduce_op(e, "ReduceMax", ins[0], axes, int(c.attrs["keepdims"]), outputs=outs)  # (specials hunt)
+        elif c.attrs["keepdims"]:
             e.op(onnx_op, ins, outputs=outs)
         else:
             import numpy as np
