@@ -292,7 +292,8 @@ def _causal_lower(e, ins, outs, c):
     if c.attrs["value"] == "-inf" and x.dtype.is_float:
         # scores + a [T, S] mask of 0 / -inf. On onnxruntime CPU (GPT-2 small, T = 128, 2 threads) Where
         # over all heads' scores took 200 us per layer, the small Where + broadcast Add 65 us: the whole
-        # mask 3.1 -> 1.3 ms per run. It differs only where a score is +inf or NaN (NaN after softmax anyway)
+        # mask 3.1 -> 1.3 ms per run. It differs where a future score is +inf or NaN: NaN there, and the row
+        # NaN after softmax, where torch's masked_fill gives -inf and a finite row (specials hunt: documented)
         bias = e.shared(("causal_bias_bottom_right", *lengths, x.dtype),
                         lambda: mask_bias(e, keep, x.dtype.numpy, attend=True))
         e.op("Add", [ins[0], bias], outputs=outs)
@@ -314,7 +315,10 @@ register(OpDef(
     grad=lambda b, c, ins, outs, gouts: [b.op("causal_mask", gouts[0], value=0.0)],
     doc="Attention scores [..., T, S] with future positions (j > i + S - T) set to value (default -inf): "
         "bottom-right aligned, the last query sees every key (new queries after cached keys), where sdpa's "
-        "and multihead_attention's causal=true are top-left aligned (torch's is_causal); the same for T = S.",
+        "and multihead_attention's causal=true are top-left aligned (torch's is_causal); the same for T = S. "
+        "The default -inf is added (a 0/-inf matrix, faster than a select): a future score of +inf or NaN "
+        "(float16 scores that overflowed) gives NaN there, where torch's masked_fill gives -inf; a finite "
+        "value (value=-1e4) is selected instead.",
 ))
 
 
