@@ -4,9 +4,10 @@ AdaptiveMaxPool1d/2d/3d): output i along a dim of length L reduces the window [f
 Each spatial dim is one of: kept (output_size none or equal to L: windows of one element), reduced whole
 (output 1: the only choice over a symbolic L), or cut into windows (a known L). When every cut divides its
 dim, the windows are a plain AveragePool/MaxPool (kernel = stride = L / out); otherwise the dims are taken one
-after the other (both reductions are separable over a window that is a product of intervals): an average as a
-MatMul with a constant [L, out] averaging matrix (a depth dim moved last for it and back), a max as per-window
-Slice + ReduceMax, concatenated."""
+after the other (both reductions are separable over a window that is a product of intervals), per window a
+Slice and a ReduceMean or ReduceMax, concatenated (an average as a MatMul with a constant averaging matrix
+multiplied an inf or NaN by the other windows' zeros: every output NaN). The average's gradient is that
+MatMul's, which reads no x."""
 
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ def _make(kind: str, n: int):
         if kinds == {"keep"}:
             e.op("Identity", ins, outputs=outs)
             return
-        # onnxruntime's CPU provider has no float64 AveragePool: those take the MatMul path below, which runs
+        # onnxruntime's CPU provider has no float64 AveragePool: those take the windows below, which run
         if kinds <= {"keep", "pool"} and not (kind == "avg" and t.dtype is DType.float64):
             bfloat16_from(e, t, name, "ONNX pools take")
             k = [v if s == "pool" else 1 for s, v in plan]
@@ -110,20 +111,12 @@ def _make(kind: str, n: int):
                           outputs=None if cuts else outs)
         for j, (axis, out) in enumerate(cuts):
             size, last = t.shape[axis], outs if j == len(cuts) - 1 else None
-            if kind == "avg":
-                m = _matrix(size, out).astype(t.dtype.numpy)
-                front = axis == t.rank - 2  # [.., L, W]: the transposed matrix multiplies from the left
-                if axis < t.rank - 2:  # a 3-D pool's depth: moved last, averaged, moved back
-                    swap = _swap(t.rank, axis)
-                    y = e.op("Transpose", [e.op("MatMul", [e.op("Transpose", [y], perm=swap), e.const(m)])],
-                             perm=swap, outputs=last)
-                    continue
-                y = e.op("MatMul", [e.const(np.ascontiguousarray(m.T)), y] if front else [y, e.const(m)],
-                         outputs=last)
-            else:
-                parts = [reduce_op(e, "ReduceMax", e.op("Slice", [y, _i64(e, [lo]), _i64(e, [hi]), _i64(e, [axis])]),
-                                   [axis], 1) for lo, hi in windows(size, out)]
-                y = e.op("Concat", parts, axis=axis, outputs=last)
+            # each window sliced and reduced: a MatMul with the averaging matrix multiplied an inf or NaN by the
+            # other windows' zeros, and one made every output NaN (specials hunt)
+            parts = [reduce_op(e, "ReduceMax" if kind == "max" else "ReduceMean",
+                               e.op("Slice", [y, _i64(e, [lo]), _i64(e, [hi]), _i64(e, [axis])]), [axis], 1)
+                     for lo, hi in windows(size, out)]
+            y = e.op("Concat", parts, axis=axis, outputs=last)
 
     def avg_grad(b, c, ins, outs, gouts):
         """The gradient of the same average written as a mean over the whole dims and a MatMul with the

@@ -181,6 +181,20 @@ def test_3d_adaptive_pools_cut_the_depth_like_torch(kind, out):
     close(y, _torch_adaptive(kind, 3, x, out))
 
 
+@pytest.mark.parametrize("n, out", [(1, "4"), (2, "4"), (2, "[4, 3]"), (3, "[2, 3, 4]")])
+def test_an_inf_or_nan_in_an_adaptive_average_stays_in_its_windows(n, out):
+    """Uneven windows were a MatMul with an averaging matrix, whose zeros times an inf or NaN made every output
+    NaN: adaptive_avgpool2d(x, 4) over a 6x6 map with one NaN gave 16 NaNs, torch 1 (specials hunt)."""
+    x = rand(2, 3, *(6, 7, 5)[:n], seed=4)
+    x[0, 0, (1,) * n] = np.nan
+    x[1, 2, (0,) * n] = np.inf
+    y, _ = run_op(f"adaptive_avgpool{n}d(x, {out})", x=x, opset=28, sym=False)
+    want = _torch_adaptive("avg", n, x, eval(out))
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
+    close(np.nan_to_num(y, posinf=0), np.nan_to_num(want, posinf=0))
+
+
 @pytest.mark.parametrize("out", ["[2, 3]", "[4, 3]"])
 def test_a_float64_adaptive_average_runs_on_the_cpu(out):
     """onnxruntime's CPU provider has no float64 AveragePool: windows that divide evenly take the averaging
