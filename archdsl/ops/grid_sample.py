@@ -1,7 +1,9 @@
 """grid_sample and affine_grid (torch.nn.functional's): sampling an image at computed coordinates, as spatial
 transformers, optical-flow warps and deformable sampling do.
 
-grid_sample lowers to ONNX GridSample, which onnxruntime computes as torch does; its gradient
+grid_sample lowers to ONNX GridSample, which onnxruntime computes as torch does at points within a few million
+pixels (the grid clipped to [-8, 8] first, where every farther point samples alike, but for reflection) and
+finite ones (torch's NaN for a NaN or infinite point added where torch gives it); its gradient
 (bilinear and nearest) is an internal op written out in ONNX: the four corners' weights scattered back into
 the image, their differences into the grid. affine_grid is a MatMul of the transform with a constant grid."""
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, TensorType
-from ._common import float_input, narrow_into, shape_str, wide_np, wide_outputs, widen
+from ._common import float_input, narrow_into, reduce_op, shape_str, wide_np, wide_outputs, widen
 from ._common import i64 as _i64
 from .registry import Attr, OpDef, fail, register
 
@@ -39,8 +41,21 @@ def _grid_sample_lower(e, ins, outs, c):
     if e.opset >= 20:  # GridSample 20 renamed the interpolations for N-d
         mode = {"bilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
     x, grid = (widen(e, v, t) for v in ins)  # onnxruntime's CPU GridSample has no 16-bit kernel
-    y = e.op("GridSample", [x, grid], outputs=wide_outputs(t, outs), mode=mode,
-             padding_mode=c.attrs["padding_mode"], align_corners=int(c.attrs["align_corners"]))
+    pad = c.attrs["padding_mode"]
+    f = wide_np(t)
+    carry = c.attrs["mode"] == "bicubic" or pad == "zeros" and c.attrs["mode"] == "bilinear"
+    raw = grid
+    if pad == "zeros" and c.attrs["mode"] == "nearest":  # torch's nearest takes a NaN point as outside: 0
+        grid = e.op("Where", [e.op("IsNaN", [grid]), e.const(np.array(8.0, f)), grid])
+    if pad != "reflection":  # past ~2^24 pixels onnxruntime's kernel read wrong pixels (border: 0 or twice the
+        # edge; zeros: an edge pixel at 1e20). Every point past 8 samples as 8 does, padding alone or the edge
+        grid = e.op("Clip", [grid, e.const(np.array(-8.0, f)), e.const(np.array(8.0, f))])  # (specials hunt)
+    y = e.op("GridSample", [x, grid], outputs=None if carry else wide_outputs(t, outs), mode=mode,
+             padding_mode=pad, align_corners=int(c.attrs["align_corners"]))
+    if carry:  # torch's bicubic, and bilinear with zeros padding, give NaN at a NaN or infinite point, where
+        # onnxruntime gave a blend of pixels (inf: 0 or the edge)
+        bad = reduce_op(e, "ReduceSum", e.op("Mul", [raw, e.const(np.array(0.0, f))]), [3], 0)  # 0, or NaN
+        y = e.op("Add", [y, e.op("Unsqueeze", [bad, _i64(e, [1])])], outputs=wide_outputs(t, outs))
     narrow_into(e, y, t, outs)
 
 
