@@ -116,10 +116,32 @@ def _lower(e, ins, outs, c):
                         ("gather", e.op("Where", [small, e.const(plain), e.const(fma)])))
         _apply_plan(e, ins[0], plan, outs, kw)
         return
-    lead = e.op("Shape", [ins[0]], start=0, end=2)
-    rest = e.op("Shape", [ins[1]], start=2) if len(ins) > 1 else e.const(np.array(sizes, dtype=np.int64))
-    full = e.op("Concat", [lead, rest], axis=0)
-    e.op("Resize", [ins[0], "", "", full], outputs=outs, **kw)
+    def resize(v: str, lead: int, outputs) -> str:
+        front = e.op("Shape", [v], start=0, end=lead)
+        rest = e.op("Shape", [ins[1]], start=2) if len(ins) > 1 else e.const(np.array(sizes, dtype=np.int64))
+        return e.op("Resize", [v, "", "", e.op("Concat", [front, rest], axis=0)], outputs=outputs, **kw)
+    if _leaks(kw, x.rank):
+        _folded(e, ins[0], resize, outs)
+    else:
+        resize(ins[0], 2, outs)
+
+
+def _leaks(kw: dict, rank: int) -> bool:
+    """Whether onnxruntime's linear Resize would blend examples and channels: its 1-D kernel takes every axis as
+    one to interpolate, N and C at scale 1 too, where it weighs the next index by 0, and 0 * NaN (or inf) made
+    another example's output NaN (specials hunt). Its 2-D and 3-D kernels keep N and C apart (a kept spatial
+    length they blend as torch does: torch's NaN leaks along it alike)."""
+    return kw["mode"] == "linear" and rank == 3
+
+
+def _folded(e, x: str, resize, outs) -> str:
+    """A 1-D linear Resize as a 2-D one over [N * C, 1, 1, L], reshaped back. `resize(v, lead, outputs)`
+    resizes v's axes from `lead` on."""
+    v = e.op("Reshape", [x, e.op("Concat", [e.const(np.array([-1, 1, 1], dtype=np.int64)), e.op("Shape", [x], start=2)],
+                                 axis=0)])
+    y = resize(v, 3, None)
+    back = e.op("Concat", [e.op("Shape", [x], start=0, end=2), e.op("Shape", [y], start=3)], axis=0)
+    return e.op("Reshape", [y, back], outputs=outs)
 
 
 def _apply_plan(e, x: str, plan: list[tuple], outs, kw: dict) -> None:
@@ -128,13 +150,22 @@ def _apply_plan(e, x: str, plan: list[tuple], outs, kw: dict) -> None:
     gathers = [(2 + i, idx) for i, (how, idx) in enumerate(plan) if how == "gather"]
     y = x
     if any(how == "resize" for how, _ in plan):
-        sc = e.const(np.array([1.0, 1.0] + [sc if how == "resize" else 1.0 for how, sc in plan], dtype=np.float32))
-        y = e.op("Resize", [y, "", sc], outputs=None if gathers else outs, **kw)
+        at = None if gathers else outs
+        if _leaks(kw, 2 + len(plan)):
+            y = _folded(e, y, lambda v, lead, outputs: _resize_all(e, v, [("keep", None)] + plan, kw, outputs), at)
+        else:
+            y = _resize_all(e, y, plan, kw, at)
     for k, (axis, idx) in enumerate(gathers):
         idx = idx if isinstance(idx, str) else e.const(idx)  # a name: positions computed at run time
         y = e.op("Gather", [y, idx], axis=axis, outputs=outs if k == len(gathers) - 1 else None)
     if y == x:  # no length changes and none moves: a copy
         e.op("Identity", [y], outputs=outs)
+
+
+def _resize_all(e, x: str, plan: list[tuple], kw: dict, outs) -> str:
+    """One Resize of every axis, a kept one at scale 1."""
+    sc = e.const(np.array([1.0, 1.0] + [sc if how == "resize" else 1.0 for how, sc in plan], dtype=np.float32))
+    return e.op("Resize", [x, "", sc], outputs=outs, **kw)
 
 
 def _run_positions(e, ins, axis: int, out, mode: str, fused: bool | None, small: str | None) -> str:

@@ -92,3 +92,21 @@ def test_float64_nearest_at_known_sizes_runs_as_gathers(shape, mode):
         src = f'model m(x: float64[{dims}]) -> y {{\n    y = upsample(x, scale_factor={scale}, mode="{mode}")\n}}\n'
         y = runtime.session(archdsl.compile_source(src)).run(None, {"x": x})[0]
         np.testing.assert_array_equal(y, F.interpolate(torch.from_numpy(x), scale_factor=scale, mode=mode).numpy())
+
+
+@pytest.mark.parametrize("how", ["scale_factor=2.0", "size=[7]", "size=[3]", "scale_factor=2.5"])
+@pytest.mark.parametrize("align", [False, True])
+@pytest.mark.parametrize("opset", [17, 28])
+def test_a_nan_in_one_example_of_a_1d_linear_upsample_stays_in_it(how, align, opset):
+    """onnxruntime's 1-D linear Resize interpolates N and C too, at scale 1, weighing the next row by 0: a NaN in
+    example 1 made example 0's output NaN (specials hunt). It runs as a 2-D Resize over [N * C, 1, 1, L] now; its
+    output is torch's, NaNs where torch's are."""
+    x = np.arange(20, dtype=np.float32).reshape(2, 2, 5)
+    x[1, 0, 3], x[0, 1, 2] = np.nan, np.inf
+    src = (f"model m(x: float32[B, 2, L]) -> y {{\n    y = upsample(x, {how}, mode=\"linear\", "
+           f"align_corners={str(align).lower()})\n}}\n")
+    y = runtime.session(archdsl.compile_source(src, opset=opset)).run(None, {"x": x})[0]
+    kw = {"scale_factor": float(how.split("=")[1])} if how.startswith("scale") else {"size": eval(how.split("=")[1])}
+    want = F.interpolate(torch.from_numpy(x), mode="linear", align_corners=align, **kw).numpy()
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)  # NaN and inf where torch's are
+    assert not np.isnan(y[0]).any()
