@@ -62,12 +62,22 @@ def check_fits(v, dt: DType, span: Span) -> None:
     if dt is DType.bool:
         return
     low, top = dt.limits()
-    if dt.is_float:
-        if math.isfinite(v) and abs(v) > top:
+    if dt.is_float:  # one that rounds to the largest fits, as in torch (3.4028235e38, numpy's float32 max)
+        if math.isfinite(v) and abs(v) > top and _rounds_past(v, dt):
             raise ArchTypeError(f"the number {v} does not fit {dt} (largest {top:g})", span)
         return
     if not low <= v <= top:
         raise ArchTypeError(f"the number {v} does not fit {dt} ({low}..{top})", span)
+
+
+def _rounds_past(v: float, dt: DType) -> bool:
+    """Whether v rounded to dt is infinite."""
+    import numpy as np
+    try:
+        with np.errstate(over="ignore"):
+            return bool(np.isinf(np.asarray(v).astype(dt.numpy)))
+    except OverflowError:  # an int past float64
+        return True
 
 
 def is_callable(fn) -> bool:
