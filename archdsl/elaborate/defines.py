@@ -19,6 +19,20 @@ __all__ = ["DEFINE_FILE", "define_label", "override", "override_field", "parse_d
 DEFINE_FILE = "<-D>"
 
 
+class FileNames:
+    """The file's names so far, as a -D bare word reads them (-D act=myblock)."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def __call__(self, word: str):
+        return self.env.lookup(word) if self.env.has(word) else None
+
+    def functions(self) -> list[str]:
+        """The blocks (and ops under other names) the file defines: to suggest for a misspelt one."""
+        return [k for k, v in self.env.vars.items() if isinstance(v, (BlockFn, OpFn))]
+
+
 @dataclass(frozen=True)
 class _Deferred:
     """A -D expression that names ops, blocks or imports (`-D acts=[silu, myblock]`, `-D acts=[lib.blk]`, `-D
@@ -91,8 +105,9 @@ def override(item: A.ParamDecl, default, given, prefix: str = "", names=None):
         return "inf"
     if default is None or type(value) is type(default):
         return value
-    if isinstance(default, (OpFn, BlockFn, Builtin)) and isinstance(value, (OpFn, BlockFn, Builtin)):
-        return value  # {act: mine} where the default is {act: relu}: a block for an op, as -D cfg.act=mine
+    if isinstance(default, (OpFn, BlockFn, Builtin)) and isinstance(value, (OpFn, BlockFn, Builtin)) and \
+            isinstance(default, Builtin) == isinstance(value, Builtin):  # {act: mine} for {act: relu}: a block for
+        return value  # an op, as -D cfg.act=mine; a builtin (max) for an op failed where it was applied
     if isinstance(default, (OpFn, BlockFn, Builtin)) and isinstance(value, str):  # -D act=silu, f=min: a bare
         if isinstance(found := names(value) if names else None, (OpFn, BlockFn, Builtin)):  # word is the file's
             return found                                                                  # name, as in the spec
@@ -113,7 +128,8 @@ def override(item: A.ParamDecl, default, given, prefix: str = "", names=None):
         " (the Python API's defines take Python values, as True or 64, not -D's text)"
     if isinstance(default, (OpFn, BlockFn, Builtin)) and isinstance(value, str) and span is None:  # {"act": "gelo"}
         known = list(BUILTINS) if isinstance(default, Builtin) else \
-            [n for op in ops.all_ops() if op.category != "internal" for n in (op.name, *op.aliases)]
+            [n for op in ops.all_ops() if op.category != "internal" for n in (op.name, *op.aliases)] + \
+            (names.functions() if isinstance(names, FileNames) else [])  # the file's blocks too
         what = "builtin function" if isinstance(default, Builtin) else "op or block"
         raise DefineError(f"{define_label(name, span)}: no {what} named '{value}'{did_you_mean(value, known)}",
                           span, [(f"param '{item.name}' is declared here", item.span)])

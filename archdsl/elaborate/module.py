@@ -28,7 +28,7 @@ from ..syntax import deep_recursion, normalize_source, parse
 from ..types import DTYPES, Sym, TensorType, dim_size, dim_symbols, unknown_dtype
 from .bounded import comparing, equal
 from .define_notes import noting_overrides
-from .defines import define_label, override, override_field
+from .defines import FileNames, define_label, override, override_field
 from .evaluator import Evaluator
 from .scalars import Limits, ReturnValue, check_elements
 from .values import BlockFn, Builtin, Env, Namespace, OpFn, Tensor, describe
@@ -216,7 +216,7 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                                 mod.unaliased[k] = item.path
             elif isinstance(item, A.ParamDecl):
                 value = _eval_top(ev, item.value, env, tree, at)
-                named = lambda w: env.lookup(w) if env.has(w) else None  # noqa: E731 - a block -D names
+                named = FileNames(env)  # a block -D names
                 for key in by_param.get(item.name, ()):  # sorted: cfg itself before cfg.width, a field
                     value = override(item, value, defines[key], prefix, named) if key == item.name else \
                         override_field(item, value, key, defines[key], prefix, named)

@@ -280,6 +280,13 @@ def test_a_defined_list_of_ops_checks_each_element_where_it_is_set():
                         ({"acts": [3]}, r"defines\['acts'\]\[0\]: expected an op or block .* got int 3")):
         with pytest.raises(DefineError, match=want):
             archdsl.check_source(src, defines=given)
+    # a builtin in a list of ops failed where the loop applied it; a misspelt block was offered an op (review73)
+    with pytest.raises(DefineError, match=r"-D acts\[0\]: expected an op or block .* got the builtin max"):
+        archdsl.check_source(src, defines=["acts=[max]"])
+    mine = src.replace("model", "block mine(x) { return x * 5.0 }\nmodel")
+    with pytest.raises(DefineError, match=r"no op or block named 'minee'; did you mean 'mine'\?"):
+        archdsl.check_source(mine, defines={"acts": ["minee"]})
+    assert archdsl.check_source(mine, defines={"acts": ["mine"]}).nodes[0].op == "mul"
 
 
 def test_defines_inf_and_minus_inf_are_infinity_for_a_number_param():
