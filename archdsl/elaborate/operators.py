@@ -297,7 +297,7 @@ class Operators:
     def subscript(self, v, index, env, span, target=None):
         """`target`: the expression indexed, to name in advice (b[:, none] is unsqueeze(b, 1))."""
         if isinstance(v, Tensor):
-            return self.tensor_index(v, index, env, span, target.id if isinstance(target, A.Name) else "x")
+            return self.tensor_index(v, index, env, span, target.id if isinstance(target, A.Name) else "t")
         if len(index) != 1:
             raise ArchTypeError(f"{describe(v)} takes one index", span)
         ix = index[0]
@@ -325,7 +325,8 @@ class Operators:
             return v[k]
         raise ArchTypeError(f"cannot index {describe(v)}", span)
 
-    def tensor_index(self, v, index, env, span, called: str = "x"):
+    def tensor_index(self, v, index, env, span, called: str = "t"):
+        """`called`: the name advice gives the tensor (t for an expression: (b * 2)[:, none])."""
         """`x[:, 0]`, `x[..., :d]`: integer and slice bounds known at compile time."""
         entries = []
         for i, ix in enumerate(index):
@@ -360,6 +361,7 @@ class Operators:
                                 f"; a new dim of size 1 is unsqueeze({called}, axis)"
                                 if "e" in kinds or "i" in kinds or i > v.type.rank
                                 else f"; a new dim of size 1 is unsqueeze({called}, {i})")
+                        hint += ", t the tensor indexed" if called == "t" else ""
                     elif isinstance(k, Tensor):  # torch's x[idx] with an index tensor
                         hint = (f"; to pick by a tensor of indices: take(x, index, axis={_indexed_axis(index, i, v)}) "
                                 "(torch's x[index], index_select), gather(x, dim, index) (torch.gather)")

@@ -493,6 +493,8 @@ def test_a_membership_test_costs_a_step_per_item():
     ("model m(x: float32[B, 3, 5]) -> y {\n    y = x[:, none]\n}\n", "unsqueeze(x, 1)", None),
     # the tensor indexed, by its name (it said x for b: porting5 hunt)
     ("model m(x: float32[B, 8, 4], b: float32[8]) -> y {\n    y = x + b[:, none]\n}\n", "unsqueeze(b, 1)", None),
+    ("model m(x: float32[B, 8, 4], b: float32[8, 4]) -> y {\n    y = x + (b * 2.0)[:, none]\n}\n",
+     "unsqueeze(t, 1), t the tensor indexed", "unsqueeze(x"),
 ])
 def test_hints_only_where_they_are_true(src, said, not_said):
     """From a review: each of these hints fired where it was false (found by running them against the
