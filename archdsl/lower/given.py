@@ -108,10 +108,12 @@ def _torch_buffer(name: str, value, params) -> bool:
         return head + ".running_mean" in params and dtype.kind in "iu" and math.prod(shape) == 1
     if leaf == "relative_position_index":
         return head + ".relative_position_bias_table" in params and dtype.kind in "iu"
-    if leaf == "position_ids":
-        return head + ".position_embeddings.weight" in params and dtype.kind in "iu" and len(shape) in (1, 2) \
-            and math.prod(shape[:-1]) == 1 and bool(np.array_equal(resident(np.asarray(value)).reshape(-1),
-                                                                   np.arange(shape[-1])))
+    if leaf == "position_ids":  # one id per row of the table (torch's strict load refuses another length)
+        table = params.get(head + ".position_embeddings.weight")
+        rows = getattr(getattr(table, "type", None), "shape", (None,))[0]
+        return table is not None and dtype.kind in "iu" and len(shape) in (1, 2) and math.prod(shape[:-1]) == 1 \
+            and rows in (None, shape[-1]) and bool(np.array_equal(resident(np.asarray(value)).reshape(-1),
+                                                                  np.arange(shape[-1])))
     if head.rpartition(".")[2] != "attn" or head + ".c_attn.weight" not in params:
         return False
     if leaf == "masked_bias":

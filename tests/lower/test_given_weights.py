@@ -4,6 +4,7 @@ weights listed under several names. Each is either taken (the file loads) or tol
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -100,6 +101,10 @@ def test_the_buffers_dropped_are_those_the_model_has_no_parameter_for_in_their_f
     for value in (ids.astype(np.float32), ids[:, ::-1], np.arange(12).reshape(2, 6), np.zeros((1, 6), np.int64)):
         assert not _torch_buffer("embeddings.position_ids", value, params), value
     assert not _torch_buffer("encoder.position_ids", ids, params)
+    table = SimpleNamespace(type=SimpleNamespace(shape=(6, 8)))  # a table of 6 rows: ids of 512 refused (review73)
+    sized = {**params, "embeddings.position_embeddings.weight": table}
+    assert _torch_buffer("embeddings.position_ids", ids, sized)
+    assert not _torch_buffer("embeddings.position_ids", np.arange(512)[None], sized)
     mask, count, index = np.tril(np.ones((5, 5), np.uint8))[None, None], np.array(4), np.arange(9).reshape(3, 3)
     assert _torch_buffer("bn.num_batches_tracked", count, params) and _torch_buffer("h.0.attn.bias", mask, params)
     assert _torch_buffer("h.0.attn.bias", mask.astype(bool), params)
