@@ -53,8 +53,9 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
     unknown = sorted(set(weights) - set(graph.params))
     missing = [n for n in graph.params if n not in weights]
     if unknown:  # a suggestion only among the names on the other side: fc3.weight is not fc2.weight's typo
+        label = _unlabelled(unknown, missing, weights, graph)  # said instead of renaming the file's keys
         hint = (_prefixed(unknown, missing, weights, graph) or _none_shared(weights, unknown, missing, graph)
-                or did_you_mean(unknown[0], missing) or _tied(unknown, weights))
+                or ("" if label else did_you_mean(unknown[0], missing)) or _tied(unknown, weights))
         stats = _running_stats(unknown, graph)
         if not missing and not hint and not stats:  # a VAE's weights for its decoder alone: every name of the
             # model is there
@@ -63,7 +64,7 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
                     "(`archdsl.check_file(spec).params` holds them), as torch's load_state_dict(strict=False) "
                     "would take it")
         raise ArchError(f"{what} has {len(unknown)} name{'s' if len(unknown) > 1 else ''} the model does not: "
-                        f"{quoted(unknown)}{hint}{_unlabelled(unknown, missing, weights, graph)}{stats}")
+                        f"{quoted(unknown)}{hint}{label}{stats}")
     if missing:
         raise ArchError(f"{what} lacks {len(missing)} of the model's {len(graph.params)} parameters and "
                         f"buffers: {quoted(missing)}")
@@ -211,18 +212,17 @@ def _unlabelled(unknown: list[str], missing: list[str], weights: dict, graph: Gr
     an unlabelled layer's automatic one (multihead_attention_0: an op's name and a number), shapes alike: label
     that layer as the file names it (newuser4 hunt: only renaming the file's keys was said; review69: a
     pairing by name alone chose another layer, and a user's label enc_1 was called automatic)."""
-    import re
-
-    from ..ops import lookup
     have = unknown[0].split(".")
     for name in missing:
         want = name.split(".")
+        inside = _inside_a_block(have, want, unknown, weights, graph)
+        if inside:
+            return inside
         differ = [i for i, (a, b) in enumerate(zip(have, want)) if a != b] if len(want) == len(have) else []
         if len(differ) != 1:
             continue
         i = differ[0]
-        auto = re.fullmatch(r"([a-z][a-z0-9_]*)_\d+", want[i])
-        if auto is None or lookup(auto[1]) is None:  # a label the user wrote (enc_1), not an op's name
+        if _automatic(want[i]) is None:  # a label the user wrote (enc_1), not an op's name
             continue
         prefix, mine = ".".join(have[:i + 1]) + ".", ".".join(want[:i + 1]) + "."
         theirs = [n for n in unknown if n.startswith(prefix)]
@@ -233,3 +233,33 @@ def _unlabelled(unknown: list[str], missing: list[str], weights: dict, graph: Gr
             return (f"; the file lacks {len(missing)} of the model's names beside them: '{want[i]}' is an unlabelled "
                     f"layer's automatic name, and labelling that layer `as {have[i]}` in the spec gives it the file's")
     return ""
+
+
+def _automatic(part: str) -> str | None:
+    """The op of an unlabelled layer's automatic name (conv1d_0: conv1d), None for a label the user wrote."""
+    import re
+
+    from ..ops import lookup
+    auto = re.fullmatch(r"([a-z][a-z0-9_]*)_\d+", part)
+    return auto[1] if auto is not None and lookup(auto[1]) is not None else None
+
+
+def _inside_a_block(have: list[str], want: list[str], unknown: list[str], weights: dict, graph: Graph) -> str:
+    """The file's filter_conv.weight where the model has filter_conv.conv1d_0.weight: one layer inside a block
+    called `as filter_conv`, where torch's module (WaveNet's CausalConv1d: a pad, then its conv) holds the weights
+    itself. "Did you mean" only said to rename the file's keys (porting6 hunt)."""
+    if len(want) != len(have) + 1:
+        return ""
+    i = next((j for j in range(len(have)) if want[j] != have[j]), len(have))
+    op = _automatic(want[i]) if 0 < i and want[i + 1:] == have[i:] else None
+    if op is None:
+        return ""
+    prefix, mine = ".".join(have[:i]) + ".", ".".join(want[:i + 1]) + "."
+    for n in unknown:
+        if n.startswith(prefix):
+            target = graph.params.get(mine + n[len(prefix):])
+            if target is None or tuple(np.shape(weights[n])) != tuple(target.type.shape):
+                return ""
+    return (f"; '{want[i]}' is the automatic name of the unlabelled {op} inside the block called `as {have[i - 1]}`, "
+            f"where the file's module holds its weights itself: label that {op} `as \"{{name}}\"` with the block's "
+            f"name passed in as a parameter, and call the block without `as`")

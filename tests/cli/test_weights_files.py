@@ -258,3 +258,29 @@ def test_torchs_name_for_an_unlabelled_layer_says_to_label_it(tmp_path, capsys):
     assert "'linear_1' is an unlabelled layer's automatic name, and labelling that layer `as head`" in err
     assert "automatic name" not in _refused_with(tmp_path, capsys, "linear(16) as enc_1", {
         "enc1.weight": (16, 8), "enc1.bias": (16,)})
+
+
+def test_a_torch_wrappers_name_for_one_layer_inside_a_block_says_to_label_that_layer(tmp_path, capsys):
+    """WaveNet's CausalConv1d (a pad, then its conv) keeps its weight as filter_conv.weight; written as a block called
+    `as filter_conv`, the model's name is filter_conv.conv1d_0.weight, and only "did you mean" (rename the file's
+    key) was said (porting6 hunt). Where the same-length hint fires, "did you mean" is left out too."""
+    import numpy as np
+
+    from archdsl.cli import main
+    spec = tmp_path / "cc.arch"
+    spec.write_text("block causal_conv(x, out, k, d) {\n    return x -> pad([(k - 1) * d, 0]) -> conv1d(out, k, "
+                    "dilation=d, bias=false)\n}\nmodel m(x: float32[B, 4, T]) -> y {\n"
+                    "    y = causal_conv(x, 4, 2, 2) as filter_conv\n}\n")
+    np.savez(tmp_path / "w.npz", **{"filter_conv.weight": np.ones((4, 4, 2), np.float32)})
+    assert main(["build", str(spec), "--weights", str(tmp_path / "w.npz"), "-o", str(tmp_path / "a.onnx")]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert ("'conv1d_0' is the automatic name of the unlabelled conv1d inside the block called `as filter_conv`, "
+            "where the file's module holds its weights itself: label that conv1d `as \"{name}\"`") in err, err
+    assert "did you mean" not in err
+    err = _refused_with(tmp_path, capsys, "conv1d(4, 2, bias=false)", {"filter_conv.weight": (4, 3, 2)})
+    assert "labelling that layer `as filter_conv`" in err and "did you mean" not in err, err
+    fixed = spec.read_text().replace("d) {", "d, name) {").replace("bias=false)", "bias=false) as \"{name}\"") \
+        .replace("2, 2) as filter_conv", "2, 2, \"filter_conv\")")
+    spec.write_text(fixed)
+    np.savez(tmp_path / "w.npz", **{"filter_conv.weight": np.ones((4, 4, 2), np.float32)})
+    assert main(["build", str(spec), "--weights", str(tmp_path / "w.npz"), "-o", str(tmp_path / "a.onnx")]) == 0
