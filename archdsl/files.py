@@ -151,8 +151,9 @@ def temp_dir_beside(path: Path) -> Path:
 
 def _kept(name: str) -> str:
     """The output's name cut to 206 bytes: room for the dots, the longest owner tag (39) and mkdtemp's 8; at
-    a character's end (half a character's bytes made a name onnx's external-data writer refused)."""
-    return os.fsencode(name)[:206].decode("utf-8", "ignore")
+    a character's end (half a character's bytes made a name onnx's external-data writer refused), as the file
+    system's encoding reads those bytes (as UTF-8 text 'é' was an internal error where it is ASCII: cli4 hunt)."""
+    return os.fsdecode(os.fsencode(name)[:206].decode("utf-8", "ignore").encode("utf-8"))
 
 
 _TAG = re.compile(r"a([0-9a-f]{8})-(\d+)-(\d+)-[^.]{8}\Z")  # host, pid, start time, mkdtemp's random part

@@ -172,6 +172,25 @@ def test_a_c_locale_prints_a_file_name_as_its_bytes(tmp_path):
     assert res.returncode == 0 and b"wrote " + out + b" (" in res.stdout, res
 
 
+def test_a_c_locale_writes_a_utf8_file_name(tmp_path):
+    """r\xc3\xa9seau.onnx (UTF-8 bytes) where the file system's encoding is ASCII: the temporary directory's name
+    was made from the name decoded as UTF-8, 'é', which mkdtemp could not encode: an internal error on every
+    output, build, train -o and run --save (cli4 hunt)."""
+    import subprocess
+    import sys
+    spec = tmp_path / "u.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    y = x -> relu\n}\n")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONIO"))},
+           "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    for command, out in ((["build", str(spec), "-o"], b"/r\xc3\xa9seau.onnx"),
+                         (["run", str(spec), "--save"], b"/\xc3\xa9.npz")):
+        path = os.fsencode(tmp_path) + out
+        res = subprocess.run([sys.executable, "-m", "archdsl", *command, path], capture_output=True, env=env,
+                             timeout=300)
+        assert res.returncode == 0 and b"internal error" not in res.stderr, res.stderr
+        assert os.path.exists(path)
+
+
 def test_the_caret_stays_under_its_text_on_an_ascii_stderr(tmp_path):
     """The source line's \\u2026 escape is 6 columns where the caret counted 1: it pointed 5 to the left."""
     import subprocess
