@@ -95,6 +95,10 @@ class _Loader:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
             raise _not_utf8(raw, e, _display(path), self.sources) from None
+        if (order := _utf16_order(raw)) is not None:  # ASCII as UTF-16 is valid UTF-8: the lexer met its NULs
+            self.sources.add(_display(path), raw.decode("utf-16-le" if order[0] == "l" else "utf-16-be", "replace"))
+            raise ArchSyntaxError(f"the file is UTF-16 ({order}, without a byte-order mark), not UTF-8: every other "
+                                  "byte is 0; save it as UTF-8", Span(_display(path), 1, 1, 1, 2))
         mod = self.load_text(text, _display(path), defines, key, prefix)
         self.cache[cached] = mod
         return mod
@@ -117,6 +121,20 @@ def _not_utf8(raw: bytes, e: UnicodeDecodeError, file: str, sources: SourceMap) 
     sources.add(file, raw.decode("utf-8", errors="replace"))
     return ArchSyntaxError(f"the file is not UTF-8: byte 0x{raw[e.start]:02x} here begins no valid character; "
                            "save it as UTF-8", Span(file, line, col, line, col + 1))
+
+
+def _utf16_order(raw: bytes) -> str | None:
+    """'little-endian' or 'big-endian' where the file's first characters are ASCII written as UTF-16 (a 0 byte
+    beside each), else None (cli4 hunt: 'unexpected character' at the first NUL)."""
+    head = raw[:64] if len(raw) % 2 == 0 or len(raw) > 64 else b""
+    if len(head) < 4:
+        return None
+    even, odd = head[0::2], head[1::2]
+    if not any(odd) and all(even):
+        return "little-endian"
+    if not any(even) and all(odd):
+        return "big-endian"
+    return None
 
 
 def _display(path: Path) -> str:
