@@ -105,9 +105,12 @@ def override(item: A.ParamDecl, default, given, prefix: str = "", names=None):
         return "inf"
     if default is None or type(value) is type(default):
         return value
+    if isinstance(default, (OpFn, BlockFn)) and isinstance(value, Builtin) and \
+            (op := _op_named(value.name)) is not None:  # [relu, exp]: a builtin's name read first in a list;
+        return OpFn(op, value.name if value.name in op.alias_ranks else "")  # the op of that name, as -D act=exp
     if isinstance(default, (OpFn, BlockFn, Builtin)) and isinstance(value, (OpFn, BlockFn, Builtin)) and \
             isinstance(default, Builtin) == isinstance(value, Builtin):  # {act: mine} for {act: relu}: a block for
-        return value  # an op, as -D cfg.act=mine; a builtin (max) for an op failed where it was applied
+        return value  # an op, as -D cfg.act=mine; a builtin with no op (max) failed where it was applied
     if isinstance(default, (OpFn, BlockFn, Builtin)) and isinstance(value, str):  # -D act=silu, f=min: a bare
         if isinstance(found := names(value) if names else None, (OpFn, BlockFn, Builtin)):  # word is the file's
             return found                                                                  # name, as in the spec

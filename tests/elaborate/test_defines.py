@@ -283,6 +283,8 @@ def test_a_defined_list_of_ops_checks_each_element_where_it_is_set():
     # a builtin in a list of ops failed where the loop applied it; a misspelt block was offered an op (review73)
     with pytest.raises(DefineError, match=r"-D acts\[0\]: expected an op or block .* got the builtin max"):
         archdsl.check_source(src, defines=["acts=[max]"])
+    # a builtin that is an op too (exp, abs, sum) is that op in a list, as -D act=exp is (review74: refused)
+    assert [n.op for n in archdsl.check_source(src, defines=["acts=[exp, abs]"]).nodes] == ["exp", "abs"]
     mine = src.replace("model", "block mine(x) { return x * 5.0 }\nmodel")
     with pytest.raises(DefineError, match=r"no op or block named 'minee'; did you mean 'mine'\?"):
         archdsl.check_source(mine, defines={"acts": ["minee"]})
