@@ -279,7 +279,8 @@ def test_a_torch_wrappers_name_for_one_layer_inside_a_block_says_to_label_that_l
     assert "did you mean" not in err
     err = _refused_with(tmp_path, capsys, "conv1d(4, 2, bias=false)", {"filter_conv.weight": (4, 3, 2)})
     assert "labelling that layer `as filter_conv`" in err and "did you mean" not in err, err
-    looped = spec.read_text().replace("    y = causal_conv(x, 4, 2, 2) as filter_conv\n", "    y = x\n    for i in range(2) {\n"
+    looped = spec.read_text().replace("    y = causal_conv(x, 4, 2, 2) as filter_conv\n",
+                                      "    y = x\n    for i in range(2) {\n"
                                       "        y = causal_conv(y, 4, 2, 2) as \"layers.{i}\"\n    }\n")
     (tmp_path / "loop.arch").write_text(looped)  # the label as written, dots and all (review74: `as 0`)
     np.savez(tmp_path / "w2.npz", **{f"layers.{i}.weight": np.ones((4, 4, 2), np.float32) for i in range(2)})
