@@ -274,8 +274,16 @@ def _maxpool_lower(e, ins, outs, c):
                   ceil_mode=ceil, **dil)
     padding_alone = _windows_of_padding(x_t.shape[2:], c.in_types[1].shape[2:], k, a["stride"], list(a["pads"][:n]),
                                         list(a["dilation"]) * (n // len(a["dilation"])))
+    if padding_alone is None and any(d != 1 for d in a["dilation"]) and not all(
+            isinstance(v, int) for v in (*x_t.shape[2:], *c.in_types[1].shape[2:])):  # at run-time sizes: a pool
+        zero = zeros_of(e, e.op("Shape", [padded]), x_t.dtype)  # of zeros is 0 where a window reads the input,
+        reads = e.op("MaxPool", [zero], kernel_shape=k, strides=list(a["stride"]), pads=pads, ceil_mode=ceil,  # the
+                     **dil)  # lowest value where it reads padding alone (review74 hunt)
+        padding_alone = e.op("Cast", [e.op("Equal", [reads, e.const(np.zeros((), x_t.dtype.numpy))])],
+                             to=x_t.dtype.onnx)
     if padding_alone is not None:  # their output is the dtype's lowest, of no input: no gradient
-        g = e.op("Mul", [g, e.const(padding_alone.astype(x_t.dtype.numpy))])
+        g = e.op("Mul", [g, padding_alone if isinstance(padding_alone, str) else
+                         e.const(padding_alone.astype(x_t.dtype.numpy))])
         idx = e.op("Max", [idx, _i64(e, [0])])  # (onnxruntime's index for them is anything, -5 or another's 3)
     flat, idx = e.op("Reshape", [g, _i64(e, [-1])]), e.op("Reshape", [idx, _i64(e, [-1])])
     if not any(over):

@@ -146,6 +146,41 @@ def test_a_dilated_max_pool_window_of_padding_alone_has_no_gradient(ceil):
         np.testing.assert_array_equal(grad, np.zeros_like(x))  # every window here reads padding alone
 
 
+@pytest.mark.parametrize("ceil", [False, True])
+@pytest.mark.parametrize("opset", [21, 22])
+def test_a_dilated_max_pool_window_of_padding_alone_has_no_gradient_at_run_time_sizes(ceil, opset):
+    """The same windows over [B, 3, H, W]: known only when the model runs, they are found by a pool of zeros (0
+    where a window reads the input, the lowest value where it reads padding alone; review74 hunt). At H = 5 the
+    windows read rows -1, 2 and 1, 4: each keeps its gradient, one to the window's maximum (torch's)."""
+    torch = pytest.importorskip("torch")
+    from archdsl import ops
+    from archdsl.autodiff import gradients
+    from archdsl.ir import Graph
+    from archdsl.lower import lower_graph
+    from archdsl.types import Sym
+    attrs = {"kernel_size": [2, 3], "stride": [2, 1], "padding": [1, 1], "dilation": [3, 2], "ceil_mode": ceil}
+    opdef = ops.get("maxpool2d")
+    full = {**opdef.defaults(), **{k: ops.coerce_attr(opdef, opdef.attr_index[k], v) for k, v in attrs.items()}}
+    g = Graph("g")
+    x_in = g.add_input("x", TensorType(DType.float32, (Sym("B"), 3, Sym("H"), Sym("W"))))
+    y = g.add_node("maxpool2d", [x_in], full, "pool").outputs[0]
+    loss = g.add_node("sum", [y], {"dim": None, "keepdim": False}, "s").outputs[0]
+    g.set_output("loss", loss)
+    g.set_output("grad", gradients(g, loss, [x_in])[0])
+    model = lower_graph(g, opset=opset).model
+    for h in (2, 5):
+        x = np.linspace(-3, 3, 2 * 3 * h * 4)[np.random.default_rng(h).permutation(2 * 3 * h * 4)]
+        x = x.reshape(2, 3, h, 4).astype(np.float32)
+        _, grad = run_model(model, {"x": x})
+        if h == 2:  # every window reads padding alone (torch's 2-D backward over such windows can abort)
+            np.testing.assert_array_equal(grad, np.zeros_like(x))
+            continue
+        t = torch.from_numpy(x).requires_grad_()
+        torch.nn.functional.max_pool2d(t, [2, 3], [2, 1], [1, 1], dilation=[3, 2], ceil_mode=ceil).sum().backward()
+        np.testing.assert_array_equal(grad, t.grad.numpy())
+
+
+
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("n", [1, 2])
 def test_pool_window_larger_than_the_input(kind, n):
