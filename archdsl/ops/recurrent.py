@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from ..diagnostics import ArchError
-from ..types import BATCH_NAMES, DType, TensorType, numel
+from ..types import BATCH_NAMES, DType, TensorType, dim_symbols, numel
 from ._common import bfloat16_from, float_input, positive, shape_str
 from ._common import i64 as _i64
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
@@ -356,12 +356,18 @@ def check_trainable(cell: str, c) -> None:
         b_dim = x_t.shape[0] if a["batch_first"] else x_t.shape[1]
         fixed, sym = ((f"[{b_dim}, LENGTH, ...]", f"[{b_dim}, {t}, ...]") if a["batch_first"] else
                       (f"[LENGTH, {b_dim}, ...]", f"[{t}, {b_dim}, ...]"))
-        name = str(t) if str(t).isidentifier() else "T"
+        if str(t).isidentifier():
+            note = (f"give it your sequences' length: -D {t}=LENGTH where the file declares `param {t} = none` "
+                    f"(symbolic until -D fixes it), or write the input as {fixed} rather than {sym}")
+        else:  # a length computed from the model's sizes (strided convs before it): those to fix, not a T
+            names = dim_symbols(t) or ["T"]
+            note = (f"its length is computed from the model's size{'s' if len(names) > 1 else ''} "
+                    f"{', '.join(names)}: give {'them numbers' if len(names) > 1 else 'it a number'} in the "
+                    f"model's input (-D {names[0]}=LENGTH where the file declares `param {names[0]} = none`), and "
+                    f"the {cell} runs {t} steps")  # it named a T the file did not have (newuser5 hunt)
         raise ArchError(
             f"{cell}: training needs a fixed sequence length, but the input {shape_str(x_t)} has length "
-            f"{t} (the gradient unrolls the recurrence over the time steps)",
-            notes=[(f"give it your sequences' length: -D {name}=LENGTH where the file declares `param {name} = "
-                    f"none` (symbolic until -D fixes it), or write the input as {fixed} rather than {sym}", None)])
+            f"{t} (the gradient unrolls the recurrence over the time steps)", notes=[(note, None)])
 
 
 def _make_grad(cell):

@@ -120,6 +120,20 @@ def test_symbolic_sequence_length_is_a_diagnostic(cell, batch_first):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_sequence_length_computed_from_the_inputs_size_names_that_size(cell):
+    """After strided convs the recurrent layer's length is ((L+3)//4): the note said -D T=LENGTH, a T the file
+    did not have, and to write its own input [B, LENGTH, ...], which is no model input (newuser5 hunt)."""
+    src = ("param L = none\nmodel m(x: float32[B, 1, L]) -> y {\n"
+           "    h = x -> conv1d(4, 5, stride=2, padding=2) as c1 -> conv1d(4, 5, stride=2, padding=2) as c2\n"
+           f"    y = h -> permute([0, 2, 1]) -> {cell}(4) as rnn -> linear(2) as fc\n}}\n")
+    with pytest.raises(ArchError) as e:
+        compile_step(None, config(loss="mse", opt="sgd"), text=src)
+    notes = " ".join(n for n, _ in e.value.notes)
+    assert "computed from the model's size L: give it a number in the model's input (-D L=LENGTH" in notes, notes
+    assert f"the {cell} runs ((L+3)//4) steps" in notes and "-D T=" not in notes and "LENGTH, ...]" not in notes
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_time_major_dims_read_batch_first_say_so(cell):
     """[T, B, 8] into gru() (batch first, archdsl's default): the training error advised -D B=16, the batch
     fixed as the sequence length; check passed it without a word, stepping over B."""
