@@ -80,6 +80,24 @@ def test_padded_batch_with_lengths_trains_like_torch_packed_sequences(cell):
     _steps_like_torch(ct, fwd, data)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("opt", ["sgd", "adamw"])
+def test_a_one_step_layers_hidden_weights_decay_as_torchs(cell, opt):
+    """One time step and no initial state: torch computes 0 @ W_hh^T, so W_hh has a zero gradient, which weight
+    decay moves; the unrolled step left the matmul out, so W_hh was left as it was and warned as reached only
+    through detach (difffuzz3 hunt). Two steps against torch's in float64."""
+    pytest.importorskip("torch")
+    src = (f"model m(x: float32[B, 1, 3]) -> y {{\n    y = x -> {cell}(4, bidirectional=true) as rnn "
+           "-> flatten(1) -> linear(2) as fc\n}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", archdsl.ArchWarning)
+        ct, fwd = compile_step(None, config(loss="mse", opt=opt, lr=0.1, weight_decay=0.1), text=src)
+    data = batches(ct, 2, 4, 2, seed=7)
+    _steps_like_torch(ct, fwd, data)
+    moved = ort_steps(ct, data)[1][-1]["rnn.weight_hh_l0"] - initial(ct)["rnn.weight_hh_l0"]
+    assert np.abs(moved).max() > 1e-4
+
+
 ASR = """
 model asr(x: float32[B, 7, 6], y: int64[B, 3], il: int64[B], tl: int64[B]) -> loss {
     h = x -> lstm(5, bidirectional=true, lengths=il) as rnn
