@@ -175,7 +175,9 @@ def update(b: GradBuilder, cfg: OptimConfig, p: Value, g: Value, state: list[Sta
     elif wd:
         g = b.op("add", g, b.op("mul", p, c(wd)))
     m = b.op("add", b.op("mul", state[0].old, c(b1)), b.op("mul", g, c(1.0 - b1)))
-    v = b.op("add", b.op("mul", state[1].old, c(b2)), b.op("mul", b.op("mul", g, g), c(1.0 - b2)))
+    # (1 - b2) g first, then g: torch's addcmul order; g * g overflowed float32 past |g| ~1.8e19, where torch's
+    # v stays finite, and an inf v froze that element for good (specials2 hunt)
+    v = b.op("add", b.op("mul", state[1].old, c(b2)), b.op("mul", b.op("mul", g, c(1.0 - b2)), g))
     state[0].new, state[1].new = m, v
     if cfg.amsgrad:  # the largest v so far (kept as torch keeps it, the max of the raw second moments)
         v = state[2].new = b.op("maximum", state[2].old, v)

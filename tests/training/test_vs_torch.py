@@ -384,6 +384,33 @@ def test_adam_with_eps_zero_steps_as_torch(opt):
             assert rel(so[i][name] - init[name], s32[i][name] - init[name]) < 1e-5, (i, name)
 
 
+@pytest.mark.parametrize("opt", ["adam", "adamw"])
+def test_an_adam_step_of_a_huge_gradient_keeps_its_second_moment_finite(opt):
+    """g * g overflowed float32 past |g| ~1.8e19 before the (1 - beta2) factor: exp_avg_sq inf, and the element
+    never moved again; torch's addcmul takes (1 - beta2) g first (specials2 hunt). One step of 1e20, then 1s."""
+    import torch
+
+    from archdsl import driver, runtime
+    from archdsl.autodiff import OptimConfig, TrainConfig
+    spec = "model m(c: float32[4]) -> loss {\n    p = parameter([4], init=\"ones\") as p\n    loss = sum(p * c)\n}\n"
+    ct = driver.build_train(driver.load(text=spec, file="m.arch"), None, driver.CompileOptions(),
+                            TrainConfig(loss="model", optimizer=OptimConfig(opt), lr=0.1))
+    sess = runtime.session(ct.step_model, "cpu", threads=1)
+    names = [o.name for o in sess.get_outputs()]
+    p = torch.ones(4, requires_grad=True)
+    ref = (torch.optim.Adam if opt == "adam" else torch.optim.AdamW)([p], lr=0.1)
+    state = {}
+    for g in (1e20, 1.0, 1.0):
+        c = np.full(4, g, np.float32)
+        out = dict(zip(names, sess.run(None, {"c": c, **state})))
+        state = {inp: out[o] for o, inp in ct.info.state.items()}
+        ref.zero_grad()
+        (p * torch.from_numpy(c)).sum().backward()
+        ref.step()
+        assert np.isfinite(out["p.exp_avg_sq.new"]).all()
+        np.testing.assert_allclose(out["p.new"], p.detach().numpy(), rtol=1e-6)
+
+
 def test_a_clip_value_a_float16_gradient_cannot_hold_names_the_setting():
     """It failed inside the step as 'clamp: min: value -1000000.0 does not fit float16', on a matmul the user
     never wrote (torch's clip_grad_value_ refuses it too)."""
