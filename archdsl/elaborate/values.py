@@ -241,7 +241,8 @@ _TORCH_FUNCTIONS = {
     "nll_loss": "cross_entropy(logits, labels), which takes the logits (no log_softmax before it)",
     **{n: "bce_with_logits(logits, targets), which takes the logits (no sigmoid before it)"
        for n in ("binary_cross_entropy", "bce_loss", "bce")},
-    "kl_div": "sum(p * (log(p) - log_q)) for target probabilities p and log-probabilities log_q",
+    "kl_div": "sum(p * (log(where(p > 0.0, p, 1.0)) - log_q)) for target probabilities p and log-probabilities "
+              "log_q (0 log 0 counts 0, as torch's xlogy; log(p) made a one-hot target's loss NaN)",
     "Sequential": "a chain, x -> f -> g (a block to reuse one)",
     **{n: "linear(n), the activation chained after it (x -> linear(64) -> relu)" for n in ("Dense", "dense")},
     # Keras's layers: its [B, T, F] sequences and channels-last images are laid out otherwise here

@@ -54,6 +54,9 @@ CASES = [
      "stack([amax(a[:, :i + 1], dim=1) for i in range(5)], dim=1)", lambda a, b: torch.cummax(a, 1).values),
     ("cummin(a, 1)", "stack([amin(x[:, :i + 1], dim=1) for i in range(T)], dim=1)",
      "stack([amin(a[:, :i + 1], dim=1) for i in range(5)], dim=1)", lambda a, b: torch.cummin(a, 1).values),
+    ("kl_div(b, a)", "sum(p * (log(where(p > 0.0, p, 1.0)) - log_q))",  # log(p) gave NaN at a 0 (specials2)
+     "sum(relu(a) * (log(where(relu(a) > 0.0, relu(a), 1.0)) - log_softmax(b, -1)))",
+     lambda a, b: F.kl_div(F.log_softmax(b, -1), F.relu(a), reduction="sum")),
     ("a * pi", "write the number, or `let pi = 3.141592653589793` at the file's top", "a * 3.141592653589793",
      lambda a, b: a * torch.pi),
     ("a * math.pi", "'pi' is not one either; the language has no named constants", "a * 3.141592653589793",
