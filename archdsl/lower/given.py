@@ -235,12 +235,6 @@ def _unlabelled(unknown: list[str], missing: list[str], weights: dict, graph: Gr
     return ""
 
 
-def _label(parts: list[str]) -> str:
-    """A layer's name as its `as` wrote it: a bare word, or quoted where it has dots ("layers.0")."""
-    name = ".".join(parts)
-    return name if len(parts) == 1 and name.isidentifier() else f'"{name}"'
-
-
 def _automatic(part: str) -> str | None:
     """The op of an unlabelled layer's automatic name (conv1d_0: conv1d), None for a label the user wrote."""
     import re
@@ -266,7 +260,7 @@ def _inside_a_block(have: list[str], want: list[str], unknown: list[str], weight
             target = graph.params.get(mine + n[len(prefix):])
             if target is None or tuple(np.shape(weights[n])) != tuple(target.type.shape):
                 return ""
-    return (f"; '{want[i]}' is the automatic name of the unlabelled {op} inside the block called `as "
-            f"{_label(have[:i])}`, "
+    return (f"; '{want[i]}' is the automatic name of the unlabelled {op} inside the block named "
+            f"'{'.'.join(have[:i])}', "
             f"where the file's module holds its weights itself: label that {op} `as \"{{name}}\"` with the block's "
             f"name passed in as a parameter, and call the block without `as`")

@@ -274,7 +274,7 @@ def test_a_torch_wrappers_name_for_one_layer_inside_a_block_says_to_label_that_l
     np.savez(tmp_path / "w.npz", **{"filter_conv.weight": np.ones((4, 4, 2), np.float32)})
     assert main(["build", str(spec), "--weights", str(tmp_path / "w.npz"), "-o", str(tmp_path / "a.onnx")]) == 1
     err = " ".join(capsys.readouterr().err.split())
-    assert ("'conv1d_0' is the automatic name of the unlabelled conv1d inside the block called `as filter_conv`, "
+    assert ("'conv1d_0' is the automatic name of the unlabelled conv1d inside the block named 'filter_conv', "
             "where the file's module holds its weights itself: label that conv1d `as \"{name}\"`") in err, err
     assert "did you mean" not in err
     err = _refused_with(tmp_path, capsys, "conv1d(4, 2, bias=false)", {"filter_conv.weight": (4, 3, 2)})
@@ -282,11 +282,12 @@ def test_a_torch_wrappers_name_for_one_layer_inside_a_block_says_to_label_that_l
     looped = spec.read_text().replace("    y = causal_conv(x, 4, 2, 2) as filter_conv\n",
                                       "    y = x\n    for i in range(2) {\n"
                                       "        y = causal_conv(y, 4, 2, 2) as \"layers.{i}\"\n    }\n")
-    (tmp_path / "loop.arch").write_text(looped)  # the label as written, dots and all (review74: `as 0`)
+    (tmp_path / "loop.arch").write_text(looped)  # the whole name (review74: `as 0`; a quoted label is no `as` the
+    # file wrote where blocks nest: review75)
     np.savez(tmp_path / "w2.npz", **{f"layers.{i}.weight": np.ones((4, 4, 2), np.float32) for i in range(2)})
     assert main(["build", str(tmp_path / "loop.arch"), "--weights", str(tmp_path / "w2.npz"), "-o",
                  str(tmp_path / "b.onnx")]) == 1
-    assert "inside the block called `as \"layers.0\"`" in capsys.readouterr().err
+    assert "inside the block named 'layers.0'," in capsys.readouterr().err
     fixed = spec.read_text().replace("d) {", "d, name) {").replace("bias=false)", "bias=false) as \"{name}\"") \
         .replace("2, 2) as filter_conv", "2, 2, \"filter_conv\")")
     spec.write_text(fixed)
