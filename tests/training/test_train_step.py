@@ -263,10 +263,10 @@ def test_op_without_gradient_rule_off_the_path_is_fine():
     ({"opt": "sgd", "lr": -1.0}, "learning rate"),
     ({"opt": "sgd", "lr": float("inf")}, "0 or more and finite"),  # trained to nan at the second epoch
     ({"opt": "sgd", "lr": float("nan")}, "0 or more and finite"),
-    ({"opt": "sgd", "lr": 0.1, "momentum": float("nan")}, "all finite"),  # nan passed every comparison
+    ({"opt": "sgd", "lr": 0.1, "momentum": float("nan")}, "momentum must be >= 0 and finite, got nan"),  # nan passed
     ({"opt": "sgd", "lr": 0.1, "betas": (0.5, 0.5)}, "adam/adamw settings"),  # ignored before
     ({"opt": "sgd", "lr": 0.1, "eps": 0.1}, "adam/adamw settings"),
-    ({"opt": "adamw", "lr": 0.1, "weight_decay": float("inf")}, "all finite"),
+    ({"opt": "adamw", "lr": 0.1, "weight_decay": float("inf")}, "weight decay must be >= 0 and finite, got inf"),
     ({"loss": "mse", "label_smoothing": 0.1}, "label smoothing"),
     ({"loss": "hinge"}, "unknown loss"),
 ])
