@@ -129,7 +129,9 @@ def _lower(e, ins, outs, c):
         names.append(x)
         terms.append(term)
     at = None if wide else outs
-    z = _chain(e, names, terms, p.out, p.sizes, at) if len(terms) > 1 else _single(e, names[0], terms[0], p.out, at)
+    work = (DType.float32 if wide else dt).numpy
+    z = _chain(e, names, terms, p.out, p.sizes, at, work) if len(terms) > 1 else \
+        _single(e, names[0], terms[0], p.out, at, work)
     if z is None:
         z = e.op("Einsum", names, outputs=at, equation=",".join(terms) + "->" + p.out)
     if wide:
@@ -149,16 +151,26 @@ def _diagonal(e, x: str, term: str, zero) -> tuple[str, str]:
         along = [e.op("Reshape", [r, i64(e, [-1 if j == ax else 1 for j in range(len(term))])])
                  for ax in (first, later)]
         x = e.op("Where", [e.op("Equal", along), x, e.const(zero)])
-        x = reduce_op(e, "ReduceSum", x, [later], 0)
+        x = _summed_out(e, x, len(term), [later], zero.dtype)
         term = term[:later] + term[later + 1:]
     return x, term
 
 
-def _single(e, x: str, term: str, out: str, outs) -> str:
+def _summed_out(e, x: str, rank: int, axes: list[int], dtype) -> str:
+    """x summed over axes, not kept; integers exactly, wrapping, as torch (onnxruntime's int64 ReduceSum goes
+    through double: 2**53 + 1 + 1 + 1 gave 2**53 + 4; ints hunt)."""
+    import numpy as np
+    if np.issubdtype(dtype, np.integer):
+        from .tensor_ops import integer_sum
+        return integer_sum(e, x, rank, axes, False, None, dtype)
+    return reduce_op(e, "ReduceSum", x, axes, 0)
+
+
+def _single(e, x: str, term: str, out: str, outs, dtype) -> str:
     """One operand of distinct letters: the letters the output leaves out summed, the rest in its order."""
     gone = [j for j, ch in enumerate(term) if ch not in out]
     if gone:
-        x = reduce_op(e, "ReduceSum", x, gone, 0)
+        x = _summed_out(e, x, len(term), gone, dtype)
         term = "".join(ch for ch in term if ch in out)
     perm = [term.index(c) for c in out]
     if perm == list(range(len(perm))):
@@ -166,7 +178,7 @@ def _single(e, x: str, term: str, out: str, outs) -> str:
     return e.op("Transpose", [x], outputs=outs, perm=perm)
 
 
-def _chain(e, names: list, terms: list, out: str, sizes: dict, outs) -> str | None:
+def _chain(e, names: list, terms: list, out: str, sizes: dict, outs, dtype) -> str | None:
     """Operands contracted pairwise, left to right, as torch contracts them, each pair by _matmul; a letter that
     neither a later operand nor the output reads is summed out of its operand first (bij,bjk->b). onnxruntime's
     Einsum (1.32) dies of SIGFPE at a size 0 in three- and four-operand forms too (Mamba-2's
@@ -179,7 +191,7 @@ def _chain(e, names: list, terms: list, out: str, sizes: dict, outs) -> str | No
         axes = [j for j, ch in enumerate(term) if ch not in keep]
         if not axes:
             return x, term
-        return reduce_op(e, "ReduceSum", x, axes, 0), "".join(ch for ch in term if ch in keep)
+        return _summed_out(e, x, len(term), axes, dtype), "".join(ch for ch in term if ch in keep)
 
     x, cur = summed(names[0], terms[0], needed(0))
     for k in range(1, len(terms)):
@@ -327,6 +339,8 @@ register(OpDef(
         "has no letter of its own), a letter no later operand nor the output reads summed out first; "
         "a letter an operand repeats (a diagonal, 'ii->i') is taken by a mask and a ReduceSum first, and one "
         "operand is a ReduceSum and a Transpose: no ONNX Einsum, whose onnxruntime kernel dies on some "
-        "equations at size 0. The gradient is an einsum per operand; an operand whose subscripts repeat a "
+        "equations at size 0. Integers sum exactly, wrapping as torch's (by MatMuls: onnxruntime's int64 "
+        "ReduceSum rounds past 2**53), in the operands' dtype: torch's einsum of one int32 operand that sums a "
+        "letter gives int64. The gradient is an einsum per operand; an operand whose subscripts repeat a "
         "letter has none.",
 ))

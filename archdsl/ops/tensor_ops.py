@@ -179,7 +179,7 @@ def _reduce(name, onnx_op, doc):
             e.op("Identity", [src], outputs=outs)
             return
         if name == "sum" and not x.dtype.is_float:
-            _integer_sum(e, src, x.rank, axes, c.attrs["keepdim"], outs)
+            integer_sum(e, src, x.rank, axes, c.attrs["keepdim"], outs)
             return
         reduce_op(e, onnx_op, src, axes, int(c.attrs["keepdim"]), outputs=outs)
 
@@ -205,20 +205,21 @@ def _reduce(name, onnx_op, doc):
                    lambda ins, a: norm_axes(a["dim"], ins[0].rank) or range(ins[0].rank)))
 
 
-def _integer_sum(e, x: str, rank: int, axes: list[int], keepdim: bool, outs) -> None:
-    """An int64 sum as MatMuls with a vector of ones, one per reduced axis (moved last): onnxruntime's int64
-    ReduceSum goes through double (2**60 + 1 + 1 gave 2**60), its int64 MatMul is exact and wraps as torch's
-    sum does."""
+def integer_sum(e, x: str, rank: int, axes: list[int], keepdim: bool, outs, dtype=np.int64) -> str:
+    """An integer sum as MatMuls with a vector of ones, one per reduced axis (moved last): onnxruntime's int64
+    ReduceSum goes through double (2**60 + 1 + 1 gave 2**60), its integer MatMul is exact and wraps as torch's
+    sum does. `dtype`: x's (numpy)."""
     for k, a in enumerate(sorted(axes, reverse=True)):  # the highest first: the lower axes keep their index
         r = rank - k
         if a != r - 1:
             x = e.op("Transpose", [x], perm=[i for i in range(r) if i != a] + [a])
         ones = e.op("ConstantOfShape", [e.op("Shape", [x], start=-1)], value=numpy_helper.from_array(
-            np.ones(1, np.int64)))
+            np.ones(1, dtype)))
         last = k == len(axes) - 1 and not keepdim
         x = e.op("MatMul", [x, ones], outputs=outs if last else None)
     if keepdim:
-        e.op("Unsqueeze", [x, e.const(np.array(sorted(axes), dtype=np.int64))], outputs=outs)
+        x = e.op("Unsqueeze", [x, e.const(np.array(sorted(axes), dtype=np.int64))], outputs=outs)
+    return x
 
 
 _reduce("mean", "ReduceMean", "Mean over dims (all when none), torch.mean.")

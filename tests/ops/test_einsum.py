@@ -115,6 +115,24 @@ def test_einsum_of_other_dtypes(dtype):
     np.testing.assert_allclose(y, want, rtol=1e-3 if dtype == "float16" else 1e-7)
 
 
+@pytest.mark.parametrize("eq, n", [("ij->i", 1), ("ij->", 1), ("ii->i", 1), ("ii", 1), ("ij,k->k", 2)])
+def test_an_int64_einsum_sums_exactly_and_wraps_as_torch(eq, n):
+    """A summed-out letter was onnxruntime's int64 ReduceSum, which goes through double: 2**53 + 1 + 1 + 1 gave
+    2**53 + 4, and a sum past 2**63 gave 0 where torch wraps (ints hunt)."""
+    a = np.array([[2**53, 1, 1, 1], [2**62, 2**62, 3, -2**63 + 5]], np.int64)
+    if eq.startswith("ii"):
+        a = np.array([[2**53 + 1, 7], [5, 2**60 + 1]], np.int64)
+    shape = list(a.shape)
+    operands = "[a]" if n == 1 else "[a, a[0, 0:1]]"
+    for level in (0, 2):
+        model = archdsl.compile_source(f"model m(a: int64{shape}) -> y {{\n    y = einsum(\"{eq}\", {operands})\n}}\n",
+                                       opt_level=level)
+        y = runtime.session(model, "cpu").run(None, {"a": a})[0]
+        t = torch.from_numpy(a)
+        want = torch.einsum(eq, t) if n == 1 else torch.einsum(eq, t, t[0, 0:1])
+        np.testing.assert_array_equal(y, want.numpy())
+
+
 def test_einsum_spaces_and_capitals_as_torch():
     a, b = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)
     _against_torch(" B a , a C ", [a, b])  # implicit output: ASCII order, capitals first
