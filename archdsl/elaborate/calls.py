@@ -213,7 +213,7 @@ class Calls:
         if len(self.graph.nodes) >= Limits.nodes:
             raise LimitError(f"model has more than {Limits.nodes} nodes", span)
         order = torch_order(op, args, kwargs)
-        said = order or suspicious(op, tensors, attrs)
+        said = order or suspicious(op, tensors, attrs, frozenset(kwargs))
         try:
             node = self.graph.add_node(op.name, inputs, attrs, self.stream_name(op, attrs, self.again(name)), span)
         except ArchError as err:  # conv2d(3, 64, 3): a kernel larger than the image

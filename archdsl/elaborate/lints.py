@@ -41,8 +41,9 @@ def reads_layout(name: str) -> bool:
     return name in _SPATIAL or name in ("lstm", "gru")
 
 
-def suspicious(op, tensors: list, attrs: dict) -> str | None:
-    """A warning for one call, from its bound inputs (in the op's order) and attributes."""
+def suspicious(op, tensors: list, attrs: dict, named=frozenset()) -> str | None:
+    """A warning for one call, from its bound inputs (in the op's order) and attributes (`named`: those the call
+    gave by name)."""
     if not tensors:
         return None
     if op.name in ("cross_entropy", "bce_with_logits"):
@@ -87,7 +88,7 @@ def suspicious(op, tensors: list, attrs: dict) -> str | None:
     if op.name in _SPATIAL:
         layout = None if _along_other_dims(attrs.get("kernel_size")) else \
             _channels_last(op.name, x, _SPATIAL[op.name] or x.rank - 2, tensors[0].value)
-        said = (layout, _keras_batchnorm(attrs)) if op.name == "batchnorm" else (layout,)
+        said = (layout, _keras_batchnorm(attrs, named)) if op.name == "batchnorm" else (layout,)
         return "; and ".join(filter(None, said)) or None
     if op.name in ("lstm", "gru"):
         return layout_hint(op.name, x, attrs["batch_first"])
@@ -216,14 +217,15 @@ def _reshape_as_permute(x, shape, v) -> str | None:
             f"each pixel's {c} channels land across the image; channels last to first is permute([0, 3, 1, 2])")
 
 
-def _keras_batchnorm(attrs: dict) -> str | None:
+def _keras_batchnorm(attrs: dict, named=frozenset()) -> str | None:
     """batchnorm(momentum=0.99): Keras's momentum keeps that share of the running statistics, torch's is the new
-    batch's share; batchnorm(0.99, 1e-3), Keras's positional habit, made eps 0.99."""
+    batch's share; batchnorm(0.99, 1e-3), Keras's positional habit, made eps 0.99 (an eps given by name is meant:
+    porting7 hunt)."""
     momentum, eps = attrs.get("momentum"), attrs.get("eps")
     if isinstance(momentum, float) and momentum > 0.5:
         return (f"batchnorm momentum={momentum:g} weighs each new batch's statistics {momentum:g} in the running "
                 f"ones (torch's convention); Keras's momentum={momentum:g} is momentum={1 - momentum:.3g} here")
-    if isinstance(eps, float) and 0.1 <= eps < 1:  # 1 and up is refused: torch's channel count there
+    if isinstance(eps, float) and 0.1 <= eps < 1 and "eps" not in named:  # 1 and up: refused (a channel count)
         return (f"batchnorm eps={eps:g} adds {eps:g} to every variance; Keras's BatchNormalization(momentum, "
                 "epsilon) order is (eps, momentum) here: write eps= and momentum= by name")
     return None

@@ -172,6 +172,7 @@ def test_keras_habits_are_said(body, words):
     "ids -> embedding(50, 16) -> transpose(1, 2) -> conv1d(32, 3)",  # [B, 16, 20]: meant
     "ids -> embedding(50, 16) -> lstm(32) -> amax(dim=1)", "ids -> embedding(50, 16) -> mean(dim=1)",
     "x -> linear(3) -> softmax", "x -> batchnorm(momentum=0.1, eps=1e-3)",
+    "x -> batchnorm(eps=0.1, momentum=0.1)",  # an eps given by name is meant: "write eps= by name" (porting7)
     "permute(img, [0, 3, 1, 2]) -> batchnorm -> global_avgpool",
     "line -> batchnorm -> maxpool2d([2, 1]) -> conv2d(8, [3, 1])",  # a 1-D signal laid out [B, C, T, 1]
     "unsqueeze(x, -1) -> batchnorm",  # [B, 64, 1]: BatchNorm1d over a length of 1
