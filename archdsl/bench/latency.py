@@ -68,14 +68,17 @@ def alternate(runs: dict[str, tuple], rounds: int, warmup: int = 2) -> dict[str,
 
 
 def alternate_orders(make, labels: list[str], rounds: int) -> dict[str, list[float]]:
-    """`make(label) -> (session, feeds)`; half the rounds with the sessions created in `labels` order, half
-    in reverse (each set freed before the next), per-round latencies pooled by label."""
+    """`make(label) -> (session, feeds)`, or None for a label that cannot run (left out); half the rounds with
+    the sessions created in `labels` order, half in reverse (each set freed before the next), per-round
+    latencies pooled by label."""
     times: dict[str, list[float]] = {k: [] for k in labels}
     first = (rounds + 1) // 2
     for order, n in ((labels, first), (labels[::-1], rounds - first)):
         if n <= 0:
             continue
-        runs = {k: make(k) for k in order}
+        runs = {k: r for k in order if (r := make(k)) is not None}
+        if not runs:
+            continue
         for k, v in alternate(runs, n).items():
             times[k].extend(v)
         del runs

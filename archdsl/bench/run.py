@@ -38,7 +38,7 @@ def _child(args: list[str], timeout: float = 1800) -> dict:
     p = None
     try:
         with deferred_signals():
-            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **_same_archdsl())
     except BaseException:  # a stop that came while it started
         if p is not None:
             p.kill()
@@ -61,12 +61,25 @@ def _child(args: list[str], timeout: float = 1800) -> dict:
     return {"error": f"exit {p.returncode}: {tail[0][:200]}"}
 
 
+def _same_archdsl() -> dict:
+    """Popen's cwd and env for a child that imports the archdsl this process runs: `-m` puts the working directory
+    first on the path, and an archdsl checkout there (another version) was measured instead (bench2 hunt). The
+    child runs in a folder of its own, with this package's parent first on PYTHONPATH."""
+    import tempfile
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.environ.get("PYTHONPATH")
+    return {"cwd": tempfile.gettempdir(),
+            "env": {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}}
+
+
 def _have_torch() -> str | None:
     """None when torch and the reference modules are importable, else why not."""
     try:
         import torch  # noqa: F401
     except ImportError:
         return "torch is not installed"
+    except Exception as e:  # noqa: BLE001 - a broken install (a missing shared library: OSError) crashed the bench
+        return f"torch does not import ({type(e).__name__}: {e})"
     try:
         reference_module()
     except Exception as e:  # noqa: BLE001 - a missing module, or one that fails to import (a SyntaxError)
@@ -74,7 +87,7 @@ def _have_torch() -> str | None:
     return None
 
 
-def machine() -> dict:
+def machine(skip_torch: bool = False) -> dict:
     import onnx
     import onnxruntime as ort
     cpu = platform.processor() or "?"
@@ -92,11 +105,16 @@ def machine() -> dict:
     info = {"cpu": cpu, "cores": os.cpu_count(), "memory": mem, "python": platform.python_version(),
             "onnx": onnx.__version__, "onnxruntime": ort.__version__,
             "providers": ",".join(ort.get_available_providers())}
+    if skip_torch:
+        info["torch"] = "not used (--no-torch)"
+        return info
     try:
         import torch
         info["torch"] = torch.__version__
     except ImportError:
         info["torch"] = "not installed"
+    except Exception as e:  # noqa: BLE001 - a broken install: said, not a crash (bench2 hunt)
+        info["torch"] = f"does not import ({type(e).__name__})"
     return info
 
 
@@ -109,6 +127,7 @@ def _agreement(m: BenchModel, path_o2_weights: Path, opset: int | None = None) -
     from .. import driver
     from ..lower import save_weights
     module = torch_module(m)
+    _calibrate_batchnorm(module, example_inputs(m), m.int_high)
     g = driver.check_file(m.path, defines=m.defines)
     sd = {k: v.detach().numpy() for k, v in module.state_dict().items()}
     weights = {}
@@ -130,6 +149,30 @@ def _agreement(m: BenchModel, path_o2_weights: Path, opset: int | None = None) -
     ref = ref if isinstance(ref, (tuple, list)) else (ref,)
     diffs = [float(np.abs(o - r.numpy()).max()) for o, r in zip(ours, ref)]
     return f"{max(diffs):.1e}"
+
+
+def _calibrate_batchnorm(module, inputs: list, int_high: dict) -> None:
+    """BatchNorm statistics from one train-mode pass (momentum 1) over a random input: torch's default ones are
+    the identity, under which EfficientNet-B0's activations fade to ~1e-11 by its last stage and its output is
+    its classifier's bias alone, so the agreement read 0 whatever the convs computed (bench2 hunt); and the
+    folding of non-trivial statistics is then checked too."""
+    import numpy as np
+    import torch
+    norms = [n for n in module.modules() if isinstance(n, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    rng = np.random.default_rng(3)
+    args = [torch.from_numpy(rng.integers(0, int_high.get(name, 2), shape) if dt == "int64" else
+                             rng.standard_normal(shape).astype(np.float32)) for name, shape, dt in inputs]
+    kept = [n.momentum for n in norms]
+    for n in norms:
+        n.momentum = 1.0
+    module.train()
+    with torch.no_grad():
+        module(*args)
+    for n, k in zip(norms, kept):
+        n.momentum = k
+    module.eval()
 
 
 def bench_model(m: BenchModel, work: Path, opts, torch_reason: str | None) -> dict:
@@ -210,11 +253,23 @@ def _timed(make, labels: list[str], rounds: int, ms_key: str, ratio_key: str, er
     """The sides alternated: median ms each, and the -O2 side's median ratio (with its interval) to each other
     (each variant's too, to torch's); or, where a session cannot be made or run (a model onnxruntime cannot
     load), why not."""
+    failed: dict[str, str] = {}
+
+    def each(label: str):  # a file onnxruntime cannot load (a torch export's custom op) leaves the others timed
+        try:
+            return make(label)
+        except Exception as e:  # noqa: BLE001 - said in the row's note (bench2 hunt: it erased archdsl's figures)
+            failed[label] = error_text(e)
+            return None
     try:
-        times = alternate_orders(make, labels, rounds)
+        times = {k: v for k, v in alternate_orders(each, labels, rounds).items() if v}
     except Exception as e:  # noqa: BLE001 - the row says so; the other models are still measured
         return {error_key: error_text(e)}
+    if not times:
+        return {error_key: "; ".join(f"{k}: {m}" for k, m in failed.items())}
     out: dict = {ms_key: {k: statistics.median(v) for k, v in times.items()}}
+    if failed:
+        out[error_key] = "; ".join(f"{k}: {msg}" for k, msg in failed.items())
     for side in ("O2", *variants):
         if side not in times:
             continue
@@ -261,8 +316,9 @@ def _check_options(opts) -> str | None:
     from ..driver import MIN_OPSET
     from ..runtime import newest_opset
     opts.rounds = opts.rounds if opts.rounds is not None else (8 if opts.quick else 30)
-    opts.exporters = list(dict.fromkeys(e for e in opts.exporters.split(",") if e))  # each timed once
-    opts.keys = [m.key for m in MODELS] if opts.models == "all" else [k for k in opts.models.split(",") if k]
+    opts.exporters = list(dict.fromkeys(e.strip() for e in opts.exporters.split(",") if e.strip()))  # timed once
+    opts.keys = [m.key for m in MODELS] if opts.models.strip() == "all" else \
+        [k.strip() for k in opts.models.split(",") if k.strip()]  # "resnet50, gpt2_small" as the shell gives it
     unknown = [k for k in opts.keys if k not in {m.key for m in MODELS}]
     if not opts.keys:
         return f"--models names none (models: {', '.join(m.key for m in MODELS)})"
@@ -278,7 +334,7 @@ def _check_options(opts) -> str | None:
         return f"unknown exporter {bad[0]} (exporters: {', '.join(EXPORTERS)})"
     if not opts.exporters and not opts.no_torch:  # it printed "no torch comparison: yes"
         return f"--exporters names none (exporters: {', '.join(EXPORTERS)}; --no-torch skips torch)"
-    scaling = opts.scaling or ("1000,10000" if opts.quick else "1000,10000,100000")
+    scaling = opts.scaling if opts.scaling is not None else ("1000,10000" if opts.quick else "1000,10000,100000")
     try:
         opts.sizes = [int(s) for s in scaling.split(",") if s.strip()]
     except ValueError:
@@ -293,6 +349,8 @@ def _check_options(opts) -> str | None:
         return "stdout is closed, and the table goes there; give --json PATH"
     if opts.json:
         p = Path(opts.json)
+        if opts.json.endswith(("/", os.sep)):  # Path() drops it: out.json/ overwrote out.json
+            return f"--json {opts.json}: a folder's name; give a file name"
         if p.is_dir() or not p.parent.is_dir() or not os.access(p.parent, os.W_OK):
             return f"--json {p}: cannot write there ({'a directory' if p.is_dir() else 'no such writable folder'})"
     return None
@@ -347,7 +405,7 @@ def _main(argv: list[str] | None) -> int:
     opts.cuda = opts.use_cuda and "CUDAExecutionProvider" in ort.get_available_providers()
     torch_reason = "--no-torch" if opts.no_torch else _have_torch()
     from .report import render
-    results = {"machine": machine(), "opset": opts.opset or newest_opset(), "threads": opts.threads,
+    results = {"machine": machine(opts.no_torch), "opset": opts.opset or newest_opset(), "threads": opts.threads,
                "rounds": opts.rounds, "compile_runs": opts.compile_runs, "torch": torch_reason or "yes",
                "models": [], "scaling": []}
     with tempfile.TemporaryDirectory(prefix="archdsl-bench-") as tmp:

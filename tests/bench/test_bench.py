@@ -291,7 +291,7 @@ def test_a_model_onnxruntime_cannot_run_is_an_error_in_its_row(monkeypatch, tmp_
     monkeypatch.setattr(run, "example_inputs", lambda m: [])
     opts = Namespace(opset=None, exporters=[], rounds=1, threads=1, cuda=False, check_outputs=False, compile_runs=1)
     row = run.bench_model(by_key("resnet50"), tmp_path, opts, "--no-torch")
-    assert "latency_ms" not in row and row["latency_error"].startswith("InvalidProtobuf")
+    assert "latency_ms" not in row and row["latency_error"].startswith("O0: InvalidProtobuf")  # each side named
 
 
 def test_lowering_choices_run_below_opset_18():
