@@ -64,12 +64,11 @@ def _child(args: list[str], timeout: float = 1800) -> dict:
 def _same_archdsl() -> dict:
     """Popen's cwd and env for a child that imports the archdsl this process runs: `-m` puts the working directory
     first on the path, and an archdsl checkout there (another version) was measured instead (bench2 hunt). The
-    child runs in a folder of its own, with this package's parent first on PYTHONPATH."""
+    child runs in a folder of its own, with this package's parent first on PYTHONPATH and the working directory
+    last (where $ARCHDSL_TORCH_MODELS's module may lie)."""
     import tempfile
-    root = str(Path(__file__).resolve().parents[2])
-    path = os.environ.get("PYTHONPATH")
-    return {"cwd": tempfile.gettempdir(),
-            "env": {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}}
+    parts = [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH"), os.getcwd()]
+    return {"cwd": tempfile.gettempdir(), "env": {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, parts))}}
 
 
 def _have_torch() -> str | None:
