@@ -54,8 +54,11 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
     missing = [n for n in graph.params if n not in weights]
     if unknown:  # a suggestion only among the names on the other side: fc3.weight is not fc2.weight's typo
         label = _unlabelled(unknown, missing, weights, graph)  # said instead of renaming the file's keys
-        hint = (_prefixed(unknown, missing, weights, graph) or _none_shared(weights, unknown, missing, graph)
+        prefixed = _prefixed(unknown, missing, weights, graph)
+        hint = (prefixed or _none_shared(weights, unknown, missing, graph)
                 or ("" if label else did_you_mean(unknown[0], missing)) or _tied(unknown, weights))
+        if missing and not prefixed and not label:  # torch's strict load says both (newuser6 hunt)
+            hint += _lacking_too(unknown, missing, weights, graph)
         stats = _running_stats(unknown, graph)
         if not missing and not hint and not stats:  # a VAE's weights for its decoder alone: every name of the
             # model is there
@@ -67,7 +70,10 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
                         f"{quoted(unknown)}{hint}{label}{stats}")
     if missing:
         raise ArchError(f"{what} lacks {len(missing)} of the model's {len(graph.params)} parameters and "
-                        f"buffers: {quoted(missing)}")
+                        f"buffers: {quoted(missing)}; to start those from their initialization (new adapters, a "
+                        "new head: torch's load_state_dict(strict=False)), add them to the file: "
+                        "{**archdsl.lower.initial_weights(archdsl.check_file(spec), seed), **yours}, the values "
+                        "a build with that --seed gives them")
     for name, arr in weights.items():  # every one, also those the passes will drop (an unused layer's)
         v = graph.params[name]
         dtype = np.asarray(arr).dtype  # first: a string's shape is [] and said nothing of what was wrong
@@ -92,6 +98,18 @@ def _none_shared(weights: dict, unknown: list[str], missing: list[str], graph: G
     names = f"{len(weights)} names" if len(weights) > 1 else "1 name"
     return f"; none of its {names} is one of the model's {len(graph.params)} (another model's weights, or not " \
            "weights at all?)"
+
+
+def _lacking_too(unknown: list[str], missing: list[str], weights: dict, graph: Graph) -> str:
+    """The model's names the file lacks beside the names it has too many of: only the extra ones were said, and
+    deleting them met a second error. One of each of one shape: the same weight under another name (safetensors'
+    save_model keeps one name of a tied pair: lm_head.weight for transformer.wte.weight)."""
+    said = f"; it lacks {len(missing)} of the model's names too: {quoted(missing)}"
+    if len(unknown) == 1 == len(missing) and \
+            tuple(np.shape(weights[unknown[0]])) == tuple(graph.params[missing[0]].type.shape):
+        said += (f" (of '{unknown[0]}''s shape: the same weight under another name? safetensors' save_model keeps "
+                 f"one name of tied weights: rename it '{missing[0]}')")
+    return said
 
 
 def _torch_buffer(name: str, value, params) -> bool:
