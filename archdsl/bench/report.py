@@ -89,17 +89,19 @@ def _cuda_rows(results: dict, exporters: list[str], notes: list[str]):
     for row in results["models"]:
         if "cuda_variant_error" in row:
             notes.append(f"{row['model']}, CUDA variants not built: {row['cuda_variant_error']}")
-        if "cuda_error" in row:
-            rows.append([row["model"], "error"] + (["-"] if exporters else []))
-            notes.append(f"{row['model']}, CUDA latency: {row['cuda_error']}")
-            continue
         ms = row.get("cuda_ms")
+        if "cuda_error" in row:
+            notes.append(f"{row['model']}, CUDA latency: {row['cuda_error']}")
+            if not ms:
+                rows.append([row["model"], "error"] + (["-"] if exporters else []))
+                continue
         if not ms:
             continue
+        missing = "error" if "cuda_error" in row else "-"  # a side that failed beside those timed (review77)
         for side in ["O2"] + [k for k in ms if k in CUDA_VARIANTS]:  # the -O2 build, then its variants
             key = "cuda_ratio" if side == "O2" else f"cuda_ratio@{side}"
             name = row["model"] if side == "O2" else f"  {CUDA_VARIANTS[side][0]}"
-            cells = [name, " / ".join(f"{ms[k]:.2f}" if k in ms else "-" for k in [side, *exporters])]
+            cells = [name, " / ".join(f"{ms[k]:.2f}" if k in ms else missing for k in [side, *exporters])]
             if exporters:
                 ratio, ci = row.get(key, {}), row.get(key + "_ci", {})
                 cells.append(" / ".join(_ratio(ratio[e], ci.get(e)) if e in ratio else "-" for e in exporters))

@@ -34,11 +34,22 @@ def _child(args: list[str], timeout: float = 1800) -> dict:
     held and raised once `p` names it, so the child is killed with it: one inside Popen's own Python code left
     the child building into the temp folder the parent then removed (and recreated it). A signal mask did not
     hold it: the kernel gives the signal to another thread (OpenBLAS's) and Python still raises in the main one."""
+    import shutil
+    import tempfile
     cmd = [sys.executable, "-m", "archdsl.bench.child", *args]
+    home = tempfile.mkdtemp(prefix="archdsl-bench-child-")  # empty: `-m` puts it first on the child's path
+    try:
+        return _run_child(cmd, home, timeout)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _run_child(cmd: list[str], home: str, timeout: float) -> dict:
     p = None
     try:
         with deferred_signals():
-            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **_same_archdsl())
+            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=home,
+                                 env=_same_archdsl())
     except BaseException:  # a stop that came while it started
         if p is not None:
             p.kill()
@@ -62,13 +73,15 @@ def _child(args: list[str], timeout: float = 1800) -> dict:
 
 
 def _same_archdsl() -> dict:
-    """Popen's cwd and env for a child that imports the archdsl this process runs: `-m` puts the working directory
-    first on the path, and an archdsl checkout there (another version) was measured instead (bench2 hunt). The
-    child runs in a folder of its own, with this package's parent first on PYTHONPATH and the working directory
-    last (where $ARCHDSL_TORCH_MODELS's module may lie)."""
-    import tempfile
-    parts = [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH"), os.getcwd()]
-    return {"cwd": tempfile.gettempdir(), "env": {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, parts))}}
+    """The env of a child that imports the archdsl this process runs: `-m` puts the working directory first on
+    the path, and an archdsl checkout there (another version) was measured instead (bench2 hunt). The child runs
+    in an empty folder of its own (in the shared temp folder anything planted there was imported: review77), with
+    this package's parent first on PYTHONPATH, the parent's entries made absolute (a relative one is read from
+    the child's folder), and the working directory last (where $ARCHDSL_TORCH_MODELS's module may lie)."""
+    given = os.environ.get("PYTHONPATH")
+    entries = [os.path.abspath(e or os.curdir) for e in given.split(os.pathsep)] if given is not None else []
+    parts = [str(Path(__file__).resolve().parents[2]), *entries, os.getcwd()]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(parts)}
 
 
 def _have_torch() -> str | None:

@@ -58,7 +58,7 @@ def checked_weights(weights: dict | None, graph: Graph, source=None) -> dict | N
         hint = (prefixed or _none_shared(weights, unknown, missing, graph)
                 or ("" if label else did_you_mean(unknown[0], missing)) or _tied(unknown, weights))
         if missing and not prefixed and not label:  # torch's strict load says both (newuser6 hunt)
-            hint += _lacking_too(unknown, missing, weights, graph)
+            hint += _lacking_too(unknown, missing, weights, graph, renamed=f"'{missing[0]}'" in hint)
         stats = _running_stats(unknown, graph)
         if not missing and not hint and not stats:  # a VAE's weights for its decoder alone: every name of the
             # model is there
@@ -100,12 +100,13 @@ def _none_shared(weights: dict, unknown: list[str], missing: list[str], graph: G
            "weights at all?)"
 
 
-def _lacking_too(unknown: list[str], missing: list[str], weights: dict, graph: Graph) -> str:
+def _lacking_too(unknown: list[str], missing: list[str], weights: dict, graph: Graph, renamed: bool = False) -> str:
     """The model's names the file lacks beside the names it has too many of: only the extra ones were said, and
     deleting them met a second error. One of each of one shape: the same weight under another name (safetensors'
-    save_model keeps one name of a tied pair: lm_head.weight for transformer.wte.weight)."""
+    save_model keeps one name of a tied pair: lm_head.weight for transformer.wte.weight), unless a did-you-mean
+    named it already (`renamed`: a typo, review77)."""
     said = f"; it lacks {len(missing)} of the model's names too: {quoted(missing)}"
-    if len(unknown) == 1 == len(missing) and \
+    if not renamed and len(unknown) == 1 == len(missing) and \
             tuple(np.shape(weights[unknown[0]])) == tuple(graph.params[missing[0]].type.shape):
         said += (f" (of '{unknown[0]}''s shape: the same weight under another name? safetensors' save_model keeps "
                  f"one name of tied weights: rename it '{missing[0]}')")

@@ -5,14 +5,16 @@ flags as a shell gives them."""
 from __future__ import annotations
 
 import builtins
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from archdsl.bench import main, run
 
-from .test_bench import QUICK, _stub_models
+from .test_bench import MACHINE, QUICK, _stub_models
 
 
 def test_the_agreement_calibrates_batchnorm_so_the_convs_show():
@@ -82,6 +84,33 @@ def test_a_child_measures_the_archdsl_its_parent_runs(tmp_path, monkeypatch):
     r = run._child(["mlp", "2", "16", str(tmp_path / "mlp.onnx")])
     assert r.get("seconds") != 123.0 and r["nodes"] == 4, r
     assert Path(sys.modules["archdsl"].__file__).parent != tmp_path / "archdsl"
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the child's folder is an empty one of its own, not the shared
+    monkeypatch.setattr(tempfile, "tempdir", None)  # temp folder, where anything planted was imported (review77)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    r = run._child(["mlp", "2", "16", str(tmp_path / "mlp.onnx")])
+    assert r.get("seconds") != 123.0 and r["nodes"] == 4, r
+
+
+def test_a_childs_path_reads_the_parents_relative_entries_from_the_parents_folder(tmp_path, monkeypatch):
+    """PYTHONPATH=refs (relative) found a reference module in the parent, and in the child, run in its own folder,
+    pointed elsewhere (review77)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", "refs" + os.pathsep)
+    parts = run._same_archdsl()["PYTHONPATH"].split(os.pathsep)
+    assert parts[1:] == [str(tmp_path / "refs"), str(tmp_path), str(tmp_path)]
+
+
+def test_a_cuda_row_keeps_what_was_timed_beside_a_side_that_failed(capsys):
+    """One torch export that failed on CUDA turned the whole row to `error`, the -O2 figures measured with it."""
+    from archdsl.bench.report import render
+    row = {"model": "M", "cuda_ms": {"O2": 1.25}, "cuda_error": "legacy: RuntimeError: no CUDA kernel",
+           "cuda_ratio": {}, "cuda_ratio_ci": {}}
+    render({"machine": MACHINE, "threads": 2, "rounds": 3, "torch": "yes", "scaling": [], "models": [row]}, ["legacy"],
+           markdown=True)
+    out = capsys.readouterr().out
+    assert "| M | 1.25 / error | - |" in out and "M, CUDA latency: legacy: RuntimeError" in out
 
 
 def test_flags_as_a_shell_gives_them(monkeypatch, capsys, tmp_path):

@@ -30,6 +30,8 @@ def test_a_renamed_key_says_the_name_the_model_lacks_too(tmp_path, capsys):
             "another name? safetensors' save_model keeps one name of tied weights: rename it 'fc1.weight')") in err
     rc, err = _build(tmp_path, capsys, {**w, "dense_in.weight": np.zeros((5, 4), np.float32)})
     assert "lacks 1 of the model's names too: 'fc1.weight'" in err and "rename it" not in err
+    rc, err = _build(tmp_path, capsys, {**w, "fc1.wieght": np.zeros((8, 4), np.float32)})  # a typo: said once
+    assert "did you mean 'fc1.weight'?" in err and "rename it" not in err, err
 
 
 def test_a_file_that_lacks_new_layers_says_how_to_start_them_from_their_init(tmp_path, capsys):
