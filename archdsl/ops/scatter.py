@@ -324,7 +324,8 @@ def _reduce_grad(b, c, ins, outs, gouts):
              "train through sum, mean, amax or amin, or keep the operands constant")
     i_t, s_t = c.in_types[1], c.in_types[2]
     one = b.scalar(1.0, like=g)
-    kept = b.op("ones_like", x) if keep else b.op("sub", one, _named(b, x, index, d))  # x's part in each result
+    untouched = b.op("sub", one, _named(b, x, index, d))  # positions no index names: the result is x there
+    kept = b.op("ones_like", x) if keep else untouched  # x's part in each result
     if red == "sum":
         share, hit_s = g, None
     elif red == "mean":
@@ -335,9 +336,12 @@ def _reduce_grad(b, c, ins, outs, gouts):
         at = b.op("gather", y, index, dim=d)
         src_at = src if s_t.rank and tuple(s_t.shape) == tuple(i_t.shape) else _corner(b, src, s_t, i_t, index)
         hit_s = b.op("cast", b.op("eq", src_at, at), dtype=g.type.dtype.label)
-        hit_x = b.op("cast", b.op("eq", x, y), dtype=g.type.dtype.label)
+        # an untouched position is x whatever eq says: in float16 x may reach eq unrounded (onnxruntime computes
+        # exp, pow, pad in float32 and drops the cast back) where y was rounded, and the count there was 0: g / 0
+        # made every gradient NaN (difffuzz4 hunt); a count of 0 where rounding parts a tie is taken as 1
+        hit_x = b.op("maximum", b.op("cast", b.op("eq", x, y), dtype=g.type.dtype.label), untouched)
         # torch counts x's ties with the result even where include_self=false leaves x out (and gives x none)
-        share = b.op("div", g, b.op("scatter_add", hit_x, index, hit_s, dim=d))
+        share = b.op("div", g, b.op("maximum", b.op("scatter_add", hit_x, index, hit_s, dim=d), one))
         kept = b.op("mul", kept, hit_x)
     gx = b.op("mul", share, kept) if b.needs(0) else None
     gs = None
