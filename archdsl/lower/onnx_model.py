@@ -16,6 +16,7 @@ from ..ir import Graph, Value
 from ..ops import OpCall
 from ..types import DType, TensorType, is_symbol
 from .emitter import Emitter
+from .ort_workarounds import half_matmul_after_transpose
 from .weights import CHUNK, Chunked, cast, chunk_count, fill_chunk, materialize, narrow_float, resident
 
 __all__ = ["lower_graph", "value_info", "LowerResult", "MIN_OPSET", "param_arrays", "RAW_DTYPES"]
@@ -278,10 +279,13 @@ def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = N
         outputs.append(value_info(oname, v.type))
 
     fed = [value_info(name, v.type) for name, v in g.params.items()] if params_as_inputs and not with_weights else []
+    half = {names[id(o)] for node in g.nodes for o in node.outputs if id(o) in names and o.type.dtype.is_16bit}
+    e.nodes[:] = half_matmul_after_transpose(e.nodes, half, {o.name for o in outputs})
+    produced = {o for n in e.nodes for o in n.output}
     graph = helper.make_graph(
         e.nodes, g.name, [value_info(v.name, v.type) for v in g.inputs if v.uses or v not in g.implicit] + fed,
         outputs, doc_string=doc,
-        value_info=_intermediate_types(g, names))
+        value_info=[i for i in _intermediate_types(g, names) if i.name in produced])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="archdsl")
     # weights go straight into the model, one tensor at a time: make_graph/make_model copy every initializer
     # (three copies of a multi-GiB model at once)
