@@ -280,7 +280,11 @@ def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = N
 
     fed = [value_info(name, v.type) for name, v in g.params.items()] if params_as_inputs and not with_weights else []
     half = {names[id(o)] for node in g.nodes for o in node.outputs if id(o) in names and o.type.dtype.is_16bit}
-    e.nodes[:] = half_matmul_after_transpose(e.nodes, half, {o.name for o in outputs})
+    ranks = {names[id(v)]: v.type.rank for v in (*g.inputs, *g.params.values(), *(o for node in g.nodes
+                                                                                   for o in node.outputs))
+             if id(v) in names}
+    ranks.update({t.name: len(t.dims) for t in (*initializers, *e.initializers)})
+    e.nodes[:] = half_matmul_after_transpose(e.nodes, half, ranks, {o.name for o in outputs})
     produced = {o for n in e.nodes for o in n.output}
     graph = helper.make_graph(
         e.nodes, g.name, [value_info(v.name, v.type) for v in g.inputs if v.uses or v not in g.implicit] + fed,

@@ -12,11 +12,14 @@ _RUN = """
 import sys, numpy as np, archdsl
 from archdsl import runtime
 src, opset, level = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-x = np.random.default_rng(0).standard_normal((2, 3, 5))
+rng = np.random.default_rng(0)
+feeds = {"x": rng.standard_normal((2, 3, 5)), "v": rng.standard_normal(5), "w": rng.standard_normal((3, 5, 4))}
 ys = []
 for dt in ("float16", "float32"):
     model = archdsl.compile_source(src.replace("DT", dt), opset=opset, opt_level=level)
-    ys.append(runtime.session(model, "cpu", threads=1).run(None, {"x": x.astype(dt)})[0].astype(np.float64))
+    sess = runtime.session(model, "cpu", threads=1)
+    given = {i.name: feeds[i.name].astype(dt) for i in sess.get_inputs()}
+    ys.append(sess.run(None, given)[0].astype(np.float64))
 print(np.abs(ys[0] - ys[1]).max() / np.abs(ys[1]).max())
 """
 
@@ -26,13 +29,19 @@ print(np.abs(ys[0] - ys[1]).max() / np.abs(ys[1]).max())
     "y = x -> lstm(16) as rnn -> linear(5) as head",
     "y = x -> gru(2, num_layers=2, bidirectional=true) as rn -> multihead_attention(embed_dim=4, num_heads=4) as mh",
     "y = x -> gru(4) as rn -> linear(3) as fc",
+    "t = transpose(x, 0, 1)\n    y = linear(t, 3) as q + linear(t, 3) as k",  # two readers: each rewritten
+    # right sides that are no matrix broadcast otherwise: left alone (a rewrite failed or gave wrong numbers: review78)
+    "q = x -> linear(4) as wq -> reshape([B, T, 2, 2]) -> permute([0, 2, 1, 3])\n    y = q @ q.T -> softmax",
+    "y = transpose(x, 0, 1) @ v",
+    "y = transpose(x, 0, 1) @ w",
 ])
 @pytest.mark.parametrize("opset, level", [(17, 2), (28, 0), (28, 2)])
 def test_a_float16_transpose_into_a_matmul_runs_as_its_float32_twin(body, opset, level):
     """onnxruntime 1.32's MatmulTransposeFusion crashed creating the session of a float16 Transpose (last axis
     kept) into a MatMul: a time-major recurrent layer or transpose(x, 0, 1) before a linear or an attention
     (difffuzz4 hunt). The MatMul goes first now; the output is the float32 model's to float16 rounding."""
-    src = f"model m(x: DT[B, T, 5]) -> y {{\n    {body}\n}}\n"
+    inputs = "x: DT[B, T, 5]" + (", v: DT[5]" if "@ v" in body else ", w: DT[T, 5, 4]" if "@ w" in body else "")
+    src = f"model m({inputs}) -> y {{\n    {body}\n}}\n"
     r = subprocess.run([sys.executable, "-c", _RUN, src, str(opset), str(level)], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
