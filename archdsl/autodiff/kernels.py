@@ -261,24 +261,26 @@ def _maxpool_lower(e, ins, outs, c):
     a = c.attrs
     x, g = ins
     x_t = c.in_types[0]
-    dil = {"dilations": list(a["dilation"])} if any(d != 1 for d in a["dilation"]) else {}
+    dilated = any(d != 1 for d in a["dilation"])
+    dil = {"dilations": list(a["dilation"])} if dilated else {}
     k, n = list(a["kernel"]), x_t.rank - 2
-    pads, ceil = list(a["pads"]), int(a["ceil_mode"])
-    ends = ceil_end_pads(x_t.shape, k, a["stride"], pads[:n], list(a["dilation"]) * (n // len(a["dilation"])),
-                         a["ceil_mode"], e.opset)
+    dilation = list(a["dilation"]) * (n // len(a["dilation"]))
+    begin, pads, ceil = list(a["pads"][:n]), list(a["pads"]), int(a["ceil_mode"])
+    ends = ceil_end_pads(x_t.shape, k, a["stride"], begin, dilation, a["ceil_mode"], e.opset)
     padded, over = x, [0] * n
     if ends is not None:  # as the forward's pool: floor windows over torch's end padding below opset 22
         padded, ends, over = pad_past_kernel(e, x, x_t.dtype, k, ends)
-        pads, ceil = pads[:n] + ends, 0
-    _, idx = e.op("MaxPool", [padded], n_out=2, kernel_shape=k, strides=list(a["stride"]), pads=pads,
-                  ceil_mode=ceil, **dil)
-    padding_alone = _windows_of_padding(x_t.shape[2:], c.in_types[1].shape[2:], k, a["stride"], list(a["pads"][:n]),
-                                        list(a["dilation"]) * (n // len(a["dilation"])))
-    if padding_alone is None and any(d != 1 for d in a["dilation"]) and not all(
-            isinstance(v, int) for v in (*x_t.shape[2:], *c.in_types[1].shape[2:])):  # at run-time sizes: a pool
-        zero = zeros_of(e, e.op("Shape", [padded]), x_t.dtype)  # of zeros is 0 where a window reads the input,
-        reads = e.op("MaxPool", [zero], kernel_shape=k, strides=list(a["stride"]), pads=pads, ceil_mode=ceil,  # the
-                     **dil)  # lowest value where it reads padding alone (review74 hunt)
+        pads, ceil = begin + ends, 0
+    pool = {"kernel_shape": k, "strides": list(a["stride"]), "pads": pads, "ceil_mode": ceil, **dil}
+    _, idx = e.op("MaxPool", [padded], n_out=2, **pool)
+    padding_alone = None
+    sizes, pooled = x_t.shape[2:], c.in_types[1].shape[2:]
+    if dilated and all(isinstance(v, int) for v in (*sizes, *pooled)):
+        padding_alone = _windows_of_padding(sizes, pooled, k, a["stride"], begin, dilation)
+    elif dilated:
+        # at run-time sizes a pool of zeros finds them: 0 where a window reads the input, the dtype's lowest value
+        # where it reads padding alone (review74 hunt)
+        reads = e.op("MaxPool", [zeros_of(e, e.op("Shape", [padded]), x_t.dtype)], **pool)
         padding_alone = e.op("Cast", [e.op("Equal", [reads, e.const(np.zeros((), x_t.dtype.numpy))])],
                              to=x_t.dtype.onnx)
     if padding_alone is not None:  # their output is the dtype's lowest, of no input: no gradient
@@ -302,8 +304,6 @@ def _windows_of_padding(sizes, out, k, stride, pads, dilation):
     """1 for each window of a dilated max pool with a tap on the input, 0 for one whose taps all fall in the
     padding ([1, 1, *out]), at known sizes; None where every window reads the input (kernel 2 dilated by 3 over 2
     rows padded by 1 reads rows -1 and 2: the gradient went to x[n, c-1, 0, 3], review73 hunt)."""
-    if not all(isinstance(v, int) for v in (*sizes, *out)) or all(d == 1 for d in dilation):
-        return None
     keep = np.ones((1, 1), bool)
     for size, o, ki, si, pi, di in zip(sizes, out, k, stride, pads, dilation):
         taps = np.arange(o)[:, None] * si - pi + np.arange(ki)[None, :] * di

@@ -277,11 +277,12 @@ def _timed(make, labels: list[str], rounds: int, ms_key: str, ratio_key: str, er
         times = {k: v for k, v in alternate_orders(each, labels, rounds).items() if v}
     except Exception as e:  # noqa: BLE001 - the row says so; the other models are still measured
         return {error_key: error_text(e)}
+    said = "; ".join(f"{k}: {msg}" for k, msg in failed.items())
     if not times:
-        return {error_key: "; ".join(f"{k}: {m}" for k, m in failed.items())}
+        return {error_key: said}
     out: dict = {ms_key: {k: statistics.median(v) for k, v in times.items()}}
     if failed:
-        out[error_key] = "; ".join(f"{k}: {msg}" for k, msg in failed.items())
+        out[error_key] = said
     for side in ("O2", *variants):
         if side not in times:
             continue

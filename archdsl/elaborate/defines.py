@@ -131,8 +131,7 @@ def override(item: A.ParamDecl, default, given, prefix: str = "", names=None):
         " (the Python API's defines take Python values, as True or 64, not -D's text)"
     if isinstance(default, (OpFn, BlockFn, Builtin)) and isinstance(value, str) and span is None:  # {"act": "gelo"}
         known = list(BUILTINS) if isinstance(default, Builtin) else \
-            [n for op in ops.all_ops() if op.category != "internal" for n in (op.name, *op.aliases)] + \
-            (names.functions() if isinstance(names, FileNames) else [])  # the file's blocks too
+            ops.all_names() + (names.functions() if isinstance(names, FileNames) else [])  # the file's blocks too
         what = "builtin function" if isinstance(default, Builtin) else "op or block"
         raise DefineError(f"{define_label(name, span)}: no {what} named '{value}'{did_you_mean(value, known)}",
                           span, [(f"param '{item.name}' is declared here", item.span)])

@@ -326,8 +326,8 @@ class Operators:
         raise ArchTypeError(f"cannot index {describe(v)}", span)
 
     def tensor_index(self, v, index, env, span, called: str = "t"):
-        """`called`: the name advice gives the tensor (t for an expression: (b * 2)[:, none])."""
-        """`x[:, 0]`, `x[..., :d]`: integer and slice bounds known at compile time."""
+        """`x[:, 0]`, `x[..., :d]`: integer and slice bounds known at compile time. `called`: the name advice
+        gives the tensor (t for an expression: (b * 2)[:, none])."""
         entries = []
         for i, ix in enumerate(index):
             if isinstance(ix, A.Slice):

@@ -243,15 +243,20 @@ def _unlabelled(unknown: list[str], missing: list[str], weights: dict, graph: Gr
         i = differ[0]
         if _automatic(want[i]) is None:  # a label the user wrote (enc_1), not an op's name
             continue
-        prefix, mine = ".".join(have[:i + 1]) + ".", ".".join(want[:i + 1]) + "."
-        theirs = [n for n in unknown if n.startswith(prefix)]
-        alike = all(mine + n[len(prefix):] in graph.params and
-                    tuple(np.shape(weights[n])) == tuple(graph.params[mine + n[len(prefix):]].type.shape)
-                    for n in theirs)
-        if alike:
+        if _moved_alike(".".join(have[:i + 1]) + ".", ".".join(want[:i + 1]) + ".", unknown, weights, graph):
             return (f"; the file lacks {len(missing)} of the model's names beside them: '{want[i]}' is an unlabelled "
                     f"layer's automatic name, and labelling that layer `as {have[i]}` in the spec gives it the file's")
     return ""
+
+
+def _moved_alike(prefix: str, mine: str, unknown: list[str], weights: dict, graph: Graph) -> bool:
+    """Whether each of the file's names under `prefix` is a model's name under `mine` instead, of its shape."""
+    for n in unknown:
+        if n.startswith(prefix):
+            target = graph.params.get(mine + n[len(prefix):])
+            if target is None or tuple(np.shape(weights[n])) != tuple(target.type.shape):
+                return False
+    return True
 
 
 def _automatic(part: str) -> str | None:
@@ -273,12 +278,8 @@ def _inside_a_block(have: list[str], want: list[str], unknown: list[str], weight
     op = _automatic(want[i]) if 0 < i and want[i + 1:] == have[i:] else None
     if op is None:
         return ""
-    prefix, mine = ".".join(have[:i]) + ".", ".".join(want[:i + 1]) + "."
-    for n in unknown:
-        if n.startswith(prefix):
-            target = graph.params.get(mine + n[len(prefix):])
-            if target is None or tuple(np.shape(weights[n])) != tuple(target.type.shape):
-                return ""
+    if not _moved_alike(".".join(have[:i]) + ".", ".".join(want[:i + 1]) + ".", unknown, weights, graph):
+        return ""
     return (f"; '{want[i]}' is the automatic name of the unlabelled {op} inside the block named "
             f"'{'.'.join(have[:i])}', "
             f"where the file's module holds its weights itself: label that {op} `as \"{{name}}\"` with the block's "

@@ -54,13 +54,6 @@ def _plan(name: str, x, a, n: int) -> list[tuple[str, int]]:
     return plan
 
 
-def _swap(rank: int, axis: int) -> list[int]:
-    """The permutation that swaps axis and the last one (its own inverse)."""
-    perm = list(range(rank))
-    perm[axis], perm[-1] = perm[-1], perm[axis]
-    return perm
-
-
 def _out_dim(step, size):
     kind, v = step
     return size if kind == "keep" else 1 if kind == "all" else size // v if kind == "pool" else v

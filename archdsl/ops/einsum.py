@@ -117,6 +117,7 @@ def _lower(e, ins, outs, c):
     p = plan(c.attrs["equation"], types)
     dt = types[0].dtype
     wide = dt is DType.bfloat16  # onnxruntime's CPU has no bfloat16 MatMul; its float16 result equals torch's
+    work = (DType.float32 if wide else dt).numpy
     names, terms = [], []
     for k, (x, t) in enumerate(zip(ins, types)):
         axes = p.squeezed(k, t)
@@ -124,12 +125,10 @@ def _lower(e, ins, outs, c):
             x = e.op("Squeeze", [x, e.const(np.array(axes, dtype=np.int64))])
         if wide:
             x = e.op("Cast", [x], to=DType.float32.onnx)
-        x, term = _diagonal(e, x, "".join(ch for j, ch in enumerate(p.terms[k]) if j not in axes),
-                            np.zeros((), (DType.float32 if wide else dt).numpy))
+        x, term = _diagonal(e, x, "".join(ch for j, ch in enumerate(p.terms[k]) if j not in axes), np.zeros((), work))
         names.append(x)
         terms.append(term)
     at = None if wide else outs
-    work = (DType.float32 if wide else dt).numpy
     z = _chain(e, names, terms, p.out, p.sizes, at, work) if len(terms) > 1 else \
         _single(e, names[0], terms[0], p.out, at, work)
     if z is None:

@@ -299,9 +299,11 @@ def decompose(r, cell: str, c, vals, dropout=None):
             xs = _unstack(r, xp, tax) if steps > 1 else [r.op("squeeze", xp, dim=(tax,))]
             whh_t = r.op("transpose", w_hh)
             state = [s[k] for s in initial] if initial else [None, None]
-            if steps == 1 and state[0] is None:  # torch's 0 @ W_hh^T: a one-step layer's W_hh gets a zero
-                state[0] = r.const(np.zeros((1, h)), like=xp)  # gradient, which weight decay moves (it had none:
-            hs: list = [None] * steps  # left as it was, "reaches the loss only through detach"; difffuzz3 hunt)
+            # torch's 0 @ W_hh^T at a one-step layer's only step: W_hh gets a zero gradient, which weight decay
+            # moves (it had none: left as it was, "reaches the loss only through detach"; difffuzz3 hunt)
+            if steps == 1 and state[0] is None:
+                state[0] = r.const(np.zeros((1, h)), like=xp)
+            hs: list = [None] * steps
             for t in (range(steps) if d == 0 else reversed(range(steps))):
                 if cell == "lstm":
                     new = list(_lstm_step(r, xs[t], state[0], state[1], whh_t, h))
