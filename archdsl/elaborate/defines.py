@@ -48,6 +48,14 @@ class _Deferred:
         env = {n.id: v for n in A.names_in(self.node)  # the file's blocks and imports, as a bare word's
                if names is not None and isinstance(v := names(n.id), (OpFn, BlockFn, Builtin, Namespace))}
         if not env:
+            if self.error is not None and isinstance(names, FileNames):  # [minee]: "did you mean 'min'?", a
+                funcs = {k: names(k) for k in names.functions()}  # builtin -D refuses, where the file has mine
+                try:
+                    Evaluator(None).eval(self.node, Env(funcs, None))
+                except UnknownNameError as e:
+                    raise DefineError(f"{self.label}: {e.message}", e.span or self.error.span) from None
+                except ArchError:
+                    pass
             if self.error is not None:
                 raise self.error
             return self.plain
@@ -129,7 +137,7 @@ def override(item: A.ParamDecl, default, given, prefix: str = "", names=None):
                               [(f"param '{item.name}' is declared here", item.span)]) from None
     api = "" if span is not None or not isinstance(value, str) else \
         " (the Python API's defines take Python values, as True or 64, not -D's text)"
-    if isinstance(default, (OpFn, BlockFn, Builtin)) and isinstance(value, str) and span is None:  # {"act": "gelo"}
+    if isinstance(default, (OpFn, BlockFn, Builtin)) and isinstance(value, str):  # {"act": "gelo"}, -D act=gelo
         known = list(BUILTINS) if isinstance(default, Builtin) else \
             ops.all_names() + (names.functions() if isinstance(names, FileNames) else [])  # the file's blocks too
         what = "builtin function" if isinstance(default, Builtin) else "op or block"

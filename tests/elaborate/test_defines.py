@@ -195,17 +195,18 @@ def test_a_bare_word_for_a_param_whose_default_is_an_op_is_that_op():
     assert [n.op for n in archdsl.check_source(src, defines=["act=silu"]).nodes] == ["silu"]
     with pytest.raises(ArchError, match="batchnorm2d takes a 4-D input"):  # the alias, with its check
         archdsl.check_source(src, defines=["act=batchnorm2d"])
-    with pytest.raises(DefineError, match='act: expected an op or block like the default \\(the op relu\\), got '
-                                          'string "foo"'):
-        archdsl.check_source(src, defines=["act=foo"])
+    with pytest.raises(DefineError, match="act: no op or block named 'foo'; did you mean 'floor'"):
+        archdsl.check_source(src, defines=["act=foo"])  # 'expected an op or block ..., got string "foo"' before
     blocks = ("block twice(x) {\n    return x * 2\n}\nblock less(x) {\n    return x - 1\n}\nparam act = twice\n"
               "model m(x: float32[B, 4]) -> y {\n    y = x -> act\n}\n")  # 'expected BlockFn' before
     assert [n.op for n in archdsl.check_source(blocks, defines=["act=less"]).nodes] == ["sub"]
     assert [n.op for n in archdsl.check_source(blocks, defines=["act=gelu"]).nodes] == ["gelu"]
     builtin = "param f = max\nmodel m(x: float32[B, 4]) -> y {\n    y = x * f(2, 3)\n}\n"  # review49: 'min' refused
     assert archdsl.check_source(builtin, defines=["f=min"]).consts[0].data == 2
-    with pytest.raises(DefineError, match='f: expected a builtin function like the default \\(the builtin max\\)'):
+    with pytest.raises(DefineError, match="f: no builtin function named 'nope'"):
         archdsl.check_source(builtin, defines=["f=nope"])
+    with pytest.raises(DefineError, match="f: no builtin function named 'mx'; did you mean 'max'"):
+        archdsl.check_source(builtin, defines=["f=mx"])
     own = "block min(a, b) {\n    return a + b\n}\n" + builtin  # the file's min, as `param f = min` takes it
     assert archdsl.check_source(own, defines=["f=min"]).consts[0].data == 5  # (review50: the builtin's 2)
 
@@ -325,3 +326,17 @@ def test_a_dict_define_takes_numpy_integer_keys():
     src = "param sizes = {1: 8, 2: 16}\nmodel m(x: float32[B, 4]) -> y {\n    y = linear(x, sizes[2])\n}\n"
     g = archdsl.check_source(src, defines={"sizes": {np.int64(1): np.int32(3), np.int64(2): 5}})
     assert g.param_count() == 4 * 5 + 5
+
+
+def test_a_misspelt_op_from_the_command_line_is_suggested_among_the_files_blocks():
+    """`-D acts=[minee]` suggested the builtin min, which -D then refuses, where the file has a block mine; `-D
+    act=gelo` said only 'got string "gelo"' where the API suggested gelu (review79 hunt)."""
+    src = ("param act = relu\nparam acts = [relu]\nblock mine(x) {\n    return x * 5.0\n}\n"
+           "model m(x: float32[B, 4]) -> y {\n    y = x -> act\n    for f in acts { y = y -> f }\n}\n")
+    with pytest.raises(DefineError, match="acts: unknown name 'minee'; did you mean 'mine'"):
+        archdsl.check_source(src, defines=["acts=[minee]"])
+    with pytest.raises(DefineError, match="act: no op or block named 'minee'; did you mean 'mine'"):
+        archdsl.check_source(src, defines=["act=minee"])
+    with pytest.raises(DefineError, match="act: no op or block named 'gelo'; did you mean 'gelu'"):
+        archdsl.check_source(src, defines=["act=gelo"])
+    assert [n.op for n in archdsl.check_source(src, defines=["acts=[mine]"]).nodes][-1] == "mul"
