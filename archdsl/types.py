@@ -14,7 +14,7 @@ from typing import Union
 import numpy as np
 
 __all__ = ["DType", "Sym", "Dim", "TensorType", "dim_str", "is_static", "numel", "DTYPES", "unknown_dtype", "describe",
-           "dim_size", "is_formula", "literal", "BATCH_NAMES", "MAX_DIM"]
+           "dim_size", "is_formula", "integer_terms", "literal", "BATCH_NAMES", "MAX_DIM"]
 
 MAX_DIM = 2**31 - 1  # the largest size of any dim, symbolic ones at run time included
 BATCH_NAMES = ("B", "batch", "N")  # a symbolic dim so named is taken for the batch where a hint must guess
@@ -254,6 +254,17 @@ def _terms(d: Dim) -> Terms | None:
             t = {(f,): 1}
         terms = _times(terms, t)
     return terms
+
+
+def integer_terms(d: Dim) -> tuple[dict, int] | None:
+    """d as (monomial -> integer coefficient, denominator): H*W/4 is ({(H, W): 1}, 4) and 3*T/2-3/2 is ({(T,): 3,
+    (): -3}, 2), so that a size made by exact divisions can be computed at run time in integers; None for a
+    formula with //, min or floor."""
+    terms = _terms(d)
+    if terms is None:
+        return None
+    den = math.lcm(*(Fraction(c).denominator for c in terms.values()))
+    return {m: int(Fraction(c) * den) for m, c in terms.items() if c}, den
 
 
 def _poly(n) -> Terms | None:

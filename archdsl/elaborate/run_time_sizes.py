@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..diagnostics import ArchError, ArchTypeError
-from ..types import DType, Sym, dim_mul, is_formula
+from ..types import DType, Sym, dim_mul, integer_terms, is_formula
 from .values import Tensor
 
 __all__ = ["RunTimeSizes"]
@@ -46,8 +46,9 @@ class RunTimeSizes:
         return Tensor(out)
 
     def _formula_value(self, text: str, dt: DType, opname: str, prefix: str, span):
-        """(the value, None) of a formula of symbols and whole numbers by +, -, * and // ((W-1), (H+1)//2) that no
-        tensor has as a dim, computed in int64 from its symbols' run-time sizes; None for any other formula."""
+        """(the value, None) of a formula of symbols and whole numbers by +, -, * and // ((W-1), (H+1)//2), or of
+        exact divisions (H*W/4), that no tensor has as a dim, computed in int64 from its symbols' run-time sizes;
+        None for any other formula."""
         import ast
 
         ops_of = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.FloorDiv: "floordiv"}
@@ -66,12 +67,32 @@ class RunTimeSizes:
                     return self.graph.add_node(ops_of[type(node.op)], [a, b], {}, prefix, span).outputs[0]
             return None
         try:
-            v = build(ast.parse(text, mode="eval").body)
+            v = self._polynomial_value(text, opname, prefix, span)
+            if v is None:
+                v = build(ast.parse(text, mode="eval").body)
         except (SyntaxError, ArchError):
             return None
         if v is not None and dt is not DType.int64:
             v = self.graph.add_node("cast", [v], {"dtype": dt.label}, prefix, span).outputs[0]
         return None if v is None else (v, None)
+
+    def _polynomial_value(self, text: str, opname: str, prefix: str, span):
+        """A formula of exact divisions (H*W/4: pixel_unshuffle's H/2 times its W/2; 3*T/2-3/2) in int64: its
+        terms over their common denominator, summed, then divided, which leaves no remainder (the shape rules
+        that made the formula divided only what is a multiple)."""
+        found = integer_terms(Sym((text,)))
+        if found is None or found[1] == 1 or not found[0]:
+            return None
+        terms, den = found
+        add = lambda a, b, op="add": self.graph.add_node(op, [a, b], {}, prefix, span).outputs[0]  # noqa: E731
+        const = lambda k: self.graph.add_const(np.array(k, dtype=np.int64), span)  # noqa: E731
+        total = None
+        for m, c in sorted(terms.items()):
+            t = const(c)
+            for f in m:
+                t = add(t, self.dim_tensor(Sym((f,)), DType.int64, opname, span).value, "mul")
+            total = t if total is None else add(total, t)
+        return add(total, const(den), "floordiv")
 
     def dim_source(self, d: Sym):
         """(value, axis) of the latest node output so far with the size d (the tensor just computed, rather than
