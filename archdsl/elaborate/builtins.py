@@ -18,9 +18,19 @@ MAX_NDIGITS = 1000
 
 
 def _num(name, v):
+    if isinstance(v, Sym):  # sqrt(C): RAFT's scaling (superres hunt)
+        raise ArchTypeError(f"{name}() expects a number, got {describe(v)}, a size known only at run time; as a "
+                            f"tensor it is read then: {name}({_as_tensor(v)})")
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ArchTypeError(f"{name}() expects a number, got {describe(v)}")
     return v
+
+
+def _as_tensor(v) -> str:
+    """How a size is written as a float tensor read at run time: tensor(W-1, dtype="float32")."""
+    text = str(v)
+    inner = re.fullmatch(r"\(([^()]*)\)", text)
+    return f'tensor({inner[1] if inner else text}, dtype="float32")'
 
 
 def _integral(name, v, f):
@@ -95,6 +105,13 @@ def _minmax(name, f):
                         f"{a_}(x, dim) and arg{name}(x, dim) for the values and indices torch.{name}(x, dim) gives"
                 raise ArchTypeError(f"{name}() takes numbers, got {describe(x)}; for tensors use {name}imum(a, b) "
                                     f"elementwise, {whole}")
+        sym = next((x for x in items if isinstance(x, Sym)), None)
+        if sym is not None:  # max(W - 1, 1): PWC-Net's warp (superres hunt)
+            pair = len(items) == 2 and all(isinstance(x, (Sym, int, float)) and not isinstance(x, bool) for x in items)
+            form = f"{name}imum({', '.join(_as_tensor(x) if isinstance(x, Sym) else repr(float(x)) for x in items)})" \
+                if pair else f"{_as_tensor(sym)}, and {name}imum(a, b) of tensors"
+            raise ArchTypeError(f"{name}() takes numbers, got {describe(sym)}, a size known only at run time; as a "
+                                f"tensor it is read then: {form}")
         if kw:  # max(a, b, dim=1) of numbers: the TypeError's "does not take", with the builtin's doc
             raise TypeError(name)
         return f(_num(name, x) for x in items)

@@ -410,10 +410,16 @@ class Calls:
             raise ArchTypeError("'tensor' makes a tensor; only inside a model or block (a file-level let holds "
                                 "the numbers: `let t = [1.0, 2.0]`, and tensor(t) in the model makes the constant)",
                                 span)
+        name = given.get("dtype")
+        if isinstance(given["values"], Sym):  # tensor(C): a size as a scalar, read at run time (sqrt(C) is refused)
+            dt = DType.int64 if name is None else DTYPES.get(name) if isinstance(name, str) else None
+            if dt is None or dt is DType.bool:
+                raise ArchTypeError(f"tensor() of the size {given['values']}: dtype is one of "
+                                    f"{', '.join(d for d in DTYPES if d != 'bool')}, got {describe(name)}", span)
+            return self.dim_tensor(given["values"], dt, "tensor", span)
         flat, shape = _nested(given["values"], span)
         check_elements(shape, "tensor()", span)
         self.charge(len(flat), span)
-        name = given.get("dtype")
         if name is None:  # no numbers at all (tensor([])) is float32, as torch.tensor([])
             dt = (DType.bool if flat and all(isinstance(x, bool) for x in flat)
                   else DType.float32 if not flat or any(isinstance(x, float) for x in flat) else DType.int64)

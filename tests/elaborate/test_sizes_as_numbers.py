@@ -5,6 +5,8 @@ step against torch, and the refusal where no tensor has the size."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -173,3 +175,29 @@ def test_a_product_of_exact_divisions_is_computed_from_its_symbols():
             want = [hh * ww // 4, b * hh // 2, hh // 2 + ww // 2, hh // 2 - 1, (hh // 2) ** 2]
             for g, k in zip(got, want):
                 np.testing.assert_allclose(g, h * k, rtol=1e-6)
+
+
+def test_a_size_as_a_tensor_and_sqrt_or_max_of_a_size_advised():
+    """RAFT's corr / sqrt(C) and PWC-Net's / max(W - 1, 1) over symbolic sizes were refused with 'expects a
+    number' and no way out (superres hunt): tensor(C) is the size as a scalar read at run time."""
+    src = ("model corr(f1: float32[B, C, W], f2: float32[B, C, W]) -> (y, z, n, m) {\n"
+           "    y = matmul(transpose(f1, 1, 2), f2) / sqrt(tensor(C, dtype=\"float32\"))\n"
+           "    z = f1 / maximum(tensor(W - 1, dtype=\"float32\"), 1.0)\n    n = tensor(B * C)\n"
+           "    m = tensor(W // 2, dtype=\"int32\")\n}\n")
+    for opt in (0, 2):
+        sess = runtime.session(archdsl.compile_source(src, opt_level=opt))
+        for b, c, w in [(2, 3, 5), (1, 4, 1)]:
+            f1, f2 = np.random.default_rng(w).standard_normal((2, b, c, w)).astype(np.float32)
+            y, z, n, m = sess.run(None, {"f1": f1, "f2": f2})
+            np.testing.assert_allclose(y, f1.transpose(0, 2, 1) @ f2 / np.sqrt(c), rtol=1e-5)
+            np.testing.assert_allclose(z, f1 / max(w - 1, 1), rtol=1e-6)
+            assert (n.dtype, n.shape, int(n)) == (np.int64, (), b * c) and (m.dtype, int(m)) == (np.int32, w // 2)
+    model = "model corr(f1: float32[B, C, W]) -> y {{\n    y = f1 / {}\n}}\n"
+    for expr, advice in [("sqrt(C)", 'sqrt(tensor(C, dtype="float32"))'),
+                         ("max(W - 1, 1)", 'maximum(tensor(W-1, dtype="float32"), 1.0)'),
+                         ("min(C, W, 2)", 'tensor(C, dtype="float32"), and minimum(a, b) of tensors')]:
+        with pytest.raises(archdsl.ArchError, match="a size known only at run time; as a tensor it is read then: "
+                           + re.escape(advice)):
+            archdsl.check_source(model.format(expr))
+    with pytest.raises(archdsl.ArchError, match="tensor\\(\\) of the size C: dtype is one of"):
+        archdsl.check_source(model.format('tensor(C, dtype="bool")'))
