@@ -40,17 +40,19 @@ def _infer(ins, a):
             fail(f"scaled_dot_product_attention: enable_gqa needs the query's heads (dim -3 of {shape_str(q)}) to "
                  f"be a multiple of key's and value's ({shape_str(k)}, {shape_str(v)}), all known sizes")
     lead = (lambda t: t.shape[:-3]) if gqa else (lambda t: t.shape[:-2])  # gqa: the heads checked above
-    if not (q.rank == k.rank == v.rank) or lead(q) != lead(k) or lead(k) != lead(v):
+    if not (q.rank == k.rank == v.rank) or _lead_mismatch(lead(q), lead(k), lead(v)):
         fewer = not a["enable_gqa"] and q.rank >= 3 and k.rank == q.rank and q.shape[:-3] == k.shape[:-3] \
             and k.shape[:-2] == v.shape[:-2]
         fail(f"scaled_dot_product_attention: query {shape_str(q)}, key {shape_str(k)} and value {shape_str(v)} "
-             "must have the same leading dims" + (" (fewer key/value heads: enable_gqa=true)" if fewer else ""))
+             "must have the same leading dims, or sizes 1 that broadcast"
+             + (" (fewer key/value heads: enable_gqa=true)" if fewer else ""))
     if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         fail(f"scaled_dot_product_attention: query {shape_str(q)}, key {shape_str(k)}, value {shape_str(v)} "
              "disagree (query and key need one head size, key and value one length)")
     if q.dtype != k.dtype or k.dtype != v.dtype:
         fail("scaled_dot_product_attention: query, key and value differ in dtype")
-    scores = q.shape[:-1] + (k.shape[-2],)
+    lead_out = _leads(q, k, v)
+    scores = lead_out + (q.shape[-2], k.shape[-2])
     if len(ins) > 3:
         m = ins[3]
         if m.dtype is not DType.bool and m.dtype != q.dtype:
@@ -67,7 +69,18 @@ def _infer(ins, a):
              "scale 1/sqrt(head size) is unknown; give scale=")
     if a["scale"] is not None:  # a constant of q's dtype below opset 23: 1e6 in float16 would be inf
         fill_array("scaled_dot_product_attention: scale", a["scale"], q.dtype, named_infinity=False)
-    return [q.with_shape(q.shape[:-1] + (v.shape[-1],))]
+    return [q.with_shape(lead_out + (q.shape[-2], v.shape[-1]))]
+
+
+def _lead_mismatch(*leads) -> bool:
+    """Whether leading dims differ other than by a size 1 (torch's math: Perceiver's latent queries [1, H, M, D]
+    against keys [B, H, N, D]: mixers hunt)."""
+    return any(len({d for d in dims if d != 1}) > 1 for dims in zip(*leads))
+
+
+def _leads(q, k, v) -> tuple:
+    """The leading dims (all but the last two) of the output: q's, k's and v's broadcast."""
+    return tuple(next((d for d in dims if d != 1), 1) for dims in zip(q.shape[:-2], k.shape[:-2], v.shape[:-2]))
 
 
 def _scale(c) -> float:
@@ -108,7 +121,10 @@ def _lower(e, ins, outs, c):
               # kernel is float32-exact (2.6e-8 off torch); float16: it adds the mask to float16 scores (an offset
               # of -1024 cost 0.29) and overflows past 65504 (NaN), where torch and the decomposition on
               # onnxruntime's CPU compute in float32; scale <= 0: refused
-              and never_empty(*q_t.shape[:-1], *c.in_types[1].shape[:-1]) and runs_natively("Attention", e.opset))
+              and never_empty(*q_t.shape[:-1], *c.in_types[1].shape[:-1]) and runs_natively("Attention", e.opset)
+              and q_t.shape[:-2] == c.in_types[1].shape[:-2] == c.in_types[2].shape[:-2])  # the kernel
+    # broadcasts no batch and no head of the query (Perceiver's latents [1, H, M, D]): written out then
+
     if native:
         t, n = q_t.shape[-2], c.in_types[1].shape[-2]
         mask = [] if len(ins) < 4 else \
@@ -271,11 +287,12 @@ def _cost(c):
     """The two products, and per score its scale and softmax (6) and a mask's add: what the same attention
     written out (q @ k.T * scale, softmax, @ v) counts."""
     q, k, v = c.in_types[:3]
+    qb = c.out_types[0].shape[:-1] + q.shape[-1:]  # q as broadcast to the output's leading dims
     if not (isinstance(k.shape[-2], int) and isinstance(v.shape[-2], int)):
-        return 4 * numel(q.shape)
+        return 4 * numel(qb)
     per_score = 6 + (len(c.in_types) > 3 or c.attrs["causal"])
-    return 2 * numel(q.shape) * k.shape[-2] + 2 * numel(c.out_types[0].shape) * v.shape[-2] \
-        + per_score * numel(q.shape[:-1]) * k.shape[-2]
+    return 2 * numel(qb) * k.shape[-2] + 2 * numel(c.out_types[0].shape) * v.shape[-2] \
+        + per_score * numel(qb[:-1]) * k.shape[-2]
 
 
 register(OpDef(
@@ -286,7 +303,9 @@ register(OpDef(
     doc="softmax(q k^T * scale + mask) v (torch's F.scaled_dot_product_attention; causal=true masks key j > "
         "query i, top-left aligned as torch's is_causal); dropout_p drops attention weights in a train step "
         "(torch's in training: `dropout_p=p if self.training else 0`), none at inference; scale defaults to "
-        "1/sqrt(head size); enable_gqa=true lets key and value have fewer heads (dim -3), each shared by "
+        "1/sqrt(head size); leading dims of size 1 broadcast, as torch's (a query [1, H, M, D] of latents against "
+        "keys [B, H, N, D]: written out, as onnxruntime's kernel takes none); enable_gqa=true lets key and value "
+        "have fewer heads (dim -3), each shared by "
         "query heads / kv heads query heads (grouped-query attention); ONNX Attention for float32 [B, heads, "
         "T, head size] at opset 23+ where onnxruntime runs it as a kernel (23-24 in 1.32; the kernel refuses a "
         "batch or sequence of length 0, which other opsets take, so a length that can be 0, a formula such as "

@@ -165,6 +165,8 @@ def fuse_attention(g: Graph, ctx: PassContext) -> bool:
             continue  # onnxruntime's Attention refuses a scale <= 0; sdpa decomposes float16 (ops/sdpa.py)
         if mask is not None and _may_be_minus_inf(mask):  # a row of -inf: NaN from the primitives, 0 fused
             continue
+        if not q.type.shape[:-2] == kt.type.shape[:-2] == v.type.shape[:-2]:  # broadcast (Perceiver's latents):
+            continue  # onnxruntime's kernel takes none, so the fused op would be written out as it is
         anchor = next(n for n in nodes[2:] if n.op == "matmul")  # q @ kT: q and kT are both defined by then
         kp = kt.producer
         swap = None

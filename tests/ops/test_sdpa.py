@@ -259,3 +259,35 @@ def test_a_scalar_mask_is_refused(mask):
     src = f"model m(q: float32[B, 2, T, 4]{inputs}) -> a {{\n    a = sdpa(q, q, q, mask={call})\n}}\n"
     with pytest.raises(archdsl.ArchError, match=re.escape("mask must have at least the key dim, [..., T, T] or [T]")):
         archdsl.check_source(src)
+
+
+@pytest.mark.parametrize("opset", OPSETS)
+@pytest.mark.parametrize("q_t, k_t, extra", [
+    ("[1, 2, 4, 8]", "[B, 2, N, 8]", ""),                      # Perceiver's latent queries, shared by the batch
+    ("[B, 2, 4, 8]", "[1, 2, N, 8]", ""),                      # keys and values shared by the batch
+    ("[B, 1, 4, 8]", "[B, 3, 4, 8]", ", causal=true"),         # one query head against three
+    ("[1, 4, 4, 8]", "[B, 2, N, 8]", ", enable_gqa=true"),
+])
+def test_leading_dims_of_one_broadcast_as_torchs(opset, q_t, k_t, extra):
+    """A query [1, H, M, D] against keys [B, H, N, D] was refused ('must have the same leading dims') where
+    torch broadcasts it, and the same attention written out built (mixers hunt). Values and gradients of all
+    three inputs (summed back over the broadcast dims) against torch."""
+    torch = pytest.importorskip("torch")
+    from .core_harness import grads_of
+    src = (f"model m(q: float32{q_t}, k: float32{k_t}, v: float32{k_t}) -> y {{\n"
+           f"    y = scaled_dot_product_attention(q, k, v{extra})\n}}\n")
+    rng = np.random.default_rng(opset)
+    sizes = {"B": 3, "N": 5}
+    feeds = {n: rng.standard_normal([sizes.get(d, None) or int(d) for d in t.strip("[]").split(", ")])
+             .astype(np.float32) for n, t in (("q", q_t), ("k", k_t), ("v", k_t))}
+    tq = {n: torch.tensor(a, dtype=torch.float64, requires_grad=True) for n, a in feeds.items()}
+    ref = torch.nn.functional.scaled_dot_product_attention(tq["q"], tq["k"], tq["v"], is_causal="causal" in extra,
+                                                           enable_gqa="gqa" in extra)
+    for opt in (0, 2):
+        y = runtime.session(archdsl.compile_source(src, opset=opset, opt_level=opt), "cpu").run(None, feeds)[0]
+        np.testing.assert_allclose(y, ref.detach().numpy(), rtol=1e-5, atol=1e-6)
+    r = rng.standard_normal(ref.shape).astype(np.float32)
+    (ref * torch.from_numpy(r).double()).sum().backward()
+    got = grads_of(src.replace("B", "3").replace("N", "5"), feeds, r, ["q", "k", "v"])  # r has fixed sizes
+    for n in "qkv":
+        np.testing.assert_allclose(got[n], tq[n].grad.numpy(), rtol=1e-4, atol=1e-5)
