@@ -479,13 +479,14 @@ def check_spec_at(mod, name: str, sizes: dict, whose: str, general=None) -> None
     (gpt2's n_positions), a kernel wider than a 3x3 input, a slice past the end. onnxruntime would fail inside
     a node, or compute past what the spec allows. `general`: the spec at its own sizes, where the caller has it."""
     from ..elaborate import elaborate_model
+    if sizes:
+        general = general or elaborate_model(mod, name)
     try:
-        fixed = elaborate_model(mod, name, sizes)
+        fixed = elaborate_model(mod, name, sizes, general)
     except ArchError as e:
         e.notes.append((f"checked at the sizes of {whose}: {_at(sizes)}", None))
         raise
     if sizes:
-        general = general or elaborate_model(mod, name)
         _check_nonempty(general, sizes)
         _check_retyped(general, fixed, sizes)
 

@@ -160,6 +160,8 @@ class Evaluator(Calls, RunTimeSizes, Blocks, Operators):
         self.dims: dict[str, object] = {}  # symbolic dims of the model's inputs, by name (a shadowing warning)
         self.models: set[str] = set()  # the file's and its imports' models: one called from another is said so
         self.in_assert = False  # evaluating an assert's condition: what a symbolic size leaves open defers it
+        self.symbolic_answers: list[bool] = []  # is_symbolic's outside asserts, in order (Graph.symbolic_answers)
+        self.symbolic_replay: list[bool] | None = None  # the build's, which a run's sizes answer again
 
     # ---------------- names ----------------
     def layer_name(self, label, base: str) -> str:

@@ -357,13 +357,15 @@ def load_source(text: str, file: str, defines: dict, sources: SourceMap, search_
         return loader.load_text(text, file, defines)
 
 
-def elaborate_model(mod: Module, name: str, sizes: dict[str, int] | None = None) -> Graph:
+def elaborate_model(mod: Module, name: str, sizes: dict[str, int] | None = None,
+                    general: Graph | None = None) -> Graph:
     """Run one model's body: tensors become IR nodes; the result is shape-checked. `sizes` gives symbolic
-    input dims a number (`run --dim T=40`): the spec is then checked at those sizes, its asserts included."""
+    input dims a number (`run --dim T=40`): the spec is then checked at those sizes, its asserts included;
+    `general`, the model elaborated without them, whose is_symbolic answers its branches take again."""
     g = Graph(name, mod.models[name].span)
     with noting_overrides(mod), deep_recursion():
         try:
-            return _elaborate_model(mod, name, sizes or {}, g)
+            return _elaborate_model(mod, name, sizes or {}, g, general.symbolic_answers if general else None)
         except ArchError as err:
             raise _with_warnings(err, g) from None
 
@@ -381,9 +383,11 @@ def _with_warnings(err: ArchError, g: Graph) -> ArchError:
     return err
 
 
-def _elaborate_model(mod: Module, name: str, sizes: dict[str, int], g: Graph) -> Graph:
+def _elaborate_model(mod: Module, name: str, sizes: dict[str, int], g: Graph, replay: list | None) -> Graph:
     md = mod.models[name]
     ev = Evaluator(g)
+    ev.symbolic_replay = replay
+    g.symbolic_answers = ev.symbolic_answers
     ev.models = set(mod.models) | mod.imported_models
     env = Env({}, mod.env)
     formula_names = {n.id for inp in md.inputs for dim in inp.dims if not isinstance(dim, A.Name)

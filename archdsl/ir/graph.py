@@ -88,6 +88,8 @@ class Graph:
         self.misreads: list[tuple[str, Span | None]] = []  # those of them of a call read otherwise than torch's
         # (argument order, layout), which often fail layers later: said with such an error
         self.implicit: list[Value] = []  # inputs the spec does not declare (randn_like's `seed`): dropped unread
+        self.symbolic_answers: list[bool] = []  # the spec's is_symbolic answers outside asserts, which the spec
+        # elaborated at a run's sizes gives again (elaborate.elaborate_model's `general`)
 
     @property
     def outputs(self) -> list[tuple[str, Value]]:

@@ -47,6 +47,23 @@ def test_run_checks_the_spec_at_the_sizes_it_runs(capsys):
     assert "logits: [2, 32, 16]" in capsys.readouterr().out
 
 
+def test_a_branch_on_is_symbolic_is_checked_as_built(tmp_path, capsys):
+    """`if is_symbolic(T)` took its other side at a run's sizes (T a number there): run, train and summary --dim
+    refused the model for code the built .onnx does not have (newuser7 hunt). In an assert it still reads the
+    sizes, so that gpt2.arch's `assert is_symbolic(t) or t <= n_positions` checks a run (the test above)."""
+    spec = tmp_path / "ist.arch"
+    spec.write_text("model m(x: float32[B, T, 4]) -> logits {\n    h = x -> linear(3) as fc\n"
+                    "    if is_symbolic(T) {\n        logits = mean(h, dim=1)\n    } else {\n"
+                    "        logits = h -> conv2d(3, 3)\n    }\n"
+                    "    assert is_symbolic(T) or T <= 6, \"T at most 6\"\n}\n")
+    assert main(["run", str(spec), "--dim", "T=5"]) == 0
+    assert "logits: [1, 3]" in capsys.readouterr().out
+    assert main(["summary", str(spec), "--dim", "T=5"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(spec), "--dim", "T=7"]) == 1
+    assert "error: T at most 6" in capsys.readouterr().err
+
+
 def test_an_empty_batch_or_length_runs_where_onnxruntime_runs_it(tmp_path, capsys):
     """Checking the spec with a symbol bound to 0 refused what runs: a dim shared by two inputs ('a dim must be a
     positive integer'), a reshape to [B * T, 4], a layernorm over an empty T (review49): 0 stays symbolic."""
