@@ -126,7 +126,8 @@ def make_parser() -> argparse.ArgumentParser:
                         "the input's dtype where every value fits (numpy's float64 to float32; never floats to "
                         "integers, even whole ones); repeatable; the others are random, their symbolic dims taken "
                         "from the given inputs")
-    r.add_argument("--batch", type=int, metavar="N", help="batch size for a symbolic first dim (default 1)")
+    r.add_argument("--batch", type=int, metavar="N",
+                   help="size of every symbolic first dim, the batch (default 1); --dim NAME=N sizes one")
     r.add_argument("--dim", action="append", default=[], metavar="SYM=N",
                    help="size of another symbolic dim (default 8, or as in an --input)")
     r.add_argument("--repeat", type=int, default=10, metavar="N", help="timed runs for the median latency (default 10)")

@@ -405,9 +405,14 @@ def _check_batch(batch: int, declared: dict, dims: dict, from_given: dict, given
     """--batch sizes the batch's symbols (runtime.batch_symbols, as runtime.input_specs does); a --dim or a given
     input that sizes one of them otherwise would win silently."""
     from .. import runtime
-    for sym in sorted(runtime.batch_symbols(declared.values())):
+    syms = sorted(runtime.batch_symbols(declared.values()))
+    for sym in syms:
         if dims.get(sym, batch) != batch:
-            raise ArchError(f"--batch {batch} and --dim {sym}={dims[sym]} disagree (the batch is dim '{sym}')")
+            others = [s for s in syms if s != sym and s not in dims]
+            both = f"--batch sizes every symbolic first dim ({', '.join(syms)}): drop it and give each its own, " \
+                f"{' '.join(f'--dim {s}={batch}' for s in others)} --dim {sym}={dims[sym]}" if others else \
+                f"the batch is dim '{sym}'"  # two first dims (B, and N for a flat list of ids): recsys hunt
+            raise ArchError(f"--batch {batch} and --dim {sym}={dims[sym]} disagree ({both})")
         if from_given.get(sym, batch) != batch:
             holder = _holder(sym, given, declared)
             raise ArchError(f"--batch {batch}: --input {holder} has {from_given[sym]} for dim '{sym}' (drop --batch, "

@@ -134,6 +134,18 @@ def test_run_feeds_every_integer_dtype_and_names_what_it_cannot_feed(tmp_path, c
     assert "input 'x' is tensor(bfloat16), which cannot be fed from Python" in err and "internal" not in err
 
 
+def test_batch_over_two_first_dims_says_how_to_size_each(tmp_path, capsys):
+    """--batch sizes every symbolic first dim: with a flat list of ids [N] beside dense [B, 3], `--batch 3 --dim
+    N=10` said "the batch is dim 'N'" and no way out (recsys hunt)."""
+    spec = tmp_path / "jag.arch"
+    spec.write_text("model m(dense: float32[B, 3], ids: int64[N]) -> y {\n"
+                    "    y = sum(dense) + sum(cast(ids, \"float32\"))\n}\n")
+    assert main(["run", str(spec), "--batch", "3", "--dim", "N=10"]) == 1
+    assert ("--batch 3 and --dim N=10 disagree (--batch sizes every symbolic first dim (B, N): drop it and give "
+            "each its own, --dim B=3 --dim N=10)") in capsys.readouterr().err
+    assert main(["run", str(spec), "--dim", "B=3", "--dim", "N=10", "--repeat", "1"]) == 0
+
+
 def test_run_blames_the_given_inputs_that_disagree_and_never_ignores_batch(tmp_path, capsys):
     spec = tmp_path / "m.arch"
     spec.write_text("model m(x: float32[B, T, 8], ids: int64[B, T], mask: bool[B, T]) -> y {\n"
