@@ -218,7 +218,9 @@ _TORCH_FUNCTIONS = {
     **{n: f"stack([{'amax' if n == 'cummax' else 'amin'}(x[:, :i + 1], dim=1) for i in range(T)], dim=1) at a "
           "fixed length T (values only: no such op)" for n in ("cummax", "cummin")},
     "embedding_bag": "mean(ids -> embedding(n, d), dim=1) (or sum, amax) over bags of one fixed size [B, L]; "
-                     "per_sample_weights: multiply before the sum",
+                     "per_sample_weights: multiply before the sum; bags padded with id p (padding_idx=p, left out "
+                     "of a mean's count): keep = unsqueeze(ne(ids, p), -1), then sum(where(keep, e, 0.0), dim=1) / "
+                     "clamp(sum(cast(keep, \"float32\"), dim=1), min=1.0)",
     "meshgrid": "two positions(x, dim) vectors unsqueezed to broadcast: unsqueeze(py, 1) and unsqueeze(px, 0)",
     "outer": "unsqueeze(a, 1) * unsqueeze(b, 0)", "lerp": "a + w * (b - a)", "square": "x * x",
     "softmin": "softmax(-x)", "movedim": "permute(x, [...])", "swapaxes": "transpose(x, dim0, dim1)",

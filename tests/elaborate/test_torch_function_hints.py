@@ -97,3 +97,22 @@ def test_a_torch_function_says_what_to_write_and_that_computes_torchs_result(cal
     a, b = (rng.standard_normal((3, 5)).astype(np.float32) * 2 for _ in range(2))
     y = runtime.session(archdsl.compile_source(_spec(written))).run(None, {"a": a, "b": b})[0]
     np.testing.assert_allclose(y, want(torch.from_numpy(a), torch.from_numpy(b)).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_the_embedding_bag_advice_for_padded_bags_is_torchs():
+    """The hint's padded-bag form, run as written, is torch's EmbeddingBag(mode="mean", padding_idx=0): the
+    plain mean counted the padding (recsys hunt)."""
+    import onnx
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source("model m(x: int64[B, 2]) -> y {\n    y = embedding_bag(x, 10)\n}\n")
+    form = str(e.value).split("padding_idx=p, left out of a mean's count): ")[1].replace("p)", "0)")
+    keep, total = form.split(", then ")
+    src = (f"model m(ids: int64[B, 4]) -> y {{\n    e = ids -> embedding(10, 3, padding_idx=0) as emb\n"
+           f"    {keep}\n    y = {total}\n}}\n")
+    model = archdsl.compile_source(src)
+    weight = next(onnx.numpy_helper.to_array(t) for t in model.graph.initializer if t.name == "emb.weight")
+    ids = np.array([[1, 2, 0, 0], [0, 0, 0, 0], [3, 3, 3, 9]], np.int64)
+    bag = torch.nn.EmbeddingBag(10, 3, mode="mean", padding_idx=0)
+    bag.weight.data = torch.from_numpy(weight.copy())
+    np.testing.assert_allclose(runtime.session(model).run(None, {"ids": ids})[0],
+                               bag(torch.from_numpy(ids)).detach().numpy(), rtol=1e-6)
