@@ -7,7 +7,7 @@ from ..diagnostics import ArchError, LimitError
 from ..ir import Graph
 from .train_step import TrainConfig, state_bytes
 
-__all__ = ["available_memory", "check_model_size", "check_step_size", "check_train_memory"]
+__all__ = ["available_memory", "check_model_size", "check_session_memory", "check_step_size", "check_train_memory"]
 
 
 def check_model_size(graph: Graph, limit: int) -> None:
@@ -66,6 +66,22 @@ def check_train_memory(graph: Graph, cfg: TrainConfig, available: int | None) ->
                     f"({_size(weights)} of parameters and buffers, {_size(added)} of optimizer moments and gradient "
                     f"sums), and building it takes about twice that; {_size(available)} of memory is available "
                     f"({fix})", graph.span)
+
+
+def check_session_memory(name: str, state: int, weights: int, available: int | None) -> None:
+    """Running a built step takes, beside the built models, the state once more to feed it, the next state its
+    outputs make beside the inputs, the gradients and what the update computes: measured 3.9x the state with
+    adam and 5.2x the weights with sgd (an embedding table's step, 250k x 64), so 3x the state and 3x the
+    weights. The build's check counts the build alone: a 1M x 64 table's adam step passed it and peaked at 7.4x
+    its state (recsys hunt). Said before the sessions, with the memory left after the build."""
+    need = 3 * state + 3 * weights
+    if available is None or need <= available:
+        return
+    raise ArchError(f"training model {name} takes about {_size(need)} beside its built step (3 times its "
+                    f"{_size(state)} of state, fed and updated, and 3 times its {_size(weights)} of parameters and "
+                    f"buffers, the gradients and the update's work); {_size(available)} of memory is available "
+                    "(sgd without momentum and no --accumulate keep no state beside the weights, or --freeze part "
+                    "of the model)")
 
 
 def _size(n: int) -> str:

@@ -82,11 +82,14 @@ class Trainer:
         import onnxruntime as ort
 
         from .. import runtime
+        from ..autodiff import limits
         self.ct = compiled
         self.info = compiled.info
+        limits.check_session_memory(compiled.graph.name, *runtime.state_bytes(compiled), limits.available_memory())
         try:
-            self.step = runtime.session(compiled.step_model, provider, threads, spin)
-            self.eval = runtime.session(compiled.eval_model, provider, threads, spin)
+            state = compiled.info.state_inputs  # bound at every step, fed at every eval: not copied into either
+            self.step = runtime.session(compiled.step_model, provider, threads, spin, fed=state)
+            self.eval = runtime.session(compiled.eval_model, provider, threads, spin, fed=state)
         except ArchError:  # the provider asked for is not there
             raise
         except Exception as e:  # noqa: BLE001 - onnxruntime's own: a kernel its provider lacks (bfloat16 Gemm)
