@@ -18,12 +18,21 @@ MAX_NDIGITS = 1000
 
 
 def _num(name, v):
-    if isinstance(v, Sym):  # sqrt(C): RAFT's scaling (superres hunt)
-        raise ArchTypeError(f"{name}() expects a number, got {describe(v)}, a size known only at run time; as a "
-                            f"tensor it is read then: {name}({_as_tensor(v)})")
+    if isinstance(v, Sym):  # sqrt(C): RAFT's scaling (superres hunt); in an assert, checked at a run's sizes
+        advice = f"; as a tensor it is read then: {name}({_as_tensor(v)})" if name in _ONE_NUMBER_MATH else \
+            f"; as a tensor it is read then: {_as_tensor(v)}" if name == "float" else \
+            f"; a size is a whole number already: {v} itself" if name in ("int", "ceil", "floor", "round", "trunc") \
+            else ""
+        raise SymbolicOperand(f"{name}() expects a number, got {describe(v)}, a size known only at run time"
+                              f"{advice}")
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ArchTypeError(f"{name}() expects a number, got {describe(v)}")
     return v
+
+
+# the math functions of one number whose tensor form is the op of the same name: sqrt(C) is sqrt(tensor(C, ...))
+_ONE_NUMBER_MATH = {"sqrt", "exp", "log", "log1p", "expm1", "log2", "log10", "sin", "cos", "tan", "asin", "acos",
+                    "atan", "sinh", "cosh", "asinh", "acosh", "atanh"}
 
 
 def _as_tensor(v) -> str:
@@ -110,8 +119,8 @@ def _minmax(name, f):
             pair = len(items) == 2 and all(isinstance(x, (Sym, int, float)) and not isinstance(x, bool) for x in items)
             form = f"{name}imum({', '.join(_as_tensor(x) if isinstance(x, Sym) else repr(float(x)) for x in items)})" \
                 if pair else f"{_as_tensor(sym)}, and {name}imum(a, b) of tensors"
-            raise ArchTypeError(f"{name}() takes numbers, got {describe(sym)}, a size known only at run time; as a "
-                                f"tensor it is read then: {form}")
+            raise SymbolicOperand(f"{name}() takes numbers, got {describe(sym)}, a size known only at run time; as "
+                                  f"a tensor it is read then: {form}")
         if kw:  # max(a, b, dim=1) of numbers: the TypeError's "does not take", with the builtin's doc
             raise TypeError(name)
         return f(_num(name, x) for x in items)
