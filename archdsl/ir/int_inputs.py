@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..ops.recurrent import lengths_input
 
 __all__ = ["draw_limits", "index_readings", "index_rows", "int_input_ranges", "label_inputs", "label_readings",
-           "length_inputs"]
+           "label_source", "length_inputs"]
 
 
 def index_readings(graph, drawing: bool = False) -> list[tuple]:
@@ -56,7 +56,14 @@ _SAME_VALUES = ("unsqueeze", "squeeze", "reshape", "flatten", "detach", "expand"
 _PIECES = {"unbind": "dim", "split": "axis", "chunk": "dim"}
 
 
-def _source(v, drawing: bool = False):
+def label_source(v):
+    """(the model input v holds the values of, each once, or fixed positions of it; the numpy index of them),
+    else (None, None): through reshapes, transposes and fixed slices (a causal LM's ids[:, 1:]), not through ops
+    that repeat values (expand, tile) or pick them (where, concat). What a mean over labels counts."""
+    return _source(v, counting=True)
+
+
+def _source(v, drawing: bool = False, counting: bool = False):
     """(the model input v is, or fixed positions of: one getitem of numbers, whole or fixed slices and '...',
     or one of unbind's pieces; the numpy index of them), else (None, None); through ops that keep the values
     (an unsqueeze, a transpose, a cast between integer types), a concat or stack of one reading with itself,
@@ -66,9 +73,11 @@ def _source(v, drawing: bool = False):
     if v.kind == "input":
         return v, None
     n = v.producer
+    if counting and n is not None and n.op in ("expand", "tile", "repeat_interleave", "where", "concat", "stack"):
+        return None, None
     if n is not None and (n.op in _SAME_VALUES or n.op == "cast" and not n.inputs[0].type.dtype.is_float
                           and not v.type.dtype.is_float and v.type.dtype.label != "bool"):
-        return _source(n.inputs[0], drawing)
+        return _source(n.inputs[0], drawing, counting)
     if n is not None and n.op == "where":
         branches = [b for b in n.inputs[1:] if b.kind != "const"]
         if len(branches) != 1:

@@ -10,7 +10,7 @@ import numpy as np
 from onnx import helper
 
 from ..diagnostics import ArchError
-from ..ir.int_inputs import index_readings, index_rows, label_readings, length_inputs
+from ..ir.int_inputs import index_readings, index_rows, label_readings, label_source, length_inputs
 from ..lower.weights import narrow_float, open_npz, raw_bytes, read_npz
 from ..ops._common import channels_first_perm
 from ..runtime import dim_conflict, is_name
@@ -386,21 +386,34 @@ def _ids_within(path: str, name: str, got: np.ndarray, rows: int, table: str, wr
                         f"({int(bad.sum())} out of range)")
 
 
-def mean_masked_labels(graph) -> dict[str, int]:
-    """The model inputs a spec's cross_entropy reads as labels with an ignore_index, each reading a mean over
-    the labels that count (reduction "mean"): input -> ignore_index. A batch's loss weighs by those labels;
-    where any reading is a sum or per position ("none"), the input is left out (its mean is over positions)."""
-    out: dict[str, int] = {}
-    other: set[str] = set()
+@dataclass(frozen=True)
+class MaskedLabels:
+    """A spec's cross_entropy readings of labels with an ignore_index, each a mean over the labels that count:
+    (input, the numpy index of what it reads or None, ignore_index). `alone`: the loss is one such mean, so a
+    batch's loss weighs by those labels (metrics.spec_batch_weight)."""
+    readings: tuple = ()
+    alone: bool = False
+
+
+def mean_masked_labels(graph, loss: str | None = None) -> MaskedLabels:
+    """The labels of graph's mean cross_entropys with an ignore_index, read whole or through reshapes and fixed
+    slices (a causal LM's ids[:, 1:]: only labels read as given counted before, so a batch of padding alone
+    stopped `archdsl train` as a NaN loss: distill hunt); an input some reading sums or reads per position
+    ("none") is left out. `loss`: the output that is the loss."""
+    readings, other = [], set()
     for node in graph.nodes:
-        if node.op != "cross_entropy" or node.inputs[1].kind != "input":
+        source, select = label_source(node.inputs[1]) if node.op == "cross_entropy" else (None, None)
+        if source is None:
             continue
-        name, a = node.inputs[1].name, node.attrs
+        a = node.attrs
         if a["ignore_index"] is not None and a["reduction"] == "mean":
-            out[name] = a["ignore_index"]
+            readings.append((source.name, select, a["ignore_index"], node))
         else:
-            other.add(name)
-    return {k: v for k, v in out.items() if k not in other}
+            other.add(source.name)
+    readings = [r for r in readings if r[0] not in other]
+    out = dict(graph.outputs).get(loss)
+    alone = len(readings) == 1 and out is not None and out.producer is readings[0][3]
+    return MaskedLabels(tuple(r[:3] for r in readings), alone)
 
 
 def check_label_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:

@@ -86,8 +86,8 @@ class Trainer:
         self.ct = compiled
         self.info = compiled.info
         limits.check_session_memory(compiled.graph.name, *runtime.state_bytes(compiled), limits.available_memory())
+        state = compiled.info.state_inputs  # bound at every step, fed at every eval: not copied into either
         try:
-            state = compiled.info.state_inputs  # bound at every step, fed at every eval: not copied into either
             self.step = runtime.session(compiled.step_model, provider, threads, spin, fed=state)
             self.eval = runtime.session(compiled.eval_model, provider, threads, spin, fed=state)
         except ArchError:  # the provider asked for is not there
@@ -100,9 +100,8 @@ class Trainer:
         self.eval_inputs = {i.name for i in compiled.eval_model.graph.input}
         self.state: dict = {}
         self._binding = None
-        for t in compiled.step_model.graph.initializer:
-            if t.name in self.info.state_inputs:
-                self.set(t.name, numpy_helper.to_array(t))
+        for t in (t for t in compiled.step_model.graph.initializer if t.name in state):
+            self.set(t.name, numpy_helper.to_array(t))
         if "seed" in self.info.state_inputs:
             self.set("seed", np.array(seed, dtype=np.int64))
         self.seed = seed
@@ -375,7 +374,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
         if needs_two and n % opts.batch_size == 1 and n > 1:
             console.print(f"note: each epoch leaves out one example, a last batch of one (its BatchNorm would see "
                           f"one value per channel; torch refuses it too): {n - 1} of {n} train")
-    masked = mean_masked_labels(ct.graph)
+    masked = mean_masked_labels(ct.graph, ct.info.output)
     best = trainer.best if opts.resume and trainer.best is not None else (math.inf, 0)  # --patience's
     base_lr = float(ct.info.config.lr)
     per_batch = opts.schedule_per == "batch" and opts.schedule != "constant"
@@ -438,7 +437,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                     "lr" in trainer.state and float(trainer.get("lr")) == 0)
                 first, updated = not updated, updated or moved
                 weight = batch_weight(batch.get("labels"), ignore, len(idx)) if ct.info.labelled else \
-                    spec_batch_weight(batch, masked, len(idx))
+                    spec_batch_weight(batch, masked, len(idx), loss)
                 if weight == 0:  # every label ignored: the step ran with a zero gradient, as torch's does
                     bar.update(task, advance=1)
                     continue
@@ -553,15 +552,16 @@ def evaluate(trainer: Trainer, data: dict, batch_size: int, loss_kind: str, path
     total, seen, correct, counted = 0.0, 0, 0.0, 0
     size = trainer.fixed_batch or batch_size
     cfg = trainer.info.config
-    masked = {} if trainer.info.labelled else mean_masked_labels(trainer.ct.graph)
+    masked = None if trainer.info.labelled else mean_masked_labels(trainer.ct.graph, trainer.info.output)
     for i in range(0, n - n % size if trainer.fixed_batch else n, size):  # a fixed size: whole batches only
         batch = {k: v[i:i + size] for k, v in data.items()}
         pred = _on_batch(path, np.arange(i, min(i + size, n)), lambda: trainer.predict(batch, i // size))
         labels = batch.get("labels") if trainer.info.labelled else None
+        value = loss_value(loss_kind, pred, labels, cfg.label_smoothing, cfg.ignore_index)
         weight = batch_weight(labels, cfg.ignore_index, min(size, n - i)) if trainer.info.labelled else \
-            spec_batch_weight(batch, masked, min(size, n - i))
+            spec_batch_weight(batch, masked, min(size, n - i), value)
         if weight:
-            total += loss_value(loss_kind, pred, labels, cfg.label_smoothing, cfg.ignore_index) * weight
+            total += value * weight
             seen += weight
         if labels is not None:
             c, k = batch_metrics(loss_kind, pred, labels, cfg.ignore_index)

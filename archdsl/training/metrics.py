@@ -3,6 +3,8 @@ loss)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = ["batch_metrics", "batch_weight", "loss_value", "spec_batch_weight"]
@@ -50,15 +52,18 @@ def batch_weight(labels: np.ndarray, ignore: int | None, examples: int) -> int:
     return examples if ignore is None or labels is None else int((labels != ignore).sum())
 
 
-def spec_batch_weight(batch: dict, masked: dict[str, int], examples: int) -> int:
-    """A spec's own loss: 0 when every label of a cross_entropy with an ignore_index is ignored in this
-    batch (its mean is 0/0, NaN, with a zero gradient, as torch's); with one such label input, the labels
-    that count (the mean is over them, so a batch weighs by them, as the --loss flag's does); else the
-    examples."""
-    present = {k: ig for k, ig in masked.items() if k in batch}
-    if any(bool((batch[k] == ig).all()) for k, ig in present.items()):
+def spec_batch_weight(batch: dict, masked, examples: int, loss: float) -> int:
+    """A spec's own loss (masked: data.MaskedLabels): 0 when it is NaN and every label of a mean cross_entropy
+    with an ignore_index is ignored in this batch (0/0, with a zero gradient, as torch's); where the loss is that
+    mean alone, the labels that count (as the --loss flag's weighs); else the examples (a loss that mixes in
+    other terms, a distillation's KL over every example, weighed by labels before: distill hunt)."""
+    counts = []
+    for name, select, ignore in masked.readings:
+        if name in batch:
+            try:
+                counts.append(int(((batch[name] if select is None else batch[name][select]) != ignore).sum()))
+            except IndexError:  # positions this batch lacks: the step fails on them first
+                continue
+    if counts and min(counts) == 0 and not math.isfinite(loss):
         return 0
-    if len(present) == 1:
-        (k, ig), = present.items()
-        return int((batch[k] != ig).sum())
-    return examples
+    return counts[0] if masked.alone and len(counts) == 1 else examples

@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 
+import archdsl
 from archdsl import driver, runtime
 from archdsl.cli import main
 
@@ -310,6 +311,61 @@ def test_the_held_out_loss_of_a_spec_with_ignore_index_is_the_mean_over_counted_
     want = torch.nn.functional.cross_entropy(torch.from_numpy(x) @ torch.from_numpy(w["fc.weight"]).T
                                              + torch.from_numpy(w["fc.bias"]), torch.from_numpy(y), ignore_index=-1)
     assert got == pytest.approx(want.item(), abs=1e-4)
+
+
+def test_labels_read_through_a_shift_or_a_flatten_count_as_labels(tmp_path, capsys):
+    """A causal LM's cross_entropy(logits[:, :-1], ids[:, 1:], ignore_index=0): a batch whose shifted labels are
+    all padding is 0/0 (NaN, a zero gradient, as torch's), and `archdsl train` stopped there blaming the lr,
+    since only labels read as given were counted; its held-out loss was NaN for the epoch (distill hunt). Now
+    the mean over the labels that count, as torch's over the file."""
+    torch = pytest.importorskip("torch")
+    spec = tmp_path / "lm.arch"
+    spec.write_text("model lm(ids: int64[B, T]) -> (loss, logits) {\n    logits = ids -> embedding(10, 8) as wte "
+                    "-> linear(10) as head\n    loss = cross_entropy(reshape(logits[:, :-1], [-1, 10]), "
+                    "reshape(ids[:, 1:], [-1]), ignore_index=0)\n}\n")
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 10, (8, 6))
+    ids[5:, 1:] = 0  # the last three examples: one token, then padding
+    np.savez(tmp_path / "d.npz", ids=ids)
+    w = {"wte.weight": rng.standard_normal((10, 8)).astype(np.float32),
+         "head.weight": rng.standard_normal((10, 8)).astype(np.float32), "head.bias": np.zeros(10, np.float32)}
+    np.savez(tmp_path / "w.npz", **w)
+    argv = ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--val", str(tmp_path / "d.npz"),
+            "--batch-size", "1", "--weights", str(tmp_path / "w.npz"), "-o", str(tmp_path / "o.npz")]
+    assert main([*argv, "--epochs", "1"]) == 0
+    assert "nan" not in capsys.readouterr().err
+    assert main([*argv, "--epochs", "0"]) == 0
+    captured = capsys.readouterr()
+    got = float(re.search(r"val_loss (\S+)", captured.out + captured.err).group(1))
+    t = {k: torch.from_numpy(v) for k, v in w.items()}
+    logits = t["wte.weight"][torch.from_numpy(ids)] @ t["head.weight"].T
+    want = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 10), torch.from_numpy(ids[:, 1:]).reshape(-1),
+                                             ignore_index=0)
+    assert got == pytest.approx(want.item(), abs=1e-4)
+
+
+def test_a_loss_that_mixes_a_masked_mean_with_other_terms_weighs_batches_by_examples(tmp_path, capsys):
+    """Semi-supervised distillation: a KL over every example plus a cross_entropy whose labels are mostly
+    ignored. Its held-out loss was the one labelled batch's alone (batches of no label skipped, the rest weighed
+    by their labels, though the loss is finite and the KL a mean over examples); now the mean of the batches'
+    losses, as a torch loop's (distill hunt)."""
+    spec = tmp_path / "semi.arch"
+    spec.write_text("model semi(x: float32[B, 10], y: int64[B], t: float32[B, 5]) -> (loss, s) {\n"
+                    "    s = x -> linear(5) as fc\n    lt = log_softmax(t, axis=-1)\n"
+                    "    kl = mean(sum(exp(lt) * (lt - log_softmax(s, axis=-1)), dim=1))\n"
+                    "    ce = cross_entropy(s, y, ignore_index=-1)\n    loss = kl + where(isnan(ce), 0.0, ce)\n}\n")
+    rng = np.random.default_rng(0)
+    data = {"x": rng.standard_normal((16, 10)).astype(np.float32), "y": np.full(16, -1),
+            "t": rng.standard_normal((16, 5)).astype(np.float32)}
+    data["y"][0] = 2
+    np.savez(tmp_path / "d.npz", **data)
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--val", str(tmp_path / "d.npz"),
+                 "--batch-size", "4", "--epochs", "0", "-o", str(tmp_path / "o.npz")]) == 0
+    captured = capsys.readouterr()
+    got = float(re.search(r"val_loss (\S+)", captured.out + captured.err).group(1))
+    sess = runtime.session(archdsl.compile_file(spec))
+    want = np.mean([sess.run(["loss"], {k: v[i:i + 4] for k, v in data.items()})[0] for i in range(0, 16, 4)])
+    assert got == pytest.approx(float(want), abs=1e-4)
 
 
 def test_a_per_position_cross_entropy_with_ignore_index_weighs_batches_by_positions(tmp_path, capsys):
