@@ -557,7 +557,7 @@ def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict |
     out = files.resolved(out)
     if files.is_special(out):  # -o /dev/null: written into, not replaced
         no_external_data_beside(out, external_data, max(sizes, default=0))
-        with open(out, "wb") as f:
+        with files.open_special(out) as f:
             write_streaming(compiled.model, param_arrays(g, options.seed, weights, chunked=True), f)
         return [out]
     parent = out.parent if str(out.parent) else Path(".")

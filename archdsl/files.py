@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
 import zlib
 from pathlib import Path
@@ -20,7 +21,8 @@ from .diagnostics import ArchError, not_a_directory, writing
 from .interrupts import deferred_signals
 
 __all__ = ["specs_dir", "refuse_overwriting", "is_special", "resolved", "copy_into", "umask_mode", "atomic_write",
-           "make_parents", "remove_made", "replace_keeping_mode", "temp_dir_beside", "remove_dead_temps"]
+           "make_parents", "remove_made", "replace_keeping_mode", "temp_dir_beside", "remove_dead_temps", "std_stream",
+           "open_special", "write_into"]
 
 
 def specs_dir() -> Path:
@@ -57,8 +59,41 @@ def refuse_overwriting(outputs: dict[str, str | Path | None], inputs: dict[str, 
                 raise ArchError(f"{flag} and {other} are one file ({out}): give them different paths")
 
 
+def std_stream(path: str | Path) -> int | None:
+    """1 or 2 where `path` names this process's stdout or stderr (-o -, /dev/stdout, /dev/fd/2, /proc/self/fd/1):
+    written through that descriptor, whatever it is open on. Opened anew by its name, a file stdout went to was
+    truncated (`-o - >> log` lost the log) or, followed to its name, replaced by a rename (cli5 hunt)."""
+    if str(path) == "-":
+        return 1
+    norm = "/" + os.path.abspath(path).lstrip("/")
+    for fd in (1, 2):
+        if norm in (("/dev/stdout", "/dev/stderr")[fd - 1], f"/dev/fd/{fd}", f"/proc/self/fd/{fd}",
+                    f"/proc/{os.getpid()}/fd/{fd}"):
+            return fd
+    return None
+
+
+def open_special(path: str | Path):
+    """A special target opened to write into: stdout or stderr through its descriptor (std_stream), what it is
+    open on kept as it is; anything else opened by its name."""
+    fd = std_stream(path)
+    if fd is None:
+        return open(path, "wb")  # noqa: SIM115 - the caller's with closes it
+    (sys.stdout if fd == 1 else sys.stderr).flush()  # text printed before goes first
+    return os.fdopen(fd, "wb", closefd=False)
+
+
+def write_into(path: str | Path, data: bytes) -> None:
+    """A special target's bytes (open_special)."""
+    with open_special(path) as f:
+        f.write(data)
+
+
 def is_special(path: str | Path) -> bool:
-    """An existing target that is not a regular file (a device, a FIFO): written into, never replaced."""
+    """An existing target that is not a regular file (a device, a FIFO), or stdout or stderr by any name:
+    written into, never replaced."""
+    if std_stream(path) is not None:
+        return True
     try:
         mode = os.stat(path).st_mode
     except OSError:
@@ -137,8 +172,9 @@ def replace_keeping_mode(tmp: Path, path: Path, like: Path | None = None) -> Non
 
 
 def copy_into(src: Path, dst: Path) -> None:
-    """A finished file's bytes written into a special target (shutil.copyfile refuses FIFOs)."""
-    with open(src, "rb") as f, open(dst, "wb") as g:
+    """A finished file's bytes written into a special target (shutil.copyfile refuses FIFOs); stdout or stderr
+    through its descriptor (std_stream)."""
+    with open(src, "rb") as f, open_special(dst) as g:
         shutil.copyfileobj(f, g, 1 << 20)
 
 

@@ -134,7 +134,7 @@ class Staged:
     def commit(self) -> list[Path]:
         self.committed = True
         if self.payload is not None:
-            self.out.write_bytes(self.payload)
+            files.write_into(self.out, self.payload)
             return [self.out]
         written = [self.out]
         has_data = self.data_name is not None and (self.tmp / self.data_name).exists()  # none: every tensor < 1 KiB

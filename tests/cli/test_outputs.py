@@ -306,6 +306,32 @@ def test_o_dash_is_stdout(work):
     assert not (work / "-").exists()
 
 
+@pytest.mark.parametrize("flags", [["-o", "-"], ["-o", "/dev/stdout"], ["--emit", "ir", "-o", "-"],
+                                   ["--emit", "ir", "-o", "/dev/stderr"]], ids=str)
+def test_stdout_into_a_file_is_written_where_the_shell_opened_it(work, flags):
+    """`-o - >> log` replaced the log (its name followed from /proc/self/fd/1, a rename over it), and in
+    `{ echo header; build -o -; build -o -; } > f` the second build made a file named 'f (deleted)' (cli5 hunt):
+    bytes go through the descriptor, after what is there, as for any command's output."""
+    import subprocess
+    import sys
+    log = work / "log.txt"
+    log.write_bytes(b"previous line\n")
+    stream = 2 if flags[-1] == "/dev/stderr" else 1
+    with open(log, "ab") as f:
+        res = subprocess.run([sys.executable, "-m", "archdsl", "build", str(work / "tiny.arch"), *flags], cwd=work,
+                             stdout=f if stream == 1 else subprocess.DEVNULL,
+                             stderr=f if stream == 2 else subprocess.DEVNULL, check=False)
+    assert res.returncode == 0
+    data = log.read_bytes()
+    assert data.startswith(b"previous line\n"), data[:40]
+    body = data[len(b"previous line\n"):]
+    if flags[0] == "--emit":
+        assert b"model tiny(" in body
+    else:
+        assert onnx.load_from_string(body).graph.name == "tiny"
+    assert sorted(p.name for p in work.iterdir() if p.name.startswith("log")) == ["log.txt"]
+
+
 def test_a_report_beside_a_model_on_stdout_goes_to_stderr(work):
     """`build -o - --report`: the pass table came after the model's bytes, a corrupt model for the pipe's
     reader (and exit 0)."""
