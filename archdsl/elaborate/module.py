@@ -140,7 +140,7 @@ def _utf16_order(raw: bytes) -> str | None:
 def _display(path: Path) -> str:
     try:
         rel = os.path.relpath(path)
-    except ValueError:
+    except (ValueError, OSError):  # a working directory deleted under us: "internal error" (cli5 hunt)
         return str(path)
     return str(path) if rel.startswith("..") else rel
 

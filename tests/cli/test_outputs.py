@@ -532,3 +532,20 @@ def test_folders_made_for_an_output_go_again_when_it_fails(work, capsys, monkeyp
     capsys.readouterr()
     assert main(["build", spec, "-o", str(work / "new/sub/m.onnx")]) == 0
     assert (work / "new/sub/m.onnx").is_file()
+
+
+def test_a_deleted_working_directory_is_no_internal_error(work):
+    """With the working directory deleted, check and build of a spec by its absolute path said 'internal error:
+    FileNotFoundError' (exit 70): a relative display of the path asked for the working directory (cli5 hunt)."""
+    import shlex
+    import subprocess
+    import sys
+    gone = work / "gone"
+    gone.mkdir()
+    spec, out = shlex.quote(str(work / "tiny.arch")), shlex.quote(str(work / "g.onnx"))
+    py = shlex.quote(sys.executable)
+    res = subprocess.run(["sh", "-c", f"cd {shlex.quote(str(gone))} && rmdir ../gone && {py} -m archdsl check {spec} "
+                          f"&& {py} -m archdsl build {spec} -o {out}"], capture_output=True, check=False,
+                         env={**os.environ, "PYTHONPATH": str(Path(archdsl.__file__).parent.parent)})
+    assert res.returncode == 0, res.stderr
+    assert b"internal error" not in res.stderr and onnx.load(work / "g.onnx").graph.name == "tiny"
