@@ -24,7 +24,7 @@ from ..diagnostics import (
 )
 from ..ir import Graph, check
 from ..syntax import ast as A
-from ..syntax import deep_recursion, normalize_source, parse
+from ..syntax import MAX_SOURCE_BYTES, deep_recursion, normalize_source, parse
 from ..types import DTYPES, Sym, TensorType, dim_size, dim_symbols, unknown_dtype
 from .bounded import comparing, equal
 from .define_notes import noting_overrides
@@ -88,9 +88,14 @@ class _Loader:
             raise ImportNotFoundError(f"{_display(path)} is a compiled ONNX model, not a .arch spec: import takes "
                                       ".arch files", span)
         try:
-            raw = path.read_bytes()
+            with open(path, "rb") as f:  # no more than the size limit allows (parse's check), with room for CRLFs
+                raw = f.read(2 * MAX_SOURCE_BYTES + 1)  # and UTF-16: a 1 GB file took 9 s and 3.2 GB (cli5 hunt)
         except OSError as e:
             raise ImportNotFoundError(f"cannot read {path}: {e.strerror or e}", span) from None
+        if len(raw) > 2 * MAX_SOURCE_BYTES:  # its first line shown from what was read, not the whole file again
+            self.sources.add(_display(path), raw[:1000].decode("utf-8", "replace").partition("\n")[0])
+            raise LimitError(f"source file is larger than {MAX_SOURCE_BYTES // 2**20} MiB",
+                             Span(_display(path), 1, 1, 1, 2))
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:

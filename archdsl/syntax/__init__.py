@@ -10,10 +10,11 @@ from lark.exceptions import VisitError
 from ..diagnostics import ArchError, LimitError, Span
 from ..shared_switch import SharedSwitch
 from . import ast
-from .parser import grammar_path, is_number_literal, normalize_source, parse_tree
+from .parser import MAX_SOURCE_BYTES, grammar_path, is_number_literal, normalize_source, parse_tree
 from .transform import ToAst
 
-__all__ = ["parse", "parse_expr", "ast", "grammar_path", "is_number_literal", "normalize_source", "deep_recursion"]
+__all__ = ["parse", "parse_expr", "ast", "grammar_path", "is_number_literal", "normalize_source", "deep_recursion",
+           "MAX_SOURCE_BYTES"]
 
 
 def _shift_span(v: Span, span: Span) -> Span:

@@ -454,6 +454,27 @@ def test_a_source_over_the_token_limit_stops_early():
     assert e.value.span.line == 1 and e.value.span.col > 100_000
 
 
+def test_a_file_past_the_size_limit_is_refused_without_reading_it_all(tmp_path, capsys):
+    """The 4 MiB limit was checked after the whole file was read and decoded, and its first line shown by
+    reading it once more: a 1 GB file took 9 s and 3.2 GB before its diagnostic (cli5 hunt)."""
+    import tracemalloc
+
+    from archdsl.cli import main
+    big = tmp_path / "big.arch"
+    with open(big, "wb") as f:
+        f.write(b"# a comment\n")
+        f.truncate(512 * 2**20)  # sparse: no disk used
+    tracemalloc.start()
+    try:
+        assert main(["check", str(big)]) == 1
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    err = capsys.readouterr().err
+    assert "big.arch:1:1: error: source file is larger than 4 MiB" in err and "# a comment" in err
+    assert peak < 64 * 2**20, peak
+
+
 def test_deep_chains_compile_and_the_recursion_limit_is_put_back():
     """Parsing and evaluating a chain thousands deep needs a high recursion limit; it was raised for good on
     the first parse (hypothesis warned that a test changed it), so a program importing archdsl lost its own."""
