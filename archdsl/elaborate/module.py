@@ -23,8 +23,8 @@ from ..diagnostics import (
     printable,
 )
 from ..ir import Graph, check
-from ..syntax import ast as A
 from ..syntax import MAX_SOURCE_BYTES, deep_recursion, normalize_source, parse
+from ..syntax import ast as A
 from ..types import DTYPES, Sym, TensorType, dim_size, dim_symbols, unknown_dtype
 from .bounded import comparing, equal
 from .define_notes import noting_overrides
