@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 
-__all__ = ["deferred_signals", "interruption", "note_signal", "record_interrupts", "stopping_signals",
+__all__ = ["deferred_signals", "interruption", "note_signal", "record_interrupts", "settled", "stopping_signals",
            "was_interrupted"]
 
 _interrupted: list[int] = []  # the signals (Ctrl-C's SIGINT, SIGTERM, SIGHUP) that arrived while recording
@@ -81,3 +81,15 @@ def deferred_signals():
             signal.signal(s, h)
         for s in dict.fromkeys(held):  # each once, in order: the first one's handler raises
             signal.raise_signal(s)
+
+
+@contextlib.contextmanager
+def settled():
+    """A command whose files are in place finishes what is left (its --report, the 'wrote' line) and exits 0:
+    Ctrl-C, SIGTERM and SIGHUP are held and dropped, since an exit of 130 says the files are the ones before
+    (a Ctrl-C during a build's report exited 130 with the new model written: cli5 hunt)."""
+    with deferred_signals() as held:
+        try:
+            yield
+        finally:
+            held.clear()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .. import driver, files
 from ..diagnostics import ArchError, ArchSyntaxError, SourceMap, render
-from ..interrupts import interruption
+from ..interrupts import interruption, settled
 from ..ir import print_graph
 from ..summary import bind_dims, summarize
 from ..types import dim_symbols
@@ -281,12 +281,14 @@ def cmd_build(args, sources) -> int:
         else Path(args.file).with_name(f"{name}.onnx")
     files.refuse_overwriting(with_external_data({"-o": out}, args.external_data), read_files(args, sources))
     compiled, written = driver.build_file(mod, args.model, opts, out, args.external_data, sources)
-    warn(compiled.graph, compiled.unused, sources)
-    report_compile(args, mod, compiled)
-    g = compiled.graph
-    nodes = len(compiled.model.graph.node)
-    announce(f"wrote {out} ({g.name}: {compiled.declared_params:,} params, {nodes} node{'s' if nodes != 1 else ''}, "
-           f"opset {compiled.model.opset_import[0].version})" + (f" + {written[1]}" if len(written) > 1 else ""), out)
+    with settled():  # written: an interrupt now would exit 130 over the new files
+        warn(compiled.graph, compiled.unused, sources)
+        report_compile(args, mod, compiled)
+        g = compiled.graph
+        nodes = len(compiled.model.graph.node)
+        announce(f"wrote {out} ({g.name}: {compiled.declared_params:,} params, {nodes} node"
+                 f"{'s' if nodes != 1 else ''}, opset {compiled.model.opset_import[0].version})"
+                 + (f" + {written[1]}" if len(written) > 1 else ""), out)
     return 0
 
 

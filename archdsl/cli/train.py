@@ -10,6 +10,7 @@ from pathlib import Path
 from .. import driver, files
 from ..autodiff.optimizers import ADAM_BETAS, ADAM_EPS
 from ..diagnostics import ArchError
+from ..interrupts import settled
 from .args import DEFINE_HELP, THREADS_HELP, seed, threads
 from .commands import announce, beside, empty_name, load_spec, output_path, read_files, warn, with_external_data
 
@@ -132,15 +133,16 @@ def build_train(args, sources, mod) -> int:
     files.refuse_overwriting(with_external_data({"-o": out, "the eval model": eval_out}, args.external_data),
                              read_files(args, sources))
     written = driver.write_models([(ct.step_model, out), (ct.eval_model, eval_out)], args.external_data)
-    data = [str(p) for p in written if any(p.name == q.name + ".data" for q in written)]  # -o a link: its target
-    info = ct.info
-    params = set(info.params)  # a list: a test per initializer was quadratic in the parameter count
-    n = sum(int(_numel(t)) for t in ct.step_model.graph.initializer if t.name in params)
-    announce(f"wrote {out} (train step: {len(info.params)} parameters, {n:,} values, {len(info.state)} state tensors, "
-           f"{len(ct.step_model.graph.node)} nodes, {_loss_name(info)} + {info.config.optimizer.name}"
-           f"{f', accumulating {info.config.accumulate} batches per update' if info.config.accumulate > 1 else ''}) "
-           f"and {eval_out}" + (f" + {', '.join(data)}" if data else ""),
-           out)
+    with settled():  # written: an interrupt now would exit 130 over the new files
+        data = [str(p) for p in written if any(p.name == q.name + ".data" for q in written)]  # -o a link: its target
+        info = ct.info
+        params = set(info.params)  # a list: a test per initializer was quadratic in the parameter count
+        n = sum(int(_numel(t)) for t in ct.step_model.graph.initializer if t.name in params)
+        accumulating = f", accumulating {info.config.accumulate} batches per update" if info.config.accumulate > 1 \
+            else ""
+        announce(f"wrote {out} (train step: {len(info.params)} parameters, {n:,} values, {len(info.state)} state "
+                 f"tensors, {len(ct.step_model.graph.node)} nodes, {_loss_name(info)} + {info.config.optimizer.name}"
+                 f"{accumulating}) and {eval_out}" + (f" + {', '.join(data)}" if data else ""), out)
     return 0
 
 

@@ -30,6 +30,26 @@ def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_temp_files(work, monkeypatch)
     assert sorted(os.listdir(work)) == ["data.npz", "tiny.arch"]
 
 
+@pytest.mark.parametrize("train", [False, True])
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_once_the_files_are_written_finishes_the_command(work, monkeypatch, capsys, sig, train):
+    """Ctrl-C during a build's --report, or SIGTERM as it said 'wrote', exited 130/143 with the new files in
+    place, where 130 says they are the ones before (cli5 hunt): the command finishes and exits 0."""
+    import signal
+
+    from archdsl.cli import commands
+    real = commands.announce
+
+    def announced(message, out):
+        os.kill(os.getpid(), getattr(signal, sig))
+        real(message, out)
+    monkeypatch.setattr(commands, "announce", announced)
+    monkeypatch.setattr("archdsl.cli.train.announce", announced)
+    out = work / "m.onnx"
+    assert main(["build", str(work / "tiny.arch"), "-o", str(out), *(["--train"] if train else [])]) == 0
+    assert "wrote" in capsys.readouterr().out and out.is_file()
+
+
 def test_ctrl_c_inside_an_extension_is_an_interrupt_not_an_internal_error(work, monkeypatch, capsys):
     """Ctrl-C during onnxruntime's first import comes out of pybind11 as ImportError("initialization failed"):
     it said "internal error" (exit 70); it is `interrupted`, 130, and the output is not written."""
