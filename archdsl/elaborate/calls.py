@@ -155,9 +155,10 @@ class Calls:
         raise ArchTypeError(f"{describe(fn)} is not callable", span)
 
     def symbolic_answer(self, answer: bool) -> bool:
-        """is_symbolic(T) outside an assert answers at a run's sizes (T a number there) as the build did, so that
-        `if is_symbolic(T)` checks the branch that was built (newuser7 hunt); in an assert it says what the sizes
-        are, so that `assert is_symbolic(t) or t <= n_positions` checks a run's t."""
+        """is_symbolic(T) outside an assert answers, where a run's sizes replay the build's answers (T a number
+        there), as the build did, so that `if is_symbolic(T)` checks the branch that was built (newuser7 hunt);
+        in an assert it says what the sizes are. cli.run.check_spec_at replays only where the sizes' own answers
+        fail other than by an assert."""
         if self.in_assert:
             return answer
         k = len(self.symbolic_answers)

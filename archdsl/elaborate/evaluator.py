@@ -274,7 +274,9 @@ class Evaluator(Calls, RunTimeSizes, Blocks, Operators):
                 self.in_assert = was
             if not holds:
                 msg = self.eval(s.message, env) if s.message is not None else "assertion failed"
-                raise EvalError(msg if isinstance(msg, str) else short(msg, 200), s.span)
+                err = EvalError(msg if isinstance(msg, str) else short(msg, 200), s.span)
+                err.assertion = True  # a check the spec makes (cli.run.check_spec_at tells it from the others)
+                raise err
         else:  # pragma: no cover - the parser produces no other statements
             raise EvalError(f"unsupported statement {type(s).__name__}", s.span)
 

@@ -62,6 +62,14 @@ def test_a_branch_on_is_symbolic_is_checked_as_built(tmp_path, capsys):
     capsys.readouterr()
     assert main(["run", str(spec), "--dim", "T=7"]) == 1
     assert "error: T at most 6" in capsys.readouterr().err
+    guarded = tmp_path / "guarded.arch"  # a check that is_symbolic guards still runs at a run's sizes (review81)
+    for check in ("    if not is_symbolic(T) {\n        assert T <= 6, \"T at most 6\"\n    }\n",
+                  "    ok = is_symbolic(T) or T <= 6\n    assert ok, \"T at most 6\"\n"):
+        guarded.write_text(f"model m(x: float32[B, T, 4]) -> y {{\n{check}    y = x -> linear(3) as fc\n}}\n")
+        assert main(["run", str(guarded), "--dim", "T=7"]) == 1
+        assert "error: T at most 6" in capsys.readouterr().err
+        assert main(["run", str(guarded), "--dim", "T=6", "--repeat", "1"]) == 0
+        capsys.readouterr()
 
 
 def test_an_empty_batch_or_length_runs_where_onnxruntime_runs_it(tmp_path, capsys):
