@@ -389,10 +389,11 @@ def _ids_within(path: str, name: str, got: np.ndarray, rows: int, table: str, wr
 @dataclass(frozen=True)
 class MaskedLabels:
     """A spec's cross_entropy readings of labels with an ignore_index, each a mean over the labels that count:
-    (input, the numpy index of what it reads or None, ignore_index). `alone`: the loss is one such mean, so a
-    batch's loss weighs by those labels (metrics.spec_batch_weight)."""
+    (input, the numpy index of what it reads or None, ignore_index). `loss`: the one the loss is (scaled, as
+    0.5 * ce or ce / k), so that a batch's loss weighs by its labels (metrics.spec_batch_weight); None where the
+    loss mixes in other terms."""
     readings: tuple = ()
-    alone: bool = False
+    loss: int | None = None
 
 
 def mean_masked_labels(graph, loss: str | None = None) -> MaskedLabels:
@@ -411,9 +412,29 @@ def mean_masked_labels(graph, loss: str | None = None) -> MaskedLabels:
         else:
             other.add(source.name)
     readings = [r for r in readings if r[0] not in other]
-    out = dict(graph.outputs).get(loss)
-    alone = len(readings) == 1 and out is not None and out.producer is readings[0][3]
-    return MaskedLabels(tuple(r[:3] for r in readings), alone)
+    node = _scaled_from(dict(graph.outputs).get(loss))
+    return MaskedLabels(tuple(r[:3] for r in readings), next((i for i, r in enumerate(readings) if r[3] is node), None))
+
+
+def _scaled_from(v):
+    """The node v is a multiple of (0.5 * ce, ce / k, -ce, a cast of it), else v's producer: a constant scale
+    leaves a mean over labels one (an aux loss reading the same labels, or a scaled loss, weighed batches by
+    examples: review81 hunt)."""
+    n = v.producer if v is not None else None
+    while n is not None:
+        ins = n.inputs
+        if n.op in ("neg", "cast", "identity"):
+            src = ins[0]
+        elif n.op == "mul" and len(ins) == 2 and any(u.kind == "const" for u in ins):
+            src = ins[1] if ins[0].kind == "const" else ins[0]
+        elif n.op == "div" and len(ins) == 2 and ins[1].kind == "const":
+            src = ins[0]
+        else:
+            break
+        if src.producer is None:
+            break
+        n = src.producer
+    return n
 
 
 def check_label_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:

@@ -57,13 +57,13 @@ def spec_batch_weight(batch: dict, masked, examples: int, loss: float) -> int:
     with an ignore_index is ignored in this batch (0/0, with a zero gradient, as torch's); where the loss is that
     mean alone, the labels that count (as the --loss flag's weighs); else the examples (a loss that mixes in
     other terms, a distillation's KL over every example, weighed by labels before: distill hunt)."""
-    counts = []
-    for name, select, ignore in masked.readings:
+    counts = {}
+    for i, (name, select, ignore) in enumerate(masked.readings):
         if name in batch:
             try:
-                counts.append(int(((batch[name] if select is None else batch[name][select]) != ignore).sum()))
+                counts[i] = int(((batch[name] if select is None else batch[name][select]) != ignore).sum())
             except IndexError:  # positions this batch lacks: the step fails on them first
                 continue
-    if counts and min(counts) == 0 and not math.isfinite(loss):
+    if counts and min(counts.values()) == 0 and not math.isfinite(loss):
         return 0
-    return counts[0] if masked.alone and len(counts) == 1 else examples
+    return counts.get(masked.loss, examples) if masked.loss is not None else examples

@@ -368,6 +368,32 @@ def test_a_loss_that_mixes_a_masked_mean_with_other_terms_weighs_batches_by_exam
     assert got == pytest.approx(float(want), abs=1e-4)
 
 
+@pytest.mark.parametrize("loss, scale", [("0.5 * cross_entropy(s, y, ignore_index=-1)", 0.5),
+                                         ("cross_entropy(s, y, ignore_index=-1) / 4.0", 0.25),
+                                         ("cross_entropy(s, y, ignore_index=-1)", 1.0)])
+def test_a_scaled_masked_mean_or_one_beside_another_reading_weighs_by_labels(tmp_path, capsys, loss, scale):
+    """0.5 * ce, ce / k, or ce beside an aux output reading the same labels: the loss is still a mean over the
+    labels that count, and its held-out figure weighed batches by examples (1.9319 for 2.0217: review81 hunt)."""
+    torch = pytest.importorskip("torch")
+    spec = tmp_path / "c.arch"
+    spec.write_text(f"model c(x: float32[B, 6], y: int64[B]) -> (loss, s, aux) {{\n    s = x -> linear(4) as fc\n"
+                    f"    loss = {loss}\n    aux = cross_entropy(s * 2.0, y, ignore_index=-1)\n}}\n")
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((12, 6)).astype(np.float32), rng.integers(0, 4, 12)
+    y[[0, 1, 2, 5, 9]] = -1
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    w = {"fc.weight": rng.standard_normal((4, 6)).astype(np.float32), "fc.bias": np.zeros(4, np.float32)}
+    np.savez(tmp_path / "w.npz", **w)
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--val", str(tmp_path / "d.npz"),
+                 "--batch-size", "4", "--weights", str(tmp_path / "w.npz"), "--epochs", "0",
+                 "-o", str(tmp_path / "o.npz")]) == 0
+    captured = capsys.readouterr()
+    got = float(re.search(r"val_loss (\S+)", captured.out + captured.err).group(1))
+    want = torch.nn.functional.cross_entropy(torch.from_numpy(x) @ torch.from_numpy(w["fc.weight"]).T,
+                                             torch.from_numpy(y), ignore_index=-1) * scale
+    assert got == pytest.approx(want.item(), abs=1e-4)
+
+
 def test_a_per_position_cross_entropy_with_ignore_index_weighs_batches_by_positions(tmp_path, capsys):
     """mean(cross_entropy(..., ignore_index, reduction="none")) is a mean over every position, ignored ones
     as 0: its evaluation chunks weigh by their examples, not by the labels that count (as a mean reduction's
