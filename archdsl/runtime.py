@@ -110,13 +110,18 @@ def without_initializers(model: onnx.ModelProto, names: set) -> onnx.ModelProto:
     return out
 
 
-def state_bytes(compiled) -> tuple[int, int]:
-    """(the train step's state, its parameters and buffers) in bytes, from the step model's initializers' sizes
-    (their data is not read)."""
-    state, weights = set(compiled.info.state_inputs), set(compiled.info.params) | set(compiled.info.buffers)
+def state_bytes(compiled) -> dict[str, int]:
+    """The train step's state in bytes, from the step model's initializers' sizes (their data is not read):
+    all of it, its largest tensor, what the step updates (its outputs replace it) and the trained parameters."""
+    info = compiled.info
     sizes = {t.name: math.prod(t.dims) * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
-             for t in compiled.step_model.graph.initializer if t.name in state}
-    return sum(sizes.values()), sum(n for k, n in sizes.items() if k in weights)
+             for t in compiled.step_model.graph.initializer if t.name in set(info.state_inputs)}
+    kept = {n.output[0] for n in compiled.step_model.graph.node  # a frozen parameter's output is its input
+            if n.op_type == "Identity" and info.state.get(n.output[0]) == n.input[0]}
+    updated, trained = {i for o, i in info.state.items() if o not in kept}, set(info.params)
+    return {"state": sum(sizes.values()), "largest": max(sizes.values(), default=0),
+            "updated": sum(n for k, n in sizes.items() if k in updated),
+            "trained": sum(n for k, n in sizes.items() if k in trained)}
 
 
 def _copy_field(msg, fd, value) -> None:

@@ -68,20 +68,23 @@ def check_train_memory(graph: Graph, cfg: TrainConfig, available: int | None) ->
                     f"({fix})", graph.span)
 
 
-def check_session_memory(name: str, state: int, weights: int, available: int | None) -> None:
-    """Running a built step takes, beside the built models, the state once more to feed it, the next state its
-    outputs make beside the inputs, the gradients and what the update computes: measured 3.9x the state with
-    adam and 5.2x the weights with sgd (an embedding table's step, 250k x 64), so 3x the state and 3x the
-    weights. The build's check counts the build alone: a 1M x 64 table's adam step passed it and peaked at 7.4x
-    its state (recsys hunt). Said before the sessions, with the memory left after the build."""
-    need = 3 * state + 3 * weights
+def check_session_memory(name: str, sizes: dict[str, int], stateless: bool, available: int | None) -> None:
+    """Running a built step takes, beside the built models, the state once more to feed it (its largest tensor
+    twice while it is read), what the step updates twice more (its outputs beside its inputs), and the
+    gradients and the update's work, about 3x the trained parameters (a 250k x 64 table's step, MiB measured
+    against estimated: adam 706 / 793, sgd 315 / 427, sgd with the table frozen 131 / 122; a frozen one was
+    charged as trained before: review81 hunt). The build's check counts the build
+    alone: a 1M x 64 table's adam step passed it and peaked at 7.4x its state (recsys hunt). Said before the
+    sessions, with the memory left after the build. `stateless`: sgd without momentum or --accumulate."""
+    need = sizes["state"] + sizes["largest"] + 2 * sizes["updated"] + 3 * sizes["trained"]
     if available is None or need <= available:
         return
-    raise ArchError(f"training model {name} takes about {_size(need)} beside its built step (3 times its "
-                    f"{_size(state)} of state, fed and updated, and 3 times its {_size(weights)} of parameters and "
-                    f"buffers, the gradients and the update's work); {_size(available)} of memory is available "
-                    "(sgd without momentum and no --accumulate keep no state beside the weights, or --freeze part "
-                    "of the model)")
+    fix = "--freeze part of the model" if stateless else \
+        "sgd without momentum and no --accumulate keep no state beside the weights, or --freeze part of the model"
+    raise ArchError(f"training model {name} takes about {_size(need)} beside its built step (its "
+                    f"{_size(sizes['state'])} of state fed to it, what it updates twice over, and 3 times its "
+                    f"{_size(sizes['trained'])} of trained parameters: the gradients and the update's work); "
+                    f"{_size(available)} of memory is available ({fix})")
 
 
 def _size(n: int) -> str:

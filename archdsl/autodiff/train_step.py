@@ -136,6 +136,12 @@ class TrainStep:
     batch: tuple[str, ...] = ()  # the data inputs' symbolic first dims: 1 at one example
 
     @property
+    def stateless(self) -> bool:
+        """sgd without momentum and no accumulation: the step keeps no state beside the weights."""
+        c = self.config
+        return c.optimizer.name == "sgd" and not c.optimizer.momentum and c.accumulate == 1
+
+    @property
     def labelled(self) -> bool:
         """Whether the step takes `labels` (a loss of --loss), not a loss the model computes itself."""
         return self.config.loss != "model"

@@ -83,9 +83,9 @@ class Trainer:
 
         from .. import runtime
         from ..autodiff import limits
-        self.ct = compiled
-        self.info = compiled.info
-        limits.check_session_memory(compiled.graph.name, *runtime.state_bytes(compiled), limits.available_memory())
+        self.ct, self.info = compiled, compiled.info
+        limits.check_session_memory(compiled.graph.name, runtime.state_bytes(compiled), self.info.stateless,
+                                    limits.available_memory())
         state = compiled.info.state_inputs  # bound at every step, fed at every eval: not copied into either
         try:
             self.step = runtime.session(compiled.step_model, provider, threads, spin, fed=state)

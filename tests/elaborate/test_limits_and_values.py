@@ -572,14 +572,26 @@ def test_running_a_train_step_past_the_memory_left_is_said_before_its_sessions(t
                     "    y = sum(e, dim=1) -> linear(1) as head -> squeeze(1)\n}\n")
     ct = driver.compile_train_file(spec, TrainConfig(optimizer=OptimConfig("adam"), loss="mse"))
     table = 200000 * 64 * 4
-    state, weights = runtime.state_bytes(ct)
+    sizes = runtime.state_bytes(ct)
+    weights, state = sizes["trained"], sizes["state"]
     assert weights == table + 65 * 4 and 3 * weights <= state < 3 * weights + 64  # adam's moments, a counter
-    monkeypatch.setattr(limits, "available_memory", lambda: 3 * state + 3 * weights - 1)
-    with pytest.raises(ArchError, match=rf"training model m takes about {3 * (state + weights) / 2**20:.1f} MiB "
-                                        rf"beside its built step \(3 times its {state / 2**20:.1f} MiB of state, fed "
-                                        rf"and updated, and 3 times its {weights / 2**20:.1f} MiB"):
+    assert sizes["largest"] == table and 3 * weights <= sizes["updated"] <= state
+    need = state + table + 2 * sizes["updated"] + 3 * weights
+    monkeypatch.setattr(limits, "available_memory", lambda: need - 1)
+    with pytest.raises(ArchError, match=rf"training model m takes about {need / 2**20:.1f} MiB beside its built "
+                                        rf"step \(its {state / 2**20:.1f} MiB of state fed to it, what it updates "
+                                        rf"twice over, and 3 times its {weights / 2**20:.1f} MiB of trained "
+                                        r"parameters.*\(sgd without momentum"):
         Trainer(ct, "cpu", 1)
-    monkeypatch.setattr(limits, "available_memory", lambda: 3 * state + 3 * weights)
+    monkeypatch.setattr(limits, "available_memory", lambda: 2 * table + 2**20)
+    frozen = driver.compile_train_file(spec, TrainConfig(optimizer=OptimConfig("sgd"), loss="mse", freeze=("emb",)))
+    assert runtime.state_bytes(frozen)["trained"] == 65 * 4  # a frozen table is fed, not trained (review81)
+    Trainer(frozen, "cpu", 1)  # twice the table, fed; the trained step's need is 7 times it
+    sgd = driver.compile_train_file(spec, TrainConfig(optimizer=OptimConfig("sgd"), loss="mse"))
+    monkeypatch.setattr(limits, "available_memory", lambda: 2 * table)  # sgd: no advice to take sgd
+    with pytest.raises(ArchError, match=r"MiB of memory is available \(--freeze part of the model\)"):
+        Trainer(sgd, "cpu", 1)
+    monkeypatch.setattr(limits, "available_memory", lambda: need)
     def resident() -> int:  # now, not the process's peak (which earlier tests may have set)
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
