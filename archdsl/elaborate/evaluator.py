@@ -223,11 +223,10 @@ class Evaluator(Calls, RunTimeSizes, Blocks, Operators):
                         self._shadowing(names, env, s.span, loop=True)
                     values = [env.vars[n] for n in names]  # as the pass began: the body may assign them
                     self.exec_body(s.body, env)
-                except SymbolicOperand:
-                    raise
                 except ArchError as err:  # which pass: said (and formatted) only on an error, loops are hot
-                    shown = list(zip(names, values)) if values is not None else [("item", item)]
-                    _note_pass(err, f"pass {k + 1} of {len(items)} of this loop", s.span, shown)
+                    if not (self.in_assert and isinstance(err, SymbolicOperand)):  # (one an assert defers: none)
+                        shown = list(zip(names, values)) if values is not None else [("item", item)]
+                        _note_pass(err, f"pass {k + 1} of {len(items)} of this loop", s.span, shown)
                     raise
         elif isinstance(s, A.If):
             for cond, body in s.branches:
@@ -255,10 +254,9 @@ class Evaluator(Calls, RunTimeSizes, Blocks, Operators):
                         if env is self.model_env:  # `repeat 2 as T` over an input's T, as `for T in ...`
                             self._shadowing([s.var], env, s.span, loop=True)
                     self.exec_body(s.body, env)
-                except SymbolicOperand:
-                    raise
                 except ArchError as err:
-                    _note_pass(err, f"pass {i + 1} of {n} of this repeat", s.span, [(s.var, i)] if s.var else [])
+                    if not (self.in_assert and isinstance(err, SymbolicOperand)):
+                        _note_pass(err, f"pass {i + 1} of {n} of this repeat", s.span, [(s.var, i)] if s.var else [])
                     raise
         elif isinstance(s, A.Return):
             vals = [self.eval(v, env) for v in s.values]
