@@ -215,8 +215,8 @@ def test_a_size_as_a_tensor_and_sqrt_or_max_of_a_size_advised():
     checked = "model m(f1: float32[B, {}, W]) -> y {{\n    assert sqrt(shape(f1)[1]) > 1, \"C too small\"\n" \
               "    y = f1 * 2.0\n}}\n"
     archdsl.check_source(checked.format("C"))  # in an assert: checked at a run's sizes, as T <= 1024 is
-    looped = "model m(x: float32[B, C, 4]) -> y {\n    y = x\n    for i in range(2) {\n        v = sqrt(shape(x)[1])\n" \
-             "    }\n}\n"
+    looped = "model m(x: float32[B, C, 4]) -> y {\n    y = x\n    for i in range(2) {\n" \
+             "        v = sqrt(shape(x)[1])\n    }\n}\n"
     with pytest.raises(archdsl.ArchError) as e:  # in a loop: which pass, as for any error (review81 hunt)
         archdsl.check_source(looped)
     assert any("in pass 1 of 2 of this loop" in text for text, _ in e.value.notes)
