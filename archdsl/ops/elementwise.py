@@ -294,19 +294,17 @@ for _n, (_op, _d) in _UNARY.items():
 
 
 def _pick_grad(cmp):
-    """torch.minimum/maximum: g to the operand that wins, g/2 to each on a tie, summed over broadcast dims.
-    b's share is g - a's, exact in binary floats (g - g/2 = g/2). g is clamped to finite values first, so the
-    loser's share of an infinite g is 0 (as torch's masked_fill), not inf * 0 = NaN (sqrt(maximum(x, 0)))."""
+    """torch.minimum/maximum: g to the operand that wins, g/2 to each on a tie, summed over broadcast dims; the
+    loser's share is 0 whatever g is (a where, as torch's masked_fill): a 0/1 mask times g made an infinite or
+    NaN g NaN there (sqrt(maximum(x, 0)) at x < 0; crf hunt). A NaN operand gives the other side g, as before."""
     def grad(b, c, ins, outs, gouts):
-        x, y = ins[0], ins[1]
-        label = c.out_types[0].dtype.label
-        low, top = c.out_types[0].dtype.limits()
-        g = b.op("clamp", gouts[0], min=low, max=top)
-        wins = b.op("cast", b.op(cmp, x, y), dtype=label)
-        ties = b.op("cast", b.op("eq", x, y), dtype=label)
-        ga = b.op("mul", g, b.op("add", wins, b.op("mul", ties, b.const(0.5, like=g))))
+        x, y, g = ins[0], ins[1], gouts[0]
+        zero = b.const(0.0, like=g)
+        wins, ties, half = b.op(cmp, x, y), b.op("eq", x, y), b.op("mul", g, b.const(0.5, like=g))
+        ga = b.op("where", wins, g, b.op("where", ties, half, zero))
+        gb = b.op("where", wins, zero, b.op("where", ties, half, g))
         return [b.sum_to(ga, c.in_types[0].shape) if b.needs(0) else None,
-                b.sum_to(b.op("sub", g, ga), c.in_types[1].shape) if b.needs(1) else None]
+                b.sum_to(gb, c.in_types[1].shape) if b.needs(1) else None]
     return grad
 
 

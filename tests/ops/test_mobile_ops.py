@@ -262,3 +262,26 @@ def test_clamp_takes_bounds_known_at_run_time_as_torch():
     with pytest.raises(archdsl.ArchError) as e:  # the message's body too (review59)
         archdsl.check_source("model m(x: float32[B, 4], t: float32[B, 3]) -> y {\n    y = clamp(x, min=t)\n}\n")
     assert "clamp: cannot broadcast clamp operands" in e.value.message and "maximum" not in e.value.message
+
+
+@pytest.mark.parametrize("act", ["relu(v)", "clamp(v, min=0.0)", "clamp(v, min=0.0, max=5.0)", "relu6(v)",
+                                 "hardtanh(v, min_val=0.0, max_val=5.0)", "maximum(v, zeros_like(v))",
+                                 "hardswish(v - 3.0) + 0.0 * v"])
+def test_a_masked_gradient_is_zero_whatever_arrives(act):
+    """sqrt(relu(v)) where 0 arrives at v = 0 sends 0/0 = NaN into relu, and at v < 0 an infinite gradient: a 0/1
+    mask times it kept the NaN where torch's masked gradient (a where) gives 0, and a written-out 1.5-entmax
+    trained into NaN (crf hunt). The gradient to x against torch's, NaN where torch has NaN."""
+    torch = pytest.importorskip("torch")
+    from .core_harness import grads_of
+    x = np.array([-1.0, 0.0, 2.0, -3.0], np.float32)
+    r = np.array([0.0, 0.0, 1.0, 1.0], np.float32)  # 0 arrives at the first two
+    got = grads_of(f"model m(x: float32[4]) -> y {{\n    v = x\n    y = sqrt({act})\n}}\n", {"x": x}, r, ["x"])["x"]
+    t = torch.tensor(x, requires_grad=True)
+    v = t
+    ref = {"relu(v)": torch.relu(v), "clamp(v, min=0.0)": v.clamp(min=0.0),
+           "clamp(v, min=0.0, max=5.0)": v.clamp(0.0, 5.0), "relu6(v)": torch.nn.functional.relu6(v),
+           "hardtanh(v, min_val=0.0, max_val=5.0)": torch.nn.functional.hardtanh(v, 0.0, 5.0),
+           "maximum(v, zeros_like(v))": torch.maximum(v, torch.zeros_like(v)),
+           "hardswish(v - 3.0) + 0.0 * v": torch.nn.functional.hardswish(v - 3.0) + 0.0 * v}[act]
+    (torch.sqrt(ref) * torch.from_numpy(r)).sum().backward()
+    np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-6)  # equal_nan: NaN only where torch's is
