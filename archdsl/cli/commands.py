@@ -136,6 +136,16 @@ def _normal(path) -> str:
     return "/" + os.path.abspath(path).lstrip("/")
 
 
+def default_output(spec: str, suffix: str) -> Path:
+    """The output beside the spec (SPEC.onnx, or NAME.onnx for one of several models, `suffix` starting with a
+    dot or a name): refused for a spec read from a device, a pipe or /dev and /proc (`build /dev/stdin < m.arch`
+    wrote /dev/stdin.onnx: cli5 hunt), where no file belongs."""
+    p = Path(spec)
+    if files.is_special(p) or Path(_normal(p)).parts[1:2] in (("dev",), ("proc",)):
+        raise ArchError(f"{spec} is not a file the output can go beside: give -o FILE")
+    return p.with_suffix(suffix) if suffix.startswith(".") else p.with_name(suffix)
+
+
 def beside(out: Path, name: str, what: str, flag: str | None = None) -> Path:
     """A file written next to an output (the eval model, the checkpoint), beside where a link to it points:
     refused beside a device or FIFO, or anything in /dev, where it would be created as a regular file
@@ -277,8 +287,8 @@ def cmd_build(args, sources) -> int:
     opts = driver.CompileOptions(opset=args.opset, seed=args.seed, weights=args.weights,
                                  search_path=tuple(args.include), **opt_options(args))
     name = driver.select_models(mod, args.model)[0]
-    out = Path(args.output) if args.output else Path(args.file).with_suffix(".onnx") if len(mod.models) == 1 \
-        else Path(args.file).with_name(f"{name}.onnx")
+    out = Path(args.output) if args.output else default_output(args.file, ".onnx" if len(mod.models) == 1
+                                                                else f"{name}.onnx")
     files.refuse_overwriting(with_external_data({"-o": out}, args.external_data), read_files(args, sources))
     compiled, written = driver.build_file(mod, args.model, opts, out, args.external_data, sources)
     with settled():  # written: an interrupt now would exit 130 over the new files

@@ -12,7 +12,17 @@ from ..autodiff.optimizers import ADAM_BETAS, ADAM_EPS
 from ..diagnostics import ArchError
 from ..interrupts import settled
 from .args import DEFINE_HELP, THREADS_HELP, seed, threads
-from .commands import announce, beside, empty_name, load_spec, output_path, read_files, warn, with_external_data
+from .commands import (
+    announce,
+    beside,
+    default_output,
+    empty_name,
+    load_spec,
+    output_path,
+    read_files,
+    warn,
+    with_external_data,
+)
 
 __all__ = ["add_train_flags", "add_train_parser", "build_train", "cmd_train", "train_config",
            "train_flags_without_train"]
@@ -127,7 +137,7 @@ def build_train(args, sources, mod) -> int:
     """The body of `archdsl build --train`: OUT.onnx (the step) and OUT.eval.onnx."""
     ct = driver.build_train(mod, args.model, _options(args), train_config(args), sources)
     warn(ct.graph, ct.unused, sources)
-    out = Path(args.output) if args.output else Path(args.file).with_name(f"{ct.eval_model.graph.name}.train.onnx")
+    out = Path(args.output) if args.output else default_output(args.file, f"{ct.eval_model.graph.name}.train.onnx")
     eval_out = beside(out, out.name[: -len(".onnx")] + ".eval.onnx" if out.suffix.lower() == ".onnx"
                       else out.name + ".eval.onnx", "the eval model")
     files.refuse_overwriting(with_external_data({"-o": out, "the eval model": eval_out}, args.external_data),

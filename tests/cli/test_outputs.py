@@ -549,3 +549,21 @@ def test_a_deleted_working_directory_is_no_internal_error(work):
                          env={**os.environ, "PYTHONPATH": str(Path(archdsl.__file__).parent.parent)})
     assert res.returncode == 0, res.stderr
     assert b"internal error" not in res.stderr and onnx.load(work / "g.onnx").graph.name == "tiny"
+
+
+def test_a_spec_read_from_stdin_needs_o(work):
+    """`build /dev/stdin < m.arch` wrote /dev/stdin.onnx, a regular file in /dev (as root; else a permission
+    error naming /dev), and --train's message spoke of an -o never given (cli5 hunt)."""
+    import subprocess
+    import sys
+    for flags in ([], ["--train"]):
+        with open(work / "tiny.arch", "rb") as f:
+            res = subprocess.run([sys.executable, "-m", "archdsl", "build", "/dev/stdin", *flags], stdin=f,
+                                 capture_output=True, check=False, cwd=work)
+        assert res.returncode == 1 and b"/dev/stdin is not a file the output can go beside: give -o FILE" \
+            in res.stderr, res.stderr
+    assert not os.path.exists("/dev/stdin.onnx") and not os.path.exists("/dev/tiny.train.onnx")
+    with open(work / "tiny.arch", "rb") as f:
+        res = subprocess.run([sys.executable, "-m", "archdsl", "build", "/dev/stdin", "-o", str(work / "s.onnx")],
+                             stdin=f, capture_output=True, check=False, cwd=work)
+    assert res.returncode == 0 and onnx.load(work / "s.onnx").graph.name == "tiny"
