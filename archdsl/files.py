@@ -137,6 +137,7 @@ def make_parents(path: Path) -> list[Path]:
                     continue
                 if folder.exists():  # -o afile/m.onnx: "File exists" said nothing of what was wrong
                     raise ArchError(f"cannot write {path}: {folder} is a file, not a directory") from None
+                _refuse_dangling(path, folder)
                 raise
             made.append(folder)  # only what this call made: nothere/../keep never names the user's keep
     except BaseException:  # a later folder failed: the ones made so far go again
@@ -245,6 +246,13 @@ def remove_dead_temps(path: Path) -> None:
         shutil.rmtree(e.path, ignore_errors=True)
 
 
+def _refuse_dangling(path: Path, folder: Path) -> None:
+    """A folder above an output that is a symbolic link to nowhere (or a loop of links)."""
+    if os.path.lexists(folder) and not folder.exists():
+        raise ArchError(f"cannot write {path}: {folder} is a symbolic link to {os.readlink(folder)}, which does not "
+                        "exist (or a loop of links)")
+
+
 def probe_writable(path: str | Path) -> None:
     """Refuse now an output the OS will not let us write (-o /proc/w.npz), rather than after an epoch of
     training: a temp directory is made and removed in the nearest existing folder above it (creating
@@ -254,6 +262,10 @@ def probe_writable(path: str | Path) -> None:
         return
     with writing(path):
         up = next((p for p in path.parents if p.exists()), None)
+        for p in path.parents:  # a link to nowhere above it: "File exists" after an epoch of training (cli5 hunt)
+            if p == up:
+                break
+            _refuse_dangling(path, p)
         if up is not None:
             with deferred_signals():  # Ctrl-C between the two left the probe's folder
                 os.rmdir(tempfile.mkdtemp(prefix=".archdsl-probe.", dir=up))

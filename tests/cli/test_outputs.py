@@ -567,3 +567,16 @@ def test_a_spec_read_from_stdin_needs_o(work):
         res = subprocess.run([sys.executable, "-m", "archdsl", "build", "/dev/stdin", "-o", str(work / "s.onnx")],
                              stdin=f, capture_output=True, check=False, cwd=work)
     assert res.returncode == 0 and onnx.load(work / "s.onnx").graph.name == "tiny"
+
+
+def test_an_output_under_a_link_to_nowhere_says_so_before_training(work, capsys):
+    """-o dl/x.onnx with dl a dangling link said "File exists", and train found out after its first epoch
+    (cli5 hunt)."""
+    (work / "dl").symlink_to("nowhere")
+    assert main(["build", str(work / "tiny.arch"), "-o", str(work / "dl" / "x.onnx")]) == 1
+    said = f"{work / 'dl'} is a symbolic link to nowhere, which does not exist"
+    assert said in capsys.readouterr().err
+    assert main(["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "-o",
+                 str(work / "dl" / "w.npz"), "--epochs", "1"]) == 1
+    captured = capsys.readouterr()
+    assert said in captured.err and "epoch 1" not in captured.out + captured.err
