@@ -86,12 +86,17 @@ _STDOUT_NAMES = ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
 
 def announce(message: str, out) -> None:
     """The 'wrote' line, on stderr when the output is stdout itself (-o /dev/stdout | ...), where it would
-    end up inside the file."""
+    end up inside the file; control characters of a file name escaped (-o $'a\\e[2Jb.onnx' cleared the
+    terminal, as diagnostics already escape them: cli5 hunt)."""
     try:
         to_err = os.path.samestat(os.stat(out), os.fstat(sys.stdout.fileno()))
     except (OSError, ValueError, AttributeError):  # no stdout file (pytest's capture) or no output
         to_err = False
-    print(message, file=sys.stderr if to_err else sys.stdout)
+    print(_no_controls(message), file=sys.stderr if to_err else sys.stdout)
+
+
+def _no_controls(text: str) -> str:
+    return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda m: repr(m[0])[1:-1], text)
 
 
 def read_files(args, sources, **more) -> dict:

@@ -320,6 +320,8 @@ def numpy_reason(e: Exception, member: bool = False) -> str:
         return "not a .npy or .npz file"
     if "malformed node" in str(e) or "header" in str(e).lower() and "<ast." in str(e):
         return "its .npy header is damaged"
+    if isinstance(e, OSError) and e.strerror:  # "[Errno 13] Permission denied: 'w.npz'": the file named twice
+        return e.strerror
     return str(e)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from onnx import numpy_helper
 
 from .. import files
-from ..diagnostics import ArchError
+from ..diagnostics import ArchError, printable
 from ..lower import load_weights, save_weights
 from ..lower.weights import npz_member, numpy_reason, write_npz
 from . import identity, schedule
@@ -193,8 +193,8 @@ class Trainer:
         except FileNotFoundError:
             raise ArchError(f"--resume: no checkpoint at {path}") from None
         except Exception as e:  # noqa: BLE001 - a corrupt or foreign file (numpy guesses a pickle)
-            raise ArchError(f"--resume: cannot read {path}: {numpy_reason(e)}; a checkpoint is the .npz "
-                            "`archdsl train` writes after every epoch") from None
+            raise ArchError(f"--resume: cannot read {path}: {numpy_reason(e)}" + ("" if isinstance(e, OSError) else
+                            "; a checkpoint is the .npz `archdsl train` writes after every epoch")) from None
         if "__epoch__" not in arrays:
             raise ArchError(f"--resume: {path} is not a checkpoint of `archdsl train` (it has no __epoch__)")
         try:  # a damaged or hand-made file: its bookkeeping entries must be what train writes
@@ -480,12 +480,12 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
     if opts.patience is not None and best[1] > 0:  # written at that epoch (by this run, or the one resumed)
         said = f"the weights of epoch {best[1]}, the lowest val_loss ({best[0]:.4f})"
         if best[1] > resumed_at:
-            console.print(f"wrote {opts.output} ({counts}): {said}")
+            console.print(f"wrote {printable(str(opts.output))} ({counts}): {said}")
         else:
             _best_of_resumed(trainer, opts.output, said, counts, console)
         return metrics
     _write_weights(trainer, opts.output)
-    console.print(f"wrote {opts.output} ({counts})")
+    console.print(f"wrote {printable(str(opts.output))} ({counts})")
     return metrics
 
 
@@ -514,7 +514,7 @@ def _best_of_resumed(trainer: Trainer, out: Path, said: str, counts: str, consol
                         f"run resumed {where}; nothing is written to {out} (its later epochs were no better)")
     weights = load_weights(found[0])  # then saved in -o's own format (.npz or .safetensors)
     files.atomic_write(out, lambda tmp: save_weights(tmp, weights))
-    console.print(f"wrote {out} ({counts}): {said}, a copy of {found[0]}, which the run resumed wrote")
+    console.print(f"wrote {printable(str(out))} ({counts}): {said}, a copy of {found[0]}, which the run resumed wrote")
 
 
 def _sha256(path) -> str:

@@ -580,3 +580,19 @@ def test_an_output_under_a_link_to_nowhere_says_so_before_training(work, capsys)
                  str(work / "dl" / "w.npz"), "--epochs", "1"]) == 1
     captured = capsys.readouterr()
     assert said in captured.err and "epoch 1" not in captured.out + captured.err
+
+
+def test_wrote_lines_escape_control_characters_and_unreadable_files_say_why(work, capsys):
+    """-o $'a\\e[2Jb.onnx' printed the escape sequence raw in 'wrote' (clearing the terminal) where diagnostics
+    escape it; an unreadable checkpoint or input said '[Errno 13] Permission denied: ...' and, for --resume,
+    that a checkpoint is an .npz, as if the file were of the wrong kind (cli5 hunt)."""
+    from archdsl.lower.weights import numpy_reason
+    out = work / "a\x1b[2Jb.onnx"
+    assert main(["build", str(work / "tiny.arch"), "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "\x1b" not in said and "a\\x1b[2Jb.onnx" in said and out.is_file()
+    assert main(["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "-o",
+                 str(work / "w\nx.npz"), "--epochs", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "wrote " + str(work / "w\\nx.npz") in captured.out + captured.err
+    assert numpy_reason(PermissionError(13, "Permission denied", "w.npz")) == "Permission denied"
