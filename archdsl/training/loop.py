@@ -32,13 +32,13 @@ from .data import (
     check_index_inputs,
     check_label_inputs,
     check_length_inputs,
-    first_index,
     load_data,
     mean_masked_labels,
     onnx_dims,
 )
 from .export import TRAIN_CONFIG_KEY
 from .metrics import batch_metrics, batch_weight, loss_value, spec_batch_weight
+from .nonfinite import check_finite_state, examples, not_finite
 
 __all__ = ["LoopOptions", "Trainer", "check_index_inputs", "check_label_inputs", "load_data", "run_training"]
 
@@ -262,43 +262,6 @@ def _symbol_sizes(model, data: dict, names: list[str]) -> dict[str, int]:
     return sizes
 
 
-def _check_finite_state(trainer: Trainer, source: str) -> None:
-    """A NaN anywhere in the starting state, or an inf in a trained parameter or its optimizer state (a
-    --weights or checkpoint file), makes every loss NaN; said so here, rather than blamed on the learning
-    rate after the first step. A buffer may hold an inf (a -inf additive mask)."""
-    buffers = set(trainer.info.state_inputs) - set(trainer.info.params)
-    buffers -= {f"{p}.{slot}" for p in trainer.info.params for slot in trainer.info.config.optimizer.state_names()}
-    for name in trainer.info.state_inputs:
-        a = trainer.get(name)
-        if a.dtype.kind != "f":
-            continue
-        bad = np.isnan(a) if name in buffers else ~np.isfinite(a)
-        if bad.any():
-            at = first_index(bad)
-            raise ArchError(f"{source}: '{name}'{at if at else ''} is {a[tuple(at)]}: training starts from "
-                            f"{'numbers' if name in buffers else 'finite values'} only")
-
-
-def _not_finite(loss: float, epoch: int, step: int, steps: int, first: bool, weights: str | None = None,
-                idx=()) -> str:
-    """Before the first update (at a learning rate above 0) the learning rate cannot be the cause: then the
-    data, the model or the weights it starts from are (finite weights of 1e33 from a diverged run give an inf
-    loss too)."""
-    where = f"the loss is {loss} at epoch {epoch}, step {step} of {steps} ({_examples(idx)})"
-    if first:
-        who = f"the starting weights ({weights}) or the model give it on this data" if weights else \
-            "the model gives it on this data"
-        return (f"{where}, before any update moved the weights: {who} (a log or sqrt of a negative, a division "
-                "by zero, a softmax over only -inf, inputs out of range?), not the learning rate")
-    return f"{where}; if the weights diverged, lower the learning rate (--lr)"
-
-
-def _examples(idx) -> str:
-    shown = sorted(int(i) for i in idx)
-    more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
-    return f"example {shown[0]}" if len(shown) == 1 else f"a batch of examples {', '.join(map(str, shown[:5]))}{more}"
-
-
 def run_training(ct, opts: LoopOptions, console=None) -> dict:
     """The whole loop; returns the last epoch's metrics."""
     from rich.console import Console
@@ -345,7 +308,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                           + (f"; --epochs {opts.epochs} leaves nothing to train: the "
                              + ("best epoch's" if opts.patience is not None and trainer.best and trainer.best[1] > 0
                                 else "checkpoint's") + " weights are the output" if start >= opts.epochs else ""))
-    _check_finite_state(trainer, "the checkpoint" if opts.resume else "the weights")
+    check_finite_state(trainer, "the checkpoint" if opts.resume else "the weights")
     fixed = schedule.fixed_batch(ct.step_model, ct.info.data_inputs)
     if fixed is not None:
         files_of = {opts.data: train, **({opts.val: val} if val is not None else {})}
@@ -407,6 +370,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                       f"improved for {stale} epoch{'s' if stale != 1 else ''} (--patience {opts.patience})")
         start = opts.epochs
     updated = start > 0  # an update has moved the weights (a non-finite loss before one is not the lr's doing)
+    last = 0.0  # the last finite loss: a huge one before a NaN is a divergence, a modest one a NaN gradient
     for epoch in range(start + 1, opts.epochs + 1):
         t0 = time.perf_counter()
         if "lr" in trainer.state:  # lr is a step input: a schedule just feeds it (and a resumed run takes --lr)
@@ -442,8 +406,9 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                     bar.update(task, advance=1)
                     continue
                 if not np.isfinite(loss):
-                    raise ArchError(_not_finite(loss, epoch, step, steps, first, opts.weights_file, idx))
-                total += loss * weight
+                    raise ArchError(not_finite(loss, epoch, step, steps, first, opts.weights_file, idx,
+                                               trainer if abs(last) < 1e6 else None))
+                total, last = total + loss * weight, loss
                 seen += weight
                 if ct.info.labelled:
                     c, k = batch_metrics(loss_kind, pred, batch["labels"], ignore)
@@ -544,7 +509,7 @@ def _on_batch(path: str, idx, run):
                                                                                "does not support")):  # a kernel the
             # provider lacks (no 16-bit scatter-add on the CPU): not the data's fault
             raise ArchError(f"onnxruntime cannot run this model on its provider: {message}") from None
-        raise ArchError(f"{path}: onnxruntime failed on {_examples(idx)}: {message}") from None
+        raise ArchError(f"{path}: onnxruntime failed on {examples(idx)}: {message}") from None
 
 
 def evaluate(trainer: Trainer, data: dict, batch_size: int, loss_kind: str, path: str = "validation data") -> dict:
