@@ -60,17 +60,25 @@ def refuse_overwriting(outputs: dict[str, str | Path | None], inputs: dict[str, 
 
 
 def std_stream(path: str | Path) -> int | None:
-    """1 or 2 where `path` names this process's stdout or stderr (-o -, /dev/stdout, /dev/fd/2, /proc/self/fd/1):
-    written through that descriptor, whatever it is open on. Opened anew by its name, a file stdout went to was
-    truncated (`-o - >> log` lost the log) or, followed to its name, replaced by a rename (cli5 hunt)."""
+    """The descriptor `path` names, open in this process (-o -, /dev/stdout, /dev/fd/3, /proc/self/fd/1): written
+    through it, whatever it is open on. Opened anew by its name, a file stdout went to was truncated (`-o - >>
+    log` lost the log) or, followed to its name, replaced by a rename (cli5 hunt; /dev/fd/3: review82)."""
     if str(path) == "-":
         return 1
-    norm = "/" + os.path.abspath(path).lstrip("/")
-    for fd in (1, 2):
-        if norm in (("/dev/stdout", "/dev/stderr")[fd - 1], f"/dev/fd/{fd}", f"/proc/self/fd/{fd}",
-                    f"/proc/{os.getpid()}/fd/{fd}"):
-            return fd
-    return None
+    try:
+        norm = "/" + os.path.abspath(path).lstrip("/")
+    except OSError:  # a relative path where the working directory is gone: no stream
+        return None
+    if norm in ("/dev/stdout", "/dev/stderr"):
+        return 1 if norm == "/dev/stdout" else 2
+    m = re.fullmatch(rf"/(?:dev/fd|proc/(?:self|{os.getpid()})/fd)/(\d+)", norm)  # any open descriptor: 3>>log too
+    if m is None:
+        return None
+    try:
+        os.fstat(int(m[1]))
+    except (OSError, OverflowError):
+        return None
+    return int(m[1])
 
 
 def open_special(path: str | Path):
@@ -79,7 +87,8 @@ def open_special(path: str | Path):
     fd = std_stream(path)
     if fd is None:
         return open(path, "wb")  # noqa: SIM115 - the caller's with closes it
-    (sys.stdout if fd == 1 else sys.stderr).flush()  # text printed before goes first
+    if fd in (1, 2):
+        (sys.stdout if fd == 1 else sys.stderr).flush()  # text printed before goes first
     return os.fdopen(fd, "wb", closefd=False)
 
 

@@ -46,6 +46,9 @@ def _diagnostics(fn):
         except Exception as e:  # noqa: BLE001 - the promise is: never a traceback
             if was_interrupted():  # Ctrl-C or SIGTERM inside an extension (onnxruntime's import) came out as this
                 raise interruption() from e
+            if isinstance(e, FileNotFoundError) and _cwd_gone():  # a relative path there (review82 hunt)
+                return _fail("error: the working directory no longer exists (it was deleted): give absolute paths, "
+                             "or run from a folder that exists", 1)
             return _fail(f"archdsl: internal error: {type(e).__name__}: {e} (please report this with the input)", 70)
     return wrapper
 
@@ -82,6 +85,14 @@ def output_path(raw: str | None, flag: str = "-o", example: str = "model.onnx") 
 
 
 _STDOUT_NAMES = ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+
+
+def _cwd_gone() -> bool:
+    try:
+        os.getcwd()
+        return False
+    except FileNotFoundError:
+        return True
 
 
 def announce(message: str, out) -> None:

@@ -596,3 +596,26 @@ def test_wrote_lines_escape_control_characters_and_unreadable_files_say_why(work
     captured = capsys.readouterr()
     assert "wrote " + str(work / "w\\nx.npz") in captured.out + captured.err
     assert numpy_reason(PermissionError(13, "Permission denied", "w.npz")) == "Permission denied"
+
+
+def test_any_open_descriptor_is_written_through_and_a_gone_cwd_with_a_relative_path_is_a_diagnostic(work):
+    """`-o /dev/fd/3 3>>log` still renamed over the log (only fds 1 and 2 were streams), and a relative -o in a
+    deleted working directory was an internal error (review82 hunt)."""
+    import shlex
+    import subprocess
+    import sys
+    py, spec = shlex.quote(sys.executable), shlex.quote(str(work / "tiny.arch"))
+    log = work / "log4"
+    log.write_bytes(b"hdr\n")
+    res = subprocess.run(["sh", "-c", f"{{ echo hdr2 >&3; {py} -m archdsl build {spec} -o /dev/fd/3; }} "
+                          f"3>>{shlex.quote(str(log))}"], capture_output=True, check=False)
+    assert res.returncode == 0, res.stderr
+    data = log.read_bytes()
+    assert data.startswith(b"hdr\nhdr2\n") and onnx.load_from_string(data[9:]).graph.name == "tiny"
+    assert sorted(p.name for p in work.iterdir() if p.name.startswith("log4")) == ["log4"]
+    gone = work / "gone"
+    gone.mkdir()
+    res = subprocess.run(["sh", "-c", f"cd {shlex.quote(str(gone))} && rmdir ../gone && {py} -m archdsl build {spec} "
+                          "-o rel.onnx"], capture_output=True, check=False,
+                         env={**os.environ, "PYTHONPATH": str(Path(archdsl.__file__).parent.parent)})
+    assert res.returncode == 1 and b"the working directory no longer exists" in res.stderr, res.stderr

@@ -60,6 +60,11 @@ def test_a_branch_on_is_symbolic_is_checked_as_built(tmp_path, capsys):
     assert "logits: [1, 3]" in capsys.readouterr().out
     assert main(["summary", str(spec), "--dim", "T=5"]) == 0
     capsys.readouterr()
+    both = tmp_path / "both.arch"  # both branches elaborate at T=5: the built one is compared (review82 hunt)
+    both.write_text("model m(x: float32[B, T, 4]) -> y {\n    if is_symbolic(T) {\n        y = mean(x, dim=1)\n"
+                    "    } else {\n        y = mean(x, dim=2)\n    }\n}\n")
+    assert main(["run", str(both), "--dim", "T=5", "--repeat", "1"]) == 0
+    assert "y: [1, 4]" in capsys.readouterr().out
     assert main(["run", str(spec), "--dim", "T=7"]) == 1
     assert "error: T at most 6" in capsys.readouterr().err
     guarded = tmp_path / "guarded.arch"  # a check that is_symbolic guards still runs at a run's sizes (review81)
