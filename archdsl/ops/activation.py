@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..types import DType
-from ._common import bfloat16_from, elementwise_cost, fill_array, float_input, sigmoid, wide_np, widen
+from ._common import bfloat16_from, elementwise_cost, fill_array, float_input, reduce_op, sigmoid, wide_np, widen
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis
 
@@ -371,6 +371,18 @@ def _log_softmax_grad(b, c, ins, outs, gouts):
     return [b.op("sub", g, b.op("mul", b.op("exp", y), b.op("sum", g, dim=(ax,), keepdim=True)))]
 
 
+def _log_softmax_lower(e, ins, outs, c):
+    """ONNX LogSoftmax; in float64 written out, x - max - log(sum(exp(x - max))): onnxruntime's float64 kernel
+    gave finite positive values (44.05) for a row holding NaN or inf, where torch's are NaN (gradnan hunt)."""
+    t = c.in_types[0]
+    if t.dtype is not DType.float64:
+        e.op("LogSoftmax", ins, outputs=outs, axis=c.attrs["axis"])
+        return
+    ax = c.attrs["axis"] % t.rank
+    s = e.op("Sub", [ins[0], reduce_op(e, "ReduceMax", ins[0], [ax], 1)])
+    e.op("Sub", [s, e.op("Log", [reduce_op(e, "ReduceSum", e.op("Exp", [s]), [ax], 1)])], outputs=outs)
+
+
 register(OpDef(
     name="softmax", inputs=("x",), category="activation", attrs=(Attr("axis", "int", -1),),
     infer=_softmax_infer("softmax"), grad=_softmax_grad,
@@ -380,7 +392,6 @@ register(OpDef(
 register(OpDef(
     name="log_softmax", inputs=("x",), category="activation", attrs=(Attr("axis", "int", -1),),
     infer=_softmax_infer("log_softmax"), grad=_log_softmax_grad,
-    lower=lambda e, ins, outs, c: e.op("LogSoftmax", ins, outputs=outs, axis=c.attrs["axis"]),
-    cost=lambda c: 5 * elementwise_cost(c), doc="log(softmax(x)) along axis",
+    lower=_log_softmax_lower, cost=lambda c: 5 * elementwise_cost(c), doc="log(softmax(x)) along axis",
 ))
 

@@ -176,10 +176,13 @@ register(OpDef(
 
 
 def _quotient_grad(rounding: str):
-    """torch's for a - b * round(a / b) (fmod: trunc; %: floor): g for a, -g * round(a / b) for b."""
+    """torch's for a - b * round(a / b) (fmod: trunc; %: floor): g for a, -g * round(a / b) for b, the floor
+    quotient the forward used (floordiv: 1 // 0.1 is 9), not floor(1 / 0.1) = 10, a gradient of another
+    function (gradnan hunt)."""
     def grad(b, c, ins, outs, gouts):
         g = gouts[0]
-        gb = b.op("neg", b.op("mul", g, b.op(rounding, b.op("div", ins[0], ins[1])))) if b.needs(1) else None
+        q = b.op("floordiv", ins[0], ins[1]) if rounding == "floor" else b.op(rounding, b.op("div", ins[0], ins[1]))
+        gb = b.op("neg", b.op("mul", g, q)) if b.needs(1) else None
         return [b.sum_to(g, c.in_types[0].shape) if b.needs(0) else None,
                 b.sum_to(gb, c.in_types[1].shape) if gb is not None else None]
     return grad
@@ -263,7 +266,7 @@ _UNARY_GRAD = {
     "exp": lambda b, x, y, g: b.op("mul", g, y),
     "log": lambda b, x, y, g: b.op("div", g, x),
     "sqrt": lambda b, x, y, g: b.op("div", g, b.op("mul", y, b.const(2.0, like=y))),
-    "abs": lambda b, x, y, g: b.op("mul", g, b.op("autodiff.sign", x)),
+    "abs": lambda b, x, y, g: b.op("mul", g, b.op("sign", x)),  # sign(NaN) 0, as torch's sgn (gradnan hunt)
     "erf": lambda b, x, y, g: b.op("mul", g, b.op("mul", b.op("exp", b.op("neg", b.op("mul", x, x))),
                                                   b.const(1.1283791670955126, like=x))),
     "reciprocal": lambda b, x, y, g: b.op("neg", b.op("mul", g, b.op("mul", y, y))),
@@ -296,13 +299,14 @@ for _n, (_op, _d) in _UNARY.items():
 def _pick_grad(cmp):
     """torch.minimum/maximum: g to the operand that wins, g/2 to each on a tie, summed over broadcast dims; the
     loser's share is 0 whatever g is (a where, as torch's masked_fill): a 0/1 mask times g made an infinite or
-    NaN g NaN there (sqrt(maximum(x, 0)) at x < 0; crf hunt). A NaN operand gives the other side g, as before."""
+    NaN g NaN there (sqrt(maximum(x, 0)) at x < 0; crf hunt). Where either is NaN neither loses: each gets g,
+    as torch's (the second alone got it: review82, gradnan hunts)."""
     def grad(b, c, ins, outs, gouts):
         x, y, g = ins[0], ins[1], gouts[0]
         zero = b.const(0.0, like=g)
-        wins, ties, half = b.op(cmp, x, y), b.op("eq", x, y), b.op("mul", g, b.const(0.5, like=g))
-        ga = b.op("where", wins, g, b.op("where", ties, half, zero))
-        gb = b.op("where", wins, zero, b.op("where", ties, half, g))
+        ties, half = b.op("eq", x, y), b.op("mul", g, b.const(0.5, like=g))
+        ga = b.op("where", b.op(cmp, y, x), zero, b.op("where", ties, half, g))  # all of g to each where either
+        gb = b.op("where", b.op(cmp, x, y), zero, b.op("where", ties, half, g))  # is NaN, as torch's
         return [b.sum_to(ga, c.in_types[0].shape) if b.needs(0) else None,
                 b.sum_to(gb, c.in_types[1].shape) if b.needs(1) else None]
     return grad

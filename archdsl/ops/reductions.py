@@ -233,6 +233,8 @@ def _normalize_grad(b, c, ins, outs, gouts):
         dn = b.op("sign", h)
     else:
         dn = b.op("mul", b.op("sign", h), b.op("pow", b.op("div", ab, safe_n), k(p - 1.0)))
+        if p < 1.0:  # |h|^(p-1) is inf at an exact 0 in the row, times sign 0: NaN (torch: 0; gradnan hunt)
+            dn = b.op("where", b.op("eq", h, k(0.0)), k(0.0), dn)
     dot = b.op("sum", b.op("mul", g, h), dim=(ax,), keepdim=True)
     through = b.op("div", b.op("mul", dn, dot), b.op("mul", d, d))
     through = b.op("where", b.op("ge", n, k(eps)), through, k(0.0))

@@ -285,3 +285,50 @@ def test_a_masked_gradient_is_zero_whatever_arrives(act):
            "hardswish(v - 3.0) + 0.0 * v": torch.nn.functional.hardswish(v - 3.0) + 0.0 * v}[act]
     (torch.sqrt(ref) * torch.from_numpy(r)).sum().backward()
     np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-6)  # equal_nan: NaN only where torch's is
+
+
+@pytest.mark.parametrize("expr, feeds, torch_fn", [
+    ("where(isnan(b), 0.0, abs(a - b))", {"a": [1.0, 2.0, 3.0], "b": [0.0, float("nan"), 5.0]},
+     lambda t, a, b: t.where(t.isnan(b), t.zeros(()), (a - b).abs())),
+    ("remainder(a, b)", {"a": [1.0, 1.0, 2.0, 3.0, 1.0], "b": [0.1, 0.2, 0.4, 0.5, -float("inf")]},
+     lambda t, a, b: t.remainder(a, b)),
+    ("maximum(a, b)", {"a": [1.0, float("nan"), 2.0, 3.0], "b": [float("nan"), 1.0, 2.0, 1.0]},
+     lambda t, a, b: t.maximum(a, b)),
+    ("minimum(a, b)", {"a": [1.0, float("nan"), 2.0, 3.0], "b": [float("nan"), 1.0, 2.0, 1.0]},
+     lambda t, a, b: t.minimum(a, b)),
+])
+def test_gradients_at_nan_operands_and_float_quotients_are_torchs(expr, feeds, torch_fn):
+    """abs at a NaN input gave NaN (torch's sgn is 0 there: a masked L1 loss over missing targets trained into
+    NaN); remainder's gradient to b used floor(a / b) = 10 for 1 % 0.1, whose quotient is 9; maximum/minimum
+    with a NaN operand gave all of g to the second operand, torch gives it to both (gradnan, review82 hunts)."""
+    torch = pytest.importorskip("torch")
+    from .core_harness import grads_of
+    a, b = (np.array(feeds[k], np.float64) for k in "ab")
+    n = len(a)
+    r = np.ones(n, np.float64)
+    got = grads_of(f"model m(a: float64[{n}], b: float64[{n}]) -> y {{\n    y = {expr}\n}}\n", {"a": a, "b": b}, r,
+                   ["a", "b"])
+    ta, tb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    torch_fn(torch, ta, tb).sum().backward()
+    np.testing.assert_allclose(got["a"], ta.grad.numpy())
+    np.testing.assert_allclose(got["b"], tb.grad.numpy())
+
+
+def test_normalize_below_p_1_at_an_exact_zero_and_float64_log_softmax_of_nan_rows_are_torchs():
+    """normalize(x, p=0.5) gave NaN at a 0 beside nonzero values (|h|^(p-1) = inf times sign 0; norm masked it);
+    float64 log_softmax of a row holding NaN or inf gave finite positive values from onnxruntime's kernel
+    (44.05), where torch's are NaN (gradnan hunt)."""
+    torch = pytest.importorskip("torch")
+    from .core_harness import grads_of
+    x = np.array([[1.0, 0.0, 2.0]])
+    r = np.ones_like(x)
+    got = grads_of("model m(x: float64[1, 3]) -> y {\n    y = normalize(x, p=0.5, dim=1)\n}\n", {"x": x}, r, ["x"])
+    t = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.normalize(t, p=0.5, dim=1).sum().backward()
+    np.testing.assert_allclose(got["x"], t.grad.numpy(), rtol=1e-9)
+    rows = np.array([[0.0, 1.0, np.nan, 2.0], [1.0, 2.0, 3.0, np.inf], [1.0, 2.0, 3.0, 4.0]])
+    import archdsl
+    from archdsl import runtime
+    model = archdsl.compile_source("model m(x: float64[3, 4]) -> y {\n    y = log_softmax(x, axis=1)\n}\n")
+    y = runtime.session(model).run(None, {"x": rows})[0]
+    np.testing.assert_allclose(y, torch.log_softmax(torch.from_numpy(rows), 1).numpy(), rtol=1e-12)
