@@ -266,7 +266,7 @@ def test_clamp_takes_bounds_known_at_run_time_as_torch():
 
 @pytest.mark.parametrize("act", ["relu(v)", "clamp(v, min=0.0)", "clamp(v, min=0.0, max=5.0)", "relu6(v)",
                                  "hardtanh(v, min_val=0.0, max_val=5.0)", "maximum(v, zeros_like(v))",
-                                 "hardswish(v - 3.0) + 0.0 * v"])
+                                 "hardswish(v - 4.0)", "hardsigmoid(v - 3.0)"])
 def test_a_masked_gradient_is_zero_whatever_arrives(act):
     """sqrt(relu(v)) where 0 arrives at v = 0 sends 0/0 = NaN into relu, and at v < 0 an infinite gradient: a 0/1
     mask times it kept the NaN where torch's masked gradient (a where) gives 0, and a written-out 1.5-entmax
@@ -282,7 +282,8 @@ def test_a_masked_gradient_is_zero_whatever_arrives(act):
            "clamp(v, min=0.0, max=5.0)": v.clamp(0.0, 5.0), "relu6(v)": torch.nn.functional.relu6(v),
            "hardtanh(v, min_val=0.0, max_val=5.0)": torch.nn.functional.hardtanh(v, 0.0, 5.0),
            "maximum(v, zeros_like(v))": torch.maximum(v, torch.zeros_like(v)),
-           "hardswish(v - 3.0) + 0.0 * v": torch.nn.functional.hardswish(v - 3.0) + 0.0 * v}[act]
+           "hardswish(v - 4.0)": torch.nn.functional.hardswish(v - 4.0),
+           "hardsigmoid(v - 3.0)": torch.nn.functional.hardsigmoid(v - 3.0)}[act]
     (torch.sqrt(ref) * torch.from_numpy(r)).sum().backward()
     np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-6)  # equal_nan: NaN only where torch's is
 
