@@ -142,6 +142,8 @@ _make("lgamma", _lgamma, lambda b, c, ins, outs, gouts: [b.op("mul", gouts[0], b
       "its roots, 1, 2 and one between each pair of negative integers; 0 exactly at 1 and 2). Gradient digamma(x).")
 _make("digamma", _digamma, lambda b, c, ins, outs, gouts: [b.op("mul", gouts[0], b.op("autodiff.trigamma", ins[0]))],
       "d/dx lgamma(x), elementwise (torch.digamma): -inf at 0, NaN at the negative integers, as torch; float "
-      "tensors. Written out in ONNX ops as lgamma is. Gradient trigamma(x) (torch.polygamma(1, x)).")
+      "tensors. Written out in ONNX ops as lgamma is. Gradient trigamma(x) (torch.polygamma(1, x)), NaN at the "
+      "negative integers, where torch's is a huge finite number its sin(pi x) rounds to: a gradient of 0 arriving "
+      "there stays 0 in torch and is NaN here (mask the input, not the output).")
 _make("autodiff.trigamma", _trigamma, None, "trigamma(x), digamma's derivative (torch.polygamma(1, x)).",
       category="internal")
