@@ -62,11 +62,22 @@ register(OpDef(
     name="leaky_relu", inputs=("x",), category="activation", elementwise=True,
     attrs=(Attr("negative_slope", "float", 0.01),),
     infer=float_same("leaky_relu"),
-    lower=lambda e, ins, outs, c: e.op("LeakyRelu", ins, outputs=outs, alpha=c.attrs["negative_slope"]),
-    cost=elementwise_cost, doc="x if x > 0 else negative_slope * x",
+    lower=lambda e, ins, outs, c: _leaky_lower(e, ins, outs, c), cost=elementwise_cost,
+    doc="x if x > 0 else negative_slope * x",
     grad=lambda b, c, ins, outs, gouts: [b.op("autodiff.leaky_relu_grad", gouts[0], ins[0],
                                               slope=c.attrs["negative_slope"])],
 ))
+
+
+def _leaky_lower(e, ins, outs, c):
+    """ONNX LeakyRelu; float64 written out, the slope a float64 constant: the float attribute rounded 0.01 to
+    float32 (2.2e-8 relative off torch: numerics3 hunt), and onnxruntime has its float64 kernel at opset 18 alone."""
+    x = ins[0]
+    if c.in_types[0].dtype is not DType.float64:
+        e.op("LeakyRelu", ins, outputs=outs, alpha=c.attrs["negative_slope"])
+        return
+    slope = scalar(e, c, c.attrs["negative_slope"])
+    e.op("Where", [e.op("Greater", [x, scalar(e, c, 0.0)]), x, e.op("Mul", [x, slope])], outputs=outs)
 
 
 def _silu_lower(e, ins, outs, c):
@@ -243,8 +254,16 @@ register(OpDef(
 
 # ---- smooth activations ----
 def _elu_lower(e, ins, outs, c):
+    """ONNX Elu; float64 written out as torch's kernel computes it, alpha * expm1(x) below 0 (-0 among them, which
+    stays -0), alpha a float64 constant (as leaky_relu: numerics3 hunt)."""
+    from .logexp import expm1_of
     bfloat16_from(e, c.in_types[0], "elu", "ONNX Elu takes")
-    e.op("Elu", ins, outputs=outs, alpha=c.attrs["alpha"])
+    x = ins[0]
+    if c.in_types[0].dtype is not DType.float64:
+        e.op("Elu", ins, outputs=outs, alpha=c.attrs["alpha"])
+        return
+    below = e.op("Mul", [expm1_of(e, x, np.float64), scalar(e, c, c.attrs["alpha"])])
+    e.op("Where", [e.op("Greater", [x, scalar(e, c, 0.0)]), x, below], outputs=outs)
 
 
 def exp_side(b, x, g, pos: float, neg: float, inner: float):

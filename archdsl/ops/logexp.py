@@ -49,19 +49,20 @@ def _log1p_lower(e, ins, outs, c):
     narrow_into(e, e.op("Identity", [y], outputs=wide_outputs(t, outs)), t, outs)
 
 
-def _expm1_lower(e, ins, outs, c):
+def expm1_of(e, x: str, f, outputs=None) -> str:
     """exp(x) - 1 where |x| >= 1/2 (no cancellation there), 2t / (1 - t) with t = tanh(x / 2) below (the
     same value, and tanh is accurate near 0); its size times x's sign, which a Where would lose at -0."""
-    t = c.out_types[0]
-    f = wide_np(t)
-    x = widen(e, ins[0], t)
     one, half = e.const(np.array(1, f)), e.const(np.array(0.5, f))
     th = e.op("Tanh", [e.op("Mul", [x, half])])
     small = e.op("Div", [e.op("Add", [th, th]), e.op("Sub", [one, th])])
     big = e.op("Sub", [e.op("Exp", [x]), one])
     y = e.op("Abs", [e.op("Where", [e.op("Less", [e.op("Abs", [x]), half]), small, big])])
-    y = e.op("Mul", [y, sign_bit(e, x, f)], outputs=wide_outputs(t, outs))  # x's sign: expm1(-0) is -0
-    narrow_into(e, y, t, outs)
+    return e.op("Mul", [y, sign_bit(e, x, f)], outputs=outputs)  # x's sign: expm1(-0) is -0
+
+
+def _expm1_lower(e, ins, outs, c):
+    t = c.out_types[0]
+    narrow_into(e, expm1_of(e, widen(e, ins[0], t), wide_np(t), wide_outputs(t, outs)), t, outs)
 
 
 def _log_base_lower(base: float):

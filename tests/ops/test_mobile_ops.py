@@ -333,3 +333,21 @@ def test_normalize_below_p_1_at_an_exact_zero_and_float64_log_softmax_of_nan_row
     model = archdsl.compile_source("model m(x: float64[3, 4]) -> y {\n    y = log_softmax(x, axis=1)\n}\n")
     y = runtime.session(model).run(None, {"x": rows})[0]
     np.testing.assert_allclose(y, torch.log_softmax(torch.from_numpy(rows), 1).numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("opset", [17, NEWEST])
+def test_float64_leaky_relu_and_elu_keep_their_slope_in_float64_at_every_opset(opset):
+    """The slope and alpha went to ONNX as float32 attributes (leaky_relu's 0.01 came out 2.2e-8 relative off
+    torch's float64), and onnxruntime has the float64 kernels at opset 18 only (numerics3 hunt)."""
+    torch = pytest.importorskip("torch")
+    import archdsl
+    from archdsl import runtime
+    x = np.array([-3, -1, -0.1, 0.5, 2, 30, -1e300, np.nan, -0.0, 0.0, -np.inf, np.inf, -1e-10], np.float64)
+    F = torch.nn.functional
+    for expr, ref in [("leaky_relu(x)", F.leaky_relu), ("leaky_relu(x, 0.1)", lambda t: F.leaky_relu(t, 0.1)),
+                      ("elu(x, alpha=0.1)", lambda t: F.elu(t, 0.1)), ("elu(x)", F.elu)]:
+        model = archdsl.compile_source(f"model m(x: float64[13]) -> y {{\n    y = {expr}\n}}\n", opset=opset)
+        y = runtime.session(model).run(None, {"x": x})[0]
+        want = ref(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(y, want, rtol=1e-15, atol=0)
+        assert np.array_equal(np.signbit(y), np.signbit(want)), expr  # -0 kept
