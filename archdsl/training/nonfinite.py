@@ -32,20 +32,22 @@ def not_finite(loss: float, epoch: int, step: int, steps: int, first: bool, weig
                idx=(), trainer=None) -> str:
     """Before the first update (at a learning rate above 0) the learning rate cannot be the cause: then the
     data, the model or the weights it starts from are (finite weights of 1e33 from a diverged run give an inf
-    loss too). After it, NaN among trained parameters whose other values stay modest, the loss before modest
-    too (`trainer` given only then), is a NaN gradient (a 0/0: sqrt or a division at 0), which a lower rate
-    does not cure; weights or losses that grew huge are a divergence."""
+    loss too). After it, a NaN loss with NaN among trained parameters whose other values stay modest, the loss
+    before modest too (`trainer` given only then), may be a NaN gradient (a 0/0: sqrt or a division at 0),
+    which a lower rate does not cure, or one step that diverged (the weights as they stand cannot tell: the
+    failing step's own update has made them NaN either way: review83 hunt); an inf loss or huge values are a
+    divergence."""
     where = f"the loss is {loss} at epoch {epoch}, step {step} of {steps} ({examples(idx)})"
     if first:
         who = f"the starting weights ({weights}) or the model give it on this data" if weights else \
             "the model gives it on this data"
         return (f"{where}, before any update moved the weights: {who} (a log or sqrt of a negative, a division "
                 "by zero, a softmax over only -inf, inputs out of range?), not the learning rate")
-    nan = _nan_gradient(trainer) if trainer is not None else None
+    nan = _nan_gradient(trainer) if trainer is not None and np.isnan(loss) else None
     if nan is not None:
-        return (f"{where}: '{nan}' holds NaN beside values that stayed modest, so a gradient was NaN (a 0/0: a "
-                "sqrt, log or division at 0 that a zero gradient reached, inf - inf?), which a lower learning "
-                "rate does not cure")
+        return (f"{where}: '{nan}' holds NaN beside values that stayed modest: either a gradient was NaN (a 0/0: "
+                "a sqrt, log or division at 0 that a zero gradient reached, inf - inf?), which a lower learning "
+                "rate does not cure, or the weights diverged in one step (lower the learning rate, --lr)")
     return f"{where}; if the weights diverged, lower the learning rate (--lr)"
 
 
