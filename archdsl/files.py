@@ -18,7 +18,7 @@ import zlib
 from pathlib import Path
 
 from .diagnostics import ArchError, not_a_directory, writing
-from .interrupts import deferred_signals
+from .interrupts import INHERITED_FDS, deferred_signals
 
 __all__ = ["specs_dir", "refuse_overwriting", "is_special", "resolved", "copy_into", "umask_mode", "atomic_write",
            "make_parents", "remove_made", "replace_keeping_mode", "temp_dir_beside", "remove_dead_temps", "std_stream",
@@ -39,6 +39,14 @@ def _same(a: Path, b: Path) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
+def _on_fd(fd: int, path: Path) -> bool:
+    """Whether descriptor fd is open on the file at path."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False
+
+
 def refuse_overwriting(outputs: dict[str, str | Path | None], inputs: dict[str, str | Path | None]) -> None:
     """A diagnostic, before any work, when an output is a directory, one of the inputs, or the same file as
     another output (so no output is written while another is refused). Keys say where each path came from
@@ -48,6 +56,11 @@ def refuse_overwriting(outputs: dict[str, str | Path | None], inputs: dict[str, 
     for flag, out in outs:
         not_a_directory(out)
     for i, (flag, out) in enumerate(outs):
+        fd = std_stream(out)
+        if fd is not None and any(_on_fd(fd, path) for _, path in ins):  # -o /dev/fd/3 3>>spec.arch (review83)
+            what = next(w for w, path in ins if _on_fd(fd, path))
+            raise ArchError(f"{flag} {out} is open on the {what} file: writing it would destroy the input; "
+                            "choose another output")
         if is_special(out):
             continue  # /dev/null may be given twice, and is nobody's input worth keeping
         for what, path in ins:
@@ -74,11 +87,15 @@ def std_stream(path: str | Path) -> int | None:
     m = re.fullmatch(rf"/(?:dev/fd|proc/(?:self|{os.getpid()})/fd)/(\d+)", norm)  # any open descriptor: 3>>log too
     if m is None:
         return None
+    fd = int(m[1])
+    if fd > 2 and INHERITED_FDS is not None and fd not in INHERITED_FDS:
+        raise ArchError(f"cannot write {path}: descriptor {fd} was not open when archdsl started (give the shell's "
+                        f"{fd}>FILE, or a file path)")
     try:
-        os.fstat(int(m[1]))
+        os.fstat(fd)
     except (OSError, OverflowError):
         return None
-    return int(m[1])
+    return fd
 
 
 def open_special(path: str | Path):

@@ -6,11 +6,24 @@ nothing, so that loading it is instant."""
 from __future__ import annotations
 
 import contextlib
+import os
 
-__all__ = ["deferred_signals", "interruption", "note_signal", "record_interrupts", "settled", "stopping_signals",
-           "was_interrupted"]
+__all__ = ["INHERITED_FDS", "deferred_signals", "interruption", "note_signal", "record_interrupts", "settled",
+           "stopping_signals", "was_interrupted"]
 
 _interrupted: list[int] = []  # the signals (Ctrl-C's SIGINT, SIGTERM, SIGHUP) that arrived while recording
+
+
+def _open_fds() -> frozenset[int] | None:
+    try:
+        return frozenset(int(n) for n in os.listdir("/proc/self/fd"))
+    except (OSError, ValueError):
+        return None
+
+
+# the descriptors the process started with (a shell's 3>>log), taken as the command loads, before a library
+# opens its own (onnxruntime's cache database took fds 3-5, which -o /dev/fd/4 then wrote into: review83 hunt)
+INHERITED_FDS = _open_fds()
 
 
 def was_interrupted() -> bool:

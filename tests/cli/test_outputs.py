@@ -619,3 +619,19 @@ def test_any_open_descriptor_is_written_through_and_a_gone_cwd_with_a_relative_p
                           "-o rel.onnx"], capture_output=True, check=False,
                          env={**os.environ, "PYTHONPATH": str(Path(archdsl.__file__).parent.parent)})
     assert res.returncode == 1 and b"the working directory no longer exists" in res.stderr, res.stderr
+
+
+def test_a_descriptor_the_shell_did_not_open_or_one_on_the_spec_is_refused(work):
+    """-o /dev/fd/4 with no 4> wrote into onnxruntime's own cache database (fds 3-5 inside the process), and
+    `-o /dev/fd/3 3>>spec.arch` appended the model to the spec (review83 hunt)."""
+    import shlex
+    import subprocess
+    import sys
+    py, spec = shlex.quote(sys.executable), shlex.quote(str(work / "tiny.arch"))
+    res = subprocess.run(["sh", "-c", f"{py} -m archdsl build {spec} -o /dev/fd/7"], capture_output=True, check=False)
+    assert res.returncode == 1 and b"descriptor 7 was not open when archdsl started" in res.stderr, res.stderr
+    before = (work / "tiny.arch").read_bytes()
+    res = subprocess.run(["sh", "-c", f"{py} -m archdsl build {spec} -o /dev/fd/3 3>>{spec}"], capture_output=True,
+                         check=False)
+    assert res.returncode == 1 and b"is open on the spec file" in res.stderr, res.stderr
+    assert (work / "tiny.arch").read_bytes() == before
