@@ -107,7 +107,9 @@ def announce(message: str, out) -> None:
 
 
 def _no_controls(text: str) -> str:
-    return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda m: repr(m[0])[1:-1], text)
+    """Control characters, line separators and bidirectional overrides (U+202E shows a name reversed) as
+    escapes; a name's undecodable bytes (surrogates) are printed as the bytes they are."""
+    return re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]", lambda m: repr(m[0])[1:-1], text)
 
 
 def read_files(args, sources, **more) -> dict:

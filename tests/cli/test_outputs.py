@@ -591,6 +591,8 @@ def test_wrote_lines_escape_control_characters_and_unreadable_files_say_why(work
     assert main(["build", str(work / "tiny.arch"), "-o", str(out)]) == 0
     said = capsys.readouterr().out
     assert "\x1b" not in said and "a\\x1b[2Jb.onnx" in said and out.is_file()
+    assert main(["build", str(work / "tiny.arch"), "-o", str(work / "r\u202egnp.onnx")]) == 0  # shown reversed
+    assert "r\\u202egnp.onnx" in capsys.readouterr().out
     assert main(["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "-o",
                  str(work / "w\nx.npz"), "--epochs", "1"]) == 0
     captured = capsys.readouterr()
