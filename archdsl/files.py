@@ -116,8 +116,8 @@ def write_into(path: str | Path, data: bytes) -> None:
 
 
 def is_special(path: str | Path) -> bool:
-    """An existing target that is not a regular file (a device, a FIFO), or stdout or stderr by any name:
-    written into, never replaced."""
+    """An existing target that is not a regular file (a device, a FIFO), or an open descriptor by its name
+    (std_stream: stdout, /dev/fd/3): written into, never replaced."""
     if std_stream(path) is not None:
         return True
     try:
