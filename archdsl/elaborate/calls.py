@@ -157,8 +157,8 @@ class Calls:
     def symbolic_answer(self, answer: bool) -> bool:
         """is_symbolic(T) outside an assert answers, where a run's sizes replay the build's answers (T a number
         there), as the build did, so that `if is_symbolic(T)` checks the branch that was built (newuser7 hunt);
-        in an assert it says what the sizes are. cli.run.check_spec_at replays only where the sizes' own answers
-        fail other than by an assert."""
+        in an assert it says what the sizes are. cli.run.check_spec_at also elaborates without the replay, for
+        the asserts that is_symbolic guards (if not is_symbolic(T) { assert T <= 6 }: review81 hunt)."""
         if self.in_assert:
             return answer
         k = len(self.symbolic_answers)
