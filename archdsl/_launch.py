@@ -8,7 +8,8 @@ import sys
 
 
 def main() -> int:
-    from .interrupts import record_interrupts, was_interrupted
+    from .interrupts import note_inherited_fds, record_interrupts, was_interrupted
+    note_inherited_fds()
     with record_interrupts():
         try:
             from .cli import main as cli_main

@@ -18,7 +18,7 @@ import zlib
 from pathlib import Path
 
 from .diagnostics import ArchError, not_a_directory, writing
-from .interrupts import INHERITED_FDS, deferred_signals
+from .interrupts import deferred_signals, inherited_fds
 
 __all__ = ["specs_dir", "refuse_overwriting", "is_special", "resolved", "copy_into", "umask_mode", "atomic_write",
            "make_parents", "remove_made", "replace_keeping_mode", "temp_dir_beside", "remove_dead_temps", "std_stream",
@@ -39,6 +39,16 @@ def _same(a: Path, b: Path) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
+def _refuse_unopened(out: Path) -> None:
+    """An output /dev/fd/N the command did not start with: the command line's, where N is a library's own
+    descriptor (onnxruntime's cache database, opened after this check: review83, review84 hunts)."""
+    fd = _fd_named(out)
+    known = inherited_fds()
+    if fd is not None and fd > 2 and known is not None and fd not in known:
+        raise ArchError(f"cannot write {out}: descriptor {fd} was not open when archdsl started (give the shell's "
+                        f"{fd}>FILE, or a file path)")
+
+
 def _on_fd(fd: int, path: Path) -> bool:
     """Whether descriptor fd is open on the file at path."""
     try:
@@ -56,6 +66,7 @@ def refuse_overwriting(outputs: dict[str, str | Path | None], inputs: dict[str, 
     for flag, out in outs:
         not_a_directory(out)
     for i, (flag, out) in enumerate(outs):
+        _refuse_unopened(out)
         fd = std_stream(out)
         if fd is not None and any(_on_fd(fd, path) for _, path in ins):  # -o /dev/fd/3 3>>spec.arch (review83)
             what = next(w for w, path in ins if _on_fd(fd, path))
@@ -76,6 +87,18 @@ def std_stream(path: str | Path) -> int | None:
     """The descriptor `path` names, open in this process (-o -, /dev/stdout, /dev/fd/3, /proc/self/fd/1): written
     through it, whatever it is open on. Opened anew by its name, a file stdout went to was truncated (`-o - >>
     log` lost the log) or, followed to its name, replaced by a rename (cli5 hunt; /dev/fd/3: review82)."""
+    fd = _fd_named(path)
+    if fd is None:
+        return None
+    try:
+        os.fstat(fd)
+    except (OSError, OverflowError):
+        return None
+    return fd
+
+
+def _fd_named(path: str | Path) -> int | None:
+    """The descriptor number a path names (-, /dev/stdout, /dev/fd/3, /proc/self/fd/3), open or not."""
     if str(path) == "-":
         return 1
     try:
@@ -84,18 +107,8 @@ def std_stream(path: str | Path) -> int | None:
         return None
     if norm in ("/dev/stdout", "/dev/stderr"):
         return 1 if norm == "/dev/stdout" else 2
-    m = re.fullmatch(rf"/(?:dev/fd|proc/(?:self|{os.getpid()})/fd)/(\d+)", norm)  # any open descriptor: 3>>log too
-    if m is None:
-        return None
-    fd = int(m[1])
-    if fd > 2 and INHERITED_FDS is not None and fd not in INHERITED_FDS:
-        raise ArchError(f"cannot write {path}: descriptor {fd} was not open when archdsl started (give the shell's "
-                        f"{fd}>FILE, or a file path)")
-    try:
-        os.fstat(fd)
-    except (OSError, OverflowError):
-        return None
-    return fd
+    m = re.fullmatch(rf"/(?:dev/fd|proc/(?:self|{os.getpid()})/fd)/(\d+)", norm)  # any descriptor: 3>>log too
+    return int(m[1]) if m else None
 
 
 def open_special(path: str | Path):
@@ -118,8 +131,10 @@ def write_into(path: str | Path, data: bytes) -> None:
 def is_special(path: str | Path) -> bool:
     """An existing target that is not a regular file (a device, a FIFO), or an open descriptor by its name
     (std_stream: stdout, /dev/fd/3): written into, never replaced."""
-    if std_stream(path) is not None:
-        return True
+    return std_stream(path) is not None or _special_file(path)
+
+
+def _special_file(path: str | Path) -> bool:
     try:
         mode = os.stat(path).st_mode
     except OSError:
@@ -129,8 +144,8 @@ def is_special(path: str | Path) -> bool:
 
 def refuse_special(path: str | Path, said: str) -> None:
     """A pipe or a device where a file of arrays should be: numpy waited for a writer forever. `said` begins
-    the message (`cannot read weights from w.npz`)."""
-    if is_special(path):
+    the message (`cannot read weights from w.npz`). /dev/fd/5 open on a regular file reads as that file."""
+    if _special_file(path):
         raise ArchError(f"{said}: not a regular file (a pipe or a device)")
 
 

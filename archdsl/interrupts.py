@@ -8,22 +8,37 @@ from __future__ import annotations
 import contextlib
 import os
 
-__all__ = ["INHERITED_FDS", "deferred_signals", "interruption", "note_signal", "record_interrupts", "settled",
-           "stopping_signals", "was_interrupted"]
+__all__ = ["deferred_signals", "inherited_fds", "interruption", "note_inherited_fds", "note_signal",
+           "record_interrupts", "settled", "stopping_signals", "was_interrupted"]
 
 _interrupted: list[int] = []  # the signals (Ctrl-C's SIGINT, SIGTERM, SIGHUP) that arrived while recording
 
 
-def _open_fds() -> frozenset[int] | None:
+_inherited: list[frozenset[int]] = []  # note_inherited_fds's, for the command line alone
+
+
+def note_inherited_fds() -> None:
+    """Note the descriptors the command started with (a shell's 3>>log), as it loads, before a library opens
+    its own: onnxruntime's cache database took fds 3-5, which -o /dev/fd/4 wrote into (review83 hunt). The
+    listing's own descriptor, closed once listed, is left out (review84 hunt)."""
     try:
-        return frozenset(int(n) for n in os.listdir("/proc/self/fd"))
+        listed = [int(n) for n in os.listdir("/proc/self/fd")]
     except (OSError, ValueError):
-        return None
+        return
+    _inherited[:] = [frozenset(fd for fd in listed if _is_open(fd))]
 
 
-# the descriptors the process started with (a shell's 3>>log), taken as the command loads, before a library
-# opens its own (onnxruntime's cache database took fds 3-5, which -o /dev/fd/4 then wrote into: review83 hunt)
-INHERITED_FDS = _open_fds()
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
+def inherited_fds() -> frozenset[int] | None:
+    """The descriptors note_inherited_fds saw, or None where it did not run (the Python API)."""
+    return _inherited[0] if _inherited else None
 
 
 def was_interrupted() -> bool:
