@@ -333,3 +333,13 @@ def sigmoid(e, x: str, dtype: DType, outputs=None) -> str:
     one = e.const(np.array(1.0, dtype=np.float64))
     return e.op("Reciprocal", [e.op("Add", [one, e.op("Exp", [e.op("Neg", [x])])])], outputs=outputs)
 
+
+
+def log_softmax_of(e, x: str, axis: int, dtype: DType, outputs=None) -> str:
+    """ONNX LogSoftmax; float64 written out, x - max - log(sum(exp(x - max))): onnxruntime's float64 kernel gave
+    finite positive values (44.05) for a row holding NaN or inf past its first place, where torch's are NaN
+    (gradnan hunt; cross_entropy's loss read -45.55 for NaN logits: lossfns hunt)."""
+    if dtype is not DType.float64:
+        return e.op("LogSoftmax", [x], outputs=outputs, axis=axis)
+    s = e.op("Sub", [x, reduce_op(e, "ReduceMax", x, [axis], 1)])
+    return e.op("Sub", [s, e.op("Log", [reduce_op(e, "ReduceSum", e.op("Exp", [s]), [axis], 1)])], outputs=outputs)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..types import DType
-from ._common import bfloat16_from, elementwise_cost, fill_array, float_input, reduce_op, sigmoid, wide_np, widen
+from ._common import bfloat16_from, elementwise_cost, fill_array, float_input, log_softmax_of, sigmoid, wide_np, widen
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis
 
@@ -391,15 +391,8 @@ def _log_softmax_grad(b, c, ins, outs, gouts):
 
 
 def _log_softmax_lower(e, ins, outs, c):
-    """ONNX LogSoftmax; in float64 written out, x - max - log(sum(exp(x - max))): onnxruntime's float64 kernel
-    gave finite positive values (44.05) for a row holding NaN or inf, where torch's are NaN (gradnan hunt)."""
     t = c.in_types[0]
-    if t.dtype is not DType.float64:
-        e.op("LogSoftmax", ins, outputs=outs, axis=c.attrs["axis"])
-        return
-    ax = c.attrs["axis"] % t.rank
-    s = e.op("Sub", [ins[0], reduce_op(e, "ReduceMax", ins[0], [ax], 1)])
-    e.op("Sub", [s, e.op("Log", [reduce_op(e, "ReduceSum", e.op("Exp", [s]), [ax], 1)])], outputs=outs)
+    log_softmax_of(e, ins[0], c.attrs["axis"] % t.rank, t.dtype, outputs=outs)
 
 
 register(OpDef(

@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import DType, TensorType, numel
-from ._common import float_input, narrow, reduce_op, widen
+from ._common import float_input, log_softmax_of, narrow, reduce_op, widen
 from ._common import i64 as _i64
+from .logexp import log1p_of
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis, parity_hint
 
@@ -133,7 +134,7 @@ def _ce_lower(e, ins, outs, c):
     ax = c.attrs["axis"] % lt.rank
     eps = c.attrs["label_smoothing"]
     lab, kept = kept_labels(e, labels64(e, labels, c.in_types[1]), c)
-    lsm = e.op("LogSoftmax", [logits], axis=ax)
+    lsm = log_softmax_of(e, logits, ax, lt.dtype)
     per = e.op("GatherElements", [lsm, e.op("Unsqueeze", [lab, _i64(e, [ax])])], axis=ax)
     if eps:  # the mean over the classes: 16-bit in float32, as torch's sums (bfloat16 over 50,257 was 9.6 for 10.7)
         mean = reduce_op(e, "ReduceMean", widen(e, lsm, lt), [ax], 1)
@@ -181,6 +182,8 @@ def _bce_lower(e, ins, outs, c):
     t_x = c.in_types[0]
     if t_x.dtype is DType.float32:
         softplus = e.op("Softplus", [e.op("Neg", [e.op("Abs", [x])])])
+    elif t_x.dtype is DType.float64:  # log1p(exp(-|x|)): log(1 + u) lost u past |x| ~ 18 (0 at 40, torch's
+        softplus = log1p_of(e, e.op("Exp", [e.op("Neg", [e.op("Abs", [x])])]), np.float64, finite=True)  # 4.2e-18)
     else:  # onnxruntime's CPU Softplus is float32 only: log(1 + exp(-|x|)), which cannot overflow
         one = e.const(np.array(1, dtype=t_x.dtype.numpy))
         softplus = e.op("Log", [e.op("Add", [one, e.op("Exp", [e.op("Neg", [e.op("Abs", [x])])])])])

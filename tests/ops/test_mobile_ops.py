@@ -351,3 +351,27 @@ def test_float64_leaky_relu_and_elu_keep_their_slope_in_float64_at_every_opset(o
         want = ref(torch.from_numpy(x)).numpy()
         np.testing.assert_allclose(y, want, rtol=1e-15, atol=0)
         assert np.array_equal(np.signbit(y), np.signbit(want)), expr  # -0 kept
+
+
+def test_float64_cross_entropy_of_nan_logits_and_bce_far_from_zero_are_exact():
+    """float64 cross_entropy read onnxruntime's LogSoftmax, which gave -45.55 for a row holding NaN past its
+    first place (torch: NaN); float64 bce_with_logits took log(1 + exp(-|x|)), 0 at x = 40 where the loss is
+    4.2e-18 (lossfns hunt)."""
+    torch = pytest.importorskip("torch")
+    import math
+
+    import archdsl
+    from archdsl import runtime
+    F = torch.nn.functional
+    z = np.array([[0.5, np.nan, 1.0], [0.1, 0.2, 0.3], [0.5, np.inf, 1.0]])
+    y = np.array([0, 1, 0])
+    model = archdsl.compile_source('model m(z: float64[3, 3], y: int64[3]) -> loss {\n'
+                                   '    loss = cross_entropy(z, y, reduction="none")\n}\n')
+    got = runtime.session(model).run(None, {"z": z, "y": y})[0]
+    np.testing.assert_allclose(got, F.cross_entropy(torch.from_numpy(z), torch.from_numpy(y), reduction="none"),
+                               rtol=1e-12)
+    x = np.array([20.0, 30.0, 40.0, 700.0])
+    model = archdsl.compile_source('model m(x: float64[4], t: float64[4]) -> l {\n'
+                                   '    l = bce_with_logits(x, t, reduction="none")\n}\n')
+    got = runtime.session(model).run(None, {"x": x, "t": np.ones(4)})[0]
+    np.testing.assert_allclose(got, [math.log1p(math.exp(-v)) for v in x], rtol=1e-14)
