@@ -144,7 +144,12 @@ def _special_file(path: str | Path) -> bool:
 
 def refuse_special(path: str | Path, said: str) -> None:
     """A pipe or a device where a file of arrays should be: numpy waited for a writer forever. `said` begins
-    the message (`cannot read weights from w.npz`). /dev/fd/5 open on a regular file reads as that file."""
+    the message (`cannot read weights from w.npz`). /dev/fd/5 open on a regular file reads as that file; one
+    the command did not start with would read a library's own file (onnxruntime's database: review85 hunt)."""
+    fd, known = _fd_named(path), inherited_fds()
+    if fd is not None and fd > 2 and known is not None and fd not in known:
+        raise ArchError(f"{said}: descriptor {fd} was not open when archdsl started (give the shell's {fd}<FILE, or "
+                        "a file path)")
     if _special_file(path):
         raise ArchError(f"{said}: not a regular file (a pipe or a device)")
 

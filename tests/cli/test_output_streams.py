@@ -56,6 +56,9 @@ def test_a_deleted_working_directory_is_no_internal_error(work):
                           f"&& {py} -m archdsl build {spec} -o {out}"], capture_output=True, check=False,
                          env={**os.environ, "PYTHONPATH": str(Path(archdsl.__file__).parent.parent)})
     assert res.returncode == 0, res.stderr
+    res = subprocess.run(["sh", "-c", f"{py} -m archdsl run {spec} --input x=/dev/fd/4 --repeat 1"],
+                         capture_output=True, check=False)  # not the shell's: onnxruntime's database (review85)
+    assert res.returncode == 1 and b"cannot read /dev/fd/4: descriptor 4 was not open" in res.stderr, res.stderr
     assert b"internal error" not in res.stderr and onnx.load(work / "g.onnx").graph.name == "tiny"
 
 
