@@ -373,6 +373,8 @@ def build_train_step(graph: Graph, cfg: TrainConfig) -> TrainStep:
         except ArchError as e:  # at the output's definition; a default loss says it was one
             hint = ("; cross_entropy is the default loss: --loss names another (mse, bce_with_logits), or the "
                     "spec computes its own (an output named loss)") if defaulted else ""
+            if not pred.type.rank and pred.type.dtype.is_float:  # --output-name total: the spec's own loss, whose
+                hint += f"; if '{out_name}' is the loss itself, --loss model trains on it"  # flag went unsaid
             if cfg.loss == "cross_entropy" and squashing("bce_with_logits", pred) is not None:  # DCGAN's D
                 hint = (f"; output '{out_name}' ends in a sigmoid, which bce_with_logits applies itself: end the "
                         "model at the sigmoid's input for it") + hint

@@ -459,3 +459,15 @@ def test_evaluation_batches_draw_random_numbers_of_their_own(tmp_path, capsys):
                      "--batch-size", "256", "--quiet"]) == 0
         losses.append(float(re.search(r"evaluation\s+loss (\S+)", capsys.readouterr().err).group(1)))
     assert losses[0] != losses[1] and abs(losses[1] - 1.0) < 0.05, losses
+
+
+def test_an_output_name_of_a_scalar_loss_without_loss_model_says_to_add_it(tmp_path, capsys):
+    """--output-name total of the spec's own scalar loss, --loss left at its default: the message listed --loss
+    mse and an output named loss, never the --loss model the user needed (distill hunt)."""
+    spec = tmp_path / "t.arch"
+    spec.write_text("model t(x: float32[B, 4], y: int64[B]) -> (total, logits) {\n    logits = x -> linear(3) as fc\n"
+                    "    total = cross_entropy(logits, y)\n}\n")
+    argv = ["build", str(spec), "--train", "--output-name", "total", "-o", str(tmp_path / "t.onnx")]
+    assert main(argv) == 1
+    assert "if 'total' is the loss itself, --loss model trains on it" in capsys.readouterr().err
+    assert main([*argv, "--loss", "model"]) == 0
