@@ -166,7 +166,7 @@ def test_loss_model_names_its_output(tmp_path, capsys):
     assert f"{spec}:3:13: error: cross_entropy needs float logits with a class dim; output 'total' is float32[]; " \
            "cross_entropy is the default loss: --loss names another" in err
     assert main([*argv, "--output-name", "total", "--loss", "cross_entropy"]) == 1  # chosen: no default's hint
-    assert "is float32[]\n" in capsys.readouterr().err
+    assert "is float32[]; if 'total' is the loss itself, --loss model trains on it\n" in capsys.readouterr().err
 
 
 def test_labels_of_a_spec_cross_entropy_are_checked(tmp_path, capsys):
