@@ -8,6 +8,7 @@ import numpy as np
 
 from ..types import DType
 from ._common import bfloat16_from, elementwise_cost, fill_array, float_input, log_softmax_of, sigmoid, wide_np, widen
+from .logexp import expm1_of
 from .registry import Attr, OpDef, fail, register
 from .shapes import norm_axis
 
@@ -256,14 +257,22 @@ register(OpDef(
 def _elu_lower(e, ins, outs, c):
     """ONNX Elu; float64 written out as torch's kernel computes it, alpha * expm1(x) below 0 (-0 among them, which
     stays -0), alpha a float64 constant (as leaky_relu: numerics3 hunt)."""
-    from .logexp import expm1_of
     bfloat16_from(e, c.in_types[0], "elu", "ONNX Elu takes")
     x = ins[0]
     if c.in_types[0].dtype is not DType.float64:
         e.op("Elu", ins, outputs=outs, alpha=c.attrs["alpha"])
         return
-    below = e.op("Mul", [expm1_of(e, x, np.float64), scalar(e, c, c.attrs["alpha"])])
-    e.op("Where", [e.op("Greater", [x, scalar(e, c, 0.0)]), x, below], outputs=outs)
+    e.op("Where", [e.op("Greater", [x, scalar(e, c, 0.0)]), x, neg_part(e, c, x, c.attrs["alpha"], 1.0)],
+         outputs=outs)
+
+
+def neg_part(e, c, x: str, alpha: float, inner: float) -> str:
+    """alpha * (exp(inner * x) - 1), the negative side of elu/selu/celu where it is written out; float64 through
+    expm1 (exp(x) - 1 was 8e-8 relative off torch at -1e-10, and +0 at -0: review84 hunt)."""
+    z = x if inner == 1.0 else e.op("Mul", [x, scalar(e, c, inner)])
+    m1 = expm1_of(e, z, np.float64) if c.in_types[0].dtype is DType.float64 else \
+        e.op("Sub", [e.op("Exp", [z]), scalar(e, c, 1.0)])
+    return e.op("Mul", [m1, scalar(e, c, alpha)])
 
 
 def exp_side(b, x, g, pos: float, neg: float, inner: float):

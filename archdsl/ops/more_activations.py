@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..types import DType, numel
+from ..types import numel
 from ._common import elementwise_cost, float_input, narrow_into, shape_str, sigmoid, wide_np, wide_outputs, widen
-from .activation import exp_side, float_same, scalar
-from .logexp import expm1_of, log1p_of
+from .activation import exp_side, float_same, neg_part, scalar
+from .logexp import log1p_of
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 from .shapes import norm_axis
 
@@ -20,15 +20,6 @@ SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
 
-def _neg_part(e, c, x: str, alpha: float, inner: float) -> str:
-    """alpha * (exp(inner * x) - 1), the negative side of selu/celu; float64 through expm1 (exp(x) - 1 was 8e-8
-    relative off torch at -1e-10, and +0 at -0: review84 hunt)."""
-    z = x if inner == 1.0 else e.op("Mul", [x, scalar(e, c, inner)])
-    m1 = expm1_of(e, z, np.float64) if c.in_types[0].dtype is DType.float64 else \
-        e.op("Sub", [e.op("Exp", [z]), scalar(e, c, 1.0)])
-    return e.op("Mul", [m1, scalar(e, c, alpha)])
-
-
 # ---------------- selu ----------------
 
 def _selu_lower(e, ins, outs, c):
@@ -37,7 +28,7 @@ def _selu_lower(e, ins, outs, c):
         e.op("Selu", [x], outputs=outs, alpha=SELU_ALPHA, gamma=SELU_SCALE)
         return
     pos = e.op("Greater", [x, scalar(e, c, 0.0)])
-    y = e.op("Where", [pos, x, _neg_part(e, c, x, SELU_ALPHA, 1.0)])
+    y = e.op("Where", [pos, x, neg_part(e, c, x, SELU_ALPHA, 1.0)])
     e.op("Mul", [y, scalar(e, c, SELU_SCALE)], outputs=outs)
 
 
@@ -65,7 +56,7 @@ def _celu_lower(e, ins, outs, c):
         e.op("Celu", [x], outputs=outs, alpha=alpha)
         return
     pos = e.op("Greater", [x, scalar(e, c, 0.0)])
-    e.op("Where", [pos, x, _neg_part(e, c, x, alpha, 1.0 / alpha)], outputs=outs)
+    e.op("Where", [pos, x, neg_part(e, c, x, alpha, 1.0 / alpha)], outputs=outs)
 
 
 register(OpDef(
