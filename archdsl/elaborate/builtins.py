@@ -30,11 +30,6 @@ def _num(name, v):
     return v
 
 
-# the math functions of one number whose tensor form is the op of the same name: sqrt(C) is sqrt(tensor(C, ...))
-_ONE_NUMBER_MATH = {"sqrt", "exp", "log", "log1p", "expm1", "log2", "log10", "sin", "cos", "tan", "asin", "acos",
-                    "atan", "sinh", "cosh", "asinh", "acosh", "atanh"}
-
-
 def _as_tensor(v) -> str:
     """How a size is written as a float tensor read at run time: tensor(W-1, dtype="float32")."""
     text = str(v)
@@ -288,3 +283,6 @@ BUILTINS = {b.name: b for b in [
 
 # on a tensor these are the op of that name
 TENSOR_MATH = {"sqrt", "exp", "log", "abs", "sin", "cos", "sum", "floor", "ceil", "round", "atan2", *_MORE_MATH}
+# the math functions of one number whose tensor form is the op of the same name: sqrt(C) is sqrt(tensor(C, ...))
+# (abs and the roundings of a size are the size itself; sum and atan2 take more than one)
+_ONE_NUMBER_MATH = {"sqrt", "exp", "log", "sin", "cos", *_MORE_MATH} - {"trunc"}
