@@ -55,8 +55,8 @@ class RunTimeSizes:
 
         def build(node):
             inside = {type(n) for n in ast.walk(node)}
-            if ast.Div in inside and ast.FloorDiv not in inside:  # (H/2)//2: the exact division as a whole
-                return self._polynomial_value(f"({ast.unparse(node)})", opname, prefix, span, divided=False)
+            if ast.Div in inside and ast.FloorDiv not in inside:  # H*W/4, or (H/2) in (H/2)//2: as a whole
+                return self._polynomial_value(f"({ast.unparse(node)})", opname, prefix, span)
             if isinstance(node, ast.Name):
                 return self.dim_tensor(Sym((node.id,)), DType.int64, opname, span).value
             if isinstance(node, ast.Constant) and type(node.value) is int:
@@ -70,21 +70,19 @@ class RunTimeSizes:
                     return self.graph.add_node(ops_of[type(node.op)], [a, b], {}, prefix, span).outputs[0]
             return None
         try:
-            v = self._polynomial_value(text, opname, prefix, span)
-            if v is None:
-                v = build(ast.parse(text, mode="eval").body)
+            v = build(ast.parse(text, mode="eval").body)
         except (SyntaxError, ArchError):
             return None
         if v is not None and dt is not DType.int64:
             v = self.graph.add_node("cast", [v], {"dtype": dt.label}, prefix, span).outputs[0]
         return None if v is None else (v, None)
 
-    def _polynomial_value(self, text: str, opname: str, prefix: str, span, divided: bool = True):
+    def _polynomial_value(self, text: str, opname: str, prefix: str, span):
         """A formula of exact divisions (H*W/4: pixel_unshuffle's H/2 times its W/2; 3*T/2-3/2) in int64: its
         terms over their common denominator, summed, then divided, which leaves no remainder (the shape rules
-        that made the formula divided only what is a multiple). divided: None for a formula with no division."""
+        that made the formula divided only what is a multiple)."""
         found = integer_terms(Sym((text,)))
-        if found is None or divided and found[1] == 1 or not found[0]:
+        if found is None or not found[0]:
             return None
         terms, den = found
         add = lambda a, b, op="add": self.graph.add_node(op, [a, b], {}, prefix, span).outputs[0]  # noqa: E731
