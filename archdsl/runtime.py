@@ -114,8 +114,9 @@ def state_bytes(compiled) -> dict[str, int]:
     """The train step's state in bytes, from the step model's initializers' sizes (their data is not read):
     all of it, its largest tensor, what the step updates (its outputs replace it) and the trained parameters."""
     info = compiled.info
+    state = set(info.state_inputs)  # (a set built per initializer before: quadratic in the parameter count)
     sizes = {t.name: math.prod(t.dims) * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
-             for t in compiled.step_model.graph.initializer if t.name in set(info.state_inputs)}
+             for t in compiled.step_model.graph.initializer if t.name in state}
     kept = {n.output[0] for n in compiled.step_model.graph.node  # a frozen parameter's output is its input
             if n.op_type == "Identity" and info.state.get(n.output[0]) == n.input[0]}
     updated, trained = {i for o, i in info.state.items() if o not in kept}, set(info.params)

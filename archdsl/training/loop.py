@@ -86,7 +86,7 @@ class Trainer:
         self.ct, self.info = compiled, compiled.info
         limits.check_session_memory(compiled.graph.name, runtime.state_bytes(compiled), self.info.stateless,
                                     limits.available_memory())
-        state = compiled.info.state_inputs  # bound at every step, fed at every eval: not copied into either
+        state = set(compiled.info.state_inputs)  # bound at every step, fed at every eval: not copied into either
         try:
             self.step = runtime.session(compiled.step_model, provider, threads, spin, fed=state)
             self.eval = runtime.session(compiled.eval_model, provider, threads, spin, fed=state)
@@ -406,8 +406,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                     bar.update(task, advance=1)
                     continue
                 if not np.isfinite(loss):
-                    raise ArchError(not_finite(loss, epoch, step, steps, first, opts.weights_file, idx,
-                                               trainer if abs(last) < 1e6 else None))
+                    raise ArchError(not_finite(loss, epoch, step, steps, first, opts.weights_file, idx, trainer, last))
                 total, last = total + loss * weight, loss
                 seen += weight
                 if ct.info.labelled:

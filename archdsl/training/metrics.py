@@ -66,4 +66,4 @@ def spec_batch_weight(batch: dict, masked, examples: int, loss: float) -> int:
                 continue
     if counts and min(counts.values()) == 0 and not math.isfinite(loss):
         return 0
-    return counts.get(masked.loss, examples) if masked.loss is not None else examples
+    return counts.get(masked.loss, examples)  # (no reading is None's: the examples)

@@ -28,12 +28,15 @@ def check_finite_state(trainer, source: str) -> None:
                             f"{'numbers' if name in buffers else 'finite values'} only")
 
 
+_MODEST = 1e6  # a loss or weight under it has not diverged
+
+
 def not_finite(loss: float, epoch: int, step: int, steps: int, first: bool, weights: str | None = None,
-               idx=(), trainer=None) -> str:
+               idx=(), trainer=None, last: float = 0.0) -> str:
     """Before the first update (at a learning rate above 0) the learning rate cannot be the cause: then the
     data, the model or the weights it starts from are (finite weights of 1e33 from a diverged run give an inf
     loss too). After it, a NaN loss with NaN among trained parameters whose other values stay modest, the loss
-    before modest too (`trainer` given only then), may be a NaN gradient (a 0/0: sqrt or a division at 0),
+    before (`last`) modest too, may be a NaN gradient (a 0/0: sqrt or a division at 0),
     which a lower rate does not cure, or one step that diverged (the weights as they stand cannot tell: the
     failing step's own update has made them NaN either way: review83 hunt); an inf loss or huge values are a
     divergence."""
@@ -43,7 +46,7 @@ def not_finite(loss: float, epoch: int, step: int, steps: int, first: bool, weig
             "the model gives it on this data"
         return (f"{where}, before any update moved the weights: {who} (a log or sqrt of a negative, a division "
                 "by zero, a softmax over only -inf, inputs out of range?), not the learning rate")
-    nan = _nan_gradient(trainer) if trainer is not None and np.isnan(loss) else None
+    nan = _nan_gradient(trainer) if trainer is not None and np.isnan(loss) and abs(last) < _MODEST else None
     if nan is not None:
         return (f"{where}: '{nan}' holds NaN beside values that stayed modest: either a gradient was NaN (a 0/0: "
                 "a sqrt, log or division at 0 that a zero gradient reached, inf - inf?), which a lower learning "
@@ -52,7 +55,7 @@ def not_finite(loss: float, epoch: int, step: int, steps: int, first: bool, weig
 
 
 def _nan_gradient(trainer) -> str | None:
-    """The first trained parameter holding NaN where the others' finite values stay under 1e6, else None."""
+    """The first trained parameter holding NaN where the others' finite values stay under _MODEST, else None."""
     found, largest = None, 0.0
     for name in trainer.info.params:
         a = trainer.get(name)
@@ -62,7 +65,7 @@ def _nan_gradient(trainer) -> str | None:
         largest = max(largest, float(np.abs(finite).max()) if finite.size else 0.0)
         if found is None and np.isnan(a).any():
             found = name
-    return found if found is not None and largest < 1e6 else None
+    return found if found is not None and largest < _MODEST else None
 
 
 def examples(idx) -> str:
