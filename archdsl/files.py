@@ -22,7 +22,7 @@ from .interrupts import deferred_signals, inherited_fds
 
 __all__ = ["specs_dir", "refuse_overwriting", "is_special", "resolved", "copy_into", "umask_mode", "atomic_write",
            "make_parents", "remove_made", "replace_keeping_mode", "temp_dir_beside", "remove_dead_temps", "std_stream",
-           "open_special", "write_into"]
+           "fd_named", "open_special", "write_into"]
 
 
 def specs_dir() -> Path:
@@ -42,7 +42,7 @@ def _same(a: Path, b: Path) -> bool:
 def _refuse_unopened(out: Path) -> None:
     """An output /dev/fd/N the command did not start with: the command line's, where N is a library's own
     descriptor (onnxruntime's cache database, opened after this check: review83, review84 hunts)."""
-    fd = _fd_named(out)
+    fd = fd_named(out)
     known = inherited_fds()
     if fd is not None and fd > 2 and known is not None and fd not in known:
         raise ArchError(f"cannot write {out}: descriptor {fd} was not open when archdsl started (give the shell's "
@@ -87,7 +87,7 @@ def std_stream(path: str | Path) -> int | None:
     """The descriptor `path` names, open in this process (-o -, /dev/stdout, /dev/fd/3, /proc/self/fd/1): written
     through it, whatever it is open on. Opened anew by its name, a file stdout went to was truncated (`-o - >>
     log` lost the log) or, followed to its name, replaced by a rename (cli5 hunt; /dev/fd/3: review82)."""
-    fd = _fd_named(path)
+    fd = fd_named(path)
     if fd is None:
         return None
     try:
@@ -97,7 +97,7 @@ def std_stream(path: str | Path) -> int | None:
     return fd
 
 
-def _fd_named(path: str | Path) -> int | None:
+def fd_named(path: str | Path) -> int | None:
     """The descriptor number a path names (-, /dev/stdout, /dev/fd/3, /proc/self/fd/3), open or not."""
     if str(path) == "-":
         return 1
@@ -146,7 +146,7 @@ def refuse_special(path: str | Path, said: str) -> None:
     """A pipe or a device where a file of arrays should be: numpy waited for a writer forever. `said` begins
     the message (`cannot read weights from w.npz`). /dev/fd/5 open on a regular file reads as that file; one
     the command did not start with would read a library's own file (onnxruntime's database: review85 hunt)."""
-    fd, known = _fd_named(path), inherited_fds()
+    fd, known = fd_named(path), inherited_fds()
     if fd is not None and fd > 2 and known is not None and fd not in known:
         raise ArchError(f"{said}: descriptor {fd} was not open when archdsl started (give the shell's {fd}<FILE, or "
                         "a file path)")

@@ -134,7 +134,7 @@ def _a_std_stream(out: str | None) -> bool:
     is the one open as fd 1 or 2."""
     if out is None:
         return False
-    if out == "-" or _normal(out) in _STDOUT_NAMES + ("/dev/stderr", "/dev/fd/2", "/proc/self/fd/2"):
+    if files.fd_named(out) in (1, 2):
         return True
     try:
         named = os.stat(out)
