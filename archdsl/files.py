@@ -8,6 +8,7 @@ its target)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -315,6 +316,20 @@ def probe_writable(path: str | Path) -> None:
         if up is not None:
             with deferred_signals():  # Ctrl-C between the two left the probe's folder
                 os.rmdir(tempfile.mkdtemp(prefix=".archdsl-probe.", dir=up))
+        _refuse_sticky_replace(path)
+
+
+def _refuse_sticky_replace(path: Path) -> None:
+    """In a sticky folder (/tmp) only a file's owner, the folder's or root may replace it: the probe's temp
+    folder is made there all the same, and the rename at the end failed after every epoch of training."""
+    try:
+        mine, folder = path.lstat(), path.parent.stat()
+    except OSError:  # nothing there yet (or unreadable: the write says why)
+        return
+    uid = os.geteuid()
+    if folder.st_mode & stat.S_ISVTX and uid != 0 and uid not in (mine.st_uid, folder.st_uid):
+        raise PermissionError(errno.EPERM, "it belongs to another user and its folder is sticky (only the owner "
+                              "may replace it); give another name")
 
 
 def atomic_write(path: str | Path, save) -> None:

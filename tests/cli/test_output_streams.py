@@ -1,7 +1,7 @@
 """Outputs that are streams or odd paths: stdout and other descriptors written through (after what is there,
 never renamed over), descriptors the command did not start with or that are open on an input, a deleted
-working directory, a spec read from /dev/stdin, links to nowhere, and the 'wrote' lines' escaping (cli5 and
-review82-84 hunts)."""
+working directory, a spec read from /dev/stdin, links to nowhere, another user's file in a sticky folder, and
+the 'wrote' lines' escaping (cli5 and review82-84 hunts)."""
 
 from __future__ import annotations
 
@@ -91,6 +91,25 @@ def test_an_output_under_a_link_to_nowhere_says_so_before_training(work, capsys)
                  str(work / "dl" / "w.npz"), "--epochs", "1"]) == 1
     captured = capsys.readouterr()
     assert said in captured.err and "epoch 1" not in captured.out + captured.err
+
+
+def test_a_file_of_another_user_in_a_sticky_folder_is_refused_before_training(work, capsys, monkeypatch):
+    """In a sticky folder (/tmp) the rename over another user's file fails: the probe's temp folder was made
+    there all the same, so train found out after its last epoch (distill hunt). Seen as a user who owns
+    neither the file nor the folder."""
+    sticky = work / "shared"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    (sticky / "w.npz").write_bytes(b"theirs")
+    monkeypatch.setattr(os, "geteuid", lambda: os.stat(sticky).st_uid + 4242)
+    assert main(["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "-o",
+                 str(sticky / "w.npz"), "--epochs", "1"]) == 1
+    captured = capsys.readouterr()
+    assert f"cannot write {sticky / 'w.npz'}: it belongs to another user" in captured.err
+    assert "epoch 1" not in captured.out + captured.err and (sticky / "w.npz").read_bytes() == b"theirs"
+    monkeypatch.undo()  # its owner may
+    assert main(["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "-o",
+                 str(sticky / "w.npz"), "--epochs", "1"]) == 0
 
 
 def test_wrote_lines_escape_control_characters_and_unreadable_files_say_why(work, capsys):
