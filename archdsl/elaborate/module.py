@@ -47,7 +47,7 @@ class Module:
     params: dict[str, object] = field(default_factory=dict)
     overrides: dict[str, Span] = field(default_factory=dict)  # params set by -D: where their value was written
     aliases: dict[str, list[str]] = field(default_factory=dict)  # `import "..." as NAME`: NAME -> its params
-    imported_params: dict[str, object] = field(default_factory=dict)  # set by -D NAME.param: for the metadata
+    imported_params: dict[str, object] = field(default_factory=dict)  # NAME.param of `import as NAME`: metadata
     unaliased: dict[str, str] = field(default_factory=dict)  # a param seen through `import "p"` (no as) -> p
     imported_models: set[str] = field(default_factory=set)  # models of the files imported without `as`
 
@@ -212,12 +212,15 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                          k.startswith(item.alias + ".")}  # -D lib.width=16: the param width of `import ... as lib`
                 target = loader.load_path(loader.resolve(item.path, tree.file, item.span), item.span, given,
                                           f"{prefix}{item.alias}." if item.alias else prefix)
-                for k, (_, vspan, *_) in given.items():  # recorded for the model's metadata and the -D notes
+                for k, (_, vspan, *_) in given.items():  # recorded for the -D notes
                     full = f"{item.alias}.{k}"
                     unused.pop(full, None)  # None: an alias given twice is said by _define below
-                    mod.imported_params[full] = _set_value(target, k)
                     if vspan is not None:
                         mod.overrides[full] = vspan
+                if item.alias:  # the metadata's: every param of the file, set or not (only those -D set were
+                    # recorded: an edit of the imported file left no trace, a -D of the default value changed it)
+                    for k, v in {**target.params, **target.imported_params}.items():
+                        mod.imported_params[f"{item.alias}.{k}"] = v
                 models = frozenset(target.models) | target.imported_models  # a model called is said to be one
                 if item.alias:
                     mod.aliases[item.alias] = list(target.params)
@@ -269,20 +272,6 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                         ("." in name or not unread or did_you_mean(name, declared)):
                     _unused_define(name, entry, tree, mod, prefix)
             raise
-
-
-def _set_value(target: Module, key: str):
-    """What `-D ALIAS.key` set in the imported file, for the metadata: a param, a param of a file it imports
-    (sub.depth), or a field of a record param (cfg.width)."""
-    if key in target.params:
-        return target.params[key]
-    if key in target.imported_params:
-        return target.imported_params[key]
-    name, *path = key.split(".")
-    value = target.params[name]
-    for part in path:
-        value = value[part]
-    return value
 
 
 def _eval_top(ev: Evaluator, expr, env: Env, tree: A.Module, at: int):

@@ -17,11 +17,13 @@ _METADATA_DEPTH = 100  # and how deeply nested
 
 
 def model_metadata(mod: Module, name: str, seed: int, weights=None) -> dict:
-    """What a model (inference or train step) records of its making: the params as set (-D ALIAS.NAME ones
-    too), the source file, the model's name, and the seed its weights were drawn with or, where they were
-    given (a file's path or, from Python, arrays), where they came from: the seed then made none of them."""
-    meta = {"archdsl.params": _jsonable({**mod.params, **mod.imported_params}), "archdsl.source": source_name(mod),
-            "archdsl.model": name}
+    """What a model (inference or train step) records of its making: the params as set, the imported files'
+    too (ALIAS.NAME under `import ... as ALIAS`, the plain name otherwise), the source file, the model's name,
+    and the seed its weights were drawn with or, where they were given (a file's path or, from Python, arrays),
+    where they came from: the seed then made none of them."""
+    plain = {k: mod.env.vars[k] for k in mod.unaliased if k in mod.env.vars}
+    meta = {"archdsl.params": _jsonable({**plain, **mod.params, **mod.imported_params}),
+            "archdsl.source": source_name(mod), "archdsl.model": name}
     if weights is None:
         meta["archdsl.seed"] = str(seed)
     else:

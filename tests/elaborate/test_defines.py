@@ -75,7 +75,7 @@ def test_whole_numbers_given_to_a_list_of_floats_make_float_tensors():
 
 def test_defines_reach_an_imported_files_params_by_its_alias(tmp_path):
     """-D lib.width=16 sets the param of the file imported `as lib` (it was 'expects NAME=VALUE'); the same
-    file imported under another name keeps its own value, and the model's metadata records the setting."""
+    file imported under another name keeps its own value, and the model's metadata records every imported param."""
     import json
     _files(tmp_path, **{
         "sub.arch": "param depth = 1\n",
@@ -91,7 +91,7 @@ def test_defines_reach_an_imported_files_params_by_its_alias(tmp_path):
     assert [tuple(v.type.shape) for _, v in g.outputs] == [(2, 8), (2, 40)]
     m = archdsl.compile_file(main, defines=["lib.width=3"])
     meta = {p.key: p.value for p in m.metadata_props}
-    assert json.loads(meta["archdsl.params"]) == {"lib.width": 3}
+    assert json.loads(meta["archdsl.params"]) == {"lib.width": 3, "lib.s.depth": 1, "lib2.width": 8, "lib2.s.depth": 1}
     for defines, words in ((["lib.widht=3"], "-D lib.widht: lib.arch has no param 'widht'; did you mean 'width'"),
                            (["lib.s.dpth=3"], "-D lib.s.dpth: sub.arch has no param 'dpth'"),
                            (["lb.width=3"], "-D lb.width: main.arch imports no file as 'lb'; did you mean 'lib'"),

@@ -26,6 +26,27 @@ def test_a_built_model_records_its_making(tmp_path, capsys):
     assert m.producer_name == "archdsl" and m.producer_version == __version__
 
 
+def test_an_imported_files_params_are_recorded_set_or_not(tmp_path, capsys):
+    """Only those -D set were recorded: a -D of the default value changed the file's bytes, and an edit of the
+    imported file left the metadata as it was (determinism hunt). A file imported without `as` records its
+    params under their plain names."""
+    (tmp_path / "lib.arch").write_text("param width = 16\nblock mlpb(x) { return x -> linear(width) as fc }\n")
+    (tmp_path / "a.arch").write_text('import "lib.arch" as lib\nmodel m(x: float32[B, 8]) -> y { y = x -> lib.mlpb }\n')
+    (tmp_path / "p.arch").write_text('import "lib.arch"\nmodel m(x: float32[B, 8]) -> y { y = x -> mlpb }\n')
+
+    def params(spec, *flags):
+        out = tmp_path / "m.onnx"
+        assert main(["build", str(tmp_path / spec), *flags, "-o", str(out)]) == 0
+        m = onnx.load(str(out))
+        return json.loads({p.key: p.value for p in m.metadata_props}["archdsl.params"]), out.read_bytes()
+
+    plain, bytes_plain = params("a.arch")
+    redundant, bytes_redundant = params("a.arch", "-D", "lib.width=16")
+    assert plain == redundant == {"lib.width": 16} and bytes_plain == bytes_redundant
+    assert params("a.arch", "-D", "lib.width=32")[0] == {"lib.width": 32}
+    assert params("p.arch")[0] == {"width": 16}
+
+
 def test_params_holding_ops_blocks_and_builtins_are_recorded_by_name(tmp_path, capsys):
     """They were recorded as Python reprs with memory addresses: two builds of one spec differed, and the value
     of -D act=silu could not be read back."""
