@@ -65,7 +65,7 @@ model m(x: float32[B, T, 8]) -> y {
 model m(x: float32[B, 3, 8, 8]) -> y {
     h = x -> conv2d(16, 3, padding=1) as conv -> silu
     s = h -> global_avgpool -> conv2d(4, 1) as fc1 -> relu -> conv2d(16, 1) as fc2 -> sigmoid
-    y = h * s
+    y = h * s -> conv2d(8, 1) as proj
 }""",
     "fuse_attention": """
 model m(q: float32[B, 2, T, 8], k: float32[B, 2, T, 8], v: float32[B, 2, T, 8]) -> y {
