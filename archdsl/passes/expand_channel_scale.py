@@ -52,38 +52,76 @@ def _blocked_conv(x: Value, rw: Rewriter) -> bool:
     return groups == c_in == c_out
 
 
-def _blocked(v: Value, rw: Rewriter) -> bool:
-    """x above, or a sum or product of such maps of one shape (a residual stream onnxruntime keeps blocked)."""
-    p = v.producer
-    if p is not None and p.op in ("add", "mul") and all(i.type == v.type for i in p.inputs):
-        return all(_blocked(i, rw) for i in p.inputs)
-    return _blocked_conv(v, rw)
+class _Layout:
+    """Which values onnxruntime keeps blocked around a product, asked of maps the pass has not rewritten yet
+    and of those it has (its Resizes are onnxruntime's blocked Upsample). Answers are remembered: a residual
+    stream of n blocks is walked once, not n times over (and with no recursion to overflow)."""
 
+    def __init__(self, rw: Rewriter):
+        self.rw = rw
+        self.known: dict[int, bool] = {}
+        self.made: set[int] = set()  # the Resizes this pass inserted
 
-def _read_blocked(v: Value, rw: Rewriter) -> bool:
-    """Every reader of the product takes it in the blocked layout. Otherwise onnxruntime reorders the product
-    out instead of the map, and the Resize is extra work: a graph output, or a residual Add whose other side
-    is NCHW (the model's input), measured 1.3-2.5% slower with the pass (o2regress hunt)."""
-    if rw.is_output(v):
-        return False
-    for u in v.uses:
-        if u.op in _READ_BLOCKED:
-            ok = _read_blocked(u.outputs[0], rw)
-        elif u.op == "conv2d":
-            groups, c, out = u.attrs["groups"], v.type.shape[1], u.outputs[0].type.shape[1]
-            ok = u.inputs[0] is v and (groups == 1 or groups == c == out
-                                       or (c // groups) % _BLOCK == 0 and (out // groups) % _BLOCK == 0)
-        elif u.op in ("maxpool2d", "avgpool2d", "global_avgpool"):
-            ok = True
-        elif u.op in ("add", "mul", "concat"):
-            ok = ((u.op != "concat" or u.attrs.get("axis") in (1, -3))
-                  and all(i is v or (i.type.shape[0] == v.type.shape[0] and len(i.type.shape) == 4
-                                     and _blocked(i, rw)) for i in u.inputs))
-        else:
-            ok = False
-        if not ok:
+    def blocked(self, v: Value) -> bool:
+        """x above, an activation of such a map, a sum or product of them of one shape, or an SE product the
+        pass rewrites: the residual stream of an SE-ResNet."""
+        stack = [(v, False)]
+        while stack:  # depth first, each value after the inputs it is made of (no recursion to overflow)
+            u, inputs_known = stack.pop()
+            if id(u) in self.known:
+                continue
+            if inputs_known:
+                self.known[id(u)] = self._made_blocked(u)
+            elif _blocked_conv(u, self.rw):
+                self.known[id(u)] = True
+            else:
+                stack.append((u, True))
+                p = u.producer
+                if p is not None and (p.op in _READ_BLOCKED or p.op in ("add", "mul")):
+                    stack.extend((i, False) for i in p.inputs if id(i) not in self.known)
+        return self.known[id(v)]
+
+    def _made_blocked(self, v: Value) -> bool:
+        p = v.producer
+        if p is None:
             return False
-    return True
+        if p.op in _READ_BLOCKED:
+            return self.known.get(id(p.inputs[0]), False)
+        if p.op == "upsample":
+            return id(p) in self.made
+        if p.op not in ("add", "mul") or len(p.inputs) != 2:
+            return False
+        a, b = p.inputs
+        if a.type == b.type == v.type:
+            return self.known.get(id(a), False) and self.known.get(id(b), False)
+        return p.op == "mul" and (_map_and_scale(a, b, self.rw) or _map_and_scale(b, a, self.rw))
+
+    def read_blocked(self, v: Value) -> bool:
+        """Every reader of the product takes it in the blocked layout. Otherwise onnxruntime reorders the product
+        out instead of the map, and the Resize is extra work: a graph output, or a residual Add whose other side
+        is NCHW (the model's input), measured 1.3-2.5% slower with the pass (o2regress hunt)."""
+        todo = [v]
+        while todo:
+            w = todo.pop()
+            if self.rw.is_output(w):
+                return False
+            for u in w.uses:
+                if u.op in _READ_BLOCKED:
+                    todo.append(u.outputs[0])
+                elif u.op == "conv2d":
+                    groups, c, out = u.attrs["groups"], w.type.shape[1], u.outputs[0].type.shape[1]
+                    if u.inputs[0] is not w or not (groups == 1 or groups == c == out or
+                                                    (c // groups) % _BLOCK == 0 and (out // groups) % _BLOCK == 0):
+                        return False
+                elif u.op in ("add", "mul", "concat"):
+                    if u.op == "concat" and u.attrs.get("axis") not in (1, -3):
+                        return False
+                    if not all(i is w or (len(i.type.shape) == 4 and i.type.shape[0] == w.type.shape[0]
+                                          and self.blocked(i)) for i in u.inputs):
+                        return False
+                elif u.op not in ("maxpool2d", "avgpool2d", "global_avgpool"):
+                    return False
+        return True
 
 
 def _map_and_scale(a: Value, b: Value, rw: Rewriter) -> bool:
@@ -101,12 +139,13 @@ def expand_channel_scale(g: Graph, ctx: PassContext) -> bool:
     if not ctx.inference:
         return False
     rw = Rewriter(g)
+    layout = _Layout(rw)
     for mul in g.nodes:
         if mul.op != "mul" or len(mul.inputs) != 2 or mul.inputs[0] is mul.inputs[1]:
             continue
         for k in (0, 1):
             x, s = mul.inputs[k], mul.inputs[1 - k]
-            if not _map_and_scale(x, s, rw) or mul.outputs[0].type != x.type or not _read_blocked(mul.outputs[0], rw):
+            if not _map_and_scale(x, s, rw) or mul.outputs[0].type != x.type or not layout.read_blocked(mul.outputs[0]):
                 continue
             h, w = x.type.shape[2], x.type.shape[3]
             up = g.make_node("upsample", [s], {"scale_factor": [float(h), float(w)], "mode": "nearest",
@@ -116,6 +155,7 @@ def expand_channel_scale(g: Graph, ctx: PassContext) -> bool:
                 s.uses.remove(up)
                 continue
             rw.insert_before(mul, up)
+            layout.made.add(id(up))
             g.set_input(mul, 1 - k, up.outputs[0])
             rw.changed = True
             break

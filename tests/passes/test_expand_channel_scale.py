@@ -144,3 +144,41 @@ def test_a_map_that_is_not_square_is_rewritten_with_its_own_scales():
     off = archdsl.compile_source(src, disabled_passes=("expand_channel_scale",))
     x = {"x": np.random.default_rng(1).standard_normal((2, 3, 8, 6)).astype(np.float32)}
     np.testing.assert_array_equal(runtime.session(on).run(None, x)[0], runtime.session(off).run(None, x)[0])
+
+
+_SE_RESNET = """param n = 3
+block se(x) {
+    s = x -> global_avgpool -> conv2d(8, 1) as fc1 -> relu -> conv2d(channels(x), 1) as fc2 -> sigmoid
+    return x * s
+}
+model net(x: float32[B, CIN, 8, 8]) -> y {
+    h = x STEM
+    for i in range(n) {
+        y = h -> conv2d(32, 3, padding=1) as "b{i}.conv" -> se as "b{i}.se"
+        h = relu(y + h)
+    }
+    y = h -> conv2d(16, 1) as head
+}
+"""
+
+
+def test_an_se_resnets_residual_stream_stays_blocked_from_a_conv_stem():
+    """Each block's product is added to the stream; from a conv stem the stream is blocked (a sum of blocked
+    maps, then relu) and every block is rewritten; from the model's NCHW input none is (the first sum reorders
+    the product out, and so the stream stays NCHW)."""
+    stem = _SE_RESNET.replace("CIN", "3").replace("STEM", "-> conv2d(32, 3, padding=1) as stem -> relu")
+    g = check_source(stem)
+    assert PASS.fn(g, PassContext()) and sum(n.op == "upsample" for n in g.nodes) == 3
+    assert not _rewrites(_SE_RESNET.replace("CIN", "32").replace("STEM", ""))
+    if not _blocks_convs():
+        pytest.skip("this CPU's onnxruntime has no blocked (NCHWc) conv layout")
+    on = _ort_ops(archdsl.compile_source(stem))
+    off = _ort_ops(archdsl.compile_source(stem, disabled_passes=("expand_channel_scale",)))
+    assert on.count("ReorderInput") + on.count("ReorderOutput") < off.count("ReorderInput") + off.count("ReorderOutput")
+
+
+def test_a_residual_stream_longer_than_the_recursion_limit():
+    """The stream is walked with a stack of its own: 1,100 blocks (past Python's recursion limit of 1,000)."""
+    src = _SE_RESNET.replace("CIN", "3").replace("STEM", "-> conv2d(32, 3, padding=1) as stem -> relu")
+    g = check_source(src.replace("param n = 3", "param n = 1100").replace("8, 8]", "2, 2]"))
+    assert PASS.fn(g, PassContext()) and sum(n.op == "upsample" for n in g.nodes) == 1100
