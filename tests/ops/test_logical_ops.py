@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,6 +12,8 @@ import archdsl
 from archdsl.diagnostics import ArchError
 
 from .core_harness import FEW, covers, dim, run_op
+
+torch = pytest.importorskip("torch")
 
 _DTYPES = ["bool", "float32", "int64", "int32"]
 

@@ -393,6 +393,7 @@ model m(x: float32[B, 16, 5, 6, 4]) -> y {
 @pytest.mark.parametrize("name", list(CONV_GEMM))
 def test_convs_train_as_gemms_and_match_torch(name):
     """Three steps of AdamW against torch (float64 reference), every wide conv on the GEMM form."""
+    pytest.importorskip("torch")
     from .harness import ort_steps, rel, torch_steps
     ct, fwd = compile_step(None, config(opt="adamw", lr=1e-3), text=CONV_GEMM[name])
     onnx.checker.check_model(ct.step_model, full_check=True)
@@ -502,6 +503,7 @@ def test_parameters_of_two_dtypes_train_with_every_optimizer(opt):
     """Adam's shared scalars (step, lr, bias corrections) were made once in the first parameter's dtype and
     reused for the others: `'*': dtypes differ (float32 vs float64)`, located nowhere. Now one set per dtype,
     and the steps match torch.optim on the same mixed-dtype parameters."""
+    pytest.importorskip("torch")
     src = ("model m(x: float32[B, 4]) -> y {\n    a = parameter([4], init=\"normal\", dtype=\"float64\") as a\n"
            "    y = (x -> linear(4) as fc) * cast(a, \"float32\")\n}\n")
     cfg = config(loss="mse", opt=opt, lr=0.05, weight_decay=0.01)
