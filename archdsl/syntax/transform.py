@@ -6,7 +6,7 @@ import ast as _pyast
 import re
 from dataclasses import dataclass
 
-from lark import Token, Transformer, v_args
+from lark import Token, Transformer_NonRecursive, v_args
 
 from ..diagnostics import ArchSyntaxError, LimitError, Span
 from . import ast as A
@@ -30,7 +30,7 @@ class _NegKey:
 
 
 @v_args(meta=True)
-class ToAst(Transformer):
+class ToAst(Transformer_NonRecursive):
     def __init__(self, file: str, parse_expr):
         super().__init__()
         self.file = file
