@@ -217,10 +217,14 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                     unused.pop(full, None)  # None: an alias given twice is said by _define below
                     if vspan is not None:
                         mod.overrides[full] = vspan
-                if item.alias:  # the metadata's: every param of the file, set or not (only those -D set were
-                    # recorded: an edit of the imported file left no trace, a -D of the default value changed it)
-                    for k, v in {**target.params, **target.imported_params}.items():
-                        mod.imported_params[f"{item.alias}.{k}"] = v
+                # the metadata's: every param of the file and of those it imports, set or not (only those -D set
+                # were recorded: an edit of the imported file left no trace, a -D of the default value changed it)
+                seen = {**{k: target.env.vars[k] for k in target.unaliased if k in target.env.vars},
+                        **target.params, **target.imported_params}
+                if item.alias:
+                    mod.imported_params.update((f"{item.alias}.{k}", v) for k, v in seen.items())
+                else:  # its own and its plain imports' params are this file's plain names (mod.unaliased)
+                    mod.imported_params.update(target.imported_params)
                 models = frozenset(target.models) | target.imported_models  # a model called is said to be one
                 if item.alias:
                     mod.aliases[item.alias] = list(target.params)

@@ -45,6 +45,13 @@ def test_an_imported_files_params_are_recorded_set_or_not(tmp_path, capsys):
     assert plain == redundant == {"lib.width": 16} and bytes_plain == bytes_redundant
     assert params("a.arch", "-D", "lib.width=32")[0] == {"lib.width": 32}
     assert params("p.arch")[0] == {"width": 16}
+    # nested: a plain import inside an aliased one, an aliased one inside a plain one (review86)
+    (tmp_path / "sub.arch").write_text("param depth = 1\nblock sb(x) { return x -> linear(4 * depth) }\n")
+    (tmp_path / "lp.arch").write_text('import "sub.arch"\nblock lb(x) { return x -> sb }\n')
+    (tmp_path / "la.arch").write_text('import "sub.arch" as s\nblock lb(x) { return x -> s.sb }\n')
+    (tmp_path / "g1.arch").write_text('import "lp.arch" as lp\nmodel m(x: float32[B, 4]) -> y { y = x -> lp.lb }\n')
+    (tmp_path / "g2.arch").write_text('import "la.arch"\nmodel m(x: float32[B, 4]) -> y { y = x -> lb }\n')
+    assert params("g1.arch")[0] == {"lp.depth": 1} and params("g2.arch")[0] == {"s.depth": 1}
 
 
 def test_params_holding_ops_blocks_and_builtins_are_recorded_by_name(tmp_path, capsys):
