@@ -327,9 +327,30 @@ def _refuse_sticky_replace(path: Path) -> None:
     except OSError:  # nothing there yet (or unreadable: the write says why)
         return
     uid = os.geteuid()
-    if folder.st_mode & stat.S_ISVTX and uid != 0 and uid not in (mine.st_uid, folder.st_uid):
+    # root may, unless it is a user namespace's root and the owner a user outside it (shown as the overflow uid:
+    # a rootless container, `unshare -r`)
+    if folder.st_mode & stat.S_ISVTX and uid not in (mine.st_uid, folder.st_uid) and \
+            (uid != 0 or mine.st_uid == _overflow_uid() and _in_user_namespace()):
         raise PermissionError(errno.EPERM, "it belongs to another user and its folder is sticky (only the owner "
                               "may replace it); give another name")
+
+
+def _in_user_namespace() -> bool:
+    """Not the initial user namespace, whose uid map is the whole identity."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
+def _overflow_uid() -> int:
+    """The uid a user namespace shows for owners it does not map."""
+    try:
+        with open("/proc/sys/kernel/overflowuid") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 65534
 
 
 def atomic_write(path: str | Path, save) -> None:

@@ -112,6 +112,25 @@ def test_a_file_of_another_user_in_a_sticky_folder_is_refused_before_training(wo
                  str(sticky / "w.npz"), "--epochs", "1"]) == 0
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chowns a file: needs root")
+def test_root_replaces_anyones_file_unless_a_namespace_leaves_its_owner_unmapped(work, capsys, monkeypatch):
+    """Root in a user namespace (a rootless container) cannot replace a file whose owner it does not map
+    (shown as the overflow uid, 65534): train found out after its last epoch (review86). Real root can."""
+    from archdsl import files
+    sticky = work / "shared"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    os.chown(sticky, 4242, -1)
+    out = sticky / "w.npz"
+    out.write_bytes(b"theirs")
+    os.chown(out, files._overflow_uid(), -1)
+    train = ["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "-o", str(out), "--epochs", "1"]
+    monkeypatch.setattr(files, "_in_user_namespace", lambda: True)
+    assert main(train) == 1 and "it belongs to another user" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert main(train) == 0 and out.read_bytes() != b"theirs"
+
+
 def test_wrote_lines_escape_control_characters_and_unreadable_files_say_why(work, capsys):
     """-o $'a\\e[2Jb.onnx' printed the escape sequence raw in 'wrote' (clearing the terminal) where diagnostics
     escape it; an unreadable checkpoint or input said '[Errno 13] Permission denied: ...' and, for --resume,
