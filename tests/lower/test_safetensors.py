@@ -23,8 +23,10 @@ from archdsl.lower.weights import load_weights, read_safetensors, save_weights
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 
 
-def test_every_dtype_reads_as_safetensors_reads_it(tmp_path):
-    from safetensors.numpy import load_file, save_file
+def test_every_dtype_reads_back_as_written(tmp_path):
+    """Against the arrays saved, not safetensors' own numpy loader, which in 0.4.0 read BF16 as a numpy type
+    that does not exist."""
+    from safetensors.numpy import save_file
     rng = np.random.default_rng(0)
     arrays = {
         "f64": rng.standard_normal((3, 2)), "f32": rng.standard_normal((2, 3, 4)).astype(np.float32),
@@ -36,7 +38,7 @@ def test_every_dtype_reads_as_safetensors_reads_it(tmp_path):
     }
     path = tmp_path / "w.safetensors"
     save_file({k: np.asarray(v) for k, v in arrays.items()}, str(path))
-    want, got = load_file(str(path)), read_safetensors(path)
+    want, got = {k: np.asarray(v) for k, v in arrays.items()}, read_safetensors(path)
     assert want.keys() == got.keys()
     for k in want:
         assert got[k].dtype == want[k].dtype and got[k].shape == want[k].shape, k
