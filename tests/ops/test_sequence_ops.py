@@ -343,6 +343,8 @@ model m(x: float32[B, 3], k: bool[B, 3]) -> (a, b) {
     assert [n.op for n in g.nodes] == ["masked_fill"]
 
 
+@pytest.mark.skipif(tuple(int(p) for p in __import__("onnx").__version__.split(".")[:2]) < (1, 23),
+                    reason="onnx's reference GRU takes sequence_lens from 1.23 (1.19 fails on it)")
 def test_padded_steps_are_zero_in_the_graph_itself():
     """ONNX leaves Y's steps past sequence_lens to the runtime (onnx's reference evaluator computes them; onnxruntime
     writes zeros): the graph zeroes them, so every runtime gives the zeros REFERENCE promises."""
