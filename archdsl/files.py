@@ -320,37 +320,24 @@ def probe_writable(path: str | Path) -> None:
 
 
 def _refuse_sticky_replace(path: Path) -> None:
-    """In a sticky folder (/tmp) only a file's owner, the folder's or root may replace it: the probe's temp
-    folder is made there all the same, and the rename at the end failed after every epoch of training."""
+    """In a sticky folder (/tmp) only a file's owner, the folder's or one holding CAP_FOWNER over the file may
+    replace it: the probe's temp folder is made there all the same, and the rename at the end failed after
+    every epoch of training. The kernel is asked, by setting the file's own mode again, which it allows to
+    exactly those (uids alone cannot tell: root in a user namespace holds that capability over the users it
+    maps and not over the others, which it sees as 65534 as it sees a mapped nobody)."""
     try:
         mine, folder = path.lstat(), path.parent.stat()
     except OSError:  # nothing there yet (or unreadable: the write says why)
         return
-    uid = os.geteuid()
-    # root may, unless it is a user namespace's root and the owner a user outside it (shown as the overflow uid:
-    # a rootless container, `unshare -r`)
-    if folder.st_mode & stat.S_ISVTX and uid not in (mine.st_uid, folder.st_uid) and \
-            (uid != 0 or mine.st_uid == _overflow_uid() and _in_user_namespace()):
+    if not folder.st_mode & stat.S_ISVTX or os.geteuid() in (mine.st_uid, folder.st_uid) or stat.S_ISLNK(mine.st_mode):
+        return
+    try:
+        os.chmod(path, stat.S_IMODE(mine.st_mode))
+    except PermissionError:
         raise PermissionError(errno.EPERM, "it belongs to another user and its folder is sticky (only the owner "
-                              "may replace it); give another name")
-
-
-def _in_user_namespace() -> bool:
-    """Not the initial user namespace, whose uid map is the whole identity."""
-    try:
-        with open("/proc/self/uid_map") as f:
-            return f.read().split() != ["0", "0", "4294967295"]
-    except OSError:
-        return False
-
-
-def _overflow_uid() -> int:
-    """The uid a user namespace shows for owners it does not map."""
-    try:
-        with open("/proc/sys/kernel/overflowuid") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return 65534
+                              "may replace it); give another name") from None
+    except OSError:  # a read-only file system: the write says so
+        pass
 
 
 def atomic_write(path: str | Path, save) -> None:

@@ -5,6 +5,7 @@ the 'wrote' lines' escaping (cli5 and review82-84 hunts)."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -96,12 +97,16 @@ def test_an_output_under_a_link_to_nowhere_says_so_before_training(work, capsys)
 def test_a_file_of_another_user_in_a_sticky_folder_is_refused_before_training(work, capsys, monkeypatch):
     """In a sticky folder (/tmp) the rename over another user's file fails: the probe's temp folder was made
     there all the same, so train found out after its last epoch (distill hunt). Seen as a user who owns
-    neither the file nor the folder."""
+    neither the file nor the folder, whom the kernel refuses the file's mode as it refuses the rename."""
     sticky = work / "shared"
     sticky.mkdir()
     sticky.chmod(0o1777)
     (sticky / "w.npz").write_bytes(b"theirs")
+
+    def not_yours(path, mode, *args, **kw):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
     monkeypatch.setattr(os, "geteuid", lambda: os.stat(sticky).st_uid + 4242)
+    monkeypatch.setattr(os, "chmod", not_yours)
     assert main(["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "-o",
                  str(sticky / "w.npz"), "--epochs", "1"]) == 1
     captured = capsys.readouterr()
@@ -112,23 +117,50 @@ def test_a_file_of_another_user_in_a_sticky_folder_is_refused_before_training(wo
                  str(sticky / "w.npz"), "--epochs", "1"]) == 0
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chowns a file: needs root")
-def test_root_replaces_anyones_file_unless_a_namespace_leaves_its_owner_unmapped(work, capsys, monkeypatch):
-    """Root in a user namespace (a rootless container) cannot replace a file whose owner it does not map
-    (shown as the overflow uid, 65534): train found out after its last epoch (review86). Real root can."""
-    from archdsl import files
+def _unshare_works() -> bool:
+    import shutil
+    import subprocess
+    return bool(shutil.which("unshare")) and subprocess.run(["unshare", "--user", "--map-root-user", "true"],
+                                                            capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or not _unshare_works(),
+                    reason="needs root (to chown) and user namespaces")
+def test_root_in_a_user_namespace_is_refused_what_the_kernel_refuses_it(work):
+    """Root in a user namespace (a rootless container, `unshare -r`) cannot replace a file in a sticky folder
+    whose owner it does not map: train found out after its last epoch (review86); real root can. The kernel
+    is asked: a uid of 65534 is also nobody's, which a namespace mapping 65536 ids may replace (review87)."""
+    import subprocess
+    import sys
     sticky = work / "shared"
     sticky.mkdir()
     sticky.chmod(0o1777)
     os.chown(sticky, 4242, -1)
     out = sticky / "w.npz"
     out.write_bytes(b"theirs")
-    os.chown(out, files._overflow_uid(), -1)
-    train = ["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "-o", str(out), "--epochs", "1"]
-    monkeypatch.setattr(files, "_in_user_namespace", lambda: True)
-    assert main(train) == 1 and "it belongs to another user" in capsys.readouterr().err
-    monkeypatch.undo()
-    assert main(train) == 0 and out.read_bytes() != b"theirs"
+    os.chown(out, 1002, -1)
+    train = [sys.executable, "-m", "archdsl", "train", str(work / "tiny.arch"), "--data", str(work / "data.npz"),
+             "-o", str(out), "--epochs", "1"]
+    res = subprocess.run(["unshare", "--user", "--map-root-user", *train], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 1 and "it belongs to another user" in res.stderr, res.stderr
+    assert "epoch 1" not in res.stdout + res.stderr and out.read_bytes() == b"theirs"
+    os.chown(out, 65534, -1)  # nobody, whom a namespace mapping the first 65,536 ids (rootless podman) maps
+    ns = subprocess.Popen(["unshare", "--user", "sh", "-c", 'sleep 1; exec "$@"', "sh", *train],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    import time
+    for _ in range(500):  # until unshare has made its namespace (the maps are written from outside, once)
+        if os.readlink(f"/proc/{ns.pid}/ns/user") != os.readlink("/proc/self/ns/user"):
+            break
+        time.sleep(0.01)
+    for name, text in (("uid_map", "0 0 65536"), ("setgroups", "deny"), ("gid_map", "0 0 65536")):
+        Path(f"/proc/{ns.pid}/{name}").write_text(text)
+    said, err = ns.communicate(timeout=300)
+    assert ns.returncode == 0 and out.read_bytes() != b"theirs", err
+    out.write_bytes(b"theirs")
+    os.chown(out, 1002, -1)
+    res = subprocess.run(train, capture_output=True, text=True, timeout=300)  # real root
+    assert res.returncode == 0 and out.read_bytes() != b"theirs", res.stderr
 
 
 def test_wrote_lines_escape_control_characters_and_unreadable_files_say_why(work, capsys):
