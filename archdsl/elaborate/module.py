@@ -223,8 +223,9 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                         **target.params, **target.imported_params}
                 if item.alias:
                     mod.imported_params.update((f"{item.alias}.{k}", v) for k, v in seen.items())
-                else:  # its own and its plain imports' params are this file's plain names (mod.unaliased)
-                    mod.imported_params.update(target.imported_params)
+                else:  # its own and its plain imports' params are this file's plain names (mod.unaliased), but
+                    mod.imported_params.update(target.imported_params)  # where this file has its own of that name:
+                    mod.imported_params.update((f"{item.path}:{k}", v) for k, v in seen.items() if k in local)
                 models = frozenset(target.models) | target.imported_models  # a model called is said to be one
                 if item.alias:
                     mod.aliases[item.alias] = list(target.params)

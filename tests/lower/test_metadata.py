@@ -52,6 +52,9 @@ def test_an_imported_files_params_are_recorded_set_or_not(tmp_path, capsys):
     (tmp_path / "g1.arch").write_text('import "lp.arch" as lp\nmodel m(x: float32[B, 4]) -> y { y = x -> lp.lb }\n')
     (tmp_path / "g2.arch").write_text('import "la.arch"\nmodel m(x: float32[B, 4]) -> y { y = x -> lb }\n')
     assert params("g1.arch")[0] == {"lp.depth": 1} and params("g2.arch")[0] == {"s.depth": 1}
+    (tmp_path / "shadow.arch").write_text('import "sub.arch"\nparam depth = 5\n'
+                                          "model m(x: float32[B, 4]) -> y { y = x -> sb -> linear(depth) }\n")
+    assert params("shadow.arch")[0] == {"depth": 5, "sub.arch:depth": 1}  # its own, and the one sub.arch reads
 
 
 def test_params_holding_ops_blocks_and_builtins_are_recorded_by_name(tmp_path, capsys):
