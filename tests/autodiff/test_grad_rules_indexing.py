@@ -204,7 +204,9 @@ def test_cumprod_gradient_after_a_zero_of_factors_near_float32s_limit(tmp_path):
        reduce=st.sampled_from(["none", "sum", "mean", "amax", "amin"]), keep=st.booleans())
 def test_scatter_and_scatter_reduce(shape, data, seed, reduce, keep):
     """scatter (reduce none) and scatter_reduce's sum, mean, amax and amin, with and without include_self;
-    distinct values, so that no tie sits at a kink of amax/amin."""
+    distinct values, so that no tie sits at a kink of amax/amin (x's and src's too: 0.37 * 14 - 3 and 0.41 * 5 +
+    0.13 were both 2.18, where torch's amax shares the gradient with x even when include_self is false, which
+    finite differences cannot see)."""
     r = len(shape)
     d = data.draw(st.integers(-r, r - 1))
     ishape = _index_shape(data, shape, d)
@@ -212,7 +214,7 @@ def test_scatter_and_scatter_reduce(shape, data, seed, reduce, keep):
     rng = np.random.default_rng(seed)
     index = rng.integers(0, shape[d], ishape)
     x = rng.permutation(int(np.prod(shape))).reshape(shape) * 0.37 - 3.0
-    src = rng.permutation(int(np.prod(sshape))).reshape(sshape) * 0.41 + 0.13
+    src = rng.permutation(int(np.prod(sshape))).reshape(sshape) * 0.41 + 0.135  # never one of x's hundredths
     if reduce == "none":  # distinct indices along d: of repeated ones torch's gradient (gather) goes to every
         # writer, where only the one that lands counts
         full = list(ishape)
