@@ -50,6 +50,7 @@ class Module:
     imported_params: dict[str, object] = field(default_factory=dict)  # NAME.param of `import as NAME`: metadata
     unaliased: dict[str, str] = field(default_factory=dict)  # a param seen through `import "p"` (no as) -> p
     imported_models: set[str] = field(default_factory=set)  # models of the files imported without `as`
+    declared_in: dict[str, str] = field(default_factory=dict)  # a param seen through `import "p"` -> its file
 
 
 @dataclass
@@ -107,6 +108,12 @@ class _Loader:
         mod = self.load_text(text, _display(path), defines, key, prefix)
         self.cache[cached] = mod
         return mod
+
+    def shown(self, path: str) -> str:
+        """A file's path for the metadata: from the folder of the spec compiled (stack[0]), as the spec would
+        import it, the same whichever file imports it."""
+        root = Path(self.stack[0]).parent if self.stack and not self.stack[0].startswith("<") else Path.cwd()
+        return Path(os.path.relpath(path, root.resolve())).as_posix()
 
     def load_text(self, text: str, file: str, defines=None, key: str | None = None, prefix: str = "") -> Module:
         text = normalize_source(text)  # the excerpts show the lines the parser numbered
@@ -210,8 +217,8 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
             if isinstance(item, A.Import):
                 given = {k[len(item.alias) + 1:]: v for k, v in defines.items() if item.alias and
                          k.startswith(item.alias + ".")}  # -D lib.width=16: the param width of `import ... as lib`
-                target = loader.load_path(loader.resolve(item.path, tree.file, item.span), item.span, given,
-                                          f"{prefix}{item.alias}." if item.alias else prefix)
+                where = loader.resolve(item.path, tree.file, item.span)
+                target = loader.load_path(where, item.span, given, f"{prefix}{item.alias}." if item.alias else prefix)
                 for k, (_, vspan, *_) in given.items():  # recorded for the -D notes
                     full = f"{item.alias}.{k}"
                     unused.pop(full, None)  # None: an alias given twice is said by _define below
@@ -222,10 +229,12 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                 seen = {**{k: target.env.vars[k] for k in target.unaliased if k in target.env.vars},
                         **target.params, **target.imported_params}
                 if item.alias:
-                    mod.imported_params.update((f"{item.alias}.{k}", v) for k, v in seen.items())
+                    mod.imported_params.update((k if ":" in k else f"{item.alias}.{k}", v)  # PATH:NAME is the
+                                               for k, v in seen.items())  # root's already
                 else:  # its own and its plain imports' params are this file's plain names (mod.unaliased), but
                     mod.imported_params.update(target.imported_params)  # where this file has its own of that name:
-                    mod.imported_params.update((f"{item.path}:{k}", v) for k, v in seen.items() if k in local)
+                    mod.imported_params.update((f"{loader.shown(target.declared_in.get(k, str(where)))}:{k}", v)
+                                               for k, v in seen.items() if k in local)
                 models = frozenset(target.models) | target.imported_models  # a model called is said to be one
                 if item.alias:
                     mod.aliases[item.alias] = list(target.params)
@@ -245,6 +254,7 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                             imported[k] = item.span
                             if k in target.params or k in target.unaliased:
                                 mod.unaliased[k] = item.path
+                                mod.declared_in[k] = target.declared_in.get(k, str(where))
             elif isinstance(item, A.ParamDecl):
                 value = _eval_top(ev, item.value, env, tree, at)
                 named = FileNames(env)  # a block -D names

@@ -99,14 +99,16 @@ def check_resume(path, saved_cfg: dict, saved_step: dict | None, cfg: dict, step
 
 def _params_changed(saved_step: dict | None, step: dict) -> list[str]:
     """The file params whose values differ between the checkpoint's step and this one, as -D would set them
-    (or as the spec gained or lost them); none where the checkpoint keeps no step."""
+    (or as the spec gained or lost them; a shadowed imported one, PATH:NAME, which no -D sets, by its file);
+    none where the checkpoint keeps no step."""
     if saved_step is None:
         return []
     old, new = saved_step.get("params") or {}, step["params"]
     return [f"param {k} new in the spec (= {_setting(new[k])})" if k not in old else
             f"param {k} no longer in the spec" if k not in new else
-            f"-D {k}={_setting(old[k])} there, {_setting(new[k])} here"
-            for k in sorted(old.keys() | new.keys()) if k not in old or k not in new or old[k] != new[k]]
+            f"-D {k}={_setting(old[k])} there, {_setting(new[k])} here" if ":" not in k else
+            f"param {k.rpartition(':')[2]} of {k.rpartition(':')[0]} {_setting(old[k])} there, {_setting(new[k])} "
+            "here" for k in sorted(old.keys() | new.keys()) if k not in old or k not in new or old[k] != new[k]]
 
 
 def _frozen_otherwise(then: dict, now: dict) -> str | None:

@@ -55,6 +55,17 @@ def test_an_imported_files_params_are_recorded_set_or_not(tmp_path, capsys):
     (tmp_path / "shadow.arch").write_text('import "sub.arch"\nparam depth = 5\n'
                                           "model m(x: float32[B, 4]) -> y { y = x -> sb -> linear(depth) }\n")
     assert params("shadow.arch")[0] == {"depth": 5, "sub.arch:depth": 1}  # its own, and the one sub.arch reads
+    # two files both imported as "k.arch", from two folders: each by its path from the spec's folder (review88)
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "k.arch").write_text("param depth = 11\nblock kb(x) { return x -> linear(depth) }\n")
+    (tmp_path / "lib" / "k.arch").write_text("param depth = 22\nblock kb2(x) { return x -> linear(depth) }\n")
+    (tmp_path / "lib" / "m.arch").write_text('import "k.arch"\nparam depth = 33\n'
+                                             "block mb(x) { return x -> kb2 -> linear(depth) }\n")
+    both = {"depth": 5, "k.arch:depth": 11, "lib/k.arch:depth": 22, "lib/m.arch:depth": 33}
+    for first, second in (("k.arch", "lib/m.arch"), ("lib/m.arch", "k.arch")):
+        (tmp_path / "c.arch").write_text(f'import "{first}"\nimport "{second}"\nparam depth = 5\n'
+                                         "model m(x: float32[B, 4]) -> y { y = x -> kb -> mb -> linear(depth) }\n")
+        assert params("c.arch")[0] == both
 
 
 def test_params_holding_ops_blocks_and_builtins_are_recorded_by_name(tmp_path, capsys):

@@ -428,3 +428,20 @@ def test_a_damaged_step_record_is_not_a_checkpoint(tmp_path, capsys):
     # a digest made another way (no scheme: an archdsl before this one's) is compared by the settings alone
     np.savez(ckpt, **{**arrays, "__step__": np.array('{"sha256": "abc", "model": "net", "params": {}}')})
     assert main(base + ["--epochs", "2", "--resume"]) == 0
+
+
+def test_resume_names_a_shadowed_imported_param_by_its_file(tmp_path, capsys):
+    """An imported file's param that the spec shadows is recorded as PATH:NAME, which no -D sets: the refusal
+    said '-D sub.arch:depth=3 there, 5 here' (review88)."""
+    (tmp_path / "sub.arch").write_text("param depth = 3\nblock sb(x) { return x -> linear(depth) -> relu }\n")
+    (tmp_path / "top.arch").write_text('import "sub.arch"\nparam depth = 3\n'
+                                       "model tiny(x: float32[B, 4]) -> logits { logits = x -> sb -> linear(depth) }\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((8, 4)).astype(np.float32), labels=rng.integers(0, 3, 8))
+    base = ["train", str(tmp_path / "top.arch"), "--data", str(tmp_path / "d.npz"), "--quiet", "-o",
+            str(tmp_path / "w.npz")]
+    assert main(base + ["--epochs", "1"]) == 0
+    capsys.readouterr()
+    (tmp_path / "sub.arch").write_text("param depth = 5\nblock sb(x) { return x -> linear(depth) -> relu }\n")
+    assert main(base + ["--epochs", "2", "--resume"]) == 1
+    assert "(param depth of sub.arch 3 there, 5 here)" in capsys.readouterr().err
