@@ -322,22 +322,29 @@ def probe_writable(path: str | Path) -> None:
 def _refuse_sticky_replace(path: Path) -> None:
     """In a sticky folder (/tmp) only a file's owner, the folder's or one holding CAP_FOWNER over the file may
     replace it: the probe's temp folder is made there all the same, and the rename at the end failed after
-    every epoch of training. The kernel is asked, by setting the file's own mode again, which it allows to
-    exactly those (uids alone cannot tell: root in a user namespace holds that capability over the users it
-    maps and not over the others, which it sees as 65534 as it sees a mapped nobody)."""
+    every epoch of training. The kernel is asked, by setting the file's own times again, which it allows to
+    exactly those (its own mode again could drop a setgid bit). Uids alone cannot tell: root in a user
+    namespace holds that capability over the users it maps and not over the others, which it sees as 65534,
+    as it sees a mapped nobody."""
     try:
         mine, folder = path.lstat(), path.parent.stat()
     except OSError:  # nothing there yet (or unreadable: the write says why)
         return
     if not folder.st_mode & stat.S_ISVTX or os.geteuid() in (mine.st_uid, folder.st_uid) or stat.S_ISLNK(mine.st_mode):
         return
-    try:
-        os.chmod(path, stat.S_IMODE(mine.st_mode))
-    except PermissionError:
+    if not _may_set_times(path, mine):
         raise PermissionError(errno.EPERM, "it belongs to another user and its folder is sticky (only the owner "
-                              "may replace it); give another name") from None
+                              "may replace it); give another name")
+
+
+def _may_set_times(path: Path, st: os.stat_result) -> bool:
+    try:
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    except PermissionError:
+        return False
     except OSError:  # a read-only file system: the write says so
         pass
+    return True
 
 
 def atomic_write(path: str | Path, save) -> None:
