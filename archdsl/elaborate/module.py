@@ -4,6 +4,7 @@ elaborate one model into a checked IR graph."""
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +51,8 @@ class Module:
     imported_params: dict[str, object] = field(default_factory=dict)  # NAME.param of `import as NAME`: metadata
     unaliased: dict[str, str] = field(default_factory=dict)  # a param seen through `import "p"` (no as) -> p
     imported_models: set[str] = field(default_factory=set)  # models of the files imported without `as`
-    declared_in: dict[str, str] = field(default_factory=dict)  # a param seen through `import "p"` -> its file
+    declared_in: dict[str, str] = field(default_factory=dict)  # a param seen through `import "p"` -> its file,
+    # as the imports spell it from this file's folder ("lib/k.arch" for k.arch imported by lib/m.arch)
 
 
 @dataclass
@@ -108,12 +110,6 @@ class _Loader:
         mod = self.load_text(text, _display(path), defines, key, prefix)
         self.cache[cached] = mod
         return mod
-
-    def shown(self, path: str) -> str:
-        """A file's path for the metadata: from the folder of the spec compiled (stack[0]), as the spec would
-        import it, the same whichever file imports it."""
-        root = Path(self.stack[0]).parent if self.stack and not self.stack[0].startswith("<") else Path.cwd()
-        return Path(os.path.relpath(path, root.resolve())).as_posix()
 
     def load_text(self, text: str, file: str, defines=None, key: str | None = None, prefix: str = "") -> Module:
         text = normalize_source(text)  # the excerpts show the lines the parser numbered
@@ -228,13 +224,15 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                 # were recorded: an edit of the imported file left no trace, a -D of the default value changed it)
                 seen = {**{k: target.env.vars[k] for k in target.unaliased if k in target.env.vars},
                         **target.params, **target.imported_params}
+                # a shadowed param is PATH:NAME, PATH as the imports spell it from here: the same wherever the
+                # files sit and whatever the working directory (the bytes of a build depend on neither)
+                seen = {(_from_here(item.path, k) if ":" in k else k): v for k, v in seen.items()}
                 if item.alias:
-                    mod.imported_params.update((k if ":" in k else f"{item.alias}.{k}", v)  # PATH:NAME is the
-                                               for k, v in seen.items())  # root's already
+                    mod.imported_params.update((k if ":" in k else f"{item.alias}.{k}", v) for k, v in seen.items())
                 else:  # its own and its plain imports' params are this file's plain names (mod.unaliased), but
-                    mod.imported_params.update(target.imported_params)  # where this file has its own of that name:
-                    mod.imported_params.update((f"{loader.shown(target.declared_in.get(k, str(where)))}:{k}", v)
-                                               for k, v in seen.items() if k in local)
+                    mod.imported_params.update((k, v) for k, v in seen.items() if ":" in k or "." in k)
+                    mod.imported_params.update((f"{_spelled(item.path, target, k)}:{k}", v)  # where this file has
+                                               for k, v in seen.items() if k in local)  # its own of that name
                 models = frozenset(target.models) | target.imported_models  # a model called is said to be one
                 if item.alias:
                     mod.aliases[item.alias] = list(target.params)
@@ -254,7 +252,7 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                             imported[k] = item.span
                             if k in target.params or k in target.unaliased:
                                 mod.unaliased[k] = item.path
-                                mod.declared_in[k] = target.declared_in.get(k, str(where))
+                                mod.declared_in[k] = _spelled(item.path, target, k)
             elif isinstance(item, A.ParamDecl):
                 value = _eval_top(ev, item.value, env, tree, at)
                 named = FileNames(env)  # a block -D names
@@ -287,6 +285,19 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                         ("." in name or not unread or did_you_mean(name, declared)):
                     _unused_define(name, entry, tree, mod, prefix)
             raise
+
+
+def _from_here(imported: str, key: str) -> str:
+    """A PATH:NAME key of the file imported as `imported`, its PATH made relative to this file's folder."""
+    path, _, name = key.rpartition(":")
+    return f"{posixpath.normpath(posixpath.join(posixpath.dirname(imported), path))}:{name}"
+
+
+def _spelled(imported: str, target: Module, k: str) -> str:
+    """The file that declares param k, seen through `import "imported"`: that file, or one it imports."""
+    if k in target.declared_in:
+        return posixpath.normpath(posixpath.join(posixpath.dirname(imported), target.declared_in[k]))
+    return posixpath.normpath(imported)
 
 
 def _eval_top(ev: Evaluator, expr, env: Env, tree: A.Module, at: int):

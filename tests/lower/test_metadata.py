@@ -26,7 +26,7 @@ def test_a_built_model_records_its_making(tmp_path, capsys):
     assert m.producer_name == "archdsl" and m.producer_version == __version__
 
 
-def test_an_imported_files_params_are_recorded_set_or_not(tmp_path, capsys):
+def test_an_imported_files_params_are_recorded_set_or_not(tmp_path, capsys, monkeypatch):
     """Only those -D set were recorded: a -D of the default value changed the file's bytes, and an edit of the
     imported file left the metadata as it was (determinism hunt). A file imported without `as` records its
     params under their plain names."""
@@ -66,6 +66,21 @@ def test_an_imported_files_params_are_recorded_set_or_not(tmp_path, capsys):
         (tmp_path / "c.arch").write_text(f'import "{first}"\nimport "{second}"\nparam depth = 5\n'
                                          "model m(x: float32[B, 4]) -> y { y = x -> kb -> mb -> linear(depth) }\n")
         assert params("c.arch")[0] == both
+    # PATH as the imports spell it: neither the working directory nor where a search folder sits changes the
+    # key, nor the build's bytes (review89: a relpath from the spec's folder or the cwd did)
+    import archdsl
+    (tmp_path / "far" / "away").mkdir(parents=True)
+    (tmp_path / "far" / "away" / "sub.arch").write_text("param depth = 3\nblock sb(x) { return x -> linear(depth) }\n")
+    top = 'import "sub.arch"\nparam depth = 4\nmodel m(x: float32[B, 4]) -> y { y = x -> sb -> linear(depth) }\n'
+    built = []
+    (tmp_path / "far" / "x").mkdir()
+    for cwd in (tmp_path / "lib", tmp_path / "far", tmp_path / "far" / "x"):
+        monkeypatch.chdir(cwd)
+        model = archdsl.compile_source(top, search_path=[str(tmp_path / "far" / "away")])
+        built.append(model.SerializeToString())
+        assert json.loads({p.key: p.value for p in model.metadata_props}["archdsl.params"]) == \
+            {"depth": 4, "sub.arch:depth": 3}
+    assert built[0] == built[1] == built[2]
 
 
 def test_params_holding_ops_blocks_and_builtins_are_recorded_by_name(tmp_path, capsys):
