@@ -112,8 +112,6 @@ def _leaky_lower(e, ins, outs, c):
 
 _internal("leaky_relu_grad", ("g", "x"), _same, lower=_leaky_lower, attrs=(Attr("slope", "float"),),
           doc="g where x > 0, else slope * g")
-_internal("sign", ("x",), _same, lower=lambda e, ins, outs, c: e.op("Sign", ins, outputs=outs),
-          grad=lambda b, c, ins, outs, gouts: [None], doc="-1, 0 or 1")
 
 
 def _window_lower(e, ins, outs, c):

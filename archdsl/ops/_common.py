@@ -334,7 +334,6 @@ def sigmoid(e, x: str, dtype: DType, outputs=None) -> str:
     return e.op("Reciprocal", [e.op("Add", [one, e.op("Exp", [e.op("Neg", [x])])])], outputs=outputs)
 
 
-
 def log_softmax_of(e, x: str, axis: int, dtype: DType, outputs=None) -> str:
     """ONNX LogSoftmax; float64 written out, x - max - log(sum(exp(x - max))): onnxruntime's float64 kernel gave
     finite positive values (44.05) for a row holding NaN or inf past its first place, where torch's are NaN
