@@ -19,7 +19,7 @@ import zlib
 from pathlib import Path
 
 from .diagnostics import ArchError, not_a_directory, writing
-from .interrupts import deferred_signals, inherited_fds
+from .interrupts import deferred_signals, fd_open, inherited_fds
 
 __all__ = ["specs_dir", "refuse_overwriting", "is_special", "resolved", "copy_into", "umask_mode", "atomic_write",
            "make_parents", "remove_made", "replace_keeping_mode", "temp_dir_beside", "remove_dead_temps", "std_stream",
@@ -40,12 +40,17 @@ def _same(a: Path, b: Path) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
+def _uninherited_fd(path: str | Path) -> int | None:
+    """The N of a path /dev/fd/N the command did not start with: the command line's N is then a library's own
+    descriptor (onnxruntime's cache database, opened after: review83-85 hunts). None for any other path, and
+    from the Python API (which notes no descriptors)."""
+    fd, known = fd_named(path), inherited_fds()
+    return fd if fd is not None and fd > 2 and known is not None and fd not in known else None
+
+
 def _refuse_unopened(out: Path) -> None:
-    """An output /dev/fd/N the command did not start with: the command line's, where N is a library's own
-    descriptor (onnxruntime's cache database, opened after this check: review83, review84 hunts)."""
-    fd = fd_named(out)
-    known = inherited_fds()
-    if fd is not None and fd > 2 and known is not None and fd not in known:
+    """An output /dev/fd/N the command did not start with."""
+    if (fd := _uninherited_fd(out)) is not None:
         raise ArchError(f"cannot write {out}: descriptor {fd} was not open when archdsl started (give the shell's "
                         f"{fd}>FILE, or a file path)")
 
@@ -69,8 +74,8 @@ def refuse_overwriting(outputs: dict[str, str | Path | None], inputs: dict[str, 
     for i, (flag, out) in enumerate(outs):
         _refuse_unopened(out)
         fd = std_stream(out)
-        if fd is not None and any(_on_fd(fd, path) for _, path in ins):  # -o /dev/fd/3 3>>spec.arch (review83)
-            what = next(w for w, path in ins if _on_fd(fd, path))
+        what = next((w for w, path in ins if _on_fd(fd, path)), None) if fd is not None else None
+        if what is not None:  # -o /dev/fd/3 3>>spec.arch (review83)
             raise ArchError(f"{flag} {out} is open on the {what} file: writing it would destroy the input; "
                             "choose another output")
         if is_special(out):
@@ -89,13 +94,7 @@ def std_stream(path: str | Path) -> int | None:
     through it, whatever it is open on. Opened anew by its name, a file stdout went to was truncated (`-o - >>
     log` lost the log) or, followed to its name, replaced by a rename (cli5 hunt; /dev/fd/3: review82)."""
     fd = fd_named(path)
-    if fd is None:
-        return None
-    try:
-        os.fstat(fd)
-    except (OSError, OverflowError):
-        return None
-    return fd
+    return fd if fd is not None and fd_open(fd) else None
 
 
 def fd_named(path: str | Path) -> int | None:
@@ -147,8 +146,7 @@ def refuse_special(path: str | Path, said: str) -> None:
     """A pipe or a device where a file of arrays should be: numpy waited for a writer forever. `said` begins
     the message (`cannot read weights from w.npz`). /dev/fd/5 open on a regular file reads as that file; one
     the command did not start with would read a library's own file (onnxruntime's database: review85 hunt)."""
-    fd, known = fd_named(path), inherited_fds()
-    if fd is not None and fd > 2 and known is not None and fd not in known:
+    if (fd := _uninherited_fd(path)) is not None:
         raise ArchError(f"{said}: descriptor {fd} was not open when archdsl started (give the shell's {fd}<FILE, or "
                         "a file path)")
     if _special_file(path):

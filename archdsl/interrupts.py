@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-__all__ = ["deferred_signals", "inherited_fds", "interruption", "note_inherited_fds", "note_signal",
+__all__ = ["deferred_signals", "fd_open", "inherited_fds", "interruption", "note_inherited_fds", "note_signal",
            "record_interrupts", "settled", "stopping_signals", "was_interrupted"]
 
 _interrupted: list[int] = []  # the signals (Ctrl-C's SIGINT, SIGTERM, SIGHUP) that arrived while recording
@@ -25,14 +25,15 @@ def note_inherited_fds() -> None:
         listed = [int(n) for n in os.listdir("/proc/self/fd")]
     except (OSError, ValueError):
         return
-    _inherited[:] = [frozenset(fd for fd in listed if _is_open(fd))]
+    _inherited[:] = [frozenset(fd for fd in listed if fd_open(fd))]
 
 
-def _is_open(fd: int) -> bool:
+def fd_open(fd: int) -> bool:
+    """Whether descriptor fd is open in this process (a number past the OS's range is not)."""
     try:
         os.fstat(fd)
         return True
-    except OSError:
+    except (OSError, OverflowError):
         return False
 
 
