@@ -88,6 +88,19 @@ def _layernorm(opset: int):
     return x, y, fused, dec, {"x": np.random.default_rng(0).standard_normal((1, 128, 768), np.float32)}
 
 
+def _rmsnorm(opset: int):
+    """As archdsl's fallback writes it (rms_norm below opset 23): x * 1/sqrt(mean(x*x) + eps) * weight."""
+    x, y = [_vi("x", ["B", "T", 768])], [_vi("y", ["B", "T", 768])]
+    g = _c("g", np.random.default_rng(1).random(768))
+    fused = ([helper.make_node("RMSNormalization", ["x", "g"], ["y"], axis=-1, epsilon=1e-6)], [g])
+    dec = ([helper.make_node("Mul", ["x", "x"], ["x2"]), helper.make_node("ReduceMean", ["x2", "ax"], ["ms"]),
+            helper.make_node("Add", ["ms", "eps"], ["me"]), helper.make_node("Sqrt", ["me"], ["rms"]),
+            helper.make_node("Reciprocal", ["rms"], ["inv"]), helper.make_node("Mul", ["x", "inv"], ["n"]),
+            helper.make_node("Mul", ["n", "g"], ["y"])],
+           [g, numpy_helper.from_array(np.array([-1]), "ax"), _c("eps", 1e-6)])
+    return x, y, fused, dec, {"x": np.random.default_rng(0).standard_normal((1, 128, 768), np.float32)}
+
+
 def _attention(opset: int):
     shp = ["B", 12, "T", 64]
     x = [_vi(n, shp) for n in "qkv"]
@@ -125,7 +138,8 @@ def _channel_scale(opset: int):
 
 
 def measure_choices(opset: int, threads: int = 2, rounds: int = 30) -> list[dict]:
-    """One row per choice: fused-op ms, decomposition ms, median ratio fused/decomposed, at `opset` (and
+    """One row per choice: fused-op ms, decomposition ms, median ratio fused/decomposed, the two outputs' largest
+    difference (they compute the same thing, or the ratio compares nothing), at `opset` (and
     Attention also at 24, the newest opset onnxruntime 1.32 has an Attention kernel for)."""
     from ..ops._kernels import runs_natively
     cases = [("Bias + Gelu(tanh) vs Tanh decomposition", "[1, 128, 3072]", lambda o: _gelu("tanh", o), opset,
@@ -134,6 +148,8 @@ def measure_choices(opset: int, threads: int = 2, rounds: int = 30) -> list[dict
               "Gelu (opset 20+)"),
              ("LayerNormalization vs ReduceMean decomposition", "[1, 128, 768]", _layernorm, opset,
               "LayerNormalization"),
+             ("RMSNormalization vs ReduceMean decomposition", "[1, 128, 768]", _rmsnorm, opset,
+              "RMSNormalization (opset 23+)"),
              ("Reshape+Gemm+Reshape vs MatMul+Add (3-D linear)", "[1, 128, 768] x [768, 3072]", _linear, opset,
               "MatMul+Add (fewer nodes)"),
              ("Resize(gate) + Mul vs broadcast Mul (SE after a conv)", "[1, 96, 56, 56] * [1, 96, 1, 1]",
@@ -143,12 +159,16 @@ def measure_choices(opset: int, threads: int = 2, rounds: int = 30) -> list[dict
               for o in sorted({min(24, opset), opset}) if o >= 23]
     rows = []
     for title, shape, make, o, emits in cases:
-        if "Gelu" in title and o < 20:
+        if "Gelu" in title and o < 20 or "RMS" in title and o < 23:
             continue
         try:
             x, y, fused, dec, feeds = make(o)
             a = _session(fused[0], x, y, fused[1], o, threads, *fused[2:])  # [value_info] last, if any
             b = _session(dec[0], x, y, dec[1], o, threads, *dec[2:])
+            ya, yb = a.run(None, feeds)[0], b.run(None, feeds)[0]
+            diff = float(np.max(np.abs(ya - yb)))
+            if not diff <= 1e-4 * max(1.0, float(np.max(np.abs(yb)))):  # a ratio of two different computations
+                raise ValueError(f"the two sides' outputs differ by {diff:.3g}")
             times = alternate({"fused": (a, feeds), "dec": (b, feeds)}, rounds)
         except Exception as e:  # noqa: BLE001 - one choice that cannot run is a row saying so, not a lost run
             rows.append({"choice": title, "shape": shape, "opset": o, "emits": emits, "error": error_text(e)})
@@ -156,5 +176,5 @@ def measure_choices(opset: int, threads: int = 2, rounds: int = 30) -> list[dict
         rows.append({"choice": title, "shape": shape, "opset": o, "fused_ms": statistics.median(times["fused"]),
                      "decomposed_ms": statistics.median(times["dec"]),
                      "ratio": statistics.median(p / q for p, q in zip(times["fused"], times["dec"])),
-                     "emits": emits})
+                     "emits": emits, "max_abs_diff": diff})
     return rows

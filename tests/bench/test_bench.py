@@ -212,11 +212,26 @@ def test_lowering_choice_microbenchmarks_run(capsys):
     from archdsl.bench.choices import measure_choices
     rows = measure_choices(24, threads=1, rounds=1)
     assert {r["choice"].split(" vs ")[0] for r in rows} >= {"Bias + Gelu(tanh)", "LayerNormalization", "Attention",
-                                                           "Resize(gate) + Mul"}
+                                                           "Resize(gate) + Mul", "RMSNormalization"}
     assert all(r["fused_ms"] > 0 and r["decomposed_ms"] > 0 for r in rows)
+    assert all(r["max_abs_diff"] < 1e-4 for r in rows), rows  # each pair computes the same outputs
     render({"machine": MACHINE, "threads": 1, "rounds": 1, "torch": "no", "models": [],
             "scaling": [], "choices": rows}, [], markdown=True)
     assert "| Attention vs MatMul/Softmax (opset 24) |" in capsys.readouterr().out
+
+
+def test_a_lowering_choice_whose_sides_disagree_is_an_error_row(monkeypatch):
+    """A ratio between two different computations would be a figure of nothing."""
+    from archdsl.bench import choices
+    made = choices._rmsnorm
+
+    def wrong_eps(opset):
+        x, y, fused, (nodes, inits), feeds = made(opset)
+        return x, y, fused, (nodes, [i if i.name != "eps" else choices._c("eps", 1.0) for i in inits]), feeds
+    monkeypatch.setattr(choices, "_rmsnorm", wrong_eps)
+    rows = {r["choice"].split(" vs ")[0]: r for r in choices.measure_choices(23, threads=1, rounds=1)}
+    assert "outputs differ by" in rows["RMSNormalization"]["error"]
+    assert "error" not in rows["LayerNormalization"]
 
 
 @pytest.mark.parametrize("count", ["0", "20000"])  # 20000: onnxruntime would start them all (21 GB, a hang)
@@ -300,6 +315,7 @@ def test_lowering_choices_run_below_opset_18():
     rows = measure_choices(17, threads=1, rounds=1)
     assert rows and all("error" not in r for r in rows)
     assert any(r["choice"].startswith("LayerNormalization") for r in rows)
+    assert not any(r["choice"].startswith(("RMSNormalization", "Bias + Gelu")) for r in rows)  # 23+ and 20+ ops
 
 
 def test_json_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
