@@ -373,5 +373,6 @@ register(OpDef(
         "nearest, nearest-exact, (bi/tri)linear and bicubic (torch's a = -0.75, no antialias) with align_corners. "
         "Known sizes: torch's output lengths and nearest positions; in the linear modes a scale that keeps a "
         "size (1.2 on 4) maps that dim through the scale, as ONNX Resize, where torch copies it; over symbolic "
-        "sizes onnxruntime's float32 lengths and positions at scales neither whole nor 1/2**k (REFERENCE).",
+        "sizes onnxruntime's float32 lengths and positions at scales neither whole nor 1/2**k (REFERENCE). "
+        "Gradient: nearest at any sizes; the other modes need known spatial sizes (or a 1x1 input).",
 ))
