@@ -51,7 +51,7 @@ CASES = {
                            config(opt="adamw", lr=1e-2, betas=(0.5, 0.9), eps=1e-3)),
     # sgd's dampening (the first step's buffer is the gradient itself) and adam's amsgrad (a third state)
     "lenet5-sgd-dampening": (str(ROOT / "specs/lenet5.arch"), None, 4,
-                             config(opt="sgd", lr=0.1, momentum=0.9, dampening=0.5)),
+                             config(opt="sgd", lr=0.1, momentum=0.9, dampening=0.3)),
     "lenet5-adam-amsgrad": (str(ROOT / "specs/lenet5.arch"), None, 4, config(opt="adam", lr=1e-2, amsgrad=True)),
     "mlp-adamw-amsgrad": (str(ROOT / "specs/mlp.arch"), None, 4, config(opt="adamw", lr=1e-2, amsgrad=True,
                                                                        betas=(0.9, 0.5))),
