@@ -33,6 +33,19 @@ def test_float64_weights_keep_their_precision_at_o2(shape, tail, tmp_path):
     np.testing.assert_allclose(outs[2], outs[0], rtol=1e-9, atol=0)
 
 
+def test_a_float64_batchnorm_fold_adds_eps_in_float64():
+    """A variance of 0 leaves eps alone under the root: eps as a float32 (1e-5 + 2.5e-14) moved -O2's
+    outputs by 1e-8 relative to -O0's."""
+    src = "model m(x: float64[B, 3]) -> y {\n    y = x -> linear(2, bias=false) as c -> batchnorm as bn\n}\n"
+    r = np.random.default_rng(0)
+    weights = {"c.weight": r.standard_normal((2, 3)), "bn.weight": np.ones(2), "bn.bias": np.zeros(2),
+               "bn.running_mean": np.zeros(2), "bn.running_var": np.zeros(2)}
+    x = r.standard_normal((4, 3))
+    y0, y2 = (runtime.session(archdsl.compile_source(src, opt_level=level, weights=weights)).run(None, {"x": x})[0]
+              for level in (0, 2))
+    np.testing.assert_allclose(y2, y0, rtol=1e-13, atol=0)
+
+
 def test_a_folded_float16_weight_beyond_its_range_is_a_diagnostic(tmp_path):
     """A float16 conv folded with its BatchNorm (300 * 10 / sqrt(1e-3)) exceeds 65504: -O2 wrote an inf
     weight with only numpy's overflow warning. -O1 keeps the two and builds; a weights file whose float32

@@ -49,7 +49,7 @@ def test_a_constant_on_the_left_scales_too(scores, q_scale):
     np.testing.assert_allclose(y2, y0, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("scores", ["q @ kt * -0.5", "(q * 0.0) @ kt"])
+@pytest.mark.parametrize("scores", ["q @ kt * -0.5", "(q * 0.0) @ kt", "q @ kt / 0.0"])
 def test_a_scale_attention_refuses_is_left_unfused(scores):
     y2, ops = _outputs(_attention(scores), 2)
     y0, _ = _outputs(_attention(scores), 0)
@@ -64,6 +64,9 @@ def test_sdpa_with_a_negative_scale_lowers_to_the_decomposition():
     y17, _ = _outputs(src, 0, opset=17)
     assert "Attention" not in ops
     np.testing.assert_allclose(y24, y17, rtol=1e-5, atol=1e-6)
+
+
+ZERO_ROW = "tensor([[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])"
 
 
 def test_a_mask_made_from_minus_inf_is_left_unfused_and_a_finite_one_fuses():
@@ -88,6 +91,7 @@ def test_a_mask_made_from_minus_inf_is_left_unfused_and_a_finite_one_fuses():
                  'where(keep, 0.0, -full_like(cast(keep, "float32"), "inf"))',  # +inf negated
                  'log1p(cast(keep, "float32") - 1.0)', '-exp(100.0 * (1.0 - cast(keep, "float32")))',
                  '-1.0 / cast(keep, "float32")',
+                 '(0.0 - cast(keep, "float32") - 1.0) / 0.0',  # -inf from a division by a constant 0
                  'where(keep, 0.0, parameter([1], init="constant", value=float("-inf"), trainable=false) as ninf)',
                  'where(keep, 0.0, parameter([1], init="constant", value=float("-inf")) as ninf)'):
         assert "Attention" not in build(mask, 2)[1], mask
@@ -107,6 +111,24 @@ def test_a_mask_made_from_minus_inf_is_left_unfused_and_a_finite_one_fuses():
     y2, ops = build("(1.0 - cast(keep, \"float32\")) * -3.4028234663852886e38", 2, empty_row=False)
     assert "Attention" in ops
     np.testing.assert_allclose(y2, y0, rtol=1e-5, atol=1e-6)
+
+
+def test_a_mask_too_deep_to_follow_is_taken_as_maybe_minus_inf():
+    """The search for an infinity gives up after 64 values, answering "maybe" (unfused): here the -inf of a
+    division by 0 lies 40 additions deep, and fused its NaN row became zeros."""
+    steps = "".join(f"    m = m + keep * {i / 100}\n" for i in range(1, 41))
+    src = ("model m(q: float32[1, 2, 3, 4], k: float32[1, 2, 4, 4], keep: float32[3, 4]) -> y {\n"
+           f"    m = (0.0 - keep * keep - 1.0) / {ZERO_ROW}\n{steps}    y = softmax(q @ k.T / 2.0 + m) @ k\n}}\n")
+    r = np.random.default_rng(0)
+    feeds = {n: r.standard_normal(shape).astype(np.float32)
+             for n, shape in (("q", (1, 2, 3, 4)), ("k", (1, 2, 4, 4)), ("keep", (3, 4)))}
+    ys = []
+    for level in (0, 2):
+        model = archdsl.compile_source(src, opset=24, opt_level=level)
+        assert "Attention" not in {n.op_type for n in model.graph.node}
+        ys.append(runtime.session(model).run(None, feeds)[0])
+    assert np.isnan(ys[0][0, :, 1]).all()
+    np.testing.assert_array_equal(ys[1], ys[0])
 
 
 @pytest.mark.parametrize("bias", ["s", "parameter([], init=\"zeros\") as b"])

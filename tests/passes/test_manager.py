@@ -114,6 +114,15 @@ def test_cli_levels_report_and_disable(tmp_path, capsys):
     assert "pretranspose_linear" in marked and "narrow_rows" not in marked and "cse" not in marked
 
 
+def test_report_rows_are_the_passes_that_changed_with_their_weights():
+    """The conv's 108 + 4 weights stay; BatchNorm's 4 x 4 (two parameters, two statistics) go into them."""
+    from archdsl.passes.report import report_rows
+    stats = optimize(check_source(CONV_BN), 2)
+    rows = report_rows(stats)
+    assert [r[1] for r in rows] == ["remove_noops", "fold_batchnorm", "total"]  # not the passes that kept it
+    assert [r[2:6] for r in rows[1:]] == [("3", "2", "128", "112"), ("4", "2", "128", "112")]
+
+
 def test_summary_counts_the_model_as_written(capsys):
     from pathlib import Path
     spec = Path(__file__).resolve().parents[2] / "specs" / "resnet.arch"

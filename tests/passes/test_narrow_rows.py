@@ -120,11 +120,12 @@ def test_deit_two_tokens_run_the_last_block_on_both_only():
     ("(h -> relu)[:, 0] + h[:, 2]", "float32[B, 3, 4]"),  # a narrowed node reads its positions of the cover
     ("h[:, 0] + h[:, 5]", None),  # the cover is the whole axis: nothing to save
     ("h[:, 0] + h[:, -1]", None),  # counted from the end of a symbolic axis
+    ("h[:, 1] * h[:, -2]", None),  # the same with a start past 0 (the cover once took the -2 as a start)
     ("concat([h[:, 0], h[:, :, 1]], axis=1)", None),  # two axes
 ])
 def test_the_cover_of_several_reads(reads, kept):
     src = f"""
-model m(x: float32[B, {"T" if "-1" in reads or "* 2.0" in reads else 6}, 4]) -> y {{
+model m(x: float32[B, {"T" if ", -" in reads or "* 2.0" in reads else 6}, 4]) -> y {{
     h = x -> linear(4) as fc -> relu
     y = {reads}
 }}"""
