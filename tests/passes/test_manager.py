@@ -147,6 +147,15 @@ def test_cse_keeps_nodes_whose_attributes_differ_only_in_the_sign_of_zero():
         assert a[0, 0] == np.inf and b[0, 0] == -np.inf, level
 
 
+def test_cse_merges_nodes_whose_attributes_are_both_nan():
+    """NaN != NaN, yet two pads by NaN are the same node: CSE keys NaN apart so that they merge."""
+    import archdsl
+    src = ("model m(x: float32[2, 3]) -> (a, b) {\n    a = pad(x, [1, 1], value=float(\"nan\")) * 2.0\n"
+           "    b = pad(x, [1, 1], value=float(\"nan\")) * 2.0\n}\n")
+    ops = [n.op_type for n in archdsl.compile_source(src, opt_level=1).graph.node]
+    assert ops.count("Pad") == 1 and ops.count("Mul") == 1, ops
+
+
 def test_report_counts_flops_as_written_and_optimized(tmp_path, capsys):
     """narrow_rows adds nodes (the narrowing) while it computes less: the report shows both counts."""
     from archdsl import check_source
