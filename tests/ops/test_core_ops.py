@@ -20,6 +20,7 @@ import archdsl
 from archdsl import ops, runtime
 
 from . import (  # noqa: F401 - their @covers fill COVERED
+    test_bitwise_ops,
     test_chunk_unbind,
     test_conv_functional,
     test_core_layers,
@@ -28,6 +29,7 @@ from . import (  # noqa: F401 - their @covers fill COVERED
     test_detach,
     test_einsum,
     test_filled,
+    test_gamma,
     test_grid_sample,
     test_indexing_ops,
     test_logical_ops,
