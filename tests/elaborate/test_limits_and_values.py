@@ -577,3 +577,18 @@ def test_the_memory_available_is_a_containers_limit_where_it_is_the_lesser(tmp_p
     assert available_memory(machine({**meminfo, "sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712",
                                      "sys/fs/cgroup/memory/memory.usage_in_bytes": "5"})) == 20000000 * 1024
     assert available_memory(machine({})) is None  # neither: not weighed
+
+
+@pytest.mark.parametrize("call", [
+    "instance_norm(h)", "group_norm(h, 1)", "layernorm(h)", "rms_norm(h)", "batchnorm(h)", "local_response_norm(h, 2)",
+    "unfold(h, 2)", "fold(h3, [4, 4], 2)", "lstm(h3, hidden_size=3)", "gru(h3, hidden_size=3)",
+    "adaptive_avgpool2d(h, 2)", "adaptive_maxpool2d(h, 2)", "conv_transpose2d(h, 2, 3)", "avgpool2d(h, 2)",
+    "maxpool2d(h, 2)"])
+def test_every_layer_whose_kernel_fails_on_an_empty_input_refuses_one(call):
+    """onnxruntime's kernels crash on these (local_response_norm: a C++ assertion aborted the process,
+    group_norm a segfault) or differ from torch: an empty slice into them is a diagnostic."""
+    src = (f"model m(x: float32[B, 4, 6, 6], x3: float32[B, 4, 9]) -> y {{\n    h = x[:, 4:]\n    h3 = x3[:, 4:]\n"
+           f"    y = {call}\n}}\n")
+    with pytest.raises(ArchError) as e:
+        archdsl.check_source(src)
+    assert "is empty (an empty slice?)" in e.value.message and e.value.message.startswith(call.split("(")[0])

@@ -40,6 +40,17 @@ def test_float_floordiv_and_remainder_are_torchs(dtype, level):
     assert q[0] == torch.div(big, tiny, rounding_mode="floor").item()
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_float_tensor_by_a_literal_zero_is_torchs_infinities(dtype):
+    """Only integer division by 0 is refused: a float tensor // 0 is -inf, inf or nan, % 0 nan, as torch."""
+    a = np.array([-2.0, 0.0, 3.0, np.inf], dtype)
+    q, r = runtime.session(archdsl.compile_source(
+        f"model m(a: {dtype}[N]) -> (q, r) {{\n    q = a // 0\n    r = a % 0\n}}\n")).run(None, {"a": a})
+    ta = torch.from_numpy(a)
+    assert _same(q, torch.div(ta, 0, rounding_mode="floor").numpy())
+    assert _same(r, torch.remainder(ta, 0).numpy())
+
+
 @pytest.mark.parametrize("dtype", ["int64", "int32"])
 def test_integer_floordiv_does_not_overflow_near_the_limits(dtype):
     """(a - a % b) / b overflowed: INT64_MAX // -2 came out positive; INT_MIN // -1 killed the process

@@ -14,7 +14,8 @@ from .core_harness import b, close, rand
 
 
 @pytest.mark.parametrize("kind,include", [("max", True), ("avg", True), ("avg", False)])
-@pytest.mark.parametrize("k,stride,p,dil", [(2, 3, 1, 1), (1, 2, 0, 1), (1, 3, 0, 1), (3, 2, 1, 1), (2, 3, 1, 2)])
+@pytest.mark.parametrize("k,stride,p,dil", [(2, 3, 1, 1), (1, 2, 0, 1), (1, 3, 0, 1), (3, 2, 1, 1), (2, 3, 1, 2),
+                                            (3, 1, 1, 1)])
 @pytest.mark.parametrize("opset", [17, 21])
 def test_a_ceil_mode_pool_before_opset_22_runs_beside_a_tensor_of_the_length_onnx_inferred(kind, include, k, stride,
                                                                                           p, dil, opset):

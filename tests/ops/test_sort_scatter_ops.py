@@ -120,6 +120,18 @@ def test_sort_of_other_dtypes(dtype):
     np.testing.assert_array_equal(a, torch.argsort(torch.from_numpy(x), dim=0, stable=True).numpy())
 
 
+def test_a_bfloat16_sort_is_ranked_in_float32():
+    """onnxruntime has no bfloat16 TopK: the model did not load without the widening."""
+    x = np.random.default_rng(2).standard_normal((3, 7)).astype(np.float32)
+    v, i, a = _run("model m(x: float32[B, 7]) -> (v, i, a) {\n    h = cast(x, \"bfloat16\")\n"
+                   "    s, i = sort(h, descending=true)\n    v = cast(s, \"float32\")\n    a = argsort(h, 0)\n}\n", x=x)
+    h = torch.from_numpy(x).bfloat16()
+    tv, ti = torch.sort(h, descending=True, stable=True)
+    np.testing.assert_array_equal(v, tv.float().numpy())
+    np.testing.assert_array_equal(i, ti.numpy())
+    np.testing.assert_array_equal(a, torch.argsort(h, dim=0, stable=True).numpy())
+
+
 def test_sort_along_symbolic_dims():
     """The size of a symbolic dim is read at run time (TopK's k); every dim symbolic here."""
     x = _distinct((3, 4, 5), 2)

@@ -156,6 +156,33 @@ def test_upsample2d_matches_torch(mode, scale, align, by_size):
     np.testing.assert_allclose(y, ref.numpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("mode, shape", [("linear", (2, 3, 4)), ("bilinear", (2, 3, 4, 6)),
+                                         ("trilinear", (2, 3, 4, 6, 4))])
+@pytest.mark.parametrize("how", ["size", "scale"])
+def test_a_linear_upsample_to_one_position_reads_the_centre_as_torch(mode, shape, how):
+    """torch maps an output of length 1 to the input's centre ((0 + 0.5) * scale - 0.5): ONNX's half_pixel, not
+    pytorch_half_pixel (which maps it to 0)."""
+    n = len(shape) - 2
+    x = rand(*shape)
+    ones = ", ".join(["1"] * n)
+    arg, kw = (f"size=[{ones}]", {"size": (1,) * n}) if how == "size" else ("0.25", {"scale_factor": 0.25})
+    src = (f"model m(x: float32[B, {', '.join(map(str, shape[1:]))}]) -> y {{\n"
+           f"    y = upsample(x, {arg}, mode=\"{mode}\")\n}}\n")
+    (y,), _ = run(src, {"x": x})
+    ref = F.interpolate(t(x), mode=mode, **kw).numpy()
+    assert y.shape == ref.shape and 1 in y.shape[2:]
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("call", ["maxpool2d(x, 3, padding=2)", "avgpool1d(x3, 2, padding=2)",
+                                  "maxpool2d(x, [3, 5], padding=[1, 3])"])
+def test_pool_padding_past_half_the_kernel_is_refused_as_torch(call):
+    """torch: "pad should be at most half of effective kernel size"; onnxruntime would run it."""
+    with pytest.raises(ArchError) as e:
+        archdsl.check_source(f"model m(x: float32[B, 2, 8, 8], x3: float32[B, 2, 8]) -> y {{\n    y = {call}\n}}\n")
+    assert "must be at most half the kernel" in e.value.message
+
+
 def test_a_scale_that_keeps_a_size_interpolates():
     """scale_factor=1.2 on a width of 4 keeps 4 columns; ONNX Resize (and so torch.onnx.export's graph) still
     maps them through the scale, where torch's CPU bilinear kernel copies them: we follow ONNX (REFERENCE)."""
