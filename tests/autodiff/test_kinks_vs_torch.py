@@ -45,16 +45,18 @@ _CASES = {  # (op, attrs, torch)
 
 
 def _ours(op, arrays, attrs, r):
-    types = [TensorType(DType.float32, a.shape) for a in arrays]
-    model, none = _build(op, types, attrs, DType.float32, [r], list(range(len(arrays))), OPSET32)
+    """The gradients of the float arrays (integer ones are indices)."""
+    types = [TensorType(DType.float32 if a.dtype.kind == "f" else DType.int64, a.shape) for a in arrays]
+    wrt = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
+    model, none = _build(op, types, attrs, DType.float32, [r], wrt, OPSET32)
     _loss, *grads = run_model(model, {f"in{i}": a for i, a in enumerate(arrays)})
-    return [np.zeros_like(a) if n else g for a, g, n in zip(arrays, grads, none)]
+    return [np.zeros_like(arrays[i]) if n else g for i, g, n in zip(wrt, grads, none)]
 
 
 def _theirs(fn, arrays, r):
-    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    ts = [torch.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
     (fn(*ts) * torch.from_numpy(r)).sum().backward()
-    return [t.grad.numpy() for t in ts]
+    return [t.grad.numpy() for t in ts if t.requires_grad]
 
 
 def _same(ours, theirs):
@@ -72,6 +74,34 @@ def test_activation_gradients_on_the_kinks_are_torchs(case):
     x = np.concatenate([POINTS, -POINTS])
     r = np.random.default_rng(0).uniform(0.5, 2.0, x.shape).astype(np.float32)  # nonzero everywhere
     _same(_ours(op, [x], attrs, r), _theirs(fn, [x], r))
+
+
+def test_prelu_takes_its_slope_at_zero_as_torch():
+    """torch's backward is x > 0 ? g : w * g: an exact 0 (a padded or relu'd input) gets the slope."""
+    x = np.concatenate([POINTS, -POINTS, np.zeros(3, np.float32)])
+    w = np.array([0.25], np.float32)
+    r = np.random.default_rng(1).uniform(0.5, 2.0, x.shape).astype(np.float32)
+    _same(_ours("prelu", [x, w], {"num_parameters": 1}, r), _theirs(F.prelu, [x, w], r))
+
+
+@pytest.mark.parametrize("p, eps", [(2.0, 0.5), (0.5, 1e-12), (1.0, 3.5)])
+def test_normalize_at_a_norm_of_eps_and_at_zeros_below_p_1_is_torchs(p, eps):
+    """Row 0's norm equals eps (0.5 and 3.5, exact in float32): torch's clamp_min passes the gradient at the tie.
+    At p < 1, |x|^(p-1) is infinite at an exact 0; torch's gradient there is finite (the gradnan hunt)."""
+    x = np.array([[0.5, 0.0, 0.0], [1.0, -2.0, 0.5], [0.0, 1.0, -2.0], [3.5, 0.0, 0.0]], np.float32)
+    r = np.array([[1.0, 2.0, -1.0], [0.5, 1.0, 2.0], [1.0, 2.0, -1.0], [-1.0, 0.5, 2.0]], np.float32)
+    _same(_ours("normalize", [x], {"p": p, "dim": 1, "eps": eps}, r),
+          _theirs(lambda t: F.normalize(t, p=p, dim=1, eps=eps), [x], r))
+
+
+def test_scatter_reduce_mean_without_self_counts_only_the_sources():
+    """include_self=false: a position's mean is over its sources alone (two sources: each gets half)."""
+    x = np.array([1.0, 2.0, 3.0, 4.0], np.float32)
+    idx, src = np.array([0, 0, 2]), np.array([10.0, 20.0, 30.0], np.float32)
+    r = np.array([1.0, 2.0, 3.0, 4.0], np.float32)
+    for include in (False, True):
+        _same(_ours("scatter_reduce", [x, idx, src], {"dim": 0, "reduce": "mean", "include_self": include}, r),
+              _theirs(lambda a, i, s: torch.scatter_reduce(a, 0, i, s, "mean", include_self=include), [x, idx, src], r))
 
 
 @pytest.mark.parametrize("e", [2.0, 3.0, 1.0, 0.5, 0.0, -1.0])
