@@ -101,6 +101,19 @@ def test_external_data_of_a_model_whose_tensors_all_stay_inline_goes_to_a_device
     write_model(archdsl.compile_source(spec.read_text()), "/dev/null", external_data=True)
 
 
+def test_a_tensor_of_exactly_the_inline_limit_goes_to_external_data(work, capsys):
+    """1 KiB and more goes to the .data file (as onnx's own writer): a 1,024-byte weight needs one, so a
+    device is refused for it; 1,008 bytes stay inline."""
+    spec = work / "e.arch"
+    spec.write_text("param hidden = 8\nmodel m(x: float32[B, 4]) -> y {\n"
+                    "    y = x -> linear(hidden, bias=false) as fc\n}\n")
+    assert main(["build", str(spec), "-D", "hidden=63", "-o", "/dev/null", "--external-data"]) == 0
+    assert main(["build", str(spec), "-D", "hidden=64", "-o", "/dev/null", "--external-data"]) == 1
+    assert "cannot write external data beside /dev/null" in capsys.readouterr().err
+    assert main(["build", str(spec), "-D", "hidden=64", "-o", str(work / "e.onnx"), "--external-data"]) == 0
+    assert (work / "e.onnx.data").stat().st_size == 1024
+
+
 def test_a_train_build_through_a_link_names_the_external_data_it_wrote(work, capsys):
     """The message matched the link's name, not its target's: the step's .data file went unnamed."""
     from pathlib import Path

@@ -15,7 +15,8 @@ import sys, numpy as np, archdsl
 from archdsl import runtime
 src, opset, level = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rng = np.random.default_rng(0)
-feeds = {"x": rng.standard_normal((2, 3, 5)), "v": rng.standard_normal(5), "w": rng.standard_normal((3, 5, 4))}
+feeds = {"x": rng.standard_normal((2, 3, 5)), "v": rng.standard_normal(5), "w": rng.standard_normal((3, 5, 4)),
+         "s": rng.standard_normal((2, 5, 5))}
 ys = []
 for dt in ("float16", "float32"):
     model = archdsl.compile_source(src.replace("DT", dt), opset=opset, opt_level=level)
@@ -36,13 +37,15 @@ print(np.abs(ys[0] - ys[1]).max() / np.abs(ys[1]).max())
     "q = x -> linear(4) as wq -> reshape([B, T, 2, 2]) -> permute([0, 2, 1, 3])\n    y = q @ q.T -> softmax",
     "y = transpose(x, 0, 1) @ v",
     "y = transpose(x, 0, 1) @ w",
+    "y = linear(transpose(s, 1, 2), 5) as fc",  # moves the last axis: left alone (rewritten, wrong numbers)
 ])
 @pytest.mark.parametrize("opset, level", [(17, 2), (newest_opset(), 0), (newest_opset(), 2)])  # 28 with onnx 1.23
 def test_a_float16_transpose_into_a_matmul_runs_as_its_float32_twin(body, opset, level):
     """onnxruntime 1.32's MatmulTransposeFusion crashed creating the session of a float16 Transpose (last axis
     kept) into a MatMul: a time-major recurrent layer or transpose(x, 0, 1) before a linear or an attention
     (difffuzz4 hunt). The MatMul goes first now; the output is the float32 model's to float16 rounding."""
-    inputs = "x: DT[B, T, 5]" + (", v: DT[5]" if "@ v" in body else ", w: DT[T, 5, 4]" if "@ w" in body else "")
+    inputs = ("s: DT[B, 5, 5]" if "(s," in body else "x: DT[B, T, 5]") + (
+        ", v: DT[5]" if "@ v" in body else ", w: DT[T, 5, 4]" if "@ w" in body else "")
     src = f"model m({inputs}) -> y {{\n    {body}\n}}\n"
     r = subprocess.run([sys.executable, "-c", _RUN, src, str(opset), str(level)], capture_output=True, text=True,
                        timeout=300)

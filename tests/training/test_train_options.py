@@ -186,6 +186,9 @@ def test_milestones_and_a_warmup_the_run_ends_before_are_noted(tmp_path, capsys)
     for flags, said in (
             (["--schedule", "step", "--milestones", "1,5,10", "--epochs", "2"],
              "note: --milestones 5,10: the lr is multiplied after epoch N, and this run has 2 epochs\n"),
+            (["--schedule", "step", "--milestones", "2", "--epochs", "2"],  # after epoch 2: past the run's end
+             "note: --milestones 2: the lr is multiplied after epoch N, and this run has 2 epochs; it stays --lr "
+             "throughout\n"),
             (["--schedule", "step", "--milestones", "5", "--schedule-per", "batch", "--epochs", "2"],
              "note: --milestones 5: the lr is multiplied after update N, and this run has 4 updates; it stays --lr "
              "throughout\n"),
@@ -362,6 +365,18 @@ def test_a_resume_that_changes_the_schedule_names_the_lr_it_runs_at(tmp_path, ca
     np.savez(ckpt, **arrays)
     assert main([*resume, "--epochs", "7"]) == 0  # the same settings: nothing to say
     assert "note:" not in capsys.readouterr().err
+
+
+def test_a_resume_with_another_warmup_says_the_lr_of_its_next_update(tmp_path, capsys):
+    """Two updates done under --warmup 100; the third runs at 3/10 of --lr under --warmup 10 (as the loop feeds
+    it: update k of a warmup of w runs at k/w)."""
+    _, _, _, argv = _eight_examples(tmp_path, 0)
+    ckpt = ["--lr", "0.1", "--checkpoint", str(tmp_path / "c.npz")]
+    assert main([*argv, *ckpt, "--warmup", "100", "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main([*argv, *ckpt, "--warmup", "10", "--epochs", "2", "--resume"]) == 0
+    assert ("with --warmup 10 the lr schedule is another one: the next update runs at lr 0.03 (with its --warmup "
+            "100 it would be 0.003)") in " ".join(capsys.readouterr().err.split())
 
 
 def test_a_per_batch_schedule_resumed_on_more_examples_says_the_lr_it_runs_at(tmp_path, capsys):
