@@ -69,3 +69,18 @@ def test_an_uncaught_error_shows_where_it_is():
         archdsl.check_source("model m(x: float32[B, 4]) -> y {\n    y = x @ x\n}\n", file="m.arch")
     assert str(e.value) == f"m.arch:2:9: {e.value.message}" and e.value.message.startswith("'@'")
     assert render(e.value).splitlines()[:2] == [f"m.arch:2:9: error: {e.value.message}", "   2 |     y = x @ x"]
+
+
+def test_the_seed_and_thread_bounds_take_their_ends():
+    """2**32 - 1 is the largest seed the help names, 256 the most threads: each is taken, one past is refused."""
+    import argparse
+
+    from archdsl.cli import args
+    src = "model m(x: float32[B, 4]) -> y {\n    y = x -> linear(3) as fc\n}\n"
+    assert archdsl.compile_source(src, seed=2**32 - 1).graph.initializer
+    with pytest.raises(archdsl.ArchError, match="seed must be an integer in 0..4294967295, got 4294967296"):
+        archdsl.compile_source(src, seed=2**32)
+    assert args.seed(str(2**32 - 1)) == 2**32 - 1 and args.threads("256") == 256
+    for parse, text in ((args.seed, str(2**32)), (args.threads, "257")):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse(text)

@@ -44,6 +44,15 @@ def test_a_session_that_must_not_spin_sleeps_between_runs():
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
+def test_the_thread_count_reaches_onnxruntime():
+    """--threads N of run and train: N intra-op threads, one inter-op (a session of 0 takes every core)."""
+    from archdsl import driver, runtime
+    m = driver.compile_source("model m(x: float32[B, 4]) -> y { y = x -> relu }")
+    for n in (1, 3):
+        opts = runtime.session(m, "cpu", n).get_session_options()
+        assert (opts.intra_op_num_threads, opts.inter_op_num_threads) == (n, 1)
+
+
 def test_an_unknown_provider_is_refused():
     """runtime.session(model, "gpu") fell back to the CPU silently."""
     import pytest

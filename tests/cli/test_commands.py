@@ -393,3 +393,13 @@ def test_build_refuses_an_output_named_as_arrays(tmp_path, capsys, flags):
     assert main(["train", str(tmp_path / "d.npz"), "--data", MLP, "-o", str(tmp_path / "w.npz")]) == 1
     assert "d.npz is a file of arrays (.npz), not a .arch spec: a spec's weights are given with --weights, training " \
            "data with --data" in capsys.readouterr().err
+
+
+def test_check_and_build_train_print_the_models_counts(work, capsys):
+    """tiny: fc1 4 -> 8 (40) and fc2 8 -> 3 (27) in 3 nodes; its train step updates those 67 values (the
+    optimizer's moments are state, not counted among them)."""
+    spec = str(work / "tiny.arch")
+    assert main(["check", spec]) == 0
+    assert "params: 67  buffers: 0  nodes: 3" in capsys.readouterr().out
+    assert main(["build", spec, "--train", "--optimizer", "adamw", "-o", str(work / "t.onnx")]) == 0
+    assert "(train step: 4 parameters, 67 values, 13 state tensors" in capsys.readouterr().out

@@ -46,6 +46,13 @@ def test_an_output_that_is_an_input_is_refused_before_any_work(work, capsys):
     assert _unchanged(data, data_bytes)
 
 
+def test_dev_null_may_be_every_output_of_train(work, capsys):
+    """-o and --checkpoint are one file only where it is a file: /dev/null twice throws both away."""
+    assert main(["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "--epochs", "1", "--quiet",
+                 "-o", "/dev/null", "--checkpoint", "/dev/null"]) == 0
+    assert "are one file" not in capsys.readouterr().err
+
+
 def test_trailing_slash_names_a_directory(work, capsys):
     assert main(["build", str(work / "tiny.arch"), "-o", str(work / "newdir") + "/"]) == 1
     assert "names a directory; give a file name" in capsys.readouterr().err

@@ -25,10 +25,15 @@ E, T, S, H, D = 16, 6, 9, 4, 8  # embed, target length, source length, heads, he
     ("x: float32[B, 8, 10, 12]", "    y = x -> conv2d(4, (1, 3)) as c", "c", 2 * 4 * 10 * 10 * 8 * 3),
     # each of the 8 x 5 x 5 inputs scatters into 6 x 2 x 2 outputs
     ("x: float32[B, 8, 5, 5]", "    y = x -> conv_transpose2d(6, 2, stride=2) as c", "c", 2 * 8 * 25 * 6 * 4),
+    # in 4 groups: each input scatters into the 2 output channels of its group
+    ("x: float32[B, 8, 5, 5]", "    y = x -> conv_transpose2d(8, 2, stride=2, groups=4) as c", "c",
+     2 * 8 * 25 * 2 * 4),
     ("x: float32[B, 5, 7], w: float32[7, 3]", "    y = x @ w", "matmul_0", 2 * 5 * 3 * 7),
     ("x: float32[B, 2, 5, 7], w: float32[2, 7, 3]", "    y = matmul(x, w) as mm", "mm", 2 * 2 * 5 * 3 * 7),
     ("x: float32[B, 3, 8, 8]", "    y = x -> maxpool2d(2) as p", "p", 3 * 4 * 4 * 4),
     ("x: float32[B, 3, 8, 8]", "    y = x -> avgpool2d(3, stride=1) as p", "p", 3 * 6 * 6 * 9),
+    ("x: float32[B, 3, 8, 8]", "    y = x -> global_avgpool as p", "p", 3 * 64),  # each input once
+    ("x: float32[B, 3, 8, 8]", "    y = x -> adaptive_avgpool2d(2) as p", "p", 3 * 64),
     # q, k, v and output projections (4 of 2 E^2 per position), the scores and weighted sum (2 T T E each),
     # and each head's scores scaled and softmaxed (6 per score, as the same attention written out counts)
     (f"x: float32[B, {T}, {E}]", f"    y = x -> multihead_attention({E}, 2) as a", "a",
@@ -37,29 +42,46 @@ E, T, S, H, D = 16, 6, 9, 4, 8  # embed, target length, source length, heads, he
     (f"x: float32[B, {T}, {E}], m: float32[B, {S}, {E}]",
      f"    y = multihead_attention(x, {E}, 2, key=m, value=m) as a", "a",
      2 * 2 * E * E * T + 2 * 2 * E * E * S + 2 * 2 * T * S * E + 6 * 2 * T * S),
+    # keys and values of another width (kdim, vdim = 40) are projected from that width
+    (f"x: float32[B, {T}, {E}], m: float32[B, {S}, 40]",
+     f"    y = multihead_attention(x, {E}, 2, key=m, value=m, kdim=40, vdim=40) as a", "a",
+     2 * 2 * E * E * T + 2 * 2 * E * 40 * S + 2 * 2 * T * S * E + 6 * 2 * T * S),
+    # a key padding mask adds to every score: 7 per score
+    (f"x: float32[B, {T}, {E}], pad: bool[B, {T}]",
+     f"    y = multihead_attention(x, {E}, 2, key_padding_mask=pad) as a", "a",
+     4 * 2 * E * E * T + 2 * 2 * T * T * E + 7 * 2 * T * T),
     (f"q: float32[B, {H}, {T}, {D}], k: float32[B, {H}, {S}, {D}], v: float32[B, {H}, {S}, {D}]",
      "    y = scaled_dot_product_attention(q, k, v) as a", "a",
      2 * H * T * S * D + 2 * H * T * S * D + 6 * H * T * S),
     # per step: 4 gates of h from (input + h) by 2 x MACs, and 8 elementwise per gate unit
     ("x: float32[B, 5, 3]", "    y = x -> lstm(4) as r", "r", 5 * (2 * 4 * 4 * (3 + 4) + 8 * 4 * 4)),
+    ("x: float32[B, 5, 3]", "    y = x -> lstm(4, bidirectional=true) as r", "r",
+     2 * 5 * (2 * 4 * 4 * (3 + 4) + 8 * 4 * 4)),
     ("x: float32[B, 5, 3]", "    y = x -> gru(4, num_layers=2) as r", "r",
      5 * (2 * 3 * 4 * (3 + 4) + 8 * 3 * 4) + 5 * (2 * 3 * 4 * (4 + 4) + 8 * 3 * 4)),
     ("x: float32[B, 3, 8, 8]", "    y = x -> batchnorm as bn", "bn", 2 * 3 * 64),
     ("x: float32[B, 3, 8, 8]", "    y = x -> gelu as g", "g", 8 * 3 * 64),
+    ("x: float32[B, 6, 16]", "    y = x -> layernorm as ln", "ln", 5 * 6 * 16),  # mean, var, scale, shift
 ])
 def test_flops_per_layer_are_the_hand_count(summary_json, inputs, body, name, want):
     assert _flops(summary_json, inputs, body)[name] == want
 
 
-@pytest.mark.parametrize("mask", ["", ", causal=true"])
+@pytest.mark.parametrize("mask", ["", ", causal=true", ", mask=am"])
 def test_an_attention_counts_as_the_same_attention_written_out(summary_json, mask):
     """scaled_dot_product_attention counted its two products only: 9% less than its ops written out here."""
-    inputs = "q: float32[B, 2, 5, 4], k: float32[B, 2, 7, 4], v: float32[B, 2, 7, 4]"
+    inputs = "q: float32[B, 2, 5, 4], k: float32[B, 2, 7, 4], v: float32[B, 2, 7, 4], am: float32[5, 7]"
     fused = _flops(summary_json, inputs, f"    y = scaled_dot_product_attention(q, k, v{mask}) as a")["a"]
     scores = "q @ transpose(k, -2, -1) * 0.5"
-    scores = f"causal_mask({scores})" if mask else scores
+    scores = f"causal_mask({scores})" if "causal" in mask else f"{scores} + am" if "am" in mask else scores
     written = _flops(summary_json, inputs, f"    y = softmax({scores}, axis=-1) @ v")
     assert fused == sum(written.values())
+
+
+@pytest.mark.parametrize("dim, said", [("B", "batch 1"), ("batch", "batch 1"), ("N", "batch 1 (N=1)")])
+def test_the_batch_dim_is_named_batch_in_the_flops_label(summary_json, dim, said):
+    """B and batch are the batch: the label names no size for them; another symbol is named."""
+    assert summary_json(f"model m(x: float32[{dim}, 4]) -> y {{\n    y = x -> linear(8)\n}}\n")["flops_at"] == said
 
 
 def test_flops_scale_with_a_sized_symbolic_dim(summary_json):

@@ -176,6 +176,9 @@ def test_a_step_schedule_is_torchs_multistep_lr(tmp_path, capsys, per):
     assert main([*argv[:-8], "--schedule", "step", "--epochs", "1"]) == 2  # no milestones
     assert main([*argv[:-8], "--schedule", "cosine", "--gamma", "0.5", "--epochs", "1"]) == 2
     assert "--schedule step takes its --milestones" in capsys.readouterr().err
+    for gamma in ("0", "-0.5", "inf"):  # 0 would drop the lr to 0 at the first milestone
+        assert main([*argv[:-3], gamma, "--schedule-per", per, "--epochs", "1"]) == 2
+        assert "--gamma must be a positive number" in capsys.readouterr().err
 
 
 def test_milestones_and_a_warmup_the_run_ends_before_are_noted(tmp_path, capsys):
