@@ -85,7 +85,7 @@ class _Loader:
         cached = key + (repr(sorted((k, repr(v[0])) for k, v in defines.items())) if prefix and defines else "")
         if cached in self.cache:  # an import given -D values (-D lib.width=16) is a module of its own
             return self.cache[cached]
-        if len(self.stack) >= MAX_IMPORT_DEPTH:
+        if len(self.stack) > MAX_IMPORT_DEPTH:  # the stack holds the spec itself and the imports above this one
             raise LimitError(f"imports nested deeper than {MAX_IMPORT_DEPTH}", span)
         if span is not None and path.suffix.lower() == ".onnx":  # its bytes read as garbled characters
             raise ImportNotFoundError(f"{_display(path)} is a compiled ONNX model, not a .arch spec: import takes "

@@ -62,6 +62,12 @@ def test_both_names_at_once_is_an_error_naming_both(call, words):
         _nodes(f"y = {call}")
 
 
+def test_ord_is_a_synonym_for_norm_alone():
+    """numpy's `ord` names norm's p; on another op with a p (dropout's rate) it is no argument."""
+    with pytest.raises(ArchTypeError, match="dropout\\(\\) has no argument 'ord'"):
+        _nodes("y = dropout(x, ord=0.5)")
+
+
 def test_a_dim_that_is_not_an_axis_takes_no_synonym():
     """sinusoidal_embedding's `dim` is the embedding width: axis= is no name for it."""
     with pytest.raises(ArchTypeError, match="has no argument 'axis'"):

@@ -292,6 +292,17 @@ def test_a_defined_list_of_ops_checks_each_element_where_it_is_set():
     assert archdsl.check_source(mine, defines={"acts": ["mine"]}).nodes[0].op == "mul"
 
 
+def test_true_is_no_number_for_a_float_param_and_one_value_given_twice_is_taken():
+    """scale=true would have been 1.0 (a bool is an int in Python); one value given twice by -D says one thing."""
+    src = "param scale = 0.5\nmodel m(x: float32[B, 2]) -> y {\n    y = x * scale\n}\n"
+    with pytest.raises(DefineError, match="expected a number like the default \\(float 0.5\\), got true"):
+        archdsl.check_source(src, defines={"scale": True})
+    from archdsl.cli import main
+    path = Path(archdsl.__file__).parent.parent / "specs" / "mlp.arch"
+    assert main(["check", str(path), "-D", "hidden=32", "-D", "hidden=32"]) == 0
+    assert main(["check", str(path), "-D", "hidden=32", "-D", "hidden=16"]) == 1
+
+
 def test_defines_inf_and_minus_inf_are_infinity_for_a_number_param():
     """`-D p=inf` for cdist's `param p = 2.0` was refused ("expected a number"), and `-D p=-inf` was an
     unknown name: the ops spell infinity "inf"/"-inf", so a number param takes those words as infinities."""

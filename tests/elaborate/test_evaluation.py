@@ -32,6 +32,7 @@ def body(stmts: str, inputs: str = "x: float32[2, 4]", **kw):
     ("true and false", False), ("false or 3", 3), ("not 0", True), ("1 if 2 > 1 else 0", 1),
     ("'x' if false else 'y'", "y"), ("[1, 2] + [3]", [1, 2, 3]), ("[0] * 3", [0, 0, 0]),
     ("'ab' + 'c'", "abc"),
+    ("[1, 2] < [1, 2, 3]", True), ("[1, 2, 3] <= [1, 2]", False), ("[1, 3] > [1, 2, 9]", True),  # a prefix first
 ])
 def test_arithmetic_and_logic(expr, want):
     got = value(expr)

@@ -28,3 +28,23 @@ def test_an_import_is_found_beside_the_file_then_by_i_then_by_archdsl_path(tmp_p
     assert "float32[B, 3]" in _width(tmp_path, capsys, "-I", str(tmp_path / "i3"), "-I", str(tmp_path / "i2"))
     _lib(tmp_path / "spec", 9)  # beside the spec: first of all
     assert "float32[B, 9]" in _width(tmp_path, capsys, "-I", str(tmp_path / "i2"))
+
+
+def test_imports_nest_32_deep(tmp_path):
+    """A chain of 32 imports below the spec builds, a 33rd is refused: the limit said "deeper than 32" at 32
+    (the spec itself was counted among its imports)."""
+    import pytest
+
+    import archdsl
+    from archdsl.diagnostics import LimitError
+
+    def chain(depth: int):
+        for k in range(1, depth + 1):
+            (tmp_path / f"l{k}.arch").write_text(f'import "l{k + 1}.arch" as n\nparam v = n.v\n' if k < depth
+                                                 else "param v = 3\n")
+        (tmp_path / "m.arch").write_text('import "l1.arch" as n\nmodel m(x: float32[B, 4]) -> y {\n'
+                                         '    y = x -> linear(n.v)\n}\n')
+        return archdsl.check_file(str(tmp_path / "m.arch"))
+    assert chain(32).outputs[0][1].type.shape[-1] == 3
+    with pytest.raises(LimitError, match="imports nested deeper than 32"):
+        chain(33)
