@@ -239,6 +239,8 @@ def _expected(exp, inner: str | None = None) -> str:
     no line end or ';' inside parentheses or square brackets, where a line break is not a separator."""
     words = {_describe(t) for t in exp if not t.startswith("__IGNORE")}
     words -= {f"'{c}'" for c in PAIRS.values() if inner is None or c != PAIRS[inner]}
+    if inner is not None:  # inside a body or brackets: a file's items and its end cannot come there
+        words -= {"'block'", "'import'", "'model'", "'param'", "end of file"}
     if inner in ("(", "["):
         words -= {"end of line", "';'"}
     words = sorted(words, key=lambda w: (w.strip("'") not in PAIRS.values(), w))  # the closer first
