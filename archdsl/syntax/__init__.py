@@ -50,20 +50,27 @@ def parse_expr(text: str, span: Span):
         raise LimitError("expressions nested too deeply", span) from None
 
 
+def _into_file(e: ArchError, span: Span) -> ArchError:
+    """An error inside a `{...}` hole or a -D value, its place (and its notes') moved into the file."""
+    e.span = _shift_span(e.span, span) if e.span is not None else span
+    e.notes = [(note, _shift_span(s, span) if s is not None else s) for note, s in e.notes]
+    return e
+
+
 def _parse_expr(text: str, span: Span):
     try:
         tree = parse_tree(text, span.file, start="expr")
-    except ArchError as e:  # a syntax error inside a `{...}` hole or a -D value: point into the file
-        e.span = _shift_span(e.span, span) if e.span is not None else span
+    except ArchError as e:  # a syntax error
         if e.message.startswith("unexpected end of file"):  # the fragment ended, not the file
             e.message = "unexpected end of the expression" + e.message.removeprefix("unexpected end of file")
             e.args = (e.message,)
-        e.notes = [(note, _shift_span(s, span) if s is not None else s) for note, s in e.notes]
-        raise
+        raise _into_file(e, span) from None
     try:
         node = ToAst(span.file, parse_expr).transform(tree)
-    except VisitError as e:
-        if isinstance(e.orig_exc, (ArchError, RecursionError)):
+    except VisitError as e:  # a literal the lexer let through (1.5_, a 1001-digit integer): as a syntax error
+        if isinstance(e.orig_exc, ArchError):
+            raise _into_file(e.orig_exc, span) from None
+        if isinstance(e.orig_exc, RecursionError):
             raise e.orig_exc from None
         raise
     return _shift(node, span)

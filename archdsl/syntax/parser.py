@@ -307,7 +307,7 @@ def _translate(err: UnexpectedInput, file: str, text: str, start: str = "start")
                 (first or str(tok) == "=" and re.fullmatch(r"\s*[A-Za-z_]\w*(\s*,\s*[A-Za-z_]\w*)*\s*",
                                                           line[:tok.column - 1])):  # `a = 4,` then `y = x`
             hint = f" (line {cont[0]} ends with '{cont[1]}', so this line goes on from it)"
-        elif re.fullmatch(r"\.\d*", str(tok)) and not re.match(r"\s*(import|repeat|for)\b", line) and \
+        elif re.fullmatch(r"\.(\d[\d_]*)?", str(tok)) and not re.match(r"\s*(import|repeat|for)\b", line) and \
                 (label := re.search(r"\bas\s+([A-Za-z_]\w*)$", line[:tok.column - 1])):  # (an import's alias,
             # repeat's and for's names are plain names) as head.fc, as features.0 ('.0' lexes as a number)
             dotted = label[1] + str(tok) + re.match(r"[\w.]*", line[tok.column - 1 + len(str(tok)):])[0]
@@ -359,9 +359,9 @@ def _translate(err: UnexpectedInput, file: str, text: str, start: str = "start")
         elif str(tok) == "else" and re.match(r"\s*if\b", line):  # `y = a` then a line `if c else b`
             hint = (" (a line that starts with 'if' is an if statement: to go on with `a if c else b` on the "
                     "next line, break after 'if' or 'else', or before 'else')")
-        elif re.fullmatch(r"\.\d+", str(tok)):
+        elif re.fullmatch(r"\.\d[\d_]*", str(tok)):  # `.5`, `.1_0`: a number's fraction
             before = line[:tok.column - 1]
-            number = re.search(r"(?<![\w.])\d\w*(\.\d*([eE][-+]?\d+)?)?$", before)  # 1.5, 1e3, 0x1f; not h1
+            number = re.search(r"(?<![\w.])\d\w*(\.[\d_]*([eE][-+]?[\d_]+)?)?$", before)  # 1.5, 1e3, 0x1f; not h1
             hint = (" (integers from a to b-1 are range(a, b))" if before.endswith(".")  # 0..3
                     else " (a number has one '.'; dotted text such as a version is a string: \"1.5.2\")"
                     if number and "." in number[0]

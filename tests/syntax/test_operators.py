@@ -70,3 +70,27 @@ def test_brackets_nest_up_to_100_deep():
     assert let.value.value == 1
     with pytest.raises(LimitError, match="brackets nested deeper than 100"):
         parse("let a = " + "(" * 101 + "1" + ")" * 101 + "\n", "t.arch")
+
+
+def test_a_bad_literal_in_a_string_hole_or_a_define_points_at_itself(tmp_path, capsys):
+    """Refused while the hole's expression was built, not parsed, its place stayed the fragment's own (1:1)."""
+    import archdsl
+    from archdsl.cli import main
+    with pytest.raises(ArchSyntaxError) as e:
+        archdsl.check_source('model m(x: float32[B, 4]) -> y {\n  assert true, "v {1.5_} w"\n  y = x\n}\n')
+    assert (e.value.span.line, e.value.span.col, e.value.span.end_col) == (2, 20, 24)
+    spec = tmp_path / "d.arch"
+    spec.write_text("param lr = 0.5\nmodel m(x: float32[B, 4]) -> y {\n    y = x * lr\n}\n")
+    assert main(["check", str(spec), "-D", "lr=(1, 2_)"]) == 1
+    assert capsys.readouterr().err.startswith("<-D>:1:8: error: invalid number '2_'")
+
+
+@pytest.mark.parametrize("line, hint", [
+    ("y = x -> linear(4) as layers.1_0", '(a dotted layer name is a string: as "layers.1_0")'),
+    ("z = x.1_0", "(an item of a list or tuple is x[1_0]; a field of a record is x.name)"),
+    ("z = 1.5_0.5", "(a number has one '.'; dotted text such as a version is a string"),
+])
+def test_the_hints_after_a_dot_read_underscored_digits(line, hint):
+    with pytest.raises(ArchSyntaxError) as e:
+        parse(f"model m(x: float32[B, 4]) -> y {{\n    {line}\n    y = x\n}}\n", "t.arch")
+    assert hint in e.value.message
