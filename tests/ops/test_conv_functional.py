@@ -48,6 +48,15 @@ def test_functional_conv_matches_torch(c, sym, opset):
     close(y, _torch_conv(x, w, b, c))
 
 
+@pytest.mark.parametrize("k, dil", [(2, 1), (4, 1), (2, 3)])
+def test_same_padding_of_an_odd_total_puts_the_extra_at_the_end_as_torch(k, dil):
+    """An even kernel (or a dilation) pads one more on the right/bottom; the random cases draw it seldom."""
+    x, w = rand(1, 2, 7, 6), rand(3, 2, k, k, seed=1)
+    y = _run("conv", f'padding="same", dilation={dil}', x, w, None, False, 17)
+    want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding="same", dilation=dil)
+    close(y, want.numpy())
+
+
 def _run(op: str, attrs: str, x, w, b, sym: bool, opset: int):
     """`y = op(x, w, bias=b, attrs)` over inputs x, w (and b), x's batch and spatial dims symbolic with sym."""
     spatial = [f"S{i}" for i in range(x.ndim - 2)] if sym else [str(s) for s in x.shape[2:]]

@@ -80,6 +80,14 @@ def test_einsum_ellipsis_broadcasts_like_torch(lead, data, seed, sym):
     _against_torch("i...j->j", [a.reshape(2, *lead, 3)] if lead else [a])
 
 
+@pytest.mark.parametrize("eq", ["ijk->kij", "ijk->jki", "bijk->bkij", "ij->ji"])
+def test_einsum_of_one_operand_permutes_it_as_written(eq):
+    """A 3-cycle is not its own inverse: the permutation read the other way round gave a [3, 4, 2] for
+    ijk->kij (the random equations seldom draw one)."""
+    _against_torch(eq, [np.random.default_rng(0).standard_normal((2, 3, 4, 5)[:len(eq.split("-")[0])])
+                        .astype(np.float32)])
+
+
 @pytest.mark.parametrize("eq, shapes", [
     ("...ij,...jk->...ik", [(2, 3, 2, 3), (3, 3, 4)]),  # '...' aligned at the right: [2, 3] with [3]
     ("...ij,...jk", [(4, 1, 2, 3), (1, 5, 1, 2)]),      # [4, 1] with [1, 5] broadcast; j: 3 with 1

@@ -195,3 +195,13 @@ def test_a_slice_step_past_64_bits_takes_one_element_as_numpy(index):
     for dims in ("2, 10, 3", "2, T, 3") if "-" not in index else ("2, 10, 3",):  # T backwards: flip (refused)
         model = archdsl.compile_source(f"model m(x: float32[{dims}]) -> y {{\n    y = x[{index}]\n}}\n")
         np.testing.assert_array_equal(runtime.session(model).run(None, {"x": x})[0], eval(f"x[{index}]"))  # noqa: S307
+
+
+@pytest.mark.parametrize("index", ["5:3", "-1:-3", "3:3"])
+def test_a_slice_that_ends_before_it_starts_is_empty_over_a_symbolic_dim(index):
+    """Python's x[5:3] is empty whatever the length: [B, 0], not a dim of -2 refused as too small."""
+    model = archdsl.compile_source(f"model m(x: float32[B, T]) -> y {{\n    y = x[:, {index}]\n}}\n")
+    assert [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim][1:] == [0]
+    x = np.arange(14, dtype=np.float32).reshape(2, 7)
+    (y,) = runtime.session(model).run(None, {"x": x})
+    assert y.shape == (2, 0) == x[:, slice(*map(int, index.split(":")))].shape

@@ -70,6 +70,19 @@ def test_sdpa_matches_numpy_at_every_lowering(opset, mask, boolean, t, s, seed):
 
 
 @pytest.mark.parametrize("opset", OPSETS)
+@pytest.mark.parametrize("t, s", [(3, 5), (5, 3)])
+def test_a_causal_mask_of_fixed_unequal_lengths_is_top_left_aligned(opset, t, s):
+    """torch's is_causal: query i sees keys 0..i whatever the key length (bottom-right alignment, a KV cache's,
+    is another mask); the symbolic case above takes T = S."""
+    src = (f"model a(q: float32[1, 2, {t}, 8], k: float32[1, 2, {s}, 8]) -> y {{\n"
+           "    y = sdpa(q, k, k, causal=true)\n}\n")
+    rng = np.random.default_rng(t)
+    q, k = (rng.standard_normal((1, 2, n, 8)).astype(np.float32) for n in (t, s))
+    (y,) = runtime.session(archdsl.compile_source(src, opset=opset)).run(None, {"q": q, "k": k})
+    np.testing.assert_allclose(y, _reference(q, k, k, None, True), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("opset", OPSETS)
 @pytest.mark.parametrize("layer", ["sdpa", "mha"])
 def test_a_query_that_can_be_empty_is_decomposed(opset, layer):
     """x[:, 1:] of a one-long sequence has no rows: onnxruntime's Attention kernel refuses an empty query

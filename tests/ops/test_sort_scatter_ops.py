@@ -329,6 +329,17 @@ def test_scatter_reduce_matches_torch(data, seed, sym, dtype, reduce, keep):
     close(y, want) if dtype == "float32" else np.testing.assert_array_equal(y, want)
 
 
+@pytest.mark.parametrize("reduce", ["amax", "amin"])
+@pytest.mark.parametrize("dtype", ["int64", "int32"])
+def test_an_integer_scatter_reduce_without_self_starts_from_its_sources(reduce, dtype):
+    """include_self=false: a position some index reaches takes its sources' max (min) alone, its start the
+    dtype's lowest (highest), never seen; untouched positions keep x (the random draws reach this seldom)."""
+    x, index, src = np.array([1, -3, 2, 0], dtype), np.array([0, 0, 2]), np.array([-5, -7, 4], dtype)
+    y, _ = run_op(f'scatter_reduce(x, 0, index, src, "{reduce}", include_self=false)', x=x, index=index, src=src)
+    np.testing.assert_array_equal(y, as_torch(x).scatter_reduce(0, as_torch(index), as_torch(src), reduce,
+                                                                include_self=False).numpy())
+
+
 def test_scatter_writes_a_tensor_or_a_number_as_torch():
     x, index = np.zeros((2, 4), np.float32), np.array([[3, 0], [1, 2]])
     src = np.arange(1, 7, dtype=np.float32).reshape(2, 3)
