@@ -181,10 +181,8 @@ def no_key(e, bias: str, dt) -> str:
 
 
 def causal_keep(e, scores: str, t, n, rank: int) -> str:
-    """bool [T, S], true where key j <= query i (top-left aligned, torch's is_causal); built from the runtime
-    shape of `scores` when a length is symbolic."""
-    if isinstance(t, int) and isinstance(n, int):
-        return e.const(np.tril(np.ones((t, n), dtype=np.bool_)))
+    """bool [T, S], true where key j <= query i (top-left aligned, torch's is_causal), built from the runtime
+    shape of `scores` (a length is symbolic: causal_bias writes known ones out)."""
     return e.shared(("causal_keep_top_left", t, n), lambda: tril_keep(e, scores, rank))
 
 
