@@ -272,3 +272,11 @@ def test_did_you_mean_lists_ties_in_difflibs_scoring():
     assert did_you_mean("fc6", ["fc1", "fc2", "fc3", "fc4", "fc5"]) == ""
     assert did_you_mean("glg", ["log", "glu"]) == "; did you mean 'glu' or 'log'?"
     assert did_you_mean("relu", ["Relu", "relu6"], "lib.") == "; did you mean 'lib.Relu'?"
+
+
+def test_a_monomial_over_one_whose_coefficient_does_not_divide_stays_a_floor_division():
+    """3*T*H // (2*T) is floor(3*H/2), not H: at T=1, H=3 it is 4 (9 // 2), as Python's."""
+    t, h = Sym.of("T"), Sym.of("H")
+    q = dim_floordiv(dim_mul(dim_mul(t, h), 3), dim_mul(t, 2))
+    assert q != h and dim_size(q, {"T": 1, "H": 3}) == 4 and dim_size(q, {"T": 2, "H": 5}) == 7
+    assert dim_floordiv(dim_mul(dim_mul(t, h), 4), dim_mul(t, 2)) == dim_mul(h, 2)  # a whole quotient simplifies

@@ -28,3 +28,12 @@ def test_a_declared_input_nothing_reads_stays_an_input():
     x = np.array([[-1.0, 2.0, -3.0, 4.0]], np.float32)
     (y,) = runtime.session(model).run(None, {"x": x, "mask": np.ones((1, 4), bool)})
     np.testing.assert_array_equal(y, np.maximum(x, 0))
+
+
+def test_a_parameter_that_is_an_output_is_kept():
+    """Read by no node, it is still the model's: pruning unread parameters dropped it (an internal KeyError)."""
+    model = archdsl.compile_source("model m(x: float32[B, 4]) -> (y, p) {\n    y = x -> linear(3) as fc\n"
+                                   "    p = parameter([3], init=\"ones\") as scale\n}\n")
+    assert "scale" in {t.name for t in model.graph.initializer}
+    _, p = runtime.session(model).run(None, {"x": np.ones((2, 4), np.float32)})
+    np.testing.assert_array_equal(p, np.ones(3, np.float32))

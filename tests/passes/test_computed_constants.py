@@ -12,13 +12,28 @@ from archdsl.diagnostics import EvalError, ShapeError
 @pytest.mark.parametrize("divisor", ["(tensor([1, 2, 1, 2]) - 1)", "(tensor([1, 1, 1, 1]) * 0)", "(tensor(3) // 4)",
                                      "abs(tensor(0))", "tensor([[1], [0]])[1]",
                                      "positions(ids)"])  # ids lends only its fixed dim: -O0 wrote the model
-@pytest.mark.parametrize("op", ["//", "%"])
+@pytest.mark.parametrize("op", ["//", "%", "fmod"])
 @pytest.mark.parametrize("level", [0, 2])
 def test_a_computed_zero_divisor_is_a_diagnostic(divisor, op, level):
-    src = f"model m(ids: int64[B, 4]) -> y {{\n    y = ids {op} {divisor}\n}}\n"
+    y = f"fmod(ids, {divisor})" if op == "fmod" else f"ids {op} {divisor}"
+    src = f"model m(ids: int64[B, 4]) -> y {{\n    y = {y}\n}}\n"
     with pytest.raises(EvalError, match="integer division by zero: the divisor, computed from constants") as e:
         archdsl.compile_source(src, opt_level=level)
     assert (e.value.span.line, e.value.span.col) == (2, 9)
+
+
+def test_a_constant_read_twice_at_every_step_is_walked_once(monkeypatch):
+    """a = a + a, 16 times: each node's inputs are looked at once (walked as a tree, 2**16 visits; at 30 steps
+    the build did not end)."""
+    from archdsl.passes import computed_constants as cc
+    src = "model m(ids: int64[B, 2]) -> y {\n    a = tensor([1, 1])\n" + "    a = a + a\n" * 16 + \
+        "    y = ids // a\n}\n"
+    g = archdsl.check_source(src)
+    divisor = next(n for n in g.nodes if n.op == "floordiv").inputs[1]
+    looked = []
+    real = cc.lends_shape_only
+    monkeypatch.setattr(cc, "lends_shape_only", lambda n, i: looked.append(n) or real(n, i))
+    assert len(cc._from_constants(divisor)) == 16 and len(looked) == 32
 
 
 def test_divisors_that_hold_no_zero_or_are_not_constant_build():
@@ -83,6 +98,10 @@ def test_indices_computed_from_constants_must_fit_their_table(body, said, level)
 def test_indices_computed_from_constants_that_fit_build():
     archdsl.compile_source("model m(x: float32[2, 5, 4]) -> y {\n    y = tensor([3, 7]) - 3 -> embedding(5, 4) as e\n"
                            "    z = take(x, tensor([0, 4]) - 5, axis=1)\n}\n")
+    # no positions at all read no row, wherever they would start (torch's Embedding(8, 4)(arange(9, 9)))
+    g = archdsl.check_source("model m(x: float32[B, 6]) -> y {\n    p = positions(x[:, 0:0], dim=1, start=9)\n"
+                             "    y = p -> embedding(8, 4) as pos\n}\n")
+    assert str(g.outputs[0][1].type) == "float32[0, 4]"
 
 
 def test_the_apis_check_refuses_what_archdsl_check_does():

@@ -203,6 +203,15 @@ def test_compose_layout_keeps_what_runs_on_an_empty_batch(sig, body):
     _o0_vs(f"model m({sig}) -> y {{\n    y = {body}\n}}\n", {"x": _x(*shape)})
 
 
+@pytest.mark.parametrize("body", ["x -> unsqueeze(1) -> unsqueeze(1)", "x -> unsqueeze(0) -> flatten(1, 2)"])
+def test_compose_layout_leaves_two_ops_that_would_read_more_shapes_merged(body):
+    """Two unsqueezes of [B, T] are two nodes; merged into one reshape they read B and T at run time (five)."""
+    src = f"model m(x: float32[B, T]) -> y {{\n    y = {body}\n}}\n"
+    n0, n2 = (len(archdsl.compile_source(src, opt_level=lv).graph.node) for lv in (0, 2))
+    assert n2 <= n0, (n0, n2)
+    _o0_vs(src, {"x": _x(2, 5)})
+
+
 # ---- narrow_rows ----
 
 def test_narrow_rows_reads_a_negative_softmax_axis():
