@@ -315,6 +315,16 @@ def test_sinusoidal_ddpm_timesteps(dim):
     np.testing.assert_allclose(y, _ddpm_embedding(t(steps), dim).numpy(), rtol=1e-4, atol=1e-4)
 
 
+def test_a_float16_sinusoidal_embedding_is_computed_in_float32():
+    """t * freq in float16 loses the phase past a few hundred steps (0.03 off at 999): float32, then cast, as
+    diffusers' embedding of half timesteps."""
+    steps = np.array([0, 17, 250, 999], dtype=np.float16)
+    (y,), _ = run("model m(t: float16[B]) -> y { y = t -> sinusoidal_embedding(16) }", {"t": steps})
+    assert y.dtype == np.float16
+    want = _ddpm_embedding(t(steps.astype(np.float32)), 16).half().numpy()
+    np.testing.assert_allclose(y.astype(np.float32), want.astype(np.float32), rtol=0, atol=1e-3)
+
+
 def test_sinusoidal_transformer_positions():
     src = """model m(x: float32[B, T, 16]) -> y {
         y = positions(x) -> sinusoidal_embedding(16, interleave=true, freq_shift=0)
@@ -491,6 +501,7 @@ def test_a_crop_past_the_size_or_in_circular_mode_is_refused():
                         ([-5, 0], "reflect", r"crops more than its size 5"),
                         ([-4, 3], "reflect", r"pad: reflect padding \(-4, 3\) on dim 2 reaches past what the crop "
                                              r"leaves \(1 of its 5; input \[B, 3, 5\]\); pad first, then slice"),
+                        ([-1, 4], "reflect", r"reaches past what the crop leaves \(4 of its 5"),  # as many as left
                         ([-1, 2], "circular", r"a negative amount crops, which circular mode does not take")):
         with pytest.raises(ArchError, match=match):
             archdsl.check_source(src.format(p=p, m=m))
