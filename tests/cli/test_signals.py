@@ -305,3 +305,19 @@ def test_sigterm_in_training_says_the_checkpoint_goes_on_too(work, monkeypatch, 
         main(["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "--batch-size", "8",
               "--epochs", "3", "-o", str(work / "w.npz"), "--quiet"])
     assert "holds the last finished epoch: the same command with --resume" in capsys.readouterr().err
+
+
+def test_a_ctrl_c_in_one_main_call_is_not_the_next_ones(work, monkeypatch, capsys):
+    """The Python API calls main() again in one process: an internal error after an earlier Ctrl-C exited 130,
+    "interrupted"."""
+    import signal
+
+    from archdsl import driver
+    monkeypatch.setattr(driver, "select_models", lambda *a, **k: signal.raise_signal(signal.SIGINT))
+    assert main(["check", str(work / "tiny.arch")]) == 130
+
+    def bug(*a, **k):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(driver, "select_models", bug)
+    assert main(["check", str(work / "tiny.arch")]) == 70
+    assert "internal error: RuntimeError: a bug" in capsys.readouterr().err

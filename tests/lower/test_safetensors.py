@@ -68,6 +68,7 @@ def _header_file(path: Path, header, data: bytes = b"", length: int | None = Non
 @pytest.mark.parametrize("case,words", [
     ("short", "too short for a safetensors file"),
     ("length", "its header length is past the end of the file"),
+    ("length_by_4", "its header length is past the end of the file"),  # past it by less than the 8 length bytes
     ("json", "its header is not JSON"),
     ("list", "its header is not a JSON object"),
     ("fields", "'fc1.weight': no dtype, shape and data_offsets"),
@@ -88,6 +89,8 @@ def test_a_foreign_or_corrupt_file_is_a_diagnostic(tmp_path, capsys, case, words
         p.write_bytes(b"abc")
     elif case == "length":
         _header_file(p, {}, length=10**9)
+    elif case == "length_by_4":
+        _header_file(p, {"a": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}}, length=62)
     elif case == "json":
         p.write_bytes(struct.pack("<Q", 4) + b"\xff{}x")
     elif case == "list":

@@ -124,6 +124,9 @@ def test_safetensors_and_build_train(data, tmp_path, capsys):
     # onnxruntime stopped at 10 ("internal error") and read -3 as class 7 (trained on the wrong class)
     ({"x": np.zeros((4, 1, 8, 8), np.float32), "labels": np.array([1, 2, 10, 3])}, "labels[2] is 10"),
     ({"x": np.zeros((4, 1, 8, 8), np.float32), "labels": np.array([-3, 2, 1, 0])}, "class indices 0..9"),
+    # refused before training, by its place (else "the loss is nan at epoch 1", which blamed the model)
+    ({"x": np.where(np.arange(256).reshape(4, 1, 8, 8) == 70, np.inf, 0).astype(np.float32),
+      "labels": np.zeros(4, np.int64)}, "'x'[1, 0, 0, 6] is inf: the data must be finite"),
 ])
 def test_data_mistakes_are_diagnostics(tmp_path, capsys, arrays, words):
     np.savez(tmp_path / "bad.npz", **arrays)
@@ -408,6 +411,9 @@ def test_data_the_models_dtype_cannot_hold_is_a_diagnostic(tmp_path, capsys):
     ids[1, 2] = 2 ** 40
     assert main(_lm(tmp_path, ids, "int32")) == 1
     assert "'ids'[1, 2] is 1099511627776, which int32 (the model's dtype) cannot hold" in capsys.readouterr().err
+    ids[1, 2] = -2 ** 40  # below its least: wrapped, it was row 0, a row that exists
+    assert main(_lm(tmp_path, ids, "int32")) == 1
+    assert "'ids'[1, 2] is -1099511627776, which int32 (the model's dtype) cannot hold" in capsys.readouterr().err
     spec = tmp_path / "h.arch"
     spec.write_text("model net(x: float16[B, 4]) -> y { y = x -> linear(3) as fc }")
     for dtype, shown in ((np.float32, "100000.0"), (np.int64, "100000")):  # integers overflowed too

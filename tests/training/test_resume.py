@@ -232,6 +232,18 @@ def test_resume_refuses_a_checkpoint_missing_a_parameter_or_holding_another(tmp_
     assert "holds 'fc2.weight', which the train step does not have" in capsys.readouterr().err
 
 
+def test_resume_refuses_a_negative_epoch_or_a_parameter_of_another_dtype(tmp_path, capsys):
+    """__epoch__ -1 trained an "epoch 0/2"; a float64 fc.weight reached onnxruntime, whose error named the data."""
+    base = linear_run(tmp_path) + ["--quiet"]
+    for edit, said in ((lambda a: a.update({"__epoch__": np.array(-1)}), "__epoch__ is -1"),
+                       (lambda a: a.update({"fc.weight": a["fc.weight"].astype(np.float64)}),
+                        "holds 'fc.weight' as float64, the model takes float32")):
+        assert main(base + ["--epochs", "1"]) == 0
+        _edited_checkpoint(tmp_path, edit)
+        assert main(base + ["--epochs", "2", "--resume"]) == 1
+        assert said in capsys.readouterr().err
+
+
 def test_resume_reads_a_big_endian_checkpoint(tmp_path, capsys):
     """A checkpoint of '>f4' arrays was refused as 'float32, the model takes float32'."""
     base = linear_run(tmp_path) + ["--quiet"]
@@ -323,6 +335,11 @@ def test_resume_refuses_a_checkpoint_of_another_train_step(tmp_path, capsys):
                     .replace("y = h -> linear(3) as fc2", "y = h * scale -> linear(3) as fc2"))
     assert main(base + ["--epochs", "3", "--model", "net", "--resume"]) == 1  # said as the spec's, not a -D
     assert "another train step (param scale new in the spec (= 2.0))" in capsys.readouterr().err
+    spec.write_text(spec.read_text().replace("param scale = 2.0\n", "").replace("h * scale", "h * 2.0"))
+    assert main(base + ["--epochs", "1", "--model", "net"]) == 0
+    spec.write_text(spec.read_text().replace("h * 2.0", "h * 3.0"))  # a literal alone: no param, no -D says it
+    assert main(base + ["--epochs", "2", "--model", "net", "--resume"]) == 1
+    assert "was made by another train step (the spec computes otherwise since)" in capsys.readouterr().err
 
 
 def test_resume_compares_what_freeze_and_no_decay_patterns_select(tmp_path, capsys):
