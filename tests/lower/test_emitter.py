@@ -37,3 +37,12 @@ def test_a_parameter_that_is_an_output_is_kept():
     assert "scale" in {t.name for t in model.graph.initializer}
     _, p = runtime.session(model).run(None, {"x": np.ones((2, 4), np.float32)})
     np.testing.assert_array_equal(p, np.ones(3, np.float32))
+
+
+@pytest.mark.parametrize("level", [0, 2])
+def test_a_constant_that_is_an_output_is_kept(level):
+    """As a parameter: read by no node, pruning unread constants dropped it at -O2 (an internal KeyError)."""
+    model = archdsl.compile_source("model m(x: float32[B, 4]) -> (y, c) {\n    y = x -> relu\n"
+                                   "    c = tensor([1.0, 2.0])\n}\n", opt_level=level)
+    _, c = runtime.session(model).run(None, {"x": np.ones((1, 4), np.float32)})
+    np.testing.assert_array_equal(c, [1.0, 2.0])
