@@ -9,6 +9,7 @@ import pytest
 
 import archdsl
 from archdsl import runtime
+from archdsl.diagnostics import ArchError
 
 from .core_harness import b, close, rand
 
@@ -67,3 +68,12 @@ def test_global_maxpool_of_a_map_of_minus_infinity_is_minus_infinity(opset):
         src = f"model m(x: float32[B, 3, 4]) -> y {{\n    y = global_maxpool(x, keepdims={b(keep)})\n}}\n"
         (y,) = runtime.session(archdsl.compile_source(src, opset=opset)).run(None, {"x": x})
         np.testing.assert_array_equal(y, x.max(axis=2, keepdims=keep))
+
+
+@pytest.mark.parametrize("call", ["maxpool2d(x, 3, padding=2)", "avgpool1d(x3, 2, padding=2)",
+                                  "maxpool2d(x, [3, 5], padding=[1, 3])"])
+def test_pool_padding_past_half_the_kernel_is_refused_as_torch(call):
+    """torch: "pad should be at most half of effective kernel size"; onnxruntime would run it."""
+    with pytest.raises(ArchError) as e:
+        archdsl.check_source(f"model m(x: float32[B, 2, 8, 8], x3: float32[B, 2, 8]) -> y {{\n    y = {call}\n}}\n")
+    assert "must be at most half the kernel" in e.value.message
