@@ -287,17 +287,20 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
             raise
 
 
+def _beside(imported: str, path: str) -> str:
+    """`path`, spelled from the file imported as `imported`, spelled from this file's folder instead."""
+    return posixpath.normpath(posixpath.join(posixpath.dirname(imported), path))
+
+
 def _from_here(imported: str, key: str) -> str:
     """A PATH:NAME key of the file imported as `imported`, its PATH made relative to this file's folder."""
     path, _, name = key.rpartition(":")
-    return f"{posixpath.normpath(posixpath.join(posixpath.dirname(imported), path))}:{name}"
+    return f"{_beside(imported, path)}:{name}"
 
 
 def _spelled(imported: str, target: Module, k: str) -> str:
     """The file that declares param k, seen through `import "imported"`: that file, or one it imports."""
-    if k in target.declared_in:
-        return posixpath.normpath(posixpath.join(posixpath.dirname(imported), target.declared_in[k]))
-    return posixpath.normpath(imported)
+    return _beside(imported, target.declared_in[k]) if k in target.declared_in else posixpath.normpath(imported)
 
 
 def _eval_top(ev: Evaluator, expr, env: Env, tree: A.Module, at: int):

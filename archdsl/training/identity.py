@@ -104,11 +104,18 @@ def _params_changed(saved_step: dict | None, step: dict) -> list[str]:
     if saved_step is None:
         return []
     old, new = saved_step.get("params") or {}, step["params"]
-    return [f"param {k} new in the spec (= {_setting(new[k])})" if k not in old else
-            f"param {k} no longer in the spec" if k not in new else
-            f"-D {k}={_setting(old[k])} there, {_setting(new[k])} here" if ":" not in k else
-            f"param {k.rpartition(':')[2]} of {k.rpartition(':')[0]} {_setting(old[k])} there, {_setting(new[k])} "
-            "here" for k in sorted(old.keys() | new.keys()) if k not in old or k not in new or old[k] != new[k]]
+    return [_param_change(k, old, new) for k in sorted(old.keys() | new.keys())
+            if k not in old or k not in new or old[k] != new[k]]
+
+
+def _param_change(k: str, old: dict, new: dict) -> str:
+    if k not in old:
+        return f"param {k} new in the spec (= {_setting(new[k])})"
+    if k not in new:
+        return f"param {k} no longer in the spec"
+    path, _, name = k.rpartition(":")
+    said = f"param {name} of {path} {_setting(old[k])}" if path else f"-D {k}={_setting(old[k])}"
+    return f"{said} there, {_setting(new[k])} here"
 
 
 def _frozen_otherwise(then: dict, now: dict) -> str | None:
