@@ -88,19 +88,36 @@ def test_chunk_qkv_unpacks_into_three(opset):
     np.testing.assert_allclose(y, (torch.softmax(q @ k.transpose(-2, -1), -1) @ v).numpy(), rtol=1e-5, atol=1e-5)
 
 
+_SYMBOLIC_CHUNK = """model m(x: float32[B, T]) -> (a, b) {
+    a, b = chunk(concat([x, 2 * x], axis=1), 2, dim=1)
+}"""
+
+
 @pytest.mark.parametrize("opset", [17, NEWEST])
 @pytest.mark.parametrize("t", [1, 3, 0])
 def test_chunk_of_a_symbolic_multiple(opset, t):
     """2*T into 2 is T and T whatever T is (T = 0: two empty pieces, as torch.chunk gives)."""
-    src = """model m(x: float32[B, T]) -> (a, b) {
-        a, b = chunk(concat([x, 2 * x], axis=1), 2, dim=1)
-    }"""
+    src = _SYMBOLIC_CHUNK
     x = rand(3, t)
     a, b_ = _all(src, {"x": x}, opset)
     ref = torch.chunk(torch.cat([torch.from_numpy(x), 2 * torch.from_numpy(x)], 1), 2, 1)
     assert len(ref) == 2
     np.testing.assert_array_equal(a, ref[0].numpy())
     np.testing.assert_array_equal(b_, ref[1].numpy())
+
+
+@pytest.mark.parametrize("opset", [17, 18, NEWEST])
+def test_symbolic_chunk_says_how_many_pieces(opset):
+    """Split from opset 18 wants either its `split` input or `num_outputs` ("but not both"); sizes only known at
+    run time can only be the count. Before 18 the count is implied by the outputs, and the attribute does not
+    exist. (onnxruntime and onnx's checker take either, so only the node shows it.)"""
+    (node,) = [n for n in archdsl.compile_source(_SYMBOLIC_CHUNK, opset=opset).graph.node if n.op_type == "Split"]
+    attrs = {a.name: a for a in node.attribute}
+    assert len(node.input) == 1
+    if opset >= 18:
+        assert attrs["num_outputs"].i == 2
+    else:
+        assert "num_outputs" not in attrs
 
 
 def test_one_chunk_and_one_slice_are_still_tuples():
