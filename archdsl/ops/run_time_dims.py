@@ -84,9 +84,11 @@ def plan_dim(d, dims: tuple, known: Callable[[Sym], bool]):
     return None
 
 
-def emit_dim(e, plan, known: Callable[[Sym], bool], read: Callable) -> str:
+def emit_dim(e, plan, known: Callable[[Sym], bool], read: Callable, product: Callable | None = None) -> str:
     """A planned dim's size as an int64 [1] tensor (plan_dim's); `read` gives a known symbol's size, or the
-    input's dim at an index."""
+    input's dim at an index; `product`, the product of several such (indices or symbols) in one piece where it
+    can (a run of the input's dims: one Shape slice and a ReduceProd instead of a read and a Mul each), else
+    None."""
     def i64(v: int) -> str:
         return e.const(np.array([v], dtype=np.int64))
 
@@ -103,8 +105,11 @@ def emit_dim(e, plan, known: Callable[[Sym], bool], read: Callable) -> str:
         return e.op(_OPS[type(n.op)], [a, b])
 
     kind, coef, parts = plan
+    run = None
+    if product is not None and kind != "formula" and len(parts) > 1:
+        run = product(list(parts) if kind != "product" else [Sym.of(p) for p in parts])
     size = i64(coef) if coef != 1 and kind != "fraction" or not parts else None
-    for p in parts:
+    for p in [] if run is not None else parts:
         if kind in ("multiple", "fraction"):
             v = read(p)
         elif kind == "product" or known(Sym.of(p)):
@@ -112,4 +117,6 @@ def emit_dim(e, plan, known: Callable[[Sym], bool], read: Callable) -> str:
         else:  # below 0 is a size of 0 (where the symbols' formula undercounts: tier 2 did not apply)
             v = e.op("Max", [value(_tree(p)), i64(0)])
         size = v if size is None else e.op("Mul", [size, v])
+    if run is not None:
+        size = run if size is None else e.op("Mul", [size, run])
     return e.op("Div", [size, i64(coef)]) if kind == "fraction" else size  # exact: the dims are k times it

@@ -29,10 +29,9 @@ def _flatten_lower(e, ins, outs, c):
         return
     s = norm_axis(c.attrs["start_dim"], x.rank)
     end = norm_axis(c.attrs["end_dim"], x.rank)
-    tail, lead, middle = x.shape[end + 1:], x.shape[:s], x.shape[s:end + 1]
+    tail, middle = x.shape[end + 1:], x.shape[s:end + 1]
     known = all(isinstance(d, int) for d in middle)
-    if all(isinstance(d, int) for d in tail) and 0 not in x.shape and \
-            (known or all(isinstance(d, int) for d in lead)):
+    if not flatten_reads_shape(x.shape, s, end):
         # one constant target: the lead's 0s copy its dims, and a -1 is sized by the other dims, none of them
         # 0 unless the element count is 0 too
         head = [0] * s + [int(np.prod(middle)) if known else -1] + list(tail)
@@ -47,6 +46,32 @@ def _flatten_lower(e, ins, outs, c):
     parts = ([e.op("Shape", [ins[0]], start=0, end=s)] if s else []) + [size] + \
         ([e.op("Shape", [ins[0]], start=end + 1)] if tail else [])
     e.op("Reshape", [ins[0], e.op("Concat", parts, axis=0)], outputs=outs, allowzero=1)
+
+
+def flatten_reads_shape(shape: tuple, start: int, end: int) -> bool:
+    """Whether flatten's target is read from the input's shape at run time rather than a constant: a symbolic
+    dim after end, both a symbolic dim kept before start and one merged, or a 0 anywhere."""
+    def sym(dims) -> bool:
+        return any(not isinstance(d, int) for d in dims)
+    return sym(shape[end + 1:]) or 0 in shape or sym(shape[:start]) and sym(shape[start:end + 1])
+
+
+def reshape_reads_shape(shape: tuple, target: tuple) -> bool:
+    """Whether reshape's lowering reads its target at run time (_reshape_lower) rather than writing a constant
+    one: a symbolic dim moved from its place, more sizes of no input dim than ONNX's -1 can stand for, or a
+    dim kept in place (ONNX's 0) beside a -1 (which names no size where that dim is 0)."""
+    kept = moved = minus = False
+    unresolved = 0
+    for i, d in enumerate(target):
+        if isinstance(d, int):
+            minus = minus or d == -1
+        elif i < len(shape) and shape[i] == d:
+            kept = True
+        elif d in shape:
+            moved = True
+        else:
+            unresolved += 1
+    return moved or unresolved > (0 if minus else 1) or kept and (minus or unresolved > 0)
 
 
 def _view_grad(b, c, ins, outs, gouts):
@@ -168,9 +193,9 @@ def _reshape_lower(e, ins, outs, c):
         else:  # several: _reshape_infer made sure the counts agree; the size comes from a value that has it,
             size = e.dim(d)  # or is computed from the input's dims (2*N of [B, N, 2, M, 2]: MobileViT's fold)
             if size is None:
-                known, read = _reader(e, ins[0], x)
+                known, read, product = _reader(e, ins[0], x)
                 plan = plan_dim(d, x.shape, known)
-                size = emit_dim(e, plan, known, read) if plan is not None else None
+                size = emit_dim(e, plan, known, read, product) if plan is not None else None
             if size is None:
                 fail(f"reshape: the size {d} is not the size of any dim of a model input or of a value computed "
                      f"before this reshape, so it cannot be read at run time; merge dims with flatten(x, "
@@ -192,44 +217,55 @@ def _reshape_lower(e, ins, outs, c):
     if all(not isinstance(v, tuple) for v in spec):
         e.op("Reshape", [ins[0], e.const(np.array(spec, dtype=np.int64))], outputs=outs)
         return
-    shape = e.op("Shape", [ins[0]]) if any(v[0] == "dim" for v in spec if isinstance(v, tuple)) else None
-    parts = [e.op("Gather", [shape, _i64(e, v[1])], axis=0) if isinstance(v, tuple) and v[0] == "dim" else
-             v[1] if isinstance(v, tuple) else _i64(e, v) for v in spec]
+    read = _reader(e, ins[0], x)[1]
+    parts = [(read(v[1]) if v[0] == "dim" else v[1]) if isinstance(v, tuple) else _i64(e, v) for v in spec]
     e.op("Reshape", [ins[0], e.op("Concat", parts, axis=0)], outputs=outs)
 
 
 def _every_size(e, x_name: str, x, out_shape: tuple, spec: list) -> list | None:
-    """The target's sizes as int64 [1] tensors, none of them 0-for-copy or -1; None (and nothing emitted)
-    where the -1's dim holds a size neither the input's shape nor an earlier value has (run_time_dims)."""
-    known, read = _reader(e, x_name, x)
+    """The target's sizes as int64 tensors, none of them 0-for-copy or -1; None (and nothing emitted) where the
+    -1's dim holds a size neither the input's shape nor an earlier value has (run_time_dims). Sizes that are the
+    input's dims in order are one slice of its shape ([B, T] of [B, T, C] is Shape(start=0, end=2))."""
+    known, read, product = _reader(e, x_name, x)
     plans = {i: plan_dim(out_shape[i], x.shape, known) for i, v in enumerate(spec) if v == -1}
     if None in plans.values():
         return None
-    sizes = []
+    items: list = []  # [lo, hi] for the input's dims lo..hi-1, or a size already emitted
     for i, v in enumerate(spec):
-        if isinstance(v, tuple):
-            sizes.append(read(v[1]) if v[0] == "dim" else v[1])
-        elif v == 0:
-            sizes.append(read(i))
+        if isinstance(v, tuple) and v[0] == "dim" or v == 0:
+            at = v[1] if isinstance(v, tuple) else i
+            if items and isinstance(items[-1], list) and items[-1][1] == at:
+                items[-1][1] = at + 1
+            else:
+                items.append([at, at + 1])
+        elif isinstance(v, tuple):
+            items.append(v[1])
         else:
-            sizes.append(emit_dim(e, plans[i], known, read) if v == -1 else _i64(e, v))
-    return sizes
+            items.append(emit_dim(e, plans[i], known, read, product) if v == -1 else _i64(e, v))
+    return [e.op("Shape", [x_name], start=t[0], end=t[1]) if isinstance(t, list) else t for t in items]
 
 
 def _reader(e, x_name: str, x):
-    """(whether a symbol's size can be read, reading it): from the input's shape, or an earlier value's."""
-    shape: list = []
-
+    """(whether a symbol's size can be read, reading it, the product of a run of the input's dims): from the
+    input's shape, sliced (Shape's start and end: no Gather), or from an earlier value's."""
     def known(s: Sym) -> bool:
         return s in x.shape or s in e.dim_sources
 
+    def at(s) -> int | None:
+        return s if isinstance(s, int) else x.shape.index(s) if s in x.shape else None
+
     def read(s) -> str:  # a symbolic size, or the input's dim at an index
-        if isinstance(s, Sym) and s not in x.shape:
-            return e.dim(s)
-        if not shape:
-            shape.append(e.op("Shape", [x_name]))
-        return e.op("Gather", [shape[0], _i64(e, x.shape.index(s) if isinstance(s, Sym) else s)], axis=0)
-    return known, read
+        i = at(s)
+        return e.dim(s) if i is None else e.op("Shape", [x_name], start=i, end=i + 1)
+
+    def product(dims: list) -> str | None:
+        """The product of input dims (indices or symbols) that are a run of them, as one slice's ReduceProd;
+        None where they are not (the caller multiplies them one by one)."""
+        idx = sorted(at(d) for d in dims) if all(at(d) is not None for d in dims) else []
+        if len(idx) < 2 or idx != list(range(idx[0], idx[0] + len(idx))):
+            return None
+        return e.op("ReduceProd", [e.op("Shape", [x_name], start=idx[0], end=idx[-1] + 1)], keepdims=1)
+    return known, read, product
 
 
 def sizes_written_out(x_shape: tuple, target: tuple) -> bool:

@@ -4,8 +4,8 @@ Rules: 1. permute/transpose after permute/transpose: one permute with the compos
 (out[i] = x[p1[p2[i]]]); an identity result is then dropped by remove_noops.
 2. reshape/flatten/squeeze/unsqueeze after reshape/flatten/squeeze/unsqueeze: one reshape of the first
 input to the last output's shape, when that shape can be lowered from it (every symbolic dim but at most
-one is a dim of the input), and not where it would read run-time shapes (a Shape, Gathers and a Concat
-in place of a constant target) unless one of the two already reads them, nor where the size left to ONNX's
+one is a dim of the input), and not where it would read run-time shapes (slices of its Shape and a
+Concat in place of a constant target) unless one of the two already reads them, nor where the size left to ONNX's
 -1 cannot be written out from the input's dims (it names no size beside a 0: the two ran at batch 0).
 The first node stays while something else reads it (dead_code removes it otherwise)."""
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ..diagnostics import ShapeError
 from ..ir import Graph, Node
-from ..ops.shape_ops import sizes_written_out
+from ..ops.shape_ops import flatten_reads_shape, reshape_reads_shape, sizes_written_out
 from ..ops.shapes import norm_axis
 from ..types import Sym
 from ._rewrite import Rewriter
@@ -37,35 +37,21 @@ def lowerable_reshape(src_shape: tuple, target: tuple) -> bool:
     return sum(1 for d in target if isinstance(d, Sym) and d not in src_shape) <= 1
 
 
-def _zero_and_rest(node: Node) -> bool:
-    """Whether a reshape's lowering reads its target at run time (ops/shape_ops): a symbolic dim kept in place
-    beside a size computed from symbolic dims (a -1 beside a 0 names no size at batch 0, so both are read
-    from the input's shape). squeeze and unsqueeze lower to ops with no target; flatten keeps the dims
-    before start_dim and computes the flattened size (a symbolic dim after end_dim is read too)."""
-    src, out = node.inputs[0].type.shape, node.outputs[0].type.shape
-    if node.op in ("squeeze", "unsqueeze"):
-        return False
+def _reads_shape(node: Node) -> bool:
+    """Whether the node's lowering reads its target from the input's shape at run time (ops/shape_ops);
+    squeeze and unsqueeze lower to ops with no target."""
+    src = node.inputs[0].type.shape
     if node.op == "flatten":
-        if not src:  # a scalar flattens to [1]
-            return False
-        start, end = (norm_axis(node.attrs[k], len(src)) for k in ("start_dim", "end_dim"))
-        return any(isinstance(d, Sym) for d in src[:start]) and any(isinstance(d, Sym) for d in src[start:end + 1]) \
-            or any(isinstance(d, Sym) for d in src[end + 1:])
-    kept = any(isinstance(d, Sym) and i < len(src) and src[i] == d for i, d in enumerate(out))
-    return kept and _moves(src, out)
-
-
-def _moves(src: tuple, out: tuple) -> bool:
-    """A symbolic dim of the target not at its own place in the input: a size the lowering reads at run time."""
-    return any(isinstance(d, Sym) and not (i < len(src) and src[i] == d) for i, d in enumerate(out))
+        return bool(src) and flatten_reads_shape(src, *(norm_axis(node.attrs[k], len(src))
+                                                       for k in ("start_dim", "end_dim")))
+    return node.op == "reshape" and reshape_reads_shape(src, tuple(node.attrs["shape"]))
 
 
 def _reads_more_shapes(inner: Node, node: Node, merged: Node) -> bool:
     """The merged reshape's target is read at run time (a symbolic dim that moves: [B, T] unsqueezed twice to
     [B, 1, 1, T]) where neither of the two reads one: more nodes than it saves (BERT-base's mask: 382 nodes
     merged, 379 not)."""
-    return _moves(merged.inputs[0].type.shape, merged.outputs[0].type.shape) and \
-        not (_zero_and_rest(inner) or _zero_and_rest(node))
+    return _reads_shape(merged) and not (_reads_shape(inner) or _reads_shape(node))
 
 
 @register_pass("compose_layout", level=1, doc="merge chains of transposes/permutes and of reshapes")

@@ -191,6 +191,7 @@ def test_layout_chains_over_empty_dims_match_torch(lines):
     torch = pytest.importorskip("torch")
     src = "model m(x: float32[B, T, 2, 3]) -> y {\n" + "".join(f"    {ln}\n" for ln in lines) + "}\n"
     models = {level: archdsl.compile_source(src, opt_level=level) for level in (0, 2)}
+    assert len(models[2].graph.node) <= len(models[0].graph.node), src  # merged, never bigger
     for b, t in ((0, 3), (2, 0), (0, 0), (2, 3)):
         x = torch.arange(b * t * 6, dtype=torch.float32).reshape(b, t, 2, 3)
         env = dict(_LAYOUT, x=x, B=b, T=t)
@@ -309,3 +310,82 @@ def test_a_split_and_write_back_after_a_strided_conv_cancels_its_formula():
     x = np.random.default_rng(0).standard_normal((2, 3, 8, 7)).astype(np.float32)
     (y,) = sess.run(None, {"x": x})
     assert y.shape == (2, 4, 4, 4)
+
+
+def test_a_merged_flatten_chain_is_not_bigger_than_the_chain():
+    """compose_layout merged flatten(1, 2) -> unsqueeze(0) into one reshape whose run-time target was read dim by
+    dim (Shape, a Gather each, a Mul): 12 nodes at -O2 against the chain's 11 (mutir hunt). The target is
+    slices of the input's shape now: fewer nodes at -O2 than at -O0, and right at an empty batch."""
+    src = "model m(x: float32[B, T, H, W]) -> y {\n    y = x -> flatten(0, 1) -> flatten(1, 2) -> unsqueeze(0)\n}\n"
+    models = [archdsl.compile_source(src, opt_level=level) for level in (0, 2)]
+    assert len(models[1].graph.node) < len(models[0].graph.node)
+    assert "Gather" not in {n.op_type for n in models[1].graph.node}
+    for shape in ((2, 3, 4, 5), (0, 3, 4, 5), (2, 3, 0, 5)):
+        x = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
+        for m in models:
+            y = runtime.session(m, "cpu", 1).run(None, {"x": x})[0]
+            np.testing.assert_array_equal(y, x.reshape(1, shape[0] * shape[1], shape[2] * shape[3]))
+
+
+@pytest.mark.parametrize("target,nodes", [
+    ("[1, B * T, H * W]", ["Shape", "ReduceProd", "Shape", "ReduceProd", "Concat", "Reshape"]),  # runs: slices
+    ("[T, B * H * W]", ["Shape", "Shape", "Shape", "Mul", "Shape", "Mul", "Concat", "Reshape"]),  # not a run
+    ("[T, B, H * W]", ["Shape", "Shape", "Shape", "ReduceProd", "Concat", "Reshape"]),
+    ("[B, T, H * W]", ["Shape", "Shape", "ReduceProd", "Concat", "Reshape"]),  # B, T in place: one slice
+])
+def test_a_run_time_target_reads_slices_of_the_inputs_shape(target, nodes):
+    """Sizes read at run time come from Shape's start/end: the input's dims in order as one slice, a product of
+    adjacent dims as that slice's ReduceProd; dims that are not adjacent (B, H and W of [B, T, H, W]) are
+    multiplied one by one. Each is right at any size, 0 included."""
+    src = f"model m(x: float32[B, T, H, W]) -> y {{\n    y = reshape(x, {target})\n}}\n"
+    m = archdsl.compile_source(src, opt_level=0)
+    assert sorted(n.op_type for n in m.graph.node) == sorted(nodes)
+    sess = runtime.session(m, "cpu", 1)
+    for b, t, h, w in ((2, 3, 4, 5), (0, 3, 4, 5), (2, 3, 0, 5), (1, 1, 1, 1)):
+        x = np.arange(b * t * h * w, dtype=np.float32).reshape(b, t, h, w)
+        env = {"B": b, "T": t, "H": h, "W": w}
+        want = x.reshape([eval(d, env) for d in target.strip("[]").split(", ")])
+        np.testing.assert_array_equal(sess.run(None, {"x": x})[0], want)
+
+
+@pytest.mark.parametrize("x,call,reads", [
+    ("[B, 4]", "reshape(x, [4, B])", True),          # B moves: read from the shape
+    ("[B, 6]", "reshape(x, [B, -1])", True),         # a kept dim (ONNX's 0) beside -1: 0 names no size at B = 0
+    ("[B, 6]", "reshape(x, [-1, 3])", False),
+    ("[B, T, 4]", "reshape(x, [B * T, 4])", False),  # one size of no input dim: ONNX's -1
+    ("[B, T, H, W]", "reshape(x, [B * T, H * W])", True),  # two
+    ("[B, T, 4]", "reshape(x, [B, T * 4])", True),   # kept beside the -1
+    ("[B, 4]", "reshape(x, [B, 2, 2])", False),      # kept beside numbers
+    ("[B, T, 4]", "flatten(x, 0, 1)", False),
+    ("[B, T, 4]", "flatten(x, 1, 2)", True),         # a kept B beside a merged T
+    ("[2, T, 4]", "flatten(x, 1)", False),
+    ("[B, 2, 3]", "flatten(x, 1)", False),
+    ("[2, 3, T]", "flatten(x, 0, 1)", True),         # a symbolic dim after the merge
+])
+def test_whether_a_target_is_read_at_run_time_is_what_the_lowering_does(x, call, reads):
+    """compose_layout merges two layout ops into a reshape that reads its target at run time only where one of
+    them already did (more nodes than it saves otherwise): it asks shape_ops, which must say what the lowering
+    does (a Shape in the built graph). It had its own rule, which missed [B, 4] -> [4, B]: not merged with an
+    unsqueeze after it (mutir hunt)."""
+    from archdsl.ops.shape_ops import flatten_reads_shape, reshape_reads_shape
+    src = f"model m(x: float32{x}) -> y {{\n    y = {call}\n}}\n"
+    (node,) = archdsl.check_source(src).nodes
+    shape = node.inputs[0].type.shape
+    said = flatten_reads_shape(shape, *(a % len(shape) for a in (node.attrs["start_dim"], node.attrs["end_dim"]))) \
+        if node.op == "flatten" else reshape_reads_shape(shape, tuple(node.attrs["shape"]))
+    assert said is reads
+    assert ("Shape" in {n.op_type for n in archdsl.compile_source(src, opt_level=0).graph.node}) is reads
+
+
+def test_a_reshape_that_reads_its_target_merges_with_an_unsqueeze():
+    """[B, 4] -> [4, B] -> unsqueeze(0) is one reshape at -O2 (the first already reads B at run time), right at
+    an empty batch too."""
+    src = "model m(x: float32[B, 4]) -> y {\n    y = reshape(x, [4, B]) -> unsqueeze(0)\n}\n"
+    models = [archdsl.compile_source(src, opt_level=level) for level in (0, 2)]
+    assert [n.op_type for n in models[1].graph.node].count("Reshape") == 1
+    assert "Unsqueeze" not in {n.op_type for n in models[1].graph.node}
+    assert len(models[1].graph.node) < len(models[0].graph.node)
+    for b in (0, 3):
+        x = np.arange(b * 4, dtype=np.float32).reshape(b, 4)
+        for m in models:
+            np.testing.assert_array_equal(runtime.session(m, "cpu", 1).run(None, {"x": x})[0], x.reshape(1, 4, b))
