@@ -53,6 +53,12 @@ def lower_pad(e, x: str, x_t, pairs, mode: str, value=None, outputs=None) -> str
                 + ([e.op("Slice", [x, i64(e, [0]), i64(e, [hi]), i64(e, [ax])])] if hi else [])
             x = e.op("Concat", parts, outputs=outputs if ax == padded[-1] else None, axis=ax)
         return x
+    if mode == "reflect" and any(min(p) < 0 < max(p) for p in pairs):
+        # torch reflects at the uncropped dim's edges, reading elements the crop then drops ((-3, 4) of 6 reads
+        # x[1]); onnxruntime crops first and would reflect within what is left: pad first, then crop
+        x = e.op("Pad", [x, i64(e, [max(v, 0) for pair in zip(*pairs) for v in pair])], mode="reflect")
+        pairs = [(min(lo, 0), min(hi, 0)) for lo, hi in pairs]
+        mode, value = "constant", 0
     pads = i64(e, [p[0] for p in pairs] + [p[1] for p in pairs])
     fill = fill_array("pad", value, x_t.dtype) if mode == "constant" else None
     # a fill of 0 (not -0.0) is Pad's own default: left out; any other is the Pad's own, never one constant
@@ -84,11 +90,7 @@ def _infer(ins, a):
             kept = d + min(lo, 0) + min(hi, 0)
             if kept < (1 if mode != "constant" else 0):
                 fail(f"pad: ({lo}, {hi}) on dim {ax} crops more than its size {d} (input {shape_str(x)})")
-            if mode == "reflect" and max(lo, hi) >= kept:  # torch reflects within the uncropped dim; not here
-                fail(f"pad: reflect padding ({lo}, {hi}) on dim {ax} reaches past what the crop leaves ({kept} of "
-                     f"its {d}; input {shape_str(x)}); pad first, then slice")
-    else:
-        check_pad_fits("pad", x, pairs, mode)
+    check_pad_fits("pad", x, pairs, mode)  # reflect within the uncropped dim, as torch's
     out: list[Dim] = [dim_add(d, lo + hi) for d, (lo, hi) in zip(x.shape, pairs)]
     return [x.with_shape(tuple(out))]
 
