@@ -144,6 +144,39 @@ def test_gpt2_is_causal_on_both_sides(tmp_path):
     assert not np.allclose(ya[:, -1], yb[:, -1])
 
 
+@torch.no_grad()
+def test_the_gelu_of_each_reference_is_its_models():
+    """GPT-2's MLP uses the tanh approximation (as specs/gpt2.arch says), BERT's and ViT's the erf form: the
+    references must too. The two differ by ~1e-4 per activation, which the outputs' tolerance above did not
+    tell apart (mutbench hunt)."""
+    import torch.nn.functional as F
+    cases = {"gpt2": ({"n_layer": 1, "n_head": 2, "n_embd": 32, "vocab": 50, "n_positions": 16}, "mlp.c_fc",
+                      "mlp.c_proj", "tanh"),
+             "bert": ({"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2,
+                       "intermediate_size": 64, "vocab_size": 50}, "intermediate.dense", "output.dense",  # the
+                      "none"),  # last "output.dense" of the layer: attention.output's comes first
+             "vit": ({"image": 32, "patch": 8, "layers": 1, "hidden": 32, "heads": 4, "mlp_dim": 64,
+                      "classes": 10}, "mlp.0", "mlp.3", "none")}
+    for spec, (defines, before, after, form) in cases.items():
+        module = randomize_(build(spec, **defines), 0).eval()
+        seen = {}
+        first, then = ([m for n, m in module.named_modules() if n.endswith(k)][-1] for k in (before, after))
+        first.register_forward_hook(lambda m, args, out: seen.setdefault("h", out))
+        then.register_forward_pre_hook(lambda m, args: seen.setdefault("g", args[0]))
+        inputs = [torch.from_numpy(x) for x in _example(spec, defines)]
+        module(*inputs)
+        assert torch.equal(seen["g"], F.gelu(seen["h"], approximate=form)), spec
+        assert not torch.allclose(seen["g"], F.gelu(seen["h"], approximate="none" if form == "tanh" else "tanh"),
+                                  rtol=0, atol=1e-6), spec
+
+
+def _example(spec: str, d: dict) -> list[np.ndarray]:
+    if spec == "vit":
+        return [_randn(1, 3, d["image"], d["image"])]
+    ids = _ids(d.get("vocab", d.get("vocab_size")), 1, 8)
+    return [ids] if spec == "gpt2" else [ids, np.zeros_like(ids), np.ones_like(ids)]
+
+
 @LOWERINGS
 def test_vit_two_layers(tmp_path, opset, opt_level):
     d = {"image": 32, "patch": 8, "layers": 2, "hidden": 32, "heads": 4, "mlp_dim": 64, "classes": 10}
