@@ -30,6 +30,8 @@ def body(stmts: str, inputs: str = "x: float32[2, 4]", **kw):
     ("3 < 4", True), ("3 >= 4", False), ("2 == 2.0", True), ("1 != 2", True), ("2 in [1, 2]", True),
     ("3 not in [1, 2]", True), ("'a' in {a: 1}", True),
     ("true and false", False), ("false or 3", 3), ("not 0", True), ("1 if 2 > 1 else 0", 1),
+    ("0 and 2", 0), ("2 and 3", 3), ("'' or 3", 3), ("[] or [1]", [1]),  # an operand, as Python's: `param n = 0`
+    # then `repeat (n and 2)` repeats 0 times (a bool was "repeat count must be a non-negative integer")
     ("'x' if false else 'y'", "y"), ("[1, 2] + [3]", [1, 2, 3]), ("[0] * 3", [0, 0, 0]),
     ("'ab' + 'c'", "abc"),
     ("[1, 2] < [1, 2, 3]", True), ("[1, 2, 3] <= [1, 2]", False), ("[1, 3] > [1, 2, 9]", True),  # a prefix first
@@ -37,6 +39,12 @@ def body(stmts: str, inputs: str = "x: float32[2, 4]", **kw):
 def test_arithmetic_and_logic(expr, want):
     got = value(expr)
     assert got == want and type(got) is type(want)
+
+
+def test_a_loop_over_a_dict_takes_its_keys_in_order():
+    """REFERENCE: `for NAME in LIST` covers lists, tuples, dict keys and ranges; the last key here is 3."""
+    g = body("    h = x\n    for w in {6: 1, 3: 2} {\n        h = h -> linear(w)\n    }\n    y = h")
+    assert out_shape(g) == (2, 3)
 
 
 def test_short_circuit_skips_the_bad_operand():

@@ -35,6 +35,9 @@ def test_numbers_that_fit_and_infinities_are_constants():
         warnings.simplefilter("ignore", archdsl.ArchWarning)
         body("    h = x + 3e38\n    h = x * 1e999")
         archdsl.check_source("model m(x: int64[2]) -> y { y = x + 2 ** 62 }\n")
+        for dtype, bits in (("int32", 32), ("int64", 64)):  # each end of the range fits
+            ends = f"(-2 ** {bits - 1}) + (2 ** {bits - 1} - 1)"
+            archdsl.check_source(f"model m(x: {dtype}[2]) -> y {{ y = x + {ends} }}\n")
         # numpy's float32 max as printed (past the max, rounding to it: torch takes it; specials hunt)
         archdsl.check_source("model m(x: float32[2]) -> y { y = x * 2 + 3.4028235e38 }\n")
         archdsl.check_source("model m(x: float16[2]) -> y { y = x * 2 + 65519.0 }\n")

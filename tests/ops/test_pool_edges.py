@@ -77,3 +77,20 @@ def test_pool_padding_past_half_the_kernel_is_refused_as_torch(call):
     with pytest.raises(ArchError) as e:
         archdsl.check_source(f"model m(x: float32[B, 2, 8, 8], x3: float32[B, 2, 8]) -> y {{\n    y = {call}\n}}\n")
     assert "must be at most half the kernel" in e.value.message
+
+
+@pytest.mark.parametrize("level", [0, 2])
+def test_a_ceil_mode_pool_over_a_symbolic_size_is_the_strided_slices_size(level):
+    """maxpool2d(2, ceil_mode=true) of [B, C, H, W] is [B, C, (H+1)//2, (W+1)//2], the size of x[:, :, ::2, ::2]
+    (SqueezeNet's and GoogLeNet's pools): the two add, and match torch at odd and even sizes (mutelab2 hunt: the
+    window count at the boundary pad//2 + stride == kernel made it a min() no other size equals)."""
+    torch = pytest.importorskip("torch")
+    src = ("model m(x: float32[B, 4, H, W]) -> y {\n"
+           "    y = (x -> maxpool2d(2, ceil_mode=true)) + x[:, :, ::2, ::2]\n}\n")
+    assert str(archdsl.check_source(src).outputs[0][1].type) == "float32[B, 4, ((H+1)//2), ((W+1)//2)]"
+    sess = runtime.session(archdsl.compile_source(src, opt_level=level), "cpu", 1)
+    for h, w in ((7, 5), (6, 4)):
+        x = rand(2, 4, h, w)
+        t = torch.from_numpy(x)
+        want = torch.nn.functional.max_pool2d(t, 2, ceil_mode=True) + t[:, :, ::2, ::2]
+        close(sess.run(None, {"x": x})[0], want.numpy())
