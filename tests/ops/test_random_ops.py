@@ -258,6 +258,9 @@ def test_train_steps_of_models_with_dead_or_output_seeds_build():
     with pytest.raises(ArchError, match="the train step's output 's' would have the name of an input"):
         build("model m(x: float32[B, 4], s: int64[]) -> (y, s) {\n    h = x -> linear(4) as fc\n"
               "    y = h + randn_like(h, seed=s)\n}\n")  # as for any input a model outputs as it is
+    both = build("model m(x: float32[B, 4], s: int64[]) -> y {\n    h = x -> linear(4) as fc\n"
+                 "    y = h + cast(randint_like(s, 10, seed=s), \"float32\")\n}\n")
+    assert "s" in both.info.data_inputs  # read as the call's tensor too: kept ("reads a value before it is defined")
     with pytest.raises(ArchError, match="a model input is named 'seed', which the train step takes as its own"):
         build("model m(x: float32[B, 4], seed: int64[]) -> y {\n    h = x -> linear(4) as fc\n"
               "    y = h + cast(seed, \"float32\") + randn_like(h)\n}\n")

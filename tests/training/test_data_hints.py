@@ -111,6 +111,9 @@ def test_one_class_under_cross_entropy_is_refused_with_the_binary_loss(tmp_path,
     assert rc == 1 and "one class, so the loss is 0 whatever the weights; for a yes/no target, --loss " \
         "bce_with_logits with float 0/1 labels of the output's shape; if dim 1 (10) holds the classes (torch's " \
         "layout), end the spec with flatten" in " ".join(err.split()), err  # [B, 10, 1, 1]: a conv head's
+    one = "model one(x: float32[B, 6]) -> y {\n    y = x -> linear(1) as fc -> unsqueeze(1)\n}\n"  # [B, 1, 1]
+    rc, err = train(tmp_path, capsys, one, (), x=X, labels=np.zeros(N, np.int64))
+    assert rc == 1 and "one class" in err and "torch's layout" not in err, err  # dim 1 is one class as well
 
 
 @pytest.mark.parametrize("loss, said", [

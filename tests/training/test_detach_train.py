@@ -39,3 +39,18 @@ def test_one_sgd_step_like_torch(batch):
     pytest.importorskip("torch")
     ct, fwd = _step()
     one_step_like_torch(ct, fwd, batches(ct, 1, batch, 3, seed=batch))
+
+
+def test_a_term_computed_from_integers_adds_no_gradient():
+    """argmax, a cast back to float and a floor division (no gradient rule): a float value that no parameter
+    reaches except through integers, so it carries no gradient and needs no rule. Treated as differentiable it
+    was "cannot train through floordiv" (muttrain2 hunt); the step is the one without the term."""
+    body = "    h = x -> linear(4) as fc\n    loss = mean(h * h){}\n"
+    steps = []
+    for extra in ("", " + mean(cast(argmax(h, dim=1), \"float32\") // 2.0)"):
+        text = "model m(x: float32[B, 4]) -> loss {\n" + body.format(extra) + "}\n"
+        ct, _ = compile_step(None, config(loss="model", opt="sgd", lr=0.1), text=text)
+        steps.append(ort_steps(ct, batches(ct, 1, 5, 3, seed=4))[1][0])
+    for name in ("fc.weight", "fc.bias"):
+        np.testing.assert_allclose(steps[1][name], steps[0][name], rtol=1e-6, atol=1e-7)
+

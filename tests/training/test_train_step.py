@@ -96,6 +96,27 @@ def test_two_dropouts_with_one_label_draw_masks_of_their_own():
         assert float(out["loss"]) > 0.1, body
 
 
+@pytest.mark.parametrize("body", [
+    "    a = randn_like(x)\n    b = randn_like(x)\n",
+    "    a = rand_like(x)\n    b = rand_like(x)\n",
+    "    a = noise(x)\n    b = noise(x)\n",  # one call in a block, called twice
+    "    q = reshape(x, [-1, 1, 8, 8])\n"
+    "    a = scaled_dot_product_attention(q, q, q, dropout_p=0.5) -> reshape([-1, 64])\n"
+    "    b = scaled_dot_product_attention(q, q, q, dropout_p=0.5) -> reshape([-1, 64])\n",
+])
+def test_two_random_draws_of_one_shape_in_a_step_differ(body):
+    """Each random call and each attention dropout draws from its own stream in the train step: one shared by
+    all (a VAE's two noise draws the same numbers, a - b = 0) passed every other test (muttrain2 hunt)."""
+    text = ("block noise(x) {\n    return randn_like(x)\n}\n"
+            "model m(x: float32[B, 64]) -> loss {\n" + body + "    loss = mean((a - b) ** 2 * parameter([64], "
+            "init=\"ones\") as w)\n}\n")
+    ct, _ = compile_step(None, config(loss="model", opt="sgd", lr=0.1), text=text)
+    sess = runtime.session(ct.step_model, "cpu")
+    feeds = {**batches(ct, 1, 4, 2)[0], "seed": np.array(0, np.int64), "step": np.array(0, np.int64)}
+    out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+    assert float(out["loss"]) > 0.1, body
+
+
 DROP_PATH = """
 model residual(x: float32[B, 3, 4]) -> y {
     h = x -> linear(4) as fc -> drop_path(0.5)
