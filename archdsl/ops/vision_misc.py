@@ -53,10 +53,10 @@ def lower_pad(e, x: str, x_t, pairs, mode: str, value=None, outputs=None) -> str
                 + ([e.op("Slice", [x, i64(e, [0]), i64(e, [hi]), i64(e, [ax])])] if hi else [])
             x = e.op("Concat", parts, outputs=outputs if ax == padded[-1] else None, axis=ax)
         return x
-    if mode == "reflect" and any(min(p) < 0 < max(p) for p in pairs):
-        # torch reflects at the uncropped dim's edges, reading elements the crop then drops ((-3, 4) of 6 reads
-        # x[1]); onnxruntime crops first and would reflect within what is left: pad first, then crop
-        x = e.op("Pad", [x, i64(e, [max(v, 0) for pair in zip(*pairs) for v in pair])], mode="reflect")
+    if mode in ("reflect", "replicate") and any(min(p) < 0 < max(p) for p in pairs):
+        # torch reflects (or repeats the edge) of the uncropped dim, reading elements the crop then drops ((-3, 4)
+        # of 6 reads x[1], (-6, 5) of 6 x[5]); onnxruntime crops first and pads what is left: pad, then crop
+        x = e.op("Pad", [x, i64(e, [max(v, 0) for pair in zip(*pairs) for v in pair])], mode=_MODES[mode])
         pairs = [(min(lo, 0), min(hi, 0)) for lo, hi in pairs]
         mode, value = "constant", 0
     pads = i64(e, [p[0] for p in pairs] + [p[1] for p in pairs])
@@ -87,9 +87,11 @@ def _infer(ins, a):
         for ax, (d, (lo, hi)) in enumerate(zip(x.shape, pairs)):
             if not isinstance(d, int):
                 continue
-            kept = d + min(lo, 0) + min(hi, 0)
-            if kept < (1 if mode != "constant" else 0):
+            if mode == "constant" and d + min(lo, 0) + min(hi, 0) < 0:
                 fail(f"pad: ({lo}, {hi}) on dim {ax} crops more than its size {d} (input {shape_str(x)})")
+            if mode != "constant" and d + lo + hi < 1:  # reflect and replicate read the dim's own elements
+                fail(f"pad: ({lo}, {hi}) on dim {ax} of size {d} leaves {d + lo + hi} elements; {mode} padding "
+                     f"needs at least 1, as torch's (input {shape_str(x)})")
     check_pad_fits("pad", x, pairs, mode)  # reflect within the uncropped dim, as torch's
     out: list[Dim] = [dim_add(d, lo + hi) for d, (lo, hi) in zip(x.shape, pairs)]
     return [x.with_shape(tuple(out))]

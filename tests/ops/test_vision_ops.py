@@ -425,10 +425,35 @@ def test_a_reflect_crop_over_a_symbolic_length_is_torchs(level):
         np.testing.assert_array_equal(sess.run(None, {"x": x})[0], F.pad(t(x), [-3, 4], mode="reflect").numpy())
 
 
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate"])
+def test_a_crop_beside_a_pad_is_taken_and_refused_where_torchs_is(mode):
+    """Every pair of amounts from -5 to 3 on a dim of 3: built where torch computes it, with torch's numbers, and
+    refused where torch refuses. A crop past the dim beside a pad is torch's ((-4, 2) of 3 reflects to 2
+    elements); the static check had asked that the crop leave one (review91)."""
+    import itertools
+
+    from archdsl import runtime
+    x = rand(1, 2, 3)
+    for lo, hi in itertools.product(range(-5, 4), repeat=2):
+        if lo >= 0 and hi >= 0:
+            continue
+        src = f'model m(x: float32[1, 2, 3]) -> y {{\n    y = pad(x, [{lo}, {hi}], mode="{mode}")\n}}\n'
+        try:
+            want = F.pad(t(x), [lo, hi], mode=mode).numpy()
+        except RuntimeError:
+            with pytest.raises(ArchError):
+                archdsl.check_source(src)
+            continue
+        got = runtime.session(archdsl.compile_source(src), "cpu", 1).run(None, {"x": x})[0]
+        np.testing.assert_array_equal(got, want, err_msg=f"{lo}, {hi}")
+
+
 def test_a_crop_past_the_size_or_in_circular_mode_is_refused():
     src = 'model m(x: float32[B, 3, 5]) -> y {{\n    y = pad(x, {p}, mode="{m}")\n}}\n'
     for p, m, match in (([-3, -3], "constant", r"pad: \(-3, -3\) on dim 2 crops more than its size 5"),
-                        ([-5, 0], "reflect", r"crops more than its size 5"),
+                        ([-5, 0], "reflect", r"pad: \(-5, 0\) on dim 2 of size 5 leaves 0 elements; reflect "
+                                             r"padding needs at least 1, as torch's \(input \[B, 3, 5\]\)"),
+                        ([-7, 1], "replicate", r"\(-7, 1\) on dim 2 of size 5 leaves -1 elements"),
                         ([-1, 5], "reflect", r"pad: reflect padding \(-1, 5\) on dim 2 must be smaller than its "
                                              r"size 5 \(input \[B, 3, 5\]\)"),  # torch's rule, crop or not
                         ([-1, 2], "circular", r"a negative amount crops, which circular mode does not take")):
