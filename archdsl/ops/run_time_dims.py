@@ -86,9 +86,9 @@ def plan_dim(d, dims: tuple, known: Callable[[Sym], bool]):
 
 def emit_dim(e, plan, known: Callable[[Sym], bool], read: Callable, product: Callable | None = None) -> str:
     """A planned dim's size as an int64 [1] tensor (plan_dim's); `read` gives a known symbol's size, or the
-    input's dim at an index; `product`, the product of several such (indices or symbols) in one piece where it
-    can (a run of the input's dims: one Shape slice and a ReduceProd instead of a read and a Mul each), else
-    None."""
+    input's dim at an index; `product(dims, coef, dividing)`, the product of several such (indices or symbols)
+    in one piece where it can (a run of the input's dims: one Shape slice and a ReduceProd instead of a read and
+    a Mul each) with the coefficient left to apply, else None."""
     def i64(v: int) -> str:
         return e.const(np.array([v], dtype=np.int64))
 
@@ -107,7 +107,9 @@ def emit_dim(e, plan, known: Callable[[Sym], bool], read: Callable, product: Cal
     kind, coef, parts = plan
     run = None
     if product is not None and kind != "formula" and len(parts) > 1:
-        run = product(list(parts) if kind != "product" else [Sym.of(p) for p in parts])
+        got = product(list(parts) if kind != "product" else [Sym.of(p) for p in parts], coef, kind == "fraction")
+        if got is not None:
+            run, coef = got
     size = i64(coef) if coef != 1 and kind != "fraction" or not parts else None
     for p in [] if run is not None else parts:
         if kind in ("multiple", "fraction"):

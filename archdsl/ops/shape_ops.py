@@ -258,13 +258,21 @@ def _reader(e, x_name: str, x):
         i = at(s)
         return e.dim(s) if i is None else e.op("Shape", [x_name], start=i, end=i + 1)
 
-    def product(dims: list) -> str | None:
-        """The product of input dims (indices or symbols) that are a run of them, as one slice's ReduceProd;
-        None where they are not (the caller multiplies them one by one)."""
+    def product(dims: list, coef: int, dividing: bool) -> tuple[str, int] | None:
+        """coef (times, or dividing) the product of input dims (indices or symbols) as one slice's ReduceProd,
+        where they span a run of the input's dims; fixed dims between them are taken out of coef (3*T*W of
+        [B, T, 3, W] is the slice T..W). None where they do not (the caller multiplies them one by one)."""
         idx = sorted(at(d) for d in dims) if all(at(d) is not None for d in dims) else []
-        if len(idx) < 2 or idx != list(range(idx[0], idx[0] + len(idx))):
+        if len(idx) < 2 or len(set(idx)) < len(idx):
             return None
-        return e.op("ReduceProd", [e.op("Shape", [x_name], start=idx[0], end=idx[-1] + 1)], keepdims=1)
+        gaps = [x.shape[i] for i in range(idx[0], idx[-1] + 1) if i not in idx]
+        if not all(isinstance(g, int) and g > 0 for g in gaps):
+            return None
+        g = int(np.prod(gaps, dtype=np.int64))
+        if not dividing and coef % g:
+            return None
+        run = e.op("ReduceProd", [e.op("Shape", [x_name], start=idx[0], end=idx[-1] + 1)], keepdims=1)
+        return run, coef * g if dividing else coef // g
     return known, read, product
 
 

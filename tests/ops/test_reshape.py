@@ -312,19 +312,46 @@ def test_a_split_and_write_back_after_a_strided_conv_cancels_its_formula():
     assert y.shape == (2, 4, 4, 4)
 
 
-def test_a_merged_flatten_chain_is_not_bigger_than_the_chain():
+@pytest.mark.parametrize("x,chain,out", [
+    ("[B, T, H, W]", "flatten(0, 1) -> flatten(1, 2) -> unsqueeze(0)", lambda b, t, h, w: (1, b * t, h * w)),
+    ("[B, T, 3, W]", "flatten(1, 3) -> unsqueeze(1)", lambda b, t, h, w: (b, 1, t * 3 * w)),  # 3 between T and W
+    ("[B, 2, H, W]", "flatten(0, 2) -> unsqueeze(0)", lambda b, t, h, w: (1, b * 2 * h, w)),
+])
+def test_a_merged_flatten_chain_is_not_bigger_than_the_chain(x, chain, out):
     """compose_layout merged flatten(1, 2) -> unsqueeze(0) into one reshape whose run-time target was read dim by
     dim (Shape, a Gather each, a Mul): 12 nodes at -O2 against the chain's 11 (mutir hunt). The target is
-    slices of the input's shape now: fewer nodes at -O2 than at -O0, and right at an empty batch."""
-    src = "model m(x: float32[B, T, H, W]) -> y {\n    y = x -> flatten(0, 1) -> flatten(1, 2) -> unsqueeze(0)\n}\n"
+    slices of the input's shape now, a fixed dim inside a merged run taken out of its coefficient (review91):
+    fewer nodes at -O2 than at -O0, and right at every size, 0 included."""
+    src = f"model m(x: float32{x}) -> y {{\n    y = x -> {chain}\n}}\n"
     models = [archdsl.compile_source(src, opt_level=level) for level in (0, 2)]
     assert len(models[1].graph.node) < len(models[0].graph.node)
-    assert "Gather" not in {n.op_type for n in models[1].graph.node}
-    for shape in ((2, 3, 4, 5), (0, 3, 4, 5), (2, 3, 0, 5)):
-        x = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    assert {"Gather", "Mul"}.isdisjoint(n.op_type for n in models[1].graph.node)
+    fixed = [int(d) if d.isdigit() else None for d in x.strip("[]").split(", ")]
+    for sizes in ((2, 3, 4, 5), (0, 3, 4, 5), (2, 3, 0, 5), (2, 0, 4, 0)):
+        shape = tuple(f if f is not None else s for f, s in zip(fixed, sizes))
+        a = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
         for m in models:
-            y = runtime.session(m, "cpu", 1).run(None, {"x": x})[0]
-            np.testing.assert_array_equal(y, x.reshape(1, shape[0] * shape[1], shape[2] * shape[3]))
+            y = runtime.session(m, "cpu", 1).run(None, {"x": a})[0]
+            np.testing.assert_array_equal(y, a.reshape(out(*shape)))
+
+
+@pytest.mark.parametrize("x,target,out,sizes", [
+    ("[B, N, 2, M]", "[B, 2, N * M]", lambda b, n, _, m: (b, 2, n * m),  # the 2 between: not taken out of 1
+     [(2, 3, 2, 5), (0, 3, 2, 5), (2, 0, 2, 1)]),
+    ("[B, N, 2, M, 2]", "[B, N * M * 4]", lambda b, n, _, m, __: (b, n * m * 4),  # 4: the 2 between and one more
+     [(2, 3, 2, 5, 2), (1, 0, 2, 4, 2)]),
+    ("[B, N, 4, M]", "[B, 8, -1]", lambda b, n, _, m: (b, 8, n * m // 2),  # N*M/2: a fraction over the run
+     [(2, 2, 4, 3), (0, 2, 4, 3), (3, 4, 4, 1)]),
+])
+def test_a_product_over_a_run_with_fixed_dims_between_is_right(x, target, out, sizes):
+    """A size that is a product of input dims with fixed ones between them is read as the run's ReduceProd only
+    where the fixed ones divide its coefficient (or multiply its divisor); otherwise dim by dim."""
+    src = f"model m(x: float32{x}) -> y {{\n    y = reshape(x, {target})\n}}\n"
+    sess = runtime.session(archdsl.compile_source(src, opt_level=0), "cpu", 1)
+    for shape in sizes:
+        a = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
+        want = a.reshape(out(*shape))
+        np.testing.assert_array_equal(sess.run(None, {"x": a})[0], want)
 
 
 @pytest.mark.parametrize("target,nodes", [
