@@ -230,7 +230,7 @@ def _every_size(e, x_name: str, x, out_shape: tuple, spec: list) -> list | None:
     plans = {i: plan_dim(out_shape[i], x.shape, known) for i, v in enumerate(spec) if v == -1}
     if None in plans.values():
         return None
-    items: list = []  # [lo, hi] for the input's dims lo..hi-1, or a size already emitted
+    items: list = []  # [lo, hi] for the input's dims lo..hi-1, or a size already emitted, or the -1's plan
     for i, v in enumerate(spec):
         if isinstance(v, tuple) and v[0] == "dim" or v == 0:
             at = v[1] if isinstance(v, tuple) else i
@@ -240,9 +240,29 @@ def _every_size(e, x_name: str, x, out_shape: tuple, spec: list) -> list | None:
                 items.append([at, at + 1])
         elif isinstance(v, tuple):
             items.append(v[1])
+        elif v == -1 and plans[i][0] == "formula":
+            items.append(plans[i])  # from the element count, once the others are written
         else:
             items.append(emit_dim(e, plans[i], known, read, product) if v == -1 else _i64(e, v))
-    return [e.op("Shape", [x_name], start=t[0], end=t[1]) if isinstance(t, list) else t for t in items]
+    sizes = [e.op("Shape", [x_name], start=t[0], end=t[1]) if isinstance(t, list) else t for t in items]
+    for k, t in enumerate(sizes):
+        if isinstance(t, tuple):
+            sizes[k] = _counted(e, x_name, [s for s in sizes if s is not t], emit_dim(e, t, known, read, product))
+    return sizes
+
+
+def _counted(e, x_name: str, others: list, formula: str) -> str:
+    """A -1's size as the element count over the other sizes, where they are not 0: its formula over the
+    symbols (run_time_dims' last tier) undercounts a slice past the end (x[:, 3:] is 0 rows at T = 1, the
+    formula T - 3 says -2, and in a sum S + T - 3 that is no longer a 0 that Max can restore). Beside a 0 (an
+    empty batch) the count names no size, and the formula stands."""
+    total = e.op("ReduceProd", [e.op("Shape", [x_name])], keepdims=1)
+    if not others:
+        return total
+    rest = e.op("ReduceProd", [e.op("Concat", others, axis=0) if len(others) > 1 else others[0]], keepdims=1)
+    one = _i64(e, 1)
+    return e.op("Where", [e.op("Greater", [rest, _i64(e, 0)]), e.op("Div", [total, e.op("Max", [rest, one])]),
+                          formula])
 
 
 def _reader(e, x_name: str, x):
