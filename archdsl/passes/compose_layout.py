@@ -3,16 +3,18 @@
 Rules: 1. permute/transpose after permute/transpose: one permute with the composed order
 (out[i] = x[p1[p2[i]]]); an identity result is then dropped by remove_noops.
 2. reshape/flatten/squeeze/unsqueeze after reshape/flatten/squeeze/unsqueeze: one reshape of the first
-input to the last output's shape, when that shape can be lowered from it (every symbolic dim but at most
-one is a dim of the input), and not where it would read run-time shapes (slices of its Shape and a
-Concat in place of a constant target) unless one of the two already reads them, nor where the size left to ONNX's
--1 cannot be written out from the input's dims (it names no size beside a 0: the two ran at batch 0).
+input to the last output's shape, when that shape can be lowered from it (each symbolic dim a dim of the
+input or, but for one, a product of its dims), and not where it would read run-time shapes (slices of its
+Shape and a Concat in place of a constant target) unless one of the two already reads them, nor where the
+size left to ONNX's -1 cannot be written out from the input's dims (it names no size beside a 0: the two ran
+at batch 0).
 The first node stays while something else reads it (dead_code removes it otherwise)."""
 
 from __future__ import annotations
 
 from ..diagnostics import ShapeError
 from ..ir import Graph, Node
+from ..ops.run_time_dims import plan_dim
 from ..ops.shape_ops import flatten_reads_shape, reshape_reads_shape, sizes_written_out
 from ..ops.shapes import norm_axis
 from ..types import Sym
@@ -34,7 +36,13 @@ def perm_of(node: Node) -> list[int]:
 
 
 def lowerable_reshape(src_shape: tuple, target: tuple) -> bool:
-    return sum(1 for d in target if isinstance(d, Sym) and d not in src_shape) <= 1
+    """Whether the lowering can write every size of the target from the input's dims: the last that is not one
+    of them is left to the element count (sizes_written_out checks it), and any other must be a product, a
+    multiple or a fraction of the input's dims (run_time_dims' exact tiers: a formula can undercount, as
+    x[:, 3:] at T = 1 does)."""
+    left = [d for d in target if isinstance(d, Sym) and d not in src_shape]
+    plans = [plan_dim(d, src_shape, lambda s: s in src_shape) for d in left[:-1]]
+    return all(p is not None and p[0] != "formula" for p in plans)
 
 
 def _reads_shape(node: Node) -> bool:

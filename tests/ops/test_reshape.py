@@ -379,7 +379,8 @@ def test_a_split_and_write_back_after_a_strided_conv_cancels_its_formula():
     ("[B, T, H, W]", "flatten(0, 1) -> flatten(1, 2) -> unsqueeze(0)", lambda b, t, h, w: (1, b * t, h * w)),
     ("[B, T, 3, W]", "flatten(1, 3) -> unsqueeze(1)", lambda b, t, h, w: (b, 1, t * 3 * w)),  # 3 between T and W
     ("[B, 2, H, W]", "flatten(0, 2) -> unsqueeze(0)", lambda b, t, h, w: (1, b * 2 * h, w)),
-])
+    ("[B, T, H, W]", "flatten(2, 3) -> flatten(0, 1)", lambda b, t, h, w: (b * t, h * w)),  # two sizes of no
+])  # input dim: merged where each is a product of its dims (mutreshape)
 def test_a_merged_flatten_chain_is_not_bigger_than_the_chain(x, chain, out):
     """compose_layout merged flatten(1, 2) -> unsqueeze(0) into one reshape whose run-time target was read dim by
     dim (Shape, a Gather each, a Mul): 12 nodes at -O2 against the chain's 11 (mutir hunt). The target is
