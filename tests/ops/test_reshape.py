@@ -141,9 +141,9 @@ _LAYOUT = {"permute": lambda v, p: v.permute(p), "transpose": lambda v, a, b: v.
 
 
 @st.composite
-def _layout_chain(draw) -> list[str]:
-    """Lines `hK = op(...)` over x: [B, T, 2, 3], each op's shape tracked as text (B*T, 2*3)."""
-    shape, lines, v = ["B", "T", "2", "3"], [], "x"
+def _layout_chain(draw, start: tuple = ("B", "T", "2", "3")) -> list[str]:
+    """Lines `hK = op(...)` over x: [B, T, 2, 3] (or `start`), each op's shape tracked as text (B*T, 2*3)."""
+    shape, lines, v = list(start), [], "x"
     for k in range(draw(st.integers(1, 5))):
         r = len(shape)
         op = draw(st.sampled_from(["permute", "transpose", "unsqueeze", "squeeze", "flatten", "reshape"]))
@@ -182,19 +182,18 @@ def _layout_chain(draw) -> list[str]:
     return lines + [f"y = {v}"]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(lines=_layout_chain())
-def test_layout_chains_over_empty_dims_match_torch(lines):
-    """A 0 read at run time was "keep the input's dim" in ONNX's Reshape, and a -1 beside a 0 named no size:
-    chains that moved or merged B or T gave other shapes than torch at B = 0 or T = 0 (248 of 1600 runs of a
-    fuzzer), or failed, at -O0 or only after compose_layout merged them."""
+def _chain_matches_torch(lines: list[str], dims: str, sizes: list[tuple]) -> None:
+    """The chain at -O0 and -O2 (never more nodes) against torch at each of `sizes` (one per name in dims)."""
     torch = pytest.importorskip("torch")
-    src = "model m(x: float32[B, T, 2, 3]) -> y {\n" + "".join(f"    {ln}\n" for ln in lines) + "}\n"
+    names = [d.strip() for d in dims.split(",")]
+    src = f"model m(x: float32[{dims}]) -> y {{\n" + "".join(f"    {ln}\n" for ln in lines) + "}\n"
     models = {level: archdsl.compile_source(src, opt_level=level) for level in (0, 2)}
     assert len(models[2].graph.node) <= len(models[0].graph.node), src  # merged, never bigger
-    for b, t in ((0, 3), (2, 0), (0, 0), (2, 3)):
-        x = torch.arange(b * t * 6, dtype=torch.float32).reshape(b, t, 2, 3)
-        env = dict(_LAYOUT, x=x, B=b, T=t)
+    for sz in sizes:
+        size = dict(zip((n for n in names if not n.isdigit()), sz))
+        shape = [int(n) if n.isdigit() else size[n] for n in names]
+        x = torch.arange(int(np.prod(shape)), dtype=torch.float32).reshape(shape)
+        env = dict(_LAYOUT, x=x, **size)
         try:
             for ln in lines:
                 exec(ln, env)  # the same lines are torch code over these names
@@ -202,8 +201,26 @@ def test_layout_chains_over_empty_dims_match_torch(lines):
             continue
         for level, m in models.items():
             got = runtime.session(m, "cpu", 1).run(None, {"x": x.numpy()})[0]
-            assert got.shape == tuple(env["y"].shape), (level, b, t, src)
+            assert got.shape == tuple(env["y"].shape), (level, sz, src)
             np.testing.assert_array_equal(got, env["y"].numpy())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=_layout_chain())
+def test_layout_chains_over_empty_dims_match_torch(lines):
+    """A 0 read at run time was "keep the input's dim" in ONNX's Reshape, and a -1 beside a 0 named no size:
+    chains that moved or merged B or T gave other shapes than torch at B = 0 or T = 0 (248 of 1600 runs of a
+    fuzzer), or failed, at -O0 or only after compose_layout merged them."""
+    _chain_matches_torch(lines, "B, T, 2, 3", [(0, 3), (2, 0), (0, 0), (2, 3)])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=_layout_chain(("B", "T", "H", "W")))
+def test_layout_chains_over_four_symbolic_dims_match_torch(lines):
+    """Every size read at run time: merged targets with several sizes of no input dim (B*T and H*W), sizes
+    that are slices or products of the input's shape, each symbol 0 or 1 in turn."""
+    _chain_matches_torch(lines, "B, T, H, W", [(0, 3, 2, 2), (2, 0, 2, 3), (2, 3, 0, 2), (2, 3, 2, 0), (1, 1, 1, 1),
+                                               (2, 3, 2, 4)])
 
 
 @pytest.mark.parametrize("body,torch_code", [
