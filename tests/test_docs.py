@@ -132,3 +132,32 @@ def test_docs_says_what_it_did(tmp_path, capsys):
     assert capsys.readouterr().out.count("updated ") == 2
     assert main(["docs", "--root", str(root)]) == 0
     assert capsys.readouterr().out.strip().endswith("README.md are up to date")
+
+
+def test_check_fails_on_a_stale_catalog_and_passes_once_it_is_rewritten(tmp_path, capsys):
+    """The freshness test above reads only the exit status of --check: it must be 1 when a doc is stale
+    (mutmisc hunt: a --check that printed the message and exited 0 passed the suite)."""
+    root = _checkout(tmp_path, "# A spec.\nmodel zz(x: float32[B, 4]) -> y {\n    y = x -> linear(4)\n}\n")
+    assert main(["docs", "--root", str(root)]) == 0
+    assert main(["docs", "--check", "--root", str(root)]) == 0
+    (root / "specs" / "zz.arch").write_text("# A spec.\nmodel zz(x: float32[B, 4]) -> y {\n    y = x -> linear(8)\n}\n")
+    capsys.readouterr()
+    assert main(["docs", "--check", "--root", str(root)]) == 1
+    assert "specs/README.md is out of date" in capsys.readouterr().err
+    assert main(["docs", "--root", str(root)]) == 0 and main(["docs", "--check", "--root", str(root)]) == 0
+
+
+def test_an_op_table_twice_is_a_diagnostic(tmp_path, capsys):
+    marks = "<!-- ops-table:begin -->\n<!-- ops-table:end -->\n"
+    root = _checkout(tmp_path, f"# A spec.\n{_ZZ}", reference=marks + "\n" + marks)
+    assert main(["docs", "--check", "--root", str(root)]) == 1
+    assert "the op table must sit once between" in capsys.readouterr().err
+
+
+def test_a_bar_in_a_specs_description_stays_in_its_cell(tmp_path):
+    """`# Either | or: ...` split the catalog's row into one cell more than its header."""
+    root = _checkout(tmp_path, f"# Either | or: a spec.\n{_ZZ}")
+    assert main(["docs", "--root", str(root)]) == 0
+    rows = [r for r in (root / "specs" / "README.md").read_text().splitlines() if r.startswith("|")]
+    (row,) = [r for r in rows if "zz" in r]
+    assert row.count("|") == rows[0].count("|")

@@ -3,6 +3,7 @@ process is put back as it was found."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 
 from archdsl import driver
@@ -68,3 +69,38 @@ def test_a_fork_during_another_threads_build_gives_the_child_its_collector_back(
               "t.join(); print(os.waitpid(pid, 0)[1], gc.isenabled())\n")
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and run.stdout.split() == ["0", "True"], (run.stdout, run.stderr[-2000:])
+
+
+def _script(text: str) -> subprocess.CompletedProcess:
+    import sys
+    return subprocess.run([sys.executable, "-c", text], capture_output=True, text=True, timeout=120)
+
+
+def test_a_fork_while_a_thread_holds_a_shared_settings_lock_does_not_hang_the_child():
+    """The child gets a fresh lock (the thread that held it does not exist there): with the parent's, held at
+    the fork, the child's first compile hung (mutmisc hunt)."""
+    run = _script("import os, signal, archdsl\nfrom archdsl import syntax\n"
+                  "small = 'model m(x: float32[B, 4]) -> y {\\n    y = x -> relu\\n}\\n'\n"
+                  "archdsl.check_source(small)\n"
+                  "syntax._deep._lock.acquire()  # as another thread entering or leaving held() at the fork\n"
+                  "pid = os.fork()\n"
+                  "if pid == 0:\n"
+                  "    signal.alarm(20)  # a hang ends as SIGALRM\n"
+                  "    archdsl.check_source(small)\n"
+                  "    os._exit(0)\n"
+                  "syntax._deep._lock.release()\n"
+                  "print(os.waitpid(pid, 0)[1])\n")
+    assert run.returncode == 0 and run.stdout.split() == ["0"], (run.stdout, run.stderr[-2000:])
+
+
+def test_a_recursion_limit_the_program_sets_during_a_compile_is_kept():
+    """The compile raises the limit for deep chains and puts back what it found, unless the program set its
+    own meanwhile (mutmisc hunt: it put back its own 1000 over the program's 50000)."""
+    run = _script("import sys, threading, time, archdsl\n"
+                  "sys.setrecursionlimit(1000)\n"
+                  "src = 'model m(x: float32[B, 4]) -> y {\\n    y = x' + ' -> relu' * 4000 + '\\n}\\n'\n"
+                  "t = threading.Thread(target=lambda: archdsl.check_source(src)); t.start()\n"
+                  "while sys.getrecursionlimit() == 1000: time.sleep(0.001)\n"
+                  "sys.setrecursionlimit(50000)\n"
+                  "t.join(); print(sys.getrecursionlimit())\n")
+    assert run.returncode == 0 and run.stdout.split() == ["50000"], (run.stdout, run.stderr[-2000:])

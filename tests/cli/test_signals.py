@@ -254,6 +254,31 @@ sys.exit(launch.main())
     assert res.returncode == 130 and res.stderr.strip() == "interrupted", (res.returncode, res.stderr)
 
 
+def test_an_import_error_without_a_ctrl_c_is_not_an_interrupt(tmp_path):
+    """A broken install (a shared library missing) stays the ImportError it is, not `interrupted` (mutmisc hunt:
+    the entry point's check for a recorded Ctrl-C could be dropped with the test above passing)."""
+    import subprocess
+    import sys
+    probe = tmp_path / "probe.py"
+    probe.write_text("""
+import sys
+import archdsl._launch as launch
+
+class Broken:
+    def find_spec(self, name, path=None, target=None):
+        if name == "archdsl.cli":
+            raise ImportError("libonnxruntime.so: cannot open shared object file")
+        return None
+
+sys.meta_path.insert(0, Broken())
+sys.argv = ["archdsl", "--version"]
+sys.exit(launch.main())
+""")
+    res = subprocess.run([sys.executable, str(probe)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1 and "libonnxruntime.so: cannot open shared object file" in res.stderr, res.stderr
+    assert "interrupted" not in res.stderr
+
+
 def test_ctrl_c_while_the_arguments_are_parsed_ends_as_interrupted(monkeypatch, capsys):
     """Between the entry point's guard and the command's own handling (make_parser, parse_known_args: a few
     ms) a Ctrl-C was a traceback; a timing sweep hit it 2 times in 101."""

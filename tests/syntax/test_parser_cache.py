@@ -159,3 +159,28 @@ def test_a_fifo_in_place_of_the_tables_does_not_hang_a_parse_and_old_cache_files
     os.mkfifo(cached)
     _parse(tmp_path)  # it waited for a writer (timeout: 120 s)
     assert not old.exists()
+
+
+def test_a_cache_file_of_another_user_is_not_unpickled(tmp_path, monkeypatch):
+    """A regular file in the folder that is not this user's (the folder check aside): refused before it is
+    unpickled. The earlier test plants a link, which O_NOFOLLOW alone stops (mutmisc hunt)."""
+    from archdsl.syntax.parser import _load_tables
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    (folder / "grammar-x.lark-tables").write_bytes(pickle.dumps(Payload()))
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        uid = os.getuid()
+        monkeypatch.setattr(os, "getuid", lambda: uid + 1)
+        assert _load_tables(fd, "grammar-x.lark-tables") is None
+        assert not marker.exists(), "the other user's file was unpickled"
+        monkeypatch.setattr(os, "getuid", lambda: uid)
+        _load_tables(fd, "grammar-x.lark-tables")  # the same file as this user's own is read: the payload runs
+        assert marker.exists()
+    finally:
+        os.close(fd)
