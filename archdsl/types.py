@@ -180,18 +180,43 @@ def dim_exact_div(a: Dim, b: Dim) -> Dim:
     if isinstance(b, int):
         return dim_floordiv(a, b) if terms is None else _from_terms({m: Fraction(c) / b for m, c in terms.items()})
     if terms is None:  # a formula factor of b ((W+1)//2, a strided conv's) cancels as an atom, as a symbol does
-        return dim_floordiv(a, b)
+        return _cancelled(a, b)
+    out = _divided(terms, b.factors, b.coef)
+    expanded = _terms(b) if out is None else None  # ((W//2)/2)*B is one term too: (W//2)*B over 2
+    if expanded is not None and len(expanded) == 1:
+        ((atoms, coef),) = expanded.items()
+        out = _divided(terms, atoms, coef) if coef else None
+    return _from_terms(out) if out is not None else _cancelled(a, b)
+
+
+def _divided(terms: "Terms", atoms, coef) -> "Terms | None":
+    """Each term over the monomial coef * atoms; None where a term lacks one of the atoms."""
     out: Terms = {}
     for m, c in terms.items():
         if not c:  # 0 (a dim of 0 elements) divides into 0
             continue
         rest = list(m)
-        for f in b.factors:
+        for f in atoms:
             if f not in rest:
-                return dim_floordiv(a, b)
+                return None
             rest.remove(f)
-        out[tuple(rest)] = Fraction(c) / b.coef
-    return _from_terms(out)
+        out[tuple(rest)] = Fraction(c) / coef
+    return out
+
+
+def _cancelled(a: Sym, b: Sym) -> Dim:
+    """a / b by their factors as written, where a's include all of b's: a fraction atom such as ((W//2)/2), a
+    split of a pooled width, is expanded in a's terms (into (W//2) over 2) and, where b keeps it as written, not
+    found there; the count of a split-and-written-back map stayed a floor division no other size equals (a
+    MaxViT grid partition after a strided stage was refused). a // b otherwise."""
+    rest = list(a.factors)
+    for f in b.factors:
+        if f not in rest:
+            return dim_floordiv(a, b)
+        rest.remove(f)
+    kept: Dim = Sym(tuple(rest), a.coef) if rest else a.coef
+    return kept if b.coef == 1 else dim_exact_div(kept, b.coef) if isinstance(kept, Sym) or kept % b.coef == 0 \
+        else dim_floordiv(a, b)
 
 
 def dim_add(a: Dim, b: Dim) -> Dim:

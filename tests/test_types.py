@@ -181,6 +181,20 @@ def test_an_exact_division_multiplies_back():
     assert dim_mul(dim_floordiv(h, 2), 2) != h
 
 
+def test_an_exact_division_cancels_a_fraction_atom_as_written():
+    """16*((W//2)/2)*(H//2)*B over 32*((W//2)/2)*B (a pooled map split in two, counted): the dividend's terms
+    expand ((W//2)/2) into (W//2) over 2, where the divisor's factor was not found, and the quotient stayed a
+    floor division no size equals (porting10). Cancelled as written it is (H//2)/2."""
+    b, h2, w2 = Sym.of("B"), dim_floordiv(Sym.of("H"), 2), dim_floordiv(Sym.of("W"), 2)
+    wq = dim_exact_div(w2, 2)
+    total = dim_mul(dim_mul(dim_mul(wq, h2), b), 16)
+    q = dim_exact_div(total, dim_mul(dim_mul(wq, b), 32))
+    assert q == dim_exact_div(h2, 2) and str(q) == "((H//2)/2)"
+    assert dim_size(q, {"H": 9, "W": 4, "B": 1}) == 2
+    assert dim_exact_div(total, dim_mul(wq, b)) == dim_mul(h2, 16)  # and by a divisor of coefficient 1
+    assert "//" in str(dim_exact_div(total, dim_mul(Sym.of("T"), 2)))  # no such factor: a floor, as before
+
+
 _ATOMS = st.sampled_from(["H", "W", 1, 2, 3, -1])
 
 

@@ -35,7 +35,9 @@ def _multiple(d, dims: tuple) -> tuple[str, int, tuple] | None:
     the formulas themselves (dim_mul normalizes them), so a miss is possible and a wrong size is not."""
     names = set(dim_symbols(d))
     candidates = [i for i, q in enumerate(dims) if isinstance(q, Sym) and set(dim_symbols(q)) <= names]
-    trials = [dict.fromkeys(names, n) for n in (97, 98, 1009)]  # odd, even, and a third: no size is 0 at all
+    # odd, even and a third, no size 0 at all; then every residue mod 8, where a size is a whole number only at
+    # some ((((W+1)//2)/2), a strided conv's width split in two, at W = 99)
+    trials = [dict.fromkeys(names, n) for n in (97, 98, 1009, 99, 100, 101, 102, 103, 104)]
     want = [dim_size(d, t) for t in trials]
     for n in range(len(candidates), 0, -1):  # all of them first: the dims a -1 merges, as a flatten's
         for picked in itertools.combinations(candidates, n):

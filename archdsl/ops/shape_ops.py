@@ -156,7 +156,7 @@ def _reshape_infer(ins, a):
     x = ins[0]
     target = list(a["shape"])
     unresolved = _unresolved(x, target)
-    if len(unresolved) + (-1 in target) > 1 and (-1 in target or prod(target) != prod(x.shape)) and not (
+    if len(unresolved) + (-1 in target) > 1 and (-1 in target or not _same_count(prod(target), prod(x.shape))) and not (
             -1 in target and len(unresolved) == 1 and _exact_rest(x, target)):  # [B, 3, N*2, -1]: the -1 is 2*M
         # several sizes read at run time ([B, 16, H*W] into [B, 16, H, W]) only where the counts are the same
         # product: with -1, or with counts that merely may be equal, ONNX's Reshape would decide at run time
@@ -165,6 +165,14 @@ def _reshape_infer(ins, a):
              f"target's element count is the input's ({prod(target) if -1 not in target else 'with -1: unknown'} "
              f"vs {prod(x.shape)})")
     return [x.with_shape(_reshape_target(x, target))]
+
+
+def _same_count(a, b) -> bool:
+    """Whether two element counts are the same product written two ways: 8*(H//2)*(W//2)*B and
+    16*((W//2)/2)*(H//2)*B (a pooled width split in two and written back), which a product of floor divisions
+    keeps as written; one divided by the other cancels to 1."""
+    from ..types import dim_exact_div
+    return a == b or isinstance(a, Sym) and isinstance(b, Sym) and 1 in (dim_exact_div(a, b), dim_exact_div(b, a))
 
 
 def _exact_rest(x, target) -> bool:
