@@ -186,7 +186,9 @@ def dim_exact_div(a: Dim, b: Dim) -> Dim:
     if expanded is not None and len(expanded) == 1:
         ((atoms, coef),) = expanded.items()
         out = _divided(terms, atoms, coef) if coef else None
-    return _from_terms(out) if out is not None else _cancelled(a, b)
+    if out is not None:
+        return _from_terms(out)
+    return _cancelled(a, b) if isinstance(a, Sym) else dim_floordiv(a, b)  # 24 over B: no factor to cancel
 
 
 def _divided(terms: "Terms", atoms, coef) -> "Terms | None":

@@ -193,6 +193,7 @@ def test_an_exact_division_cancels_a_fraction_atom_as_written():
     assert dim_size(q, {"H": 9, "W": 4, "B": 1}) == 2
     assert dim_exact_div(total, dim_mul(wq, b)) == dim_mul(h2, 16)  # and by a divisor of coefficient 1
     assert "//" in str(dim_exact_div(total, dim_mul(Sym.of("T"), 2)))  # no such factor: a floor, as before
+    assert str(dim_exact_div(24, b)) == "(24//(B))"  # a number over a symbol: a floor too (it was a crash)
 
 
 _ATOMS = st.sampled_from(["H", "W", 1, 2, 3, -1])

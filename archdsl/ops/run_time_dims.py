@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..types import Sym, dim_mul, dim_size, dim_symbols
+from ..types import Sym, dim_exact_div, dim_mul, dim_size, dim_symbols
 
 __all__ = ["emit_dim", "plan_dim"]
 
@@ -44,6 +44,9 @@ def _multiple(d, dims: tuple) -> tuple[str, int, tuple] | None:
             p = dims[picked[0]]
             for i in picked[1:]:
                 p = dim_mul(p, dims[i])
+            k = _ratio(p, d)
+            if k is not None:
+                return k + (picked,)
             for a, t in zip(want, trials):
                 b = dim_size(p, t)
                 if not a or not b:
@@ -53,6 +56,17 @@ def _multiple(d, dims: tuple) -> tuple[str, int, tuple] | None:
                 if b % a == 0 and dim_mul(d, b // a) == p:
                     return ("fraction", b // a, picked)
                 break  # the proposed k did not match: another size would propose the same
+    return None
+
+
+def _ratio(p, d) -> tuple[str, int] | None:
+    """("multiple", k) where d is k times p, ("fraction", k) where it is p over k, read from the formulas
+    themselves (an exact division that comes out a whole number, checked by multiplying back): found where no
+    trial size makes d whole (((W+1)//2)/8 is whole only where (W+1)//2 is a multiple of 8)."""
+    for kind, q, r in (("multiple", d, p), ("fraction", p, d)):
+        k = dim_exact_div(q, r)
+        if isinstance(k, int) and k > 0 and dim_mul(r, k) == q:
+            return kind, k
     return None
 
 

@@ -104,7 +104,8 @@ def _reshape_target(x, shape):
         from ..types import dim_exact_div
         # ONNX Reshape fails unless -1 divides exactly: B*6 into [4, -1, 6] is B/4, which times 4 is B again
         q = dim_exact_div(total, known)
-        if isinstance(total, int) and isinstance(known, int) and total % known or _fraction(total, known):
+        if isinstance(total, int) and isinstance(known, int) and total % known or _fraction(total, known) or \
+                _never_whole(q):
             fail(f"reshape: cannot reshape {shape_str(x)} ({total} elements) into {shape}")
         shape[shape.index(-1)] = q
     elif isinstance(total, int) and isinstance(known, int) and total != known:
@@ -114,6 +115,13 @@ def _reshape_target(x, shape):
         some = "" if a is not None and b is not None and a[1] == b[1] else " for any value of the symbolic dims"
         fail(f"reshape: cannot reshape {shape_str(x)} ({total} elements) into {shape} ({known} elements){some}")
     return tuple(shape)
+
+
+def _never_whole(q) -> bool:
+    """A -1 that is a fraction and no symbol: 4/3 (a pixel_unshuffle's 4 channels into 3), whatever the sizes."""
+    from ..types import integer_terms
+    terms = integer_terms(q) if isinstance(q, Sym) else None
+    return terms is not None and set(terms[0]) <= {()} and terms[1] > 1
 
 
 def _monomial(d) -> tuple[int, tuple] | None:
