@@ -81,19 +81,23 @@ def test_deterministic_output():
     assert a.step_model.SerializeToString(deterministic=True) == b.step_model.SerializeToString(deterministic=True)
 
 
+def _mean_square_difference(block: str, body: str) -> float:
+    """The loss mean((a - b) ** 2) of one train step of a model whose body draws a and b from x."""
+    text = (block + "model m(x: float32[B, 64]) -> loss {\n" + body + "    loss = mean((a - b) ** 2 * parameter([64], "
+            "init=\"ones\") as w)\n}\n")
+    ct, _ = compile_step(None, config(loss="model", opt="sgd", lr=0.1), text=text)
+    sess = runtime.session(ct.step_model, "cpu")
+    feeds = {**batches(ct, 1, 4, 2)[0], "seed": np.array(0, np.int64), "step": np.array(0, np.int64)}
+    out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+    return float(out["loss"])
+
+
 def test_two_dropouts_with_one_label_draw_masks_of_their_own():
     """`dropout(0.5) as d` twice (legal: a dropout has no parameters) seeded both by the name d: the same
     mask, so a - b was 0 in every step; so was a labelled dropout in a block called twice."""
     for body in ("    a = x -> dropout(0.5) as d\n    b = x -> dropout(0.5) as d\n",
                  "    a = noisy(x)\n    b = noisy(x)\n"):
-        text = ("block noisy(x) {\n    return x -> dropout(0.5) as d\n}\n"
-                "model m(x: float32[B, 64]) -> loss {\n" + body + "    loss = mean((a - b) ** 2 * parameter([64], "
-                "init=\"ones\") as w)\n}\n")
-        ct, _ = compile_step(None, config(loss="model", opt="sgd", lr=0.1), text=text)
-        sess = runtime.session(ct.step_model, "cpu")
-        feeds = {**batches(ct, 1, 4, 2)[0], "seed": np.array(0, np.int64), "step": np.array(0, np.int64)}
-        out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
-        assert float(out["loss"]) > 0.1, body
+        assert _mean_square_difference("block noisy(x) {\n    return x -> dropout(0.5) as d\n}\n", body) > 0.1, body
 
 
 @pytest.mark.parametrize("body", [
@@ -107,14 +111,7 @@ def test_two_dropouts_with_one_label_draw_masks_of_their_own():
 def test_two_random_draws_of_one_shape_in_a_step_differ(body):
     """Each random call and each attention dropout draws from its own stream in the train step: one shared by
     all (a VAE's two noise draws the same numbers, a - b = 0) passed every other test (muttrain2 hunt)."""
-    text = ("block noise(x) {\n    return randn_like(x)\n}\n"
-            "model m(x: float32[B, 64]) -> loss {\n" + body + "    loss = mean((a - b) ** 2 * parameter([64], "
-            "init=\"ones\") as w)\n}\n")
-    ct, _ = compile_step(None, config(loss="model", opt="sgd", lr=0.1), text=text)
-    sess = runtime.session(ct.step_model, "cpu")
-    feeds = {**batches(ct, 1, 4, 2)[0], "seed": np.array(0, np.int64), "step": np.array(0, np.int64)}
-    out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
-    assert float(out["loss"]) > 0.1, body
+    assert _mean_square_difference("block noise(x) {\n    return randn_like(x)\n}\n", body) > 0.1, body
 
 
 DROP_PATH = """
