@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..types import Sym, difference_bounds, dim_add, dim_floordiv, is_formula, numel
+from ..types import Sym, difference_bounds, dim_add, dim_exact_div, dim_floordiv, integer_terms, is_formula, numel
 from ._common import one_dtype, shape_str
 from .registry import Attr, OpDef, fail, register
 from .run_time_dims import emit_dim, plan_dim
@@ -101,7 +101,6 @@ def _reshape_target(x, shape):
     if -1 in shape:
         if isinstance(known, int) and known == 0:
             fail("reshape: cannot infer -1 with a zero-size dim")
-        from ..types import dim_exact_div
         # ONNX Reshape fails unless -1 divides exactly: B*6 into [4, -1, 6] is B/4, which times 4 is B again
         q = dim_exact_div(total, known)
         if isinstance(total, int) and isinstance(known, int) and total % known or _fraction(total, known) or \
@@ -119,7 +118,6 @@ def _reshape_target(x, shape):
 
 def _never_whole(q) -> bool:
     """A -1 that is a fraction and no symbol: 4/3 (a pixel_unshuffle's 4 channels into 3), whatever the sizes."""
-    from ..types import integer_terms
     terms = integer_terms(q) if isinstance(q, Sym) else None
     return terms is not None and set(terms[0]) <= {()} and terms[1] > 1
 
@@ -179,14 +177,12 @@ def _same_count(a, b) -> bool:
     """Whether two element counts are the same product written two ways: 8*(H//2)*(W//2)*B and
     16*((W//2)/2)*(H//2)*B (a pooled width split in two and written back), which a product of floor divisions
     keeps as written; one divided by the other cancels to 1."""
-    from ..types import dim_exact_div
     return a == b or isinstance(a, Sym) and isinstance(b, Sym) and 1 in (dim_exact_div(a, b), dim_exact_div(b, a))
 
 
 def _exact_rest(x, target) -> bool:
     """Whether the -1 beside one size of no input dim is a whole product of the input's sizes (12*B*M*N over
     3*B*2*N is 2*M), so that the element counts agree whatever the sizes."""
-    from ..types import dim_exact_div
     rest = dim_exact_div(prod(x.shape), prod([d for d in target if d != -1]))
     return isinstance(rest, int) or isinstance(rest, Sym) and "//" not in str(rest) and "/" not in str(rest)
 
