@@ -207,6 +207,11 @@ _TORCH_FUNCTIONS = {
     "addmm": "c + a @ b (gemm(a, b, c) for 2-D)", "baddbmm": "c + a @ b",
     "narrow": "a slice: x[:, start:start + length]", "index_select": "take(x, index, axis)",
     "numel": "the product of x.shape", "size": "x.shape", "contiguous": "nothing: drop it",
+    "clone": "nothing: drop it (no value is changed in place)", "type_as": "cast(x, y.dtype)",
+    "new_zeros": "zeros_like(y) of a tensor of that shape, or tensor([...])",
+    "split_with_sizes": "split(x, [sizes], axis)",
+    **{n: "reshape(transpose(reshape(x, [b, g, c // g, h, w]), 1, 2), [b, c, h, w]) after b, c, h, w = shape(x), "
+          "for g groups" for n in ("channel_shuffle", "ChannelShuffle")},
     "zeros": "zeros_like(x) or tensor([...])", "ones": "ones_like(x) or tensor([...])",
     "full": "full_like(x, value) or tensor([...])", "arange": "positions(x, dim) for a tensor, range(n) for numbers",
     "rand": "rand_like(x)", "randn": "randn_like(x)",
@@ -280,7 +285,7 @@ _TORCH_FUNCTIONS = {
     **{n: "lstm(x, hidden) or gru(x, hidden) over the whole sequence; to step by hand (a decoder's cell), the "
           "layer over a sequence of one step ([B, 1, F]) with h0= (and c0=) of [1, B, H] and return_state=true, "
           "called again with layer(\"name\") at the next step (torch's cell's weight_ih is its weight_ih_l0)"
-       for n in ("GRUCell", "LSTMCell", "OptimizedLSTMCell", "RNN")},
+       for n in ("GRUCell", "LSTMCell", "OptimizedLSTMCell", "RNN", "gru_cell", "lstm_cell")},
     "make_causal_mask": "causal=true (multihead_attention, scaled_dot_product_attention), or causal_mask(scores)",
     "make_attention_mask": "key_padding_mask= (true for a key to ignore: torch's; Flax's masks are true to attend)",
     "Masking": "lstm(x, hidden, lengths=n) (each example's count of real steps, the padding after them)",

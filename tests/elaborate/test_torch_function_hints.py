@@ -116,3 +116,28 @@ def test_the_embedding_bag_advice_for_padded_bags_is_torchs():
     bag.weight.data = torch.from_numpy(weight.copy())
     np.testing.assert_allclose(runtime.session(model).run(None, {"ids": ids})[0],
                                bag(torch.from_numpy(ids)).detach().numpy(), rtol=1e-6)
+
+
+def test_channel_shuffle_says_the_reshape_that_is_torchs_channel_shuffle():
+    """channel_shuffle said "did you mean 'pixel_shuffle'", another op (porting11 hunt: ShuffleNetV2)."""
+    for name in ("channel_shuffle", "ChannelShuffle"):
+        with pytest.raises(archdsl.ArchError) as e:
+            archdsl.check_source(f"model m(x: float32[B, 6, H, W]) -> y {{\n    y = x -> {name}(3)\n}}\n")
+        assert "pixel" not in e.value.message
+        recipe, after = e.value.message.split("; write ")[1].split(" after ")
+    src = (f"model m(x: float32[B, 6, H, W]) -> y {{\n    {after.split(', for')[0]}\n    g = 3\n"
+           f"    y = {recipe}\n}}\n")
+    x = np.random.default_rng(0).standard_normal((2, 6, 3, 4)).astype(np.float32)
+    y = runtime.session(archdsl.compile_source(src)).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(y, torch.nn.functional.channel_shuffle(torch.from_numpy(x), 3).numpy())
+
+
+@pytest.mark.parametrize("name, said", [("gru_cell", "a sequence of one step ([B, 1, F])"),
+                                        ("lstm_cell", "a sequence of one step ([B, 1, F])"),
+                                        ("clone", "nothing: drop it"), ("type_as", "cast(x, y.dtype)"),
+                                        ("split_with_sizes", "split(x, [sizes], axis)")])
+def test_torch_names_with_another_spelling_here_say_it(name, said):
+    """gru_cell said nothing, lstm_cell "did you mean 'lstm'" and clone "did you mean 'conv'" (porting11 hunt)."""
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source(f"model m(x: float32[B, 4]) -> y {{\n    y = x -> {name}(4)\n}}\n")
+    assert said in e.value.message and "did you mean" not in e.value.message, e.value.message
