@@ -127,6 +127,12 @@ def torch_order(op, args, kwargs=None) -> str | None:
     and the "kernel" is one no one writes positionally (8 or more, followed by another number), unless the padding
     fits that kernel. lstm(8, 16) over 8 features is torch's LSTM(input_size, hidden_size); here 8 hidden and 16
     layers (more than 8 layers: no one stacks that many)."""
+    if op.name in ("conv", "conv_transpose") and len(args) >= 2 and is_int(args[1]):  # conv(32, 4, stride=2)
+        n = args[0].type.rank - 2 if isinstance(args[0], Tensor) and 3 <= args[0].type.rank <= 5 else 2
+        layer = f"{op.name}{n}d"
+        return (f"{op.name}(x, weight) convolves with a weight tensor and {args[1]} is a number: the layer that makes "
+                f"its own weight is {layer}(out_channels, kernel_size, stride=..., padding=...) (torch's "
+                f"nn.{_TORCH_NAMES[layer]})")
     if op.name == "embedding" and len(args) >= 4 and is_int(args[3]):  # nn.Embedding(100, 32, 0): padding_idx
         return (f"embedding(ids, {args[1]}, {args[2]}, {args[3]}) reads as std={args[3]}"
                 + (" (an all-zero table)" if args[3] == 0 else "") + f"; torch's nn.Embedding(num_embeddings, "

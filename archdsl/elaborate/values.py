@@ -185,15 +185,20 @@ class Env:
                                     f"or `let {name} = {value}` at the file's top", span)
         if name in DTYPES and not prefix:  # cast(x, float32): only an input's type is written bare
             return UnknownNameError(f"unknown name '{name}'; a dtype is a string here: write \"{name}\"", span)
-        if name in _TORCH_FUNCTIONS and not prefix:  # torch's spelling of what the language writes otherwise
-            own = did_you_mean(name, self.visible())  # or a typo of the file's own `sizes`, `views`: both said
-            torch = f"write {_TORCH_FUNCTIONS[name]}"
+        squashed = {_squash(v): v for v in [*self.visible(), *extra]}
+        same = squashed.get(_squash(name)) if name != name.lower() and not prefix else None
+        torch_name = name if name in _TORCH_FUNCTIONS else None if same else _TORCH_SQUASHED.get(_squash(name))
+        if torch_name and not prefix:  # torch's spelling of what the language writes otherwise (Unflatten: its
+            own = did_you_mean(name, self.visible())  # unflatten's); or a typo of the file's own `sizes`, `views`
+            torch = f"write {_TORCH_FUNCTIONS[torch_name]}"
             return UnknownNameError(f"unknown name '{name}'" + (f"{own} (for torch's {name}: {torch})" if own
                                                                  else f"; {torch}"), span)
-        squashed = {v.lower().replace("_", ""): v for v in [*self.visible(), *extra]}
-        same = squashed.get(name.lower().replace("_", "")) if name != name.lower() and not prefix else None
         hint = f"; did you mean '{same}'?" if same else did_you_mean(name, list(self.visible()) + list(extra), prefix)
         return UnknownNameError(f"unknown name '{prefix}{name}'{hint}", span)  # LeakyReLU: leaky_relu
+
+
+def _squash(name: str) -> str:
+    return name.lower().replace("_", "")
 
 
 _PYTHON_LITERALS = ("None", "True", "False")
@@ -208,6 +213,13 @@ _TORCH_FUNCTIONS = {
     "narrow": "a slice: x[:, start:start + length]", "index_select": "take(x, index, axis)",
     "numel": "the product of x.shape", "size": "x.shape", "contiguous": "nothing: drop it",
     "clone": "nothing: drop it (no value is changed in place)", "type_as": "cast(x, y.dtype)",
+    "identity": "the tensor itself (x), or no step in the chain",
+    "rearrange": "reshape(x, [...]) and permute(x, [...]) (einops' pattern written out)",
+    "reduce": "mean(x, dim=...), sum or amax (einops' reduction written out)",
+    "depth_to_space": "pixel_shuffle(x, r) (torch's order, ONNX DepthToSpace mode CRD: channel c*r*r + i*r + j; "
+                      "TensorFlow's, channels last, takes channel (i*r + j)*C + c)",
+    "space_to_depth": "pixel_unshuffle(x, r) (torch's order: channel c*r*r + i*r + j; TensorFlow's and ONNX's "
+                      "SpaceToDepth give channel (i*r + j)*C + c)",
     "new_zeros": "zeros_like(y) of a tensor of that shape, or tensor([...])",
     "split_with_sizes": "split(x, [sizes], axis)",
     **{n: "reshape(transpose(reshape(x, [b, g, c // g, h, w]), 1, 2), [b, c, h, w]) after b, c, h, w = shape(x), "
@@ -303,3 +315,5 @@ _TORCH_FUNCTIONS = {
     **{n: "lstm(x, hidden) or gru(x, hidden) (there is no plain RNN cell)" for n in ("rnn", "SimpleRNN")},
     **{n: f"{n}1d, {n}2d or {n}3d (by the input's rank)" for n in ("maxpool", "avgpool")},
 }
+# the table's names however cased or underscored (Unflatten, torch's module, for unflatten)
+_TORCH_SQUASHED = {_squash(k): k for k in reversed(_TORCH_FUNCTIONS)}

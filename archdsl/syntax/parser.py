@@ -367,6 +367,9 @@ def _translate(err: UnexpectedInput, file: str, text: str, start: str = "start")
                     if number and "." in number[0]
                     else " (a number has no items or fields)" if number
                     else f" (an item of a list or tuple is x[{str(tok)[1:]}]; a field of a record is x.name)")
+        elif str(tok) == "repeat" and not first:  # torch's x.repeat(2, 1), einops' repeat(x, "n d -> b n d")
+            hint = (" ('repeat' is the loop keyword, `repeat n { }`: torch's x.repeat(2, 1) is tile(x, [2, 1]), "
+                    "einops' repeat along a new axis expand(unsqueeze(x, 0), [b, n, d]))")
         elif str(tok).isidentifier() and "a name" in expected:  # a keyword where a name goes: `as block`
             after_as = re.search(r"\bas\s*$", text[max(0, tok.start_pos - 200):tok.start_pos])
             hint = (f" ('{tok}' is a keyword; a layer name can be a string: as \"{tok}\")"

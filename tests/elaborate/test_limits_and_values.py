@@ -467,6 +467,13 @@ def test_a_membership_test_costs_a_step_per_item():
     ("model m(x: float32[B, 8, 4], b: float32[8]) -> y {\n    y = x + b[:, none]\n}\n", "unsqueeze(b, 1)", None),
     ("model m(x: float32[B, 8, 4], b: float32[8, 4]) -> y {\n    y = x + (b * 2.0)[:, none]\n}\n",
      "unsqueeze(t, 1), t the tensor indexed", "unsqueeze(x"),
+    # the functional conv given a layer's numbers: it said only "stride given twice" (porting12 hunt)
+    ("model m(x: float32[B, 4, 8, 8]) -> y {\n    y = x -> conv(32, 4, stride=2, padding=1)\n}\n",
+     "the layer that makes its own weight is conv2d(out_channels, kernel_size", None),
+    ("model m(x: float32[B, 4, 8]) -> y {\n    y = x -> conv_transpose(8, 3)\n}\n",
+     "conv_transpose1d(out_channels, kernel_size, stride=..., padding=...) (torch's nn.ConvTranspose1d)", None),
+    ("model m(x: float32[B, 4, 8], w: float32[8, 4, 3]) -> y {\n    y = conv(x, w, stride=2, dilation=9)\n}\n",
+     "conv", "the layer that makes its own weight"),
 ])
 def test_hints_only_where_they_are_true(src, said, not_said):
     """From a review: each of these hints fired where it was false (found by running them against the

@@ -141,3 +141,54 @@ def test_torch_names_with_another_spelling_here_say_it(name, said):
     with pytest.raises(archdsl.ArchError) as e:
         archdsl.check_source(f"model m(x: float32[B, 4]) -> y {{\n    y = x -> {name}(4)\n}}\n")
     assert said in e.value.message and "did you mean" not in e.value.message, e.value.message
+
+
+@pytest.mark.parametrize("name, said", [("Unflatten", "write reshape(x, [...])"),
+                                        ("Identity", "the tensor itself (x)"),
+                                        ("Rearrange", "reshape(x, [...]) and permute(x, [...])"),
+                                        ("rearrange", "reshape(x, [...]) and permute(x, [...])"),
+                                        ("Reduce", "mean(x, dim=...), sum or amax")])
+def test_torch_modules_and_einops_layers_say_what_to_write(name, said):
+    """A table name in another case is found too: Unflatten said "did you mean 'flatten'", its opposite; einops'
+    Rearrange "did you mean 'range'" (porting12 hunt)."""
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source(f"model m(x: float32[B, 4]) -> y {{\n    y = x -> {name}(1)\n}}\n")
+    assert said in e.value.message and "did you mean" not in e.value.message, e.value.message
+
+
+def test_depth_to_space_and_space_to_depth_say_the_channel_orders_that_hold():
+    """The hints' formulas, run: pixel_unshuffle's channel c*r*r + i*r + j, ONNX SpaceToDepth's (i*r + j)*C + c,
+    and pixel_shuffle the inverse of pixel_unshuffle."""
+    import onnx
+    from onnx import helper
+    msgs = {}
+    for name in ("depth_to_space", "space_to_depth"):
+        with pytest.raises(archdsl.ArchError) as e:
+            archdsl.check_source(f"model m(x: float32[B, 8, 4, 4]) -> y {{\n    y = x -> {name}(2)\n}}\n")
+        msgs[name] = e.value.message
+    assert "pixel_shuffle(x, r)" in msgs["depth_to_space"] and "pixel_unshuffle(x, r)" in msgs["space_to_depth"]
+    assert "channel c*r*r + i*r + j" in msgs["space_to_depth"] and "(i*r + j)*C + c" in msgs["space_to_depth"]
+    C, r, H, W = 3, 2, 2, 3
+    x = np.arange(C * H * r * W * r, dtype=np.float32).reshape(1, C, H * r, W * r)
+    src = f"model m(x: float32[1, {C}, {H * r}, {W * r}]) -> (u, s) {{\n    u = pixel_unshuffle(x, {r})\n" \
+          f"    s = pixel_shuffle(u, {r})\n}}\n"
+    u, s = runtime.session(archdsl.compile_source(src)).run(None, {"x": x})
+    np.testing.assert_array_equal(s, x)
+    graph = helper.make_graph([helper.make_node("SpaceToDepth", ["x"], ["y"], blocksize=r)], "g",
+                              [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, x.shape)],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)])
+    onnx_std = runtime.session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])).run(
+        None, {"x": x})[0]
+    for c in range(C):
+        for i in range(r):
+            for j in range(r):
+                np.testing.assert_array_equal(u[0, c * r * r + i * r + j], x[0, c, i::r, j::r])
+                np.testing.assert_array_equal(onnx_std[0, (i * r + j) * C + c], x[0, c, i::r, j::r])
+
+
+def test_repeat_where_a_value_goes_says_tile():
+    """torch's x.repeat(2, 1) and einops' repeat(...) met a bare "unexpected 'repeat'" (porting12 hunt)."""
+    for body in ("y = x.repeat(2, 1)", "y = x -> repeat(2, 1)", 'y = repeat(x, "n d -> b n d", b=2)'):
+        with pytest.raises(archdsl.ArchError) as e:
+            archdsl.check_source(f"model m(x: float32[4, 8]) -> y {{\n    {body}\n}}\n")
+        assert "x.repeat(2, 1) is tile(x, [2, 1])" in e.value.message, e.value.message
