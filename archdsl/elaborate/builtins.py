@@ -26,7 +26,9 @@ def _num(name, v):
         raise SymbolicOperand(f"{name}() expects a number, got {describe(v)}, a size known only at run time"
                               f"{advice}")
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ArchTypeError(f"{name}() expects a number, got {describe(v)}")
+        cast = {"int": "int64", "float": "float32"}.get(name) if isinstance(v, Tensor) else None
+        raise ArchTypeError(f"{name}() expects a number, got {describe(v)}" + (  # torch's int(t) of a 0-d t
+            f'; a tensor converts with cast(x, "{cast}")' if cast else ""))
     return v
 
 

@@ -192,3 +192,34 @@ def test_repeat_where_a_value_goes_says_tile():
         with pytest.raises(archdsl.ArchError) as e:
             archdsl.check_source(f"model m(x: float32[4, 8]) -> y {{\n    {body}\n}}\n")
         assert "x.repeat(2, 1) is tile(x, [2, 1])" in e.value.message, e.value.message
+
+
+@pytest.mark.parametrize("expr, said", [
+    ('x.to("int64")', 'cast(x, "int64")'), ("x.int()", 'cast(x, "int32")'), ("x.double()", 'cast(x, "float64")'),
+    ("x.half()", 'cast(x, "float16")'), ("x.bool()", 'cast(x, "bool")'), ("x.type_as(x)", "cast(x, y.dtype)"),
+    ("x.expand_as(x)", "expand(x, shape(y), like=y)"), ("x.mT", "x.T (the last two dims swapped)"),
+    ("long(x)", 'cast(x, "int64")'), ("int(x)", 'a tensor converts with cast(x, "int64")'),
+    ("float(x)", 'a tensor converts with cast(x, "float32")'), ("quick_gelu(x)", "x * sigmoid(1.702 * x)"),
+    ("linalg_norm(x)", "norm(x, p, dim)")])
+def test_torch_methods_and_casts_met_porting_say_what_to_write(expr, said):
+    """T5's .to(torch.long) and .type_as, CLIP's QuickGELU: no hint, or long(x) "did you mean 'log'" (porting13)."""
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source(f"model m(x: float32[B, T, 4]) -> y {{\n    y = {expr}\n}}\n")
+    assert said in e.value.message and "did you mean" not in e.value.message, e.value.message
+
+
+def test_the_bucketize_and_expand_as_advice_computes_torchs_result():
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source("model m(x: float32[B, 4]) -> y {\n    y = bucketize(x, tensor([0.0, 1.0]))\n}\n")
+    assert "searchsorted(boundaries, x)" in e.value.message and "right= is the same" in e.value.message
+    src = ("model m(x: float32[B, 1, 4], y: float32[B, T, 4], b: float32[3]) -> (z, lo, hi) {\n"
+           "    z = expand(x, shape(y), like=y)\n    lo = searchsorted(b, y)\n"
+           "    hi = searchsorted(b, y, right=true)\n}\n")
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((2, 1, 4)).astype(np.float32), rng.integers(-2, 3, (2, 5, 4)).astype(np.float32)
+    b = np.array([-1.0, 0.0, 1.0], np.float32)
+    z, lo, hi = runtime.session(archdsl.compile_source(src)).run(None, {"x": x, "y": y, "b": b})
+    tx, ty, tb = (torch.from_numpy(v) for v in (x, y, b))
+    np.testing.assert_array_equal(z, tx.expand_as(ty).numpy())
+    np.testing.assert_array_equal(lo, torch.bucketize(ty, tb).numpy())
+    np.testing.assert_array_equal(hi, torch.bucketize(ty, tb, right=True).numpy())
