@@ -357,19 +357,32 @@ def _optimize_ir(g, args, model: str | None = None, dims: dict | None = None) ->
     """The passes `archdsl build` would run, at the opset it would target (--opset or the newest), on `g` in
     place; --report reports them, with the FLOPs counted before they change `g` and after."""
     from ..runtime import newest_opset
-    written = summarize(g, dims)["flops"] if getattr(args, "report", False) else 0
-    stats = driver.optimize_graph(g, driver.CompileOptions(**opt_options(args)),
-                                  getattr(args, "opset", None) or newest_opset())
-    report_passes(args, stats, lambda: (written, summarize(g, dims)), model, dims)
+    report = getattr(args, "report", False)
+    opset = getattr(args, "opset", None) or newest_opset()
+    written = summarize(g, dims)["flops"] if report else 0
+    nodes = _onnx_nodes(g, opset) if report else 0
+    stats = driver.optimize_graph(g, driver.CompileOptions(**opt_options(args)), opset)
+    report_passes(args, stats, lambda: (written, summarize(g, dims)), model, dims,
+                  lambda: (nodes, _onnx_nodes(g, opset)))
+
+
+def _onnx_nodes(g, opset: int) -> int:
+    """The ONNX nodes `g` lowers to (a skeleton: no weights are made)."""
+    from ..lower import lower_graph
+    return len(lower_graph(g, opset=opset, with_weights=False).model.graph.node)
 
 
 def report_compile(args, mod, compiled, dims: dict | None = None) -> None:
     """--report of a compile (build, run): the passes it ran, and the FLOPs of the model as written (elaborated
     again: the passes changed the compiled graph in place) against the compiled graph, at `dims` (run's --dim)."""
     from ..elaborate import elaborate_model
-    report_passes(args, compiled.pass_stats,
-                  lambda: (summarize(elaborate_model(mod, compiled.graph.name), dims)["flops"],
-                           summarize(compiled.graph, dims)), dims=dims or None)
+    if not getattr(args, "report", False):
+        return
+    as_written = elaborate_model(mod, compiled.graph.name)
+    report_passes(args, compiled.pass_stats, lambda: (summarize(as_written, dims)["flops"],
+                                                      summarize(compiled.graph, dims)), dims=dims or None,
+                  onnx_nodes=lambda: (_onnx_nodes(as_written, compiled.model.opset_import[0].version),
+                                      len(compiled.model.graph.node)))
 
 
 def report_on_stderr(args) -> bool:
@@ -379,20 +392,25 @@ def report_on_stderr(args) -> bool:
         or getattr(args, "output", None) in _STDOUT_NAMES
 
 
-def report_passes(args, stats, flops, model: str | None = None, dims: dict | None = None) -> None:
-    """--report: nodes and weights before/after each pass (on stderr when stdout carries IR or JSON), then
+def report_passes(args, stats, flops, model: str | None = None, dims: dict | None = None, onnx_nodes=None) -> None:
+    """--report: IR nodes and weights before/after each pass (on stderr when stdout carries IR or JSON), then
     the FLOPs as written and as optimized, `flops()`: the count as written and the optimized graph's summary
-    (narrow_rows computes fewer positions; nodes alone do not show it). `model` names the model when a file
-    has several."""
+    (narrow_rows computes fewer positions; nodes alone do not show it), and `onnx_nodes()`, the ONNX nodes as
+    written and optimized (the IR's counts moved the other way: a linear is one IR node, two ONNX ones). `model`
+    names the model when a file has several."""
     if not getattr(args, "report", False):
         return
     from ..passes.report import REPORT_HEAD, report_rows
     out = sys.stderr if report_on_stderr(args) else None
     title = "optimization passes" + (f" of {model}" if model else "")
-    print_table(f"{title} (weights: elements of parameters and buffers)", REPORT_HEAD, report_rows(stats), file=out)
+    print_table(f"{title} (IR nodes; weights: elements of parameters and buffers)", REPORT_HEAD, report_rows(stats),
+                file=out)
     written, optimized = flops()
     print(f"FLOPs{f' of {model}' if model else ''} ({optimized['flops_at']}): {written:,} as written, "
           f"{optimized['flops']:,} optimized", file=out)
+    if onnx_nodes is not None:
+        before, after = onnx_nodes()
+        print(f"ONNX nodes{f' of {model}' if model else ''}: {before:,} as written, {after:,} optimized", file=out)
 
 
 def _signature(g) -> str:

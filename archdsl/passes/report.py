@@ -1,4 +1,6 @@
-"""`--report`: nodes and weights before/after each pass that changed something, with totals."""
+"""`--report`: nodes and weights before/after each pass that changed something, with totals. The nodes are the
+IR's, where a layer is one node until a pass splits it (pretranspose_linear: MatMul and Add), and lowers to one
+ONNX node or several: the CLI prints the ONNX counts beside (BERT-base: 352 -> 375 IR nodes, 500 -> 379 ONNX)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ __all__ = ["REPORT_HEAD", "format_report", "report_rows"]
 
 # "weights": elements of parameters and buffers together (BatchNorm's running statistics are buffers, and
 # fold_batchnorm turns them into a conv's weights, so the two cannot be told apart after that pass).
-REPORT_HEAD = ("round", "pass", "nodes before", "nodes after", "weights before", "weights after", "ms")
+REPORT_HEAD = ("round", "pass", "IR nodes before", "IR nodes after", "weights before", "weights after", "ms")
 
 
 def report_rows(stats: list[PassStat]) -> list[tuple]:
