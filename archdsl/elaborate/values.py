@@ -204,7 +204,7 @@ def _squash(name: str) -> str:
 _PYTHON_LITERALS = ("None", "True", "False")
 # other libraries' module names, as ported code calls through them (jnp.mean(x), F.relu(x))
 MODULES = frozenset(("jnp", "np", "numpy", "torch", "jax", "lax", "optax", "flax", "nn", "F", "tf", "keras",
-                     "layers", "linen", "functional", "math", "self"))
+                     "layers", "linen", "functional", "math", "self", "einops"))
 # torch functions a model writes otherwise here (close spellings, avg_pool2d and layer_norm, find their op by
 # name already)
 _TORCH_FUNCTIONS = {

@@ -147,7 +147,8 @@ def test_torch_names_with_another_spelling_here_say_it(name, said):
                                         ("Identity", "the tensor itself (x)"),
                                         ("Rearrange", "reshape(x, [...]) and permute(x, [...])"),
                                         ("rearrange", "reshape(x, [...]) and permute(x, [...])"),
-                                        ("Reduce", "mean(x, dim=...), sum or amax")])
+                                        ("Reduce", "mean(x, dim=...), sum or amax"),
+                                        ("einops.rearrange", "reshape(x, [...]) and permute(x, [...])")])
 def test_torch_modules_and_einops_layers_say_what_to_write(name, said):
     """A table name in another case is found too: Unflatten said "did you mean 'flatten'", its opposite; einops'
     Rearrange "did you mean 'range'" (porting12 hunt)."""
