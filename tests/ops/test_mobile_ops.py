@@ -264,6 +264,22 @@ def test_clamp_takes_bounds_known_at_run_time_as_torch():
     assert "clamp: cannot broadcast clamp operands" in e.value.message and "maximum" not in e.value.message
 
 
+def test_clamp_with_one_tensor_bound_passes_the_whole_gradient_at_its_number_bound():
+    """clamp(x, min=t, max=1.0) at x = 1.0 gave x half the gradient: the number bound went to minimum with the
+    tensor one, whose tie split sent the other half to the constant (review94a hunt). torch gives x all of it."""
+    from .core_harness import grads_of
+    x = np.array([1.0, 0.3, -1.0, 2.0], np.float32)
+    t = np.array([-1.0, -1.0, -2.0, 0.0], np.float32)  # x at the number bounds 1.0 and -1.0, not at t
+    for expr, want in (("clamp(x, min=t, max=1.0)", lambda a, b: torch.clamp(a, min=b, max=torch.tensor(1.0))),
+                       ("clamp(x, min=-1.0, max=t + 3.0)", lambda a, b: torch.clamp(a, min=torch.tensor(-1.0),
+                                                                                  max=b + 3.0))):
+        src = f"model m(x: float32[4], t: float32[4]) -> y {{\n    y = {expr}\n}}\n"
+        got = grads_of(src, {"x": x, "t": t}, np.ones(4, np.float32), ["x"])
+        a = torch.from_numpy(x).requires_grad_()
+        want(a, torch.from_numpy(t)).sum().backward()
+        np.testing.assert_array_equal(got["x"], a.grad.numpy(), err_msg=expr)
+
+
 @pytest.mark.parametrize("act", ["relu(v)", "clamp(v, min=0.0)", "clamp(v, min=0.0, max=5.0)", "relu6(v)",
                                  "hardtanh(v, min_val=0.0, max_val=5.0)", "maximum(v, zeros_like(v))",
                                  "hardswish(v - 4.0)", "hardsigmoid(v - 3.0)"])
