@@ -303,8 +303,11 @@ class Calls:
             raise ArchTypeError(f"{op.name}() takes its tensors as one list: {_list_call(op)}", span)
         if len(args) > len(positional):
             plural = "s" if len(positional) != 1 else ""
+            optional = [i.lstrip("*").rstrip("?") for i in op.inputs if i.endswith("?")]
+            keyword = (f"; optional tensor inputs are keyword-only: {optional[0]}=..." if optional and  # gemm(a, b, c)
+                       isinstance(args[len(positional)], Tensor) else "")
             raise ArchTypeError(f"{op.name}() takes {len(positional)} positional argument{plural}"
-                                f" at most, got {len(args)} (signature: {op.signature()})", span)
+                                f" at most, got {len(args)}{keyword} (signature: {op.signature()})", span)
         for n, v in zip(positional, args):  # optional tensor inputs are keyword-only
             if isinstance(v, Tensor) and any(a.name == n for a in op.arguments):
                 optional = [i.lstrip("*").rstrip("?") for i in op.inputs if i.endswith("?")]

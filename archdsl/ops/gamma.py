@@ -138,8 +138,9 @@ def _make(name: str, build, grad, doc: str, category: str = "math") -> None:
 _make("lgamma", _lgamma, lambda b, c, ins, outs, gouts: [b.op("mul", gouts[0], b.op("digamma", ins[0]))],
       "log |Gamma(x)|, elementwise (torch.lgamma): inf at 0 and the negative integers; float tensors, computed in "
       "float64. Written out in ONNX ops (Stirling's series at x + 8, the recurrence down, the reflection below "
-      "1/2); within float32's rounding of torch (float64: within ~4e-15 absolute, so less in relative terms near "
-      "its roots, 1, 2 and one between each pair of negative integers; 0 exactly at 1 and 2). Gradient digamma(x).")
+      "1/2); within float32's rounding of torch (float64: within ~1.1e-14 of max(|lgamma(x)|, 1), measured against "
+      "torch's over -30..1e5, so less in relative terms near its roots, 1, 2 and one between each pair of negative "
+      "integers; 0 exactly at 1 and 2). Gradient digamma(x).")
 _make("digamma", _digamma, lambda b, c, ins, outs, gouts: [b.op("mul", gouts[0], b.op("autodiff.trigamma", ins[0]))],
       "d/dx lgamma(x), elementwise (torch.digamma): -inf at 0, NaN at the negative integers, as torch; float "
       "tensors. Written out in ONNX ops as lgamma is. Gradient trigamma(x) (torch.polygamma(1, x)), NaN at the "

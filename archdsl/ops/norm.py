@@ -15,6 +15,8 @@ from ._common import (
     normalized_dims,
     shape_str,
     standardized,
+    wide_np,
+    widen,
     widened,
 )
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
@@ -119,7 +121,7 @@ def _norm_dims(x, a, params=(), known=False):
 
 
 def _ln_params(ins, a):
-    ns = _norm_dims(ins[0], a, known=True)
+    ns = _norm_dims(ins[0], a, known=a["elementwise_affine"])  # no weight: any size (torch's F.layer_norm)
     if not a["elementwise_affine"]:
         return []
     specs = [ParamSpec("weight", ns, Init("ones"))]
@@ -149,6 +151,12 @@ def _ln_lower(e, ins, outs, c):
             y = e.op("Mul", [y, ins[1]], outputs=outs if len(ins) == 2 else None)
         if len(ins) > 2:
             e.op("Add", [y, ins[2]], outputs=outs)
+        return
+    if len(ins) == 1 and not all(isinstance(d, int) for d in ns):  # no scale of ones to make: written out, in
+        y = standardized(e, widen(e, ins[0], x_t), list(range(x_t.rank - len(ns), x_t.rank)),  # float32 for
+                         c.attrs["eps"], wide_np(x_t), outputs=None if x_t.dtype.is_16bit else outs)  # 16-bit x
+        if x_t.dtype.is_16bit:
+            e.op("Cast", [y], to=x_t.dtype.onnx, outputs=outs)
         return
     if len(ins) == 1:
         ins.append(e.const(np.ones(ns, dtype=x_t.dtype.numpy)))
@@ -184,7 +192,9 @@ register(OpDef(
            Attr("elementwise_affine", "bool", True), Attr("bias", "bool", True)),
     params=_ln_params, infer=_ln_infer, lower=_ln_lower,
     cost=lambda c: 5 * numel(c.out_types[0].shape),
-    doc="Layer normalization over the trailing dims (torch.nn.LayerNorm); default: the last dim.",
+    doc="Layer normalization over the trailing dims (torch.nn.LayerNorm); default: the last dim. The normalized "
+        "dims are known sizes where there are weights; with elementwise_affine=false any size (torch's "
+        "F.layer_norm), a symbolic one written out as (x - mean) / sqrt(var + eps).",
 ))
 
 

@@ -36,7 +36,7 @@ def _norm_dims(x, a, params=(), known=False):
 
 
 def _params(ins, a):
-    ns = _norm_dims(ins[0], a, known=True)
+    ns = _norm_dims(ins[0], a, known=a["elementwise_affine"])  # no weight: any size
     return [ParamSpec("weight", ns, Init("ones"))] if a["elementwise_affine"] else []
 
 
@@ -55,7 +55,8 @@ def _lower(e, ins, outs, c):
     eps = c.attrs["eps"] if c.attrs["eps"] is not None else default_eps(x_t.dtype)
     np_dt = x_t.dtype.numpy
     scale = ins[1] if len(ins) > 1 else None
-    if e.opset >= 23 and eps_attribute_fits(eps, x_t.dtype):
+    if e.opset >= 23 and eps_attribute_fits(eps, x_t.dtype) and (
+            scale is not None or all(isinstance(d, int) for d in ns)):  # a scale of ones needs known sizes
         if scale is None:
             scale = e.const(np.ones(ns, dtype=np_dt))
         e.op("RMSNormalization", [ins[0], scale], outputs=outs, axis=-len(ns), epsilon=float(eps))
@@ -96,5 +97,6 @@ register(OpDef(
     params=_params, infer=_infer, lower=_lower, cost=lambda c: 4 * numel(c.out_types[0].shape),
     doc="RMS normalization over the trailing dims (torch.nn.RMSNorm; eps=none is the machine epsilon of float64 "
         "for a float64 input, else of float32, as torch's: it computes 16-bit inputs in float32); default: the last "
-        "dim. ONNX RMSNormalization at opset 23+.",
+        "dim. ONNX RMSNormalization at opset 23+. The normalized dims are known sizes where there is a weight; with "
+        "elementwise_affine=false any size (torch's F.rms_norm), a symbolic one written out.",
 ))
