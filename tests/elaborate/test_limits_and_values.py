@@ -474,6 +474,9 @@ def test_a_membership_test_costs_a_step_per_item():
      "conv_transpose1d(out_channels, kernel_size, stride=..., padding=...) (torch's nn.ConvTranspose1d)", None),
     ("model m(x: float32[B, 4, 8], w: float32[8, 4, 3]) -> y {\n    y = conv(x, w, stride=2, dilation=9)\n}\n",
      "conv", "the layer that makes its own weight"),
+    # an op with no attributes: "takes 2 positional arguments" beside its signature gemm(a, b, c?) (review94a)
+    ("model m(a: float32[2, 3], b: float32[3, 4], c: float32[4]) -> y {\n    y = gemm(a, b, c)\n}\n",
+     "optional tensor inputs are keyword-only: c=...", None),
 ])
 def test_hints_only_where_they_are_true(src, said, not_said):
     """From a review: each of these hints fired where it was false (found by running them against the
