@@ -208,7 +208,8 @@ def _is_int(v) -> bool:
 
 
 _SIGNED = ("axis", "dim", "dim0", "dim1", "start_dim", "end_dim", "dims", "ignore_index", "shifts", "diagonal",
-           "decimals", "padding_idx", "low", "high", "pad")  # may be < 0 (pad's crops, as torch's)
+           "decimals", "padding_idx", "low", "high", "pad", "start")  # may be < 0 (pad's crops, as torch's;
+# positions' start, as torch.arange's)
 
 
 def call_attrs(op: OpDef, given: dict, where: str) -> dict:

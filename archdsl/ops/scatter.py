@@ -365,5 +365,5 @@ register(OpDef(
         "dst, msg, \"amax\", include_self=false)). ONNX ScatterElements with a reduction (amax/amin from opset "
         "18); mean is the sum over the count (floor division for integers, as torch). src a tensor or a number. "
         "Gradients as torch's: g to x where kept; mean over the count; amax/amin shared among the elements equal "
-        "to the result; none for prod.",
+        "to the result; a train step through reduce=\"prod\" is refused (no gradient for it here).",
 ))

@@ -472,8 +472,8 @@ def test_cast(shape, to, src, sym):
 
 @covers("positions")
 @SETTINGS
-@given(shape=st.lists(dim, min_size=1, max_size=3), data=st.data(), start=st.integers(0, 3), sym=SYM)
-def test_positions(shape, data, start, sym):
+@given(shape=st.lists(dim, min_size=1, max_size=3), data=st.data(), start=st.integers(-4, 3), sym=SYM)
+def test_positions(shape, data, start, sym):  # a negative start as torch.arange's (refused before: review94b)
     x = rand(*shape)
     d = data.draw(st.integers(-len(shape), len(shape) - 1))
     y, _ = run_op(f"positions(x, dim={d}, start={start})", x=x, sym=sym)
