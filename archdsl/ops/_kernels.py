@@ -10,10 +10,15 @@ and cached."""
 from __future__ import annotations
 
 import functools
+import math
+
+import numpy as np
 
 from ..types import difference_bounds, is_formula
 
-__all__ = ["never_empty", "runs_natively"]
+__all__ = ["attention_scale_fits", "never_empty", "runs_natively"]
+
+_FLOAT32_MAX = 3.4028234663852886e38
 
 
 @functools.cache
@@ -49,6 +54,13 @@ def runs_natively(op_type: str, opset: int, n_inputs: int = 3, rank: int = 4, **
         return False
     finally:
         os.unlink(path)
+
+
+def attention_scale_fits(scale: float) -> bool:
+    """onnxruntime's Attention takes the scale as a float32 attribute and refuses one <= 0: a scale positive as
+    a Python float can be 0 in float32 (1e-50, or two factors 1e-30 multiplied by fuse_attention), or inf past
+    float32's range (mutpasses2 hunt: the model failed to load)."""
+    return math.isfinite(scale) and abs(scale) <= _FLOAT32_MAX and float(np.float32(scale)) > 0
 
 
 def never_empty(*dims) -> bool:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..types import DType, numel
 from ._common import fill_array, float_input, reduce_op, shape_str, tril_keep
-from ._kernels import never_empty, runs_natively
+from ._kernels import attention_scale_fits, never_empty, runs_natively
 from .registry import Attr, OpCall, OpDef, fail, register
 from .shapes import broadcast
 
@@ -117,10 +117,10 @@ def _lower(e, ins, outs, c):
         c = OpCall((q_t, q_t.with_shape(c.in_types[1].shape[:-3] + (q_t.shape[-3],) + c.in_types[1].shape[-2:]),
                     q_t.with_shape(c.in_types[2].shape[:-3] + (q_t.shape[-3],) + c.in_types[2].shape[-2:]),
                     *c.in_types[3:]), c.out_types, c.attrs)
-    native = (e.opset >= 23 and q_t.rank == 4 and scale > 0 and q_t.dtype is DType.float32  # float64: its
-              # kernel is float32-exact (2.6e-8 off torch); float16: it adds the mask to float16 scores (an offset
+    native = (e.opset >= 23 and q_t.rank == 4 and attention_scale_fits(scale) and q_t.dtype is DType.float32  # f64:
+              # its kernel is float32-exact (2.6e-8 off torch); float16: it adds the mask to float16 scores (an offset
               # of -1024 cost 0.29) and overflows past 65504 (NaN), where torch and the decomposition on
-              # onnxruntime's CPU compute in float32; scale <= 0: refused
+              # onnxruntime's CPU compute in float32; scale <= 0 in float32: refused
               and never_empty(*q_t.shape[:-1], *c.in_types[1].shape[:-1]) and runs_natively("Attention", e.opset)
               and q_t.shape[:-2] == c.in_types[1].shape[:-2] == c.in_types[2].shape[:-2])  # the kernel
     # broadcasts no batch and no head of the query (Perceiver's latents [1, H, M, D]): written out then

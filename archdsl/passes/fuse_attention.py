@@ -24,7 +24,7 @@ import numpy as np
 from ..diagnostics import ShapeError
 from ..ir import Graph, Node, Value
 from ..ops import get
-from ..ops._kernels import runs_natively
+from ..ops._kernels import attention_scale_fits, runs_natively
 from ..types import DType
 from ._rewrite import Rewriter, single_use
 from .compose_layout import perm_of
@@ -161,8 +161,8 @@ def fuse_attention(g: Graph, ctx: PassContext) -> bool:
         if m is None:
             continue
         q, kt, v, mask, causal, scale, out, nodes = m
-        if q.type.dtype is not DType.float32 or not (scale > 0 and math.isfinite(scale)):
-            continue  # onnxruntime's Attention refuses a scale <= 0; sdpa decomposes float16 (ops/sdpa.py)
+        if q.type.dtype is not DType.float32 or not attention_scale_fits(scale):
+            continue  # onnxruntime's Attention refuses a scale <= 0 in float32; sdpa decomposes float16 (ops/sdpa.py)
         if mask is not None and _may_be_minus_inf(mask):  # a row of -inf: NaN from the primitives, 0 fused
             continue
         if not q.type.shape[:-2] == kt.type.shape[:-2] == v.type.shape[:-2]:  # broadcast (Perceiver's latents):

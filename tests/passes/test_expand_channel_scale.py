@@ -199,3 +199,15 @@ def test_a_stream_read_twice_at_every_step_is_walked_once(monkeypatch):
            "    y = (h + r * s) -> conv2d(8, 1) as proj\n}\n")
     g = check_source(src)
     assert PASS.fn(g, PassContext()) and len(calls) < 10 * 16  # 131,070 when not remembered
+
+
+@pytest.mark.parametrize("src", [
+    # a depthwise conv with a channel multiplier (groups 16 of 16 inputs, 32 outputs): not a depthwise conv
+    # onnxruntime blocks (mutpasses2 hunt, E8)
+    _se("relu", conv="conv2d(16, 1) as pw -> conv2d(32, 3, padding=1, groups=16)"),
+    # the product joins a concat on the batch axis: onnxruntime concatenates blocked maps on channels only (E5)
+    _se("relu").replace("y = h * s -> conv2d(16, 1) as proj",
+                        "y = concat([h * s, h], axis=0) -> conv2d(16, 1) as proj"),
+])
+def test_left_alone_where_onnxruntime_reorders_anyway(src):
+    assert not _rewrites(src)

@@ -144,3 +144,73 @@ def test_a_fusion_the_fused_op_refuses_changes_nothing(bias):
     assert not fuse_attention(g, PassContext(opset=24)) and not any(n.op == "permute" for n in g.nodes)
     model = archdsl.compile_source(src, opset=24, opt_level=2)
     assert len(model.graph.node) == len(archdsl.compile_source(src, opset=24, opt_level=1).graph.node)
+
+
+# mutpasses2 hunt: each of these failed a mutant of the pass the suite let by
+def _run_shapes(src: str, level: int, shapes: dict):
+    model = archdsl.compile_source(src, opset=24, opt_level=level)
+    r = np.random.default_rng(0)
+    feeds = {n: r.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
+    return runtime.session(model).run(None, feeds)[0], [n.op_type for n in model.graph.node]
+
+
+QKV = {"q": (2, 2, 3, 4), "k": (2, 2, 3, 4), "v": (2, 2, 3, 4)}
+
+
+def test_a_key_whose_batch_and_heads_are_swapped_too_is_not_taken_as_transposed():
+    """permute(k, [1, 0, 3, 2]) swaps the last two dims and the first two: it is not k.T, and the fused op must
+    read it through the swap back ([0, 1, 3, 2]), not take k itself (B == H here, so the types agree)."""
+    src = ("model m(q: float32[2, 2, 3, 4], k: float32[2, 2, 3, 4], v: float32[2, 2, 3, 4]) -> y {\n"
+           "    y = softmax(q @ permute(k, [1, 0, 3, 2]) * 0.5) @ v\n}\n")
+    y2, ops = _run_shapes(src, 2, QKV)
+    y0, _ = _run_shapes(src, 0, QKV)
+    assert "Attention" in ops
+    np.testing.assert_allclose(y2, y0, rtol=1e-5, atol=1e-6)
+
+
+def test_a_scale_near_the_default_is_written_out():
+    """0.497 is not 1/sqrt(4): the fused op must carry it, not take the default 0.5."""
+    src = ("model m(q: float32[2, 2, 3, 4], k: float32[2, 2, 3, 4], v: float32[2, 2, 3, 4]) -> y {\n"
+           "    y = softmax(q @ k.T * 0.497) @ v\n}\n")
+    y2, ops = _run_shapes(src, 2, QKV)
+    y0, _ = _run_shapes(src, 0, QKV)
+    assert "Attention" in ops
+    np.testing.assert_allclose(y2, y0, rtol=1e-5, atol=1e-6)
+
+
+def test_an_infinite_scale_is_left_unfused():
+    src = ("model m(q: float32[2, 2, 3, 4], k: float32[2, 2, 3, 4], v: float32[2, 2, 3, 4]) -> y {\n"
+           "    y = softmax(q @ k.T * float(\"inf\")) @ v\n}\n")
+    y2, ops = _run_shapes(src, 2, QKV)
+    y0, _ = _run_shapes(src, 0, QKV)
+    assert "Attention" not in ops
+    np.testing.assert_array_equal(np.isnan(y2), np.isnan(y0))
+
+
+def test_a_broadcast_score_term_is_the_mask_not_the_scores():
+    """p @ k.T [1, 2, 1, 5] + q @ k.T * 0.5 [1, 2, 3, 5]: the scores are the full-size term, the
+    row-broadcast one is an additive mask (the add's operands tried in both orders)."""
+    src = ("model m(q: float32[1, 2, 3, 4], k: float32[1, 2, 5, 4], v: float32[1, 2, 5, 4], p: float32[1, 2, 1, 4])"
+           " -> y {\n    y = softmax(p @ k.T + q @ k.T * 0.5) @ v\n}\n")
+    shapes = {"q": (1, 2, 3, 4), "k": (1, 2, 5, 4), "v": (1, 2, 5, 4), "p": (1, 2, 1, 4)}
+    y2, ops = _run_shapes(src, 2, shapes)
+    y0, _ = _run_shapes(src, 0, shapes)
+    assert "Attention" in ops and "Softmax" not in ops
+    np.testing.assert_allclose(y2, y0, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("src, level", [
+    ("model m(q: float32[1, 2, 3, 4]) -> y {\n    y = scaled_dot_product_attention(q, q, q, scale=1.0e-50)\n}\n", 0),
+    ("model m(q: float32[1, 2, 3, 4]) -> y {\n    y = softmax((q * 1.0e-30) @ q.T * 1.0e-30) @ q\n}\n", 2),
+    ("model m(q: float32[1, 2, 3, 4]) -> y {\n    y = softmax((q * 1.0e30) @ q.T * 1.0e30) @ q\n}\n", 2)])
+def test_a_scale_that_is_zero_or_infinite_in_float32_is_not_the_kernels(src, level):
+    """A scale positive as a Python float but 0 in float32 (1e-50; 1e-30 twice, multiplied by the pass) was
+    written into Attention as scale=0.0, which onnxruntime refuses to load (mutpasses2 hunt); past float32's
+    range it would be inf. Written out, the model runs as at opset 17."""
+    q = np.random.default_rng(0).standard_normal((1, 2, 3, 4)).astype(np.float32)
+    y24 = runtime.session(archdsl.compile_source(src, opset=24, opt_level=level)).run(None, {"q": q})[0]
+    y17 = runtime.session(archdsl.compile_source(src, opset=17, opt_level=level)).run(None, {"q": q})[0]
+    np.testing.assert_array_equal(np.isnan(y24), np.isnan(y17))
+    np.testing.assert_allclose(y24, y17, rtol=1e-5, atol=1e-6)
+    if "e-" in src:  # every score 0: the mean of v
+        np.testing.assert_allclose(y24, np.broadcast_to(q.mean(-2, keepdims=True), q.shape), rtol=1e-5, atol=1e-6)

@@ -413,3 +413,16 @@ def test_fold_constants_rounds_float16_as_the_unfolded_model():
     x = np.zeros(2, np.float16)
     outs = [runtime.session(archdsl.compile_source(src, opt_level=lv)).run(None, {"x": x})[0] for lv in (0, 1, 2)]
     assert outs[0][0] == 0 and all(np.array_equal(o, outs[0]) for o in outs)
+
+
+def test_a_full_2d_bias_fuses_into_gemm():
+    """c [4, 5] is the product's own shape: ONNX Gemm takes a C of rank 2 or less, so a @ b + c is one Gemm
+    (mutpasses2 hunt, G6: a mutant that kept rank-2 biases out passed the suite)."""
+    src = "model m(a: float32[4, 3], b: float32[3, 5], c: float32[4, 5]) -> y {\n    y = a @ b + c\n}\n"
+    r = np.random.default_rng(0)
+    feeds = {"a": r.standard_normal((4, 3)).astype(np.float32), "b": r.standard_normal((3, 5)).astype(np.float32),
+             "c": r.standard_normal((4, 5)).astype(np.float32)}
+    m2 = archdsl.compile_source(src, opt_level=2)
+    assert [n.op_type for n in m2.graph.node] == ["Gemm"]
+    y0 = runtime.session(archdsl.compile_source(src, opt_level=0)).run(None, feeds)[0]
+    np.testing.assert_allclose(runtime.session(m2).run(None, feeds)[0], y0, rtol=1e-5, atol=1e-6)

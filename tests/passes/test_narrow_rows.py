@@ -359,3 +359,21 @@ model m(x: float32[B, T, 4]) -> y {
     assert_close(before, run(g, _feeds(g, 3), weights))
     assert _shapes(g, "add") == ["float32[B, 1, 4]"] * 50
     assert sorted(id(n) for n in x.uses) == sorted(id(n) for n in g.nodes for v in n.inputs if v is x)
+
+
+def test_leaves_alone_a_layernorm_without_weights_over_the_indexed_axis():
+    """Its shape rule takes any length, so no weight gives the normalized length away: narrowing the columns
+    would normalize over 2 elements (mutpasses2 hunt, N6: a mutant that did so passed the suite)."""
+    g = check_source("model m(x: float32[B, T, 8]) -> y { y = (x -> layernorm(elementwise_affine=false))[:, :, 0:2] }",
+                     file="case.arch")
+    before = print_graph(g)
+    assert not PASS.fn(g, CTX)
+    assert print_graph(g) == before
+
+
+def test_a_batch_axis_of_a_matmul_narrows_both_operands():
+    """(a @ b)[1:2] over a batch axis both operands have (mutpasses2 hunt, N19: a mutant left it whole)."""
+    g = check_source("model m(a: float32[4, 3, 5], b: float32[4, 5, 6]) -> y { y = (a @ b)[1:2] }", file="case.arch")
+    assert PASS.fn(g, CTX)
+    (mm,) = [n for n in g.nodes if n.op == "matmul"]
+    assert [str(v.type) for v in mm.inputs] == ["float32[1, 3, 5]", "float32[1, 5, 6]"]
