@@ -5,7 +5,8 @@ batch). In order of trust:
 2. a multiple or a fraction of a product of the input's dims (`(-H+H*T)` is H times the input's `(T-1)`):
    the dims as they are, right also where a formula of the symbols is not (`x[:, 3:]` at T = 1 is empty,
    where `(T-3)` says -2);
-3. the formula itself over sizes at hand (`(B//4)`), + - * and // by a number, floor division as Python's."""
+3. the formula itself over sizes at hand (`(B//4)`), + - * and // by a number, floor division as Python's.
+`shape_reader` reads those sizes, and products of them, from a node's input."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from collections.abc import Callable
 import numpy as np
 
 from ..types import Sym, dim_exact_div, dim_mul, dim_size, dim_symbols
+from .shapes import prod
 
-__all__ = ["emit_dim", "plan_dim"]
+__all__ = ["emit_dim", "plan_dim", "shape_reader"]
 
 _OPS = {ast.Add: "Add", ast.Sub: "Sub", ast.Mult: "Mul"}
 
@@ -138,3 +140,52 @@ def emit_dim(e, plan, known: Callable[[Sym], bool], read: Callable, product: Cal
     if run is not None:
         size = run if size is None else e.op("Mul", [size, run])
     return e.op("Div", [size, i64(coef)]) if kind == "fraction" else size  # exact: the dims are k times it
+
+
+def shape_reader(e, x_name: str, x):
+    """(whether a symbol's size can be read, reading it, the product of a run of the input's dims): from the
+    input's shape, sliced (Shape's start and end: no Gather), or from an earlier value's."""
+    def known(s: Sym) -> bool:
+        return s in x.shape or s in e.dim_sources
+
+    def at(s) -> int | None:
+        return s if isinstance(s, int) else x.shape.index(s) if s in x.shape else None
+
+    def read(s) -> str:  # a symbolic size, or the input's dim at an index
+        i = at(s)
+        return e.dim(s) if i is None else e.op("Shape", [x_name], start=i, end=i + 1)
+
+    def product(dims: list, coef: int, dividing: bool) -> tuple[str, int] | None:
+        """coef (times, or dividing) the product of input dims (indices or symbols) as one slice's ReduceProd,
+        where they span a run of the input's dims; fixed dims between them are taken out of coef (3*T*W of
+        [B, T, 3, W] is the slice T..W). None where they do not (the caller multiplies them one by one)."""
+        idx = sorted(at(d) for d in dims) if all(at(d) is not None for d in dims) else []
+        if not idx and not dividing and all(isinstance(d, Sym) for d in dims):
+            return _covering_run(dims, coef)
+        if len(idx) < 2 or len(set(idx)) < len(idx):
+            return None
+        gaps = [x.shape[i] for i in range(idx[0], idx[-1] + 1) if i not in idx]
+        if not all(isinstance(g, int) and g > 0 for g in gaps):
+            return None
+        g = int(np.prod(gaps, dtype=np.int64))
+        if not dividing and coef % g:
+            return None
+        run = e.op("ReduceProd", [e.op("Shape", [x_name], start=idx[0], end=idx[-1] + 1)], keepdims=1)
+        return run, coef * g if dividing else coef // g
+
+    def _covering_run(dims: list, coef: int) -> tuple[str, int] | None:
+        """Symbols none of which is one input dim, whose product a run of them is (or one): B*H*W of [B, H*W, T] (a
+        flatten's dim) is the slice 0..1, where reading B, H and W apart took three Shapes and two Muls
+        (mutpasses2 hunt: -O2 a node bigger than -O0)."""
+        want = prod(dims)
+        for i in range(x.rank):
+            for j in range(i, x.rank):
+                part = x.shape[i:j + 1]
+                fixed = int(np.prod([d for d in part if isinstance(d, int)], dtype=np.int64))
+                syms = [d for d in part if not isinstance(d, int)]
+                if not syms or fixed <= 0 or coef % fixed or prod(syms) != want:
+                    continue
+                run = e.op("Shape", [x_name], start=i, end=j + 1)
+                return run if i == j else e.op("ReduceProd", [run], keepdims=1), coef // fixed
+        return None
+    return known, read, product

@@ -7,7 +7,7 @@ import numpy as np
 from ..types import Sym, difference_bounds, dim_add, dim_exact_div, dim_floordiv, integer_terms, is_formula, numel
 from ._common import one_dtype, shape_str
 from .registry import Attr, OpDef, fail, register
-from .run_time_dims import emit_dim, plan_dim
+from .run_time_dims import emit_dim, plan_dim, shape_reader
 from .shapes import norm_axis, parity_hint, prod
 
 
@@ -205,7 +205,7 @@ def _reshape_lower(e, ins, outs, c):
         else:  # several: _reshape_infer made sure the counts agree; the size comes from a value that has it,
             size = e.dim(d)  # or is computed from the input's dims (2*N of [B, N, 2, M, 2]: MobileViT's fold)
             if size is None:
-                known, read, product = _reader(e, ins[0], x)
+                known, read, product = shape_reader(e, ins[0], x)
                 plan = plan_dim(d, x.shape, known)
                 size = emit_dim(e, plan, known, read, product) if plan is not None else None
             if size is None:
@@ -229,7 +229,7 @@ def _reshape_lower(e, ins, outs, c):
     if all(not isinstance(v, tuple) for v in spec):
         e.op("Reshape", [ins[0], e.const(np.array(spec, dtype=np.int64))], outputs=outs)
         return
-    read = _reader(e, ins[0], x)[1]
+    read = shape_reader(e, ins[0], x)[1]
     parts = [(read(v[1]) if v[0] == "dim" else v[1]) if isinstance(v, tuple) else _i64(e, v) for v in spec]
     e.op("Reshape", [ins[0], e.op("Concat", parts, axis=0)], outputs=outs)
 
@@ -238,7 +238,7 @@ def _every_size(e, x_name: str, x, out_shape: tuple, spec: list) -> list | None:
     """The target's sizes as int64 tensors, none of them 0-for-copy or -1; None (and nothing emitted) where the
     -1's dim holds a size neither the input's shape nor an earlier value has (run_time_dims). Sizes that are the
     input's dims in order are one slice of its shape ([B, T] of [B, T, C] is Shape(start=0, end=2))."""
-    known, read, product = _reader(e, x_name, x)
+    known, read, product = shape_reader(e, x_name, x)
     plans = {i: plan_dim(out_shape[i], x.shape, known) for i, v in enumerate(spec) if v == -1}
     if None in plans.values():
         return None
@@ -275,37 +275,6 @@ def _counted(e, x_name: str, others: list, formula: str) -> str:
     one = _i64(e, 1)
     return e.op("Where", [e.op("Greater", [rest, _i64(e, 0)]), e.op("Div", [total, e.op("Max", [rest, one])]),
                           formula])
-
-
-def _reader(e, x_name: str, x):
-    """(whether a symbol's size can be read, reading it, the product of a run of the input's dims): from the
-    input's shape, sliced (Shape's start and end: no Gather), or from an earlier value's."""
-    def known(s: Sym) -> bool:
-        return s in x.shape or s in e.dim_sources
-
-    def at(s) -> int | None:
-        return s if isinstance(s, int) else x.shape.index(s) if s in x.shape else None
-
-    def read(s) -> str:  # a symbolic size, or the input's dim at an index
-        i = at(s)
-        return e.dim(s) if i is None else e.op("Shape", [x_name], start=i, end=i + 1)
-
-    def product(dims: list, coef: int, dividing: bool) -> tuple[str, int] | None:
-        """coef (times, or dividing) the product of input dims (indices or symbols) as one slice's ReduceProd,
-        where they span a run of the input's dims; fixed dims between them are taken out of coef (3*T*W of
-        [B, T, 3, W] is the slice T..W). None where they do not (the caller multiplies them one by one)."""
-        idx = sorted(at(d) for d in dims) if all(at(d) is not None for d in dims) else []
-        if len(idx) < 2 or len(set(idx)) < len(idx):
-            return None
-        gaps = [x.shape[i] for i in range(idx[0], idx[-1] + 1) if i not in idx]
-        if not all(isinstance(g, int) and g > 0 for g in gaps):
-            return None
-        g = int(np.prod(gaps, dtype=np.int64))
-        if not dividing and coef % g:
-            return None
-        run = e.op("ReduceProd", [e.op("Shape", [x_name], start=idx[0], end=idx[-1] + 1)], keepdims=1)
-        return run, coef * g if dividing else coef // g
-    return known, read, product
 
 
 def sizes_written_out(x_shape: tuple, target: tuple) -> bool:
