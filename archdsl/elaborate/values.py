@@ -224,6 +224,20 @@ _TORCH_FUNCTIONS = {
     "space_to_depth": "pixel_unshuffle(x, r) (torch's order: channel c*r*r + i*r + j; TensorFlow's and ONNX's "
                       "SpaceToDepth give channel (i*r + j)*C + c)",
     "new_zeros": "zeros_like(y) of a tensor of that shape, or tensor([...])",
+    **{n: "drop_path(x, p) (torchvision's StochasticDepth, mode \"row\")"
+       for n in ("stochastic_depth", "StochasticDepth")},
+    **{n: "pad(x, [left, right, top, bottom]) (torch's order; a negative amount crops)"
+       for n in ("ZeroPad2d", "ZeroPad1d", "ConstantPad1d", "ConstantPad2d")},
+    "bincount": "sum(one_hot(ids, n), dim=0) (int64 counts of each id below n)",
+    **{n: "whole channels dropped: reshape(drop_path(reshape(x, [-1, h, w]), p), [b, c, h, w]) after b, c, h, w = "
+          "shape(x) (drop_path drops whole rows of that [B*C, H, W]; dropout drops single elements)"
+       for n in ("dropout2d", "Dropout2d")},
+    "bernoulli": 'cast(lt(rand_like(p), p), "float32") (1 with probability p)',
+    "kron": "reshape(unsqueeze(unsqueeze(a, 1), 3) * unsqueeze(unsqueeze(b, 0), 2), [m * p, n * q]) of a [m, n] "
+            "and a [p, q]",
+    "diff": "x[..., 1:] - x[..., :-1] (along the last dim)",
+    "diagonal": "sum(m * eye(n), dim=-1) (the diagonal of a square [..., n, n])",
+    "cross": "the three components written out: stack([a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1], ...], dim=-1)",
     "split_with_sizes": "split(x, [sizes], axis)",
     **{n: "reshape(transpose(reshape(x, [b, g, c // g, h, w]), 1, 2), [b, c, h, w]) after b, c, h, w = shape(x), "
           "for g groups" for n in ("channel_shuffle", "ChannelShuffle")},

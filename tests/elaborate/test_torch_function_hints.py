@@ -61,6 +61,19 @@ CASES = [
      lambda a, b: a * torch.pi),
     ("a * math.pi", "'pi' is not one either; the language has no named constants", "a * 3.141592653589793",
      lambda a, b: a * torch.pi),
+    # porting14 hunt: no hint, or kron "did you mean 'round'", diff nothing
+    ("kron(a[0:2, 0:2], b[0:2, 0:3])", "reshape(unsqueeze(unsqueeze(a, 1), 3) * unsqueeze(unsqueeze(b, 0), 2)",
+     "reshape(unsqueeze(unsqueeze(a[0:2, 0:2], 1), 3) * unsqueeze(unsqueeze(b[0:2, 0:3], 0), 2), [2 * 2, 2 * 3])",
+     lambda a, b: torch.kron(a[0:2, 0:2], b[0:2, 0:3])),
+    ("diff(a)", "x[..., 1:] - x[..., :-1]", "a[..., 1:] - a[..., :-1]", lambda a, b: torch.diff(a)),
+    ("diagonal(a[:, 0:3])", "sum(m * eye(n), dim=-1)", "sum(a[:, 0:3] * eye(3), dim=-1)",
+     lambda a, b: torch.diagonal(a[:, 0:3])),
+    ("cross(a[:, 0:3], b[:, 0:3])", "a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1]",
+     "stack([a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1], a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2], "
+     "a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]], dim=-1)",
+     lambda a, b: torch.linalg.cross(a[:, 0:3], b[:, 0:3])),
+    ("ZeroPad2d([0, 0, 1, -1])", "pad(x, [left, right, top, bottom])", "pad(a, [0, 0, 1, -1])",
+     lambda a, b: torch.nn.ZeroPad2d((0, 0, 1, -1))(a[None])[0]),
 ]
 
 
@@ -224,3 +237,17 @@ def test_the_bucketize_and_expand_as_advice_computes_torchs_result():
     np.testing.assert_array_equal(z, tx.expand_as(ty).numpy())
     np.testing.assert_array_equal(lo, torch.bucketize(ty, tb).numpy())
     np.testing.assert_array_equal(hi, torch.bucketize(ty, tb, right=True).numpy())
+
+
+def test_bincount_and_dropout2d_say_what_computes_them():
+    """bincount said nothing, Dropout2d "did you mean 'dropout'", which drops single elements (porting14 hunt).
+    The bincount form against torch."""
+    for name, said in (("bincount(i)", "sum(one_hot(ids, n), dim=0)"), ("Dropout2d(0.5)", "whole channels dropped"),
+                       ("stochastic_depth(x, 0.1)", "drop_path(x, p)"), ("bernoulli(x)", "rand_like(p)")):
+        with pytest.raises(archdsl.ArchError) as e:
+            archdsl.check_source(f"model m(x: float32[B, 4], i: int64[7]) -> y {{\n    y = {name}\n}}\n")
+        assert said in e.value.message and "did you mean" not in e.value.message, e.value.message
+    ids = np.array([0, 1, 1, 4, 2, 2, 2])
+    src = "model m(i: int64[7]) -> y {\n    y = sum(one_hot(i, 5), dim=0)\n}\n"
+    np.testing.assert_array_equal(runtime.session(archdsl.compile_source(src)).run(None, {"i": ids})[0],
+                                  torch.bincount(torch.from_numpy(ids), minlength=5).numpy())
