@@ -212,6 +212,18 @@ _SIGNED = ("axis", "dim", "dim0", "dim1", "start_dim", "end_dim", "dims", "ignor
 # positions' start, as torch.arange's)
 
 
+def _none_hint(attr, value, kind: str) -> str:
+    """An attribute's own word on none, else, for a number, the param left at none that gives one (eye(T) in a
+    block, of `param T = none`: said bare, where range(T) said which param; porting14 hunt)."""
+    if value is not None:
+        return ""
+    if attr.none:
+        return f"; {attr.none}"
+    if kind in ("int", "float", "number", "ints", "dims"):
+        return " (a param left at none, as `param NAME = none`? -D NAME=5 sets it)"
+    return ""
+
+
 def call_attrs(op: OpDef, given: dict, where: str) -> dict:
     """An op's full attributes for a call that rules or decompositions write (`b.op("sum", x, dim=(1,))`): the
     defaults, the given ones coerced; an unknown or missing one is an internal error naming `where`."""
@@ -290,7 +302,7 @@ def _coerce(op: OpDef, attr: Attr, value):
             and attr.name == "padding" and isinstance(value, str) and value.lower() in ("same", "valid") else ""
         raise ArchTypeError(f"{where} expects {_KIND_WORDS.get(kind, kind)}, got {describe(value)}{which}{case}{pool}"
                             f"{_pairs_hint(op, attr, value)}{_choices_hint(attr, value)}"
-                            f"{_weight_hint(op, attr, value)}{f'; {attr.none}' if value is None and attr.none else ''}")
+                            f"{_weight_hint(op, attr, value)}{_none_hint(attr, value, kind)}")
     if attr.choices is not None and value not in attr.choices:
         raise ArchTypeError(f"{where} must be one of {', '.join(map(_show, attr.choices))}, got {_show(value)}")
     if kind in ("int", "ints", "padding") and not isinstance(value, str) and \

@@ -477,6 +477,9 @@ def test_a_membership_test_costs_a_step_per_item():
     # an op with no attributes: "takes 2 positional arguments" beside its signature gemm(a, b, c?) (review94a)
     ("model m(a: float32[2, 3], b: float32[3, 4], c: float32[4]) -> y {\n    y = gemm(a, b, c)\n}\n",
      "optional tensor inputs are keyword-only: c=...", None),
+    # a param left at none where an op takes a number: said bare, where range(T) named the param (porting14)
+    ("param K = none\nmodel m(x: int64[B]) -> y {\n    y = one_hot(x, K)\n}\n",
+     "got none (a param left at none, as `param NAME = none`? -D NAME=5 sets it)", None),
 ])
 def test_hints_only_where_they_are_true(src, said, not_said):
     """From a review: each of these hints fired where it was false (found by running them against the
