@@ -16,9 +16,9 @@ from ..ops._common import channels_first_perm
 from ..runtime import dim_conflict, is_name
 from ..types import BATCH_NAMES, dim_size
 
-__all__ = ["LabelsFor", "cast_values", "check_class_labels", "check_ctc_inputs", "check_data_file",
-           "check_index_inputs", "check_label_inputs", "check_length_inputs", "first_index", "length_limits",
-           "load_data", "onnx_dims", "round_trips"]
+__all__ = ["LabelsFor", "cast_values", "check_class_labels", "check_ctc_alignments", "check_ctc_inputs",
+           "check_data_file", "check_index_inputs", "check_label_inputs", "check_length_inputs", "first_index",
+           "length_limits", "load_data", "onnx_dims", "round_trips"]
 
 
 @dataclass(frozen=True)
@@ -486,6 +486,29 @@ def check_ctc_inputs(path: str, data: dict[str, np.ndarray], graph) -> None:
                 at = first_index(bad)
                 raise ArchError(f"{path}: '{v.name}'{at} is {got[tuple(at)]}, but the ctc_loss it feeds ({node.name}) "
                                 f"takes {what.format(top - 1)} ({int(bad.sum())} out of range)")
+
+
+def check_ctc_alignments(path: str, data: dict[str, np.ndarray], graph) -> None:
+    """An example whose input length cannot hold its target (its length plus one blank between each pair of
+    equal neighbours) has an infinite CTC loss at any weights, torch's too: training stopped on it blaming the
+    learning rate (review95 and review96 hunts). Refused before training, unless zero_infinity counts it 0."""
+    for node in graph.nodes:
+        if node.op != "ctc_loss" or node.attrs["zero_infinity"]:
+            continue
+        tg, il, tl = node.inputs[1:]
+        if not all(v.kind == "input" and v.name in data for v in (tg, il, tl)):
+            continue
+        y = np.asarray(data[tg.name])
+        got, length = np.asarray(data[il.name]).reshape(-1), np.asarray(data[tl.name]).reshape(-1)
+        inside = np.arange(1, y.shape[1])[None, :] < length[:, None]  # y[:, j] and y[:, j - 1] both targets
+        need = length + ((y[:, 1:] == y[:, :-1]) & inside).sum(axis=1)
+        bad = got < need
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise ArchError(f"{path}: example {k}'s input length {got[k]} cannot hold its target of length "
+                            f"{length[k]}: CTC needs {need[k]} frames for it (a blank between equal neighbours), so "
+                            f"its ctc_loss ({node.name}) is inf at any weights, as torch's ({int(bad.sum())} such "
+                            "example(s)); ctc_loss(..., zero_infinity=true) counts them as 0")
 
 
 def _steps(x, axis: int, data: dict, sizes: dict | None) -> int | None:

@@ -28,6 +28,7 @@ from . import identity, schedule
 from .data import (
     LabelsFor,
     check_class_labels,
+    check_ctc_alignments,
     check_ctc_inputs,
     check_index_inputs,
     check_label_inputs,
@@ -294,6 +295,7 @@ def run_training(ct, opts: LoopOptions, console=None) -> dict:
                 opts.check_sizes(path, _symbol_sizes(ct.step_model, data, ct.info.data_inputs))
             check_index_inputs(path, data, ct.graph)
             check_ctc_inputs(path, data, ct.graph)
+            check_ctc_alignments(path, data, ct.graph)
             check_length_inputs(path, data, ct.graph)
             if not ct.info.labelled:  # a --loss's labels: check_class_labels, below
                 check_label_inputs(path, data, ct.graph)
