@@ -97,6 +97,8 @@ def _coordinate(e, g: str, n: str, a: dict, f):
     if not a["align_corners"]:
         ix = e.op("Sub", [ix, k(0.5)])
     slope = scale
+    if a["mode"] == "nearest" and a["padding_mode"] == "reflection":  # onnxruntime's forward rounds, then
+        ix = e.op("Round", [ix])  # reflects (torch's the reverse): the gradient goes to the pixel it read
     if a["padding_mode"] == "reflection":  # over [0, n - 1] with align_corners, else [-0.5, n - 0.5]
         lo, span = (zero, top) if a["align_corners"] else (k(-0.5), n)
         d = e.op("Sub", [ix, lo])
@@ -226,8 +228,10 @@ def _affine_size(theta: TensorType, a: dict) -> tuple[int, int]:
     h, w = size[2], size[3]
     if not (isinstance(h, int) and isinstance(w, int)) or h < 1 or w < 1:
         fail(f"affine_grid: the output height and width must be positive numbers, got {h} and {w}")
-    if isinstance(size[0], int) and isinstance(theta.shape[0], int) and size[0] != theta.shape[0]:
-        fail(f"affine_grid: size's batch {size[0]} is not theta's {theta.shape[0]}")
+    if size[0] != theta.shape[0]:  # a fixed 2 beside theta's B ran at any B, where torch raises (review96 hunt)
+        fail(f"affine_grid: size's batch {size[0]} is not theta's {theta.shape[0]}"
+             + (f": write {theta.shape[0]} (the batch it takes at run time)" if not isinstance(theta.shape[0], int)
+                else ""))
     return h, w
 
 

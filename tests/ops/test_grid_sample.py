@@ -165,6 +165,13 @@ def test_refusals(body, match):
             f"g1: float32[1, 4, 4, 2], t: float32[2, 2, 3], s: float32[H]) -> y {{\n    y = {body}\n}}\n", match)
 
 
+def test_affine_grid_refuses_a_fixed_batch_beside_thetas_symbolic_one():
+    """[2, 3, 4, 4] beside theta's B ran at B = 3, returning 3 grids, where torch raises (review96 hunt)."""
+    refused("model m(t: float32[B, 2, 3]) -> y {\n    y = affine_grid(t, [2, 3, 4, 4])\n}\n",
+            r"size's batch 2 is not theta's B: write B")
+    archdsl.check_source("model m(t: float32[B, 2, 3]) -> y {\n    y = affine_grid(t, [B, 3, 4, 4])\n}\n")
+
+
 def test_bicubic_training_is_diagnosed(tmp_path, capsys):
     """bicubic has no gradient rule: a train build says so where it is written, and writes nothing."""
     spec = tmp_path / "bicubic.arch"
@@ -176,3 +183,20 @@ def test_bicubic_training_is_diagnosed(tmp_path, capsys):
     assert not (tmp_path / "t.onnx").exists()
     err = capsys.readouterr().err
     assert "bicubic.arch:3:" in err and 'no gradient for mode="bicubic"' in err, err
+
+
+@pytest.mark.parametrize("align", [False, True])
+def test_nearest_reflection_sends_the_gradient_to_the_pixel_its_forward_read(align):
+    """onnxruntime's nearest rounds and then reflects, torch's reflects and then rounds: at a point that
+    reflects to a half pixel they read neighbours (REFERENCE says so). The gradient followed torch's rule and
+    went to a pixel the forward never read (review96 hunt). Every point here reads one pixel of distinct values:
+    the pixels the gradient counts are the values the forward returned."""
+    rng = np.random.default_rng(0)
+    x = np.arange(1, 6, dtype=np.float32).reshape(1, 1, 1, 5) * 10
+    xs = np.concatenate([np.arange(-400, 401) / 40, rng.uniform(-9, 9, 200)]).astype(np.float32)  # halves too
+    grid = np.stack([xs, np.zeros_like(xs)], -1).reshape(1, 1, -1, 2)
+    src = (f"model m(x: float32[1, 1, 1, 5], grid: float32[1, 1, {len(xs)}, 2]) -> y {{\n"
+           f"    y = {_text('nearest', 'reflection', align)}\n}}\n")
+    y = runtime.session(archdsl.compile_source(src)).run(None, {"x": x, "grid": grid})[0].ravel()
+    count = grads_of(src, {"x": x, "grid": grid}, np.ones((1, 1, 1, len(xs)), np.float32), ["x"])["x"].ravel()
+    np.testing.assert_array_equal(np.sort(np.repeat(x.ravel(), count.astype(int))), np.sort(y))
