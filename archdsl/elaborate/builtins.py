@@ -108,7 +108,8 @@ def _minmax(name, f):
             if isinstance(x, Tensor):  # the elementwise forms are ops of their own (torch.minimum/maximum)
                 a_ = "amax" if name == "max" else "amin"
                 whole = f"{a_}(x) for a tensor's {'largest' if name == 'max' else 'smallest'} element, or " \
-                        f"{a_}(x, dim) and arg{name}(x, dim) for the values and indices torch.{name}(x, dim) gives"
+                        f"{a_}(x, dim) and arg{name}(x, dim) for the values and indices torch.{name}(x, dim) gives " \
+                        f"(the values alone: torch's {name}(x, dim)[0] is {a_}(x, dim), no [0])"
                 raise ArchTypeError(f"{name}() takes numbers, got {describe(x)}; for tensors use {name}imum(a, b) "
                                     f"elementwise, {whole}")
         sym = next((x for x in items if isinstance(x, Sym)), None)

@@ -295,7 +295,9 @@ class Operators:
                 return v[name]
             raise EvalError(f"no key '{name}' in the dict{did_you_mean(name, [k for k in v if isinstance(k, str)])}",
                             span)
-        raise ArchTypeError(f"{describe(v)} has no attribute '{name}'", span)
+        tuple_item = ("; a tuple's items are indexed: torch's topk/sort (values, indices) here is v, i = topk(x, k) "
+                      "or topk(x, k)[1]") if isinstance(v, tuple) and name in ("values", "indices") else ""
+        raise ArchTypeError(f"{describe(v)} has no attribute '{name}'{tuple_item}", span)
 
     def subscript(self, v, index, env, span, target=None):
         """`target`: the expression indexed, to name in advice (b[:, none] is unsqueeze(b, 1))."""
@@ -382,7 +384,9 @@ _TORCH_METHODS = {"view": "reshape(x, [...])", "size": "x.shape", "float": 'cast
                   "to": 'cast(x, "int64") (or the dtype wanted; a device means nothing in a spec)',
                   "int": 'cast(x, "int32")', "double": 'cast(x, "float64")', "half": 'cast(x, "float16")',
                   "bfloat16": 'cast(x, "bfloat16")', "bool": 'cast(x, "bool")', "type_as": "cast(x, y.dtype)",
-                  "expand_as": "expand(x, shape(y), like=y)", "mT": "x.T (the last two dims swapped)"}
+                  "expand_as": "expand(x, shape(y), like=y)", "mT": "x.T (the last two dims swapped)",
+                  "unfold": "unsqueeze(x, 2) -> unfold([1, size], stride=[1, step]) for torch's x.unfold(-1, size, "
+                            "step) of [N, C, L]: [N, C*size, windows] (the op unfold is F.unfold, im2col)"}
 
 
 def _indexed_axis(index, i: int, v) -> int:
@@ -394,9 +398,14 @@ def _indexed_axis(index, i: int, v) -> int:
 
 
 def _method_hint(name: str) -> str:
-    """torch's tensor methods (`x.mean(1)`, `x.view(...)`) are functions of the language: say which."""
+    """torch's tensor methods (`x.mean(1)`, `x.view(...)`) are functions of the language: say which; an in-place
+    one (`x.masked_fill_(...)`) is the function of its name without the underscore."""
     if name in _TORCH_METHODS:
         return f"; write {_TORCH_METHODS[name]}"
+    if name.endswith("_") and not name.endswith("__") and (name[:-1] in _TORCH_METHODS or
+                                                           ops.lookup(name[:-1]) is not None):
+        return f"; values never change in place: {name[:-1]}(x, ...) gives a new one" + (
+            f" ({_TORCH_METHODS[name[:-1]]})" if name[:-1] in _TORCH_METHODS else "")
     op = ops.lookup(name)
     if op is not None and op.category != "internal" and not op.written:
         return f"; ops are functions: {op.name}(x, ...) or x -> {op.name}(...)"

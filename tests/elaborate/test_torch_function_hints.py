@@ -251,3 +251,26 @@ def test_bincount_and_dropout2d_say_what_computes_them():
     src = "model m(i: int64[7]) -> y {\n    y = sum(one_hot(i, 5), dim=0)\n}\n"
     np.testing.assert_array_equal(runtime.session(archdsl.compile_source(src)).run(None, {"i": ids})[0],
                                   torch.bincount(torch.from_numpy(ids), minlength=5).numpy())
+
+
+@pytest.mark.parametrize("expr, said", [
+    ("x.unfold(2, 3, 1)", "unsqueeze(x, 2) -> unfold([1, size], stride=[1, step]) for torch's x.unfold(-1, size"),
+    ("topk(x, 3).indices", "v, i = topk(x, k) or topk(x, k)[1]"), ("sort(x).values", "v, i = topk(x, k)"),
+    ("x.masked_fill_(x > 0.0, 1.0)", "values never change in place: masked_fill(x, ...)"),
+    ("x.clamp_(min=0.0)", "values never change in place: clamp(x, ...)"),
+    ("max(x, 2)[0]", "torch's max(x, dim)[0] is amax(x, dim), no [0]")])
+def test_torch_idioms_met_porting_longformer_and_pointnet_say_what_to_write(expr, said):
+    """x.unfold said "ops are functions: unfold(x, ...)", F.unfold, which then compiled to im2col silently;
+    topk(...).indices and in-place methods said nothing; amax(x, dim)[0], torch's max(x, dim)[0] kept, picked
+    batch element 0 unseen (porting15 hunt)."""
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source(f"model m(x: float32[B, 4, N]) -> y {{\n    y = {expr}\n}}\n")
+    assert said in e.value.message, e.value.message
+
+
+def test_the_tensor_unfold_advice_gives_torchs_windows():
+    x = np.random.default_rng(0).standard_normal((2, 4, 10)).astype(np.float32)
+    src = ("model m(x: float32[2, 4, 10]) -> y {\n    y = x -> unsqueeze(2) -> unfold([1, 3], stride=[1, 2])\n}\n")
+    y = runtime.session(archdsl.compile_source(src)).run(None, {"x": x})[0]
+    want = torch.from_numpy(x).unfold(-1, 3, 2)  # [2, 4, windows, 3]
+    np.testing.assert_array_equal(y.reshape(2, 4, 3, -1).transpose(0, 1, 3, 2), want.numpy())
