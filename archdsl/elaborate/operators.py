@@ -232,7 +232,8 @@ class Operators:
         minimum (ONNX Clip takes its bounds as inputs, but the op's are attributes); None where every bound is
         a number (the op itself). At x equal to a tensor bound the gradient is shared, where torch's clamp gives
         it all to x; a number beside it stays the op's attribute, whose bound passes all of it (as a number to
-        minimum, its half went to the constant: lost, review94a hunt)."""
+        minimum, its half went to the constant: lost, review94a hunt), and a symbolic size, which takes no
+        gradient, is a where (maximum lost half at a tie there too: review97)."""
         names = ("x", "min", "max")
         if len(args) > 3 or set(kwargs) - set(names) or any(n in kwargs for n in names[:len(args)]):
             return None  # the op's own binding says what is wrong
@@ -245,6 +246,11 @@ class Operators:
                 last = bound == "max" or got.get("max") is None
                 run_time = isinstance(got[bound], (Tensor, Sym))
                 try:
+                    if isinstance(got[bound], Sym):  # a size has no gradient: where x is past it, else x (all
+                        b = self.dim_tensor(got[bound], y.type.dtype, "clamp", span)  # of it at a tie, as torch)
+                        past = self.call_op(ops.get("lt" if bound == "min" else "gt"), [y, b], {}, None, span)
+                        y = self.call_op(ops.get("where"), [past, b, y], {}, label if last else None, span)
+                        continue
                     y = self.call_op(ops.get(op if run_time else "clamp"), [y, got[bound]] if run_time else [y],
                                      {} if run_time else {bound: got[bound]}, label if last else None, span)
                 except ArchError as err:  # said as the clamp the spec wrote, not the op it became (review58)

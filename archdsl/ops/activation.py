@@ -192,10 +192,11 @@ register(OpDef(
     cost=lambda c: 2 * elementwise_cost(c), grad=_window(lambda a: a["min"], lambda a: a["max"], closed=True),
     doc="x limited to [min, max], either bound optional (torch.clamp, ONNX Clip); the gradient passes where "
         "min <= x <= max, the bounds included. A bound known at run time only, a tensor (torch.clamp(x, min=t)) "
-        "or a symbolic size (boxes clamped to an image's width), makes maximum(x, min) or minimum(x, max) for "
-        "it, whose gradient at x equal to that bound is shared between them (torch gives x all of it); a number "
-        "bound beside it stays this op's, all of its gradient to x. Number bounds with min > max are refused "
-        "(torch gives max everywhere).",
+        "or a symbolic size (boxes clamped to an image's width), makes maximum(x, min) or minimum(x, max) for a "
+        "tensor, whose gradient at x equal to that bound is shared between them (torch gives x all of it), and a "
+        "where for a size, which takes no gradient (x gets all of it, as torch); a number bound beside it stays "
+        "this op's, all of its gradient to x. Number bounds with min > max are refused (torch gives max "
+        "everywhere).",
 ))
 
 
