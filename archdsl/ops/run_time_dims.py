@@ -174,16 +174,20 @@ def shape_reader(e, x_name: str, x):
         return run, coef * g if dividing else coef // g
 
     def _covering_run(dims: list, coef: int) -> tuple[str, int] | None:
-        """Symbols none of which is one input dim, whose product a run of them is (or one): B*H*W of [B, H*W, T] (a
-        flatten's dim) is the slice 0..1, where reading B, H and W apart took three Shapes and two Muls
-        (mutpasses2 hunt: -O2 a node bigger than -O0)."""
+        """Symbols none of which is one input dim, whose product a run of them is (or one), up to a number: B*H*W
+        of [B, H*W, T] (a flatten's dim) is the slice 0..1, where reading B, H and W apart took three Shapes and
+        two Muls (mutpasses2 hunt: -O2 a node bigger than -O0)."""
         want = prod(dims)
         for i in range(x.rank):
             for j in range(i, x.rank):
                 part = x.shape[i:j + 1]
                 fixed = int(np.prod([d for d in part if isinstance(d, int)], dtype=np.int64))
-                syms = [d for d in part if not isinstance(d, int)]
-                if not syms or fixed <= 0 or coef % fixed or prod(syms) != want:
+                syms = prod([d for d in part if not isinstance(d, int)])
+                k = dim_exact_div(syms, want) if isinstance(syms, Sym) else None  # a number inside a dim: the
+                if not isinstance(k, int) or k <= 0 or dim_mul(want, k) != syms:  # run [2*C, B] of 2*B*C (review97)
+                    continue
+                fixed *= k
+                if fixed <= 0 or coef % fixed:
                     continue
                 run = e.op("Shape", [x_name], start=i, end=j + 1)
                 return run if i == j else e.op("ReduceProd", [run], keepdims=1), coef // fixed

@@ -232,6 +232,11 @@ def test_a_merged_target_reads_a_product_of_symbols_as_the_run_of_dims_it_is():
     src = "model m(x: float32[B, T, H, W]) -> y {\n" + "".join(f"    {ln}\n" for ln in lines) + "}\n"
     ops = [n.op_type for n in archdsl.compile_source(src).graph.node]
     assert ops.count("Shape") == 4 and "Mul" not in ops, ops
+    # a run with a number inside a dim: 2*B*C is the run [2*C, B] (review97 hunt: -O2 13 nodes to -O0's 12)
+    lines = ["h = permute(flatten(x, 2, 3), [2, 1, 0])", "y = unsqueeze(flatten(h, 0, 1), 0)"]
+    _chain_matches_torch(lines, "A, B, 2, C", [(0, 3, 2), (2, 0, 3), (2, 3, 0), (1, 1, 1), (2, 3, 4)])
+    src = "model m(x: float32[A, B, 2, C]) -> y {\n" + "".join(f"    {ln}\n" for ln in lines) + "}\n"
+    assert "Mul" not in [n.op_type for n in archdsl.compile_source(src).graph.node]
 
 
 @pytest.mark.parametrize("body,torch_code", [
