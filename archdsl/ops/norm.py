@@ -188,7 +188,7 @@ def _ln_grad(b, c, ins, outs, gouts):
 
 register(OpDef(
     name="layernorm", inputs=("x",), category="layer", grad=_ln_grad,
-    attrs=(Attr("normalized_shape", "ints?", None), Attr("eps", "float", 1e-5),
+    attrs=(Attr("normalized_shape", "sizes?", None), Attr("eps", "float", 1e-5),
            Attr("elementwise_affine", "bool", True), Attr("bias", "bool", True)),
     params=_ln_params, infer=_ln_infer, lower=_ln_lower,
     cost=lambda c: 5 * numel(c.out_types[0].shape),

@@ -219,7 +219,7 @@ def _none_hint(attr, value, kind: str) -> str:
         return ""
     if attr.none:
         return f"; {attr.none}"
-    if kind in ("int", "float", "number", "ints", "dims"):
+    if kind in ("int", "float", "number", "ints", "dims", "sizes"):
         return " (a param left at none, as `param NAME = none`? -D NAME=5 sets it)"
     return ""
 
@@ -277,6 +277,9 @@ def _coerce(op: OpDef, attr: Attr, value):
         value = (value,) if _is_int(value) else tuple(value)
     elif kind == "dims" and isinstance(value, (list, tuple)) and all(_is_int(v) or isinstance(v, Sym) for v in value):
         value = tuple(value)
+    elif kind == "sizes" and (_is_int(value) or isinstance(value, Sym) or isinstance(value, (list, tuple)) and value
+                              and all(_is_int(v) or isinstance(v, Sym) for v in value)):  # a norm's shape
+        value = tuple(value) if isinstance(value, (list, tuple)) else (value,)
     elif kind == "padding" and (_is_int(value) or value in ("same", "valid") or
                                 (isinstance(value, (list, tuple)) and value and all(_is_int(v) for v in value))):
         value = (value,) if _is_int(value) else (tuple(value) if isinstance(value, (list, tuple)) else value)
@@ -291,8 +294,9 @@ def _coerce(op: OpDef, attr: Attr, value):
             raise ArchTypeError(f"{where} must be known when the graph is built, got the symbolic dim "
                                 f"{symbolic[0]}; {give_numbers(symbolic[0])}"
                                 + (f"; {attr.symbolic}" if attr.symbolic else ""))
-        bad = next(((i, v) for i, v in enumerate(value) if not (_is_int(v) or kind == "dims" and isinstance(v, Sym))),
-                   None) if isinstance(value, (list, tuple)) and kind in ("ints", "dims", "padding") else None
+        bad = next(((i, v) for i, v in enumerate(value) if not (_is_int(v) or kind in ("dims", "sizes") and
+                                                                isinstance(v, Sym))),
+                   None) if isinstance(value, (list, tuple)) and kind in ("ints", "dims", "padding", "sizes") else None
         which = f" (element {bad[0]} is {describe(bad[1])})" if bad else ""  # not just "list of 4"
         case = "; the strings are lowercase here" if kind == "padding" and isinstance(value, str) \
             and value.lower() in ("same", "valid") else ""  # TF's and Flax's "SAME"
@@ -305,11 +309,11 @@ def _coerce(op: OpDef, attr: Attr, value):
                             f"{_weight_hint(op, attr, value)}{_none_hint(attr, value, kind)}")
     if attr.choices is not None and value not in attr.choices:
         raise ArchTypeError(f"{where} must be one of {', '.join(map(_show, attr.choices))}, got {_show(value)}")
-    if kind in ("int", "ints", "padding") and not isinstance(value, str) and \
+    if kind in ("int", "ints", "padding", "sizes") and not isinstance(value, str) and \
             attr.name not in _SIGNED and \
-            any(v < 0 for v in (value if isinstance(value, tuple) else (value,))):
+            any(_is_int(v) and v < 0 for v in (value if isinstance(value, tuple) else (value,))):
         raise ArchTypeError(f"{where} must not be negative, got {given if _is_int(given) else list(given)}")
-    if kind in ("int", "ints", "padding", "dims") and not isinstance(value, str):
+    if kind in ("int", "ints", "padding", "dims", "sizes") and not isinstance(value, str):
         big = [v for v in (value if isinstance(value, tuple) else (value,)) if _is_int(v) and not -2**63 <= v < 2**63]
         if big:  # ONNX attributes are int64: the lowering failed with an internal error
             raise ArchTypeError(f"{where} must fit in 64 bits, got {big[0]}")
@@ -358,4 +362,5 @@ def _weight_hint(op, attr: Attr, value) -> str:
 _KIND_WORDS = {"int": "an integer", "float": "a number", "number": "a number", "bool": "true or false",
                "str": "a string",
                "ints": "an integer or a non-empty list of integers", "dims": "a list of dims",
+               "sizes": "a size or a non-empty list of sizes",
                "padding": 'an integer, a non-empty list of integers, "same" or "valid"'}

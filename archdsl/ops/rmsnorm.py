@@ -92,7 +92,7 @@ def _grad(b, c, ins, outs, gouts):
 
 register(OpDef(
     name="rms_norm", grad=_grad, inputs=("x",), category="layer", aliases=("rmsnorm",),
-    attrs=(Attr("normalized_shape", "ints?", None), Attr("eps", "float?", None),
+    attrs=(Attr("normalized_shape", "sizes?", None), Attr("eps", "float?", None),
            Attr("elementwise_affine", "bool", True)),
     params=_params, infer=_infer, lower=_lower, cost=lambda c: 4 * numel(c.out_types[0].shape),
     doc="RMS normalization over the trailing dims (torch.nn.RMSNorm; eps=none is the machine epsilon of float64 "

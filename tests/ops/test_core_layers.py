@@ -594,3 +594,16 @@ def test_a_norm_without_weights_takes_a_symbolic_normalized_dim(call, ref, dtype
         weighted = src.replace("x: ", "r: {0}[B, F], x: ".format(dtype)).replace(f"y = {call}", f"y = {call} * r")
         got = grads_of(weighted, {"x": x, "r": r}, np.ones((1, 1), dtype), ["x"])["x"]
         np.testing.assert_allclose(got.astype(np.float32), t.grad.numpy(), rtol=tol * 10, atol=tol * 10)
+
+
+@pytest.mark.parametrize("call, ref", [("layernorm(x, [T, F], elementwise_affine=false)", "layer_norm"),
+                                       ("rms_norm(x, [T, F], elementwise_affine=false)", "rms_norm")])
+def test_a_norm_without_weights_takes_several_symbolic_dims_by_name(call, ref):
+    """F.layer_norm(x, x.shape[-2:]): an explicit normalized_shape of symbols was refused as "must be known when
+    the graph is built" where the default last dim was taken (review97 hunt)."""
+    torch = pytest.importorskip("torch")
+    sess = runtime.session(archdsl.compile_source(f"model m(x: float32[B, T, F]) -> y {{\n    y = {call}\n}}\n"))
+    for t, f in ((1, 1), (3, 5), (4, 2)):
+        x = np.random.default_rng(t).standard_normal((2, t, f)).astype(np.float32)
+        want = getattr(torch.nn.functional, ref)(torch.from_numpy(x), (t, f))
+        np.testing.assert_allclose(sess.run(None, {"x": x})[0], want.numpy(), rtol=2e-6, atol=2e-6)
