@@ -387,7 +387,7 @@ class Operators:
 _TORCH_METHODS = {"view": "reshape(x, [...])", "size": "x.shape", "float": 'cast(x, "float32")',
                   "long": 'cast(x, "int64")', "contiguous": "nothing: drop it", "t": "x.T", "dim": "x.rank",
                   "ndim": "x.rank", "numel": "the product of x.shape", "max": "amax(x, ...)", "min": "amin(x, ...)",
-                  "to": 'cast(x, "int64") (or the dtype wanted; a device means nothing in a spec)',
+                  "to": 'nothing for a device (drop it), cast(x, "float32") or the dtype wanted for a dtype',
                   "int": 'cast(x, "int32")', "double": 'cast(x, "float64")', "half": 'cast(x, "float16")',
                   "bfloat16": 'cast(x, "bfloat16")', "bool": 'cast(x, "bool")', "type_as": "cast(x, y.dtype)",
                   "expand_as": "expand(x, shape(y), like=y)", "mT": "x.T (the last two dims swapped)",

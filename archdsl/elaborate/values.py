@@ -226,8 +226,9 @@ _TORCH_FUNCTIONS = {
     "new_zeros": "zeros_like(y) of a tensor of that shape, or tensor([...])",
     **{n: "drop_path(x, p) (torchvision's StochasticDepth, mode \"row\")"
        for n in ("stochastic_depth", "StochasticDepth")},
-    **{n: "pad(x, [left, right, top, bottom]) (torch's order; a negative amount crops)"
-       for n in ("ZeroPad2d", "ZeroPad1d", "ConstantPad1d", "ConstantPad2d")},
+    **{f"{kind}Pad{d}d": f"pad(x, [left, right{', top, bottom' if d == 2 else ''}]"
+                         f"{', value=v' if kind == 'Constant' else ''}) (torch's order; a negative amount crops)"
+       for kind in ("Zero", "Constant") for d in (1, 2)},
     "bincount": "sum(one_hot(ids, n), dim=0) (int64 counts of each id below n)",
     **{n: "whole channels dropped: reshape(drop_path(reshape(x, [-1, h, w]), p), [b, c, h, w]) after b, c, h, w = "
           "shape(x) (drop_path drops whole rows of that [B*C, H, W]; dropout drops single elements)"
@@ -236,8 +237,8 @@ _TORCH_FUNCTIONS = {
     "kron": "reshape(unsqueeze(unsqueeze(a, 1), 3) * unsqueeze(unsqueeze(b, 0), 2), [m * p, n * q]) of a [m, n] "
             "and a [p, q]",
     "diff": "x[..., 1:] - x[..., :-1] (along the last dim)",
-    "diagonal": "sum(m * eye(n), dim=-1) (the diagonal of a square [..., n, n])",
-    "cross": "the three components written out: stack([a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1], ...], dim=-1)",
+    "diagonal": "flatten(m, -2, -1)[..., ::n + 1] (the diagonal of a square [..., n, n])",
+    "cross": "its three components: stack([a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1], ...], dim=-1)",
     "split_with_sizes": "split(x, [sizes], axis)",
     **{n: "reshape(transpose(reshape(x, [b, g, c // g, h, w]), 1, 2), [b, c, h, w]) after b, c, h, w = shape(x), "
           "for g groups" for n in ("channel_shuffle", "ChannelShuffle")},
