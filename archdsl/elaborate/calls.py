@@ -304,8 +304,8 @@ class Calls:
         if len(args) > len(positional):
             plural = "s" if len(positional) != 1 else ""
             optional = [i.lstrip("*").rstrip("?") for i in op.inputs if i.endswith("?")]
-            keyword = (f"; optional tensor inputs are keyword-only: {optional[0]}=..." if optional and  # gemm(a, b, c)
-                       isinstance(args[len(positional)], Tensor) else "")
+            keyword = (f"; optional tensor inputs are keyword-only: {_keywords(optional)}"  # gemm(a, b, c)
+                       if optional and isinstance(args[len(positional)], Tensor) else "")
             raise ArchTypeError(f"{op.name}() takes {len(positional)} positional argument{plural}"
                                 f" at most, got {len(args)}{keyword} (signature: {op.signature()})", span)
         for n, v in zip(positional, args):  # optional tensor inputs are keyword-only
@@ -313,7 +313,7 @@ class Calls:
                 optional = [i.lstrip("*").rstrip("?") for i in op.inputs if i.endswith("?")]
                 if optional:
                     raise ArchTypeError(f"{op.name}(): a tensor given positionally where argument '{n}' goes; "
-                                        f"optional tensor inputs are keyword-only: {optional[0]}=... (signature: "
+                                        f"optional tensor inputs are keyword-only: {_keywords(optional)} (signature: "
                                         f"{op.signature()})", span)
             given[n] = v
         kwargs = synonyms(op, kwargs, names, given, span)
@@ -584,3 +584,7 @@ def _list_call(op) -> str:
     first = op.attrs[0].name if op.attrs else "axis"
     return f"{op.name}([a, b], {first}=1)"
 
+
+def _keywords(names: list[str]) -> str:
+    """Every optional input by keyword: gru(x, 8, l) meant lengths=, and only h0= was named (review97)."""
+    return ", ".join(f"{n}=..." for n in names)

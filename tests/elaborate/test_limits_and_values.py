@@ -480,6 +480,9 @@ def test_a_membership_test_costs_a_step_per_item():
     # a param left at none where an op takes a number: said bare, where range(T) named the param (porting14)
     ("param K = none\nmodel m(x: int64[B]) -> y {\n    y = one_hot(x, K)\n}\n",
      "got none (a param left at none, as `param NAME = none`? -D NAME=5 sets it)", None),
+    # every optional input named: gru(x, 8, l) meant lengths=, and h0= alone was said (review97)
+    ("model m(x: float32[B, T, 4], l: int64[B]) -> y {\n    y = gru(x, 8, l)\n}\n",
+     "optional tensor inputs are keyword-only: h0=..., lengths=...", None),
 ])
 def test_hints_only_where_they_are_true(src, said, not_said):
     """From a review: each of these hints fired where it was false (found by running them against the
