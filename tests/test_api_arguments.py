@@ -84,3 +84,41 @@ def test_the_seed_and_thread_bounds_take_their_ends():
     for parse, text in ((args.seed, str(2**32)), (args.threads, "257")):
         with pytest.raises(argparse.ArgumentTypeError):
             parse(text)
+
+
+# mutdriver hunt: each test below failed a mutant the suite let by
+def test_build_file_without_weights_keeps_external_data(tmp_path):
+    """with_weights=False writes the model whose parameters are inputs; external_data=True still moves its
+    tensors of 1 KiB or more (a constant here) to OUT.onnx.data (D9: the flag was dropped on that path)."""
+    import onnx
+
+    from archdsl import driver
+    spec = tmp_path / "c.arch"
+    vals = ", ".join(str(float(i)) for i in range(256))
+    spec.write_text(f"model c(x: float32[B, 256]) -> y {{\n    y = x + tensor([{vals}])\n}}\n")
+    out = tmp_path / "m.onnx"
+    _, written = driver.build_file(driver.load(str(spec)), None, driver.CompileOptions(with_weights=False), out,
+                                   external_data=True)
+    assert written == [out, tmp_path / "m.onnx.data"]
+    m = onnx.load(str(out), load_external_data=False)
+    assert [t.data_location for t in m.graph.initializer] == [onnx.TensorProto.EXTERNAL]
+
+
+@pytest.mark.parametrize("level", [-1, 3])
+def test_an_opt_level_past_the_three_is_refused(level):
+    """opt_level takes 0, 1 or 2 (-O0..-O2); 3 was built as -O2 without a word (D37)."""
+    from archdsl import driver
+    from archdsl.diagnostics import ArchError
+    with pytest.raises(ArchError, match="opt_level must be 0, 1 or 2"):
+        driver.compile_source("model s(x: float32[B, 8]) -> y {\n    y = x -> linear(8)\n}\n", opt_level=level)
+
+
+def test_compile_file_of_an_upper_case_onnx_name_says_what_it_is(tmp_path):
+    """compile_file('M.ONNX') says it is a compiled model, as for m.onnx (D16: its bytes were read as a spec:
+    'the file is not UTF-8')."""
+    from archdsl.diagnostics import ArchError
+    path = tmp_path / "M.ONNX"
+    archdsl.driver.write_model(archdsl.compile_source("model t(x: float32[B, 4]) -> y {\n    y = x -> relu\n}\n"),
+                               path)
+    with pytest.raises(ArchError, match="is a compiled ONNX model, not a .arch spec"):
+        archdsl.compile_file(str(path))

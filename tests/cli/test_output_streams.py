@@ -229,3 +229,69 @@ def test_a_descriptor_the_shell_did_not_open_or_one_on_the_spec_is_refused(work)
                          check=False)
     assert res.returncode == 1 and b"is open on the spec file" in res.stderr, res.stderr
     assert (work / "tiny.arch").read_bytes() == before
+
+
+# mutdriver hunt: each test below failed a mutant the suite let by
+def test_proc_self_fd_1_into_a_file_is_written_where_the_shell_opened_it(work):
+    """`-o /proc/self/fd/1 >> log` names stdout as /dev/stdout does: written through the descriptor, after
+    what the log holds (F5: only /dev/fd/N was read as a descriptor, and the log was renamed over)."""
+    import subprocess
+    import sys
+    log = work / "log.txt"
+    log.write_bytes(b"previous line\n")
+    with open(log, "ab") as f:
+        res = subprocess.run([sys.executable, "-m", "archdsl", "build", str(work / "tiny.arch"), "-o",
+                              "/proc/self/fd/1"], cwd=work, stdout=f, stderr=subprocess.DEVNULL, check=False)
+    assert res.returncode == 0
+    data = log.read_bytes()
+    assert data.startswith(b"previous line\n"), data[:40]
+    import onnx
+    assert onnx.load_from_string(data[len(b"previous line\n"):]).graph.node
+
+
+def test_text_printed_before_goes_first_when_a_file_is_written_to_stdout(tmp_path):
+    """`archdsl bench --markdown --json /dev/stdout > f` printed the tables after the JSON: stdout's buffer (block
+    buffered into a file, PYTHONUNBUFFERED unset as a user's shell has it) goes out before bytes written through
+    descriptor 1 (F6: files.open_special's flush dropped)."""
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    code = ("from archdsl import files\nprint('table')\n"
+            "files.atomic_write('/dev/stdout', lambda t: t.write_text('json'))\n")
+    out = tmp_path / "o.txt"
+    with open(out, "wb") as f:
+        subprocess.run([sys.executable, "-c", code], stdout=f, env=env, check=True, cwd=tmp_path)
+    assert out.read_bytes() == b"table\njson"
+
+
+def test_train_writes_its_weights_through_a_descriptor_the_shell_opened(work):
+    """`train -o /dev/fd/3 3>w.npz`: a descriptor is written through, not replaced, so the probe for a
+    writable folder is not made in /dev/fd (F27: probe_writable's early return for special targets dropped:
+    'cannot write /dev/fd/3: No such file or directory' before any training)."""
+    import shlex
+    import subprocess
+    import sys
+    w = work / "w.npz"
+    cmd = (f"{shlex.quote(sys.executable)} -m archdsl train tiny.arch --data data.npz --epochs 1 --batch-size 8 "
+           f"-o /dev/fd/3 --checkpoint /dev/null --quiet 3>{shlex.quote(str(w))}")
+    res = subprocess.run(["sh", "-c", cmd], cwd=work, capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    assert sorted(np.load(w).files) == ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to give the file another owner")
+def test_the_owner_of_a_sticky_folder_may_replace_another_users_file_in_it(work, monkeypatch):
+    """The kernel lets a sticky folder's owner replace any file in it: train goes on (F29: only the file's
+    owner was let through, and the folder's owner was asked for the file's times, which the kernel refuses
+    a non-owner, so a write it allows was refused)."""
+    sticky = work / "shared"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    (sticky / "w.npz").write_bytes(b"theirs")
+    os.chown(sticky / "w.npz", 1002, -1)
+    from archdsl import files
+    monkeypatch.setattr(os, "geteuid", lambda: os.stat(sticky).st_uid)  # the folder's owner, not the file's
+    monkeypatch.setattr(files, "_may_set_times", lambda path, st: False)  # as the kernel answers a non-owner
+    assert main(["train", str(work / "tiny.arch"), "--data", str(work / "data.npz"), "-o",
+                 str(sticky / "w.npz"), "--epochs", "1", "--quiet"]) == 0
+    assert (sticky / "w.npz").read_bytes() != b"theirs"

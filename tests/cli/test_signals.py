@@ -346,3 +346,22 @@ def test_a_ctrl_c_in_one_main_call_is_not_the_next_ones(work, monkeypatch, capsy
     monkeypatch.setattr(driver, "select_models", bug)
     assert main(["check", str(work / "tiny.arch")]) == 70
     assert "internal error: RuntimeError: a bug" in capsys.readouterr().err
+
+
+# mutdriver hunt: each test below failed a mutant the suite let by
+def test_held_signals_act_in_the_order_they_came():
+    """Ctrl-C, then SIGTERM, during a held block: Ctrl-C's handler acts first (KeyboardInterrupt, exit 130),
+    as the docstring says (I5: raised in reverse, the SIGTERM's exit came instead)."""
+    import signal
+
+    from archdsl.interrupts import deferred_signals
+    def on_term(signum, frame):
+        raise SystemExit(128 + signum)
+    before = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with deferred_signals():
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, before)

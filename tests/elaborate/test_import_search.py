@@ -48,3 +48,22 @@ def test_imports_nest_32_deep(tmp_path):
     assert chain(32).outputs[0][1].type.shape[-1] == 3
     with pytest.raises(LimitError, match="imports nested deeper than 32"):
         chain(33)
+
+
+# mutdriver hunt: each test below failed a mutant the suite let by
+def test_an_empty_archdsl_path_entry_is_not_the_working_directory(tmp_path, monkeypatch):
+    """ARCHDSL_PATH='lib:' (a trailing colon) names lib alone: the empty entry is skipped, not read as the
+    working directory (D30: helper.arch in the cwd was found)."""
+    import pytest
+
+    import archdsl
+    from archdsl.diagnostics import ArchError
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "helper.arch").write_text("block helper(x) {\n    return x -> relu\n}\n")
+    (tmp_path / "sub" / "main.arch").write_text('import "helper.arch"\nmodel m(x: float32[B, 4]) -> y {\n'
+                                                "    y = helper(x)\n}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ARCHDSL_PATH", "lib:")
+    with pytest.raises(ArchError, match=r'cannot find "helper.arch" \(looked in sub, lib\)'):
+        archdsl.check_file("sub/main.arch")

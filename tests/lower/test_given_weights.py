@@ -134,3 +134,13 @@ def test_a_module_or_a_checkpoint_given_as_weights_is_told_what_to_pass():
     assert _message(src, {"epoch": 3, "args": {"lr": 0.1}, "weights": sd}).endswith("checkpoint['weights']")
     assert _message(src, {"a": {"x": np.ones(2)}, "b": {"y": np.ones(2)}}).endswith(
         "pass the dict of parameter arrays it holds")
+
+
+# mutdriver hunt: each test below failed a mutant the suite let by
+def test_a_checkpoint_with_an_empty_dict_beside_its_arrays_is_told_which_to_pass():
+    """{'optimizer': {}, 'weights': {...arrays}}: the one dict that holds arrays is named (D14: the empty one
+    counted as holding arrays too, and the message named none)."""
+    from archdsl.diagnostics import ArchError
+    w = {"optimizer": {}, "weights": {"fc1.weight": np.zeros((8, 4), np.float32)}}
+    with pytest.raises(ArchError, match=r"weights=checkpoint\['weights'\]"):
+        archdsl.compile_source("model t(x: float32[B, 4]) -> y {\n    y = x -> linear(8) as fc1\n}\n", weights=w)

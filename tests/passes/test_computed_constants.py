@@ -111,3 +111,15 @@ def test_the_apis_check_refuses_what_archdsl_check_does():
                              'lengths=cast(tensor([6, 3]), "int32"))\n}\n')
     with pytest.raises(EvalError, match="integer division by zero"):
         archdsl.check_source("model m(ids: int64[B, 4]) -> y {\n    y = ids // (tensor([1, 2, 1, 2]) - 1)\n}\n")
+
+
+# mutdriver hunt: each test below failed a mutant the suite let by
+def test_the_apis_check_leaves_out_a_division_no_output_reads():
+    """check_source, as `archdsl check`: a zero divisor in a computation no output reads is a warning (the
+    default build drops it), not an error (D34: the API checked the dead nodes too, and raised)."""
+    import warnings
+    src = "model m(ids: int64[B, 2]) -> y {\n    z = ids // (tensor([1, 1]) - 1)\n    y = ids + 1\n}\n"
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        g = archdsl.check_source(src)
+    assert g.outputs and any("reaches no output" in str(w.message) for w in got)
