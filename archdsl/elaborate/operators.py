@@ -33,7 +33,7 @@ from .scalars import (
     sizes_order,
     sym_arith,
 )
-from .values import Namespace, Tensor, describe, model_called
+from .values import Namespace, Tensor, describe, model_called, torch_function_hint
 
 __all__ = ["Operators"]
 
@@ -392,7 +392,11 @@ _TORCH_METHODS = {"view": "reshape(x, [...])", "size": "x.shape", "float": 'cast
                   "bfloat16": 'cast(x, "bfloat16")', "bool": 'cast(x, "bool")', "type_as": "cast(x, y.dtype)",
                   "expand_as": "expand(x, shape(y), like=y)", "mT": "x.T (the last two dims swapped)",
                   "unfold": "unsqueeze(x, 2) -> unfold([1, size], stride=[1, step]) for torch's x.unfold(-1, size, "
-                            "step) of [N, C, L]: [N, C*size, windows] (the op unfold is F.unfold, im2col)"}
+                            "step) of [N, C, L]: [N, C*size, windows] (the op unfold is F.unfold, im2col; torch's "
+                            "[N, C, windows, size] is permute(reshape(y, [N, C, size, -1]), [0, 1, 3, 2]))",
+                  **{n: "reshape(x, shape(y))" for n in ("view_as", "reshape_as")},
+                  **{n: "nothing: drop it (a spec has no device)" for n in ("cpu", "cuda")},
+                  "item": "the 0-d tensor itself (sizes are numbers already: x.shape[0])"}
 
 
 def _indexed_axis(index, i: int, v) -> int:
@@ -408,6 +412,8 @@ def _method_hint(name: str) -> str:
     one (`x.masked_fill_(...)`) is the function of its name without the underscore."""
     if name in _TORCH_METHODS:
         return f"; write {_TORCH_METHODS[name]}"
+    if (said := torch_function_hint(name)) is not None:  # x.clone(), x.diff(), x.bmm(y): the function's hint
+        return f"; write {said}"
     if name.endswith("_") and not name.endswith("__") and (name[:-1] in _TORCH_METHODS or
                                                            ops.lookup(name[:-1]) is not None):
         return f"; values never change in place: {name[:-1]}(x, ...) gives a new one" + (

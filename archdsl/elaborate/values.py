@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from ..diagnostics import ArchTypeError, UnknownNameError, did_you_mean
 from ..ir import Value
 from ..ops import OpDef
+from ..ops import lookup as ops_lookup
 from ..syntax import ast as A
 from ..types import DTYPES, describe
 
@@ -189,7 +190,9 @@ class Env:
         same = squashed.get(_squash(name)) if name != name.lower() and not prefix else None
         torch_name = name if name in _TORCH_FUNCTIONS else None if same else _TORCH_SQUASHED.get(_squash(name))
         if torch_name and not prefix:  # torch's spelling of what the language writes otherwise (Unflatten: its
-            own = did_you_mean(name, self.visible())  # unflatten's); or a typo of the file's own `sizes`, `views`
+            mine = same if same and ops_lookup(same) is None else None  # the file's own lstm_cell, not an op
+            own = f"; did you mean '{mine}'?" if mine else did_you_mean(name, self.visible())  # unflatten's); or
+            # the file's own `lstm_cell` called as LSTMCell, a typo of its own `sizes`, `views`
             torch = f"write {_TORCH_FUNCTIONS[torch_name]}"
             return UnknownNameError(f"unknown name '{name}'" + (f"{own} (for torch's {name}: {torch})" if own
                                                                  else f"; {torch}"), span)
@@ -201,6 +204,12 @@ def _squash(name: str) -> str:
     return name.lower().replace("_", "")
 
 
+def torch_function_hint(name: str) -> str | None:
+    """What the table says to write for torch's function `name` (however cased), for its method form too."""
+    key = name if name in _TORCH_FUNCTIONS else _TORCH_SQUASHED.get(_squash(name))
+    return _TORCH_FUNCTIONS[key] if key else None
+
+
 _PYTHON_LITERALS = ("None", "True", "False")
 # other libraries' module names, as ported code calls through them (jnp.mean(x), F.relu(x))
 MODULES = frozenset(("jnp", "np", "numpy", "torch", "jax", "lax", "optax", "flax", "nn", "F", "tf", "keras",
@@ -209,7 +218,7 @@ MODULES = frozenset(("jnp", "np", "numpy", "torch", "jax", "lax", "optax", "flax
 # name already)
 _TORCH_FUNCTIONS = {
     "view": "reshape(x, [...])", "bmm": "a @ b (or matmul(a, b))", "mm": "a @ b (or matmul(a, b))",
-    "addmm": "c + a @ b (gemm(a, b, c) for 2-D)", "baddbmm": "c + a @ b",
+    "addmm": "c + a @ b (gemm(a, b, c=c) for 2-D)", "baddbmm": "c + a @ b",
     "narrow": "a slice: x[:, start:start + length]", "index_select": "take(x, index, axis)",
     "numel": "the product of x.shape", "size": "x.shape", "contiguous": "nothing: drop it",
     "clone": "nothing: drop it (no value is changed in place)", "type_as": "cast(x, y.dtype)",
@@ -224,6 +233,21 @@ _TORCH_FUNCTIONS = {
     "space_to_depth": "pixel_unshuffle(x, r) (torch's order: channel c*r*r + i*r + j; TensorFlow's and ONNX's "
                       "SpaceToDepth give channel (i*r + j)*C + c)",
     "new_zeros": "zeros_like(y) of a tensor of that shape, or tensor([...])",
+    **{n: "zeros_like(x) (torch leaves its values unset)" for n in ("empty", "empty_like")},
+    "broadcast_to": "expand(x, shape)", "logit": "log(p / (1.0 - p))", "clamp_min": "clamp(x, min=v)",
+    "clamp_max": "clamp(x, max=v)", "gelu_new": "gelu(x, approximate=\"tanh\") (Hugging Face's gelu_new)",
+    **{n: "le(abs(a - b), atol + rtol * abs(b)) (and amin of it over every element, cast to int64, for allclose)"
+       for n in ("isclose", "allclose")},
+    "tensordot": "einsum(\"ijk,jkl->il\", [a, b]) (the contracted letters written out)",
+    "Bilinear": "einsum(\"bi,oij,bj->bo\", [a, w, b]) with w = parameter([out, in1, in2]), plus a bias",
+    "finfo": "the number itself: -3.4028234663852886e38 for float32's lowest (or \"-inf\" where a fill takes it)",
+    **{n: "parameter(shape, init=\"trunc_normal\" or \"normal\", std=...) where the weight is made (a layer's "
+          "init= where it has one)" for n in ("trunc_normal_", "normal_", "init")},
+    **{n: "where(mask, x, 0.0) or masked_fill, keeping the shape (no op's shape depends on the values)"
+       for n in ("masked_select", "unique", "nonzero", "argwhere")},
+    "UpsamplingBilinear2d": "upsample(x, scale_factor=2, mode=\"bilinear\", align_corners=true)",
+    "UpsamplingNearest2d": "upsample(x, scale_factor=2)",
+    "rot90": "flip(transpose(x, 2, 3), [2]) for rot90(x, 1, [2, 3])",
     **{n: "drop_path(x, p) (torchvision's StochasticDepth, mode \"row\")"
        for n in ("stochastic_depth", "StochasticDepth")},
     **{f"{kind}Pad{d}d": f"pad(x, [left, right{', top, bottom' if d == 2 else ''}]"
@@ -245,10 +269,12 @@ _TORCH_FUNCTIONS = {
     "zeros": "zeros_like(x) or tensor([...])", "ones": "ones_like(x) or tensor([...])",
     "full": "full_like(x, value) or tensor([...])", "arange": "positions(x, dim) for a tensor, range(n) for numbers",
     "rand": "rand_like(x)", "randn": "randn_like(x)",
-    "linspace": "tensor([lo + (hi - lo) * i / (n - 1) for i in range(n)]) (lo, hi and n known when building)",
+    "linspace": "tensor([lo + (hi - lo) * i / (n - 1) for i in range(n)]) (lo, hi and n known when building; "
+                "n = 1 is tensor([lo]))",
     **{n: "x @ tensor(cos table) and x @ tensor(sin table), a DFT of n points ([n, n // 2 + 1] tables built with "
           "comprehensions; there is no FFT op)" for n in ("fft", "rfft", "irfft", "stft")},
-    "median": "sort(x, dim)[0] and its middle position, [..., (n - 1) // 2] (torch's lower median)",
+    "median": "sort(x, dim)[0] and its middle position, [..., (n - 1) // 2] (torch's lower median; a row with a "
+              "NaN gives a number there, where torch gives NaN)",
     "kthvalue": "sort(x, dim)[0] and its position k - 1",
     **{n: f"stack([{'amax' if n == 'cummax' else 'amin'}(x[:, :i + 1], dim=1) for i in range(T)], dim=1) at a "
           "fixed length T (values only: no such op)" for n in ("cummax", "cummin")},
@@ -263,9 +289,12 @@ _TORCH_FUNCTIONS = {
     "hstack": "concat(xs, axis=1) (of 1-d tensors: axis=0)", "vstack": "concat(xs, axis=0) (1-d ones: stack)",
     "dstack": "stack(xs, dim=2) (of 2-d tensors; of 3-d ones concat(xs, axis=2))",
     "column_stack": "stack(xs, dim=1) (of 1-d tensors; else concat)",
-    "diag_embed": "eye(n) * unsqueeze(v, -2) (v's n values on the diagonal of an [..., n, n])",
-    "diag": "eye(n) * unsqueeze(v, 0) for a vector's [n, n]; sum(m * eye(n), dim=-1) for a matrix's diagonal",
-    "hypot": "sqrt(a * a + b * b)", "addcmul": "x + value * a * b", "addcdiv": "x + value * a / b",
+    "diag_embed": "where(eye(n, dtype=\"bool\"), unsqueeze(v, -2), 0.0) (v's n values on the diagonal of an "
+                  "[..., n, n])",
+    "diag": "where(eye(n, dtype=\"bool\"), unsqueeze(v, 0), 0.0) for a vector's [n, n]; flatten(m, -2, -1)[..., "
+            "::n + 1] for a matrix's diagonal",
+    "hypot": "sqrt(a * a + b * b) (in float32 past ~1e19 it overflows, where torch's hypot does not)",
+    "addcmul": "x + value * a * b", "addcdiv": "x + value * a / b",
     "nansum": "sum(where(isnan(x), 0.0, x))", "threshold": "where(x > threshold, x, value)",
     "tanhshrink": "x - tanh(x)", "softshrink": "where(abs(x) > lambd, x - sign(x) * lambd, 0.0)",
     "hardshrink": "where(abs(x) > lambd, x, 0.0)",
@@ -323,7 +352,9 @@ _TORCH_FUNCTIONS = {
     **{n: f"{'max' if 'Max' in n else 'avg'}pool{n[-2]}d(x, kernel_size) over channels-first input"
        for n in ("MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
                  "AveragePooling3D", "MaxPool2D", "AvgPool2D")},
-    "Concatenate": "concat([a, b], axis=-1) (concat's own default is axis=1, torch's channels)",
+    "Concatenate": "concat([a, b], axis=-1) (Keras's default; concat's own is axis=1, the channels)",
+    "concatenate": "concat([a, b], axis=0) (numpy's, jax's and torch's default axis; concat's own is axis=1)",
+    "Dot": "sum(a * b, dim=-1, keepdim=true) for Keras's Dot(axes=1) of two [B, D]",
     "BatchNormalization": "batchnorm(x, eps=1e-3, momentum=0.01): Keras's momentum=0.99 keeps 0.99 of the "
                           "running statistics, torch's and archdsl's momentum is the new batch's share",
     "Activation": "the activation itself, chained (x -> relu)",

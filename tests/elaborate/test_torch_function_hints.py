@@ -39,8 +39,6 @@ CASES = [
     ("dstack([a, b])", "stack(xs, dim=2)", "stack([a, b], dim=2)", lambda a, b: torch.dstack([a, b])),  # 2-d
     ("column_stack([a[0], b[0]])", "stack(xs, dim=1)", "stack([a[0], b[0]], dim=1)",
      lambda a, b: torch.column_stack([a[0], b[0]])),  # hstack said "did you mean 'stack'" (tabular hunt)
-    ("diag_embed(a)", "eye(n) * unsqueeze(v, -2)", "eye(5) * unsqueeze(a, -2)", lambda a, b: torch.diag_embed(a)),
-    ("diag(a[0])", "eye(n) * unsqueeze(v, 0)", "eye(5) * unsqueeze(a[0], 0)", lambda a, b: torch.diag(a[0])),  # Glow's
     ("all(a > 0)", 'eq(amin(cast(m, "int64")), 1)', 'eq(amin(cast(gt(a, -3.0), "int64")), 1)',
      lambda a, b: torch.all(a > -3.0)),
     ("any(a > 0)", 'gt(amax(cast(m, "int64")), 0)', 'gt(amax(cast(gt(a, 1.0), "int64")), 0)',
@@ -76,6 +74,23 @@ CASES = [
      lambda a, b: torch.nn.ZeroPad2d((0, 0, 1, -1))(a[None])[0]),
     ("ConstantPad1d([2, 1], 3.5)", "pad(x, [left, right], value=v)", "pad(a, [2, 1], value=3.5)",
      lambda a, b: torch.nn.ConstantPad1d((2, 1), 3.5)(a)),  # the 2-d order and no value= (review97)
+    # review98 hunt: NaN beside an inf (diag, diag_embed), Keras's axis for numpy's concatenate, no hint
+    ("diag_embed(a)", 'where(eye(n, dtype="bool"), unsqueeze(v, -2), 0.0)',
+     'where(eye(5, dtype="bool"), unsqueeze(a, -2), 0.0)', lambda a, b: torch.diag_embed(a)),
+    ("diag(a[0])", 'where(eye(n, dtype="bool"), unsqueeze(v, 0), 0.0)',
+     'where(eye(5, dtype="bool"), unsqueeze(a[0], 0), 0.0)', lambda a, b: torch.diag(a[0])),
+    ("concatenate([a, b])", "concat([a, b], axis=0)", "concat([a, b], axis=0)",
+     lambda a, b: torch.concatenate([a, b])),
+    ("Dot(1)", "sum(a * b, dim=-1, keepdim=true)", "sum(a * b, dim=-1, keepdim=true)",
+     lambda a, b: (a * b).sum(-1, keepdim=True)),
+    ("logit(a)", "log(p / (1.0 - p))", "log(sigmoid(a) / (1.0 - sigmoid(a)))",
+     lambda a, b: torch.logit(torch.sigmoid(a))),
+    ("isclose(a, b)", "le(abs(a - b), atol + rtol * abs(b))", 'cast(le(abs(a - b), 1e-8 + 1e-5 * abs(b)), "float32")',
+     lambda a, b: torch.isclose(a, b).float()),
+    ("rot90(a, 1, [0, 1])", "flip(transpose(x, 2, 3), [2])", "flip(transpose(a, 0, 1), [0])",
+     lambda a, b: torch.rot90(a, 1, [0, 1])),
+    ("broadcast_to(a[0], [3, 5])", "expand(x, shape)", "expand(a[0], [3, 5])",
+     lambda a, b: torch.broadcast_to(a[0], (3, 5))),
 ]
 
 
@@ -277,3 +292,37 @@ def test_the_tensor_unfold_advice_gives_torchs_windows():
     y = runtime.session(archdsl.compile_source(src)).run(None, {"x": x})[0]
     want = torch.from_numpy(x).unfold(-1, 3, 2)  # [2, 4, windows, 3]
     np.testing.assert_array_equal(y.reshape(2, 4, 3, -1).transpose(0, 1, 3, 2), want.numpy())
+
+
+@pytest.mark.parametrize("expr, said", [("x.clone()", "nothing: drop it"), ("x.diff()", "x[..., 1:] - x[..., :-1]"),
+                                        ("x.bmm(x)", "a @ b"), ("x.view_as(x)", "reshape(x, shape(y))"),
+                                        ("x.cpu()", "a spec has no device")])
+def test_a_torch_method_gets_its_functions_hint(expr, said):
+    """x.clone() and a dozen more said only "a tensor has no attribute", where clone(x) had a hint (review98)."""
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source(f"model m(x: float32[B, 4]) -> y {{\n    y = {expr}\n}}\n")
+    assert said in e.value.message, e.value.message
+
+
+def test_a_torch_name_beside_the_files_own_spelling_of_it_names_both():
+    """LSTMCell beside the file's own block lstm_cell: only torch's cell text was said (review98)."""
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source("block lstm_cell(x) {\n    return x\n}\nmodel m(x: float32[B, 4]) -> y {\n"
+                             "    y = LSTMCell(x)\n}\n")
+    assert "did you mean 'lstm_cell'? (for torch's LSTMCell: write lstm(x, hidden)" in e.value.message
+
+
+def test_the_diagonal_forms_keep_an_infinite_or_nan_value_to_its_place():
+    """eye(n) * unsqueeze(v, 0) spread an inf's NaN (inf * 0) down its column, and sum(m * eye(n)) the
+    diagonal's (review97, review98 hunts): the where and strided-slice forms give torch's."""
+    v = np.array([1.0, np.inf, np.nan, -2.0], np.float32)
+    m = np.arange(16, dtype=np.float32).reshape(4, 4)
+    m[0, 1], m[2, 3] = np.inf, np.nan
+    src = ('model m(v: float32[4], m: float32[4, 4]) -> (a, b, c) {\n    a = where(eye(4, dtype="bool"), '
+           'unsqueeze(v, 0), 0.0)\n    b = where(eye(4, dtype="bool"), unsqueeze(unsqueeze(v, 0), -2), 0.0)\n'
+           "    c = flatten(m, -2, -1)[..., ::4 + 1]\n}\n")
+    a, b, c = runtime.session(archdsl.compile_source(src)).run(None, {"v": v, "m": m})
+    tv, tm = torch.from_numpy(v), torch.from_numpy(m)
+    np.testing.assert_array_equal(a, torch.diag(tv).numpy())
+    np.testing.assert_array_equal(b[0], torch.diag_embed(tv[None])[0].numpy())
+    np.testing.assert_array_equal(c, torch.diagonal(tm).numpy())
