@@ -94,15 +94,21 @@ CASES = [
 ]
 
 
+def _said(inputs: str, expr: str) -> str:
+    """The message of the unknown name in `y = expr` over the model's inputs."""
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source(f"model m({inputs}) -> y {{\n    y = {expr}\n}}\n")
+    return e.value.message
+
+
 @pytest.mark.parametrize("call, said", [("rfft(a)", "x @ tensor(cos table) and x @ tensor(sin table)"),
                                         ("median(a, 1)", "sort(x, dim)[0] and its middle position"),
                                         ("kthvalue(a, 2, 1)", "sort(x, dim)[0] and its position k - 1"),
                                         ("embedding_bag(i, a)", "mean(ids -> embedding(n, d), dim=1)")])
 def test_torch_functions_with_no_op_say_what_to_write(call, said):
     """rfft, median and kthvalue said "did you mean" something unrelated (timeseries hunt)."""
-    with pytest.raises(archdsl.ArchError) as e:
-        archdsl.check_source(f"model m(a: float32[3, 5], i: int64[3, 5]) -> y {{\n    y = {call}\n}}\n")
-    assert said in e.value.message, e.value.message
+    message = _said("a: float32[3, 5], i: int64[3, 5]", call)
+    assert said in message, message
 
 
 def test_a_torch_cell_says_how_to_step_a_recurrent_layer_by_hand():
@@ -168,9 +174,8 @@ def test_channel_shuffle_says_the_reshape_that_is_torchs_channel_shuffle():
                                         ("split_with_sizes", "split(x, [sizes], axis)")])
 def test_torch_names_with_another_spelling_here_say_it(name, said):
     """gru_cell said nothing, lstm_cell "did you mean 'lstm'" and clone "did you mean 'conv'" (porting11 hunt)."""
-    with pytest.raises(archdsl.ArchError) as e:
-        archdsl.check_source(f"model m(x: float32[B, 4]) -> y {{\n    y = x -> {name}(4)\n}}\n")
-    assert said in e.value.message and "did you mean" not in e.value.message, e.value.message
+    message = _said("x: float32[B, 4]", f"x -> {name}(4)")
+    assert said in message and "did you mean" not in message, message
 
 
 @pytest.mark.parametrize("name, said", [("Unflatten", "write reshape(x, [...])"),
@@ -182,9 +187,8 @@ def test_torch_names_with_another_spelling_here_say_it(name, said):
 def test_torch_modules_and_einops_layers_say_what_to_write(name, said):
     """A table name in another case is found too: Unflatten said "did you mean 'flatten'", its opposite; einops'
     Rearrange "did you mean 'range'" (porting12 hunt)."""
-    with pytest.raises(archdsl.ArchError) as e:
-        archdsl.check_source(f"model m(x: float32[B, 4]) -> y {{\n    y = x -> {name}(1)\n}}\n")
-    assert said in e.value.message and "did you mean" not in e.value.message, e.value.message
+    message = _said("x: float32[B, 4]", f"x -> {name}(1)")
+    assert said in message and "did you mean" not in message, message
 
 
 def test_depth_to_space_and_space_to_depth_say_the_channel_orders_that_hold():
@@ -235,9 +239,8 @@ def test_repeat_where_a_value_goes_says_tile():
     ("linalg_norm(x)", "norm(x, p, dim)")])
 def test_torch_methods_and_casts_met_porting_say_what_to_write(expr, said):
     """T5's .to(torch.long) and .type_as, CLIP's QuickGELU: no hint, or long(x) "did you mean 'log'" (porting13)."""
-    with pytest.raises(archdsl.ArchError) as e:
-        archdsl.check_source(f"model m(x: float32[B, T, 4]) -> y {{\n    y = {expr}\n}}\n")
-    assert said in e.value.message and "did you mean" not in e.value.message, e.value.message
+    message = _said("x: float32[B, T, 4]", expr)
+    assert said in message and "did you mean" not in message, message
 
 
 def test_the_bucketize_and_expand_as_advice_computes_torchs_result():
@@ -281,9 +284,8 @@ def test_torch_idioms_met_porting_longformer_and_pointnet_say_what_to_write(expr
     """x.unfold said "ops are functions: unfold(x, ...)", F.unfold, which then compiled to im2col silently;
     topk(...).indices and in-place methods said nothing; amax(x, dim)[0], torch's max(x, dim)[0] kept, picked
     batch element 0 unseen (porting15 hunt)."""
-    with pytest.raises(archdsl.ArchError) as e:
-        archdsl.check_source(f"model m(x: float32[B, 4, N]) -> y {{\n    y = {expr}\n}}\n")
-    assert said in e.value.message, e.value.message
+    message = _said("x: float32[B, 4, N]", expr)
+    assert said in message, message
 
 
 def test_the_tensor_unfold_advice_gives_torchs_windows():
@@ -299,9 +301,8 @@ def test_the_tensor_unfold_advice_gives_torchs_windows():
                                         ("x.cpu()", "a spec has no device")])
 def test_a_torch_method_gets_its_functions_hint(expr, said):
     """x.clone() and a dozen more said only "a tensor has no attribute", where clone(x) had a hint (review98)."""
-    with pytest.raises(archdsl.ArchError) as e:
-        archdsl.check_source(f"model m(x: float32[B, 4]) -> y {{\n    y = {expr}\n}}\n")
-    assert said in e.value.message, e.value.message
+    message = _said("x: float32[B, 4]", expr)
+    assert said in message, message
 
 
 def test_a_torch_name_beside_the_files_own_spelling_of_it_names_both():

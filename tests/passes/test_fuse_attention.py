@@ -157,21 +157,13 @@ def _run_shapes(src: str, level: int, shapes: dict):
 QKV = {"q": (2, 2, 3, 4), "k": (2, 2, 3, 4), "v": (2, 2, 3, 4)}
 
 
-def test_a_key_whose_batch_and_heads_are_swapped_too_is_not_taken_as_transposed():
-    """permute(k, [1, 0, 3, 2]) swaps the last two dims and the first two: it is not k.T, and the fused op must
-    read it through the swap back ([0, 1, 3, 2]), not take k itself (B == H here, so the types agree)."""
+@pytest.mark.parametrize("scores", [
+    "q @ permute(k, [1, 0, 3, 2]) * 0.5",  # swaps the last two dims and the first two: not k.T; the fused op
+    # reads k through the swap back ([0, 1, 3, 2]), not k itself (B == H here, so the types agree)
+    "q @ k.T * 0.497"])  # not 1/sqrt(4): the fused op carries it, not the default 0.5
+def test_a_fused_attention_reads_the_key_and_scale_written(scores):
     src = ("model m(q: float32[2, 2, 3, 4], k: float32[2, 2, 3, 4], v: float32[2, 2, 3, 4]) -> y {\n"
-           "    y = softmax(q @ permute(k, [1, 0, 3, 2]) * 0.5) @ v\n}\n")
-    y2, ops = _run_shapes(src, 2, QKV)
-    y0, _ = _run_shapes(src, 0, QKV)
-    assert "Attention" in ops
-    np.testing.assert_allclose(y2, y0, rtol=1e-5, atol=1e-6)
-
-
-def test_a_scale_near_the_default_is_written_out():
-    """0.497 is not 1/sqrt(4): the fused op must carry it, not take the default 0.5."""
-    src = ("model m(q: float32[2, 2, 3, 4], k: float32[2, 2, 3, 4], v: float32[2, 2, 3, 4]) -> y {\n"
-           "    y = softmax(q @ k.T * 0.497) @ v\n}\n")
+           f"    y = softmax({scores}) @ v\n}}\n")
     y2, ops = _run_shapes(src, 2, QKV)
     y0, _ = _run_shapes(src, 0, QKV)
     assert "Attention" in ops
