@@ -189,10 +189,11 @@ class Env:
         squashed = {_squash(v): v for v in [*self.visible(), *extra]}
         same = squashed.get(_squash(name)) if name != name.lower() and not prefix else None
         torch_name = name if name in _TORCH_FUNCTIONS else None if same else _TORCH_SQUASHED.get(_squash(name))
-        if torch_name and not prefix:  # torch's spelling of what the language writes otherwise (Unflatten: its
-            mine = same if same and ops_lookup(same) is None else None  # the file's own lstm_cell, not an op
-            own = f"; did you mean '{mine}'?" if mine else did_you_mean(name, self.visible())  # unflatten's); or
-            # the file's own `lstm_cell` called as LSTMCell, a typo of its own `sizes`, `views`
+        if torch_name and not prefix:  # torch's spelling of what the language writes otherwise (Unflatten finds
+            # unflatten's); beside it the file's own name it may have meant: its block lstm_cell called as
+            # LSTMCell (not an op: Conv is Flax's, not conv), or a typo of its own `sizes`, `views`
+            mine = same if same and ops_lookup(same) is None else None
+            own = f"; did you mean '{mine}'?" if mine else did_you_mean(name, self.visible())
             torch = f"write {_TORCH_FUNCTIONS[torch_name]}"
             return UnknownNameError(f"unknown name '{name}'" + (f"{own} (for torch's {name}: {torch})" if own
                                                                  else f"; {torch}"), span)
