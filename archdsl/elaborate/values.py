@@ -330,7 +330,9 @@ _TORCH_FUNCTIONS = {
     "l2_loss": "0.5 * (a - b) ** 2 (optax's: half the squared error)", "squared_error": "(a - b) ** 2",
     "expand_dims": "unsqueeze(x, dim)", "moveaxis": "permute(x, [...])", "take_along_axis": "gather(x, dim, index)",
     "take_along_dim": "gather(x, dim, index) (torch.take_along_dim with a dim)",
-    "dot": "a @ b (or matmul(a, b))", "prod": "the product written out (a * b), or exp(sum(log(x))) of positives",
+    "dot": "a @ b (or matmul(a, b))",
+    **{n: "cumprod(x, dim=-1)[..., -1] for a tensor's product along its last dim (exact with zeros and signs); "
+          "for a list of numbers a loop, n = n * d for each d" for n in ("prod", "product")},
     "scan": "a loop (for/repeat) over the steps, unrolled; lstm and gru scan themselves",
     **{n: f"{n[:3]}pool1d, {n[:3]}pool2d or {n[:3]}pool3d (by the input's rank; 2d for Flax's images), whose "
           "stride defaults to the kernel (Flax's to 1: give stride= as Flax's strides)"

@@ -91,6 +91,8 @@ CASES = [
      lambda a, b: torch.rot90(a, 1, [0, 1])),
     ("broadcast_to(a[0], [3, 5])", "expand(x, shape)", "expand(a[0], [3, 5])",
      lambda a, b: torch.broadcast_to(a[0], (3, 5))),
+    ("prod(a, -1)", "cumprod(x, dim=-1)[..., -1]", "cumprod(relu(a) - 0.5, dim=-1)[..., -1]",  # its log form lost
+     lambda a, b: torch.prod(torch.relu(a) - 0.5, -1)),  # the signs and the zeros (porting16 hunt)
 ]
 
 
