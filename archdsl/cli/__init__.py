@@ -66,8 +66,9 @@ def _optimize_flags(p: argparse.ArgumentParser, emits_ir: bool = False, report_o
     p.add_argument("--disable-pass", dest="disabled_passes", action="append", default=[], metavar="NAME",
                    help="skip one optimization pass (repeatable); `archdsl passes` lists them" + only)
     p.add_argument("--report", action="store_true", help="print IR nodes (a layer is one until a pass splits it) and "
-                   "weights (elements of parameters and buffers) before/after each pass, then the FLOPs and the ONNX "
-                   "nodes as written and optimized (a linear that becomes MatMul + Add counts its bias adds then)")
+                   "weights (elements of parameters and buffers) before/after each pass that changed something, then "
+                   "the FLOPs and the ONNX nodes as written and optimized (a linear that becomes MatMul + Add counts "
+                   "its bias adds then)")
 
 
 def make_parser() -> argparse.ArgumentParser:
