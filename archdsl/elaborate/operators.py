@@ -384,13 +384,13 @@ class Operators:
     # ---------------- free parameters ----------------
 
 
-_TORCH_METHODS = {"view": "reshape(x, [...])", "size": "x.shape", "float": 'cast(x, "float32")',
-                  "long": 'cast(x, "int64")', "contiguous": "nothing: drop it", "t": "x.T", "dim": "x.rank",
-                  "ndim": "x.rank", "numel": "the product of x.shape", "max": "amax(x, ...)", "min": "amin(x, ...)",
+# methods whose function form says otherwise, or has no entry (a method's function in values' table is found
+# there: x.view, x.clone, x.type_as)
+_TORCH_METHODS = {"float": 'cast(x, "float32")', "t": "x.T", "dim": "x.rank", "ndim": "x.rank",
+                  "max": "amax(x, ...)", "min": "amin(x, ...)",
                   "to": 'nothing for a device (drop it), cast(x, "float32") or the dtype wanted for a dtype',
                   "int": 'cast(x, "int32")', "double": 'cast(x, "float64")', "half": 'cast(x, "float16")',
-                  "bfloat16": 'cast(x, "bfloat16")', "bool": 'cast(x, "bool")', "type_as": "cast(x, y.dtype)",
-                  "expand_as": "expand(x, shape(y), like=y)", "mT": "x.T (the last two dims swapped)",
+                  "bfloat16": 'cast(x, "bfloat16")', "bool": 'cast(x, "bool")', "mT": "x.T (the last two dims swapped)",
                   "unfold": "unsqueeze(x, 2) -> unfold([1, size], stride=[1, step]) for torch's x.unfold(-1, size, "
                             "step) of [N, C, L]: [N, C*size, windows] (the op unfold is F.unfold, im2col; torch's "
                             "[N, C, windows, size] is permute(reshape(y, [N, C, size, -1]), [0, 1, 3, 2]))",
