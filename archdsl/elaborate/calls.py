@@ -301,20 +301,18 @@ class Calls:
         listed = [k for k, n in enumerate(positional) if "*" + n in op.inputs]
         if listed and len(args) > listed[0] + 1 and isinstance(args[listed[0] + 1], Tensor):
             raise ArchTypeError(f"{op.name}() takes its tensors as one list: {_list_call(op)}", span)
+        optional = _keyword_only(op)
         if len(args) > len(positional):
             plural = "s" if len(positional) != 1 else ""
-            optional = [i.lstrip("*").rstrip("?") for i in op.inputs if i.endswith("?")]
-            keyword = (f"; optional tensor inputs are keyword-only: {_keywords(optional)}"  # gemm(a, b, c)
+            keyword = (f"; optional tensor inputs are keyword-only: {optional}"  # gemm(a, b, c)
                        if optional and isinstance(args[len(positional)], Tensor) else "")
             raise ArchTypeError(f"{op.name}() takes {len(positional)} positional argument{plural}"
                                 f" at most, got {len(args)}{keyword} (signature: {op.signature()})", span)
         for n, v in zip(positional, args):  # optional tensor inputs are keyword-only
-            if isinstance(v, Tensor) and any(a.name == n for a in op.arguments):
-                optional = [i.lstrip("*").rstrip("?") for i in op.inputs if i.endswith("?")]
-                if optional:
-                    raise ArchTypeError(f"{op.name}(): a tensor given positionally where argument '{n}' goes; "
-                                        f"optional tensor inputs are keyword-only: {_keywords(optional)} (signature: "
-                                        f"{op.signature()})", span)
+            if isinstance(v, Tensor) and any(a.name == n for a in op.arguments) and optional:
+                raise ArchTypeError(f"{op.name}(): a tensor given positionally where argument '{n}' goes; "
+                                    f"optional tensor inputs are keyword-only: {optional} (signature: "
+                                    f"{op.signature()})", span)
             given[n] = v
         kwargs = synonyms(op, kwargs, names, given, span)
         keywords(given, kwargs, names, op.name, f"signature: {op.signature()}", span)
@@ -585,6 +583,7 @@ def _list_call(op) -> str:
     return f"{op.name}([a, b], {first}=1)"
 
 
-def _keywords(names: list[str]) -> str:
-    """Every optional input by keyword: gru(x, 8, l) meant lengths=, and only h0= was named (review97)."""
-    return ", ".join(f"{n}=..." for n in names)
+def _keyword_only(op) -> str:
+    """Every optional tensor input by keyword ("" where there is none): gru(x, 8, l) meant lengths=, and only
+    h0= was named (review97)."""
+    return ", ".join(f"{i.lstrip('*').rstrip('?')}=..." for i in op.inputs if i.endswith("?"))
