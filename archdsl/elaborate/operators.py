@@ -376,6 +376,12 @@ class Operators:
                     elif isinstance(k, Tensor):  # torch's x[idx] with an index tensor
                         hint = (f"; to pick by a tensor of indices: take(x, index, axis={_indexed_axis(index, i, v)}) "
                                 "(torch's x[index], index_select), gather(x, dim, index) (torch.gather)")
+                    elif isinstance(k, (list, tuple)):  # torch's x[:, [0, 2]], DLRM's z[:, li, lj]
+                        hint = (f"; to pick by a list of indices: take(x, tensor([...]), axis="
+                                f"{_indexed_axis(index, i, v)}) (torch's x[:, [0, 2]]); two lists indexing two "
+                                "dims at once pick pairs, which are one index into those dims flattened: "
+                                "take(flatten(z, 1), tensor([i * n + j ...]), axis=1) for torch's z[:, li, lj] of "
+                                "a [B, n, n] z")
                     raise ArchTypeError(f"a tensor index must be an integer or a slice, got {describe(k)}{hint}",
                                         ix.span)
                 entries.append(("i", k))

@@ -277,6 +277,10 @@ _TORCH_FUNCTIONS = {
     "median": "sort(x, dim)[0] and its middle position, [..., (n - 1) // 2] (torch's lower median; a row with a "
               "NaN gives a number there, where torch gives NaN)",
     "kthvalue": "sort(x, dim)[0] and its position k - 1",
+    **{n: f"compile-time lists, [i for i in range(n) for j in range({r})] for the rows and the same with j for "
+          f"the columns (the strictly {t} triangle, torch's offset {o}), picked with take(flatten(z, 1), "
+          "tensor([i * n + j ...]), axis=1) from a [B, n, n] z"
+       for n, r, t, o in (("tril_indices", "i", "lower", -1), ("triu_indices", "i + 1, n", "upper", 1))},
     **{n: f"stack([{'amax' if n == 'cummax' else 'amin'}(x[:, :i + 1], dim=1) for i in range(T)], dim=1) at a "
           "fixed length T (values only: no such op)" for n in ("cummax", "cummin")},
     "embedding_bag": "mean(ids -> embedding(n, d), dim=1) (or sum, amax) over bags of one fixed size [B, L]; "

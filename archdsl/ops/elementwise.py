@@ -171,7 +171,8 @@ register(OpDef(
     name="floordiv", inputs=("a", "b"), category="math", infer=_same_dtypes_broadcast("'//'"), elementwise=True,
     lower=_floordiv_lower, cost=elementwise_cost,
     doc="a // b with broadcasting, rounded toward -inf as Python (torch.div(a, b, rounding_mode=\"floor\")); "
-        "no gradient (a step function)",
+        "no gradient (a step function). An integer b of 0 is a build error where it is known when building and "
+        "fails at run time otherwise, also over no elements (p // B at B = 0, which torch gives as empty).",
 ))
 
 
@@ -202,7 +203,8 @@ register(OpDef(
     name="remainder", inputs=("a", "b"), category="math", infer=_same_dtypes_broadcast("'%'"), elementwise=True,
     lower=_remainder_lower, cost=elementwise_cost, grad=_quotient_grad("floor"),
     doc="a % b with broadcasting, the sign of b as Python (torch.remainder); torch's gradient (1 for a, "
-        "-floor(a / b) for b)",
+        "-floor(a / b) for b). An integer b of 0 is a build error where it is known when building and fails at "
+        "run time otherwise, also over no elements (p % B at B = 0, which torch gives as empty).",
 ))
 
 def _matmul_infer(ins, a):

@@ -329,3 +329,25 @@ def test_the_diagonal_forms_keep_an_infinite_or_nan_value_to_its_place():
     np.testing.assert_array_equal(a, torch.diag(tv).numpy())
     np.testing.assert_array_equal(b[0], torch.diag_embed(tv[None])[0].numpy())
     np.testing.assert_array_equal(c, torch.diagonal(tm).numpy())
+
+
+def test_list_indexes_and_the_triangle_indices_say_what_computes_torchs_pick():
+    """DLRM's z[:, li, lj] with li, lj = torch.tril_indices(n, n, -1): the list index said nothing, while a tensor
+    index said take; tril_indices was an unknown name (porting20 hunt). Each form written out against torch."""
+    for expr, said in (("z[:, [0, 2]]", "take(x, tensor([...]), axis=1) (torch's x[:, [0, 2]])"),
+                       ("z[:, [1, 2], [0, 1]]", "take(flatten(z, 1), tensor([i * n + j ...]), axis=1)"),
+                       ("tril_indices(4, 4, -1)", "range(n) for j in range(i)] for the rows"),
+                       ("triu_indices(4, 4, 1)", "range(n) for j in range(i + 1, n)] for the rows")):
+        message = _said("z: float32[B, 4, 4]", expr)
+        assert said in message, message
+    src = ("model m(z: float32[B, 4, 4]) -> (low, up, cols) {\n"
+           "    low = take(flatten(z, 1), tensor([i * 4 + j for i in range(4) for j in range(i)]), axis=1)\n"
+           "    up = take(flatten(z, 1), tensor([i * 4 + j for i in range(4) for j in range(i + 1, 4)]), axis=1)\n"
+           "    cols = take(z, tensor([0, 2]), axis=1)\n}\n")
+    z = np.random.default_rng(0).standard_normal((3, 4, 4)).astype(np.float32)
+    low, up, cols = runtime.session(archdsl.compile_source(src)).run(None, {"z": z})
+    tz = torch.from_numpy(z)
+    (li, lj), (ui, uj) = torch.tril_indices(4, 4, -1), torch.triu_indices(4, 4, 1)
+    np.testing.assert_array_equal(low, tz[:, li, lj].numpy())
+    np.testing.assert_array_equal(up, tz[:, ui, uj].numpy())
+    np.testing.assert_array_equal(cols, tz[:, [0, 2]].numpy())

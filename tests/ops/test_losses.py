@@ -86,3 +86,18 @@ def test_an_ignored_row_with_infinite_or_nan_logits_counts_for_nothing():
             ref = torch.nn.functional.cross_entropy(torch.from_numpy(x), torch.from_numpy(t), ignore_index=-100,
                                                     reduction=red).numpy()
             np.testing.assert_allclose(y, ref, rtol=1e-6)
+
+
+def test_losses_over_an_empty_batch_are_as_reference_says():
+    """REFERENCE: the mean of no examples is 0 here (onnxruntime's ReduceMean), NaN in torch; a sum is 0 in both
+    (porting20 hunt: cross_entropy and bce_with_logits were not named there)."""
+    from archdsl import runtime
+    src = ("model m(x: float32[B, 5], t: int64[B], z: float32[B, 3]) -> (a, b, c, d) {\n"
+           "    a = cross_entropy(x, t)\n    b = cross_entropy(x, t, reduction=\"sum\")\n"
+           "    c = bce_with_logits(z, z)\n    d = bce_with_logits(z, z, reduction=\"sum\")\n}\n")
+    x, t, z = np.zeros((0, 5), np.float32), np.zeros(0, np.int64), np.zeros((0, 3), np.float32)
+    got = runtime.session(archdsl.compile_source(src)).run(None, {"x": x, "t": t, "z": z})
+    tx, tt, tz = torch.from_numpy(x), torch.from_numpy(t), torch.from_numpy(z)
+    assert torch.isnan(F.cross_entropy(tx, tt)) and torch.isnan(F.binary_cross_entropy_with_logits(tz, tz))
+    assert [float(v) for v in got] == [0.0, float(F.cross_entropy(tx, tt, reduction="sum")), 0.0,
+                                       float(F.binary_cross_entropy_with_logits(tz, tz, reduction="sum"))]
