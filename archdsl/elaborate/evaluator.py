@@ -298,6 +298,8 @@ class Evaluator(Calls, RunTimeSizes, Blocks, Operators):
         """`targets` as written: one name takes the value; several names, or one bracketed group, unpack it."""
         if len(targets) == 1 and isinstance(targets[0], str):
             env.vars[targets[0]] = value
+            if isinstance(value, Tensor):
+                self.graph.assigned.setdefault(id(value.value), (value.value, targets[0]))
         else:
             self._unpack(targets[0] if len(targets) == 1 else targets, value, env, span)
 

@@ -90,6 +90,9 @@ class Graph:
         self.implicit: list[Value] = []  # inputs the spec does not declare (randn_like's `seed`): dropped unread
         self.symbolic_answers: list[bool] = []  # the spec's is_symbolic answers outside asserts, which the spec
         # elaborated at a run's sizes gives again (elaborate.elaborate_model's `general`)
+        self.assigned: dict[int, tuple[Value, str]] = {}  # id(value) -> (value, the name `name = ...` first gave
+        # it): what a warning about an unnamed node calls it (`loss = mean(...)` never used was 'mean_0'); the
+        # value is held so that its id names no other
 
     @property
     def outputs(self) -> list[tuple[str, Value]]:

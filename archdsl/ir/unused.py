@@ -20,9 +20,10 @@ class Unused:
     span: object = None  # where to warn: the dead node's, or the parameter's
     params_stay: bool = False  # a train step leaves the node out but keeps its parameters (unchanged)
     shared: bool = False  # it reads parameters that live nodes read too (a layer's first call, layer() the rest)
+    called: str | None = None  # the name `name = ...` gave an unnamed node's result: said instead of mean_0
 
     def message(self) -> str:
-        what = f"'{self.node.name}' ({self.node.op}) is computed but reaches no output: " if self.node else \
+        what = f"'{self.called or self.node.name}' ({self.node.op}) is computed but reaches no output: " if self.node else \
             f"parameter '{self.names[0]}' is made but nothing reads it and it is no output: "
         if self.node is None:  # the parameter itself: its values are the count
             how = "keeps it" if self.kept else "leaves it out"  # kept: at -O0, or in a train step (unchanged)
@@ -82,8 +83,18 @@ def _dead_chains(g: Graph) -> list[Unused]:
                 elif v.producer is not None and id(v.producer) in dead:
                     stack.append(v.producer)
         if params or not all(o.shape_read for o in end.outputs):  # not a view made for shape() alone
-            out.append(Unused(end, params, trainable, names=tuple(names), span=end.span, shared=shared))
+            out.append(Unused(end, params, trainable, names=tuple(names), span=end.span, shared=shared,
+                              called=_called(g, end)))
     return out
+
+
+def _called(g: Graph, node: Node) -> str | None:
+    """The spec's name for an unnamed node's result (`loss = mean(d)`), where it has one; a node named with
+    `as` keeps that name."""
+    own = node.name.rpartition(".")[2].partition("#")[0]
+    if own.rpartition("_")[0] != node.op or not own.rpartition("_")[2].isdigit():
+        return None
+    return next((g.assigned[id(o)][1] for o in node.outputs if id(o) in g.assigned), None)
 
 
 def _numel(shape) -> int:

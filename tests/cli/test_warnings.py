@@ -16,7 +16,8 @@ MLP = str(ROOT / "specs" / "mlp.arch")
 
 def test_a_result_that_reaches_no_output_is_a_warning(tmp_path, capsys):
     """`z = x -> linear(3)` never read: check and build counted its 15 parameters, and the built model had none,
-    without a word. A weight it shares with a live layer is not counted as dropped."""
+    without a word. A weight it shares with a live layer is not counted as dropped. An unnamed layer is called by
+    the name the spec gave its result (it was 'relu_0': porting18 hunt)."""
     spec = tmp_path / "u.arch"
     spec.write_text("model m(x: float32[B, 4]) -> y {\n    z = x -> linear(3) as fc -> relu\n"
                     "    w = x -> linear(4) as head\n    v = x @ ref(\"head.weight\")\n    y = w\n}\n")
@@ -27,9 +28,9 @@ def test_a_result_that_reaches_no_output_is_a_warning(tmp_path, capsys):
         assert err.count("warning:") == 2, err
         fate = "; its 15 parameters stay in the train step, unchanged (nothing reads them)" if "--train" in argv \
             else ", and its 15 parameters with it"  # the step keeps fc.weight and fc.bias (and their Adam state)
-        assert "u.arch:2:33: warning: 'relu_0' (relu) is computed but reaches no output: the built model leaves it " \
+        assert "u.arch:2:33: warning: 'z' (relu) is computed but reaches no output: the built model leaves it " \
                f"out{fate}\n   2 |     z = x -> linear(3) as fc -> relu\n" in err
-        assert "u.arch:4:9: warning: 'matmul_0' (matmul) is computed but reaches no output: the built model leaves " \
+        assert "u.arch:4:9: warning: 'v' (matmul) is computed but reaches no output: the built model leaves " \
                "it out, not the parameters it reads, which the rest of the model reads\n" in err  # head.weight
     assert main(["check", MLP]) == 0 and capsys.readouterr().err == ""
     assert main(["build", str(spec), "-o", str(tmp_path / "u.onnx")]) == 0  # head's 20, not fc's 15 as well
@@ -38,7 +39,7 @@ def test_a_result_that_reaches_no_output_is_a_warning(tmp_path, capsys):
         assert main(["build", str(spec), *flags, "-o", str(tmp_path / "k.onnx")]) == 0
         out, err = capsys.readouterr()
         assert "--train" in flags or f"wrote {tmp_path / 'k.onnx'} (m: 35 params," in out
-        assert "'relu_0' (relu) is computed but reaches no output: the built model keeps it, with its 15 " \
+        assert "'z' (relu) is computed but reaches no output: the built model keeps it, with its 15 " \
                "parameters (the dead_code pass, on at -O1 and up, leaves it out)\n" in err
         assert {"fc.weight", "fc.bias"} <= {t.name for t in onnx.load(tmp_path / "k.onnx").graph.initializer}
     spec.write_text("model m(x: float32[B, 3, 8, 8]) -> y {\n    z = x -> conv2d(4, 3) as c -> batchnorm as bn\n"
