@@ -28,6 +28,10 @@ def keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Spa
         if k == "batch_first" and k not in names:  # torch's nn.MultiheadAttention(..., batch_first=True)
             raise ArchTypeError(f"{callee}() has no argument '{k}': it takes batch-first inputs ([B, T, ...]) "
                                 f"always; leave it out ({hint})", span).about(k)
+        if k == "track_running_stats" and k not in names and callee.startswith("instance"):
+            raise ArchTypeError(f"{callee}() has no argument '{k}' (torch's): it keeps no running statistics, each "
+                                "example normalized by its own in training and inference (torch's default, "
+                                f"track_running_stats=False); leave it out ({hint})", span).about(k)
         if k not in names and k in _KERAS:  # return_sequences= suggested return_state, which gives a tuple
             raise ArchTypeError(f"{callee}() has no argument '{k}' ({_KERAS[k][0]}'s): {_KERAS[k][1]} ({hint})",
                                 span).about(k)

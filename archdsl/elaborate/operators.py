@@ -400,7 +400,6 @@ _TORCH_METHODS = {"float": 'cast(x, "float32")', "t": "x.T", "dim": "x.rank", "n
                   "unfold": "unsqueeze(x, 2) -> unfold([1, size], stride=[1, step]) for torch's x.unfold(-1, size, "
                             "step) of [N, C, L]: [N, C*size, windows] (the op unfold is F.unfold, im2col; torch's "
                             "[N, C, windows, size] is permute(reshape(y, [N, C, size, -1]), [0, 1, 3, 2]))",
-                  **{n: "reshape(x, shape(y))" for n in ("view_as", "reshape_as")},
                   **{n: "nothing: drop it (a spec has no device)" for n in ("cpu", "cuda")},
                   "item": "the 0-d tensor itself (sizes are numbers already: x.shape[0])"}
 

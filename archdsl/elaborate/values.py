@@ -254,6 +254,27 @@ _TORCH_FUNCTIONS = {
     **{f"{kind}Pad{d}d": f"pad(x, [left, right{', top, bottom' if d == 2 else ''}]"
                          f"{', value=v' if kind == 'Constant' else ''}) (torch's order; a negative amount crops)"
        for kind in ("Zero", "Constant") for d in (1, 2)},
+    **{f"{kind}Pad{d}d": f"pad(x, [left, right{', top, bottom' if d > 1 else ''}{', front, back' if d > 2 else ''}]"
+                         f", mode=\"{mode}\") (torch's order; a conv's own padding_mode=\"{mode}\" pads its input "
+                         "so)"
+       for kind, mode in (("Reflection", "reflect"), ("Replication", "replicate"), ("Circular", "circular"))
+       for d in (1, 2, 3)},
+    "logcumsumexp": "log(cumsum(exp(x - m), dim=d)) + m after m = amax(x, dim=d, keepdim=true) (an early value "
+                    "more than ~100 below the row's largest underflows to -inf in float32)",
+    **{n: "argmax(logits - log(-log(rand_like(logits))), dim=-1), the Gumbel-max trick: an index drawn with the "
+          "probabilities softmax(logits) (F.gumbel_softmax is softmax((logits - log(-log(rand_like(logits)))) / "
+          "tau, dim=-1))" for n in ("multinomial", "gumbel_softmax", "categorical")},
+    **{n: "Glow's LU form, W = p @ (tril(l, -1) + eye(n)) @ (triu(u, 1) + where(eye(n, dtype=\"bool\"), "
+          "unsqueeze(s, 0), 0.0)) with p a fixed permutation, whose log|det W| is sum(log(abs(s))) (ONNX has no "
+          "determinant)" for n in ("det", "slogdet", "logdet")},
+    **{n: "the inverse computed outside the model and given as a weight, for an invertible layer's reverse pass "
+          "(Glow's sampling): ONNX has no matrix inverse or solve" for n in ("inverse", "inv", "solve",
+                                                                             "solve_triangular", "pinv")},
+    **{n: "reshape(x, shape(y))" for n in ("view_as", "reshape_as")},
+    **{f"upsample_{mode}{d}d": f"upsample(x, scale_factor=s, mode=\"{mode}\") (or size=[...], or like=y for "
+                                 "another tensor's size)"
+       for mode, ds in (("nearest", (1, 2, 3)), ("linear", (1,)), ("bilinear", (2,)), ("trilinear", (3,)),
+                        ("bicubic", (2,))) for d in ds},
     "bincount": "sum(one_hot(ids, n), dim=0) (int64 counts of each id below n)",
     **{n: "whole channels dropped: reshape(drop_path(reshape(x, [-1, h, w]), p), [b, c, h, w]) after b, c, h, w = "
           "shape(x) (drop_path drops whole rows of that [B*C, H, W]; dropout drops single elements)"

@@ -23,7 +23,8 @@ class Unused:
     called: str | None = None  # the name `name = ...` gave an unnamed node's result: said instead of mean_0
 
     def message(self) -> str:
-        what = f"'{self.called or self.node.name}' ({self.node.op}) is computed but reaches no output: " if self.node else \
+        called = self.node and (self.called or self.node.name)
+        what = f"'{called}' ({self.node.op}) is computed but reaches no output: " if self.node else \
             f"parameter '{self.names[0]}' is made but nothing reads it and it is no output: "
         if self.node is None:  # the parameter itself: its values are the count
             how = "keeps it" if self.kept else "leaves it out"  # kept: at -O0, or in a train step (unchanged)

@@ -102,7 +102,8 @@ def _check(ins, a):
         fail(f"multihead_attention: key {shape_str(k)} and value {shape_str(v)} differ in length")
     src = k if k is not None else q
     if mask is not None and mask.dtype is not DType.bool:
-        fail(f"multihead_attention: key_padding_mask must be bool (true = ignore), got {mask.dtype}")
+        fail(f"multihead_attention: key_padding_mask must be bool (true = ignore), got {mask.dtype}; torch's float "
+             "mask of 0 and -inf is lt(mask, 0.0), and one of other values an attn_mask= added to the scores")
     if mask is not None and tuple(mask.shape) != (src.shape[0], src.shape[1]):
         fail(f"multihead_attention: key_padding_mask must be bool [{src.shape[0]}, {src.shape[1]}], "
              f"got {shape_str(mask)}")

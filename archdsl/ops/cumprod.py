@@ -29,7 +29,9 @@ def _axis(x: TensorType, dim: int) -> int | None:
         return None
     if not isinstance(x.shape[ax], int):
         fail(f"cumprod: dim {dim} of {shape_str(x)} must be a known size (the product is unrolled into "
-             f"log2(n) steps at build time); {give_numbers(x.shape[ax])}")
+             f"log2(n) steps at build time); {give_numbers(x.shape[ax])}; or, for x > 0, "
+             f"exp(cumsum(log(x), dim={dim})) at any size (NeRF's transmittance, a cumprod of 1 - alpha = "
+             f"exp(-sigma * delta), is exp(-cumsum(sigma * delta, dim={dim})))")
     return ax
 
 

@@ -364,7 +364,7 @@ register(OpDef(
     attrs=(Attr("scale_factor", "any", None),
            Attr("mode", "str", "nearest",
                 choices=("nearest", "nearest-exact", "linear", "bilinear", "trilinear", "bicubic")),
-           Attr("align_corners", "bool", False),
+           Attr("align_corners", "bool", False, none="torch's align_corners=None is false: leave it out"),
            Attr("size", "ints?", None, symbolic="to another tensor's run-time size: upsample(x, like=that_tensor) "
                 "(torch's F.interpolate(x, size=skip.shape[2:]))")),
     infer=_infer, lower=_lower, cost=_cost, grad=_grad, nonempty=spatial_axes,

@@ -38,6 +38,9 @@ _PLAIN = {
 }
 
 
+_GOES_ON = {"as", "+", "*", "/", "%", "**", "@", "and", "or", "==", "!=", "<", "<=", ">", ">=", "<<", ">>", "&",
+            "|", "^"}  # tokens that can only continue an expression: at a line's start, the line before's
+
 def grammar_path() -> Path:
     """The grammar ships inside the package when installed; in a checkout it is grammar/."""
     here = Path(__file__).resolve().parent.parent
@@ -317,6 +320,10 @@ def _translate(err: UnexpectedInput, file: str, text: str, start: str = "start")
             hint = f" (archdsl has no '{python[0]}': {python[1]})"
         elif str(tok) == "//" and first:
             hint = " (a comment starts with '#')"
+        elif first and _innermost(tok) not in ("(", "[") and str(tok) in _GOES_ON:  # `y = x -> linear(4)`, then
+            # `as fc` or `+ x` on the next line (porting19 hunt)
+            hint = (f" (a statement ends with its line, and only a line starting with '->' goes on from the one "
+                    f"before: put '{tok}' at the end of that line, or the expression in parentheses)")
         elif re.match(r"\s*repeat\s*-", line) and str(tok) == "-":  # repeat -1 {: a count is 0 or more
             hint = " (repeat's count is a name, a number, a call or in brackets, and 0 or more)"
         elif re.match(r"\s*repeat\b", line) and "'as'" in expected and "'{'" in expected and \
@@ -353,7 +360,9 @@ def _translate(err: UnexpectedInput, file: str, text: str, start: str = "start")
                     f"with the chain starts with '->': -> {word})")
         elif expected == "; expected ',', '='" and str(tok) in (".", "[", "+", "-", "*", "/"):  # s.append(x)
             hint = (" (a statement binds names: NAME = expression; values never change in place: write "
-                    "s = s + [x], h = h + 1.0)")
+                    "s = s + [x], h = h + 1.0" + ("; for a tensor's elements (torch's m[:, :, 1, 1:] = 0.0), "
+                                                  "where(mask, 0.0, m) or masked_fill(m, mask, 0.0), or the whole "
+                                                  "tensor built with tensor([...])" if str(tok) == "[" else "") + ")")
         elif str(tok) == "if" and "'for'" in expected and "']'" in expected:  # [x for x in xs if a if b]
             hint = " (a comprehension takes one if: join the conditions with and)"
         elif str(tok) == "else" and re.match(r"\s*if\b", line):  # `y = a` then a line `if c else b`

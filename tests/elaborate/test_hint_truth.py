@@ -53,6 +53,19 @@ from archdsl.diagnostics import ArchError
     # a param left at none where an op takes a number: said bare, where range(T) named the param (porting14)
     ("param K = none\nmodel m(x: int64[B]) -> y {\n    y = one_hot(x, K)\n}\n",
      "got none (a param left at none, as `param NAME = none`? -D NAME=5 sets it)", None),
+    # torch's spellings met porting DETR, CycleGAN and FPN (porting19 hunt)
+    ("model m(q: float32[B, T, 8], k: float32[B, S, 8], p: float32[B, S]) -> y {\n"
+     "    y = multihead_attention(q, 8, 2, key=k, value=k, key_padding_mask=p)\n}\n",
+     "torch's float mask of 0 and -inf is lt(mask, 0.0)", None),
+    ("model m(x: float32[B, 4, 8, 8]) -> y {\n    y = upsample(x, scale_factor=2, mode=\"bilinear\", "
+     "align_corners=none)\n}\n", "torch's align_corners=None is false: leave it out", None),
+    ("model m(x: float32[B, 4, 8, 8]) -> y {\n    y = x -> instance_norm(track_running_stats=true)\n}\n",
+     "it keeps no running statistics", None),
+    ("model m(x: float32[B, 4, 8, 8]) -> y {\n    y = x -> batchnorm(track_running_stats=true)\n}\n",
+     "has no argument", "keeps no running statistics"),
+    ("model m(x: float32[B, 4, 8, 8]) -> y {\n    y = upsample_bilinear2d(x, [16, 16])\n}\n",
+     "upsample(x, scale_factor=s, mode=\"bilinear\")", None),
+    ("model m(x: float32[B, 4, 8, 8]) -> y {\n    y = view_as(x, x)\n}\n", "write reshape(x, shape(y))", None),
     # every optional input named: gru(x, 8, l) meant lengths=, and h0= alone was said (review97)
     ("model m(x: float32[B, T, 4], l: int64[B]) -> y {\n    y = gru(x, 8, l)\n}\n",
      "optional tensor inputs are keyword-only: h0=..., lengths=...", None),

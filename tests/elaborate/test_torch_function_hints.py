@@ -351,3 +351,34 @@ def test_list_indexes_and_the_triangle_indices_say_what_computes_torchs_pick():
     np.testing.assert_array_equal(low, tz[:, li, lj].numpy())
     np.testing.assert_array_equal(up, tz[:, ui, uj].numpy())
     np.testing.assert_array_equal(cols, tz[:, [0, 2]].numpy())
+
+
+def test_the_flow_sampling_and_scan_forms_the_hints_give_compute_torchs():
+    """slogdet, multinomial, logcumsumexp and a cumprod over a symbolic length said nothing or "did you mean"
+    another op (porting18 hunt: Glow, PixelCNN sampling, NeRF). Each form said, run against torch."""
+    for expr, said in (("slogdet(a)", "whose log|det W| is sum(log(abs(s)))"),
+                       ("multinomial(a, 1)", "argmax(logits - log(-log(rand_like(logits))), dim=-1)"),
+                       ("logcumsumexp(a, 1)", "log(cumsum(exp(x - m), dim=d)) + m"),
+                       ("cumprod(a, dim=1)", "exp(cumsum(log(x), dim=1)) at any size"),
+                       ("ReflectionPad2d(3)", "pad(x, [left, right, top, bottom], mode=\"reflect\")"),
+                       ("inverse(a)", "ONNX has no matrix inverse")):
+        message = _said("a: float32[B, N]", expr)
+        assert said in message, message
+    src = ("model m(l: float32[3, 3], u: float32[3, 3], s: float32[3], x: float32[B, N]) -> (w, logdet, lcse, cp) {\n"
+           "    p = tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])\n"
+           "    w = p @ (tril(l, -1) + eye(3)) @ (triu(u, 1) + where(eye(3, dtype=\"bool\"), unsqueeze(s, 0), 0.0))\n"
+           "    logdet = sum(log(abs(s)))\n    m = amax(x, dim=1, keepdim=true)\n"
+           "    lcse = log(cumsum(exp(x - m), dim=1)) + m\n    cp = exp(cumsum(log(abs(x) + 0.5), dim=1))\n}\n")
+    rng = np.random.default_rng(0)
+    low, u, x = (rng.standard_normal(s).astype(np.float32) for s in ((3, 3), (3, 3), (2, 6)))
+    s = np.array([0.5, -2.0, 1.5], np.float32)
+    w, logdet, lcse, cp = runtime.session(archdsl.compile_source(src)).run(None, {"l": low, "u": u, "s": s, "x": x})
+    np.testing.assert_allclose(logdet, torch.linalg.slogdet(torch.from_numpy(w)).logabsdet.numpy(), rtol=1e-5)
+    tx = torch.from_numpy(x)
+    np.testing.assert_allclose(lcse, torch.logcumsumexp(tx, 1).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cp, torch.cumprod(tx.abs() + 0.5, 1).numpy(), rtol=1e-5)
+    gumbel = "model m(l: float32[N, 3]) -> y {\n    y = argmax(l - log(-log(rand_like(l))), dim=-1)\n}\n"
+    logits = np.tile(np.array([[0.0, 1.0, -1.0]], np.float32), (40000, 1))
+    draws = runtime.session(archdsl.compile_source(gumbel)).run(None, {"l": logits, "seed": np.array(3, np.int64)})[0]
+    np.testing.assert_allclose(np.bincount(draws, minlength=3) / len(draws),
+                               torch.softmax(torch.from_numpy(logits[0]), 0).numpy(), atol=0.01)

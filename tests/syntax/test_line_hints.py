@@ -93,6 +93,13 @@ _GOES_ON = "so this line goes on with its conditional expression"
     ('    h = x -> linear(4)\n    y[0] = h', "values never change in place", "the chain"),  # (review53)
     ('    h = x -> linear(4)\n    h.append(x)\n    y = h', "values never change in place", "the chain"),
     ('    h = x -> linear(4)\n    h += 1.0\n    y = h', "values never change in place", "the chain"),
+    # a tensor's elements set in place (PixelCNN's mask[:, :, c, c+1:] = 0); a label or an operator starting the
+    # next line (porting18, porting19 hunts)
+    ('    m = x\n    m[:, 1:] = 0.0\n    y = m', "where(mask, 0.0, m) or masked_fill(m, mask, 0.0)", None),
+    ('    m = [x]\n    m.append(x)\n    y = x', "values never change in place", "masked_fill"),
+    ('    y = x -> linear(4)\n        as fc', "only a line starting with '->' goes on from the one before: put 'as'",
+     None),
+    ('    y = x -> linear(4)\n        + x', "put '+' at the end of that line", None),
     ('    if true { h = x } else\n        h = x -> relu\n    y = h', None, "conditional expression"),  # (hints)
     ('    a = "x,"\n    y = = x', None, "ends with ','"),             # a ',' in a string
     ('    y = concat([x,\n    y = x])', None, "goes on from it"),      # inside brackets a line break is none
