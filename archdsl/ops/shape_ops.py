@@ -458,7 +458,9 @@ def _split_grad(b, c, ins, outs, gouts):
 register(OpDef(
     name="split", inputs=("x",), category="shape",
     attrs=(Attr("sizes", "ints", symbolic="or, for parts of a run-time length, slice: split(h, [1, T], axis=1) is "
-                                           "h[:, :1] and h[:, 1:]"), Attr("axis", "int", 1)),
+                                           "h[:, :1] and h[:, 1:]; k equal parts of a run-time size (torch's "
+                                           "x.split(B, 0) of a [k*B, ...]) are chunk(x, k, dim=0)"),
+           Attr("axis", "int", 1)),
     infer=_split_infer, lower=_split_lower, cost=lambda c: 0, grad=_split_grad, tuple_out=True,
     doc="Split along axis into chunks of one size, or into the given sizes (torch.split); returns a tuple.",
 ))

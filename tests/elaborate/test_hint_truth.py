@@ -80,3 +80,23 @@ def test_hints_only_where_they_are_true(src, said, not_said):
     assert said in text, text
     if not_said:
         assert not_said not in text, text
+
+
+def test_the_chunk_a_symbolic_split_suggests_is_torchs_split():
+    """torch's heads-into-the-batch trick, cat(x.split(B, 0), 2) of a [4*B, N, D], was pointed at slicing, which
+    a symbolic bound refuses (porting22 hunt: Set Transformer); chunk(x, 4, dim=0) is it."""
+    import numpy as np
+    import torch
+
+    from archdsl import runtime
+    with pytest.raises(ArchError) as e:
+        archdsl.check_source("model m(x: float32[B, N, 4]) -> y {\n"
+                             "    y = concat(split(concat([x, x], axis=0), B, axis=0), axis=2)\n}\n")
+    assert "k equal parts of a run-time size (torch's x.split(B, 0) of a [k*B, ...]) are chunk(x, k, dim=0)" in \
+        e.value.message
+    src = ("model m(x: float32[B, N, 4]) -> y {\n    q = concat([x, 2.0 * x, 3.0 * x, 4.0 * x], axis=0)\n"
+           "    y = concat(chunk(q, 4, dim=0), axis=2)\n}\n")
+    x = np.random.default_rng(0).standard_normal((3, 5, 4)).astype(np.float32)
+    y = runtime.session(archdsl.compile_source(src)).run(None, {"x": x})[0]
+    tx = torch.from_numpy(x)
+    np.testing.assert_array_equal(y, torch.cat(torch.cat([tx, 2 * tx, 3 * tx, 4 * tx]).split(3, 0), 2).numpy())
