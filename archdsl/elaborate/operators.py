@@ -18,7 +18,7 @@ from ..diagnostics import (
     did_you_mean,
 )
 from ..syntax import ast as A
-from ..types import DType, Sym
+from ..types import DType, Sym, dim_add, dim_str
 from .bounded import check_length, comparing, contains, equal, order, short
 from .scalars import (
     ARITH,
@@ -354,6 +354,14 @@ class Operators:
                         hint += (f"; the first {sym} positions of dim {ax} (a crop to the length of a decoder's map, "
                                  f"Demucs' skip[..., :d.shape[-1]]) are take(t, positions(r, dim={ax}), axis={ax}), "
                                  f"t the tensor sliced here and r one that is {sym} long on dim {ax}")
+                    elif isinstance(parts[0], Sym) and parts[1] is None and parts[2] in (None, 1):  # x[:, M:]
+                        offset = dim_str(parts[0])
+                        if offset.lstrip("(").startswith("-"):  # x[:, -T:]: from the dim's size less T
+                            offset = (dim_str(dim_add(v.type.shape[ax], parts[0]))
+                                      if isinstance(v, Tensor) and 0 <= ax < v.type.rank else f"n - {offset}")
+                        hint += (f"; the positions of dim {ax} from {offset} on (Transformer-XL's q[:, M:] after "
+                                 f"its memory) are take(t, positions(r, dim={ax}) + {offset}, axis={ax}), t the "
+                                 f"tensor sliced here and r one that is as long on dim {ax} as the part kept")
                     raise ArchTypeError(f"tensor slice bounds must be integers known at compile time{hint}", ix.span)
                 entries.append(("s", *parts))
             elif isinstance(ix, A.Const) and ix.value is Ellipsis:

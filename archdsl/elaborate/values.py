@@ -214,7 +214,7 @@ def torch_function_hint(name: str) -> str | None:
 _PYTHON_LITERALS = ("None", "True", "False")
 # other libraries' module names, as ported code calls through them (jnp.mean(x), F.relu(x))
 MODULES = frozenset(("jnp", "np", "numpy", "torch", "jax", "lax", "optax", "flax", "nn", "F", "tf", "keras",
-                     "layers", "linen", "functional", "math", "self", "einops"))
+                     "layers", "linen", "functional", "math", "self", "einops", "linalg"))
 # torch functions a model writes otherwise here (close spellings, avg_pool2d and layer_norm, find their op by
 # name already)
 _TORCH_FUNCTIONS = {
@@ -309,7 +309,10 @@ _TORCH_FUNCTIONS = {
                      "of a mean's count): keep = unsqueeze(ne(ids, p), -1), then sum(where(keep, e, 0.0), dim=1) / "
                      "clamp(sum(cast(keep, \"float32\"), dim=1), min=1.0)",
     "meshgrid": "two positions(x, dim) vectors unsqueezed to broadcast: unsqueeze(py, 1) and unsqueeze(px, 0)",
-    "outer": "unsqueeze(a, 1) * unsqueeze(b, 0)", "lerp": "a + w * (b - a)", "square": "x * x",
+    **{n: "unsqueeze(a, 1) * unsqueeze(b, 0)" for n in ("outer", "ger")},
+    **{n: f"its factors computed outside the model (numpy's linalg.{n}, when making the weights) and given as "
+          "weights: ONNX has no matrix decomposition" for n in ("qr", "svd", "eig", "eigh", "cholesky")},
+    "lerp": "a + w * (b - a)", "square": "x * x",
     "softmin": "softmax(-x)", "movedim": "permute(x, [...])", "swapaxes": "transpose(x, dim0, dim1)",
     "unflatten": "reshape(x, [...])", "count_nonzero": 'sum(cast(ne(x, 0.0), "int64"))',
     "hstack": "concat(xs, axis=1) (of 1-d tensors: axis=0)", "vstack": "concat(xs, axis=0) (1-d ones: stack)",

@@ -66,6 +66,11 @@ from archdsl.diagnostics import ArchError
     ("model m(x: float32[B, 4, 8, 8]) -> y {\n    y = upsample_bilinear2d(x, [16, 16])\n}\n",
      "upsample(x, scale_factor=s, mode=\"bilinear\")", None),
     ("model m(x: float32[B, 4, 8, 8]) -> y {\n    y = view_as(x, x)\n}\n", "write reshape(x, shape(y))", None),
+    # ger said "did you mean 'ge'", qr "'sqrt'", linalg.qr "'linear'" (porting21 hunt: Transformer-XL, Performer)
+    ("model m(x: float32[4]) -> y {\n    y = ger(x, x)\n}\n", "write unsqueeze(a, 1) * unsqueeze(b, 0)", "'ge'"),
+    ("model m(x: float32[4, 4]) -> y {\n    y = linalg.qr(x)\n}\n", "numpy's linalg.qr, when making the weights",
+     "'linear'"),
+    ("model m(x: float32[4, 4]) -> y {\n    y = linalg.norm(x)\n}\n", "linalg.norm is norm", "'linear'"),
     # every optional input named: gru(x, 8, l) meant lengths=, and h0= alone was said (review97)
     ("model m(x: float32[B, T, 4], l: int64[B]) -> y {\n    y = gru(x, 8, l)\n}\n",
      "optional tensor inputs are keyword-only: h0=..., lengths=...", None),
@@ -100,3 +105,23 @@ def test_the_chunk_a_symbolic_split_suggests_is_torchs_split():
     y = runtime.session(archdsl.compile_source(src)).run(None, {"x": x})[0]
     tx = torch.from_numpy(x)
     np.testing.assert_array_equal(y, torch.cat(torch.cat([tx, 2 * tx, 3 * tx, 4 * tx]).split(3, 0), 2).numpy())
+
+
+def test_a_slice_from_a_run_time_offset_says_the_take_that_is_it():
+    """Transformer-XL's q[:, M:] after its memory, or q[:, -T:], said only that a bound a fixed number from the
+    end is known (porting21 hunt). The take it says, run."""
+    import numpy as np
+
+    from archdsl import runtime
+    for index in ("M:", "-T:"):
+        with pytest.raises(ArchError) as e:
+            archdsl.check_source(f"model m(x: float32[B, M + T, 4], r: float32[B, T, 4], p: float32[M]) -> y {{\n"
+                                 f"    y = x[:, {index}]\n}}\n")
+        assert "the positions of dim 1 from M on (Transformer-XL's q[:, M:] after its memory) are take(t, " \
+               "positions(r, dim=1) + M, axis=1)" in e.value.message, e.value.message
+    src = ("model m(x: float32[B, M + T, 4], r: float32[B, T, 4], p: float32[M]) -> y {\n"
+           "    y = take(x, positions(r, dim=1) + M, axis=1)\n}\n")
+    x = np.random.default_rng(0).standard_normal((2, 7, 4)).astype(np.float32)
+    for m in (0, 3):
+        feeds = {"x": x, "r": np.zeros((2, 7 - m, 4), np.float32), "p": np.zeros(m, np.float32)}
+        np.testing.assert_array_equal(runtime.session(archdsl.compile_source(src)).run(None, feeds)[0], x[:, m:])
