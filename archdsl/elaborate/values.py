@@ -312,6 +312,15 @@ _TORCH_FUNCTIONS = {
     **{n: "unsqueeze(a, 1) * unsqueeze(b, 0)" for n in ("outer", "ger")},
     **{n: f"its factors computed outside the model (numpy's linalg.{n}, when making the weights) and given as "
           "weights: ONNX has no matrix decomposition" for n in ("qr", "svd", "eig", "eigh", "cholesky")},
+    **{n: "conv(x, g * v / sqrt(sum(v * v, dim=[1, 2], keepdim=true)), ...) in a block, v and g parameters "
+          "labelled weight_v and weight_g (dim=[1, 2, 3] for a 2-d conv's weight: the norm per dim 0, a conv's "
+          "output channel, a transposed conv's input channel; REFERENCE, Parameters and weight tying)"
+       for n in ("weight_norm", "WeightNorm")},
+    **{n: "w / sigma as the weight, sigma = sum(u * (w_mat @ v)) after one power-iteration step from stored u, v "
+          "buffers (v = normalize(w_mat.T @ u), u = normalize(w_mat @ v)); a train step does not update u and v"
+       for n in ("spectral_norm", "SpectralNorm")},
+    "remove_weight_norm": "nothing: drop it (the weight is g * v / ||v|| as written; build --weights of a checkpoint "
+                          "saved after it needs the plain weight's name)",
     "lerp": "a + w * (b - a)", "square": "x * x",
     "softmin": "softmax(-x)", "movedim": "permute(x, [...])", "swapaxes": "transpose(x, dim0, dim1)",
     "unflatten": "reshape(x, [...])", "count_nonzero": 'sum(cast(ne(x, 0.0), "int64"))',

@@ -71,6 +71,11 @@ from archdsl.diagnostics import ArchError
     ("model m(x: float32[4, 4]) -> y {\n    y = linalg.qr(x)\n}\n", "numpy's linalg.qr, when making the weights",
      "'linear'"),
     ("model m(x: float32[4, 4]) -> y {\n    y = linalg.norm(x)\n}\n", "linalg.norm is norm", "'linear'"),
+    # weight_norm and spectral_norm said "did you mean 'vector_norm'" (porting23 hunt: HiFi-GAN)
+    ("model m(x: float32[B, 4, T]) -> y {\n    y = x -> weight_norm\n}\n",
+     "conv(x, g * v / sqrt(sum(v * v, dim=[1, 2], keepdim=true)), ...) in a block", "vector_norm"),
+    ("model m(x: float32[B, 4, T]) -> y {\n    y = x -> SpectralNorm\n}\n",
+     "sigma = sum(u * (w_mat @ v)) after one power-iteration step", "vector_norm"),
     # every optional input named: gru(x, 8, l) meant lengths=, and h0= alone was said (review97)
     ("model m(x: float32[B, T, 4], l: int64[B]) -> y {\n    y = gru(x, 8, l)\n}\n",
      "optional tensor inputs are keyword-only: h0=..., lengths=...", None),
