@@ -530,3 +530,20 @@ def test_run_refuses_an_empty_batch_into_an_lstm(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((2, 5, 4), np.float32))
     assert main(["run", str(spec), "--input", f"z={tmp_path / 'z.npy'}", "--input", f"x={tmp_path / 'x.npy'}",
                  "--repeat", "1"]) == 0
+
+
+def test_a_model_with_external_weights_under_a_non_utf8_name_is_a_diagnostic(tmp_path, capsys):
+    """onnxruntime opens by UTF-8 names: such a model goes as bytes, and its .data file then is looked for in the
+    cwd (an onnxruntime error naming another path; a file of that name there would be read as its weights)."""
+    import os
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, 64]) -> y {\n    y = x -> linear(64) as fc\n}\n")
+    folder = tmp_path / os.fsdecode(b"bad\xffdir")
+    folder.mkdir()
+    for flags in (["--external-data"], []):
+        out = folder / ("ext.onnx" if flags else "inline.onnx")
+        assert main(["build", str(spec), "-o", str(out), *flags]) == 0
+    capsys.readouterr()
+    assert main(["run", str(folder / "ext.onnx")]) == 1
+    assert "onnxruntime opens models by UTF-8 file names" in capsys.readouterr().err
+    assert main(["run", str(folder / "inline.onnx")]) == 0  # no weights beside it: read and handed over as bytes

@@ -213,3 +213,24 @@ def test_a_summary_of_thousands_of_layers_is_plain_text_aligned_as_the_table(tmp
     assert len(rows) == 1100 and not any("│" in line for line in out)
     assert len({len(line) for line in rows}) == 1 and rows[0].split()[-2:] == ["20", "32"] and rows[0].endswith(" 32")
     assert table.PLAIN_PAST == 1000
+
+
+def test_a_dim_empty_only_at_an_unsized_symbols_stand_in_is_not_no_work(tmp_path, capsys):
+    """x[:, 1:] of [B, T, 4] with T not given: T-1 at the stand-in T=1 is 0, which is no size the model has
+    (said, and counted as 1), not an empty layer of 0 FLOPs (S03); at --dim T=1 it is empty."""
+    spec = tmp_path / "e.arch"
+    spec.write_text("model m(x: float32[B, T, 4]) -> y {\n    y = x[:, 1:] -> linear(8) as fc\n}\n")
+    assert main(["summary", str(spec), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["flops"] == 64 and rep["flops_unfit"] == ["getitem_0", "fc"]
+    assert main(["summary", str(spec), "--dim", "T=1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["flops"] == 0
+
+
+def test_a_free_parameter_named_like_its_reader_is_still_its_own_row(summary_json):
+    """'proj_w' read by the matmul 'proj' is no parameter of that layer (its own are 'proj.*'): it was counted in
+    the row 'proj' (S07)."""
+    rep = summary_json("model m(x: float32[B, 4]) -> y {\n"
+                       "    w = parameter([4, 4], init=\"normal\") as \"proj_w\"\n    y = matmul(x, w) as proj\n}\n")
+    rows = [(r["name"], r["op"], r["params"]) for r in rep["layers"]]
+    assert rows == [("proj_w", "parameter", 16), ("proj", "matmul", 0)]

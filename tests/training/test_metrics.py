@@ -82,3 +82,21 @@ def test_an_epochs_loss_weighs_each_batch_by_its_examples(tmp_path, capsys):
                  "-o", str(tmp_path / "w.npz"), "--quiet"]) == 0
     want = float(((x.astype(np.float64) @ w0.T - y) ** 2).mean())
     assert f"loss {want:.4f}" in capsys.readouterr().err
+
+
+def test_the_held_out_cross_entropy_with_ignore_index_is_the_mean_over_counted_labels(tmp_path, capsys):
+    """Batches of 2 whose first holds one ignored label: the loss is torch's mean over the 3 labels counted
+    (0.5845), not the batches' means weighed by examples (0.4701: batch_weight ignoring the index, M05)."""
+    from archdsl.cli import main
+    x = np.array([[2, 0], [0, 3], [1, 0], [0, 1]], np.float32)
+    labels = np.array([0, -100, 1, 1], np.int64)
+    np.savez(tmp_path / "d.npz", x=x, labels=labels)
+    np.savez(tmp_path / "w.npz", **{"fc.weight": np.eye(2, dtype=np.float32)})
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, 2]) -> y {\n    y = x -> linear(2, bias=false) as fc\n}\n")
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--weights", str(tmp_path / "w.npz"),
+                 "--loss", "cross_entropy", "--ignore-index", "-100", "--batch-size", "2", "--epochs", "0",
+                 "-o", str(tmp_path / "o.npz")]) == 0
+    kept = labels != -100
+    want = (np.log(np.exp(x).sum(1)) - x[np.arange(4), np.maximum(labels, 0)])[kept].mean()
+    assert f"loss {want:.4f}" in capsys.readouterr().err
