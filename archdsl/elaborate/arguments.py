@@ -32,6 +32,9 @@ def keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Spa
             raise ArchTypeError(f"{callee}() has no argument '{k}' (torch's): it keeps no running statistics, each "
                                 "example normalized by its own in training and inference (torch's default, "
                                 f"track_running_stats=False); leave it out ({hint})", span).about(k)
+        if k not in names and (callee, k) in _TORCH_LOSS_ARGS:  # torch's class weights and pos_weight
+            raise ArchTypeError(f"{callee}() has no argument '{k}' (torch's): {_TORCH_LOSS_ARGS[callee, k]} ({hint})",
+                                span).about(k)
         if k not in names and k in _KERAS:  # return_sequences= suggested return_state, which gives a tuple
             raise ArchTypeError(f"{callee}() has no argument '{k}' ({_KERAS[k][0]}'s): {_KERAS[k][1]} ({hint})",
                                 span).about(k)
@@ -41,6 +44,15 @@ def keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Spa
             raise ArchTypeError(f"{callee}(): argument '{k}' given twice", span).about(k)
         given[k] = v
 
+
+# torch's loss arguments with no argument here, and what computes them
+_TORCH_LOSS_ARGS = {
+    ("cross_entropy", "weight"): 'class weights are sum(cross_entropy(logits, y, reduction="none") * take(w, y)) / '
+                                 "sum(take(w, y)) (torch's weighted mean), w a [C] tensor",
+    ("bce_with_logits", "pos_weight"): "mean(pw * t * -logsigmoid(x) + (1.0 - t) * -logsigmoid(-x)), the positive "
+                                       "term weighted by pw",
+    ("bce_with_logits", "weight"): 'mean(w * bce_with_logits(x, t, reduction="none")), each element weighted by w',
+}
 
 # Keras's layer arguments, as written here
 _KERAS = {  # name: (whose, what to write)

@@ -257,8 +257,12 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                 value = _eval_top(ev, item.value, env, tree, at)
                 named = FileNames(env)  # a block -D names
                 for key in by_param.get(item.name, ()):  # sorted: cfg itself before cfg.width, a field
-                    value = override(item, value, defines[key], prefix, named) if key == item.name else \
-                        override_field(item, value, key, defines[key], prefix, named)
+                    try:
+                        value = override(item, value, defines[key], prefix, named) if key == item.name else \
+                            override_field(item, value, key, defines[key], prefix, named)
+                    except ArchError as err:
+                        _imported_below(err, item, tree.items[at:])
+                        raise
                     unused.pop(key, None)  # None: a param declared twice is said by _define below
                     if defines[key][1] is not None:
                         mod.overrides[key] = defines[key][1]
@@ -285,6 +289,16 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                         ("." in name or not unread or did_you_mean(name, declared)):
                     _unused_define(name, entry, tree, mod, prefix)
             raise
+
+
+def _imported_below(err: ArchError, param: A.ParamDecl, below: list) -> None:
+    """-D reads the names the file has where its param is declared: a block of an import further down (`-D
+    act=lib.blk` with the import under `param act`) was an unknown name, said without why (review102 hunt)."""
+    later = next((i for i in below if isinstance(i, A.Import)), None)
+    if later is None or not ("unknown name" in err.message or "no op or block named" in err.message):
+        return
+    err.notes.append((f"-D reads the names defined above `param {param.name}`, and this import comes after it: "
+                      "move the import above the param", later.span))
 
 
 def _beside(imported: str, path: str) -> str:

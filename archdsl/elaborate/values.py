@@ -321,6 +321,15 @@ _TORCH_FUNCTIONS = {
        for n in ("spectral_norm", "SpectralNorm")},
     "remove_weight_norm": "nothing: drop it (the weight is g * v / ||v|| as written; build --weights of a checkpoint "
                           "saved after it needs the plain weight's name)",
+    **{n: "mean(clamp(-y * (a - b) + margin, min=0.0))" for n in ("margin_ranking_loss", "MarginRankingLoss")},
+    **{n: "mean(clamp(norm(a - p, dim=-1) - norm(a - n, dim=-1) + margin, min=0.0)) (torch's eps=1e-6 inside the "
+          "norms left out)" for n in ("triplet_margin_loss", "TripletMarginLoss")},
+    **{n: "mean(where(gt(y, 0.0), 1.0 - c, clamp(c - margin, min=0.0))) after c = cosine_similarity(a, b, dim=-1)"
+       for n in ("cosine_embedding_loss", "CosineEmbeddingLoss")},
+    **{f"scatter_{r}": f'scatter_reduce(out, dim, index, src, "{r if r in ("sum", "mean") else "a" + r}", '
+                       "include_self=false), out a tensor of the result's shape (zeros_like or full_like of one; "
+                       "torch_scatter's values, not its argmax)" for r in ("max", "min", "mean", "sum")},
+    "reversed": "xs[::-1]",
     "lerp": "a + w * (b - a)", "square": "x * x",
     "softmin": "softmax(-x)", "movedim": "permute(x, [...])", "swapaxes": "transpose(x, dim0, dim1)",
     "unflatten": "reshape(x, [...])", "count_nonzero": 'sum(cast(ne(x, 0.0), "int64"))',

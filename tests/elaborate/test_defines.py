@@ -351,3 +351,18 @@ def test_a_misspelt_op_from_the_command_line_is_suggested_among_the_files_blocks
     with pytest.raises(DefineError, match="act: no op or block named 'gelo'; did you mean 'gelu'"):
         archdsl.check_source(src, defines=["act=gelo"])
     assert [n.op for n in archdsl.check_source(src, defines=["acts=[mine]"]).nodes][-1] == "mul"
+
+
+def test_a_define_naming_a_block_of_an_import_below_its_param_says_to_move_the_import(tmp_path):
+    """-D reads the names defined above its param: with the import under `param act` (the usual layout),
+    `-D act=lib.blk` was "unknown name 'lib'" alone (review102 hunt). A note points at the import."""
+    (tmp_path / "lib.arch").write_text("block blk(t) {\n    return t - 1\n}\n")
+    spec = tmp_path / "m.arch"
+    for imp, word in (('import "lib.arch" as lib', "act=lib.blk"), ('import "lib.arch"', "act=blk")):
+        spec.write_text(f"param act = relu\n{imp}\nmodel m(x: float32[B, 4]) -> y {{\n    y = x -> act\n}}\n")
+        with pytest.raises(DefineError) as e:
+            archdsl.check_file(spec, defines=[word])
+        assert any(span.line == 2 and "this import comes after it: move the import above the param" in note
+                   for note, span in e.value.notes), e.value.notes
+        spec.write_text(f"{imp}\nparam act = relu\nmodel m(x: float32[B, 4]) -> y {{\n    y = x -> act\n}}\n")
+        assert [n.op for n in archdsl.check_file(spec, defines=[word]).nodes] == ["sub"]

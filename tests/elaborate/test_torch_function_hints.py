@@ -382,3 +382,39 @@ def test_the_flow_sampling_and_scan_forms_the_hints_give_compute_torchs():
     draws = runtime.session(archdsl.compile_source(gumbel)).run(None, {"l": logits, "seed": np.array(3, np.int64)})[0]
     np.testing.assert_allclose(np.bincount(draws, minlength=3) / len(draws),
                                torch.softmax(torch.from_numpy(logits[0]), 0).numpy(), atol=0.01)
+
+
+def test_the_ranking_and_weighted_losses_the_hints_give_are_torchs():
+    """pos_weight= and a cross_entropy weight= said only the signature; margin_ranking_loss, triplet_margin_loss,
+    cosine_embedding_loss nothing or "did you mean 'sinusoidal_embedding'" (porting24 hunt: NCF, two towers)."""
+    F = torch.nn.functional
+    for expr, said in (("bce_with_logits(a, b, pos_weight=b)", "mean(pw * t * -logsigmoid(x) + (1.0 - t)"),
+                       ("cross_entropy(a, i, weight=b)", "sum(take(w, y))"),
+                       ("margin_ranking_loss(a, b, b)", "mean(clamp(-y * (a - b) + margin, min=0.0))"),
+                       ("triplet_margin_loss(a, b, b)", "norm(a - p, dim=-1) - norm(a - n, dim=-1) + margin"),
+                       ("cosine_embedding_loss(a, b, b)", "1.0 - c, clamp(c - margin, min=0.0)"),
+                       ("scatter_max(a, i, 0)", 'scatter_reduce(out, dim, index, src, "amax", include_self=false)'),
+                       ("reversed(a)", "xs[::-1]")):
+        message = _said("a: float32[3, 5], b: float32[3, 5], i: int64[3]", expr)
+        assert said in message and "did you mean" not in message, message
+    src = ("model m(x: float32[4, 3], t: float32[4, 3], pw: float32[3], a: float32[4, 6], p: float32[4, 6], "
+           "n: float32[4, 6], y: float32[4]) -> (bce, rank, trip, cos) {\n"
+           "    bce = mean(pw * t * -logsigmoid(x) + (1.0 - t) * -logsigmoid(-x))\n"
+           "    rank = mean(clamp(-y * (a[:, 0] - p[:, 0]) + 0.5, min=0.0))\n"
+           "    trip = mean(clamp(norm(a - p, dim=-1) - norm(a - n, dim=-1) + 1.0, min=0.0))\n"
+           "    c = cosine_similarity(a, p, dim=-1)\n"
+           "    cos = mean(where(gt(y, 0.0), 1.0 - c, clamp(c - 0.2, min=0.0)))\n}\n")
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((4, 3)), "t": rng.random((4, 3)), "pw": rng.random(3) * 3,
+             "a": rng.standard_normal((4, 6)), "p": rng.standard_normal((4, 6)), "n": rng.standard_normal((4, 6)),
+             "y": np.array([1.0, -1.0, 1.0, -1.0])}
+    feeds = {k: v.astype(np.float32) for k, v in feeds.items()}
+    bce, rank, trip, cos = runtime.session(archdsl.compile_source(src)).run(None, feeds)
+    tf = {k: torch.from_numpy(v) for k, v in feeds.items()}
+    np.testing.assert_allclose(bce, F.binary_cross_entropy_with_logits(tf["x"], tf["t"], pos_weight=tf["pw"]),
+                               rtol=1e-5)
+    np.testing.assert_allclose(rank, F.margin_ranking_loss(tf["a"][:, 0], tf["p"][:, 0], tf["y"], margin=0.5),
+                               rtol=1e-5)
+    np.testing.assert_allclose(trip, F.triplet_margin_loss(tf["a"], tf["p"], tf["n"], margin=1.0, eps=0.0),
+                               rtol=1e-5)
+    np.testing.assert_allclose(cos, F.cosine_embedding_loss(tf["a"], tf["p"], tf["y"], margin=0.2), rtol=1e-5)
