@@ -44,9 +44,9 @@ def _param_array(v: Value, seed: int, weights: dict | None) -> np.ndarray:
     if weights is not None and v.name in weights:
         arr = np.asarray(weights[v.name])
         if tuple(arr.shape) != tuple(v.type.shape):
-            raise ArchError(f"weights: '{v.name}' has shape {list(arr.shape)} in the file, "
+            raise ArchError(f"weights: '{v.name}' has shape {list(arr.shape)} as given, "
                             f"the model needs {list(v.type.shape)}", v.span)
-        return _fitted(arr, v, "the weights file's value")
+        return _fitted(arr, v, "the value given")
     return materialize(v.name, v.spec, v.type.dtype, seed)
 
 

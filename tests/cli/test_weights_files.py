@@ -131,10 +131,10 @@ def test_weights_of_another_dtype_load_exactly_or_not_at_all(work, capsys):
         w = {"p": np.zeros(2, np.int32), "q": np.zeros(2, np.float16), "r": np.zeros(2)}
         np.savez(work / "w.npz", **{**w, **given})
         return main(["build", str(spec), "--weights", str(work / "w.npz"), "-o", str(work / "p.onnx")])
-    for given, words in (({"p": np.array([1, 2 ** 40])}, "'p': the weights file's value reaches 1099511627776, "
+    for given, words in (({"p": np.array([1, 2 ** 40])}, "'p': the value given reaches 1099511627776, "
                                                           "beyond int32's range"),
-                         ({"p": np.array([1.7, 2.0])}, "'p': the weights file's value holds fractions"),
-                         ({"q": np.array([1, 100000])}, "'q': the weights file's value reaches 100000, beyond "
+                         ({"p": np.array([1.7, 2.0])}, "'p': the value given holds fractions"),
+                         ({"q": np.array([1, 100000])}, "'q': the value given reaches 100000, beyond "
                                                         "float16's range")):
         assert build(**given) == 1, given
         assert words in capsys.readouterr().err
@@ -157,8 +157,8 @@ def test_weights_at_the_edge_of_int64_and_into_bool(work):
         w = {"c": np.zeros(2, np.int64), "f": np.zeros(2, bool), **given}
         np.savez(work / "w.npz", **w)
         return archdsl.compile_source(src, weights=str(work / "w.npz"))
-    for given, words in (({"c": np.array([2.0 ** 63, 0.0])}, "'c': the weights file's value reaches 9.22"),
-                         ({"f": np.array([1.0, 2.5])}, "'f': the weights file's value holds values other than 0"),
+    for given, words in (({"c": np.array([2.0 ** 63, 0.0])}, "'c': the value given reaches 9.22"),
+                         ({"f": np.array([1.0, 2.5])}, "'f': the value given holds values other than 0"),
                          ({"f": np.array([np.nan, 0.0])}, "holds values other than 0 and 1")):
         with pytest.raises(archdsl.ArchError, match=words):
             build(**given)

@@ -144,3 +144,58 @@ def test_a_checkpoint_with_an_empty_dict_beside_its_arrays_is_told_which_to_pass
     w = {"optimizer": {}, "weights": {"fc1.weight": np.zeros((8, 4), np.float32)}}
     with pytest.raises(ArchError, match=r"weights=checkpoint\['weights'\]"):
         archdsl.compile_source("model t(x: float32[B, 4]) -> y {\n    y = x -> linear(8) as fc1\n}\n", weights=w)
+
+
+def test_a_model_buffer_under_a_torch_buffer_name_is_loaded_not_dropped():
+    """A spec that keeps BERT's position_ids as its own buffer reads it from the file: the torch buffers
+    dropped (given.py _torch_buffer) are only those the model has no parameter for."""
+    src = ('model m(x: float32[B, 8, 4]) -> y {\n'
+           '    table = parameter([8, 4], init="normal") as "embeddings.position_embeddings.weight"\n'
+           '    pos = parameter([1, 8], dtype="int64") as "embeddings.position_ids"\n'
+           '    y = x + take(table, pos)\n}\n')
+    ids = np.arange(8, dtype=np.int64)[None]
+    weights = {"embeddings.position_embeddings.weight": np.ones((8, 4), np.float32), "embeddings.position_ids": ids}
+    m = archdsl.compile_source(src, weights=weights)
+    from onnx import numpy_helper
+    got = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    np.testing.assert_array_equal(got["embeddings.position_ids"], ids)
+
+
+def test_a_transposed_weight_of_a_dropped_layer_is_refused():
+    """given.py compares shapes, not sizes: [4, 100] for a [100, 4] weight (torch's layout against another
+    framework's) has the right number of values and is still refused, at -O2 where the passes drop the layer."""
+    src = ("model d(x: float32[B, 4]) -> y {\n    unused = x -> linear(100) as dead\n"
+           "    y = x -> linear(2) as fc\n}\n")
+    weights = {"fc.weight": np.zeros((2, 4), np.float32), "fc.bias": np.zeros(2, np.float32),
+               "dead.weight": np.zeros((4, 100), np.float32), "dead.bias": np.zeros(100, np.float32)}
+    for level in (0, 2):
+        with pytest.raises(archdsl.ArchError, match=r"'dead.weight' has shape \[4, 100\], the model needs \[100, 4\]"):
+            archdsl.compile_source(src, weights=weights, opt_level=level)
+
+
+def test_infinite_weights_cast_to_a_narrower_float_stay_infinite():
+    """A float64 weight holding -inf (a mask's) cast to the float32 parameter is -inf, as torch's .float(): only
+    finite values that overflow the narrower type are refused (onnx_model.py _fitted)."""
+    from onnx import numpy_helper
+    src = 'model m(x: float32[B, 3]) -> y {\n    y = x + parameter([3], init="zeros") as mask\n}\n'
+    m = archdsl.compile_source(src, weights={"mask": np.array([0.0, -np.inf, 1.5])})
+    np.testing.assert_array_equal(numpy_helper.to_array(m.graph.initializer[0]), np.float32([0.0, -np.inf, 1.5]))
+
+
+def test_an_int64_weight_at_int32s_top_loads_into_an_int32_buffer():
+    """int32's whole range loads from int64 values, both ends (onnx_model.py _fitted: > top, not >= top)."""
+    from onnx import numpy_helper
+    src = ('model m(x: float32[B, 2]) -> y {\n    k = parameter([2], dtype="int32", init="zeros") as k\n'
+           '    y = x + cast(k, "float32")\n}\n')
+    m = archdsl.compile_source(src, weights={"k": np.array([2**31 - 1, -2**31], np.int64)})
+    got = numpy_helper.to_array(m.graph.initializer[0])
+    assert got.dtype == np.int32 and got.tolist() == [2**31 - 1, -2**31]
+
+
+def test_a_three_part_prefix_is_pointed_to():
+    """A GAN checkpoint's generator behind a wrapper ('netG.module.body.'): the prefix is said, up to three parts."""
+    src = "model m(x: float32[B, 4]) -> y { y = x -> linear(2) as fc }"
+    weights = {"netG.module.body.fc.weight": np.zeros((2, 4), np.float32),
+               "netG.module.body.fc.bias": np.zeros(2, np.float32)}
+    with pytest.raises(archdsl.ArchError, match=r"each is a parameter's name behind 'netG\.module\.body\.'"):
+        archdsl.compile_source(src, weights=weights)

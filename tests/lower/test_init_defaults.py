@@ -77,3 +77,30 @@ def test_a_uniform_parameter_fills_its_own_range():
     w = _w('model m(x: float32[B, 4]) -> y {\n    w = parameter([4, 100000], init="uniform", low=1.0, high=3.0) as w\n'
            '    y = x @ w\n}')["w"]
     assert 1.0 <= w.min() < 1.001 and 2.999 < w.max() < 3.0
+
+
+def test_seeds_that_differ_only_in_their_high_bits_give_other_weights():
+    """--seed takes 0 .. 2**32 - 1 whole (cli/args.py): seeds 2**16 and 2**31 are not seed 0."""
+    g = archdsl.check_source("model m(x: float32[B, 8]) -> y { y = x -> linear(8) as fc }")
+    w = [initial_weights(g, seed=s)["fc.weight"] for s in (0, 1 << 16, 1 << 31, 2**32 - 1)]
+    assert all(not np.array_equal(a, b) for i, a in enumerate(w) for b in w[i + 1:])
+
+
+def test_a_constant_init_starts_at_its_value():
+    """parameter(init="constant", value=v) and prelu's init (torch's 0.25) start at that value, not at zero."""
+    w = _initial('model m(x: float32[B, 4, 2, 2]) -> y {\n    c = parameter([3], init="constant", value=0.75) as c\n'
+           '    y = (x -> prelu(4) as act) * sum(c)\n}')
+    assert np.all(w["c"] == np.float32(0.75)) and np.all(w["act.weight"] == np.float32(0.25))
+
+
+def test_a_normal_draw_is_finite_where_a_uniform_is_zero():
+    """Box-Muller takes log(1 - u), u in [0, 1): finite, |z| <= 5.64 (weights.py _standard_normal). The name w287
+    at seed 0 draws a uniform of exactly 0 at position 9147 of its first block; log(u) there was -inf, the
+    weight inf."""
+    w = _initial('model m(x: float32[B, 4]) -> y {\n    w = parameter([65536], init="normal", std=1.0) as w287\n'
+           '    y = x * w[0:4]\n}')["w287"]
+    assert np.isfinite(w).all() and np.abs(w).max() <= 5.65
+
+
+def _initial(src: str, seed: int = 0) -> dict[str, np.ndarray]:
+    return initial_weights(archdsl.check_source(src), seed=seed)

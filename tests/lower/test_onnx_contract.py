@@ -210,7 +210,7 @@ def test_bfloat16_checkpoints_are_checked_against_the_parameters_dtype(tmp_path,
             else:
                 err = capsys.readouterr().err
             assert code == 1 and ("reaches 1.00026e+30, beyond float16's range" in err if name == "big" else
-                                  "'idx': the weights file's value holds fractions" in err), err
+                                  "'idx': the value given holds fractions" in err), err
 
 
 def test_torch_meta_and_sparse_weights():

@@ -62,7 +62,7 @@ def test_a_folded_float16_weight_beyond_its_range_is_a_diagnostic(tmp_path):
     m = archdsl.compile_source(src, opt_level=1, weights=str(tmp_path / "w.npz"))
     assert all(np.isfinite(np.frombuffer(t.raw_data, np.float16)).all() for t in m.graph.initializer)
     np.savez(tmp_path / "big.npz", **{**weights, "c.weight": np.full((1, 1, 1, 1), 1e5, np.float32)})
-    with pytest.raises(archdsl.ArchError, match="the weights file's value reaches 100000, beyond float16's range"):
+    with pytest.raises(archdsl.ArchError, match="the value given reaches 100000, beyond float16's range"):
         archdsl.compile_source(src, opt_level=0, weights=str(tmp_path / "big.npz"))
 
 
@@ -72,6 +72,6 @@ def test_a_float64_weight_beyond_the_models_range_is_a_diagnostic(dtype, tmp_pat
     no finite value to complain about."""
     src = f"model m(x: {dtype}[B, 4]) -> y {{\n    y = x -> linear(2, bias=false) as fc\n}}\n"
     np.savez(tmp_path / "w.npz", **{"fc.weight": np.full((2, 4), 1e40, np.float64)})
-    with pytest.raises(archdsl.ArchError, match=f"'fc.weight': the weights file's value reaches 1e\\+40, beyond "
+    with pytest.raises(archdsl.ArchError, match=f"'fc.weight': the value given reaches 1e\\+40, beyond "
                                                 f"{dtype}'s range"):
         archdsl.compile_source(src, opt_level=0, weights=str(tmp_path / "w.npz"))
