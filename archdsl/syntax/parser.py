@@ -41,6 +41,7 @@ _PLAIN = {
 _GOES_ON = {"as", "+", "*", "/", "%", "**", "@", "and", "or", "==", "!=", "<", "<=", ">", ">=", "<<", ">>", "&",
             "|", "^"}  # tokens that can only continue an expression: at a line's start, the line before's
 
+
 def grammar_path() -> Path:
     """The grammar ships inside the package when installed; in a checkout it is grammar/."""
     here = Path(__file__).resolve().parent.parent
