@@ -171,7 +171,9 @@ register(OpDef(
     name="floordiv", inputs=("a", "b"), category="math", infer=_same_dtypes_broadcast("'//'"), elementwise=True,
     lower=_floordiv_lower, cost=elementwise_cost,
     doc="a // b with broadcasting, rounded toward -inf as Python (torch.div(a, b, rounding_mode=\"floor\")); "
-        "no gradient (a step function). An integer b of 0 is a build error where it is known when building and "
+        "no gradient: a train step through it is refused, as through torch's // (floor(a / b) trains, with the "
+        "zero gradient of torch.div(a, b, rounding_mode=\"floor\"), and can be 1 more where a / b rounds up to "
+        "a whole number: 1 // 0.1 is 9). An integer b of 0 is a build error where it is known when building and "
         "fails at run time otherwise, also over no elements (p // B at B = 0, which torch gives as empty).",
 ))
 

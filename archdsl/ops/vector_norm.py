@@ -109,6 +109,7 @@ register(OpDef(
     doc="The vector p-norm ||x||_p over dims, or over every element (dim=none) (torch.linalg.vector_norm, "
         "torch.norm): 2 the Euclidean norm (ReduceL2), 1 the sum of |x|, inf / -inf the largest / smallest |x|, "
         "0 the count of nonzeros, else (sum |x|^p)^(1/p). The gradient is torch's: 0 where the norm is 0 (sqrt "
-        "of a sum of squares would give NaN there), the ties of a max sharing it evenly. Float tensors (16-bit "
+        "of a sum of squares would give NaN there; 0 whatever gradient arrives, where torch's is NaN if an "
+        "infinite one does), the ties of a max sharing it evenly. Float tensors (16-bit "
         "ones reduce in float32).",
 ))
