@@ -331,15 +331,20 @@ def test_the_diagonal_forms_keep_an_infinite_or_nan_value_to_its_place():
     np.testing.assert_array_equal(c, torch.diagonal(tm).numpy())
 
 
+def _each_said(inputs: str, cases: list) -> None:
+    """Each expression's diagnostic over the model's inputs says its form, and suggests no other name."""
+    for expr, said in cases:
+        message = _said(inputs, expr)
+        assert said in message and "did you mean" not in message, message
+
+
 def test_list_indexes_and_the_triangle_indices_say_what_computes_torchs_pick():
     """DLRM's z[:, li, lj] with li, lj = torch.tril_indices(n, n, -1): the list index said nothing, while a tensor
     index said take; tril_indices was an unknown name (porting20 hunt). Each form written out against torch."""
-    for expr, said in (("z[:, [0, 2]]", "take(x, tensor([...]), axis=1) (torch's x[:, [0, 2]])"),
-                       ("z[:, [1, 2], [0, 1]]", "take(flatten(z, 1), tensor([i * n + j ...]), axis=1)"),
-                       ("tril_indices(4, 4, -1)", "range(n) for j in range(i)] for the rows"),
-                       ("triu_indices(4, 4, 1)", "range(n) for j in range(i + 1, n)] for the rows")):
-        message = _said("z: float32[B, 4, 4]", expr)
-        assert said in message, message
+    _each_said("z: float32[B, 4, 4]", [("z[:, [0, 2]]", "take(x, tensor([...]), axis=1) (torch's x[:, [0, 2]])"),
+                                       ("z[:, [1, 2], [0, 1]]", "take(flatten(z, 1), tensor([i * n + j ...]), axis=1)"),
+                                       ("tril_indices(4, 4, -1)", "range(n) for j in range(i)] for the rows"),
+                                       ("triu_indices(4, 4, 1)", "range(n) for j in range(i + 1, n)] for the rows")])
     src = ("model m(z: float32[B, 4, 4]) -> (low, up, cols) {\n"
            "    low = take(flatten(z, 1), tensor([i * 4 + j for i in range(4) for j in range(i)]), axis=1)\n"
            "    up = take(flatten(z, 1), tensor([i * 4 + j for i in range(4) for j in range(i + 1, 4)]), axis=1)\n"
@@ -356,14 +361,12 @@ def test_list_indexes_and_the_triangle_indices_say_what_computes_torchs_pick():
 def test_the_flow_sampling_and_scan_forms_the_hints_give_compute_torchs():
     """slogdet, multinomial, logcumsumexp and a cumprod over a symbolic length said nothing or "did you mean"
     another op (porting18 hunt: Glow, PixelCNN sampling, NeRF). Each form said, run against torch."""
-    for expr, said in (("slogdet(a)", "whose log|det W| is sum(log(abs(s)))"),
-                       ("multinomial(a, 1)", "argmax(logits - log(-log(rand_like(logits))), dim=-1)"),
-                       ("logcumsumexp(a, 1)", "log(cumsum(exp(x - m), dim=d)) + m"),
-                       ("cumprod(a, dim=1)", "exp(cumsum(log(x), dim=1)) at any size"),
-                       ("ReflectionPad2d(3)", "pad(x, [left, right, top, bottom], mode=\"reflect\")"),
-                       ("inverse(a)", "ONNX has no matrix inverse")):
-        message = _said("a: float32[B, N]", expr)
-        assert said in message, message
+    _each_said("a: float32[B, N]", [("slogdet(a)", "whose log|det W| is sum(log(abs(s)))"),
+                                     ("multinomial(a, 1)", "argmax(logits - log(-log(rand_like(logits))), dim=-1)"),
+                                     ("logcumsumexp(a, 1)", "log(cumsum(exp(x - m), dim=d)) + m"),
+                                     ("cumprod(a, dim=1)", "exp(cumsum(log(x), dim=1)) at any size"),
+                                     ("ReflectionPad2d(3)", "pad(x, [left, right, top, bottom], mode=\"reflect\")"),
+                                     ("inverse(a)", "ONNX has no matrix inverse")])
     src = ("model m(l: float32[3, 3], u: float32[3, 3], s: float32[3], x: float32[B, N]) -> (w, logdet, lcse, cp) {\n"
            "    p = tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])\n"
            "    w = p @ (tril(l, -1) + eye(3)) @ (triu(u, 1) + where(eye(3, dtype=\"bool\"), unsqueeze(s, 0), 0.0))\n"
@@ -388,15 +391,14 @@ def test_the_ranking_and_weighted_losses_the_hints_give_are_torchs():
     """pos_weight= and a cross_entropy weight= said only the signature; margin_ranking_loss, triplet_margin_loss,
     cosine_embedding_loss nothing or "did you mean 'sinusoidal_embedding'" (porting24 hunt: NCF, two towers)."""
     F = torch.nn.functional
-    for expr, said in (("bce_with_logits(a, b, pos_weight=b)", "mean(pw * t * -logsigmoid(x) + (1.0 - t)"),
-                       ("cross_entropy(a, i, weight=b)", "sum(take(w, y))"),
-                       ("margin_ranking_loss(a, b, b)", "mean(clamp(-y * (a - b) + margin, min=0.0))"),
-                       ("triplet_margin_loss(a, b, b)", "norm(a - p, dim=-1) - norm(a - n, dim=-1) + margin"),
-                       ("cosine_embedding_loss(a, b, b)", "1.0 - c, clamp(c - margin, min=0.0)"),
-                       ("scatter_max(a, i, 0)", 'scatter_reduce(out, dim, index, src, "amax", include_self=false)'),
-                       ("reversed(a)", "xs[::-1]")):
-        message = _said("a: float32[3, 5], b: float32[3, 5], i: int64[3]", expr)
-        assert said in message and "did you mean" not in message, message
+    _each_said("a: float32[3, 5], b: float32[3, 5], i: int64[3]", [
+        ("bce_with_logits(a, b, pos_weight=b)", "mean(pw * t * -logsigmoid(x) + (1.0 - t)"),
+        ("cross_entropy(a, i, weight=b)", "sum(take(w, y))"),
+        ("margin_ranking_loss(a, b, b)", "mean(clamp(-y * (a - b) + margin, min=0.0))"),
+        ("triplet_margin_loss(a, b, b)", "norm(a - p, dim=-1) - norm(a - n, dim=-1) + margin"),
+        ("cosine_embedding_loss(a, b, b)", "1.0 - c, clamp(c - margin, min=0.0)"),
+        ("scatter_max(a, i, 0)", 'scatter_reduce(out, dim, index, src, "amax", include_self=false)'),
+        ("reversed(a)", "xs[::-1]")])
     src = ("model m(x: float32[4, 3], t: float32[4, 3], pw: float32[3], a: float32[4, 6], p: float32[4, 6], "
            "n: float32[4, 6], y: float32[4]) -> (bce, rank, trip, cos) {\n"
            "    bce = mean(pw * t * -logsigmoid(x) + (1.0 - t) * -logsigmoid(-x))\n"
