@@ -230,6 +230,17 @@ def _matmul_infer(ins, a):
     return [x.with_shape(out)]
 
 
+def _matmul_lower(e, ins, outs, c):
+    """A matrix times a vector goes through the vector as a column ([K, 1]): onnxruntime 1.32's
+    MatmulTransposeFusion folds a Transpose of the matrix into a FusedMatMul that reads a 1-d right operand
+    wrongly (a.T @ b gave a.reshape(6, 4) @ b: review103 hunt)."""
+    if c.in_types[1].rank == 1 and c.in_types[0].rank >= 2:
+        last = e.const(np.array([-1], np.int64))
+        column = e.op("Unsqueeze", [ins[1], last])
+        return e.op("Squeeze", [e.op("MatMul", [ins[0], column]), last], outputs=outs)
+    return e.op("MatMul", ins, outputs=outs)
+
+
 def _matmul_cost(c):
     x = c.in_types[0]
     k = x.shape[-1] if isinstance(x.shape[-1], int) else 1
@@ -256,7 +267,7 @@ def _matmul_grad(b, c, ins, outs, gouts):
 
 register(OpDef(
     name="matmul", inputs=("a", "b"), category="math", infer=_matmul_infer, grad=_matmul_grad,
-    lower=lambda e, ins, outs, c: e.op("MatMul", ins, outputs=outs), cost=_matmul_cost,
+    lower=_matmul_lower, cost=_matmul_cost,
     doc="Matrix product with batch broadcasting (a @ b)",
 ))
 
