@@ -75,3 +75,15 @@ def test_a_view_made_only_for_its_shape_is_no_dead_result():
         archdsl.check_source(src)
     said = sorted(str(w.message).split(": ", 1)[1].split(" is computed")[0] for w in got)
     assert said == ["'g' (relu)", "'linear_0' (linear)"], said  # the name the spec gave it, where it gave one
+
+
+def test_a_dead_result_is_called_by_its_first_name_and_an_as_label_stays():
+    """`h = mean(x)` then `z = h`, both unused: the first name the spec gave it; a label given with `as`, even one
+    shaped as an automatic name (Keras's conv2d_1), is kept (review103 hunt: 'k' replaced `as linear_7`)."""
+    src = ("model m(x: float32[B, 4]) -> y {\n    h = mean(x)\n    z = h\n    k = x -> linear(4) as linear_7\n"
+           "    y = x\n}\n")
+    with pytest.warns(archdsl.ArchWarning) as got:
+        archdsl.check_source(src)
+    said = sorted(str(w.message).split(": ", 1)[1].split(" is computed")[0] for w in got)
+    assert said == ["'h' (mean)", "'linear_7' (linear)"], said
+

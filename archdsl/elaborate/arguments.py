@@ -48,7 +48,9 @@ def keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Spa
 # torch's loss arguments with no argument here, and what computes them
 _TORCH_LOSS_ARGS = {
     ("cross_entropy", "weight"): 'class weights are sum(cross_entropy(logits, y, reduction="none") * take(w, y)) / '
-                                 "sum(take(w, y)) (torch's weighted mean), w a [C] tensor",
+                                 "sum(take(w, y)) (torch's weighted mean), w a [C] tensor; with ignore_index=i, "
+                                 'k = take(w, clamp(y, min=0)) * cast(ne(y, i), "float32") in place of take(w, y) '
+                                 "(label smoothing weighs its classes otherwise: not this form)",
     ("bce_with_logits", "pos_weight"): "mean(pw * t * -logsigmoid(x) + (1.0 - t) * -logsigmoid(-x)), the positive "
                                        "term weighted by pw",
     ("bce_with_logits", "weight"): 'mean(w * bce_with_logits(x, t, reduction="none")), each element weighted by w',

@@ -231,6 +231,8 @@ class Calls:
         said = order or suspicious(op, tensors, attrs, frozenset(kwargs))
         try:
             node = self.graph.add_node(op.name, inputs, attrs, self.stream_name(op, attrs, self.again(name)), span)
+            if label is not None:
+                self.graph.labelled.add(id(node))
         except ArchError as err:  # conv2d(3, 64, 3): a kernel larger than the image
             if said:
                 err.notes.append((said, span))

@@ -294,11 +294,17 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
 def _imported_below(err: ArchError, param: A.ParamDecl, below: list) -> None:
     """-D reads the names the file has where its param is declared: a block of an import further down (`-D
     act=lib.blk` with the import under `param act`) was an unknown name, said without why (review102 hunt)."""
-    later = next((i for i in below if isinstance(i, A.Import)), None)
-    if later is None or not ("unknown name" in err.message or "no op or block named" in err.message):
+    missing = re.search(r"(?:unknown name|no op or block named) '([^']+)'", err.message)
+    if missing is None:
         return
-    err.notes.append((f"-D reads the names defined above `param {param.name}`, and this import comes after it: "
-                      "move the import above the param", later.span))
+    word = missing[1]
+    for item in below:  # an alias it names (lib of lib.blk), else a plain import that may hold it (no near miss)
+        if isinstance(item, A.Import) and (item.alias == word or not item.alias and "did you mean" not in
+                                           err.message):
+            err.notes.append((f"-D reads the names defined above `param {param.name}`, and this import comes after "
+                              f"it: move the import above the param{'' if item.alias else f' if {word} is its'}",
+                              item.span))
+            return
 
 
 def _beside(imported: str, path: str) -> str:

@@ -384,6 +384,9 @@ class Operators:
                     elif isinstance(k, Tensor):  # torch's x[idx] with an index tensor
                         hint = (f"; to pick by a tensor of indices: take(x, index, axis={_indexed_axis(index, i, v)}) "
                                 "(torch's x[index], index_select), gather(x, dim, index) (torch.gather)")
+                    elif isinstance(k, (list, tuple)) and k and all(isinstance(b, bool) for b in k):  # a mask
+                        hint = (f"; a list of bools picks where it is true (torch's mask): take(x, tensor("
+                                f"{[j for j, b in enumerate(k) if b]}), axis={_indexed_axis(index, i, v)})")
                     elif isinstance(k, (list, tuple)):  # torch's x[:, [0, 2]], DLRM's z[:, li, lj]
                         hint = (f"; to pick by a list of indices: take(x, tensor([...]), axis="
                                 f"{_indexed_axis(index, i, v)}) (torch's x[:, [0, 2]]); two lists indexing two "

@@ -259,8 +259,9 @@ _TORCH_FUNCTIONS = {
                          "so)"
        for kind, mode in (("Reflection", "reflect"), ("Replication", "replicate"), ("Circular", "circular"))
        for d in (1, 2, 3)},
-    "logcumsumexp": "log(cumsum(exp(x - m), dim=d)) + m after m = amax(x, dim=d, keepdim=true) (an early value "
-                    "more than ~100 below the row's largest underflows to -inf in float32)",
+    "logcumsumexp": "log(cumsum(exp(x - m), dim=d)) + m after m0 = amax(x, dim=d, keepdim=true) and m = "
+                    "where(isinf(m0), 0.0, m0) (a row of -inf, or one holding inf; an early value more than ~100 "
+                    "below the row's largest underflows to -inf in float32)",
     **{n: "argmax(logits - log(-log(rand_like(logits))), dim=-1), the Gumbel-max trick: an index drawn with the "
           "probabilities softmax(logits) (F.gumbel_softmax is softmax((logits - log(-log(rand_like(logits)))) / "
           "tau, dim=-1))" for n in ("multinomial", "gumbel_softmax", "categorical")},
@@ -317,7 +318,8 @@ _TORCH_FUNCTIONS = {
           "output channel, a transposed conv's input channel; REFERENCE, Parameters and weight tying)"
        for n in ("weight_norm", "WeightNorm")},
     **{n: "w / sigma as the weight, sigma = sum(u * (w_mat @ v)) after one power-iteration step from stored u, v "
-          "buffers (v = normalize(w_mat.T @ u), u = normalize(w_mat @ v)); a train step does not update u and v"
+          "buffers (v = normalize(w_mat.T @ u, dim=0), u = normalize(w_mat @ v, dim=0)); a train step does not "
+          "update u and v"
        for n in ("spectral_norm", "SpectralNorm")},
     "remove_weight_norm": "nothing: drop it (the weight is g * v / ||v|| as written; build --weights of a checkpoint "
                           "saved after it needs the plain weight's name)",

@@ -93,6 +93,7 @@ class Graph:
         self.assigned: dict[int, tuple[Value, str]] = {}  # id(value) -> (value, the name `name = ...` first gave
         # it): what a warning about an unnamed node calls it (`loss = mean(...)` never used was 'mean_0'); the
         # value is held so that its id names no other
+        self.labelled: set[int] = set()  # ids of the nodes named with `as` (whatever the name looks like)
 
     @property
     def outputs(self) -> list[tuple[str, Value]]:

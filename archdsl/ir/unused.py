@@ -93,7 +93,7 @@ def _called(g: Graph, node: Node) -> str | None:
     """The spec's name for an unnamed node's result (`loss = mean(d)`), where it has one; a node named with
     `as` keeps that name."""
     own = node.name.rpartition(".")[2].partition("#")[0]
-    if own.rpartition("_")[0] != node.op or not own.rpartition("_")[2].isdigit():
+    if id(node) in g.labelled or own.rpartition("_")[0] != node.op or not own.rpartition("_")[2].isdigit():
         return None
     return next((g.assigned[id(o)][1] for o in node.outputs if id(o) in g.assigned), None)
 

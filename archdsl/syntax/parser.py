@@ -321,8 +321,9 @@ def _translate(err: UnexpectedInput, file: str, text: str, start: str = "start")
             hint = f" (archdsl has no '{python[0]}': {python[1]})"
         elif str(tok) == "//" and first:
             hint = " (a comment starts with '#')"
-        elif first and _innermost(tok) not in ("(", "[") and str(tok) in _GOES_ON:  # `y = x -> linear(4)`, then
-            # `as fc` or `+ x` on the next line (porting19 hunt)
+        elif first and _innermost(tok) not in ("(", "[") and str(tok) in _GOES_ON and \
+                _ends_a_value(text, tok, line):  # `y = x -> linear(4)`, then `as fc` or `+ x` on the next line
+            # (porting19 hunt)
             hint = (f" (a statement ends with its line, and only a line starting with '->' goes on from the one "
                     f"before: put '{tok}' at the end of that line, or the expression in parentheses)")
         elif re.match(r"\s*repeat\s*-", line) and str(tok) == "-":  # repeat -1 {: a count is 0 or more
@@ -414,6 +415,18 @@ def _code_before(text: str, pos: int) -> str:
     that began inside a comment would read its tail as code."""
     start = 0 if pos <= 2000 else text.find("\n", pos - 2000, pos) + 1
     return _code(text[start:pos])
+
+
+def _ends_a_value(text: str, tok, line: str) -> bool:
+    """The code line before tok's ends an expression that tok would go on with (a call `as` labels, a value an
+    operator takes): not a body's '{', a param or let (`param a = 3 as b` is no label), nor the start of the
+    file; and tok is no Python star unpacking (`*a, b = xs`)."""
+    if str(tok) == "*" and re.match(r"\s*\*\s*[A-Za-z_]\w*\s*,", line):
+        return False
+    before = next((c.strip() for c in reversed(_code_before(text, tok.start_pos).split("\n")[:-1]) if c.strip()), "")
+    if not before or re.match(r"(param|let|import)\b", before):
+        return False
+    return before.endswith(")") if str(tok) == "as" else bool(re.search(r"[\w)\]\"']$", before))
 
 
 def _line_break_after(text: str, tok) -> str | None:

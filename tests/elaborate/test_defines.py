@@ -366,3 +366,9 @@ def test_a_define_naming_a_block_of_an_import_below_its_param_says_to_move_the_i
                    for note, span in e.value.notes), e.value.notes
         spec.write_text(f"{imp}\nparam act = relu\nmodel m(x: float32[B, 4]) -> y {{\n    y = x -> act\n}}\n")
         assert [n.op for n in archdsl.check_file(spec, defines=[word]).nodes] == ["sub"]
+    spec.write_text('param act = relu\nimport "lib.arch" as other\nmodel m(x: float32[B, 4]) -> y {\n'
+                    "    y = x -> act\n}\n")  # a typo, a name of no import: no note on the import (review103)
+    for word in ("act=gelo", "act=foo.bar"):
+        with pytest.raises(DefineError) as e:
+            archdsl.check_file(spec, defines=[word])
+        assert not any("move the import" in note for note, _ in e.value.notes), e.value.notes

@@ -344,7 +344,8 @@ def test_list_indexes_and_the_triangle_indices_say_what_computes_torchs_pick():
     _each_said("z: float32[B, 4, 4]", [("z[:, [0, 2]]", "take(x, tensor([...]), axis=1) (torch's x[:, [0, 2]])"),
                                        ("z[:, [1, 2], [0, 1]]", "take(flatten(z, 1), tensor([i * n + j ...]), axis=1)"),
                                        ("tril_indices(4, 4, -1)", "range(n) for j in range(i)] for the rows"),
-                                       ("triu_indices(4, 4, 1)", "range(n) for j in range(i + 1, n)] for the rows")])
+                                       ("triu_indices(4, 4, 1)", "range(n) for j in range(i + 1, n)] for the rows"),
+                                       ("z[:, [true, false, true, false]]", "take(x, tensor([0, 2]), axis=1)")])
     src = ("model m(z: float32[B, 4, 4]) -> (low, up, cols) {\n"
            "    low = take(flatten(z, 1), tensor([i * 4 + j for i in range(4) for j in range(i)]), axis=1)\n"
            "    up = take(flatten(z, 1), tensor([i * 4 + j for i in range(4) for j in range(i + 1, 4)]), axis=1)\n"
@@ -370,10 +371,13 @@ def test_the_flow_sampling_and_scan_forms_the_hints_give_compute_torchs():
     src = ("model m(l: float32[3, 3], u: float32[3, 3], s: float32[3], x: float32[B, N]) -> (w, logdet, lcse, cp) {\n"
            "    p = tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])\n"
            "    w = p @ (tril(l, -1) + eye(3)) @ (triu(u, 1) + where(eye(3, dtype=\"bool\"), unsqueeze(s, 0), 0.0))\n"
-           "    logdet = sum(log(abs(s)))\n    m = amax(x, dim=1, keepdim=true)\n"
+           "    logdet = sum(log(abs(s)))\n"
+           "    m0 = amax(x, dim=1, keepdim=true)\n    m = where(isinf(m0), 0.0, m0)\n"
            "    lcse = log(cumsum(exp(x - m), dim=1)) + m\n    cp = exp(cumsum(log(abs(x) + 0.5), dim=1))\n}\n")
     rng = np.random.default_rng(0)
-    low, u, x = (rng.standard_normal(s).astype(np.float32) for s in ((3, 3), (3, 3), (2, 6)))
+    low, u, x = (rng.standard_normal(s).astype(np.float32) for s in ((3, 3), (3, 3), (4, 6)))
+    x[2] = -np.inf  # a row masked out, and one holding inf: the max made finite (review103 hunt: NaN)
+    x[3, 2] = np.inf
     s = np.array([0.5, -2.0, 1.5], np.float32)
     w, logdet, lcse, cp = runtime.session(archdsl.compile_source(src)).run(None, {"l": low, "u": u, "s": s, "x": x})
     np.testing.assert_allclose(logdet, torch.linalg.slogdet(torch.from_numpy(w)).logabsdet.numpy(), rtol=1e-5)
@@ -420,3 +424,18 @@ def test_the_ranking_and_weighted_losses_the_hints_give_are_torchs():
     np.testing.assert_allclose(trip, F.triplet_margin_loss(tf["a"], tf["p"], tf["n"], margin=1.0, eps=0.0),
                                rtol=1e-5)
     np.testing.assert_allclose(cos, F.cosine_embedding_loss(tf["a"], tf["p"], tf["y"], margin=0.2), rtol=1e-5)
+
+
+def test_the_class_weighted_cross_entropy_with_an_ignored_index_is_torchs():
+    """The weight= hint's form with ignore_index: take(w, y) read a -100 label out of bounds (review103 hunt)."""
+    assert 'k = take(w, clamp(y, min=0)) * cast(ne(y, i), "float32")' in \
+        _said("a: float32[3, 5], i: int64[3], b: float32[5]", "cross_entropy(a, i, weight=b)")
+    src = ('model m(x: float32[B, 3], y: int64[B], w: float32[3]) -> l {\n'
+           '    k = take(w, clamp(y, min=0)) * cast(ne(y, -100), "float32")\n'
+           '    l = sum(cross_entropy(x, y, reduction="none", ignore_index=-100) * k) / sum(k)\n}\n')
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    y, w = np.array([0, -100, 2, 1, -100]), np.array([0.2, 1.0, 3.0], np.float32)
+    got = runtime.session(archdsl.compile_source(src)).run(None, {"x": x, "y": y, "w": w})[0]
+    want = torch.nn.functional.cross_entropy(torch.from_numpy(x), torch.from_numpy(y), weight=torch.from_numpy(w),
+                                             ignore_index=-100)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-6)

@@ -100,6 +100,9 @@ _GOES_ON = "so this line goes on with its conditional expression"
     ('    y = x -> linear(4)\n        as fc', "only a line starting with '->' goes on from the one before: put 'as'",
      None),
     ('    y = x -> linear(4)\n        + x', "put '+' at the end of that line", None),
+    # no line before to end, a body's '{', a param's value, Python's star unpacking: no such advice (review103)
+    ('* 2.0\n    y = x', None, "put '*' at the end"),
+    ('    a = [x, x]\n    *b, c = a\n    y = x', None, "put '*' at the end"),
     ('    if true { h = x } else\n        h = x -> relu\n    y = h', None, "conditional expression"),  # (hints)
     ('    a = "x,"\n    y = = x', None, "ends with ','"),             # a ',' in a string
     ('    y = concat([x,\n    y = x])', None, "goes on from it"),      # inside brackets a line break is none
@@ -235,3 +238,12 @@ def test_an_indented_line_after_a_dicts_brace_is_no_body_closed_early():
     with pytest.raises(ArchSyntaxError) as e:
         parse("param cfg = {a: 1}\n    width = 8\nmodel m(x: float32[B, 8]) -> y {\n    y = x\n}\n", "t.arch")
     assert "closed the model or block" not in e.value.message and "param width = ..." in e.value.message
+
+
+@pytest.mark.parametrize("src", ["+ 1\nmodel m(x: float32[4]) -> y {\n    y = x\n}\n",
+                                 "param a = 3\n    as b\nmodel m(x: float32[4]) -> y {\n    y = x\n}\n"])
+def test_a_line_starting_with_an_operator_gets_no_advice_where_no_value_ends_the_line_before(src):
+    """At the start of the file there is no line to end, and `param a = 3 as b` is no label (review103 hunt)."""
+    with pytest.raises(ArchSyntaxError) as e:
+        parse(src, "t.arch")
+    assert "at the end of that line" not in e.value.message, e.value.message
