@@ -412,7 +412,13 @@ _TORCH_FUNCTIONS = {
     **{n: "lstm(x, hidden, bidirectional=true) (or gru)" for n in ("Bidirectional", "bidirectional")},
     "Flatten": "flatten(x)", "Dropout": "dropout(x, p)", "Embedding": "embedding(num_embeddings, embedding_dim)",
     "LSTM": "lstm(hidden_size): every step's output [B, T, H]; out[:, -1] the last", "GRU": "gru(hidden_size)",
-    **{n: "lstm(x, hidden) or gru(x, hidden) (there is no plain RNN cell)" for n in ("rnn", "SimpleRNN")},
+    **{n: "lstm(x, hidden) or gru(x, hidden); torch's plain RNN (no op here) is a loop at a fixed length: h = "
+          "tanh((x[:, 0] -> linear(H) as ih) + (h0 -> linear(H) as hh)), then for t in range(1, T): h = "
+          "tanh((x[:, t] -> layer(\"ih\")) + (h -> layer(\"hh\"))), its weights torch's weight_ih_l0 and "
+          "weight_hh_l0" for n in ("rnn", "SimpleRNN", "RNN", "RNNCell", "rnn_cell")},
+    **{n: "no transducer loss op: its alpha recursion written out, logaddexp over a T x U grid of sizes known when "
+          "building (loops unroll then); ctc_loss is another loss" for n in ("rnnt_loss", "RNNTLoss",
+                                                                          "transducer_loss")},
     **{n: f"{n}1d, {n}2d or {n}3d (by the input's rank)" for n in ("maxpool", "avgpool")},
 }
 # the table's names however cased or underscored (Unflatten, torch's module, for unflatten)

@@ -439,3 +439,24 @@ def test_the_class_weighted_cross_entropy_with_an_ignored_index_is_torchs():
     want = torch.nn.functional.cross_entropy(torch.from_numpy(x), torch.from_numpy(y), weight=torch.from_numpy(w),
                                              ignore_index=-100)
     np.testing.assert_allclose(got, want.numpy(), rtol=1e-6)
+
+
+def test_the_plain_rnn_loop_the_hint_gives_is_torchs_rnn():
+    """rnn said only lstm or gru; rnnt_loss "did you mean 'ctc_loss'", another loss (porting25 hunt)."""
+    from onnx import numpy_helper
+    _each_said("x: float32[B, 4, 3]", [("rnn(x, 5)", 'h = tanh((x[:, t] -> layer("ih")) + (h -> layer("hh")))'),
+                                       ("rnnt_loss(x, x)", "no transducer loss op")])
+    src = ("model m(x: float32[B, 4, 3], h0: float32[B, 5]) -> h {\n"
+           "    h = tanh((x[:, 0] -> linear(5) as ih) + (h0 -> linear(5) as hh))\n"
+           "    for t in range(1, 4) {\n        h = tanh((x[:, t] -> layer(\"ih\")) + (h -> layer(\"hh\")))\n"
+           "    }\n}\n")
+    model = archdsl.compile_source(src)
+    w = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
+    rnn = torch.nn.RNN(3, 5, batch_first=True)
+    rnn.load_state_dict({"weight_ih_l0": w["ih.weight"], "bias_ih_l0": w["ih.bias"], "weight_hh_l0": w["hh.weight"],
+                         "bias_hh_l0": w["hh.bias"]})
+    rng = np.random.default_rng(0)
+    x, h0 = rng.standard_normal((2, 4, 3)).astype(np.float32), rng.standard_normal((2, 5)).astype(np.float32)
+    h = runtime.session(model).run(None, {"x": x, "h0": h0})[0]
+    np.testing.assert_allclose(h, rnn(torch.from_numpy(x), torch.from_numpy(h0)[None])[1][0].detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
