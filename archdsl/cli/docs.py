@@ -94,8 +94,8 @@ def spec_catalog(root: Path) -> str:
              "(parameter counts and FLOPs come from the compiler, never typed in); "
              "`tests/test_docs.py` fails when this page is stale.", "",
              "FLOPs are 2 x multiply-accumulates plus the elementwise ops (activations, norms, residual adds: "
-             "0.03-1% more in the transformers, ConvNeXt and ResNet-50, 6% in EfficientNet-B0) for one example (batch 1) "
-             "at the spec's default input; sequence lengths as given by the spec's `@dims` line.", "",
+             "0.03-1% more in the transformers, ConvNeXt and ResNet-50, 6% in EfficientNet-B0) for one example "
+             "(batch 1) at the spec's default input; sequence lengths as given by the spec's `@dims` line.", "",
              "| spec | model | build with | params | FLOPs | input | what it is |", "|---|---|---|---:|---:|---|---|"]
     for spec in sorted((root / "specs").glob("*.arch")):
         for r in spec_rows(spec):

@@ -16,7 +16,7 @@ from ..ir import Graph, Value
 from ..ops import OpCall
 from ..types import DType, TensorType, is_symbol
 from .emitter import Emitter
-from .ort_workarounds import half_matmul_after_transpose
+from .ort_workarounds import half_matmul_after_transpose, square_after_cast_mean
 from .weights import CHUNK, Chunked, cast, chunk_count, fill_chunk, materialize, narrow_float, resident
 
 __all__ = ["lower_graph", "value_info", "LowerResult", "MIN_OPSET", "param_arrays", "RAW_DTYPES"]
@@ -285,6 +285,8 @@ def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = N
              if id(v) in names}
     ranks.update({t.name: len(t.dims) for t in (*initializers, *e.initializers)})
     e.nodes[:] = half_matmul_after_transpose(e.nodes, half, ranks, {o.name for o in outputs})
+    e.nodes[:] = square_after_cast_mean(e.nodes, {t.name: t for t in (*initializers, *e.initializers)
+                                                  if not t.dims})
     produced = {o for n in e.nodes for o in n.output}
     graph = helper.make_graph(
         e.nodes, g.name, [value_info(v.name, v.type) for v in g.inputs if v.uses or v not in g.implicit] + fed,
@@ -298,7 +300,8 @@ def lower_graph(g: Graph, *, opset: int, seed: int = 0, weights: dict | None = N
             _add_initializer(model.graph, arr, name)
     read = {i for n in e.nodes for i in n.input} | {o.name for o in outputs}
     made = [t for t in e.initializers if t.name in read]  # a lowering's constant its chosen form left unread
-    model.graph.initializer.extend(initializers + made)  # (onnxruntime warns of each at every load)
+    kept = [t for t in initializers if t.name in read]  # (square_after_cast_mean leaves a Pow's 2 unread)
+    model.graph.initializer.extend(kept + made)  # (onnxruntime warns of each unread one at every load)
     model.ir_version = min(helper.find_min_ir_version_for([helper.make_opsetid("", opset)]), onnx.IR_VERSION)
     model.producer_version = __version__
     meta = {"archdsl.version": __version__}

@@ -3,9 +3,10 @@ own semantics need none of them."""
 
 from __future__ import annotations
 
-from onnx import NodeProto, helper
+import numpy as np
+from onnx import NodeProto, TensorProto, helper, numpy_helper
 
-__all__ = ["half_matmul_after_transpose"]
+__all__ = ["half_matmul_after_transpose", "square_after_cast_mean"]
 
 
 def half_matmul_after_transpose(nodes: list[NodeProto], half: set[str], ranks: dict[str, int],
@@ -49,3 +50,28 @@ def half_matmul_after_transpose(nodes: list[NodeProto], half: set[str], ranks: d
         if id(n) not in gone:
             out.extend(swapped.get(id(n), [n]))
     return out
+
+
+def square_after_cast_mean(nodes: list[NodeProto], constants: dict[str, TensorProto]) -> list[NodeProto]:
+    """Pow(d, 2) as Mul(d, d) where d = t - mean(t) and t is a Cast's output: a layer norm written by hand over a
+    cast input. onnxruntime 1.32's LayerNormFusion fused it into a LayerNormalization reading the Cast's source,
+    whatever its type, and refused to load the model (an int64 input: INVALID_GRAPH; a float16 one upcast for
+    the norm: "T bound to different types"; review106 hunt). d * d is the same number and leaves the pattern
+    unfused. `constants`: the initializers by name (the exponent's value)."""
+    made = {o: n for n in nodes for o in n.output}
+
+    def cast_mean_centred(name: str) -> bool:
+        sub = made.get(name)
+        if sub is None or sub.op_type != "Sub" or len(sub.input) != 2:
+            return False
+        src, mean = made.get(sub.input[0]), made.get(sub.input[1])
+        return src is not None and src.op_type == "Cast" and mean is not None and \
+            mean.op_type == "ReduceMean" and mean.input[0] == sub.input[0]
+
+    def two(name: str) -> bool:
+        t = constants.get(name)
+        return t is not None and not t.dims and float(np.asarray(numpy_helper.to_array(t))) == 2.0
+
+    return [helper.make_node("Mul", [n.input[0], n.input[0]], list(n.output), name=n.name, doc_string=n.doc_string)
+            if n.op_type == "Pow" and len(n.input) == 2 and two(n.input[1]) and cast_mean_centred(n.input[0])
+            else n for n in nodes]
