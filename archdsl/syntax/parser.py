@@ -38,8 +38,7 @@ _PLAIN = {
 }
 
 
-_GOES_ON = {"as", "+", "*", "/", "%", "**", "@", "and", "or", "==", "!=", "<", "<=", ">", ">=", "<<", ">>", "&",
-            "|", "^"}  # tokens that can only continue an expression: at a line's start, the line before's
+_GOES_ON = set("as + * / % ** @ and or == != < <= > >= << >> & | ^".split())  # only ever go on with a value
 
 
 def grammar_path() -> Path:
@@ -321,9 +320,7 @@ def _translate(err: UnexpectedInput, file: str, text: str, start: str = "start")
             hint = f" (archdsl has no '{python[0]}': {python[1]})"
         elif str(tok) == "//" and first:
             hint = " (a comment starts with '#')"
-        elif first and _innermost(tok) not in ("(", "[") and str(tok) in _GOES_ON and \
-                _ends_a_value(text, tok, line):  # `y = x -> linear(4)`, then `as fc` or `+ x` on the next line
-            # (porting19 hunt)
+        elif first and _innermost(tok) not in ("(", "[") and _ends_a_value(text, tok, line):  # `as fc`, `+ x`
             hint = (f" (a statement ends with its line, and only a line starting with '->' goes on from the one "
                     f"before: put '{tok}' at the end of that line, or the expression in parentheses)")
         elif re.match(r"\s*repeat\s*-", line) and str(tok) == "-":  # repeat -1 {: a count is 0 or more
@@ -418,10 +415,10 @@ def _code_before(text: str, pos: int) -> str:
 
 
 def _ends_a_value(text: str, tok, line: str) -> bool:
-    """The code line before tok's ends an expression that tok would go on with (a call `as` labels, a value an
-    operator takes): not a body's '{', a param or let (`param a = 3 as b` is no label), nor the start of the
-    file; and tok is no Python star unpacking (`*a, b = xs`)."""
-    if str(tok) == "*" and re.match(r"\s*\*\s*[A-Za-z_]\w*\s*,", line):
+    """tok can only go on with an expression, and the code line before tok's ends one (a call `as` labels, a
+    value an operator takes; porting19 hunt): not a body's '{', a param or let (`param a = 3 as b` is no label),
+    nor the start of the file; and tok is no Python star unpacking (`*a, b = xs`)."""
+    if str(tok) not in _GOES_ON or str(tok) == "*" and re.match(r"\s*\*\s*[A-Za-z_]\w*\s*,", line):
         return False
     before = next((c.strip() for c in reversed(_code_before(text, tok.start_pos).split("\n")[:-1]) if c.strip()), "")
     if not before or re.match(r"(param|let|import)\b", before):
