@@ -32,6 +32,13 @@ def keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Spa
             raise ArchTypeError(f"{callee}() has no argument '{k}' (torch's): it keeps no running statistics, each "
                                 "example normalized by its own in training and inference (torch's default, "
                                 f"track_running_stats=False); leave it out ({hint})", span).about(k)
+        if k == "track_running_stats" and k not in names and callee.startswith("batchnorm"):
+            how = "torch's default, track_running_stats=True; leave it out" if v is True else (
+                "torch's track_running_stats=False, batch statistics at inference too, is written out: (x - mean(x, "
+                "dim=[0, 2, 3], keepdim=true)) / sqrt(var(x, dim=[0, 2, 3], correction=0, keepdim=true) + eps) * w "
+                "+ b, the dims all but the channel's")
+            raise ArchTypeError(f"{callee}() has no argument '{k}' (torch's): it keeps running statistics and "
+                                f"normalizes by them at inference ({how}) ({hint})", span).about(k)
         if k not in names and (callee, k) in _TORCH_LOSS_ARGS:  # torch's class weights and pos_weight
             raise ArchTypeError(f"{callee}() has no argument '{k}' (torch's): {_TORCH_LOSS_ARGS[callee, k]} ({hint})",
                                 span).about(k)

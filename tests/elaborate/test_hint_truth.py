@@ -62,7 +62,9 @@ from archdsl.diagnostics import ArchError
     ("model m(x: float32[B, 4, 8, 8]) -> y {\n    y = x -> instance_norm(track_running_stats=true)\n}\n",
      "it keeps no running statistics", None),
     ("model m(x: float32[B, 4, 8, 8]) -> y {\n    y = x -> batchnorm(track_running_stats=true)\n}\n",
-     "has no argument", "keeps no running statistics"),
+     "torch's default, track_running_stats=True; leave it out", "keeps no running statistics"),
+    ("model m(x: float32[B, 4, 8, 8]) -> y {\n    y = x -> batchnorm2d(track_running_stats=false)\n}\n",
+     "sqrt(var(x, dim=[0, 2, 3], correction=0, keepdim=true) + eps)", None),
     ("model m(x: float32[B, 4, 8, 8]) -> y {\n    y = upsample_bilinear2d(x, [16, 16])\n}\n",
      "upsample(x, scale_factor=s, mode=\"bilinear\")", None),
     ("model m(x: float32[B, 4, 8, 8]) -> y {\n    y = view_as(x, x)\n}\n", "write reshape(x, shape(y))", None),
@@ -130,3 +132,19 @@ def test_a_slice_from_a_run_time_offset_says_the_take_that_is_it():
     for m in (0, 3):
         feeds = {"x": x, "r": np.zeros((2, 7 - m, 4), np.float32), "p": np.zeros(m, np.float32)}
         np.testing.assert_array_equal(runtime.session(archdsl.compile_source(src)).run(None, feeds)[0], x[:, m:])
+
+
+def test_the_batch_statistics_form_the_batchnorm_hint_gives_is_torchs():
+    """torch's BatchNorm2d(track_running_stats=False) normalizes by the batch at inference too: the form written
+    out, against it (its hint said only the signature)."""
+    import numpy as np
+    import torch
+
+    from archdsl import runtime
+    src = ("model m(x: float32[B, 3, 4, 4]) -> y {\n    w = parameter([1, 3, 1, 1], init=\"ones\") as w\n"
+           "    b = parameter([1, 3, 1, 1]) as b\n    m = mean(x, dim=[0, 2, 3], keepdim=true)\n"
+           "    y = (x - m) / sqrt(var(x, dim=[0, 2, 3], correction=0, keepdim=true) + 1e-05) * w + b\n}\n")
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    y = runtime.session(archdsl.compile_source(src)).run(None, {"x": x})[0]
+    bn = torch.nn.BatchNorm2d(3, track_running_stats=False).eval()
+    np.testing.assert_allclose(y, bn(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
