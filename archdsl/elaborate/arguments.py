@@ -28,10 +28,6 @@ def keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Spa
         if k == "batch_first" and k not in names:  # torch's nn.MultiheadAttention(..., batch_first=True)
             raise ArchTypeError(f"{callee}() has no argument '{k}': it takes batch-first inputs ([B, T, ...]) "
                                 f"always; leave it out ({hint})", span).about(k)
-        if k == "track_running_stats" and k not in names and callee.startswith("instance"):
-            raise ArchTypeError(f"{callee}() has no argument '{k}' (torch's): it keeps no running statistics, each "
-                                "example normalized by its own in training and inference (torch's default, "
-                                f"track_running_stats=False); leave it out ({hint})", span).about(k)
         if k == "track_running_stats" and k not in names and callee.startswith("batchnorm"):
             how = "torch's default, track_running_stats=True; leave it out" if v is True else (
                 "torch's track_running_stats=False, batch statistics at inference too, is written out: (x - mean(x, "
@@ -39,8 +35,8 @@ def keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Spa
                 "+ b, the dims all but the channel's")
             raise ArchTypeError(f"{callee}() has no argument '{k}' (torch's): it keeps running statistics and "
                                 f"normalizes by them at inference ({how}) ({hint})", span).about(k)
-        if k not in names and (callee, k) in _TORCH_LOSS_ARGS:  # torch's class weights and pos_weight
-            raise ArchTypeError(f"{callee}() has no argument '{k}' (torch's): {_TORCH_LOSS_ARGS[callee, k]} ({hint})",
+        if k not in names and (callee, k) in _TORCH_ARGS:  # torch's class weights, pos_weight, ...
+            raise ArchTypeError(f"{callee}() has no argument '{k}' (torch's): {_TORCH_ARGS[callee, k]} ({hint})",
                                 span).about(k)
         if k not in names and k in _KERAS:  # return_sequences= suggested return_state, which gives a tuple
             raise ArchTypeError(f"{callee}() has no argument '{k}' ({_KERAS[k][0]}'s): {_KERAS[k][1]} ({hint})",
@@ -52,8 +48,12 @@ def keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Spa
         given[k] = v
 
 
-# torch's loss arguments with no argument here, and what computes them
-_TORCH_LOSS_ARGS = {
+# torch's arguments with no argument here, and what computes them (batchnorm's track_running_stats, whose words
+# depend on its value, is said in keywords)
+_TORCH_ARGS = {
+    ("instance_norm", "track_running_stats"): "it keeps no running statistics, each example normalized by its own "
+                                              "in training and inference (torch's default, "
+                                              "track_running_stats=False); leave it out",
     ("cross_entropy", "weight"): 'class weights are sum(cross_entropy(logits, y, reduction="none") * take(w, y)) / '
                                  "sum(take(w, y)) (torch's weighted mean), w a [C] tensor; with ignore_index=i, "
                                  'k = take(w, clamp(y, min=0)) * cast(ne(y, i), "float32") in place of take(w, y) '

@@ -58,6 +58,8 @@ def square_after_cast_mean(nodes: list[NodeProto], constants: dict[str, TensorPr
     whatever its type, and refused to load the model (an int64 input: INVALID_GRAPH; a float16 one upcast for
     the norm: "T bound to different types"; review106 hunt). d * d is the same number and leaves the pattern
     unfused. `constants`: the initializers by name (the exponent's value)."""
+    if not any(n.op_type == "Pow" for n in nodes):  # most graphs: no map of every output made
+        return nodes
     made = {o: n for n in nodes for o in n.output}
 
     def cast_mean_centred(name: str) -> bool:
