@@ -116,9 +116,14 @@ class Blocks:
 
     def layer_ref(self, name, span) -> LayerFn | BlockLayer:
         """`layer("fc")`: a layer made earlier by an op (linear, conv2d, lstm, ...), or a labelled block call
-        (`as enc`), by its full name."""
+        (`as enc`), by its full name, or inside a block by its name there: CBAM's MLP shared by its two pooled
+        descriptors is `layer("fc1")` in the block, stage1.ca.fc1 in one call and stage2.ca.fc1 in the next (the
+        full name bound every call to the first's weights, porting26 hunt)."""
         if self.graph is None:
             raise ArchTypeError("layer() is only allowed inside a model or block", span)
+        if isinstance(name, str) and self.scope and \
+                ((own := ".".join([*self.scope, name])) in self.layers or own in self.block_layers):
+            name = own
         if isinstance(name, str) and name in self.block_layers and name not in self.layers:
             return self.block_layers[name]
         if not isinstance(name, str) or name not in self.layers:

@@ -395,3 +395,30 @@ def test_a_layer_called_again_inside_a_block_called_again_gets_a_name_of_its_own
                              "    ya = a -> tower as t\n    yb = b -> layer(\"t\")\n}\n")
     names = [n.name for n in g.nodes]
     assert names == ["t.proj", "t.relu_0", "t.proj#2", "t.proj#3", "t.relu_0#2", "t.proj#4"]
+
+
+def test_inside_a_block_layer_finds_the_blocks_own_layer_of_this_call():
+    """CBAM's MLP shared by its average- and max-pooled descriptors, in a block called twice: layer("fc") in the
+    block was refused with "did you mean 'one.fc'", and that full name bound the second call to the first's
+    weights (porting26 hunt). Each call shares its own fc, as each torch module its own MLP; a call again of
+    the whole block (layer("two")) reads the second call's."""
+    src = ("block att(x) {\n    a = x -> amax(dim=1) -> linear(4) as fc\n    m = x -> mean(dim=1) -> layer(\"fc\")\n"
+           "    return sigmoid(a + m)\n}\n"
+           "model m(x: float32[B, 3, 4]) -> (y1, y2, y3) {\n    y1 = x -> att as one\n    y2 = x -> att as two\n"
+           "    y3 = x -> layer(\"two\")\n}\n")
+    g = archdsl.check_source(src)
+    assert [(n.name, n.inputs[1].name) for n in g.nodes if n.op == "linear"] == [
+        ("one.fc", "one.fc.weight"), ("one.fc#2", "one.fc.weight"), ("two.fc", "two.fc.weight"),
+        ("two.fc#2", "two.fc.weight"), ("two.fc#3", "two.fc.weight"), ("two.fc#4", "two.fc.weight")]
+    model = archdsl.compile_source(src)
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    y1, y2, y3 = runtime.session(model).run(None, {"x": x})
+    tx = torch.from_numpy(x)
+    for label, y in (("one", y1), ("two", y2), ("two", y3)):
+        fc = torch.nn.Linear(4, 4)
+        own = _weights(model, f"{label}.fc")
+        fc.load_state_dict({k.rsplit(".", 1)[1]: torch.from_numpy(v) for k, v in own.items()})
+        with torch.no_grad():
+            want = torch.sigmoid(fc(tx.amax(1)) + fc(tx.mean(1)))
+        np.testing.assert_allclose(y, want.numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(y1, y2)
