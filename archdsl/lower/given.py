@@ -116,22 +116,23 @@ def _lacking_too(unknown: list[str], missing: list[str], weights: dict, graph: G
 def _torch_buffer(name: str, value, params) -> bool:
     """A buffer a torch module keeps in its state_dict that the model computes itself or has no use for, by
     its name and its form (a learned tensor under such a name is no buffer: it is refused as torch's strict
-    load refuses it): a BatchNorm's num_batches_tracked (an integer, in every torch state_dict), the causal
-    mask `attn.bias` ([1, 1, n, n] of 0 and 1) and `attn.masked_bias` (a number) of Hugging Face's GPT-2
+    load refuses it): a BatchNorm's num_batches_tracked (a count, in every torch state_dict), the causal mask
+    `attn.bias` ([1, 1, n, n] of 0 and 1) and `attn.masked_bias` (a number) of Hugging Face's GPT-2
     checkpoints, Swin's relative_position_index (integers), BERT's embeddings.position_ids (0, 1, ..., n-1:
-    saved by transformers up to 4.30, and non-persistent after)."""
+    saved by transformers up to 4.30, and non-persistent after). An integer buffer may come as whole-number
+    floats: a state_dict passed through `.float()`, which torch's load_state_dict takes (porting26 hunt)."""
     if name in params:
         return False
     head, _, leaf = name.rpartition(".")
-    dtype, shape = np.asarray(value).dtype, np.shape(value)
+    shape = np.shape(value)
     if leaf == "num_batches_tracked":
-        return head + ".running_mean" in params and dtype.kind in "iu" and math.prod(shape) == 1
+        return head + ".running_mean" in params and math.prod(shape) == 1 and _whole(value)
     if leaf == "relative_position_index":
-        return head + ".relative_position_bias_table" in params and dtype.kind in "iu"
+        return head + ".relative_position_bias_table" in params and _whole(value)
     if leaf == "position_ids":  # one id per row of the table (torch's strict load refuses another length)
         table = params.get(head + ".position_embeddings.weight")
         rows = getattr(getattr(table, "type", None), "shape", (None,))[0]
-        return table is not None and dtype.kind in "iu" and len(shape) in (1, 2) and math.prod(shape[:-1]) == 1 \
+        return table is not None and _whole(value) and len(shape) in (1, 2) and math.prod(shape[:-1]) == 1 \
             and rows in (None, shape[-1]) and bool(np.array_equal(resident(np.asarray(value)).reshape(-1),
                                                                   np.arange(shape[-1])))
     if head.rpartition(".")[2] != "attn" or head + ".c_attn.weight" not in params:
@@ -141,6 +142,15 @@ def _torch_buffer(name: str, value, params) -> bool:
     if leaf != "bias" or len(shape) != 4 or shape[:2] != (1, 1) or shape[2] != shape[3]:
         return False
     return bool(np.array_equal(resident(np.asarray(value))[0, 0] != 0, np.tri(shape[2], dtype=bool)))
+
+
+def _whole(value) -> bool:
+    """Integers, or floats that are all whole numbers."""
+    kind = np.asarray(value).dtype.kind
+    if kind != "f":
+        return kind in "iu"
+    a = resident(np.asarray(value))
+    return bool(np.all(np.isfinite(a)) and np.array_equal(a, np.round(a)))
 
 
 def _prefixed(unknown: list[str], missing: list[str], weights: dict, graph: Graph) -> str:

@@ -98,7 +98,7 @@ def test_the_buffers_dropped_are_those_the_model_has_no_parameter_for_in_their_f
     ids = np.arange(6)[None]  # BERT's embeddings.position_ids, which transformers saved up to 4.30 (specs3 hunt)
     assert _torch_buffer("embeddings.position_ids", ids, params) and _torch_buffer("embeddings.position_ids",
                                                                                     ids[0].astype(np.int32), params)
-    for value in (ids.astype(np.float32), ids[:, ::-1], np.arange(12).reshape(2, 6), np.zeros((1, 6), np.int64)):
+    for value in (ids + 0.5, ids[:, ::-1], np.arange(12).reshape(2, 6), np.zeros((1, 6), np.int64)):
         assert not _torch_buffer("embeddings.position_ids", value, params), value
     assert not _torch_buffer("encoder.position_ids", ids, params)
     table = SimpleNamespace(type=SimpleNamespace(shape=(6, 8)))  # a table of 6 rows: ids of 512 refused (review73)
@@ -113,9 +113,15 @@ def test_the_buffers_dropped_are_those_the_model_has_no_parameter_for_in_their_f
     for name, value in (("fc.num_batches_tracked", count), ("h.1.attn.bias", mask), ("fc.bias", np.zeros(3)),
                         ("b.relative_position_index", index), ("attn.bias", mask),
                         ("h.0.attn.bias", np.ones(24, np.float32)), ("h.0.attn.bias", np.ones((1, 1, 5, 5))),
-                        ("h.0.attn.masked_bias", np.ones((3, 5))), ("bn.num_batches_tracked", np.array(4.0)),
-                        ("b.attn.relative_position_index", index.astype(np.float32))):
+                        ("h.0.attn.masked_bias", np.ones((3, 5))), ("bn.num_batches_tracked", np.array(4.5)),
+                        ("bn.num_batches_tracked", np.array(np.nan, np.float32)),
+                        ("b.attn.relative_position_index", index + 0.25)):
         assert not _torch_buffer(name, value, params), (name, value)
+    # a state_dict passed through .float() (torch's load_state_dict takes it): whole numbers (porting26 hunt)
+    for name, value in (("bn.num_batches_tracked", np.array(4.0, np.float32)),
+                        ("b.attn.relative_position_index", index.astype(np.float32)),
+                        ("embeddings.position_ids", ids.astype(np.float64))):
+        assert _torch_buffer(name, value, sized), (name, value)
 
 
 def test_a_module_or_a_checkpoint_given_as_weights_is_told_what_to_pass():
