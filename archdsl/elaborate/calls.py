@@ -329,6 +329,13 @@ class Calls:
                 if isinstance(v, Tensor):  # torch.cat(x) would iterate over x's first dim: not the same thing
                     raise ArchTypeError(f"{op.name}(): '{n}' takes a list of tensors, got one tensor: "
                                         f"{_list_call(op)}", span)
+                first = given.get(positional[0]) if positional and positional[0] != n else None
+                if isinstance(v, str) and (isinstance(first, Tensor) or isinstance(first, (list, tuple)) and first
+                                           and all(isinstance(t, Tensor) for t in first)):  # x -> einsum("ij->ji")
+                    listed = "[x]" if isinstance(first, Tensor) else "[a, b]"
+                    raise ArchTypeError(f"{op.name}() takes its {positional[0]} first, then its tensors as one list: "
+                                        f'{op.name}("{v}", {listed}) (a chain `x -> {op.name}(...)` gives x first, '
+                                        f"where the {positional[0]} goes)", span)
                 if not isinstance(v, (list, tuple)) or not all(isinstance(t, Tensor) for t in v):
                     bad = next((i for i, t in enumerate(v) if not isinstance(t, Tensor)), None) \
                         if isinstance(v, (list, tuple)) else None  # concat([x, 3]): which one

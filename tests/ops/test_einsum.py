@@ -162,7 +162,10 @@ def test_einsum_spaces_and_capitals_as_torch():
     ('einsum("ij,jk", [a, n])', r"dtypes differ"),
     ('einsum("ij", [m])', r"no arithmetic on bool"),
     ('einsum("ij,jk", a, b)', r'takes its tensors as one list: einsum\(equation, \[a, b\]\)'),
-    ('einsum([a, b], "ij,jk")', r"argument 'equation'|must be a"),
+    # the equation after the tensors, or a chain's input where the equation goes (porting26 hunt)
+    ('einsum([a, b], "ij,jk")', r'takes its equation first, then its tensors as one list: einsum\("ij,jk", \[a, b\]\)'),
+    ('einsum(a, "ij->ji")', r'takes its equation first, then its tensors as one list: einsum\("ij->ji", \[x\]\)'),
+    ('a -> einsum("ij->ji")', r"a chain `x -> einsum\(\.\.\.\)` gives x first, where the equation goes"),
 ])
 def test_einsum_diagnostics(call, match):
     refused("model m(a: float32[2, 3], b: float32[3, 4], n: int64[3, 4], m: bool[2, 3]) -> y {\n"
