@@ -460,3 +460,17 @@ def test_the_plain_rnn_loop_the_hint_gives_is_torchs_rnn():
     h = runtime.session(model).run(None, {"x": x, "h0": h0})[0]
     np.testing.assert_allclose(h, rnn(torch.from_numpy(x), torch.from_numpy(h0)[None])[1][0].detach().numpy(),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_torchs_unbiased_is_said_as_the_correction_that_computes_it():
+    """RevIN's var(x, unbiased=False) said only the signature (porting26 hunt). Each said form, run."""
+    _each_said("a: float32[3, 5]", [("var(a, dim=[1], unbiased=false)", "unbiased=false is correction=0"),
+                                     ("std(a, unbiased=true)", "unbiased=true correction=1")])
+    src = ("model m(x: float32[3, 5]) -> (v0, v1, s0) {\n    v0 = var(x, dim=[1], correction=0)\n"
+           "    v1 = var(x, dim=[1], correction=1)\n    s0 = std(x, correction=0)\n}\n")
+    x = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
+    v0, v1, s0 = runtime.session(archdsl.compile_source(src)).run(None, {"x": x})
+    tx = torch.from_numpy(x)
+    np.testing.assert_allclose(v0, torch.var(tx, dim=1, unbiased=False).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(v1, torch.var(tx, dim=1, unbiased=True).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(s0, torch.std(tx, unbiased=False).numpy(), rtol=1e-6)
