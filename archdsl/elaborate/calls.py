@@ -553,9 +553,12 @@ class Calls:
 
 
     def ref_parameter(self, name, span):
-        """`ref("wte.weight")`: the parameter of that full name, for weight tying."""
+        """`ref("wte.weight")`: the parameter of that full name, for weight tying; inside a block, this call's
+        own first (`ref("w")` of a `parameter(...) as w` there), as layer() reads a block's layers."""
         if self.graph is None:
             raise ArchTypeError("ref() is only allowed inside a model or block", span)
+        if isinstance(name, str) and self.scope and (own := ".".join([*self.scope, name])) in self.graph.params:
+            name = own
         if not isinstance(name, str) or name not in self.graph.params:
             named = short(name) if isinstance(name, str) else describe(name)
             own = [p for p in self.graph.params if isinstance(name, str) and p.startswith(f"{name}.")]

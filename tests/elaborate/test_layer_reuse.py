@@ -422,3 +422,12 @@ def test_inside_a_block_layer_finds_the_blocks_own_layer_of_this_call():
             want = torch.sigmoid(fc(tx.amax(1)) + fc(tx.mean(1)))
         np.testing.assert_allclose(y, want.numpy(), rtol=1e-5, atol=1e-6)
     assert not np.allclose(y1, y2)
+
+
+def test_inside_a_block_ref_reads_the_blocks_own_parameter_of_this_call():
+    """ref("w") of a `parameter(...) as w` in the block said "no parameter named 'w' (yet)", as layer() did."""
+    g = archdsl.check_source("block scale(x) {\n    w = parameter([4], init=\"ones\") as w\n"
+                             "    return x * w + x * ref(\"w\")\n}\n"
+                             "model m(x: float32[B, 4]) -> (y, z) {\n    y = x -> scale as one\n"
+                             "    z = x -> scale as two\n}\n")
+    assert [n.inputs[1].name for n in g.nodes if n.op == "mul"] == ["one.w", "one.w", "two.w", "two.w"]
