@@ -174,17 +174,25 @@ def update(b: GradBuilder, cfg: OptimConfig, p: Value, g: Value, state: list[Sta
             p = b.op("mul", p, cache["decay"])
     elif wd:
         g = b.op("add", g, b.op("mul", p, c(wd)))
-    m = b.op("add", b.op("mul", state[0].old, c(b1)), b.op("mul", g, c(1.0 - b1)))
+    old = [s.old for s in state]
+    if wide:  # the moments in float32 too, stored in the parameter's dtype: computed in float16, onnxruntime's CPU
+        # kept v unrounded for the step and wrote its float16 rounding, 0 where (1 - b2) g**2 underflows, for the
+        # next (review108 hunt): the step then depended on the runtime's float16 arithmetic
+        g, *old = (b.op("cast", t, dtype="float32") for t in (g, *old))
+        c = lambda v: b.const(v, dtype=np.float32)  # noqa: E731
+    m = b.op("add", b.op("mul", old[0], c(b1)), b.op("mul", g, c(1.0 - b1)))
     # (1 - b2) g first, then g: torch's addcmul order; g * g overflowed float32 past |g| ~1.8e19, where torch's
     # v stays finite, and an inf v froze that element for good (specials2 hunt)
-    v = b.op("add", b.op("mul", state[1].old, c(b2)), b.op("mul", b.op("mul", g, c(1.0 - b2)), g))
-    state[0].new, state[1].new = m, v
+    v = b.op("add", b.op("mul", old[1], c(b2)), b.op("mul", b.op("mul", g, c(1.0 - b2)), g))
+    news = [m, v]
     if cfg.amsgrad:  # the largest v so far (kept as torch keeps it, the max of the raw second moments)
-        v = state[2].new = b.op("maximum", state[2].old, v)
+        v = b.op("maximum", old[2], v)
+        news.append(v)
+    for slot, new in zip(state, news):
+        slot.new = b.op("cast", new, dtype=p.type.dtype.label) if wide else new
     if wide:  # k is ~1/lr: past float16's 65504 below lr ~4.8e-5 at step 1 (bias
         # corrections), ~1.5e-5 later (a step of 0 or NaN where the runtime computes as written), so the step
         # is computed in float32, as torch's addcdiv is
-        m, v = (b.op("cast", t, dtype="float32") for t in (m, v))
         denom = b.op("add", b.op("mul", b.op("sqrt", v), cache["k"]), cache["eps"])
         p32 = b.op("cast", p, dtype="float32")
         if cfg.name == "adamw" and wd:

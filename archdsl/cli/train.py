@@ -60,8 +60,10 @@ def add_train_flags(p: argparse.ArgumentParser, building: bool) -> None:
     flag("--betas", type=float, nargs=2, default=ADAM_BETAS, metavar=("B1", "B2"),
          help="adam/adamw betas (default %s %s)" % ADAM_BETAS)
     flag("--eps", type=float, default=ADAM_EPS,
-         help=f"adam/adamw epsilon (default {ADAM_EPS:g}; float16 parameters want a larger one, such as 1e-4: "
-              "1e-8 rounds to 0 in float16 and the updates blow up, as torch's)")
+         help=f"adam/adamw epsilon (default {ADAM_EPS:g}; a 16-bit parameter's step is computed in float32, eps "
+              "included, where torch's float16 Adam rounds 1e-8 to 0 and blows up; its moments are stored in its "
+              "dtype, where in float16 a second moment below 6e-8 is 0: a larger eps, such as 1e-4, steadies tiny "
+              "gradients)")
     flag("--label-smoothing", type=float, default=0.0, metavar="E", help="cross_entropy label smoothing")
     flag("--ignore-index", type=int, default=None, metavar="N",
          help="cross_entropy: labels equal to N (padding) count for nothing, in the loss and the accuracy "

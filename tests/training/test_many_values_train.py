@@ -198,6 +198,22 @@ def test_a_float16_adamw_decay_is_rounded_once(tmp_path):
     assert off.mean() < 0.05, f"{off.sum()} of 256 weights off torch's formula rounded once"
 
 
+@pytest.mark.parametrize("amsgrad", [[], ["--amsgrad"]])
+def test_a_float16_adam_step_keeps_its_moments_in_float32_until_stored(tmp_path, amsgrad):
+    """A gradient of 1e-4: (1 - b2) g**2 = 1e-11 is 0 in float16. The moments were computed in float16 and only
+    the step in float32: as written, v = 0 and the step was m / (eps / step_size), 10 for a step of lr 1e-3
+    (onnxruntime's CPU kept v unrounded and hid it; review108 hunt). Now m and v are float32 until stored:
+    one step moves each weight by lr, as torch's formula, and the stored v is the float16 rounding of v."""
+    w0 = np.linspace(0.5, 2, 64).astype(np.float16)
+    got, _ = _as_written(tmp_path, 'model m(c: float32[64]) -> loss {\n    w = parameter([64], init="ones", '
+                         'dtype="float16") as w\n    loss = sum(cast(w, "float32") * c)\n}\n',
+                         ["--loss", "model", "--optimizer", "adam", "--lr", "1e-3", *amsgrad],
+                         {"c": np.full(64, 1e-4, np.float32), "w": w0})
+    want = (w0.astype(np.float32) - np.float32(1e-3)).astype(np.float16)  # g / (|g| + eps) = 1 at step 1
+    np.testing.assert_array_equal(got["w.new"], want)
+    np.testing.assert_array_equal(got["w.exp_avg_sq.new"], np.zeros(64, np.float16))  # 1e-11, rounded
+
+
 def test_a_float16_attention_step_adds_a_float_mask_in_float32(tmp_path):
     """A query whose every key HF's float16 mask (-65504) hides had its scores rounded away where the step runs
     in float16 as written (a spacing of 32 there): its output and gradient were noise (gradcheck2). The
