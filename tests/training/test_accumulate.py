@@ -118,6 +118,28 @@ model m(x: float32[B, 6]) -> y {
     assert not np.array_equal(again["fc.weight.new"], init["fc.weight"])
 
 
+def test_a_gradient_sum_holds_each_micro_batchs_gradient_over_n():
+    """README: `<param>.grad_sum` is the running sum of gradient / N, torch's (loss / N).backward() (review109
+    hunt: it said "the gradient sums"). One micro-batch of --accumulate 2 holds half the gradient that the
+    step without accumulation applies (plain SGD at lr 1: p - p.new)."""
+    import dataclasses
+
+    from archdsl import runtime
+
+    from .harness import batches, initial
+    plain, _ = compile_step(None, config(opt="sgd", lr=1.0), text=MLP)
+    acc, _ = compile_step(None, dataclasses.replace(config(opt="sgd", lr=1.0), accumulate=2), text=MLP)
+    feeds = batches(plain, 1, 8, 3)[0]
+    runs = []
+    for ct, more in ((plain, {}), (acc, {"apply": np.array(False)})):
+        sess = runtime.session(ct.step_model, "cpu")
+        runs.append(dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {**feeds, **more}))))
+    init = initial(plain)
+    for k in ("fc1.weight", "fc2.bias"):
+        np.testing.assert_allclose(runs[1][f"{k}.grad_sum.new"], (init[k] - runs[0][f"{k}.new"]) / 2, rtol=1e-5,
+                                   atol=1e-7)
+
+
 def test_accumulate_is_checked_and_recorded(tmp_path, capsys):
     _data(tmp_path, 10)
     argv = ["train", str(tmp_path / "mlp.arch"), "--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "w.npz"),
