@@ -395,15 +395,29 @@ def test_names_the_lowering_adds_keep_clear_of_outputs_and_parameters():
                                "    y = rand_like(x) + w\n}\n")
 
 
-@pytest.mark.parametrize("loop", ["repeat (2 ** 62) { }", "repeat 100000 { repeat 100000 { } }",
+@pytest.mark.parametrize("loop", ["repeat 100000 { repeat 100000 { } }",
                                   "for i in range(100000) { for j in range(100000) { } }",
                                   "let l = range(100000)\n    for i in l { for j in l { } }",
                                   "let l = range(100000)\n    let z = [i for i in l for j in l if false]"])
 def test_loops_with_nothing_inside_count_their_steps(loop):
     """Only the statements of a body counted: an empty body ran for ever (2 ** 62 passes, or 1e10 nested);
-    over a list built once (whose range() alone is charged), each pass of a for or a comprehension counts."""
-    with pytest.raises(LimitError, match="evaluation took more than"):
+    over a list built once (whose range() alone is charged), each pass of a for or a comprehension counts (an
+    inner repeat is refused at its count, once fewer steps are left than its passes)."""
+    with pytest.raises(LimitError, match="evaluation took more than|more passes than the 5000000 evaluation steps"):
         archdsl.check_source(f"model m(x: float32[B, 4]) -> y {{\n    {loop}\n    y = x\n}}\n")
+
+
+@pytest.mark.parametrize("count", ["(2 ** 62)", "999999999999", "5000001"])
+def test_a_repeat_of_more_passes_than_steps_is_refused_at_its_count(count):
+    """Each pass takes a step: `repeat 999999999999` over a body of layers ran 30-45 s (0.9 GB) before the
+    node limit stopped it, and over an empty body 8 s before the step limit did (review110 hunt)."""
+    t0 = time.perf_counter()
+    with pytest.raises(LimitError, match=r"repeat .*: more passes than the 5000000 evaluation steps a file may "
+                                         r"take") as e:
+        archdsl.check_source(f"model m(x: float32[B, 4]) -> y {{\n    h = x\n    repeat {count} {{ h = h -> relu }}\n"
+                             "    y = h\n}\n")
+    assert time.perf_counter() - t0 < 5 and (e.value.span.line, e.value.span.col) == (3, 12 + count.startswith("("))
+    archdsl.check_source("model m(x: float32[B, 4]) -> y {\n    repeat 4999990 { }\n    y = x\n}\n")  # just fits
 
 
 def test_a_symbolic_size_is_held_to_the_limits():
