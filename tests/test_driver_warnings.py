@@ -87,3 +87,30 @@ def test_a_dead_result_is_called_by_its_first_name_and_an_as_label_stays():
     said = sorted(str(w.message).split(": ", 1)[1].split(" is computed")[0] for w in got)
     assert said == ["'h' (mean)", "'linear_7' (linear)"], said
 
+
+_BLOCK = "block blk(x) {\n    z = mean(x, -1, keepdim=true)\n    return x -> linear(4) as fc, z\n}\n"
+
+
+@pytest.mark.parametrize("body, called", [
+    ("    q = sum(x)\n    r = q\n    y = x", "q"),                      # the first name given, not a later copy's
+    ("    w = mean(x) as mean_3\n    y = x", "mean_3"),                 # an `as` name that looks like op_N stays
+    ("    y = x -> linear(4) as fc_1\n    z = layer(\"fc_1\")(x)", "fc_1#2"),  # a layer called again: its own name
+    ("    y = x -> linear(4) as linear_a\n    z = layer(\"linear_a\")(x)", "linear_a#2"),  # op-like, no number
+    ("    y = x -> relu\n    r = topk(x, 2)\n    i = r[1]", "i"),         # a name given to a second output
+    ("    y, s = blk(x) as f", "z"),                                   # inside a labelled block call (f.mean_0)
+    ("    a, s = blk(x) as f\n    b, s2 = layer(\"f\")(a)\n    y = b + s", "z"),  # and its call again (f.mean_0#2)
+])
+def test_the_unused_result_warning_says_the_name_the_spec_gave(body, called):
+    src = _BLOCK + f"model m(x: float32[B, 4]) -> y {{\n{body}\n}}\n"
+    with pytest.warns(archdsl.ArchWarning) as got:
+        archdsl.check_source(src)
+    said = [str(w.message) for w in got if "reaches no output" in str(w.message)]
+    assert said and said[0].split(": ", 1)[1].startswith(f"'{called}' ("), said
+
+
+def test_a_node_one_of_whose_results_is_read_for_its_shape_alone_is_still_said():
+    """topk's values read by shape() alone, its indices by nothing: the topk is work thrown away (only a node all
+    of whose results exist for shape() alone is no dead result)."""
+    src = "model m(x: float32[B, 4]) -> y {\n    v, i = topk(x, 2)\n    y = expand(tensor([1.0]), shape(v))\n}\n"
+    with pytest.warns(archdsl.ArchWarning, match=r"\(topk\) is computed but reaches no output"):
+        archdsl.check_source(src)

@@ -372,3 +372,22 @@ def test_a_define_naming_a_block_of_an_import_below_its_param_says_to_move_the_i
         with pytest.raises(DefineError) as e:
             archdsl.check_file(spec, defines=[word])
         assert not any("move the import" in note for note, _ in e.value.notes), e.value.notes
+
+
+def test_a_near_miss_define_gets_no_import_note_and_the_note_names_the_word(tmp_path):
+    """A plain import under the param: a typo that has a near miss (gelo: gelu) gets no note on the import; a
+    name that may be the import's gets one that says which word it is about."""
+    (tmp_path / "lib.arch").write_text("block blk(t) {\n    return t - 1\n}\n")
+    spec = tmp_path / "m.arch"
+    spec.write_text('param act = relu\nimport "lib.arch"\nmodel m(x: float32[B, 4]) -> y {\n    y = x -> act\n}\n')
+    with pytest.raises(DefineError) as e:
+        archdsl.check_file(spec, defines=["act=gelo"])
+    assert not any("move the import" in note for note, _ in e.value.notes), e.value.notes
+    with pytest.raises(DefineError) as e:
+        archdsl.check_file(spec, defines=["act=blk"])
+    assert any(note.endswith("move the import above the param if blk is its") for note, _ in e.value.notes)
+    spec.write_text('param act = relu\nimport "lib.arch" as ot\nmodel m(x: float32[B, 4]) -> y {\n'
+                    "    y = x -> act\n}\n")  # an alias that is only part of the word: no note
+    with pytest.raises(DefineError) as e:
+        archdsl.check_file(spec, defines=["act=other.blk"])
+    assert not any("move the import" in note for note, _ in e.value.notes), e.value.notes

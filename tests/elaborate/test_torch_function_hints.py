@@ -474,3 +474,35 @@ def test_torchs_unbiased_is_said_as_the_correction_that_computes_it():
     np.testing.assert_allclose(v0, torch.var(tx, dim=1, unbiased=False).numpy(), rtol=1e-6)
     np.testing.assert_allclose(v1, torch.var(tx, dim=1, unbiased=True).numpy(), rtol=1e-6)
     np.testing.assert_allclose(s0, torch.std(tx, unbiased=False).numpy(), rtol=1e-6)
+
+
+_MF = "model m(x: float32[B, 4]) -> y {{\n{}\n}}\n"
+
+
+@pytest.mark.parametrize("src, said, not_said", [
+    # the file's own block with another case: its name, not torch's text (BMM is no torch name)
+    ("block bmm(a, b) {\n    return a @ b\n}\n" + _MF.format("    y = BMM(x, x)"), "did you mean 'bmm'?",
+     "for torch's"),
+    # torch's exact name beside the file's own spelling: both
+    ("block rnn(t) {\n    return t\n}\n" + _MF.format("    y = RNN(x)"),
+     "did you mean 'rnn'? (for torch's RNN: write", None),
+    # a name looked up in an import is said with its prefix, with no torch text
+    ('import "lib.arch" as lib\n' + _MF.format("    y = lib.view(x, [B, 4])"), "unknown name 'lib.view'",
+     "write reshape"),
+    # a squashed name finds the table's first spelling (max_pool's, with the Flax stride note)
+    (_MF.format("    y = MaxPool(x)"), "whose stride defaults to the kernel", None),
+    # torch's module whose name, lowercased, is an op here: torch's text alone (no "did you mean" of the op)
+    (_MF.format("    y = LSTM(x)"), "unknown name 'LSTM'; write lstm(hidden_size)", None),
+    # torch's per-element weight of bce_with_logits: what computes it
+    (_MF.format("    y = bce_with_logits(x, x, weight=x)"), "mean(w * bce_with_logits(x, t, reduction=\"none\"))",
+     None),
+    # an in-place method finds its function's hint however it is underscored
+    (_MF.format("    y = x.clamp_min_(0.0)"), "write clamp(x, min=v)", None),
+])
+def test_torch_names_near_the_files_own_or_an_imports_say_the_right_thing(tmp_path, src, said, not_said):
+    (tmp_path / "lib.arch").write_text("block blk(t) {\n    return t - 1\n}\n")
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source(src, file=str(tmp_path / "t.arch"))
+    assert said in e.value.message, e.value.message
+    if not_said:
+        assert not_said not in e.value.message, e.value.message

@@ -247,3 +247,21 @@ def test_a_line_starting_with_an_operator_gets_no_advice_where_no_value_ends_the
     with pytest.raises(ArchSyntaxError) as e:
         parse(src, "t.arch")
     assert "at the end of that line" not in e.value.message, e.value.message
+
+
+_PL = "model m(x: float32[B, 4]) -> y {{\n{}\n}}\n"
+_LINE_GOES_ON = "only a line starting with '->' goes on from the one before"
+
+
+@pytest.mark.parametrize("src, said", [
+    (_PL.format("    y = x\n        @ x"), True),            # '@' only ever goes on with a value
+    (_PL.format("    y = x[0]\n        + x"), True),         # a line ending with ']' ends a value
+    (_PL.format("    y = x\n        as fc"), False),         # `as` labels a call: a name is none
+    ("let a = max(3, 4)\n    as b\n" + _PL.format("    y = x"), False),  # nor a let's value
+    (_PL.format("    h = x\n    y = * x"), False),           # '*' not at the line's start
+    (_PL.format("    y = x\n        - x"), False),           # '-' may start a value of its own
+])
+def test_the_goes_on_hint_reads_the_line_before(src, said):
+    with pytest.raises(ArchSyntaxError) as e:
+        parse(src, "t.arch")
+    assert (_LINE_GOES_ON in e.value.message) == said, e.value.message
