@@ -97,6 +97,8 @@ _BLOCK = "block blk(x) {\n    z = mean(x, -1, keepdim=true)\n    return x -> lin
     ("    y = x -> linear(4) as fc_1\n    z = layer(\"fc_1\")(x)", "fc_1#2"),  # a layer called again: its own name
     ("    y = x -> linear(4) as linear_a\n    z = layer(\"linear_a\")(x)", "linear_a#2"),  # op-like, no number
     ("    y = x -> relu\n    r = topk(x, 2)\n    i = r[1]", "i"),         # a name given to a second output
+    ("    v, i = topk(x, 2)\n    y = x", "v"),                         # names given by unpacking (was topk_0)
+    ("    a, b = split(x, 2, dim=1)\n    y = x", "a"),
     ("    y, s = blk(x) as f", "z"),                                   # inside a labelled block call (f.mean_0)
     ("    a, s = blk(x) as f\n    b, s2 = layer(\"f\")(a)\n    y = b + s", "z"),  # and its call again (f.mean_0#2)
 ])

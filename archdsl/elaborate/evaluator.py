@@ -325,6 +325,8 @@ class Evaluator(Calls, RunTimeSizes, Blocks, Operators):
                 self._unpack(t, v, env, span)
             else:
                 env.vars[t] = v
+                if isinstance(v, Tensor):  # `v, i = topk(x, 2)`: a dead topk is called v
+                    self.graph.assigned.setdefault(id(v.value), (v.value, t))
 
     def iterable(self, v, span):
         if isinstance(v, dict):
