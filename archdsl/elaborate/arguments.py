@@ -10,8 +10,8 @@ from ..diagnostics import ArchTypeError, Span, did_you_mean
 from .scalars import is_int
 from .values import Tensor
 
-__all__ = ["arg_names", "input_size_first", "keywords", "own_name", "own_names", "positional_names", "synonyms",
-           "torch_order"]
+__all__ = ["arg_names", "input_size_first", "keyword_only", "keywords", "list_call", "own_name", "own_names",
+           "positional_names", "synonyms", "torch_order"]
 
 
 _FROM_THE_INPUT = {"in_channels": "the channel count", "in_features": "the feature count",
@@ -217,3 +217,17 @@ def input_size_first(op, args) -> str | None:
 
 
 _TORCH_NAMES = {f"conv{t}{n}d": f"Conv{'Transpose' if t else ''}{n}d" for t in ("", "_transpose") for n in (1, 2, 3)}
+
+
+def list_call(op) -> str:
+    """How an op of a tensor list is called: concat([a, b], axis=1), stack([a, b], dim=1)."""
+    if op.call_order and "*" + op.call_order[0] not in op.inputs:  # einsum(equation, [a, b])
+        return f"{op.name}({op.call_order[0]}, [a, b])"
+    first = op.attrs[0].name if op.attrs else "axis"
+    return f"{op.name}([a, b], {first}=1)"
+
+
+def keyword_only(op) -> str:
+    """Every optional tensor input by keyword ("" where there is none): gru(x, 8, l) meant lengths=, and only
+    h0= was named (review97)."""
+    return ", ".join(f"{i.lstrip('*').rstrip('?')}=..." for i in op.inputs if i.endswith("?"))

@@ -21,7 +21,16 @@ from ..ir import provenance
 from ..ops import REQUIRED, coerce_attr, give_numbers
 from ..ops.random import SEED_INPUT
 from ..types import DTYPES, DType, Sym, TensorType, dim_size, dim_symbols, unknown_dtype
-from .arguments import arg_names, input_size_first, keywords, positional_names, synonyms, torch_order
+from .arguments import (
+    arg_names,
+    input_size_first,
+    keyword_only,
+    keywords,
+    list_call,
+    positional_names,
+    synonyms,
+    torch_order,
+)
 from .bounded import short
 from .builtins import TENSOR_MATH
 from .lints import reads_layout, suspicious
@@ -302,8 +311,8 @@ class Calls:
         positional = positional_names(op)
         listed = [k for k, n in enumerate(positional) if "*" + n in op.inputs]
         if listed and len(args) > listed[0] + 1 and isinstance(args[listed[0] + 1], Tensor):
-            raise ArchTypeError(f"{op.name}() takes its tensors as one list: {_list_call(op)}", span)
-        optional = _keyword_only(op)
+            raise ArchTypeError(f"{op.name}() takes its tensors as one list: {list_call(op)}", span)
+        optional = keyword_only(op)
         if len(args) > len(positional):
             plural = "s" if len(positional) != 1 else ""
             keyword = (f"; optional tensor inputs are keyword-only: {optional}"  # gemm(a, b, c)
@@ -328,7 +337,7 @@ class Calls:
             if raw.startswith("*"):
                 if isinstance(v, Tensor):  # torch.cat(x) would iterate over x's first dim: not the same thing
                     raise ArchTypeError(f"{op.name}(): '{n}' takes a list of tensors, got one tensor: "
-                                        f"{_list_call(op)}", span)
+                                        f"{list_call(op)}", span)
                 first = given.get(positional[0]) if positional and positional[0] != n else None
                 if isinstance(v, str) and (isinstance(first, Tensor) or isinstance(first, (list, tuple)) and first
                                            and all(isinstance(t, Tensor) for t in first)):  # x -> einsum("ij->ji")
@@ -585,17 +594,3 @@ def _nested(v, span, depth: int = 0) -> tuple[list, tuple[int, ...]]:
                             "rectangular", span)
     inner = shapes.pop() if shapes else ()
     return [x for flat, _ in parts for x in flat], (len(v), *inner)
-
-
-def _list_call(op) -> str:
-    """How an op of a tensor list is called: concat([a, b], axis=1), stack([a, b], dim=1)."""
-    if op.call_order and "*" + op.call_order[0] not in op.inputs:  # einsum(equation, [a, b])
-        return f"{op.name}({op.call_order[0]}, [a, b])"
-    first = op.attrs[0].name if op.attrs else "axis"
-    return f"{op.name}([a, b], {first}=1)"
-
-
-def _keyword_only(op) -> str:
-    """Every optional tensor input by keyword ("" where there is none): gru(x, 8, l) meant lengths=, and only
-    h0= was named (review97)."""
-    return ", ".join(f"{i.lstrip('*').rstrip('?')}=..." for i in op.inputs if i.endswith("?"))

@@ -25,7 +25,7 @@ from .calls import LAYER_CALL, Calls
 from .operators import Operators
 from .run_time_sizes import RunTimeSizes
 from .scalars import UNDECIDED_ADVICE, Limits, ReturnValue, SymbolicOperand, is_callable, is_num, py_error
-from .values import MODULES, BlockLayer, Builtin, Env, LayerFn, OpFn, Tensor, describe, model_called
+from .values import BlockLayer, Builtin, Env, LayerFn, OpFn, Tensor, describe, model_called, module_path
 
 __all__ = ["Evaluator", "Limits"]
 
@@ -115,17 +115,6 @@ def _binds_tighter(e) -> tuple:
                 e.span)
     return (f"'{e.op}' binds tighter than '->': the right side of '->' here is the whole '{e.op}' expression, "
             f"whose calls get no piped tensor; to apply the chain first, write (x -> ...) {e.op} ...", e.span)
-
-
-def _module_path(e) -> str | None:
-    """'torch.nn.functional' for torch.nn.functional.relu's object: a dotted path from another library's module."""
-    parts = []
-    while isinstance(e, A.Attr):
-        parts.append(e.name)
-        e = e.value
-    if not isinstance(e, A.Name) or e.id not in MODULES:
-        return None
-    return ".".join([e.id, *reversed(parts)])
 
 
 class Evaluator(Calls, RunTimeSizes, Blocks, Operators):
@@ -449,7 +438,7 @@ class Evaluator(Calls, RunTimeSizes, Blocks, Operators):
         if isinstance(e, A.Labelled):
             return self._call_expr(e.expr, env, piped=(), label=self._label(e.label, env), span=e.span)
         if isinstance(e, A.Attr):
-            module = _module_path(e.value)  # jnp.mean(x) said "unknown name 'jnp'", jax.nn.gelu "did you mean 'max'?"
+            module = module_path(e.value)  # jnp.mean(x) said "unknown name 'jnp'", jax.nn.gelu "did you mean 'max'?"
             if module and not env.has(module.split(".")[0]):
                 raise self._module_name(module, e, env)
             return self.attr(self.eval(e.value, env), e.name, e.span)

@@ -12,7 +12,7 @@ from ..syntax import ast as A
 from ..types import DTYPES, describe
 
 __all__ = ["Tensor", "OpFn", "BlockFn", "LayerFn", "BlockLayer", "Builtin", "Namespace", "Env", "describe",
-           "model_called"]
+           "model_called", "module_path"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -423,3 +423,14 @@ _TORCH_FUNCTIONS = {
 }
 # the table's names however cased or underscored (Unflatten, torch's module, for unflatten)
 _TORCH_SQUASHED = {_squash(k): k for k in reversed(_TORCH_FUNCTIONS)}
+
+
+def module_path(e) -> str | None:
+    """'torch.nn.functional' for torch.nn.functional.relu's object: a dotted path from another library's module."""
+    parts = []
+    while isinstance(e, A.Attr):
+        parts.append(e.name)
+        e = e.value
+    if not isinstance(e, A.Name) or e.id not in MODULES:
+        return None
+    return ".".join([e.id, *reversed(parts)])
