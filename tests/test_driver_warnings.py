@@ -96,6 +96,8 @@ _BLOCK = "block blk(x) {\n    z = mean(x, -1, keepdim=true)\n    return x -> lin
     ("    w = mean(x) as mean_3\n    y = x", "mean_3"),                 # an `as` name that looks like op_N stays
     ("    y = x -> linear(4) as fc_1\n    z = layer(\"fc_1\")(x)", "fc_1#2"),  # a layer called again: its own name
     ("    y = x -> linear(4) as linear_a\n    z = layer(\"linear_a\")(x)", "linear_a#2"),  # op-like, no number
+    ("    y = x -> linear(4) as linear_1\n    z = layer(\"linear_1\")(x)", "linear_1#2"),  # op-like: an `as` all the
+    ("    y = x -> linear(4)\n    z = layer(\"linear_0\")(x)", "z"),  # same (was 'z'); an automatic name is not
     ("    y = x -> relu\n    r = topk(x, 2)\n    i = r[1]", "i"),         # a name given to a second output
     ("    v, i = topk(x, 2)\n    y = x", "v"),                         # names given by unpacking (was topk_0)
     ("    a, b = split(x, 2, dim=1)\n    y = x", "a"),

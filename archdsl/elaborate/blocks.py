@@ -181,6 +181,8 @@ class Blocks:
         # layer in summary, and took a number from the unnamed layers after it (their parameters renamed)
         node = self.graph.add_node(op.name, [t.value for t in tensors] + list(fn.params), attrs,
                                    self.again(fn.name, always=True), span)
+        if fn.name not in self.automatic:  # `as linear_1` called again is linear_1#2 in warnings, as fc_1#2 is
+            self.graph.labelled.add(id(node))
         outs = tuple(Tensor(o) for o in node.outputs)
         return outs[0] if len(outs) == 1 and not op.tuple_out else outs
 
