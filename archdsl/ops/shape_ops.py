@@ -434,6 +434,11 @@ def _split_sizes(x, a):
         sizes = tuple(min(step, n - i) for i in range(0, n, step))
     if isinstance(n, int) and sum(sizes) != n:
         fail(f"split: sizes {list(sizes)} add up to {sum(sizes)}, not {n} (dim {a['axis']} of {shape_str(x)})")
+    if not isinstance(n, int):  # built, it ran at that one size only (porting27 hunt)
+        lead = ":, " * ax
+        fail(f"split: sizes {list(sizes)} over dim {a['axis']} of {shape_str(x)}, the symbolic size {n}, fix it at "
+             f"{sum(sizes)}: give the dim that size in the input's shape, or, for parts of a run-time length, slice "
+             f"(x[{lead}:{sizes[0]}] and x[{lead}{sizes[0]}:])")
     return ax, sizes
 
 
@@ -462,7 +467,8 @@ register(OpDef(
                                            "x.split(B, 0) of a [k*B, ...]) are chunk(x, k, dim=0)"),
            Attr("axis", "int", 1)),
     infer=_split_infer, lower=_split_lower, cost=lambda c: 0, grad=_split_grad, tuple_out=True,
-    doc="Split along axis into chunks of one size, or into the given sizes (torch.split); returns a tuple.",
+    doc="Split along axis into chunks of one size, or into the given sizes (torch.split); returns a tuple. The "
+        "split dim must be a known size: slices cut a symbolic one (x[:, :3] and x[:, 3:]).",
 ))
 
 
@@ -490,7 +496,7 @@ def _chunk_sizes(x, a) -> tuple[int, list]:
     base = n.factors[0] if isinstance(n, Sym) and not is_formula(n) else "T"
     fail(f"chunk: dim {a['dim']} of {shape_str(x)} is the symbolic size {n}; how many chunks torch.chunk gives "
          f"depends on it, so it must be a known size (or a multiple of {k}, such as {k}*{base}); "
-         f"split(x, sizes, axis) cuts a symbolic dim into given sizes")
+         f"slices cut a symbolic dim into parts of given sizes (x[{':, ' * ax}:3] and x[{':, ' * ax}3:])")
 
 
 def _chunk_infer(ins, a):
