@@ -287,6 +287,13 @@ _TORCH_FUNCTIONS = {
     "diagonal": "flatten(m, -2, -1)[..., ::n + 1] (the diagonal of a square [..., n, n])",
     "cross": "its three components: stack([a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1], ...], dim=-1)",
     "split_with_sizes": "split(x, [sizes], axis)",
+    "depthwise_conv2d": "conv2d(c, k, groups=c), c the input's channels, each with its own filter (Keras's "
+                        "DepthwiseConv2D; a depth_multiplier m is conv2d(c * m, k, groups=c))",
+    "separable_conv2d": "conv2d(c, k, groups=c, bias=false) -> conv2d(out, 1), a depthwise conv then a pointwise "
+                        "one (Keras's SeparableConv2D)",
+    "group_conv": "conv2d(out, k, groups=g)",
+    "layer_scale": 'x * parameter([C], init="constant", value=1e-5) as gamma, a learned scale per channel of a '
+                   "residual branch (timm's LayerScale: CaiT's, ConvNeXt's gamma; [C, 1, 1] over [B, C, H, W])",
     **{n: "reshape(transpose(reshape(x, [b, g, c // g, h, w]), 1, 2), [b, c, h, w]) after b, c, h, w = shape(x), "
           "for g groups" for n in ("channel_shuffle", "ChannelShuffle")},
     "zeros": "zeros_like(x) or tensor([...])", "ones": "ones_like(x) or tensor([...])",

@@ -4,6 +4,7 @@ what to write, and what it says, written out, computes torch's result."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 
 import archdsl
@@ -506,3 +507,26 @@ def test_torch_names_near_the_files_own_or_an_imports_say_the_right_thing(tmp_pa
     assert said in e.value.message, e.value.message
     if not_said:
         assert not_said not in e.value.message, e.value.message
+
+
+def test_depthwise_separable_grouped_convs_and_layer_scale_are_said_and_run_as_torchs():
+    """Keras's DepthwiseConv2D and SeparableConv2D said nothing, group_conv "did you mean 'group_norm'", timm's
+    LayerScale "did you mean 'layer'" (porting27 hunt: SegFormer's Mix-FFN, GhostNet, CaiT). Each form, run."""
+    _each_said("x: float32[B, 8, 6, 6]", [("x -> DepthwiseConv2D", "conv2d(c, k, groups=c)"),
+                                          ("x -> separable_conv2d", "conv2d(c, k, groups=c, bias=false) -> "
+                                                                    "conv2d(out, 1)"),
+                                          ("x -> group_conv", "conv2d(out, k, groups=g)"),
+                                          ("x -> LayerScale", 'x * parameter([C], init="constant", value=1e-5)')])
+    src = ("model m(x: float32[B, 8, 6, 6]) -> (d, s, l) {\n    d = x -> conv2d(16, 3, groups=8, padding=1) as dw\n"
+           "    s = x -> conv2d(8, 3, groups=8, bias=false) as sd -> conv2d(5, 1) as sp\n"
+           "    l = x * parameter([8, 1, 1], init=\"constant\", value=0.5) as gamma\n}\n")
+    model = archdsl.compile_source(src)
+    w = {t.name: torch.from_numpy(onnx.numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
+    x = np.random.default_rng(0).standard_normal((2, 8, 6, 6)).astype(np.float32)
+    d, s, scaled = runtime.session(model).run(None, {"x": x})
+    tx = torch.from_numpy(x)
+    np.testing.assert_allclose(d, F.conv2d(tx, w["dw.weight"], w["dw.bias"], padding=1, groups=8), rtol=1e-4,
+                               atol=1e-5)
+    np.testing.assert_allclose(s, F.conv2d(F.conv2d(tx, w["sd.weight"], groups=8), w["sp.weight"], w["sp.bias"]),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(scaled, tx * 0.5, rtol=1e-6)
