@@ -292,6 +292,13 @@ _TORCH_FUNCTIONS = {
     "separable_conv2d": "conv2d(c, k, groups=c, bias=false) -> conv2d(out, 1), a depthwise conv then a pointwise "
                         "one (Keras's SeparableConv2D)",
     "group_conv": "conv2d(out, k, groups=g)",
+    "sigmoid_focal_loss": 'a * ce * (1.0 - p_t) ** 2.0 with p = sigmoid(x), ce = bce_with_logits(x, t, reduction='
+                          '"none"), p_t = p * t + (1.0 - p) * (1.0 - t), a = 0.25 * t + 0.75 * (1.0 - t) '
+                          "(torchvision's, alpha 0.25, gamma 2, reduction none: then mean or sum)",
+    "dice_loss": 'mean(1.0 - (2.0 * sum(p * o, dim=[2, 3]) + 1.0) / (sum(p, dim=[2, 3]) + sum(o, dim=[2, 3]) + '
+                 '1.0)) with p = softmax(logits, axis=1), o = permute(cast(one_hot(y, C), "float32"), [0, 3, 1, 2]) '
+                 "(a soft Dice over [B, C, H, W], averaged over examples and classes: MONAI's DiceLoss(softmax=True, "
+                 "to_onehot_y=True, smooth_nr=1.0, smooth_dr=1.0))",
     "layer_scale": 'x * parameter([C], init="constant", value=1e-5) as gamma, a learned scale per channel of a '
                    "residual branch (timm's LayerScale: CaiT's, ConvNeXt's gamma; [C, 1, 1] over [B, C, H, W])",
     **{n: "reshape(transpose(reshape(x, [b, g, c // g, h, w]), 1, 2), [b, c, h, w]) after b, c, h, w = shape(x), "

@@ -530,3 +530,33 @@ def test_depthwise_separable_grouped_convs_and_layer_scale_are_said_and_run_as_t
     np.testing.assert_allclose(s, F.conv2d(F.conv2d(tx, w["sd.weight"], groups=8), w["sp.weight"], w["sp.bias"]),
                                rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(scaled, tx * 0.5, rtol=1e-6)
+
+
+def test_the_focal_and_dice_losses_said_compute_torchvisions_and_monais():
+    """sigmoid_focal_loss said nothing and dice_loss "did you mean 'ctc_loss'" (porting28 hunt: RetinaNet, a
+    segmentation net's Dice). Each form, run against torch written out as torchvision's and MONAI's compute it."""
+    _each_said("x: float32[B, 3, 4, 4], y: int64[B, 4, 4]", [
+        ("sigmoid_focal_loss(x, x)", "a * ce * (1.0 - p_t) ** 2.0 with p = sigmoid(x)"),
+        ("DiceLoss(x, y)", "mean(1.0 - (2.0 * sum(p * o, dim=[2, 3]) + 1.0)")])
+    src = ("model m(x: float32[B, 3, 4, 4], t: float32[B, 3, 4, 4], y: int64[B, 4, 4]) -> (focal, dice) {\n"
+           "    p = sigmoid(x)\n    ce = bce_with_logits(x, t, reduction=\"none\")\n"
+           "    p_t = p * t + (1.0 - p) * (1.0 - t)\n    a = 0.25 * t + 0.75 * (1.0 - t)\n"
+           "    focal = mean(a * ce * (1.0 - p_t) ** 2.0)\n    q = softmax(x, axis=1)\n"
+           "    o = permute(cast(one_hot(y, 3), \"float32\"), [0, 3, 1, 2])\n"
+           "    dice = mean(1.0 - (2.0 * sum(q * o, dim=[2, 3]) + 1.0) / (sum(q, dim=[2, 3]) + sum(o, dim=[2, 3]) + "
+           "1.0))\n}\n")
+    rng = np.random.default_rng(0)
+    x = (3 * rng.standard_normal((2, 3, 4, 4))).astype(np.float32)
+    t = (rng.random((2, 3, 4, 4)) < 0.3).astype(np.float32)
+    y = rng.integers(0, 3, (2, 4, 4))
+    focal, dice = runtime.session(archdsl.compile_source(src)).run(None, {"x": x, "t": t, "y": y})
+    tx, tt = torch.from_numpy(x).double(), torch.from_numpy(t).double()
+    p = torch.sigmoid(tx)  # torchvision.ops.sigmoid_focal_loss, reduction="mean"
+    ce = F.binary_cross_entropy_with_logits(tx, tt, reduction="none")
+    p_t = p * tt + (1 - p) * (1 - tt)
+    want = ((0.25 * tt + 0.75 * (1 - tt)) * ce * (1 - p_t) ** 2).mean()
+    np.testing.assert_allclose(focal, want.item(), rtol=1e-5)
+    q = torch.softmax(tx, 1)  # MONAI's DiceLoss(softmax=True, to_onehot_y=True, smooth_nr=1, smooth_dr=1)
+    o = F.one_hot(torch.from_numpy(y), 3).permute(0, 3, 1, 2).double()
+    inter, den = (q * o).sum((2, 3)), q.sum((2, 3)) + o.sum((2, 3))
+    np.testing.assert_allclose(dice, (1 - (2 * inter + 1) / (den + 1)).mean().item(), rtol=1e-5)
