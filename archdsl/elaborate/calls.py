@@ -339,8 +339,7 @@ class Calls:
                     raise ArchTypeError(f"{op.name}(): '{n}' takes a list of tensors, got one tensor: "
                                         f"{list_call(op)}", span)
                 first = given.get(positional[0]) if positional and positional[0] != n else None
-                if isinstance(v, str) and (isinstance(first, Tensor) or isinstance(first, (list, tuple)) and first
-                                           and all(isinstance(t, Tensor) for t in first)):  # x -> einsum("ij->ji")
+                if isinstance(v, str) and isinstance(first, (Tensor, list, tuple)):  # x -> einsum("ij->ji")
                     listed = "[x]" if isinstance(first, Tensor) else "[a, b]"
                     raise ArchTypeError(f"{op.name}() takes its {positional[0]} first, then its tensors as one list: "
                                         f'{op.name}("{v}", {listed}) (a chain `x -> {op.name}(...)` gives x first, '

@@ -237,8 +237,8 @@ class Evaluator(Calls, RunTimeSizes, Blocks, Operators):
                                     s.count.span)
             if n > Limits.steps - self.steps:  # each pass takes a step: said at once, where a body of layers took
                 # 30-45 s to reach the node limit (review110 hunt)
-                raise LimitError(f"repeat {short(n)}: more passes than the {Limits.steps} evaluation steps a file "
-                                 "may take", s.count.span)
+                raise LimitError(f"repeat {short(n)}: more passes than the {Limits.steps - self.steps} evaluation "
+                                 f"steps left of the {Limits.steps} a file may take", s.count.span)
             for i in range(n):
                 self._tick(s.span)  # an empty body too: `repeat 2 ** 62 { }` ran for ever
                 try:

@@ -35,8 +35,8 @@ def value_info(name: str, t: TensorType):
     return helper.make_tensor_value_info(name, t.dtype.onnx, dims)
 
 
-# onnxruntime folds a conv's batchnorm itself at load, in float16 too (review108 hunt: -O1's model gave inf at its
-# basic level and above, 94.9 with ConvBNFusion off); a linear's it leaves
+# onnxruntime folds a conv's (and a conv_transpose's) batchnorm itself at load, in float16 too (review108, mutnew2:
+# -O1's model gave inf at its basic level and above, 94.9 with ConvBNFusion off); a linear's it leaves
 _CONV_FOLDED = ("; onnxruntime folds a conv's batchnorm the same way when it loads the model (its ConvBNFusion, at its "
                 "basic optimization level and above), so -O1 overflows there too: keep this conv and its batchnorm "
                 'in float32, cast(x, "float32") before the conv and cast(y, "float16") after the batchnorm, or run '
@@ -48,7 +48,7 @@ def _param_array(v: Value, seed: int, weights: dict | None) -> np.ndarray:
     if derive is not None:  # a parameter an optimization pass computes from others (passes/derived.py)
         return _fitted(derive(lambda src: resident(_param_array(src, seed, weights))), v,
                        "the weight an -O2 pass derives (a folded BatchNorm, a transposed weight)",
-                       _CONV_FOLDED if any(u.op.startswith("conv") and "transpose" not in u.op for u in v.uses)
+                       _CONV_FOLDED if any(u.op.startswith("conv") for u in v.uses)
                        else "; build with -O1, or --disable-pass fold_batchnorm")
     if weights is not None and v.name in weights:
         arr = np.asarray(weights[v.name])

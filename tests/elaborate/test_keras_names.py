@@ -97,3 +97,11 @@ def test_a_module_name_without_a_dot_is_an_unknown_name_as_any():
     with pytest.raises(archdsl.ArchError, match="unknown name 'layers'; did you mean 'layer'"):
         archdsl.check_source("param layer = 2\nmodel m(x: float32[B, 4]) -> y {\n    y = x * layers\n}\n")
     assert archdsl.check_source("param F = 2\nmodel m(x: float32[B, 4]) -> y {\n    y = x * F\n}\n")
+
+
+@pytest.mark.parametrize("body, said", [("y = q.relu(a)", "unknown name 'q'; did you mean 'eq'?"),
+                                        ("y = cfg.x", "unknown name 'cfg'")])
+def test_an_unknown_name_that_is_no_library_module_gets_no_module_advice(body, said):
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source(f"model m(a: float32[2, 3]) -> y {{\n    {body}\n}}\n")
+    assert str(e.value).splitlines()[0].endswith(said) and "no module" not in str(e.value)

@@ -431,3 +431,37 @@ def test_inside_a_block_ref_reads_the_blocks_own_parameter_of_this_call():
                              "model m(x: float32[B, 4]) -> (y, z) {\n    y = x -> scale as one\n"
                              "    z = x -> scale as two\n}\n")
     assert [n.inputs[1].name for n in g.nodes if n.op == "mul"] == ["one.w", "one.w", "two.w", "two.w"]
+
+
+def _linears(src):
+    return [(n.name, n.inputs[1].name) for n in archdsl.check_source(src).nodes if n.op == "linear"]
+
+
+def test_inside_a_block_layer_finds_the_blocks_own_labelled_block_call():
+    """layer("enc") in a block of a block call labelled enc there: this call's one.enc, as for an op's layer."""
+    src = ("block inner(x) {\n    return x -> linear(4) as fc\n}\n"
+           "block outer(x) {\n    a = x -> inner as enc\n    return layer(\"enc\")(a)\n}\n"
+           "model m(x: float32[B, 4]) -> (y1, y2) {\n    y1 = x -> outer as one\n    y2 = x -> outer as two\n}\n")
+    assert _linears(src) == [("one.enc.fc", "one.enc.fc.weight"), ("one.enc.fc#2", "one.enc.fc.weight"),
+                             ("two.enc.fc", "two.enc.fc.weight"), ("two.enc.fc#2", "two.enc.fc.weight")]
+
+
+def test_inside_a_nested_block_layer_finds_the_innermost_calls_own_layer():
+    src = ("block inner(x) {\n    a = x -> linear(4) as fc\n    return layer(\"fc\")(a)\n}\n"
+           "block outer(x) {\n    return x -> inner as i\n}\n"
+           "model m(x: float32[B, 4]) -> y {\n    y = x -> outer as o\n}\n")
+    assert _linears(src) == [("o.i.fc", "o.i.fc.weight"), ("o.i.fc#2", "o.i.fc.weight")]
+
+
+def test_inside_a_block_its_own_layer_wins_over_a_model_layer_of_the_same_name():
+    src = ("block att(x) {\n    a = x -> linear(4) as fc\n    return layer(\"fc\")(a)\n}\n"
+           "model m(x: float32[B, 4]) -> (y, z) {\n    y = x -> linear(4) as fc\n    z = x -> att as one\n}\n")
+    assert _linears(src) == [("fc", "fc.weight"), ("one.fc", "one.fc.weight"), ("one.fc#2", "one.fc.weight")]
+
+
+def test_inside_a_block_ref_reads_its_own_parameter_over_a_model_parameter_of_the_same_name():
+    g = archdsl.check_source("block scale(x) {\n    w = parameter([4], init=\"ones\") as w\n"
+                             "    return x * ref(\"w\")\n}\n"
+                             "model m(x: float32[B, 4]) -> (y, z) {\n    w = parameter([4], init=\"zeros\") as w\n"
+                             "    y = x * w\n    z = x -> scale as one\n}\n")
+    assert [n.inputs[1].name for n in g.nodes if n.op == "mul"] == ["w", "one.w"]

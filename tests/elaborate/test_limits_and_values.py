@@ -403,7 +403,8 @@ def test_loops_with_nothing_inside_count_their_steps(loop):
     """Only the statements of a body counted: an empty body ran for ever (2 ** 62 passes, or 1e10 nested);
     over a list built once (whose range() alone is charged), each pass of a for or a comprehension counts (an
     inner repeat is refused at its count, once fewer steps are left than its passes)."""
-    with pytest.raises(LimitError, match="evaluation took more than|more passes than the 5000000 evaluation steps"):
+    with pytest.raises(LimitError, match=r"evaluation took more than|more passes than the \d+ evaluation steps left of "
+                                         r"the 5000000"):
         archdsl.check_source(f"model m(x: float32[B, 4]) -> y {{\n    {loop}\n    y = x\n}}\n")
 
 
@@ -412,12 +413,28 @@ def test_a_repeat_of_more_passes_than_steps_is_refused_at_its_count(count):
     """Each pass takes a step: `repeat 999999999999` over a body of layers ran 30-45 s (0.9 GB) before the
     node limit stopped it, and over an empty body 8 s before the step limit did (review110 hunt)."""
     t0 = time.perf_counter()
-    with pytest.raises(LimitError, match=r"repeat .*: more passes than the 5000000 evaluation steps a file may "
-                                         r"take") as e:
+    with pytest.raises(LimitError, match=r"repeat .*: more passes than the 4999998 evaluation steps left of the "
+                                         r"5000000 a file may take") as e:
         archdsl.check_source(f"model m(x: float32[B, 4]) -> y {{\n    h = x\n    repeat {count} {{ h = h -> relu }}\n"
                              "    y = h\n}\n")
     assert time.perf_counter() - t0 < 5 and (e.value.span.line, e.value.span.col) == (3, 12 + count.startswith("("))
     archdsl.check_source("model m(x: float32[B, 4]) -> y {\n    repeat 4999990 { }\n    y = x\n}\n")  # just fits
+
+
+def test_a_repeat_of_exactly_the_steps_left_runs_and_one_more_is_refused_at_its_count():
+    """The count is held to the steps left, not to the whole limit, and not one short: `y = x` and the repeat
+    take 2 steps, so 4999998 empty passes fit and 4999999 are refused at the count, before any pass runs; the
+    message counts the steps left (a second repeat of 2500000 after one of 3000000 was said to pass 5000000:
+    mutnew2 hunt)."""
+    src = "model m(x: float32[B, 4]) -> y {{\n    y = x\n    repeat {} {{ }}\n}}\n"
+    archdsl.check_source(src.format(4999998))
+    with pytest.raises(LimitError, match=r"repeat 4999999: more passes than the 4999998 evaluation steps left of "
+                                         r"the 5000000 a file may take$") as e:
+        archdsl.check_source(src.format(4999999))
+    assert (e.value.span.line, e.value.span.col) == (3, 12)
+    with pytest.raises(LimitError, match=r"repeat 2500000: more passes than the 1999998 evaluation steps left"):
+        archdsl.check_source("model m(x: float32[B, 4]) -> y {\n    repeat 3000000 { }\n    repeat 2500000 { }\n"
+                             "    y = x\n}\n")
 
 
 def test_a_symbolic_size_is_held_to_the_limits():

@@ -205,3 +205,18 @@ def test_a_three_part_prefix_is_pointed_to():
                "netG.module.body.fc.bias": np.zeros(2, np.float32)}
     with pytest.raises(archdsl.ArchError, match=r"each is a parameter's name behind 'netG\.module\.body\.'"):
         archdsl.compile_source(src, weights=weights)
+
+
+def test_a_torch_buffer_is_integers_or_finite_whole_floats_of_its_form_and_nothing_else():
+    """Whole-number floats are taken (a state_dict through .float()); inf, bools, complex numbers and a
+    num_batches_tracked of more than one value are not a torch buffer's form: refused, not dropped."""
+    params = {"bn.running_mean": 0, "b.attn.relative_position_bias_table": 0,
+              "embeddings.position_embeddings.weight": 0}
+    for name, value in (("bn.num_batches_tracked", np.array(np.inf, np.float32)),
+                        ("bn.num_batches_tracked", np.array(True)),
+                        ("bn.num_batches_tracked", np.array(4 + 0j)),
+                        ("bn.num_batches_tracked", np.array([1, 2])),
+                        ("b.attn.relative_position_index", np.full((3, 3), np.inf, np.float32)),
+                        ("embeddings.position_ids", np.array([[False, True]])),
+                        ("embeddings.position_ids", np.arange(6)[None] + 0j)):
+        assert not _torch_buffer(name, value, params), (name, value)

@@ -166,6 +166,10 @@ def test_einsum_spaces_and_capitals_as_torch():
     ('einsum([a, b], "ij,jk")', r'takes its equation first, then its tensors as one list: einsum\("ij,jk", \[a, b\]\)'),
     ('einsum(a, "ij->ji")', r'takes its equation first, then its tensors as one list: einsum\("ij->ji", \[x\]\)'),
     ('a -> einsum("ij->ji")', r"a chain `x -> einsum\(\.\.\.\)` gives x first, where the equation goes"),
+    ('einsum([a, 3], "ij->ji")', r'takes its equation first, then its tensors as one list: einsum\("ij->ji", '
+                                 r'\[a, b\]\)'),
+    ('einsum([], "ij->ji")', r"takes its equation first"),
+    ('einsum("ij->ji", [a, 3])', r"'operands' must be a list of tensors, got list of 2 \(element 1 is int 3\)"),
 ])
 def test_einsum_diagnostics(call, match):
     refused("model m(a: float32[2, 3], b: float32[3, 4], n: int64[3, 4], m: bool[2, 3]) -> y {\n"

@@ -98,3 +98,22 @@ def test_a_float64_weight_beyond_the_models_range_is_a_diagnostic(dtype, tmp_pat
     with pytest.raises(archdsl.ArchError, match=f"'fc.weight': the value given reaches 1e\\+40, beyond "
                                                 f"{dtype}'s range"):
         archdsl.compile_source(src, opt_level=0, weights=str(tmp_path / "w.npz"))
+
+
+_BN = {"bn.weight": np.full(1, 10, np.float32), "bn.bias": np.zeros(1, np.float32),
+       "bn.running_mean": np.zeros(1, np.float32), "bn.running_var": np.full(1, 1e-3, np.float32)}
+
+
+@pytest.mark.parametrize("conv, dims", [("conv1d", 1), ("conv3d", 3), ("conv_transpose2d", 2)])
+def test_a_folded_float16_conv_of_any_rank_sends_the_user_past_onnxruntimes_fold(conv, dims):
+    """Every conv onnxruntime's ConvBNFusion folds at load gets that advice: -O1's model is inf there too."""
+    shape = ", ".join(["4"] * dims)
+    src = (f"model m(x: float16[B, 1, {shape}]) -> y {{\n    y = x -> {conv}(1, 1, bias=false) as c -> batchnorm "
+           "as bn\n}\n")
+    weights = {**_BN, "c.weight": np.full((1, 1) + (1,) * dims, 300, np.float32)}
+    with pytest.raises(archdsl.ArchError, match=r"beyond float16's range \(65504\); onnxruntime folds a conv's "
+                                                r"batchnorm the same way"):
+        archdsl.compile_source(src, weights=weights)
+    m = archdsl.compile_source(src, opt_level=1, weights=weights)  # what the advice says: -O1 overflows too
+    x = np.full((1, 1) + (4,) * dims, 1e-3, np.float16)
+    assert not np.isfinite(runtime.session(m).run(None, {"x": x})[0]).any()

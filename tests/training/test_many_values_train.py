@@ -6,6 +6,7 @@ float32 (and hides what the graph as written does), onnx's reference evaluator r
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 import onnx
 import pytest
@@ -266,3 +267,16 @@ def test_bfloat16_losses_over_many_values_as_written(loss, rows, classes):
             if loss.startswith("cross") else
             torch.nn.functional.binary_cross_entropy_with_logits(xt, torch.ones_like(xt)))
     np.testing.assert_allclose(float(got.astype(np.float32)), want.item(), rtol=1e-2)
+
+
+@pytest.mark.parametrize("amsgrad", [[], ["--amsgrad"]])
+def test_a_bfloat16_adam_step_stores_its_moments_in_bfloat16(tmp_path, amsgrad):
+    """The moments are computed in float32 and stored in the parameter's own dtype: bfloat16's, not float16's
+    (where (1 - b2) g**2 = 1e-11 rounds to 0 and the state changes dtype between steps)."""
+    got, _ = _as_written(tmp_path, 'model m(c: float32[4]) -> loss {\n    w = parameter([4], init="ones", '
+                         'dtype="bfloat16") as w\n    loss = sum(cast(w, "float32") * c)\n}\n',
+                         ["--loss", "model", "--optimizer", "adam", "--lr", "1e-3", *amsgrad],
+                         {"c": np.full(4, 1e-4, np.float32), "w": np.ones(4, ml_dtypes.bfloat16)})
+    for n in [k for k in got if k.startswith("w.") and k.endswith(".new")]:
+        assert got[n].dtype == ml_dtypes.bfloat16, (n, got[n].dtype)
+    np.testing.assert_allclose(got["w.exp_avg_sq.new"].astype(np.float32), 1e-11, rtol=1e-2)  # float16's 0
