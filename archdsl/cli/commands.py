@@ -404,7 +404,7 @@ def report_passes(args, stats, flops, model: str | None = None, dims: dict | Non
     out = sys.stderr if report_on_stderr(args) else None
     title = "optimization passes" + (f" of {model}" if model else "")
     print_table(f"{title} (IR nodes; weights: elements of parameters and buffers)", REPORT_HEAD, report_rows(stats),
-                file=out)
+                file=out, text=2)  # round, pass: the nodes before are a number as the rest (review113)
     written, optimized = flops()
     print(f"FLOPs{f' of {model}' if model else ''} ({optimized['flops_at']}): {written:,} as written, "
           f"{optimized['flops']:,} optimized", file=out)

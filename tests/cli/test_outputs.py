@@ -534,3 +534,21 @@ def test_report_says_the_onnx_nodes_of_the_files_as_well_as_the_irs(tmp_path, ca
         out = capsys.readouterr()
         text = out.out + out.err
         assert "IR nodes before" in text and "ONNX nodes: 7 as written, 5 optimized" in text, text
+
+
+@pytest.mark.parametrize("plain", [False, True])
+def test_the_pass_tables_numbers_are_right_aligned(tmp_path, capsys, monkeypatch, plain):
+    """"IR nodes before" was left-aligned under rich and plain text alike (the summary table's three text
+    columns were taken for the report's two: review113 hunt)."""
+    from archdsl.cli import table
+    if plain:
+        monkeypatch.setattr(table, "PLAIN_PAST", -1)
+    spec = tmp_path / "two.arch"
+    spec.write_text("model m(x: float32[B, 8, 16]) -> y {\n    h = x -> linear(16) as fc1 -> relu\n"
+                    "    y = h -> linear(4) as fc2\n}\n")
+    assert main(["build", str(spec), "--report", "-o", str(tmp_path / "r.onnx")]) == 0
+    out = capsys.readouterr().out
+    head = next(line for line in out.splitlines() if "IR nodes before" in line)
+    total = next(line for line in out.splitlines() if "total" in line)
+    end = head.index("IR nodes before") + len("IR nodes before")
+    assert total[end - 1].isdigit(), out  # the count ends under the header's last letter
