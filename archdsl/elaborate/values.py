@@ -292,6 +292,16 @@ _TORCH_FUNCTIONS = {
     "separable_conv2d": "conv2d(c, k, groups=c, bias=false) -> conv2d(out, 1), a depthwise conv then a pointwise "
                         "one (Keras's SeparableConv2D)",
     "group_conv": "conv2d(out, k, groups=g)",
+    "normal": "mean + std * randn_like(mean), torch.normal's samples (a weight's init is parameter(shape, "
+              'init="normal", std=...))',
+    **{n: "-(t - mu) ** 2 / (2.0 * sigma ** 2) - log(sigma) - 0.9189385332046727 for a Normal(mu, sigma)'s "
+          "log_prob(t) (0.9189... is log(2 pi) / 2), mu + sigma * randn_like(mu) for its sample"
+       for n in ("Normal", "log_prob")},
+    "gaussian_nll_loss": "mean(0.5 * (log(v) + (t - mu) ** 2 / v)) with v = clamp(var, min=1e-6) (torch's value at "
+                         "its default eps; full=True adds 0.9189385332046727, log(2 pi) / 2)",
+    "poisson_nll_loss": "mean(exp(x) - t * x) (torch's default log_input=True; log_input=False is mean(x - t * "
+                        "log(x + 1e-8)))",
+    "xlogy": "x * log(where(x > 0.0, y, 1.0)) (0 where x is 0, as torch.xlogy, which gives NaN there for a NaN y)",
     "sigmoid_focal_loss": 'a * ce * (1.0 - p_t) ** 2.0 with p = sigmoid(x), ce = bce_with_logits(x, t, reduction='
                           '"none"), p_t = p * t + (1.0 - p) * (1.0 - t), a = 0.25 * t + 0.75 * (1.0 - t) '
                           "(torchvision's, alpha 0.25, gamma 2, reduction none: then mean or sum)",

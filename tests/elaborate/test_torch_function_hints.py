@@ -560,3 +560,31 @@ def test_the_focal_and_dice_losses_said_compute_torchvisions_and_monais():
     o = F.one_hot(torch.from_numpy(y), 3).permute(0, 3, 1, 2).double()
     inter, den = (q * o).sum((2, 3)), q.sum((2, 3)) + o.sum((2, 3))
     np.testing.assert_allclose(dice, (1 - (2 * inter + 1) / (den + 1)).mean().item(), rtol=1e-5)
+
+
+def test_the_density_and_nll_forms_said_compute_torchs():
+    """gaussian_nll_loss and poisson_nll_loss said nothing, torch.normal's sampling got the init hint of
+    normal_, Normal(...).log_prob "did you mean 'log1p'", xlogy "did you mean 'log'" (porting29 hunt: an MDN,
+    a VAE). Each form, run against torch."""
+    _each_said("x: float32[B, 4]", [("gaussian_nll_loss(x, x, x)", "mean(0.5 * (log(v) + (t - mu) ** 2 / v))"),
+                                    ("poisson_nll_loss(x, x)", "mean(exp(x) - t * x)"),
+                                    ("normal(x, x)", "mean + std * randn_like(mean)"),
+                                    ("Normal(x, x)", "for a Normal(mu, sigma)'s log_prob(t)"),
+                                    ("log_prob(x)", "- log(sigma) - 0.9189385332046727"),
+                                    ("xlogy(x, x)", "x * log(where(x > 0.0, y, 1.0))")])
+    src = ("model m(mu: float32[3, 4], t: float32[3, 4], var: float32[3, 4], x: float32[3, 4]) -> "
+           "(g, p, lp, xl) {\n    v = clamp(var, min=1e-6)\n    g = mean(0.5 * (log(v) + (t - mu) ** 2 / v))\n"
+           "    p = mean(exp(x) - t * x)\n    sigma = sqrt(var)\n"
+           "    lp = -(t - mu) ** 2 / (2.0 * sigma ** 2) - log(sigma) - 0.9189385332046727\n"
+           "    xl = x * log(where(x > 0.0, t, 1.0))\n}\n")
+    rng = np.random.default_rng(0)
+    f = {"mu": rng.standard_normal((3, 4)), "t": rng.random((3, 4)) * 3, "var": rng.random((3, 4)) + 0.1,
+         "x": np.where(rng.random((3, 4)) < 0.3, 0.0, rng.random((3, 4)))}
+    f = {k: v.astype(np.float32) for k, v in f.items()}
+    g, p, lp, xl = runtime.session(archdsl.compile_source(src)).run(None, f)
+    tf = {k: torch.from_numpy(v) for k, v in f.items()}
+    np.testing.assert_allclose(g, F.gaussian_nll_loss(tf["mu"], tf["t"], tf["var"]), rtol=1e-5)
+    np.testing.assert_allclose(p, F.poisson_nll_loss(tf["x"], tf["t"]), rtol=1e-5)
+    want = torch.distributions.Normal(tf["mu"], tf["var"].sqrt()).log_prob(tf["t"])
+    np.testing.assert_allclose(lp, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(xl, torch.xlogy(tf["x"], tf["t"]), rtol=1e-5, atol=1e-7)
