@@ -10,6 +10,7 @@ from .. import ops
 from ..ops._common import channels_first_perm
 from ..ops.losses import squashed_logits, squashing
 from ..ops.recurrent import layout_hint
+from ..ops.shape_ops import pinned
 from ..ops.shapes import prod
 from ..types import dim_add, dim_mul, dim_symbols, is_formula
 
@@ -57,7 +58,8 @@ def suspicious(op, tensors: list, attrs: dict, named=frozenset()) -> str | None:
         return None
     x = tensors[0].type
     if op.name == "reshape":
-        return _fixed_reshape(x, attrs["shape"]) or _fractional_reshape(x, attrs["shape"]) or \
+        return _fixed_reshape(x, attrs["shape"]) or _pinning_reshape(x, attrs["shape"]) or \
+            _fractional_reshape(x, attrs["shape"]) or \
             _reshape_as_permute(x, attrs["shape"], tensors[0].value)
     if op.name == "scaled_dot_product_attention" and x.rank == 4 and not isinstance(x.shape[-3], int) \
             and isinstance(x.shape[-2], int) and _squashed(x.shape[-3]) not in _HEADS \
@@ -266,6 +268,27 @@ def _fixed_reshape(x, shape) -> str | None:
     return (f"reshape to {list(shape)} fixes every size of [{', '.join(map(str, x.shape))}] ({total} values): the "
             f"model runs only when {only}, and {', '.join(symbols)} {'is' if len(symbols) == 1 else 'are'} gone "
             f"from the shape; {fix}")
+
+
+def _pinning_reshape(x, shape) -> str | None:
+    """reshape(x, [B, 12]) of a [B, T, 4]: B cancels, and 4*T = 12 holds at T = 3 alone. Built without a word, the
+    model ran at that size only (review114 hunt); a target of numbers alone is _fixed_reshape's."""
+    if shape is None or -1 in shape or all(isinstance(d, int) for d in shape):
+        return None
+    total, known = prod(x.shape), prod(shape)
+    if total == known or isinstance(total, int) or is_formula(total) or is_formula(known):
+        return None
+    a, b = (total.coef, tuple(total.factors)), (known, ()) if isinstance(known, int) else (known.coef,
+                                                                                        tuple(known.factors))
+    left, right = pinned(a, b)
+    if bool(left) == bool(right) or not a[0] or not b[0]:  # a relation of two sizes (T = S), or none left
+        return None
+    syms, value = (left, b[0] // a[0]) if left else (right, a[0] // b[0])
+    names = sorted(set(syms))
+    fix = (f"write {' and '.join(names)} where {'they belong' if len(names) > 1 else 'it belongs'} (or -1)" if left
+           else "write the sizes x has (or -1)")
+    return (f"reshape to [{', '.join(map(str, shape))}] of [{', '.join(map(str, x.shape))}] ({total} values into "
+            f"{known}): the model runs only when {'*'.join(syms)} = {value}; {fix}")
 
 
 def _fractional_reshape(x, shape) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from ..types import Sym, difference_bounds, dim_add, dim_exact_div, dim_floordiv, integer_terms, is_formula, numel
@@ -143,13 +145,20 @@ def _never_equal(total, known) -> bool:
     if a is None or b is None:
         lo, hi = difference_bounds(total, known, least=1)
         return lo is not None and lo > 0 or hi is not None and hi < 0
-    if a[1] == b[1]:
+    left, right = pinned(a, b)  # the symbols both sides have cancel ([B, T, 6] into [B, 9]: 6*T = 9, never)
+    if left == right:
         return a[0] != b[0]
-    if not b[1]:  # symbols into a fixed count: their coefficient must divide it
+    if not right:  # symbols into a fixed count: their coefficient must divide it
         return a[0] != 0 and b[0] % a[0] != 0
-    if not a[1]:
+    if not left:
         return b[0] != 0 and a[0] % b[0] != 0
     return False
+
+
+def pinned(a: tuple, b: tuple) -> tuple[tuple, tuple]:
+    """The symbol factors of two monomials (coefficient, factors) left once those they share cancel."""
+    shared = Counter(a[1]) & Counter(b[1])
+    return tuple(sorted((Counter(a[1]) - shared).elements())), tuple(sorted((Counter(b[1]) - shared).elements()))
 
 
 def _unresolved(x, target) -> list:
@@ -191,7 +200,11 @@ def _reshape_lower(e, ins, outs, c):
     x = c.in_types[0]
     target = list(c.attrs["shape"])
     unresolved = _unresolved(x, target)
-    minus_one = -1 not in target and unresolved[-1:]  # the one dim left to ONNX's -1, if any
+    # the one dim left to ONNX's -1, if any; not where two products of sizes differ ([B, T, 4] into [12*B] is
+    # 12*B at T = 3 alone: -1 there gave 4*B*T at every T, under a declared 12*B; review114 hunt)
+    total, known = prod(x.shape), prod(target)
+    pinned_dims = total != known and _monomial(total) is not None and _monomial(known) is not None
+    minus_one = -1 not in target and not pinned_dims and unresolved[-1:]
     spec: list = []
     for i, d in enumerate(target):
         if isinstance(d, int):

@@ -40,6 +40,31 @@ def test_a_reshape_that_fixes_every_size_says_the_one_batch_it_runs_at():
 
 
 
+def test_a_reshape_that_keeps_some_symbols_and_fixes_another_says_the_size_it_runs_at():
+    """reshape(x, [B, 12]) of a [B, T, 4] (B cancels: 4*T = 12) built without a word and ran at T = 3 alone;
+    [B * 12] ran at every T, giving 4*B*T values under a declared 12*B; [B, 9] of a [B, T, 6] (6*T = 9, never)
+    built (review114 hunt). Now a warning, the reshape failing where torch's does, and an error."""
+    import numpy as np
+
+    from archdsl import runtime
+    for target in ("[B, 12]", "[B * 12]", "[B, 3, 4]"):
+        assert said(f"    y = reshape(x, {target})", "x: float32[B, T, 4]")[0].endswith(
+            "the model runs only when T = 3; write T where it belongs (or -1)"), target
+    assert said("    y = reshape(x, [B, 2, S])", "x: float32[B, 8], s: float32[S]")[0].endswith(
+        "(8*B values into 2*B*S): the model runs only when S = 4; write the sizes x has (or -1)")
+    for ok in ("[B, T * 4]", "[B, -1]", "[B, S, 4]"):  # the same count, a -1, a relation of two sizes (T = S)
+        assert said(f"    y = reshape(x, {ok})", "x: float32[B, T, 4], s: float32[S]") == [], ok
+    with pytest.raises(archdsl.ArchError, match=r"cannot reshape \[B, T, 6\] \(6\*B\*T elements\) into \[B, 9\]"):
+        archdsl.check_source("model m(x: float32[B, T, 6]) -> y {\n    y = reshape(x, [B, 9])\n}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = archdsl.compile_source("model m(x: float32[B, T, 4]) -> y {\n    y = reshape(x, [B * 12])\n}\n")
+    sess = runtime.session(model)
+    assert sess.run(None, {"x": np.zeros((2, 3, 4), np.float32)})[0].shape == (24,)
+    with pytest.raises(Exception, match="Reshape"):  # as torch's reshape(2 * 12) of a [2, 2, 4]
+        sess.run(None, {"x": np.zeros((2, 2, 4), np.float32)})
+
+
 def test_a_reshape_whose_minus_one_is_a_fraction_says_the_sizes_it_runs_at():
     """reshape(x, [-1, 3]) of a [B, 10] checked with a dim of 10*B/3 and failed in onnxruntime at B = 2 (swin's
     width that its heads did not divide built, then failed at batch 1 and mixed windows at batch 9: vitswin
