@@ -504,11 +504,13 @@ def _chunk_sizes(x, a) -> tuple[int, list]:
             return ax, [0] * k
         step = -(-n // k)
         return ax, [min(step, n - i) for i in range(0, n, step)]
+    if k == 1:  # the whole dim, whatever it is ((T+1) was refused as "a multiple of 1": mutnew3 hunt)
+        return ax, [n]
     if isinstance(n, Sym) and not is_formula(n) and n.coef % k == 0:
         return ax, [dim_floordiv(n, k)] * k
     base = n.factors[0] if isinstance(n, Sym) and not is_formula(n) else "T"
     fail(f"chunk: dim {a['dim']} of {shape_str(x)} is the symbolic size {n}; how many chunks torch.chunk gives "
-         f"depends on it, so it must be a known size (or a multiple of {k}, such as {k}*{base}); "
+         f"depends on it, so it must be a known size or {k} times a size ({k}*{base}); "
          f"slices cut a symbolic dim into parts of given sizes (x[{':, ' * ax}:3] and x[{':, ' * ax}3:])")
 
 

@@ -3,6 +3,8 @@ what to write, and what it says, written out, computes torch's result."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import onnx
 import pytest
@@ -588,3 +590,82 @@ def test_the_density_and_nll_forms_said_compute_torchs():
     want = torch.distributions.Normal(tf["mu"], tf["var"].sqrt()).log_prob(tf["t"])
     np.testing.assert_allclose(lp, want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(xl, torch.xlogy(tf["x"], tf["t"]), rtol=1e-5, atol=1e-7)
+
+
+def _top_level(text: str) -> tuple[list, int]:
+    """(text split at ", " outside (), [] and strings, where the last top-level " (" begins)."""
+    parts, depth, quoted, start, note = [], 0, False, 0, len(text)
+    for i, ch in enumerate(text):
+        if ch == '"':
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif ch == "(" and depth == 0 and i and text[i - 1] == " ":
+            note = i - 1
+        if not quoted and ch in "([":
+            depth += 1
+        elif not quoted and ch in ")]":
+            depth -= 1
+        elif not quoted and depth == 0 and text.startswith(", ", i):
+            parts.append(text[start:i])
+            start = i + 2
+    return parts + [text[start:]], note
+
+
+def _ported(e: str) -> str:
+    """The hint's logits and class count C as this test's x and 3."""
+    return re.sub(r"\bC\b", "3", e.replace("logits", "x"))
+
+
+def _written(message: str) -> tuple[str, list]:
+    """(the expression, its `name = ...` definitions in order) of a hint 'write E with a = ..., b = ... (note)'."""
+    text = message.split("; write ", 1)[1]
+    text = text[:_top_level(text)[1]]  # the closing note, in parentheses
+    expr, _, defs = text.partition(" with ")
+    return expr, [tuple(d.split(" = ", 1)) for d in _top_level(defs)[0]]
+
+
+def test_the_focal_and_dice_losses_as_said_word_for_word_compute_torchvisions_and_monais():
+    """Every definition in the hint is run as written (the earlier test ran its own copy of the form, so a hint
+    that said a = 0.75 * t + 0.25 * (1.0 - t), a softmax over the last axis or another permute still passed)."""
+    rng = np.random.default_rng(0)
+    x = (3 * rng.standard_normal((2, 3, 4, 4))).astype(np.float32)
+    t = (rng.random((2, 3, 4, 4)) < 0.3).astype(np.float32)
+    labels = rng.integers(0, 3, (2, 4, 4))
+    inputs = "x: float32[B, 3, 4, 4], t: float32[B, 3, 4, 4], y: int64[B, 4, 4]"
+    tx, tt = torch.from_numpy(x).double(), torch.from_numpy(t).double()
+
+    expr, defs = _written(_said(inputs, "sigmoid_focal_loss(x, t)"))
+    body = "".join(f"    {n} = {e}\n" for n, e in defs) + f"    loss = mean({expr})\n"
+    src = f"model m({inputs}) -> loss {{\n{body}}}\n"
+    (focal,) = runtime.session(archdsl.compile_source(src)).run(None, {"x": x, "t": t, "y": labels})
+    p = torch.sigmoid(tx)  # torchvision.ops.sigmoid_focal_loss(x, t, reduction="mean")
+    ce = F.binary_cross_entropy_with_logits(tx, tt, reduction="none")
+    p_t = p * tt + (1 - p) * (1 - tt)
+    np.testing.assert_allclose(focal, ((0.25 * tt + 0.75 * (1 - tt)) * ce * (1 - p_t) ** 2).mean().item(),
+                               rtol=1e-5)
+
+    expr, defs = _written(_said(inputs, "dice_loss(x, y)"))
+    body = "".join(f"    {n} = {_ported(e)}\n" for n, e in defs)
+    src = f"model m({inputs}) -> loss {{\n{body}    loss = {expr}\n}}\n"
+    (dice,) = runtime.session(archdsl.compile_source(src)).run(None, {"x": x, "t": t, "y": labels})
+    q = torch.softmax(tx, 1)  # MONAI's DiceLoss(softmax=True, to_onehot_y=True, smooth_nr=1, smooth_dr=1)
+    o = F.one_hot(torch.from_numpy(labels), 3).permute(0, 3, 1, 2).double()
+    inter, den = (q * o).sum((2, 3)), q.sum((2, 3)) + o.sum((2, 3))
+    np.testing.assert_allclose(dice, (1 - (2 * inter + 1) / (den + 1)).mean().item(), rtol=1e-5)
+
+
+def test_keras_depth_multiplier_and_layer_scales_shape_are_said_and_run_as_torchs():
+    """The depthwise hint's depth_multiplier form and LayerScale's [C, 1, 1] over channels-first maps: said, and
+    run (Keras's DepthwiseConv2D(depth_multiplier=m) is torch's conv2d with groups=c and c * m outputs)."""
+    assert "a depth_multiplier m is conv2d(c * m, k, groups=c)" in _said("x: float32[B, 8, 6, 6]",
+                                                                        "x -> DepthwiseConv2D")
+    assert "[C, 1, 1] over [B, C, H, W]" in _said("x: float32[B, 8, 6, 6]", "x -> LayerScale")
+    model = archdsl.compile_source("model m(x: float32[B, 4, 6, 6]) -> y {\n"
+                                   "    y = x -> conv2d(4 * 3, 3, groups=4, bias=false) as dw\n}\n")
+    w = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    x = np.random.default_rng(1).standard_normal((2, 4, 6, 6)).astype(np.float32)
+    (y,) = runtime.session(model).run(None, {"x": x})
+    assert y.shape == (2, 12, 4, 4)
+    np.testing.assert_allclose(y, F.conv2d(torch.from_numpy(x), torch.from_numpy(w["dw.weight"].copy()), groups=4),
+                               rtol=1e-4, atol=1e-5)

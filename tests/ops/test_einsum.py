@@ -169,6 +169,8 @@ def test_einsum_spaces_and_capitals_as_torch():
     ('einsum([a, 3], "ij->ji")', r'takes its equation first, then its tensors as one list: einsum\("ij->ji", '
                                  r'\[a, b\]\)'),
     ('einsum([], "ij->ji")', r"takes its equation first"),
+    ('einsum(split(a, [1, 1], axis=0), "ij,ij->i")', r'takes its equation first, then its tensors as one list: '
+                                                     r'einsum\("ij,ij->i", \[a, b\]\)'),
     ('einsum("ij->ji", [a, 3])', r"'operands' must be a list of tensors, got list of 2 \(element 1 is int 3\)"),
 ])
 def test_einsum_diagnostics(call, match):
