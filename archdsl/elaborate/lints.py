@@ -283,6 +283,8 @@ def _pinning_reshape(x, shape) -> str | None:
     left, right = pinned(a, b)
     if bool(left) == bool(right) or not a[0] or not b[0]:  # a relation of two sizes (T = S), or none left
         return None
+    if (b[0] % a[0] if left else a[0] % b[0]):  # no size fits ([B, 9] of a [B, T, 6]): the shape check says so
+        return None
     syms, value = (left, b[0] // a[0]) if left else (right, a[0] // b[0])
     names = sorted(set(syms))
     fix = (f"write {' and '.join(names)} where {'they belong' if len(names) > 1 else 'it belongs'} (or -1)" if left
