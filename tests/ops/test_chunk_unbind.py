@@ -134,7 +134,7 @@ def test_chunk_diagnostics():
                         ("chunk(x, 0)[0]", "chunks must be 1 to 65536, got 0"),
                         ("chunk(sum(x), 2)[0]", "at least 1 dim, got a 0-d tensor"),
                         ("chunk(x, 2, dim=2)[0]", "dim 2 is out of range for a tensor of rank 2"),
-                        ("chunk(concat([x, x, x], axis=1), 2, dim=1)[0]", "multiple of 2")):
+                        ("chunk(concat([x, x, x], axis=1), 2, dim=1)[0]", "known size or 2 times a size \\(2\\*T\\)")):
         refused(f"model m(x: float32[B, T]) -> y {{ y = {text} }}", words)
     # 4 into 3 is 2 and 2 (torch's rule): three names are one too many
     refused("model m(x: float32[4, 5]) -> (a, b, c) { a, b, c = chunk(x, 3) }", r"a tuple of 2 values into 3 names")
