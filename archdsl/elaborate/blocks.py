@@ -121,9 +121,7 @@ class Blocks:
         full name bound every call to the first's weights, porting26 hunt)."""
         if self.graph is None:
             raise ArchTypeError("layer() is only allowed inside a model or block", span)
-        if isinstance(name, str) and self.scope and \
-                ((own := ".".join([*self.scope, name])) in self.layers or own in self.block_layers):
-            name = own
+        name = self.in_scope(name, self.layers, self.block_layers)
         if isinstance(name, str) and name in self.block_layers and name not in self.layers:
             return self.block_layers[name]
         if not isinstance(name, str) or name not in self.layers:
@@ -145,6 +143,15 @@ class Blocks:
                                            "called again)" if op == "dropout" else ""))  # contrastive hunt
             raise UnknownNameError(f"no layer named {named}{yet}{hint}{more}", span)
         return self.layers[name]
+
+    def in_scope(self, name, *tables):
+        """`name` inside a block: this call's own (scope.name) where one of `tables` has it, else as written
+        (layer() and ref() read a block's own layers and parameters first)."""
+        if isinstance(name, str) and self.scope:
+            own = ".".join([*self.scope, name])
+            if any(own in t for t in tables):
+                return own
+        return name
 
     def reuse_layer(self, fn: LayerFn, args, kwargs, label, span):
         """The layer's op again, on these inputs, reading the same parameter values: their gradients add up in

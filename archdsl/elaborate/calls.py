@@ -565,8 +565,7 @@ class Calls:
         own first (`ref("w")` of a `parameter(...) as w` there), as layer() reads a block's layers."""
         if self.graph is None:
             raise ArchTypeError("ref() is only allowed inside a model or block", span)
-        if isinstance(name, str) and self.scope and (own := ".".join([*self.scope, name])) in self.graph.params:
-            name = own
+        name = self.in_scope(name, self.graph.params)
         if not isinstance(name, str) or name not in self.graph.params:
             named = short(name) if isinstance(name, str) else describe(name)
             own = [p for p in self.graph.params if isinstance(name, str) and p.startswith(f"{name}.")]

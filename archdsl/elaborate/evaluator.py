@@ -290,11 +290,16 @@ class Evaluator(Calls, RunTimeSizes, Blocks, Operators):
     def bind(self, targets, value, env: Env, span: Span):
         """`targets` as written: one name takes the value; several names, or one bracketed group, unpack it."""
         if len(targets) == 1 and isinstance(targets[0], str):
-            env.vars[targets[0]] = value
-            if isinstance(value, Tensor):
-                self.graph.assigned.setdefault(id(value.value), (value.value, targets[0]))
+            self._name(targets[0], value, env)
         else:
             self._unpack(targets[0] if len(targets) == 1 else targets, value, env, span)
+
+    def _name(self, name: str, value, env: Env) -> None:
+        """A tensor's first name is what a warning calls its node when nothing reads it (`loss = mean(d)`,
+        `v, i = topk(x, 2)`: loss and v, not mean_0 and topk_0)."""
+        env.vars[name] = value
+        if isinstance(value, Tensor):
+            self.graph.assigned.setdefault(id(value.value), (value.value, name))
 
     def _unpack(self, targets: tuple, value, env: Env, span: Span):
         if not isinstance(value, (list, tuple)) or len(value) != len(targets):
@@ -313,9 +318,7 @@ class Evaluator(Calls, RunTimeSizes, Blocks, Operators):
             if isinstance(t, tuple):  # for i, (c, s) in enumerate(cfg)
                 self._unpack(t, v, env, span)
             else:
-                env.vars[t] = v
-                if isinstance(v, Tensor):  # `v, i = topk(x, 2)`: a dead topk is called v
-                    self.graph.assigned.setdefault(id(v.value), (v.value, t))
+                self._name(t, v, env)
 
     def iterable(self, v, span):
         if isinstance(v, dict):
