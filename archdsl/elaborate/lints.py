@@ -10,7 +10,7 @@ from .. import ops
 from ..ops._common import channels_first_perm
 from ..ops.losses import squashed_logits, squashing
 from ..ops.recurrent import layout_hint
-from ..ops.shape_ops import pinned
+from ..ops.shape_ops import monomial, pinned
 from ..ops.shapes import prod
 from ..types import dim_add, dim_mul, dim_symbols, is_formula
 
@@ -276,10 +276,9 @@ def _pinning_reshape(x, shape) -> str | None:
     if shape is None or -1 in shape or all(isinstance(d, int) for d in shape):
         return None
     total, known = prod(x.shape), prod(shape)
-    if total == known or isinstance(total, int) or is_formula(total) or is_formula(known):
+    a, b = monomial(total), monomial(known)
+    if total == known or isinstance(total, int) or a is None or b is None:
         return None
-    a, b = (total.coef, tuple(total.factors)), (known, ()) if isinstance(known, int) else (known.coef,
-                                                                                        tuple(known.factors))
     left, right = pinned(a, b)
     if bool(left) == bool(right) or not a[0] or not b[0]:  # a relation of two sizes (T = S), or none left
         return None

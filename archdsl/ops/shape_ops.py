@@ -112,7 +112,7 @@ def _reshape_target(x, shape):
     elif isinstance(total, int) and isinstance(known, int) and total != known:
         fail(f"reshape: cannot reshape {shape_str(x)} ({total} elements) into {shape} ({known} elements)")
     elif total != known and _never_equal(total, known):
-        a, b = _monomial(total), _monomial(known)
+        a, b = monomial(total), monomial(known)
         some = "" if a is not None and b is not None and a[1] == b[1] else " for any value of the symbolic dims"
         fail(f"reshape: cannot reshape {shape_str(x)} ({total} elements) into {shape} ({known} elements){some}")
     return tuple(shape)
@@ -124,7 +124,7 @@ def _never_whole(q) -> bool:
     return terms is not None and set(terms[0]) <= {()} and terms[1] > 1
 
 
-def _monomial(d) -> tuple[int, tuple] | None:
+def monomial(d) -> tuple[int, tuple] | None:
     """(coefficient, symbol factors) of a dim, or None for a formula that is not a product."""
     if isinstance(d, int):
         return d, ()
@@ -133,7 +133,7 @@ def _monomial(d) -> tuple[int, tuple] | None:
 
 def _fraction(total, known) -> bool:
     """-1 would be a constant that is not a whole number: 8*B elements into [B, -1, 3] is 8/3."""
-    a, b = _monomial(total), _monomial(known)
+    a, b = monomial(total), monomial(known)
     return a is not None and b is not None and a[1] == b[1] and b[0] != 0 and a[0] % b[0] != 0
 
 
@@ -141,7 +141,7 @@ def _never_equal(total, known) -> bool:
     """No whole values of the symbols make the counts equal: 4*B into [3, 5] (4 does not divide 15), or 8*B
     into [3*B] (same symbols, other coefficient), or sums whose difference has one sign at every size of at
     least 1 (a class token's [B, T+1, 4] into [B, T, 4]: 4*B more)."""
-    a, b = _monomial(total), _monomial(known)
+    a, b = monomial(total), monomial(known)
     if a is None or b is None:
         lo, hi = difference_bounds(total, known, least=1)
         return lo is not None and lo > 0 or hi is not None and hi < 0
@@ -157,8 +157,9 @@ def _never_equal(total, known) -> bool:
 
 def pinned(a: tuple, b: tuple) -> tuple[tuple, tuple]:
     """The symbol factors of two monomials (coefficient, factors) left once those they share cancel."""
-    shared = Counter(a[1]) & Counter(b[1])
-    return tuple(sorted((Counter(a[1]) - shared).elements())), tuple(sorted((Counter(b[1]) - shared).elements()))
+    left, right = Counter(a[1]), Counter(b[1])
+    shared = left & right
+    return tuple(sorted((left - shared).elements())), tuple(sorted((right - shared).elements()))
 
 
 def _unresolved(x, target) -> list:
@@ -203,7 +204,7 @@ def _reshape_lower(e, ins, outs, c):
     # the one dim left to ONNX's -1, if any; not where two products of sizes differ ([B, T, 4] into [12*B] is
     # 12*B at T = 3 alone: -1 there gave 4*B*T at every T, under a declared 12*B; review114 hunt)
     total, known = prod(x.shape), prod(target)
-    pinned_dims = total != known and _monomial(total) is not None and _monomial(known) is not None
+    pinned_dims = total != known and monomial(total) is not None and monomial(known) is not None
     minus_one = -1 not in target and not pinned_dims and unresolved[-1:]
     spec: list = []
     for i, d in enumerate(target):
@@ -448,11 +449,15 @@ def _split_sizes(x, a):
     if isinstance(n, int) and sum(sizes) != n:
         fail(f"split: sizes {list(sizes)} add up to {sum(sizes)}, not {n} (dim {a['axis']} of {shape_str(x)})")
     if not isinstance(n, int):  # built, it ran at that one size only (porting27 hunt)
-        lead = ":, " * ax
         fail(f"split: sizes {list(sizes)} over dim {a['axis']} of {shape_str(x)}, the symbolic size {n}, fix it at "
              f"{sum(sizes)}: give the dim that size in the input's shape, or, for parts of a run-time length, slice "
-             f"(x[{lead}:{sizes[0]}] and x[{lead}{sizes[0]}:])")
+             f"({_slices(ax, sizes[0])})")
     return ax, sizes
+
+
+def _slices(ax: int, k: int) -> str:
+    """The two slices that cut dim ax at k, whatever its size: x[:, :k] and x[:, k:] for dim 1."""
+    return f"x[{':, ' * ax}:{k}] and x[{':, ' * ax}{k}:]"
 
 
 def _split_infer(ins, a):
@@ -511,7 +516,7 @@ def _chunk_sizes(x, a) -> tuple[int, list]:
     base = n.factors[0] if isinstance(n, Sym) and not is_formula(n) else "T"
     fail(f"chunk: dim {a['dim']} of {shape_str(x)} is the symbolic size {n}; how many chunks torch.chunk gives "
          f"depends on it, so it must be a known size or {k} times a size ({k}*{base}); "
-         f"slices cut a symbolic dim into parts of given sizes (x[{':, ' * ax}:3] and x[{':, ' * ax}3:])")
+         f"slices cut a symbolic dim into parts of given sizes ({_slices(ax, 3)})")
 
 
 def _chunk_infer(ins, a):
