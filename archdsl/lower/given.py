@@ -9,7 +9,7 @@ import numpy as np
 
 from ..diagnostics import ArchError, did_you_mean, quoted
 from ..ir import Graph
-from .weights import narrow_float, raw_bytes, resident
+from .weights import narrow_float, raw_bytes, resident, whole_numbers
 
 __all__ = ["checked_weights", "torch_array"]
 
@@ -126,13 +126,13 @@ def _torch_buffer(name: str, value, params) -> bool:
     head, _, leaf = name.rpartition(".")
     shape = np.shape(value)
     if leaf == "num_batches_tracked":
-        return head + ".running_mean" in params and math.prod(shape) == 1 and _whole(value)
+        return head + ".running_mean" in params and math.prod(shape) == 1 and whole_numbers(value)
     if leaf == "relative_position_index":
-        return head + ".relative_position_bias_table" in params and _whole(value)
+        return head + ".relative_position_bias_table" in params and whole_numbers(value)
     if leaf == "position_ids":  # one id per row of the table (torch's strict load refuses another length)
         table = params.get(head + ".position_embeddings.weight")
         rows = getattr(getattr(table, "type", None), "shape", (None,))[0]
-        return table is not None and _whole(value) and len(shape) in (1, 2) and math.prod(shape[:-1]) == 1 \
+        return table is not None and whole_numbers(value) and len(shape) in (1, 2) and math.prod(shape[:-1]) == 1 \
             and rows in (None, shape[-1]) and bool(np.array_equal(resident(np.asarray(value)).reshape(-1),
                                                                   np.arange(shape[-1])))
     if head.rpartition(".")[2] != "attn" or head + ".c_attn.weight" not in params:
@@ -142,15 +142,6 @@ def _torch_buffer(name: str, value, params) -> bool:
     if leaf != "bias" or len(shape) != 4 or shape[:2] != (1, 1) or shape[2] != shape[3]:
         return False
     return bool(np.array_equal(resident(np.asarray(value))[0, 0] != 0, np.tri(shape[2], dtype=bool)))
-
-
-def _whole(value) -> bool:
-    """Integers, or floats that are all whole numbers."""
-    kind = np.asarray(value).dtype.kind
-    if kind != "f":
-        return kind in "iu"
-    a = resident(np.asarray(value))
-    return bool(np.all(np.isfinite(a)) and np.array_equal(a, np.round(a)))
 
 
 def _prefixed(unknown: list[str], missing: list[str], weights: dict, graph: Graph) -> str:

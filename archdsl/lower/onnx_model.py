@@ -17,7 +17,7 @@ from ..ops import OpCall
 from ..types import DType, TensorType, is_symbol
 from .emitter import Emitter
 from .ort_workarounds import half_matmul_after_transpose, square_after_cast_mean
-from .weights import CHUNK, Chunked, cast, chunk_count, fill_chunk, materialize, narrow_float, resident
+from .weights import CHUNK, Chunked, cast, chunk_count, fill_chunk, materialize, narrow_float, resident, whole_numbers
 
 __all__ = ["lower_graph", "value_info", "LowerResult", "MIN_OPSET", "param_arrays", "RAW_DTYPES"]
 
@@ -74,7 +74,7 @@ def _fitted(arr: np.ndarray, v: Value, what: str, advice: str = "") -> np.ndarra
         raise ArchError(f"'{v.name}': {what} holds values other than 0 and 1, and the parameter is bool", v.span)
     if not dt.is_float and dt is not DType.bool:
         low, top = dt.limits()
-        if arr.dtype.kind == "f" and not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
+        if arr.dtype.kind == "f" and not whole_numbers(arr):
             raise ArchError(f"'{v.name}': {what} holds fractions or non-finite values, and the {dt} parameter "
                             f"only whole numbers", v.span)
         # top + 1 (a power of two) is exact in float64 where top is not: float 2**63 passed int64's test

@@ -22,7 +22,7 @@ from ..types import DType
 
 __all__ = ["CHUNK", "Chunked", "chunk_count", "file_bytes", "fill_chunk", "materialize", "initial_weights",
            "load_weights", "narrow_float", "npy_bfloat16", "npz_member", "numpy_reason", "raw_bytes", "read_exactly",
-           "read_npz", "resident", "save_weights", "write_npz"]
+           "read_npz", "resident", "save_weights", "whole_numbers", "write_npz"]
 
 
 CHUNK = 1 << 18  # elements per independently seeded block of a generated parameter (1 MiB of float32)
@@ -120,6 +120,15 @@ def _standard_normal(bits: np.random.BitGenerator, out: np.ndarray) -> None:
     out[:h] *= r
     np.sin(theta, out=theta)  # in place: no temporary to allocate (and page-fault) per block
     np.multiply(theta[:n - h], r[:n - h], out=out[h:])
+
+
+def whole_numbers(value) -> bool:
+    """Integers, or floats that are all finite whole numbers: what an integer parameter or buffer may be given."""
+    kind = np.asarray(value).dtype.kind
+    if kind != "f":
+        return kind in "iu"
+    a = resident(np.asarray(value))
+    return bool(np.all(np.isfinite(a)) and np.array_equal(a, np.round(a)))
 
 
 def cast(arr: np.ndarray, dtype: DType) -> np.ndarray:
