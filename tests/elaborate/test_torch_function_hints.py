@@ -3,14 +3,14 @@ what to write, and what it says, written out, computes torch's result."""
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import onnx
 import pytest
 
 import archdsl
 from archdsl import runtime
+
+from .harness import _each_said, _said
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -97,13 +97,6 @@ CASES = [
     ("prod(a, -1)", "cumprod(x, dim=-1)[..., -1]", "cumprod(relu(a) - 0.5, dim=-1)[..., -1]",  # its log form lost
      lambda a, b: torch.prod(torch.relu(a) - 0.5, -1)),  # the signs and the zeros (porting16 hunt)
 ]
-
-
-def _said(inputs: str, expr: str) -> str:
-    """The message of the unknown name in `y = expr` over the model's inputs."""
-    with pytest.raises(archdsl.ArchError) as e:
-        archdsl.check_source(f"model m({inputs}) -> y {{\n    y = {expr}\n}}\n")
-    return e.value.message
 
 
 @pytest.mark.parametrize("call, said", [("rfft(a)", "x @ tensor(cos table) and x @ tensor(sin table)"),
@@ -334,13 +327,6 @@ def test_the_diagonal_forms_keep_an_infinite_or_nan_value_to_its_place():
     np.testing.assert_array_equal(c, torch.diagonal(tm).numpy())
 
 
-def _each_said(inputs: str, cases: list) -> None:
-    """Each expression's diagnostic over the model's inputs says its form, and suggests no other name."""
-    for expr, said in cases:
-        message = _said(inputs, expr)
-        assert said in message and "did you mean" not in message, message
-
-
 def test_list_indexes_and_the_triangle_indices_say_what_computes_torchs_pick():
     """DLRM's z[:, li, lj] with li, lj = torch.tril_indices(n, n, -1): the list index said nothing, while a tensor
     index said take; tril_indices was an unknown name (porting20 hunt). Each form written out against torch."""
@@ -392,56 +378,6 @@ def test_the_flow_sampling_and_scan_forms_the_hints_give_compute_torchs():
     draws = runtime.session(archdsl.compile_source(gumbel)).run(None, {"l": logits, "seed": np.array(3, np.int64)})[0]
     np.testing.assert_allclose(np.bincount(draws, minlength=3) / len(draws),
                                torch.softmax(torch.from_numpy(logits[0]), 0).numpy(), atol=0.01)
-
-
-def test_the_ranking_and_weighted_losses_the_hints_give_are_torchs():
-    """pos_weight= and a cross_entropy weight= said only the signature; margin_ranking_loss, triplet_margin_loss,
-    cosine_embedding_loss nothing or "did you mean 'sinusoidal_embedding'" (porting24 hunt: NCF, two towers)."""
-    F = torch.nn.functional
-    _each_said("a: float32[3, 5], b: float32[3, 5], i: int64[3]", [
-        ("bce_with_logits(a, b, pos_weight=b)", "mean(pw * t * -logsigmoid(x) + (1.0 - t)"),
-        ("cross_entropy(a, i, weight=b)", "sum(take(w, y))"),
-        ("margin_ranking_loss(a, b, b)", "mean(clamp(-y * (a - b) + margin, min=0.0))"),
-        ("triplet_margin_loss(a, b, b)", "norm(a - p, dim=-1) - norm(a - n, dim=-1) + margin"),
-        ("cosine_embedding_loss(a, b, b)", "1.0 - c, clamp(c - margin, min=0.0)"),
-        ("scatter_max(a, i, 0)", 'scatter_reduce(out, dim, index, src, "amax", include_self=false)'),
-        ("reversed(a)", "xs[::-1]")])
-    src = ("model m(x: float32[4, 3], t: float32[4, 3], pw: float32[3], a: float32[4, 6], p: float32[4, 6], "
-           "n: float32[4, 6], y: float32[4]) -> (bce, rank, trip, cos) {\n"
-           "    bce = mean(pw * t * -logsigmoid(x) + (1.0 - t) * -logsigmoid(-x))\n"
-           "    rank = mean(clamp(-y * (a[:, 0] - p[:, 0]) + 0.5, min=0.0))\n"
-           "    trip = mean(clamp(norm(a - p, dim=-1) - norm(a - n, dim=-1) + 1.0, min=0.0))\n"
-           "    c = cosine_similarity(a, p, dim=-1)\n"
-           "    cos = mean(where(gt(y, 0.0), 1.0 - c, clamp(c - 0.2, min=0.0)))\n}\n")
-    rng = np.random.default_rng(0)
-    feeds = {"x": rng.standard_normal((4, 3)), "t": rng.random((4, 3)), "pw": rng.random(3) * 3,
-             "a": rng.standard_normal((4, 6)), "p": rng.standard_normal((4, 6)), "n": rng.standard_normal((4, 6)),
-             "y": np.array([1.0, -1.0, 1.0, -1.0])}
-    feeds = {k: v.astype(np.float32) for k, v in feeds.items()}
-    bce, rank, trip, cos = runtime.session(archdsl.compile_source(src)).run(None, feeds)
-    tf = {k: torch.from_numpy(v) for k, v in feeds.items()}
-    np.testing.assert_allclose(bce, F.binary_cross_entropy_with_logits(tf["x"], tf["t"], pos_weight=tf["pw"]),
-                               rtol=1e-5)
-    np.testing.assert_allclose(rank, F.margin_ranking_loss(tf["a"][:, 0], tf["p"][:, 0], tf["y"], margin=0.5),
-                               rtol=1e-5)
-    np.testing.assert_allclose(trip, F.triplet_margin_loss(tf["a"], tf["p"], tf["n"], margin=1.0, eps=0.0),
-                               rtol=1e-5)
-    np.testing.assert_allclose(cos, F.cosine_embedding_loss(tf["a"], tf["p"], tf["y"], margin=0.2), rtol=1e-5)
-
-
-def test_the_class_weighted_cross_entropy_with_an_ignored_index_is_torchs():
-    """The weight= hint's form with ignore_index: take(w, y) read a -100 label out of bounds (review103 hunt)."""
-    assert 'k = take(w, clamp(y, min=0)) * cast(ne(y, i), "float32")' in \
-        _said("a: float32[3, 5], i: int64[3], b: float32[5]", "cross_entropy(a, i, weight=b)")
-    src = ('model m(x: float32[B, 3], y: int64[B], w: float32[3]) -> l {\n'
-           '    k = take(w, clamp(y, min=0)) * cast(ne(y, -100), "float32")\n'
-           '    l = sum(cross_entropy(x, y, reduction="none", ignore_index=-100) * k) / sum(k)\n}\n')
-    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
-    y, w = np.array([0, -100, 2, 1, -100]), np.array([0.2, 1.0, 3.0], np.float32)
-    got = runtime.session(archdsl.compile_source(src)).run(None, {"x": x, "y": y, "w": w})[0]
-    want = torch.nn.functional.cross_entropy(torch.from_numpy(x), torch.from_numpy(y), weight=torch.from_numpy(w),
-                                             ignore_index=-100)
-    np.testing.assert_allclose(got, want.numpy(), rtol=1e-6)
 
 
 def test_the_plain_rnn_loop_the_hint_gives_is_torchs_rnn():
@@ -532,127 +468,6 @@ def test_depthwise_separable_grouped_convs_and_layer_scale_are_said_and_run_as_t
     np.testing.assert_allclose(s, F.conv2d(F.conv2d(tx, w["sd.weight"], groups=8), w["sp.weight"], w["sp.bias"]),
                                rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(scaled, tx * 0.5, rtol=1e-6)
-
-
-def test_the_focal_and_dice_losses_said_compute_torchvisions_and_monais():
-    """sigmoid_focal_loss said nothing and dice_loss "did you mean 'ctc_loss'" (porting28 hunt: RetinaNet, a
-    segmentation net's Dice). Each form, run against torch written out as torchvision's and MONAI's compute it."""
-    _each_said("x: float32[B, 3, 4, 4], y: int64[B, 4, 4]", [
-        ("sigmoid_focal_loss(x, x)", "a * ce * (1.0 - p_t) ** 2.0 with p = sigmoid(x)"),
-        ("DiceLoss(x, y)", "mean(1.0 - (2.0 * sum(p * o, dim=[2, 3]) + 1.0)")])
-    src = ("model m(x: float32[B, 3, 4, 4], t: float32[B, 3, 4, 4], y: int64[B, 4, 4]) -> (focal, dice) {\n"
-           "    p = sigmoid(x)\n    ce = bce_with_logits(x, t, reduction=\"none\")\n"
-           "    p_t = p * t + (1.0 - p) * (1.0 - t)\n    a = 0.25 * t + 0.75 * (1.0 - t)\n"
-           "    focal = mean(a * ce * (1.0 - p_t) ** 2.0)\n    q = softmax(x, axis=1)\n"
-           "    o = permute(cast(one_hot(y, 3), \"float32\"), [0, 3, 1, 2])\n"
-           "    dice = mean(1.0 - (2.0 * sum(q * o, dim=[2, 3]) + 1.0) / (sum(q, dim=[2, 3]) + sum(o, dim=[2, 3]) + "
-           "1.0))\n}\n")
-    rng = np.random.default_rng(0)
-    x = (3 * rng.standard_normal((2, 3, 4, 4))).astype(np.float32)
-    t = (rng.random((2, 3, 4, 4)) < 0.3).astype(np.float32)
-    y = rng.integers(0, 3, (2, 4, 4))
-    focal, dice = runtime.session(archdsl.compile_source(src)).run(None, {"x": x, "t": t, "y": y})
-    tx, tt = torch.from_numpy(x).double(), torch.from_numpy(t).double()
-    p = torch.sigmoid(tx)  # torchvision.ops.sigmoid_focal_loss, reduction="mean"
-    ce = F.binary_cross_entropy_with_logits(tx, tt, reduction="none")
-    p_t = p * tt + (1 - p) * (1 - tt)
-    want = ((0.25 * tt + 0.75 * (1 - tt)) * ce * (1 - p_t) ** 2).mean()
-    np.testing.assert_allclose(focal, want.item(), rtol=1e-5)
-    q = torch.softmax(tx, 1)  # MONAI's DiceLoss(softmax=True, to_onehot_y=True, smooth_nr=1, smooth_dr=1)
-    o = F.one_hot(torch.from_numpy(y), 3).permute(0, 3, 1, 2).double()
-    inter, den = (q * o).sum((2, 3)), q.sum((2, 3)) + o.sum((2, 3))
-    np.testing.assert_allclose(dice, (1 - (2 * inter + 1) / (den + 1)).mean().item(), rtol=1e-5)
-
-
-def test_the_density_and_nll_forms_said_compute_torchs():
-    """gaussian_nll_loss and poisson_nll_loss said nothing, torch.normal's sampling got the init hint of
-    normal_, Normal(...).log_prob "did you mean 'log1p'", xlogy "did you mean 'log'" (porting29 hunt: an MDN,
-    a VAE). Each form, run against torch."""
-    _each_said("x: float32[B, 4]", [("gaussian_nll_loss(x, x, x)", "mean(0.5 * (log(v) + (t - mu) ** 2 / v))"),
-                                    ("poisson_nll_loss(x, x)", "mean(exp(x) - t * x)"),
-                                    ("normal(x, x)", "mean + std * randn_like(mean)"),
-                                    ("Normal(x, x)", "for a Normal(mu, sigma)'s log_prob(t)"),
-                                    ("log_prob(x)", "- log(sigma) - 0.9189385332046727"),
-                                    ("xlogy(x, x)", "x * log(where(x > 0.0, y, 1.0))")])
-    src = ("model m(mu: float32[3, 4], t: float32[3, 4], var: float32[3, 4], x: float32[3, 4]) -> "
-           "(g, p, lp, xl) {\n    v = clamp(var, min=1e-6)\n    g = mean(0.5 * (log(v) + (t - mu) ** 2 / v))\n"
-           "    p = mean(exp(x) - t * x)\n    sigma = sqrt(var)\n"
-           "    lp = -(t - mu) ** 2 / (2.0 * sigma ** 2) - log(sigma) - 0.9189385332046727\n"
-           "    xl = x * log(where(x > 0.0, t, 1.0))\n}\n")
-    rng = np.random.default_rng(0)
-    f = {"mu": rng.standard_normal((3, 4)), "t": rng.random((3, 4)) * 3, "var": rng.random((3, 4)) + 0.1,
-         "x": np.where(rng.random((3, 4)) < 0.3, 0.0, rng.random((3, 4)))}
-    f = {k: v.astype(np.float32) for k, v in f.items()}
-    g, p, lp, xl = runtime.session(archdsl.compile_source(src)).run(None, f)
-    tf = {k: torch.from_numpy(v) for k, v in f.items()}
-    np.testing.assert_allclose(g, F.gaussian_nll_loss(tf["mu"], tf["t"], tf["var"]), rtol=1e-5)
-    np.testing.assert_allclose(p, F.poisson_nll_loss(tf["x"], tf["t"]), rtol=1e-5)
-    want = torch.distributions.Normal(tf["mu"], tf["var"].sqrt()).log_prob(tf["t"])
-    np.testing.assert_allclose(lp, want, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(xl, torch.xlogy(tf["x"], tf["t"]), rtol=1e-5, atol=1e-7)
-
-
-def _top_level(text: str) -> tuple[list, int]:
-    """(text split at ", " outside (), [] and strings, where the last top-level " (" begins)."""
-    parts, depth, quoted, start, note = [], 0, False, 0, len(text)
-    for i, ch in enumerate(text):
-        if ch == '"':
-            quoted = not quoted
-        elif quoted:
-            continue
-        elif ch == "(" and depth == 0 and i and text[i - 1] == " ":
-            note = i - 1
-        if not quoted and ch in "([":
-            depth += 1
-        elif not quoted and ch in ")]":
-            depth -= 1
-        elif not quoted and depth == 0 and text.startswith(", ", i):
-            parts.append(text[start:i])
-            start = i + 2
-    return parts + [text[start:]], note
-
-
-def _ported(e: str) -> str:
-    """The hint's logits and class count C as this test's x and 3."""
-    return re.sub(r"\bC\b", "3", e.replace("logits", "x"))
-
-
-def _written(message: str) -> tuple[str, list]:
-    """(the expression, its `name = ...` definitions in order) of a hint 'write E with a = ..., b = ... (note)'."""
-    text = message.split("; write ", 1)[1]
-    text = text[:_top_level(text)[1]]  # the closing note, in parentheses
-    expr, _, defs = text.partition(" with ")
-    return expr, [tuple(d.split(" = ", 1)) for d in _top_level(defs)[0]]
-
-
-def test_the_focal_and_dice_losses_as_said_word_for_word_compute_torchvisions_and_monais():
-    """Every definition in the hint is run as written (the earlier test ran its own copy of the form, so a hint
-    that said a = 0.75 * t + 0.25 * (1.0 - t), a softmax over the last axis or another permute still passed)."""
-    rng = np.random.default_rng(0)
-    x = (3 * rng.standard_normal((2, 3, 4, 4))).astype(np.float32)
-    t = (rng.random((2, 3, 4, 4)) < 0.3).astype(np.float32)
-    labels = rng.integers(0, 3, (2, 4, 4))
-    inputs = "x: float32[B, 3, 4, 4], t: float32[B, 3, 4, 4], y: int64[B, 4, 4]"
-    tx, tt = torch.from_numpy(x).double(), torch.from_numpy(t).double()
-
-    expr, defs = _written(_said(inputs, "sigmoid_focal_loss(x, t)"))
-    body = "".join(f"    {n} = {e}\n" for n, e in defs) + f"    loss = mean({expr})\n"
-    src = f"model m({inputs}) -> loss {{\n{body}}}\n"
-    (focal,) = runtime.session(archdsl.compile_source(src)).run(None, {"x": x, "t": t, "y": labels})
-    p = torch.sigmoid(tx)  # torchvision.ops.sigmoid_focal_loss(x, t, reduction="mean")
-    ce = F.binary_cross_entropy_with_logits(tx, tt, reduction="none")
-    p_t = p * tt + (1 - p) * (1 - tt)
-    np.testing.assert_allclose(focal, ((0.25 * tt + 0.75 * (1 - tt)) * ce * (1 - p_t) ** 2).mean().item(),
-                               rtol=1e-5)
-
-    expr, defs = _written(_said(inputs, "dice_loss(x, y)"))
-    body = "".join(f"    {n} = {_ported(e)}\n" for n, e in defs)
-    src = f"model m({inputs}) -> loss {{\n{body}    loss = {expr}\n}}\n"
-    (dice,) = runtime.session(archdsl.compile_source(src)).run(None, {"x": x, "t": t, "y": labels})
-    q = torch.softmax(tx, 1)  # MONAI's DiceLoss(softmax=True, to_onehot_y=True, smooth_nr=1, smooth_dr=1)
-    o = F.one_hot(torch.from_numpy(labels), 3).permute(0, 3, 1, 2).double()
-    inter, den = (q * o).sum((2, 3)), q.sum((2, 3)) + o.sum((2, 3))
-    np.testing.assert_allclose(dice, (1 - (2 * inter + 1) / (den + 1)).mean().item(), rtol=1e-5)
 
 
 def test_keras_depth_multiplier_and_layer_scales_shape_are_said_and_run_as_torchs():

@@ -1,6 +1,7 @@
 """chunk and unbind (ops/shape_ops.py), property-based against torch.chunk / torch.unbind (see core_harness.py
 for what every run_op case checks): how many pieces and their sizes (fewer chunks than asked where torch
-gives fewer), a symbolic size that chunks divides, tuple unpacking, the diagnostics."""
+gives fewer), a symbolic size that chunks divides, tuple unpacking, the diagnostics; and split's sizes over a
+symbolic dim, refused with the slices that cut it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from onnx import numpy_helper
 import archdsl
 from archdsl import runtime
 
-from .core_harness import NEWEST, OPSET, SETTINGS, SYM, covers, rand, refused, run_op
+from .core_harness import NEWEST, OPSET, SETTINGS, SYM, close, covers, rand, refused, run_op
 
 torch = pytest.importorskip("torch")
 
@@ -168,3 +169,32 @@ def test_unbind_diagnostics():
                         ("unbind(x[:, :0], 1)[0]", "is 0; torch gives an empty tuple"),
                         ("unbind(x, -3)[0]", "dim -3 is out of range")):
         refused(f"model m(x: float32[B, T]) -> y {{ y = {text} }}", words)
+
+
+def test_sizes_over_a_symbolic_dim_are_refused_and_the_slices_said_run_at_any_size():
+    """split(x, [3, 5], axis=-1) of a [B, 8, T] built a model onnxruntime ran at T = 8 only, with no word; chunk
+    pointed to that split (porting27 hunt). Both say the slices, which run at every T."""
+    refused("model m(x: float32[B, 8, T]) -> (a, b) {\n    a, b = split(x, [3, 5], axis=-1)\n}\n",
+            r"^split: sizes \[3, 5\] over dim -1 of \[B, 8, T\], the symbolic size T, fix it at 8: .* slice "
+            r"\(x\[:, :, :3\] and x\[:, :, 3:\]\)$")
+    refused("model m(x: float32[B, T, 4]) -> (a, b) {\n    a, b = chunk(x, 2, dim=1)\n}\n",
+            r"slices cut a symbolic dim into parts of given sizes \(x\[:, :3\] and x\[:, 3:\]\)$")
+    sess = runtime.session(archdsl.compile_source("model m(x: float32[B, 8, T]) -> (a, b) {\n    a = x[:, :, :3]\n"
+                                                  "    b = x[:, :, 3:]\n}\n"))
+    for t in (8, 10):
+        x = rand(2, 8, t)
+        a, b = sess.run(None, {"x": x})
+        close(a, x[:, :, :3])
+        close(b, x[:, :, 3:])
+
+
+def test_one_chunk_of_any_symbolic_size_is_the_whole_dim():
+    """chunk(x, 1, dim=1) of a [B, T + 1] was refused as "a multiple of 1"; 2*T + 2 into 2 was told it must be
+    "a multiple of 2" (mutnew3 hunt). One chunk is the tensor itself, as torch.chunk's (x,)."""
+    src = "model m(t: float32[B, T], x: float32[B, T + 1]) -> a {\n    a = chunk(x, 1, dim=1)[0]\n}\n"
+    sess = runtime.session(archdsl.compile_source(src))
+    for n in (1, 4):
+        x = rand(2, n)
+        close(sess.run(None, {"t": rand(2, n - 1), "x": x})[0], x)
+    refused("model m(t: float32[T], x: float32[B, 2 * T + 2]) -> a {\n    a = chunk(x, 2, dim=1)[0]\n}\n",
+            r"must be a known size or 2 times a size \(2\*T\)")

@@ -267,35 +267,6 @@ def test_concat_and_split(shape, sizes, data):
     close(y, pieces[j])
 
 
-def test_sizes_over_a_symbolic_dim_are_refused_and_the_slices_said_run_at_any_size():
-    """split(x, [3, 5], axis=-1) of a [B, 8, T] built a model onnxruntime ran at T = 8 only, with no word; chunk
-    pointed to that split (porting27 hunt). Both say the slices, which run at every T."""
-    refused("model m(x: float32[B, 8, T]) -> (a, b) {\n    a, b = split(x, [3, 5], axis=-1)\n}\n",
-            r"^split: sizes \[3, 5\] over dim -1 of \[B, 8, T\], the symbolic size T, fix it at 8: .* slice "
-            r"\(x\[:, :, :3\] and x\[:, :, 3:\]\)$")
-    refused("model m(x: float32[B, T, 4]) -> (a, b) {\n    a, b = chunk(x, 2, dim=1)\n}\n",
-            r"slices cut a symbolic dim into parts of given sizes \(x\[:, :3\] and x\[:, 3:\]\)$")
-    sess = runtime.session(archdsl.compile_source("model m(x: float32[B, 8, T]) -> (a, b) {\n    a = x[:, :, :3]\n"
-                                                  "    b = x[:, :, 3:]\n}\n"))
-    for t in (8, 10):
-        x = rand(2, 8, t)
-        a, b = sess.run(None, {"x": x})
-        close(a, x[:, :, :3])
-        close(b, x[:, :, 3:])
-
-
-def test_one_chunk_of_any_symbolic_size_is_the_whole_dim():
-    """chunk(x, 1, dim=1) of a [B, T + 1] was refused as "a multiple of 1"; 2*T + 2 into 2 was told it must be
-    "a multiple of 2" (mutnew3 hunt). One chunk is the tensor itself, as torch.chunk's (x,)."""
-    src = "model m(t: float32[B, T], x: float32[B, T + 1]) -> a {\n    a = chunk(x, 1, dim=1)[0]\n}\n"
-    sess = runtime.session(archdsl.compile_source(src))
-    for n in (1, 4):
-        x = rand(2, n)
-        close(sess.run(None, {"t": rand(2, n - 1), "x": x})[0], x)
-    refused("model m(t: float32[T], x: float32[B, 2 * T + 2]) -> a {\n    a = chunk(x, 2, dim=1)[0]\n}\n",
-            r"must be a known size or 2 times a size \(2\*T\)")
-
-
 # ---------------- generic tensor ops ----------------
 
 @covers("unsqueeze", "squeeze", "expand")
