@@ -74,18 +74,20 @@ def fill_chunk(name: str, spec: ParamSpec, seed: int, k: int, out: np.ndarray) -
         out *= np.float32(init.b - init.a)
         out += np.float32(init.a)
         return
-    _standard_normal(bits, out)
+    std = float(init.b)
+    _normal(bits, out, std)
     # truncated at 2 std (TensorFlow's and JAX's truncated normal; torch's trunc_normal_ cuts at a=-2, b=2
     # absolute by default, almost no cut at std 0.02, unless given a=-2*std, b=2*std): redraw, don't clip
     if init.kind == "trunc_normal":
-        bad = np.flatnonzero(np.abs(out) > 2.0)
+        cut = np.float32(2.0 * std)
+        bad = np.flatnonzero(np.abs(out) > cut)
         while bad.size:
             redraw = np.empty(bad.size, np.float32)
-            _standard_normal(bits, redraw)
+            _normal(bits, redraw, std)
             out[bad] = redraw
-            bad = bad[np.abs(redraw) > 2.0]
-    out *= np.float32(init.b)
-    out += np.float32(init.a)
+            bad = bad[np.abs(redraw) > cut]
+    if init.a:
+        out += np.float32(init.a)
     if init.zero_row is not None:  # the part of that row inside this block
         width = spec.shape[-1]
         lo, hi = init.zero_row * width - k * CHUNK, (init.zero_row + 1) * width - k * CHUNK
@@ -103,18 +105,25 @@ def _unit_floats(bits: np.random.BitGenerator, n: int) -> np.ndarray:
     return u
 
 
-def _standard_normal(bits: np.random.BitGenerator, out: np.ndarray) -> None:
-    """N(0, 1) in float32 by Box-Muller, in blocks that stay in cache: ~3 ns per number against ~15 ns for
-    whole-parameter passes over memory (and 8.6 ns for numpy's float32 ziggurat). With 23-bit uniforms
+def _normal(bits: np.random.BitGenerator, out: np.ndarray, std: float) -> None:
+    """N(0, std^2) in float32 by Box-Muller, in blocks that stay in cache: ~2.5 ns per number against ~15 ns
+    for whole-parameter passes over memory (and 8.6 ns for numpy's float32 ziggurat). std rides in the radius,
+    std * sqrt(-2 log u), and the angle is 2 pi times the [1, 2) float the bits make (cos and sin repeat every
+    2 pi): five passes over a block fewer than scaling z afterwards and shifting the uniforms to [0, 1)
+    (2.75 -> 2.45 ns per number, 2026-12-07). With 23-bit uniforms
     |z| <= 5.64: a tail of probability 2e-8 is cut."""
     n = out.size
     h = (n + 1) // 2
-    u = _unit_floats(bits, 2 * h)
-    r, theta = u[:h], u[h:]
-    np.subtract(np.float32(1.0), r, out=r)  # (0, 1]: log is finite
+    w = bits.random_raw(h).view(np.uint32)
+    w >>= np.uint32(9)
+    w |= np.uint32(0x3F800000)  # exponent of [1, 2)
+    f = w.view(np.float32)
+    r, theta = f[:h], f[h:]
+    np.subtract(np.float32(2.0), r, out=r)  # (0, 1], exactly: log is finite
     np.log(r, out=r)
     r *= np.float32(-2.0)
     np.sqrt(r, out=r)
+    r *= np.float32(std)  # not inside the sqrt: std * std underflows float32 below std ~ 4e-23
     theta *= np.float32(2.0 * math.pi)
     np.cos(theta, out=out[:h])
     out[:h] *= r

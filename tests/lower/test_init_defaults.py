@@ -94,12 +94,20 @@ def test_a_constant_init_starts_at_its_value():
 
 
 def test_a_normal_draw_is_finite_where_a_uniform_is_zero():
-    """Box-Muller takes log(1 - u), u in [0, 1): finite, |z| <= 5.64 (weights.py _standard_normal). The name w287
+    """Box-Muller takes log(1 - u), u in [0, 1): finite, |z| <= 5.64 (weights.py _normal). The name w287
     at seed 0 draws a uniform of exactly 0 at position 9147 of its first block; log(u) there was -inf, the
     weight inf."""
     w = _initial('model m(x: float32[B, 4]) -> y {\n    w = parameter([65536], init="normal", std=1.0) as w287\n'
            '    y = x * w[0:4]\n}')["w287"]
     assert np.isfinite(w).all() and np.abs(w).max() <= 5.65
+
+
+def test_a_tiny_std_scales_the_draw_instead_of_underflowing():
+    """std multiplies the radius after its sqrt (weights.py _normal): folded inside as std * std, 1e-30 would
+    underflow float32 to 0 and every weight would be 0."""
+    w = _initial('model m(x: float32[B, 4]) -> y {\n    w = parameter([4096], init="normal", std=1e-30) as w\n'
+                 '    y = x * w[0:4]\n}')["w"].astype(np.float64)
+    assert np.count_nonzero(w) == w.size and abs(w.std() / 1e-30 - 1) < 0.05
 
 
 def _initial(src: str, seed: int = 0) -> dict[str, np.ndarray]:
