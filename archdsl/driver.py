@@ -20,7 +20,7 @@ from .elaborate import Module, elaborate_model, load_file, load_source, noting_o
 from .elaborate.provenance import int_input_metadata, model_metadata, source_name
 from .ir import Graph, still_there, unused_results
 from .lower import MIN_OPSET, load_weights, lower_graph
-from .lower.given import checked_weights, torch_array
+from .lower.given import checked_weights, dict_arrays
 from .lower.model_file import (
     EXTERNAL_DATA_THRESHOLD,
     Staged,
@@ -146,6 +146,7 @@ def _no_cyclic_gc():
 def build(mod: Module, model: str | None, options: CompileOptions, sources: SourceMap | None = None,
           loaded_weights: dict | None = None, skeleton: bool = False) -> Compiled:
     """`skeleton`: the model without the parameters' initializers, which build_file streams in after it."""
+    _module(mod, "build")
     with _no_cyclic_gc():
         return _build(mod, model, options, sources, loaded_weights, skeleton)
 
@@ -204,33 +205,8 @@ def given_weights(options: CompileOptions) -> dict | None:
     """The weights the options name: a file's arrays, or a dict's (torch tensors on the CPU too)."""
     w = options.weights
     if isinstance(w, Mapping):
-        _not_a_checkpoint(w)
-        return {k: torch_array(k, v) if hasattr(v, "detach") else _array(k, v) for k, v in w.items()}
+        return dict_arrays(w)
     return load_weights(w) if w else None
-
-
-def _not_a_checkpoint(w: Mapping) -> None:
-    """A training checkpoint ({"model": state_dict, "optimizer": {...}, "epoch": 3}) is told which of its dicts
-    to pass: the one a checkpoint names so, else the one that holds arrays (not the first dict found)."""
-    nested = [k for k, v in w.items() if isinstance(v, Mapping)]
-    if not nested:
-        return
-    arrays = [k for k in nested if w[k] and all(hasattr(a, "shape") for a in w[k].values())]
-    best = next((k for k in nested if k in ("state_dict", "model_state_dict", "model", "module", "net")), None) \
-        or (arrays[0] if len(arrays) == 1 else None)
-    said = ", ".join(map(repr, nested))
-    raise ArchError(f"weights holds {'a dict' if len(nested) == 1 else 'dicts'}, not only arrays ({said}): a "
-                    "training checkpoint? "
-                    + (f"pass its state_dict, weights=checkpoint[{best!r}]" if best else
-                       "pass the dict of parameter arrays it holds"))
-
-
-def _array(name: str, v):
-    import numpy as np
-    try:
-        return np.asarray(v)
-    except ValueError:  # numpy's "inhomogeneous shape"
-        raise ArchError(f"weights: '{name}' is a ragged nested list, not an array of one shape") from None
 
 
 def _weights_file(options: CompileOptions):
@@ -242,9 +218,12 @@ def opset_range() -> tuple[int, int]:
     return MIN_OPSET, onnx.defs.onnx_opset_version()
 
 
-def _check_options(options: CompileOptions) -> int | None:
+def _check_options(options: CompileOptions, train: bool = False) -> int | None:
     """The options' opset (None: the default), after checking what the API takes unchecked: the opset, the
     optimization level and the seed (the CLI's flags check the same before they get here)."""
+    if not isinstance(options, CompileOptions):  # a dict: an AttributeError on .opset (review116)
+        raise ArchError(f"options takes a CompileOptions (archdsl.driver.CompileOptions(opt_level=2, ...)), got "
+                        f"{type(options).__name__} {str(options)[:80]!r}")
     low, top = opset_range()
     opset = options.opset
     if opset is not None and (isinstance(opset, bool) or not isinstance(opset, numbers.Integral)):
@@ -276,7 +255,21 @@ def _check_options(options: CompileOptions) -> int | None:
     if not isinstance(options.with_weights, (bool, np.bool_)):  # "no" was true; numpy's bool is taken, as
         # seed= and opset= take numpy's integers
         raise ArchError(f"with_weights must be true or false, got {options.with_weights!r}")
+    if not options.with_weights and w is not None:  # built, and the metadata named weights it did not hold
+        raise ArchError("weights= and with_weights=false: the parameters are inputs without weights, so the given "
+                        "weights would be dropped; leave one of the two out")
+    if w is not None and seed and not train:  # what `build --seed N --weights W` refuses (a train step's dropout
+        raise ArchError("seed= draws the random initialization, which weights= replaces (they give every "
+                        "parameter); leave one of the two out")  # draws from the seed)
     return opset
+
+
+def _module(mod, fn: str) -> Module:
+    """A loaded module, or an ArchError saying how to get one (a spec's path: an AttributeError deep inside)."""
+    if not isinstance(mod, Module):
+        raise ArchError(f"{fn} takes a loaded module, archdsl.driver.load(path), got {type(mod).__name__} "
+                        f"{str(mod)[:80]!r}")
+    return mod
 
 
 def optimize_keeping_params(graph: Graph, options: CompileOptions, opset: int) -> list:
@@ -319,6 +312,7 @@ def build_train(mod: Module, model: str | None, options: CompileOptions, train,
     that derive new parameters (BatchNorm folding, pre-transposed weights) would hide the parameters the step
     updates by name. At -O2 the forward graph first gets the train_forward passes (narrow_rows), before
     autodiff differentiates it, and so does the eval model."""
+    _module(mod, "build_train")
     with _no_cyclic_gc():  # as build: the forward, step and eval graphs are cyclic and alive to the end
         return _build_train(mod, model, options, train, sources)
 
@@ -332,7 +326,7 @@ def _build_train(mod: Module, model: str | None, options: CompileOptions, train,
     from .training.export import expose_initializers, lower_train_step
     from .training.identity import graph_digest
     name = _one_model(mod, model)
-    opset = _check_options(options) or newest_opset()
+    opset = _check_options(options, train=True) or newest_opset()
     _check_train(train, options)
     weights = given_weights(options)
     meta = model_metadata(mod, name, options.seed, options.weights)
@@ -404,9 +398,6 @@ def _options(options: dict, named: tuple = ("defines", "model", "file")) -> Comp
     unknown = [k for k in options if k not in known]
     if unknown:
         _unknown_option(unknown[0], [*named, *known])
-    if "with_weights" in options and not options["with_weights"] and options.get("weights") is not None:
-        raise ArchError("weights= and with_weights=false: the parameters are inputs without weights, so the given "
-                        "weights would be dropped; leave one of the two out")
     return CompileOptions(**options)
 
 
@@ -532,10 +523,9 @@ def build_file(mod: Module, model: str | None, options: CompileOptions, out: str
     parameters are inputs, whole."""
     if isinstance(out, bool) or not isinstance(out, (str, os.PathLike)) or str(out) == "":
         raise ArchError(f"out takes the path of the .onnx file to write, got {out!r}")
-    if not isinstance(mod, Module):  # a spec's path: an AttributeError deep inside (api3 hunt)
-        raise ArchError(f"build_file takes a loaded module, archdsl.driver.load(path), got {type(mod).__name__} "
-                        f"{str(mod)[:80]!r}")
+    _module(mod, "build_file")  # (api3 hunt)
     _check_options(options)  # before given_weights reads a checkpoint of gigabytes
+    _not_over_inputs(mod, options, out, external_data)
     if not options.with_weights:  # the parameters are inputs: no weights to stream (all of them were written)
         compiled = build(mod, model, options, sources)
         with writing(out):
@@ -545,6 +535,16 @@ def build_file(mod: Module, model: str | None, options: CompileOptions, out: str
         compiled = build(mod, model, options, sources, weights, skeleton=True)
         with writing(out):  # the weights were checked in build, under the -D notes; a write error has none
             return compiled, _write_streamed(compiled, options, weights, out, external_data)
+
+
+def _not_over_inputs(mod: Module, options: CompileOptions, out, external_data: bool | None) -> None:
+    """build -o's refusal, for the API too: build_file(mod, None, opts, "spec.arch") replaced the spec it
+    compiled, and weights="w.npz" with out "w.npz" the checkpoint it read (review116)."""
+    weights = options.weights if isinstance(options.weights, (str, os.PathLike)) else None
+    ins = {"spec": None if mod.path.startswith("<") else mod.path, "weights": weights,
+           **{f"imported {Path(f).name}": f for f in mod.imports}}
+    outs = {"out": out, **({"out's external data": f"{os.fspath(out)}.data"} if external_data else {})}
+    files.refuse_overwriting(outs, ins)
 
 
 def _write_streamed(compiled: Compiled, options: CompileOptions, weights: dict | None, out: str | Path,

@@ -3,6 +3,8 @@ goes, a NUL byte in a weights path. Each was a raw exception from deep inside, o
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -122,3 +124,47 @@ def test_compile_file_of_an_upper_case_onnx_name_says_what_it_is(tmp_path):
                                path)
     with pytest.raises(ArchError, match="is a compiled ONNX model, not a .arch spec"):
         archdsl.compile_file(str(path))
+
+
+def test_build_file_refuses_to_write_over_what_it_reads(tmp_path, monkeypatch):
+    """build -o refused these and build_file wrote its model over the spec, an imported spec, or the weights
+    file it read (review116)."""
+    from archdsl.driver import CompileOptions, build_file, load
+    from archdsl.lower import initial_weights, save_weights
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lib.arch").write_text("block head(x) {\n    return x -> linear(2) as fc\n}\n")
+    (tmp_path / "top.arch").write_text('import "lib.arch"\nmodel top(x: float32[B, 4]) -> y {\n    y = head(x)\n}\n')
+    mod = load("top.arch")
+    save_weights("w.npz", initial_weights(archdsl.check_file("top.arch")))
+    for out, opts, what in [("top.arch", CompileOptions(), "the spec file"),
+                            ("lib.arch", CompileOptions(), "the imported lib.arch file"),
+                            ("w.npz", CompileOptions(weights="w.npz"), "the weights file")]:
+        before = (tmp_path / out).read_bytes()
+        with pytest.raises(archdsl.ArchError, match=f"^out {out} is {what}: writing it would destroy the input"):
+            build_file(mod, None, opts, out)
+        assert (tmp_path / out).read_bytes() == before
+    with pytest.raises(archdsl.ArchError, match="^out's external data m.onnx.data is the weights file"):
+        build_file(mod, None, CompileOptions(weights="m.onnx.data"), "m.onnx", external_data=True)
+    assert build_file(mod, None, CompileOptions(weights="w.npz"), "m.onnx")[1] == [Path("m.onnx")]
+
+
+def test_build_options_the_cli_refuses_are_refused_through_the_api_too(tmp_path):
+    """with_weights=False beside weights= built a model whose metadata named weights it did not hold, and a
+    seed beside weights was ignored, through driver.build (compile_file refused the first only); options as a
+    dict, or a path for the module, were AttributeErrors (review116)."""
+    from archdsl.driver import CompileOptions, build, build_train, load
+    from archdsl.lower import initial_weights, save_weights
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(2) as fc\n}\n")
+    save_weights(tmp_path / "w.npz", initial_weights(archdsl.check_file(spec)))
+    w = str(tmp_path / "w.npz")
+    with pytest.raises(archdsl.ArchError, match="^weights= and with_weights=false: .* would be dropped"):
+        build(load(spec), None, CompileOptions(with_weights=False, weights=w))
+    with pytest.raises(archdsl.ArchError, match="^seed= draws the random initialization, which weights= replaces"):
+        archdsl.compile_file(spec, weights=w, seed=5)
+    with pytest.raises(archdsl.ArchError, match=r"^options takes a CompileOptions .*got dict"):
+        build(load(spec), None, {"opt_level": 2})
+    for fn, name in [(build, "build"), (lambda *a: build_train(*a, None), "build_train")]:
+        with pytest.raises(archdsl.ArchError, match=f"^{name} takes a loaded module, archdsl.driver.load"):
+            fn(str(spec), None, CompileOptions())
+    assert len(archdsl.compile_file(spec, weights=w).graph.initializer) == 2

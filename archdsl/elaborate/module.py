@@ -53,6 +53,8 @@ class Module:
     imported_models: set[str] = field(default_factory=set)  # models of the files imported without `as`
     declared_in: dict[str, str] = field(default_factory=dict)  # a param seen through `import "p"` -> its file,
     # as the imports spell it from this file's folder ("lib/k.arch" for k.arch imported by lib/m.arch)
+    imports: list[str] = field(default_factory=list)  # every file it imports, directly or not (resolved paths):
+    # what a build must not write over
 
 
 @dataclass
@@ -215,6 +217,7 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
                          k.startswith(item.alias + ".")}  # -D lib.width=16: the param width of `import ... as lib`
                 where = loader.resolve(item.path, tree.file, item.span)
                 target = loader.load_path(where, item.span, given, f"{prefix}{item.alias}." if item.alias else prefix)
+                mod.imports.extend(f for f in (str(where), *target.imports) if f not in mod.imports)
                 for k, (_, vspan, *_) in given.items():  # recorded for the -D notes
                     full = f"{item.alias}.{k}"
                     unused.pop(full, None)  # None: an alias given twice is said by _define below

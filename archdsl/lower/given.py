@@ -4,6 +4,7 @@ model's parameters as torch's strict load_state_dict checks a state_dict."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -11,7 +12,36 @@ from ..diagnostics import ArchError, did_you_mean, quoted
 from ..ir import Graph
 from .weights import narrow_float, raw_bytes, resident, whole_numbers
 
-__all__ = ["checked_weights", "torch_array"]
+__all__ = ["checked_weights", "dict_arrays", "torch_array"]
+
+
+def dict_arrays(w: Mapping) -> dict:
+    """A dict of weights (a state_dict: torch tensors on the CPU too) as numpy arrays."""
+    _not_a_checkpoint(w)
+    return {k: torch_array(k, v) if hasattr(v, "detach") else _array(k, v) for k, v in w.items()}
+
+
+def _not_a_checkpoint(w: Mapping) -> None:
+    """A training checkpoint ({"model": state_dict, "optimizer": {...}, "epoch": 3}) is told which of its dicts
+    to pass: the one a checkpoint names so, else the one that holds arrays (not the first dict found)."""
+    nested = [k for k, v in w.items() if isinstance(v, Mapping)]
+    if not nested:
+        return
+    arrays = [k for k in nested if w[k] and all(hasattr(a, "shape") for a in w[k].values())]
+    best = next((k for k in nested if k in ("state_dict", "model_state_dict", "model", "module", "net")), None) \
+        or (arrays[0] if len(arrays) == 1 else None)
+    said = ", ".join(map(repr, nested))
+    raise ArchError(f"weights holds {'a dict' if len(nested) == 1 else 'dicts'}, not only arrays ({said}): a "
+                    "training checkpoint? "
+                    + (f"pass its state_dict, weights=checkpoint[{best!r}]" if best else
+                       "pass the dict of parameter arrays it holds"))
+
+
+def _array(name: str, v):
+    try:
+        return np.asarray(v)
+    except ValueError:  # numpy's "inhomogeneous shape"
+        raise ArchError(f"weights: '{name}' is a ragged nested list, not an array of one shape") from None
 
 
 def torch_array(name: str, t):
