@@ -16,7 +16,7 @@ from ..diagnostics import ArchError
 from ..ir import Value
 from .builder import GradBuilder
 
-__all__ = ["OPTIMIZERS", "OptimConfig", "StateSlot", "check_kinds", "plain_numbers", "update"]
+__all__ = ["OPTIMIZERS", "OptimConfig", "StateSlot", "as_float32", "check_kinds", "plain_numbers", "update"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim's defaults
@@ -37,6 +37,20 @@ def plain_numbers(cfg) -> None:
         return type(v)(plain(x) for x in v) if type(v) in (tuple, list) else v
     for f in dataclasses.fields(cfg):
         object.__setattr__(cfg, f.name, plain(getattr(cfg, f.name)))
+
+
+def as_float32(what: str, v) -> float:
+    """A setting the step holds as a float32 constant, as a float; refused where float32 makes it inf
+    (--weight-decay 1e300 trained to NaN) and inf where float64 cannot hold it (10**400 from Python was an
+    OverflowError), for the finiteness checks to refuse."""
+    try:
+        f = float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
+    with np.errstate(over="ignore"):
+        if math.isfinite(f) and math.isinf(np.float32(f)):
+            raise ArchError(f"{what} {f:g} is inf in float32, where the step computes with it")
+    return f
 
 
 def check_kinds(cfg, kinds: dict) -> None:
@@ -104,6 +118,7 @@ class OptimConfig:
         if self.name == "sgd" and (tuple(self.betas) != ADAM_BETAS or self.eps != ADAM_EPS):
             raise ArchError("betas and eps are adam/adamw settings; sgd uses momentum")
         for what, v in (("momentum", self.momentum), ("weight decay", self.decay), ("eps", self.eps)):
+            v = as_float32(what, v)
             if not math.isfinite(v) or v < 0:  # nan passes every comparison; eps 0 too, as torch.optim.Adam
                 raise ArchError(f"{what} must be >= 0 and finite, got {v:g}")  # (a zero gradient is 0/0 then)
         if not all(0.0 <= b < 1.0 for b in self.betas):

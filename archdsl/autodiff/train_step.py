@@ -25,7 +25,7 @@ from ..types import DType, TensorType, dim_size, is_symbol
 from .builder import GradBuilder
 from .engine import gradients, prune_dead
 from .losses import image_classes, labels_type, make_loss
-from .optimizers import OptimConfig, StateSlot, check_kinds, plain_numbers, update
+from .optimizers import OptimConfig, StateSlot, as_float32, check_kinds, plain_numbers, update
 from .train_mode import TrainInputs, drop_seed_input, to_training
 
 __all__ = ["NEW", "TrainConfig", "TrainStep", "build_train_step", "resolved"]
@@ -66,11 +66,11 @@ class TrainConfig:
                            "clip_grad_value": (float, True), "accumulate": (int, False),
                            "ignore_index": (int, True), "loss": (str, True), "output": (str, True)})
         self.optimizer.validate()
-        if not 0 <= self.lr < float("inf"):  # 0, as torch's optimizers take it: the state and BatchNorm's
-            raise ArchError(f"the learning rate must be 0 or more and finite, got {self.lr}")  # statistics move
-        with np.errstate(over="ignore"):
-            lr32 = float(np.float32(self.lr))  # the step's lr input is float32
-        if not (0 < lr32 < float("inf") or self.lr == 0):
+        lr = as_float32("the learning rate", self.lr)  # 10**400 from Python is inf
+        if not 0 <= lr < float("inf"):  # 0, as torch's optimizers take it: the state and BatchNorm's
+            raise ArchError(f"the learning rate must be 0 or more and finite, got {lr}")  # statistics move
+        lr32 = float(np.float32(lr))  # the step's lr input is float32
+        if not (0 < lr32 or lr == 0):
             raise ArchError(f"the learning rate {self.lr} is {lr32} in float32, the step's lr input; it must be "
                             "positive and finite there")
         if self.loss == "model":  # said before the generic refusals below: the spec's loss may be a cross_entropy
@@ -79,10 +79,9 @@ class TrainConfig:
             raise ArchError("label smoothing applies to the cross_entropy loss only")
         if not 0.0 <= self.label_smoothing <= 1.0:
             raise ArchError(f"label smoothing must be in [0, 1], got {self.label_smoothing}")
-        if self.clip_grad_norm is not None and not 0 < self.clip_grad_norm < float("inf"):
-            raise ArchError(f"the gradient norm to clip to must be positive and finite, got {self.clip_grad_norm}")
-        if self.clip_grad_value is not None and not 0 < self.clip_grad_value < float("inf"):
-            raise ArchError(f"the gradient value to clip to must be positive and finite, got {self.clip_grad_value}")
+        for what, v in (("norm", self.clip_grad_norm), ("value", self.clip_grad_value)):
+            if v is not None and not 0 < (v := as_float32(f"the gradient {what} to clip to", v)) < float("inf"):
+                raise ArchError(f"the gradient {what} to clip to must be positive and finite, got {v}")
         if self.ignore_index is not None and self.loss not in ("cross_entropy", None):
             raise ArchError("an ignored label index applies to the cross_entropy loss only")
         if self.ignore_index is not None and not -2**63 <= self.ignore_index < 2**63:

@@ -26,6 +26,13 @@ MLP = Path(__file__).resolve().parents[2] / "specs" / "mlp.arch"
     (TrainConfig(optimizer=OptimConfig("adam", amsgrad="no")), "amsgrad takes true or false, got 'no'"),
     (TrainConfig(lr=__import__("fractions").Fraction(1, 10)), "lr takes a number"),  # went on into the JSON
     (TrainConfig(lr=__import__("numpy").clongdouble(0.1 + 5j)), "lr takes a number"),  # lost its 5j
+    # past float64: OverflowErrors (review116); past float32: the step's constant inf, trained to NaN
+    (TrainConfig(lr=10**400), "the learning rate must be 0 or more and finite, got inf"),
+    (TrainConfig(clip_grad_norm=10**400), "the gradient norm to clip to must be positive and finite, got inf"),
+    (TrainConfig(clip_grad_value=1e39), r"the gradient value to clip to 1e\+39 is inf in float32"),
+    (TrainConfig(optimizer=OptimConfig("adamw", weight_decay=10**400)), "weight decay must be >= 0 and finite"),
+    (TrainConfig(optimizer=OptimConfig("sgd", momentum=1e300)), r"momentum 1e\+300 is inf in float32"),
+    (TrainConfig(optimizer=OptimConfig("adam", eps=-10**400)), "eps must be >= 0 and finite, got -inf"),
 ])
 def test_a_train_config_of_the_wrong_kind_is_said(train, said):
     with pytest.raises(ArchError, match=said):
