@@ -160,9 +160,12 @@ def _project(e, x, w, b):
     return e.op("Add", [y, b]) if b is not None else y
 
 
-def _heads4(e, m: str, h: int) -> str:
-    """A [B*H, T, S] attn_mask as [B, H, T, S] (batch-major, as torch lays it out)."""
-    return e.op("Reshape", [m, e.op("Concat", [_i64(e, [-1, h]), e.op("Shape", [m], start=1)], axis=0)])
+def _heads4(e, m: str, h: int, q: str) -> str:
+    """A [B*H, T, S] attn_mask as [B, H, T, S] (batch-major, as torch lays it out). B from the query's heads
+    [B, H, T, D] and allowzero: a -1 over no elements, or a T or S of 0 read as "copy that dim", failed at an
+    empty T or S (review117)."""
+    shape = e.op("Concat", [e.op("Shape", [q], start=0, end=1), _i64(e, [h]), e.op("Shape", [m], start=1)], axis=0)
+    return e.op("Reshape", [m, shape], allowzero=1)
 
 
 def _lower(e, ins, outs, c):
@@ -204,7 +207,7 @@ def _lower(e, ins, outs, c):
             bias = m if bias is None else e.op("Add", [bias, m])
         if am is not None:  # bool: true = not allowed; float: added as it is
             m = mask_bias(e, am, dt, attend=False) if am_t.dtype is DType.bool else am  # [T, S] or [B*H, T, S]
-            m = _heads4(e, m, h) if am_t.rank == 3 else m
+            m = _heads4(e, m, h, q) if am_t.rank == 3 else m
             bias = m if bias is None else e.op("Add", [bias, m])
         wide = bias is not None and q_t.dtype.is_16bit and am_t is not None and am_t.dtype is not DType.bool
         if wide:  # a float attn_mask added and normalized in float32, as sdpa's (HF's -65504 rounds scores away)
@@ -233,7 +236,7 @@ def _native(e, q, k, v, padding, am, am_t, h: int, causal: bool, t, n, dt):
         mask, shape = e.op("Not", [e.op("Unsqueeze", [padding, _i64(e, [1, 2])])]), ("B", 1, 1, n)  # [B, 1, 1, S]
     if am is not None:
         m = e.op("Not", [am]) if am_t.dtype is DType.bool else off_lowest(e, am, am_t.dtype)
-        m = _heads4(e, m, h) if am_t.rank == 3 else m
+        m = _heads4(e, m, h, q) if am_t.rank == 3 else m
         if mask is not None and am_t.dtype is DType.bool:
             m = e.op("And", [mask, m])
         elif mask is not None:

@@ -105,7 +105,7 @@ def _repeat_heads(e, x: str, rank: int, heads: int, rep: int) -> str:
                            e.const(np.array([1] * (rank - 2) + [rep, 1, 1], np.int64))])
     shape = e.op("Concat", [e.op("Shape", [x], start=0, end=rank - 3), e.const(np.array([heads], np.int64)),
                             e.op("Shape", [x], start=rank - 2)], axis=0)
-    return e.op("Reshape", [wide, shape])
+    return e.op("Reshape", [wide, shape], allowzero=1)  # an S of 0 is a size, not "copy dim 2" (review117)
 
 
 def _lower(e, ins, outs, c):

@@ -192,3 +192,23 @@ def test_separate_projections_leave_no_unread_constant(opset, bias):
     model, _ = _compile(src, opset)
     read = {i for n in model.graph.node for i in n.input}
     assert [t.name for t in model.graph.initializer if t.name not in read] == []
+
+
+@pytest.mark.parametrize("t, s", [(0, 4), (3, 0), (3, 4)])
+def test_a_per_head_mask_runs_at_an_empty_query_or_key_length(t, s):
+    """A [B*H, T, S] mask became [B, H, T, S] by a Reshape to [-1, H, T, S]: a T or S of 0 read as "copy that
+    dim", and the -1 over no elements, failed in onnxruntime where torch runs (review117). The decomposition's
+    opset: ONNX Attention takes a model input's size to be at least 1 (ops/_kernels.py never_empty)."""
+    opset = 17
+    src = (f"model m(q: float32[B, T, {E}], k: float32[B, S, {E}], am: bool[2*B, T, S]) -> y {{\n"
+           f"    y = q -> multihead_attention({E}, 2, key=k, value=k, attn_mask=am) as attn\n}}\n")
+    model, w = _compile(src, opset)
+    rng = np.random.default_rng(t + s)
+    feeds = {"q": rng.standard_normal((2, t, E)).astype(np.float32),
+             "k": rng.standard_normal((2, s, E)).astype(np.float32), "am": rng.random((4, t, s)) < 0.3}
+    y = runtime.session(model, "cpu").run(None, feeds)[0]
+    with torch.no_grad():
+        ref = _torch_mha(w, 2)(*(torch.from_numpy(feeds[n]) for n in "qkk"),
+                               attn_mask=torch.from_numpy(feeds["am"]))[0].numpy()
+    assert y.shape == ref.shape == (2, t, E)
+    np.testing.assert_allclose(y, np.nan_to_num(ref), rtol=1e-5, atol=1e-6)  # no key: ours 0, torch's NaN

@@ -252,6 +252,22 @@ def test_grouped_query_attention_is_torchs(opset, causal):
     np.testing.assert_allclose(y, ref.numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("s", [0, 2])
+def test_grouped_query_attention_runs_at_an_empty_key_length(s):
+    """The kv heads were repeated by a Reshape read from their shape: an S of 0 meant "copy dim 2" (the group
+    dim) and onnxruntime failed where torch gives the query's shape (an empty cache; review117)."""
+    torch = pytest.importorskip("torch")
+    model = archdsl.compile_source("model m(q: float32[B, 4, T, 8], k: float32[B, 2, S, 8]) -> y {\n"
+                                   "    y = sdpa(q, k, k, enable_gqa=true)\n}\n")
+    rng = np.random.default_rng(s)
+    q, k = rng.standard_normal((2, 4, 3, 8)).astype(np.float32), rng.standard_normal((2, 2, s, 8)).astype(np.float32)
+    y = runtime.session(model, "cpu").run(None, {"q": q, "k": k})[0]
+    tq, tk = torch.from_numpy(q), torch.from_numpy(k)
+    ref = torch.nn.functional.scaled_dot_product_attention(tq, tk, tk, enable_gqa=True).numpy()
+    assert y.shape == ref.shape == (2, 4, 3, 8)
+    np.testing.assert_allclose(y, np.nan_to_num(ref), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("q, k, words", [
     ("float32[2, 6, 5, 4]", "float32[2, 4, 5, 4]", "enable_gqa needs the query's heads (dim -3 of [2, 6, 5, 4]) to "
                                                    "be a multiple of key's and value's"),
