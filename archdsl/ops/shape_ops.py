@@ -511,12 +511,25 @@ def _chunk_sizes(x, a) -> tuple[int, list]:
         return ax, [min(step, n - i) for i in range(0, n, step)]
     if k == 1:  # the whole dim, whatever it is ((T+1) was refused as "a multiple of 1": mutnew3 hunt)
         return ax, [n]
-    if isinstance(n, Sym) and not is_formula(n) and n.coef % k == 0:
-        return ax, [dim_floordiv(n, k)] * k
+    part = _equal_part(n, k)
+    if part is not None:
+        return ax, [part] * k
     base = n.factors[0] if isinstance(n, Sym) and not is_formula(n) else "T"
     fail(f"chunk: dim {a['dim']} of {shape_str(x)} is the symbolic size {n}; how many chunks torch.chunk gives "
-         f"depends on it, so it must be a known size or {k} times a size ({k}*{base}); "
+         f"depends on it, so it must be a known size or one {k} divides at every size ({k}*{base}, {k}*{base}+{k}); "
          f"slices cut a symbolic dim into parts of given sizes ({_slices(ax, 3)})")
+
+
+def _equal_part(n, k: int):
+    """n / k where k divides n at every size, else None: k times a size (2*T, 2*((T+1)//2), a ceil-mode pool's
+    length doubled) or a sum whose every coefficient k divides (2*T+2, a pad's; 2*T-4): torch.chunk then gives
+    k equal pieces, or k empty ones at 0 (review117: these were refused)."""
+    if isinstance(n, Sym) and n.coef % k == 0:
+        return dim_floordiv(n, k)
+    terms = integer_terms(n)
+    if terms is not None and terms[1] == 1 and all(c % k == 0 for c in terms[0].values()):
+        return dim_exact_div(n, k)
+    return None
 
 
 def _chunk_infer(ins, a):
@@ -540,7 +553,7 @@ register(OpDef(
     infer=_chunk_infer, lower=_chunk_lower, cost=lambda c: 0, grad=_split_grad, tuple_out=True,
     doc="torch.chunk: a tuple of up to `chunks` pieces along dim, each ceil(size / chunks), the last smaller "
         "(5 into 4 gives 2, 2, 1: fewer than asked), so `q, k, v = chunk(qkv, 3, dim=-1)`. The dim must be a "
-        "known size, or a symbolic one that chunks divides (3*E into 3). The gradient: the pieces' gradients "
+        "known size, or a symbolic one that chunks divides at every size (3*E or 3*T+3 into 3). The gradient: the pieces' gradients "
         "joined again.",
 ))
 

@@ -135,7 +135,8 @@ def test_chunk_diagnostics():
                         ("chunk(x, 0)[0]", "chunks must be 1 to 65536, got 0"),
                         ("chunk(sum(x), 2)[0]", "at least 1 dim, got a 0-d tensor"),
                         ("chunk(x, 2, dim=2)[0]", "dim 2 is out of range for a tensor of rank 2"),
-                        ("chunk(concat([x, x, x], axis=1), 2, dim=1)[0]", "known size or 2 times a size \\(2\\*T\\)")):
+                        ("chunk(concat([x, x, x], axis=1), 2, dim=1)[0]",
+                         "known size or one 2 divides at every size \\(2\\*T, 2\\*T\\+2\\)")):
         refused(f"model m(x: float32[B, T]) -> y {{ y = {text} }}", words)
     # 4 into 3 is 2 and 2 (torch's rule): three names are one too many
     refused("model m(x: float32[4, 5]) -> (a, b, c) { a, b, c = chunk(x, 3) }", r"a tuple of 2 values into 3 names")
@@ -196,5 +197,23 @@ def test_one_chunk_of_any_symbolic_size_is_the_whole_dim():
     for n in (1, 4):
         x = rand(2, n)
         close(sess.run(None, {"t": rand(2, n - 1), "x": x})[0], x)
-    refused("model m(t: float32[T], x: float32[B, 2 * T + 2]) -> a {\n    a = chunk(x, 2, dim=1)[0]\n}\n",
-            r"must be a known size or 2 times a size \(2\*T\)")
+    refused("model m(t: float32[T], x: float32[B, 2 * T + 1]) -> a {\n    a = chunk(x, 2, dim=1)[0]\n}\n",
+            r"must be a known size or one 2 divides at every size \(2\*T, 2\*T\+2\)")
+
+
+@pytest.mark.parametrize("made, ref", [
+    ("maxpool1d(x, 2, ceil_mode=true)", lambda t: torch.nn.functional.max_pool1d(t, 2, ceil_mode=True)),
+    ("pad(x, [1, 0])", lambda t: torch.nn.functional.pad(t, (1, 0))),
+    ("x[:, :, 2:]", lambda t: t[:, :, 2:])])
+def test_chunks_of_a_size_two_divides_at_every_size_are_torchs(made, ref):
+    """2*((T+1)//2), 2*T+2 and 2*T-4 into 2 were refused as not '2 times a size', where torch.chunk gives two
+    equal halves at every T (review117)."""
+    src = (f"model m(x: float32[B, 4, T]) -> y {{\n    h = {made}\n"
+           "    a, b = chunk(concat([h, h * 2.0], 2), 2, dim=2)\n    y = a + 3.0 * b\n}\n")
+    for level in (0, 2):
+        sess = runtime.session(archdsl.compile_source(src, opt_level=level))
+        for t in (2, 3, 8):
+            x = rand(2, 4, t)
+            h = ref(torch.from_numpy(x))
+            a, b = torch.chunk(torch.cat([h, h * 2], 2), 2, dim=2)
+            close(sess.run(None, {"x": x})[0], (a + 3 * b).numpy())
