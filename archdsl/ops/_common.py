@@ -281,7 +281,7 @@ def bfloat16_from(e, t: TensorType, name: str, what: str, opset: int = 22) -> No
     """ONNX's conv, pool and recurrent ops take bfloat16 only from opset 22 (GroupNormalization
     from 21): below that the model would fail the checker, so the build says so at the op."""
     if t.dtype is DType.bfloat16 and e.opset < opset:
-        fail(f"{name}: {what} bfloat16 from opset {opset}; this build targets opset {e.opset}")
+        fail(f"{name}: {what} bfloat16 from opset {opset}; this build targets opset {e.opset} (--opset {opset})")
 
 
 def widened(b, v, dtype: DType):

@@ -463,7 +463,8 @@ def test_an_op_the_opset_cannot_express_is_a_diagnostic_at_build(tmp_path, capsy
     out = tmp_path / "m.onnx"
     assert main(["build", str(spec), "--opset", "17", "-o", str(out)]) == 1
     err = capsys.readouterr().err
-    assert "bf16.arch:2:14: error: conv2d: ONNX Conv takes bfloat16 from opset 22" in err and "^" in err
+    assert "bf16.arch:2:14: error: conv2d: ONNX Conv takes bfloat16 from opset 22; this build targets opset 17 " \
+        "(--opset 22)" in err and "^" in err
     assert not out.exists()
     assert main(["build", str(spec), "--opset", "22", "-o", str(out)]) == 0
     onnx.checker.check_model(str(out), full_check=True)
