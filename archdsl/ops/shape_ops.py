@@ -553,8 +553,8 @@ register(OpDef(
     infer=_chunk_infer, lower=_chunk_lower, cost=lambda c: 0, grad=_split_grad, tuple_out=True,
     doc="torch.chunk: a tuple of up to `chunks` pieces along dim, each ceil(size / chunks), the last smaller "
         "(5 into 4 gives 2, 2, 1: fewer than asked), so `q, k, v = chunk(qkv, 3, dim=-1)`. The dim must be a "
-        "known size, or a symbolic one that chunks divides at every size (3*E or 3*T+3 into 3). The gradient: the pieces' gradients "
-        "joined again.",
+        "known size, or a symbolic one that chunks divides at every size (3*E or 3*T+3 into 3). The gradient: "
+        "the pieces' gradients joined again.",
 ))
 
 
