@@ -29,7 +29,7 @@ CORE_MODULES = ("activation", "adaptive_pool", "bitwise", "cdist", "conv", "ctc"
                 "instance_norm", "linear",
                 "local_response_norm", "logexp", "logical", "losses", "more_activations", "more_math", "norm", "pool",
                 "random", "rearrange", "reductions", "repeat_interleave", "scatter", "shape_ops", "sorting",
-                "tensor_ops", "trig", "unfold", "vector_norm")
+                "split_ops", "tensor_ops", "trig", "unfold", "vector_norm")
 COVERED: set[str] = set()
 _DT = {np.dtype(np.float32): "float32", np.dtype(np.int64): "int64", np.dtype(np.int32): "int32",
        np.dtype(np.bool_): "bool"}

@@ -1,4 +1,4 @@
-"""chunk and unbind (ops/shape_ops.py), property-based against torch.chunk / torch.unbind (see core_harness.py
+"""chunk and unbind (ops/split_ops.py), property-based against torch.chunk / torch.unbind (see core_harness.py
 for what every run_op case checks): how many pieces and their sizes (fewer chunks than asked where torch
 gives fewer), a symbolic size that chunks divides, tuple unpacking, the diagnostics; and split's sizes over a
 symbolic dim, refused with the slices that cut it."""

@@ -80,7 +80,7 @@ _USES = {
     "log": "log(x)", "sqrt": "sqrt(x)", "erf": "erf(x)", "reciprocal": "reciprocal(x)", "getitem": "x[:, 1:]",
     "flatten": "x3 -> flatten", "permute": "x -> permute([1, 0])", "transpose": "x -> transpose",
     "reshape": "x -> reshape([-1])", "concat": "concat([x, x])", "split": "split(x, 1)[0]", "roll": "roll(x, [1], [0])",
-    "chunk": "chunk(x, 2, dim=1)[1]", "unbind": "unbind(x, 1)[2]",  # shape_ops.py
+    "chunk": "chunk(x, 2, dim=1)[1]", "unbind": "unbind(x, 1)[2]",  # split_ops.py
     "floordiv": "x // x", "remainder": "x % x", "drop_path": "x -> drop_path(0.1)",
     "floor": "floor(x)", "ceil": "ceil(x)", "round": "round(x)", "sign": "sign(x)", "rsqrt": "rsqrt(x)",  # more_math.py
     "cumsum": "cumsum(x, -1)", "argmax": "argmax(x, 1)", "argmin": "argmin(x)", "tril": "tril(x)",

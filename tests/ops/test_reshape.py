@@ -563,3 +563,26 @@ def test_reshapes_no_size_can_make_whole_are_refused_with_a_diagnostic():
     with pytest.raises(archdsl.ArchError, match="B is not a dim of \\[4, 6\\]"):
         archdsl.check_source("model m(x: float32[4, 6], t: float32[B]) -> y {\n    y = reshape(x, [B, -1])\n}\n")
 
+
+
+@pytest.mark.parametrize("made, back", [
+    ("conv(x, w, stride=2, padding=1)", "[B, 4, -1, shape(h)[3]]"),
+    ("maxpool2d(x, 2, ceil_mode=true) + w[0, 0, 0, 0]", "[B, 4, shape(h)[2], -1]"),
+])
+def test_a_minus_one_beside_a_formula_size_of_the_input_is_torchs(made, back):
+    """The -1 beside ((W+1)//2), a strided map's width, was refused where plain symbols ([B, 4, -1, W]) build:
+    a rest with // was taken for an inexact division even where the // is the input's own (review117)."""
+    torch = pytest.importorskip("torch")
+    src = (f"model m(x: float32[B, 4, H, W], w: float32[4, 4, 3, 3]) -> y {{\n    h = {made}\n"
+           f"    y = reshape(flatten(h, 2), {back})\n}}\n")
+    sess = runtime.session(archdsl.compile_source(src))
+    rng = np.random.default_rng(0)
+    for hw in ((1, 1), (2, 3), (5, 8)):
+        x, w = rng.standard_normal((2, 4, *hw)).astype(np.float32), rng.standard_normal((4, 4, 3, 3)).astype(np.float32)
+        tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+        ref = (torch.nn.functional.conv2d(tx, tw, stride=2, padding=1) if made.startswith("conv") else
+               torch.nn.functional.max_pool2d(tx, 2, ceil_mode=True) + tw[0, 0, 0, 0])
+        np.testing.assert_allclose(sess.run(None, {"x": x, "w": w})[0], ref.numpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(archdsl.ArchError, match=r"T is not a dim of \[B, 4, \(\(T\+1\)//2\)\]"):  # a // of its own
+        archdsl.check_source("model m(x: float32[B, 4, T]) -> y {\n    h = maxpool1d(x, 2, ceil_mode=true)\n"
+                             "    y = reshape(h, [B, 8, -1, T])\n}\n")
