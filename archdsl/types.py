@@ -82,6 +82,8 @@ def unknown_dtype(name) -> str:
     else:
         from .diagnostics import did_you_mean
         hint = did_you_mean(name, DTYPES) if isinstance(name, str) else ""  # float6: float16 or float64
+    if isinstance(name, str) and name.startswith("complex"):
+        hint = "; there is no complex dtype: carry the real and imaginary parts as two float tensors"
     return f"unknown dtype {name!r}{hint} (one of {', '.join(DTYPES)})"
 
 

@@ -301,7 +301,7 @@ _TORCH_FUNCTIONS = {
                          "its default eps; full=True adds 0.9189385332046727, log(2 pi) / 2)",
     "poisson_nll_loss": "mean(exp(x) - t * x) (torch's default log_input=True; log_input=False is mean(x - t * "
                         "log(x + 1e-8)))",
-    "xlogy": "x * log(where(x > 0.0, y, 1.0)) (0 where x is 0, as torch.xlogy, which gives NaN there for a NaN y)",
+    "xlogy": "x * log(where(eq(x, 0.0), 1.0, y)) (0 where x is 0, as torch.xlogy, which gives NaN there for a NaN y)",
     "sigmoid_focal_loss": 'a * ce * (1.0 - p_t) ** 2.0 with p = sigmoid(x), ce = bce_with_logits(x, t, reduction='
                           '"none"), p_t = p * t + (1.0 - p) * (1.0 - t), a = 0.25 * t + 0.75 * (1.0 - t) '
                           "(torchvision's, alpha 0.25, gamma 2, reduction none: then mean or sum)",
@@ -348,8 +348,30 @@ _TORCH_FUNCTIONS = {
     "remove_weight_norm": "nothing: drop it (the weight is g * v / ||v|| as written; build --weights of a checkpoint "
                           "saved after it needs the plain weight's name)",
     **{n: "mean(clamp(-y * (a - b) + margin, min=0.0))" for n in ("margin_ranking_loss", "MarginRankingLoss")},
-    **{n: "mean(clamp(norm(a - p, dim=-1) - norm(a - n, dim=-1) + margin, min=0.0)) (torch's eps=1e-6 inside the "
-          "norms left out)" for n in ("triplet_margin_loss", "TripletMarginLoss")},
+    **{n: "mean(clamp(norm(a - p + 1e-6, dim=-1) - norm(a - n + 1e-6, dim=-1) + 1.0, min=0.0)) (torch's margin 1.0, "
+          "p 2 and eps 1e-6)" for n in ("triplet_margin_loss", "TripletMarginLoss")},
+    **{n: "mean(clamp(d(a, p) - d(a, n) + 1.0, min=0.0)) with d your distance (torch's default, pairwise_distance, "
+          "is norm(a - b + 1e-6, dim=-1))"
+       for n in ("triplet_margin_with_distance_loss", "TripletMarginWithDistanceLoss")},
+    **{n: "norm(a - b + 1e-6, dim=-1) (torch's p 2 and eps 1e-6; keepdim=true keeps the dim)"
+       for n in ("pairwise_distance", "PairwiseDistance")},
+    "pdist": "cdist(x, x), every pair [n, n]; torch's pdist keeps the pairs i < j: take(flatten(d, 0), "
+             "tensor([i * n + j for i in range(n) for j in range(i + 1, n)])) at a known n",
+    **{n: "mean(where(gt(y, 0.0), x, clamp(1.0 - x, min=0.0))) (torch's margin 1.0; y is 1 or -1)"
+       for n in ("hinge_embedding_loss", "HingeEmbeddingLoss")},
+    **{n: "mean(softplus(-y * x)), log(1 + exp(-y x)) (y is 1 or -1)" for n in ("soft_margin_loss", "SoftMarginLoss")},
+    **{n: "bce_with_logits(x, y) (torch's mean over the classes, then over the batch: the same number)"
+       for n in ("multilabel_soft_margin_loss", "MultiLabelSoftMarginLoss")},
+    **{n: "mean((sum(clamp(1.0 - xy + x, min=0.0), dim=1) - 1.0) / C) with xy = gather(x, 1, unsqueeze(y, 1)) and C "
+          "the classes (torch's margin 1 and p 1; the sum's term of y's own class is the margin, taken off)"
+       for n in ("multi_margin_loss", "MultiMarginLoss")},
+    **{n: "mean(sum(unsqueeze(m, 2) * unsqueeze(1.0 - m, 1) * clamp(1.0 - unsqueeze(x, 2) + unsqueeze(x, 1), "
+          "min=0.0), dim=[1, 2]) / C) with m the targets as a multi-hot float [N, C] (torch's y lists class indices, "
+          "ended by -1) and C the classes" for n in ("multilabel_margin_loss", "MultiLabelMarginLoss")},
+    **{n: "the real and imaginary parts as two float tensors (there is no complex dtype): exp(a + ib) is exp(a) * "
+          "cos(b) and exp(a) * sin(b); a product is re1 * re2 - im1 * im2 and re1 * im2 + im1 * re2"
+       for n in ("real", "imag", "complex", "view_as_real", "view_as_complex", "polar", "conj")},
+    "angle": "atan2(im, re) of the real and imaginary parts, carried as two float tensors (no complex dtype)",
     **{n: "mean(where(gt(y, 0.0), 1.0 - c, clamp(c - margin, min=0.0))) after c = cosine_similarity(a, b, dim=-1)"
        for n in ("cosine_embedding_loss", "CosineEmbeddingLoss")},
     **{f"scatter_{r}": f'scatter_reduce(out, dim, index, src, "{r if r in ("sum", "mean") else "a" + r}", '
