@@ -208,9 +208,10 @@ def _reshape_lower(e, ins, outs, c):
     target = list(c.attrs["shape"])
     unresolved = _unresolved(x, target)
     # the one dim left to ONNX's -1, if any; not where two products of sizes differ ([B, T, 4] into [12*B] is
-    # 12*B at T = 3 alone: -1 there gave 4*B*T at every T, under a declared 12*B; review114 hunt)
+    # 12*B at T = 3 alone: -1 there gave 4*B*T at every T, under a declared 12*B; review114 hunt), one of them a
+    # formula too ([4*(T+1)] into [N]: -1 gave 4*(T+1) values under a declared N at every N; mutnew4 hunt)
     total, known = prod(x.shape), prod(target)
-    pinned_dims = total != known and monomial(total) is not None and monomial(known) is not None
+    pinned_dims = not _same_count(total, known) and (monomial(total) is not None or monomial(known) is not None)
     minus_one = -1 not in target and not pinned_dims and unresolved[-1:]
     spec: list = []
     for i, d in enumerate(target):

@@ -67,6 +67,42 @@ def test_a_reshape_that_keeps_some_symbols_and_fixes_another_says_the_size_it_ru
         sess.run(None, {"x": np.zeros((2, 2, 4), np.float32)})
 
 
+def test_a_reshape_to_another_inputs_size_runs_where_torchs_does_and_says_so():
+    """A fixed [4, 12] into [S, 12] built without a word (it runs at S = 4 alone), and a formula count 4*(T+1)
+    into [N] left N to ONNX's -1: 4*(T+1) values under a declared N at every N (mutnew4 hunt)."""
+    import numpy as np
+
+    from archdsl import runtime
+    assert said("    y = reshape(x, [S, 12])", "x: float32[4, 12], s: float32[S]") == [
+        "<string>:2:9: reshape to [S, 12] of [4, 12] (48 values into 12*S): the model runs only when S = 4; write "
+        "the sizes x has (or -1)"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = archdsl.compile_source("model m(x: float32[T, 4], s: float32[N]) -> y {\n"
+                                       "    y = reshape(concat([x, x[:1]], axis=0), [N])\n}\n")
+    sess = runtime.session(model)
+    x = np.zeros((2, 4), np.float32)
+    assert sess.run(None, {"x": x, "s": np.zeros(12, np.float32)})[0].shape == (12,)
+    with pytest.raises(Exception, match="Reshape"):  # as torch's reshape of 12 values into [5]
+        sess.run(None, {"x": x, "s": np.zeros(5, np.float32)})
+
+
+def test_a_pinning_reshape_counts_a_repeated_size_and_names_each_size_once():
+    """Mutants the tests above left alive (mutnew4): a size repeated in the input, each size named once, the
+    sizes joined by *, and "for any value" where no size fits."""
+    assert said("    y = reshape(x, [B, T, 12])", "x: float32[B, T, T, 4]") == [
+        "<string>:2:9: reshape to [B, T, 12] of [B, T, T, 4] (4*B*T*T values into 12*B*T): the model runs only "
+        "when T = 3; write T where it belongs (or -1)"]
+    assert said("    y = reshape(x, [B, 4])", "x: float32[B, T, T]")[0].endswith(
+        "the model runs only when T*T = 4; write T where it belongs (or -1)")
+    assert said("    y = reshape(x, [B, 12])", "x: float32[B, T, U]")[0].endswith(
+        "the model runs only when T*U = 12; write T and U where they belong (or -1)")
+    for src in ("model m(x: float32[B, T, 6]) -> y {\n    y = reshape(x, [B, 9])\n}\n",
+                "model m(x: float32[B, 9], s: float32[S]) -> y {\n    y = reshape(x, [B, 2, S])\n}\n"):
+        with pytest.raises(archdsl.ArchError, match=r"elements\) for any value of the symbolic dims$"):
+            archdsl.check_source(src)
+
+
 def test_a_reshape_whose_minus_one_is_a_fraction_says_the_sizes_it_runs_at():
     """reshape(x, [-1, 3]) of a [B, 10] checked with a dim of 10*B/3 and failed in onnxruntime at B = 2 (swin's
     width that its heads did not divide built, then failed at batch 1 and mixed windows at batch 9: vitswin
