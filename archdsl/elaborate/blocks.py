@@ -134,7 +134,8 @@ class Blocks:
                 if isinstance(name, str) and not hint and not inside else []
             if full:  # `layer("i1")` inside a block labelled s: layer() takes the full name, s.i1
                 more = f"; did you mean '{full[0]}' (layer() takes a layer's full name)?"
-            elif isinstance(name, str) and name in self.graph.params:  # `parameter(...) as p`, then layer("p")
+            elif isinstance(name, str) and self.in_scope(name, self.graph.params) in self.graph.params:  # `parameter(
+                # ...) as p`, then layer("p"), inside a block too (mutnew4)
                 hint, more = "", f"; {named} is a parameter: ref(\"{name}\") reads it again"
             yet = " (yet)"
             if not inside and not full and (op := next((n.op for n in self.graph.nodes if n.name == name), None)):

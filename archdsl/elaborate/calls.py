@@ -568,7 +568,10 @@ class Calls:
         name = self.in_scope(name, self.graph.params)
         if not isinstance(name, str) or name not in self.graph.params:
             named = short(name) if isinstance(name, str) else describe(name)
-            own = [p for p in self.graph.params if isinstance(name, str) and p.startswith(f"{name}.")]
+            here = f"{'.'.join(self.scope)}." if self.scope else ""  # a block's own layer first (mutnew4)
+            own = [p for prefix in dict.fromkeys((here, "")) for p in self.graph.params
+                   if isinstance(name, str) and p.startswith(f"{prefix}{name}.")]
+            own = [p.removeprefix(here) for p in own]  # as ref() takes them here
             if own:  # ref("fc"): a layer's name; its parameters are fc.weight, fc.bias
                 raise UnknownNameError(f"no parameter named {named}: it names a layer, whose parameters are "
                                        f"{', '.join(repr(p) for p in own[:4])} (ref(\"{own[0]}\")); layer({named}) "

@@ -465,3 +465,18 @@ def test_inside_a_block_ref_reads_its_own_parameter_over_a_model_parameter_of_th
                              "model m(x: float32[B, 4]) -> (y, z) {\n    w = parameter([4], init=\"zeros\") as w\n"
                              "    y = x * w\n    z = x -> scale as one\n}\n")
     assert [n.inputs[1].name for n in g.nodes if n.op == "mul"] == ["w", "one.w"]
+
+
+@pytest.mark.parametrize("label", [" as b", ""])
+def test_inside_a_block_ref_of_a_layer_and_layer_of_a_parameter_give_the_models_hints(label):
+    """Inside a labelled block, ref("fc") of its own layer said only "no parameter named 'fc' (yet)" and
+    layer("p") of its own parameter lost "is a parameter": both looked for the name outside the block
+    (mutnew4 hunt). The ref() they suggest runs there."""
+    call = f"model m(x: float32[B, 4]) -> y {{\n    y = blk(x){label}\n}}\n"
+    with pytest.raises(archdsl.ArchError, match=r"'fc': it names a layer, whose parameters are 'fc.weight', "
+                                                r"'fc.bias' \(ref\(\"fc.weight\"\)\)"):
+        archdsl.check_source('block blk(x) {\n    h = x -> linear(4) as fc\n    return h + ref("fc")\n}\n' + call)
+    with pytest.raises(archdsl.ArchError, match=r"'p' is a parameter: ref\(\"p\"\) reads it again"):
+        archdsl.check_source('block blk(x) {\n    w = parameter([4], init="ones") as p\n'
+                             '    return x * layer("p")(x)\n}\n' + call)
+    archdsl.check_source('block blk(x) {\n    h = x -> linear(4) as fc\n    return h + ref("fc.bias")\n}\n' + call)

@@ -237,3 +237,11 @@ def test_the_distance_margin_and_complex_hints_run_as_torchs():
             torch.angle(cplx), torch.view_as_real(torch.exp(cplx))]
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_the_nll_hints_give_torchs_eps_word_for_word():
+    """The eps of gaussian_nll_loss's clamp and of poisson_nll_loss's log_input=False form, as torch's defaults
+    (mutnew4 hunt: either could change unseen)."""
+    assert "v = clamp(var, min=1e-6) (torch's value at its default eps" in \
+        _said("x: float32[B, 4]", "gaussian_nll_loss(x, x, x)")
+    assert "log_input=False is mean(x - t * log(x + 1e-8))" in _said("x: float32[B, 4]", "poisson_nll_loss(x, x)")

@@ -220,3 +220,14 @@ def test_a_torch_buffer_is_integers_or_finite_whole_floats_of_its_form_and_nothi
                         ("embeddings.position_ids", np.array([[False, True]])),
                         ("embeddings.position_ids", np.arange(6)[None] + 0j)):
         assert not _torch_buffer(name, value, params), (name, value)
+
+
+def test_a_torch_count_may_be_unsigned_or_a_whole_float_and_a_near_whole_float_is_none():
+    """whole_numbers takes unsigned integers and whole floats only (mutnew4 hunt: allclose took 2.00001 as a
+    count, and a uint8 num_batches_tracked was refused by a check of signed kinds alone)."""
+    from archdsl.lower.weights import whole_numbers
+    params = {"bn.running_mean": 0}
+    assert _torch_buffer("bn.num_batches_tracked", np.array(7, np.uint8), params)
+    assert _torch_buffer("bn.num_batches_tracked", np.array(7.0, np.float32), params)
+    assert not _torch_buffer("bn.num_batches_tracked", np.array(2.00001, np.float32), params)
+    assert whole_numbers(np.arange(3, dtype=np.uint16)) and not whole_numbers(np.array([1.000001, 2.0]))

@@ -217,3 +217,9 @@ def test_chunks_of_a_size_two_divides_at_every_size_are_torchs(made, ref):
             h = ref(torch.from_numpy(x))
             a, b = torch.chunk(torch.cat([h, h * 2], 2), 2, dim=2)
             close(sess.run(None, {"x": x})[0], (a + 3 * b).numpy())
+
+
+def test_a_chunk_refusal_names_the_dims_own_size():
+    """The refusal's example is the dim's own size, not a T the spec may not have (mutnew4 hunt)."""
+    refused("model m(x: float32[B, S], p: float32[B, 3*S]) -> y {\n    a, b = chunk(p, 2, dim=1)\n    y = a\n}\n",
+            r"one 2 divides at every size \(2\*S, 2\*S\+2\)")
