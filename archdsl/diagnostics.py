@@ -271,7 +271,7 @@ def _columns(text: str) -> int:
     enc = (getattr(sys.stderr, "encoding", None) or "utf-8").lower().replace("_", "-")
     escaped = not enc.startswith("utf")
     return sum(_escaped_width(c, enc) if escaped and _unshown(c, enc)
-               else 0 if unicodedata.combining(c) or unicodedata.category(c) == "Me"
+               else 0 if unicodedata.category(c) in ("Mn", "Me")  # Thai U+0E31, VS16: class 0, no width
                else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 

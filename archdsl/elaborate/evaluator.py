@@ -536,9 +536,11 @@ class Evaluator(Calls, RunTimeSizes, Blocks, Operators):
             fn = self.eval(e.func, env)
             args = list(piped) + [self.eval(a, env) for a in e.args]
             kwargs = {}
-            for k, v in e.kwargs:
-                if k in kwargs:
-                    raise ArchTypeError(f"argument '{k}' given twice", v.span)
+            for i, (k, v) in enumerate(e.kwargs):
+                if k in kwargs:  # the caret under `k=v`, and whose argument (as arguments.py says it; review118)
+                    callee = f"{e.func.id}(): " if isinstance(e.func, A.Name) else ""
+                    at = e.kw_spans[i] if i < len(e.kw_spans) else v.span
+                    raise ArchTypeError(f"{callee}argument '{k}' given twice", at)
                 kwargs[k] = self.eval(v, env)
             if not is_callable(fn) and (hidden := _hides_a_function(e.func, fn, env)):
                 raise ArchTypeError(f"{describe(fn)} is not callable{hidden}", e.span)

@@ -215,7 +215,7 @@ def _evaluate_in_order(tree: A.Module, loader: _Loader, defines: dict, mod: Modu
             if isinstance(item, A.Import):
                 given = {k[len(item.alias) + 1:]: v for k, v in defines.items() if item.alias and
                          k.startswith(item.alias + ".")}  # -D lib.width=16: the param width of `import ... as lib`
-                where = loader.resolve(item.path, tree.file, item.span)
+                where = loader.resolve(item.path, tree.file, item.path_span or item.span)
                 target = loader.load_path(where, item.span, given, f"{prefix}{item.alias}." if item.alias else prefix)
                 mod.imports.extend(f for f in (str(where), *target.imports) if f not in mod.imports)
                 for k, (_, vspan, *_) in given.items():  # recorded for the -D notes

@@ -222,6 +222,7 @@ class Import:
     path: str
     alias: str | None
     span: Span
+    path_span: Span | None = field(default=None, compare=False)  # the quoted path, where "cannot find" points
 
 
 @_dc

@@ -49,7 +49,8 @@ class ToAst(Transformer_NonRecursive):
         return A.Module(self.file, tuple(children), self._span(meta))
 
     def import_stmt(self, meta, c):
-        return A.Import(_unquote(c[0], self._tspan(c[0])), str(c[1]) if c[1] is not None else None, self._span(meta))
+        return A.Import(_unquote(c[0], self._tspan(c[0])), str(c[1]) if c[1] is not None else None, self._span(meta),
+                        self._tspan(c[0]))
 
     def param_decl(self, meta, c):
         return A.ParamDecl(str(c[0]), c[1], self._span(meta))

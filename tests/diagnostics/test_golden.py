@@ -67,3 +67,15 @@ def test_the_caret_counts_terminal_columns_and_control_characters_do_not_reach_t
     line, caret = err.splitlines()[1:3]
     assert "\x1b" not in err and "\u202e" not in err and "\ufffd[31mred\ufffd" in line
     assert caret.index("^") == line.index("foo")
+
+
+def test_marks_of_no_width_whose_combining_class_is_0_move_no_caret(tmp_path, capsys):
+    """Thai's U+0E31, Devanagari's U+0902 and the emoji variation selector U+FE0F take no column on a terminal
+    but have combining class 0: each pushed the caret one column right of its token (review118)."""
+    spec = tmp_path / "w.arch"
+    spec.write_text('let s = "\u0e01\u0e31\u0e19 \u0939\u093f\u0902 \u2764\ufe0f"; let t = foo\n'
+                    'model m(x: float32[B, 4]) -> y {\n    y = x\n}\n')
+    rc, err = _run(["check", str(spec)], capsys)
+    line, caret = err.splitlines()[1:3]
+    # foo's column: its index less the three marks (U+0E31, U+0902, U+FE0F; U+093F is a spacing vowel)
+    assert rc == 1 and caret.index("^") == line.index("foo") - 3 and caret.endswith(" ^^^"), (line, caret)

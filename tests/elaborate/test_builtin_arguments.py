@@ -51,3 +51,19 @@ def test_sum_of_tensors_with_a_start_that_is_no_number_names_sum():
         archdsl.check_source('model m(x: float32[B, 4]) -> y {\n    y = sum([x, x], "a")\n}\n')
     for start in ("B", "x.shape[0]", "true"):  # as x + B and x + true
         archdsl.check_source(f"model m(x: float32[B, 4]) -> y {{\n    y = sum([x, x], {start})\n}}\n")
+
+
+def test_a_keyword_given_twice_is_said_at_it_with_its_callee(tmp_path, capsys):
+    """conv2d(4, 3, padding=1, padding=2) put a one-column caret under the 2 and named no callee, where stride
+    given positionally and by name says 'conv2d(): ...' under `stride=2` (review118)."""
+    from archdsl.cli import main
+    for call, shown in (("x -> conv2d(4, 3, padding=1, padding=2) as c", "conv2d(): argument 'padding' given twice"),
+                        ("x -> f(k=1, k=2)", "f(): argument 'k' given twice")):
+        spec = tmp_path / "m.arch"
+        spec.write_text(f"block f(x, k=1) {{\n    return x * k\n}}\nmodel m(x: float32[B, 3, 8, 8]) -> y {{\n"
+                        f"    y = {call}\n}}\n")
+        assert main(["check", str(spec)]) == 1
+        first, line, caret = capsys.readouterr().err.splitlines()[:3]
+        assert first.endswith(f"error: {shown}")
+        dup = call.rindex(call.split(", ")[-1].split(")")[0])  # the second `name=value`
+        assert caret.index("^") == line.index(call) + dup and caret.count("^") == len(call[dup:].split(")")[0])
