@@ -15,7 +15,7 @@ from .. import ops
 from ..diagnostics import ArchError, ShapeError, Span
 from ..ops import OpDef, ParamSpec
 from ..ops._common import shape_str
-from ..types import DType, TensorType
+from ..types import DType, TensorType, is_formula
 
 __all__ = ["Value", "Node", "Graph", "provenance"]
 
@@ -284,4 +284,24 @@ def provenance(inputs, at, message: str | None = None) -> list:
         note = (f"{v.type} comes from {what}", span)
         if note not in notes:  # `keep + keep`: one note
             notes.append(note)
+        notes.extend(n for n in _made(v, message) if n not in notes)
     return notes[:3]
+
+
+def _made(v, message: str | None) -> list:
+    """Where a formula dim the message names was made, when ops that keep it lie between (a linear's wrong
+    width through a reshape's -1, then relu and dropout: the note named the dropout alone; review118)."""
+    notes = []
+    for d in dict.fromkeys(d for d in v.type.shape if not isinstance(d, int) and is_formula(d)):
+        if message is not None and str(d) not in message:
+            continue
+        node, seen = v.producer, set()
+        while node is not None and id(node) not in seen:
+            seen.add(id(node))
+            up = next((i for i in node.inputs if d in i.type.shape), None)
+            if up is None:
+                break
+            node = up.producer
+        if node is not None and node is not v.producer and up is None and node.span is not None:
+            notes.append((f"{d} is made by the {node.op} '{node.name}'", node.span))
+    return notes
