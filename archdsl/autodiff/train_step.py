@@ -55,8 +55,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is None or isinstance(value, str):
                 object.__setattr__(self, name, () if value is None else (value,))
-            elif not all(isinstance(p, str) for p in value):
-                raise ArchError(f"{name} takes patterns (strings), got {list(value)!r}")
+            elif not isinstance(value, (list, tuple, set, frozenset)) or not all(isinstance(p, str) for p in value):
+                shown = list(value) if isinstance(value, (list, tuple, set, frozenset)) else value  # freeze=3: a
+                raise ArchError(f"{name} takes patterns (strings), got {shown!r}")  # TypeError (review116)
 
     def validate(self) -> None:
         """Settings that no model makes right: checked before any compile (the CLI: a usage error)."""
@@ -66,6 +67,9 @@ class TrainConfig:
                            "clip_grad_value": (float, True), "accumulate": (int, False),
                            "ignore_index": (int, True), "loss": (str, True), "output": (str, True)})
         self.optimizer.validate()
+        for what in ("loss", "output"):  # "" was taken as the default (the CLI's --loss "" is refused; review116)
+            if getattr(self, what) == "":
+                raise ArchError(f"{what} takes a name or None (the default), got ''")
         lr = as_float32("the learning rate", self.lr)  # 10**400 from Python is inf
         if not 0 <= lr < float("inf"):  # 0, as torch's optimizers take it: the state and BatchNorm's
             raise ArchError(f"the learning rate must be 0 or more and finite, got {lr}")  # statistics move

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import threading
 import weakref
@@ -17,6 +18,7 @@ import numpy as np
 
 from .. import files
 from ..diagnostics import ArchError
+from ..ir import Graph
 from ..ops import ParamSpec
 from ..types import DType
 
@@ -462,5 +464,11 @@ def write_npz(f: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
 
 def initial_weights(graph, seed: int = 0) -> dict[str, np.ndarray]:
     """The values a build with this seed gives each parameter and buffer of an (unoptimized) IR graph, by name,
-    before any pass derives new ones (BatchNorm folding): what a torch state_dict would hold."""
+    before any pass derives new ones (BatchNorm folding): what a torch state_dict would hold. The seed as a
+    build takes it (a -1 was seed 4294967295's weights, 2**32 + 5 seed 5's; review116)."""
+    if not isinstance(graph, Graph):  # a ModelProto: an AttributeError on .params
+        raise ArchError(f"initial_weights takes the IR graph of a spec (archdsl.check_file(path)), got "
+                        f"{type(graph).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
+        raise ArchError(f"seed must be an integer in 0..{2**32 - 1}, got {seed!r}")
     return {name: materialize(name, v.spec, v.type.dtype, seed) for name, v in graph.params.items()}

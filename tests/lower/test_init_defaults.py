@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 import archdsl
 from archdsl.lower import initial_weights
@@ -112,3 +113,16 @@ def test_a_tiny_std_scales_the_draw_instead_of_underflowing():
 
 def _initial(src: str, seed: int = 0) -> dict[str, np.ndarray]:
     return initial_weights(archdsl.check_source(src), seed=seed)
+
+
+def test_initial_weights_takes_the_seeds_a_build_takes():
+    """-1 gave seed 4294967295's weights and 2**32 + 5 seed 5's, where a build refuses both; a ModelProto was an
+    AttributeError (review116)."""
+    g = archdsl.check_source("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(2)\n}\n")
+    for seed in (-1, 2**32 + 5, "1", True):
+        with pytest.raises(archdsl.ArchError, match=r"^seed must be an integer in 0\.\.4294967295"):
+            initial_weights(g, seed=seed)
+    with pytest.raises(archdsl.ArchError, match="^initial_weights takes the IR graph of a spec"):
+        initial_weights(archdsl.compile_source("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(2)\n}\n"))
+    assert np.array_equal(initial_weights(g, seed=np.int64(2**32 - 1))["linear_0.weight"],
+                          initial_weights(g, seed=2**32 - 1)["linear_0.weight"])

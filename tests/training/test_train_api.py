@@ -33,10 +33,18 @@ MLP = Path(__file__).resolve().parents[2] / "specs" / "mlp.arch"
     (TrainConfig(optimizer=OptimConfig("adamw", weight_decay=10**400)), "weight decay must be >= 0 and finite"),
     (TrainConfig(optimizer=OptimConfig("sgd", momentum=1e300)), r"momentum 1e\+300 is inf in float32"),
     (TrainConfig(optimizer=OptimConfig("adam", eps=-10**400)), "eps must be >= 0 and finite, got -inf"),
+    (TrainConfig(loss=""), "loss takes a name or None"), (TrainConfig(output=""), "output takes a name or None"),
 ])
 def test_a_train_config_of_the_wrong_kind_is_said(train, said):
     with pytest.raises(ArchError, match=said):
         driver.compile_train_file(MLP, train)
+
+
+@pytest.mark.parametrize("field", ["freeze", "no_decay"])
+def test_patterns_that_are_no_strings_are_said(field):
+    """freeze=3 was a bare "'int' object is not iterable" (review116)."""
+    with pytest.raises(ArchError, match=f"^{field} takes patterns \\(strings\\), got 3$"):
+        TrainConfig(**{field: 3})
 
 
 def test_a_train_step_refuses_with_weights_false():
