@@ -13,8 +13,6 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,39 +38,9 @@ from .data import (
 from .export import TRAIN_CONFIG_KEY
 from .metrics import batch_metrics, batch_weight, loss_value, spec_batch_weight
 from .nonfinite import check_finite_state, examples, not_finite
+from .options import LoopOptions
 
 __all__ = ["LoopOptions", "Trainer", "check_index_inputs", "check_label_inputs", "load_data", "run_training"]
-
-
-@dataclass(frozen=True)
-class LoopOptions:
-    data: str
-    val: str | None = None
-    epochs: int = 10
-    batch_size: int = 32
-    eval_batch_size: int | None = None  # --val and --epochs 0 evaluation (None: batch_size)
-    output: Path = Path("weights.npz")
-    checkpoint: Path | None = None
-    resume: bool = False
-    provider: str = "auto"
-    threads: int | None = None
-    seed: int = 0
-    quiet: bool = False
-    schedule: str = "constant"  # "cosine": lr * (1 + cos(pi * u)) / 2, "linear": lr * (1 - u), u the run's progress
-    schedule_per: str = "epoch"  # u = (epoch - 1) / epochs, or "batch": (update - 1) / updates of the whole run
-    patience: int | None = None  # stop after this many epochs without a lower val_loss; -o holds the best epoch's
-    warmup: int = 0  # update s (from 1, over the whole run) at min(1, s / warmup) of the schedule's lr
-    milestones: tuple[int, ...] = ()  # "step": lr * gamma ** (the milestones passed: epochs, or updates per batch)
-    gamma: float = 0.1
-    # the spec checked at the sizes a data file gives its symbolic dims (path, sizes), before any step runs
-    check_sizes: Callable[[str, dict], None] | None = None
-    weights_file: str | None = None  # --weights: what --epochs 0 evaluates is named so
-
-    @property
-    def eval_size(self) -> int:
-        """--batch-size unless told: a loss that mixes a batch's examples (a contrastive one) is another number
-        at another size (a CLIP's: 2.73 at 4, 4.67 at 16)."""
-        return self.eval_batch_size or self.batch_size
 
 
 class Trainer:
@@ -265,6 +233,7 @@ def _symbol_sizes(model, data: dict, names: list[str]) -> dict[str, int]:
 
 def run_training(ct, opts: LoopOptions, console=None) -> dict:
     """The whole loop; returns the last epoch's metrics."""
+    opts.validate()
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     # a log file's lines stay whole (no 80-column wrap); paths and names print as they are, where rich read

@@ -13,7 +13,7 @@ from ..diagnostics import ArchError
 from .data import onnx_dims
 
 if TYPE_CHECKING:
-    from .loop import LoopOptions
+    from .options import LoopOptions
 
 __all__ = ["PLAN_DEFAULTS", "PLAN_KEYS", "batches", "batches_per_epoch", "check_fixed_batch", "factor", "fixed_batch",
            "plan", "plan_note", "read_plan", "unreached", "updates_per_epoch"]
