@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import numbers
 
+from .diagnostics import ArchError
 from .ir import Graph
 from .ops import OpCall
 from .types import Sym, TensorType, dim_size, dim_symbols
@@ -65,10 +67,27 @@ def _param_row(v) -> dict:
             "shape": [[d if isinstance(d, int) else str(d) for d in v.type.shape]]}
 
 
+def _check_dims(g: Graph, dims) -> None:
+    """What `summary --dim` checks, for a caller from Python: {"Z": 4} counted at "Z=4" a model without Z,
+    {"B": -4} gave B=1's count labelled B=-4, 4.5 counted as 4 (review116)."""
+    if not isinstance(g, Graph):
+        raise ArchError(f"summarize takes the IR graph of a spec (archdsl.check_file(path)), got {type(g).__name__}")
+    if dims is not None and not isinstance(dims, dict):
+        raise ArchError(f"dims takes a dict of sizes by symbolic dim ({{'T': 128}}), got {type(dims).__name__}")
+    symbols = input_dims(g)
+    for k, v in (dims or {}).items():
+        if k not in symbols:
+            raise ArchError(f"dims: the model has no symbolic dim {k!r} (its symbolic dims: "
+                            f"{', '.join(symbols) or 'none'})")
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
+            raise ArchError(f"dims: {k} takes a whole number of 0 or more, got {v!r}")
+
+
 def summarize(g: Graph, dims: dict | None = None) -> dict:
     """params count trainable tensors once each (tied weights once), as torch's parameters() does.
     FLOPs are 2 x multiply-accumulates plus the elementwise ops (an activation, a norm, a residual add: 1-8
     per element) at batch 1, with `dims` sizing other symbolic dims."""
+    _check_dims(g, dims)
     dims = dict(dims or {})
     layers = []
     total_flops = 0

@@ -11,7 +11,7 @@ from .. import driver, files
 from ..diagnostics import ArchError
 from ..elaborate import elaborate_model
 from ..ops import all_ops
-from ..summary import summarize
+from ..summary import input_dims, summarize
 from .commands import _diagnostics
 
 __all__ = ["ops_table", "spec_catalog", "spec_rows", "run_docs", "repo_root"]
@@ -76,7 +76,8 @@ def spec_rows(spec: Path) -> list[dict]:
     for defines in variants:
         mod = driver.load(spec, defines=defines)
         for name in driver.select_models(mod, None):
-            rep = summarize(elaborate_model(mod, name), dims)
+            g = elaborate_model(mod, name)
+            rep = summarize(g, {k: v for k, v in dims.items() if k in input_dims(g)})  # the dims this model has
             rows.append({"spec": spec.name, "model": name, "defines": " ".join(f"-D {d}" for d in defines),
                          "params": rep["params"], "flops": rep["flops"], "inputs": rep["inputs"], "desc": desc})
     return rows
