@@ -15,7 +15,7 @@ import onnx
 
 from . import files
 from ._version import __version__
-from .diagnostics import ArchError, SourceMap, Span, not_a_directory, writing
+from .diagnostics import ArchError, ArchSyntaxError, SourceMap, Span, not_a_directory, writing
 from .elaborate import Module, elaborate_model, load_file, load_source, noting_overrides, parse_defines
 from .elaborate.provenance import int_input_metadata, model_metadata, source_name
 from .ir import Graph, still_there, unused_results
@@ -91,7 +91,22 @@ def load(path: str | Path | None = None, *, text: str | None = None, file: str =
     search = list(search_path) + env_path
     if text is not None:
         return load_source(text, file, defs, sources, search)
-    return load_file(path, defs, sources, search)
+    try:
+        return load_file(path, defs, sources, search)
+    except ArchSyntaxError as e:  # an ONNX model named .arch: "not UTF-8" said nothing of what it is (review116)
+        if e.message.startswith("the file is not UTF-8") and _is_onnx(path):
+            raise ArchError(f"{path} is a compiled ONNX model, not a .arch spec (`archdsl run` runs it when its "
+                            "name ends in .onnx)") from None
+        raise
+
+
+def _is_onnx(path) -> bool:
+    """A file that reads as an ONNX model with a graph (protobuf parses much binary as something)."""
+    try:
+        m = onnx.load(path, load_external_data=False)
+    except Exception:  # noqa: BLE001 - not a model, whatever the parser says
+        return False
+    return m.ir_version > 0 and len(m.graph.node) > 0
 
 
 # files a spec's path may name by mistake, as what they hold

@@ -124,6 +124,9 @@ def test_compile_file_of_an_upper_case_onnx_name_says_what_it_is(tmp_path):
                                path)
     with pytest.raises(ArchError, match="is a compiled ONNX model, not a .arch spec"):
         archdsl.compile_file(str(path))
+    (tmp_path / "m.arch").write_bytes(path.read_bytes())  # named as a spec: 'not UTF-8' said (review116)
+    with pytest.raises(ArchError, match=r"m.arch is a compiled ONNX model, not a .arch spec \(`archdsl run`"):
+        archdsl.compile_file(str(tmp_path / "m.arch"))
 
 
 def test_build_file_refuses_to_write_over_what_it_reads(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from .. import driver, files
-from ..diagnostics import ArchError, ArchSyntaxError, SourceMap, render
+from ..diagnostics import ArchError, SourceMap, render
 from ..interrupts import interruption, settled
 from ..ir import print_graph
 from ..summary import bind_dims, summarize
@@ -186,27 +186,11 @@ def load_spec(args, sources):
             (["training data with --data"] if hasattr(args, "data") else [])
         raise ArchError(f"{args.file} is {driver.NOT_SPECS[suffix]}, not a .arch spec" +
                         (f": {', '.join(hints)}" if hints else ""))
-    try:
-        return driver.load(args.file, defines=args.defines, search_path=args.include, sources=sources)
-    except ArchSyntaxError as e:
-        if e.message.startswith("the file is not UTF-8") and _is_onnx(args.file):
-            raise ArchError(f"{args.file} is a compiled ONNX model, not a .arch spec (`archdsl run` runs it "
-                            "when its name ends in .onnx)") from None
-        raise
+    return driver.load(args.file, defines=args.defines, search_path=args.include, sources=sources)
 
 
 # what build -o refuses to name a model (an .arch there is refused later, as the spec or an import)
 _NOT_A_MODEL = set(driver.NOT_SPECS) - {".onnx"} | {".pkl", ".json", ".txt", ".h5", ".ckpt"}
-
-
-def _is_onnx(path) -> bool:
-    """A file that reads as an ONNX model with a graph (protobuf parses much binary as something)."""
-    import onnx
-    try:
-        m = onnx.load(path, load_external_data=False)
-    except Exception:  # noqa: BLE001 - not a model, whatever the parser says
-        return False
-    return m.ir_version > 0 and len(m.graph.node) > 0
 
 
 def _not_for_ir(args) -> str:
