@@ -540,6 +540,8 @@ def build_file(mod: Module, model: str | None, options: CompileOptions, out: str
         raise ArchError(f"out takes the path of the .onnx file to write, got {out!r}")
     _module(mod, "build_file")  # (api3 hunt)
     _check_options(options)  # before given_weights reads a checkpoint of gigabytes
+    if external_data not in (None, True, False):  # "yes" was taken as true (review116)
+        raise ArchError(f"external_data takes true, false or None (past 2 GiB), got {external_data!r}")
     _not_over_inputs(mod, options, out, external_data)
     if not options.with_weights:  # the parameters are inputs: no weights to stream (all of them were written)
         compiled = build(mod, model, options, sources)

@@ -87,7 +87,15 @@ def session(model, provider: str = "auto", threads: int | None = None, spin: boo
         model = without_initializers(model, set(fed))
     src = (model.SerializeToString() if isinstance(model, onnx.ModelProto)
            else _path_or_bytes(str(model)) if not isinstance(model, bytes) else model)
-    sess = ort.InferenceSession(src, sess_options=so, providers=providers(provider))
+    try:
+        sess = ort.InferenceSession(src, sess_options=so, providers=providers(provider))
+    except Exception as e:
+        if type(e).__name__ != "InvalidProtobuf" or isinstance(model, onnx.ModelProto):
+            raise  # a model that does not load: the caller says why (run: the node's line)
+        what = "the bytes given" if isinstance(model, bytes) else os.fspath(model)
+        spec = not isinstance(model, bytes) and what.lower().endswith(".arch")  # session("mlp.arch") (review116)
+        raise ArchError(f"{what} is not an ONNX model" + (": it is a .arch spec; compile it first "
+                                                          "(archdsl.compile_file(path))" if spec else "")) from None
     fallback = cpu_fallback(sess) if provider == "cuda" else None
     if fallback:
         raise ArchError(f"--provider cuda: {fallback}")
@@ -341,6 +349,9 @@ def random_feeds(sess, batch: int = 1, dims: dict | None = None, seed: int = 0, 
     [low, high) where it gives a pair), else [0, 2). Each input draws from its own stream (seed, crc32(name)):
     `run --input` giving one input leaves the others' values as they were. Inputs larger than the memory free
     are a diagnostic before any is drawn: --dim T=2147483648 had the kernel's OOM killer end the process."""
+    for what, n in (("batch", batch), *((f"dims['{k}']", v) for k, v in (dims or {}).items())):
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:  # -1: numpy's ValueError
+            raise ArchError(f"{what} takes a whole number of 0 or more, got {n!r}")
     specs = [s for s in input_specs(sess, batch, dims) if s[0] not in (skip or ())]
     sizes = {name: math.prod(shape) * np.dtype(dt).itemsize for name, shape, dt in specs}
     for name, shape, _ in specs:

@@ -171,3 +171,31 @@ def test_build_options_the_cli_refuses_are_refused_through_the_api_too(tmp_path)
         with pytest.raises(archdsl.ArchError, match=f"^{name} takes a loaded module, archdsl.driver.load"):
             fn(str(spec), None, CompileOptions())
     assert len(archdsl.compile_file(spec, weights=w).graph.initializer) == 2
+
+
+def test_the_runtime_and_writer_helpers_say_what_they_take(tmp_path):
+    """runtime.session of a spec's path was onnxruntime's InvalidProtobuf, random_feeds(batch=-1) numpy's
+    ValueError, write_model of a path an AttributeError, external_data="yes" taken as true (review116)."""
+    from archdsl import runtime
+    from archdsl.diagnostics import ArchError
+    from archdsl.driver import CompileOptions, build_file, load, write_model
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    y = x -> relu\n}\n")
+    with pytest.raises(ArchError, match=r"m.arch is not an ONNX model: it is a .arch spec; compile it first"):
+        runtime.session(str(spec))
+    with pytest.raises(ArchError, match="^the bytes given is not an ONNX model$"):
+        runtime.session(b"junk")
+    sess = runtime.session(archdsl.compile_file(spec))
+    for batch in (-1, 1.5, True):
+        with pytest.raises(ArchError, match="^batch takes a whole number of 0 or more"):
+            runtime.random_feeds(sess, batch=batch)
+    with pytest.raises(ArchError, match=r"^dims\['B'\] takes a whole number of 0 or more, got -2"):
+        runtime.random_feeds(sess, dims={"B": -2})
+    assert runtime.random_feeds(sess, batch=0)["x"].shape == (0, 4)
+    with pytest.raises(ArchError, match="^write_model takes an onnx.ModelProto"):
+        write_model(str(spec), tmp_path / "o.onnx")
+    for write in (lambda: write_model(archdsl.compile_file(spec), tmp_path / "o.onnx", "yes"),
+                  lambda: build_file(load(spec), None, CompileOptions(), tmp_path / "o.onnx", "yes")):
+        with pytest.raises(ArchError, match="^external_data takes true, false or None"):
+            write()
+    assert not (tmp_path / "o.onnx").exists()

@@ -34,6 +34,12 @@ def write_models(items: list[tuple[onnx.ModelProto, str | Path]], external_data:
     """Several models as one write: every file goes to a temp dir beside its target first, and the renames
     follow only when all are written (`build --train` replaced the step model, then failed on the eval
     model). Returns the paths written."""
+    if external_data not in (None, True, False):  # "yes" was taken as true
+        raise ArchError(f"external_data takes true, false or None (past 2 GiB), got {external_data!r}")
+    for model, _ in items:
+        if not isinstance(model, onnx.ModelProto):  # a path: an AttributeError deep in the write
+            raise ArchError(f"write_model takes an onnx.ModelProto (archdsl.compile_file(path)), got "
+                            f"{type(model).__name__} {str(model)[:80]!r}")
     staged: list[Staged] = []
     try:
         for model, out in items:
