@@ -61,6 +61,8 @@ _TORCH_ARGS = {
     ("bce_with_logits", "pos_weight"): "mean(pw * t * -logsigmoid(x) + (1.0 - t) * -logsigmoid(-x)), the positive "
                                        "term weighted by pw",
     ("bce_with_logits", "weight"): 'mean(w * bce_with_logits(x, t, reduction="none")), each element weighted by w',
+    **{("linear", k): 'a weight shared with another layer (tied to an embedding) is h @ ref("emb.weight").T, plus '
+                      "a parameter for the bias" for k in ("weight", "bias")},
     **{(n, "unbiased"): "unbiased=false is correction=0 (divide by n), unbiased=true correction=1 (by n - 1, the "
                         "default)" for n in ("var", "std")},
 }

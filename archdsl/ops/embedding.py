@@ -10,7 +10,9 @@ from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 def _infer(ins, a):
     ids, w = ins
     if ids.dtype not in (DType.int64, DType.int32):
-        fail(f"embedding: ids must be int64 or int32, got {ids.dtype} {shape_str(ids)}")
+        fail(f"embedding: ids must be int64 or int32, got {ids.dtype} {shape_str(ids)}" + (
+            '; an output layer tied to an embedding\'s table is h @ ref("emb.weight").T'
+            if ids.dtype.is_float else ""))
     if w.rank != 2:
         fail(f"embedding: table must be 2-D, got {shape_str(w)}")
     if not a["std"] >= 0:

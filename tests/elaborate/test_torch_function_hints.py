@@ -484,3 +484,20 @@ def test_keras_depth_multiplier_and_layer_scales_shape_are_said_and_run_as_torch
     assert y.shape == (2, 12, 4, 4)
     np.testing.assert_allclose(y, F.conv2d(torch.from_numpy(x), torch.from_numpy(w["dw.weight"].copy()), groups=4),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_tying_an_output_layer_to_an_embedding_says_how():
+    """linear(h, V, weight=ref(...)) said only "no argument 'weight'", and layer("encoder") of float features
+    only that ids must be integers (porting30 hunt: an LSTM language model with tied embeddings). Both name the
+    form that builds."""
+    for call, said in (('linear(h, 50, weight=ref("encoder.weight"))', "linear() has no argument 'weight' (torch's): "
+                        'a weight shared with another layer (tied to an embedding) is h @ ref("emb.weight").T'),
+                       ('h -> layer("encoder")', "got float32 [B, T, 8]; an output layer tied to an embedding's table "
+                        'is h @ ref("emb.weight").T')):
+        with pytest.raises(archdsl.ArchError) as e:
+            archdsl.check_source(f'model m(x: int64[B, T]) -> y {{\n    h = x -> embedding(50, 8) as encoder\n'
+                                 f'    y = {call}\n}}\n')
+        assert said in e.value.message
+    g = archdsl.check_source('model m(x: int64[B, T]) -> y {\n    h = x -> embedding(50, 8) as encoder\n'
+                             '    y = h @ ref("encoder.weight").T\n}\n')
+    assert g.outputs[0][1].type.shape[-1] == 50 and list(g.params) == ["encoder.weight"]
