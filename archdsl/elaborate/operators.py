@@ -354,6 +354,11 @@ class Operators:
                         hint += (f"; the first {sym} positions of dim {ax} (a crop to the length of a decoder's map, "
                                  f"Demucs' skip[..., :d.shape[-1]]) are take(t, positions(r, dim={ax}), axis={ax}), "
                                  f"t the tensor sliced here and r one that is {sym} long on dim {ax}")
+                    elif isinstance(parts[1], Sym) and parts[0] not in (None, 0) and parts[2] in (None, 1):
+                        start = dim_str(parts[0]) if isinstance(parts[0], Sym) else str(parts[0])  # a centre crop
+                        hint += (f"; positions {start} to {parts[1]} of dim {ax} (the original U-Net's centre crop "
+                                 f"of its skip) are take(t, positions(r, dim={ax}) + {start}, axis={ax}), t the "
+                                 f"tensor sliced here and r one that is as long on dim {ax} as the part kept")
                     elif isinstance(parts[0], Sym) and parts[1] is None and parts[2] in (None, 1):  # x[:, M:]
                         offset = dim_str(parts[0])
                         if offset.lstrip("(").startswith("-"):  # x[:, -T:]: from the dim's size less T
