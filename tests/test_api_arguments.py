@@ -199,3 +199,34 @@ def test_the_runtime_and_writer_helpers_say_what_they_take(tmp_path):
         with pytest.raises(ArchError, match="^external_data takes true, false or None"):
             write()
     assert not (tmp_path / "o.onnx").exists()
+
+
+def test_a_train_step_takes_a_seed_beside_weights(tmp_path):
+    """An inference build refuses seed= beside weights=; a train step's dropout draws from the seed, so it takes
+    both (mutnew5)."""
+    from archdsl.autodiff import TrainConfig
+    from archdsl.driver import compile_train_file
+    from archdsl.lower import initial_weights, save_weights
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(2) as fc -> dropout(0.5)\n}\n")
+    save_weights(tmp_path / "w.npz", initial_weights(archdsl.check_file(spec)))
+    assert compile_train_file(spec, TrainConfig(), weights=str(tmp_path / "w.npz"), seed=5).step_model.graph.node
+
+
+def test_build_file_refuses_a_path_weights_file_and_a_file_imported_through_another(tmp_path, monkeypatch):
+    """weights given as a pathlib.Path is the file read too, and an import of an import is an input too
+    (mutnew5)."""
+    from archdsl.driver import CompileOptions, build_file, load
+    from archdsl.lower import initial_weights, save_weights
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "b.arch").write_text("block head(x) {\n    return x -> linear(2) as fc\n}\n")
+    (tmp_path / "a.arch").write_text('import "b.arch"\n')
+    (tmp_path / "top.arch").write_text('import "a.arch"\nmodel top(x: float32[B, 4]) -> y {\n    y = head(x)\n}\n')
+    save_weights("w.npz", initial_weights(archdsl.check_file("top.arch")))
+    mod = load("top.arch")
+    for out, opts, what in [("b.arch", CompileOptions(), "the imported b.arch file"),
+                            ("w.npz", CompileOptions(weights=Path("w.npz")), "the weights file")]:
+        before = (tmp_path / out).read_bytes()
+        with pytest.raises(archdsl.ArchError, match=f"^out {out} is {what}: writing it would destroy the input"):
+            build_file(mod, None, opts, out)
+        assert (tmp_path / out).read_bytes() == before

@@ -516,6 +516,10 @@ class Calls:
         if init == "constant":  # 1e39 became inf in float32 with a numpy warning; 0.5 an int's 0
             from ..ops._common import fill_array
             fill_array("parameter()", value, DTYPES[dtype], named_infinity=False)
+        reach = {"normal": 5.7 * std, "trunc_normal": 2 * std, "uniform": max(abs(low), abs(high), high - low)}
+        if DTYPES[dtype].is_float and not reach.get(init, 0) <= (top := DTYPES[dtype].limits()[1]):  # std=1e39
+            said = f"low={low}, high={high}" if init == "uniform" else f"std={std}"  # gave +-inf weights (mutnew5)
+            raise ArchTypeError(f"parameter(): {init} with {said} draws numbers past {dtype}'s largest, {top:g}", span)
         if trainable is None:  # an integer or bool tensor is a buffer: nothing to learn by gradient
             trainable = DTYPES[dtype].is_float
         if not isinstance(trainable, bool):  # "no" and a symbolic T - 1 were true
@@ -568,10 +572,9 @@ class Calls:
         name = self.in_scope(name, self.graph.params)
         if not isinstance(name, str) or name not in self.graph.params:
             named = short(name) if isinstance(name, str) else describe(name)
-            here = f"{'.'.join(self.scope)}." if self.scope else ""  # a block's own layer first (mutnew4)
-            own = [p for prefix in dict.fromkeys((here, "")) for p in self.graph.params
-                   if isinstance(name, str) and p.startswith(f"{prefix}{name}.")]
-            own = [p.removeprefix(here) for p in own]  # as ref() takes them here
+            here = f"{'.'.join(self.scope)}." if self.scope else ""  # a block's own layer, else the model's
+            own = next((ps for prefix in (here, "") if (ps := [p.removeprefix(prefix) for p in self.graph.params
+                        if isinstance(name, str) and p.startswith(f"{prefix}{name}.")])), [])  # (mutnew4, mutnew5)
             if own:  # ref("fc"): a layer's name; its parameters are fc.weight, fc.bias
                 raise UnknownNameError(f"no parameter named {named}: it names a layer, whose parameters are "
                                        f"{', '.join(repr(p) for p in own[:4])} (ref(\"{own[0]}\")); layer({named}) "

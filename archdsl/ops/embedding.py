@@ -17,6 +17,8 @@ def _infer(ins, a):
         fail(f"embedding: table must be 2-D, got {shape_str(w)}")
     if not a["std"] >= 0:
         fail(f"embedding: std must be >= 0, got {a['std']}", "std")
+    if not 5.7 * a["std"] <= w.dtype.limits()[1]:  # its N(0, std) draws reach 5.64 std: inf past this (mutnew5)
+        fail(f"embedding: std={a['std']} draws numbers past {w.dtype}'s largest, {w.dtype.limits()[1]:g}", "std")
     p, n = a.get("padding_idx"), w.shape[0]
     if p is not None and not -n <= p < n:
         fail(f"embedding: padding_idx {p} is not a row of a {n}-row table ({-n}..{n - 1})", "padding_idx")

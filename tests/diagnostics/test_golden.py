@@ -79,3 +79,12 @@ def test_marks_of_no_width_whose_combining_class_is_0_move_no_caret(tmp_path, ca
     line, caret = err.splitlines()[1:3]
     # foo's column: its index less the three marks (U+0E31, U+0902, U+FE0F; U+093F is a spacing vowel)
     assert rc == 1 and caret.index("^") == line.index("foo") - 3 and caret.endswith(" ^^^"), (line, caret)
+
+
+def test_an_enclosing_mark_moves_no_caret(tmp_path, capsys):
+    """U+20DD (category Me, combining class 0) takes no column either (mutnew5)."""
+    spec = tmp_path / "w.arch"
+    spec.write_text('model m(x: float32[B, 4]) -> y {\n    y = add("a\u20dd", zzz)\n}\n', encoding="utf-8")
+    rc, err = _run(["check", str(spec)], capsys)
+    line, caret = err.splitlines()[1:3]
+    assert rc == 1 and caret.index("^") == line.index("zzz") - 1 and caret.endswith(" ^^^"), (line, caret)

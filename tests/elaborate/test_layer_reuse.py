@@ -480,3 +480,12 @@ def test_inside_a_block_ref_of_a_layer_and_layer_of_a_parameter_give_the_models_
         archdsl.check_source('block blk(x) {\n    w = parameter([4], init="ones") as p\n'
                              '    return x * layer("p")(x)\n}\n' + call)
     archdsl.check_source('block blk(x) {\n    h = x -> linear(4) as fc\n    return h + ref("fc.bias")\n}\n' + call)
+
+
+def test_ref_of_a_layer_in_a_block_lists_the_blocks_own_parameters_alone():
+    """A block's `linear(4, bias=false) as fc` beside the model's own fc: ref("fc") listed 'fc.weight' twice and
+    the model's 'fc.bias' as the block's (mutnew5)."""
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source('block blk(x) {\n    h = x -> linear(4, bias=false) as fc\n    return h + ref("fc")\n}\n'
+                             "model m(x: float32[B, 4]) -> y {\n    h = x -> linear(4) as fc\n    y = blk(h) as b\n}\n")
+    assert "whose parameters are 'fc.weight' (ref(\"fc.weight\"))" in e.value.message

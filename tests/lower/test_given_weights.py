@@ -231,3 +231,11 @@ def test_a_torch_count_may_be_unsigned_or_a_whole_float_and_a_near_whole_float_i
     assert _torch_buffer("bn.num_batches_tracked", np.array(7.0, np.float32), params)
     assert not _torch_buffer("bn.num_batches_tracked", np.array(2.00001, np.float32), params)
     assert whole_numbers(np.arange(3, dtype=np.uint16)) and not whole_numbers(np.array([1.000001, 2.0]))
+
+
+def test_a_checkpoint_of_two_state_dicts_names_the_model_one():
+    """{"model": sd, "ema": sd}: both hold arrays, so only the name says which to pass (mutnew5)."""
+    src = "model m(x: float32[B, 4]) -> y {\n    y = x -> linear(2) as fc\n}\n"
+    sd = {"fc.weight": np.zeros((2, 4), np.float32), "fc.bias": np.zeros(2, np.float32)}
+    with pytest.raises(archdsl.ArchError, match=r"pass its state_dict, weights=checkpoint\['model'\]"):
+        archdsl.compile_source(src, weights={"model": sd, "ema": dict(sd)})

@@ -33,6 +33,7 @@ MLP = Path(__file__).resolve().parents[2] / "specs" / "mlp.arch"
     (TrainConfig(optimizer=OptimConfig("adamw", weight_decay=10**400)), "weight decay must be >= 0 and finite"),
     (TrainConfig(optimizer=OptimConfig("sgd", momentum=1e300)), r"momentum 1e\+300 is inf in float32"),
     (TrainConfig(optimizer=OptimConfig("adam", eps=-10**400)), "eps must be >= 0 and finite, got -inf"),
+    (TrainConfig(lr=1e-50), "the learning rate 1e-50 is 0.0 in float32, the step's lr input"),  # never moves
     (TrainConfig(loss=""), "loss takes a name or None"), (TrainConfig(output=""), "output takes a name or None"),
 ])
 def test_a_train_config_of_the_wrong_kind_is_said(train, said):
