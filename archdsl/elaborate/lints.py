@@ -12,7 +12,7 @@ from ..ops.losses import squashed_logits, squashing
 from ..ops.recurrent import layout_hint
 from ..ops.shape_ops import monomial, pinned
 from ..ops.shapes import prod
-from ..types import dim_add, dim_mul, dim_symbols, is_formula
+from ..types import dim_add, dim_mul, dim_symbols, is_formula, is_symbol
 
 __all__ = ["reads_layout", "suspicious"]
 
@@ -322,15 +322,18 @@ def _channels_last(name: str, x, n: int, v) -> str | None:
     batchnorm or a pool there, without a word. Said of a model input only: inside a net a map may well be
     [B, 512, 62, 4] (an audio CNN's)."""
     shape = x.shape
-    if not 1 <= n <= 3 or x.rank != n + 2 or not all(isinstance(d, int) for d in shape[1:]) or shape[-1] > 4:
+    if not 1 <= n <= 3 or x.rank != n + 2 or not isinstance(shape[-1], int) or shape[-1] > 4 or not _from_input(v):
         return None
+    spatial = shape[1:-1]
+    if not all(isinstance(d, int) for d in spatial):  # [B, H, W, 3]: sizes known at run time, 2 to 4 channels
+        if n == 1 or shape[-1] == 1 or not all(is_symbol(d) for d in spatial):  # last (porting33: pools said
+            return None  # nothing, where the same spec at [B, 64, 64, 3] warned)
     # a last dim of 1: [B, 512, 1] is a length of 1, [B, 16, 100, 1] a 1-D signal laid out as 2-D; a grayscale
     # image channels last is square ([B, 28, 28, 1]). A 1-D input of 128 points and more ([B, 1024, 3]); images
     # from 8x8 (digits) and not much longer than wide.
-    if shape[-1] == 1 and (n == 1 or len(set(shape[1:-1])) > 1):
+    elif shape[-1] == 1 and (n == 1 or len(set(spatial)) > 1):
         return None
-    spatial = shape[1:-1]
-    if min(spatial) < (128 if n == 1 else 8) or max(spatial) > 8 * min(spatial) or not _from_input(v):
+    elif min(spatial) < (128 if n == 1 else 8) or max(spatial) > 8 * min(spatial):
         return None  # [B, 64, 4]: 64 sensors; [B, 2048, 25, 4]: a backbone's map, not an image of 2048x25
     size = "x".join(map(str, shape[2:]))
     what = {1: f"sequences of length {size}", 2: f"{size} images", 3: f"{size} volumes"}[n]

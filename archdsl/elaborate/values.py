@@ -169,7 +169,7 @@ class Env:
             index = " (and torch's x[:, None] is unsqueeze(x, 1) here: an index adds no dim)" if name == "None" \
                 else ""
             return UnknownNameError(f"unknown name '{name}'; the literal is spelled '{name.lower()}'{index}", span)
-        if name in ("grad", "gradient", "autograd", "backward") and not prefix:  # "did you mean 'stop_gradient'?"
+        if name in ("grad", "gradient", "autograd", "backward", "jacobian", "vjp", "jvp", "hessian") and not prefix:
             return UnknownNameError(f"unknown name '{name}'; a spec computes no gradients itself (no input "
                                     "gradients, no double backward: a WGAN-GP penalty's critic gradient is written "
                                     "out by hand); `archdsl build --train` differentiates the loss", span)
@@ -452,6 +452,10 @@ _TORCH_FUNCTIONS = {
     "Concatenate": "concat([a, b], axis=-1) (Keras's default; concat's own is axis=1, the channels)",
     "concatenate": "concat([a, b], axis=0) (numpy's, jax's and torch's default axis; concat's own is axis=1)",
     "Dot": "sum(a * b, dim=-1, keepdim=true) for Keras's Dot(axes=1) of two [B, D]",
+    **{n: "a * b (Keras's merge layer of a list: a * b * c for more)" for n in ("Multiply", "multiply")},
+    "Add": "a + b (Keras's merge layer of a list: a + b + c for more)",
+    **{f"reduce_{n}": f"{op}(x, dim=[1, 2]) (TensorFlow's axis= is dim=, keepdims=true is keepdim=true)"
+       for n, op in (("mean", "mean"), ("sum", "sum"), ("max", "amax"), ("min", "amin"))},
     "BatchNormalization": "batchnorm(x, eps=1e-3, momentum=0.01): Keras's momentum=0.99 keeps 0.99 of the "
                           "running statistics, torch's and archdsl's momentum is the new batch's share",
     "Activation": "the activation itself, chained (x -> relu)",

@@ -74,13 +74,12 @@ def channels_first_perm(rank: int) -> list[int]:
 
 def channels_last_hint(t: TensorType, lead: str = "; if ") -> str:
     """For a layer that wants [N, C, ...] with a known C, given channels-last data of a symbolic size
-    ([B, T, 64] sequences, [B, H, W, 3] images): the transpose or permute that puts the channels first."""
+    ([B, T, 64] sequences, [B, H, W, 3] images, a [B, H, W, 32] map inside a Keras-style net, where "give H a
+    number" alone made the conv read H as channels: porting33): the transpose or permute that puts them first."""
     if t.rank < 3 or not isinstance(t.shape[-1], int) or isinstance(t.shape[1], int):
         return ""
     if t.rank == 3:
         return f"{lead}{shape_str(t)} is [batch, length, channels], transpose(1, 2) first"
-    if t.shape[-1] > 4:
-        return ""
     return (f"{lead}{shape_str(t)} is [batch, {', '.join(['spatial'] * (t.rank - 2))}, channels] (channels last), "
             f"permute({channels_first_perm(t.rank)}) it first")
 

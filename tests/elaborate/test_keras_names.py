@@ -105,3 +105,24 @@ def test_an_unknown_name_that_is_no_library_module_gets_no_module_advice(body, s
     with pytest.raises(archdsl.ArchError) as e:
         archdsl.check_source(f"model m(a: float32[2, 3]) -> y {{\n    {body}\n}}\n")
     assert str(e.value).splitlines()[0].endswith(said) and "no module" not in str(e.value)
+
+
+def test_keras_merge_layers_tf_reductions_and_autodiff_names_say_what_to_write():
+    """Multiply, Add, reduce_mean/max and jacobian/vjp said only "unknown name" (porting33 hunt: a Keras
+    SE block, Siren's input gradient). The forms run as Keras/TF's."""
+    import numpy as np
+
+    from archdsl import runtime
+    for call, said in (("Multiply()([x, x])", "write a * b (Keras's merge layer"), ("Add()([x, x])", "write a + b"),
+                       ("reduce_mean(x, axis=1)", "write mean(x, dim=[1, 2]) (TensorFlow's axis= is dim="),
+                       ("reduce_max(x)", "write amax(x, dim=[1, 2])"), ("jacobian(x)", "computes no gradients itself"),
+                       ("vjp(x)", "computes no gradients itself")):
+        with pytest.raises(archdsl.ArchError) as e:
+            archdsl.check_source(f"model m(x: float32[B, 4, 4, 3]) -> y {{\n    y = {call}\n}}\n")
+        assert said in e.value.message, e.value.message
+    x = np.random.default_rng(0).standard_normal((2, 4, 4, 3)).astype(np.float32)
+    m, a = runtime.session(archdsl.compile_source(
+        "model m(x: float32[B, 4, 4, 3]) -> (m, a) {\n    m = mean(x, dim=[1, 2])\n    a = amax(x, dim=[1, 2])\n}\n")
+    ).run(None, {"x": x})
+    np.testing.assert_allclose(m, x.mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)  # tf.reduce_mean(x, axis=[1, 2])
+    np.testing.assert_array_equal(a, x.max(axis=(1, 2)))

@@ -418,3 +418,17 @@ def test_a_causal_sdpa_over_a_kv_cache_longer_than_its_queries_is_said():
                          ("    y = scaled_dot_product_attention(q, k, k, causal=true)",
                           "q: float32[B, 2, T, 8], k: float32[B, 2, S, 8]")):
         assert said(body, inputs) == [], body
+
+
+def test_channels_last_images_of_run_time_sizes_are_said_too():
+    """[B, H, W, 3] into a pool said nothing where [B, 64, 64, 3] warns (no known C needed, so no error either),
+    and a conv's error on [B, H, W, 32] said only "give H a number", which makes it read H as channels
+    (porting33 hunt)."""
+    assert said("    y = x -> maxpool2d(2) -> global_avgpool(keepdims=false)", "x: float32[B, H, W, 3]") == [
+        "<string>:2:14: maxpool2d reads [B, H, W, 3] as H channels of Wx3 images (channels first, as torch's); if it "
+        "is [batch, height, width, channels], permute([0, 3, 1, 2]) it first"]
+    for quiet in ("x: float32[B, H, W, 1]", "x: float32[B, 3, H, W]", "x: float32[B, H, 8, 3]"):
+        assert said("    y = x -> maxpool2d(1)", quiet) == [], quiet
+    with pytest.raises(archdsl.ArchError, match=r"give H a number: .*; or, if \[B, H, W, 32\] is \[batch, spatial, "
+                                                r"spatial, channels\] \(channels last\), permute\(\[0, 3, 1, 2\]\)"):
+        archdsl.check_source("model m(x: float32[B, H, W, 32]) -> y {\n    y = x -> conv2d(16, 3, padding=1)\n}\n")
