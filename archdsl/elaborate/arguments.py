@@ -72,6 +72,9 @@ _KERAS = {  # name: (whose, what to write)
     "return_sequences": ("Keras", "an lstm or gru returns every step's output, [B, T, H]; the last step's alone is "
                                   "out[:, -1] (with lengths=, return_state=true and the final state h_n[-1])"),
     "units": ("Keras", "the size is the first argument (linear(64), lstm(64))"),
+    "exclusive": ("TensorFlow", "the sums before each position along dim 1 are concat([zeros_like(x[:, :1]), "
+                                "cumsum(x, 1)[:, :-1]], axis=1) (ones_like and cumprod for products; reverse=True "
+                                "is flip(cumsum(flip(x, [1]), 1), [1]))"),
     "filters": ("Keras", "the channel count is the first argument (conv2d(32, 3))"),
     "features": ("Flax", "the size is the first argument (linear(64), conv2d(32, 3), embedding(1000, 64))"),
     "qkv_features": ("Flax", "multihead_attention's embed_dim= (kdim=, vdim= for keys and values of other sizes)"),

@@ -126,3 +126,24 @@ def test_keras_merge_layers_tf_reductions_and_autodiff_names_say_what_to_write()
     ).run(None, {"x": x})
     np.testing.assert_allclose(m, x.mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)  # tf.reduce_mean(x, axis=[1, 2])
     np.testing.assert_array_equal(a, x.max(axis=(1, 2)))
+
+
+def test_tensorflows_exclusive_cumsum_says_the_form_that_is_torchs():
+    """cumprod(x, 1, exclusive=true) said only "no argument 'exclusive'" (porting33 hunt: NeRF's transmittance).
+    The forms it gives, run against torch."""
+    import numpy as np
+
+    from archdsl import runtime
+    torch = pytest.importorskip("torch")
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source("model m(x: float32[B, 4]) -> y {\n    y = cumprod(x, 1, exclusive=true)\n}\n")
+    for form in ("concat([zeros_like(x[:, :1]), cumsum(x, 1)[:, :-1]], axis=1)", "flip(cumsum(flip(x, [1]), 1), [1])"):
+        assert form in e.value.message
+    x = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
+    es, rs = runtime.session(archdsl.compile_source(
+        "model m(x: float32[B, 5]) -> (es, rs) {\n"
+        "    es = concat([zeros_like(x[:, :1]), cumsum(x, 1)[:, :-1]], axis=1)\n"
+        "    rs = flip(cumsum(flip(x, [1]), 1), [1])\n}\n")).run(None, {"x": x})
+    t = torch.from_numpy(x)
+    np.testing.assert_allclose(es, (torch.cumsum(t, 1) - t).numpy(), atol=1e-6)
+    np.testing.assert_allclose(rs, torch.flip(torch.cumsum(torch.flip(t, [1]), 1), [1]).numpy(), atol=1e-6)
