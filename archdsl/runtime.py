@@ -92,10 +92,10 @@ def session(model, provider: str = "auto", threads: int | None = None, spin: boo
     except Exception as e:
         if type(e).__name__ != "InvalidProtobuf" or isinstance(model, onnx.ModelProto):
             raise  # a model that does not load: the caller says why (run: the node's line)
-        what = "the bytes given" if isinstance(model, bytes) else os.fspath(model)
-        spec = not isinstance(model, bytes) and what.lower().endswith(".arch")  # session("mlp.arch") (review116)
-        raise ArchError(f"{what} is not an ONNX model" + (": it is a .arch spec; compile it first "
-                                                          "(archdsl.compile_file(path))" if spec else "")) from None
+        what = "the bytes given are" if isinstance(model, bytes) else f"{os.fspath(model)} is"
+        spec = not isinstance(model, bytes) and os.fspath(model).lower().endswith(".arch")  # session("m.arch")
+        raise ArchError(f"{what} not an ONNX model" + (": it is a .arch spec; compile it first "  # (review116)
+                                                     "(archdsl.compile_file(path))" if spec else "")) from None
     fallback = cpu_fallback(sess) if provider == "cuda" else None
     if fallback:
         raise ArchError(f"--provider cuda: {fallback}")

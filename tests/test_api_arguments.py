@@ -183,7 +183,7 @@ def test_the_runtime_and_writer_helpers_say_what_they_take(tmp_path):
     spec.write_text("model m(x: float32[B, 4]) -> y {\n    y = x -> relu\n}\n")
     with pytest.raises(ArchError, match=r"m.arch is not an ONNX model: it is a .arch spec; compile it first"):
         runtime.session(str(spec))
-    with pytest.raises(ArchError, match="^the bytes given is not an ONNX model$"):
+    with pytest.raises(ArchError, match="^the bytes given are not an ONNX model$"):
         runtime.session(b"junk")
     sess = runtime.session(archdsl.compile_file(spec))
     for batch in (-1, 1.5, True):

@@ -39,16 +39,16 @@ def plain_numbers(cfg) -> None:
         object.__setattr__(cfg, f.name, plain(getattr(cfg, f.name)))
 
 
-def as_float32(what: str, v) -> float:
-    """A setting the step holds as a float32 constant, as a float; refused where float32 makes it inf
-    (--weight-decay 1e300 trained to NaN) and inf where float64 cannot hold it (10**400 from Python was an
-    OverflowError), for the finiteness checks to refuse."""
+def as_float32(what: str, v, refuse: bool = True) -> float:
+    """A setting the step holds as a float32 constant, as a float; refused where float32 makes a positive one
+    inf (--weight-decay 1e300 trained to NaN; a negative one is left to the caller's sign check) and inf where
+    float64 cannot hold it (10**400 from Python was an OverflowError), for the finiteness checks to refuse."""
     try:
         f = float(v)
     except OverflowError:
         return math.inf if v > 0 else -math.inf
     with np.errstate(over="ignore"):
-        if math.isfinite(f) and math.isinf(np.float32(f)):
+        if refuse and math.isfinite(f) and f > 0 and math.isinf(np.float32(f)):
             raise ArchError(f"{what} {f:g} is inf in float32, where the step computes with it")
     return f
 

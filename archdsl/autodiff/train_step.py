@@ -55,9 +55,15 @@ class TrainConfig:
             value = getattr(self, name)
             if value is None or isinstance(value, str):
                 object.__setattr__(self, name, () if value is None else (value,))
-            elif not isinstance(value, (list, tuple, set, frozenset)) or not all(isinstance(p, str) for p in value):
-                shown = list(value) if isinstance(value, (list, tuple, set, frozenset)) else value  # freeze=3: a
-                raise ArchError(f"{name} takes patterns (strings), got {shown!r}")  # TypeError (review116)
+            else:  # any iterable of them (dict keys too), kept as a tuple; freeze=3 was a bare TypeError (review116)
+                try:
+                    patterns = tuple(value)
+                except TypeError:
+                    patterns = None
+                if patterns is None or not all(isinstance(p, str) for p in patterns):
+                    shown = value if patterns is None else list(patterns)
+                    raise ArchError(f"{name} takes a pattern or a list of patterns (strings), got {shown!r}")
+                object.__setattr__(self, name, patterns)
 
     def validate(self) -> None:
         """Settings that no model makes right: checked before any compile (the CLI: a usage error)."""
@@ -84,7 +90,11 @@ class TrainConfig:
         if not 0.0 <= self.label_smoothing <= 1.0:
             raise ArchError(f"label smoothing must be in [0, 1], got {self.label_smoothing}")
         for what, v in (("norm", self.clip_grad_norm), ("value", self.clip_grad_value)):
-            if v is not None and not 0 < (v := as_float32(f"the gradient {what} to clip to", v)) < float("inf"):
+            if v is None:
+                continue  # a norm past float32's largest clips nothing, as torch's (the step holds float32's)
+            v = as_float32(f"the gradient {what} to clip to", v) if what == "value" else \
+                as_float32("", v, refuse=False)
+            if not 0 < v < float("inf"):
                 raise ArchError(f"the gradient {what} to clip to must be positive and finite, got {v}")
         if self.ignore_index is not None and self.loss not in ("cross_entropy", None):
             raise ArchError("an ignored label index applies to the cross_entropy loss only")
@@ -199,8 +209,8 @@ def _clipped(ob: GradBuilder, grads: list, max_norm: float) -> list:
     for s in squares[1:]:
         total = ob.op("add", total, s)
     norm = ob.op("sqrt", total)
-    coef = ob.op("minimum", ob.op("div", ob.const(max_norm, like=norm), ob.op("add", norm, ob.const(1e-6, like=norm))),
-                 ob.const(1.0, like=norm))
+    top = ob.const(min(max_norm, float(np.finfo(norm.type.dtype.numpy).max)), like=norm)  # 1e300: none clipped
+    coef = ob.op("minimum", ob.op("div", top, ob.op("add", norm, ob.const(1e-6, like=norm))), ob.const(1.0, like=norm))
     by_dtype: dict = {}
     out = []
     for g in grads:

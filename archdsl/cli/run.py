@@ -148,7 +148,8 @@ def cmd_run(args, sources) -> int:
         mod = None
     else:
         mod = load_spec(args, sources)
-        compiled = driver.build(mod, args.model, driver.CompileOptions(seed=args.seed, weights=args.weights,
+        seed = 0 if args.weights else args.seed  # --seed then draws the random inputs alone (review119)
+        compiled = driver.build(mod, args.model, driver.CompileOptions(seed=seed, weights=args.weights,
                                                                         search_path=tuple(args.include),
                                                                         **opt_options(args)), sources)
         model = compiled.model

@@ -517,9 +517,10 @@ class Calls:
             from ..ops._common import fill_array
             fill_array("parameter()", value, DTYPES[dtype], named_infinity=False)
         reach = {"normal": 5.7 * std, "trunc_normal": 2 * std, "uniform": max(abs(low), abs(high), high - low)}
-        if DTYPES[dtype].is_float and not reach.get(init, 0) <= (top := DTYPES[dtype].limits()[1]):  # std=1e39
-            said = f"low={low}, high={high}" if init == "uniform" else f"std={std}"  # gave +-inf weights (mutnew5)
-            raise ArchTypeError(f"parameter(): {init} with {said} draws numbers past {dtype}'s largest, {top:g}", span)
+        if DTYPES[dtype].is_float and not reach.get(init, 0) <= (top := min(DTYPES[dtype].limits()[1], 3.4e38)):
+            said = f"low={low}, high={high}" if init == "uniform" else f"std={std}"  # std=1e39: +-inf weights,
+            raise ArchTypeError(f"parameter(): {init} with {said} draws numbers past {top:g} (inf in the "  # drawn
+                                f"float32 draw or the {dtype} weight)", span)  # in float32 (mutnew5, review119)
         if trainable is None:  # an integer or bool tensor is a buffer: nothing to learn by gradient
             trainable = DTYPES[dtype].is_float
         if not isinstance(trainable, bool):  # "no" and a symbolic T - 1 were true

@@ -125,7 +125,8 @@ def _normal(bits: np.random.BitGenerator, out: np.ndarray, std: float) -> None:
     np.log(r, out=r)
     r *= np.float32(-2.0)
     np.sqrt(r, out=r)
-    r *= np.float32(std)  # not inside the sqrt: std * std underflows float32 below std ~ 4e-23
+    with np.errstate(over="ignore"):  # a trunc_normal's std up to 1.7e38: the draws past 2 std are redrawn
+        r *= np.float32(std)  # not inside the sqrt: std * std underflows float32 below std ~ 4e-23
     theta *= np.float32(2.0 * math.pi)
     np.cos(theta, out=out[:h])
     out[:h] *= r

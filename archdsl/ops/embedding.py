@@ -12,13 +12,14 @@ def _infer(ins, a):
     if ids.dtype not in (DType.int64, DType.int32):
         fail(f"embedding: ids must be int64 or int32, got {ids.dtype} {shape_str(ids)}" + (
             '; an output layer tied to an embedding\'s table is h @ ref("emb.weight").T'
-            if ids.dtype.is_float else ""))
+            if ids.dtype.is_float and ids.rank and ids.shape[-1] == w.shape[1] else ""))  # features, not ids
     if w.rank != 2:
         fail(f"embedding: table must be 2-D, got {shape_str(w)}")
     if not a["std"] >= 0:
         fail(f"embedding: std must be >= 0, got {a['std']}", "std")
-    if not 5.7 * a["std"] <= w.dtype.limits()[1]:  # its N(0, std) draws reach 5.64 std: inf past this (mutnew5)
-        fail(f"embedding: std={a['std']} draws numbers past {w.dtype}'s largest, {w.dtype.limits()[1]:g}", "std")
+    if not 5.7 * a["std"] <= (top := min(w.dtype.limits()[1], 3.4e38)):  # N(0, std) drawn in float32 reaches 5.64
+        fail(f"embedding: std={a['std']} draws numbers past {top:g} (inf in the float32 draw or the {w.dtype} "
+             "table)", "std")  # std: inf past this (mutnew5)
     p, n = a.get("padding_idx"), w.shape[0]
     if p is not None and not -n <= p < n:
         fail(f"embedding: padding_idx {p} is not a row of a {n}-row table ({-n}..{n - 1})", "padding_idx")

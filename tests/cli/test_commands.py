@@ -278,7 +278,6 @@ def test_output_that_cannot_be_written_is_an_error_not_a_traceback(argv):
     # finite, and inf in the step's float32 constants: trained to NaN, the loss's message blaming --lr (review116)
     (["--weight-decay", "1e300"], "weight decay 1e+300 is inf in float32"),
     (["--optimizer", "sgd", "--momentum", "1e39"], "momentum 1e+39 is inf in float32"),
-    (["--clip-grad-norm", "1e39"], "the gradient norm to clip to 1e+39 is inf in float32"),
     (["--disable-pass", "nosuch"], "--disable-pass: unknown pass 'nosuch'"),
 ])
 def test_bad_flag_values_are_usage_errors(tmp_path, capsys, flags, words):

@@ -230,3 +230,19 @@ def test_one_example_without_its_batch_dim_is_told_to_add_it(tmp_path, capsys):
     spec.write_text("model m(ids: int64[2, T]) -> y {\n    y = ids -> embedding(10, 4) as emb\n}\n")  # a fixed
     assert main(["run", str(spec), "--input", f"ids={tmp_path / 'p.npy'}", "--repeat", "1"]) == 1  # batch of 2
     assert "one example?" not in capsys.readouterr().err  # (review69: array[None] was refused next)
+
+
+def test_run_with_weights_takes_a_seed_for_its_random_inputs(tmp_path, capsys):
+    """run --weights W --seed 3 was refused as a seed beside weights (review119): run's --seed also draws the
+    random inputs, which the weights leave alone."""
+    import archdsl
+    from archdsl.lower import initial_weights, save_weights
+    spec = tmp_path / "m.arch"
+    spec.write_text("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(2) as fc\n}\n")
+    save_weights(tmp_path / "w.npz", initial_weights(archdsl.check_file(spec)))
+    outs = []
+    for seed in ("0", "3"):
+        assert main(["run", str(spec), "--weights", str(tmp_path / "w.npz"), "--seed", seed, "--repeat", "1",
+                     "--save", str(tmp_path / f"o{seed}.npz")]) == 0
+        outs.append(np.load(tmp_path / f"o{seed}.npz")["y"])
+    assert not np.array_equal(*outs)  # other inputs, the same weights

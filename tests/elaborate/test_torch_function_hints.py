@@ -498,6 +498,9 @@ def test_tying_an_output_layer_to_an_embedding_says_how():
             archdsl.check_source(f'model m(x: int64[B, T]) -> y {{\n    h = x -> embedding(50, 8) as encoder\n'
                                  f'    y = {call}\n}}\n')
         assert said in e.value.message
+    with pytest.raises(archdsl.ArchError) as e:  # ids declared float by mistake: not a tie (review119)
+        archdsl.check_source("model m(x: float32[B, T]) -> y {\n    y = x -> embedding(50, 8)\n}\n")
+    assert e.value.message.endswith("got float32 [B, T]")
     g = archdsl.check_source('model m(x: int64[B, T]) -> y {\n    h = x -> embedding(50, 8) as encoder\n'
                              '    y = h @ ref("encoder.weight").T\n}\n')
     assert g.outputs[0][1].type.shape[-1] == 50 and list(g.params) == ["encoder.weight"]

@@ -126,3 +126,15 @@ def test_initial_weights_takes_the_seeds_a_build_takes():
         initial_weights(archdsl.compile_source("model m(x: float32[B, 4]) -> y {\n    y = x -> linear(2)\n}\n"))
     assert np.array_equal(initial_weights(g, seed=np.int64(2**32 - 1))["linear_0.weight"],
                           initial_weights(g, seed=2**32 - 1)["linear_0.weight"])
+
+
+def test_a_large_trunc_normal_std_draws_without_a_numpy_warning():
+    """std up to float32's largest / 2: the scaled radius overflows for the draws past 2 std, which are redrawn;
+    numpy said 'overflow encountered in multiply' (review119)."""
+    import warnings
+    g = archdsl.check_source('model m(x: float32[B, 4]) -> y {\n    w = parameter([256, 256], init="trunc_normal", '
+                             'std=1e38) as w\n    y = x * w[0, 0:4]\n}\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        w = initial_weights(g)["w"]
+    assert np.isfinite(w).all() and np.abs(w).max() <= np.float32(2e38)

@@ -34,6 +34,8 @@ MLP = Path(__file__).resolve().parents[2] / "specs" / "mlp.arch"
     (TrainConfig(optimizer=OptimConfig("sgd", momentum=1e300)), r"momentum 1e\+300 is inf in float32"),
     (TrainConfig(optimizer=OptimConfig("adam", eps=-10**400)), "eps must be >= 0 and finite, got -inf"),
     (TrainConfig(lr=1e-50), "the learning rate 1e-50 is 0.0 in float32, the step's lr input"),  # never moves
+    (TrainConfig(optimizer=OptimConfig("adamw", weight_decay=-1e300)), r"weight decay must be >= 0 and finite, "
+                                                                       r"got -1e\+300"),  # not "inf in float32"
     (TrainConfig(loss=""), "loss takes a name or None"), (TrainConfig(output=""), "output takes a name or None"),
 ])
 def test_a_train_config_of_the_wrong_kind_is_said(train, said):
@@ -44,8 +46,9 @@ def test_a_train_config_of_the_wrong_kind_is_said(train, said):
 @pytest.mark.parametrize("field", ["freeze", "no_decay"])
 def test_patterns_that_are_no_strings_are_said(field):
     """freeze=3 was a bare "'int' object is not iterable" (review116)."""
-    with pytest.raises(ArchError, match=f"^{field} takes patterns \\(strings\\), got 3$"):
+    with pytest.raises(ArchError, match=f"^{field} takes a pattern or a list of patterns \\(strings\\), got 3$"):
         TrainConfig(**{field: 3})
+    assert getattr(TrainConfig(**{field: {"fc1.*": 1}.keys()}), field) == ("fc1.*",)  # strings: taken (review119)
 
 
 def test_a_train_step_refuses_with_weights_false():
