@@ -85,3 +85,20 @@ def test_the_options_and_model_are_said_in_the_apis_words():
         driver.compile_train_file(MLP, TrainConfig(), model="zz")
     with pytest.raises(ArchError, match="build_file takes a loaded module, archdsl.driver.load"):
         driver.build_file(str(MLP), None, driver.CompileOptions(), "o.onnx")
+
+
+def test_the_apis_freeze_takes_one_pattern_as_a_string():
+    """TrainConfig(freeze="fc1") froze the parameters matching 'f' and 'c', letter by letter (a str is a
+    sequence); a pattern that is no string is an ArchError, not a TypeError from deep in the matching."""
+    from archdsl import driver
+    from archdsl.autodiff import OptimConfig, TrainConfig
+    from archdsl.diagnostics import ArchError
+    cfg = TrainConfig(freeze="fc1", no_decay="*.bias", optimizer=OptimConfig("adamw"))
+    assert (cfg.freeze, cfg.no_decay) == (("fc1",), ("*.bias",))
+    src = "model m(x: float32[B, 4]) -> y {\n    y = x -> linear(8) as fc1 -> tanh -> linear(3) as fc2\n}\n"
+    step = driver.build_train(driver.load(text=src), None, driver.CompileOptions(), cfg)
+    inputs = {i.name for i in step.step_model.graph.input}
+    assert "fc2.weight.exp_avg" in inputs and "fc1.weight.exp_avg" not in inputs  # fc1 frozen: no optimizer state
+    with pytest.raises(ArchError, match=r"freeze takes a pattern or a list of patterns \(strings\), got \[1\]"):
+        TrainConfig(freeze=(1,))
+    assert TrainConfig(freeze=None, no_decay=None).freeze == ()  # none: nothing frozen, as before
