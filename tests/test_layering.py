@@ -15,8 +15,8 @@ import archdsl
 ROOT = Path(archdsl.__file__).parent
 BASE = {"diagnostics", "_version", "interrupts", "user_cache", "shared_switch"}
 STAGES = {"types", "ops", "ir", "syntax", "elaborate", "passes", "autodiff", "lower", "summary", "files"}
-FACES = {"cli", "bench", "training.loop", "training.data", "training.schedule", "training.bench", "training.torch_ref",
-         "training.metrics", "training.nonfinite", "__main__", "_launch"}
+FACES = {"cli", "bench", "training.loop", "training.options", "training.data", "training.schedule", "training.bench",
+         "training.torch_ref", "training.metrics", "training.nonfinite", "__main__", "_launch"}
 
 # what each unit may import besides itself and BASE
 ALLOWED = {

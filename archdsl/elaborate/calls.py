@@ -474,8 +474,7 @@ class Calls:
     @staticmethod
     def parameter_args(args, kwargs, span) -> dict:
         """parameter()'s arguments by name, checked here so that a wrong one is named plainly."""
-        names = _PARAMETER_ARGS
-        if len(args) > len(names):
+        if len(args) > len(names := _PARAMETER_ARGS):
             raise ArchTypeError(f"parameter() takes at most {len(names)} arguments, got {len(args)}", span)
         given = dict(zip(names, args))
         keywords(given, kwargs, names, "parameter", f"it takes {', '.join(names)}", span)
