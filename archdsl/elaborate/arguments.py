@@ -38,9 +38,9 @@ def keywords(given: dict, kwargs: dict, names, callee: str, hint: str, span: Spa
         if k not in names and (callee, k) in _TORCH_ARGS:  # torch's class weights, pos_weight, ...
             raise ArchTypeError(f"{callee}() has no argument '{k}' (torch's): {_TORCH_ARGS[callee, k]} ({hint})",
                                 span).about(k)
-        if k not in names and k in _KERAS:  # return_sequences= suggested return_state, which gives a tuple
-            raise ArchTypeError(f"{callee}() has no argument '{k}' ({_KERAS[k][0]}'s): {_KERAS[k][1]} ({hint})",
-                                span).about(k)
+        keras = _KERAS.get((callee, k)) or _KERAS.get(k)  # an op's own reading first: lstm's activation=
+        if k not in names and keras:  # return_sequences= suggested return_state, which gives a tuple
+            raise ArchTypeError(f"{callee}() has no argument '{k}' ({keras[0]}'s): {keras[1]} ({hint})", span).about(k)
         if k not in names:
             raise ArchTypeError(f"{callee}() has no argument '{k}'{did_you_mean(k, names)} ({hint})", span).about(k)
         if k in given:
@@ -72,6 +72,29 @@ _KERAS = {  # name: (whose, what to write)
     "return_sequences": ("Keras", "an lstm or gru returns every step's output, [B, T, H]; the last step's alone is "
                                   "out[:, -1] (with lengths=, return_state=true and the final state h_n[-1])"),
     "units": ("Keras", "the size is the first argument (linear(64), lstm(64))"),
+    **{k: ("Keras", "layers start from torch's default init: give trained or chosen values with --weights, or "
+                    "write the weight as a parameter(shape, init=...)") for k in (
+        "kernel_initializer", "bias_initializer", "embeddings_initializer", "recurrent_initializer",
+        "beta_initializer", "gamma_initializer")},
+    **{k: ("Keras", "a penalty is part of the loss: add it to the spec's loss output (--loss model), or use "
+                    "--weight-decay for L2")
+       for k in ("kernel_regularizer", "bias_regularizer", "activity_regularizer")},
+    "trainable": ("Keras", "build --train --freeze NAME (a layer's name or a pattern) leaves its parameters as "
+                           "they are"),
+    "input_shape": ("Keras", "the model's inputs declare their shapes: model m(x: float32[B, ...])"),
+    "from_logits": ("Keras", "cross_entropy and bce_with_logits always take logits (from_logits=True); leave it out"),
+    "alpha": ("Keras", "leaky_relu's slope is negative_slope= (Keras's LeakyReLU alpha, default 0.3)"),
+    "center": ("Keras", "affine=false (batchnorm, group_norm) or elementwise_affine=false (layernorm) leaves out "
+                        "both the shift and the scale"),
+    "depth": ("TensorFlow", "one_hot's class count is num_classes="),
+    **{k: ("TensorFlow", "transpose the operand first: matmul(a, transpose(b, -2, -1))")
+       for k in ("transpose_a", "transpose_b", "adjoint_b")},
+    **{(op, "activation"): ("Keras", f"{op}'s cell always uses tanh and sigmoid (torch's); chaining an activation "
+                                     "after it changes the model") for op in ("lstm", "gru")},
+    ("gru", "reset_after"): ("Keras", "gru applies the reset gate after the recurrent matmul, as Keras's "
+                                      "reset_after=True (TF2's default); leave it out"),
+    **{(op, "recurrent_dropout"): ("Keras", "no dropout on the recurrent state: dropout= acts between stacked "
+                                            "layers (torch's)") for op in ("lstm", "gru")},
     "exclusive": ("TensorFlow", "the sums before each position along dim 1 are concat([zeros_like(x[:, :1]), "
                                 "cumsum(x, 1)[:, :-1]], axis=1) (ones_like and cumprod for products; reverse=True "
                                 "is flip(cumsum(flip(x, [1]), 1), [1]))"),

@@ -25,7 +25,7 @@ from .calls import LAYER_CALL, Calls
 from .operators import Operators
 from .run_time_sizes import RunTimeSizes
 from .scalars import UNDECIDED_ADVICE, Limits, ReturnValue, SymbolicOperand, is_callable, is_num, py_error
-from .values import BlockLayer, Builtin, Env, LayerFn, OpFn, Tensor, describe, model_called, module_path
+from .values import BlockLayer, Builtin, Env, LayerFn, OpFn, Tensor, describe, model_called, module_hint, module_path
 
 __all__ = ["Evaluator", "Limits"]
 
@@ -463,8 +463,8 @@ class Evaluator(Calls, RunTimeSizes, Blocks, Operators):
             rest = err.message[len(f"unknown name '{e.name}'"):]
             return UnknownNameError(f"unknown name '{root}'; archdsl's names have no module, and '{e.name}' is not "
                                     f"one either{rest}", e.value.span)
-        return UnknownNameError(f"unknown name '{root}'; archdsl's names have no module: {module}.{e.name} is "
-                                f"{e.name}", e.value.span)
+        return UnknownNameError(f"unknown name '{root}'; archdsl's names have no module: "
+                                f"{module_hint(root, module, e.name)}", e.value.span)
 
     def lookup(self, name: str, env: Env, span: Span):
         scope = env

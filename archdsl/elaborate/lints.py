@@ -83,6 +83,8 @@ def suspicious(op, tensors: list, attrs: dict, named=frozenset()) -> str | None:
                 f"gradient passes it (a single logit's {'probability' if one == 'sigmoid' else 'log-probability'} "
                 f"is {one}(x))")
     sequence = _sequence_from(tensors[0].value) if x.rank == 3 else None
+    if sequence is None and op.name == "batchnorm" and x.rank == 3 and _steps_linear(tensors[0].value):
+        sequence = "a linear"  # Keras's Dense then BatchNormalization over a sequence (review121)
     if sequence and op.name in _ALONG_DIM_1:  # an embedding's or an lstm's [B, T, F]
         return (f"{op.name} reads [{', '.join(map(str, x.shape))}], {sequence}'s [batch, steps, features], as "
                 f"{x.shape[1]} {_ALONG_DIM_1[op.name]}; transpose(x, 1, 2) first (Keras's layers take steps first)"
@@ -92,9 +94,35 @@ def suspicious(op, tensors: list, attrs: dict, named=frozenset()) -> str | None:
             _channels_last(op.name, x, _SPATIAL[op.name] or x.rank - 2, tensors[0].value)
         said = (layout, _keras_batchnorm(attrs, named)) if op.name == "batchnorm" else (layout,)
         return "; and ".join(filter(None, said)) or None
+    if op.name in ("lstm", "gru") and attrs["dropout"] and attrs["num_layers"] == 1:  # torch warns of it too
+        return (f"{op.name}'s dropout={attrs['dropout']} acts between stacked layers (torch's), and with "
+                f"num_layers=1 there are none: it drops nothing; dropout on the input (Keras's dropout=) is "
+                f"x -> dropout({attrs['dropout']}) -> {op.name}(...)")
     if op.name in ("lstm", "gru"):
         return layout_hint(op.name, x, attrs["batch_first"])
+    if op.name == "upsample" and "size" in named and attrs.get("size") is not None and x.rank >= 3:
+        return _shrinking_upsample(x, attrs["size"])
     return None
+
+
+def _steps_linear(v) -> bool:
+    """v is a linear's output over a [B, T, F] input: steps then features, as Keras's Dense on a sequence."""
+    p = _source(v).producer
+    return p is not None and p.op == "linear" and p.inputs[0].type.rank == 3
+
+
+def _shrinking_upsample(x, size) -> str | None:
+    """upsample(size=2): the output's size, 2x2 maps from 16x16 without a word, where Keras's UpSampling2D(size=2)
+    and the name mean a factor (review121)."""
+    given = list(size) if isinstance(size, (list, tuple)) else [size]
+    spatial = x.shape[2:]
+    sizes = given * len(spatial) if len(given) == 1 else given  # size=2: each spatial dim
+    if len(sizes) != len(spatial) or not all(isinstance(d, int) and isinstance(n, int) and n < d
+                                               for n, d in zip(sizes, spatial)):
+        return None
+    shown = given[0] if len(given) == 1 else given
+    return (f"upsample(size={shown}) makes {sizes} maps from [{', '.join(map(str, spatial))}]: size= is the "
+            f"output's size (torch's nn.Upsample); a factor (Keras's UpSampling2D(size=2)) is scale_factor=")
 
 
 # layers that read [B, C, ...] with the spatial dims after the channels (0: any rank)

@@ -12,7 +12,7 @@ from ..syntax import ast as A
 from ..types import DTYPES, describe
 
 __all__ = ["Tensor", "OpFn", "BlockFn", "LayerFn", "BlockLayer", "Builtin", "Namespace", "Env", "describe",
-           "model_called", "module_path"]
+           "model_called", "module_hint", "module_path"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -199,6 +199,24 @@ class Env:
                                                                  else f"; {torch}"), span)
         hint = f"; did you mean '{same}'?" if same else did_you_mean(name, list(self.visible()) + list(extra), prefix)
         return UnknownNameError(f"unknown name '{prefix}{name}'{hint}", span)  # LeakyReLU: leaky_relu
+
+
+# numpy's, TensorFlow's and JAX's names whose archdsl namesake is torch's, which does another thing
+_NOT_TORCHS = {
+    "split": "chunk(x, n, dim) (their split makes n pieces; archdsl's split is torch's: pieces of a given size)",
+    "gather": "take(x, index, axis) (their gather is numpy's take; archdsl's gather is torch's, element by element)",
+    "transpose": "permute(x, [...]) with the whole order (their transpose's axes=/perm=); transpose(x, a, b) swaps "
+                 "two dims",
+    "leaky_relu": "leaky_relu(x, negative_slope=0.2) (TensorFlow's default slope; archdsl's and torch's is 0.01)",
+}
+_TORCH_ROOTS = frozenset(("torch", "F", "nn", "functional", "th"))
+
+
+def module_hint(root: str, module: str, name: str) -> str:
+    """What `module.name` is here: the bare name, unless that name means another thing in torch (tf.split)."""
+    if root not in _TORCH_ROOTS and name in _NOT_TORCHS:
+        return f"{module}.{name} is {_NOT_TORCHS[name]}"
+    return f"{module}.{name} is {name}"
 
 
 def _squash(name: str) -> str:
@@ -402,6 +420,20 @@ _TORCH_FUNCTIONS = {
     "nll_loss": "cross_entropy(logits, labels), which takes the logits (no log_softmax before it)",
     **{n: "bce_with_logits(logits, targets), which takes the logits (no sigmoid before it)"
        for n in ("binary_cross_entropy", "bce_loss", "bce")},
+    **{n: "bce_with_logits(logits, targets) (Keras's order is (y_true, y_pred): here the logits come first; its "
+          "from_logits=True is what this takes)" for n in ("binary_crossentropy", "BinaryCrossentropy")},
+    **{n: "mean((a - b) ** 2), or train with --loss mse" for n in ("mse", "mean_squared_error", "MeanSquaredError")},
+    **{n: "mean(abs(a - b))" for n in ("mae", "mean_absolute_error", "MeanAbsoluteError")},
+    **{n: "cross_entropy(logits, labels) (the logits first; Keras's from_logits=True is what it takes)"
+       for n in ("sparse_categorical_crossentropy", "SparseCategoricalCrossentropy",
+                 "sparse_softmax_cross_entropy_with_logits")},
+    **{n: "mean(-sum(t * log_softmax(x, -1), dim=-1)) for target probabilities t (cross_entropy takes class "
+          "labels)" for n in ("categorical_crossentropy", "CategoricalCrossentropy",
+                               "softmax_cross_entropy_with_logits")},
+    "sigmoid_cross_entropy_with_logits": 'bce_with_logits(logits, labels, reduction="none")',
+    **{n: "mean(where(abs(d) < 1.0, 0.5 * d * d, abs(d) - 0.5)) for d = a - b (Keras's delta 1.0)"
+       for n in ("Huber", "huber")},
+    "log_cosh": "mean(d + softplus(-2.0 * d) - 0.6931471805599453) for d = a - b (log(cosh(d)), stable)",
     "kl_div": "sum(p * (log(where(p > 0.0, p, 1.0)) - log_q)) for target probabilities p and log-probabilities "
               "log_q (0 log 0 counts 0, as torch's xlogy; log(p) made a one-hot target's loss NaN)",
     "Sequential": "a chain, x -> f -> g (a block to reuse one)",
@@ -452,10 +484,29 @@ _TORCH_FUNCTIONS = {
     "Concatenate": "concat([a, b], axis=-1) (Keras's default; concat's own is axis=1, the channels)",
     "concatenate": "concat([a, b], axis=0) (numpy's, jax's and torch's default axis; concat's own is axis=1)",
     "Dot": "sum(a * b, dim=-1, keepdim=true) for Keras's Dot(axes=1) of two [B, D]",
+    "UpSampling2D": "upsample(x, scale_factor=2) (Keras's size=2 is a factor; upsample's size= is the output's size)",
+    "LeakyReLU": "leaky_relu(x) (torch's nn.LeakyReLU, slope 0.01); Keras's LeakyReLU() is leaky_relu(x, "
+                 "negative_slope=0.3)",
+    "ReLU": "relu(x), or relu6(x) for Keras's ReLU(max_value=6.0)",
+    "TimeDistributed": "the layer itself: linear(n) acts on the last dim of a [B, T, F] sequence",
+    "RepeatVector": "tile(unsqueeze(v, 1), [1, n, 1]) (a [B, D] as [B, n, D])",
+    "ZeroPadding2D": "pad(x, [left, right, top, bottom]) on channels-first [B, C, H, W] (the last dim's pair first)",
+    "Cropping2D": "x[:, :, top:-bottom, left:-right] on channels-first [B, C, H, W]",
+    **{n: "dropout(x, p) (an element-wise mask; a whole channel's, Keras's spatial one: x * (rand_like(x[:, :, :1]) "
+          "> p) / (1 - p) in a train step)" for n in ("SpatialDropout1D", "SpatialDropout2D")},
+    "GaussianNoise": "x + stddev * randn_like(x) (it runs in inference too: a train-only noise is given as an input)",
+    "Rescaling": "x * scale + offset",
+    "GroupNormalization": "group_norm(x, num_groups) on channels-first [B, C, ...] (Keras's groups=32 default)",
+    "Normalization": "(x - mean) / sqrt(var) with the dataset's mean and variance as buffers or constants "
+                     "(Keras's adapted feature standardization; normalize is an L2 norm)",
     **{n: "a * b (Keras's merge layer of a list: a * b * c for more)" for n in ("Multiply", "multiply")},
     "Add": "a + b (Keras's merge layer of a list: a + b + c for more)",
-    **{f"reduce_{n}": f"{op}(x, dim=[1, 2]) (TensorFlow's axis= is dim=, keepdims=true is keepdim=true)"
+    **{f"reduce_{n}": f"{op}(x, dim=d) for TensorFlow's axis=d (a list for several; keepdims=True is "
+                      "keepdim=true)"
        for n, op in (("mean", "mean"), ("sum", "sum"), ("max", "amax"), ("min", "amin"))},
+    **{f"reduce_{n}": f"{op}(x, dim=d, correction=0) for TensorFlow's axis=d (its {op} divides by n: the "
+                      "population figure; archdsl's and torch's default correction=1 divides by n - 1)"
+       for n, op in (("std", "std"), ("variance", "var"))},
     "BatchNormalization": "batchnorm(x, eps=1e-3, momentum=0.01): Keras's momentum=0.99 keeps 0.99 of the "
                           "running statistics, torch's and archdsl's momentum is the new batch's share",
     "Activation": "the activation itself, chained (x -> relu)",

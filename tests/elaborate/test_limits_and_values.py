@@ -276,7 +276,8 @@ def test_torch_tensor_methods_name_the_function_to_call(stmt, hint):
     ("h = mse_loss(x, x)", "unknown name 'mse_loss'; write mean((a - b) ** 2), or train with --loss mse"),
     ("h = nll_loss(x, x)", "unknown name 'nll_loss'; write cross_entropy(logits, labels), which takes the logits"),
     ("h = binary_cross_entropy(x, x)", "write bce_with_logits(logits, targets)"),
-    ("h = LeakyReLU(x)", "unknown name 'LeakyReLU'; did you mean 'leaky_relu'?"),
+    ("h = LeakyReLU(x)", "unknown name 'LeakyReLU'; write leaky_relu(x) (torch's nn.LeakyReLU, slope 0.01); "
+                         "Keras's LeakyReLU() is leaky_relu(x, negative_slope=0.3)"),
     ("h = BatchNorm2d(x)", "did you mean 'batchnorm2d'?"),
     ("h = Sequential(x)", "write a chain, x -> f -> g"),
     ("h = x if training else x", "unknown name 'training'; a spec has no mode flag"),

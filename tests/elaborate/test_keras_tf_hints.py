@@ -1,0 +1,91 @@
+"""A Keras/TensorFlow user's names (review121 hunt): those whose archdsl namesake is torch's and means another
+thing (tf.split, tf.gather), defaults that differ (leaky_relu's slope, reduce_std's divisor), Keras losses and
+layers, and Keras's layer arguments. Each form a hint gives is run against numpy or torch."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import archdsl
+from archdsl import runtime
+
+from .harness import _said
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+@pytest.mark.parametrize("call, said", [
+    ("tf.split(x, 2, axis=-1)", "tf.split is chunk(x, n, dim) (their split makes n pieces; archdsl's split is "
+                                "torch's: pieces of a given size)"),
+    ("np.split(x, 2)", "np.split is chunk(x, n, dim)"),
+    ("torch.split(x, 2)", "torch.split is split"),
+    ("tf.gather(x, [0, 3], axis=1)", "tf.gather is take(x, index, axis)"),
+    ("tf.transpose(x, perm=[0, 2, 1])", "tf.transpose is permute(x, [...]) with the whole order"),
+    ("tf.nn.leaky_relu(x)", "tf.nn.leaky_relu is leaky_relu(x, negative_slope=0.2)"),
+    ("LeakyReLU()(x)", "Keras's LeakyReLU() is leaky_relu(x, negative_slope=0.3)"),
+    ("tf.math.reduce_std(x, axis=1)", "write std(x, dim=d, correction=0) for TensorFlow's axis=d"),
+    ("UpSampling2D(size=2)(x)", "write upsample(x, scale_factor=2) (Keras's size=2 is a factor"),
+    ("binary_crossentropy(x, x)", "Keras's order is (y_true, y_pred): here the logits come first"),
+    ("Huber()(x, x)", "mean(where(abs(d) < 1.0, 0.5 * d * d, abs(d) - 0.5)) for d = a - b"),
+    ("log_cosh(x, x)", "mean(d + softplus(-2.0 * d) - 0.6931471805599453) for d = a - b"),
+    ("categorical_crossentropy(x, x)", "mean(-sum(t * log_softmax(x, -1), dim=-1))"),
+    ("RepeatVector(3)(x)", "tile(unsqueeze(v, 1), [1, n, 1])"),
+    ("x -> conv1d(4, 3, kernel_initializer=\"he_normal\")", "layers start from torch's default init"),
+    ("x -> lstm(4, activation=\"tanh\")", "lstm's cell always uses tanh and sigmoid (torch's)"),
+    ("x -> gru(4, reset_after=true)", "as Keras's reset_after=True (TF2's default); leave it out"),
+    ("cross_entropy(x, x, from_logits=true)", "always take logits (from_logits=True); leave it out"),
+    ("leaky_relu(x, alpha=0.3)", "leaky_relu's slope is negative_slope="),
+    ("x -> conv1d(4, 3, activation=\"relu\")", "chain the activation after the layer"),
+])
+def test_keras_and_tf_names_say_what_they_are_here(call, said):
+    assert said in _said("x: float32[B, 4, 8]", call)
+
+
+def test_the_forms_the_hints_give_compute_what_keras_and_tf_do():
+    src = ("model m(x: float32[3, 4, 6], t: float32[3, 6], p: float32[3, 6]) -> (ch, tk, pm, lr, sd, hb, lc, cc, rv) {"
+           "\n    ch = chunk(x, 2, dim=-1)[1]\n    tk = take(x, tensor([0, 3]), axis=1)\n"
+           "    pm = permute(x, [0, 2, 1])\n"
+           "    lr = leaky_relu(x, negative_slope=0.2)\n    sd = std(x, dim=1, correction=0)\n    d = t - p\n"
+           "    hb = mean(where(abs(d) < 1.0, 0.5 * d * d, abs(d) - 0.5))\n"
+           "    lc = mean(d + softplus(-2.0 * d) - 0.6931471805599453)\n"
+           "    cc = mean(-sum(softmax(t, -1) * log_softmax(p, -1), dim=-1))\n"
+           "    rv = tile(unsqueeze(p, 1), [1, 2, 1])\n}\n")
+    rng = np.random.default_rng(0)
+    f = {"x": rng.standard_normal((3, 4, 6)), "t": rng.standard_normal((3, 6)) * 2, "p": rng.standard_normal((3, 6))}
+    f = {k: v.astype(np.float32) for k, v in f.items()}
+    got = runtime.session(archdsl.compile_source(src)).run(None, f)
+    x, t, p = (torch.from_numpy(f[k]) for k in "xtp")
+    d = (t - p).double()
+    want = [np.split(f["x"], 2, axis=-1)[1], np.take(f["x"], [0, 3], axis=1), np.transpose(f["x"], (0, 2, 1)),
+            F.leaky_relu(x, 0.2).numpy(), f["x"].std(axis=1), F.huber_loss(p, t).numpy(),
+            torch.log(torch.cosh(d)).mean().numpy(), F.cross_entropy(p, torch.softmax(t, -1)).numpy(),
+            np.repeat(f["p"][:, None], 2, axis=1)]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+def _warned(src: str) -> list[str]:
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        archdsl.check_source(src)
+    return [str(w.message) for w in got if issubclass(w.category, archdsl.ArchWarning)]
+
+
+def test_keras_readings_that_build_a_wrong_model_are_warned_of():
+    """upsample(size=2) made 2x2 maps (Keras's UpSampling2D(size=2) is a factor), lstm's dropout with one layer
+    dropped nothing, and batchnorm after a linear over [B, T, F] normalized the steps (Keras's Dense then
+    BatchNormalization): each built without a word."""
+    up = _warned("model m(x: float32[B, 8, 16, 16]) -> y {\n    y = x -> upsample(size=2)\n}\n")
+    assert up == ["<string>:2:14: upsample(size=2) makes [2, 2] maps from [16, 16]: size= is the output's size "
+                  "(torch's nn.Upsample); a factor (Keras's UpSampling2D(size=2)) is scale_factor="]
+    assert _warned("model m(x: float32[B, 8, 16, 16]) -> y {\n    y = x -> upsample(size=[32, 32])\n}\n") == []
+    drop = _warned("model m(x: float32[B, 12, 16]) -> y {\n    y = x -> lstm(8, dropout=0.2)\n}\n")
+    assert drop and "with num_layers=1 there are none: it drops nothing" in drop[0]
+    assert _warned("model m(x: float32[B, 12, 16]) -> y {\n    y = x -> lstm(8, num_layers=2, dropout=0.2)\n}\n") == []
+    bn = _warned("model m(x: float32[B, 12, 16]) -> y {\n    y = x -> linear(8) -> batchnorm1d\n}\n")
+    assert bn and "batchnorm reads [B, 12, 8], a linear's [batch, steps, features], as 12 channels" in bn[0]
+    assert _warned("model m(x: float32[B, 16]) -> y {\n    y = x -> linear(8) -> batchnorm1d\n}\n") == []
