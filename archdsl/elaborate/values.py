@@ -491,7 +491,7 @@ _TORCH_FUNCTIONS = {
     "TimeDistributed": "the layer itself: linear(n) acts on the last dim of a [B, T, F] sequence",
     "RepeatVector": "tile(unsqueeze(v, 1), [1, n, 1]) (a [B, D] as [B, n, D])",
     "ZeroPadding2D": "pad(x, [left, right, top, bottom]) on channels-first [B, C, H, W] (the last dim's pair first)",
-    "Cropping2D": "x[:, :, top:-bottom, left:-right] on channels-first [B, C, H, W]",
+    "Cropping2D": "pad(x, [-left, -right, -top, -bottom]) on channels-first [B, C, H, W] (a negative pad crops)",
     **{n: "dropout(x, p) (an element-wise mask; a whole channel's, Keras's spatial one: x * (rand_like(x[:, :, :1]) "
           "> p) / (1 - p) in a train step)" for n in ("SpatialDropout1D", "SpatialDropout2D")},
     "GaussianNoise": "x + stddev * randn_like(x) (it runs in inference too: a train-only noise is given as an input)",

@@ -89,3 +89,16 @@ def test_keras_readings_that_build_a_wrong_model_are_warned_of():
     bn = _warned("model m(x: float32[B, 12, 16]) -> y {\n    y = x -> linear(8) -> batchnorm1d\n}\n")
     assert bn and "batchnorm reads [B, 12, 8], a linear's [batch, steps, features], as 12 channels" in bn[0]
     assert _warned("model m(x: float32[B, 16]) -> y {\n    y = x -> linear(8) -> batchnorm1d\n}\n") == []
+
+
+def test_the_padding_and_cropping_forms_are_keras():
+    """ZeroPadding2D(((3, 0), (1, 2))) and Cropping2D(((2, 1), (1, 0))) as the hints write them (the last dim's
+    pair first, a negative pad crops)."""
+    assert "pad(x, [left, right, top, bottom])" in _said("x: float32[B, 4, 8]", "ZeroPadding2D(1)(x)")
+    assert "pad(x, [-left, -right, -top, -bottom])" in _said("x: float32[B, 4, 8]", "Cropping2D(1)(x)")
+    x = np.random.default_rng(0).random((2, 2, 6, 7)).astype(np.float32)
+    z, c = runtime.session(archdsl.compile_source(
+        "model m(x: float32[B, 2, 6, 7]) -> (z, c) {\n    z = pad(x, [1, 2, 3, 0])\n"
+        "    c = pad(x, [-1, 0, -2, -1])\n}\n")).run(None, {"x": x})
+    np.testing.assert_array_equal(z, np.pad(x, ((0, 0), (0, 0), (3, 0), (1, 2))))
+    np.testing.assert_array_equal(c, x[:, :, 2:5, 1:])
