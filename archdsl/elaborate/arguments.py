@@ -91,6 +91,10 @@ _KERAS = {  # name: (whose, what to write)
        for k in ("transpose_a", "transpose_b", "adjoint_b")},
     **{(op, "activation"): ("Keras", f"{op}'s cell always uses tanh and sigmoid (torch's); chaining an activation "
                                      "after it changes the model") for op in ("lstm", "gru")},
+    ("batchnorm", "axis"): ("Keras", "batchnorm normalizes dim 1, the channels (torch's); permute channels-last "
+                                      "data first (Keras's axis=-1)"),
+    ("layernorm", "axis"): ("Keras", "layernorm normalizes the last dims, normalized_shape=[...] of them (Keras's "
+                                      "axis=-1 is the last one, the default)"),
     ("gru", "reset_after"): ("Keras", "gru applies the reset gate after the recurrent matmul, as Keras's "
                                       "reset_after=True (TF2's default); leave it out"),
     **{(op, "recurrent_dropout"): ("Keras", "no dropout on the recurrent state: dropout= acts between stacked "

@@ -496,6 +496,10 @@ _TORCH_FUNCTIONS = {
           "> p) / (1 - p) in a train step)" for n in ("SpatialDropout1D", "SpatialDropout2D")},
     "GaussianNoise": "x + stddev * randn_like(x) (it runs in inference too: a train-only noise is given as an input)",
     "Rescaling": "x * scale + offset",
+    "Permute": "permute(x, [0, ...]) with the batch dim written and dims counted from 0 (Keras's Permute((2, 1)) is "
+               "permute(x, [0, 2, 1]))",
+    "Reshape": "reshape(x, [-1, ...]) with the batch dim written (Keras's Reshape((5, 64)) is reshape(x, [-1, 5, 64]))",
+    "clip_by_value": "clamp(x, min=lo, max=hi)",
     "GroupNormalization": "group_norm(x, num_groups) on channels-first [B, C, ...] (Keras's groups=32 default)",
     "Normalization": "(x - mean) / sqrt(var) with the dataset's mean and variance as buffers or constants "
                      "(Keras's adapted feature standardization; normalize is an L2 norm)",
@@ -522,8 +526,10 @@ _TORCH_FUNCTIONS = {
                                                                           "transducer_loss")},
     **{n: f"{n}1d, {n}2d or {n}3d (by the input's rank)" for n in ("maxpool", "avgpool")},
 }
-# the table's names however cased or underscored (Unflatten, torch's module, for unflatten)
-_TORCH_SQUASHED = {_squash(k): k for k in reversed(_TORCH_FUNCTIONS)}
+# the table's names however cased or underscored (Unflatten, torch's module, for unflatten); not a Keras class
+# named as an op (Permute, Reshape: x.permute(...) is torch's method, not Keras's 1-based layer)
+_TORCH_SQUASHED = {_squash(k): k for k in reversed(_TORCH_FUNCTIONS)
+                   if k == _squash(k) or ops_lookup(_squash(k)) is None}
 
 
 def module_path(e) -> str | None:

@@ -40,6 +40,11 @@ F = torch.nn.functional
     ("cross_entropy(x, x, from_logits=true)", "always take logits (from_logits=True); leave it out"),
     ("leaky_relu(x, alpha=0.3)", "leaky_relu's slope is negative_slope="),
     ("x -> conv1d(4, 3, activation=\"relu\")", "chain the activation after the layer"),
+    ("x -> batchnorm(axis=-1)", "batchnorm normalizes dim 1, the channels (torch's); permute channels-last"),
+    ("x -> layernorm(axis=-1)", "layernorm normalizes the last dims"),
+    ("clip_by_value(x, 0.0, 1.0)", "write clamp(x, min=lo, max=hi)"),
+    ("Permute((2, 1))(x)", "Keras's Permute((2, 1)) is permute(x, [0, 2, 1])"),
+    ("Reshape((5, 64))(x)", "Keras's Reshape((5, 64)) is reshape(x, [-1, 5, 64])"),
 ])
 def test_keras_and_tf_names_say_what_they_are_here(call, said):
     assert said in _said("x: float32[B, 4, 8]", call)
