@@ -492,8 +492,9 @@ _TORCH_FUNCTIONS = {
     "RepeatVector": "tile(unsqueeze(v, 1), [1, n, 1]) (a [B, D] as [B, n, D])",
     "ZeroPadding2D": "pad(x, [left, right, top, bottom]) on channels-first [B, C, H, W] (the last dim's pair first)",
     "Cropping2D": "pad(x, [-left, -right, -top, -bottom]) on channels-first [B, C, H, W] (a negative pad crops)",
-    **{n: "dropout(x, p) (an element-wise mask; a whole channel's, Keras's spatial one: x * (rand_like(x[:, :, :1]) "
-          "> p) / (1 - p) in a train step)" for n in ("SpatialDropout1D", "SpatialDropout2D")},
+    **{n: "dropout(x, p) for an element-wise mask; Keras's whole channels of a channels-first [B, C, ...] are "
+          "x * cast(gt(rand_like(x[:, :, :1]), p), \"float32\") / (1.0 - p) (drawn at inference too)"
+       for n in ("SpatialDropout1D", "SpatialDropout2D")},
     "GaussianNoise": "x + stddev * randn_like(x) (it runs in inference too: a train-only noise is given as an input)",
     "Rescaling": "x * scale + offset",
     "Permute": "permute(x, [0, ...]) with the batch dim written and dims counted from 0 (Keras's Permute((2, 1)) is "

@@ -107,3 +107,17 @@ def test_the_padding_and_cropping_forms_are_keras():
         "    c = pad(x, [-1, 0, -2, -1])\n}\n")).run(None, {"x": x})
     np.testing.assert_array_equal(z, np.pad(x, ((0, 0), (0, 0), (3, 0), (1, 2))))
     np.testing.assert_array_equal(c, x[:, :, 2:5, 1:])
+
+
+def test_the_spatial_dropout_form_drops_whole_channels():
+    """SpatialDropout's hint, word for word (its first wording multiplied by a bool, which archdsl refuses)."""
+    hint = _said("x: float32[B, 4, 8]", "SpatialDropout1D(0.5)(x)")
+    form = 'x * cast(gt(rand_like(x[:, :, :1]), p), "float32") / (1.0 - p)'
+    assert form in hint
+    model = archdsl.compile_source(f"model m(x: float32[B, 16, 8]) -> y {{\n    y = {form.replace('p', '0.5')}\n}}\n")
+    sess = runtime.session(model)
+    feeds = {i.name: (np.ones((3, 16, 8), np.float32) if i.name == "x" else np.array(7, np.int64))
+             for i in sess.get_inputs()}
+    y = sess.run(None, feeds)[0]
+    assert set(np.unique(y)) <= {0.0, 2.0} and (y.min(axis=2) == y.max(axis=2)).all()  # a channel dropped whole
+    assert 0 < (y[:, :, 0] == 0).sum() < 48
