@@ -230,3 +230,12 @@ def test_build_file_refuses_a_path_weights_file_and_a_file_imported_through_anot
         with pytest.raises(archdsl.ArchError, match=f"^out {out} is {what}: writing it would destroy the input"):
             build_file(mod, None, opts, out)
         assert (tmp_path / out).read_bytes() == before
+
+
+def test_session_of_an_upper_case_arch_file_says_compile_it(tmp_path):
+    """M.ARCH is a spec too (mutnew6)."""
+    from archdsl import runtime
+    p = tmp_path / "M.ARCH"
+    p.write_text("model m(x: float32[B]) -> x {}\n")
+    with pytest.raises(archdsl.ArchError, match="it is a .arch spec; compile it first"):
+        runtime.session(str(p))

@@ -201,19 +201,24 @@ class Env:
         return UnknownNameError(f"unknown name '{prefix}{name}'{hint}", span)  # LeakyReLU: leaky_relu
 
 
-# numpy's, TensorFlow's and JAX's names whose archdsl namesake is torch's, which does another thing
+# numpy's, TensorFlow's and JAX's names whose archdsl namesake is torch's, which does another thing; and
+# TensorFlow's alone (JAX's and Flax's leaky_relu slope is torch's 0.01)
 _NOT_TORCHS = {
     "split": "chunk(x, n, dim) (their split makes n pieces; archdsl's split is torch's: pieces of a given size)",
     "gather": "take(x, index, axis) (their gather is numpy's take; archdsl's gather is torch's, element by element)",
     "transpose": "permute(x, [...]) with the whole order (their transpose's axes=/perm=); transpose(x, a, b) swaps "
                  "two dims",
-    "leaky_relu": "leaky_relu(x, negative_slope=0.2) (TensorFlow's default slope; archdsl's and torch's is 0.01)",
 }
-_TORCH_ROOTS = frozenset(("torch", "F", "nn", "functional", "th"))
+_NOT_TFS = {"leaky_relu": "leaky_relu(x, negative_slope=0.2) (TensorFlow's default slope; archdsl's and torch's "
+                          "is 0.01)"}
+_TORCH_ROOTS = frozenset(("torch", "F", "nn", "functional"))
+_TF_ROOTS = frozenset(("tf", "tensorflow", "keras", "K"))
 
 
 def module_hint(root: str, module: str, name: str) -> str:
     """What `module.name` is here: the bare name, unless that name means another thing in torch (tf.split)."""
+    if root in _TF_ROOTS and name in _NOT_TFS:
+        return f"{module}.{name} is {_NOT_TFS[name]}"
     if root not in _TORCH_ROOTS and name in _NOT_TORCHS:
         return f"{module}.{name} is {_NOT_TORCHS[name]}"
     return f"{module}.{name} is {name}"
@@ -492,9 +497,10 @@ _TORCH_FUNCTIONS = {
     "RepeatVector": "tile(unsqueeze(v, 1), [1, n, 1]) (a [B, D] as [B, n, D])",
     "ZeroPadding2D": "pad(x, [left, right, top, bottom]) on channels-first [B, C, H, W] (the last dim's pair first)",
     "Cropping2D": "pad(x, [-left, -right, -top, -bottom]) on channels-first [B, C, H, W] (a negative pad crops)",
-    **{n: "dropout(x, p) for an element-wise mask; Keras's whole channels of a channels-first [B, C, ...] are "
-          "x * cast(gt(rand_like(x[:, :, :1]), p), \"float32\") / (1.0 - p) (drawn at inference too)"
-       for n in ("SpatialDropout1D", "SpatialDropout2D")},
+    **{n: f"dropout(x, p) for an element-wise mask; Keras's whole channels of a channels-first {shape} are "
+          f"x * cast(gt(rand_like(x[{cut}]), p), \"float32\") / (1.0 - p) (drawn at inference too)"
+       for n, shape, cut in (("SpatialDropout1D", "[B, C, T]", ":, :, :1"),
+                             ("SpatialDropout2D", "[B, C, H, W]", ":, :, :1, :1"))},
     "GaussianNoise": "x + stddev * randn_like(x) (it runs in inference too: a train-only noise is given as an input)",
     "Rescaling": "x * scale + offset",
     "Permute": "permute(x, [0, ...]) with the batch dim written and dims counted from 0 (Keras's Permute((2, 1)) is "

@@ -121,3 +121,89 @@ def test_the_spatial_dropout_form_drops_whole_channels():
     y = sess.run(None, feeds)[0]
     assert set(np.unique(y)) <= {0.0, 2.0} and (y.min(axis=2) == y.max(axis=2)).all()  # a channel dropped whole
     assert 0 < (y[:, :, 0] == 0).sum() < 48
+
+
+# mutnew6: tests that kill the survivors of a mutation hunt over these hints and warnings
+
+
+def _error(src: str) -> str:
+    with pytest.raises(archdsl.ArchError) as e:
+        archdsl.check_source(src)
+    return str(e.value)
+
+
+def test_upsample_size_warning_bounds():
+    up = "model m(x: float32[{}]) -> y {{\n    y = x -> upsample(size={})\n}}\n"
+    assert _warned(up.format("B, 8, 16, 16", "16")) == []            # the same size: no shrink
+    assert _warned(up.format("B, 8, 16, 16", "[8, 64]")) == []       # one dim grows: not a factor misread
+    one = _warned(up.format("B, 8, 16", "4"))                         # 1-D maps too
+    assert one and "upsample(size=4) makes [4] maps from [16]" in one[0]
+
+
+def test_batchnorm_after_embedding_then_linear_names_the_embedding():
+    bn = _warned("model m(ids: int64[B, 12]) -> y {\n    y = ids -> embedding(50, 16) -> linear(8) -> batchnorm1d\n}\n")
+    assert bn and "an embedding's [batch, steps, features]" in bn[0]
+
+
+@pytest.mark.parametrize("call, said, unsaid", [
+    ("F.leaky_relu(x)", "F.leaky_relu is leaky_relu", "0.2"),
+    ("torch.nn.functional.leaky_relu(x)", "torch.nn.functional.leaky_relu is leaky_relu", "0.2"),
+    ("hessian(x)", "a spec computes no gradients itself", None),
+    ("x.permute(0, 2, 1)", "ops are functions: permute(x, ...)", "Keras"),
+    ("x.reshape(-1, 32)", "ops are functions: reshape(x, ...)", "Keras"),
+    ("sigmoid_cross_entropy_with_logits(x, x)", 'reduction="none"', None),
+    ("SpatialDropout2D(0.5)(x)", "write dropout(x, p)", None),
+])
+def test_module_and_table_hints(call, said, unsaid):
+    msg = _error(f"model m(x: float32[B, 4, 8]) -> y {{\n    y = {call}\n}}\n")
+    assert said in msg and (unsaid is None or unsaid not in msg)
+
+
+def test_an_ops_own_alpha_is_taken():
+    archdsl.check_source("model m(x: float32[B, 4]) -> y {\n    y = elu(x, alpha=0.5)\n}\n")
+
+
+@pytest.mark.parametrize("call, said", [
+    ("x -> gru(4, recurrent_dropout=0.2)", "no dropout on the recurrent state"),
+    ("matmul(x, x, adjoint_b=true)", "transpose the operand first"),
+    ("x -> batchnorm1d(center=false)", "leaves out both the shift and the scale"),
+    ("x -> batchnorm1d(gamma_initializer=\"ones\")", "layers start from torch's default init"),
+])
+def test_keras_arguments_say_what_to_write(call, said):
+    assert said in _error(f"model m(x: float32[B, 5, 4]) -> y {{\n    y = {call}\n}}\n")
+
+
+def test_embedding_id_checks():
+    assert "ids must be int64 or int32, got float32 []" in _error(
+        "model m(x: float32[]) -> y {\n    y = x -> embedding(10, 4)\n}\n")
+    assert "std=1e+38 draws numbers past 3.4e+38" in _error(
+        "model m(ids: int64[B, 3]) -> y {\n    y = ids -> embedding(10, 4, std=1e38)\n}\n")
+    assert "tied" not in _error("model m(x: bool[B, 4]) -> y {\n    y = x -> embedding(10, 4)\n}\n")
+
+
+def test_ref_of_a_layer_name_lists_the_right_layers():
+    blk = ("block b(x) {\n    h = x -> linear(4) as fc\n    return h @ ref(\"fc\")\n}\n"
+           "model m(x: float32[B, 4]) -> y {\n    y = x -> linear(4, bias=false) as fc -> b as blk\n}\n")
+    assert "whose parameters are 'fc.weight', 'fc.bias'" in _error(blk)
+    msg = _error("model m(x: float32[B, 4]) -> y {\n    h = x -> linear(4) as fc1\n    y = h @ ref(\"fc\")\n}\n")
+    assert "fc1.weight" not in msg.split("(yet)")[0] and "names a layer" not in msg
+
+
+def test_the_spatial_dropout_2d_form_drops_whole_feature_maps():
+    """SpatialDropout2D's mask is [B, C, 1, 1] (x[:, :, :1] of a map dropped columns, not channels: mutnew6)."""
+    hint = _error("model m(x: float32[B, 4, 8]) -> y {\n    y = SpatialDropout2D(0.5)(x)\n}\n")
+    form = 'x * cast(gt(rand_like(x[:, :, :1, :1]), p), "float32") / (1.0 - p)'
+    assert form in hint
+    sess = runtime.session(archdsl.compile_source(
+        f"model m(x: float32[B, 16, 4, 5]) -> y {{\n    y = {form.replace('p', '0.5')}\n}}\n"))
+    feeds = {i.name: (np.ones((3, 16, 4, 5), np.float32) if i.name == "x" else np.array(11, np.int64))
+             for i in sess.get_inputs()}
+    y = sess.run(None, feeds)[0].reshape(3, 16, -1)
+    assert (y.min(axis=2) == y.max(axis=2)).all() and 0 < (y[:, :, 0] == 0).sum() < 48
+
+
+def test_jax_and_flax_leaky_relu_keep_torchs_slope():
+    """Only TensorFlow's and Keras's leaky_relu default to another slope (jax.nn.leaky_relu's is 0.01: mutnew6)."""
+    for call in ("jax.nn.leaky_relu(x)", "linen.leaky_relu(x)"):
+        assert "0.2" not in _error(f"model m(x: float32[B, 4]) -> y {{\n    y = {call}\n}}\n"), call
+    assert "negative_slope=0.2" in _error("model m(x: float32[B, 4]) -> y {\n    y = tf.nn.leaky_relu(x)\n}\n")

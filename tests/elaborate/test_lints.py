@@ -432,3 +432,8 @@ def test_channels_last_images_of_run_time_sizes_are_said_too():
     with pytest.raises(archdsl.ArchError, match=r"give H a number: .*; or, if \[B, H, W, 32\] is \[batch, spatial, "
                                                 r"spatial, channels\] \(channels last\), permute\(\[0, 3, 1, 2\]\)"):
         archdsl.check_source("model m(x: float32[B, H, W, 32]) -> y {\n    y = x -> conv2d(16, 3, padding=1)\n}\n")
+
+
+def test_a_one_d_input_of_run_time_length_with_three_features_is_not_said_channels_last():
+    """[B, T, 3] into maxpool1d: a 1-D signal of 3 channels by length T is as likely (mutnew6)."""
+    assert said("    y = x -> maxpool1d(2)", "x: float32[B, T, 3]") == []
