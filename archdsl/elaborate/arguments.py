@@ -122,8 +122,10 @@ _KERAS = {  # name: (whose, what to write)
     "time_major": ("Flax", "batch_first=false"),
     "ddof": ("numpy", "correction="),
     "reduction_axes": ("Flax", "the norm's own dims: layernorm over the last, group_norm over each group"),
-    "use_bias": ("Keras", "bias=false"),
-    "epsilon": ("Keras", "eps="),
+    "use_bias": ("Keras's and Flax", "bias=false"),
+    "epsilon": ("Keras's and Flax", "eps="),
+    "use_scale": ("Flax", "elementwise_affine=false (layernorm) or affine=false leaves out the scale and the "
+                          "shift; a scale alone is a parameter multiplied in"),
 }
 
 # torch's and numpy's names for one argument: an op taking `axis` takes `dim=` for it, and so on

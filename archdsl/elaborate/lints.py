@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import numpy as np
+
 from .. import ops
 from ..ops._common import channels_first_perm
 from ..ops.losses import squashed_logits, squashing
@@ -74,6 +76,8 @@ def suspicious(op, tensors: list, attrs: dict, named=frozenset()) -> str | None:
             return said
     if op.name == "multihead_attention" and (kpm := _given(op, tensors, attrs).get("key_padding_mask")):
         return _kept_as_true(kpm.value)
+    if op.name == "multihead_attention" and (am := _given(op, tensors, attrs).get("attn_mask")):
+        return _attend_mask(am.value)
     maker = _source(tensors[0].value).producer
     if op.name in _MAP_READERS and x.rank >= 4 and maker is not None and maker.op in _MAPS:
         return _map_reader(op.name, x, attrs, maker.op)
@@ -199,6 +203,20 @@ def _given(op, tensors: list, attrs: dict) -> dict:
     return dict(zip(names, tensors))
 
 
+def _attend_mask(mask) -> str | None:
+    """A constant bool attn_mask true on and below its diagonal: Flax's causal mask (true to attend), which as
+    torch's (true = not allowed) leaves the last query no key and lets each see only the future (review122)."""
+    data = getattr(mask, "data", None)
+    if mask.kind != "const" or data is None or data.dtype != bool or data.ndim < 2 or data.shape[-1] != data.shape[-2]:
+        return None
+    n = data.shape[-1]
+    if n < 2 or not (data == np.tril(np.ones((n, n), bool))).all():
+        return None
+    return ("attn_mask is true on and below its diagonal: true marks a key NOT allowed (torch's convention), so "
+            "each query sees only later keys and the last none; Flax's true-to-attend causal mask is "
+            "logical_not(mask) here, or causal=true")
+
+
 def _kept_as_true(mask) -> str | None:
     """key_padding_mask=ids > 0 (or ne(ids, 0)): true marks the real tokens, as Flax's and Keras's masks do;
     torch's and archdsl's is true for a key to ignore, so every real token was ignored."""
@@ -238,6 +256,13 @@ def _map_reader(name: str, x, attrs: dict, maker: str) -> str | None:
 def _reshape_as_permute(x, shape, v) -> str | None:
     """reshape(x, [B, 3, 28, 28]) of a channels-last [B, 28, 28, 3] input: the same numbers in another order,
     each pixel's channels scattered across the image (a reshape moves no values)."""
+    if x.rank == 4 and len(shape) == 3 and all(isinstance(d, int) for d in x.shape[1:]):  # Flax's ViT tokens:
+        c, h, w = x.shape[1:]  # x.reshape(n, h * w, c) of an NHWC map, here of a [B, C, H, W] one (review122)
+        if c != h * w and shape[2] == c and shape[1] in (h * w, -1):
+            return (f"reshape to {list(shape)} of [{', '.join(map(str, x.shape))}] keeps its numbers in their order: "
+                    f"each token gets {c} values of one channel's map, not one position's {c} channels; the "
+                    "tokens of a [B, C, H, W] map are flatten(x, 2) then transpose(1, 2)")
+        return None
     if x.rank != 4 or len(shape) != 4 or not all(isinstance(d, int) for d in x.shape[1:]) or not _from_input(v):
         return None
     h, w, c = x.shape[1:]

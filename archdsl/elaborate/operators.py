@@ -302,7 +302,9 @@ class Operators:
             raise EvalError(f"no key '{name}' in the dict{did_you_mean(name, [k for k in v if isinstance(k, str)])}",
                             span)
         tuple_item = ("; a tuple's items are indexed: torch's topk/sort (values, indices) here is v, i = topk(x, k) "
-                      "or topk(x, k)[1]") if isinstance(v, tuple) and name in ("values", "indices") else ""
+                      "or topk(x, k)[1]") if isinstance(v, tuple) and name in ("values", "indices") else \
+            ('; Flax\'s embed.attend(h) is h @ ref("NAME.weight").T, the table as the output layer'  # review122
+             if name == "attend" else "")
         raise ArchTypeError(f"{describe(v)} has no attribute '{name}'{tuple_item}", span)
 
     def subscript(self, v, index, env, span, target=None):

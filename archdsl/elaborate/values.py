@@ -211,14 +211,25 @@ _NOT_TORCHS = {
 }
 _NOT_TFS = {"leaky_relu": "leaky_relu(x, negative_slope=0.2) (TensorFlow's default slope; archdsl's and torch's "
                           "is 0.01)"}
+# numpy's and JAX's reductions, whose defaults differ (max/min reduce; var and std divide by n, ddof=0)
+_NOT_NUMPYS = {"max": "amax(x, dim)", "min": "amin(x, dim)",
+               **{n: f"{n}(x, dim, correction=0) (their ddof=0 divides by n; archdsl's and torch's default "
+                     "correction=1 by n - 1)" for n in ("var", "std")}}
 _TORCH_ROOTS = frozenset(("torch", "F", "nn", "functional"))
 _TF_ROOTS = frozenset(("tf", "tensorflow", "keras", "K"))
+_NUMPY_ROOTS = frozenset(("np", "numpy", "jnp"))
+_JAX_NN = frozenset(("jax.nn", "nn", "linen", "flax.linen"))  # nn.gelu is Flax's: torch's nn has no function
 
 
 def module_hint(root: str, module: str, name: str) -> str:
     """What `module.name` is here: the bare name, unless that name means another thing in torch (tf.split)."""
     if root in _TF_ROOTS and name in _NOT_TFS:
         return f"{module}.{name} is {_NOT_TFS[name]}"
+    if root in _NUMPY_ROOTS and name in _NOT_NUMPYS:
+        return f"{module}.{name} is {_NOT_NUMPYS[name]}"
+    if module in _JAX_NN and name == "gelu":
+        return (f'{module}.gelu is gelu(x, approximate="tanh") (JAX\'s default; its approximate=False is '
+                "gelu(x))")
     if root not in _TORCH_ROOTS and name in _NOT_TORCHS:
         return f"{module}.{name} is {_NOT_TORCHS[name]}"
     return f"{module}.{name} is {name}"
@@ -507,6 +518,7 @@ _TORCH_FUNCTIONS = {
                "permute(x, [0, 2, 1]))",
     "Reshape": "reshape(x, [-1, ...]) with the batch dim written (Keras's Reshape((5, 64)) is reshape(x, [-1, 5, 64]))",
     "clip_by_value": "clamp(x, min=lo, max=hi)",
+    "attend": 'h @ ref("embed.weight").T (Flax\'s embed.attend(h): the embedding table as the output layer)',
     "GroupNormalization": "group_norm(x, num_groups) on channels-first [B, C, ...] (Keras's groups=32 default)",
     "Normalization": "(x - mean) / sqrt(var) with the dataset's mean and variance as buffers or constants "
                      "(Keras's adapted feature standardization; normalize is an L2 norm)",

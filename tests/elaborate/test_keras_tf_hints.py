@@ -207,3 +207,41 @@ def test_jax_and_flax_leaky_relu_keep_torchs_slope():
     for call in ("jax.nn.leaky_relu(x)", "linen.leaky_relu(x)"):
         assert "0.2" not in _error(f"model m(x: float32[B, 4]) -> y {{\n    y = {call}\n}}\n"), call
     assert "negative_slope=0.2" in _error("model m(x: float32[B, 4]) -> y {\n    y = tf.nn.leaky_relu(x)\n}\n")
+
+
+# review122: a JAX/Flax user's names and habits
+
+
+@pytest.mark.parametrize("call, said", [
+    ("jax.nn.gelu(x)", 'jax.nn.gelu is gelu(x, approximate="tanh") (JAX\'s default'),
+    ("nn.gelu(x)", 'nn.gelu is gelu(x, approximate="tanh")'),
+    ("jnp.max(x, axis=-1)", "jnp.max is amax(x, dim)"),
+    ("np.min(x)", "np.min is amin(x, dim)"),
+    ("jnp.var(x, axis=1)", "jnp.var is var(x, dim, correction=0) (their ddof=0 divides by n"),
+    ("jnp.std(x)", "jnp.std is std(x, dim, correction=0)"),
+    ("attend(x)", 'h @ ref("embed.weight").T (Flax\'s embed.attend(h)'),
+    ("x -> layernorm(use_scale=false)", "(Flax's): elementwise_affine=false"),
+    ("x -> linear(4, use_bias=false)", "(Keras's and Flax's): bias=false"),
+])
+def test_flax_and_jax_names_say_their_defaults(call, said):
+    assert said in _error(f"model m(x: float32[B, 4, 8]) -> y {{\n    y = {call}\n}}\n")
+    assert _error("model m(x: float32[B, 4]) -> y {\n    y = nn.functional.gelu(x)\n}\n").endswith(
+        "nn.functional.gelu is gelu")  # torch's
+
+
+def test_flax_habits_that_build_a_wrong_model_are_warned_of():
+    """A Flax causal mask (true to attend) as attn_mask let each query see only the future; a conv map reshaped
+    to [B, H*W, C] (Flax's NHWC tokens) scattered each channel's map across tokens: both built silently."""
+    mask = _warned("model m(x: float32[B, 8, 32]) -> y {\n"
+                   "    mask = tensor([[j <= i for j in range(8)] for i in range(8)])\n"
+                   "    y = x -> multihead_attention(embed_dim=32, num_heads=4, attn_mask=mask) as attn\n}\n")
+    assert mask and "attn_mask is true on and below its diagonal: true marks a key NOT allowed" in mask[0]
+    assert _warned("model m(x: float32[B, 8, 32]) -> y {\n"
+                   "    mask = tensor([[j > i for j in range(8)] for i in range(8)])\n"
+                   "    y = x -> multihead_attention(embed_dim=32, num_heads=4, attn_mask=mask) as attn\n}\n") == []
+    for target in ("[B, 64, 32]", "[B, -1, 32]"):
+        said = _warned(f"model m(x: float32[B, 3, 32, 32]) -> y {{\n    h = x -> conv2d(32, 4, stride=4)\n"
+                       f"    y = reshape(h, {target})\n}}\n")
+        assert said and "the tokens of a [B, C, H, W] map are flatten(x, 2) then transpose(1, 2)" in said[0], target
+    assert _warned("model m(x: float32[B, 3, 32, 32]) -> y {\n    h = x -> conv2d(32, 4, stride=4)\n"
+                   "    y = reshape(h, [B, 32, 64])\n}\n") == []
