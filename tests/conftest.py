@@ -1,6 +1,7 @@
 """Hypothesis draws the same examples on every run (derandomize): a red run is the code's doing, and a rerun
 shows the same failure. HYPOTHESIS_PROFILE=explore draws new ones each run, to look for bugs (a random CI run
-had found an ill-conditioned layernorm row that no code change caused)."""
+had found an ill-conditioned layernorm row that no code change caused). A test's own settings leave derandomize
+to the profile."""
 
 from __future__ import annotations
 

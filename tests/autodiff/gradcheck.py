@@ -141,7 +141,8 @@ def _build(op: str, types: list[TensorType], attrs: dict, dtype: DType, rs: list
 
 def check_grad(op: str, arrays: list[np.ndarray], attrs: dict | None = None, *, wrt: list[int] | None = None,
                eps: float = 1e-6, rtol: float = 1e-5, seed: int = 0, directions: int = 3,
-               outputs: list[int] | None = None, linear: bool = False, tied: dict[int, int] | None = None) -> None:
+               outputs: list[int] | None = None, linear: bool = False, tied: dict[int, int] | None = None,
+               float32: bool = True) -> None:
     """Assert the rule of `op` matches finite differences at `arrays` (float arrays are differentiated);
     `outputs` limits the objective to those outputs (an op whose other outputs are never differentiated).
 
@@ -189,7 +190,10 @@ def check_grad(op: str, arrays: list[np.ndarray], attrs: dict | None = None, *, 
                                                    else v) for k, v in feeds.items()})[0]) if linear else 0.0
         atol = 1e-7 + (1e-6 * max(abs(lp), abs(lm), size) / (2 * eps) if linear else 0.0)
         assert abs(fd - an) <= rtol * scale + atol, f"{op}: finite differences {fd:.8g}, gradient {an:.8g}"
-    # the same gradient graph in float32 on onnxruntime agrees
+    # the same gradient graph in float32 on onnxruntime agrees (float32=False: inputs where float32 itself is
+    # ill-conditioned; the finite differences above are still checked)
+    if not float32:
+        return
     m32, _ = _build(op, types, attrs, DType.float32, rs, wrt, OPSET32, tied)
     f32 = {k: (v.astype(np.float32) if v.dtype == np.float64 else v) for k, v in feeds.items()}
     _, *g32 = run_model(m32, f32)

@@ -7,7 +7,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from archdsl import ops
@@ -162,17 +162,19 @@ def test_batchnorm_inference_form(shape, affine, seed):
 @FAST
 @given(lead=st.lists(dims, min_size=1, max_size=2), norm=st.lists(st.integers(2, 4), min_size=1, max_size=2),
        affine=st.booleans(), bias=st.booleans(), seed=st.integers(0, 99))
+@example(lead=[3], norm=[2], affine=False, bias=False, seed=40)  # the ill-conditioned row: finite differences only
 def test_layernorm(lead, norm, affine, bias, seed):
     arrays = [normal(seed, *lead, *norm)]
     # a row of nearly equal values (seed 40's [-1.0379, -1.0260]: variance 3.5e-5 beside eps 1e-5) is ill-conditioned
-    # in float32 for any implementation: the float32-against-float64 check below is about the rule, not that
-    assume(arrays[0].reshape(-1, int(np.prod(norm))).std(axis=1).min() > 0.05)
+    # in float32 for any implementation (torch's float32 backward is 3e-3 off there): such rows skip the
+    # float32-against-float64 comparison, not the finite differences (review123)
+    steady = bool(arrays[0].reshape(-1, int(np.prod(norm))).std(axis=1).min() > 0.05)
     if affine:
         arrays.append(positive(seed + 1, *norm))
         if bias:
             arrays.append(normal(seed + 2, *norm))
     check_grad("layernorm", arrays, {"normalized_shape": norm, "elementwise_affine": affine, "bias": bias},
-               seed=seed)
+               seed=seed, float32=steady)
 
 
 @FAST

@@ -180,7 +180,7 @@ def test_a_decided_ordering_holds_at_every_size():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    @settings(max_examples=150, deadline=None, derandomize=True)
+    @settings(max_examples=150, deadline=None)
     @given(a=_size_expression(), b=_size_expression(), op=st.sampled_from(["<", "<=", ">", ">="]))
     def check(a, b, op):
         cond = f"{a} {op} {b}"

@@ -15,7 +15,7 @@ from .helpers import OPSET, assert_close, feeds_for, random_weights, run
 from .random_graphs import build, recipes
 
 CTX = PassContext(opset=OPSET)
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -106,7 +106,7 @@ def _perturbed(data: list[dict], eps: float) -> list[dict]:
 
 # ---------------------------------------------------------------- random programs
 
-_RANDOM = settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+_RANDOM = settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def _one_random_program(text: str, loss: str) -> None:
