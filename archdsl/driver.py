@@ -31,14 +31,13 @@ from .lower.model_file import (
     write_model,
     write_models,
 )
+from .lower.weights import SEED_MAX, check_seed
 from .passes import check_computed_constants
 from .shared_switch import SharedSwitch
 
 __all__ = ["CompileOptions", "Compiled", "compile_file", "compile_source", "check_file", "check_source",
            "load", "select_models", "build", "build_file", "write_model", "write_models", "parse_defines",
            "EXTERNAL_DATA_THRESHOLD", "CompiledTrain", "build_train", "compile_train_file", "SEED_MAX"]
-
-SEED_MAX = 2**32 - 1  # the weights draw from (seed, name, block) as 32-bit words; dropout takes it as int64
 
 
 @dataclass(frozen=True)
@@ -264,8 +263,7 @@ def _check_options(options: CompileOptions, train: bool = False) -> int | None:
         bad = next(k for k in w if not isinstance(k, str))
         raise ArchError(f"weights: the keys are parameter names (strings), got {type(bad).__name__} {bad!r}")
     seed = options.seed
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= SEED_MAX:
-        raise ArchError(f"seed must be an integer in 0..{SEED_MAX}, got {options.seed!r}")
+    check_seed(seed)
     import numpy as np
     if not isinstance(options.with_weights, (bool, np.bool_)):  # "no" was true; numpy's bool is taken, as
         # seed= and opset= take numpy's integers

@@ -19,7 +19,7 @@ from ..diagnostics import (
 )
 from ..ir import provenance
 from ..ops import REQUIRED, coerce_attr, give_numbers
-from ..ops._common import fill_array
+from ..ops._common import NORMAL_REACH, drawn_top, fill_array
 from ..ops.random import SEED_INPUT
 from ..types import DTYPES, DType, Sym, TensorType, dim_size, dim_symbols, unknown_dtype
 from .arguments import (
@@ -515,8 +515,8 @@ class Calls:
         check_elements(shape, "parameter()", span)
         if init == "constant":  # 1e39 became inf in float32 with a numpy warning; 0.5 an int's 0
             fill_array("parameter()", value, DTYPES[dtype], named_infinity=False)
-        reach = {"normal": 5.7 * std, "trunc_normal": 2 * std, "uniform": max(abs(low), abs(high), high - low)}
-        if DTYPES[dtype].is_float and not reach.get(init, 0) <= (top := min(DTYPES[dtype].limits()[1], 3.4e38)):
+        reach = {"normal": NORMAL_REACH * std, "trunc_normal": 2 * std, "uniform": max(abs(low), abs(high), high - low)}
+        if DTYPES[dtype].is_float and not reach.get(init, 0) <= (top := drawn_top(DTYPES[dtype])):
             said = f"low={low}, high={high}" if init == "uniform" else f"std={std}"  # std=1e39: inf weights, drawn
             raise ArchTypeError(f"parameter(): {init} with {said} draws numbers past {top:g} (inf in the float32 "
                                 f"draw or the {dtype} weight)", span)  # in float32 (mutnew5, review119)

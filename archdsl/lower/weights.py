@@ -22,11 +22,12 @@ from ..ir import Graph
 from ..ops import ParamSpec
 from ..types import DType
 
-__all__ = ["CHUNK", "Chunked", "chunk_count", "file_bytes", "fill_chunk", "materialize", "initial_weights",
-           "load_weights", "narrow_float", "npy_bfloat16", "npz_member", "numpy_reason", "raw_bytes", "read_exactly",
-           "read_npz", "resident", "save_weights", "whole_numbers", "write_npz"]
+__all__ = ["SEED_MAX", "check_seed", "CHUNK", "Chunked", "chunk_count", "file_bytes", "fill_chunk", "materialize",
+           "initial_weights", "load_weights", "narrow_float", "npy_bfloat16", "npz_member", "numpy_reason", "raw_bytes",
+           "read_exactly", "read_npz", "resident", "save_weights", "whole_numbers", "write_npz"]
 
 
+SEED_MAX = 2**32 - 1  # the weights draw from (seed, name, block) as 32-bit words; dropout takes it as int64
 CHUNK = 1 << 18  # elements per independently seeded block of a generated parameter (1 MiB of float32)
 _GENERATED = ("uniform", "normal", "trunc_normal")
 
@@ -463,6 +464,12 @@ def write_npz(f: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
                 np.lib.format.write_array(out, np.asanyarray(a), allow_pickle=False)
 
 
+def check_seed(seed) -> None:
+    """A seed as every use takes it whole: the weights' 32-bit words, run_training's shuffling, a build's."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= SEED_MAX:
+        raise ArchError(f"seed must be an integer in 0..{SEED_MAX}, got {seed!r}")
+
+
 def initial_weights(graph, seed: int = 0) -> dict[str, np.ndarray]:
     """The values a build with this seed gives each parameter and buffer of an (unoptimized) IR graph, by name,
     before any pass derives new ones (BatchNorm folding): what a torch state_dict would hold. The seed as a
@@ -470,6 +477,5 @@ def initial_weights(graph, seed: int = 0) -> dict[str, np.ndarray]:
     if not isinstance(graph, Graph):  # a ModelProto: an AttributeError on .params
         raise ArchError(f"initial_weights takes the IR graph of a spec (archdsl.check_file(path)), got "
                         f"{type(graph).__name__}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
-        raise ArchError(f"seed must be an integer in 0..{2**32 - 1}, got {seed!r}")
+    check_seed(seed)
     return {name: materialize(name, v.spec, v.type.dtype, seed) for name, v in graph.params.items()}

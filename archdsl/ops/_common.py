@@ -193,6 +193,15 @@ def same_type(ins: list[TensorType], a: dict) -> list[TensorType]:
     return [ins[0]]
 
 
+NORMAL_REACH = 5.7  # a generated normal init reaches 5.64 std (lower/weights.py: Box-Muller of 23-bit uniforms)
+
+
+def drawn_top(dtype: DType) -> float:
+    """The largest number a generated init may reach: drawn in float32 (3.4e38, just under its largest), then
+    stored in `dtype`."""
+    return min(dtype.limits()[1], 3.4e38)
+
+
 def fill_array(op: str, value, dtype: DType, named_infinity: bool = True):
     """A fill value (masked_fill, causal_mask, pad) as a scalar array of the tensor's dtype; one that does not
     fit (2**40 in int32, 1e39 in float32, 0.5 or inf in an integer tensor) is a diagnostic, not an overflow

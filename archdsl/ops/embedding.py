@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..types import DType
-from ._common import positive, shape_str
+from ._common import NORMAL_REACH, drawn_top, positive, shape_str
 from .registry import Attr, Init, OpDef, ParamSpec, fail, register
 
 
@@ -17,9 +17,9 @@ def _infer(ins, a):
         fail(f"embedding: table must be 2-D, got {shape_str(w)}")
     if not a["std"] >= 0:
         fail(f"embedding: std must be >= 0, got {a['std']}", "std")
-    if not 5.7 * a["std"] <= (top := min(w.dtype.limits()[1], 3.4e38)):  # N(0, std) drawn in float32 reaches 5.64
+    if not NORMAL_REACH * a["std"] <= (top := drawn_top(w.dtype)):  # inf past this (mutnew5)
         fail(f"embedding: std={a['std']} draws numbers past {top:g} (inf in the float32 draw or the {w.dtype} "
-             "table)", "std")  # std: inf past this (mutnew5)
+             "table)", "std")
     p, n = a.get("padding_idx"), w.shape[0]
     if p is not None and not -n <= p < n:
         fail(f"embedding: padding_idx {p} is not a row of a {n}-row table ({-n}..{n - 1})", "padding_idx")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..diagnostics import ArchError
+from ..lower.weights import check_seed
 from ..runtime import MAX_THREADS
 
 __all__ = ["LoopOptions"]
@@ -57,8 +58,7 @@ class LoopOptions:
                                 f"{v!r}")
         if self.threads is not None and self.threads > MAX_THREADS:
             raise ArchError(f"threads takes 0 (onnxruntime's default) to {MAX_THREADS}, got {self.threads}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < 2**32:
-            raise ArchError(f"seed must be an integer in 0..{2**32 - 1}, got {self.seed!r}")
+        check_seed(self.seed)
         if self.patience is not None and not self.val:
             raise ArchError("patience needs val (it watches the held-out loss)")
         for name, known in (("schedule", ("constant", "cosine", "linear", "step")),
