@@ -92,8 +92,7 @@ class TrainConfig:
         for what, v in (("norm", self.clip_grad_norm), ("value", self.clip_grad_value)):
             if v is None:
                 continue  # a norm past float32's largest clips nothing, as torch's (the step holds float32's)
-            v = as_float32(f"the gradient {what} to clip to", v) if what == "value" else \
-                as_float32("", v, refuse=False)
+            v = as_float32(f"the gradient {what} to clip to", v, refuse=what == "value")
             if not 0 < v < float("inf"):
                 raise ArchError(f"the gradient {what} to clip to must be positive and finite, got {v}")
         if self.ignore_index is not None and self.loss not in ("cross_entropy", None):
